@@ -1,0 +1,439 @@
+//! Typed views read out of documents. Values of the wrong type read as absent: only the
+//! server's validation decides what a document may hold, reading never fails on content.
+
+use std::collections::BTreeMap;
+
+use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+use super::schema::{keys::*, split_reaction_key};
+use crate::ids::{AccountId, ContactId, ConvId, MessageId, ResourceId};
+use crate::model::account::{AccountKind, Profile};
+use crate::model::contact::{Contact, ContactKind};
+use crate::model::conversation::*;
+use crate::model::message::{ForwardedFrom, Message, MessageKind};
+use crate::model::proposal::ProposalStatus;
+
+/// A scalar at `obj[key]` (the winning value where there is a conflict).
+pub fn scalar<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ScalarValue> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Scalar(s), _) => Some(s.into_owned()),
+        _ => None,
+    }
+}
+
+pub fn get_str<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<String> {
+    match scalar(doc, obj, key)? {
+        ScalarValue::Str(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+pub fn get_int<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64> {
+    match scalar(doc, obj, key)? {
+        ScalarValue::Int(i) => Some(i),
+        _ => None,
+    }
+}
+
+pub fn get_bool<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<bool> {
+    match scalar(doc, obj, key)? {
+        ScalarValue::Boolean(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// The map at `obj[key]`, if there is one.
+pub fn get_map<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+fn parsed<T>(
+    value: Option<String>,
+    parse: impl Fn(&str) -> Result<T, crate::ModelError>,
+) -> Option<T> {
+    value.and_then(|v| parse(&v).ok())
+}
+
+/// A stored id, if it is a valid one.
+fn id_of<T: TryFrom<String>>(value: Option<String>) -> Option<T> {
+    value.and_then(|v| T::try_from(v).ok())
+}
+
+fn account(doc: &Automerge, obj: &ObjId, key: &str) -> Option<AccountId> {
+    id_of::<AccountId>(get_str(doc, obj, key))
+}
+
+/// Reads one member entry.
+pub fn read_member(doc: &Automerge, members: &ObjId, account_id: &AccountId) -> Option<Member> {
+    let obj = get_map(doc, members, account_id.as_str())?;
+    let mut member = Member::new(
+        account_id.clone(),
+        parsed(get_str(doc, &obj, ROLE), Role::parse)?,
+    );
+    member.status = parsed(get_str(doc, &obj, STATUS), MemberStatus::parse)?;
+    member.joined_at = get_int(doc, &obj, JOINED_AT);
+    member.invited_by = account(doc, &obj, INVITED_BY);
+    member.left_at = get_int(doc, &obj, LEFT_AT);
+    member.removed_at = get_int(doc, &obj, REMOVED_AT);
+    member.nickname = get_str(doc, &obj, NICKNAME);
+    member.color = get_str(doc, &obj, COLOR);
+    for permission in Permission::ALL {
+        if let Some(value) = get_bool(doc, &obj, permission.as_str()) {
+            member.overrides.insert(*permission, value);
+        }
+    }
+    Some(member)
+}
+
+/// Reads `meta`; `None` until the creation change is in.
+pub fn read_meta(doc: &Automerge) -> Option<Meta> {
+    let meta = get_map(doc, &ROOT, META)?;
+    let kind = parsed(get_str(doc, &meta, KIND), ConvKind::parse)?;
+    let thread = match (
+        id_of::<ConvId>(get_str(doc, &meta, PARENT)),
+        id_of::<MessageId>(get_str(doc, &meta, PARENT_MESSAGE)),
+        get_int(doc, &meta, DEPTH),
+    ) {
+        (Some(parent), Some(message), Some(depth)) => Some(ThreadLink {
+            parent,
+            message,
+            depth: u32::try_from(depth).unwrap_or(u32::MAX),
+        }),
+        _ => None,
+    };
+    let resource = match (
+        id_of::<ResourceId>(get_str(doc, &meta, RESOURCE)),
+        account(doc, &meta, CLIENT),
+        account(doc, &meta, OWNER),
+    ) {
+        (Some(resource), Some(client), Some(owner)) => Some(ResourceLink {
+            resource,
+            client,
+            owner,
+        }),
+        _ => None,
+    };
+    Some(Meta {
+        kind,
+        created_by: account(doc, &meta, CREATED_BY),
+        created_at: get_int(doc, &meta, CREATED_AT).unwrap_or(0),
+        bucket_ms: get_int(doc, &meta, BUCKET_MS).unwrap_or(DEFAULT_BUCKET_MS),
+        thread,
+        resource,
+    })
+}
+
+pub fn read_info(doc: &Automerge) -> Info {
+    let Some(info) = get_map(doc, &ROOT, INFO) else {
+        return Info::default();
+    };
+    Info {
+        title: get_str(doc, &info, TITLE),
+        description: get_str(doc, &info, DESCRIPTION),
+        avatar: get_str(doc, &info, AVATAR),
+        theme_color: get_str(doc, &info, THEME_COLOR),
+        theme_background: get_str(doc, &info, THEME_BACKGROUND),
+    }
+}
+
+pub fn read_settings(doc: &Automerge, kind: ConvKind) -> Settings {
+    let mut s = Settings::defaults_for(kind);
+    let Some(obj) = get_map(doc, &ROOT, SETTINGS) else {
+        return s;
+    };
+    let uint = |key| get_int(doc, &obj, key).and_then(|v| u32::try_from(v).ok());
+    if let Some(v) = parsed(get_str(doc, &obj, SEND_POLICY), SendPolicy::parse) {
+        s.send_policy = v;
+    }
+    if let Some(v) = parsed(get_str(doc, &obj, JOIN_POLICY), JoinPolicy::parse) {
+        s.join_policy = v;
+    }
+    if let Some(v) = parsed(get_str(doc, &obj, INFO_EDIT_POLICY), EditPolicy::parse) {
+        s.info_edit_policy = v;
+    }
+    if let Some(v) = parsed(get_str(doc, &obj, SUBROOM_POLICY), EditPolicy::parse) {
+        s.subroom_policy = v;
+    }
+    s.join_approval_required =
+        get_bool(doc, &obj, JOIN_APPROVAL_REQUIRED).unwrap_or(s.join_approval_required);
+    s.max_subroom_depth = uint(MAX_SUBROOM_DEPTH).unwrap_or(s.max_subroom_depth);
+    s.slow_mode_seconds = uint(SLOW_MODE_SECONDS).unwrap_or(s.slow_mode_seconds);
+    s.retention_days = uint(RETENTION_DAYS).or(s.retention_days);
+    s.allow_reactions = get_bool(doc, &obj, ALLOW_REACTIONS).unwrap_or(s.allow_reactions);
+    s.allow_stickers = get_bool(doc, &obj, ALLOW_STICKERS).unwrap_or(s.allow_stickers);
+    s.allow_attachments = get_bool(doc, &obj, ALLOW_ATTACHMENTS).unwrap_or(s.allow_attachments);
+    s
+}
+
+pub fn read_lifecycle(doc: &Automerge) -> LifecycleState {
+    let obj = get_map(doc, &ROOT, LIFECYCLE);
+    let state = obj
+        .as_ref()
+        .and_then(|o| parsed(get_str(doc, o, STATE), Lifecycle::parse))
+        .unwrap_or(Lifecycle::Active);
+    LifecycleState {
+        state,
+        by: obj.as_ref().and_then(|o| account(doc, o, BY)),
+        at: obj.as_ref().and_then(|o| get_int(doc, o, AT)),
+    }
+}
+
+fn map_keys(doc: &Automerge, obj: &ObjId) -> Vec<String> {
+    doc.keys(obj).collect()
+}
+
+pub fn read_members(doc: &Automerge) -> BTreeMap<AccountId, Member> {
+    let Some(members) = get_map(doc, &ROOT, MEMBERS) else {
+        return BTreeMap::new();
+    };
+    map_keys(doc, &members)
+        .into_iter()
+        .filter_map(|key| AccountId::new(key).ok())
+        .filter_map(|id| read_member(doc, &members, &id).map(|m| (id, m)))
+        .collect()
+}
+
+pub fn read_pins(doc: &Automerge) -> BTreeMap<MessageId, Pin> {
+    let Some(pins) = get_map(doc, &ROOT, PINS) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for key in map_keys(doc, &pins) {
+        let (Ok(message), Some(obj)) = (MessageId::new(key.clone()), get_map(doc, &pins, &key))
+        else {
+            continue;
+        };
+        if let (Some(by), Some(at)) = (account(doc, &obj, BY), get_int(doc, &obj, AT)) {
+            out.insert(message.clone(), Pin { message, by, at });
+        }
+    }
+    out
+}
+
+pub fn read_reads(doc: &Automerge) -> BTreeMap<AccountId, MessageId> {
+    let Some(reads) = get_map(doc, &ROOT, READS) else {
+        return BTreeMap::new();
+    };
+    map_keys(doc, &reads)
+        .into_iter()
+        .filter_map(|key| {
+            let message = id_of::<MessageId>(get_str(doc, &reads, &key))?;
+            Some((AccountId::new(key).ok()?, message))
+        })
+        .collect()
+}
+
+/// The whole conversation. O(members): the server keeps it cached and refreshes parts.
+pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
+    let meta = read_meta(doc);
+    let kind = meta.as_ref().map_or(ConvKind::Group, |m| m.kind);
+    Conversation {
+        id,
+        settings: read_settings(doc, kind),
+        meta,
+        info: read_info(doc),
+        members: read_members(doc),
+        pins: read_pins(doc),
+        reads: read_reads(doc),
+        lifecycle: read_lifecycle(doc),
+    }
+}
+
+/// One message of a bucket, without its reactions.
+pub fn read_message_fields(doc: &Automerge, messages: &ObjId, id: &MessageId) -> Option<Message> {
+    let obj = get_map(doc, messages, id.as_str())?;
+    Some(Message {
+        id: id.clone(),
+        author: account(doc, &obj, AUTHOR)?,
+        kind: parsed(get_str(doc, &obj, KIND), MessageKind::parse)?,
+        body: get_str(doc, &obj, BODY).unwrap_or_default(),
+        payload: get_str(doc, &obj, PAYLOAD),
+        caption: get_str(doc, &obj, CAPTION),
+        attachments: get_str(doc, &obj, ATTACHMENTS),
+        mentions: get_str(doc, &obj, MENTIONS),
+        reply_to: id_of::<MessageId>(get_str(doc, &obj, REPLY_TO)),
+        forwarded_from: parsed(get_str(doc, &obj, FORWARDED_FROM), ForwardedFrom::decode),
+        created_at: get_int(doc, &obj, CREATED_AT)?,
+        edited_at: get_int(doc, &obj, EDITED_AT),
+        deleted_at: get_int(doc, &obj, DELETED_AT),
+        scheduled_at: get_int(doc, &obj, SCHEDULED_AT),
+        status: parsed(get_str(doc, &obj, STATUS), ProposalStatus::parse),
+        reactions: BTreeMap::new(),
+    })
+}
+
+/// One message with its reactions.
+pub fn read_message(doc: &Automerge, id: &MessageId) -> Option<Message> {
+    let messages = get_map(doc, &ROOT, MESSAGES)?;
+    let mut message = read_message_fields(doc, &messages, id)?;
+    if let Some(reactions) = get_map(doc, &ROOT, REACTIONS) {
+        let prefix = format!("{}|", id);
+        let end = format!("{}}}", id); // '}' sorts right after '|'
+        for item in doc.map_range(&reactions, prefix..end) {
+            add_reaction(&mut message.reactions, &item.key, &item.value);
+        }
+    }
+    Some(message)
+}
+
+fn add_reaction(
+    into: &mut BTreeMap<String, BTreeMap<AccountId, i64>>,
+    key: &str,
+    value: &automerge::ValueRef<'_>,
+) {
+    let Some((_, account, emoji)) = split_reaction_key(key) else {
+        return;
+    };
+    let (Ok(account), automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(at))) =
+        (AccountId::new(account), value)
+    else {
+        return;
+    };
+    into.entry(emoji.to_owned())
+        .or_default()
+        .insert(account, *at);
+}
+
+/// Every message of a bucket with reactions, in (created_at, id) order. The engine reorders
+/// by server sequence (DESIGN §2 timeline order).
+pub fn read_messages(doc: &Automerge) -> Vec<Message> {
+    let Some(messages) = get_map(doc, &ROOT, MESSAGES) else {
+        return Vec::new();
+    };
+    let mut by_id: BTreeMap<MessageId, Message> = map_keys(doc, &messages)
+        .into_iter()
+        .filter_map(|key| MessageId::new(key).ok())
+        .filter_map(|id| read_message_fields(doc, &messages, &id).map(|m| (id, m)))
+        .collect();
+    if let Some(reactions) = get_map(doc, &ROOT, REACTIONS) {
+        for item in doc.map_range(&reactions, ..) {
+            let Some((message, _, _)) = split_reaction_key(&item.key) else {
+                continue;
+            };
+            let Ok(message) = MessageId::new(message) else {
+                continue;
+            };
+            if let Some(m) = by_id.get_mut(&message) {
+                add_reaction(&mut m.reactions, &item.key, &item.value);
+            }
+        }
+    }
+    let mut out: Vec<Message> = by_id.into_values().collect();
+    out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    out
+}
+
+/// An account's profile; `None` before it wrote one.
+pub fn read_profile(doc: &Automerge) -> Option<Profile> {
+    Some(Profile {
+        kind: parsed(get_str(doc, &ROOT, KIND), AccountKind::parse)?,
+        display_name: get_str(doc, &ROOT, DISPLAY_NAME).unwrap_or_default(),
+        avatar: get_str(doc, &ROOT, AVATAR),
+        bio: get_str(doc, &ROOT, BIO),
+        status: get_str(doc, &ROOT, STATUS),
+    })
+}
+
+/// An account's settings for one conversation (private document).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConvPrefs {
+    pub muted: bool,
+    pub muted_until: Option<i64>,
+    pub pinned: bool,
+    pub pinned_at: Option<i64>,
+    pub archived: bool,
+    pub archived_at: Option<i64>,
+    pub notifications: Option<NotificationLevel>,
+}
+
+/// A message the account scheduled and the client will post at `at`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Scheduled {
+    pub id: MessageId,
+    pub conv: ConvId,
+    pub body: String,
+    pub at: i64,
+}
+
+/// The private document, typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PrivateData {
+    pub contacts: BTreeMap<ContactId, Contact>,
+    pub convs: BTreeMap<ConvId, ConvPrefs>,
+    pub drafts: BTreeMap<ConvId, String>,
+    pub scheduled: BTreeMap<MessageId, Scheduled>,
+}
+
+pub fn read_private(doc: &Automerge) -> PrivateData {
+    let mut out = PrivateData::default();
+    if let Some(contacts) = get_map(doc, &ROOT, CONTACTS) {
+        for key in map_keys(doc, &contacts) {
+            let (Ok(id), Some(obj)) = (ContactId::new(key.clone()), get_map(doc, &contacts, &key))
+            else {
+                continue;
+            };
+            let Some(kind) = parsed(get_str(doc, &obj, KIND), ContactKind::parse) else {
+                continue;
+            };
+            out.contacts.insert(
+                id,
+                Contact {
+                    kind,
+                    phone: get_str(doc, &obj, PHONE),
+                    email: get_str(doc, &obj, EMAIL),
+                    account: account(doc, &obj, ACCOUNT),
+                    nickname: get_str(doc, &obj, NICKNAME),
+                },
+            );
+        }
+    }
+    if let Some(convs) = get_map(doc, &ROOT, CONVS) {
+        for key in map_keys(doc, &convs) {
+            let (Ok(id), Some(obj)) = (ConvId::new(key.clone()), get_map(doc, &convs, &key)) else {
+                continue;
+            };
+            out.convs.insert(
+                id,
+                ConvPrefs {
+                    muted: get_bool(doc, &obj, MUTED).unwrap_or(false),
+                    muted_until: get_int(doc, &obj, MUTED_UNTIL),
+                    pinned: get_bool(doc, &obj, PINNED).unwrap_or(false),
+                    pinned_at: get_int(doc, &obj, PINNED_AT),
+                    archived: get_bool(doc, &obj, ARCHIVED).unwrap_or(false),
+                    archived_at: get_int(doc, &obj, ARCHIVED_AT),
+                    notifications: parsed(
+                        get_str(doc, &obj, NOTIFICATIONS),
+                        NotificationLevel::parse,
+                    ),
+                },
+            );
+        }
+    }
+    if let Some(drafts) = get_map(doc, &ROOT, DRAFTS) {
+        for key in map_keys(doc, &drafts) {
+            if let (Ok(id), Some(text)) = (ConvId::new(key.clone()), get_str(doc, &drafts, &key)) {
+                out.drafts.insert(id, text);
+            }
+        }
+    }
+    if let Some(scheduled) = get_map(doc, &ROOT, SCHEDULED) {
+        for key in map_keys(doc, &scheduled) {
+            let (Ok(id), Some(obj)) = (MessageId::new(key.clone()), get_map(doc, &scheduled, &key))
+            else {
+                continue;
+            };
+            if let (Some(conv), Some(body), Some(at)) = (
+                id_of::<ConvId>(get_str(doc, &obj, CONV)),
+                get_str(doc, &obj, BODY),
+                get_int(doc, &obj, AT),
+            ) {
+                out.scheduled
+                    .insert(id.clone(), Scheduled { id, conv, body, at });
+            }
+        }
+    }
+    out
+}

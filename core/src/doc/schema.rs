@@ -1,0 +1,251 @@
+//! Document layout, version 1. `docs/SCHEMA.md` describes the same for other languages.
+//!
+//! Only maps and scalars: every value has a path of map keys, which keeps the validation of a
+//! change a walk over its ops. Bodies are scalar strings, never Automerge Text.
+
+/// The `schema` value the genesis of every document writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Key names. One spelling for the writer, the reader and the validator.
+pub mod keys {
+    pub const SCHEMA: &str = "schema";
+
+    // conv: top-level maps
+    pub const META: &str = "meta";
+    pub const INFO: &str = "info";
+    pub const SETTINGS: &str = "settings";
+    pub const MEMBERS: &str = "members";
+    pub const PINS: &str = "pins";
+    pub const READS: &str = "reads";
+    pub const LIFECYCLE: &str = "lifecycle";
+
+    // conv/meta (write once, in the creation change)
+    pub const KIND: &str = "kind";
+    pub const CREATED_BY: &str = "created_by";
+    pub const CREATED_AT: &str = "created_at";
+    pub const BUCKET_MS: &str = "bucket_ms";
+    pub const PARENT: &str = "parent";
+    pub const PARENT_MESSAGE: &str = "parent_message";
+    pub const DEPTH: &str = "depth";
+    pub const RESOURCE: &str = "resource";
+    pub const CLIENT: &str = "client";
+    pub const OWNER: &str = "owner";
+
+    // conv/info
+    pub const TITLE: &str = "title";
+    pub const DESCRIPTION: &str = "description";
+    pub const AVATAR: &str = "avatar";
+    pub const THEME_COLOR: &str = "theme_color";
+    pub const THEME_BACKGROUND: &str = "theme_background";
+
+    // conv/settings
+    pub const SEND_POLICY: &str = "send_policy";
+    pub const JOIN_POLICY: &str = "join_policy";
+    pub const JOIN_APPROVAL_REQUIRED: &str = "join_approval_required";
+    pub const INFO_EDIT_POLICY: &str = "info_edit_policy";
+    pub const SUBROOM_POLICY: &str = "subroom_policy";
+    pub const MAX_SUBROOM_DEPTH: &str = "max_subroom_depth";
+    pub const SLOW_MODE_SECONDS: &str = "slow_mode_seconds";
+    pub const RETENTION_DAYS: &str = "retention_days";
+    pub const ALLOW_REACTIONS: &str = "allow_reactions";
+    pub const ALLOW_STICKERS: &str = "allow_stickers";
+    pub const ALLOW_ATTACHMENTS: &str = "allow_attachments";
+
+    // conv/members/<account>
+    pub const ROLE: &str = "role";
+    pub const STATUS: &str = "status";
+    pub const JOINED_AT: &str = "joined_at";
+    pub const INVITED_BY: &str = "invited_by";
+    pub const LEFT_AT: &str = "left_at";
+    pub const REMOVED_AT: &str = "removed_at";
+    pub const NICKNAME: &str = "nickname";
+    pub const COLOR: &str = "color";
+
+    // conv/pins/<message> and conv/lifecycle
+    pub const BY: &str = "by";
+    pub const AT: &str = "at";
+    pub const STATE: &str = "state";
+
+    // msgs
+    pub const MESSAGES: &str = "messages";
+    pub const REACTIONS: &str = "reactions";
+    pub const AUTHOR: &str = "author";
+    pub const BODY: &str = "body";
+    pub const PAYLOAD: &str = "payload";
+    pub const CAPTION: &str = "caption";
+    pub const ATTACHMENTS: &str = "attachments";
+    pub const MENTIONS: &str = "mentions";
+    pub const REPLY_TO: &str = "reply_to";
+    pub const FORWARDED_FROM: &str = "forwarded_from";
+    pub const SCHEDULED_AT: &str = "scheduled_at";
+    pub const EDITED_AT: &str = "edited_at";
+    pub const DELETED_AT: &str = "deleted_at";
+
+    // profile (root scalars)
+    pub const DISPLAY_NAME: &str = "display_name";
+    pub const BIO: &str = "bio";
+
+    // private
+    pub const CONTACTS: &str = "contacts";
+    pub const CONVS: &str = "convs";
+    pub const DRAFTS: &str = "drafts";
+    pub const SCHEDULED: &str = "scheduled";
+    pub const PHONE: &str = "phone";
+    pub const EMAIL: &str = "email";
+    pub const ACCOUNT: &str = "account";
+    pub const MUTED: &str = "muted";
+    pub const MUTED_UNTIL: &str = "muted_until";
+    pub const PINNED: &str = "pinned";
+    pub const PINNED_AT: &str = "pinned_at";
+    pub const ARCHIVED: &str = "archived";
+    pub const ARCHIVED_AT: &str = "archived_at";
+    pub const NOTIFICATIONS: &str = "notifications";
+    pub const CONV: &str = "conv";
+}
+
+/// Separator inside a reaction key `<message>|<account>|<emoji>`; ids and emoji never hold it.
+pub const REACTION_SEP: char = '|';
+
+/// The key of one account's reaction on one message.
+pub fn reaction_key(message: &str, account: &str, emoji: &str) -> String {
+    format!("{message}{REACTION_SEP}{account}{REACTION_SEP}{emoji}")
+}
+
+/// Splits a reaction key into (message, account, emoji).
+pub fn split_reaction_key(key: &str) -> Option<(&str, &str, &str)> {
+    let (message, rest) = key.split_once(REACTION_SEP)?;
+    let (account, emoji) = rest.split_once(REACTION_SEP)?;
+    Some((message, account, emoji))
+}
+
+/// The scalar type a field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Str,
+    Int,
+    Bool,
+}
+
+impl FieldType {
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Str => "string",
+            FieldType::Int => "integer",
+            FieldType::Bool => "boolean",
+        }
+    }
+}
+
+use keys::*;
+use FieldType::{Bool, Int, Str};
+
+/// Fields of `conv/meta`.
+pub const META_FIELDS: &[(&str, FieldType)] = &[
+    (KIND, Str),
+    (CREATED_BY, Str),
+    (CREATED_AT, Int),
+    (BUCKET_MS, Int),
+    (PARENT, Str),
+    (PARENT_MESSAGE, Str),
+    (DEPTH, Int),
+    (RESOURCE, Str),
+    (CLIENT, Str),
+    (OWNER, Str),
+];
+
+/// Fields of `conv/info`.
+pub const INFO_FIELDS: &[(&str, FieldType)] = &[
+    (TITLE, Str),
+    (DESCRIPTION, Str),
+    (AVATAR, Str),
+    (THEME_COLOR, Str),
+    (THEME_BACKGROUND, Str),
+];
+
+/// Fields of `conv/settings`.
+pub const SETTINGS_FIELDS: &[(&str, FieldType)] = &[
+    (SEND_POLICY, Str),
+    (JOIN_POLICY, Str),
+    (JOIN_APPROVAL_REQUIRED, Bool),
+    (INFO_EDIT_POLICY, Str),
+    (SUBROOM_POLICY, Str),
+    (MAX_SUBROOM_DEPTH, Int),
+    (SLOW_MODE_SECONDS, Int),
+    (RETENTION_DAYS, Int),
+    (ALLOW_REACTIONS, Bool),
+    (ALLOW_STICKERS, Bool),
+    (ALLOW_ATTACHMENTS, Bool),
+];
+
+/// Fields of `conv/members/<account>`, permission overrides (`can_*`, booleans) aside.
+pub const MEMBER_FIELDS: &[(&str, FieldType)] = &[
+    (ROLE, Str),
+    (STATUS, Str),
+    (JOINED_AT, Int),
+    (INVITED_BY, Str),
+    (LEFT_AT, Int),
+    (REMOVED_AT, Int),
+    (NICKNAME, Str),
+    (COLOR, Str),
+];
+
+/// Fields of `conv/pins/<message>`.
+pub const PIN_FIELDS: &[(&str, FieldType)] = &[(BY, Str), (AT, Int)];
+
+/// Fields of `conv/lifecycle`.
+pub const LIFECYCLE_FIELDS: &[(&str, FieldType)] = &[(STATE, Str), (BY, Str), (AT, Int)];
+
+/// Fields of `msgs/messages/<message>`.
+pub const MESSAGE_FIELDS: &[(&str, FieldType)] = &[
+    (AUTHOR, Str),
+    (KIND, Str),
+    (BODY, Str),
+    (PAYLOAD, Str),
+    (CAPTION, Str),
+    (ATTACHMENTS, Str),
+    (MENTIONS, Str),
+    (REPLY_TO, Str),
+    (FORWARDED_FROM, Str),
+    (CREATED_AT, Int),
+    (SCHEDULED_AT, Int),
+    (EDITED_AT, Int),
+    (DELETED_AT, Int),
+    (STATUS, Str),
+];
+
+/// Root fields of a profile.
+pub const PROFILE_FIELDS: &[(&str, FieldType)] = &[
+    (KIND, Str),
+    (DISPLAY_NAME, Str),
+    (AVATAR, Str),
+    (BIO, Str),
+    (STATUS, Str),
+];
+
+/// Fields of `private/contacts/<contact>`.
+pub const CONTACT_FIELDS: &[(&str, FieldType)] = &[
+    (KIND, Str),
+    (PHONE, Str),
+    (EMAIL, Str),
+    (ACCOUNT, Str),
+    (NICKNAME, Str),
+];
+
+/// Fields of `private/convs/<conversation>`.
+pub const CONV_PREF_FIELDS: &[(&str, FieldType)] = &[
+    (MUTED, Bool),
+    (MUTED_UNTIL, Int),
+    (PINNED, Bool),
+    (PINNED_AT, Int),
+    (ARCHIVED, Bool),
+    (ARCHIVED_AT, Int),
+    (NOTIFICATIONS, Str),
+];
+
+/// Fields of `private/scheduled/<message>`.
+pub const SCHEDULED_FIELDS: &[(&str, FieldType)] = &[(CONV, Str), (BODY, Str), (AT, Int)];
+
+/// The type of `field` in a field table, or `None` for a key the schema does not name.
+pub fn field_type(table: &[(&str, FieldType)], field: &str) -> Option<FieldType> {
+    table.iter().find(|(k, _)| *k == field).map(|(_, t)| *t)
+}

@@ -1,0 +1,624 @@
+//! One user intent = one Automerge transaction, tagged with the intent (DESIGN §2).
+//!
+//! These functions write exactly the shapes that `validate` accepts; a client runs `policy`
+//! before calling them. Time is always a parameter: core never reads a clock.
+
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{
+    ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, ROOT,
+};
+
+use super::read::get_map;
+use super::schema::{keys::*, reaction_key};
+use super::{creation_actor, genesis, DocError, IntentTag};
+use crate::ids::{direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, TenantId};
+use crate::model::account::Profile;
+use crate::model::contact::Contact;
+use crate::model::conversation::*;
+use crate::model::message::{MessageKind, NewMessage};
+use crate::model::proposal::ProposalStatus;
+
+/// Runs `f` in one transaction tagged `tag`; nothing is written if `f` fails.
+pub fn transact(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    f: impl FnOnce(&mut Transaction<'_>) -> Result<(), DocError>,
+) -> Result<Option<ChangeHash>, DocError> {
+    let mut tx = doc.transaction();
+    match f(&mut tx) {
+        Ok(()) => {
+            let (hash, _) = tx.commit_with(
+                CommitOptions::default()
+                    .with_message(tag.encode())
+                    .with_time(now_ms.div_euclid(1000)),
+            );
+            Ok(hash)
+        }
+        Err(e) => {
+            tx.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn top(tx: &Transaction<'_>, key: &'static str) -> Result<ObjId, DocError> {
+    get_map(tx, &ROOT, key).ok_or(DocError::Missing(key))
+}
+
+fn opt_put(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+    value: Option<impl Into<ScalarValue>>,
+) -> Result<(), DocError> {
+    if let Some(v) = value {
+        tx.put(obj, key, v)?;
+    }
+    Ok(())
+}
+
+/// What a new group, channel or thread starts with.
+#[derive(Debug, Clone)]
+pub struct CreateConv {
+    pub kind: ConvKind,
+    pub created_by: AccountId,
+    pub created_at: i64,
+    pub bucket_ms: i64,
+    pub thread: Option<ThreadLink>,
+    pub info: Info,
+    pub settings: Settings,
+    /// The creator first, as owner; then the invited members.
+    pub members: Vec<Member>,
+}
+
+fn write_member(tx: &mut Transaction<'_>, members: &ObjId, m: &Member) -> Result<(), DocError> {
+    let obj = match get_map(&*tx, members, m.account.as_str()) {
+        Some(existing) => existing,
+        None => tx.put_object(members, m.account.as_str(), ObjType::Map)?,
+    };
+    tx.put(&obj, ROLE, m.role.as_str())?;
+    tx.put(&obj, STATUS, m.status.as_str())?;
+    opt_put(tx, &obj, JOINED_AT, m.joined_at)?;
+    opt_put(
+        tx,
+        &obj,
+        INVITED_BY,
+        m.invited_by.as_ref().map(|a| a.as_str()),
+    )?;
+    opt_put(tx, &obj, NICKNAME, m.nickname.as_deref())?;
+    opt_put(tx, &obj, COLOR, m.color.as_deref())?;
+    for (permission, allowed) in &m.overrides {
+        tx.put(&obj, permission.as_str(), *allowed)?;
+    }
+    Ok(())
+}
+
+fn write_info(tx: &mut Transaction<'_>, info: &Info) -> Result<(), DocError> {
+    let obj = top(tx, INFO)?;
+    opt_put(tx, &obj, TITLE, info.title.as_deref())?;
+    opt_put(tx, &obj, DESCRIPTION, info.description.as_deref())?;
+    opt_put(tx, &obj, AVATAR, info.avatar.as_deref())?;
+    opt_put(tx, &obj, THEME_COLOR, info.theme_color.as_deref())?;
+    opt_put(tx, &obj, THEME_BACKGROUND, info.theme_background.as_deref())
+}
+
+/// Every setting as the scalar the document stores.
+pub fn settings_values(s: &Settings) -> Vec<(&'static str, ScalarValue)> {
+    let mut out = vec![
+        (SEND_POLICY, s.send_policy.as_str().into()),
+        (JOIN_POLICY, s.join_policy.as_str().into()),
+        (JOIN_APPROVAL_REQUIRED, s.join_approval_required.into()),
+        (INFO_EDIT_POLICY, s.info_edit_policy.as_str().into()),
+        (SUBROOM_POLICY, s.subroom_policy.as_str().into()),
+        (MAX_SUBROOM_DEPTH, i64::from(s.max_subroom_depth).into()),
+        (SLOW_MODE_SECONDS, i64::from(s.slow_mode_seconds).into()),
+        (ALLOW_REACTIONS, s.allow_reactions.into()),
+        (ALLOW_STICKERS, s.allow_stickers.into()),
+        (ALLOW_ATTACHMENTS, s.allow_attachments.into()),
+    ];
+    if let Some(days) = s.retention_days {
+        out.push((RETENTION_DAYS, i64::from(days).into()));
+    }
+    out
+}
+
+/// Creates a group, channel, thread or system conversation.
+pub fn create_conversation(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    spec: &CreateConv,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, spec.created_at, |tx| {
+        let meta = top(tx, META)?;
+        tx.put(&meta, KIND, spec.kind.as_str())?;
+        tx.put(&meta, CREATED_BY, spec.created_by.as_str())?;
+        tx.put(&meta, CREATED_AT, spec.created_at)?;
+        tx.put(&meta, BUCKET_MS, spec.bucket_ms)?;
+        if let Some(link) = &spec.thread {
+            tx.put(&meta, PARENT, link.parent.as_str())?;
+            tx.put(&meta, PARENT_MESSAGE, link.message.as_str())?;
+            tx.put(&meta, DEPTH, i64::from(link.depth))?;
+        }
+        write_info(tx, &spec.info)?;
+        let settings = top(tx, SETTINGS)?;
+        for (key, value) in settings_values(&spec.settings) {
+            tx.put(&settings, key, value)?;
+        }
+        let members = top(tx, MEMBERS)?;
+        for m in &spec.members {
+            write_member(tx, &members, m)?;
+        }
+        Ok(())
+    })
+}
+
+fn deterministic_creation(
+    doc_id: &DocId,
+    write: impl FnOnce(&mut Transaction<'_>) -> Result<(), DocError>,
+) -> Result<Change, DocError> {
+    let mut doc = genesis(doc_id)?;
+    doc.set_actor(creation_actor(doc_id));
+    let mut tx = doc.transaction();
+    write(&mut tx)?;
+    tx.commit_with(CommitOptions::default().with_time(0).with_message("create"));
+    doc.get_last_local_change()
+        .ok_or(DocError::Missing("creation change"))
+}
+
+/// The creation change of the direct conversation of `a` and `b`: the same bytes on every
+/// device, so two devices that open it offline merge into one conversation.
+pub fn direct_creation_change(
+    tenant: &TenantId,
+    a: &AccountId,
+    b: &AccountId,
+) -> Result<(DocId, Change), DocError> {
+    let conv = direct_conv_id(tenant, a, b);
+    let doc_id = DocId::conv(tenant, &conv);
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let change = deterministic_creation(&doc_id, |tx| {
+        let meta = top(tx, META)?;
+        tx.put(&meta, KIND, ConvKind::Direct.as_str())?;
+        tx.put(&meta, CREATED_AT, 0_i64)?;
+        tx.put(&meta, BUCKET_MS, DEFAULT_BUCKET_MS)?;
+        let members = top(tx, MEMBERS)?;
+        for account in [lo, hi] {
+            write_member(tx, &members, &Member::new(account.clone(), Role::Member))?;
+        }
+        Ok(())
+    })?;
+    Ok((doc_id, change))
+}
+
+/// The creation change of a client's support thread about a resource (seed 002).
+pub fn support_creation_change(
+    tenant: &TenantId,
+    link: &ResourceLink,
+) -> Result<(DocId, Change), DocError> {
+    let conv = support_conv_id(tenant, &link.client, &link.resource);
+    let doc_id = DocId::conv(tenant, &conv);
+    let change = deterministic_creation(&doc_id, |tx| {
+        let meta = top(tx, META)?;
+        tx.put(&meta, KIND, ConvKind::Support.as_str())?;
+        tx.put(&meta, CREATED_AT, 0_i64)?;
+        tx.put(&meta, BUCKET_MS, DEFAULT_BUCKET_MS)?;
+        tx.put(&meta, RESOURCE, link.resource.as_str())?;
+        tx.put(&meta, CLIENT, link.client.as_str())?;
+        tx.put(&meta, OWNER, link.owner.as_str())?;
+        let members = top(tx, MEMBERS)?;
+        write_member(tx, &members, &Member::new(link.owner.clone(), Role::Owner))?;
+        if link.client != link.owner {
+            write_member(
+                tx,
+                &members,
+                &Member::new(link.client.clone(), Role::Member),
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok((doc_id, change))
+}
+
+/// Applies a deterministic creation change unless the document has it already.
+pub fn apply_creation(doc: &mut Automerge, change: Change) -> Result<(), DocError> {
+    if doc.get_change_by_hash(&change.hash()).is_none() {
+        doc.apply_changes([change])?;
+    }
+    Ok(())
+}
+
+/// Adds a member, or brings a former one back (status active).
+pub fn add_member(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    member: &Member,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let members = top(tx, MEMBERS)?;
+        write_member(tx, &members, member)
+    })
+}
+
+fn member_obj(tx: &Transaction<'_>, account: &AccountId) -> Result<ObjId, DocError> {
+    let members = top(tx, MEMBERS)?;
+    get_map(tx, &members, account.as_str())
+        .ok_or_else(|| DocError::NotApplicable(format!("{account} is not a member")))
+}
+
+/// Leave (own account), remove or ban (others), or reinstate.
+pub fn set_member_status(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    status: MemberStatus,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = member_obj(tx, account)?;
+        tx.put(&obj, STATUS, status.as_str())?;
+        match status {
+            MemberStatus::Left => tx.put(&obj, LEFT_AT, now_ms)?,
+            MemberStatus::Removed | MemberStatus::Banned => tx.put(&obj, REMOVED_AT, now_ms)?,
+            MemberStatus::Active => tx.put(&obj, JOINED_AT, now_ms)?,
+        }
+        Ok(())
+    })
+}
+
+pub fn set_role(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    role: Role,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = member_obj(tx, account)?;
+        tx.put(&obj, ROLE, role.as_str())?;
+        Ok(())
+    })
+}
+
+/// Sets (`Some`) or clears (`None`) a member's permission override.
+pub fn set_override(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    permission: Permission,
+    allowed: Option<bool>,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = member_obj(tx, account)?;
+        match allowed {
+            Some(v) => tx.put(&obj, permission.as_str(), v)?,
+            None => tx.delete(&obj, permission.as_str())?,
+        }
+        Ok(())
+    })
+}
+
+/// Sets a member's own nickname or color (`field` is `nickname` or `color`).
+pub fn set_member_field(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    field: &'static str,
+    value: &str,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = member_obj(tx, account)?;
+        tx.put(&obj, field, value)?;
+        Ok(())
+    })
+}
+
+/// Sets or clears one `info` field (title, description, avatar, theme).
+pub fn set_info(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, INFO)?;
+        match value {
+            Some(v) => tx.put(&obj, field, v)?,
+            None => tx.delete(&obj, field)?,
+        }
+        Ok(())
+    })
+}
+
+/// Sets one setting.
+pub fn set_setting(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    key: &'static str,
+    value: ScalarValue,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, SETTINGS)?;
+        tx.put(&obj, key, value)?;
+        Ok(())
+    })
+}
+
+pub fn pin(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    message: &MessageId,
+    by: &AccountId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let pins = top(tx, PINS)?;
+        let obj = tx.put_object(&pins, message.as_str(), ObjType::Map)?;
+        tx.put(&obj, BY, by.as_str())?;
+        tx.put(&obj, AT, now_ms)?;
+        Ok(())
+    })
+}
+
+pub fn unpin(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    message: &MessageId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let pins = top(tx, PINS)?;
+        tx.delete(&pins, message.as_str())?;
+        Ok(())
+    })
+}
+
+/// Moves the account's read marker to `message`.
+pub fn mark_read(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    message: &MessageId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let reads = top(tx, READS)?;
+        tx.put(&reads, account.as_str(), message.as_str())?;
+        Ok(())
+    })
+}
+
+/// Archive, close or reopen.
+pub fn set_lifecycle(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    state: Lifecycle,
+    by: &AccountId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, LIFECYCLE)?;
+        tx.put(&obj, STATE, state.as_str())?;
+        tx.put(&obj, BY, by.as_str())?;
+        tx.put(&obj, AT, now_ms)?;
+        Ok(())
+    })
+}
+
+/// Appends a message to a bucket document. Proposals start `pending`.
+pub fn post_message(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    message: &NewMessage,
+) -> Result<Option<ChangeHash>, DocError> {
+    message.validate()?;
+    transact(doc, tag, message.created_at, |tx| {
+        let messages = top(tx, MESSAGES)?;
+        if get_map(&*tx, &messages, message.id.as_str()).is_some() {
+            return Err(DocError::NotApplicable(format!(
+                "message {} exists",
+                message.id
+            )));
+        }
+        let obj = tx.put_object(&messages, message.id.as_str(), ObjType::Map)?;
+        tx.put(&obj, AUTHOR, message.author.as_str())?;
+        tx.put(&obj, KIND, message.kind.as_str())?;
+        tx.put(&obj, BODY, message.body.as_str())?;
+        tx.put(&obj, CREATED_AT, message.created_at)?;
+        opt_put(tx, &obj, PAYLOAD, message.payload.as_deref())?;
+        opt_put(tx, &obj, CAPTION, message.caption.as_deref())?;
+        opt_put(tx, &obj, ATTACHMENTS, message.attachments.as_deref())?;
+        opt_put(tx, &obj, MENTIONS, message.mentions.as_deref())?;
+        opt_put(
+            tx,
+            &obj,
+            REPLY_TO,
+            message.reply_to.as_ref().map(|m| m.as_str()),
+        )?;
+        opt_put(
+            tx,
+            &obj,
+            FORWARDED_FROM,
+            message.forwarded_from.as_ref().map(|f| f.encode()),
+        )?;
+        opt_put(tx, &obj, SCHEDULED_AT, message.scheduled_at)?;
+        if message.kind == MessageKind::Proposal {
+            tx.put(&obj, STATUS, ProposalStatus::Pending.as_str())?;
+        }
+        Ok(())
+    })
+}
+
+fn message_obj(tx: &Transaction<'_>, message: &MessageId) -> Result<ObjId, DocError> {
+    let messages = top(tx, MESSAGES)?;
+    get_map(tx, &messages, message.as_str())
+        .ok_or_else(|| DocError::NotApplicable(format!("no message {message} in this bucket")))
+}
+
+pub fn edit_body(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    message: &MessageId,
+    body: &str,
+) -> Result<Option<ChangeHash>, DocError> {
+    crate::error::check_chars("body", body, crate::limits::BODY_MAX_CHARS)?;
+    transact(doc, tag, now_ms, |tx| {
+        let obj = message_obj(tx, message)?;
+        tx.put(&obj, BODY, body)?;
+        tx.put(&obj, EDITED_AT, now_ms)?;
+        Ok(())
+    })
+}
+
+/// Tombstones a message: the body is emptied, `deleted_at` set.
+pub fn delete_message(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    message: &MessageId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = message_obj(tx, message)?;
+        tx.put(&obj, BODY, "")?;
+        tx.put(&obj, DELETED_AT, now_ms)?;
+        Ok(())
+    })
+}
+
+/// Adds (`true`) or removes (`false`) the account's reaction.
+pub fn react(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    message: &MessageId,
+    account: &AccountId,
+    emoji: &str,
+    on: bool,
+) -> Result<Option<ChangeHash>, DocError> {
+    crate::model::attachment::validate_reaction(emoji)?;
+    transact(doc, tag, now_ms, |tx| {
+        let reactions = top(tx, REACTIONS)?;
+        let key = reaction_key(message.as_str(), account.as_str(), emoji);
+        if on {
+            tx.put(&reactions, key, now_ms)?;
+        } else {
+            tx.delete(&reactions, key)?;
+        }
+        Ok(())
+    })
+}
+
+/// The counterparty's answer to a proposal in the same bucket: status update only. The
+/// `proposal_response` message is posted with `post_message`, possibly in a newer bucket.
+pub fn set_proposal_status(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    proposal: &MessageId,
+    status: ProposalStatus,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = message_obj(tx, proposal)?;
+        tx.put(&obj, STATUS, status.as_str())?;
+        Ok(())
+    })
+}
+
+/// Writes the profile fields that differ from the document.
+pub fn set_profile(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    profile: &Profile,
+) -> Result<Option<ChangeHash>, DocError> {
+    profile.validate()?;
+    transact(doc, tag, now_ms, |tx| {
+        tx.put(ROOT, KIND, profile.kind.as_str())?;
+        tx.put(ROOT, DISPLAY_NAME, profile.display_name.as_str())?;
+        for (key, value) in [
+            (AVATAR, &profile.avatar),
+            (BIO, &profile.bio),
+            (STATUS, &profile.status),
+        ] {
+            match value {
+                Some(v) => tx.put(ROOT, key, v.as_str())?,
+                None if tx.get(ROOT, key)?.is_some() => tx.delete(ROOT, key)?,
+                None => {}
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Adds or replaces a contact in the private document.
+pub fn set_contact(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    id: &crate::ids::ContactId,
+    contact: &Contact,
+) -> Result<Option<ChangeHash>, DocError> {
+    contact.validate()?;
+    transact(doc, tag, now_ms, |tx| {
+        let contacts = top(tx, CONTACTS)?;
+        let obj = tx.put_object(&contacts, id.as_str(), ObjType::Map)?;
+        tx.put(&obj, KIND, contact.kind.as_str())?;
+        opt_put(tx, &obj, PHONE, contact.phone.as_deref())?;
+        opt_put(tx, &obj, EMAIL, contact.email.as_deref())?;
+        opt_put(
+            tx,
+            &obj,
+            ACCOUNT,
+            contact.account.as_ref().map(|a| a.as_str()),
+        )?;
+        opt_put(tx, &obj, NICKNAME, contact.nickname.as_deref())
+    })
+}
+
+/// Sets one per-conversation preference (muted, pinned, archived, notifications, ...).
+pub fn set_conv_pref(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    conv: &ConvId,
+    key: &'static str,
+    value: ScalarValue,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let convs = top(tx, CONVS)?;
+        let obj = match get_map(&*tx, &convs, conv.as_str()) {
+            Some(obj) => obj,
+            None => tx.put_object(&convs, conv.as_str(), ObjType::Map)?,
+        };
+        tx.put(&obj, key, value)?;
+        Ok(())
+    })
+}
+
+/// Saves (`Some`) or clears (`None`) the draft of a conversation.
+pub fn set_draft(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    conv: &ConvId,
+    text: Option<&str>,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let drafts = top(tx, DRAFTS)?;
+        match text {
+            Some(t) => tx.put(&drafts, conv.as_str(), t)?,
+            None => tx.delete(&drafts, conv.as_str())?,
+        }
+        Ok(())
+    })
+}
+
+/// Sets the local writer of a document (each device has its own actor per account).
+pub fn with_actor(doc: Automerge, actor: ActorId) -> Automerge {
+    doc.with_actor(actor)
+}

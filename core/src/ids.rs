@@ -1,0 +1,324 @@
+//! Identifier newtypes, document ids, and the deterministic ids of direct conversations and
+//! resource support threads.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::ModelError;
+use crate::limits::{ID_MAX_CHARS, TENANT_MAX_CHARS};
+
+fn check_id(field: &'static str, value: &str, max: usize, extra: &str) -> Result<(), ModelError> {
+    if value.is_empty() {
+        return Err(ModelError::Empty { field });
+    }
+    if value.chars().count() > max {
+        return Err(ModelError::TooLong {
+            field,
+            len: value.chars().count(),
+            max,
+            unit: "characters",
+        });
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || extra.contains(*c)))
+    {
+        return Err(ModelError::InvalidFormat {
+            field,
+            reason: format!("character {bad:?} is not allowed (use A-Z a-z 0-9 _ - {extra})"),
+        });
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $extra:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an id.
+            pub fn new(value: impl Into<String>) -> Result<Self, ModelError> {
+                let value = value.into();
+                check_id($field, &value, $max, $extra)?;
+                Ok(Self(value))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ModelError;
+            fn try_from(value: String) -> Result<Self, ModelError> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ModelError;
+            fn from_str(s: &str) -> Result<Self, ModelError> {
+                Self::new(s)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant: nothing crosses tenants.
+    TenantId, "tenant", TENANT_MAX_CHARS, ""
+);
+id_type!(
+    /// An account (a JWT subject). Accounts may look like e-mail addresses.
+    AccountId, "account", ID_MAX_CHARS, ".@+"
+);
+id_type!(
+    /// A conversation. No `.`: it separates the bucket in a message document's key.
+    ConvId, "conversation", ID_MAX_CHARS, ""
+);
+id_type!(
+    /// A message, chosen by the client that writes it (unique per conversation).
+    MessageId, "message", ID_MAX_CHARS, ""
+);
+id_type!(
+    /// A platform resource a support thread is bound to (seed 002).
+    ResourceId, "resource", ID_MAX_CHARS, ""
+);
+id_type!(
+    /// A contact entry in an account's private document.
+    ContactId, "contact", ID_MAX_CHARS, ""
+);
+
+/// The four kinds of document (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocKind {
+    /// A conversation: info, settings, members, pins, read markers, lifecycle.
+    Conv,
+    /// One time bucket of a conversation's messages.
+    Msgs,
+    /// An account's public profile.
+    Profile,
+    /// An account's private data: contacts, per-conversation settings, drafts.
+    Private,
+}
+
+impl DocKind {
+    /// The kind's name in a document id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::Conv => "conv",
+            DocKind::Msgs => "msgs",
+            DocKind::Profile => "profile",
+            DocKind::Private => "private",
+        }
+    }
+}
+
+/// Which bucket of a conversation a message document holds: `floor(created_at / span)`.
+pub type Bucket = i64;
+
+/// What a document is about, typed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocTarget {
+    Conv(ConvId),
+    Msgs(ConvId, Bucket),
+    Profile(AccountId),
+    Private(AccountId),
+}
+
+/// `<tenant>/<kind>/<key>`: the id of every document.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocId {
+    tenant: TenantId,
+    target: DocTarget,
+}
+
+impl DocId {
+    pub fn new(tenant: TenantId, target: DocTarget) -> Self {
+        Self { tenant, target }
+    }
+    pub fn conv(tenant: &TenantId, conv: &ConvId) -> Self {
+        Self::new(tenant.clone(), DocTarget::Conv(conv.clone()))
+    }
+    pub fn msgs(tenant: &TenantId, conv: &ConvId, bucket: Bucket) -> Self {
+        Self::new(tenant.clone(), DocTarget::Msgs(conv.clone(), bucket))
+    }
+    pub fn profile(tenant: &TenantId, account: &AccountId) -> Self {
+        Self::new(tenant.clone(), DocTarget::Profile(account.clone()))
+    }
+    pub fn private(tenant: &TenantId, account: &AccountId) -> Self {
+        Self::new(tenant.clone(), DocTarget::Private(account.clone()))
+    }
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+    pub fn target(&self) -> &DocTarget {
+        &self.target
+    }
+    pub fn kind(&self) -> DocKind {
+        match self.target {
+            DocTarget::Conv(_) => DocKind::Conv,
+            DocTarget::Msgs(..) => DocKind::Msgs,
+            DocTarget::Profile(_) => DocKind::Profile,
+            DocTarget::Private(_) => DocKind::Private,
+        }
+    }
+    /// The conversation a `conv` or `msgs` document belongs to.
+    pub fn conv_id(&self) -> Option<&ConvId> {
+        match &self.target {
+            DocTarget::Conv(c) | DocTarget::Msgs(c, _) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Parses `<tenant>/<kind>/<key>`.
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        let bad = |reason: &str| ModelError::InvalidFormat {
+            field: "document id",
+            reason: reason.to_owned(),
+        };
+        let mut parts = text.splitn(3, '/');
+        let (Some(tenant), Some(kind), Some(key)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("expected <tenant>/<kind>/<key>"));
+        };
+        let tenant = TenantId::new(tenant)?;
+        let target = match kind {
+            "conv" => DocTarget::Conv(ConvId::new(key)?),
+            "msgs" => {
+                let (conv, bucket) = key
+                    .rsplit_once('.')
+                    .ok_or_else(|| bad("a msgs key is <conversation>.<bucket>"))?;
+                let bucket: Bucket = bucket
+                    .parse()
+                    .map_err(|_| bad("bucket is not an integer"))?;
+                DocTarget::Msgs(ConvId::new(conv)?, bucket)
+            }
+            "profile" => DocTarget::Profile(AccountId::new(key)?),
+            "private" => DocTarget::Private(AccountId::new(key)?),
+            other => return Err(bad(&format!("unknown document kind {other:?}"))),
+        };
+        Ok(Self { tenant, target })
+    }
+}
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            DocTarget::Conv(c) => write!(f, "{}/conv/{}", self.tenant, c),
+            DocTarget::Msgs(c, b) => write!(f, "{}/msgs/{}.{}", self.tenant, c, b),
+            DocTarget::Profile(a) => write!(f, "{}/profile/{}", self.tenant, a),
+            DocTarget::Private(a) => write!(f, "{}/private/{}", self.tenant, a),
+        }
+    }
+}
+
+impl fmt::Debug for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocId({self})")
+    }
+}
+
+fn hashed_id(prefix: &str, domain: &str, parts: &[&str]) -> ConvId {
+    let mut hasher = Sha256::new();
+    hasher.update(domain.as_bytes());
+    for part in parts {
+        // Length-prefixed so that ("ab","c") and ("a","bc") never collide.
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    ConvId(format!("{prefix}{}", hex::encode(&digest[..16])))
+}
+
+/// The one direct conversation of a pair in a tenant: the same on every device, offline too.
+pub fn direct_conv_id(tenant: &TenantId, a: &AccountId, b: &AccountId) -> ConvId {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    hashed_id(
+        "d-",
+        "confab/direct/v1",
+        &[tenant.as_str(), lo.as_str(), hi.as_str()],
+    )
+}
+
+/// The one support thread of a client about a resource (seed 002 `uq_conv_client_resource`).
+pub fn support_conv_id(tenant: &TenantId, client: &AccountId, resource: &ResourceId) -> ConvId {
+    hashed_id(
+        "s-",
+        "confab/support/v1",
+        &[tenant.as_str(), client.as_str(), resource.as_str()],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acc(s: &str) -> AccountId {
+        AccountId::new(s).expect("valid account")
+    }
+
+    #[test]
+    fn ids_reject_bad_characters_and_lengths() {
+        assert_eq!(ConvId::new("").unwrap_err().code(), "empty");
+        assert_eq!(ConvId::new("a.b").unwrap_err().code(), "invalid_format");
+        assert_eq!(ConvId::new("a".repeat(65)).unwrap_err().code(), "too_long");
+        assert!(AccountId::new("jane.doe+x@example.com").is_ok());
+        assert!(AccountId::new("a/b").is_err());
+        assert!(AccountId::new("a|b").is_err());
+    }
+
+    #[test]
+    fn doc_ids_round_trip() {
+        let t = TenantId::new("acme").expect("tenant");
+        let c = ConvId::new("c1").expect("conv");
+        for id in [
+            DocId::conv(&t, &c),
+            DocId::msgs(&t, &c, -3),
+            DocId::msgs(&t, &c, 20_000),
+            DocId::profile(&t, &acc("bob@x.io")),
+            DocId::private(&t, &acc("bob")),
+        ] {
+            assert_eq!(DocId::parse(&id.to_string()).expect("parses"), id);
+        }
+        assert!(DocId::parse("acme/nope/x").is_err());
+        assert!(DocId::parse("acme/msgs/c1").is_err());
+        assert!(DocId::parse("acme").is_err());
+    }
+
+    #[test]
+    fn direct_ids_are_symmetric_and_tenant_scoped() {
+        let t = TenantId::new("acme").expect("tenant");
+        let u = TenantId::new("other").expect("tenant");
+        let (a, b, c) = (acc("alice"), acc("bob"), acc("carol"));
+        assert_eq!(direct_conv_id(&t, &a, &b), direct_conv_id(&t, &b, &a));
+        assert_ne!(direct_conv_id(&t, &a, &b), direct_conv_id(&t, &a, &c));
+        assert_ne!(direct_conv_id(&t, &a, &b), direct_conv_id(&u, &a, &b));
+        let r = ResourceId::new("room-12").expect("resource");
+        assert_eq!(support_conv_id(&t, &a, &r), support_conv_id(&t, &a, &r));
+        assert_ne!(support_conv_id(&t, &a, &r), support_conv_id(&t, &b, &r));
+    }
+}

@@ -1,0 +1,56 @@
+//! Every size limit of the domain, in one place (seed documents in brackets).
+
+/// Profile bio (seed 000: 160 characters max).
+pub const BIO_MAX_CHARS: usize = 160;
+/// Profile status text ("🍵 Working").
+pub const STATUS_MAX_CHARS: usize = 80;
+/// Display names (seed 002: names are 120).
+pub const DISPLAY_NAME_MAX_CHARS: usize = 120;
+/// Message body (seed 002: 4000).
+pub const BODY_MAX_CHARS: usize = 4000;
+/// Message payload JSON (seed 002: 8000).
+pub const PAYLOAD_MAX_BYTES: usize = 8000;
+/// Media caption.
+pub const CAPTION_MAX_CHARS: usize = 1024;
+/// Conversation title (seed 002 resource title: 200).
+pub const TITLE_MAX_CHARS: usize = 200;
+/// Conversation description.
+pub const DESCRIPTION_MAX_CHARS: usize = 2000;
+/// URLs (avatars, backgrounds, attachment references).
+pub const URL_MAX_CHARS: usize = 2048;
+/// Ids of accounts, conversations, messages, resources (seed 002: 64).
+pub const ID_MAX_CHARS: usize = 64;
+/// Tenant ids.
+pub const TENANT_MAX_CHARS: usize = 64;
+/// Members of a group (seed 001: 2-1000).
+pub const GROUP_MAX_MEMBERS: usize = 1000;
+/// Mentions in one message.
+pub const MENTIONS_MAX: usize = 100;
+/// Attachments in one message.
+pub const ATTACHMENTS_MAX: usize = 20;
+/// One reaction (an emoji or short code).
+pub const REACTION_MAX_BYTES: usize = 32;
+/// Per-member nickname (seed 003 display_name).
+pub const NICKNAME_MAX_CHARS: usize = 120;
+/// Contact nickname.
+pub const CONTACT_NICKNAME_MAX_CHARS: usize = 120;
+/// Email addresses (RFC 5321 path limit).
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// Proposal comment.
+pub const COMMENT_MAX_CHARS: usize = 1000;
+/// Suggested slots in one proposal response.
+pub const SUGGESTED_SLOTS_MAX: usize = 10;
+/// Drafts in the private document.
+pub const DRAFT_MAX_CHARS: usize = BODY_MAX_CHARS;
+/// Pinned messages in one conversation.
+pub const PINS_MAX: usize = 100;
+/// Deepest sub-room nesting a conversation may configure (seed 003 default: 8).
+pub const SUBROOM_DEPTH_MAX: u32 = 8;
+/// Longest slow mode.
+pub const SLOW_MODE_MAX_SECONDS: u32 = 24 * 3600;
+/// Longest retention.
+pub const RETENTION_MAX_DAYS: u32 = 36_500;
+/// How far ahead of server time a message's client clock may be (ms).
+pub const MAX_CLOCK_AHEAD_MS: i64 = 3600 * 1000;
+/// Preview length of the last message (seed 001: first 100 chars).
+pub const PREVIEW_CHARS: usize = 100;

@@ -1,0 +1,385 @@
+//! Conversations, members, roles, permissions and settings (seeds 001 and 003).
+
+use std::collections::BTreeMap;
+
+use crate::error::ModelError;
+use crate::ids::{AccountId, ConvId, MessageId, ResourceId};
+use crate::limits::SUBROOM_DEPTH_MAX;
+
+/// Defines a string enum with `as_str`, `parse` and `ALL`, so the document schema, the wire
+/// and the model share one spelling.
+macro_rules! str_enum {
+    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(text: &str) -> Result<Self, ModelError> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(ModelError::UnknownValue { field: $field, value: other.to_owned() }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use str_enum;
+
+str_enum!(
+    /// What a conversation is (seed 003 types plus seed 002's resource support thread).
+    ConvKind, "kind" {
+        Direct = "direct",
+        Group = "group",
+        Channel = "channel",
+        Thread = "thread",
+        System = "system",
+        Support = "support",
+    }
+);
+
+str_enum!(
+    /// A member's base role; `rank` orders them.
+    Role, "role" {
+        Owner = "owner",
+        Admin = "admin",
+        Moderator = "moderator",
+        Member = "member",
+        Guest = "guest",
+        Readonly = "readonly",
+        Subscriber = "subscriber",
+    }
+);
+
+impl Role {
+    /// Owner > admin > moderator > member > guest > readonly = subscriber.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 6,
+            Role::Admin => 5,
+            Role::Moderator => 4,
+            Role::Member => 3,
+            Role::Guest => 2,
+            Role::Readonly | Role::Subscriber => 1,
+        }
+    }
+
+    /// Admins and above manage a conversation (send policy "admins only", settings).
+    pub fn is_admin(self) -> bool {
+        self.rank() >= Role::Admin.rank()
+    }
+
+    /// What the role may do when no override says otherwise.
+    pub fn default_allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Owner | Role::Admin => true,
+            Role::Moderator => !matches!(permission, ChangeInfo),
+            Role::Member => matches!(permission, SendMessages | SendMedia | AddMembers),
+            Role::Guest => matches!(permission, SendMessages),
+            Role::Readonly | Role::Subscriber => false,
+        }
+    }
+}
+
+str_enum!(
+    /// Granular permissions (seed 001 `permissions`); each can be overridden per member.
+    Permission, "permission" {
+        SendMessages = "can_send_messages",
+        SendMedia = "can_send_media",
+        AddMembers = "can_add_members",
+        RemoveMembers = "can_remove_members",
+        ChangeInfo = "can_change_info",
+        PinMessages = "can_pin_messages",
+        DeleteMessages = "can_delete_messages",
+    }
+);
+
+str_enum!(
+    /// Participation status (seed 001).
+    MemberStatus, "status" {
+        Active = "active",
+        Left = "left",
+        Removed = "removed",
+        Banned = "banned",
+    }
+);
+
+str_enum!(
+    /// Who may send (seed 003 `send_policy`).
+    SendPolicy, "send_policy" { AllMembers = "all_members", AdminsOnly = "admins_only" }
+);
+
+str_enum!(
+    /// How accounts join (seed 003 `join_policy`).
+    JoinPolicy, "join_policy" { InviteOnly = "invite_only", Link = "link_join", Open = "open" }
+);
+
+str_enum!(
+    /// Who edits title/description/avatar/theme, or creates sub-rooms (seed 003).
+    EditPolicy, "policy" { AllMembers = "all_members", AdminsOnly = "admins_only" }
+);
+
+str_enum!(
+    /// Lifecycle of a conversation (seed 002: archive is inbox-level, close finalizes).
+    Lifecycle, "lifecycle" { Active = "active", Archived = "archived", Closed = "closed" }
+);
+
+str_enum!(
+    /// Per-conversation notification level (seeds 001/003).
+    NotificationLevel, "notifications" { All = "all", Mentions = "mentions", None = "none" }
+);
+
+/// Conversation settings (seed 001 `metadata.settings`, seed 003 `ConversationSettings`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub send_policy: SendPolicy,
+    pub join_policy: JoinPolicy,
+    pub join_approval_required: bool,
+    pub info_edit_policy: EditPolicy,
+    pub subroom_policy: EditPolicy,
+    pub max_subroom_depth: u32,
+    pub slow_mode_seconds: u32,
+    /// `None`: keep forever.
+    pub retention_days: Option<u32>,
+    pub allow_reactions: bool,
+    pub allow_stickers: bool,
+    pub allow_attachments: bool,
+}
+
+impl Settings {
+    /// Seed 003's defaults; channels only let admins post.
+    pub fn defaults_for(kind: ConvKind) -> Self {
+        Settings {
+            send_policy: if kind == ConvKind::Channel {
+                SendPolicy::AdminsOnly
+            } else {
+                SendPolicy::AllMembers
+            },
+            join_policy: JoinPolicy::InviteOnly,
+            join_approval_required: false,
+            info_edit_policy: EditPolicy::AdminsOnly,
+            subroom_policy: EditPolicy::AllMembers,
+            max_subroom_depth: SUBROOM_DEPTH_MAX,
+            slow_mode_seconds: 0,
+            retention_days: None,
+            allow_reactions: true,
+            allow_stickers: true,
+            allow_attachments: true,
+        }
+    }
+}
+
+/// A member of a conversation (seed 001 `participants[]`, seed 003 `ConversationMember`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Member {
+    pub account: AccountId,
+    pub role: Role,
+    pub status: MemberStatus,
+    pub joined_at: Option<i64>,
+    pub invited_by: Option<AccountId>,
+    pub left_at: Option<i64>,
+    pub removed_at: Option<i64>,
+    pub nickname: Option<String>,
+    pub color: Option<String>,
+    /// Per-member overrides; they replace the role default for that permission.
+    pub overrides: BTreeMap<Permission, bool>,
+}
+
+impl Member {
+    pub fn new(account: AccountId, role: Role) -> Self {
+        Member {
+            account,
+            role,
+            status: MemberStatus::Active,
+            joined_at: None,
+            invited_by: None,
+            left_at: None,
+            removed_at: None,
+            nickname: None,
+            color: None,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == MemberStatus::Active
+    }
+
+    /// The role default, replaced by an override where one is set. Settings narrow this
+    /// further; see `policy`.
+    pub fn has(&self, permission: Permission) -> bool {
+        self.overrides
+            .get(&permission)
+            .copied()
+            .unwrap_or_else(|| self.role.default_allows(permission))
+    }
+}
+
+/// Where a thread hangs: a message of a parent conversation (seed 003 `MessageThreadLink`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThreadLink {
+    pub parent: ConvId,
+    pub message: MessageId,
+    /// 1 for a thread of a top-level conversation.
+    pub depth: u32,
+}
+
+/// What a resource support thread is bound to (seed 002).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResourceLink {
+    pub resource: ResourceId,
+    pub client: AccountId,
+    pub owner: AccountId,
+}
+
+/// A pinned message (seed 001 `pinned_messages[]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pin {
+    pub message: MessageId,
+    pub by: AccountId,
+    pub at: i64,
+}
+
+/// Title, description, avatar and theme: the editable face of a conversation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Info {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub avatar: Option<String>,
+    pub theme_color: Option<String>,
+    pub theme_background: Option<String>,
+}
+
+/// Set once when the conversation is created, never changed after.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    pub kind: ConvKind,
+    pub created_by: Option<AccountId>,
+    pub created_at: i64,
+    /// Width of a message bucket in milliseconds (DESIGN §2).
+    pub bucket_ms: i64,
+    pub thread: Option<ThreadLink>,
+    pub resource: Option<ResourceLink>,
+}
+
+/// Default message bucket width: one UTC day.
+pub const DEFAULT_BUCKET_MS: i64 = 24 * 3600 * 1000;
+/// Narrowest and widest bucket a conversation may choose.
+pub const BUCKET_MS_RANGE: (i64, i64) = (60 * 1000, 366 * 24 * 3600 * 1000);
+
+/// Lifecycle state and who moved it last.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LifecycleState {
+    pub state: Lifecycle,
+    pub by: Option<AccountId>,
+    pub at: Option<i64>,
+}
+
+/// A conversation read out of its document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Conversation {
+    pub id: ConvId,
+    /// `None` until the creation change is in.
+    pub meta: Option<Meta>,
+    pub info: Info,
+    pub settings: Settings,
+    pub members: BTreeMap<AccountId, Member>,
+    pub pins: BTreeMap<MessageId, Pin>,
+    /// Last message each account has read.
+    pub reads: BTreeMap<AccountId, MessageId>,
+    pub lifecycle: LifecycleState,
+}
+
+impl Conversation {
+    /// A conversation whose creation change has not arrived.
+    pub fn uncreated(id: ConvId) -> Self {
+        Conversation {
+            id,
+            meta: None,
+            info: Info::default(),
+            settings: Settings::defaults_for(ConvKind::Group),
+            members: BTreeMap::new(),
+            pins: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            lifecycle: LifecycleState {
+                state: Lifecycle::Active,
+                by: None,
+                at: None,
+            },
+        }
+    }
+
+    pub fn kind(&self) -> Option<ConvKind> {
+        self.meta.as_ref().map(|m| m.kind)
+    }
+
+    pub fn member(&self, account: &AccountId) -> Option<&Member> {
+        self.members.get(account)
+    }
+
+    pub fn active_member(&self, account: &AccountId) -> Option<&Member> {
+        self.members.get(account).filter(|m| m.is_active())
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.members.values().filter(|m| m.is_active()).count()
+    }
+
+    /// Bucket of a message created at `created_at` (ms since the epoch).
+    pub fn bucket_of(&self, created_at: i64) -> i64 {
+        let width = self
+            .meta
+            .as_ref()
+            .map_or(DEFAULT_BUCKET_MS, |m| m.bucket_ms);
+        created_at.div_euclid(width.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_rank_and_defaults() {
+        assert!(Role::Owner.rank() > Role::Admin.rank());
+        assert!(Role::Admin.rank() > Role::Moderator.rank());
+        assert!(Role::Member.rank() > Role::Guest.rank());
+        assert!(Role::Member.default_allows(Permission::SendMessages));
+        assert!(!Role::Member.default_allows(Permission::RemoveMembers));
+        assert!(!Role::Subscriber.default_allows(Permission::SendMessages));
+        assert!(!Role::Moderator.default_allows(Permission::ChangeInfo));
+    }
+
+    #[test]
+    fn overrides_replace_role_defaults() {
+        let mut m = Member::new(AccountId::new("a").expect("id"), Role::Member);
+        assert!(m.has(Permission::SendMessages));
+        m.overrides.insert(Permission::SendMessages, false);
+        assert!(!m.has(Permission::SendMessages));
+        m.overrides.insert(Permission::PinMessages, true);
+        assert!(m.has(Permission::PinMessages));
+    }
+
+    #[test]
+    fn enums_parse_their_own_spelling_only() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Ok(*r));
+        }
+        assert_eq!(Role::parse("god").unwrap_err().code(), "unknown_value");
+        assert_eq!(JoinPolicy::parse("link_join"), Ok(JoinPolicy::Link));
+    }
+
+    #[test]
+    fn buckets_floor_negative_times() {
+        let c = Conversation::uncreated(ConvId::new("c").expect("id"));
+        assert_eq!(c.bucket_of(0), 0);
+        assert_eq!(c.bucket_of(DEFAULT_BUCKET_MS - 1), 0);
+        assert_eq!(c.bucket_of(-1), -1);
+    }
+}

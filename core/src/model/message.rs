@@ -1,0 +1,234 @@
+//! Messages (DESIGN §2, seeds 000 and 002).
+
+use std::collections::BTreeMap;
+
+use crate::error::{check_bytes, check_chars, ModelError};
+use crate::ids::{AccountId, ConvId, MessageId};
+use crate::limits::{BODY_MAX_CHARS, CAPTION_MAX_CHARS, PAYLOAD_MAX_BYTES};
+use crate::model::attachment::{attachments_from_json, mentions_from_json};
+use crate::model::conversation::str_enum;
+use crate::model::proposal::{ProposalPayload, ProposalResponsePayload, ProposalStatus};
+
+str_enum!(
+    /// What a message is; media kinds need media rights and attachments allowed.
+    MessageKind, "kind" {
+        Text = "text",
+        Image = "image",
+        File = "file",
+        Voice = "voice",
+        Video = "video",
+        Sticker = "sticker",
+        System = "system",
+        Proposal = "proposal",
+        ProposalResponse = "proposal_response",
+    }
+);
+
+impl MessageKind {
+    /// Kinds that carry media and need `can_send_media` and `allow_attachments`.
+    pub fn is_media(self) -> bool {
+        matches!(
+            self,
+            MessageKind::Image | MessageKind::File | MessageKind::Voice | MessageKind::Video
+        )
+    }
+}
+
+/// Where a forwarded message came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ForwardedFrom {
+    pub conv: ConvId,
+    pub message: MessageId,
+}
+
+impl ForwardedFrom {
+    /// Stored as `<conversation>/<message>`.
+    pub fn encode(&self) -> String {
+        format!("{}/{}", self.conv, self.message)
+    }
+    pub fn decode(text: &str) -> Result<Self, ModelError> {
+        let (conv, message) = text.split_once('/').ok_or(ModelError::InvalidFormat {
+            field: "forwarded_from",
+            reason: "expected <conversation>/<message>".into(),
+        })?;
+        Ok(ForwardedFrom {
+            conv: ConvId::new(conv)?,
+            message: MessageId::new(message)?,
+        })
+    }
+}
+
+/// A message as written by its author. Fields not named here are not allowed in a message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewMessage {
+    pub id: MessageId,
+    pub author: AccountId,
+    pub kind: MessageKind,
+    pub body: String,
+    /// JSON text (proposal and proposal_response carry seed 002's contracts).
+    pub payload: Option<String>,
+    pub caption: Option<String>,
+    /// JSON array of attachment references (never bytes).
+    pub attachments: Option<String>,
+    /// JSON array of account ids.
+    pub mentions: Option<String>,
+    pub reply_to: Option<MessageId>,
+    pub forwarded_from: Option<ForwardedFrom>,
+    /// Client clock, milliseconds since the epoch.
+    pub created_at: i64,
+    pub scheduled_at: Option<i64>,
+}
+
+impl NewMessage {
+    /// A plain text message.
+    pub fn text(
+        id: MessageId,
+        author: AccountId,
+        body: impl Into<String>,
+        created_at: i64,
+    ) -> Self {
+        NewMessage {
+            id,
+            author,
+            kind: MessageKind::Text,
+            body: body.into(),
+            payload: None,
+            caption: None,
+            attachments: None,
+            mentions: None,
+            reply_to: None,
+            forwarded_from: None,
+            created_at,
+            scheduled_at: None,
+        }
+    }
+
+    /// Checks every limit and every structured field.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_chars("body", &self.body, BODY_MAX_CHARS)?;
+        if let Some(caption) = &self.caption {
+            check_chars("caption", caption, CAPTION_MAX_CHARS)?;
+        }
+        if let Some(payload) = &self.payload {
+            check_bytes("payload", payload, PAYLOAD_MAX_BYTES)?;
+            match self.kind {
+                MessageKind::Proposal => ProposalPayload::from_json(payload)?.validate_new()?,
+                MessageKind::ProposalResponse => {
+                    ProposalResponsePayload::from_json(payload)?.validate()?
+                }
+                _ => {
+                    serde_json::from_str::<serde_json::Value>(payload).map_err(|e| {
+                        ModelError::InvalidFormat {
+                            field: "payload",
+                            reason: e.to_string(),
+                        }
+                    })?;
+                }
+            }
+        } else if matches!(
+            self.kind,
+            MessageKind::Proposal | MessageKind::ProposalResponse
+        ) {
+            return Err(ModelError::Missing { field: "payload" });
+        }
+        if self.kind == MessageKind::ProposalResponse && self.reply_to.is_none() {
+            // The response names the proposal it answers.
+            return Err(ModelError::Missing { field: "reply_to" });
+        }
+        if let Some(attachments) = &self.attachments {
+            attachments_from_json(attachments)?;
+        }
+        if let Some(mentions) = &self.mentions {
+            mentions_from_json(mentions)?;
+        }
+        if self.created_at < 0 {
+            return Err(ModelError::OutOfRange {
+                field: "created_at",
+                reason: "before 1970".into(),
+            });
+        }
+        if self.body.is_empty() && self.attachments.is_none() && self.payload.is_none() {
+            return Err(ModelError::Empty { field: "body" });
+        }
+        Ok(())
+    }
+}
+
+/// A message read out of a bucket document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub author: AccountId,
+    pub kind: MessageKind,
+    pub body: String,
+    pub payload: Option<String>,
+    pub caption: Option<String>,
+    pub attachments: Option<String>,
+    pub mentions: Option<String>,
+    pub reply_to: Option<MessageId>,
+    pub forwarded_from: Option<ForwardedFrom>,
+    pub created_at: i64,
+    pub edited_at: Option<i64>,
+    /// Tombstone: when it was deleted.
+    pub deleted_at: Option<i64>,
+    pub scheduled_at: Option<i64>,
+    /// Proposal status, for `proposal` messages.
+    pub status: Option<ProposalStatus>,
+    /// `{emoji: {account: time}}`.
+    pub reactions: BTreeMap<String, BTreeMap<AccountId, i64>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: &str) -> NewMessage {
+        NewMessage::text(
+            MessageId::new("m1").expect("id"),
+            AccountId::new("a").expect("id"),
+            body,
+            1_700_000_000_000,
+        )
+    }
+
+    #[test]
+    fn body_limit_counts_characters() {
+        assert!(msg(&"é".repeat(BODY_MAX_CHARS)).validate().is_ok());
+        let err = msg(&"x".repeat(BODY_MAX_CHARS + 1))
+            .validate()
+            .expect_err("too long");
+        assert_eq!((err.code(), err.field()), ("too_long", "body"));
+    }
+
+    #[test]
+    fn payload_limit_and_json() {
+        let mut m = msg("hi");
+        m.payload = Some(format!("\"{}\"", "x".repeat(PAYLOAD_MAX_BYTES)));
+        assert_eq!(m.validate().expect_err("big").code(), "too_long");
+        m.payload = Some("{not json".into());
+        assert_eq!(m.validate().expect_err("bad").code(), "invalid_format");
+        m.payload = Some("{\"a\":1}".into());
+        assert!(m.validate().is_ok());
+    }
+
+    #[test]
+    fn proposals_need_their_payload_contract() {
+        let mut m = msg("Visit tomorrow?");
+        m.kind = MessageKind::Proposal;
+        assert_eq!(m.validate().expect_err("missing").code(), "missing");
+        m.payload = Some(r#"{"proposalType":"visit"}"#.into());
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn empty_text_is_refused() {
+        assert_eq!(msg("").validate().expect_err("empty").code(), "empty");
+    }
+
+    #[test]
+    fn forwarded_from_round_trips() {
+        let f = ForwardedFrom::decode("c1/m9").expect("parses");
+        assert_eq!(ForwardedFrom::decode(&f.encode()), Ok(f));
+        assert!(ForwardedFrom::decode("nope").is_err());
+    }
+}

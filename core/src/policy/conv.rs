@@ -1,0 +1,467 @@
+//! Rules for conversation documents: creation, members, info, settings, pins, read markers,
+//! lifecycle.
+
+use super::{active, deny, require, Author, Context, Decision, DenyCode, Effect};
+use crate::doc::schema::keys::{
+    COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, STATUS,
+};
+use crate::limits::{GROUP_MAX_MEMBERS, PINS_MAX};
+use crate::model::conversation::*;
+
+/// The role an account gets when it joins by itself.
+pub fn join_role(kind: ConvKind) -> Role {
+    if kind == ConvKind::Channel {
+        Role::Subscriber
+    } else {
+        Role::Member
+    }
+}
+
+fn kind_of(conv: &Conversation) -> ConvKind {
+    conv.kind().unwrap_or(ConvKind::Group)
+}
+
+pub(super) fn check_create(ctx: &Context<'_>, author: &Author, after: &Conversation) -> Decision {
+    if ctx.conv.is_some_and(|c| c.meta.is_some()) {
+        return deny(DenyCode::AlreadyCreated, format!("{} exists", after.id));
+    }
+    let Some(meta) = &after.meta else {
+        return deny(DenyCode::InvalidCreation, "no kind");
+    };
+    if meta.created_by.as_ref() != Some(&author.account) {
+        return deny(
+            DenyCode::InvalidCreation,
+            "created_by must be the creating account",
+        );
+    }
+    match meta.kind {
+        ConvKind::Direct | ConvKind::Support => {
+            return deny(
+                DenyCode::InvalidCreation,
+                "direct conversations and support threads are created by their deterministic creation change",
+            )
+        }
+        ConvKind::System if !author.service => {
+            return deny(DenyCode::ServiceOnly, "system conversations are created by service accounts")
+        }
+        _ => {}
+    }
+    if meta.resource.is_some() {
+        return deny(
+            DenyCode::InvalidCreation,
+            "only support threads have a resource",
+        );
+    }
+    // The creator is the one owner; everyone else was invited by it.
+    match after.members.get(&author.account) {
+        Some(m) if m.role == Role::Owner && m.is_active() => {}
+        _ => {
+            return deny(
+                DenyCode::InvalidCreation,
+                "the creator must be an active owner member",
+            )
+        }
+    }
+    for m in after.members.values() {
+        if m.account == author.account {
+            continue;
+        }
+        if m.role == Role::Owner {
+            return deny(DenyCode::RoleTooHigh, "only the creator is owner");
+        }
+        if !m.is_active() || m.invited_by.as_ref() != Some(&author.account) {
+            return deny(
+                DenyCode::InvalidCreation,
+                "invited members are active and invited by the creator",
+            );
+        }
+    }
+    if meta.kind == ConvKind::Group && after.members.len() > GROUP_MAX_MEMBERS {
+        return deny(
+            DenyCode::GroupFull,
+            format!("{} members", after.members.len()),
+        );
+    }
+    match (meta.kind, &meta.thread) {
+        (ConvKind::Thread, Some(link)) => check_thread_parent(ctx, author, link),
+        (ConvKind::Thread, None) => deny(DenyCode::InvalidCreation, "a thread needs its parent"),
+        (_, Some(_)) => deny(DenyCode::InvalidCreation, "only threads have a parent"),
+        (_, None) => Ok(()),
+    }
+}
+
+fn check_thread_parent(ctx: &Context<'_>, author: &Author, link: &ThreadLink) -> Decision {
+    let Some(parent) = ctx
+        .parent
+        .filter(|p| p.id == link.parent && p.meta.is_some())
+    else {
+        return deny(
+            DenyCode::InvalidCreation,
+            format!("parent {} is not known", link.parent),
+        );
+    };
+    let member = active(parent, author)?;
+    if parent.settings.subroom_policy == EditPolicy::AdminsOnly && !member.role.is_admin() {
+        return deny(
+            DenyCode::SubroomForbidden,
+            "only admins of the parent create threads",
+        );
+    }
+    let parent_depth = parent
+        .meta
+        .as_ref()
+        .and_then(|m| m.thread.as_ref())
+        .map_or(0, |t| t.depth);
+    if link.depth != parent_depth + 1 {
+        return deny(
+            DenyCode::InvalidCreation,
+            format!("depth must be {}", parent_depth + 1),
+        );
+    }
+    if link.depth > parent.settings.max_subroom_depth {
+        return deny(
+            DenyCode::ThreadTooDeep,
+            format!(
+                "depth {} > {}",
+                link.depth, parent.settings.max_subroom_depth
+            ),
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn check(
+    ctx: &Context<'_>,
+    conv: &Conversation,
+    author: &Author,
+    effect: &Effect,
+) -> Decision {
+    match effect {
+        Effect::AddMember { before, after } => check_add(ctx, conv, author, before.as_ref(), after),
+        Effect::UpdateMember {
+            before,
+            after,
+            fields,
+        } => check_update(conv, author, before, after, fields),
+        Effect::SetInfo { field } => {
+            let member = active(conv, author)?;
+            let allowed = match conv.settings.info_edit_policy {
+                EditPolicy::AllMembers => member.role.rank() >= Role::Member.rank(),
+                EditPolicy::AdminsOnly => member.role.is_admin(),
+            };
+            if allowed || member.overrides.get(&Permission::ChangeInfo) == Some(&true) {
+                Ok(())
+            } else {
+                deny(
+                    DenyCode::NoPermission,
+                    format!("the info edit policy keeps {field} to admins"),
+                )
+            }
+        }
+        Effect::SetSetting { key } => {
+            let member = active(conv, author)?;
+            if member.role.is_admin() && member.has(Permission::ChangeInfo) {
+                Ok(())
+            } else {
+                deny(DenyCode::NoPermission, format!("only admins change {key}"))
+            }
+        }
+        Effect::Pin { by, message } => {
+            let member = active(conv, author)?;
+            require(member, Permission::PinMessages)?;
+            if *by != author.account {
+                return deny(DenyCode::NotOwnKey, "a pin names its own pinner");
+            }
+            if conv.pins.len() >= PINS_MAX && !conv.pins.contains_key(message) {
+                return deny(DenyCode::PinsFull, format!("at most {PINS_MAX} pins"));
+            }
+            Ok(())
+        }
+        Effect::Unpin { .. } => require(active(conv, author)?, Permission::PinMessages),
+        Effect::MarkRead { account } => {
+            if *account != author.account {
+                return deny(
+                    DenyCode::NotOwnKey,
+                    format!("{} moves the read marker of {account}", author.account),
+                );
+            }
+            active(conv, author).map(|_| ())
+        }
+        Effect::SetLifecycle { to, by } => {
+            if *by != author.account {
+                return deny(DenyCode::NotOwnKey, "the lifecycle names who moved it");
+            }
+            let member = active(conv, author)?;
+            let staff = member.role.rank() >= Role::Moderator.rank();
+            let allowed = match (conv.lifecycle.state, to) {
+                // A new message reopens an archived thread (seed 002): senders may reopen.
+                (Lifecycle::Archived, Lifecycle::Active) => {
+                    staff || member.has(Permission::SendMessages)
+                }
+                _ => staff,
+            };
+            if allowed {
+                Ok(())
+            } else {
+                deny(
+                    DenyCode::NoPermission,
+                    format!(
+                        "{} cannot move the conversation to {}",
+                        member.role.as_str(),
+                        to.as_str()
+                    ),
+                )
+            }
+        }
+        _ => deny(DenyCode::InvalidCreation, "not a conversation effect"),
+    }
+}
+
+fn check_add(
+    ctx: &Context<'_>,
+    conv: &Conversation,
+    author: &Author,
+    before: Option<&Member>,
+    after: &Member,
+) -> Decision {
+    let kind = kind_of(conv);
+    if kind == ConvKind::Direct {
+        return deny(
+            DenyCode::DirectFixedMembers,
+            "direct conversations take no new members",
+        );
+    }
+    if !after.is_active() {
+        return deny(DenyCode::InvalidCreation, "an added member is active");
+    }
+    if kind == ConvKind::Group && conv.active_count() + 1 > GROUP_MAX_MEMBERS {
+        return deny(
+            DenyCode::GroupFull,
+            format!("{} active members", conv.active_count()),
+        );
+    }
+    if let Some(before) = before {
+        if before.role == Role::Owner && before.account != author.account {
+            return deny(DenyCode::OwnerProtected, "the owner's entry is the owner's");
+        }
+    }
+    if after.account == author.account {
+        return check_self_join(ctx, conv, before, after);
+    }
+    let member = active(conv, author)?;
+    require(member, Permission::AddMembers)?;
+    if after.role.rank() >= member.role.rank() && member.role != Role::Owner
+        || after.role == Role::Owner
+    {
+        return deny(
+            DenyCode::RoleTooHigh,
+            format!(
+                "{} cannot grant {}",
+                member.role.as_str(),
+                after.role.as_str()
+            ),
+        );
+    }
+    if before.is_some_and(|b| b.status == MemberStatus::Banned) {
+        require(member, Permission::RemoveMembers)?;
+    }
+    if after.invited_by.as_ref() != Some(&author.account) {
+        return deny(DenyCode::NotOwnKey, "invited_by names the inviting account");
+    }
+    Ok(())
+}
+
+fn check_self_join(
+    ctx: &Context<'_>,
+    conv: &Conversation,
+    before: Option<&Member>,
+    after: &Member,
+) -> Decision {
+    let kind = kind_of(conv);
+    if let Some(b) = before {
+        if matches!(b.status, MemberStatus::Removed | MemberStatus::Banned) {
+            return deny(
+                DenyCode::MemberInactive,
+                format!("{} was {}", b.account, b.status.as_str()),
+            );
+        }
+        if b.is_active() {
+            return deny(DenyCode::JoinNotAllowed, "already a member");
+        }
+    }
+    if after.role != join_role(kind) {
+        return deny(
+            DenyCode::RoleTooHigh,
+            format!("joining gives the {} role", join_role(kind).as_str()),
+        );
+    }
+    let parent_member = || {
+        ctx.parent
+            .filter(|p| {
+                conv.meta
+                    .as_ref()
+                    .and_then(|m| m.thread.as_ref())
+                    .is_some_and(|t| t.parent == p.id)
+            })
+            .and_then(|p| p.active_member(&after.account))
+            .is_some()
+    };
+    let open =
+        conv.settings.join_policy == JoinPolicy::Open && !conv.settings.join_approval_required;
+    if open || (kind == ConvKind::Thread && parent_member()) {
+        Ok(())
+    } else {
+        deny(
+            DenyCode::JoinNotAllowed,
+            format!("join policy is {}", conv.settings.join_policy.as_str()),
+        )
+    }
+}
+
+fn check_update(
+    conv: &Conversation,
+    author: &Author,
+    before: &Member,
+    after: &Member,
+    fields: &[String],
+) -> Decision {
+    let touched = |f: &str| fields.iter().any(|x| x == f);
+    if touched(INVITED_BY) || touched(JOINED_AT) && after.status == before.status {
+        return deny(
+            DenyCode::ImmutableField,
+            "invited_by and joined_at change only on (re)joining",
+        );
+    }
+    if before.account == author.account {
+        return check_self_update(conv, before, after, fields);
+    }
+    let member = active(conv, author)?;
+    if before.role == Role::Owner {
+        return deny(
+            DenyCode::OwnerProtected,
+            "nobody changes the owner's entry but the owner",
+        );
+    }
+    if before.role.rank() >= member.role.rank() {
+        return deny(
+            DenyCode::RoleTooHigh,
+            format!(
+                "{} cannot change a {}",
+                member.role.as_str(),
+                before.role.as_str()
+            ),
+        );
+    }
+    if kind_of(conv) == ConvKind::Direct {
+        return deny(
+            DenyCode::DirectFixedMembers,
+            "direct conversation members are fixed",
+        );
+    }
+    if touched(ROLE) && after.role != before.role {
+        if !member.role.is_admin() {
+            return deny(DenyCode::NoPermission, "only admins change roles");
+        }
+        if after.role.rank() >= member.role.rank() {
+            return deny(
+                DenyCode::RoleTooHigh,
+                format!(
+                    "{} cannot grant {}",
+                    member.role.as_str(),
+                    after.role.as_str()
+                ),
+            );
+        }
+    }
+    if after.status != before.status {
+        match after.status {
+            MemberStatus::Removed | MemberStatus::Banned => {
+                require(member, Permission::RemoveMembers)?
+            }
+            _ => {
+                return deny(
+                    DenyCode::NoPermission,
+                    format!(
+                        "only {} sets their status to {}",
+                        before.account,
+                        after.status.as_str()
+                    ),
+                )
+            }
+        }
+    }
+    if after.overrides != before.overrides && !member.role.is_admin() {
+        return deny(
+            DenyCode::NoPermission,
+            "only admins set permission overrides",
+        );
+    }
+    if (touched(NICKNAME) || touched(COLOR))
+        && !(member.role.is_admin() && member.has(Permission::ChangeInfo))
+    {
+        return deny(
+            DenyCode::NoPermission,
+            "a member's nickname and color are their own",
+        );
+    }
+    Ok(())
+}
+
+fn check_self_update(
+    conv: &Conversation,
+    before: &Member,
+    after: &Member,
+    fields: &[String],
+) -> Decision {
+    if after.overrides != before.overrides {
+        return deny(
+            DenyCode::RoleTooHigh,
+            "nobody sets their own permission overrides",
+        );
+    }
+    if after.role != before.role {
+        // Stepping down is fine, except for the owner, who would leave nobody in charge.
+        if before.role == Role::Owner {
+            return deny(DenyCode::OwnerProtected, "the owner cannot step down");
+        }
+        if after.role.rank() >= before.role.rank() {
+            return deny(
+                DenyCode::RoleTooHigh,
+                format!(
+                    "{} cannot promote itself to {}",
+                    before.role.as_str(),
+                    after.role.as_str()
+                ),
+            );
+        }
+    }
+    if after.status != before.status {
+        // Anyone may leave; coming back is a join (see `check_self_join`).
+        if !(before.is_active() && after.status == MemberStatus::Left) {
+            return deny(
+                DenyCode::NoPermission,
+                format!(
+                    "{} cannot set its own status to {}",
+                    before.account,
+                    after.status.as_str()
+                ),
+            );
+        }
+    } else if !before.is_active() {
+        return deny(
+            DenyCode::MemberInactive,
+            format!("{} is {}", before.account, before.status.as_str()),
+        );
+    }
+    let allowed = [ROLE, STATUS, LEFT_AT, NICKNAME, COLOR];
+    if let Some(f) = fields.iter().find(|f| !allowed.contains(&f.as_str())) {
+        let code = if f == REMOVED_AT {
+            DenyCode::NoPermission
+        } else {
+            DenyCode::ImmutableField
+        };
+        return deny(code, format!("{f} is not the member's to write"));
+    }
+    let _ = conv;
+    Ok(())
+}

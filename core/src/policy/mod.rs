@@ -1,0 +1,249 @@
+//! Who may change what (DESIGN §3): a pure function
+//! `(state before, author, effect) -> Allow | Deny(code, reason)`.
+//!
+//! The server runs it on every incoming change (through `validate`), clients run it before
+//! they write, so a well-behaved client meets a denial only in a race.
+
+mod conv;
+mod msgs;
+
+use crate::ids::AccountId;
+use crate::model::conversation::{Conversation, Member, Permission};
+use crate::model::message::{Message, NewMessage};
+use crate::model::proposal::ProposalStatus;
+
+pub use conv::join_role;
+
+/// Who wrote a change: the session's account, and whether it is a service account
+/// (from the token, never from a document).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Author {
+    pub account: AccountId,
+    pub service: bool,
+}
+
+impl Author {
+    pub fn user(account: AccountId) -> Self {
+        Author {
+            account,
+            service: false,
+        }
+    }
+    pub fn service(account: AccountId) -> Self {
+        Author {
+            account,
+            service: true,
+        }
+    }
+}
+
+macro_rules! deny_codes {
+    ($($variant:ident = $text:literal: $doc:literal),+ $(,)?) => {
+        /// Why the policy said no. `as_str` is stable: it goes on the wire and into the audit log.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum DenyCode { $(#[doc = $doc] $variant),+ }
+
+        impl DenyCode {
+            pub const ALL: &'static [DenyCode] = &[$(DenyCode::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $(DenyCode::$variant => $text),+ }
+            }
+            pub fn describe(self) -> &'static str {
+                match self { $(DenyCode::$variant => $doc),+ }
+            }
+        }
+    };
+}
+
+deny_codes! {
+    NotCreated = "not_created": "the conversation has not been created",
+    AlreadyCreated = "already_created": "the conversation exists already",
+    InvalidCreation = "invalid_creation": "the creation change breaks a creation rule",
+    NotMember = "not_member": "the account is not a member",
+    MemberInactive = "member_inactive": "the account left, was removed or was banned",
+    NoPermission = "no_permission": "the member's role and overrides do not allow this",
+    RoleTooHigh = "role_too_high": "nobody changes or grants a role at or above their own",
+    OwnerProtected = "owner_protected": "the owner cannot be removed, demoted or restricted",
+    AuthorMismatch = "author_mismatch": "the message's author is not the change's account",
+    NotAuthor = "not_author": "only the author may do this to a message",
+    NotOwnKey = "not_own_key": "an account writes only its own reactions and read markers",
+    DirectFixedMembers = "direct_fixed_members": "a direct conversation has exactly its two members",
+    GroupFull = "group_full": "a group has at most 1000 members",
+    ChannelAdminsOnly = "channel_admins_only": "in a channel only admins post",
+    AdminsOnly = "admins_only": "the send policy lets only admins post",
+    ReactionsDisabled = "reactions_disabled": "reactions are turned off here",
+    AttachmentsDisabled = "attachments_disabled": "attachments are turned off here",
+    StickersDisabled = "stickers_disabled": "stickers are turned off here",
+    ThreadTooDeep = "thread_too_deep": "the thread would be deeper than the parent allows",
+    SubroomForbidden = "subroom_forbidden": "the sub-room policy does not let this member create threads",
+    ServiceOnly = "service_only": "only service accounts write system messages or conversations",
+    NotCounterparty = "not_counterparty": "only the proposal's counterparty answers it",
+    ProposalExpired = "proposal_expired": "the proposal expired (server time)",
+    ProposalTransition = "proposal_transition": "a proposal's status moves only from pending to accepted, rejected or reschedule_requested",
+    ConversationClosed = "conversation_closed": "the conversation is closed",
+    BucketMismatch = "bucket_mismatch": "the message belongs to another time bucket",
+    ClockAhead = "clock_ahead": "the message's time is too far ahead of server time",
+    SlowMode = "slow_mode": "slow mode: wait before posting again",
+    RetentionExpired = "retention_expired": "the message is older than the retention period",
+    MessageMissing = "message_missing": "no such message in this bucket",
+    MessageDeleted = "message_deleted": "the message was deleted",
+    NotOwner = "not_owner": "only the account itself writes its profile and private document",
+    JoinNotAllowed = "join_not_allowed": "the join policy does not let this account join by itself",
+    ImmutableField = "immutable_field": "this field is set once and never changed",
+    PinsFull = "pins_full": "too many pinned messages",
+}
+
+/// A denial: a stable code and a reason for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub code: DenyCode,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.reason)
+    }
+}
+
+pub type Decision = Result<(), Denial>;
+
+pub(crate) fn deny(code: DenyCode, reason: impl Into<String>) -> Decision {
+    Err(Denial {
+        code,
+        reason: reason.into(),
+    })
+}
+
+/// What the policy knows besides the effect: the state before the change.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The conversation (for `conv` and `msgs` documents).
+    pub conv: Option<&'a Conversation>,
+    /// The parent conversation of a thread, when the effect creates or joins one.
+    pub parent: Option<&'a Conversation>,
+    /// Server time (ms); clients pass their best estimate.
+    pub now_ms: i64,
+    /// When the author's last message in this conversation was accepted (slow mode).
+    pub last_post_ms: Option<i64>,
+    /// The bucket of the `msgs` document the effect writes to.
+    pub bucket: Option<i64>,
+}
+
+/// What a change does, in domain terms. `validate` derives these from a change's ops;
+/// clients build them directly from intents.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// The creation change of a group, channel, thread or system conversation.
+    CreateConversation(Box<Conversation>),
+    /// A new member entry, or a former member made active again (`before` is its old entry).
+    AddMember {
+        before: Option<Member>,
+        after: Member,
+    },
+    /// Changes to an existing member entry; `fields` lists the keys written.
+    UpdateMember {
+        before: Member,
+        after: Member,
+        fields: Vec<String>,
+    },
+    SetInfo {
+        field: String,
+    },
+    SetSetting {
+        key: String,
+    },
+    Pin {
+        message: crate::ids::MessageId,
+        by: AccountId,
+    },
+    Unpin {
+        message: crate::ids::MessageId,
+    },
+    MarkRead {
+        account: AccountId,
+    },
+    SetLifecycle {
+        to: crate::model::conversation::Lifecycle,
+        by: AccountId,
+    },
+    PostMessage(Box<NewMessage>),
+    EditBody(Box<Message>),
+    DeleteMessage(Box<Message>),
+    SetReaction {
+        message: Box<Message>,
+        account: AccountId,
+    },
+    SetProposalStatus {
+        proposal: Box<Message>,
+        to: ProposalStatus,
+    },
+    /// Any write to the profile or private document of `owner`.
+    WriteOwnDoc {
+        owner: AccountId,
+    },
+}
+
+/// The policy.
+pub fn check(ctx: &Context<'_>, author: &Author, effect: &Effect) -> Decision {
+    match effect {
+        Effect::WriteOwnDoc { owner } => {
+            if *owner == author.account {
+                Ok(())
+            } else {
+                deny(
+                    DenyCode::NotOwner,
+                    format!("{} writes the document of {owner}", author.account),
+                )
+            }
+        }
+        Effect::CreateConversation(after) => conv::check_create(ctx, author, after),
+        Effect::PostMessage(_)
+        | Effect::EditBody(_)
+        | Effect::DeleteMessage(_)
+        | Effect::SetReaction { .. }
+        | Effect::SetProposalStatus { .. } => msgs::check(ctx, created(ctx)?, author, effect),
+        _ => conv::check(ctx, created(ctx)?, author, effect),
+    }
+}
+
+fn created<'a>(ctx: &Context<'a>) -> Result<&'a Conversation, Denial> {
+    match ctx.conv {
+        Some(conv) if conv.meta.is_some() => Ok(conv),
+        _ => Err(Denial {
+            code: DenyCode::NotCreated,
+            reason: "the conversation has not been created".into(),
+        }),
+    }
+}
+
+/// The author's entry, which must be active.
+pub(crate) fn active<'a>(conv: &'a Conversation, author: &Author) -> Result<&'a Member, Denial> {
+    match conv.member(&author.account) {
+        None => Err(Denial {
+            code: DenyCode::NotMember,
+            reason: format!("{} is not a member of {}", author.account, conv.id),
+        }),
+        Some(m) if !m.is_active() => Err(Denial {
+            code: DenyCode::MemberInactive,
+            reason: format!("{} is {} in {}", author.account, m.status.as_str(), conv.id),
+        }),
+        Some(m) => Ok(m),
+    }
+}
+
+pub(crate) fn require(member: &Member, permission: Permission) -> Decision {
+    if member.has(permission) {
+        Ok(())
+    } else {
+        deny(
+            DenyCode::NoPermission,
+            format!(
+                "{} ({}) lacks {}",
+                member.account,
+                member.role.as_str(),
+                permission.as_str()
+            ),
+        )
+    }
+}

@@ -1,0 +1,114 @@
+//! Reject codes: validation's own, plus every policy denial.
+
+use automerge::ChangeHash;
+
+use crate::error::ModelError;
+use crate::policy::DenyCode;
+
+/// Why a change was rejected. `as_str` is stable (wire protocol, audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectCode {
+    /// The bytes are not an Automerge change.
+    Malformed,
+    /// The change uses an actor reserved for genesis or deterministic creation.
+    ForgedActor,
+    /// The actor was bound to another account by an earlier change.
+    ActorBoundToOther,
+    /// The actor's sequence number does not follow its last accepted change.
+    SeqGap,
+    /// The change's op ids overlap the actor's earlier ops.
+    BadStartOp,
+    /// A dependency is not accepted (never queued: resubmit after it).
+    MissingDependency,
+    /// The change has no ops.
+    EmptyChange,
+    /// An op names an object the document does not have.
+    UnknownObject,
+    /// An op writes into an object that was deleted or lost a conflict.
+    HiddenObject,
+    /// An op kind the schema never uses (lists, text, counters, marks, inserts).
+    UnsupportedOp,
+    /// A key the schema does not name.
+    UnknownKey,
+    /// A value of the wrong type.
+    WrongType,
+    /// A value that breaks a format or range rule.
+    InvalidValue,
+    /// A value over its size limit.
+    TooLong,
+    /// A write whose `pred` is not exactly the current value(s): it would create a conflict
+    /// or remove someone else's value.
+    ConflictingWrite,
+    /// Two ops on one key in one change.
+    DuplicateKey,
+    /// The policy said no.
+    Policy(DenyCode),
+}
+
+impl RejectCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::Malformed => "malformed_change",
+            RejectCode::ForgedActor => "forged_actor",
+            RejectCode::ActorBoundToOther => "actor_bound_to_other",
+            RejectCode::SeqGap => "seq_gap",
+            RejectCode::BadStartOp => "bad_start_op",
+            RejectCode::MissingDependency => "missing_dependency",
+            RejectCode::EmptyChange => "empty_change",
+            RejectCode::UnknownObject => "unknown_object",
+            RejectCode::HiddenObject => "hidden_object",
+            RejectCode::UnsupportedOp => "unsupported_op",
+            RejectCode::UnknownKey => "unknown_key",
+            RejectCode::WrongType => "wrong_type",
+            RejectCode::InvalidValue => "invalid_value",
+            RejectCode::TooLong => "too_long",
+            RejectCode::ConflictingWrite => "conflicting_write",
+            RejectCode::DuplicateKey => "duplicate_key",
+            RejectCode::Policy(code) => code.as_str(),
+        }
+    }
+
+    /// Every validation code (policy codes are `DenyCode::ALL`).
+    pub const VALIDATION: &'static [RejectCode] = &[
+        RejectCode::Malformed,
+        RejectCode::ForgedActor,
+        RejectCode::ActorBoundToOther,
+        RejectCode::SeqGap,
+        RejectCode::BadStartOp,
+        RejectCode::MissingDependency,
+        RejectCode::EmptyChange,
+        RejectCode::UnknownObject,
+        RejectCode::HiddenObject,
+        RejectCode::UnsupportedOp,
+        RejectCode::UnknownKey,
+        RejectCode::WrongType,
+        RejectCode::InvalidValue,
+        RejectCode::TooLong,
+        RejectCode::ConflictingWrite,
+        RejectCode::DuplicateKey,
+    ];
+}
+
+impl From<&ModelError> for RejectCode {
+    fn from(e: &ModelError) -> Self {
+        match e {
+            ModelError::TooLong { .. } => RejectCode::TooLong,
+            _ => RejectCode::InvalidValue,
+        }
+    }
+}
+
+/// A rejected change: its hash (when it decoded), a code and a reason for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", code.as_str())]
+pub struct Rejection {
+    pub hash: Option<ChangeHash>,
+    pub code: RejectCode,
+    pub reason: String,
+}
+
+impl Rejection {
+    pub fn new(hash: Option<ChangeHash>, code: RejectCode, reason: String) -> Self {
+        Rejection { hash, code, reason }
+    }
+}

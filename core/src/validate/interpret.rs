@@ -1,0 +1,755 @@
+//! Turns a change's path-ops into domain effects, checking every key and value against the
+//! schema on the way. Everything not named here is refused.
+
+use std::collections::BTreeMap;
+
+use automerge::{ObjId, ScalarValue, ROOT};
+
+use super::codes::RejectCode;
+use super::ops::{Action, Failure, PathOp};
+use super::state::AcceptedDoc;
+use super::Env;
+use crate::doc::read;
+use crate::doc::schema::{self, keys::*, split_reaction_key, FieldType};
+use crate::error::{check_chars, ModelError};
+use crate::ids::{AccountId, ContactId, ConvId, DocTarget, MessageId, ResourceId};
+use crate::limits::*;
+use crate::model::account::{
+    validate_bio, validate_display_name, validate_status, validate_url, AccountKind,
+};
+use crate::model::attachment::validate_reaction;
+use crate::model::contact::{validate_e164, validate_email, ContactKind};
+use crate::model::conversation::*;
+use crate::model::message::{ForwardedFrom, MessageKind, NewMessage};
+use crate::model::proposal::ProposalStatus;
+use crate::policy::Effect;
+
+fn model(e: ModelError) -> Failure {
+    (RejectCode::from(&e), e.to_string())
+}
+
+fn unknown(path: &[String]) -> Failure {
+    (
+        RejectCode::UnknownKey,
+        format!("{} is not part of the schema", path.join("/")),
+    )
+}
+
+fn immutable(path: &[String]) -> Failure {
+    (
+        RejectCode::Policy(crate::policy::DenyCode::ImmutableField),
+        format!("{} cannot be written this way", path.join("/")),
+    )
+}
+
+/// A typed scalar put at `path` whose last key names a field of `table`.
+fn typed<'a>(
+    table: &[(&str, FieldType)],
+    op: &'a PathOp,
+) -> Result<Option<&'a ScalarValue>, Failure> {
+    let field = op.path.last().map(String::as_str).unwrap_or_default();
+    let Some(expected) = schema::field_type(table, field) else {
+        return Err(unknown(&op.path));
+    };
+    match &op.action {
+        Action::Delete => Ok(None),
+        Action::MakeMap => Err((
+            RejectCode::WrongType,
+            format!(
+                "{} holds a {}, not a map",
+                op.path.join("/"),
+                expected.name()
+            ),
+        )),
+        Action::Put(v) => {
+            let ok = matches!(
+                (expected, v),
+                (FieldType::Str, ScalarValue::Str(_))
+                    | (FieldType::Int, ScalarValue::Int(_))
+                    | (FieldType::Bool, ScalarValue::Boolean(_))
+            );
+            if ok {
+                Ok(Some(v))
+            } else {
+                Err((
+                    RejectCode::WrongType,
+                    format!("{} holds a {}", op.path.join("/"), expected.name()),
+                ))
+            }
+        }
+    }
+}
+
+fn text(v: &ScalarValue) -> &str {
+    match v {
+        ScalarValue::Str(s) => s.as_str(),
+        _ => "",
+    }
+}
+
+fn int(v: &ScalarValue) -> i64 {
+    match v {
+        ScalarValue::Int(i) => *i,
+        _ => 0,
+    }
+}
+
+fn boolean(v: &ScalarValue) -> bool {
+    matches!(v, ScalarValue::Boolean(true))
+}
+
+fn uint(field: &'static str, v: &ScalarValue, max: u32) -> Result<u32, Failure> {
+    u32::try_from(int(v))
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| {
+            model(ModelError::OutOfRange {
+                field,
+                reason: format!("0..={max}"),
+            })
+        })
+}
+
+pub(super) fn effects(
+    doc: &AcceptedDoc,
+    env: &Env<'_>,
+    ops: &[PathOp],
+) -> Result<Vec<Effect>, Failure> {
+    match doc.id().target() {
+        DocTarget::Conv(id) => conv_effects(doc, env, id, ops),
+        DocTarget::Msgs(..) => msgs_effects(doc, ops),
+        DocTarget::Profile(owner) => {
+            for op in ops {
+                profile_field(op)?;
+            }
+            Ok(vec![Effect::WriteOwnDoc {
+                owner: owner.clone(),
+            }])
+        }
+        DocTarget::Private(owner) => {
+            for op in ops {
+                private_op(op)?;
+            }
+            Ok(vec![Effect::WriteOwnDoc {
+                owner: owner.clone(),
+            }])
+        }
+    }
+}
+
+// ---------- conversations ----------
+
+fn conv_effects(
+    doc: &AcceptedDoc,
+    env: &Env<'_>,
+    id: &ConvId,
+    ops: &[PathOp],
+) -> Result<Vec<Effect>, Failure> {
+    let owned;
+    let before = match env.conv {
+        Some(c) => c,
+        None => {
+            owned = read::read_conversation(doc.doc(), id.clone());
+            &owned
+        }
+    };
+    if ops
+        .iter()
+        .any(|o| o.path.first().map(String::as_str) == Some(META))
+    {
+        return creation(before, ops).map(|c| vec![Effect::CreateConversation(Box::new(c))]);
+    }
+    let mut out = Vec::new();
+    let mut members: BTreeMap<AccountId, (Option<Member>, Member, Vec<String>)> = BTreeMap::new();
+    let mut lifecycle: BTreeMap<&str, &ScalarValue> = BTreeMap::new();
+    for op in ops {
+        let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
+        match p.as_slice() {
+            [INFO, _] => {
+                if let Some(v) = typed(schema::INFO_FIELDS, op)? {
+                    info_value(&p[1..], v)?;
+                }
+                out.push(Effect::SetInfo {
+                    field: op.path[1].clone(),
+                });
+            }
+            [SETTINGS, _] => {
+                let Some(v) = typed(schema::SETTINGS_FIELDS, op)? else {
+                    return Err(immutable(&op.path));
+                };
+                let mut probe = before.settings.clone();
+                setting_value(&mut probe, &op.path[1], v)?;
+                out.push(Effect::SetSetting {
+                    key: op.path[1].clone(),
+                });
+            }
+            [MEMBERS, account] => {
+                let account = AccountId::new(*account).map_err(model)?;
+                if op.action != Action::MakeMap || op.replaces {
+                    return Err(immutable(&op.path));
+                }
+                members.insert(
+                    account.clone(),
+                    (None, Member::new(account, Role::Member), Vec::new()),
+                );
+            }
+            [MEMBERS, account, field] => {
+                let account = AccountId::new(*account).map_err(model)?;
+                let entry = match members.get_mut(&account) {
+                    Some(e) => e,
+                    None if op.in_new_object => return Err(unknown(&op.path)),
+                    None => {
+                        let Some(existing) = before.member(&account) else {
+                            return Err((
+                                RejectCode::UnknownObject,
+                                format!("{account} has no member entry"),
+                            ));
+                        };
+                        members.entry(account).or_insert((
+                            Some(existing.clone()),
+                            existing.clone(),
+                            Vec::new(),
+                        ))
+                    }
+                };
+                member_field(&mut entry.1, field, op)?;
+                entry.2.push((*field).to_owned());
+            }
+            [PINS, message] => {
+                let message = MessageId::new(*message).map_err(model)?;
+                match op.action {
+                    Action::MakeMap if !op.replaces => {
+                        let by = pin_by(ops, &op.path)?;
+                        out.push(Effect::Pin { message, by });
+                    }
+                    Action::Delete => out.push(Effect::Unpin { message }),
+                    _ => return Err(immutable(&op.path)),
+                }
+            }
+            [PINS, _, _] if op.in_new_object => {
+                typed(schema::PIN_FIELDS, op)?;
+            }
+            [READS, account] => {
+                let account = AccountId::new(*account).map_err(model)?;
+                match &op.action {
+                    Action::Put(ScalarValue::Str(m)) => {
+                        MessageId::new(m.as_str()).map_err(model)?;
+                    }
+                    _ => {
+                        return Err((
+                            RejectCode::WrongType,
+                            "a read marker is a message id".into(),
+                        ))
+                    }
+                }
+                out.push(Effect::MarkRead { account });
+            }
+            [LIFECYCLE, field] => {
+                let Some(v) = typed(schema::LIFECYCLE_FIELDS, op)? else {
+                    return Err(immutable(&op.path));
+                };
+                lifecycle.insert(field, v);
+            }
+            _ => return Err(unknown(&op.path)),
+        }
+    }
+    for (account, (before_m, mut after, fields)) in members {
+        if before_m.is_none() {
+            // A new entry is written whole; its fields must make a valid member.
+            if !fields.iter().any(|f| f == ROLE) || !fields.iter().any(|f| f == STATUS) {
+                return Err(model(ModelError::Missing {
+                    field: "member role and status",
+                }));
+            }
+        }
+        after.account = account;
+        let rejoin = before_m.as_ref().is_some_and(|b| !b.is_active()) && after.is_active();
+        out.push(if before_m.is_none() || rejoin {
+            Effect::AddMember {
+                before: before_m,
+                after,
+            }
+        } else {
+            Effect::UpdateMember {
+                before: before_m.unwrap_or_else(|| after.clone()),
+                after,
+                fields,
+            }
+        });
+    }
+    if !lifecycle.is_empty() {
+        let to = lifecycle
+            .get(STATE)
+            .map(|v| Lifecycle::parse(text(v)))
+            .transpose()
+            .map_err(model)?;
+        let by = lifecycle
+            .get(BY)
+            .map(|v| AccountId::new(text(v)))
+            .transpose()
+            .map_err(model)?;
+        match (to, by, lifecycle.contains_key(AT)) {
+            (Some(to), Some(by), true) => out.push(Effect::SetLifecycle { to, by }),
+            _ => {
+                return Err(model(ModelError::Missing {
+                    field: "lifecycle state, by and at",
+                }))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pin_by(ops: &[PathOp], pin_path: &[String]) -> Result<AccountId, Failure> {
+    let by = ops
+        .iter()
+        .find_map(|o| match (&o.action, o.path.split_last()) {
+            (Action::Put(ScalarValue::Str(s)), Some((last, parent)))
+                if parent == pin_path && last == BY =>
+            {
+                Some(s.to_string())
+            }
+            _ => None,
+        });
+    let has_at = ops
+        .iter()
+        .any(|o| o.path.len() == 3 && o.path[..2] == *pin_path && o.path[2] == AT);
+    match (by, has_at) {
+        (Some(by), true) => AccountId::new(by).map_err(model),
+        _ => Err(model(ModelError::Missing {
+            field: "pin by and at",
+        })),
+    }
+}
+
+fn info_value(path: &[&str], v: &ScalarValue) -> Result<(), Failure> {
+    let s = text(v);
+    match path.first().copied().unwrap_or_default() {
+        TITLE => check_chars("title", s, TITLE_MAX_CHARS),
+        DESCRIPTION => check_chars("description", s, DESCRIPTION_MAX_CHARS),
+        AVATAR => validate_url("avatar", s),
+        THEME_BACKGROUND => validate_url("theme_background", s),
+        _ => check_chars("theme_color", s, 32),
+    }
+    .map_err(model)
+}
+
+fn setting_value(s: &mut Settings, key: &str, v: &ScalarValue) -> Result<(), Failure> {
+    match key {
+        SEND_POLICY => s.send_policy = SendPolicy::parse(text(v)).map_err(model)?,
+        JOIN_POLICY => s.join_policy = JoinPolicy::parse(text(v)).map_err(model)?,
+        INFO_EDIT_POLICY => s.info_edit_policy = EditPolicy::parse(text(v)).map_err(model)?,
+        SUBROOM_POLICY => s.subroom_policy = EditPolicy::parse(text(v)).map_err(model)?,
+        JOIN_APPROVAL_REQUIRED => s.join_approval_required = boolean(v),
+        ALLOW_REACTIONS => s.allow_reactions = boolean(v),
+        ALLOW_STICKERS => s.allow_stickers = boolean(v),
+        ALLOW_ATTACHMENTS => s.allow_attachments = boolean(v),
+        MAX_SUBROOM_DEPTH => s.max_subroom_depth = uint("max_subroom_depth", v, SUBROOM_DEPTH_MAX)?,
+        SLOW_MODE_SECONDS => {
+            s.slow_mode_seconds = uint("slow_mode_seconds", v, SLOW_MODE_MAX_SECONDS)?
+        }
+        RETENTION_DAYS => s.retention_days = Some(uint("retention_days", v, RETENTION_MAX_DAYS)?),
+        _ => return Err((RejectCode::UnknownKey, format!("settings/{key}"))),
+    }
+    Ok(())
+}
+
+fn member_field(m: &mut Member, field: &str, op: &PathOp) -> Result<(), Failure> {
+    if let Ok(permission) = Permission::parse(field) {
+        match &op.action {
+            Action::Put(ScalarValue::Boolean(b)) => {
+                m.overrides.insert(permission, *b);
+            }
+            Action::Delete => {
+                m.overrides.remove(&permission);
+            }
+            _ => return Err((RejectCode::WrongType, format!("{field} is a boolean"))),
+        }
+        return Ok(());
+    }
+    let Some(v) = typed(schema::MEMBER_FIELDS, op)? else {
+        return Err(immutable(&op.path));
+    };
+    match field {
+        ROLE => m.role = Role::parse(text(v)).map_err(model)?,
+        STATUS => m.status = MemberStatus::parse(text(v)).map_err(model)?,
+        JOINED_AT => m.joined_at = Some(int(v)),
+        LEFT_AT => m.left_at = Some(int(v)),
+        REMOVED_AT => m.removed_at = Some(int(v)),
+        INVITED_BY => m.invited_by = Some(AccountId::new(text(v)).map_err(model)?),
+        NICKNAME => {
+            check_chars("nickname", text(v), NICKNAME_MAX_CHARS).map_err(model)?;
+            m.nickname = Some(text(v).to_owned());
+        }
+        _ => {
+            check_chars("color", text(v), 32).map_err(model)?;
+            m.color = Some(text(v).to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// The creation change of a group, channel, thread or system conversation.
+fn creation(before: &Conversation, ops: &[PathOp]) -> Result<Conversation, Failure> {
+    let mut after = Conversation::uncreated(before.id.clone());
+    let mut meta: BTreeMap<&str, &ScalarValue> = BTreeMap::new();
+    let mut info = Vec::new();
+    let mut settings = Vec::new();
+    let mut members: BTreeMap<AccountId, Member> = BTreeMap::new();
+    for op in ops {
+        let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
+        if op.replaces {
+            return Err(immutable(&op.path));
+        }
+        match p.as_slice() {
+            [META, field] => {
+                let v = typed(schema::META_FIELDS, op)?.ok_or_else(|| immutable(&op.path))?;
+                meta.insert(field, v);
+            }
+            [INFO, _] => {
+                let v = typed(schema::INFO_FIELDS, op)?.ok_or_else(|| immutable(&op.path))?;
+                info_value(&p[1..], v)?;
+                info.push((p[1], v));
+            }
+            [SETTINGS, key] => {
+                let v = typed(schema::SETTINGS_FIELDS, op)?.ok_or_else(|| immutable(&op.path))?;
+                settings.push((*key, v));
+            }
+            [MEMBERS, account] if op.action == Action::MakeMap => {
+                let account = AccountId::new(*account).map_err(model)?;
+                members.insert(account.clone(), Member::new(account, Role::Member));
+            }
+            [MEMBERS, account, field] if op.in_new_object => {
+                let account = AccountId::new(*account).map_err(model)?;
+                let m = members.get_mut(&account).ok_or_else(|| unknown(&op.path))?;
+                member_field(m, field, op)?;
+            }
+            _ => {
+                return Err((
+                    RejectCode::Policy(crate::policy::DenyCode::InvalidCreation),
+                    format!("{} is not part of a creation change", op.path.join("/")),
+                ))
+            }
+        }
+    }
+    let get = |k: &str| meta.get(k).copied();
+    let kind = ConvKind::parse(get(KIND).map(text).unwrap_or_default()).map_err(model)?;
+    let bucket_ms = get(BUCKET_MS).map(int).unwrap_or(DEFAULT_BUCKET_MS);
+    if !(BUCKET_MS_RANGE.0..=BUCKET_MS_RANGE.1).contains(&bucket_ms) {
+        return Err(model(ModelError::OutOfRange {
+            field: "bucket_ms",
+            reason: "1 minute to 366 days".into(),
+        }));
+    }
+    let account_of = |k: &str| {
+        get(k)
+            .map(|v| AccountId::new(text(v)))
+            .transpose()
+            .map_err(model)
+    };
+    let thread = match (get(PARENT), get(PARENT_MESSAGE), get(DEPTH)) {
+        (None, None, None) => None,
+        (Some(p), Some(m), Some(d)) => Some(ThreadLink {
+            parent: ConvId::new(text(p)).map_err(model)?,
+            message: MessageId::new(text(m)).map_err(model)?,
+            depth: u32::try_from(int(d)).map_err(|_| {
+                model(ModelError::OutOfRange {
+                    field: "depth",
+                    reason: "negative".into(),
+                })
+            })?,
+        }),
+        _ => {
+            return Err(model(ModelError::Missing {
+                field: "parent, parent_message and depth",
+            }))
+        }
+    };
+    let resource = match (get(RESOURCE), account_of(CLIENT)?, account_of(OWNER)?) {
+        (None, None, None) => None,
+        (Some(r), Some(client), Some(owner)) => Some(ResourceLink {
+            resource: ResourceId::new(text(r)).map_err(model)?,
+            client,
+            owner,
+        }),
+        _ => {
+            return Err(model(ModelError::Missing {
+                field: "resource, client and owner",
+            }))
+        }
+    };
+    after.meta = Some(Meta {
+        kind,
+        created_by: account_of(CREATED_BY)?,
+        created_at: get(CREATED_AT).map(int).unwrap_or(0),
+        bucket_ms,
+        thread,
+        resource,
+    });
+    after.settings = Settings::defaults_for(kind);
+    for (key, v) in settings {
+        setting_value(&mut after.settings, key, v)?;
+    }
+    for (field, v) in info {
+        let s = Some(text(v).to_owned());
+        match field {
+            TITLE => after.info.title = s,
+            DESCRIPTION => after.info.description = s,
+            AVATAR => after.info.avatar = s,
+            THEME_COLOR => after.info.theme_color = s,
+            _ => after.info.theme_background = s,
+        }
+    }
+    after.members = members;
+    Ok(after)
+}
+
+// ---------- message buckets ----------
+
+fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failure> {
+    let messages_obj = read::get_map(doc.doc(), &ROOT, MESSAGES)
+        .ok_or_else(|| (RejectCode::UnknownObject, "no messages map".into()))?;
+    let mut new: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
+    let mut updates: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for op in ops {
+        let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
+        match p.as_slice() {
+            [MESSAGES, id] => {
+                if op.action != Action::MakeMap || op.replaces {
+                    return Err(immutable(&op.path));
+                }
+                MessageId::new(*id).map_err(model)?;
+                new.insert((*id).to_owned(), BTreeMap::new());
+            }
+            [MESSAGES, id, field] => {
+                let v = typed(schema::MESSAGE_FIELDS, op)?
+                    .ok_or_else(|| immutable(&op.path))?
+                    .clone();
+                let target = if op.in_new_object {
+                    new.get_mut(*id)
+                } else {
+                    Some(updates.entry((*id).to_owned()).or_default())
+                };
+                target
+                    .ok_or_else(|| unknown(&op.path))?
+                    .insert((*field).to_owned(), v);
+            }
+            [REACTIONS, key] => {
+                let (message, account, emoji) = split_reaction_key(key).ok_or_else(|| {
+                    (
+                        RejectCode::InvalidValue,
+                        format!("reaction key {key:?} is not <message>|<account>|<emoji>"),
+                    )
+                })?;
+                let account = AccountId::new(account).map_err(model)?;
+                validate_reaction(emoji).map_err(model)?;
+                match op.action {
+                    Action::Put(ScalarValue::Int(_)) | Action::Delete => {}
+                    _ => {
+                        return Err((
+                            RejectCode::WrongType,
+                            "a reaction holds its time (integer)".into(),
+                        ))
+                    }
+                }
+                let message = existing_message(doc, &messages_obj, message)?;
+                out.push(Effect::SetReaction {
+                    message: Box::new(message),
+                    account,
+                });
+            }
+            _ => return Err(unknown(&op.path)),
+        }
+    }
+    for (id, fields) in new {
+        out.push(Effect::PostMessage(Box::new(new_message(&id, fields)?)));
+    }
+    for (id, fields) in updates {
+        let message = existing_message(doc, &messages_obj, &id)?;
+        let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let effect = match keys.as_slice() {
+            [BODY, EDITED_AT] => {
+                check_chars(
+                    "body",
+                    fields.get(BODY).map(text).unwrap_or_default(),
+                    BODY_MAX_CHARS,
+                )
+                .map_err(model)?;
+                Effect::EditBody(Box::new(message))
+            }
+            [BODY, DELETED_AT] if fields.get(BODY).map(text) == Some("") => {
+                Effect::DeleteMessage(Box::new(message))
+            }
+            [STATUS] => {
+                let to = ProposalStatus::parse(fields.get(STATUS).map(text).unwrap_or_default())
+                    .map_err(model)?;
+                Effect::SetProposalStatus {
+                    proposal: Box::new(message),
+                    to,
+                }
+            }
+            _ => {
+                return Err((
+                    RejectCode::Policy(crate::policy::DenyCode::ImmutableField),
+                    format!("message {id}: {} cannot change together", keys.join(", ")),
+                ))
+            }
+        };
+        out.push(effect);
+    }
+    Ok(out)
+}
+
+fn existing_message(
+    doc: &AcceptedDoc,
+    messages: &ObjId,
+    id: &str,
+) -> Result<crate::model::message::Message, Failure> {
+    let id = MessageId::new(id).map_err(model)?;
+    read::read_message_fields(doc.doc(), messages, &id).ok_or_else(|| {
+        (
+            RejectCode::Policy(crate::policy::DenyCode::MessageMissing),
+            format!("no message {id} in this bucket"),
+        )
+    })
+}
+
+fn new_message(id: &str, mut f: BTreeMap<String, ScalarValue>) -> Result<NewMessage, Failure> {
+    let mut take_str = |k: &str| f.remove(k).map(|v| text(&v).to_owned());
+    let author = AccountId::new(
+        take_str(AUTHOR).ok_or_else(|| model(ModelError::Missing { field: "author" }))?,
+    )
+    .map_err(model)?;
+    let kind = MessageKind::parse(
+        &take_str(KIND).ok_or_else(|| model(ModelError::Missing { field: "kind" }))?,
+    )
+    .map_err(model)?;
+    let body = take_str(BODY).ok_or_else(|| model(ModelError::Missing { field: "body" }))?;
+    let payload = take_str(PAYLOAD);
+    let caption = take_str(CAPTION);
+    let attachments = take_str(ATTACHMENTS);
+    let mentions = take_str(MENTIONS);
+    let reply_to = take_str(REPLY_TO)
+        .map(MessageId::new)
+        .transpose()
+        .map_err(model)?;
+    let forwarded_from = take_str(FORWARDED_FROM)
+        .map(|s| ForwardedFrom::decode(&s))
+        .transpose()
+        .map_err(model)?;
+    let status = take_str(STATUS);
+    let created_at = f.remove(CREATED_AT).map(|v| int(&v)).ok_or_else(|| {
+        model(ModelError::Missing {
+            field: "created_at",
+        })
+    })?;
+    let scheduled_at = f.remove(SCHEDULED_AT).map(|v| int(&v));
+    if let Some(extra) = f.keys().next() {
+        // edited_at / deleted_at on a new message
+        return Err((
+            RejectCode::InvalidValue,
+            format!("a new message has no {extra}"),
+        ));
+    }
+    match (kind, status.as_deref()) {
+        (MessageKind::Proposal, Some("pending")) | (_, None)
+            if kind != MessageKind::Proposal || status.is_some() => {}
+        _ => {
+            return Err((
+                RejectCode::InvalidValue,
+                "a proposal starts pending; other messages have no status".into(),
+            ))
+        }
+    }
+    let message = NewMessage {
+        id: MessageId::new(id).map_err(model)?,
+        author,
+        kind,
+        body,
+        payload,
+        caption,
+        attachments,
+        mentions,
+        reply_to,
+        forwarded_from,
+        created_at,
+        scheduled_at,
+    };
+    message.validate().map_err(model)?;
+    Ok(message)
+}
+
+// ---------- profile and private documents ----------
+
+fn profile_field(op: &PathOp) -> Result<(), Failure> {
+    if op.path.len() != 1 {
+        return Err(unknown(&op.path));
+    }
+    let field = op.path[0].as_str();
+    let Some(v) = typed(schema::PROFILE_FIELDS, op)? else {
+        return if matches!(field, AVATAR | BIO | STATUS) {
+            Ok(())
+        } else {
+            Err(immutable(&op.path))
+        };
+    };
+    match field {
+        KIND => AccountKind::parse(text(v)).map(|_| ()),
+        DISPLAY_NAME => validate_display_name(text(v)),
+        AVATAR => validate_url("avatar", text(v)),
+        BIO => validate_bio(text(v)),
+        _ => validate_status(text(v)),
+    }
+    .map_err(model)
+}
+
+fn private_op(op: &PathOp) -> Result<(), Failure> {
+    let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
+    match (p.as_slice(), &op.action) {
+        ([CONTACTS, id], Action::MakeMap | Action::Delete) => {
+            ContactId::new(*id).map(|_| ()).map_err(model)
+        }
+        ([CONVS, id], Action::MakeMap) => ConvId::new(*id).map(|_| ()).map_err(model),
+        ([SCHEDULED, id], Action::MakeMap | Action::Delete) => {
+            MessageId::new(*id).map(|_| ()).map_err(model)
+        }
+        ([DRAFTS, id], Action::Put(ScalarValue::Str(s))) => {
+            ConvId::new(*id).map_err(model)?;
+            check_chars("draft", s, DRAFT_MAX_CHARS).map_err(model)
+        }
+        ([DRAFTS, _], Action::Delete) => Ok(()),
+        ([CONTACTS, _, field], _) => {
+            let Some(v) = typed(schema::CONTACT_FIELDS, op)? else {
+                return Ok(());
+            };
+            match *field {
+                KIND => ContactKind::parse(text(v)).map(|_| ()),
+                PHONE => validate_e164(text(v)),
+                EMAIL => validate_email(text(v)),
+                ACCOUNT => AccountId::new(text(v)).map(|_| ()),
+                _ => check_chars("nickname", text(v), CONTACT_NICKNAME_MAX_CHARS),
+            }
+            .map_err(model)
+        }
+        ([CONVS, _, field], _) => {
+            if let Some(v) = typed(schema::CONV_PREF_FIELDS, op)? {
+                if *field == NOTIFICATIONS {
+                    NotificationLevel::parse(text(v)).map_err(model)?;
+                }
+            }
+            Ok(())
+        }
+        ([SCHEDULED, _, field], _) => {
+            if let Some(v) = typed(schema::SCHEDULED_FIELDS, op)? {
+                match *field {
+                    CONV => ConvId::new(text(v)).map(|_| ()).map_err(model)?,
+                    BODY => check_chars("body", text(v), BODY_MAX_CHARS).map_err(model)?,
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        _ => Err(unknown(&op.path)),
+    }
+}

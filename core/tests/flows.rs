@@ -1,0 +1,118 @@
+//! Whole flows through the writer, the validator and the hub.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use confab_core::doc::read;
+use confab_core::doc::write;
+use confab_core::model::conversation::*;
+use support::*;
+
+#[test]
+fn group_lifecycle_of_messages_reactions_edits_and_members() {
+    let mut hub = confab_core::hub::Hub::new();
+    let mut alice = Device::new("alice", 1);
+    let mut bob = Device::new("bob", 1);
+    let c = group(&mut hub, "g1", &mut alice, &mut [(&mut bob, Role::Member)]);
+    let conv = hub.conversation(&c).expect("cached");
+    assert_eq!(conv.kind(), Some(ConvKind::Group));
+    assert_eq!(conv.members.len(), 2);
+
+    let (ack, _) = post(&mut hub, &mut bob, &c, "m1", "hello").expect("bob posts");
+    assert_eq!(ack.seq, 1);
+    let doc = bucket_doc(&c, NOW);
+    alice.pull(&hub, &doc);
+    let change = alice.write(&doc, |d, t| {
+        write::react(d, t, NOW, &msg_id("m1"), &acc("alice"), "👍", true)
+    });
+    submit(&mut hub, &alice, &doc, change).expect("alice reacts");
+    let change = bob.write(&doc, |d, t| {
+        write::edit_body(d, t, NOW, &msg_id("m1"), "hello!")
+    });
+    submit(&mut hub, &bob, &doc, change).expect("bob edits his own message");
+
+    let messages = read::read_messages(hub.doc(&doc).expect("doc").doc());
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body, "hello!");
+    assert!(messages[0].edited_at.is_some());
+    assert_eq!(
+        messages[0].reactions["👍"].keys().next(),
+        Some(&acc("alice"))
+    );
+
+    // Alice removes Bob; his next message is refused with the reason.
+    let change = alice.write(&conv_doc(&c), |d, t| {
+        write::set_member_status(d, t, NOW, &acc("bob"), MemberStatus::Removed)
+    });
+    submit(&mut hub, &alice, &conv_doc(&c), change).expect("owner removes bob");
+    bob.pull(&hub, &conv_doc(&c));
+    let rejected = post(&mut hub, &mut bob, &c, "m2", "still here?").expect_err("removed");
+    assert_eq!(rejected.code.as_str(), "member_inactive");
+}
+
+#[test]
+fn resubmitting_an_accepted_change_acks_with_its_seq() {
+    let mut hub = confab_core::hub::Hub::new();
+    let mut alice = Device::new("alice", 1);
+    let c = group(&mut hub, "g1", &mut alice, &mut []);
+    let (doc, change) = text_change(&mut alice, &c, "m1", "once", NOW);
+    let (first, _) = submit(&mut hub, &alice, &doc, change.clone()).expect("accepted");
+    let (again, effects) = submit(&mut hub, &alice, &doc, change).expect("acked again");
+    assert_eq!(first, again);
+    assert!(effects.is_empty());
+    assert_eq!(hub.changes_after(&doc, 0).len(), 1);
+}
+
+#[test]
+fn concurrent_offline_direct_creation_merges_into_one_conversation() {
+    let t = tenant();
+    let (a, b) = (acc("alice"), acc("bob"));
+    // Two devices, offline, each open the direct conversation and write a first message.
+    let (doc_a, create_a) = write::direct_creation_change(&t, &a, &b).expect("alice's side");
+    let (doc_b, create_b) = write::direct_creation_change(&t, &b, &a).expect("bob's side");
+    assert_eq!(doc_a, doc_b, "one id for the pair, from either side");
+    assert_eq!(
+        create_a.hash(),
+        create_b.hash(),
+        "identical creation change"
+    );
+
+    let mut alice = Device::new("alice", 1);
+    let mut bob = Device::new("bob", 1);
+    write::apply_creation(alice.doc(&doc_a), create_a.clone()).unwrap();
+    write::apply_creation(bob.doc(&doc_b), create_b.clone()).unwrap();
+    let change_a = alice.write(&doc_a, |d, tag| {
+        write::mark_read(d, tag, NOW, &acc("alice"), &msg_id("x"))
+    });
+
+    // Merging the two replicas: one conversation, both members visible.
+    let mut merged = alice.doc(&doc_a).clone();
+    merged.merge(bob.doc(&doc_b)).unwrap();
+    let conv = read::read_conversation(&merged, doc_a.conv_id().unwrap().clone());
+    assert_eq!(conv.kind(), Some(ConvKind::Direct));
+    assert_eq!(
+        conv.members.keys().cloned().collect::<Vec<_>>(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(conv.members.values().all(|m| m.is_active()));
+
+    // The server accepts the creation from whoever comes first and acks the other as a resubmission.
+    let mut hub = confab_core::hub::Hub::new();
+    let (first, _) = submit(&mut hub, &bob, &doc_b, create_b).expect("bob's creation");
+    let (second, _) =
+        submit(&mut hub, &alice, &doc_a, create_a).expect("alice's creation: same change");
+    assert_eq!(first, second);
+    submit(&mut hub, &alice, &doc_a, change_a).expect("alice's own change on top");
+    let served = hub.conversation(doc_a.conv_id().unwrap()).unwrap();
+    assert_eq!(served.members.len(), 2);
+}
+
+#[test]
+fn direct_creation_is_only_for_its_pair() {
+    let t = tenant();
+    let (doc, create) = write::direct_creation_change(&t, &acc("alice"), &acc("bob")).unwrap();
+    let mut hub = confab_core::hub::Hub::new();
+    let carol = Device::new("carol", 1);
+    let err = submit(&mut hub, &carol, &doc, create).expect_err("carol is not in the pair");
+    assert_eq!(err.code.as_str(), "not_member");
+}

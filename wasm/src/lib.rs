@@ -1,0 +1,1 @@
+//! Confab WebAssembly bindings. The client/wasm issue fills this crate.

@@ -1,0 +1,4 @@
+//! `cargo xtask <task>`: the project's scripted jobs.
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
