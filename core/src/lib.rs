@@ -9,6 +9,7 @@ pub mod ids;
 pub mod limits;
 pub mod model;
 pub mod policy;
+pub mod protocol;
 pub mod validate;
 
 pub use automerge;

@@ -1,4 +1,99 @@
-//! `cargo xtask <task>`: the project's scripted jobs.
-fn main() -> anyhow::Result<()> {
+//! `cargo xtask <task>`: the project's scripted jobs. Each installs what it needs.
+//!
+//! - `test`: everything CI checks (format, lints on host and wasm32, tests, wasm32 build).
+//! - `ci`: `test` as CI runs it (same thing; kept for symmetry with `.ci/run`).
+//! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
+
+mod bench;
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("test") | Some("ci") => test(),
+        Some("bench") => bench::run(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <test|ci|bench [core]>");
+            bail!("unknown task {:?}", args.first())
+        }
+    }
+}
+
+/// Runs a command, echoing it, and fails with its name if it fails.
+pub fn run(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("could not start {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn output(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("could not start {program}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The wasm32 target, installed through rustup when missing.
+pub fn ensure_wasm_target() -> Result<()> {
+    let installed = output("rustup", &["target", "list", "--installed"])?;
+    if !installed
+        .lines()
+        .any(|l| l.trim() == "wasm32-unknown-unknown")
+    {
+        run("rustup", &["target", "add", "wasm32-unknown-unknown"])?;
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    ensure_wasm_target()?;
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "confab-core",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    run("cargo", &["test", "--workspace"])?;
+    run(
+        "cargo",
+        &[
+            "build",
+            "-p",
+            "confab-core",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--release",
+        ],
+    )?;
+    eprintln!("xtask test: all checks passed");
     Ok(())
 }

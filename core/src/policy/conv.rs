@@ -332,6 +332,16 @@ fn check_update(
             "invited_by and joined_at change only on (re)joining",
         );
     }
+    // Timestamps travel with the status change they record.
+    let status_to = |s: &[MemberStatus]| after.status != before.status && s.contains(&after.status);
+    if touched(LEFT_AT) && !status_to(&[MemberStatus::Left])
+        || touched(REMOVED_AT) && !status_to(&[MemberStatus::Removed, MemberStatus::Banned])
+    {
+        return deny(
+            DenyCode::ImmutableField,
+            "left_at and removed_at are written with their status",
+        );
+    }
     if before.account == author.account {
         return check_self_update(conv, before, after, fields);
     }

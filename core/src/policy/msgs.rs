@@ -30,7 +30,7 @@ pub(super) fn check(
             if message.author == author.account {
                 return Ok(());
             }
-            if member.has(Permission::DeleteMessages) && member.role.rank() > Role::Member.rank() {
+            if member.has(Permission::DeleteMessages) {
                 Ok(())
             } else {
                 deny(

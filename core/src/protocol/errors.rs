@@ -1,0 +1,65 @@
+//! Protocol-level error codes (frame and session errors; change rejections use
+//! `validate::RejectCode`).
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {len} bytes is larger than {max}")]
+    FrameTooLarge { len: usize, max: usize },
+    #[error("not a valid frame: {0}")]
+    BadFrame(String),
+}
+
+macro_rules! error_codes {
+    ($($variant:ident = $text:literal: $doc:literal),+ $(,)?) => {
+        /// Stable protocol error codes (the `code` of an `error` frame).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $(#[doc = $doc] $variant),+ }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $text),+ }
+            }
+            pub fn describe(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc),+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadFrame = "bad_frame": "the message is not a valid frame; it is ignored",
+    FrameTooLarge = "frame_too_large": "the frame is larger than the server's max_frame; it is ignored",
+    UnsupportedVersion = "unsupported_version": "the server does not speak this protocol version (fatal)",
+    Unauthenticated = "unauthenticated": "the first frame must be hello (fatal)",
+    AuthFailed = "auth_failed": "the token is not valid (fatal)",
+    TokenExpired = "token_expired": "the token has expired (fatal)",
+    WrongTenant = "wrong_tenant": "the document belongs to another tenant",
+    AlreadyAuthenticated = "already_authenticated": "hello was already accepted on this connection",
+    InvalidDoc = "invalid_doc": "the document id is not valid",
+    Forbidden = "forbidden": "the account may not read this document",
+    TooManyChanges = "too_many_changes": "a submit holds more changes than max_changes",
+    TooManySubscriptions = "too_many_subscriptions": "the connection subscribes to too many documents",
+    RateLimited = "rate_limited": "the connection sends frames faster than allowed; this frame is ignored",
+    TooManyConnections = "too_many_connections": "the server has no room for another connection (fatal)",
+    SignalTooLarge = "signal_too_large": "a signal's data is too long",
+    Internal = "internal": "the server failed; retry later",
+    ShuttingDown = "shutting_down": "the server is shutting down (fatal); reconnect",
+}
+
+/// WebSocket close codes the server uses.
+pub mod close {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// Server shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Protocol violation before authentication.
+    pub const POLICY: u16 = 1008;
+    /// Server error.
+    pub const INTERNAL: u16 = 1011;
+    /// Authentication failed or token expired.
+    pub const AUTH: u16 = 4001;
+    /// Connection limit reached.
+    pub const FULL: u16 = 4029;
+}

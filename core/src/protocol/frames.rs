@@ -1,0 +1,115 @@
+//! The frames of the hub protocol, version 1 (docs/PROTOCOL.md describes each field).
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Ephemeral signals, relayed to members and never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    Typing,
+    StoppedTyping,
+    Presence,
+}
+
+/// Client → server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Hello {
+        v: u32,
+        token: String,
+        device: String,
+    },
+    Subscribe {
+        doc: String,
+        after: u64,
+    },
+    Unsubscribe {
+        doc: String,
+    },
+    Submit {
+        doc: String,
+        changes: Vec<ByteBuf>,
+    },
+    Signal {
+        doc: String,
+        kind: SignalKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    Ping {
+        nonce: u64,
+    },
+}
+
+/// One stored change with its per-document sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqChange {
+    pub seq: u64,
+    pub change: ByteBuf,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        v: u32,
+        account: String,
+        tenant: String,
+        server_time: i64,
+        max_frame: u32,
+        max_changes: u32,
+    },
+    /// Accepted changes of a document, in seq order: catch-up batches, then live pushes.
+    Changes {
+        doc: String,
+        changes: Vec<SeqChange>,
+    },
+    /// Catch-up of `doc` is complete up to `seq`; live pushes follow.
+    Synced {
+        doc: String,
+        seq: u64,
+    },
+    Ack {
+        doc: String,
+        hash: ByteBuf,
+        seq: u64,
+    },
+    Reject {
+        doc: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hash: Option<ByteBuf>,
+        code: String,
+        reason: String,
+    },
+    /// The account lost read access to `doc`; no more pushes for it.
+    Revoked {
+        doc: String,
+        code: String,
+        reason: String,
+    },
+    Signal {
+        doc: String,
+        from: String,
+        kind: SignalKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    Pong {
+        nonce: u64,
+        server_time: i64,
+    },
+    /// A request failed (`fatal`: the server closes the connection after this frame).
+    Error {
+        code: String,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        doc: Option<String>,
+        fatal: bool,
+    },
+}

@@ -1,0 +1,536 @@
+//! The server side of one connection, sans-io: decodes frames, enforces the order (hello
+//! first), the limits and the tenant boundary, and tells the server what to do.
+
+use std::collections::HashSet;
+
+use super::codec::{decode_client, encode_server};
+use super::errors::{close, ErrorCode, ProtocolError};
+use super::frames::{ClientFrame, ServerFrame, SignalKind, PROTOCOL_VERSION};
+use crate::ids::{AccountId, DocId, TenantId};
+
+/// Per-connection limits. Exceeding one refuses only that frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_changes_per_submit: usize,
+    pub max_subscriptions: usize,
+    /// Frames per second a connection may sustain, and its burst.
+    pub rate_per_sec: u32,
+    pub rate_burst: u32,
+    pub max_signal_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 1 << 20,
+            max_changes_per_submit: 1000,
+            max_subscriptions: 10_000,
+            rate_per_sec: 1000,
+            rate_burst: 2000,
+            max_signal_bytes: 256,
+        }
+    }
+}
+
+/// Who the connection speaks for, once its token is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account: AccountId,
+    pub tenant: TenantId,
+    pub service: bool,
+}
+
+/// What the server must do after a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send(ServerFrame),
+    /// Verify the token, then call `authenticated` or `auth_failed`.
+    Authenticate {
+        token: String,
+        device: String,
+    },
+    /// Check read access, send catch-up after `after`, then live pushes.
+    Subscribe {
+        doc: DocId,
+        after: u64,
+    },
+    Unsubscribe {
+        doc: DocId,
+    },
+    /// Validate and commit each change; answer each with ack or reject.
+    Submit {
+        doc: DocId,
+        changes: Vec<Vec<u8>>,
+    },
+    /// Relay to the document's other subscribers.
+    Signal {
+        doc: DocId,
+        kind: SignalKind,
+        data: Option<String>,
+    },
+    /// Close the connection after sending what came before.
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    AwaitingHello,
+    Authenticating,
+    Ready(Identity),
+    Closed,
+}
+
+/// One connection's protocol state.
+#[derive(Debug)]
+pub struct Session {
+    limits: Limits,
+    state: State,
+    subscriptions: HashSet<DocId>,
+    tokens: f64,
+    last_refill_ms: Option<i64>,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>, doc: Option<&str>, fatal: bool) -> Action {
+    Action::Send(ServerFrame::Error {
+        code: code.as_str().to_owned(),
+        message: message.into(),
+        doc: doc.map(str::to_owned),
+        fatal,
+    })
+}
+
+impl Session {
+    pub fn new(limits: Limits) -> Self {
+        Session {
+            limits,
+            state: State::AwaitingHello,
+            subscriptions: HashSet::new(),
+            tokens: f64::from(limits.rate_burst),
+            last_refill_ms: None,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        match &self.state {
+            State::Ready(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn is_subscribed(&self, doc: &DocId) -> bool {
+        self.subscriptions.contains(doc)
+    }
+
+    pub fn subscriptions(&self) -> impl Iterator<Item = &DocId> {
+        self.subscriptions.iter()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    fn close(&mut self, code: ErrorCode, close_code: u16, message: String) -> Vec<Action> {
+        self.state = State::Closed;
+        vec![
+            error(code, message.clone(), None, true),
+            Action::Close {
+                code: close_code,
+                reason: code.as_str().to_owned(),
+            },
+        ]
+    }
+
+    fn take_token(&mut self, now_ms: i64) -> bool {
+        let elapsed = self.last_refill_ms.map_or(0.0, |last| {
+            (now_ms.saturating_sub(last)).max(0) as f64 / 1000.0
+        });
+        self.last_refill_ms = Some(now_ms);
+        self.tokens = (self.tokens + elapsed * f64::from(self.limits.rate_per_sec))
+            .min(f64::from(self.limits.rate_burst));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Handles one binary message from the client.
+    pub fn receive(&mut self, bytes: &[u8], now_ms: i64) -> Vec<Action> {
+        if self.state == State::Closed {
+            return Vec::new();
+        }
+        if !self.take_token(now_ms) {
+            return vec![error(ErrorCode::RateLimited, "slow down", None, false)];
+        }
+        let frame = match decode_client(bytes, self.limits.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let code = match e {
+                    ProtocolError::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
+                    ProtocolError::BadFrame(_) => ErrorCode::BadFrame,
+                };
+                if matches!(self.state, State::AwaitingHello) {
+                    return self.close(code, close::POLICY, e.to_string());
+                }
+                return vec![error(code, e.to_string(), None, false)];
+            }
+        };
+        self.handle(frame, now_ms)
+    }
+
+    fn handle(&mut self, frame: ClientFrame, now_ms: i64) -> Vec<Action> {
+        let identity = match (&self.state, frame) {
+            (State::AwaitingHello, ClientFrame::Hello { v, token, device }) => {
+                if v != PROTOCOL_VERSION {
+                    return self.close(
+                        ErrorCode::UnsupportedVersion,
+                        close::POLICY,
+                        format!("server speaks version {PROTOCOL_VERSION}, client {v}"),
+                    );
+                }
+                self.state = State::Authenticating;
+                return vec![Action::Authenticate { token, device }];
+            }
+            (State::AwaitingHello, _) => {
+                return self.close(
+                    ErrorCode::Unauthenticated,
+                    close::POLICY,
+                    "send hello first".into(),
+                )
+            }
+            (State::Authenticating, _) => {
+                return vec![error(
+                    ErrorCode::Unauthenticated,
+                    "wait for welcome",
+                    None,
+                    false,
+                )]
+            }
+            (State::Ready(_), ClientFrame::Hello { .. }) => {
+                return vec![error(
+                    ErrorCode::AlreadyAuthenticated,
+                    "hello was accepted already",
+                    None,
+                    false,
+                )]
+            }
+            (State::Ready(id), frame) => (id.clone(), frame),
+            (State::Closed, _) => return Vec::new(),
+        };
+        let (identity, frame) = identity;
+        match frame {
+            ClientFrame::Ping { nonce } => vec![Action::Send(ServerFrame::Pong {
+                nonce,
+                server_time: now_ms,
+            })],
+            ClientFrame::Subscribe { doc, after } => match self.doc_of(&identity, &doc) {
+                Err(e) => vec![e],
+                Ok(id) => {
+                    if !self.subscriptions.contains(&id)
+                        && self.subscriptions.len() >= self.limits.max_subscriptions
+                    {
+                        return vec![error(
+                            ErrorCode::TooManySubscriptions,
+                            format!("at most {}", self.limits.max_subscriptions),
+                            Some(&doc),
+                            false,
+                        )];
+                    }
+                    self.subscriptions.insert(id.clone());
+                    vec![Action::Subscribe { doc: id, after }]
+                }
+            },
+            ClientFrame::Unsubscribe { doc } => match self.doc_of(&identity, &doc) {
+                Err(e) => vec![e],
+                Ok(id) => {
+                    self.subscriptions.remove(&id);
+                    vec![Action::Unsubscribe { doc: id }]
+                }
+            },
+            ClientFrame::Submit { doc, changes } => {
+                if changes.len() > self.limits.max_changes_per_submit {
+                    return vec![error(
+                        ErrorCode::TooManyChanges,
+                        format!(
+                            "{} changes; at most {}",
+                            changes.len(),
+                            self.limits.max_changes_per_submit
+                        ),
+                        Some(&doc),
+                        false,
+                    )];
+                }
+                match self.doc_of(&identity, &doc) {
+                    Err(e) => vec![e],
+                    Ok(id) => vec![Action::Submit {
+                        doc: id,
+                        changes: changes.into_iter().map(|c| c.into_vec()).collect(),
+                    }],
+                }
+            }
+            ClientFrame::Signal { doc, kind, data } => {
+                if data
+                    .as_ref()
+                    .is_some_and(|d| d.len() > self.limits.max_signal_bytes)
+                {
+                    return vec![error(
+                        ErrorCode::SignalTooLarge,
+                        format!("at most {} bytes", self.limits.max_signal_bytes),
+                        Some(&doc),
+                        false,
+                    )];
+                }
+                match self.doc_of(&identity, &doc) {
+                    Err(e) => vec![e],
+                    Ok(id) => vec![Action::Signal {
+                        doc: id,
+                        kind,
+                        data,
+                    }],
+                }
+            }
+            ClientFrame::Hello { .. } => Vec::new(),
+        }
+    }
+
+    /// Parses a document id and keeps the connection inside its tenant.
+    fn doc_of(&self, identity: &Identity, doc: &str) -> Result<DocId, Action> {
+        let id = DocId::parse(doc)
+            .map_err(|e| error(ErrorCode::InvalidDoc, e.to_string(), Some(doc), false))?;
+        if id.tenant() != &identity.tenant {
+            return Err(error(
+                ErrorCode::WrongTenant,
+                "documents of other tenants are out of reach",
+                Some(doc),
+                false,
+            ));
+        }
+        Ok(id)
+    }
+
+    /// The token checked out: welcome the client.
+    pub fn authenticated(&mut self, identity: Identity, server_time: i64) -> Vec<Action> {
+        if self.state != State::Authenticating {
+            return Vec::new();
+        }
+        let welcome = ServerFrame::Welcome {
+            v: PROTOCOL_VERSION,
+            account: identity.account.to_string(),
+            tenant: identity.tenant.to_string(),
+            server_time,
+            max_frame: u32::try_from(self.limits.max_frame_bytes).unwrap_or(u32::MAX),
+            max_changes: u32::try_from(self.limits.max_changes_per_submit).unwrap_or(u32::MAX),
+        };
+        self.state = State::Ready(identity);
+        vec![Action::Send(welcome)]
+    }
+
+    /// The token did not check out: fatal.
+    pub fn auth_failed(&mut self, code: ErrorCode, message: String) -> Vec<Action> {
+        self.close(code, close::AUTH, message)
+    }
+
+    /// The account lost read access: stop pushing `doc` and tell the client.
+    pub fn revoke(&mut self, doc: &DocId, code: &str, reason: &str) -> Option<Action> {
+        self.subscriptions.remove(doc).then(|| {
+            Action::Send(ServerFrame::Revoked {
+                doc: doc.to_string(),
+                code: code.to_owned(),
+                reason: reason.to_owned(),
+            })
+        })
+    }
+
+    /// Encodes a frame for the wire (convenience for servers and tests).
+    pub fn encode(frame: &ServerFrame) -> Vec<u8> {
+        encode_server(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::codec::{decode_server, encode_client};
+    use serde_bytes::ByteBuf;
+
+    fn identity() -> Identity {
+        Identity {
+            account: AccountId::new("alice").expect("id"),
+            tenant: TenantId::new("acme").expect("id"),
+            service: false,
+        }
+    }
+
+    fn ready() -> Session {
+        let mut s = Session::new(Limits::default());
+        let hello = encode_client(&ClientFrame::Hello {
+            v: PROTOCOL_VERSION,
+            token: "t".into(),
+            device: "d".into(),
+        });
+        assert!(matches!(
+            s.receive(&hello, 0).as_slice(),
+            [Action::Authenticate { .. }]
+        ));
+        assert!(matches!(
+            s.authenticated(identity(), 5).as_slice(),
+            [Action::Send(ServerFrame::Welcome { server_time: 5, .. })]
+        ));
+        s
+    }
+
+    fn error_code(actions: &[Action]) -> Option<(String, bool)> {
+        actions.iter().find_map(|a| match a {
+            Action::Send(ServerFrame::Error { code, fatal, .. }) => Some((code.clone(), *fatal)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn frames_round_trip_through_cbor() {
+        let frame = ClientFrame::Submit {
+            doc: "acme/conv/c1".into(),
+            changes: vec![ByteBuf::from(vec![1, 2, 3])],
+        };
+        let bytes = encode_client(&frame);
+        assert_eq!(decode_client(&bytes, 1024), Ok(frame));
+        let server = ServerFrame::Ack {
+            doc: "acme/conv/c1".into(),
+            hash: ByteBuf::from(vec![9; 32]),
+            seq: 7,
+        };
+        assert_eq!(decode_server(&encode_server(&server), 1024), Ok(server));
+    }
+
+    #[test]
+    fn anything_before_hello_closes_the_connection() {
+        let mut s = Session::new(Limits::default());
+        let sub = encode_client(&ClientFrame::Subscribe {
+            doc: "acme/conv/c1".into(),
+            after: 0,
+        });
+        let out = s.receive(&sub, 0);
+        assert_eq!(error_code(&out), Some(("unauthenticated".into(), true)));
+        assert!(matches!(
+            out.last(),
+            Some(Action::Close {
+                code: close::POLICY,
+                ..
+            })
+        ));
+        assert!(
+            s.receive(&sub, 0).is_empty(),
+            "closed sessions ignore input"
+        );
+    }
+
+    #[test]
+    fn wrong_version_is_fatal() {
+        let mut s = Session::new(Limits::default());
+        let hello = encode_client(&ClientFrame::Hello {
+            v: 99,
+            token: "t".into(),
+            device: "d".into(),
+        });
+        assert_eq!(
+            error_code(&s.receive(&hello, 0)),
+            Some(("unsupported_version".into(), true))
+        );
+    }
+
+    #[test]
+    fn garbage_and_oversize_frames_only_fail_themselves() {
+        let mut s = ready();
+        assert_eq!(
+            error_code(&s.receive(&[0xff, 0x00, 0x13], 1)),
+            Some(("bad_frame".into(), false))
+        );
+        let big = vec![0u8; Limits::default().max_frame_bytes + 1];
+        assert_eq!(
+            error_code(&s.receive(&big, 1)),
+            Some(("frame_too_large".into(), false))
+        );
+        let ping = encode_client(&ClientFrame::Ping { nonce: 4 });
+        assert_eq!(
+            s.receive(&ping, 2),
+            vec![Action::Send(ServerFrame::Pong {
+                nonce: 4,
+                server_time: 2
+            })]
+        );
+    }
+
+    #[test]
+    fn other_tenants_and_bad_ids_are_refused() {
+        let mut s = ready();
+        let other = encode_client(&ClientFrame::Subscribe {
+            doc: "evil/conv/c1".into(),
+            after: 0,
+        });
+        assert_eq!(
+            error_code(&s.receive(&other, 1)),
+            Some(("wrong_tenant".into(), false))
+        );
+        let bad = encode_client(&ClientFrame::Subscribe {
+            doc: "acme/conv/a.b".into(),
+            after: 0,
+        });
+        assert_eq!(
+            error_code(&s.receive(&bad, 1)),
+            Some(("invalid_doc".into(), false))
+        );
+        let ok = encode_client(&ClientFrame::Subscribe {
+            doc: "acme/conv/c1".into(),
+            after: 3,
+        });
+        assert!(matches!(
+            s.receive(&ok, 1).as_slice(),
+            [Action::Subscribe { after: 3, .. }]
+        ));
+    }
+
+    #[test]
+    fn limits_refuse_one_frame_not_the_connection() {
+        let limits = Limits {
+            max_changes_per_submit: 2,
+            rate_per_sec: 1,
+            rate_burst: 3,
+            ..Limits::default()
+        };
+        let mut s = Session::new(limits);
+        let hello = encode_client(&ClientFrame::Hello {
+            v: PROTOCOL_VERSION,
+            token: "t".into(),
+            device: "d".into(),
+        });
+        s.receive(&hello, 0);
+        s.authenticated(identity(), 0);
+        let submit = encode_client(&ClientFrame::Submit {
+            doc: "acme/conv/c1".into(),
+            changes: vec![ByteBuf::from(vec![1]); 3],
+        });
+        assert_eq!(
+            error_code(&s.receive(&submit, 0)),
+            Some(("too_many_changes".into(), false))
+        );
+        let ping = encode_client(&ClientFrame::Ping { nonce: 1 });
+        assert!(error_code(&s.receive(&ping, 0)).is_none());
+        assert_eq!(
+            error_code(&s.receive(&ping, 0)),
+            Some(("rate_limited".into(), false))
+        );
+        assert!(
+            error_code(&s.receive(&ping, 1500)).is_none(),
+            "tokens refill"
+        );
+    }
+}
