@@ -149,7 +149,13 @@ pub(super) fn check(
                 EditPolicy::AllMembers => member.role.rank() >= Role::Member.rank(),
                 EditPolicy::AdminsOnly => member.role.is_admin(),
             };
-            if allowed || member.overrides.get(&Permission::ChangeInfo) == Some(&true) {
+            // An explicit override wins both ways; otherwise the policy decides.
+            let allowed = member
+                .overrides
+                .get(&Permission::ChangeInfo)
+                .copied()
+                .unwrap_or(allowed);
+            if allowed {
                 Ok(())
             } else {
                 deny(

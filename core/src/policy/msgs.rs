@@ -110,7 +110,7 @@ fn check_post(
     if author.service && matches!(message.kind, MessageKind::System | MessageKind::Proposal) {
         return Ok(());
     }
-    if message.kind == MessageKind::System || kind == ConvKind::System {
+    if !author.service && (message.kind == MessageKind::System || kind == ConvKind::System) {
         return deny(
             DenyCode::ServiceOnly,
             "system messages come from service accounts",

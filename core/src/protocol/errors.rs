@@ -44,6 +44,7 @@ error_codes! {
     RateLimited = "rate_limited": "the connection sends frames faster than allowed; this frame is ignored",
     TooManyConnections = "too_many_connections": "the server has no room for another connection (fatal)",
     SignalTooLarge = "signal_too_large": "a signal's data is too long",
+    Lagging = "lagging": "the connection fell behind the pushes (fatal); reconnect and catch up from your cursors",
     Internal = "internal": "the server failed; retry later",
     ShuttingDown = "shutting_down": "the server is shutting down (fatal); reconnect",
 }

@@ -70,6 +70,13 @@ pub enum ServerFrame {
         doc: String,
         changes: Vec<SeqChange>,
     },
+    /// The whole document as of `seq` (Automerge save format), sent instead of the changes
+    /// a compaction folded away when a client's cursor is older than the snapshot.
+    Snapshot {
+        doc: String,
+        seq: u64,
+        data: ByteBuf,
+    },
     /// Catch-up of `doc` is complete up to `seq`; live pushes follow.
     Synced {
         doc: String,

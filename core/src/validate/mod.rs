@@ -145,11 +145,20 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
             format!("seq {} after {last_seq}", change.seq()),
         ));
     }
-    if change.start_op().get() <= last_max_op {
+    // Op counters are a Lamport clock: a change starts above everything it builds on, or
+    // the document can no longer be saved and loaded.
+    let deps_max_op = change
+        .deps()
+        .iter()
+        .filter_map(|dep| doc.doc().get_change_meta_by_hash(dep).map(|m| m.max_op))
+        .max()
+        .unwrap_or(0);
+    let floor = last_max_op.max(deps_max_op);
+    if change.start_op().get() <= floor {
         return Err(reject(
             RejectCode::BadStartOp,
             format!(
-                "start op {} reuses op ids up to {last_max_op}",
+                "start op {} is not above op {floor} it builds on",
                 change.start_op()
             ),
         ));

@@ -73,6 +73,15 @@ pub(super) fn resolve(doc: &AcceptedDoc, change: &Change) -> Result<Vec<PathOp>,
             ObjectId::Root => root.clone(),
             ObjectId::Id(id) => id.clone(),
         };
+        // An op is newer than its object and than every value it replaces.
+        if obj_key.counter() >= op_id.counter()
+            || op.pred.iter().any(|p| p.counter() >= op_id.counter())
+        {
+            return Err((
+                RejectCode::BadStartOp,
+                format!("op {} is not above the ops it builds on", op_id.counter()),
+            ));
+        }
         if !objects.contains_key(&obj_key) {
             let info = locate(doc, &genesis, &op.obj)?;
             objects.insert(obj_key.clone(), info);
