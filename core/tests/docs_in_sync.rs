@@ -30,3 +30,20 @@ fn every_reject_code_is_documented_once_and_nothing_else() {
     dedup.dedup();
     assert_eq!(dedup.len(), documented.len(), "a code is documented twice");
 }
+
+#[test]
+fn every_protocol_error_code_is_in_protocol_md() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
+        .expect("docs/PROTOCOL.md is readable");
+    for code in confab_core::protocol::ErrorCode::ALL {
+        let row = format!("| `{}` | {} |", code.as_str(), code.describe());
+        assert!(text.contains(&row), "PROTOCOL.md lacks the row {row}");
+    }
+    for code in RejectCode::VALIDATION {
+        assert!(
+            text.contains(&format!("`{}`", code.as_str())),
+            "PROTOCOL.md lacks {}",
+            code.as_str()
+        );
+    }
+}

@@ -1,1 +1,76 @@
-//! Confab sync server. The server issue fills this crate; it depends on confab-core only so far.
+//! Confab sync server: the hub protocol over WebSocket, the policy on every incoming change,
+//! durable storage on SQLite (embedded default) or Postgres, REST for integrations.
+//!
+//! `app(state)` builds the router; the `confab-server` binary wires configuration, storage,
+//! signals and logs around it.
+
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod maintenance;
+pub mod metrics;
+pub mod ops;
+pub mod rest;
+pub mod store;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use confab_core::protocol::Limits;
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::engine::Engine;
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub auth: Arc<Authenticator>,
+    pub limits: Limits,
+    pub max_connections: usize,
+    pub connections: Arc<AtomicUsize>,
+    /// Turns true when the server is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Demo mode: `/demo/token` mints tokens for demo users.
+    pub demo: Option<DemoConfig>,
+    /// Static files of the web demo, served at `/`.
+    pub web_root: Option<PathBuf>,
+}
+
+/// Demo mode settings.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub tenant: String,
+    pub users: Vec<String>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limits)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server's routes.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(rest::routes());
+    if state.demo.is_some() {
+        router = router.route("/demo/token", get(ops::demo_token));
+    }
+    if let Some(root) = &state.web_root {
+        router = router.fallback_service(tower_http::services::ServeDir::new(root));
+    }
+    router.with_state(state)
+}

@@ -1,0 +1,144 @@
+//! Configuration from flags or environment (every flag has a `CONFAB_*` variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "confab-server", version, about = "Confab sync server")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve WebSocket sync, REST and operations endpoints (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Fold each document's change log into a snapshot.
+    Compact,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Storage and logging, shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Postgres URL; without it the embedded SQLite store in --data-dir is used.
+    #[arg(long, env = "CONFAB_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Folder of the embedded SQLite store.
+    #[arg(
+        long,
+        env = "CONFAB_DATA_DIR",
+        default_value = "confab-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    #[arg(
+        long,
+        env = "CONFAB_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// HS256 secret for JWTs.
+    #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// RS256 or EdDSA public key (PEM file) for JWTs.
+    #[arg(long, env = "CONFAB_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Demo mode: mints tokens for demo users at /demo/token. Never in production.
+    #[arg(long, env = "CONFAB_DEMO")]
+    pub demo: bool,
+    #[arg(long, env = "CONFAB_DEMO_TENANT", default_value = "demo")]
+    pub demo_tenant: String,
+    #[arg(
+        long,
+        env = "CONFAB_DEMO_USERS",
+        default_value = "alice,bob,carol,dave",
+        value_delimiter = ','
+    )]
+    pub demo_users: Vec<String>,
+    /// Static files served at / (the web demo).
+    #[arg(long, env = "CONFAB_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    #[arg(long, env = "CONFAB_MAX_FRAME_BYTES", default_value_t = 1 << 20)]
+    pub max_frame_bytes: usize,
+    #[arg(long, env = "CONFAB_MAX_CHANGES_PER_SUBMIT", default_value_t = 1000)]
+    pub max_changes_per_submit: usize,
+    /// Frames per second one connection may sustain.
+    #[arg(long, env = "CONFAB_RATE_PER_SEC", default_value_t = 1000)]
+    pub rate_per_sec: u32,
+    #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = 2000)]
+    pub rate_burst: u32,
+    /// Serialization units (conversations, accounts) kept in memory.
+    #[arg(long, env = "CONFAB_MAX_UNITS", default_value_t = 10_000)]
+    pub max_units: usize,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs::parse_from(["serve"])
+    }
+}
+
+impl Parser for ServeArgs {}
+impl clap::CommandFactory for ServeArgs {
+    fn command() -> clap::Command {
+        <Self as Args>::augment_args(clap::Command::new("serve"))
+    }
+    fn command_for_update() -> clap::Command {
+        <Self as Args>::augment_args_for_update(clap::Command::new("serve"))
+    }
+}
+
+/// Masks the password of a database URL for logs.
+pub fn mask_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_masked() {
+        assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(mask_url("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn serve_defaults_to_loopback_8080_and_no_demo() {
+        let args = ServeArgs::default();
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert!(!args.demo);
+    }
+}

@@ -1,0 +1,77 @@
+//! Group commit: one task merges the commit requests of every unit into one transaction, so
+//! throughput is not one fsync per change.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::store::{NewChange, Store, StoreError};
+
+/// One unit's batch, answered once it is durable (or not).
+pub(crate) struct CommitRequest {
+    pub changes: Vec<NewChange>,
+    pub reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// Most changes merged into one transaction.
+const MAX_GROUP: usize = 4096;
+
+pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> mpsc::Sender<CommitRequest> {
+    let (tx, mut rx) = mpsc::channel::<CommitRequest>(1024);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut group = vec![first];
+            let mut total = group[0].changes.len();
+            while total < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        total += next.changes.len();
+                        group.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            commit_group(store.as_ref(), &metrics, group).await;
+        }
+    });
+    tx
+}
+
+async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitRequest>) {
+    let merged: Vec<NewChange> = group
+        .iter()
+        .flat_map(|r| r.changes.iter().cloned())
+        .collect();
+    let started = Instant::now();
+    let result = store.commit(&merged).await;
+    metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.commit_batch_size.observe(merged.len() as f64);
+    match result {
+        Ok(()) => {
+            for request in group {
+                let _ = request.reply.send(Ok(()));
+            }
+        }
+        // One unit's conflict must not fail the others: retry each on its own.
+        Err(StoreError::SeqConflict(_)) if group.len() > 1 => {
+            for request in group {
+                let result = store
+                    .commit(&request.changes)
+                    .await
+                    .map_err(|e| e.to_string());
+                let _ = request.reply.send(result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, changes = merged.len(), "group commit failed");
+            let message = e.to_string();
+            for request in group {
+                let _ = request.reply.send(Err(message.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The acceptance engine: one worker task per serialization unit (a conversation with its
+//! message buckets, or an account's profile and private documents). Each unit validates with
+//! core's policy, applies, hands its batch to the group committer, acks once durable and
+//! pushes to subscribers. Units load lazily and leave memory when idle.
+
+mod committer;
+mod projection;
+mod unit;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_core::automerge::{Automerge, ChangeHash};
+use confab_core::doc::{DocError, IntentTag};
+use confab_core::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
+use confab_core::model::conversation::Conversation;
+use confab_core::policy::Author;
+use confab_core::protocol::{ErrorCode, ServerFrame, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Engine tuning.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Units kept in memory before idle ones are evicted early.
+    pub max_units: usize,
+    /// How long an idle unit without subscribers stays in memory.
+    pub idle: Duration,
+    /// Changes per catch-up frame.
+    pub catch_up_page: usize,
+    /// Message buckets a conversation unit keeps loaded.
+    pub max_buckets: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_units: 10_000,
+            idle: Duration::from_secs(60),
+            catch_up_page: 500,
+            max_buckets: 4,
+        }
+    }
+}
+
+/// What the engine sends to a connection.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Frame(ServerFrame),
+    /// The account lost read access to `doc`.
+    Revoke {
+        doc: DocId,
+        code: String,
+        reason: String,
+    },
+    /// The connection could not keep up with pushes of `doc`; it should close (the client
+    /// reconnects and catches up from its cursor).
+    Lagged(DocId),
+}
+
+/// A subscribed connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub id: u64,
+    pub account: AccountId,
+    pub service: bool,
+    pub tx: mpsc::Sender<Outbound>,
+}
+
+/// The answer to one submitted change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    Ack {
+        hash: [u8; 32],
+        seq: u64,
+    },
+    Reject {
+        hash: Option<[u8; 32]>,
+        code: String,
+        reason: String,
+    },
+    /// Not decided (storage failed or the server is stopping): resubmit later.
+    Failed {
+        hash: Option<[u8; 32]>,
+        message: String,
+    },
+}
+
+/// A REST intent: runs on a copy of the accepted document with the account's server actor.
+pub type IntentFn =
+    Box<dyn FnOnce(&mut Automerge, &IntentTag) -> Result<Option<ChangeHash>, DocError> + Send>;
+
+pub(crate) enum Job {
+    Submit {
+        doc: DocId,
+        author: Author,
+        changes: Vec<Vec<u8>>,
+        reply: oneshot::Sender<Vec<SubmitOutcome>>,
+    },
+    Write {
+        doc: DocId,
+        author: Author,
+        intent: IntentFn,
+        reply: oneshot::Sender<SubmitOutcome>,
+    },
+    Subscribe {
+        doc: DocId,
+        after: u64,
+        conn: ConnHandle,
+        reply: oneshot::Sender<Result<(), (ErrorCode, String)>>,
+    },
+    Unsubscribe {
+        doc: DocId,
+        conn: u64,
+    },
+    Signal {
+        doc: DocId,
+        from: Author,
+        conn: u64,
+        kind: SignalKind,
+        data: Option<String>,
+    },
+    Conversation {
+        reply: oneshot::Sender<Option<Conversation>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum UnitKey {
+    Conv(TenantId, ConvId),
+    Account(TenantId, AccountId),
+}
+
+impl UnitKey {
+    fn of(doc: &DocId) -> Self {
+        match doc.target() {
+            DocTarget::Conv(c) | DocTarget::Msgs(c, _) => {
+                UnitKey::Conv(doc.tenant().clone(), c.clone())
+            }
+            DocTarget::Profile(a) | DocTarget::Private(a) => {
+                UnitKey::Account(doc.tenant().clone(), a.clone())
+            }
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    config: EngineConfig,
+    units: Mutex<HashMap<UnitKey, mpsc::Sender<Job>>>,
+    committer: mpsc::Sender<committer::CommitRequest>,
+    stopping: AtomicBool,
+}
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("units", &self.units_in_memory())
+            .finish()
+    }
+}
+
+/// Milliseconds since the Unix epoch: the server's clock (core takes time as a parameter).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: EngineConfig) -> Self {
+        let committer = committer::spawn(store.clone(), metrics.clone());
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                metrics,
+                config,
+                units: Mutex::new(HashMap::new()),
+                committer,
+                stopping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn units_in_memory(&self) -> usize {
+        self.inner.units.lock().map(|u| u.len()).unwrap_or(0)
+    }
+
+    /// Sends a job to its unit, starting the unit if needed.
+    async fn dispatch(&self, key: UnitKey, mut job: Job) -> Result<(), String> {
+        for _ in 0..3 {
+            let sender = {
+                let mut units = self
+                    .inner
+                    .units
+                    .lock()
+                    .map_err(|_| "engine lock poisoned".to_string())?;
+                match units.get(&key) {
+                    Some(tx) if !tx.is_closed() => tx.clone(),
+                    _ => {
+                        let tx = unit::spawn(key.clone(), self.clone());
+                        units.insert(key.clone(), tx.clone());
+                        tx
+                    }
+                }
+            };
+            match sender.send(job).await {
+                Ok(()) => return Ok(()),
+                // The unit stopped between lookup and send: start a new one.
+                Err(mpsc::error::SendError(back)) => job = back,
+            }
+        }
+        Err("unit unavailable".into())
+    }
+
+    pub(crate) fn unit_stopped(&self, key: &UnitKey, tx: &mpsc::Sender<Job>) {
+        if let Ok(mut units) = self.inner.units.lock() {
+            if units.get(key).is_some_and(|t| t.same_channel(tx)) {
+                units.remove(key);
+            }
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Queues changes on their unit and returns where the answers will come. Awaiting this
+    /// only waits for queue space, so a caller that awaits each call in turn keeps its order.
+    pub async fn enqueue_submit(
+        &self,
+        doc: DocId,
+        author: Author,
+        changes: Vec<Vec<u8>>,
+    ) -> oneshot::Receiver<Vec<SubmitOutcome>> {
+        let count = changes.len();
+        let (reply, rx) = oneshot::channel();
+        let failed = |message: &str| {
+            vec![
+                SubmitOutcome::Failed {
+                    hash: None,
+                    message: message.to_owned()
+                };
+                count
+            ]
+        };
+        if self.is_stopping() {
+            let _ = reply.send(failed("the server is shutting down"));
+            return rx;
+        }
+        let key = UnitKey::of(&doc);
+        let (fallback, fallback_rx) = oneshot::channel();
+        let job = Job::Submit {
+            doc,
+            author,
+            changes,
+            reply,
+        };
+        if let Err(e) = self.dispatch(key, job).await {
+            let _ = fallback.send(failed(&e));
+            return fallback_rx;
+        }
+        rx
+    }
+
+    /// Validates, commits and answers each change in order.
+    pub async fn submit(
+        &self,
+        doc: DocId,
+        author: Author,
+        changes: Vec<Vec<u8>>,
+    ) -> Vec<SubmitOutcome> {
+        let count = changes.len();
+        self.enqueue_submit(doc, author, changes)
+            .await
+            .await
+            .unwrap_or_else(|_| {
+                vec![
+                    SubmitOutcome::Failed {
+                        hash: None,
+                        message: "the unit stopped".into()
+                    };
+                    count
+                ]
+            })
+    }
+
+    /// Builds one change on the server (REST) and submits it through the same validation.
+    pub async fn write(&self, doc: DocId, author: Author, intent: IntentFn) -> SubmitOutcome {
+        let (reply, rx) = oneshot::channel();
+        let key = UnitKey::of(&doc);
+        if let Err(message) = self
+            .dispatch(
+                key,
+                Job::Write {
+                    doc,
+                    author,
+                    intent,
+                    reply,
+                },
+            )
+            .await
+        {
+            return SubmitOutcome::Failed {
+                hash: None,
+                message,
+            };
+        }
+        rx.await.unwrap_or(SubmitOutcome::Failed {
+            hash: None,
+            message: "the unit stopped".into(),
+        })
+    }
+
+    /// Checks read access, sends catch-up after `after`, then live pushes.
+    pub async fn subscribe(
+        &self,
+        doc: DocId,
+        after: u64,
+        conn: ConnHandle,
+    ) -> Result<(), (ErrorCode, String)> {
+        let (reply, rx) = oneshot::channel();
+        self.dispatch(
+            UnitKey::of(&doc),
+            Job::Subscribe {
+                doc,
+                after,
+                conn,
+                reply,
+            },
+        )
+        .await
+        .map_err(|e| (ErrorCode::Internal, e))?;
+        rx.await
+            .unwrap_or(Err((ErrorCode::Internal, "the unit stopped".into())))
+    }
+
+    pub async fn unsubscribe(&self, doc: DocId, conn: u64) {
+        let _ = self
+            .dispatch(UnitKey::of(&doc), Job::Unsubscribe { doc, conn })
+            .await;
+    }
+
+    pub async fn signal(
+        &self,
+        doc: DocId,
+        from: Author,
+        conn: u64,
+        kind: SignalKind,
+        data: Option<String>,
+    ) {
+        let _ = self
+            .dispatch(
+                UnitKey::of(&doc),
+                Job::Signal {
+                    doc,
+                    from,
+                    conn,
+                    kind,
+                    data,
+                },
+            )
+            .await;
+    }
+
+    /// The accepted conversation, typed (loads it if needed).
+    pub async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Option<Conversation> {
+        let (reply, rx) = oneshot::channel();
+        let key = UnitKey::Conv(tenant.clone(), conv.clone());
+        self.dispatch(key, Job::Conversation { reply }).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Stops taking submits; in-flight batches finish and are acked.
+    pub fn begin_shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until every unit has drained (or `limit` passes).
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        let senders: Vec<mpsc::Sender<Job>> = self
+            .inner
+            .units
+            .lock()
+            .map(|u| u.values().cloned().collect())
+            .unwrap_or_default();
+        for tx in senders {
+            // A unit has drained when its queue is empty: wait for capacity to return.
+            while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Projection rows that follow from an accepted change (memberships, summaries, messages,
+//! read markers), computed from the effects and the state after the change.
+
+use confab_core::automerge::{Automerge, ROOT};
+use confab_core::doc::read;
+use confab_core::doc::schema::keys;
+use confab_core::ids::{DocId, MessageId, TenantId};
+use confab_core::limits::PREVIEW_CHARS;
+use confab_core::model::conversation::Conversation;
+use confab_core::model::message::NewMessage;
+use confab_core::policy::Effect;
+
+use crate::store::{ConvRow, MessageRow, Projection};
+
+pub(crate) fn conv_row(tenant: &TenantId, conv: &Conversation) -> Option<ConvRow> {
+    let meta = conv.meta.as_ref()?;
+    Some(ConvRow {
+        tenant: tenant.clone(),
+        conv: conv.id.clone(),
+        kind: meta.kind.as_str().to_owned(),
+        title: conv.info.title.clone(),
+        lifecycle: conv.lifecycle.state.as_str().to_owned(),
+        parent: meta.thread.as_ref().map(|t| t.parent.clone()),
+        created_at: meta.created_at,
+    })
+}
+
+pub(crate) fn preview(text: &str) -> String {
+    text.chars().take(PREVIEW_CHARS).collect()
+}
+
+/// Rows for a change to a conversation document (after the cache was refreshed).
+pub(crate) fn for_conv(
+    doc: &DocId,
+    conv: &Conversation,
+    effects: &[Effect],
+    created: bool,
+) -> Vec<Projection> {
+    let mut out = Vec::new();
+    if let Some(row) = conv_row(doc.tenant(), conv) {
+        out.push(Projection::Conversation(row));
+    }
+    let member_row = |account: &confab_core::ids::AccountId| {
+        conv.members.get(account).map(|m| Projection::Member {
+            tenant: doc.tenant().clone(),
+            conv: conv.id.clone(),
+            account: account.clone(),
+            role: m.role.as_str().to_owned(),
+            status: m.status.as_str().to_owned(),
+        })
+    };
+    if created {
+        out.extend(conv.members.keys().filter_map(member_row));
+    }
+    for effect in effects {
+        match effect {
+            Effect::AddMember { after, .. } | Effect::UpdateMember { after, .. } => {
+                out.extend(member_row(&after.account));
+            }
+            Effect::MarkRead { account } => {
+                if let Some(message) = conv.reads.get(account) {
+                    out.push(Projection::ReadMarker {
+                        tenant: doc.tenant().clone(),
+                        conv: conv.id.clone(),
+                        account: account.clone(),
+                        message: message.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn message_row(doc: &DocId, seq: u64, m: &NewMessage) -> Option<Projection> {
+    let conv = doc.conv_id()?.clone();
+    let text = if m.body.is_empty() {
+        m.caption
+            .clone()
+            .unwrap_or_else(|| format!("[{}]", m.kind.as_str()))
+    } else {
+        m.body.clone()
+    };
+    Some(Projection::Message(MessageRow {
+        tenant: doc.tenant().clone(),
+        conv,
+        message: m.id.clone(),
+        doc: doc.to_string(),
+        seq,
+        author: m.author.clone(),
+        kind: m.kind.as_str().to_owned(),
+        created_at: m.created_at,
+        preview: preview(&text),
+        deleted: false,
+        pos: 0,
+    }))
+}
+
+/// Rows for a change to a message bucket (after apply).
+pub(crate) fn for_msgs(
+    doc: &DocId,
+    seq: u64,
+    bucket: &Automerge,
+    effects: &[Effect],
+) -> Vec<Projection> {
+    let Some(conv) = doc.conv_id() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let updated = |id: &MessageId, deleted: bool| {
+        let body = read::get_map(bucket, &ROOT, keys::MESSAGES)
+            .and_then(|messages| read::read_message_fields(bucket, &messages, id))
+            .map(|m| m.body)
+            .unwrap_or_default();
+        Projection::MessageUpdated {
+            tenant: doc.tenant().clone(),
+            conv: conv.clone(),
+            message: id.clone(),
+            preview: preview(&body),
+            deleted,
+        }
+    };
+    for effect in effects {
+        match effect {
+            Effect::PostMessage(m) => out.extend(message_row(doc, seq, m)),
+            Effect::EditBody(m) => out.push(updated(&m.id, false)),
+            Effect::DeleteMessage(m) => out.push(updated(&m.id, true)),
+            _ => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,787 @@
+//! One serialization unit: a conversation (its `conv` document and message buckets) or an
+//! account (profile and private documents). Jobs run one after another; accepted changes
+//! are committed in batches and acked only once durable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use confab_core::automerge::legacy::{Key, OpType};
+use confab_core::automerge::{ActorId, Change, ScalarValue};
+use confab_core::doc::{schema::keys, IntentTag};
+use confab_core::ids::{AccountId, ConvId, DocId, DocTarget};
+use confab_core::model::conversation::{Conversation, MemberStatus};
+use confab_core::policy::{Author, Effect};
+use confab_core::protocol::{ErrorCode, SeqChange, ServerFrame};
+use confab_core::validate::{self, refresh_conversation, AcceptedDoc, Env, Verdict};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    committer::CommitRequest, now_ms, projection, ConnHandle, Engine, Job, Outbound, SubmitOutcome,
+    UnitKey,
+};
+use crate::store::{NewChange, RejectionRecord, StoredDoc};
+
+struct DocState {
+    accepted: AcceptedDoc,
+    last_seq: u64,
+    snapshot_seq: u64,
+    last_used: u64,
+}
+
+struct Pending {
+    change: NewChange,
+    effects: Vec<Effect>,
+}
+
+/// Where a change's answer comes from: decided now, or after the commit of `pending[i]`.
+enum Slot {
+    Done(SubmitOutcome),
+    Pending(usize),
+}
+
+enum Waiter {
+    Submit(oneshot::Sender<Vec<SubmitOutcome>>, Vec<Slot>),
+    Write(oneshot::Sender<SubmitOutcome>, Slot),
+}
+
+pub(crate) fn spawn(key: UnitKey, engine: Engine) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(1024);
+    let unit = Unit {
+        key,
+        engine,
+        tx: tx.clone(),
+        docs: HashMap::new(),
+        conv: None,
+        subscribers: HashMap::new(),
+        bindings: HashMap::new(),
+        last_post: HashMap::new(),
+        tick: 0,
+    };
+    tokio::spawn(unit.run(rx));
+    tx
+}
+
+/// The actor the server writes REST intents with for `account`: stable, so its seq continues.
+fn rest_actor(doc: &DocId, account: &AccountId) -> ActorId {
+    let digest = Sha256::new()
+        .chain_update(b"confab/rest/v1\0")
+        .chain_update(doc.tenant().as_str().as_bytes())
+        .chain_update(b"\0")
+        .chain_update(account.as_str().as_bytes())
+        .finalize();
+    ActorId::from(&digest[..16])
+}
+
+fn failed(hash: Option<[u8; 32]>, message: impl Into<String>) -> Slot {
+    Slot::Done(SubmitOutcome::Failed {
+        hash,
+        message: message.into(),
+    })
+}
+
+struct Unit {
+    key: UnitKey,
+    engine: Engine,
+    tx: mpsc::Sender<Job>,
+    docs: HashMap<DocId, DocState>,
+    conv: Option<Conversation>,
+    subscribers: HashMap<DocId, Vec<ConnHandle>>,
+    bindings: HashMap<ActorId, AccountId>,
+    last_post: HashMap<AccountId, i64>,
+    tick: u64,
+}
+
+impl Unit {
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        loop {
+            let over = self.engine.units_in_memory() > self.engine.inner.config.max_units;
+            let idle = if over {
+                Duration::from_secs(1)
+            } else {
+                self.engine.inner.config.idle
+            };
+            let job = match tokio::time::timeout(idle, rx.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_) if self.subscribers.values().all(Vec::is_empty) => break,
+                Err(_) => continue,
+            };
+            let mut jobs = vec![job];
+            while jobs.len() < 512 {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.process(jobs).await;
+        }
+        // Leave the registry first, then refuse new sends and finish what is queued.
+        self.engine.unit_stopped(&self.key, &self.tx);
+        rx.close();
+        let mut rest = Vec::new();
+        while let Some(job) = rx.recv().await {
+            rest.push(job);
+        }
+        if !rest.is_empty() {
+            self.process(rest).await;
+        }
+        self.set_loaded(0);
+    }
+
+    fn set_loaded(&mut self, count: usize) {
+        let metrics = &self.engine.inner.metrics;
+        let before = self.docs.len() as i64;
+        metrics.docs_in_memory.inc_by(count as i64 - before);
+        if count == 0 {
+            self.docs.clear();
+        }
+    }
+
+    async fn process(&mut self, jobs: Vec<Job>) {
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut waiting: Vec<Waiter> = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Submit {
+                    doc,
+                    author,
+                    changes,
+                    reply,
+                } => {
+                    let mut slots = Vec::with_capacity(changes.len());
+                    for bytes in changes {
+                        slots.push(self.accept(&doc, &author, bytes, &mut pending).await);
+                    }
+                    waiting.push(Waiter::Submit(reply, slots));
+                }
+                Job::Write {
+                    doc,
+                    author,
+                    intent,
+                    reply,
+                } => {
+                    let slot = self.write(&doc, &author, intent, &mut pending).await;
+                    waiting.push(Waiter::Write(reply, slot));
+                }
+                other => {
+                    // Reads and subscriptions see every earlier submit as committed.
+                    self.flush(&mut pending, &mut waiting).await;
+                    self.handle(other).await;
+                }
+            }
+        }
+        self.flush(&mut pending, &mut waiting).await;
+    }
+
+    async fn load(&mut self, doc: &DocId) -> Result<(), String> {
+        self.tick += 1;
+        if let Some(state) = self.docs.get_mut(doc) {
+            state.last_used = self.tick;
+            return Ok(());
+        }
+        let stored: StoredDoc = self
+            .engine
+            .store()
+            .load_doc(doc)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut accepted = match &stored.snapshot {
+            Some(bytes) => AcceptedDoc::load(doc.clone(), bytes),
+            None => AcceptedDoc::new(doc.clone()),
+        }
+        .map_err(|e| format!("loading {doc}: {e}"))?;
+        for (_, bytes) in &stored.changes {
+            let change =
+                Change::try_from(&bytes[..]).map_err(|e| format!("stored change of {doc}: {e}"))?;
+            accepted
+                .apply(change)
+                .map_err(|e| format!("stored change of {doc}: {e}"))?;
+        }
+        self.engine.inner.metrics.docs_in_memory.inc();
+        self.docs.insert(
+            doc.clone(),
+            DocState {
+                accepted,
+                last_seq: stored.last_seq,
+                snapshot_seq: stored.snapshot_seq,
+                last_used: self.tick,
+            },
+        );
+        self.evict_buckets();
+        Ok(())
+    }
+
+    /// Keeps at most `max_buckets` message buckets in memory (least recently used go).
+    fn evict_buckets(&mut self) {
+        let max = self.engine.inner.config.max_buckets.max(1);
+        loop {
+            let buckets: Vec<(&DocId, u64)> = self
+                .docs
+                .iter()
+                .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
+                .map(|(id, s)| (id, s.last_used))
+                .collect();
+            if buckets.len() <= max {
+                return;
+            }
+            let Some(oldest) = buckets
+                .iter()
+                .min_by_key(|(_, t)| *t)
+                .map(|(id, _)| (*id).clone())
+            else {
+                return;
+            };
+            self.docs.remove(&oldest);
+            self.engine.inner.metrics.docs_in_memory.dec();
+        }
+    }
+
+    /// Loads `doc` and, in a conversation unit, the conversation itself.
+    async fn ensure(&mut self, doc: &DocId) -> Result<(), String> {
+        if let UnitKey::Conv(tenant, conv) = self.key.clone() {
+            let conv_doc = DocId::conv(&tenant, &conv);
+            if self.conv.is_none() || !self.docs.contains_key(&conv_doc) {
+                self.load(&conv_doc).await?;
+                if let Some(state) = self.docs.get(&conv_doc) {
+                    self.conv = Some(confab_core::doc::read::read_conversation(
+                        state.accepted.doc(),
+                        conv.clone(),
+                    ));
+                }
+            }
+        }
+        self.load(doc).await
+    }
+
+    /// Drops everything in memory: after a failed commit, memory may hold what storage lost.
+    fn reset(&mut self) {
+        self.set_loaded(0);
+        self.conv = None;
+        self.bindings.clear();
+    }
+
+    async fn binding(&mut self, doc: &DocId, actor: &ActorId) -> Result<(), String> {
+        if self.bindings.contains_key(actor) {
+            return Ok(());
+        }
+        if let Some(account) = self
+            .engine
+            .store()
+            .actor_account(doc.tenant(), actor.to_bytes())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            self.bindings.insert(actor.clone(), account);
+        }
+        Ok(())
+    }
+
+    /// The parent of a thread (or of a conversation whose creation names one).
+    async fn parent_of(&self, doc: &DocId, change: &Change) -> HashMap<ConvId, Conversation> {
+        let mut out = HashMap::new();
+        let DocTarget::Conv(own) = doc.target() else {
+            return out;
+        };
+        let from_state = self
+            .conv
+            .as_ref()
+            .and_then(|c| c.meta.as_ref())
+            .and_then(|m| m.thread.as_ref())
+            .map(|t| t.parent.clone());
+        let parent = from_state.or_else(|| {
+            change
+                .decode()
+                .operations
+                .iter()
+                .find_map(|op| match (&op.key, &op.action) {
+                    (Key::Map(k), OpType::Put(ScalarValue::Str(s)))
+                        if k.as_str() == keys::PARENT =>
+                    {
+                        ConvId::new(s.as_str()).ok()
+                    }
+                    _ => None,
+                })
+        });
+        if let Some(parent) = parent.filter(|p| p != own) {
+            let lookup = self.engine.conversation(doc.tenant(), &parent);
+            // A cycle of units waiting on each other ends here instead of hanging.
+            if let Ok(Some(conv)) = tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                out.insert(parent, conv);
+            }
+        }
+        out
+    }
+
+    async fn accept(
+        &mut self,
+        doc: &DocId,
+        author: &Author,
+        bytes: Vec<u8>,
+        pending: &mut Vec<Pending>,
+    ) -> Slot {
+        let change = match Change::try_from(&bytes[..]) {
+            Ok(c) => c,
+            Err(e) => return self.reject(doc, author, None, "malformed_change", e.to_string()),
+        };
+        let hash = change.hash().0;
+        if let Err(e) = self.ensure(doc).await {
+            return failed(Some(hash), e);
+        }
+        if let Err(e) = self.binding(doc, change.actor_id()).await {
+            return failed(Some(hash), e);
+        }
+        if let Some(i) = pending
+            .iter()
+            .position(|p| p.change.hash == hash && p.change.doc == *doc)
+        {
+            return Slot::Pending(i);
+        }
+        let others = self.parent_of(doc, &change).await;
+        let now = now_ms();
+        let verdict = {
+            let Some(state) = self.docs.get(doc) else {
+                return failed(Some(hash), "document not loaded");
+            };
+            let env = Env {
+                author,
+                bindings: &self.bindings,
+                conv: self.conv.as_ref(),
+                others: &others,
+                now_ms: now,
+                last_post_ms: self.last_post.get(&author.account).copied(),
+            };
+            validate::validate(&state.accepted, &env, change)
+        };
+        let accepted = match verdict {
+            Err(r) => {
+                return self.reject(doc, author, r.hash.map(|h| h.0), r.code.as_str(), r.reason)
+            }
+            Ok(Verdict::AlreadyAccepted(h)) => {
+                return match self.engine.store().seq_of(doc, &h.0).await {
+                    // A change folded into a snapshot keeps no seq of its own: report the snapshot's.
+                    Ok(seq) => Slot::Done(SubmitOutcome::Ack {
+                        hash: h.0,
+                        seq: seq
+                            .unwrap_or_else(|| self.docs.get(doc).map_or(0, |s| s.snapshot_seq)),
+                    }),
+                    Err(e) => failed(Some(h.0), e.to_string()),
+                };
+            }
+            Ok(Verdict::Accept(a)) => *a,
+        };
+        let Some(state) = self.docs.get_mut(doc) else {
+            return failed(Some(hash), "document not loaded");
+        };
+        if let Err(e) = state.accepted.apply(accepted.change) {
+            self.reset();
+            return failed(Some(hash), e.to_string());
+        }
+        state.last_seq += 1;
+        let seq = state.last_seq;
+        if let Some(actor) = &accepted.new_binding {
+            self.bindings.insert(actor.clone(), author.account.clone());
+        }
+        let projection =
+            if let (DocTarget::Conv(_), Some(conv)) = (doc.target(), self.conv.as_mut()) {
+                let was_created = conv.meta.is_some();
+                refresh_conversation(conv, state.accepted.doc(), &accepted.effects);
+                projection::for_conv(
+                    doc,
+                    conv,
+                    &accepted.effects,
+                    !was_created && conv.meta.is_some(),
+                )
+            } else {
+                projection::for_msgs(doc, seq, state.accepted.doc(), &accepted.effects)
+            };
+        if accepted
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::PostMessage(_)))
+        {
+            self.last_post.insert(author.account.clone(), now);
+        }
+        pending.push(Pending {
+            change: NewChange {
+                doc: doc.clone(),
+                hash,
+                bytes,
+                account: author.account.clone(),
+                accepted_at: now,
+                seq,
+                bind_actor: accepted.new_binding.map(|a| a.to_bytes().to_vec()),
+                projection,
+            },
+            effects: accepted.effects,
+        });
+        Slot::Pending(pending.len() - 1)
+    }
+
+    fn reject(
+        &self,
+        doc: &DocId,
+        author: &Author,
+        hash: Option<[u8; 32]>,
+        code: &str,
+        reason: String,
+    ) -> Slot {
+        self.engine.inner.metrics.rejected(code);
+        tracing::info!(doc = %doc, account = %author.account, code, reason = %reason, "change rejected");
+        let record = RejectionRecord {
+            tenant: doc.tenant().clone(),
+            doc: doc.to_string(),
+            account: author.account.clone(),
+            hash,
+            code: code.to_owned(),
+            reason: reason.clone(),
+            at: now_ms(),
+        };
+        let store = self.engine.store().clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.record_rejection(&record).await {
+                tracing::warn!(error = %e, "audit log write failed");
+            }
+        });
+        Slot::Done(SubmitOutcome::Reject {
+            hash,
+            code: code.to_owned(),
+            reason,
+        })
+    }
+
+    async fn write(
+        &mut self,
+        doc: &DocId,
+        author: &Author,
+        intent: super::IntentFn,
+        pending: &mut Vec<Pending>,
+    ) -> Slot {
+        if let Err(e) = self.ensure(doc).await {
+            return failed(None, e);
+        }
+        let Some(state) = self.docs.get(doc) else {
+            return failed(None, "document not loaded");
+        };
+        let mut fork = state
+            .accepted
+            .doc()
+            .fork()
+            .with_actor(rest_actor(doc, &author.account));
+        let tag = IntentTag::new(format!("rest-{}", now_ms()), "rest");
+        match intent(&mut fork, &tag) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return self.reject(
+                    doc,
+                    author,
+                    None,
+                    "not_applicable",
+                    "the intent changes nothing".into(),
+                )
+            }
+            Err(e) => return self.reject(doc, author, None, "not_applicable", e.to_string()),
+        }
+        let Some(mut change) = fork.get_last_local_change() else {
+            return failed(None, "the intent made no change");
+        };
+        let bytes = change.bytes().to_vec();
+        self.accept(doc, author, bytes, pending).await
+    }
+
+    async fn flush(&mut self, pending: &mut Vec<Pending>, waiting: &mut Vec<Waiter>) {
+        let outcomes: Vec<SubmitOutcome> = if pending.is_empty() {
+            Vec::new()
+        } else {
+            let changes: Vec<NewChange> = pending.iter().map(|p| p.change.clone()).collect();
+            let (reply, rx) = oneshot::channel();
+            let sent = self
+                .engine
+                .inner
+                .committer
+                .send(CommitRequest { changes, reply })
+                .await;
+            let result = match sent {
+                Ok(()) => rx.await.unwrap_or_else(|_| Err("committer stopped".into())),
+                Err(_) => Err("committer stopped".into()),
+            };
+            match result {
+                Ok(()) => {
+                    self.engine
+                        .inner
+                        .metrics
+                        .changes_accepted
+                        .inc_by(pending.len() as u64);
+                    self.publish(pending);
+                    pending
+                        .iter()
+                        .map(|p| SubmitOutcome::Ack {
+                            hash: p.change.hash,
+                            seq: p.change.seq,
+                        })
+                        .collect()
+                }
+                Err(message) => {
+                    tracing::error!(%message, "commit failed; reloading from storage");
+                    self.reset();
+                    pending
+                        .iter()
+                        .map(|p| SubmitOutcome::Failed {
+                            hash: Some(p.change.hash),
+                            message: message.clone(),
+                        })
+                        .collect()
+                }
+            }
+        };
+        let resolve = |slot: Slot| match slot {
+            Slot::Done(o) => o,
+            Slot::Pending(i) => outcomes.get(i).cloned().unwrap_or(SubmitOutcome::Failed {
+                hash: None,
+                message: "lost in commit".into(),
+            }),
+        };
+        for waiter in waiting.drain(..) {
+            match waiter {
+                Waiter::Submit(reply, slots) => {
+                    let _ = reply.send(slots.into_iter().map(resolve).collect());
+                }
+                Waiter::Write(reply, slot) => {
+                    let _ = reply.send(resolve(slot));
+                }
+            }
+        }
+        pending.clear();
+    }
+
+    /// Pushes committed changes to subscribers and revokes lost read access.
+    fn publish(&mut self, pending: &[Pending]) {
+        let mut i = 0;
+        while i < pending.len() {
+            let doc = pending[i].change.doc.clone();
+            let mut changes = Vec::new();
+            while i < pending.len() && pending[i].change.doc == doc {
+                changes.push(SeqChange {
+                    seq: pending[i].change.seq,
+                    change: ByteBuf::from(pending[i].change.bytes.clone()),
+                });
+                i += 1;
+            }
+            self.push(
+                &doc,
+                ServerFrame::Changes {
+                    doc: doc.to_string(),
+                    changes,
+                },
+                None,
+            );
+        }
+        for p in pending {
+            for effect in &p.effects {
+                if let Effect::UpdateMember { before, after, .. } = effect {
+                    if before.is_active() && !after.is_active() {
+                        self.revoke(&after.account, after.status);
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, doc: &DocId, frame: ServerFrame, except: Option<u64>) {
+        let Some(subs) = self.subscribers.get_mut(doc) else {
+            return;
+        };
+        subs.retain(|conn| {
+            if Some(conn.id) == except {
+                return true;
+            }
+            match conn.tx.try_send(Outbound::Frame(frame.clone())) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // A slow consumer is dropped, not waited for: it catches up on reconnect.
+                    let tx = conn.tx.clone();
+                    let doc = doc.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(Outbound::Lagged(doc)).await;
+                    });
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
+        for (doc, subs) in self.subscribers.iter_mut() {
+            subs.retain(|conn| {
+                if conn.account != *account || conn.service {
+                    return true;
+                }
+                let _ = conn.tx.try_send(Outbound::Revoke {
+                    doc: doc.clone(),
+                    code: "member_inactive".into(),
+                    reason: format!("{account} is {}", status.as_str()),
+                });
+                false
+            });
+        }
+    }
+
+    /// May `conn` read `doc`?
+    fn readable(&self, doc: &DocId, conn: &ConnHandle) -> Result<(), (ErrorCode, String)> {
+        match doc.target() {
+            DocTarget::Profile(_) => Ok(()),
+            DocTarget::Private(owner) if *owner == conn.account => Ok(()),
+            DocTarget::Private(_) => Err((
+                ErrorCode::Forbidden,
+                "private documents are their account's".into(),
+            )),
+            DocTarget::Conv(_) | DocTarget::Msgs(..) => {
+                let conv = self.conv.as_ref().filter(|c| c.meta.is_some());
+                match conv {
+                    None => Err((ErrorCode::Forbidden, "no such conversation".into())),
+                    Some(_) if conn.service => Ok(()),
+                    Some(c) if c.active_member(&conn.account).is_some() => Ok(()),
+                    Some(_) => Err((
+                        ErrorCode::Forbidden,
+                        format!("{} is not an active member", conn.account),
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, job: Job) {
+        match job {
+            Job::Subscribe {
+                doc,
+                after,
+                conn,
+                reply,
+            } => {
+                let result = self.subscribe(&doc, after, &conn).await;
+                if result.is_ok() {
+                    self.subscribers.entry(doc).or_default().push(conn);
+                }
+                let _ = reply.send(result);
+            }
+            Job::Unsubscribe { doc, conn } => {
+                if let Some(subs) = self.subscribers.get_mut(&doc) {
+                    subs.retain(|c| c.id != conn);
+                }
+            }
+            Job::Signal {
+                doc,
+                from,
+                conn,
+                kind,
+                data,
+            } => {
+                let member = self
+                    .conv
+                    .as_ref()
+                    .and_then(|c| c.active_member(&from.account))
+                    .is_some();
+                if member && matches!(doc.target(), DocTarget::Conv(_)) {
+                    let frame = ServerFrame::Signal {
+                        doc: doc.to_string(),
+                        from: from.account.to_string(),
+                        kind,
+                        data,
+                    };
+                    self.push(&doc, frame, Some(conn));
+                }
+            }
+            Job::Conversation { reply } => {
+                let conv = match &self.key {
+                    UnitKey::Conv(tenant, conv) => {
+                        let id = DocId::conv(tenant, conv);
+                        match self.ensure(&id).await {
+                            Ok(()) => self.conv.clone().filter(|c| c.meta.is_some()),
+                            Err(_) => None,
+                        }
+                    }
+                    UnitKey::Account(..) => None,
+                };
+                let _ = reply.send(conv);
+            }
+            Job::Submit { .. } | Job::Write { .. } => {}
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        doc: &DocId,
+        after: u64,
+        conn: &ConnHandle,
+    ) -> Result<(), (ErrorCode, String)> {
+        self.ensure(doc)
+            .await
+            .map_err(|e| (ErrorCode::Internal, e))?;
+        self.readable(doc, conn)?;
+        let (last_seq, snapshot_seq) = self
+            .docs
+            .get(doc)
+            .map_or((0, 0), |s| (s.last_seq, s.snapshot_seq));
+        let send = |frame: ServerFrame| {
+            let tx = conn.tx.clone();
+            async move {
+                match tokio::time::timeout(Duration::from_secs(10), tx.send(Outbound::Frame(frame)))
+                    .await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    _ => Err((
+                        ErrorCode::Internal,
+                        "the connection does not take catch-up".to_string(),
+                    )),
+                }
+            }
+        };
+        if after < snapshot_seq {
+            let data = self
+                .docs
+                .get(doc)
+                .map(|s| s.accepted.save())
+                .unwrap_or_default();
+            send(ServerFrame::Snapshot {
+                doc: doc.to_string(),
+                seq: last_seq,
+                data: ByteBuf::from(data),
+            })
+            .await?;
+        } else {
+            let page = self.engine.inner.config.catch_up_page.max(1);
+            let mut cursor = after;
+            while cursor < last_seq {
+                let changes = self
+                    .engine
+                    .store()
+                    .changes_after(doc, cursor, page)
+                    .await
+                    .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+                let Some((last, _)) = changes.last() else {
+                    break;
+                };
+                cursor = *last;
+                let changes = changes
+                    .into_iter()
+                    .map(|(seq, bytes)| SeqChange {
+                        seq,
+                        change: ByteBuf::from(bytes),
+                    })
+                    .collect();
+                send(ServerFrame::Changes {
+                    doc: doc.to_string(),
+                    changes,
+                })
+                .await?;
+            }
+        }
+        send(ServerFrame::Synced {
+            doc: doc.to_string(),
+            seq: last_seq,
+        })
+        .await
+    }
+}

@@ -1,0 +1,168 @@
+//! `confab-server`: serve (default), migrate, compact.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use confab_core::protocol::Limits;
+use confab_server::auth::Authenticator;
+use confab_server::config::{mask_url, Cli, Command, LogFormat, ServeArgs};
+use confab_server::engine::{Engine, EngineConfig};
+use confab_server::maintenance::{compact_all, open_store};
+use confab_server::metrics::Metrics;
+use confab_server::{app, AppState, DemoConfig};
+use tokio::sync::watch;
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logs(cli.common.log_format);
+    let store_name = match &cli.common.database_url {
+        Some(url) => format!("postgres {}", mask_url(url)),
+        None => format!("sqlite {}", cli.common.data_dir.join("confab.db").display()),
+    };
+    let store = open_store(cli.common.database_url.as_deref(), &cli.common.data_dir)
+        .await
+        .with_context(|| format!("opening storage ({store_name})"))?;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Migrate => {
+            tracing::info!(store = %store_name, "migrations applied");
+            Ok(())
+        }
+        Command::Compact => {
+            let report = compact_all(store.as_ref()).await?;
+            tracing::info!(?report, "compaction done");
+            println!(
+                "compacted {} documents, {} changes: {} -> {} bytes",
+                report.docs, report.changes_folded, report.bytes_before, report.bytes_after
+            );
+            Ok(())
+        }
+        Command::Serve(args) => serve(store, store_name, args).await,
+    }
+}
+
+fn random_secret() -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for a demo secret")?;
+    Ok(bytes)
+}
+
+async fn serve(
+    store: Arc<dyn confab_server::store::Store>,
+    store_name: String,
+    args: ServeArgs,
+) -> Result<()> {
+    let auth = match (&args.jwt_secret, &args.jwt_public_key_file) {
+        (Some(secret), _) => Authenticator::hs256(secret.as_bytes()),
+        (None, Some(path)) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            Authenticator::public_key_pem(&pem)?
+        }
+        (None, None) if args.demo => Authenticator::hs256(&random_secret()?),
+        (None, None) => bail!("set CONFAB_JWT_SECRET (HS256) or CONFAB_JWT_PUBLIC_KEY_FILE (RS256/EdDSA), or run with --demo"),
+    };
+    let limits = Limits {
+        max_frame_bytes: args.max_frame_bytes,
+        max_changes_per_submit: args.max_changes_per_submit,
+        rate_per_sec: args.rate_per_sec,
+        rate_burst: args.rate_burst,
+        ..Limits::default()
+    };
+    tracing::info!(
+        listen = %args.listen,
+        store = %store_name,
+        jwt = if args.jwt_secret.is_some() { "hs256 secret (***)" } else if args.jwt_public_key_file.is_some() { "public key" } else { "demo secret (random)" },
+        demo = args.demo,
+        web_root = ?args.web_root,
+        max_connections = args.max_connections,
+        max_frame_bytes = args.max_frame_bytes,
+        max_changes_per_submit = args.max_changes_per_submit,
+        rate_per_sec = args.rate_per_sec,
+        rate_burst = args.rate_burst,
+        max_units = args.max_units,
+        "confab-server starting"
+    );
+    if args.demo {
+        tracing::warn!("DEMO MODE: /demo/token hands out tokens for {:?} to anyone. Never run this in production.", args.demo_users);
+    }
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::new(
+        store,
+        metrics,
+        EngineConfig {
+            max_units: args.max_units,
+            ..EngineConfig::default()
+        },
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = AppState {
+        engine: engine.clone(),
+        auth: Arc::new(auth),
+        limits,
+        max_connections: args.max_connections,
+        connections: Arc::new(AtomicUsize::new(0)),
+        shutdown: shutdown_rx,
+        demo: args.demo.then(|| DemoConfig {
+            tenant: args.demo_tenant.clone(),
+            users: args.demo_users.clone(),
+        }),
+        web_root: args.web_root.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let stopping = engine.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight commits");
+            stopping.begin_shutdown();
+            let _ = shutdown_tx.send(true);
+        })
+        .await?;
+    engine.drain(Duration::from_secs(10)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

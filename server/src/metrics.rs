@@ -1,0 +1,114 @@
+//! Prometheus metrics (`/metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    pub direction: &'static str,
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Gauge,
+    pub frames: Family<DirectionLabel, Counter>,
+    pub changes_accepted: Counter,
+    pub changes_rejected: Family<ReasonLabel, Counter>,
+    pub commit_seconds: Histogram,
+    pub commit_batch_size: Histogram,
+    pub docs_in_memory: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("confab");
+        let connections = Gauge::default();
+        let frames = Family::<DirectionLabel, Counter>::default();
+        let changes_accepted = Counter::default();
+        let changes_rejected = Family::<ReasonLabel, Counter>::default();
+        let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let commit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
+        let docs_in_memory = Gauge::default();
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        registry.register("frames", "WebSocket frames by direction", frames.clone());
+        registry.register(
+            "changes_accepted",
+            "Changes accepted and committed",
+            changes_accepted.clone(),
+        );
+        registry.register(
+            "changes_rejected",
+            "Changes rejected, by reason code",
+            changes_rejected.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Latency of one group commit",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_batch_size",
+            "Changes per group commit",
+            commit_batch_size.clone(),
+        );
+        registry.register(
+            "docs_in_memory",
+            "Documents held in memory",
+            docs_in_memory.clone(),
+        );
+        Metrics {
+            registry,
+            connections,
+            frames,
+            changes_accepted,
+            changes_rejected,
+            commit_seconds,
+            commit_batch_size,
+            docs_in_memory,
+        }
+    }
+
+    pub fn rejected(&self, code: &str) {
+        self.changes_rejected
+            .get_or_create(&ReasonLabel {
+                reason: code.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn frame(&self, direction: &'static str) {
+        self.frames
+            .get_or_create(&DirectionLabel { direction })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

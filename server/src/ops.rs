@@ -1,0 +1,69 @@
+//! Operations endpoints: health, readiness, metrics, demo tokens.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use crate::auth::Claims;
+use crate::engine::now_ms;
+use crate::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the database answers and the server is not shutting down.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    if *app.shutdown.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    match app.engine.store().ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unreachable: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.engine.metrics().render(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DemoQuery {
+    pub user: String,
+}
+
+/// Demo mode only: a one-day token for one of the demo users.
+pub async fn demo_token(State(app): State<AppState>, Query(q): Query<DemoQuery>) -> Response {
+    let Some(demo) = &app.demo else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !demo.users.contains(&q.user) {
+        return (StatusCode::NOT_FOUND, "not a demo user").into_response();
+    }
+    let claims = Claims {
+        sub: q.user.clone(),
+        tenant: demo.tenant.clone(),
+        exp: now_ms() / 1000 + 24 * 3600,
+        kind: "user".into(),
+    };
+    match app.auth.mint(&claims) {
+        Ok(token) => {
+            Json(serde_json::json!({ "token": token, "account": q.user, "tenant": demo.tenant }))
+                .into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

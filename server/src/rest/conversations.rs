@@ -1,0 +1,539 @@
+//! Conversations: direct and support find-or-create, create group/channel/thread/system,
+//! read one, list the caller's, add and remove members.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use confab_core::doc::write::{self, CreateConv};
+use confab_core::ids::{
+    direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId,
+};
+use confab_core::model::conversation::{
+    ConvKind, Conversation, EditPolicy, Info, JoinPolicy, Member, MemberStatus, ResourceLink, Role,
+    SendPolicy, Settings, ThreadLink, DEFAULT_BUCKET_MS,
+};
+use confab_core::policy::{join_role, DenyCode};
+use serde::Deserialize;
+
+use super::error::{acked, ApiError};
+use super::extract::{Caller, JsonBody, Params};
+use super::views::{ConversationList, ConversationListEntry, ConversationView};
+use crate::engine::now_ms;
+use crate::AppState;
+
+/// A fresh id: `<prefix><ms>-<counter>-<salt>` in hex, unique per process and, thanks to the
+/// per-process salt, across the processes of a cluster.
+pub(super) fn fresh_id(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SALT: OnceLock<u64> = OnceLock::new();
+    let salt = *SALT.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one((std::process::id(), now_ms()))
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{prefix}{:x}-{n:x}-{:06x}",
+        now_ms().max(0),
+        salt & 0xff_ffff
+    )
+}
+
+/// A conversation id from a path: one that cannot be an id cannot exist.
+pub(super) fn path_conv(id: &str) -> Result<ConvId, ApiError> {
+    ConvId::new(id).map_err(|_| ApiError::not_found(format!("no conversation {id:?}")))
+}
+
+/// The accepted conversation `id` of the caller's tenant, or 404. The projection answers
+/// first, so unknown ids do not load anything into the engine.
+pub(super) async fn load(
+    app: &AppState,
+    caller: &Caller,
+    id: &ConvId,
+) -> Result<Conversation, ApiError> {
+    let missing = || ApiError::not_found(format!("no conversation {id}"));
+    if app
+        .engine
+        .store()
+        .conversation(&caller.tenant, id)
+        .await?
+        .is_none()
+    {
+        return Err(missing());
+    }
+    app.engine
+        .conversation(&caller.tenant, id)
+        .await
+        .filter(|c| c.meta.is_some())
+        .ok_or_else(missing)
+}
+
+/// Read access: an active member, or a service account.
+pub(super) fn readable(conv: &Conversation, caller: &Caller) -> Result<(), ApiError> {
+    if caller.service {
+        return Ok(());
+    }
+    match conv.member(&caller.account) {
+        None => Err(ApiError::forbidden(
+            DenyCode::NotMember,
+            format!("{} is not a member of {}", caller.account, conv.id),
+        )),
+        Some(m) if !m.is_active() => Err(ApiError::forbidden(
+            DenyCode::MemberInactive,
+            format!("{} is {} in {}", caller.account, m.status.as_str(), conv.id),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn body(status: StatusCode, conv: &Conversation) -> Result<Response, ApiError> {
+    let view = ConversationView::of(conv)
+        .ok_or_else(|| ApiError::internal(format!("{} has no creation change", conv.id)))?;
+    Ok((status, Json(view)).into_response())
+}
+
+/// The conversation after a write the engine acknowledged.
+async fn after_write(
+    app: &AppState,
+    caller: &Caller,
+    id: &ConvId,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    match app.engine.conversation(&caller.tenant, id).await {
+        Some(conv) => body(status, &conv),
+        None => Err(ApiError::unavailable(format!(
+            "{id} was written but could not be read back"
+        ))),
+    }
+}
+
+fn not_applicable_conflict(reason: String) -> ApiError {
+    ApiError::conflict("already_exists", reason)
+}
+
+// ---------- direct ----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectRequest {
+    /// The other account (`peer_user_id` in seed 003).
+    #[serde(alias = "peer_user_id")]
+    peer: AccountId,
+}
+
+/// `POST /v1/conversations/direct`: 200 with the existing conversation, 201 when created.
+pub async fn direct(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<DirectRequest>,
+) -> Result<Response, ApiError> {
+    if req.peer == caller.account {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "peer",
+            "a direct conversation needs two different accounts",
+        ));
+    }
+    let id = direct_conv_id(&caller.tenant, &caller.account, &req.peer);
+    if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
+        return body(StatusCode::OK, &conv);
+    }
+    let (doc, mut change) =
+        write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    submit_creation(&app, &caller, doc, change.bytes().to_vec()).await?;
+    after_write(&app, &caller, &id, StatusCode::CREATED).await
+}
+
+/// Submits a deterministic creation change. Two requests racing both get an ack for the one
+/// change: there is still one conversation.
+async fn submit_creation(
+    app: &AppState,
+    caller: &Caller,
+    doc: DocId,
+    bytes: Vec<u8>,
+) -> Result<u64, ApiError> {
+    let outcome = app
+        .engine
+        .submit(doc, caller.author(), vec![bytes])
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or(crate::engine::SubmitOutcome::Failed {
+            hash: None,
+            message: "no answer".into(),
+        });
+    acked(outcome, not_applicable_conflict)
+}
+
+// ---------- support ----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportRequest {
+    client: AccountId,
+    resource: ResourceId,
+    owner: AccountId,
+}
+
+/// `POST /v1/conversations/support`: the client's thread about a resource (seed 002). Found
+/// by (client, resource); `owner` is used only when it is created.
+pub async fn support(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<SupportRequest>,
+) -> Result<Response, ApiError> {
+    if !(caller.service || caller.account == req.client || caller.account == req.owner) {
+        return Err(ApiError::forbidden(
+            DenyCode::NotMember,
+            "a support thread is opened by its client, its owner or a service account",
+        ));
+    }
+    let id = support_conv_id(&caller.tenant, &req.client, &req.resource);
+    if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
+        // The owner named in the request may not be the thread's: only its parties see it.
+        if !caller.service && conv.member(&caller.account).is_none() {
+            return Err(ApiError::forbidden(
+                DenyCode::NotMember,
+                format!("{} is not a member of {id}", caller.account),
+            ));
+        }
+        return body(StatusCode::OK, &conv);
+    }
+    let link = ResourceLink {
+        resource: req.resource,
+        client: req.client,
+        owner: req.owner,
+    };
+    let (doc, mut change) = write::support_creation_change(&caller.tenant, &link)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    submit_creation(&app, &caller, doc, change.bytes().to_vec()).await?;
+    after_write(&app, &caller, &id, StatusCode::CREATED).await
+}
+
+// ---------- create ----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    account: AccountId,
+    role: Option<Role>,
+}
+
+/// Settings to change from the kind's defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    send_policy: Option<SendPolicy>,
+    join_policy: Option<JoinPolicy>,
+    info_edit_policy: Option<EditPolicy>,
+    subroom_policy: Option<EditPolicy>,
+    max_subroom_depth: Option<u32>,
+    message_retention_days: Option<u32>,
+    allow_reactions: Option<bool>,
+    allow_stickers: Option<bool>,
+    allow_attachments: Option<bool>,
+    slow_mode_seconds: Option<u32>,
+    join_approval_required: Option<bool>,
+}
+
+impl SettingsPatch {
+    fn apply(self, s: &mut Settings) {
+        macro_rules! set {
+            ($($patch:ident => $field:ident),+) => {
+                $(if let Some(v) = self.$patch { s.$field = v; })+
+            };
+        }
+        set!(
+            send_policy => send_policy,
+            join_policy => join_policy,
+            info_edit_policy => info_edit_policy,
+            subroom_policy => subroom_policy,
+            max_subroom_depth => max_subroom_depth,
+            allow_reactions => allow_reactions,
+            allow_stickers => allow_stickers,
+            allow_attachments => allow_attachments,
+            slow_mode_seconds => slow_mode_seconds,
+            join_approval_required => join_approval_required
+        );
+        if let Some(days) = self.message_retention_days {
+            s.retention_days = Some(days);
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    #[serde(alias = "type")]
+    kind: ConvKind,
+    id: Option<String>,
+    title: Option<String>,
+    description: Option<String>,
+    avatar_url: Option<String>,
+    #[serde(default)]
+    members: Vec<MemberSpec>,
+    #[serde(default)]
+    settings: SettingsPatch,
+    parent: Option<String>,
+    parent_message: Option<String>,
+}
+
+/// Ids the deterministic conversations and the REST routes own.
+fn check_new_id(id: &ConvId) -> Result<(), ApiError> {
+    let text = id.as_str();
+    if text.starts_with("d-") || text.starts_with("s-") || text == "direct" || text == "support" {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "id",
+            "ids starting with d- or s- belong to direct conversations and support threads",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/conversations`: a group, channel, thread or system conversation; 201.
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateRequest>,
+) -> Result<Response, ApiError> {
+    if matches!(req.kind, ConvKind::Direct | ConvKind::Support) {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "kind",
+            "direct conversations and support threads have their own endpoints",
+        ));
+    }
+    let id = match req.id {
+        Some(id) => {
+            let id = ConvId::new(id)?;
+            check_new_id(&id)?;
+            id
+        }
+        None => ConvId::new(fresh_id("c-"))?,
+    };
+    let thread = match (req.kind, req.parent, req.parent_message) {
+        (ConvKind::Thread, Some(parent), Some(message)) => {
+            let parent = ConvId::new(parent)?;
+            let message = MessageId::new(message)?;
+            let Some(parent_conv) = app.engine.conversation(&caller.tenant, &parent).await else {
+                return Err(ApiError::invalid(
+                    "invalid_value",
+                    "parent",
+                    format!("no conversation {parent}"),
+                ));
+            };
+            let depth = parent_conv
+                .meta
+                .as_ref()
+                .and_then(|m| m.thread.as_ref())
+                .map_or(0, |t| t.depth)
+                + 1;
+            Some(ThreadLink {
+                parent,
+                message,
+                depth,
+            })
+        }
+        (ConvKind::Thread, _, _) => {
+            return Err(ApiError::invalid(
+                "missing",
+                "parent",
+                "a thread needs parent and parent_message",
+            ))
+        }
+        (_, None, None) => None,
+        (_, _, _) => {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "parent",
+                "only threads have parent and parent_message",
+            ))
+        }
+    };
+    if app.engine.conversation(&caller.tenant, &id).await.is_some() {
+        return Err(ApiError::conflict(
+            DenyCode::AlreadyCreated.as_str(),
+            format!("{id} exists"),
+        ));
+    }
+    let now = now_ms();
+    let mut creator = Member::new(caller.account.clone(), Role::Owner);
+    creator.joined_at = Some(now);
+    let mut members = vec![creator];
+    let mut seen = BTreeSet::from([caller.account.clone()]);
+    for spec in req.members {
+        if !seen.insert(spec.account.clone()) {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "members",
+                format!(
+                    "{} is listed twice (the creator is added as owner)",
+                    spec.account
+                ),
+            ));
+        }
+        let mut m = Member::new(spec.account, spec.role.unwrap_or(join_role(req.kind)));
+        m.joined_at = Some(now);
+        m.invited_by = Some(caller.account.clone());
+        members.push(m);
+    }
+    let mut settings = Settings::defaults_for(req.kind);
+    req.settings.apply(&mut settings);
+    let spec = CreateConv {
+        kind: req.kind,
+        created_by: caller.account.clone(),
+        created_at: now,
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread,
+        info: Info {
+            title: req.title,
+            description: req.description,
+            avatar: req.avatar_url,
+            theme_color: None,
+            theme_background: None,
+        },
+        settings,
+        members,
+    };
+    let outcome = app
+        .engine
+        .write(
+            DocId::conv(&caller.tenant, &id),
+            caller.author(),
+            Box::new(move |doc, tag| write::create_conversation(doc, tag, &spec)),
+        )
+        .await;
+    acked(outcome, |reason| {
+        ApiError::conflict(DenyCode::AlreadyCreated.as_str(), reason)
+    })?;
+    after_write(&app, &caller, &id, StatusCode::CREATED).await
+}
+
+// ---------- read ----------
+
+/// `GET /v1/conversations/{id}`.
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    readable(&conv, &caller)?;
+    body(StatusCode::OK, &conv)
+}
+
+/// `GET /v1/conversations`: the caller's active conversations, most recent activity first,
+/// with unread counts and the last message.
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ConversationList>, ApiError> {
+    let items = app
+        .engine
+        .store()
+        .conversations_of(&caller.tenant, &caller.account)
+        .await?;
+    Ok(Json(ConversationList {
+        conversations: items.iter().map(ConversationListEntry::of).collect(),
+    }))
+}
+
+// ---------- members ----------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    account: AccountId,
+    role: Option<Role>,
+}
+
+/// `POST /v1/conversations/{id}/members`: add someone (needs add rights), or join yourself
+/// (where the join policy allows). An active member is answered as is (200), unless another
+/// role was asked for (409: roles change through the sync protocol).
+pub async fn add_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(id): Params<String>,
+    JsonBody(req): JsonBody<AddMemberRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    let kind = conv.kind().unwrap_or(ConvKind::Group);
+    if let Some(existing) = conv.active_member(&req.account) {
+        readable(&conv, &caller)?;
+        if req.role.is_none_or(|r| r == existing.role) {
+            return body(StatusCode::OK, &conv);
+        }
+        return Err(ApiError::conflict(
+            "already_exists",
+            format!(
+                "{} is already a member ({})",
+                req.account,
+                existing.role.as_str()
+            ),
+        ));
+    }
+    let mut member = Member::new(req.account.clone(), req.role.unwrap_or(join_role(kind)));
+    let now = now_ms();
+    member.joined_at = Some(now);
+    if req.account != caller.account {
+        member.invited_by = Some(caller.account.clone());
+    }
+    let outcome = app
+        .engine
+        .write(
+            DocId::conv(&caller.tenant, &id),
+            caller.author(),
+            Box::new(move |doc, tag| write::add_member(doc, tag, now, &member)),
+        )
+        .await;
+    acked(outcome, not_applicable_conflict)?;
+    after_write(&app, &caller, &id, StatusCode::OK).await
+}
+
+/// `DELETE /v1/conversations/{id}/members/{account}`: leave (your own account) or remove
+/// (needs remove rights). A member who is already gone is answered as is.
+pub async fn remove_member(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params((id, account)): Params<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let account = AccountId::new(account)?;
+    let conv = load(&app, &caller, &id).await?;
+    let Some(member) = conv.member(&account) else {
+        readable(&conv, &caller)?;
+        return Err(ApiError::not_found(format!(
+            "{account} is not a member of {id}"
+        )));
+    };
+    if !member.is_active() {
+        if account != caller.account {
+            readable(&conv, &caller)?;
+        }
+        return body(StatusCode::OK, &conv);
+    }
+    let status = if account == caller.account {
+        MemberStatus::Left
+    } else {
+        MemberStatus::Removed
+    };
+    let now = now_ms();
+    let outcome = app
+        .engine
+        .write(
+            DocId::conv(&caller.tenant, &id),
+            caller.author(),
+            Box::new(move |doc, tag| write::set_member_status(doc, tag, now, &account, status)),
+        )
+        .await;
+    acked(outcome, ApiError::not_found)?;
+    after_write(&app, &caller, &id, StatusCode::OK).await
+}

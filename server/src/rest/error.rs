@@ -1,0 +1,198 @@
+//! REST errors: `{"code", "message", "field"?}` with the HTTP status that fits.
+//!
+//! - 400 `bad_request`: the body is not JSON (or not readable);
+//! - 401 `auth_failed` / `token_expired`: missing, invalid or expired token;
+//! - 403: a policy denial (the code is the `DenyCode` string), or no read access;
+//! - 404 `not_found`: unknown conversation, member or message;
+//! - 409 `already_created` / `already_exists`: the thing exists;
+//! - 422: validation (`too_long`, `invalid_value`, `unknown_key`, `wrong_type`, `missing`, ...);
+//! - 500 `internal`: storage read failed;
+//! - 503 `unavailable`: the write was not decided (storage failed, shutting down): retry.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use confab_core::error::ModelError;
+use confab_core::policy::DenyCode;
+use serde::Serialize;
+
+use crate::engine::SubmitOutcome;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: DenyCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code.as_str(), message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 422 with a validation code.
+    pub fn invalid(code: &str, field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_field(field)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A change the engine rejected: policy denials are 403 (`already_created` is 409),
+    /// everything else (schema and value checks) is 422.
+    pub fn rejected(code: &str, reason: String) -> Self {
+        if code == DenyCode::AlreadyCreated.as_str() {
+            return Self::new(StatusCode::CONFLICT, code, reason);
+        }
+        if DenyCode::ALL.iter().any(|d| d.as_str() == code) {
+            Self::new(StatusCode::FORBIDDEN, code, reason)
+        } else {
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, reason)
+        }
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        ApiError::invalid(e.code(), e.field(), e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "REST read failed");
+        ApiError::internal(format!("storage: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            code: &self.code,
+            message: &self.message,
+            field: self.field.as_deref(),
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// The intent a REST write ran did not apply to the document (`not_applicable`): what that
+/// means depends on the endpoint.
+pub type NotApplicable = fn(String) -> ApiError;
+
+/// The seq of an acknowledged change, or the error for the answer.
+pub fn acked(outcome: SubmitOutcome, not_applicable: NotApplicable) -> Result<u64, ApiError> {
+    match outcome {
+        SubmitOutcome::Ack { seq, .. } => Ok(seq),
+        SubmitOutcome::Reject { code, reason, .. } if code == "not_applicable" => {
+            Err(not_applicable(reason))
+        }
+        SubmitOutcome::Reject { code, reason, .. } => Err(ApiError::rejected(&code, reason)),
+        SubmitOutcome::Failed { message, .. } => Err(ApiError::unavailable(message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_codes_are_403_others_422() {
+        assert_eq!(
+            ApiError::rejected("service_only", String::new()).status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            ApiError::rejected("not_counterparty", String::new()).status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            ApiError::rejected("already_created", String::new()).status,
+            StatusCode::CONFLICT
+        );
+        for code in ["too_long", "invalid_value", "unknown_key", "wrong_type"] {
+            assert_eq!(
+                ApiError::rejected(code, String::new()).status,
+                StatusCode::UNPROCESSABLE_ENTITY
+            );
+        }
+    }
+
+    #[test]
+    fn outcomes_map_to_statuses() {
+        let ack = SubmitOutcome::Ack {
+            hash: [0; 32],
+            seq: 7,
+        };
+        assert_eq!(acked(ack, ApiError::not_found), Ok(7));
+        let failed = SubmitOutcome::Failed {
+            hash: None,
+            message: "db down".into(),
+        };
+        let err = acked(failed, ApiError::not_found).expect_err("failed");
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        let na = SubmitOutcome::Reject {
+            hash: None,
+            code: "not_applicable".into(),
+            reason: "no such member".into(),
+        };
+        let err = acked(na, ApiError::not_found).expect_err("rejected");
+        assert_eq!(err.status, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,0 +1,264 @@
+//! Messages: post (text, system, proposal, proposal response), answer a proposal, page.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use confab_core::automerge::{Automerge, Change};
+use confab_core::doc::{read, write};
+use confab_core::ids::{ConvId, DocId, MessageId, TenantId};
+use confab_core::model::message::{Message, MessageKind, NewMessage};
+use confab_core::model::proposal::ProposalStatus;
+use serde::Deserialize;
+
+use super::conversations::{fresh_id, load, path_conv, readable};
+use super::error::{acked, ApiError};
+use super::extract::{Caller, JsonBody, PageQuery, Params, PAGE_MAX};
+use super::views::{MessagePage, MessageView, PostedMessage, ProposalStatusView};
+use crate::engine::now_ms;
+use crate::store::{MessageRow, Store};
+use crate::AppState;
+
+fn text_kind() -> MessageKind {
+    MessageKind::Text
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessageRequest {
+    id: Option<String>,
+    #[serde(default = "text_kind")]
+    kind: MessageKind,
+    #[serde(default)]
+    body: String,
+    /// A JSON value, or its JSON text as a string (seed 002's `payloadJson`).
+    payload: Option<serde_json::Value>,
+    reply_to: Option<MessageId>,
+}
+
+/// `POST /v1/conversations/{id}/messages`: 201 `{id, seq, doc, created_at}`. The time is the
+/// server's; the bucket follows from it.
+pub async fn post(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(id): Params<String>,
+    JsonBody(req): JsonBody<PostMessageRequest>,
+) -> Result<Response, ApiError> {
+    let conv_id = path_conv(&id)?;
+    if !matches!(
+        req.kind,
+        MessageKind::Text
+            | MessageKind::System
+            | MessageKind::Proposal
+            | MessageKind::ProposalResponse
+    ) {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "kind",
+            "REST posts text, system, proposal and proposal_response messages",
+        ));
+    }
+    let conv = load(&app, &caller, &conv_id).await?;
+    let id = match req.id {
+        Some(id) => MessageId::new(id)?,
+        None => MessageId::new(fresh_id("m-"))?,
+    };
+    let payload = match req.payload {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) => Some(text),
+        Some(value) => Some(value.to_string()),
+    };
+    let now = now_ms();
+    let message = NewMessage {
+        id: id.clone(),
+        author: caller.account.clone(),
+        kind: req.kind,
+        body: req.body,
+        payload,
+        caption: None,
+        attachments: None,
+        mentions: None,
+        reply_to: req.reply_to,
+        forwarded_from: None,
+        created_at: now,
+        scheduled_at: None,
+    };
+    message.validate()?;
+    let doc = DocId::msgs(&caller.tenant, &conv_id, conv.bucket_of(now));
+    let outcome = app
+        .engine
+        .write(
+            doc.clone(),
+            caller.author(),
+            Box::new(move |d, tag| write::post_message(d, tag, &message)),
+        )
+        .await;
+    let seq = acked(outcome, |reason| {
+        ApiError::conflict("already_exists", reason)
+    })?;
+    let posted = PostedMessage::new(id.to_string(), seq, doc.to_string(), now);
+    Ok((StatusCode::CREATED, Json(posted)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    status: ProposalStatus,
+}
+
+/// The projection row of a message, newest pages first (answers come soon after proposals).
+async fn find_row(
+    store: &Arc<dyn Store>,
+    tenant: &TenantId,
+    conv: &ConvId,
+    id: &MessageId,
+) -> Result<Option<MessageRow>, ApiError> {
+    let mut before = None;
+    loop {
+        let rows = store.messages(tenant, conv, before, PAGE_MAX).await?;
+        if let Some(row) = rows.iter().find(|r| r.message == *id) {
+            return Ok(Some(row.clone()));
+        }
+        match rows.last() {
+            Some(last) if rows.len() == PAGE_MAX => before = Some(last.pos),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// `POST /v1/conversations/{id}/messages/{message}/status`: the counterparty answers a
+/// proposal (`accepted`, `rejected`, `reschedule_requested`).
+pub async fn set_status(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params((id, message)): Params<(String, String)>,
+    JsonBody(req): JsonBody<StatusRequest>,
+) -> Result<Response, ApiError> {
+    let conv_id = path_conv(&id)?;
+    let message = MessageId::new(message.as_str())
+        .map_err(|_| ApiError::not_found(format!("no message {message:?}")))?;
+    if req.status == ProposalStatus::Pending {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "status",
+            "a proposal is answered with accepted, rejected or reschedule_requested",
+        ));
+    }
+    let conv = load(&app, &caller, &conv_id).await?;
+    readable(&conv, &caller)?;
+    let row = find_row(app.engine.store(), &caller.tenant, &conv_id, &message)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no message {message} in {conv_id}")))?;
+    if row.kind != MessageKind::Proposal.as_str() {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "message",
+            format!("{message} is a {} message, not a proposal", row.kind),
+        ));
+    }
+    let doc = DocId::parse(&row.doc)
+        .map_err(|e| ApiError::internal(format!("stored doc id {}: {e}", row.doc)))?;
+    let now = now_ms();
+    let status = req.status;
+    let target = message.clone();
+    let outcome = app
+        .engine
+        .write(
+            doc,
+            caller.author(),
+            Box::new(move |d, tag| write::set_proposal_status(d, tag, now, &target, status)),
+        )
+        .await;
+    let seq = acked(outcome, ApiError::not_found)?;
+    let view = ProposalStatusView {
+        id: message.to_string(),
+        status: status.as_str(),
+        seq,
+        doc: row.doc,
+    };
+    Ok(Json(view).into_response())
+}
+
+/// `GET /v1/conversations/{id}/messages?before=<pos>&limit=<n>`: newest first.
+pub async fn page(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(id): Params<String>,
+    query: PageQuery,
+) -> Result<Json<MessagePage>, ApiError> {
+    let conv_id = path_conv(&id)?;
+    let conv = load(&app, &caller, &conv_id).await?;
+    readable(&conv, &caller)?;
+    let rows = app
+        .engine
+        .store()
+        .messages(&caller.tenant, &conv_id, query.before, query.limit)
+        .await?;
+    let contents = read_contents(app.engine.store(), &rows).await;
+    let messages = rows
+        .iter()
+        .map(|r| MessageView::of(r, contents.get(&r.message)))
+        .collect();
+    let next_before = if rows.len() == query.limit {
+        rows.last().map(|r| r.pos)
+    } else {
+        None
+    };
+    Ok(Json(MessagePage {
+        messages,
+        next_before,
+    }))
+}
+
+/// Full messages of a page, read from their committed buckets. A bucket that cannot be
+/// read leaves its messages with the projection's preview.
+async fn read_contents(store: &Arc<dyn Store>, rows: &[MessageRow]) -> HashMap<MessageId, Message> {
+    let mut by_doc: BTreeMap<&str, Vec<MessageId>> = BTreeMap::new();
+    for row in rows {
+        by_doc
+            .entry(row.doc.as_str())
+            .or_default()
+            .push(row.message.clone());
+    }
+    let mut out = HashMap::new();
+    for (doc, ids) in by_doc {
+        match read_bucket(store, doc, ids).await {
+            Ok(found) => out.extend(found),
+            Err(e) => {
+                tracing::warn!(doc, error = %e, "message bucket unreadable; answering previews")
+            }
+        }
+    }
+    out
+}
+
+async fn read_bucket(
+    store: &Arc<dyn Store>,
+    doc: &str,
+    ids: Vec<MessageId>,
+) -> Result<Vec<(MessageId, Message)>, String> {
+    let id = DocId::parse(doc).map_err(|e| e.to_string())?;
+    let stored = store.load_doc(&id).await.map_err(|e| e.to_string())?;
+    let decode = move || -> Result<Vec<(MessageId, Message)>, String> {
+        let mut bucket = match &stored.snapshot {
+            Some(bytes) => Automerge::load(bytes).map_err(|e| e.to_string())?,
+            None => confab_core::doc::genesis(&id).map_err(|e| e.to_string())?,
+        };
+        let changes = stored
+            .changes
+            .iter()
+            .map(|(_, bytes)| Change::try_from(&bytes[..]).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        bucket.apply_changes(changes).map_err(|e| e.to_string())?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|m| read::read_message(&bucket, &m).map(|message| (m, message)))
+            .collect())
+    };
+    tokio::task::spawn_blocking(decode)
+        .await
+        .map_err(|e| e.to_string())?
+}

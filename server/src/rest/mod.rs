@@ -1,0 +1,62 @@
+//! REST for integrations (DESIGN §5), described by the OpenAPI document at `/openapi.json`.
+//!
+//! Every request carries `Authorization: Bearer <JWT>`; the tenant and the account come from
+//! the token. Every write is built on the server by a `confab_core::doc::write` intent (or is
+//! the deterministic creation change of a direct conversation or support thread) and goes
+//! through `Engine::write` / `Engine::submit`: the same validation, policy and commit as a
+//! change that arrives over WebSocket. Nothing here writes around the policy.
+//!
+//! Reads come from the engine (a conversation's typed state) and from the storage projection
+//! (conversation lists, message pages); full message content is read from the committed
+//! message buckets.
+
+mod conversations;
+mod error;
+mod extract;
+mod messages;
+mod views;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::AppState;
+
+/// The OpenAPI 3.1 document of these routes.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The REST routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route(
+            "/v1/conversations",
+            get(conversations::list).post(conversations::create),
+        )
+        .route("/v1/conversations/direct", post(conversations::direct))
+        .route("/v1/conversations/support", post(conversations::support))
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .route(
+            "/v1/conversations/{id}/members",
+            post(conversations::add_member),
+        )
+        .route(
+            "/v1/conversations/{id}/members/{account}",
+            delete(conversations::remove_member),
+        )
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(messages::page).post(messages::post),
+        )
+        .route(
+            "/v1/conversations/{id}/messages/{message}/status",
+            post(messages::set_status),
+        )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}

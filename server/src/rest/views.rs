@@ -1,0 +1,327 @@
+//! JSON shapes of the REST answers (seed 003's conversation body, adapted). Times are
+//! RFC 3339 strings. A view never depends on who asks: both sides of a direct conversation
+//! see the same body.
+
+use std::collections::BTreeMap;
+
+use confab_core::model::conversation::{ConvKind, Conversation, Lifecycle, Member, Settings};
+use confab_core::model::message::Message;
+use confab_core::model::time::format_rfc3339;
+use serde::Serialize;
+
+use crate::store::{ConvListItem, MessageRow};
+
+fn time(ms: i64) -> String {
+    format_rfc3339(ms)
+}
+
+fn opt_time(ms: Option<i64>) -> Option<String> {
+    ms.map(format_rfc3339)
+}
+
+/// A conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub description: String,
+    pub avatar_url: String,
+    pub created_by: Option<String>,
+    pub is_archived: bool,
+    pub lifecycle: &'static str,
+    /// `null` for direct conversations and support threads: their deterministic creation
+    /// change carries no time.
+    pub created_at: Option<String>,
+    pub settings: SettingsView,
+    pub members: Vec<MemberView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsView {
+    pub send_policy: &'static str,
+    pub join_policy: &'static str,
+    pub info_edit_policy: &'static str,
+    pub subroom_policy: &'static str,
+    pub max_subroom_depth: u32,
+    pub message_retention_days: Option<u32>,
+    pub allow_reactions: bool,
+    pub allow_stickers: bool,
+    pub allow_attachments: bool,
+    pub slow_mode_seconds: u32,
+    pub join_approval_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub user_id: String,
+    pub base_role: &'static str,
+    pub display_name: String,
+    pub status: &'static str,
+    pub joined_at: Option<String>,
+    pub left_at: Option<String>,
+    pub invited_by: Option<String>,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParentView {
+    pub conversation: String,
+    pub message: String,
+    pub depth: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceView {
+    pub resource: String,
+    pub client: String,
+    pub owner: String,
+}
+
+impl SettingsView {
+    pub fn of(s: &Settings) -> Self {
+        SettingsView {
+            send_policy: s.send_policy.as_str(),
+            join_policy: s.join_policy.as_str(),
+            info_edit_policy: s.info_edit_policy.as_str(),
+            subroom_policy: s.subroom_policy.as_str(),
+            max_subroom_depth: s.max_subroom_depth,
+            message_retention_days: s.retention_days,
+            allow_reactions: s.allow_reactions,
+            allow_stickers: s.allow_stickers,
+            allow_attachments: s.allow_attachments,
+            slow_mode_seconds: s.slow_mode_seconds,
+            join_approval_required: s.join_approval_required,
+        }
+    }
+}
+
+impl MemberView {
+    pub fn of(m: &Member) -> Self {
+        MemberView {
+            user_id: m.account.to_string(),
+            base_role: m.role.as_str(),
+            display_name: m.nickname.clone().unwrap_or_default(),
+            status: m.status.as_str(),
+            joined_at: opt_time(m.joined_at),
+            left_at: opt_time(m.left_at.or(m.removed_at)),
+            invited_by: m.invited_by.as_ref().map(ToString::to_string),
+            is_active: m.is_active(),
+        }
+    }
+}
+
+impl ConversationView {
+    /// `None` for a conversation whose creation change has not arrived.
+    pub fn of(conv: &Conversation) -> Option<Self> {
+        let meta = conv.meta.as_ref()?;
+        let deterministic = matches!(meta.kind, ConvKind::Direct | ConvKind::Support);
+        Some(ConversationView {
+            id: conv.id.to_string(),
+            kind: meta.kind.as_str(),
+            title: conv.info.title.clone().unwrap_or_default(),
+            description: conv.info.description.clone().unwrap_or_default(),
+            avatar_url: conv.info.avatar.clone().unwrap_or_default(),
+            created_by: meta.created_by.as_ref().map(ToString::to_string),
+            is_archived: conv.lifecycle.state == Lifecycle::Archived,
+            lifecycle: conv.lifecycle.state.as_str(),
+            created_at: if deterministic && meta.created_at == 0 {
+                None
+            } else {
+                Some(time(meta.created_at))
+            },
+            settings: SettingsView::of(&conv.settings),
+            members: conv.members.values().map(MemberView::of).collect(),
+            parent: meta.thread.as_ref().map(|t| ParentView {
+                conversation: t.parent.to_string(),
+                message: t.message.to_string(),
+                depth: t.depth,
+            }),
+            resource: meta.resource.as_ref().map(|r| ResourceView {
+                resource: r.resource.to_string(),
+                client: r.client.to_string(),
+                owner: r.owner.to_string(),
+            }),
+        })
+    }
+}
+
+/// The last message of a conversation in the list (from the projection).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSummaryView {
+    pub id: String,
+    pub author: String,
+    pub kind: String,
+    pub preview: String,
+    pub created_at: String,
+    pub deleted: bool,
+    pub pos: i64,
+}
+
+impl MessageSummaryView {
+    pub fn of(row: &MessageRow) -> Self {
+        MessageSummaryView {
+            id: row.message.to_string(),
+            author: row.author.to_string(),
+            kind: row.kind.clone(),
+            preview: row.preview.clone(),
+            created_at: time(row.created_at),
+            deleted: row.deleted,
+            pos: row.pos,
+        }
+    }
+}
+
+/// One conversation of the caller's list.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationListEntry {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub lifecycle: String,
+    pub parent: Option<String>,
+    pub created_at: Option<String>,
+    pub role: String,
+    pub unread_count: i64,
+    pub last_message: Option<MessageSummaryView>,
+}
+
+impl ConversationListEntry {
+    pub fn of(item: &ConvListItem) -> Self {
+        let c = &item.conv;
+        let deterministic =
+            c.kind == ConvKind::Direct.as_str() || c.kind == ConvKind::Support.as_str();
+        ConversationListEntry {
+            id: c.conv.to_string(),
+            kind: c.kind.clone(),
+            title: c.title.clone().unwrap_or_default(),
+            lifecycle: c.lifecycle.clone(),
+            parent: c.parent.as_ref().map(ToString::to_string),
+            created_at: if deterministic && c.created_at == 0 {
+                None
+            } else {
+                Some(time(c.created_at))
+            },
+            role: item.role.clone(),
+            unread_count: item.unread,
+            last_message: item.last_message.as_ref().map(MessageSummaryView::of),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationListEntry>,
+}
+
+/// A message of a page: the projection row plus the content read from its bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: String,
+    pub pos: i64,
+    pub seq: u64,
+    pub doc: String,
+    pub author: String,
+    pub kind: String,
+    pub body: String,
+    pub payload: Option<serde_json::Value>,
+    pub caption: Option<String>,
+    pub reply_to: Option<String>,
+    pub created_at: String,
+    pub edited_at: Option<String>,
+    pub deleted: bool,
+    /// Proposals: `pending`, `accepted`, `rejected` or `reschedule_requested`.
+    pub status: Option<&'static str>,
+    /// `{emoji: {account: time}}`.
+    pub reactions: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// A payload is stored as JSON text; it is answered as JSON.
+pub fn payload_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
+impl MessageView {
+    pub fn of(row: &MessageRow, message: Option<&Message>) -> Self {
+        let mut view = MessageView {
+            id: row.message.to_string(),
+            pos: row.pos,
+            seq: row.seq,
+            doc: row.doc.clone(),
+            author: row.author.to_string(),
+            kind: row.kind.clone(),
+            body: row.preview.clone(),
+            payload: None,
+            caption: None,
+            reply_to: None,
+            created_at: time(row.created_at),
+            edited_at: None,
+            deleted: row.deleted,
+            status: None,
+            reactions: BTreeMap::new(),
+        };
+        if let Some(m) = message {
+            view.body = m.body.clone();
+            view.payload = m.payload.as_deref().map(payload_value);
+            view.caption = m.caption.clone();
+            view.reply_to = m.reply_to.as_ref().map(ToString::to_string);
+            view.edited_at = opt_time(m.edited_at);
+            view.deleted = row.deleted || m.deleted_at.is_some();
+            view.status = m.status.map(|s| s.as_str());
+            view.reactions = m
+                .reactions
+                .iter()
+                .map(|(emoji, by)| {
+                    let by = by
+                        .iter()
+                        .map(|(a, at)| (a.to_string(), time(*at)))
+                        .collect();
+                    (emoji.clone(), by)
+                })
+                .collect();
+        }
+        view
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePage {
+    pub messages: Vec<MessageView>,
+    /// Pass as `before` for the next (older) page; `null` at the start of the conversation.
+    pub next_before: Option<i64>,
+}
+
+/// The answer to a posted message.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostedMessage {
+    pub id: String,
+    pub seq: u64,
+    pub doc: String,
+    pub created_at: String,
+}
+
+impl PostedMessage {
+    pub fn new(id: String, seq: u64, doc: String, created_at: i64) -> Self {
+        PostedMessage {
+            id,
+            seq,
+            doc,
+            created_at: time(created_at),
+        }
+    }
+}
+
+/// The answer to a proposal status change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalStatusView {
+    pub id: String,
+    pub status: &'static str,
+    pub seq: u64,
+    pub doc: String,
+}

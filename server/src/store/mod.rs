@@ -1,0 +1,194 @@
+//! Storage behind one trait, two backends: SQLite (embedded default) and Postgres.
+//!
+//! What is stored (DESIGN §5): an append-only change log with a per-document `seq` taken
+//! inside the database, snapshots with compaction, actor bindings, a projection of
+//! memberships, conversation summaries, messages and read markers (read checks and REST
+//! queries without loading documents), and an audit log of rejections.
+
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Another writer took the next seq of this document first (several server processes).
+    #[error("seq conflict on {0}: another node committed first")]
+    SeqConflict(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One accepted change to commit.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    pub doc: DocId,
+    pub hash: [u8; 32],
+    pub bytes: Vec<u8>,
+    pub account: AccountId,
+    pub accepted_at: i64,
+    /// The seq this change gets: the engine knows the document's last seq; the database
+    /// refuses the commit if someone else took it (`StoreError::SeqConflict`).
+    pub seq: u64,
+    /// The actor this change binds to `account` (its first change).
+    pub bind_actor: Option<Vec<u8>>,
+    pub projection: Vec<Projection>,
+}
+
+/// Projection rows that follow from an accepted change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Projection {
+    /// Upsert the conversation summary.
+    Conversation(ConvRow),
+    /// Upsert one member.
+    Member {
+        tenant: TenantId,
+        conv: ConvId,
+        account: AccountId,
+        role: String,
+        status: String,
+    },
+    /// A new message; its conversation position is taken inside the database.
+    Message(MessageRow),
+    /// The message's preview changed (edit) or it was deleted.
+    MessageUpdated {
+        tenant: TenantId,
+        conv: ConvId,
+        message: MessageId,
+        preview: String,
+        deleted: bool,
+    },
+    ReadMarker {
+        tenant: TenantId,
+        conv: ConvId,
+        account: AccountId,
+        message: MessageId,
+    },
+}
+
+/// A conversation summary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConvRow {
+    pub tenant: TenantId,
+    pub conv: ConvId,
+    pub kind: String,
+    pub title: Option<String>,
+    pub lifecycle: String,
+    pub parent: Option<ConvId>,
+    pub created_at: i64,
+}
+
+/// A message in the projection (REST paging, previews, unread counts).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageRow {
+    pub tenant: TenantId,
+    pub conv: ConvId,
+    pub message: MessageId,
+    pub doc: String,
+    pub seq: u64,
+    pub author: AccountId,
+    pub kind: String,
+    pub created_at: i64,
+    pub preview: String,
+    pub deleted: bool,
+    /// Position in the conversation's acceptance order (set by the database).
+    pub pos: i64,
+}
+
+/// An account's view of one conversation (REST list).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConvListItem {
+    pub conv: ConvRow,
+    pub role: String,
+    pub unread: i64,
+    pub last_message: Option<MessageRow>,
+}
+
+/// A document as stored: its snapshot (if compacted) and the changes after it.
+#[derive(Debug, Clone, Default)]
+pub struct StoredDoc {
+    pub snapshot: Option<Vec<u8>>,
+    pub snapshot_seq: u64,
+    pub changes: Vec<(u64, Vec<u8>)>,
+    pub last_seq: u64,
+}
+
+/// A rejected change, for the audit log.
+#[derive(Debug, Clone)]
+pub struct RejectionRecord {
+    pub tenant: TenantId,
+    pub doc: String,
+    pub account: AccountId,
+    pub hash: Option<[u8; 32]>,
+    pub code: String,
+    pub reason: String,
+    pub at: i64,
+}
+
+/// The storage trait. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    /// Cheap liveness query (`/readyz`).
+    async fn ping(&self) -> Result<()>;
+    /// Loads a document: snapshot plus later changes. Empty if never written.
+    async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc>;
+    /// Commits many changes (of many documents) in one transaction: group commit. Seqs must
+    /// continue each document's log exactly, or nothing is written (`SeqConflict`).
+    async fn commit(&self, changes: &[NewChange]) -> Result<()>;
+    /// Changes of `doc` with seq > `after`, at most `limit`, in seq order.
+    async fn changes_after(
+        &self,
+        doc: &DocId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>>;
+    /// The seq a change was stored with, if it is in the log.
+    async fn seq_of(&self, doc: &DocId, hash: &[u8; 32]) -> Result<Option<u64>>;
+    /// The account an actor is bound to.
+    async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>>;
+    /// Appends to the audit log of rejections.
+    async fn record_rejection(&self, record: &RejectionRecord) -> Result<()>;
+    /// Replaces the changes of `doc` up to `seq` by a snapshot of the document at `seq`.
+    async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()>;
+    /// Every stored document id (for `compact` over all).
+    async fn doc_ids(&self) -> Result<Vec<String>>;
+    /// A member's role and status, from the projection.
+    async fn membership(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        account: &AccountId,
+    ) -> Result<Option<(String, String)>>;
+    /// A conversation summary.
+    async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>>;
+    /// The conversations an account is an active member of, with unread counts and the last
+    /// message, most recent activity first.
+    async fn conversations_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<ConvListItem>>;
+    /// Messages of a conversation in acceptance order, before position `before` (newest
+    /// first), at most `limit`.
+    async fn messages(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>>;
+    /// Number of rejections in the audit log (tests and metrics).
+    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64>;
+    /// Bytes the change log and snapshots take for a document (benchmark of storage cost).
+    async fn stored_bytes(&self, doc: &DocId) -> Result<u64>;
+}

@@ -1,0 +1,298 @@
+//! One WebSocket connection: core's `Session` decides, this file does the I/O.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use confab_core::ids::DocId;
+use confab_core::policy::Author;
+use confab_core::protocol::errors::close;
+use confab_core::protocol::{encode_server, Action, ErrorCode, ServerFrame, Session};
+use futures_util::{SinkExt, StreamExt};
+use serde_bytes::ByteBuf;
+use tokio::sync::mpsc;
+
+use crate::engine::{now_ms, ConnHandle, Outbound, SubmitOutcome};
+use crate::AppState;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Events of a connection besides what the engine pushes.
+enum Local {
+    Frame(ServerFrame),
+    SubscribeFailed(DocId, ErrorCode, String),
+    SubmitDone,
+}
+
+pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // Frames above max_frame get their own error; only absurd ones end the connection.
+    let hard_limit = app.limits.max_frame_bytes.saturating_mul(4).max(1 << 20);
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| connection(app, socket))
+}
+
+fn error_frame(
+    code: ErrorCode,
+    message: impl Into<String>,
+    doc: Option<&DocId>,
+    fatal: bool,
+) -> ServerFrame {
+    ServerFrame::Error {
+        code: code.as_str().to_owned(),
+        message: message.into(),
+        doc: doc.map(|d| d.to_string()),
+        fatal,
+    }
+}
+
+async fn connection(app: AppState, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let metrics = app.engine.metrics().clone();
+    let open = app.connections.fetch_add(1, Ordering::SeqCst) + 1;
+    metrics.connections.inc();
+    let guard = ConnGuard(app.connections.clone(), metrics.clone());
+    if open > app.max_connections {
+        let frame = error_frame(
+            ErrorCode::TooManyConnections,
+            "the server is full; retry later",
+            None,
+            true,
+        );
+        let _ = sink
+            .send(Message::Binary(encode_server(&frame).into()))
+            .await;
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame {
+                code: close::FULL,
+                reason: "too_many_connections".into(),
+            })))
+            .await;
+        drop(guard);
+        return;
+    }
+    let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let mut session = Session::new(app.limits);
+    let (engine_tx, mut engine_rx) = mpsc::channel::<Outbound>(4096);
+    let (local_tx, mut local_rx) = mpsc::channel::<Local>(4096);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let mut shutdown = app.shutdown.clone();
+    let mut closing: Option<(u16, String)> = None;
+    let submits = spawn_submitter(app.engine.clone(), local_tx.clone(), in_flight.clone());
+
+    loop {
+        let mut out: Vec<ServerFrame> = Vec::new();
+        tokio::select! {
+            message = stream.next() => {
+                let bytes = match message {
+                    Some(Ok(Message::Binary(b))) => b.to_vec(),
+                    Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                };
+                metrics.frame("in");
+                for action in session.receive(&bytes, now_ms()) {
+                    match action {
+                        Action::Send(frame) => out.push(frame),
+                        Action::Close { code, reason } => closing = Some((code, reason)),
+                        Action::Authenticate { token, device: _ } => {
+                            let now = now_ms();
+                            let actions = match app.auth.verify(&token, now / 1000) {
+                                Ok(identity) => session.authenticated(identity, now),
+                                Err(e) => session.auth_failed(e.code(), e.to_string()),
+                            };
+                            for a in actions {
+                                match a {
+                                    Action::Send(frame) => out.push(frame),
+                                    Action::Close { code, reason } => closing = Some((code, reason)),
+                                    _ => {}
+                                }
+                            }
+                        }
+                        other => {
+                            if matches!(other, Action::Submit { .. }) {
+                                in_flight.fetch_add(1, Ordering::SeqCst);
+                            }
+                            dispatch(&app, &session, conn_id, other, &engine_tx, &local_tx, &submits)
+                        }
+                    }
+                }
+            }
+            Some(event) = engine_rx.recv() => match event {
+                Outbound::Frame(frame) => out.push(frame),
+                Outbound::Revoke { doc, code, reason } => {
+                    if let Some(Action::Send(frame)) = session.revoke(&doc, &code, &reason) {
+                        out.push(frame);
+                    }
+                }
+                Outbound::Lagged(doc) => {
+                    out.push(error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true));
+                    closing = Some((close::POLICY, "lagging".into()));
+                }
+            },
+            Some(event) = local_rx.recv() => match event {
+                Local::Frame(frame) => out.push(frame),
+                Local::SubscribeFailed(doc, code, message) => {
+                    session.revoke(&doc, code.as_str(), &message);
+                    let id = session.identity().map(|i| i.account.clone());
+                    if let Some(account) = id {
+                        tracing::debug!(%doc, %account, code = code.as_str(), "subscribe refused");
+                    }
+                    out.push(error_frame(code, message, Some(&doc), false));
+                }
+                Local::SubmitDone => {}
+            },
+            changed = shutdown.changed(), if closing.is_none() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    // Let in-flight submits finish so every acked change reaches the client.
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    while in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+                        if let Ok(Some(Local::Frame(frame))) = tokio::time::timeout(Duration::from_millis(20), local_rx.recv()).await {
+                            out.push(frame);
+                        }
+                    }
+                    while let Ok(Local::Frame(frame)) = local_rx.try_recv() {
+                        out.push(frame);
+                    }
+                    out.push(error_frame(ErrorCode::ShuttingDown, "the server is restarting; reconnect", None, true));
+                    closing = Some((close::GOING_AWAY, "shutting_down".into()));
+                }
+            }
+        }
+        let mut failed = false;
+        for frame in out {
+            metrics.frame("out");
+            if sink
+                .send(Message::Binary(encode_server(&frame).into()))
+                .await
+                .is_err()
+            {
+                failed = true;
+                break;
+            }
+        }
+        if failed {
+            break;
+        }
+        if let Some((code, reason)) = closing.take() {
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+            break;
+        }
+    }
+    for doc in session.subscriptions().cloned().collect::<Vec<_>>() {
+        app.engine.unsubscribe(doc, conn_id).await;
+    }
+    drop(guard);
+}
+
+struct ConnGuard(Arc<AtomicUsize>, Arc<crate::metrics::Metrics>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.1.connections.dec();
+    }
+}
+
+fn outcome_frame(doc: &DocId, outcome: SubmitOutcome) -> ServerFrame {
+    match outcome {
+        SubmitOutcome::Ack { hash, seq } => ServerFrame::Ack {
+            doc: doc.to_string(),
+            hash: ByteBuf::from(hash.to_vec()),
+            seq,
+        },
+        SubmitOutcome::Reject { hash, code, reason } => ServerFrame::Reject {
+            doc: doc.to_string(),
+            hash: hash.map(|h| ByteBuf::from(h.to_vec())),
+            code,
+            reason,
+        },
+        SubmitOutcome::Failed { hash, message } => {
+            let message = match hash {
+                Some(h) => format!("change {} not stored: {message}; resubmit", hex::encode(h)),
+                None => format!("not stored: {message}; resubmit"),
+            };
+            error_frame(ErrorCode::Internal, message, Some(doc), false)
+        }
+    }
+}
+
+type SubmitJob = (DocId, Author, Vec<Vec<u8>>);
+
+/// Queues a connection's submits on their units one after another, so a change never
+/// overtakes the one it depends on; the answers are awaited concurrently.
+fn spawn_submitter(
+    engine: crate::engine::Engine,
+    local: mpsc::Sender<Local>,
+    in_flight: Arc<AtomicUsize>,
+) -> mpsc::UnboundedSender<SubmitJob> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<SubmitJob>();
+    tokio::spawn(async move {
+        while let Some((doc, author, changes)) = rx.recv().await {
+            let answers = engine.enqueue_submit(doc.clone(), author, changes).await;
+            let local = local.clone();
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                for outcome in answers.await.unwrap_or_default() {
+                    let _ = local.send(Local::Frame(outcome_frame(&doc, outcome))).await;
+                }
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                let _ = local.send(Local::SubmitDone).await;
+            });
+        }
+    });
+    tx
+}
+
+fn dispatch(
+    app: &AppState,
+    session: &Session,
+    conn_id: u64,
+    action: Action,
+    engine_tx: &mpsc::Sender<Outbound>,
+    local_tx: &mpsc::Sender<Local>,
+    submits: &mpsc::UnboundedSender<SubmitJob>,
+) {
+    let Some(identity) = session.identity().cloned() else {
+        return;
+    };
+    let author = Author {
+        account: identity.account.clone(),
+        service: identity.service,
+    };
+    let engine = app.engine.clone();
+    let local = local_tx.clone();
+    match action {
+        Action::Submit { doc, changes } => {
+            let _ = submits.send((doc, author, changes));
+        }
+        Action::Subscribe { doc, after } => {
+            let conn = ConnHandle {
+                id: conn_id,
+                account: identity.account,
+                service: identity.service,
+                tx: engine_tx.clone(),
+            };
+            tokio::spawn(async move {
+                if let Err((code, message)) = engine.subscribe(doc.clone(), after, conn).await {
+                    let _ = local.send(Local::SubscribeFailed(doc, code, message)).await;
+                }
+            });
+        }
+        Action::Unsubscribe { doc } => {
+            tokio::spawn(async move { engine.unsubscribe(doc, conn_id).await });
+        }
+        Action::Signal { doc, kind, data } => {
+            tokio::spawn(async move { engine.signal(doc, author, conn_id, kind, data).await });
+        }
+        Action::Send(_) | Action::Close { .. } | Action::Authenticate { .. } => {}
+    }
+}

@@ -1,0 +1,402 @@
+//! A native test client over a real WebSocket, and a device that writes real changes.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use confab_core::automerge::{ActorId, Automerge, Change, ChangeHash};
+use confab_core::doc::{self, DocError, IntentTag};
+use confab_core::ids::DocId;
+use confab_core::protocol::{
+    decode_server, encode_client, ClientFrame, SeqChange, ServerFrame, PROTOCOL_VERSION,
+};
+use futures_util::{SinkExt, StreamExt};
+use serde_bytes::ByteBuf;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The answer to one submitted change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Ack {
+        hash: Vec<u8>,
+        seq: u64,
+    },
+    Reject {
+        hash: Option<Vec<u8>>,
+        code: String,
+        reason: String,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        match self {
+            Answer::Ack { .. } => "ack",
+            Answer::Reject { code, .. } | Answer::Error { code, .. } => code,
+        }
+    }
+}
+
+/// One connection.
+pub struct Client {
+    ws: Ws,
+    pub account: String,
+    pub tenant: String,
+    pub server_time: i64,
+    inbox: VecDeque<ServerFrame>,
+    /// Set once the server closed the connection.
+    pub closed: Option<(u16, String)>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+impl Client {
+    /// Opens a WebSocket without saying hello (attack tests).
+    pub async fn raw(url: &str) -> Result<Self> {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .context("websocket connect")?;
+        Ok(Client {
+            ws,
+            account: String::new(),
+            tenant: String::new(),
+            server_time: 0,
+            inbox: VecDeque::new(),
+            closed: None,
+        })
+    }
+
+    /// Connects and authenticates.
+    pub async fn connect(url: &str, token: &str) -> Result<Self> {
+        let mut client = Self::raw(url).await?;
+        client
+            .send(&ClientFrame::Hello {
+                v: PROTOCOL_VERSION,
+                token: token.to_owned(),
+                device: "e2e".into(),
+            })
+            .await?;
+        match client.recv(WAIT).await? {
+            ServerFrame::Welcome {
+                account,
+                tenant,
+                server_time,
+                ..
+            } => {
+                client.account = account;
+                client.tenant = tenant;
+                client.server_time = server_time;
+                Ok(client)
+            }
+            ServerFrame::Error { code, message, .. } => bail!("{code}: {message}"),
+            other => bail!("expected welcome, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) -> Result<()> {
+        self.send_bytes(encode_client(frame)).await
+    }
+
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .context("websocket send")
+    }
+
+    /// The next frame from the server (queued ones first).
+    pub async fn recv(&mut self, wait: Duration) -> Result<ServerFrame> {
+        if let Some(frame) = self.inbox.pop_front() {
+            return Ok(frame);
+        }
+        self.read(wait).await
+    }
+
+    async fn read(&mut self, wait: Duration) -> Result<ServerFrame> {
+        loop {
+            let message = tokio::time::timeout(wait, self.ws.next())
+                .await
+                .map_err(|_| anyhow!("no frame within {wait:?}"))?;
+            match message {
+                Some(Ok(Message::Binary(bytes))) => {
+                    return decode_server(&bytes, usize::MAX).map_err(|e| anyhow!("{e}"))
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    self.closed = Some(frame.map_or((1005, String::new()), |f| {
+                        (f.code.into(), f.reason.to_string())
+                    }));
+                    bail!("connection closed: {:?}", self.closed);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => bail!("websocket: {e}"),
+                None => bail!("connection ended"),
+            }
+        }
+    }
+
+    /// Reads until `pick` accepts a frame; frames it declines stay queued in order.
+    pub async fn wait_for<T>(
+        &mut self,
+        wait: Duration,
+        mut pick: impl FnMut(&ServerFrame) -> Option<T>,
+    ) -> Result<T> {
+        let mut kept = VecDeque::new();
+        let mut found = None;
+        while let Some(frame) = self.inbox.pop_front() {
+            if found.is_none() {
+                if let Some(t) = pick(&frame) {
+                    found = Some(t);
+                    continue;
+                }
+            }
+            kept.push_back(frame);
+        }
+        self.inbox = kept;
+        if let Some(t) = found {
+            return Ok(t);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.read(left.max(Duration::from_millis(1))).await?;
+            if let Some(t) = pick(&frame) {
+                return Ok(t);
+            }
+            self.inbox.push_back(frame);
+        }
+    }
+
+    /// Submits changes in one frame and waits for one answer per change.
+    pub async fn submit(&mut self, doc: &DocId, changes: &[Change]) -> Result<Vec<Answer>> {
+        let bytes: Vec<ByteBuf> = changes
+            .iter()
+            .map(|c| ByteBuf::from(c.raw_bytes().to_vec()))
+            .collect();
+        self.submit_raw(doc, bytes).await
+    }
+
+    /// Submits raw bytes as changes.
+    pub async fn submit_raw(&mut self, doc: &DocId, changes: Vec<ByteBuf>) -> Result<Vec<Answer>> {
+        let count = changes.len();
+        let doc_text = doc.to_string();
+        self.send(&ClientFrame::Submit {
+            doc: doc_text.clone(),
+            changes,
+        })
+        .await?;
+        let mut answers = Vec::with_capacity(count);
+        while answers.len() < count {
+            let answer = self
+                .wait_for(WAIT, |frame| match frame {
+                    ServerFrame::Ack { doc, hash, seq } if *doc == doc_text => Some(Answer::Ack {
+                        hash: hash.to_vec(),
+                        seq: *seq,
+                    }),
+                    ServerFrame::Reject {
+                        doc,
+                        hash,
+                        code,
+                        reason,
+                    } if *doc == doc_text => Some(Answer::Reject {
+                        hash: hash.as_ref().map(|h| h.to_vec()),
+                        code: code.clone(),
+                        reason: reason.clone(),
+                    }),
+                    ServerFrame::Error {
+                        doc, code, message, ..
+                    } if doc.as_deref() == Some(&doc_text) || doc.is_none() => {
+                        Some(Answer::Error {
+                            code: code.clone(),
+                            message: message.clone(),
+                        })
+                    }
+                    _ => None,
+                })
+                .await?;
+            let request_level = matches!(&answer, Answer::Error { code, .. } if code != "internal");
+            answers.push(answer.clone());
+            if request_level {
+                // A refused frame has one answer for all its changes.
+                while answers.len() < count {
+                    answers.push(answer.clone());
+                }
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Subscribes and returns the catch-up (changes, or a snapshot) up to `synced`.
+    pub async fn subscribe(&mut self, doc: &DocId, after: u64) -> Result<CatchUp> {
+        let doc_text = doc.to_string();
+        self.send(&ClientFrame::Subscribe {
+            doc: doc_text.clone(),
+            after,
+        })
+        .await?;
+        let mut catch_up = CatchUp::default();
+        loop {
+            let frame = self
+                .wait_for(WAIT, |frame| match frame {
+                    ServerFrame::Changes { doc, .. }
+                    | ServerFrame::Snapshot { doc, .. }
+                    | ServerFrame::Synced { doc, .. }
+                        if *doc == doc_text =>
+                    {
+                        Some(frame.clone())
+                    }
+                    ServerFrame::Error { doc, .. } if doc.as_deref() == Some(&doc_text) => {
+                        Some(frame.clone())
+                    }
+                    _ => None,
+                })
+                .await?;
+            match frame {
+                ServerFrame::Changes { changes, .. } => catch_up.changes.extend(changes),
+                ServerFrame::Snapshot { seq, data, .. } => {
+                    catch_up.snapshot = Some((seq, data.into_vec()))
+                }
+                ServerFrame::Synced { seq, .. } => {
+                    catch_up.synced = seq;
+                    return Ok(catch_up);
+                }
+                ServerFrame::Error { code, message, .. } => bail!("{code}: {message}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for pushed changes of `doc` until the one with `seq` arrived.
+    pub async fn pushes_until(&mut self, doc: &DocId, seq: u64) -> Result<Vec<SeqChange>> {
+        let doc_text = doc.to_string();
+        let mut out = Vec::new();
+        while out.last().is_none_or(|c: &SeqChange| c.seq < seq) {
+            let changes = self
+                .wait_for(WAIT, |frame| match frame {
+                    ServerFrame::Changes { doc, changes } if *doc == doc_text => {
+                        Some(changes.clone())
+                    }
+                    _ => None,
+                })
+                .await?;
+            out.extend(changes);
+        }
+        Ok(out)
+    }
+
+    /// Frames received but not yet consumed.
+    pub fn pending(&self) -> &VecDeque<ServerFrame> {
+        &self.inbox
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// What a subscribe returned.
+#[derive(Debug, Default, Clone)]
+pub struct CatchUp {
+    pub changes: Vec<SeqChange>,
+    pub snapshot: Option<(u64, Vec<u8>)>,
+    pub synced: u64,
+}
+
+/// One device of an account: its actor, its replicas, its cursors.
+#[derive(Debug)]
+pub struct Device {
+    pub account: String,
+    pub actor: ActorId,
+    pub docs: HashMap<DocId, Automerge>,
+    pub cursors: HashMap<DocId, u64>,
+    intents: u64,
+}
+
+impl Device {
+    pub fn new(account: &str, device: u8) -> Self {
+        let mut bytes = [0u8; 16];
+        for (i, b) in account.bytes().take(14).enumerate() {
+            bytes[i] = b;
+        }
+        bytes[14] = 0xe2;
+        bytes[15] = device;
+        Device {
+            account: account.to_owned(),
+            actor: ActorId::from(&bytes[..]),
+            docs: HashMap::new(),
+            cursors: HashMap::new(),
+            intents: 0,
+        }
+    }
+
+    pub fn doc(&mut self, id: &DocId) -> Result<&mut Automerge> {
+        if !self.docs.contains_key(id) {
+            let doc = doc::genesis(id)
+                .map_err(|e| anyhow!("{e}"))?
+                .with_actor(self.actor.clone());
+            self.docs.insert(id.clone(), doc);
+        }
+        self.docs
+            .get_mut(id)
+            .ok_or_else(|| anyhow!("replica missing"))
+    }
+
+    /// One intent on the local replica; returns its change.
+    pub fn write(
+        &mut self,
+        id: &DocId,
+        f: impl FnOnce(&mut Automerge, &IntentTag) -> std::result::Result<Option<ChangeHash>, DocError>,
+    ) -> Result<Change> {
+        self.intents += 1;
+        let tag = IntentTag::new(format!("{}-{}", self.account, self.intents), "e2e");
+        let doc = self.doc(id)?;
+        f(doc, &tag).map_err(|e| anyhow!("{e}"))?;
+        doc.get_last_local_change()
+            .ok_or_else(|| anyhow!("the intent wrote nothing"))
+    }
+
+    /// Applies catch-up or pushes and moves the cursor.
+    pub fn apply(&mut self, id: &DocId, changes: &[SeqChange]) -> Result<()> {
+        let decoded = changes
+            .iter()
+            .map(|c| Change::try_from(&c.change[..]).map_err(|e| anyhow!("{e}")))
+            .collect::<Result<Vec<_>>>()?;
+        self.doc(id)?
+            .apply_changes(decoded)
+            .map_err(|e| anyhow!("{e}"))?;
+        if let Some(last) = changes.last() {
+            let cursor = self.cursors.entry(id.clone()).or_insert(0);
+            *cursor = (*cursor).max(last.seq);
+        }
+        Ok(())
+    }
+
+    /// Subscribes through `client` from this device's cursor and applies the catch-up.
+    pub async fn sync(&mut self, client: &mut Client, id: &DocId) -> Result<u64> {
+        let after = self.cursors.get(id).copied().unwrap_or(0);
+        let catch_up = client.subscribe(id, after).await?;
+        if let Some((seq, data)) = &catch_up.snapshot {
+            self.doc(id)?
+                .load_incremental(data)
+                .map_err(|e| anyhow!("{e}"))?;
+            self.cursors.insert(id.clone(), *seq);
+        }
+        self.apply(id, &catch_up.changes)?;
+        Ok(catch_up.synced)
+    }
+}
