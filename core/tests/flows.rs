@@ -116,3 +116,51 @@ fn direct_creation_is_only_for_its_pair() {
     let err = submit(&mut hub, &carol, &doc, create).expect_err("carol is not in the pair");
     assert_eq!(err.code.as_str(), "not_member");
 }
+
+#[test]
+fn ids_of_direct_and_support_conversations_cannot_be_taken_by_a_group() {
+    let mut hub = confab_core::hub::Hub::new();
+    let mut alice = Device::new("alice", 1);
+    for id in ["d-0123456789abcdef0123456789abcdef", "s-x"] {
+        let c = conv_id(id);
+        let spec = write::CreateConv {
+            kind: ConvKind::Group,
+            created_by: acc("alice"),
+            created_at: NOW,
+            bucket_ms: DEFAULT_BUCKET_MS,
+            thread: None,
+            info: Info::default(),
+            settings: Settings::defaults_for(ConvKind::Group),
+            members: vec![Member::new(acc("alice"), Role::Owner)],
+        };
+        let change = alice.write(&conv_doc(&c), |d, t| {
+            write::create_conversation(d, t, &spec)
+        });
+        let err = submit(&mut hub, &alice, &conv_doc(&c), change).expect_err("reserved id");
+        assert_eq!(err.code.as_str(), "invalid_creation");
+    }
+    group(&mut hub, "plain-id", &mut alice, &mut []);
+}
+
+#[test]
+fn a_member_who_left_a_direct_conversation_may_come_back_but_nobody_else_joins() {
+    let t = tenant();
+    let (doc, create) = write::direct_creation_change(&t, &acc("alice"), &acc("bob")).unwrap();
+    let mut hub = confab_core::hub::Hub::new();
+    let mut alice = Device::new("alice", 1);
+    write::apply_creation(alice.doc(&doc), create.clone()).unwrap();
+    submit(&mut hub, &alice, &doc, create).expect("created");
+    let leave = alice.write(&doc, |d, tag| {
+        write::set_member_status(d, tag, NOW, &acc("alice"), MemberStatus::Left)
+    });
+    submit(&mut hub, &alice, &doc, leave).expect("alice leaves");
+    let back = Member::new(acc("alice"), Role::Member);
+    let rejoin = alice.write(&doc, |d, tag| write::add_member(d, tag, NOW, &back));
+    submit(&mut hub, &alice, &doc, rejoin).expect("alice comes back");
+    let mut carol = Device::new("carol", 1);
+    carol.pull(&hub, &doc);
+    let intruder = Member::new(acc("carol"), Role::Member);
+    let join = carol.write(&doc, |d, tag| write::add_member(d, tag, NOW, &intruder));
+    let err = submit(&mut hub, &carol, &doc, join).expect_err("carol is not in the pair");
+    assert_eq!(err.code.as_str(), "direct_fixed_members");
+}

@@ -34,6 +34,14 @@ pub(super) fn check_create(ctx: &Context<'_>, author: &Author, after: &Conversat
             "created_by must be the creating account",
         );
     }
+    // `d-` and `s-` ids belong to deterministic direct and support conversations.
+    let id = after.id.as_str();
+    if id.starts_with("d-") || id.starts_with("s-") {
+        return deny(
+            DenyCode::InvalidCreation,
+            "ids starting with d- or s- are reserved for direct conversations and support threads",
+        );
+    }
     match meta.kind {
         ConvKind::Direct | ConvKind::Support => {
             return deny(
@@ -231,11 +239,18 @@ fn check_add(
     after: &Member,
 ) -> Decision {
     let kind = kind_of(conv);
-    if kind == ConvKind::Direct {
+    // A member who left a direct conversation may come back; nobody else joins it.
+    let returning = before.is_some_and(|b| {
+        b.account == author.account && b.status == MemberStatus::Left && b.role == after.role
+    });
+    if kind == ConvKind::Direct && !returning {
         return deny(
             DenyCode::DirectFixedMembers,
             "direct conversations take no new members",
         );
+    }
+    if kind == ConvKind::Direct {
+        return Ok(());
     }
     if !after.is_active() {
         return deny(DenyCode::InvalidCreation, "an added member is active");
