@@ -1,0 +1,338 @@
+//! How an intent writes, and what the policy says about it beforehand (the same `policy`
+//! the server runs, on the client's local state).
+
+use automerge::{Automerge, ScalarValue};
+
+use super::intent::Intent;
+use crate::doc::{read, write, DocError, IntentTag};
+use crate::ids::{direct_conv_id, support_conv_id, AccountId, DocId, TenantId};
+use crate::model::conversation::*;
+use crate::model::message::MessageKind;
+use crate::policy::{self, Author, Context, Denial, DenyCode, Effect};
+
+/// The documents an intent writes, in the order it writes them.
+pub fn targets(
+    intent: &Intent,
+    tenant: &TenantId,
+    me: &AccountId,
+    bucket_ms: impl Fn(&crate::ids::ConvId) -> i64,
+) -> Vec<DocId> {
+    use Intent::*;
+    let conv = |c| DocId::conv(tenant, c);
+    match intent {
+        CreateConversation { conv: c, .. } => vec![conv(c)],
+        OpenDirect { peer } => vec![conv(&direct_conv_id(tenant, me, peer))],
+        OpenSupport {
+            resource, client, ..
+        } => vec![conv(&support_conv_id(tenant, client, resource))],
+        Send { conv: c, message } => vec![DocId::msgs(
+            tenant,
+            c,
+            message.created_at.div_euclid(bucket_ms(c).max(1)),
+        )],
+        Edit {
+            conv: c, bucket, ..
+        }
+        | Delete {
+            conv: c, bucket, ..
+        }
+        | React {
+            conv: c, bucket, ..
+        }
+        | AnswerProposal {
+            conv: c, bucket, ..
+        } => {
+            vec![DocId::msgs(tenant, c, *bucket)]
+        }
+        Pin { conv: c, .. }
+        | Unpin { conv: c, .. }
+        | MarkRead { conv: c, .. }
+        | AddMember { conv: c, .. }
+        | RemoveMember { conv: c, .. }
+        | Leave { conv: c }
+        | SetRole { conv: c, .. }
+        | SetInfo { conv: c, .. }
+        | SetSetting { conv: c, .. }
+        | SetLifecycle { conv: c, .. } => vec![conv(c)],
+        SetConvPref { .. } | SetDraft { .. } => vec![DocId::private(tenant, me)],
+        SetProfile { .. } => vec![DocId::profile(tenant, me)],
+    }
+}
+
+fn json_scalar(value: &serde_json::Value) -> Result<ScalarValue, DocError> {
+    match value {
+        serde_json::Value::Bool(b) => Ok(ScalarValue::Boolean(*b)),
+        serde_json::Value::String(s) => Ok(ScalarValue::Str(s.as_str().into())),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(ScalarValue::Int)
+            .ok_or_else(|| DocError::NotApplicable("numbers are integers".into())),
+        _ => Err(DocError::NotApplicable(
+            "a string, an integer or a boolean".into(),
+        )),
+    }
+}
+
+fn field_name(
+    name: &str,
+    known: &[(&'static str, crate::doc::schema::FieldType)],
+) -> Result<&'static str, DocError> {
+    known
+        .iter()
+        .map(|(k, _)| *k)
+        .find(|k| *k == name)
+        .ok_or_else(|| DocError::NotApplicable(format!("unknown field {name}")))
+}
+
+/// Writes `intent` into `doc` (one of its `targets`). `Ok(false)` when there is nothing to
+/// write there (for example a direct conversation that exists already).
+pub fn write_to(
+    doc: &mut Automerge,
+    id: &DocId,
+    intent: &Intent,
+    me: &AccountId,
+    tag: &IntentTag,
+    now: i64,
+) -> Result<bool, DocError> {
+    use Intent::*;
+    let tenant = id.tenant();
+    let wrote = match intent {
+        CreateConversation {
+            conv: _,
+            kind,
+            title,
+            members,
+            settings,
+            parent,
+        } => {
+            let mut all = vec![Member::new(me.clone(), Role::Owner)];
+            for (account, role) in members.iter().filter(|(a, _)| a != me) {
+                let mut m = Member::new(account.clone(), *role);
+                m.invited_by = Some(me.clone());
+                all.push(m);
+            }
+            let spec = write::CreateConv {
+                kind: *kind,
+                created_by: me.clone(),
+                created_at: now,
+                bucket_ms: DEFAULT_BUCKET_MS,
+                thread: parent.as_ref().map(|(p, m)| ThreadLink {
+                    parent: p.clone(),
+                    message: m.clone(),
+                    depth: 1,
+                }),
+                info: Info {
+                    title: title.clone(),
+                    ..Info::default()
+                },
+                settings: settings
+                    .clone()
+                    .unwrap_or_else(|| Settings::defaults_for(*kind)),
+                members: all,
+            };
+            write::create_conversation(doc, tag, &spec)?
+        }
+        OpenDirect { peer } => {
+            let (_, change) = write::direct_creation_change(tenant, me, peer)?;
+            if automerge::ReadDoc::get_change_by_hash(doc, &change.hash()).is_some() {
+                return Ok(false);
+            }
+            write::apply_creation(doc, change)?;
+            return Ok(true);
+        }
+        OpenSupport {
+            resource,
+            client,
+            owner,
+        } => {
+            let link = ResourceLink {
+                resource: resource.clone(),
+                client: client.clone(),
+                owner: owner.clone(),
+            };
+            let (_, change) = write::support_creation_change(tenant, &link)?;
+            if automerge::ReadDoc::get_change_by_hash(doc, &change.hash()).is_some() {
+                return Ok(false);
+            }
+            write::apply_creation(doc, change)?;
+            return Ok(true);
+        }
+        Send { message, .. } => write::post_message(doc, tag, message)?,
+        Edit { message, body, .. } => write::edit_body(doc, tag, now, message, body)?,
+        Delete { message, .. } => write::delete_message(doc, tag, now, message)?,
+        React {
+            message, emoji, on, ..
+        } => write::react(doc, tag, now, message, me, emoji, *on)?,
+        Pin { message, .. } => write::pin(doc, tag, now, message, me)?,
+        Unpin { message, .. } => write::unpin(doc, tag, now, message)?,
+        MarkRead { message, .. } => write::mark_read(doc, tag, now, me, message)?,
+        AddMember { account, role, .. } => {
+            let mut m = Member::new(account.clone(), *role);
+            if account != me {
+                m.invited_by = Some(me.clone());
+            }
+            m.joined_at = Some(now);
+            write::add_member(doc, tag, now, &m)?
+        }
+        RemoveMember { account, ban, .. } => {
+            let status = if *ban {
+                MemberStatus::Banned
+            } else {
+                MemberStatus::Removed
+            };
+            write::set_member_status(doc, tag, now, account, status)?
+        }
+        Leave { .. } => write::set_member_status(doc, tag, now, me, MemberStatus::Left)?,
+        SetRole { account, role, .. } => write::set_role(doc, tag, now, account, *role)?,
+        SetInfo { field, value, .. } => {
+            let field = field_name(field, crate::doc::schema::INFO_FIELDS)?;
+            write::set_info(doc, tag, now, field, value.as_deref())?
+        }
+        SetSetting { key, value, .. } => {
+            let key = field_name(key, crate::doc::schema::SETTINGS_FIELDS)?;
+            write::set_setting(doc, tag, now, key, json_scalar(value)?)?
+        }
+        SetLifecycle { state, .. } => write::set_lifecycle(doc, tag, now, *state, me)?,
+        AnswerProposal {
+            proposal, status, ..
+        } => write::set_proposal_status(doc, tag, now, proposal, *status)?,
+        SetConvPref { conv, key, value } => {
+            let key = field_name(key, crate::doc::schema::CONV_PREF_FIELDS)?;
+            write::set_conv_pref(doc, tag, now, conv, key, json_scalar(value)?)?
+        }
+        SetDraft { conv, text } => write::set_draft(doc, tag, now, conv, text.as_deref())?,
+        SetProfile { profile } => write::set_profile(doc, tag, now, profile)?,
+    };
+    Ok(wrote.is_some())
+}
+
+/// The policy's verdict on `intent`, from the client's own state (DESIGN §3: a well-behaved
+/// client only meets a denial in a race).
+pub fn check(
+    intent: &Intent,
+    me: &AccountId,
+    conv: Option<&Conversation>,
+    bucket: Option<&Automerge>,
+    now: i64,
+    bucket_id: Option<i64>,
+) -> Result<(), Denial> {
+    use Intent::*;
+    let author = Author::user(me.clone());
+    let ctx = Context {
+        conv,
+        parent: None,
+        now_ms: now,
+        last_post_ms: None,
+        bucket: bucket_id,
+    };
+    let message = |id: &crate::ids::MessageId| {
+        bucket
+            .and_then(|b| read::read_message(b, id))
+            .ok_or(Denial {
+                code: DenyCode::MessageMissing,
+                reason: format!("{id} is not loaded here"),
+            })
+    };
+    let member = |account: &AccountId| conv.and_then(|c| c.member(account)).cloned();
+    let effect = match intent {
+        // Creation and find-or-create are checked by the server (parents, pairs).
+        CreateConversation { .. } | OpenDirect { .. } | OpenSupport { .. } => return Ok(()),
+        SetConvPref { .. } | SetDraft { .. } | SetProfile { .. } => return Ok(()),
+        Send { message: m, .. } => {
+            if m.kind == MessageKind::System {
+                return Ok(());
+            }
+            Effect::PostMessage(Box::new(m.clone()))
+        }
+        Edit { message: id, .. } => Effect::EditBody(Box::new(message(id)?)),
+        Delete { message: id, .. } => Effect::DeleteMessage(Box::new(message(id)?)),
+        React { message: id, .. } => Effect::SetReaction {
+            message: Box::new(message(id)?),
+            account: me.clone(),
+        },
+        AnswerProposal {
+            proposal, status, ..
+        } => Effect::SetProposalStatus {
+            proposal: Box::new(message(proposal)?),
+            to: *status,
+        },
+        Pin { message, .. } => Effect::Pin {
+            message: message.clone(),
+            by: me.clone(),
+        },
+        Unpin { message, .. } => Effect::Unpin {
+            message: message.clone(),
+        },
+        MarkRead { .. } => Effect::MarkRead {
+            account: me.clone(),
+        },
+        AddMember { account, role, .. } => {
+            let mut after = Member::new(account.clone(), *role);
+            if account != me {
+                after.invited_by = Some(me.clone());
+            }
+            Effect::AddMember {
+                before: member(account),
+                after,
+            }
+        }
+        RemoveMember { account, ban, .. } => {
+            let Some(before) = member(account) else {
+                return Err(Denial {
+                    code: DenyCode::NotMember,
+                    reason: format!("{account} is not a member"),
+                });
+            };
+            let mut after = before.clone();
+            after.status = if *ban {
+                MemberStatus::Banned
+            } else {
+                MemberStatus::Removed
+            };
+            Effect::UpdateMember {
+                before,
+                after,
+                fields: vec!["status".into(), "removed_at".into()],
+            }
+        }
+        Leave { .. } => {
+            let Some(before) = member(me) else {
+                return Err(Denial {
+                    code: DenyCode::NotMember,
+                    reason: "not a member".into(),
+                });
+            };
+            let mut after = before.clone();
+            after.status = MemberStatus::Left;
+            Effect::UpdateMember {
+                before,
+                after,
+                fields: vec!["status".into(), "left_at".into()],
+            }
+        }
+        SetRole { account, role, .. } => {
+            let Some(before) = member(account) else {
+                return Err(Denial {
+                    code: DenyCode::NotMember,
+                    reason: format!("{account} is not a member"),
+                });
+            };
+            let mut after = before.clone();
+            after.role = *role;
+            Effect::UpdateMember {
+                before,
+                after,
+                fields: vec!["role".into()],
+            }
+        }
+        SetInfo { field, .. } => Effect::SetInfo {
+            field: field.clone(),
+        },
+        SetSetting { key, .. } => Effect::SetSetting { key: key.clone() },
+        SetLifecycle { state, .. } => Effect::SetLifecycle {
+            to: *state,
+            by: me.clone(),
+        },
+    };
+    policy::check(&ctx, &author, &effect)
+}

@@ -1,0 +1,155 @@
+//! User intents as data: what the outbox keeps, so a rejected change can be dropped and the
+//! intents after it re-applied on the accepted state (DESIGN §4).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AccountId, ConvId, MessageId, ResourceId};
+use crate::model::account::Profile;
+use crate::model::conversation::{Lifecycle, Role, Settings};
+use crate::model::message::NewMessage;
+use crate::model::proposal::ProposalStatus;
+
+/// One user action. Each becomes one change (two where it touches two documents).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Intent {
+    /// A group, channel or thread (with `parent`), the author as owner.
+    CreateConversation {
+        conv: ConvId,
+        kind: crate::model::conversation::ConvKind,
+        title: Option<String>,
+        members: Vec<(AccountId, Role)>,
+        #[serde(default)]
+        settings: Option<Settings>,
+        #[serde(default)]
+        parent: Option<(ConvId, MessageId)>,
+    },
+    /// Find-or-create the direct conversation with `peer` (works offline).
+    OpenDirect {
+        peer: AccountId,
+    },
+    /// Find-or-create the support thread of `client` about `resource`.
+    OpenSupport {
+        resource: ResourceId,
+        client: AccountId,
+        owner: AccountId,
+    },
+    /// Any new message: text, media, system, proposal, proposal response, forward, scheduled.
+    Send {
+        conv: ConvId,
+        message: NewMessage,
+    },
+    Edit {
+        conv: ConvId,
+        message: MessageId,
+        bucket: i64,
+        body: String,
+    },
+    Delete {
+        conv: ConvId,
+        message: MessageId,
+        bucket: i64,
+    },
+    React {
+        conv: ConvId,
+        message: MessageId,
+        bucket: i64,
+        emoji: String,
+        on: bool,
+    },
+    Pin {
+        conv: ConvId,
+        message: MessageId,
+    },
+    Unpin {
+        conv: ConvId,
+        message: MessageId,
+    },
+    MarkRead {
+        conv: ConvId,
+        message: MessageId,
+    },
+    AddMember {
+        conv: ConvId,
+        account: AccountId,
+        role: Role,
+    },
+    RemoveMember {
+        conv: ConvId,
+        account: AccountId,
+        #[serde(default)]
+        ban: bool,
+    },
+    Leave {
+        conv: ConvId,
+    },
+    SetRole {
+        conv: ConvId,
+        account: AccountId,
+        role: Role,
+    },
+    SetInfo {
+        conv: ConvId,
+        field: String,
+        value: Option<String>,
+    },
+    /// One setting, as the JSON value the schema stores (string, integer or boolean).
+    SetSetting {
+        conv: ConvId,
+        key: String,
+        value: serde_json::Value,
+    },
+    SetLifecycle {
+        conv: ConvId,
+        state: Lifecycle,
+    },
+    /// The counterparty's answer: the proposal's new status (the response message is a `Send`).
+    AnswerProposal {
+        conv: ConvId,
+        proposal: MessageId,
+        bucket: i64,
+        status: ProposalStatus,
+    },
+    /// A per-conversation preference in the private document (muted, pinned, archived, ...).
+    SetConvPref {
+        conv: ConvId,
+        key: String,
+        value: serde_json::Value,
+    },
+    SetDraft {
+        conv: ConvId,
+        text: Option<String>,
+    },
+    SetProfile {
+        profile: Profile,
+    },
+}
+
+impl Intent {
+    /// A short name for tags and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Intent::CreateConversation { .. } => "create_conversation",
+            Intent::OpenDirect { .. } => "open_direct",
+            Intent::OpenSupport { .. } => "open_support",
+            Intent::Send { .. } => "send",
+            Intent::Edit { .. } => "edit",
+            Intent::Delete { .. } => "delete",
+            Intent::React { .. } => "react",
+            Intent::Pin { .. } => "pin",
+            Intent::Unpin { .. } => "unpin",
+            Intent::MarkRead { .. } => "mark_read",
+            Intent::AddMember { .. } => "add_member",
+            Intent::RemoveMember { .. } => "remove_member",
+            Intent::Leave { .. } => "leave",
+            Intent::SetRole { .. } => "set_role",
+            Intent::SetInfo { .. } => "set_info",
+            Intent::SetSetting { .. } => "set_setting",
+            Intent::SetLifecycle { .. } => "set_lifecycle",
+            Intent::AnswerProposal { .. } => "answer_proposal",
+            Intent::SetConvPref { .. } => "set_conv_pref",
+            Intent::SetDraft { .. } => "set_draft",
+            Intent::SetProfile { .. } => "set_profile",
+        }
+    }
+}

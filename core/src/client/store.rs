@@ -1,0 +1,180 @@
+//! The client's local store: key/value with prefix scans, fallible, async-friendly and not
+//! `Send`-bound (IndexedDB futures on wasm are not `Send`). Hosts implement it over
+//! IndexedDB, SQLite or files; `MemoryStore` is the reference.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// One write of an atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    Put(String, Vec<u8>),
+    Delete(String),
+    /// Deletes every key that starts with the prefix.
+    DeletePrefix(String),
+}
+
+/// A store error: what failed, in words (backends differ too much for more).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("local store: {0}")]
+pub struct StoreError(pub String);
+
+/// Key/value storage for one client.
+pub trait LocalStore {
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>>;
+    /// Every entry whose key starts with `prefix`, in key order.
+    fn scan(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StoreError>>;
+    /// Applies all ops or none.
+    fn write(&self, ops: Vec<StoreOp>) -> impl Future<Output = Result<(), StoreError>>;
+}
+
+/// An in-memory store (tests, and hosts that persist nothing).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: RefCell<BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl LocalStore for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .entries
+            .borrow()
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        let mut entries = self.entries.borrow_mut();
+        for op in ops {
+            match op {
+                StoreOp::Put(k, v) => {
+                    entries.insert(k, v);
+                }
+                StoreOp::Delete(k) => {
+                    entries.remove(&k);
+                }
+                StoreOp::DeletePrefix(prefix) => {
+                    entries.retain(|k, _| !k.starts_with(&prefix));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The conformance suite every store implementation runs (memory here, IndexedDB in the
+/// wasm crate, files in the native client). Returns the first failed expectation.
+pub async fn conformance<S: LocalStore>(store: &S) -> Result<(), String> {
+    let fail = |what: &str| Err(format!("store conformance: {what}"));
+    let e = |err: StoreError| err.to_string();
+    if store.get("missing").await.map_err(e)?.is_some() {
+        return fail("a missing key reads as None");
+    }
+    store
+        .write(vec![
+            StoreOp::Put("doc/a".into(), vec![1]),
+            StoreOp::Put("doc/b".into(), vec![2, 2]),
+            StoreOp::Put("doc0".into(), vec![9]),
+            StoreOp::Put("out/1".into(), Vec::new()),
+        ])
+        .await
+        .map_err(e)?;
+    if store.get("doc/b").await.map_err(e)? != Some(vec![2, 2]) {
+        return fail("a put value reads back");
+    }
+    if store.get("out/1").await.map_err(e)? != Some(Vec::new()) {
+        return fail("an empty value is a value");
+    }
+    let scanned = store.scan("doc/").await.map_err(e)?;
+    if scanned
+        != vec![
+            ("doc/a".to_owned(), vec![1]),
+            ("doc/b".to_owned(), vec![2, 2]),
+        ]
+    {
+        return fail("scan returns exactly the prefix, in key order");
+    }
+    store
+        .write(vec![
+            StoreOp::Delete("doc/a".into()),
+            StoreOp::Put("doc/b".into(), vec![3]),
+        ])
+        .await
+        .map_err(e)?;
+    if store.get("doc/a").await.map_err(e)?.is_some()
+        || store.get("doc/b").await.map_err(e)? != Some(vec![3])
+    {
+        return fail("delete removes and put overwrites");
+    }
+    store
+        .write(vec![
+            StoreOp::Put("doc/c".into(), vec![4]),
+            StoreOp::DeletePrefix("doc/".into()),
+        ])
+        .await
+        .map_err(e)?;
+    if !store.scan("doc/").await.map_err(e)?.is_empty()
+        || store.get("doc0").await.map_err(e)? != Some(vec![9])
+    {
+        return fail("delete-prefix removes exactly the prefix, after the puts of the same batch");
+    }
+    if !store.scan("nothing/").await.map_err(e)?.is_empty() {
+        return fail("an empty scan is empty");
+    }
+    let big = vec![7u8; 1 << 20];
+    store
+        .write(vec![StoreOp::Put("big".into(), big.clone())])
+        .await
+        .map_err(e)?;
+    if store.get("big").await.map_err(e)? != Some(big) {
+        return fail("a 1 MiB value reads back");
+    }
+    let unicode = "doc/ü/💬";
+    store
+        .write(vec![StoreOp::Put(unicode.into(), vec![5])])
+        .await
+        .map_err(e)?;
+    if store.scan("doc/ü").await.map_err(e)?.len() != 1 {
+        return fail("unicode keys scan by prefix");
+    }
+    Ok(())
+}
+
+/// Runs a future that never waits (memory stores, tests) to completion without a runtime;
+/// `None` if it would have waited.
+pub fn block_on_ready<F: Future>(future: F) -> Option<F::Output> {
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_passes_the_conformance_suite() {
+        let store = MemoryStore::new();
+        assert_eq!(block_on_ready(conformance(&store)), Some(Ok(())));
+    }
+}
