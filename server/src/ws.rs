@@ -91,7 +91,16 @@ async fn connection(app: AppState, socket: WebSocket) {
                     Some(Ok(Message::Binary(b))) => b.to_vec(),
                     Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Err(e)) => {
+                        let text = e.to_string();
+                        if text.contains("too long") || text.contains("Space limit") {
+                            // Far beyond max_frame: end this connection, saying why.
+                            let frame = CloseFrame { code: 1009, reason: "message too big".into() };
+                            let _ = sink.send(Message::Close(Some(frame))).await;
+                        }
+                        break;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
                 };
                 metrics.frame("in");
                 for action in session.receive(&bytes, now_ms()) {
