@@ -242,27 +242,61 @@ pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
     }
 }
 
-/// One message of a bucket, without its reactions.
+/// One message of a bucket, without its reactions. One pass over the message's map: most
+/// fields are absent, and a lookup per field costs more than the scan.
 pub fn read_message_fields(doc: &Automerge, messages: &ObjId, id: &MessageId) -> Option<Message> {
     let obj = get_map(doc, messages, id.as_str())?;
-    Some(Message {
-        id: id.clone(),
-        author: account(doc, &obj, AUTHOR)?,
-        kind: parsed(get_str(doc, &obj, KIND), MessageKind::parse)?,
-        body: get_str(doc, &obj, BODY).unwrap_or_default(),
-        payload: get_str(doc, &obj, PAYLOAD),
-        caption: get_str(doc, &obj, CAPTION),
-        attachments: get_str(doc, &obj, ATTACHMENTS),
-        mentions: get_str(doc, &obj, MENTIONS),
-        reply_to: id_of::<MessageId>(get_str(doc, &obj, REPLY_TO)),
-        forwarded_from: parsed(get_str(doc, &obj, FORWARDED_FROM), ForwardedFrom::decode),
-        created_at: get_int(doc, &obj, CREATED_AT)?,
-        edited_at: get_int(doc, &obj, EDITED_AT),
-        deleted_at: get_int(doc, &obj, DELETED_AT),
-        scheduled_at: get_int(doc, &obj, SCHEDULED_AT),
-        status: parsed(get_str(doc, &obj, STATUS), ProposalStatus::parse),
+    message_from_map(doc, &obj, id.clone())
+}
+
+fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Message> {
+    use automerge::{ScalarValueRef as S, ValueRef};
+    let mut author = None;
+    let mut kind = None;
+    let mut created_at = None;
+    let mut m = Message {
+        id,
+        author: AccountId::new("x").ok()?,
+        kind: MessageKind::Text,
+        body: String::new(),
+        payload: None,
+        caption: None,
+        attachments: None,
+        mentions: None,
+        reply_to: None,
+        forwarded_from: None,
+        created_at: 0,
+        edited_at: None,
+        deleted_at: None,
+        scheduled_at: None,
+        status: None,
         reactions: BTreeMap::new(),
-    })
+    };
+    for item in doc.map_range(obj, ..) {
+        match (item.key.as_ref(), &item.value) {
+            (AUTHOR, ValueRef::Scalar(S::Str(s))) => author = AccountId::new(s.as_ref()).ok(),
+            (KIND, ValueRef::Scalar(S::Str(s))) => kind = MessageKind::parse(s).ok(),
+            (BODY, ValueRef::Scalar(S::Str(s))) => m.body = s.to_string(),
+            (PAYLOAD, ValueRef::Scalar(S::Str(s))) => m.payload = Some(s.to_string()),
+            (CAPTION, ValueRef::Scalar(S::Str(s))) => m.caption = Some(s.to_string()),
+            (ATTACHMENTS, ValueRef::Scalar(S::Str(s))) => m.attachments = Some(s.to_string()),
+            (MENTIONS, ValueRef::Scalar(S::Str(s))) => m.mentions = Some(s.to_string()),
+            (REPLY_TO, ValueRef::Scalar(S::Str(s))) => m.reply_to = MessageId::new(s.as_ref()).ok(),
+            (FORWARDED_FROM, ValueRef::Scalar(S::Str(s))) => {
+                m.forwarded_from = ForwardedFrom::decode(s).ok()
+            }
+            (STATUS, ValueRef::Scalar(S::Str(s))) => m.status = ProposalStatus::parse(s).ok(),
+            (CREATED_AT, ValueRef::Scalar(S::Int(i))) => created_at = Some(*i),
+            (EDITED_AT, ValueRef::Scalar(S::Int(i))) => m.edited_at = Some(*i),
+            (DELETED_AT, ValueRef::Scalar(S::Int(i))) => m.deleted_at = Some(*i),
+            (SCHEDULED_AT, ValueRef::Scalar(S::Int(i))) => m.scheduled_at = Some(*i),
+            _ => {}
+        }
+    }
+    m.author = author?;
+    m.kind = kind?;
+    m.created_at = created_at?;
+    Some(m)
 }
 
 /// One message with its reactions.
@@ -303,11 +337,18 @@ pub fn read_messages(doc: &Automerge) -> Vec<Message> {
     let Some(messages) = get_map(doc, &ROOT, MESSAGES) else {
         return Vec::new();
     };
-    let mut by_id: BTreeMap<MessageId, Message> = map_keys(doc, &messages)
-        .into_iter()
-        .filter_map(|key| MessageId::new(key).ok())
-        .filter_map(|id| read_message_fields(doc, &messages, &id).map(|m| (id, m)))
-        .collect();
+    let mut by_id: BTreeMap<MessageId, Message> = BTreeMap::new();
+    for item in doc.map_range(&messages, ..) {
+        if !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
+            continue;
+        }
+        let Ok(id) = MessageId::new(item.key.as_ref()) else {
+            continue;
+        };
+        if let Some(m) = message_from_map(doc, &item.id(), id.clone()) {
+            by_id.insert(id, m);
+        }
+    }
     if let Some(reactions) = get_map(doc, &ROOT, REACTIONS) {
         for item in doc.map_range(&reactions, ..) {
             let Some((message, _, _)) = split_reaction_key(&item.key) else {

@@ -107,11 +107,12 @@ pub fn validate_bytes(
 pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verdict, Rejection> {
     let hash = change.hash();
     let reject = |code: RejectCode, reason: String| Rejection::new(Some(hash), code, reason);
-    if doc.doc().get_change_by_hash(&hash).is_some() {
+    // Metadata lookups: `get_change_by_hash` would rebuild whole changes.
+    if doc.doc().get_change_meta_by_hash(&hash).is_some() {
         return Ok(Verdict::AlreadyAccepted(hash));
     }
     for dep in change.deps() {
-        if doc.doc().get_change_by_hash(dep).is_none() {
+        if doc.doc().get_change_meta_by_hash(dep).is_none() {
             return Err(reject(
                 RejectCode::MissingDependency,
                 format!("dependency {dep} is not accepted"),
