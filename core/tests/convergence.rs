@@ -13,11 +13,15 @@
 //! (`read::read_conversation`, `read::read_messages`), derives the policy `Effect` its intent
 //! would have exactly as the validator derives it from the change, builds a
 //! `policy::Context` from its replica and calls `policy::check`. Only if that allows it does
-//! it write (one `doc::write` transaction). Online devices submit at once; offline devices
-//! queue and submit in order when they come back, then catch up. On a rejection a device
-//! drops what it wrote and rebuilds the document from the hub's accepted changes (§4).
-//! Intents that make no sense on the local replica (editing when one has no message,
-//! unpinning nothing, adding an active member) are not offered, like a UI would not.
+//! it write (one `doc::write` transaction). Online devices submit at once (their replica
+//! may still be stale: they only catch up on `sync`, on coming online or after a
+//! rejection); offline devices queue and submit in order when they come back, then catch
+//! up from their seq cursor. On a rejection a device drops what it wrote and rebuilds the
+//! document from the hub's accepted changes (§4). Intents that make no sense on the local
+//! replica (editing when one has no message, unpinning nothing, adding an active member,
+//! marking read what is already read) are not offered, like a UI would not; an intent that
+//! writes nothing (Automerge 0.12 drops a put of the value a key already holds) submits
+//! nothing.
 //!
 //! Properties checked in every case:
 //! 1. A change written by an online device whose replicas of the conversation and of the
@@ -26,12 +30,13 @@
 //!    `conflicting_write`; the changes queued behind a rejected one in the same document are
 //!    rejected with `missing_dependency` (they depend on it), and nothing else is.
 //! 2. The hub's accepted log of each document, replayed on fresh replicas (plain Automerge
-//!    documents from `doc::genesis`) in seq order (which must be causal), in two
-//!    seed-shuffled causal orders, in a newest-first causal order and as one reversed batch,
+//!    documents from `doc::genesis`) in seq order (which must be causal), in a
+//!    seed-shuffled causal order, in a newest-first causal order and as one reversed batch,
 //!    converges: same sorted heads, same typed views (`read_conversation`, `read_messages`)
 //!    and same raw content including conflicts. After everyone comes online and pulls, every
-//!    device equals the hub. The hub's cached conversation equals its document after every
-//!    step.
+//!    device has exactly the hub's heads (the same changes, whose content the replays show
+//!    not to depend on arrival order). The hub's cached conversation equals its document
+//!    after every accepted conversation change.
 //! 3. A device whose replica shows its account inactive (removed, left, never added) is
 //!    refused by its own check (`member_inactive` / `not_member` for intents whose first
 //!    rule is membership), so it writes nothing; a change reaching the hub while the author
@@ -164,12 +169,12 @@ fn intent() -> impl Strategy<Value = Intent> {
         2 => any::<u8>().prop_map(|pick| Intent::Pin { pick }),
         2 => Just(Intent::SetTitle),
         2 => (any::<u8>(), any::<u8>()).prop_map(|(target, role)| Intent::Add { target, role }),
-        3 => any::<u8>().prop_map(|target| Intent::Remove { target }),
+        4 => any::<u8>().prop_map(|target| Intent::Remove { target }),
         2 => (any::<u8>(), any::<u8>()).prop_map(|(target, role)| Intent::SetRole { target, role }),
         1 => Just(Intent::Leave),
-        3 => Just(Intent::GoOffline),
+        4 => Just(Intent::GoOffline),
         3 => Just(Intent::GoOnline),
-        5 => Just(Intent::Sync),
+        4 => Just(Intent::Sync),
     ]
 }
 
@@ -428,12 +433,18 @@ fn plan(
     }
 }
 
-/// The client's own check, against its own replica.
-fn client_check(conv: &Conversation, target: &DocId, author: &Author, effect: &Effect) -> Decision {
+/// The client's own check, against its own replica, at its best estimate of server time.
+fn client_check(
+    conv: &Conversation,
+    target: &DocId,
+    author: &Author,
+    effect: &Effect,
+    now: i64,
+) -> Decision {
     let ctx = Context {
         conv: Some(conv),
         parent: None,
-        now_ms: NOW,
+        now_ms: now,
         last_post_ms: None,
         bucket: match target.target() {
             DocTarget::Msgs(_, bucket) => Some(*bucket),
@@ -457,14 +468,9 @@ struct Client {
     intents: u64,
     /// Catch-up cursor per document: the last seq pulled (DESIGN §4 "after seq N").
     cursors: HashMap<DocId, u64>,
-    /// The typed views of the replicas and the heads they were read at.
-    views: Option<Views>,
-}
-
-struct Views {
-    heads: (Vec<ChangeHash>, Vec<ChangeHash>),
-    conv: Conversation,
-    messages: Vec<Message>,
+    /// Typed views of the replicas, with the heads they were read at.
+    conv_view: Option<(Vec<ChangeHash>, Conversation)>,
+    msgs_view: Option<(Vec<ChangeHash>, Vec<Message>)>,
 }
 
 impl Client {
@@ -601,7 +607,8 @@ impl World {
                     queue: Vec::new(),
                     intents: 0,
                     cursors: HashMap::new(),
-                    views: None,
+                    conv_view: None,
+                    msgs_view: None,
                 }
             })
             .collect();
@@ -705,35 +712,35 @@ impl World {
     }
 
     /// The typed views of the device's replicas, re-read only when their heads moved.
-    fn views(&mut self, d: usize) -> &Views {
+    fn views(&mut self, d: usize) -> (Conversation, Vec<Message>) {
         let (conv_doc, msgs_doc) = (self.conv_doc.clone(), self.msgs_doc.clone());
         let client = &mut self.clients[d];
-        let now = (
-            heads(client.dev.doc(&conv_doc)),
-            heads(client.dev.doc(&msgs_doc)),
-        );
-        if client.views.as_ref().is_none_or(|v| v.heads != now) {
-            client.views = Some(Views {
-                heads: now,
-                conv: read::read_conversation(client.dev.doc(&conv_doc), self.conv.clone()),
-                messages: read::read_messages(client.dev.doc(&msgs_doc)),
-            });
+        let at = heads(client.dev.doc(&conv_doc));
+        if client.conv_view.as_ref().is_none_or(|(h, _)| *h != at) {
+            let conv = read::read_conversation(client.dev.doc(&conv_doc), self.conv.clone());
+            client.conv_view = Some((at, conv));
         }
-        client.views.as_ref().expect("just read")
+        let at = heads(client.dev.doc(&msgs_doc));
+        if client.msgs_view.as_ref().is_none_or(|(h, _)| *h != at) {
+            client.msgs_view = Some((at, read::read_messages(client.dev.doc(&msgs_doc))));
+        }
+        match (&client.conv_view, &client.msgs_view) {
+            (Some((_, conv)), Some((_, messages))) => (conv.clone(), messages.clone()),
+            _ => unreachable!("both views were just read"),
+        }
     }
 
     fn act(&mut self, i: usize, d: usize, intent: Intent) -> Result<(), TestCaseError> {
         let now = time(i);
         let (conv_doc, msgs_doc) = (self.conv_doc.clone(), self.msgs_doc.clone());
         let author = self.clients[d].dev.author.clone();
-        let views = self.views(d);
-        let (conv, messages) = (views.conv.clone(), views.messages.clone());
+        let (conv, messages) = self.views(d);
         let Some(plan) = plan(&conv, &messages, &author, intent, i, d, now) else {
             self.stats.not_offered += 1;
             return Ok(());
         };
         let target = if plan.in_msgs { msgs_doc } else { conv_doc };
-        let decision = client_check(&conv, &target, &author, &plan.effect);
+        let decision = client_check(&conv, &target, &author, &plan.effect, now);
 
         // Property 3, client side: an account its own replica shows inactive writes nothing.
         let entry = conv.member(&author.account);
@@ -1015,11 +1022,7 @@ fn check_replays(
     let genesis = doc::genesis_hash(id).unwrap();
     let orders = [
         ("seq order", Order::Seq),
-        ("shuffle 1", Order::Shuffled(SplitMix(seed))),
-        (
-            "shuffle 2",
-            Order::Shuffled(SplitMix(seed ^ 0x5DEE_CE66_D1CE_F00D)),
-        ),
+        ("seeded shuffle", Order::Shuffled(SplitMix(seed))),
         ("newest first", Order::NewestFirst),
     ];
     let mut replicas = Vec::new();
@@ -1092,8 +1095,7 @@ fn generated_scripts_exercise_races_and_removals() {
         let script = strategy.new_tree(&mut runner).unwrap().current();
         total += run(&script).unwrap_or_else(|e| panic!("{e}\n{script:#?}"));
     }
-    eprintln!("{total:?}");
-    assert!(total.accepted_fresh > 50, "{total:?}");
+    assert!(total.accepted_fresh > 20, "{total:?}");
     assert!(
         total.accepted > total.accepted_fresh,
         "stale changes accepted too: {total:?}"
@@ -1193,6 +1195,7 @@ fn stale_offline_posts_are_rejected_after_removal_while_others_go_through() {
         &mdoc,
         &bob.author,
         &Effect::PostMessage(Box::new(offline_post.clone())),
+        NOW,
     )
     .expect("bob's own check allows posting");
     let post_change = bob.write(&mdoc, |d, t| write::post_message(d, t, &offline_post));
@@ -1239,6 +1242,7 @@ fn stale_offline_posts_are_rejected_after_removal_while_others_go_through() {
         &mdoc,
         &bob.author,
         &Effect::PostMessage(Box::new(retry)),
+        NOW + 60,
     )
     .expect_err("bob knows he was removed");
     assert_eq!(denial.code, DenyCode::MemberInactive);

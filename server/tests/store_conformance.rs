@@ -84,7 +84,7 @@ async fn pg_admin() -> PgConnection {
     match PgConnection::connect(&format!("{PG_HOST}/postgres")).await {
         Ok(conn) => conn,
         Err(e) => panic!(
-            "PostgreSQL is not reachable on 127.0.0.1:5432 as user `postgres` ({e}).\n\
+            "PostgreSQL is not reachable at {PG_HOST} ({e}).\n\
              The Postgres half of the store conformance suite needs it; start it with:\n    \
              {PG_START}"
         ),
@@ -192,6 +192,7 @@ conformance!(
     rejection_audit,
     unicode_and_long_previews,
     several_instances,
+    text_order_is_bytewise,
     throughput_probe,
 );
 
@@ -1367,6 +1368,87 @@ async fn several_instances(env: Env) {
         .collect();
     pos.sort_unstable();
     assert_eq!(pos, (1..=40).collect::<Vec<i64>>());
+
+    // Crossing batches on two conversations (one instance updates X's summary and posts in
+    // Y, the other the reverse): both commit, neither deadlocks.
+    for round in 1..=10u64 {
+        let at = i64::try_from(round).expect("round");
+        let crossing = |summary: &str, post: &str, who: &str| {
+            let cdoc = conv_doc("acme", summary);
+            let mdoc = msgs_doc("acme", post, 0);
+            let title = format!("{summary} r{round}");
+            vec![
+                with(
+                    change(&cdoc, round, who),
+                    vec![p_conv(conv_row("acme", summary, "group", Some(&title), 1))],
+                ),
+                with(
+                    change(&mdoc, round, who),
+                    vec![Projection::Message(message_row(
+                        "acme",
+                        post,
+                        &format!("{who}{round}"),
+                        &mdoc,
+                        round,
+                        who,
+                        at,
+                        "crossing",
+                    ))],
+                ),
+            ]
+        };
+        let a = crossing("x", "y", "alice");
+        let b = crossing("y", "x", "bob");
+        let (ra, rb) = tokio::join!(one.commit(&a), two.commit(&b));
+        ra.expect("one: crossing batch");
+        rb.expect("two: crossing batch");
+    }
+    for c in ["x", "y"] {
+        let page = two.messages(&t, &conv(c), None, 100).await.expect("page");
+        assert_eq!(
+            page.iter().map(|m| m.pos).collect::<Vec<_>>(),
+            (1..=10).rev().collect::<Vec<i64>>()
+        );
+        let row = one
+            .conversation(&t, &conv(c))
+            .await
+            .expect("conv")
+            .expect("row");
+        assert_eq!(row.title, Some(format!("{c} r10")));
+    }
+}
+
+/// Both backends order text bytewise (Postgres whatever its default collation).
+async fn text_order_is_bytewise(env: Env) {
+    let s = &env.store;
+    let ids = ["d_3", "d1", "D0", "d-2", "Z9", "a"];
+    let batch: Vec<NewChange> = ids
+        .iter()
+        .map(|c| {
+            with(
+                change(&conv_doc("acme", c), 1, "alice"),
+                vec![
+                    p_conv(conv_row("acme", c, "direct", None, 42)),
+                    p_member("acme", c, "alice", "member", "active"),
+                ],
+            )
+        })
+        .collect();
+    s.commit(&batch).await.expect("commit");
+    let mut expected: Vec<&str> = ids.to_vec();
+    expected.sort_unstable();
+    let list = s
+        .conversations_of(&tenant("acme"), &account("alice"))
+        .await
+        .expect("list");
+    let order: Vec<&str> = list.iter().map(|i| i.conv.conv.as_str()).collect();
+    assert_eq!(order, expected, "ties on activity broken by id, bytewise");
+    let mut docs: Vec<String> = ids
+        .iter()
+        .map(|c| conv_doc("acme", c).to_string())
+        .collect();
+    docs.sort_unstable();
+    assert_eq!(s.doc_ids().await.expect("ids"), docs);
 }
 
 /// Not a timed assertion: prints the group-commit rate of message changes.
@@ -1402,7 +1484,11 @@ async fn throughput_probe(env: Env) {
             let name = format!("c{:03}", i % CONVS);
             let doc = msgs_doc("bench", &name, 0);
             let seq = seqs.next(&doc);
-            let author = if (i / CONVS) % 2 == 0 { "u0" } else { "u1" };
+            let author = if (i / CONVS).is_multiple_of(2) {
+                "u0"
+            } else {
+                "u1"
+            };
             let id = format!("m{b}x{i}");
             let mut c = change(&doc, seq, author);
             c.bytes = format!("{id} {filler}")
@@ -1451,4 +1537,79 @@ async fn throughput_probe(env: Env) {
     let list = s.conversations_of(&t, &account("u0")).await.expect("list");
     assert_eq!(list.len(), CONVS);
     assert_eq!(list[0].unread, i64::try_from(total / CONVS / 2).expect("n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Backend specifics
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_open_creates_folders_uses_wal_and_persists() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use sqlx::SqliteConnection;
+
+    let dir = std::env::temp_dir().join(unique_name());
+    let path = dir.join("a").join("b").join("confab.db");
+    let doc = conv_doc("acme", "kept");
+    {
+        let store = SqliteStore::open(&path).await.expect("open");
+        store.migrate().await.expect("migrate");
+        store
+            .commit(&[change(&doc, 1, "alice"), change(&doc, 2, "alice")])
+            .await
+            .expect("commit");
+        store.close().await;
+    }
+    assert!(path.exists());
+    let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
+        .await
+        .expect("plain connection");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    conn.close().await.expect("close");
+
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    reopened.migrate().await.expect("migrate again");
+    let loaded = reopened.load_doc(&doc).await.expect("load");
+    assert_eq!(loaded.last_seq, 2);
+    assert_eq!(seqs_of(&loaded.changes), vec![1, 2]);
+    reopened.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn sqlite_memory_store() {
+    let store = SqliteStore::memory().await.expect("memory");
+    store.migrate().await.expect("migrate");
+    let mut seqs = Seqs::default();
+    store
+        .commit(&[
+            with(
+                change(&conv_doc("acme", "m"), 1, "alice"),
+                vec![
+                    p_conv(conv_row("acme", "m", "group", None, 1)),
+                    p_member("acme", "m", "alice", "owner", "active"),
+                ],
+            ),
+            message_change(&mut seqs, "acme", "m", "x", "bob", 2, "hi"),
+        ])
+        .await
+        .expect("commit");
+    let list = store
+        .conversations_of(&tenant("acme"), &account("alice"))
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].unread, 1);
+    assert_eq!(
+        store
+            .load_doc(&msgs_doc("acme", "m", 0))
+            .await
+            .expect("load")
+            .last_seq,
+        1
+    );
 }

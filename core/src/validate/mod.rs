@@ -9,7 +9,7 @@ mod state;
 
 use std::collections::HashMap;
 
-use automerge::{ActorId, Change, ChangeHash, ReadDoc};
+use automerge::{ActorId, Change, ChangeHash};
 
 pub use codes::{RejectCode, Rejection};
 pub use state::{refresh_conversation, AcceptedDoc};

@@ -9,8 +9,11 @@
 //!
 //! A batch is written with a fixed number of statements whatever its size: the rows travel
 //! as arrays and are expanded with `UNNEST` (one prepared statement per table).
+//!
+//! Text ordering (`doc_ids`, the tie-break of `conversations_of`, lock order) is bytewise
+//! (`COLLATE "C"`), as in SQLite, whatever the database's default collation.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,6 +59,9 @@ impl PgStore {
     }
 }
 
+/// Unread counts and last messages of an account's active conversations. The last message
+/// is a `LATERAL ... ORDER BY pos DESC LIMIT 1`: one backward step on `messages_pos` per
+/// conversation whatever the planner's statistics say.
 const CONVERSATIONS_OF: &str = "\
     SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, m.role, \
       (SELECT COUNT(*) FROM messages x \
@@ -70,10 +76,10 @@ const CONVERSATIONS_OF: &str = "\
       l.preview AS l_preview, l.deleted AS l_deleted \
     FROM memberships m \
     JOIN conversations c ON c.tenant = m.tenant AND c.conv = m.conv \
-    LEFT JOIN messages l ON l.tenant = c.tenant AND l.conv = c.conv \
-      AND l.pos = (SELECT MAX(y.pos) FROM messages y WHERE y.tenant = c.tenant AND y.conv = c.conv) \
+    LEFT JOIN LATERAL (SELECT * FROM messages y WHERE y.tenant = c.tenant AND y.conv = c.conv \
+      ORDER BY y.pos DESC LIMIT 1) l ON TRUE \
     WHERE m.tenant = $1 AND m.account = $2 AND m.status = 'active' \
-    ORDER BY c.last_activity DESC, c.conv";
+    ORDER BY c.last_activity DESC, c.conv COLLATE \"C\"";
 
 #[async_trait]
 impl Store for PgStore {
@@ -163,7 +169,8 @@ impl Store for PgStore {
         }
         let doc_ids: Vec<&str> = plan.docs.iter().map(|d| d.doc.as_str()).collect();
         let rows = sqlx::query(
-            "SELECT doc_id, last_seq FROM docs WHERE doc_id = ANY($1) ORDER BY doc_id FOR UPDATE",
+            "SELECT doc_id, last_seq FROM docs WHERE doc_id = ANY($1) \
+             ORDER BY doc_id COLLATE \"C\" FOR UPDATE",
         )
         .bind(&doc_ids)
         .fetch_all(&mut *tx)
@@ -245,8 +252,53 @@ impl Store for PgStore {
             plan.check_bindings(&bound)?;
         }
 
-        // 4. Projection: conversations, members, read markers.
+        // 4. Conversations. Every conversation row the batch touches (summaries and message
+        //    positions) is created if missing, then locked in key order before any is
+        //    written: two nodes committing to overlapping conversations queue, never
+        //    deadlock. Rows, locks and updates go in one global order: docs, conversations,
+        //    memberships, read markers, messages.
+        let mut touched: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for a in &plan.allocs {
+            touched.insert((a.tenant, a.conv), (a.first_created, 0));
+        }
+        for c in &plan.conversations {
+            // A new summary's activity starts at its creation (as in the SQLite upsert).
+            touched.insert(
+                (c.tenant.as_str(), c.conv.as_str()),
+                (c.created_at, c.created_at),
+            );
+        }
+        if !touched.is_empty() {
+            let tenants: Vec<&str> = touched.keys().map(|k| k.0).collect();
+            let convs: Vec<&str> = touched.keys().map(|k| k.1).collect();
+            let created: Vec<i64> = touched.values().map(|v| v.0).collect();
+            let activity: Vec<i64> = touched.values().map(|v| v.1).collect();
+            sqlx::query(
+                "INSERT INTO conversations \
+                 (tenant, conv, kind, lifecycle, created_at, last_activity) \
+                 SELECT t, c, 'unknown', 'active', ca, la \
+                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(t, c, ca, la) \
+                 ON CONFLICT (tenant, conv) DO NOTHING",
+            )
+            .bind(&tenants)
+            .bind(&convs)
+            .bind(&created)
+            .bind(&activity)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "SELECT 1 FROM conversations \
+                 WHERE (tenant, conv) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
+                 ORDER BY tenant COLLATE \"C\", conv COLLATE \"C\" FOR UPDATE",
+            )
+            .bind(&tenants)
+            .bind(&convs)
+            .execute(&mut *tx)
+            .await?;
+        }
         if !plan.conversations.is_empty() {
+            // The rows exist and are locked: replace the summary, keep last_pos and
+            // last_activity.
             let c = &plan.conversations;
             let tenants: Vec<&str> = c.iter().map(|x| x.tenant.as_str()).collect();
             let convs: Vec<&str> = c.iter().map(|x| x.conv.as_str()).collect();
@@ -259,14 +311,11 @@ impl Store for PgStore {
                 .collect();
             let created: Vec<i64> = c.iter().map(|x| x.created_at).collect();
             sqlx::query(
-                "INSERT INTO conversations \
-                 (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) \
-                 SELECT t, c, k, ti, l, p, ca, 0, ca FROM UNNEST($1::text[], $2::text[], \
-                 $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[]) \
-                 AS u(t, c, k, ti, l, p, ca) \
-                 ON CONFLICT (tenant, conv) DO UPDATE SET kind = EXCLUDED.kind, \
-                 title = EXCLUDED.title, lifecycle = EXCLUDED.lifecycle, \
-                 parent = EXCLUDED.parent, created_at = EXCLUDED.created_at",
+                "UPDATE conversations c SET kind = u.k, title = u.ti, lifecycle = u.l, \
+                 parent = u.p, created_at = u.ca \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::text[], $7::int8[]) AS u(t, cv, k, ti, l, p, ca) \
+                 WHERE c.tenant = u.t AND c.conv = u.cv",
             )
             .bind(&tenants)
             .bind(&convs)
@@ -278,6 +327,8 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+
+        // 5. Members and read markers.
         if !plan.members.is_empty() {
             let m = &plan.members;
             let tenants: Vec<&str> = m.iter().map(|x| x.tenant).collect();
@@ -318,25 +369,13 @@ impl Store for PgStore {
             .await?;
         }
 
-        // 5. Messages: positions come from the conversation rows, under their locks.
+        // 6. Messages: positions come from the conversation rows, locked in step 4.
         if !plan.messages.is_empty() {
             let a = &plan.allocs;
             let tenants: Vec<&str> = a.iter().map(|x| x.tenant).collect();
             let convs: Vec<&str> = a.iter().map(|x| x.conv).collect();
             let counts: Vec<i64> = a.iter().map(|x| x.count).collect();
             let max_created: Vec<i64> = a.iter().map(|x| x.max_created).collect();
-            let first_created: Vec<i64> = a.iter().map(|x| x.first_created).collect();
-            sqlx::query(
-                "INSERT INTO conversations (tenant, conv, kind, lifecycle, created_at) \
-                 SELECT t, c, 'unknown', 'active', ca \
-                 FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(t, c, ca) \
-                 ON CONFLICT (tenant, conv) DO NOTHING",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&first_created)
-            .execute(&mut *tx)
-            .await?;
             let rows = sqlx::query(
                 "UPDATE conversations c SET last_pos = c.last_pos + u.n, \
                  last_activity = GREATEST(c.last_activity, u.mx) \
@@ -394,7 +433,7 @@ impl Store for PgStore {
             .await?;
         }
 
-        // 6. Edits and deletions of messages committed before this batch.
+        // 7. Edits and deletions of messages committed before this batch.
         if !plan.updates.is_empty() {
             let u = &plan.updates;
             let tenants: Vec<&str> = u.iter().map(|x| x.tenant).collect();
@@ -527,7 +566,7 @@ impl Store for PgStore {
     }
 
     async fn doc_ids(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT doc_id FROM docs ORDER BY doc_id")
+        let rows = sqlx::query("SELECT doc_id FROM docs ORDER BY doc_id COLLATE \"C\"")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()

@@ -39,6 +39,26 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows per multi-row statement (a power of two, see [`chunks`]).
 const CHUNK: usize = 128;
 
+/// Unread counts and last messages of an account's active conversations (SQLite).
+const CONVERSATIONS_OF: &str = "\
+    SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, m.role, \
+      (SELECT COUNT(*) FROM messages x \
+        WHERE x.tenant = c.tenant AND x.conv = c.conv AND NOT x.deleted \
+          AND x.author <> m.account \
+          AND x.pos > COALESCE((SELECT rm.pos FROM read_markers r JOIN messages rm \
+                ON rm.tenant = r.tenant AND rm.conv = r.conv AND rm.message = r.message \
+              WHERE r.tenant = c.tenant AND r.conv = c.conv AND r.account = m.account), 0) \
+      ) AS unread, \
+      l.message AS l_message, l.pos AS l_pos, l.doc_id AS l_doc_id, l.seq AS l_seq, \
+      l.author AS l_author, l.kind AS l_kind, l.created_at AS l_created_at, \
+      l.preview AS l_preview, l.deleted AS l_deleted \
+    FROM memberships m \
+    JOIN conversations c ON c.tenant = m.tenant AND c.conv = m.conv \
+    LEFT JOIN messages l ON l.tenant = c.tenant AND l.conv = c.conv \
+      AND l.pos = (SELECT MAX(y.pos) FROM messages y WHERE y.tenant = c.tenant AND y.conv = c.conv) \
+    WHERE m.tenant = ? AND m.account = ? AND m.status = 'active' \
+    ORDER BY c.last_activity DESC, c.conv";
+
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -580,7 +600,7 @@ impl Store for SqliteStore {
         tenant: &TenantId,
         account: &AccountId,
     ) -> Result<Vec<ConvListItem>> {
-        let rows = sqlx::query(shared::CONVERSATIONS_OF_SQLITE)
+        let rows = sqlx::query(CONVERSATIONS_OF)
             .bind(tenant.as_str())
             .bind(account.as_str())
             .fetch_all(&self.reader)
@@ -643,26 +663,6 @@ pub(super) mod shared {
     use crate::store::{
         ConvListItem, ConvRow, MessageRow, NewChange, Projection, Result, StoreError,
     };
-
-    /// Unread counts and last messages of an account's active conversations (SQLite).
-    pub(crate) const CONVERSATIONS_OF_SQLITE: &str = "\
-        SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, m.role, \
-          (SELECT COUNT(*) FROM messages x \
-            WHERE x.tenant = c.tenant AND x.conv = c.conv AND NOT x.deleted \
-              AND x.author <> m.account \
-              AND x.pos > COALESCE((SELECT rm.pos FROM read_markers r JOIN messages rm \
-                    ON rm.tenant = r.tenant AND rm.conv = r.conv AND rm.message = r.message \
-                  WHERE r.tenant = c.tenant AND r.conv = c.conv AND r.account = m.account), 0) \
-          ) AS unread, \
-          l.message AS l_message, l.pos AS l_pos, l.doc_id AS l_doc_id, l.seq AS l_seq, \
-          l.author AS l_author, l.kind AS l_kind, l.created_at AS l_created_at, \
-          l.preview AS l_preview, l.deleted AS l_deleted \
-        FROM memberships m \
-        JOIN conversations c ON c.tenant = m.tenant AND c.conv = m.conv \
-        LEFT JOIN messages l ON l.tenant = c.tenant AND l.conv = c.conv \
-          AND l.pos = (SELECT MAX(y.pos) FROM messages y WHERE y.tenant = c.tenant AND y.conv = c.conv) \
-        WHERE m.tenant = ? AND m.account = ? AND m.status = 'active' \
-        ORDER BY c.last_activity DESC, c.conv";
 
     /// A document's seq advance within one batch: its last seq must be `prev` before.
     #[derive(Debug)]
