@@ -144,7 +144,12 @@ fn tamper(change: &Change, f: impl FnOnce(&mut ExpandedChange)) -> Change {
 /// The map at `path` from the root.
 fn obj<R: ReadDoc>(doc: &R, path: &[&str]) -> ObjId {
     let mut at = ROOT;
-    for key in path {
+    for (i, key) in path.iter().enumerate() {
+        // Messages live in the shard map their id hashes to.
+        if i == 1 && path[0] == MESSAGES {
+            let shard = confab_core::doc::schema::message_shard(key);
+            at = get_map(doc, &at, &shard).unwrap_or_else(|| panic!("no shard {shard}"));
+        }
         at = get_map(doc, &at, key).unwrap_or_else(|| panic!("no map at {key}"));
     }
     at
@@ -175,7 +180,13 @@ fn text_fields(author: &str, body: &str) -> Vec<(&'static str, ScalarValue)> {
 /// Writes a new message map `messages/<id>` with `fields`.
 fn put_message(tx: &mut Transaction<'_>, id: &str, fields: &[(&'static str, ScalarValue)]) {
     let messages = obj(&*tx, &[MESSAGES]);
-    let m = tx.put_object(&messages, id, ObjType::Map).unwrap();
+    let shard = get_map(
+        &*tx,
+        &messages,
+        &confab_core::doc::schema::message_shard(id),
+    )
+    .unwrap();
+    let m = tx.put_object(&shard, id, ObjType::Map).unwrap();
     for (key, value) in fields {
         tx.put(&m, *key, value.clone()).unwrap();
     }

@@ -855,14 +855,7 @@ impl ClientEngine {
             if c != conv {
                 continue;
             }
-            let accepted: std::collections::HashSet<MessageId> =
-                read::get_map(&state.server, &automerge::ROOT, doc::schema::keys::MESSAGES)
-                    .map(|m| {
-                        automerge::ReadDoc::keys(&state.server, &m)
-                            .filter_map(|k| MessageId::new(k).ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
+            let accepted = accepted_messages(&state.server);
             for message in read::read_messages(&state.local) {
                 let pending = !accepted.contains(&message.id);
                 items.push(TimelineItem {
@@ -945,6 +938,22 @@ impl ClientEngine {
         out.sort_by_key(|s| std::cmp::Reverse((s.pinned, s.last_activity)));
         out
     }
+}
+
+/// Ids of the messages in a bucket document.
+fn accepted_messages(doc: &Automerge) -> std::collections::HashSet<MessageId> {
+    let mut out = std::collections::HashSet::new();
+    let Some(messages) = read::get_map(doc, &automerge::ROOT, doc::schema::keys::MESSAGES) else {
+        return out;
+    };
+    for shard in automerge::ReadDoc::keys(doc, &messages) {
+        if let Some(shard) = read::get_map(doc, &messages, &shard) {
+            out.extend(
+                automerge::ReadDoc::keys(doc, &shard).filter_map(|k| MessageId::new(k).ok()),
+            );
+        }
+    }
+    out
 }
 
 /// Ids of the messages a change creates (`messages/<id>` maps made at the bucket root map).

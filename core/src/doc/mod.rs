@@ -66,9 +66,25 @@ pub fn genesis_maps(kind: DocKind) -> &'static [&'static str] {
     }
 }
 
-/// The op counter of genesis map `index` (the schema version is op 1).
-pub fn genesis_map_counter(index: usize) -> u64 {
-    index as u64 + 2
+/// Every map the genesis of `kind` creates, as paths, in creation order: the top-level maps,
+/// and in message buckets the shard maps right after `messages`.
+pub fn genesis_objects(kind: DocKind) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for key in genesis_maps(kind) {
+        out.push(vec![(*key).to_owned()]);
+        if *key == keys::MESSAGES {
+            for shard in 0..schema::MESSAGE_SHARDS {
+                out.push(vec![(*key).to_owned(), format!("{shard:02}")]);
+            }
+        }
+    }
+    out
+}
+
+/// The path of the genesis map with op counter `counter` (the schema version is op 1).
+pub fn genesis_path(kind: DocKind, counter: u64) -> Option<Vec<String>> {
+    let index = usize::try_from(counter.checked_sub(2)?).ok()?;
+    genesis_objects(kind).into_iter().nth(index)
 }
 
 /// A new document holding only its genesis change. Identical bytes on every device.
@@ -77,7 +93,12 @@ pub fn genesis(doc_id: &DocId) -> Result<Automerge, DocError> {
     let mut tx = doc.transaction();
     tx.put(ROOT, keys::SCHEMA, SCHEMA_VERSION)?;
     for key in genesis_maps(doc_id.kind()) {
-        tx.put_object(ROOT, *key, ObjType::Map)?;
+        let obj = tx.put_object(ROOT, *key, ObjType::Map)?;
+        if *key == keys::MESSAGES {
+            for shard in 0..schema::MESSAGE_SHARDS {
+                tx.put_object(&obj, format!("{shard:02}"), ObjType::Map)?;
+            }
+        }
     }
     tx.commit_with(
         CommitOptions::default()
@@ -168,11 +189,7 @@ mod tests {
             .expect("members map");
         assert_eq!(
             members.to_string(),
-            format!(
-                "{}@{}",
-                genesis_map_counter(3),
-                genesis_actor(&conv_doc_id("c1"))
-            )
+            format!("{}@{}", 5, genesis_actor(&conv_doc_id("c1")))
         );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
-use super::schema::{keys::*, split_reaction_key};
+use super::schema::{keys::*, message_shard, split_reaction_key};
 use crate::ids::{AccountId, ContactId, ConvId, MessageId, ResourceId};
 use crate::model::account::{AccountKind, Profile};
 use crate::model::contact::{Contact, ContactKind};
@@ -244,8 +244,10 @@ pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
 
 /// One message of a bucket, without its reactions. One pass over the message's map: most
 /// fields are absent, and a lookup per field costs more than the scan.
-pub fn read_message_fields(doc: &Automerge, messages: &ObjId, id: &MessageId) -> Option<Message> {
-    let obj = get_map(doc, messages, id.as_str())?;
+pub fn read_message_fields(doc: &Automerge, id: &MessageId) -> Option<Message> {
+    let messages = get_map(doc, &ROOT, MESSAGES)?;
+    let shard = get_map(doc, &messages, &message_shard(id.as_str()))?;
+    let obj = get_map(doc, &shard, id.as_str())?;
     message_from_map(doc, &obj, id.clone())
 }
 
@@ -301,8 +303,7 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
 
 /// One message with its reactions.
 pub fn read_message(doc: &Automerge, id: &MessageId) -> Option<Message> {
-    let messages = get_map(doc, &ROOT, MESSAGES)?;
-    let mut message = read_message_fields(doc, &messages, id)?;
+    let mut message = read_message_fields(doc, id)?;
     if let Some(reactions) = get_map(doc, &ROOT, REACTIONS) {
         let prefix = format!("{}|", id);
         let end = format!("{}}}", id); // '}' sorts right after '|'
@@ -338,15 +339,20 @@ pub fn read_messages(doc: &Automerge) -> Vec<Message> {
         return Vec::new();
     };
     let mut by_id: BTreeMap<MessageId, Message> = BTreeMap::new();
-    for item in doc.map_range(&messages, ..) {
-        if !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
+    for shard in doc.map_range(&messages, ..) {
+        if !matches!(shard.value, automerge::ValueRef::Object(ObjType::Map)) {
             continue;
         }
-        let Ok(id) = MessageId::new(item.key.as_ref()) else {
-            continue;
-        };
-        if let Some(m) = message_from_map(doc, &item.id(), id.clone()) {
-            by_id.insert(id, m);
+        for item in doc.map_range(shard.id(), ..) {
+            if !matches!(item.value, automerge::ValueRef::Object(ObjType::Map)) {
+                continue;
+            }
+            let Ok(id) = MessageId::new(item.key.as_ref()) else {
+                continue;
+            };
+            if let Some(m) = message_from_map(doc, &item.id(), id.clone()) {
+                by_id.insert(id, m);
+            }
         }
     }
     if let Some(reactions) = get_map(doc, &ROOT, REACTIONS) {

@@ -103,6 +103,18 @@ pub mod keys {
     pub const CONV: &str = "conv";
 }
 
+/// Message maps are spread over this many shard maps (made by the genesis), so applying a
+/// change walks one small map instead of the whole bucket (Automerge's cost per write grows
+/// with the size of the map written into).
+pub const MESSAGE_SHARDS: u8 = 64;
+
+/// The shard key of a message id: two decimal digits, `00`..`63`, from SHA-256 of the id.
+pub fn message_shard(message: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(message.as_bytes());
+    format!("{:02}", digest[0] % MESSAGE_SHARDS)
+}
+
 /// Separator inside a reaction key `<message>|<account>|<emoji>`; ids and emoji never hold it.
 pub const REACTION_SEP: char = '|';
 

@@ -9,7 +9,7 @@ use automerge::{
 };
 
 use super::read::get_map;
-use super::schema::{keys::*, reaction_key};
+use super::schema::{keys::*, message_shard, reaction_key};
 use super::{creation_actor, genesis, DocError, IntentTag};
 use crate::ids::{direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, TenantId};
 use crate::model::account::Profile;
@@ -417,14 +417,14 @@ pub fn post_message(
 ) -> Result<Option<ChangeHash>, DocError> {
     message.validate()?;
     transact(doc, tag, message.created_at, |tx| {
-        let messages = top(tx, MESSAGES)?;
-        if get_map(&*tx, &messages, message.id.as_str()).is_some() {
+        let shard = message_shard_obj(tx, &message.id)?;
+        if get_map(&*tx, &shard, message.id.as_str()).is_some() {
             return Err(DocError::NotApplicable(format!(
                 "message {} exists",
                 message.id
             )));
         }
-        let obj = tx.put_object(&messages, message.id.as_str(), ObjType::Map)?;
+        let obj = tx.put_object(&shard, message.id.as_str(), ObjType::Map)?;
         tx.put(&obj, AUTHOR, message.author.as_str())?;
         tx.put(&obj, KIND, message.kind.as_str())?;
         tx.put(&obj, BODY, message.body.as_str())?;
@@ -453,9 +453,16 @@ pub fn post_message(
     })
 }
 
-fn message_obj(tx: &Transaction<'_>, message: &MessageId) -> Result<ObjId, DocError> {
+/// The genesis shard map a message lives in.
+fn message_shard_obj(tx: &Transaction<'_>, message: &MessageId) -> Result<ObjId, DocError> {
     let messages = top(tx, MESSAGES)?;
-    get_map(tx, &messages, message.as_str())
+    get_map(tx, &messages, &message_shard(message.as_str()))
+        .ok_or(DocError::Missing("message shard"))
+}
+
+fn message_obj(tx: &Transaction<'_>, message: &MessageId) -> Result<ObjId, DocError> {
+    let shard = message_shard_obj(tx, message)?;
+    get_map(tx, &shard, message.as_str())
         .ok_or_else(|| DocError::NotApplicable(format!("no message {message} in this bucket")))
 }
 

@@ -20,8 +20,16 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T,
         });
     }
     // The recursion limit keeps hostile nesting from exhausting the stack.
-    ciborium::de::from_reader_with_recursion_limit(bytes, 32)
-        .map_err(|e| ProtocolError::BadFrame(e.to_string()))
+    let mut rest = bytes;
+    let frame = ciborium::de::from_reader_with_recursion_limit(&mut rest, 32)
+        .map_err(|e| ProtocolError::BadFrame(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(ProtocolError::BadFrame(format!(
+            "{} bytes after the frame",
+            rest.len()
+        )));
+    }
+    Ok(frame)
 }
 
 pub fn encode_client(frame: &ClientFrame) -> Vec<u8> {

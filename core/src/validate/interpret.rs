@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{ObjId, ScalarValue, ROOT};
+use automerge::ScalarValue;
 
 use super::codes::RejectCode;
 use super::ops::{Action, Failure, PathOp};
@@ -507,22 +507,22 @@ fn creation(before: &Conversation, ops: &[PathOp]) -> Result<Conversation, Failu
 // ---------- message buckets ----------
 
 fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failure> {
-    let messages_obj = read::get_map(doc.doc(), &ROOT, MESSAGES)
-        .ok_or_else(|| (RejectCode::UnknownObject, "no messages map".into()))?;
     let mut new: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
     let mut updates: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
     let mut out = Vec::new();
     for op in ops {
         let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
         match p.as_slice() {
-            [MESSAGES, id] => {
+            [MESSAGES, shard, id] => {
                 if op.action != Action::MakeMap || op.replaces {
                     return Err(immutable(&op.path));
                 }
                 MessageId::new(*id).map_err(model)?;
+                in_its_shard(shard, id, &op.path)?;
                 new.insert((*id).to_owned(), BTreeMap::new());
             }
-            [MESSAGES, id, field] => {
+            [MESSAGES, shard, id, field] => {
+                in_its_shard(shard, id, &op.path)?;
                 let v = typed(schema::MESSAGE_FIELDS, op)?
                     .ok_or_else(|| immutable(&op.path))?
                     .clone();
@@ -553,7 +553,7 @@ fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failur
                         ))
                     }
                 }
-                let message = existing_message(doc, &messages_obj, message)?;
+                let message = existing_message(doc, message)?;
                 out.push(Effect::SetReaction {
                     message: Box::new(message),
                     account,
@@ -566,7 +566,7 @@ fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failur
         out.push(Effect::PostMessage(Box::new(new_message(&id, fields)?)));
     }
     for (id, fields) in updates {
-        let message = existing_message(doc, &messages_obj, &id)?;
+        let message = existing_message(doc, &id)?;
         let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
         let effect = match keys.as_slice() {
             [BODY, EDITED_AT] => {
@@ -601,13 +601,24 @@ fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failur
     Ok(out)
 }
 
+/// A message lives in the shard its id hashes to, nowhere else.
+fn in_its_shard(shard: &str, id: &str, path: &[String]) -> Result<(), Failure> {
+    if schema::message_shard(id) == shard {
+        Ok(())
+    } else {
+        Err((
+            RejectCode::InvalidValue,
+            format!("{} is not the shard of message {id}", path.join("/")),
+        ))
+    }
+}
+
 fn existing_message(
     doc: &AcceptedDoc,
-    messages: &ObjId,
     id: &str,
 ) -> Result<crate::model::message::Message, Failure> {
     let id = MessageId::new(id).map_err(model)?;
-    read::read_message_fields(doc.doc(), messages, &id).ok_or_else(|| {
+    read::read_message_fields(doc.doc(), &id).ok_or_else(|| {
         (
             RejectCode::Policy(crate::policy::DenyCode::MessageMissing),
             format!("no message {id} in this bucket"),

@@ -107,6 +107,12 @@ pub fn validate_bytes(
 pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verdict, Rejection> {
     let hash = change.hash();
     let reject = |code: RejectCode, reason: String| Rejection::new(Some(hash), code, reason);
+    // Automerge parses a change without checking its checksum, but refuses to load one that
+    // is wrong: such bytes must never be stored.
+    let raw = change.raw_bytes();
+    if raw.len() < 8 || raw[4..8] != hash.0[..4] {
+        return Err(reject(RejectCode::Malformed, "bad checksum".into()));
+    }
     // Metadata lookups: `get_change_by_hash` would rebuild whole changes.
     if doc.doc().get_change_meta_by_hash(&hash).is_some() {
         return Ok(Verdict::AlreadyAccepted(hash));

@@ -8,7 +8,7 @@ use automerge::{ActorId, Change, ObjId, ObjType, Prop, ReadDoc, ScalarValue};
 
 use super::codes::RejectCode;
 use super::state::AcceptedDoc;
-use crate::doc::{genesis_actor, genesis_map_counter, genesis_maps};
+use crate::doc::{genesis_actor, genesis_path};
 
 pub(super) type Failure = (RejectCode, String);
 
@@ -144,15 +144,9 @@ fn locate(doc: &AcceptedDoc, genesis: &ActorId, obj: &ObjectId) -> Result<ObjInf
     };
     let exid = ObjId::Id(id.counter(), id.actor().clone(), usize::MAX);
     if id.actor() == genesis {
-        let maps = genesis_maps(doc.id().kind());
-        if let Some(key) = maps
-            .iter()
-            .enumerate()
-            .find(|(i, _)| genesis_map_counter(*i) == id.counter())
-            .map(|(_, k)| *k)
-        {
+        if let Some(path) = genesis_path(doc.id().kind(), id.counter()) {
             return Ok(ObjInfo {
-                path: vec![key.to_owned()],
+                path,
                 new: false,
                 id: exid,
             });

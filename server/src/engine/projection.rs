@@ -1,9 +1,8 @@
 //! Projection rows that follow from an accepted change (memberships, summaries, messages,
 //! read markers), computed from the effects and the state after the change.
 
-use confab_core::automerge::{Automerge, ROOT};
+use confab_core::automerge::Automerge;
 use confab_core::doc::read;
-use confab_core::doc::schema::keys;
 use confab_core::ids::{DocId, MessageId, TenantId};
 use confab_core::limits::PREVIEW_CHARS;
 use confab_core::model::conversation::Conversation;
@@ -109,8 +108,7 @@ pub(crate) fn for_msgs(
     };
     let mut out = Vec::new();
     let updated = |id: &MessageId, deleted: bool| {
-        let body = read::get_map(bucket, &ROOT, keys::MESSAGES)
-            .and_then(|messages| read::read_message_fields(bucket, &messages, id))
+        let body = read::read_message_fields(bucket, id)
             .map(|m| m.body)
             .unwrap_or_default();
         Projection::MessageUpdated {
