@@ -2,8 +2,8 @@
 //!
 //! - SQLite: a fresh file in a fresh temporary folder per test;
 //! - Postgres: a fresh database per test on 127.0.0.1:5432 (user `postgres`, trust auth),
-//!   dropped afterwards. If Postgres is not reachable the Postgres tests FAIL, saying how to
-//!   start it: they never skip silently.
+//!   with an ICU en-US default collation, dropped afterwards. If Postgres is not reachable
+//!   the Postgres tests FAIL, saying how to start it: they never skip silently.
 //!
 //! Every test is an `async fn(Env)` generic over `Arc<dyn Store>`; the `conformance!` macro
 //! instantiates it as `sqlite::<name>` and `postgres::<name>`.
@@ -114,10 +114,19 @@ where
         }
         Backend::Postgres => {
             let mut admin = pg_admin().await;
-            admin
-                .execute(format!("CREATE DATABASE {name} TEMPLATE template0").as_str())
-                .await
-                .expect("create test database");
+            // A linguistic (ICU en-US) default collation, as production databases often
+            // have, so that text ordering that relies on the collation shows up; plain if the
+            // server has no ICU.
+            let icu = format!(
+                "CREATE DATABASE {name} TEMPLATE template0 \
+                 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            );
+            if admin.execute(icu.as_str()).await.is_err() {
+                admin
+                    .execute(format!("CREATE DATABASE {name} TEMPLATE template0").as_str())
+                    .await
+                    .expect("create test database");
+            }
             let url = format!("{PG_HOST}/{name}");
             let store = PgStore::connect(&url)
                 .await
