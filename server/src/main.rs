@@ -113,12 +113,13 @@ async fn serve(
         },
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let connections = Arc::new(AtomicUsize::new(0));
     let state = AppState {
         engine: engine.clone(),
         auth: Arc::new(auth),
         limits,
         max_connections: args.max_connections,
-        connections: Arc::new(AtomicUsize::new(0)),
+        connections: connections.clone(),
         shutdown: shutdown_rx,
         demo: args.demo.then(|| DemoConfig {
             tenant: args.demo_tenant.clone(),
@@ -139,6 +140,14 @@ async fn serve(
             let _ = shutdown_tx.send(true);
         })
         .await?;
+    // Upgraded WebSockets are not tracked by axum's graceful shutdown: wait for them to
+    // finish their in-flight submits and say goodbye.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while connections.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     engine.drain(Duration::from_secs(10)).await;
     tracing::info!("stopped");
     Ok(())

@@ -163,8 +163,10 @@ async fn connection(app: AppState, socket: WebSocket) {
                             out.push(frame);
                         }
                     }
-                    while let Ok(Local::Frame(frame)) = local_rx.try_recv() {
-                        out.push(frame);
+                    while let Ok(event) = local_rx.try_recv() {
+                        if let Local::Frame(frame) = event {
+                            out.push(frame);
+                        }
                     }
                     out.push(error_frame(ErrorCode::ShuttingDown, "the server is restarting; reconnect", None, true));
                     closing = Some((close::GOING_AWAY, "shutting_down".into()));
@@ -193,6 +195,15 @@ async fn connection(app: AppState, socket: WebSocket) {
                     reason: reason.into(),
                 })))
                 .await;
+            // Finish the close handshake so the client reads everything before the socket ends.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
             break;
         }
     }

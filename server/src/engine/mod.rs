@@ -127,6 +127,10 @@ pub(crate) enum Job {
     Conversation {
         reply: oneshot::Sender<Option<Conversation>>,
     },
+    /// Answered once every job queued before it is committed and answered.
+    Barrier {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -396,20 +400,20 @@ impl Engine {
         self.inner.stopping.store(true, Ordering::SeqCst);
     }
 
-    /// Waits until every unit has drained (or `limit` passes).
+    /// Waits until every unit has committed and answered what it took (or `limit` passes).
     pub async fn drain(&self, limit: Duration) {
-        let deadline = tokio::time::Instant::now() + limit;
         let senders: Vec<mpsc::Sender<Job>> = self
             .inner
             .units
             .lock()
             .map(|u| u.values().cloned().collect())
             .unwrap_or_default();
-        for tx in senders {
-            // A unit has drained when its queue is empty: wait for capacity to return.
-            while tx.capacity() < tx.max_capacity() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        let barriers = senders.into_iter().map(|tx| async move {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Job::Barrier { reply }).await.is_ok() {
+                let _ = rx.await;
             }
-        }
+        });
+        let _ = tokio::time::timeout(limit, futures_util::future::join_all(barriers)).await;
     }
 }

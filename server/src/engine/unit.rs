@@ -706,6 +706,9 @@ impl Unit {
                 };
                 let _ = reply.send(conv);
             }
+            Job::Barrier { reply } => {
+                let _ = reply.send(());
+            }
             Job::Submit { .. } | Job::Write { .. } => {}
         }
     }
