@@ -2,6 +2,8 @@
 //! Postgres database, mint tokens, and drive it with native clients over real WebSockets.
 
 pub mod client;
+pub mod file_store;
+pub mod native;
 pub mod server;
 
 pub use client::{Client, Device};

@@ -1,0 +1,1590 @@
+//! `loadgen`: the server load generator behind `cargo xtask bench server`.
+//!
+//! For each backend (SQLite, Postgres) × client count × mode it starts the release
+//! `confab-server` on a fresh store (127.0.0.1 only), creates one group conversation with
+//! every client as a member (one change by the owner), connects one native WebSocket client
+//! per member, subscribes each to the conversation and its current message bucket, and then:
+//!
+//! - `burst`: every client submits its share of `--burst-messages` real message changes
+//!   (`doc::write::post_message` with its own device actor) as fast as the server takes
+//!   them, pipelined: `--batch` changes per submit frame, at most `--window` unacked changes
+//!   per client;
+//! - `paced`: `--rate` messages per second in total, spread evenly over the clients (one
+//!   change per submit frame), for `--seconds`.
+//!
+//! It reports accepted messages/s (acks / time from the first send to the last ack),
+//! submit→ack latency, submit→delivery latency (to each other client, and until every other
+//! client has it), server CPU per 1,000 messages (utime+stime of the server process; on
+//! Postgres also the database's backends), RSS, and stored bytes per message of the bucket
+//! document after `confab-server compact`. A table goes to stdout at the end, one JSON line
+//! per run as it finishes (also appended to `--json FILE`). Progress goes to stderr.
+//!
+//! Latencies: the send instant is taken just before the frame is written to the socket;
+//! every pushed `changes` frame is timestamped when the reader task decodes it. Acks carry
+//! the change hash and its seq; pushes carry the seq, so deliveries are joined on the seq.
+//!
+//! Messages are written on each client's own replica of the bucket, which never applies the
+//! others' changes: a message creation is a new key with no predecessor, so each change
+//! depends only on the client's own previous change (and the deterministic genesis).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use confab_core::automerge::Automerge;
+use confab_core::doc::{read, write};
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
+use confab_core::model::message::NewMessage;
+use confab_core::protocol::{
+    decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
+};
+use confab_e2e::{now_ms, token, Backend, Device, SECRET};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Sink = SplitSink<Ws, Message>;
+type Stream = SplitStream<Ws>;
+
+const TENANT: &str = "bench";
+
+/// The targets (2-core machine, Postgres, durable commits).
+const TARGET_BURST_PER_S: f64 = 10_000.0;
+const TARGET_PACED_P50_MS: f64 = 2.0;
+const TARGET_PACED_P99_MS: f64 = 10.0;
+const TARGET_STORED_BYTES: f64 = 60.0;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    about = "Confab server load generator (127.0.0.1 only)"
+)]
+struct Args {
+    /// Backends to run: sqlite, postgres.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    backends: Vec<String>,
+    /// Client counts (every client is a member of the one group conversation) [default:
+    /// 2,10,50; --quick: 2,10].
+    #[arg(long, value_delimiter = ',')]
+    clients: Vec<usize>,
+    /// Modes: burst, paced.
+    #[arg(long, value_delimiter = ',', default_value = "burst,paced")]
+    modes: Vec<String>,
+    /// Messages per burst run, split evenly over the clients [default: 20000; --quick: 2000].
+    #[arg(long)]
+    burst_messages: Option<usize>,
+    /// Changes per submit frame in burst mode (paced mode sends one per frame).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Most unacked changes per client in burst mode.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Paced mode: messages per second, all clients together.
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Paced mode: duration in seconds [default: 10; --quick: 3].
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Characters per message body.
+    #[arg(long, default_value_t = 40)]
+    body_chars: usize,
+    /// A small smoke run: 2 and 10 clients, 2,000 burst messages, 3 s paced (flags given
+    /// explicitly win).
+    #[arg(long)]
+    quick: bool,
+    /// The server binary (default: `confab-server` next to this binary).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Also append each run's JSON line to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Upper bound for one run (setup, load, drain, compaction).
+    #[arg(long, default_value_t = 180)]
+    run_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Burst,
+    Paced,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Burst => "burst",
+            Mode::Paced => "paced",
+        }
+    }
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+struct Server {
+    bin: PathBuf,
+    child: Option<Child>,
+    pid: u32,
+    port: u16,
+    backend: Backend,
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    log: PathBuf,
+}
+
+impl Server {
+    async fn start(bin: &Path, backend: Backend) -> Result<Self> {
+        let data_dir = std::env::temp_dir().join(format!(
+            "confab-loadgen-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&data_dir)?;
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(confab_e2e::server::fresh_postgres_database().await?),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = data_dir.join("server.log");
+        let mut server = Server {
+            bin: bin.to_owned(),
+            child: None,
+            pid: 0,
+            port,
+            backend,
+            data_dir,
+            database_url,
+            log,
+        };
+        let mut cmd = Command::new(&server.bin);
+        cmd.arg("--data-dir")
+            .arg(&server.data_dir)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("CONFAB_JWT_SECRET", SECRET)
+            .env(
+                "RUST_LOG",
+                std::env::var("CONFAB_LOADGEN_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("CONFAB_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&server.log)?)
+            .kill_on_drop(true);
+        if let Some(url) = &server.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", server.bin.display()))?;
+        server.pid = child.id().ok_or_else(|| anyhow!("server has no pid"))?;
+        server.child = Some(child);
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        for _ in 0..300 {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "confab-server exited during start: {status}\n{}",
+                        self.log_tail()
+                    );
+                }
+            }
+            if let Ok((status, _)) = http_get(self.port, "/readyz").await {
+                if status == 200 {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("confab-server did not become ready on port {}", self.port)
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// SIGTERM and wait for the graceful exit (kill after 30 s).
+    async fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()?;
+        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                if !status.success() {
+                    eprintln!("  note: server exited with {status}");
+                }
+            }
+            Err(_) => {
+                child.start_kill()?;
+                child.wait().await?;
+                bail!("server did not stop within 30 s after SIGTERM");
+            }
+        }
+        Ok(())
+    }
+
+    /// `confab-server compact` on the stopped server's store: its summary line.
+    async fn compact(&self) -> Result<String> {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let out = cmd
+            .arg("compact")
+            .kill_on_drop(true)
+            .env("RUST_LOG", "warn")
+            .env_remove("CONFAB_DATABASE_URL")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running confab-server compact")?;
+        if !out.status.success() {
+            bail!(
+                "confab-server compact failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    async fn cleanup(&mut self) {
+        let _ = self.stop().await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(url) = self.database_url.take() {
+            if let Some(name) = url.rsplit('/').next() {
+                let _ = drop_database(name).await;
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(name) = self
+            .database_url
+            .as_deref()
+            .and_then(|u| u.rsplit('/').next())
+        {
+            let _ = std::process::Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-q",
+                    "-c",
+                ])
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+async fn admin() -> Result<sqlx::PgConnection> {
+    <sqlx::PgConnection as sqlx::Connection>::connect(ADMIN_URL)
+        .await
+        .context("connecting to PostgreSQL on 127.0.0.1:5432")
+}
+
+async fn drop_database(name: &str) -> Result<()> {
+    use sqlx::Executor;
+    let mut conn = admin().await?;
+    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await?;
+    Ok(())
+}
+
+/// `fsync` and `synchronous_commit` of the Postgres server (durable commits need both on).
+async fn pg_durability() -> Result<String> {
+    use sqlx::Row;
+    let mut conn = admin().await?;
+    let mut out = Vec::new();
+    for setting in ["fsync", "synchronous_commit", "wal_sync_method"] {
+        let row = sqlx::query(&format!("SHOW {setting}"))
+            .fetch_one(&mut conn)
+            .await?;
+        out.push(format!("{setting}={}", row.try_get::<String, _>(0)?));
+    }
+    Ok(out.join(" "))
+}
+
+/// Backend processes connected to `db`.
+async fn pg_backends(db: &str) -> Result<Vec<u32>> {
+    use sqlx::Row;
+    let mut conn = admin().await?;
+    let rows = sqlx::query("SELECT pid FROM pg_stat_activity WHERE datname = $1")
+        .bind(db)
+        .fetch_all(&mut conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok(u32::try_from(r.try_get::<i32, _>(0)?)?))
+        .collect()
+}
+
+/// Bytes of every user table (heap, indexes, TOAST) in `url`'s database.
+async fn pg_table_bytes(url: &str) -> Result<u64> {
+    use sqlx::Row;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0)::int8 FROM pg_stat_user_tables",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    Ok(u64::try_from(row.try_get::<i64, _>(0)?)?)
+}
+
+/// A minimal HTTP/1.0 GET on 127.0.0.1: status and body.
+async fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::time::timeout(
+        Duration::from_millis(500),
+        TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await??;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// (VmRSS, VmHWM) in bytes.
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// /metrics
+
+/// The sums and counts of the commit histograms and the accepted counter.
+#[derive(Debug, Default, Clone, Copy)]
+struct CommitMetrics {
+    batch_sum: f64,
+    batch_count: f64,
+    seconds_sum: f64,
+    accepted: f64,
+    frames_in: f64,
+    frames_out: f64,
+}
+
+impl CommitMetrics {
+    fn parse(text: &str) -> Self {
+        let mut m = CommitMetrics::default();
+        for line in text.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(v) = value.parse::<f64>() else {
+                continue;
+            };
+            match name {
+                "confab_commit_batch_size_sum" => m.batch_sum = v,
+                "confab_commit_batch_size_count" => m.batch_count = v,
+                "confab_commit_seconds_sum" => m.seconds_sum = v,
+                "confab_changes_accepted_total" | "confab_changes_accepted" => m.accepted = v,
+                n if n.starts_with("confab_frames_total{direction=\"in\"}")
+                    || n.starts_with("confab_frames{direction=\"in\"}") =>
+                {
+                    m.frames_in = v
+                }
+                n if n.starts_with("confab_frames_total{direction=\"out\"}")
+                    || n.starts_with("confab_frames{direction=\"out\"}") =>
+                {
+                    m.frames_out = v
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    fn minus(self, before: Self) -> Self {
+        CommitMetrics {
+            batch_sum: self.batch_sum - before.batch_sum,
+            batch_count: self.batch_count - before.batch_count,
+            seconds_sum: self.seconds_sum - before.seconds_sum,
+            accepted: self.accepted - before.accepted,
+            frames_in: self.frames_in - before.frames_in,
+            frames_out: self.frames_out - before.frames_out,
+        }
+    }
+}
+
+async fn metrics(port: u16) -> CommitMetrics {
+    match http_get(port, "/metrics").await {
+        Ok((200, body)) => CommitMetrics::parse(&body),
+        _ => CommitMetrics::default(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lean client
+
+async fn send_frame(ws: &mut Ws, frame: &ClientFrame) -> Result<()> {
+    ws.send(Message::Binary(encode_client(frame).into()))
+        .await
+        .context("websocket send")
+}
+
+async fn recv_frame(ws: &mut Ws) -> Result<ServerFrame> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .map_err(|_| anyhow!("no frame from the server within 30 s"))?;
+        match message {
+            Some(Ok(Message::Binary(bytes))) => {
+                return decode_server(&bytes, usize::MAX).map_err(|e| anyhow!("{e}"))
+            }
+            Some(Ok(Message::Close(frame))) => bail!("connection closed: {frame:?}"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => bail!("websocket: {e}"),
+            None => bail!("connection ended"),
+        }
+    }
+}
+
+async fn connect(url: &str, account: &str) -> Result<Ws> {
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        .await
+        .context("websocket connect")?;
+    send_frame(
+        &mut ws,
+        &ClientFrame::Hello {
+            v: PROTOCOL_VERSION,
+            token: token(TENANT, account, false, 3600),
+            device: "loadgen".into(),
+        },
+    )
+    .await?;
+    match recv_frame(&mut ws).await? {
+        ServerFrame::Welcome { .. } => Ok(ws),
+        other => bail!("{account}: expected welcome, got {other:?}"),
+    }
+}
+
+/// Subscribes and waits for `synced` (catch-up content is not needed).
+async fn subscribe(ws: &mut Ws, doc: &DocId) -> Result<()> {
+    let doc = doc.to_string();
+    send_frame(
+        ws,
+        &ClientFrame::Subscribe {
+            doc: doc.clone(),
+            after: 0,
+        },
+    )
+    .await?;
+    loop {
+        match recv_frame(ws).await? {
+            ServerFrame::Synced { doc: d, .. } if d == doc => return Ok(()),
+            ServerFrame::Error { code, message, .. } => bail!("subscribe {doc}: {code}: {message}"),
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+const WORDS: &[&str] = &[
+    "the", "meeting", "is", "moved", "to", "three", "pm", "can", "you", "send", "me", "report",
+    "thanks", "see", "tomorrow", "ok", "sounds", "good", "lunch", "at", "noon", "where", "are",
+    "we", "with", "draft", "ready", "review", "please", "check", "latest", "version", "call",
+    "later", "ship", "it", "today", "on", "my", "way", "great", "news", "and", "of", "for",
+];
+
+/// A deterministic pseudo-random generator (xorshift), for bodies and ids.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// A chat-like body of exactly `chars` characters.
+fn body(rng: &mut Rng, chars: usize) -> String {
+    let mut s = String::new();
+    while s.len() < chars {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(WORDS[(rng.next() % WORDS.len() as u64) as usize]);
+    }
+    s.truncate(chars);
+    s
+}
+
+/// A ULID-like id: 10 characters of millisecond time, 16 random (Crockford base32).
+fn message_id(rng: &mut Rng, at_ms: i64) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut out = String::with_capacity(26);
+    let mut t = at_ms.max(0) as u64;
+    let mut time = [0u8; 10];
+    for c in time.iter_mut().rev() {
+        *c = ALPHABET[(t % 32) as usize];
+        t /= 32;
+    }
+    out.extend(time.iter().map(|&b| b as char));
+    let mut r = rng.next();
+    for i in 0..16 {
+        if i == 12 {
+            r = rng.next();
+        }
+        out.push(ALPHABET[(r % 32) as usize] as char);
+        r /= 32;
+    }
+    out
+}
+
+/// One client's pre-written message changes.
+struct Prepared {
+    /// Submit frames, ready to send, and how many changes each carries.
+    frames: Vec<(Bytes, usize)>,
+    /// Hash of change i → i.
+    index: HashMap<[u8; 32], usize>,
+    count: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    device: &mut Device,
+    bucket: &DocId,
+    count: usize,
+    batch: usize,
+    body_chars: usize,
+    created_at: i64,
+    seed: u64,
+) -> Result<Prepared> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let author = AccountId::new(device.account.clone())?;
+    let mut index = HashMap::with_capacity(count);
+    let mut raw = Vec::with_capacity(count);
+    for i in 0..count {
+        // One millisecond apart, as a client typing fast would stamp them.
+        let at = created_at + i as i64;
+        let id = MessageId::new(message_id(&mut rng, at))?;
+        let message = NewMessage::text(id, author.clone(), body(&mut rng, body_chars), at);
+        let change = device.write(bucket, |d, t| write::post_message(d, t, &message))?;
+        index.insert(change.hash().0, i);
+        raw.push(ByteBuf::from(change.raw_bytes().to_vec()));
+    }
+    let doc = bucket.to_string();
+    let frames = raw
+        .chunks(batch.max(1))
+        .map(|chunk| {
+            let frame = ClientFrame::Submit {
+                doc: doc.clone(),
+                changes: chunk.to_vec(),
+            };
+            (Bytes::from(encode_client(&frame)), chunk.len())
+        })
+        .collect();
+    Ok(Prepared {
+        frames,
+        index,
+        count,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run
+
+struct ReaderOut {
+    /// (change index, seq, arrival)
+    acks: Vec<(usize, u64, Instant)>,
+    /// (seq, arrival) of every pushed change of the bucket.
+    deliveries: Vec<(u64, Instant)>,
+    rejects: Vec<String>,
+    errors: Vec<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reader(
+    mut stream: Stream,
+    bucket: String,
+    index: Arc<HashMap<[u8; 32], usize>>,
+    expect_answers: usize,
+    expect_deliveries: usize,
+    answered: Arc<AtomicUsize>,
+    notify: Arc<Notify>,
+    done: mpsc::UnboundedSender<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (Stream, ReaderOut) {
+    let mut out = ReaderOut {
+        acks: Vec::with_capacity(expect_answers),
+        deliveries: Vec::with_capacity(expect_deliveries),
+        rejects: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut signalled = false;
+    let mut answers = 0usize;
+    loop {
+        if !signalled
+            && ((answers >= expect_answers && out.deliveries.len() >= expect_deliveries)
+                || !out.errors.is_empty())
+        {
+            signalled = true;
+            let _ = done.send(());
+        }
+        let message = tokio::select! {
+            m = stream.next() => m,
+            _ = stop.changed() => break,
+        };
+        let now = Instant::now();
+        let bytes = match message {
+            Some(Ok(Message::Binary(bytes))) => bytes,
+            Some(Ok(Message::Close(frame))) => {
+                out.errors.push(format!("closed by the server: {frame:?}"));
+                break;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                out.errors.push(format!("websocket: {e}"));
+                break;
+            }
+            None => {
+                out.errors.push("connection ended".into());
+                break;
+            }
+        };
+        let frame = match decode_server(&bytes, usize::MAX) {
+            Ok(f) => f,
+            Err(e) => {
+                out.errors.push(format!("undecodable frame: {e}"));
+                continue;
+            }
+        };
+        match frame {
+            ServerFrame::Ack { hash, seq, .. } => {
+                let key: Option<[u8; 32]> = hash.as_slice().try_into().ok();
+                if let Some(i) = key.and_then(|k| index.get(&k)) {
+                    out.acks.push((*i, seq, now));
+                }
+                answers += 1;
+                answered.fetch_add(1, Ordering::Release);
+                notify.notify_one();
+            }
+            ServerFrame::Reject { code, reason, .. } => {
+                out.rejects.push(format!("{code}: {reason}"));
+                answers += 1;
+                answered.fetch_add(1, Ordering::Release);
+                notify.notify_one();
+            }
+            ServerFrame::Changes { doc, changes } if doc == bucket => {
+                out.deliveries.extend(changes.iter().map(|c| (c.seq, now)));
+            }
+            ServerFrame::Error { code, message, .. } => {
+                out.errors.push(format!("{code}: {message}"));
+                notify.notify_one();
+            }
+            _ => {}
+        }
+    }
+    if !signalled {
+        let _ = done.send(());
+    }
+    (stream, out)
+}
+
+/// Send instants of every change, by index.
+async fn burst_writer(
+    mut sink: Sink,
+    prepared: Arc<Prepared>,
+    window: usize,
+    answered: Arc<AtomicUsize>,
+    notify: Arc<Notify>,
+    mut go: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Sink, Vec<Instant>)> {
+    let mut sent_at = Vec::with_capacity(prepared.count);
+    let _ = go.wait_for(|g| *g).await;
+    for (bytes, n) in &prepared.frames {
+        loop {
+            let unacked = sent_at.len() - answered.load(Ordering::Acquire).min(sent_at.len());
+            if unacked + n <= window.max(*n) {
+                break;
+            }
+            tokio::time::timeout(Duration::from_secs(30), notify.notified())
+                .await
+                .map_err(|_| anyhow!("no ack within 30 s ({unacked} unacked)"))?;
+        }
+        let now = Instant::now();
+        sink.send(Message::Binary(bytes.clone()))
+            .await
+            .context("websocket send")?;
+        sent_at.extend(std::iter::repeat_n(now, *n));
+    }
+    Ok((sink, sent_at))
+}
+
+async fn paced_writer(
+    mut sink: Sink,
+    prepared: Arc<Prepared>,
+    start_offset: Duration,
+    interval: Duration,
+    mut go: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Sink, Vec<Instant>)> {
+    let mut sent_at = Vec::with_capacity(prepared.count);
+    let _ = go.wait_for(|g| *g).await;
+    let start = tokio::time::Instant::now() + start_offset;
+    for (k, (bytes, n)) in prepared.frames.iter().enumerate() {
+        tokio::time::sleep_until(start + interval.mul_f64(k as f64)).await;
+        let now = Instant::now();
+        sink.send(Message::Binary(bytes.clone()))
+            .await
+            .context("websocket send")?;
+        sent_at.extend(std::iter::repeat_n(now, *n));
+    }
+    Ok((sink, sent_at))
+}
+
+/// Upper bounds (ms) of the latency histogram buckets in the JSON output; the last bucket
+/// counts everything above.
+const HISTOGRAM_MS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
+#[derive(Debug, Default, Clone, Serialize)]
+struct Dist {
+    n: usize,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// Samples ≤ 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000 ms, and above.
+    histogram: Vec<usize>,
+}
+
+impl Dist {
+    fn of(mut micros: Vec<u64>) -> Self {
+        if micros.is_empty() {
+            return Dist::default();
+        }
+        micros.sort_unstable();
+        let at = |p: f64| {
+            let i = ((micros.len() - 1) as f64 * p).round() as usize;
+            micros[i.min(micros.len() - 1)] as f64 / 1000.0
+        };
+        let mut histogram = vec![0; HISTOGRAM_MS.len() + 1];
+        for m in &micros {
+            let ms = *m as f64 / 1000.0;
+            let i = HISTOGRAM_MS
+                .iter()
+                .position(|b| ms <= *b)
+                .unwrap_or(HISTOGRAM_MS.len());
+            histogram[i] += 1;
+        }
+        Dist {
+            n: micros.len(),
+            p50_ms: at(0.50),
+            p90_ms: at(0.90),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+            histogram,
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct RunResult {
+    backend: &'static str,
+    clients: usize,
+    mode: &'static str,
+    /// Changes per submit frame and most unacked changes per client.
+    batch: usize,
+    window: usize,
+    messages_sent: usize,
+    messages_acked: usize,
+    rejected: usize,
+    errors: Vec<String>,
+    /// Acked messages / (last ack − first send).
+    accepted_per_s: f64,
+    /// Acks per second over the first half of the acks, and over the second half.
+    first_half_per_s: f64,
+    second_half_per_s: f64,
+    /// Messages sent / send span (paced: the achieved rate).
+    offered_per_s: f64,
+    wall_s: f64,
+    ack: Dist,
+    /// Submit → arrival at each other client (one sample per message and receiver).
+    delivery: Dist,
+    /// Submit → arrival at the last other client (one sample per message).
+    delivery_all: Dist,
+    deliveries_missing: usize,
+    server_cpu_ms_per_1k: f64,
+    /// CPU of the database's Postgres backends (approximate: pids seen before and after).
+    pg_cpu_ms_per_1k: Option<f64>,
+    loadgen_cpu_ms_per_1k: f64,
+    server_rss_mb: f64,
+    server_peak_rss_mb: f64,
+    commits: f64,
+    avg_commit_batch: f64,
+    avg_commit_ms: f64,
+    frames_in: f64,
+    frames_out: f64,
+    bucket_bytes_before_compaction: u64,
+    bucket_bytes_after_compaction: u64,
+    stored_bytes_per_msg_before: f64,
+    /// The bucket document's snapshot after `confab-server compact`, per message.
+    stored_bytes_per_msg: f64,
+    /// Whole database per message (SQLite file + WAL, or every Postgres table with its
+    /// indexes): projection rows and indexes included, space freed by compaction not
+    /// returned (no VACUUM).
+    db_bytes_per_msg: f64,
+    compact_summary: String,
+    /// Wall time of `confab-server compact`.
+    compact_s: f64,
+    messages_after_compaction: usize,
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+struct Params {
+    clients: usize,
+    mode: Mode,
+    burst_messages: usize,
+    batch: usize,
+    window: usize,
+    rate: u32,
+    seconds: f64,
+    body_chars: usize,
+}
+
+async fn run_one(bin: &Path, backend: Backend, p: &Params, ticks: f64) -> Result<RunResult> {
+    let mut server = Server::start(bin, backend).await?;
+    let result = drive(&mut server, p, ticks).await;
+    if result.is_err() {
+        eprintln!("  server log tail:\n{}", server.log_tail());
+    }
+    server.cleanup().await;
+    result
+}
+
+async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult> {
+    let n = p.clients.max(2);
+    let tenant = TenantId::new(TENANT)?;
+    let conv = ConvId::new("bench-room")?;
+    let conv_doc = DocId::conv(&tenant, &conv);
+    let start_ms = now_ms();
+    // Every message falls in the bucket of the start, even across midnight.
+    let bucket_index = start_ms.div_euclid(DEFAULT_BUCKET_MS);
+    let bucket_end = (bucket_index + 1) * DEFAULT_BUCKET_MS;
+    let created_at = start_ms.min(bucket_end - 120_000);
+    let bucket = DocId::msgs(&tenant, &conv, created_at.div_euclid(DEFAULT_BUCKET_MS));
+    let accounts: Vec<String> = (0..n).map(|i| format!("user{i:02}")).collect();
+
+    // Connect, create the group in one change, subscribe everyone.
+    let url = server.ws_url();
+    let mut sockets = Vec::with_capacity(n);
+    for a in &accounts {
+        sockets.push(connect(&url, a).await?);
+    }
+    let mut devices: Vec<Device> = accounts.iter().map(|a| Device::new(a, 1)).collect();
+    let owner = AccountId::new(accounts[0].clone())?;
+    let mut members = vec![Member::new(owner.clone(), Role::Owner)];
+    for a in &accounts[1..] {
+        let mut m = Member::new(AccountId::new(a.clone())?, Role::Member);
+        m.invited_by = Some(owner.clone());
+        members.push(m);
+    }
+    let spec = write::CreateConv {
+        kind: ConvKind::Group,
+        created_by: owner.clone(),
+        created_at: start_ms,
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread: None,
+        info: Info {
+            title: Some("bench room".into()),
+            ..Info::default()
+        },
+        settings: Settings::defaults_for(ConvKind::Group),
+        members,
+    };
+    let create = devices[0].write(&conv_doc, |d, t| write::create_conversation(d, t, &spec))?;
+    send_frame(
+        &mut sockets[0],
+        &ClientFrame::Submit {
+            doc: conv_doc.to_string(),
+            changes: vec![ByteBuf::from(create.raw_bytes().to_vec())],
+        },
+    )
+    .await?;
+    loop {
+        match recv_frame(&mut sockets[0]).await? {
+            ServerFrame::Ack { .. } => break,
+            ServerFrame::Reject { code, reason, .. } => bail!("group creation: {code}: {reason}"),
+            ServerFrame::Error { code, message, .. } => bail!("group creation: {code}: {message}"),
+            _ => {}
+        }
+    }
+    for ws in sockets.iter_mut() {
+        subscribe(ws, &conv_doc).await?;
+        subscribe(ws, &bucket).await?;
+    }
+
+    // Write every change before the clock starts.
+    let (per_client, batch, interval) = match p.mode {
+        Mode::Burst => (p.burst_messages.div_ceil(n).max(1), p.batch.max(1), None),
+        Mode::Paced => {
+            let total = (f64::from(p.rate) * p.seconds).round() as usize;
+            let per = total.div_ceil(n).max(1);
+            // Each client sends every n/rate seconds; client i starts i/rate later.
+            (
+                per,
+                1,
+                Some(Duration::from_secs_f64(n as f64 / f64::from(p.rate.max(1)))),
+            )
+        }
+    };
+    let mut prepared = Vec::with_capacity(n);
+    for (i, device) in devices.iter_mut().enumerate() {
+        prepared.push(Arc::new(prepare(
+            device,
+            &bucket,
+            per_client,
+            batch,
+            p.body_chars,
+            created_at,
+            i as u64 + 1,
+        )?));
+    }
+    let total = per_client * n;
+
+    // Start readers and writers; they wait for `go`.
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut readers = Vec::with_capacity(n);
+    let mut writers = Vec::with_capacity(n);
+    let mut progress = Vec::with_capacity(n);
+    for (i, ws) in sockets.into_iter().enumerate() {
+        let (sink, stream) = ws.split();
+        let answered = Arc::new(AtomicUsize::new(0));
+        progress.push(answered.clone());
+        let notify = Arc::new(Notify::new());
+        let index = Arc::new(prepared[i].index.clone());
+        readers.push(tokio::spawn(reader(
+            stream,
+            bucket.to_string(),
+            index,
+            per_client,
+            total,
+            answered.clone(),
+            notify.clone(),
+            done_tx.clone(),
+            stop_rx.clone(),
+        )));
+        let prep = prepared[i].clone();
+        let go = go_rx.clone();
+        writers.push(match interval {
+            None => tokio::spawn(burst_writer(sink, prep, p.window, answered, notify, go)),
+            Some(every) => tokio::spawn(paced_writer(
+                sink,
+                prep,
+                Duration::from_secs_f64(i as f64 / f64::from(p.rate.max(1))),
+                every,
+                go,
+            )),
+        });
+    }
+    drop(done_tx);
+
+    let metrics_before = metrics(server.port).await;
+    let pg_db = server
+        .database_url
+        .as_deref()
+        .and_then(|u| u.rsplit('/').next())
+        .map(str::to_owned);
+    let pg_before: HashMap<u32, u64> = match &pg_db {
+        Some(db) => pg_backends(db)
+            .await?
+            .into_iter()
+            .filter_map(|pid| cpu_ticks(pid).map(|t| (pid, t)))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let cpu_before = cpu_ticks(server.pid).unwrap_or(0);
+    let self_before = cpu_ticks(std::process::id()).unwrap_or(0);
+    let started = Instant::now();
+    let _ = go_tx.send(true);
+
+    // Wait until every reader has all its answers and every delivery (or gave up).
+    let expected_s = match p.mode {
+        Mode::Burst => 60.0,
+        Mode::Paced => p.seconds + 20.0,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(expected_s);
+    let mut finished = 0;
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(5),
+        Duration::from_secs(5),
+    );
+    while finished < n {
+        tokio::select! {
+            done = tokio::time::timeout_at(deadline, done_rx.recv()) => match done {
+                Ok(Some(())) => finished += 1,
+                Ok(None) => break,
+                Err(_) => {
+                    eprintln!("  timed out waiting for acks and deliveries ({finished}/{n} clients complete)");
+                    break;
+                }
+            },
+            _ = tick.tick() => {
+                let answered: usize = progress.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+                eprintln!(
+                    "  {:>5.1} s: {answered}/{total} answered, {finished}/{n} clients complete",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+    let ended = Instant::now();
+    let cpu_after = cpu_ticks(server.pid).unwrap_or(cpu_before);
+    let self_after = cpu_ticks(std::process::id()).unwrap_or(self_before);
+    let (rss, peak) = memory(server.pid);
+    let pg_ticks: Option<u64> = match &pg_db {
+        Some(db) => {
+            let mut sum = 0;
+            for pid in pg_backends(db).await? {
+                if let Some(now) = cpu_ticks(pid) {
+                    sum += now.saturating_sub(pg_before.get(&pid).copied().unwrap_or(0));
+                }
+            }
+            Some(sum)
+        }
+        None => None,
+    };
+    let metrics_delta = metrics(server.port).await.minus(metrics_before);
+    let _ = stop_tx.send(true);
+
+    let mut sent_at: Vec<Vec<Instant>> = Vec::with_capacity(n);
+    let mut writer_errors = Vec::new();
+    let mut sinks = Vec::with_capacity(n);
+    for w in writers {
+        match w.await? {
+            Ok((sink, sends)) => {
+                sinks.push(Some(sink));
+                sent_at.push(sends);
+            }
+            Err(e) => {
+                writer_errors.push(e.to_string());
+                sinks.push(None);
+                sent_at.push(Vec::new());
+            }
+        }
+    }
+    let mut outs = Vec::with_capacity(n);
+    for (i, r) in readers.into_iter().enumerate() {
+        let (stream, out) = r.await?;
+        if let Some(sink) = sinks[i].take() {
+            if let Ok(mut ws) = sink.reunite(stream) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+            }
+        }
+        outs.push(out);
+    }
+
+    // Join sends, acks and deliveries.
+    let mut origin: HashMap<u64, (usize, Instant)> = HashMap::with_capacity(total);
+    let mut ack_lat = Vec::with_capacity(total);
+    let mut first_send: Option<Instant> = None;
+    let mut last_send: Option<Instant> = None;
+    let mut last_ack: Option<Instant> = None;
+    let mut acked = 0;
+    let mut rejects = Vec::new();
+    let mut errors = writer_errors;
+    for (c, out) in outs.iter().enumerate() {
+        for s in &sent_at[c] {
+            first_send = Some(first_send.map_or(*s, |f| f.min(*s)));
+            last_send = Some(last_send.map_or(*s, |f| f.max(*s)));
+        }
+        for (i, seq, at) in &out.acks {
+            let Some(sent) = sent_at[c].get(*i) else {
+                continue;
+            };
+            acked += 1;
+            ack_lat.push(at.saturating_duration_since(*sent).as_micros() as u64);
+            origin.insert(*seq, (c, *sent));
+            last_ack = Some(last_ack.map_or(*at, |l| l.max(*at)));
+        }
+        rejects.extend(out.rejects.iter().cloned());
+        errors.extend(out.errors.iter().map(|e| format!("client {c}: {e}")));
+    }
+    let mut delivery = Vec::with_capacity(total * (n - 1));
+    let mut last_arrival: HashMap<u64, (u64, usize)> = HashMap::with_capacity(total);
+    for (r, out) in outs.iter().enumerate() {
+        for (seq, at) in &out.deliveries {
+            let Some((c, sent)) = origin.get(seq) else {
+                continue;
+            };
+            if *c == r {
+                continue;
+            }
+            let micros = at.saturating_duration_since(*sent).as_micros() as u64;
+            delivery.push(micros);
+            let e = last_arrival.entry(*seq).or_insert((0, 0));
+            e.0 = e.0.max(micros);
+            e.1 += 1;
+        }
+    }
+    let delivered_to_all: Vec<u64> = last_arrival
+        .values()
+        .filter(|(_, count)| *count >= n - 1)
+        .map(|(m, _)| *m)
+        .collect();
+    let deliveries_missing = (acked * (n - 1)).saturating_sub(delivery.len());
+    rejects.sort();
+    rejects.dedup();
+    errors.sort();
+    errors.dedup();
+
+    let span = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let accept_span = span(first_send, last_ack);
+    // Throughput of the first and the second half of the acks: does acceptance slow down
+    // as the bucket document grows?
+    let mut ack_times: Vec<Instant> = outs
+        .iter()
+        .flat_map(|o| o.acks.iter().map(|(_, _, at)| *at))
+        .collect();
+    ack_times.sort_unstable();
+    let (first_half_per_s, second_half_per_s) = match (first_send, ack_times.len()) {
+        (Some(first), len) if len >= 2 => {
+            let mid = ack_times[len / 2 - 1];
+            let last = ack_times[len - 1];
+            let a = mid.saturating_duration_since(first).as_secs_f64();
+            let b = last.saturating_duration_since(mid).as_secs_f64();
+            (
+                if a > 0.0 { (len / 2) as f64 / a } else { 0.0 },
+                if b > 0.0 {
+                    (len - len / 2) as f64 / b
+                } else {
+                    0.0
+                },
+            )
+        }
+        _ => (0.0, 0.0),
+    };
+    let send_span = span(first_send, last_send);
+    let per_1k = |t: u64| {
+        if acked == 0 {
+            0.0
+        } else {
+            t as f64 / ticks * 1000.0 / acked as f64 * 1000.0
+        }
+    };
+    let mut result = RunResult {
+        backend: backend_name(server.backend),
+        clients: n,
+        mode: p.mode.name(),
+        batch,
+        window: if p.mode == Mode::Burst { p.window } else { 0 },
+        messages_sent: sent_at.iter().map(Vec::len).sum(),
+        messages_acked: acked,
+        rejected: rejects.len(),
+        errors: errors.into_iter().take(5).collect(),
+        accepted_per_s: if accept_span > 0.0 {
+            acked as f64 / accept_span
+        } else {
+            0.0
+        },
+        first_half_per_s,
+        second_half_per_s,
+        offered_per_s: if send_span > 0.0 {
+            total as f64 / send_span
+        } else {
+            0.0
+        },
+        wall_s: ended.duration_since(started).as_secs_f64(),
+        ack: Dist::of(ack_lat),
+        delivery: Dist::of(delivery),
+        delivery_all: Dist::of(delivered_to_all),
+        deliveries_missing,
+        server_cpu_ms_per_1k: per_1k(cpu_after.saturating_sub(cpu_before)),
+        pg_cpu_ms_per_1k: pg_ticks.map(per_1k),
+        loadgen_cpu_ms_per_1k: per_1k(self_after.saturating_sub(self_before)),
+        server_rss_mb: mb(rss),
+        server_peak_rss_mb: mb(peak),
+        commits: metrics_delta.batch_count,
+        avg_commit_batch: if metrics_delta.batch_count > 0.0 {
+            metrics_delta.batch_sum / metrics_delta.batch_count
+        } else {
+            0.0
+        },
+        avg_commit_ms: if metrics_delta.batch_count > 0.0 {
+            metrics_delta.seconds_sum / metrics_delta.batch_count * 1000.0
+        } else {
+            0.0
+        },
+        frames_in: metrics_delta.frames_in,
+        frames_out: metrics_delta.frames_out,
+        ..RunResult::default()
+    };
+    if !rejects.is_empty() {
+        result.errors.push(format!(
+            "rejected: {}",
+            rejects[..rejects.len().min(3)].join("; ")
+        ));
+    }
+
+    // Storage: stop, measure, compact, measure.
+    server.stop().await?;
+    result.bucket_bytes_before_compaction = bucket_bytes(server, &bucket).await?.0;
+    let compacting = Instant::now();
+    result.compact_summary = server.compact().await?;
+    result.compact_s = compacting.elapsed().as_secs_f64();
+    let (after, messages) = bucket_bytes(server, &bucket).await?;
+    result.bucket_bytes_after_compaction = after;
+    result.messages_after_compaction = messages;
+    let db_bytes = match &server.database_url {
+        None => ["confab.db", "confab.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(server.data_dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum(),
+        Some(url) => pg_table_bytes(url).await?,
+    };
+    if acked > 0 {
+        result.stored_bytes_per_msg_before =
+            result.bucket_bytes_before_compaction as f64 / acked as f64;
+        result.stored_bytes_per_msg = after as f64 / acked as f64;
+        result.db_bytes_per_msg = db_bytes as f64 / acked as f64;
+    }
+    if messages != acked {
+        result.errors.push(format!(
+            "the compacted bucket holds {messages} messages, {acked} were acked"
+        ));
+    }
+    Ok(result)
+}
+
+/// The bucket's stored bytes and, when compacted, the messages its snapshot holds.
+async fn bucket_bytes(server: &Server, bucket: &DocId) -> Result<(u64, usize)> {
+    let store =
+        confab_server::maintenance::open_store(server.database_url.as_deref(), &server.data_dir)
+            .await
+            .context("opening the store")?;
+    let bytes = store.stored_bytes(bucket).await?;
+    let stored = store.load_doc(bucket).await?;
+    let messages = match &stored.snapshot {
+        Some(snapshot) if stored.changes.is_empty() => {
+            let doc = Automerge::load(snapshot).map_err(|e| anyhow!("loading snapshot: {e}"))?;
+            read::read_messages(&doc).len()
+        }
+        _ => 0,
+    };
+    Ok((bytes, messages))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+fn table(results: &[RunResult]) {
+    println!();
+    println!(
+        "{:<8} {:>3} {:<5} {:>6} {:>9} | {:>14} | {:>14} | {:>14} | {:>7} {:>7} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>7}",
+        "backend", "N", "mode", "acked", "msg/s",
+        "ack p50/p99", "deliv p50/p99", "all p50/p99",
+        "srvCPU", "pgCPU", "RSS", "peak",
+        "batch", "commit",
+        "B/msg", "pre", "db B/m"
+    );
+    println!(
+        "{:<8} {:>3} {:<5} {:>6} {:>9} | {:>14} | {:>14} | {:>14} | {:>7} {:>7} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>7}",
+        "", "", "", "", "accepted",
+        "ms", "ms", "ms",
+        "ms/1k", "ms/1k", "MB", "MB",
+        "avg", "avg ms",
+        "compct", "compct", ""
+    );
+    for r in results {
+        let pg = r
+            .pg_cpu_ms_per_1k
+            .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
+        println!(
+            "{:<8} {:>3} {:<5} {:>6} {:>9.0} | {:>6.2}/{:>7.2} | {:>6.2}/{:>7.2} | {:>6.2}/{:>7.2} | {:>7.0} {:>7} {:>6.1} {:>6.1} | {:>6.1} {:>6.2} | {:>6.1} {:>6.1} {:>7.0}",
+            r.backend,
+            r.clients,
+            r.mode,
+            r.messages_acked,
+            r.accepted_per_s,
+            r.ack.p50_ms,
+            r.ack.p99_ms,
+            r.delivery.p50_ms,
+            r.delivery.p99_ms,
+            r.delivery_all.p50_ms,
+            r.delivery_all.p99_ms,
+            r.server_cpu_ms_per_1k,
+            pg,
+            r.server_rss_mb,
+            r.server_peak_rss_mb,
+            r.avg_commit_batch,
+            r.avg_commit_ms,
+            r.stored_bytes_per_msg,
+            r.stored_bytes_per_msg_before,
+            r.db_bytes_per_msg,
+        );
+        for e in &r.errors {
+            println!("         ! {e}");
+        }
+    }
+    println!();
+    println!("targets (Postgres, durable commits): burst ≥ {TARGET_BURST_PER_S:.0} msg/s; paced delivery p50 ≤ {TARGET_PACED_P50_MS} ms, p99 ≤ {TARGET_PACED_P99_MS} ms; ≤ {TARGET_STORED_BYTES} stored bytes/msg after compaction");
+    for r in results.iter().filter(|r| r.backend == "postgres") {
+        let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+        match r.mode {
+            "burst" => println!(
+                "  postgres N={:<2} burst: {:>7.0} msg/s {}; {:.1} B/msg {}",
+                r.clients,
+                r.accepted_per_s,
+                verdict(r.accepted_per_s >= TARGET_BURST_PER_S),
+                r.stored_bytes_per_msg,
+                verdict(r.stored_bytes_per_msg <= TARGET_STORED_BYTES)
+            ),
+            _ => println!(
+                "  postgres N={:<2} paced: delivery-to-all p50 {:.2} ms / p99 {:.2} ms {}; {:.1} B/msg {}",
+                r.clients,
+                r.delivery_all.p50_ms,
+                r.delivery_all.p99_ms,
+                verdict(
+                    r.delivery_all.p50_ms <= TARGET_PACED_P50_MS
+                        && r.delivery_all.p99_ms <= TARGET_PACED_P99_MS
+                ),
+                r.stored_bytes_per_msg,
+                verdict(r.stored_bytes_per_msg <= TARGET_STORED_BYTES)
+            ),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = Args::parse();
+    if args.clients.is_empty() {
+        args.clients = if args.quick {
+            vec![2, 10]
+        } else {
+            vec![2, 10, 50]
+        };
+    }
+    let burst_messages = args
+        .burst_messages
+        .unwrap_or(if args.quick { 2_000 } else { 20_000 });
+    let seconds = args.seconds.unwrap_or(if args.quick { 3.0 } else { 10.0 });
+    let bin = match &args.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("confab-server"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p confab-server` or pass --server-bin",
+            bin.display()
+        );
+    }
+    let mut backends = Vec::new();
+    for b in &args.backends {
+        backends.push(match b.as_str() {
+            "sqlite" => Backend::Sqlite,
+            "postgres" | "pg" => Backend::Postgres,
+            other => bail!("unknown backend {other:?} (sqlite, postgres)"),
+        });
+    }
+    let mut modes = Vec::new();
+    for m in &args.modes {
+        modes.push(match m.as_str() {
+            "burst" => Mode::Burst,
+            "paced" => Mode::Paced,
+            other => bail!("unknown mode {other:?} (burst, paced)"),
+        });
+    }
+    let ticks = clock_ticks();
+    eprintln!(
+        "loadgen: server {} | {} cores | load average {}",
+        bin.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    eprintln!("  sqlite: WAL, synchronous=FULL (durable commits)");
+    if backends.contains(&Backend::Postgres) {
+        eprintln!("  postgres: {}", pg_durability().await?);
+    }
+    eprintln!(
+        "  burst: {} messages per run, {} changes per submit frame, ≤ {} unacked changes per client; paced: {} msg/s for {} s, 1 change per frame; bodies {} chars, ULID-like ids",
+        burst_messages, args.batch, args.window, args.rate, seconds, args.body_chars
+    );
+    let mut json_file = match &args.json {
+        Some(path) => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut results = Vec::new();
+    let mut failures = Vec::new();
+    for &backend in &backends {
+        for &clients in &args.clients {
+            for &mode in &modes {
+                let params = Params {
+                    clients,
+                    mode,
+                    burst_messages,
+                    batch: args.batch,
+                    window: args.window,
+                    rate: args.rate,
+                    seconds,
+                    body_chars: args.body_chars,
+                };
+                let label = format!("{} N={clients} {}", backend_name(backend), mode.name());
+                eprintln!("run {label} ...");
+                let started = Instant::now();
+                let outcome = tokio::time::timeout(
+                    Duration::from_secs(args.run_timeout_s),
+                    run_one(&bin, backend, &params, ticks),
+                )
+                .await
+                .unwrap_or_else(|_| Err(anyhow!("run exceeded {} s", args.run_timeout_s)));
+                match outcome {
+                    Ok(r) => {
+                        let line = serde_json::to_string(&r)?;
+                        println!("{line}");
+                        if let Some(f) = json_file.as_mut() {
+                            writeln!(f, "{line}")?;
+                        }
+                        eprintln!(
+                            "  {:.0} msg/s accepted, delivery p50 {:.2} ms p99 {:.2} ms, {:.1} B/msg ({:.1} s)",
+                            r.accepted_per_s,
+                            r.delivery.p50_ms,
+                            r.delivery.p99_ms,
+                            r.stored_bytes_per_msg,
+                            started.elapsed().as_secs_f64()
+                        );
+                        results.push(r);
+                    }
+                    Err(e) => {
+                        eprintln!("  FAILED: {e:#}");
+                        failures.push(format!("{label}: {e:#}"));
+                    }
+                }
+            }
+        }
+    }
+    table(&results);
+    if !failures.is_empty() {
+        bail!("{} run(s) failed:\n{}", failures.len(), failures.join("\n"));
+    }
+    Ok(())
+}
