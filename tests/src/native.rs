@@ -129,7 +129,7 @@ impl NativeClient {
     pub async fn intent(&self, intent: Intent) -> Result<u64> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Cmd::Intent(intent, reply))
+            .send(Cmd::Intent(Box::new(intent), reply))
             .await
             .map_err(|_| anyhow!("client stopped"))?;
         rx.await?.map_err(|e| anyhow!("{}: {e}", e.code()))
