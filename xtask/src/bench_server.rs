@@ -20,7 +20,11 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 pub fn run(args: &[String]) -> Result<()> {
-    let root = workspace_root();
+    run_in(&workspace_root(), args)
+}
+
+/// `run` for the workspace at `root`.
+pub fn run_in(root: &Path, args: &[String]) -> Result<()> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -40,7 +44,7 @@ pub fn run(args: &[String]) -> Result<()> {
     eprintln!("+ {cargo} {}", build.join(" "));
     let status = Command::new(&cargo)
         .args(build)
-        .current_dir(&root)
+        .current_dir(root)
         .status()
         .with_context(|| format!("could not start {cargo}"))?;
     if !status.success() {
@@ -63,7 +67,7 @@ pub fn run(args: &[String]) -> Result<()> {
         args.join(" ")
     );
     let status = cmd
-        .current_dir(&root)
+        .current_dir(root)
         .status()
         .with_context(|| format!("could not start {}", loadgen.display()))?;
     if !status.success() {

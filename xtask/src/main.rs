@@ -3,8 +3,10 @@
 //! - `test`: everything CI checks (format, lints on host and wasm32, tests, wasm32 build).
 //! - `ci`: `test` as CI runs it (same thing; kept for symmetry with `.ci/run`).
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
+//! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
 
 mod bench;
+mod bench_server;
 
 use std::process::Command;
 
@@ -14,9 +16,10 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") | Some("ci") => test(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("server") => bench_server::run(&args[2..]),
         Some("bench") => bench::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench [core]>");
+            eprintln!("usage: cargo xtask <test|ci|bench [core|server [--quick]]>");
             bail!("unknown task {:?}", args.first())
         }
     }
