@@ -11,10 +11,13 @@ mod support;
 use std::collections::HashMap;
 
 use confab_core::automerge::{ActorId, Automerge, Change};
-use confab_core::doc::write;
+use confab_core::doc::{self as cdoc, write, IntentTag};
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, DocId, TenantId};
-use confab_core::model::conversation::{Conversation, Role};
+use confab_core::model::conversation::{
+    ConvKind, Conversation, Info, Member, Role, Settings, DEFAULT_BUCKET_MS,
+};
+use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
 use confab_core::protocol::{
@@ -24,11 +27,33 @@ use confab_core::protocol::{
 use confab_core::validate::{validate_bytes, AcceptedDoc, Env, RejectCode, Rejection, Verdict};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestRunner};
 use serde_bytes::ByteBuf;
 use support::*;
 
 const MAX: usize = 1 << 20;
+
+/// Deterministic in CI (a fixed seed, no regression files written); set `PROPTEST_RNG_SEED`
+/// (and `PROPTEST_CASES`) to explore further.
+fn config(cases: u32) -> Config {
+    let base = Config::default();
+    let rng_seed = if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+        base.rng_seed
+    } else {
+        RngSeed::Fixed(0x00c0_ffee_f4a2)
+    };
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
+        base.cases
+    } else {
+        cases
+    };
+    Config {
+        cases,
+        rng_seed,
+        failure_persistence: None,
+        ..base
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Raw CBOR, for inputs a serializer would never produce
@@ -453,7 +478,7 @@ fn message() -> impl Strategy<Value = (u16, Vec<u8>)> {
 // ---------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(Config { cases: 512, ..Config::default() })]
+    #![proptest_config(config(512))]
 
     #[test]
     fn random_bytes_never_panic_the_decoders(bytes in vec(any::<u8>(), 0..256)) {
@@ -510,7 +535,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 256, ..Config::default() })]
+    #![proptest_config(config(256))]
 
     #[test]
     fn sessions_never_panic_and_act_well_formed(
@@ -528,7 +553,9 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 
 /// A group created by its owner alice with bob as a member: the accepted `conv` document, the
-/// genesis-only bucket of today, and valid changes of both.
+/// genesis-only bucket of today, and valid changes of both. Built exactly like the fixture of
+/// the `validate_change` fuzz target (`fuzz/src/lib.rs`: same actors, tags and times, so the
+/// same change hashes), so its crash inputs replay here byte for byte.
 struct Fixture {
     conv_doc: AcceptedDoc,
     msgs_doc: AcceptedDoc,
@@ -536,31 +563,75 @@ struct Fixture {
     bindings: HashMap<ActorId, AccountId>,
     alice: Author,
     bob: Author,
-    /// (alice's change to `conv_doc`, bob's message in `msgs_doc`), both acceptable.
+    /// Acceptable changes: alice's to `conv_doc`, bob's message in `msgs_doc`, and both again
+    /// in their compressed form.
     valid: Vec<Vec<u8>>,
+}
+
+/// The fuzz fixture's actors: the name's bytes, zero-padded to 16.
+fn fuzz_actor(name: &str) -> ActorId {
+    let mut bytes = [0u8; 16];
+    for (i, b) in name.bytes().take(15).enumerate() {
+        bytes[i] = b;
+    }
+    ActorId::from(&bytes[..])
 }
 
 impl Fixture {
     fn new() -> Self {
+        let c = conv_id("g1");
+        let alice = Author::user(acc("alice"));
+        let bob = Author::user(acc("bob"));
+        let mut members = vec![Member::new(alice.account.clone(), Role::Owner)];
+        let mut m = Member::new(bob.account.clone(), Role::Member);
+        m.invited_by = Some(alice.account.clone());
+        members.push(m);
+        let spec = write::CreateConv {
+            kind: ConvKind::Group,
+            created_by: alice.account.clone(),
+            created_at: NOW - 1000,
+            bucket_ms: DEFAULT_BUCKET_MS,
+            thread: None,
+            info: Info {
+                title: Some("fuzz".into()),
+                ..Info::default()
+            },
+            settings: Settings::defaults_for(ConvKind::Group),
+            members,
+        };
+        let mut alice_doc = cdoc::genesis(&conv_doc(&c))
+            .unwrap()
+            .with_actor(fuzz_actor("alice"));
+        write::create_conversation(&mut alice_doc, &IntentTag::new("i1", "create"), &spec).unwrap();
+        let creation = alice_doc.get_last_local_change().unwrap();
         let mut hub = Hub::new();
-        let mut alice = Device::new("alice", 1);
-        let mut bob = Device::new("bob", 1);
-        let c = group(&mut hub, "g1", &mut alice, &mut [(&mut bob, Role::Member)]);
-        let accepted_conv = hub.doc(&conv_doc(&c)).unwrap().clone();
-        let msgs_doc = AcceptedDoc::new(bucket_doc(&c, NOW)).unwrap();
+        hub.submit(&conv_doc(&c), &alice, creation, NOW).unwrap();
+
         let mut bindings = HashMap::new();
-        bindings.insert(alice.actor.clone(), alice.account());
-        let mut rename = alice.write(&conv_doc(&c), |d, t| {
-            write::set_info(d, t, NOW, "title", Some("renamed"))
-        });
-        let (_, mut post) = text_change(&mut bob, &c, "m1", "hello", NOW);
+        bindings.insert(fuzz_actor("alice"), alice.account.clone());
+        write::set_info(
+            &mut alice_doc,
+            &IntentTag::new("i11", "seed"),
+            NOW,
+            "title",
+            Some("renamed"),
+        )
+        .unwrap();
+        let mut rename = alice_doc.get_last_local_change().unwrap();
+        let bucket = bucket_doc(&c, NOW);
+        let mut bob_doc = cdoc::genesis(&bucket)
+            .unwrap()
+            .with_actor(fuzz_actor("bob"));
+        let m = NewMessage::text(msg_id("m1"), bob.account.clone(), "hello", NOW);
+        write::post_message(&mut bob_doc, &IntentTag::new("i1", "seed"), &m).unwrap();
+        let mut post = bob_doc.get_last_local_change().unwrap();
         let fixture = Fixture {
-            conv_doc: accepted_conv,
-            msgs_doc,
+            conv_doc: hub.doc(&conv_doc(&c)).unwrap().clone(),
+            msgs_doc: AcceptedDoc::new(bucket).unwrap(),
             conv: hub.conversation(&c).unwrap().clone(),
             bindings,
-            alice: alice.author.clone(),
-            bob: bob.author.clone(),
+            alice,
+            bob,
             valid: vec![
                 rename.raw_bytes().to_vec(),
                 post.raw_bytes().to_vec(),
@@ -599,9 +670,20 @@ impl Fixture {
         validate_bytes(&self.msgs_doc, &self.env(&self.bob), bytes)
     }
 
-    /// Validates `bytes` on both documents; whatever is accepted applies and round trips
-    /// through save and load.
+    /// Validates `bytes` on both documents, as sent and with the checksum a hostile client
+    /// would give them; whatever is accepted applies and round trips through save and load.
     fn check(&self, bytes: &[u8]) {
+        self.check_exact(bytes);
+        if let Ok(change) = Change::from_bytes(bytes.to_vec()) {
+            let mut fixed = bytes.to_vec();
+            fixed[4..8].copy_from_slice(&change.hash().0[..4]);
+            if fixed != bytes {
+                self.check_exact(&fixed);
+            }
+        }
+    }
+
+    fn check_exact(&self, bytes: &[u8]) {
         for (doc, verdict) in [
             (&self.conv_doc, self.on_conv(bytes)),
             (&self.msgs_doc, self.on_msgs(bytes)),
@@ -620,10 +702,7 @@ impl Fixture {
 #[test]
 fn validation_never_panics_on_random_or_mutated_changes() {
     let fixture = Fixture::new();
-    let mut runner = TestRunner::new(Config {
-        cases: 384,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(config(384));
     runner
         .run(&vec(any::<u8>(), 0..300), |bytes| {
             fixture.check(&bytes);
@@ -1047,4 +1126,107 @@ fn closed_sessions_ignore_everything() {
     }
     assert!(s.authenticated(identity(), 2).is_empty());
     assert!(s.identity().is_none());
+}
+
+/// Gives `bytes` the checksum they deserve, as any hostile client can: the fuzz target found
+/// these inputs before `validate` checked checksums, and the checksum guards nothing.
+fn with_valid_checksum(bytes: &[u8]) -> Vec<u8> {
+    let hash = Change::from_bytes(bytes.to_vec()).unwrap().hash();
+    let mut out = bytes.to_vec();
+    out[4..8].copy_from_slice(&hash.0[..4]);
+    out
+}
+
+/// Validates on the `conv` document, catching a panic: `Err(())` when validation panicked.
+fn conv_verdict_or_panic(
+    fixture: &Fixture,
+    bytes: &[u8],
+) -> Result<Result<Verdict, Rejection>, ()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fixture.on_conv(bytes)))
+        .map_err(|_| ())
+}
+
+/// Found by the `validate_change` fuzz target (crash-6c4d926e…, 148 bytes): alice's seed change
+/// to the group (it depends on the fixture's creation change) with mutated op columns that
+/// name an actor index past the change's actor table. `Change::from_bytes` accepts it; then
+/// `validate/ops.rs::resolve` calls `change.decode()`, and automerge 0.12's
+/// `ExpandedChange::from` (change.rs:331, `actors.get(..).unwrap()`) panics: a panic on
+/// network input, in the server's unit worker.
+const CRASH_DECODE_UNKNOWN_ACTOR: [u8; 148] = [
+    0x85, 0x6f, 0x4a, 0x83, 0x9c, 0xd6, 0xfa, 0xc3, 0x01, 0x89, 0x01, 0x01, 0x05, 0x32, 0x73, 0x6f,
+    0x1e, 0x55, 0x7c, 0xc3, 0xe0, 0xde, 0x36, 0x4c, 0x0c, 0xe4, 0xdf, 0xff, 0x7d, 0xbb, 0x61, 0xfa,
+    0x18, 0x18, 0xe6, 0xdc, 0x89, 0x96, 0x05, 0x48, 0x7f, 0xbe, 0xa7, 0x2f, 0x10, 0x61, 0x6c, 0x69,
+    0x63, 0x65, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x1f, 0x80,
+    0xfb, 0xe0, 0xce, 0x06, 0x0f, 0x69, 0x6e, 0x74, 0x65, 0x6e, 0x74, 0x2f, 0x69, 0x31, 0x33, 0x2f,
+    0x73, 0x65, 0x65, 0x64, 0x01, 0x10, 0xd2, 0xd3, 0x7f, 0x82, 0x43, 0x1c, 0x1c, 0x2c, 0xf0, 0xa2,
+    0x71, 0x7f, 0x33, 0x4c, 0xde, 0x4b, 0x08, 0x01, 0x02, 0x02, 0x02, 0x15, 0x0d, 0x34, 0x01, 0x42,
+    0x02, 0x56, 0x02, 0x57, 0x05, 0x70, 0x02, 0x64, 0x7f, 0x03, 0x65, 0x7f, 0x0b, 0x01, 0x7f, 0x73,
+    0x63, 0x77, 0x69, 0x70, 0x74, 0x69, 0x6f, 0x6e, 0x01, 0x7f, 0x01, 0x7f, 0x56, 0x61, 0x62, 0x6f,
+    0x75, 0x74, 0x7f, 0x00,
+];
+
+/// Found by the `validate_change` fuzz target (crash-b2ca9727… and crash-cad07d26…, 152 bytes
+/// each): alice's seed rename with a mutated RLE run in its last column, so the column holds
+/// more values than the change has ops. Automerge ignores the surplus, `validate` accepts the
+/// change and `apply` takes it, but the change's hash covers the surplus bytes while the saved
+/// document re-encodes the change without them: `Automerge::load` of the saved document then
+/// fails with `MismatchingHeads`, so the document is lost at the next compaction or restart.
+const CRASH_SURPLUS_COLUMN_VALUES: [[u8; 152]; 2] = [
+    [
+        0x85, 0x6f, 0x4a, 0x83, 0xcd, 0x8d, 0x58, 0xe4, 0x01, 0x8d, 0x01, 0x01, 0x05, 0x32, 0x73,
+        0x6f, 0x1e, 0x55, 0x7c, 0xc3, 0xe0, 0xde, 0x36, 0x4c, 0x0c, 0xe4, 0xdf, 0xff, 0x7d, 0xbb,
+        0x61, 0xfa, 0x18, 0x18, 0xe6, 0xdc, 0x89, 0x96, 0x05, 0x48, 0x7f, 0xbe, 0xa7, 0x2f, 0x10,
+        0x61, 0x6c, 0x69, 0x63, 0x65, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x02, 0x1f, 0x80, 0xfb, 0xe0, 0xce, 0x06, 0x0f, 0x69, 0x6e, 0x74, 0x65, 0x6e, 0x74,
+        0x2f, 0x69, 0x31, 0x31, 0x2f, 0x73, 0x65, 0x65, 0x64, 0x01, 0x10, 0xd2, 0xd3, 0x7f, 0x82,
+        0x43, 0x1c, 0x1c, 0x2c, 0xf0, 0xa2, 0x71, 0x7f, 0x33, 0x4c, 0xde, 0x4b, 0x0a, 0x01, 0x02,
+        0x02, 0x02, 0x15, 0x07, 0x34, 0x01, 0x42, 0x02, 0x56, 0x02, 0x57, 0x07, 0x70, 0x02, 0x71,
+        0x02, 0x73, 0x02, 0x7f, 0x01, 0x7f, 0x03, 0x7f, 0x05, 0x74, 0x69, 0x74, 0x6c, 0x65, 0x01,
+        0x7f, 0x01, 0x7f, 0x76, 0x72, 0x65, 0x6e, 0x61, 0x6d, 0x65, 0x64, 0x7f, 0x01, 0x7f, 0x00,
+        0x36, 0x0d,
+    ],
+    [
+        0x85, 0x6f, 0x4a, 0x83, 0xcd, 0x8d, 0x58, 0xe4, 0x01, 0x8d, 0x01, 0x01, 0x05, 0x32, 0x73,
+        0x6f, 0x1e, 0x55, 0x7c, 0xc3, 0xe0, 0xde, 0x36, 0x4c, 0x0c, 0xe4, 0xdf, 0xff, 0x7d, 0xbb,
+        0x61, 0xfa, 0x18, 0x18, 0xe6, 0xdc, 0x89, 0x96, 0x05, 0x48, 0x7f, 0xbe, 0xa7, 0x2f, 0x10,
+        0x61, 0x6c, 0x69, 0x63, 0x65, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x02, 0x1f, 0x80, 0xfb, 0xe0, 0xce, 0x06, 0x0f, 0x69, 0x6e, 0x74, 0x65, 0x6e, 0x74,
+        0x2f, 0x69, 0x31, 0x31, 0x2f, 0x73, 0x65, 0x65, 0x64, 0x01, 0x10, 0xd2, 0xd3, 0x7f, 0x82,
+        0x43, 0x1c, 0x1c, 0x2c, 0xf0, 0xa2, 0x71, 0x7f, 0x33, 0x4c, 0xde, 0x4b, 0x0a, 0x01, 0x02,
+        0x02, 0x02, 0x15, 0x07, 0x34, 0x01, 0x42, 0x02, 0x56, 0x02, 0x57, 0x07, 0x70, 0x02, 0x71,
+        0x02, 0x73, 0x02, 0x7f, 0x01, 0x7f, 0x03, 0x7f, 0x05, 0x74, 0x69, 0x74, 0x6c, 0x65, 0x01,
+        0x7f, 0x01, 0x65, 0x76, 0x7f, 0x72, 0x6e, 0x61, 0x6d, 0x65, 0x64, 0x7f, 0x01, 0x7f, 0x00,
+        0x7f, 0x0d,
+    ],
+];
+
+#[test]
+fn regression_op_naming_an_unknown_actor_is_malformed_not_a_panic() {
+    let fixture = Fixture::new();
+    let bytes = with_valid_checksum(&CRASH_DECODE_UNKNOWN_ACTOR);
+    match conv_verdict_or_panic(&fixture, &bytes) {
+        Ok(Err(r)) => assert_eq!(r.code, RejectCode::Malformed, "{r:?}"),
+        Ok(Ok(_)) => panic!("an op naming an unknown actor was accepted"),
+        Err(()) => panic!("validate_bytes panicked on a 148-byte change (automerge decode)"),
+    }
+}
+
+#[test]
+fn regression_accepted_changes_keep_the_document_loadable() {
+    let fixture = Fixture::new();
+    for crash in &CRASH_SURPLUS_COLUMN_VALUES {
+        let bytes = with_valid_checksum(crash);
+        match conv_verdict_or_panic(&fixture, &bytes) {
+            Ok(Ok(Verdict::Accept(accepted))) => {
+                let mut after = fixture.conv_doc.clone();
+                after.apply(accepted.change).unwrap();
+                if let Err(e) = AcceptedDoc::load(after.id().clone(), &after.save()) {
+                    panic!("accepted, and now the document does not load: {e}");
+                }
+            }
+            Ok(Ok(Verdict::AlreadyAccepted(_))) => panic!("not the same change"),
+            Ok(Err(_)) => {}
+            Err(()) => panic!("validate_bytes panicked"),
+        }
+    }
 }

@@ -132,6 +132,10 @@ async fn serve(
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let stopping = engine.clone();
+    // Acks and pushes are small frames: send them now, not after Nagle's delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             wait_for_signal().await;

@@ -173,17 +173,22 @@ async fn connection(app: AppState, socket: WebSocket) {
                 }
             }
         }
+        // Queue every frame, then flush once: one write for a burst of acks.
         let mut failed = false;
+        let count = out.len();
         for frame in out {
             metrics.frame("out");
             if sink
-                .send(Message::Binary(encode_server(&frame).into()))
+                .feed(Message::Binary(encode_server(&frame).into()))
                 .await
                 .is_err()
             {
                 failed = true;
                 break;
             }
+        }
+        if count > 0 && !failed && sink.flush().await.is_err() {
+            failed = true;
         }
         if failed {
             break;

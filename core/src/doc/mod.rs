@@ -68,23 +68,41 @@ pub fn genesis_maps(kind: DocKind) -> &'static [&'static str] {
 
 /// Every map the genesis of `kind` creates, as paths, in creation order: the top-level maps,
 /// and in message buckets the shard maps right after `messages`.
-pub fn genesis_objects(kind: DocKind) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for key in genesis_maps(kind) {
-        out.push(vec![(*key).to_owned()]);
-        if *key == keys::MESSAGES {
-            for shard in 0..schema::MESSAGE_SHARDS {
-                out.push(vec![(*key).to_owned(), format!("{shard:02}")]);
+pub fn genesis_objects(kind: DocKind) -> &'static [Vec<String>] {
+    static TABLES: std::sync::OnceLock<[Vec<Vec<String>>; 4]> = std::sync::OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        [
+            DocKind::Conv,
+            DocKind::Msgs,
+            DocKind::Profile,
+            DocKind::Private,
+        ]
+        .map(|kind| {
+            let mut out = Vec::new();
+            for key in genesis_maps(kind) {
+                out.push(vec![(*key).to_owned()]);
+                if *key == keys::MESSAGES {
+                    for shard in 0..schema::MESSAGE_SHARDS {
+                        out.push(vec![(*key).to_owned(), format!("{shard:02}")]);
+                    }
+                }
             }
-        }
-    }
-    out
+            out
+        })
+    });
+    let index = match kind {
+        DocKind::Conv => 0,
+        DocKind::Msgs => 1,
+        DocKind::Profile => 2,
+        DocKind::Private => 3,
+    };
+    &tables[index]
 }
 
 /// The path of the genesis map with op counter `counter` (the schema version is op 1).
 pub fn genesis_path(kind: DocKind, counter: u64) -> Option<Vec<String>> {
     let index = usize::try_from(counter.checked_sub(2)?).ok()?;
-    genesis_objects(kind).into_iter().nth(index)
+    genesis_objects(kind).get(index).cloned()
 }
 
 /// A new document holding only its genesis change. Identical bytes on every device.

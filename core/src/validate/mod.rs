@@ -170,13 +170,29 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
             ),
         ));
     }
+    // Decoding panics inside Automerge on some malformed inputs (found by fuzzing), and
+    // surplus column data survives parsing but breaks loading later: accept only changes that
+    // decode and re-encode to the very same hash.
+    let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode()))
+        .map_err(|_| reject(RejectCode::Malformed, "the ops do not decode".into()))?;
+    let canonical = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Change::from(expanded.clone()).hash()
+    }))
+    .map_err(|_| reject(RejectCode::Malformed, "the ops do not re-encode".into()))?;
+    if canonical != hash {
+        return Err(reject(
+            RejectCode::Malformed,
+            "the change is not canonically encoded".into(),
+        ));
+    }
     if change.is_empty() {
         return Err(reject(
             RejectCode::EmptyChange,
             "a change without ops".into(),
         ));
     }
-    let path_ops = ops::resolve(doc, &change).map_err(|(code, reason)| reject(code, reason))?;
+    let path_ops =
+        ops::resolve(doc, &change, &expanded).map_err(|(code, reason)| reject(code, reason))?;
     let effects =
         interpret::effects(doc, env, &path_ops).map_err(|(code, reason)| reject(code, reason))?;
     let ctx = context(doc, env, &effects);

@@ -37,8 +37,11 @@ struct ObjInfo {
     id: ObjId,
 }
 
-pub(super) fn resolve(doc: &AcceptedDoc, change: &Change) -> Result<Vec<PathOp>, Failure> {
-    let expanded = change.decode();
+pub(super) fn resolve(
+    doc: &AcceptedDoc,
+    change: &Change,
+    expanded: &automerge::ExpandedChange,
+) -> Result<Vec<PathOp>, Failure> {
     let actor = change.actor_id().clone();
     let genesis = genesis_actor(doc.id());
     let start = change.start_op().get();

@@ -46,6 +46,16 @@ enum Waiter {
     Write(oneshot::Sender<SubmitOutcome>, Slot),
 }
 
+/// Changes validated before one commit.
+const MAX_BATCH_CHANGES: usize = 512;
+
+fn job_changes(job: &Job) -> usize {
+    match job {
+        Job::Submit { changes, .. } => changes.len(),
+        _ => 1,
+    }
+}
+
 pub(crate) fn spawn(key: UnitKey, engine: Engine) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(1024);
     let unit = Unit {
@@ -108,10 +118,15 @@ impl Unit {
                 Err(_) if self.subscribers.values().all(Vec::is_empty) => break,
                 Err(_) => continue,
             };
+            // Bounded batches keep ack latency and the memory of one commit in check.
+            let mut changes = job_changes(&job);
             let mut jobs = vec![job];
-            while jobs.len() < 512 {
+            while jobs.len() < 512 && changes < MAX_BATCH_CHANGES {
                 match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
+                    Ok(job) => {
+                        changes += job_changes(&job);
+                        jobs.push(job);
+                    }
                     Err(_) => break,
                 }
             }
@@ -291,8 +306,10 @@ impl Unit {
             .and_then(|m| m.thread.as_ref())
             .map(|t| t.parent.clone());
         let parent = from_state.or_else(|| {
-            change
-                .decode()
+            // Hostile bytes can make decoding panic; validation rejects them right after.
+            let expanded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()?;
+            expanded
                 .operations
                 .iter()
                 .find_map(|op| match (&op.key, &op.action) {

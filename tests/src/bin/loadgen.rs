@@ -336,7 +336,11 @@ const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 async fn admin() -> Result<sqlx::PgConnection> {
     <sqlx::PgConnection as sqlx::Connection>::connect(ADMIN_URL)
         .await
-        .context("connecting to PostgreSQL on 127.0.0.1:5432")
+        .context(
+            "PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth). Start it with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or run \
+             with --backends sqlite",
+        )
 }
 
 async fn drop_database(name: &str) -> Result<()> {
