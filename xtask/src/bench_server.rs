@@ -55,7 +55,9 @@ pub fn run_in(root: &Path, args: &[String]) -> Result<()> {
     let server = release.join("confab-server");
     let mut cmd = Command::new(&loadgen);
     cmd.arg("--server-bin").arg(&server);
-    let has_json = args.iter().any(|a| a == "--json" || a.starts_with("--json="));
+    let has_json = args
+        .iter()
+        .any(|a| a == "--json" || a.starts_with("--json="));
     if !has_json {
         cmd.arg("--json").arg(target.join("bench-server.jsonl"));
     }

@@ -16,7 +16,9 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") | Some("ci") => test(),
-        Some("bench") if args.get(1).map(String::as_str) == Some("server") => bench_server::run(&args[2..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("server") => {
+            bench_server::run(&args[2..])
+        }
         Some("bench") => bench::run(&args[1..]),
         _ => {
             eprintln!("usage: cargo xtask <test|ci|bench [core|server [--quick]]>");
