@@ -212,10 +212,14 @@ impl DocId {
                 let (conv, bucket) = key
                     .rsplit_once('.')
                     .ok_or_else(|| bad("a msgs key is <conversation>.<bucket>"))?;
-                let bucket: Bucket = bucket
+                let parsed: Bucket = bucket
                     .parse()
                     .map_err(|_| bad("bucket is not an integer"))?;
-                DocTarget::Msgs(ConvId::new(conv)?, bucket)
+                // One spelling per document: `+007` and `7` must not name the same bucket.
+                if parsed.to_string() != bucket {
+                    return Err(bad("bucket is not in its normal form"));
+                }
+                DocTarget::Msgs(ConvId::new(conv)?, parsed)
             }
             "profile" => DocTarget::Profile(AccountId::new(key)?),
             "private" => DocTarget::Private(AccountId::new(key)?),
@@ -306,6 +310,8 @@ mod tests {
         }
         assert!(DocId::parse("acme/nope/x").is_err());
         assert!(DocId::parse("acme/msgs/c1").is_err());
+        assert!(DocId::parse("acme/msgs/c1.+007").is_err());
+        assert!(DocId::parse("acme/msgs/c1.07").is_err());
         assert!(DocId::parse("acme").is_err());
     }
 

@@ -1230,3 +1230,25 @@ fn regression_accepted_changes_keep_the_document_loadable() {
         }
     }
 }
+
+#[test]
+fn compressed_change_chunks_and_documents_are_refused_before_parsing() {
+    let mut compressed = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 2];
+    compressed.extend([0u8; 64]);
+    let err = confab_core::validate::parse_change(&compressed).unwrap_err();
+    assert_eq!(err.code, RejectCode::Malformed);
+    let mut document = compressed.clone();
+    document[8] = 0;
+    assert_eq!(
+        confab_core::validate::parse_change(&document)
+            .unwrap_err()
+            .code,
+        RejectCode::Malformed
+    );
+    assert_eq!(
+        confab_core::validate::parse_change(&[1, 2, 3])
+            .unwrap_err()
+            .code,
+        RejectCode::Malformed
+    );
+}

@@ -98,9 +98,22 @@ pub fn validate_bytes(
     env: &Env<'_>,
     bytes: &[u8],
 ) -> Result<Verdict, Rejection> {
-    let change = Change::from_bytes(bytes.to_vec())
-        .map_err(|e| Rejection::new(None, RejectCode::Malformed, e.to_string()))?;
+    let change = parse_change(bytes)?;
     validate(doc, env, change)
+}
+
+/// Parses one uncompressed change chunk. Compressed chunks (type 2) and documents are refused
+/// before Automerge sees them: a small compressed chunk can inflate to gigabytes.
+pub fn parse_change(bytes: &[u8]) -> Result<Change, Rejection> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    if bytes.len() < 9 || bytes[..4] != MAGIC || bytes[8] != 1 {
+        return Err(Rejection::new(
+            None,
+            RejectCode::Malformed,
+            "not an uncompressed Automerge change chunk (send Change::raw_bytes)".into(),
+        ));
+    }
+    Change::try_from(bytes).map_err(|e| Rejection::new(None, RejectCode::Malformed, e.to_string()))
 }
 
 /// Validates one change against the accepted state of its document. Whole change or nothing.

@@ -338,9 +338,9 @@ impl Unit {
         bytes: Vec<u8>,
         pending: &mut Vec<Pending>,
     ) -> Slot {
-        let change = match Change::try_from(&bytes[..]) {
+        let change = match validate::parse_change(&bytes) {
             Ok(c) => c,
-            Err(e) => return self.reject(doc, author, None, "malformed_change", e.to_string()),
+            Err(r) => return self.reject(doc, author, None, "malformed_change", r.reason),
         };
         let hash = change.hash().0;
         if let Err(e) = self.ensure(doc).await {
@@ -500,10 +500,10 @@ impl Unit {
             }
             Err(e) => return self.reject(doc, author, None, "not_applicable", e.to_string()),
         }
-        let Some(mut change) = fork.get_last_local_change() else {
+        let Some(change) = fork.get_last_local_change() else {
             return failed(None, "the intent made no change");
         };
-        let bytes = change.bytes().to_vec();
+        let bytes = change.raw_bytes().to_vec();
         self.accept(doc, author, bytes, pending).await
     }
 
