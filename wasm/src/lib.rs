@@ -1,1 +1,16 @@
-//! Confab WebAssembly bindings. The client/wasm issue fills this crate.
+//! Confab for JavaScript and TypeScript: `ConfabClient` (wasm-bindgen) around the sans-io
+//! client engine of `confab-core`, with an IndexedDB store, a storage adapter interface for
+//! mobile hosts, and a WebSocket transport that reconnects with backoff. README.md documents
+//! the JavaScript API; the `.d.ts` is generated from the types in [`types`].
+
+mod client;
+mod connection;
+pub mod error;
+mod js;
+mod runtime;
+pub mod store;
+pub mod types;
+
+pub use client::ConfabClient;
+pub use connection::backoff_delay;
+pub use store::{AnyStore, IdbStore, JsStore};

@@ -4,9 +4,11 @@
 //! - `ci`: `test` as CI runs it (same thing; kept for symmetry with `.ci/run`).
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
 //! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
+//! - `wasm [test [--bench] [--no-browser] [--no-node]]`: the npm package in wasm/pkg, and its tests.
 
 mod bench;
 mod bench_server;
+mod wasm;
 
 use std::process::Command;
 
@@ -20,8 +22,9 @@ fn main() -> Result<()> {
             bench_server::run(&args[2..])
         }
         Some("bench") => bench::run(&args[1..]),
+        Some("wasm") => wasm::build(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench [core|server [--quick]]>");
+            eprintln!("usage: cargo xtask <test|ci|bench [core|server [--quick]]|wasm [test]>");
             bail!("unknown task {:?}", args.first())
         }
     }

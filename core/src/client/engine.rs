@@ -316,9 +316,12 @@ impl ClientEngine {
             .collect();
         state.changes_since_snapshot += changes.len();
         if state.changes_since_snapshot >= SNAPSHOT_EVERY {
-            // Fold the change log into a snapshot: bounded store size and fast loads.
-            ops.push(StoreOp::Put(key_snapshot(id), snapshot_record(state)));
-            ops.insert(0, StoreOp::DeletePrefix(format!("chg/{id}/")));
+            // Fold the change log into a snapshot (it holds this batch too): bounded store
+            // size and fast loads.
+            ops = vec![
+                StoreOp::DeletePrefix(format!("chg/{id}/")),
+                StoreOp::Put(key_snapshot(id), snapshot_record(state)),
+            ];
             state.changes_since_snapshot = 0;
         }
         self.out.push(Output::Persist(ops));

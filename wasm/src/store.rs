@@ -1,0 +1,474 @@
+//! Local stores for the client engine (`confab_core::client::LocalStore`):
+//!
+//! - [`IdbStore`]: IndexedDB, one object store `kv`, string keys, `Uint8Array` values; a scan
+//!   is one key range `[prefix, prefix + '\uffff']`; a write batch is one `readwrite`
+//!   transaction (all or nothing).
+//! - [`JsStore`]: a storage adapter object from the host (`{get, scan, write}` returning
+//!   promises), for mobile hosts over SQLite or files.
+//! - [`AnyStore`]: what a `ConfabClient` holds (memory, IndexedDB or an adapter).
+//!
+//! All three pass `confab_core::client::store::conformance` (tests/browser.rs, and
+//! `checkStorageAdapter` for adapters).
+
+use std::cell::Cell;
+
+use confab_core::client::{LocalStore, MemoryStore, StoreError, StoreOp};
+use js_sys::{Array, Function, Promise, Uint8Array};
+use serde::{Deserialize, Serialize};
+use tsify::Tsify;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{IdbDatabase, IdbKeyRange, IdbOpenDbRequest, IdbRequest, IdbTransaction};
+
+use crate::error::describe_js;
+
+const OBJECT_STORE: &str = "kv";
+const DB_VERSION: u32 = 1;
+
+fn js_store_error(what: &str, value: &JsValue) -> StoreError {
+    let (_, message) = describe_js(value);
+    StoreError(format!("{what}: {message}"))
+}
+
+/// A promise settled by the first of several DOM events, with the callback that settles it.
+/// The callback must stay alive until the event fired, and be unset before it is dropped.
+struct EventWait {
+    promise: Promise,
+    callback: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl EventWait {
+    /// Resolves on an event whose type is in `ok`, rejects on any other.
+    fn new(ok: &'static [&'static str]) -> Self {
+        let mut settle: Option<(Function, Function)> = None;
+        let promise = Promise::new(&mut |resolve, reject| settle = Some((resolve, reject)));
+        let callback = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            if let Some((resolve, reject)) = &settle {
+                let target = if ok.contains(&event.type_().as_str()) {
+                    resolve
+                } else {
+                    reject
+                };
+                let _ = target.call1(&JsValue::NULL, &event);
+            }
+        });
+        EventWait { promise, callback }
+    }
+
+    fn function(&self) -> &Function {
+        self.callback.as_ref().unchecked_ref()
+    }
+
+    async fn wait(&self) -> Result<JsValue, JsValue> {
+        JsFuture::from(self.promise.clone()).await
+    }
+}
+
+/// Waits for one request's `success` (its result) or `error`.
+async fn request(req: &IdbRequest, what: &str) -> Result<JsValue, StoreError> {
+    let wait = EventWait::new(&["success"]);
+    req.set_onsuccess(Some(wait.function()));
+    req.set_onerror(Some(wait.function()));
+    let settled = wait.wait().await;
+    req.set_onsuccess(None);
+    req.set_onerror(None);
+    match settled {
+        Ok(_) => req.result().map_err(|e| js_store_error(what, &e)),
+        Err(_) => Err(request_error(req, what)),
+    }
+}
+
+fn request_error(req: &IdbRequest, what: &str) -> StoreError {
+    match req.error() {
+        Ok(Some(e)) => StoreError(format!("{what}: {}: {}", e.name(), e.message())),
+        _ => StoreError(format!("{what}: request failed")),
+    }
+}
+
+/// Waits for a transaction to commit (`complete`) or fail (`error`, `abort`).
+async fn commit(tx: &IdbTransaction) -> Result<(), StoreError> {
+    let wait = EventWait::new(&["complete"]);
+    tx.set_oncomplete(Some(wait.function()));
+    tx.set_onerror(Some(wait.function()));
+    tx.set_onabort(Some(wait.function()));
+    let settled = wait.wait().await;
+    tx.set_oncomplete(None);
+    tx.set_onerror(None);
+    tx.set_onabort(None);
+    match settled {
+        Ok(_) => Ok(()),
+        Err(_) => Err(match tx.error() {
+            Some(e) => StoreError(format!("write: {}: {}", e.name(), e.message())),
+            None => StoreError("write: transaction aborted".into()),
+        }),
+    }
+}
+
+fn factory() -> Result<web_sys::IdbFactory, StoreError> {
+    let value = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
+        .map_err(|e| js_store_error("indexedDB", &e))?;
+    if value.is_undefined() || value.is_null() {
+        return Err(StoreError(
+            "IndexedDB is not available here (use storage: \"memory\" or an adapter)".into(),
+        ));
+    }
+    Ok(value.unchecked_into())
+}
+
+fn prefix_range(prefix: &str) -> Result<IdbKeyRange, StoreError> {
+    IdbKeyRange::bound(&prefix.into(), &format!("{prefix}\u{ffff}").into())
+        .map_err(|e| js_store_error("key range", &e))
+}
+
+fn to_bytes(value: &JsValue) -> Vec<u8> {
+    Uint8Array::new(value).to_vec()
+}
+
+/// The IndexedDB store: one database per client, one object store.
+pub struct IdbStore {
+    db: IdbDatabase,
+    name: String,
+    closed: std::rc::Rc<Cell<bool>>,
+    /// Closes the connection when another one upgrades or deletes the database.
+    _on_versionchange: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+impl std::fmt::Debug for IdbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdbStore")
+            .field("name", &self.name)
+            .field("closed", &self.closed.get())
+            .finish()
+    }
+}
+
+impl IdbStore {
+    /// Opens (or creates) the database `name`.
+    pub async fn open(name: &str) -> Result<IdbStore, StoreError> {
+        let req: IdbOpenDbRequest = factory()?
+            .open_with_u32(name, DB_VERSION)
+            .map_err(|e| js_store_error("open", &e))?;
+        let upgrade = Closure::<dyn FnMut(web_sys::Event)>::new({
+            let req = req.clone();
+            move |_event: web_sys::Event| {
+                if let Ok(db) = req.result() {
+                    let db: IdbDatabase = db.unchecked_into();
+                    // Version 1 is the only version: the store is made exactly once.
+                    let _ = db.create_object_store(OBJECT_STORE);
+                }
+            }
+        });
+        req.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
+        let result = request(&req, "open").await;
+        req.set_onupgradeneeded(None);
+        drop(upgrade);
+        let db: IdbDatabase = result?.unchecked_into();
+        let closed = std::rc::Rc::new(Cell::new(false));
+        let on_versionchange = Closure::<dyn FnMut(web_sys::Event)>::new({
+            let db = db.clone();
+            let closed = closed.clone();
+            move |_event: web_sys::Event| {
+                closed.set(true);
+                db.close();
+            }
+        });
+        db.set_onversionchange(Some(on_versionchange.as_ref().unchecked_ref()));
+        Ok(IdbStore {
+            db,
+            name: name.to_owned(),
+            closed,
+            _on_versionchange: on_versionchange,
+        })
+    }
+
+    /// Deletes the database `name` (close every client on it first).
+    pub async fn delete_database(name: &str) -> Result<(), StoreError> {
+        let req = factory()?
+            .delete_database(name)
+            .map_err(|e| js_store_error("delete database", &e))?;
+        request(&req, "delete database").await.map(|_| ())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Closes the connection; later calls fail.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.db.set_onversionchange(None);
+        self.db.close();
+    }
+
+    fn transaction(&self, mode: web_sys::IdbTransactionMode) -> Result<IdbTransaction, StoreError> {
+        if self.closed.get() {
+            return Err(StoreError("the store is closed".into()));
+        }
+        self.db
+            .transaction_with_str_and_mode(OBJECT_STORE, mode)
+            .map_err(|e| js_store_error("transaction", &e))
+    }
+}
+
+impl LocalStore for IdbStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.transaction(web_sys::IdbTransactionMode::Readonly)?;
+        let store = tx
+            .object_store(OBJECT_STORE)
+            .map_err(|e| js_store_error("get", &e))?;
+        let req = store
+            .get(&key.into())
+            .map_err(|e| js_store_error("get", &e))?;
+        let value = request(&req, "get").await?;
+        Ok((!value.is_undefined()).then(|| to_bytes(&value)))
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.transaction(web_sys::IdbTransactionMode::Readonly)?;
+        let store = tx
+            .object_store(OBJECT_STORE)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let range: JsValue = prefix_range(prefix)?.into();
+        // Both requests go out before any await: the transaction stays alive for both.
+        let keys_req = store
+            .get_all_keys_with_key(&range)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let values_req = store
+            .get_all_with_key(&range)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let keys: Array = request(&keys_req, "scan keys").await?.unchecked_into();
+        let values: Array = request(&values_req, "scan values").await?.unchecked_into();
+        if keys.length() != values.length() {
+            return Err(StoreError("scan: keys and values differ in number".into()));
+        }
+        let mut out = Vec::with_capacity(keys.length() as usize);
+        for (key, value) in keys.iter().zip(values.iter()) {
+            let key = key
+                .as_string()
+                .ok_or_else(|| StoreError("scan: a key is not a string".into()))?;
+            out.push((key, to_bytes(&value)));
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let tx = self.transaction(web_sys::IdbTransactionMode::Readwrite)?;
+        let store = tx
+            .object_store(OBJECT_STORE)
+            .map_err(|e| js_store_error("write", &e))?;
+        // Requests of one transaction run in order: a delete-prefix after a put removes it.
+        let queued: Result<(), StoreError> = ops.iter().try_for_each(|op| {
+            let sent = match op {
+                StoreOp::Put(key, value) => {
+                    store.put_with_key(&Uint8Array::from(&value[..]).into(), &key.into())
+                }
+                StoreOp::Delete(key) => store.delete(&key.into()),
+                StoreOp::DeletePrefix(prefix) => store.delete(&prefix_range(prefix)?.into()),
+            };
+            sent.map(|_| ()).map_err(|e| js_store_error("write", &e))
+        });
+        if let Err(e) = queued {
+            let _ = tx.abort();
+            return Err(e);
+        }
+        commit(&tx).await
+    }
+}
+
+/// One write of an adapter's batch, as the adapter's `write(ops)` receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum StoreOperation {
+    /// Set `key` to `value`.
+    Put {
+        key: String,
+        #[tsify(type = "Uint8Array")]
+        value: serde_bytes::ByteBuf,
+    },
+    /// Remove `key`.
+    Delete { key: String },
+    /// Remove every key that starts with `prefix` (after the earlier ops of the batch).
+    DeletePrefix { prefix: String },
+}
+
+impl From<StoreOp> for StoreOperation {
+    fn from(op: StoreOp) -> Self {
+        match op {
+            StoreOp::Put(key, value) => StoreOperation::Put {
+                key,
+                value: serde_bytes::ByteBuf::from(value),
+            },
+            StoreOp::Delete(key) => StoreOperation::Delete { key },
+            StoreOp::DeletePrefix(prefix) => StoreOperation::DeletePrefix { prefix },
+        }
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const STORAGE_ADAPTER_TS: &'static str = r#"
+/**
+ * A key/value store provided by the host (SQLite or files on mobile, anything else).
+ * Keys are strings, values bytes. `scan` returns every entry whose key starts with `prefix`,
+ * in key order (compare keys as strings of UTF-16 code units, like JavaScript's `<`).
+ * `write` applies all operations, in order, or none. Check an adapter with
+ * `checkStorageAdapter(adapter)`.
+ */
+export interface StorageAdapter {
+    get(key: string): Promise<Uint8Array | null | undefined>;
+    scan(prefix: string): Promise<Array<[string, Uint8Array]>>;
+    write(ops: StoreOperation[]): Promise<void>;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A storage adapter object from the host.
+    #[wasm_bindgen(typescript_type = "StorageAdapter")]
+    pub type StorageAdapter;
+
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn adapter_get(this: &StorageAdapter, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = scan)]
+    fn adapter_scan(this: &StorageAdapter, prefix: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = write)]
+    fn adapter_write(this: &StorageAdapter, ops: JsValue) -> Result<JsValue, JsValue>;
+}
+
+/// Awaits what an adapter method returned (a promise or a plain value).
+async fn settle(returned: Result<JsValue, JsValue>, what: &str) -> Result<JsValue, StoreError> {
+    let value = returned.map_err(|e| js_store_error(what, &e))?;
+    JsFuture::from(Promise::resolve(&value))
+        .await
+        .map_err(|e| js_store_error(what, &e))
+}
+
+/// A store over a host's adapter object.
+#[derive(Debug, Clone)]
+pub struct JsStore {
+    adapter: JsValue,
+}
+
+impl JsStore {
+    /// Wraps an object with `get`, `scan` and `write` methods.
+    pub fn new(adapter: JsValue) -> Result<JsStore, StoreError> {
+        for method in ["get", "scan", "write"] {
+            let f = js_sys::Reflect::get(&adapter, &method.into()).unwrap_or(JsValue::UNDEFINED);
+            if !f.is_function() {
+                return Err(StoreError(format!(
+                    "the storage adapter has no {method}() method"
+                )));
+            }
+        }
+        Ok(JsStore { adapter })
+    }
+
+    fn adapter(&self) -> &StorageAdapter {
+        self.adapter.unchecked_ref()
+    }
+}
+
+impl LocalStore for JsStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = settle(self.adapter().adapter_get(key), "adapter get").await?;
+        Ok((!value.is_undefined() && !value.is_null()).then(|| to_bytes(&value)))
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let value = settle(self.adapter().adapter_scan(prefix), "adapter scan").await?;
+        if !Array::is_array(&value) {
+            return Err(StoreError(
+                "adapter scan: expected an array of [key, value] pairs".into(),
+            ));
+        }
+        let entries: Array = value.unchecked_into();
+        let mut out = Vec::with_capacity(entries.length() as usize);
+        for entry in entries.iter() {
+            let (key, value) = if Array::is_array(&entry) {
+                let pair: Array = entry.unchecked_into();
+                (pair.get(0), pair.get(1))
+            } else {
+                (
+                    js_sys::Reflect::get(&entry, &"key".into()).unwrap_or_default(),
+                    js_sys::Reflect::get(&entry, &"value".into()).unwrap_or_default(),
+                )
+            };
+            let key = key
+                .as_string()
+                .ok_or_else(|| StoreError("adapter scan: a key is not a string".into()))?;
+            out.push((key, to_bytes(&value)));
+        }
+        Ok(out)
+    }
+
+    async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        let array = Array::new();
+        for op in ops {
+            let op = StoreOperation::from(op);
+            let value = op
+                .serialize(&serde_wasm_bindgen::Serializer::new())
+                .map_err(|e| StoreError(format!("adapter write: {e}")))?;
+            array.push(&value);
+        }
+        settle(self.adapter().adapter_write(array.into()), "adapter write")
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The store a client runs on.
+#[derive(Debug)]
+pub enum AnyStore {
+    Memory(MemoryStore),
+    IndexedDb(IdbStore),
+    Adapter(JsStore),
+}
+
+impl AnyStore {
+    /// Releases what the store holds open (the IndexedDB connection).
+    pub fn close(&self) {
+        if let AnyStore::IndexedDb(db) = self {
+            db.close();
+        }
+    }
+}
+
+impl LocalStore for AnyStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.get(key).await,
+            AnyStore::IndexedDb(s) => s.get(key).await,
+            AnyStore::Adapter(s) => s.get(key).await,
+        }
+    }
+
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.scan(prefix).await,
+            AnyStore::IndexedDb(s) => s.scan(prefix).await,
+            AnyStore::Adapter(s) => s.scan(prefix).await,
+        }
+    }
+
+    async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.write(ops).await,
+            AnyStore::IndexedDb(s) => s.write(ops).await,
+            AnyStore::Adapter(s) => s.write(ops).await,
+        }
+    }
+}
+
+/// Runs the store conformance suite every store must pass against a host's adapter (use an
+/// empty store: the suite writes and deletes keys). Rejects with `code = "storage"` and
+/// the first failed expectation.
+#[wasm_bindgen(js_name = checkStorageAdapter)]
+pub async fn check_storage_adapter(adapter: StorageAdapter) -> Result<(), JsValue> {
+    let store = JsStore::new(adapter.into()).map_err(crate::error::Failure::from)?;
+    confab_core::client::store::conformance(&store)
+        .await
+        .map_err(|e| crate::error::js_error("storage", &e))
+}

@@ -1,0 +1,192 @@
+//! How long a client takes to open a conversation of 100,000 messages from IndexedDB until
+//! the newest 50 are ready (headless Chromium). Heavy, so it runs only when built with
+//! CONFAB_WASM_BENCH=1 (`cargo xtask wasm test --bench`); prints its numbers to the console
+//! (run with `-- --nocapture` to see them).
+#![cfg(target_family = "wasm")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use confab_core::automerge::{ActorId, Automerge};
+use confab_core::client::{apply, ClientConfig, ClientEngine, Intent, LocalStore, Output, StoreOp};
+use confab_core::doc::{genesis, IntentTag};
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
+use confab_core::model::message::NewMessage;
+use confab_core::protocol::{SeqChange, ServerFrame};
+use confab_wasm::store::IdbStore;
+use confab_wasm::types::TimelineOptions;
+use serde_bytes::ByteBuf;
+use support::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const MESSAGES: usize = 100_000;
+const PER_BUCKET: usize = 1_000;
+/// Changes per `changes` frame, as the server pages a catch-up.
+const PAGE: usize = 100;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = log)]
+    fn log(s: &str);
+}
+
+/// Every change of `doc` after its genesis, in order.
+fn changes_of(doc: &mut Automerge) -> Vec<Vec<u8>> {
+    doc.get_changes(&[])
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
+}
+
+/// Hands `changes` to the engine as accepted (seq 1..) in pages and stores what it asks.
+async fn accept(engine: &mut ClientEngine, store: &IdbStore, doc: &DocId, changes: Vec<Vec<u8>>) {
+    engine.open(doc).unwrap();
+    let mut seq = 0u64;
+    for page in changes.chunks(PAGE) {
+        let frame = ServerFrame::Changes {
+            doc: doc.to_string(),
+            changes: page
+                .iter()
+                .map(|c| {
+                    seq += 1;
+                    SeqChange {
+                        seq,
+                        change: ByteBuf::from(c.clone()),
+                    }
+                })
+                .collect(),
+        };
+        engine.receive(frame, 0);
+        let mut ops = Vec::new();
+        for output in engine.drain() {
+            if let Output::Persist(more) = output {
+                ops.extend(more);
+            }
+        }
+        store.write(ops).await.unwrap();
+    }
+    // The client's index of stored documents.
+    store
+        .write(vec![StoreOp::Put(format!("docs/{doc}"), Vec::new())])
+        .await
+        .unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn open_a_conversation_of_100k_messages() {
+    if option_env!("CONFAB_WASM_BENCH").is_none() {
+        log("bench skipped (build with CONFAB_WASM_BENCH=1)");
+        return;
+    }
+    let tenant = TenantId::new("demo").unwrap();
+    let me = AccountId::new("alice").unwrap();
+    let conv = ConvId::new("bench").unwrap();
+    let actor = ActorId::from(&[7u8; 16][..]);
+    let db = unique("bench");
+    let store = IdbStore::open(&db).await.unwrap();
+    let mut engine = ClientEngine::new(ClientConfig {
+        tenant: tenant.clone(),
+        account: me.clone(),
+        actor: actor.clone(),
+    });
+
+    // History: the conversation, then 100 day buckets of 1000 messages ending today.
+    let started = now();
+    let day = DEFAULT_BUCKET_MS;
+    let today = (now() as i64).div_euclid(day);
+    let first_bucket = today - (MESSAGES / PER_BUCKET) as i64 + 1;
+    let created_at = first_bucket * day;
+    let conv_doc = DocId::conv(&tenant, &conv);
+    let mut doc = genesis(&conv_doc).unwrap().with_actor(actor.clone());
+    let create = Intent::CreateConversation {
+        conv: conv.clone(),
+        kind: ConvKind::Group,
+        title: Some("100k".into()),
+        members: vec![(AccountId::new("bob").unwrap(), Role::Member)],
+        settings: None,
+        parent: None,
+    };
+    let tag = IntentTag::new("1", create.kind());
+    apply::write_to(&mut doc, &conv_doc, &create, &me, &tag, created_at).unwrap();
+    accept(&mut engine, &store, &conv_doc, changes_of(&mut doc)).await;
+    let mut n = 0usize;
+    for b in 0..(MESSAGES / PER_BUCKET) as i64 {
+        let bucket = first_bucket + b;
+        let id = DocId::msgs(&tenant, &conv, bucket);
+        let mut doc = genesis(&id).unwrap().with_actor(actor.clone());
+        for i in 0..PER_BUCKET {
+            n += 1;
+            let at = bucket * day + (i as i64) * (day / PER_BUCKET as i64);
+            let message = NewMessage::text(
+                MessageId::new(format!("m{n:06}")).unwrap(),
+                me.clone(),
+                format!("message number {n}"),
+                at,
+            );
+            let send = Intent::Send {
+                conv: conv.clone(),
+                message,
+            };
+            let tag = IntentTag::new(n.to_string(), send.kind());
+            apply::write_to(&mut doc, &id, &send, &me, &tag, at).unwrap();
+        }
+        accept(&mut engine, &store, &id, changes_of(&mut doc)).await;
+    }
+    // The client's identity in the store, as the client itself writes it.
+    store
+        .write(vec![
+            StoreOp::Put("meta/account".into(), b"demo/alice".to_vec()),
+            StoreOp::Put("meta/actor".into(), vec![7u8; 16]),
+        ])
+        .await
+        .unwrap();
+    let stored = store.scan("").await.unwrap();
+    let bytes: usize = stored.iter().map(|(k, v)| k.len() + v.len()).sum();
+    log(&format!(
+        "bench: wrote {MESSAGES} messages in {} buckets: {} entries, {:.1} MB, in {:.1} s",
+        MESSAGES / PER_BUCKET,
+        stored.len(),
+        bytes as f64 / 1e6,
+        (now() - started) / 1000.0
+    ));
+    store.close();
+    drop(engine);
+
+    // The measurement: a fresh client on that database, until the newest 50 are ready.
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let t0 = now();
+        let client = client(
+            "ws://127.0.0.1:9/ws",
+            "t",
+            "demo",
+            "alice",
+            "indexeddb".into(),
+            Some(db.clone()),
+        );
+        done(client.ready()).await.unwrap();
+        let t_ready = now();
+        let options = tsify::Ts::from_rust(&TimelineOptions { limit: Some(50) }).unwrap();
+        done(client.open_conversation(conv.to_string(), Some(options.clone())))
+            .await
+            .unwrap();
+        let newest = client.timeline(conv.as_str(), Some(options)).unwrap();
+        let t_open = now();
+        assert_eq!(newest.len(), 50);
+        let last = newest.last().unwrap().to_rust().unwrap();
+        assert_eq!(last.message.body, format!("message number {MESSAGES}"));
+        assert!(!last.pending && last.seq.is_some());
+        runs.push((t_ready - t0, t_open - t0));
+        done(client.dispose()).await.unwrap();
+    }
+    for (ready, total) in &runs {
+        log(&format!(
+            "bench: open 100k-message conversation from IndexedDB: ready {ready:.0} ms, newest 50 ready {total:.0} ms"
+        ));
+    }
+    IdbStore::delete_database(&db).await.unwrap();
+}

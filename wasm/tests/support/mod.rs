@@ -1,0 +1,132 @@
+//! Helpers shared by the browser tests: drive `ConfabClient` through its JavaScript API.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use confab_wasm::types::{ClientOptions, IntentResult, TimelineItem};
+use confab_wasm::ConfabClient;
+use js_sys::{Function, Promise};
+use serde::de::DeserializeOwned;
+use tsify::Ts;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &Function, ms: f64) -> JsValue;
+}
+
+pub async fn sleep(ms: f64) {
+    let promise = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, ms);
+    });
+    JsFuture::from(promise).await.unwrap();
+}
+
+pub fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Waits until `cond` holds (polling every 20 ms), or panics with `what` after `ms`.
+pub async fn wait_for(what: &str, ms: f64, mut cond: impl FnMut() -> bool) {
+    let start = now();
+    while !cond() {
+        if now() - start > ms {
+            panic!("timed out after {ms} ms waiting for {what}");
+        }
+        sleep(20.0).await;
+    }
+}
+
+/// Awaits a promise the client returned.
+pub async fn done(promise: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+/// Awaits a promise and reads its value.
+pub async fn ok<T: DeserializeOwned>(promise: Promise) -> T {
+    let value = done(promise).await.unwrap_or_else(|e| panic!("{e:?}"));
+    serde_wasm_bindgen::from_value(value).unwrap()
+}
+
+/// The `code` of a rejected promise.
+pub async fn code_of(promise: Promise) -> String {
+    let error = done(promise).await.expect_err("should be refused");
+    js_sys::Reflect::get(&error, &"code".into())
+        .unwrap()
+        .as_string()
+        .unwrap()
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        now() as u64,
+        (js_sys::Math::random() * 1e9) as u64
+    )
+}
+
+/// A token provider that hands out `token`.
+pub fn token_provider(token: &str) -> Function {
+    let token = token.to_owned();
+    Closure::<dyn FnMut() -> JsValue>::new(move || JsValue::from_str(&token))
+        .into_js_value()
+        .unchecked_into()
+}
+
+/// A client; `storage` is "memory", "indexeddb" or an adapter object.
+pub fn client(
+    url: &str,
+    token: &str,
+    tenant: &str,
+    account: &str,
+    storage: JsValue,
+    db_name: Option<String>,
+) -> ConfabClient {
+    let options = ClientOptions {
+        url: url.to_owned(),
+        token_provider: token_provider(token),
+        storage,
+        tenant: tenant.to_owned(),
+        account: account.to_owned(),
+        device_id: Some("test".into()),
+        db_name,
+        reconnect: Some(confab_wasm::types::ReconnectOptions {
+            min_delay_ms: 100,
+            max_delay_ms: 1000,
+        }),
+        ping_interval_ms: None,
+    };
+    ConfabClient::new(Ts::from_rust(&options).unwrap()).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+pub fn timeline(client: &ConfabClient, conv: &str) -> Vec<TimelineItem> {
+    client
+        .timeline(conv, None)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to_rust().unwrap())
+        .collect()
+}
+
+pub fn bodies(client: &ConfabClient, conv: &str) -> Vec<String> {
+    timeline(client, conv)
+        .into_iter()
+        .map(|t| t.message.body)
+        .collect()
+}
+
+pub async fn send(client: &ConfabClient, conv: &str, body: &str) -> IntentResult {
+    ok(client.send(conv.to_owned(), JsValue::from_str(body))).await
+}
+
+/// The status state of intent `id` ("pending", "sent", "accepted", "rejected").
+pub fn state_of(client: &ConfabClient, id: u64) -> Option<String> {
+    let status = client.status(id as f64).unwrap();
+    if status.is_undefined() {
+        return None;
+    }
+    js_sys::Reflect::get(&status, &"state".into())
+        .unwrap()
+        .as_string()
+}
