@@ -102,6 +102,20 @@ async fn native_clients_sync_offline_work_and_restart_from_their_file_store() {
     alice.open(bucket.clone()).await.unwrap();
     bob.open(bucket.clone()).await.unwrap();
 
+    // Bob has the conversation (catch-up arrived) before he goes offline.
+    for _ in 0..500 {
+        let known = bob
+            .query({
+                let c = conv.clone();
+                move |e| e.conversation(&c).is_some()
+            })
+            .await
+            .unwrap();
+        if known {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Bob goes offline and writes; alice writes meanwhile.
     bob.set_online(false).await.unwrap();
     let mut bob_ids = Vec::new();
