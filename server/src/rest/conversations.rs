@@ -142,10 +142,9 @@ pub async fn direct(
     if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
         return body(StatusCode::OK, &conv);
     }
-    let (doc, mut change) =
-        write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-    submit_creation(&app, &caller, doc, change.bytes().to_vec()).await?;
+    let (doc, change) = write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    submit_creation(&app, &caller, doc, change.raw_bytes().to_vec()).await?;
     after_write(&app, &caller, &id, StatusCode::CREATED).await
 }
 
@@ -209,9 +208,9 @@ pub async fn support(
         client: req.client,
         owner: req.owner,
     };
-    let (doc, mut change) = write::support_creation_change(&caller.tenant, &link)
+    let (doc, change) = write::support_creation_change(&caller.tenant, &link)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    submit_creation(&app, &caller, doc, change.bytes().to_vec()).await?;
+    submit_creation(&app, &caller, doc, change.raw_bytes().to_vec()).await?;
     after_write(&app, &caller, &id, StatusCode::CREATED).await
 }
 
