@@ -49,13 +49,15 @@ pub async fn compact_all(store: &dyn Store) -> Result<CompactReport, StoreError>
             None => AcceptedDoc::new(doc.clone()),
         }
         .map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
-        for (_, bytes) in &stored.changes {
-            let change = Change::try_from(&bytes[..])
-                .map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
-            accepted
-                .apply(change)
-                .map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
-        }
+        let changes = stored
+            .changes
+            .iter()
+            .map(|(_, bytes)| Change::try_from(&bytes[..]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
+        accepted
+            .apply_all(changes)
+            .map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
         store
             .compact(&doc, &accepted.save(), stored.last_seq)
             .await?;

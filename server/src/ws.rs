@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
@@ -33,6 +34,10 @@ pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Respo
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| connection(app, socket))
+}
+
+fn encoded(frame: &ServerFrame) -> Bytes {
+    Bytes::from(encode_server(frame))
 }
 
 fn error_frame(
@@ -84,7 +89,7 @@ async fn connection(app: AppState, socket: WebSocket) {
     let submits = spawn_submitter(app.engine.clone(), local_tx.clone(), in_flight.clone());
 
     loop {
-        let mut out: Vec<ServerFrame> = Vec::new();
+        let mut out: Vec<Bytes> = Vec::new();
         tokio::select! {
             message = stream.next() => {
                 let bytes = match message {
@@ -105,7 +110,7 @@ async fn connection(app: AppState, socket: WebSocket) {
                 metrics.frame("in");
                 for action in session.receive(&bytes, now_ms()) {
                     match action {
-                        Action::Send(frame) => out.push(frame),
+                        Action::Send(frame) => out.push(encoded(&frame)),
                         Action::Close { code, reason } => closing = Some((code, reason)),
                         Action::Authenticate { token, device: _ } => {
                             let now = now_ms();
@@ -115,7 +120,7 @@ async fn connection(app: AppState, socket: WebSocket) {
                             };
                             for a in actions {
                                 match a {
-                                    Action::Send(frame) => out.push(frame),
+                                    Action::Send(frame) => out.push(encoded(&frame)),
                                     Action::Close { code, reason } => closing = Some((code, reason)),
                                     _ => {}
                                 }
@@ -131,26 +136,27 @@ async fn connection(app: AppState, socket: WebSocket) {
                 }
             }
             Some(event) = engine_rx.recv() => match event {
-                Outbound::Frame(frame) => out.push(frame),
+                Outbound::Frame(frame) => out.push(encoded(&frame)),
+                Outbound::Encoded(bytes) => out.push(bytes),
                 Outbound::Revoke { doc, code, reason } => {
                     if let Some(Action::Send(frame)) = session.revoke(&doc, &code, &reason) {
-                        out.push(frame);
+                        out.push(encoded(&frame));
                     }
                 }
                 Outbound::Lagged(doc) => {
-                    out.push(error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true));
+                    out.push(encoded(&error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true)));
                     closing = Some((close::POLICY, "lagging".into()));
                 }
             },
             Some(event) = local_rx.recv() => match event {
-                Local::Frame(frame) => out.push(frame),
+                Local::Frame(frame) => out.push(encoded(&frame)),
                 Local::SubscribeFailed(doc, code, message) => {
                     session.revoke(&doc, code.as_str(), &message);
                     let id = session.identity().map(|i| i.account.clone());
                     if let Some(account) = id {
                         tracing::debug!(%doc, %account, code = code.as_str(), "subscribe refused");
                     }
-                    out.push(error_frame(code, message, Some(&doc), false));
+                    out.push(encoded(&error_frame(code, message, Some(&doc), false)));
                 }
                 Local::SubmitDone => {}
             },
@@ -160,15 +166,15 @@ async fn connection(app: AppState, socket: WebSocket) {
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
                     while in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
                         if let Ok(Some(Local::Frame(frame))) = tokio::time::timeout(Duration::from_millis(20), local_rx.recv()).await {
-                            out.push(frame);
+                            out.push(encoded(&frame));
                         }
                     }
                     while let Ok(event) = local_rx.try_recv() {
                         if let Local::Frame(frame) = event {
-                            out.push(frame);
+                            out.push(encoded(&frame));
                         }
                     }
-                    out.push(error_frame(ErrorCode::ShuttingDown, "the server is restarting; reconnect", None, true));
+                    out.push(encoded(&error_frame(ErrorCode::ShuttingDown, "the server is restarting; reconnect", None, true)));
                     closing = Some((close::GOING_AWAY, "shutting_down".into()));
                 }
             }
@@ -176,13 +182,9 @@ async fn connection(app: AppState, socket: WebSocket) {
         // Queue every frame, then flush once: one write for a burst of acks.
         let mut failed = false;
         let count = out.len();
-        for frame in out {
+        for bytes in out {
             metrics.frame("out");
-            if sink
-                .feed(Message::Binary(encode_server(&frame).into()))
-                .await
-                .is_err()
-            {
+            if sink.feed(Message::Binary(bytes)).await.is_err() {
                 failed = true;
                 break;
             }

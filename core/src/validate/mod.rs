@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use automerge::{ActorId, Change, ChangeHash};
 
 pub use codes::{RejectCode, Rejection};
-pub use state::{refresh_conversation, AcceptedDoc};
+pub use state::{refresh_conversation, AcceptedDoc, Footprint};
 
+use crate::doc::schema::{keys, split_reaction_key};
 use crate::doc::{creation_actor, genesis_actor, write};
 use crate::ids::{AccountId, ConvId, DocTarget};
 use crate::model::conversation::{ConvKind, Conversation};
@@ -81,6 +82,8 @@ pub struct Accepted {
     /// Set when this change binds its actor to the author (its first change).
     pub new_binding: Option<ActorId>,
     pub effects: Vec<Effect>,
+    /// What it reads and writes in a message bucket (empty for other documents).
+    pub footprint: Footprint,
 }
 
 /// The outcome of a change that is not rejected.
@@ -127,11 +130,11 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
         return Err(reject(RejectCode::Malformed, "bad checksum".into()));
     }
     // Metadata lookups: `get_change_by_hash` would rebuild whole changes.
-    if doc.doc().get_change_meta_by_hash(&hash).is_some() {
+    if doc.accepted_max_op(&hash).is_some() {
         return Ok(Verdict::AlreadyAccepted(hash));
     }
     for dep in change.deps() {
-        if doc.doc().get_change_meta_by_hash(dep).is_none() {
+        if doc.accepted_max_op(dep).is_none() {
             return Err(reject(
                 RejectCode::MissingDependency,
                 format!("dependency {dep} is not accepted"),
@@ -170,7 +173,7 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
     let deps_max_op = change
         .deps()
         .iter()
-        .filter_map(|dep| doc.doc().get_change_meta_by_hash(dep).map(|m| m.max_op))
+        .filter_map(|dep| doc.accepted_max_op(dep))
         .max()
         .unwrap_or(0);
     let floor = last_max_op.max(deps_max_op);
@@ -213,12 +216,80 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
         policy::check(&ctx, env.author, effect)
             .map_err(|d| reject(RejectCode::Policy(d.code), d.reason))?;
     }
+    let footprint = footprint(doc, &path_ops);
     Ok(Verdict::Accept(Box::new(Accepted {
         hash,
         change,
         new_binding,
         effects,
+        footprint,
     })))
+}
+
+/// Validates against the accepted state including staged changes (see
+/// [`AcceptedDoc::stage`]). A change that touches what a staged change wrote, or that is
+/// refused for a reason the staged changes could change, is validated again after they are
+/// applied, so the verdict is always the one `validate` gives on the fully applied document.
+pub fn validate_staged(
+    doc: &mut AcceptedDoc,
+    env: &Env<'_>,
+    change: Change,
+) -> Result<Verdict, Rejection> {
+    if !doc.has_staged() {
+        return validate(doc, env, change);
+    }
+    let first = validate(doc, env, change.clone());
+    let stale = match &first {
+        Ok(Verdict::Accept(a)) => doc.depends_on_staged(&a.footprint),
+        Ok(Verdict::AlreadyAccepted(_)) => false,
+        Err(r) => state_dependent(r.code),
+    };
+    if !stale {
+        return first;
+    }
+    doc.apply_staged().map_err(|e| {
+        Rejection::new(
+            Some(change.hash()),
+            RejectCode::Malformed,
+            format!("applying accepted changes: {e}"),
+        )
+    })?;
+    validate(doc, env, change)
+}
+
+/// Rejections that read the document's content. The others come from the change alone or
+/// from the overlay of staged hashes and actor progress, which is exact.
+fn state_dependent(code: RejectCode) -> bool {
+    matches!(
+        code,
+        RejectCode::UnknownObject
+            | RejectCode::HiddenObject
+            | RejectCode::ConflictingWrite
+            | RejectCode::Policy(_)
+    )
+}
+
+/// The message ids and reaction keys a bucket change touches.
+fn footprint(doc: &AcceptedDoc, ops: &[ops::PathOp]) -> Footprint {
+    let mut out = Footprint::default();
+    if !matches!(doc.id().target(), DocTarget::Msgs(..)) {
+        return out;
+    }
+    for op in ops {
+        match op.path.as_slice() {
+            [messages, _shard, id, ..] if messages == keys::MESSAGES => {
+                out.wrote_messages.insert(id.clone());
+            }
+            [reactions, key] if reactions == keys::REACTIONS => {
+                if let Some((message, _, _)) = split_reaction_key(key) {
+                    out.read_messages.insert(message.to_owned());
+                }
+                out.reactions.insert(key.clone());
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The policy context of a document; a thread's parent comes from its meta or, while it is
@@ -304,5 +375,6 @@ fn validate_creation(
         change,
         new_binding: None,
         effects: Vec::new(),
+        footprint: Footprint::default(),
     })))
 }

@@ -1,21 +1,67 @@
 //! The accepted state of one document, as the validator needs it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use automerge::{ActorId, Automerge, Change, ReadDoc};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 
 use crate::doc::{self, read, DocError};
-use crate::ids::DocId;
+use crate::ids::{DocId, DocTarget};
 use crate::model::conversation::Conversation;
 use crate::policy::Effect;
 
 /// A document holding only accepted changes, with each actor's progress (last seq and last
 /// op counter), which Automerge keeps to itself.
+///
+/// Accepted changes of a message bucket may be *staged* instead of applied: Automerge's
+/// apply has a high fixed cost per call, so a server applies a whole batch in one call.
+/// Validation sees staged changes through an overlay (hashes, op counters, actor progress)
+/// and through their [`Footprint`]; `validate_staged` applies them first when a change
+/// touches what they wrote.
 #[derive(Debug, Clone)]
 pub struct AcceptedDoc {
     id: DocId,
     doc: Automerge,
     progress: HashMap<ActorId, (u64, u64)>,
+    staged: Staged,
+}
+
+/// Accepted changes not yet applied to the Automerge document.
+#[derive(Debug, Clone, Default)]
+struct Staged {
+    changes: Vec<Change>,
+    /// max op of each staged change, for dependency and Lamport checks.
+    max_ops: HashMap<ChangeHash, u64>,
+    /// What the staged changes wrote.
+    wrote: Footprint,
+}
+
+/// The parts of a message bucket a change reads or writes: message ids and reaction keys.
+/// In a bucket every other object is a genesis map that never changes, so a change that
+/// neither reads nor writes anything the staged changes wrote validates the same with or
+/// without them applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Messages whose fields the change reads (a reaction checks its message exists).
+    pub(super) read_messages: HashSet<String>,
+    /// Messages the change creates or whose fields it writes.
+    pub(super) wrote_messages: HashSet<String>,
+    /// Reaction keys it writes.
+    pub(super) reactions: HashSet<String>,
+}
+
+impl Footprint {
+    /// Whether a change with this footprint depends on what `written` wrote.
+    fn depends_on(&self, written: &Footprint) -> bool {
+        !self.wrote_messages.is_disjoint(&written.wrote_messages)
+            || !self.read_messages.is_disjoint(&written.wrote_messages)
+            || !self.reactions.is_disjoint(&written.reactions)
+    }
+
+    /// Keeps what `other` wrote (reads do not matter to later changes).
+    fn absorb_writes(&mut self, other: Footprint) {
+        self.wrote_messages.extend(other.wrote_messages);
+        self.reactions.extend(other.reactions);
+    }
 }
 
 impl AcceptedDoc {
@@ -26,6 +72,7 @@ impl AcceptedDoc {
             id,
             doc,
             progress: HashMap::new(),
+            staged: Staged::default(),
         };
         out.index_all();
         Ok(out)
@@ -41,6 +88,7 @@ impl AcceptedDoc {
             id,
             doc,
             progress: HashMap::new(),
+            staged: Staged::default(),
         };
         out.index_all();
         Ok(out)
@@ -61,8 +109,31 @@ impl AcceptedDoc {
         &self.id
     }
 
+    /// The applied state: without staged changes (see [`AcceptedDoc::apply_staged`]).
     pub fn doc(&self) -> &Automerge {
         &self.doc
+    }
+
+    /// The max op of an accepted change (applied or staged); `None` if it is not accepted.
+    pub fn accepted_max_op(&self, hash: &ChangeHash) -> Option<u64> {
+        self.doc
+            .get_change_meta_by_hash(hash)
+            .map(|m| m.max_op)
+            .or_else(|| self.staged.max_ops.get(hash).copied())
+    }
+
+    /// Whether accepted changes wait to be applied.
+    pub fn has_staged(&self) -> bool {
+        !self.staged.changes.is_empty()
+    }
+
+    /// How many accepted changes wait to be applied.
+    pub fn staged_len(&self) -> usize {
+        self.staged.changes.len()
+    }
+
+    pub(super) fn depends_on_staged(&self, footprint: &Footprint) -> bool {
+        footprint.depends_on(&self.staged.wrote)
     }
 
     /// (last seq, last op counter) of `actor` in this document; (0, 0) if it never wrote.
@@ -70,18 +141,63 @@ impl AcceptedDoc {
         self.progress.get(actor).copied().unwrap_or((0, 0))
     }
 
-    /// Applies a change that `validate` accepted.
+    fn note_progress(&mut self, change: &Change) {
+        let entry = self
+            .progress
+            .entry(change.actor_id().clone())
+            .or_insert((0, 0));
+        entry.0 = entry.0.max(change.seq());
+        entry.1 = entry.1.max(change.max_op());
+    }
+
+    /// Applies a change that `validate` accepted (after any staged ones).
     pub fn apply(&mut self, change: Change) -> Result<(), DocError> {
-        let (actor, seq, max_op) = (change.actor_id().clone(), change.seq(), change.max_op());
+        self.apply_staged()?;
+        self.note_progress(&change);
         self.doc.apply_changes([change])?;
-        let entry = self.progress.entry(actor).or_insert((0, 0));
-        entry.0 = entry.0.max(seq);
-        entry.1 = entry.1.max(max_op);
         Ok(())
     }
 
-    /// Saves the whole document (compacted columnar form).
+    /// Applies many accepted changes in one Automerge call (loading stored history).
+    pub fn apply_all(&mut self, changes: Vec<Change>) -> Result<(), DocError> {
+        self.apply_staged()?;
+        for change in &changes {
+            self.note_progress(change);
+        }
+        self.doc.apply_changes(changes)?;
+        Ok(())
+    }
+
+    /// Keeps a change that `validate_staged` accepted for the next [`apply_staged`]; only
+    /// message buckets stage, other documents apply at once.
+    ///
+    /// [`apply_staged`]: AcceptedDoc::apply_staged
+    pub fn stage(&mut self, change: Change, footprint: Footprint) -> Result<(), DocError> {
+        if !matches!(self.id.target(), DocTarget::Msgs(..)) {
+            return self.apply(change);
+        }
+        self.note_progress(&change);
+        self.staged.max_ops.insert(change.hash(), change.max_op());
+        self.staged.wrote.absorb_writes(footprint);
+        self.staged.changes.push(change);
+        Ok(())
+    }
+
+    /// Applies every staged change in one Automerge call. On an error the staged changes
+    /// are gone and the document holds only what was applied before: reload it.
+    pub fn apply_staged(&mut self) -> Result<(), DocError> {
+        if self.staged.changes.is_empty() {
+            return Ok(());
+        }
+        let staged = std::mem::take(&mut self.staged);
+        self.doc.apply_changes(staged.changes)?;
+        Ok(())
+    }
+
+    /// Saves the applied document (compacted columnar form); staged changes are not in it,
+    /// so a caller that stages calls `apply_staged` first.
     pub fn save(&self) -> Vec<u8> {
+        debug_assert!(!self.has_staged(), "saving a document with staged changes");
         self.doc.save()
     }
 }

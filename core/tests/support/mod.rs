@@ -95,6 +95,22 @@ impl Device {
         doc.get_last_local_change().expect("a change")
     }
 
+    /// Runs one intent; `None` when it fails locally or changes nothing.
+    pub fn try_write(
+        &mut self,
+        id: &DocId,
+        f: impl FnOnce(&mut Automerge, &IntentTag) -> Result<Option<ChangeHash>, DocError>,
+    ) -> Option<Change> {
+        self.intents += 1;
+        let tag = IntentTag::new(format!("i{}", self.intents), "test");
+        let doc = self.doc(id);
+        let before = doc.get_heads();
+        f(doc, &tag).ok()??;
+        (doc.get_heads() != before)
+            .then(|| doc.get_last_local_change())
+            .flatten()
+    }
+
     /// Pulls every accepted change of `id` from the hub.
     pub fn pull(&mut self, hub: &Hub, id: &DocId) {
         let changes: Vec<Change> = hub

@@ -1,6 +1,7 @@
 //! Group commit: one task merges the commit requests of every unit into one transaction, so
 //! throughput is not one fsync per change.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,7 +14,19 @@ use crate::store::{NewChange, Store, StoreError};
 pub(crate) struct CommitRequest {
     pub changes: Vec<NewChange>,
     pub reply: oneshot::Sender<Result<(), String>>,
+    /// The unit's epoch: set when one of its batches fails, so the batches it validated on
+    /// top of that one are refused instead of stored.
+    pub poisoned: Arc<AtomicBool>,
 }
+
+impl CommitRequest {
+    fn fail(self, message: String) {
+        self.poisoned.store(true, Ordering::SeqCst);
+        let _ = self.reply.send(Err(message));
+    }
+}
+
+const POISONED: &str = "an earlier batch of this conversation was not stored";
 
 /// Most changes merged into one transaction.
 const MAX_GROUP: usize = 4096;
@@ -40,6 +53,15 @@ pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> mpsc::Sende
 }
 
 async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitRequest>) {
+    let (poisoned, group): (Vec<_>, Vec<_>) = group
+        .into_iter()
+        .partition(|r| r.poisoned.load(Ordering::SeqCst));
+    for request in poisoned {
+        request.fail(POISONED.into());
+    }
+    if group.is_empty() {
+        return;
+    }
     let merged: Vec<NewChange> = group
         .iter()
         .flat_map(|r| r.changes.iter().cloned())
@@ -59,18 +81,23 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
         // One unit's conflict must not fail the others: retry each on its own.
         Err(StoreError::SeqConflict(_)) if group.len() > 1 => {
             for request in group {
-                let result = store
-                    .commit(&request.changes)
-                    .await
-                    .map_err(|e| e.to_string());
-                let _ = request.reply.send(result);
+                if request.poisoned.load(Ordering::SeqCst) {
+                    request.fail(POISONED.into());
+                    continue;
+                }
+                match store.commit(&request.changes).await {
+                    Ok(()) => {
+                        let _ = request.reply.send(Ok(()));
+                    }
+                    Err(e) => request.fail(e.to_string()),
+                }
             }
         }
         Err(e) => {
             tracing::error!(error = %e, changes = merged.len(), "group commit failed");
             let message = e.to_string();
             for request in group {
-                let _ = request.reply.send(Err(message.clone()));
+                request.fail(message.clone());
             }
         }
     }

@@ -51,6 +51,8 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone)]
 pub enum Outbound {
     Frame(ServerFrame),
+    /// A frame encoded once for many connections (pushes).
+    Encoded(axum::body::Bytes),
     /// The account lost read access to `doc`.
     Revoke {
         doc: DocId,

@@ -1,15 +1,19 @@
 //! One serialization unit: a conversation (its `conv` document and message buckets) or an
 //! account (profile and private documents). Jobs run one after another; accepted changes
-//! are committed in batches and acked only once durable.
+//! are committed in batches (see `pipeline`) and acked only once durable.
 
-use std::collections::HashMap;
+mod pipeline;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use confab_core::automerge::legacy::{Key, OpType};
 use confab_core::automerge::{ActorId, Change, ScalarValue};
 use confab_core::doc::{schema::keys, IntentTag};
 use confab_core::ids::{AccountId, ConvId, DocId, DocTarget};
-use confab_core::model::conversation::{Conversation, MemberStatus};
+use confab_core::model::conversation::Conversation;
 use confab_core::policy::{Author, Effect};
 use confab_core::protocol::{ErrorCode, SeqChange, ServerFrame};
 use confab_core::validate::{self, refresh_conversation, AcceptedDoc, Env, Verdict};
@@ -17,15 +21,16 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    committer::CommitRequest, now_ms, projection, ConnHandle, Engine, Job, Outbound, SubmitOutcome,
-    UnitKey,
-};
+use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
+use super::{now_ms, projection, ConnHandle, Engine, Job, Outbound, SubmitOutcome, UnitKey};
 use crate::store::{NewChange, RejectionRecord, StoredDoc};
 
 struct DocState {
     accepted: AcceptedDoc,
+    /// The seq of the newest accepted change (validated, maybe not yet committed).
     last_seq: u64,
+    /// The seq of the newest committed change.
+    committed_seq: u64,
     snapshot_seq: u64,
     last_used: u64,
 }
@@ -49,6 +54,10 @@ enum Waiter {
 /// Changes validated before one commit.
 const MAX_BATCH_CHANGES: usize = 512;
 
+/// Staged changes a bucket keeps before they are applied in one Automerge call (each call
+/// has a high fixed cost; the overlay lets validation go on without them).
+const MAX_STAGED: usize = 2048;
+
 fn job_changes(job: &Job) -> usize {
     match job {
         Job::Submit { changes, .. } => changes.len(),
@@ -68,6 +77,10 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> mpsc::Sender<Job> {
         bindings: HashMap::new(),
         last_post: HashMap::new(),
         tick: 0,
+        batch: Batch::default(),
+        in_flight: VecDeque::new(),
+        epoch: Arc::new(AtomicBool::new(false)),
+        broken: None,
     };
     tokio::spawn(unit.run(rx));
     tx
@@ -101,6 +114,22 @@ struct Unit {
     bindings: HashMap<ActorId, AccountId>,
     last_post: HashMap<AccountId, i64>,
     tick: u64,
+    /// The batch being validated.
+    batch: Batch,
+    /// Batches handed to the committer, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// Shared with the committer; set when a batch fails (see `pipeline`).
+    epoch: Arc<AtomicBool>,
+    /// Set when an Automerge call failed on accepted state; the unit reloads after the job.
+    broken: Option<String>,
+}
+
+/// What the unit's loop woke up for.
+enum Wake {
+    Committed(Result<(), String>),
+    Job(Job),
+    Closed,
+    Idle,
 }
 
 impl Unit {
@@ -112,11 +141,30 @@ impl Unit {
             } else {
                 self.engine.inner.config.idle
             };
-            let job = match tokio::time::timeout(idle, rx.recv()).await {
-                Ok(Some(job)) => job,
-                Ok(None) => break,
-                Err(_) if self.subscribers.values().all(Vec::is_empty) => break,
-                Err(_) => continue,
+            let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            let wake = tokio::select! {
+                biased;
+                result = oldest_done(&mut self.in_flight) => Wake::Committed(result),
+                job = tokio::time::timeout(idle, rx.recv()), if room => match job {
+                    Ok(Some(job)) => Wake::Job(job),
+                    Ok(None) => Wake::Closed,
+                    Err(_) => Wake::Idle,
+                },
+            };
+            let job = match wake {
+                Wake::Committed(result) => {
+                    self.finish_oldest(result);
+                    continue;
+                }
+                Wake::Job(job) => job,
+                Wake::Closed => break,
+                Wake::Idle
+                    if self.in_flight.is_empty()
+                        && self.subscribers.values().all(Vec::is_empty) =>
+                {
+                    break
+                }
+                Wake::Idle => continue,
             };
             // Bounded batches keep ack latency and the memory of one commit in check.
             let mut changes = job_changes(&job);
@@ -142,6 +190,7 @@ impl Unit {
         if !rest.is_empty() {
             self.process(rest).await;
         }
+        self.settle().await;
         self.set_loaded(0);
     }
 
@@ -154,9 +203,8 @@ impl Unit {
         }
     }
 
+    /// Validates the jobs' changes into the current batch and hands it to the committer.
     async fn process(&mut self, jobs: Vec<Job>) {
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut waiting: Vec<Waiter> = Vec::new();
         for job in jobs {
             match job {
                 Job::Submit {
@@ -167,9 +215,10 @@ impl Unit {
                 } => {
                     let mut slots = Vec::with_capacity(changes.len());
                     for bytes in changes {
-                        slots.push(self.accept(&doc, &author, bytes, &mut pending).await);
+                        slots.push(self.accept(&doc, &author, bytes).await);
                     }
-                    waiting.push(Waiter::Submit(reply, slots));
+                    self.batch.waiting.push(Waiter::Submit(reply, slots));
+                    self.reload().await;
                 }
                 Job::Write {
                     doc,
@@ -177,17 +226,21 @@ impl Unit {
                     intent,
                     reply,
                 } => {
-                    let slot = self.write(&doc, &author, intent, &mut pending).await;
-                    waiting.push(Waiter::Write(reply, slot));
+                    let slot = self.write(&doc, &author, intent).await;
+                    self.batch.waiting.push(Waiter::Write(reply, slot));
+                    self.reload().await;
                 }
                 other => {
-                    // Reads and subscriptions see every earlier submit as committed.
-                    self.flush(&mut pending, &mut waiting).await;
+                    // Reads and subscriptions see every earlier submit as committed, and
+                    // the documents with every accepted change applied.
+                    self.settle().await;
+                    self.apply_staged(0).await;
                     self.handle(other).await;
                 }
             }
         }
-        self.flush(&mut pending, &mut waiting).await;
+        self.start_commit().await;
+        self.apply_staged(MAX_STAGED).await;
     }
 
     async fn load(&mut self, doc: &DocId) -> Result<(), String> {
@@ -207,19 +260,23 @@ impl Unit {
             None => AcceptedDoc::new(doc.clone()),
         }
         .map_err(|e| format!("loading {doc}: {e}"))?;
-        for (_, bytes) in &stored.changes {
-            let change =
-                Change::try_from(&bytes[..]).map_err(|e| format!("stored change of {doc}: {e}"))?;
-            accepted
-                .apply(change)
-                .map_err(|e| format!("stored change of {doc}: {e}"))?;
-        }
+        let changes = stored
+            .changes
+            .iter()
+            .map(|(_, bytes)| Change::try_from(&bytes[..]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("stored change of {doc}: {e}"))?;
+        // One Automerge call for the whole log: its fixed cost per call dominates.
+        accepted
+            .apply_all(changes)
+            .map_err(|e| format!("stored changes of {doc}: {e}"))?;
         self.engine.inner.metrics.docs_in_memory.inc();
         self.docs.insert(
             doc.clone(),
             DocState {
                 accepted,
                 last_seq: stored.last_seq,
+                committed_seq: stored.last_seq,
                 snapshot_seq: stored.snapshot_seq,
                 last_used: self.tick,
             },
@@ -228,22 +285,23 @@ impl Unit {
         Ok(())
     }
 
-    /// Keeps at most `max_buckets` message buckets in memory (least recently used go).
+    /// Keeps at most `max_buckets` message buckets in memory (least recently used go). A
+    /// bucket with changes not yet committed stays: reloaded, it would miss them.
     fn evict_buckets(&mut self) {
         let max = self.engine.inner.config.max_buckets.max(1);
         loop {
-            let buckets: Vec<(&DocId, u64)> = self
+            let buckets: Vec<(&DocId, &DocState)> = self
                 .docs
                 .iter()
                 .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
-                .map(|(id, s)| (id, s.last_used))
                 .collect();
             if buckets.len() <= max {
                 return;
             }
             let Some(oldest) = buckets
                 .iter()
-                .min_by_key(|(_, t)| *t)
+                .filter(|(_, s)| s.last_seq == s.committed_seq)
+                .min_by_key(|(_, s)| s.last_used)
                 .map(|(id, _)| (*id).clone())
             else {
                 return;
@@ -331,25 +389,24 @@ impl Unit {
         out
     }
 
-    async fn accept(
-        &mut self,
-        doc: &DocId,
-        author: &Author,
-        bytes: Vec<u8>,
-        pending: &mut Vec<Pending>,
-    ) -> Slot {
+    async fn accept(&mut self, doc: &DocId, author: &Author, bytes: Vec<u8>) -> Slot {
         let change = match validate::parse_change(&bytes) {
             Ok(c) => c,
             Err(r) => return self.reject(doc, author, None, "malformed_change", r.reason),
         };
         let hash = change.hash().0;
+        if let Some(message) = &self.broken {
+            return failed(Some(hash), message.clone());
+        }
         if let Err(e) = self.ensure(doc).await {
             return failed(Some(hash), e);
         }
         if let Err(e) = self.binding(doc, change.actor_id()).await {
             return failed(Some(hash), e);
         }
-        if let Some(i) = pending
+        if let Some(i) = self
+            .batch
+            .pending
             .iter()
             .position(|p| p.change.hash == hash && p.change.doc == *doc)
         {
@@ -358,7 +415,7 @@ impl Unit {
         let others = self.parent_of(doc, &change).await;
         let now = now_ms();
         let verdict = {
-            let Some(state) = self.docs.get(doc) else {
+            let Some(state) = self.docs.get_mut(doc) else {
                 return failed(Some(hash), "document not loaded");
             };
             let env = Env {
@@ -369,7 +426,7 @@ impl Unit {
                 now_ms: now,
                 last_post_ms: self.last_post.get(&author.account).copied(),
             };
-            validate::validate(&state.accepted, &env, change)
+            validate::validate_staged(&mut state.accepted, &env, change)
         };
         let accepted = match verdict {
             Err(r) => {
@@ -388,39 +445,50 @@ impl Unit {
             }
             Ok(Verdict::Accept(a)) => *a,
         };
+        let validate::Accepted {
+            change,
+            new_binding,
+            effects,
+            footprint,
+            ..
+        } = accepted;
         let Some(state) = self.docs.get_mut(doc) else {
             return failed(Some(hash), "document not loaded");
         };
-        if let Err(e) = state.accepted.apply(accepted.change) {
-            self.reset();
-            return failed(Some(hash), e.to_string());
+        // Bucket changes wait in the document's stage and are applied in one Automerge call
+        // per batch (flush); a projection that reads the bucket needs them applied now.
+        let reads_bucket = effects
+            .iter()
+            .any(|e| matches!(e, Effect::EditBody(_) | Effect::DeleteMessage(_)));
+        let staged = state.accepted.stage(change, footprint).and_then(|()| {
+            if reads_bucket {
+                state.accepted.apply_staged()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = staged {
+            let message = format!("applying an accepted change: {e}");
+            self.broken = Some(message.clone());
+            return failed(Some(hash), message);
         }
         state.last_seq += 1;
         let seq = state.last_seq;
-        if let Some(actor) = &accepted.new_binding {
+        if let Some(actor) = &new_binding {
             self.bindings.insert(actor.clone(), author.account.clone());
         }
         let projection =
             if let (DocTarget::Conv(_), Some(conv)) = (doc.target(), self.conv.as_mut()) {
                 let was_created = conv.meta.is_some();
-                refresh_conversation(conv, state.accepted.doc(), &accepted.effects);
-                projection::for_conv(
-                    doc,
-                    conv,
-                    &accepted.effects,
-                    !was_created && conv.meta.is_some(),
-                )
+                refresh_conversation(conv, state.accepted.doc(), &effects);
+                projection::for_conv(doc, conv, &effects, !was_created && conv.meta.is_some())
             } else {
-                projection::for_msgs(doc, seq, state.accepted.doc(), &accepted.effects)
+                projection::for_msgs(doc, seq, state.accepted.doc(), &effects)
             };
-        if accepted
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::PostMessage(_)))
-        {
+        if effects.iter().any(|e| matches!(e, Effect::PostMessage(_))) {
             self.last_post.insert(author.account.clone(), now);
         }
-        pending.push(Pending {
+        self.batch.pending.push(Pending {
             change: NewChange {
                 doc: doc.clone(),
                 hash,
@@ -428,12 +496,12 @@ impl Unit {
                 account: author.account.clone(),
                 accepted_at: now,
                 seq,
-                bind_actor: accepted.new_binding.map(|a| a.to_bytes().to_vec()),
+                bind_actor: new_binding.map(|a| a.to_bytes().to_vec()),
                 projection,
             },
-            effects: accepted.effects,
+            effects,
         });
-        Slot::Pending(pending.len() - 1)
+        Slot::Pending(self.batch.pending.len() - 1)
     }
 
     fn reject(
@@ -468,19 +536,21 @@ impl Unit {
         })
     }
 
-    async fn write(
-        &mut self,
-        doc: &DocId,
-        author: &Author,
-        intent: super::IntentFn,
-        pending: &mut Vec<Pending>,
-    ) -> Slot {
+    async fn write(&mut self, doc: &DocId, author: &Author, intent: super::IntentFn) -> Slot {
+        if let Some(message) = &self.broken {
+            return failed(None, message.clone());
+        }
         if let Err(e) = self.ensure(doc).await {
             return failed(None, e);
         }
-        let Some(state) = self.docs.get(doc) else {
+        let Some(state) = self.docs.get_mut(doc) else {
             return failed(None, "document not loaded");
         };
+        if let Err(e) = state.accepted.apply_staged() {
+            let message = format!("applying accepted changes: {e}");
+            self.broken = Some(message.clone());
+            return failed(None, message);
+        }
         let mut fork = state
             .accepted
             .doc()
@@ -504,145 +574,42 @@ impl Unit {
             return failed(None, "the intent made no change");
         };
         let bytes = change.raw_bytes().to_vec();
-        self.accept(doc, author, bytes, pending).await
+        self.accept(doc, author, bytes).await
     }
 
-    async fn flush(&mut self, pending: &mut Vec<Pending>, waiting: &mut Vec<Waiter>) {
-        let outcomes: Vec<SubmitOutcome> = if pending.is_empty() {
-            Vec::new()
-        } else {
-            let changes: Vec<NewChange> = pending.iter().map(|p| p.change.clone()).collect();
-            let (reply, rx) = oneshot::channel();
-            let sent = self
-                .engine
-                .inner
-                .committer
-                .send(CommitRequest { changes, reply })
-                .await;
-            let result = match sent {
-                Ok(()) => rx.await.unwrap_or_else(|_| Err("committer stopped".into())),
-                Err(_) => Err("committer stopped".into()),
-            };
-            match result {
-                Ok(()) => {
-                    self.engine
-                        .inner
-                        .metrics
-                        .changes_accepted
-                        .inc_by(pending.len() as u64);
-                    self.publish(pending);
-                    pending
-                        .iter()
-                        .map(|p| SubmitOutcome::Ack {
-                            hash: p.change.hash,
-                            seq: p.change.seq,
-                        })
-                        .collect()
-                }
-                Err(message) => {
-                    tracing::error!(%message, "commit failed; reloading from storage");
-                    self.reset();
-                    pending
-                        .iter()
-                        .map(|p| SubmitOutcome::Failed {
-                            hash: Some(p.change.hash),
-                            message: message.clone(),
-                        })
-                        .collect()
-                }
-            }
-        };
-        let resolve = |slot: Slot| match slot {
-            Slot::Done(o) => o,
-            Slot::Pending(i) => outcomes.get(i).cloned().unwrap_or(SubmitOutcome::Failed {
-                hash: None,
-                message: "lost in commit".into(),
-            }),
-        };
-        for waiter in waiting.drain(..) {
-            match waiter {
-                Waiter::Submit(reply, slots) => {
-                    let _ = reply.send(slots.into_iter().map(resolve).collect());
-                }
-                Waiter::Write(reply, slot) => {
-                    let _ = reply.send(resolve(slot));
+    /// Applies the staged changes of every document holding more than `limit` (one
+    /// Automerge call each). On an error memory no longer matches what was accepted: the
+    /// batches in flight are refused, and once the committer is past them the unit reloads
+    /// from storage.
+    async fn apply_staged(&mut self, limit: usize) {
+        let mut failure = None;
+        for (doc, state) in self.docs.iter_mut() {
+            if state.accepted.staged_len() > limit {
+                if let Err(e) = state.accepted.apply_staged() {
+                    failure = Some(format!("applying accepted changes of {doc}: {e}"));
+                    break;
                 }
             }
         }
-        pending.clear();
-    }
-
-    /// Pushes committed changes to subscribers and revokes lost read access.
-    fn publish(&mut self, pending: &[Pending]) {
-        let mut i = 0;
-        while i < pending.len() {
-            let doc = pending[i].change.doc.clone();
-            let mut changes = Vec::new();
-            while i < pending.len() && pending[i].change.doc == doc {
-                changes.push(SeqChange {
-                    seq: pending[i].change.seq,
-                    change: ByteBuf::from(pending[i].change.bytes.clone()),
-                });
-                i += 1;
-            }
-            self.push(
-                &doc,
-                ServerFrame::Changes {
-                    doc: doc.to_string(),
-                    changes,
-                },
-                None,
-            );
-        }
-        for p in pending {
-            for effect in &p.effects {
-                if let Effect::UpdateMember { before, after, .. } = effect {
-                    if before.is_active() && !after.is_active() {
-                        self.revoke(&after.account, after.status);
-                    }
-                }
-            }
+        if let Some(message) = failure {
+            self.broken = Some(message);
+            self.reload().await;
         }
     }
 
-    fn push(&mut self, doc: &DocId, frame: ServerFrame, except: Option<u64>) {
-        let Some(subs) = self.subscribers.get_mut(doc) else {
+    /// Memory no longer matches what was accepted (an Automerge call failed): refuse the
+    /// batches validated on it, wait until the committer is past them, and start over from
+    /// storage.
+    async fn reload(&mut self) {
+        let Some(message) = self.broken.take() else {
             return;
         };
-        subs.retain(|conn| {
-            if Some(conn.id) == except {
-                return true;
-            }
-            match conn.tx.try_send(Outbound::Frame(frame.clone())) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // A slow consumer is dropped, not waited for: it catches up on reconnect.
-                    let tx = conn.tx.clone();
-                    let doc = doc.clone();
-                    tokio::spawn(async move {
-                        let _ = tx.send(Outbound::Lagged(doc)).await;
-                    });
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
-    }
-
-    fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
-        for (doc, subs) in self.subscribers.iter_mut() {
-            subs.retain(|conn| {
-                if conn.account != *account || conn.service {
-                    return true;
-                }
-                let _ = conn.tx.try_send(Outbound::Revoke {
-                    doc: doc.clone(),
-                    code: "member_inactive".into(),
-                    reason: format!("{account} is {}", status.as_str()),
-                });
-                false
-            });
-        }
+        tracing::error!(%message, "reloading from storage");
+        self.epoch.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.start_commit().await;
+        self.epoch = Arc::new(AtomicBool::new(false));
+        self.reset();
+        self.settle().await;
     }
 
     /// May `conn` read `doc`?

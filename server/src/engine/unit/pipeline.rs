@@ -1,0 +1,230 @@
+//! A unit's commit pipeline: while one batch is being committed the unit validates the
+//! next on top of it. Batches finish in order; acks and pushes go out only after their
+//! commit, and a failed commit fails every later batch built on it (the epoch flag).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use confab_core::ids::{AccountId, DocId};
+use confab_core::model::conversation::MemberStatus;
+use confab_core::policy::Effect;
+use confab_core::protocol::{encode_server, SeqChange, ServerFrame};
+use serde_bytes::ByteBuf;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Pending, Slot, Unit, Waiter};
+use crate::engine::committer::CommitRequest;
+use crate::engine::{Outbound, SubmitOutcome};
+use crate::store::NewChange;
+
+/// Batches validated ahead of the oldest uncommitted one.
+pub(super) const MAX_IN_FLIGHT: usize = 2;
+
+/// The changes and answers of one batch, as validation builds it.
+#[derive(Default)]
+pub(super) struct Batch {
+    pub pending: Vec<Pending>,
+    pub waiting: Vec<Waiter>,
+}
+
+/// A batch handed to the committer.
+pub(super) struct InFlight {
+    batch: Batch,
+    done: oneshot::Receiver<Result<(), String>>,
+    epoch: Arc<AtomicBool>,
+}
+
+/// Waits for the oldest batch's commit; pending forever when nothing is in flight.
+pub(super) async fn oldest_done(in_flight: &mut VecDeque<InFlight>) -> Result<(), String> {
+    match in_flight.front_mut() {
+        Some(flight) => (&mut flight.done)
+            .await
+            .unwrap_or_else(|_| Err("committer stopped".into())),
+        None => std::future::pending().await,
+    }
+}
+
+impl Unit {
+    /// Hands the current batch to the committer and starts a new one. The batch's bucket
+    /// changes may still be staged: the commit needs only their bytes.
+    pub(super) async fn start_commit(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.pending.is_empty() && batch.waiting.is_empty() {
+            return;
+        }
+        let (reply, done) = oneshot::channel();
+        let epoch = self.epoch.clone();
+        if batch.pending.is_empty() {
+            // Only rejections: answered in order behind the batches still committing.
+            let _ = reply.send(Ok(()));
+        } else {
+            let changes: Vec<NewChange> = batch.pending.iter().map(|p| p.change.clone()).collect();
+            let request = CommitRequest {
+                changes,
+                reply,
+                poisoned: epoch.clone(),
+            };
+            if let Err(mpsc::error::SendError(request)) =
+                self.engine.inner.committer.send(request).await
+            {
+                let _ = request.reply.send(Err("committer stopped".into()));
+            }
+        }
+        self.in_flight.push_back(InFlight { batch, done, epoch });
+    }
+
+    /// Commits the current batch and waits until every batch is answered: reads and
+    /// subscriptions see all earlier submits as committed.
+    pub(super) async fn settle(&mut self) {
+        self.start_commit().await;
+        while !self.in_flight.is_empty() {
+            let result = oldest_done(&mut self.in_flight).await;
+            self.finish_oldest(result);
+        }
+    }
+
+    /// Answers the oldest in-flight batch with its commit's result.
+    pub(super) fn finish_oldest(&mut self, result: Result<(), String>) {
+        let Some(flight) = self.in_flight.pop_front() else {
+            return;
+        };
+        let Batch { pending, waiting } = flight.batch;
+        let outcomes: Vec<SubmitOutcome> = match result {
+            Ok(()) => {
+                self.engine
+                    .inner
+                    .metrics
+                    .changes_accepted
+                    .inc_by(pending.len() as u64);
+                for p in &pending {
+                    if let Some(state) = self.docs.get_mut(&p.change.doc) {
+                        state.committed_seq = state.committed_seq.max(p.change.seq);
+                    }
+                }
+                self.publish(&pending);
+                pending
+                    .iter()
+                    .map(|p| SubmitOutcome::Ack {
+                        hash: p.change.hash,
+                        seq: p.change.seq,
+                    })
+                    .collect()
+            }
+            Err(message) => {
+                // Memory may hold what storage lost. Later batches of the same epoch were
+                // built on this one: the committer refuses them, and they find the unit
+                // already reset.
+                if Arc::ptr_eq(&flight.epoch, &self.epoch) {
+                    tracing::error!(%message, "commit failed; reloading from storage");
+                    self.epoch.store(true, Ordering::SeqCst);
+                    self.epoch = Arc::new(AtomicBool::new(false));
+                    self.reset();
+                }
+                pending
+                    .iter()
+                    .map(|p| SubmitOutcome::Failed {
+                        hash: Some(p.change.hash),
+                        message: message.clone(),
+                    })
+                    .collect()
+            }
+        };
+        let resolve = |slot: Slot| match slot {
+            Slot::Done(o) => o,
+            Slot::Pending(i) => outcomes.get(i).cloned().unwrap_or(SubmitOutcome::Failed {
+                hash: None,
+                message: "lost in commit".into(),
+            }),
+        };
+        for waiter in waiting {
+            match waiter {
+                Waiter::Submit(reply, slots) => {
+                    let _ = reply.send(slots.into_iter().map(resolve).collect());
+                }
+                Waiter::Write(reply, slot) => {
+                    let _ = reply.send(resolve(slot));
+                }
+            }
+        }
+    }
+
+    /// Pushes committed changes to subscribers and revokes lost read access.
+    fn publish(&mut self, pending: &[Pending]) {
+        let mut i = 0;
+        while i < pending.len() {
+            let doc = pending[i].change.doc.clone();
+            let mut changes = Vec::new();
+            while i < pending.len() && pending[i].change.doc == doc {
+                changes.push(SeqChange {
+                    seq: pending[i].change.seq,
+                    change: ByteBuf::from(pending[i].change.bytes.clone()),
+                });
+                i += 1;
+            }
+            self.push(
+                &doc,
+                ServerFrame::Changes {
+                    doc: doc.to_string(),
+                    changes,
+                },
+                None,
+            );
+        }
+        for p in pending {
+            for effect in &p.effects {
+                if let Effect::UpdateMember { before, after, .. } = effect {
+                    if before.is_active() && !after.is_active() {
+                        self.revoke(&after.account, after.status);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `frame` to every subscriber of `doc` but `except`, encoded once for all.
+    pub(super) fn push(&mut self, doc: &DocId, frame: ServerFrame, except: Option<u64>) {
+        let Some(subs) = self.subscribers.get_mut(doc) else {
+            return;
+        };
+        if subs.iter().all(|c| Some(c.id) == except) {
+            return;
+        }
+        let encoded = Bytes::from(encode_server(&frame));
+        subs.retain(|conn| {
+            if Some(conn.id) == except {
+                return true;
+            }
+            match conn.tx.try_send(Outbound::Encoded(encoded.clone())) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // A slow consumer is dropped, not waited for: it catches up on reconnect.
+                    let tx = conn.tx.clone();
+                    let doc = doc.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(Outbound::Lagged(doc)).await;
+                    });
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
+        for (doc, subs) in self.subscribers.iter_mut() {
+            subs.retain(|conn| {
+                if conn.account != *account || conn.service {
+                    return true;
+                }
+                let _ = conn.tx.try_send(Outbound::Revoke {
+                    doc: doc.clone(),
+                    code: "member_inactive".into(),
+                    reason: format!("{account} is {}", status.as_str()),
+                });
+                false
+            });
+        }
+    }
+}

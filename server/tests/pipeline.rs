@@ -1,0 +1,233 @@
+//! The commit pipeline under a failing store: a batch validated on top of a batch whose
+//! commit fails must never be stored or acked, and both are accepted when resubmitted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use confab_core::automerge::{ActorId, Automerge};
+use confab_core::doc::{self, write, IntentTag};
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::*;
+use confab_core::model::message::NewMessage;
+use confab_core::policy::Author;
+use confab_server::engine::{now_ms, Engine, EngineConfig, SubmitOutcome};
+use confab_server::maintenance;
+use confab_server::metrics::Metrics;
+use confab_server::store::*;
+use tokio::sync::Notify;
+
+/// SQLite underneath; while `hold` is set, the next commit waits for `release` and fails.
+struct GatedStore {
+    inner: Arc<dyn Store>,
+    hold: AtomicBool,
+    entered: Notify,
+    release: Notify,
+}
+
+#[async_trait]
+impl Store for GatedStore {
+    async fn migrate(&self) -> Result<()> {
+        self.inner.migrate().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
+        self.inner.load_doc(doc).await
+    }
+    async fn commit(&self, changes: &[NewChange]) -> Result<()> {
+        if self.hold.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+            return Err(StoreError::Corrupt("injected commit failure".into()));
+        }
+        self.inner.commit(changes).await
+    }
+    async fn changes_after(
+        &self,
+        doc: &DocId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.inner.changes_after(doc, after, limit).await
+    }
+    async fn seq_of(&self, doc: &DocId, hash: &[u8; 32]) -> Result<Option<u64>> {
+        self.inner.seq_of(doc, hash).await
+    }
+    async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>> {
+        self.inner.actor_account(tenant, actor).await
+    }
+    async fn record_rejection(&self, record: &RejectionRecord) -> Result<()> {
+        self.inner.record_rejection(record).await
+    }
+    async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
+        self.inner.compact(doc, snapshot, seq).await
+    }
+    async fn doc_ids(&self) -> Result<Vec<String>> {
+        self.inner.doc_ids().await
+    }
+    async fn membership(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        account: &AccountId,
+    ) -> Result<Option<(String, String)>> {
+        self.inner.membership(tenant, conv, account).await
+    }
+    async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
+        self.inner.conversation(tenant, conv).await
+    }
+    async fn conversations_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<ConvListItem>> {
+        self.inner.conversations_of(tenant, account).await
+    }
+    async fn messages(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>> {
+        self.inner.messages(tenant, conv, before, limit).await
+    }
+    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
+        self.inner.rejection_count(tenant).await
+    }
+    async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
+        self.inner.stored_bytes(doc).await
+    }
+}
+
+fn is_ack(outcomes: &[SubmitOutcome]) -> bool {
+    outcomes
+        .iter()
+        .all(|o| matches!(o, SubmitOutcome::Ack { .. }))
+}
+
+#[tokio::test]
+async fn a_batch_built_on_a_failed_commit_is_never_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = maintenance::open_store(None, dir.path())
+        .await
+        .expect("store");
+    let store = Arc::new(GatedStore {
+        inner: sqlite,
+        hold: AtomicBool::new(false),
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(Metrics::new()),
+        EngineConfig::default(),
+    );
+    let tenant = TenantId::new("acme").expect("tenant");
+    let alice = AccountId::new("alice").expect("account");
+    let author = Author::user(alice.clone());
+    let conv = ConvId::new("pipeline").expect("conv");
+    let conv_doc = DocId::conv(&tenant, &conv);
+    let now = now_ms();
+
+    // The conversation, committed normally.
+    let actor = ActorId::from(&[7u8; 16][..]);
+    let mut conv_replica = doc::genesis(&conv_doc)
+        .expect("genesis")
+        .with_actor(actor.clone());
+    let spec = write::CreateConv {
+        kind: ConvKind::Group,
+        created_by: alice.clone(),
+        created_at: now,
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread: None,
+        info: Info::default(),
+        settings: Settings::defaults_for(ConvKind::Group),
+        members: vec![Member::new(alice.clone(), Role::Owner)],
+    };
+    write::create_conversation(&mut conv_replica, &IntentTag::new("c", "create"), &spec)
+        .expect("create");
+    let creation = conv_replica.get_last_local_change().expect("change");
+    let outcome = engine
+        .submit(
+            conv_doc.clone(),
+            author.clone(),
+            vec![creation.raw_bytes().to_vec()],
+        )
+        .await;
+    assert!(is_ack(&outcome), "{outcome:?}");
+
+    // Alice adds Bob (a conversation change); Bob posts in a bucket. Each batch's own
+    // document would pass the seq check: only the epoch stops Bob's message.
+    let bob = AccountId::new("bob").expect("account");
+    let mut added = Member::new(bob.clone(), Role::Member);
+    added.invited_by = Some(alice.clone());
+    write::add_member(&mut conv_replica, &IntentTag::new("a", "add"), now, &added).expect("add");
+    let first = conv_replica
+        .get_last_local_change()
+        .expect("change")
+        .raw_bytes()
+        .to_vec();
+    let bucket = DocId::msgs(&tenant, &conv, now.div_euclid(DEFAULT_BUCKET_MS));
+    let bob_actor = ActorId::from(&[8u8; 16][..]);
+    let mut replica: Automerge = doc::genesis(&bucket)
+        .expect("genesis")
+        .with_actor(bob_actor);
+    let m = NewMessage::text(MessageId::new("m1").expect("id"), bob.clone(), "hi", now);
+    write::post_message(&mut replica, &IntentTag::new("m1", "send"), &m).expect("post");
+    let second = replica
+        .get_last_local_change()
+        .expect("change")
+        .raw_bytes()
+        .to_vec();
+    let bob_author = Author::user(bob);
+
+    // The first commit blocks and will fail; the second is validated on top of it meanwhile.
+    store.hold.store(true, Ordering::SeqCst);
+    let first_answer = engine
+        .enqueue_submit(conv_doc.clone(), author.clone(), vec![first.clone()])
+        .await;
+    store.entered.notified().await;
+    let second_answer = engine
+        .enqueue_submit(bucket.clone(), bob_author.clone(), vec![second.clone()])
+        .await;
+    // Give the unit time to validate the second batch and hand it to the committer.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.release.notify_one();
+
+    let first_outcome = first_answer.await.expect("answered");
+    let second_outcome = second_answer.await.expect("answered");
+    assert!(
+        matches!(first_outcome[0], SubmitOutcome::Failed { .. }),
+        "{first_outcome:?}"
+    );
+    assert!(
+        matches!(second_outcome[0], SubmitOutcome::Failed { .. }),
+        "the batch built on a lost one must fail: {second_outcome:?}"
+    );
+    assert!(store
+        .load_doc(&bucket)
+        .await
+        .expect("load")
+        .changes
+        .is_empty());
+    assert_eq!(
+        store.load_doc(&conv_doc).await.expect("load").changes.len(),
+        1
+    );
+
+    // Resubmitted, both are accepted.
+    let again = engine.submit(conv_doc.clone(), author, vec![first]).await;
+    assert!(is_ack(&again), "{again:?}");
+    let again = engine
+        .submit(bucket.clone(), bob_author, vec![second])
+        .await;
+    assert!(is_ack(&again), "{again:?}");
+    assert_eq!(
+        store.load_doc(&bucket).await.expect("load").changes.len(),
+        1
+    );
+}
