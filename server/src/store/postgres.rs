@@ -7,13 +7,14 @@
 //! first. Message positions are taken with `UPDATE conversations SET last_pos = last_pos + n
 //! ... RETURNING last_pos` under the row lock, so they are unique and gap-free across nodes.
 //!
-//! A batch is written with a fixed number of statements whatever its size: the rows travel
-//! as arrays and are expanded with `UNNEST` (one prepared statement per table).
+//! A batch is written by one call of the `confab_commit` function (migration 0002), so one
+//! round trip whatever its size: the rows travel as arrays and are expanded with `UNNEST`.
 //!
 //! Text ordering (`doc_ids`, the tie-break of `conversations_of`, lock order) is bytewise
 //! (`COLLATE "C"`), as in SQLite, whatever the database's default collation.
 
-use std::collections::{BTreeMap, HashMap};
+mod rows;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,6 +30,8 @@ use super::{
     ConvListItem, ConvRow, MessageRow, NewChange, RejectionRecord, Result, Store, StoreError,
     StoredDoc,
 };
+
+use self::rows::{CommitRows, COMMIT};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -139,325 +142,86 @@ impl Store for PgStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut plan = Plan::build(changes)?;
-        // Dropping `tx` on an error rolls back.
-        let mut tx = self.pool.begin().await?;
-
-        // 1. Seq compare-and-set. Documents the batch starts create their row first (a
-        //    concurrent creator of the same row makes this wait, then see its seq).
-        let new_docs: Vec<&str> = plan
-            .docs
-            .iter()
-            .filter(|d| d.prev == 0)
-            .map(|d| d.doc.as_str())
-            .collect();
-        if !new_docs.is_empty() {
-            let tenants: Vec<&str> = plan
-                .docs
-                .iter()
-                .filter(|d| d.prev == 0)
-                .map(|d| d.tenant)
-                .collect();
-            sqlx::query(
-                "INSERT INTO docs (doc_id, tenant) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT (doc_id) DO NOTHING",
-            )
-            .bind(&new_docs)
-            .bind(&tenants)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let doc_ids: Vec<&str> = plan.docs.iter().map(|d| d.doc.as_str()).collect();
-        let rows = sqlx::query(
-            "SELECT doc_id, last_seq FROM docs WHERE doc_id = ANY($1) \
-             ORDER BY doc_id COLLATE \"C\" FOR UPDATE",
-        )
-        .bind(&doc_ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut current: HashMap<String, i64> = HashMap::with_capacity(rows.len());
-        for row in rows {
-            current.insert(row.try_get("doc_id")?, row.try_get("last_seq")?);
-        }
-        plan.check_seqs(&current)?;
-        let lasts: Vec<i64> = plan.docs.iter().map(|d| d.last).collect();
-        sqlx::query(
-            "UPDATE docs SET last_seq = u.l FROM UNNEST($1::text[], $2::int8[]) AS u(d, l) \
-             WHERE docs.doc_id = u.d",
-        )
-        .bind(&doc_ids)
-        .bind(&lasts)
-        .execute(&mut *tx)
-        .await?;
-
-        // 2. The change log.
-        {
-            let c = &plan.changes;
-            let docs: Vec<&str> = c.iter().map(|x| x.doc.as_str()).collect();
-            let seqs: Vec<i64> = c.iter().map(|x| x.seq).collect();
-            let hashes: Vec<&[u8]> = c.iter().map(|x| x.hash).collect();
-            let bytes: Vec<&[u8]> = c.iter().map(|x| x.bytes).collect();
-            let accounts: Vec<&str> = c.iter().map(|x| x.account).collect();
-            let at: Vec<i64> = c.iter().map(|x| x.accepted_at).collect();
-            sqlx::query(
-                "INSERT INTO changes (doc_id, seq, hash, bytes, account, accepted_at) \
-                 SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bytea[], $4::bytea[], \
-                 $5::text[], $6::int8[])",
-            )
-            .bind(&docs)
-            .bind(&seqs)
-            .bind(&hashes)
-            .bind(&bytes)
-            .bind(&accounts)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        // 3. Actor bindings.
-        if !plan.bindings.is_empty() {
-            let b = &plan.bindings;
-            let tenants: Vec<&str> = b.iter().map(|x| x.tenant).collect();
-            let actors: Vec<&[u8]> = b.iter().map(|x| x.actor).collect();
-            let accounts: Vec<&str> = b.iter().map(|x| x.account).collect();
-            let at: Vec<i64> = b.iter().map(|x| x.bound_at).collect();
-            sqlx::query(
-                "INSERT INTO actors (tenant, actor, account, bound_at) \
-                 SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::text[], $4::int8[]) \
-                 ON CONFLICT (tenant, actor) DO NOTHING",
-            )
-            .bind(&tenants)
-            .bind(&actors)
-            .bind(&accounts)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-            let rows = sqlx::query(
-                "SELECT a.tenant, a.actor, a.account FROM actors a \
-                 JOIN UNNEST($1::text[], $2::bytea[]) AS u(t, x) \
-                 ON a.tenant = u.t AND a.actor = u.x",
-            )
-            .bind(&tenants)
-            .bind(&actors)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut bound = Vec::with_capacity(rows.len());
-            for row in rows {
-                bound.push((
-                    row.try_get::<String, _>("tenant")?,
-                    row.try_get::<Vec<u8>, _>("actor")?,
-                    row.try_get::<String, _>("account")?,
-                ));
+        let plan = Plan::build(changes)?;
+        let rows = CommitRows::of(&plan);
+        // One statement, so one round trip and its own transaction: the function
+        // (migration 0002) runs the steps in order and rolls everything back on an error.
+        let d = &rows.docs;
+        let c = &rows.changes;
+        let b = &rows.bindings;
+        let t = &rows.touched;
+        let s = &rows.summaries;
+        let m = &rows.members;
+        let r = &rows.markers;
+        let a = &rows.allocs;
+        let g = &rows.messages;
+        let u = &rows.updates;
+        let result = sqlx::query(COMMIT)
+            .bind(&d.ids)
+            .bind(&d.tenants)
+            .bind(&d.prev)
+            .bind(&d.last)
+            .bind(&c.docs)
+            .bind(&c.seqs)
+            .bind(&c.hashes)
+            .bind(&c.bytes)
+            .bind(&c.accounts)
+            .bind(&c.at)
+            .bind(&b.tenants)
+            .bind(&b.actors)
+            .bind(&b.accounts)
+            .bind(&b.at)
+            .bind(&t.tenants)
+            .bind(&t.convs)
+            .bind(&t.created)
+            .bind(&t.activity)
+            .bind(&s.tenants)
+            .bind(&s.convs)
+            .bind(&s.kinds)
+            .bind(&s.titles)
+            .bind(&s.lifecycles)
+            .bind(&s.parents)
+            .bind(&s.created)
+            .bind(&m.tenants)
+            .bind(&m.convs)
+            .bind(&m.accounts)
+            .bind(&m.roles)
+            .bind(&m.statuses)
+            .bind(&r.tenants)
+            .bind(&r.convs)
+            .bind(&r.accounts)
+            .bind(&r.messages)
+            .bind(&a.tenants)
+            .bind(&a.convs)
+            .bind(&a.counts)
+            .bind(&a.max_created)
+            .bind(&g.tenants)
+            .bind(&g.convs)
+            .bind(&g.ids)
+            .bind(&g.docs)
+            .bind(&g.seqs)
+            .bind(&g.authors)
+            .bind(&g.kinds)
+            .bind(&g.created)
+            .bind(&g.previews)
+            .bind(&g.deleted)
+            .bind(&u.tenants)
+            .bind(&u.convs)
+            .bind(&u.ids)
+            .bind(&u.previews)
+            .bind(&u.deleted)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("CF001") => {
+                Err(StoreError::SeqConflict(e.message().to_owned()))
             }
-            plan.check_bindings(&bound)?;
-        }
-
-        // 4. Conversations. Every conversation row the batch touches (summaries and message
-        //    positions) is created if missing, then locked in key order before any is
-        //    written: two nodes committing to overlapping conversations queue, never
-        //    deadlock. Rows, locks and updates go in one global order: docs, conversations,
-        //    memberships, read markers, messages.
-        let mut touched: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
-        for a in &plan.allocs {
-            touched.insert((a.tenant, a.conv), (a.first_created, 0));
-        }
-        for c in &plan.conversations {
-            // A new summary's activity starts at its creation (as in the SQLite upsert).
-            touched.insert(
-                (c.tenant.as_str(), c.conv.as_str()),
-                (c.created_at, c.created_at),
-            );
-        }
-        if !touched.is_empty() {
-            let tenants: Vec<&str> = touched.keys().map(|k| k.0).collect();
-            let convs: Vec<&str> = touched.keys().map(|k| k.1).collect();
-            let created: Vec<i64> = touched.values().map(|v| v.0).collect();
-            let activity: Vec<i64> = touched.values().map(|v| v.1).collect();
-            sqlx::query(
-                "INSERT INTO conversations \
-                 (tenant, conv, kind, lifecycle, created_at, last_activity) \
-                 SELECT t, c, 'unknown', 'active', ca, la \
-                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(t, c, ca, la) \
-                 ON CONFLICT (tenant, conv) DO NOTHING",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&created)
-            .bind(&activity)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "SELECT 1 FROM conversations \
-                 WHERE (tenant, conv) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
-                 ORDER BY tenant COLLATE \"C\", conv COLLATE \"C\" FOR UPDATE",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !plan.conversations.is_empty() {
-            // The rows exist and are locked: replace the summary, keep last_pos and
-            // last_activity.
-            let c = &plan.conversations;
-            let tenants: Vec<&str> = c.iter().map(|x| x.tenant.as_str()).collect();
-            let convs: Vec<&str> = c.iter().map(|x| x.conv.as_str()).collect();
-            let kinds: Vec<&str> = c.iter().map(|x| x.kind.as_str()).collect();
-            let titles: Vec<Option<&str>> = c.iter().map(|x| x.title.as_deref()).collect();
-            let lifecycles: Vec<&str> = c.iter().map(|x| x.lifecycle.as_str()).collect();
-            let parents: Vec<Option<&str>> = c
-                .iter()
-                .map(|x| x.parent.as_ref().map(ConvId::as_str))
-                .collect();
-            let created: Vec<i64> = c.iter().map(|x| x.created_at).collect();
-            sqlx::query(
-                "UPDATE conversations c SET kind = u.k, title = u.ti, lifecycle = u.l, \
-                 parent = u.p, created_at = u.ca \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                 $6::text[], $7::int8[]) AS u(t, cv, k, ti, l, p, ca) \
-                 WHERE c.tenant = u.t AND c.conv = u.cv",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&kinds)
-            .bind(&titles)
-            .bind(&lifecycles)
-            .bind(&parents)
-            .bind(&created)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        // 5. Members and read markers.
-        if !plan.members.is_empty() {
-            let m = &plan.members;
-            let tenants: Vec<&str> = m.iter().map(|x| x.tenant).collect();
-            let convs: Vec<&str> = m.iter().map(|x| x.conv).collect();
-            let accounts: Vec<&str> = m.iter().map(|x| x.account).collect();
-            let roles: Vec<&str> = m.iter().map(|x| x.role).collect();
-            let statuses: Vec<&str> = m.iter().map(|x| x.status).collect();
-            sqlx::query(
-                "INSERT INTO memberships (tenant, conv, account, role, status) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
-                 ON CONFLICT (tenant, conv, account) DO UPDATE SET role = EXCLUDED.role, \
-                 status = EXCLUDED.status",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&accounts)
-            .bind(&roles)
-            .bind(&statuses)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !plan.markers.is_empty() {
-            let m = &plan.markers;
-            let tenants: Vec<&str> = m.iter().map(|x| x.tenant).collect();
-            let convs: Vec<&str> = m.iter().map(|x| x.conv).collect();
-            let accounts: Vec<&str> = m.iter().map(|x| x.account).collect();
-            let messages: Vec<&str> = m.iter().map(|x| x.message).collect();
-            sqlx::query(
-                "INSERT INTO read_markers (tenant, conv, account, message) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) \
-                 ON CONFLICT (tenant, conv, account) DO UPDATE SET message = EXCLUDED.message",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&accounts)
-            .bind(&messages)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        // 6. Messages: positions come from the conversation rows, locked in step 4.
-        if !plan.messages.is_empty() {
-            let a = &plan.allocs;
-            let tenants: Vec<&str> = a.iter().map(|x| x.tenant).collect();
-            let convs: Vec<&str> = a.iter().map(|x| x.conv).collect();
-            let counts: Vec<i64> = a.iter().map(|x| x.count).collect();
-            let max_created: Vec<i64> = a.iter().map(|x| x.max_created).collect();
-            let rows = sqlx::query(
-                "UPDATE conversations c SET last_pos = c.last_pos + u.n, \
-                 last_activity = GREATEST(c.last_activity, u.mx) \
-                 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(t, cv, n, mx) \
-                 WHERE c.tenant = u.t AND c.conv = u.cv \
-                 RETURNING c.tenant, c.conv, c.last_pos",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&counts)
-            .bind(&max_created)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut ends: HashMap<(String, String), i64> = HashMap::with_capacity(rows.len());
-            for row in rows {
-                ends.insert(
-                    (row.try_get("tenant")?, row.try_get("conv")?),
-                    row.try_get("last_pos")?,
-                );
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("CF002") => {
+                Err(StoreError::Corrupt(e.message().to_owned()))
             }
-            plan.assign_positions(&ends)?;
-
-            let m = &plan.messages;
-            let tenants: Vec<&str> = m.iter().map(|x| x.row.tenant.as_str()).collect();
-            let convs: Vec<&str> = m.iter().map(|x| x.row.conv.as_str()).collect();
-            let ids: Vec<&str> = m.iter().map(|x| x.row.message.as_str()).collect();
-            let pos: Vec<i64> = m.iter().map(|x| x.pos).collect();
-            let docs: Vec<&str> = m.iter().map(|x| x.row.doc.as_str()).collect();
-            let seqs: Vec<i64> = m.iter().map(|x| x.seq).collect();
-            let authors: Vec<&str> = m.iter().map(|x| x.row.author.as_str()).collect();
-            let kinds: Vec<&str> = m.iter().map(|x| x.row.kind.as_str()).collect();
-            let created: Vec<i64> = m.iter().map(|x| x.row.created_at).collect();
-            let previews: Vec<&str> = m.iter().map(|x| x.preview).collect();
-            let deleted: Vec<bool> = m.iter().map(|x| x.deleted).collect();
-            sqlx::query(
-                "INSERT INTO messages (tenant, conv, message, pos, doc_id, seq, author, kind, \
-                 created_at, preview, deleted) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], \
-                 $5::text[], $6::int8[], $7::text[], $8::text[], $9::int8[], $10::text[], \
-                 $11::bool[]) \
-                 ON CONFLICT (tenant, conv, message) DO NOTHING",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&ids)
-            .bind(&pos)
-            .bind(&docs)
-            .bind(&seqs)
-            .bind(&authors)
-            .bind(&kinds)
-            .bind(&created)
-            .bind(&previews)
-            .bind(&deleted)
-            .execute(&mut *tx)
-            .await?;
+            Err(e) => Err(e.into()),
         }
-
-        // 7. Edits and deletions of messages committed before this batch.
-        if !plan.updates.is_empty() {
-            let u = &plan.updates;
-            let tenants: Vec<&str> = u.iter().map(|x| x.tenant).collect();
-            let convs: Vec<&str> = u.iter().map(|x| x.conv).collect();
-            let ids: Vec<&str> = u.iter().map(|x| x.message).collect();
-            let previews: Vec<&str> = u.iter().map(|x| x.preview).collect();
-            let deleted: Vec<bool> = u.iter().map(|x| x.deleted).collect();
-            sqlx::query(
-                "UPDATE messages m SET preview = u.p, deleted = u.d \
-                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[]) \
-                 AS u(t, c, id, p, d) \
-                 WHERE m.tenant = u.t AND m.conv = u.c AND m.message = u.id",
-            )
-            .bind(&tenants)
-            .bind(&convs)
-            .bind(&ids)
-            .bind(&previews)
-            .bind(&deleted)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        tx.commit().await?;
-        Ok(())
     }
 
     /// After a compaction the changes up to the snapshot are gone: with `after` older than

@@ -545,7 +545,10 @@ async fn recv_frame(ws: &mut Ws) -> Result<ServerFrame> {
 }
 
 async fn connect(url: &str, account: &str) -> Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+    // A small read buffer: tungstenite zero-fills all of it before every read.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .context("websocket connect")?;
     send_frame(

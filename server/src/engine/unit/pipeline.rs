@@ -20,7 +20,7 @@ use crate::engine::{Outbound, SubmitOutcome};
 use crate::store::NewChange;
 
 /// Batches validated ahead of the oldest uncommitted one.
-pub(super) const MAX_IN_FLIGHT: usize = 2;
+pub(super) const MAX_IN_FLIGHT: usize = 8;
 
 /// The changes and answers of one batch, as validation builds it.
 #[derive(Default)]

@@ -1,0 +1,215 @@
+//! A planned batch as the column arrays `confab_commit` (migration 0002) takes.
+
+use std::collections::BTreeMap;
+
+use confab_core::ids::ConvId;
+
+use crate::store::sqlite::shared::Plan;
+
+/// The call, parameters in the function's order.
+pub(super) const COMMIT: &str = "SELECT confab_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
+    $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, \
+    $47, $48, $49, $50, $51, $52, $53)";
+
+#[derive(Default)]
+pub(super) struct Docs<'a> {
+    pub ids: Vec<&'a str>,
+    pub tenants: Vec<&'a str>,
+    pub prev: Vec<i64>,
+    pub last: Vec<i64>,
+}
+
+#[derive(Default)]
+pub(super) struct Changes<'a> {
+    pub docs: Vec<&'a str>,
+    pub seqs: Vec<i64>,
+    pub hashes: Vec<&'a [u8]>,
+    pub bytes: Vec<&'a [u8]>,
+    pub accounts: Vec<&'a str>,
+    pub at: Vec<i64>,
+}
+
+#[derive(Default)]
+pub(super) struct Bindings<'a> {
+    pub tenants: Vec<&'a str>,
+    pub actors: Vec<&'a [u8]>,
+    pub accounts: Vec<&'a str>,
+    pub at: Vec<i64>,
+}
+
+/// Conversation rows to create if missing and lock, with their first activity.
+#[derive(Default)]
+pub(super) struct Touched<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub created: Vec<i64>,
+    pub activity: Vec<i64>,
+}
+
+#[derive(Default)]
+pub(super) struct Summaries<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub kinds: Vec<&'a str>,
+    pub titles: Vec<Option<&'a str>>,
+    pub lifecycles: Vec<&'a str>,
+    pub parents: Vec<Option<&'a str>>,
+    pub created: Vec<i64>,
+}
+
+#[derive(Default)]
+pub(super) struct Members<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub accounts: Vec<&'a str>,
+    pub roles: Vec<&'a str>,
+    pub statuses: Vec<&'a str>,
+}
+
+#[derive(Default)]
+pub(super) struct Markers<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub accounts: Vec<&'a str>,
+    pub messages: Vec<&'a str>,
+}
+
+#[derive(Default)]
+pub(super) struct Allocs<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub counts: Vec<i64>,
+    pub max_created: Vec<i64>,
+}
+
+#[derive(Default)]
+pub(super) struct Messages<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub ids: Vec<&'a str>,
+    pub docs: Vec<&'a str>,
+    pub seqs: Vec<i64>,
+    pub authors: Vec<&'a str>,
+    pub kinds: Vec<&'a str>,
+    pub created: Vec<i64>,
+    pub previews: Vec<&'a str>,
+    pub deleted: Vec<bool>,
+}
+
+#[derive(Default)]
+pub(super) struct Updates<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub ids: Vec<&'a str>,
+    pub previews: Vec<&'a str>,
+    pub deleted: Vec<bool>,
+}
+
+#[derive(Default)]
+pub(super) struct CommitRows<'a> {
+    pub docs: Docs<'a>,
+    pub changes: Changes<'a>,
+    pub bindings: Bindings<'a>,
+    pub touched: Touched<'a>,
+    pub summaries: Summaries<'a>,
+    pub members: Members<'a>,
+    pub markers: Markers<'a>,
+    pub allocs: Allocs<'a>,
+    pub messages: Messages<'a>,
+    pub updates: Updates<'a>,
+}
+
+impl<'a> CommitRows<'a> {
+    pub fn of(plan: &'a Plan<'a>) -> Self {
+        let mut out = CommitRows::default();
+        for d in &plan.docs {
+            out.docs.ids.push(&d.doc);
+            out.docs.tenants.push(d.tenant);
+            out.docs.prev.push(d.prev);
+            out.docs.last.push(d.last);
+        }
+        for c in &plan.changes {
+            out.changes.docs.push(&c.doc);
+            out.changes.seqs.push(c.seq);
+            out.changes.hashes.push(c.hash);
+            out.changes.bytes.push(c.bytes);
+            out.changes.accounts.push(c.account);
+            out.changes.at.push(c.accepted_at);
+        }
+        for b in &plan.bindings {
+            out.bindings.tenants.push(b.tenant);
+            out.bindings.actors.push(b.actor);
+            out.bindings.accounts.push(b.account);
+            out.bindings.at.push(b.bound_at);
+        }
+        // Every conversation the batch writes to, in key order: new messages start its
+        // activity at 0 (their own times raise it), a new summary at its creation.
+        let mut touched: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for a in &plan.allocs {
+            touched.insert((a.tenant, a.conv), (a.first_created, 0));
+        }
+        for c in &plan.conversations {
+            touched.insert(
+                (c.tenant.as_str(), c.conv.as_str()),
+                (c.created_at, c.created_at),
+            );
+        }
+        for ((tenant, conv), (created, activity)) in touched {
+            out.touched.tenants.push(tenant);
+            out.touched.convs.push(conv);
+            out.touched.created.push(created);
+            out.touched.activity.push(activity);
+        }
+        for c in &plan.conversations {
+            let s = &mut out.summaries;
+            s.tenants.push(c.tenant.as_str());
+            s.convs.push(c.conv.as_str());
+            s.kinds.push(&c.kind);
+            s.titles.push(c.title.as_deref());
+            s.lifecycles.push(&c.lifecycle);
+            s.parents.push(c.parent.as_ref().map(ConvId::as_str));
+            s.created.push(c.created_at);
+        }
+        for m in &plan.members {
+            out.members.tenants.push(m.tenant);
+            out.members.convs.push(m.conv);
+            out.members.accounts.push(m.account);
+            out.members.roles.push(m.role);
+            out.members.statuses.push(m.status);
+        }
+        for r in &plan.markers {
+            out.markers.tenants.push(r.tenant);
+            out.markers.convs.push(r.conv);
+            out.markers.accounts.push(r.account);
+            out.markers.messages.push(r.message);
+        }
+        for a in &plan.allocs {
+            out.allocs.tenants.push(a.tenant);
+            out.allocs.convs.push(a.conv);
+            out.allocs.counts.push(a.count);
+            out.allocs.max_created.push(a.max_created);
+        }
+        for m in &plan.messages {
+            let g = &mut out.messages;
+            g.tenants.push(m.row.tenant.as_str());
+            g.convs.push(m.row.conv.as_str());
+            g.ids.push(m.row.message.as_str());
+            g.docs.push(&m.row.doc);
+            g.seqs.push(m.seq);
+            g.authors.push(m.row.author.as_str());
+            g.kinds.push(&m.row.kind);
+            g.created.push(m.row.created_at);
+            g.previews.push(m.preview);
+            g.deleted.push(m.deleted);
+        }
+        for u in &plan.updates {
+            out.updates.tenants.push(u.tenant);
+            out.updates.convs.push(u.conv);
+            out.updates.ids.push(u.message);
+            out.updates.previews.push(u.preview);
+            out.updates.deleted.push(u.deleted);
+        }
+        out
+    }
+}
