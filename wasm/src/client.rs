@@ -38,7 +38,7 @@ const DEFAULT_OPEN_LIMIT: usize = 50;
 /// over a WebSocket when connected. See README.md.
 #[wasm_bindgen]
 pub struct ConfabClient {
-    inner: Rc<Inner>,
+    pub(crate) inner: Rc<Inner>,
 }
 
 impl std::fmt::Debug for ConfabClient {

@@ -7,6 +7,7 @@ mod client;
 mod connection;
 pub mod error;
 mod js;
+pub mod policy;
 mod runtime;
 pub mod store;
 pub mod types;
