@@ -5,9 +5,11 @@
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
 //! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
 //! - `wasm [test [--bench] [--no-browser] [--no-node]]`: the npm package in wasm/pkg, and its tests.
+//! - `demo [--listen ADDR]`: the web demo on a local server; `demo e2e`: its browser tests.
 
 mod bench;
 mod bench_server;
+mod demo;
 mod wasm;
 
 use std::process::Command;
@@ -23,8 +25,11 @@ fn main() -> Result<()> {
         }
         Some("bench") => bench::run(&args[1..]),
         Some("wasm") => wasm::build(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench [core|server [--quick]]|wasm [test]>");
+            eprintln!(
+                "usage: cargo xtask <test|ci|bench [core|server [--quick]]|wasm [test]|demo [e2e]>"
+            );
             bail!("unknown task {:?}", args.first())
         }
     }
@@ -91,6 +96,8 @@ fn test() -> Result<()> {
         ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    // The web demo end to end in Chromium (installs Chromium and its npm packages if missing).
+    demo::e2e(&wasm::workspace_root()?)?;
     run(
         "cargo",
         &[

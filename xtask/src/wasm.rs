@@ -142,7 +142,7 @@ fn args_owned(args: &[&str]) -> Vec<String> {
 // ---------- the package ----------
 
 /// Builds `wasm/pkg` and returns the size report.
-fn build_package(root: &Path, want_opt: bool) -> Result<String> {
+pub(crate) fn build_package(root: &Path, want_opt: bool) -> Result<String> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen(root)?;
     let target_dir = root.join("target/wasm-release");
@@ -352,7 +352,7 @@ fn find_wasm_opt(root: &Path, install: bool) -> Result<Option<String>> {
 
 // ---------- tools ----------
 
-fn workspace_root() -> Result<PathBuf> {
+pub(crate) fn workspace_root() -> Result<PathBuf> {
     let out = Command::new("cargo")
         .args(["locate-project", "--workspace", "--message-format", "plain"])
         .output()
@@ -369,7 +369,7 @@ fn workspace_root() -> Result<PathBuf> {
 }
 
 /// Runs a command in `dir` with extra environment, echoing it; fails if it fails.
-fn run(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn run(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     eprintln!("+ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -439,7 +439,7 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
 }
 
 /// Debian's Chromium and chromedriver for headless tests (never a downloaded browser).
-fn ensure_chromium() -> Result<()> {
+pub(crate) fn ensure_chromium() -> Result<()> {
     if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
         return Ok(());
     }
