@@ -119,7 +119,7 @@ export function renderMembers(el, session, convId) {
     h(
       "div",
       { class: "body", id: "members" },
-      h("div", { class: "add-member" }, pick, role, add, why),
+      h("div", { class: "add-member" }, candidates.length > 0 ? [pick, role, add] : null, why),
       members.map(row),
     ),
   );
