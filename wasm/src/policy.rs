@@ -131,7 +131,7 @@ impl From<std::result::Result<(), Denial>> for PolicyVerdict {
 /// effect on a loaded message (the engine checks those against the bucket document it keeps
 /// to itself, so the effect is built here from the timeline's copy).
 enum Ask {
-    Intent(Intent),
+    Intent(Box<Intent>),
     Message(MessageId, Box<dyn FnOnce(cm::Message) -> Effect>),
 }
 
@@ -224,7 +224,7 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
             let id = MessageId::new("m-policy-check")?;
             let mut message = cm::NewMessage::text(id, me.clone(), "", now);
             message.kind = kind.map_or(cm::MessageKind::Text, Into::into);
-            Ask::Intent(Intent::Send { conv: c, message })
+            ask_intent(Intent::Send { conv: c, message })
         }
         Q::Edit { message, .. } => {
             on_message(message, Box::new(|m| Effect::EditBody(Box::new(m))))?
@@ -254,39 +254,39 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
                 }),
             )?
         }
-        Q::Pin { message, .. } => Ask::Intent(Intent::Pin {
+        Q::Pin { message, .. } => ask_intent(Intent::Pin {
             conv: c,
             message: MessageId::new(message)?,
         }),
-        Q::Unpin { message, .. } => Ask::Intent(Intent::Unpin {
+        Q::Unpin { message, .. } => ask_intent(Intent::Unpin {
             conv: c,
             message: MessageId::new(message)?,
         }),
-        Q::AddMember { account, role, .. } => Ask::Intent(Intent::AddMember {
+        Q::AddMember { account, role, .. } => ask_intent(Intent::AddMember {
             conv: c,
             account: AccountId::new(account)?,
             role: role.map_or(CoreRole::Member, Into::into),
         }),
-        Q::RemoveMember { account, ban, .. } => Ask::Intent(Intent::RemoveMember {
+        Q::RemoveMember { account, ban, .. } => ask_intent(Intent::RemoveMember {
             conv: c,
             account: AccountId::new(account)?,
             ban,
         }),
-        Q::SetRole { account, role, .. } => Ask::Intent(Intent::SetRole {
+        Q::SetRole { account, role, .. } => ask_intent(Intent::SetRole {
             conv: c,
             account: AccountId::new(account)?,
             role: role.into(),
         }),
-        Q::Leave { .. } => Ask::Intent(Intent::Leave { conv: c }),
+        Q::Leave { .. } => ask_intent(Intent::Leave { conv: c }),
         Q::Archive { .. } => lifecycle(c, Lifecycle::Archived),
         Q::Close { .. } => lifecycle(c, Lifecycle::Closed),
         Q::Reopen { .. } => lifecycle(c, Lifecycle::Active),
-        Q::SetInfo { field, .. } => Ask::Intent(Intent::SetInfo {
+        Q::SetInfo { field, .. } => ask_intent(Intent::SetInfo {
             conv: c,
             field,
             value: None,
         }),
-        Q::SetSetting { key, .. } => Ask::Intent(Intent::SetSetting {
+        Q::SetSetting { key, .. } => ask_intent(Intent::SetSetting {
             conv: c,
             key,
             value: serde_json::Value::Null,
@@ -295,6 +295,10 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
     Ok((conv, ask))
 }
 
+fn ask_intent(intent: Intent) -> Ask {
+    Ask::Intent(Box::new(intent))
+}
+
 fn lifecycle(conv: ConvId, state: Lifecycle) -> Ask {
-    Ask::Intent(Intent::SetLifecycle { conv, state })
+    ask_intent(Intent::SetLifecycle { conv, state })
 }
