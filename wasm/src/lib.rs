@@ -3,6 +3,7 @@
 //! mobile hosts, and a WebSocket transport that reconnects with backoff. README.md documents
 //! the JavaScript API; the `.d.ts` is generated from the types in [`types`].
 
+pub mod account;
 mod client;
 mod connection;
 pub mod error;
