@@ -102,6 +102,9 @@ fn test() -> Result<()> {
         ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    // The wasm package: wasm32 clippy, its browser suite in headless Chromium and its Node
+    // suite (installs Chromium, chromedriver, wasm-bindgen-cli and npm packages if missing).
+    wasm::ci()?;
     // The web demo end to end in Chromium (installs Chromium and its npm packages if missing).
     demo::e2e(&wasm::workspace_root()?)?;
     run(
