@@ -2,18 +2,19 @@
 //! frames: offline weeks, rejection and rebase, two devices of one account.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use confab_core::automerge::{ActorId, Change};
+use confab_core::client::store::block_on_ready;
 use confab_core::client::{
-    ClientConfig, ClientEngine, Intent, IntentStatus, MemoryStore, Output, StoreOp,
+    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DOCS_PREFIX,
 };
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
-use confab_core::model::conversation::{ConvKind, MemberStatus, Role, DEFAULT_BUCKET_MS};
+use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
-use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame};
+use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame, SnapshotOrder};
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
@@ -31,6 +32,13 @@ struct Wire {
     hub: Hub,
     subs: HashMap<DocId, HashSet<usize>>,
     now: i64,
+    /// Peers whose pushes are lost in flight (their acks still arrive).
+    mute: HashSet<usize>,
+    /// Catch-up as a snapshot (with its order) from this many missed changes on.
+    snapshot_from: Option<u64>,
+    /// Frames each peer submitted, and subscriptions refused to it.
+    submits: HashMap<usize, usize>,
+    refused: HashMap<usize, usize>,
 }
 
 struct Peer {
@@ -65,6 +73,10 @@ impl Wire {
             hub: Hub::new(),
             subs: HashMap::new(),
             now: T0,
+            mute: HashSet::new(),
+            snapshot_from: None,
+            submits: HashMap::new(),
+            refused: HashMap::new(),
         }
     }
 
@@ -98,11 +110,9 @@ impl Wire {
                     moved = true;
                     match output {
                         Output::Persist(ops) => {
-                            confab_core::client::store::block_on_ready(
-                                confab_core::client::LocalStore::write(&peers[i].store, ops),
-                            )
-                            .unwrap()
-                            .unwrap();
+                            block_on_ready(LocalStore::write(&peers[i].store, ops))
+                                .unwrap()
+                                .unwrap();
                         }
                         Output::Event(_) => {}
                         Output::Send(frame) if peers[i].online => self.serve(peers, i, frame),
@@ -120,24 +130,52 @@ impl Wire {
         match frame {
             ClientFrame::Subscribe { doc, after } => {
                 let id = DocId::parse(&doc).unwrap();
+                // As the server: no conversation, no subscription.
+                if let Some(conv) = id.conv_id() {
+                    if self.hub.conversation(conv).is_none_or(|c| c.meta.is_none()) {
+                        *self.refused.entry(i).or_default() += 1;
+                        peers[i].inbox.push(ServerFrame::Error {
+                            code: "forbidden".into(),
+                            message: "no such conversation".into(),
+                            doc: Some(doc),
+                            fatal: false,
+                        });
+                        return;
+                    }
+                }
                 self.subs.entry(id.clone()).or_default().insert(i);
-                let changes: Vec<SeqChange> = self
-                    .hub
-                    .changes_after(&id, after)
-                    .into_iter()
-                    .map(|(seq, mut c)| SeqChange {
+                let missed = self.hub.changes_after(&id, after);
+                let seq = missed.last().map_or(after, |(seq, _)| *seq);
+                if self.snapshot_from.is_some_and(|n| missed.len() as u64 >= n) {
+                    let order = SnapshotOrder::build(
+                        after + 1,
+                        missed
+                            .iter()
+                            .map(|(_, c)| (c.actor_id().to_bytes(), c.start_op().get())),
+                    );
+                    peers[i].inbox.push(ServerFrame::Snapshot {
+                        doc: doc.clone(),
                         seq,
-                        change: ByteBuf::from(c.bytes().to_vec()),
-                    })
-                    .collect();
-                let seq = changes.last().map_or(after, |c| c.seq);
-                peers[i].inbox.push(ServerFrame::Changes {
-                    doc: doc.clone(),
-                    changes,
-                });
+                        data: ByteBuf::from(self.hub.doc(&id).unwrap().save()),
+                        order: Some(order),
+                    });
+                } else {
+                    let changes = missed
+                        .into_iter()
+                        .map(|(seq, mut c)| SeqChange {
+                            seq,
+                            change: ByteBuf::from(c.bytes().to_vec()),
+                        })
+                        .collect();
+                    peers[i].inbox.push(ServerFrame::Changes {
+                        doc: doc.clone(),
+                        changes,
+                    });
+                }
                 peers[i].inbox.push(ServerFrame::Synced { doc, seq });
             }
             ClientFrame::Submit { doc, changes } => {
+                *self.submits.entry(i).or_default() += 1;
                 let id = DocId::parse(&doc).unwrap();
                 let author = Author::user(peers[i].engine.config().account.clone());
                 for bytes in changes {
@@ -162,7 +200,9 @@ impl Wire {
                                     }],
                                 };
                                 for sub in self.subs.get(&id).cloned().unwrap_or_default() {
-                                    peers[sub].inbox.push(push.clone());
+                                    if !self.mute.contains(&sub) {
+                                        peers[sub].inbox.push(push.clone());
+                                    }
                                 }
                             }
                             // Removed members lose read access.
@@ -194,6 +234,62 @@ impl Wire {
     }
 }
 
+fn scan(store: &MemoryStore, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    block_on_ready(LocalStore::scan(store, prefix))
+        .unwrap()
+        .unwrap()
+}
+
+/// The device restarts: a new engine restored from the store alone (the documents its
+/// index lists, the outbox); offline until the wire connects it.
+fn restart(peer: &mut Peer) {
+    let store = std::mem::take(&mut peer.store);
+    let config = peer.engine.config().clone();
+    let mut engine = ClientEngine::new(config);
+    engine.restore_outbox(&scan(&store, "out/")).unwrap();
+    for (key, _) in scan(&store, DOCS_PREFIX) {
+        let doc = DocId::parse(&key[DOCS_PREFIX.len()..]).unwrap();
+        let snapshot = block_on_ready(LocalStore::get(&store, &format!("snap/{doc}")))
+            .unwrap()
+            .unwrap();
+        engine
+            .restore_doc(
+                &doc,
+                snapshot.as_deref(),
+                &scan(&store, &format!("chg/{doc}/")),
+            )
+            .unwrap();
+    }
+    let _ = engine.drain();
+    *peer = Peer {
+        engine,
+        store,
+        online: false,
+        inbox: Vec::new(),
+    };
+}
+
+/// Peers of these accounts (device 1 each), all connected.
+fn online(wire: &mut Wire, accounts: &[&str]) -> Vec<Peer> {
+    let mut peers: Vec<Peer> = accounts.iter().map(|a| Peer::new(a, 1)).collect();
+    for i in 0..peers.len() {
+        wire.connect(&mut peers, i);
+    }
+    peers
+}
+
+/// A group `conv` with `members` as members.
+fn group_intent(conv: &ConvId, members: &[&str]) -> Intent {
+    Intent::CreateConversation {
+        conv: conv.clone(),
+        kind: ConvKind::Group,
+        title: Some(conv.to_string()),
+        members: members.iter().map(|m| (acc(m), Role::Member)).collect(),
+        settings: None,
+        parent: None,
+    }
+}
+
 fn send(peer: &mut Peer, conv: &ConvId, id: &str, body: &str, at: i64) -> u64 {
     let message = NewMessage::text(
         MessageId::new(id).unwrap(),
@@ -220,24 +316,18 @@ fn group(
     members: &[(usize, Role)],
 ) -> ConvId {
     let c = ConvId::new(conv).unwrap();
-    let members = members
-        .iter()
-        .map(|(p, r)| (peers[*p].engine.config().account.clone(), *r))
-        .collect();
-    let id = peers[owner]
-        .engine
-        .intent(
-            Intent::CreateConversation {
-                conv: c.clone(),
-                kind: ConvKind::Group,
-                title: Some(conv.into()),
-                members,
-                settings: None,
-                parent: None,
-            },
-            wire.now,
-        )
-        .unwrap();
+    let intent = Intent::CreateConversation {
+        conv: c.clone(),
+        kind: ConvKind::Group,
+        title: Some(conv.into()),
+        members: members
+            .iter()
+            .map(|(p, r)| (peers[*p].engine.config().account.clone(), *r))
+            .collect(),
+        settings: None,
+        parent: None,
+    };
+    let id = peers[owner].engine.intent(intent, wire.now).unwrap();
     wire.pump(peers);
     assert_eq!(
         peers[owner].engine.status(id),
@@ -254,9 +344,7 @@ fn group(
 #[test]
 fn a_week_offline_with_1000_intents_is_accepted_in_order() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice", 1), Peer::new("bob", 1)];
-    wire.connect(&mut peers, 0);
-    wire.connect(&mut peers, 1);
+    let mut peers = online(&mut wire, &["alice", "bob"]);
     let c = group(&mut wire, &mut peers, 0, "trip", &[(1, Role::Member)]);
     wire.disconnect(&mut peers, 1);
     // A simulated week: 1000 messages spread over 7 days (7 buckets).
@@ -299,9 +387,7 @@ fn a_week_offline_with_1000_intents_is_accepted_in_order() {
 #[test]
 fn a_removed_offline_member_sees_all_23_intents_rejected_and_later_ones_elsewhere_go_through() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice", 1), Peer::new("carol", 1)];
-    wire.connect(&mut peers, 0);
-    wire.connect(&mut peers, 1);
+    let mut peers = online(&mut wire, &["alice", "carol"]);
     let c = group(&mut wire, &mut peers, 0, "team", &[(1, Role::Member)]);
     let other = group(&mut wire, &mut peers, 1, "carols", &[(0, Role::Member)]);
     send(&mut peers[0], &c, "a1", "hello", wire.now);
@@ -430,9 +516,7 @@ fn two_devices_of_one_account_converge() {
 #[test]
 fn history_outbox_and_cursors_survive_a_restart_from_the_store() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice", 1), Peer::new("bob", 1)];
-    wire.connect(&mut peers, 0);
-    wire.connect(&mut peers, 1);
+    let mut peers = online(&mut wire, &["alice", "bob"]);
     let c = group(&mut wire, &mut peers, 0, "keep", &[(1, Role::Member)]);
     let bucket = peers[1].engine.bucket_doc(&c, wire.now);
     peers[1].engine.open(&bucket).unwrap();
@@ -443,29 +527,7 @@ fn history_outbox_and_cursors_survive_a_restart_from_the_store() {
     wire.pump(&mut peers);
 
     // Restart bob's device from its store only.
-    let store = std::mem::take(&mut peers[1].store);
-    let mut restored = Peer::new("bob", 1);
-    let scan = |prefix: &str| {
-        confab_core::client::store::block_on_ready(confab_core::client::LocalStore::scan(
-            &store, prefix,
-        ))
-        .unwrap()
-        .unwrap()
-    };
-    restored.engine.restore_outbox(&scan("out/")).unwrap();
-    for doc in [DocId::conv(&tenant(), &c), bucket.clone()] {
-        let snap = confab_core::client::store::block_on_ready(
-            confab_core::client::LocalStore::get(&store, &format!("snap/{doc}")),
-        )
-        .unwrap()
-        .unwrap();
-        restored
-            .engine
-            .restore_doc(&doc, snap.as_deref(), &scan(&format!("chg/{doc}/")))
-            .unwrap();
-    }
-    restored.store = store;
-    peers[1] = restored;
+    restart(&mut peers[1]);
     let items: Vec<(String, bool)> = peers[1]
         .engine
         .timeline(&c)
@@ -486,9 +548,316 @@ fn history_outbox_and_cursors_survive_a_restart_from_the_store() {
         None,
         "accepted after reconnect"
     );
-    let _ = (
-        BTreeMap::<u8, u8>::new(),
-        StoreOp::Delete(String::new()),
-        MemberStatus::Active,
+}
+
+fn bodies(peer: &Peer, conv: &ConvId) -> Vec<(String, bool, Option<u64>)> {
+    peer.engine
+        .timeline(conv)
+        .into_iter()
+        .map(|i| (i.message.body, i.pending, i.seq))
+        .collect()
+}
+
+#[test]
+fn an_acked_change_survives_a_restart_before_its_push_as_accepted_and_is_not_sent_again() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "acked", &[(1, Role::Member)]);
+    let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+    for p in peers.iter_mut() {
+        p.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    send(&mut peers[1], &c, "b1", "from bob", wire.now);
+    wire.pump(&mut peers);
+
+    // Alice's push is still in flight when her device dies; the ack has arrived.
+    wire.mute.insert(0);
+    let id = send(&mut peers[0], &c, "a1", "acked, not pushed", wire.now + 1);
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "accepted");
+    assert!(scan(&peers[0].store, "out/").is_empty(), "left the outbox");
+    let expected = vec![
+        ("from bob".to_owned(), false, Some(1)),
+        ("acked, not pushed".to_owned(), false, Some(2)),
+    ];
+    assert_eq!(bodies(&peers[0], &c), expected);
+
+    restart(&mut peers[0]);
+    assert_eq!(
+        bodies(&peers[0], &c),
+        expected,
+        "accepted with its seq after the restart, not pending"
+    );
+    assert!(peers[0].engine.outbox().is_empty());
+
+    // Back online: the push comes with the catch-up; nothing is sent again or doubled.
+    wire.mute.remove(&0);
+    let submitted = wire.submits.get(&0).copied().unwrap_or(0);
+    wire.connect(&mut peers, 0);
+    assert_eq!(
+        wire.submits.get(&0).copied().unwrap_or(0),
+        submitted,
+        "no resubmission"
+    );
+    assert_eq!(bodies(&peers[0], &c), expected);
+    let stored: Vec<String> = scan(&peers[0].store, &format!("chg/{bucket}/"))
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(stored.len(), 2, "each change stored once: {stored:?}");
+    assert!(
+        stored.iter().all(|k| !k.contains('-')),
+        "the ack record is replaced by the change in order: {stored:?}"
+    );
+    restart(&mut peers[0]);
+    assert_eq!(bodies(&peers[0], &c), expected);
+    assert_eq!(bodies(&peers[1], &c), expected, "bob sees the same");
+}
+
+#[test]
+fn a_conversation_created_offline_is_followed_live_once_its_creation_is_acked() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice", 1), Peer::new("bob", 1)];
+    wire.connect(&mut peers, 1);
+    // Alice creates the group and writes in it while offline.
+    let c = ConvId::new("made-offline").unwrap();
+    let create = peers[0]
+        .engine
+        .intent(group_intent(&c, &["bob"]), wire.now)
+        .unwrap();
+    let first = send(&mut peers[0], &c, "a1", "written offline", wire.now);
+    wire.connect(&mut peers, 0);
+    assert_eq!(peers[0].engine.status(create), None);
+    assert_eq!(peers[0].engine.status(first), None);
+    assert_eq!(
+        wire.refused.get(&0),
+        None,
+        "nothing was subscribed before the conversation existed"
+    );
+
+    // Bob joins in; alice receives his message and his change to the conversation live,
+    // without reconnecting.
+    let bucket = peers[1].engine.bucket_doc(&c, wire.now);
+    peers[1].engine.open(&DocId::conv(&tenant(), &c)).unwrap();
+    peers[1].engine.open(&bucket).unwrap();
+    wire.pump(&mut peers);
+    send(&mut peers[1], &c, "b1", "live to alice", wire.now + 1);
+    let read = Intent::MarkRead {
+        conv: c.clone(),
+        message: MessageId::new("a1").unwrap(),
+    };
+    peers[1].engine.intent(read, wire.now + 2).unwrap();
+    wire.pump(&mut peers);
+    let seen: Vec<String> = bodies(&peers[0], &c).into_iter().map(|b| b.0).collect();
+    assert_eq!(seen, vec!["written offline", "live to alice"]);
+    let reads = peers[0].engine.conversation(&c).unwrap().reads;
+    assert_eq!(
+        reads.get(&acc("bob")).map(|m| m.to_string()),
+        Some("a1".to_owned())
+    );
+
+    // Created while online, the same holds.
+    let made_online = ConvId::new("made-online").unwrap();
+    peers[0]
+        .engine
+        .intent(group_intent(&made_online, &["bob"]), wire.now)
+        .unwrap();
+    wire.pump(&mut peers);
+    peers[1]
+        .engine
+        .open(&DocId::conv(&tenant(), &made_online))
+        .unwrap();
+    wire.pump(&mut peers);
+    let leave = Intent::Leave {
+        conv: made_online.clone(),
+    };
+    peers[1].engine.intent(leave, wire.now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(wire.refused.get(&0), None);
+    let member = peers[0].engine.conversation(&made_online).unwrap().members[&acc("bob")].clone();
+    assert!(!member.is_active(), "alice saw bob leave live: {member:?}");
+}
+
+#[test]
+fn a_snapshot_catch_up_keeps_the_server_order_and_the_pending_work() {
+    let mut wire = Wire::new();
+    wire.snapshot_from = Some(50);
+    let mut peers = online(&mut wire, &["alice", "carol", "bob"]);
+    let c = group(
+        &mut wire,
+        &mut peers,
+        0,
+        "busy",
+        &[(1, Role::Member), (2, Role::Member)],
+    );
+    let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+    for p in peers.iter_mut() {
+        p.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    send(&mut peers[0], &c, "first", "seen by bob", wire.now);
+    wire.pump(&mut peers);
+    wire.disconnect(&mut peers, 2);
+    // 200 messages from two authors while bob is away; created_at runs backwards, so only
+    // the seqs give the server order.
+    for n in 0..200i64 {
+        let (p, at) = ((n % 2) as usize, wire.now + 1000 - n);
+        send(&mut peers[p], &c, &format!("m{n:03}"), &format!("{n}"), at);
+        wire.pump(&mut peers);
+    }
+    let queued = send(&mut peers[2], &c, "b1", "queued by bob", wire.now + 2000);
+    let reference: Vec<(String, Option<u64>)> = peers[0]
+        .engine
+        .timeline(&c)
+        .into_iter()
+        .map(|i| (i.message.id.to_string(), i.seq))
+        .collect();
+    assert_eq!(reference.len(), 201);
+
+    wire.connect(&mut peers, 2);
+    assert_eq!(
+        peers[2].engine.status(queued),
+        None,
+        "bob's pending message went through"
+    );
+    let view = |p: &Peer| -> Vec<(String, Option<u64>)> {
+        p.engine
+            .timeline(&c)
+            .into_iter()
+            .map(|i| (i.message.id.to_string(), i.seq))
+            .collect()
+    };
+    let expected: Vec<(String, Option<u64>)> = reference
+        .iter()
+        .cloned()
+        .chain([("b1".to_owned(), Some(202))])
+        .collect();
+    assert_eq!(
+        view(&peers[2]),
+        expected,
+        "server order from the snapshot's order"
+    );
+    assert_eq!(view(&peers[0]), expected);
+    assert!(peers[2].engine.timeline(&c).iter().all(|i| !i.pending));
+    let stored: Vec<String> = scan(&peers[2].store, &format!("chg/{bucket}/"))
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        stored.len() <= 1,
+        "the snapshot replaced the change log: {stored:?}"
+    );
+    restart(&mut peers[2]);
+    assert_eq!(view(&peers[2]), expected, "and it survives a restart");
+    assert_eq!(
+        peers[2]
+            .engine
+            .cursors()
+            .into_iter()
+            .find(|(d, _)| *d == bucket)
+            .map(|(_, seq)| seq),
+        Some(202)
+    );
+}
+
+#[test]
+fn profiles_the_private_document_and_cursors_are_readable() {
+    use confab_core::ids::ContactId;
+    use confab_core::model::account::{AccountKind, Profile};
+    use confab_core::model::contact::{Contact, ContactKind};
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "prefs", &[(1, Role::Member)]);
+    let profile = Profile {
+        kind: AccountKind::Personal,
+        display_name: "Alice A.".into(),
+        avatar: None,
+        bio: Some("tea".into()),
+        status: None,
+    };
+    let me = peers[0].engine.config().account.clone();
+    let intents = vec![
+        Intent::SetProfile {
+            profile: profile.clone(),
+        },
+        Intent::SetConvPref {
+            conv: c.clone(),
+            key: "muted".into(),
+            value: serde_json::json!(true),
+        },
+        Intent::SetConvPref {
+            conv: c.clone(),
+            key: "notifications".into(),
+            value: serde_json::json!("mentions"),
+        },
+        Intent::SetDraft {
+            conv: c.clone(),
+            text: Some("half a thought".into()),
+        },
+        Intent::SetContact {
+            id: ContactId::new("bob").unwrap(),
+            contact: Some(Contact {
+                kind: ContactKind::Person,
+                phone: Some("+5215512345678".into()),
+                email: None,
+                account: Some(acc("bob")),
+                nickname: Some("Bobby".into()),
+            }),
+        },
+        Intent::SetContact {
+            id: ContactId::new("shop").unwrap(),
+            contact: Some(Contact {
+                kind: ContactKind::Service,
+                phone: None,
+                email: Some("help@shop.example".into()),
+                account: None,
+                nickname: None,
+            }),
+        },
+        Intent::SetContact {
+            id: ContactId::new("shop").unwrap(),
+            contact: None,
+        },
+    ];
+    for intent in intents {
+        let id = peers[0].engine.intent(intent, wire.now).unwrap();
+        wire.pump(&mut peers);
+        assert_eq!(peers[0].engine.status(id), None, "accepted by the hub");
+    }
+    let e = &peers[0].engine;
+    assert_eq!(e.profile(&me), Some(profile.clone()));
+    let prefs = e.preferences(&c);
+    assert!(prefs.muted && !prefs.pinned);
+    assert_eq!(prefs.notifications.map(|n| n.as_str()), Some("mentions"));
+    assert_eq!(e.draft(&c).as_deref(), Some("half a thought"));
+    let contacts = e.contacts();
+    assert_eq!(contacts.len(), 1, "the removed contact is gone");
+    assert_eq!(
+        contacts[&ContactId::new("bob").unwrap()]
+            .nickname
+            .as_deref(),
+        Some("Bobby")
+    );
+    assert!(e.conversations()[0].muted);
+
+    // Bob follows alice's profile; nobody but alice reads her private document.
+    assert_eq!(peers[1].engine.profile(&me), None);
+    peers[1]
+        .engine
+        .open(&DocId::profile(&tenant(), &me))
+        .unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.profile(&me), Some(profile));
+    assert!(peers[1].engine.contacts().is_empty());
+
+    // Cursors: the seq each document's catch-up resumes after.
+    let conv_doc = DocId::conv(&tenant(), &c);
+    let private = DocId::private(&tenant(), &me);
+    let cursors: HashMap<DocId, u64> = peers[0].engine.cursors().into_iter().collect();
+    assert_eq!(cursors[&conv_doc], 1);
+    assert_eq!(
+        cursors[&private], 6,
+        "six private changes (one removal wrote nothing new)"
     );
 }

@@ -22,7 +22,8 @@ use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
 use confab_core::protocol::{
     decode_client, decode_server, encode_client, encode_server, Action, ClientFrame, ErrorCode,
-    Identity, Limits, ProtocolError, SeqChange, ServerFrame, Session, SignalKind, PROTOCOL_VERSION,
+    Identity, Limits, ProtocolError, SeqChange, ServerFrame, Session, SignalKind, SnapshotOrder,
+    PROTOCOL_VERSION,
 };
 use confab_core::validate::{validate_bytes, AcceptedDoc, Env, RejectCode, Rejection, Verdict};
 use proptest::collection::vec;
@@ -332,6 +333,16 @@ fn blob() -> impl Strategy<Value = ByteBuf> {
     vec(any::<u8>(), 0..48).prop_map(ByteBuf::from)
 }
 
+fn snapshot_order() -> impl Strategy<Value = SnapshotOrder> {
+    (any::<u64>(), vec(blob(), 0..4), vec(any::<i64>(), 0..12)).prop_map(
+        |(from, actors, changes)| SnapshotOrder {
+            from,
+            actors,
+            changes,
+        },
+    )
+}
+
 fn signal_kind() -> impl Strategy<Value = SignalKind> {
     prop_oneof![
         Just(SignalKind::Typing),
@@ -389,11 +400,18 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     .collect(),
             }
         }),
-        (doc_text(), any::<u64>(), blob()).prop_map(|(doc, seq, data)| ServerFrame::Snapshot {
-            doc,
-            seq,
-            data
-        }),
+        (
+            doc_text(),
+            any::<u64>(),
+            blob(),
+            proptest::option::of(snapshot_order())
+        )
+            .prop_map(|(doc, seq, data, order)| ServerFrame::Snapshot {
+                doc,
+                seq,
+                data,
+                order
+            }),
         (doc_text(), any::<u64>()).prop_map(|(doc, seq)| ServerFrame::Synced { doc, seq }),
         (doc_text(), blob(), any::<u64>()).prop_map(|(doc, hash, seq)| ServerFrame::Ack {
             doc,
@@ -928,6 +946,86 @@ fn non_utf8_text_strings_are_a_bad_frame() {
         (tstr("fatal"), vec![0xf5]),
     ]);
     bad_frame(decode_server(&server, MAX));
+}
+
+#[test]
+fn snapshot_order_is_optional_and_checked_like_every_field() {
+    let base = || {
+        vec![
+            (tstr("t"), tstr("snapshot")),
+            (tstr("doc"), tstr("acme/msgs/g1.20553")),
+            (tstr("seq"), uint(9)),
+            (tstr("data"), bstr(&[0x85, 0x6f, 0x4a, 0x83])),
+        ]
+    };
+    // A version-1 snapshot without `order` (what older servers send) decodes.
+    match decode_server(&map(&base()), MAX) {
+        Ok(ServerFrame::Snapshot { seq: 9, order, .. }) => assert_eq!(order, None),
+        other => panic!("{other:?}"),
+    }
+    let order = |fields: Vec<(Vec<u8>, Vec<u8>)>| {
+        let mut frame = base();
+        frame.push((tstr("order"), map(&fields)));
+        map(&frame)
+    };
+    let actors = [vec![0x81], bstr(&[1; 16])].concat();
+    let changes = [vec![0x84], uint(0), uint(10), uint(0), vec![0x22]].concat(); // [0,10,0,-3]
+    let good = order(vec![
+        (tstr("from"), uint(5)),
+        (tstr("actors"), actors.clone()),
+        (tstr("changes"), changes.clone()),
+    ]);
+    match decode_server(&good, MAX) {
+        Ok(ServerFrame::Snapshot {
+            order: Some(order), ..
+        }) => {
+            assert_eq!(order.changes, vec![0, 10, 0, -3]);
+            assert_eq!(
+                order.entries(),
+                vec![(5, &[1u8; 16][..], 10), (6, &[1u8; 16][..], 7)]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Wrong types and missing fields inside `order` are a bad frame like anywhere else.
+    for bad in [
+        order(vec![
+            (tstr("actors"), actors.clone()),
+            (tstr("changes"), changes.clone()),
+        ]),
+        order(vec![
+            (tstr("from"), tstr("5")),
+            (tstr("actors"), actors.clone()),
+            (tstr("changes"), changes.clone()),
+        ]),
+        order(vec![
+            (tstr("from"), uint(5)),
+            (tstr("actors"), [vec![0x81], uint(1)].concat()),
+            (tstr("changes"), changes.clone()),
+        ]),
+        order(vec![
+            (tstr("from"), uint(5)),
+            (tstr("actors"), actors.clone()),
+            (tstr("changes"), [vec![0x81], tstr("x")].concat()),
+        ]),
+    ] {
+        bad_frame(decode_server(&bad, MAX));
+    }
+    // Entries that do not make sense (an actor index out of range) end the list, no panic.
+    let nonsense = order(vec![
+        (tstr("from"), uint(u64::MAX)),
+        (tstr("actors"), actors),
+        (
+            tstr("changes"),
+            [vec![0x84], uint(0), uint(1), uint(7), uint(1)].concat(),
+        ),
+    ]);
+    match decode_server(&nonsense, MAX) {
+        Ok(ServerFrame::Snapshot {
+            order: Some(order), ..
+        }) => assert_eq!(order.entries().len(), 1),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

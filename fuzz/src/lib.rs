@@ -619,6 +619,11 @@ pub fn server_frames() -> Vec<ServerFrame> {
             doc: "acme/conv/g1".into(),
             seq: 9,
             data: ByteBuf::from(vec![0x85, 0x6f]),
+            order: Some(confab_core::protocol::SnapshotOrder {
+                from: 5,
+                actors: vec![ByteBuf::from(vec![1; 16])],
+                changes: vec![0, 3, 0, 4],
+            }),
         },
         ServerFrame::Synced {
             doc: "acme/conv/g1".into(),

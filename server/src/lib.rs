@@ -67,7 +67,9 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(rest::routes());
     if state.demo.is_some() {
-        router = router.route("/demo/token", get(ops::demo_token));
+        router = router
+            .route("/demo/token", get(ops::demo_token))
+            .route("/demo/users", get(ops::demo_users));
     }
     if let Some(root) = &state.web_root {
         router = router.fallback_service(tower_http::services::ServeDir::new(root));

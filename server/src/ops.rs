@@ -1,4 +1,4 @@
-//! Operations endpoints: health, readiness, metrics, demo tokens.
+//! Operations endpoints: health, readiness, metrics, demo users and tokens.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -43,6 +43,16 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 #[derive(Debug, Deserialize)]
 pub struct DemoQuery {
     pub user: String,
+}
+
+/// Demo mode only: the tenant and the users `/demo/token` serves (the web demo's sign-in).
+pub async fn demo_users(State(app): State<AppState>) -> Response {
+    match &app.demo {
+        Some(demo) => {
+            Json(serde_json::json!({ "tenant": demo.tenant, "users": demo.users })).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Demo mode only: a one-day token for one of the demo users.

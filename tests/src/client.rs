@@ -8,7 +8,8 @@ use confab_core::automerge::{ActorId, Automerge, Change, ChangeHash};
 use confab_core::doc::{self, DocError, IntentTag};
 use confab_core::ids::DocId;
 use confab_core::protocol::{
-    decode_server, encode_client, ClientFrame, SeqChange, ServerFrame, PROTOCOL_VERSION,
+    decode_server, encode_client, ClientFrame, SeqChange, ServerFrame, SnapshotOrder,
+    PROTOCOL_VERSION,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_bytes::ByteBuf;
@@ -268,8 +269,11 @@ impl Client {
                 .await?;
             match frame {
                 ServerFrame::Changes { changes, .. } => catch_up.changes.extend(changes),
-                ServerFrame::Snapshot { seq, data, .. } => {
-                    catch_up.snapshot = Some((seq, data.into_vec()))
+                ServerFrame::Snapshot {
+                    seq, data, order, ..
+                } => {
+                    catch_up.snapshot = Some((seq, data.into_vec()));
+                    catch_up.order = order;
                 }
                 ServerFrame::Synced { seq, .. } => {
                     catch_up.synced = seq;
@@ -314,7 +318,59 @@ impl Client {
 pub struct CatchUp {
     pub changes: Vec<SeqChange>,
     pub snapshot: Option<(u64, Vec<u8>)>,
+    /// The seqs of the changes a snapshot brings.
+    pub order: Option<SnapshotOrder>,
     pub synced: u64,
+}
+
+impl Client {
+    /// The whole change log of `doc` from a subscription at 0: (seq, change hash) in seq
+    /// order. A snapshot catch-up gives the same through its `order` (the saved document
+    /// holds every change); a compacted log is an error.
+    pub async fn log(&mut self, doc: &DocId) -> Result<Vec<(u64, [u8; 32])>> {
+        let catch_up = self.subscribe(doc, 0).await?;
+        let mut log = Vec::new();
+        if let Some((seq, data)) = &catch_up.snapshot {
+            let order = catch_up
+                .order
+                .as_ref()
+                .ok_or_else(|| anyhow!("a snapshot without order"))?;
+            if order.from != 1 {
+                bail!("the log of {doc} was compacted up to {}", order.from - 1);
+            }
+            let saved = Automerge::load(data).map_err(|e| anyhow!("{e}"))?;
+            let by_start: HashMap<(Vec<u8>, u64), [u8; 32]> = saved
+                .get_changes(&[])
+                .iter()
+                .map(|c| {
+                    (
+                        (c.actor_id().to_bytes().to_vec(), c.start_op().get()),
+                        c.hash().0,
+                    )
+                })
+                .collect();
+            for (s, actor, start) in order.entries() {
+                let hash = by_start
+                    .get(&(actor.to_vec(), start))
+                    .ok_or_else(|| anyhow!("seq {s} names a change the snapshot lacks"))?;
+                log.push((s, *hash));
+            }
+            if log.last().map(|l| l.0) != Some(*seq) {
+                bail!("the snapshot's order ends before its seq {seq}");
+            }
+        }
+        for c in &catch_up.changes {
+            let change = Change::try_from(&c.change[..]).map_err(|e| anyhow!("{e}"))?;
+            log.push((c.seq, change.hash().0));
+        }
+        if log.last().map_or(0, |l| l.0) != catch_up.synced {
+            bail!(
+                "the catch-up of {doc} does not end at synced {}",
+                catch_up.synced
+            );
+        }
+        Ok(log)
+    }
 }
 
 /// One device of an account: its actor, its replicas, its cursors.

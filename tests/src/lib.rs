@@ -5,6 +5,7 @@ pub mod client;
 pub mod file_store;
 pub mod native;
 pub mod server;
+pub mod text;
 
 pub use client::{Client, Device};
 pub use server::{Backend, TestServer};

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use confab_core::client::store::block_on_ready;
 use confab_core::client::{
     ClientConfig, ClientEngine, ClientError, Event, Intent, IntentStatus, LocalStore, Output,
-    StoreOp,
+    StoreOp, DOCS_PREFIX,
 };
 use confab_core::ids::DocId;
 use confab_core::protocol::{
@@ -78,10 +78,6 @@ impl Runner {
                 let _ = reply.send(self.engine.intent(*intent, now_ms()));
             }
             Cmd::Open(doc, reply) => {
-                run_store(
-                    &self.store,
-                    vec![StoreOp::Put(format!("docs/{doc}"), Vec::new())],
-                );
                 let _ = reply.send(self.engine.open(&doc));
             }
             Cmd::Query(f) => f(&mut self.engine),
@@ -99,8 +95,11 @@ impl NativeClient {
         engine
             .restore_outbox(&scan("out/").map_err(|e| anyhow!("{e}"))?)
             .map_err(|e| anyhow!("{e}"))?;
-        for (key, _) in scan("docs/").map_err(|e| anyhow!("{e}"))? {
-            let Some(id) = key.strip_prefix("docs/").and_then(|k| DocId::parse(k).ok()) else {
+        for (key, _) in scan(DOCS_PREFIX).map_err(|e| anyhow!("{e}"))? {
+            let Some(id) = key
+                .strip_prefix(DOCS_PREFIX)
+                .and_then(|k| DocId::parse(k).ok())
+            else {
                 continue;
             };
             let snapshot = block_on_ready(store.get(&format!("snap/{id}")))

@@ -25,6 +25,8 @@ pub struct TestServer {
     pub database_url: Option<String>,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// The binary to run (`None`: the debug build of this workspace).
+    bin: Option<PathBuf>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -94,6 +96,15 @@ impl TestServer {
 
     /// Starts a server with extra `serve` flags (limits, ...).
     pub async fn start_with(backend: Backend, extra: &[&str]) -> Result<Self> {
+        Self::start_inner(None, backend, extra).await
+    }
+
+    /// Starts the server binary at `bin` (e.g. a release build, for benchmarks).
+    pub async fn start_bin(bin: &Path, backend: Backend, extra: &[&str]) -> Result<Self> {
+        Self::start_inner(Some(bin.to_path_buf()), backend, extra).await
+    }
+
+    async fn start_inner(bin: Option<PathBuf>, backend: Backend, extra: &[&str]) -> Result<Self> {
         let data_dir = std::env::temp_dir().join(format!(
             "confab-e2e-{}-{}",
             std::process::id(),
@@ -111,13 +122,18 @@ impl TestServer {
             database_url,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            bin,
         };
         server.spawn().await?;
         Ok(server)
     }
 
     async fn spawn(&mut self) -> Result<()> {
-        let mut cmd = Command::new(server_binary()?);
+        let bin = match &self.bin {
+            Some(bin) => bin.clone(),
+            None => server_binary()?,
+        };
+        let mut cmd = Command::new(bin);
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
             .arg("serve")

@@ -86,3 +86,20 @@ pub fn assert_acked(answers: &[Answer]) {
         assert!(matches!(a, Answer::Ack { .. }), "expected ack, got {a:?}");
     }
 }
+
+/// The whole log of `doc` through a fresh connection: (seq, hash) in order.
+pub async fn log_of(server: &TestServer, account: &str, doc: &DocId) -> Vec<(u64, [u8; 32])> {
+    let mut c = connect(server, account).await;
+    let log = c.log(doc).await.unwrap();
+    c.close().await;
+    log
+}
+
+/// Seqs 1..=n without gaps and no hash twice.
+pub fn assert_clean_log(log: &[(u64, [u8; 32])]) {
+    for (i, (seq, _)) in log.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1, "seqs run 1..=n without gaps");
+    }
+    let unique: std::collections::HashSet<[u8; 32]> = log.iter().map(|l| l.1).collect();
+    assert_eq!(unique.len(), log.len(), "a change is stored twice");
+}

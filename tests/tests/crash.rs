@@ -37,34 +37,6 @@ fn heads(doc: &Automerge) -> Vec<ChangeHash> {
     h
 }
 
-fn hash_of(bytes: &[u8]) -> [u8; 32] {
-    Change::try_from(bytes).unwrap().hash().0
-}
-
-/// The whole log of `doc` through a fresh connection: (seq, hash) in order.
-async fn log_of(server: &TestServer, account: &str, doc: &DocId) -> Vec<(u64, [u8; 32])> {
-    let mut c = connect(server, account).await;
-    let catch_up = c.subscribe(doc, 0).await.unwrap();
-    assert!(catch_up.snapshot.is_none(), "no compaction ran");
-    let log: Vec<(u64, [u8; 32])> = catch_up
-        .changes
-        .iter()
-        .map(|c| (c.seq, hash_of(&c.change)))
-        .collect();
-    assert_eq!(log.last().map_or(0, |l| l.0), catch_up.synced);
-    c.close().await;
-    log
-}
-
-/// Seqs 1..=n without gaps and no hash twice.
-fn assert_clean_log(log: &[(u64, [u8; 32])]) {
-    for (i, (seq, _)) in log.iter().enumerate() {
-        assert_eq!(*seq, i as u64 + 1, "seqs run 1..=n without gaps");
-    }
-    let unique: HashSet<[u8; 32]> = log.iter().map(|l| l.1).collect();
-    assert_eq!(unique.len(), log.len(), "a change is stored twice");
-}
-
 /// Where and how a continuously sending client sends.
 #[derive(Clone)]
 struct Plan {

@@ -28,6 +28,45 @@ fn client(server: &TestServer, account: &str, device: u8, dir: &std::path::Path)
     .unwrap()
 }
 
+/// Empty store folders for `n` clients of one test.
+fn fresh_dirs(tag: &str, n: usize) -> Vec<std::path::PathBuf> {
+    let dirs: Vec<_> = (0..n)
+        .map(|i| std::env::temp_dir().join(format!("confab-{tag}-{}-{i}", std::process::id())))
+        .collect();
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    dirs
+}
+
+/// A group `conv` whose creator adds `members` as members.
+fn group_of(conv: &ConvId, members: &[&str]) -> Intent {
+    Intent::CreateConversation {
+        conv: conv.clone(),
+        kind: ConvKind::Group,
+        title: None,
+        members: members
+            .iter()
+            .map(|m| (AccountId::new(*m).unwrap(), Role::Member))
+            .collect(),
+        settings: None,
+        parent: None,
+    }
+}
+
+/// Today's bucket of `conv` as `c` computes it.
+async fn today(c: &NativeClient, conv: &ConvId) -> DocId {
+    let conv = conv.clone();
+    c.query(move |e| e.bucket_doc(&conv, now_ms()))
+        .await
+        .unwrap()
+}
+
+/// Waits until intent `id` of `c` is accepted.
+async fn accepted(c: &NativeClient, id: u64) {
+    assert_eq!(c.settle(id, Duration::from_secs(20)).await.unwrap(), None);
+}
+
 async fn send(c: &NativeClient, conv: &ConvId, id: &str, body: &str) -> u64 {
     let me = c.query(|e| e.config().account.clone()).await.unwrap();
     let message = NewMessage::text(MessageId::new(id).unwrap(), me, body, now_ms());
@@ -65,40 +104,18 @@ async fn wait_for(c: &NativeClient, conv: &ConvId, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn native_clients_sync_offline_work_and_restart_from_their_file_store() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    let dirs = (0..3)
-        .map(|i| std::env::temp_dir().join(format!("confab-native-{}-{i}", std::process::id())))
-        .collect::<Vec<_>>();
-    for d in &dirs {
-        let _ = std::fs::remove_dir_all(d);
-    }
+    let dirs = fresh_dirs("native", 3);
     let alice = client(&server, "alice", 1, &dirs[0]);
     let bob = client(&server, "bob", 1, &dirs[1]);
     alice.set_online(true).await.unwrap();
     bob.set_online(true).await.unwrap();
 
     let conv = ConvId::new("native-room").unwrap();
-    let create = Intent::CreateConversation {
-        conv: conv.clone(),
-        kind: ConvKind::Group,
-        title: Some("native".into()),
-        members: vec![(AccountId::new("bob").unwrap(), Role::Member)],
-        settings: None,
-        parent: None,
-    };
-    let id = alice.intent(create).await.unwrap();
-    assert_eq!(
-        alice.settle(id, Duration::from_secs(20)).await.unwrap(),
-        None
-    );
+    let id = alice.intent(group_of(&conv, &["bob"])).await.unwrap();
+    accepted(&alice, id).await;
     let conv_doc = DocId::conv(&TenantId::new("acme").unwrap(), &conv);
     bob.open(conv_doc).await.unwrap();
-    let bucket = alice
-        .query({
-            let c = conv.clone();
-            move |e| e.bucket_doc(&c, now_ms())
-        })
-        .await
-        .unwrap();
+    let bucket = today(&alice, &conv).await;
     alice.open(bucket.clone()).await.unwrap();
     bob.open(bucket.clone()).await.unwrap();
 
@@ -135,10 +152,7 @@ async fn native_clients_sync_offline_work_and_restart_from_their_file_store() {
     }
     for n in 0..2 {
         let id = send(&alice, &conv, &format!("a{n}"), &format!("alice {n}")).await;
-        assert_eq!(
-            alice.settle(id, Duration::from_secs(20)).await.unwrap(),
-            None
-        );
+        accepted(&alice, id).await;
     }
     bob.set_online(true).await.unwrap();
     for id in bob_ids {
@@ -164,6 +178,155 @@ async fn native_clients_sync_offline_work_and_restart_from_their_file_store() {
     for d in &dirs {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+#[tokio::test]
+async fn a_conversation_created_offline_gets_live_pushes_once_accepted() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let dirs = fresh_dirs("native-off", 2);
+    let alice = client(&server, "alice", 2, &dirs[0]);
+    let bob = client(&server, "bob", 2, &dirs[1]);
+    // Alice creates a group and writes in it before she ever connects.
+    let conv = ConvId::new("made-offline").unwrap();
+    let created = alice.intent(group_of(&conv, &["bob"])).await.unwrap();
+    let first = send(&alice, &conv, "a1", "written offline").await;
+    alice.set_online(true).await.unwrap();
+    for id in [created, first] {
+        accepted(&alice, id).await;
+    }
+    // Bob joins in and writes; alice gets it live, with no reconnect in between.
+    bob.set_online(true).await.unwrap();
+    bob.open(DocId::conv(&TenantId::new("acme").unwrap(), &conv))
+        .await
+        .unwrap();
+    let bucket = today(&alice, &conv).await;
+    bob.open(bucket).await.unwrap();
+    assert_eq!(wait_for(&bob, &conv, 1).await, vec!["written offline"]);
+    let reply = send(&bob, &conv, "b1", "live to alice").await;
+    accepted(&bob, reply).await;
+    assert_eq!(
+        wait_for(&alice, &conv, 2).await,
+        vec!["written offline", "live to alice"]
+    );
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_missed_many_messages_catches_up_from_a_snapshot_in_server_order() {
+    use confab_core::doc::write;
+    use confab_e2e::client::Answer;
+    use confab_e2e::{Client, Device};
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let dir = fresh_dirs("native-snap", 1).remove(0);
+    let tenant = TenantId::new("acme").unwrap();
+    let bob = client(&server, "bob", 3, &dir);
+    bob.set_online(true).await.unwrap();
+    let conv = ConvId::new("busy").unwrap();
+    let created = bob
+        .intent(group_of(&conv, &["alice", "carol"]))
+        .await
+        .unwrap();
+    accepted(&bob, created).await;
+    let now = now_ms();
+    let bucket = DocId::msgs(&tenant, &conv, now.div_euclid(86_400_000));
+    bob.open(bucket.clone()).await.unwrap();
+    let first = send(&bob, &conv, "b0", "before").await;
+    accepted(&bob, first).await;
+    bob.set_online(false).await.unwrap();
+
+    // 600 messages from two writers while bob is away, created_at running backwards: only
+    // the seqs (the snapshot's order) give the server order.
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    for (w, name) in ["alice", "carol"].into_iter().enumerate() {
+        let mut c = Client::connect(&server.ws_url(), &token("acme", name, false, 3600))
+            .await
+            .unwrap();
+        let mut device = Device::new(name, 1);
+        let mut changes = Vec::new();
+        let mut ids = Vec::new();
+        for n in 0..300 {
+            let id = format!("{name}{n:03}");
+            let at = now - (w as i64 * 300 + n) - 1;
+            let at = at.max(now.div_euclid(86_400_000) * 86_400_000);
+            let m = NewMessage::text(
+                MessageId::new(id.clone()).unwrap(),
+                AccountId::new(name).unwrap(),
+                format!("{name} {n}"),
+                at,
+            );
+            changes.push(
+                device
+                    .write(&bucket, |d, t| write::post_message(d, t, &m))
+                    .unwrap(),
+            );
+            ids.push(id);
+        }
+        for (answer, id) in c
+            .submit(&bucket, &changes)
+            .await
+            .unwrap()
+            .into_iter()
+            .zip(ids)
+        {
+            match answer {
+                Answer::Ack { seq, .. } => acked.push((seq, id)),
+                other => panic!("{other:?}"),
+            }
+        }
+        c.close().await;
+    }
+    acked.sort();
+    // What bob's cursor (seq 1) gets: the saved document, with the seqs of all it missed.
+    let mut probe = Client::connect(&server.ws_url(), &token("acme", "bob", false, 3600))
+        .await
+        .unwrap();
+    let catch_up = probe.subscribe(&bucket, 1).await.unwrap();
+    assert!(catch_up.snapshot.is_some() && catch_up.changes.is_empty());
+    let order = catch_up.order.expect("a snapshot with its order");
+    assert_eq!((order.from, order.entries().len()), (2, 600));
+    probe.close().await;
+    let mut expected = vec!["b0".to_owned()];
+    expected.extend(acked.into_iter().map(|(_, id)| id));
+
+    let ids = |c: &NativeClient, conv: &ConvId| {
+        let conv = conv.clone();
+        let c = c.clone();
+        async move {
+            c.query(move |e| {
+                e.timeline(&conv)
+                    .into_iter()
+                    .map(|i| (i.message.id.to_string(), i.pending || i.seq.is_none()))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    bob.set_online(true).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..500 {
+        got = ids(&bob, &conv).await;
+        if got.len() == expected.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let order: Vec<String> = got.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(order, expected, "server order after the snapshot catch-up");
+    assert!(
+        got.iter().all(|(_, unsure)| !unsure),
+        "every message accepted, with its seq"
+    );
+
+    // And it is what the file store holds.
+    bob.set_online(false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(bob);
+    let again = client(&server, "bob", 3, &dir);
+    assert_eq!(ids(&again, &conv).await, got);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

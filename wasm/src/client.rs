@@ -38,7 +38,7 @@ const DEFAULT_OPEN_LIMIT: usize = 50;
 /// over a WebSocket when connected. See README.md.
 #[wasm_bindgen]
 pub struct ConfabClient {
-    inner: Rc<Inner>,
+    pub(crate) inner: Rc<Inner>,
 }
 
 impl std::fmt::Debug for ConfabClient {
@@ -50,7 +50,7 @@ impl std::fmt::Debug for ConfabClient {
 }
 
 /// Runs an async block as a JavaScript promise, turning failures into coded `Error`s.
-fn promise<T, F>(future: F) -> Promise
+pub(crate) fn promise<T, F>(future: F) -> Promise
 where
     T: Into<JsValue>,
     F: std::future::Future<Output = Result<T>> + 'static,
@@ -58,7 +58,7 @@ where
     future_to_promise(async move { future.await.map(Into::into).map_err(JsValue::from) })
 }
 
-fn to_js<T: tsify::Tsify + serde::Serialize>(value: &T) -> Result<JsValue> {
+pub(crate) fn to_js<T: tsify::Tsify + serde::Serialize>(value: &T) -> Result<JsValue> {
     Ok(Ts::from_rust(value)?.into())
 }
 
@@ -66,7 +66,7 @@ fn from_js<T: tsify::Tsify + serde::de::DeserializeOwned>(value: JsValue) -> Res
     Ok(serde_wasm_bindgen::from_value(value)?)
 }
 
-fn conv_id(conv: &str) -> Result<ConvId> {
+pub(crate) fn conv_id(conv: &str) -> Result<ConvId> {
     Ok(ConvId::new(conv)?)
 }
 
@@ -74,7 +74,7 @@ fn message_id(message: &str) -> Result<MessageId> {
     Ok(MessageId::new(message)?)
 }
 
-fn account_id(account: &str) -> Result<AccountId> {
+pub(crate) fn account_id(account: &str) -> Result<AccountId> {
     Ok(AccountId::new(account)?)
 }
 
@@ -1171,7 +1171,11 @@ async fn send_message(inner: &Rc<Inner>, conv: &str, input: MessageInput) -> Res
 }
 
 /// Runs intents in order (stopping at the first refusal), after loading what they touch.
-async fn run(inner: &Rc<Inner>, intents: Vec<Intent>, result: IntentResult) -> Result<JsValue> {
+pub(crate) async fn run(
+    inner: &Rc<Inner>,
+    intents: Vec<Intent>,
+    result: IntentResult,
+) -> Result<JsValue> {
     to_js(&run_intents(inner, intents, result).await?)
 }
 

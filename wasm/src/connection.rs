@@ -4,7 +4,6 @@
 
 use std::rc::Rc;
 
-use confab_core::ids::DocId;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
@@ -16,7 +15,7 @@ use web_sys::{BinaryType, WebSocket};
 
 use crate::error::{describe_js, Failure};
 use crate::js::{self, Timeout};
-use crate::runtime::{self, emit, pump, Inner};
+use crate::runtime::{emit, pump, Inner};
 use crate::types::ClientEvent;
 
 /// Largest server frame accepted (catch-up pages are bounded by the server's own limit).
@@ -357,7 +356,6 @@ fn on_bytes(inner: &Rc<Inner>, epoch: u64, bytes: &[u8]) {
                 conn.attempt = 0;
                 std::mem::take(&mut conn.waiters)
             };
-            runtime::clear_refused(inner);
             let _ = inner.with_engine(|e| e.receive(frame, now));
             schedule_heartbeat(inner, epoch);
             pump(inner);
@@ -366,47 +364,21 @@ fn on_bytes(inner: &Rc<Inner>, epoch: u64, bytes: &[u8]) {
             }
         }
         ServerFrame::Error {
-            code,
-            message,
+            ref code,
+            ref message,
             fatal,
-            doc,
+            ..
         } => {
-            if let (Some(doc), "forbidden") = (doc, code.as_str()) {
-                runtime::note_refused(inner, doc);
-            }
+            let (code, message) = (code.clone(), message.clone());
             if fatal {
                 inner.conn.borrow_mut().fatal = Some(Failure::new(code.clone(), message.clone()));
             }
+            // The engine retries a subscription refused while its conversation was created.
+            let _ = inner.with_engine(|e| e.receive(frame, now));
+            pump(inner);
             emit(inner, ClientEvent::Error { code, message });
         }
         ServerFrame::Pong { .. } => {}
-        ServerFrame::Ack { ref doc, seq, .. } => {
-            let doc = doc.clone();
-            let _ = inner.with_engine(|e| e.receive(frame, now));
-            runtime::pump_ack(inner, &doc, seq);
-            runtime::retry_refused(inner, &doc);
-        }
-        ServerFrame::Changes {
-            ref doc,
-            ref changes,
-        } => {
-            let doc = doc.clone();
-            let top = changes.iter().map(|c| c.seq).max().unwrap_or(0);
-            let loaded = inner.read(false, |e| {
-                DocId::parse(&doc).is_ok_and(|id| e.is_loaded(&id))
-            });
-            let _ = inner.with_engine(|e| e.receive(frame, now));
-            pump(inner);
-            if loaded {
-                runtime::note_stored(inner, &doc, top);
-            }
-        }
-        ServerFrame::Snapshot { ref doc, seq, .. } => {
-            let doc = doc.clone();
-            let _ = inner.with_engine(|e| e.receive(frame, now));
-            pump(inner);
-            runtime::note_stored(inner, &doc, seq);
-        }
         frame => {
             let _ = inner.with_engine(|e| e.receive(frame, now));
             pump(inner);

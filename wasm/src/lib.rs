@@ -3,10 +3,12 @@
 //! mobile hosts, and a WebSocket transport that reconnects with backoff. README.md documents
 //! the JavaScript API; the `.d.ts` is generated from the types in [`types`].
 
+pub mod account;
 mod client;
 mod connection;
 pub mod error;
 mod js;
+pub mod policy;
 mod runtime;
 pub mod store;
 pub mod types;

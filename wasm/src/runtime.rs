@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use confab_core::client::{ClientEngine, Event, LocalStore, Output, StoreOp};
 use confab_core::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
-use confab_core::protocol::{encode_client, ClientFrame};
+use confab_core::protocol::encode_client;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -19,8 +19,8 @@ use crate::js;
 use crate::store::AnyStore;
 use crate::types::{ClientEvent, EventName, IntentStatus};
 
-/// Index of the documents this client has stored: `docs/<doc id>` → empty value.
-pub const DOCS_PREFIX: &str = "docs/";
+/// Index of the documents this client has stored (the engine writes it).
+pub use confab_core::client::DOCS_PREFIX;
 
 #[wasm_bindgen]
 extern "C" {
@@ -102,14 +102,6 @@ pub struct State {
     accepted: HashSet<u64>,
     /// Typing indicators waiting to expire.
     typing_timers: HashMap<String, js::Timeout>,
-    /// Outbox writes caused by an ack, held until the acked change itself is stored (it is
-    /// stored when the server pushes it back): (doc, seq, ops), released in order.
-    deferred: VecDeque<(String, u64, Vec<StoreOp>)>,
-    /// Highest seq of each document whose changes are stored or queued for storing.
-    stored_seq: HashMap<String, u64>,
-    /// Subscriptions the server refused (`forbidden`): a conversation created offline does
-    /// not exist on the server until its creation is acked; they are retried then.
-    refused: HashSet<String>,
     pub closed: bool,
 }
 
@@ -215,74 +207,9 @@ pub async fn op_lock(inner: &Inner) -> OpGuard {
 
 // ---------- outputs ----------
 
-/// Carries out everything the engine asked for.
+/// Carries out everything the engine asked for: store writes and frames queued in order
+/// (a frame waits for the writes before it), events at once.
 pub fn pump(inner: &Rc<Inner>) {
-    pump_with(inner, None);
-}
-
-/// `pump` after an ack of `doc` at `seq`: the engine then forgets the accepted intent, but
-/// the accepted change is only stored once the server pushes it back. Until then the outbox
-/// entry stays in the store, so a reload in between shows the message as pending (and sends
-/// it again, which the server acks again) instead of losing it.
-pub fn pump_ack(inner: &Rc<Inner>, doc: &str, seq: u64) {
-    pump_with(inner, Some((doc, seq)));
-}
-
-/// The server refused to subscribe `doc`.
-pub fn note_refused(inner: &Inner, doc: String) {
-    inner.state.borrow_mut().refused.insert(doc);
-}
-
-/// Forgets refusals (the engine resubscribes everything on a new connection).
-pub fn clear_refused(inner: &Inner) {
-    inner.state.borrow_mut().refused.clear();
-}
-
-/// A change of `acked` was accepted: subscribe again to the refused documents of the same
-/// conversation (their conversation may exist now), from what is stored.
-pub fn retry_refused(inner: &Rc<Inner>, acked: &str) {
-    let Some(conv) = DocId::parse(acked).ok().and_then(|d| d.conv_id().cloned()) else {
-        return;
-    };
-    let epoch = inner.conn.borrow().epoch;
-    {
-        let mut state = inner.state.borrow_mut();
-        let retry: Vec<String> = state
-            .refused
-            .iter()
-            .filter(|d| DocId::parse(d).is_ok_and(|d| d.conv_id() == Some(&conv)))
-            .cloned()
-            .collect();
-        for doc in retry {
-            state.refused.remove(&doc);
-            let after = state.stored_seq.get(&doc).copied().unwrap_or(0);
-            let frame = encode_client(&ClientFrame::Subscribe { doc, after });
-            state.queue.push_back(Job::Send(epoch, frame));
-        }
-    }
-    start_flush(inner);
-}
-
-/// Records that `doc`'s changes up to `seq` are stored (queued), releasing held writes.
-pub fn note_stored(inner: &Rc<Inner>, doc: &str, seq: u64) {
-    {
-        let mut state = inner.state.borrow_mut();
-        let stored = state.stored_seq.entry(doc.to_owned()).or_default();
-        *stored = (*stored).max(seq);
-        while let Some((doc, seq, _)) = state.deferred.front() {
-            if state.stored_seq.get(doc).is_some_and(|s| s >= seq) {
-                if let Some((_, _, ops)) = state.deferred.pop_front() {
-                    state.queue.push_back(Job::Persist(ops));
-                }
-            } else {
-                break;
-            }
-        }
-    }
-    start_flush(inner);
-}
-
-fn pump_with(inner: &Rc<Inner>, ack: Option<(&str, u64)>) {
     let outputs = match inner.engine.borrow_mut().as_mut() {
         Some(engine) => engine.drain(),
         None => return,
@@ -294,35 +221,17 @@ fn pump_with(inner: &Rc<Inner>, ack: Option<(&str, u64)>) {
     let mut events = Vec::new();
     for output in outputs {
         match output {
-            Output::Send(frame) => {
-                if let ClientFrame::Subscribe { doc, .. } = &frame {
-                    note_doc(inner, doc);
+            Output::Send(frame) => enqueue(inner, Job::Send(epoch, encode_client(&frame))),
+            Output::Persist(ops) => {
+                for op in &ops {
+                    if let StoreOp::Put(key, _) = op {
+                        if let Some(doc) = key.strip_prefix(DOCS_PREFIX) {
+                            note_doc(inner, doc);
+                        }
+                    }
                 }
-                enqueue(inner, Job::Send(epoch, encode_client(&frame)));
+                enqueue(inner, Job::Persist(ops));
             }
-            Output::Persist(ops) => match ack {
-                Some((doc, seq)) => {
-                    let (outbox, rest): (Vec<StoreOp>, Vec<StoreOp>) =
-                        ops.into_iter().partition(|op| match op {
-                            StoreOp::Put(k, _) | StoreOp::Delete(k) => k.starts_with("out/"),
-                            StoreOp::DeletePrefix(_) => false,
-                        });
-                    if !rest.is_empty() {
-                        enqueue(inner, Job::Persist(rest));
-                    }
-                    if !outbox.is_empty() {
-                        inner
-                            .state
-                            .borrow_mut()
-                            .deferred
-                            .push_back((doc.to_owned(), seq, outbox));
-                    }
-                }
-                None => {
-                    supersede_deferred(inner, &ops);
-                    enqueue(inner, Job::Persist(ops));
-                }
-            },
             Output::Event(event) => {
                 if let Event::Doc { doc } = &event {
                     note_doc(inner, doc);
@@ -331,44 +240,15 @@ fn pump_with(inner: &Rc<Inner>, ack: Option<(&str, u64)>) {
             }
         }
     }
-    if let Some((doc, _)) = ack {
-        // Released at once if the push came before the ack.
-        note_stored(inner, doc, 0);
-    }
     start_flush(inner);
     dispatch_engine_events(inner, events);
-}
-
-/// A newer write of an outbox entry (a rejection, a dismissal) replaces its held writes.
-fn supersede_deferred(inner: &Inner, ops: &[StoreOp]) {
-    let mut state = inner.state.borrow_mut();
-    if state.deferred.is_empty() {
-        return;
-    }
-    let keys: HashSet<&str> = ops
-        .iter()
-        .filter_map(|op| match op {
-            StoreOp::Put(k, _) | StoreOp::Delete(k) if k.starts_with("out/") => Some(k.as_str()),
-            _ => None,
-        })
-        .collect();
-    if keys.is_empty() {
-        return;
-    }
-    for (_, _, held) in state.deferred.iter_mut() {
-        held.retain(|op| match op {
-            StoreOp::Put(k, _) | StoreOp::Delete(k) => !keys.contains(k.as_str()),
-            StoreOp::DeletePrefix(_) => true,
-        });
-    }
-    state.deferred.retain(|(_, _, held)| !held.is_empty());
 }
 
 fn enqueue(inner: &Inner, job: Job) {
     inner.state.borrow_mut().queue.push_back(job);
 }
 
-/// Records that `doc` is loaded (and indexes it in the store the first time).
+/// Records that `doc` is loaded and stored (the engine writes its `docs/` index entry).
 pub fn note_doc(inner: &Inner, doc: &str) {
     let Ok(id) = DocId::parse(doc) else {
         return;
@@ -389,10 +269,6 @@ pub fn note_doc(inner: &Inner, doc: &str) {
                 .or_default()
                 .insert(*bucket);
         }
-        state.queue.push_back(Job::Persist(vec![StoreOp::Put(
-            format!("{DOCS_PREFIX}{doc}"),
-            Vec::new(),
-        )]));
     }
 }
 
@@ -632,24 +508,6 @@ pub fn known_docs(inner: &Inner) -> Vec<DocId> {
     docs
 }
 
-#[derive(serde::Deserialize)]
-struct SnapshotSeq {
-    seq: u64,
-}
-
-/// The highest seq in stored entries of a document (its catch-up cursor).
-fn stored_cursor(snapshot: Option<&[u8]>, changes: &[(String, Vec<u8>)]) -> u64 {
-    let from_snapshot = snapshot
-        .and_then(|b| ciborium::de::from_reader::<SnapshotSeq, _>(b).ok())
-        .map_or(0, |s| s.seq);
-    let from_changes = changes
-        .iter()
-        .filter_map(|(k, _)| k.rsplit('/').next()?.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0);
-    from_snapshot.max(from_changes)
-}
-
 /// Makes sure `id` is in the engine: restored from the store when stored there, otherwise
 /// opened fresh (subscribed from 0 when online). Returns whether it was loaded now.
 pub async fn load_doc(inner: &Rc<Inner>, id: &DocId) -> Result<bool> {
@@ -659,9 +517,7 @@ pub async fn load_doc(inner: &Rc<Inner>, id: &DocId) -> Result<bool> {
     let text = id.to_string();
     if !inner.state.borrow().known.contains(&text) {
         inner.with_engine(|e| e.open(id))??;
-        note_doc(inner, &text);
         pump(inner);
-        start_flush(inner);
         return Ok(true);
     }
     let store = inner.store()?;
@@ -670,25 +526,10 @@ pub async fn load_doc(inner: &Rc<Inner>, id: &DocId) -> Result<bool> {
     if inner.read(true, |e| e.is_loaded(id)) {
         return Ok(false);
     }
-    let online = inner.with_engine(|e| {
-        e.restore_doc(id, snapshot.as_deref(), &changes)
-            .map(|()| e.is_online())
-    })??;
+    // Subscribes from the stored cursor when online.
+    inner.with_engine(|e| e.restore_doc(id, snapshot.as_deref(), &changes))??;
     note_doc(inner, &text);
-    let after = stored_cursor(snapshot.as_deref(), &changes);
-    note_stored(inner, &text, after);
-    if online {
-        // The engine subscribes its documents when it connects; one restored later is ours.
-        let epoch = inner.conn.borrow().epoch;
-        enqueue(
-            inner,
-            Job::Send(
-                epoch,
-                encode_client(&ClientFrame::Subscribe { doc: text, after }),
-            ),
-        );
-        start_flush(inner);
-    }
+    pump(inner);
     Ok(true)
 }
 

@@ -39,6 +39,8 @@ macro_rules! mirror_enum {
     };
 }
 
+pub(crate) use mirror_enum;
+
 mirror_enum!(
     /// What a conversation is.
     ConvKind => cv::ConvKind {
@@ -908,6 +910,13 @@ pub enum IntentData {
     SetProfile {
         profile: Profile,
     },
+    /// Adds or replaces (`contact`) or removes (no `contact`) an address-book entry.
+    SetContact {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        contact: Option<crate::account::Contact>,
+    },
 }
 
 impl From<cc::Intent> for IntentData {
@@ -1057,6 +1066,10 @@ impl From<cc::Intent> for IntentData {
             },
             I::SetProfile { profile } => IntentData::SetProfile {
                 profile: profile.into(),
+            },
+            I::SetContact { id, contact } => IntentData::SetContact {
+                id: id.into(),
+                contact: contact.map(Into::into),
             },
         }
     }
@@ -1225,6 +1238,10 @@ impl TryFrom<IntentData> for cc::Intent {
             },
             IntentData::SetProfile { profile } => I::SetProfile {
                 profile: profile.into(),
+            },
+            IntentData::SetContact { id, contact } => I::SetContact {
+                id: confab_core::ids::ContactId::new(id)?,
+                contact: contact.map(TryInto::try_into).transpose()?,
             },
         })
     }

@@ -1,13 +1,18 @@
 //! `cargo xtask <task>`: the project's scripted jobs. Each installs what it needs.
 //!
-//! - `test`: everything CI checks (format, lints on host and wasm32, tests, wasm32 build).
+//! - `test`: everything CI checks (format, lints on host and wasm32, tests, the wasm package
+//!   in headless Chromium and in Node, the web demo's browser tests, wasm32 build).
 //! - `ci`: `test` as CI runs it (same thing; kept for symmetry with `.ci/run`).
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
 //! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
+//! - `bench catchup`: a client that missed 10,000 messages catches up (time, bytes on the wire).
 //! - `wasm [test [--bench] [--no-browser] [--no-node]]`: the npm package in wasm/pkg, and its tests.
+//! - `demo [--listen ADDR]`: the web demo on a local server; `demo e2e`: its browser tests.
 
 mod bench;
+mod bench_catchup;
 mod bench_server;
+mod demo;
 mod wasm;
 
 use std::process::Command;
@@ -21,10 +26,16 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("server") => {
             bench_server::run(&args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("catchup") => {
+            bench_catchup::run(&args[2..])
+        }
         Some("bench") => bench::run(&args[1..]),
         Some("wasm") => wasm::build(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|bench [core|server [--quick]]|wasm [test]>");
+            eprintln!(
+                "usage: cargo xtask <test|ci|bench [core|server [--quick]|catchup]|wasm [test]|demo [e2e]>"
+            );
             bail!("unknown task {:?}", args.first())
         }
     }
@@ -91,6 +102,11 @@ fn test() -> Result<()> {
         ],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    // The wasm package: wasm32 clippy, its browser suite in headless Chromium and its Node
+    // suite (installs Chromium, chromedriver, wasm-bindgen-cli and npm packages if missing).
+    wasm::ci()?;
+    // The web demo end to end in Chromium (installs Chromium and its npm packages if missing).
+    demo::e2e(&wasm::workspace_root()?)?;
     run(
         "cargo",
         &[

@@ -41,6 +41,37 @@ pub fn build(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The wasm package's part of `cargo xtask test`: clippy on wasm32 (library and tests), then
+/// `test` (the browser suite and the Node suite). Every failure names the step.
+pub fn ci() -> Result<()> {
+    let started = std::time::Instant::now();
+    let root = workspace_root()?;
+    ensure_wasm_target()?;
+    run(
+        &root,
+        "cargo",
+        &[
+            "clippy",
+            "-p",
+            "confab-wasm",
+            "--target",
+            WASM_TARGET,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )
+    .context("clippy on the wasm package (wasm32, library and tests) failed")?;
+    test(&[])?;
+    eprintln!(
+        "xtask test: the wasm package's checks took {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// `cargo xtask wasm test [--no-browser] [--no-node] [--bench]`.
 pub fn test(args: &[String]) -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -50,7 +81,17 @@ pub fn test(args: &[String]) -> Result<()> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen(&root)?;
     if browser {
-        ensure_chromium()?;
+        ensure_chromium().context(
+            "the browser suite needs Debian's chromium and chromium-driver (/usr/bin/chromium, \
+             /usr/bin/chromedriver); installing them with apt-get failed",
+        )?;
+    }
+    if node {
+        for tool in ["node", "npm"] {
+            if output(tool, &["--version"]).is_none() {
+                bail!("the Node suite needs Node.js 20 or later and npm: `{tool}` is not on PATH");
+            }
+        }
     }
     run(&root, "cargo", &["build", "-p", "confab-server"], &[])?;
     let server_bin = root.join("target/debug/confab-server");
@@ -77,6 +118,10 @@ pub fn test(args: &[String]) -> Result<()> {
             "cargo",
             &["test", "-p", "confab-wasm", "--target", WASM_TARGET],
             &env,
+        )
+        .context(
+            "the wasm browser suite failed (wasm/tests/*.rs with wasm-bindgen-test in headless \
+             Chromium against confab-server on 127.0.0.1; rerun: cargo xtask wasm test --no-node)",
         )?;
         if args.contains(&"--bench") {
             // Opening 100,000 messages from IndexedDB, built as the package ships (opt-level z).
@@ -114,7 +159,7 @@ pub fn test(args: &[String]) -> Result<()> {
     }
 
     if node {
-        let report = build_package(&root, false)?;
+        let report = build_package(&root, false).context("building the npm package failed")?;
         eprintln!("{report}");
         let node_dir = root.join("tests/node");
         run(
@@ -122,13 +167,18 @@ pub fn test(args: &[String]) -> Result<()> {
             "npm",
             &["install", "--no-audit", "--no-fund", "--loglevel=error"],
             &[],
-        )?;
+        )
+        .context("npm install in tests/node failed")?;
         let bin = server_bin.to_string_lossy().into_owned();
         run(
             &node_dir,
             "node",
             &["--test", "--test-reporter=spec"],
             &[("CONFAB_SERVER_BIN", bin.as_str())],
+        )
+        .context(
+            "the Node suite failed (tests/node against wasm/pkg and confab-server on 127.0.0.1; \
+             rerun: cargo xtask wasm test --no-browser)",
         )?;
     }
     eprintln!("xtask wasm test: all passed");
@@ -142,7 +192,7 @@ fn args_owned(args: &[&str]) -> Vec<String> {
 // ---------- the package ----------
 
 /// Builds `wasm/pkg` and returns the size report.
-fn build_package(root: &Path, want_opt: bool) -> Result<String> {
+pub(crate) fn build_package(root: &Path, want_opt: bool) -> Result<String> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen(root)?;
     let target_dir = root.join("target/wasm-release");
@@ -352,7 +402,7 @@ fn find_wasm_opt(root: &Path, install: bool) -> Result<Option<String>> {
 
 // ---------- tools ----------
 
-fn workspace_root() -> Result<PathBuf> {
+pub(crate) fn workspace_root() -> Result<PathBuf> {
     let out = Command::new("cargo")
         .args(["locate-project", "--workspace", "--message-format", "plain"])
         .output()
@@ -369,7 +419,7 @@ fn workspace_root() -> Result<PathBuf> {
 }
 
 /// Runs a command in `dir` with extra environment, echoing it; fails if it fails.
-fn run(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn run(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     eprintln!("+ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
@@ -422,6 +472,13 @@ fn locked_wasm_bindgen(root: &Path) -> Result<String> {
 
 /// wasm-bindgen-cli at exactly the library's version (the two must match).
 fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
+    install_wasm_bindgen(root).context(
+        "wasm-bindgen-cli at the version of Cargo.lock is needed (cargo install \
+         wasm-bindgen-cli --version <that version>) and installing it failed",
+    )
+}
+
+fn install_wasm_bindgen(root: &Path) -> Result<()> {
     let version = locked_wasm_bindgen(root)?;
     let installed = output("wasm-bindgen", &["--version"]).unwrap_or_default();
     if installed.split_whitespace().nth(1) == Some(version.as_str())
@@ -439,7 +496,7 @@ fn ensure_wasm_bindgen(root: &Path) -> Result<()> {
 }
 
 /// Debian's Chromium and chromedriver for headless tests (never a downloaded browser).
-fn ensure_chromium() -> Result<()> {
+pub(crate) fn ensure_chromium() -> Result<()> {
     if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
         return Ok(());
     }

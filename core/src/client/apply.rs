@@ -54,7 +54,9 @@ pub fn targets(
         | SetInfo { conv: c, .. }
         | SetSetting { conv: c, .. }
         | SetLifecycle { conv: c, .. } => vec![conv(c)],
-        SetConvPref { .. } | SetDraft { .. } => vec![DocId::private(tenant, me)],
+        SetConvPref { .. } | SetDraft { .. } | SetContact { .. } => {
+            vec![DocId::private(tenant, me)]
+        }
         SetProfile { .. } => vec![DocId::profile(tenant, me)],
     }
 }
@@ -202,6 +204,11 @@ pub fn write_to(
         }
         SetDraft { conv, text } => write::set_draft(doc, tag, now, conv, text.as_deref())?,
         SetProfile { profile } => write::set_profile(doc, tag, now, profile)?,
+        SetContact {
+            id,
+            contact: Some(contact),
+        } => write::set_contact(doc, tag, now, id, contact)?,
+        SetContact { id, contact: None } => write::remove_contact(doc, tag, now, id)?,
     };
     Ok(wrote.is_some())
 }
@@ -237,7 +244,9 @@ pub fn check(
     let effect = match intent {
         // Creation and find-or-create are checked by the server (parents, pairs).
         CreateConversation { .. } | OpenDirect { .. } | OpenSupport { .. } => return Ok(()),
-        SetConvPref { .. } | SetDraft { .. } | SetProfile { .. } => return Ok(()),
+        SetConvPref { .. } | SetDraft { .. } | SetProfile { .. } | SetContact { .. } => {
+            return Ok(())
+        }
         Send { message: m, .. } => {
             if m.kind == MessageKind::System {
                 return Ok(());

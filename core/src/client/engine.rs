@@ -1,12 +1,13 @@
 //! The client engine, sans-io: local replicas, the outbox of intents with their changes,
-//! cursors, ack/reject/push handling, rebase on rejection, and derived views.
+//! cursors, ack/reject/push handling, rebase on rejection. Storage is in `persist`, catch-up
+//! from snapshots in `catchup`, derived views in `views`.
 //!
 //! Inputs are method calls (`intent`, `connected`, `receive`, ...); outputs are data the host
 //! carries out in order: frames to send, store writes, events.
 
 use std::collections::{BTreeMap, HashMap};
 
-use automerge::{ActorId, Automerge, Change};
+use automerge::{ActorId, Automerge, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
@@ -74,32 +75,58 @@ impl ClientError {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct PendingChange {
-    doc: String,
-    hash: ByteBuf,
-    bytes: ByteBuf,
-    acked: bool,
+pub(super) struct PendingChange {
+    pub(super) doc: String,
+    pub(super) hash: ByteBuf,
+    pub(super) bytes: ByteBuf,
+    pub(super) acked: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct OutboxEntry {
-    id: u64,
-    intent: Intent,
-    created_at: i64,
-    status: IntentStatus,
-    changes: Vec<PendingChange>,
+pub(super) struct OutboxEntry {
+    pub(super) id: u64,
+    pub(super) intent: Intent,
+    pub(super) created_at: i64,
+    pub(super) status: IntentStatus,
+    pub(super) changes: Vec<PendingChange>,
 }
 
-struct ClientDoc {
+/// One document as this client holds it.
+pub(super) struct ClientDoc {
     /// Accepted changes only.
-    server: Automerge,
+    pub(super) server: Automerge,
     /// Accepted plus this device's pending changes: what the user sees.
-    local: Automerge,
-    cursor: u64,
+    pub(super) local: Automerge,
+    /// Every change up to this seq is in `server` and stored: catch-up resumes after it.
+    pub(super) cursor: u64,
     /// Server order of messages created in this document.
-    message_seq: HashMap<MessageId, u64>,
-    changes_since_snapshot: usize,
-    revoked: Option<String>,
+    pub(super) message_seq: HashMap<MessageId, u64>,
+    pub(super) changes_since_snapshot: usize,
+    pub(super) revoked: Option<String>,
+    /// This device's changes acked with a seq beyond `cursor`: in `server` and stored as ack
+    /// records until that seq arrives in order.
+    pub(super) acked: HashMap<ChangeHash, u64>,
+    /// Subscribed, `synced` not yet received (the store fold waits for it).
+    pub(super) catching_up: bool,
+    /// Not subscribed yet: the conversation's creation still waits in the outbox, and the
+    /// server refuses to subscribe to a conversation that does not exist.
+    pub(super) deferred: bool,
+}
+
+impl ClientDoc {
+    pub(super) fn new(server: Automerge, local: Automerge, cursor: u64) -> Self {
+        ClientDoc {
+            server,
+            local,
+            cursor,
+            message_seq: HashMap::new(),
+            changes_since_snapshot: 0,
+            revoked: None,
+            acked: HashMap::new(),
+            catching_up: false,
+            deferred: false,
+        }
+    }
 }
 
 /// Identity of this client.
@@ -111,81 +138,16 @@ pub struct ClientConfig {
     pub actor: ActorId,
 }
 
-/// A message in a timeline view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimelineItem {
-    pub message: crate::model::message::Message,
-    /// Server order; `None` while pending.
-    pub seq: Option<u64>,
-    pub bucket: i64,
-    pub pending: bool,
-}
-
-/// A row of the conversation list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationSummary {
-    pub conv: ConvId,
-    pub kind: Option<String>,
-    pub title: Option<String>,
-    pub lifecycle: String,
-    pub unread: usize,
-    pub last_message: Option<String>,
-    pub last_activity: i64,
-    pub muted: bool,
-    pub pinned: bool,
-    pub archived: bool,
-}
-
-const SNAPSHOT_EVERY: usize = 256;
-
-/// A stored snapshot: the accepted document, its cursor and its messages' server order.
-#[derive(Serialize, Deserialize)]
-struct SnapshotRecord {
-    seq: u64,
-    data: ByteBuf,
-    message_seq: HashMap<MessageId, u64>,
-}
-
-fn snapshot_record(state: &ClientDoc) -> Vec<u8> {
-    cbor(&SnapshotRecord {
-        seq: state.cursor,
-        data: ByteBuf::from(state.server.save()),
-        message_seq: state.message_seq.clone(),
-    })
-}
-
-fn key_snapshot(doc: &DocId) -> String {
-    format!("snap/{doc}")
-}
-fn key_change(doc: &DocId, seq: u64) -> String {
-    format!("chg/{doc}/{seq:020}")
-}
-fn key_outbox(id: u64) -> String {
-    format!("out/{id:020}")
-}
-
-fn cbor<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    if ciborium::ser::into_writer(value, &mut out).is_err() {
-        out.clear();
-    }
-    out
-}
-
-fn uncbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
-    ciborium::de::from_reader(bytes).map_err(|e| ClientError::Corrupt(e.to_string()))
-}
-
 /// The client engine.
 pub struct ClientEngine {
-    config: ClientConfig,
-    online: bool,
+    pub(super) config: ClientConfig,
+    pub(super) online: bool,
     clock_offset: i64,
-    docs: BTreeMap<DocId, ClientDoc>,
-    outbox: BTreeMap<u64, OutboxEntry>,
-    next_id: u64,
+    pub(super) docs: BTreeMap<DocId, ClientDoc>,
+    pub(super) outbox: BTreeMap<u64, OutboxEntry>,
+    pub(super) next_id: u64,
     typing: HashMap<ConvId, BTreeMap<AccountId, i64>>,
-    out: Vec<Output>,
+    pub(super) out: Vec<Output>,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -230,148 +192,29 @@ impl ClientEngine {
         device_now + self.clock_offset
     }
 
-    // ---------- persistence ----------
-
-    /// Restores the outbox from store entries under `out/` (call once at start).
-    pub fn restore_outbox(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), ClientError> {
-        for (_, bytes) in entries {
-            let entry: OutboxEntry = uncbor(bytes)?;
-            self.next_id = self.next_id.max(entry.id + 1);
-            self.outbox.insert(entry.id, entry);
-        }
-        Ok(())
-    }
-
-    /// Loads one document from its store entries (`snap/<doc>`, `chg/<doc>/`) plus this
-    /// device's unacked changes from the outbox (restore the outbox first). Documents load on
-    /// demand: a conversation opens with its newest bucket only.
-    pub fn restore_doc(
-        &mut self,
-        id: &DocId,
-        snapshot: Option<&[u8]>,
-        changes: &[(String, Vec<u8>)],
-    ) -> Result<(), ClientError> {
-        let corrupt = |e: &dyn std::fmt::Display| ClientError::Corrupt(format!("{id}: {e}"));
-        let (mut server, mut cursor, mut message_seq) = match snapshot {
-            Some(bytes) => {
-                let record: SnapshotRecord = uncbor(bytes)?;
-                (
-                    Automerge::load(&record.data).map_err(|e| corrupt(&e))?,
-                    record.seq,
-                    record.message_seq,
-                )
-            }
-            None => (
-                doc::genesis(id).map_err(|e| corrupt(&e))?,
-                0,
-                HashMap::new(),
-            ),
-        };
-        let mut decoded = Vec::with_capacity(changes.len());
-        for (key, bytes) in changes {
-            let seq = key
-                .rsplit('/')
-                .next()
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0);
-            cursor = cursor.max(seq);
-            let change = Change::try_from(&bytes[..]).map_err(|e| corrupt(&e))?;
-            for (message, _) in created_messages(&change) {
-                message_seq.insert(message, seq);
-            }
-            decoded.push(change);
-        }
-        server.apply_changes(decoded).map_err(|e| corrupt(&e))?;
-        let mut local = server.clone().with_actor(self.config.actor.clone());
-        let doc_text = id.to_string();
-        let pending: Vec<Change> = self
-            .outbox
-            .values()
-            .flat_map(|e| e.changes.iter())
-            .filter(|c| c.doc == doc_text && !c.acked)
-            .map(|c| Change::try_from(&c.bytes[..]).map_err(|e| corrupt(&e)))
-            .collect::<Result<_, _>>()?;
-        local.apply_changes(pending).map_err(|e| corrupt(&e))?;
-        self.docs.insert(
-            id.clone(),
-            ClientDoc {
-                server: server.with_actor(self.config.actor.clone()),
-                local,
-                cursor,
-                message_seq,
-                changes_since_snapshot: changes.len(),
-                revoked: None,
-            },
-        );
-        Ok(())
-    }
-
-    fn persist_accepted(&mut self, id: &DocId, changes: &[SeqChange]) {
-        let Some(state) = self.docs.get_mut(id) else {
-            return;
-        };
-        let mut ops: Vec<StoreOp> = changes
-            .iter()
-            .map(|c| StoreOp::Put(key_change(id, c.seq), c.change.to_vec()))
-            .collect();
-        state.changes_since_snapshot += changes.len();
-        if state.changes_since_snapshot >= SNAPSHOT_EVERY {
-            // Fold the change log into a snapshot (it holds this batch too): bounded store
-            // size and fast loads.
-            ops = vec![
-                StoreOp::DeletePrefix(format!("chg/{id}/")),
-                StoreOp::Put(key_snapshot(id), snapshot_record(state)),
-            ];
-            state.changes_since_snapshot = 0;
-        }
-        self.out.push(Output::Persist(ops));
-    }
-
-    fn persist_entry(&mut self, id: u64) {
-        let op = match self.outbox.get(&id) {
-            Some(e) if matches!(e.status, IntentStatus::Accepted) => {
-                StoreOp::Delete(key_outbox(id))
-            }
-            Some(e) => StoreOp::Put(key_outbox(id), cbor(e)),
-            None => StoreOp::Delete(key_outbox(id)),
-        };
-        self.out.push(Output::Persist(vec![op]));
-    }
-
     // ---------- documents ----------
 
-    fn ensure_doc(&mut self, id: &DocId) -> Result<&mut ClientDoc, ClientError> {
-        if !self.docs.contains_key(id) {
-            let server = doc::genesis(id)
-                .map_err(|e| ClientError::Corrupt(e.to_string()))?
-                .with_actor(self.config.actor.clone());
-            let local = server.clone();
-            self.docs.insert(
-                id.clone(),
-                ClientDoc {
-                    server,
-                    local,
-                    cursor: 0,
-                    message_seq: HashMap::new(),
-                    changes_since_snapshot: 0,
-                    revoked: None,
-                },
-            );
-            if self.online {
-                self.out.push(Output::Send(ClientFrame::Subscribe {
-                    doc: id.to_string(),
-                    after: 0,
-                }));
-            }
+    /// Loads `id` fresh from its genesis unless loaded; `true` when it was new.
+    fn ensure_doc(&mut self, id: &DocId) -> Result<bool, ClientError> {
+        if self.docs.contains_key(id) {
+            return Ok(false);
         }
+        let server = doc::genesis(id)
+            .map_err(|e| ClientError::Corrupt(e.to_string()))?
+            .with_actor(self.config.actor.clone());
+        let local = server.clone();
         self.docs
-            .get_mut(id)
-            .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))
+            .insert(id.clone(), ClientDoc::new(server, local, 0));
+        self.index_doc(id);
+        Ok(true)
     }
 
     /// Starts following a document (a conversation, one of its buckets, a profile).
     pub fn open(&mut self, id: &DocId) -> Result<(), ClientError> {
-        self.ensure_doc(id).map(|_| ())
+        if self.ensure_doc(id)? {
+            self.subscribe(id);
+        }
+        Ok(())
     }
 
     pub fn is_loaded(&self, id: &DocId) -> bool {
@@ -407,8 +250,11 @@ impl ClientEngine {
         let me = self.config.account.clone();
         let tenant = self.config.tenant.clone();
         let targets = apply::targets(&intent, &tenant, &me, |c| self.bucket_ms(c));
+        let mut opened = Vec::new();
         for target in &targets {
-            self.ensure_doc(target)?;
+            if self.ensure_doc(target)? {
+                opened.push(target.clone());
+            }
         }
         self.check(&intent, &targets, now)?;
         let id = self.next_id;
@@ -438,7 +284,12 @@ impl ClientEngine {
         self.persist_entry(id);
         self.out.push(Output::Event(Event::Intent { id, status }));
         if self.online {
+            // The change goes first: a conversation this intent creates is subscribed once
+            // its creation is acked (`subscribe` defers it until then).
             self.send_entry(id);
+        }
+        for target in &opened {
+            self.subscribe(target);
         }
         Ok(id)
     }
@@ -477,7 +328,11 @@ impl ClientEngine {
     ) -> Result<Option<PendingChange>, ClientError> {
         let me = self.config.account.clone();
         let tag = IntentTag::new(id.to_string(), intent.kind());
-        let state = self.ensure_doc(target)?;
+        self.ensure_doc(target)?;
+        let state = self
+            .docs
+            .get_mut(target)
+            .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
         let before = state.local.get_heads();
         let wrote = apply::write_to(&mut state.local, target, intent, &me, &tag, now)
             .map_err(|e| ClientError::NotApplicable(e.to_string()))?;
@@ -550,22 +405,27 @@ impl ClientEngine {
         }
     }
 
+    /// This device's changes to `doc` the server has not accepted yet, oldest intent first.
+    pub(super) fn pending_changes(&self, doc: &DocId) -> Vec<Change> {
+        let doc = doc.to_string();
+        self.outbox
+            .values()
+            .flat_map(|e| e.changes.iter())
+            .filter(|c| c.doc == doc && !c.acked)
+            .filter_map(|c| Change::try_from(&c.bytes[..]).ok())
+            .collect()
+    }
+
     // ---------- connection ----------
 
     /// The server welcomed us: subscribe from every cursor, resend the outbox in order.
     pub fn connected(&mut self, server_time: i64, device_now: i64) {
         self.online = true;
         self.clock_offset = server_time - device_now;
-        let subscribes: Vec<ClientFrame> = self
-            .docs
-            .iter()
-            .filter(|(_, d)| d.revoked.is_none())
-            .map(|(id, d)| ClientFrame::Subscribe {
-                doc: id.to_string(),
-                after: d.cursor,
-            })
-            .collect();
-        self.out.extend(subscribes.into_iter().map(Output::Send));
+        let docs: Vec<DocId> = self.docs.keys().cloned().collect();
+        for id in &docs {
+            self.subscribe(id);
+        }
         let ids: Vec<u64> = self.outbox.keys().copied().collect();
         for id in ids {
             self.send_entry(id);
@@ -580,15 +440,83 @@ impl ClientEngine {
                 entry.status = IntentStatus::Pending;
             }
         }
+        for state in self.docs.values_mut() {
+            state.catching_up = false;
+            state.deferred = false;
+        }
         self.out
             .push(Output::Event(Event::Online { online: false }));
+    }
+
+    /// Subscribes to `id` from its cursor when online, unless read access was revoked or its
+    /// conversation's creation still waits in the outbox (then it waits for the ack).
+    pub(super) fn subscribe(&mut self, id: &DocId) {
+        if !self.online {
+            return;
+        }
+        let waiting = id.conv_id().is_some_and(|c| self.creation_pending(c));
+        let Some(state) = self.docs.get_mut(id) else {
+            return;
+        };
+        if state.revoked.is_some() {
+            return;
+        }
+        state.deferred = waiting;
+        if waiting {
+            return;
+        }
+        state.catching_up = true;
+        self.out.push(Output::Send(ClientFrame::Subscribe {
+            doc: id.to_string(),
+            after: state.cursor,
+        }));
+    }
+
+    /// `conv` exists only on this device so far: no accepted creation, and a change to its
+    /// conversation document waits in the outbox (not rejected).
+    fn creation_pending(&self, conv: &ConvId) -> bool {
+        let conv_doc = DocId::conv(&self.config.tenant, conv);
+        if self
+            .docs
+            .get(&conv_doc)
+            .is_some_and(|d| read::read_meta(&d.server).is_some())
+        {
+            return false;
+        }
+        let doc = conv_doc.to_string();
+        self.outbox.values().any(|e| {
+            !matches!(e.status, IntentStatus::Rejected { .. })
+                && e.changes.iter().any(|c| c.doc == doc && !c.acked)
+        })
+    }
+
+    /// Subscribes the documents of `conv` that waited for its creation, once it is decided.
+    fn resume_deferred(&mut self, conv: &ConvId) {
+        if !self.online || self.creation_pending(conv) {
+            return;
+        }
+        let waiting: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(id, d)| d.deferred && id.conv_id() == Some(conv))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &waiting {
+            self.subscribe(id);
+        }
     }
 
     /// Handles one frame from the server.
     pub fn receive(&mut self, frame: ServerFrame, device_now: i64) {
         match frame {
             ServerFrame::Changes { doc, changes } => self.on_changes(&doc, changes),
-            ServerFrame::Snapshot { doc, seq, data } => self.on_snapshot(&doc, seq, &data),
+            ServerFrame::Snapshot {
+                doc,
+                seq,
+                data,
+                order,
+            } => self.on_snapshot(&doc, seq, &data, order.as_ref()),
+            ServerFrame::Synced { doc, .. } => self.on_synced(&doc),
             ServerFrame::Ack { doc, hash, seq } => self.on_ack(&doc, &hash, seq),
             ServerFrame::Reject {
                 doc,
@@ -604,36 +532,57 @@ impl ClientEngine {
                 if let Ok(id) = DocId::parse(&doc) {
                     if let Some(state) = self.docs.get_mut(&id) {
                         state.revoked = Some(reason.clone());
+                        state.catching_up = false;
                     }
                 }
                 self.out.push(Output::Event(Event::Revoked { doc, reason }));
             }
             ServerFrame::Signal {
                 doc, from, kind, ..
-            } => {
-                let (Ok(id), Ok(from)) = (DocId::parse(&doc), AccountId::new(from)) else {
-                    return;
-                };
-                let Some(conv) = id.conv_id().cloned() else {
-                    return;
-                };
-                let typing = self.typing.entry(conv.clone()).or_default();
-                match kind {
-                    SignalKind::Typing => {
-                        typing.insert(from, device_now + 6000);
-                    }
-                    SignalKind::StoppedTyping => {
-                        typing.remove(&from);
-                    }
-                    SignalKind::Presence => {}
-                }
-                self.out.push(Output::Event(Event::Typing {
-                    conv: conv.to_string(),
-                }));
-            }
+            } => self.on_signal(&doc, from, kind, device_now),
             ServerFrame::Welcome { server_time, .. } => self.connected(server_time, device_now),
-            ServerFrame::Synced { .. } | ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
+            ServerFrame::Error {
+                code,
+                doc: Some(doc),
+                ..
+            } if code == "forbidden" => self.on_forbidden(&doc),
+            ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
+    }
+
+    /// A subscription was refused. If it raced the creation of its conversation, it is
+    /// retried when the creation is acked.
+    fn on_forbidden(&mut self, doc: &str) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        let waiting = id.conv_id().is_some_and(|c| self.creation_pending(c));
+        if let Some(state) = self.docs.get_mut(&id) {
+            state.catching_up = false;
+            state.deferred = waiting;
+        }
+    }
+
+    fn on_signal(&mut self, doc: &str, from: String, kind: SignalKind, device_now: i64) {
+        let (Ok(id), Ok(from)) = (DocId::parse(doc), AccountId::new(from)) else {
+            return;
+        };
+        let Some(conv) = id.conv_id().cloned() else {
+            return;
+        };
+        let typing = self.typing.entry(conv.clone()).or_default();
+        match kind {
+            SignalKind::Typing => {
+                typing.insert(from, device_now + 6000);
+            }
+            SignalKind::StoppedTyping => {
+                typing.remove(&from);
+            }
+            SignalKind::Presence => {}
+        }
+        self.out.push(Output::Event(Event::Typing {
+            conv: conv.to_string(),
+        }));
     }
 
     /// Tells the conversation's other members that we type (ephemeral).
@@ -671,56 +620,41 @@ impl ClientEngine {
         let Some(state) = self.docs.get_mut(&id) else {
             return;
         };
-        let fresh: Vec<SeqChange> = changes
-            .into_iter()
-            .filter(|c| c.seq > state.cursor)
-            .collect();
-        if fresh.is_empty() {
-            return;
-        }
-        let mut decoded = Vec::with_capacity(fresh.len());
-        for c in &fresh {
+        let mut fresh = Vec::with_capacity(changes.len());
+        let mut decoded = Vec::with_capacity(changes.len());
+        for c in changes.into_iter().filter(|c| c.seq > state.cursor) {
             let Ok(change) = Change::try_from(&c.change[..]) else {
                 continue;
             };
-            for (message, _) in created_messages(&change) {
+            for message in created_messages(&change) {
                 state.message_seq.insert(message, c.seq);
             }
+            fresh.push((c, change.hash()));
             decoded.push(change);
+        }
+        if fresh.is_empty() {
+            return;
         }
         if state.server.apply_changes(decoded.clone()).is_err()
             || state.local.apply_changes(decoded).is_err()
         {
             return;
         }
-        state.cursor = fresh.last().map_or(state.cursor, |c| c.seq);
+        state.cursor = fresh.last().map_or(state.cursor, |(c, _)| c.seq);
         self.persist_accepted(&id, &fresh);
         self.out.push(Output::Event(Event::Doc {
             doc: id.to_string(),
         }));
     }
 
-    fn on_snapshot(&mut self, doc: &str, seq: u64, data: &[u8]) {
+    fn on_synced(&mut self, doc: &str) {
         let Ok(id) = DocId::parse(doc) else {
             return;
         };
-        let Some(state) = self.docs.get_mut(&id) else {
-            return;
-        };
-        if state.server.load_incremental(data).is_err()
-            || state.local.load_incremental(data).is_err()
-        {
-            return;
+        if let Some(state) = self.docs.get_mut(&id) {
+            state.catching_up = false;
         }
-        state.cursor = state.cursor.max(seq);
-        let record = snapshot_record(state);
-        self.out.push(Output::Persist(vec![StoreOp::Put(
-            key_snapshot(&id),
-            record,
-        )]));
-        self.out.push(Output::Event(Event::Doc {
-            doc: id.to_string(),
-        }));
+        self.fold_if_due(&id);
     }
 
     fn find(&self, doc: &str, hash: &[u8]) -> Option<(u64, usize)> {
@@ -732,6 +666,8 @@ impl ClientEngine {
         })
     }
 
+    /// One of our changes is accepted: it is stored as accepted in the same batch that updates
+    /// the outbox, so a restart before its push shows it accepted and sends nothing again.
     fn on_ack(&mut self, doc: &str, hash: &[u8], seq: u64) {
         let Some((id, index)) = self.find(doc, hash) else {
             return;
@@ -745,21 +681,22 @@ impl ClientEngine {
         if done {
             entry.status = IntentStatus::Accepted;
         }
-        if let (Ok(doc_id), Ok(change)) = (DocId::parse(doc), Change::try_from(&bytes[..])) {
-            if let Some(state) = self.docs.get_mut(&doc_id) {
-                for (message, _) in created_messages(&change) {
-                    state.message_seq.insert(message, seq);
-                }
-                let _ = state.server.apply_changes([change]);
-            }
+        let doc_id = DocId::parse(doc).ok();
+        let mut ops = Vec::new();
+        if let (Some(doc_id), Ok(change)) = (&doc_id, Change::try_from(&bytes[..])) {
+            ops.extend(self.accept_own(doc_id, change, seq));
         }
-        self.persist_entry(id);
+        ops.push(self.entry_op(id));
+        self.out.push(Output::Persist(ops));
         if done {
             self.out.push(Output::Event(Event::Intent {
                 id,
                 status: IntentStatus::Accepted,
             }));
             self.outbox.remove(&id);
+        }
+        if let Some(DocTarget::Conv(conv)) = doc_id.as_ref().map(DocId::target) {
+            self.resume_deferred(conv);
         }
     }
 
@@ -781,24 +718,16 @@ impl ClientEngine {
             .filter(|e| e.id > rejected_id && e.changes.iter().any(|c| c.doc == doc && !c.acked))
             .map(|e| e.id)
             .collect();
-        let earlier: Vec<PendingChange> = self
+        let earlier: Vec<Change> = self
             .outbox
             .values()
             .filter(|e| e.id < rejected_id)
-            .flat_map(|e| {
-                e.changes
-                    .iter()
-                    .filter(|c| c.doc == doc && !c.acked)
-                    .cloned()
-            })
+            .flat_map(|e| e.changes.iter().filter(|c| c.doc == doc && !c.acked))
+            .filter_map(|c| Change::try_from(&c.bytes[..]).ok())
             .collect();
         if let Some(state) = self.docs.get_mut(&doc_id) {
             let mut local = state.server.clone();
-            let earlier_changes: Vec<Change> = earlier
-                .iter()
-                .filter_map(|c| Change::try_from(&c.bytes[..]).ok())
-                .collect();
-            let _ = local.apply_changes(earlier_changes);
+            let _ = local.apply_changes(earlier);
             state.local = local;
         }
         let now = self.server_now(device_now);
@@ -841,126 +770,14 @@ impl ClientEngine {
         self.out.push(Output::Event(Event::Doc {
             doc: doc.to_owned(),
         }));
-    }
-
-    // ---------- views ----------
-
-    /// Messages of the loaded buckets of `conv`: server order, then pending ones.
-    pub fn timeline(&self, conv: &ConvId) -> Vec<TimelineItem> {
-        let mut items = Vec::new();
-        for (id, state) in self.docs.range(
-            DocId::msgs(&self.config.tenant, conv, i64::MIN)
-                ..=DocId::msgs(&self.config.tenant, conv, i64::MAX),
-        ) {
-            let DocTarget::Msgs(c, bucket) = id.target() else {
-                continue;
-            };
-            if c != conv {
-                continue;
-            }
-            let accepted = accepted_messages(&state.server);
-            for message in read::read_messages(&state.local) {
-                let pending = !accepted.contains(&message.id);
-                items.push(TimelineItem {
-                    seq: state.message_seq.get(&message.id).copied(),
-                    bucket: *bucket,
-                    pending,
-                    message,
-                });
-            }
+        if let DocTarget::Conv(conv) = doc_id.target() {
+            self.resume_deferred(conv);
         }
-        // Server order (bucket, seq); restored messages without a known seq by time; pending last.
-        items.sort_by(|a, b| {
-            (
-                a.pending,
-                a.bucket,
-                a.seq.unwrap_or(0),
-                a.message.created_at,
-                &a.message.id,
-            )
-                .cmp(&(
-                    b.pending,
-                    b.bucket,
-                    b.seq.unwrap_or(0),
-                    b.message.created_at,
-                    &b.message.id,
-                ))
-        });
-        items
-    }
-
-    /// The conversation list: last activity first, unread counts from read markers.
-    pub fn conversations(&self) -> Vec<ConversationSummary> {
-        let private = self
-            .docs
-            .get(&DocId::private(&self.config.tenant, &self.config.account))
-            .map(|d| read::read_private(&d.local))
-            .unwrap_or_default();
-        let mut out = Vec::new();
-        for (id, state) in &self.docs {
-            let DocTarget::Conv(conv_id) = id.target() else {
-                continue;
-            };
-            let conv = read::read_conversation(&state.local, conv_id.clone());
-            let Some(meta) = conv.meta.as_ref() else {
-                continue;
-            };
-            let timeline = self.timeline(conv_id);
-            let marker = conv.reads.get(&self.config.account);
-            let read_upto = marker.and_then(|m| timeline.iter().position(|i| i.message.id == *m));
-            let unread = timeline
-                .iter()
-                .enumerate()
-                .filter(|(i, item)| {
-                    read_upto.is_none_or(|r| *i > r)
-                        && item.message.author != self.config.account
-                        && item.message.deleted_at.is_none()
-                })
-                .count();
-            let last = timeline.last();
-            let prefs = private.convs.get(conv_id).cloned().unwrap_or_default();
-            out.push(ConversationSummary {
-                conv: conv_id.clone(),
-                kind: Some(meta.kind.as_str().to_owned()),
-                title: conv.info.title.clone(),
-                lifecycle: conv.lifecycle.state.as_str().to_owned(),
-                unread,
-                last_message: last.map(|i| {
-                    i.message
-                        .body
-                        .chars()
-                        .take(crate::limits::PREVIEW_CHARS)
-                        .collect()
-                }),
-                last_activity: last.map_or(meta.created_at, |i| i.message.created_at),
-                muted: prefs.muted,
-                pinned: prefs.pinned,
-                archived: prefs.archived,
-            });
-        }
-        out.sort_by_key(|s| std::cmp::Reverse((s.pinned, s.last_activity)));
-        out
     }
 }
 
-/// Ids of the messages in a bucket document.
-fn accepted_messages(doc: &Automerge) -> std::collections::HashSet<MessageId> {
-    let mut out = std::collections::HashSet::new();
-    let Some(messages) = read::get_map(doc, &automerge::ROOT, doc::schema::keys::MESSAGES) else {
-        return out;
-    };
-    for shard in automerge::ReadDoc::keys(doc, &messages) {
-        if let Some(shard) = read::get_map(doc, &messages, &shard) {
-            out.extend(
-                automerge::ReadDoc::keys(doc, &shard).filter_map(|k| MessageId::new(k).ok()),
-            );
-        }
-    }
-    out
-}
-
-/// Ids of the messages a change creates (`messages/<id>` maps made at the bucket root map).
-fn created_messages(change: &Change) -> Vec<(MessageId, ())> {
+/// Ids of the messages a change creates (`messages/<shard>/<id>` maps).
+pub(super) fn created_messages(change: &Change) -> Vec<MessageId> {
     use automerge::legacy::{Key, ObjectId, OpType};
     change
         .decode()
@@ -968,7 +785,7 @@ fn created_messages(change: &Change) -> Vec<(MessageId, ())> {
         .iter()
         .filter_map(|op| match (&op.obj, &op.key, &op.action) {
             (ObjectId::Id(_), Key::Map(key), OpType::Make(automerge::ObjType::Map)) => {
-                MessageId::new(key.as_str()).ok().map(|m| (m, ()))
+                MessageId::new(key.as_str()).ok()
             }
             _ => None,
         })

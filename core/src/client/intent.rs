@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, ConvId, MessageId, ResourceId};
+use crate::ids::{AccountId, ContactId, ConvId, MessageId, ResourceId};
 use crate::model::account::Profile;
+use crate::model::contact::Contact;
 use crate::model::conversation::{Lifecycle, Role, Settings};
 use crate::model::message::NewMessage;
 use crate::model::proposal::ProposalStatus;
@@ -123,6 +124,11 @@ pub enum Intent {
     SetProfile {
         profile: Profile,
     },
+    /// Adds or replaces (`Some`) or removes (`None`) a contact in the private document.
+    SetContact {
+        id: ContactId,
+        contact: Option<Contact>,
+    },
 }
 
 impl Intent {
@@ -150,6 +156,7 @@ impl Intent {
             Intent::SetConvPref { .. } => "set_conv_pref",
             Intent::SetDraft { .. } => "set_draft",
             Intent::SetProfile { .. } => "set_profile",
+            Intent::SetContact { .. } => "set_contact",
         }
     }
 }

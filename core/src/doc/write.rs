@@ -587,6 +587,22 @@ pub fn set_contact(
     })
 }
 
+/// Removes a contact from the private document (nothing to write if it is not there).
+pub fn remove_contact(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    id: &crate::ids::ContactId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let contacts = top(tx, CONTACTS)?;
+        if tx.get(&contacts, id.as_str())?.is_some() {
+            tx.delete(&contacts, id.as_str())?;
+        }
+        Ok(())
+    })
+}
+
 /// Sets one per-conversation preference (muted, pinned, archived, notifications, ...).
 pub fn set_conv_pref(
     doc: &mut Automerge,

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+pub use super::order::SnapshotOrder;
+
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -70,12 +72,16 @@ pub enum ServerFrame {
         doc: String,
         changes: Vec<SeqChange>,
     },
-    /// The whole document as of `seq` (Automerge save format), sent instead of the changes
-    /// a compaction folded away when a client's cursor is older than the snapshot.
+    /// The whole document as of `seq` (Automerge save format), sent instead of changes: when
+    /// a compaction folded away changes the client has not seen, or when the client misses so
+    /// many that the document is the cheaper catch-up (docs/PROTOCOL.md, "Catch-up").
     Snapshot {
         doc: String,
         seq: u64,
         data: ByteBuf,
+        /// The seqs of the changes after the client's cursor that the store still lists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<SnapshotOrder>,
     },
     /// Catch-up of `doc` is complete up to `seq`; live pushes follow.
     Synced {

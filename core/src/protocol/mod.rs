@@ -4,9 +4,11 @@
 pub mod codec;
 pub mod errors;
 pub mod frames;
+pub mod order;
 pub mod session;
 
 pub use codec::{decode_client, decode_server, encode_client, encode_server};
 pub use errors::{ErrorCode, ProtocolError};
 pub use frames::{ClientFrame, SeqChange, ServerFrame, SignalKind, PROTOCOL_VERSION};
+pub use order::{change_actor_and_start_op, SnapshotOrder};
 pub use session::{Action, Identity, Limits, Session};

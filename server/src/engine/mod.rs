@@ -3,6 +3,7 @@
 //! core's policy, applies, hands its batch to the group committer, acks once durable and
 //! pushes to subscribers. Units load lazily and leave memory when idle.
 
+mod catchup;
 mod committer;
 mod projection;
 mod unit;

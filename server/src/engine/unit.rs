@@ -707,68 +707,11 @@ impl Unit {
             .await
             .map_err(|e| (ErrorCode::Internal, e))?;
         self.readable(doc, conn)?;
-        let (last_seq, snapshot_seq) = self
-            .docs
-            .get(doc)
-            .map_or((0, 0), |s| (s.last_seq, s.snapshot_seq));
-        let send = |frame: ServerFrame| {
-            let tx = conn.tx.clone();
-            async move {
-                match tokio::time::timeout(Duration::from_secs(10), tx.send(Outbound::Frame(frame)))
-                    .await
-                {
-                    Ok(Ok(())) => Ok(()),
-                    _ => Err((
-                        ErrorCode::Internal,
-                        "the connection does not take catch-up".to_string(),
-                    )),
-                }
-            }
-        };
-        if after < snapshot_seq {
-            let data = self
-                .docs
-                .get(doc)
-                .map(|s| s.accepted.save())
-                .unwrap_or_default();
-            send(ServerFrame::Snapshot {
-                doc: doc.to_string(),
-                seq: last_seq,
-                data: ByteBuf::from(data),
-            })
-            .await?;
-        } else {
-            let page = self.engine.inner.config.catch_up_page.max(1);
-            let mut cursor = after;
-            while cursor < last_seq {
-                let changes = self
-                    .engine
-                    .store()
-                    .changes_after(doc, cursor, page)
-                    .await
-                    .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
-                let Some((last, _)) = changes.last() else {
-                    break;
-                };
-                cursor = *last;
-                let changes = changes
-                    .into_iter()
-                    .map(|(seq, bytes)| SeqChange {
-                        seq,
-                        change: ByteBuf::from(bytes),
-                    })
-                    .collect();
-                send(ServerFrame::Changes {
-                    doc: doc.to_string(),
-                    changes,
-                })
-                .await?;
-            }
-        }
-        send(ServerFrame::Synced {
-            doc: doc.to_string(),
-            seq: last_seq,
-        })
-        .await
+        let info = self.docs.get(doc).map(|s| super::catchup::DocInfo {
+            accepted: &s.accepted,
+            last_seq: s.last_seq,
+            snapshot_seq: s.snapshot_seq,
+        });
+        super::catchup::send(&self.engine, doc, after, info, conn).await
     }
 }

@@ -1,0 +1,251 @@
+//! What the engine keeps in the local store, and how it comes back at start.
+//!
+//! Keys: `docs/<doc>` (the index of stored documents), `snap/<doc>` (a snapshot: the
+//! accepted document, its cursor, its messages' seqs), `chg/<doc>/<seq>` (accepted changes
+//! since the snapshot), `chg/<doc>/<seq>-<hash>` (an ack record: this device's change,
+//! accepted with that seq, whose seq has not arrived in order yet), `out/<id>` (the outbox).
+
+use std::collections::HashMap;
+
+use automerge::{Automerge, Change, ChangeHash};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::engine::{created_messages, ClientDoc, ClientEngine, ClientError, IntentStatus};
+use super::engine::{OutboxEntry, Output};
+use super::store::StoreOp;
+use crate::doc;
+use crate::ids::{DocId, MessageId};
+use crate::protocol::SeqChange;
+
+/// Prefix of the index of stored documents (`docs/<doc id>` → empty value).
+pub const DOCS_PREFIX: &str = "docs/";
+
+/// Accepted changes are folded into a snapshot every this many.
+const SNAPSHOT_EVERY: usize = 256;
+
+/// A stored snapshot: the accepted document, its cursor and its messages' server order.
+#[derive(Serialize, Deserialize)]
+struct SnapshotRecord {
+    seq: u64,
+    data: ByteBuf,
+    message_seq: HashMap<MessageId, u64>,
+}
+
+pub(super) fn snapshot_record(state: &ClientDoc, data: Vec<u8>) -> Vec<u8> {
+    cbor(&SnapshotRecord {
+        seq: state.cursor,
+        data: ByteBuf::from(data),
+        message_seq: state.message_seq.clone(),
+    })
+}
+
+pub(super) fn key_snapshot(doc: &DocId) -> String {
+    format!("snap/{doc}")
+}
+pub(super) fn key_changes(doc: &DocId) -> String {
+    format!("chg/{doc}/")
+}
+fn key_change(doc: &DocId, seq: u64) -> String {
+    format!("chg/{doc}/{seq:020}")
+}
+fn key_ack(doc: &DocId, seq: u64, hash: &ChangeHash) -> String {
+    format!("chg/{doc}/{seq:020}-{hash}")
+}
+fn key_outbox(id: u64) -> String {
+    format!("out/{id:020}")
+}
+
+/// The seq in a change key, and whether the key is an ack record.
+fn parse_change_key(key: &str) -> Option<(u64, bool)> {
+    let last = key.rsplit('/').next()?;
+    match last.split_once('-') {
+        Some((seq, _)) => Some((seq.parse().ok()?, true)),
+        None => Some((last.parse().ok()?, false)),
+    }
+}
+
+fn cbor<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    if ciborium::ser::into_writer(value, &mut out).is_err() {
+        out.clear();
+    }
+    out
+}
+
+fn uncbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+    ciborium::de::from_reader(bytes).map_err(|e| ClientError::Corrupt(e.to_string()))
+}
+
+impl ClientEngine {
+    /// Restores the outbox from store entries under `out/` (call once at start).
+    pub fn restore_outbox(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), ClientError> {
+        for (_, bytes) in entries {
+            let entry: OutboxEntry = uncbor(bytes)?;
+            self.next_id = self.next_id.max(entry.id + 1);
+            self.outbox.insert(entry.id, entry);
+        }
+        Ok(())
+    }
+
+    /// Loads one document from its store entries (`snap/<doc>`, `chg/<doc>/`) plus this
+    /// device's unacked changes from the outbox (restore the outbox first), and subscribes to
+    /// it when online. Documents load on demand: a conversation opens with its newest bucket.
+    pub fn restore_doc(
+        &mut self,
+        id: &DocId,
+        snapshot: Option<&[u8]>,
+        changes: &[(String, Vec<u8>)],
+    ) -> Result<(), ClientError> {
+        let corrupt = |e: &dyn std::fmt::Display| ClientError::Corrupt(format!("{id}: {e}"));
+        let (server, cursor, message_seq) = match snapshot {
+            Some(bytes) => {
+                let record: SnapshotRecord = uncbor(bytes)?;
+                (
+                    Automerge::load(&record.data).map_err(|e| corrupt(&e))?,
+                    record.seq,
+                    record.message_seq,
+                )
+            }
+            None => (
+                doc::genesis(id).map_err(|e| corrupt(&e))?,
+                0,
+                HashMap::new(),
+            ),
+        };
+        let mut state = ClientDoc::new(server, Automerge::new(), cursor);
+        state.message_seq = message_seq;
+        let mut decoded = Vec::with_capacity(changes.len());
+        for (key, bytes) in changes {
+            let (seq, ack) = parse_change_key(key).unwrap_or((0, false));
+            let change = Change::try_from(&bytes[..]).map_err(|e| corrupt(&e))?;
+            if ack {
+                // Accepted, but the changes before its seq may be missing: no cursor move.
+                state.acked.insert(change.hash(), seq);
+            } else {
+                state.cursor = state.cursor.max(seq);
+                state.changes_since_snapshot += 1;
+            }
+            for message in created_messages(&change) {
+                state.message_seq.insert(message, seq);
+            }
+            decoded.push(change);
+        }
+        state
+            .server
+            .apply_changes(decoded)
+            .map_err(|e| corrupt(&e))?;
+        let actor = self.config.actor.clone();
+        state.server = std::mem::take(&mut state.server).with_actor(actor);
+        state.local = state.server.clone();
+        state
+            .local
+            .apply_changes(self.pending_changes(id))
+            .map_err(|e| corrupt(&e))?;
+        self.docs.insert(id.clone(), state);
+        self.subscribe(id);
+        Ok(())
+    }
+
+    /// Records a document in the store's index (`docs/`), so it is restored at start.
+    pub(super) fn index_doc(&mut self, id: &DocId) {
+        self.out.push(Output::Persist(vec![StoreOp::Put(
+            format!("{DOCS_PREFIX}{id}"),
+            Vec::new(),
+        )]));
+    }
+
+    /// Stores changes received in seq order; drops the ack records they replace; folds the
+    /// log into a snapshot when due (after catch-up, not at every page of it).
+    pub(super) fn persist_accepted(&mut self, id: &DocId, changes: &[(SeqChange, ChangeHash)]) {
+        let Some(state) = self.docs.get_mut(id) else {
+            return;
+        };
+        let mut ops = Vec::with_capacity(changes.len());
+        for (c, hash) in changes {
+            ops.push(StoreOp::Put(key_change(id, c.seq), c.change.to_vec()));
+            if let Some(seq) = state.acked.remove(hash) {
+                ops.push(StoreOp::Delete(key_ack(id, seq, hash)));
+            }
+        }
+        state.changes_since_snapshot += changes.len();
+        self.out.push(Output::Persist(ops));
+        self.fold_if_due(id);
+    }
+
+    /// Folds the change log of `id` into a snapshot once it is long enough and catch-up is
+    /// over: bounded store size and fast loads.
+    pub(super) fn fold_if_due(&mut self, id: &DocId) {
+        let Some(state) = self.docs.get_mut(id) else {
+            return;
+        };
+        if state.catching_up || state.changes_since_snapshot < SNAPSHOT_EVERY {
+            return;
+        }
+        let record = snapshot_record(state, state.server.save());
+        state.changes_since_snapshot = 0;
+        // The snapshot holds the acked changes too: their records go with the log.
+        state.acked.clear();
+        self.out.push(Output::Persist(vec![
+            StoreOp::DeletePrefix(key_changes(id)),
+            StoreOp::Put(key_snapshot(id), record),
+        ]));
+    }
+
+    /// This device's `change` was accepted with `seq`: it joins the accepted document and the
+    /// ops returned store it as accepted (an ack record while its seq is ahead of the cursor).
+    pub(super) fn accept_own(&mut self, id: &DocId, change: Change, seq: u64) -> Vec<StoreOp> {
+        let Some(state) = self.docs.get_mut(id) else {
+            return Vec::new();
+        };
+        for message in created_messages(&change) {
+            state.message_seq.insert(message, seq);
+        }
+        let hash = change.hash();
+        let raw = change.raw_bytes().to_vec();
+        if state.server.apply_changes([change]).is_err() || seq <= state.cursor {
+            // Not applicable, or its seq already arrived in order and is stored.
+            return Vec::new();
+        }
+        state.acked.insert(hash, seq);
+        vec![StoreOp::Put(key_ack(id, seq, &hash), raw)]
+    }
+
+    /// The store write that mirrors outbox entry `id` (gone once accepted or dismissed).
+    pub(super) fn entry_op(&self, id: u64) -> StoreOp {
+        match self.outbox.get(&id) {
+            Some(e) if !matches!(e.status, IntentStatus::Accepted) => {
+                StoreOp::Put(key_outbox(id), cbor(e))
+            }
+            _ => StoreOp::Delete(key_outbox(id)),
+        }
+    }
+
+    pub(super) fn persist_entry(&mut self, id: u64) {
+        let op = self.entry_op(id);
+        self.out.push(Output::Persist(vec![op]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ids::{ConvId, TenantId};
+
+    #[test]
+    fn change_keys_tell_ack_records_apart() {
+        let tenant = TenantId::new("acme").unwrap();
+        let doc = DocId::msgs(&tenant, &ConvId::new("g1").unwrap(), 20_000);
+        let hash = ChangeHash([7; 32]);
+        assert_eq!(parse_change_key(&key_change(&doc, 42)), Some((42, false)));
+        assert_eq!(
+            parse_change_key(&key_ack(&doc, 43, &hash)),
+            Some((43, true))
+        );
+        assert!(key_ack(&doc, 43, &hash).starts_with(&key_changes(&doc)));
+        // Ack records sort right after the change of the same seq, before the next seq.
+        assert!(key_change(&doc, 43) < key_ack(&doc, 43, &hash));
+        assert!(key_ack(&doc, 43, &hash) < key_change(&doc, 44));
+    }
+}

@@ -1,0 +1,193 @@
+//! Derived views (DESIGN §6): timelines in server order, the conversation list, profiles, the
+//! account's private document, cursors. Computed from the documents on every call, never
+//! stored (DESIGN §2: derived values would conflict).
+
+use std::collections::{BTreeMap, HashSet};
+
+use automerge::Automerge;
+use serde::{Deserialize, Serialize};
+
+use super::engine::ClientEngine;
+use crate::doc::read::{self, ConvPrefs, PrivateData};
+use crate::ids::{AccountId, ContactId, ConvId, DocId, DocTarget, MessageId};
+use crate::model::account::Profile;
+use crate::model::contact::Contact;
+
+/// A message in a timeline view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineItem {
+    pub message: crate::model::message::Message,
+    /// Server order; `None` while pending.
+    pub seq: Option<u64>,
+    pub bucket: i64,
+    pub pending: bool,
+}
+
+/// A row of the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub conv: ConvId,
+    pub kind: Option<String>,
+    pub title: Option<String>,
+    pub lifecycle: String,
+    pub unread: usize,
+    pub last_message: Option<String>,
+    pub last_activity: i64,
+    pub muted: bool,
+    pub pinned: bool,
+    pub archived: bool,
+}
+
+impl ClientEngine {
+    /// Messages of the loaded buckets of `conv`: server order, then pending ones.
+    pub fn timeline(&self, conv: &ConvId) -> Vec<TimelineItem> {
+        let mut items = Vec::new();
+        for (id, state) in self.docs.range(
+            DocId::msgs(&self.config.tenant, conv, i64::MIN)
+                ..=DocId::msgs(&self.config.tenant, conv, i64::MAX),
+        ) {
+            let DocTarget::Msgs(c, bucket) = id.target() else {
+                continue;
+            };
+            if c != conv {
+                continue;
+            }
+            let accepted = accepted_messages(&state.server);
+            for message in read::read_messages(&state.local) {
+                let pending = !accepted.contains(&message.id);
+                items.push(TimelineItem {
+                    seq: state.message_seq.get(&message.id).copied(),
+                    bucket: *bucket,
+                    pending,
+                    message,
+                });
+            }
+        }
+        // Server order (bucket, seq); restored messages without a known seq by time; pending last.
+        items.sort_by(|a, b| {
+            (
+                a.pending,
+                a.bucket,
+                a.seq.unwrap_or(0),
+                a.message.created_at,
+                &a.message.id,
+            )
+                .cmp(&(
+                    b.pending,
+                    b.bucket,
+                    b.seq.unwrap_or(0),
+                    b.message.created_at,
+                    &b.message.id,
+                ))
+        });
+        items
+    }
+
+    /// The conversation list: last activity first, unread counts from read markers.
+    pub fn conversations(&self) -> Vec<ConversationSummary> {
+        let private = self.private_data();
+        let mut out = Vec::new();
+        for (id, state) in &self.docs {
+            let DocTarget::Conv(conv_id) = id.target() else {
+                continue;
+            };
+            let conv = read::read_conversation(&state.local, conv_id.clone());
+            let Some(meta) = conv.meta.as_ref() else {
+                continue;
+            };
+            let timeline = self.timeline(conv_id);
+            let marker = conv.reads.get(&self.config.account);
+            let read_upto = marker.and_then(|m| timeline.iter().position(|i| i.message.id == *m));
+            let unread = timeline
+                .iter()
+                .enumerate()
+                .filter(|(i, item)| {
+                    read_upto.is_none_or(|r| *i > r)
+                        && item.message.author != self.config.account
+                        && item.message.deleted_at.is_none()
+                })
+                .count();
+            let last = timeline.last();
+            let prefs = private.convs.get(conv_id).cloned().unwrap_or_default();
+            out.push(ConversationSummary {
+                conv: conv_id.clone(),
+                kind: Some(meta.kind.as_str().to_owned()),
+                title: conv.info.title.clone(),
+                lifecycle: conv.lifecycle.state.as_str().to_owned(),
+                unread,
+                last_message: last.map(|i| {
+                    i.message
+                        .body
+                        .chars()
+                        .take(crate::limits::PREVIEW_CHARS)
+                        .collect()
+                }),
+                last_activity: last.map_or(meta.created_at, |i| i.message.created_at),
+                muted: prefs.muted,
+                pinned: prefs.pinned,
+                archived: prefs.archived,
+            });
+        }
+        out.sort_by_key(|s| std::cmp::Reverse((s.pinned, s.last_activity)));
+        out
+    }
+
+    /// `account`'s public profile, once its document is loaded (`open(&DocId::profile(..))`;
+    /// this account's own is) and the account has written one.
+    pub fn profile(&self, account: &AccountId) -> Option<Profile> {
+        let doc = self
+            .docs
+            .get(&DocId::profile(&self.config.tenant, account))?;
+        read::read_profile(&doc.local)
+    }
+
+    /// This account's private document as this device sees it (accepted plus pending):
+    /// contacts, per-conversation preferences, drafts, scheduled messages. Empty until the
+    /// document is loaded.
+    pub fn private_data(&self) -> PrivateData {
+        self.docs
+            .get(&DocId::private(&self.config.tenant, &self.config.account))
+            .map(|d| read::read_private(&d.local))
+            .unwrap_or_default()
+    }
+
+    /// This account's preferences for `conv` (muted, pinned, archived, notification level).
+    pub fn preferences(&self, conv: &ConvId) -> ConvPrefs {
+        self.private_data().convs.remove(conv).unwrap_or_default()
+    }
+
+    /// This account's draft for `conv`.
+    pub fn draft(&self, conv: &ConvId) -> Option<String> {
+        self.private_data().drafts.remove(conv)
+    }
+
+    /// This account's address book.
+    pub fn contacts(&self) -> BTreeMap<ContactId, Contact> {
+        self.private_data().contacts
+    }
+
+    /// Every loaded document with its cursor: catch-up after a reconnect resumes after it.
+    pub fn cursors(&self) -> Vec<(DocId, u64)> {
+        self.docs
+            .iter()
+            .map(|(id, d)| (id.clone(), d.cursor))
+            .collect()
+    }
+}
+
+/// Ids of the messages in a bucket document.
+fn accepted_messages(doc: &Automerge) -> HashSet<MessageId> {
+    let mut out = HashSet::new();
+    let Some(messages) = read::get_map(doc, &automerge::ROOT, crate::doc::schema::keys::MESSAGES)
+    else {
+        return out;
+    };
+    for shard in automerge::ReadDoc::keys(doc, &messages) {
+        if let Some(shard) = read::get_map(doc, &messages, &shard) {
+            out.extend(
+                automerge::ReadDoc::keys(doc, &shard).filter_map(|k| MessageId::new(k).ok()),
+            );
+        }
+    }
+    out
+}

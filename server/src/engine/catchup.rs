@@ -1,0 +1,206 @@
+//! Catch-up of one subscription (docs/PROTOCOL.md, "Catch-up"): every change after the
+//! client's cursor, in pages; or the saved document with the seqs of the changes the client
+//! has not seen, when a compaction folded some of them away or when the client misses so
+//! many that the document is the cheaper catch-up (a saved message costs ~30 bytes and loads
+//! in one pass; a raw change ~290 bytes and an apply each); then `synced`.
+
+use std::time::Duration;
+
+use confab_core::ids::DocId;
+use confab_core::protocol::{
+    change_actor_and_start_op, ErrorCode, SeqChange, ServerFrame, SnapshotOrder,
+};
+use confab_core::validate::AcceptedDoc;
+use serde_bytes::ByteBuf;
+
+use super::{ConnHandle, Engine, Outbound};
+
+/// A client that misses at least this many changes, and at least a third of the document,
+/// gets the saved document (measured in `cargo xtask bench catchup`: at a third, loading the
+/// whole document costs about what applying the missed changes does, in a tenth of the bytes).
+const SNAPSHOT_MIN_MISSED: u64 = 500;
+
+/// Changes read from the store per query when collecting a snapshot's order.
+const ORDER_PAGE: usize = 10_000;
+
+/// The document a unit holds, as catch-up needs it.
+pub(super) struct DocInfo<'a> {
+    pub accepted: &'a AcceptedDoc,
+    pub last_seq: u64,
+    /// The seq a compaction folded the log up to (0: none).
+    pub snapshot_seq: u64,
+}
+
+type Refusal = (ErrorCode, String);
+
+/// Whether a client at `after` gets the saved document rather than the changes.
+fn wants_snapshot(after: u64, last_seq: u64, snapshot_seq: u64) -> bool {
+    let missed = last_seq.saturating_sub(after);
+    after < snapshot_seq || (missed >= SNAPSHOT_MIN_MISSED && missed.saturating_mul(3) >= last_seq)
+}
+
+/// Sends the catch-up of `doc` after `after` to `conn`, then `synced`.
+pub(super) async fn send(
+    engine: &Engine,
+    doc: &DocId,
+    after: u64,
+    info: Option<DocInfo<'_>>,
+    conn: &ConnHandle,
+) -> Result<(), Refusal> {
+    let (last_seq, snapshot_seq) = info
+        .as_ref()
+        .map_or((0, 0), |i| (i.last_seq, i.snapshot_seq));
+    match &info {
+        Some(info) if wants_snapshot(after, last_seq, snapshot_seq) => {
+            // Saving (mostly DEFLATE) runs on a blocking thread while the log is read.
+            let copy = info.accepted.doc().clone();
+            let saving = tokio::task::spawn_blocking(move || copy.save());
+            let order = order(engine, doc, after.max(snapshot_seq), last_seq).await?;
+            let data = saving
+                .await
+                .map_err(|e| (ErrorCode::Internal, format!("saving {doc}: {e}")))?;
+            deliver(
+                conn,
+                ServerFrame::Snapshot {
+                    doc: doc.to_string(),
+                    seq: last_seq,
+                    data: ByteBuf::from(data),
+                    order,
+                },
+            )
+            .await?;
+        }
+        _ => {
+            let mut log = LogPages::new(after, last_seq, engine.inner.config.catch_up_page);
+            while let Some(changes) = log.next(engine, doc).await? {
+                let changes = changes
+                    .into_iter()
+                    .map(|(seq, bytes)| SeqChange {
+                        seq,
+                        change: ByteBuf::from(bytes),
+                    })
+                    .collect();
+                deliver(
+                    conn,
+                    ServerFrame::Changes {
+                        doc: doc.to_string(),
+                        changes,
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    deliver(
+        conn,
+        ServerFrame::Synced {
+            doc: doc.to_string(),
+            seq: last_seq,
+        },
+    )
+    .await
+}
+
+/// The seqs of the logged changes after `from` up to `last_seq` (actor and start op from
+/// each change's header). `None` if the log does not hold them all.
+async fn order(
+    engine: &Engine,
+    doc: &DocId,
+    from: u64,
+    last_seq: u64,
+) -> Result<Option<SnapshotOrder>, Refusal> {
+    let mut changes = Vec::new();
+    let mut log = LogPages::new(from, last_seq, ORDER_PAGE);
+    while let Some(page) = log.next(engine, doc).await? {
+        changes.extend(page);
+    }
+    let contiguous = changes
+        .iter()
+        .enumerate()
+        .all(|(i, (seq, _))| *seq == from + 1 + i as u64);
+    if !contiguous || log.cursor != last_seq {
+        tracing::warn!(%doc, from, last_seq, "the change log has gaps: snapshot sent without order");
+        return Ok(None);
+    }
+    let heads: Option<Vec<(&[u8], u64)>> = changes
+        .iter()
+        .map(|(_, bytes)| change_actor_and_start_op(bytes))
+        .collect();
+    match heads {
+        Some(heads) => Ok(Some(SnapshotOrder::build(from + 1, heads))),
+        None => {
+            tracing::warn!(%doc, "a stored change has no readable header: snapshot sent without order");
+            Ok(None)
+        }
+    }
+}
+
+/// The change log of a document after a seq, read in pages up to `last_seq`.
+struct LogPages {
+    cursor: u64,
+    last_seq: u64,
+    page: usize,
+}
+
+impl LogPages {
+    fn new(after: u64, last_seq: u64, page: usize) -> Self {
+        LogPages {
+            cursor: after,
+            last_seq,
+            page: page.max(1),
+        }
+    }
+
+    /// The next page, `None` once `last_seq` is reached (or the log ends early).
+    async fn next(
+        &mut self,
+        engine: &Engine,
+        doc: &DocId,
+    ) -> Result<Option<Vec<(u64, Vec<u8>)>>, Refusal> {
+        if self.cursor >= self.last_seq {
+            return Ok(None);
+        }
+        let changes = engine
+            .store()
+            .changes_after(doc, self.cursor, self.page)
+            .await
+            .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        match changes.last() {
+            Some((last, _)) => {
+                self.cursor = *last;
+                Ok(Some(changes))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+async fn deliver(conn: &ConnHandle, frame: ServerFrame) -> Result<(), Refusal> {
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        conn.tx.send(Outbound::Frame(frame)),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        _ => Err((
+            ErrorCode::Internal,
+            "the connection does not take catch-up".to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_snapshot;
+
+    #[test]
+    fn the_saved_document_goes_to_clients_that_miss_much_or_what_compaction_folded() {
+        assert!(!wants_snapshot(0, 100, 0), "a small document: changes");
+        assert!(wants_snapshot(0, 10_000, 0), "all of a large document");
+        assert!(wants_snapshot(6_000, 10_000, 0), "4,000 of 10,000 missed");
+        assert!(!wants_snapshot(8_000, 10_000, 0), "2,000 of 10,000 missed");
+        assert!(!wants_snapshot(10_000, 10_000, 0), "nothing missed");
+        assert!(wants_snapshot(10, 20, 15), "behind the compaction");
+    }
+}

@@ -1,0 +1,304 @@
+//! `ConfabClient.can(query)`: the policy's verdict on an action before the user tries it, so
+//! a UI can disable a control and say why. It runs `confab_core::policy::check` — the same
+//! pure function the server runs on every change — on this device's view of the
+//! conversation (accepted plus pending), and writes nothing.
+
+use confab_core::client::{apply, Intent};
+use confab_core::ids::{AccountId, ConvId, MessageId};
+use confab_core::model::conversation::{Lifecycle, Role as CoreRole};
+use confab_core::model::message as cm;
+use confab_core::model::proposal::ProposalResponse;
+use confab_core::policy::{self, Author, Context, Denial, Effect};
+use serde::{Deserialize, Serialize};
+use tsify::{Ts, Tsify};
+use wasm_bindgen::prelude::*;
+
+use crate::client::ConfabClient;
+use crate::error::{Failure, Result};
+use crate::types::{MessageKind, ProposalAnswer, Role};
+
+/// An action to ask the policy about (`action` names it). Message actions need the message
+/// loaded in the timeline (`openConversation` first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum PolicyQuery {
+    /// Post a message (default kind `text`).
+    Send {
+        conv: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        kind: Option<MessageKind>,
+    },
+    Edit {
+        conv: String,
+        message: String,
+    },
+    Delete {
+        conv: String,
+        message: String,
+    },
+    React {
+        conv: String,
+        message: String,
+    },
+    /// Answer a proposal.
+    Respond {
+        conv: String,
+        message: String,
+        response: ProposalAnswer,
+    },
+    Pin {
+        conv: String,
+        message: String,
+    },
+    Unpin {
+        conv: String,
+        message: String,
+    },
+    /// Add `account` (role default `member`).
+    AddMember {
+        conv: String,
+        account: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        role: Option<Role>,
+    },
+    RemoveMember {
+        conv: String,
+        account: String,
+        #[serde(default)]
+        #[tsify(optional)]
+        ban: bool,
+    },
+    SetRole {
+        conv: String,
+        account: String,
+        role: Role,
+    },
+    Leave {
+        conv: String,
+    },
+    Archive {
+        conv: String,
+    },
+    Close {
+        conv: String,
+    },
+    Reopen {
+        conv: String,
+    },
+    SetInfo {
+        conv: String,
+        field: String,
+    },
+    SetSetting {
+        conv: String,
+        key: String,
+    },
+}
+
+/// The policy's answer. When `allowed` is false, `code` is a reject code of docs/POLICY.md
+/// and `reason` says why, for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+pub struct PolicyVerdict {
+    pub allowed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub reason: Option<String>,
+}
+
+impl From<std::result::Result<(), Denial>> for PolicyVerdict {
+    fn from(decision: std::result::Result<(), Denial>) -> Self {
+        match decision {
+            Ok(()) => PolicyVerdict {
+                allowed: true,
+                code: None,
+                reason: None,
+            },
+            Err(d) => PolicyVerdict {
+                allowed: false,
+                code: Some(d.code.as_str().to_owned()),
+                reason: Some(d.reason),
+            },
+        }
+    }
+}
+
+/// What a query asks: an intent the client engine checks the way it checks its own, or an
+/// effect on a loaded message (the engine checks those against the bucket document it keeps
+/// to itself, so the effect is built here from the timeline's copy).
+enum Ask {
+    Intent(Box<Intent>),
+    Message(MessageId, Box<dyn FnOnce(cm::Message) -> Effect>),
+}
+
+#[wasm_bindgen]
+impl ConfabClient {
+    /// Whether the policy lets this account do `query` now, and if not, why:
+    /// `client.can({ action: "remove_member", conv, account: "bob" })` →
+    /// `{ allowed: false, code: "no_permission", reason: "..." }`. The same check as the
+    /// server's, on this device's state: a race (removed while offline) can still be refused.
+    /// Throws `not_found` when a message action names a message that is not loaded.
+    pub fn can(&self, query: Ts<PolicyQuery>) -> std::result::Result<Ts<PolicyVerdict>, JsValue> {
+        let query: PolicyQuery = query.to_rust().map_err(Failure::from)?;
+        let verdict = self.verdict(query)?;
+        Ok(Ts::from_rust(&verdict).map_err(Failure::from)?)
+    }
+}
+
+impl ConfabClient {
+    fn verdict(&self, query: PolicyQuery) -> Result<PolicyVerdict> {
+        let inner = &self.inner;
+        let me = inner.account.clone();
+        let now = inner.server_now();
+        let (conv, ask) = ask(query, &me, now)?;
+        let conversation = inner.read(None, |e| e.conversation(&conv));
+        let decision = match ask {
+            Ask::Intent(intent) => {
+                apply::check(&intent, &me, conversation.as_ref(), None, now, None)
+            }
+            Ask::Message(id, effect) => {
+                let message = inner.read(None, |e| {
+                    e.timeline(&conv)
+                        .into_iter()
+                        .find(|i| i.message.id == id)
+                        .map(|i| i.message)
+                });
+                let message = message.ok_or_else(|| {
+                    Failure::new(
+                        "not_found",
+                        format!("message {id} is not loaded (openConversation / loadOlder first)"),
+                    )
+                })?;
+                let ctx = Context {
+                    conv: conversation.as_ref(),
+                    parent: None,
+                    now_ms: now,
+                    last_post_ms: None,
+                    bucket: None,
+                };
+                policy::check(&ctx, &Author::user(me), &effect(message))
+            }
+        };
+        Ok(decision.into())
+    }
+}
+
+impl PolicyQuery {
+    fn conv(&self) -> &str {
+        use PolicyQuery as Q;
+        match self {
+            Q::Send { conv, .. }
+            | Q::Edit { conv, .. }
+            | Q::Delete { conv, .. }
+            | Q::React { conv, .. }
+            | Q::Respond { conv, .. }
+            | Q::Pin { conv, .. }
+            | Q::Unpin { conv, .. }
+            | Q::AddMember { conv, .. }
+            | Q::RemoveMember { conv, .. }
+            | Q::SetRole { conv, .. }
+            | Q::Leave { conv }
+            | Q::Archive { conv }
+            | Q::Close { conv }
+            | Q::Reopen { conv }
+            | Q::SetInfo { conv, .. }
+            | Q::SetSetting { conv, .. } => conv,
+        }
+    }
+}
+
+/// The conversation a query is about, and what to check.
+fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
+    use PolicyQuery as Q;
+    let conv = ConvId::new(query.conv())?;
+    let c = conv.clone();
+    let on_message = |m: String, effect: Box<dyn FnOnce(cm::Message) -> Effect>| {
+        Ok::<_, Failure>(Ask::Message(MessageId::new(m)?, effect))
+    };
+    let ask = match query {
+        Q::Send { kind, .. } => {
+            let id = MessageId::new("m-policy-check")?;
+            let mut message = cm::NewMessage::text(id, me.clone(), "", now);
+            message.kind = kind.map_or(cm::MessageKind::Text, Into::into);
+            ask_intent(Intent::Send { conv: c, message })
+        }
+        Q::Edit { message, .. } => {
+            on_message(message, Box::new(|m| Effect::EditBody(Box::new(m))))?
+        }
+        Q::Delete { message, .. } => {
+            on_message(message, Box::new(|m| Effect::DeleteMessage(Box::new(m))))?
+        }
+        Q::React { message, .. } => {
+            let account = me.clone();
+            on_message(
+                message,
+                Box::new(move |m| Effect::SetReaction {
+                    message: Box::new(m),
+                    account,
+                }),
+            )?
+        }
+        Q::Respond {
+            message, response, ..
+        } => {
+            let to = ProposalResponse::from(response).status();
+            on_message(
+                message,
+                Box::new(move |m| Effect::SetProposalStatus {
+                    proposal: Box::new(m),
+                    to,
+                }),
+            )?
+        }
+        Q::Pin { message, .. } => ask_intent(Intent::Pin {
+            conv: c,
+            message: MessageId::new(message)?,
+        }),
+        Q::Unpin { message, .. } => ask_intent(Intent::Unpin {
+            conv: c,
+            message: MessageId::new(message)?,
+        }),
+        Q::AddMember { account, role, .. } => ask_intent(Intent::AddMember {
+            conv: c,
+            account: AccountId::new(account)?,
+            role: role.map_or(CoreRole::Member, Into::into),
+        }),
+        Q::RemoveMember { account, ban, .. } => ask_intent(Intent::RemoveMember {
+            conv: c,
+            account: AccountId::new(account)?,
+            ban,
+        }),
+        Q::SetRole { account, role, .. } => ask_intent(Intent::SetRole {
+            conv: c,
+            account: AccountId::new(account)?,
+            role: role.into(),
+        }),
+        Q::Leave { .. } => ask_intent(Intent::Leave { conv: c }),
+        Q::Archive { .. } => lifecycle(c, Lifecycle::Archived),
+        Q::Close { .. } => lifecycle(c, Lifecycle::Closed),
+        Q::Reopen { .. } => lifecycle(c, Lifecycle::Active),
+        Q::SetInfo { field, .. } => ask_intent(Intent::SetInfo {
+            conv: c,
+            field,
+            value: None,
+        }),
+        Q::SetSetting { key, .. } => ask_intent(Intent::SetSetting {
+            conv: c,
+            key,
+            value: serde_json::Value::Null,
+        }),
+    };
+    Ok((conv, ask))
+}
+
+fn ask_intent(intent: Intent) -> Ask {
+    Ask::Intent(Box::new(intent))
+}
+
+fn lifecycle(conv: ConvId, state: Lifecycle) -> Ask {
+    ask_intent(Intent::SetLifecycle { conv, state })
+}

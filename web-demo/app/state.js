@@ -1,0 +1,61 @@
+// The page's own state (what is selected, what is open) and one render loop: anything that
+// changes — a client event, a click — calls `render()`, and the views redraw from the client's
+// queries at the next animation frame, once however many changes came in.
+
+export const ui = {
+  /** The signed-in session: { client, account, tenant, users, rest, ... } (session.js). */
+  session: undefined,
+  /** The conversation shown in the middle. */
+  current: undefined,
+  /** The side panel: undefined | { kind: "members" } | { kind: "thread", conv }. */
+  panel: undefined,
+  /** Per conversation: the message being answered / edited in its composer. */
+  replyTo: new Map(),
+  editing: new Map(),
+  /** The message whose action menu is open: { conv, message }. */
+  menu: undefined,
+  /** Conversations this account lost access to: conv → reason (from `revoked` events). */
+  revoked: new Map(),
+  /** "online" | "connecting" | "offline". */
+  connection: "offline",
+  showArchived: false,
+};
+
+const renderers = new Set();
+let scheduled = false;
+
+/** Registers a view's redraw; returns a function that removes it. */
+export function onRender(fn) {
+  renderers.add(fn);
+  return () => renderers.delete(fn);
+}
+
+export function render() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    for (const fn of [...renderers]) {
+      try {
+        fn();
+      } catch (e) {
+        console.error("render failed", e);
+      }
+    }
+  });
+}
+
+export function select(conv) {
+  if (ui.current !== conv) ui.menu = undefined;
+  ui.current = conv;
+  if (ui.panel?.kind === "thread") ui.panel = undefined;
+  const url = new URL(location.href);
+  url.searchParams.set("conv", conv);
+  history.replaceState(null, "", url);
+  render();
+}
+
+export function openPanel(panel) {
+  ui.panel = panel;
+  render();
+}

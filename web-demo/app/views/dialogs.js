@@ -1,0 +1,227 @@
+// Modal forms: new group / channel / direct / support conversation, a proposal (seed 002),
+// and "request change" with suggested slots.
+import { h, toast } from "../dom.js";
+import { displayName } from "../format.js";
+import { follow } from "../session.js";
+import { select } from "../state.js";
+
+const HOUR = 3_600_000;
+
+/** A <dialog> around a form; `submit(form)` may throw to keep it open and show the error. */
+function dialog(title, fields, submitLabel, submit) {
+  const error = h("div", { class: "denied", role: "alert" });
+  const form = h(
+    "form",
+    {},
+    fields,
+    error,
+    h(
+      "div",
+      { class: "buttons" },
+      h("button", { type: "button", onclick: () => box.close() }, "Cancel"),
+      h("button", { type: "submit", class: "primary" }, submitLabel),
+    ),
+  );
+  const box = h("dialog", {}, h("h3", {}, title), form);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await submit(form);
+      box.close();
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+  box.addEventListener("close", () => box.remove());
+  document.body.append(box);
+  box.showModal();
+  return box;
+}
+
+function field(label, input) {
+  return h("label", {}, label, input);
+}
+
+function others(session) {
+  return session.users.filter((u) => u !== session.account);
+}
+
+/** datetime-local value for `ms` in this browser's time zone. */
+function localInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 16);
+}
+
+function zone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+function open(session, conv) {
+  follow(session, conv);
+  select(conv);
+}
+
+export function newConversationDialog(session, kind) {
+  const { client } = session;
+  const people = others(session);
+  const checks = (role) =>
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, role === "subscriber" ? "Subscribers" : "Members"),
+      people.map((u) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "member", value: u, checked: true }), displayName(u))),
+    );
+  const chosen = (form) => [...form.querySelectorAll("input[name=member]:checked")].map((i) => i.value);
+  const title = h("input", { name: "title", required: true, placeholder: "Title", autofocus: true });
+
+  if (kind === "group" || kind === "channel") {
+    const role = kind === "channel" ? "subscriber" : "member";
+    return dialog(
+      kind === "group" ? "New group" : "New channel",
+      [
+        field("Title", title),
+        checks(role),
+        kind === "channel" && h("p", { class: "why" }, "In a channel only admins post; subscribers read and react."),
+      ],
+      "Create",
+      async (form) => {
+        const input = { title: title.value.trim(), members: chosen(form).map((account) => ({ account, role })) };
+        const { conv } = kind === "group" ? await client.createGroup(input) : await client.createChannel(input);
+        open(session, conv);
+      },
+    );
+  }
+  if (kind === "direct") {
+    const peer = h("select", { name: "peer" }, people.map((u) => h("option", { value: u }, displayName(u))));
+    return dialog("New direct conversation", [field("With", peer)], "Open", async () => {
+      const { conv } = await client.openDirect(peer.value);
+      open(session, conv);
+    });
+  }
+  // Support (seed 002): a thread between a resource's client and its owner, one per pair.
+  const resource = h("input", { name: "resource", required: true, value: "flat-12", pattern: "[A-Za-z0-9_\\-]+" });
+  const resourceTitle = h("input", { name: "resourceTitle", value: "Flat 12, Calle Luna" });
+  const titleWhy = h("div", { class: "why" });
+  const side = h(
+    "select",
+    { name: "side", onchange: () => sideChanged() },
+    h("option", { value: "client" }, "I am the client (I ask about it)"),
+    h("option", { value: "owner" }, "I am the owner (I answer)"),
+  );
+  // Only the owner's side may name the thread (the client is a plain member, and support
+  // threads keep their info to admins).
+  function sideChanged() {
+    resourceTitle.disabled = side.value === "client";
+    titleWhy.textContent = resourceTitle.disabled ? "Only the owner's side names the thread." : "";
+  }
+  sideChanged();
+  const other = h("select", { name: "other" }, people.map((u) => h("option", { value: u }, displayName(u))));
+  return dialog(
+    "New support thread",
+    [
+      field("Resource id", resource),
+      field("My side", side),
+      field("The other side", other),
+      field("Resource title", resourceTitle),
+      titleWhy,
+    ],
+    "Open",
+    async () => {
+      const me = session.account;
+      const [clientAccount, owner] = side.value === "client" ? [me, other.value] : [other.value, me];
+      const { conv } = await client.openSupport({ resource: resource.value.trim(), client: clientAccount, owner });
+      const wanted = resourceTitle.value.trim();
+      const canName = client.can({ action: "set_info", conv, field: "title" }).allowed;
+      if (!resourceTitle.disabled && wanted && canName && !client.conversation(conv)?.info.title) {
+        client.setInfo(conv, "title", wanted).catch((e) => toast(`Title: ${e.message}`, "error"));
+      }
+      open(session, conv);
+    },
+  );
+}
+
+export function proposeDialog(session, conv) {
+  const tomorrow = new Date(Date.now() + 24 * HOUR);
+  tomorrow.setHours(16, 0, 0, 0);
+  const type = h(
+    "select",
+    { name: "type" },
+    h("option", { value: "visit" }, "Visit"),
+    h("option", { value: "booking_manual" }, "Manual booking"),
+  );
+  const start = h("input", { type: "datetime-local", name: "start", required: true, value: localInput(tomorrow.getTime()) });
+  const end = h("input", { type: "datetime-local", name: "end", required: true, value: localInput(tomorrow.getTime() + HOUR / 2) });
+  const meeting = h(
+    "select",
+    { name: "meeting" },
+    h("option", { value: "on_site" }, "On site"),
+    h("option", { value: "video_call" }, "Video call"),
+  );
+  const location = h("input", { name: "location", value: conv.info.title ?? conv.resource?.resource ?? "" });
+  const expires = h("input", { type: "number", name: "expires", min: 1, value: 24 });
+  const note = h("input", { name: "note", value: "Would this time work for you?" });
+  return dialog(
+    "Propose a time",
+    [
+      field("What", type),
+      h("div", { class: "row" }, field("Starts", start), field("Ends", end)),
+      h("div", { class: "why" }, `Time zone: ${zone()}`),
+      field("How", meeting),
+      field("Where (address or call link)", location),
+      field("Answer within (hours)", expires),
+      field("Message", note),
+    ],
+    "Send proposal",
+    async () => {
+      const timeStart = new Date(start.value).getTime();
+      const timeEnd = new Date(end.value).getTime();
+      if (!(timeEnd > timeStart)) throw new Error("The end must come after the start.");
+      await session.client.propose(
+        conv.id,
+        {
+          proposalType: type.value,
+          timeStart,
+          timeEnd,
+          timezone: zone(),
+          meetingType: type.value === "visit" ? meeting.value : undefined,
+          location: location.value.trim() || undefined,
+          fromResourceAddress: meeting.value === "on_site",
+          expiresAt: Date.now() + Number(expires.value) * HOUR,
+          createdByRole: conv.resource?.owner === session.account ? "owner" : "staff",
+        },
+        note.value,
+      );
+    },
+  );
+}
+
+/** Suggestions are in the answerer's time zone (each slot names its zone). */
+export function requestChangeDialog(session, convId, proposal) {
+  const base = Date.now() + 48 * HOUR;
+  const slot = (offset) => [
+    h("input", { type: "datetime-local", value: localInput(base + offset), "aria-label": "Start" }),
+    h("input", { type: "datetime-local", value: localInput(base + offset + HOUR / 2), "aria-label": "End" }),
+  ];
+  const slots = [slot(0), slot(24 * HOUR)];
+  const comment = h("input", { name: "comment", value: "Could we move it?", required: true });
+  return dialog(
+    "Request another time",
+    [
+      field("Comment", comment),
+      h("p", { class: "why" }, `Suggested slots (your time zone, ${zone()}); clear a slot to drop it.`),
+      slots.map(([s, e], i) => h("div", { class: "row" }, field(`Slot ${i + 1} from`, s), field("to", e))),
+    ],
+    "Send request",
+    async () => {
+      const suggestedSlots = slots
+        .filter(([s, e]) => s.value && e.value)
+        .map(([s, e]) => ({ start: new Date(s.value).getTime(), end: new Date(e.value).getTime(), timezone: zone() }));
+      await session.client.respond(convId, proposal.id, {
+        response: "request_change",
+        comment: comment.value.trim(),
+        suggestedSlots,
+        body: comment.value.trim(),
+      });
+    },
+  );
+}

@@ -1,0 +1,126 @@
+// The members panel: everyone with their role and status; promote, demote and remove for each
+// member, leave for me, and add someone — every control asks the policy first (the same
+// check the server runs) and, when it says no, is disabled with the reason next to it.
+import { guarded, h, mount, toast } from "../dom.js";
+import { avatar, displayName, nextRole, rank, ROLES } from "../format.js";
+import { openPanel, render } from "../state.js";
+
+/** The add form's choice per conversation: the panel is redrawn on every change. */
+const chosen = new Map();
+
+export function renderMembers(el, session, convId) {
+  const { client, account, users } = session;
+  const conv = client.conversation(convId);
+  if (!conv) return mount(el);
+  const act = (label, promise) => promise.catch((e) => toast(`${label}: ${e.message}`, "error"));
+  const members = [...conv.members].sort(
+    (a, b) =>
+      (a.status === "active" ? 0 : 1) - (b.status === "active" ? 0 : 1) ||
+      rank(b.role) - rank(a.role) ||
+      a.account.localeCompare(b.account),
+  );
+  const activeIds = new Set(members.filter((m) => m.status === "active").map((m) => m.account));
+  const candidates = users.filter((u) => !activeIds.has(u));
+
+  const row = (m) => {
+    const me = m.account === account;
+    const up = nextRole(m.role, +1);
+    const down = nextRole(m.role, -1);
+    const verdict = (query) => client.can({ conv: convId, account: m.account, ...query });
+    const controls =
+      m.status !== "active"
+        ? []
+        : me
+          ? [
+              guarded("Leave", client.can({ action: "leave", conv: convId }), () => act("Leave", client.leave(convId)), {
+                class: "danger",
+                dataset: { action: "leave" },
+              }),
+            ]
+          : [
+              up &&
+                guarded(`Promote to ${up}`, verdict({ action: "set_role", role: up }), () =>
+                  act("Promote", client.setRole(convId, m.account, up)),
+                { dataset: { action: "promote" } }),
+              down &&
+                guarded(`Demote to ${down}`, verdict({ action: "set_role", role: down }), () =>
+                  act("Demote", client.setRole(convId, m.account, down)),
+                { dataset: { action: "demote" } }),
+              guarded("Remove", verdict({ action: "remove_member" }), () => act("Remove", client.removeMember(convId, m.account)), {
+                class: "danger",
+                dataset: { action: "remove" },
+              }),
+            ];
+    const denied = controls.filter((b) => b?.disabled).map((b) => b.title.replace(/^Not allowed: /, ""));
+    return h(
+      "div",
+      {
+        class: `member${m.status === "active" ? "" : " inactive"}`,
+        dataset: { account: m.account, role: m.role, status: m.status },
+      },
+      avatar(m.account, 32),
+      h("span", { class: "name" }, displayName(m.account), me && h("span", { class: "muted" }, " (you)")),
+      h("span", { class: "tag" }, m.role),
+      m.status !== "active" && h("span", { class: "tag closed" }, m.status),
+      controls.length > 0 &&
+        h(
+          "div",
+          { class: "controls" },
+          controls,
+          // Say why right here, not only in a tooltip: distinct reasons, once each.
+          [...new Set(denied)].map((why) => h("div", { class: "why", style: "width:100%" }, why)),
+        ),
+    );
+  };
+
+  const defaultRole = conv.kind === "channel" ? "subscriber" : "member";
+  const pick = h(
+    "select",
+    { "aria-label": "Who", id: "add-member-account", onchange: () => remember() },
+    candidates.map((u) => h("option", { value: u }, displayName(u))),
+  );
+  const role = h(
+    "select",
+    { "aria-label": "Role", id: "add-member-role", onchange: () => remember() },
+    ROLES.map((r) => h("option", { value: r, selected: r === defaultRole }, r)),
+  );
+  const why = h("div", { class: "why", style: "width:100%" });
+  const add = h("button", { class: "primary", dataset: { action: "add" } }, "Add");
+  add.onclick = () =>
+    act("Add", client.addMember(convId, pick.value, role.value)).then(() => render());
+  const previous = chosen.get(convId);
+  if (previous && candidates.includes(previous.account)) pick.value = previous.account;
+  if (previous) role.value = previous.role;
+  function remember() {
+    chosen.set(convId, { account: pick.value, role: role.value });
+    check();
+  }
+  function check() {
+    if (!pick.value) {
+      add.disabled = true;
+      why.textContent = "Every demo user is already a member.";
+      return;
+    }
+    const verdict = client.can({ action: "add_member", conv: convId, account: pick.value, role: role.value });
+    add.disabled = !verdict.allowed;
+    add.title = verdict.allowed ? "" : `${verdict.reason} (${verdict.code})`;
+    why.textContent = verdict.allowed ? "" : `Not allowed: ${verdict.reason} (${verdict.code})`;
+  }
+  check();
+
+  mount(
+    el,
+    h(
+      "header",
+      {},
+      h("h3", {}, `Members · ${activeIds.size}`),
+      h("button", { onclick: () => openPanel(undefined), title: "Close" }, "✕"),
+    ),
+    h(
+      "div",
+      { class: "body", id: "members" },
+      h("div", { class: "add-member" }, candidates.length > 0 ? [pick, role, add] : null, why),
+      members.map(row),
+    ),
+  );
+}

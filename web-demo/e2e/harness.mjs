@@ -1,0 +1,202 @@
+// What the browser tests stand on: their own confab-server (demo mode, a fresh SQLite data
+// dir, a free 127.0.0.1 port, the built page), the system's Chromium driven by playwright-core
+// (which never downloads a browser), one fresh browser context per user, and helpers that
+// act and read the page the way a user does.
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const SERVER_BIN = process.env.CONFAB_SERVER_BIN ?? join(root, "target/debug/confab-server");
+const WEB_ROOT = process.env.CONFAB_WEB_ROOT ?? join(root, "web-demo/dist");
+const CHROMIUM = process.env.CONFAB_CHROMIUM ?? "/usr/bin/chromium";
+export const ARTIFACTS = process.env.CONFAB_ARTIFACTS ?? join(root, "artifacts/e2e");
+/** The whole suite stops itself after this, server included (xtask's own limit is longer). */
+const SUITE_LIMIT_MS = 10 * 60_000;
+export const WAIT_MS = 20_000;
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** `confab-server serve --demo` with the page; `stop()` kills it and removes its data. */
+export async function startServer() {
+  for (const [what, path, how] of [
+    ["confab-server", SERVER_BIN, "cargo build -p confab-server"],
+    ["the built page", join(WEB_ROOT, "pkg/confab_wasm.js"), "cargo xtask demo e2e (it builds the wasm package and assembles web-demo/dist)"],
+  ]) {
+    if (!existsSync(path)) throw new Error(`${what} is missing at ${path}: run \`${how}\``);
+  }
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), "confab-web-e2e-"));
+  const base = `http://127.0.0.1:${port}`;
+  const proc = spawn(
+    SERVER_BIN,
+    ["--data-dir", dataDir, "serve", "--demo", "--listen", `127.0.0.1:${port}`, "--web-root", WEB_ROOT],
+    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
+  );
+  const exited = new Promise((ok) => proc.once("exit", ok));
+  const stop = async () => {
+    clearTimeout(watchdog);
+    if (proc.exitCode === null) proc.kill("SIGKILL");
+    await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const watchdog = setTimeout(() => {
+    console.error(`the web demo suite ran over ${SUITE_LIMIT_MS / 60_000} minutes: stopping`);
+    stop().finally(() => process.exit(1));
+  }, SUITE_LIMIT_MS);
+  process.once("exit", () => proc.exitCode === null && proc.kill("SIGKILL"));
+  const start = Date.now();
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`confab-server exited (${proc.exitCode}) before it was healthy`);
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() - start > 30_000) {
+      await stop();
+      throw new Error(`confab-server did not answer on ${base} within 30 s`);
+    }
+    await sleep(100);
+  }
+  return { base, stop };
+}
+
+/** Debian's Chromium, headless. Fails loudly when it is not installed. */
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM}. Install Debian's package: ` +
+        "`apt-get update && apt-get install -y chromium` (or set CONFAB_CHROMIUM to a Chromium binary). " +
+        "Never `npx playwright install`: these tests use the system's browser.",
+    );
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-dev-shm-usage",
+    ],
+  });
+}
+
+/** A folder of screenshots for one test: `shot(page, "what")` writes `NN-user-what.png`. */
+export function screenshots(test) {
+  const dir = join(ARTIFACTS, test.replace(/[^a-z0-9]+/gi, "-").toLowerCase());
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  let n = 0;
+  return async (page, what) => {
+    n += 1;
+    const file = join(dir, `${String(n).padStart(2, "0")}-${page.user}-${what}.png`);
+    await page.screenshot({ path: file });
+  };
+}
+
+/** One user in a fresh browser context (its own IndexedDB), signed in and online. Page
+ * errors are collected in `page.errors` (tests assert there are none). */
+export async function openUser(browser, base, user) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.user = user;
+  page.errors = [];
+  page.on("pageerror", (e) => page.errors.push(e.message));
+  page.on("console", (m) => m.type() === "error" && /render failed/.test(m.text()) && page.errors.push(m.text()));
+  await page.goto(`${base}/?user=${user}`);
+  await page.waitForSelector("#connection[data-state=online]", { timeout: WAIT_MS });
+  return page;
+}
+
+// ---------- acting like a user ----------
+
+/** Creates a group with `members` through the dialog; returns its conversation id. */
+export async function createGroup(page, title, members) {
+  await page.click('button[data-new="group"]');
+  for (const box of await page.$$("dialog input[name=member]")) {
+    if (!members.includes(await box.getAttribute("value"))) await box.uncheck();
+  }
+  await page.fill("dialog input[name=title]", title);
+  await page.click("dialog button[type=submit]");
+  await page.waitForSelector(`#conv-title:text-is("${title}")`, { timeout: WAIT_MS });
+  return new URL(page.url()).searchParams.get("conv");
+}
+
+/** Opens a conversation from the list once it is there (others' groups arrive by discovery). */
+export async function openConversation(page, conv) {
+  const item = page.locator(`.conv-item[data-conv="${conv}"]`);
+  await item.waitFor({ timeout: WAIT_MS });
+  await item.click();
+  await page.waitForSelector(`.center .main[data-conv="${conv}"] .composer textarea`, { timeout: WAIT_MS });
+}
+
+export async function say(page, text) {
+  const field = page.locator(".center .composer textarea");
+  await field.fill(text);
+  await field.press("Enter");
+  await page.waitForSelector(`.center .msg.mine .msg-body:text-is("${text}")`, { timeout: WAIT_MS });
+}
+
+export async function setOfflineSwitch(page, offline) {
+  if (offline) await page.check("#offline-switch");
+  else await page.uncheck("#offline-switch");
+  await page.waitForSelector(`#connection[data-state=${offline ? "offline" : "online"}]`, { timeout: WAIT_MS });
+}
+
+// ---------- reading the page ----------
+
+/** The timeline as shown: [{ body, author, status, reason? }] in display order. */
+export function timeline(page) {
+  return page.$$eval(".center .timeline .msg", (els) =>
+    els.map((el) => ({
+      body: el.querySelector(".msg-body")?.textContent ?? "",
+      author: el.dataset.author ?? null,
+      status: el.dataset.status,
+      reason: el.querySelector(".msg-reason")?.textContent ?? null,
+    })),
+  );
+}
+
+export const bodies = async (page) => (await timeline(page)).map((m) => m.body);
+
+/** The outbox rows: [{ state, type, text }]. */
+export function outbox(page) {
+  return page.$$eval("#outbox li", (els) =>
+    els.map((el) => ({ state: el.dataset.state, type: el.dataset.type, text: el.textContent })),
+  );
+}
+
+/** Waits until `read(page)` satisfies `ok`, polling; fails with the last value seen. */
+export async function until(page, what, read, ok, ms = WAIT_MS) {
+  const start = Date.now();
+  let value;
+  for (;;) {
+    value = await read(page);
+    if (ok(value)) return value;
+    if (Date.now() - start > ms) {
+      throw new Error(`${page.user}: timed out waiting for ${what}; last seen: ${JSON.stringify(value)}`);
+    }
+    await sleep(100);
+  }
+}
