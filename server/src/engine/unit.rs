@@ -15,14 +15,13 @@ use confab_core::doc::{schema::keys, IntentTag};
 use confab_core::ids::{AccountId, ConvId, DocId, DocTarget};
 use confab_core::model::conversation::Conversation;
 use confab_core::policy::{Author, Effect};
-use confab_core::protocol::{ErrorCode, SeqChange, ServerFrame};
+use confab_core::protocol::{ErrorCode, ServerFrame};
 use confab_core::validate::{self, refresh_conversation, AcceptedDoc, Env, Verdict};
-use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
-use super::{now_ms, projection, ConnHandle, Engine, Job, Outbound, SubmitOutcome, UnitKey};
+use super::{now_ms, projection, ConnHandle, Engine, Job, SubmitOutcome, UnitKey};
 use crate::store::{NewChange, RejectionRecord, StoredDoc};
 
 struct DocState {
