@@ -249,6 +249,9 @@ struct Measure {
     /// From the welcome until the last snapshot or changes frame arrived (the server's part
     /// and the wire's; the rest is the client's).
     server_ms: f64,
+    /// The engine handling the frames (decode excluded), and carrying out its store writes.
+    apply_ms: f64,
+    store_ms: f64,
 }
 
 /// Connects the reader, lets the engine subscribe from its cursors and runs until every
@@ -276,6 +279,8 @@ async fn catch_up(
         frames_in: 0,
         snapshots: 0,
         server_ms: 0.0,
+        apply_ms: 0.0,
+        store_ms: 0.0,
     };
     let mut waiting: Vec<String> = docs.iter().map(ToString::to_string).collect();
     let mut started: Option<Instant> = None;
@@ -313,8 +318,15 @@ async fn catch_up(
             ServerFrame::Error { code, message, .. } => bail!("server error {code}: {message}"),
             _ => None,
         };
+        let applying = Instant::now();
         engine.receive(frame, now_ms());
-        for out in drain(engine, store)? {
+        let storing = Instant::now();
+        let frames = drain(engine, store)?;
+        if started.is_some() {
+            measure.apply_ms += (storing - applying).as_secs_f64() * 1000.0;
+            measure.store_ms += storing.elapsed().as_secs_f64() * 1000.0;
+        }
+        for out in frames {
             let bytes = encode_client(&out);
             measure.bytes_out += ws_bytes(bytes.len(), true);
             ws.send(Message::Binary(bytes.into())).await?;
@@ -466,10 +478,12 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
             );
         }
         eprintln!(
-            "  {} run {run}: {:.1} ms (last catch-up frame in at {:.1} ms), {} bytes in, {} bytes out, {} frames in{}",
+            "  {} run {run}: {:.1} ms (last catch-up frame in at {:.1} ms; engine {:.1} ms, store {:.1} ms), {} bytes in, {} bytes out, {} frames in{}",
             backend_name(backend),
             m.ms,
             m.server_ms,
+            m.apply_ms,
+            m.store_ms,
             m.bytes_in,
             m.bytes_out,
             m.frames_in,
@@ -482,6 +496,9 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     let mut ms: Vec<f64> = results.iter().map(|m| m.ms).collect();
     let mut server_ms: Vec<f64> = results.iter().map(|m| m.server_ms).collect();
     let median_server_ms = median(&mut server_ms);
+    let mut apply_ms: Vec<f64> = results.iter().map(|m| m.apply_ms).collect();
+    let mut store_ms: Vec<f64> = results.iter().map(|m| m.store_ms).collect();
+    let (median_apply_ms, median_store_ms) = (median(&mut apply_ms), median(&mut store_ms));
     let mut bytes: Vec<f64> = results.iter().map(|m| m.bytes_in as f64).collect();
     let median_ms = median(&mut ms);
     let median_in = median(&mut bytes) as u64;
@@ -500,6 +517,8 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
         "median_ms": (median_ms * 10.0).round() / 10.0,
         "min_ms": (ms.first().copied().unwrap_or(f64::NAN) * 10.0).round() / 10.0,
         "median_last_frame_ms": (median_server_ms * 10.0).round() / 10.0,
+        "median_engine_ms": (median_apply_ms * 10.0).round() / 10.0,
+        "median_store_ms": (median_store_ms * 10.0).round() / 10.0,
         "bytes_in": median_in,
         "bytes_out": out,
         "frames_in": frames,
