@@ -53,7 +53,7 @@ pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> mpsc::Sende
 }
 
 async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitRequest>) {
-    let (poisoned, group): (Vec<_>, Vec<_>) = group
+    let (poisoned, mut group): (Vec<_>, Vec<_>) = group
         .into_iter()
         .partition(|r| r.poisoned.load(Ordering::SeqCst));
     for request in poisoned {
@@ -62,10 +62,12 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
     if group.is_empty() {
         return;
     }
-    let merged: Vec<NewChange> = group
-        .iter()
-        .flat_map(|r| r.changes.iter().cloned())
-        .collect();
+    // The changes move into one list (no copies) and back out if they must be retried.
+    let counts: Vec<usize> = group.iter().map(|r| r.changes.len()).collect();
+    let mut merged: Vec<NewChange> = Vec::with_capacity(counts.iter().sum());
+    for request in &mut group {
+        merged.append(&mut request.changes);
+    }
     let started = Instant::now();
     let result = store.commit(&merged).await;
     metrics
@@ -80,7 +82,9 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
         }
         // One unit's conflict must not fail the others: retry each on its own.
         Err(StoreError::SeqConflict(_)) if group.len() > 1 => {
-            for request in group {
+            let mut rest = merged.into_iter();
+            for (mut request, count) in group.into_iter().zip(counts) {
+                request.changes = rest.by_ref().take(count).collect();
                 if request.poisoned.load(Ordering::SeqCst) {
                     request.fail(POISONED.into());
                     continue;
