@@ -12,7 +12,9 @@ use confab_core::ids::DocId;
 use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
 use confab_core::protocol::{encode_server, Action, ErrorCode, ServerFrame, Session};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 
@@ -21,12 +23,16 @@ use crate::AppState;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// Queued pushes taken into one write at most (bounds one write's memory).
+const MAX_FRAMES_PER_WRITE: usize = 64;
+
 /// Events of a connection besides what the engine pushes.
 enum Local {
-    Frame(ServerFrame),
     SubscribeFailed(DocId, ErrorCode, String),
-    SubmitDone,
 }
+
+/// A submit's answers, one per change, once its unit has them.
+type Answers = BoxFuture<'static, (DocId, Vec<SubmitOutcome>)>;
 
 pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
     // Frames above max_frame get their own error; only absurd ones end the connection.
@@ -86,10 +92,11 @@ async fn connection(app: AppState, socket: WebSocket) {
     let mut session = Session::new(app.limits);
     let (engine_tx, mut engine_rx) = mpsc::channel::<Outbound>(4096);
     let (local_tx, mut local_rx) = mpsc::channel::<Local>(4096);
-    let in_flight = Arc::new(AtomicUsize::new(0));
+    // Awaited here, in submit order, so an answer wakes this task directly (no hop through
+    // another task: under fan-out every hop waits behind the pushes).
+    let mut answers: FuturesOrdered<Answers> = FuturesOrdered::new();
     let mut shutdown = app.shutdown.clone();
     let mut closing: Option<(u16, String)> = None;
-    let submits = spawn_submitter(app.engine.clone(), local_tx.clone(), in_flight.clone());
 
     loop {
         let mut out: Vec<Bytes> = Vec::new();
@@ -129,30 +136,42 @@ async fn connection(app: AppState, socket: WebSocket) {
                                 }
                             }
                         }
-                        other => {
-                            if matches!(other, Action::Submit { .. }) {
-                                in_flight.fetch_add(1, Ordering::SeqCst);
+                        Action::Submit { doc, changes } => {
+                            if let Some(author) = author_of(&session) {
+                                // Waits only for room in the unit's queue: submits keep their
+                                // order, and a full queue slows this connection's reading.
+                                answers.push_back(submit(&app, doc, author, changes).await);
                             }
-                            dispatch(&app, &session, conn_id, other, &engine_tx, &local_tx, &submits)
                         }
+                        other => dispatch(&app, &session, conn_id, other, &engine_tx, &local_tx),
                     }
                 }
             }
-            Some(event) = engine_rx.recv() => match event {
-                Outbound::Frame(frame) => out.push(encoded(&frame)),
-                Outbound::Encoded(bytes) => out.push(bytes),
-                Outbound::Revoke { doc, code, reason } => {
-                    if let Some(Action::Send(frame)) = session.revoke(&doc, &code, &reason) {
-                        out.push(encoded(&frame));
+            Some(event) = engine_rx.recv() => {
+                // Whatever else is already queued goes out in the same write: when the
+                // server is busy, pushes of consecutive commits share one syscall.
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    match event {
+                        Outbound::Frame(frame) => out.push(encoded(&frame)),
+                        Outbound::Encoded(bytes) => out.push(bytes),
+                        Outbound::Revoke { doc, code, reason } => {
+                            if let Some(Action::Send(frame)) = session.revoke(&doc, &code, &reason) {
+                                out.push(encoded(&frame));
+                            }
+                        }
+                        Outbound::Lagged(doc) => {
+                            out.push(encoded(&error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true)));
+                            closing = Some((close::POLICY, "lagging".into()));
+                            break;
+                        }
                     }
-                }
-                Outbound::Lagged(doc) => {
-                    out.push(encoded(&error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true)));
-                    closing = Some((close::POLICY, "lagging".into()));
+                    if out.len() < MAX_FRAMES_PER_WRITE {
+                        next = engine_rx.try_recv().ok();
+                    }
                 }
             },
             Some(event) = local_rx.recv() => match event {
-                Local::Frame(frame) => out.push(encoded(&frame)),
                 Local::SubscribeFailed(doc, code, message) => {
                     session.revoke(&doc, code.as_str(), &message);
                     let id = session.identity().map(|i| i.account.clone());
@@ -161,20 +180,20 @@ async fn connection(app: AppState, socket: WebSocket) {
                     }
                     out.push(encoded(&error_frame(code, message, Some(&doc), false)));
                 }
-                Local::SubmitDone => {}
+            },
+            Some((doc, outcomes)) = answers.next(), if !answers.is_empty() => {
+                out.extend(outcomes.into_iter().map(|o| encoded(&outcome_frame(&doc, o))));
             },
             changed = shutdown.changed(), if closing.is_none() => {
                 if changed.is_err() || *shutdown.borrow() {
                     // Let in-flight submits finish so every acked change reaches the client.
                     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-                    while in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-                        if let Ok(Some(Local::Frame(frame))) = tokio::time::timeout(Duration::from_millis(20), local_rx.recv()).await {
-                            out.push(encoded(&frame));
-                        }
-                    }
-                    while let Ok(event) = local_rx.try_recv() {
-                        if let Local::Frame(frame) = event {
-                            out.push(encoded(&frame));
+                    while !answers.is_empty() {
+                        match tokio::time::timeout_at(deadline, answers.next()).await {
+                            Ok(Some((doc, outcomes))) => out.extend(
+                                outcomes.into_iter().map(|o| encoded(&outcome_frame(&doc, o))),
+                            ),
+                            Ok(None) | Err(_) => break,
                         }
                     }
                     out.push(encoded(&error_frame(ErrorCode::ShuttingDown, "the server is restarting; reconnect", None, true)));
@@ -255,31 +274,31 @@ fn outcome_frame(doc: &DocId, outcome: SubmitOutcome) -> ServerFrame {
     }
 }
 
-type SubmitJob = (DocId, Author, Vec<Vec<u8>>);
+fn author_of(session: &Session) -> Option<Author> {
+    session.identity().map(|identity| Author {
+        account: identity.account.clone(),
+        service: identity.service,
+    })
+}
 
-/// Queues a connection's submits on their units one after another, so a change never
-/// overtakes the one it depends on; the answers are awaited concurrently.
-fn spawn_submitter(
-    engine: crate::engine::Engine,
-    local: mpsc::Sender<Local>,
-    in_flight: Arc<AtomicUsize>,
-) -> mpsc::UnboundedSender<SubmitJob> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<SubmitJob>();
-    tokio::spawn(async move {
-        while let Some((doc, author, changes)) = rx.recv().await {
-            let answers = engine.enqueue_submit(doc.clone(), author, changes).await;
-            let local = local.clone();
-            let in_flight = in_flight.clone();
-            tokio::spawn(async move {
-                for outcome in answers.await.unwrap_or_default() {
-                    let _ = local.send(Local::Frame(outcome_frame(&doc, outcome))).await;
-                }
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                let _ = local.send(Local::SubmitDone).await;
-            });
-        }
-    });
-    tx
+/// Queues a submit on its unit; the returned future resolves to its answers.
+async fn submit(app: &AppState, doc: DocId, author: Author, changes: Vec<Vec<u8>>) -> Answers {
+    let count = changes.len();
+    let answers = app
+        .engine
+        .enqueue_submit(doc.clone(), author, changes)
+        .await;
+    async move {
+        let outcomes = answers.await.unwrap_or_else(|_| {
+            let failed = SubmitOutcome::Failed {
+                hash: None,
+                message: "the conversation's unit stopped".into(),
+            };
+            vec![failed; count]
+        });
+        (doc, outcomes)
+    }
+    .boxed()
 }
 
 fn dispatch(
@@ -289,21 +308,13 @@ fn dispatch(
     action: Action,
     engine_tx: &mpsc::Sender<Outbound>,
     local_tx: &mpsc::Sender<Local>,
-    submits: &mpsc::UnboundedSender<SubmitJob>,
 ) {
-    let Some(identity) = session.identity().cloned() else {
+    let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session)) else {
         return;
-    };
-    let author = Author {
-        account: identity.account.clone(),
-        service: identity.service,
     };
     let engine = app.engine.clone();
     let local = local_tx.clone();
     match action {
-        Action::Submit { doc, changes } => {
-            let _ = submits.send((doc, author, changes));
-        }
         Action::Subscribe { doc, after } => {
             let conn = ConnHandle {
                 id: conn_id,
@@ -323,6 +334,9 @@ fn dispatch(
         Action::Signal { doc, kind, data } => {
             tokio::spawn(async move { engine.signal(doc, author, conn_id, kind, data).await });
         }
-        Action::Send(_) | Action::Close { .. } | Action::Authenticate { .. } => {}
+        Action::Send(_)
+        | Action::Close { .. }
+        | Action::Authenticate { .. }
+        | Action::Submit { .. } => {}
     }
 }

@@ -31,25 +31,60 @@ const POISONED: &str = "an earlier batch of this conversation was not stored";
 /// Most changes merged into one transaction.
 const MAX_GROUP: usize = 4096;
 
+/// Starts the committer on a thread and runtime of its own: the database's answer to a
+/// commit is taken at once, not queued behind the dozens of connection tasks woken by the
+/// previous commit's pushes (docs/BENCHMARKS.md). The thread ends when every sender is
+/// gone. Falls back to a task on the caller's runtime if the thread cannot be made.
 pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> mpsc::Sender<CommitRequest> {
-    let (tx, mut rx) = mpsc::channel::<CommitRequest>(1024);
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut group = vec![first];
-            let mut total = group[0].changes.len();
-            while total < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(next) => {
-                        total += next.changes.len();
-                        group.push(next);
+    let (tx, rx) = mpsc::channel::<CommitRequest>(1024);
+    let (handoff, parts) = std::sync::mpsc::sync_channel::<Parts>(1);
+    let thread = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            std::thread::Builder::new()
+                .name("confab-commit".into())
+                .spawn(move || {
+                    if let Ok((store, metrics, rx)) = parts.recv() {
+                        runtime.block_on(async move {
+                            // Made here so its connections belong to this runtime.
+                            let store = store.for_commit_thread().unwrap_or(store);
+                            run(store, metrics, rx).await;
+                        });
                     }
-                    Err(_) => break,
-                }
-            }
-            commit_group(store.as_ref(), &metrics, group).await;
+                })
+        });
+    let parts = (store, metrics, rx);
+    let unsent = match thread {
+        Ok(_) => handoff.send(parts).err().map(|e| e.0),
+        Err(e) => {
+            tracing::warn!(error = %e, "no committer thread; committing on the shared runtime");
+            Some(parts)
         }
-    });
+    };
+    if let Some((store, metrics, rx)) = unsent {
+        tokio::spawn(run(store, metrics, rx));
+    }
     tx
+}
+
+type Parts = (Arc<dyn Store>, Arc<Metrics>, mpsc::Receiver<CommitRequest>);
+
+async fn run(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<CommitRequest>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        let mut total = group[0].changes.len();
+        while total < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(next) => {
+                    total += next.changes.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(store.as_ref(), &metrics, group).await;
+    }
 }
 
 async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitRequest>) {

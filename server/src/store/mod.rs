@@ -136,6 +136,11 @@ pub struct RejectionRecord {
 /// The storage trait. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// A handle for the group committer's own thread, whose connections are made (lazily)
+    /// and driven by that thread's runtime; `None`: the committer shares this one.
+    fn for_commit_thread(&self) -> Option<std::sync::Arc<dyn Store>> {
+        None
+    }
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Cheap liveness query (`/readyz`).
