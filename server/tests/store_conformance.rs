@@ -463,6 +463,19 @@ async fn seq_continuity_and_conflict_rollback(env: Env) {
         &a,
     );
 
+    // The compare-and-set names the document that failed it, whichever of the batch's it
+    // is; the valid one beside it is not created (checked below).
+    assert_seq_conflict(
+        s.commit(&[change(&b, 1, "alice"), change(&a, 2, "alice")])
+            .await,
+        &a,
+    );
+    assert_seq_conflict(
+        s.commit(&[change(&a, 3, "alice"), change(&b, 2, "alice")])
+            .await,
+        &b,
+    );
+
     // A batch with a valid new document (projection, binding) and a conflicting one: none
     // of it may be visible.
     let mut seqs = Seqs::default();
