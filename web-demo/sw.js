@@ -1,22 +1,27 @@
 // The app shell offline: the page, its modules and the wasm module come from the network when
-// it answers (so a new build shows at once), else from the last copy kept here — so a reload
-// while offline still opens the app, whose data is in IndexedDB. API calls are never cached.
+// it answers (so a new build shows at once), else from the copy kept here — so a reload while
+// offline still opens the app, whose data is in IndexedDB. API calls are never cached.
+//
+// What to keep is the build's list (shell.json, written by `cargo xtask demo`), stored when the
+// worker installs: not what the page happened to have loaded when the worker started, which
+// could miss the wasm module while its download was still running.
 const CACHE = "confab-demo-shell-v1";
 const API = /^\/(v1|demo|ws|healthz|readyz|metrics|openapi\.json)(\/|$)/;
 
-self.addEventListener("install", () => self.skipWaiting());
+self.addEventListener("install", (event) => {
+  // Installing fails (and is retried at the next load) unless the whole shell is kept.
+  event.waitUntil(keepShell().then(() => self.skipWaiting()));
+});
 self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
 
-// The page sends the URLs it loaded before this worker controlled it; the answer says the
-// shell is kept.
+// The page asks whether the shell is kept (tests wait for the answer before cutting the
+// network); a worker installed by an older build fills in what is missing first.
 self.addEventListener("message", (event) => {
-  const urls = (event.data?.cache ?? []).filter(isShell);
-  const kept = caches
-    .open(CACHE)
-    .then((cache) => cache.addAll(urls))
-    .then(() => event.source?.postMessage({ kept: urls.length }))
-    .catch(() => {});
-  event.waitUntil(kept);
+  if (event.data?.type !== "shell?") return;
+  const answered = keepShell()
+    .then((count) => event.source?.postMessage({ type: "shell", kept: count }))
+    .catch((error) => event.source?.postMessage({ type: "shell", error: String(error) }));
+  event.waitUntil(answered);
 });
 
 self.addEventListener("fetch", (event) => {
@@ -24,6 +29,19 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(networkFirst(event.request));
   }
 });
+
+/** Stores every file of the build's list that is not stored yet; resolves to their number. */
+async function keepShell() {
+  const cache = await caches.open(CACHE);
+  const listed = await fetch("shell.json", { cache: "no-cache" }).catch(() => cache.match("shell.json"));
+  if (!listed?.ok) throw new Error("shell.json is missing: assemble the page with `cargo xtask demo`");
+  await cache.put("shell.json", listed.clone());
+  const urls = (await listed.json()).map((path) => new URL(path, self.registration.scope).href);
+  const missing = [];
+  for (const url of urls) if (!(await cache.match(url))) missing.push(url);
+  await cache.addAll(missing.map((url) => new Request(url, { cache: "no-cache" })));
+  return urls.length;
+}
 
 function isShell(href) {
   const url = new URL(href, self.location.href);

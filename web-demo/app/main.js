@@ -47,14 +47,15 @@ async function signOut() {
 async function keepShellOffline() {
   if (!("serviceWorker" in navigator)) return;
   try {
-    const registration = await navigator.serviceWorker.register("sw.js");
-    await navigator.serviceWorker.ready;
-    // Marks the page once the shell is kept (tests wait for it before cutting the network).
     navigator.serviceWorker.addEventListener("message", (e) => {
-      if (e.data?.kept) document.documentElement.dataset.offlineShell = "ready";
+      if (e.data?.type !== "shell") return;
+      // Marks the page once the shell is kept (tests wait for it before cutting the network).
+      if (e.data.kept) document.documentElement.dataset.offlineShell = "ready";
+      else console.warn("no offline shell:", e.data.error);
     });
-    const loaded = performance.getEntriesByType("resource").map((e) => e.name);
-    (registration.active ?? navigator.serviceWorker.controller)?.postMessage({ cache: [location.href, ...loaded] });
+    await navigator.serviceWorker.register("sw.js");
+    const registration = await navigator.serviceWorker.ready;
+    registration.active?.postMessage({ type: "shell?" });
   } catch (e) {
     console.warn("no offline shell:", e);
   }

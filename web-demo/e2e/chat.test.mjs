@@ -196,6 +196,15 @@ test("a reload while offline keeps the history and the outbox", { timeout: TEST_
   await until(dave, "the history", bodies, (b) => b.length === 2);
 
   await dave.waitForSelector("html[data-offline-shell=ready]", { timeout: WAIT_MS });
+  // Every file of the build's list is kept, the wasm module included (it was once missed
+  // when its download was still running as the service worker started).
+  const notKept = await dave.evaluate(async () => {
+    const files = await (await fetch("shell.json")).json();
+    const missing = [];
+    for (const file of files) if (!(await caches.match(new URL(file, location.href).href))) missing.push(file);
+    return { count: files.length, missing };
+  });
+  assert.ok(notKept.count > 20 && notKept.missing.length === 0, `the offline shell: ${JSON.stringify(notKept)}`);
   await setOfflineSwitch(dave, true);
   await say(dave, "Queued before the reload");
   await say(dave, "Also queued");

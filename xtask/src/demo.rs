@@ -136,7 +136,36 @@ pub fn assemble(root: &Path) -> Result<PathBuf> {
     for file in ["confab_wasm.js", "confab_wasm_bg.wasm"] {
         copy(&pkg.join(file), &dist.join("pkg").join(file))?;
     }
+    write_shell_list(&dist)?;
     Ok(dist)
+}
+
+/// `dist/shell.json`: every file the page is made of, which the service worker stores when
+/// it installs. Listing them here, not from what the page happened to load, means the wasm
+/// module is kept even when its download was still running as the worker started.
+fn write_shell_list(dist: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    list_files(dist, dist, &mut files)?;
+    files.retain(|f| f != "sw.js" && f != "shell.json");
+    files.sort();
+    // The page is also fetched as "./" (the server answers "/" with index.html).
+    files.insert(0, "./".to_string());
+    let json = serde_json::to_string_pretty(&files)?;
+    std::fs::write(dist.join("shell.json"), json).context("writing web-demo/dist/shell.json")
+}
+
+fn list_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            list_files(base, &path, out)?;
+        } else if let Ok(relative) = path.strip_prefix(base) {
+            // URL paths use '/' whatever the platform's separator.
+            let parts: Vec<_> = relative.iter().map(|p| p.to_string_lossy()).collect();
+            out.push(parts.join("/"));
+        }
+    }
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
