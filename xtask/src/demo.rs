@@ -120,69 +120,54 @@ fn prepare(root: &Path) -> Result<(PathBuf, PathBuf)> {
 }
 
 /// `web-demo/dist`: the page's files and the package's `web` build under `pkg/` (the page
-/// imports `./pkg/confab_wasm.js`; no bundler).
+/// imports `./pkg/confab_wasm.js`; no bundler), and `shell.json`, the list of those files.
 pub fn assemble(root: &Path) -> Result<PathBuf> {
     let src = root.join("web-demo");
     let dist = src.join("dist");
     if dist.exists() {
         std::fs::remove_dir_all(&dist).with_context(|| format!("removing {}", dist.display()))?;
     }
-    std::fs::create_dir_all(dist.join("pkg"))?;
-    for file in ["index.html", "style.css", "sw.js"] {
-        copy(&src.join(file), &dist.join(file))?;
+    // The page is also fetched as "./" (the server answers "/" with index.html).
+    let mut shell = vec!["./".to_string()];
+    copy(&src.join("sw.js"), &dist, "sw.js")?;
+    for file in ["index.html", "style.css"] {
+        shell.push(copy(&src.join(file), &dist, file)?);
     }
-    copy_dir(&src.join("app"), &dist.join("app"))?;
+    copy_dir(&src.join("app"), &dist, "app", &mut shell)?;
     let pkg = root.join("wasm/pkg/web");
     for file in ["confab_wasm.js", "confab_wasm_bg.wasm"] {
-        copy(&pkg.join(file), &dist.join("pkg").join(file))?;
+        shell.push(copy(&pkg.join(file), &dist, &format!("pkg/{file}"))?);
     }
-    write_shell_list(&dist)?;
+    // What the service worker stores when it installs: listed here, not taken from what the
+    // page happened to load, so the wasm module is kept even when its download was still
+    // running as the worker started.
+    let json = serde_json::to_string_pretty(&shell)?;
+    std::fs::write(dist.join("shell.json"), json).context("writing web-demo/dist/shell.json")?;
     Ok(dist)
 }
 
-/// `dist/shell.json`: every file the page is made of, which the service worker stores when
-/// it installs. Listing them here, not from what the page happened to load, means the wasm
-/// module is kept even when its download was still running as the worker started.
-fn write_shell_list(dist: &Path) -> Result<()> {
-    let mut files = Vec::new();
-    list_files(dist, dist, &mut files)?;
-    files.retain(|f| f != "sw.js" && f != "shell.json");
-    files.sort();
-    // The page is also fetched as "./" (the server answers "/" with index.html).
-    files.insert(0, "./".to_string());
-    let json = serde_json::to_string_pretty(&files)?;
-    std::fs::write(dist.join("shell.json"), json).context("writing web-demo/dist/shell.json")
-}
-
-fn list_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            list_files(base, &path, out)?;
-        } else if let Ok(relative) = path.strip_prefix(base) {
-            // URL paths use '/' whatever the platform's separator.
-            let parts: Vec<_> = relative.iter().map(|p| p.to_string_lossy()).collect();
-            out.push(parts.join("/"));
-        }
+/// Copies `from` to `dist/<path>` (`path` uses '/', as URLs do); returns `path`.
+fn copy(from: &Path, dist: &Path, path: &str) -> Result<String> {
+    let to = dist.join(path);
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
     }
-    Ok(())
-}
-
-fn copy(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to)
+    std::fs::copy(from, &to)
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    Ok(())
+    Ok(path.to_string())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
+fn copy_dir(from: &Path, dist: &Path, path: &str, copied: &mut Vec<String>) -> Result<()> {
+    let mut entries = std::fs::read_dir(from)
+        .with_context(|| format!("reading {}", from.display()))?
+        .collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let target = format!("{path}/{}", entry.file_name().to_string_lossy());
         if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
+            copy_dir(&entry.path(), dist, &target, copied)?;
         } else {
-            copy(&entry.path(), &target)?;
+            copied.push(copy(&entry.path(), dist, &target)?);
         }
     }
     Ok(())
