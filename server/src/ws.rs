@@ -117,7 +117,7 @@ async fn connection(app: AppState, socket: WebSocket) {
                     }
                     Some(Ok(Message::Close(_))) | None => break,
                 };
-                metrics.frame("in");
+                metrics.frame_in();
                 for action in session.receive(&bytes, now_ms()) {
                     match action {
                         Action::Send(frame) => out.push(encoded(&frame)),
@@ -204,8 +204,8 @@ async fn connection(app: AppState, socket: WebSocket) {
         // Queue every frame, then flush once: one write for a burst of acks.
         let mut failed = false;
         let count = out.len();
+        metrics.frames_out(count);
         for bytes in out {
-            metrics.frame("out");
             if sink.feed(Message::Binary(bytes)).await.is_err() {
                 failed = true;
                 break;

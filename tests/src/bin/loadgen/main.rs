@@ -19,6 +19,9 @@
 //! document after `confab-server compact`. A table goes to stdout at the end, one JSON line
 //! per run as it finishes (also appended to `--json FILE`). Progress goes to stderr.
 //! `--repeat K` runs every configuration K times and judges the targets on the median run.
+//! Every run also reports the machine it had (`machine.rs`): CPU busy and steal shares
+//! during the run, and, just before it, the disk's flush time and Postgres's round trip and
+//! one-row durable commit. On a shared VM these move latency more than most code changes.
 //!
 //! Latencies: the send instant is taken just before the frame is written to the socket;
 //! every pushed `changes` frame is timestamped when the reader task decodes it. Acks carry
@@ -27,6 +30,8 @@
 //! Messages are written on each client's own replica of the bucket, which never applies the
 //! others' changes: a message creation is a new key with no predecessor, so each change
 //! depends only on the client's own previous change (and the deterministic genesis).
+
+mod machine;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -891,6 +896,8 @@ struct RunResult {
     /// Wall time of `confab-server compact`.
     compact_s: f64,
     messages_after_compaction: usize,
+    /// CPU steal and busy share during the run, disk and database speed just before it.
+    machine: machine::Machine,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -1047,6 +1054,17 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
     }
     drop(done_tx);
 
+    // The machine's speed right now, next to the run (before the clock starts).
+    let mut machine_state = machine::Machine {
+        disk_flush_ms: machine::disk_flush_ms(&server.data_dir)?,
+        ..machine::Machine::default()
+    };
+    if let Some(url) = &server.database_url {
+        let (trip, commit) = machine::pg_probe(url).await.context("probing Postgres")?;
+        machine_state.pg_round_trip_ms = Some(trip);
+        machine_state.pg_commit_ms = Some(commit);
+    }
+
     let metrics_before = metrics(server.port).await;
     let pg_db = server
         .database_url
@@ -1063,6 +1081,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
     };
     let cpu_before = cpu_ticks(server.pid).unwrap_or(0);
     let self_before = cpu_ticks(std::process::id()).unwrap_or(0);
+    let machine_before = machine::CpuTimes::now();
     let started = Instant::now();
     let _ = go_tx.send(true);
 
@@ -1097,6 +1116,8 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
         }
     }
     let ended = Instant::now();
+    (machine_state.busy_pct, machine_state.steal_pct) =
+        machine_before.shares_until(&machine::CpuTimes::now());
     let cpu_after = cpu_ticks(server.pid).unwrap_or(cpu_before);
     let self_after = cpu_ticks(std::process::id()).unwrap_or(self_before);
     let (rss, peak) = memory(server.pid);
@@ -1278,6 +1299,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
         },
         frames_in: metrics_delta.frames_in,
         frames_out: metrics_delta.frames_out,
+        machine: machine_state,
         ..RunResult::default()
     };
     if !rejects.is_empty() {
@@ -1384,6 +1406,7 @@ fn table(results: &[RunResult]) {
             r.stored_bytes_per_msg_before,
             r.db_bytes_per_msg,
         );
+        println!("         machine: {}", machine_line(&r.machine));
         for e in &r.errors {
             println!("         ! {e}");
         }
@@ -1431,8 +1454,34 @@ fn table(results: &[RunResult]) {
                     .collect();
                 println!("    p50 of each run: {} ms", each.join(", "));
             }
+            let m = |value: fn(&machine::Machine) -> f64| {
+                median(runs.iter().map(|r| value(&r.machine)).collect())
+            };
+            println!(
+                "    machine during these runs (median): {}",
+                machine_line(&machine::Machine {
+                    steal_pct: m(|x| x.steal_pct),
+                    busy_pct: m(|x| x.busy_pct),
+                    disk_flush_ms: m(|x| x.disk_flush_ms),
+                    pg_round_trip_ms: Some(m(|x| x.pg_round_trip_ms.unwrap_or(f64::NAN))),
+                    pg_commit_ms: Some(m(|x| x.pg_commit_ms.unwrap_or(f64::NAN))),
+                })
+            );
         }
     }
+}
+
+fn machine_line(m: &machine::Machine) -> String {
+    let mut line = format!(
+        "CPU busy {:.0}%, steal {:.1}%; disk flush {:.2} ms",
+        m.busy_pct, m.steal_pct, m.disk_flush_ms
+    );
+    if let (Some(trip), Some(commit)) = (m.pg_round_trip_ms, m.pg_commit_ms) {
+        line.push_str(&format!(
+            "; Postgres round trip {trip:.2} ms, one-row durable commit {commit:.2} ms"
+        ));
+    }
+    line
 }
 
 /// The middle value (the mean of the two middle ones for an even count).
