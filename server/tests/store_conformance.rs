@@ -203,6 +203,7 @@ conformance!(
     several_instances,
     text_order_is_bytewise,
     throughput_probe,
+    message_only_batches,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1474,6 +1475,129 @@ async fn text_order_is_bytewise(env: Env) {
 }
 
 /// Not a timed assertion: prints the group-commit rate of message changes.
+/// Batches of one existing document with at most new messages of one conversation: the
+/// common case, which Postgres stores through its own function (migration 0004). Positions,
+/// first-wins duplicates, changes without messages, a conversation row that does not exist
+/// yet, and a stale compare-and-set must behave as for any other batch.
+async fn message_only_batches(env: Env) {
+    let s = &env.store;
+    let t = tenant("acme");
+    let mut seqs = Seqs::default();
+    let room = conv_doc("acme", "room");
+    let seq = seqs.next(&room);
+    s.commit(&[with(
+        change(&room, seq, "alice"),
+        vec![
+            p_conv(conv_row("acme", "room", "group", Some("Room"), 10)),
+            p_member("acme", "room", "alice", "owner", "active"),
+            p_member("acme", "room", "bob", "member", "active"),
+        ],
+    )])
+    .await
+    .expect("create the room");
+
+    // The bucket's first batch creates its document (the general path); the later ones
+    // are message-only batches.
+    s.commit(&[message_change(
+        &mut seqs, "acme", "room", "m1", "alice", 100, "one",
+    )])
+    .await
+    .expect("m1");
+    s.commit(&[
+        message_change(&mut seqs, "acme", "room", "m2", "bob", 101, "two"),
+        message_change(&mut seqs, "acme", "room", "m3", "alice", 99, "three"),
+    ])
+    .await
+    .expect("m2, m3");
+    // A change with nothing to project (a reaction, say).
+    let bucket = msgs_doc("acme", "room", 0);
+    let seq = seqs.next(&bucket);
+    s.commit(&[change(&bucket, seq, "bob")])
+        .await
+        .expect("reaction");
+    // A message id committed before: the first one stays.
+    s.commit(&[
+        message_change(&mut seqs, "acme", "room", "m2", "bob", 102, "two again"),
+        message_change(&mut seqs, "acme", "room", "m4", "bob", 103, "four"),
+    ])
+    .await
+    .expect("m2 again, m4");
+
+    let page = s
+        .messages(&t, &conv("room"), None, 10)
+        .await
+        .expect("messages");
+    let ids: Vec<&str> = page.iter().map(|m| m.message.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["m4", "m3", "m2", "m1"],
+        "newest first, batch order"
+    );
+    assert!(
+        page.windows(2).all(|w| w[0].pos > w[1].pos),
+        "positions grow in acceptance order: {page:?}"
+    );
+    let m2 = page.iter().find(|m| m.message.as_str() == "m2");
+    assert_eq!(m2.map(|m| m.preview.as_str()), Some("two"));
+    assert_eq!(m2.map(|m| m.seq), Some(2));
+    let loaded = s.load_doc(&bucket).await.expect("load bucket");
+    assert_eq!(loaded.last_seq, 6);
+    assert_eq!(seqs_of(&loaded.changes), vec![1, 2, 3, 4, 5, 6]);
+    let list = s
+        .conversations_of(&t, &account("alice"))
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        list[0].last_message.as_ref().map(|m| m.message.as_str()),
+        Some("m4")
+    );
+
+    // A stale batch: refused as a seq conflict naming the bucket, and nothing of it stays.
+    let stale = with(
+        change(&bucket, 6, "bob"),
+        vec![Projection::Message(message_row(
+            "acme", "room", "m5", &bucket, 6, "bob", 104, "five",
+        ))],
+    );
+    assert_seq_conflict(s.commit(&[stale]).await, &bucket);
+    assert_eq!(s.load_doc(&bucket).await.expect("load").last_seq, 6);
+    assert_eq!(
+        s.messages(&t, &conv("room"), None, 10)
+            .await
+            .expect("messages")
+            .len(),
+        4
+    );
+
+    // A bucket whose conversation has no row yet (its first change had no message): the
+    // first message creates the row and takes position 1 of it.
+    let lone = msgs_doc("acme", "lone", 0);
+    s.commit(&[change(&lone, 1, "carol")])
+        .await
+        .expect("lone 1");
+    let mut lone_seqs = Seqs::default();
+    lone_seqs.next(&lone);
+    s.commit(&[message_change(
+        &mut lone_seqs,
+        "acme",
+        "lone",
+        "l1",
+        "carol",
+        7,
+        "hello",
+    )])
+    .await
+    .expect("lone message");
+    let lone_page = s
+        .messages(&t, &conv("lone"), None, 10)
+        .await
+        .expect("lone messages");
+    assert_eq!(lone_page.len(), 1);
+    assert_eq!(lone_page[0].message.as_str(), "l1");
+    assert_eq!(lone_page[0].seq, 2);
+}
+
 async fn throughput_probe(env: Env) {
     const BATCHES: usize = 20;
     const PER_BATCH: usize = 500;

@@ -31,7 +31,7 @@ use super::{
     StoredDoc,
 };
 
-use self::rows::{CommitRows, COMMIT};
+use self::rows::{CommitRows, MessageBatch, COMMIT, COMMIT_MESSAGES};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -65,6 +65,122 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+    /// Any batch, through `confab_commit`.
+    async fn commit_any(&self, rows: &CommitRows<'_>) -> sqlx::Result<()> {
+        // One statement, so one round trip and its own transaction: the function
+        // (migration 0002) runs the steps in order and rolls everything back on an error.
+        let d = &rows.docs;
+        let c = &rows.changes;
+        let b = &rows.bindings;
+        let t = &rows.touched;
+        let s = &rows.summaries;
+        let m = &rows.members;
+        let r = &rows.markers;
+        let a = &rows.allocs;
+        let g = &rows.messages;
+        let u = &rows.updates;
+        sqlx::query(COMMIT)
+            .bind(&d.ids)
+            .bind(&d.tenants)
+            .bind(&d.prev)
+            .bind(&d.last)
+            .bind(&c.docs)
+            .bind(&c.seqs)
+            .bind(&c.hashes)
+            .bind(&c.bytes)
+            .bind(&c.accounts)
+            .bind(&c.at)
+            .bind(&b.tenants)
+            .bind(&b.actors)
+            .bind(&b.accounts)
+            .bind(&b.at)
+            .bind(&t.tenants)
+            .bind(&t.convs)
+            .bind(&t.created)
+            .bind(&t.activity)
+            .bind(&s.tenants)
+            .bind(&s.convs)
+            .bind(&s.kinds)
+            .bind(&s.titles)
+            .bind(&s.lifecycles)
+            .bind(&s.parents)
+            .bind(&s.created)
+            .bind(&m.tenants)
+            .bind(&m.convs)
+            .bind(&m.accounts)
+            .bind(&m.roles)
+            .bind(&m.statuses)
+            .bind(&r.tenants)
+            .bind(&r.convs)
+            .bind(&r.accounts)
+            .bind(&r.messages)
+            .bind(&a.tenants)
+            .bind(&a.convs)
+            .bind(&a.counts)
+            .bind(&a.max_created)
+            .bind(&g.tenants)
+            .bind(&g.convs)
+            .bind(&g.ids)
+            .bind(&g.docs)
+            .bind(&g.seqs)
+            .bind(&g.authors)
+            .bind(&g.kinds)
+            .bind(&g.created)
+            .bind(&g.previews)
+            .bind(&g.deleted)
+            .bind(&u.tenants)
+            .bind(&u.convs)
+            .bind(&u.ids)
+            .bind(&u.previews)
+            .bind(&u.deleted)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    /// The common batch, through `confab_commit_messages`.
+    async fn commit_messages(
+        &self,
+        batch: &MessageBatch<'_>,
+        rows: &CommitRows<'_>,
+    ) -> sqlx::Result<()> {
+        let c = &rows.changes;
+        let g = &rows.messages;
+        let (tenant, conv, count, created, max) = match batch.alloc {
+            Some(a) => (
+                Some(a.tenant),
+                Some(a.conv),
+                a.count,
+                a.first_created,
+                a.max_created,
+            ),
+            None => (None, None, 0, 0, 0),
+        };
+        sqlx::query(COMMIT_MESSAGES)
+            .bind(batch.doc)
+            .bind(batch.prev)
+            .bind(batch.last)
+            .bind(&c.seqs)
+            .bind(&c.hashes)
+            .bind(&c.bytes)
+            .bind(&c.accounts)
+            .bind(&c.at)
+            .bind(tenant)
+            .bind(conv)
+            .bind(count)
+            .bind(created)
+            .bind(max)
+            .bind(&g.ids)
+            .bind(&g.seqs)
+            .bind(&g.authors)
+            .bind(&g.kinds)
+            .bind(&g.created)
+            .bind(&g.previews)
+            .bind(&g.deleted)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
 }
 
 /// Unread counts and last messages of an account's active conversations. The last message
@@ -95,9 +211,13 @@ impl Store for PgStore {
         // Lazy: the connections are opened by their first user, the committer's runtime,
         // so their I/O is driven there and not behind the connection tasks.
         let options = (*self.pool.connect_options()).clone();
+        // No ping before each commit (sqlx's default): it is a second round trip on every
+        // commit's critical path. A dead connection fails that one commit, whose clients
+        // resubmit (an accepted change resubmitted is an ack), and is replaced.
         let pool = PgPoolOptions::new()
             .max_connections(COMMIT_POOL_SIZE)
             .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         Some(std::sync::Arc::new(PgStore { pool }))
     }
@@ -160,74 +280,10 @@ impl Store for PgStore {
         }
         let plan = Plan::build(changes)?;
         let rows = CommitRows::of(&plan);
-        // One statement, so one round trip and its own transaction: the function
-        // (migration 0002) runs the steps in order and rolls everything back on an error.
-        let d = &rows.docs;
-        let c = &rows.changes;
-        let b = &rows.bindings;
-        let t = &rows.touched;
-        let s = &rows.summaries;
-        let m = &rows.members;
-        let r = &rows.markers;
-        let a = &rows.allocs;
-        let g = &rows.messages;
-        let u = &rows.updates;
-        let result = sqlx::query(COMMIT)
-            .bind(&d.ids)
-            .bind(&d.tenants)
-            .bind(&d.prev)
-            .bind(&d.last)
-            .bind(&c.docs)
-            .bind(&c.seqs)
-            .bind(&c.hashes)
-            .bind(&c.bytes)
-            .bind(&c.accounts)
-            .bind(&c.at)
-            .bind(&b.tenants)
-            .bind(&b.actors)
-            .bind(&b.accounts)
-            .bind(&b.at)
-            .bind(&t.tenants)
-            .bind(&t.convs)
-            .bind(&t.created)
-            .bind(&t.activity)
-            .bind(&s.tenants)
-            .bind(&s.convs)
-            .bind(&s.kinds)
-            .bind(&s.titles)
-            .bind(&s.lifecycles)
-            .bind(&s.parents)
-            .bind(&s.created)
-            .bind(&m.tenants)
-            .bind(&m.convs)
-            .bind(&m.accounts)
-            .bind(&m.roles)
-            .bind(&m.statuses)
-            .bind(&r.tenants)
-            .bind(&r.convs)
-            .bind(&r.accounts)
-            .bind(&r.messages)
-            .bind(&a.tenants)
-            .bind(&a.convs)
-            .bind(&a.counts)
-            .bind(&a.max_created)
-            .bind(&g.tenants)
-            .bind(&g.convs)
-            .bind(&g.ids)
-            .bind(&g.docs)
-            .bind(&g.seqs)
-            .bind(&g.authors)
-            .bind(&g.kinds)
-            .bind(&g.created)
-            .bind(&g.previews)
-            .bind(&g.deleted)
-            .bind(&u.tenants)
-            .bind(&u.convs)
-            .bind(&u.ids)
-            .bind(&u.previews)
-            .bind(&u.deleted)
-            .execute(&self.pool)
-            .await;
+        let result = match MessageBatch::of(&plan) {
+            Some(batch) => self.commit_messages(&batch, &rows).await,
+            None => self.commit_any(&rows).await,
+        };
         match result {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("CF001") => {
@@ -240,9 +296,6 @@ impl Store for PgStore {
         }
     }
 
-    /// After a compaction the changes up to the snapshot are gone: with `after` older than
-    /// the snapshot this returns only the changes after it, and the caller sends the
-    /// snapshot (from [`Store::load_doc`]) first.
     async fn changes_after(
         &self,
         doc: &DocId,

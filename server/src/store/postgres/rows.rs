@@ -1,16 +1,58 @@
-//! A planned batch as the column arrays `confab_commit` (migration 0002) takes.
+//! A planned batch as the column arrays `confab_commit` (migration 0002) takes, and the
+//! common batch `confab_commit_messages` (migration 0004) takes on its own.
 
 use std::collections::BTreeMap;
 
 use confab_core::ids::ConvId;
 
-use crate::store::sqlite::shared::Plan;
+use crate::store::sqlite::shared::{ConvAlloc, Plan};
 
 /// The call, parameters in the function's order.
 pub(super) const COMMIT: &str = "SELECT confab_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
     $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, \
     $47, $48, $49, $50, $51, $52, $53)";
+
+/// The call of the common batch's function, parameters in its order.
+pub(super) const COMMIT_MESSAGES: &str = "SELECT confab_commit_messages($1, $2, $3, $4, $5, \
+    $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+
+/// A batch `confab_commit_messages` can store: changes of one document that already exists,
+/// and at most new messages of one conversation, nothing else to project.
+pub(super) struct MessageBatch<'a> {
+    pub doc: &'a str,
+    pub prev: i64,
+    pub last: i64,
+    /// The conversation the new messages go to, if there are any.
+    pub alloc: Option<&'a ConvAlloc<'a>>,
+}
+
+impl<'a> MessageBatch<'a> {
+    pub fn of(plan: &'a Plan<'a>) -> Option<Self> {
+        let [doc] = plan.docs.as_slice() else {
+            return None;
+        };
+        let only_messages = doc.prev > 0
+            && plan.bindings.is_empty()
+            && plan.conversations.is_empty()
+            && plan.members.is_empty()
+            && plan.markers.is_empty()
+            && plan.updates.is_empty()
+            && plan.allocs.len() <= 1
+            && plan.messages.iter().all(|m| {
+                m.row.doc == doc.doc
+                    && plan.allocs.first().is_some_and(|a| {
+                        a.tenant == m.row.tenant.as_str() && a.conv == m.row.conv.as_str()
+                    })
+            });
+        only_messages.then(|| MessageBatch {
+            doc: &doc.doc,
+            prev: doc.prev,
+            last: doc.last,
+            alloc: plan.allocs.first(),
+        })
+    }
+}
 
 #[derive(Default)]
 pub(super) struct Docs<'a> {
