@@ -17,6 +17,29 @@ pub struct DirectionLabel {
     pub direction: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Where a submitted change's time goes before its answer, one histogram per stage (see
+/// docs/OPERATIONS.md): waiting for its unit, validation, waiting for the committer, the
+/// commit, and the unit taking the commit's answer.
+#[derive(Debug, Clone)]
+pub struct SubmitStages {
+    pub queue: Histogram,
+    pub validate: Histogram,
+    pub commit_wait: Histogram,
+    pub commit: Histogram,
+    pub answer: Histogram,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -32,6 +55,7 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub commit_batch_size: Histogram,
     pub docs_in_memory: Gauge,
+    pub stages: SubmitStages,
 }
 
 impl Default for Metrics {
@@ -47,7 +71,17 @@ impl Metrics {
         let frames = Family::<DirectionLabel, Counter>::default();
         let changes_accepted = Counter::default();
         let changes_rejected = Family::<ReasonLabel, Counter>::default();
-        let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let commit_seconds = latency_histogram();
+        let stage_family: HistogramFamily<StageLabel> =
+            Family::new_with_constructor(latency_histogram);
+        let stage = |stage: &'static str| stage_family.get_or_create(&StageLabel { stage }).clone();
+        let stages = SubmitStages {
+            queue: stage("queue"),
+            validate: stage("validate"),
+            commit_wait: stage("commit_wait"),
+            commit: stage("commit"),
+            answer: stage("answer"),
+        };
         let commit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         let docs_in_memory = Gauge::default();
         registry.register(
@@ -70,6 +104,11 @@ impl Metrics {
             "commit_seconds",
             "Latency of one group commit",
             commit_seconds.clone(),
+        );
+        registry.register(
+            "submit_stage_seconds",
+            "Time a submitted batch spends in each stage before its answer",
+            stage_family,
         );
         registry.register(
             "commit_batch_size",
@@ -98,6 +137,7 @@ impl Metrics {
             commit_seconds,
             commit_batch_size,
             docs_in_memory,
+            stages,
         }
     }
 

@@ -10,10 +10,15 @@ use tokio::sync::{mpsc, oneshot};
 use crate::metrics::Metrics;
 use crate::store::{NewChange, Store, StoreError};
 
+/// A commit's answer: when it became durable, or why it did not.
+pub(crate) type CommitResult = Result<Instant, String>;
+
 /// One unit's batch, answered once it is durable (or not).
 pub(crate) struct CommitRequest {
     pub changes: Vec<NewChange>,
-    pub reply: oneshot::Sender<Result<(), String>>,
+    pub reply: oneshot::Sender<CommitResult>,
+    /// When the unit handed it over (the `commit_wait` stage ends when its commit starts).
+    pub sent: Instant,
     /// The unit's epoch: set when one of its batches fails, so the batches it validated on
     /// top of that one are refused instead of stored.
     pub poisoned: Arc<AtomicBool>,
@@ -104,15 +109,22 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
         merged.append(&mut request.changes);
     }
     let started = Instant::now();
+    for request in &group {
+        metrics.stages.commit_wait.observe(
+            started
+                .saturating_duration_since(request.sent)
+                .as_secs_f64(),
+        );
+    }
     let result = store.commit(&merged).await;
-    metrics
-        .commit_seconds
-        .observe(started.elapsed().as_secs_f64());
+    let took = started.elapsed().as_secs_f64();
+    metrics.commit_seconds.observe(took);
+    metrics.stages.commit.observe(took);
     metrics.commit_batch_size.observe(merged.len() as f64);
     match result {
         Ok(()) => {
             for request in group {
-                let _ = request.reply.send(Ok(()));
+                let _ = request.reply.send(Ok(Instant::now()));
             }
         }
         // One unit's conflict must not fail the others: retry each on its own.
@@ -126,7 +138,7 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
                 }
                 match store.commit(&request.changes).await {
                     Ok(()) => {
-                        let _ = request.reply.send(Ok(()));
+                        let _ = request.reply.send(Ok(Instant::now()));
                     }
                     Err(e) => request.fail(e.to_string()),
                 }

@@ -103,6 +103,8 @@ pub(crate) enum Job {
         author: Author,
         changes: Vec<Vec<u8>>,
         reply: oneshot::Sender<Vec<SubmitOutcome>>,
+        /// When the connection queued it (the `queue` stage ends when the unit takes it).
+        received: std::time::Instant,
     },
     Write {
         doc: DocId,
@@ -282,6 +284,7 @@ impl Engine {
             author,
             changes,
             reply,
+            received: std::time::Instant::now(),
         };
         if let Err(e) = self.dispatch(key, job).await {
             let _ = fallback.send(failed(&e));

@@ -7,7 +7,7 @@ mod pipeline;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use confab_core::automerge::legacy::{Key, OpType};
 use confab_core::automerge::{ActorId, Change, ScalarValue};
@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
+use super::committer::CommitResult;
 use super::{now_ms, projection, ConnHandle, Engine, Job, SubmitOutcome, UnitKey};
 use crate::store::{NewChange, RejectionRecord, StoredDoc};
 
@@ -130,7 +131,7 @@ struct Unit {
 
 /// What the unit's loop woke up for.
 enum Wake {
-    Committed(Result<(), String>),
+    Committed(CommitResult),
     /// Nothing to do but staged changes to apply.
     Spare,
     Job(Job),
@@ -229,7 +230,17 @@ impl Unit {
                     author,
                     changes,
                     reply,
+                    received,
                 } => {
+                    let now = Instant::now();
+                    let waited = now.saturating_duration_since(received);
+                    self.engine
+                        .inner
+                        .metrics
+                        .stages
+                        .queue
+                        .observe(waited.as_secs_f64());
+                    self.batch.opened.get_or_insert(now);
                     let mut slots = Vec::with_capacity(changes.len());
                     for bytes in changes {
                         slots.push(self.accept(&doc, &author, bytes).await);

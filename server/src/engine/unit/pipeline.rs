@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use confab_core::ids::{AccountId, DocId};
@@ -15,7 +16,7 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Pending, Slot, Unit, Waiter};
-use crate::engine::committer::CommitRequest;
+use crate::engine::committer::{CommitRequest, CommitResult};
 use crate::engine::{Outbound, SubmitOutcome};
 use crate::store::NewChange;
 
@@ -27,17 +28,19 @@ pub(super) const MAX_IN_FLIGHT: usize = 8;
 pub(super) struct Batch {
     pub pending: Vec<Pending>,
     pub waiting: Vec<Waiter>,
+    /// When the unit took up the batch's first job (the `validate` stage starts).
+    pub opened: Option<Instant>,
 }
 
 /// A batch handed to the committer.
 pub(super) struct InFlight {
     batch: Batch,
-    done: oneshot::Receiver<Result<(), String>>,
+    done: oneshot::Receiver<CommitResult>,
     epoch: Arc<AtomicBool>,
 }
 
 /// Waits for the oldest batch's commit; pending forever when nothing is in flight.
-pub(super) async fn oldest_done(in_flight: &mut VecDeque<InFlight>) -> Result<(), String> {
+pub(super) async fn oldest_done(in_flight: &mut VecDeque<InFlight>) -> CommitResult {
     match in_flight.front_mut() {
         Some(flight) => (&mut flight.done)
             .await
@@ -56,14 +59,21 @@ impl Unit {
         }
         let (reply, done) = oneshot::channel();
         let epoch = self.epoch.clone();
+        let now = Instant::now();
+        if let Some(opened) = batch.opened {
+            let validated = now.saturating_duration_since(opened);
+            let stages = &self.engine.inner.metrics.stages;
+            stages.validate.observe(validated.as_secs_f64());
+        }
         if batch.pending.is_empty() {
             // Only rejections: answered in order behind the batches still committing.
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(Ok(now));
         } else {
             let changes: Vec<NewChange> = batch.pending.iter().map(|p| p.change.clone()).collect();
             let request = CommitRequest {
                 changes,
                 reply,
+                sent: now,
                 poisoned: epoch.clone(),
             };
             if let Err(mpsc::error::SendError(request)) =
@@ -86,13 +96,18 @@ impl Unit {
     }
 
     /// Answers the oldest in-flight batch with its commit's result.
-    pub(super) fn finish_oldest(&mut self, result: Result<(), String>) {
+    pub(super) fn finish_oldest(&mut self, result: CommitResult) {
         let Some(flight) = self.in_flight.pop_front() else {
             return;
         };
-        let Batch { pending, waiting } = flight.batch;
+        let Batch {
+            pending, waiting, ..
+        } = flight.batch;
         let outcomes: Vec<SubmitOutcome> = match result {
-            Ok(()) => {
+            Ok(durable) => {
+                let metrics = &self.engine.inner.metrics;
+                let answered = durable.elapsed().as_secs_f64();
+                metrics.stages.answer.observe(answered);
                 self.engine
                     .inner
                     .metrics

@@ -467,7 +467,10 @@ fn memory(pid: u32) -> (u64, u64) {
 // ---------------------------------------------------------------------------------------------
 // /metrics
 
-/// The sums and counts of the commit histograms and the accepted counter.
+/// The server's submit stages (`confab_submit_stage_seconds`), in the order they happen.
+const STAGES: [&str; 5] = ["queue", "validate", "commit_wait", "commit", "answer"];
+
+/// The sums and counts of the commit and stage histograms and the accepted counter.
 #[derive(Debug, Default, Clone, Copy)]
 struct CommitMetrics {
     batch_sum: f64,
@@ -476,6 +479,45 @@ struct CommitMetrics {
     accepted: f64,
     frames_in: f64,
     frames_out: f64,
+    /// (sum of seconds, count) per stage of `STAGES`.
+    stages: [(f64, f64); 5],
+}
+
+/// Mean milliseconds a submit spent in each server stage during the run.
+#[derive(Debug, Default, Clone, Serialize)]
+struct StageMeans {
+    queue_ms: f64,
+    validate_ms: f64,
+    commit_wait_ms: f64,
+    commit_ms: f64,
+    answer_ms: f64,
+}
+
+impl StageMeans {
+    fn of(m: &CommitMetrics) -> Self {
+        let mean = |i: usize| {
+            let (sum, count) = m.stages[i];
+            if count > 0.0 {
+                sum / count * 1000.0
+            } else {
+                0.0
+            }
+        };
+        StageMeans {
+            queue_ms: mean(0),
+            validate_ms: mean(1),
+            commit_wait_ms: mean(2),
+            commit_ms: mean(3),
+            answer_ms: mean(4),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "queue {:.2}, validate {:.2}, commit wait {:.2}, commit {:.2}, answer {:.2}",
+            self.queue_ms, self.validate_ms, self.commit_wait_ms, self.commit_ms, self.answer_ms
+        )
+    }
 }
 
 impl CommitMetrics {
@@ -494,6 +536,18 @@ impl CommitMetrics {
                 "confab_commit_batch_size_count" => m.batch_count = v,
                 "confab_commit_seconds_sum" => m.seconds_sum = v,
                 "confab_changes_accepted_total" | "confab_changes_accepted" => m.accepted = v,
+                n if n.starts_with("confab_submit_stage_seconds_") => {
+                    let stage = STAGES
+                        .iter()
+                        .position(|s| n.contains(&format!("stage=\"{s}\"")));
+                    match (stage, n.starts_with("confab_submit_stage_seconds_sum")) {
+                        (Some(i), true) => m.stages[i].0 = v,
+                        (Some(i), false) if n.starts_with("confab_submit_stage_seconds_count") => {
+                            m.stages[i].1 = v
+                        }
+                        _ => {}
+                    }
+                }
                 n if n.starts_with("confab_frames_total{direction=\"in\"}")
                     || n.starts_with("confab_frames{direction=\"in\"}") =>
                 {
@@ -518,6 +572,12 @@ impl CommitMetrics {
             accepted: self.accepted - before.accepted,
             frames_in: self.frames_in - before.frames_in,
             frames_out: self.frames_out - before.frames_out,
+            stages: std::array::from_fn(|i| {
+                (
+                    self.stages[i].0 - before.stages[i].0,
+                    self.stages[i].1 - before.stages[i].1,
+                )
+            }),
         }
     }
 }
@@ -898,6 +958,8 @@ struct RunResult {
     messages_after_compaction: usize,
     /// CPU steal and busy share during the run, disk and database speed just before it.
     machine: machine::Machine,
+    /// Where the server's submit time went (its /metrics, over the run).
+    stages: StageMeans,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -1300,6 +1362,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
         frames_in: metrics_delta.frames_in,
         frames_out: metrics_delta.frames_out,
         machine: machine_state,
+        stages: StageMeans::of(&metrics_delta),
         ..RunResult::default()
     };
     if !rejects.is_empty() {
@@ -1407,6 +1470,7 @@ fn table(results: &[RunResult]) {
             r.db_bytes_per_msg,
         );
         println!("         machine: {}", machine_line(&r.machine));
+        println!("         server stages, mean ms: {}", r.stages.line());
         for e in &r.errors {
             println!("         ! {e}");
         }
