@@ -52,6 +52,11 @@ pub struct Common {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Tokio worker threads (default: one per core). The group committer has a thread of
+    /// its own beside them.
+    #[arg(long, env = "CONFAB_WORKER_THREADS", global = true,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -133,6 +138,16 @@ mod tests {
     fn urls_are_masked() {
         assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(mask_url("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn worker_threads_is_optional_and_at_least_one() {
+        let cli = Cli::try_parse_from(["confab-server", "serve"]).expect("no flag");
+        assert_eq!(cli.common.worker_threads, None);
+        let cli = Cli::try_parse_from(["confab-server", "--worker-threads", "1", "serve"])
+            .expect("one worker");
+        assert_eq!(cli.common.worker_threads, Some(1));
+        assert!(Cli::try_parse_from(["confab-server", "--worker-threads", "0"]).is_err());
     }
 
     #[test]

@@ -27,9 +27,20 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.common.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    runtime
+        .build()
+        .context("starting the Tokio runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
     init_logs(cli.common.log_format);
     let store_name = match &cli.common.database_url {
         Some(url) => format!("postgres {}", mask_url(url)),
@@ -52,7 +63,10 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Serve(args) => serve(store, store_name, args).await,
+        Command::Serve(args) => {
+            let workers = cli.common.worker_threads.map(usize::from);
+            serve(store, store_name, workers, args).await
+        }
     }
 }
 
@@ -68,6 +82,7 @@ fn random_secret() -> Result<Vec<u8>> {
 async fn serve(
     store: Arc<dyn confab_server::store::Store>,
     store_name: String,
+    worker_threads: Option<usize>,
     args: ServeArgs,
 ) -> Result<()> {
     let auth = match (&args.jwt_secret, &args.jwt_public_key_file) {
@@ -98,6 +113,9 @@ async fn serve(
         rate_per_sec = args.rate_per_sec,
         rate_burst = args.rate_burst,
         max_units = args.max_units,
+        worker_threads = worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
         "confab-server starting"
     );
     if args.demo {
