@@ -28,9 +28,9 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
-/// Where a submitted change's time goes before its answer, one histogram per stage (see
-/// docs/OPERATIONS.md): waiting for its unit, validation, waiting for the committer, the
-/// commit, and the unit taking the commit's answer.
+/// Where a submitted change's time goes before its answer, one histogram per stage (the
+/// README's operations section lists them): waiting for its unit, validation, waiting for
+/// the committer, the commit, and the unit taking the commit's answer.
 #[derive(Debug, Clone)]
 pub struct SubmitStages {
     pub queue: Histogram,
