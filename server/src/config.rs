@@ -15,6 +15,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of the `serve` variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve WebSocket sync, REST and operations endpoints (the default).
     Serve(ServeArgs),
@@ -95,6 +97,10 @@ pub struct ServeArgs {
     pub rate_per_sec: u32,
     #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = 2000)]
     pub rate_burst: u32,
+    /// Bytes of pushes a connection may leave unread before it is told `lagging` and
+    /// closed (its client reconnects and catches up). Bounds a slow reader's memory.
+    #[arg(long, env = "CONFAB_PUSH_BACKLOG_BYTES", default_value_t = 8 << 20)]
+    pub push_backlog_bytes: usize,
     /// Serialization units (conversations, accounts) kept in memory.
     #[arg(long, env = "CONFAB_MAX_UNITS", default_value_t = 10_000)]
     pub max_units: usize,

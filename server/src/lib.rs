@@ -33,6 +33,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub limits: Limits,
     pub max_connections: usize,
+    /// Bytes of unread pushes after which a connection is closed as `lagging`.
+    pub push_backlog_bytes: usize,
     pub connections: Arc<AtomicUsize>,
     /// Turns true when the server is shutting down.
     pub shutdown: watch::Receiver<bool>,
@@ -54,8 +56,25 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("limits", &self.limits)
             .field("max_connections", &self.max_connections)
+            .field("push_backlog_bytes", &self.push_backlog_bytes)
             .finish_non_exhaustive()
     }
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` resolves (then stops taking
+/// requests and lets those in progress finish; upgraded WebSockets end on their own when
+/// `state.shutdown` turns true). `/ws` works only through this function: it hands each
+/// request its connection's shared socket, into which pushes are written directly.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = ws::socket::SharedListener(listener);
+    let service = app(state).into_make_service_with_connect_info::<ws::socket::Peer>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// The server's routes.

@@ -12,7 +12,7 @@ use confab_server::config::{mask_url, Cli, Command, LogFormat, ServeArgs};
 use confab_server::engine::{Engine, EngineConfig};
 use confab_server::maintenance::{compact_all, open_store};
 use confab_server::metrics::Metrics;
-use confab_server::{app, AppState, DemoConfig};
+use confab_server::{AppState, DemoConfig};
 use tokio::sync::watch;
 
 fn init_logs(format: LogFormat) {
@@ -113,6 +113,7 @@ async fn serve(
         rate_per_sec = args.rate_per_sec,
         rate_burst = args.rate_burst,
         max_units = args.max_units,
+        push_backlog_bytes = args.push_backlog_bytes,
         worker_threads = worker_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         }),
@@ -137,6 +138,7 @@ async fn serve(
         auth: Arc::new(auth),
         limits,
         max_connections: args.max_connections,
+        push_backlog_bytes: args.push_backlog_bytes,
         connections: connections.clone(),
         shutdown: shutdown_rx,
         demo: args.demo.then(|| DemoConfig {
@@ -150,18 +152,13 @@ async fn serve(
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let stopping = engine.clone();
-    // Acks and pushes are small frames: send them now, not after Nagle's delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            tracing::info!("shutting down: finishing in-flight commits");
-            stopping.begin_shutdown();
-            let _ = shutdown_tx.send(true);
-        })
-        .await?;
+    confab_server::serve(listener, state, async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight commits");
+        stopping.begin_shutdown();
+        let _ = shutdown_tx.send(true);
+    })
+    .await?;
     // Upgraded WebSockets are not tracked by axum's graceful shutdown: wait for them to
     // finish their in-flight submits and say goodbye.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

@@ -42,6 +42,7 @@ impl Server {
             auth: auth.clone(),
             limits: Limits::default(),
             max_connections: 100,
+            push_backlog_bytes: 8 << 20,
             connections: Arc::new(AtomicUsize::new(0)),
             shutdown,
             demo: None,

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use confab_core::ids::DocId;
 use confab_core::protocol::{
-    change_actor_and_start_op, ErrorCode, SeqChange, ServerFrame, SnapshotOrder,
+    change_actor_and_start_op, encode_server, ErrorCode, SeqChange, ServerFrame, SnapshotOrder,
 };
 use confab_core::validate::AcceptedDoc;
 use serde_bytes::ByteBuf;
 
-use super::{ConnHandle, Engine, Outbound};
+use super::{ConnHandle, Engine};
+use crate::ws::outlet::binary_frame;
 
 /// A client that misses at least this many changes, and at least a third of the document,
 /// gets the saved document (measured in `cargo xtask bench catchup`: at a third, loading the
@@ -176,14 +177,14 @@ impl LogPages {
 }
 
 async fn deliver(conn: &ConnHandle, frame: ServerFrame) -> Result<(), Refusal> {
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        conn.tx.send(Outbound::Frame(frame)),
-    )
-    .await
+    let framed = binary_frame(&encode_server(&frame));
+    match conn
+        .outlet
+        .send_with_room(framed, Duration::from_secs(10))
+        .await
     {
-        Ok(Ok(())) => Ok(()),
-        _ => Err((
+        Ok(()) => Ok(()),
+        Err(_) => Err((
             ErrorCode::Internal,
             "the connection does not take catch-up".to_string(),
         )),

@@ -18,11 +18,12 @@ use confab_core::doc::{DocError, IntentTag};
 use confab_core::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
 use confab_core::model::conversation::Conversation;
 use confab_core::policy::Author;
-use confab_core::protocol::{ErrorCode, ServerFrame, SignalKind};
+use confab_core::protocol::{ErrorCode, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::ws::outlet::Outlet;
 
 /// Engine tuning.
 #[derive(Debug, Clone)]
@@ -48,12 +49,9 @@ impl Default for EngineConfig {
     }
 }
 
-/// What the engine sends to a connection.
+/// What the engine tells a connection's task (frames go straight into its outlet).
 #[derive(Debug, Clone)]
-pub enum Outbound {
-    Frame(ServerFrame),
-    /// A frame encoded once for many connections (pushes).
-    Encoded(axum::body::Bytes),
+pub enum Control {
     /// The account lost read access to `doc`.
     Revoke {
         doc: DocId,
@@ -71,7 +69,9 @@ pub struct ConnHandle {
     pub id: u64,
     pub account: AccountId,
     pub service: bool,
-    pub tx: mpsc::Sender<Outbound>,
+    /// Where catch-up and pushes are written, framed, in order.
+    pub outlet: Arc<Outlet>,
+    pub control: mpsc::Sender<Control>,
 }
 
 /// The answer to one submitted change.

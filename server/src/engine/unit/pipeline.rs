@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
 use confab_core::ids::{AccountId, DocId};
 use confab_core::model::conversation::MemberStatus;
 use confab_core::policy::Effect;
@@ -17,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Pending, Slot, Unit, Waiter};
 use crate::engine::committer::{CommitRequest, CommitResult};
-use crate::engine::{Outbound, SubmitOutcome};
+use crate::engine::{Control, SubmitOutcome};
 use crate::store::NewChange;
+use crate::ws::outlet::{binary_frame, Refused};
 
 /// Batches validated ahead of the oldest uncommitted one.
 pub(super) const MAX_IN_FLIGHT: usize = 8;
@@ -198,7 +198,8 @@ impl Unit {
         }
     }
 
-    /// Sends `frame` to every subscriber of `doc` but `except`, encoded once for all.
+    /// Writes `frame` into the socket of every subscriber of `doc` but `except`, framed
+    /// once for all (one `send` each, made here: no connection task is woken).
     pub(super) fn push(&mut self, doc: &DocId, frame: ServerFrame, except: Option<u64>) {
         let Some(subs) = self.subscribers.get_mut(doc) else {
             return;
@@ -206,25 +207,26 @@ impl Unit {
         if subs.iter().all(|c| Some(c.id) == except) {
             return;
         }
-        let encoded = Bytes::from(encode_server(&frame));
+        let framed = binary_frame(&encode_server(&frame));
+        let mut sent = 0;
         subs.retain(|conn| {
             if Some(conn.id) == except {
                 return true;
             }
-            match conn.tx.try_send(Outbound::Encoded(encoded.clone())) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+            match conn.outlet.push(&framed) {
+                Ok(()) => {
+                    sent += 1;
+                    true
+                }
+                Err(Refused::Lagging) => {
                     // A slow consumer is dropped, not waited for: it catches up on reconnect.
-                    let tx = conn.tx.clone();
-                    let doc = doc.clone();
-                    tokio::spawn(async move {
-                        let _ = tx.send(Outbound::Lagged(doc)).await;
-                    });
+                    let _ = conn.control.try_send(Control::Lagged(doc.clone()));
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(Refused::Closed) => false,
             }
         });
+        self.engine.inner.metrics.frames_out(sent);
     }
 
     fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
@@ -233,7 +235,7 @@ impl Unit {
                 if conn.account != *account || conn.service {
                     return true;
                 }
-                let _ = conn.tx.try_send(Outbound::Revoke {
+                let _ = conn.control.try_send(Control::Revoke {
                     doc: doc.clone(),
                     code: "member_inactive".into(),
                     reason: format!("{account} is {}", status.as_str()),

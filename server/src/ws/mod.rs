@@ -1,13 +1,20 @@
-//! One WebSocket connection: core's `Session` decides, this file does the I/O.
+//! One WebSocket connection: core's `Session` decides, this module does the I/O.
+//!
+//! The connection keeps the raw, shared TCP socket (`handshake`, `socket`): its
+//! [`outlet::Outlet`] lets a conversation's unit write pushes straight into it. Reading
+//! still goes through tungstenite (masking, fragments, control frames, size limits).
+
+mod handshake;
+pub mod outlet;
+pub mod socket;
+
+pub use handshake::upgrade;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
-use axum::response::Response;
 use confab_core::ids::DocId;
 use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
@@ -16,15 +23,18 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_bytes::ByteBuf;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
 
-use crate::engine::{now_ms, ConnHandle, Outbound, SubmitOutcome};
+use self::outlet::{binary_frame, close_frame, BacklogLimits, Outlet};
+use self::socket::ReadSide;
+use crate::engine::{now_ms, ConnHandle, Control, SubmitOutcome};
 use crate::AppState;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
-
-/// Queued pushes taken into one write at most (bounds one write's memory).
-const MAX_FRAMES_PER_WRITE: usize = 64;
 
 /// Events of a connection besides what the engine pushes.
 enum Local {
@@ -34,19 +44,8 @@ enum Local {
 /// A submit's answers, one per change, once its unit has them.
 type Answers = BoxFuture<'static, (DocId, Vec<SubmitOutcome>)>;
 
-pub async fn upgrade(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    // Frames above max_frame get their own error; only absurd ones end the connection.
-    let hard_limit = app.limits.max_frame_bytes.saturating_mul(4).max(1 << 20);
-    // tungstenite zero-fills its whole read buffer before every read (128 KiB by default,
-    // a fifth of the server's CPU under many small frames); it grows for big frames anyway.
-    ws.max_message_size(hard_limit)
-        .max_frame_size(hard_limit)
-        .read_buffer_size(8 * 1024)
-        .on_upgrade(move |socket| connection(app, socket))
-}
-
-fn encoded(frame: &ServerFrame) -> Bytes {
-    Bytes::from(encode_server(frame))
+fn framed(frame: &ServerFrame) -> Bytes {
+    binary_frame(&encode_server(frame))
 }
 
 fn error_frame(
@@ -63,8 +62,20 @@ fn error_frame(
     }
 }
 
-async fn connection(app: AppState, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
+/// How long a client may leave its answers unread (over the soft backlog) before the
+/// connection ends.
+const STALLED: Duration = Duration::from_secs(30);
+
+/// How long a closing connection may take to write what it owes the client.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
+    let limits = BacklogLimits {
+        hard: app.push_backlog_bytes,
+        ..BacklogLimits::default()
+    };
+    let (outlet, flusher) = Outlet::new(socket.clone(), limits);
+    tokio::spawn(flusher);
     let metrics = app.engine.metrics().clone();
     let open = app.connections.fetch_add(1, Ordering::SeqCst) + 1;
     metrics.connections.inc();
@@ -76,21 +87,32 @@ async fn connection(app: AppState, socket: WebSocket) {
             None,
             true,
         );
-        let _ = sink
-            .send(Message::Binary(encode_server(&frame).into()))
-            .await;
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code: close::FULL,
-                reason: "too_many_connections".into(),
-            })))
-            .await;
+        let _ = outlet.send(&[
+            framed(&frame),
+            close_frame(close::FULL, "too_many_connections"),
+        ]);
+        outlet.finish(CLOSE_FLUSH).await;
         drop(guard);
         return;
     }
+    // Frames above max_frame get their own error; only absurd ones end the connection.
+    let hard_limit = app.limits.max_frame_bytes.saturating_mul(4).max(1 << 20);
+    // tungstenite zero-fills its whole read buffer before every read (128 KiB by default,
+    // a fifth of the server's CPU under many small frames); it grows for big frames anyway.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit))
+        .read_buffer_size(8 * 1024);
+    let reader = ReadSide {
+        socket,
+        outlet: outlet.clone(),
+    };
+    let mut stream =
+        WebSocketStream::from_partially_read(reader, part, Role::Server, Some(config)).await;
+
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(app.limits);
-    let (engine_tx, mut engine_rx) = mpsc::channel::<Outbound>(4096);
+    let (control_tx, mut control_rx) = mpsc::channel::<Control>(256);
     let (local_tx, mut local_rx) = mpsc::channel::<Local>(4096);
     // Awaited here, in submit order, so an answer wakes this task directly (no hop through
     // another task: under fan-out every hop waits behind the pushes).
@@ -103,24 +125,26 @@ async fn connection(app: AppState, socket: WebSocket) {
         tokio::select! {
             message = stream.next() => {
                 let bytes = match message {
-                    Some(Ok(Message::Binary(b))) => b.to_vec(),
-                    Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Binary(b))) => b,
+                    Some(Ok(Message::Text(t))) => Bytes::from(t),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("Space limit") {
+                        if matches!(e, tungstenite::Error::Capacity(_)) {
                             // Far beyond max_frame: end this connection, saying why.
-                            let frame = CloseFrame { code: 1009, reason: "message too big".into() };
-                            let _ = sink.send(Message::Close(Some(frame))).await;
+                            let _ = outlet.send(&[close_frame(1009, "message too big")]);
                         }
                         break;
                     }
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(_))) | None => {
+                        // tungstenite answers a close on its next write: let it.
+                        let _ = stream.flush().await;
+                        break;
+                    }
                 };
                 metrics.frame_in();
                 for action in session.receive(&bytes, now_ms()) {
                     match action {
-                        Action::Send(frame) => out.push(encoded(&frame)),
+                        Action::Send(frame) => out.push(framed(&frame)),
                         Action::Close { code, reason } => closing = Some((code, reason)),
                         Action::Authenticate { token, device: _ } => {
                             let now = now_ms();
@@ -130,7 +154,7 @@ async fn connection(app: AppState, socket: WebSocket) {
                             };
                             for a in actions {
                                 match a {
-                                    Action::Send(frame) => out.push(encoded(&frame)),
+                                    Action::Send(frame) => out.push(framed(&frame)),
                                     Action::Close { code, reason } => closing = Some((code, reason)),
                                     _ => {}
                                 }
@@ -143,32 +167,19 @@ async fn connection(app: AppState, socket: WebSocket) {
                                 answers.push_back(submit(&app, doc, author, changes).await);
                             }
                         }
-                        other => dispatch(&app, &session, conn_id, other, &engine_tx, &local_tx),
+                        other => dispatch(&app, &session, conn_id, other, (&outlet, &control_tx), &local_tx),
                     }
                 }
             }
-            Some(event) = engine_rx.recv() => {
-                // Whatever else is already queued goes out in the same write: when the
-                // server is busy, pushes of consecutive commits share one syscall.
-                let mut next = Some(event);
-                while let Some(event) = next.take() {
-                    match event {
-                        Outbound::Frame(frame) => out.push(encoded(&frame)),
-                        Outbound::Encoded(bytes) => out.push(bytes),
-                        Outbound::Revoke { doc, code, reason } => {
-                            if let Some(Action::Send(frame)) = session.revoke(&doc, &code, &reason) {
-                                out.push(encoded(&frame));
-                            }
-                        }
-                        Outbound::Lagged(doc) => {
-                            out.push(encoded(&error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true)));
-                            closing = Some((close::POLICY, "lagging".into()));
-                            break;
-                        }
+            Some(event) = control_rx.recv() => match event {
+                Control::Revoke { doc, code, reason } => {
+                    if let Some(Action::Send(frame)) = session.revoke(&doc, &code, &reason) {
+                        out.push(framed(&frame));
                     }
-                    if out.len() < MAX_FRAMES_PER_WRITE {
-                        next = engine_rx.try_recv().ok();
-                    }
+                }
+                Control::Lagged(doc) => {
+                    out.push(framed(&error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true)));
+                    closing = Some((close::POLICY, "lagging".into()));
                 }
             },
             Some(event) = local_rx.recv() => match event {
@@ -178,11 +189,11 @@ async fn connection(app: AppState, socket: WebSocket) {
                     if let Some(account) = id {
                         tracing::debug!(%doc, %account, code = code.as_str(), "subscribe refused");
                     }
-                    out.push(encoded(&error_frame(code, message, Some(&doc), false)));
+                    out.push(framed(&error_frame(code, message, Some(&doc), false)));
                 }
             },
             Some((doc, outcomes)) = answers.next(), if !answers.is_empty() => {
-                out.extend(outcomes.into_iter().map(|o| encoded(&outcome_frame(&doc, o))));
+                out.extend(outcomes.into_iter().map(|o| framed(&outcome_frame(&doc, o))));
             },
             changed = shutdown.changed(), if closing.is_none() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -191,41 +202,24 @@ async fn connection(app: AppState, socket: WebSocket) {
                     while !answers.is_empty() {
                         match tokio::time::timeout_at(deadline, answers.next()).await {
                             Ok(Some((doc, outcomes))) => out.extend(
-                                outcomes.into_iter().map(|o| encoded(&outcome_frame(&doc, o))),
+                                outcomes.into_iter().map(|o| framed(&outcome_frame(&doc, o))),
                             ),
                             Ok(None) | Err(_) => break,
                         }
                     }
-                    out.push(encoded(&error_frame(ErrorCode::ShuttingDown, "the server is restarting; reconnect", None, true)));
+                    out.push(framed(&error_frame(ErrorCode::ShuttingDown, "the server is restarting; reconnect", None, true)));
                     closing = Some((close::GOING_AWAY, "shutting_down".into()));
                 }
             }
         }
-        // Queue every frame, then flush once: one write for a burst of acks.
-        let mut failed = false;
-        let count = out.len();
-        metrics.frames_out(count);
-        for bytes in out {
-            if sink.feed(Message::Binary(bytes)).await.is_err() {
-                failed = true;
-                break;
-            }
-        }
-        if count > 0 && !failed && sink.flush().await.is_err() {
-            failed = true;
-        }
-        if failed {
+        metrics.frames_out(out.len());
+        if !out.is_empty() && outlet.send(&out).is_err() {
             break;
         }
         if let Some((code, reason)) = closing.take() {
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
+            let _ = outlet.send(&[close_frame(code, &reason)]);
             // Finish the close handshake so the client reads everything before the socket ends.
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = tokio::time::timeout(CLOSE_FLUSH, async {
                 while let Some(Ok(message)) = stream.next().await {
                     if matches!(message, Message::Close(_)) {
                         break;
@@ -235,10 +229,20 @@ async fn connection(app: AppState, socket: WebSocket) {
             .await;
             break;
         }
+        // A client that does not read its answers stops being read (back-pressure), and
+        // one that reads nothing for long is let go.
+        if outlet.backlog_bytes() > 0 && tokio::time::timeout(STALLED, outlet.room()).await.is_err()
+        {
+            tracing::debug!(conn_id, "the client stopped reading; closing");
+            break;
+        }
     }
     for doc in session.subscriptions().cloned().collect::<Vec<_>>() {
         app.engine.unsubscribe(doc, conn_id).await;
     }
+    // What is queued (bounded by the backlog limit) still goes out to a client that reads,
+    // `lagging` and the close frame included.
+    outlet.finish(STALLED).await;
     drop(guard);
 }
 
@@ -306,7 +310,7 @@ fn dispatch(
     session: &Session,
     conn_id: u64,
     action: Action,
-    engine_tx: &mpsc::Sender<Outbound>,
+    (outlet, control): (&Arc<Outlet>, &mpsc::Sender<Control>),
     local_tx: &mpsc::Sender<Local>,
 ) {
     let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session)) else {
@@ -320,7 +324,8 @@ fn dispatch(
                 id: conn_id,
                 account: identity.account,
                 service: identity.service,
-                tx: engine_tx.clone(),
+                outlet: outlet.clone(),
+                control: control.clone(),
             };
             tokio::spawn(async move {
                 if let Err((code, message)) = engine.subscribe(doc.clone(), after, conn).await {

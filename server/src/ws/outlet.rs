@@ -1,0 +1,542 @@
+//! A connection's outgoing side: WebSocket frames written straight into the socket by
+//! whoever has them (the connection's task for answers, a conversation's unit for pushes
+//! to all its subscribers), in one order per connection. A frame the socket does not take
+//! now waits in the backlog, which a small flusher task writes out when the socket has
+//! room; nothing overtakes the backlog.
+//!
+//! Why: with one task per connection, a message to a group of 50 woke 49 tasks, each
+//! re-framing the same bytes and making its own `send`. Here the unit frames a push once
+//! and makes the 49 `send`s itself (docs/BENCHMARKS.md, "direct pushes").
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// Why a frame was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The connection is closing or its socket failed.
+    #[error("the connection is closed")]
+    Closed,
+    /// The backlog is over its hard limit: the client does not read its pushes.
+    #[error("the connection is too far behind")]
+    Lagging,
+}
+
+/// Backlog limits, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogLimits {
+    /// Above this, the connection stops reading requests and catch-up waits (back-pressure).
+    pub soft: usize,
+    /// Above this, pushes are refused and the subscriber is told it is lagging.
+    pub hard: usize,
+}
+
+impl Default for BacklogLimits {
+    fn default() -> Self {
+        BacklogLimits {
+            soft: 256 * 1024,
+            hard: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Frames per `writev` (Linux takes up to 1024; a few dozen cover any burst).
+const MAX_SLICES: usize = 64;
+
+#[derive(Debug, Default)]
+struct State {
+    /// Frames not yet written, the first maybe partly (its written prefix already cut off).
+    backlog: VecDeque<Bytes>,
+    backlog_bytes: usize,
+    /// No more frames are taken (the connection is ending).
+    closed: bool,
+    /// The socket failed: every later frame is refused.
+    failed: bool,
+}
+
+enum Backlog {
+    Empty,
+    Waiting,
+    /// Closed and written, or failed: the flusher ends.
+    Done,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Outlet {
+    socket: Arc<TcpStream>,
+    state: Mutex<State>,
+    limits: BacklogLimits,
+    /// Wakes the flusher when the backlog gets frames (or the outlet closes).
+    backlog_grew: Notify,
+    /// Wakes those waiting for the backlog to shrink.
+    backlog_shrank: Notify,
+}
+
+impl Outlet {
+    /// An outlet on `socket`, and the flusher task's future (run it for the connection's
+    /// lifetime; it ends once the outlet is closed and its backlog written or abandoned).
+    pub fn new(
+        socket: Arc<TcpStream>,
+        limits: BacklogLimits,
+    ) -> (
+        Arc<Outlet>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let outlet = Arc::new(Outlet {
+            socket,
+            state: Mutex::new(State::default()),
+            limits,
+            backlog_grew: Notify::new(),
+            backlog_shrank: Notify::new(),
+        });
+        let flusher = outlet.clone().flush_backlog();
+        (outlet, flusher)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the state consistent (every step is one
+        // assignment), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `frames` now, in order after everything sent before; what the socket does not
+    /// take waits in the backlog. Never waits.
+    pub fn send(&self, frames: &[Bytes]) -> Result<(), Refused> {
+        self.send_within(frames, usize::MAX)
+    }
+
+    /// A push: like [`send`](Self::send), refused when the backlog is over the hard limit.
+    pub fn push(&self, frame: &Bytes) -> Result<(), Refused> {
+        self.send_within(std::slice::from_ref(frame), self.limits.hard)
+    }
+
+    fn send_within(&self, frames: &[Bytes], limit: usize) -> Result<(), Refused> {
+        let mut state = self.state();
+        if state.closed || state.failed {
+            return Err(Refused::Closed);
+        }
+        if state.backlog_bytes > limit {
+            return Err(Refused::Lagging);
+        }
+        let mut rest = frames;
+        let mut offset = 0;
+        if state.backlog.is_empty() {
+            match write_some(&self.socket, frames) {
+                Ok((whole, part)) => {
+                    rest = &frames[whole..];
+                    offset = part;
+                }
+                Err(_) => {
+                    state.failed = true;
+                    drop(state);
+                    self.backlog_shrank.notify_waiters();
+                    return Err(Refused::Closed);
+                }
+            }
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
+        for (i, frame) in rest.iter().enumerate() {
+            let frame = if i == 0 {
+                frame.slice(offset..)
+            } else {
+                frame.clone()
+            };
+            state.backlog_bytes += frame.len();
+            state.backlog.push_back(frame);
+        }
+        drop(state);
+        self.backlog_grew.notify_one();
+        Ok(())
+    }
+
+    /// Sends `frame` once the backlog is under the soft limit (catch-up: a slow reader slows
+    /// its own catch-up, not the server's memory), waiting at most `within`.
+    pub async fn send_with_room(&self, frame: Bytes, within: Duration) -> Result<(), Refused> {
+        tokio::time::timeout(within, self.room())
+            .await
+            .map_err(|_| Refused::Lagging)?;
+        self.send(&[frame])
+    }
+
+    /// Waits until the backlog is at most the soft limit (or the outlet is closed/failed).
+    pub async fn room(&self) {
+        self.wait_until(|s| s.backlog_bytes <= self.limits.soft || s.failed)
+            .await
+    }
+
+    /// Bytes waiting in the backlog.
+    pub fn backlog_bytes(&self) -> usize {
+        self.state().backlog_bytes
+    }
+
+    /// Takes no more frames; the flusher still writes out the backlog.
+    pub fn close(&self) {
+        self.state().closed = true;
+        self.backlog_grew.notify_one();
+    }
+
+    /// Closes, waits at most `within` for the backlog to be written, and shuts the socket
+    /// down (the client then reads everything sent, then the end of the stream).
+    pub async fn finish(&self, within: Duration) {
+        self.close();
+        let _ = tokio::time::timeout(
+            within,
+            self.wait_until(|s| s.backlog.is_empty() || s.failed),
+        )
+        .await;
+        {
+            let mut state = self.state();
+            state.failed = true;
+            state.backlog.clear();
+            state.backlog_bytes = 0;
+        }
+        self.backlog_grew.notify_one();
+        let _ = super::socket::shutdown(&self.socket, std::net::Shutdown::Both);
+    }
+
+    async fn wait_until(&self, done: impl Fn(&State) -> bool) {
+        loop {
+            let shrank = self.backlog_shrank.notified();
+            tokio::pin!(shrank);
+            // Registered before the check: a wake-up between the two is not lost.
+            shrank.as_mut().enable();
+            if done(&self.state()) {
+                return;
+            }
+            shrank.await;
+        }
+    }
+
+    /// The flusher: writes the backlog whenever the socket has room.
+    async fn flush_backlog(self: Arc<Self>) {
+        loop {
+            match self.backlog_status() {
+                Backlog::Done => return,
+                // notify_one keeps a permit when nobody waits: no frame is missed.
+                Backlog::Empty => self.backlog_grew.notified().await,
+                Backlog::Waiting => {
+                    if self.socket.writable().await.is_err() || self.write_backlog().is_err() {
+                        self.fail();
+                        return;
+                    }
+                    self.backlog_shrank.notify_waiters();
+                }
+            }
+        }
+    }
+
+    fn backlog_status(&self) -> Backlog {
+        let state = self.state();
+        if state.failed || (state.closed && state.backlog.is_empty()) {
+            Backlog::Done
+        } else if state.backlog.is_empty() {
+            Backlog::Empty
+        } else {
+            Backlog::Waiting
+        }
+    }
+
+    /// Writes what the socket takes of the backlog now.
+    fn write_backlog(&self) -> io::Result<()> {
+        let mut state = self.state();
+        let frames: Vec<Bytes> = state.backlog.iter().take(MAX_SLICES).cloned().collect();
+        let (whole, part) = write_some(&self.socket, &frames)?;
+        let mut written = 0;
+        for _ in 0..whole {
+            if let Some(frame) = state.backlog.pop_front() {
+                written += frame.len();
+            }
+        }
+        if part > 0 {
+            if let Some(front) = state.backlog.front_mut() {
+                *front = front.slice(part..);
+                written += part;
+            }
+        }
+        state.backlog_bytes -= written;
+        Ok(())
+    }
+
+    fn fail(&self) {
+        self.state().failed = true;
+        self.backlog_shrank.notify_waiters();
+    }
+}
+
+/// Writes as much of `frames` as the socket takes now: (whole frames written, bytes of the
+/// next one written). `WouldBlock` is not an error: it means (0, 0) or what went before.
+fn write_some(socket: &TcpStream, frames: &[Bytes]) -> io::Result<(usize, usize)> {
+    let mut whole = 0;
+    let mut part = 0;
+    while whole < frames.len() {
+        let end = frames.len().min(whole + MAX_SLICES);
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(end - whole);
+        slices.push(IoSlice::new(&frames[whole][part..]));
+        slices.extend(frames[whole + 1..end].iter().map(|f| IoSlice::new(f)));
+        let mut n = match socket.try_write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while n > 0 && whole < frames.len() {
+            let left = frames[whole].len() - part;
+            if n >= left {
+                n -= left;
+                whole += 1;
+                part = 0;
+            } else {
+                part += n;
+                n = 0;
+            }
+        }
+    }
+    Ok((whole, part))
+}
+
+/// A binary WebSocket frame (server to client: unmasked, one fragment) holding `payload`.
+pub fn binary_frame(payload: &[u8]) -> Bytes {
+    frame(0x2, payload)
+}
+
+/// A close frame with `code` and `reason` (cut to the 123 bytes a control frame allows).
+pub fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = Vec::with_capacity(2 + end);
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    frame(0x8, &payload)
+}
+
+fn frame(opcode: u8, payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    out.push(0x80 | opcode);
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// A connected pair on 127.0.0.1: the server side as an outlet, the client side raw.
+    async fn pair(limits: BacklogLimits) -> (Arc<Outlet>, TcpStream) {
+        let (outlet, flusher, client) = pair_without_flusher(limits).await;
+        tokio::spawn(flusher);
+        (outlet, client)
+    }
+
+    async fn pair_without_flusher(
+        limits: BacklogLimits,
+    ) -> (
+        Arc<Outlet>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+        TcpStream,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (server, _) = accepted.expect("accept");
+        let (outlet, flusher) = Outlet::new(Arc::new(server), limits);
+        (outlet, flusher, client.expect("connect"))
+    }
+
+    fn numbered(i: u32, len: usize) -> Bytes {
+        let mut v = vec![(i % 251) as u8; len];
+        v[..4].copy_from_slice(&i.to_be_bytes());
+        Bytes::from(v)
+    }
+
+    async fn read_exactly(client: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n];
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut out))
+            .await
+            .expect("data within 10 s")
+            .expect("read");
+        out
+    }
+
+    #[tokio::test]
+    async fn frames_from_several_writers_arrive_whole_and_in_call_order() {
+        let (outlet, mut client) = pair(BacklogLimits::default()).await;
+        let frames: Vec<Bytes> = (0..200).map(|i| numbered(i, 100 + i as usize)).collect();
+        // Alternate between the connection's own sends and pushes from another task.
+        for (i, frame) in frames.iter().enumerate() {
+            if i % 2 == 0 {
+                outlet.send(std::slice::from_ref(frame)).expect("send");
+            } else {
+                let (outlet, frame) = (outlet.clone(), frame.clone());
+                tokio::spawn(async move { outlet.push(&frame) })
+                    .await
+                    .expect("task")
+                    .expect("push");
+            }
+        }
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        assert_eq!(read_exactly(&mut client, expected.len()).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_gets_a_backlog_then_lagging_and_loses_nothing_taken() {
+        let limits = BacklogLimits {
+            soft: 64 * 1024,
+            hard: 1024 * 1024,
+        };
+        let (outlet, mut client) = pair(limits).await;
+        let mut taken = Vec::new();
+        let mut refused = None;
+        // The kernel's buffers fill first (a few MB on loopback at most), then the backlog.
+        for i in 0..20_000u32 {
+            let frame = numbered(i, 1000);
+            match outlet.push(&frame) {
+                Ok(()) => taken.push(frame),
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let (at, why) = refused.expect("pushes are refused once the backlog is over its limit");
+        assert_eq!(why, Refused::Lagging);
+        assert!(
+            outlet.backlog_bytes() > limits.hard,
+            "refused only above the hard limit"
+        );
+        // The connection's own frames are still taken (they are bounded by what it reads).
+        let answer = numbered(u32::MAX, 10);
+        outlet.send(std::slice::from_ref(&answer)).expect("send");
+        taken.push(answer);
+        let expected: Vec<u8> = taken.iter().flat_map(|f| f.to_vec()).collect();
+        let got = read_exactly(&mut client, expected.len()).await;
+        assert!(
+            got == expected,
+            "everything taken arrives, in order ({at} pushes taken)"
+        );
+        // The flusher wrote the backlog out and woke those waiting for room.
+        tokio::time::timeout(Duration::from_secs(5), outlet.room())
+            .await
+            .expect("room once the client reads");
+        assert_eq!(outlet.backlog_bytes(), 0);
+        outlet
+            .push(&numbered(1, 10))
+            .expect("pushes are taken again");
+    }
+
+    #[tokio::test]
+    async fn a_frame_never_overtakes_the_backlog_even_when_the_socket_has_room_again() {
+        let (outlet, flusher, mut client) = pair_without_flusher(BacklogLimits::default()).await;
+        let mut frames = Vec::new();
+        let mut i = 0;
+        while outlet.backlog_bytes() == 0 {
+            let frame = numbered(i, 1000);
+            outlet.push(&frame).expect("push");
+            frames.push(frame);
+            i += 1;
+        }
+        // The client drains what the socket holds: the socket has room, the backlog waits
+        // for its flusher (not running yet).
+        let in_socket: usize =
+            frames.iter().map(Bytes::len).sum::<usize>() - outlet.backlog_bytes();
+        let mut got = read_exactly(&mut client, in_socket).await;
+        let last = numbered(u32::MAX, 10);
+        outlet.send(std::slice::from_ref(&last)).expect("send");
+        frames.push(last);
+        tokio::spawn(flusher);
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        got.extend(read_exactly(&mut client, expected.len() - in_socket).await);
+        assert!(got == expected, "the last frame comes last");
+    }
+
+    #[tokio::test]
+    async fn finish_writes_the_backlog_then_ends_the_stream_and_refuses_later_frames() {
+        let limits = BacklogLimits {
+            soft: 1024,
+            hard: usize::MAX,
+        };
+        let (outlet, mut client) = pair(limits).await;
+        let frames: Vec<Bytes> = (0..3000).map(|i| numbered(i, 2000)).collect();
+        outlet.send(&frames).expect("send");
+        assert!(
+            outlet.backlog_bytes() > 0,
+            "6 MB do not fit the socket at once"
+        );
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).await.map(|_| all)
+        });
+        outlet.finish(Duration::from_secs(10)).await;
+        let got = reader.await.expect("reader").expect("read to the end");
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        assert!(
+            got == expected,
+            "all {} bytes, then end of stream",
+            expected.len()
+        );
+        assert_eq!(outlet.send(&frames[..1]), Err(Refused::Closed));
+        assert_eq!(outlet.push(&frames[0]), Err(Refused::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_went_away_makes_frames_refused_not_queued_forever() {
+        let (outlet, client) = pair(BacklogLimits::default()).await;
+        drop(client);
+        let mut refused = false;
+        // The first writes may still be taken by the kernel before the reset arrives.
+        for _ in 0..100 {
+            if outlet.push(&numbered(0, 1000)) == Err(Refused::Closed) {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(refused, "a reset socket refuses frames");
+    }
+
+    #[test]
+    fn frames_carry_rfc6455_headers() {
+        assert_eq!(&binary_frame(&[7; 125])[..2], &[0x82, 125]);
+        assert_eq!(&binary_frame(&[7; 126])[..4], &[0x82, 126, 0, 126]);
+        assert_eq!(&binary_frame(&[7; 65535])[..4], &[0x82, 126, 0xff, 0xff]);
+        assert_eq!(
+            &binary_frame(&[7; 65536])[..10],
+            &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]
+        );
+        assert_eq!(binary_frame(&[7; 65536]).len(), 65536 + 10);
+        assert_eq!(
+            &close_frame(1001, "bye")[..],
+            &[0x88, 5, 0x03, 0xe9, b'b', b'y', b'e']
+        );
+        // A control frame holds at most 125 bytes; a reason is cut on a character boundary.
+        let long = "é".repeat(100);
+        let close = close_frame(1008, &long);
+        assert_eq!(close[1] as usize, close.len() - 2);
+        assert!(close.len() - 2 <= 125);
+        assert!(std::str::from_utf8(&close[4..]).is_ok());
+    }
+}
