@@ -27,6 +27,12 @@
 //! every pushed `changes` frame is timestamped when the reader task decodes it. Acks carry
 //! the change hash and its seq; pushes carry the seq, so deliveries are joined on the seq.
 //!
+//! All clients share one thread (a current-thread Tokio runtime). The load generator runs
+//! on the same two cores as the server and the database, so what it costs is taken from
+//! them: on one thread, the 49 pushes of a message to 49 clients are read in one pass of
+//! the event loop instead of waking worker threads of a pool (at 50 clients paced: load
+//! generator CPU 332 ms instead of ~440 ms per 1,000 messages, docs/BENCHMARKS.md).
+//!
 //! Messages are written on each client's own replica of the bucket, which never applies the
 //! others' changes: a message creation is a new key with no predecessor, so each change
 //! depends only on the client's own previous change (and the deterministic genesis).
@@ -1558,7 +1564,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-#[tokio::main]
+// One thread for every client: see the module documentation.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let mut args = Args::parse();
     if args.clients.is_empty() {
