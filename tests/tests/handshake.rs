@@ -48,8 +48,9 @@ fn client_frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// One unmasked server frame from `bytes`: (payload, bytes after it), or None if incomplete.
-fn server_frame(bytes: &[u8]) -> Option<(Vec<u8>, usize)> {
+/// One unmasked server frame from `bytes`: (first byte, payload, bytes used), or None if
+/// incomplete.
+fn server_frame(bytes: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     let (len, start) = match *bytes.get(1)? {
         126 => (
             u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?]) as usize,
@@ -58,9 +59,25 @@ fn server_frame(bytes: &[u8]) -> Option<(Vec<u8>, usize)> {
         127 => return None,
         n => (n as usize, 2),
     };
-    assert_eq!(bytes[0], 0x82, "a final binary frame");
     let end = start + len;
-    (bytes.len() >= end).then(|| (bytes[start..end].to_vec(), end))
+    (bytes.len() >= end).then(|| (bytes[0], bytes[start..end].to_vec(), end))
+}
+
+/// The next whole server frame, reading from `tcp` as needed.
+async fn next_frame(tcp: &mut TcpStream, pending: &mut Vec<u8>) -> (u8, Vec<u8>) {
+    loop {
+        if let Some((first, payload, used)) = server_frame(pending) {
+            pending.drain(..used);
+            return (first, payload);
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
+            .await
+            .expect("a frame within 10 s")
+            .unwrap();
+        assert!(n > 0, "the connection ended");
+        pending.extend_from_slice(&chunk[..n]);
+    }
 }
 
 #[tokio::test]
@@ -90,22 +107,21 @@ async fn a_hello_sent_with_the_upgrade_request_is_answered() {
             .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
         "RFC 6455's accept key: {head}"
     );
-    let payload = loop {
-        if let Some((payload, _)) = server_frame(&rest) {
-            break payload;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut chunk))
-            .await
-            .expect("a frame within 10 s")
-            .unwrap();
-        assert!(n > 0, "connection ended before the welcome");
-        rest.extend_from_slice(&chunk[..n]);
-    };
+    let (first, payload) = next_frame(&mut tcp, &mut rest).await;
+    assert_eq!(first, 0x82, "a final binary frame");
     match decode_server(&payload, usize::MAX).unwrap() {
         ServerFrame::Welcome { account, .. } => assert_eq!(account, "alice"),
         other => panic!("expected welcome, got {other:?}"),
     }
+
+    // A ping is answered with a pong carrying the same bytes.
+    let mut ping = client_frame(b"are you there");
+    ping[0] = 0x89;
+    tcp.write_all(&ping).await.unwrap();
+    assert_eq!(
+        next_frame(&mut tcp, &mut rest).await,
+        (0x8a, b"are you there".to_vec())
+    );
 }
 
 #[tokio::test]
