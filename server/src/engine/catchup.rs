@@ -61,6 +61,7 @@ pub(super) async fn send(
                 .await
                 .map_err(|e| (ErrorCode::Internal, format!("saving {doc}: {e}")))?;
             deliver(
+                engine,
                 conn,
                 ServerFrame::Snapshot {
                     doc: doc.to_string(),
@@ -82,6 +83,7 @@ pub(super) async fn send(
                     })
                     .collect();
                 deliver(
+                    engine,
                     conn,
                     ServerFrame::Changes {
                         doc: doc.to_string(),
@@ -93,6 +95,7 @@ pub(super) async fn send(
         }
     }
     deliver(
+        engine,
         conn,
         ServerFrame::Synced {
             doc: doc.to_string(),
@@ -176,14 +179,17 @@ impl LogPages {
     }
 }
 
-async fn deliver(conn: &ConnHandle, frame: ServerFrame) -> Result<(), Refusal> {
+async fn deliver(engine: &Engine, conn: &ConnHandle, frame: ServerFrame) -> Result<(), Refusal> {
     let framed = binary_frame(&encode_server(&frame));
     match conn
         .outlet
         .send_with_room(framed, Duration::from_secs(10))
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            engine.metrics().frames_out(1);
+            Ok(())
+        }
         Err(_) => Err((
             ErrorCode::Internal,
             "the connection does not take catch-up".to_string(),
