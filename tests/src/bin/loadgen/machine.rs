@@ -25,6 +25,11 @@ pub struct Machine {
     pub pg_round_trip_ms: Option<f64>,
     /// Median one-row INSERT committed durably on its own, just before the run.
     pub pg_commit_ms: Option<f64>,
+    /// Median time to SHA-256 1 MiB on one core, just before the run: the VM's CPU speed.
+    pub cpu_ms: f64,
+    /// Median round trip of a wake-up between two threads (one wakes the other, which
+    /// wakes it back), just before the run. Every hop of a submit is such a wake-up.
+    pub wake_us: f64,
 }
 
 /// The aggregate `cpu` line of /proc/stat: (busy, steal, total) in clock ticks.
@@ -95,6 +100,46 @@ pub fn disk_flush_ms(dir: &Path) -> Result<f64> {
     Ok(median_ms(samples))
 }
 
+/// Median time to hash 1 MiB with SHA-256 (a fixed piece of CPU work).
+pub fn cpu_ms() -> f64 {
+    use sha2::{Digest, Sha256};
+    let block = vec![0x5a_u8; 1 << 20];
+    let samples = (0..20)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(Sha256::digest(std::hint::black_box(&block)));
+            started.elapsed()
+        })
+        .collect();
+    median_ms(samples)
+}
+
+/// Median round trip of a wake-up between two threads, in microseconds.
+pub fn wake_us() -> f64 {
+    let (to_echo, echo_in) = std::sync::mpsc::channel::<()>();
+    let (to_main, main_in) = std::sync::mpsc::channel::<()>();
+    let echo = std::thread::spawn(move || {
+        while echo_in.recv().is_ok() {
+            if to_main.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        // A pause first, so the other thread is asleep when it is woken (as in a run).
+        std::thread::sleep(Duration::from_micros(200));
+        let started = Instant::now();
+        if to_echo.send(()).is_err() || main_in.recv().is_err() {
+            break;
+        }
+        samples.push(started.elapsed());
+    }
+    drop(to_echo);
+    let _ = echo.join();
+    median_ms(samples) * 1000.0
+}
+
 /// Median `SELECT 1` round trip and median durable one-row commit on `url`'s database. The
 /// probe table is dropped again, so the run's storage figures do not count it.
 pub async fn pg_probe(url: &str) -> Result<(f64, f64)> {
@@ -146,6 +191,14 @@ mod tests {
         let now = CpuTimes::now();
         assert!(now.total > 0, "no aggregate cpu line in /proc/stat");
         assert!(now.busy + now.steal <= now.total);
+    }
+
+    #[test]
+    fn cpu_and_wake_up_probes_measure_something() {
+        let cpu = cpu_ms();
+        assert!(cpu > 0.0 && cpu < 1000.0, "hashing 1 MiB took {cpu} ms");
+        let wake = wake_us();
+        assert!(wake > 0.0 && wake < 100_000.0, "a wake-up took {wake} µs");
     }
 
     #[test]

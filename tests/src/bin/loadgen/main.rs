@@ -20,8 +20,9 @@
 //! per run as it finishes (also appended to `--json FILE`). Progress goes to stderr.
 //! `--repeat K` runs every configuration K times and judges the targets on the median run.
 //! Every run also reports the machine it had (`machine.rs`): CPU busy and steal shares
-//! during the run, and, just before it, the disk's flush time and Postgres's round trip and
-//! one-row durable commit. On a shared VM these move latency more than most code changes.
+//! during the run, and, just before it, the CPU's speed (SHA-256 of 1 MiB), a thread
+//! wake-up round trip, the disk's flush time and Postgres's round trip and one-row durable
+//! commit. On a shared VM these move latency more than most code changes.
 //!
 //! Latencies: the send instant is taken just before the frame is written to the socket;
 //! every pushed `changes` frame is timestamped when the reader task decodes it. Acks carry
@@ -1125,6 +1126,8 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
     // The machine's speed right now, next to the run (before the clock starts).
     let mut machine_state = machine::Machine {
         disk_flush_ms: machine::disk_flush_ms(&server.data_dir)?,
+        cpu_ms: machine::cpu_ms(),
+        wake_us: machine::wake_us(),
         ..machine::Machine::default()
     };
     if let Some(url) = &server.database_url {
@@ -1535,6 +1538,8 @@ fn table(results: &[RunResult]) {
                     disk_flush_ms: m(|x| x.disk_flush_ms),
                     pg_round_trip_ms: Some(m(|x| x.pg_round_trip_ms.unwrap_or(f64::NAN))),
                     pg_commit_ms: Some(m(|x| x.pg_commit_ms.unwrap_or(f64::NAN))),
+                    cpu_ms: m(|x| x.cpu_ms),
+                    wake_us: m(|x| x.wake_us),
                 })
             );
         }
@@ -1543,8 +1548,8 @@ fn table(results: &[RunResult]) {
 
 fn machine_line(m: &machine::Machine) -> String {
     let mut line = format!(
-        "CPU busy {:.0}%, steal {:.1}%; disk flush {:.2} ms",
-        m.busy_pct, m.steal_pct, m.disk_flush_ms
+        "CPU busy {:.0}%, steal {:.1}%; SHA-256 of 1 MiB {:.2} ms, thread wake-up round trip {:.0} µs; disk flush {:.2} ms",
+        m.busy_pct, m.steal_pct, m.cpu_ms, m.wake_us, m.disk_flush_ms
     );
     if let (Some(trip), Some(commit)) = (m.pg_round_trip_ms, m.pg_commit_ms) {
         line.push_str(&format!(
