@@ -76,6 +76,8 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
     };
     let (outlet, flusher) = Outlet::new(socket.clone(), limits);
     tokio::spawn(flusher);
+    // However this task ends (a panic included), the socket closes and units stop pushing.
+    let _abort = AbortOnDrop(outlet.clone());
     let metrics = app.engine.metrics().clone();
     let open = app.connections.fetch_add(1, Ordering::SeqCst) + 1;
     metrics.connections.inc();
@@ -244,6 +246,14 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
     // `lagging` and the close frame included.
     outlet.finish(STALLED).await;
     drop(guard);
+}
+
+struct AbortOnDrop(Arc<Outlet>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 struct ConnGuard(Arc<AtomicUsize>, Arc<crate::metrics::Metrics>);

@@ -193,13 +193,21 @@ impl Outlet {
             self.wait_until(|s| s.backlog.is_empty() || s.failed),
         )
         .await;
+        self.abort();
+    }
+
+    /// Drops the backlog, refuses every later frame, ends the flusher and shuts the socket
+    /// down at once. Idempotent.
+    pub fn abort(&self) {
         {
             let mut state = self.state();
+            state.closed = true;
             state.failed = true;
             state.backlog.clear();
             state.backlog_bytes = 0;
         }
         self.backlog_grew.notify_one();
+        self.backlog_shrank.notify_waiters();
         let _ = super::socket::shutdown(&self.socket, std::net::Shutdown::Both);
     }
 
@@ -519,6 +527,28 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(refused, "a reset socket refuses frames");
+    }
+
+    #[tokio::test]
+    async fn abort_ends_the_stream_at_once_and_refuses_later_frames() {
+        let (outlet, mut client) = pair(BacklogLimits::default()).await;
+        let frames: Vec<Bytes> = (0..3000).map(|i| numbered(i, 2000)).collect();
+        outlet.send(&frames).expect("send");
+        outlet.abort();
+        assert_eq!(outlet.backlog_bytes(), 0, "the backlog is dropped");
+        assert_eq!(outlet.push(&frames[0]), Err(Refused::Closed));
+        let mut all = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut all))
+            .await
+            .expect("the stream ends without waiting for a reader");
+        // What the kernel already held may arrive, or the reset may cut it short.
+        assert!(
+            read.is_err() || all.len() < 6_000_000,
+            "not the whole backlog"
+        );
+        tokio::time::timeout(Duration::from_secs(1), outlet.room())
+            .await
+            .expect("nobody waits for room on an aborted outlet");
     }
 
     #[test]
