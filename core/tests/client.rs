@@ -139,6 +139,8 @@ impl Wire {
                             message: "no such conversation".into(),
                             doc: Some(doc),
                             fatal: false,
+                            hash: None,
+                            retry_after_ms: None,
                         });
                         return;
                     }

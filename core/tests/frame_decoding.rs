@@ -449,13 +449,19 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             text(),
             text(),
             proptest::option::of(doc_text()),
-            any::<bool>()
+            any::<bool>(),
+            proptest::option::of(vec(any::<u8>(), 32..=32)),
+            proptest::option::of(any::<u64>()),
         )
-            .prop_map(|(code, message, doc, fatal)| ServerFrame::Error {
-                code,
-                message,
-                doc,
-                fatal
+            .prop_map(|(code, message, doc, fatal, hash, retry_after_ms)| {
+                ServerFrame::Error {
+                    code,
+                    message,
+                    doc,
+                    fatal,
+                    hash: hash.map(ByteBuf::from),
+                    retry_after_ms,
+                }
             }),
     ]
 }

@@ -660,6 +660,16 @@ pub fn server_frames() -> Vec<ServerFrame> {
             message: "x".into(),
             doc: None,
             fatal: true,
+            hash: None,
+            retry_after_ms: None,
+        },
+        ServerFrame::Error {
+            code: "unavailable".into(),
+            message: "database unreachable".into(),
+            doc: Some("acme/conv/g1".into()),
+            fatal: false,
+            hash: Some(ByteBuf::from(vec![7; 32])),
+            retry_after_ms: Some(1000),
         },
     ]
 }

@@ -24,6 +24,10 @@ macro_rules! error_codes {
             pub fn describe(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $doc),+ }
             }
+            /// The code named `text`, if this build knows it.
+            pub fn parse(text: &str) -> Option<ErrorCode> {
+                match text { $($text => Some(ErrorCode::$variant),)+ _ => None }
+            }
         }
     };
 }
@@ -45,8 +49,26 @@ error_codes! {
     TooManyConnections = "too_many_connections": "the server has no room for another connection (fatal)",
     SignalTooLarge = "signal_too_large": "a signal's data is too long",
     Lagging = "lagging": "the connection fell behind the pushes (fatal); reconnect and catch up from your cursors",
-    Internal = "internal": "the server failed; retry later",
+    Internal = "internal": "the server failed; nothing was stored; retry later",
+    Unavailable = "unavailable": "the server cannot store anything right now (its database is unreachable or full); nothing was stored; resubmit after retry_after_ms",
     ShuttingDown = "shutting_down": "the server is shutting down (fatal); reconnect",
+}
+
+impl ErrorCode {
+    /// Transient: the request (a submitted change, a subscription) was neither accepted nor
+    /// refused for a reason about itself; the client sends it again later (after
+    /// `retry_after_ms` when given, with backoff) and never treats it as a rejection.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Internal
+                | ErrorCode::Unavailable
+                | ErrorCode::RateLimited
+                | ErrorCode::ShuttingDown
+                | ErrorCode::Lagging
+                | ErrorCode::TooManyConnections
+        )
+    }
 }
 
 /// WebSocket close codes the server uses.

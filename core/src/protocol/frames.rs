@@ -124,5 +124,12 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         doc: Option<String>,
         fatal: bool,
+        /// The submitted change this answers (`internal`, `unavailable`, `rate_limited` for a
+        /// submit): that change was neither accepted nor rejected.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hash: Option<ByteBuf>,
+        /// For retryable codes: wait at least this long before resubmitting.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }

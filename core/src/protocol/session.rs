@@ -100,6 +100,8 @@ fn error(code: ErrorCode, message: impl Into<String>, doc: Option<&str>, fatal: 
         message: message.into(),
         doc: doc.map(str::to_owned),
         fatal,
+        hash: None,
+        retry_after_ms: None,
     })
 }
 

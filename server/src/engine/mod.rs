@@ -89,7 +89,11 @@ pub enum SubmitOutcome {
     /// Not decided (storage failed or the server is stopping): resubmit later.
     Failed {
         hash: Option<[u8; 32]>,
+        /// `internal`, `unavailable` or `shutting_down`: always a retryable code.
+        code: ErrorCode,
         message: String,
+        /// How long the client should wait before resubmitting, when the server knows.
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -267,6 +271,8 @@ impl Engine {
         let failed = |message: &str| {
             vec![
                 SubmitOutcome::Failed {
+                    code: ErrorCode::Internal,
+                    retry_after_ms: None,
                     hash: None,
                     message: message.to_owned()
                 };
@@ -307,6 +313,8 @@ impl Engine {
             .unwrap_or_else(|_| {
                 vec![
                     SubmitOutcome::Failed {
+                        code: ErrorCode::Internal,
+                        retry_after_ms: None,
                         hash: None,
                         message: "the unit stopped".into()
                     };
@@ -332,11 +340,15 @@ impl Engine {
             .await
         {
             return SubmitOutcome::Failed {
+                code: ErrorCode::Internal,
+                retry_after_ms: None,
                 hash: None,
                 message,
             };
         }
         rx.await.unwrap_or(SubmitOutcome::Failed {
+            code: ErrorCode::Internal,
+            retry_after_ms: None,
             hash: None,
             message: "the unit stopped".into(),
         })

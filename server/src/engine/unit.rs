@@ -104,6 +104,8 @@ fn rest_actor(doc: &DocId, account: &AccountId) -> ActorId {
 
 fn failed(hash: Option<[u8; 32]>, message: impl Into<String>) -> Slot {
     Slot::Done(SubmitOutcome::Failed {
+        code: ErrorCode::Internal,
+        retry_after_ms: None,
         hash,
         message: message.into(),
     })

@@ -1,6 +1,7 @@
 //! Conversations: direct and support find-or-create, create group/channel/thread/system,
 //! read one, list the caller's, add and remove members.
 
+use confab_core::protocol::ErrorCode;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -163,6 +164,8 @@ async fn submit_creation(
         .into_iter()
         .next()
         .unwrap_or(crate::engine::SubmitOutcome::Failed {
+            code: ErrorCode::Internal,
+            retry_after_ms: None,
             hash: None,
             message: "no answer".into(),
         });

@@ -151,6 +151,7 @@ pub fn acked(outcome: SubmitOutcome, not_applicable: NotApplicable) -> Result<u6
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_core::protocol::ErrorCode;
 
     #[test]
     fn policy_codes_are_403_others_422() {
@@ -182,6 +183,8 @@ mod tests {
         };
         assert_eq!(acked(ack, ApiError::not_found), Ok(7));
         let failed = SubmitOutcome::Failed {
+            code: ErrorCode::Internal,
+            retry_after_ms: None,
             hash: None,
             message: "db down".into(),
         };

@@ -59,6 +59,8 @@ fn error_frame(
         message: message.into(),
         doc: doc.map(|d| d.to_string()),
         fatal,
+        hash: None,
+        retry_after_ms: None,
     }
 }
 
@@ -278,12 +280,24 @@ fn outcome_frame(doc: &DocId, outcome: SubmitOutcome) -> ServerFrame {
             code,
             reason,
         },
-        SubmitOutcome::Failed { hash, message } => {
+        SubmitOutcome::Failed {
+            hash,
+            code,
+            message,
+            retry_after_ms,
+        } => {
             let message = match hash {
                 Some(h) => format!("change {} not stored: {message}; resubmit", hex::encode(h)),
                 None => format!("not stored: {message}; resubmit"),
             };
-            error_frame(ErrorCode::Internal, message, Some(doc), false)
+            ServerFrame::Error {
+                code: code.as_str().to_owned(),
+                message,
+                doc: Some(doc.to_string()),
+                fatal: false,
+                hash: hash.map(|h| ByteBuf::from(h.to_vec())),
+                retry_after_ms,
+            }
         }
     }
 }
@@ -305,6 +319,8 @@ async fn submit(app: &AppState, doc: DocId, author: Author, changes: Vec<Vec<u8>
     async move {
         let outcomes = answers.await.unwrap_or_else(|_| {
             let failed = SubmitOutcome::Failed {
+                code: ErrorCode::Internal,
+                retry_after_ms: None,
                 hash: None,
                 message: "the conversation's unit stopped".into(),
             };

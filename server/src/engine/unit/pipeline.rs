@@ -10,7 +10,7 @@ use std::time::Instant;
 use confab_core::ids::{AccountId, DocId};
 use confab_core::model::conversation::MemberStatus;
 use confab_core::policy::Effect;
-use confab_core::protocol::{encode_server, SeqChange, ServerFrame};
+use confab_core::protocol::{encode_server, ErrorCode, SeqChange, ServerFrame};
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
@@ -140,6 +140,8 @@ impl Unit {
                 pending
                     .iter()
                     .map(|p| SubmitOutcome::Failed {
+                        code: ErrorCode::Internal,
+                        retry_after_ms: None,
                         hash: Some(p.change.hash),
                         message: message.clone(),
                     })
@@ -149,6 +151,8 @@ impl Unit {
         let resolve = |slot: Slot| match slot {
             Slot::Done(o) => o,
             Slot::Pending(i) => outcomes.get(i).cloned().unwrap_or(SubmitOutcome::Failed {
+                code: ErrorCode::Internal,
+                retry_after_ms: None,
                 hash: None,
                 message: "lost in commit".into(),
             }),
