@@ -105,6 +105,7 @@ impl Hub {
                 others: &self.convs,
                 now_ms,
                 last_post_ms: last_post,
+                urls: crate::model::url::UrlRule::HttpsOnly,
             };
             validate::validate(&entry.doc, &env, change)?
         };

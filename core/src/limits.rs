@@ -54,3 +54,15 @@ pub const RETENTION_MAX_DAYS: u32 = 36_500;
 pub const MAX_CLOCK_AHEAD_MS: i64 = 3600 * 1000;
 /// Preview length of the last message (seed 001: first 100 chars).
 pub const PREVIEW_CHARS: usize = 100;
+/// Ops in one change to a message bucket, a profile or a private document. One intent is one
+/// change: a message with every field is under 20 ops, a reaction or a preference one or two.
+pub const CHANGE_MAX_OPS: usize = 128;
+/// Ops in one change to a conversation document: room for creating a full group at once
+/// (every member with every field and permission override is 16 ops).
+pub const CONV_CHANGE_MAX_OPS: usize = 16_384;
+/// Different reactions (emoji) one member keeps on one message.
+pub const REACTIONS_PER_MEMBER_MAX: usize = 20;
+
+// A whole group's creation change must fit (member map, 8 fields, 7 overrides each; meta,
+// info and settings besides).
+const _: () = assert!(CONV_CHANGE_MAX_OPS >= GROUP_MAX_MEMBERS * 16 + 64);

@@ -549,6 +549,7 @@ fn garbage_bytes_malformed_change() {
         others: &(),
         now_ms: NOW,
         last_post_ms: None,
+        urls: Default::default(),
     };
     let (_, real) = raw_post(&mut f.bob, &f.conv, "b1", &text_fields("bob", "hi"));
     let bytes = real.raw_bytes().to_vec();

@@ -683,6 +683,7 @@ impl Fixture {
             others: &(),
             now_ms: NOW,
             last_post_ms: None,
+            urls: Default::default(),
         }
     }
 

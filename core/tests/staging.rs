@@ -44,6 +44,7 @@ impl Server {
             others: &(),
             now_ms: NOW,
             last_post_ms: None,
+            urls: Default::default(),
         };
         let verdict = if self.staged {
             validate::validate_staged(&mut self.doc, &env, change)

@@ -275,6 +275,7 @@ fn env<'a>(
         others: &(),
         now_ms: NOW,
         last_post_ms: None,
+        urls: Default::default(),
     }
 }
 

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Serialization units (conversations, accounts) kept in memory.
     #[arg(long, env = "CONFAB_MAX_UNITS", default_value_t = 10_000)]
     pub max_units: usize,
+    /// Also accept `http:` URLs in URL fields (avatars, backgrounds, attachments); by
+    /// default only `https:`. For closed networks without TLS; other schemes never.
+    #[arg(long, env = "CONFAB_ALLOW_HTTP_URLS")]
+    pub allow_http_urls: bool,
 }
 
 impl Default for ServeArgs {

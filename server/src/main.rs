@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use confab_core::model::url::UrlRule;
 use confab_core::protocol::Limits;
 use confab_server::auth::Authenticator;
 use confab_server::config::{mask_url, Cli, Command, LogFormat, ServeArgs};
@@ -113,6 +114,7 @@ async fn serve(
         rate_per_sec = args.rate_per_sec,
         rate_burst = args.rate_burst,
         max_units = args.max_units,
+        allow_http_urls = args.allow_http_urls,
         push_backlog_bytes = args.push_backlog_bytes,
         worker_threads = worker_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -128,6 +130,7 @@ async fn serve(
         metrics,
         EngineConfig {
             max_units: args.max_units,
+            urls: UrlRule::from_allow_http(args.allow_http_urls),
             ..EngineConfig::default()
         },
     );

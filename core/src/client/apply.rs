@@ -6,6 +6,7 @@ use automerge::{Automerge, ScalarValue};
 use super::intent::Intent;
 use crate::doc::{read, write, DocError, IntentTag};
 use crate::ids::{direct_conv_id, support_conv_id, AccountId, DocId, TenantId};
+use crate::limits::REACTIONS_PER_MEMBER_MAX;
 use crate::model::conversation::*;
 use crate::model::message::MessageKind;
 use crate::policy::{self, Author, Context, Denial, DenyCode, Effect};
@@ -255,6 +256,21 @@ pub fn check(
         }
         Edit { message: id, .. } => Effect::EditBody(Box::new(message(id)?)),
         Delete { message: id, .. } => Effect::DeleteMessage(Box::new(message(id)?)),
+        React {
+            message: id,
+            emoji,
+            on: true,
+            ..
+        } if bucket.is_some_and(|b| {
+            let mine = read::reactions_of(b, id.as_str(), me.as_str());
+            !mine.contains(emoji) && mine.len() >= REACTIONS_PER_MEMBER_MAX
+        }) =>
+        {
+            return Err(Denial {
+                code: DenyCode::TooManyReactions,
+                reason: format!("at most {REACTIONS_PER_MEMBER_MAX} reactions on one message"),
+            })
+        }
         React { message: id, .. } => Effect::SetReaction {
             message: Box::new(message(id)?),
             account: me.clone(),

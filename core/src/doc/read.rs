@@ -314,6 +314,22 @@ pub fn read_message(doc: &Automerge, id: &MessageId) -> Option<Message> {
     Some(message)
 }
 
+/// The reactions (emoji) `account` keeps on message `message` of a bucket.
+pub fn reactions_of(
+    doc: &Automerge,
+    message: &str,
+    account: &str,
+) -> std::collections::BTreeSet<String> {
+    let Some(reactions) = get_map(doc, &ROOT, REACTIONS) else {
+        return Default::default();
+    };
+    let prefix = format!("{message}|{account}|");
+    let end = format!("{message}|{account}}}"); // '}' sorts right after '|'
+    doc.map_range(&reactions, prefix..end)
+        .filter_map(|item| split_reaction_key(&item.key).map(|(_, _, emoji)| emoji.to_owned()))
+        .collect()
+}
+
 fn add_reaction(
     into: &mut BTreeMap<String, BTreeMap<AccountId, i64>>,
     key: &str,

@@ -323,6 +323,9 @@ pub fn set_info(
     field: &'static str,
     value: Option<&str>,
 ) -> Result<Option<ChangeHash>, DocError> {
+    if let Some(v) = value {
+        check_info(field, v)?;
+    }
     transact(doc, tag, now_ms, |tx| {
         let obj = top(tx, INFO)?;
         match value {
@@ -331,6 +334,21 @@ pub fn set_info(
         }
         Ok(())
     })
+}
+
+/// The limits `validate` puts on an info field (URLs `https:` only: what this writer writes
+/// whatever the server allows).
+fn check_info(field: &str, value: &str) -> Result<(), crate::ModelError> {
+    use crate::error::check_chars;
+    use crate::limits::{DESCRIPTION_MAX_CHARS, TITLE_MAX_CHARS};
+    use crate::model::account::validate_url;
+    match field {
+        TITLE => check_chars("title", value, TITLE_MAX_CHARS),
+        DESCRIPTION => check_chars("description", value, DESCRIPTION_MAX_CHARS),
+        AVATAR => validate_url("avatar", value),
+        THEME_BACKGROUND => validate_url("theme_background", value),
+        _ => check_chars("theme_color", value, 32),
+    }
 }
 
 /// Sets one setting.

@@ -1,8 +1,9 @@
 //! Accounts and their public profile (seed 000 "Accounts").
 
 use crate::error::{check_chars, ModelError};
-use crate::limits::{BIO_MAX_CHARS, DISPLAY_NAME_MAX_CHARS, STATUS_MAX_CHARS, URL_MAX_CHARS};
+use crate::limits::{BIO_MAX_CHARS, DISPLAY_NAME_MAX_CHARS, STATUS_MAX_CHARS};
 use crate::model::conversation::str_enum;
+pub use crate::model::url::{validate_url_with, UrlRule};
 
 str_enum!(
     /// What kind of communication identity an account is (seed 000 `type`).
@@ -32,11 +33,16 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Checks every field's limit and format.
+    /// Checks every field's limit and format (the avatar `https:` only).
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.validate_with(UrlRule::HttpsOnly)
+    }
+
+    /// Checks every field's limit and format, the avatar under `urls`.
+    pub fn validate_with(&self, urls: UrlRule) -> Result<(), ModelError> {
         validate_display_name(&self.display_name)?;
         if let Some(avatar) = &self.avatar {
-            validate_url("avatar", avatar)?;
+            validate_url_with("avatar", avatar, urls)?;
         }
         if let Some(bio) = &self.bio {
             validate_bio(bio)?;
@@ -82,26 +88,16 @@ pub fn validate_status(status: &str) -> Result<(), ModelError> {
     refuse_control("status", status)
 }
 
-/// A URL reference (avatars, backgrounds, attachments): non-empty, at most
-/// [`URL_MAX_CHARS`] characters, no whitespace or control characters (they would let one
-/// reference be displayed as another).
+/// A URL reference under the default rule (`https:` only); see
+/// [`crate::model::url::validate_url_with`].
 pub fn validate_url(field: &'static str, url: &str) -> Result<(), ModelError> {
-    if url.is_empty() {
-        return Err(ModelError::Empty { field });
-    }
-    check_chars(field, url, URL_MAX_CHARS)?;
-    match url.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        Some(c) => Err(ModelError::InvalidFormat {
-            field,
-            reason: format!("character {c:?} is not allowed in a URL"),
-        }),
-        None => Ok(()),
-    }
+    validate_url_with(field, url, UrlRule::HttpsOnly)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::URL_MAX_CHARS;
 
     fn profile() -> Profile {
         Profile {

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use crate::error::{check_chars, ModelError};
 use crate::ids::AccountId;
 use crate::limits::{ATTACHMENTS_MAX, ID_MAX_CHARS, MENTIONS_MAX, REACTION_MAX_BYTES};
-use crate::model::account::validate_url;
 use crate::model::conversation::str_enum;
+use crate::model::url::{validate_url_with, UrlRule};
 
 /// Longest attachment file name (the common file-system limit).
 pub const ATTACHMENT_NAME_MAX_CHARS: usize = 255;
@@ -46,8 +46,13 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    /// Checks the id, the URL, the name's length and the MIME type's shape.
+    /// Checks the id, the URL (`https:` only), the name's length and the MIME type's shape.
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.validate_with(UrlRule::HttpsOnly)
+    }
+
+    /// [`Attachment::validate`] with the URL under `urls`.
+    pub fn validate_with(&self, urls: UrlRule) -> Result<(), ModelError> {
         if self.id.is_empty() {
             return Err(ModelError::Empty { field: "id" });
         }
@@ -58,7 +63,7 @@ impl Attachment {
                 reason: "whitespace and control characters are not allowed".into(),
             });
         }
-        validate_url("url", &self.url)?;
+        validate_url_with("url", &self.url, urls)?;
         if let Some(name) = &self.name {
             check_chars("name", name, ATTACHMENT_NAME_MAX_CHARS)?;
         }
@@ -114,10 +119,18 @@ fn too_many(field: &'static str, len: usize, max: usize) -> Result<(), ModelErro
 
 /// Checks a message's attachments: at most [`ATTACHMENTS_MAX`], each valid, ids unique.
 pub fn validate_attachments(attachments: &[Attachment]) -> Result<(), ModelError> {
+    validate_attachments_with(attachments, UrlRule::HttpsOnly)
+}
+
+/// [`validate_attachments`] with the URLs under `urls`.
+pub fn validate_attachments_with(
+    attachments: &[Attachment],
+    urls: UrlRule,
+) -> Result<(), ModelError> {
     too_many("attachments", attachments.len(), ATTACHMENTS_MAX)?;
     let mut ids = BTreeSet::new();
     for attachment in attachments {
-        attachment.validate()?;
+        attachment.validate_with(urls)?;
         if !ids.insert(attachment.id.as_str()) {
             return Err(ModelError::InvalidFormat {
                 field: "attachments",
@@ -130,8 +143,16 @@ pub fn validate_attachments(attachments: &[Attachment]) -> Result<(), ModelError
 
 /// Parses and validates a message's `attachments` JSON array.
 pub fn attachments_from_json(json: &str) -> Result<Vec<Attachment>, ModelError> {
+    attachments_from_json_with(json, UrlRule::HttpsOnly)
+}
+
+/// [`attachments_from_json`] with the URLs under `urls`.
+pub fn attachments_from_json_with(
+    json: &str,
+    urls: UrlRule,
+) -> Result<Vec<Attachment>, ModelError> {
     let attachments: Vec<Attachment> = parse_json("attachments", json)?;
-    validate_attachments(&attachments)?;
+    validate_attachments_with(&attachments, urls)?;
     Ok(attachments)
 }
 

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use crate::error::{check_bytes, check_chars, ModelError};
 use crate::ids::{AccountId, ConvId, MessageId};
 use crate::limits::{BODY_MAX_CHARS, CAPTION_MAX_CHARS, PAYLOAD_MAX_BYTES};
-use crate::model::attachment::{attachments_from_json, mentions_from_json};
+use crate::model::attachment::{attachments_from_json_with, mentions_from_json};
 use crate::model::conversation::str_enum;
 use crate::model::proposal::{ProposalPayload, ProposalResponsePayload, ProposalStatus};
+use crate::model::url::UrlRule;
 
 str_enum!(
     /// What a message is; media kinds need media rights and attachments allowed.
@@ -103,8 +104,13 @@ impl NewMessage {
         }
     }
 
-    /// Checks every limit and every structured field.
+    /// Checks every limit and every structured field (attachment URLs `https:` only).
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.validate_with(UrlRule::HttpsOnly)
+    }
+
+    /// [`NewMessage::validate`] with attachment URLs under `urls`.
+    pub fn validate_with(&self, urls: UrlRule) -> Result<(), ModelError> {
         check_chars("body", &self.body, BODY_MAX_CHARS)?;
         if let Some(caption) = &self.caption {
             check_chars("caption", caption, CAPTION_MAX_CHARS)?;
@@ -136,7 +142,7 @@ impl NewMessage {
             return Err(ModelError::Missing { field: "reply_to" });
         }
         if let Some(attachments) = &self.attachments {
-            attachments_from_json(attachments)?;
+            attachments_from_json_with(attachments, urls)?;
         }
         if let Some(mentions) = &self.mentions {
             mentions_from_json(mentions)?;

@@ -5,3 +5,4 @@ pub mod conversation;
 pub mod message;
 pub mod proposal;
 pub mod time;
+pub mod url;

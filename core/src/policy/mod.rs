@@ -91,6 +91,7 @@ deny_codes! {
     JoinNotAllowed = "join_not_allowed": "the join policy does not let this account join by itself",
     ImmutableField = "immutable_field": "this field is set once and never changed",
     PinsFull = "pins_full": "too many pinned messages",
+    TooManyReactions = "too_many_reactions": "a member keeps at most 20 different reactions on one message",
 }
 
 /// A denial: a stable code and a reason for people.

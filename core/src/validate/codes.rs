@@ -41,6 +41,9 @@ pub enum RejectCode {
     ConflictingWrite,
     /// Two ops on one key in one change.
     DuplicateKey,
+    /// More ops in one change than the document kind allows (`limits::CHANGE_MAX_OPS`,
+    /// `limits::CONV_CHANGE_MAX_OPS`).
+    TooManyOps,
     /// The policy said no.
     Policy(DenyCode),
 }
@@ -64,6 +67,7 @@ impl RejectCode {
             RejectCode::TooLong => "too_long",
             RejectCode::ConflictingWrite => "conflicting_write",
             RejectCode::DuplicateKey => "duplicate_key",
+            RejectCode::TooManyOps => "too_many_ops",
             RejectCode::Policy(code) => code.as_str(),
         }
     }
@@ -86,6 +90,7 @@ impl RejectCode {
         RejectCode::TooLong,
         RejectCode::ConflictingWrite,
         RejectCode::DuplicateKey,
+        RejectCode::TooManyOps,
     ];
 }
 

@@ -14,14 +14,13 @@ use crate::doc::schema::{self, keys::*, split_reaction_key, FieldType};
 use crate::error::{check_chars, ModelError};
 use crate::ids::{AccountId, ContactId, ConvId, DocTarget, MessageId, ResourceId};
 use crate::limits::*;
-use crate::model::account::{
-    validate_bio, validate_display_name, validate_status, validate_url, AccountKind,
-};
+use crate::model::account::{validate_bio, validate_display_name, validate_status, AccountKind};
 use crate::model::attachment::validate_reaction;
 use crate::model::contact::{validate_e164, validate_email, ContactKind};
 use crate::model::conversation::*;
 use crate::model::message::{ForwardedFrom, MessageKind, NewMessage};
 use crate::model::proposal::ProposalStatus;
+use crate::model::url::{validate_url_with, UrlRule};
 use crate::policy::Effect;
 
 fn model(e: ModelError) -> Failure {
@@ -117,10 +116,10 @@ pub(super) fn effects(
 ) -> Result<Vec<Effect>, Failure> {
     match doc.id().target() {
         DocTarget::Conv(id) => conv_effects(doc, env, id, ops),
-        DocTarget::Msgs(..) => msgs_effects(doc, ops),
+        DocTarget::Msgs(..) => msgs_effects(doc, env, ops),
         DocTarget::Profile(owner) => {
             for op in ops {
-                profile_field(op)?;
+                profile_field(op, env.urls)?;
             }
             Ok(vec![Effect::WriteOwnDoc {
                 owner: owner.clone(),
@@ -157,7 +156,8 @@ fn conv_effects(
         .iter()
         .any(|o| o.path.first().map(String::as_str) == Some(META))
     {
-        return creation(before, ops).map(|c| vec![Effect::CreateConversation(Box::new(c))]);
+        return creation(before, ops, env.urls)
+            .map(|c| vec![Effect::CreateConversation(Box::new(c))]);
     }
     let mut out = Vec::new();
     let mut members: BTreeMap<AccountId, (Option<Member>, Member, Vec<String>)> = BTreeMap::new();
@@ -167,7 +167,7 @@ fn conv_effects(
         match p.as_slice() {
             [INFO, _] => {
                 if let Some(v) = typed(schema::INFO_FIELDS, op)? {
-                    info_value(&p[1..], v)?;
+                    info_value(&p[1..], v, env.urls)?;
                 }
                 out.push(Effect::SetInfo {
                     field: op.path[1].clone(),
@@ -322,13 +322,13 @@ fn pin_by(ops: &[PathOp], pin_path: &[String]) -> Result<AccountId, Failure> {
     }
 }
 
-fn info_value(path: &[&str], v: &ScalarValue) -> Result<(), Failure> {
+fn info_value(path: &[&str], v: &ScalarValue, urls: UrlRule) -> Result<(), Failure> {
     let s = text(v);
     match path.first().copied().unwrap_or_default() {
         TITLE => check_chars("title", s, TITLE_MAX_CHARS),
         DESCRIPTION => check_chars("description", s, DESCRIPTION_MAX_CHARS),
-        AVATAR => validate_url("avatar", s),
-        THEME_BACKGROUND => validate_url("theme_background", s),
+        AVATAR => validate_url_with("avatar", s, urls),
+        THEME_BACKGROUND => validate_url_with("theme_background", s, urls),
         _ => check_chars("theme_color", s, 32),
     }
     .map_err(model)
@@ -390,7 +390,7 @@ fn member_field(m: &mut Member, field: &str, op: &PathOp) -> Result<(), Failure>
 }
 
 /// The creation change of a group, channel, thread or system conversation.
-fn creation(before: &Conversation, ops: &[PathOp]) -> Result<Conversation, Failure> {
+fn creation(before: &Conversation, ops: &[PathOp], urls: UrlRule) -> Result<Conversation, Failure> {
     let mut after = Conversation::uncreated(before.id.clone());
     let mut meta: BTreeMap<&str, &ScalarValue> = BTreeMap::new();
     let mut info = Vec::new();
@@ -408,7 +408,7 @@ fn creation(before: &Conversation, ops: &[PathOp]) -> Result<Conversation, Failu
             }
             [INFO, _] => {
                 let v = typed(schema::INFO_FIELDS, op)?.ok_or_else(|| immutable(&op.path))?;
-                info_value(&p[1..], v)?;
+                info_value(&p[1..], v, urls)?;
                 info.push((p[1], v));
             }
             [SETTINGS, key] => {
@@ -506,10 +506,12 @@ fn creation(before: &Conversation, ops: &[PathOp]) -> Result<Conversation, Failu
 
 // ---------- message buckets ----------
 
-fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failure> {
+fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<Effect>, Failure> {
     let mut new: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
     let mut updates: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
     let mut out = Vec::new();
+    // (message, account) -> emoji put and removed by this change (the per-member cap).
+    let mut reacted: BTreeMap<(&str, &str), (Vec<&str>, Vec<&str>)> = BTreeMap::new();
     for op in ops {
         let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
         match p.as_slice() {
@@ -542,10 +544,13 @@ fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failur
                         format!("reaction key {key:?} is not <message>|<account>|<emoji>"),
                     )
                 })?;
+                let (message_key, account_key) = (message, account);
                 let account = AccountId::new(account).map_err(model)?;
                 validate_reaction(emoji).map_err(model)?;
+                let entry = reacted.entry((message_key, account_key)).or_default();
                 match op.action {
-                    Action::Put(ScalarValue::Int(_)) | Action::Delete => {}
+                    Action::Put(ScalarValue::Int(_)) => entry.0.push(emoji),
+                    Action::Delete => entry.1.push(emoji),
                     _ => {
                         return Err((
                             RejectCode::WrongType,
@@ -562,8 +567,29 @@ fn msgs_effects(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<Vec<Effect>, Failur
             _ => return Err(unknown(&op.path)),
         }
     }
+    for ((message, account), (put, removed)) in reacted {
+        if put.is_empty() {
+            continue;
+        }
+        let before = read::reactions_of(doc.doc(), message, account);
+        let mut after = before.clone();
+        after.retain(|e| !removed.contains(&e.as_str()));
+        after.extend(put.iter().map(|e| (*e).to_owned()));
+        // Only growth past the cap is refused: whoever is over it may still remove.
+        if after.len() > REACTIONS_PER_MEMBER_MAX && after.len() > before.len() {
+            return Err((
+                RejectCode::Policy(crate::policy::DenyCode::TooManyReactions),
+                format!(
+                    "{account} would keep {} reactions on {message}; at most {REACTIONS_PER_MEMBER_MAX}",
+                    after.len()
+                ),
+            ));
+        }
+    }
     for (id, fields) in new {
-        out.push(Effect::PostMessage(Box::new(new_message(&id, fields)?)));
+        out.push(Effect::PostMessage(Box::new(new_message(
+            &id, fields, env.urls,
+        )?)));
     }
     for (id, fields) in updates {
         let message = existing_message(doc, &id)?;
@@ -626,7 +652,11 @@ fn existing_message(
     })
 }
 
-fn new_message(id: &str, mut f: BTreeMap<String, ScalarValue>) -> Result<NewMessage, Failure> {
+fn new_message(
+    id: &str,
+    mut f: BTreeMap<String, ScalarValue>,
+    urls: UrlRule,
+) -> Result<NewMessage, Failure> {
     let mut take_str = |k: &str| f.remove(k).map(|v| text(&v).to_owned());
     let author = AccountId::new(
         take_str(AUTHOR).ok_or_else(|| model(ModelError::Missing { field: "author" }))?,
@@ -687,13 +717,13 @@ fn new_message(id: &str, mut f: BTreeMap<String, ScalarValue>) -> Result<NewMess
         created_at,
         scheduled_at,
     };
-    message.validate().map_err(model)?;
+    message.validate_with(urls).map_err(model)?;
     Ok(message)
 }
 
 // ---------- profile and private documents ----------
 
-fn profile_field(op: &PathOp) -> Result<(), Failure> {
+fn profile_field(op: &PathOp, urls: UrlRule) -> Result<(), Failure> {
     if op.path.len() != 1 {
         return Err(unknown(&op.path));
     }
@@ -708,7 +738,7 @@ fn profile_field(op: &PathOp) -> Result<(), Failure> {
     match field {
         KIND => AccountKind::parse(text(v)).map(|_| ()),
         DISPLAY_NAME => validate_display_name(text(v)),
-        AVATAR => validate_url("avatar", text(v)),
+        AVATAR => validate_url_with("avatar", text(v), urls),
         BIO => validate_bio(text(v)),
         _ => validate_status(text(v)),
     }

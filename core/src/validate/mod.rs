@@ -16,8 +16,10 @@ pub use state::{refresh_conversation, AcceptedDoc, Footprint};
 
 use crate::doc::schema::{keys, split_reaction_key};
 use crate::doc::{creation_actor, genesis_actor, write};
-use crate::ids::{AccountId, ConvId, DocTarget};
+use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::limits;
 use crate::model::conversation::{ConvKind, Conversation};
+use crate::model::url::UrlRule;
 use crate::policy::{self, Author, Context, Effect};
 
 /// Which account each actor writes for. An actor is bound by its first accepted change.
@@ -63,6 +65,8 @@ pub struct Env<'a> {
     pub now_ms: i64,
     /// When the author's last message in this conversation was accepted (slow mode).
     pub last_post_ms: Option<i64>,
+    /// Which schemes URL fields accept (`https:` only unless the operator allows `http:`).
+    pub urls: UrlRule,
 }
 
 impl std::fmt::Debug for Env<'_> {
@@ -131,7 +135,17 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
     }
     // Metadata lookups: `get_change_by_hash` would rebuild whole changes.
     if doc.accepted_max_op(&hash).is_some() {
+        // An ack says "this change is part of the document": only for those who may know.
+        may_know(doc, env, &change).map_err(|(code, reason)| reject(code, reason))?;
         return Ok(Verdict::AlreadyAccepted(hash));
+    }
+    // Before any decoding: the op count is in the change's header.
+    let max_ops = max_ops(doc.id());
+    if change.len() > max_ops {
+        return Err(reject(
+            RejectCode::TooManyOps,
+            format!("{} ops in one change; at most {max_ops} here", change.len()),
+        ));
     }
     for dep in change.deps() {
         if doc.accepted_max_op(dep).is_none() {
@@ -257,6 +271,48 @@ pub fn validate_staged(
     validate(doc, env, change)
 }
 
+/// The most ops one change to `doc` may hold.
+pub fn max_ops(doc: &DocId) -> usize {
+    match doc.target() {
+        DocTarget::Conv(_) => limits::CONV_CHANGE_MAX_OPS,
+        _ => limits::CHANGE_MAX_OPS,
+    }
+}
+
+/// May the author be told that an accepted change is part of `doc`? Its own writer (by actor
+/// binding) always; otherwise whoever may read the document: anyone for a profile, the
+/// owner for a private document, an active member or a service account for a conversation
+/// and its buckets.
+fn may_know(doc: &AcceptedDoc, env: &Env<'_>, change: &Change) -> Result<(), ops::Failure> {
+    if env.bindings.account_of(change.actor_id()).as_ref() == Some(&env.author.account) {
+        return Ok(());
+    }
+    let denied = |code, reason: String| Err((RejectCode::Policy(code), reason));
+    match doc.id().target() {
+        DocTarget::Profile(_) => Ok(()),
+        DocTarget::Private(owner) if *owner == env.author.account => Ok(()),
+        DocTarget::Private(_) => denied(
+            policy::DenyCode::NotOwner,
+            "a private document is its account's".into(),
+        ),
+        DocTarget::Conv(_) | DocTarget::Msgs(..) => {
+            let conv = env.conv.filter(|c| c.meta.is_some());
+            match conv {
+                Some(_) if env.author.service => Ok(()),
+                Some(c) if c.active_member(&env.author.account).is_some() => Ok(()),
+                Some(c) if c.member(&env.author.account).is_some() => denied(
+                    policy::DenyCode::MemberInactive,
+                    format!("{} is no longer a member", env.author.account),
+                ),
+                _ => denied(
+                    policy::DenyCode::NotMember,
+                    format!("{} is not a member", env.author.account),
+                ),
+            }
+        }
+    }
+}
+
 /// Rejections that read the document's content. The others come from the change alone or
 /// from the overlay of staged hashes and actor progress, which is exact.
 fn state_dependent(code: RejectCode) -> bool {
@@ -281,8 +337,9 @@ fn footprint(doc: &AcceptedDoc, ops: &[ops::PathOp]) -> Footprint {
                 out.wrote_messages.insert(id.clone());
             }
             [reactions, key] if reactions == keys::REACTIONS => {
-                if let Some((message, _, _)) = split_reaction_key(key) {
+                if let Some((message, account, _)) = split_reaction_key(key) {
                     out.read_messages.insert(message.to_owned());
+                    out.reactors.insert(format!("{message}|{account}"));
                 }
                 out.reactions.insert(key.clone());
             }

@@ -109,7 +109,8 @@ pub(super) fn resolve(
             }
             false
         } else {
-            check_pred(doc, &obj.id, &key, op.pred.iter(), &action, &path)?
+            check_pred(doc, &obj.id, &key, op.pred.iter(), &action, &path)
+                .map_err(|failure| already_created(doc, &path, failure))?
         };
         let in_new_object = obj.new;
         if action == Action::MakeMap {
@@ -190,6 +191,25 @@ fn locate(doc: &AcceptedDoc, genesis: &ActorId, obj: &ObjectId) -> Result<ObjInf
         new: false,
         id: exid,
     })
+}
+
+/// `meta` is written once, by a conversation's creation change: a second creation (from a
+/// device that did not know the first) trips over its values. Say what happened.
+fn already_created(doc: &AcceptedDoc, path: &[String], failure: Failure) -> Failure {
+    let creating = matches!(doc.id().target(), crate::ids::DocTarget::Conv(_))
+        && path.len() == 2
+        && path[0] == crate::doc::schema::keys::META;
+    if failure.0 == RejectCode::ConflictingWrite && creating {
+        (
+            RejectCode::Policy(crate::policy::DenyCode::AlreadyCreated),
+            format!(
+                "the conversation exists already ({} is set)",
+                path.join("/")
+            ),
+        )
+    } else {
+        failure
+    }
 }
 
 /// A write to an existing key must name exactly the values it replaces: no new conflicts,

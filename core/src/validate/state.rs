@@ -47,6 +47,9 @@ pub struct Footprint {
     pub(super) wrote_messages: HashSet<String>,
     /// Reaction keys it writes.
     pub(super) reactions: HashSet<String>,
+    /// `<message>|<account>` pairs whose reactions it writes (the per-member cap counts
+    /// them all).
+    pub(super) reactors: HashSet<String>,
 }
 
 impl Footprint {
@@ -55,12 +58,14 @@ impl Footprint {
         !self.wrote_messages.is_disjoint(&written.wrote_messages)
             || !self.read_messages.is_disjoint(&written.wrote_messages)
             || !self.reactions.is_disjoint(&written.reactions)
+            || !self.reactors.is_disjoint(&written.reactors)
     }
 
     /// Keeps what `other` wrote (reads do not matter to later changes).
     fn absorb_writes(&mut self, other: Footprint) {
         self.wrote_messages.extend(other.wrote_messages);
         self.reactions.extend(other.reactions);
+        self.reactors.extend(other.reactors);
     }
 }
 

@@ -17,6 +17,7 @@ use confab_core::automerge::{Automerge, ChangeHash};
 use confab_core::doc::{DocError, IntentTag};
 use confab_core::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
 use confab_core::model::conversation::Conversation;
+use confab_core::model::url::UrlRule;
 use confab_core::policy::Author;
 use confab_core::protocol::{ErrorCode, SignalKind};
 use tokio::sync::{mpsc, oneshot};
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     pub catch_up_page: usize,
     /// Message buckets a conversation unit keeps loaded.
     pub max_buckets: usize,
+    /// Which schemes URL fields accept (validation's `Env::urls`).
+    pub urls: UrlRule,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             idle: Duration::from_secs(60),
             catch_up_page: 500,
             max_buckets: 4,
+            urls: UrlRule::HttpsOnly,
         }
     }
 }
@@ -132,6 +136,8 @@ pub(crate) enum Job {
         conn: u64,
         kind: SignalKind,
         data: Option<String>,
+        /// Refused when `from` may not read `doc`.
+        reply: oneshot::Sender<Result<(), (ErrorCode, String)>>,
     },
     Conversation {
         reply: oneshot::Sender<Option<Conversation>>,
@@ -383,6 +389,9 @@ impl Engine {
             .await;
     }
 
+    /// Relays a signal to the conversation's other subscribers, `from` the authenticated
+    /// author. Refused (`forbidden`) when the author may not read the conversation, and
+    /// (`invalid_doc`) for documents that are not conversations.
     pub async fn signal(
         &self,
         doc: DocId,
@@ -390,19 +399,29 @@ impl Engine {
         conn: u64,
         kind: SignalKind,
         data: Option<String>,
-    ) {
-        let _ = self
-            .dispatch(
-                UnitKey::of(&doc),
-                Job::Signal {
-                    doc,
-                    from,
-                    conn,
-                    kind,
-                    data,
-                },
-            )
-            .await;
+    ) -> Result<(), (ErrorCode, String)> {
+        if !matches!(doc.target(), DocTarget::Conv(_)) {
+            return Err((
+                ErrorCode::InvalidDoc,
+                "signals go to conversation documents".into(),
+            ));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.dispatch(
+            UnitKey::of(&doc),
+            Job::Signal {
+                doc,
+                from,
+                conn,
+                kind,
+                data,
+                reply,
+            },
+        )
+        .await
+        .map_err(|e| (ErrorCode::Internal, e))?;
+        rx.await
+            .unwrap_or(Err((ErrorCode::Internal, "the unit stopped".into())))
     }
 
     /// The accepted conversation, typed (loads it if needed).

@@ -455,6 +455,7 @@ impl Unit {
                 others: &others,
                 now_ms: now,
                 last_post_ms: self.last_post.get(&author.account).copied(),
+                urls: self.engine.inner.config.urls,
             };
             validate::validate_staged(&mut state.accepted, &env, change)
         };
@@ -645,9 +646,19 @@ impl Unit {
 
     /// May `conn` read `doc`?
     fn readable(&self, doc: &DocId, conn: &ConnHandle) -> Result<(), (ErrorCode, String)> {
+        self.readable_by(doc, &conn.account, conn.service)
+    }
+
+    /// May `account` (a service account when `service`) read `doc`?
+    fn readable_by(
+        &self,
+        doc: &DocId,
+        account: &AccountId,
+        service: bool,
+    ) -> Result<(), (ErrorCode, String)> {
         match doc.target() {
             DocTarget::Profile(_) => Ok(()),
-            DocTarget::Private(owner) if *owner == conn.account => Ok(()),
+            DocTarget::Private(owner) if owner == account => Ok(()),
             DocTarget::Private(_) => Err((
                 ErrorCode::Forbidden,
                 "private documents are their account's".into(),
@@ -656,11 +667,11 @@ impl Unit {
                 let conv = self.conv.as_ref().filter(|c| c.meta.is_some());
                 match conv {
                     None => Err((ErrorCode::Forbidden, "no such conversation".into())),
-                    Some(_) if conn.service => Ok(()),
-                    Some(c) if c.active_member(&conn.account).is_some() => Ok(()),
+                    Some(_) if service => Ok(()),
+                    Some(c) if c.active_member(account).is_some() => Ok(()),
                     Some(_) => Err((
                         ErrorCode::Forbidden,
-                        format!("{} is not an active member", conn.account),
+                        format!("{account} is not an active member"),
                     )),
                 }
             }
@@ -692,21 +703,10 @@ impl Unit {
                 conn,
                 kind,
                 data,
+                reply,
             } => {
-                let member = self
-                    .conv
-                    .as_ref()
-                    .and_then(|c| c.active_member(&from.account))
-                    .is_some();
-                if member && matches!(doc.target(), DocTarget::Conv(_)) {
-                    let frame = ServerFrame::Signal {
-                        doc: doc.to_string(),
-                        from: from.account.to_string(),
-                        kind,
-                        data,
-                    };
-                    self.push(&doc, frame, Some(conn));
-                }
+                let result = self.signal(&doc, &from, conn, kind, data).await;
+                let _ = reply.send(result);
             }
             Job::Conversation { reply } => {
                 let conv = match &self.key {
@@ -726,6 +726,30 @@ impl Unit {
             }
             Job::Submit { .. } | Job::Write { .. } => {}
         }
+    }
+
+    /// Relays a signal from an author who may read the conversation; `from` is always the
+    /// authenticated account, never anything the client sent.
+    async fn signal(
+        &mut self,
+        doc: &DocId,
+        from: &Author,
+        conn: u64,
+        kind: confab_core::protocol::SignalKind,
+        data: Option<String>,
+    ) -> Result<(), (ErrorCode, String)> {
+        self.ensure(doc)
+            .await
+            .map_err(|e| (ErrorCode::Internal, e))?;
+        self.readable_by(doc, &from.account, from.service)?;
+        let frame = ServerFrame::Signal {
+            doc: doc.to_string(),
+            from: from.account.to_string(),
+            kind,
+            data,
+        };
+        self.push(doc, frame, Some(conn));
+        Ok(())
     }
 
     async fn subscribe(

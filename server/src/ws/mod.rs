@@ -39,6 +39,8 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 /// Events of a connection besides what the engine pushes.
 enum Local {
     SubscribeFailed(DocId, ErrorCode, String),
+    /// A signal was refused (the sender may not read the document).
+    SignalFailed(DocId, ErrorCode, String),
 }
 
 /// A submit's answers, one per change, once its unit has them.
@@ -193,6 +195,9 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     if let Some(account) = id {
                         tracing::debug!(%doc, %account, code = code.as_str(), "subscribe refused");
                     }
+                    out.push(framed(&error_frame(code, message, Some(&doc), false)));
+                }
+                Local::SignalFailed(doc, code, message) => {
                     out.push(framed(&error_frame(code, message, Some(&doc), false)));
                 }
             },
@@ -363,7 +368,14 @@ fn dispatch(
             tokio::spawn(async move { engine.unsubscribe(doc, conn_id).await });
         }
         Action::Signal { doc, kind, data } => {
-            tokio::spawn(async move { engine.signal(doc, author, conn_id, kind, data).await });
+            tokio::spawn(async move {
+                let refused = engine
+                    .signal(doc.clone(), author, conn_id, kind, data)
+                    .await;
+                if let Err((code, message)) = refused {
+                    let _ = local.send(Local::SignalFailed(doc, code, message)).await;
+                }
+            });
         }
         Action::Send(_)
         | Action::Close { .. }
