@@ -1560,3 +1560,291 @@ fn expected_codes_are_known_codes() {
         assert!(known.contains(&code), "{code} is not a reject code");
     }
 }
+
+// ---------- limits and checks (issue 13) ----------
+
+/// URL fields take `https:` only (by default): `javascript:` and `data:` would be stored
+/// cross-site scripting in any client that renders them.
+#[test]
+fn url_fields_refuse_other_schemes_invalid_value() {
+    let mut f = fixture();
+    let cd = f.cd.clone();
+    for (field, bad) in [
+        (AVATAR, "javascript:alert(document.cookie)"),
+        (
+            AVATAR,
+            "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        ),
+        (THEME_BACKGROUND, "JaVaScRiPt:alert(1)"),
+        (THEME_BACKGROUND, "http://plain.example.com/bg.png"),
+        (AVATAR, "//example.com/a.png"),
+    ] {
+        let change = raw_put(&mut f.alice, &cd, &[INFO], &[(field, s(bad))]);
+        assert_rejected(&mut f.hub, &f.alice, &cd, change, "invalid_value");
+    }
+    // Twin: an https URL.
+    let ok = raw_put(
+        &mut f.alice,
+        &cd,
+        &[INFO],
+        &[(AVATAR, s("https://cdn.example.com/g.png"))],
+    );
+    accept(&mut f.hub, &mut f.alice, &cd, ok);
+
+    // The profile avatar.
+    let pd = DocId::profile(&tenant(), &acc("bob"));
+    let bad = raw(&mut f.bob, &pd, |tx| {
+        tx.put(ROOT, AVATAR, "javascript:alert(1)").unwrap();
+    });
+    assert_rejected(&mut f.hub, &f.bob, &pd, bad, "invalid_value");
+    let good = raw(&mut f.bob, &pd, |tx| {
+        tx.put(ROOT, AVATAR, "https://cdn.example.com/bob.png")
+            .unwrap();
+    });
+    accept(&mut f.hub, &mut f.bob, &pd, good);
+
+    // An attachment's URL, inside a new message.
+    let attach = |url: &str| {
+        let mut fields = text_fields("bob", "look");
+        fields.push((
+            ATTACHMENTS,
+            s(&format!(r#"[{{"id":"a1","kind":"image","url":"{url}"}}]"#)),
+        ));
+        fields
+    };
+    let (bucket, bad) = raw_post(
+        &mut f.bob,
+        &f.conv,
+        "b1",
+        &attach("data:image/svg+xml,<svg/>"),
+    );
+    assert_rejected(&mut f.hub, &f.bob, &bucket, bad, "invalid_value");
+    let (_, good) = raw_post(&mut f.bob, &f.conv, "b1", &attach("https://e.io/a.png"));
+    accept(&mut f.hub, &mut f.bob, &bucket, good);
+}
+
+/// `http:` is the operator's choice (`Env::urls`); other schemes are refused either way.
+#[test]
+fn http_urls_only_where_the_operator_allows() {
+    use confab_core::model::url::UrlRule;
+    let mut f = fixture();
+    let cd = f.cd.clone();
+    let accepted = f.hub.doc(&cd).unwrap().clone();
+    let bindings: HashMap<ActorId, AccountId> =
+        HashMap::from([(f.alice.actor.clone(), acc("alice"))]);
+    let author = Author::user(acc("alice"));
+    let env = |urls| Env {
+        author: &author,
+        bindings: &bindings,
+        conv: f.hub.conversation(&f.conv),
+        others: &(),
+        now_ms: NOW,
+        last_post_ms: None,
+        urls,
+    };
+    let http = raw_put(
+        &mut f.alice,
+        &cd,
+        &[INFO],
+        &[(AVATAR, s("http://intranet.local/a.png"))],
+    );
+    let refused = validate::validate(&accepted, &env(UrlRule::HttpsOnly), http.clone())
+        .expect_err("https only");
+    assert_eq!(refused.code.as_str(), "invalid_value");
+    assert!(matches!(
+        validate::validate(&accepted, &env(UrlRule::AllowHttp), http),
+        Ok(Verdict::Accept(_))
+    ));
+    let js = raw_put(&mut f.alice, &cd, &[INFO], &[(AVATAR, s("javascript:x"))]);
+    let refused =
+        validate::validate(&accepted, &env(UrlRule::AllowHttp), js).expect_err("never javascript:");
+    assert_eq!(refused.code.as_str(), "invalid_value");
+}
+
+/// One change holds at most `CHANGE_MAX_OPS` ops (`CONV_CHANGE_MAX_OPS` in a conversation
+/// document): 3,000 reaction keys in one change are refused before they are decoded.
+#[test]
+fn too_many_ops_in_one_change() {
+    use confab_core::limits::{CHANGE_MAX_OPS, CONV_CHANGE_MAX_OPS};
+    let mut f = fixture();
+    let bucket = f.bucket.clone();
+    let flood = raw(&mut f.bob, &bucket, |tx| {
+        let reactions = obj(&*tx, &[REACTIONS]);
+        for i in 0..3000 {
+            tx.put(&reactions, reaction_key("m1", "bob", &format!("e{i}")), NOW)
+                .unwrap();
+        }
+    });
+    assert_eq!(flood.len(), 3000);
+    let r = assert_rejected(&mut f.hub, &f.bob, &bucket, flood, "too_many_ops");
+    assert!(
+        r.reason.contains(&CHANGE_MAX_OPS.to_string()),
+        "{}",
+        r.reason
+    );
+    // Many keys in a private document too.
+    let pd = DocId::private(&tenant(), &acc("bob"));
+    let drafts = raw(&mut f.bob, &pd, |tx| {
+        let drafts = obj(&*tx, &[DRAFTS]);
+        for i in 0..=CHANGE_MAX_OPS {
+            tx.put(&drafts, format!("c{i}"), "x").unwrap();
+        }
+    });
+    assert_rejected(&mut f.hub, &f.bob, &pd, drafts, "too_many_ops");
+
+    // Twin: the biggest legitimate change, a full group with every per-member field and
+    // override, fits the conversation document's cap.
+    let mut hub = Hub::new();
+    let mut owner = Device::new("owner", 1);
+    let c = conv_id("full");
+    let mut members = vec![Member::new(owner.account(), Role::Owner)];
+    for i in 1..confab_core::limits::GROUP_MAX_MEMBERS {
+        let mut m = Member::new(acc(&format!("u{i}")), Role::Member);
+        m.invited_by = Some(owner.account());
+        m.joined_at = Some(NOW);
+        m.nickname = Some("n".into());
+        m.color = Some("#fff".into());
+        for p in Permission::ALL {
+            m.overrides.insert(*p, false);
+        }
+        members.push(m);
+    }
+    let spec = write::CreateConv {
+        kind: ConvKind::Group,
+        created_by: owner.account(),
+        created_at: NOW - 1000,
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread: None,
+        info: Info::default(),
+        settings: Settings::defaults_for(ConvKind::Group),
+        members,
+    };
+    let change = owner.write(&conv_doc(&c), |d, t| {
+        write::create_conversation(d, t, &spec)
+    });
+    assert!(change.len() > CHANGE_MAX_OPS && change.len() <= CONV_CHANGE_MAX_OPS);
+    submit(&mut hub, &owner, &conv_doc(&c), change).expect("a full group is created");
+}
+
+/// A member keeps at most `REACTIONS_PER_MEMBER_MAX` different reactions on one message;
+/// removing stays possible, and others are not affected.
+#[test]
+fn reactions_per_member_per_message_too_many_reactions() {
+    use confab_core::limits::REACTIONS_PER_MEMBER_MAX;
+    let mut f = fixture();
+    let bucket = f.bucket.clone();
+    for i in 0..REACTIONS_PER_MEMBER_MAX {
+        let change = raw_reaction(
+            &mut f.bob,
+            &bucket,
+            &reaction_key("m1", "bob", &format!("e{i}")),
+            Some(NOW),
+        );
+        accept(&mut f.hub, &mut f.bob, &bucket, change);
+    }
+    let one_more = raw_reaction(
+        &mut f.bob,
+        &bucket,
+        &reaction_key("m1", "bob", "extra"),
+        Some(NOW),
+    );
+    assert_rejected(&mut f.hub, &f.bob, &bucket, one_more, "too_many_reactions");
+    // Re-reacting with one he has is no growth.
+    let again = raw_reaction(
+        &mut f.bob,
+        &bucket,
+        &reaction_key("m1", "bob", "e0"),
+        Some(NOW + 1),
+    );
+    accept(&mut f.hub, &mut f.bob, &bucket, again);
+    // Swapping one for another in one change keeps the count.
+    let swap = raw(&mut f.bob, &bucket, |tx| {
+        let reactions = obj(&*tx, &[REACTIONS]);
+        tx.delete(&reactions, reaction_key("m1", "bob", "e1"))
+            .unwrap();
+        tx.put(&reactions, reaction_key("m1", "bob", "swapped"), NOW)
+            .unwrap();
+    });
+    accept(&mut f.hub, &mut f.bob, &bucket, swap);
+    // Alice is not limited by bob's reactions.
+    let alice = raw_reaction(
+        &mut f.alice,
+        &bucket,
+        &reaction_key("m1", "alice", "extra"),
+        Some(NOW),
+    );
+    accept(&mut f.hub, &mut f.alice, &bucket, alice);
+    // Several at once past the cap, from a fresh member.
+    let burst = raw(&mut f.dave, &bucket, |tx| {
+        let reactions = obj(&*tx, &[REACTIONS]);
+        for i in 0..=REACTIONS_PER_MEMBER_MAX {
+            tx.put(
+                &reactions,
+                reaction_key("m1", "dave", &format!("d{i}")),
+                NOW,
+            )
+            .unwrap();
+        }
+    });
+    assert_rejected(&mut f.hub, &f.dave, &bucket, burst, "too_many_reactions");
+}
+
+/// An already accepted change is acknowledged again only to its writer or to whoever may
+/// read the document; anyone else learns nothing from the answer.
+#[test]
+fn resubmitting_anothers_change_needs_read_access() {
+    let mut f = fixture();
+    let (bucket, change) = text_change(&mut f.bob, &f.conv, "b1", "secret", NOW);
+    accept(&mut f.hub, &mut f.bob, &bucket, change.clone());
+    let eve = Device::new("eve", 1);
+    let r = submit(&mut f.hub, &eve, &bucket, change.clone()).expect_err("eve may not read");
+    assert_eq!(r.code.as_str(), "not_member", "{}", r.reason);
+    let cd = f.cd.clone();
+    let creation = f.hub.changes_after(&cd, 0)[0].1.clone();
+    let r = submit(&mut f.hub, &eve, &cd, creation.clone()).expect_err("eve may not read");
+    assert_eq!(r.code.as_str(), "not_member");
+    // A service account and a member may.
+    let (ack, _) = submit(&mut f.hub, &f.alice, &bucket, change.clone()).expect("member");
+    assert_eq!(ack.hash, change.hash());
+    submit(&mut f.hub, &Device::service("bot"), &bucket, change.clone()).expect("service");
+
+    // Bob leaves: he may still resubmit his own change (he wrote it), not alice's.
+    let leave = f.bob.write(&cd, |d, t| {
+        write::set_member_status(d, t, NOW, &acc("bob"), MemberStatus::Left)
+    });
+    accept(&mut f.hub, &mut f.bob, &cd, leave);
+    submit(&mut f.hub, &f.bob, &bucket, change).expect("his own change");
+    let r = submit(&mut f.hub, &f.bob, &cd, creation).expect_err("no longer a member");
+    assert_eq!(r.code.as_str(), "member_inactive");
+
+    // A private document is its owner's.
+    let pd = DocId::private(&tenant(), &acc("alice"));
+    let draft = f.alice.write(&pd, |d, t| {
+        write::set_draft(d, t, NOW, &f.conv, Some("psst"))
+    });
+    accept(&mut f.hub, &mut f.alice, &pd, draft.clone());
+    let r = submit(&mut f.hub, &eve, &pd, draft.clone()).expect_err("not hers");
+    assert_eq!(r.code.as_str(), "not_owner");
+    submit(&mut f.hub, &f.alice, &pd, draft).expect("the owner");
+}
+
+/// A second creation of an existing conversation (a device that did not know the first)
+/// answers `already_created`, as documented, not `conflicting_write`.
+#[test]
+fn second_creation_already_created() {
+    let mut f = fixture();
+    let mut other = Device::new("alice", 9);
+    let spec = write::CreateConv {
+        kind: ConvKind::Group,
+        created_by: acc("alice"),
+        created_at: NOW,
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread: None,
+        info: Info::default(),
+        settings: Settings::defaults_for(ConvKind::Group),
+        members: vec![Member::new(acc("alice"), Role::Owner)],
+    };
+    let cd = f.cd.clone();
+    let again = other.write(&cd, |d, t| write::create_conversation(d, t, &spec));
+    assert_rejected(&mut f.hub, &other, &cd, again, "already_created");
+}

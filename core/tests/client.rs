@@ -863,3 +863,81 @@ fn profiles_the_private_document_and_cursors_are_readable() {
         "six private changes (one removal wrote nothing new)"
     );
 }
+
+/// The engine refuses, before writing anything, what the server would refuse: a reaction
+/// past the per-member cap, and a non-https URL.
+#[test]
+fn the_engine_refuses_a_reaction_past_the_cap_and_non_https_urls() {
+    use confab_core::limits::REACTIONS_PER_MEMBER_MAX;
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice"]);
+    let c = group(&mut wire, &mut peers, 0, "caps", &[]);
+    let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+    peers[0].engine.open(&bucket).unwrap();
+    wire.pump(&mut peers);
+    send(&mut peers[0], &c, "m1", "react to me", wire.now);
+    wire.pump(&mut peers);
+    let react = |emoji: String| Intent::React {
+        conv: c.clone(),
+        message: MessageId::new("m1").unwrap(),
+        bucket: bucket_of(&bucket),
+        emoji,
+        on: true,
+    };
+    for i in 0..REACTIONS_PER_MEMBER_MAX {
+        peers[0]
+            .engine
+            .intent(react(format!("e{i}")), wire.now)
+            .expect("under the cap");
+    }
+    wire.pump(&mut peers);
+    let err = peers[0]
+        .engine
+        .intent(react("extra".into()), wire.now)
+        .expect_err("past the cap");
+    assert_eq!(err.code(), "too_many_reactions");
+    // One it has already is fine.
+    peers[0]
+        .engine
+        .intent(react("e0".into()), wire.now)
+        .expect("no growth");
+    for bad in [
+        "javascript:alert(1)",
+        "data:image/png;base64,AA",
+        "http://e.io/a.png",
+    ] {
+        let err = peers[0]
+            .engine
+            .intent(
+                Intent::SetInfo {
+                    conv: c.clone(),
+                    field: "avatar".into(),
+                    value: Some(bad.into()),
+                },
+                wire.now,
+            )
+            .expect_err(bad);
+        assert_eq!(err.code(), "not_applicable", "{bad}: {err}");
+    }
+    peers[0]
+        .engine
+        .intent(
+            Intent::SetInfo {
+                conv: c.clone(),
+                field: "avatar".into(),
+                value: Some("https://e.io/a.png".into()),
+            },
+            wire.now,
+        )
+        .expect("https");
+    wire.pump(&mut peers);
+    assert!(
+        peers[0]
+            .engine
+            .outbox()
+            .iter()
+            .all(|(_, _, s)| *s != IntentStatus::Pending),
+        "{:?}",
+        peers[0].engine.outbox()
+    );
+}

@@ -2098,6 +2098,211 @@ macro_rules! cases {
     };
 }
 
+// ---------- limits and checks (issue 13) ----------
+
+/// `javascript:`, `data:` and plain `http:` URLs are refused in every URL field.
+async fn url_fields_only_https(lab: &mut Lab) {
+    let mut f = fixture(lab, "w-url").await;
+    let cd = f.cd.clone();
+    for (field, bad) in [
+        (AVATAR, "javascript:alert(document.cookie)"),
+        (THEME_BACKGROUND, "data:text/html,<script>alert(1)</script>"),
+        (AVATAR, "http://plain.example.com/a.png"),
+    ] {
+        let change = raw_put(&mut f.alice, &cd, &[INFO], &[(field, s(bad))]);
+        lab.reject(&f.alice, &cd, change, "invalid_value").await;
+    }
+    let pd = DocId::profile(&tenant(), &acc("bob"));
+    let bad = raw(&mut f.bob, &pd, |tx| {
+        tx.put(ROOT, AVATAR, "javascript:alert(1)").unwrap();
+    });
+    lab.reject(&f.bob, &pd, bad, "invalid_value").await;
+    let mut fields = text_fields("bob", "look");
+    fields.push((
+        ATTACHMENTS,
+        s(r#"[{"id":"a1","kind":"image","url":"javascript:alert(1)"}]"#),
+    ));
+    let (bucket, bad) = raw_post(&mut f.bob, &f.conv, "u1", &fields);
+    lab.reject(&f.bob, &bucket, bad, "invalid_value").await;
+    // Twin: https.
+    let ok = raw_put(
+        &mut f.alice,
+        &cd,
+        &[INFO],
+        &[(AVATAR, s("https://cdn.example.com/g.png"))],
+    );
+    lab.accept(&mut f.alice, &cd, ok).await;
+}
+
+/// 3,000 reaction keys in one change (`too_many_ops`); a 21st reaction of one member on one
+/// message (`too_many_reactions`).
+async fn too_many_ops_and_reactions(lab: &mut Lab) {
+    use confab_core::limits::REACTIONS_PER_MEMBER_MAX;
+    let mut f = fixture(lab, "w-caps").await;
+    let bucket = f.bucket.clone();
+    let flood = raw(&mut f.bob, &bucket, |tx| {
+        let reactions = obj(&*tx, &[REACTIONS]);
+        for i in 0..3000 {
+            tx.put(
+                &reactions,
+                reaction_key("m1", "bob", &format!("e{i}")),
+                now(),
+            )
+            .unwrap();
+        }
+    });
+    lab.reject(&f.bob, &bucket, flood, "too_many_ops").await;
+    for i in 0..REACTIONS_PER_MEMBER_MAX {
+        let change = raw_reaction(
+            &mut f.bob,
+            &bucket,
+            &reaction_key("m1", "bob", &format!("e{i}")),
+            Some(now()),
+        );
+        lab.accept(&mut f.bob, &bucket, change).await;
+    }
+    let one_more = raw_reaction(
+        &mut f.bob,
+        &bucket,
+        &reaction_key("m1", "bob", "extra"),
+        Some(now()),
+    );
+    lab.reject(&f.bob, &bucket, one_more, "too_many_reactions")
+        .await;
+}
+
+/// A second creation of an existing group, from a device that never saw the first.
+async fn second_creation_already_created(lab: &mut Lab) {
+    let f = fixture(lab, "w-twice").await;
+    let mut other = Device::new("alice", 9);
+    let spec = write::CreateConv {
+        kind: ConvKind::Group,
+        created_by: acc("alice"),
+        created_at: now(),
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread: None,
+        info: Info::default(),
+        settings: Settings::defaults_for(ConvKind::Group),
+        members: vec![Member::new(acc("alice"), Role::Owner)],
+    };
+    let again = other
+        .write(&f.cd, |d, t| write::create_conversation(d, t, &spec))
+        .unwrap();
+    lab.reject(&other, &f.cd, again, "already_created").await;
+}
+
+/// An accepted change resubmitted by someone who may not read its document is refused
+/// (`not_member`, `not_owner`), not acknowledged; its writer and readers still get the ack.
+async fn resubmitting_anothers_change(lab: &mut Lab) {
+    let mut f = fixture(lab, "w-resub").await;
+    let (bucket, secret) = text_change(&mut f.bob, &f.conv, "b1", "members only");
+    let seq = lab.accept(&mut f.bob, &bucket, secret.clone()).await;
+    let carol = Device::new("carol", 1);
+    lab.reject(&carol, &bucket, secret.clone(), "not_member")
+        .await;
+    let creation = lab.catch_up(&f.cd).await.unwrap()[0].1.clone();
+    let creation = Change::try_from(&creation[..]).unwrap();
+    lab.reject(&carol, &f.cd, creation, "not_member").await;
+    for who in ["alice", "bob"] {
+        let answers = lab.submit(who, &bucket, &[secret.clone()]).await;
+        assert!(
+            matches!(answers.as_slice(), [Answer::Ack { hash, seq: s }] if hash[..] == secret.hash().0[..] && *s == seq),
+            "{who}: {answers:?}"
+        );
+    }
+    // Alice's private document.
+    let pd = DocId::private(&tenant(), &acc("alice"));
+    let draft = f
+        .alice
+        .write(&pd, |d, t| {
+            write::set_draft(d, t, now(), &f.conv, Some("psst"))
+        })
+        .unwrap();
+    lab.accept(&mut f.alice, &pd, draft.clone()).await;
+    lab.reject(&f.bob, &pd, draft, "not_owner").await;
+}
+
+/// A signal where the sender may not read is refused with an error frame naming the
+/// document; a relayed signal's `from` is the sender's authenticated account, whatever the
+/// frame said.
+async fn signals_only_from_readers(lab: &mut Lab) {
+    let f = fixture(lab, "w-sig").await;
+    let url = lab.url();
+    let mut alice = Client::connect(&url, &token(TENANT, "alice", false, 3600))
+        .await
+        .unwrap();
+    alice.subscribe(&f.cd, 0).await.unwrap();
+    let signal = |doc: &DocId| ClientFrame::Signal {
+        doc: doc.to_string(),
+        kind: SignalKind::Typing,
+        data: None,
+    };
+    // Carol is no member: refused, and nothing reaches alice.
+    let mut carol = Client::connect(&url, &token(TENANT, "carol", false, 3600))
+        .await
+        .unwrap();
+    let nothing = conv_doc(&conv_id("w-sig-nothing"));
+    for doc in [&f.cd, &nothing] {
+        carol.send(&signal(doc)).await.unwrap();
+        assert_eq!(
+            next_error(&mut carol).await,
+            ("forbidden".into(), false, Some(doc.to_string())),
+            "{doc}"
+        );
+    }
+    // Signals go to conversation documents only.
+    let private = DocId::private(&tenant(), &acc("carol"));
+    for doc in [&f.bucket, &private] {
+        carol.send(&signal(doc)).await.unwrap();
+        assert_eq!(
+            next_error(&mut carol).await,
+            ("invalid_doc".into(), false, Some(doc.to_string())),
+            "{doc}"
+        );
+    }
+    ping(&mut carol, 1).await;
+    // Bob signals with a forged `from` (and a `from` inside data): alice sees bob.
+    let mut bob = Client::connect(&url, &token(TENANT, "bob", false, 3600))
+        .await
+        .unwrap();
+    let mut forged = serde_json::to_value(ClientFrame::Signal {
+        doc: f.cd.to_string(),
+        kind: SignalKind::Typing,
+        data: Some(r#"{"from":"alice"}"#.into()),
+    })
+    .unwrap();
+    forged["from"] = Value::String("dave".into());
+    let mut bytes = Vec::new();
+    ciborium::ser::into_writer(&forged, &mut bytes).unwrap();
+    bob.send_bytes(bytes).await.unwrap();
+    let from = alice
+        .wait_for(WAIT, |fr| match fr {
+            ServerFrame::Signal { doc, from, .. } if *doc == f.cd.to_string() => Some(from.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(from, "bob");
+    ping(&mut bob, 2).await;
+    assert!(
+        !bob.pending()
+            .iter()
+            .any(|fr| matches!(fr, ServerFrame::Error { .. })),
+        "a member's signal is not refused: {:?}",
+        bob.pending()
+    );
+    // Nothing from carol reached alice.
+    ping(&mut alice, 3).await;
+    let from_carol = alice
+        .pending()
+        .iter()
+        .any(|fr| matches!(fr, ServerFrame::Signal { from, .. } if from == "carol"));
+    assert!(!from_carol, "a refused signal was relayed");
+    for c in [alice, bob, carol] {
+        c.close().await;
+    }
+}
+
 fn all_cases() -> Vec<(&'static str, Case)> {
     cases![
         forged_actor_genesis_actor,
@@ -2139,6 +2344,11 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         another_tenant,
         reading_what_one_may_not,
         replaying_one_documents_change_into_another,
+        url_fields_only_https,
+        too_many_ops_and_reactions,
+        second_creation_already_created,
+        resubmitting_anothers_change,
+        signals_only_from_readers,
     ]
 }
 

@@ -18,7 +18,7 @@ mod views;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::MethodRouter;
 use axum::Router;
 
 pub use error::ApiError;
@@ -28,33 +28,31 @@ use crate::AppState;
 /// The OpenAPI 3.1 document of these routes.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// The REST routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/openapi.json", get(openapi))
-        .route(
-            "/v1/conversations",
-            get(conversations::list).post(conversations::create),
-        )
-        .route("/v1/conversations/direct", post(conversations::direct))
-        .route("/v1/conversations/support", post(conversations::support))
-        .route("/v1/conversations/{id}", get(conversations::get))
-        .route(
-            "/v1/conversations/{id}/members",
-            post(conversations::add_member),
-        )
-        .route(
-            "/v1/conversations/{id}/members/{account}",
-            delete(conversations::remove_member),
-        )
-        .route(
-            "/v1/conversations/{id}/messages",
-            get(messages::page).post(messages::post),
-        )
-        .route(
-            "/v1/conversations/{id}/messages/{message}/status",
-            post(messages::set_status),
-        )
+/// Declares the REST routes once: the router and the `(method, path)` list the OpenAPI
+/// test compares with the document come from the same lines.
+macro_rules! rest_routes {
+    ($($path:literal => $($method:ident($handler:path)),+;)+) => {
+        /// Every REST route as `(method, path)`, `path` in the router's (and OpenAPI's)
+        /// `{param}` syntax.
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),+];
+
+        /// The REST routes.
+        pub fn routes() -> Router<AppState> {
+            Router::new()$(.route($path, MethodRouter::new()$(.$method($handler))+))+
+        }
+    };
+}
+
+rest_routes! {
+    "/openapi.json" => get(openapi);
+    "/v1/conversations" => get(conversations::list), post(conversations::create);
+    "/v1/conversations/direct" => post(conversations::direct);
+    "/v1/conversations/support" => post(conversations::support);
+    "/v1/conversations/{id}" => get(conversations::get);
+    "/v1/conversations/{id}/members" => post(conversations::add_member);
+    "/v1/conversations/{id}/members/{account}" => delete(conversations::remove_member);
+    "/v1/conversations/{id}/messages" => get(messages::page), post(messages::post);
+    "/v1/conversations/{id}/messages/{message}/status" => post(messages::set_status);
 }
 
 async fn openapi() -> impl IntoResponse {
