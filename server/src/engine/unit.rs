@@ -440,7 +440,16 @@ impl Unit {
             .iter()
             .position(|p| p.change.hash == hash && p.change.doc == *doc)
         {
-            return Slot::Pending(i);
+            // Acked with it, like an accepted change, only to its writer or a reader; anyone
+            // else goes on to validation, which refuses them (see `validate::validate`).
+            let writer = self.batch.pending[i].change.account == author.account;
+            if writer
+                || self
+                    .readable_by(doc, &author.account, author.service)
+                    .is_ok()
+            {
+                return Slot::Pending(i);
+            }
         }
         let others = self.parent_of(doc, &change).await;
         let now = now_ms();

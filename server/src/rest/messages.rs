@@ -69,7 +69,15 @@ pub async fn post(
     let payload = match req.payload {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(text)) => Some(text),
-        Some(value) => Some(value.to_string()),
+        Some(value @ serde_json::Value::Object(_)) => Some(value.to_string()),
+        // openapi.json: an object, its JSON text, or null.
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "invalid_value",
+                "payload",
+                "a payload is a JSON object or its JSON text",
+            ))
+        }
     };
     let now = now_ms();
     let message = NewMessage {
