@@ -551,6 +551,43 @@ impl Lab {
         ));
     }
 
+    /// Resubmits an accepted (stored) change as `who` and asserts it is rejected with `code`
+    /// naming the change, that nothing stored or projected for `doc` moved, and that the
+    /// rejection was counted and audited like any other.
+    async fn reject_resubmission(&mut self, who: &Device, doc: &DocId, change: Change, code: &str) {
+        let hash = change.hash();
+        let before = self.view(doc).await;
+        if let Stored::Log(log) = &before.stored {
+            assert!(
+                log.iter().any(|(_, h)| *h == hash),
+                "resubmit a stored change"
+            );
+        }
+        let count = self.rejected_count(code).await;
+        let answers = self.submit(&who.account, doc, &[change]).await;
+        assert!(
+            matches!(answers.as_slice(), [Answer::Reject { hash: Some(h), code: got, .. }] if got == code && h[..] == hash.0[..]),
+            "{} on {doc}: expected a reject with {code}, got {answers:?}",
+            who.account
+        );
+        assert_eq!(
+            before,
+            self.view(doc).await,
+            "{code} on {doc}: what the server stores moved"
+        );
+        assert_eq!(
+            self.rejected_count(code).await,
+            count + 1,
+            "{code}: counted once"
+        );
+        self.audit.push((
+            doc.to_string(),
+            who.account.clone(),
+            code.to_owned(),
+            Some(hash.0.to_vec()),
+        ));
+    }
+
     /// On Postgres: the audit table holds exactly the rejections this run caused.
     async fn check_audit(&self) {
         use sqlx::Connection;
@@ -2198,11 +2235,12 @@ async fn resubmitting_anothers_change(lab: &mut Lab) {
     let (bucket, secret) = text_change(&mut f.bob, &f.conv, "b1", "members only");
     let seq = lab.accept(&mut f.bob, &bucket, secret.clone()).await;
     let carol = Device::new("carol", 1);
-    lab.reject(&carol, &bucket, secret.clone(), "not_member")
+    lab.reject_resubmission(&carol, &bucket, secret.clone(), "not_member")
         .await;
     let creation = lab.catch_up(&f.cd).await.unwrap()[0].1.clone();
     let creation = Change::try_from(&creation[..]).unwrap();
-    lab.reject(&carol, &f.cd, creation, "not_member").await;
+    lab.reject_resubmission(&carol, &f.cd, creation, "not_member")
+        .await;
     for who in ["alice", "bob"] {
         let answers = lab.submit(who, &bucket, &[secret.clone()]).await;
         assert!(
@@ -2212,6 +2250,8 @@ async fn resubmitting_anothers_change(lab: &mut Lab) {
     }
     // Alice's private document.
     let pd = DocId::private(&tenant(), &acc("alice"));
+    // Earlier cases wrote there with this actor.
+    lab.pull(&mut f.alice, &pd).await;
     let draft = f
         .alice
         .write(&pd, |d, t| {
@@ -2219,7 +2259,8 @@ async fn resubmitting_anothers_change(lab: &mut Lab) {
         })
         .unwrap();
     lab.accept(&mut f.alice, &pd, draft.clone()).await;
-    lab.reject(&f.bob, &pd, draft, "not_owner").await;
+    lab.reject_resubmission(&f.bob, &pd, draft, "not_owner")
+        .await;
 }
 
 /// A signal where the sender may not read is refused with an error frame naming the
