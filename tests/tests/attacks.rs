@@ -2242,7 +2242,9 @@ async fn resubmitting_anothers_change(lab: &mut Lab) {
     lab.reject_resubmission(&carol, &f.cd, creation, "not_member")
         .await;
     for who in ["alice", "bob"] {
-        let answers = lab.submit(who, &bucket, &[secret.clone()]).await;
+        let answers = lab
+            .submit(who, &bucket, std::slice::from_ref(&secret))
+            .await;
         assert!(
             matches!(answers.as_slice(), [Answer::Ack { hash, seq: s }] if hash[..] == secret.hash().0[..] && *s == seq),
             "{who}: {answers:?}"

@@ -506,12 +506,15 @@ fn creation(before: &Conversation, ops: &[PathOp], urls: UrlRule) -> Result<Conv
 
 // ---------- message buckets ----------
 
+/// Emoji a change puts and removes for one (message, account).
+type Reacted<'a> = (Vec<&'a str>, Vec<&'a str>);
+
 fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<Effect>, Failure> {
     let mut new: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
     let mut updates: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
     let mut out = Vec::new();
     // (message, account) -> emoji put and removed by this change (the per-member cap).
-    let mut reacted: BTreeMap<(&str, &str), (Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    let mut reacted: BTreeMap<(&str, &str), Reacted<'_>> = BTreeMap::new();
     for op in ops {
         let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
         match p.as_slice() {
