@@ -84,7 +84,12 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(rest::routes());
+        .merge(
+            rest::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                rest::storage_gate,
+            )),
+        );
     if state.demo.is_some() {
         router = router
             .route("/demo/token", get(ops::demo_token))
