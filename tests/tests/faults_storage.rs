@@ -233,6 +233,39 @@ async fn readyz_until(server: &TestServer, status: u16, limit: Duration) -> Dura
     }
 }
 
+/// `GET path` with `account`'s token: (status, Retry-After, body).
+async fn http_get(server: &TestServer, path: &str, account: &str) -> (u16, Option<String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nAuthorization: Bearer {}\r\n\r\n",
+        token(TENANT, account, false, 3600)
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let retry_after = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("retry-after: ")
+                .or(l.strip_prefix("Retry-After: "))
+        })
+        .map(str::to_owned);
+    (status, retry_after, body.to_owned())
+}
+
 /// Every sender's changes ended acked; the stored log holds each acked change once, at the
 /// seq it was acked with.
 async fn assert_outcome(server: &TestServer, bucket: &DocId, logs: &[SendLog]) {
@@ -322,6 +355,30 @@ async fn postgres_outage(kind: Outage) {
     let to_503 = readyz_until(&server, 503, TO_NOT_READY).await;
     let down_from = Instant::now();
     println!("{kind:?}: /readyz 503 after {to_503:?}");
+    // REST answers 503 `unavailable` with a Retry-After at once.
+    let asked = Instant::now();
+    let (status, retry_after, body) = http_get(&server, "/v1/conversations", "alice").await;
+    assert_eq!(status, 503, "REST while down: {body}");
+    assert!(retry_after.is_some(), "503 carries Retry-After");
+    assert!(body.contains("\"unavailable\""), "REST while down: {body}");
+    assert!(asked.elapsed() < FAST_ANSWER, "REST answered at once");
+    // A subscription is answered at once too: from memory, or `unavailable`.
+    let mut reader = connect(&server, "bob").await;
+    let asked = Instant::now();
+    reader
+        .send(&ClientFrame::Subscribe {
+            doc: conv_doc.to_string(),
+            after: 1,
+        })
+        .await
+        .unwrap();
+    match reader.recv(Duration::from_secs(5)).await.unwrap() {
+        ServerFrame::Synced { seq, .. } => assert_eq!(seq, 1),
+        ServerFrame::Error { code, .. } => assert_eq!(code, "unavailable"),
+        other => panic!("subscribe while down: {other:?}"),
+    }
+    assert!(asked.elapsed() < FAST_ANSWER, "subscribe answered at once");
+    reader.close().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let down_until = Instant::now();
     let c = cluster.clone();
@@ -480,7 +537,7 @@ async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
     let bucket = bucket_doc(&conv, base);
     let mut sent: Vec<Change> = Vec::new();
     let mut acks: HashMap<[u8; 32], u64> = HashMap::new();
-    let mut write = |alice: &mut Device, sent: &mut Vec<Change>| {
+    let write = |alice: &mut Device, sent: &mut Vec<Change>| {
         let i = sent.len();
         let (_, change) = message(
             alice,
@@ -587,4 +644,57 @@ async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
     assert_eq!(again, log, "the log survives a restart unchanged");
     drop(server);
     drop(tmpfs);
+}
+
+/// Without traffic the prober notices the outage (`/readyz` 503 with no failed commit to
+/// tell it), and after the restart the first submit is acked at once: the committer's idle
+/// connection, dead since the outage, is replaced before it is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_without_traffic_is_noticed_and_the_first_commit_after_succeeds() {
+    let cluster = Arc::new(PgCluster::start().unwrap());
+    let data_dir = std::env::temp_dir().join(format!(
+        "confab-faults-{}-{}",
+        std::process::id(),
+        cluster.port
+    ));
+    let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
+        .await
+        .unwrap();
+    let mut owner = Device::new("alice", 1);
+    let mut client = connect(&server, "alice").await;
+    let (conv_doc, create) = create_group(&mut owner, "idle", &["bob"]);
+    assert_acked(&client.submit(&conv_doc, &[create]).await.unwrap());
+    let conv = ConvId::new("idle").unwrap();
+    let base = base_time(60_000);
+    let bucket = bucket_doc(&conv, base);
+
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.stop_fast())
+        .await
+        .unwrap()
+        .unwrap();
+    let to_503 = readyz_until(&server, 503, TO_NOT_READY).await;
+    println!("idle: /readyz 503 after {to_503:?}");
+    let (_, change) = message(&mut owner, &conv, "m0", "hello", base);
+    let (code, retry, took) = submit_one(&mut client, &bucket, &change).await;
+    assert_eq!(code, "unavailable");
+    assert!(retry.is_some() && took < FAST_ANSWER, "{retry:?} {took:?}");
+
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.start_again())
+        .await
+        .unwrap()
+        .unwrap();
+    let to_200 = readyz_until(&server, 200, Duration::from_secs(15)).await;
+    println!("idle: /readyz 200 {to_200:?} after the cluster was back");
+    let (code, _, _) = submit_one(&mut client, &bucket, &change).await;
+    assert_eq!(code, "ack", "the first submit after the outage is acked");
+    assert_eq!(
+        server.readyz(READYZ_ANSWER).await,
+        Some(200),
+        "and the storage stays up"
+    );
+    client.close().await;
+    let log = log_of(&server, "alice", &bucket).await;
+    assert_eq!(log, vec![(1, hash_of(&change))]);
 }

@@ -141,7 +141,7 @@ impl SqliteStore {
     fn after_write<T>(&self, conn: &mut PoolConnection<Sqlite>, result: &Result<T>) {
         if let Err(StoreError::Database(e)) = result {
             if !self.memory {
-                tracing::warn!(error = %e, "SQLite transaction failed; replacing its connection");
+                tracing::debug!(error = %e, "SQLite transaction failed; replacing its connection");
                 conn.close_on_drop();
             }
         }
