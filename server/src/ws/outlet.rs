@@ -487,7 +487,8 @@ mod tests {
         (outlet, flusher, client.expect("connect"))
     }
 
-    /// A binary frame of `len` bytes (header included) that says `i`.
+    /// A binary frame of `len` bytes, header included (126 or 127 for 128 or 129: no frame
+    /// has those lengths), that says `i`.
     fn numbered(i: u32, len: usize) -> Bytes {
         let header = match len {
             0..=127 => 2,
