@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod maintenance;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod rest;

@@ -113,6 +113,7 @@ async fn serve(
         rate_per_sec = args.rate_per_sec,
         rate_burst = args.rate_burst,
         max_units = args.max_units,
+        max_buckets = args.max_buckets,
         push_backlog_bytes = args.push_backlog_bytes,
         worker_threads = worker_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -128,6 +129,7 @@ async fn serve(
         metrics,
         EngineConfig {
             max_units: args.max_units,
+            max_buckets: args.max_buckets,
             ..EngineConfig::default()
         },
     );

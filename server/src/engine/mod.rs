@@ -307,6 +307,8 @@ impl Engine {
                 units.remove(key);
             }
         }
+        // What the unit held is freed as it ends: give it back to the system.
+        crate::memory::release_soon();
     }
 
     pub fn is_stopping(&self) -> bool {
