@@ -327,6 +327,9 @@ pub enum IntentStatus {
     Pending,
     /// Sent, no answer yet.
     Sent,
+    /// The server could not take it yet (a transient error, no answer in time, or it waits
+    /// for an earlier intent of this device): resent in order with backoff, by itself.
+    Retrying,
     Accepted,
     Rejected {
         code: String,
@@ -339,6 +342,7 @@ impl From<cc::IntentStatus> for IntentStatus {
         match s {
             cc::IntentStatus::Pending => IntentStatus::Pending,
             cc::IntentStatus::Sent => IntentStatus::Sent,
+            cc::IntentStatus::Retrying => IntentStatus::Retrying,
             cc::IntentStatus::Accepted => IntentStatus::Accepted,
             cc::IntentStatus::Rejected { code, reason } => IntentStatus::Rejected { code, reason },
         }
