@@ -703,3 +703,85 @@ fn an_unanswered_submit_is_resent() {
     world.settle_wire();
     assert_eq!(world.client.engine.status(id), None);
 }
+
+/// Without `retry_after_ms` the wait doubles per round without an ack (less at most a quarter
+/// of jitter) up to 30 s; with it, the server's wait is kept exactly; an ack starts over.
+#[test]
+fn backoff_doubles_to_its_cap_and_retry_after_is_kept() {
+    let mut world = World::new();
+    let group = world.group.clone();
+    let message = world.message(&group);
+    world.intent(&group, message);
+    let fail = |retry_after| Fault::FailAll {
+        code: 0,
+        doc: true,
+        hash: true,
+        retry_after,
+    };
+    let mut waits = Vec::new();
+    for _ in 0..10 {
+        while !world.up.is_empty() {
+            world.serve(fail(None));
+        }
+        world.deliver(usize::MAX);
+        let at = world.client.engine.next_wakeup().expect("a resend is due");
+        waits.push(at - world.client.now);
+        world.advance(at);
+    }
+    for (i, wait) in waits.iter().enumerate() {
+        let full = (250i64 << i).min(30_000);
+        assert!(
+            *wait <= full && *wait >= full - full / 4,
+            "round {i}: waited {wait} ms, expected about {full}"
+        );
+    }
+    // The server's retry_after_ms wins over the backoff.
+    while !world.up.is_empty() {
+        world.serve(fail(Some(1_234)));
+    }
+    world.deliver(usize::MAX);
+    assert_eq!(
+        world.client.engine.next_wakeup(),
+        Some(world.client.now + 1_234)
+    );
+    world.advance(world.client.now + 1_234);
+    // An ack resets the backoff: the next failure waits about 250 ms again.
+    world.settle_wire();
+    let message = world.message(&group);
+    world.intent(&group, message);
+    while !world.up.is_empty() {
+        world.serve(fail(None));
+    }
+    world.deliver(usize::MAX);
+    let wait = world.client.engine.next_wakeup().unwrap() - world.client.now;
+    assert!((187..=250).contains(&wait), "waited {wait} ms after an ack");
+    world.heal();
+    world.check();
+}
+
+/// A subscription that failed transiently (an `error` with `doc` and no `hash` while it
+/// catches up) is sent again with the next round.
+#[test]
+fn a_failed_subscription_is_sent_again() {
+    let mut world = World::new();
+    let group = world.group.clone();
+    world.reconnect();
+    assert!(matches!(
+        world.up.front(),
+        Some(ClientFrame::Subscribe { .. })
+    ));
+    world.serve(Fault::FailAll {
+        code: 1,
+        doc: true,
+        hash: false,
+        retry_after: Some(500),
+    });
+    world.deliver(usize::MAX);
+    assert!(!world.subs.contains(&conv_doc(&group)));
+    world.advance(world.client.now + 499);
+    assert!(world.up.is_empty(), "subscribed again too early");
+    world.advance(world.client.now + 1);
+    world.settle_wire();
+    assert!(world.subs.contains(&conv_doc(&group)));
+    assert!(world.client.engine.next_wakeup().is_none());
+}

@@ -323,7 +323,8 @@ impl From<cc::ConversationSummary> for ConversationSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum IntentStatus {
-    /// Written locally, not yet sent (offline).
+    /// Written locally, not yet sent (offline, or held behind an earlier intent of the same
+    /// conversation that waits for a resend).
     Pending,
     /// Sent, no answer yet.
     Sent,
