@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use confab_core::automerge::Change;
 use confab_core::client::store::block_on_ready;
 use confab_core::client::{
-    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output,
+    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DOCS_PREFIX,
 };
 use confab_core::doc::{write, IntentTag};
 use confab_core::hub::Hub;
@@ -75,6 +75,8 @@ enum Step {
     Advance(u16),
     /// The connection drops (frames in flight both ways are lost) and comes back.
     Reconnect,
+    /// The device restarts from its store, then connects.
+    Restart,
     /// The group's owner removes the client: its later messages there are really refused.
     Kick,
 }
@@ -111,6 +113,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (1..6usize).prop_map(Step::Deliver),
         3 => (1..40_000u16).prop_map(Step::Advance),
         1 => Just(Step::Reconnect),
+        1 => Just(Step::Restart),
         1 => Just(Step::Kick),
     ]
 }
@@ -217,6 +220,38 @@ impl World {
         self.down.clear();
         self.subs.clear();
         self.connect();
+    }
+
+    /// The device restarts from its store alone (the connection and all in flight is lost),
+    /// then connects.
+    fn restart(&mut self) {
+        let scan = |store: &MemoryStore, prefix: &str| {
+            block_on_ready(LocalStore::scan(store, prefix))
+                .unwrap()
+                .unwrap()
+        };
+        let store = std::mem::take(&mut self.client.store);
+        let mut engine = ClientEngine::new(self.client.engine.config().clone());
+        engine.restore_outbox(&scan(&store, "out/")).unwrap();
+        for (key, _) in scan(&store, DOCS_PREFIX) {
+            let doc = DocId::parse(&key[DOCS_PREFIX.len()..]).unwrap();
+            let snapshot = block_on_ready(LocalStore::get(&store, &format!("snap/{doc}")))
+                .unwrap()
+                .unwrap();
+            engine
+                .restore_doc(
+                    &doc,
+                    snapshot.as_deref(),
+                    &scan(&store, &format!("chg/{doc}/")),
+                )
+                .unwrap();
+        }
+        let _ = engine.drain();
+        self.client.engine = engine;
+        self.client.store = store;
+        self.up.clear();
+        self.down.clear();
+        self.subs.clear();
     }
 
     fn deliver(&mut self, n: usize) {
@@ -495,6 +530,15 @@ impl World {
             Step::Deliver(n) => self.deliver(n),
             Step::Advance(ms) => self.advance(self.client.now + i64::from(ms)),
             Step::Reconnect => self.reconnect(),
+            // Only while the newest intent is in the outbox: the engine numbers intents on
+            // from the restored outbox, and this world tells intents apart by number.
+            Step::Restart => match self.intents.keys().max() {
+                Some(newest) if self.client.engine.status(*newest).is_some() => {
+                    self.restart();
+                    self.connect();
+                }
+                _ => self.reconnect(),
+            },
             Step::Kick => self.kick(),
         }
     }
@@ -593,7 +637,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
     fn every_intent_ends_accepted_in_order_or_rejected_for_itself(
@@ -784,4 +828,44 @@ fn a_failed_subscription_is_sent_again() {
     world.settle_wire();
     assert!(world.subs.contains(&conv_doc(&group)));
     assert!(world.client.engine.next_wakeup().is_none());
+}
+
+/// Retry state is not stored, but the outbox is, and correctly: an intent that waits behind
+/// its own failed predecessor is stored as waiting, not rejected, and a restart resends both.
+#[test]
+fn a_restart_keeps_waiting_intents_waiting() {
+    let mut world = World::new();
+    let group = world.group.clone();
+    for _ in 0..3 {
+        let message = world.message(&group);
+        world.intent(&group, message);
+    }
+    world.serve(Fault::FailAll {
+        code: 1,
+        doc: true,
+        hash: true,
+        retry_after: Some(5_000),
+    });
+    while !world.up.is_empty() {
+        world.serve(Fault::None);
+    }
+    world.deliver(usize::MAX);
+    let ids: Vec<u64> = world.intents.keys().copied().collect();
+    for id in &ids {
+        assert_eq!(
+            world.client.engine.status(*id),
+            Some(IntentStatus::Retrying)
+        );
+    }
+    world.restart();
+    for id in &ids {
+        assert_eq!(world.client.engine.status(*id), Some(IntentStatus::Pending));
+    }
+    assert!(world.client.engine.next_wakeup().is_none(), "offline");
+    world.connect();
+    world.heal();
+    world.check();
+    assert!(ids
+        .iter()
+        .all(|id| world.client.engine.status(*id).is_none()));
 }
