@@ -98,12 +98,18 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = 2000)]
     pub rate_burst: u32,
     /// Bytes of pushes a connection may leave unread before it is told `lagging` and
-    /// closed (its client reconnects and catches up). Bounds a slow reader's memory.
+    /// closed (its client reconnects and catches up). Unread: not yet confirmed read by the
+    /// client (WebSocket ping/pong), wherever they wait, the kernels' socket buffers
+    /// included. Bounds a slow reader's memory.
     #[arg(long, env = "CONFAB_PUSH_BACKLOG_BYTES", default_value_t = 8 << 20)]
     pub push_backlog_bytes: usize,
     /// Serialization units (conversations, accounts) kept in memory.
     #[arg(long, env = "CONFAB_MAX_UNITS", default_value_t = 10_000)]
     pub max_units: usize,
+    /// Message buckets one conversation keeps in memory (the least recently used leave
+    /// first). Each holds its messages as an Automerge document, about 0.5 KiB per message.
+    #[arg(long, env = "CONFAB_MAX_BUCKETS", default_value_t = 4)]
+    pub max_buckets: usize,
     /// Also accept `http:` URLs in URL fields (avatars, backgrounds, attachments); by
     /// default only `https:`. For closed networks without TLS; other schemes never.
     #[arg(long, env = "CONFAB_ALLOW_HTTP_URLS")]

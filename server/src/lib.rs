@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod maintenance;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod rest;
@@ -84,7 +85,12 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(rest::routes());
+        .merge(
+            rest::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                rest::storage_gate,
+            )),
+        );
     if state.demo.is_some() {
         router = router
             .route("/demo/token", get(ops::demo_token))

@@ -114,6 +114,7 @@ async fn serve(
         rate_per_sec = args.rate_per_sec,
         rate_burst = args.rate_burst,
         max_units = args.max_units,
+        max_buckets = args.max_buckets,
         allow_http_urls = args.allow_http_urls,
         push_backlog_bytes = args.push_backlog_bytes,
         worker_threads = worker_threads.unwrap_or_else(|| {
@@ -130,6 +131,7 @@ async fn serve(
         metrics,
         EngineConfig {
             max_units: args.max_units,
+            max_buckets: args.max_buckets,
             urls: UrlRule::from_allow_http(args.allow_http_urls),
             ..EngineConfig::default()
         },

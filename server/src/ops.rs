@@ -14,19 +14,24 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the database answers and the server is not shutting down.
+/// Ready when the storage is up and the server is not shutting down. Answered from the
+/// health state (`store::health`), kept current by failed calls and a prober: never waits on
+/// the database.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     if *app.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    match app.engine.store().ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => (
+    let health = app.engine.health();
+    if health.is_down() {
+        let retry = health.retry_after_ms().div_ceil(1000).max(1);
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("database unreachable: {e}"),
+            [(axum::http::header::RETRY_AFTER, retry.to_string())],
+            format!("storage unavailable: {}", health.reason()),
         )
-            .into_response(),
+            .into_response();
     }
+    "ready".into_response()
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {

@@ -85,25 +85,64 @@ impl Client {
 
     /// Connects and authenticates.
     pub async fn connect(url: &str, token: &str) -> Result<Self> {
-        let mut client = Self::raw(url).await?;
-        client
-            .send(&ClientFrame::Hello {
-                v: PROTOCOL_VERSION,
-                token: token.to_owned(),
-                device: "e2e".into(),
-            })
-            .await?;
-        match client.recv(WAIT).await? {
+        let client = Self::raw(url).await?;
+        client.hello(token).await
+    }
+
+    /// Connects and authenticates over a socket whose receive buffer is set to `bytes`
+    /// before connecting (so the window scale allows it): a client whose kernel can hold
+    /// much that its application has not read. Returns the buffer the kernel granted.
+    pub async fn connect_with_recv_buffer(
+        url: &str,
+        token: &str,
+        bytes: u32,
+    ) -> Result<(Self, u32)> {
+        let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().context("url")?;
+        let host = uri.host().context("url without a host")?;
+        let addr = tokio::net::lookup_host((host, uri.port_u16().unwrap_or(80)))
+            .await?
+            .next()
+            .context("url host does not resolve")?;
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_recv_buffer_size(bytes)?;
+        let granted = socket.recv_buffer_size()?;
+        let tcp = socket.connect(addr).await.context("tcp connect")?;
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+            .await
+            .context("websocket connect")?;
+        let client = Client {
+            ws,
+            account: String::new(),
+            tenant: String::new(),
+            server_time: 0,
+            inbox: VecDeque::new(),
+            closed: None,
+        };
+        Ok((client.hello(token).await?, granted))
+    }
+
+    async fn hello(mut self, token: &str) -> Result<Self> {
+        self.send(&ClientFrame::Hello {
+            v: PROTOCOL_VERSION,
+            token: token.to_owned(),
+            device: "e2e".into(),
+        })
+        .await?;
+        match self.recv(WAIT).await? {
             ServerFrame::Welcome {
                 account,
                 tenant,
                 server_time,
                 ..
             } => {
-                client.account = account;
-                client.tenant = tenant;
-                client.server_time = server_time;
-                Ok(client)
+                self.account = account;
+                self.tenant = tenant;
+                self.server_time = server_time;
+                Ok(self)
             }
             ServerFrame::Error { code, message, .. } => bail!("{code}: {message}"),
             other => bail!("expected welcome, got {other:?}"),

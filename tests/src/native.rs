@@ -242,7 +242,15 @@ async fn run(mut runner: Runner, mut rx: mpsc::Receiver<Cmd>, url: String, token
                     break;
                 }
             }
+            // The engine's retry timer: resends what transient errors or missing answers left.
+            let wakeup = runner.engine.next_wakeup();
+            let wait = Duration::from_millis(
+                wakeup.map_or(0, |at| u64::try_from(at - now_ms()).unwrap_or(0)),
+            );
             tokio::select! {
+                () = tokio::time::sleep(wait), if wakeup.is_some() => {
+                    runner.engine.tick(now_ms());
+                }
                 cmd = rx.recv() => match cmd {
                     Some(Cmd::Online(false)) => { want_online = false; break; }
                     Some(Cmd::Online(true)) => {}

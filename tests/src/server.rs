@@ -27,6 +27,8 @@ pub struct TestServer {
     extra_args: Vec<String>,
     /// The binary to run (`None`: the debug build of this workspace).
     bin: Option<PathBuf>,
+    /// Whether `database_url` names a database made for this server (dropped with it).
+    own_database: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -123,9 +125,55 @@ impl TestServer {
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             bin,
+            own_database: true,
         };
         server.spawn().await?;
         Ok(server)
+    }
+
+    /// Starts a server on a store the caller owns (fault tests): Postgres at `database_url`
+    /// (kept when the server is dropped), else SQLite in `data_dir` (removed when dropped).
+    pub async fn start_on(
+        database_url: Option<String>,
+        data_dir: PathBuf,
+        extra: &[&str],
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&data_dir)?;
+        let backend = match database_url {
+            Some(_) => Backend::Postgres,
+            None => Backend::Sqlite,
+        };
+        let mut server = TestServer {
+            port: free_port()?,
+            backend,
+            data_dir,
+            database_url,
+            child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            bin: None,
+            own_database: false,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// The status of `GET /readyz` (`None`: no answer within `wait`).
+    pub async fn readyz(&self, wait: Duration) -> Option<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ask = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .ok()?;
+            stream
+                .write_all(b"GET /readyz HTTP/1.0\r\n\r\n")
+                .await
+                .ok()?;
+            let mut buf = Vec::new();
+            stream.read_to_end(&mut buf).await.ok()?;
+            let head = String::from_utf8_lossy(&buf[..buf.len().min(16)]).into_owned();
+            head.split(' ').nth(1)?.parse::<u16>().ok()
+        };
+        tokio::time::timeout(wait, ask).await.ok().flatten()
     }
 
     async fn spawn(&mut self) -> Result<()> {
@@ -229,6 +277,7 @@ impl Drop for TestServer {
         if let Some(name) = self
             .database_url
             .as_deref()
+            .filter(|_| self.own_database)
             .and_then(|u| u.rsplit('/').next())
         {
             // Best effort: the database is unique to this test; psql ships with PostgreSQL.

@@ -373,7 +373,9 @@ fn on_bytes(inner: &Rc<Inner>, epoch: u64, bytes: &[u8]) {
             if fatal {
                 inner.conn.borrow_mut().fatal = Some(Failure::new(code.clone(), message.clone()));
             }
-            // The engine retries a subscription refused while its conversation was created.
+            // The engine retries a subscription refused while its conversation was created,
+            // and resends what a retryable error (`internal`, `unavailable`, `rate_limited`,
+            // ...) left unstored: its timer (`runtime::schedule_tick`) is set by the pump.
             let _ = inner.with_engine(|e| e.receive(frame, now));
             pump(inner);
             emit(inner, ClientEvent::Error { code, message });

@@ -102,6 +102,8 @@ pub struct State {
     accepted: HashSet<u64>,
     /// Typing indicators waiting to expire.
     typing_timers: HashMap<String, js::Timeout>,
+    /// The engine's next `tick` (its `next_wakeup`, device ms) and the timer that calls it.
+    retry_timer: Option<(i64, js::Timeout)>,
     pub closed: bool,
 }
 
@@ -214,6 +216,7 @@ pub fn pump(inner: &Rc<Inner>) {
         Some(engine) => engine.drain(),
         None => return,
     };
+    schedule_tick(inner);
     if outputs.is_empty() {
         return;
     }
@@ -242,6 +245,35 @@ pub fn pump(inner: &Rc<Inner>) {
     }
     start_flush(inner);
     dispatch_engine_events(inner, events);
+}
+
+/// Keeps one timer at the engine's `next_wakeup`: it calls `tick` (resends what a transient
+/// server error or a missing answer left waiting) and pumps what that produced.
+fn schedule_tick(inner: &Rc<Inner>) {
+    let wakeup = inner.read(None, |e| e.next_wakeup());
+    let mut state = inner.state.borrow_mut();
+    if state.closed {
+        state.retry_timer = None;
+        return;
+    }
+    if state.retry_timer.as_ref().map(|(at, _)| *at) == wakeup {
+        return;
+    }
+    state.retry_timer = wakeup.map(|at| {
+        let weak = Rc::downgrade(inner);
+        let delay = (at - js::now_ms()).max(0) as f64;
+        let timer = js::Timeout::new(delay, move || {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            // This timer's closure is running: drop it on a later turn.
+            let fired = inner.state.borrow_mut().retry_timer.take();
+            js::drop_later(fired);
+            let _ = inner.with_engine(|e| e.tick(js::now_ms()));
+            pump(&inner);
+        });
+        (at, timer)
+    });
 }
 
 fn enqueue(inner: &Inner, job: Job) {
@@ -571,6 +603,7 @@ pub fn shutdown(inner: &Inner) {
     let mut state = inner.state.borrow_mut();
     state.closed = true;
     state.typing_timers.clear();
+    state.retry_timer = None;
     drop(state);
     inner.listeners.borrow_mut().clear();
 }

@@ -323,10 +323,14 @@ impl From<cc::ConversationSummary> for ConversationSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum IntentStatus {
-    /// Written locally, not yet sent (offline).
+    /// Written locally, not yet sent (offline, or held behind an earlier intent of the same
+    /// conversation that waits for a resend).
     Pending,
     /// Sent, no answer yet.
     Sent,
+    /// The server could not take it yet (a transient error, no answer in time, or it waits
+    /// for an earlier intent of this device): resent in order with backoff, by itself.
+    Retrying,
     Accepted,
     Rejected {
         code: String,
@@ -339,6 +343,7 @@ impl From<cc::IntentStatus> for IntentStatus {
         match s {
             cc::IntentStatus::Pending => IntentStatus::Pending,
             cc::IntentStatus::Sent => IntentStatus::Sent,
+            cc::IntentStatus::Retrying => IntentStatus::Retrying,
             cc::IntentStatus::Accepted => IntentStatus::Accepted,
             cc::IntentStatus::Rejected { code, reason } => IntentStatus::Rejected { code, reason },
         }

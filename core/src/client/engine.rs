@@ -5,7 +5,7 @@
 //! Inputs are method calls (`intent`, `connected`, `receive`, ...); outputs are data the host
 //! carries out in order: frames to send, store writes, events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::{ActorId, Automerge, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
@@ -17,16 +17,21 @@ use super::store::StoreOp;
 use crate::doc::{self, read, IntentTag};
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, MessageId, TenantId};
 use crate::model::conversation::{Conversation, DEFAULT_BUCKET_MS};
-use crate::protocol::{ClientFrame, SeqChange, ServerFrame, SignalKind};
+use crate::protocol::{ClientFrame, ErrorCode, SeqChange, ServerFrame, SignalKind};
 
 /// Where an intent stands. Every intent ends accepted or rejected with a reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum IntentStatus {
-    /// Written locally, not yet sent (offline).
+    /// Written locally, not yet sent (offline, or held behind an earlier intent of the same
+    /// conversation that waits for a resend).
     Pending,
     /// Sent, no answer yet.
     Sent,
+    /// The server could not take it yet (a transient error, no answer in time, or it waits
+    /// for an earlier intent of this device that could not be taken): it is resent in order
+    /// with backoff until it is accepted or rejected for a reason about itself.
+    Retrying,
     Accepted,
     Rejected {
         code: String,
@@ -89,6 +94,22 @@ pub(super) struct OutboxEntry {
     pub(super) created_at: i64,
     pub(super) status: IntentStatus,
     pub(super) changes: Vec<PendingChange>,
+    /// Waits for the next resend round (retry bookkeeping lives in memory only: a restart
+    /// reconnects and resends everything anyway).
+    #[serde(skip)]
+    pub(super) resend: bool,
+    /// Device time of the last send while no answer settled it (for the answer timeout).
+    #[serde(skip)]
+    pub(super) sent_at: Option<i64>,
+}
+
+impl OutboxEntry {
+    pub(super) fn is_final(&self) -> bool {
+        matches!(
+            self.status,
+            IntentStatus::Accepted | IntentStatus::Rejected { .. }
+        )
+    }
 }
 
 /// One document as this client holds it.
@@ -138,6 +159,13 @@ pub struct ClientConfig {
     pub actor: ActorId,
 }
 
+/// First delay before resending after a transient failure (without `retry_after_ms`).
+pub const RETRY_MIN_MS: i64 = 250;
+/// The backoff doubles per resend round without progress up to this.
+pub const RETRY_MAX_MS: i64 = 30_000;
+/// A sent change with no answer this long while connected is resent (resending is idempotent).
+pub const ANSWER_TIMEOUT_MS: i64 = 30_000;
+
 /// The client engine.
 pub struct ClientEngine {
     pub(super) config: ClientConfig,
@@ -148,6 +176,16 @@ pub struct ClientEngine {
     pub(super) next_id: u64,
     typing: HashMap<ConvId, BTreeMap<AccountId, i64>>,
     pub(super) out: Vec<Output>,
+    /// Device time of the next resend round (some entry has `resend` set, or a document waits
+    /// to be subscribed again).
+    pub(super) retry_at: Option<i64>,
+    /// Resend rounds since the last ack: the backoff's exponent.
+    pub(super) retry_attempt: u32,
+    /// Subscriptions a transient error may have dropped: sent again with the next round.
+    pub(super) resubscribe: BTreeSet<DocId>,
+    /// The server's limits from `welcome` (a resend round batches a document's changes).
+    pub(super) max_changes: usize,
+    pub(super) max_frame: usize,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -171,6 +209,11 @@ impl ClientEngine {
             next_id: 1,
             typing: HashMap::new(),
             out: Vec::new(),
+            retry_at: None,
+            retry_attempt: 0,
+            resubscribe: BTreeSet::new(),
+            max_changes: 100,
+            max_frame: 1 << 20,
         }
     }
 
@@ -265,6 +308,8 @@ impl ClientEngine {
             created_at: now,
             status: IntentStatus::Pending,
             changes: Vec::new(),
+            resend: false,
+            sent_at: None,
         };
         for target in &targets {
             if let Some(change) = self.write(target, &entry.intent, id, now)? {
@@ -286,7 +331,7 @@ impl ClientEngine {
         if self.online {
             // The change goes first: a conversation this intent creates is subscribed once
             // its creation is acked (`subscribe` defers it until then).
-            self.send_entry(id);
+            self.dispatch(id, device_now);
         }
         for target in &opened {
             self.subscribe(target);
@@ -354,16 +399,16 @@ impl ClientEngine {
         }))
     }
 
-    fn send_entry(&mut self, id: u64) {
+    /// Sends the entry's unacked changes, one submit per document.
+    pub(super) fn send_entry(&mut self, id: u64, device_now: i64) {
         let Some(entry) = self.outbox.get_mut(&id) else {
             return;
         };
-        if matches!(
-            entry.status,
-            IntentStatus::Accepted | IntentStatus::Rejected { .. }
-        ) {
+        if entry.is_final() {
             return;
         }
+        entry.resend = false;
+        entry.sent_at = Some(device_now);
         let mut by_doc: BTreeMap<String, Vec<ByteBuf>> = BTreeMap::new();
         for change in entry.changes.iter().filter(|c| !c.acked) {
             by_doc
@@ -405,11 +450,13 @@ impl ClientEngine {
         }
     }
 
-    /// This device's changes to `doc` the server has not accepted yet, oldest intent first.
+    /// This device's changes to `doc` the server has not accepted yet, oldest intent first
+    /// (a rejected intent's are not: they never return to the document).
     pub(super) fn pending_changes(&self, doc: &DocId) -> Vec<Change> {
         let doc = doc.to_string();
         self.outbox
             .values()
+            .filter(|e| !e.is_final())
             .flat_map(|e| e.changes.iter())
             .filter(|c| c.doc == doc && !c.acked)
             .filter_map(|c| Change::try_from(&c.bytes[..]).ok())
@@ -426,9 +473,12 @@ impl ClientEngine {
         for id in &docs {
             self.subscribe(id);
         }
+        // Everything unanswered goes out again in order: no round is due any more.
+        self.retry_at = None;
+        self.resubscribe.clear();
         let ids: Vec<u64> = self.outbox.keys().copied().collect();
         for id in ids {
-            self.send_entry(id);
+            self.send_entry(id, device_now);
         }
         self.out.push(Output::Event(Event::Online { online: true }));
     }
@@ -436,10 +486,14 @@ impl ClientEngine {
     pub fn disconnected(&mut self) {
         self.online = false;
         for entry in self.outbox.values_mut() {
-            if entry.status == IntentStatus::Sent {
+            if matches!(entry.status, IntentStatus::Sent | IntentStatus::Retrying) {
                 entry.status = IntentStatus::Pending;
             }
+            entry.resend = false;
+            entry.sent_at = None;
         }
+        self.retry_at = None;
+        self.resubscribe.clear();
         for state in self.docs.values_mut() {
             state.catching_up = false;
             state.deferred = false;
@@ -525,7 +579,7 @@ impl ClientEngine {
                 reason,
             } => {
                 if let Some(hash) = hash {
-                    self.on_reject(&doc, &hash, code, reason, device_now);
+                    self.on_reject_frame(&doc, &hash, code, reason, device_now);
                 }
             }
             ServerFrame::Revoked { doc, reason, .. } => {
@@ -540,12 +594,33 @@ impl ClientEngine {
             ServerFrame::Signal {
                 doc, from, kind, ..
             } => self.on_signal(&doc, from, kind, device_now),
-            ServerFrame::Welcome { server_time, .. } => self.connected(server_time, device_now),
+            ServerFrame::Welcome {
+                server_time,
+                max_changes,
+                max_frame,
+                ..
+            } => {
+                self.max_changes = usize::try_from(max_changes).unwrap_or(usize::MAX).max(1);
+                self.max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
+                self.connected(server_time, device_now)
+            }
             ServerFrame::Error {
                 code,
                 doc: Some(doc),
                 ..
             } if code == "forbidden" => self.on_forbidden(&doc),
+            ServerFrame::Error {
+                code,
+                doc,
+                hash,
+                retry_after_ms,
+                ..
+            } if is_transient(&code) => self.on_transient(
+                doc.as_deref(),
+                hash.as_ref().map(|h| h.as_slice()),
+                retry_after_ms,
+                device_now,
+            ),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
     }
@@ -657,7 +732,7 @@ impl ClientEngine {
         self.fold_if_due(&id);
     }
 
-    fn find(&self, doc: &str, hash: &[u8]) -> Option<(u64, usize)> {
+    pub(super) fn find(&self, doc: &str, hash: &[u8]) -> Option<(u64, usize)> {
         self.outbox.values().find_map(|e| {
             e.changes
                 .iter()
@@ -669,6 +744,8 @@ impl ClientEngine {
     /// One of our changes is accepted: it is stored as accepted in the same batch that updates
     /// the outbox, so a restart before its push shows it accepted and sends nothing again.
     fn on_ack(&mut self, doc: &str, hash: &[u8], seq: u64) {
+        // Progress: the next transient failure starts the backoff afresh.
+        self.retry_attempt = 0;
         let Some((id, index)) = self.find(doc, hash) else {
             return;
         };
@@ -702,7 +779,14 @@ impl ClientEngine {
 
     /// DESIGN §4: drop the rejected change and everything after it in that document, rebuild
     /// the document from accepted state, re-apply the later intents as new changes, report.
-    fn on_reject(&mut self, doc: &str, hash: &[u8], code: String, reason: String, device_now: i64) {
+    pub(super) fn on_reject(
+        &mut self,
+        doc: &str,
+        hash: &[u8],
+        code: String,
+        reason: String,
+        device_now: i64,
+    ) {
         let Some((rejected_id, _)) = self.find(doc, hash) else {
             return; // a change we already replaced: its rejection is expected
         };
@@ -712,16 +796,19 @@ impl ClientEngine {
         if let Some(entry) = self.outbox.get_mut(&rejected_id) {
             entry.status = IntentStatus::Rejected { code, reason };
         }
+        // Intents rejected before are out of the document for good: neither rebased nor
+        // re-applied (their changes stay in the outbox only until dismissed).
         let later: Vec<u64> = self
             .outbox
             .values()
-            .filter(|e| e.id > rejected_id && e.changes.iter().any(|c| c.doc == doc && !c.acked))
+            .filter(|e| e.id > rejected_id && !e.is_final())
+            .filter(|e| e.changes.iter().any(|c| c.doc == doc && !c.acked))
             .map(|e| e.id)
             .collect();
         let earlier: Vec<Change> = self
             .outbox
             .values()
-            .filter(|e| e.id < rejected_id)
+            .filter(|e| e.id < rejected_id && !e.is_final())
             .flat_map(|e| e.changes.iter().filter(|c| c.doc == doc && !c.acked))
             .filter_map(|c| Change::try_from(&c.bytes[..]).ok())
             .collect();
@@ -757,7 +844,7 @@ impl ClientEngine {
             self.persist_entry(id);
             self.out.push(Output::Event(Event::Intent { id, status }));
             if self.online {
-                self.send_entry(id);
+                self.dispatch(id, device_now);
             }
         }
         self.persist_entry(rejected_id);
@@ -773,6 +860,23 @@ impl ClientEngine {
         if let DocTarget::Conv(conv) = doc_id.target() {
             self.resume_deferred(conv);
         }
+    }
+}
+
+/// A code that says "not now" rather than "no": the request is neither accepted nor refused.
+pub(super) fn is_transient(code: &str) -> bool {
+    ErrorCode::parse(code).is_some_and(ErrorCode::is_retryable)
+}
+
+/// Two documents whose changes are checked against each other: the same document, or
+/// documents of one conversation (a message needs its conversation and the membership in it).
+pub(super) fn related(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (DocId::parse(a), DocId::parse(b)) {
+        (Ok(a), Ok(b)) => a.conv_id().is_some() && a.conv_id() == b.conv_id(),
+        _ => false,
     }
 }
 

@@ -6,6 +6,7 @@ mod catchup;
 pub mod engine;
 pub mod intent;
 mod persist;
+mod retry;
 pub mod store;
 mod views;
 

@@ -81,7 +81,11 @@ impl ClientEngine {
     /// Restores the outbox from store entries under `out/` (call once at start).
     pub fn restore_outbox(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), ClientError> {
         for (_, bytes) in entries {
-            let entry: OutboxEntry = uncbor(bytes)?;
+            let mut entry: OutboxEntry = uncbor(bytes)?;
+            // Nothing is in flight after a restart: it goes out again when connected.
+            if matches!(entry.status, IntentStatus::Sent | IntentStatus::Retrying) {
+                entry.status = IntentStatus::Pending;
+            }
             self.next_id = self.next_id.max(entry.id + 1);
             self.outbox.insert(entry.id, entry);
         }

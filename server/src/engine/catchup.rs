@@ -168,7 +168,13 @@ impl LogPages {
             .store()
             .changes_after(doc, self.cursor, self.page)
             .await
-            .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+            .map_err(|e| {
+                let code = match e.is_unavailable() {
+                    true => ErrorCode::Unavailable,
+                    false => ErrorCode::Internal,
+                };
+                (code, e.to_string())
+            })?;
         match changes.last() {
             Some((last, _)) => {
                 self.cursor = *last;

@@ -5,13 +5,53 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use confab_core::protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 use crate::store::{NewChange, Store, StoreError};
 
 /// A commit's answer: when it became durable, or why it did not.
-pub(crate) type CommitResult = Result<Instant, String>;
+pub(crate) type CommitResult = Result<Instant, CommitError>;
+
+/// Why a commit did not happen, with the code its changes are answered with: `unavailable`
+/// when the database is down or full (resubmit after a while), `internal` otherwise.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl CommitError {
+    fn of(e: &StoreError) -> Self {
+        CommitError {
+            code: if e.is_unavailable() {
+                ErrorCode::Unavailable
+            } else {
+                ErrorCode::Internal
+            },
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<&str> for CommitError {
+    fn from(message: &str) -> Self {
+        CommitError {
+            code: ErrorCode::Internal,
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl From<String> for CommitError {
+    fn from(message: String) -> Self {
+        CommitError {
+            code: ErrorCode::Internal,
+            message,
+        }
+    }
+}
 
 /// One unit's batch, answered once it is durable (or not).
 pub(crate) struct CommitRequest {
@@ -25,9 +65,9 @@ pub(crate) struct CommitRequest {
 }
 
 impl CommitRequest {
-    fn fail(self, message: String) {
+    fn fail(self, error: CommitError) {
         self.poisoned.store(true, Ordering::SeqCst);
-        let _ = self.reply.send(Err(message));
+        let _ = self.reply.send(Err(error));
     }
 }
 
@@ -140,15 +180,15 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
                     Ok(()) => {
                         let _ = request.reply.send(Ok(Instant::now()));
                     }
-                    Err(e) => request.fail(e.to_string()),
+                    Err(e) => request.fail(CommitError::of(&e)),
                 }
             }
         }
         Err(e) => {
             tracing::error!(error = %e, changes = merged.len(), "group commit failed");
-            let message = e.to_string();
+            let error = CommitError::of(&e);
             for request in group {
-                request.fail(message.clone());
+                request.fail(error.clone());
             }
         }
     }

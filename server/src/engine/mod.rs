@@ -23,6 +23,7 @@ use confab_core::protocol::{ErrorCode, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
+use crate::store::health::{spawn_prober, Guarded, Health};
 use crate::store::Store;
 use crate::ws::outlet::Outlet;
 
@@ -174,6 +175,8 @@ pub(crate) struct Inner {
     units: Mutex<HashMap<UnitKey, mpsc::Sender<Job>>>,
     committer: mpsc::Sender<committer::CommitRequest>,
     stopping: AtomicBool,
+    /// Whether the storage can be used (see `store::health`).
+    health: Health,
 }
 
 /// The engine; cheap to clone.
@@ -199,7 +202,12 @@ pub fn now_ms() -> i64 {
 }
 
 impl Engine {
+    /// Puts `store` behind a health state with its prober: while the storage is down,
+    /// everything that needs it fails at once (`unavailable`) instead of waiting.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: EngineConfig) -> Self {
+        let health = Health::new();
+        spawn_prober(&health, store.clone());
+        let store: Arc<dyn Store> = Arc::new(Guarded::new(store, health.clone()));
         let committer = committer::spawn(store.clone(), metrics.clone());
         Engine {
             inner: Arc::new(Inner {
@@ -209,8 +217,55 @@ impl Engine {
                 units: Mutex::new(HashMap::new()),
                 committer,
                 stopping: AtomicBool::new(false),
+                health,
             }),
         }
+    }
+
+    /// The storage's health state (shared with the store's guard and `/readyz`).
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
+    /// The wait to suggest with a failure of `code`.
+    pub(crate) fn retry_after_ms(&self, code: ErrorCode) -> Option<u64> {
+        (code == ErrorCode::Unavailable).then(|| self.inner.health.retry_after_ms())
+    }
+
+    /// A failure decided while the storage is down is the outage's (a load or lookup that
+    /// failed fast): `unavailable`, with when to retry.
+    pub(crate) fn outage_outcome(&self, outcome: SubmitOutcome) -> SubmitOutcome {
+        match outcome {
+            SubmitOutcome::Failed {
+                hash,
+                code: ErrorCode::Internal,
+                message,
+                ..
+            } if self.inner.health.is_down() => SubmitOutcome::Failed {
+                hash,
+                code: ErrorCode::Unavailable,
+                message,
+                retry_after_ms: Some(self.inner.health.retry_after_ms()),
+            },
+            other => other,
+        }
+    }
+
+    /// Answers for `changes` while the storage is down, at once (no unit, no pool).
+    fn unavailable(&self, changes: &[Vec<u8>]) -> Vec<SubmitOutcome> {
+        let health = &self.inner.health;
+        let message = format!("storage unavailable: {}", health.reason());
+        changes
+            .iter()
+            .map(|bytes| SubmitOutcome::Failed {
+                hash: confab_core::validate::parse_change(bytes)
+                    .ok()
+                    .map(|c| c.hash().0),
+                code: ErrorCode::Unavailable,
+                message: message.clone(),
+                retry_after_ms: Some(health.retry_after_ms()),
+            })
+            .collect()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -258,6 +313,8 @@ impl Engine {
                 units.remove(key);
             }
         }
+        // What the unit held is freed as it ends: give it back to the system.
+        crate::memory::release_soon();
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -287,6 +344,10 @@ impl Engine {
         };
         if self.is_stopping() {
             let _ = reply.send(failed("the server is shutting down"));
+            return rx;
+        }
+        if self.inner.health.is_down() {
+            let _ = reply.send(self.unavailable(&changes));
             return rx;
         }
         let key = UnitKey::of(&doc);
@@ -331,6 +392,14 @@ impl Engine {
 
     /// Builds one change on the server (REST) and submits it through the same validation.
     pub async fn write(&self, doc: DocId, author: Author, intent: IntentFn) -> SubmitOutcome {
+        if self.inner.health.is_down() {
+            return SubmitOutcome::Failed {
+                hash: None,
+                code: ErrorCode::Unavailable,
+                message: format!("storage unavailable: {}", self.inner.health.reason()),
+                retry_after_ms: Some(self.inner.health.retry_after_ms()),
+            };
+        }
         let (reply, rx) = oneshot::channel();
         let key = UnitKey::of(&doc);
         if let Err(message) = self

@@ -767,9 +767,14 @@ impl Unit {
         after: u64,
         conn: &ConnHandle,
     ) -> Result<(), (ErrorCode, String)> {
-        self.ensure(doc)
-            .await
-            .map_err(|e| (ErrorCode::Internal, e))?;
+        self.ensure(doc).await.map_err(|e| {
+            // Failed fast because the storage is down: retryable, say so.
+            let code = match self.engine.health().is_down() {
+                true => ErrorCode::Unavailable,
+                false => ErrorCode::Internal,
+            };
+            (code, e)
+        })?;
         self.readable(doc, conn)?;
         let info = self.docs.get(doc).map(|s| super::catchup::DocInfo {
             accepted: &s.accepted,

@@ -7,7 +7,9 @@
 //! - 409 `already_created` / `already_exists`: the thing exists;
 //! - 422: validation (`too_long`, `invalid_value`, `unknown_key`, `wrong_type`, `missing`, ...);
 //! - 500 `internal`: storage read failed;
-//! - 503 `unavailable`: the write was not decided (storage failed, shutting down): retry.
+//! - 503 `unavailable` with `Retry-After`: the storage is unavailable (unreachable or full:
+//!   answered at once while the health state says so, see `store::health`), or a write was
+//!   not decided (storage failed, shutting down): retry.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -105,6 +107,10 @@ impl From<ModelError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            // The database is down or full: retryable, not a server bug.
+            return ApiError::unavailable(format!("storage: {e}"));
+        }
         tracing::error!(error = %e, "REST read failed");
         ApiError::internal(format!("storage: {e}"))
     }
@@ -124,7 +130,8 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                let seconds = crate::store::health::RETRY_AFTER_MS.div_ceil(1000).max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }
@@ -197,5 +204,16 @@ mod tests {
         };
         let err = acked(na, ApiError::not_found).expect_err("rejected");
         assert_eq!(err.status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn an_unavailable_store_is_503_with_retry_after() {
+        let err = ApiError::from(crate::store::StoreError::Unavailable("disk full".into()));
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code, "unavailable");
+        let response = err.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let err = ApiError::from(crate::store::StoreError::Corrupt("x".into()));
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -16,7 +16,9 @@ mod extract;
 mod messages;
 mod views;
 
+use axum::extract::{Request, State};
 use axum::http::header;
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::routing::MethodRouter;
 use axum::Router;
@@ -53,6 +55,22 @@ rest_routes! {
     "/v1/conversations/{id}/members/{account}" => delete(conversations::remove_member);
     "/v1/conversations/{id}/messages" => get(messages::page), post(messages::post);
     "/v1/conversations/{id}/messages/{message}/status" => post(messages::set_status);
+}
+
+/// Answers 503 `unavailable` (with `Retry-After`) at once while the storage is down: every
+/// REST route but the OpenAPI document needs the database (writes, and reads of the
+/// projection), and none should wait on a pool for it.
+pub async fn storage_gate(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    let health = app.engine.health();
+    if health.is_down() && request.uri().path() != "/openapi.json" {
+        return ApiError::unavailable(format!("storage unavailable: {}", health.reason()))
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn openapi() -> impl IntoResponse {

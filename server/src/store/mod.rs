@@ -5,6 +5,7 @@
 //! memberships, conversation summaries, messages and read markers (read checks and REST
 //! queries without loading documents), and an audit log of rejections.
 
+pub mod health;
 pub mod postgres;
 pub mod sqlite;
 
@@ -23,6 +24,17 @@ pub enum StoreError {
     /// Another writer took the next seq of this document first (several server processes).
     #[error("seq conflict on {0}: another node committed first")]
     SeqConflict(String),
+    /// The storage is known to be down (unreachable, full): failed at once, not tried
+    /// (see [`health`]).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// The database cannot be used right now (see [`health::is_unavailable`]): retryable.
+    pub fn is_unavailable(&self) -> bool {
+        health::is_unavailable(self)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -143,8 +155,14 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
-    /// Cheap liveness query (`/readyz`).
+    /// Cheap liveness query.
     async fn ping(&self) -> Result<()>;
+    /// The health prober's check ([`health`]): with `write`, a tiny write transaction (the
+    /// storage may answer reads but be unable to write: disk full); without, a read.
+    async fn probe(&self, write: bool) -> Result<()> {
+        let _ = write;
+        self.ping().await
+    }
     /// Loads a document: snapshot plus later changes. Empty if never written.
     async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc>;
     /// Commits many changes (of many documents) in one transaction: group commit. Seqs must

@@ -43,10 +43,17 @@ const POOL_SIZE: u32 = 8;
 /// than two taking turns). A broken connection is replaced on the next commit.
 const COMMIT_POOL_SIZE: u32 = 1;
 
+/// How long a caller waits for a connection: short, so an outage is reported (and the
+/// health state turns down) in about this time instead of stalling submits.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The Postgres store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// One connection of its own for the health prober: a pool exhausted by stuck queries
+    /// does not stop it from noticing that the database is back.
+    probe: PgPool,
 }
 
 impl PgStore {
@@ -55,15 +62,20 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        let probe = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(super::health::PROBE_TIMEOUT)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        Ok(Self { pool, probe })
     }
 
     /// Closes the pool (waits for checked-out connections).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.probe.close().await;
     }
     /// Any batch, through `confab_commit`.
     async fn commit_any(&self, rows: &CommitRows<'_>) -> sqlx::Result<()> {
@@ -216,10 +228,13 @@ impl Store for PgStore {
         // resubmit (an accepted change resubmitted is an ack), and is replaced.
         let pool = PgPoolOptions::new()
             .max_connections(COMMIT_POOL_SIZE)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .connect_lazy_with(options);
-        Some(std::sync::Arc::new(PgStore { pool }))
+        Some(std::sync::Arc::new(PgStore {
+            pool,
+            probe: self.probe.clone(),
+        }))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -230,6 +245,19 @@ impl Store for PgStore {
 
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn probe(&self, write: bool) -> Result<()> {
+        if write {
+            // A write needs the WAL: it fails while the disk is full (53100).
+            sqlx::query("UPDATE storage_probe SET at = $1 WHERE id = 1")
+                .bind(crate::engine::now_ms())
+                .execute(&self.probe)
+                .await?;
+        } else {
+            sqlx::query("SELECT 1").execute(&self.probe).await?;
+        }
         Ok(())
     }
 

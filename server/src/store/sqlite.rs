@@ -19,12 +19,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 
 use self::shared::{conv_list_item, conv_row, i64_of, limit_of, message_row, u64_of, Plan};
 use super::{
@@ -36,6 +37,11 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a connection of this process's pools (the one writer is
+/// shared by the committer, compaction, the audit log and the health probe).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The blob the write probe stores (see migration 0002): a probe needs room like a commit.
+const PROBE_BYTES: i64 = 64 * 1024;
 /// Rows per multi-row statement (a power of two, see [`chunks`]).
 const CHUNK: usize = 128;
 
@@ -66,6 +72,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     /// Read-only work (for an in-memory database: the same pool as `writer`).
     reader: SqlitePool,
+    /// A private in-memory database: its one connection is the database, never closed.
+    memory: bool,
 }
 
 impl SqliteStore {
@@ -91,13 +99,19 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            memory: false,
+        })
     }
 
     /// A private in-memory database (tests): one connection that never closes.
@@ -115,7 +129,22 @@ impl SqliteStore {
         Ok(Self {
             writer: pool.clone(),
             reader: pool,
+            memory: true,
         })
+    }
+
+    /// After a transaction on `conn`: a database error may have ended the transaction
+    /// inside SQLite (SQLITE_FULL and I/O errors roll it back on their own) while sqlx
+    /// still counts it open, and every later `BEGIN` on that connection would fail ("non-zero
+    /// transaction depth") until a restart. So the connection is closed instead of going
+    /// back to the pool, which opens a fresh one.
+    fn after_write<T>(&self, conn: &mut PoolConnection<Sqlite>, result: &Result<T>) {
+        if let Err(StoreError::Database(e)) = result {
+            if !self.memory {
+                tracing::debug!(error = %e, "SQLite transaction failed; replacing its connection");
+                conn.close_on_drop();
+            }
+        }
     }
 
     /// Closes both pools (waits for checked-out connections).
@@ -162,6 +191,336 @@ where
     Ok(())
 }
 
+/// Loads a document (see [`Store::load_doc`]).
+async fn load_on(conn: &mut SqliteConnection, doc: &DocId) -> Result<StoredDoc> {
+    let id = doc.to_string();
+    // One read transaction: the docs row and the changes come from the same snapshot, a
+    // compaction cannot fall between them.
+    let mut tx = conn.begin().await?;
+    let Some(row) =
+        sqlx::query("SELECT last_seq, snapshot, snapshot_seq FROM docs WHERE doc_id = ?")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?
+    else {
+        tx.commit().await?;
+        return Ok(StoredDoc::default());
+    };
+    let last_seq = u64_of(row.try_get("last_seq")?, "last_seq")?;
+    let snapshot: Option<Vec<u8>> = row.try_get("snapshot")?;
+    let snapshot_seq_raw: i64 = row.try_get("snapshot_seq")?;
+    let snapshot_seq = u64_of(snapshot_seq_raw, "snapshot_seq")?;
+    let rows =
+        sqlx::query("SELECT seq, bytes FROM changes WHERE doc_id = ? AND seq > ? ORDER BY seq")
+            .bind(&id)
+            .bind(snapshot_seq_raw)
+            .fetch_all(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        changes.push((u64_of(row.try_get("seq")?, "seq")?, row.try_get("bytes")?));
+    }
+    Ok(StoredDoc {
+        snapshot,
+        snapshot_seq,
+        changes,
+        last_seq,
+    })
+}
+
+/// Compacts a document (see [`Store::compact`]).
+async fn compact_on(
+    conn: &mut SqliteConnection,
+    doc: &DocId,
+    snapshot: &[u8],
+    seq: u64,
+) -> Result<()> {
+    let id = doc.to_string();
+    let seq_i = i64_of(seq, "seq")?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let row = sqlx::query("SELECT last_seq, snapshot_seq FROM docs WHERE doc_id = ?")
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (last, snap): (i64, i64) = match row {
+        Some(r) => (r.try_get("last_seq")?, r.try_get("snapshot_seq")?),
+        None if seq == 0 => return Ok(()),
+        None => (0, 0),
+    };
+    shared::check_compact(&id, seq_i, last, snap)?;
+    sqlx::query(
+        "INSERT INTO compacted_hashes (doc_id, hash, seq) \
+         SELECT doc_id, hash, seq FROM changes WHERE doc_id = ? AND seq <= ? \
+         ON CONFLICT (doc_id, hash) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(seq_i)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM changes WHERE doc_id = ? AND seq <= ?")
+        .bind(&id)
+        .bind(seq_i)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE docs SET snapshot = ?, snapshot_seq = ? WHERE doc_id = ?")
+        .bind(snapshot)
+        .bind(seq_i)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The health prober's write: the transaction a commit makes, in small.
+async fn probe_on(conn: &mut SqliteConnection) -> Result<()> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("UPDATE storage_probe SET at = ?, pad = randomblob(?) WHERE id = 1")
+        .bind(crate::engine::now_ms())
+        .bind(PROBE_BYTES)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One group commit on the writer connection (see [`Store::commit`]).
+async fn commit_on(conn: &mut SqliteConnection, changes: &[NewChange]) -> Result<()> {
+    let mut plan = Plan::build(changes)?;
+    // BEGIN IMMEDIATE takes the write lock now: the seq check below and the writes that
+    // follow see no other writer in between. Dropping `tx` on an error rolls back.
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+
+    // 1. Seq compare-and-set for every document of the batch.
+    let mut current: HashMap<String, i64> = HashMap::with_capacity(plan.docs.len());
+    for chunk in chunks(&plan.docs) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT doc_id, last_seq FROM docs WHERE doc_id IN (");
+        let mut list = qb.separated(", ");
+        for d in chunk {
+            list.push_bind(d.doc.as_str());
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut *tx).await? {
+            current.insert(row.try_get("doc_id")?, row.try_get("last_seq")?);
+        }
+    }
+    plan.check_seqs(&current)?;
+    insert_values(
+        &mut tx,
+        "INSERT INTO docs (doc_id, tenant, last_seq) ",
+        " ON CONFLICT (doc_id) DO UPDATE SET last_seq = excluded.last_seq",
+        &plan.docs,
+        |b, d| {
+            b.push_bind(d.doc.as_str())
+                .push_bind(d.tenant)
+                .push_bind(d.last);
+        },
+    )
+    .await?;
+
+    // 2. The change log.
+    insert_values(
+        &mut tx,
+        "INSERT INTO changes (doc_id, seq, hash, bytes, account, accepted_at) ",
+        "",
+        &plan.changes,
+        |b, c| {
+            b.push_bind(c.doc.as_str())
+                .push_bind(c.seq)
+                .push_bind(c.hash)
+                .push_bind(c.bytes)
+                .push_bind(c.account)
+                .push_bind(c.accepted_at);
+        },
+    )
+    .await?;
+
+    // 3. Actor bindings: insert the new ones, then every actor of the batch must be bound
+    //    to the account the batch binds it to.
+    if !plan.bindings.is_empty() {
+        insert_values(
+            &mut tx,
+            "INSERT INTO actors (tenant, actor, account, bound_at) ",
+            " ON CONFLICT (tenant, actor) DO NOTHING",
+            &plan.bindings,
+            |b, x| {
+                b.push_bind(x.tenant)
+                    .push_bind(x.actor)
+                    .push_bind(x.account)
+                    .push_bind(x.bound_at);
+            },
+        )
+        .await?;
+        let mut bound = Vec::with_capacity(plan.bindings.len());
+        for chunk in chunks(&plan.bindings) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT tenant, actor, account FROM actors WHERE (tenant, actor) IN (",
+            );
+            qb.push_values(chunk, |mut b, x| {
+                b.push_bind(x.tenant).push_bind(x.actor);
+            });
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                bound.push((
+                    row.try_get::<String, _>("tenant")?,
+                    row.try_get::<Vec<u8>, _>("actor")?,
+                    row.try_get::<String, _>("account")?,
+                ));
+            }
+        }
+        plan.check_bindings(&bound)?;
+    }
+
+    // 4. Projection: conversations, members, read markers.
+    if !plan.conversations.is_empty() {
+        insert_values(
+            &mut tx,
+            "INSERT INTO conversations \
+             (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) ",
+            " ON CONFLICT (tenant, conv) DO UPDATE SET kind = excluded.kind, \
+             title = excluded.title, lifecycle = excluded.lifecycle, \
+             parent = excluded.parent, created_at = excluded.created_at",
+            &plan.conversations,
+            |b, c| {
+                b.push_bind(c.tenant.as_str())
+                    .push_bind(c.conv.as_str())
+                    .push_bind(c.kind.as_str())
+                    .push_bind(c.title.as_deref())
+                    .push_bind(c.lifecycle.as_str())
+                    .push_bind(c.parent.as_ref().map(ConvId::as_str))
+                    .push_bind(c.created_at)
+                    .push_bind(0_i64)
+                    .push_bind(c.created_at);
+            },
+        )
+        .await?;
+    }
+    if !plan.members.is_empty() {
+        insert_values(
+            &mut tx,
+            "INSERT INTO memberships (tenant, conv, account, role, status) ",
+            " ON CONFLICT (tenant, conv, account) DO UPDATE SET role = excluded.role, \
+             status = excluded.status",
+            &plan.members,
+            |b, m| {
+                b.push_bind(m.tenant)
+                    .push_bind(m.conv)
+                    .push_bind(m.account)
+                    .push_bind(m.role)
+                    .push_bind(m.status);
+            },
+        )
+        .await?;
+    }
+    if !plan.markers.is_empty() {
+        insert_values(
+            &mut tx,
+            "INSERT INTO read_markers (tenant, conv, account, message) ",
+            " ON CONFLICT (tenant, conv, account) DO UPDATE SET message = excluded.message",
+            &plan.markers,
+            |b, m| {
+                b.push_bind(m.tenant)
+                    .push_bind(m.conv)
+                    .push_bind(m.account)
+                    .push_bind(m.message);
+            },
+        )
+        .await?;
+    }
+
+    // 5. Messages: take each conversation's next positions inside the database, then
+    //    insert the rows with them.
+    if !plan.messages.is_empty() {
+        insert_values(
+            &mut tx,
+            "INSERT INTO conversations \
+             (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) ",
+            " ON CONFLICT (tenant, conv) DO NOTHING",
+            &plan.allocs,
+            |b, a| {
+                b.push_bind(a.tenant)
+                    .push_bind(a.conv)
+                    .push_bind("unknown")
+                    .push_bind(None::<&str>)
+                    .push_bind("active")
+                    .push_bind(None::<&str>)
+                    .push_bind(a.first_created)
+                    .push_bind(0_i64)
+                    .push_bind(0_i64);
+            },
+        )
+        .await?;
+        let mut ends: HashMap<(String, String), i64> = HashMap::new();
+        for chunk in chunks(&plan.allocs) {
+            let mut qb = QueryBuilder::<Sqlite>::new("WITH v (tenant, conv, n, mx) AS (");
+            qb.push_values(chunk, |mut b, a| {
+                b.push_bind(a.tenant)
+                    .push_bind(a.conv)
+                    .push_bind(a.count)
+                    .push_bind(a.max_created);
+            });
+            qb.push(
+                ") UPDATE conversations SET last_pos = last_pos + v.n, \
+                 last_activity = MAX(last_activity, v.mx) FROM v \
+                 WHERE conversations.tenant = v.tenant AND conversations.conv = v.conv \
+                 RETURNING tenant, conv, last_pos",
+            );
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                ends.insert(
+                    (row.try_get("tenant")?, row.try_get("conv")?),
+                    row.try_get("last_pos")?,
+                );
+            }
+        }
+        plan.assign_positions(&ends)?;
+        insert_values(
+            &mut tx,
+            "INSERT INTO messages (tenant, conv, message, pos, doc_id, seq, author, kind, \
+             created_at, preview, deleted) ",
+            " ON CONFLICT (tenant, conv, message) DO NOTHING",
+            &plan.messages,
+            |b, m| {
+                b.push_bind(m.row.tenant.as_str())
+                    .push_bind(m.row.conv.as_str())
+                    .push_bind(m.row.message.as_str())
+                    .push_bind(m.pos)
+                    .push_bind(m.row.doc.as_str())
+                    .push_bind(m.seq)
+                    .push_bind(m.row.author.as_str())
+                    .push_bind(m.row.kind.as_str())
+                    .push_bind(m.row.created_at)
+                    .push_bind(m.preview)
+                    .push_bind(m.deleted);
+            },
+        )
+        .await?;
+    }
+
+    // 6. Edits and deletions of messages committed before this batch.
+    for chunk in chunks(&plan.updates) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("WITH v (tenant, conv, message, preview, deleted) AS (");
+        qb.push_values(chunk, |mut b, u| {
+            b.push_bind(u.tenant)
+                .push_bind(u.conv)
+                .push_bind(u.message)
+                .push_bind(u.preview)
+                .push_bind(u.deleted);
+        });
+        qb.push(
+            ") UPDATE messages SET preview = v.preview, deleted = v.deleted FROM v \
+             WHERE messages.tenant = v.tenant AND messages.conv = v.conv \
+             AND messages.message = v.message",
+        );
+        qb.build().execute(&mut *tx).await?;
+    }
+
+    tx.commit().await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
@@ -174,280 +533,31 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
-        let id = doc.to_string();
-        // One read transaction: the docs row and the changes come from the same snapshot, a
-        // compaction cannot fall between them.
-        let mut tx = self.reader.begin().await?;
-        let Some(row) =
-            sqlx::query("SELECT last_seq, snapshot, snapshot_seq FROM docs WHERE doc_id = ?")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
-            tx.commit().await?;
-            return Ok(StoredDoc::default());
-        };
-        let last_seq = u64_of(row.try_get("last_seq")?, "last_seq")?;
-        let snapshot: Option<Vec<u8>> = row.try_get("snapshot")?;
-        let snapshot_seq_raw: i64 = row.try_get("snapshot_seq")?;
-        let snapshot_seq = u64_of(snapshot_seq_raw, "snapshot_seq")?;
-        let rows =
-            sqlx::query("SELECT seq, bytes FROM changes WHERE doc_id = ? AND seq > ? ORDER BY seq")
-                .bind(&id)
-                .bind(snapshot_seq_raw)
-                .fetch_all(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        let mut changes = Vec::with_capacity(rows.len());
-        for row in rows {
-            changes.push((u64_of(row.try_get("seq")?, "seq")?, row.try_get("bytes")?));
+    async fn probe(&self, write: bool) -> Result<()> {
+        if !write {
+            return self.ping().await;
         }
-        Ok(StoredDoc {
-            snapshot,
-            snapshot_seq,
-            changes,
-            last_seq,
-        })
+        let mut conn = self.writer.acquire().await?;
+        let result = probe_on(&mut conn).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
+    async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
+        let mut conn = self.reader.acquire().await?;
+        let result = load_on(&mut conn, doc).await;
+        self.after_write(&mut conn, &result);
+        result
     }
 
     async fn commit(&self, changes: &[NewChange]) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut plan = Plan::build(changes)?;
-        // BEGIN IMMEDIATE takes the write lock now: the seq check below and the writes that
-        // follow see no other writer in between. Dropping `tx` on an error rolls back.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-
-        // 1. Seq compare-and-set for every document of the batch.
-        let mut current: HashMap<String, i64> = HashMap::with_capacity(plan.docs.len());
-        for chunk in chunks(&plan.docs) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("SELECT doc_id, last_seq FROM docs WHERE doc_id IN (");
-            let mut list = qb.separated(", ");
-            for d in chunk {
-                list.push_bind(d.doc.as_str());
-            }
-            qb.push(")");
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                current.insert(row.try_get("doc_id")?, row.try_get("last_seq")?);
-            }
-        }
-        plan.check_seqs(&current)?;
-        insert_values(
-            &mut tx,
-            "INSERT INTO docs (doc_id, tenant, last_seq) ",
-            " ON CONFLICT (doc_id) DO UPDATE SET last_seq = excluded.last_seq",
-            &plan.docs,
-            |b, d| {
-                b.push_bind(d.doc.as_str())
-                    .push_bind(d.tenant)
-                    .push_bind(d.last);
-            },
-        )
-        .await?;
-
-        // 2. The change log.
-        insert_values(
-            &mut tx,
-            "INSERT INTO changes (doc_id, seq, hash, bytes, account, accepted_at) ",
-            "",
-            &plan.changes,
-            |b, c| {
-                b.push_bind(c.doc.as_str())
-                    .push_bind(c.seq)
-                    .push_bind(c.hash)
-                    .push_bind(c.bytes)
-                    .push_bind(c.account)
-                    .push_bind(c.accepted_at);
-            },
-        )
-        .await?;
-
-        // 3. Actor bindings: insert the new ones, then every actor of the batch must be bound
-        //    to the account the batch binds it to.
-        if !plan.bindings.is_empty() {
-            insert_values(
-                &mut tx,
-                "INSERT INTO actors (tenant, actor, account, bound_at) ",
-                " ON CONFLICT (tenant, actor) DO NOTHING",
-                &plan.bindings,
-                |b, x| {
-                    b.push_bind(x.tenant)
-                        .push_bind(x.actor)
-                        .push_bind(x.account)
-                        .push_bind(x.bound_at);
-                },
-            )
-            .await?;
-            let mut bound = Vec::with_capacity(plan.bindings.len());
-            for chunk in chunks(&plan.bindings) {
-                let mut qb = QueryBuilder::<Sqlite>::new(
-                    "SELECT tenant, actor, account FROM actors WHERE (tenant, actor) IN (",
-                );
-                qb.push_values(chunk, |mut b, x| {
-                    b.push_bind(x.tenant).push_bind(x.actor);
-                });
-                qb.push(")");
-                for row in qb.build().fetch_all(&mut *tx).await? {
-                    bound.push((
-                        row.try_get::<String, _>("tenant")?,
-                        row.try_get::<Vec<u8>, _>("actor")?,
-                        row.try_get::<String, _>("account")?,
-                    ));
-                }
-            }
-            plan.check_bindings(&bound)?;
-        }
-
-        // 4. Projection: conversations, members, read markers.
-        if !plan.conversations.is_empty() {
-            insert_values(
-                &mut tx,
-                "INSERT INTO conversations \
-                 (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) ",
-                " ON CONFLICT (tenant, conv) DO UPDATE SET kind = excluded.kind, \
-                 title = excluded.title, lifecycle = excluded.lifecycle, \
-                 parent = excluded.parent, created_at = excluded.created_at",
-                &plan.conversations,
-                |b, c| {
-                    b.push_bind(c.tenant.as_str())
-                        .push_bind(c.conv.as_str())
-                        .push_bind(c.kind.as_str())
-                        .push_bind(c.title.as_deref())
-                        .push_bind(c.lifecycle.as_str())
-                        .push_bind(c.parent.as_ref().map(ConvId::as_str))
-                        .push_bind(c.created_at)
-                        .push_bind(0_i64)
-                        .push_bind(c.created_at);
-                },
-            )
-            .await?;
-        }
-        if !plan.members.is_empty() {
-            insert_values(
-                &mut tx,
-                "INSERT INTO memberships (tenant, conv, account, role, status) ",
-                " ON CONFLICT (tenant, conv, account) DO UPDATE SET role = excluded.role, \
-                 status = excluded.status",
-                &plan.members,
-                |b, m| {
-                    b.push_bind(m.tenant)
-                        .push_bind(m.conv)
-                        .push_bind(m.account)
-                        .push_bind(m.role)
-                        .push_bind(m.status);
-                },
-            )
-            .await?;
-        }
-        if !plan.markers.is_empty() {
-            insert_values(
-                &mut tx,
-                "INSERT INTO read_markers (tenant, conv, account, message) ",
-                " ON CONFLICT (tenant, conv, account) DO UPDATE SET message = excluded.message",
-                &plan.markers,
-                |b, m| {
-                    b.push_bind(m.tenant)
-                        .push_bind(m.conv)
-                        .push_bind(m.account)
-                        .push_bind(m.message);
-                },
-            )
-            .await?;
-        }
-
-        // 5. Messages: take each conversation's next positions inside the database, then
-        //    insert the rows with them.
-        if !plan.messages.is_empty() {
-            insert_values(
-                &mut tx,
-                "INSERT INTO conversations \
-                 (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) ",
-                " ON CONFLICT (tenant, conv) DO NOTHING",
-                &plan.allocs,
-                |b, a| {
-                    b.push_bind(a.tenant)
-                        .push_bind(a.conv)
-                        .push_bind("unknown")
-                        .push_bind(None::<&str>)
-                        .push_bind("active")
-                        .push_bind(None::<&str>)
-                        .push_bind(a.first_created)
-                        .push_bind(0_i64)
-                        .push_bind(0_i64);
-                },
-            )
-            .await?;
-            let mut ends: HashMap<(String, String), i64> = HashMap::new();
-            for chunk in chunks(&plan.allocs) {
-                let mut qb = QueryBuilder::<Sqlite>::new("WITH v (tenant, conv, n, mx) AS (");
-                qb.push_values(chunk, |mut b, a| {
-                    b.push_bind(a.tenant)
-                        .push_bind(a.conv)
-                        .push_bind(a.count)
-                        .push_bind(a.max_created);
-                });
-                qb.push(
-                    ") UPDATE conversations SET last_pos = last_pos + v.n, \
-                     last_activity = MAX(last_activity, v.mx) FROM v \
-                     WHERE conversations.tenant = v.tenant AND conversations.conv = v.conv \
-                     RETURNING tenant, conv, last_pos",
-                );
-                for row in qb.build().fetch_all(&mut *tx).await? {
-                    ends.insert(
-                        (row.try_get("tenant")?, row.try_get("conv")?),
-                        row.try_get("last_pos")?,
-                    );
-                }
-            }
-            plan.assign_positions(&ends)?;
-            insert_values(
-                &mut tx,
-                "INSERT INTO messages (tenant, conv, message, pos, doc_id, seq, author, kind, \
-                 created_at, preview, deleted) ",
-                " ON CONFLICT (tenant, conv, message) DO NOTHING",
-                &plan.messages,
-                |b, m| {
-                    b.push_bind(m.row.tenant.as_str())
-                        .push_bind(m.row.conv.as_str())
-                        .push_bind(m.row.message.as_str())
-                        .push_bind(m.pos)
-                        .push_bind(m.row.doc.as_str())
-                        .push_bind(m.seq)
-                        .push_bind(m.row.author.as_str())
-                        .push_bind(m.row.kind.as_str())
-                        .push_bind(m.row.created_at)
-                        .push_bind(m.preview)
-                        .push_bind(m.deleted);
-                },
-            )
-            .await?;
-        }
-
-        // 6. Edits and deletions of messages committed before this batch.
-        for chunk in chunks(&plan.updates) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "WITH v (tenant, conv, message, preview, deleted) AS (",
-            );
-            qb.push_values(chunk, |mut b, u| {
-                b.push_bind(u.tenant)
-                    .push_bind(u.conv)
-                    .push_bind(u.message)
-                    .push_bind(u.preview)
-                    .push_bind(u.deleted);
-            });
-            qb.push(
-                ") UPDATE messages SET preview = v.preview, deleted = v.deleted FROM v \
-                 WHERE messages.tenant = v.tenant AND messages.conv = v.conv \
-                 AND messages.message = v.message",
-            );
-            qb.build().execute(&mut *tx).await?;
-        }
-
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.writer.acquire().await?;
+        let result = commit_on(&mut conn, changes).await;
+        self.after_write(&mut conn, &result);
+        result
     }
 
     /// After a compaction the changes up to the snapshot are gone: with `after` older than
@@ -519,41 +629,10 @@ impl Store for SqliteStore {
     /// Refuses (`Corrupt`) a seq beyond the document's last seq and (`SeqConflict`) a seq
     /// older than the current snapshot (another compaction got further first).
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
-        let id = doc.to_string();
-        let seq_i = i64_of(seq, "seq")?;
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query("SELECT last_seq, snapshot_seq FROM docs WHERE doc_id = ?")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (last, snap): (i64, i64) = match row {
-            Some(r) => (r.try_get("last_seq")?, r.try_get("snapshot_seq")?),
-            None if seq == 0 => return Ok(()),
-            None => (0, 0),
-        };
-        shared::check_compact(&id, seq_i, last, snap)?;
-        sqlx::query(
-            "INSERT INTO compacted_hashes (doc_id, hash, seq) \
-             SELECT doc_id, hash, seq FROM changes WHERE doc_id = ? AND seq <= ? \
-             ON CONFLICT (doc_id, hash) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(seq_i)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM changes WHERE doc_id = ? AND seq <= ?")
-            .bind(&id)
-            .bind(seq_i)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE docs SET snapshot = ?, snapshot_seq = ? WHERE doc_id = ?")
-            .bind(snapshot)
-            .bind(seq_i)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.writer.acquire().await?;
+        let result = compact_on(&mut conn, doc, snapshot, seq).await;
+        self.after_write(&mut conn, &result);
+        result
     }
 
     async fn doc_ids(&self) -> Result<Vec<String>> {

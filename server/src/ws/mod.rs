@@ -133,7 +133,12 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                 let bytes = match message {
                     Some(Ok(Message::Binary(b))) => b,
                     Some(Ok(Message::Text(t))) => Bytes::from(t),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    // A pong to our ping: the client read what was sent before it.
+                    Some(Ok(Message::Pong(payload))) => {
+                        outlet.pong(&payload);
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Frame(_))) => continue,
                     Some(Err(e)) => {
                         if matches!(e, tungstenite::Error::Capacity(_)) {
                             // Far beyond max_frame: end this connection, saying why.
@@ -227,8 +232,16 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
         }
         if let Some((code, reason)) = closing.take() {
             let _ = outlet.send(&[close_frame(code, &reason)]);
-            // Finish the close handshake so the client reads everything before the socket ends.
-            let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            // Finish the close handshake so the client reads everything before the socket
+            // ends: a socket closed under unread data is reset when the client writes (its
+            // pongs), and the reset loses what its kernel still held, `lagging` included.
+            // A lagging client gets as long as a stalled one to read it.
+            let within = if reason == "lagging" {
+                STALLED
+            } else {
+                CLOSE_FLUSH
+            };
+            let _ = tokio::time::timeout(within, async {
                 while let Some(Ok(message)) = stream.next().await {
                     if matches!(message, Message::Close(_)) {
                         break;

@@ -7,11 +7,19 @@
 //! Why: with one task per connection, a message to a group of 50 woke 49 tasks, each
 //! re-framing the same bytes and making its own `send`. Here the unit frames a push once
 //! and makes the 49 `send`s itself (docs/BENCHMARKS.md, "direct pushes").
+//!
+//! What the client has not read is counted end to end, not only the backlog: the kernel's
+//! buffers between the two applications (the server's send queue, the client's receive
+//! queue, several MiB each on Linux with autotuning) would otherwise hide a client that
+//! stopped reading. The outlet sends a WebSocket ping after every `ping_every` bytes, its
+//! payload the stream offset after it; the client's pong (sent by every WebSocket library
+//! when it reads the ping) confirms it read everything up to there. Unread bytes are
+//! those sent and not yet confirmed: the push limit and the stall rule judge them.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio::net::TcpStream;
@@ -31,10 +39,15 @@ pub enum Refused {
 /// Backlog limits, in bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct BacklogLimits {
-    /// Above this, the connection stops reading requests and catch-up waits (back-pressure).
+    /// Backlog above this: the connection stops reading requests and catch-up waits
+    /// (back-pressure). Unread above this for `stall` without the client confirming
+    /// anything: pushes are refused (lagging).
     pub soft: usize,
-    /// Above this, pushes are refused and the subscriber is told it is lagging.
+    /// Unread bytes (sent, not confirmed read, see the module documentation) above this:
+    /// pushes are refused and the subscriber is told it is lagging.
     pub hard: usize,
+    /// See `soft`.
+    pub stall: Duration,
 }
 
 impl Default for BacklogLimits {
@@ -42,9 +55,24 @@ impl Default for BacklogLimits {
         BacklogLimits {
             soft: 256 * 1024,
             hard: 8 * 1024 * 1024,
+            stall: Duration::from_secs(30),
         }
     }
 }
+
+impl BacklogLimits {
+    /// Bytes between two pings: a quarter of the smaller limit (so an honest client's
+    /// unconfirmed tail never looks like lagging), within 4 KiB..1 MiB.
+    fn ping_every(&self) -> u64 {
+        (self.soft.min(self.hard) / 4).clamp(4 * 1024, 1024 * 1024) as u64
+    }
+}
+
+/// Pings waiting for their pong, at most (a client that reads nothing gets no more).
+const MAX_PINGS: usize = 1024;
+
+/// Bytes of a ping frame: a 2-byte header and the 8-byte offset.
+const PING_LEN: u64 = 10;
 
 /// Frames per `writev` (Linux takes up to 1024; a few dozen cover any burst).
 const MAX_SLICES: usize = 64;
@@ -58,6 +86,23 @@ struct State {
     closed: bool,
     /// The socket failed: every later frame is refused.
     failed: bool,
+    /// Bytes taken for the client since the connection opened (pings and the backlog
+    /// included).
+    sent: u64,
+    /// Of `sent`, what the client confirmed it read (by a pong).
+    read: u64,
+    /// `sent` after each ping not yet answered, oldest first.
+    pings: VecDeque<u64>,
+    /// `sent` after the last ping.
+    pinged_at: u64,
+    /// Since when more than the soft limit has been unread with nothing confirmed.
+    quiet_since: Option<Instant>,
+}
+
+impl State {
+    fn unread(&self) -> usize {
+        usize::try_from(self.sent - self.read).unwrap_or(usize::MAX)
+    }
 }
 
 enum Backlog {
@@ -112,7 +157,9 @@ impl Outlet {
         self.send_within(frames, usize::MAX)
     }
 
-    /// A push: like [`send`](Self::send), refused when the backlog is over the hard limit.
+    /// A push: like [`send`](Self::send), refused when the client is too far behind: more
+    /// than the hard limit unread, or more than the soft limit unread while it confirmed
+    /// nothing for the stall time.
     pub fn push(&self, frame: &Bytes) -> Result<(), Refused> {
         self.send_within(std::slice::from_ref(frame), self.limits.hard)
     }
@@ -122,9 +169,26 @@ impl Outlet {
         if state.closed || state.failed {
             return Err(Refused::Closed);
         }
-        if state.backlog_bytes > limit {
-            return Err(Refused::Lagging);
+        if limit != usize::MAX {
+            // The backlog too: a client cannot confirm what was never sent.
+            if state.unread() > limit || state.backlog_bytes > limit {
+                return Err(Refused::Lagging);
+            }
+            if state
+                .quiet_since
+                .is_some_and(|t| t.elapsed() > self.limits.stall)
+            {
+                return Err(Refused::Lagging);
+            }
         }
+        let with_ping;
+        let frames = match self.count_sent(&mut state, frames) {
+            Some(ping) => {
+                with_ping = frames.iter().cloned().chain([ping]).collect::<Vec<_>>();
+                &with_ping[..]
+            }
+            None => frames,
+        };
         let mut rest = frames;
         let mut offset = 0;
         if state.backlog.is_empty() {
@@ -158,10 +222,55 @@ impl Outlet {
         Ok(())
     }
 
-    /// Sends `frame` once the backlog is under the soft limit (catch-up: a slow reader slows
-    /// its own catch-up, not the server's memory), waiting at most `within`.
+    /// Counts `frames` as sent; returns a ping to send after them when one is due.
+    fn count_sent(&self, state: &mut State, frames: &[Bytes]) -> Option<Bytes> {
+        let bytes: usize = frames.iter().map(Bytes::len).sum();
+        state.sent += bytes as u64;
+        if state.quiet_since.is_none() && state.unread() > self.limits.soft {
+            state.quiet_since = Some(Instant::now());
+        }
+        if state.sent - state.pinged_at < self.limits.ping_every() || state.pings.len() >= MAX_PINGS
+        {
+            return None;
+        }
+        state.sent += PING_LEN;
+        state.pinged_at = state.sent;
+        state.pings.push_back(state.sent);
+        Some(frame(0x9, &state.sent.to_be_bytes()))
+    }
+
+    /// A pong from the client: if it answers one of our pings, everything sent before that
+    /// ping was read. Other pongs (unsolicited heartbeats) are ignored.
+    pub fn pong(&self, payload: &[u8]) {
+        let Ok(offset) = <[u8; 8]>::try_from(payload).map(u64::from_be_bytes) else {
+            return;
+        };
+        let mut state = self.state();
+        if !state.pings.contains(&offset) {
+            return;
+        }
+        while state.pings.front().is_some_and(|p| *p <= offset) {
+            state.pings.pop_front();
+        }
+        state.read = state.read.max(offset);
+        state.quiet_since = (state.unread() > self.limits.soft).then(Instant::now);
+        drop(state);
+        self.backlog_shrank.notify_waiters();
+    }
+
+    /// Bytes sent and not yet confirmed read by the client (see the module documentation).
+    pub fn unread_bytes(&self) -> usize {
+        self.state().unread()
+    }
+
+    /// Sends `frame` once the backlog is under the soft limit and at most half the hard
+    /// limit is unread (catch-up: a slow reader slows its own catch-up, and leaves room
+    /// for pushes), waiting at most `within`.
     pub async fn send_with_room(&self, frame: Bytes, within: Duration) -> Result<(), Refused> {
-        tokio::time::timeout(within, self.room())
+        let room = self.wait_until(|s| {
+            (s.backlog_bytes <= self.limits.soft && s.unread() <= self.limits.hard / 2) || s.failed
+        });
+        tokio::time::timeout(within, room)
             .await
             .map_err(|_| Refused::Lagging)?;
         self.send(&[frame])
@@ -378,10 +487,46 @@ mod tests {
         (outlet, flusher, client.expect("connect"))
     }
 
+    /// A binary frame of `len` bytes, header included (126 or 127 for 128 or 129: no frame
+    /// has those lengths), that says `i`.
     fn numbered(i: u32, len: usize) -> Bytes {
-        let mut v = vec![(i % 251) as u8; len];
+        let header = match len {
+            0..=127 => 2,
+            128..=65_539 => 4,
+            _ => 10,
+        };
+        let mut v = vec![(i % 251) as u8; len - header];
         v[..4].copy_from_slice(&i.to_be_bytes());
-        Bytes::from(v)
+        binary_frame(&v)
+    }
+
+    /// Bytes the outlet took so far (frames and pings).
+    fn sent(outlet: &Outlet) -> usize {
+        outlet.state().sent as usize
+    }
+
+    /// The data in a stream of server frames without its ping frames, and the pings' offsets.
+    fn strip_pings(mut stream: &[u8]) -> (Vec<u8>, Vec<u64>) {
+        let (mut data, mut pings) = (Vec::new(), Vec::new());
+        while stream.len() >= 2 {
+            let (header, len) = match stream[1] & 0x7f {
+                126 => (4, u16::from_be_bytes([stream[2], stream[3]]) as usize),
+                127 => (
+                    10,
+                    u64::from_be_bytes(stream[2..10].try_into().unwrap()) as usize,
+                ),
+                n => (2, n as usize),
+            };
+            let (frame, rest) = stream.split_at(header + len);
+            if frame[0] == 0x89 {
+                pings.push(u64::from_be_bytes(frame[2..].try_into().unwrap()));
+            } else {
+                data.extend_from_slice(frame);
+            }
+            stream = rest;
+        }
+        assert!(stream.is_empty(), "whole frames");
+        (data, pings)
     }
 
     async fn read_exactly(client: &mut TcpStream, n: usize) -> Vec<u8> {
@@ -410,19 +555,22 @@ mod tests {
             }
         }
         let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
-        assert_eq!(read_exactly(&mut client, expected.len()).await, expected);
+        let got = read_exactly(&mut client, sent(&outlet)).await;
+        assert_eq!(strip_pings(&got).0, expected);
     }
 
     #[tokio::test]
-    async fn a_client_that_does_not_read_gets_a_backlog_then_lagging_and_loses_nothing_taken() {
+    async fn a_client_that_does_not_read_is_lagging_past_the_limit_and_loses_nothing_taken() {
         let limits = BacklogLimits {
             soft: 64 * 1024,
             hard: 1024 * 1024,
+            ..BacklogLimits::default()
         };
         let (outlet, mut client) = pair(limits).await;
         let mut taken = Vec::new();
         let mut refused = None;
-        // The kernel's buffers fill first (a few MB on loopback at most), then the backlog.
+        // The kernel's buffers (several MB on loopback) would take all of this: the limit
+        // counts what the client did not confirm reading.
         for i in 0..20_000u32 {
             let frame = numbered(i, 1000);
             match outlet.push(&frame) {
@@ -435,18 +583,21 @@ mod tests {
         }
         let (at, why) = refused.expect("pushes are refused once the backlog is over its limit");
         assert_eq!(why, Refused::Lagging);
+        let unread = outlet.unread_bytes();
+        assert!(unread > limits.hard, "refused only above the hard limit");
         assert!(
-            outlet.backlog_bytes() > limits.hard,
-            "refused only above the hard limit"
+            unread <= limits.hard + 1000 + PING_LEN as usize,
+            "refused at the limit, not after the kernel's buffers: {unread} unread"
         );
         // The connection's own frames are still taken (they are bounded by what it reads).
         let answer = numbered(u32::MAX, 10);
         outlet.send(std::slice::from_ref(&answer)).expect("send");
         taken.push(answer);
         let expected: Vec<u8> = taken.iter().flat_map(|f| f.to_vec()).collect();
-        let got = read_exactly(&mut client, expected.len()).await;
+        let got = read_exactly(&mut client, sent(&outlet)).await;
+        let (data, pings) = strip_pings(&got);
         assert!(
-            got == expected,
+            data == expected,
             "everything taken arrives, in order ({at} pushes taken)"
         );
         // The flusher wrote the backlog out and woke those waiting for room.
@@ -454,9 +605,60 @@ mod tests {
             .await
             .expect("room once the client reads");
         assert_eq!(outlet.backlog_bytes(), 0);
+        assert_eq!(outlet.push(&numbered(1, 10)), Err(Refused::Lagging));
+        // The client answers the last ping: everything before it is read.
+        let last = *pings.last().expect("pings every 16 KiB");
+        outlet.pong(&last.to_be_bytes());
+        assert!(outlet.unread_bytes() < 16 * 1024);
         outlet
             .push(&numbered(1, 10))
             .expect("pushes are taken again");
+    }
+
+    #[tokio::test]
+    async fn only_pongs_to_our_pings_count_and_a_silent_client_stalls_past_the_soft_limit() {
+        let limits = BacklogLimits {
+            soft: 64 * 1024,
+            hard: 1024 * 1024,
+            stall: Duration::from_millis(300),
+        };
+        let (outlet, mut client) = pair(limits).await;
+        let frames: Vec<Bytes> = (0..100).map(|i| numbered(i, 1000)).collect();
+        for frame in &frames {
+            outlet.push(frame).expect("push");
+        }
+        let got = read_exactly(&mut client, sent(&outlet)).await;
+        let (_, pings) = strip_pings(&got);
+        // 100 KB in 1000-byte frames: a ping after every 17 (16 KiB and the next frame).
+        assert_eq!(pings.len(), 5, "one ping per 16 KiB");
+        let unread = outlet.unread_bytes();
+        assert_eq!(unread, sent(&outlet));
+        // Unsolicited or forged pongs confirm nothing.
+        outlet.pong(b"hi");
+        outlet.pong(&(pings[2] + 1).to_be_bytes());
+        outlet.pong(&u64::MAX.to_be_bytes());
+        assert_eq!(outlet.unread_bytes(), unread);
+        // A late pong confirms its ping and every earlier one.
+        outlet.pong(&pings[2].to_be_bytes());
+        assert_eq!(outlet.unread_bytes(), sent(&outlet) - pings[2] as usize);
+        outlet.pong(&pings[1].to_be_bytes());
+        assert_eq!(outlet.unread_bytes(), sent(&outlet) - pings[2] as usize);
+        // Over the soft limit and silent for longer than the stall time: lagging, though far
+        // under the hard limit.
+        outlet.pong(&pings[4].to_be_bytes());
+        for i in 0..70 {
+            outlet
+                .push(&numbered(i, 1000))
+                .expect("under the hard limit");
+        }
+        assert!(outlet.unread_bytes() > limits.soft);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(outlet.push(&numbered(0, 1000)), Err(Refused::Lagging));
+        // A pong after reading brings it back.
+        let got = read_exactly(&mut client, sent(&outlet) - got.len()).await;
+        let (_, pings) = strip_pings(&got);
+        outlet.pong(&pings.last().expect("pings").to_be_bytes());
+        outlet.push(&numbered(0, 1000)).expect("taken again");
     }
 
     #[tokio::test]
@@ -466,22 +668,21 @@ mod tests {
         let mut i = 0;
         while outlet.backlog_bytes() == 0 {
             let frame = numbered(i, 1000);
-            outlet.push(&frame).expect("push");
+            outlet.send(std::slice::from_ref(&frame)).expect("send");
             frames.push(frame);
             i += 1;
         }
         // The client drains what the socket holds: the socket has room, the backlog waits
         // for its flusher (not running yet).
-        let in_socket: usize =
-            frames.iter().map(Bytes::len).sum::<usize>() - outlet.backlog_bytes();
+        let in_socket = sent(&outlet) - outlet.backlog_bytes();
         let mut got = read_exactly(&mut client, in_socket).await;
         let last = numbered(u32::MAX, 10);
         outlet.send(std::slice::from_ref(&last)).expect("send");
         frames.push(last);
         tokio::spawn(flusher);
         let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
-        got.extend(read_exactly(&mut client, expected.len() - in_socket).await);
-        assert!(got == expected, "the last frame comes last");
+        got.extend(read_exactly(&mut client, sent(&outlet) - in_socket).await);
+        assert!(strip_pings(&got).0 == expected, "the last frame comes last");
     }
 
     #[tokio::test]
@@ -489,6 +690,7 @@ mod tests {
         let limits = BacklogLimits {
             soft: 1024,
             hard: usize::MAX,
+            ..BacklogLimits::default()
         };
         let (outlet, mut client) = pair(limits).await;
         let frames: Vec<Bytes> = (0..3000).map(|i| numbered(i, 2000)).collect();
@@ -504,6 +706,7 @@ mod tests {
         outlet.finish(Duration::from_secs(10)).await;
         let got = reader.await.expect("reader").expect("read to the end");
         let expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        let (got, _) = strip_pings(&got);
         assert!(
             got == expected,
             "all {} bytes, then end of stream",

@@ -15,7 +15,7 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Pending, Slot, Unit, Waiter};
-use crate::engine::committer::{CommitRequest, CommitResult};
+use crate::engine::committer::{CommitError, CommitRequest, CommitResult};
 use crate::engine::{Control, SubmitOutcome};
 use crate::store::NewChange;
 use crate::ws::outlet::{binary_frame, Refused};
@@ -127,7 +127,7 @@ impl Unit {
                     })
                     .collect()
             }
-            Err(message) => {
+            Err(CommitError { code, message }) => {
                 // Memory may hold what storage lost. Later batches of the same epoch were
                 // built on this one: the committer refuses them, and they find the unit
                 // already reset.
@@ -139,17 +139,22 @@ impl Unit {
                 }
                 pending
                     .iter()
-                    .map(|p| SubmitOutcome::Failed {
-                        code: ErrorCode::Internal,
-                        retry_after_ms: None,
-                        hash: Some(p.change.hash),
-                        message: message.clone(),
+                    .map(|p| {
+                        // A batch refused because an earlier one failed in an outage is
+                        // the outage's too.
+                        self.engine.outage_outcome(SubmitOutcome::Failed {
+                            code,
+                            retry_after_ms: self.engine.retry_after_ms(code),
+                            hash: Some(p.change.hash),
+                            message: message.clone(),
+                        })
                     })
                     .collect()
             }
         };
+        let engine = self.engine.clone();
         let resolve = |slot: Slot| match slot {
-            Slot::Done(o) => o,
+            Slot::Done(o) => engine.outage_outcome(o),
             Slot::Pending(i) => outcomes.get(i).cloned().unwrap_or(SubmitOutcome::Failed {
                 code: ErrorCode::Internal,
                 retry_after_ms: None,

@@ -133,6 +133,15 @@ struct Args {
     /// Upper bound for one run (setup, load, drain, compaction).
     #[arg(long, default_value_t = 180)]
     run_timeout_s: u64,
+    /// Soak: print the server's RSS (VmRSS) every this many seconds during the load, and
+    /// keep the samples in the JSON line (0: off). E.g. `--modes paced --clients 2 --rate
+    /// 300 --seconds 150 --rss-every-s 15 --idle-after-s 90 --run-timeout-s 600`.
+    #[arg(long, default_value_t = 0.0)]
+    rss_every_s: f64,
+    /// Soak: after the load, disconnect every client and keep the server running this many
+    /// seconds, sampling its RSS (does idle memory go back once units leave memory?).
+    #[arg(long, default_value_t = 0.0)]
+    idle_after_s: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -967,6 +976,9 @@ struct RunResult {
     machine: machine::Machine,
     /// Where the server's submit time went (its /metrics, over the run).
     stages: StageMeans,
+    /// Soak (`--rss-every-s`, `--idle-after-s`): the server's RSS over the run and after it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rss_samples: Vec<RssSample>,
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -982,6 +994,18 @@ struct Params {
     rate: u32,
     seconds: f64,
     body_chars: usize,
+    rss_every_s: f64,
+    idle_after_s: f64,
+}
+
+/// The server's RSS at one moment of a soak.
+#[derive(Debug, Clone, Serialize)]
+struct RssSample {
+    /// Seconds since the load started.
+    at_s: f64,
+    rss_mb: f64,
+    /// Messages acked so far (all clients).
+    acked: usize,
 }
 
 async fn run_one(bin: &Path, backend: Backend, p: &Params, ticks: f64) -> Result<RunResult> {
@@ -1167,6 +1191,14 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
         tokio::time::Instant::now() + Duration::from_secs(5),
         Duration::from_secs(5),
     );
+    let rss_every = Duration::from_secs_f64(if p.rss_every_s > 0.0 {
+        p.rss_every_s
+    } else {
+        // Off: a period the run never reaches.
+        1e9
+    });
+    let mut rss_tick = tokio::time::interval(rss_every);
+    let mut rss_samples = Vec::new();
     while finished < n {
         tokio::select! {
             done = tokio::time::timeout_at(deadline, done_rx.recv()) => match done {
@@ -1177,6 +1209,16 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
                     break;
                 }
             },
+            _ = rss_tick.tick(), if p.rss_every_s > 0.0 => {
+                let acked: usize = progress.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+                let sample = RssSample {
+                    at_s: started.elapsed().as_secs_f64(),
+                    rss_mb: mb(memory(server.pid).0),
+                    acked,
+                };
+                eprintln!("  rss {:>6.1} s: {:>7.1} MiB ({acked} acked)", sample.at_s, sample.rss_mb);
+                rss_samples.push(sample);
+            }
             _ = tick.tick() => {
                 let answered: usize = progress.iter().map(|a| a.load(Ordering::Relaxed)).sum();
                 eprintln!(
@@ -1232,6 +1274,34 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
             }
         }
         outs.push(out);
+    }
+    // Soak: the clients are gone; do units leave memory and memory go back?
+    if p.idle_after_s > 0.0 {
+        let every = if p.rss_every_s > 0.0 {
+            p.rss_every_s
+        } else {
+            10.0
+        };
+        let idle_start = Instant::now();
+        let acked_all: usize = progress.iter().map(|a| a.load(Ordering::Relaxed)).sum();
+        loop {
+            let sample = RssSample {
+                at_s: started.elapsed().as_secs_f64(),
+                rss_mb: mb(memory(server.pid).0),
+                acked: acked_all,
+            };
+            eprintln!(
+                "  rss {:>6.1} s: {:>7.1} MiB (idle {:.0} s, no clients)",
+                sample.at_s,
+                sample.rss_mb,
+                idle_start.elapsed().as_secs_f64()
+            );
+            rss_samples.push(sample);
+            if idle_start.elapsed().as_secs_f64() >= p.idle_after_s {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs_f64(every)).await;
+        }
     }
 
     // Join sends, acks and deliveries.
@@ -1372,6 +1442,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
         frames_out: metrics_delta.frames_out,
         machine: machine_state,
         stages: StageMeans::of(&metrics_delta),
+        rss_samples,
         ..RunResult::default()
     };
     if !rejects.is_empty() {
@@ -1662,6 +1733,8 @@ async fn main() -> Result<()> {
                     rate: args.rate,
                     seconds,
                     body_chars: args.body_chars,
+                    rss_every_s: args.rss_every_s,
+                    idle_after_s: args.idle_after_s,
                 };
                 let mut label = format!("{} N={clients} {}", backend_name(backend), mode.name());
                 if args.repeat > 1 {

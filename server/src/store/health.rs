@@ -1,0 +1,406 @@
+//! Storage health: fail fast while the database is unreachable or full, recover by itself.
+//!
+//! One [`Health`] state is shared by the engine, the group committer and HTTP (`/readyz`,
+//! REST). It turns *down* as soon as any storage call fails with an error of the
+//! unavailable class ([`is_unavailable`]: the connection is gone, the pool cannot get one,
+//! the server is shutting down, the disk is full, the file cannot be written). While down,
+//! every call through [`Guarded`] fails at once with [`StoreError::Unavailable`] instead of
+//! waiting on a pool: submits are answered `unavailable` with a `retry_after_ms`, `/readyz`
+//! answers 503. A background prober ([`spawn_prober`]) turns it *up* again: every
+//! [`PROBE_DOWN_EVERY`] while down it makes a small write (SQLite: `BEGIN IMMEDIATE`, an
+//! update of the one-row `storage_probe` table with a 64 KiB blob, `COMMIT`; Postgres: the
+//! same update), so a database that answers reads but cannot write (disk full) stays down;
+//! every [`PROBE_UP_EVERY`] while up it reads (`SELECT 1`), so an outage without traffic is
+//! noticed too. Each probe is bounded by [`PROBE_TIMEOUT`].
+
+use std::fmt::Display;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
+
+use super::{
+    ConvListItem, ConvRow, MessageRow, NewChange, RejectionRecord, Result, Store, StoreError,
+    StoredDoc,
+};
+
+/// How long one probe may take before it counts as failed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Probe period while the storage is down (how soon recovery is noticed).
+pub const PROBE_DOWN_EVERY: Duration = Duration::from_millis(250);
+/// Probe period while the storage is up (how soon an outage without traffic is noticed).
+pub const PROBE_UP_EVERY: Duration = Duration::from_millis(500);
+/// What clients are told to wait before resubmitting while the storage is down: a few
+/// probe periods, so a short blip costs little and a long outage is not hammered.
+pub const RETRY_AFTER_MS: u64 = 1000;
+
+/// The shared up/down state; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Health {
+    inner: Arc<State>,
+}
+
+#[derive(Default)]
+struct State {
+    down: AtomicBool,
+    /// Counts recoveries (down → up).
+    recoveries: AtomicU64,
+    /// Why it is down (the first failure of the outage, or the latest failed probe).
+    reason: Mutex<String>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("down", &self.is_down())
+            .finish()
+    }
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True while the storage is known to be unreachable or unable to write.
+    pub fn is_down(&self) -> bool {
+        self.inner.down.load(Ordering::SeqCst)
+    }
+
+    /// Why it is down (empty while up).
+    pub fn reason(&self) -> String {
+        if !self.is_down() {
+            return String::new();
+        }
+        self.inner
+            .reason
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// How long a client should wait before trying again.
+    pub fn retry_after_ms(&self) -> u64 {
+        RETRY_AFTER_MS
+    }
+
+    /// Marks the storage down (logged once per outage).
+    pub fn set_down(&self, reason: impl Display) {
+        let reason = reason.to_string();
+        let was_down = self.inner.down.swap(true, Ordering::SeqCst);
+        if let Ok(mut r) = self.inner.reason.lock() {
+            *r = reason.clone();
+        }
+        if !was_down {
+            tracing::error!(%reason, "storage unavailable: failing writes fast until it is back");
+        }
+    }
+
+    /// Marks the storage up again (logged once per recovery).
+    pub fn set_up(&self) {
+        if self.inner.down.swap(false, Ordering::SeqCst) {
+            self.inner.recoveries.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!("storage available again");
+        }
+    }
+
+    /// How many times the storage came back (see [`Guarded`]'s commit).
+    fn recoveries(&self) -> u64 {
+        self.inner.recoveries.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Unavailable)` at once while down.
+    pub fn gate(&self) -> Result<()> {
+        if self.is_down() {
+            return Err(StoreError::Unavailable(self.reason()));
+        }
+        Ok(())
+    }
+
+    /// Passes `result` through, marking the storage down if it failed for an
+    /// unavailable-class reason.
+    pub fn observe<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            if is_unavailable(e) {
+                self.set_down(e);
+            }
+        }
+        result
+    }
+}
+
+/// Whether a storage error means "the database cannot be used right now" (connection lost
+/// or refused, pool exhausted or closed, server shutting down, disk full, file unwritable)
+/// rather than something about the request. Those are retryable for the client
+/// (`unavailable`) and turn the health state down.
+pub fn is_unavailable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(_) => true,
+        StoreError::Database(e) => sqlx_unavailable(e),
+        StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::SeqConflict(_) => false,
+    }
+}
+
+/// The typed classification of a sqlx error (see [`is_unavailable`]).
+pub fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                pg_unavailable(pg.code())
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // The code is SQLite's extended result code (as text); its low byte is
+                // the primary code.
+                db.code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| sqlite_unavailable(c & 0xff))
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Postgres SQLSTATEs of the unavailable class: 08 connection exception, 53 insufficient
+/// resources (53100 disk full, 53300 too many connections, ...), 57P operator
+/// intervention (admin or crash shutdown, cannot connect now), 58030 I/O error.
+fn pg_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08")
+        || sqlstate.starts_with("53")
+        || sqlstate.starts_with("57P")
+        || sqlstate == "58030"
+}
+
+/// SQLite primary result codes of the unavailable class.
+fn sqlite_unavailable(primary: i32) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_READONLY: i32 = 8;
+    const SQLITE_IOERR: i32 = 10;
+    const SQLITE_FULL: i32 = 13;
+    const SQLITE_CANTOPEN: i32 = 14;
+    matches!(
+        primary,
+        SQLITE_BUSY | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN
+    )
+}
+
+/// Starts the prober for `store` (the unguarded store): it ends when every other handle of
+/// `health` is gone.
+pub fn spawn_prober(health: &Health, store: Arc<dyn Store>) {
+    let weak: Weak<State> = Arc::downgrade(&health.inner);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let health = Health { inner };
+            let down = health.is_down();
+            match tokio::time::timeout(PROBE_TIMEOUT, store.probe(down)).await {
+                Ok(Ok(())) => health.set_up(),
+                Ok(Err(e)) => {
+                    if down {
+                        tracing::debug!(error = %e, "storage probe failed");
+                    }
+                    health.set_down(format!("probe: {e}"));
+                }
+                Err(_) => health.set_down(format!(
+                    "probe: no answer within {} ms",
+                    PROBE_TIMEOUT.as_millis()
+                )),
+            }
+            let wait = if health.is_down() {
+                PROBE_DOWN_EVERY
+            } else {
+                PROBE_UP_EVERY
+            };
+            drop(health);
+            tokio::time::sleep(wait).await;
+        }
+    });
+}
+
+/// A store behind the health state: fails at once while down, marks it down on an
+/// unavailable-class error.
+pub struct Guarded {
+    inner: Arc<dyn Store>,
+    health: Health,
+    /// The recoveries this handle's commits have seen.
+    recoveries_seen: AtomicU64,
+}
+
+impl std::fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guarded {
+    pub fn new(inner: Arc<dyn Store>, health: Health) -> Self {
+        let recoveries_seen = AtomicU64::new(health.recoveries());
+        Guarded {
+            inner,
+            health,
+            recoveries_seen,
+        }
+    }
+
+    async fn run<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.health.gate()?;
+        self.health.observe(call.await)
+    }
+}
+
+#[async_trait]
+impl Store for Guarded {
+    fn for_commit_thread(&self) -> Option<Arc<dyn Store>> {
+        let inner = self.inner.for_commit_thread()?;
+        Some(Arc::new(Guarded::new(inner, self.health.clone())))
+    }
+    async fn migrate(&self) -> Result<()> {
+        self.inner.migrate().await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.run(self.inner.ping()).await
+    }
+    async fn probe(&self, write: bool) -> Result<()> {
+        self.inner.probe(write).await
+    }
+    async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
+        self.run(self.inner.load_doc(doc)).await
+    }
+    async fn commit(&self, changes: &[NewChange]) -> Result<()> {
+        self.health.gate()?;
+        // The committer's Postgres pool does not test connections before use (a round trip
+        // per commit): after an outage its idle connection is dead, and the first commit
+        // would fail on it and turn the state down again. A ping first replaces it.
+        let recoveries = self.health.recoveries();
+        if self.recoveries_seen.swap(recoveries, Ordering::SeqCst) != recoveries {
+            let _ = self.inner.ping().await;
+        }
+        self.run(self.inner.commit(changes)).await
+    }
+    async fn changes_after(
+        &self,
+        doc: &DocId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        self.run(self.inner.changes_after(doc, after, limit)).await
+    }
+    async fn seq_of(&self, doc: &DocId, hash: &[u8; 32]) -> Result<Option<u64>> {
+        self.run(self.inner.seq_of(doc, hash)).await
+    }
+    async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>> {
+        self.run(self.inner.actor_account(tenant, actor)).await
+    }
+    async fn record_rejection(&self, record: &RejectionRecord) -> Result<()> {
+        self.health.gate()?;
+        let result = self.inner.record_rejection(record).await;
+        // The audit log is written by a task per rejection: a flood of rejections can queue
+        // them on the writer long enough to time out. That is contention, not an outage.
+        match result {
+            Err(StoreError::Database(sqlx::Error::PoolTimedOut)) => result,
+            other => self.health.observe(other),
+        }
+    }
+    async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
+        self.run(self.inner.compact(doc, snapshot, seq)).await
+    }
+    async fn doc_ids(&self) -> Result<Vec<String>> {
+        self.run(self.inner.doc_ids()).await
+    }
+    async fn membership(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        account: &AccountId,
+    ) -> Result<Option<(String, String)>> {
+        self.run(self.inner.membership(tenant, conv, account)).await
+    }
+    async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
+        self.run(self.inner.conversation(tenant, conv)).await
+    }
+    async fn conversations_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<ConvListItem>> {
+        self.run(self.inner.conversations_of(tenant, account)).await
+    }
+    async fn messages(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>> {
+        self.run(self.inner.messages(tenant, conv, before, limit))
+            .await
+    }
+    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
+        self.run(self.inner.rejection_count(tenant)).await
+    }
+    async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
+        self.run(self.inner.stored_bytes(doc)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_and_disk_errors_are_unavailable_others_are_not() {
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(sqlx_unavailable(&io));
+        assert!(sqlx_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(sqlx_unavailable(&sqlx::Error::PoolClosed));
+        assert!(!sqlx_unavailable(&sqlx::Error::RowNotFound));
+        for code in [
+            "08006", "08001", "57P01", "57P03", "53100", "53300", "58030",
+        ] {
+            assert!(pg_unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "57014", "42P01", "CF001"] {
+            assert!(!pg_unavailable(code), "{code}");
+        }
+        // SQLITE_FULL, SQLITE_IOERR_WRITE (10 | 3 << 8), SQLITE_CANTOPEN.
+        for code in [13, (10 | (3 << 8)) & 0xff, 14] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT, SQLITE_CORRUPT, SQLITE_ERROR.
+        for code in [19, 11, 1] {
+            assert!(!sqlite_unavailable(code), "{code}");
+        }
+        assert!(is_unavailable(&StoreError::Unavailable("down".into())));
+        assert!(!is_unavailable(&StoreError::SeqConflict("d".into())));
+        assert!(!is_unavailable(&StoreError::Corrupt("x".into())));
+    }
+
+    #[test]
+    fn health_fails_fast_while_down_and_recovers() {
+        let health = Health::new();
+        assert!(health.gate().is_ok());
+        let failed: Result<()> = Err(StoreError::Database(sqlx::Error::PoolClosed));
+        assert!(health.observe(failed).is_err());
+        assert!(health.is_down());
+        assert!(matches!(health.gate(), Err(StoreError::Unavailable(_))));
+        assert!(!health.reason().is_empty());
+        let other: Result<()> = Err(StoreError::Corrupt("x".into()));
+        let _ = health.observe(other);
+        health.set_up();
+        assert!(health.gate().is_ok());
+        let conflict: Result<()> = Err(StoreError::SeqConflict("d".into()));
+        let _ = health.observe(conflict);
+        assert!(!health.is_down(), "a conflict is about the request");
+    }
+}
