@@ -67,6 +67,8 @@ enum Step {
     Send(usize),
     /// The client creates a group (offline-style: the message may go before it is acked).
     Create,
+    /// A read marker (the conversation's document) on the newest message of a conversation.
+    Read(usize),
     /// The server takes the next frame from the wire.
     Serve(Fault),
     /// Up to n server frames reach the client.
@@ -109,6 +111,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (0..4usize).prop_map(Step::Send),
         1 => Just(Step::Create),
+        2 => (0..4usize).prop_map(Step::Read),
         8 => fault().prop_map(Step::Serve),
         4 => (1..6usize).prop_map(Step::Deliver),
         3 => (1..40_000u16).prop_map(Step::Advance),
@@ -141,6 +144,10 @@ struct World {
     /// Intents the client made: id → the conversation it writes to.
     intents: BTreeMap<u64, ConvId>,
     created: Vec<ConvId>,
+    /// Intents that changed nothing (a read marker already there): accepted at once.
+    noops: HashSet<u64>,
+    /// The newest message the client wrote per conversation.
+    newest: BTreeMap<ConvId, MessageId>,
     /// Every document the client wrote to.
     docs: BTreeSet<DocId>,
     next_msg: usize,
@@ -180,6 +187,8 @@ impl World {
             intents: BTreeMap::new(),
             created: Vec::new(),
             docs: BTreeSet::new(),
+            newest: BTreeMap::new(),
+            noops: HashSet::new(),
             next_msg: 0,
         };
         world.client.engine.open(&conv_doc(&group)).unwrap();
@@ -496,10 +505,14 @@ impl World {
         if let Intent::Send { message, .. } = &intent {
             self.docs
                 .insert(self.client.engine.bucket_doc(conv, message.created_at));
+            self.newest.insert(conv.clone(), message.id.clone());
         }
         // Refused up front (after the removal arrived): not an outbox entry.
         if let Ok(id) = self.client.engine.intent(intent, self.client.now) {
             self.intents.insert(id, conv.clone());
+            if self.client.engine.status(id) == Some(IntentStatus::Accepted) {
+                self.noops.insert(id);
+            }
         }
         self.pump();
     }
@@ -513,6 +526,19 @@ impl World {
                 };
                 let message = self.message(&conv);
                 self.intent(&conv, message);
+            }
+            Step::Read(k) => {
+                let conv = match k % (self.created.len() + 1) {
+                    0 => self.group.clone(),
+                    n => self.created[n - 1].clone(),
+                };
+                if let Some(message) = self.newest.get(&conv).cloned() {
+                    let read = Intent::MarkRead {
+                        conv: conv.clone(),
+                        message,
+                    };
+                    self.intent(&conv, read);
+                }
             }
             Step::Create => {
                 let conv = conv_id(&format!("c{}", self.created.len() + 1));
@@ -536,7 +562,13 @@ impl World {
             // Only while the newest intent is in the outbox: the engine numbers intents on
             // from the restored outbox, and this world tells intents apart by number.
             Step::Restart => match self.intents.keys().max() {
-                Some(newest) if self.client.engine.status(*newest).is_some() => {
+                Some(newest)
+                    if self
+                        .client
+                        .engine
+                        .status(*newest)
+                        .is_some_and(|s| s != IntentStatus::Accepted) =>
+                {
                     self.restart();
                     self.connect();
                 }
@@ -581,6 +613,7 @@ impl World {
         let mut accepted = HashSet::new();
         for (id, conv) in &self.intents {
             match self.client.engine.status(*id) {
+                _ if self.noops.contains(id) => {}
                 None => {
                     accepted.insert(*id);
                 }
@@ -926,4 +959,53 @@ fn a_ten_second_outage_at_fifty_messages_a_second() {
     // One round a second, each a few batched submits: far fewer frames than messages.
     assert!(frames < sent, "{frames} submits for {sent} messages");
     assert!(drained <= 1_000, "drained {drained} ms after the outage");
+}
+
+/// A probe that gets a real rejection still lets the intents waiting behind it go out (here a
+/// read marker in the conversation's document, behind a message in its bucket).
+#[test]
+fn a_rejected_probe_releases_the_intents_behind_it() {
+    let mut world = World::new();
+    let group = world.group.clone();
+    let message = world.message(&group);
+    let Intent::Send { message: m, .. } = &message else {
+        unreachable!()
+    };
+    let read = Intent::MarkRead {
+        conv: group.clone(),
+        message: m.id.clone(),
+    };
+    world.intent(&group, message);
+    world.intent(&group, read);
+    assert_eq!(world.intents.len(), 2);
+    let fail = Fault::FailAll {
+        code: 0,
+        doc: true,
+        hash: true,
+        retry_after: None,
+    };
+    // Two failed rounds: the next one is a probe (the message alone).
+    for _ in 0..2 {
+        while !world.up.is_empty() {
+            world.serve(fail.clone());
+        }
+        world.deliver(usize::MAX);
+        let at = world.client.engine.next_wakeup().unwrap();
+        world.advance(at);
+    }
+    let probe: Vec<&ClientFrame> = world
+        .up
+        .iter()
+        .filter(|f| matches!(f, ClientFrame::Submit { .. }))
+        .collect();
+    assert_eq!(probe.len(), 1, "a probe round sends one intent: {probe:?}");
+    // The probe is refused for its own sake.
+    world.kick();
+    world.settle_wire();
+    world.heal();
+    world.check();
+    assert!(world.intents.keys().all(|id| matches!(
+        world.client.engine.status(*id),
+        Some(IntentStatus::Rejected { .. })
+    )));
 }

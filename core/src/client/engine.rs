@@ -626,6 +626,7 @@ impl ClientEngine {
             ),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
+        self.ensure_round(device_now);
     }
 
     /// A subscription was refused. If it raced the creation of its conversation, it is

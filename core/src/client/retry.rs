@@ -263,6 +263,19 @@ impl ClientEngine {
             return;
         }
         self.on_reject(doc, hash, code, reason, device_now);
+        // A verdict is progress too: what waited behind the rejected intent goes out now.
+        self.retry_attempt = 0;
+        self.on_progress(device_now);
+    }
+
+    /// Keeps "an intent waits for a round, so a round is set" true whatever path got here.
+    pub(super) fn ensure_round(&mut self, device_now: i64) {
+        if self.online
+            && self.retry_at.is_none()
+            && self.outbox.values().any(|e| e.resend && !e.is_final())
+        {
+            self.schedule_round(device_now, None);
+        }
     }
 
     /// `a` has an unacked change related to one of `b`'s documents.
