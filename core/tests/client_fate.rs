@@ -67,6 +67,8 @@ enum Step {
     Send(usize),
     /// The client creates a group (offline-style: the message may go before it is acked).
     Create,
+    /// A read marker (the conversation's document) on the newest message of a conversation.
+    Read(usize),
     /// The server takes the next frame from the wire.
     Serve(Fault),
     /// Up to n server frames reach the client.
@@ -109,6 +111,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (0..4usize).prop_map(Step::Send),
         1 => Just(Step::Create),
+        2 => (0..4usize).prop_map(Step::Read),
         8 => fault().prop_map(Step::Serve),
         4 => (1..6usize).prop_map(Step::Deliver),
         3 => (1..40_000u16).prop_map(Step::Advance),
@@ -136,9 +139,15 @@ struct World {
     down: VecDeque<ServerFrame>,
     subs: HashSet<DocId>,
     kicked: bool,
+    /// The `max_changes` the server announces.
+    max_changes: u32,
     /// Intents the client made: id → the conversation it writes to.
     intents: BTreeMap<u64, ConvId>,
     created: Vec<ConvId>,
+    /// Intents that changed nothing (a read marker already there): accepted at once.
+    noops: HashSet<u64>,
+    /// The newest message the client wrote per conversation.
+    newest: BTreeMap<ConvId, MessageId>,
     /// Every document the client wrote to.
     docs: BTreeSet<DocId>,
     next_msg: usize,
@@ -173,9 +182,13 @@ impl World {
             down: VecDeque::new(),
             subs: HashSet::new(),
             kicked: false,
+            // Small, so a resend round splits a long outbox into several submits.
+            max_changes: 3,
             intents: BTreeMap::new(),
             created: Vec::new(),
             docs: BTreeSet::new(),
+            newest: BTreeMap::new(),
+            noops: HashSet::new(),
             next_msg: 0,
         };
         world.client.engine.open(&conv_doc(&group)).unwrap();
@@ -206,8 +219,7 @@ impl World {
             tenant: "acme".into(),
             server_time: self.client.now,
             max_frame: 1 << 20,
-            // Small, so a resend round splits a long outbox into several submits.
-            max_changes: 3,
+            max_changes: self.max_changes,
         };
         self.client.engine.receive(welcome, self.client.now);
         self.pump();
@@ -493,10 +505,14 @@ impl World {
         if let Intent::Send { message, .. } = &intent {
             self.docs
                 .insert(self.client.engine.bucket_doc(conv, message.created_at));
+            self.newest.insert(conv.clone(), message.id.clone());
         }
         // Refused up front (after the removal arrived): not an outbox entry.
         if let Ok(id) = self.client.engine.intent(intent, self.client.now) {
             self.intents.insert(id, conv.clone());
+            if self.client.engine.status(id) == Some(IntentStatus::Accepted) {
+                self.noops.insert(id);
+            }
         }
         self.pump();
     }
@@ -510,6 +526,19 @@ impl World {
                 };
                 let message = self.message(&conv);
                 self.intent(&conv, message);
+            }
+            Step::Read(k) => {
+                let conv = match k % (self.created.len() + 1) {
+                    0 => self.group.clone(),
+                    n => self.created[n - 1].clone(),
+                };
+                if let Some(message) = self.newest.get(&conv).cloned() {
+                    let read = Intent::MarkRead {
+                        conv: conv.clone(),
+                        message,
+                    };
+                    self.intent(&conv, read);
+                }
             }
             Step::Create => {
                 let conv = conv_id(&format!("c{}", self.created.len() + 1));
@@ -533,7 +562,13 @@ impl World {
             // Only while the newest intent is in the outbox: the engine numbers intents on
             // from the restored outbox, and this world tells intents apart by number.
             Step::Restart => match self.intents.keys().max() {
-                Some(newest) if self.client.engine.status(*newest).is_some() => {
+                Some(newest)
+                    if self
+                        .client
+                        .engine
+                        .status(*newest)
+                        .is_some_and(|s| s != IntentStatus::Accepted) =>
+                {
                     self.restart();
                     self.connect();
                 }
@@ -578,6 +613,7 @@ impl World {
         let mut accepted = HashSet::new();
         for (id, conv) in &self.intents {
             match self.client.engine.status(*id) {
+                _ if self.noops.contains(id) => {}
                 None => {
                     accepted.insert(*id);
                 }
@@ -868,4 +904,108 @@ fn a_restart_keeps_waiting_intents_waiting() {
     assert!(ids
         .iter()
         .all(|id| world.client.engine.status(*id).is_none()));
+}
+
+/// The outage of issue 13 in simulated time: 50 messages a second, every submit answered
+/// `unavailable` (retry_after_ms 1000) for 10 s. No message is rejected or left behind, the
+/// client does not flood the failing server (held intents wait behind the first failure and
+/// each round batches them), and the backlog drains with the first round after the outage.
+#[test]
+fn a_ten_second_outage_at_fifty_messages_a_second() {
+    let mut world = World::new();
+    world.max_changes = 1_000;
+    world.reconnect();
+    world.settle_wire();
+    let group = world.group.clone();
+    let start = world.client.now;
+    let (mut frames, mut changes) = (0usize, 0usize);
+    while world.client.now < start + 10_000 {
+        let message = world.message(&group);
+        world.intent(&group, message);
+        while let Some(frame) = world.up.front() {
+            if let ClientFrame::Submit { changes: c, .. } = frame {
+                frames += 1;
+                changes += c.len();
+            }
+            world.serve(Fault::FailAll {
+                code: 1,
+                doc: true,
+                hash: true,
+                retry_after: Some(1_000),
+            });
+        }
+        world.deliver(usize::MAX);
+        world.advance(world.client.now + 20);
+    }
+    let sent = world.intents.len();
+    assert!(world
+        .intents
+        .keys()
+        .all(|id| world.client.engine.status(*id).is_some_and(
+            |s| s != IntentStatus::Accepted && !matches!(s, IntentStatus::Rejected { .. })
+        )));
+    let back = world.client.now;
+    world.heal();
+    let drained = world.client.now - back;
+    world.check();
+    assert!(world
+        .intents
+        .keys()
+        .all(|id| world.client.engine.status(*id).is_none()));
+    eprintln!(
+        "outage: {sent} messages, {frames} submits with {changes} changes sent during it, \
+         drained {drained} ms after it ended"
+    );
+    // One round a second, each a few batched submits: far fewer frames than messages.
+    assert!(frames < sent, "{frames} submits for {sent} messages");
+    assert!(drained <= 1_000, "drained {drained} ms after the outage");
+}
+
+/// A probe that gets a real rejection still lets the intents waiting behind it go out (here a
+/// read marker in the conversation's document, behind a message in its bucket).
+#[test]
+fn a_rejected_probe_releases_the_intents_behind_it() {
+    let mut world = World::new();
+    let group = world.group.clone();
+    let message = world.message(&group);
+    let Intent::Send { message: m, .. } = &message else {
+        unreachable!()
+    };
+    let read = Intent::MarkRead {
+        conv: group.clone(),
+        message: m.id.clone(),
+    };
+    world.intent(&group, message);
+    world.intent(&group, read);
+    assert_eq!(world.intents.len(), 2);
+    let fail = Fault::FailAll {
+        code: 0,
+        doc: true,
+        hash: true,
+        retry_after: None,
+    };
+    // Two failed rounds: the next one is a probe (the message alone).
+    for _ in 0..2 {
+        while !world.up.is_empty() {
+            world.serve(fail.clone());
+        }
+        world.deliver(usize::MAX);
+        let at = world.client.engine.next_wakeup().unwrap();
+        world.advance(at);
+    }
+    let probe: Vec<&ClientFrame> = world
+        .up
+        .iter()
+        .filter(|f| matches!(f, ClientFrame::Submit { .. }))
+        .collect();
+    assert_eq!(probe.len(), 1, "a probe round sends one intent: {probe:?}");
+    // The probe is refused for its own sake.
+    world.kick();
+    world.settle_wire();
+    world.heal();
+    world.check();
+    assert!(world.intents.keys().all(|id| matches!(
+        world.client.engine.status(*id),
+        Some(IntentStatus::Rejected { .. })
+    )));
 }

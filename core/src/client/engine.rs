@@ -571,7 +571,10 @@ impl ClientEngine {
                 order,
             } => self.on_snapshot(&doc, seq, &data, order.as_ref()),
             ServerFrame::Synced { doc, .. } => self.on_synced(&doc),
-            ServerFrame::Ack { doc, hash, seq } => self.on_ack(&doc, &hash, seq),
+            ServerFrame::Ack { doc, hash, seq } => {
+                self.on_ack(&doc, &hash, seq);
+                self.on_progress(device_now);
+            }
             ServerFrame::Reject {
                 doc,
                 hash,
@@ -623,6 +626,7 @@ impl ClientEngine {
             ),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
+        self.ensure_round(device_now);
     }
 
     /// A subscription was refused. If it raced the creation of its conversation, it is

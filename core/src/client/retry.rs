@@ -116,14 +116,13 @@ impl ClientEngine {
         true
     }
 
-    /// Sets the next round: after `retry_after_ms` when the server gave one (never earlier
-    /// than it asked), otherwise after the backoff unless a round is already set.
+    /// Sets the next round: after `retry_after_ms` when the server gave one (its latest word
+    /// wins over any backoff), otherwise after the backoff unless a round is already set.
     fn schedule_round(&mut self, device_now: i64, retry_after_ms: Option<u64>) {
         match retry_after_ms {
             Some(ms) => {
                 let wait = i64::try_from(ms.min(RETRY_AFTER_CAP_MS)).unwrap_or(RETRY_MAX_MS);
-                let at = device_now.saturating_add(wait);
-                self.retry_at = Some(self.retry_at.map_or(at, |t| t.max(at)));
+                self.retry_at = Some(device_now.saturating_add(wait));
             }
             None => {
                 if self.retry_at.is_none() {
@@ -149,6 +148,13 @@ impl ClientEngine {
             });
         let per_mille = i64::try_from(seed % 1000).unwrap_or(0);
         base - base / 4 * per_mille / 1000
+    }
+
+    /// An ack arrived (the server stores again): intents still waiting go out now.
+    pub(super) fn on_progress(&mut self, device_now: i64) {
+        if self.outbox.values().any(|e| e.resend && !e.is_final()) {
+            self.retry_at = Some(self.retry_at.map_or(device_now, |t| t.min(device_now)));
+        }
     }
 
     /// A retryable `error` frame (`internal`, `unavailable`, `rate_limited`, ...).
@@ -257,6 +263,19 @@ impl ClientEngine {
             return;
         }
         self.on_reject(doc, hash, code, reason, device_now);
+        // A verdict is progress too: what waited behind the rejected intent goes out now.
+        self.retry_attempt = 0;
+        self.on_progress(device_now);
+    }
+
+    /// Keeps "an intent waits for a round, so a round is set" true whatever path got here.
+    pub(super) fn ensure_round(&mut self, device_now: i64) {
+        if self.online
+            && self.retry_at.is_none()
+            && self.outbox.values().any(|e| e.resend && !e.is_final())
+        {
+            self.schedule_round(device_now, None);
+        }
     }
 
     /// `a` has an unacked change related to one of `b`'s documents.
@@ -272,15 +291,32 @@ impl ClientEngine {
     /// Resends every entry that waits for a round, in outbox order. A document's changes in
     /// consecutive entries share a submit (up to the server's limits), so a long outbox
     /// costs a few frames, not one per intent.
+    ///
+    /// While the server keeps failing (no ack since the last round) a round is a probe: only
+    /// the first waiting intent of each conversation goes out, so a long outage costs the
+    /// server one change per conversation per round instead of the whole backlog. The probe's
+    /// ack brings the next round forward, and that one sends everything.
     fn resend_round(&mut self, device_now: i64) {
         self.retry_at = None;
+        let probe = self.retry_attempt > 0;
         self.retry_attempt = self.retry_attempt.saturating_add(1).min(16);
-        let due: Vec<u64> = self
-            .outbox
-            .values()
-            .filter(|e| e.resend && !e.is_final())
-            .map(|e| e.id)
-            .collect();
+        let mut due: Vec<u64> = Vec::new();
+        let mut probed: Vec<&str> = Vec::new();
+        for e in self.outbox.values().filter(|e| e.resend && !e.is_final()) {
+            if probe {
+                let docs = e
+                    .changes
+                    .iter()
+                    .filter(|c| !c.acked)
+                    .map(|c| c.doc.as_str());
+                let docs: Vec<&str> = docs.collect();
+                if docs.iter().any(|d| probed.iter().any(|p| related(p, d))) {
+                    continue;
+                }
+                probed.extend(docs);
+            }
+            due.push(e.id);
+        }
         // A frame's budget: its changes plus CBOR overhead stay well under max_frame.
         let byte_budget = self.max_frame / 2;
         let mut frames: Vec<(String, Vec<ByteBuf>, usize)> = Vec::new();
