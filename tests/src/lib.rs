@@ -4,6 +4,7 @@
 pub mod client;
 pub mod file_store;
 pub mod native;
+pub mod native_support;
 pub mod pg_cluster;
 pub mod server;
 pub mod text;

@@ -1,0 +1,107 @@
+//! Helpers for tests that drive native clients: one client per account and device with its
+//! own file store, intents written the way an app writes them, timeline reads. They panic on
+//! failure: they only run inside tests, where a panic is the test's failure.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use confab_core::automerge::ActorId;
+use confab_core::client::{ClientConfig, Intent};
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::{ConvKind, Role};
+use confab_core::model::message::NewMessage;
+
+use crate::native::NativeClient;
+use crate::{now_ms, token, TestServer};
+
+/// A native client of `account` (device number `device`) on `server`, storing in `dir`.
+pub fn client(server: &TestServer, account: &str, device: u8, dir: &Path) -> NativeClient {
+    let mut actor = [device; 16];
+    actor[..account.len().min(8)].copy_from_slice(&account.as_bytes()[..account.len().min(8)]);
+    let config = ClientConfig {
+        tenant: TenantId::new("acme").unwrap(),
+        account: AccountId::new(account).unwrap(),
+        actor: ActorId::from(&actor[..]),
+    };
+    NativeClient::start(
+        config,
+        server.ws_url(),
+        token("acme", account, false, 3600),
+        dir,
+    )
+    .unwrap()
+}
+
+/// Empty store folders for `n` clients of one test.
+pub fn fresh_dirs(tag: &str, n: usize) -> Vec<PathBuf> {
+    let dirs: Vec<_> = (0..n)
+        .map(|i| std::env::temp_dir().join(format!("confab-{tag}-{}-{i}", std::process::id())))
+        .collect();
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    dirs
+}
+
+/// A group `conv` whose creator adds `members` as members.
+pub fn group_of(conv: &ConvId, members: &[&str]) -> Intent {
+    Intent::CreateConversation {
+        conv: conv.clone(),
+        kind: ConvKind::Group,
+        title: None,
+        members: members
+            .iter()
+            .map(|m| (AccountId::new(*m).unwrap(), Role::Member))
+            .collect(),
+        settings: None,
+        parent: None,
+    }
+}
+
+/// Today's bucket of `conv` as `c` computes it.
+pub async fn today(c: &NativeClient, conv: &ConvId) -> DocId {
+    let conv = conv.clone();
+    c.query(move |e| e.bucket_doc(&conv, now_ms()))
+        .await
+        .unwrap()
+}
+
+/// Waits until intent `id` of `c` is accepted.
+pub async fn accepted(c: &NativeClient, id: u64) {
+    assert_eq!(c.settle(id, Duration::from_secs(20)).await.unwrap(), None);
+}
+
+pub async fn send(c: &NativeClient, conv: &ConvId, id: &str, body: &str) -> u64 {
+    let me = c.query(|e| e.config().account.clone()).await.unwrap();
+    let message = NewMessage::text(MessageId::new(id).unwrap(), me, body, now_ms());
+    c.intent(Intent::Send {
+        conv: conv.clone(),
+        message,
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn bodies(c: &NativeClient, conv: &ConvId) -> Vec<String> {
+    let conv = conv.clone();
+    c.query(move |e| {
+        e.timeline(&conv)
+            .into_iter()
+            .map(|i| i.message.body)
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn wait_for(c: &NativeClient, conv: &ConvId, n: usize) -> Vec<String> {
+    for _ in 0..500 {
+        let b = bodies(c, conv).await;
+        if b.len() >= n {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timeline never reached {n}: {:?}", bodies(c, conv).await);
+}
