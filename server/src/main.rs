@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use confab_core::protocol::Limits;
+use confab_core::protocol::{BudgetRate, Limits};
 use confab_server::auth::Authenticator;
+use confab_server::budget::{BudgetConfig, Budgets};
 use confab_server::config::{mask_url, Cli, Command, LogFormat, ServeArgs};
 use confab_server::engine::{Engine, EngineConfig};
 use confab_server::maintenance::{compact_all, open_store};
@@ -101,6 +102,17 @@ async fn serve(
         rate_burst: args.rate_burst,
         ..Limits::default()
     };
+    let budgets = BudgetConfig {
+        connection: BudgetRate {
+            per_sec: f64::from(args.rate_changes_per_sec),
+            burst: f64::from(args.rate_changes_burst),
+        },
+        account: BudgetRate {
+            per_sec: f64::from(args.rate_account_changes_per_sec),
+            burst: f64::from(args.rate_account_changes_burst),
+        },
+        reject_cost: f64::from(args.rate_reject_cost),
+    };
     tracing::info!(
         listen = %args.listen,
         store = %store_name,
@@ -112,6 +124,11 @@ async fn serve(
         max_changes_per_submit = args.max_changes_per_submit,
         rate_per_sec = args.rate_per_sec,
         rate_burst = args.rate_burst,
+        rate_changes_per_sec = args.rate_changes_per_sec,
+        rate_changes_burst = args.rate_changes_burst,
+        rate_account_changes_per_sec = args.rate_account_changes_per_sec,
+        rate_account_changes_burst = args.rate_account_changes_burst,
+        rate_reject_cost = args.rate_reject_cost,
         max_units = args.max_units,
         push_backlog_bytes = args.push_backlog_bytes,
         worker_threads = worker_threads.unwrap_or_else(|| {
@@ -137,6 +154,7 @@ async fn serve(
         engine: engine.clone(),
         auth: Arc::new(auth),
         limits,
+        budgets: Arc::new(Budgets::new(budgets)),
         max_connections: args.max_connections,
         push_backlog_bytes: args.push_backlog_bytes,
         connections: connections.clone(),

@@ -3,6 +3,7 @@
 //! core's policy, applies, hands its batch to the group committer, acks once durable and
 //! pushes to subscribers. Units load lazily and leave memory when idle.
 
+mod audit;
 mod catchup;
 mod committer;
 mod projection;
@@ -109,6 +110,8 @@ pub(crate) enum Job {
         reply: oneshot::Sender<Vec<SubmitOutcome>>,
         /// When the connection queued it (the `queue` stage ends when the unit takes it).
         received: std::time::Instant,
+        /// The connection it came from: units take turns between connections (`unit::fair`).
+        conn: Option<u64>,
     },
     Write {
         doc: DocId,
@@ -167,6 +170,7 @@ pub(crate) struct Inner {
     config: EngineConfig,
     units: Mutex<HashMap<UnitKey, mpsc::Sender<Job>>>,
     committer: mpsc::Sender<committer::CommitRequest>,
+    audit: audit::Audit,
     stopping: AtomicBool,
 }
 
@@ -195,6 +199,7 @@ pub fn now_ms() -> i64 {
 impl Engine {
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: EngineConfig) -> Self {
         let committer = committer::spawn(store.clone(), metrics.clone());
+        let audit = audit::Audit::spawn(store.clone(), metrics.clone());
         Engine {
             inner: Arc::new(Inner {
                 store,
@@ -202,6 +207,7 @@ impl Engine {
                 config,
                 units: Mutex::new(HashMap::new()),
                 committer,
+                audit,
                 stopping: AtomicBool::new(false),
             }),
         }
@@ -266,6 +272,18 @@ impl Engine {
         author: Author,
         changes: Vec<Vec<u8>>,
     ) -> oneshot::Receiver<Vec<SubmitOutcome>> {
+        self.enqueue_submit_from(None, doc, author, changes).await
+    }
+
+    /// `enqueue_submit` for connection `conn`: a unit takes turns between connections, so
+    /// one connection's backlog never holds up another's submit.
+    pub async fn enqueue_submit_from(
+        &self,
+        conn: Option<u64>,
+        doc: DocId,
+        author: Author,
+        changes: Vec<Vec<u8>>,
+    ) -> oneshot::Receiver<Vec<SubmitOutcome>> {
         let count = changes.len();
         let (reply, rx) = oneshot::channel();
         let failed = |message: &str| {
@@ -291,6 +309,7 @@ impl Engine {
             changes,
             reply,
             received: std::time::Instant::now(),
+            conn,
         };
         if let Err(e) = self.dispatch(key, job).await {
             let _ = fallback.send(failed(&e));
