@@ -66,7 +66,8 @@ const KEEP_ACCOUNTS: usize = 10_000;
 #[derive(Debug)]
 pub struct Budgets {
     config: BudgetConfig,
-    accounts: Mutex<HashMap<(TenantId, AccountId), Budget>>,
+    /// By tenant, then account (looked up on every frame without building a key).
+    accounts: Mutex<HashMap<TenantId, HashMap<AccountId, Budget>>>,
 }
 
 impl Budgets {
@@ -154,13 +155,21 @@ impl Budgets {
             .accounts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if accounts.len() >= KEEP_ACCOUNTS {
+        if let Some(budget) = accounts.get_mut(tenant).and_then(|a| a.get_mut(account)) {
+            return f(budget);
+        }
+        if accounts.values().map(HashMap::len).sum::<usize>() >= KEEP_ACCOUNTS {
             // Full budgets hold nothing worth keeping: a new one is the same.
             let now = crate::engine::now_ms();
-            accounts.retain(|_, b| !b.is_full(now));
+            for budgets in accounts.values_mut() {
+                budgets.retain(|_, b| !b.is_full(now));
+            }
+            accounts.retain(|_, budgets| !budgets.is_empty());
         }
         let budget = accounts
-            .entry((tenant.clone(), account.clone()))
+            .entry(tenant.clone())
+            .or_default()
+            .entry(account.clone())
             .or_insert_with(|| Budget::new(self.config.account));
         f(budget)
     }

@@ -1,7 +1,7 @@
 //! The audit log of rejections, written by one task in batches.
 //!
 //! A unit hands each rejection to a bounded queue and goes on; the writer takes whatever
-//! has gathered (up to `BATCH`) and stores it in one transaction. A flood of rejections is
+//! gathers within `LINGER` of the first (up to `BATCH`) and stores it in one transaction. A flood of rejections is
 //! then a few writes instead of one each, which on SQLite (one writer) would otherwise queue
 //! in front of the group committer. The log is best-effort under a flood: when the queue is
 //! full, rejections are counted (`confab_audit_dropped_total`) and summed up in the server
@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -20,7 +21,12 @@ use crate::store::{RejectionRecord, Store};
 pub(crate) const QUEUE: usize = 16_384;
 
 /// Rejections stored in one transaction at most.
-const BATCH: usize = 2_048;
+const BATCH: usize = 1_024;
+
+/// How long the writer gathers rejections after the first before it writes them. On SQLite
+/// every write is a durable transaction on the one writer the group committer also uses:
+/// under a flood a few large writes hold up commits far less than many small ones.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Where units send rejections; cheap to clone.
 #[derive(Clone)]
@@ -58,6 +64,14 @@ async fn write(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
+        }
         log_batch(&batch);
         if let Err(e) = store.record_rejections(&batch).await {
             tracing::warn!(error = %e, rejections = batch.len(), "audit log write failed");
