@@ -1203,7 +1203,7 @@ async fn rejection_audit_in_batches(env: Env) {
             tenant: tenant(if i % 3 == 0 { "t2" } else { "t1" }),
             doc: conv_doc("t1", "room").to_string(),
             account: account("mallory"),
-            hash: (i % 2 == 0).then(|| [(i % 256) as u8; 32]),
+            hash: (i % 2 == 0).then_some([(i % 256) as u8; 32]),
             code: "not_member".to_owned(),
             reason: format!("flood {i} — «refusé»"),
             at: i64::from(i),

@@ -30,6 +30,8 @@ const GARBAGE_FRAMES: usize = 200;
 #[derive(Debug, Default)]
 struct FloodAnswers {
     rejected: usize,
+    /// Reject codes with their counts.
+    codes: std::collections::BTreeMap<String, usize>,
     rate_limited: usize,
     acked: usize,
     other: Vec<String>,
@@ -90,7 +92,8 @@ async fn a_non_member_flood_does_not_hold_up_a_member(backend: Backend) {
                 other => panic!("the flooder's connection after {answered}: {other:?}"),
             };
             match frame {
-                ServerFrame::Reject { .. } => {
+                ServerFrame::Reject { code, .. } => {
+                    *answers.codes.entry(code).or_default() += 1;
                     answers.rejected += 1;
                     answered += 1;
                 }
@@ -189,6 +192,18 @@ async fn a_non_member_flood_does_not_hold_up_a_member(backend: Backend) {
     assert_eq!(answers.acked, 0, "nothing of the flood is accepted");
     assert!(answers.other.is_empty(), "{:?}", answers.other);
     assert_eq!(answers.rejected + answers.rate_limited, total);
+    // A non-member's changes to a bucket are refused for that, without validation (not
+    // `missing_dependency` for the ones that depend on its refused changes); garbage does
+    // not parse.
+    assert!(
+        answers
+            .codes
+            .keys()
+            .all(|c| c == "not_member" || c == "malformed_change"),
+        "{:?}",
+        answers.codes
+    );
+    assert!(answers.codes.get("not_member").copied().unwrap_or(0) > 0);
     let last_flood = answers.last.unwrap();
     assert!(
         member_acked[0] < last_flood,
