@@ -4,9 +4,10 @@
 //! 0); a batch takes turns around the lanes, each turn at most `QUANTUM` changes of one lane
 //! in its order. A submit of more than `QUANTUM` changes is cut into parts whose answers are
 //! joined again, so a connection that queued 10,000 changes holds up another connection's
-//! single change by one turn, not by its whole backlog. A batch that served several lanes
-//! ends after one round, so the accepted changes in it are not committed behind the
-//! validation of a large backlog of others.
+//! single change by one turn, not by its whole backlog. A batch ends with the round in
+//! which a lane ran out of jobs, so that lane's changes are not committed behind the
+//! validation of more rounds of the others' backlog (busy lanes that all have more go on
+//! to the batch's size: a burst keeps its large, cheap batches).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -72,17 +73,18 @@ impl FairQueue {
         }
     }
 
-    /// The next batch: turns around the lanes until `max_changes` or, when more than one
-    /// lane was served, the end of one round. Barriers come once nothing else waits.
+    /// The next batch: turns around the lanes until `max_changes` or the end of the round
+    /// in which a lane ran out of jobs. Barriers come once nothing else waits.
     pub(super) fn take_batch(&mut self, max_jobs: usize, max_changes: usize) -> Vec<Job> {
         let mut out = Vec::new();
         let mut changes = 0;
         let mut served: Vec<u64> = Vec::new();
+        let mut emptied = false;
         while out.len() < max_jobs && changes < max_changes {
             let Some(lane) = self.ring.pop_front() else {
                 break;
             };
-            if served.contains(&lane) && served.len() > 1 {
+            if served.contains(&lane) && emptied {
                 self.ring.push_front(lane);
                 break;
             }
@@ -107,6 +109,7 @@ impl FairQueue {
             self.queued = self.queued.saturating_sub(turn);
             if jobs.is_empty() {
                 self.lanes.remove(&lane);
+                emptied = true;
             } else {
                 self.ring.push_back(lane);
             }
@@ -225,6 +228,21 @@ mod tests {
         assert_eq!(second.iter().map(job_changes).sum::<usize>(), 512);
         assert!(second.iter().all(|j| lane_of(j) == 1));
         drop((first, second));
+    }
+
+    #[tokio::test]
+    async fn busy_lanes_that_all_have_more_fill_the_batch() {
+        let mut q = FairQueue::default();
+        for _ in 0..20 {
+            for conn in [1, 2] {
+                q.push(submit(conn, 16).0);
+            }
+        }
+        let batch = q.take_batch(512, 512);
+        assert_eq!(batch.iter().map(job_changes).sum::<usize>(), 512);
+        // In turns of 64 changes (four frames) per lane.
+        let order: Vec<u64> = batch.iter().map(lane_of).collect();
+        assert_eq!(&order[..8], &[1, 1, 1, 1, 2, 2, 2, 2]);
     }
 
     #[tokio::test]
