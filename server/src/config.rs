@@ -97,6 +97,32 @@ pub struct ServeArgs {
     pub rate_per_sec: u32,
     #[arg(long, env = "CONFAB_RATE_BURST", default_value_t = 2000)]
     pub rate_burst: u32,
+    /// Work units per second one connection regains: a submitted change costs 1, a
+    /// rejected one --rate-reject-cost in all. Past its budget a connection's submits are
+    /// refused with `rate_limited` and `retry_after_ms` until it is paid back.
+    #[arg(long, env = "CONFAB_RATE_CHANGES_PER_SEC", default_value_t = 2000)]
+    pub rate_changes_per_sec: u32,
+    /// Work units one connection may spend at once (and the deepest debt it can run up).
+    #[arg(long, env = "CONFAB_RATE_CHANGES_BURST", default_value_t = 20_000)]
+    pub rate_changes_burst: u32,
+    /// Work units per second all connections of one account regain together.
+    #[arg(
+        long,
+        env = "CONFAB_RATE_ACCOUNT_CHANGES_PER_SEC",
+        default_value_t = 5000
+    )]
+    pub rate_account_changes_per_sec: u32,
+    /// Work units all connections of one account may spend at once.
+    #[arg(
+        long,
+        env = "CONFAB_RATE_ACCOUNT_CHANGES_BURST",
+        default_value_t = 50_000
+    )]
+    pub rate_account_changes_burst: u32,
+    /// Work units a rejected change costs in all (an accepted one costs 1).
+    #[arg(long, env = "CONFAB_RATE_REJECT_COST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_reject_cost: u32,
     /// Bytes of pushes a connection may leave unread before it is told `lagging` and
     /// closed (its client reconnects and catches up). Unread: not yet confirmed read by the
     /// client (WebSocket ping/pong), wherever they wait, the kernels' socket buffers

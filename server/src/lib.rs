@@ -5,6 +5,7 @@
 //! signals and logs around it.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod engine;
 pub mod maintenance;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub engine: Engine,
     pub auth: Arc<Authenticator>,
     pub limits: Limits,
+    /// Work budgets of accounts (shared by their connections) and the connections' settings.
+    pub budgets: Arc<budget::Budgets>,
     pub max_connections: usize,
     /// Bytes of unread pushes after which a connection is closed as `lagging`.
     pub push_backlog_bytes: usize,

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use confab_core::model::url::UrlRule;
-use confab_core::protocol::Limits;
+use confab_core::protocol::{BudgetRate, Limits};
 use confab_server::auth::Authenticator;
+use confab_server::budget::{BudgetConfig, Budgets};
 use confab_server::config::{mask_url, Cli, Command, LogFormat, ServeArgs};
 use confab_server::engine::{Engine, EngineConfig};
 use confab_server::maintenance::{compact_all, open_store};
@@ -102,6 +103,17 @@ async fn serve(
         rate_burst: args.rate_burst,
         ..Limits::default()
     };
+    let budgets = BudgetConfig {
+        connection: BudgetRate {
+            per_sec: f64::from(args.rate_changes_per_sec),
+            burst: f64::from(args.rate_changes_burst),
+        },
+        account: BudgetRate {
+            per_sec: f64::from(args.rate_account_changes_per_sec),
+            burst: f64::from(args.rate_account_changes_burst),
+        },
+        reject_cost: f64::from(args.rate_reject_cost),
+    };
     tracing::info!(
         listen = %args.listen,
         store = %store_name,
@@ -113,6 +125,11 @@ async fn serve(
         max_changes_per_submit = args.max_changes_per_submit,
         rate_per_sec = args.rate_per_sec,
         rate_burst = args.rate_burst,
+        rate_changes_per_sec = args.rate_changes_per_sec,
+        rate_changes_burst = args.rate_changes_burst,
+        rate_account_changes_per_sec = args.rate_account_changes_per_sec,
+        rate_account_changes_burst = args.rate_account_changes_burst,
+        rate_reject_cost = args.rate_reject_cost,
         max_units = args.max_units,
         max_buckets = args.max_buckets,
         allow_http_urls = args.allow_http_urls,
@@ -142,6 +159,7 @@ async fn serve(
         engine: engine.clone(),
         auth: Arc::new(auth),
         limits,
+        budgets: Arc::new(Budgets::new(budgets)),
         max_connections: args.max_connections,
         push_backlog_bytes: args.push_backlog_bytes,
         connections: connections.clone(),

@@ -56,6 +56,10 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     pub docs_in_memory: Gauge,
     pub stages: SubmitStages,
+    /// Rejections the audit log did not store (its queue was full).
+    pub audit_dropped: Counter,
+    /// Submit frames refused before decoding because a work budget was spent.
+    pub submits_limited: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -84,6 +88,18 @@ impl Metrics {
         };
         let commit_batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 14));
         let docs_in_memory = Gauge::default();
+        let audit_dropped = Counter::default();
+        let submits_limited = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "audit_dropped",
+            "Rejections not stored in the audit log because its queue was full",
+            audit_dropped.clone(),
+        );
+        registry.register(
+            "submits_limited",
+            "Submit frames refused with rate_limited, by budget (connection or account)",
+            submits_limited.clone(),
+        );
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -138,6 +154,8 @@ impl Metrics {
             commit_batch_size,
             docs_in_memory,
             stages,
+            audit_dropped,
+            submits_limited,
         }
     }
 

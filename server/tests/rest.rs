@@ -41,6 +41,7 @@ impl Server {
             engine,
             auth: auth.clone(),
             limits: Limits::default(),
+            budgets: Arc::new(confab_server::budget::Budgets::new(Default::default())),
             max_connections: 100,
             push_backlog_bytes: 8 << 20,
             connections: Arc::new(AtomicUsize::new(0)),

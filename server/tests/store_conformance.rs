@@ -199,6 +199,7 @@ conformance!(
     actor_binding,
     projection_queries,
     rejection_audit,
+    rejection_audit_in_batches,
     unicode_and_long_previews,
     several_instances,
     text_order_is_bytewise,
@@ -1191,6 +1192,27 @@ async fn rejection_audit(env: Env) {
     assert_eq!(s.rejection_count(&t1).await.expect("count"), 3);
     assert_eq!(s.rejection_count(&t2).await.expect("count"), 1);
     assert_eq!(s.rejection_count(&tenant("t3")).await.expect("count"), 0);
+}
+
+/// The audit writer stores rejections in batches (more rows than one statement takes on
+/// SQLite, hashes present and absent, two tenants in one batch).
+async fn rejection_audit_in_batches(env: Env) {
+    let s = &env.store;
+    let records: Vec<RejectionRecord> = (0..300_u16)
+        .map(|i| RejectionRecord {
+            tenant: tenant(if i % 3 == 0 { "t2" } else { "t1" }),
+            doc: conv_doc("t1", "room").to_string(),
+            account: account("mallory"),
+            hash: (i % 2 == 0).then_some([(i % 256) as u8; 32]),
+            code: "not_member".to_owned(),
+            reason: format!("flood {i} — «refusé»"),
+            at: i64::from(i),
+        })
+        .collect();
+    s.record_rejections(&records).await.expect("batch");
+    s.record_rejections(&[]).await.expect("nothing");
+    assert_eq!(s.rejection_count(&tenant("t1")).await.expect("count"), 200);
+    assert_eq!(s.rejection_count(&tenant("t2")).await.expect("count"), 100);
 }
 
 async fn unicode_and_long_previews(env: Env) {

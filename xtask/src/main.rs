@@ -6,11 +6,13 @@
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
 //! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
 //! - `bench catchup`: a client that missed 10,000 messages catches up (time, bytes on the wire).
+//! - `bench flood`: a member's ack latency while a non-member floods its conversation.
 //! - `wasm [test [--bench] [--no-browser] [--no-node]]`: the npm package in wasm/pkg, and its tests.
 //! - `demo [--listen ADDR]`: the web demo on a local server; `demo e2e`: its browser tests.
 
 mod bench;
 mod bench_catchup;
+mod bench_flood;
 mod bench_server;
 mod demo;
 mod wasm;
@@ -29,12 +31,15 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("catchup") => {
             bench_catchup::run(&args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("flood") => {
+            bench_flood::run(&args[2..])
+        }
         Some("bench") => bench::run(&args[1..]),
         Some("wasm") => wasm::build(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [core|server [--quick]|catchup]|wasm [test]|demo [e2e]>"
+                "usage: cargo xtask <test|ci|bench [core|server [--quick]|catchup|flood]|wasm [test]|demo [e2e]>"
             );
             bail!("unknown task {:?}", args.first())
         }

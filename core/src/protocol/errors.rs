@@ -45,7 +45,7 @@ error_codes! {
     Forbidden = "forbidden": "the account may not read this document",
     TooManyChanges = "too_many_changes": "a submit holds more changes than max_changes",
     TooManySubscriptions = "too_many_subscriptions": "the connection subscribes to too many documents",
-    RateLimited = "rate_limited": "the connection sends frames faster than allowed; this frame is ignored",
+    RateLimited = "rate_limited": "the connection sends frames, or the connection or its account submits changes, faster than allowed (a rejected change counts several times); nothing of the frame was looked at; a refused submit names its doc and retry_after_ms",
     TooManyConnections = "too_many_connections": "the server has no room for another connection (fatal)",
     SignalTooLarge = "signal_too_large": "a signal's data is too long",
     Lagging = "lagging": "the connection fell behind the pushes (fatal); reconnect and catch up from your cursors",

@@ -1,12 +1,15 @@
 //! The hub protocol (DESIGN §4, docs/PROTOCOL.md): frames, their binary codec, and the
 //! server's per-connection session state machine. Sans-io.
 
+pub mod budget;
 pub mod codec;
 pub mod errors;
 pub mod frames;
 pub mod order;
+pub mod peek;
 pub mod session;
 
+pub use budget::{Budget, BudgetRate};
 pub use codec::{decode_client, decode_server, encode_client, encode_server};
 pub use errors::{ErrorCode, ProtocolError};
 pub use frames::{ClientFrame, SeqChange, ServerFrame, SignalKind, PROTOCOL_VERSION};

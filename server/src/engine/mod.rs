@@ -3,6 +3,7 @@
 //! core's policy, applies, hands its batch to the group committer, acks once durable and
 //! pushes to subscribers. Units load lazily and leave memory when idle.
 
+mod audit;
 mod catchup;
 mod committer;
 mod projection;
@@ -114,6 +115,8 @@ pub(crate) enum Job {
         reply: oneshot::Sender<Vec<SubmitOutcome>>,
         /// When the connection queued it (the `queue` stage ends when the unit takes it).
         received: std::time::Instant,
+        /// The connection it came from: units take turns between connections (`unit::fair`).
+        conn: Option<u64>,
     },
     Write {
         doc: DocId,
@@ -174,6 +177,7 @@ pub(crate) struct Inner {
     config: EngineConfig,
     units: Mutex<HashMap<UnitKey, mpsc::Sender<Job>>>,
     committer: mpsc::Sender<committer::CommitRequest>,
+    audit: audit::Audit,
     stopping: AtomicBool,
     /// Whether the storage can be used (see `store::health`).
     health: Health,
@@ -209,6 +213,7 @@ impl Engine {
         spawn_prober(&health, store.clone());
         let store: Arc<dyn Store> = Arc::new(Guarded::new(store, health.clone()));
         let committer = committer::spawn(store.clone(), metrics.clone());
+        let audit = audit::Audit::spawn(store.clone(), metrics.clone());
         Engine {
             inner: Arc::new(Inner {
                 store,
@@ -216,6 +221,7 @@ impl Engine {
                 config,
                 units: Mutex::new(HashMap::new()),
                 committer,
+                audit,
                 stopping: AtomicBool::new(false),
                 health,
             }),
@@ -329,6 +335,18 @@ impl Engine {
         author: Author,
         changes: Vec<Vec<u8>>,
     ) -> oneshot::Receiver<Vec<SubmitOutcome>> {
+        self.enqueue_submit_from(None, doc, author, changes).await
+    }
+
+    /// `enqueue_submit` for connection `conn`: a unit takes turns between connections, so
+    /// one connection's backlog never holds up another's submit.
+    pub async fn enqueue_submit_from(
+        &self,
+        conn: Option<u64>,
+        doc: DocId,
+        author: Author,
+        changes: Vec<Vec<u8>>,
+    ) -> oneshot::Receiver<Vec<SubmitOutcome>> {
         let count = changes.len();
         let (reply, rx) = oneshot::channel();
         let failed = |message: &str| {
@@ -358,6 +376,7 @@ impl Engine {
             changes,
             reply,
             received: std::time::Instant::now(),
+            conn,
         };
         if let Err(e) = self.dispatch(key, job).await {
             let _ = fallback.send(failed(&e));

@@ -2,6 +2,7 @@
 //! account (profile and private documents). Jobs run one after another; accepted changes
 //! are committed in batches (see `pipeline`) and acked only once durable.
 
+mod fair;
 mod pipeline;
 
 use std::collections::{HashMap, VecDeque};
@@ -134,6 +135,8 @@ struct Unit {
 /// What the unit's loop woke up for.
 enum Wake {
     Committed(CommitResult),
+    /// Jobs wait in the fair queue.
+    Queued,
     /// Nothing to do but staged changes to apply.
     Spare,
     Job(Job),
@@ -143,6 +146,9 @@ enum Wake {
 
 impl Unit {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        // Jobs taken from the channel, waiting for their connection's turn. (Not a field:
+        // a REST intent is not `Sync`, and `&self` is held across awaits.)
+        let mut fair = fair::FairQueue::default();
         loop {
             let over = self.engine.units_in_memory() > self.engine.inner.config.max_units;
             let idle = if over {
@@ -155,10 +161,12 @@ impl Unit {
                 .docs
                 .values()
                 .any(|s| s.accepted.staged_len() >= SPARE_APPLY);
+            let queued = !fair.is_empty();
             let wake = tokio::select! {
                 biased;
                 result = oldest_done(&mut self.in_flight) => Wake::Committed(result),
-                job = tokio::time::timeout(idle, rx.recv()), if room => match job {
+                () = std::future::ready(()), if room && queued => Wake::Queued,
+                job = tokio::time::timeout(idle, rx.recv()), if room && !queued => match job {
                     Ok(Some(job)) => Wake::Job(job),
                     Ok(None) => Wake::Closed,
                     Err(_) => Wake::Idle,
@@ -176,7 +184,8 @@ impl Unit {
                     self.apply_staged(SPARE_APPLY - 1).await;
                     continue;
                 }
-                Wake::Job(job) => job,
+                Wake::Job(job) => Some(job),
+                Wake::Queued => None,
                 Wake::Closed => break,
                 Wake::Idle
                     if self.in_flight.is_empty()
@@ -186,24 +195,28 @@ impl Unit {
                 }
                 Wake::Idle => continue,
             };
-            // Bounded batches keep ack latency and the memory of one commit in check.
-            let mut changes = job_changes(&job);
-            let mut jobs = vec![job];
-            while jobs.len() < 512 && changes < MAX_BATCH_CHANGES {
+            // Everything that arrived waits for its connection's turn (bounded: the rest
+            // stays in the channel and pushes back on its connections). Bounded batches keep
+            // ack latency and the memory of one commit in check.
+            if let Some(job) = job {
+                fair.push(job);
+            }
+            while fair.queued() < fair::MAX_QUEUED {
                 match rx.try_recv() {
-                    Ok(job) => {
-                        changes += job_changes(&job);
-                        jobs.push(job);
-                    }
+                    Ok(job) => fair.push(job),
                     Err(_) => break,
                 }
             }
+            let jobs = fair.take_batch(512, MAX_BATCH_CHANGES);
             self.process(jobs).await;
         }
         // Leave the registry first, then refuse new sends and finish what is queued.
         self.engine.unit_stopped(&self.key, &self.tx);
         rx.close();
         let mut rest = Vec::new();
+        while !fair.is_empty() {
+            rest.extend(fair.take_batch(usize::MAX, usize::MAX));
+        }
         while let Some(job) = rx.recv().await {
             rest.push(job);
         }
@@ -233,6 +246,7 @@ impl Unit {
                     changes,
                     reply,
                     received,
+                    conn: _,
                 } => {
                     let now = Instant::now();
                     let waited = now.saturating_duration_since(received);
@@ -428,6 +442,9 @@ impl Unit {
         if let Some(message) = &self.broken {
             return failed(Some(hash), message.clone());
         }
+        if let Some(reason) = self.outsider(doc, author) {
+            return self.reject(doc, author, Some(hash), "not_member", reason);
+        }
         if let Err(e) = self.ensure(doc).await {
             return failed(Some(hash), e);
         }
@@ -544,6 +561,20 @@ impl Unit {
         Slot::Pending(self.batch.pending.len() - 1)
     }
 
+    /// Why `author` may write nothing in message bucket `doc`, when that is known without
+    /// validating: the conversation exists and the account was never a member of it (and is
+    /// not a service account). Every bucket effect needs membership then (docs/POLICY.md);
+    /// self-joins and creations go to the conversation document, not to buckets.
+    fn outsider(&self, doc: &DocId, author: &Author) -> Option<String> {
+        if author.service || !matches!(doc.target(), DocTarget::Msgs(..)) {
+            return None;
+        }
+        let conv = self.conv.as_ref().filter(|c| c.meta.is_some())?;
+        conv.member(&author.account)
+            .is_none()
+            .then(|| format!("{} is not a member of {}", author.account, conv.id))
+    }
+
     fn reject(
         &self,
         doc: &DocId,
@@ -553,8 +584,8 @@ impl Unit {
         reason: String,
     ) -> Slot {
         self.engine.inner.metrics.rejected(code);
-        tracing::info!(doc = %doc, account = %author.account, code, reason = %reason, "change rejected");
-        let record = RejectionRecord {
+        // Logged and stored in batches by the audit writer (`engine::audit`).
+        self.engine.inner.audit.record(RejectionRecord {
             tenant: doc.tenant().clone(),
             doc: doc.to_string(),
             account: author.account.clone(),
@@ -562,12 +593,6 @@ impl Unit {
             code: code.to_owned(),
             reason: reason.clone(),
             at: now_ms(),
-        };
-        let store = self.engine.store().clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.record_rejection(&record).await {
-                tracing::warn!(error = %e, "audit log write failed");
-            }
         });
         Slot::Done(SubmitOutcome::Reject {
             hash,

@@ -181,6 +181,14 @@ pub trait Store: Send + Sync + 'static {
     async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>>;
     /// Appends to the audit log of rejections.
     async fn record_rejection(&self, record: &RejectionRecord) -> Result<()>;
+    /// Appends many rejections to the audit log in one transaction (the engine's audit
+    /// writer batches them, so a flood of rejections is not one write each).
+    async fn record_rejections(&self, records: &[RejectionRecord]) -> Result<()> {
+        for record in records {
+            self.record_rejection(record).await?;
+        }
+        Ok(())
+    }
     /// Replaces the changes of `doc` up to `seq` by a snapshot of the document at `seq`.
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()>;
     /// Every stored document id (for `compact` over all).

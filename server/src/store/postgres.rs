@@ -384,6 +384,32 @@ impl Store for PgStore {
         Ok(())
     }
 
+    /// One statement: the rows travel as arrays, expanded with `UNNEST`.
+    async fn record_rejections(&self, records: &[RejectionRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&RejectionRecord) -> String| records.iter().map(f).collect::<Vec<_>>();
+        let hashes: Vec<Option<Vec<u8>>> =
+            records.iter().map(|r| r.hash.map(|h| h.to_vec())).collect();
+        let at: Vec<i64> = records.iter().map(|r| r.at).collect();
+        sqlx::query(
+            "INSERT INTO rejections (tenant, doc_id, account, hash, code, reason, at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], \
+             $6::text[], $7::bigint[])",
+        )
+        .bind(column(|r| r.tenant.as_str().to_owned()))
+        .bind(column(|r| r.doc.clone()))
+        .bind(column(|r| r.account.as_str().to_owned()))
+        .bind(hashes)
+        .bind(column(|r| r.code.clone()))
+        .bind(column(|r| r.reason.clone()))
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Refuses (`Corrupt`) a seq beyond the document's last seq and (`SeqConflict`) a seq
     /// older than the current snapshot (another compaction got further first). Holds the
     /// document's row lock, so commits of the document wait for it.

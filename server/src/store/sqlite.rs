@@ -626,6 +626,31 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn record_rejections(&self, records: &[RejectionRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        insert_values(
+            &mut tx,
+            "INSERT INTO rejections (tenant, doc_id, account, hash, code, reason, at) ",
+            "",
+            records,
+            |b, r| {
+                b.push_bind(r.tenant.as_str())
+                    .push_bind(&r.doc)
+                    .push_bind(r.account.as_str())
+                    .push_bind(r.hash.as_ref().map(|h| &h[..]))
+                    .push_bind(&r.code)
+                    .push_bind(&r.reason)
+                    .push_bind(r.at);
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Refuses (`Corrupt`) a seq beyond the document's last seq and (`SeqConflict`) a seq
     /// older than the current snapshot (another compaction got further first).
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {

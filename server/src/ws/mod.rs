@@ -4,6 +4,7 @@
 //! [`outlet::Outlet`] lets a conversation's unit write pushes straight into it. Reading
 //! still goes through tungstenite (masking, fragments, control frames, size limits).
 
+mod budget;
 mod handshake;
 pub mod outlet;
 pub mod socket;
@@ -118,6 +119,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
 
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(app.limits);
+    let mut budget = app.budgets.connection();
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(256);
     let (local_tx, mut local_rx) = mpsc::channel::<Local>(4096);
     // Awaited here, in submit order, so an answer wakes this task directly (no hop through
@@ -153,7 +155,15 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     }
                 };
                 metrics.frame_in();
-                for action in session.receive(&bytes, now_ms()) {
+                // A submit over budget is refused before it is decoded.
+                let actions = match budget::refuse_undecoded(&app, &session, &mut budget, &bytes) {
+                    Some(refused) => {
+                        answers.push_back(refused);
+                        Vec::new()
+                    }
+                    None => session.receive(&bytes, now_ms()),
+                };
+                for action in actions {
                     match action {
                         Action::Send(frame) => out.push(framed(&frame)),
                         Action::Close { code, reason } => closing = Some((code, reason)),
@@ -173,9 +183,12 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                         }
                         Action::Submit { doc, changes } => {
                             if let Some(author) = author_of(&session) {
-                                // Waits only for room in the unit's queue: submits keep their
-                                // order, and a full queue slows this connection's reading.
-                                answers.push_back(submit(&app, doc, author, changes).await);
+                                match budget::admit(&app, &session, &mut budget, &doc, changes.len()) {
+                                    Err(refused) => answers.push_back(refused),
+                                    // Waits only for room in the unit's queue: submits keep their
+                                    // order, and a full queue slows this connection's reading.
+                                    Ok(()) => answers.push_back(submit(&app, conn_id, doc, author, changes).await),
+                                }
                             }
                         }
                         other => dispatch(&app, &session, conn_id, other, (&outlet, &control_tx), &local_tx),
@@ -207,6 +220,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                 }
             },
             Some((doc, outcomes)) = answers.next(), if !answers.is_empty() => {
+                budget::answered(&app, &session, &mut budget, &outcomes);
                 out.extend(outcomes.into_iter().map(|o| framed(&outcome_frame(&doc, o))));
             },
             changed = shutdown.changed(), if closing.is_none() => {
@@ -328,11 +342,17 @@ fn author_of(session: &Session) -> Option<Author> {
 }
 
 /// Queues a submit on its unit; the returned future resolves to its answers.
-async fn submit(app: &AppState, doc: DocId, author: Author, changes: Vec<Vec<u8>>) -> Answers {
+async fn submit(
+    app: &AppState,
+    conn: u64,
+    doc: DocId,
+    author: Author,
+    changes: Vec<Vec<u8>>,
+) -> Answers {
     let count = changes.len();
     let answers = app
         .engine
-        .enqueue_submit(doc.clone(), author, changes)
+        .enqueue_submit_from(Some(conn), doc.clone(), author, changes)
         .await;
     async move {
         let outcomes = answers.await.unwrap_or_else(|_| {
