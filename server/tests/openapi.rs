@@ -420,6 +420,7 @@ impl Server {
             shutdown,
             demo: None,
             web_root: None,
+            budgets: Arc::new(confab_server::budget::Budgets::new(Default::default())),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
