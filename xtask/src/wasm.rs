@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// Size budget of the gzipped `.wasm` (DESIGN: the package must stay light for web apps).
+/// Size budget of the gzipped `.wasm` (web apps download it: it must stay light).
 const GZIP_BUDGET: u64 = 800 * 1024;
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CRATE_FILE: &str = "confab_wasm";
