@@ -1009,3 +1009,47 @@ fn a_rejected_probe_releases_the_intents_behind_it() {
         Some(IntentStatus::Rejected { .. })
     )));
 }
+
+/// A device back after a long time offline sends its outbox in order in a few packed submits
+/// (within the server's `max_changes`), not one frame per intent, and every intent is
+/// accepted.
+#[test]
+fn a_reconnect_sends_a_long_outbox_in_few_frames() {
+    let mut world = World::new();
+    let group = world.group.clone();
+    world.client.engine.disconnected();
+    world.pump();
+    world.up.clear();
+    for _ in 0..250 {
+        let message = world.message(&group);
+        world.intent(&group, message);
+    }
+    assert!(world.up.is_empty(), "nothing goes out while offline");
+    world.connect();
+    let submits: Vec<usize> = world
+        .up
+        .iter()
+        .filter_map(|f| match f {
+            ClientFrame::Submit { changes, .. } => Some(changes.len()),
+            _ => None,
+        })
+        .collect();
+    let limit = usize::try_from(world.max_changes).unwrap();
+    assert_eq!(
+        submits.iter().sum::<usize>(),
+        250,
+        "every change goes out once"
+    );
+    assert!(
+        submits.len() <= 250usize.div_ceil(limit) + 1,
+        "{} submits for 250 changes (max_changes {limit})",
+        submits.len()
+    );
+    assert!(submits.iter().all(|n| *n <= limit));
+    world.heal();
+    world.check();
+    assert!(world
+        .intents
+        .keys()
+        .all(|id| world.client.engine.status(*id).is_none()));
+}

@@ -473,13 +473,13 @@ impl ClientEngine {
         for id in &docs {
             self.subscribe(id);
         }
-        // Everything unanswered goes out again in order: no round is due any more.
+        // Everything unanswered goes out again in order, packed into few frames (a phone back
+        // after days offline sends its outbox in a handful of submits): no round is due any
+        // more.
         self.retry_at = None;
         self.resubscribe.clear();
         let ids: Vec<u64> = self.outbox.keys().copied().collect();
-        for id in ids {
-            self.send_entry(id, device_now);
-        }
+        self.send_packed(ids, device_now);
         self.out.push(Output::Event(Event::Online { online: true }));
     }
 

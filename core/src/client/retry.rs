@@ -288,9 +288,8 @@ impl ClientEngine {
             .any(|c| !c.acked && b.changes.iter().any(|d| related(&c.doc, &d.doc)))
     }
 
-    /// Resends every entry that waits for a round, in outbox order. A document's changes in
-    /// consecutive entries share a submit (up to the server's limits), so a long outbox
-    /// costs a few frames, not one per intent.
+    /// Resends every entry that waits for a round, in outbox order ([`Self::send_packed`]:
+    /// a long outbox costs a few frames, not one per intent).
     ///
     /// While the server keeps failing (no ack since the last round) a round is a probe: only
     /// the first waiting intent of each conversation goes out, so a long outage costs the
@@ -317,11 +316,22 @@ impl ClientEngine {
             }
             due.push(e.id);
         }
-        // A frame's budget: its changes plus CBOR overhead stay well under max_frame.
+        self.send_packed(due, device_now);
+        for id in std::mem::take(&mut self.resubscribe) {
+            if self.docs.get(&id).is_some_and(|d| d.catching_up) {
+                self.subscribe(&id);
+            }
+        }
+    }
+
+    /// Sends the unacked changes of `ids`, in that order, marked sent at `device_now`. A
+    /// document's changes in consecutive entries share a submit, within the server's
+    /// `max_changes` and half its `max_frame` (room for the CBOR around them).
+    pub(super) fn send_packed(&mut self, ids: Vec<u64>, device_now: i64) {
         let byte_budget = self.max_frame / 2;
         let mut frames: Vec<(String, Vec<ByteBuf>, usize)> = Vec::new();
-        for id in due {
-            let Some(entry) = self.outbox.get_mut(&id) else {
+        for id in ids {
+            let Some(entry) = self.outbox.get_mut(&id).filter(|e| !e.is_final()) else {
                 continue;
             };
             entry.resend = false;
@@ -347,11 +357,6 @@ impl ClientEngine {
         for (doc, changes, _) in frames {
             self.out
                 .push(Output::Send(ClientFrame::Submit { doc, changes }));
-        }
-        for id in std::mem::take(&mut self.resubscribe) {
-            if self.docs.get(&id).is_some_and(|d| d.catching_up) {
-                self.subscribe(&id);
-            }
         }
     }
 }
