@@ -60,6 +60,9 @@ pub struct Metrics {
     pub audit_dropped: Counter,
     /// Submit frames refused before decoding because a work budget was spent.
     pub submits_limited: Family<ReasonLabel, Counter>,
+    /// 1 while the storage is up, 0 while it is known down (set from the health state
+    /// when metrics are scraped).
+    pub storage_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -90,6 +93,12 @@ impl Metrics {
         let docs_in_memory = Gauge::default();
         let audit_dropped = Counter::default();
         let submits_limited = Family::<ReasonLabel, Counter>::default();
+        let storage_up = Gauge::default();
+        registry.register(
+            "storage_up",
+            "1 while the storage takes writes, 0 while it is unreachable or full (/readyz answers 503)",
+            storage_up.clone(),
+        );
         registry.register(
             "audit_dropped",
             "Rejections not stored in the audit log because its queue was full",
@@ -156,6 +165,7 @@ impl Metrics {
             stages,
             audit_dropped,
             submits_limited,
+            storage_up,
         }
     }
 

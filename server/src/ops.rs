@@ -35,6 +35,10 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    let metrics = app.engine.metrics();
+    metrics
+        .storage_up
+        .set(i64::from(!app.engine.health().is_down()));
     (
         [(
             "content-type",

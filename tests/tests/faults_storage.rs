@@ -266,6 +266,16 @@ async fn http_get(server: &TestServer, path: &str, account: &str) -> (u16, Optio
     (status, retry_after, body.to_owned())
 }
 
+/// The `confab_storage_up` gauge as `/metrics` shows it.
+async fn storage_up(server: &TestServer) -> i64 {
+    let (status, _, body) = http_get(server, "/metrics", "alice").await;
+    assert_eq!(status, 200, "/metrics: {body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix("confab_storage_up "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no confab_storage_up in /metrics:\n{body}"))
+}
+
 /// Every sender's changes ended acked; the stored log holds each acked change once, at the
 /// seq it was acked with.
 async fn assert_outcome(server: &TestServer, bucket: &DocId, logs: &[SendLog]) {
@@ -355,6 +365,11 @@ async fn postgres_outage(kind: Outage) {
     let to_503 = readyz_until(&server, 503, TO_NOT_READY).await;
     let down_from = Instant::now();
     println!("{kind:?}: /readyz 503 after {to_503:?}");
+    assert_eq!(
+        storage_up(&server).await,
+        0,
+        "the gauge says down with /readyz"
+    );
     // REST answers 503 `unavailable` with a Retry-After at once.
     let asked = Instant::now();
     let (status, retry_after, body) = http_get(&server, "/v1/conversations", "alice").await;
@@ -388,6 +403,7 @@ async fn postgres_outage(kind: Outage) {
         .unwrap();
     let to_200 = readyz_until(&server, 200, Duration::from_secs(15)).await;
     println!("{kind:?}: /readyz 200 {to_200:?} after the cluster was back");
+    assert_eq!(storage_up(&server).await, 1, "the gauge says up again");
     tokio::time::sleep(Duration::from_secs(2)).await;
     producing.store(false, Ordering::SeqCst);
     let mut logs = Vec::new();
