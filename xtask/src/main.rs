@@ -11,8 +11,7 @@
 //! - `demo [--listen ADDR]`: the web demo on a local server; `demo e2e`: its browser tests.
 
 mod bench;
-mod bench_catchup;
-mod bench_flood;
+mod bench_e2e;
 mod bench_server;
 mod demo;
 mod wasm;
@@ -29,10 +28,10 @@ fn main() -> Result<()> {
             bench_server::run(&args[2..])
         }
         Some("bench") if args.get(1).map(String::as_str) == Some("catchup") => {
-            bench_catchup::run(&args[2..])
+            bench_e2e::run("catchup", &args[2..])
         }
         Some("bench") if args.get(1).map(String::as_str) == Some("flood") => {
-            bench_flood::run(&args[2..])
+            bench_e2e::run("flood", &args[2..])
         }
         Some("bench") => bench::run(&args[1..]),
         Some("wasm") => wasm::build(&args[1..]),
