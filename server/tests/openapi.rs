@@ -4,23 +4,18 @@
 //! the document lists for that operation; and the router's routes against the document's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 
-use confab_core::protocol::Limits;
-use confab_server::auth::{Authenticator, Claims};
-use confab_server::engine::{now_ms, Engine, EngineConfig};
-use confab_server::metrics::Metrics;
+use confab_server::engine::now_ms;
 use confab_server::rest::{OPENAPI, ROUTES};
-use confab_server::{app, maintenance, AppState};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRng, TestRunner};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
-use tokio::sync::watch;
 
-const TENANT: &str = "acme";
+mod support;
+
+use support::Server;
 const ME: &str = "alice";
 /// Generated requests per operation, valid and invalid each.
 const CASES: u32 = 48;
@@ -393,60 +388,9 @@ fn break_value(root: &Value, s: &Value, v: Value, index: prop::sample::Index, ho
 
 // ---------- the server ----------
 
-struct Server {
-    base: String,
-    auth: Arc<Authenticator>,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    _shutdown: watch::Sender<bool>,
-}
-
 impl Server {
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = maintenance::open_store(None, dir.path())
-            .await
-            .expect("store");
-        let engine = Engine::new(store, Arc::new(Metrics::new()), EngineConfig::default());
-        let auth = Arc::new(Authenticator::hs256(b"test-secret"));
-        let (shutdown_tx, shutdown) = watch::channel(false);
-        let state = AppState {
-            engine,
-            auth: auth.clone(),
-            limits: Limits::default(),
-            max_connections: 100,
-            push_backlog_bytes: 8 << 20,
-            connections: Arc::new(AtomicUsize::new(0)),
-            shutdown,
-            demo: None,
-            web_root: None,
-            budgets: Arc::new(confab_server::budget::Budgets::new(Default::default())),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            axum::serve(listener, app(state)).await.expect("serve");
-        });
-        Server {
-            base: format!("http://{addr}"),
-            auth,
-            http: reqwest::Client::new(),
-            _dir: dir,
-            _shutdown: shutdown_tx,
-        }
-    }
-
     fn token(&self, account: &str, kind: &str) -> String {
-        self.auth
-            .mint(&Claims {
-                sub: account.into(),
-                tenant: TENANT.into(),
-                exp: now_ms() / 1000 + 3600,
-                kind: kind.into(),
-            })
-            .expect("mint")
+        self.mint(account, kind, now_ms() / 1000 + 3600)
     }
 
     async fn call(

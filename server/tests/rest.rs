@@ -1,27 +1,14 @@
 //! REST over real HTTP: the app in-process on the embedded SQLite store, served on a local
 //! port, called with reqwest.
 
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
-
-use confab_core::protocol::Limits;
 use confab_server::auth::{Authenticator, Claims};
-use confab_server::engine::{now_ms, Engine, EngineConfig};
-use confab_server::metrics::Metrics;
-use confab_server::{app, maintenance, AppState};
+use confab_server::engine::now_ms;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
-const TENANT: &str = "acme";
+mod support;
 
-struct Server {
-    base: String,
-    auth: Arc<Authenticator>,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-    _shutdown: watch::Sender<bool>,
-}
+use support::{Server, TENANT};
 
 struct Answer {
     status: u16,
@@ -29,51 +16,8 @@ struct Answer {
 }
 
 impl Server {
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = maintenance::open_store(None, dir.path())
-            .await
-            .expect("store");
-        let engine = Engine::new(store, Arc::new(Metrics::new()), EngineConfig::default());
-        let auth = Arc::new(Authenticator::hs256(b"test-secret"));
-        let (shutdown_tx, shutdown) = watch::channel(false);
-        let state = AppState {
-            engine,
-            auth: auth.clone(),
-            limits: Limits::default(),
-            budgets: Arc::new(confab_server::budget::Budgets::new(Default::default())),
-            max_connections: 100,
-            push_backlog_bytes: 8 << 20,
-            connections: Arc::new(AtomicUsize::new(0)),
-            shutdown,
-            demo: None,
-            web_root: None,
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            axum::serve(listener, app(state)).await.expect("serve");
-        });
-        Server {
-            base: format!("http://{addr}"),
-            auth,
-            http: reqwest::Client::new(),
-            _dir: dir,
-            _shutdown: shutdown_tx,
-        }
-    }
-
     fn token_with(&self, account: &str, kind: &str, exp: i64) -> String {
-        self.auth
-            .mint(&Claims {
-                sub: account.into(),
-                tenant: TENANT.into(),
-                exp,
-                kind: kind.into(),
-            })
-            .expect("mint")
+        self.mint(account, kind, exp)
     }
 
     fn user(&self, account: &str) -> String {

@@ -1,0 +1,73 @@
+//! The app in-process on the embedded SQLite store, served on a local port, for the suites
+//! that call REST over real HTTP (`rest.rs`, `openapi.rs`).
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use confab_core::protocol::Limits;
+use confab_server::auth::{Authenticator, Claims};
+use confab_server::budget::Budgets;
+use confab_server::engine::{Engine, EngineConfig};
+use confab_server::metrics::Metrics;
+use confab_server::{app, maintenance, AppState};
+use tokio::sync::watch;
+
+pub const TENANT: &str = "acme";
+
+pub struct Server {
+    pub base: String,
+    pub auth: Arc<Authenticator>,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = maintenance::open_store(None, dir.path())
+            .await
+            .expect("store");
+        let engine = Engine::new(store, Arc::new(Metrics::new()), EngineConfig::default());
+        let auth = Arc::new(Authenticator::hs256(b"test-secret"));
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let state = AppState {
+            engine,
+            auth: auth.clone(),
+            limits: Limits::default(),
+            budgets: Arc::new(Budgets::new(Default::default())),
+            max_connections: 100,
+            push_backlog_bytes: 8 << 20,
+            connections: Arc::new(AtomicUsize::new(0)),
+            shutdown,
+            demo: None,
+            web_root: None,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            axum::serve(listener, app(state)).await.expect("serve");
+        });
+        Server {
+            base: format!("http://{addr}"),
+            auth,
+            http: reqwest::Client::new(),
+            _dir: dir,
+            _shutdown: shutdown_tx,
+        }
+    }
+
+    /// A token of `kind` (`user` or `service`) for `account`, expiring at `exp` (seconds).
+    pub fn mint(&self, account: &str, kind: &str, exp: i64) -> String {
+        self.auth
+            .mint(&Claims {
+                sub: account.into(),
+                tenant: TENANT.into(),
+                exp,
+                kind: kind.into(),
+            })
+            .expect("mint")
+    }
+}
