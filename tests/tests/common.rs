@@ -103,3 +103,14 @@ pub fn assert_clean_log(log: &[(u64, [u8; 32])]) {
     let unique: std::collections::HashSet<[u8; 32]> = log.iter().map(|l| l.1).collect();
     assert_eq!(unique.len(), log.len(), "a change is stored twice");
 }
+
+/// A start time such that `[start, start + span_ms]` lies in one message bucket.
+pub fn base_time(span_ms: i64) -> i64 {
+    let now = now_ms();
+    let bucket = now.div_euclid(DEFAULT_BUCKET_MS);
+    if (now + span_ms).div_euclid(DEFAULT_BUCKET_MS) == bucket {
+        now
+    } else {
+        (bucket + 1) * DEFAULT_BUCKET_MS
+    }
+}

@@ -13,23 +13,10 @@ use common::*;
 use confab_core::automerge::{Automerge, Change, ChangeHash};
 use confab_core::doc::read;
 use confab_core::ids::{ConvId, DocId};
-use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::client::{Answer, WAIT};
-use confab_e2e::{now_ms, token, Backend, Client, Device, TestServer};
+use confab_e2e::{token, Backend, Client, Device, TestServer};
 use serde_bytes::ByteBuf;
-
-/// A start time such that `[start, start + span_ms]` lies in one message bucket, at most
-/// `span_ms` ahead of now.
-fn base_time(span_ms: i64) -> i64 {
-    let now = now_ms();
-    let bucket = now.div_euclid(DEFAULT_BUCKET_MS);
-    if (now + span_ms).div_euclid(DEFAULT_BUCKET_MS) == bucket {
-        now
-    } else {
-        (bucket + 1) * DEFAULT_BUCKET_MS
-    }
-}
 
 fn heads(doc: &Automerge) -> Vec<ChangeHash> {
     let mut h = doc.get_heads();

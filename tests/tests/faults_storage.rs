@@ -22,10 +22,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use confab_core::automerge::Change;
 use confab_core::ids::{ConvId, DocId};
-use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::pg_cluster::PgCluster;
-use confab_e2e::{now_ms, token, Client, Device, TestServer};
+use confab_e2e::{token, Client, Device, TestServer};
 use serde_bytes::ByteBuf;
 
 /// A `/readyz` must answer within this (it never waits on the database).
@@ -35,17 +34,6 @@ const READYZ_ANSWER: Duration = Duration::from_secs(1);
 const TO_NOT_READY: Duration = Duration::from_secs(3);
 /// Generous bound on the answer to a submit sent while the storage is known down.
 const FAST_ANSWER: Duration = Duration::from_secs(1);
-
-/// A start time such that `[start, start + span_ms]` lies in one message bucket.
-fn base_time(span_ms: i64) -> i64 {
-    let now = now_ms();
-    let bucket = now.div_euclid(DEFAULT_BUCKET_MS);
-    if (now + span_ms).div_euclid(DEFAULT_BUCKET_MS) == bucket {
-        now
-    } else {
-        (bucket + 1) * DEFAULT_BUCKET_MS
-    }
-}
 
 fn hash_of(change: &Change) -> [u8; 32] {
     change.hash().0

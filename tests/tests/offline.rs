@@ -14,7 +14,7 @@ use common::*;
 use confab_core::automerge::{Automerge, Change, ChangeHash};
 use confab_core::doc::{read, write};
 use confab_core::ids::{ConvId, DocId, MessageId};
-use confab_core::model::conversation::{MemberStatus, DEFAULT_BUCKET_MS};
+use confab_core::model::conversation::MemberStatus;
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame};
 use confab_e2e::client::{Answer, WAIT};
@@ -23,18 +23,6 @@ use serde_bytes::ByteBuf;
 
 // ---------------------------------------------------------------------------------------
 // helpers
-
-/// A start time such that `[start, start + span_ms]` lies in one message bucket, at most
-/// `span_ms` ahead of now.
-fn base_time(span_ms: i64) -> i64 {
-    let now = now_ms();
-    let bucket = now.div_euclid(DEFAULT_BUCKET_MS);
-    if (now + span_ms).div_euclid(DEFAULT_BUCKET_MS) == bucket {
-        now
-    } else {
-        (bucket + 1) * DEFAULT_BUCKET_MS
-    }
-}
 
 fn heads(doc: &Automerge) -> Vec<ChangeHash> {
     let mut h = doc.get_heads();
