@@ -1,11 +1,16 @@
 //! Storage behind one trait, two backends: SQLite (embedded default) and Postgres.
 //!
-//! What is stored (DESIGN §5): an append-only change log with a per-document `seq` taken
-//! inside the database, snapshots with compaction, actor bindings, a projection of
-//! memberships, conversation summaries, messages and read markers (read checks and REST
-//! queries without loading documents), and an audit log of rejections.
+//! What is stored: an append-only change log with a per-document `seq` taken inside the
+//! database, snapshots with compaction, actor bindings, a projection of memberships,
+//! conversation summaries, messages and read markers (read checks and REST queries without
+//! loading documents), and an audit log of rejections.
+//!
+//! Both backends plan a group commit the same way (`plan`) and decode rows the same way
+//! (`columns`); `sqlite` and `postgres` each hold one backend's SQL only.
 
+mod columns;
 pub mod health;
+mod plan;
 pub mod postgres;
 pub mod sqlite;
 

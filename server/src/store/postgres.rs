@@ -23,9 +23,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
-use super::sqlite::shared::{
-    self, check_compact, conv_list_item, conv_row, i64_of, limit_of, message_row, u64_of, Plan,
-};
+use super::columns::{self, conv_list_item, conv_row, i64_of, limit_of, message_row, u64_of};
+use super::plan::{check_compact, Plan};
 use super::{
     ConvListItem, ConvRow, MessageRow, NewChange, RejectionRecord, Result, Store, StoreError,
     StoredDoc,
@@ -363,7 +362,7 @@ impl Store for PgStore {
             .bind(actor)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| shared::account(r.try_get("account")?))
+        row.map(|r| columns::account(r.try_get("account")?))
             .transpose()
     }
 

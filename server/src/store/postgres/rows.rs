@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use confab_core::ids::ConvId;
 
-use crate::store::sqlite::shared::{ConvAlloc, Plan};
+use crate::store::plan::{ConvAlloc, Plan};
 
 /// The call, parameters in the function's order.
 pub(super) const COMMIT: &str = "SELECT confab_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \

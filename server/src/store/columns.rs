@@ -1,0 +1,116 @@
+//! Values between Rust and the columns of either backend: integers in range, ids that
+//! parse, and the projection rows the read queries return.
+
+use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{ConvListItem, ConvRow, MessageRow, Result, StoreError};
+
+pub(crate) fn i64_of(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} is out of range")))
+}
+
+pub(crate) fn u64_of(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("stored {what} {v} is negative")))
+}
+
+pub(crate) fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn tenant_corrupt(s: String) -> Result<TenantId> {
+    TenantId::new(s.clone()).map_err(|e| StoreError::Corrupt(format!("tenant {s:?}: {e}")))
+}
+
+pub(crate) fn account(s: String) -> Result<AccountId> {
+    AccountId::new(s.clone()).map_err(|e| StoreError::Corrupt(format!("account {s:?}: {e}")))
+}
+
+pub(crate) fn conv_id(s: String) -> Result<ConvId> {
+    ConvId::new(s.clone()).map_err(|e| StoreError::Corrupt(format!("conversation {s:?}: {e}")))
+}
+
+pub(crate) fn message_id(s: String) -> Result<MessageId> {
+    MessageId::new(s.clone()).map_err(|e| StoreError::Corrupt(format!("message {s:?}: {e}")))
+}
+
+/// Typed column access for the rows of either backend.
+pub(crate) trait Cols {
+    fn text(&self, col: &str) -> Result<String>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>>;
+    fn int(&self, col: &str) -> Result<i64>;
+    fn flag(&self, col: &str) -> Result<bool>;
+}
+
+impl<R> Cols for R
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, col: &str) -> Result<String> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        Ok(self.try_get(col)?)
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        Ok(self.try_get(col)?)
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// A `ConvRow` from the columns tenant, conv, kind, title, lifecycle, parent, created_at.
+pub(crate) fn conv_row<R: Cols>(row: &R) -> Result<ConvRow> {
+    Ok(ConvRow {
+        tenant: tenant_corrupt(row.text("tenant")?)?,
+        conv: conv_id(row.text("conv")?)?,
+        kind: row.text("kind")?,
+        title: row.opt_text("title")?,
+        lifecycle: row.text("lifecycle")?,
+        parent: row.opt_text("parent")?.map(conv_id).transpose()?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+/// A `MessageRow` from the columns `{prefix}message`, `{prefix}pos`, ... of a row.
+pub(crate) fn message_row<R: Cols>(
+    row: &R,
+    prefix: &str,
+    tenant: &TenantId,
+    conv: &ConvId,
+) -> Result<MessageRow> {
+    let col = |name: &str| format!("{prefix}{name}");
+    Ok(MessageRow {
+        tenant: tenant.clone(),
+        conv: conv.clone(),
+        message: message_id(row.text(&col("message"))?)?,
+        doc: row.text(&col("doc_id"))?,
+        seq: u64_of(row.int(&col("seq"))?, "message seq")?,
+        author: account(row.text(&col("author"))?)?,
+        kind: row.text(&col("kind"))?,
+        created_at: row.int(&col("created_at"))?,
+        preview: row.text(&col("preview"))?,
+        deleted: row.flag(&col("deleted"))?,
+        pos: row.int(&col("pos"))?,
+    })
+}
+
+/// One row of the `conversations_of` query.
+pub(crate) fn conv_list_item<R: Cols>(row: &R) -> Result<ConvListItem> {
+    let conv = conv_row(row)?;
+    let last_message = match row.opt_text("l_message")? {
+        Some(_) => Some(message_row(row, "l_", &conv.tenant, &conv.conv)?),
+        None => None,
+    };
+    Ok(ConvListItem {
+        role: row.text("role")?,
+        unread: row.int("unread")?,
+        last_message,
+        conv,
+    })
+}

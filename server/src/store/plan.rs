@@ -1,0 +1,365 @@
+//! The group commit's plan, shared by both backends: what a batch writes, deduplicated and
+//! in lock order, decided before either backend touches its database; and the checks a
+//! compaction makes once it holds the document's row.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::columns::i64_of;
+use super::{ConvRow, MessageRow, NewChange, Projection, Result, StoreError};
+
+/// A document's seq advance within one batch: its last seq must be `prev` before.
+#[derive(Debug)]
+pub(crate) struct DocStep<'a> {
+    pub doc: String,
+    pub tenant: &'a str,
+    pub prev: i64,
+    pub last: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct ChangeStep<'a> {
+    pub doc: String,
+    pub seq: i64,
+    pub hash: &'a [u8],
+    pub bytes: &'a [u8],
+    pub account: &'a str,
+    pub accepted_at: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Binding<'a> {
+    pub tenant: &'a str,
+    pub actor: &'a [u8],
+    pub account: &'a str,
+    pub bound_at: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct MemberStep<'a> {
+    pub tenant: &'a str,
+    pub conv: &'a str,
+    pub account: &'a str,
+    pub role: &'a str,
+    pub status: &'a str,
+}
+
+#[derive(Debug)]
+pub(crate) struct MarkerStep<'a> {
+    pub tenant: &'a str,
+    pub conv: &'a str,
+    pub account: &'a str,
+    pub message: &'a str,
+}
+
+/// A new message; `pos` is filled in from the database by [`Plan::assign_positions`].
+#[derive(Debug)]
+pub(crate) struct MessageStep<'a> {
+    pub row: &'a MessageRow,
+    pub seq: i64,
+    pub preview: &'a str,
+    pub deleted: bool,
+    pub pos: i64,
+}
+
+/// How many positions a conversation takes in this batch.
+#[derive(Debug)]
+pub(crate) struct ConvAlloc<'a> {
+    pub tenant: &'a str,
+    pub conv: &'a str,
+    pub count: i64,
+    pub max_created: i64,
+    pub first_created: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct UpdateStep<'a> {
+    pub tenant: &'a str,
+    pub conv: &'a str,
+    pub message: &'a str,
+    pub preview: &'a str,
+    pub deleted: bool,
+}
+
+/// A group commit, planned before it touches the database.
+///
+/// Upserts are deduplicated (the last one of a key wins, as if applied in order) and
+/// sorted by key, so concurrent writers lock rows in the same order. The batch order
+/// only matters where rows depend on each other: positions of new messages follow the
+/// batch order, and an edit of a message created in the same batch is folded into the
+/// new row. Conversation upserts never touch `last_pos`/`last_activity`, so applying
+/// them before the messages gives the same result as applying them in order.
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    /// Sorted by doc id.
+    pub docs: Vec<DocStep<'a>>,
+    /// Batch order.
+    pub changes: Vec<ChangeStep<'a>>,
+    /// Sorted by (tenant, actor), one per actor.
+    pub bindings: Vec<Binding<'a>>,
+    pub conversations: Vec<&'a ConvRow>,
+    pub members: Vec<MemberStep<'a>>,
+    pub markers: Vec<MarkerStep<'a>>,
+    /// Batch order, one per message id (the first wins, as the table's
+    /// `ON CONFLICT DO NOTHING` does for messages committed earlier).
+    pub messages: Vec<MessageStep<'a>>,
+    /// Sorted by (tenant, conversation).
+    pub allocs: Vec<ConvAlloc<'a>>,
+    /// Edits of messages not created in this batch.
+    pub updates: Vec<UpdateStep<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    /// Plans a batch. A document whose changes in the batch do not follow each other is
+    /// a `SeqConflict`; an actor bound to two accounts in the batch is `Corrupt`.
+    pub fn build(changes: &'a [NewChange]) -> Result<Self> {
+        let mut docs: BTreeMap<String, DocStep<'a>> = BTreeMap::new();
+        let mut steps = Vec::with_capacity(changes.len());
+        let mut bindings: BTreeMap<(&'a str, &'a [u8]), Binding<'a>> = BTreeMap::new();
+        let mut conversations: BTreeMap<(&'a str, &'a str), &'a ConvRow> = BTreeMap::new();
+        let mut members: BTreeMap<(&'a str, &'a str, &'a str), MemberStep<'a>> = BTreeMap::new();
+        let mut markers: BTreeMap<(&'a str, &'a str, &'a str), MarkerStep<'a>> = BTreeMap::new();
+        let mut messages: Vec<MessageStep<'a>> = Vec::new();
+        let mut message_index: HashMap<(&'a str, &'a str, &'a str), usize> = HashMap::new();
+        let mut allocs: BTreeMap<(&'a str, &'a str), ConvAlloc<'a>> = BTreeMap::new();
+        let mut updates: BTreeMap<(&'a str, &'a str, &'a str), UpdateStep<'a>> = BTreeMap::new();
+
+        for change in changes {
+            let doc = change.doc.to_string();
+            let seq = i64_of(change.seq, "seq")?;
+            match docs.get_mut(&doc) {
+                Some(step) => {
+                    if seq != step.last + 1 {
+                        return Err(StoreError::SeqConflict(doc));
+                    }
+                    step.last = seq;
+                }
+                None => {
+                    docs.insert(
+                        doc.clone(),
+                        DocStep {
+                            doc: doc.clone(),
+                            tenant: change.doc.tenant().as_str(),
+                            prev: seq - 1,
+                            last: seq,
+                        },
+                    );
+                }
+            }
+            if let Some(actor) = &change.bind_actor {
+                let tenant = change.doc.tenant().as_str();
+                let account = change.account.as_str();
+                match bindings.get(&(tenant, actor.as_slice())) {
+                    Some(b) if b.account != account => {
+                        return Err(StoreError::Corrupt(format!(
+                            "actor {} bound to both {} and {} in one batch",
+                            hex::encode(actor),
+                            b.account,
+                            account
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        bindings.insert(
+                            (tenant, actor.as_slice()),
+                            Binding {
+                                tenant,
+                                actor,
+                                account,
+                                bound_at: change.accepted_at,
+                            },
+                        );
+                    }
+                }
+            }
+            for p in &change.projection {
+                match p {
+                    Projection::Conversation(row) => {
+                        conversations.insert((row.tenant.as_str(), row.conv.as_str()), row);
+                    }
+                    Projection::Member {
+                        tenant,
+                        conv,
+                        account,
+                        role,
+                        status,
+                    } => {
+                        members.insert(
+                            (tenant.as_str(), conv.as_str(), account.as_str()),
+                            MemberStep {
+                                tenant: tenant.as_str(),
+                                conv: conv.as_str(),
+                                account: account.as_str(),
+                                role,
+                                status,
+                            },
+                        );
+                    }
+                    Projection::ReadMarker {
+                        tenant,
+                        conv,
+                        account,
+                        message,
+                    } => {
+                        markers.insert(
+                            (tenant.as_str(), conv.as_str(), account.as_str()),
+                            MarkerStep {
+                                tenant: tenant.as_str(),
+                                conv: conv.as_str(),
+                                account: account.as_str(),
+                                message: message.as_str(),
+                            },
+                        );
+                    }
+                    Projection::Message(row) => {
+                        let key = (row.tenant.as_str(), row.conv.as_str(), row.message.as_str());
+                        if message_index.contains_key(&key) {
+                            continue;
+                        }
+                        message_index.insert(key, messages.len());
+                        messages.push(MessageStep {
+                            row,
+                            seq: i64_of(row.seq, "message seq")?,
+                            preview: &row.preview,
+                            deleted: row.deleted,
+                            pos: 0,
+                        });
+                        let alloc = allocs.entry((key.0, key.1)).or_insert(ConvAlloc {
+                            tenant: key.0,
+                            conv: key.1,
+                            count: 0,
+                            max_created: row.created_at,
+                            first_created: row.created_at,
+                        });
+                        alloc.count += 1;
+                        alloc.max_created = alloc.max_created.max(row.created_at);
+                    }
+                    Projection::MessageUpdated {
+                        tenant,
+                        conv,
+                        message,
+                        preview,
+                        deleted,
+                    } => {
+                        let key = (tenant.as_str(), conv.as_str(), message.as_str());
+                        if let Some(&i) = message_index.get(&key) {
+                            if let Some(m) = messages.get_mut(i) {
+                                m.preview = preview;
+                                m.deleted = *deleted;
+                            }
+                        } else {
+                            updates.insert(
+                                key,
+                                UpdateStep {
+                                    tenant: key.0,
+                                    conv: key.1,
+                                    message: key.2,
+                                    preview,
+                                    deleted: *deleted,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            steps.push(ChangeStep {
+                doc,
+                seq,
+                hash: &change.hash,
+                bytes: &change.bytes,
+                account: change.account.as_str(),
+                accepted_at: change.accepted_at,
+            });
+        }
+        Ok(Self {
+            docs: docs.into_values().collect(),
+            changes: steps,
+            bindings: bindings.into_values().collect(),
+            conversations: conversations.into_values().collect(),
+            members: members.into_values().collect(),
+            markers: markers.into_values().collect(),
+            messages,
+            allocs: allocs.into_values().collect(),
+            updates: updates.into_values().collect(),
+        })
+    }
+
+    /// Compares each document's stored last seq (absent: 0) with the one the batch
+    /// continues.
+    pub fn check_seqs(&self, current: &HashMap<String, i64>) -> Result<()> {
+        for d in &self.docs {
+            if current.get(&d.doc).copied().unwrap_or(0) != d.prev {
+                return Err(StoreError::SeqConflict(d.doc.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every actor of the batch must now be bound to the batch's account.
+    pub fn check_bindings(&self, bound: &[(String, Vec<u8>, String)]) -> Result<()> {
+        let bound: HashMap<(&str, &[u8]), &str> = bound
+            .iter()
+            .map(|(t, a, acc)| ((t.as_str(), a.as_slice()), acc.as_str()))
+            .collect();
+        for b in &self.bindings {
+            match bound.get(&(b.tenant, b.actor)) {
+                Some(&acc) if acc == b.account => {}
+                Some(&acc) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "actor {} of tenant {} is bound to {acc}, not {}",
+                        hex::encode(b.actor),
+                        b.tenant,
+                        b.account
+                    )))
+                }
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "actor {} of tenant {} was not bound",
+                        hex::encode(b.actor),
+                        b.tenant
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills in message positions from each conversation's new `last_pos`: the batch's
+    /// messages of a conversation take the `count` positions ending there, in order.
+    pub fn assign_positions(&mut self, ends: &HashMap<(String, String), i64>) -> Result<()> {
+        let mut next: HashMap<(&str, &str), i64> = HashMap::with_capacity(self.allocs.len());
+        for a in &self.allocs {
+            let end = ends
+                .get(&(a.tenant.to_owned(), a.conv.to_owned()))
+                .copied()
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "conversation {}/{} vanished while taking positions",
+                        a.tenant, a.conv
+                    ))
+                })?;
+            next.insert((a.tenant, a.conv), end - a.count + 1);
+        }
+        for m in &mut self.messages {
+            let key = (m.row.tenant.as_str(), m.row.conv.as_str());
+            let slot = next.get_mut(&key).ok_or_else(|| {
+                StoreError::Corrupt(format!("no position for a message of {}/{}", key.0, key.1))
+            })?;
+            m.pos = *slot;
+            *slot += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The checks of `compact` once the document's row is locked.
+pub(crate) fn check_compact(doc: &str, seq: i64, last: i64, snapshot_seq: i64) -> Result<()> {
+    if seq > last {
+        return Err(StoreError::Corrupt(format!(
+            "cannot compact {doc} at seq {seq}: its last seq is {last}"
+        )));
+    }
+    if seq < snapshot_seq {
+        return Err(StoreError::SeqConflict(doc.to_owned()));
+    }
+    Ok(())
+}
