@@ -2,16 +2,17 @@
 //!
 //! One [`Health`] state is shared by the engine, the group committer and HTTP (`/readyz`,
 //! REST). It turns *down* as soon as any storage call fails with an error of the
-//! unavailable class ([`is_unavailable`]: the connection is gone, the pool cannot get one,
-//! the server is shutting down, the disk is full, the file cannot be written). While down,
-//! every call through [`Guarded`] fails at once with [`StoreError::Unavailable`] instead of
-//! waiting on a pool: submits are answered `unavailable` with a `retry_after_ms`, `/readyz`
-//! answers 503. A background prober ([`spawn_prober`]) turns it *up* again: every
-//! [`PROBE_DOWN_EVERY`] while down it makes a small write (SQLite: `BEGIN IMMEDIATE`, an
-//! update of the one-row `storage_probe` table with a 64 KiB blob, `COMMIT`; Postgres: the
-//! same update), so a database that answers reads but cannot write (disk full) stays down;
-//! every [`PROBE_UP_EVERY`] while up it reads (`SELECT 1`), so an outage without traffic is
-//! noticed too. Each probe is bounded by [`PROBE_TIMEOUT`].
+//! unavailable class ([`StoreError::is_unavailable`]: the connection is gone, the pool
+//! cannot get one, the server is shutting down, the disk is full, the file cannot be
+//! written). While down, every call through [`Guarded`] fails at once with
+//! [`StoreError::Unavailable`] instead of waiting on a pool: submits are answered
+//! `unavailable` with a `retry_after_ms`, `/readyz` answers 503. A background prober
+//! ([`spawn_prober`]) turns it *up* again: every [`PROBE_DOWN_EVERY`] while down it makes a
+//! small write (SQLite: `BEGIN IMMEDIATE`, an update of the one-row `storage_probe` table
+//! with a 64 KiB blob, `COMMIT`; Postgres: the same update), so a database that answers
+//! reads but cannot write (disk full) stays down; every [`PROBE_UP_EVERY`] while up it reads
+//! (`SELECT 1`), so an outage without traffic is noticed too. Each probe is bounded by
+//! [`PROBE_TIMEOUT`].
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,72 +124,12 @@ impl Health {
     /// unavailable-class reason.
     pub fn observe<T>(&self, result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
-            if is_unavailable(e) {
+            if e.is_unavailable() {
                 self.set_down(e);
             }
         }
         result
     }
-}
-
-/// Whether a storage error means "the database cannot be used right now" (connection lost
-/// or refused, pool exhausted or closed, server shutting down, disk full, file unwritable)
-/// rather than something about the request. Those are retryable for the client
-/// (`unavailable`) and turn the health state down.
-pub fn is_unavailable(e: &StoreError) -> bool {
-    match e {
-        StoreError::Unavailable(_) => true,
-        StoreError::Database(e) => sqlx_unavailable(e),
-        StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::SeqConflict(_) => false,
-    }
-}
-
-/// The typed classification of a sqlx error (see [`is_unavailable`]).
-pub fn sqlx_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                pg_unavailable(pg.code())
-            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // The code is SQLite's extended result code (as text); its low byte is
-                // the primary code.
-                db.code()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .is_some_and(|c| sqlite_unavailable(c & 0xff))
-            } else {
-                false
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Postgres SQLSTATEs of the unavailable class: 08 connection exception, 53 insufficient
-/// resources (53100 disk full, 53300 too many connections, ...), 57P operator
-/// intervention (admin or crash shutdown, cannot connect now), 58030 I/O error.
-fn pg_unavailable(sqlstate: &str) -> bool {
-    sqlstate.starts_with("08")
-        || sqlstate.starts_with("53")
-        || sqlstate.starts_with("57P")
-        || sqlstate == "58030"
-}
-
-/// SQLite primary result codes of the unavailable class.
-fn sqlite_unavailable(primary: i32) -> bool {
-    const SQLITE_BUSY: i32 = 5;
-    const SQLITE_READONLY: i32 = 8;
-    const SQLITE_IOERR: i32 = 10;
-    const SQLITE_FULL: i32 = 13;
-    const SQLITE_CANTOPEN: i32 = 14;
-    matches!(
-        primary,
-        SQLITE_BUSY | SQLITE_READONLY | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN
-    )
 }
 
 /// Starts the prober for `store` (the unguarded store): it ends when every other handle of
@@ -357,34 +298,6 @@ impl Store for Guarded {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn connection_and_disk_errors_are_unavailable_others_are_not() {
-        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(sqlx_unavailable(&io));
-        assert!(sqlx_unavailable(&sqlx::Error::PoolTimedOut));
-        assert!(sqlx_unavailable(&sqlx::Error::PoolClosed));
-        assert!(!sqlx_unavailable(&sqlx::Error::RowNotFound));
-        for code in [
-            "08006", "08001", "57P01", "57P03", "53100", "53300", "58030",
-        ] {
-            assert!(pg_unavailable(code), "{code}");
-        }
-        for code in ["23505", "40001", "57014", "42P01", "CF001"] {
-            assert!(!pg_unavailable(code), "{code}");
-        }
-        // SQLITE_FULL, SQLITE_IOERR_WRITE (10 | 3 << 8), SQLITE_CANTOPEN.
-        for code in [13, (10 | (3 << 8)) & 0xff, 14] {
-            assert!(sqlite_unavailable(code), "{code}");
-        }
-        // SQLITE_CONSTRAINT, SQLITE_CORRUPT, SQLITE_ERROR.
-        for code in [19, 11, 1] {
-            assert!(!sqlite_unavailable(code), "{code}");
-        }
-        assert!(is_unavailable(&StoreError::Unavailable("down".into())));
-        assert!(!is_unavailable(&StoreError::SeqConflict("d".into())));
-        assert!(!is_unavailable(&StoreError::Corrupt("x".into())));
-    }
 
     #[test]
     fn health_fails_fast_while_down_and_recovers() {

@@ -9,6 +9,7 @@
 //! (`columns`); `sqlite` and `postgres` each hold one backend's SQL only.
 
 mod columns;
+mod error;
 pub mod health;
 mod plan;
 pub mod postgres;
@@ -17,32 +18,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 
-/// Errors of the storage layer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-    /// Another writer took the next seq of this document first (several server processes).
-    #[error("seq conflict on {0}: another node committed first")]
-    SeqConflict(String),
-    /// The storage is known to be down (unreachable, full): failed at once, not tried
-    /// (see [`health`]).
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl StoreError {
-    /// The database cannot be used right now (see [`health::is_unavailable`]): retryable.
-    pub fn is_unavailable(&self) -> bool {
-        health::is_unavailable(self)
-    }
-}
-
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub use self::error::{Result, StoreError};
 
 /// One accepted change to commit.
 #[derive(Debug, Clone)]
