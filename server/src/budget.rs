@@ -160,7 +160,7 @@ impl Budgets {
         }
         if accounts.values().map(HashMap::len).sum::<usize>() >= KEEP_ACCOUNTS {
             // Full budgets hold nothing worth keeping: a new one is the same.
-            let now = crate::engine::now_ms();
+            let now = crate::clock::now_ms();
             for budgets in accounts.values_mut() {
                 budgets.retain(|_, b| !b.is_full(now));
             }

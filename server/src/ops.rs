@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 
 use crate::auth::Claims;
-use crate::engine::now_ms;
+use crate::clock::now_ms;
 use crate::AppState;
 
 pub async fn healthz() -> &'static str {

@@ -23,6 +23,7 @@ use confab_core::policy::Author;
 use confab_core::protocol::{ErrorCode, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::store::health::{spawn_prober, Guarded, Health};
 use crate::store::Store;
@@ -195,14 +196,6 @@ impl std::fmt::Debug for Engine {
             .field("units", &self.units_in_memory())
             .finish()
     }
-}
-
-/// Milliseconds since the Unix epoch: the server's clock (core takes time as a parameter).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Engine {

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, Params};
 use super::views::{ConversationList, ConversationListEntry, ConversationView};
-use crate::engine::now_ms;
+use crate::clock::now_ms;
 use crate::AppState;
 
 /// A fresh id: `<prefix><ms>-<counter>-<salt>` in hex, unique per process and, thanks to the

@@ -11,7 +11,7 @@ use confab_core::policy::Author;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::engine::now_ms;
+use crate::clock::now_ms;
 use crate::AppState;
 
 /// Who calls: from a verified token, never from the request body.

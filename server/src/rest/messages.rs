@@ -18,7 +18,7 @@ use super::conversations::{fresh_id, load, path_conv, readable};
 use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, PageQuery, Params, PAGE_MAX};
 use super::views::{MessagePage, MessageView, PostedMessage, ProposalStatusView};
-use crate::engine::now_ms;
+use crate::clock::now_ms;
 use crate::store::{MessageRow, Store};
 use crate::AppState;
 

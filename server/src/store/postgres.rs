@@ -251,7 +251,7 @@ impl Store for PgStore {
         if write {
             // A write needs the WAL: it fails while the disk is full (53100).
             sqlx::query("UPDATE storage_probe SET at = $1 WHERE id = 1")
-                .bind(crate::engine::now_ms())
+                .bind(crate::clock::now_ms())
                 .execute(&self.probe)
                 .await?;
         } else {

@@ -239,7 +239,7 @@ async fn compact_on(
 async fn probe_on(conn: &mut SqliteConnection) -> Result<()> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query("UPDATE storage_probe SET at = ?, pad = randomblob(?) WHERE id = 1")
-        .bind(crate::engine::now_ms())
+        .bind(crate::clock::now_ms())
         .bind(PROBE_BYTES)
         .execute(&mut *tx)
         .await?;

@@ -7,7 +7,8 @@ use futures_util::FutureExt;
 
 use super::Answers;
 use crate::budget::Spent;
-use crate::engine::{now_ms, SubmitOutcome};
+use crate::clock::now_ms;
+use crate::engine::SubmitOutcome;
 use crate::AppState;
 
 /// The answer to a refused submit frame: one `rate_limited` error for all its changes,

@@ -32,7 +32,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use self::outlet::{binary_frame, close_frame, BacklogLimits, Outlet};
 use self::socket::ReadSide;
-use crate::engine::{now_ms, ConnHandle, Control, SubmitOutcome};
+use crate::clock::now_ms;
+use crate::engine::{ConnHandle, Control, SubmitOutcome};
 use crate::AppState;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
