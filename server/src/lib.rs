@@ -12,6 +12,7 @@ pub mod engine;
 pub mod maintenance;
 pub mod memory;
 pub mod metrics;
+pub mod net;
 pub mod ops;
 pub mod rest;
 pub mod store;
@@ -75,8 +76,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = ws::socket::SharedListener(listener);
-    let service = app(state).into_make_service_with_connect_info::<ws::socket::Peer>();
+    let listener = net::socket::SharedListener(listener);
+    let service = app(state).into_make_service_with_connect_info::<net::socket::Peer>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await

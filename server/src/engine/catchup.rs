@@ -14,7 +14,7 @@ use confab_core::validate::AcceptedDoc;
 use serde_bytes::ByteBuf;
 
 use super::{ConnHandle, Engine};
-use crate::ws::outlet::binary_frame;
+use crate::net::frame::binary_frame;
 
 /// A client that misses at least this many changes, and at least a third of the document,
 /// gets the saved document (measured in `cargo xtask bench catchup`: at a third, loading the

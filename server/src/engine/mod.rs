@@ -25,9 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::clock::now_ms;
 use crate::metrics::Metrics;
+use crate::net::outlet::Outlet;
 use crate::store::health::{spawn_prober, Guarded, Health};
 use crate::store::Store;
-use crate::ws::outlet::Outlet;
 
 /// Engine tuning.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use tokio_tungstenite::tungstenite;
 
-use super::socket::Peer;
+use crate::net::socket::Peer;
 use crate::AppState;
 
 /// `GET /ws`: checks the WebSocket handshake (RFC 6455, HTTP/1.1) and upgrades.

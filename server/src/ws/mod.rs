@@ -1,13 +1,13 @@
 //! One WebSocket connection: core's `Session` decides, this module does the I/O.
 //!
-//! The connection keeps the raw, shared TCP socket (`handshake`, `socket`): its
-//! [`outlet::Outlet`] lets a conversation's unit write pushes straight into it. Reading
-//! still goes through tungstenite (masking, fragments, control frames, size limits).
+//! The connection keeps the raw, shared TCP socket (`handshake`, [`crate::net::socket`]): its
+//! [`Outlet`] lets a conversation's unit write pushes straight into it. Reading still goes
+//! through tungstenite (masking, fragments, control frames, size limits) over a
+//! [`ReadSide`](read_side::ReadSide).
 
 mod budget;
 mod handshake;
-pub mod outlet;
-pub mod socket;
+mod read_side;
 
 pub use handshake::upgrade;
 
@@ -30,10 +30,11 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use self::outlet::{binary_frame, close_frame, BacklogLimits, Outlet};
-use self::socket::ReadSide;
+use self::read_side::ReadSide;
 use crate::clock::now_ms;
 use crate::engine::{ConnHandle, Control, SubmitOutcome};
+use crate::net::frame::{binary_frame, close_frame};
+use crate::net::outlet::{BacklogLimits, Outlet};
 use crate::AppState;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);

@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Pending, Slot, Unit, Waiter};
 use crate::engine::committer::{CommitError, CommitRequest, CommitResult};
 use crate::engine::{Control, SubmitOutcome};
+use crate::net::frame::binary_frame;
+use crate::net::outlet::Refused;
 use crate::store::NewChange;
-use crate::ws::outlet::{binary_frame, Refused};
 
 /// Batches validated ahead of the oldest uncommitted one.
 pub(super) const MAX_IN_FLIGHT: usize = 8;

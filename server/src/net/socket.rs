@@ -16,8 +16,6 @@ use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::outlet::Outlet;
-
 /// A TCP listener whose connections are [`SharedTcp`] (with `TCP_NODELAY`: acks and pushes
 /// are small frames that must leave now, not after Nagle's delay).
 #[derive(Debug)]
@@ -81,7 +79,7 @@ impl Connected<IncomingStream<'_, SharedListener>> for Peer {
 }
 
 /// Reads from a shared socket into `buf`.
-fn poll_read_shared(
+pub(crate) fn poll_read_shared(
     socket: &TcpStream,
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
@@ -162,46 +160,5 @@ pub fn shutdown(socket: &TcpStream, how: std::net::Shutdown) -> io::Result<()> {
     match socket2::SockRef::from(socket).shutdown(how) {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
         other => other,
-    }
-}
-
-/// The WebSocket reader's view of the socket: reads come from the socket, and what the
-/// protocol library writes on its own (pongs, the answer to a close) goes through the
-/// connection's outlet, in order with everything else.
-#[derive(Debug)]
-pub struct ReadSide {
-    pub socket: Arc<TcpStream>,
-    pub outlet: Arc<Outlet>,
-}
-
-impl AsyncRead for ReadSide {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        poll_read_shared(&self.socket, cx, buf)
-    }
-}
-
-impl AsyncWrite for ReadSide {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        // Whole frames arrive in one call; the outlet queues what the socket does not take.
-        match self.outlet.send(&[axum::body::Bytes::copy_from_slice(buf)]) {
-            Ok(()) => Poll::Ready(Ok(buf.len())),
-            Err(_) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
