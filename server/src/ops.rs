@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::auth::Claims;
 use crate::clock::now_ms;
-use crate::AppState;
+use crate::state::AppState;
 
 pub async fn healthz() -> &'static str {
     "ok"

@@ -25,7 +25,7 @@ use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, Params};
 use super::views::{ConversationList, ConversationListEntry, ConversationView};
 use crate::clock::now_ms;
-use crate::AppState;
+use crate::state::AppState;
 
 /// A fresh id: `<prefix><ms>-<counter>-<salt>` in hex, unique per process and, thanks to the
 /// per-process salt, across the processes of a cluster.

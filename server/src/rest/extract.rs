@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::clock::now_ms;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Who calls: from a verified token, never from the request body.
 #[derive(Debug, Clone)]

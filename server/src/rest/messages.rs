@@ -19,8 +19,8 @@ use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, PageQuery, Params, PAGE_MAX};
 use super::views::{MessagePage, MessageView, PostedMessage, ProposalStatusView};
 use crate::clock::now_ms;
+use crate::state::AppState;
 use crate::store::{MessageRow, Store};
-use crate::AppState;
 
 fn text_kind() -> MessageKind {
     MessageKind::Text

@@ -25,7 +25,7 @@ use axum::Router;
 
 pub use error::ApiError;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// The OpenAPI 3.1 document of these routes.
 pub const OPENAPI: &str = include_str!("../openapi.json");

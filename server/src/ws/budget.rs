@@ -9,7 +9,7 @@ use super::Answers;
 use crate::budget::Spent;
 use crate::clock::now_ms;
 use crate::engine::SubmitOutcome;
-use crate::AppState;
+use crate::state::AppState;
 
 /// The answer to a refused submit frame: one `rate_limited` error for all its changes,
 /// sent in order with the answers of the connection's earlier submits (a client matches

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use tokio_tungstenite::tungstenite;
 
 use crate::net::socket::Peer;
-use crate::AppState;
+use crate::state::AppState;
 
 /// `GET /ws`: checks the WebSocket handshake (RFC 6455, HTTP/1.1) and upgrades.
 pub async fn upgrade(State(app): State<AppState>, mut request: Request) -> Response {

@@ -35,7 +35,7 @@ use crate::clock::now_ms;
 use crate::engine::{ConnHandle, Control, SubmitOutcome};
 use crate::net::frame::{binary_frame, close_frame};
 use crate::net::outlet::{BacklogLimits, Outlet};
-use crate::AppState;
+use crate::state::AppState;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 

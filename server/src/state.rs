@@ -1,0 +1,50 @@
+//! What every request handler shares (`/ws`, REST, operations), built by the binary and
+//! handed to the router by [`crate::app`].
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use confab_core::protocol::Limits;
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::budget::Budgets;
+use crate::engine::Engine;
+
+/// Everything a request handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub auth: Arc<Authenticator>,
+    pub limits: Limits,
+    /// Work budgets of accounts (shared by their connections) and the connections' settings.
+    pub budgets: Arc<Budgets>,
+    pub max_connections: usize,
+    /// Bytes of unread pushes after which a connection is closed as `lagging`.
+    pub push_backlog_bytes: usize,
+    pub connections: Arc<AtomicUsize>,
+    /// Turns true when the server is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Demo mode: `/demo/token` mints tokens for demo users.
+    pub demo: Option<DemoConfig>,
+    /// Static files of the web demo, served at `/`.
+    pub web_root: Option<PathBuf>,
+}
+
+/// Demo mode settings.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub tenant: String,
+    pub users: Vec<String>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limits)
+            .field("max_connections", &self.max_connections)
+            .field("push_backlog_bytes", &self.push_backlog_bytes)
+            .finish_non_exhaustive()
+    }
+}
