@@ -1,4 +1,4 @@
-//! REST for integrations (DESIGN §5), described by the OpenAPI document at `/openapi.json`.
+//! REST for integrations, described by the OpenAPI document at `/openapi.json`.
 //!
 //! Every request carries `Authorization: Bearer <JWT>`; the tenant and the account come from
 //! the token. Every write is built on the server by a `confab_core::doc::write` intent (or is
