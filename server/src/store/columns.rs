@@ -40,6 +40,7 @@ pub(crate) trait Cols {
     fn opt_text(&self, col: &str) -> Result<Option<String>>;
     fn int(&self, col: &str) -> Result<i64>;
     fn flag(&self, col: &str) -> Result<bool>;
+    fn blob(&self, col: &str) -> Result<Vec<u8>>;
 }
 
 impl<R> Cols for R
@@ -49,6 +50,7 @@ where
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
 {
     fn text(&self, col: &str) -> Result<String> {
         Ok(self.try_get(col)?)
@@ -62,6 +64,16 @@ where
     fn flag(&self, col: &str) -> Result<bool> {
         Ok(self.try_get(col)?)
     }
+    fn blob(&self, col: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(col)?)
+    }
+}
+
+/// `(seq, bytes)` of change-log rows, in their order (a load and a catch-up page).
+pub(crate) fn seq_changes<R: Cols>(rows: &[R]) -> Result<Vec<(u64, Vec<u8>)>> {
+    rows.iter()
+        .map(|row| Ok((u64_of(row.int("seq")?, "seq")?, row.blob("bytes")?)))
+        .collect()
 }
 
 /// A `ConvRow` from the columns tenant, conv, kind, title, lifecycle, parent, created_at.

@@ -23,7 +23,9 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
-use super::columns::{self, conv_list_item, conv_row, i64_of, limit_of, message_row, u64_of};
+use super::columns::{
+    self, conv_list_item, conv_row, i64_of, limit_of, message_row, seq_changes, u64_of,
+};
 use super::plan::{check_compact, Plan};
 use super::{
     ConvListItem, ConvRow, MessageRow, NewChange, RejectionRecord, Result, Store, StoreError,
@@ -289,10 +291,7 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut changes = Vec::with_capacity(rows.len());
-        for row in rows {
-            changes.push((u64_of(row.try_get("seq")?, "seq")?, row.try_get("bytes")?));
-        }
+        let changes = seq_changes(&rows)?;
         Ok(StoredDoc {
             snapshot,
             snapshot_seq,
@@ -337,11 +336,7 @@ impl Store for PgStore {
         .bind(limit_of(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push((u64_of(row.try_get("seq")?, "seq")?, row.try_get("bytes")?));
-        }
-        Ok(out)
+        seq_changes(&rows)
     }
 
     async fn seq_of(&self, doc: &DocId, hash: &[u8; 32]) -> Result<Option<u64>> {
