@@ -6,8 +6,6 @@
 //! crash inputs they find are kept here as inline byte arrays.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::HashMap;
 
 use confab_core::automerge::{ActorId, Automerge, Change};
@@ -26,11 +24,11 @@ use confab_core::protocol::{
     PROTOCOL_VERSION,
 };
 use confab_core::validate::{validate_bytes, AcceptedDoc, Env, RejectCode, Rejection, Verdict};
+use confab_testkit::{hub::*, ids::*};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use serde_bytes::ByteBuf;
-use support::*;
 
 const MAX: usize = 1 << 20;
 
