@@ -14,6 +14,7 @@
 //!   ([`server::TestServer`]), tokens; the e2e suites and the bench binaries use it.
 #![allow(clippy::missing_panics_doc)] // Test support: a panic is the test's failure.
 
+pub mod answer;
 pub mod attack;
 pub mod craft;
 pub mod device;
@@ -23,4 +24,5 @@ pub mod ids;
 #[cfg(feature = "server")]
 pub mod server;
 
+pub use answer::Answer;
 pub use device::Device;

@@ -167,17 +167,10 @@ impl TestServer {
             Backend::Postgres => Some(fresh_postgres_database().await?),
         };
         let log = logged.then(|| data_dir.join("server.log"));
-        let mut server = TestServer {
-            port: free_port()?,
-            backend,
-            data_dir,
-            database_url,
-            child: None,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
-            bin,
-            own_database: true,
-            log,
-        };
+        let mut server = Self::stopped(backend, data_dir, database_url, extra)?;
+        server.bin = bin;
+        server.own_database = true;
+        server.log = log;
         server.spawn().await?;
         Ok(server)
     }
@@ -194,7 +187,19 @@ impl TestServer {
             Some(_) => Backend::Postgres,
             None => Backend::Sqlite,
         };
-        let mut server = TestServer {
+        let mut server = Self::stopped(backend, data_dir, database_url, extra)?;
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// A server on a free port, not started: the workspace's debug build, the store kept.
+    fn stopped(
+        backend: Backend,
+        data_dir: PathBuf,
+        database_url: Option<String>,
+        extra: &[&str],
+    ) -> Result<Self> {
+        Ok(TestServer {
             port: free_port()?,
             backend,
             data_dir,
@@ -204,9 +209,7 @@ impl TestServer {
             bin: None,
             own_database: false,
             log: None,
-        };
-        server.spawn().await?;
-        Ok(server)
+        })
     }
 
     /// The status of `GET /readyz` (`None`: no answer within `wait`).

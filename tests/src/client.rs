@@ -18,32 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The answer to one submitted change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Ack {
-        hash: Vec<u8>,
-        seq: u64,
-    },
-    Reject {
-        hash: Option<Vec<u8>>,
-        code: String,
-        reason: String,
-    },
-    Error {
-        code: String,
-        message: String,
-    },
-}
-
-impl Answer {
-    pub fn code(&self) -> &str {
-        match self {
-            Answer::Ack { .. } => "ack",
-            Answer::Reject { code, .. } | Answer::Error { code, .. } => code,
-        }
-    }
-}
+pub use confab_testkit::Answer;
 
 /// One connection.
 pub struct Client {

@@ -19,7 +19,12 @@ pub use confab_e2e::DeviceSync;
 pub use confab_testkit::ids::{acc, bucket_doc, conv_doc, tenant, TENANT};
 
 pub async fn connect(server: &TestServer, account: &str) -> Client {
-    Client::connect(&server.ws_url(), &token(TENANT, account, false, 3600))
+    connect_at(&server.ws_url(), account).await
+}
+
+/// A connection of `account` (a user of the test tenant) to the server at `url`.
+pub async fn connect_at(url: &str, account: &str) -> Client {
+    Client::connect(url, &token(TENANT, account, false, 3600))
         .await
         .unwrap()
 }
@@ -142,9 +147,7 @@ pub async fn send_continuously(plan: Plan, mut device: Device) -> (Device, SendL
         account: account.clone(),
         ..SendLog::default()
     };
-    let mut client = Client::connect(&url, &token(TENANT, &account, false, 3600))
-        .await
-        .unwrap();
+    let mut client = connect_at(&url, &account).await;
     let deadline = tokio::time::Instant::now() + limit;
     let mut outstanding = 0usize;
     let mut sending = true;

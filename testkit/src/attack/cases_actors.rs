@@ -8,7 +8,7 @@ use confab_core::doc::{self as cdoc, creation_actor, genesis_actor, write};
 use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 
 use super::fixture::fixture;
-use super::{Lab, Outcome};
+use super::{Answer, Lab};
 use crate::craft::*;
 use crate::device::Device;
 use crate::ids::{acc, tenant};
@@ -266,11 +266,11 @@ pub async fn garbage_bytes_malformed_change(lab: &mut impl Lab) {
     let before = lab.log_len(&bucket).await;
     let mut all = garbage.clone();
     all.push(bytes);
-    let outcomes = lab.submit_bytes(&f.bob, &bucket, all).await;
+    let outcomes = lab.submit_raw(&f.bob, &bucket, &all).await;
     assert_eq!(outcomes.len(), garbage.len() + 1, "one answer per change");
     for (g, outcome) in garbage.iter().zip(&outcomes) {
         match outcome {
-            Outcome::Reject { hash, code, reason } => {
+            Answer::Reject { hash, code, reason } => {
                 assert_eq!(code, "malformed_change", "{g:?}: {reason}");
                 assert_eq!(hash, &None, "garbage has no hash");
             }
@@ -278,7 +278,7 @@ pub async fn garbage_bytes_malformed_change(lab: &mut impl Lab) {
         }
     }
     match outcomes.last() {
-        Some(Outcome::Ack { hash, seq }) => {
+        Some(Answer::Ack { hash, seq }) => {
             assert_eq!(hash[..], real.hash().0[..]);
             assert_eq!(*seq, 2);
         }

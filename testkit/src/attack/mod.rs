@@ -27,9 +27,10 @@ mod hub_lab;
 use std::future::Future;
 use std::pin::Pin;
 
-use confab_core::automerge::{ActorId, Automerge, Change};
+use confab_core::automerge::{ActorId, Automerge, Change, ChangeHash};
 use confab_core::ids::{AccountId, DocId};
 
+pub use crate::answer::Answer;
 use crate::device::Device;
 
 pub use hub_lab::{run_on_hub, HubLab};
@@ -57,20 +58,6 @@ impl<T> PerDriver<T> {
             Driver::Wire => self.wire,
         }
     }
-}
-
-/// The answer to one submitted change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Ack {
-        hash: Vec<u8>,
-        seq: u64,
-    },
-    Reject {
-        hash: Option<Vec<u8>>,
-        code: String,
-        reason: String,
-    },
 }
 
 /// A conversation as the acceptor projects it: the hub's cached conversation, or the REST
@@ -101,34 +88,34 @@ impl ConvView {
 }
 
 /// What a case may do with an acceptor. Every method asserts what it says and panics
-/// otherwise: a panic is the case's failure.
+/// otherwise: a panic is the case's failure. A driver says how to submit and what it holds;
+/// what an ack and a rejection must look like is said once, here.
 #[allow(async_fn_in_trait)] // Cases run on one thread; no Send bound is wanted.
 pub trait Lab {
+    /// Everything a rejection must leave untouched of one document (and of an actor).
+    type State: PartialEq + std::fmt::Debug;
+
     fn driver(&self) -> Driver;
 
     /// The acceptor's clock: every crafted message is created at this time.
     fn now(&self) -> i64;
 
-    /// Submits `change` as `dev`: acked with its hash; then `dev` pulls `doc`. The seq.
-    async fn accept(&mut self, dev: &mut Device, doc: &DocId, change: Change) -> u64;
+    /// What the acceptor holds for `doc` (and the binding of `actor`), to compare.
+    async fn state(&mut self, doc: &DocId, actor: &ActorId) -> Self::State;
 
-    /// Resubmits an accepted change as `dev`: acked again with its seq, nothing stored moves.
-    async fn ack_again(&mut self, dev: &Device, doc: &DocId, change: Change) -> u64;
+    /// Submits one change as `dev`: the answer.
+    async fn submit(&mut self, dev: &Device, doc: &DocId, change: Change) -> Answer;
 
-    /// Submits `change` as `dev`: rejected with `code`, the rejection names the change and
-    /// has a reason, and nothing the acceptor holds for `doc` moved. The reason.
-    async fn reject(&mut self, dev: &Device, doc: &DocId, change: Change, code: &str) -> String;
+    /// Submits byte strings as changes in one go, as `dev`: one answer per entry; each
+    /// rejection is recorded (`rejected`).
+    async fn submit_raw(&mut self, dev: &Device, doc: &DocId, raw: &[Vec<u8>]) -> Vec<Answer>;
 
-    /// `reject` for a change that is already accepted (so it stays stored).
-    async fn reject_resubmission(&mut self, dev: &Device, doc: &DocId, change: Change, code: &str);
+    /// Whether the accepted log of `doc` holds the change.
+    async fn holds(&mut self, doc: &DocId, hash: &ChangeHash) -> bool;
 
-    /// Submits byte strings as changes in one go, as `dev`: one outcome per entry.
-    async fn submit_bytes(
-        &mut self,
-        dev: &Device,
-        doc: &DocId,
-        bytes: Vec<Vec<u8>>,
-    ) -> Vec<Outcome>;
+    /// Records one rejection this lab caused and checks the acceptor's bookkeeping of it
+    /// (the wire: `/metrics` and the audit table).
+    async fn rejected(&mut self, dev: &Device, doc: &DocId, code: &str, hash: Option<ChangeHash>);
 
     /// Brings `dev`'s replica of `doc` up to date.
     async fn pull(&mut self, dev: &mut Device, doc: &DocId);
@@ -150,6 +137,103 @@ pub trait Lab {
 
     /// The account `actor` is bound to; `None` where the driver cannot see bindings.
     fn binding(&self, actor: &ActorId) -> Option<Option<AccountId>>;
+
+    /// Submits `change` as `dev`: acked with its hash; then `dev` pulls `doc`. The seq.
+    async fn accept(&mut self, dev: &mut Device, doc: &DocId, change: Change) -> u64 {
+        let seq = acked(
+            &dev.account,
+            doc,
+            &change,
+            self.submit(dev, doc, change.clone()).await,
+        );
+        self.pull(dev, doc).await;
+        seq
+    }
+
+    /// Resubmits an accepted change as `dev`: acked again with its seq, nothing moves.
+    async fn ack_again(&mut self, dev: &Device, doc: &DocId, change: Change) -> u64 {
+        let before = self.state(doc, change.actor_id()).await;
+        let seq = acked(
+            &dev.account,
+            doc,
+            &change,
+            self.submit(dev, doc, change.clone()).await,
+        );
+        let after = self.state(doc, change.actor_id()).await;
+        assert_eq!(before, after, "{doc}: a resubmission moved it");
+        seq
+    }
+
+    /// Submits `change` as `dev`: rejected with `code`, the rejection names the change and
+    /// has a reason, and nothing the acceptor holds for `doc` moved. The reason.
+    async fn reject(&mut self, dev: &Device, doc: &DocId, change: Change, code: &str) -> String {
+        refused(self, dev, doc, change, code, false).await
+    }
+
+    /// `reject` for a change that is already accepted (so it stays stored).
+    async fn reject_resubmission(&mut self, dev: &Device, doc: &DocId, change: Change, code: &str) {
+        refused(self, dev, doc, change, code, true).await;
+    }
+}
+
+/// The seq of an ack naming `change`; panics on anything else.
+fn acked(who: &str, doc: &DocId, change: &Change, answer: Answer) -> u64 {
+    match answer {
+        Answer::Ack { hash, seq } if hash[..] == change.hash().0[..] => seq,
+        other => panic!("{who} on {doc}: expected an ack, got {other:?}"),
+    }
+}
+
+/// Submits `change` and asserts its rejection with `code` and that nothing moved; `stored`:
+/// the change is an accepted one (resubmitted), else it must not be in the log.
+async fn refused<L: Lab + ?Sized>(
+    lab: &mut L,
+    dev: &Device,
+    doc: &DocId,
+    change: Change,
+    code: &str,
+    stored: bool,
+) -> String {
+    known(code);
+    let hash = change.hash();
+    let actor = change.actor_id().clone();
+    let before = lab.state(doc, &actor).await;
+    let reason = match lab.submit(dev, doc, change).await {
+        Answer::Reject {
+            hash: named,
+            code: got,
+            reason,
+        } => {
+            assert_eq!(
+                got, code,
+                "{} on {doc}: wrong code; reason: {reason}",
+                dev.account
+            );
+            assert_eq!(
+                named.as_deref(),
+                Some(&hash.0[..]),
+                "the rejection names the change"
+            );
+            assert!(!reason.is_empty(), "a reason for people");
+            reason
+        }
+        other => panic!(
+            "{} on {doc}: expected a reject with {code}, got {other:?}",
+            dev.account
+        ),
+    };
+    let after = lab.state(doc, &actor).await;
+    assert_eq!(
+        before, after,
+        "{code} on {doc}: what the acceptor holds moved"
+    );
+    assert_eq!(
+        lab.holds(doc, &hash).await,
+        stored,
+        "the rejected change in the log"
+    );
+    lab.rejected(dev, doc, code, Some(hash)).await;
+    reason
 }
 
 /// A case's future.

@@ -12,7 +12,7 @@ use confab_core::ids::{AccountId, DocId, DocTarget, TenantId};
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::client::{Answer, WAIT};
 use confab_e2e::{now_ms, token, Backend, Client, Device, DeviceSync, TestServer};
-use confab_testkit::attack::{known, ConvView, Driver, Lab, MemberView, Outcome, PerDriver};
+use confab_testkit::attack::{known, ConvView, Driver, Lab, MemberView, PerDriver};
 use serde_bytes::ByteBuf;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -133,7 +133,12 @@ impl WireLab {
         self.conns.get_mut(&key).unwrap()
     }
 
-    pub async fn submit(&mut self, who: &Device, doc: &DocId, changes: &[Change]) -> Vec<Answer> {
+    pub async fn submit_changes(
+        &mut self,
+        who: &Device,
+        doc: &DocId,
+        changes: &[Change],
+    ) -> Vec<Answer> {
         let tenant = doc.tenant().clone();
         self.conn(&tenant, &who.account, who.author.service)
             .await
@@ -285,67 +290,25 @@ impl WireLab {
             .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
     }
 
-    /// Submits `change` as `who`: rejected with `code` naming the change; nothing stored or
-    /// projected for `doc` moved; counted once and audited. `stored`: the change is an
-    /// accepted one (resubmitted), else it must not be in the log.
-    async fn rejected(
-        &mut self,
-        who: &Device,
-        doc: &DocId,
-        change: Change,
-        code: &str,
-        stored: bool,
-    ) -> String {
+    fn audit_row(&mut self, dev: &Device, doc: &DocId, code: &str, hash: Option<ChangeHash>) {
         known(code);
-        let hash = change.hash();
-        let before = self.view(doc).await;
-        let count = self.rejected_count(code).await;
-        let answers = self.submit(who, doc, &[change]).await;
-        let reason = match answers.as_slice() {
-            [Answer::Reject {
-                hash: h,
-                code: got,
-                reason,
-            }] => {
-                assert_eq!(
-                    got, code,
-                    "{} on {doc}: wrong code; reason: {reason}",
-                    who.account
-                );
-                assert_eq!(
-                    h.as_deref(),
-                    Some(&hash.0[..]),
-                    "the rejection names the change"
-                );
-                assert!(!reason.is_empty(), "a reason for people");
-                reason.clone()
-            }
-            other => panic!(
-                "{} on {doc}: expected a reject with {code}, got {other:?}",
-                who.account
-            ),
-        };
-        let after = self.view(doc).await;
-        assert_eq!(
-            before, after,
-            "{code} on {doc}: what the server stores moved"
-        );
-        if let Stored::Log(log) = &after.stored {
-            let present = log.iter().any(|(_, h)| *h == hash);
-            assert_eq!(present, stored, "the rejected change's presence in the log");
-        }
-        assert_eq!(
-            self.rejected_count(code).await,
-            count + 1,
-            "{code}: counted once in /metrics"
-        );
         self.audit.push((
             doc.to_string(),
-            who.account.clone(),
+            dev.account.clone(),
             code.to_owned(),
-            Some(hash.0.to_vec()),
+            hash.map(|h| h.0.to_vec()),
         ));
-        reason
+    }
+
+    /// Every rejection this lab causes is in `audit`, each counted once in `/metrics`: so a
+    /// code's counter equals its audit rows.
+    async fn counted(&self, code: &str) {
+        let audited = self.audit.iter().filter(|r| r.2 == code).count() as u64;
+        assert_eq!(
+            self.rejected_count(code).await,
+            audited,
+            "{code}: every rejection counted once in /metrics"
+        );
     }
 
     /// On Postgres: the audit table holds exactly the rejections this run caused.
@@ -375,22 +338,9 @@ impl WireLab {
     }
 }
 
-fn outcome(answer: &Answer) -> Outcome {
-    match answer {
-        Answer::Ack { hash, seq } => Outcome::Ack {
-            hash: hash.clone(),
-            seq: *seq,
-        },
-        Answer::Reject { hash, code, reason } => Outcome::Reject {
-            hash: hash.clone(),
-            code: code.clone(),
-            reason: reason.clone(),
-        },
-        Answer::Error { code, message } => panic!("a request-level error: {code}: {message}"),
-    }
-}
-
 impl Lab for WireLab {
+    type State = View;
+
     fn driver(&self) -> Driver {
         Driver::Wire
     }
@@ -399,83 +349,58 @@ impl Lab for WireLab {
         now()
     }
 
-    async fn accept(&mut self, dev: &mut Device, doc: &DocId, change: Change) -> u64 {
-        let hash = change.hash();
-        let answers = self.submit(dev, doc, &[change]).await;
-        let seq = match answers.as_slice() {
-            [Answer::Ack { hash: h, seq }] if h[..] == hash.0[..] => *seq,
-            other => panic!("{} on {doc}: expected an ack, got {other:?}", dev.account),
-        };
-        self.pull(dev, doc).await;
-        seq
+    async fn state(&mut self, doc: &DocId, _actor: &ActorId) -> View {
+        self.view(doc).await
     }
 
-    async fn ack_again(&mut self, dev: &Device, doc: &DocId, change: Change) -> u64 {
-        let hash = change.hash();
-        let before = self.view(doc).await;
-        let answers = self.submit(dev, doc, &[change]).await;
-        let seq = match answers.as_slice() {
-            [Answer::Ack { hash: h, seq }] if h[..] == hash.0[..] => *seq,
-            other => panic!("{} on {doc}: expected an ack, got {other:?}", dev.account),
-        };
-        assert_eq!(
-            self.view(doc).await,
-            before,
-            "{doc}: a resubmission moved it"
-        );
-        seq
+    async fn submit(&mut self, dev: &Device, doc: &DocId, change: Change) -> Answer {
+        let answers = self.submit_changes(dev, doc, &[change]).await;
+        match <[Answer; 1]>::try_from(answers) {
+            Ok([answer]) => answer,
+            Err(answers) => panic!("one answer per change: {answers:?}"),
+        }
     }
 
-    async fn reject(&mut self, dev: &Device, doc: &DocId, change: Change, code: &str) -> String {
-        self.rejected(dev, doc, change, code, false).await
-    }
-
-    async fn reject_resubmission(&mut self, dev: &Device, doc: &DocId, change: Change, code: &str) {
-        self.rejected(dev, doc, change, code, true).await;
-    }
-
-    /// In one submit frame; each rejection is counted in `/metrics` and audited.
-    async fn submit_bytes(
-        &mut self,
-        dev: &Device,
-        doc: &DocId,
-        bytes: Vec<Vec<u8>>,
-    ) -> Vec<Outcome> {
-        let frame: Vec<ByteBuf> = bytes.into_iter().map(ByteBuf::from).collect();
-        let mut codes: HashMap<String, u64> = HashMap::new();
-        let answers = {
-            let tenant = doc.tenant().clone();
-            let client = self.conn(&tenant, &dev.account, dev.author.service).await;
-            client.submit_raw(doc, frame).await.unwrap()
-        };
-        let outcomes: Vec<Outcome> = answers.iter().map(outcome).collect();
-        for o in &outcomes {
-            if let Outcome::Reject { code, .. } = o {
-                *codes.entry(code.clone()).or_default() += 1;
+    /// In one submit frame.
+    async fn submit_raw(&mut self, dev: &Device, doc: &DocId, raw: &[Vec<u8>]) -> Vec<Answer> {
+        let frame: Vec<ByteBuf> = raw.iter().cloned().map(ByteBuf::from).collect();
+        let tenant = doc.tenant().clone();
+        let answers = self
+            .conn(&tenant, &dev.account, dev.author.service)
+            .await
+            .submit_raw(doc, frame)
+            .await
+            .unwrap();
+        // One frame: record every rejection before comparing the counters.
+        let mut codes = Vec::new();
+        for a in &answers {
+            if let Answer::Reject { hash, code, .. } = a {
+                let hash = hash
+                    .as_ref()
+                    .map(|h| ChangeHash(h[..].try_into().expect("32 bytes")));
+                self.audit_row(dev, doc, code, hash);
+                codes.push(code.clone());
             }
         }
-        // Every rejection this lab causes is audited here, each counted once in `/metrics`:
-        // so a code's counter equals its audit rows.
-        for o in &outcomes {
-            if let Outcome::Reject { hash, code, .. } = o {
-                known(code);
-                self.audit.push((
-                    doc.to_string(),
-                    dev.account.clone(),
-                    code.clone(),
-                    hash.clone(),
-                ));
-            }
+        codes.dedup();
+        for code in codes {
+            self.counted(&code).await;
         }
-        for (code, _) in codes {
-            let audited = self.audit.iter().filter(|r| r.2 == code).count() as u64;
-            assert_eq!(
-                self.rejected_count(&code).await,
-                audited,
-                "{code}: every rejection counted once in /metrics"
-            );
+        answers
+    }
+
+    async fn holds(&mut self, doc: &DocId, hash: &ChangeHash) -> bool {
+        match self.stored(doc).await {
+            Stored::Log(log) => log.iter().any(|(_, h)| h == hash),
+            Stored::Refused(_) => false,
         }
-        outcomes
+    }
+
+    /// Audited, and counted once in `/metrics`: every rejection this lab causes is in
+    /// `audit`, so a code's counter equals its audit rows.
+    async fn rejected(&mut self, dev: &Device, doc: &DocId, code: &str, hash: Option<ChangeHash>) {
+        self.audit_row(dev, doc, code, hash);
+        self.counted(code).await;
     }
 
     async fn pull(&mut self, dev: &mut Device, doc: &DocId) {
