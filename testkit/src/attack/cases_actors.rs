@@ -289,6 +289,10 @@ pub async fn garbage_bytes_malformed_change(lab: &mut impl Lab) {
         before + 1,
         "only the real change"
     );
+    assert!(
+        lab.holds(&bucket, &real.hash()).await,
+        "the real change is stored"
+    );
     let m = read::read_messages(&lab.read(&bucket).await);
     assert_eq!(m.len(), 2);
 }
