@@ -4,6 +4,7 @@
 use confab_core::doc::read;
 use confab_core::doc::write;
 use confab_core::model::conversation::*;
+use confab_testkit::fixture::ConvFixture;
 use confab_testkit::{hub::*, ids::*, Device};
 
 #[test]
@@ -129,16 +130,7 @@ fn ids_of_direct_and_support_conversations_cannot_be_taken_by_a_group() {
     let mut alice = Device::new("alice", 1);
     for id in ["d-0123456789abcdef0123456789abcdef", "s-x"] {
         let c = conv_id(id);
-        let spec = write::CreateConv {
-            kind: ConvKind::Group,
-            created_by: acc("alice"),
-            created_at: NOW,
-            bucket_ms: DEFAULT_BUCKET_MS,
-            thread: None,
-            info: Info::default(),
-            settings: Settings::defaults_for(ConvKind::Group),
-            members: vec![Member::new(acc("alice"), Role::Owner)],
-        };
+        let spec = ConvFixture::group(acc("alice"), NOW).build();
         let change = alice
             .write(&conv_doc(&c), |d, t| {
                 write::create_conversation(d, t, &spec)
