@@ -6,8 +6,6 @@
 //! for a reason about itself; none is stuck.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use confab_core::automerge::Change;
@@ -22,9 +20,11 @@ use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, ErrorCode, SeqChange, ServerFrame};
+use confab_testkit::hub::{group, NOW};
+use confab_testkit::ids::{acc, conv_doc, conv_id, tenant};
+use confab_testkit::Device;
 use proptest::prelude::*;
 use serde_bytes::ByteBuf;
-use support::{acc, conv_doc, conv_id, group, tenant, Device, NOW};
 
 /// Retryable codes the stand-in answers with (the session-level ones come without `doc`).
 const TRANSIENT: &[ErrorCode] = &[
@@ -462,9 +462,12 @@ impl World {
         let doc = conv_doc(&self.group);
         self.owner.pull(&self.hub, &doc);
         let now = self.client.now;
-        let mut change = self.owner.write(&doc, |d, t| {
-            write::set_member_status(d, t, now, &acc("ann"), MemberStatus::Removed)
-        });
+        let mut change = self
+            .owner
+            .write(&doc, |d, t| {
+                write::set_member_status(d, t, now, &acc("ann"), MemberStatus::Removed)
+            })
+            .unwrap();
         let bytes = change.bytes().to_vec();
         let (ack, _) = self
             .hub

@@ -44,8 +44,6 @@
 //!    rejected change — is rejected with `member_inactive` (or `not_member`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use confab_core::automerge::{Automerge, Change, ChangeHash, ObjId, ReadDoc, Value, ROOT};
@@ -56,10 +54,10 @@ use confab_core::model::conversation::*;
 use confab_core::model::message::{Message, NewMessage};
 use confab_core::policy::{self, Author, Context, Decision, DenyCode, Effect};
 use confab_core::validate::RejectCode;
+use confab_testkit::{hub::*, ids::*, Device};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{TestCaseError, TestRunner};
-use support::*;
 
 // ---------- the cast ----------
 
@@ -480,7 +478,7 @@ impl Client {
     fn write(&mut self, id: &DocId, now: i64, op: &Op) -> Option<Change> {
         self.intents += 1;
         let tag = IntentTag::new(format!("i{}", self.intents), "convergence");
-        let me = self.dev.account();
+        let me = self.dev.account_id();
         let d = self.dev.doc(id);
         let hash = match op {
             Op::Post(m) => write::post_message(d, &tag, m),
@@ -1198,22 +1196,30 @@ fn stale_offline_posts_are_rejected_after_removal_while_others_go_through() {
         NOW,
     )
     .expect("bob's own check allows posting");
-    let post_change = bob.write(&mdoc, |d, t| write::post_message(d, t, &offline_post));
+    let post_change = bob
+        .write(&mdoc, |d, t| write::post_message(d, t, &offline_post))
+        .unwrap();
     let (_, second_post) = text_change(&mut bob, &c, "b2", "still on the train", NOW + 20);
-    let read_change = bob.write(&cdoc, |d, t| {
-        write::mark_read(d, t, NOW + 30, &acc("bob"), &msg_id("m1"))
-    });
+    let read_change = bob
+        .write(&cdoc, |d, t| {
+            write::mark_read(d, t, NOW + 30, &acc("bob"), &msg_id("m1"))
+        })
+        .unwrap();
 
     // Meanwhile Ada removes Bob, and the others carry on.
-    let removal = ada.write(&cdoc, |d, t| {
-        write::set_member_status(d, t, NOW + 40, &acc("bob"), MemberStatus::Removed)
-    });
+    let removal = ada
+        .write(&cdoc, |d, t| {
+            write::set_member_status(d, t, NOW + 40, &acc("bob"), MemberStatus::Removed)
+        })
+        .unwrap();
     submit(&mut hub, &ada, &cdoc, removal).expect("an admin removes a member");
     post(&mut hub, &mut cat, &c, "m2", "where is bob?").expect("cat still posts");
     owen.pull(&hub, &mdoc);
-    let reaction = owen.write(&mdoc, |d, t| {
-        write::react(d, t, NOW + 50, &msg_id("m1"), &acc("owen"), "👍", true)
-    });
+    let reaction = owen
+        .write(&mdoc, |d, t| {
+            write::react(d, t, NOW + 50, &msg_id("m1"), &acc("owen"), "👍", true)
+        })
+        .unwrap();
     submit(&mut hub, &owen, &mdoc, reaction).expect("owen reacts");
 
     // Bob reconnects and submits his outbox in order.

@@ -1,12 +1,11 @@
 //! Whole flows through the writer, the validator and the hub.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use confab_core::doc::read;
 use confab_core::doc::write;
 use confab_core::model::conversation::*;
-use support::*;
+use confab_testkit::fixture::ConvFixture;
+use confab_testkit::{hub::*, ids::*, Device};
 
 #[test]
 fn group_lifecycle_of_messages_reactions_edits_and_members() {
@@ -22,13 +21,17 @@ fn group_lifecycle_of_messages_reactions_edits_and_members() {
     assert_eq!(ack.seq, 1);
     let doc = bucket_doc(&c, NOW);
     alice.pull(&hub, &doc);
-    let change = alice.write(&doc, |d, t| {
-        write::react(d, t, NOW, &msg_id("m1"), &acc("alice"), "👍", true)
-    });
+    let change = alice
+        .write(&doc, |d, t| {
+            write::react(d, t, NOW, &msg_id("m1"), &acc("alice"), "👍", true)
+        })
+        .unwrap();
     submit(&mut hub, &alice, &doc, change).expect("alice reacts");
-    let change = bob.write(&doc, |d, t| {
-        write::edit_body(d, t, NOW, &msg_id("m1"), "hello!")
-    });
+    let change = bob
+        .write(&doc, |d, t| {
+            write::edit_body(d, t, NOW, &msg_id("m1"), "hello!")
+        })
+        .unwrap();
     submit(&mut hub, &bob, &doc, change).expect("bob edits his own message");
 
     let messages = read::read_messages(hub.doc(&doc).expect("doc").doc());
@@ -41,9 +44,11 @@ fn group_lifecycle_of_messages_reactions_edits_and_members() {
     );
 
     // Alice removes Bob; his next message is refused with the reason.
-    let change = alice.write(&conv_doc(&c), |d, t| {
-        write::set_member_status(d, t, NOW, &acc("bob"), MemberStatus::Removed)
-    });
+    let change = alice
+        .write(&conv_doc(&c), |d, t| {
+            write::set_member_status(d, t, NOW, &acc("bob"), MemberStatus::Removed)
+        })
+        .unwrap();
     submit(&mut hub, &alice, &conv_doc(&c), change).expect("owner removes bob");
     bob.pull(&hub, &conv_doc(&c));
     let rejected = post(&mut hub, &mut bob, &c, "m2", "still here?").expect_err("removed");
@@ -81,9 +86,11 @@ fn concurrent_offline_direct_creation_merges_into_one_conversation() {
     let mut bob = Device::new("bob", 1);
     write::apply_creation(alice.doc(&doc_a), create_a.clone()).unwrap();
     write::apply_creation(bob.doc(&doc_b), create_b.clone()).unwrap();
-    let change_a = alice.write(&doc_a, |d, tag| {
-        write::mark_read(d, tag, NOW, &acc("alice"), &msg_id("x"))
-    });
+    let change_a = alice
+        .write(&doc_a, |d, tag| {
+            write::mark_read(d, tag, NOW, &acc("alice"), &msg_id("x"))
+        })
+        .unwrap();
 
     // Merging the two replicas: one conversation, both members visible.
     let mut merged = alice.doc(&doc_a).clone();
@@ -123,19 +130,12 @@ fn ids_of_direct_and_support_conversations_cannot_be_taken_by_a_group() {
     let mut alice = Device::new("alice", 1);
     for id in ["d-0123456789abcdef0123456789abcdef", "s-x"] {
         let c = conv_id(id);
-        let spec = write::CreateConv {
-            kind: ConvKind::Group,
-            created_by: acc("alice"),
-            created_at: NOW,
-            bucket_ms: DEFAULT_BUCKET_MS,
-            thread: None,
-            info: Info::default(),
-            settings: Settings::defaults_for(ConvKind::Group),
-            members: vec![Member::new(acc("alice"), Role::Owner)],
-        };
-        let change = alice.write(&conv_doc(&c), |d, t| {
-            write::create_conversation(d, t, &spec)
-        });
+        let spec = ConvFixture::group(acc("alice"), NOW).build();
+        let change = alice
+            .write(&conv_doc(&c), |d, t| {
+                write::create_conversation(d, t, &spec)
+            })
+            .unwrap();
         let err = submit(&mut hub, &alice, &conv_doc(&c), change).expect_err("reserved id");
         assert_eq!(err.code.as_str(), "invalid_creation");
     }
@@ -150,17 +150,23 @@ fn a_member_who_left_a_direct_conversation_may_come_back_but_nobody_else_joins()
     let mut alice = Device::new("alice", 1);
     write::apply_creation(alice.doc(&doc), create.clone()).unwrap();
     submit(&mut hub, &alice, &doc, create).expect("created");
-    let leave = alice.write(&doc, |d, tag| {
-        write::set_member_status(d, tag, NOW, &acc("alice"), MemberStatus::Left)
-    });
+    let leave = alice
+        .write(&doc, |d, tag| {
+            write::set_member_status(d, tag, NOW, &acc("alice"), MemberStatus::Left)
+        })
+        .unwrap();
     submit(&mut hub, &alice, &doc, leave).expect("alice leaves");
     let back = Member::new(acc("alice"), Role::Member);
-    let rejoin = alice.write(&doc, |d, tag| write::add_member(d, tag, NOW, &back));
+    let rejoin = alice
+        .write(&doc, |d, tag| write::add_member(d, tag, NOW, &back))
+        .unwrap();
     submit(&mut hub, &alice, &doc, rejoin).expect("alice comes back");
     let mut carol = Device::new("carol", 1);
     carol.pull(&hub, &doc);
     let intruder = Member::new(acc("carol"), Role::Member);
-    let join = carol.write(&doc, |d, tag| write::add_member(d, tag, NOW, &intruder));
+    let join = carol
+        .write(&doc, |d, tag| write::add_member(d, tag, NOW, &intruder))
+        .unwrap();
     let err = submit(&mut hub, &carol, &doc, join).expect_err("carol is not in the pair");
     assert_eq!(err.code.as_str(), "direct_fixed_members");
 }

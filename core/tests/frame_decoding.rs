@@ -6,17 +6,13 @@
 //! crash inputs they find are kept here as inline byte arrays.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::HashMap;
 
 use confab_core::automerge::{ActorId, Automerge, Change};
 use confab_core::doc::{self as cdoc, write, IntentTag};
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, DocId, TenantId};
-use confab_core::model::conversation::{
-    ConvKind, Conversation, Info, Member, Role, Settings, DEFAULT_BUCKET_MS,
-};
+use confab_core::model::conversation::{Conversation, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
@@ -26,11 +22,12 @@ use confab_core::protocol::{
     PROTOCOL_VERSION,
 };
 use confab_core::validate::{validate_bytes, AcceptedDoc, Env, RejectCode, Rejection, Verdict};
+use confab_testkit::fixture::ConvFixture;
+use confab_testkit::{hub::*, ids::*};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 use serde_bytes::ByteBuf;
-use support::*;
 
 const MAX: usize = 1 << 20;
 
@@ -606,23 +603,10 @@ impl Fixture {
         let c = conv_id("g1");
         let alice = Author::user(acc("alice"));
         let bob = Author::user(acc("bob"));
-        let mut members = vec![Member::new(alice.account.clone(), Role::Owner)];
-        let mut m = Member::new(bob.account.clone(), Role::Member);
-        m.invited_by = Some(alice.account.clone());
-        members.push(m);
-        let spec = write::CreateConv {
-            kind: ConvKind::Group,
-            created_by: alice.account.clone(),
-            created_at: NOW - 1000,
-            bucket_ms: DEFAULT_BUCKET_MS,
-            thread: None,
-            info: Info {
-                title: Some("fuzz".into()),
-                ..Info::default()
-            },
-            settings: Settings::defaults_for(ConvKind::Group),
-            members,
-        };
+        let spec = ConvFixture::group(alice.account.clone(), NOW - 1000)
+            .member(bob.account.clone(), Role::Member)
+            .title("fuzz")
+            .build();
         let mut alice_doc = cdoc::genesis(&conv_doc(&c))
             .unwrap()
             .with_actor(fuzz_actor("alice"));

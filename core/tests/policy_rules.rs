@@ -7,8 +7,6 @@
 //! `message_missing_comes_from_validation`, the only test here that uses the hub).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use confab_core::doc::schema::keys::{
@@ -24,7 +22,9 @@ use confab_core::model::proposal::{
 };
 use confab_core::policy::{check, Author, Context, Decision, DenyCode, Effect};
 use confab_core::validate::RejectCode;
-use support::{acc, bucket_doc, conv_id, msg_id, Device, NOW};
+use confab_testkit::hub::NOW;
+use confab_testkit::ids::{acc, bucket_doc, conv_id, msg_id};
+use confab_testkit::Device;
 
 const DAY: i64 = 86_400_000;
 
@@ -635,18 +635,23 @@ fn message_missing_comes_from_validation() {
     let mut hub = confab_core::hub::Hub::new();
     let mut alice = Device::new("alice", 1);
     let mut bob = Device::new("bob", 1);
-    let c = support::group(&mut hub, "g1", &mut alice, &mut [(&mut bob, Role::Member)]);
-    support::post(&mut hub, &mut alice, &c, "m1", "hello").expect("alice posts");
+    let c = confab_testkit::hub::group(&mut hub, "g1", &mut alice, &mut [(&mut bob, Role::Member)]);
+    confab_testkit::hub::post(&mut hub, &mut alice, &c, "m1", "hello").expect("alice posts");
     let doc = bucket_doc(&c, NOW);
     bob.pull(&hub, &doc);
-    let change = bob.write(&doc, |d, t| {
-        write::react(d, t, NOW, &msg_id("m1"), &acc("bob"), "👍", true)
-    });
-    support::submit(&mut hub, &bob, &doc, change).expect("a reaction to m1 is fine");
-    let change = bob.write(&doc, |d, t| {
-        write::react(d, t, NOW, &msg_id("ghost"), &acc("bob"), "👍", true)
-    });
-    let rejected = support::submit(&mut hub, &bob, &doc, change).expect_err("no such message");
+    let change = bob
+        .write(&doc, |d, t| {
+            write::react(d, t, NOW, &msg_id("m1"), &acc("bob"), "👍", true)
+        })
+        .unwrap();
+    confab_testkit::hub::submit(&mut hub, &bob, &doc, change).expect("a reaction to m1 is fine");
+    let change = bob
+        .write(&doc, |d, t| {
+            write::react(d, t, NOW, &msg_id("ghost"), &acc("bob"), "👍", true)
+        })
+        .unwrap();
+    let rejected =
+        confab_testkit::hub::submit(&mut hub, &bob, &doc, change).expect_err("no such message");
     assert_eq!(
         rejected.code,
         RejectCode::Policy(DenyCode::MessageMissing),

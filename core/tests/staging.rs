@@ -3,8 +3,6 @@
 //! edits, deletes and clashing message ids, and wherever the batches end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::HashMap;
 
 use confab_core::automerge::{ActorId, Change};
@@ -14,8 +12,8 @@ use confab_core::ids::{AccountId, DocId};
 use confab_core::model::conversation::{Conversation, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::validate::{self, AcceptedDoc, Env, Verdict};
+use confab_testkit::{hub::*, ids::*, Device};
 use proptest::prelude::*;
-use support::*;
 
 /// A server-side view of one bucket: validates with or without staging.
 struct Server {
@@ -56,7 +54,7 @@ impl Server {
             Ok(Verdict::AlreadyAccepted(_)) => "again".into(),
             Ok(Verdict::Accept(a)) => {
                 if let Some(actor) = a.new_binding.clone() {
-                    self.bindings.insert(actor, dev.account());
+                    self.bindings.insert(actor, dev.account_id());
                 }
                 if self.staged {
                     self.doc.stage(a.change, a.footprint).unwrap();
@@ -163,7 +161,7 @@ impl World {
             Step::Post(d, i) => {
                 let message = NewMessage::text(
                     msg_id(&format!("m{i}")),
-                    self.devices[*d].account(),
+                    self.devices[*d].account_id(),
                     "hello",
                     NOW,
                 );
@@ -178,7 +176,7 @@ impl World {
                 let Some(id) = known.get(n % known.len().max(1)).cloned() else {
                     return;
                 };
-                let account = self.devices[*d].account();
+                let account = self.devices[*d].account_id();
                 let change = self.devices[*d].try_write(&bucket, |doc, tag| match step {
                     Step::React(..) => write::react(doc, tag, NOW, &id, &account, "👍", true),
                     Step::Edit(..) => write::edit_body(doc, tag, NOW, &id, "edited"),

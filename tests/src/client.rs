@@ -1,11 +1,10 @@
-//! A native test client over a real WebSocket, and a device that writes real changes.
+//! A native test client over a real WebSocket; catching a testkit `Device` up through it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use confab_core::automerge::{ActorId, Automerge, Change, ChangeHash};
-use confab_core::doc::{self, DocError, IntentTag};
+use confab_core::automerge::{Automerge, Change};
 use confab_core::ids::DocId;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, SeqChange, ServerFrame, SnapshotOrder,
@@ -19,32 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// The answer to one submitted change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Ack {
-        hash: Vec<u8>,
-        seq: u64,
-    },
-    Reject {
-        hash: Option<Vec<u8>>,
-        code: String,
-        reason: String,
-    },
-    Error {
-        code: String,
-        message: String,
-    },
-}
-
-impl Answer {
-    pub fn code(&self) -> &str {
-        match self {
-            Answer::Ack { .. } => "ack",
-            Answer::Reject { code, .. } | Answer::Error { code, .. } => code,
-        }
-    }
-}
+pub use confab_testkit::Answer;
 
 /// One connection.
 pub struct Client {
@@ -412,81 +386,21 @@ impl Client {
     }
 }
 
-/// One device of an account: its actor, its replicas, its cursors.
-#[derive(Debug)]
-pub struct Device {
-    pub account: String,
-    pub actor: ActorId,
-    pub docs: HashMap<DocId, Automerge>,
-    pub cursors: HashMap<DocId, u64>,
-    intents: u64,
+pub use confab_testkit::Device;
+
+/// Catching a [`Device`] up through a [`Client`].
+#[allow(async_fn_in_trait)] // Used on the test's own task; no Send bound is wanted.
+pub trait DeviceSync {
+    /// Subscribes through `client` from this device's cursor and applies the catch-up.
+    async fn sync(&mut self, client: &mut Client, id: &DocId) -> Result<u64>;
 }
 
-impl Device {
-    pub fn new(account: &str, device: u8) -> Self {
-        let mut bytes = [0u8; 16];
-        for (i, b) in account.bytes().take(14).enumerate() {
-            bytes[i] = b;
-        }
-        bytes[14] = 0xe2;
-        bytes[15] = device;
-        Device {
-            account: account.to_owned(),
-            actor: ActorId::from(&bytes[..]),
-            docs: HashMap::new(),
-            cursors: HashMap::new(),
-            intents: 0,
-        }
-    }
-
-    pub fn doc(&mut self, id: &DocId) -> Result<&mut Automerge> {
-        if !self.docs.contains_key(id) {
-            let doc = doc::genesis(id)
-                .map_err(|e| anyhow!("{e}"))?
-                .with_actor(self.actor.clone());
-            self.docs.insert(id.clone(), doc);
-        }
-        self.docs
-            .get_mut(id)
-            .ok_or_else(|| anyhow!("replica missing"))
-    }
-
-    /// One intent on the local replica; returns its change.
-    pub fn write(
-        &mut self,
-        id: &DocId,
-        f: impl FnOnce(&mut Automerge, &IntentTag) -> std::result::Result<Option<ChangeHash>, DocError>,
-    ) -> Result<Change> {
-        self.intents += 1;
-        let tag = IntentTag::new(format!("{}-{}", self.account, self.intents), "e2e");
-        let doc = self.doc(id)?;
-        f(doc, &tag).map_err(|e| anyhow!("{e}"))?;
-        doc.get_last_local_change()
-            .ok_or_else(|| anyhow!("the intent wrote nothing"))
-    }
-
-    /// Applies catch-up or pushes and moves the cursor.
-    pub fn apply(&mut self, id: &DocId, changes: &[SeqChange]) -> Result<()> {
-        let decoded = changes
-            .iter()
-            .map(|c| Change::try_from(&c.change[..]).map_err(|e| anyhow!("{e}")))
-            .collect::<Result<Vec<_>>>()?;
-        self.doc(id)?
-            .apply_changes(decoded)
-            .map_err(|e| anyhow!("{e}"))?;
-        if let Some(last) = changes.last() {
-            let cursor = self.cursors.entry(id.clone()).or_insert(0);
-            *cursor = (*cursor).max(last.seq);
-        }
-        Ok(())
-    }
-
-    /// Subscribes through `client` from this device's cursor and applies the catch-up.
-    pub async fn sync(&mut self, client: &mut Client, id: &DocId) -> Result<u64> {
+impl DeviceSync for Device {
+    async fn sync(&mut self, client: &mut Client, id: &DocId) -> Result<u64> {
         let after = self.cursors.get(id).copied().unwrap_or(0);
         let catch_up = client.subscribe(id, after).await?;
         if let Some((seq, data)) = &catch_up.snapshot {
-            self.doc(id)?
+            self.doc(id)
                 .load_incremental(data)
                 .map_err(|e| anyhow!("{e}"))?;
             self.cursors.insert(id.clone(), *seq);

@@ -1,68 +1,45 @@
 //! Shared helpers of the end-to-end tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
-use confab_core::doc::write;
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
-use confab_core::model::conversation::*;
-use confab_core::model::message::NewMessage;
-use confab_e2e::client::Answer;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_core::automerge::Change;
+use confab_core::ids::{ConvId, DocId};
+use confab_core::model::conversation::{Role, DEFAULT_BUCKET_MS};
+use confab_core::protocol::{ClientFrame, ServerFrame};
+use confab_e2e::client::{Answer, WAIT};
 use confab_e2e::{now_ms, token, Client, Device, TestServer};
+use confab_testkit::fixture::{text_message, ConvFixture};
+use serde_bytes::ByteBuf;
 
-pub const TENANT: &str = "acme";
-
-pub fn tenant() -> TenantId {
-    TenantId::new(TENANT).unwrap()
-}
-
-pub fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
-
-pub fn conv_doc(conv: &ConvId) -> DocId {
-    DocId::conv(&tenant(), conv)
-}
-
-pub fn bucket_doc(conv: &ConvId, at: i64) -> DocId {
-    DocId::msgs(&tenant(), conv, at.div_euclid(DEFAULT_BUCKET_MS))
-}
+pub use confab_e2e::DeviceSync;
+pub use confab_testkit::ids::{acc, bucket_doc, conv_doc, tenant, TENANT};
 
 pub async fn connect(server: &TestServer, account: &str) -> Client {
-    Client::connect(&server.ws_url(), &token(TENANT, account, false, 3600))
+    connect_at(&server.ws_url(), account).await
+}
+
+/// A connection of `account` (a user of the test tenant) to the server at `url`.
+pub async fn connect_at(url: &str, account: &str) -> Client {
+    Client::connect(url, &token(TENANT, account, false, 3600))
         .await
         .unwrap()
 }
 
-/// The creation change of a group owned by `owner` with `members` (role member).
+/// The creation change of a group owned by `owner` with `members` (role member), now.
 pub fn create_group(
     owner: &mut Device,
     id: &str,
     members: &[&str],
 ) -> (DocId, confab_core::automerge::Change) {
-    let conv = ConvId::new(id).unwrap();
-    let mut all = vec![Member::new(acc(&owner.account), Role::Owner)];
-    for m in members {
-        let mut member = Member::new(acc(m), Role::Member);
-        member.invited_by = Some(acc(&owner.account));
-        all.push(member);
-    }
-    let spec = write::CreateConv {
-        kind: ConvKind::Group,
-        created_by: acc(&owner.account),
-        created_at: now_ms(),
-        bucket_ms: DEFAULT_BUCKET_MS,
-        thread: None,
-        info: Info {
-            title: Some(id.to_owned()),
-            ..Info::default()
-        },
-        settings: Settings::defaults_for(ConvKind::Group),
-        members: all,
-    };
-    let doc = conv_doc(&conv);
-    let change = owner
-        .write(&doc, |d, t| write::create_conversation(d, t, &spec))
-        .unwrap();
-    (doc, change)
+    ConvFixture::group(owner.account_id(), now_ms())
+        .members(members.iter().map(|m| acc(m)), Role::Member)
+        .title(id)
+        .write(owner, &ConvId::new(id).unwrap())
+        .unwrap()
 }
 
 /// A text message change written by `dev` at `at`.
@@ -73,12 +50,7 @@ pub fn message(
     body: &str,
     at: i64,
 ) -> (DocId, confab_core::automerge::Change) {
-    let doc = bucket_doc(conv, at);
-    let m = NewMessage::text(MessageId::new(id).unwrap(), acc(&dev.account), body, at);
-    let change = dev
-        .write(&doc, |d, t| write::post_message(d, t, &m))
-        .unwrap();
-    (doc, change)
+    text_message(dev, conv, id, body, at).unwrap()
 }
 
 pub fn assert_acked(answers: &[Answer]) {
@@ -113,4 +85,128 @@ pub fn base_time(span_ms: i64) -> i64 {
     } else {
         (bucket + 1) * DEFAULT_BUCKET_MS
     }
+}
+
+/// One submit frame of `changes`.
+pub fn submit_frame(doc: &DocId, changes: &[Change]) -> ClientFrame {
+    ClientFrame::Submit {
+        doc: doc.to_string(),
+        changes: changes
+            .iter()
+            .map(|c| ByteBuf::from(c.raw_bytes().to_vec()))
+            .collect(),
+    }
+}
+
+/// Where and how a continuously sending client sends.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub url: String,
+    pub conv: ConvId,
+    pub bucket: DocId,
+    /// `created_at` of the first message (each next one 1 ms later).
+    pub base: i64,
+    /// Submits in flight at most.
+    pub window: usize,
+    /// Stop sending after this long (the tests end the connection well before).
+    pub limit: Duration,
+    /// Acks received by all senders together.
+    pub acked: Arc<AtomicUsize>,
+}
+
+/// What one continuously sending client saw.
+#[derive(Debug, Default)]
+pub struct SendLog {
+    pub account: String,
+    /// Every change written, in order (each depends on the one before).
+    pub sent: Vec<Change>,
+    pub acks: HashMap<[u8; 32], u64>,
+    pub rejects: Vec<(String, String)>,
+    pub errors: Vec<(String, String, bool)>,
+    /// The close frame, if the server closed the connection.
+    pub closed: Option<(u16, String)>,
+    pub ended: String,
+    /// Whether `limit` passed while sending.
+    pub hit_limit: bool,
+}
+
+/// The pipelined writer: sends one message per submit, keeping up to `window` submits in
+/// flight, until the connection ends (or `limit` passes, then it drains and stops).
+pub async fn send_continuously(plan: Plan, mut device: Device) -> (Device, SendLog) {
+    let Plan {
+        url,
+        conv,
+        bucket,
+        base,
+        window,
+        limit,
+        acked,
+    } = plan;
+    let account = device.account.clone();
+    let mut log = SendLog {
+        account: account.clone(),
+        ..SendLog::default()
+    };
+    let mut client = connect_at(&url, &account).await;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut outstanding = 0usize;
+    let mut sending = true;
+    'run: loop {
+        while sending && outstanding < window {
+            if tokio::time::Instant::now() >= deadline {
+                sending = false;
+                log.hit_limit = true;
+                break;
+            }
+            let i = log.sent.len() as i64;
+            let (_, change) = message(
+                &mut device,
+                &conv,
+                &format!("{account}-{i}"),
+                &format!("{account} says {i}"),
+                base + i,
+            );
+            log.sent.push(change.clone());
+            if let Err(e) = client.send(&submit_frame(&bucket, &[change])).await {
+                log.ended = format!("send: {e}");
+                break 'run;
+            }
+            outstanding += 1;
+        }
+        if !sending && outstanding == 0 {
+            log.ended = "limit".into();
+            break;
+        }
+        // A connection error (the server was killed or closed it) ends the run: whatever is
+        // not acked by then counts as unacked.
+        match client.recv(WAIT).await {
+            Ok(ServerFrame::Ack { hash, seq, .. }) => {
+                log.acks.insert(hash.as_slice().try_into().unwrap(), seq);
+                acked.fetch_add(1, Ordering::SeqCst);
+                outstanding -= 1;
+            }
+            Ok(ServerFrame::Reject { code, reason, .. }) => {
+                log.rejects.push((code, reason));
+                outstanding -= 1;
+            }
+            Ok(ServerFrame::Error {
+                code,
+                message,
+                fatal,
+                ..
+            }) => {
+                // Not stored (internal) or the server is going away: stop writing.
+                outstanding = outstanding.saturating_sub(usize::from(code == "internal"));
+                log.errors.push((code, message, fatal));
+                sending = false;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log.ended = e.to_string();
+                break;
+            }
+        }
+    }
+    log.closed = client.closed.clone();
+    (device, log)
 }

@@ -12,130 +12,14 @@ use std::time::Duration;
 use common::*;
 use confab_core::automerge::{Automerge, Change, ChangeHash};
 use confab_core::doc::read;
-use confab_core::ids::{ConvId, DocId};
-use confab_core::protocol::{ClientFrame, ServerFrame};
-use confab_e2e::client::{Answer, WAIT};
-use confab_e2e::{token, Backend, Client, Device, TestServer};
-use serde_bytes::ByteBuf;
+use confab_core::ids::ConvId;
+use confab_e2e::client::Answer;
+use confab_e2e::{Backend, Device, TestServer};
 
 fn heads(doc: &Automerge) -> Vec<ChangeHash> {
     let mut h = doc.get_heads();
     h.sort();
     h
-}
-
-/// Where and how a continuously sending client sends.
-#[derive(Clone)]
-struct Plan {
-    url: String,
-    conv: ConvId,
-    bucket: DocId,
-    /// `created_at` of the first message (each next one 1 ms later).
-    base: i64,
-    /// Submits in flight at most.
-    window: usize,
-    /// Stop sending after this long (the tests end the connection well before).
-    limit: Duration,
-    /// Acks received by all senders together.
-    acked: Arc<AtomicUsize>,
-}
-
-/// What one continuously sending client saw.
-#[derive(Debug, Default)]
-struct SendLog {
-    account: String,
-    /// Every change written, in order (each depends on the one before).
-    sent: Vec<Change>,
-    acks: HashMap<[u8; 32], u64>,
-    rejects: Vec<(String, String)>,
-    errors: Vec<(String, String, bool)>,
-    ended: String,
-    hit_limit: bool,
-}
-
-/// Sends one message per submit with up to `window` submits in flight, until the connection
-/// fails (or `limit` passes: then it drains its answers and stops).
-async fn send_continuously(plan: Plan, mut device: Device) -> (Device, SendLog) {
-    let Plan {
-        url,
-        conv,
-        bucket,
-        base,
-        window,
-        limit,
-        acked,
-    } = plan;
-    let account = device.account.clone();
-    let mut log = SendLog {
-        account: account.clone(),
-        ..SendLog::default()
-    };
-    let mut client = Client::connect(&url, &token(TENANT, &account, false, 3600))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut outstanding = 0usize;
-    let mut sending = true;
-    'run: loop {
-        while sending && outstanding < window {
-            if tokio::time::Instant::now() >= deadline {
-                sending = false;
-                log.hit_limit = true;
-                break;
-            }
-            let i = log.sent.len() as i64;
-            let (_, change) = message(
-                &mut device,
-                &conv,
-                &format!("{account}-{i}"),
-                &format!("{account} says {i}"),
-                base + i,
-            );
-            log.sent.push(change.clone());
-            let frame = ClientFrame::Submit {
-                doc: bucket.to_string(),
-                changes: vec![ByteBuf::from(change.raw_bytes().to_vec())],
-            };
-            if let Err(e) = client.send(&frame).await {
-                log.ended = format!("send: {e}");
-                break 'run;
-            }
-            outstanding += 1;
-        }
-        if !sending && outstanding == 0 {
-            log.ended = "stopped".into();
-            break;
-        }
-        // A connection error (the server was killed) ends the run: whatever is not acked
-        // by then counts as unacked.
-        match client.recv(WAIT).await {
-            Ok(ServerFrame::Ack { hash, seq, .. }) => {
-                log.acks.insert(hash.as_slice().try_into().unwrap(), seq);
-                acked.fetch_add(1, Ordering::SeqCst);
-                outstanding -= 1;
-            }
-            Ok(ServerFrame::Reject { code, reason, .. }) => {
-                log.rejects.push((code, reason));
-                outstanding -= 1;
-            }
-            Ok(ServerFrame::Error {
-                code,
-                message,
-                fatal,
-                ..
-            }) => {
-                outstanding = outstanding.saturating_sub(usize::from(code == "internal"));
-                log.errors.push((code, message, fatal));
-                sending = false;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                log.ended = e.to_string();
-                break;
-            }
-        }
-    }
-    (device, log)
 }
 
 async fn kill_9_while_clients_send(backend: Backend) {
@@ -271,10 +155,10 @@ async fn kill_9_while_clients_send(backend: Backend) {
         total as u64,
         "every change written is stored once"
     );
-    let reference = observer.doc(&bucket).unwrap().clone();
+    let reference = observer.doc(&bucket).clone();
     for ((device, l), c) in clients.iter_mut().zip(conns.iter_mut()) {
         device.sync(c, &bucket).await.unwrap();
-        let replica = device.doc(&bucket).unwrap();
+        let replica = device.doc(&bucket);
         assert_eq!(heads(replica), heads(&reference), "{} diverged", l.account);
         assert_eq!(
             read::read_messages(replica),

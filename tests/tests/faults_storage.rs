@@ -79,9 +79,7 @@ async fn send_and_resubmit(
         account: account.clone(),
         ..SendLog::default()
     };
-    let mut client = Client::connect(&url, &token(TENANT, &account, false, 3600))
-        .await
-        .unwrap();
+    let mut client = connect_at(&url, &account).await;
     let deadline = Instant::now() + limit;
     let mut queue: VecDeque<usize> = VecDeque::new();
     let mut in_flight: HashMap<[u8; 32], (usize, Instant)> = HashMap::new();

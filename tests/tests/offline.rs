@@ -18,8 +18,7 @@ use confab_core::model::conversation::MemberStatus;
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame};
 use confab_e2e::client::{Answer, WAIT};
-use confab_e2e::{now_ms, token, Backend, Client, Device, TestServer};
-use serde_bytes::ByteBuf;
+use confab_e2e::{now_ms, Backend, Client, Device, TestServer};
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -55,16 +54,6 @@ async fn submit_one(client: &mut Client, doc: &DocId, change: &Change) -> u64 {
         .await
         .unwrap();
     ack_seq(&answers[0], change)
-}
-
-fn submit_frame(doc: &DocId, changes: &[Change]) -> ClientFrame {
-    ClientFrame::Submit {
-        doc: doc.to_string(),
-        changes: changes
-            .iter()
-            .map(|c| ByteBuf::from(c.raw_bytes().to_vec()))
-            .collect(),
-    }
 }
 
 /// Sends `changes` in frames of `per_frame` without waiting in between, then collects one
@@ -218,8 +207,8 @@ async fn offline_client_with_500_queued_messages(backend: Backend, per_frame: us
     assert_eq!(pushed_hashes, queued_hashes, "pushes in bob's order");
     alice.apply(&r.bucket, &pushed).unwrap();
 
-    let a = alice.doc(&r.bucket).unwrap().clone();
-    let b = bob.doc(&r.bucket).unwrap().clone();
+    let a = alice.doc(&r.bucket).clone();
+    let b = bob.doc(&r.bucket).clone();
     assert_eq!(heads(&a), heads(&b));
     let messages = read::read_messages(&a);
     assert_eq!(messages.len(), 502);
@@ -323,7 +312,7 @@ async fn removed_member_offline(backend: Backend) {
 
     // Carol's laptop goes offline and queues 5 messages and 2 reactions, one change each.
     cc.close().await;
-    let before_offline = carol.doc(&r.bucket).unwrap().clone();
+    let before_offline = carol.doc(&r.bucket).clone();
     let a0_id = MessageId::new("a0").unwrap();
     let mut intents: Vec<Intent> = (0..5)
         .map(|i| {
@@ -440,7 +429,7 @@ async fn removed_member_offline(backend: Backend) {
     let mut fresh = Device::new("bob", 9);
     let mut cf = connect(&server, "bob").await;
     assert_eq!(fresh.sync(&mut cf, &r.bucket).await.unwrap(), s0 + 3);
-    let messages = read::read_messages(fresh.doc(&r.bucket).unwrap());
+    let messages = read::read_messages(fresh.doc(&r.bucket));
     let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids, vec!["a0", "b0", "b1", "b2"]);
     assert!(messages.iter().all(|m| m.author.as_str() != "carol"));
@@ -624,10 +613,7 @@ async fn orphan_rejected(backend: Backend) {
         vec![2, 3, 4]
     );
     alice.apply(&r.bucket, &pushed).unwrap();
-    assert_eq!(
-        heads(alice.doc(&r.bucket).unwrap()),
-        heads(bob.doc(&r.bucket).unwrap())
-    );
+    assert_eq!(heads(alice.doc(&r.bucket)), heads(bob.doc(&r.bucket)));
     let log = log_of(&server, "alice", &r.bucket).await;
     assert_clean_log(&log);
     assert_eq!(
@@ -648,114 +634,6 @@ async fn a_change_whose_dependency_is_not_accepted_is_rejected_not_queued_on_pos
 
 // ---------------------------------------------------------------------------------------
 // 5. graceful shutdown
-
-/// Where and how a continuously sending client sends.
-#[derive(Clone)]
-struct Plan {
-    url: String,
-    conv: ConvId,
-    bucket: DocId,
-    /// `created_at` of the first message (each next one 1 ms later).
-    base: i64,
-    /// Submits in flight at most.
-    window: usize,
-    /// Stop sending after this long (the tests end the connection well before).
-    limit: Duration,
-    /// Acks received by all senders together.
-    acked: Arc<AtomicUsize>,
-}
-
-/// What one continuously sending client saw.
-#[derive(Debug, Default)]
-struct SendLog {
-    account: String,
-    sent: Vec<Change>,
-    acks: HashMap<[u8; 32], u64>,
-    rejects: Vec<(String, String)>,
-    errors: Vec<(String, String, bool)>,
-    closed: Option<(u16, String)>,
-    ended: String,
-}
-
-/// Sends one message per submit, keeping up to `window` submits in flight, until the
-/// connection ends (or `limit` passes, then it drains and stops).
-async fn send_continuously(plan: Plan, mut device: Device) -> (Device, SendLog) {
-    let Plan {
-        url,
-        conv,
-        bucket,
-        base,
-        window,
-        limit,
-        acked,
-    } = plan;
-    let account = device.account.clone();
-    let mut log = SendLog {
-        account: account.clone(),
-        ..SendLog::default()
-    };
-    let mut client = Client::connect(&url, &token(TENANT, &account, false, 3600))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut outstanding = 0usize;
-    let mut sending = true;
-    'run: loop {
-        while sending && outstanding < window {
-            if tokio::time::Instant::now() >= deadline {
-                sending = false;
-                break;
-            }
-            let i = log.sent.len() as i64;
-            let (_, change) = message(
-                &mut device,
-                &conv,
-                &format!("{account}-{i}"),
-                &format!("{account} says {i}"),
-                base + i,
-            );
-            log.sent.push(change.clone());
-            if let Err(e) = client.send(&submit_frame(&bucket, &[change])).await {
-                log.ended = format!("send: {e}");
-                break 'run;
-            }
-            outstanding += 1;
-        }
-        if !sending && outstanding == 0 {
-            log.ended = "limit".into();
-            break;
-        }
-        match client.recv(WAIT).await {
-            Ok(ServerFrame::Ack { hash, seq, .. }) => {
-                log.acks.insert(hash.as_slice().try_into().unwrap(), seq);
-                acked.fetch_add(1, Ordering::SeqCst);
-                outstanding -= 1;
-            }
-            Ok(ServerFrame::Reject { code, reason, .. }) => {
-                log.rejects.push((code, reason));
-                outstanding -= 1;
-            }
-            Ok(ServerFrame::Error {
-                code,
-                message,
-                fatal,
-                ..
-            }) => {
-                // Not stored (internal) or the server is going away: stop writing.
-                outstanding = outstanding.saturating_sub(usize::from(code == "internal"));
-                log.errors.push((code, message, fatal));
-                sending = false;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                log.ended = e.to_string();
-                break;
-            }
-        }
-    }
-    log.closed = client.closed.clone();
-    (device, log)
-}
 
 async fn graceful_shutdown(backend: Backend) {
     let mut server = TestServer::start(backend).await.unwrap();

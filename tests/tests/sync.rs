@@ -33,8 +33,8 @@ async fn two_clients_converge(backend: Backend) {
     let pushed = ca.pushes_until(&bucket, 2).await.unwrap();
     alice.apply(&bucket, &pushed).unwrap();
 
-    let a = alice.doc(&bucket).unwrap().clone();
-    let b = bob.doc(&bucket).unwrap().clone();
+    let a = alice.doc(&bucket).clone();
+    let b = bob.doc(&bucket).clone();
     let mut ha = a.get_heads();
     let mut hb = b.get_heads();
     ha.sort();

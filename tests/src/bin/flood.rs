@@ -30,12 +30,13 @@ use clap::Parser;
 use confab_core::automerge::Change;
 use confab_core::doc::write;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
-use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
+use confab_core::model::conversation::{Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
 use confab_e2e::{now_ms, token, Backend, Device, TestServer};
+use confab_testkit::fixture::ConvFixture;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -284,26 +285,11 @@ async fn run_one(args: &Args, backend: Backend, scenario: &str) -> Result<Run> {
     // The conversation: alice (owner) and bob; eve is not a member.
     let mut alice = Device::new("alice", 1);
     let alice_id = AccountId::new("alice").map_err(|e| anyhow!("{e}"))?;
-    let spec = write::CreateConv {
-        kind: ConvKind::Group,
-        created_by: alice_id.clone(),
-        created_at: start,
-        bucket_ms: DEFAULT_BUCKET_MS,
-        thread: None,
-        info: Info {
-            title: Some("flooded".into()),
-            ..Info::default()
-        },
-        settings: Settings::defaults_for(ConvKind::Group),
-        members: vec![Member::new(alice_id.clone(), Role::Owner), {
-            let mut bob = Member::new(
-                AccountId::new("bob").map_err(|e| anyhow!("{e}"))?,
-                Role::Member,
-            );
-            bob.invited_by = Some(alice_id.clone());
-            bob
-        }],
-    };
+    let bob_id = AccountId::new("bob").map_err(|e| anyhow!("{e}"))?;
+    let spec = ConvFixture::group(alice_id, start)
+        .member(bob_id, Role::Member)
+        .title("flooded")
+        .build();
     let create = alice.write(&conv_doc, |d, t| write::create_conversation(d, t, &spec))?;
     let (mut sink, mut stream) = connect(&url, "alice").await?;
     sink.send(submit_frame(&conv_doc, vec![create.raw_bytes().to_vec()]))

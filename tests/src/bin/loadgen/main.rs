@@ -43,8 +43,7 @@ mod machine;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,19 +52,19 @@ use clap::Parser;
 use confab_core::automerge::Automerge;
 use confab_core::doc::{read, write};
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
-use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
+use confab_core::model::conversation::{Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
 use confab_e2e::text::{body, message_id, Rng};
-use confab_e2e::{now_ms, token, Backend, Device, SECRET};
+use confab_e2e::{now_ms, token, Backend, Device, TestServer};
+use confab_testkit::fixture::ConvFixture;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -167,195 +166,22 @@ fn backend_name(b: Backend) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The server process
+// The server process: `TestServer` (confab-testkit), its stderr in a log file.
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-struct Server {
-    bin: PathBuf,
-    child: Option<Child>,
-    pid: u32,
-    port: u16,
-    backend: Backend,
-    data_dir: PathBuf,
-    database_url: Option<String>,
-    log: PathBuf,
-}
-
-impl Server {
-    async fn start(bin: &Path, backend: Backend) -> Result<Self> {
-        let data_dir = std::env::temp_dir().join(format!(
-            "confab-loadgen-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&data_dir)?;
-        let database_url = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(confab_e2e::server::fresh_postgres_database().await?),
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log = data_dir.join("server.log");
-        let mut server = Server {
-            bin: bin.to_owned(),
-            child: None,
-            pid: 0,
-            port,
-            backend,
-            data_dir,
-            database_url,
-            log,
-        };
-        let mut cmd = Command::new(&server.bin);
-        cmd.arg("--data-dir")
-            .arg(&server.data_dir)
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("CONFAB_JWT_SECRET", SECRET)
-            .env(
-                "RUST_LOG",
-                std::env::var("CONFAB_LOADGEN_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env_remove("CONFAB_DATABASE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&server.log)?)
-            .kill_on_drop(true);
-        if let Some(url) = &server.database_url {
-            cmd.arg("--database-url").arg(url);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", server.bin.display()))?;
-        server.pid = child.id().ok_or_else(|| anyhow!("server has no pid"))?;
-        server.child = Some(child);
-        server.wait_ready().await?;
-        Ok(server)
+/// SIGTERM and wait for the graceful exit (killed after 30 s).
+async fn stop(server: &mut TestServer) -> Result<()> {
+    if server.pid().is_none() {
+        return Ok(());
     }
-
-    async fn wait_ready(&mut self) -> Result<()> {
-        for _ in 0..300 {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "confab-server exited during start: {status}\n{}",
-                        self.log_tail()
-                    );
-                }
-            }
-            if let Ok((status, _)) = http_get(self.port, "/readyz").await {
-                if status == 200 {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("confab-server did not become ready on port {}", self.port)
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/ws", self.port)
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// SIGTERM and wait for the graceful exit (kill after 30 s).
-    async fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()?;
-        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
-            Ok(status) => {
-                let status = status?;
-                if !status.success() {
-                    eprintln!("  note: server exited with {status}");
-                }
-            }
-            Err(_) => {
-                child.start_kill()?;
-                child.wait().await?;
-                bail!("server did not stop within 30 s after SIGTERM");
-            }
-        }
-        Ok(())
-    }
-
-    /// `confab-server compact` on the stopped server's store: its summary line.
-    async fn compact(&self) -> Result<String> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--data-dir").arg(&self.data_dir);
-        if let Some(url) = &self.database_url {
-            cmd.arg("--database-url").arg(url);
-        }
-        let out = cmd
-            .arg("compact")
-            .kill_on_drop(true)
-            .env("RUST_LOG", "warn")
-            .env_remove("CONFAB_DATABASE_URL")
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .context("running confab-server compact")?;
-        if !out.status.success() {
-            bail!(
-                "confab-server compact failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    async fn cleanup(&mut self) {
-        let _ = self.stop().await;
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-        if let Some(url) = self.database_url.take() {
-            if let Some(name) = url.rsplit('/').next() {
-                let _ = drop_database(name).await;
-            }
+    match server.terminate().await {
+        Ok(status) if !status.success() => eprintln!("  note: server exited with {status}"),
+        Ok(_) => {}
+        Err(e) => {
+            server.kill().await?;
+            bail!("server did not stop within 30 s after SIGTERM: {e}");
         }
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-        if let Some(name) = self
-            .database_url
-            .as_deref()
-            .and_then(|u| u.rsplit('/').next())
-        {
-            let _ = std::process::Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-q",
-                    "-c",
-                ])
-                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
+    Ok(())
 }
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -368,14 +194,6 @@ async fn admin() -> Result<sqlx::PgConnection> {
              `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or run \
              with --backends sqlite",
         )
-}
-
-async fn drop_database(name: &str) -> Result<()> {
-    use sqlx::Executor;
-    let mut conn = admin().await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await?;
-    Ok(())
 }
 
 /// `fsync` and `synchronous_commit` of the Postgres server (durable commits need both on).
@@ -1009,16 +827,18 @@ struct RssSample {
 }
 
 async fn run_one(bin: &Path, backend: Backend, p: &Params, ticks: f64) -> Result<RunResult> {
-    let mut server = Server::start(bin, backend).await?;
+    let mut server = TestServer::start_logged(bin, backend, &[]).await?;
     let result = drive(&mut server, p, ticks).await;
     if result.is_err() {
-        eprintln!("  server log tail:\n{}", server.log_tail());
+        eprintln!("  server log tail:\n{}", server.log_tail(20));
     }
-    server.cleanup().await;
+    // Dropping the server removes its store (folder, or database).
+    let _ = stop(&mut server).await;
     result
 }
 
-async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult> {
+async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunResult> {
+    let pid = server.pid().context("the server has no pid")?;
     let n = p.clients.max(2);
     let tenant = TenantId::new(TENANT)?;
     let conv = ConvId::new("bench-room")?;
@@ -1039,25 +859,14 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
     }
     let mut devices: Vec<Device> = accounts.iter().map(|a| Device::new(a, 1)).collect();
     let owner = AccountId::new(accounts[0].clone())?;
-    let mut members = vec![Member::new(owner.clone(), Role::Owner)];
-    for a in &accounts[1..] {
-        let mut m = Member::new(AccountId::new(a.clone())?, Role::Member);
-        m.invited_by = Some(owner.clone());
-        members.push(m);
-    }
-    let spec = write::CreateConv {
-        kind: ConvKind::Group,
-        created_by: owner.clone(),
-        created_at: start_ms,
-        bucket_ms: DEFAULT_BUCKET_MS,
-        thread: None,
-        info: Info {
-            title: Some("bench room".into()),
-            ..Info::default()
-        },
-        settings: Settings::defaults_for(ConvKind::Group),
-        members,
-    };
+    let others = accounts[1..]
+        .iter()
+        .map(|a| AccountId::new(a.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spec = ConvFixture::group(owner.clone(), start_ms)
+        .members(others, Role::Member)
+        .title("bench room")
+        .build();
     let create = devices[0].write(&conv_doc, |d, t| write::create_conversation(d, t, &spec))?;
     send_frame(
         &mut sockets[0],
@@ -1174,7 +983,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
             .collect(),
         None => HashMap::new(),
     };
-    let cpu_before = cpu_ticks(server.pid).unwrap_or(0);
+    let cpu_before = cpu_ticks(pid).unwrap_or(0);
     let self_before = cpu_ticks(std::process::id()).unwrap_or(0);
     let machine_before = machine::CpuTimes::now();
     let started = Instant::now();
@@ -1213,7 +1022,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
                 let acked: usize = progress.iter().map(|a| a.load(Ordering::Relaxed)).sum();
                 let sample = RssSample {
                     at_s: started.elapsed().as_secs_f64(),
-                    rss_mb: mb(memory(server.pid).0),
+                    rss_mb: mb(memory(pid).0),
                     acked,
                 };
                 eprintln!("  rss {:>6.1} s: {:>7.1} MiB ({acked} acked)", sample.at_s, sample.rss_mb);
@@ -1231,9 +1040,9 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
     let ended = Instant::now();
     (machine_state.busy_pct, machine_state.steal_pct) =
         machine_before.shares_until(&machine::CpuTimes::now());
-    let cpu_after = cpu_ticks(server.pid).unwrap_or(cpu_before);
+    let cpu_after = cpu_ticks(pid).unwrap_or(cpu_before);
     let self_after = cpu_ticks(std::process::id()).unwrap_or(self_before);
-    let (rss, peak) = memory(server.pid);
+    let (rss, peak) = memory(pid);
     let pg_ticks: Option<u64> = match &pg_db {
         Some(db) => {
             let mut sum = 0;
@@ -1287,7 +1096,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
         loop {
             let sample = RssSample {
                 at_s: started.elapsed().as_secs_f64(),
-                rss_mb: mb(memory(server.pid).0),
+                rss_mb: mb(memory(pid).0),
                 acked: acked_all,
             };
             eprintln!(
@@ -1453,7 +1262,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
     }
 
     // Storage: stop, measure, compact, measure.
-    server.stop().await?;
+    stop(server).await?;
     result.bucket_bytes_before_compaction = bucket_bytes(server, &bucket).await?.0;
     let compacting = Instant::now();
     result.compact_summary = server.compact().await?;
@@ -1484,7 +1293,7 @@ async fn drive(server: &mut Server, p: &Params, ticks: f64) -> Result<RunResult>
 }
 
 /// The bucket's stored bytes and, when compacted, the messages its snapshot holds.
-async fn bucket_bytes(server: &Server, bucket: &DocId) -> Result<(u64, usize)> {
+async fn bucket_bytes(server: &TestServer, bucket: &DocId) -> Result<(u64, usize)> {
     let store =
         confab_server::maintenance::open_store(server.database_url.as_deref(), &server.data_dir)
             .await

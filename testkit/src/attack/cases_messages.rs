@@ -1,0 +1,222 @@
+//! Messages, reactions, channels, threads, proposals.
+
+use confab_core::automerge::ScalarValue;
+use confab_core::doc::read;
+use confab_core::doc::schema::{keys::*, reaction_key};
+use confab_core::ids::DocId;
+use confab_core::model::conversation::{ConvKind, Role, SendPolicy};
+use confab_core::model::proposal::ProposalStatus;
+
+use super::fixture::{create, fixture, fixture_with, post_proposal, support_thread};
+use super::Lab;
+use crate::craft::*;
+use crate::device::Device;
+use crate::ids::{acc, bucket_doc, conv_doc, conv_id};
+
+pub async fn editing_anothers_message_not_author(lab: &mut impl Lab) {
+    let mut f = fixture(lab, "a18").await;
+    let bucket = f.bucket.clone();
+    let t = lab.now();
+    let edit = |dev: &mut Device| {
+        raw_put(
+            dev,
+            &bucket,
+            &[MESSAGES, "m1"],
+            &[(BODY, s("edited")), (EDITED_AT, ScalarValue::Int(t))],
+        )
+    };
+    let change = edit(&mut f.bob);
+    lab.reject(&f.bob, &bucket, change, "not_author").await;
+    // Deleting it without delete rights is the same refusal.
+    let delete = raw_put(
+        &mut f.bob,
+        &bucket,
+        &[MESSAGES, "m1"],
+        &[(BODY, s("")), (DELETED_AT, ScalarValue::Int(t))],
+    );
+    lab.reject(&f.bob, &bucket, delete, "not_author").await;
+    // Twin: the author edits.
+    let twin = edit(&mut f.alice);
+    lab.accept(&mut f.alice, &bucket, twin).await;
+    let m = read::read_messages(&lab.read(&bucket).await);
+    assert_eq!(m[0].body, "edited");
+}
+
+pub async fn deleting_anothers_reaction_not_own_key(lab: &mut impl Lab) {
+    let mut f = fixture(lab, "a19").await;
+    let bucket = f.bucket.clone();
+    let t = lab.now();
+    let alice_key = reaction_key("m1", "alice", "👍");
+    let react = raw_reaction(&mut f.alice, &bucket, &alice_key, Some(t));
+    lab.accept(&mut f.alice, &bucket, react).await;
+    lab.pull(&mut f.bob, &bucket).await;
+
+    let delete = raw_reaction(&mut f.bob, &bucket, &alice_key, None);
+    lab.reject(&f.bob, &bucket, delete, "not_own_key").await;
+    // Nor may bob add a reaction under alice's name.
+    let forge = raw_reaction(
+        &mut f.bob,
+        &bucket,
+        &reaction_key("m1", "alice", "🎉"),
+        Some(t),
+    );
+    lab.reject(&f.bob, &bucket, forge, "not_own_key").await;
+    // Nor move alice's read marker.
+    let marker = raw_put(&mut f.bob, &f.cd, &[READS], &[("alice", s("m1"))]);
+    lab.reject(&f.bob, &f.cd, marker, "not_own_key").await;
+
+    // Twins: bob's own reaction and read marker; alice removes her own reaction.
+    let own = raw_reaction(
+        &mut f.bob,
+        &bucket,
+        &reaction_key("m1", "bob", "👍"),
+        Some(t),
+    );
+    lab.accept(&mut f.bob, &bucket, own).await;
+    let own_marker = raw_put(&mut f.bob, &f.cd, &[READS], &[("bob", s("m1"))]);
+    lab.accept(&mut f.bob, &f.cd, own_marker).await;
+    let undo = raw_reaction(&mut f.alice, &bucket, &alice_key, None);
+    lab.accept(&mut f.alice, &bucket, undo).await;
+    let m = read::read_messages(&lab.read(&bucket).await);
+    assert_eq!(
+        m[0].reactions["👍"].keys().collect::<Vec<_>>(),
+        vec![&acc("bob")]
+    );
+}
+
+pub async fn subscriber_posting_in_channel_channel_admins_only(lab: &mut impl Lab) {
+    let mut alice = Device::new("alice", 1);
+    let mut bob = Device::new("bob", 1);
+    let c = create(
+        lab,
+        "a20",
+        ConvKind::Channel,
+        &mut alice,
+        &mut [(&mut bob, Role::Subscriber)],
+        |_| {},
+    )
+    .await;
+    let t = lab.now();
+    let (bucket, change) = raw_post(&mut bob, &c, "b1", &text_fields("bob", "me too", t), t);
+    lab.reject(&bob, &bucket, change, "channel_admins_only")
+        .await;
+    let (bucket, twin) = raw_post(&mut alice, &c, "a1", &text_fields("alice", "news", t), t);
+    lab.accept(&mut alice, &bucket, twin).await;
+    // Subscribers may react where reactions are allowed.
+    lab.pull(&mut bob, &bucket).await;
+    let react = raw_reaction(&mut bob, &bucket, &reaction_key("a1", "bob", "👍"), Some(t));
+    lab.accept(&mut bob, &bucket, react).await;
+}
+
+pub async fn member_posting_under_admins_only_send_policy(lab: &mut impl Lab) {
+    let mut f = fixture_with(lab, "a21", |s| s.send_policy = SendPolicy::AdminsOnly).await;
+    let t = lab.now();
+    let (bucket, change) = raw_post(&mut f.bob, &f.conv, "b1", &text_fields("bob", "hi", t), t);
+    lab.reject(&f.bob, &bucket, change, "admins_only").await;
+    let (bucket, twin) = raw_post(&mut f.dave, &f.conv, "d1", &text_fields("dave", "hi", t), t);
+    lab.accept(&mut f.dave, &bucket, twin).await;
+}
+
+pub async fn reacting_where_reactions_are_off(lab: &mut impl Lab) {
+    let mut f = fixture_with(lab, "a22", |s| s.allow_reactions = false).await;
+    let bucket = f.bucket.clone();
+    let key = reaction_key("m1", "bob", "👍");
+    let change = raw_reaction(&mut f.bob, &bucket, &key, Some(lab.now()));
+    lab.reject(&f.bob, &bucket, change.clone(), "reactions_disabled")
+        .await;
+    // Twin: the very same bytes pass once the owner turns reactions on.
+    let on = raw_put(
+        &mut f.alice,
+        &f.cd,
+        &[SETTINGS],
+        &[(ALLOW_REACTIONS, ScalarValue::Boolean(true))],
+    );
+    lab.accept(&mut f.alice, &f.cd, on).await;
+    lab.accept(&mut f.bob, &bucket, change).await;
+}
+
+pub async fn media_where_attachments_are_off(lab: &mut impl Lab) {
+    let mut f = fixture_with(lab, "a23", |s| s.allow_attachments = false).await;
+    let t = lab.now();
+    let attachments =
+        r#"[{"id":"a1","kind":"image","mime":"image/png","url":"https://cdn.example.com/a1.png"}]"#;
+    let mut fields = text_fields("bob", "look", t);
+    fields[1] = (KIND, s("image"));
+    fields.push((ATTACHMENTS, s(attachments)));
+    let (bucket, change) = raw_post(&mut f.bob, &f.conv, "b1", &fields, t);
+    lab.reject(&f.bob, &bucket, change.clone(), "attachments_disabled")
+        .await;
+    // Twin: the same bytes pass once attachments are allowed.
+    let on = raw_put(
+        &mut f.alice,
+        &f.cd,
+        &[SETTINGS],
+        &[(ALLOW_ATTACHMENTS, ScalarValue::Boolean(true))],
+    );
+    lab.accept(&mut f.alice, &f.cd, on).await;
+    lab.accept(&mut f.bob, &bucket, change).await;
+}
+
+pub async fn thread_deeper_than_max_thread_too_deep(lab: &mut impl Lab) {
+    let mut f = fixture(lab, "a24").await;
+    let t = lab.now() - 1000;
+    // Twin: a thread of the group at depth 1 whose settings allow one level (itself).
+    let t1 = conv_id("a24-t1");
+    let change = raw_thread(&mut f.alice, &t1, &f.conv, 1, 1, t);
+    lab.accept(&mut f.alice, &conv_doc(&t1), change).await;
+    let thread = lab.conversation(&conv_doc(&t1)).await.expect("created");
+    assert_eq!(thread.max_subroom_depth, 1);
+    // A thread of that thread at depth 2.
+    let t2 = conv_id("a24-t2");
+    let change = raw_thread(&mut f.alice, &t2, &t1, 2, 1, t);
+    lab.reject(&f.alice, &conv_doc(&t2), change, "thread_too_deep")
+        .await;
+    assert_eq!(
+        lab.conversation(&conv_doc(&t2)).await,
+        None,
+        "t2 was never created"
+    );
+}
+
+pub async fn proposal_accepted_by_own_author_not_counterparty(lab: &mut impl Lab) {
+    let (mut alice, mut carol) = (Device::new("alice", 1), Device::new("carol", 1));
+    let c = support_thread(lab, &mut alice, &mut carol, "room-25").await;
+    post_proposal(lab, &mut alice, &c, "p1", None).await;
+    let bucket: DocId = bucket_doc(&c, lab.now());
+    let accepted = [(STATUS, s("accepted"))];
+    let change = raw_put(&mut alice, &bucket, &[MESSAGES, "p1"], &accepted);
+    lab.reject(&alice, &bucket, change, "not_counterparty")
+        .await;
+    // Twin: the client accepts.
+    lab.pull(&mut carol, &bucket).await;
+    let twin = raw_put(&mut carol, &bucket, &[MESSAGES, "p1"], &accepted);
+    lab.accept(&mut carol, &bucket, twin).await;
+    let p = read::read_messages(&lab.read(&bucket).await);
+    assert_eq!(p[0].status, Some(ProposalStatus::Accepted));
+}
+
+pub async fn proposal_answered_after_expiry(lab: &mut impl Lab) {
+    let (mut alice, mut carol) = (Device::new("alice", 1), Device::new("carol", 1));
+    let c = support_thread(lab, &mut alice, &mut carol, "room-26").await;
+    let t = lab.now();
+    post_proposal(lab, &mut alice, &c, "p1", Some(t - 60_000)).await;
+    post_proposal(lab, &mut alice, &c, "p2", Some(t + 3_600_000)).await;
+    let bucket = bucket_doc(&c, t);
+    lab.pull(&mut carol, &bucket).await;
+    let change = raw_put(
+        &mut carol,
+        &bucket,
+        &[MESSAGES, "p1"],
+        &[(STATUS, s("accepted"))],
+    );
+    lab.reject(&carol, &bucket, change, "proposal_expired")
+        .await;
+    // Twin: the one that has not expired.
+    let twin = raw_put(
+        &mut carol,
+        &bucket,
+        &[MESSAGES, "p2"],
+        &[(STATUS, s("rejected"))],
+    );
+    lab.accept(&mut carol, &bucket, twin).await;
+}

@@ -1,0 +1,28 @@
+//! Dev-only test support shared by the core suite (`core/tests`, `core/benches`) and the
+//! end-to-end crate (`tests/`): written once here instead of once per suite.
+//!
+//! - [`ids`]: the test tenant and id constructors.
+//! - [`device`]: a device of an account (actor, replicas, cursors) writing real changes.
+//! - [`fixture`]: the one conversation creation fixture ([`fixture::ConvFixture`]) and the
+//!   text message.
+//! - [`hub`]: the in-memory acceptor at a fixed server time ([`hub::NOW`]).
+//! - [`craft`]: adversarial changes (raw transactions, tampered changes).
+//! - [`attack`]: the attack cases as one table, run by the in-memory driver
+//!   ([`attack::HubLab`]) and by the wire driver of `tests/tests/attacks.rs`. How to add a
+//!   case: see [`attack`].
+//! - [`server`] (feature `server`): the real server binary as a child process
+//!   ([`server::TestServer`]), tokens; the e2e suites and the bench binaries use it.
+#![allow(clippy::missing_panics_doc)] // Test support: a panic is the test's failure.
+
+pub mod answer;
+pub mod attack;
+pub mod craft;
+pub mod device;
+pub mod fixture;
+pub mod hub;
+pub mod ids;
+#[cfg(feature = "server")]
+pub mod server;
+
+pub use answer::Answer;
+pub use device::Device;
