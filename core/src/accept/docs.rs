@@ -49,7 +49,7 @@ impl Loaded {
     pub fn from_storage(id: DocId, stored: StoredDoc<'_>, tick: u64) -> Result<Self, AcceptError> {
         let load = |source| AcceptError::Load {
             doc: id.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut accepted = match stored.snapshot {
             Some(bytes) => AcceptedDoc::load(id.clone(), bytes),

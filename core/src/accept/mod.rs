@@ -83,8 +83,9 @@ pub enum AcceptError {
     #[error("loading {doc}: {source}")]
     Load {
         doc: DocId,
+        /// Boxed: a large error would make every `Result` of the acceptor large.
         #[source]
-        source: DocError,
+        source: Box<DocError>,
     },
     #[error("stored change of {doc}: {reason}")]
     StoredChange { doc: DocId, reason: String },
