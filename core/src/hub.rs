@@ -1,16 +1,18 @@
-//! The server's acceptance engine, sans-io: the accepted documents of one tenant, actor
-//! bindings, cached conversations, and the per-document sequence (DESIGN §4). The server
-//! wraps it with storage (commit before ack); tests and benchmarks use it directly.
+//! The server's acceptance in memory: one [`Acceptor`] per unit, driven the way the server
+//! drives it, with an in-memory change log per document instead of storage. Every accepted
+//! change counts as committed at once. Tests and benchmarks use it directly.
 
 use std::collections::HashMap;
 
 use automerge::{ActorId, Change, ChangeHash};
 
-use crate::doc::DocError;
-use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::accept::{
+    Acceptor, AcceptorConfig, Decision, Need, Step, StoredDoc, Submission, UnitId,
+};
+use crate::ids::{AccountId, ConvId, DocId};
 use crate::model::conversation::Conversation;
 use crate::policy::{Author, Effect};
-use crate::validate::{self, refresh_conversation, AcceptedDoc, Env, Rejection, Verdict};
+use crate::validate::{RejectCode, Rejection};
 
 /// A change the hub accepted (or had accepted before): its hash and per-document seq.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,50 +21,46 @@ pub struct Ack {
     pub seq: u64,
 }
 
-#[derive(Debug)]
-struct DocEntry {
-    doc: AcceptedDoc,
+/// The accepted changes of one document, in seq order (seq `i + 1` at index `i`).
+#[derive(Debug, Default)]
+struct Log {
+    hashes: Vec<ChangeHash>,
     seqs: HashMap<ChangeHash, u64>,
-    next_seq: u64,
 }
 
 /// Accepted state of a tenant's documents, all in memory.
 #[derive(Debug, Default)]
 pub struct Hub {
-    docs: HashMap<DocId, DocEntry>,
-    convs: HashMap<ConvId, Conversation>,
+    units: HashMap<UnitId, Acceptor>,
+    /// Which unit holds each conversation (conversations are looked up by id alone).
+    conv_units: HashMap<ConvId, UnitId>,
+    logs: HashMap<DocId, Log>,
     bindings: HashMap<ActorId, AccountId>,
-    last_post: HashMap<(ConvId, AccountId), i64>,
 }
+
+/// Nothing leaves the hub's memory: it has no storage to reload from.
+const CONFIG: AcceptorConfig = AcceptorConfig {
+    urls: crate::model::url::UrlRule::HttpsOnly,
+    max_buckets: usize::MAX,
+};
 
 impl Hub {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn entry(&mut self, id: &DocId) -> Result<&mut DocEntry, DocError> {
-        if !self.docs.contains_key(id) {
-            let doc = AcceptedDoc::new(id.clone())?;
-            self.docs.insert(
-                id.clone(),
-                DocEntry {
-                    doc,
-                    seqs: HashMap::new(),
-                    next_seq: 1,
-                },
-            );
-        }
-        self.docs.get_mut(id).ok_or(DocError::Missing("document"))
-    }
-
-    /// The accepted document, if anything was ever submitted to it.
-    pub fn doc(&self, id: &DocId) -> Option<&AcceptedDoc> {
-        self.docs.get(id).map(|e| &e.doc)
+    /// The accepted document, if it was ever loaded (something was submitted to it or to
+    /// its conversation's buckets).
+    pub fn doc(&self, id: &DocId) -> Option<&crate::validate::AcceptedDoc> {
+        self.units.get(&UnitId::of(id)).and_then(|a| a.doc(id))
     }
 
     /// The cached typed conversation.
     pub fn conversation(&self, id: &ConvId) -> Option<&Conversation> {
-        self.convs.get(id)
+        self.conv_units
+            .get(id)
+            .and_then(|unit| self.units.get(unit))
+            .and_then(Acceptor::conversation)
     }
 
     pub fn binding(&self, actor: &ActorId) -> Option<&AccountId> {
@@ -78,97 +76,84 @@ impl Hub {
         now_ms: i64,
     ) -> Result<(Ack, Vec<Effect>), Rejection> {
         let hash = change.hash();
-        let internal = |e: DocError| {
-            Rejection::new(Some(hash), validate::RejectCode::Malformed, e.to_string())
-        };
-        let conv_id = id.conv_id().cloned();
-        if let Some(conv) = &conv_id {
-            if !self.convs.contains_key(conv) {
-                let doc = self
-                    .entry(&DocId::conv(id.tenant(), conv))
-                    .map_err(internal)?;
-                let typed = crate::doc::read::read_conversation(doc.doc.doc(), conv.clone());
-                self.convs.insert(conv.clone(), typed);
+        let failed = |reason: String| Rejection::new(Some(hash), RejectCode::Malformed, reason);
+        let unit = UnitId::of(id);
+        if let UnitId::Conv(_, conv) = &unit {
+            self.conv_units
+                .entry(conv.clone())
+                .or_insert_with(|| unit.clone());
+        }
+        // Out of the map while it works: parents are answered from the other units.
+        let mut acceptor = self
+            .units
+            .remove(&unit)
+            .unwrap_or_else(|| Acceptor::new(unit.clone(), CONFIG));
+        let mut sub = Submission::from_change(id, author, change, now_ms);
+        let decision = loop {
+            match acceptor.step(&mut sub) {
+                Step::Done(decision) => break decision,
+                Step::Need(Need::Doc(doc)) => {
+                    // Loaded once and never evicted: only ever the genesis.
+                    if let Err(e) = acceptor.load(doc, StoredDoc::default()) {
+                        break Decision::Failed(e);
+                    }
+                }
+                Step::Need(Need::Binding(actor)) => {
+                    let account = self.bindings.get(&actor).cloned();
+                    acceptor.answer_binding(&mut sub, actor, account);
+                }
+                Step::Need(Need::Parent(parent)) => {
+                    let found = self.conversation(&parent).cloned();
+                    sub.answer_parent(parent, found);
+                }
+                Step::Need(Need::SeqOf(hash)) => {
+                    let seq = self.logs.get(id).and_then(|l| l.seqs.get(&hash)).copied();
+                    sub.answer_seq(seq);
+                }
             }
-        }
-        self.entry(id).map_err(internal)?;
-        let verdict = {
-            let entry = &self.docs[id];
-            let last_post = conv_id
-                .as_ref()
-                .and_then(|c| self.last_post.get(&(c.clone(), author.account.clone())))
-                .copied();
-            let env = Env {
-                author,
-                bindings: &self.bindings,
-                conv: conv_id.as_ref().and_then(|c| self.convs.get(c)),
-                others: &self.convs,
-                now_ms,
-                last_post_ms: last_post,
-                urls: crate::model::url::UrlRule::HttpsOnly,
-            };
-            validate::validate(&entry.doc, &env, change)?
         };
-        let accepted = match verdict {
-            Verdict::AlreadyAccepted(hash) => {
-                let seq = self.docs[id].seqs.get(&hash).copied().unwrap_or(0);
-                return Ok((Ack { hash, seq }, Vec::new()));
+        let outcome = match decision {
+            Decision::Accepted(accepted) => {
+                acceptor.committed(id, accepted.seq);
+                if let Some(actor) = accepted.new_binding {
+                    self.bindings.insert(actor, author.account.clone());
+                }
+                let log = self.logs.entry(id.clone()).or_default();
+                log.hashes.push(accepted.hash);
+                log.seqs.insert(accepted.hash, accepted.seq);
+                // One change at a time: readers of `doc` see it at once.
+                match acceptor.apply_staged(0) {
+                    Ok(()) => Ok((
+                        Ack {
+                            hash: accepted.hash,
+                            seq: accepted.seq,
+                        },
+                        accepted.effects,
+                    )),
+                    Err(e) => Err(failed(e.to_string())),
+                }
             }
-            Verdict::Accept(a) => *a,
+            Decision::AlreadyAccepted { hash, seq, .. } => Ok((Ack { hash, seq }, Vec::new())),
+            Decision::Rejected(rejection) => Err(rejection),
+            Decision::Failed(e) => Err(failed(e.to_string())),
         };
-        let entry = self.docs.get_mut(id).ok_or_else(|| {
-            Rejection::new(
-                Some(accepted.hash),
-                validate::RejectCode::Malformed,
-                "document vanished".into(),
-            )
-        })?;
-        entry.doc.apply(accepted.change).map_err(internal)?;
-        let seq = entry.next_seq;
-        entry.next_seq += 1;
-        entry.seqs.insert(accepted.hash, seq);
-        if let Some(actor) = accepted.new_binding {
-            self.bindings.insert(actor, author.account.clone());
-        }
-        if let (DocTarget::Conv(_), Some(cached)) = (
-            id.target(),
-            conv_id.as_ref().and_then(|c| self.convs.get_mut(c)),
-        ) {
-            refresh_conversation(cached, entry.doc.doc(), &accepted.effects);
-        }
-        if let Some(conv) = conv_id {
-            if accepted
-                .effects
-                .iter()
-                .any(|e| matches!(e, Effect::PostMessage(_)))
-            {
-                self.last_post
-                    .insert((conv, author.account.clone()), now_ms);
-            }
-        }
-        Ok((
-            Ack {
-                hash: accepted.hash,
-                seq,
-            },
-            accepted.effects,
-        ))
+        self.units.insert(unit, acceptor);
+        outcome
     }
 
     /// Accepted changes of a document after `seq`, in order (catch-up).
     pub fn changes_after(&self, id: &DocId, seq: u64) -> Vec<(u64, Change)> {
-        let Some(entry) = self.docs.get(id) else {
+        let (Some(log), Some(doc)) = (self.logs.get(id), self.doc(id)) else {
             return Vec::new();
         };
-        let mut out: Vec<(u64, Change)> = entry
-            .seqs
+        let from = usize::try_from(seq).unwrap_or(usize::MAX);
+        log.hashes
             .iter()
-            .filter(|(_, s)| **s > seq)
+            .zip(1u64..)
+            .skip(from)
             .filter_map(|(h, s)| {
-                automerge::ReadDoc::get_change_by_hash(entry.doc.doc(), h).map(|c| (*s, c))
+                automerge::ReadDoc::get_change_by_hash(doc.doc(), h).map(|c| (s, c))
             })
-            .collect();
-        out.sort_by_key(|(s, _)| *s);
-        out
+            .collect()
     }
 }

@@ -2,6 +2,7 @@
 //! validation of incoming changes. Sans-io: no network, storage, clock or randomness of its own;
 //! time is always a parameter.
 
+pub mod accept;
 pub mod client;
 pub mod doc;
 pub mod error;

@@ -169,10 +169,10 @@ impl Metrics {
         }
     }
 
-    pub fn rejected(&self, code: &str) {
+    pub fn rejected(&self, code: confab_core::validate::RejectCode) {
         self.changes_rejected
             .get_or_create(&ReasonLabel {
-                reason: code.to_owned(),
+                reason: code.as_str().to_owned(),
             })
             .inc();
     }

@@ -18,10 +18,12 @@ use confab_server::metrics::Metrics;
 use confab_server::store::*;
 use tokio::sync::Notify;
 
-/// SQLite underneath; while `hold` is set, the next commit waits for `release` and fails.
+/// SQLite underneath; while `hold` is set, the next commit waits for `release`, then fails
+/// (or, with `succeed_held`, commits).
 struct GatedStore {
     inner: Arc<dyn Store>,
     hold: AtomicBool,
+    succeed_held: AtomicBool,
     entered: Notify,
     release: Notify,
 }
@@ -41,7 +43,9 @@ impl Store for GatedStore {
         if self.hold.swap(false, Ordering::SeqCst) {
             self.entered.notify_one();
             self.release.notified().await;
-            return Err(StoreError::Corrupt("injected commit failure".into()));
+            if !self.succeed_held.load(Ordering::SeqCst) {
+                return Err(StoreError::Corrupt("injected commit failure".into()));
+            }
         }
         self.inner.commit(changes).await
     }
@@ -118,6 +122,7 @@ async fn a_batch_built_on_a_failed_commit_is_never_stored() {
     let store = Arc::new(GatedStore {
         inner: sqlite,
         hold: AtomicBool::new(false),
+        succeed_held: AtomicBool::new(false),
         entered: Notify::new(),
         release: Notify::new(),
     });
@@ -230,4 +235,116 @@ async fn a_batch_built_on_a_failed_commit_is_never_stored() {
         store.load_doc(&bucket).await.expect("load").changes.len(),
         1
     );
+}
+
+/// An engine on a gated SQLite store with alice's group conversation committed, and a
+/// message of hers for its current bucket.
+async fn alice_and_a_message(
+    dir: &std::path::Path,
+) -> (Arc<GatedStore>, Engine, Author, DocId, Vec<u8>) {
+    let sqlite = maintenance::open_store(None, dir).await.expect("store");
+    let store = Arc::new(GatedStore {
+        inner: sqlite,
+        hold: AtomicBool::new(false),
+        succeed_held: AtomicBool::new(false),
+        entered: Notify::new(),
+        release: Notify::new(),
+    });
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(Metrics::new()),
+        EngineConfig::default(),
+    );
+    let tenant = TenantId::new("acme").expect("tenant");
+    let alice = AccountId::new("alice").expect("account");
+    let author = Author::user(alice.clone());
+    let conv = ConvId::new("resubmit").expect("conv");
+    let conv_doc = DocId::conv(&tenant, &conv);
+    let now = now_ms();
+    let mut replica = doc::genesis(&conv_doc)
+        .expect("genesis")
+        .with_actor(ActorId::from(&[7u8; 16][..]));
+    let spec = write::CreateConv {
+        kind: ConvKind::Group,
+        created_by: alice.clone(),
+        created_at: now,
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread: None,
+        info: Info::default(),
+        settings: Settings::defaults_for(ConvKind::Group),
+        members: vec![Member::new(alice.clone(), Role::Owner)],
+    };
+    write::create_conversation(&mut replica, &IntentTag::new("c", "create"), &spec)
+        .expect("create");
+    let creation = replica.get_last_local_change().expect("change");
+    let outcome = engine
+        .submit(
+            conv_doc,
+            author.clone(),
+            vec![creation.raw_bytes().to_vec()],
+        )
+        .await;
+    assert!(is_ack(&outcome), "{outcome:?}");
+    let bucket = DocId::msgs(&tenant, &conv, now.div_euclid(DEFAULT_BUCKET_MS));
+    let mut replica: Automerge = doc::genesis(&bucket)
+        .expect("genesis")
+        .with_actor(ActorId::from(&[9u8; 16][..]));
+    let m = NewMessage::text(MessageId::new("m1").expect("id"), alice, "hi", now);
+    write::post_message(&mut replica, &IntentTag::new("m1", "send"), &m).expect("post");
+    let message = replica
+        .get_last_local_change()
+        .expect("change")
+        .raw_bytes()
+        .to_vec();
+    (store, engine, author, bucket, message)
+}
+
+/// A change resubmitted while the batch that accepted it is being committed is answered
+/// with that commit: acked once it is durable, failed when it is lost, never before.
+#[tokio::test]
+async fn a_resubmission_waits_for_the_commit_under_way() {
+    for commit_succeeds in [false, true] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, engine, author, bucket, message) = alice_and_a_message(dir.path()).await;
+        store.succeed_held.store(commit_succeeds, Ordering::SeqCst);
+        store.hold.store(true, Ordering::SeqCst);
+        let first = engine
+            .enqueue_submit(bucket.clone(), author.clone(), vec![message.clone()])
+            .await;
+        store.entered.notified().await;
+        let mut again = engine
+            .enqueue_submit(bucket.clone(), author.clone(), vec![message.clone()])
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            again.try_recv().is_err(),
+            "answered before the commit it depends on"
+        );
+        store.release.notify_one();
+        let first = first.await.expect("answered");
+        let again = again.await.expect("answered");
+        if commit_succeeds {
+            assert!(is_ack(&first) && is_ack(&again), "{first:?} {again:?}");
+            assert_eq!(first, again, "the same seq");
+        } else {
+            assert!(
+                matches!(first[0], SubmitOutcome::Failed { .. })
+                    && matches!(again[0], SubmitOutcome::Failed { .. }),
+                "{first:?} {again:?}"
+            );
+            assert!(store
+                .load_doc(&bucket)
+                .await
+                .expect("load")
+                .changes
+                .is_empty());
+        }
+        // Resubmitted once more, it is acked (stored now if it was lost).
+        let last = engine.submit(bucket.clone(), author, vec![message]).await;
+        assert!(is_ack(&last), "{last:?}");
+        assert_eq!(
+            store.load_doc(&bucket).await.expect("load").changes.len(),
+            1
+        );
+    }
 }

@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::policy::DenyCode;
+use confab_core::validate::RejectCode;
 use confab_server::store::postgres::PgStore;
 use confab_server::store::sqlite::SqliteStore;
 use confab_server::store::{
@@ -1171,7 +1173,7 @@ async fn rejection_audit(env: Env) {
             doc: conv_doc("t1", "room").to_string(),
             account: account("mallory"),
             hash,
-            code: "denied".to_owned(),
+            code: RejectCode::Policy(DenyCode::NotMember),
             reason: format!("not a member ({i}) — «refusé»"),
             at: 10 + i64::try_from(i).expect("i"),
         })
@@ -1183,7 +1185,7 @@ async fn rejection_audit(env: Env) {
         doc: "not even a doc id".to_owned(),
         account: account("eve"),
         hash: None,
-        code: "decode".to_owned(),
+        code: RejectCode::Malformed,
         reason: String::new(),
         at: 0,
     })
@@ -1204,7 +1206,7 @@ async fn rejection_audit_in_batches(env: Env) {
             doc: conv_doc("t1", "room").to_string(),
             account: account("mallory"),
             hash: (i % 2 == 0).then_some([(i % 256) as u8; 32]),
-            code: "not_member".to_owned(),
+            code: RejectCode::Policy(DenyCode::NotMember),
             reason: format!("flood {i} — «refusé»"),
             at: i64::from(i),
         })

@@ -1,4 +1,4 @@
-//! Reject codes: validation's own, plus every policy denial.
+//! Reject codes: validation's own, every policy denial, and the server's own reason.
 
 use automerge::ChangeHash;
 
@@ -46,6 +46,9 @@ pub enum RejectCode {
     TooManyOps,
     /// The policy said no.
     Policy(DenyCode),
+    /// A server-built change (a REST intent) does not apply to the document: nothing to
+    /// validate. Never sent on the wire: REST answers it per endpoint.
+    NotApplicable,
 }
 
 impl RejectCode {
@@ -69,10 +72,12 @@ impl RejectCode {
             RejectCode::DuplicateKey => "duplicate_key",
             RejectCode::TooManyOps => "too_many_ops",
             RejectCode::Policy(code) => code.as_str(),
+            RejectCode::NotApplicable => "not_applicable",
         }
     }
 
-    /// Every validation code (policy codes are `DenyCode::ALL`).
+    /// Every validation code (policy codes are `DenyCode::ALL`; `NotApplicable` is the
+    /// server's own and not a verdict on a submitted change).
     pub const VALIDATION: &'static [RejectCode] = &[
         RejectCode::Malformed,
         RejectCode::ForgedActor,

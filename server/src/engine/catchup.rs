@@ -10,7 +10,6 @@ use confab_core::ids::DocId;
 use confab_core::protocol::{
     change_actor_and_start_op, encode_server, ErrorCode, SeqChange, ServerFrame, SnapshotOrder,
 };
-use confab_core::validate::AcceptedDoc;
 use serde_bytes::ByteBuf;
 
 use super::{ConnHandle, Engine};
@@ -25,12 +24,7 @@ const SNAPSHOT_MIN_MISSED: u64 = 500;
 const ORDER_PAGE: usize = 10_000;
 
 /// The document a unit holds, as catch-up needs it.
-pub(super) struct DocInfo<'a> {
-    pub accepted: &'a AcceptedDoc,
-    pub last_seq: u64,
-    /// The seq a compaction folded the log up to (0: none).
-    pub snapshot_seq: u64,
-}
+pub(super) type DocInfo<'a> = confab_core::accept::DocView<'a>;
 
 type Refusal = (ErrorCode, String);
 

@@ -21,6 +21,7 @@ use confab_core::model::conversation::Conversation;
 use confab_core::model::url::UrlRule;
 use confab_core::policy::Author;
 use confab_core::protocol::{ErrorCode, SignalKind};
+use confab_core::validate::RejectCode;
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::clock::now_ms;
@@ -62,7 +63,7 @@ pub enum Control {
     /// The account lost read access to `doc`.
     Revoke {
         doc: DocId,
-        code: String,
+        code: RejectCode,
         reason: String,
     },
     /// The connection could not keep up with pushes of `doc`; it should close (the client
@@ -90,7 +91,8 @@ pub enum SubmitOutcome {
     },
     Reject {
         hash: Option<[u8; 32]>,
-        code: String,
+        /// On the wire as `code.as_str()`.
+        code: RejectCode,
         reason: String,
     },
     /// Not decided (storage failed or the server is stopping): resubmit later.
@@ -153,24 +155,8 @@ pub(crate) enum Job {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum UnitKey {
-    Conv(TenantId, ConvId),
-    Account(TenantId, AccountId),
-}
-
-impl UnitKey {
-    fn of(doc: &DocId) -> Self {
-        match doc.target() {
-            DocTarget::Conv(c) | DocTarget::Msgs(c, _) => {
-                UnitKey::Conv(doc.tenant().clone(), c.clone())
-            }
-            DocTarget::Profile(a) | DocTarget::Private(a) => {
-                UnitKey::Account(doc.tenant().clone(), a.clone())
-            }
-        }
-    }
-}
+/// A serialization unit: one worker task each.
+pub(crate) use confab_core::accept::UnitId as UnitKey;
 
 pub(crate) struct Inner {
     store: Arc<dyn Store>,
@@ -182,6 +168,15 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     /// Whether the storage can be used (see `store::health`).
     health: Health,
+}
+
+/// Why a job could not be handed to its unit.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub(crate) enum DispatchError {
+    #[error("engine lock poisoned")]
+    LockPoisoned,
+    #[error("unit unavailable")]
+    UnitUnavailable,
 }
 
 /// The engine; cheap to clone.
@@ -280,14 +275,14 @@ impl Engine {
     }
 
     /// Sends a job to its unit, starting the unit if needed.
-    async fn dispatch(&self, key: UnitKey, mut job: Job) -> Result<(), String> {
+    async fn dispatch(&self, key: UnitKey, mut job: Job) -> Result<(), DispatchError> {
         for _ in 0..3 {
             let sender = {
                 let mut units = self
                     .inner
                     .units
                     .lock()
-                    .map_err(|_| "engine lock poisoned".to_string())?;
+                    .map_err(|_| DispatchError::LockPoisoned)?;
                 match units.get(&key) {
                     Some(tx) if !tx.is_closed() => tx.clone(),
                     _ => {
@@ -303,7 +298,7 @@ impl Engine {
                 Err(mpsc::error::SendError(back)) => job = back,
             }
         }
-        Err("unit unavailable".into())
+        Err(DispatchError::UnitUnavailable)
     }
 
     pub(crate) fn unit_stopped(&self, key: &UnitKey, tx: &mpsc::Sender<Job>) {
@@ -372,7 +367,7 @@ impl Engine {
             conn,
         };
         if let Err(e) = self.dispatch(key, job).await {
-            let _ = fallback.send(failed(&e));
+            let _ = fallback.send(failed(&e.to_string()));
             return fallback_rx;
         }
         rx
@@ -414,7 +409,7 @@ impl Engine {
         }
         let (reply, rx) = oneshot::channel();
         let key = UnitKey::of(&doc);
-        if let Err(message) = self
+        if let Err(e) = self
             .dispatch(
                 key,
                 Job::Write {
@@ -430,7 +425,7 @@ impl Engine {
                 code: ErrorCode::Internal,
                 retry_after_ms: None,
                 hash: None,
-                message,
+                message: e.to_string(),
             };
         }
         rx.await.unwrap_or(SubmitOutcome::Failed {
@@ -459,7 +454,7 @@ impl Engine {
             },
         )
         .await
-        .map_err(|e| (ErrorCode::Internal, e))?;
+        .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         rx.await
             .unwrap_or(Err((ErrorCode::Internal, "the unit stopped".into())))
     }
@@ -500,7 +495,7 @@ impl Engine {
             },
         )
         .await
-        .map_err(|e| (ErrorCode::Internal, e))?;
+        .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         rx.await
             .unwrap_or(Err((ErrorCode::Internal, "the unit stopped".into())))
     }

@@ -10,41 +10,47 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_core::automerge::legacy::{Key, OpType};
-use confab_core::automerge::{ActorId, Change, ScalarValue};
-use confab_core::doc::{schema::keys, IntentTag};
-use confab_core::ids::{AccountId, ConvId, DocId, DocTarget};
-use confab_core::model::conversation::Conversation;
+use confab_core::accept::{
+    AcceptError, Acceptor, AcceptorConfig, Decision, Need, Step, Submission,
+};
+use confab_core::automerge::ActorId;
+use confab_core::doc::IntentTag;
+use confab_core::ids::{AccountId, DocId, DocTarget};
 use confab_core::policy::{Author, Effect};
 use confab_core::protocol::{ErrorCode, ServerFrame};
-use confab_core::validate::{self, refresh_conversation, AcceptedDoc, Env, Verdict};
+use confab_core::validate::{RejectCode, Rejection};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
 use super::committer::CommitResult;
 use super::{now_ms, projection, ConnHandle, Engine, Job, SubmitOutcome, UnitKey};
-use crate::store::{NewChange, RejectionRecord, StoredDoc};
+use crate::store::{NewChange, RejectionRecord, StoreError, StoredDoc};
 
-struct DocState {
-    accepted: AcceptedDoc,
-    /// The seq of the newest accepted change (validated, maybe not yet committed).
-    last_seq: u64,
-    /// The seq of the newest committed change.
-    committed_seq: u64,
-    snapshot_seq: u64,
-    last_used: u64,
+/// Why a unit could not decide a change (it is answered `internal` or `unavailable`).
+#[derive(Debug, thiserror::Error)]
+enum UnitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Accept(#[from] AcceptError),
 }
+
+/// How long a thread's change waits for its parent's unit to answer.
+const PARENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Pending {
     change: NewChange,
     effects: Vec<Effect>,
 }
 
-/// Where a change's answer comes from: decided now, or after the commit of `pending[i]`.
+/// Where a change's answer comes from: decided now, after the commit of `pending[i]`, or
+/// (a resubmission of a change accepted in a batch still being committed) acked once the
+/// batch it waits in is committed with every batch before it.
 enum Slot {
     Done(SubmitOutcome),
     Pending(usize),
+    Durable { hash: [u8; 32], seq: u64 },
 }
 
 enum Waiter {
@@ -73,20 +79,20 @@ fn job_changes(job: &Job) -> usize {
 
 pub(crate) fn spawn(key: UnitKey, engine: Engine) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(1024);
+    let config = AcceptorConfig {
+        urls: engine.inner.config.urls,
+        max_buckets: engine.inner.config.max_buckets,
+    };
     let unit = Unit {
+        acceptor: Acceptor::new(key.clone(), config),
+        loaded: 0,
         key,
         engine,
         tx: tx.clone(),
-        docs: HashMap::new(),
-        conv: None,
         subscribers: HashMap::new(),
-        bindings: HashMap::new(),
-        last_post: HashMap::new(),
-        tick: 0,
         batch: Batch::default(),
         in_flight: VecDeque::new(),
         epoch: Arc::new(AtomicBool::new(false)),
-        broken: None,
     };
     tokio::spawn(unit.run(rx));
     tx
@@ -116,20 +122,17 @@ struct Unit {
     key: UnitKey,
     engine: Engine,
     tx: mpsc::Sender<Job>,
-    docs: HashMap<DocId, DocState>,
-    conv: Option<Conversation>,
+    /// Decides every change; the unit answers its needs and carries out its verdicts.
+    acceptor: Acceptor,
+    /// Documents the acceptor held when the `docs_in_memory` gauge was last set.
+    loaded: usize,
     subscribers: HashMap<DocId, Vec<ConnHandle>>,
-    bindings: HashMap<ActorId, AccountId>,
-    last_post: HashMap<AccountId, i64>,
-    tick: u64,
     /// The batch being validated.
     batch: Batch,
     /// Batches handed to the committer, oldest first.
     in_flight: VecDeque<InFlight>,
     /// Shared with the committer; set when a batch fails (see `pipeline`).
     epoch: Arc<AtomicBool>,
-    /// Set when an Automerge call failed on accepted state; the unit reloads after the job.
-    broken: Option<String>,
 }
 
 /// What the unit's loop woke up for.
@@ -157,10 +160,7 @@ impl Unit {
                 self.engine.inner.config.idle
             };
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
-            let staged = self
-                .docs
-                .values()
-                .any(|s| s.accepted.staged_len() >= SPARE_APPLY);
+            let staged = self.acceptor.most_staged() >= SPARE_APPLY;
             let queued = !fair.is_empty();
             let wake = tokio::select! {
                 biased;
@@ -224,16 +224,7 @@ impl Unit {
             self.process(rest).await;
         }
         self.settle().await;
-        self.set_loaded(0);
-    }
-
-    fn set_loaded(&mut self, count: usize) {
-        let metrics = &self.engine.inner.metrics;
-        let before = self.docs.len() as i64;
-        metrics.docs_in_memory.inc_by(count as i64 - before);
-        if count == 0 {
-            self.docs.clear();
-        }
+        self.reset();
     }
 
     /// Validates the jobs' changes into the current batch and hands it to the committer.
@@ -287,264 +278,108 @@ impl Unit {
         self.apply_staged(MAX_STAGED).await;
     }
 
-    async fn load(&mut self, doc: &DocId) -> Result<(), String> {
-        self.tick += 1;
-        if let Some(state) = self.docs.get_mut(doc) {
-            state.last_used = self.tick;
-            return Ok(());
-        }
-        let stored: StoredDoc = self
-            .engine
-            .store()
-            .load_doc(doc)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut accepted = match &stored.snapshot {
-            Some(bytes) => AcceptedDoc::load(doc.clone(), bytes),
-            None => AcceptedDoc::new(doc.clone()),
-        }
-        .map_err(|e| format!("loading {doc}: {e}"))?;
-        let changes = stored
-            .changes
-            .iter()
-            .map(|(_, bytes)| Change::try_from(&bytes[..]))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("stored change of {doc}: {e}"))?;
-        // One Automerge call for the whole log: its fixed cost per call dominates.
-        accepted
-            .apply_all(changes)
-            .map_err(|e| format!("stored changes of {doc}: {e}"))?;
-        self.engine.inner.metrics.docs_in_memory.inc();
-        self.docs.insert(
-            doc.clone(),
-            DocState {
-                accepted,
+    /// Answers the acceptor's need for a stored document.
+    async fn load(&mut self, doc: DocId) -> Result<(), UnitError> {
+        let stored: StoredDoc = self.engine.store().load_doc(&doc).await?;
+        let result = self.acceptor.load(
+            doc,
+            confab_core::accept::StoredDoc {
+                snapshot: stored.snapshot.as_deref(),
+                changes: stored.changes.iter().map(|(_, b)| &b[..]).collect(),
                 last_seq: stored.last_seq,
-                committed_seq: stored.last_seq,
                 snapshot_seq: stored.snapshot_seq,
-                last_used: self.tick,
             },
         );
-        self.evict_buckets();
+        self.count_loaded();
+        Ok(result?)
+    }
+
+    /// Loads what reading or writing `doc` needs (its conversation first).
+    async fn prepare(&mut self, doc: &DocId) -> Result<(), UnitError> {
+        while let Some(Need::Doc(id)) = self.acceptor.need_to_read(doc)? {
+            self.load(id).await?;
+        }
         Ok(())
     }
 
-    /// Keeps at most `max_buckets` message buckets in memory (least recently used go). A
-    /// bucket with changes not yet committed stays: reloaded, it would miss them.
-    fn evict_buckets(&mut self) {
-        let max = self.engine.inner.config.max_buckets.max(1);
-        loop {
-            let buckets: Vec<(&DocId, &DocState)> = self
-                .docs
-                .iter()
-                .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
-                .collect();
-            if buckets.len() <= max {
-                return;
-            }
-            let Some(oldest) = buckets
-                .iter()
-                .filter(|(_, s)| s.last_seq == s.committed_seq)
-                .min_by_key(|(_, s)| s.last_used)
-                .map(|(id, _)| (*id).clone())
-            else {
-                return;
-            };
-            self.docs.remove(&oldest);
-            self.engine.inner.metrics.docs_in_memory.dec();
-        }
-    }
-
-    /// Loads `doc` and, in a conversation unit, the conversation itself.
-    async fn ensure(&mut self, doc: &DocId) -> Result<(), String> {
-        if let UnitKey::Conv(tenant, conv) = self.key.clone() {
-            let conv_doc = DocId::conv(&tenant, &conv);
-            if self.conv.is_none() || !self.docs.contains_key(&conv_doc) {
-                self.load(&conv_doc).await?;
-                if let Some(state) = self.docs.get(&conv_doc) {
-                    self.conv = Some(confab_core::doc::read::read_conversation(
-                        state.accepted.doc(),
-                        conv.clone(),
-                    ));
-                }
-            }
-        }
-        self.load(doc).await
+    /// Keeps the `docs_in_memory` gauge in step with what the acceptor holds.
+    fn count_loaded(&mut self) {
+        let now = self.acceptor.loaded_len();
+        let metric = &self.engine.inner.metrics.docs_in_memory;
+        metric.inc_by(now as i64 - self.loaded as i64);
+        self.loaded = now;
     }
 
     /// Drops everything in memory: after a failed commit, memory may hold what storage lost.
     fn reset(&mut self) {
-        self.set_loaded(0);
-        self.conv = None;
-        self.bindings.clear();
+        self.acceptor.reset();
+        self.count_loaded();
     }
 
-    async fn binding(&mut self, doc: &DocId, actor: &ActorId) -> Result<(), String> {
-        if self.bindings.contains_key(actor) {
-            return Ok(());
-        }
-        if let Some(account) = self
-            .engine
-            .store()
-            .actor_account(doc.tenant(), actor.to_bytes())
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            self.bindings.insert(actor.clone(), account);
-        }
-        Ok(())
-    }
-
-    /// The parent of a thread (or of a conversation whose creation names one).
-    async fn parent_of(&self, doc: &DocId, change: &Change) -> HashMap<ConvId, Conversation> {
-        let mut out = HashMap::new();
-        let DocTarget::Conv(own) = doc.target() else {
-            return out;
-        };
-        let from_state = self
-            .conv
-            .as_ref()
-            .and_then(|c| c.meta.as_ref())
-            .and_then(|m| m.thread.as_ref())
-            .map(|t| t.parent.clone());
-        let parent = from_state.or_else(|| {
-            // Hostile bytes can make decoding panic; validation rejects them right after.
-            let expanded =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()?;
-            expanded
-                .operations
-                .iter()
-                .find_map(|op| match (&op.key, &op.action) {
-                    (Key::Map(k), OpType::Put(ScalarValue::Str(s)))
-                        if k.as_str() == keys::PARENT =>
-                    {
-                        ConvId::new(s.as_str()).ok()
-                    }
-                    _ => None,
-                })
-        });
-        if let Some(parent) = parent.filter(|p| p != own) {
-            let lookup = self.engine.conversation(doc.tenant(), &parent);
-            // A cycle of units waiting on each other ends here instead of hanging.
-            if let Ok(Some(conv)) = tokio::time::timeout(Duration::from_secs(2), lookup).await {
-                out.insert(parent, conv);
+    /// Drives the acceptor through one submission, answering its needs from storage and
+    /// the other units.
+    async fn decide(&mut self, sub: &mut Submission<'_>) -> Result<Decision, UnitError> {
+        loop {
+            match self.acceptor.step(sub) {
+                Step::Done(decision) => return Ok(decision),
+                Step::Need(Need::Doc(id)) => self.load(id).await?,
+                Step::Need(Need::Binding(actor)) => {
+                    let tenant = sub.doc().tenant();
+                    let store = self.engine.store();
+                    let account = store.actor_account(tenant, actor.to_bytes()).await?;
+                    self.acceptor.answer_binding(sub, actor, account);
+                }
+                Step::Need(Need::Parent(parent)) => {
+                    let lookup = self.engine.conversation(sub.doc().tenant(), &parent);
+                    // A cycle of units waiting on each other ends here instead of hanging.
+                    let found = tokio::time::timeout(PARENT_TIMEOUT, lookup)
+                        .await
+                        .ok()
+                        .flatten();
+                    sub.answer_parent(parent, found);
+                }
+                Step::Need(Need::SeqOf(hash)) => {
+                    let seq = self.engine.store().seq_of(sub.doc(), &hash.0).await?;
+                    sub.answer_seq(seq);
+                }
             }
         }
-        out
     }
 
     async fn accept(&mut self, doc: &DocId, author: &Author, bytes: Vec<u8>) -> Slot {
-        let change = match validate::parse_change(&bytes) {
-            Ok(c) => c,
-            Err(r) => return self.reject(doc, author, None, "malformed_change", r.reason),
-        };
-        let hash = change.hash().0;
-        if let Some(message) = &self.broken {
-            return failed(Some(hash), message.clone());
-        }
-        if let Some(reason) = self.outsider(doc, author) {
-            return self.reject(doc, author, Some(hash), "not_member", reason);
-        }
-        if let Err(e) = self.ensure(doc).await {
-            return failed(Some(hash), e);
-        }
-        if let Err(e) = self.binding(doc, change.actor_id()).await {
-            return failed(Some(hash), e);
-        }
-        if let Some(i) = self
-            .batch
-            .pending
-            .iter()
-            .position(|p| p.change.hash == hash && p.change.doc == *doc)
-        {
-            // Acked with it, like an accepted change, only to its writer or a reader; anyone
-            // else goes on to validation, which refuses them (see `validate::validate`).
-            let writer = self.batch.pending[i].change.account == author.account;
-            if writer
-                || self
-                    .readable_by(doc, &author.account, author.service)
-                    .is_ok()
-            {
-                return Slot::Pending(i);
-            }
-        }
-        let others = self.parent_of(doc, &change).await;
         let now = now_ms();
-        let verdict = {
-            let Some(state) = self.docs.get_mut(doc) else {
-                return failed(Some(hash), "document not loaded");
-            };
-            let env = Env {
-                author,
-                bindings: &self.bindings,
-                conv: self.conv.as_ref(),
-                others: &others,
-                now_ms: now,
-                last_post_ms: self.last_post.get(&author.account).copied(),
-                urls: self.engine.inner.config.urls,
-            };
-            validate::validate_staged(&mut state.accepted, &env, change)
+        let mut sub = match Submission::new(doc, author, &bytes, now) {
+            Ok(sub) => sub,
+            Err(r) => return self.reject(doc, author, r),
         };
-        let accepted = match verdict {
-            Err(r) => {
-                return self.reject(doc, author, r.hash.map(|h| h.0), r.code.as_str(), r.reason)
-            }
-            Ok(Verdict::AlreadyAccepted(h)) => {
-                return match self.engine.store().seq_of(doc, &h.0).await {
-                    // A change folded into a snapshot keeps no seq of its own: report the snapshot's.
-                    Ok(seq) => Slot::Done(SubmitOutcome::Ack {
-                        hash: h.0,
-                        seq: seq
-                            .unwrap_or_else(|| self.docs.get(doc).map_or(0, |s| s.snapshot_seq)),
-                    }),
-                    Err(e) => failed(Some(h.0), e.to_string()),
-                };
-            }
-            Ok(Verdict::Accept(a)) => *a,
+        let hash = sub.hash().0;
+        let decided = self.decide(&mut sub).await;
+        let accepted = match decided {
+            Err(e) => return failed(Some(hash), e.to_string()),
+            Ok(Decision::Failed(e)) => return failed(Some(hash), e.to_string()),
+            Ok(Decision::Rejected(r)) => return self.reject(doc, author, r),
+            Ok(Decision::AlreadyAccepted {
+                hash,
+                seq,
+                durable: true,
+            }) => return Slot::Done(SubmitOutcome::Ack { hash: hash.0, seq }),
+            // Accepted in a batch not yet committed: acked with that commit, never before.
+            Ok(Decision::AlreadyAccepted {
+                hash,
+                seq,
+                durable: false,
+            }) => return Slot::Durable { hash: hash.0, seq },
+            Ok(Decision::Accepted(a)) => a,
         };
-        let validate::Accepted {
-            change,
-            new_binding,
-            effects,
-            footprint,
-            ..
-        } = accepted;
-        let Some(state) = self.docs.get_mut(doc) else {
-            return failed(Some(hash), "document not loaded");
-        };
-        // Bucket changes wait in the document's stage and are applied in one Automerge call
-        // per batch (flush); a projection that reads the bucket needs them applied now.
-        let reads_bucket = effects
-            .iter()
-            .any(|e| matches!(e, Effect::EditBody(_) | Effect::DeleteMessage(_)));
-        let staged = state.accepted.stage(change, footprint).and_then(|()| {
-            if reads_bucket {
-                state.accepted.apply_staged()
-            } else {
-                Ok(())
+        let projection = match (doc.target(), self.acceptor.conversation()) {
+            (DocTarget::Conv(_), Some(conv)) => {
+                projection::for_conv(doc, conv, &accepted.effects, accepted.created)
             }
-        });
-        if let Err(e) = staged {
-            let message = format!("applying an accepted change: {e}");
-            self.broken = Some(message.clone());
-            return failed(Some(hash), message);
-        }
-        state.last_seq += 1;
-        let seq = state.last_seq;
-        if let Some(actor) = &new_binding {
-            self.bindings.insert(actor.clone(), author.account.clone());
-        }
-        let projection =
-            if let (DocTarget::Conv(_), Some(conv)) = (doc.target(), self.conv.as_mut()) {
-                let was_created = conv.meta.is_some();
-                refresh_conversation(conv, state.accepted.doc(), &effects);
-                projection::for_conv(doc, conv, &effects, !was_created && conv.meta.is_some())
-            } else {
-                projection::for_msgs(doc, seq, state.accepted.doc(), &effects)
-            };
-        if effects.iter().any(|e| matches!(e, Effect::PostMessage(_))) {
-            self.last_post.insert(author.account.clone(), now);
-        }
+            (DocTarget::Conv(_), None) => Vec::new(),
+            _ => self.acceptor.doc(doc).map_or_else(Vec::new, |d| {
+                projection::for_msgs(doc, accepted.seq, d.doc(), &accepted.effects)
+            }),
+        };
         self.batch.pending.push(Pending {
             change: NewChange {
                 doc: doc.clone(),
@@ -552,37 +387,18 @@ impl Unit {
                 bytes,
                 account: author.account.clone(),
                 accepted_at: now,
-                seq,
-                bind_actor: new_binding.map(|a| a.to_bytes().to_vec()),
+                seq: accepted.seq,
+                bind_actor: accepted.new_binding.map(|a| a.to_bytes().to_vec()),
                 projection,
             },
-            effects,
+            effects: accepted.effects,
         });
         Slot::Pending(self.batch.pending.len() - 1)
     }
 
-    /// Why `author` may write nothing in message bucket `doc`, when that is known without
-    /// validating: the conversation exists and the account was never a member of it (and is
-    /// not a service account). Every bucket effect needs membership then (docs/POLICY.md);
-    /// self-joins and creations go to the conversation document, not to buckets.
-    fn outsider(&self, doc: &DocId, author: &Author) -> Option<String> {
-        if author.service || !matches!(doc.target(), DocTarget::Msgs(..)) {
-            return None;
-        }
-        let conv = self.conv.as_ref().filter(|c| c.meta.is_some())?;
-        conv.member(&author.account)
-            .is_none()
-            .then(|| format!("{} is not a member of {}", author.account, conv.id))
-    }
-
-    fn reject(
-        &self,
-        doc: &DocId,
-        author: &Author,
-        hash: Option<[u8; 32]>,
-        code: &str,
-        reason: String,
-    ) -> Slot {
+    fn reject(&self, doc: &DocId, author: &Author, rejection: Rejection) -> Slot {
+        let Rejection { hash, code, reason } = rejection;
+        let hash = hash.map(|h| h.0);
         self.engine.inner.metrics.rejected(code);
         // Logged and stored in batches by the audit writer (`engine::audit`).
         self.engine.inner.audit.record(RejectionRecord {
@@ -590,50 +406,34 @@ impl Unit {
             doc: doc.to_string(),
             account: author.account.clone(),
             hash,
-            code: code.to_owned(),
+            code,
             reason: reason.clone(),
             at: now_ms(),
         });
-        Slot::Done(SubmitOutcome::Reject {
-            hash,
-            code: code.to_owned(),
-            reason,
-        })
+        Slot::Done(SubmitOutcome::Reject { hash, code, reason })
     }
 
     async fn write(&mut self, doc: &DocId, author: &Author, intent: super::IntentFn) -> Slot {
-        if let Some(message) = &self.broken {
-            return failed(None, message.clone());
+        if let Some(message) = self.acceptor.broken() {
+            return failed(None, message.to_owned());
         }
-        if let Err(e) = self.ensure(doc).await {
-            return failed(None, e);
+        if let Err(e) = self.prepare(doc).await {
+            return failed(None, e.to_string());
         }
-        let Some(state) = self.docs.get_mut(doc) else {
-            return failed(None, "document not loaded");
+        let mut fork = match self.acceptor.fork(doc, rest_actor(doc, &author.account)) {
+            Ok(fork) => fork,
+            Err(e) => return failed(None, e.to_string()),
         };
-        if let Err(e) = state.accepted.apply_staged() {
-            let message = format!("applying accepted changes: {e}");
-            self.broken = Some(message.clone());
-            return failed(None, message);
-        }
-        let mut fork = state
-            .accepted
-            .doc()
-            .fork()
-            .with_actor(rest_actor(doc, &author.account));
         let tag = IntentTag::new(format!("rest-{}", now_ms()), "rest");
+        let not_applicable =
+            |reason: String| Rejection::new(None, RejectCode::NotApplicable, reason);
         match intent(&mut fork, &tag) {
             Ok(Some(_)) => {}
             Ok(None) => {
-                return self.reject(
-                    doc,
-                    author,
-                    None,
-                    "not_applicable",
-                    "the intent changes nothing".into(),
-                )
+                let r = not_applicable("the intent changes nothing".into());
+                return self.reject(doc, author, r);
             }
-            Err(e) => return self.reject(doc, author, None, "not_applicable", e.to_string()),
+            Err(e) => return self.reject(doc, author, not_applicable(e.to_string())),
         }
         let Some(change) = fork.get_last_local_change() else {
             return failed(None, "the intent made no change");
@@ -647,18 +447,7 @@ impl Unit {
     /// batches in flight are refused, and once the committer is past them the unit reloads
     /// from storage.
     async fn apply_staged(&mut self, over: usize) {
-        let mut failure = None;
-        for (doc, state) in self.docs.iter_mut() {
-            if state.accepted.staged_len() <= over {
-                continue;
-            }
-            if let Err(e) = state.accepted.apply_staged() {
-                failure = Some(format!("applying accepted changes of {doc}: {e}"));
-                break;
-            }
-        }
-        if let Some(message) = failure {
-            self.broken = Some(message);
+        if self.acceptor.apply_staged(over).is_err() {
             self.reload().await;
         }
     }
@@ -667,7 +456,7 @@ impl Unit {
     /// batches validated on it, wait until the committer is past them, and start over from
     /// storage.
     async fn reload(&mut self) {
-        let Some(message) = self.broken.take() else {
+        let Some(message) = self.acceptor.broken().map(str::to_owned) else {
             return;
         };
         tracing::error!(%message, "reloading from storage");
@@ -678,11 +467,6 @@ impl Unit {
         self.settle().await;
     }
 
-    /// May `conn` read `doc`?
-    fn readable(&self, doc: &DocId, conn: &ConnHandle) -> Result<(), (ErrorCode, String)> {
-        self.readable_by(doc, &conn.account, conn.service)
-    }
-
     /// May `account` (a service account when `service`) read `doc`?
     fn readable_by(
         &self,
@@ -690,26 +474,9 @@ impl Unit {
         account: &AccountId,
         service: bool,
     ) -> Result<(), (ErrorCode, String)> {
-        match doc.target() {
-            DocTarget::Profile(_) => Ok(()),
-            DocTarget::Private(owner) if owner == account => Ok(()),
-            DocTarget::Private(_) => Err((
-                ErrorCode::Forbidden,
-                "private documents are their account's".into(),
-            )),
-            DocTarget::Conv(_) | DocTarget::Msgs(..) => {
-                let conv = self.conv.as_ref().filter(|c| c.meta.is_some());
-                match conv {
-                    None => Err((ErrorCode::Forbidden, "no such conversation".into())),
-                    Some(_) if service => Ok(()),
-                    Some(c) if c.active_member(account).is_some() => Ok(()),
-                    Some(_) => Err((
-                        ErrorCode::Forbidden,
-                        format!("{account} is not an active member"),
-                    )),
-                }
-            }
-        }
+        self.acceptor
+            .may_read(doc, account, service)
+            .map_err(|e| (ErrorCode::Forbidden, e.to_string()))
     }
 
     async fn handle(&mut self, job: Job) {
@@ -746,8 +513,12 @@ impl Unit {
                 let conv = match &self.key {
                     UnitKey::Conv(tenant, conv) => {
                         let id = DocId::conv(tenant, conv);
-                        match self.ensure(&id).await {
-                            Ok(()) => self.conv.clone().filter(|c| c.meta.is_some()),
+                        match self.prepare(&id).await {
+                            Ok(()) => self
+                                .acceptor
+                                .conversation()
+                                .filter(|c| c.meta.is_some())
+                                .cloned(),
                             Err(_) => None,
                         }
                     }
@@ -772,9 +543,9 @@ impl Unit {
         kind: confab_core::protocol::SignalKind,
         data: Option<String>,
     ) -> Result<(), (ErrorCode, String)> {
-        self.ensure(doc)
+        self.prepare(doc)
             .await
-            .map_err(|e| (ErrorCode::Internal, e))?;
+            .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         self.readable_by(doc, &from.account, from.service)?;
         let frame = ServerFrame::Signal {
             doc: doc.to_string(),
@@ -792,20 +563,16 @@ impl Unit {
         after: u64,
         conn: &ConnHandle,
     ) -> Result<(), (ErrorCode, String)> {
-        self.ensure(doc).await.map_err(|e| {
+        self.prepare(doc).await.map_err(|e| {
             // Failed fast because the storage is down: retryable, say so.
             let code = match self.engine.health().is_down() {
                 true => ErrorCode::Unavailable,
                 false => ErrorCode::Internal,
             };
-            (code, e)
+            (code, e.to_string())
         })?;
-        self.readable(doc, conn)?;
-        let info = self.docs.get(doc).map(|s| super::catchup::DocInfo {
-            accepted: &s.accepted,
-            last_seq: s.last_seq,
-            snapshot_seq: s.snapshot_seq,
-        });
+        self.readable_by(doc, &conn.account, conn.service)?;
+        let info = self.acceptor.view(doc);
         super::catchup::send(&self.engine, doc, after, info, conn).await
     }
 }

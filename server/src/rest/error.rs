@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::error::ModelError;
 use confab_core::policy::DenyCode;
+use confab_core::validate::RejectCode;
 use serde::Serialize;
 
 use crate::engine::SubmitOutcome;
@@ -87,15 +88,13 @@ impl ApiError {
 
     /// A change the engine rejected: policy denials are 403 (`already_created` is 409),
     /// everything else (schema and value checks) is 422.
-    pub fn rejected(code: &str, reason: String) -> Self {
-        if code == DenyCode::AlreadyCreated.as_str() {
-            return Self::new(StatusCode::CONFLICT, code, reason);
-        }
-        if DenyCode::ALL.iter().any(|d| d.as_str() == code) {
-            Self::new(StatusCode::FORBIDDEN, code, reason)
-        } else {
-            Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, reason)
-        }
+    pub fn rejected(code: RejectCode, reason: String) -> Self {
+        let status = match code {
+            RejectCode::Policy(DenyCode::AlreadyCreated) => StatusCode::CONFLICT,
+            RejectCode::Policy(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Self::new(status, code.as_str(), reason)
     }
 }
 
@@ -147,10 +146,12 @@ pub type NotApplicable = fn(String) -> ApiError;
 pub fn acked(outcome: SubmitOutcome, not_applicable: NotApplicable) -> Result<u64, ApiError> {
     match outcome {
         SubmitOutcome::Ack { seq, .. } => Ok(seq),
-        SubmitOutcome::Reject { code, reason, .. } if code == "not_applicable" => {
-            Err(not_applicable(reason))
-        }
-        SubmitOutcome::Reject { code, reason, .. } => Err(ApiError::rejected(&code, reason)),
+        SubmitOutcome::Reject {
+            code: RejectCode::NotApplicable,
+            reason,
+            ..
+        } => Err(not_applicable(reason)),
+        SubmitOutcome::Reject { code, reason, .. } => Err(ApiError::rejected(code, reason)),
         SubmitOutcome::Failed { message, .. } => Err(ApiError::unavailable(message)),
     }
 }
@@ -162,23 +163,24 @@ mod tests {
 
     #[test]
     fn policy_codes_are_403_others_422() {
+        for deny in [DenyCode::ServiceOnly, DenyCode::NotCounterparty] {
+            let err = ApiError::rejected(RejectCode::Policy(deny), String::new());
+            assert_eq!(err.status, StatusCode::FORBIDDEN);
+            assert_eq!(err.code, deny.as_str());
+        }
         assert_eq!(
-            ApiError::rejected("service_only", String::new()).status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            ApiError::rejected("not_counterparty", String::new()).status,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            ApiError::rejected("already_created", String::new()).status,
+            ApiError::rejected(RejectCode::Policy(DenyCode::AlreadyCreated), String::new()).status,
             StatusCode::CONFLICT
         );
-        for code in ["too_long", "invalid_value", "unknown_key", "wrong_type"] {
-            assert_eq!(
-                ApiError::rejected(code, String::new()).status,
-                StatusCode::UNPROCESSABLE_ENTITY
-            );
+        for code in [
+            RejectCode::TooLong,
+            RejectCode::InvalidValue,
+            RejectCode::UnknownKey,
+            RejectCode::WrongType,
+        ] {
+            let err = ApiError::rejected(code, String::new());
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(err.code, code.as_str());
         }
     }
 
@@ -199,7 +201,7 @@ mod tests {
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         let na = SubmitOutcome::Reject {
             hash: None,
-            code: "not_applicable".into(),
+            code: RejectCode::NotApplicable,
             reason: "no such member".into(),
         };
         let err = acked(na, ApiError::not_found).expect_err("rejected");

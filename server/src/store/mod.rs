@@ -121,7 +121,8 @@ pub struct RejectionRecord {
     pub doc: String,
     pub account: AccountId,
     pub hash: Option<[u8; 32]>,
-    pub code: String,
+    /// Stored as `code.as_str()`.
+    pub code: confab_core::validate::RejectCode,
     pub reason: String,
     pub at: i64,
 }

@@ -339,7 +339,7 @@ impl Store for SqliteStore {
         .bind(&record.doc)
         .bind(record.account.as_str())
         .bind(record.hash.as_ref().map(|h| &h[..]))
-        .bind(&record.code)
+        .bind(record.code.as_str())
         .bind(&record.reason)
         .bind(record.at)
         .execute(&self.writer)
@@ -362,7 +362,7 @@ impl Store for SqliteStore {
                     .push_bind(&r.doc)
                     .push_bind(r.account.as_str())
                     .push_bind(r.hash.as_ref().map(|h| &h[..]))
-                    .push_bind(&r.code)
+                    .push_bind(r.code.as_str())
                     .push_bind(&r.reason)
                     .push_bind(r.at);
             },

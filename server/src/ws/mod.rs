@@ -199,7 +199,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
             }
             Some(event) = control_rx.recv() => match event {
                 Control::Revoke { doc, code, reason } => {
-                    if let Some(Action::Send(frame)) = session.revoke(&doc, &code, &reason) {
+                    if let Some(Action::Send(frame)) = session.revoke(&doc, code.as_str(), &reason) {
                         out.push(framed(&frame));
                     }
                 }
@@ -311,7 +311,7 @@ fn outcome_frame(doc: &DocId, outcome: SubmitOutcome) -> ServerFrame {
         SubmitOutcome::Reject { hash, code, reason } => ServerFrame::Reject {
             doc: doc.to_string(),
             hash: hash.map(|h| ByteBuf::from(h.to_vec())),
-            code,
+            code: code.as_str().to_owned(),
             reason,
         },
         SubmitOutcome::Failed {

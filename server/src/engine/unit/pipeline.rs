@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use confab_core::ids::{AccountId, DocId};
 use confab_core::model::conversation::MemberStatus;
-use confab_core::policy::Effect;
+use confab_core::policy::{DenyCode, Effect};
 use confab_core::protocol::{encode_server, ErrorCode, SeqChange, ServerFrame};
+use confab_core::validate::RejectCode;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
@@ -104,6 +105,9 @@ impl Unit {
         let Batch {
             pending, waiting, ..
         } = flight.batch;
+        // Committed, and no earlier batch of its epoch was lost: everything accepted before
+        // it is durable too (what a `Slot::Durable` waits for).
+        let durable = result.is_ok() && !flight.epoch.load(Ordering::SeqCst);
         let outcomes: Vec<SubmitOutcome> = match result {
             Ok(durable) => {
                 let metrics = &self.engine.inner.metrics;
@@ -115,9 +119,7 @@ impl Unit {
                     .changes_accepted
                     .inc_by(pending.len() as u64);
                 for p in &pending {
-                    if let Some(state) = self.docs.get_mut(&p.change.doc) {
-                        state.committed_seq = state.committed_seq.max(p.change.seq);
-                    }
+                    self.acceptor.committed(&p.change.doc, p.change.seq);
                 }
                 self.publish(&pending);
                 pending
@@ -156,6 +158,13 @@ impl Unit {
         let engine = self.engine.clone();
         let resolve = |slot: Slot| match slot {
             Slot::Done(o) => engine.outage_outcome(o),
+            Slot::Durable { hash, seq } if durable => SubmitOutcome::Ack { hash, seq },
+            Slot::Durable { hash, .. } => engine.outage_outcome(SubmitOutcome::Failed {
+                code: ErrorCode::Internal,
+                retry_after_ms: None,
+                hash: Some(hash),
+                message: "an earlier batch of this conversation was not stored".into(),
+            }),
             Slot::Pending(i) => outcomes.get(i).cloned().unwrap_or(SubmitOutcome::Failed {
                 code: ErrorCode::Internal,
                 retry_after_ms: None,
@@ -247,7 +256,7 @@ impl Unit {
                 }
                 let _ = conn.control.try_send(Control::Revoke {
                     doc: doc.clone(),
-                    code: "member_inactive".into(),
+                    code: RejectCode::Policy(DenyCode::MemberInactive),
                     reason: format!("{account} is {}", status.as_str()),
                 });
                 false

@@ -1,0 +1,36 @@
+//! Who may read a unit's documents.
+
+use crate::ids::{AccountId, DocId, DocTarget};
+use crate::model::conversation::Conversation;
+
+/// Why an account may not read a document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadDenied {
+    #[error("private documents are their account's")]
+    Private,
+    #[error("no such conversation")]
+    NoConversation,
+    #[error("{0} is not an active member")]
+    NotActiveMember(AccountId),
+}
+
+/// Anyone reads a profile; the owner its private document; an active member or a service
+/// account a conversation that exists and its buckets.
+pub(super) fn may_read(
+    conv: Option<&Conversation>,
+    doc: &DocId,
+    account: &AccountId,
+    service: bool,
+) -> Result<(), ReadDenied> {
+    match doc.target() {
+        DocTarget::Profile(_) => Ok(()),
+        DocTarget::Private(owner) if owner == account => Ok(()),
+        DocTarget::Private(_) => Err(ReadDenied::Private),
+        DocTarget::Conv(_) | DocTarget::Msgs(..) => match conv.filter(|c| c.meta.is_some()) {
+            None => Err(ReadDenied::NoConversation),
+            Some(_) if service => Ok(()),
+            Some(c) if c.active_member(account).is_some() => Ok(()),
+            Some(_) => Err(ReadDenied::NotActiveMember(account.clone())),
+        },
+    }
+}

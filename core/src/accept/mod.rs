@@ -1,0 +1,548 @@
+//! The acceptor of one serialization unit, sans-io: a conversation (its `conv` document and
+//! message buckets) or an account (profile and private documents).
+//!
+//! The host hands it a [`Submission`] and calls [`Acceptor::step`] until it returns a
+//! [`Decision`]; in between, the acceptor says what it [`Need`]s as data (a document to
+//! load, an actor binding, a thread's parent, a stored seq) and the host answers. The
+//! acceptor owns everything acceptance decides: the loaded documents with their staged
+//! changes, per-document seqs, the cached typed conversation, actor bindings, slow mode,
+//! the cheap refusal of outsiders, who may read what, and which buckets may leave memory.
+//! The host owns storage, commits, clocks and answers: it tells the acceptor what became
+//! durable ([`Acceptor::committed`]) and resets it when a commit failed.
+
+mod access;
+mod docs;
+mod parent;
+mod submission;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use automerge::{ActorId, Automerge, ChangeHash};
+
+pub use access::ReadDenied;
+pub use docs::{DocView, StoredDoc};
+pub use submission::{AcceptedChange, Decision, Need, Step, Submission};
+
+use self::docs::Loaded;
+use crate::doc::DocError;
+use crate::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
+use crate::model::conversation::Conversation;
+use crate::model::url::UrlRule;
+use crate::policy::{DenyCode, Effect};
+use crate::validate::{
+    self, refresh_conversation, AcceptedDoc, Env, RejectCode, Rejection, Verdict,
+};
+
+/// A serialization unit: every change to its documents is decided in one order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UnitId {
+    Conv(TenantId, ConvId),
+    Account(TenantId, AccountId),
+}
+
+impl UnitId {
+    /// The unit `doc` belongs to.
+    pub fn of(doc: &DocId) -> Self {
+        match doc.target() {
+            DocTarget::Conv(c) | DocTarget::Msgs(c, _) => {
+                UnitId::Conv(doc.tenant().clone(), c.clone())
+            }
+            DocTarget::Profile(a) | DocTarget::Private(a) => {
+                UnitId::Account(doc.tenant().clone(), a.clone())
+            }
+        }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            UnitId::Conv(t, _) | UnitId::Account(t, _) => t,
+        }
+    }
+
+    /// Whether `doc` belongs to this unit (no allocation: called for every change).
+    pub fn holds(&self, doc: &DocId) -> bool {
+        match (self, doc.target()) {
+            (UnitId::Conv(t, c), DocTarget::Conv(d) | DocTarget::Msgs(d, _)) => {
+                t == doc.tenant() && c == d
+            }
+            (UnitId::Account(t, a), DocTarget::Profile(b) | DocTarget::Private(b)) => {
+                t == doc.tenant() && a == b
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why the acceptor could not do what the host asked (never a verdict on a change).
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("{0} does not belong to this unit")]
+    OtherUnit(DocId),
+    #[error("loading {doc}: {source}")]
+    Load {
+        doc: DocId,
+        /// Boxed: a large error would make every `Result` of the acceptor large.
+        #[source]
+        source: Box<DocError>,
+    },
+    #[error("stored change of {doc}: {reason}")]
+    StoredChange { doc: DocId, reason: String },
+    #[error("{0} is not loaded")]
+    NotLoaded(DocId),
+    /// An Automerge call failed on accepted state: memory no longer matches what was
+    /// accepted. The acceptor refuses everything until [`Acceptor::reset`].
+    #[error("{0}")]
+    Broken(String),
+    #[error("the submission was already decided")]
+    Finished,
+}
+
+/// How an acceptor behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptorConfig {
+    /// Which schemes URL fields accept.
+    pub urls: UrlRule,
+    /// Message buckets kept loaded (least recently used leave, never with uncommitted
+    /// changes).
+    pub max_buckets: usize,
+}
+
+impl Default for AcceptorConfig {
+    fn default() -> Self {
+        AcceptorConfig {
+            urls: UrlRule::HttpsOnly,
+            max_buckets: 4,
+        }
+    }
+}
+
+/// The accepted state of one unit and the rules that move it. See the module docs.
+#[derive(Debug)]
+pub struct Acceptor {
+    unit: UnitId,
+    /// The unit's `conv` document (conversation units).
+    conv_doc: Option<DocId>,
+    config: AcceptorConfig,
+    docs: HashMap<DocId, Loaded>,
+    /// The typed conversation, refreshed by the effects of every accepted conv change.
+    conv: Option<Conversation>,
+    bindings: HashMap<ActorId, AccountId>,
+    /// When each account's last message was accepted (slow mode). Kept across a reset:
+    /// storage does not hold it, and keeping it only errs on the strict side.
+    last_post: HashMap<AccountId, i64>,
+    tick: u64,
+    broken: Option<String>,
+}
+
+impl Acceptor {
+    pub fn new(unit: UnitId, config: AcceptorConfig) -> Self {
+        let conv_doc = match &unit {
+            UnitId::Conv(tenant, conv) => Some(DocId::conv(tenant, conv)),
+            UnitId::Account(..) => None,
+        };
+        Acceptor {
+            unit,
+            conv_doc,
+            config,
+            docs: HashMap::new(),
+            conv: None,
+            bindings: HashMap::new(),
+            last_post: HashMap::new(),
+            tick: 0,
+            broken: None,
+        }
+    }
+
+    pub fn unit(&self) -> &UnitId {
+        &self.unit
+    }
+
+    /// Takes the submission one step further: what is needed next, or the decision.
+    pub fn step(&mut self, sub: &mut Submission<'_>) -> Step {
+        match self.next(sub) {
+            Ok(step) => step,
+            Err(e) => Step::Done(Decision::Failed(e)),
+        }
+    }
+
+    fn next(&mut self, sub: &mut Submission<'_>) -> Result<Step, AcceptError> {
+        if let Some(message) = &self.broken {
+            return Err(AcceptError::Broken(message.clone()));
+        }
+        let doc = sub.doc;
+        if !self.unit.holds(doc) {
+            return Err(AcceptError::OtherUnit(doc.clone()));
+        }
+        // The conversation comes before the bucket: a non-member is refused without
+        // loading one, which keeps a flood of them cheap.
+        if let Some(need) = self.conv_to_load() {
+            return Ok(Step::Need(need));
+        }
+        if let Some(reason) = self.outsider(doc, sub.author) {
+            return Ok(Step::Done(Decision::Rejected(Rejection::new(
+                Some(sub.hash),
+                RejectCode::Policy(DenyCode::NotMember),
+                reason,
+            ))));
+        }
+        if let Some(need) = self.touch(doc) {
+            return Ok(Step::Need(need));
+        }
+        if let Some(hash) = sub.already {
+            let loaded = self.loaded(doc)?;
+            return Ok(match sub.seq {
+                None => Step::Need(Need::SeqOf(hash)),
+                // A change folded into a snapshot keeps no seq of its own: the snapshot's.
+                Some(seq) => Step::Done(Decision::AlreadyAccepted {
+                    hash,
+                    seq: seq.unwrap_or(loaded.snapshot_seq),
+                    durable: true,
+                }),
+            });
+        }
+        let Some(change) = sub.change.as_ref() else {
+            return Err(AcceptError::Finished);
+        };
+        let actor = change.actor_id();
+        if !self.bindings.contains_key(actor) && !sub.unbound.contains(actor) {
+            return Ok(Step::Need(Need::Binding(actor.clone())));
+        }
+        if sub.parent.is_none() {
+            if let Some(parent) = self.parent_to_ask(doc, change) {
+                return Ok(Step::Need(Need::Parent(parent)));
+            }
+        }
+        self.validate(sub)
+    }
+
+    fn validate(&mut self, sub: &mut Submission<'_>) -> Result<Step, AcceptError> {
+        let Some(change) = sub.change.take() else {
+            return Err(AcceptError::Finished);
+        };
+        let others = sub.take_parents();
+        let author = sub.author;
+        let loaded = self
+            .docs
+            .get_mut(sub.doc)
+            .ok_or_else(|| AcceptError::NotLoaded(sub.doc.clone()))?;
+        let env = Env {
+            author,
+            bindings: &self.bindings,
+            conv: self.conv.as_ref(),
+            others: &others,
+            now_ms: sub.now_ms,
+            last_post_ms: self.last_post.get(&author.account).copied(),
+            urls: self.config.urls,
+        };
+        let accepted = match validate::validate_staged(&mut loaded.accepted, &env, change) {
+            Err(rejection) => return Ok(Step::Done(Decision::Rejected(rejection))),
+            Ok(Verdict::AlreadyAccepted(hash)) => {
+                // Accepted but not yet durable: its ack waits for the commit under way.
+                if let Some(seq) = loaded.uncommitted_seq(&hash) {
+                    return Ok(Step::Done(Decision::AlreadyAccepted {
+                        hash,
+                        seq,
+                        durable: false,
+                    }));
+                }
+                sub.already = Some(hash);
+                return Ok(Step::Need(Need::SeqOf(hash)));
+            }
+            Ok(Verdict::Accept(accepted)) => *accepted,
+        };
+        let validate::Accepted {
+            hash,
+            change,
+            new_binding,
+            effects,
+            footprint,
+        } = accepted;
+        // Edits and deletions leave the bucket applied: the host reads what they changed
+        // (previews). Everything else in a bucket waits for one apply per batch.
+        let reads_bucket = effects
+            .iter()
+            .any(|e| matches!(e, Effect::EditBody(_) | Effect::DeleteMessage(_)));
+        let staged = loaded.accepted.stage(change, footprint).and_then(|()| {
+            if reads_bucket {
+                loaded.accepted.apply_staged()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = staged {
+            return Err(self.break_down(format!("applying an accepted change: {e}")));
+        }
+        let seq = loaded.accept(hash);
+        if let Some(actor) = &new_binding {
+            self.bindings.insert(actor.clone(), author.account.clone());
+        }
+        let mut created = false;
+        if let (DocTarget::Conv(_), Some(conv)) = (sub.doc.target(), self.conv.as_mut()) {
+            let was_created = conv.meta.is_some();
+            refresh_conversation(conv, loaded.accepted.doc(), &effects);
+            created = !was_created && conv.meta.is_some();
+        }
+        if effects.iter().any(|e| matches!(e, Effect::PostMessage(_))) {
+            self.last_post.insert(author.account.clone(), sub.now_ms);
+        }
+        Ok(Step::Done(Decision::Accepted(AcceptedChange {
+            hash,
+            seq,
+            effects,
+            new_binding,
+            created,
+        })))
+    }
+
+    /// The answer to [`Need::Binding`]: a binding is a lasting fact and is kept; "none" is
+    /// kept for this submission only (its own change may bind the actor).
+    pub fn answer_binding(
+        &mut self,
+        sub: &mut Submission<'_>,
+        actor: ActorId,
+        account: Option<AccountId>,
+    ) {
+        match account {
+            Some(account) => {
+                self.bindings.insert(actor, account);
+            }
+            None => sub.unbound.push(actor),
+        }
+    }
+
+    /// The parent conversation to look up for a change to the `conv` document: the one
+    /// the cached conversation names, or the one the change names while creating a thread.
+    fn parent_to_ask(&self, doc: &DocId, change: &automerge::Change) -> Option<ConvId> {
+        let DocTarget::Conv(own) = doc.target() else {
+            return None;
+        };
+        let from_state = self
+            .conv
+            .as_ref()
+            .and_then(|c| c.meta.as_ref())
+            .and_then(|m| m.thread.as_ref())
+            .map(|t| t.parent.clone());
+        from_state
+            .or_else(|| parent::named_parent(change))
+            .filter(|p| p != own)
+    }
+
+    /// Why `author` may write nothing in message bucket `doc`, when that is known without
+    /// validating: the conversation exists and the account was never a member of it (and is
+    /// not a service account). Every bucket effect needs membership then; self-joins and
+    /// creations go to the conversation document, not to buckets.
+    fn outsider(&self, doc: &DocId, author: &crate::policy::Author) -> Option<String> {
+        if author.service || !matches!(doc.target(), DocTarget::Msgs(..)) {
+            return None;
+        }
+        let conv = self.conv.as_ref().filter(|c| c.meta.is_some())?;
+        conv.member(&author.account)
+            .is_none()
+            .then(|| format!("{} is not a member of {}", author.account, conv.id))
+    }
+
+    /// What must be loaded before `doc` can be read or written: the unit's conversation
+    /// first, then the document. `None` once both are in memory.
+    pub fn need_to_read(&mut self, doc: &DocId) -> Result<Option<Need>, AcceptError> {
+        if !self.unit.holds(doc) {
+            return Err(AcceptError::OtherUnit(doc.clone()));
+        }
+        Ok(self.conv_to_load().or_else(|| self.touch(doc)))
+    }
+
+    /// The conversation document, when a conversation unit has not loaded it.
+    fn conv_to_load(&self) -> Option<Need> {
+        let conv_doc = self.conv_doc.as_ref()?;
+        (self.conv.is_none() || !self.docs.contains_key(conv_doc))
+            .then(|| Need::Doc(conv_doc.clone()))
+    }
+
+    /// Marks `doc` as just used (eviction goes by it), or asks for it to be loaded.
+    fn touch(&mut self, doc: &DocId) -> Option<Need> {
+        self.tick += 1;
+        match self.docs.get_mut(doc) {
+            Some(loaded) => {
+                loaded.last_used = self.tick;
+                None
+            }
+            None => Some(Need::Doc(doc.clone())),
+        }
+    }
+
+    /// The answer to [`Need::Doc`]: the stored document. Loading the conversation document
+    /// also reads the typed conversation.
+    pub fn load(&mut self, id: DocId, stored: StoredDoc<'_>) -> Result<(), AcceptError> {
+        if !self.unit.holds(&id) {
+            return Err(AcceptError::OtherUnit(id));
+        }
+        self.tick += 1;
+        if let Some(loaded) = self.docs.get_mut(&id) {
+            loaded.last_used = self.tick;
+            return Ok(());
+        }
+        let loaded = Loaded::from_storage(id.clone(), stored, self.tick)?;
+        if let (Some(conv_doc), UnitId::Conv(_, conv)) = (&self.conv_doc, &self.unit) {
+            if *conv_doc == id {
+                self.conv = Some(crate::doc::read::read_conversation(
+                    loaded.accepted.doc(),
+                    conv.clone(),
+                ));
+            }
+        }
+        self.evict_buckets(&id);
+        self.docs.insert(id, loaded);
+        Ok(())
+    }
+
+    /// The host committed `doc`'s changes up to `seq`: they are durable now.
+    pub fn committed(&mut self, doc: &DocId, seq: u64) {
+        if let Some(loaded) = self.docs.get_mut(doc) {
+            loaded.committed(seq);
+        }
+    }
+
+    /// Makes room for bucket `coming` within `max_buckets` message buckets (least recently
+    /// used leave). A bucket holding changes not yet committed stays: reloaded, it would
+    /// miss them.
+    fn evict_buckets(&mut self, coming: &DocId) {
+        if !matches!(coming.target(), DocTarget::Msgs(..)) {
+            return;
+        }
+        let max = self.config.max_buckets.max(1) - 1;
+        loop {
+            let buckets = self
+                .docs
+                .keys()
+                .filter(|id| matches!(id.target(), DocTarget::Msgs(..)))
+                .count();
+            if buckets <= max {
+                return;
+            }
+            let oldest = self
+                .docs
+                .iter()
+                .filter(|(id, l)| matches!(id.target(), DocTarget::Msgs(..)) && l.all_committed())
+                .min_by_key(|(_, l)| l.last_used)
+                .map(|(id, _)| id.clone());
+            let Some(oldest) = oldest else {
+                return;
+            };
+            self.docs.remove(&oldest);
+        }
+    }
+
+    /// Drops everything loaded: after a failed commit memory may hold what storage lost.
+    pub fn reset(&mut self) {
+        self.docs.clear();
+        self.conv = None;
+        self.bindings.clear();
+        self.broken = None;
+    }
+
+    /// Applies the staged changes of every document holding more than `over` (one Automerge
+    /// call each).
+    pub fn apply_staged(&mut self, over: usize) -> Result<(), AcceptError> {
+        let mut failure = None;
+        for (id, loaded) in self.docs.iter_mut() {
+            if loaded.accepted.staged_len() <= over {
+                continue;
+            }
+            if let Err(e) = loaded.accepted.apply_staged() {
+                failure = Some(format!("applying accepted changes of {id}: {e}"));
+                break;
+            }
+        }
+        match failure {
+            Some(message) => Err(self.break_down(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// The most staged changes one document holds.
+    pub fn most_staged(&self) -> usize {
+        self.docs
+            .values()
+            .map(|l| l.accepted.staged_len())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A copy of `doc` with every accepted change applied, writing as `actor` (the server
+    /// builds a REST intent's change on it, then submits that change as any other).
+    pub fn fork(&mut self, doc: &DocId, actor: ActorId) -> Result<Automerge, AcceptError> {
+        let loaded = self.loaded_mut(doc)?;
+        if let Err(e) = loaded.accepted.apply_staged() {
+            return Err(self.break_down(format!("applying accepted changes: {e}")));
+        }
+        let loaded = self.loaded(doc)?;
+        Ok(loaded.accepted.doc().fork().with_actor(actor))
+    }
+
+    fn break_down(&mut self, message: String) -> AcceptError {
+        self.broken = Some(message.clone());
+        AcceptError::Broken(message)
+    }
+
+    /// Why memory no longer matches what was accepted, if it does not.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
+    fn loaded(&self, doc: &DocId) -> Result<&Loaded, AcceptError> {
+        self.docs
+            .get(doc)
+            .ok_or_else(|| AcceptError::NotLoaded(doc.clone()))
+    }
+
+    fn loaded_mut(&mut self, doc: &DocId) -> Result<&mut Loaded, AcceptError> {
+        self.docs
+            .get_mut(doc)
+            .ok_or_else(|| AcceptError::NotLoaded(doc.clone()))
+    }
+
+    /// A loaded document (applied state; staged changes are not in `doc()`).
+    pub fn doc(&self, id: &DocId) -> Option<&AcceptedDoc> {
+        self.docs.get(id).map(|l| &l.accepted)
+    }
+
+    /// A loaded document with its seqs, as catch-up needs it.
+    pub fn view(&self, id: &DocId) -> Option<DocView<'_>> {
+        self.docs.get(id).map(Loaded::view)
+    }
+
+    /// The cached typed conversation (conversation units, once loaded).
+    pub fn conversation(&self) -> Option<&Conversation> {
+        self.conv.as_ref()
+    }
+
+    pub fn binding(&self, actor: &ActorId) -> Option<&AccountId> {
+        self.bindings.get(actor)
+    }
+
+    /// Documents in memory.
+    pub fn loaded_len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether `doc` holds accepted changes not yet committed.
+    pub fn has_uncommitted(&self, doc: &DocId) -> bool {
+        self.docs.get(doc).is_some_and(|l| !l.all_committed())
+    }
+
+    /// May `account` (a service account when `service`) read `doc`?
+    pub fn may_read(
+        &self,
+        doc: &DocId,
+        account: &AccountId,
+        service: bool,
+    ) -> Result<(), ReadDenied> {
+        access::may_read(self.conv.as_ref(), doc, account, service)
+    }
+
+    /// The hash of an accepted change that is not yet committed, and its seq.
+    pub fn uncommitted_seq(&self, doc: &DocId, hash: &ChangeHash) -> Option<u64> {
+        self.docs.get(doc).and_then(|l| l.uncommitted_seq(hash))
+    }
+}

@@ -1,0 +1,23 @@
+//! The parent a conversation change names (a thread being created), read from its ops.
+
+use automerge::legacy::{Key, OpType};
+use automerge::{Change, ScalarValue};
+
+use crate::doc::schema::keys;
+use crate::ids::ConvId;
+
+/// The conversation a change puts under the `parent` key, if any. Hostile bytes can make
+/// Automerge's decoding panic: that is caught here, and validation refuses them right after.
+pub(super) fn named_parent(change: &Change) -> Option<ConvId> {
+    let expanded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()?;
+    expanded
+        .operations
+        .iter()
+        .find_map(|op| match (&op.key, &op.action) {
+            (Key::Map(k), OpType::Put(ScalarValue::Str(s))) if k.as_str() == keys::PARENT => {
+                ConvId::new(s.as_str()).ok()
+            }
+            _ => None,
+        })
+}

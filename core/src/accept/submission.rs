@@ -1,0 +1,141 @@
+//! One change on its way through the acceptor: what the host was asked for it and answered,
+//! and the acceptor's final word.
+
+use std::collections::HashMap;
+
+use automerge::{ActorId, Change, ChangeHash};
+
+use crate::ids::{ConvId, DocId};
+use crate::model::conversation::Conversation;
+use crate::policy::{Author, Effect};
+use crate::validate::{parse_change, Rejection};
+
+use super::AcceptError;
+
+/// What the acceptor needs from the host before it can go on with a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Load this document from storage and hand it over with [`super::Acceptor::load`].
+    Doc(DocId),
+    /// Which account is this actor bound to in storage? Answer with
+    /// [`super::Acceptor::answer_binding`].
+    Binding(ActorId),
+    /// The accepted conversation this one names as its parent (a thread); answer with
+    /// [`Submission::answer_parent`].
+    Parent(ConvId),
+    /// The stored seq of this change, which the document already holds and which is
+    /// committed; answer with [`Submission::answer_seq`] (`None`: folded into a snapshot).
+    SeqOf(ChangeHash),
+}
+
+/// The acceptor's answer to [`super::Acceptor::step`].
+#[derive(Debug)]
+pub enum Step {
+    Need(Need),
+    Done(Decision),
+}
+
+/// The verdict on one submitted change.
+#[derive(Debug)]
+pub enum Decision {
+    /// New and allowed: the acceptor holds it (staged or applied) under `seq`; the host
+    /// stores it and acks once that is durable.
+    Accepted(AcceptedChange),
+    /// Already part of the document, and the author may know it. `durable` is false while
+    /// the change is accepted but not yet committed: its ack must wait for that commit.
+    AlreadyAccepted {
+        hash: ChangeHash,
+        seq: u64,
+        durable: bool,
+    },
+    /// Refused for a reason about the change; nothing changed.
+    Rejected(Rejection),
+    /// Not decided: the acceptor's memory can no longer be trusted (an Automerge call failed
+    /// on accepted state). The host resets it once the batches built on it are settled.
+    Failed(AcceptError),
+}
+
+/// What the host stores and projects for an accepted change.
+#[derive(Debug, Clone)]
+pub struct AcceptedChange {
+    pub hash: ChangeHash,
+    /// The next seq of its document.
+    pub seq: u64,
+    pub effects: Vec<Effect>,
+    /// Set when this change binds its actor to the author (store the binding with it).
+    pub new_binding: Option<ActorId>,
+    /// The change created the unit's conversation (its meta appeared).
+    pub created: bool,
+}
+
+/// One change submitted to an [`super::Acceptor`], with the answers the host gave for it.
+/// Negative and per-change answers live here, so they never outlive the submission and
+/// never make the acceptor ask again for it.
+#[derive(Debug)]
+pub struct Submission<'a> {
+    pub(super) doc: &'a DocId,
+    pub(super) author: &'a Author,
+    pub(super) now_ms: i64,
+    pub(super) hash: ChangeHash,
+    /// Taken by validation.
+    pub(super) change: Option<Change>,
+    /// Actors storage knows no binding for (a first change binds them).
+    pub(super) unbound: Vec<ActorId>,
+    /// The parent lookup, once answered (found or not).
+    pub(super) parent: Option<(ConvId, Option<Conversation>)>,
+    /// Validation said "already accepted"; waiting for the stored seq.
+    pub(super) already: Option<ChangeHash>,
+    pub(super) seq: Option<Option<u64>>,
+}
+
+impl<'a> Submission<'a> {
+    /// Parses submitted bytes (one uncompressed change chunk).
+    pub fn new(
+        doc: &'a DocId,
+        author: &'a Author,
+        bytes: &[u8],
+        now_ms: i64,
+    ) -> Result<Self, Rejection> {
+        Ok(Self::from_change(doc, author, parse_change(bytes)?, now_ms))
+    }
+
+    pub fn from_change(doc: &'a DocId, author: &'a Author, change: Change, now_ms: i64) -> Self {
+        Submission {
+            doc,
+            author,
+            now_ms,
+            hash: change.hash(),
+            change: Some(change),
+            unbound: Vec::new(),
+            parent: None,
+            already: None,
+            seq: None,
+        }
+    }
+
+    pub fn hash(&self) -> ChangeHash {
+        self.hash
+    }
+
+    pub fn doc(&self) -> &DocId {
+        self.doc
+    }
+
+    /// The answer to [`Need::Parent`]: the parent as accepted, or `None` when it is not known.
+    pub fn answer_parent(&mut self, id: ConvId, conv: Option<Conversation>) {
+        self.parent = Some((id, conv));
+    }
+
+    /// The answer to [`Need::SeqOf`].
+    pub fn answer_seq(&mut self, seq: Option<u64>) {
+        self.seq = Some(seq);
+    }
+
+    /// The answered parent, for validation (which runs once per submission).
+    pub(super) fn take_parents(&mut self) -> HashMap<ConvId, Conversation> {
+        match self.parent.take() {
+            Some((id, Some(conv))) => HashMap::from([(id, conv)]),
+            _ => HashMap::new(),
+        }
+    }
+}

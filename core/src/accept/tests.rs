@@ -1,0 +1,280 @@
+//! The acceptor's protocol with its host: what it asks, in which order, and what it keeps.
+
+use std::collections::HashMap;
+
+use automerge::{ActorId, Automerge, Change};
+
+use super::*;
+use crate::doc::{self, write, IntentTag};
+use crate::ids::MessageId;
+use crate::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
+use crate::model::message::NewMessage;
+use crate::policy::Author;
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn tenant() -> TenantId {
+    TenantId::new("acme").expect("tenant")
+}
+
+fn conv_id() -> ConvId {
+    ConvId::new("room").expect("conv")
+}
+
+fn account(name: &str) -> AccountId {
+    AccountId::new(name).expect("account")
+}
+
+fn conv_doc() -> DocId {
+    DocId::conv(&tenant(), &conv_id())
+}
+
+fn bucket(n: i64) -> DocId {
+    DocId::msgs(&tenant(), &conv_id(), NOW.div_euclid(DEFAULT_BUCKET_MS) + n)
+}
+
+fn acceptor(max_buckets: usize) -> Acceptor {
+    Acceptor::new(
+        UnitId::of(&conv_doc()),
+        AcceptorConfig {
+            max_buckets,
+            ..AcceptorConfig::default()
+        },
+    )
+}
+
+/// Storage as the host sees it: nothing stored (every document is its genesis), bindings
+/// and seqs as given.
+#[derive(Default)]
+struct Host {
+    bindings: HashMap<ActorId, AccountId>,
+    seqs: HashMap<ChangeHash, u64>,
+    asked: Vec<Need>,
+}
+
+impl Host {
+    fn drive(
+        &mut self,
+        acceptor: &mut Acceptor,
+        doc: &DocId,
+        author: &Author,
+        change: Change,
+    ) -> Decision {
+        let mut sub = Submission::from_change(doc, author, change, NOW);
+        for _ in 0..20 {
+            match acceptor.step(&mut sub) {
+                Step::Done(decision) => return decision,
+                Step::Need(need) => {
+                    self.asked.push(need.clone());
+                    match need {
+                        Need::Doc(id) => acceptor.load(id, StoredDoc::default()).expect("load"),
+                        Need::Binding(actor) => {
+                            let found = self.bindings.get(&actor).cloned();
+                            acceptor.answer_binding(&mut sub, actor, found);
+                        }
+                        Need::Parent(id) => sub.answer_parent(id, None),
+                        Need::SeqOf(hash) => sub.answer_seq(self.seqs.get(&hash).copied()),
+                    }
+                }
+            }
+        }
+        panic!("the acceptor keeps asking: {:?}", self.asked);
+    }
+}
+
+fn accepted(decision: Decision) -> AcceptedChange {
+    match decision {
+        Decision::Accepted(a) => a,
+        other => panic!("not accepted: {other:?}"),
+    }
+}
+
+fn creation(alice: &AccountId) -> (Automerge, Change) {
+    let mut replica = doc::genesis(&conv_doc())
+        .expect("genesis")
+        .with_actor(ActorId::from(&[1u8; 16][..]));
+    let spec = write::CreateConv {
+        kind: ConvKind::Group,
+        created_by: alice.clone(),
+        created_at: NOW,
+        bucket_ms: DEFAULT_BUCKET_MS,
+        thread: None,
+        info: Info::default(),
+        settings: Settings::defaults_for(ConvKind::Group),
+        members: vec![Member::new(alice.clone(), Role::Owner)],
+    };
+    write::create_conversation(&mut replica, &IntentTag::new("c", "create"), &spec)
+        .expect("create");
+    let change = replica.get_last_local_change().expect("change");
+    (replica, change)
+}
+
+fn message(replica: &mut Automerge, id: &str, author: &AccountId) -> Change {
+    message_at(replica, id, author, NOW)
+}
+
+/// A message written at `at` (it belongs to that time's bucket).
+fn message_at(replica: &mut Automerge, id: &str, author: &AccountId, at: i64) -> Change {
+    let m = NewMessage::text(MessageId::new(id).expect("id"), author.clone(), "hi", at);
+    write::post_message(replica, &IntentTag::new(id, "send"), &m).expect("post");
+    replica.get_last_local_change().expect("change")
+}
+
+fn bucket_replica(doc: &DocId, actor: u8) -> Automerge {
+    doc::genesis(doc)
+        .expect("genesis")
+        .with_actor(ActorId::from(&[actor; 16][..]))
+}
+
+/// A conversation of alice's, created and committed.
+fn created(host: &mut Host, max_buckets: usize) -> (Acceptor, Author) {
+    let alice = account("alice");
+    let author = Author::user(alice.clone());
+    let mut acc = acceptor(max_buckets);
+    let (_, change) = creation(&alice);
+    let a = accepted(host.drive(&mut acc, &conv_doc(), &author, change));
+    assert!(a.created);
+    acc.committed(&conv_doc(), a.seq);
+    (acc, author)
+}
+
+#[test]
+fn an_outsider_is_refused_without_loading_the_bucket() {
+    let mut host = Host::default();
+    let (mut acc, _) = created(&mut host, 4);
+    host.asked.clear();
+    let mallory = Author::user(account("mallory"));
+    let mut replica = bucket_replica(&bucket(0), 9);
+    let change = message(&mut replica, "m1", &mallory.account);
+    match host.drive(&mut acc, &bucket(0), &mallory, change) {
+        Decision::Rejected(r) => assert_eq!(r.code, RejectCode::Policy(DenyCode::NotMember)),
+        other => panic!("{other:?}"),
+    }
+    assert!(host.asked.is_empty(), "asked {:?}", host.asked);
+    assert!(acc.doc(&bucket(0)).is_none(), "the bucket was loaded");
+}
+
+#[test]
+fn the_conversation_is_asked_before_the_bucket_and_a_binding_once() {
+    let mut host = Host::default();
+    let alice = Author::user(account("alice"));
+    let mut acc = acceptor(4);
+    let mut replica = bucket_replica(&bucket(0), 2);
+    // Nothing loaded yet: the conversation, then the bucket, then the actor's binding.
+    let (_, create) = creation(&alice.account);
+    accepted(host.drive(&mut acc, &conv_doc(), &alice, create));
+    host.asked.clear();
+    let first = message(&mut replica, "m1", &alice.account);
+    let a = accepted(host.drive(&mut acc, &bucket(0), &alice, first));
+    assert_eq!(
+        host.asked,
+        vec![
+            Need::Doc(bucket(0)),
+            Need::Binding(ActorId::from(&[2u8; 16][..]))
+        ]
+    );
+    assert_eq!(a.new_binding, Some(ActorId::from(&[2u8; 16][..])));
+    // The binding its first change made is kept: never asked again.
+    host.asked.clear();
+    let second = message(&mut replica, "m2", &alice.account);
+    let b = accepted(host.drive(&mut acc, &bucket(0), &alice, second));
+    assert!(host.asked.is_empty(), "asked {:?}", host.asked);
+    assert_eq!((a.seq, b.seq), (1, 2));
+}
+
+#[test]
+fn a_fresh_acceptor_asks_for_the_conversation_first() {
+    let mut host = Host::default();
+    let alice = Author::user(account("alice"));
+    let mut acc = acceptor(4);
+    let mut replica = bucket_replica(&bucket(0), 2);
+    let change = message(&mut replica, "m1", &alice.account);
+    // No conversation exists: validation refuses, after conversation, bucket and binding.
+    let decision = host.drive(&mut acc, &bucket(0), &alice, change);
+    assert!(matches!(decision, Decision::Rejected(_)), "{decision:?}");
+    assert_eq!(host.asked[0], Need::Doc(conv_doc()));
+    assert_eq!(host.asked[1], Need::Doc(bucket(0)));
+    assert_eq!(host.asked.len(), 3, "{:?}", host.asked);
+}
+
+#[test]
+fn a_resubmission_waits_for_the_commit_then_asks_storage_for_its_seq() {
+    let mut host = Host::default();
+    let (mut acc, alice) = created(&mut host, 4);
+    let mut replica = bucket_replica(&bucket(0), 2);
+    let change = message(&mut replica, "m1", &alice.account);
+    let a = accepted(host.drive(&mut acc, &bucket(0), &alice, change.clone()));
+    // Accepted, not committed: not durable yet, so not to be acked before the commit.
+    match host.drive(&mut acc, &bucket(0), &alice, change.clone()) {
+        Decision::AlreadyAccepted { seq, durable, .. } => {
+            assert_eq!((seq, durable), (a.seq, false));
+        }
+        other => panic!("{other:?}"),
+    }
+    acc.committed(&bucket(0), a.seq);
+    host.seqs.insert(a.hash, a.seq);
+    host.asked.clear();
+    match host.drive(&mut acc, &bucket(0), &alice, change) {
+        Decision::AlreadyAccepted { seq, durable, .. } => assert_eq!((seq, durable), (1, true)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.asked, vec![Need::SeqOf(a.hash)]);
+}
+
+#[test]
+fn eviction_never_drops_uncommitted_changes() {
+    let mut host = Host::default();
+    let (mut acc, alice) = created(&mut host, 1);
+    let mut first = bucket_replica(&bucket(0), 2);
+    let change = message(&mut first, "m1", &alice.account);
+    let a = accepted(host.drive(&mut acc, &bucket(0), &alice, change));
+    // A second bucket (an hour-old message's) over the limit of one: the first holds an
+    // uncommitted change.
+    let mut second = bucket_replica(&bucket(-1), 3);
+    let change = message_at(&mut second, "m2", &alice.account, NOW - DEFAULT_BUCKET_MS);
+    let b = accepted(host.drive(&mut acc, &bucket(-1), &alice, change));
+    assert!(acc.doc(&bucket(0)).is_some() && acc.doc(&bucket(-1)).is_some());
+    assert!(acc.has_uncommitted(&bucket(0)));
+    // Committed, the least recently used leaves when the next one loads.
+    acc.committed(&bucket(0), a.seq);
+    acc.committed(&bucket(-1), b.seq);
+    acc.load(bucket(-2), StoredDoc::default()).expect("load");
+    assert!(acc.doc(&bucket(0)).is_none());
+    assert!(acc.doc(&bucket(-2)).is_some());
+    assert_eq!(acc.loaded_len(), 2, "the conversation and one bucket");
+}
+
+#[test]
+fn reset_forgets_everything_loaded() {
+    let mut host = Host::default();
+    let (mut acc, alice) = created(&mut host, 4);
+    let mut replica = bucket_replica(&bucket(0), 2);
+    let change = message(&mut replica, "m1", &alice.account);
+    accepted(host.drive(&mut acc, &bucket(0), &alice, change));
+    acc.reset();
+    assert_eq!(acc.loaded_len(), 0);
+    assert!(acc.conversation().is_none());
+    assert!(acc.binding(&ActorId::from(&[2u8; 16][..])).is_none());
+    assert_eq!(
+        acc.need_to_read(&bucket(0)).expect("ours"),
+        Some(Need::Doc(conv_doc()))
+    );
+}
+
+#[test]
+fn reading_follows_membership() {
+    let mut host = Host::default();
+    let (acc, alice) = created(&mut host, 4);
+    assert_eq!(acc.may_read(&bucket(0), &alice.account, false), Ok(()));
+    assert_eq!(
+        acc.may_read(&bucket(0), &account("eve"), false),
+        Err(ReadDenied::NotActiveMember(account("eve")))
+    );
+    assert_eq!(acc.may_read(&bucket(0), &account("bot"), true), Ok(()));
+    let other = DocId::parse("acme/conv/elsewhere").expect("id");
+    let mut acc = acc;
+    assert!(matches!(
+        acc.need_to_read(&other),
+        Err(AcceptError::OtherUnit(_))
+    ));
+}
