@@ -335,8 +335,7 @@ impl ClientEngine {
     }
 
     /// Start-up: the outbox and the index first; then every stored document but message
-    /// buckets, this account's own private and profile documents (followed from a new
-    /// device on too), the newest stored bucket of each conversation (the list shows
+    /// buckets (on a new device: this account's own private and profile documents), the newest stored bucket of each conversation (the list shows
     /// previews and unread counts), and the buckets the outbox writes to (pending messages
     /// show in their timelines). Older buckets wait for paging.
     fn step_restore(&mut self, request: RequestId, mut skipped: BTreeSet<DocId>) -> Option<Job> {
@@ -351,8 +350,12 @@ impl ClientEngine {
             .filter(|d| !matches!(d.target(), DocTarget::Msgs(..)))
             .cloned()
             .collect();
-        wanted.push(DocId::private(&tenant, &me));
-        wanted.push(DocId::profile(&tenant, &me));
+        // A new device (empty store) follows them from the server; from then on they are
+        // stored and restored with the rest.
+        if wanted.is_empty() {
+            wanted.push(DocId::private(&tenant, &me));
+            wanted.push(DocId::profile(&tenant, &me));
+        }
         let convs: Vec<ConvId> = wanted
             .iter()
             .filter_map(|d| match d.target() {

@@ -214,13 +214,6 @@ impl ClientEngine {
             .server
             .apply_changes(decoded)
             .map_err(|e| corrupt(&e))?;
-        // Automerge queues a change whose dependencies are absent: without this check a store
-        // that lost an entry would restore half a document, silently.
-        if !state.server.get_missing_deps(&[]).is_empty() {
-            return Err(corrupt(
-                &"stored changes miss the changes they build on (an entry is absent)",
-            ));
-        }
         let actor = self.config.actor.clone();
         state.server = std::mem::take(&mut state.server).with_actor(actor);
         state.local = state.server.clone();
@@ -228,6 +221,14 @@ impl ClientEngine {
             .local
             .apply_changes(self.pending_changes(id))
             .map_err(|e| corrupt(&e))?;
+        // Automerge queues a change whose dependencies are absent: without this check a store
+        // that lost an entry would restore half a document, silently. (The accepted document
+        // alone may lack this device's pending changes that an acked one builds on.)
+        if !state.local.get_missing_deps(&[]).is_empty() {
+            return Err(corrupt(
+                &"stored changes miss the changes they build on (an entry is absent)",
+            ));
+        }
         self.docs.insert(id.clone(), state);
         self.subscribe(id);
         Ok(())
