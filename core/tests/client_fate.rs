@@ -206,19 +206,19 @@ impl World {
                 return;
             }
             for output in outputs {
-            match output {
-                Output::Send(frame) => self.up.push_back(frame),
-                Output::Persist(ops) => {
-                    block_on_ready(LocalStore::write(&self.client.store, ops))
-                        .unwrap()
-                        .unwrap();
+                match output {
+                    Output::Send(frame) => self.up.push_back(frame),
+                    Output::Persist(ops) => {
+                        block_on_ready(LocalStore::write(&self.client.store, ops))
+                            .unwrap()
+                            .unwrap();
+                    }
+                    Output::Load(load) => {
+                        let answer = block_on_ready(store::read(&self.client.store, &load.reads));
+                        self.client.engine.loaded(load.id, answer.unwrap()).unwrap();
+                    }
+                    Output::Event(_) => {}
                 }
-                Output::Load(load) => {
-                    let answer = block_on_ready(store::read(&self.client.store, &load.reads));
-                    self.client.engine.loaded(load.id, answer.unwrap()).unwrap();
-                }
-                Output::Event(_) => {}
-            }
             }
         }
     }

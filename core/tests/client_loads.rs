@@ -86,7 +86,9 @@ fn history(days: i64, per_day: usize) -> MemoryStore {
     for day in 0..days {
         for k in 0..per_day {
             let at = T0 + day * DAY + k as i64;
-            engine.intent(send(&conv(), &format!("m{day}-{k}"), at), at).unwrap();
+            engine
+                .intent(send(&conv(), &format!("m{day}-{k}"), at), at)
+                .unwrap();
             let out = carry_out_stored(&mut engine, &store).unwrap();
             ack_all(&mut engine, &store, out, &mut seq);
         }
@@ -152,14 +154,27 @@ fn start_up_restore_loads_the_index_then_only_the_newest_bucket() {
     assert_eq!(first.len(), 1);
     assert!(rest.is_empty());
     assert!(engine.conversations().is_empty());
-    engine.loaded(first[0].id, Ok(answer(&store, &first[0]))).unwrap();
+    engine
+        .loaded(first[0].id, Ok(answer(&store, &first[0])))
+        .unwrap();
     let out = carry_out_stored(&mut engine, &store).unwrap();
     assert_eq!(outcomes(&out), vec![Outcome::Restored]);
     assert_eq!(engine.conversations().len(), 1, "the conversation is back");
-    assert_eq!(loaded_days(&engine), vec![2], "only the newest bucket, for the list");
-    let bodies: Vec<String> = engine.timeline(&conv()).iter().map(|i| i.message.body.clone()).collect();
+    assert_eq!(
+        loaded_days(&engine),
+        vec![2],
+        "only the newest bucket, for the list"
+    );
+    let bodies: Vec<String> = engine
+        .timeline(&conv())
+        .iter()
+        .map(|i| i.message.body.clone())
+        .collect();
     assert_eq!(bodies, vec!["m2-0", "m2-1"]);
-    assert!(engine.timeline(&conv()).iter().all(|i| !i.pending && i.seq.is_some()));
+    assert!(engine
+        .timeline(&conv())
+        .iter()
+        .all(|i| !i.pending && i.seq.is_some()));
 }
 
 #[test]
@@ -171,7 +186,9 @@ fn paging_loads_newest_first_and_only_what_the_screen_needs() {
     let request = engine.open_conversation(&conv(), 3, now);
     let (asked, _) = loads(engine.drain());
     assert_eq!(asked.len(), 1, "one bucket at a time");
-    engine.loaded(asked[0].id, Ok(answer(&store, &asked[0]))).unwrap();
+    engine
+        .loaded(asked[0].id, Ok(answer(&store, &asked[0])))
+        .unwrap();
     let out = carry_out_stored(&mut engine, &store).unwrap();
     assert!(out.contains(&Output::Event(Event::Done {
         request,
@@ -205,10 +222,14 @@ fn an_intent_on_a_stored_document_waits_for_its_load_then_runs() {
     let (asked, rest) = loads(engine.drain());
     assert_eq!(asked.len(), 1);
     assert!(
-        !rest.iter().any(|o| matches!(o, Output::Event(Event::Intent { .. }))),
+        !rest
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::Intent { .. }))),
         "no event before it runs"
     );
-    engine.loaded(asked[0].id, Ok(answer(&store, &asked[0]))).unwrap();
+    engine
+        .loaded(asked[0].id, Ok(answer(&store, &asked[0])))
+        .unwrap();
     assert!(!engine.is_held(id));
     let out = carry_out_stored(&mut engine, &store).unwrap();
     assert!(out.contains(&Output::Event(Event::Intent {
@@ -216,7 +237,11 @@ fn an_intent_on_a_stored_document_waits_for_its_load_then_runs() {
         status: IntentStatus::Pending
     })));
     assert!(engine.outbox().iter().any(|(i, _, _)| *i == id));
-    let bodies: Vec<String> = engine.timeline(&conv()).iter().map(|i| i.message.body.clone()).collect();
+    let bodies: Vec<String> = engine
+        .timeline(&conv())
+        .iter()
+        .map(|i| i.message.body.clone())
+        .collect();
     // The stored day-0 message came with its bucket; the new one is pending.
     assert_eq!(bodies, vec!["m0-0", "m2-0", "late"]);
 }
@@ -226,15 +251,21 @@ fn loads_answered_out_of_order_keep_the_intents_in_order() {
     let store = history(3, 1);
     let mut engine = restored(&store);
     let first = engine.intent(send(&conv(), "a", T0 + 7), T0 + 7).unwrap();
-    let second = engine.intent(send(&conv(), "b", T0 + DAY + 7), T0 + DAY + 7).unwrap();
+    let second = engine
+        .intent(send(&conv(), "b", T0 + DAY + 7), T0 + DAY + 7)
+        .unwrap();
     let (asked, _) = loads(engine.drain());
     assert_eq!(asked.len(), 2, "both buckets asked for at once");
     // The later load first: the second intent still waits behind the first.
-    engine.loaded(asked[1].id, Ok(answer(&store, &asked[1]))).unwrap();
+    engine
+        .loaded(asked[1].id, Ok(answer(&store, &asked[1])))
+        .unwrap();
     assert!(engine.is_held(first) && engine.is_held(second));
     let (more, rest) = loads(engine.drain());
     assert!(more.is_empty() && rest.is_empty());
-    engine.loaded(asked[0].id, Ok(answer(&store, &asked[0]))).unwrap();
+    engine
+        .loaded(asked[0].id, Ok(answer(&store, &asked[0])))
+        .unwrap();
     let ran: Vec<u64> = engine
         .drain()
         .into_iter()
@@ -261,7 +292,10 @@ fn bad_answers_are_refused_with_a_clear_error() {
     let mut entries = answer(&store, &asked[0]);
     entries.push(("somewhere/else".into(), vec![1]));
     let refused = engine.loaded(asked[0].id, Ok(entries));
-    assert!(matches!(refused, Err(ClientError::StrayEntry { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(ClientError::StrayEntry { .. })),
+        "{refused:?}"
+    );
     assert!(matches!(
         engine.status(id),
         Some(IntentStatus::Rejected { code, .. }) if code == "bad_load_answer"

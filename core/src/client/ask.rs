@@ -86,7 +86,7 @@ pub(super) enum Job {
     },
     Intent {
         id: u64,
-        intent: Intent,
+        intent: Box<Intent>,
         device_now: i64,
     },
     Open {
@@ -177,7 +177,7 @@ impl Loads {
 
     pub(super) fn held_intents(&self) -> impl Iterator<Item = (u64, &Intent)> {
         self.queue.iter().filter_map(|job| match job {
-            Job::Intent { id, intent, .. } => Some((*id, intent)),
+            Job::Intent { id, intent, .. } => Some((*id, &**intent)),
             _ => None,
         })
     }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::apply;
-use super::intent::Intent;
 use super::ask::{Load, Loads, Outcome, RequestId};
 pub use super::error::ClientError;
+use super::intent::Intent;
 use super::store::StoreOp;
 use crate::doc::{self, read, IntentTag};
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, MessageId, TenantId};
@@ -57,18 +57,33 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Intent { id: u64, status: IntentStatus },
-    Doc { doc: String },
-    Typing { conv: String },
-    Revoked { doc: String, reason: String },
-    Online { online: bool },
+    Intent {
+        id: u64,
+        status: IntentStatus,
+    },
+    Doc {
+        doc: String,
+    },
+    Typing {
+        conv: String,
+    },
+    Revoked {
+        doc: String,
+        reason: String,
+    },
+    Online {
+        online: bool,
+    },
     /// A request (`restoring`, `open_conversation`, `load_older`) is finished.
     Done {
         request: RequestId,
         outcome: Outcome,
     },
     /// Something stored could not be read back (start-up goes on without it).
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -81,7 +81,7 @@ impl ClientEngine {
     pub(super) fn hold_intent(&mut self, id: u64, intent: Intent, device_now: i64) {
         self.loads.queue.push_back(Job::Intent {
             id,
-            intent,
+            intent: Box::new(intent),
             device_now,
         });
         self.advance();
@@ -160,12 +160,12 @@ impl ClientEngine {
                     device_now,
                 }),
                 Ready::Failed(e) => {
-                    self.refuse_held(id, intent, device_now, &e);
+                    self.refuse_held(id, *intent, device_now, &e);
                     None
                 }
                 Ready::Yes => {
-                    if let Err(e) = self.run_intent(Some(id), intent.clone(), device_now) {
-                        self.refuse_held(id, intent, device_now, &e);
+                    if let Err(e) = self.run_intent(Some(id), (*intent).clone(), device_now) {
+                        self.refuse_held(id, *intent, device_now, &e);
                     }
                     None
                 }

@@ -68,7 +68,12 @@ impl ClientEngine {
         if self.loads.stored.is_some() {
             return Ready::Yes;
         }
-        if !self.loads.asked.values().any(|a| matches!(a.wanted, Wanted::Start)) {
+        if !self
+            .loads
+            .asked
+            .values()
+            .any(|a| matches!(a.wanted, Wanted::Start))
+        {
             self.ask(Wanted::Start, persist::start_reads());
         }
         Ready::Wait
@@ -206,7 +211,7 @@ impl ClientEngine {
                 id,
                 intent,
                 device_now,
-            } => self.refuse_held(id, intent, device_now, error),
+            } => self.refuse_held(id, *intent, device_now, error),
             Job::Open { doc, request } => {
                 self.out.push(Output::Event(Event::Error {
                     code: error.code().to_owned(),

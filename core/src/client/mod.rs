@@ -17,9 +17,9 @@ pub mod store;
 mod views;
 
 pub use crate::doc::read::{ConvPrefs, PrivateData};
+pub use ask::{Load, LoadId, Outcome, Read, RequestId};
 pub use engine::{ClientConfig, ClientEngine, ClientError, Event, IntentStatus, Output};
 pub use intent::Intent;
-pub use ask::{Load, LoadId, Outcome, Read, RequestId};
 pub use persist::HostKey;
 pub use store::{LocalStore, MemoryStore, StoreError, StoreOp};
 pub use views::{ConversationSummary, TimelineItem};

@@ -13,9 +13,9 @@ use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::ask::Read;
 use super::engine::{created_messages, ClientDoc, ClientEngine, ClientError, IntentStatus};
 use super::engine::{OutboxEntry, Output};
-use super::ask::Read;
 use super::store::StoreOp;
 use crate::doc;
 use crate::ids::{DocId, MessageId};
@@ -46,6 +46,9 @@ impl HostKey {
     }
 }
 
+/// A store entry: key and value.
+type Entry = (String, Vec<u8>);
+
 /// The reads of the start-up load: the outbox and the index.
 pub(super) fn start_reads() -> Vec<Read> {
     vec![
@@ -60,7 +63,7 @@ pub(super) fn doc_reads(doc: &DocId) -> Vec<Read> {
 }
 
 /// Splits the start-up answer into outbox entries and the index of stored documents.
-pub(super) fn split_start(entries: Vec<(String, Vec<u8>)>) -> (Vec<(String, Vec<u8>)>, BTreeSet<DocId>) {
+pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>) {
     let mut outbox = Vec::new();
     let mut index = BTreeSet::new();
     for (key, value) in entries {
@@ -78,10 +81,7 @@ pub(super) fn split_start(entries: Vec<(String, Vec<u8>)>) -> (Vec<(String, Vec<
 }
 
 /// Splits a document's answer into its snapshot and its change records (in key order).
-pub(super) fn split_doc(
-    doc: &DocId,
-    entries: Vec<(String, Vec<u8>)>,
-) -> (Option<Vec<u8>>, Vec<(String, Vec<u8>)>) {
+pub(super) fn split_doc(doc: &DocId, entries: Vec<Entry>) -> (Option<Vec<u8>>, Vec<Entry>) {
     let snap = key_snapshot(doc);
     let mut snapshot = None;
     let mut changes = Vec::new();
@@ -154,7 +154,10 @@ fn uncbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError
 
 impl ClientEngine {
     /// Restores the outbox from store entries under `out/` (once, at start).
-    pub(super) fn restore_outbox(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), ClientError> {
+    pub(super) fn restore_outbox(
+        &mut self,
+        entries: &[(String, Vec<u8>)],
+    ) -> Result<(), ClientError> {
         for (_, bytes) in entries {
             let mut entry: OutboxEntry = uncbor(bytes)?;
             // Nothing is in flight after a restart: it goes out again when connected.
