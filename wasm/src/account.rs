@@ -14,7 +14,12 @@ use crate::api::{account_id, conv_id, promise, to_js};
 use crate::client::ConfabClient;
 use crate::error::Failure;
 use crate::intents::run;
-use crate::types::{Contact, ContactEntry, Cursor, Draft, IntentResult, Preferences, Profile};
+use crate::types::{IntentResult, Profile};
+
+// Their types live with the other JavaScript types; here too, where they were.
+pub use crate::types::{
+    Contact, ContactEntry, ContactKind, Cursor, Draft, NotificationLevel, Preferences,
+};
 
 #[wasm_bindgen]
 impl ConfabClient {
