@@ -4,7 +4,7 @@
 use confab_core::client::{apply, Intent};
 use confab_core::ids::{direct_conv_id, support_conv_id, ConvId, DocTarget, MessageId, ResourceId};
 use confab_core::model::conversation::{ConvKind, Lifecycle, DEFAULT_BUCKET_MS};
-use confab_core::model::message::{self as cm, MessageKind};
+use confab_core::model::message as cm;
 use js_sys::Promise;
 use tsify::Ts;
 use wasm_bindgen::prelude::*;
@@ -16,7 +16,7 @@ use crate::js;
 use crate::runtime::Runtime;
 use crate::types::{
     CreateConversationInput, CreateThreadInput, IntentData, IntentResult, MessageInput, Profile,
-    ProposalInput, RemoveOptions, ResponseInput, Role, SupportInput,
+    RemoveOptions, Role, SupportInput,
 };
 
 /// `string | MessageInput` from JavaScript.
@@ -396,72 +396,6 @@ impl ConfabClient {
         })
     }
 
-    /// Sends a proposal (seed 002): a `proposal` message carrying the payload.
-    #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
-    pub fn propose(
-        &self,
-        conv: String,
-        proposal: Ts<ProposalInput>,
-        body: Option<String>,
-    ) -> Promise {
-        let rt = self.rt.clone();
-        let proposal = proposal.to_rust();
-        promise(async move {
-            let payload = proposal?.to_payload()?;
-            let input = MessageInput {
-                kind: Some(MessageKind::Proposal.into()),
-                body: Some(body.unwrap_or_default()),
-                payload: Some(serde_json::Value::String(payload)),
-                ..MessageInput::default()
-            };
-            send_message(&rt, &conv, input).await
-        })
-    }
-
-    /// Answers a proposal: moves its status and sends a `proposal_response` message.
-    #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
-    pub fn respond(&self, conv: String, proposal: String, answer: Ts<ResponseInput>) -> Promise {
-        let rt = self.rt.clone();
-        let answer = answer.to_rust();
-        promise(async move {
-            let answer = answer?;
-            let payload = answer.to_payload()?;
-            let (conv, proposal, bucket) = locate(&rt, &conv, &proposal)?;
-            let status =
-                confab_core::model::proposal::ProposalResponse::from(answer.response).status();
-            let created_at = rt.server_now();
-            let id = js::new_id("m");
-            let message = MessageInput {
-                kind: Some(MessageKind::ProposalResponse.into()),
-                body: Some(answer.body.clone().unwrap_or_default()),
-                payload: Some(serde_json::Value::String(payload)),
-                reply_to: Some(proposal.to_string()),
-                ..MessageInput::default()
-            }
-            .into_core(rt.account(), id.clone(), created_at)?;
-            let response_bucket = bucket_of(&rt, &conv, created_at);
-            let intents = vec![
-                Intent::AnswerProposal {
-                    conv: conv.clone(),
-                    proposal,
-                    bucket,
-                    status,
-                },
-                Intent::Send {
-                    conv: conv.clone(),
-                    message,
-                },
-            ];
-            let result = IntentResult {
-                conv: Some(conv.to_string()),
-                message: Some(id),
-                bucket: Some(response_bucket),
-                ..IntentResult::default()
-            };
-            run(&rt, intents, result).await
-        })
-    }
-
     /// Sets a preference of yours for `conv` in your private document (`muted`, `pinned`,
     /// `archived`, `notifications`, ...).
     #[wasm_bindgen(js_name = setPreference, unchecked_return_type = "Promise<IntentResult>")]
@@ -575,7 +509,7 @@ impl ConfabClient {
 // ---------- helpers ----------
 
 /// The bucket a message created at `at` goes to (its conversation's width once loaded).
-fn bucket_of(rt: &Runtime, conv: &ConvId, at: i64) -> i64 {
+pub(crate) fn bucket_of(rt: &Runtime, conv: &ConvId, at: i64) -> i64 {
     let fallback = at.div_euclid(DEFAULT_BUCKET_MS);
     rt.read(fallback, |e| match e.bucket_doc(conv, at).target() {
         DocTarget::Msgs(_, bucket) => *bucket,
@@ -604,14 +538,14 @@ fn find_message(rt: &Runtime, conv: &ConvId, message: &MessageId) -> Result<(i64
     })
 }
 
-fn locate(rt: &Runtime, conv: &str, message: &str) -> Result<(ConvId, MessageId, i64)> {
+pub(crate) fn locate(rt: &Runtime, conv: &str, message: &str) -> Result<(ConvId, MessageId, i64)> {
     let conv = conv_id(conv)?;
     let message = message_id(message)?;
     let (bucket, _) = find_message(rt, &conv, &message)?;
     Ok((conv, message, bucket))
 }
 
-async fn send_message(rt: &Runtime, conv: &str, input: MessageInput) -> Result<JsValue> {
+pub(crate) async fn send_message(rt: &Runtime, conv: &str, input: MessageInput) -> Result<JsValue> {
     rt.ready().await?;
     let conv = conv_id(conv)?;
     let id = input.id.clone().unwrap_or_else(|| js::new_id("m"));

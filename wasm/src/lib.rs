@@ -12,6 +12,7 @@ mod events;
 mod intents;
 mod js;
 pub mod policy;
+mod proposals;
 mod runtime;
 mod startup;
 pub mod store;
