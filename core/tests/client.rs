@@ -5,9 +5,10 @@
 use std::collections::{HashMap, HashSet};
 
 use confab_core::automerge::{ActorId, Change};
-use confab_core::client::store::block_on_ready;
+use confab_core::client::host::carry_out_stored;
+use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
-    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DOCS_PREFIX,
+    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output,
 };
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
@@ -113,6 +114,10 @@ impl Wire {
                             block_on_ready(LocalStore::write(&peers[i].store, ops))
                                 .unwrap()
                                 .unwrap();
+                        }
+                        Output::Load(load) => {
+                            let answer = block_on_ready(store::read(&peers[i].store, &load.reads));
+                            peers[i].engine.loaded(load.id, answer.unwrap()).unwrap();
                         }
                         Output::Event(_) => {}
                         Output::Send(frame) if peers[i].online => self.serve(peers, i, frame),
@@ -247,22 +252,8 @@ fn scan(store: &MemoryStore, prefix: &str) -> Vec<(String, Vec<u8>)> {
 fn restart(peer: &mut Peer) {
     let store = std::mem::take(&mut peer.store);
     let config = peer.engine.config().clone();
-    let mut engine = ClientEngine::new(config);
-    engine.restore_outbox(&scan(&store, "out/")).unwrap();
-    for (key, _) in scan(&store, DOCS_PREFIX) {
-        let doc = DocId::parse(&key[DOCS_PREFIX.len()..]).unwrap();
-        let snapshot = block_on_ready(LocalStore::get(&store, &format!("snap/{doc}")))
-            .unwrap()
-            .unwrap();
-        engine
-            .restore_doc(
-                &doc,
-                snapshot.as_deref(),
-                &scan(&store, &format!("chg/{doc}/")),
-            )
-            .unwrap();
-    }
-    let _ = engine.drain();
+    let mut engine = ClientEngine::restoring(config);
+    carry_out_stored(&mut engine, &store).unwrap();
     *peer = Peer {
         engine,
         store,

@@ -9,9 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use confab_core::automerge::Change;
-use confab_core::client::store::block_on_ready;
+use confab_core::client::host::carry_out_stored;
+use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
-    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DOCS_PREFIX,
+    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output,
 };
 use confab_core::doc::{write, IntentTag};
 use confab_core::hub::Hub;
@@ -199,15 +200,25 @@ impl World {
 
     /// Carries out the engine's outputs (frames go on the wire).
     fn pump(&mut self) {
-        for output in self.client.engine.drain() {
-            match output {
-                Output::Send(frame) => self.up.push_back(frame),
-                Output::Persist(ops) => {
-                    block_on_ready(LocalStore::write(&self.client.store, ops))
-                        .unwrap()
-                        .unwrap();
+        loop {
+            let outputs = self.client.engine.drain();
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                match output {
+                    Output::Send(frame) => self.up.push_back(frame),
+                    Output::Persist(ops) => {
+                        block_on_ready(LocalStore::write(&self.client.store, ops))
+                            .unwrap()
+                            .unwrap();
+                    }
+                    Output::Load(load) => {
+                        let answer = block_on_ready(store::read(&self.client.store, &load.reads));
+                        self.client.engine.loaded(load.id, answer.unwrap()).unwrap();
+                    }
+                    Output::Event(_) => {}
                 }
-                Output::Event(_) => {}
             }
         }
     }
@@ -237,28 +248,9 @@ impl World {
     /// The device restarts from its store alone (the connection and all in flight is lost),
     /// then connects.
     fn restart(&mut self) {
-        let scan = |store: &MemoryStore, prefix: &str| {
-            block_on_ready(LocalStore::scan(store, prefix))
-                .unwrap()
-                .unwrap()
-        };
         let store = std::mem::take(&mut self.client.store);
-        let mut engine = ClientEngine::new(self.client.engine.config().clone());
-        engine.restore_outbox(&scan(&store, "out/")).unwrap();
-        for (key, _) in scan(&store, DOCS_PREFIX) {
-            let doc = DocId::parse(&key[DOCS_PREFIX.len()..]).unwrap();
-            let snapshot = block_on_ready(LocalStore::get(&store, &format!("snap/{doc}")))
-                .unwrap()
-                .unwrap();
-            engine
-                .restore_doc(
-                    &doc,
-                    snapshot.as_deref(),
-                    &scan(&store, &format!("chg/{doc}/")),
-                )
-                .unwrap();
-        }
-        let _ = engine.drain();
+        let mut engine = ClientEngine::restoring(self.client.engine.config().clone());
+        carry_out_stored(&mut engine, &store).unwrap();
         self.client.engine = engine;
         self.client.store = store;
         self.up.clear();

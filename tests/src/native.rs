@@ -6,10 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use confab_core::client::store::block_on_ready;
+use confab_core::client::host::carry_out_stored;
 use confab_core::client::{
-    ClientConfig, ClientEngine, ClientError, Event, Intent, IntentStatus, LocalStore, Output,
-    StoreOp, DOCS_PREFIX,
+    ClientConfig, ClientEngine, ClientError, Event, Intent, IntentStatus, Output,
 };
 use confab_core::ids::DocId;
 use confab_core::protocol::{
@@ -41,13 +40,6 @@ fn now_ms() -> i64 {
     crate::now_ms()
 }
 
-fn run_store(store: &FileStore, ops: Vec<StoreOp>) {
-    // FileStore futures never wait: they finish on the first poll.
-    if let Some(Err(e)) = block_on_ready(store.write(ops)) {
-        tracing_free_warn(&e.to_string());
-    }
-}
-
 fn tracing_free_warn(message: &str) {
     eprintln!("confab native client: {message}");
 }
@@ -59,15 +51,24 @@ struct Runner {
 }
 
 impl Runner {
-    /// Carries out the engine's outputs; frames go to `ws` when connected.
+    /// Carries out the engine's outputs (store writes and loads at once: the file store
+    /// never waits); frames go to `ws` when connected.
     fn flush(&mut self, sends: &mut Vec<ClientFrame>) {
-        for output in self.engine.drain() {
+        let outputs = match carry_out_stored(&mut self.engine, &self.store) {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                tracing_free_warn(&e.to_string());
+                self.engine.drain()
+            }
+        };
+        for output in outputs {
             match output {
                 Output::Send(frame) => sends.push(frame),
-                Output::Persist(ops) => run_store(&self.store, ops),
                 Output::Event(event) => {
                     let _ = self.events.send(event);
                 }
+                // carry_out_stored carried these out.
+                Output::Persist(_) | Output::Load(_) => {}
             }
         }
     }
@@ -90,26 +91,9 @@ impl NativeClient {
     /// Starts a client whose data lives in `dir`; it connects when `online` is set.
     pub fn start(config: ClientConfig, url: String, token: String, dir: &Path) -> Result<Self> {
         let store = FileStore::open(dir).map_err(|e| anyhow!("{e}"))?;
-        let mut engine = ClientEngine::new(config);
-        let scan = |prefix: &str| block_on_ready(store.scan(prefix)).unwrap_or(Ok(Vec::new()));
-        engine
-            .restore_outbox(&scan("out/").map_err(|e| anyhow!("{e}"))?)
-            .map_err(|e| anyhow!("{e}"))?;
-        for (key, _) in scan(DOCS_PREFIX).map_err(|e| anyhow!("{e}"))? {
-            let Some(id) = key
-                .strip_prefix(DOCS_PREFIX)
-                .and_then(|k| DocId::parse(k).ok())
-            else {
-                continue;
-            };
-            let snapshot = block_on_ready(store.get(&format!("snap/{id}")))
-                .unwrap_or(Ok(None))
-                .map_err(|e| anyhow!("{e}"))?;
-            let changes = scan(&format!("chg/{id}/")).map_err(|e| anyhow!("{e}"))?;
-            engine
-                .restore_doc(&id, snapshot.as_deref(), &changes)
-                .map_err(|e| anyhow!("{e}"))?;
-        }
+        // Restored before it starts: the first query sees the stored state.
+        let mut engine = ClientEngine::restoring(config);
+        carry_out_stored(&mut engine, &store).map_err(|e| anyhow!("{e}"))?;
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
         let runner = Runner {

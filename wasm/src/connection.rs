@@ -1,8 +1,12 @@
 //! The WebSocket transport: binary frames (core's CBOR codec), `hello` with a fresh token on
 //! every attempt, reconnect with capped exponential backoff and jitter, keep-alive pings.
 //! The engine resubscribes from its cursors and resends its outbox when it is welcomed.
+//!
+//! The connection knows nothing of the engine: it hands frames, the loss of the welcomed
+//! connection and its own events to its [`Host`] (the runtime above it).
 
-use std::rc::Rc;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
@@ -15,8 +19,87 @@ use web_sys::{BinaryType, WebSocket};
 
 use crate::error::{describe_js, Failure};
 use crate::js::{self, Timeout};
-use crate::runtime::{emit, pump, Inner};
-use crate::types::ClientEvent;
+use crate::types::{ClientEvent, ReconnectOptions};
+
+/// What the connection tells the client it serves.
+pub trait Host {
+    /// A frame from the server (the welcome included), at device time `now`.
+    fn frame(&self, frame: ServerFrame, now: i64);
+    /// The welcomed connection is gone.
+    fn offline(&self);
+    /// An event for the app (`error`, `reconnecting`).
+    fn emit(&self, event: ClientEvent);
+}
+
+/// How to reach the server.
+#[derive(Debug)]
+pub struct Settings {
+    pub url: String,
+    pub token_provider: Function,
+    pub reconnect: ReconnectOptions,
+    pub ping_interval_ms: u32,
+}
+
+/// A connection: its settings, its state, and the host it reports to.
+pub struct Connection {
+    settings: Settings,
+    /// Sent in `hello`; known once the store is read.
+    device: RefCell<String>,
+    conn: RefCell<Conn>,
+    host: RefCell<Option<Weak<dyn Host>>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("url", &self.settings.url)
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub fn new(settings: Settings, device: String) -> Rc<Connection> {
+        Rc::new(Connection {
+            settings,
+            device: RefCell::new(device),
+            conn: RefCell::new(Conn::default()),
+            host: RefCell::new(None),
+        })
+    }
+
+    pub fn set_host(&self, host: Weak<dyn Host>) {
+        *self.host.borrow_mut() = Some(host);
+    }
+
+    pub fn device(&self) -> String {
+        self.device.borrow().clone()
+    }
+
+    pub fn set_device(&self, device: String) {
+        *self.device.borrow_mut() = device;
+    }
+
+    /// The epoch of the current connection (a frame queued for it is dropped once it ends).
+    pub fn epoch(&self) -> u64 {
+        self.conn.borrow().epoch
+    }
+
+    /// The app wants to be connected (between `connect()` and `disconnect()`).
+    pub fn wanted(&self) -> bool {
+        self.conn.borrow().wanted
+    }
+
+    fn host(&self) -> Option<Rc<dyn Host>> {
+        self.host.borrow().as_ref().and_then(Weak::upgrade)
+    }
+
+    fn emit(&self, event: ClientEvent) {
+        if let Some(host) = self.host() {
+            host.emit(event);
+        }
+    }
+}
 
 /// Largest server frame accepted (catch-up pages are bounded by the server's own limit).
 const MAX_SERVER_FRAME: usize = 64 << 20;
@@ -37,7 +120,7 @@ pub fn backoff_delay(attempt: u32, min_ms: u32, max_ms: u32, unit_random: f64) -
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+enum Phase {
     /// No connection and none under way (maybe a reconnect timer).
     Idle,
     /// Getting a token or opening the socket, waiting for `welcome`.
@@ -65,12 +148,12 @@ impl Socket {
 }
 
 /// Connection state.
-pub struct Conn {
+struct Conn {
     /// The app wants to be connected (between `connect()` and `disconnect()`).
-    pub wanted: bool,
+    wanted: bool,
     /// Bumped on every attempt and every close: callbacks of older sockets are ignored.
-    pub epoch: u64,
-    pub phase: Phase,
+    epoch: u64,
+    phase: Phase,
     /// Failed attempts since the last welcome.
     attempt: u32,
     socket: Option<Socket>,
@@ -126,7 +209,7 @@ impl Drop for Conn {
 }
 
 /// Sends a frame if the connection of `epoch` is still the welcomed one.
-pub fn send_bytes(inner: &Inner, epoch: u64, bytes: &[u8]) {
+pub fn send_bytes(inner: &Connection, epoch: u64, bytes: &[u8]) {
     let conn = inner.conn.borrow();
     if conn.epoch != epoch || conn.phase != Phase::Online {
         return;
@@ -143,7 +226,7 @@ fn send_frame(conn: &Conn, frame: &ClientFrame) {
 }
 
 /// `connect()`: wants the connection and waits for the server's welcome.
-pub async fn connect(inner: &Rc<Inner>) -> Result<(), Failure> {
+pub async fn connect(inner: &Rc<Connection>) -> Result<(), Failure> {
     let promise = {
         let mut conn = inner.conn.borrow_mut();
         conn.wanted = true;
@@ -167,7 +250,7 @@ pub async fn connect(inner: &Rc<Inner>) -> Result<(), Failure> {
 }
 
 /// `disconnect()`: closes the connection and stops reconnecting.
-pub fn disconnect(inner: &Rc<Inner>) {
+pub fn disconnect(inner: &Rc<Connection>) {
     let waiters = {
         let mut conn = inner.conn.borrow_mut();
         conn.wanted = false;
@@ -182,7 +265,7 @@ pub fn disconnect(inner: &Rc<Inner>) {
 }
 
 /// Reconnects at once when the browser says the network is back.
-fn listen_for_network(inner: &Rc<Inner>) {
+fn listen_for_network(inner: &Rc<Connection>) {
     if inner.conn.borrow().online_listener.is_some() {
         return;
     }
@@ -204,7 +287,7 @@ fn listen_for_network(inner: &Rc<Inner>) {
 }
 
 /// Removes the network listener (the client is closing).
-pub fn stop_listening(inner: &Inner) {
+pub fn stop_listening(inner: &Connection) {
     let Some(listener) = inner.conn.borrow_mut().online_listener.take() else {
         return;
     };
@@ -218,7 +301,7 @@ pub fn stop_listening(inner: &Inner) {
 }
 
 /// Starts a connection attempt unless one runs (or, without `now`, one is scheduled).
-pub fn start_attempt(inner: &Rc<Inner>, now: bool) {
+pub fn start_attempt(inner: &Rc<Connection>, now: bool) {
     let epoch = {
         let mut conn = inner.conn.borrow_mut();
         if !conn.wanted || conn.phase != Phase::Idle || (!now && conn.timer.is_some()) {
@@ -245,9 +328,10 @@ pub fn start_attempt(inner: &Rc<Inner>, now: bool) {
     });
 }
 
-async fn fetch_token(inner: &Inner) -> Result<String, Failure> {
+async fn fetch_token(inner: &Connection) -> Result<String, Failure> {
     let fail = |message: String| Failure::new("token_provider", message);
     let returned = inner
+        .settings
         .token_provider
         .call0(&JsValue::NULL)
         .map_err(|e| fail(describe_js(&e).1))?;
@@ -259,8 +343,8 @@ async fn fetch_token(inner: &Inner) -> Result<String, Failure> {
         .ok_or_else(|| fail("tokenProvider must return a string (or a promise of one)".into()))
 }
 
-fn open_socket(inner: &Rc<Inner>, epoch: u64, token: String) -> Result<(), Failure> {
-    let ws = WebSocket::new(&inner.url)
+fn open_socket(inner: &Rc<Connection>, epoch: u64, token: String) -> Result<(), Failure> {
+    let ws = WebSocket::new(&inner.settings.url)
         .map_err(|e| Failure::new("connect_failed", describe_js(&e).1))?;
     ws.set_binary_type(BinaryType::Arraybuffer);
     let mut callbacks = Vec::new();
@@ -268,7 +352,7 @@ fn open_socket(inner: &Rc<Inner>, epoch: u64, token: String) -> Result<(), Failu
     let hello = ClientFrame::Hello {
         v: PROTOCOL_VERSION,
         token,
-        device: inner.device.borrow().clone(),
+        device: inner.device(),
     };
     let on_open = Closure::<dyn FnMut(JsValue)>::new({
         let ws = ws.clone();
@@ -327,7 +411,7 @@ fn open_socket(inner: &Rc<Inner>, epoch: u64, token: String) -> Result<(), Failu
     Ok(())
 }
 
-fn on_bytes(inner: &Rc<Inner>, epoch: u64, bytes: &[u8]) {
+fn on_bytes(inner: &Rc<Connection>, epoch: u64, bytes: &[u8]) {
     {
         let mut conn = inner.conn.borrow_mut();
         if conn.epoch != epoch {
@@ -338,14 +422,14 @@ fn on_bytes(inner: &Rc<Inner>, epoch: u64, bytes: &[u8]) {
     let frame = match decode_server(bytes, MAX_SERVER_FRAME) {
         Ok(frame) => frame,
         Err(e) => {
-            return emit(
-                inner,
-                ClientEvent::Error {
-                    code: "bad_frame".into(),
-                    message: e.to_string(),
-                },
-            )
+            return inner.emit(ClientEvent::Error {
+                code: "bad_frame".into(),
+                message: e.to_string(),
+            })
         }
+    };
+    let Some(host) = inner.host() else {
+        return;
     };
     let now = js::now_ms();
     match frame {
@@ -356,9 +440,8 @@ fn on_bytes(inner: &Rc<Inner>, epoch: u64, bytes: &[u8]) {
                 conn.attempt = 0;
                 std::mem::take(&mut conn.waiters)
             };
-            let _ = inner.with_engine(|e| e.receive(frame, now));
+            host.frame(frame, now);
             schedule_heartbeat(inner, epoch);
-            pump(inner);
             for (resolve, _) in waiters {
                 let _ = resolve.call0(&JsValue::NULL);
             }
@@ -375,21 +458,17 @@ fn on_bytes(inner: &Rc<Inner>, epoch: u64, bytes: &[u8]) {
             }
             // The engine retries a subscription refused while its conversation was created,
             // and resends what a retryable error (`internal`, `unavailable`, `rate_limited`,
-            // ...) left unstored: its timer (`runtime::schedule_tick`) is set by the pump.
-            let _ = inner.with_engine(|e| e.receive(frame, now));
-            pump(inner);
-            emit(inner, ClientEvent::Error { code, message });
+            // ...) left unstored: the host sets its timer.
+            host.frame(frame, now);
+            host.emit(ClientEvent::Error { code, message });
         }
         ServerFrame::Pong { .. } => {}
-        frame => {
-            let _ = inner.with_engine(|e| e.receive(frame, now));
-            pump(inner);
-        }
+        frame => host.frame(frame, now),
     }
 }
 
-fn schedule_heartbeat(inner: &Rc<Inner>, epoch: u64) {
-    let interval = f64::from(inner.ping_interval_ms.max(1000));
+fn schedule_heartbeat(inner: &Rc<Connection>, epoch: u64) {
+    let interval = f64::from(inner.settings.ping_interval_ms.max(1000));
     let weak = Rc::downgrade(inner);
     let timer = Timeout::new(interval, move || {
         let Some(inner) = weak.upgrade() else {
@@ -416,13 +495,13 @@ fn schedule_heartbeat(inner: &Rc<Inner>, epoch: u64) {
 }
 
 /// Closes the current socket (if any) as the client's own decision.
-fn close_current(inner: &Rc<Inner>, code: u16, reason: &str) {
+fn close_current(inner: &Rc<Connection>, code: u16, reason: &str) {
     let epoch = inner.conn.borrow().epoch;
     on_closed(inner, epoch, code, reason);
 }
 
 /// The connection of `epoch` is gone (closed by either side, or given up on).
-fn on_closed(inner: &Rc<Inner>, epoch: u64, code: u16, reason: &str) {
+fn on_closed(inner: &Rc<Connection>, epoch: u64, code: u16, reason: &str) {
     let (was_online, fatal) = {
         let mut conn = inner.conn.borrow_mut();
         if conn.epoch != epoch || conn.phase == Phase::Idle {
@@ -438,8 +517,9 @@ fn on_closed(inner: &Rc<Inner>, epoch: u64, code: u16, reason: &str) {
         (was_online, conn.fatal.take())
     };
     if was_online {
-        let _ = inner.with_engine(|e| e.disconnected());
-        pump(inner);
+        if let Some(host) = inner.host() {
+            host.offline();
+        }
     }
     let auth = fatal
         .clone()
@@ -454,7 +534,7 @@ fn on_closed(inner: &Rc<Inner>, epoch: u64, code: u16, reason: &str) {
 }
 
 /// An attempt failed before a socket was up (token provider, bad URL).
-fn attempt_failed(inner: &Rc<Inner>, epoch: u64, failure: Failure, reject: bool) {
+fn attempt_failed(inner: &Rc<Connection>, epoch: u64, failure: Failure, reject: bool) {
     {
         let mut conn = inner.conn.borrow_mut();
         if conn.epoch != epoch {
@@ -463,20 +543,17 @@ fn attempt_failed(inner: &Rc<Inner>, epoch: u64, failure: Failure, reject: bool)
         conn.phase = Phase::Idle;
         conn.epoch += 1;
     }
-    emit(
-        inner,
-        ClientEvent::Error {
-            code: failure.code.clone(),
-            message: failure.message.clone(),
-        },
-    );
+    inner.emit(ClientEvent::Error {
+        code: failure.code.clone(),
+        message: failure.message.clone(),
+    });
     if reject || failure.code == "connect_failed" {
         reject_waiters(inner, &failure);
     }
     schedule_reconnect(inner);
 }
 
-fn reject_waiters(inner: &Inner, failure: &Failure) {
+fn reject_waiters(inner: &Connection, failure: &Failure) {
     let waiters = std::mem::take(&mut inner.conn.borrow_mut().waiters);
     let error = failure.to_js();
     for (_, reject) in waiters {
@@ -484,7 +561,7 @@ fn reject_waiters(inner: &Inner, failure: &Failure) {
     }
 }
 
-fn schedule_reconnect(inner: &Rc<Inner>) {
+fn schedule_reconnect(inner: &Rc<Connection>) {
     let (attempt, delay) = {
         let mut conn = inner.conn.borrow_mut();
         if !conn.wanted || conn.timer.is_some() {
@@ -493,8 +570,8 @@ fn schedule_reconnect(inner: &Rc<Inner>) {
         conn.attempt = conn.attempt.saturating_add(1);
         let delay = backoff_delay(
             conn.attempt,
-            inner.reconnect.min_delay_ms,
-            inner.reconnect.max_delay_ms,
+            inner.settings.reconnect.min_delay_ms,
+            inner.settings.reconnect.max_delay_ms,
             js::random_unit(),
         );
         let weak = Rc::downgrade(inner);
@@ -506,13 +583,10 @@ fn schedule_reconnect(inner: &Rc<Inner>) {
         }));
         (conn.attempt, delay)
     };
-    emit(
-        inner,
-        ClientEvent::Reconnecting {
-            attempt,
-            delay_ms: delay,
-        },
-    );
+    inner.emit(ClientEvent::Reconnecting {
+        attempt,
+        delay_ms: delay,
+    });
 }
 
 #[cfg(all(test, not(target_family = "wasm")))]

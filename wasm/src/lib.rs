@@ -4,12 +4,17 @@
 //! the JavaScript API; the `.d.ts` is generated from the types in [`types`].
 
 pub mod account;
+mod api;
 mod client;
 mod connection;
 pub mod error;
+mod events;
+mod intents;
 mod js;
 pub mod policy;
+mod proposals;
 mod runtime;
+mod startup;
 pub mod store;
 pub mod types;
 

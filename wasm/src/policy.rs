@@ -151,17 +151,17 @@ impl ConfabClient {
 
 impl ConfabClient {
     fn verdict(&self, query: PolicyQuery) -> Result<PolicyVerdict> {
-        let inner = &self.inner;
-        let me = inner.account.clone();
-        let now = inner.server_now();
+        let rt = &self.rt;
+        let me = rt.account().clone();
+        let now = rt.server_now();
         let (conv, ask) = ask(query, &me, now)?;
-        let conversation = inner.read(None, |e| e.conversation(&conv));
+        let conversation = rt.read(None, |e| e.conversation(&conv));
         let decision = match ask {
             Ask::Intent(intent) => {
                 apply::check(&intent, &me, conversation.as_ref(), None, now, None)
             }
             Ask::Message(id, effect) => {
-                let message = inner.read(None, |e| {
+                let message = rt.read(None, |e| {
                     e.timeline(&conv)
                         .into_iter()
                         .find(|i| i.message.id == id)

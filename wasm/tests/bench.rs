@@ -8,7 +8,9 @@
 mod support;
 
 use confab_core::automerge::{ActorId, Automerge};
-use confab_core::client::{apply, ClientConfig, ClientEngine, Intent, LocalStore, Output, StoreOp};
+use confab_core::client::{
+    apply, ClientConfig, ClientEngine, HostKey, Intent, LocalStore, Output, StoreOp,
+};
 use confab_core::doc::{genesis, IntentTag};
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
@@ -69,11 +71,7 @@ async fn accept(engine: &mut ClientEngine, store: &IdbStore, doc: &DocId, change
         }
         store.write(ops).await.unwrap();
     }
-    // The client's index of stored documents.
-    store
-        .write(vec![StoreOp::Put(format!("docs/{doc}"), Vec::new())])
-        .await
-        .unwrap();
+    // The first batch held the entry of the client's index of stored documents (`open`).
 }
 
 #[wasm_bindgen_test]
@@ -139,8 +137,8 @@ async fn open_a_conversation_of_100k_messages() {
     // The client's identity in the store, as the client itself writes it.
     store
         .write(vec![
-            StoreOp::Put("meta/account".into(), b"demo/alice".to_vec()),
-            StoreOp::Put("meta/actor".into(), vec![7u8; 16]),
+            StoreOp::Put(HostKey::Account.key().into(), b"demo/alice".to_vec()),
+            StoreOp::Put(HostKey::Actor.key().into(), vec![7u8; 16]),
         ])
         .await
         .unwrap();

@@ -62,6 +62,14 @@ pub fn targets(
     }
 }
 
+/// The conversation an intent is about, if any (known without loading anything: message
+/// buckets depend on the conversation's width, the conversation does not).
+pub fn conv_of(intent: &Intent, tenant: &TenantId, me: &AccountId) -> Option<crate::ids::ConvId> {
+    targets(intent, tenant, me, |_| DEFAULT_BUCKET_MS)
+        .first()
+        .and_then(|d| d.conv_id().cloned())
+}
+
 fn json_scalar(value: &serde_json::Value) -> Result<ScalarValue, DocError> {
     match value {
         serde_json::Value::Bool(b) => Ok(ScalarValue::Boolean(*b)),

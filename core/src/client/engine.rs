@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::apply;
+use super::ask::{Load, Loads, Outcome, RequestId};
+pub use super::error::ClientError;
 use super::intent::Intent;
 use super::store::StoreOp;
 use crate::doc::{self, read, IntentTag};
@@ -39,11 +41,15 @@ pub enum IntentStatus {
     },
 }
 
-/// What the host must do.
+/// What the host must do, in order (docs: ARCHITECTURE.md, "The client engine and its hosts").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
+    /// A frame for the server (dropped when offline: the engine sends again on `connected`).
     Send(ClientFrame),
+    /// Store writes, applied all or none, after the writes before them.
     Persist(Vec<StoreOp>),
+    /// Store reads the engine waits for: answer with `ClientEngine::loaded` (any order).
+    Load(Load),
     Event(Event),
 }
 
@@ -51,32 +57,33 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Intent { id: u64, status: IntentStatus },
-    Doc { doc: String },
-    Typing { conv: String },
-    Revoked { doc: String, reason: String },
-    Online { online: bool },
-}
-
-/// Errors of the client engine (a denied intent carries the policy's code).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    #[error("{code}: {reason}")]
-    Denied { code: String, reason: String },
-    #[error("{0}")]
-    NotApplicable(String),
-    #[error("stored data is unreadable: {0}")]
-    Corrupt(String),
-}
-
-impl ClientError {
-    pub fn code(&self) -> &str {
-        match self {
-            ClientError::Denied { code, .. } => code,
-            ClientError::NotApplicable(_) => "not_applicable",
-            ClientError::Corrupt(_) => "corrupt",
-        }
-    }
+    Intent {
+        id: u64,
+        status: IntentStatus,
+    },
+    Doc {
+        doc: String,
+    },
+    Typing {
+        conv: String,
+    },
+    Revoked {
+        doc: String,
+        reason: String,
+    },
+    Online {
+        online: bool,
+    },
+    /// A request (`restoring`, `open_conversation`, `load_older`) is finished.
+    Done {
+        request: RequestId,
+        outcome: Outcome,
+    },
+    /// Something stored could not be read back (start-up goes on without it).
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +193,8 @@ pub struct ClientEngine {
     /// The server's limits from `welcome` (a resend round batches a document's changes).
     pub(super) max_changes: usize,
     pub(super) max_frame: usize,
+    /// Store reads out and the work that waits for them.
+    pub(super) loads: Loads,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -214,7 +223,19 @@ impl ClientEngine {
             resubscribe: BTreeSet::new(),
             max_changes: 100,
             max_frame: 1 << 20,
+            loads: Loads::empty_store(),
         }
+    }
+
+    /// An engine over a store that may hold data (every host with a persistent store starts
+    /// here): its first output loads the outbox and the index of stored documents, then the
+    /// documents a start shows; `Event::Done` with `Outcome::Restored` says it is over.
+    /// Intents and requests made meanwhile wait for it.
+    pub fn restoring(config: ClientConfig) -> Self {
+        let mut engine = Self::new(config);
+        engine.loads = Loads::unknown_store();
+        engine.start_restore();
+        engine
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -238,7 +259,7 @@ impl ClientEngine {
     // ---------- documents ----------
 
     /// Loads `id` fresh from its genesis unless loaded; `true` when it was new.
-    fn ensure_doc(&mut self, id: &DocId) -> Result<bool, ClientError> {
+    pub(super) fn ensure_doc(&mut self, id: &DocId) -> Result<bool, ClientError> {
         if self.docs.contains_key(id) {
             return Ok(false);
         }
@@ -252,12 +273,10 @@ impl ClientEngine {
         Ok(true)
     }
 
-    /// Starts following a document (a conversation, one of its buckets, a profile).
+    /// Starts following a document (a conversation, one of its buckets, a profile): from the
+    /// store when stored there (after its load), else fresh from the server.
     pub fn open(&mut self, id: &DocId) -> Result<(), ClientError> {
-        if self.ensure_doc(id)? {
-            self.subscribe(id);
-        }
-        Ok(())
+        self.open_doc(id)
     }
 
     pub fn is_loaded(&self, id: &DocId) -> bool {
@@ -270,7 +289,7 @@ impl ClientEngine {
         Some(read::read_conversation(&doc.local, conv.clone())).filter(|c| c.meta.is_some())
     }
 
-    fn bucket_ms(&self, conv: &ConvId) -> i64 {
+    pub(super) fn bucket_ms(&self, conv: &ConvId) -> i64 {
         self.conversation(conv)
             .and_then(|c| c.meta.map(|m| m.bucket_ms))
             .unwrap_or(DEFAULT_BUCKET_MS)
@@ -288,7 +307,26 @@ impl ClientEngine {
     // ---------- intents ----------
 
     /// Checks an intent with the policy on local state, writes it, queues it. Returns its id.
+    /// When a document it touches must be loaded first (or an earlier intent waits), it
+    /// waits, with status `Pending`, and runs once the loads are answered: its events come
+    /// then, and a refusal of the policy then makes it `Rejected` (instead of an `Err` here).
     pub fn intent(&mut self, intent: Intent, device_now: i64) -> Result<u64, ClientError> {
+        if self.can_run_now(&intent) {
+            return self.run_intent(None, intent, device_now);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.hold_intent(id, intent, device_now);
+        Ok(id)
+    }
+
+    /// Runs an intent whose documents are in memory, under `reserved` if it waited.
+    pub(super) fn run_intent(
+        &mut self,
+        reserved: Option<u64>,
+        intent: Intent,
+        device_now: i64,
+    ) -> Result<u64, ClientError> {
         let now = self.server_now(device_now);
         let me = self.config.account.clone();
         let tenant = self.config.tenant.clone();
@@ -300,8 +338,10 @@ impl ClientEngine {
             }
         }
         self.check(&intent, &targets, now)?;
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = reserved.unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        });
         let mut entry = OutboxEntry {
             id,
             intent,
@@ -427,16 +467,31 @@ impl ClientEngine {
 
     /// The status of an intent (`None` once accepted and forgotten).
     pub fn status(&self, id: u64) -> Option<IntentStatus> {
+        if self.loads.holds(id) {
+            return Some(IntentStatus::Pending);
+        }
         self.outbox.get(&id).map(|e| e.status.clone())
+    }
+
+    /// Whether intent `id` waits for loads (its events come when it runs).
+    pub fn is_held(&self, id: u64) -> bool {
+        self.loads.holds(id)
     }
 
     /// Intents not yet accepted, oldest first (the visible outbox).
     pub fn outbox(&self) -> Vec<(u64, Intent, IntentStatus)> {
-        self.outbox
+        let mut out: Vec<_> = self
+            .outbox
             .values()
             .filter(|e| e.status != IntentStatus::Accepted)
             .map(|e| (e.id, e.intent.clone(), e.status.clone()))
-            .collect()
+            .collect();
+        out.extend(
+            self.loads
+                .held_intents()
+                .map(|(id, intent)| (id, intent.clone(), IntentStatus::Pending)),
+        );
+        out
     }
 
     /// Forgets a rejected intent once the user has seen it.

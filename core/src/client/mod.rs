@@ -1,18 +1,25 @@
-//! The client engine (DESIGN §6), sans-io: local store trait, intents, outbox, rebase on
-//! rejection, derived views. The wasm crate and the native client are shells around it.
+//! The client engine, sans-io: local replicas, intents, outbox, rebase on rejection, derived
+//! views, and what it keeps in and asks of the local store. Hosts (the wasm crate, the native
+//! client) carry out its outputs: frames to send, store writes, store reads, events.
 
 pub mod apply;
+mod ask;
 mod catchup;
 pub mod engine;
+mod error;
+pub mod host;
 pub mod intent;
+mod jobs;
+mod load;
 mod persist;
 mod retry;
 pub mod store;
 mod views;
 
 pub use crate::doc::read::{ConvPrefs, PrivateData};
+pub use ask::{Load, LoadId, Outcome, Read, RequestId};
 pub use engine::{ClientConfig, ClientEngine, ClientError, Event, IntentStatus, Output};
 pub use intent::Intent;
-pub use persist::DOCS_PREFIX;
+pub use persist::HostKey;
 pub use store::{LocalStore, MemoryStore, StoreError, StoreOp};
 pub use views::{ConversationSummary, TimelineItem};

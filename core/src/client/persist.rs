@@ -1,16 +1,19 @@
-//! What the engine keeps in the local store, and how it comes back at start.
+//! What the engine keeps in the local store, and how it comes back. Every key the engine and
+//! its hosts use is named here, and nowhere else.
 //!
 //! Keys: `docs/<doc>` (the index of stored documents), `snap/<doc>` (a snapshot: the
 //! accepted document, its cursor, its messages' seqs), `chg/<doc>/<seq>` (accepted changes
 //! since the snapshot), `chg/<doc>/<seq>-<hash>` (an ack record: this device's change,
-//! accepted with that seq, whose seq has not arrived in order yet), `out/<id>` (the outbox).
+//! accepted with that seq, whose seq has not arrived in order yet), `out/<id>` (the outbox),
+//! `meta/…` (the host's identity records, see [`HostKey`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::ask::Read;
 use super::engine::{created_messages, ClientDoc, ClientEngine, ClientError, IntentStatus};
 use super::engine::{OutboxEntry, Output};
 use super::store::StoreOp;
@@ -19,7 +22,79 @@ use crate::ids::{DocId, MessageId};
 use crate::protocol::SeqChange;
 
 /// Prefix of the index of stored documents (`docs/<doc id>` → empty value).
-pub const DOCS_PREFIX: &str = "docs/";
+const DOCS_PREFIX: &str = "docs/";
+const OUTBOX_PREFIX: &str = "out/";
+
+/// Records a host keeps beside the engine's data, in the same store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKey {
+    /// This device's actor: 16 random bytes chosen once.
+    Actor,
+    /// `<tenant>/<account>`: one store belongs to one account.
+    Account,
+    /// The device name sent in `hello`.
+    Device,
+}
+
+impl HostKey {
+    pub fn key(self) -> &'static str {
+        match self {
+            HostKey::Actor => "meta/actor",
+            HostKey::Account => "meta/account",
+            HostKey::Device => "meta/device",
+        }
+    }
+}
+
+/// A store entry: key and value.
+type Entry = (String, Vec<u8>);
+
+/// The reads of the start-up load: the outbox and the index.
+pub(super) fn start_reads() -> Vec<Read> {
+    vec![
+        Read::Prefix(OUTBOX_PREFIX.to_owned()),
+        Read::Prefix(DOCS_PREFIX.to_owned()),
+    ]
+}
+
+/// The reads that bring one stored document back.
+pub(super) fn doc_reads(doc: &DocId) -> Vec<Read> {
+    vec![Read::Key(key_snapshot(doc)), Read::Prefix(key_changes(doc))]
+}
+
+/// Splits the start-up answer into outbox entries and the index of stored documents.
+pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>) {
+    let mut outbox = Vec::new();
+    let mut index = BTreeSet::new();
+    for (key, value) in entries {
+        if let Some(doc) = key.strip_prefix(DOCS_PREFIX) {
+            // An index entry that is no document id is not ours: skipped, not fatal.
+            if let Ok(id) = DocId::parse(doc) {
+                index.insert(id);
+            }
+        } else if key.starts_with(OUTBOX_PREFIX) {
+            outbox.push((key, value));
+        }
+    }
+    outbox.sort_by(|a, b| a.0.cmp(&b.0));
+    (outbox, index)
+}
+
+/// Splits a document's answer into its snapshot and its change records (in key order).
+pub(super) fn split_doc(doc: &DocId, entries: Vec<Entry>) -> (Option<Vec<u8>>, Vec<Entry>) {
+    let snap = key_snapshot(doc);
+    let mut snapshot = None;
+    let mut changes = Vec::new();
+    for (key, value) in entries {
+        if key == snap {
+            snapshot = Some(value);
+        } else {
+            changes.push((key, value));
+        }
+    }
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    (snapshot, changes)
+}
 
 /// Accepted changes are folded into a snapshot every this many.
 const SNAPSHOT_EVERY: usize = 256;
@@ -78,8 +153,11 @@ fn uncbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError
 }
 
 impl ClientEngine {
-    /// Restores the outbox from store entries under `out/` (call once at start).
-    pub fn restore_outbox(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), ClientError> {
+    /// Restores the outbox from store entries under `out/` (once, at start).
+    pub(super) fn restore_outbox(
+        &mut self,
+        entries: &[(String, Vec<u8>)],
+    ) -> Result<(), ClientError> {
         for (_, bytes) in entries {
             let mut entry: OutboxEntry = uncbor(bytes)?;
             // Nothing is in flight after a restart: it goes out again when connected.
@@ -95,7 +173,7 @@ impl ClientEngine {
     /// Loads one document from its store entries (`snap/<doc>`, `chg/<doc>/`) plus this
     /// device's unacked changes from the outbox (restore the outbox first), and subscribes to
     /// it when online. Documents load on demand: a conversation opens with its newest bucket.
-    pub fn restore_doc(
+    pub(super) fn restore_doc(
         &mut self,
         id: &DocId,
         snapshot: Option<&[u8]>,
@@ -146,6 +224,14 @@ impl ClientEngine {
             .local
             .apply_changes(self.pending_changes(id))
             .map_err(|e| corrupt(&e))?;
+        // Automerge queues a change whose dependencies are absent: without this check a store
+        // that lost an entry would restore half a document, silently. (The accepted document
+        // alone may lack this device's pending changes that an acked one builds on.)
+        if !state.local.get_missing_deps(&[]).is_empty() {
+            return Err(corrupt(
+                &"stored changes miss the changes they build on (an entry is absent)",
+            ));
+        }
         self.docs.insert(id.clone(), state);
         self.subscribe(id);
         Ok(())
@@ -153,6 +239,7 @@ impl ClientEngine {
 
     /// Records a document in the store's index (`docs/`), so it is restored at start.
     pub(super) fn index_doc(&mut self, id: &DocId) {
+        self.loads.note_stored(id);
         self.out.push(Output::Persist(vec![StoreOp::Put(
             format!("{DOCS_PREFIX}{id}"),
             Vec::new(),

@@ -6,6 +6,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use super::ask::Read;
+
 /// One write of an atomic batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
@@ -154,6 +156,26 @@ pub async fn conformance<S: LocalStore>(store: &S) -> Result<(), String> {
         return fail("unicode keys scan by prefix");
     }
     Ok(())
+}
+
+/// Carries out a load's reads on `store`: every entry they find, as the engine's `loaded`
+/// takes them.
+pub async fn read<S: LocalStore>(
+    store: &S,
+    reads: &[Read],
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut entries = Vec::new();
+    for read in reads {
+        match read {
+            Read::Key(key) => {
+                if let Some(value) = store.get(key).await? {
+                    entries.push((key.clone(), value));
+                }
+            }
+            Read::Prefix(prefix) => entries.extend(store.scan(prefix).await?),
+        }
+    }
+    Ok(entries)
 }
 
 /// Runs a future that never waits (memory stores, tests) to completion without a runtime;

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use confab_core::automerge::ActorId;
-use confab_core::client::store::block_on_ready;
-use confab_core::client::{ClientConfig, ClientEngine, LocalStore, Output};
+use confab_core::client::host::carry_out_stored;
+use confab_core::client::{ClientConfig, ClientEngine, Output};
 use confab_core::doc::write;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
@@ -193,48 +193,27 @@ fn ws_bytes(payload: usize, from_client: bool) -> u64 {
     (payload + len + if from_client { 4 } else { 0 }) as u64
 }
 
-/// Carries out the engine's outputs: store writes now, frames returned to send.
+/// Carries out the engine's outputs: store writes and loads now, frames returned to send.
 fn drain(engine: &mut ClientEngine, store: &FileStore) -> Result<Vec<ClientFrame>> {
-    let mut frames = Vec::new();
-    for output in engine.drain() {
-        match output {
-            Output::Send(frame) => frames.push(frame),
-            Output::Persist(ops) => block_on_ready(store.write(ops))
-                .ok_or_else(|| anyhow!("the file store did not finish at once"))?
-                .map_err(|e| anyhow!("{e}"))?,
-            Output::Event(_) => {}
-        }
-    }
-    Ok(frames)
+    let outputs = carry_out_stored(engine, store).map_err(|e| anyhow!("{e}"))?;
+    Ok(outputs
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Send(frame) => Some(frame),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The reader: restored from its store, so every run starts from the same offline state.
 fn restore_reader(dir: &Path) -> Result<(ClientEngine, FileStore)> {
     let store = FileStore::open(dir).map_err(|e| anyhow!("{e}"))?;
-    let mut engine = ClientEngine::new(ClientConfig {
+    let mut engine = ClientEngine::restoring(ClientConfig {
         tenant: tenant(),
         account: account(READER)?,
         actor: ActorId::from(&[0x7e; 16][..]),
     });
-    let scan = |prefix: &str| -> Result<Vec<(String, Vec<u8>)>> {
-        block_on_ready(store.scan(prefix))
-            .ok_or_else(|| anyhow!("the file store did not finish at once"))?
-            .map_err(|e| anyhow!("{e}"))
-    };
-    engine
-        .restore_outbox(&scan("out/")?)
-        .map_err(|e| anyhow!("{e}"))?;
-    for (key, _) in scan("docs/")? {
-        let Some(id) = key.strip_prefix("docs/").and_then(|k| DocId::parse(k).ok()) else {
-            continue;
-        };
-        let snapshot = block_on_ready(store.get(&format!("snap/{id}")))
-            .ok_or_else(|| anyhow!("the file store did not finish at once"))?
-            .map_err(|e| anyhow!("{e}"))?;
-        engine
-            .restore_doc(&id, snapshot.as_deref(), &scan(&format!("chg/{id}/"))?)
-            .map_err(|e| anyhow!("{e}"))?;
-    }
+    drain(&mut engine, &store)?;
     Ok((engine, store))
 }
 
@@ -399,14 +378,9 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
             account: account(READER)?,
             actor: ActorId::from(&[0x7e; 16][..]),
         });
+        // Opening indexes them in the store (written by the first drain).
         for doc in [&conv_doc, &bucket] {
             engine.open(doc).map_err(|e| anyhow!("{e}"))?;
-            block_on_ready(store.write(vec![confab_core::client::StoreOp::Put(
-                format!("docs/{doc}"),
-                Vec::new(),
-            )]))
-            .ok_or_else(|| anyhow!("the file store did not finish at once"))?
-            .map_err(|e| anyhow!("{e}"))?;
         }
         catch_up(
             &url,

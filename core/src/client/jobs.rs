@@ -1,0 +1,417 @@
+//! The work that may wait for loads, one step at a time: start-up restore, intents, opening
+//! a document, paging through a conversation (`open_conversation`, `load_older`). A step
+//! either finishes its job or leaves it at the head of the queue with its loads out; steps
+//! are safe to run again (a job decides once only what later loads would change).
+
+use std::collections::BTreeSet;
+
+use super::apply;
+use super::ask::{Job, Outcome, Ready, RequestId};
+use super::engine::{ClientEngine, Event, IntentStatus, OutboxEntry, Output};
+use super::error::ClientError;
+use super::intent::Intent;
+use crate::ids::{ConvId, DocId, DocTarget};
+
+impl ClientEngine {
+    /// Loads `conv` and its newest stored message buckets, newest first, until at least
+    /// `limit` messages are in `timeline(conv)`; follows the bucket of `device_now`. Ends
+    /// with `Event::Done { outcome: Opened }` (at once when nothing must be loaded).
+    pub fn open_conversation(&mut self, conv: &ConvId, limit: usize, device_now: i64) -> RequestId {
+        let request = self.loads.next_request();
+        self.loads.queue.push_back(Job::OpenConversation {
+            request,
+            conv: conv.clone(),
+            limit,
+            device_now,
+        });
+        self.advance();
+        request
+    }
+
+    /// Loads the next older message bucket of `conv`: the newest stored one older than what
+    /// is in memory, else (down to the conversation's first bucket) the one before the
+    /// oldest in memory, from the server. Ends with `Event::Done { outcome: Older { more } }`;
+    /// `more` is false once the conversation's start is reached.
+    pub fn load_older(&mut self, conv: &ConvId, device_now: i64) -> RequestId {
+        let request = self.loads.next_request();
+        self.loads.queue.push_back(Job::Older {
+            request,
+            conv: conv.clone(),
+            device_now,
+            target: None,
+        });
+        self.advance();
+        request
+    }
+
+    /// `open`, ending with `Event::Done { outcome: Opened }` once the document is in memory
+    /// (or `Failed` when its load failed).
+    pub fn open_document(&mut self, id: &DocId) -> RequestId {
+        let request = self.loads.next_request();
+        self.loads.queue.push_back(Job::Open {
+            doc: id.clone(),
+            request: Some(request),
+        });
+        self.advance();
+        request
+    }
+
+    /// Opens `id` at once when nothing must be loaded first; queues it otherwise.
+    pub(super) fn open_doc(&mut self, id: &DocId) -> Result<(), ClientError> {
+        if self.loads.queue.is_empty() {
+            match self.have(id) {
+                Ready::Yes => return Ok(()),
+                Ready::Failed(e) => return Err(e),
+                Ready::Wait => {}
+            }
+        }
+        self.loads.queue.push_back(Job::Open {
+            doc: id.clone(),
+            request: None,
+        });
+        self.advance();
+        Ok(())
+    }
+
+    /// No intent waits and every document `intent` touches is in memory (or new).
+    pub(super) fn can_run_now(&mut self, intent: &Intent) -> bool {
+        self.loads.queue.is_empty() && matches!(self.intent_ready(intent), Ready::Yes)
+    }
+
+    pub(super) fn hold_intent(&mut self, id: u64, intent: Intent, device_now: i64) {
+        self.loads.queue.push_back(Job::Intent {
+            id,
+            intent: Box::new(intent),
+            device_now,
+        });
+        self.advance();
+    }
+
+    /// The conversation first (its bucket width places a message), then the targets.
+    fn intent_ready(&mut self, intent: &Intent) -> Ready {
+        let (tenant, me) = (self.config.tenant.clone(), self.config.account.clone());
+        if let Some(conv) = apply::conv_of(intent, &tenant, &me) {
+            match self.ready(&DocId::conv(&tenant, &conv)) {
+                Ready::Yes => {}
+                other => return other,
+            }
+        }
+        let targets = apply::targets(intent, &tenant, &me, |c| self.bucket_ms(c));
+        let mut state = Ready::Yes;
+        for target in &targets {
+            match self.ready(target) {
+                Ready::Yes => {}
+                Ready::Wait => state = Ready::Wait,
+                failed @ Ready::Failed(_) => return failed,
+            }
+        }
+        state
+    }
+
+    /// A held intent that cannot run ends rejected with the reason (every intent with an
+    /// id ends accepted or rejected); it wrote nothing.
+    pub(super) fn refuse_held(
+        &mut self,
+        id: u64,
+        intent: Intent,
+        device_now: i64,
+        error: &ClientError,
+    ) {
+        let reason = match error {
+            ClientError::Denied { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        let status = IntentStatus::Rejected {
+            code: error.code().to_owned(),
+            reason,
+        };
+        let entry = OutboxEntry {
+            id,
+            intent,
+            created_at: self.server_now(device_now),
+            status: status.clone(),
+            changes: Vec::new(),
+            resend: false,
+            sent_at: None,
+        };
+        self.outbox.insert(id, entry);
+        self.persist_entry(id);
+        self.out.push(Output::Event(Event::Intent { id, status }));
+    }
+
+    fn report(&mut self, doc: &DocId, error: &ClientError) {
+        self.out.push(Output::Event(Event::Error {
+            code: error.code().to_owned(),
+            message: format!("{doc}: {error}"),
+        }));
+    }
+
+    /// One step of `job`: `Some` when it still waits for a load.
+    pub(super) fn step(&mut self, job: Job) -> Option<Job> {
+        match job {
+            Job::Intent {
+                id,
+                intent,
+                device_now,
+            } => match self.intent_ready(&intent) {
+                Ready::Wait => Some(Job::Intent {
+                    id,
+                    intent,
+                    device_now,
+                }),
+                Ready::Failed(e) => {
+                    self.refuse_held(id, *intent, device_now, &e);
+                    None
+                }
+                Ready::Yes => {
+                    if let Err(e) = self.run_intent(Some(id), (*intent).clone(), device_now) {
+                        self.refuse_held(id, *intent, device_now, &e);
+                    }
+                    None
+                }
+            },
+            Job::Open { doc, request } => match self.have(&doc) {
+                Ready::Wait => Some(Job::Open { doc, request }),
+                Ready::Yes => {
+                    if let Some(request) = request {
+                        self.done(request, Outcome::Opened);
+                    }
+                    None
+                }
+                Ready::Failed(e) => {
+                    self.report(&doc, &e);
+                    request.and_then(|r| self.fail(r, &e))
+                }
+            },
+            Job::Restore { request, skipped } => self.step_restore(request, skipped),
+            Job::OpenConversation {
+                request,
+                conv,
+                limit,
+                device_now,
+            } => match self.step_open_conversation(&conv, limit, device_now) {
+                Ready::Wait => Some(Job::OpenConversation {
+                    request,
+                    conv,
+                    limit,
+                    device_now,
+                }),
+                Ready::Yes => {
+                    self.done(request, Outcome::Opened);
+                    None
+                }
+                Ready::Failed(e) => self.fail(request, &e),
+            },
+            Job::Older {
+                request,
+                conv,
+                device_now,
+                target,
+            } => self.step_older(request, conv, device_now, target),
+        }
+    }
+
+    fn fail(&mut self, request: RequestId, error: &ClientError) -> Option<Job> {
+        self.done(
+            request,
+            Outcome::Failed {
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            },
+        );
+        None
+    }
+
+    /// Stored message buckets of `conv`, newest first.
+    fn stored_buckets(&self, conv: &ConvId) -> Vec<i64> {
+        let mut buckets: Vec<i64> = self
+            .loads
+            .stored()
+            .filter_map(|d| match d.target() {
+                DocTarget::Msgs(c, b) if c == conv => Some(*b),
+                _ => None,
+            })
+            .collect();
+        buckets.sort_unstable_by(|a, b| b.cmp(a));
+        buckets
+    }
+
+    /// Message buckets of `conv` in memory.
+    fn loaded_buckets(&self, conv: &ConvId) -> BTreeSet<i64> {
+        let tenant = &self.config.tenant;
+        self.docs
+            .range(DocId::msgs(tenant, conv, i64::MIN)..=DocId::msgs(tenant, conv, i64::MAX))
+            .filter_map(|(d, _)| match d.target() {
+                DocTarget::Msgs(c, b) if c == conv => Some(*b),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn step_open_conversation(&mut self, conv: &ConvId, limit: usize, device_now: i64) -> Ready {
+        let conv_doc = DocId::conv(&self.config.tenant, conv);
+        match self.have(&conv_doc) {
+            Ready::Yes => {}
+            other => return other,
+        }
+        let current = self.bucket_doc(conv, self.server_now(device_now));
+        match self.have(&current) {
+            Ready::Yes => {}
+            other => return other,
+        }
+        // Newest first, one at a time: only what the first screen needs is read.
+        for bucket in self.stored_buckets(conv) {
+            if self.timeline(conv).len() >= limit {
+                break;
+            }
+            match self.have(&DocId::msgs(&self.config.tenant, conv, bucket)) {
+                Ready::Yes => {}
+                other => return other,
+            }
+        }
+        Ready::Yes
+    }
+
+    fn step_older(
+        &mut self,
+        request: RequestId,
+        conv: ConvId,
+        device_now: i64,
+        target: Option<DocId>,
+    ) -> Option<Job> {
+        let waiting = |target| Job::Older {
+            request,
+            conv: conv.clone(),
+            device_now,
+            target,
+        };
+        let target = match target {
+            Some(target) => target,
+            None => {
+                let loaded = self.loaded_buckets(&conv);
+                let oldest = loaded.first().copied();
+                let next_stored = self
+                    .stored_buckets(&conv)
+                    .into_iter()
+                    .find(|b| oldest.is_none_or(|o| *b < o) && !loaded.contains(b));
+                match next_stored {
+                    Some(bucket) => DocId::msgs(&self.config.tenant, &conv, bucket),
+                    None => {
+                        match self.have(&DocId::conv(&self.config.tenant, &conv)) {
+                            Ready::Yes => {}
+                            Ready::Wait => return Some(waiting(None)),
+                            Ready::Failed(e) => return self.fail(request, &e),
+                        }
+                        let first = self
+                            .conversation(&conv)
+                            .and_then(|c| c.meta)
+                            .map(|m| m.created_at.div_euclid(m.bucket_ms.max(1)));
+                        let now = self.server_now(device_now);
+                        let candidate = oldest.map_or_else(
+                            || now.div_euclid(self.bucket_ms(&conv).max(1)),
+                            |o| o - 1,
+                        );
+                        match first {
+                            Some(first) if candidate >= first => {
+                                DocId::msgs(&self.config.tenant, &conv, candidate)
+                            }
+                            _ => {
+                                self.done(request, Outcome::Older { more: false });
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        match self.have(&target) {
+            Ready::Wait => Some(waiting(Some(target))),
+            Ready::Yes => {
+                self.done(request, Outcome::Older { more: true });
+                None
+            }
+            Ready::Failed(e) => self.fail(request, &e),
+        }
+    }
+
+    /// Start-up: the outbox and the index first; then every stored document but message
+    /// buckets (on a new device: this account's own private and profile documents), the newest stored bucket of each conversation (the list shows
+    /// previews and unread counts), and the buckets the outbox writes to (pending messages
+    /// show in their timelines). Older buckets wait for paging.
+    fn step_restore(&mut self, request: RequestId, mut skipped: BTreeSet<DocId>) -> Option<Job> {
+        let waiting = |skipped| Job::Restore { request, skipped };
+        if matches!(self.ready_index(), Ready::Wait) {
+            return Some(waiting(skipped));
+        }
+        let (tenant, me) = (self.config.tenant.clone(), self.config.account.clone());
+        let mut wanted: Vec<DocId> = self
+            .loads
+            .stored()
+            .filter(|d| !matches!(d.target(), DocTarget::Msgs(..)))
+            .cloned()
+            .collect();
+        // A new device (empty store) follows them from the server; from then on they are
+        // stored and restored with the rest.
+        if wanted.is_empty() {
+            wanted.push(DocId::private(&tenant, &me));
+            wanted.push(DocId::profile(&tenant, &me));
+        }
+        let convs: Vec<ConvId> = wanted
+            .iter()
+            .filter_map(|d| match d.target() {
+                DocTarget::Conv(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        for conv in &convs {
+            if let Some(newest) = self.stored_buckets(conv).first() {
+                wanted.push(DocId::msgs(&tenant, conv, *newest));
+            }
+        }
+        let mut wait = self.have_all(&wanted, &mut skipped);
+        if wait {
+            return Some(waiting(skipped));
+        }
+        let pending: Vec<Intent> = self
+            .outbox
+            .values()
+            .filter(|e| !e.is_final())
+            .map(|e| e.intent.clone())
+            .collect();
+        for intent in &pending {
+            if let Some(conv) = apply::conv_of(intent, &tenant, &me) {
+                if self.have_all(&[DocId::conv(&tenant, &conv)], &mut skipped) {
+                    wait = true;
+                    continue;
+                }
+            }
+            let targets = apply::targets(intent, &tenant, &me, |c| self.bucket_ms(c));
+            wait |= self.have_all(&targets, &mut skipped);
+        }
+        if wait {
+            return Some(waiting(skipped));
+        }
+        self.done(request, Outcome::Restored);
+        None
+    }
+
+    /// `have` for each document not skipped; a failure is reported and skipped from then
+    /// on. Returns whether one is still loading.
+    fn have_all(&mut self, docs: &[DocId], skipped: &mut BTreeSet<DocId>) -> bool {
+        let mut wait = false;
+        for doc in docs {
+            if skipped.contains(doc) {
+                continue;
+            }
+            match self.have(doc) {
+                Ready::Yes => {}
+                Ready::Wait => wait = true,
+                Ready::Failed(e) => {
+                    self.report(doc, &e);
+                    skipped.insert(doc.clone());
+                }
+            }
+        }
+        wait
+    }
+}
