@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the server's change validation and of opening a conversation on a
-//! client (DESIGN §2 buckets, §4 validation). Targets: validating one message change
+//! client (message buckets, validation). Targets: validating one message change
 //! ≤ 50 µs; opening a conversation (newest bucket, typed, ready to read) ≤ 50 ms native.
 //!
 //! Every benchmark runs for bucket sizes of 1,000 / 5,000 / 10,000 messages (the parameter):
@@ -16,6 +16,9 @@
 //!   one; when the chain is used up the document is reset to the fixture (untimed). So each
 //!   timed iteration is exactly one real acceptance, on a bucket of size..size+256
 //!   messages, with no clone in the timing.
+//! - `accept_message_change/<size>`: the same change through core's acceptor, as the
+//!   server's unit runs it: the binding asked once, validation against the staged bucket,
+//!   staging, the seq; the one Automerge apply per batch is timed at the end of the chain.
 //! - `clone_accepted_doc/<size>`: what a clone of the bucket would cost (why the chain is
 //!   used instead of `iter_batched` with a clone per iteration).
 //! - `open_conversation/newest_bucket/<size>`: `Automerge::load` of the newest bucket's saved
@@ -34,8 +37,12 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use confab_core::accept::{
+    Acceptor, AcceptorConfig, Decision, Need, Step, StoredDoc, Submission, UnitId,
+};
 use confab_core::automerge::Automerge;
 use confab_core::doc::read;
+use confab_core::ids::DocId;
 use confab_core::validate::{self, Verdict};
 use criterion::{BatchSize, BenchmarkId, Criterion, SamplingMode};
 
@@ -195,6 +202,55 @@ fn validate_benches(c: &mut Criterion, cache: &mut Cache) {
     }
     group.finish();
 
+    // The production path: the server's unit drives core's acceptor (needs answered, the
+    // change validated against the staged bucket and staged; one apply per batch, timed
+    // and spread over the chain, as the unit applies per batch).
+    let mut group = c.benchmark_group("accept_message_change");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for size in sizes {
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, &size| {
+            let (g, fx) = cache.get(size);
+            let (bucket, _) = fx.buckets.last().expect("a bucket");
+            let mut acceptor = fresh_acceptor(g, fx);
+            let mut next = 0;
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    if next == fx.chain.len() {
+                        acceptor = fresh_acceptor(g, fx); // untimed reset
+                        next = 0;
+                    }
+                    let change = fx.chain[next].clone();
+                    next += 1;
+                    let started = Instant::now();
+                    let mut sub = Submission::from_change(bucket, &g.author, change, fixtures::NOW);
+                    loop {
+                        match acceptor.step(&mut sub) {
+                            Step::Need(Need::Binding(actor)) => {
+                                let account = g.bindings.get(&actor).cloned();
+                                acceptor.answer_binding(&mut sub, actor, account);
+                            }
+                            Step::Done(Decision::Accepted(accepted)) => {
+                                black_box(accepted);
+                                break;
+                            }
+                            other => panic!("chain change not accepted: {other:?}"),
+                        }
+                    }
+                    if next == fx.chain.len() {
+                        acceptor.apply_staged(0).expect("apply");
+                    }
+                    timed += started.elapsed();
+                }
+                timed
+            });
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("clone_accepted_doc");
     group
         .sample_size(10)
@@ -269,6 +325,28 @@ fn open_benches(c: &mut Criterion, cache: &mut Cache) {
         });
     }
     group.finish();
+}
+
+/// An acceptor of the fixture's conversation with the conversation document and the newest
+/// bucket loaded from their saved bytes (what a unit holds once warm).
+fn fresh_acceptor(g: &Group, fx: &Fixture) -> Acceptor {
+    let (bucket, bytes) = fx.buckets.last().expect("a bucket");
+    let tenant = bucket.tenant();
+    let unit = UnitId::Conv(tenant.clone(), g.conv_id.clone());
+    let mut acceptor = Acceptor::new(unit, AcceptorConfig::default());
+    let saved = |bytes, seq| StoredDoc {
+        snapshot: Some(bytes),
+        changes: Vec::new(),
+        last_seq: seq,
+        snapshot_seq: seq,
+    };
+    acceptor
+        .load(DocId::conv(tenant, &g.conv_id), saved(&g.conv_bytes[..], 1))
+        .expect("conversation loads");
+    acceptor
+        .load(bucket.clone(), saved(&bytes[..], fx.size as u64))
+        .expect("bucket loads");
+    acceptor
 }
 
 fn main() {

@@ -16,6 +16,7 @@ use confab_server::engine::{now_ms, Engine, EngineConfig, SubmitOutcome};
 use confab_server::maintenance;
 use confab_server::metrics::Metrics;
 use confab_server::store::*;
+use confab_testkit::fixture::ConvFixture;
 use tokio::sync::Notify;
 
 /// SQLite underneath; while `hold` is set, the next commit waits for `release`, then fails
@@ -113,12 +114,22 @@ fn is_ack(outcomes: &[SubmitOutcome]) -> bool {
         .all(|o| matches!(o, SubmitOutcome::Ack { .. }))
 }
 
-#[tokio::test]
-async fn a_batch_built_on_a_failed_commit_is_never_stored() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = maintenance::open_store(None, dir.path())
-        .await
-        .expect("store");
+/// A gated SQLite store, an engine on it, and alice's group conversation `conv`, created
+/// (and committed normally) from her replica `conv_replica`.
+struct Group {
+    store: Arc<GatedStore>,
+    engine: Engine,
+    tenant: TenantId,
+    alice: AccountId,
+    author: Author,
+    conv: ConvId,
+    conv_doc: DocId,
+    conv_replica: Automerge,
+    now: i64,
+}
+
+async fn gated_group(dir: &std::path::Path, conv: &str) -> Group {
+    let sqlite = maintenance::open_store(None, dir).await.expect("store");
     let store = Arc::new(GatedStore {
         inner: sqlite,
         hold: AtomicBool::new(false),
@@ -134,25 +145,13 @@ async fn a_batch_built_on_a_failed_commit_is_never_stored() {
     let tenant = TenantId::new("acme").expect("tenant");
     let alice = AccountId::new("alice").expect("account");
     let author = Author::user(alice.clone());
-    let conv = ConvId::new("pipeline").expect("conv");
+    let conv = ConvId::new(conv).expect("conv");
     let conv_doc = DocId::conv(&tenant, &conv);
     let now = now_ms();
-
-    // The conversation, committed normally.
-    let actor = ActorId::from(&[7u8; 16][..]);
     let mut conv_replica = doc::genesis(&conv_doc)
         .expect("genesis")
-        .with_actor(actor.clone());
-    let spec = write::CreateConv {
-        kind: ConvKind::Group,
-        created_by: alice.clone(),
-        created_at: now,
-        bucket_ms: DEFAULT_BUCKET_MS,
-        thread: None,
-        info: Info::default(),
-        settings: Settings::defaults_for(ConvKind::Group),
-        members: vec![Member::new(alice.clone(), Role::Owner)],
-    };
+        .with_actor(ActorId::from(&[7u8; 16][..]));
+    let spec = ConvFixture::group(alice.clone(), now).build();
     write::create_conversation(&mut conv_replica, &IntentTag::new("c", "create"), &spec)
         .expect("create");
     let creation = conv_replica.get_last_local_change().expect("change");
@@ -164,6 +163,33 @@ async fn a_batch_built_on_a_failed_commit_is_never_stored() {
         )
         .await;
     assert!(is_ack(&outcome), "{outcome:?}");
+    Group {
+        store,
+        engine,
+        tenant,
+        alice,
+        author,
+        conv,
+        conv_doc,
+        conv_replica,
+        now,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_built_on_a_failed_commit_is_never_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Group {
+        store,
+        engine,
+        tenant,
+        alice,
+        author,
+        conv,
+        conv_doc,
+        mut conv_replica,
+        now,
+    } = gated_group(dir.path(), "pipeline").await;
 
     // Alice adds Bob (a conversation change); Bob posts in a bucket. Each batch's own
     // document would pass the seq check: only the epoch stops Bob's message.
@@ -242,49 +268,16 @@ async fn a_batch_built_on_a_failed_commit_is_never_stored() {
 async fn alice_and_a_message(
     dir: &std::path::Path,
 ) -> (Arc<GatedStore>, Engine, Author, DocId, Vec<u8>) {
-    let sqlite = maintenance::open_store(None, dir).await.expect("store");
-    let store = Arc::new(GatedStore {
-        inner: sqlite,
-        hold: AtomicBool::new(false),
-        succeed_held: AtomicBool::new(false),
-        entered: Notify::new(),
-        release: Notify::new(),
-    });
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(Metrics::new()),
-        EngineConfig::default(),
-    );
-    let tenant = TenantId::new("acme").expect("tenant");
-    let alice = AccountId::new("alice").expect("account");
-    let author = Author::user(alice.clone());
-    let conv = ConvId::new("resubmit").expect("conv");
-    let conv_doc = DocId::conv(&tenant, &conv);
-    let now = now_ms();
-    let mut replica = doc::genesis(&conv_doc)
-        .expect("genesis")
-        .with_actor(ActorId::from(&[7u8; 16][..]));
-    let spec = write::CreateConv {
-        kind: ConvKind::Group,
-        created_by: alice.clone(),
-        created_at: now,
-        bucket_ms: DEFAULT_BUCKET_MS,
-        thread: None,
-        info: Info::default(),
-        settings: Settings::defaults_for(ConvKind::Group),
-        members: vec![Member::new(alice.clone(), Role::Owner)],
-    };
-    write::create_conversation(&mut replica, &IntentTag::new("c", "create"), &spec)
-        .expect("create");
-    let creation = replica.get_last_local_change().expect("change");
-    let outcome = engine
-        .submit(
-            conv_doc,
-            author.clone(),
-            vec![creation.raw_bytes().to_vec()],
-        )
-        .await;
-    assert!(is_ack(&outcome), "{outcome:?}");
+    let Group {
+        store,
+        engine,
+        tenant,
+        alice,
+        author,
+        conv,
+        now,
+        ..
+    } = gated_group(dir, "resubmit").await;
     let bucket = DocId::msgs(&tenant, &conv, now.div_euclid(DEFAULT_BUCKET_MS));
     let mut replica: Automerge = doc::genesis(&bucket)
         .expect("genesis")

@@ -7,11 +7,11 @@ use std::time::Instant;
 use confab_core::automerge::ActorId;
 use confab_core::doc::{self, write, IntentTag};
 use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
-use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
 use confab_core::policy::Author;
 use confab_server::engine::{now_ms, Engine, EngineConfig, SubmitOutcome};
 use confab_server::maintenance;
 use confab_server::metrics::Metrics;
+use confab_testkit::fixture::ConvFixture;
 
 /// (count, sum in seconds) of one stage, read from the text exposition.
 fn stage(text: &str, name: &str) -> (f64, f64) {
@@ -44,16 +44,7 @@ async fn a_submit_is_timed_through_every_stage() {
     let mut replica = doc::genesis(&conv_doc)
         .expect("genesis")
         .with_actor(ActorId::from(&[5u8; 16][..]));
-    let spec = write::CreateConv {
-        kind: ConvKind::Group,
-        created_by: alice.clone(),
-        created_at: now_ms(),
-        bucket_ms: DEFAULT_BUCKET_MS,
-        thread: None,
-        info: Info::default(),
-        settings: Settings::defaults_for(ConvKind::Group),
-        members: vec![Member::new(alice.clone(), Role::Owner)],
-    };
+    let spec = ConvFixture::group(alice.clone(), now_ms()).build();
     write::create_conversation(&mut replica, &IntentTag::new("c", "create"), &spec)
         .expect("create");
     let change = replica.get_last_local_change().expect("change");

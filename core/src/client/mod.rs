@@ -12,6 +12,7 @@ pub mod intent;
 mod jobs;
 mod load;
 mod persist;
+mod receive;
 mod retry;
 pub mod store;
 mod views;

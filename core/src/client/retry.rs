@@ -8,9 +8,10 @@
 use serde_bytes::ByteBuf;
 
 use super::engine::{
-    is_transient, related, ClientEngine, Event, IntentStatus, Output, ANSWER_TIMEOUT_MS,
-    RETRY_MAX_MS, RETRY_MIN_MS,
+    related, ClientEngine, Event, IntentStatus, Output, ANSWER_TIMEOUT_MS, RETRY_MAX_MS,
+    RETRY_MIN_MS,
 };
+use super::receive::is_transient;
 use crate::ids::DocId;
 use crate::protocol::ClientFrame;
 

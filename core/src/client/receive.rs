@@ -1,0 +1,321 @@
+//! What the server says: frames in, and what they do to the replicas and the outbox
+//! (acks, rejections with their rebase, pushes, catch-up, signals, transient errors).
+
+use automerge::Change;
+
+use super::engine::{created_messages, ClientEngine, Event, IntentStatus, Output};
+use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::protocol::{ClientFrame, ErrorCode, SeqChange, ServerFrame, SignalKind};
+
+impl ClientEngine {
+    /// Handles one frame from the server.
+    pub fn receive(&mut self, frame: ServerFrame, device_now: i64) {
+        match frame {
+            ServerFrame::Changes { doc, changes } => self.on_changes(&doc, changes),
+            ServerFrame::Snapshot {
+                doc,
+                seq,
+                data,
+                order,
+            } => self.on_snapshot(&doc, seq, &data, order.as_ref()),
+            ServerFrame::Synced { doc, .. } => self.on_synced(&doc),
+            ServerFrame::Ack { doc, hash, seq } => {
+                self.on_ack(&doc, &hash, seq);
+                self.on_progress(device_now);
+            }
+            ServerFrame::Reject {
+                doc,
+                hash,
+                code,
+                reason,
+            } => {
+                if let Some(hash) = hash {
+                    self.on_reject_frame(&doc, &hash, code, reason, device_now);
+                }
+            }
+            ServerFrame::Revoked { doc, reason, .. } => {
+                if let Ok(id) = DocId::parse(&doc) {
+                    if let Some(state) = self.docs.get_mut(&id) {
+                        state.revoked = Some(reason.clone());
+                        state.catching_up = false;
+                    }
+                }
+                self.out.push(Output::Event(Event::Revoked { doc, reason }));
+            }
+            ServerFrame::Signal {
+                doc, from, kind, ..
+            } => self.on_signal(&doc, from, kind, device_now),
+            ServerFrame::Welcome {
+                server_time,
+                max_changes,
+                max_frame,
+                ..
+            } => {
+                self.max_changes = usize::try_from(max_changes).unwrap_or(usize::MAX).max(1);
+                self.max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
+                self.connected(server_time, device_now)
+            }
+            ServerFrame::Error {
+                code,
+                doc: Some(doc),
+                ..
+            } if code == "forbidden" => self.on_forbidden(&doc),
+            ServerFrame::Error {
+                code,
+                doc,
+                hash,
+                retry_after_ms,
+                ..
+            } if is_transient(&code) => self.on_transient(
+                doc.as_deref(),
+                hash.as_ref().map(|h| h.as_slice()),
+                retry_after_ms,
+                device_now,
+            ),
+            ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
+        }
+        self.ensure_round(device_now);
+    }
+
+    /// A subscription was refused. If it raced the creation of its conversation, it is
+    /// retried when the creation is acked.
+    fn on_forbidden(&mut self, doc: &str) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        let waiting = id.conv_id().is_some_and(|c| self.creation_pending(c));
+        if let Some(state) = self.docs.get_mut(&id) {
+            state.catching_up = false;
+            state.deferred = waiting;
+        }
+    }
+
+    fn on_signal(&mut self, doc: &str, from: String, kind: SignalKind, device_now: i64) {
+        let (Ok(id), Ok(from)) = (DocId::parse(doc), AccountId::new(from)) else {
+            return;
+        };
+        let Some(conv) = id.conv_id().cloned() else {
+            return;
+        };
+        let typing = self.typing.entry(conv.clone()).or_default();
+        match kind {
+            SignalKind::Typing => {
+                typing.insert(from, device_now + 6000);
+            }
+            SignalKind::StoppedTyping => {
+                typing.remove(&from);
+            }
+            SignalKind::Presence => {}
+        }
+        self.out.push(Output::Event(Event::Typing {
+            conv: conv.to_string(),
+        }));
+    }
+
+    /// Tells the conversation's other members that we type (ephemeral).
+    pub fn typing_signal(&mut self, conv: &ConvId, typing: bool) {
+        if self.online {
+            self.out.push(Output::Send(ClientFrame::Signal {
+                doc: DocId::conv(&self.config.tenant, conv).to_string(),
+                kind: if typing {
+                    SignalKind::Typing
+                } else {
+                    SignalKind::StoppedTyping
+                },
+                data: None,
+            }));
+        }
+    }
+
+    /// Who types in `conv` right now.
+    pub fn typing(&self, conv: &ConvId, device_now: i64) -> Vec<AccountId> {
+        self.typing
+            .get(conv)
+            .map(|t| {
+                t.iter()
+                    .filter(|(_, until)| **until > device_now)
+                    .map(|(a, _)| a.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn on_changes(&mut self, doc: &str, changes: Vec<SeqChange>) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        let Some(state) = self.docs.get_mut(&id) else {
+            return;
+        };
+        let mut fresh = Vec::with_capacity(changes.len());
+        let mut decoded = Vec::with_capacity(changes.len());
+        for c in changes.into_iter().filter(|c| c.seq > state.cursor) {
+            let Ok(change) = Change::try_from(&c.change[..]) else {
+                continue;
+            };
+            for message in created_messages(&change) {
+                state.message_seq.insert(message, c.seq);
+            }
+            fresh.push((c, change.hash()));
+            decoded.push(change);
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        if state.server.apply_changes(decoded.clone()).is_err()
+            || state.local.apply_changes(decoded).is_err()
+        {
+            return;
+        }
+        state.cursor = fresh.last().map_or(state.cursor, |(c, _)| c.seq);
+        self.persist_accepted(&id, &fresh);
+        self.out.push(Output::Event(Event::Doc {
+            doc: id.to_string(),
+        }));
+    }
+
+    fn on_synced(&mut self, doc: &str) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        if let Some(state) = self.docs.get_mut(&id) {
+            state.catching_up = false;
+        }
+        self.fold_if_due(&id);
+    }
+
+    pub(super) fn find(&self, doc: &str, hash: &[u8]) -> Option<(u64, usize)> {
+        self.outbox.values().find_map(|e| {
+            e.changes
+                .iter()
+                .position(|c| c.doc == doc && c.hash.as_slice() == hash)
+                .map(|i| (e.id, i))
+        })
+    }
+
+    /// One of our changes is accepted: it is stored as accepted in the same batch that updates
+    /// the outbox, so a restart before its push shows it accepted and sends nothing again.
+    fn on_ack(&mut self, doc: &str, hash: &[u8], seq: u64) {
+        // Progress: the next transient failure starts the backoff afresh.
+        self.retry_attempt = 0;
+        let Some((id, index)) = self.find(doc, hash) else {
+            return;
+        };
+        let Some(entry) = self.outbox.get_mut(&id) else {
+            return;
+        };
+        entry.changes[index].acked = true;
+        let bytes = entry.changes[index].bytes.clone();
+        let done = entry.changes.iter().all(|c| c.acked);
+        if done {
+            entry.status = IntentStatus::Accepted;
+        }
+        let doc_id = DocId::parse(doc).ok();
+        let mut ops = Vec::new();
+        if let (Some(doc_id), Ok(change)) = (&doc_id, Change::try_from(&bytes[..])) {
+            ops.extend(self.accept_own(doc_id, change, seq));
+        }
+        ops.push(self.entry_op(id));
+        self.out.push(Output::Persist(ops));
+        if done {
+            self.out.push(Output::Event(Event::Intent {
+                id,
+                status: IntentStatus::Accepted,
+            }));
+            self.outbox.remove(&id);
+        }
+        if let Some(DocTarget::Conv(conv)) = doc_id.as_ref().map(DocId::target) {
+            self.resume_deferred(conv);
+        }
+    }
+
+    /// Rejection without loss: drop the rejected change and everything after it in that document, rebuild
+    /// the document from accepted state, re-apply the later intents as new changes, report.
+    pub(super) fn on_reject(
+        &mut self,
+        doc: &str,
+        hash: &[u8],
+        code: String,
+        reason: String,
+        device_now: i64,
+    ) {
+        let Some((rejected_id, _)) = self.find(doc, hash) else {
+            return; // a change we already replaced: its rejection is expected
+        };
+        let Ok(doc_id) = DocId::parse(doc) else {
+            return;
+        };
+        if let Some(entry) = self.outbox.get_mut(&rejected_id) {
+            entry.status = IntentStatus::Rejected { code, reason };
+        }
+        // Intents rejected before are out of the document for good: neither rebased nor
+        // re-applied (their changes stay in the outbox only until dismissed).
+        let later: Vec<u64> = self
+            .outbox
+            .values()
+            .filter(|e| e.id > rejected_id && !e.is_final())
+            .filter(|e| e.changes.iter().any(|c| c.doc == doc && !c.acked))
+            .map(|e| e.id)
+            .collect();
+        let earlier: Vec<Change> = self
+            .outbox
+            .values()
+            .filter(|e| e.id < rejected_id && !e.is_final())
+            .flat_map(|e| e.changes.iter().filter(|c| c.doc == doc && !c.acked))
+            .filter_map(|c| Change::try_from(&c.bytes[..]).ok())
+            .collect();
+        if let Some(state) = self.docs.get_mut(&doc_id) {
+            let mut local = state.server.clone();
+            let _ = local.apply_changes(earlier);
+            state.local = local;
+        }
+        let now = self.server_now(device_now);
+        for id in later {
+            let Some(mut entry) = self.outbox.remove(&id) else {
+                continue;
+            };
+            entry.changes.retain(|c| c.doc != doc || c.acked);
+            let checked = self.check(&entry.intent, std::slice::from_ref(&doc_id), now);
+            match checked.and_then(|()| self.write(&doc_id, &entry.intent, id, now)) {
+                Ok(Some(change)) => entry.changes.push(change),
+                Ok(None) => {}
+                Err(e) => {
+                    entry.status = IntentStatus::Rejected {
+                        code: e.code().to_owned(),
+                        reason: e.to_string(),
+                    }
+                }
+            }
+            if entry.changes.iter().all(|c| c.acked)
+                && !matches!(entry.status, IntentStatus::Rejected { .. })
+            {
+                entry.status = IntentStatus::Accepted;
+            }
+            let status = entry.status.clone();
+            self.outbox.insert(id, entry);
+            self.persist_entry(id);
+            self.out.push(Output::Event(Event::Intent { id, status }));
+            if self.online {
+                self.dispatch(id, device_now);
+            }
+        }
+        self.persist_entry(rejected_id);
+        if let Some(status) = self.status(rejected_id) {
+            self.out.push(Output::Event(Event::Intent {
+                id: rejected_id,
+                status,
+            }));
+        }
+        self.out.push(Output::Event(Event::Doc {
+            doc: doc.to_owned(),
+        }));
+        if let DocTarget::Conv(conv) = doc_id.target() {
+            self.resume_deferred(conv);
+        }
+    }
+}
+
+/// A code that says "not now" rather than "no": the request is neither accepted nor refused.
+pub(super) fn is_transient(code: &str) -> bool {
+    ErrorCode::parse(code).is_some_and(ErrorCode::is_retryable)
+}
