@@ -401,3 +401,54 @@ async fn a_rest_flood_spends_the_account_budget_on_sqlite() {
 async fn a_rest_flood_spends_the_account_budget_on_postgres() {
     a_rest_flood_spends_the_account_budget(Backend::Postgres).await;
 }
+
+/// Signals spend the connection's budget on their own (each loads its conversation): past
+/// it, a signal is refused with a non-fatal `rate_limited` naming its doc, and nothing
+/// else is answered (admitted signals have no answer). One backend: no storage involved
+/// beyond loading the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_over_the_connection_budget_are_refused() {
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &["--rate-changes-burst", "5", "--rate-changes-per-sec", "1"],
+    )
+    .await
+    .unwrap();
+    let mut alice = Device::new("alice", 1);
+    let mut ca = connect(&server, "alice").await;
+    let (conv_doc, create) = create_group(&mut alice, "typing", &["eve"]);
+    assert_acked(&ca.submit(&conv_doc, &[create]).await.unwrap());
+    let mut ce = connect(&server, "eve").await;
+    for _ in 0..10 {
+        ce.send(&ClientFrame::Signal {
+            doc: conv_doc.to_string(),
+            kind: SignalKind::Typing,
+            data: None,
+        })
+        .await
+        .unwrap();
+    }
+    match ce.recv(WAIT).await.unwrap() {
+        ServerFrame::Error {
+            code,
+            doc,
+            fatal: false,
+            retry_after_ms,
+            ..
+        } => {
+            assert_eq!(code, "rate_limited");
+            assert_eq!(doc.as_deref(), Some(conv_doc.to_string().as_str()));
+            assert!(retry_after_ms.is_some_and(|ms| ms > 0));
+        }
+        other => panic!("expected rate_limited for a signal, got {other:?}"),
+    }
+    // The connection is still served.
+    ce.send(&ClientFrame::Ping { nonce: 7 }).await.unwrap();
+    loop {
+        match ce.recv(WAIT).await.unwrap() {
+            ServerFrame::Pong { nonce: 7, .. } => break,
+            ServerFrame::Error { code, .. } => assert_eq!(code, "rate_limited"),
+            other => panic!("expected pong, got {other:?}"),
+        }
+    }
+}
