@@ -59,6 +59,14 @@ impl Spent {
     }
 }
 
+/// What a piece of work costs: one unit when queued, the rest of `reject_cost` once it is
+/// known to be rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    Queued,
+    Rejected,
+}
+
 /// Accounts whose budgets are kept before full ones are forgotten.
 const KEEP_ACCOUNTS: usize = 10_000;
 
@@ -128,9 +136,35 @@ impl Budgets {
         now_ms: i64,
     ) {
         if rejected > 0 {
-            let extra = (self.config.reject_cost - 1.0).max(0.0) * rejected as f64;
+            let extra = self.reject_extra(rejected);
             self.charge(conn, tenant, account, extra, now_ms);
         }
+    }
+
+    /// `Err(retry_after_ms)` while the account's budget is in debt (REST writes, which have
+    /// no connection: they draw on the account's budget alone).
+    pub fn check_account(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        now_ms: i64,
+    ) -> Result<(), u64> {
+        self.with_account(tenant, account, |b| b.check(now_ms))
+    }
+
+    /// A REST write was queued (`rejected`: and answered with a rejection), charged to the
+    /// account alone, at the same prices as a submitted change.
+    pub fn charge_account(&self, tenant: &TenantId, account: &AccountId, cost: Cost, now_ms: i64) {
+        let units = match cost {
+            Cost::Queued => 1.0,
+            Cost::Rejected => self.reject_extra(1),
+        };
+        self.with_account(tenant, account, |b| b.charge(units, now_ms));
+    }
+
+    /// What `rejected` rejections cost beyond the unit each paid when queued.
+    fn reject_extra(&self, rejected: usize) -> f64 {
+        (self.config.reject_cost - 1.0).max(0.0) * rejected as f64
     }
 
     fn charge(
@@ -213,6 +247,26 @@ mod tests {
             budgets.check(&mut conn, &t, &a, 0),
             Err((8_010, Spent::Connection))
         );
+    }
+
+    #[test]
+    fn rest_writes_draw_on_the_account_budget_its_connections_share() {
+        let budgets = small();
+        let (t, a) = ids("eve");
+        let mut conn = budgets.connection();
+        budgets.queued(&mut conn, &t, &a, 900, 0);
+        for _ in 0..60 {
+            budgets.charge_account(&t, &a, Cost::Queued, 0);
+            budgets.charge_account(&t, &a, Cost::Rejected, 0);
+        }
+        // 900 + 60 * 10 = the whole burst: spent for the REST side and the connections.
+        assert_eq!(budgets.check_account(&t, &a, 0), Err(10));
+        assert_eq!(
+            budgets.check(&mut conn, &t, &a, 0),
+            Err((10, Spent::Account))
+        );
+        let (t, b) = ids("bob");
+        assert_eq!(budgets.check_account(&t, &b, 0), Ok(()));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use confab_core::ids::ConvId;
 use confab_core::protocol::{
-    decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
+    decode_server, encode_client, ClientFrame, ServerFrame, SignalKind, PROTOCOL_VERSION,
 };
 use confab_e2e::client::WAIT;
 use confab_e2e::{now_ms, token, Backend, Device, TestServer};
@@ -257,4 +257,198 @@ async fn a_non_member_flood_does_not_hold_up_a_member_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_member_flood_does_not_hold_up_a_member_on_postgres() {
     a_non_member_flood_does_not_hold_up_a_member(Backend::Postgres).await;
+}
+
+/// What a REST write got back: the status, `Retry-After` in seconds, and the JSON body.
+struct RestAnswer {
+    status: u16,
+    retry_after_s: Option<u64>,
+    body: serde_json::Value,
+}
+
+/// `POST path` with `body` as JSON and `account`'s token, over plain HTTP/1.0 (the answer
+/// ends with the connection).
+async fn rest_post(server: &TestServer, path: &str, account: &str, body: &str) -> RestAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let json = serde_json::json!({ "body": body }).to_string();
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        token(TENANT, account, false, 3600),
+        json.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let retry_after_s = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after")
+            .then(|| value.trim().parse::<u64>().unwrap())
+    });
+    RestAnswer {
+        status,
+        retry_after_s,
+        body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// REST writes and signals spend the account's work budget, the one its WebSocket
+/// connections share: a REST flood is answered 429 `rate_limited` with `Retry-After` once
+/// the budget is spent, the account's signals are refused with `rate_limited`, another
+/// account's WebSocket writes keep being acked, and after `Retry-After` the REST writes are
+/// accepted again.
+async fn a_rest_flood_spends_the_account_budget(backend: Backend) {
+    // A small account budget: 20 units at once, 10 a second back.
+    let server = TestServer::start_with(
+        backend,
+        &[
+            "--rate-account-changes-burst",
+            "20",
+            "--rate-account-changes-per-sec",
+            "10",
+        ],
+    )
+    .await
+    .unwrap();
+    let mut alice = Device::new("alice", 1);
+    let mut ca = connect(&server, "alice").await;
+    let (conv_doc, create) = create_group(&mut alice, "rested", &["eve"]);
+    assert_acked(&ca.submit(&conv_doc, &[create]).await.unwrap());
+    let conv = ConvId::new("rested").unwrap();
+    let mut ce = connect(&server, "eve").await;
+
+    // Eve, a member, floods the conversation over REST: every write is accepted until her
+    // account's budget is spent, then refused at once.
+    let path = "/v1/conversations/rested/messages";
+    let (mut created, mut refused) = (0, None);
+    for i in 0..200 {
+        let answer = rest_post(&server, path, "eve", &format!("flood {i}")).await;
+        match answer.status {
+            201 => created += 1,
+            429 => {
+                refused = Some(answer);
+                break;
+            }
+            other => panic!("REST write {i}: {other} {}", answer.body),
+        }
+    }
+    let refused = refused.expect("the REST flood was never refused");
+    assert!(
+        (20..200).contains(&created),
+        "{created} writes before the 429"
+    );
+    assert_eq!(refused.body["code"], "rate_limited", "{}", refused.body);
+    assert!(refused.body["retry_after_ms"]
+        .as_u64()
+        .is_some_and(|ms| ms > 0));
+    let retry_after_s = refused.retry_after_s.expect("Retry-After");
+    assert!(retry_after_s >= 1);
+
+    // Eve's account is spent for her WebSocket connection too: her signal is refused,
+    // non-fatally, naming the conversation.
+    ce.send(&ClientFrame::Signal {
+        doc: conv_doc.to_string(),
+        kind: SignalKind::Typing,
+        data: None,
+    })
+    .await
+    .unwrap();
+    match ce.recv(WAIT).await.unwrap() {
+        ServerFrame::Error {
+            code,
+            doc,
+            fatal: false,
+            retry_after_ms,
+            ..
+        } => {
+            assert_eq!(code, "rate_limited");
+            assert_eq!(doc.as_deref(), Some(conv_doc.to_string().as_str()));
+            assert!(retry_after_ms.is_some_and(|ms| ms > 0));
+        }
+        other => panic!("expected rate_limited for the signal, got {other:?}"),
+    }
+
+    // Another account's WebSocket writes are untouched.
+    for i in 0..5 {
+        let (bucket, change) = message(&mut alice, &conv, &format!("a{i}"), "still here", now_ms());
+        assert_acked(&ca.submit(&bucket, &[change]).await.unwrap());
+    }
+
+    // After Retry-After, Eve's REST writes are accepted again.
+    tokio::time::sleep(Duration::from_secs(retry_after_s)).await;
+    let answer = rest_post(&server, path, "eve", "back").await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_flood_spends_the_account_budget_on_sqlite() {
+    a_rest_flood_spends_the_account_budget(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_flood_spends_the_account_budget_on_postgres() {
+    a_rest_flood_spends_the_account_budget(Backend::Postgres).await;
+}
+
+/// Signals spend the connection's budget on their own (each loads its conversation): past
+/// it, a signal is refused with a non-fatal `rate_limited` naming its doc, and nothing
+/// else is answered (admitted signals have no answer). One backend: no storage involved
+/// beyond loading the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_over_the_connection_budget_are_refused() {
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &["--rate-changes-burst", "5", "--rate-changes-per-sec", "1"],
+    )
+    .await
+    .unwrap();
+    let mut alice = Device::new("alice", 1);
+    let mut ca = connect(&server, "alice").await;
+    let (conv_doc, create) = create_group(&mut alice, "typing", &["eve"]);
+    assert_acked(&ca.submit(&conv_doc, &[create]).await.unwrap());
+    let mut ce = connect(&server, "eve").await;
+    for _ in 0..10 {
+        ce.send(&ClientFrame::Signal {
+            doc: conv_doc.to_string(),
+            kind: SignalKind::Typing,
+            data: None,
+        })
+        .await
+        .unwrap();
+    }
+    match ce.recv(WAIT).await.unwrap() {
+        ServerFrame::Error {
+            code,
+            doc,
+            fatal: false,
+            retry_after_ms,
+            ..
+        } => {
+            assert_eq!(code, "rate_limited");
+            assert_eq!(doc.as_deref(), Some(conv_doc.to_string().as_str()));
+            assert!(retry_after_ms.is_some_and(|ms| ms > 0));
+        }
+        other => panic!("expected rate_limited for a signal, got {other:?}"),
+    }
+    // The connection is still served.
+    ce.send(&ClientFrame::Ping { nonce: 7 }).await.unwrap();
+    loop {
+        match ce.recv(WAIT).await.unwrap() {
+            ServerFrame::Pong { nonce: 7, .. } => break,
+            ServerFrame::Error { code, .. } => assert_eq!(code, "rate_limited"),
+            other => panic!("expected pong, got {other:?}"),
+        }
+    }
 }

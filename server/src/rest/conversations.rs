@@ -21,6 +21,7 @@ use confab_core::model::conversation::{
 use confab_core::policy::{join_role, DenyCode};
 use serde::Deserialize;
 
+use super::budget::Writer;
 use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, Params};
 use super::views::{ConversationList, ConversationListEntry, ConversationView};
@@ -129,7 +130,7 @@ pub struct DirectRequest {
 /// `POST /v1/conversations/direct`: 200 with the existing conversation, 201 when created.
 pub async fn direct(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Writer,
     JsonBody(req): JsonBody<DirectRequest>,
 ) -> Result<Response, ApiError> {
     if req.peer == caller.account {
@@ -153,7 +154,7 @@ pub async fn direct(
 /// change: there is still one conversation.
 async fn submit_creation(
     app: &AppState,
-    caller: &Caller,
+    caller: &Writer,
     doc: DocId,
     bytes: Vec<u8>,
 ) -> Result<u64, ApiError> {
@@ -169,7 +170,7 @@ async fn submit_creation(
             hash: None,
             message: "no answer".into(),
         });
-    acked(outcome, not_applicable_conflict)
+    acked(caller.charged(app, outcome), not_applicable_conflict)
 }
 
 // ---------- support ----------
@@ -186,7 +187,7 @@ pub struct SupportRequest {
 /// by (client, resource); `owner` is used only when it is created.
 pub async fn support(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Writer,
     JsonBody(req): JsonBody<SupportRequest>,
 ) -> Result<Response, ApiError> {
     if !(caller.service || caller.account == req.client || caller.account == req.owner) {
@@ -301,7 +302,7 @@ fn check_new_id(id: &ConvId) -> Result<(), ApiError> {
 /// `POST /v1/conversations`: a group, channel, thread or system conversation; 201.
 pub async fn create(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Writer,
     JsonBody(req): JsonBody<CreateRequest>,
 ) -> Result<Response, ApiError> {
     if matches!(req.kind, ConvKind::Direct | ConvKind::Support) {
@@ -403,11 +404,10 @@ pub async fn create(
         settings,
         members,
     };
-    let outcome = app
-        .engine
+    let outcome = caller
         .write(
+            &app,
             DocId::conv(&caller.tenant, &id),
-            caller.author(),
             Box::new(move |doc, tag| write::create_conversation(doc, tag, &spec)),
         )
         .await;
@@ -461,7 +461,7 @@ pub struct AddMemberRequest {
 /// role was asked for (409: roles change through the sync protocol).
 pub async fn add_member(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Writer,
     Params(id): Params<String>,
     JsonBody(req): JsonBody<AddMemberRequest>,
 ) -> Result<Response, ApiError> {
@@ -488,11 +488,10 @@ pub async fn add_member(
     if req.account != caller.account {
         member.invited_by = Some(caller.account.clone());
     }
-    let outcome = app
-        .engine
+    let outcome = caller
         .write(
+            &app,
             DocId::conv(&caller.tenant, &id),
-            caller.author(),
             Box::new(move |doc, tag| write::add_member(doc, tag, now, &member)),
         )
         .await;
@@ -504,7 +503,7 @@ pub async fn add_member(
 /// (needs remove rights). A member who is already gone is answered as is.
 pub async fn remove_member(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Writer,
     Params((id, account)): Params<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
@@ -528,11 +527,10 @@ pub async fn remove_member(
         MemberStatus::Removed
     };
     let now = now_ms();
-    let outcome = app
-        .engine
+    let outcome = caller
         .write(
+            &app,
             DocId::conv(&caller.tenant, &id),
-            caller.author(),
             Box::new(move |doc, tag| write::set_member_status(doc, tag, now, &account, status)),
         )
         .await;

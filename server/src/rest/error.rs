@@ -10,12 +10,15 @@
 //! - 503 `unavailable` with `Retry-After`: the storage is unavailable (unreachable or full:
 //!   answered at once while the health state says so, see `store::health`), or a write was
 //!   not decided (storage failed, shutting down): retry.
+//! - 429 `rate_limited` with `Retry-After` and `retry_after_ms`: a write while the account's
+//!   work budget is spent (`crate::budget`); nothing of it was looked at.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::error::ModelError;
 use confab_core::policy::DenyCode;
+use confab_core::protocol::ErrorCode;
 use confab_core::validate::RejectCode;
 use serde::Serialize;
 
@@ -28,6 +31,8 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub field: Option<String>,
+    /// For 429: how long to wait (also `Retry-After`, in whole seconds rounded up).
+    pub retry_after_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +41,8 @@ struct Body<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -45,6 +52,7 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             field: None,
+            retry_after_ms: None,
         }
     }
 
@@ -86,6 +94,17 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 429: the account's work budget is spent; come back after `retry_after_ms`.
+    pub fn rate_limited(retry_after_ms: u64) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited.as_str(),
+            "the account has spent its work budget; nothing of this request was looked at",
+        );
+        err.retry_after_ms = Some(retry_after_ms);
+        err
+    }
+
     /// A change the engine rejected: policy denials are 403 (`already_created` is 409),
     /// everything else (schema and value checks) is 422.
     pub fn rejected(code: RejectCode, reason: String) -> Self {
@@ -121,6 +140,7 @@ impl IntoResponse for ApiError {
             code: &self.code,
             message: &self.message,
             field: self.field.as_deref(),
+            retry_after_ms: self.retry_after_ms,
         };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
@@ -131,6 +151,13 @@ impl IntoResponse for ApiError {
             StatusCode::SERVICE_UNAVAILABLE => {
                 let seconds = crate::store::health::RETRY_AFTER_MS.div_ceil(1000).max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let ms = self.retry_after_ms.unwrap_or(1000);
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(ms.div_ceil(1000).max(1)),
+                );
             }
             _ => {}
         }
@@ -159,7 +186,6 @@ pub fn acked(outcome: SubmitOutcome, not_applicable: NotApplicable) -> Result<u6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use confab_core::protocol::ErrorCode;
 
     #[test]
     fn policy_codes_are_403_others_422() {
@@ -215,6 +241,12 @@ mod tests {
         assert_eq!(err.code, "unavailable");
         let response = err.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let err = ApiError::from(crate::store::StoreError::Corrupt("x".into()));
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        // Seconds rounded up.
+        let response = ApiError::rate_limited(1_001).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
         let err = ApiError::from(crate::store::StoreError::Corrupt("x".into()));
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
     }

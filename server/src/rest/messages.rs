@@ -14,6 +14,7 @@ use confab_core::model::message::{Message, MessageKind, NewMessage};
 use confab_core::model::proposal::ProposalStatus;
 use serde::Deserialize;
 
+use super::budget::Writer;
 use super::conversations::{fresh_id, load, path_conv, readable};
 use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, PageQuery, Params, PAGE_MAX};
@@ -43,7 +44,7 @@ pub struct PostMessageRequest {
 /// server's; the bucket follows from it.
 pub async fn post(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Writer,
     Params(id): Params<String>,
     JsonBody(req): JsonBody<PostMessageRequest>,
 ) -> Result<Response, ApiError> {
@@ -96,11 +97,10 @@ pub async fn post(
     };
     message.validate()?;
     let doc = DocId::msgs(&caller.tenant, &conv_id, conv.bucket_of(now));
-    let outcome = app
-        .engine
+    let outcome = caller
         .write(
+            &app,
             doc.clone(),
-            caller.author(),
             Box::new(move |d, tag| write::post_message(d, tag, &message)),
         )
         .await;
@@ -141,7 +141,7 @@ async fn find_row(
 /// proposal (`accepted`, `rejected`, `reschedule_requested`).
 pub async fn set_status(
     State(app): State<AppState>,
-    caller: Caller,
+    caller: Writer,
     Params((id, message)): Params<(String, String)>,
     JsonBody(req): JsonBody<StatusRequest>,
 ) -> Result<Response, ApiError> {
@@ -172,11 +172,10 @@ pub async fn set_status(
     let now = now_ms();
     let status = req.status;
     let target = message.clone();
-    let outcome = app
-        .engine
+    let outcome = caller
         .write(
+            &app,
             doc,
-            caller.author(),
             Box::new(move |d, tag| write::set_proposal_status(d, tag, now, &target, status)),
         )
         .await;

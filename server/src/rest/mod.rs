@@ -10,6 +10,7 @@
 //! (conversation lists, message pages); full message content is read from the committed
 //! message buckets.
 
+mod budget;
 mod conversations;
 mod error;
 mod extract;

@@ -1,8 +1,10 @@
 //! A connection's side of the work budgets (`crate::budget`): refusing submits while a
-//! budget is spent, and charging what was queued and what was rejected.
+//! budget is spent, and charging what was queued and what was rejected. Signals are charged
+//! too (1 unit each, never rejected: a refused one costs nothing more), since each loads its
+//! conversation to check the sender may read it.
 
 use confab_core::ids::DocId;
-use confab_core::protocol::{peek, Budget, ErrorCode, Session};
+use confab_core::protocol::{peek, Budget, ErrorCode, ServerFrame, Session};
 use futures_util::FutureExt;
 
 use super::Answers;
@@ -96,4 +98,34 @@ pub(super) fn answered(
         rejected,
         now_ms(),
     );
+}
+
+/// Admits a signal and charges its unit, or refuses it with a non-fatal `rate_limited`
+/// error naming its doc, with `retry_after_ms` (docs/PROTOCOL.md, Signals).
+pub(super) fn admit_signal(
+    app: &AppState,
+    session: &Session,
+    budget: &mut Budget,
+    doc: &DocId,
+) -> Result<(), ServerFrame> {
+    let Some(identity) = session.identity() else {
+        return Ok(());
+    };
+    let now = now_ms();
+    let budgets = &app.budgets;
+    if let Err((retry, spent)) = budgets.check(budget, &identity.tenant, &identity.account, now) {
+        return Err(ServerFrame::Error {
+            code: ErrorCode::RateLimited.as_str().to_owned(),
+            message: format!(
+                "the {} has spent its work budget; the signal was not sent",
+                spent.as_str()
+            ),
+            doc: Some(doc.to_string()),
+            fatal: false,
+            hash: None,
+            retry_after_ms: Some(retry),
+        });
+    }
+    budgets.queued(budget, &identity.tenant, &identity.account, 1, now);
+    Ok(())
 }

@@ -193,6 +193,11 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                                 }
                             }
                         }
+                        Action::Signal { doc, kind, data } => match budget::admit_signal(&app, &session, &mut budget, &doc) {
+                            // Reported like a signal's other errors: non-fatal, naming the doc.
+                            Err(refused) => out.push(framed(&refused)),
+                            Ok(()) => dispatch(&app, &session, conn_id, Action::Signal { doc, kind, data }, (&outlet, &control_tx), &local_tx),
+                        },
                         other => dispatch(&app, &session, conn_id, other, (&outlet, &control_tx), &local_tx),
                     }
                 }
