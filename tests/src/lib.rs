@@ -3,6 +3,7 @@
 //! What the core suite shares (devices, ids, fixtures, `TestServer`) is in `confab-testkit`.
 
 pub mod client;
+pub mod delay_proxy;
 pub mod file_store;
 pub mod native;
 pub mod native_support;

@@ -68,9 +68,14 @@ fn free_port() -> Result<u16> {
 impl PgCluster {
     /// Makes a cluster in a fresh temp folder and starts it.
     pub fn start() -> Result<Self> {
+        Self::start_in(&std::env::temp_dir())
+    }
+
+    /// Makes a cluster in a fresh folder under `parent` (e.g. a small tmpfs) and starts it.
+    pub fn start_in(parent: &Path) -> Result<Self> {
         let bin = postgres_bin()?;
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let dir = parent.join(format!(
             "confab-pg-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -146,6 +151,13 @@ impl PgCluster {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Whether the postmaster is running (`pg_ctl status`).
+    pub fn is_running(&self) -> bool {
+        as_postgres(&self.pg_ctl("status"))
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 
     /// `pg_ctl stop -m fast`: backends are terminated, the cluster shuts down cleanly.

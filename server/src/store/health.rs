@@ -36,6 +36,11 @@ pub const PROBE_UP_EVERY: Duration = Duration::from_millis(500);
 /// What clients are told to wait before resubmitting while the storage is down: a few
 /// probe periods, so a short blip costs little and a long outage is not hammered.
 pub const RETRY_AFTER_MS: u64 = 1000;
+/// The longest a commit may take before its changes are answered `unavailable` and the
+/// state turns down: a database that is up but slow (every round trip seconds) must not
+/// leave the committer, and every client queued behind it, waiting without end. Above the
+/// pool timeouts (2 s Postgres, 5 s SQLite) so a busy but healthy database is not cut off.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// The shared up/down state; cheap to clone.
 #[derive(Clone, Default)]
@@ -224,10 +229,24 @@ impl Store for Guarded {
         // per commit): after an outage its idle connection is dead, and the first commit
         // would fail on it and turn the state down again. A ping first replaces it.
         let recoveries = self.health.recoveries();
-        if self.recoveries_seen.swap(recoveries, Ordering::SeqCst) != recoveries {
-            let _ = self.inner.ping().await;
-        }
-        self.run(self.inner.commit(changes)).await
+        let ping = self.recoveries_seen.swap(recoveries, Ordering::SeqCst) != recoveries;
+        let call = async {
+            if ping {
+                let _ = self.inner.ping().await;
+            }
+            self.inner.commit(changes).await
+        };
+        // A timed-out commit may still have committed on the database's side: it is
+        // answered `unavailable` (never a rejection), and the client's resubmission is
+        // idempotent (an already stored change is acked with its seq).
+        let result = match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "commit: no answer within {} ms",
+                COMMIT_TIMEOUT.as_millis()
+            ))),
+        };
+        self.health.observe(result)
     }
     async fn changes_after(
         &self,

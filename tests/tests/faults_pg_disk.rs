@@ -1,0 +1,277 @@
+//! Postgres on a full disk: a private cluster (the machine's stays up) with its data folder
+//! on a small tmpfs, filled to the last byte while a client writes, then freed. Asserts
+//! what the server does (docs: ARCHITECTURE.md, "Storage health"): writes are answered
+//! `unavailable` with a `retry_after_ms` at once (Postgres keeps running: "could not extend
+//! file", 53100), `/readyz` 503 after the first; once space is back (and, if
+//! Postgres stopped itself, the cluster is started again, as for "Postgres down") it is
+//! ready again without a restart of the server and every change ends acked exactly once.
+//! Needs root (mount -t tmpfs, su postgres): without it the test fails saying so.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use confab_core::automerge::Change;
+use confab_core::ids::{ConvId, DocId};
+use confab_core::protocol::{ClientFrame, ServerFrame};
+use confab_e2e::pg_cluster::PgCluster;
+use confab_e2e::{Client, Device, TestServer};
+use serde_bytes::ByteBuf;
+
+/// A `/readyz` must answer within this (it never waits on the database).
+const READYZ_ANSWER: Duration = Duration::from_secs(1);
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("confab-pgfull-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the Postgres disk-full fault test needs root to mount a tmpfs (mount -t tmpfs \
+             failed: {}); run it as root",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Sends one change and waits for its answer: (code, retry_after_ms, time taken).
+async fn submit_one(
+    client: &mut Client,
+    doc: &DocId,
+    change: &Change,
+) -> (String, Option<u64>, Duration) {
+    let started = Instant::now();
+    client
+        .send(&ClientFrame::Submit {
+            doc: doc.to_string(),
+            changes: vec![ByteBuf::from(change.raw_bytes().to_vec())],
+        })
+        .await
+        .unwrap();
+    let want = change.hash().0.to_vec();
+    loop {
+        let frame = client.recv(Duration::from_secs(15)).await.unwrap();
+        let (hash, code, retry) = match frame {
+            ServerFrame::Ack { hash, .. } => (hash.to_vec(), "ack".to_owned(), None),
+            ServerFrame::Reject {
+                hash: Some(hash),
+                code,
+                ..
+            } => (hash.to_vec(), code, None),
+            ServerFrame::Error {
+                hash: Some(hash),
+                code,
+                retry_after_ms,
+                ..
+            } => (hash.to_vec(), code, retry_after_ms),
+            other => panic!("unexpected frame {other:?}"),
+        };
+        if hash == want {
+            return (code, retry, started.elapsed());
+        }
+    }
+}
+
+async fn readyz_until(server: &TestServer, status: u16, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = server.readyz(READYZ_ANSWER).await;
+        assert!(
+            got.is_some(),
+            "/readyz gave no answer within {READYZ_ANSWER:?}"
+        );
+        if got == Some(status) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "/readyz still {got:?} after {:?}, expected {status}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn fill(dir: &Path) {
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M"])
+        .arg(format!("of={}", dir.join("filler").display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    for n in 0..64 {
+        let _ = std::fs::write(dir.join(format!("crumb{n}")), [0u8; 4096]);
+    }
+}
+
+fn free(dir: &Path) {
+    std::fs::remove_file(dir.join("filler")).unwrap();
+    for n in 0..64 {
+        let _ = std::fs::remove_file(dir.join(format!("crumb{n}")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back() {
+    let tmpfs = Tmpfs::mount("160m");
+    let cluster = PgCluster::start_in(tmpfs.path()).unwrap();
+    let data_dir = std::env::temp_dir().join(format!(
+        "confab-faults-pgfull-{}-{}",
+        std::process::id(),
+        cluster.port
+    ));
+    let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
+        .await
+        .unwrap();
+    let mut alice = Device::new("alice", 1);
+    let mut client = connect(&server, "alice").await;
+    let (conv_doc, create) = create_group(&mut alice, "pgfull", &["bob"]);
+    assert_acked(&client.submit(&conv_doc, &[create]).await.unwrap());
+    let conv = ConvId::new("pgfull").unwrap();
+    let base = base_time(120_000);
+    let bucket = bucket_doc(&conv, base);
+    let mut sent: Vec<Change> = Vec::new();
+    let write = |alice: &mut Device, sent: &mut Vec<Change>| {
+        let i = sent.len();
+        let (_, change) = message(
+            alice,
+            &conv,
+            &format!("m{i}"),
+            &format!("message {i} {}", "x".repeat(2000)),
+            base + i as i64,
+        );
+        sent.push(change.clone());
+        change
+    };
+    for _ in 0..10 {
+        let change = write(&mut alice, &mut sent);
+        assert_eq!(submit_one(&mut client, &bucket, &change).await.0, "ack");
+    }
+
+    fill(tmpfs.path());
+    // Writes go on until one cannot be stored: answered `unavailable`, retryable.
+    let mut unacked: Vec<Change> = Vec::new();
+    let started = Instant::now();
+    while unacked.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "Postgres kept storing on a full disk for 20 s"
+        );
+        let change = write(&mut alice, &mut sent);
+        let (code, retry, took) = submit_one(&mut client, &bucket, &change).await;
+        match code.as_str() {
+            "ack" => {}
+            "unavailable" => {
+                assert!(retry.is_some(), "unavailable names a retry_after_ms");
+                println!("pg full: first unavailable after {took:?}");
+                unacked.push(change);
+            }
+            other => panic!("a write on a full Postgres disk answered {other}"),
+        }
+    }
+    let to_503 = readyz_until(&server, 503, Duration::from_secs(3)).await;
+    println!("pg full: /readyz 503 {to_503:?} after the first unavailable");
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let change = write(&mut alice, &mut sent);
+        let (code, _, took) = submit_one(&mut client, &bucket, &change).await;
+        let ready = server.readyz(READYZ_ANSWER).await;
+        seen.push((code.clone(), took, ready));
+        if code != "ack" {
+            unacked.push(change);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!("pg full: while full {seen:?}");
+    // Nothing is stored while full: each write is answered at once, `unavailable`, or
+    // `missing_dependency` behind one of its own unstored changes (resubmitted in order
+    // later). /readyz is not asserted here: the prober's one-row update fits in its page
+    // and succeeds on a full disk, so the state turns up between failed commits
+    // (ARCHITECTURE.md, "Storage health": a known gap).
+    for (code, took, _) in &seen {
+        assert!(
+            code == "unavailable" || code == "missing_dependency",
+            "a write on a full Postgres disk answered {code}"
+        );
+        assert!(*took < Duration::from_secs(1), "answered at once: {took:?}");
+    }
+    assert!(seen.iter().any(|(code, _, _)| code == "unavailable"));
+    let died = !cluster.is_running();
+    println!(
+        "pg full: postmaster {}",
+        if died {
+            "stopped itself"
+        } else {
+            "still running"
+        }
+    );
+
+    free(tmpfs.path());
+    if died {
+        cluster.start_again().unwrap();
+    }
+    let to_200 = readyz_until(&server, 200, Duration::from_secs(20)).await;
+    println!("pg full: /readyz 200 {to_200:?} after space was back");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for change in &unacked {
+        loop {
+            let (code, _, _) = submit_one(&mut client, &bucket, change).await;
+            if code == "ack" {
+                break;
+            }
+            assert!(
+                code == "unavailable" || code == "missing_dependency",
+                "a resubmission once space is back answered {code}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "still unavailable 30 s after space was back"
+            );
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
+    }
+    client.close().await;
+    let log = log_of(&server, "alice", &bucket).await;
+    assert_clean_log(&log);
+    let stored: HashSet<[u8; 32]> = log.iter().map(|(_, h)| *h).collect();
+    assert!(
+        sent.iter().all(|c| stored.contains(&c.hash().0)),
+        "every change sent is stored once space is back"
+    );
+    assert_eq!(log.len(), sent.len(), "nothing stored twice");
+    drop(server);
+    drop(cluster);
+    drop(tmpfs);
+}
