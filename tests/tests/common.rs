@@ -210,3 +210,97 @@ pub async fn send_continuously(plan: Plan, mut device: Device) -> (Device, SendL
     log.closed = client.closed.clone();
     (device, log)
 }
+
+/// What a raw HTTP request got back: the status, `Retry-After` in seconds, the body.
+#[allow(dead_code)] // Not every suite reads every field.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub retry_after_s: Option<u64>,
+    pub body: String,
+}
+
+/// `method path` with `account`'s token (and `json` as the body) over plain HTTP/1.0: the
+/// answer ends with the connection, and no HTTP client library is needed.
+#[allow(dead_code)]
+pub async fn http(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    account: &str,
+    json: Option<&str>,
+) -> HttpAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("connect to the server");
+    let body = json.unwrap_or("");
+    let content = match json {
+        Some(_) => format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ),
+        None => String::new(),
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nAuthorization: Bearer {}\r\n{content}\r\n{body}",
+        token(TENANT, account, false, 3600)
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
+        .await
+        .expect("an HTTP answer in time")
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let retry_after_s = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after")
+            .then(|| value.trim().parse::<u64>().ok())
+            .flatten()
+    });
+    HttpAnswer {
+        status,
+        retry_after_s,
+        body: body.to_owned(),
+    }
+}
+
+/// Polls `/readyz` until it answers `status`; returns how long that took. Every answer must
+/// come within `answer_within` (readiness never waits on the database).
+#[allow(dead_code)]
+pub async fn readyz_until(
+    server: &TestServer,
+    answer_within: Duration,
+    status: u16,
+    limit: Duration,
+) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let asked = std::time::Instant::now();
+        let got = server.readyz(answer_within).await;
+        assert!(
+            got.is_some(),
+            "/readyz gave no answer within {answer_within:?} (it must not wait on the database)"
+        );
+        if got == Some(status) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "/readyz still {got:?} after {:?}, expected {status}",
+            start.elapsed()
+        );
+        let spent = asked.elapsed();
+        tokio::time::sleep(Duration::from_millis(50).saturating_sub(spent)).await;
+    }
+}

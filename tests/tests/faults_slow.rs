@@ -157,28 +157,6 @@ async fn submit_burst(
     answers.into_iter().flatten().collect()
 }
 
-/// Polls `/readyz` until it answers `status`; every answer must come within
-/// [`READYZ_ANSWER`]. Returns how long it took.
-async fn readyz_until(server: &TestServer, status: u16, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let got = server.readyz(READYZ_ANSWER).await;
-        assert!(
-            got.is_some(),
-            "/readyz gave no answer within {READYZ_ANSWER:?} (it must not wait on the database)"
-        );
-        if got == Some(status) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "/readyz still {got:?} after {:?}, expected {status}",
-            start.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_postgres_answers_within_a_bound_and_recovers_with_every_intent_accepted() {
     let cluster = PgCluster::start().unwrap();
@@ -283,7 +261,7 @@ async fn a_slow_postgres_answers_within_a_bound_and_recovers_with_every_intent_a
         .collect();
     let (burst_answers, to_503) = tokio::join!(
         submit_burst(&mut raw, &probe_bucket, &burst, ANSWER_BOUND),
-        readyz_until(&server, 503, Duration::from_secs(3)),
+        readyz_until(&server, READYZ_ANSWER, 503, Duration::from_secs(3)),
     );
     println!("slow: /readyz 503 after {to_503:?}; burst answered {burst_answers:?}");
     let mut answers: Vec<(String, Duration)> = Vec::new();
@@ -338,7 +316,7 @@ async fn a_slow_postgres_answers_within_a_bound_and_recovers_with_every_intent_a
 
     // The delay is gone: ready again without a restart, resubmissions acked.
     proxy.set_delay(Duration::ZERO, Duration::ZERO);
-    let to_200 = readyz_until(&server, 200, Duration::from_secs(25)).await;
+    let to_200 = readyz_until(&server, READYZ_ANSWER, 200, Duration::from_secs(25)).await;
     println!("slow: /readyz 200 {to_200:?} after the delay was removed");
     // As a client does: resubmit in order, after the retry delay while still unavailable
     // (the connections drain the answers delayed before; a commit on one may time out once

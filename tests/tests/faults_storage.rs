@@ -24,7 +24,7 @@ use confab_core::automerge::Change;
 use confab_core::ids::{ConvId, DocId};
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::pg_cluster::PgCluster;
-use confab_e2e::{token, Client, Device, TestServer};
+use confab_e2e::{Client, Device, TestServer};
 use serde_bytes::ByteBuf;
 
 /// A `/readyz` must answer within this (it never waits on the database).
@@ -195,66 +195,9 @@ async fn send_and_resubmit(
     log
 }
 
-/// Polls `/readyz` until it answers `status`; returns how long that took. Every answer must
-/// come within [`READYZ_ANSWER`].
-async fn readyz_until(server: &TestServer, status: u16, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let asked = Instant::now();
-        let got = server.readyz(READYZ_ANSWER).await;
-        assert!(
-            got.is_some(),
-            "/readyz gave no answer within {READYZ_ANSWER:?} (it must not wait on the database)"
-        );
-        if got == Some(status) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "/readyz still {got:?} after {:?}, expected {status}",
-            start.elapsed()
-        );
-        let spent = asked.elapsed();
-        tokio::time::sleep(Duration::from_millis(50).saturating_sub(spent)).await;
-    }
-}
-
-/// `GET path` with `account`'s token: (status, Retry-After, body).
-async fn http_get(server: &TestServer, path: &str, account: &str) -> (u16, Option<String>, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
-        .await
-        .unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.0\r\nAuthorization: Bearer {}\r\n\r\n",
-        token(TENANT, account, false, 3600)
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let retry_after = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("retry-after: ")
-                .or(l.strip_prefix("Retry-After: "))
-        })
-        .map(str::to_owned);
-    (status, retry_after, body.to_owned())
-}
-
 /// The `confab_storage_up` gauge as `/metrics` shows it.
 async fn storage_up(server: &TestServer) -> i64 {
-    let (status, _, body) = http_get(server, "/metrics", "alice").await;
+    let HttpAnswer { status, body, .. } = http(server, "GET", "/metrics", "alice", None).await;
     assert_eq!(status, 200, "/metrics: {body}");
     body.lines()
         .find_map(|l| l.strip_prefix("confab_storage_up "))
@@ -348,7 +291,7 @@ async fn postgres_outage(kind: Outage) {
     .await
     .unwrap()
     .unwrap();
-    let to_503 = readyz_until(&server, 503, TO_NOT_READY).await;
+    let to_503 = readyz_until(&server, READYZ_ANSWER, 503, TO_NOT_READY).await;
     let down_from = Instant::now();
     println!("{kind:?}: /readyz 503 after {to_503:?}");
     assert_eq!(
@@ -358,7 +301,11 @@ async fn postgres_outage(kind: Outage) {
     );
     // REST answers 503 `unavailable` with a Retry-After at once.
     let asked = Instant::now();
-    let (status, retry_after, body) = http_get(&server, "/v1/conversations", "alice").await;
+    let HttpAnswer {
+        status,
+        retry_after_s: retry_after,
+        body,
+    } = http(&server, "GET", "/v1/conversations", "alice", None).await;
     assert_eq!(status, 503, "REST while down: {body}");
     assert!(retry_after.is_some(), "503 carries Retry-After");
     assert!(body.contains("\"unavailable\""), "REST while down: {body}");
@@ -387,7 +334,7 @@ async fn postgres_outage(kind: Outage) {
         .await
         .unwrap()
         .unwrap();
-    let to_200 = readyz_until(&server, 200, Duration::from_secs(15)).await;
+    let to_200 = readyz_until(&server, READYZ_ANSWER, 200, Duration::from_secs(15)).await;
     println!("{kind:?}: /readyz 200 {to_200:?} after the cluster was back");
     assert_eq!(storage_up(&server).await, 1, "the gauge says up again");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -519,13 +466,12 @@ async fn submit_one(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
+    // A fault test that cannot make its fault fails: a skipped one would pass silently.
     let Some(tmpfs) = Tmpfs::mount("30m") else {
-        println!(
-            "SKIPPED: sqlite_disk_full_fails_fast_and_recovers_when_space_is_back needs root to \
-             mount tmpfs (mount -t tmpfs failed); the disk-full fault was NOT tested"
+        panic!(
+            "the SQLite disk-full fault test needs root to mount a tmpfs (mount -t tmpfs \
+             failed); run it as root"
         );
-        eprintln!("SKIPPED: sqlite disk-full fault test needs root to mount tmpfs");
-        return;
     };
     let mut server = TestServer::start_on(None, tmpfs.path().join("data"), &[])
         .await
@@ -587,7 +533,7 @@ async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
         }
     }
     assert!(first_failure.is_some(), "the disk never filled up");
-    let to_503 = readyz_until(&server, 503, TO_NOT_READY).await;
+    let to_503 = readyz_until(&server, READYZ_ANSWER, 503, TO_NOT_READY).await;
     println!("disk full: /readyz 503 {to_503:?} after the first failed commit");
 
     // While full: answered at once, and not ready for as long as it cannot write.
@@ -611,7 +557,7 @@ async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
     for n in 0..64 {
         let _ = std::fs::remove_file(tmpfs.path().join(format!("crumb{n}")));
     }
-    let to_200 = readyz_until(&server, 200, Duration::from_secs(10)).await;
+    let to_200 = readyz_until(&server, READYZ_ANSWER, 200, Duration::from_secs(10)).await;
     println!("disk freed: /readyz 200 after {to_200:?}");
     for change in &unacked {
         let (code, _, _) = submit_one(&mut client, &bucket, change).await;
@@ -675,7 +621,7 @@ async fn postgres_outage_without_traffic_is_noticed_and_the_first_commit_after_s
         .await
         .unwrap()
         .unwrap();
-    let to_503 = readyz_until(&server, 503, TO_NOT_READY).await;
+    let to_503 = readyz_until(&server, READYZ_ANSWER, 503, TO_NOT_READY).await;
     println!("idle: /readyz 503 after {to_503:?}");
     let (_, change) = message(&mut owner, &conv, "m0", "hello", base);
     let (code, retry, took) = submit_one(&mut client, &bucket, &change).await;
@@ -687,7 +633,7 @@ async fn postgres_outage_without_traffic_is_noticed_and_the_first_commit_after_s
         .await
         .unwrap()
         .unwrap();
-    let to_200 = readyz_until(&server, 200, Duration::from_secs(15)).await;
+    let to_200 = readyz_until(&server, READYZ_ANSWER, 200, Duration::from_secs(15)).await;
     println!("idle: /readyz 200 {to_200:?} after the cluster was back");
     let (code, _, _) = submit_one(&mut client, &bucket, &change).await;
     assert_eq!(code, "ack", "the first submit after the outage is acked");

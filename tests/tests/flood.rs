@@ -259,49 +259,22 @@ async fn a_non_member_flood_does_not_hold_up_a_member_on_postgres() {
     a_non_member_flood_does_not_hold_up_a_member(Backend::Postgres).await;
 }
 
-/// What a REST write got back: the status, `Retry-After` in seconds, and the JSON body.
+/// `POST path` with `{"body": body}` and `account`'s token.
+async fn rest_post(server: &TestServer, path: &str, account: &str, body: &str) -> RestAnswer {
+    let json = serde_json::json!({ "body": body }).to_string();
+    let answer = http(server, "POST", path, account, Some(&json)).await;
+    RestAnswer {
+        status: answer.status,
+        retry_after_s: answer.retry_after_s,
+        body: serde_json::from_str(&answer.body).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// A REST answer with its JSON body parsed.
 struct RestAnswer {
     status: u16,
     retry_after_s: Option<u64>,
     body: serde_json::Value,
-}
-
-/// `POST path` with `body` as JSON and `account`'s token, over plain HTTP/1.0 (the answer
-/// ends with the connection).
-async fn rest_post(server: &TestServer, path: &str, account: &str, body: &str) -> RestAnswer {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
-        .await
-        .unwrap();
-    let json = serde_json::json!({ "body": body }).to_string();
-    let request = format!(
-        "POST {path} HTTP/1.0\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
-        token(TENANT, account, false, 3600),
-        json.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let retry_after_s = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("retry-after")
-            .then(|| value.trim().parse::<u64>().unwrap())
-    });
-    RestAnswer {
-        status,
-        retry_after_s,
-        body: serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    }
 }
 
 /// REST writes and signals spend the account's work budget, the one its WebSocket

@@ -251,7 +251,9 @@ impl Store for PgStore {
 
     async fn probe(&self, write: bool) -> Result<()> {
         if write {
-            // A write needs the WAL: it fails while the disk is full (53100).
+            // Proves the database takes writes. It does not prove room for new pages: an
+            // update fits in its page and WAL segments are preallocated, so on a full disk it
+            // can succeed while commits fail (53100); ARCHITECTURE.md, "Storage health".
             sqlx::query("UPDATE storage_probe SET at = $1 WHERE id = 1")
                 .bind(crate::clock::now_ms())
                 .execute(&self.probe)
