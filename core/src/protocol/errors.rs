@@ -45,12 +45,12 @@ error_codes! {
     Forbidden = "forbidden": "the account may not read this document",
     TooManyChanges = "too_many_changes": "a submit holds more changes than max_changes",
     TooManySubscriptions = "too_many_subscriptions": "the connection subscribes to too many documents",
-    RateLimited = "rate_limited": "the connection sends frames, or the connection or its account submits changes, faster than allowed (a rejected change counts several times); nothing of the frame was looked at; a refused submit names its doc and retry_after_ms",
+    RateLimited = "rate_limited": "the connection sends frames, or the connection or its account submits changes or signals, faster than allowed (a rejected change counts several times); nothing of the frame was looked at; a refused submit or signal names its doc and retry_after_ms",
     TooManyConnections = "too_many_connections": "the server has no room for another connection (fatal)",
     SignalTooLarge = "signal_too_large": "a signal's data is too long",
     Lagging = "lagging": "the connection fell behind the pushes (fatal); reconnect and catch up from your cursors",
     Internal = "internal": "the server failed; nothing was stored; retry later",
-    Unavailable = "unavailable": "the server cannot store anything right now (its database is unreachable or full); nothing was stored; resubmit after retry_after_ms",
+    Unavailable = "unavailable": "the server cannot store anything right now (its database is unreachable, full, or too slow to answer a commit within its bound); nothing was stored, except after a commit that timed out, which may have been stored anyway; resubmit after retry_after_ms (safe either way: a stored change is acked with its seq)",
     ShuttingDown = "shutting_down": "the server is shutting down (fatal); reconnect",
 }
 
