@@ -304,3 +304,95 @@ pub async fn readyz_until(
         tokio::time::sleep(Duration::from_millis(50).saturating_sub(spent)).await;
     }
 }
+
+/// A tmpfs mounted for a disk-full test, unmounted when dropped.
+#[allow(dead_code)]
+#[derive(Debug)]
+pub struct Tmpfs(std::path::PathBuf);
+
+#[allow(dead_code)]
+impl Tmpfs {
+    /// Mounts `size` (e.g. "30m"), readable by other users (the private Postgres runs as
+    /// `postgres`). A fault test that cannot make its fault fails, naming `test`: a skipped
+    /// one would pass silently.
+    pub fn mount(size: &str, test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("confab-tmpfs-{}-{size}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("make the mount point");
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .output()
+            .expect("run mount");
+        if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+            panic!(
+                "{test} needs root to mount a tmpfs (mount -t tmpfs failed: {}); run it as root",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Tmpfs(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Sends one change in its own submit and waits (up to 20 s) for the answer naming it:
+/// (code, `ack` for an ack; retry_after_ms; time taken).
+#[allow(dead_code)]
+pub async fn submit_one(
+    client: &mut Client,
+    doc: &DocId,
+    change: &Change,
+) -> (String, Option<u64>, Duration) {
+    let started = std::time::Instant::now();
+    client
+        .send(&ClientFrame::Submit {
+            doc: doc.to_string(),
+            changes: vec![ByteBuf::from(change.raw_bytes().to_vec())],
+        })
+        .await
+        .expect("send the submit");
+    let want = change.hash().0.to_vec();
+    loop {
+        let frame = client
+            .recv(Duration::from_secs(20))
+            .await
+            .expect("an answer to the submit");
+        let (hash, code, retry) = match frame {
+            ServerFrame::Ack { hash, .. } => (hash.to_vec(), "ack".to_owned(), None),
+            ServerFrame::Reject {
+                hash: Some(hash),
+                code,
+                ..
+            } => (hash.to_vec(), code, None),
+            ServerFrame::Error {
+                hash: Some(hash),
+                code,
+                retry_after_ms,
+                ..
+            } => (hash.to_vec(), code, retry_after_ms),
+            other => panic!("unexpected frame {other:?}"),
+        };
+        if hash == want {
+            return (code, retry, started.elapsed());
+        }
+    }
+}

@@ -11,119 +11,17 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
 use confab_core::automerge::Change;
-use confab_core::ids::{ConvId, DocId};
-use confab_core::protocol::{ClientFrame, ServerFrame};
+use confab_core::ids::ConvId;
 use confab_e2e::pg_cluster::PgCluster;
-use confab_e2e::{Client, Device, TestServer};
-use serde_bytes::ByteBuf;
+use confab_e2e::{Device, TestServer};
 
 /// A `/readyz` must answer within this (it never waits on the database).
 const READYZ_ANSWER: Duration = Duration::from_secs(1);
-
-/// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("confab-pgfull-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "the Postgres disk-full fault test needs root to mount a tmpfs (mount -t tmpfs \
-             failed: {}); run it as root",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-/// Sends one change and waits for its answer: (code, retry_after_ms, time taken).
-async fn submit_one(
-    client: &mut Client,
-    doc: &DocId,
-    change: &Change,
-) -> (String, Option<u64>, Duration) {
-    let started = Instant::now();
-    client
-        .send(&ClientFrame::Submit {
-            doc: doc.to_string(),
-            changes: vec![ByteBuf::from(change.raw_bytes().to_vec())],
-        })
-        .await
-        .unwrap();
-    let want = change.hash().0.to_vec();
-    loop {
-        let frame = client.recv(Duration::from_secs(15)).await.unwrap();
-        let (hash, code, retry) = match frame {
-            ServerFrame::Ack { hash, .. } => (hash.to_vec(), "ack".to_owned(), None),
-            ServerFrame::Reject {
-                hash: Some(hash),
-                code,
-                ..
-            } => (hash.to_vec(), code, None),
-            ServerFrame::Error {
-                hash: Some(hash),
-                code,
-                retry_after_ms,
-                ..
-            } => (hash.to_vec(), code, retry_after_ms),
-            other => panic!("unexpected frame {other:?}"),
-        };
-        if hash == want {
-            return (code, retry, started.elapsed());
-        }
-    }
-}
-
-async fn readyz_until(server: &TestServer, status: u16, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let got = server.readyz(READYZ_ANSWER).await;
-        assert!(
-            got.is_some(),
-            "/readyz gave no answer within {READYZ_ANSWER:?}"
-        );
-        if got == Some(status) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "/readyz still {got:?} after {:?}, expected {status}",
-            start.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn fill(dir: &Path) {
     let _ = std::process::Command::new("dd")
@@ -145,7 +43,7 @@ fn free(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back() {
-    let tmpfs = Tmpfs::mount("160m");
+    let tmpfs = Tmpfs::mount("160m", "the Postgres disk-full fault test");
     let cluster = PgCluster::start_in(tmpfs.path()).unwrap();
     let data_dir = std::env::temp_dir().join(format!(
         "confab-faults-pgfull-{}-{}",
@@ -201,7 +99,7 @@ async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back(
             other => panic!("a write on a full Postgres disk answered {other}"),
         }
     }
-    let to_503 = readyz_until(&server, 503, Duration::from_secs(3)).await;
+    let to_503 = readyz_until(&server, READYZ_ANSWER, 503, Duration::from_secs(3)).await;
     println!("pg full: /readyz 503 {to_503:?} after the first unavailable");
     let mut seen = Vec::new();
     for _ in 0..10 {
@@ -242,7 +140,7 @@ async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back(
     if died {
         cluster.start_again().unwrap();
     }
-    let to_200 = readyz_until(&server, 200, Duration::from_secs(20)).await;
+    let to_200 = readyz_until(&server, READYZ_ANSWER, 200, Duration::from_secs(20)).await;
     println!("pg full: /readyz 200 {to_200:?} after space was back");
     let deadline = Instant::now() + Duration::from_secs(30);
     for change in &unacked {

@@ -14,7 +14,6 @@
 mod common;
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +23,7 @@ use confab_core::automerge::Change;
 use confab_core::ids::{ConvId, DocId};
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::pg_cluster::PgCluster;
-use confab_e2e::{Client, Device, TestServer};
+use confab_e2e::{Device, TestServer};
 use serde_bytes::ByteBuf;
 
 /// A `/readyz` must answer within this (it never waits on the database).
@@ -390,89 +389,9 @@ async fn postgres_postmaster_killed_under_load_fails_fast_and_recovers() {
     postgres_outage(Outage::Kill9).await;
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped (also when the test fails).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// `None` when mounting is impossible here (not root, no capability).
-    fn mount(size: &str) -> Option<Self> {
-        let dir = std::env::temp_dir().join(format!("confab-tmpfs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            eprintln!("mount: {}", String::from_utf8_lossy(&out.stderr));
-            let _ = std::fs::remove_dir(&dir);
-            return None;
-        }
-        Some(Tmpfs(dir))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-/// Sends one change and reads its answer: (code, retry_after_ms, time taken).
-async fn submit_one(
-    client: &mut Client,
-    doc: &DocId,
-    change: &Change,
-) -> (String, Option<u64>, Duration) {
-    let started = Instant::now();
-    client
-        .send(&ClientFrame::Submit {
-            doc: doc.to_string(),
-            changes: vec![ByteBuf::from(change.raw_bytes().to_vec())],
-        })
-        .await
-        .unwrap();
-    let want = hash_of(change);
-    loop {
-        let frame = client.recv(Duration::from_secs(20)).await.unwrap();
-        let (hash, code, retry) = match frame {
-            ServerFrame::Ack { hash, .. } => (hash.to_vec(), "ack".to_owned(), None),
-            ServerFrame::Reject {
-                hash: Some(hash),
-                code,
-                ..
-            } => (hash.to_vec(), code, None),
-            ServerFrame::Error {
-                hash: Some(hash),
-                code,
-                retry_after_ms,
-                ..
-            } => (hash.to_vec(), code, retry_after_ms),
-            other => panic!("unexpected frame {other:?}"),
-        };
-        if hash == want {
-            return (code, retry, started.elapsed());
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
-    // A fault test that cannot make its fault fails: a skipped one would pass silently.
-    let Some(tmpfs) = Tmpfs::mount("30m") else {
-        panic!(
-            "the SQLite disk-full fault test needs root to mount a tmpfs (mount -t tmpfs \
-             failed); run it as root"
-        );
-    };
+    let tmpfs = Tmpfs::mount("30m", "the SQLite disk-full fault test");
     let mut server = TestServer::start_on(None, tmpfs.path().join("data"), &[])
         .await
         .unwrap();
