@@ -7,10 +7,13 @@
 //! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
 //! - `bench catchup`: a client that missed 10,000 messages catches up (time, bytes on the wire).
 //! - `bench flood`: a member's ack latency while a non-member floods its conversation.
+//! - `bench cluster`: 1 and 3 server nodes on one Postgres (cross-node delivery, a hot
+//!   conversation, many conversations) and the Postgres probes of the scaling model.
 //! - `wasm [test [--bench] [--no-browser] [--no-node]]`: the npm package in wasm/pkg, and its tests.
 //! - `demo [--listen ADDR]`: the web demo on a local server; `demo e2e`: its browser tests.
 
 mod bench;
+mod bench_cluster;
 mod bench_e2e;
 mod bench_server;
 mod demo;
@@ -33,12 +36,15 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("flood") => {
             bench_e2e::run("flood", &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("cluster") => {
+            bench_cluster::run(&args[2..])
+        }
         Some("bench") => bench::run(&args[1..]),
         Some("wasm") => wasm::build(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [core|server [--quick]|catchup|flood]|wasm [test]|demo [e2e]>"
+                "usage: cargo xtask <test|ci|bench [core|server [--quick]|catchup|flood|cluster]|wasm [test]|demo [e2e]>"
             );
             bail!("unknown task {:?}", args.first())
         }

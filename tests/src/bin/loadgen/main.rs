@@ -37,7 +37,12 @@
 //! Messages are written on each client's own replica of the bucket, which never applies the
 //! others' changes: a message creation is a new key with no predecessor, so each change
 //! depends only on the client's own previous change (and the deterministic genesis).
+//!
+//! `loadgen cluster [flags]` (`cargo xtask bench cluster`) runs several server nodes on one
+//! Postgres database and spreads the clients over their URLs: cross-node delivery, one hot
+//! conversation, many conversations (cluster.rs).
 
+mod cluster;
 mod machine;
 
 use std::collections::HashMap;
@@ -1452,6 +1457,12 @@ fn median(mut values: Vec<f64>) -> f64 {
 // One thread for every client: see the module documentation.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
+    // `loadgen cluster ...`: several nodes on one Postgres database (cluster.rs).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("cluster") {
+        let rest = std::iter::once("loadgen cluster".to_owned()).chain(argv.into_iter().skip(2));
+        return cluster::main(cluster::ClusterArgs::parse_from(rest)).await;
+    }
     let mut args = Args::parse();
     if args.clients.is_empty() {
         args.clients = if args.quick {
