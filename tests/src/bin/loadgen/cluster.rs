@@ -153,6 +153,10 @@ pub struct ClusterArgs {
     /// Also append each run's JSON line to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Keep each run's node logs (the folder is printed); set their level with
+    /// CONFAB_BENCH_LOG (RUST_LOG syntax, default warn).
+    #[arg(long)]
+    keep_logs: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +212,8 @@ struct Cluster {
     url: String,
     dir: PathBuf,
     nodes: Vec<Node>,
+    /// Keep the nodes' logs (`--keep-logs`).
+    keep_logs: bool,
 }
 
 static RUN_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -241,6 +247,7 @@ impl Cluster {
             db,
             dir,
             nodes: Vec::new(),
+            keep_logs: false,
         };
         // One after the other: the first applies the migrations, the next find them done.
         for k in 0..nodes {
@@ -277,7 +284,10 @@ impl Cluster {
             // Without the flag (a server from before the cluster work) the environment
             // variable is ignored, so the harness still runs and says what it saw.
             .env("CONFAB_NODE_ID", &id)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CONFAB_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("CONFAB_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -369,7 +379,11 @@ impl Drop for Cluster {
                 let _ = child.start_kill();
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.keep_logs {
+            eprintln!("  node logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
         // Best effort, synchronous (Drop): psql ships with PostgreSQL.
         let _ = std::process::Command::new("psql")
             .args([
@@ -870,6 +884,7 @@ async fn run_one(
     ticks: f64,
 ) -> Result<RunResult> {
     let mut cluster = Cluster::start(bin, nodes, node_id_flag, &a.server_arg).await?;
+    cluster.keep_logs = a.keep_logs;
     let outcome = drive(&mut cluster, s, a, work, node_id_flag, ticks).await;
     if outcome.is_err() {
         for node in &cluster.nodes {
