@@ -13,6 +13,9 @@
 //!   total, paced, one change per frame, for `--seconds`. Reported: send → push at a reader,
 //!   split into same-node and cross-node samples (the target is cross-node p50 ≤ 5
 //!   ms, p99 ≤ 25 ms at 1,000 msg/s).
+//! - `local` (more than one node only): `delivery` with each conversation's members all on
+//!   its writer's node. No push crosses nodes, but every node still gets every commit's
+//!   notification: the cost of a cluster for documents a node does not hold.
 //! - `hot`: one conversation, `--hot-members` members spread round-robin over the nodes, all
 //!   writing as fast as acks come back (`--batch` changes per frame, ≤ `--window` unacked).
 //!   Reported: accepted msg/s, commit conflicts per 1,000 messages (the sum over nodes of
@@ -95,8 +98,8 @@ pub struct ClusterArgs {
     /// Node counts; each scenario runs once per count, in this order.
     #[arg(long, value_delimiter = ',', default_value = "1,3")]
     nodes: Vec<usize>,
-    /// Scenarios: delivery, hot, many.
-    #[arg(long, value_delimiter = ',', default_value = "delivery,hot,many")]
+    /// Scenarios: delivery, local, hot, many.
+    #[arg(long, value_delimiter = ',', default_value = "delivery,local,hot,many")]
     scenarios: Vec<String>,
     /// delivery: messages per second, all writers together.
     #[arg(long, default_value_t = 1000)]
@@ -162,6 +165,9 @@ pub struct ClusterArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     Delivery,
+    /// `delivery` with every member on its writer's node: what the other nodes pay for
+    /// notifications of documents they do not hold (skipped on one node: it is `delivery`).
+    Local,
     Hot,
     Many,
 }
@@ -170,6 +176,7 @@ impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Scenario::Delivery => "delivery",
+            Scenario::Local => "local",
             Scenario::Hot => "hot",
             Scenario::Many => "many",
         }
@@ -491,6 +498,11 @@ fn layout(
         Scenario::Delivery => {
             for k in 0..a.delivery_convs.max(1) {
                 add(&[k, k + 1, k + 2], 1)?;
+            }
+        }
+        Scenario::Local => {
+            for k in 0..a.delivery_convs.max(1) {
+                add(&[k, k, k], 1)?;
             }
         }
         Scenario::Hot => {
@@ -980,7 +992,7 @@ impl Workload {
         }
         let writers: Vec<usize> = convs.iter().flat_map(|c| c.writers.clone()).collect();
         let per_writer = match s {
-            Scenario::Delivery => {
+            Scenario::Delivery | Scenario::Local => {
                 ((f64::from(a.rate) * a.seconds).round() as usize).div_ceil(writers.len())
             }
             Scenario::Hot | Scenario::Many => a.burst_messages.div_ceil(writers.len()),
@@ -1068,7 +1080,7 @@ async fn drive(
         let slot = writers.iter().position(|&w| w == i);
         let (changes, index) = work.changes[i].clone();
         let paced = match (s, slot) {
-            (Scenario::Delivery, Some(k)) => {
+            (Scenario::Delivery | Scenario::Local, Some(k)) => {
                 let every =
                     Duration::from_secs_f64(writers.len() as f64 / f64::from(a.rate.max(1)));
                 // Writers take turns: writer k starts k/rate later.
@@ -1141,7 +1153,7 @@ async fn drive(
     let started = Instant::now();
     let send_seconds = match s {
         // The schedule's last send is due at `seconds`; a little slack for timer lateness.
-        Scenario::Delivery => a.seconds + 0.5,
+        Scenario::Delivery | Scenario::Local => a.seconds + 0.5,
         Scenario::Hot | Scenario::Many => a.burst_seconds,
     };
     let sending_ends = tokio::time::Instant::now() + Duration::from_secs_f64(send_seconds);
@@ -1670,6 +1682,16 @@ fn table(results: &[RunResult], probes: &[ProbeResult]) {
             r.nodes, d.p50_ms, d.p99_ms, r.offered_per_s
         );
     }
+    for r in results.iter().filter(|r| r.scenario == "local") {
+        println!(
+            "  {} nodes, local (no push crosses nodes): same-node p50 {:.2} ms, p99 {:.2} ms; server CPU {:.0}, Postgres {:.0} ms per 1k (compare: delivery on 1 node)",
+            r.nodes,
+            r.delivery_same_node.p50_ms,
+            r.delivery_same_node.p99_ms,
+            r.server_cpu_ms_per_1k,
+            r.pg_cpu_ms_per_1k
+        );
+    }
     if !probes.is_empty() {
         println!();
         println!("Postgres alone (durable one-row commits; NOTIFY payload like confab's):");
@@ -1713,9 +1735,10 @@ pub async fn main(args: ClusterArgs) -> Result<()> {
     for s in &args.scenarios {
         scenarios.push(match s.as_str() {
             "delivery" => Scenario::Delivery,
+            "local" => Scenario::Local,
             "hot" => Scenario::Hot,
             "many" => Scenario::Many,
-            other => bail!("unknown scenario {other:?} (delivery, hot, many)"),
+            other => bail!("unknown scenario {other:?} (delivery, local, hot, many)"),
         });
     }
     if args.nodes.contains(&0) {
@@ -1762,6 +1785,9 @@ pub async fn main(args: ClusterArgs) -> Result<()> {
     for &s in &scenarios {
         for round in 1..=args.repeat.max(1) {
             for &nodes in &args.nodes {
+                if s == Scenario::Local && nodes == 1 {
+                    continue;
+                }
                 plan.push((s, nodes, round));
             }
         }
