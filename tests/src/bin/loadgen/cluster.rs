@@ -98,7 +98,7 @@ pub struct ClusterArgs {
     /// Node counts; each scenario runs once per count, in this order.
     #[arg(long, value_delimiter = ',', default_value = "1,3")]
     nodes: Vec<usize>,
-    /// Scenarios: delivery, local, hot, many.
+    /// Scenarios: delivery, local, hot, many (none: the probes alone).
     #[arg(long, value_delimiter = ',', default_value = "delivery,local,hot,many")]
     scenarios: Vec<String>,
     /// delivery: messages per second, all writers together.
@@ -1401,7 +1401,9 @@ fn prepare(
 pub struct ProbeResult {
     probe: String,
     writers: usize,
+    /// Listening connections per database.
     listeners: usize,
+    databases: usize,
     commits_per_s: f64,
     /// Mean time of one commit seen by a writer.
     mean_commit_ms: f64,
@@ -1413,8 +1415,42 @@ pub struct ProbeResult {
 }
 
 /// Durable one-row commits from `writers` connections for `seconds`, each with a NOTIFY of
-/// a confab-sized payload when `notify`, with `listeners` connections listening.
+/// a confab-sized payload when `notify`, with `listeners` connections listening in each of
+/// `dbs` databases (the writers take turns over the databases): does a second database
+/// escape the NOTIFY lock?
 async fn probe(
+    writers: usize,
+    listeners: usize,
+    notify: bool,
+    dbs: usize,
+    seconds: f64,
+    ticks: f64,
+) -> Result<ProbeResult> {
+    use sqlx::Executor;
+    let n = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
+    let names: Vec<String> = (0..dbs.max(1))
+        .map(|k| format!("confab_probe_{}_{n}_{k}", std::process::id()))
+        .collect();
+    let mut conn = admin().await?;
+    for db in &names {
+        conn.execute(format!("DROP DATABASE IF EXISTS {db}").as_str())
+            .await?;
+        conn.execute(format!("CREATE DATABASE {db}").as_str())
+            .await?;
+    }
+    let result = probe_in(&names, writers, listeners, notify, seconds, ticks).await;
+    for db in &names {
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+            .await;
+    }
+    let mut result = result?;
+    result.databases = names.len();
+    Ok(result)
+}
+
+async fn probe_in(
+    names: &[String],
     writers: usize,
     listeners: usize,
     notify: bool,
@@ -1422,125 +1458,124 @@ async fn probe(
     ticks: f64,
 ) -> Result<ProbeResult> {
     use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-    use sqlx::{ConnectOptions, Connection, Executor};
-    let n = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
-    let db = format!("confab_probe_{}_{n}", std::process::id());
-    let mut conn = admin().await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {db}").as_str())
-        .await?;
-    conn.execute(format!("CREATE DATABASE {db}").as_str())
-        .await?;
-    let url = format!("{ADMIN_DB}/{db}");
-    let result = async {
+    use sqlx::{ConnectOptions, Connection, Executor, Row};
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut listening = Vec::new();
+    let mut drains = Vec::new();
+    let mut options = Vec::new();
+    let mut listen_pids = Vec::new();
+    let mut all_pids = Vec::new();
+    for db in names {
+        let url = format!("{ADMIN_DB}/{db}");
         let mut setup = <sqlx::PgConnection as Connection>::connect(&url).await?;
         setup
-            .execute("CREATE TABLE probe (id bigserial PRIMARY KEY, doc text NOT NULL, at int8 NOT NULL)")
+            .execute(
+                "CREATE TABLE probe (id bigserial PRIMARY KEY, doc text NOT NULL, at int8 NOT NULL)",
+            )
             .await?;
-        let options: PgConnectOptions = url.parse()?;
-        let mut listening = Vec::new();
-        let received = Arc::new(AtomicUsize::new(0));
-        let mut drains = Vec::new();
+        let o: PgConnectOptions = url.parse()?;
         for _ in 0..listeners {
             let pool = PgPoolOptions::new()
                 .max_connections(1)
-                .connect_with(options.clone().application_name("probe-listen"))
+                .connect_with(o.clone().application_name("probe-listen"))
                 .await?;
             let mut l = PgListener::connect_with(&pool).await?;
             l.listen("confab_probe").await?;
             listening.push(pool);
             let received = received.clone();
             drains.push(tokio::spawn(async move {
-                while let Ok(_n) = l.recv().await {
+                while l.recv().await.is_ok() {
                     received.fetch_add(1, Ordering::Relaxed);
                 }
             }));
         }
-        let listen_pids: Vec<u32> = {
-            use sqlx::Row;
-            sqlx::query("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'probe-listen'")
-                .bind(&db)
-                .fetch_all(&mut setup)
-                .await?
-                .iter()
-                .filter_map(|r| r.try_get::<i32, _>(0).ok().and_then(|p| u32::try_from(p).ok()))
-                .collect()
-        };
-        let mut conns = Vec::new();
-        for _ in 0..writers {
-            conns.push(options.clone().connect().await?);
-        }
-        let before = pg_backends(&db).await?;
-        let cpu = |pids: &[u32]| -> u64 { pids.iter().filter_map(|&p| cpu_ticks(p)).sum() };
-        let all_before = cpu(&before);
-        let listen_before = cpu(&listen_pids);
-        let ends = Instant::now() + Duration::from_secs_f64(seconds);
-        let sql = if notify {
-            // One statement, one transaction: the insert and a payload like confab's
-            // (`<doc_id> <first_seq> <last_seq> <commit_ms>`).
-            "WITH i AS (INSERT INTO probe (doc, at) VALUES ($1, $2) RETURNING id) \
-             SELECT pg_notify('confab_probe', $1 || ' ' || id || ' ' || id || ' ' || $2) FROM i"
-        } else {
-            "INSERT INTO probe (doc, at) VALUES ($1, $2)"
-        };
-        let started = Instant::now();
-        let tasks: Vec<_> = conns
-            .into_iter()
-            .enumerate()
-            .map(|(w, mut c)| {
-                tokio::spawn(async move {
-                    let doc = format!("bench/msgs/room{w:03}/20000");
-                    let mut done = 0usize;
-                    while Instant::now() < ends {
-                        sqlx::query(sql)
-                            .bind(&doc)
-                            .bind(now_ms())
-                            .execute(&mut c)
-                            .await?;
-                        done += 1;
-                    }
-                    anyhow::Ok(done)
-                })
-            })
-            .collect();
-        let mut commits = 0;
-        for t in tasks {
-            commits += t.await??;
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        // Let the listeners read what is queued before their CPU is read.
-        let wait = Instant::now();
-        while listeners > 0
-            && received.load(Ordering::Relaxed) < commits * listeners
-            && wait.elapsed() < Duration::from_secs(5)
+        for r in sqlx::query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'probe-listen'",
+        )
+        .bind(db)
+        .fetch_all(&mut setup)
+        .await?
         {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Ok(pid) = u32::try_from(r.try_get::<i32, _>(0)?) {
+                listen_pids.push(pid);
+            }
         }
-        let all_after = cpu(&before);
-        let listen_after = cpu(&listen_pids);
-        for d in drains {
-            d.abort();
-        }
-        drop(listening);
-        let per = |t: u64, n: usize| if n == 0 { 0.0 } else { t as f64 / ticks * 1e6 / n as f64 };
-        Ok(ProbeResult {
-            probe: if notify { "notify" } else { "plain" }.into(),
-            writers,
-            listeners,
-            commits_per_s: commits as f64 / elapsed,
-            mean_commit_ms: elapsed * 1000.0 * writers as f64 / commits.max(1) as f64,
-            pg_cpu_us_per_commit: per(all_after.saturating_sub(all_before), commits),
-            listener_cpu_us_per_notification: per(
-                listen_after.saturating_sub(listen_before),
-                commits * listeners,
-            ),
-            notifications_received: received.load(Ordering::Relaxed),
-        })
+        options.push(o);
     }
-    .await;
-    let _ = conn
-        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-        .await;
-    result
+    let mut conns = Vec::new();
+    for w in 0..writers {
+        conns.push(options[w % options.len()].clone().connect().await?);
+    }
+    for db in names {
+        all_pids.extend(pg_backends(db).await?);
+    }
+    let cpu = |pids: &[u32]| -> u64 { pids.iter().filter_map(|&p| cpu_ticks(p)).sum() };
+    let all_before = cpu(&all_pids);
+    let listen_before = cpu(&listen_pids);
+    let ends = Instant::now() + Duration::from_secs_f64(seconds);
+    let sql = if notify {
+        // One statement, one transaction: the insert and a payload like confab's
+        // (`<doc_id> <first_seq> <last_seq> <commit_ms>`).
+        "WITH i AS (INSERT INTO probe (doc, at) VALUES ($1, $2) RETURNING id) \
+         SELECT pg_notify('confab_probe', $1 || ' ' || id || ' ' || id || ' ' || $2) FROM i"
+    } else {
+        "INSERT INTO probe (doc, at) VALUES ($1, $2)"
+    };
+    let started = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(w, mut c)| {
+            tokio::spawn(async move {
+                let doc = format!("bench/msgs/room{w:03}.20000");
+                let mut done = 0usize;
+                while Instant::now() < ends {
+                    sqlx::query(sql)
+                        .bind(&doc)
+                        .bind(now_ms())
+                        .execute(&mut c)
+                        .await?;
+                    done += 1;
+                }
+                anyhow::Ok(done)
+            })
+        })
+        .collect();
+    let mut commits = 0;
+    for t in tasks {
+        commits += t.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Each database's listeners get that database's notifications only.
+    let due = if notify { commits * listeners } else { 0 };
+    let wait = Instant::now();
+    while received.load(Ordering::Relaxed) < due && wait.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let all_after = cpu(&all_pids);
+    let listen_after = cpu(&listen_pids);
+    for d in drains {
+        d.abort();
+    }
+    drop(listening);
+    let per = |t: u64, n: usize| {
+        if n == 0 {
+            0.0
+        } else {
+            t as f64 / ticks * 1e6 / n as f64
+        }
+    };
+    Ok(ProbeResult {
+        probe: if notify { "notify" } else { "plain" }.into(),
+        writers,
+        listeners,
+        databases: names.len(),
+        commits_per_s: commits as f64 / elapsed,
+        mean_commit_ms: elapsed * 1000.0 * writers as f64 / commits.max(1) as f64,
+        pg_cpu_us_per_commit: per(all_after.saturating_sub(all_before), commits),
+        listener_cpu_us_per_notification: per(listen_after.saturating_sub(listen_before), due),
+        notifications_received: received.load(Ordering::Relaxed),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1696,10 +1731,11 @@ fn table(results: &[RunResult], probes: &[ProbeResult]) {
         println!();
         println!("Postgres alone (durable one-row commits; NOTIFY payload like confab's):");
         println!(
-            "{:<7} {:>7} {:>9} | {:>9} {:>9} | {:>12} {:>18}",
+            "{:<7} {:>7} {:>9} {:>3} | {:>9} {:>9} | {:>12} {:>18}",
             "probe",
             "writers",
             "listeners",
+            "dbs",
             "commits/s",
             "commit ms",
             "pg CPU µs/c",
@@ -1707,10 +1743,11 @@ fn table(results: &[RunResult], probes: &[ProbeResult]) {
         );
         for p in probes {
             println!(
-                "{:<7} {:>7} {:>9} | {:>9.0} {:>9.3} | {:>12.0} {:>18.1}",
+                "{:<7} {:>7} {:>9} {:>3} | {:>9.0} {:>9.3} | {:>12.0} {:>18.1}",
                 p.probe,
                 p.writers,
                 p.listeners,
+                p.databases,
                 p.commits_per_s,
                 p.mean_commit_ms,
                 p.pg_cpu_us_per_commit,
@@ -1736,6 +1773,7 @@ pub async fn main(args: ClusterArgs) -> Result<()> {
         scenarios.push(match s.as_str() {
             "delivery" => Scenario::Delivery,
             "local" => Scenario::Local,
+            "none" => continue,
             "hot" => Scenario::Hot,
             "many" => Scenario::Many,
             other => bail!("unknown scenario {other:?} (delivery, local, hot, many)"),
@@ -1843,12 +1881,16 @@ pub async fn main(args: ClusterArgs) -> Result<()> {
     }
     let mut probes = Vec::new();
     if args.probes {
-        for (writers, listeners, notify) in [
-            (1, 0, false),
-            (8, 0, false),
-            (1, 1, true),
-            (8, 1, true),
-            (8, 16, true),
+        // (writers, listeners per database, notify, databases)
+        for (writers, listeners, notify, dbs) in [
+            (1, 0, false, 1),
+            (8, 0, false, 1),
+            (1, 1, true, 1),
+            (8, 1, true, 1),
+            (8, 1, true, 2),
+            (8, 4, true, 1),
+            (8, 16, true, 1),
+            (8, 32, true, 1),
         ] {
             if Instant::now() >= all_ends {
                 failures.push("probes: skipped, past --total-timeout-s".into());
@@ -1856,7 +1898,7 @@ pub async fn main(args: ClusterArgs) -> Result<()> {
             }
             match tokio::time::timeout(
                 Duration::from_secs(30),
-                probe(writers, listeners, notify, 2.0, ticks),
+                probe(writers, listeners, notify, dbs, 2.0, ticks),
             )
             .await
             .unwrap_or_else(|_| Err(anyhow!("probe exceeded 30 s")))
@@ -1869,7 +1911,9 @@ pub async fn main(args: ClusterArgs) -> Result<()> {
                     }
                     probes.push(p);
                 }
-                Err(e) => failures.push(format!("probe {writers}w/{listeners}l: {e:#}")),
+                Err(e) => failures.push(format!(
+                    "probe {writers} writers, {listeners} listeners, {dbs} database(s): {e:#}"
+                )),
             }
         }
     }
