@@ -6,6 +6,8 @@
 //!
 //! - `delivery`: send → push across nodes at 1,000 msg/s paced (p50/p99; same-node on one
 //!   node, the baseline run in the same sitting);
+//! - `local`: `delivery` on three nodes with every member on its writer's node (what
+//!   notifications of documents a node does not hold cost);
 //! - `hot`: one conversation with members on every node, as fast as it takes them
 //!   (accepted msg/s, commit conflicts per 1,000 messages from each node's /metrics);
 //! - `many`: conversations spread over the nodes (accepted msg/s, server CPU per 1,000);
@@ -14,7 +16,7 @@
 //! cost). It prints a table; the JSON lines are appended to `target/bench-cluster.jsonl`.
 //! Any flag goes to the generator (`--nodes 1,3,5`, `--scenarios delivery`, `--repeat 2`,
 //! `--seconds 5`; `target/release/loadgen cluster --help`). The generator bounds every run
-//! and the whole (≈ 3 minutes after the build); this task kills it past `LIMIT` anyway.
+//! and the whole (≈ 2.5 minutes after the build); this task kills it past `LIMIT` anyway.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
