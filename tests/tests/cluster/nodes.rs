@@ -1,0 +1,191 @@
+//! Several `confab-server` processes on one Postgres database, the database itself, and the
+//! node-side observations the tests make (metrics, `/readyz`, the LISTEN backends).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{bail, Context, Result};
+use confab_e2e::pg_cluster::PgCluster;
+use confab_e2e::TestServer;
+use confab_testkit::server::fresh_postgres_database;
+use sqlx::{Connection, PgConnection, Row};
+
+use crate::common::{http, HttpAnswer};
+
+/// Where the nodes' database lives.
+enum Backing {
+    /// A fresh database on the machine's cluster (127.0.0.1:5432), dropped at the end.
+    Machine { name: String },
+    /// A private cluster of this test (server settings of its own), stopped when dropped.
+    Private { _cluster: PgCluster },
+}
+
+/// N nodes on one database. Fields drop in order: the nodes stop before their database goes.
+pub struct Nodes {
+    pub nodes: Vec<TestServer>,
+    /// `--node-id` of each node, unique on the machine: several test processes may share
+    /// the machine's Postgres, and a test finds a node's LISTEN backend by this name.
+    pub ids: Vec<String>,
+    pub url: String,
+    backing: Backing,
+}
+
+static STARTED: AtomicU32 = AtomicU32::new(0);
+
+impl Nodes {
+    /// `n` nodes on a fresh database of the machine's Postgres.
+    pub async fn on_fresh_database(n: usize) -> Result<Self> {
+        let url = fresh_postgres_database().await?;
+        let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+        Self::start(n, url, Backing::Machine { name }).await
+    }
+
+    /// `n` nodes on a private cluster started with extra server `settings`.
+    pub async fn on_private_cluster(n: usize, settings: &'static [&'static str]) -> Result<Self> {
+        let cluster = tokio::task::spawn_blocking(move || PgCluster::start_with(settings))
+            .await?
+            .context(
+                "a private Postgres cluster (initdb on its own port) is needed: run as root \
+                 with the PostgreSQL server installed (apt-get install postgresql)",
+            )?;
+        let url = cluster.url();
+        Self::start(n, url, Backing::Private { _cluster: cluster }).await
+    }
+
+    async fn start(n: usize, url: String, backing: Backing) -> Result<Self> {
+        let run = STARTED.fetch_add(1, Ordering::SeqCst);
+        let ids: Vec<String> = (0..n)
+            .map(|i| format!("t{}-{run}-n{i}", std::process::id()))
+            .collect();
+        let mut nodes = Vec::with_capacity(n);
+        for id in &ids {
+            let dir = std::env::temp_dir().join(format!("confab-cluster-{id}"));
+            let node = TestServer::start_on(Some(url.clone()), dir, &["--node-id", id])
+                .await
+                .with_context(|| {
+                    format!(
+                        "starting node {id} with --node-id (the cluster support of issue 15: \
+                         does this confab-server know --node-id?)"
+                    )
+                })?;
+            nodes.push(node);
+        }
+        Ok(Nodes {
+            nodes,
+            ids,
+            url,
+            backing,
+        })
+    }
+
+    /// A connection to the nodes' database (the test's own, independent of the servers).
+    pub async fn db(&self) -> Result<PgConnection> {
+        PgConnection::connect(&self.url)
+            .await
+            .with_context(|| format!("connecting to {}", self.url))
+    }
+
+    pub fn ws_urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.ws_url()).collect()
+    }
+
+    /// The process id of node `i`'s LISTEN backend (`application_name` =
+    /// `confab-listen:<node-id>`), if it has one.
+    pub async fn listener_pid(&self, db: &mut PgConnection, i: usize) -> Result<Option<i32>> {
+        let row = sqlx::query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+             AND datname = current_database()",
+        )
+        .bind(format!("confab-listen:{}", self.ids[i]))
+        .fetch_all(&mut *db)
+        .await?;
+        match row.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.try_get::<i32, _>("pid")?)),
+            more => bail!(
+                "node {} has {} LISTEN backends, expected one",
+                self.ids[i],
+                more.len()
+            ),
+        }
+    }
+
+    /// Terminates node `i`'s LISTEN backend; fails when it has none.
+    pub async fn cut_listener(&self, db: &mut PgConnection, i: usize) -> Result<i32> {
+        let Some(pid) = self.listener_pid(db, i).await? else {
+            bail!(
+                "node {} has no backend named confab-listen:{} in pg_stat_activity: it does \
+                 not LISTEN (cluster delivery of issue 15 missing?)",
+                self.ids[i],
+                self.ids[i]
+            );
+        };
+        let done: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut *db)
+            .await?;
+        if !done {
+            bail!("pg_terminate_backend({pid}) of node {} failed", self.ids[i]);
+        }
+        Ok(pid)
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        // Stop every node before the database goes (a node would log errors meanwhile).
+        self.nodes.clear();
+        if let Backing::Machine { name } = &self.backing {
+            // Best effort, as TestServer does for its own databases; psql ships with Postgres.
+            let _ = std::process::Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-q",
+                    "-c",
+                ])
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The `/metrics` text of `node`.
+pub async fn metrics(node: &TestServer) -> String {
+    let HttpAnswer { status, body, .. } = http(node, "GET", "/metrics", "alice", None).await;
+    assert_eq!(status, 200, "/metrics answered {status}: {body}");
+    body
+}
+
+/// The value of the series `name` in a `/metrics` text (summed over its label sets);
+/// `None` when the server does not export it.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let value = match rest.chars().next() {
+            Some(' ') => rest.trim(),
+            Some('{') => rest.rsplit_once('}').map_or("", |(_, v)| v.trim()),
+            _ => continue,
+        };
+        if let Ok(v) = value.parse::<f64>() {
+            *found.get_or_insert(0.0) += v;
+        }
+    }
+    found
+}
+
+/// `metric`, failing with what is missing when the server does not export it.
+pub async fn cluster_metric(node: &TestServer, name: &str) -> f64 {
+    let text = metrics(node).await;
+    metric(&text, name).unwrap_or_else(|| {
+        panic!("{name} is not on /metrics (the cluster metrics of issue 15 missing?)")
+    })
+}
