@@ -339,6 +339,7 @@ fn fresh_acceptor(g: &Group, fx: &Fixture) -> Acceptor {
         changes: Vec::new(),
         last_seq: seq,
         snapshot_seq: seq,
+        policy_seq: 0,
     };
     acceptor
         .load(DocId::conv(tenant, &g.conv_id), saved(&g.conv_bytes[..], 1))

@@ -59,6 +59,11 @@ pub struct Common {
     #[arg(long, env = "CONFAB_WORKER_THREADS", global = true,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
+    /// This node's name in logs (every line names its thread, and the runtime's threads
+    /// are named after the node), in `confab_node_info` and in the name of its listening
+    /// Postgres connection (`confab-listen:<node>`). Default: `<hostname>-<pid>`.
+    #[arg(long, env = "CONFAB_NODE_ID", global = true)]
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

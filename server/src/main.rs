@@ -20,8 +20,10 @@ use tokio::sync::watch;
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The runtime's threads are named after the node: each line names its node.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_thread_names(true)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -31,18 +33,23 @@ fn init_logs(format: LogFormat) {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let node = cli
+        .common
+        .node_id
+        .clone()
+        .unwrap_or_else(confab_server::engine::default_node_id);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
+    runtime.enable_all().thread_name(node.clone());
     if let Some(threads) = cli.common.worker_threads {
         runtime.worker_threads(usize::from(threads));
     }
     runtime
         .build()
         .context("starting the Tokio runtime")?
-        .block_on(run(cli))
+        .block_on(run(cli, node))
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli, node: String) -> Result<()> {
     init_logs(cli.common.log_format);
     let store_name = match &cli.common.database_url {
         Some(url) => format!("postgres {}", mask_url(url)),
@@ -67,7 +74,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(args) => {
             let workers = cli.common.worker_threads.map(usize::from);
-            serve(store, store_name, workers, args).await
+            serve(store, store_name, workers, node, args).await
         }
     }
 }
@@ -85,6 +92,7 @@ async fn serve(
     store: Arc<dyn confab_server::store::Store>,
     store_name: String,
     worker_threads: Option<usize>,
+    node: String,
     args: ServeArgs,
 ) -> Result<()> {
     let auth = match (&args.jwt_secret, &args.jwt_public_key_file) {
@@ -116,6 +124,7 @@ async fn serve(
     };
     tracing::info!(
         listen = %args.listen,
+        node = %node,
         store = %store_name,
         jwt = if args.jwt_secret.is_some() { "hs256 secret (***)" } else if args.jwt_public_key_file.is_some() { "public key" } else { "demo secret (random)" },
         demo = args.demo,
@@ -150,6 +159,7 @@ async fn serve(
             max_units: args.max_units,
             max_buckets: args.max_buckets,
             urls: UrlRule::from_allow_http(args.allow_http_urls),
+            node,
             ..EngineConfig::default()
         },
     );

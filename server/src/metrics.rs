@@ -22,6 +22,31 @@ pub struct StageLabel {
     pub stage: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabel {
+    pub node: String,
+}
+
+/// A cluster of nodes on one Postgres (`engine::cluster`).
+#[derive(Debug, Clone)]
+pub struct ClusterMetrics {
+    /// 1 while the node listens for other nodes' commits (0: `/readyz` answers 503).
+    pub listening: Gauge,
+    /// Commit notifications received (other nodes' and this node's own).
+    pub notifications: Counter,
+    /// Reads of the change log to catch up on other nodes' commits.
+    pub catchup_reads: Counter,
+    /// This node's commits refused because another node committed first.
+    pub commit_conflicts: Counter,
+    /// Listener connections re-made, after which every unit re-read the log.
+    pub resyncs: Counter,
+    /// From another node's commit to its changes pushed here (the database's clock against
+    /// this node's).
+    pub lag_seconds: Histogram,
+    /// Seqs one catch-up read brought in.
+    pub lag_seqs: Histogram,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -63,6 +88,9 @@ pub struct Metrics {
     /// 1 while the storage is up, 0 while it is known down (set from the health state
     /// when metrics are scraped).
     pub storage_up: Gauge,
+    pub cluster: ClusterMetrics,
+    /// `confab_node_info{node}`: 1, naming this node.
+    node_info: Family<NodeLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,6 +122,56 @@ impl Metrics {
         let audit_dropped = Counter::default();
         let submits_limited = Family::<ReasonLabel, Counter>::default();
         let storage_up = Gauge::default();
+        let cluster = ClusterMetrics {
+            listening: Gauge::default(),
+            notifications: Counter::default(),
+            catchup_reads: Counter::default(),
+            commit_conflicts: Counter::default(),
+            resyncs: Counter::default(),
+            lag_seconds: latency_histogram(),
+            lag_seqs: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+        };
+        let node_info = Family::<NodeLabel, Gauge>::default();
+        registry.register(
+            "node_info",
+            "This node's identity (--node-id)",
+            node_info.clone(),
+        );
+        registry.register(
+            "cluster_listening",
+            "1 while this node listens for other nodes' commits (0: /readyz answers 503)",
+            cluster.listening.clone(),
+        );
+        registry.register(
+            "cluster_notifications",
+            "Commit notifications received from the database",
+            cluster.notifications.clone(),
+        );
+        registry.register(
+            "cluster_catchup_reads",
+            "Change-log reads catching up on other nodes' commits",
+            cluster.catchup_reads.clone(),
+        );
+        registry.register(
+            "cluster_commit_conflicts",
+            "Commits refused because another node committed first (validated again)",
+            cluster.commit_conflicts.clone(),
+        );
+        registry.register(
+            "cluster_resyncs",
+            "Listener connections re-made (every unit re-read the log)",
+            cluster.resyncs.clone(),
+        );
+        registry.register(
+            "cluster_lag_seconds",
+            "From another node's commit to its changes pushed by this node",
+            cluster.lag_seconds.clone(),
+        );
+        registry.register(
+            "cluster_lag_seqs",
+            "Seqs one catch-up read brought in",
+            cluster.lag_seqs.clone(),
+        );
         registry.register(
             "storage_up",
             "1 while the storage takes writes, 0 while it is unreachable or full (/readyz answers 503)",
@@ -166,7 +244,18 @@ impl Metrics {
             audit_dropped,
             submits_limited,
             storage_up,
+            cluster,
+            node_info,
         }
+    }
+
+    /// Names this node in `confab_node_info`.
+    pub fn set_node(&self, node: &str) {
+        self.node_info
+            .get_or_create(&NodeLabel {
+                node: node.to_owned(),
+            })
+            .set(1);
     }
 
     pub fn rejected(&self, code: confab_core::validate::RejectCode) {

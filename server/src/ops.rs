@@ -14,7 +14,8 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the storage is up and the server is not shutting down. Answered from the
+/// Ready when the storage is up, the node hears the other nodes' commits (a cluster on
+/// Postgres) and the server is not shutting down. Answered from the
 /// health state (`store::health`), kept current by failed calls and a prober: never waits on
 /// the database.
 pub async fn readyz(State(app): State<AppState>) -> Response {
@@ -28,6 +29,15 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             [(axum::http::header::RETRY_AFTER, retry.to_string())],
             format!("storage unavailable: {}", health.reason()),
+        )
+            .into_response();
+    }
+    if !app.engine.is_listening() {
+        // Its subscribers would miss what other nodes commit until it listens again.
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            "not listening for other nodes' commits",
         )
             .into_response();
     }

@@ -50,6 +50,9 @@ impl Store for GatedStore {
         }
         self.inner.commit(changes).await
     }
+    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail> {
+        self.inner.log_tail(doc, after).await
+    }
     async fn changes_after(
         &self,
         doc: &DocId,

@@ -21,7 +21,7 @@ use confab_core::validate::RejectCode;
 use confab_server::store::postgres::PgStore;
 use confab_server::store::sqlite::SqliteStore;
 use confab_server::store::{
-    ConvRow, MessageRow, NewChange, Projection, RejectionRecord, Store, StoreError,
+    ConvRow, Fence, MessageRow, NewChange, Projection, RejectionRecord, Store, StoreError,
 };
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -207,6 +207,7 @@ conformance!(
     text_order_is_bytewise,
     throughput_probe,
     message_only_batches,
+    policy_fence_and_log_tail,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -259,7 +260,22 @@ fn change(doc: &DocId, seq: u64, by: &str) -> NewChange {
         seq,
         bind_actor: None,
         projection: Vec::new(),
+        moves_policy: false,
+        fence: None,
     }
+}
+
+fn fenced(mut c: NewChange, conv_doc: &DocId, policy_seq: u64) -> NewChange {
+    c.fence = Some(Fence {
+        conv_doc: conv_doc.clone(),
+        policy_seq,
+    });
+    c
+}
+
+fn moving(mut c: NewChange) -> NewChange {
+    c.moves_policy = true;
+    c
 }
 
 fn with(mut c: NewChange, projection: Vec<Projection>) -> NewChange {
@@ -1782,4 +1798,100 @@ async fn sqlite_memory_store() {
             .last_seq,
         1
     );
+}
+
+/// A message batch names the conversation policy version it was validated against; a
+/// commit that finds it moved (another node changed members, roles, settings or lifecycle)
+/// is refused whole, on both the message-only and the general path; the log's tail comes
+/// with the document's seqs.
+async fn policy_fence_and_log_tail(env: Env) {
+    let s = &env.store;
+    let mut seqs = Seqs::default();
+    let room = conv_doc("acme", "fence");
+    let bucket = msgs_doc("acme", "fence", 0);
+    let seq = seqs.next(&room);
+    s.commit(&[moving(with(
+        change(&room, seq, "alice"),
+        vec![
+            p_conv(conv_row("acme", "fence", "group", Some("Fence"), 10)),
+            p_member("acme", "fence", "alice", "owner", "active"),
+        ],
+    ))])
+    .await
+    .expect("create");
+    assert_eq!(s.load_doc(&room).await.expect("load").policy_seq, 1);
+
+    // General path (creates the bucket), then the message-only path, both fenced at 1.
+    let m1 = message_change(&mut seqs, "acme", "fence", "f1", "alice", 100, "one");
+    s.commit(&[fenced(m1, &room, 1)])
+        .await
+        .expect("m1 at policy 1");
+    let m2 = message_change(&mut seqs, "acme", "fence", "f2", "alice", 101, "two");
+    s.commit(&[fenced(m2, &room, 1)])
+        .await
+        .expect("m2 at policy 1");
+
+    // A conv change that does not move the policy (a read marker) leaves the version.
+    let seq = seqs.next(&room);
+    s.commit(&[change(&room, seq, "alice")])
+        .await
+        .expect("marker");
+    assert_eq!(s.load_doc(&room).await.expect("load").policy_seq, 1);
+    // One that does moves it to its seq.
+    let seq = seqs.next(&room);
+    s.commit(&[moving(with(
+        change(&room, seq, "alice"),
+        vec![p_member("acme", "fence", "bob", "member", "removed")],
+    ))])
+    .await
+    .expect("remove bob");
+    assert_eq!(s.load_doc(&room).await.expect("load").policy_seq, 3);
+
+    // Stale fences are refused whole, on both paths, and write nothing.
+    let before = s.load_doc(&bucket).await.expect("load").last_seq;
+    let stale = fenced(
+        message_change(&mut seqs, "acme", "fence", "f3", "alice", 102, "three"),
+        &room,
+        1,
+    );
+    let refused = s.commit(std::slice::from_ref(&stale)).await;
+    assert!(
+        matches!(refused, Err(StoreError::PolicyMoved(ref d)) if *d == room.to_string()),
+        "{refused:?}"
+    );
+    let other = conv_doc("acme", "other");
+    let general = vec![change(&other, 1, "alice"), fenced(stale.clone(), &room, 1)];
+    let refused = s.commit(&general).await;
+    assert!(
+        matches!(refused, Err(StoreError::PolicyMoved(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.load_doc(&bucket).await.expect("load").last_seq, before);
+    assert!(s.load_doc(&other).await.expect("load").changes.is_empty());
+    // Validated again at the new version, it commits.
+    s.commit(&[fenced(stale, &room, 3)])
+        .await
+        .expect("f3 at policy 3");
+    // A batch that moves the policy and writes messages validated after the move.
+    let seq = seqs.next(&room);
+    let m4 = message_change(&mut seqs, "acme", "fence", "f4", "alice", 103, "four");
+    s.commit(&[moving(change(&room, seq, "alice")), fenced(m4, &room, seq)])
+        .await
+        .expect("move and message in one batch");
+
+    // The log's tail.
+    let tail = s.log_tail(&room, 2).await.expect("tail");
+    assert_eq!(seqs_of(&tail.changes), vec![3, 4]);
+    assert_eq!(
+        (tail.last_seq, tail.policy_seq, tail.snapshot_seq),
+        (4, 4, 0)
+    );
+    let tail = s.log_tail(&bucket, 4).await.expect("tail");
+    assert!(tail.changes.is_empty());
+    assert_eq!(tail.last_seq, 4);
+    let tail = s
+        .log_tail(&msgs_doc("acme", "never", 0), 0)
+        .await
+        .expect("tail");
+    assert!(tail.changes.is_empty() && tail.last_seq == 0);
 }

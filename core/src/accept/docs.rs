@@ -21,6 +21,21 @@ pub struct StoredDoc<'a> {
     pub last_seq: u64,
     /// The seq the snapshot folds the log up to (0: none).
     pub snapshot_seq: u64,
+    /// A `conv` document's policy version: the seq of its last change that moved the
+    /// policy (0: none).
+    pub policy_seq: u64,
+}
+
+/// What another node committed to a document after what this acceptor holds: the log
+/// read after [`super::Acceptor::known_seq`] (the answer to a notification).
+#[derive(Debug, Clone, Default)]
+pub struct Tail<'a> {
+    /// Changes in seq order, each with its seq.
+    pub changes: Vec<(u64, &'a [u8])>,
+    pub last_seq: u64,
+    pub policy_seq: u64,
+    /// Changes up to here were folded into a snapshot.
+    pub snapshot_seq: u64,
 }
 
 /// A loaded document as catch-up needs it.
@@ -40,7 +55,7 @@ pub(super) struct Loaded {
     pub snapshot_seq: u64,
     pub last_used: u64,
     /// Accepted changes not yet committed, by hash, and in seq order (committing pops
-    /// them from the front).
+    /// them from the front; a rewind drops them all).
     uncommitted: HashMap<ChangeHash, u64>,
     uncommitted_order: VecDeque<(u64, ChangeHash)>,
 }
@@ -94,6 +109,74 @@ impl Loaded {
             self.uncommitted_order.pop_front();
             self.uncommitted.remove(&hash);
         }
+    }
+
+    /// Forgets the accepted changes not yet committed (another node committed first): the
+    /// seqs go back to the last committed one. `false` when some of them were already
+    /// applied to the Automerge document, which cannot take them back: reload it then.
+    pub fn rewind(&mut self) -> bool {
+        let dropped = self.uncommitted_order.len();
+        if dropped == 0 {
+            return true;
+        }
+        let tail_staged = self
+            .accepted
+            .staged_tail(dropped)
+            .is_some_and(|hashes| hashes.eq(self.uncommitted_order.iter().map(|(_, h)| *h)));
+        if !tail_staged {
+            return false;
+        }
+        self.accepted.unstage_tail(dropped);
+        self.last_seq -= dropped as u64;
+        self.uncommitted.clear();
+        self.uncommitted_order.clear();
+        true
+    }
+
+    /// Takes another node's committed changes after `last_seq`. `Ok(false)` when they do not
+    /// continue what is held (a gap, or folded into a snapshot): reload the document.
+    pub fn absorb(&mut self, tail: &Tail<'_>) -> Result<bool, AcceptError> {
+        if !self.all_committed() {
+            return Ok(false);
+        }
+        let fresh: Vec<(u64, &[u8])> = tail
+            .changes
+            .iter()
+            .copied()
+            .filter(|(seq, _)| *seq > self.last_seq)
+            .collect();
+        let continues = fresh
+            .iter()
+            .enumerate()
+            .all(|(i, (seq, _))| *seq == self.last_seq + 1 + i as u64);
+        let complete = self.last_seq + fresh.len() as u64 == tail.last_seq.max(self.last_seq);
+        if tail.snapshot_seq > self.last_seq || !continues || !complete {
+            return Ok(false);
+        }
+        if fresh.is_empty() {
+            return Ok(true);
+        }
+        let changes = fresh
+            .iter()
+            .map(|(_, bytes)| Change::try_from(*bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AcceptError::StoredChange {
+                doc: self.accepted.id().clone(),
+                reason: e.to_string(),
+            })?;
+        self.accepted
+            .apply_all(changes)
+            .map_err(|e| AcceptError::Load {
+                doc: self.accepted.id().clone(),
+                source: Box::new(e),
+            })?;
+        self.last_seq = tail.last_seq;
+        Ok(true)
+    }
+
+    /// The seq of the newest change held (accepted here or absorbed).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
     }
 
     pub fn all_committed(&self) -> bool {

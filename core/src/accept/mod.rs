@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use automerge::{ActorId, Automerge, ChangeHash};
 
 pub use access::ReadDenied;
-pub use docs::{DocView, StoredDoc};
+pub use docs::{DocView, StoredDoc, Tail};
 pub use submission::{AcceptedChange, Decision, Need, Step, Submission};
 
 use self::docs::Loaded;
@@ -99,6 +99,14 @@ pub enum AcceptError {
     Finished,
 }
 
+/// An account whose membership stopped being active through changes another node
+/// committed ([`Acceptor::absorb`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deactivated {
+    pub account: AccountId,
+    pub status: crate::model::conversation::MemberStatus,
+}
+
 /// How an acceptor behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct AcceptorConfig {
@@ -128,6 +136,10 @@ pub struct Acceptor {
     docs: HashMap<DocId, Loaded>,
     /// The typed conversation, refreshed by the effects of every accepted conv change.
     conv: Option<Conversation>,
+    /// The conversation's policy version: the seq of the last change to its `conv`
+    /// document that moved members, roles, settings or lifecycle. Bucket changes are
+    /// committed fenced on it.
+    policy_seq: u64,
     bindings: HashMap<ActorId, AccountId>,
     /// When each account's last message was accepted (slow mode). Kept across a reset:
     /// storage does not hold it, and keeping it only errs on the strict side.
@@ -148,6 +160,7 @@ impl Acceptor {
             config,
             docs: HashMap::new(),
             conv: None,
+            policy_seq: 0,
             bindings: HashMap::new(),
             last_post: HashMap::new(),
             tick: 0,
@@ -284,6 +297,12 @@ impl Acceptor {
             refresh_conversation(conv, loaded.accepted.doc(), &effects);
             created = !was_created && conv.meta.is_some();
         }
+        let moves_policy = matches!(sub.doc.target(), DocTarget::Conv(_))
+            && (created || effects.iter().any(Effect::moves_policy));
+        if moves_policy {
+            self.policy_seq = seq;
+        }
+        let fence = matches!(sub.doc.target(), DocTarget::Msgs(..)).then_some(self.policy_seq);
         if effects.iter().any(|e| matches!(e, Effect::PostMessage(_))) {
             self.last_post.insert(author.account.clone(), sub.now_ms);
         }
@@ -293,6 +312,8 @@ impl Acceptor {
             effects,
             new_binding,
             created,
+            moves_policy,
+            fence,
         })))
     }
 
@@ -382,6 +403,7 @@ impl Acceptor {
             loaded.last_used = self.tick;
             return Ok(());
         }
+        let policy_seq = stored.policy_seq;
         let loaded = Loaded::from_storage(id.clone(), stored, self.tick)?;
         if let (Some(conv_doc), UnitId::Conv(_, conv)) = (&self.conv_doc, &self.unit) {
             if *conv_doc == id {
@@ -389,6 +411,7 @@ impl Acceptor {
                     loaded.accepted.doc(),
                     conv.clone(),
                 ));
+                self.policy_seq = policy_seq;
             }
         }
         self.evict_buckets(&id);
@@ -430,6 +453,105 @@ impl Acceptor {
                 return;
             };
             self.docs.remove(&oldest);
+        }
+    }
+
+    /// Forgets every accepted change not yet committed, as cheaply as it can: another
+    /// node committed first, so they must be validated again on what it committed. A
+    /// bucket whose uncommitted changes are all still staged takes them back; a document
+    /// that applied some of them (the conversation document always applies at once) leaves
+    /// memory and is loaded again when needed. Cached bindings are dropped (some may come
+    /// from the forgotten changes).
+    pub fn rewind(&mut self) {
+        let mut gone = Vec::new();
+        for (id, loaded) in self.docs.iter_mut() {
+            if !loaded.rewind() {
+                gone.push(id.clone());
+            }
+        }
+        for id in gone {
+            self.forget(&id);
+        }
+        self.bindings.clear();
+    }
+
+    /// Takes what other nodes committed to `doc` (the log after [`Acceptor::known_seq`]).
+    /// A document not in memory is left alone (it is loaded fresh when needed). Returns
+    /// the accounts whose membership stopped being active (their subscriptions end) when
+    /// the conversation document moved. A tail that does not continue what is held (a gap,
+    /// a compaction, uncommitted changes of this node) makes the document leave memory.
+    pub fn absorb(
+        &mut self,
+        doc: &DocId,
+        tail: &Tail<'_>,
+    ) -> Result<Vec<Deactivated>, AcceptError> {
+        if !self.unit.holds(doc) {
+            return Err(AcceptError::OtherUnit(doc.clone()));
+        }
+        let Some(loaded) = self.docs.get_mut(doc) else {
+            return Ok(Vec::new());
+        };
+        let before = loaded.last_seq();
+        match loaded.absorb(tail) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.forget(doc);
+                return Ok(Vec::new());
+            }
+            Err(e) => {
+                self.forget(doc);
+                return Err(e);
+            }
+        }
+        let Some(loaded) = self.docs.get(doc) else {
+            return Ok(Vec::new());
+        };
+        if loaded.last_seq() == before || self.conv_doc.as_ref() != Some(doc) {
+            return Ok(Vec::new());
+        }
+        // The conversation moved elsewhere: read it again (O(members), once per catch-up,
+        // not per change) and compare memberships.
+        let UnitId::Conv(_, conv_id) = &self.unit else {
+            return Ok(Vec::new());
+        };
+        let fresh = crate::doc::read::read_conversation(loaded.accepted.doc(), conv_id.clone());
+        let mut deactivated = Vec::new();
+        if let Some(old) = &self.conv {
+            for (account, member) in &old.members {
+                let now = fresh.member(account);
+                if member.is_active() && !now.is_some_and(|m| m.is_active()) {
+                    let status = now
+                        .map_or(crate::model::conversation::MemberStatus::Removed, |m| {
+                            m.status
+                        });
+                    deactivated.push(Deactivated {
+                        account: account.clone(),
+                        status,
+                    });
+                }
+            }
+        }
+        self.conv = Some(fresh);
+        self.policy_seq = tail.policy_seq;
+        Ok(deactivated)
+    }
+
+    /// The seq of the newest change of `doc` this acceptor holds, if `doc` is in memory.
+    pub fn known_seq(&self, doc: &DocId) -> Option<u64> {
+        self.docs.get(doc).map(Loaded::last_seq)
+    }
+
+    /// The documents in memory.
+    pub fn loaded_docs(&self) -> impl Iterator<Item = &DocId> {
+        self.docs.keys()
+    }
+
+    /// Drops one document from memory (the conversation document takes the cached
+    /// conversation with it).
+    fn forget(&mut self, doc: &DocId) {
+        self.docs.remove(doc);
+        if self.conv_doc.as_ref() == Some(doc) {
+            self.conv = None;
         }
     }
 

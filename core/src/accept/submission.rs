@@ -66,6 +66,12 @@ pub struct AcceptedChange {
     pub new_binding: Option<ActorId>,
     /// The change created the unit's conversation (its meta appeared).
     pub created: bool,
+    /// A `conv` document's change that moved the conversation's policy (members, roles,
+    /// settings, lifecycle): the stored policy version becomes its seq.
+    pub moves_policy: bool,
+    /// For a message bucket's change: the conversation's policy version it was validated
+    /// against. The commit must find it unchanged (another node may have moved it).
+    pub fence: Option<u64>,
 }
 
 /// One change submitted to an [`super::Acceptor`], with the answers the host gave for it.

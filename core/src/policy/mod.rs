@@ -185,6 +185,22 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// Whether the effect changes what the conversation allows others (its members, roles,
+    /// settings or lifecycle): the conversation's policy version moves, and changes to its
+    /// message buckets validated against the old one are validated again (a cluster).
+    pub fn moves_policy(&self) -> bool {
+        matches!(
+            self,
+            Effect::CreateConversation(_)
+                | Effect::AddMember { .. }
+                | Effect::UpdateMember { .. }
+                | Effect::SetSetting { .. }
+                | Effect::SetLifecycle { .. }
+        )
+    }
+}
+
 /// The policy.
 pub fn check(ctx: &Context<'_>, author: &Author, effect: &Effect) -> Decision {
     match effect {

@@ -29,10 +29,15 @@ pub struct AcceptedDoc {
 #[derive(Debug, Clone, Default)]
 struct Staged {
     changes: Vec<Change>,
+    /// What each staged change wrote, in the same order (to rebuild `wrote` when the tail
+    /// is taken back).
+    footprints: Vec<Footprint>,
     /// max op of each staged change, for dependency and Lamport checks.
     max_ops: HashMap<ChangeHash, u64>,
     /// What the staged changes wrote.
     wrote: Footprint,
+    /// Each actor's progress (last seq, last op) over the staged changes only.
+    progress: HashMap<ActorId, (u64, u64)>,
 }
 
 /// The parts of a message bucket a change reads or writes: message ids and reaction keys.
@@ -143,16 +148,40 @@ impl AcceptedDoc {
 
     /// (last seq, last op counter) of `actor` in this document; (0, 0) if it never wrote.
     pub fn actor_progress(&self, actor: &ActorId) -> (u64, u64) {
-        self.progress.get(actor).copied().unwrap_or((0, 0))
+        let applied = self.progress.get(actor).copied().unwrap_or((0, 0));
+        match self.staged.progress.get(actor) {
+            Some(&(seq, op)) => (applied.0.max(seq), applied.1.max(op)),
+            None => applied,
+        }
     }
 
     fn note_progress(&mut self, change: &Change) {
-        let entry = self
-            .progress
-            .entry(change.actor_id().clone())
-            .or_insert((0, 0));
-        entry.0 = entry.0.max(change.seq());
-        entry.1 = entry.1.max(change.max_op());
+        note(&mut self.progress, change);
+    }
+
+    /// The hashes of the last `n` staged changes, oldest first; `None` if fewer are staged.
+    pub fn staged_tail(&self, n: usize) -> Option<impl Iterator<Item = ChangeHash> + '_> {
+        let len = self.staged.changes.len();
+        (n <= len).then(|| self.staged.changes[len - n..].iter().map(Change::hash))
+    }
+
+    /// Takes back the last `n` staged changes (they were accepted here but another node
+    /// committed first); what the rest wrote and each actor's progress are rebuilt from
+    /// the rest, O(staged).
+    pub fn unstage_tail(&mut self, n: usize) {
+        let keep = self.staged.changes.len().saturating_sub(n);
+        for change in self.staged.changes.drain(keep..) {
+            self.staged.max_ops.remove(&change.hash());
+        }
+        self.staged.footprints.truncate(keep);
+        self.staged.wrote = Footprint::default();
+        for footprint in &self.staged.footprints {
+            self.staged.wrote.absorb_writes(footprint.clone());
+        }
+        self.staged.progress.clear();
+        for change in &self.staged.changes {
+            note(&mut self.staged.progress, change);
+        }
     }
 
     /// Applies a change that `validate` accepted (after any staged ones).
@@ -181,9 +210,10 @@ impl AcceptedDoc {
         if !matches!(self.id.target(), DocTarget::Msgs(..)) {
             return self.apply(change);
         }
-        self.note_progress(&change);
+        note(&mut self.staged.progress, &change);
         self.staged.max_ops.insert(change.hash(), change.max_op());
-        self.staged.wrote.absorb_writes(footprint);
+        self.staged.wrote.absorb_writes(footprint.clone());
+        self.staged.footprints.push(footprint);
         self.staged.changes.push(change);
         Ok(())
     }
@@ -195,6 +225,11 @@ impl AcceptedDoc {
             return Ok(());
         }
         let staged = std::mem::take(&mut self.staged);
+        for (actor, (seq, op)) in staged.progress {
+            let entry = self.progress.entry(actor).or_insert((0, 0));
+            entry.0 = entry.0.max(seq);
+            entry.1 = entry.1.max(op);
+        }
         self.doc.apply_changes(staged.changes)?;
         Ok(())
     }
@@ -205,6 +240,12 @@ impl AcceptedDoc {
         debug_assert!(!self.has_staged(), "saving a document with staged changes");
         self.doc.save()
     }
+}
+
+fn note(progress: &mut HashMap<ActorId, (u64, u64)>, change: &Change) {
+    let entry = progress.entry(change.actor_id().clone()).or_insert((0, 0));
+    entry.0 = entry.0.max(change.seq());
+    entry.1 = entry.1.max(change.max_op());
 }
 
 /// Brings a cached conversation up to date after an accepted change to its document,

@@ -20,6 +20,9 @@ pub(crate) type CommitResult = Result<Instant, CommitError>;
 pub(crate) struct CommitError {
     pub code: ErrorCode,
     pub message: String,
+    /// Another node committed first (`StoreError::is_conflict`): the unit validates the
+    /// batch again instead of failing it.
+    pub conflict: bool,
 }
 
 impl CommitError {
@@ -31,6 +34,7 @@ impl CommitError {
                 ErrorCode::Internal
             },
             message: e.to_string(),
+            conflict: e.is_conflict(),
         }
     }
 }
@@ -40,6 +44,7 @@ impl From<&str> for CommitError {
         CommitError {
             code: ErrorCode::Internal,
             message: message.to_owned(),
+            conflict: false,
         }
     }
 }
@@ -49,6 +54,7 @@ impl From<String> for CommitError {
         CommitError {
             code: ErrorCode::Internal,
             message,
+            conflict: false,
         }
     }
 }
@@ -168,7 +174,7 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
             }
         }
         // One unit's conflict must not fail the others: retry each on its own.
-        Err(StoreError::SeqConflict(_)) if group.len() > 1 => {
+        Err(e) if e.is_conflict() && group.len() > 1 => {
             let mut rest = merged.into_iter();
             for (mut request, count) in group.into_iter().zip(counts) {
                 request.changes = rest.by_ref().take(count).collect();

@@ -5,6 +5,7 @@
 
 mod audit;
 mod catchup;
+mod cluster;
 mod committer;
 mod projection;
 mod unit;
@@ -43,6 +44,18 @@ pub struct EngineConfig {
     pub max_buckets: usize,
     /// Which schemes URL fields accept (validation's `Env::urls`).
     pub urls: UrlRule,
+    /// This node's name in logs, metrics and its listening connection (`--node-id`).
+    pub node: String,
+}
+
+/// A node name when none is given: the host's name and the process id.
+pub fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 impl Default for EngineConfig {
@@ -53,6 +66,7 @@ impl Default for EngineConfig {
             catch_up_page: 500,
             max_buckets: 4,
             urls: UrlRule::HttpsOnly,
+            node: default_node_id(),
         }
     }
 }
@@ -162,12 +176,23 @@ pub(crate) struct Inner {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     config: EngineConfig,
-    units: Mutex<HashMap<UnitKey, mpsc::Sender<Job>>>,
+    units: Mutex<HashMap<UnitKey, UnitHandle>>,
     committer: mpsc::Sender<committer::CommitRequest>,
     audit: audit::Audit,
     stopping: AtomicBool,
     /// Whether the storage can be used (see `store::health`).
     health: Health,
+    /// Whether this node is one of a cluster (its store has other nodes' commits to listen
+    /// to), and whether it listens now.
+    clustered: bool,
+    listening: cluster::Listening,
+}
+
+/// A unit in memory: its job queue, and the inbox of other nodes' commits to its documents.
+#[derive(Clone)]
+pub(crate) struct UnitHandle {
+    tx: mpsc::Sender<Job>,
+    inbox: Arc<cluster::Inbox>,
 }
 
 /// Why a job could not be handed to its unit.
@@ -199,10 +224,12 @@ impl Engine {
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: EngineConfig) -> Self {
         let health = Health::new();
         spawn_prober(&health, store.clone());
+        let cluster_options = store.cluster_options();
+        metrics.set_node(&config.node);
         let store: Arc<dyn Store> = Arc::new(Guarded::new(store, health.clone()));
         let committer = committer::spawn(store.clone(), metrics.clone());
         let audit = audit::Audit::spawn(store.clone(), metrics.clone());
-        Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 metrics,
@@ -212,7 +239,47 @@ impl Engine {
                 audit,
                 stopping: AtomicBool::new(false),
                 health,
+                clustered: cluster_options.is_some(),
+                listening: cluster::Listening::default(),
             }),
+        };
+        if let Some(options) = cluster_options {
+            cluster::spawn_listener(engine.clone(), options);
+        }
+        engine
+    }
+
+    /// This node's name (`--node-id`).
+    pub fn node(&self) -> &str {
+        &self.inner.config.node
+    }
+
+    /// Whether this node hears the other nodes' commits (always, on a store of one node):
+    /// while it does not, its subscribers would miss them, so `/readyz` says not ready.
+    pub fn is_listening(&self) -> bool {
+        !self.inner.clustered || self.inner.listening.get()
+    }
+
+    /// Another node (or this one) committed `doc` up to a seq: its unit, if in memory,
+    /// catches up from the log.
+    fn remote_commit(&self, doc: DocId, committed: cluster::Committed) {
+        let inbox = self
+            .inner
+            .units
+            .lock()
+            .ok()
+            .and_then(|units| units.get(&UnitKey::of(&doc)).map(|u| u.inbox.clone()));
+        if let Some(inbox) = inbox {
+            inbox.note(doc, committed);
+        }
+    }
+
+    /// Notifications were lost: every unit in memory re-reads the log.
+    fn resync_all(&self) {
+        if let Ok(units) = self.inner.units.lock() {
+            for unit in units.values() {
+                unit.inbox.resync();
+            }
         }
     }
 
@@ -284,10 +351,11 @@ impl Engine {
                     .lock()
                     .map_err(|_| DispatchError::LockPoisoned)?;
                 match units.get(&key) {
-                    Some(tx) if !tx.is_closed() => tx.clone(),
+                    Some(unit) if !unit.tx.is_closed() => unit.tx.clone(),
                     _ => {
-                        let tx = unit::spawn(key.clone(), self.clone());
-                        units.insert(key.clone(), tx.clone());
+                        let unit = unit::spawn(key.clone(), self.clone());
+                        let tx = unit.tx.clone();
+                        units.insert(key.clone(), unit);
                         tx
                     }
                 }
@@ -303,7 +371,7 @@ impl Engine {
 
     pub(crate) fn unit_stopped(&self, key: &UnitKey, tx: &mpsc::Sender<Job>) {
         if let Ok(mut units) = self.inner.units.lock() {
-            if units.get(key).is_some_and(|t| t.same_channel(tx)) {
+            if units.get(key).is_some_and(|u| u.tx.same_channel(tx)) {
                 units.remove(key);
             }
         }
@@ -519,7 +587,7 @@ impl Engine {
             .inner
             .units
             .lock()
-            .map(|u| u.values().cloned().collect())
+            .map(|u| u.values().map(|u| u.tx.clone()).collect())
             .unwrap_or_default();
         let barriers = senders.into_iter().map(|tx| async move {
             let (reply, rx) = oneshot::channel();

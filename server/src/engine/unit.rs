@@ -4,6 +4,7 @@
 
 mod fair;
 mod pipeline;
+mod remote;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
@@ -42,6 +43,8 @@ const PARENT_TIMEOUT: Duration = Duration::from_secs(2);
 struct Pending {
     change: NewChange,
     effects: Vec<Effect>,
+    /// Who submitted it (validated again with it if another node commits first).
+    author: Author,
 }
 
 /// Where a change's answer comes from: decided now, after the commit of `pending[i]`, or
@@ -50,13 +53,62 @@ struct Pending {
 enum Slot {
     Done(SubmitOutcome),
     Pending(usize),
-    Durable { hash: [u8; 32], seq: u64 },
+    Durable {
+        hash: [u8; 32],
+        seq: u64,
+    },
+    /// A change whose batch lost its commit to another node, to validate again.
+    Again {
+        doc: DocId,
+        author: Author,
+        bytes: Vec<u8>,
+    },
 }
 
-enum Waiter {
-    Submit(oneshot::Sender<Vec<SubmitOutcome>>, Vec<Slot>),
-    Write(oneshot::Sender<SubmitOutcome>, Slot),
+/// The answer to a resubmission that waited for a batch another node's commit made
+/// invalid: retryable (the client sends it again, and it is acked if it was stored).
+fn lost_slot(hash: Option<[u8; 32]>) -> Slot {
+    Slot::Done(SubmitOutcome::Failed {
+        code: ErrorCode::Internal,
+        retry_after_ms: None,
+        hash,
+        message: "the batch it waited for lost its commit to another node".into(),
+    })
 }
+
+/// Answers waiting for a batch's commit: one submit's, or one REST write's.
+struct Waiter {
+    reply: Reply,
+    slots: Vec<Slot>,
+    /// How many times its changes were validated again because another node committed
+    /// first (bounded by `MAX_ATTEMPTS`).
+    attempts: u8,
+}
+
+enum Reply {
+    Submit(oneshot::Sender<Vec<SubmitOutcome>>),
+    Write(oneshot::Sender<SubmitOutcome>),
+}
+
+impl Waiter {
+    fn send(self, outcomes: Vec<SubmitOutcome>) {
+        match self.reply {
+            Reply::Submit(reply) => {
+                let _ = reply.send(outcomes);
+            }
+            Reply::Write(reply) => {
+                if let Some(outcome) = outcomes.into_iter().next() {
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+/// Times a change is validated again after losing its commit to another node before the
+/// client is told to resubmit (`internal`, retryable): a hot conversation with writers on
+/// every node must not keep one change cycling.
+const MAX_ATTEMPTS: u8 = 4;
 
 /// Changes validated before one commit.
 const MAX_BATCH_CHANGES: usize = 512;
@@ -77,8 +129,9 @@ fn job_changes(job: &Job) -> usize {
     }
 }
 
-pub(crate) fn spawn(key: UnitKey, engine: Engine) -> mpsc::Sender<Job> {
+pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
     let (tx, rx) = mpsc::channel(1024);
+    let inbox = Arc::new(super::cluster::Inbox::default());
     let config = AcceptorConfig {
         urls: engine.inner.config.urls,
         max_buckets: engine.inner.config.max_buckets,
@@ -93,9 +146,14 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> mpsc::Sender<Job> {
         batch: Batch::default(),
         in_flight: VecDeque::new(),
         epoch: Arc::new(AtomicBool::new(false)),
+        inbox: inbox.clone(),
+        delivered: HashMap::new(),
+        retries: Vec::new(),
+        stale: Vec::new(),
+        lost_epoch: None,
     };
     tokio::spawn(unit.run(rx));
-    tx
+    super::UnitHandle { tx, inbox }
 }
 
 /// The actor the server writes REST intents with for `account`: stable, so its seq continues.
@@ -133,11 +191,25 @@ struct Unit {
     in_flight: VecDeque<InFlight>,
     /// Shared with the committer; set when a batch fails (see `pipeline`).
     epoch: Arc<AtomicBool>,
+    /// Other nodes' commits to this unit's documents (see `remote`).
+    inbox: Arc<super::cluster::Inbox>,
+    /// The newest seq pushed to each subscribed document's subscribers.
+    delivered: HashMap<DocId, u64>,
+    /// Answers whose changes lost their commit to another node: validated again, in their
+    /// order, before anything newer (see `remote`).
+    retries: Vec<Waiter>,
+    /// Documents another node committed to first: read from the log before the retries.
+    stale: Vec<DocId>,
+    /// The epoch whose batches are validated again rather than failed (the one a conflict
+    /// ended; the batches validated on top of the lost one come back refused).
+    lost_epoch: Option<Arc<AtomicBool>>,
 }
 
 /// What the unit's loop woke up for.
 enum Wake {
     Committed(CommitResult),
+    /// Other nodes committed to this unit's documents.
+    Remote,
     /// Jobs wait in the fair queue.
     Queued,
     /// Nothing to do but staged changes to apply.
@@ -162,9 +234,16 @@ impl Unit {
             let room = self.in_flight.len() < MAX_IN_FLIGHT;
             let staged = self.acceptor.most_staged() >= SPARE_APPLY;
             let queued = !fair.is_empty();
+            if !self.retries.is_empty() {
+                // Changes that lost their commit to another node go before anything newer.
+                self.settle().await;
+                continue;
+            }
+            let inbox = self.inbox.clone();
             let wake = tokio::select! {
                 biased;
                 result = oldest_done(&mut self.in_flight) => Wake::Committed(result),
+                () = inbox.wait() => Wake::Remote,
                 () = std::future::ready(()), if room && queued => Wake::Queued,
                 job = tokio::time::timeout(idle, rx.recv()), if room && !queued => match job {
                     Ok(Some(job)) => Wake::Job(job),
@@ -178,6 +257,10 @@ impl Unit {
             let job = match wake {
                 Wake::Committed(result) => {
                     self.finish_oldest(result);
+                    continue;
+                }
+                Wake::Remote => {
+                    self.take_remote().await;
                     continue;
                 }
                 Wake::Spare => {
@@ -252,7 +335,11 @@ impl Unit {
                     for bytes in changes {
                         slots.push(self.accept(&doc, &author, bytes).await);
                     }
-                    self.batch.waiting.push(Waiter::Submit(reply, slots));
+                    self.batch.waiting.push(Waiter {
+                        reply: Reply::Submit(reply),
+                        slots,
+                        attempts: 0,
+                    });
                     self.reload().await;
                 }
                 Job::Write {
@@ -262,7 +349,11 @@ impl Unit {
                     reply,
                 } => {
                     let slot = self.write(&doc, &author, intent).await;
-                    self.batch.waiting.push(Waiter::Write(reply, slot));
+                    self.batch.waiting.push(Waiter {
+                        reply: Reply::Write(reply),
+                        slots: vec![slot],
+                        attempts: 0,
+                    });
                     self.reload().await;
                 }
                 other => {
@@ -288,6 +379,7 @@ impl Unit {
                 changes: stored.changes.iter().map(|(_, b)| &b[..]).collect(),
                 last_seq: stored.last_seq,
                 snapshot_seq: stored.snapshot_seq,
+                policy_seq: stored.policy_seq,
             },
         );
         self.count_loaded();
@@ -371,6 +463,13 @@ impl Unit {
             }) => return Slot::Durable { hash: hash.0, seq },
             Ok(Decision::Accepted(a)) => a,
         };
+        let fence = match (accepted.fence, &self.key) {
+            (Some(policy_seq), UnitKey::Conv(tenant, conv)) => Some(crate::store::Fence {
+                conv_doc: DocId::conv(tenant, conv),
+                policy_seq,
+            }),
+            _ => None,
+        };
         let projection = match (doc.target(), self.acceptor.conversation()) {
             (DocTarget::Conv(_), Some(conv)) => {
                 projection::for_conv(doc, conv, &accepted.effects, accepted.created)
@@ -390,8 +489,11 @@ impl Unit {
                 seq: accepted.seq,
                 bind_actor: accepted.new_binding.map(|a| a.to_bytes().to_vec()),
                 projection,
+                moves_policy: accepted.moves_policy,
+                fence,
             },
             effects: accepted.effects,
+            author: author.clone(),
         });
         Slot::Pending(self.batch.pending.len() - 1)
     }
@@ -489,6 +591,10 @@ impl Unit {
             } => {
                 let result = self.subscribe(&doc, after, &conn).await;
                 if result.is_ok() {
+                    // The catch-up sent everything up to what the acceptor holds; pushes to
+                    // the earlier subscribers go on from where they are.
+                    let held = self.acceptor.known_seq(&doc).unwrap_or(0);
+                    self.delivered.entry(doc.clone()).or_insert(held);
                     self.subscribers.entry(doc).or_default().push(conn);
                 }
                 let _ = reply.send(result);
@@ -496,6 +602,10 @@ impl Unit {
             Job::Unsubscribe { doc, conn } => {
                 if let Some(subs) = self.subscribers.get_mut(&doc) {
                     subs.retain(|c| c.id != conn);
+                    if subs.is_empty() {
+                        self.subscribers.remove(&doc);
+                        self.delivered.remove(&doc);
+                    }
                 }
             }
             Job::Signal {

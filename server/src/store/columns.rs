@@ -4,7 +4,7 @@
 use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{ConvListItem, ConvRow, MessageRow, Result, StoreError};
+use super::{ConvListItem, ConvRow, LogTail, MessageRow, Result, StoreError};
 
 pub(crate) fn i64_of(v: u64, what: &str) -> Result<i64> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} is out of range")))
@@ -41,6 +41,8 @@ pub(crate) trait Cols {
     fn int(&self, col: &str) -> Result<i64>;
     fn flag(&self, col: &str) -> Result<bool>;
     fn blob(&self, col: &str) -> Result<Vec<u8>>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
+    fn opt_blob(&self, col: &str) -> Result<Option<Vec<u8>>>;
 }
 
 impl<R> Cols for R
@@ -67,6 +69,12 @@ where
     fn blob(&self, col: &str) -> Result<Vec<u8>> {
         Ok(self.try_get(col)?)
     }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        Ok(self.try_get(col)?)
+    }
+    fn opt_blob(&self, col: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.try_get(col)?)
+    }
 }
 
 /// `(seq, bytes)` of change-log rows, in their order (a load and a catch-up page).
@@ -74,6 +82,26 @@ pub(crate) fn seq_changes<R: Cols>(rows: &[R]) -> Result<Vec<(u64, Vec<u8>)>> {
     rows.iter()
         .map(|row| Ok((u64_of(row.int("seq")?, "seq")?, row.blob("bytes")?)))
         .collect()
+}
+
+/// A [`LogTail`] from the rows of the docs row left-joined with its changes after a seq
+/// (columns last_seq, policy_seq, snapshot_seq, seq, bytes; no rows: never written).
+pub(crate) fn log_tail<R: Cols>(rows: &[R]) -> Result<LogTail> {
+    let Some(first) = rows.first() else {
+        return Ok(LogTail::default());
+    };
+    let mut tail = LogTail {
+        changes: Vec::with_capacity(rows.len()),
+        last_seq: u64_of(first.int("last_seq")?, "last_seq")?,
+        policy_seq: u64_of(first.int("policy_seq")?, "policy_seq")?,
+        snapshot_seq: u64_of(first.int("snapshot_seq")?, "snapshot_seq")?,
+    };
+    for row in rows {
+        if let (Some(seq), Some(bytes)) = (row.opt_int("seq")?, row.opt_blob("bytes")?) {
+            tail.changes.push((u64_of(seq, "seq")?, bytes));
+        }
+    }
+    Ok(tail)
 }
 
 /// A `ConvRow` from the columns tenant, conv, kind, title, lifecycle, parent, created_at.

@@ -13,6 +13,10 @@ pub enum StoreError {
     /// Another writer took the next seq of this document first (several server processes).
     #[error("seq conflict on {0}: another node committed first")]
     SeqConflict(String),
+    /// The conversation's policy (members, roles, settings, lifecycle) moved on another node
+    /// after the batch was validated against it.
+    #[error("policy of {0} moved: another node changed the conversation first")]
+    PolicyMoved(String),
     /// The storage is known to be down (unreachable, full): failed at once, not tried
     /// (by the health state's guard).
     #[error("storage unavailable: {0}")]
@@ -23,6 +27,15 @@ impl StoreError {
     /// The database cannot be used right now (see [`is_unavailable`]): retryable.
     pub fn is_unavailable(&self) -> bool {
         is_unavailable(self)
+    }
+
+    /// Another node committed first (a seq taken, or the policy moved): the batch was
+    /// validated on state that is no longer the latest. Catch up and validate again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            StoreError::SeqConflict(_) | StoreError::PolicyMoved(_)
+        )
     }
 }
 
@@ -36,7 +49,10 @@ pub fn is_unavailable(e: &StoreError) -> bool {
     match e {
         StoreError::Unavailable(_) => true,
         StoreError::Database(e) => sqlx_unavailable(e),
-        StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::SeqConflict(_) => false,
+        StoreError::Migrate(_)
+        | StoreError::Corrupt(_)
+        | StoreError::SeqConflict(_)
+        | StoreError::PolicyMoved(_) => false,
     }
 }
 

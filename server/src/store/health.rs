@@ -211,6 +211,9 @@ impl Store for Guarded {
         let inner = self.inner.for_commit_thread()?;
         Some(Arc::new(Guarded::new(inner, self.health.clone())))
     }
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        self.inner.cluster_options()
+    }
     async fn migrate(&self) -> Result<()> {
         self.inner.migrate().await
     }
@@ -247,6 +250,9 @@ impl Store for Guarded {
             ))),
         };
         self.health.observe(result)
+    }
+    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<super::LogTail> {
+        self.run(self.inner.log_tail(doc, after)).await
     }
     async fn changes_after(
         &self,

@@ -34,6 +34,20 @@ pub struct NewChange {
     /// The actor this change binds to `account` (its first change).
     pub bind_actor: Option<Vec<u8>>,
     pub projection: Vec<Projection>,
+    /// A change to a `conv` document that moves its policy (members, roles, settings,
+    /// lifecycle): the document's stored policy version becomes this change's seq.
+    pub moves_policy: bool,
+    /// The conversation policy this change was validated against (message buckets): the
+    /// commit is refused (`PolicyMoved`) if another node moved it since.
+    pub fence: Option<Fence>,
+}
+
+/// The policy version of a conversation a change was validated against: its `conv`
+/// document and the seq of that document's last change that moved the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub conv_doc: DocId,
+    pub policy_seq: u64,
 }
 
 /// Projection rows that follow from an accepted change.
@@ -112,6 +126,22 @@ pub struct StoredDoc {
     pub snapshot_seq: u64,
     pub changes: Vec<(u64, Vec<u8>)>,
     pub last_seq: u64,
+    /// The seq of the last change that moved a `conv` document's policy (0: none or not a
+    /// conversation).
+    pub policy_seq: u64,
+}
+
+/// What a document's log holds after a seq, read in one snapshot with its row (a node
+/// catching up on what other nodes committed).
+#[derive(Debug, Clone, Default)]
+pub struct LogTail {
+    /// Changes with seq greater than the one asked for, in seq order.
+    pub changes: Vec<(u64, Vec<u8>)>,
+    pub last_seq: u64,
+    pub policy_seq: u64,
+    /// When greater than the seq asked for, the changes between were folded into a
+    /// snapshot: load the document again instead.
+    pub snapshot_seq: u64,
 }
 
 /// A rejected change, for the audit log.
@@ -135,6 +165,11 @@ pub trait Store: Send + Sync + 'static {
     fn for_commit_thread(&self) -> Option<std::sync::Arc<dyn Store>> {
         None
     }
+    /// Where to listen for the commits of other nodes on the same database (Postgres); `None`:
+    /// this store has one node (SQLite).
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        None
+    }
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Cheap liveness query.
@@ -150,6 +185,9 @@ pub trait Store: Send + Sync + 'static {
     /// Commits many changes (of many documents) in one transaction: group commit. Seqs must
     /// continue each document's log exactly, or nothing is written (`SeqConflict`).
     async fn commit(&self, changes: &[NewChange]) -> Result<()>;
+    /// Everything `doc`'s log holds after `after`, with its row's seqs, in one snapshot
+    /// (empty for a document never written).
+    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail>;
     /// Changes of `doc` with seq > `after`, at most `limit`, in seq order.
     async fn changes_after(
         &self,

@@ -14,6 +14,17 @@ pub(crate) struct DocStep<'a> {
     pub tenant: &'a str,
     pub prev: i64,
     pub last: i64,
+    /// The document's new policy version (a `conv` document's change that moved it), or 0:
+    /// unchanged.
+    pub policy: i64,
+}
+
+/// A conversation policy version the batch was validated against: `doc`'s stored policy
+/// version must equal `policy` once the batch's own changes are in.
+#[derive(Debug)]
+pub(crate) struct FenceStep {
+    pub doc: String,
+    pub policy: i64,
 }
 
 #[derive(Debug)]
@@ -92,6 +103,9 @@ pub(crate) struct UpdateStep<'a> {
 pub(crate) struct Plan<'a> {
     /// Sorted by doc id.
     pub docs: Vec<DocStep<'a>>,
+    /// Sorted by doc id, one per conversation (the newest version the batch saw: within
+    /// a batch versions only grow, and a move of the batch's own is checked by its seq).
+    pub fences: Vec<FenceStep>,
     /// Batch order.
     pub changes: Vec<ChangeStep<'a>>,
     /// Sorted by (tenant, actor), one per actor.
@@ -122,16 +136,19 @@ impl<'a> Plan<'a> {
         let mut message_index: HashMap<(&'a str, &'a str, &'a str), usize> = HashMap::new();
         let mut allocs: BTreeMap<(&'a str, &'a str), ConvAlloc<'a>> = BTreeMap::new();
         let mut updates: BTreeMap<(&'a str, &'a str, &'a str), UpdateStep<'a>> = BTreeMap::new();
+        let mut fences: BTreeMap<String, i64> = BTreeMap::new();
 
         for change in changes {
             let doc = change.doc.to_string();
             let seq = i64_of(change.seq, "seq")?;
+            let policy = if change.moves_policy { seq } else { 0 };
             match docs.get_mut(&doc) {
                 Some(step) => {
                     if seq != step.last + 1 {
                         return Err(StoreError::SeqConflict(doc));
                     }
                     step.last = seq;
+                    step.policy = step.policy.max(policy);
                 }
                 None => {
                     docs.insert(
@@ -141,9 +158,15 @@ impl<'a> Plan<'a> {
                             tenant: change.doc.tenant().as_str(),
                             prev: seq - 1,
                             last: seq,
+                            policy,
                         },
                     );
                 }
+            }
+            if let Some(fence) = &change.fence {
+                let policy = i64_of(fence.policy_seq, "policy seq")?;
+                let at = fences.entry(fence.conv_doc.to_string()).or_insert(policy);
+                *at = (*at).max(policy);
             }
             if let Some(actor) = &change.bind_actor {
                 let tenant = change.doc.tenant().as_str();
@@ -272,6 +295,10 @@ impl<'a> Plan<'a> {
         }
         Ok(Self {
             docs: docs.into_values().collect(),
+            fences: fences
+                .into_iter()
+                .map(|(doc, policy)| FenceStep { doc, policy })
+                .collect(),
             changes: steps,
             bindings: bindings.into_values().collect(),
             conversations: conversations.into_values().collect(),
@@ -289,6 +316,17 @@ impl<'a> Plan<'a> {
         for d in &self.docs {
             if current.get(&d.doc).copied().unwrap_or(0) != d.prev {
                 return Err(StoreError::SeqConflict(d.doc.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares each fenced conversation's stored policy version (absent: 0), read after
+    /// the batch's own changes, with the one the batch was validated against.
+    pub fn check_fences(&self, current: &HashMap<String, i64>) -> Result<()> {
+        for f in &self.fences {
+            if current.get(&f.doc).copied().unwrap_or(0) != f.policy {
+                return Err(StoreError::PolicyMoved(f.doc.clone()));
             }
         }
         Ok(())

@@ -28,8 +28,8 @@ use super::columns::{
 };
 use super::plan::{check_compact, Plan};
 use super::{
-    ConvListItem, ConvRow, MessageRow, NewChange, RejectionRecord, Result, Store, StoreError,
-    StoredDoc,
+    ConvListItem, ConvRow, LogTail, MessageRow, NewChange, RejectionRecord, Result, Store,
+    StoreError, StoredDoc,
 };
 
 use self::rows::{CommitRows, MessageBatch, COMMIT, COMMIT_MESSAGES};
@@ -146,6 +146,9 @@ impl PgStore {
             .bind(&u.ids)
             .bind(&u.previews)
             .bind(&u.deleted)
+            .bind(&d.policy)
+            .bind(&rows.fences.docs)
+            .bind(&rows.fences.policy)
             .execute(&self.pool)
             .await
             .map(drop)
@@ -190,6 +193,8 @@ impl PgStore {
             .bind(&g.created)
             .bind(&g.previews)
             .bind(&g.deleted)
+            .bind(batch.fence.map(|f| f.doc.as_str()))
+            .bind(batch.fence.map(|f| f.policy))
             .execute(&self.pool)
             .await
             .map(drop)
@@ -238,6 +243,10 @@ impl Store for PgStore {
         }))
     }
 
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        Some((*self.pool.connect_options()).clone())
+    }
+
     async fn migrate(&self) -> Result<()> {
         // sqlx takes an advisory lock: nodes starting together migrate once.
         MIGRATOR.run(&self.pool).await?;
@@ -272,16 +281,18 @@ impl Store for PgStore {
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?;
-        let Some(row) =
-            sqlx::query("SELECT last_seq, snapshot, snapshot_seq FROM docs WHERE doc_id = $1")
-                .bind(&id)
-                .fetch_optional(&mut *tx)
-                .await?
+        let Some(row) = sqlx::query(
+            "SELECT last_seq, snapshot, snapshot_seq, policy_seq FROM docs WHERE doc_id = $1",
+        )
+        .bind(&id)
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             tx.commit().await?;
             return Ok(StoredDoc::default());
         };
         let last_seq = u64_of(row.try_get("last_seq")?, "last_seq")?;
+        let policy_seq = u64_of(row.try_get("policy_seq")?, "policy_seq")?;
         let snapshot: Option<Vec<u8>> = row.try_get("snapshot")?;
         let snapshot_seq_raw: i64 = row.try_get("snapshot_seq")?;
         let snapshot_seq = u64_of(snapshot_seq_raw, "snapshot_seq")?;
@@ -299,7 +310,22 @@ impl Store for PgStore {
             snapshot_seq,
             changes,
             last_seq,
+            policy_seq,
         })
+    }
+
+    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail> {
+        // One statement, one snapshot: the row's seqs and the changes agree.
+        let rows = sqlx::query(
+            "SELECT d.last_seq, d.policy_seq, d.snapshot_seq, c.seq, c.bytes FROM docs d \
+             LEFT JOIN changes c ON c.doc_id = d.doc_id AND c.seq > $2 \
+             WHERE d.doc_id = $1 ORDER BY c.seq",
+        )
+        .bind(doc.to_string())
+        .bind(i64_of(after, "after")?)
+        .fetch_all(&self.pool)
+        .await?;
+        columns::log_tail(&rows)
     }
 
     async fn commit(&self, changes: &[NewChange]) -> Result<()> {
@@ -316,6 +342,9 @@ impl Store for PgStore {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("CF001") => {
                 Err(StoreError::SeqConflict(e.message().to_owned()))
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("CF003") => {
+                Err(StoreError::PolicyMoved(e.message().to_owned()))
             }
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("CF002") => {
                 Err(StoreError::Corrupt(e.message().to_owned()))

@@ -32,8 +32,8 @@ use super::columns::{
 };
 use super::plan::check_compact;
 use super::{
-    ConvListItem, ConvRow, MessageRow, NewChange, RejectionRecord, Result, Store, StoreError,
-    StoredDoc,
+    ConvListItem, ConvRow, LogTail, MessageRow, NewChange, RejectionRecord, Result, Store,
+    StoreError, StoredDoc,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -161,16 +161,18 @@ async fn load_on(conn: &mut SqliteConnection, doc: &DocId) -> Result<StoredDoc> 
     // One read transaction: the docs row and the changes come from the same snapshot, a
     // compaction cannot fall between them.
     let mut tx = conn.begin().await?;
-    let Some(row) =
-        sqlx::query("SELECT last_seq, snapshot, snapshot_seq FROM docs WHERE doc_id = ?")
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?
+    let Some(row) = sqlx::query(
+        "SELECT last_seq, snapshot, snapshot_seq, policy_seq FROM docs WHERE doc_id = ?",
+    )
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?
     else {
         tx.commit().await?;
         return Ok(StoredDoc::default());
     };
     let last_seq = u64_of(row.try_get("last_seq")?, "last_seq")?;
+    let policy_seq = u64_of(row.try_get("policy_seq")?, "policy_seq")?;
     let snapshot: Option<Vec<u8>> = row.try_get("snapshot")?;
     let snapshot_seq_raw: i64 = row.try_get("snapshot_seq")?;
     let snapshot_seq = u64_of(snapshot_seq_raw, "snapshot_seq")?;
@@ -187,6 +189,7 @@ async fn load_on(conn: &mut SqliteConnection, doc: &DocId) -> Result<StoredDoc> 
         snapshot_seq,
         changes,
         last_seq,
+        policy_seq,
     })
 }
 
@@ -288,6 +291,20 @@ impl Store for SqliteStore {
     /// After a compaction the changes up to the snapshot are gone: with `after` older than
     /// the snapshot this returns only the changes after it, and the caller sends the
     /// snapshot (from [`Store::load_doc`]) first.
+    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail> {
+        // One statement, one snapshot: the row's seqs and the changes agree.
+        let rows = sqlx::query(
+            "SELECT d.last_seq, d.policy_seq, d.snapshot_seq, c.seq, c.bytes FROM docs d \
+             LEFT JOIN changes c ON c.doc_id = d.doc_id AND c.seq > ? \
+             WHERE d.doc_id = ? ORDER BY c.seq",
+        )
+        .bind(i64_of(after, "after")?)
+        .bind(doc.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        columns::log_tail(&rows)
+    }
+
     async fn changes_after(
         &self,
         doc: &DocId,

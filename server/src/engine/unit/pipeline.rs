@@ -15,7 +15,7 @@ use confab_core::validate::RejectCode;
 use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Pending, Slot, Unit, Waiter};
+use super::{lost_slot, Pending, Slot, Unit, Waiter};
 use crate::engine::committer::{CommitError, CommitRequest, CommitResult};
 use crate::engine::{Control, SubmitOutcome};
 use crate::net::frame::binary_frame;
@@ -89,11 +89,19 @@ impl Unit {
 
     /// Commits the current batch and waits until every batch is answered: reads and
     /// subscriptions see all earlier submits as committed.
+    /// Changes that lost their commit to another node are validated again here, and
+    /// committed, before this returns.
     pub(super) async fn settle(&mut self) {
-        self.start_commit().await;
-        while !self.in_flight.is_empty() {
-            let result = oldest_done(&mut self.in_flight).await;
-            self.finish_oldest(result);
+        loop {
+            self.start_commit().await;
+            while !self.in_flight.is_empty() {
+                let result = oldest_done(&mut self.in_flight).await;
+                self.finish_oldest(result);
+            }
+            if self.retries.is_empty() {
+                return;
+            }
+            self.retry().await;
         }
     }
 
@@ -130,7 +138,31 @@ impl Unit {
                     })
                     .collect()
             }
-            Err(CommitError { code, message }) => {
+            Err(error) if error.conflict && Arc::ptr_eq(&flight.epoch, &self.epoch) => {
+                // Another node committed first. Later batches of this epoch were built on
+                // this one: the committer refuses them and they come back here too. Forget
+                // what was accepted since the last commit, catch up from the log and
+                // validate all of them again, in order, before anything newer.
+                self.engine.inner.metrics.cluster.commit_conflicts.inc();
+                tracing::debug!(message = %error.message, "commit conflict; validating again");
+                self.epoch.store(true, Ordering::SeqCst);
+                self.lost_epoch = Some(self.epoch.clone());
+                self.epoch = Arc::new(AtomicBool::new(false));
+                self.acceptor.rewind();
+                self.count_loaded();
+                self.to_retry(pending, waiting);
+                return;
+            }
+            Err(_)
+                if self
+                    .lost_epoch
+                    .as_ref()
+                    .is_some_and(|lost| Arc::ptr_eq(lost, &flight.epoch)) =>
+            {
+                self.to_retry(pending, waiting);
+                return;
+            }
+            Err(CommitError { code, message, .. }) => {
                 // Memory may hold what storage lost. Later batches of the same epoch were
                 // built on this one: the committer refuses them, and they find the unit
                 // already reset.
@@ -171,16 +203,50 @@ impl Unit {
                 hash: None,
                 message: "lost in commit".into(),
             }),
+            // Only a lost batch's answers hold these, and they go to `retry`, not here.
+            Slot::Again { bytes, .. } => SubmitOutcome::Failed {
+                code: ErrorCode::Internal,
+                retry_after_ms: None,
+                hash: confab_core::validate::parse_change(&bytes)
+                    .ok()
+                    .map(|c| c.hash().0),
+                message: "not validated again".into(),
+            },
         };
-        for waiter in waiting {
-            match waiter {
-                Waiter::Submit(reply, slots) => {
-                    let _ = reply.send(slots.into_iter().map(resolve).collect());
-                }
-                Waiter::Write(reply, slot) => {
-                    let _ = reply.send(resolve(slot));
-                }
+        for mut waiter in waiting {
+            let slots = std::mem::take(&mut waiter.slots);
+            waiter.send(slots.into_iter().map(resolve).collect());
+        }
+    }
+
+    /// Keeps a lost batch's answers for validating its changes again (`remote::retry`):
+    /// each change of the batch becomes `Slot::Again`; what was decided without a commit
+    /// stays decided; a resubmission that waited for a lost batch is answered retryable.
+    fn to_retry(&mut self, pending: Vec<Pending>, waiting: Vec<Waiter>) {
+        for p in &pending {
+            if !self.stale.contains(&p.change.doc) {
+                self.stale.push(p.change.doc.clone());
             }
+        }
+        let mut pending: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();
+        for mut waiter in waiting {
+            waiter.slots = std::mem::take(&mut waiter.slots)
+                .into_iter()
+                .map(|slot| match slot {
+                    Slot::Pending(i) => match pending.get_mut(i).and_then(Option::take) {
+                        Some(p) => Slot::Again {
+                            doc: p.change.doc,
+                            author: p.author,
+                            bytes: p.change.bytes,
+                        },
+                        None => lost_slot(None),
+                    },
+                    Slot::Durable { hash, .. } => lost_slot(Some(hash)),
+                    other => other,
+                })
+                .collect();
+            waiter.attempts = waiter.attempts.saturating_add(1);
+            self.retries.push(waiter);
         }
     }
 
@@ -196,6 +262,9 @@ impl Unit {
                     change: ByteBuf::from(pending[i].change.bytes.clone()),
                 });
                 i += 1;
+            }
+            if !self.deliver_in_order(&doc, &changes) {
+                continue;
             }
             self.push(
                 &doc,
@@ -248,7 +317,7 @@ impl Unit {
         self.engine.inner.metrics.frames_out(sent);
     }
 
-    fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
+    pub(super) fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
         for (doc, subs) in self.subscribers.iter_mut() {
             subs.retain(|conn| {
                 if conn.account != *account || conn.service {

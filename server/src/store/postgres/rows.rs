@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 
 use confab_core::ids::ConvId;
 
-use crate::store::plan::{ConvAlloc, Plan};
+use crate::store::plan::{ConvAlloc, FenceStep, Plan};
 
 /// The call, parameters in the function's order.
 pub(super) const COMMIT: &str = "SELECT confab_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
     $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, \
-    $47, $48, $49, $50, $51, $52, $53)";
+    $47, $48, $49, $50, $51, $52, $53, $54, $55, $56)";
 
 /// The call of the common batch's function, parameters in its order.
 pub(super) const COMMIT_MESSAGES: &str = "SELECT confab_commit_messages($1, $2, $3, $4, $5, \
-    $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+    $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
 
 /// A batch `confab_commit_messages` can store: changes of one document that already exists,
 /// and at most new messages of one conversation, nothing else to project.
@@ -25,6 +25,8 @@ pub(super) struct MessageBatch<'a> {
     pub last: i64,
     /// The conversation the new messages go to, if there are any.
     pub alloc: Option<&'a ConvAlloc<'a>>,
+    /// The conversation policy version the batch was validated against, if any.
+    pub fence: Option<&'a FenceStep>,
 }
 
 impl<'a> MessageBatch<'a> {
@@ -33,6 +35,8 @@ impl<'a> MessageBatch<'a> {
             return None;
         };
         let only_messages = doc.prev > 0
+            && doc.policy == 0
+            && plan.fences.len() <= 1
             && plan.bindings.is_empty()
             && plan.conversations.is_empty()
             && plan.members.is_empty()
@@ -50,6 +54,7 @@ impl<'a> MessageBatch<'a> {
             prev: doc.prev,
             last: doc.last,
             alloc: plan.allocs.first(),
+            fence: plan.fences.first(),
         })
     }
 }
@@ -60,6 +65,13 @@ pub(super) struct Docs<'a> {
     pub tenants: Vec<&'a str>,
     pub prev: Vec<i64>,
     pub last: Vec<i64>,
+    pub policy: Vec<i64>,
+}
+
+#[derive(Default)]
+pub(super) struct Fences<'a> {
+    pub docs: Vec<&'a str>,
+    pub policy: Vec<i64>,
 }
 
 #[derive(Default)]
@@ -151,6 +163,7 @@ pub(super) struct Updates<'a> {
 #[derive(Default)]
 pub(super) struct CommitRows<'a> {
     pub docs: Docs<'a>,
+    pub fences: Fences<'a>,
     pub changes: Changes<'a>,
     pub bindings: Bindings<'a>,
     pub touched: Touched<'a>,
@@ -170,6 +183,11 @@ impl<'a> CommitRows<'a> {
             out.docs.tenants.push(d.tenant);
             out.docs.prev.push(d.prev);
             out.docs.last.push(d.last);
+            out.docs.policy.push(d.policy);
+        }
+        for f in &plan.fences {
+            out.fences.docs.push(&f.doc);
+            out.fences.policy.push(f.policy);
         }
         for c in &plan.changes {
             out.changes.docs.push(&c.doc);

@@ -76,16 +76,38 @@ pub(super) async fn commit_on(conn: &mut SqliteConnection, changes: &[NewChange]
     plan.check_seqs(&current)?;
     insert_values(
         &mut tx,
-        "INSERT INTO docs (doc_id, tenant, last_seq) ",
-        " ON CONFLICT (doc_id) DO UPDATE SET last_seq = excluded.last_seq",
+        "INSERT INTO docs (doc_id, tenant, last_seq, policy_seq) ",
+        " ON CONFLICT (doc_id) DO UPDATE SET last_seq = excluded.last_seq, \
+         policy_seq = MAX(docs.policy_seq, excluded.policy_seq)",
         &plan.docs,
         |b, d| {
             b.push_bind(d.doc.as_str())
                 .push_bind(d.tenant)
-                .push_bind(d.last);
+                .push_bind(d.last)
+                .push_bind(d.policy);
         },
     )
     .await?;
+    // The policy versions the batch was validated against, after its own moves. (One
+    // process owns an SQLite file, so this only fails if memory and storage disagree; the
+    // check is the same as on Postgres, where other nodes commit too.)
+    if !plan.fences.is_empty() {
+        let mut policies: HashMap<String, i64> = HashMap::with_capacity(plan.fences.len());
+        for chunk in chunks(&plan.fences) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT doc_id, policy_seq FROM docs WHERE doc_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for f in chunk {
+                list.push_bind(f.doc.as_str());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                policies.insert(row.try_get("doc_id")?, row.try_get("policy_seq")?);
+            }
+        }
+        plan.check_fences(&policies)?;
+    }
 
     // 2. The change log.
     insert_values(

@@ -1,0 +1,218 @@
+//! What other nodes of a cluster commit to this unit's documents: read from the change log
+//! after what the unit holds, taken into the acceptor and pushed to the subscribers here;
+//! and this node's changes that lost their commit to another node, validated again on top
+//! of what it committed.
+
+use std::collections::HashSet;
+
+use confab_core::accept::Tail;
+use confab_core::ids::DocId;
+use confab_core::protocol::{ErrorCode, SeqChange, ServerFrame};
+use serde_bytes::ByteBuf;
+
+use super::{Slot, Unit, Waiter, MAX_ATTEMPTS};
+use crate::engine::cluster::Committed;
+use crate::engine::{now_ms, Control, SubmitOutcome};
+
+impl Unit {
+    /// The seq pushed to `doc`'s subscribers, if it has any.
+    fn serving(&self, doc: &DocId) -> Option<u64> {
+        self.subscribers
+            .get(doc)
+            .filter(|subs| !subs.is_empty())
+            .and(self.delivered.get(doc).copied())
+    }
+
+    /// Catches up on what the inbox says other nodes committed (or on everything the unit
+    /// holds or serves, after the listener lost notifications).
+    pub(super) async fn take_remote(&mut self) {
+        let waiting = self.inbox.take();
+        let mut docs: Vec<(DocId, Option<Committed>)> = waiting
+            .docs
+            .into_iter()
+            .map(|(d, c)| (d, Some(c)))
+            .collect();
+        if waiting.resync {
+            let mut all: HashSet<DocId> = self.acceptor.loaded_docs().cloned().collect();
+            all.extend(self.subscribers.keys().cloned());
+            docs.retain(|(d, _)| !all.contains(d));
+            docs.extend(all.into_iter().map(|d| (d, None)));
+        }
+        for (doc, committed) in docs {
+            let known = self.acceptor.known_seq(&doc);
+            let serving = self.serving(&doc);
+            if known.is_none() && serving.is_none() {
+                continue;
+            }
+            // This node's own commits, and anything already held and pushed, need nothing.
+            if let Some(c) = committed {
+                let held = known.is_none_or(|k| k >= c.last_seq);
+                let pushed = serving.is_none_or(|d| d >= c.last_seq);
+                if held && pushed {
+                    continue;
+                }
+            }
+            if self.acceptor.has_uncommitted(&doc) {
+                // This node's batches in flight took the same seqs: they lose their commit
+                // and are validated again on top of what the log holds.
+                self.settle().await;
+            }
+            self.catch_up(&doc, committed.map(|c| c.commit_ms)).await;
+        }
+    }
+
+    /// Reads `doc`'s log after what the unit holds or has pushed, takes it into the
+    /// acceptor and pushes it to the subscribers, in seq order.
+    pub(super) async fn catch_up(&mut self, doc: &DocId, commit_ms: Option<i64>) {
+        let known = self.acceptor.known_seq(doc);
+        let serving = self.serving(doc);
+        let from = match (known, serving) {
+            (Some(k), Some(d)) => k.min(d),
+            (Some(k), None) => k,
+            (None, Some(d)) => d,
+            (None, None) => return,
+        };
+        let tail = match self.engine.store().log_tail(doc, from).await {
+            Ok(tail) => tail,
+            Err(e) => {
+                // The next notification, or the resync after the outage, reads it again.
+                tracing::warn!(%doc, error = %e, "catching up from the log failed");
+                return;
+            }
+        };
+        let metrics = self.engine.inner.metrics.clone();
+        let metrics = &metrics.cluster;
+        metrics.catchup_reads.inc();
+        metrics
+            .lag_seqs
+            .observe(tail.last_seq.saturating_sub(from) as f64);
+        if known.is_some() {
+            let view = Tail {
+                changes: tail.changes.iter().map(|(s, b)| (*s, &b[..])).collect(),
+                last_seq: tail.last_seq,
+                policy_seq: tail.policy_seq,
+                snapshot_seq: tail.snapshot_seq,
+            };
+            match self.acceptor.absorb(doc, &view) {
+                Ok(deactivated) => {
+                    for gone in deactivated {
+                        self.revoke(&gone.account, gone.status);
+                    }
+                }
+                // The document left memory; it is loaded fresh when needed.
+                Err(e) => tracing::warn!(%doc, error = %e, "another node's changes"),
+            }
+            self.count_loaded();
+        }
+        let Some(delivered) = self.serving(doc) else {
+            return;
+        };
+        if tail.snapshot_seq > delivered {
+            // What they miss was folded into a snapshot: they reconnect and catch up from
+            // their cursors, snapshot first.
+            self.lag_all(doc);
+            return;
+        }
+        let changes: Vec<SeqChange> = tail
+            .changes
+            .into_iter()
+            .filter(|(seq, _)| *seq > delivered)
+            .map(|(seq, bytes)| SeqChange {
+                seq,
+                change: ByteBuf::from(bytes),
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        self.delivered.insert(doc.clone(), tail.last_seq);
+        self.push(
+            doc,
+            ServerFrame::Changes {
+                doc: doc.to_string(),
+                changes,
+            },
+            None,
+        );
+        if let Some(at) = commit_ms {
+            let lag_ms = now_ms().saturating_sub(at).max(0);
+            metrics.lag_seconds.observe(lag_ms as f64 / 1000.0);
+        }
+    }
+
+    /// Tells every subscriber of `doc` to reconnect and catch up from its cursor.
+    fn lag_all(&mut self, doc: &DocId) {
+        if let Some(subs) = self.subscribers.remove(doc) {
+            for conn in subs {
+                let _ = conn.control.try_send(Control::Lagged(doc.clone()));
+            }
+        }
+        self.delivered.remove(doc);
+    }
+
+    /// Whether this node's own commit of `changes` to `doc` continues what its subscribers
+    /// have. When another node's changes come between and have not been pushed yet (the
+    /// document was loaded fresh with them), the push waits for a catch-up that sends
+    /// everything in order.
+    pub(super) fn deliver_in_order(&mut self, doc: &DocId, changes: &[SeqChange]) -> bool {
+        let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+            return false;
+        };
+        let Some(delivered) = self.serving(doc) else {
+            return true;
+        };
+        if delivered + 1 < first.seq {
+            self.inbox.note(
+                doc.clone(),
+                Committed {
+                    last_seq: last.seq,
+                    commit_ms: now_ms(),
+                },
+            );
+            return false;
+        }
+        if delivered >= last.seq {
+            return false;
+        }
+        self.delivered.insert(doc.clone(), last.seq);
+        true
+    }
+
+    /// Validates again, in order, the changes whose batches lost their commit to another
+    /// node, after reading what it committed. Each answer waits in the new batch.
+    pub(super) async fn retry(&mut self) {
+        self.lost_epoch = None;
+        for doc in std::mem::take(&mut self.stale) {
+            self.catch_up(&doc, None).await;
+        }
+        for mut waiter in std::mem::take(&mut self.retries) {
+            let mut slots = Vec::with_capacity(waiter.slots.len());
+            for slot in std::mem::take(&mut waiter.slots) {
+                slots.push(match slot {
+                    Slot::Again { doc, author, bytes } if waiter.attempts <= MAX_ATTEMPTS => {
+                        self.accept(&doc, &author, bytes).await
+                    }
+                    Slot::Again { bytes, .. } => Slot::Done(SubmitOutcome::Failed {
+                        code: ErrorCode::Internal,
+                        retry_after_ms: None,
+                        hash: confab_core::validate::parse_change(&bytes)
+                            .ok()
+                            .map(|c| c.hash().0),
+                        message: format!(
+                            "other nodes committed first {MAX_ATTEMPTS} times; resubmit"
+                        ),
+                    }),
+                    other => other,
+                });
+            }
+            self.batch.waiting.push(Waiter { slots, ..waiter });
+        }
+        if self.acceptor.broken().is_some() {
+            // As `reload`, but `settle` (which runs this) waits for the batches itself.
+            self.epoch.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.start_commit().await;
+            self.epoch = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            self.reset();
+        }
+    }
+}
