@@ -1,9 +1,11 @@
 //! Several `confab-server` processes on one Postgres database, the database itself, and the
 //! node-side observations the tests make (metrics, `/readyz`, the LISTEN backends).
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use confab_e2e::pg_cluster::PgCluster;
 use confab_e2e::TestServer;
 use confab_testkit::server::fresh_postgres_database;
@@ -82,6 +84,27 @@ impl Nodes {
         PgConnection::connect(&self.url)
             .await
             .with_context(|| format!("connecting to {}", self.url))
+    }
+
+    /// The stored log of `doc` as the database has it: seq → hash, checked to run 1..=n with
+    /// no change twice.
+    pub async fn stored_log(&self, doc: &str) -> Result<BTreeMap<u64, [u8; 32]>> {
+        let mut db = self.db().await?;
+        let rows = sqlx::query("SELECT seq, hash FROM changes WHERE doc_id = $1 ORDER BY seq")
+            .bind(doc)
+            .fetch_all(&mut db)
+            .await?;
+        let mut log = BTreeMap::new();
+        let mut hashes = HashSet::new();
+        for (i, row) in rows.iter().enumerate() {
+            let seq: i64 = row.try_get("seq")?;
+            let hash: Vec<u8> = row.try_get("hash")?;
+            let hash: [u8; 32] = hash.as_slice().try_into().context("a 32-byte hash")?;
+            ensure!(seq == i as i64 + 1, "{doc}: seq {seq} at position {i}");
+            ensure!(hashes.insert(hash), "{doc}: a change is stored twice");
+            log.insert(seq as u64, hash);
+        }
+        Ok(log)
     }
 
     pub fn ws_urls(&self) -> Vec<String> {
@@ -187,5 +210,46 @@ pub async fn cluster_metric(node: &TestServer, name: &str) -> f64 {
     let text = metrics(node).await;
     metric(&text, name).unwrap_or_else(|| {
         panic!("{name} is not on /metrics (the cluster metrics of issue 15 missing?)")
+    })
+}
+
+/// `GET /readyz` at `addr`: the status, `None` without an answer within 1 s.
+pub async fn readyz_at(addr: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await.ok()?;
+        let head = String::from_utf8_lossy(&buf[..buf.len().min(16)]).into_owned();
+        head.split(' ').nth(1)?.parse::<u16>().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Polls `/readyz` of the nodes on `ports` every 100 ms until `stop` is set; each node's
+/// answers other than 200 (`None`: no answer within 1 s).
+pub fn watch_ready(
+    ports: Vec<u16>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<(u16, Option<u16>)>> {
+    tokio::spawn(async move {
+        let mut bad = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            for port in &ports {
+                match readyz_at(&format!("127.0.0.1:{port}")).await {
+                    Some(200) => {}
+                    other => bad.push((*port, other)),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bad
     })
 }

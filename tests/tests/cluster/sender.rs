@@ -4,11 +4,11 @@
 //! errors.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use confab_core::automerge::Change;
 use confab_core::ids::{ConvId, DocId};
 use confab_core::protocol::{ErrorCode, ServerFrame};
@@ -52,6 +52,8 @@ pub struct Writer {
     pub producing: Arc<AtomicBool>,
     /// It gives up (ended = "limit") after this long.
     pub limit: Duration,
+    /// Its submits not answered yet, as it goes (a test may act when some are in flight).
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 /// What a failover writer did.
@@ -70,6 +72,8 @@ pub struct WriteLog {
     pub ack_conflicts: Vec<String>,
     /// When its connection was lost, and the node it reconnected to.
     pub moves: Vec<(Instant, usize)>,
+    /// Changes in flight when a connection was lost (resubmitted on the next node).
+    pub in_flight_at_loss: usize,
     pub ended: String,
 }
 
@@ -105,6 +109,7 @@ pub async fn write_with_failover(plan: Writer, mut device: Device) -> WriteLog {
             log.ended = "done".into();
             break;
         }
+        plan.in_flight.store(in_flight.len(), Ordering::SeqCst);
         let mut lost = None;
         while in_flight.len() < WINDOW && now >= paused_until {
             let i = if !queue.is_empty() {
@@ -133,6 +138,7 @@ pub async fn write_with_failover(plan: Writer, mut device: Device) -> WriteLog {
             };
             let change = &log.sent[i];
             in_flight.insert(hash_of(change), i);
+            plan.in_flight.store(in_flight.len(), Ordering::SeqCst);
             if let Err(e) = client
                 .send(&submit_frame(&plan.bucket, std::slice::from_ref(change)))
                 .await
@@ -157,6 +163,7 @@ pub async fn write_with_failover(plan: Writer, mut device: Device) -> WriteLog {
         }
         if lost.is_some() {
             // Whatever was in flight may or may not be stored: resubmit it all, in order.
+            log.in_flight_at_loss += in_flight.len();
             queue.extend(in_flight.drain().map(|(_, i)| i));
             let Some((next, c)) = reconnect(&plan.urls, node, &account, deadline).await else {
                 log.ended = "no node answers".into();
@@ -169,6 +176,89 @@ pub async fn write_with_failover(plan: Writer, mut device: Device) -> WriteLog {
     }
     client.close().await;
     log
+}
+
+/// A running failover writer.
+pub struct Running {
+    pub task: tokio::task::JoinHandle<WriteLog>,
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+/// Starts one failover writer per (account, first node), device 1 of each, on `plan`.
+pub fn spawn_writers(plan: &Writer, who: &[(&str, usize)]) -> Vec<Running> {
+    who.iter()
+        .map(|(account, first)| {
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let plan = Writer {
+                first: *first,
+                in_flight: in_flight.clone(),
+                ..plan.clone()
+            };
+            let task = tokio::spawn(write_with_failover(plan, Device::new(account, 1)));
+            Running { task, in_flight }
+        })
+        .collect()
+}
+
+/// Waits for every writer's end.
+pub async fn finished(writers: Vec<Running>) -> Result<Vec<WriteLog>> {
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.task.await?);
+    }
+    Ok(logs)
+}
+
+/// Checks that every writer finished with every change acked, at one seq, and nothing
+/// rejected; returns hash → acked seq of all of them.
+pub fn all_acked(logs: &[WriteLog]) -> Result<HashMap<[u8; 32], u64>> {
+    let mut acked = HashMap::new();
+    for l in logs {
+        ensure!(l.ended == "done", "{}: ended {}", l.account, l.ended);
+        ensure!(
+            l.rejects.is_empty(),
+            "{}: rejected {:?}",
+            l.account,
+            l.rejects
+        );
+        ensure!(
+            l.ack_conflicts.is_empty(),
+            "{}: {:?}",
+            l.account,
+            l.ack_conflicts
+        );
+        for change in &l.sent {
+            let seq = l.acks.get(&hash_of(change)).with_context(|| {
+                format!(
+                    "{}: a change was never acked (ended {})",
+                    l.account, l.ended
+                )
+            })?;
+            acked.insert(hash_of(change), *seq);
+        }
+    }
+    Ok(acked)
+}
+
+/// The longest time in `[from, to]` without any of `times`, and how many fell in it.
+pub fn longest_gap(
+    times: impl Iterator<Item = Instant>,
+    from: Instant,
+    to: Instant,
+) -> (Duration, usize) {
+    let mut inside: Vec<Instant> = times.filter(|t| (from..=to).contains(t)).collect();
+    inside.sort();
+    let count = inside.len();
+    let edges: Vec<Instant> = std::iter::once(from)
+        .chain(inside)
+        .chain(std::iter::once(to))
+        .collect();
+    let gap = edges
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .max()
+        .unwrap_or_default();
+    (gap, count)
 }
 
 /// Connects to the next node after `from` that answers, round robin, until `deadline`.

@@ -1,0 +1,113 @@
+//! A subscriber's view of a node whose LISTEN connection is cut: the pushes it received,
+//! and the cut itself with the node's recovery.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use confab_core::protocol::ServerFrame;
+use confab_e2e::Client;
+
+use crate::cluster_nodes::{cluster_metric, metric, metrics, Nodes};
+
+/// Pushes of one document a subscriber received: seq → hash; a seq pushed twice with a
+/// different change is recorded in `conflicts`.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub seqs: BTreeMap<u64, [u8; 32]>,
+    pub conflicts: Vec<u64>,
+    pub duplicates: usize,
+}
+
+impl Received {
+    pub fn take(&mut self, frame: &ServerFrame, doc: &str) {
+        let ServerFrame::Changes { doc: d, changes } = frame else {
+            return;
+        };
+        if d != doc {
+            return;
+        }
+        for c in changes {
+            let Ok(change) = confab_core::automerge::Change::try_from(&c.change[..]) else {
+                self.conflicts.push(c.seq);
+                continue;
+            };
+            match self.seqs.insert(c.seq, change.hash().0) {
+                Some(before) if before != change.hash().0 => self.conflicts.push(c.seq),
+                Some(_) => self.duplicates += 1,
+                None => {}
+            }
+        }
+    }
+
+    /// Whether it holds every seq 1..=last.
+    pub fn complete_to(&self, last: u64) -> bool {
+        (1..=last).all(|s| self.seqs.contains_key(&s))
+    }
+}
+
+/// Reads `sub`'s pushes of `doc` into `got` until it holds 1..=`last` or `bound` passes.
+pub async fn receive_until(
+    sub: &mut Client,
+    doc: &str,
+    got: &mut Received,
+    last: u64,
+    bound: Duration,
+) -> Result<Duration> {
+    let start = Instant::now();
+    while !got.complete_to(last) {
+        let left = bound.saturating_sub(start.elapsed());
+        ensure!(
+            !left.is_zero(),
+            "the subscriber on the cut node lacks seqs {:?} of 1..={last} after {bound:?}",
+            (1..=last)
+                .filter(|s| !got.seqs.contains_key(s))
+                .collect::<Vec<_>>()
+        );
+        match sub.recv(left.min(Duration::from_millis(200))).await {
+            Ok(frame) => got.take(&frame, doc),
+            Err(e) if e.to_string().starts_with("no frame within") => {}
+            Err(e) => return Err(e.context("the subscriber's connection ended")),
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// Cuts node `i`'s LISTEN backend and waits until it resynced and listens again (a new
+/// backend, `confab_cluster_resyncs_total` one up, `/readyz` 200); whether `/readyz`
+/// answered 503 meanwhile.
+pub async fn cut_and_recover(nodes: &Nodes, i: usize) -> Result<bool> {
+    let node = &nodes.nodes[i];
+    let mut db = nodes.db().await?;
+    let resyncs = cluster_metric(node, "confab_cluster_resyncs_total").await;
+    let old = nodes.cut_listener(&mut db, i).await?;
+    let cut_at = Instant::now();
+    let mut saw_503 = false;
+    loop {
+        ensure!(
+            cut_at.elapsed() < Duration::from_secs(15),
+            "node {} did not listen again and resync within 15 s of the cut",
+            nodes.ids[i]
+        );
+        let ready = node.readyz(Duration::from_secs(1)).await;
+        saw_503 |= ready == Some(503);
+        let text = metrics(node).await;
+        let now_resyncs = metric(&text, "confab_cluster_resyncs_total").unwrap_or(0.0);
+        let listening = metric(&text, "confab_cluster_listening").unwrap_or(0.0);
+        let pid = nodes.listener_pid(&mut db, i).await?;
+        if now_resyncs > resyncs
+            && listening == 1.0
+            && ready == Some(200)
+            && pid.is_some_and(|p| p != old)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "listener_cut: node {} listening and resynced {:?} after the cut (503 seen: {saw_503})",
+        nodes.ids[i],
+        cut_at.elapsed()
+    );
+    Ok(saw_503)
+}
