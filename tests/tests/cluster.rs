@@ -33,7 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use cluster_converge::{everyone_knows, everyone_writes, one_timeline, timelines_reach, Member};
+use cluster_converge::{
+    everyone_knows, everyone_writes, one_timeline, timelines_reach, Dirs, Member,
+};
 use cluster_listen::{cut_and_recover, receive_until, Received};
 use cluster_nodes::{cluster_metric, watch_ready, Nodes};
 use cluster_race::{trial, witness, Conns, Tally};
@@ -68,12 +70,12 @@ async fn three_nodes_converge() {
     bounded(Duration::from_secs(120), async {
         let nodes = Nodes::on_fresh_database(3).await?;
         let accounts = ["alice", "bob", "carol", "dave", "erin", "frank"];
-        let dirs = fresh_dirs("cluster-converge", accounts.len());
+        let dirs = Dirs(fresh_dirs("cluster-converge", accounts.len()));
         // Two clients per node: client i on node i % 3.
         let members: Vec<Member> = accounts
             .iter()
             .enumerate()
-            .map(|(i, a)| (client(&nodes.nodes[i % 3], a, 1, &dirs[i]), *a))
+            .map(|(i, a)| (client(&nodes.nodes[i % 3], a, 1, &dirs.0[i]), *a))
             .collect();
         for (c, _) in &members {
             c.set_online(true).await?;
@@ -110,9 +112,6 @@ async fn three_nodes_converge() {
             waiting.elapsed()
         );
         one_timeline(&nodes, &bucket, &members, &timelines, &written).await?;
-        for d in &dirs {
-            let _ = std::fs::remove_dir_all(d);
-        }
         Ok(())
     })
     .await;

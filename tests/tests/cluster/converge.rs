@@ -15,6 +15,17 @@ use sqlx::Row;
 use crate::cluster_nodes::Nodes;
 use crate::common::acc;
 
+/// Store folders of native clients, removed when dropped (also when the test fails).
+pub struct Dirs(pub Vec<std::path::PathBuf>);
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 /// A native client and the account it runs for.
 pub type Member = (NativeClient, &'static str);
 

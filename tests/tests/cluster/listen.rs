@@ -17,16 +17,29 @@ pub struct Received {
     pub seqs: BTreeMap<u64, [u8; 32]>,
     pub conflicts: Vec<u64>,
     pub duplicates: usize,
+    /// Other frames about the document (a snapshot, a revocation, an error), which a live
+    /// subscriber should not get here; named when seqs are missing.
+    pub other: Vec<String>,
 }
 
 impl Received {
     pub fn take(&mut self, frame: &ServerFrame, doc: &str) {
-        let ServerFrame::Changes { doc: d, changes } = frame else {
-            return;
+        let changes = match frame {
+            ServerFrame::Changes { doc: d, changes } if d == doc => changes,
+            ServerFrame::Snapshot { doc: d, seq, .. } if d == doc => {
+                self.other.push(format!("snapshot at {seq}"));
+                return;
+            }
+            ServerFrame::Revoked { doc: d, code, .. } if d == doc => {
+                self.other.push(format!("revoked {code}"));
+                return;
+            }
+            ServerFrame::Error { code, doc: d, .. } if d.as_deref().is_none_or(|d| d == doc) => {
+                self.other.push(format!("error {code}"));
+                return;
+            }
+            _ => return,
         };
-        if d != doc {
-            return;
-        }
         for c in changes {
             let Ok(change) = confab_core::automerge::Change::try_from(&c.change[..]) else {
                 self.conflicts.push(c.seq);
@@ -59,10 +72,12 @@ pub async fn receive_until(
         let left = bound.saturating_sub(start.elapsed());
         ensure!(
             !left.is_zero(),
-            "the subscriber on the cut node lacks seqs {:?} of 1..={last} after {bound:?}",
+            "the subscriber on the cut node lacks seqs {:?} of 1..={last} after {bound:?} \
+             (other frames: {:?})",
             (1..=last)
                 .filter(|s| !got.seqs.contains_key(s))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>(),
+            got.other
         );
         match sub.recv(left.min(Duration::from_millis(200))).await {
             Ok(frame) => got.take(&frame, doc),
