@@ -7,7 +7,9 @@ use automerge::{ActorId, Automerge, Change};
 use super::*;
 use crate::doc::{self, write, IntentTag};
 use crate::ids::MessageId;
-use crate::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
+use crate::model::conversation::{
+    ConvKind, Info, Member, MemberStatus, Role, Settings, DEFAULT_BUCKET_MS,
+};
 use crate::model::message::NewMessage;
 use crate::policy::Author;
 
@@ -277,4 +279,167 @@ fn reading_follows_membership() {
         acc.need_to_read(&other),
         Err(AcceptError::OtherUnit(_))
     ));
+}
+
+/// A conversation of alice's with bob as a member, as two nodes hold it after loading it:
+/// both acceptors took the same two committed changes.
+fn shared_group(host: &mut Host) -> (Acceptor, Acceptor, Automerge, Vec<Change>) {
+    let alice = Author::user(account("alice"));
+    let (mut replica, create) = creation(&alice.account);
+    let mut bob = Member::new(account("bob"), Role::Member);
+    bob.invited_by = Some(alice.account.clone());
+    write::add_member(
+        &mut replica,
+        &IntentTag::new("add", "add_member"),
+        NOW,
+        &bob,
+    )
+    .expect("add bob");
+    let add = replica.get_last_local_change().expect("change");
+    let mut nodes = [acceptor(4), acceptor(4)];
+    for node in &mut nodes {
+        for change in [create.clone(), add.clone()] {
+            let a = accepted(host.drive(node, &conv_doc(), &alice, change));
+            node.committed(&conv_doc(), a.seq);
+        }
+    }
+    let [a, b] = nodes;
+    (a, b, replica, vec![create, add])
+}
+
+#[test]
+fn rewind_takes_back_uncommitted_bucket_changes_without_a_reload() {
+    let mut host = Host::default();
+    let (mut acc, alice) = created(&mut host, 4);
+    let mut replica = bucket_replica(&bucket(0), 2);
+    let m1 = message(&mut replica, "m1", &alice.account);
+    let a = accepted(host.drive(&mut acc, &bucket(0), &alice, m1));
+    acc.committed(&bucket(0), a.seq);
+    let m2 = message(&mut replica, "m2", &alice.account);
+    let m3 = message(&mut replica, "m3", &alice.account);
+    accepted(host.drive(&mut acc, &bucket(0), &alice, m2.clone()));
+    accepted(host.drive(&mut acc, &bucket(0), &alice, m3.clone()));
+    assert_eq!(acc.known_seq(&bucket(0)), Some(3));
+
+    // Another node took seq 2 first: the two uncommitted changes are taken back.
+    acc.rewind();
+    assert_eq!(
+        acc.known_seq(&bucket(0)),
+        Some(1),
+        "still loaded, at its commit"
+    );
+    assert!(!acc.has_uncommitted(&bucket(0)));
+    // They are not known as accepted any more: validated again, in order, they are
+    // accepted with the next seqs (their actor's progress was taken back too).
+    host.asked.clear();
+    let again = accepted(host.drive(&mut acc, &bucket(0), &alice, m2));
+    assert_eq!(again.seq, 2);
+    assert_eq!(
+        accepted(host.drive(&mut acc, &bucket(0), &alice, m3)).seq,
+        3
+    );
+    assert!(
+        !host.asked.iter().any(|n| matches!(n, Need::Doc(_))),
+        "nothing was loaded again: {:?}",
+        host.asked
+    );
+}
+
+#[test]
+fn rewind_drops_a_document_that_applied_uncommitted_changes() {
+    let mut host = Host::default();
+    let (mut a, _b, mut replica, _) = shared_group(&mut host);
+    let alice = Author::user(account("alice"));
+    write::set_member_status(
+        &mut replica,
+        &IntentTag::new("rm", "remove"),
+        NOW,
+        &account("bob"),
+        MemberStatus::Removed,
+    )
+    .expect("remove");
+    let remove = replica.get_last_local_change().expect("change");
+    accepted(host.drive(&mut a, &conv_doc(), &alice, remove));
+    // The conversation document applies at once: it cannot take a change back.
+    a.rewind();
+    assert!(a.conversation().is_none());
+    assert_eq!(
+        a.need_to_read(&bucket(0)).expect("ours"),
+        Some(Need::Doc(conv_doc()))
+    );
+}
+
+#[test]
+fn another_nodes_removal_is_absorbed_moves_the_policy_and_refuses_the_removed() {
+    let mut host = Host::default();
+    let (mut a, mut b, mut replica, _) = shared_group(&mut host);
+    let alice = Author::user(account("alice"));
+    let bob = Author::user(account("bob"));
+    // Bob posts on node B while his removal is accepted on node A.
+    write::set_member_status(
+        &mut replica,
+        &IntentTag::new("rm", "remove"),
+        NOW,
+        &bob.account,
+        MemberStatus::Removed,
+    )
+    .expect("remove");
+    let remove = replica.get_last_local_change().expect("change");
+    let removal = accepted(host.drive(&mut a, &conv_doc(), &alice, remove.clone()));
+    assert!(removal.moves_policy);
+    assert_eq!(removal.seq, 3);
+    let mut bobs = bucket_replica(&bucket(0), 7);
+    let post = message(&mut bobs, "b1", &bob.account);
+    let on_b = accepted(host.drive(&mut b, &bucket(0), &bob, post.clone()));
+    assert_eq!(
+        on_b.fence,
+        Some(2),
+        "validated against the policy before the removal"
+    );
+
+    // Node A committed first; node B's commit is refused (the fence moved): it takes back
+    // its change, absorbs A's removal from the log and validates the post again.
+    b.rewind();
+    let raw = remove.raw_bytes().to_vec();
+    let tail = Tail {
+        changes: vec![(3, &raw[..])],
+        last_seq: 3,
+        policy_seq: 3,
+        snapshot_seq: 0,
+    };
+    let gone = b.absorb(&conv_doc(), &tail).expect("absorb");
+    assert_eq!(
+        gone,
+        vec![Deactivated {
+            account: bob.account.clone(),
+            status: MemberStatus::Removed
+        }]
+    );
+    assert_eq!(b.known_seq(&conv_doc()), Some(3));
+    match host.drive(&mut b, &bucket(0), &bob, post) {
+        Decision::Rejected(r) => assert!(
+            matches!(
+                r.code,
+                RejectCode::Policy(DenyCode::MemberInactive | DenyCode::NotMember)
+            ),
+            "{r:?}"
+        ),
+        other => panic!("bob's post after his removal: {other:?}"),
+    }
+    // Alice's next post is fenced on the moved policy.
+    let mut alices = bucket_replica(&bucket(0), 8);
+    let post = message(&mut alices, "a1", &alice.account);
+    assert_eq!(
+        accepted(host.drive(&mut b, &bucket(0), &alice, post)).fence,
+        Some(3)
+    );
+    // A tail that does not continue what is held (a gap) makes the document leave memory.
+    let gap = Tail {
+        changes: vec![(9, &raw[..])],
+        last_seq: 9,
+        policy_seq: 3,
+        snapshot_seq: 0,
+    };
+    assert!(b.absorb(&conv_doc(), &gap).expect("absorb").is_empty());
+    assert!(b.conversation().is_none());
 }

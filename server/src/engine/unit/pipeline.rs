@@ -150,7 +150,7 @@ impl Unit {
                 self.epoch = Arc::new(AtomicBool::new(false));
                 self.acceptor.rewind();
                 self.count_loaded();
-                self.to_retry(pending, waiting);
+                self.keep_for_retry(pending, waiting);
                 return;
             }
             Err(_)
@@ -159,7 +159,7 @@ impl Unit {
                     .as_ref()
                     .is_some_and(|lost| Arc::ptr_eq(lost, &flight.epoch)) =>
             {
-                self.to_retry(pending, waiting);
+                self.keep_for_retry(pending, waiting);
                 return;
             }
             Err(CommitError { code, message, .. }) => {
@@ -222,7 +222,7 @@ impl Unit {
     /// Keeps a lost batch's answers for validating its changes again (`remote::retry`):
     /// each change of the batch becomes `Slot::Again`; what was decided without a commit
     /// stays decided; a resubmission that waited for a lost batch is answered retryable.
-    fn to_retry(&mut self, pending: Vec<Pending>, waiting: Vec<Waiter>) {
+    fn keep_for_retry(&mut self, pending: Vec<Pending>, waiting: Vec<Waiter>) {
         for p in &pending {
             if !self.stale.contains(&p.change.doc) {
                 self.stale.push(p.change.doc.clone());
