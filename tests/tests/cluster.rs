@@ -7,8 +7,9 @@
 //!   `track_commit_timestamp = on`) witness that nothing of hers committed after the removal,
 //!   and each send ends acked (stored once) or rejected for her membership.
 //! - `kill9_under_load`: kill -9 of one of three nodes under load; its writers move to
-//!   another node and resubmit; every acked change is stored exactly once, and the other
-//!   nodes ack throughout.
+//!   another node and resubmit, its reader resubscribes there from her cursor; every acked
+//!   change is stored exactly once, the reader ends with the whole log, and the other nodes
+//!   ack throughout.
 //! - `listener_cut`: a node's LISTEN backend terminated with `pg_terminate_backend`; it
 //!   notices, resyncs, and its subscriber misses nothing written on the other nodes.
 //!
@@ -28,7 +29,7 @@ mod cluster_race;
 mod cluster_sender;
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ use anyhow::{ensure, Context, Result};
 use cluster_converge::{
     everyone_knows, everyone_writes, one_timeline, timelines_reach, Dirs, Member,
 };
-use cluster_listen::{cut_and_recover, receive_until, Received};
+use cluster_listen::{cut_and_recover, follow_with_failover, receive_until, Follow, Received};
 use cluster_nodes::{cluster_metric, watch_ready, Nodes};
 use cluster_race::{trial, witness, Conns, Tally};
 use cluster_sender::{all_acked, finished, longest_gap, spawn_writers, try_connect, Writer};
@@ -122,7 +123,7 @@ async fn three_nodes_converge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn membership_race() {
-    bounded(Duration::from_secs(240), async {
+    bounded(Duration::from_secs(180), async {
         let trials: usize = std::env::var("CONFAB_RACE_TRIALS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -194,7 +195,8 @@ async fn kill9_under_load() {
         let accounts = ["alice", "bob", "carol", "dave", "erin", "frank"];
         let mut owner = Device::new("alice", 9);
         let mut c = connect_at(&urls[0], "alice").await;
-        let (conv_doc, create) = create_group(&mut owner, "kill9", &accounts[1..]);
+        let members = ["bob", "carol", "dave", "erin", "frank", "grace"];
+        let (conv_doc, create) = create_group(&mut owner, "kill9", &members);
         assert_acked(&c.submit(&conv_doc, &[create]).await?);
         c.close().await;
         let conv = ConvId::new("kill9")?;
@@ -219,10 +221,20 @@ async fn kill9_under_load() {
             .enumerate()
             .map(|(i, a)| (*a, i % 3))
             .collect();
+        let victim = 1;
+        // Grace reads on the node that will die: she moves on and resyncs from her cursor.
+        let until = Arc::new(AtomicU64::new(0));
+        let follower = tokio::spawn(follow_with_failover(Follow {
+            urls: urls.clone(),
+            first: victim,
+            account: "grace",
+            doc: bucket.clone(),
+            until: until.clone(),
+            limit: Duration::from_secs(60),
+        }));
         let writers = spawn_writers(&plan, &who);
         tokio::time::sleep(Duration::from_secs(3)).await;
 
-        let victim = 1;
         let stop_watching = Arc::new(AtomicBool::new(false));
         let survivors = vec![nodes.nodes[0].port, nodes.nodes[2].port];
         let watcher = watch_ready(survivors, stop_watching.clone());
@@ -274,6 +286,25 @@ async fn kill9_under_load() {
             );
         }
 
+        // Grace, who read on the killed node, ends with the whole log.
+        until.store(log.len() as u64, Ordering::SeqCst);
+        let (got, grace_moved) = follower.await?;
+        ensure!(
+            got.complete_to(log.len() as u64) && got.seqs == log,
+            "grace (who read on the killed node) lacks seqs {:?} of the log, or holds other \
+             changes at them (moved to {grace_moved:?}; other frames: {:?})",
+            (1..=log.len() as u64)
+                .filter(|s| !got.seqs.contains_key(s))
+                .collect::<Vec<_>>(),
+            got.other
+        );
+        ensure!(
+            got.conflicts.is_empty(),
+            "grace got seqs with two changes: {:?}",
+            got.conflicts
+        );
+        ensure!(!grace_moved.is_empty(), "grace never left the killed node");
+
         // The survivors acked throughout: no long gap between acks around the kill.
         let (gap, count) = longest_gap(
             logs.iter()
@@ -298,9 +329,14 @@ async fn kill9_under_load() {
         println!(
             "kill9: {} changes acked exactly once ({resubmitted} were in flight at the kill and \
              resubmitted); {} acks on survivors within 1 s before to 4 s after the kill, \
-             longest gap {gap:?}; moved: {moved:?}",
+             longest gap {gap:?}; moved: {moved:?}; grace read all {} seqs, moved to {:?}",
             acked.len(),
-            count
+            count,
+            log.len(),
+            grace_moved
+                .iter()
+                .map(|n| &nodes.ids[*n])
+                .collect::<Vec<_>>()
         );
         ensure!(
             gap <= SURVIVOR_GAP,
@@ -404,6 +440,7 @@ async fn listener_cut() {
         );
         ensure!(after > resyncs, "no resync counted within 15 s of cut 2");
         ensure!(got.conflicts.is_empty(), "seqs pushed with two different changes: {:?}", got.conflicts);
+        ensure!(got.other.is_empty(), "the subscriber got {:?}", got.other);
         let log = nodes.stored_log(&doc).await?;
         ensure!(log == got.seqs, "the subscriber's seqs differ from the stored log");
         println!("listener_cut: /readyz answered 503 during cut 1: {saw_503}");

@@ -1,14 +1,18 @@
-//! A subscriber's view of a node whose LISTEN connection is cut: the pushes it received,
-//! and the cut itself with the node's recovery.
+//! Subscribers: the pushes one received, a follower that moves to another node when its
+//! node dies, and the cut of a node's LISTEN connection with the node's recovery.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use confab_core::protocol::ServerFrame;
+use confab_core::ids::DocId;
+use confab_core::protocol::{SeqChange, ServerFrame};
 use confab_e2e::Client;
 
 use crate::cluster_nodes::{cluster_metric, metric, metrics, Nodes};
+use crate::cluster_sender::try_connect;
 
 /// Pushes of one document a subscriber received: seq → hash; a seq pushed twice with a
 /// different change is recorded in `conflicts`.
@@ -40,6 +44,10 @@ impl Received {
             }
             _ => return,
         };
+        self.take_changes(changes);
+    }
+
+    fn take_changes(&mut self, changes: &[SeqChange]) {
         for c in changes {
             let Ok(change) = confab_core::automerge::Change::try_from(&c.change[..]) else {
                 self.conflicts.push(c.seq);
@@ -53,10 +61,89 @@ impl Received {
         }
     }
 
+    /// The seq up to which it holds every change (a subscription's `after`).
+    pub fn cursor(&self) -> u64 {
+        let mut cursor = 0;
+        while self.seqs.contains_key(&(cursor + 1)) {
+            cursor += 1;
+        }
+        cursor
+    }
+
     /// Whether it holds every seq 1..=last.
     pub fn complete_to(&self, last: u64) -> bool {
         (1..=last).all(|s| self.seqs.contains_key(&s))
     }
+}
+
+/// Where and for how long a follower follows.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub urls: Vec<String>,
+    pub first: usize,
+    pub account: &'static str,
+    pub doc: DocId,
+    /// It ends once it holds 1..=`until` (0: not known yet; the test sets it).
+    pub until: Arc<AtomicU64>,
+    pub limit: Duration,
+}
+
+/// Follows a document from node `first`; when its connection ends it subscribes on the
+/// next node after its cursor, as a client resyncs. Returns what it received and the
+/// nodes it moved to.
+pub async fn follow_with_failover(plan: Follow) -> (Received, Vec<usize>) {
+    let Follow {
+        urls,
+        first,
+        account,
+        doc,
+        until,
+        limit,
+    } = plan;
+    let text = doc.to_string();
+    let deadline = Instant::now() + limit;
+    let mut got = Received::default();
+    let mut moves = Vec::new();
+    let mut node = first;
+    let done = |got: &Received| {
+        let target = until.load(Ordering::SeqCst);
+        target > 0 && got.complete_to(target)
+    };
+    'connect: while Instant::now() < deadline && !done(&got) {
+        let Some(mut client) = try_connect(&urls[node], account).await else {
+            node = (node + 1) % urls.len();
+            moves.push(node);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        match client.subscribe(&doc, got.cursor()).await {
+            Ok(catch_up) => {
+                if let Some((seq, _)) = catch_up.snapshot {
+                    got.other.push(format!("catch-up snapshot at {seq}"));
+                }
+                got.take_changes(&catch_up.changes);
+            }
+            Err(e) => {
+                got.other.push(format!("subscribe on node {node}: {e}"));
+                node = (node + 1) % urls.len();
+                moves.push(node);
+                continue;
+            }
+        }
+        while Instant::now() < deadline && !done(&got) {
+            match client.recv(Duration::from_millis(100)).await {
+                Ok(frame) => got.take(&frame, &text),
+                Err(e) if e.to_string().starts_with("no frame within") => {}
+                Err(_) => {
+                    node = (node + 1) % urls.len();
+                    moves.push(node);
+                    continue 'connect;
+                }
+            }
+        }
+        client.close().await;
+    }
+    (got, moves)
 }
 
 /// Reads `sub`'s pushes of `doc` into `got` until it holds 1..=`last` or `bound` passes.
