@@ -184,8 +184,11 @@ async fn membership_race() {
 // ---------------------------------------------------------------------------------------
 // 3. kill -9 of a node under load.
 
-/// The longest time without an ack on a surviving node, around the kill.
-const SURVIVOR_GAP: Duration = Duration::from_secs(2);
+/// The longest time without an ack on a surviving node, around the kill. Gaps of 50-300 ms
+/// are usual; 1.2 s was seen with the two cores of the machine loaded by others' builds. A
+/// node that waited for a dead peer (a lease, a lock held by its session) would stop for
+/// longer.
+const SURVIVOR_GAP: Duration = Duration::from_secs(3);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_under_load() {
@@ -306,7 +309,7 @@ async fn kill9_under_load() {
         ensure!(!grace_moved.is_empty(), "grace never left the killed node");
 
         // The survivors acked throughout: no long gap between acks around the kill.
-        let (gap, count) = longest_gap(
+        let (gap, began, count) = longest_gap(
             logs.iter()
                 .flat_map(|l| &l.ack_times)
                 .filter(|(_, node)| *node != victim)
@@ -329,9 +332,13 @@ async fn kill9_under_load() {
         println!(
             "kill9: {} changes acked exactly once ({resubmitted} were in flight at the kill and \
              resubmitted); {} acks on survivors within 1 s before to 4 s after the kill, \
-             longest gap {gap:?}; moved: {moved:?}; grace read all {} seqs, moved to {:?}",
+             longest gap {gap:?} from {} after the kill; moved: {moved:?}; grace read all {} seqs, moved to {:?}",
             acked.len(),
             count,
+            began.checked_duration_since(killed_at).map_or_else(
+                || format!("-{:?}", killed_at - began),
+                |d| format!("{d:?}")
+            ),
             log.len(),
             grace_moved
                 .iter()

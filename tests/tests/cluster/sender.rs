@@ -240,12 +240,13 @@ pub fn all_acked(logs: &[WriteLog]) -> Result<HashMap<[u8; 32], u64>> {
     Ok(acked)
 }
 
-/// The longest time in `[from, to]` without any of `times`, and how many fell in it.
+/// The longest time in `[from, to]` without any of `times`, when it began, and how many
+/// of `times` fell in `[from, to]`.
 pub fn longest_gap(
     times: impl Iterator<Item = Instant>,
     from: Instant,
     to: Instant,
-) -> (Duration, usize) {
+) -> (Duration, Instant, usize) {
     let mut inside: Vec<Instant> = times.filter(|t| (from..=to).contains(t)).collect();
     inside.sort();
     let count = inside.len();
@@ -253,12 +254,12 @@ pub fn longest_gap(
         .chain(inside)
         .chain(std::iter::once(to))
         .collect();
-    let gap = edges
+    let (gap, began) = edges
         .windows(2)
-        .map(|w| w[1].saturating_duration_since(w[0]))
+        .map(|w| (w[1].saturating_duration_since(w[0]), w[0]))
         .max()
-        .unwrap_or_default();
-    (gap, count)
+        .unwrap_or((Duration::ZERO, from));
+    (gap, began, count)
 }
 
 /// Connects to the next node after `from` that answers, round robin, until `deadline`.
