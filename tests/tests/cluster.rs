@@ -165,9 +165,9 @@ async fn membership_race() {
         }
         println!(
             "membership race: {trials} trials in {raced:?}; eve's racing sends: {} accepted \
-             (all committed before the removal; closest {:?} µs before it), {} rejected; \
-             {} trials split",
-            tally.accepted, tally.closest_us, tally.rejected, tally.split
+             (all committed before the removal; closest {:?} µs before it), {} rejected \
+             {:?}; {} trials split",
+            tally.accepted, tally.closest_us, tally.rejected, tally.codes, tally.split
         );
         // A run where one side always wins did not race: the timings need a change.
         ensure!(

@@ -2,7 +2,7 @@
 //! another. One trial is a fresh group; its outcome is checked against Postgres's own
 //! commit timestamps (`track_commit_timestamp = on`), not against what the servers say.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -210,6 +210,8 @@ pub struct Tally {
     pub split: usize,
     /// The smallest gap (µs) between an accepted racing message's commit and the removal's.
     pub closest_us: Option<i64>,
+    /// The rejection codes of her racing sends.
+    pub codes: BTreeMap<String, usize>,
 }
 
 /// Checks one trial against the database: every acked change of eve stored once, at its
@@ -289,6 +291,7 @@ pub async fn witness(db: &mut PgConnection, t: &Trial, tally: &mut Tally) -> Res
                 );
                 if (1..=RACING).contains(&k) {
                     rejected += 1;
+                    *tally.codes.entry(code.clone()).or_default() += 1;
                 }
             }
         }
