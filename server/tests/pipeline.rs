@@ -50,8 +50,8 @@ impl Store for GatedStore {
         }
         self.inner.commit(changes).await
     }
-    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail> {
-        self.inner.log_tail(doc, after).await
+    async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<LogTail> {
+        self.inner.log_tail(doc, after, limit).await
     }
     async fn changes_after(
         &self,

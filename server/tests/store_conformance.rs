@@ -1880,17 +1880,24 @@ async fn policy_fence_and_log_tail(env: Env) {
         .expect("move and message in one batch");
 
     // The log's tail.
-    let tail = s.log_tail(&room, 2).await.expect("tail");
+    let tail = s.log_tail(&room, 2, 100).await.expect("tail");
     assert_eq!(seqs_of(&tail.changes), vec![3, 4]);
     assert_eq!(
         (tail.last_seq, tail.policy_seq, tail.snapshot_seq),
         (4, 4, 0)
     );
-    let tail = s.log_tail(&bucket, 4).await.expect("tail");
+    let tail = s.log_tail(&room, 0, 3).await.expect("tail");
+    assert_eq!(
+        seqs_of(&tail.changes),
+        vec![1, 2, 3],
+        "the oldest, up to the limit"
+    );
+    assert_eq!(tail.last_seq, 4);
+    let tail = s.log_tail(&bucket, 4, 100).await.expect("tail");
     assert!(tail.changes.is_empty());
     assert_eq!(tail.last_seq, 4);
     let tail = s
-        .log_tail(&msgs_doc("acme", "never", 0), 0)
+        .log_tail(&msgs_doc("acme", "never", 0), 0, 100)
         .await
         .expect("tail");
     assert!(tail.changes.is_empty() && tail.last_seq == 0);

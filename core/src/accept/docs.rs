@@ -27,7 +27,8 @@ pub struct StoredDoc<'a> {
 }
 
 /// What another node committed to a document after what this acceptor holds: the log
-/// read after [`super::Acceptor::known_seq`] (the answer to a notification).
+/// read after [`super::Acceptor::known_seq`] (the answer to a notification), maybe only
+/// its oldest part (`changes` end before `last_seq`).
 #[derive(Debug, Clone, Default)]
 pub struct Tail<'a> {
     /// Changes in seq order, each with its seq.
@@ -133,8 +134,9 @@ impl Loaded {
         true
     }
 
-    /// Takes another node's committed changes after `last_seq`. `Ok(false)` when they do not
-    /// continue what is held (a gap, or folded into a snapshot): reload the document.
+    /// Takes another node's committed changes after `last_seq` (a prefix of what the log
+    /// holds when the read was limited). `Ok(false)` when they do not continue what is
+    /// held (a gap, or folded into a snapshot): reload the document.
     pub fn absorb(&mut self, tail: &Tail<'_>) -> Result<bool, AcceptError> {
         if !self.all_committed() {
             return Ok(false);
@@ -149,13 +151,13 @@ impl Loaded {
             .iter()
             .enumerate()
             .all(|(i, (seq, _))| *seq == self.last_seq + 1 + i as u64);
-        let complete = self.last_seq + fresh.len() as u64 == tail.last_seq.max(self.last_seq);
-        if tail.snapshot_seq > self.last_seq || !continues || !complete {
+        let missing = fresh.is_empty() && tail.last_seq > self.last_seq;
+        if tail.snapshot_seq > self.last_seq || !continues || missing {
             return Ok(false);
         }
-        if fresh.is_empty() {
+        let Some(&(newest, _)) = fresh.last() else {
             return Ok(true);
-        }
+        };
         let changes = fresh
             .iter()
             .map(|(_, bytes)| Change::try_from(*bytes))
@@ -170,7 +172,7 @@ impl Loaded {
                 doc: self.accepted.id().clone(),
                 source: Box::new(e),
             })?;
-        self.last_seq = tail.last_seq;
+        self.last_seq = newest;
         Ok(true)
     }
 

@@ -532,7 +532,12 @@ impl Acceptor {
             }
         }
         self.conv = Some(fresh);
-        self.policy_seq = tail.policy_seq;
+        // The stored policy version is the one of the whole log: taken only once all of it
+        // is held. Until then the fence stays behind, and a bucket change validated on the
+        // partial state is refused at commit instead of slipping through.
+        if loaded.last_seq() == tail.last_seq {
+            self.policy_seq = tail.policy_seq;
+        }
         Ok(deactivated)
     }
 

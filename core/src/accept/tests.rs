@@ -443,3 +443,38 @@ fn another_nodes_removal_is_absorbed_moves_the_policy_and_refuses_the_removed() 
     assert!(b.absorb(&conv_doc(), &gap).expect("absorb").is_empty());
     assert!(b.conversation().is_none());
 }
+
+#[test]
+fn a_partial_tail_is_taken_but_the_policy_version_waits_for_the_rest() {
+    let mut host = Host::default();
+    let (mut a, mut b, mut replica, _) = shared_group(&mut host);
+    let alice = Author::user(account("alice"));
+    write::set_member_status(
+        &mut replica,
+        &IntentTag::new("rm", "remove"),
+        NOW,
+        &account("bob"),
+        MemberStatus::Removed,
+    )
+    .expect("remove");
+    let remove = replica.get_last_local_change().expect("change");
+    accepted(host.drive(&mut a, &conv_doc(), &alice, remove.clone()));
+    let raw = remove.raw_bytes().to_vec();
+    // The log holds up to seq 4 (policy moved at 4); this read brought seq 3 only.
+    let tail = Tail {
+        changes: vec![(3, &raw[..])],
+        last_seq: 4,
+        policy_seq: 4,
+        snapshot_seq: 0,
+    };
+    b.absorb(&conv_doc(), &tail).expect("absorb");
+    assert_eq!(b.known_seq(&conv_doc()), Some(3));
+    let mut alices = bucket_replica(&bucket(0), 8);
+    let post = message(&mut alices, "a1", &alice.account);
+    // Stamped with the version it has seen all of (2), so the commit refuses it while
+    // the log's version is 4: it is validated again once the rest is read.
+    assert_eq!(
+        accepted(host.drive(&mut b, &bucket(0), &alice, post)).fence,
+        Some(2)
+    );
+}

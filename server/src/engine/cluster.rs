@@ -6,9 +6,10 @@
 //! to its subscribers (`unit::remote`). A node that has no unit for a document ignores it:
 //! it will load the document fresh when someone needs it.
 //!
-//! A lost listening connection loses notifications: the node reports not ready
-//! (`/readyz`, `confab_cluster_listening`) until it listens again, then every unit in
-//! memory re-reads the log of every document it holds or serves (a resync).
+//! A lost listening connection loses notifications: the node connects again at once and
+//! every unit in memory re-reads the log of every document it holds or serves (a resync).
+//! While it cannot connect, the node reports not ready (`/readyz`,
+//! `confab_cluster_listening`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +66,8 @@ pub(crate) struct Waiting {
     pub docs: HashMap<DocId, Committed>,
     /// The listener lost notifications: re-read every document.
     pub resync: bool,
+    /// Documents to re-read whatever they hold (a catch-up that failed).
+    pub recheck: Vec<DocId>,
 }
 
 impl Inbox {
@@ -73,6 +76,15 @@ impl Inbox {
             let entry = waiting.docs.entry(doc).or_insert(committed);
             if committed.last_seq > entry.last_seq {
                 *entry = committed;
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    pub fn recheck(&self, doc: DocId) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            if !waiting.recheck.contains(&doc) {
+                waiting.recheck.push(doc);
             }
         }
         self.wake.notify_one();
@@ -111,6 +123,11 @@ impl Listening {
 
 /// Starts listening for the cluster's commits on a connection of its own, named
 /// `confab-listen:<node>` (an operator can find it in `pg_stat_activity`).
+///
+/// A lost connection is made again at once; only if that fails is the node not ready. A
+/// failure of the unavailable class (the database is down) also turns the storage health
+/// down first, so `/readyz` answers 503 for the outage and submits fail fast, instead of
+/// the listener noticing an outage before the store does.
 pub(crate) fn spawn_listener(engine: Engine, options: PgConnectOptions) {
     let name = format!("confab-listen:{}", engine.inner.config.node);
     let options = options.application_name(&name);
@@ -119,11 +136,25 @@ pub(crate) fn spawn_listener(engine: Engine, options: PgConnectOptions) {
             if engine.is_stopping() {
                 return;
             }
-            if let Err(e) = listen_once(&engine, options.clone()).await {
-                tracing::warn!(error = %e, "cluster listener failed");
+            match connect(options.clone()).await {
+                Ok(listener) => {
+                    set_listening(&engine, true);
+                    // Whatever was committed while nobody listened is read from the log.
+                    engine.metrics().cluster.resyncs.inc();
+                    engine.resync_all();
+                    tracing::info!(channel = CHANNEL, "cluster listener ready");
+                    if let Err(e) = receive(&engine, listener).await {
+                        tracing::warn!(error = %e, "cluster listener lost; connecting again");
+                    }
+                }
+                Err(e) => {
+                    let _ = engine
+                        .health()
+                        .observe::<()>(Err(crate::store::StoreError::Database(e)));
+                    set_listening(&engine, false);
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                }
             }
-            set_listening(&engine, false);
-            tokio::time::sleep(RECONNECT_PAUSE).await;
         }
     });
 }
@@ -132,26 +163,26 @@ fn set_listening(engine: &Engine, on: bool) {
     let was = engine.inner.listening.0.swap(on, Ordering::SeqCst);
     engine.metrics().cluster.listening.set(i64::from(on));
     if was && !on {
-        tracing::warn!("cluster listener lost: not ready until it listens again");
+        tracing::warn!("cluster listener cannot connect: not ready until it listens again");
     }
 }
 
-/// One listening connection, until it is lost.
-async fn listen_once(engine: &Engine, options: PgConnectOptions) -> sqlx::Result<()> {
+/// A listening connection.
+async fn connect(options: PgConnectOptions) -> sqlx::Result<PgListener> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(2))
         .connect_lazy_with(options);
     let mut listener = PgListener::connect_with(&pool).await?;
-    // A lost connection ends this function instead of reconnecting inside `try_recv`: the
-    // node must notice, report not ready and resync.
+    // A lost connection ends `receive` instead of reconnecting inside `try_recv`: the
+    // node must know, and resync.
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
-    set_listening(engine, true);
-    // Whatever was committed while nobody listened is read from the log now.
-    engine.metrics().cluster.resyncs.inc();
-    engine.resync_all();
-    tracing::info!(channel = CHANNEL, "cluster listener ready");
+    Ok(listener)
+}
+
+/// Hands every notification to its unit until the connection is lost.
+async fn receive(engine: &Engine, mut listener: PgListener) -> sqlx::Result<()> {
     let metrics = engine.metrics().clone();
     while let Some(notification) = listener.try_recv().await? {
         metrics.cluster.notifications.inc();

@@ -251,8 +251,8 @@ impl Store for Guarded {
         };
         self.health.observe(result)
     }
-    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<super::LogTail> {
-        self.run(self.inner.log_tail(doc, after)).await
+    async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<super::LogTail> {
+        self.run(self.inner.log_tail(doc, after, limit)).await
     }
     async fn changes_after(
         &self,

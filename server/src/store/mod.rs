@@ -135,7 +135,8 @@ pub struct StoredDoc {
 /// catching up on what other nodes committed).
 #[derive(Debug, Clone, Default)]
 pub struct LogTail {
-    /// Changes with seq greater than the one asked for, in seq order.
+    /// Changes with seq greater than the one asked for, in seq order (at most the limit
+    /// asked for: fewer than `last_seq` minus that seq when the log holds more).
     pub changes: Vec<(u64, Vec<u8>)>,
     pub last_seq: u64,
     pub policy_seq: u64,
@@ -185,9 +186,9 @@ pub trait Store: Send + Sync + 'static {
     /// Commits many changes (of many documents) in one transaction: group commit. Seqs must
     /// continue each document's log exactly, or nothing is written (`SeqConflict`).
     async fn commit(&self, changes: &[NewChange]) -> Result<()>;
-    /// Everything `doc`'s log holds after `after`, with its row's seqs, in one snapshot
-    /// (empty for a document never written).
-    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail>;
+    /// `doc`'s log after `after` (at most `limit` changes, the oldest), with its row's seqs,
+    /// in one snapshot (empty for a document never written).
+    async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<LogTail>;
     /// Changes of `doc` with seq > `after`, at most `limit`, in seq order.
     async fn changes_after(
         &self,

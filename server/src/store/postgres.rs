@@ -314,15 +314,17 @@ impl Store for PgStore {
         })
     }
 
-    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail> {
+    async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<LogTail> {
         // One statement, one snapshot: the row's seqs and the changes agree.
         let rows = sqlx::query(
             "SELECT d.last_seq, d.policy_seq, d.snapshot_seq, c.seq, c.bytes FROM docs d \
-             LEFT JOIN changes c ON c.doc_id = d.doc_id AND c.seq > $2 \
+             LEFT JOIN LATERAL (SELECT seq, bytes FROM changes \
+               WHERE doc_id = d.doc_id AND seq > $2 ORDER BY seq LIMIT $3) c ON TRUE \
              WHERE d.doc_id = $1 ORDER BY c.seq",
         )
         .bind(doc.to_string())
         .bind(i64_of(after, "after")?)
+        .bind(limit_of(limit))
         .fetch_all(&self.pool)
         .await?;
         columns::log_tail(&rows)

@@ -291,15 +291,17 @@ impl Store for SqliteStore {
     /// After a compaction the changes up to the snapshot are gone: with `after` older than
     /// the snapshot this returns only the changes after it, and the caller sends the
     /// snapshot (from [`Store::load_doc`]) first.
-    async fn log_tail(&self, doc: &DocId, after: u64) -> Result<LogTail> {
+    async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<LogTail> {
         // One statement, one snapshot: the row's seqs and the changes agree.
         let rows = sqlx::query(
             "SELECT d.last_seq, d.policy_seq, d.snapshot_seq, c.seq, c.bytes FROM docs d \
-             LEFT JOIN changes c ON c.doc_id = d.doc_id AND c.seq > ? \
-             WHERE d.doc_id = ? ORDER BY c.seq",
+             LEFT JOIN (SELECT doc_id, seq, bytes FROM changes \
+               WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3) c ON c.doc_id = d.doc_id \
+             WHERE d.doc_id = ?1 ORDER BY c.seq",
         )
-        .bind(i64_of(after, "after")?)
         .bind(doc.to_string())
+        .bind(i64_of(after, "after")?)
+        .bind(limit_of(limit))
         .fetch_all(&self.reader)
         .await?;
         columns::log_tail(&rows)

@@ -223,9 +223,15 @@ impl Unit {
     /// each change of the batch becomes `Slot::Again`; what was decided without a commit
     /// stays decided; a resubmission that waited for a lost batch is answered retryable.
     fn keep_for_retry(&mut self, pending: Vec<Pending>, waiting: Vec<Waiter>) {
-        for p in &pending {
-            if !self.stale.contains(&p.change.doc) {
-                self.stale.push(p.change.doc.clone());
+        // The conversation document first: a batch refused for a moved policy is validated
+        // again on the conversation as the other node left it.
+        let conv_doc = match &self.key {
+            crate::engine::UnitKey::Conv(tenant, conv) => Some(DocId::conv(tenant, conv)),
+            crate::engine::UnitKey::Account(..) => None,
+        };
+        for doc in conv_doc.iter().chain(pending.iter().map(|p| &p.change.doc)) {
+            if !self.stale.contains(doc) {
+                self.stale.push(doc.clone());
             }
         }
         let mut pending: Vec<Option<Pending>> = pending.into_iter().map(Some).collect();

@@ -14,6 +14,9 @@ use super::{Slot, Unit, Waiter, MAX_ATTEMPTS};
 use crate::engine::cluster::Committed;
 use crate::engine::{now_ms, Control, SubmitOutcome};
 
+/// Changes one catch-up reads from the log at most.
+const CATCH_UP_LIMIT: usize = 1024;
+
 impl Unit {
     /// The seq pushed to `doc`'s subscribers, if it has any.
     fn serving(&self, doc: &DocId) -> Option<u64> {
@@ -72,17 +75,42 @@ impl Unit {
             (None, Some(d)) => d,
             (None, None) => return,
         };
-        let tail = match self.engine.store().log_tail(doc, from).await {
+        let tail = match self
+            .engine
+            .store()
+            .log_tail(doc, from, CATCH_UP_LIMIT)
+            .await
+        {
             Ok(tail) => tail,
             Err(e) => {
-                // The next notification, or the resync after the outage, reads it again.
+                // Read again once the storage had time to come back: what the subscribers
+                // miss must not wait for the document's next commit.
                 tracing::warn!(%doc, error = %e, "catching up from the log failed");
+                let inbox = self.inbox.clone();
+                let doc = doc.clone();
+                let wait = self.engine.health().retry_after_ms();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    inbox.recheck(doc);
+                });
                 return;
             }
         };
         let metrics = self.engine.inner.metrics.clone();
         let metrics = &metrics.cluster;
         metrics.catchup_reads.inc();
+        // A node far behind reads the log in steps, each a job of its own, so it keeps
+        // answering its clients in between.
+        let read_up_to = tail.changes.last().map_or(from, |(seq, _)| *seq);
+        if read_up_to < tail.last_seq {
+            self.inbox.note(
+                doc.clone(),
+                Committed {
+                    last_seq: tail.last_seq,
+                    commit_ms: commit_ms.unwrap_or_else(now_ms),
+                },
+            );
+        }
         metrics
             .lag_seqs
             .observe(tail.last_seq.saturating_sub(from) as f64);
@@ -125,7 +153,7 @@ impl Unit {
         if changes.is_empty() {
             return;
         }
-        self.delivered.insert(doc.clone(), tail.last_seq);
+        self.delivered.insert(doc.clone(), read_up_to);
         self.push(
             doc,
             ServerFrame::Changes {
