@@ -33,35 +33,56 @@ pub struct Nodes {
 
 static STARTED: AtomicU32 = AtomicU32::new(0);
 
+async fn private_cluster(settings: &'static [&'static str]) -> Result<PgCluster> {
+    tokio::task::spawn_blocking(move || PgCluster::start_with(settings))
+        .await?
+        .context(
+            "a private Postgres cluster (initdb on its own port) is needed: run as root \
+             with the PostgreSQL server installed (apt-get install postgresql)",
+        )
+}
+
 impl Nodes {
     /// `n` nodes on a fresh database of the machine's Postgres.
     pub async fn on_fresh_database(n: usize) -> Result<Self> {
         let url = fresh_postgres_database().await?;
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-        Self::start(n, url, Backing::Machine { name }).await
+        Self::start(n, url, false, Backing::Machine { name }).await
     }
 
     /// `n` nodes on a private cluster started with extra server `settings`.
     pub async fn on_private_cluster(n: usize, settings: &'static [&'static str]) -> Result<Self> {
-        let cluster = tokio::task::spawn_blocking(move || PgCluster::start_with(settings))
-            .await?
-            .context(
-                "a private Postgres cluster (initdb on its own port) is needed: run as root \
-                 with the PostgreSQL server installed (apt-get install postgresql)",
-            )?;
+        let cluster = private_cluster(settings).await?;
         let url = cluster.url();
-        Self::start(n, url, Backing::Private { _cluster: cluster }).await
+        Self::start(n, url, false, Backing::Private { _cluster: cluster }).await
     }
 
-    async fn start(n: usize, url: String, backing: Backing) -> Result<Self> {
+    /// `n` nodes on a private cluster, each logging in as a role of its own named by its
+    /// node id, so that a test can keep one node out of the database (`keep_out`).
+    pub async fn on_private_cluster_with_roles(n: usize) -> Result<Self> {
+        let cluster = private_cluster(&[]).await?;
+        let url = cluster.url();
+        Self::start(n, url, true, Backing::Private { _cluster: cluster }).await
+    }
+
+    async fn start(n: usize, url: String, own_roles: bool, backing: Backing) -> Result<Self> {
         let run = STARTED.fetch_add(1, Ordering::SeqCst);
         let ids: Vec<String> = (0..n)
             .map(|i| format!("t{}-{run}-n{i}", std::process::id()))
             .collect();
+        let mut admin = PgConnection::connect(&url).await?;
         let mut nodes = Vec::with_capacity(n);
         for id in &ids {
+            let node_url = if own_roles {
+                sqlx::query(&format!("CREATE ROLE \"{id}\" LOGIN SUPERUSER"))
+                    .execute(&mut admin)
+                    .await?;
+                url.replacen("postgres@", &format!("{id}@"), 1)
+            } else {
+                url.clone()
+            };
             let dir = std::env::temp_dir().join(format!("confab-cluster-{id}"));
-            let node = TestServer::start_on(Some(url.clone()), dir, &["--node-id", id])
+            let node = TestServer::start_on(Some(node_url), dir, &["--node-id", id])
                 .await
                 .with_context(|| {
                     format!(
@@ -77,6 +98,17 @@ impl Nodes {
             url,
             backing,
         })
+    }
+
+    /// Keeps node `i` from opening connections to the database (`true`), or lets it again:
+    /// its role's LOGIN (nodes started `on_private_cluster_with_roles`). Its open
+    /// connections stay.
+    pub async fn keep_out(&self, db: &mut PgConnection, i: usize, out: bool) -> Result<()> {
+        let login = if out { "NOLOGIN" } else { "LOGIN" };
+        sqlx::query(&format!("ALTER ROLE \"{}\" {login}", self.ids[i]))
+            .execute(&mut *db)
+            .await?;
+        Ok(())
     }
 
     /// A connection to the nodes' database (the test's own, independent of the servers).
@@ -111,24 +143,56 @@ impl Nodes {
         self.nodes.iter().map(|n| n.ws_url()).collect()
     }
 
-    /// The process id of node `i`'s LISTEN backend (`application_name` =
-    /// `confab-listen:<node-id>`), if it has one.
-    pub async fn listener_pid(&self, db: &mut PgConnection, i: usize) -> Result<Option<i32>> {
-        let row = sqlx::query(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+    /// Node `i`'s LISTEN backend (`application_name` = `confab-listen:<node-id>`), if it
+    /// has one: its process id and start (µs since the epoch, Postgres's clock: this
+    /// machine's).
+    pub async fn listener(&self, db: &mut PgConnection, i: usize) -> Result<Option<(i32, i64)>> {
+        let rows = sqlx::query(
+            "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::int8 AS started \
+             FROM pg_stat_activity WHERE application_name = $1 \
              AND datname = current_database()",
         )
         .bind(format!("confab-listen:{}", self.ids[i]))
         .fetch_all(&mut *db)
         .await?;
-        match row.as_slice() {
+        match rows.as_slice() {
             [] => Ok(None),
-            [one] => Ok(Some(one.try_get::<i32, _>("pid")?)),
+            [one] => Ok(Some((one.try_get("pid")?, one.try_get("started")?))),
             more => bail!(
                 "node {} has {} LISTEN backends, expected one",
                 self.ids[i],
                 more.len()
             ),
+        }
+    }
+
+    /// The process id of node `i`'s LISTEN backend, if it has one.
+    pub async fn listener_pid(&self, db: &mut PgConnection, i: usize) -> Result<Option<i32>> {
+        Ok(self.listener(db, i).await?.map(|(pid, _)| pid))
+    }
+
+    /// Waits (up to `bound`) for node `i`'s LISTEN backend other than `old`; its start (µs
+    /// since the epoch).
+    pub async fn relistened(
+        &self,
+        db: &mut PgConnection,
+        i: usize,
+        old: i32,
+        bound: Duration,
+    ) -> Result<i64> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some((pid, started)) = self.listener(db, i).await? {
+                if pid != old {
+                    return Ok(started);
+                }
+            }
+            ensure!(
+                start.elapsed() < bound,
+                "node {} did not LISTEN again within {bound:?}",
+                self.ids[i]
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
