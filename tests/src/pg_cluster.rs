@@ -80,7 +80,8 @@ impl PgCluster {
     }
 
     /// Makes a cluster in a fresh temp folder and starts it with extra `name=value`
-    /// settings (`postgres -c`), kept for every later start.
+    /// settings (`postgres -c`), kept for every later start. They go through a shell
+    /// command line: no spaces or quotes.
     pub fn start_with(settings: &[&str]) -> Result<Self> {
         Self::start_in_with(&std::env::temp_dir(), settings)
     }
