@@ -14,6 +14,9 @@ pub struct PgCluster {
     pub dir: PathBuf,
     pub port: u16,
     bin: PathBuf,
+    /// Extra `name=value` server settings given to every start (e.g.
+    /// `track_commit_timestamp=on`, which needs a restart and so a cluster of its own).
+    settings: Vec<String>,
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin` with `initdb`.
@@ -73,6 +76,17 @@ impl PgCluster {
 
     /// Makes a cluster in a fresh folder under `parent` (e.g. a small tmpfs) and starts it.
     pub fn start_in(parent: &Path) -> Result<Self> {
+        Self::start_in_with(parent, &[])
+    }
+
+    /// Makes a cluster in a fresh temp folder and starts it with extra `name=value`
+    /// settings (`postgres -c`), kept for every later start. They go through a shell
+    /// command line: no spaces or quotes.
+    pub fn start_with(settings: &[&str]) -> Result<Self> {
+        Self::start_in_with(&std::env::temp_dir(), settings)
+    }
+
+    fn start_in_with(parent: &Path, settings: &[&str]) -> Result<Self> {
         let bin = postgres_bin()?;
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let dir = parent.join(format!(
@@ -96,6 +110,7 @@ impl PgCluster {
             dir,
             port: free_port()?,
             bin,
+            settings: settings.iter().map(|s| s.to_string()).collect(),
         };
         checked(&format!(
             "{} -D {} -U postgres -A trust --no-sync -E UTF8 >/dev/null",
@@ -126,11 +141,15 @@ impl PgCluster {
     /// Starts the cluster (again) and waits until it takes connections. After a `kill -9`
     /// the old backends may hold shared memory for a moment: retried for 20 s.
     pub fn start_again(&self) -> Result<()> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.display()
         );
+        for setting in &self.settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         let log = self.dir.join("log");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -2,7 +2,8 @@
 //! on a small tmpfs, filled to the last byte while a client writes, then freed. Asserts
 //! what the server does (docs: ARCHITECTURE.md, "Storage health"): writes are answered
 //! `unavailable` with a `retry_after_ms` at once (Postgres keeps running: "could not extend
-//! file", 53100), `/readyz` 503 after the first; once space is back (and, if
+//! file", 53100), `/readyz` 503 after the first and for as long as the disk is full (every
+//! poll, with and without traffic); once space is back (and, if
 //! Postgres stopped itself, the cluster is started again, as for "Postgres down") it is
 //! ready again without a restart of the server and every change ends acked exactly once.
 //! Needs root (mount -t tmpfs, su postgres): without it the test fails saying so.
@@ -115,10 +116,15 @@ async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back(
     println!("pg full: while full {seen:?}");
     // Nothing is stored while full: each write is answered at once, `unavailable`, or
     // `missing_dependency` behind one of its own unstored changes (resubmitted in order
-    // later). /readyz is not asserted here: the prober's one-row update fits in its page
-    // and succeeds on a full disk, so the state turns up between failed commits
-    // (ARCHITECTURE.md, "Storage health": a known gap).
-    for (code, took, _) in &seen {
+    // later); and the node stays not ready: the prober's write needs new pages, as a
+    // commit does, so it fails too (a write that fits in its page would succeed and make
+    // /readyz alternate).
+    for (code, took, ready) in &seen {
+        assert_eq!(
+            *ready,
+            Some(503),
+            "/readyz while the disk is full: {seen:?}"
+        );
         assert!(
             code == "unavailable" || code == "missing_dependency",
             "a write on a full Postgres disk answered {code}"
@@ -126,6 +132,18 @@ async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back(
         assert!(*took < Duration::from_secs(1), "answered at once: {took:?}");
     }
     assert!(seen.iter().any(|(code, _, _)| code == "unavailable"));
+    // Without traffic too: only the prober speaks to the database now.
+    let quiet = Instant::now();
+    while quiet.elapsed() < Duration::from_secs(3) {
+        let ready = server.readyz(READYZ_ANSWER).await;
+        assert_eq!(
+            ready,
+            Some(503),
+            "/readyz {:?} into a quiet full disk",
+            quiet.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let died = !cluster.is_running();
     println!(
         "pg full: postmaster {}",

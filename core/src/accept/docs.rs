@@ -137,7 +137,15 @@ impl Loaded {
     /// Takes another node's committed changes after `last_seq` (a prefix of what the log
     /// holds when the read was limited). `Ok(false)` when they do not continue what is
     /// held (a gap, or folded into a snapshot): reload the document.
-    pub fn absorb(&mut self, tail: &Tail<'_>) -> Result<bool, AcceptError> {
+    ///
+    /// With `paths`, the changes are applied one at a time and the paths each writes are
+    /// collected (an empty path when they cannot be resolved): the conversation document,
+    /// whose cached typed form is refreshed by them.
+    pub fn absorb(
+        &mut self,
+        tail: &Tail<'_>,
+        paths: Option<&mut Vec<Vec<String>>>,
+    ) -> Result<bool, AcceptError> {
         if !self.all_committed() {
             return Ok(false);
         }
@@ -166,12 +174,24 @@ impl Loaded {
                 doc: self.accepted.id().clone(),
                 reason: e.to_string(),
             })?;
-        self.accepted
-            .apply_all(changes)
-            .map_err(|e| AcceptError::Load {
-                doc: self.accepted.id().clone(),
-                source: Box::new(e),
-            })?;
+        let id = self.accepted.id().clone();
+        let failed = |e| AcceptError::Load {
+            doc: id.clone(),
+            source: Box::new(e),
+        };
+        match paths {
+            Some(paths) => {
+                for change in changes {
+                    match crate::validate::written_paths(&self.accepted, &change) {
+                        Some(written) => paths.extend(written),
+                        None => paths.push(Vec::new()),
+                    }
+                    self.accepted.apply(change).map_err(failed)?;
+                }
+            }
+            // One Automerge call for all: its fixed cost per call dominates.
+            None => self.accepted.apply_all(changes).map_err(failed)?,
+        }
         self.last_seq = newest;
         Ok(true)
     }

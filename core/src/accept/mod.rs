@@ -492,7 +492,9 @@ impl Acceptor {
             return Ok(Vec::new());
         };
         let before = loaded.last_seq();
-        match loaded.absorb(tail) {
+        let is_conv = self.conv_doc.as_ref() == Some(doc);
+        let mut paths = Vec::new();
+        match loaded.absorb(tail, is_conv.then_some(&mut paths)) {
             Ok(true) => {}
             Ok(false) => {
                 self.forget(doc);
@@ -506,32 +508,40 @@ impl Acceptor {
         let Some(loaded) = self.docs.get(doc) else {
             return Ok(Vec::new());
         };
-        if loaded.last_seq() == before || self.conv_doc.as_ref() != Some(doc) {
+        if loaded.last_seq() == before || !is_conv {
             return Ok(Vec::new());
         }
-        // The conversation moved elsewhere: read it again (O(members), once per catch-up,
-        // not per change) and compare memberships.
+        // The conversation moved elsewhere: re-read what those changes wrote (O(change),
+        // not O(members)) and compare the members they touched.
         let UnitId::Conv(_, conv_id) = &self.unit else {
             return Ok(Vec::new());
         };
-        let fresh = crate::doc::read::read_conversation(loaded.accepted.doc(), conv_id.clone());
-        let mut deactivated = Vec::new();
-        if let Some(old) = &self.conv {
-            for (account, member) in &old.members {
-                let now = fresh.member(account);
-                if member.is_active() && !now.is_some_and(|m| m.is_active()) {
-                    let status = now
-                        .map_or(crate::model::conversation::MemberStatus::Removed, |m| {
-                            m.status
-                        });
-                    deactivated.push(Deactivated {
-                        account: account.clone(),
-                        status,
-                    });
-                }
+        let deactivated = match self.conv.as_mut() {
+            Some(conv) => {
+                let touched =
+                    crate::validate::refresh_by_paths(conv, loaded.accepted.doc(), &paths);
+                touched
+                    .into_iter()
+                    .filter(|(_, before)| before.as_ref().is_some_and(|m| m.is_active()))
+                    .filter_map(|(account, _)| {
+                        let now = conv.member(&account);
+                        (!now.is_some_and(|m| m.is_active())).then(|| Deactivated {
+                            status: now
+                                .map_or(crate::model::conversation::MemberStatus::Removed, |m| {
+                                    m.status
+                                }),
+                            account,
+                        })
+                    })
+                    .collect()
             }
-        }
-        self.conv = Some(fresh);
+            None => {
+                let fresh =
+                    crate::doc::read::read_conversation(loaded.accepted.doc(), conv_id.clone());
+                self.conv = Some(fresh);
+                Vec::new()
+            }
+        };
         // The stored policy version is the one of the whole log: taken only once all of it
         // is held. Until then the fence stays behind, and a bucket change validated on the
         // partial state is refused at commit instead of slipping through.

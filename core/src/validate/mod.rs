@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use automerge::{ActorId, Change, ChangeHash};
 
 pub use codes::{RejectCode, Rejection};
-pub use state::{refresh_conversation, AcceptedDoc, Footprint};
+pub use state::{refresh_by_paths, refresh_conversation, AcceptedDoc, Footprint};
 
 use crate::doc::schema::{keys, split_reaction_key};
 use crate::doc::{creation_actor, genesis_actor, write};
@@ -238,6 +238,16 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
         effects,
         footprint,
     })))
+}
+
+/// The paths an accepted change writes (keys from the document's root), resolved on the
+/// state it was accepted on; `None` when they cannot be resolved. For a change another
+/// node accepted: the cached conversation is refreshed by what it touched, O(change).
+pub fn written_paths(doc: &AcceptedDoc, change: &Change) -> Option<Vec<Vec<String>>> {
+    let expanded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()?;
+    let ops = ops::resolve(doc, change, &expanded).ok()?;
+    Some(ops.into_iter().map(|op| op.path).collect())
 }
 
 /// Validates against the accepted state including staged changes (see

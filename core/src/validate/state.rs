@@ -242,6 +242,97 @@ impl AcceptedDoc {
     }
 }
 
+/// Brings a cached conversation up to date after changes another node accepted, re-reading
+/// only the parts their written paths (`written_paths`) touched: a member, a read marker,
+/// info, settings, pins or lifecycle. Anything else (a creation) re-reads it all. Returns
+/// the members whose entries were re-read, each with its entry before.
+pub fn refresh_by_paths(
+    conv: &mut Conversation,
+    doc: &Automerge,
+    paths: &[Vec<String>],
+) -> Vec<(
+    crate::ids::AccountId,
+    Option<crate::model::conversation::Member>,
+)> {
+    use doc::schema::keys;
+    let members = read::get_map(doc, &automerge::ROOT, keys::MEMBERS);
+    let reads = read::get_map(doc, &automerge::ROOT, keys::READS);
+    let mut touched = Vec::new();
+    let mut everything = conv.meta.is_none();
+    let (mut info, mut settings, mut pins, mut lifecycle) = (false, false, false, false);
+    for path in paths {
+        match path.first().map(String::as_str) {
+            Some(keys::MEMBERS) => {
+                let Some(account) = path.get(1).and_then(|a| crate::ids::AccountId::new(a).ok())
+                else {
+                    everything = true;
+                    continue;
+                };
+                if !touched.contains(&account) {
+                    touched.push(account);
+                }
+            }
+            Some(keys::READS) => {
+                let Some(account) = path.get(1).and_then(|a| crate::ids::AccountId::new(a).ok())
+                else {
+                    continue;
+                };
+                let marker = reads
+                    .as_ref()
+                    .and_then(|obj| read::get_str(doc, obj, account.as_str()))
+                    .and_then(|m| crate::ids::MessageId::new(m).ok());
+                if let Some(marker) = marker {
+                    conv.reads.insert(account, marker);
+                }
+            }
+            Some(keys::INFO) => info = true,
+            Some(keys::SETTINGS) => settings = true,
+            Some(keys::PINS) => pins = true,
+            Some(keys::LIFECYCLE) => lifecycle = true,
+            _ => everything = true,
+        }
+    }
+    if everything {
+        let fresh = read::read_conversation(doc, conv.id.clone());
+        let mut old = std::mem::replace(conv, fresh).members;
+        let mut out: Vec<_> = conv
+            .members
+            .keys()
+            .map(|a| (a.clone(), old.remove(a)))
+            .collect();
+        out.extend(old.into_iter().map(|(a, m)| (a, Some(m))));
+        return out;
+    }
+    let mut out = Vec::with_capacity(touched.len());
+    for account in touched {
+        let before = match members
+            .as_ref()
+            .and_then(|obj| read::read_member(doc, obj, &account))
+        {
+            Some(member) => conv.members.insert(account.clone(), member),
+            None => conv.members.remove(&account),
+        };
+        out.push((account, before));
+    }
+    if info {
+        conv.info = read::read_info(doc);
+    }
+    if settings {
+        conv.settings = read::read_settings(
+            doc,
+            conv.kind()
+                .unwrap_or(crate::model::conversation::ConvKind::Group),
+        );
+    }
+    if pins {
+        conv.pins = read::read_pins(doc);
+    }
+    if lifecycle {
+        conv.lifecycle = read::read_lifecycle(doc);
+    }
+    out
+}
+
 fn note(progress: &mut HashMap<ActorId, (u64, u64)>, change: &Change) {
     let entry = progress.entry(change.actor_id().clone()).or_insert((0, 0));
     entry.0 = entry.0.max(change.seq());

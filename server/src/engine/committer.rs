@@ -86,7 +86,11 @@ const MAX_GROUP: usize = 4096;
 /// commit is taken at once, not queued behind the dozens of connection tasks woken by the
 /// previous commit's pushes (docs/BENCHMARKS.md). The thread ends when every sender is
 /// gone. Falls back to a task on the caller's runtime if the thread cannot be made.
-pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> mpsc::Sender<CommitRequest> {
+pub(crate) fn spawn(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    node: &str,
+) -> mpsc::Sender<CommitRequest> {
     let (tx, rx) = mpsc::channel::<CommitRequest>(1024);
     let (handoff, parts) = std::sync::mpsc::sync_channel::<Parts>(1);
     let thread = tokio::runtime::Builder::new_current_thread()
@@ -94,7 +98,7 @@ pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> mpsc::Sende
         .build()
         .and_then(|runtime| {
             std::thread::Builder::new()
-                .name("confab-commit".into())
+                .name(format!("{node}-commit"))
                 .spawn(move || {
                     if let Ok((store, metrics, rx)) = parts.recv() {
                         runtime.block_on(async move {
@@ -191,7 +195,13 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, changes = merged.len(), "group commit failed");
+            if e.is_conflict() {
+                // Another node committed first: routine in a cluster, counted by the unit
+                // (`confab_cluster_commit_conflicts_total`) and validated again.
+                tracing::debug!(error = %e, changes = merged.len(), "group commit conflict");
+            } else {
+                tracing::error!(error = %e, changes = merged.len(), "group commit failed");
+            }
             let error = CommitError::of(&e);
             for request in group {
                 request.fail(error.clone());

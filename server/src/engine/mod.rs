@@ -227,7 +227,7 @@ impl Engine {
         let cluster_options = store.cluster_options();
         metrics.set_node(&config.node);
         let store: Arc<dyn Store> = Arc::new(Guarded::new(store, health.clone()));
-        let committer = committer::spawn(store.clone(), metrics.clone());
+        let committer = committer::spawn(store.clone(), metrics.clone(), &config.node);
         let audit = audit::Audit::spawn(store.clone(), metrics.clone());
         let engine = Engine {
             inner: Arc::new(Inner {

@@ -44,6 +44,10 @@ const POOL_SIZE: u32 = 8;
 /// than two taking turns). A broken connection is replaced on the next commit.
 const COMMIT_POOL_SIZE: u32 = 1;
 
+/// What the write probe stores: 16 KiB, never compressed (migration 0007), so it needs
+/// new pages.
+static PROBE_PAD: [u8; 16 << 10] = [0xa5; 16 << 10];
+
 /// How long a caller waits for a connection: short, so an outage is reported (and the
 /// health state turns down) in about this time instead of stalling submits.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -260,13 +264,21 @@ impl Store for PgStore {
 
     async fn probe(&self, write: bool) -> Result<()> {
         if write {
-            // Proves the database takes writes. It does not prove room for new pages: an
-            // update fits in its page and WAL segments are preallocated, so on a full disk it
-            // can succeed while commits fail (53100); ARCHITECTURE.md, "Storage health".
+            // Proves the database takes writes that need new disk space, as commits do
+            // (migration 0007): an update in place would succeed on a full disk.
+            let mut tx = self.probe.begin().await?;
+            sqlx::query("TRUNCATE storage_probe_space")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO storage_probe_space (id, pad) VALUES (1, $1)")
+                .bind(&PROBE_PAD[..])
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("UPDATE storage_probe SET at = $1 WHERE id = 1")
                 .bind(crate::clock::now_ms())
-                .execute(&self.probe)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
         } else {
             sqlx::query("SELECT 1").execute(&self.probe).await?;
         }

@@ -1,0 +1,450 @@
+//! A cluster of server nodes on one Postgres (issue 15), with real processes on 127.0.0.1:
+//!
+//! - `three_nodes_converge`: six native clients of one group, two per node, all write; every
+//!   client ends with every message in one timeline, in the same server order.
+//! - `membership_race`: an admin removes eve through one node while she sends through the
+//!   other, 200 times; Postgres's commit timestamps (a private cluster with
+//!   `track_commit_timestamp = on`) witness that nothing of hers committed after the removal,
+//!   and each send ends acked (stored once) or rejected for her membership.
+//! - `kill9_under_load`: kill -9 of one of three nodes under load; its writers move to
+//!   another node and resubmit, its reader resubscribes there from her cursor; every acked
+//!   change is stored exactly once, the reader ends with the whole log, and the other nodes
+//!   ack throughout.
+//! - `listener_cut`: a node's LISTEN backend terminated with `pg_terminate_backend` under
+//!   traffic, then again while the node is kept out of the database (its role NOLOGIN on a
+//!   private cluster) and others commit; it notices, resyncs, and its subscriber misses
+//!   nothing written on the other nodes.
+//!
+//! The tests run one at a time (`SERIAL`): each starts two or three servers and the machine
+//! has two cores, so two of them at once would measure each other.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "cluster/converge.rs"]
+mod cluster_converge;
+#[path = "cluster/listen.rs"]
+mod cluster_listen;
+#[path = "cluster/nodes.rs"]
+mod cluster_nodes;
+#[path = "cluster/race.rs"]
+mod cluster_race;
+#[path = "cluster/sender.rs"]
+mod cluster_sender;
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use cluster_converge::{
+    everyone_knows, everyone_writes, one_timeline, timelines_reach, Dirs, Member,
+};
+use cluster_listen::{
+    burst, cut_and_recover, cut_while_kept_out, follow_with_failover, Follow, Subscriber,
+};
+use cluster_nodes::{watch_ready, Nodes};
+use cluster_race::{trial, witness, Conns, Tally};
+use cluster_sender::{all_acked, finished, longest_gap, spawn_writers, Writer};
+use common::*;
+use confab_core::automerge::Change;
+use confab_core::ids::ConvId;
+use confab_e2e::native_support::{accepted, client, fresh_dirs, group_of};
+use confab_e2e::text::Rng;
+use confab_e2e::{now_ms, Device};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs `test` alone, within `bound` (a hung cluster fails the test instead of the CI job).
+async fn bounded<F: std::future::Future<Output = Result<()>>>(bound: Duration, test: F) {
+    let _alone = SERIAL.lock().await;
+    let started = Instant::now();
+    match tokio::time::timeout(bound, test).await {
+        Ok(Ok(())) => println!("passed in {:?}", started.elapsed()),
+        Ok(Err(e)) => panic!("{e:?}"),
+        Err(_) => panic!("the test did not finish within {bound:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Three nodes converge.
+
+const PER_CLIENT: usize = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_converge() {
+    bounded(Duration::from_secs(120), async {
+        let nodes = Nodes::on_fresh_database(3).await?;
+        let accounts = ["alice", "bob", "carol", "dave", "erin", "frank"];
+        let dirs = Dirs(fresh_dirs("cluster-converge", accounts.len()));
+        // Two clients per node: client i on node i % 3.
+        let members: Vec<Member> = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (client(&nodes.nodes[i % 3], a, 1, &dirs.0[i]), *a))
+            .collect();
+        for (c, _) in &members {
+            c.set_online(true).await?;
+        }
+        let conv = ConvId::new("cluster-room")?;
+        let alice = &members[0].0;
+        let created = alice.intent(group_of(&conv, &accounts[1..])).await?;
+        accepted(alice, created).await;
+        let at = base_time(600_000);
+        let bucket = bucket_doc(&conv, at);
+        for (c, _) in &members {
+            c.open(conv_doc(&conv)).await?;
+            c.open(bucket.clone()).await?;
+        }
+        everyone_knows(&members, &conv, Duration::from_secs(20)).await?;
+
+        let started = Instant::now();
+        let written = everyone_writes(&members, &conv, at, PER_CLIENT).await?;
+        let all_acked = started.elapsed();
+        // Every client sees every message, live (nobody reconnects), within a bound.
+        let waiting = Instant::now();
+        let node_of = |i: usize| nodes.ids[i % 3].clone();
+        let timelines = timelines_reach(
+            &members,
+            &conv,
+            written.len(),
+            Duration::from_secs(20),
+            node_of,
+        )
+        .await?;
+        println!(
+            "converge: {} messages acked in {all_acked:?}, every client had all of them {:?} later",
+            written.len(),
+            waiting.elapsed()
+        );
+        one_timeline(&nodes, &bucket, &members, &timelines, &written).await?;
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. The membership race.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn membership_race() {
+    bounded(Duration::from_secs(180), async {
+        let trials: usize = std::env::var("CONFAB_RACE_TRIALS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        let seed: u64 = std::env::var("CONFAB_RACE_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| now_ms().unsigned_abs() | 1);
+        println!("membership race: {trials} trials, seed {seed} (CONFAB_RACE_SEED repeats it)");
+        let nodes = Nodes::on_private_cluster(2, &["track_commit_timestamp=on"]).await?;
+        let mut db = nodes.db().await?;
+        let tracking: String = sqlx::query_scalar("SHOW track_commit_timestamp")
+            .fetch_one(&mut db)
+            .await?;
+        ensure!(tracking == "on", "track_commit_timestamp is {tracking}");
+
+        let urls = nodes.ws_urls();
+        let mut conns = Conns {
+            admin: [
+                connect_at(&urls[0], "alice").await,
+                connect_at(&urls[1], "alice").await,
+            ],
+            eve: [
+                connect_at(&urls[0], "eve").await,
+                connect_at(&urls[1], "eve").await,
+            ],
+        };
+        let mut admin = Device::new("alice", 1);
+        let mut rng = Rng(seed);
+        let started = Instant::now();
+        let mut run = Vec::with_capacity(trials);
+        for n in 0..trials {
+            run.push(trial(n, &mut rng, &mut admin, &mut conns).await?);
+        }
+        let raced = started.elapsed();
+        let mut tally = Tally::default();
+        for t in &run {
+            witness(&mut db, t, &mut tally).await?;
+        }
+        println!(
+            "membership race: {trials} trials in {raced:?}; eve's racing sends: {} accepted \
+             (all committed before the removal; closest {:?} µs before it), {} rejected \
+             {:?}; {} trials split",
+            tally.accepted, tally.closest_us, tally.rejected, tally.codes, tally.split
+        );
+        // A run where one side always wins did not race: the timings need a change.
+        ensure!(
+            tally.accepted > 0 && tally.rejected > 0,
+            "the race was not exercised: {} accepted, {} rejected",
+            tally.accepted,
+            tally.rejected
+        );
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. kill -9 of a node under load.
+
+/// The longest time without an ack on a surviving node, around the kill. Gaps of 50-300 ms
+/// are usual; 1.2 s was seen with the two cores of the machine loaded by others' builds. A
+/// node that waited for a dead peer (a lease, a lock held by its session) would stop for
+/// longer.
+const SURVIVOR_GAP: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill9_under_load() {
+    bounded(Duration::from_secs(120), async {
+        let mut nodes = Nodes::on_fresh_database(3).await?;
+        let urls = nodes.ws_urls();
+        let accounts = ["alice", "bob", "carol", "dave", "erin", "frank"];
+        let mut owner = Device::new("alice", 9);
+        let mut c = connect_at(&urls[0], "alice").await;
+        let members = ["bob", "carol", "dave", "erin", "frank", "grace"];
+        let (conv_doc, create) = create_group(&mut owner, "kill9", &members);
+        assert_acked(&c.submit(&conv_doc, &[create]).await?);
+        c.close().await;
+        let conv = ConvId::new("kill9")?;
+        let base = base_time(600_000);
+        let bucket = bucket_doc(&conv, base);
+
+        // Six writers, two per node, ~240 messages/s together.
+        let producing = Arc::new(AtomicBool::new(true));
+        let plan = Writer {
+            urls: urls.clone(),
+            first: 0,
+            conv: conv.clone(),
+            bucket: bucket.clone(),
+            base,
+            pace: Duration::from_millis(25),
+            producing: producing.clone(),
+            limit: Duration::from_secs(60),
+            in_flight: Default::default(),
+        };
+        let who: Vec<(&str, usize)> = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (*a, i % 3))
+            .collect();
+        let victim = 1;
+        // Grace reads on the node that will die: she moves on and resyncs from her cursor.
+        let until = Arc::new(AtomicU64::new(0));
+        let follower = tokio::spawn(follow_with_failover(Follow {
+            urls: urls.clone(),
+            first: victim,
+            account: "grace",
+            doc: bucket.clone(),
+            until: until.clone(),
+            limit: Duration::from_secs(60),
+        }));
+        let writers = spawn_writers(&plan, &who);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+
+        let stop_watching = Arc::new(AtomicBool::new(false));
+        let survivors = vec![nodes.nodes[0].port, nodes.nodes[2].port];
+        let watcher = watch_ready(survivors, stop_watching.clone());
+        // Killed while some of its writers' submits are unanswered (within 5 s), so that
+        // the kill may fall between a commit and its ack.
+        let waiting = Instant::now();
+        while waiting.elapsed() < Duration::from_secs(5)
+            && (0..writers.len())
+                .filter(|i| i % 3 == victim)
+                .all(|i| writers[i].in_flight.load(Ordering::SeqCst) == 0)
+        {
+            tokio::task::yield_now().await;
+        }
+        let killed_at = Instant::now();
+        nodes.nodes[victim].kill().await?;
+        println!("kill9: node {} killed", nodes.ids[victim]);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        producing.store(false, Ordering::SeqCst);
+        let logs = finished(writers).await?;
+        stop_watching.store(true, Ordering::SeqCst);
+        let not_ready = watcher.await?;
+        ensure!(
+            not_ready.is_empty(),
+            "the surviving nodes were not ready during the kill (port, /readyz): {not_ready:?}"
+        );
+
+        // Every change sent ended acked, once, at one seq, and is stored there.
+        let acked = all_acked(&logs)?;
+        for (i, l) in logs.iter().enumerate() {
+            if i % 3 == victim {
+                ensure!(
+                    !l.moves.is_empty(),
+                    "{} never left the killed node",
+                    l.account
+                );
+            }
+        }
+        let log = nodes.stored_log(&bucket.to_string()).await?;
+        ensure!(
+            log.len() == acked.len(),
+            "the bucket's log holds {} changes, {} were sent and acked",
+            log.len(),
+            acked.len()
+        );
+        for (hash, seq) in &acked {
+            ensure!(
+                log.get(seq) == Some(hash),
+                "the change acked at seq {seq} is not stored there"
+            );
+        }
+
+        // Grace, who read on the killed node, ends with the whole log.
+        until.store(log.len() as u64, Ordering::SeqCst);
+        let (got, grace_moved) = follower.await?;
+        ensure!(
+            got.complete_to(log.len() as u64) && got.seqs == log,
+            "grace (who read on the killed node) lacks seqs {:?} of the log, or holds other \
+             changes at them (moved to {grace_moved:?}; other frames: {:?})",
+            (1..=log.len() as u64)
+                .filter(|s| !got.seqs.contains_key(s))
+                .collect::<Vec<_>>(),
+            got.other
+        );
+        ensure!(
+            got.conflicts.is_empty(),
+            "grace got seqs with two changes: {:?}",
+            got.conflicts
+        );
+        ensure!(!grace_moved.is_empty(), "grace never left the killed node");
+
+        // The survivors acked throughout: no long gap between acks around the kill.
+        let (gap, began, count) = longest_gap(
+            logs.iter()
+                .flat_map(|l| &l.ack_times)
+                .filter(|(_, node)| *node != victim)
+                .map(|(t, _)| *t),
+            killed_at - Duration::from_secs(1),
+            killed_at + Duration::from_secs(4),
+        );
+        let moved: Vec<String> = logs
+            .iter()
+            .filter(|l| !l.moves.is_empty())
+            .map(|l| {
+                let took = l.moves[0].0.saturating_duration_since(killed_at);
+                format!(
+                    "{} to {} after {took:?}",
+                    l.account, nodes.ids[l.moves[0].1]
+                )
+            })
+            .collect();
+        let resubmitted: usize = logs.iter().map(|l| l.in_flight_at_loss).sum();
+        println!(
+            "kill9: {} changes acked exactly once ({resubmitted} were in flight at the kill and \
+             resubmitted); {} acks on survivors within 1 s before to 4 s after the kill, \
+             longest gap {gap:?} from {} after the kill; moved: {moved:?}; grace read all {} \
+             seqs, moved to {:?}",
+            acked.len(),
+            count,
+            began
+                .checked_duration_since(killed_at)
+                .map_or_else(|| format!("-{:?}", killed_at - began), |d| format!("{d:?}")),
+            log.len(),
+            grace_moved
+                .iter()
+                .map(|n| &nodes.ids[*n])
+                .collect::<Vec<_>>()
+        );
+        ensure!(
+            gap <= SURVIVOR_GAP,
+            "the surviving nodes stopped acking for {gap:?} around the kill"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A node's listening connection is cut.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listener_cut() {
+    bounded(Duration::from_secs(120), async {
+        let nodes = Nodes::on_private_cluster_with_roles(3).await?;
+        let urls = nodes.ws_urls();
+        let cut = 1;
+        let mut owner = Device::new("alice", 9);
+        let mut c = connect_at(&urls[0], "alice").await;
+        let (conv_doc, create) = create_group(&mut owner, "cut", &["bob", "carol", "dave"]);
+        assert_acked(&c.submit(&conv_doc, &[create]).await?);
+        let conv = ConvId::new("cut")?;
+        let base = base_time(600_000);
+        let bucket = bucket_doc(&conv, base);
+        let doc = bucket.to_string();
+
+        // Dave subscribes on the node that will be cut; bob and carol write on the others.
+        let mut sub = Subscriber::on(&urls[cut], "dave", &bucket).await?;
+        ensure!(sub.got.seqs.is_empty(), "a fresh bucket holds changes");
+        let producing = Arc::new(AtomicBool::new(true));
+        let plan = Writer {
+            urls: urls.clone(),
+            first: 0,
+            conv: conv.clone(),
+            bucket: bucket.clone(),
+            base,
+            pace: Duration::from_millis(40),
+            producing: producing.clone(),
+            limit: Duration::from_secs(60),
+            in_flight: Default::default(),
+        };
+        let writers = spawn_writers(&plan, &[("bob", 0), ("carol", 2)]);
+        // Live delivery across nodes works before anything is cut.
+        sub.until(5, Duration::from_secs(10))
+            .await
+            .context("before the cut")?;
+
+        // Cut 1, under traffic: the subscriber reads pushes meanwhile, then everything
+        // written during and after arrives.
+        let (saw_503, _) = tokio::join!(
+            cut_and_recover(&nodes, cut),
+            sub.read_for(Duration::from_secs(3))
+        );
+        let saw_503 = saw_503?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        producing.store(false, Ordering::SeqCst);
+        let written = all_acked(&finished(writers).await?)?.len() as u64;
+        let last = nodes.stored_log(&doc).await?.len() as u64;
+        ensure!(last == written, "{written} written, {last} stored");
+        let took = sub
+            .until(last, Duration::from_secs(10))
+            .await
+            .context("after cut 1 (under traffic)")?;
+        println!(
+            "listener_cut: cut 1 under traffic: all {last} seqs on the cut node {took:?} after \
+             the writers stopped; /readyz answered 503 meanwhile: {saw_503}"
+        );
+
+        // Cut 2: the node is also kept out of the database for a while, so that changes
+        // are certainly committed while it does not listen (it listens again within
+        // milliseconds otherwise).
+        let changes: Vec<Change> = (0..20)
+            .map(|i| {
+                let id = format!("burst-{i}");
+                message(&mut owner, &conv, &id, "burst", base + 10_000 + i).1
+            })
+            .collect();
+        cut_while_kept_out(&nodes, cut, &mut sub, burst(&mut c, &bucket, &changes)).await?;
+
+        let got = &sub.got;
+        ensure!(
+            got.conflicts.is_empty(),
+            "seqs pushed with two different changes: {:?}",
+            got.conflicts
+        );
+        ensure!(got.other.is_empty(), "the subscriber got {:?}", got.other);
+        let log = nodes.stored_log(&doc).await?;
+        ensure!(
+            log == got.seqs,
+            "the subscriber's seqs differ from the stored log"
+        );
+        println!("listener_cut: {} pushes repeated", got.duplicates);
+        c.close().await;
+        sub.close().await?;
+        Ok(())
+    })
+    .await;
+}
