@@ -108,7 +108,10 @@ impl Waiter {
 /// Times a change is validated again after losing its commit to another node before the
 /// client is told to resubmit (`internal`, retryable): a hot conversation with writers on
 /// every node must not keep one change cycling.
-const MAX_ATTEMPTS: u8 = 4;
+const MAX_ATTEMPTS: u8 = 8;
+
+/// How long a unit that lost a commit to another node keeps one batch in flight.
+const CONTENDED_FOR: Duration = Duration::from_secs(1);
 
 /// Changes validated before one commit.
 const MAX_BATCH_CHANGES: usize = 512;
@@ -151,6 +154,7 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
         retries: Vec::new(),
         stale: Vec::new(),
         lost_epoch: None,
+        contended_until: None,
     };
     tokio::spawn(unit.run(rx));
     super::UnitHandle { tx, inbox }
@@ -203,6 +207,8 @@ struct Unit {
     /// The epoch whose batches are validated again rather than failed (the one a conflict
     /// ended; the batches validated on top of the lost one come back refused).
     lost_epoch: Option<Arc<AtomicBool>>,
+    /// Until when the unit commits one batch at a time (it lost a commit to another node).
+    contended_until: Option<Instant>,
 }
 
 /// What the unit's loop woke up for.
@@ -231,7 +237,11 @@ impl Unit {
             } else {
                 self.engine.inner.config.idle
             };
-            let room = self.in_flight.len() < MAX_IN_FLIGHT;
+            // Right after losing a commit to another node, one batch at a time: every batch in
+            // flight is lost with the first, so a deep pipeline only multiplies the waste.
+            let contended = self.contended_until.is_some_and(|t| Instant::now() < t);
+            let depth = if contended { 1 } else { MAX_IN_FLIGHT };
+            let room = self.in_flight.len() < depth;
             let staged = self.acceptor.most_staged() >= SPARE_APPLY;
             let queued = !fair.is_empty();
             if !self.retries.is_empty() {

@@ -144,6 +144,7 @@ impl Unit {
                 // what was accepted since the last commit, catch up from the log and
                 // validate all of them again, in order, before anything newer.
                 self.engine.inner.metrics.cluster.commit_conflicts.inc();
+                self.contended_until = Some(Instant::now() + super::CONTENDED_FOR);
                 tracing::debug!(message = %error.message, "commit conflict; validating again");
                 self.epoch.store(true, Ordering::SeqCst);
                 self.lost_epoch = Some(self.epoch.clone());

@@ -47,11 +47,14 @@ impl Unit {
             if known.is_none() && serving.is_none() {
                 continue;
             }
-            // This node's own commits, and anything already held and pushed, need nothing.
+            // Anything already held and pushed needs nothing; nor does a notification of this
+            // node's own commit that came before the committer's answer: the answer pushes it
+            // (and were those seqs another node's, this node's batch holding them loses its
+            // commit and catches up then).
             if let Some(c) = committed {
                 let held = known.is_none_or(|k| k >= c.last_seq);
                 let pushed = serving.is_none_or(|d| d >= c.last_seq);
-                if held && pushed {
+                if held && (pushed || self.acceptor.has_uncommitted(&doc)) {
                     continue;
                 }
             }
@@ -234,6 +237,11 @@ impl Unit {
                 });
             }
             self.batch.waiting.push(Waiter { slots, ..waiter });
+            // Small commits, soon: the longer a batch takes to validate, the likelier
+            // another node commits first again.
+            if self.batch.pending.len() >= super::MAX_BATCH_CHANGES {
+                self.start_commit().await;
+            }
         }
         if self.acceptor.broken().is_some() {
             // As `reload`, but `settle` (which runs this) waits for the batches itself.
