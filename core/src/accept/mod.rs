@@ -561,6 +561,17 @@ impl Acceptor {
         self.docs.keys()
     }
 
+    /// Lets a message bucket leave memory when nothing of it waits for a commit (a node that
+    /// only serves another node's writes to it need not apply them). `false`: kept.
+    pub fn release(&mut self, doc: &DocId) -> bool {
+        let releasable = matches!(doc.target(), DocTarget::Msgs(..))
+            && self.docs.get(doc).is_some_and(Loaded::all_committed);
+        if releasable {
+            self.forget(doc);
+        }
+        releasable
+    }
+
     /// Drops one document from memory (the conversation document takes the cached
     /// conversation with it).
     fn forget(&mut self, doc: &DocId) {

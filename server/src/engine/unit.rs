@@ -110,8 +110,11 @@ impl Waiter {
 /// every node must not keep one change cycling.
 const MAX_ATTEMPTS: u8 = 8;
 
-/// How long a unit that lost a commit to another node keeps one batch in flight.
+/// How long a unit that lost a commit to another node keeps one small batch in flight.
 const CONTENDED_FOR: Duration = Duration::from_secs(1);
+
+/// Changes per batch in that time.
+const CONTENDED_BATCH: usize = 64;
 
 /// Changes validated before one commit.
 const MAX_BATCH_CHANGES: usize = 512;
@@ -155,6 +158,7 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
         stale: Vec::new(),
         lost_epoch: None,
         contended_until: None,
+        written: HashMap::new(),
     };
     tokio::spawn(unit.run(rx));
     super::UnitHandle { tx, inbox }
@@ -209,6 +213,8 @@ struct Unit {
     lost_epoch: Option<Arc<AtomicBool>>,
     /// Until when the unit commits one batch at a time (it lost a commit to another node).
     contended_until: Option<Instant>,
+    /// When each document last had a change accepted here (see `remote::catch_up`).
+    written: HashMap<DocId, Instant>,
 }
 
 /// What the unit's loop woke up for.
@@ -300,7 +306,7 @@ impl Unit {
                     Err(_) => break,
                 }
             }
-            let jobs = fair.take_batch(512, MAX_BATCH_CHANGES);
+            let jobs = fair.take_batch(512, self.batch_limit());
             self.process(jobs).await;
         }
         // Leave the registry first, then refuse new sends and finish what is queued.
@@ -318,6 +324,15 @@ impl Unit {
         }
         self.settle().await;
         self.reset();
+    }
+
+    /// Changes per batch: fewer right after a commit lost to another node, so a batch is
+    /// validated and committed before the next other node's commit comes in between.
+    fn batch_limit(&self) -> usize {
+        match self.contended_until {
+            Some(until) if Instant::now() < until => CONTENDED_BATCH,
+            _ => MAX_BATCH_CHANGES,
+        }
     }
 
     /// Validates the jobs' changes into the current batch and hands it to the committer.
@@ -471,7 +486,10 @@ impl Unit {
                 seq,
                 durable: false,
             }) => return Slot::Durable { hash: hash.0, seq },
-            Ok(Decision::Accepted(a)) => a,
+            Ok(Decision::Accepted(a)) => {
+                self.written.insert(doc.clone(), Instant::now());
+                a
+            }
         };
         let fence = match (accepted.fence, &self.key) {
             (Some(policy_seq), UnitKey::Conv(tenant, conv)) => Some(crate::store::Fence {

@@ -17,6 +17,10 @@ use crate::engine::{now_ms, Control, SubmitOutcome};
 /// Changes one catch-up reads from the log at most.
 const CATCH_UP_LIMIT: usize = 1024;
 
+/// How long after its last local write a bucket keeps taking other nodes' changes in
+/// memory rather than leaving it.
+const WRITER_MEMORY: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Unit {
     /// The seq pushed to `doc`'s subscribers, if it has any.
     fn serving(&self, doc: &DocId) -> Option<u64> {
@@ -117,7 +121,17 @@ impl Unit {
         metrics
             .lag_seqs
             .observe(tail.last_seq.saturating_sub(from) as f64);
-        if known.is_some() {
+        // A bucket nobody wrote through this node lately leaves memory instead of taking
+        // the other node's changes (an Automerge apply per catch-up, on every node serving
+        // it): its subscribers are served from the log, and a write here loads it fresh.
+        let written_here = self
+            .written
+            .get(doc)
+            .is_some_and(|at| at.elapsed() < WRITER_MEMORY);
+        if known.is_some() && !written_here && self.acceptor.release(doc) {
+            self.written.remove(doc);
+            self.count_loaded();
+        } else if known.is_some() {
             let view = Tail {
                 changes: tail.changes.iter().map(|(s, b)| (*s, &b[..])).collect(),
                 last_seq: tail.last_seq,
@@ -239,7 +253,7 @@ impl Unit {
             self.batch.waiting.push(Waiter { slots, ..waiter });
             // Small commits, soon: the longer a batch takes to validate, the likelier
             // another node commits first again.
-            if self.batch.pending.len() >= super::MAX_BATCH_CHANGES {
+            if self.batch.pending.len() >= self.batch_limit() {
                 self.start_commit().await;
             }
         }
