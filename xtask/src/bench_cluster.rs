@@ -18,45 +18,23 @@
 //! `--seconds 5`; `target/release/loadgen cluster --help`). The generator bounds every run
 //! and the whole (≈ 2.5 minutes after the build); this task kills it past `LIMIT` anyway.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use crate::bench_server::{build_release, workspace_root, Built};
 
 /// Past this the generator is killed: the bench must end by itself even if a node hangs.
 const LIMIT: Duration = Duration::from_secs(420);
 
 pub fn run(args: &[String]) -> Result<()> {
     let root = workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let build = [
-        "build",
-        "--release",
-        "-p",
-        "confab-server",
-        "--bin",
-        "confab-server",
-        "-p",
-        "confab-e2e",
-        "--bin",
-        "loadgen",
-    ];
-    eprintln!("+ {cargo} {}", build.join(" "));
-    let status = Command::new(&cargo)
-        .args(build)
-        .current_dir(&root)
-        .status()
-        .with_context(|| format!("could not start {cargo}"))?;
-    if !status.success() {
-        bail!("building the release server and load generator failed ({status})");
-    }
-    let release = target.join("release");
-    let loadgen = release.join("loadgen");
-    let server = release.join("confab-server");
+    let Built {
+        target,
+        loadgen,
+        server,
+    } = build_release(&root)?;
     let mut cmd = Command::new(&loadgen);
     cmd.arg("cluster").arg("--server-bin").arg(&server);
     let given: Vec<&String> = args.iter().filter(|a| a.as_str() != "--").collect();
@@ -126,11 +104,4 @@ fn children_of(parent: u32) -> Vec<u32> {
                 == Some(parent)
         })
         .collect()
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .to_path_buf()
 }

@@ -23,8 +23,15 @@ pub fn run(args: &[String]) -> Result<()> {
     run_in(&workspace_root(), args)
 }
 
-/// `run` for the workspace at `root`.
-pub fn run_in(root: &Path, args: &[String]) -> Result<()> {
+/// The release server and load generator of the workspace at `root`, built.
+pub(crate) struct Built {
+    pub target: PathBuf,
+    pub loadgen: PathBuf,
+    pub server: PathBuf,
+}
+
+/// Builds the release `confab-server` and `loadgen` (every server benchmark runs them).
+pub(crate) fn build_release(root: &Path) -> Result<Built> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
@@ -51,8 +58,20 @@ pub fn run_in(root: &Path, args: &[String]) -> Result<()> {
         bail!("building the release server and load generator failed ({status})");
     }
     let release = target.join("release");
-    let loadgen = release.join("loadgen");
-    let server = release.join("confab-server");
+    Ok(Built {
+        loadgen: release.join("loadgen"),
+        server: release.join("confab-server"),
+        target,
+    })
+}
+
+/// `run` for the workspace at `root`.
+pub fn run_in(root: &Path, args: &[String]) -> Result<()> {
+    let Built {
+        target,
+        loadgen,
+        server,
+    } = build_release(root)?;
     let mut cmd = Command::new(&loadgen);
     cmd.arg("--server-bin").arg(&server);
     let has_json = args
@@ -78,7 +97,7 @@ pub fn run_in(root: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or_else(|| Path::new("."))

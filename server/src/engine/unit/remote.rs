@@ -62,6 +62,16 @@ impl Unit {
                     continue;
                 }
             }
+            // Another node commits to a document this one writes too: both back off to one
+            // small batch in flight, or the node that lost once keeps losing to the others'
+            // deep pipelines (it must read and validate again; they need not).
+            let writing_here = self
+                .written
+                .get(&doc)
+                .is_some_and(|at| at.elapsed() < super::CONTENDED_FOR);
+            if committed.is_some() && writing_here {
+                self.contended_until = Some(std::time::Instant::now() + super::CONTENDED_FOR);
+            }
             if self.acceptor.has_uncommitted(&doc) {
                 // This node's batches in flight took the same seqs: they lose their commit
                 // and are validated again on top of what the log holds.

@@ -688,19 +688,11 @@ async fn client(
             _ = stop.changed() => break,
         };
         let now = Instant::now();
-        let bytes = match message {
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(Message::Close(frame))) => {
-                out.fatal.push(format!("closed by the server: {frame:?}"));
-                break;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                out.fatal.push(format!("websocket: {e}"));
-                break;
-            }
-            None => {
-                out.fatal.push("connection ended".into());
+        let bytes = match super::frame_bytes(message) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(ended) => {
+                out.fatal.push(ended);
                 break;
             }
         };

@@ -594,19 +594,11 @@ async fn reader(
             _ = stop.changed() => break,
         };
         let now = Instant::now();
-        let bytes = match message {
-            Some(Ok(Message::Binary(bytes))) => bytes,
-            Some(Ok(Message::Close(frame))) => {
-                out.errors.push(format!("closed by the server: {frame:?}"));
-                break;
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => {
-                out.errors.push(format!("websocket: {e}"));
-                break;
-            }
-            None => {
-                out.errors.push("connection ended".into());
+        let bytes = match frame_bytes(message) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(ended) => {
+                out.errors.push(ended);
                 break;
             }
         };
@@ -1598,4 +1590,18 @@ async fn main() -> Result<()> {
         bail!("{} run(s) failed:\n{}", failures.len(), failures.join("\n"));
     }
     Ok(())
+}
+
+/// A binary frame's bytes from one read of a client's socket; `Ok(None)` for anything to
+/// skip (pings, text); `Err` says how the connection ended.
+fn frame_bytes<E: std::fmt::Display>(
+    message: Option<std::result::Result<Message, E>>,
+) -> std::result::Result<Option<Bytes>, String> {
+    match message {
+        Some(Ok(Message::Binary(bytes))) => Ok(Some(bytes)),
+        Some(Ok(Message::Close(frame))) => Err(format!("closed by the server: {frame:?}")),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(e)) => Err(format!("websocket: {e}")),
+        None => Err("connection ended".into()),
+    }
 }
