@@ -141,6 +141,22 @@ impl Hub {
         outcome
     }
 
+    /// The bucket parts of a conversation that hold accepted changes, newest first (what
+    /// the server's `buckets` frame lists).
+    pub fn buckets(&self, tenant: &crate::ids::TenantId, conv: &ConvId) -> Vec<crate::ids::Bucket> {
+        let mut parts: Vec<crate::ids::Bucket> = self
+            .logs
+            .iter()
+            .filter(|(id, log)| id.tenant() == tenant && !log.hashes.is_empty())
+            .filter_map(|(id, _)| match id.target() {
+                crate::ids::DocTarget::Msgs(c, b) if c == conv => Some(*b),
+                _ => None,
+            })
+            .collect();
+        parts.sort_unstable_by(|a, b| b.cmp(a));
+        parts
+    }
+
     /// Accepted changes of a document after `seq`, in order (catch-up).
     pub fn changes_after(&self, id: &DocId, seq: u64) -> Vec<(u64, Change)> {
         let (Some(log), Some(doc)) = (self.logs.get(id), self.doc(id)) else {

@@ -137,8 +137,141 @@ impl DocKind {
     }
 }
 
-/// Which bucket of a conversation a message document holds: `floor(created_at / span)`.
-pub type Bucket = i64;
+/// Which bucket of a conversation a message document holds: the *period* its messages were
+/// created in (`floor(created_at / span)`), and the *part* of that period. A busy period
+/// fills several parts one after the other, so no document grows without bound
+/// (ARCHITECTURE.md, "Bounded buckets"). Written `<period>` for part 0 and
+/// `<period>.<part>` after it: the ids of buckets from before parts existed are unchanged.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Bucket {
+    pub period: i64,
+    pub part: u32,
+}
+
+impl Bucket {
+    pub const fn new(period: i64, part: u32) -> Self {
+        Bucket { period, part }
+    }
+
+    /// The first part of a period.
+    pub const fn first(period: i64) -> Self {
+        Bucket { period, part: 0 }
+    }
+
+    /// The part that follows this one in its period.
+    pub fn next(self) -> Self {
+        Bucket {
+            period: self.period,
+            part: self.part.saturating_add(1),
+        }
+    }
+
+    /// The part before this one in its period (none for a period's first part).
+    pub fn previous_part(self) -> Option<Self> {
+        self.part.checked_sub(1).map(|part| Bucket {
+            period: self.period,
+            part,
+        })
+    }
+}
+
+impl From<i64> for Bucket {
+    fn from(period: i64) -> Self {
+        Bucket::first(period)
+    }
+}
+
+impl fmt::Display for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.part == 0 {
+            write!(f, "{}", self.period)
+        } else {
+            write!(f, "{}.{}", self.period, self.part)
+        }
+    }
+}
+
+impl fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Bucket({self})")
+    }
+}
+
+impl std::str::FromStr for Bucket {
+    type Err = ModelError;
+
+    /// Parses the normal form only: one spelling per document (`+007`, `07` and `7.0` must
+    /// not name bucket `7`).
+    fn from_str(text: &str) -> Result<Self, ModelError> {
+        let bad = |reason: &str| ModelError::InvalidFormat {
+            field: "bucket",
+            reason: reason.to_owned(),
+        };
+        let (period, part) = match text.split_once('.') {
+            None => (text, None),
+            Some((period, part)) => (period, Some(part)),
+        };
+        let period_n: i64 = period
+            .parse()
+            .map_err(|_| bad("the period is not an integer"))?;
+        if period_n.to_string() != period {
+            return Err(bad("the period is not in its normal form"));
+        }
+        let part_n = match part {
+            None => 0,
+            Some(part) => {
+                let n: u32 = part
+                    .parse()
+                    .map_err(|_| bad("the part is not an integer"))?;
+                if n == 0 || n.to_string() != part {
+                    return Err(bad("the part is not in its normal form (1, 2, ...)"));
+                }
+                n
+            }
+        };
+        Ok(Bucket::new(period_n, part_n))
+    }
+}
+
+impl serde::Serialize for Bucket {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bucket {
+    /// A string in the normal form, or an integer (a period's first part, as buckets were
+    /// written before parts existed).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Bucket;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a bucket: \"<period>\" or \"<period>.<part>\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Bucket, E> {
+                Ok(Bucket::first(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Bucket, E> {
+                i64::try_from(v)
+                    .map(Bucket::first)
+                    .map_err(|_| E::custom("bucket period out of range"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Bucket, E> {
+                // JavaScript numbers arrive as floats through some encoders.
+                if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                    Ok(Bucket::first(v as i64))
+                } else {
+                    Err(E::custom("bucket period is not an integer"))
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Bucket, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
 /// What a document is about, typed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,8 +296,8 @@ impl DocId {
     pub fn conv(tenant: &TenantId, conv: &ConvId) -> Self {
         Self::new(tenant.clone(), DocTarget::Conv(conv.clone()))
     }
-    pub fn msgs(tenant: &TenantId, conv: &ConvId, bucket: Bucket) -> Self {
-        Self::new(tenant.clone(), DocTarget::Msgs(conv.clone(), bucket))
+    pub fn msgs(tenant: &TenantId, conv: &ConvId, bucket: impl Into<Bucket>) -> Self {
+        Self::new(tenant.clone(), DocTarget::Msgs(conv.clone(), bucket.into()))
     }
     pub fn profile(tenant: &TenantId, account: &AccountId) -> Self {
         Self::new(tenant.clone(), DocTarget::Profile(account.clone()))
@@ -210,16 +343,9 @@ impl DocId {
             "conv" => DocTarget::Conv(ConvId::new(key)?),
             "msgs" => {
                 let (conv, bucket) = key
-                    .rsplit_once('.')
+                    .split_once('.')
                     .ok_or_else(|| bad("a msgs key is <conversation>.<bucket>"))?;
-                let parsed: Bucket = bucket
-                    .parse()
-                    .map_err(|_| bad("bucket is not an integer"))?;
-                // One spelling per document: `+007` and `7` must not name the same bucket.
-                if parsed.to_string() != bucket {
-                    return Err(bad("bucket is not in its normal form"));
-                }
-                DocTarget::Msgs(ConvId::new(conv)?, parsed)
+                DocTarget::Msgs(ConvId::new(conv)?, bucket.parse()?)
             }
             "profile" => DocTarget::Profile(AccountId::new(key)?),
             "private" => DocTarget::Private(AccountId::new(key)?),
@@ -303,6 +429,7 @@ mod tests {
             DocId::conv(&t, &c),
             DocId::msgs(&t, &c, -3),
             DocId::msgs(&t, &c, 20_000),
+            DocId::msgs(&t, &c, Bucket::new(-3, 1)),
             DocId::profile(&t, &acc("bob@x.io")),
             DocId::private(&t, &acc("bob")),
         ] {
@@ -312,7 +439,33 @@ mod tests {
         assert!(DocId::parse("acme/msgs/c1").is_err());
         assert!(DocId::parse("acme/msgs/c1.+007").is_err());
         assert!(DocId::parse("acme/msgs/c1.07").is_err());
+        assert!(DocId::parse("acme/msgs/c1.7.0").is_err());
+        assert!(DocId::parse("acme/msgs/c1.7.01").is_err());
+        assert!(DocId::parse("acme/msgs/c1.7.-1").is_err());
+        assert!(DocId::parse("acme/msgs/c1.7.1.1").is_err());
+        let part = DocId::msgs(&t, &c, Bucket::new(7, 3));
+        assert_eq!(part.to_string(), "acme/msgs/c1.7.3");
+        assert_eq!(DocId::parse("acme/msgs/c1.7.3").expect("parses"), part);
         assert!(DocId::parse("acme").is_err());
+    }
+
+    #[test]
+    fn buckets_order_by_period_then_part_and_read_old_integers() {
+        assert!(Bucket::new(5, 9) < Bucket::new(6, 0));
+        assert!(Bucket::new(6, 0) < Bucket::new(6, 1));
+        assert_eq!(Bucket::new(6, 1).previous_part(), Some(Bucket::first(6)));
+        assert_eq!(Bucket::first(6).previous_part(), None);
+        let json =
+            serde_json::to_string(&vec![Bucket::first(-2), Bucket::new(7, 3)]).expect("serializes");
+        assert_eq!(json, r#"["-2","7.3"]"#);
+        let back: Vec<Bucket> = serde_json::from_str(r#"["-2","7.3",20779]"#).expect("parses");
+        assert_eq!(
+            back,
+            vec![Bucket::first(-2), Bucket::new(7, 3), Bucket::first(20779)]
+        );
+        for bad in [r#""7.0""#, r#""07""#, r#""7.x""#, r#""""#, "1.5"] {
+            assert!(serde_json::from_str::<Bucket>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -66,3 +66,13 @@ pub const REACTIONS_PER_MEMBER_MAX: usize = 20;
 // A whole group's creation change must fit (member map, 8 fields, 7 overrides each; meta,
 // info and settings besides).
 const _: () = assert!(CONV_CHANGE_MAX_OPS >= GROUP_MAX_MEMBERS * 16 + 64);
+/// Messages a writer puts in one bucket part before it moves to the next part of the
+/// period (ARCHITECTURE.md, "Bounded buckets").
+pub const BUCKET_TARGET_MESSAGES: usize = 1000;
+/// Messages one bucket part holds at most: a post beyond is refused `bucket_full` (writers
+/// that did not know the part was full move on). Twice the target leaves room for devices
+/// that wrote to the same part offline.
+pub const BUCKET_MAX_MESSAGES: usize = 2 * BUCKET_TARGET_MESSAGES;
+/// Messages the previous part must hold before a post may open the next one (refused
+/// `bucket_not_open` otherwise), so nobody splits a period into thousands of tiny parts.
+pub const BUCKET_OPENS_NEXT_AT: usize = BUCKET_TARGET_MESSAGES / 2;

@@ -11,7 +11,7 @@ use confab_core::client::{
     ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output,
 };
 use confab_core::hub::Hub;
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
@@ -40,6 +40,8 @@ struct Wire {
     /// Frames each peer submitted, and subscriptions refused to it.
     submits: HashMap<usize, usize>,
     refused: HashMap<usize, usize>,
+    /// `buckets` requests are answered `unavailable`, as while the storage is down.
+    listings_fail: bool,
 }
 
 struct Peer {
@@ -78,6 +80,7 @@ impl Wire {
             snapshot_from: None,
             submits: HashMap::new(),
             refused: HashMap::new(),
+            listings_fail: false,
         }
     }
 
@@ -198,6 +201,18 @@ impl Wire {
                                 hash,
                                 seq: ack.seq,
                             });
+                            // A new bucket part is announced to the conversation's
+                            // subscribers, as the server does.
+                            if let (1, DocTarget::Msgs(conv, bucket)) = (ack.seq, id.target()) {
+                                let conv_doc = DocId::conv(&tenant(), conv);
+                                let frame = ServerFrame::Bucket {
+                                    doc: conv_doc.to_string(),
+                                    bucket: *bucket,
+                                };
+                                for sub in self.subs.get(&conv_doc).cloned().unwrap_or_default() {
+                                    peers[sub].inbox.push(frame.clone());
+                                }
+                            }
                             if !effects.is_empty() || ack.seq > 0 {
                                 let push = ServerFrame::Changes {
                                     doc: doc.clone(),
@@ -235,6 +250,32 @@ impl Wire {
                         }),
                     }
                 }
+            }
+            ClientFrame::Buckets { doc, .. } if self.listings_fail => {
+                peers[i].inbox.push(ServerFrame::Error {
+                    code: "unavailable".into(),
+                    message: "storage unavailable".into(),
+                    doc: Some(doc),
+                    fatal: false,
+                    hash: None,
+                    retry_after_ms: Some(1_000),
+                });
+            }
+            ClientFrame::Buckets { doc, before, limit } => {
+                let id = DocId::parse(&doc).unwrap();
+                let conv = id.conv_id().unwrap().clone();
+                let older: Vec<Bucket> = self
+                    .hub
+                    .buckets(&tenant(), &conv)
+                    .into_iter()
+                    .filter(|b| before.is_none_or(|x| *b < x))
+                    .collect();
+                let limit = limit as usize;
+                peers[i].inbox.push(ServerFrame::Buckets {
+                    doc,
+                    more: older.len() > limit,
+                    buckets: older.into_iter().take(limit).collect(),
+                });
             }
             _ => {}
         }
@@ -434,7 +475,7 @@ fn a_removed_offline_member_sees_all_23_intents_rejected_and_later_ones_elsewher
 
     for id in &queued {
         match peers[1].engine.status(*id) {
-            Some(IntentStatus::Rejected { code, reason }) => {
+            Some(IntentStatus::Rejected { code, reason, .. }) => {
                 assert!(code == "member_inactive" || code == "not_member", "{code}");
                 assert!(!reason.is_empty());
             }
@@ -461,7 +502,7 @@ fn a_removed_offline_member_sees_all_23_intents_rejected_and_later_ones_elsewher
     assert_eq!(seen, vec!["a1".to_owned()]);
 }
 
-fn bucket_of(doc: &DocId) -> i64 {
+fn bucket_of(doc: &DocId) -> confab_core::ids::Bucket {
     match doc.target() {
         confab_core::ids::DocTarget::Msgs(_, b) => *b,
         _ => panic!("not a bucket"),
@@ -930,5 +971,230 @@ fn the_engine_refuses_a_reaction_past_the_cap_and_non_https_urls() {
             .all(|(_, _, s)| *s != IntentStatus::Pending),
         "{:?}",
         peers[0].engine.outbox()
+    );
+}
+
+/// Bounded buckets: devices that wrote offline into the same part, more than it holds in
+/// all, end with every message accepted; the overflow moved to the next part, and a reader
+/// following the conversation sees the new part without asking.
+#[test]
+fn offline_writes_beyond_a_full_part_move_to_the_next_and_all_are_accepted() {
+    use confab_core::limits::BUCKET_MAX_MESSAGES;
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob", "carol", "dave"]);
+    let members = [(1, Role::Member), (2, Role::Member), (3, Role::Member)];
+    let c = group(&mut wire, &mut peers, 0, "busy", &members);
+    let period = T0.div_euclid(DEFAULT_BUCKET_MS);
+    let part = |n| DocId::msgs(&tenant(), &c, Bucket::new(period, n));
+    let opened = peers[3].engine.open_conversation(&c, 50, wire.now);
+    wire.pump(&mut peers);
+    let _ = opened;
+    assert!(peers[3].engine.is_loaded(&part(0)));
+    for p in 0..3 {
+        wire.disconnect(&mut peers, p);
+    }
+    // Each device keeps below the target of one part: all three write part 0.
+    let per = 700;
+    let mut ids = Vec::new();
+    for (p, peer) in peers.iter_mut().enumerate().take(3) {
+        for n in 0..per {
+            let id = send(peer, &c, &format!("m{p}x{n:03}"), "x", T0 + n as i64);
+            ids.push((p, id));
+        }
+        assert_eq!(peer.engine.bucket_for(&c, T0), Bucket::new(period, 0));
+    }
+    for p in 0..3 {
+        wire.connect(&mut peers, p);
+    }
+    for (p, id) in &ids {
+        assert_eq!(
+            peers[*p].engine.status(*id),
+            None,
+            "intent {id} of peer {p} accepted"
+        );
+    }
+    assert_eq!(
+        wire.hub.buckets(&tenant(), &c),
+        vec![Bucket::new(period, 1), Bucket::new(period, 0)]
+    );
+    let held = |n| wire.hub.doc(&part(n)).unwrap().message_count();
+    assert_eq!(held(0), BUCKET_MAX_MESSAGES);
+    assert_eq!(held(1), 3 * per - BUCKET_MAX_MESSAGES);
+    // The reader was told of part 1 and follows it.
+    assert!(peers[3].engine.is_loaded(&part(1)));
+    let timeline = peers[3].engine.timeline(&c);
+    let unique: HashSet<String> = timeline.iter().map(|i| i.message.id.to_string()).collect();
+    assert_eq!(timeline.len(), 3 * per);
+    assert_eq!(unique.len(), 3 * per);
+    // A writer that knows part 0 is full writes the next message to part 1.
+    assert_eq!(peers[0].engine.bucket_for(&c, T0), Bucket::new(period, 1));
+}
+
+/// Paging that needs the server's listing of parts still ends while listings fail (the
+/// storage is down): it goes on with the periods before, and asks again once a listing came.
+#[test]
+fn load_older_ends_while_the_listing_of_parts_fails() {
+    use confab_core::client::{Event, Outcome};
+    let mut wire = Wire::new();
+    wire.now = T0 - 2 * DEFAULT_BUCKET_MS;
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "old", &[(1, Role::Member)]);
+    wire.now = T0;
+    // Bob is away while the parts are opened: he is not told of them.
+    wire.disconnect(&mut peers, 1);
+    send(&mut peers[0], &c, "y1", "yesterday", T0 - DEFAULT_BUCKET_MS);
+    send(&mut peers[0], &c, "t1", "today", T0);
+    wire.pump(&mut peers);
+    wire.listings_fail = true;
+    wire.connect(&mut peers, 1);
+    peers[1].engine.open_conversation(&c, 1, wire.now);
+    wire.pump(&mut peers);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let request = peers[1].engine.load_older(&c, wire.now);
+        // Drive the wire by hand to see the engine's events.
+        for _ in 0..50 {
+            let frames = std::mem::take(&mut peers[1].inbox);
+            for frame in frames {
+                peers[1].engine.receive(frame, wire.now);
+            }
+            for output in peers[1].engine.drain() {
+                match output {
+                    Output::Event(Event::Done {
+                        request: r,
+                        outcome,
+                    }) if r == request => outcomes.push(outcome),
+                    Output::Send(frame) => wire.serve(&mut peers, 1, frame),
+                    Output::Load(load) => {
+                        let answer = block_on_ready(store::read(&peers[1].store, &load.reads));
+                        peers[1].engine.loaded(load.id, answer.unwrap()).unwrap();
+                    }
+                    Output::Persist(ops) => {
+                        block_on_ready(LocalStore::write(&peers[1].store, ops))
+                            .unwrap()
+                            .unwrap();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert_eq!(outcomes.len(), 3, "every load_older ended: {outcomes:?}");
+    assert!(matches!(outcomes[0], Outcome::Older { .. }));
+    let bodies: Vec<String> = peers[1]
+        .engine
+        .timeline(&c)
+        .into_iter()
+        .map(|i| i.message.body)
+        .collect();
+    assert!(
+        bodies.contains(&"yesterday".to_owned()),
+        "{bodies:?} {outcomes:?}"
+    );
+}
+
+/// Scheduled messages on the client: scheduled, edited and cancelled while offline, they
+/// wait in the outbox (a restart keeps them), are accepted once connected, and are visible
+/// to the author's other device but to no other member. Bad input is refused before
+/// anything is written.
+#[test]
+fn scheduling_offline_queues_in_the_outbox_and_syncs_to_the_authors_devices_only() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "later", &[(1, Role::Member)]);
+    let me = peers[0].engine.config().account.clone();
+    let id = |s: &str| MessageId::new(s).unwrap();
+    wire.disconnect(&mut peers, 0);
+
+    let now = wire.now;
+    let mut ids = Vec::new();
+    for intent in [
+        Intent::Schedule {
+            id: id("m-s1"),
+            conv: c.clone(),
+            body: "draft".into(),
+            at: now + 3_600_000,
+        },
+        Intent::Schedule {
+            id: id("m-s2"),
+            conv: c.clone(),
+            body: "never".into(),
+            at: now + 3_600_000,
+        },
+        Intent::EditScheduled {
+            id: id("m-s1"),
+            body: Some("final".into()),
+            at: Some(now + 1_800_000),
+        },
+        Intent::CancelScheduled { id: id("m-s2") },
+    ] {
+        ids.push(peers[0].engine.intent(intent, now).expect("runs offline"));
+        wire.pump(&mut peers);
+    }
+    assert_eq!(peers[0].engine.outbox().len(), 4, "queued while offline");
+    let local = peers[0].engine.private_data().scheduled;
+    assert_eq!(
+        local.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+        ["m-s1"]
+    );
+    assert_eq!(local[&id("m-s1")].body, "final");
+    assert_eq!(local[&id("m-s1")].at, now + 1_800_000);
+
+    // Bad input: a time in the past, an id never scheduled. Nothing more is queued.
+    let past = peers[0].engine.intent(
+        Intent::Schedule {
+            id: id("m-s3"),
+            conv: c.clone(),
+            body: "late".into(),
+            at: now - 3_600_000,
+        },
+        now,
+    );
+    let missing = peers[0]
+        .engine
+        .intent(Intent::CancelScheduled { id: id("m-zz") }, now);
+    for outcome in [past, missing] {
+        assert!(
+            outcome.is_err()
+                || matches!(
+                    peers[0].engine.status(*outcome.as_ref().unwrap()),
+                    Some(IntentStatus::Rejected { .. })
+                ),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(
+        peers[0].engine.outbox().len(),
+        4,
+        "bad input queued nothing"
+    );
+
+    // A restart keeps the outbox; connecting sends it and the hub accepts all four.
+    restart(&mut peers[0]);
+    wire.pump(&mut peers);
+    wire.connect(&mut peers, 0);
+    for i in &ids {
+        assert_eq!(peers[0].engine.status(*i), None, "intent {i} accepted");
+    }
+    assert!(peers[0].engine.outbox().is_empty());
+    let private = DocId::private(&tenant(), &me);
+    let stored = wire.hub.changes_after(&private, 0).len();
+    assert!(stored >= 4, "the hub holds the private changes ({stored})");
+
+    // Alice's second device sees it; bob sees nothing of it, in no document.
+    peers.push(Peer::new("alice", 2));
+    let n = peers.len() - 1;
+    wire.connect(&mut peers, n);
+    peers[n].engine.open(&private).unwrap();
+    wire.pump(&mut peers);
+    let synced = peers[n].engine.private_data().scheduled;
+    assert_eq!(
+        synced.get(&id("m-s1")).map(|s| s.body.as_str()),
+        Some("final")
+    );
+    assert!(peers[1].engine.private_data().scheduled.is_empty());
+    assert!(
+        bodies(&peers[1], &c).is_empty(),
+        "nothing posted before its time"
     );
 }

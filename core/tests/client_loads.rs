@@ -131,7 +131,7 @@ fn loaded_days(engine: &ClientEngine) -> Vec<i64> {
         .cursors()
         .into_iter()
         .filter_map(|(d, _)| match d.target() {
-            DocTarget::Msgs(_, b) => Some(b - T0.div_euclid(DAY)),
+            DocTarget::Msgs(_, b) => Some(b.period - T0.div_euclid(DAY)),
             _ => None,
         })
         .collect()
@@ -327,7 +327,7 @@ fn bad_answers_are_refused_with_a_clear_error() {
         .unwrap();
     assert!(matches!(
         engine.status(id),
-        Some(IntentStatus::Rejected { code, reason }) if code == "storage" && reason.contains("disk gone")
+        Some(IntentStatus::Rejected { code, detail, .. }) if code == "storage" && detail.contains("disk gone")
     ));
 }
 

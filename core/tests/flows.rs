@@ -170,3 +170,32 @@ fn a_member_who_left_a_direct_conversation_may_come_back_but_nobody_else_joins()
     let err = submit(&mut hub, &carol, &doc, join).expect_err("carol is not in the pair");
     assert_eq!(err.code.as_str(), "direct_fixed_members");
 }
+
+/// The same member archives and reopens: Automerge leaves out a put that does not change the
+/// value (`by` stays the same account), and the validator takes it from the state before.
+#[test]
+fn the_same_member_archives_and_reopens() {
+    let mut hub = confab_core::hub::Hub::new();
+    let mut alice = Device::new("alice", 1);
+    let mut bob = Device::new("bob", 1);
+    let c = group(
+        &mut hub,
+        "g-life",
+        &mut alice,
+        &mut [(&mut bob, Role::Member)],
+    );
+    let cd = conv_doc(&c);
+    for (state, at) in [
+        (Lifecycle::Archived, NOW),
+        (Lifecycle::Active, NOW),
+        (Lifecycle::Closed, NOW + 1),
+    ] {
+        let change = alice
+            .write(&cd, |d, t| {
+                write::set_lifecycle(d, t, at, state, &acc("alice"))
+            })
+            .unwrap();
+        submit(&mut hub, &alice, &cd, change).unwrap_or_else(|e| panic!("{state:?}: {e:?}"));
+        assert_eq!(hub.conversation(&c).expect("cached").lifecycle.state, state);
+    }
+}

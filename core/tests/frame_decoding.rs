@@ -11,15 +11,15 @@ use std::collections::HashMap;
 use confab_core::automerge::{ActorId, Automerge, Change};
 use confab_core::doc::{self as cdoc, write, IntentTag};
 use confab_core::hub::Hub;
-use confab_core::ids::{AccountId, DocId, TenantId};
-use confab_core::model::conversation::{Conversation, Role};
+use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
+use confab_core::model::conversation::{Conversation, MemberStatus, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
 use confab_core::protocol::{
     decode_client, decode_server, encode_client, encode_server, Action, ClientFrame, ErrorCode,
-    Identity, Limits, ProtocolError, SeqChange, ServerFrame, Session, SignalKind, SnapshotOrder,
-    PROTOCOL_VERSION,
+    Identity, Limits, Membership, ProtocolError, SeqChange, ServerFrame, Session, SignalKind,
+    SnapshotOrder, PROTOCOL_VERSION,
 };
 use confab_core::validate::{validate_bytes, AcceptedDoc, Env, RejectCode, Rejection, Verdict};
 use confab_testkit::fixture::ConvFixture;
@@ -168,6 +168,7 @@ struct Checker {
     closed: bool,
     authenticating: bool,
     ready: bool,
+    following: bool,
 }
 
 impl Checker {
@@ -177,6 +178,7 @@ impl Checker {
             closed: false,
             authenticating: false,
             ready: false,
+            following: false,
         }
     }
 
@@ -230,11 +232,22 @@ impl Checker {
                     self.doc_action(doc);
                     assert!(changes.len() <= self.limits.max_changes_per_submit);
                 }
+                Action::Buckets { doc, limit, .. } => {
+                    self.doc_action(doc);
+                    assert!(matches!(doc.target(), confab_core::ids::DocTarget::Conv(_)));
+                    assert!((1..=confab_core::protocol::frames::BUCKETS_LIMIT_MAX).contains(limit));
+                }
                 Action::Signal { doc, data, .. } => {
                     self.doc_action(doc);
                     assert!(data
                         .as_ref()
                         .is_none_or(|d| d.len() <= self.limits.max_signal_bytes));
+                }
+                Action::Memberships => {
+                    assert!(self.ready, "memberships only after welcome");
+                    assert!(!self.following, "the feed starts once per connection");
+                    assert!(session.is_following());
+                    self.following = true;
                 }
             }
         }
@@ -363,7 +376,30 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (doc_text(), signal_kind(), proptest::option::of(text()))
             .prop_map(|(doc, kind, data)| ClientFrame::Signal { doc, kind, data }),
         any::<u64>().prop_map(|nonce| ClientFrame::Ping { nonce }),
+        (doc_text(), proptest::option::of(bucket()), any::<u32>())
+            .prop_map(|(doc, before, limit)| ClientFrame::Buckets { doc, before, limit }),
+        Just(ClientFrame::Memberships {}),
     ]
+}
+
+fn membership() -> impl Strategy<Value = Membership> {
+    (
+        "[a-z0-9]{1,12}",
+        proptest::sample::select(Role::ALL.to_vec()),
+        proptest::sample::select(MemberStatus::ALL.to_vec()),
+        any::<u64>(),
+    )
+        .prop_map(|(conv, role, status, seq)| Membership {
+            conv: ConvId::new(conv).unwrap(),
+            role,
+            status,
+            seq,
+        })
+}
+
+fn bucket() -> impl Strategy<Value = confab_core::ids::Bucket> {
+    (any::<i64>(), prop_oneof![Just(0u32), any::<u32>()])
+        .prop_map(|(period, part)| confab_core::ids::Bucket::new(period, part))
 }
 
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
@@ -442,6 +478,17 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }),
         (any::<u64>(), any::<i64>())
             .prop_map(|(nonce, server_time)| ServerFrame::Pong { nonce, server_time }),
+        (doc_text(), vec(bucket(), 0..4), any::<bool>())
+            .prop_map(|(doc, buckets, more)| ServerFrame::Buckets { doc, buckets, more }),
+        (doc_text(), bucket()).prop_map(|(doc, bucket)| ServerFrame::Bucket { doc, bucket }),
+        (vec(membership(), 0..4), any::<bool>())
+            .prop_map(|(memberships, more)| ServerFrame::Memberships { memberships, more }),
+        membership().prop_map(|m| ServerFrame::Membership {
+            conv: m.conv,
+            role: m.role,
+            status: m.status,
+            seq: m.seq,
+        }),
         (
             text(),
             text(),
@@ -1017,6 +1064,74 @@ fn snapshot_order_is_optional_and_checked_like_every_field() {
         }) => assert_eq!(order.entries().len(), 1),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn membership_frames_decode_typed_and_refuse_unknown_values() {
+    let push = |conv: &str, role: &str, status: &str| {
+        map(&[
+            (tstr("t"), tstr("membership")),
+            (tstr("conv"), tstr(conv)),
+            (tstr("role"), tstr(role)),
+            (tstr("status"), tstr(status)),
+            (tstr("seq"), uint(7)),
+        ])
+    };
+    assert_eq!(
+        decode_server(&push("g1", "admin", "banned"), MAX),
+        Ok(ServerFrame::Membership {
+            conv: ConvId::new("g1").unwrap(),
+            role: Role::Admin,
+            status: MemberStatus::Banned,
+            seq: 7,
+        })
+    );
+    // An unknown role or status, or a conversation id outside the charset, is a bad frame.
+    for bad in [
+        push("g1", "emperor", "active"),
+        push("g1", "member", "gone"),
+        push("a/b", "member", "active"),
+        push("", "member", "active"),
+        map(&[
+            (tstr("t"), tstr("membership")),
+            (tstr("conv"), tstr("g1")),
+            (tstr("role"), tstr("member")),
+            (tstr("status"), tstr("active")),
+        ]),
+        map(&[(tstr("t"), tstr("memberships")), (tstr("more"), tstr("no"))]),
+        map(&[
+            (tstr("t"), tstr("memberships")),
+            (tstr("memberships"), [vec![0x81], uint(1)].concat()),
+            (tstr("more"), vec![0xf4]),
+        ]),
+    ] {
+        bad_frame(decode_server(&bad, MAX));
+    }
+    // The request has no fields; extra ones are ignored like anywhere else.
+    assert_eq!(
+        decode_client(&map(&[(tstr("t"), tstr("memberships"))]), MAX),
+        Ok(ClientFrame::Memberships {})
+    );
+    assert_eq!(
+        decode_client(
+            &map(&[(tstr("t"), tstr("memberships")), (tstr("after"), uint(3))]),
+            MAX
+        ),
+        Ok(ClientFrame::Memberships {})
+    );
+    // Asked before welcome: the connection closes, as for any frame before hello.
+    let mut early = Session::new(Limits::default());
+    let out = early.receive(&encode_client(&ClientFrame::Memberships {}), 0);
+    assert_fatal(&out, "unauthenticated");
+    // Asked twice: refused, not fatal; the session goes on.
+    let mut s = ready(Limits::default());
+    let ask = encode_client(&ClientFrame::Memberships {});
+    assert_eq!(s.receive(&ask, 1), vec![Action::Memberships]);
+    assert_eq!(
+        error_of(&s.receive(&ask, 2)),
+        Some(("already_following".to_owned(), false))
+    );
+    assert!(!s.is_closed());
 }
 
 #[test]

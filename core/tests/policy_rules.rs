@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use confab_core::doc::schema::keys::{
-    COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, STATUS,
+    BLOCKED, COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, STATUS,
 };
 use confab_core::doc::write;
 use confab_core::ids::ResourceId;
@@ -152,7 +152,7 @@ fn ctx(c: &Conversation) -> Context<'_> {
         parent: None,
         now_ms: NOW,
         last_post_ms: None,
-        bucket: Some(c.bucket_of(NOW)),
+        bucket: Some(c.period_of(NOW).into()),
     }
 }
 
@@ -396,7 +396,7 @@ fn every_deny_code_has_a_denial() {
     let mut slow_ctx = ctx(&slow);
     slow_ctx.last_post_ms = Some(NOW - 1000);
     let mut wrong_bucket = ctx(&g);
-    wrong_bucket.bucket = Some(g.bucket_of(NOW) + 1);
+    wrong_bucket.bucket = Some((g.period_of(NOW) + 1).into());
     let mut spec = new_group("g2", "member");
     spec.meta.as_mut().unwrap().created_by = Some(acc("owner"));
 
@@ -553,7 +553,7 @@ fn every_deny_code_has_a_denial() {
         (DenyCode::RetentionExpired, {
             let at = NOW - 31 * DAY;
             let mut c = ctx(&retained);
-            c.bucket = Some(retained.bucket_of(at));
+            c.bucket = Some(retained.period_of(at).into());
             check(&c, &user("member"), &post_at("member", at))
         }),
         (
@@ -589,6 +589,42 @@ fn every_deny_code_has_a_denial() {
             ),
         ),
         (
+            DenyCode::ConversationLocked,
+            run(&locked(), "owner", &text("owner")),
+        ),
+        (
+            DenyCode::ConversationDeleted,
+            run(
+                &in_state(group(), Lifecycle::Deleted),
+                "owner",
+                &text("owner"),
+            ),
+        ),
+        (
+            DenyCode::Blocked,
+            run(&blocked_direct("peer"), "member", &text("member")),
+        ),
+        (
+            DenyCode::DirectOnly,
+            run(
+                &g,
+                "member",
+                &update(&g, "member", &[BLOCKED], |m| m.blocked = true),
+            ),
+        ),
+        (
+            DenyCode::ApprovalRequired,
+            run(
+                &with_settings(open.clone(), |s| s.join_approval_required = true),
+                "stranger",
+                &add(None, invitee("stranger", Role::Member, "stranger")),
+            ),
+        ),
+        (
+            DenyCode::LinksDisabled,
+            confab_core::policy::joining::may_invite(&g, &user("admin")),
+        ),
+        (
             DenyCode::PinsFull,
             run(
                 &pinned,
@@ -616,6 +652,8 @@ fn every_deny_code_has_a_denial() {
     // absence); `message_missing_comes_from_validation` covers it. `too_many_reactions`
     // counts a member's reactions in the bucket, also validation's (adversarial.rs
     // `reactions_per_member_per_message_too_many_reactions`, and the client engine below).
+    // `bucket_full` and `bucket_not_open` count a bucket part's messages: the acceptor's
+    // (core/src/accept/tests.rs, tests/tests/buckets.rs).
     let missing: Vec<&str> = DenyCode::ALL
         .iter()
         .map(|c| c.as_str())
@@ -623,6 +661,8 @@ fn every_deny_code_has_a_denial() {
             !covered.contains(c)
                 && *c != DenyCode::MessageMissing.as_str()
                 && *c != DenyCode::TooManyReactions.as_str()
+                && *c != DenyCode::BucketFull.as_str()
+                && *c != DenyCode::BucketNotOpen.as_str()
         })
         .collect();
     assert!(missing.is_empty(), "no denial produces {missing:?}");
@@ -1124,7 +1164,7 @@ fn retention_refuses_messages_older_than_it_keeps() {
     let aged = |conv: &Conversation, age: i64| {
         let at = NOW - age;
         let mut cx = ctx(conv);
-        cx.bucket = Some(conv.bucket_of(at));
+        cx.bucket = Some(conv.period_of(at).into());
         check(&cx, &user("member"), &post_at("member", at))
     };
     expect_all(vec![
@@ -1141,6 +1181,36 @@ fn retention_refuses_messages_older_than_it_keeps() {
             deny(DenyCode::RetentionExpired),
         ),
         case("no retention: a year old", aged(&group(), 365 * DAY), ALLOW),
+    ]);
+}
+
+#[test]
+fn nothing_is_written_to_a_bucket_past_the_retention() {
+    let c = with_settings(group(), |s| s.retention_days = Some(30));
+    // A bucket whose period ended more than 30 days ago, and the one the cutoff falls in.
+    let expired = c.period_of(NOW - 30 * DAY) - 1;
+    let kept = c.period_of(NOW - 30 * DAY);
+    let in_bucket = |period: i64, effect: &Effect| {
+        let mut cx = ctx(&c);
+        cx.bucket = Some(period.into());
+        check(&cx, &user("member"), effect)
+    };
+    expect_all(vec![
+        case(
+            "a reaction in an expired bucket",
+            in_bucket(expired, &react(stored("member"), "member")),
+            deny(DenyCode::RetentionExpired),
+        ),
+        case(
+            "an edit in an expired bucket",
+            in_bucket(expired, &edit(stored("member"))),
+            deny(DenyCode::RetentionExpired),
+        ),
+        case(
+            "a reaction in the bucket the cutoff falls in",
+            in_bucket(kept, &react(stored("member"), "member")),
+            ALLOW,
+        ),
     ]);
 }
 
@@ -1857,10 +1927,10 @@ fn buckets_and_client_clocks() {
     let g = group();
     let in_bucket = |bucket: Option<i64>, at: i64| {
         let mut cx = ctx(&g);
-        cx.bucket = bucket;
+        cx.bucket = bucket.map(Into::into);
         check(&cx, &user("member"), &post_at("member", at))
     };
-    let today = g.bucket_of(NOW);
+    let today = g.period_of(NOW);
     let next_day = NOW + DEFAULT_BUCKET_MS;
     expect_all(vec![
         case("its bucket", in_bucket(Some(today), NOW), ALLOW),
@@ -1897,7 +1967,7 @@ fn buckets_and_client_clocks() {
         ),
         case(
             "a day ahead, its bucket",
-            in_bucket(Some(g.bucket_of(next_day)), next_day),
+            in_bucket(Some(g.period_of(next_day)), next_day),
             deny(DenyCode::ClockAhead),
         ),
         case("no bucket given", in_bucket(None, NOW - 5 * DAY), ALLOW),
@@ -2027,7 +2097,8 @@ fn self_join_follows_the_join_policy_and_gives_the_join_role() {
         case(
             "open with approval",
             join(&policy(JoinPolicy::Open, true), "newbie", Role::Member),
-            deny(JoinNotAllowed),
+            // Asking is the way in there (docs/POLICY.md, "Joining").
+            deny(ApprovalRequired),
         ),
         case(
             "invite only",
@@ -3077,4 +3148,197 @@ fn creation_rules() {
             deny(ServiceOnly),
         ),
     ]);
+}
+
+fn locked() -> Conversation {
+    with_settings(group(), |s| s.locked = true)
+}
+
+/// A direct conversation in which `who` blocks the other member.
+fn blocked_direct(who: &str) -> Conversation {
+    with_member(direct(), who, |m| m.blocked = true)
+}
+
+/// Seed 003 `is_locked`: nothing new from anyone, owner and services included; deleting
+/// messages, settings (unlocking) and membership go on.
+#[test]
+fn a_locked_conversation_takes_no_new_content_until_unlocked() {
+    let c = locked();
+    for who in ["owner", "admin", "member"] {
+        assert_eq!(
+            code(run(&c, who, &text(who))),
+            Some(DenyCode::ConversationLocked),
+            "{who} posts"
+        );
+    }
+    assert_eq!(
+        code(run(&c, "member", &edit(stored("member")))),
+        Some(DenyCode::ConversationLocked)
+    );
+    assert_eq!(
+        code(run(&c, "member", &react(stored("admin"), "member"))),
+        Some(DenyCode::ConversationLocked)
+    );
+    let notice = post_kind(MessageKind::System, "svc");
+    assert_eq!(
+        code(check(&ctx(&c), &Author::service(acc("svc")), &notice)),
+        Some(DenyCode::ConversationLocked)
+    );
+    // A stranger learns nothing about the lock.
+    assert_eq!(
+        code(run(&c, "stranger", &text("stranger"))),
+        Some(DenyCode::NotMember)
+    );
+    assert_eq!(
+        run(
+            &c,
+            "member",
+            &Effect::DeleteMessage(Box::new(stored("member")))
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        run(
+            &c,
+            "admin",
+            &Effect::SetSetting {
+                key: "locked".into()
+            }
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        code(run(
+            &c,
+            "member",
+            &Effect::SetSetting {
+                key: "locked".into()
+            }
+        )),
+        Some(DenyCode::NoPermission)
+    );
+    assert_eq!(run(&c, "owner", &remove(&c, "member")), Ok(()));
+    // Threads are new content under the parent.
+    assert_eq!(
+        code(check(
+            &under(&c),
+            &user("member"),
+            &create(new_thread(&c, "member", 1))
+        )),
+        Some(DenyCode::ConversationLocked)
+    );
+    assert_eq!(run(&group(), "member", &text("member")), Ok(()));
+}
+
+/// Seed 001: only the owner deletes; a deleted conversation takes nothing more, from anyone;
+/// only its members are told why.
+#[test]
+fn only_the_owner_deletes_and_a_deleted_conversation_is_final() {
+    let g = group();
+    for who in ["admin", "mod", "member"] {
+        assert_eq!(
+            code(run(&g, who, &lifecycle(Lifecycle::Deleted, who))),
+            Some(DenyCode::NoPermission),
+            "{who}"
+        );
+    }
+    assert_eq!(
+        run(&g, "owner", &lifecycle(Lifecycle::Deleted, "owner")),
+        Ok(())
+    );
+    assert_eq!(
+        code(run(
+            &direct(),
+            "member",
+            &lifecycle(Lifecycle::Deleted, "member")
+        )),
+        Some(DenyCode::NoPermission)
+    );
+
+    let gone = in_state(group(), Lifecycle::Deleted);
+    assert_eq!(
+        code(run(&gone, "owner", &lifecycle(Lifecycle::Active, "owner"))),
+        Some(DenyCode::ConversationDeleted)
+    );
+    assert_eq!(
+        code(run(&gone, "member", &react(stored("admin"), "member"))),
+        Some(DenyCode::ConversationDeleted)
+    );
+    assert_eq!(
+        code(run(
+            &gone,
+            "owner",
+            &Effect::SetSetting {
+                key: "locked".into()
+            }
+        )),
+        Some(DenyCode::ConversationDeleted)
+    );
+    assert_eq!(
+        code(run(
+            &gone,
+            "owner",
+            &add(None, invitee("late", Role::Member, "owner"))
+        )),
+        Some(DenyCode::ConversationDeleted)
+    );
+    assert_eq!(
+        code(run(&gone, "stranger", &text("stranger"))),
+        Some(DenyCode::NotMember)
+    );
+    assert_eq!(
+        code(check(
+            &under(&gone),
+            &user("member"),
+            &create(new_thread(&gone, "member", 1))
+        )),
+        Some(DenyCode::ConversationDeleted)
+    );
+}
+
+/// Seed 003 `is_blocked`: either member of a direct conversation blocks; then neither posts,
+/// edits, reacts or answers there; only the blocker clears it; groups have no blocks.
+#[test]
+fn a_block_in_a_direct_conversation_stops_both_sides_until_cleared() {
+    let d = direct();
+    let block =
+        |c: &Conversation, who: &str, on: bool| update(c, who, &[BLOCKED], |m| m.blocked = on);
+    assert_eq!(run(&d, "member", &block(&d, "member", true)), Ok(()));
+    assert_eq!(
+        code(run(&d, "member", &block(&d, "peer", true))),
+        Some(DenyCode::NotOwnKey)
+    );
+
+    let b = blocked_direct("member");
+    for who in ["member", "peer"] {
+        assert_eq!(
+            code(run(&b, who, &text(who))),
+            Some(DenyCode::Blocked),
+            "{who} posts"
+        );
+        assert_eq!(
+            code(run(&b, who, &edit(stored(who)))),
+            Some(DenyCode::Blocked),
+            "{who} edits"
+        );
+        assert_eq!(
+            code(run(&b, who, &react(stored("member"), who))),
+            Some(DenyCode::Blocked),
+            "{who} reacts"
+        );
+    }
+    assert_eq!(
+        run(&b, "peer", &Effect::DeleteMessage(Box::new(stored("peer")))),
+        Ok(())
+    );
+    assert_eq!(run(&b, "member", &block(&b, "member", false)), Ok(()));
+    let g = group();
+    assert_eq!(
+        code(run(&g, "owner", &block(&g, "member", true))),
+        Some(DenyCode::NotOwnKey)
+    );
+}
+
+fn code(d: Decision) -> Option<DenyCode> {
+    d.err().map(|d| d.code)
 }

@@ -16,7 +16,7 @@ pub enum ReadDenied {
 
 /// Anyone reads a profile; the owner its private document; an active member or a service
 /// account a conversation that exists and its buckets.
-pub(super) fn may_read(
+pub fn may_read(
     conv: Option<&Conversation>,
     doc: &DocId,
     account: &AccountId,

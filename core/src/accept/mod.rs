@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use automerge::{ActorId, Automerge, ChangeHash};
 
-pub use access::ReadDenied;
+pub use access::{may_read, ReadDenied};
 pub use docs::{DocView, StoredDoc, Tail};
 pub use submission::{AcceptedChange, Decision, Need, Step, Submission};
 
@@ -203,6 +203,9 @@ impl Acceptor {
         if let Some(need) = self.touch(doc) {
             return Ok(Step::Need(need));
         }
+        if let Some(need) = self.previous_part_to_load(doc) {
+            return Ok(Step::Need(need));
+        }
         if let Some(hash) = sub.already {
             let loaded = self.loaded(doc)?;
             return Ok(match sub.seq {
@@ -236,6 +239,9 @@ impl Acceptor {
         };
         let others = sub.take_parents();
         let author = sub.author;
+        let previous_part_messages = previous_part(sub.doc)
+            .and_then(|prev| self.docs.get(&prev))
+            .map(|l| l.accepted.message_count());
         let loaded = self
             .docs
             .get_mut(sub.doc)
@@ -272,6 +278,15 @@ impl Acceptor {
             effects,
             footprint,
         } = accepted;
+        if let Some(rejection) = no_room(
+            sub.doc,
+            &loaded.accepted,
+            &footprint,
+            previous_part_messages,
+            hash,
+        ) {
+            return Ok(Step::Done(Decision::Rejected(rejection)));
+        }
         // Edits and deletions leave the bucket applied: the host reads what they changed
         // (previews). Everything else in a bucket waits for one apply per batch.
         let reads_bucket = effects
@@ -315,6 +330,20 @@ impl Acceptor {
             moves_policy,
             fence,
         })))
+    }
+
+    /// The previous part of a bucket part that holds no message yet: a post may open the part
+    /// only if that one holds enough ([`no_room`]), so it is loaded first.
+    fn previous_part_to_load(&mut self, doc: &DocId) -> Option<Need> {
+        let previous = previous_part(doc)?;
+        let empty = self
+            .docs
+            .get(doc)
+            .is_some_and(|l| l.accepted.message_count() == 0);
+        if !empty {
+            return None;
+        }
+        self.touch(&previous)
     }
 
     /// The answer to [`Need::Binding`]: a binding is a lasting fact and is kept; "none" is
@@ -693,4 +722,61 @@ impl Acceptor {
     pub fn uncommitted_seq(&self, doc: &DocId, hash: &ChangeHash) -> Option<u64> {
         self.docs.get(doc).and_then(|l| l.uncommitted_seq(hash))
     }
+}
+
+/// The part before `doc`'s in its period, for a message bucket past its period's first part.
+fn previous_part(doc: &DocId) -> Option<DocId> {
+    match doc.target() {
+        DocTarget::Msgs(conv, bucket) => bucket
+            .previous_part()
+            .map(|prev| DocId::msgs(doc.tenant(), conv, prev)),
+        _ => None,
+    }
+}
+
+/// Why a change that posts messages does not fit in its bucket part: the part holds its
+/// most ([`BUCKET_MAX_MESSAGES`]), or it is a new part and the one before holds too few to
+/// open it ([`BUCKET_OPENS_NEXT_AT`]). Checked after validation: the writer moves the
+/// message to another part, so the refusal must be about nothing else.
+///
+/// [`BUCKET_MAX_MESSAGES`]: crate::limits::BUCKET_MAX_MESSAGES
+/// [`BUCKET_OPENS_NEXT_AT`]: crate::limits::BUCKET_OPENS_NEXT_AT
+fn no_room(
+    doc: &DocId,
+    accepted: &AcceptedDoc,
+    footprint: &validate::Footprint,
+    previous_part_messages: Option<usize>,
+    hash: ChangeHash,
+) -> Option<Rejection> {
+    use crate::limits::{BUCKET_MAX_MESSAGES, BUCKET_OPENS_NEXT_AT};
+    let DocTarget::Msgs(_, bucket) = doc.target() else {
+        return None;
+    };
+    let posts = footprint.created();
+    if posts == 0 {
+        return None;
+    }
+    let held = accepted.message_count();
+    let refuse =
+        |code, reason: String| Some(Rejection::new(Some(hash), RejectCode::Policy(code), reason));
+    if held + posts > BUCKET_MAX_MESSAGES {
+        return refuse(
+            DenyCode::BucketFull,
+            format!(
+                "bucket {bucket} holds {held} messages (at most {BUCKET_MAX_MESSAGES}): post in {}",
+                bucket.next()
+            ),
+        );
+    }
+    if held == 0 && bucket.part > 0 {
+        let before = previous_part_messages.unwrap_or(0);
+        if before < BUCKET_OPENS_NEXT_AT {
+            let previous = bucket.previous_part().unwrap_or(*bucket);
+            return refuse(
+                DenyCode::BucketNotOpen,
+                format!("bucket {previous} holds {before} messages, fewer than the {BUCKET_OPENS_NEXT_AT} that open {bucket}: post there"),
+            );
+        }
+    }
+    None
 }

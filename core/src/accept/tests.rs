@@ -478,3 +478,61 @@ fn a_partial_tail_is_taken_but_the_policy_version_waits_for_the_rest() {
         Some(2)
     );
 }
+
+fn refused_with(decision: Decision, code: DenyCode) {
+    match decision {
+        Decision::Rejected(r) => assert_eq!(r.code, RejectCode::Policy(code), "{}", r.reason),
+        other => panic!("not refused {code:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_bucket_part_holds_its_most_and_the_next_opens_once_the_previous_holds_enough() {
+    use crate::ids::Bucket;
+    use crate::limits::{BUCKET_MAX_MESSAGES, BUCKET_OPENS_NEXT_AT};
+    let mut host = Host::default();
+    let (mut acc, alice) = created(&mut host, 4);
+    let period = NOW.div_euclid(DEFAULT_BUCKET_MS);
+    let part = |n| DocId::msgs(&tenant(), &conv_id(), Bucket::new(period, n));
+    let mut first = bucket_replica(&part(0), 2);
+
+    // Part 1 does not open while part 0 holds fewer than BUCKET_OPENS_NEXT_AT messages.
+    for i in 0..BUCKET_OPENS_NEXT_AT - 1 {
+        let change = message(&mut first, &format!("a{i}"), &alice.account);
+        accepted(host.drive(&mut acc, &part(0), &alice, change));
+    }
+    let mut early = bucket_replica(&part(1), 3);
+    let change = message(&mut early, "early", &alice.account);
+    refused_with(
+        host.drive(&mut acc, &part(1), &alice, change),
+        DenyCode::BucketNotOpen,
+    );
+    assert!(
+        host.asked.contains(&Need::Doc(part(0))) || acc.known_seq(&part(0)).is_some(),
+        "the previous part is read to decide"
+    );
+
+    // Part 0 takes messages up to BUCKET_MAX_MESSAGES (committed along the way, as a host
+    // does), then refuses the next one: it goes to the next part.
+    let mut last = 0;
+    for i in BUCKET_OPENS_NEXT_AT - 1..BUCKET_MAX_MESSAGES {
+        let change = message(&mut first, &format!("a{i}"), &alice.account);
+        last = accepted(host.drive(&mut acc, &part(0), &alice, change)).seq;
+        if i % 256 == 0 {
+            acc.committed(&part(0), last);
+        }
+    }
+    acc.committed(&part(0), last);
+    let change = message(&mut first, "over", &alice.account);
+    refused_with(
+        host.drive(&mut acc, &part(0), &alice, change),
+        DenyCode::BucketFull,
+    );
+
+    // Part 1 opens now, and then takes messages without asking again.
+    let mut next = bucket_replica(&part(1), 4);
+    for i in 0..3 {
+        let change = message(&mut next, &format!("b{i}"), &alice.account);
+        accepted(host.drive(&mut acc, &part(1), &alice, change));
+    }
+}

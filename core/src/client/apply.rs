@@ -5,7 +5,7 @@ use automerge::{Automerge, ScalarValue};
 
 use super::intent::Intent;
 use crate::doc::{read, write, DocError, IntentTag};
-use crate::ids::{direct_conv_id, support_conv_id, AccountId, DocId, TenantId};
+use crate::ids::{direct_conv_id, support_conv_id, AccountId, Bucket, DocId, TenantId};
 use crate::limits::REACTIONS_PER_MEMBER_MAX;
 use crate::model::conversation::*;
 use crate::model::message::MessageKind;
@@ -16,7 +16,7 @@ pub fn targets(
     intent: &Intent,
     tenant: &TenantId,
     me: &AccountId,
-    bucket_ms: impl Fn(&crate::ids::ConvId) -> i64,
+    place: impl Fn(&crate::ids::ConvId, i64) -> Bucket,
 ) -> Vec<DocId> {
     use Intent::*;
     let conv = |c| DocId::conv(tenant, c);
@@ -26,11 +26,7 @@ pub fn targets(
         OpenSupport {
             resource, client, ..
         } => vec![conv(&support_conv_id(tenant, client, resource))],
-        Send { conv: c, message } => vec![DocId::msgs(
-            tenant,
-            c,
-            message.created_at.div_euclid(bucket_ms(c).max(1)),
-        )],
+        Send { conv: c, message } => vec![DocId::msgs(tenant, c, place(c, message.created_at))],
         Edit {
             conv: c, bucket, ..
         }
@@ -54,8 +50,14 @@ pub fn targets(
         | SetRole { conv: c, .. }
         | SetInfo { conv: c, .. }
         | SetSetting { conv: c, .. }
-        | SetLifecycle { conv: c, .. } => vec![conv(c)],
-        SetConvPref { .. } | SetDraft { .. } | SetContact { .. } => {
+        | SetLifecycle { conv: c, .. }
+        | Block { conv: c, .. } => vec![conv(c)],
+        SetConvPref { .. }
+        | SetDraft { .. }
+        | SetContact { .. }
+        | Schedule { .. }
+        | EditScheduled { .. }
+        | CancelScheduled { .. } => {
             vec![DocId::private(tenant, me)]
         }
         SetProfile { .. } => vec![DocId::profile(tenant, me)],
@@ -65,7 +67,7 @@ pub fn targets(
 /// The conversation an intent is about, if any (known without loading anything: message
 /// buckets depend on the conversation's width, the conversation does not).
 pub fn conv_of(intent: &Intent, tenant: &TenantId, me: &AccountId) -> Option<crate::ids::ConvId> {
-    targets(intent, tenant, me, |_| DEFAULT_BUCKET_MS)
+    targets(intent, tenant, me, |_, at| Bucket::first(at))
         .first()
         .and_then(|d| d.conv_id().cloned())
 }
@@ -204,6 +206,7 @@ pub fn write_to(
             write::set_setting(doc, tag, now, key, json_scalar(value)?)?
         }
         SetLifecycle { state, .. } => write::set_lifecycle(doc, tag, now, *state, me)?,
+        Block { on, .. } => write::set_blocked(doc, tag, now, me, *on)?,
         AnswerProposal {
             proposal, status, ..
         } => write::set_proposal_status(doc, tag, now, proposal, *status)?,
@@ -218,6 +221,18 @@ pub fn write_to(
             contact: Some(contact),
         } => write::set_contact(doc, tag, now, id, contact)?,
         SetContact { id, contact: None } => write::remove_contact(doc, tag, now, id)?,
+        Schedule { id, conv, body, at } => {
+            let message = crate::model::schedule::NewSchedule {
+                conv: conv.clone(),
+                body: body.clone(),
+                at: *at,
+            };
+            crate::doc::schedule::schedule(doc, tag, now, id, &message)?
+        }
+        EditScheduled { id, body, at } => {
+            crate::doc::schedule::edit(doc, tag, now, id, body.as_deref(), *at)?
+        }
+        CancelScheduled { id } => crate::doc::schedule::cancel(doc, tag, now, id)?,
     };
     Ok(wrote.is_some())
 }
@@ -230,7 +245,7 @@ pub fn check(
     conv: Option<&Conversation>,
     bucket: Option<&Automerge>,
     now: i64,
-    bucket_id: Option<i64>,
+    bucket_id: Option<Bucket>,
 ) -> Result<(), Denial> {
     use Intent::*;
     let author = Author::user(me.clone());
@@ -241,9 +256,10 @@ pub fn check(
         last_post_ms: None,
         bucket: bucket_id,
     };
+    // The policy reads a message's author, kind, status and deletion, not its reactions.
     let message = |id: &crate::ids::MessageId| {
         bucket
-            .and_then(|b| read::read_message(b, id))
+            .and_then(|b| read::read_message_fields(b, id))
             .ok_or(Denial {
                 code: DenyCode::MessageMissing,
                 reason: format!("{id} is not loaded here"),
@@ -256,6 +272,8 @@ pub fn check(
         SetConvPref { .. } | SetDraft { .. } | SetProfile { .. } | SetContact { .. } => {
             return Ok(())
         }
+        // The author's own document; whether the message may be sent is decided at its time.
+        Schedule { .. } | EditScheduled { .. } | CancelScheduled { .. } => return Ok(()),
         Send { message: m, .. } => {
             if m.kind == MessageKind::System {
                 return Ok(());
@@ -366,6 +384,21 @@ pub fn check(
             to: *state,
             by: me.clone(),
         },
+        Block { on, .. } => {
+            let Some(before) = member(me) else {
+                return Err(Denial {
+                    code: DenyCode::NotMember,
+                    reason: "not a member".into(),
+                });
+            };
+            let mut after = before.clone();
+            after.blocked = *on;
+            Effect::UpdateMember {
+                before,
+                after,
+                fields: vec![crate::doc::schema::keys::BLOCKED.into()],
+            }
+        }
     };
     policy::check(&ctx, &author, &effect)
 }

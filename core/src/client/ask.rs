@@ -166,6 +166,14 @@ impl Loads {
         self.stored.iter().flatten()
     }
 
+    /// The stored documents in `range` (in key order), without walking the others.
+    pub(super) fn stored_in(
+        &self,
+        range: std::ops::RangeInclusive<DocId>,
+    ) -> impl DoubleEndedIterator<Item = &DocId> {
+        self.stored.iter().flat_map(move |s| s.range(range.clone()))
+    }
+
     pub(super) fn next_request(&mut self) -> RequestId {
         self.next_request += 1;
         RequestId(self.next_request - 1)

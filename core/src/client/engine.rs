@@ -14,12 +14,14 @@ use serde_bytes::ByteBuf;
 
 use super::apply;
 use super::ask::{Load, Loads, Outcome, RequestId};
+use super::buckets::BucketBook;
+use super::cache::ViewCell;
 pub use super::error::ClientError;
 use super::intent::Intent;
 use super::store::StoreOp;
 use crate::doc::{self, read, IntentTag};
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, MessageId, TenantId};
-use crate::model::conversation::{Conversation, DEFAULT_BUCKET_MS};
+use crate::model::conversation::Conversation;
 use crate::protocol::ClientFrame;
 
 /// Where an intent stands. Every intent ends accepted or rejected with a reason.
@@ -36,9 +38,13 @@ pub enum IntentStatus {
     /// with backoff until it is accepted or rejected for a reason about itself.
     Retrying,
     Accepted,
+    /// `code` for programs (a `refusal::Code`), `reason` for people (a sentence with names
+    /// and titles, `refusal`), `detail` the technical text (the server's or the policy's).
     Rejected {
         code: String,
         reason: String,
+        #[serde(default)]
+        detail: String,
     },
 }
 
@@ -68,10 +74,17 @@ pub enum Event {
     Typing {
         conv: String,
     },
+    /// A member's presence in `conv` changed (read it with `presence`).
+    Presence {
+        conv: String,
+    },
     Revoked {
         doc: String,
         reason: String,
     },
+    /// The server told of a change of the account's membership in a conversation (added,
+    /// removed, left, banned, a new role); the engine already follows or stopped it.
+    Membership(super::feed::MembershipChange),
     Online {
         online: bool,
     },
@@ -140,6 +153,10 @@ pub(super) struct ClientDoc {
     /// Not subscribed yet: the conversation's creation still waits in the outbox, and the
     /// server refuses to subscribe to a conversation that does not exist.
     pub(super) deferred: bool,
+    /// What the policy reads of a conversation document, as of `local`'s heads.
+    pub(super) view: ViewCell,
+    /// A message bucket's timeline items, as of its heads.
+    pub(super) timeline: super::timeline_cache::TimelineCell,
 }
 
 impl ClientDoc {
@@ -154,6 +171,8 @@ impl ClientDoc {
             acked: HashMap::new(),
             catching_up: false,
             deferred: false,
+            view: ViewCell::default(),
+            timeline: Default::default(),
         }
     }
 }
@@ -196,6 +215,12 @@ pub struct ClientEngine {
     pub(super) max_frame: usize,
     /// Store reads out and the work that waits for them.
     pub(super) loads: Loads,
+    /// What the server said of the conversations' bucket parts.
+    pub(super) buckets: BucketBook,
+    /// What the server said of the account's memberships.
+    pub(super) feed: super::feed::Feed,
+    /// Members' presence and ours (never stored).
+    pub(super) presence: super::presence::PresenceBook,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -225,6 +250,9 @@ impl ClientEngine {
             max_changes: 100,
             max_frame: 1 << 20,
             loads: Loads::empty_store(),
+            buckets: BucketBook::default(),
+            feed: Default::default(),
+            presence: Default::default(),
         }
     }
 
@@ -287,22 +315,16 @@ impl ClientEngine {
     /// The conversation as this device sees it (accepted plus pending).
     pub fn conversation(&self, conv: &ConvId) -> Option<Conversation> {
         let doc = self.docs.get(&DocId::conv(&self.config.tenant, conv))?;
-        Some(read::read_conversation(&doc.local, conv.clone())).filter(|c| c.meta.is_some())
+        Some(doc.view.read_full(&doc.local, conv)).filter(|c| c.meta.is_some())
     }
 
     pub(super) fn bucket_ms(&self, conv: &ConvId) -> i64 {
-        self.conversation(conv)
-            .and_then(|c| c.meta.map(|m| m.bucket_ms))
-            .unwrap_or(DEFAULT_BUCKET_MS)
+        self.cached_bucket_ms(conv)
     }
 
-    /// The bucket document a message created at `at` belongs to.
+    /// The bucket document a message of `conv` created at `at` goes to.
     pub fn bucket_doc(&self, conv: &ConvId, at: i64) -> DocId {
-        DocId::msgs(
-            &self.config.tenant,
-            conv,
-            at.div_euclid(self.bucket_ms(conv).max(1)),
-        )
+        DocId::msgs(&self.config.tenant, conv, self.bucket_for(conv, at))
     }
 
     // ---------- intents ----------
@@ -331,7 +353,7 @@ impl ClientEngine {
         let now = self.server_now(device_now);
         let me = self.config.account.clone();
         let tenant = self.config.tenant.clone();
-        let targets = apply::targets(&intent, &tenant, &me, |c| self.bucket_ms(c));
+        let targets = apply::targets(&intent, &tenant, &me, |c, at| self.bucket_for(c, at));
         let mut opened = Vec::new();
         for target in &targets {
             if self.ensure_doc(target)? {
@@ -386,27 +408,13 @@ impl ClientEngine {
         targets: &[DocId],
         now: i64,
     ) -> Result<(), ClientError> {
-        let conv_id = targets.first().and_then(|t| t.conv_id().cloned());
-        let conv = conv_id.as_ref().and_then(|c| self.conversation(c));
-        let bucket = targets
-            .iter()
-            .find(|t| matches!(t.target(), DocTarget::Msgs(..)));
-        let bucket_doc = bucket.and_then(|b| self.docs.get(b)).map(|d| &d.local);
-        let bucket_id = bucket.and_then(|b| match b.target() {
-            DocTarget::Msgs(_, n) => Some(*n),
-            _ => None,
-        });
-        apply::check(
-            intent,
-            &self.config.account,
-            conv.as_ref(),
-            bucket_doc,
-            now,
-            bucket_id,
-        )
-        .map_err(|d| ClientError::Denied {
-            code: d.code.as_str().to_owned(),
-            reason: d.reason,
+        self.policy_check(intent, targets, now).map_err(|d| {
+            let code = d.code.as_str().to_owned();
+            ClientError::Denied {
+                reason: self.explain(intent, &code),
+                code,
+                detail: d.reason,
+            }
         })
     }
 
@@ -541,6 +549,9 @@ impl ClientEngine {
         self.resubscribe.clear();
         let ids: Vec<u64> = self.outbox.keys().copied().collect();
         self.send_packed(ids, device_now);
+        // Conversations others added this account to (or removed it from) meanwhile.
+        self.ask_memberships();
+        self.presence_connected(device_now);
         self.out.push(Output::Event(Event::Online { online: true }));
     }
 
@@ -555,10 +566,15 @@ impl ClientEngine {
         }
         self.retry_at = None;
         self.resubscribe.clear();
+        self.feed_disconnected();
         for state in self.docs.values_mut() {
             state.catching_up = false;
             state.deferred = false;
         }
+        // Paging that waited for the server's listing goes on with what is stored.
+        self.buckets.disconnected();
+        let waiting = self.buckets.take_waiting();
+        self.page_again(waiting);
         self.out
             .push(Output::Event(Event::Online { online: false }));
     }
@@ -585,6 +601,13 @@ impl ClientEngine {
             doc: id.to_string(),
             after: state.cursor,
         }));
+        // Parts opened while this client was away are learnt with the conversation.
+        if let DocTarget::Conv(conv) = id.target() {
+            let conv = conv.clone();
+            self.ask_buckets(&conv, None);
+            // Our presence goes to it with the next tick.
+            self.presence.follow(conv);
+        }
     }
 
     /// `conv` exists only on this device so far: no accepted creation, and a change to its

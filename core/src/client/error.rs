@@ -3,8 +3,13 @@
 /// Errors of the client engine (a denied intent carries the policy's code).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
+    /// The policy said no: `reason` for people (`refusal`), `detail` the policy's own words.
     #[error("{code}: {reason}")]
-    Denied { code: String, reason: String },
+    Denied {
+        code: String,
+        reason: String,
+        detail: String,
+    },
     #[error("{0}")]
     NotApplicable(String),
     #[error("stored data is unreadable: {0}")]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, ContactId, ConvId, MessageId, ResourceId};
+use crate::ids::{AccountId, Bucket, ContactId, ConvId, MessageId, ResourceId};
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
 use crate::model::conversation::{Lifecycle, Role, Settings};
@@ -43,18 +43,18 @@ pub enum Intent {
     Edit {
         conv: ConvId,
         message: MessageId,
-        bucket: i64,
+        bucket: Bucket,
         body: String,
     },
     Delete {
         conv: ConvId,
         message: MessageId,
-        bucket: i64,
+        bucket: Bucket,
     },
     React {
         conv: ConvId,
         message: MessageId,
-        bucket: i64,
+        bucket: Bucket,
         emoji: String,
         on: bool,
     },
@@ -104,11 +104,16 @@ pub enum Intent {
         conv: ConvId,
         state: Lifecycle,
     },
+    /// Blocks (`on`) or unblocks the other member of a direct conversation.
+    Block {
+        conv: ConvId,
+        on: bool,
+    },
     /// The counterparty's answer: the proposal's new status (the response message is a `Send`).
     AnswerProposal {
         conv: ConvId,
         proposal: MessageId,
-        bucket: i64,
+        bucket: Bucket,
         status: ProposalStatus,
     },
     /// A per-conversation preference in the private document (muted, pinned, archived, ...).
@@ -128,6 +133,24 @@ pub enum Intent {
     SetContact {
         id: ContactId,
         contact: Option<Contact>,
+    },
+    /// A message the server posts at `at` (in the private document until then:
+    /// `doc::schedule`).
+    Schedule {
+        id: MessageId,
+        conv: ConvId,
+        body: String,
+        at: i64,
+    },
+    /// A new body and/or time for a pending scheduled message.
+    EditScheduled {
+        id: MessageId,
+        body: Option<String>,
+        at: Option<i64>,
+    },
+    /// Cancels a scheduled message (or dismisses a refused one).
+    CancelScheduled {
+        id: MessageId,
     },
 }
 
@@ -152,11 +175,15 @@ impl Intent {
             Intent::SetInfo { .. } => "set_info",
             Intent::SetSetting { .. } => "set_setting",
             Intent::SetLifecycle { .. } => "set_lifecycle",
+            Intent::Block { .. } => "block",
             Intent::AnswerProposal { .. } => "answer_proposal",
             Intent::SetConvPref { .. } => "set_conv_pref",
             Intent::SetDraft { .. } => "set_draft",
             Intent::SetProfile { .. } => "set_profile",
             Intent::SetContact { .. } => "set_contact",
+            Intent::Schedule { .. } => "schedule",
+            Intent::EditScheduled { .. } => "edit_scheduled",
+            Intent::CancelScheduled { .. } => "cancel_scheduled",
         }
     }
 }

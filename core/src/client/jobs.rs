@@ -10,7 +10,7 @@ use super::ask::{Job, Outcome, Ready, RequestId};
 use super::engine::{ClientEngine, Event, IntentStatus, OutboxEntry, Output};
 use super::error::ClientError;
 use super::intent::Intent;
-use crate::ids::{ConvId, DocId, DocTarget};
+use crate::ids::{Bucket, ConvId, DocId, DocTarget};
 
 impl ClientEngine {
     /// Loads `conv` and its newest stored message buckets, newest first, until at least
@@ -96,7 +96,7 @@ impl ClientEngine {
                 other => return other,
             }
         }
-        let targets = apply::targets(intent, &tenant, &me, |c| self.bucket_ms(c));
+        let targets = apply::targets(intent, &tenant, &me, |c, at| self.bucket_for(c, at));
         let mut state = Ready::Yes;
         for target in &targets {
             match self.ready(target) {
@@ -117,13 +117,14 @@ impl ClientEngine {
         device_now: i64,
         error: &ClientError,
     ) {
-        let reason = match error {
-            ClientError::Denied { reason, .. } => reason.clone(),
-            other => other.to_string(),
+        let (reason, detail) = match error {
+            ClientError::Denied { reason, detail, .. } => (reason.clone(), detail.clone()),
+            other => (self.explain(&intent, other.code()), other.to_string()),
         };
         let status = IntentStatus::Rejected {
             code: error.code().to_owned(),
             reason,
+            detail,
         };
         let entry = OutboxEntry {
             id,
@@ -223,8 +224,8 @@ impl ClientEngine {
     }
 
     /// Stored message buckets of `conv`, newest first.
-    fn stored_buckets(&self, conv: &ConvId) -> Vec<i64> {
-        let mut buckets: Vec<i64> = self
+    fn stored_buckets(&self, conv: &ConvId) -> Vec<Bucket> {
+        let mut buckets: Vec<Bucket> = self
             .loads
             .stored()
             .filter_map(|d| match d.target() {
@@ -237,10 +238,13 @@ impl ClientEngine {
     }
 
     /// Message buckets of `conv` in memory.
-    fn loaded_buckets(&self, conv: &ConvId) -> BTreeSet<i64> {
+    fn loaded_buckets(&self, conv: &ConvId) -> BTreeSet<Bucket> {
         let tenant = &self.config.tenant;
         self.docs
-            .range(DocId::msgs(tenant, conv, i64::MIN)..=DocId::msgs(tenant, conv, i64::MAX))
+            .range(
+                DocId::msgs(tenant, conv, Bucket::new(i64::MIN, 0))
+                    ..=DocId::msgs(tenant, conv, Bucket::new(i64::MAX, u32::MAX)),
+            )
             .filter_map(|(d, _)| match d.target() {
                 DocTarget::Msgs(c, b) if c == conv => Some(*b),
                 _ => None,
@@ -254,8 +258,15 @@ impl ClientEngine {
             Ready::Yes => {}
             other => return other,
         }
-        let current = self.bucket_doc(conv, self.server_now(device_now));
-        match self.have(&current) {
+        // The newest part known of the current period (the live end; newer parts the
+        // server lists are followed when they come).
+        let period = self
+            .server_now(device_now)
+            .div_euclid(self.bucket_ms(conv).max(1));
+        let current = self
+            .newest_known(conv, period)
+            .unwrap_or(Bucket::first(period));
+        match self.have(&DocId::msgs(&self.config.tenant, conv, current)) {
             Ready::Yes => {}
             other => return other,
         }
@@ -272,6 +283,10 @@ impl ClientEngine {
         Ready::Yes
     }
 
+    /// The next older part to load: the newest known one (stored or listed by the server)
+    /// older than what is in memory; else, online, the server's listing is asked for and
+    /// the request waits for it; offline (or when a listing failed), the first part of the period before (down to
+    /// the conversation's first period).
     fn step_older(
         &mut self,
         request: RequestId,
@@ -290,12 +305,21 @@ impl ClientEngine {
             None => {
                 let loaded = self.loaded_buckets(&conv);
                 let oldest = loaded.first().copied();
-                let next_stored = self
-                    .stored_buckets(&conv)
+                let next_known = self
+                    .known_buckets(&conv)
                     .into_iter()
+                    .rev()
                     .find(|b| oldest.is_none_or(|o| *b < o) && !loaded.contains(b));
-                match next_stored {
+                match next_known {
                     Some(bucket) => DocId::msgs(&self.config.tenant, &conv, bucket),
+                    None if self.buckets.reached_start(&conv) => {
+                        self.done(request, Outcome::Older { more: false });
+                        return None;
+                    }
+                    None if self.online && self.buckets.may_ask(&conv) => {
+                        self.wait_for_listing(request, &conv, oldest, device_now);
+                        return None;
+                    }
                     None => {
                         match self.have(&DocId::conv(&self.config.tenant, &conv)) {
                             Ready::Yes => {}
@@ -309,7 +333,7 @@ impl ClientEngine {
                         let now = self.server_now(device_now);
                         let candidate = oldest.map_or_else(
                             || now.div_euclid(self.bucket_ms(&conv).max(1)),
-                            |o| o - 1,
+                            |o| o.period - 1,
                         );
                         match first {
                             Some(first) if candidate >= first => {
@@ -372,20 +396,32 @@ impl ClientEngine {
         if wait {
             return Some(waiting(skipped));
         }
-        let pending: Vec<Intent> = self
+        // What each pending intent wrote to, as written (a message's part was chosen then).
+        let pending: Vec<(Intent, Vec<DocId>)> = self
             .outbox
             .values()
             .filter(|e| !e.is_final())
-            .map(|e| e.intent.clone())
+            .map(|e| {
+                let written = e
+                    .changes
+                    .iter()
+                    .filter_map(|c| DocId::parse(&c.doc).ok())
+                    .collect();
+                (e.intent.clone(), written)
+            })
             .collect();
-        for intent in &pending {
+        for (intent, written) in &pending {
             if let Some(conv) = apply::conv_of(intent, &tenant, &me) {
                 if self.have_all(&[DocId::conv(&tenant, &conv)], &mut skipped) {
                     wait = true;
                     continue;
                 }
             }
-            let targets = apply::targets(intent, &tenant, &me, |c| self.bucket_ms(c));
+            let targets = if written.is_empty() {
+                apply::targets(intent, &tenant, &me, |c, at| self.bucket_for(c, at))
+            } else {
+                written.clone()
+            };
             wait |= self.have_all(&targets, &mut skipped);
         }
         if wait {

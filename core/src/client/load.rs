@@ -188,7 +188,9 @@ impl ClientEngine {
         let conv = apply::conv_of(intent, &tenant, &me).map(|c| DocId::conv(&tenant, &c));
         let mut wanted: Vec<DocId> = conv.iter().cloned().collect();
         if conv.is_none_or(|c| self.docs.contains_key(&c) || !self.is_stored(&c)) {
-            wanted.extend(apply::targets(intent, &tenant, &me, |c| self.bucket_ms(c)));
+            wanted.extend(apply::targets(intent, &tenant, &me, |c, at| {
+                self.bucket_for(c, at)
+            }));
         }
         for doc in wanted {
             let idle = !self.docs.contains_key(&doc)

@@ -4,23 +4,33 @@
 
 pub mod apply;
 mod ask;
+mod buckets;
+mod cache;
 mod catchup;
 pub mod engine;
 mod error;
+mod feed;
 pub mod host;
 pub mod intent;
 mod jobs;
 mod load;
 mod persist;
+mod presence;
 mod receive;
+pub mod refusal;
+mod retention;
 mod retry;
 pub mod store;
+mod timeline_cache;
 mod views;
 
 pub use crate::doc::read::{ConvPrefs, PrivateData};
 pub use ask::{Load, LoadId, Outcome, Read, RequestId};
+pub use cache::ReadStats;
 pub use engine::{ClientConfig, ClientEngine, ClientError, Event, IntentStatus, Output};
+pub use feed::MembershipChange;
 pub use intent::Intent;
 pub use persist::HostKey;
+pub use presence::{presence_refresh_ms, MemberPresence, PresenceState};
 pub use store::{LocalStore, MemoryStore, StoreError, StoreOp};
 pub use views::{ConversationSummary, TimelineItem};

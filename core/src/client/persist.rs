@@ -22,7 +22,7 @@ use crate::ids::{DocId, MessageId};
 use crate::protocol::SeqChange;
 
 /// Prefix of the index of stored documents (`docs/<doc id>` → empty value).
-const DOCS_PREFIX: &str = "docs/";
+pub(super) const DOCS_PREFIX: &str = "docs/";
 const OUTBOX_PREFIX: &str = "out/";
 
 /// Records a host keeps beside the engine's data, in the same store.

@@ -3,13 +3,19 @@
 
 use automerge::Change;
 
-use super::engine::{created_messages, ClientEngine, Event, IntentStatus, Output};
+use super::buckets::MOVES_MAX;
+use super::engine::{created_messages, ClientEngine, ClientError, Event, IntentStatus, Output};
+use super::intent::Intent;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::policy::DenyCode;
 use crate::protocol::{ClientFrame, ErrorCode, SeqChange, ServerFrame, SignalKind};
 
 impl ClientEngine {
     /// Handles one frame from the server.
     pub fn receive(&mut self, frame: ServerFrame, device_now: i64) {
+        if let ServerFrame::Error { doc: Some(doc), .. } = &frame {
+            self.listing_failed(doc);
+        }
         match frame {
             ServerFrame::Changes { doc, changes } => self.on_changes(&doc, changes),
             ServerFrame::Snapshot {
@@ -18,7 +24,10 @@ impl ClientEngine {
                 data,
                 order,
             } => self.on_snapshot(&doc, seq, &data, order.as_ref()),
-            ServerFrame::Synced { doc, .. } => self.on_synced(&doc),
+            ServerFrame::Synced { doc, .. } => {
+                self.on_synced(&doc);
+                self.expire_after_sync(&doc, device_now);
+            }
             ServerFrame::Ack { doc, hash, seq } => {
                 self.on_ack(&doc, &hash, seq);
                 self.on_progress(device_now);
@@ -33,6 +42,9 @@ impl ClientEngine {
                     self.on_reject_frame(&doc, &hash, code, reason, device_now);
                 }
             }
+            ServerFrame::Revoked { doc, code, .. } if code == "retention_expired" => {
+                self.on_expired_bucket(&doc);
+            }
             ServerFrame::Revoked { doc, reason, .. } => {
                 if let Ok(id) = DocId::parse(&doc) {
                     if let Some(state) = self.docs.get_mut(&id) {
@@ -43,8 +55,11 @@ impl ClientEngine {
                 self.out.push(Output::Event(Event::Revoked { doc, reason }));
             }
             ServerFrame::Signal {
-                doc, from, kind, ..
-            } => self.on_signal(&doc, from, kind, device_now),
+                doc,
+                from,
+                kind,
+                data,
+            } => self.on_signal(&doc, from, kind, data, device_now),
             ServerFrame::Welcome {
                 server_time,
                 max_changes,
@@ -62,6 +77,11 @@ impl ClientEngine {
             } if code == "forbidden" => self.on_forbidden(&doc),
             ServerFrame::Error {
                 code,
+                doc: Some(doc),
+                ..
+            } if code == "bucket_expired" => self.on_expired_bucket(&doc),
+            ServerFrame::Error {
+                code,
                 doc,
                 hash,
                 retry_after_ms,
@@ -70,6 +90,25 @@ impl ClientEngine {
                 doc.as_deref(),
                 hash.as_ref().map(|h| h.as_slice()),
                 retry_after_ms,
+                device_now,
+            ),
+            ServerFrame::Buckets { doc, buckets, more } => self.on_buckets(&doc, buckets, more),
+            ServerFrame::Bucket { doc, bucket } => self.on_bucket(&doc, bucket),
+            ServerFrame::Memberships { memberships, more } => {
+                self.on_memberships(memberships, more, device_now)
+            }
+            ServerFrame::Membership {
+                conv,
+                role,
+                status,
+                seq,
+            } => self.on_membership(
+                crate::protocol::Membership {
+                    conv,
+                    role,
+                    status,
+                    seq,
+                },
                 device_now,
             ),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
@@ -90,22 +129,28 @@ impl ClientEngine {
         }
     }
 
-    fn on_signal(&mut self, doc: &str, from: String, kind: SignalKind, device_now: i64) {
+    fn on_signal(
+        &mut self,
+        doc: &str,
+        from: String,
+        kind: SignalKind,
+        data: Option<String>,
+        device_now: i64,
+    ) {
         let (Ok(id), Ok(from)) = (DocId::parse(doc), AccountId::new(from)) else {
             return;
         };
         let Some(conv) = id.conv_id().cloned() else {
             return;
         };
+        if kind == SignalKind::Presence {
+            return self.on_presence(conv, from, data.as_deref(), device_now);
+        }
         let typing = self.typing.entry(conv.clone()).or_default();
-        match kind {
-            SignalKind::Typing => {
-                typing.insert(from, device_now + 6000);
-            }
-            SignalKind::StoppedTyping => {
-                typing.remove(&from);
-            }
-            SignalKind::Presence => {}
+        if kind == SignalKind::Typing {
+            typing.insert(from, device_now + 6000);
+        } else {
+            typing.remove(&from);
         }
         self.out.push(Output::Event(Event::Typing {
             conv: conv.to_string(),
@@ -245,8 +290,36 @@ impl ClientEngine {
         let Ok(doc_id) = DocId::parse(doc) else {
             return;
         };
-        if let Some(entry) = self.outbox.get_mut(&rejected_id) {
-            entry.status = IntentStatus::Rejected { code, reason };
+        // A refusal about where a message was put moves it (and the sends after it in the
+        // same part) to the part the refusal points to; a message that keeps being moved
+        // ends rejected.
+        let moves_to = DenyCode::parse(&code).filter(|c| c.moves_message());
+        if let Some(deny) = moves_to {
+            self.note_bucket_refusal(&doc_id, deny);
+        }
+        let moved = |engine: &Self, id: u64| {
+            moves_to.is_some()
+                && engine.buckets.moves_of(id) < MOVES_MAX
+                && engine
+                    .outbox
+                    .get(&id)
+                    .is_some_and(|e| matches!(e.intent, Intent::Send { .. }))
+        };
+        let mut moving: Vec<u64> = Vec::new();
+        if moved(self, rejected_id) {
+            moving.push(rejected_id);
+        } else {
+            let human = self
+                .outbox
+                .get(&rejected_id)
+                .map(|e| self.explain(&e.intent, &code));
+            if let (Some(entry), Some(human)) = (self.outbox.get_mut(&rejected_id), human) {
+                entry.status = IntentStatus::Rejected {
+                    code,
+                    reason: human,
+                    detail: reason,
+                };
+            }
         }
         // Intents rejected before are out of the document for good: neither rebased nor
         // re-applied (their changes stay in the outbox only until dismissed).
@@ -271,6 +344,10 @@ impl ClientEngine {
         }
         let now = self.server_now(device_now);
         for id in later {
+            if !moving.is_empty() && moved(self, id) {
+                moving.push(id);
+                continue;
+            }
             let Some(mut entry) = self.outbox.remove(&id) else {
                 continue;
             };
@@ -279,10 +356,22 @@ impl ClientEngine {
             match checked.and_then(|()| self.write(&doc_id, &entry.intent, id, now)) {
                 Ok(Some(change)) => entry.changes.push(change),
                 Ok(None) => {}
+                Err(ClientError::Denied {
+                    code,
+                    reason,
+                    detail,
+                }) => {
+                    entry.status = IntentStatus::Rejected {
+                        code,
+                        reason,
+                        detail,
+                    }
+                }
                 Err(e) => {
                     entry.status = IntentStatus::Rejected {
                         code: e.code().to_owned(),
-                        reason: e.to_string(),
+                        reason: self.explain(&entry.intent, e.code()),
+                        detail: e.to_string(),
                     }
                 }
             }
@@ -299,7 +388,17 @@ impl ClientEngine {
                 self.dispatch(id, device_now);
             }
         }
-        self.persist_entry(rejected_id);
+        // Their stored entries stay as they were until they are written again: a restart in
+        // between sends the old change, is refused again and moves it again.
+        for id in &moving {
+            if let Some(entry) = self.outbox.remove(id) {
+                self.buckets.note_move(*id);
+                self.hold_intent(*id, entry.intent, device_now);
+            }
+        }
+        if !moving.contains(&rejected_id) {
+            self.persist_entry(rejected_id);
+        }
         if let Some(status) = self.status(rejected_id) {
             self.out.push(Output::Event(Event::Intent {
                 id: rejected_id,

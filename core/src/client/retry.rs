@@ -42,6 +42,7 @@ impl ClientEngine {
     /// intent that waits for it and subscribes again where a transient error may have
     /// dropped a subscription. Calling it early or often is harmless.
     pub fn tick(&mut self, device_now: i64) {
+        self.presence_due(device_now);
         if !self.online {
             return;
         }
@@ -199,6 +200,8 @@ impl ClientEngine {
                 for id in self.unanswered(|_| true) {
                     marked |= self.mark_resend(id);
                 }
+                // The membership list may have been it, or failed itself.
+                marked |= self.feed_failed();
             }
         }
         if marked {
@@ -318,6 +321,7 @@ impl ClientEngine {
             due.push(e.id);
         }
         self.send_packed(due, device_now);
+        self.feed_round();
         for id in std::mem::take(&mut self.resubscribe) {
             if self.docs.get(&id).is_some_and(|d| d.catching_up) {
                 self.subscribe(&id);

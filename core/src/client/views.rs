@@ -8,10 +8,12 @@ use automerge::Automerge;
 use serde::{Deserialize, Serialize};
 
 use super::engine::ClientEngine;
+use super::timeline_cache::TimelineCell;
 use crate::doc::read::{self, ConvPrefs, PrivateData};
-use crate::ids::{AccountId, ContactId, ConvId, DocId, DocTarget, MessageId};
+use crate::ids::{AccountId, Bucket, ContactId, ConvId, DocId, DocTarget, MessageId};
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
+use crate::model::message::Message;
 
 /// A message in a timeline view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +21,7 @@ pub struct TimelineItem {
     pub message: crate::model::message::Message,
     /// Server order; `None` while pending.
     pub seq: Option<u64>,
-    pub bucket: i64,
+    pub bucket: Bucket,
     pub pending: bool,
 }
 
@@ -52,16 +54,7 @@ impl ClientEngine {
             if c != conv {
                 continue;
             }
-            let accepted = accepted_messages(&state.server);
-            for message in read::read_messages(&state.local) {
-                let pending = !accepted.contains(&message.id);
-                items.push(TimelineItem {
-                    seq: state.message_seq.get(&message.id).copied(),
-                    bucket: *bucket,
-                    pending,
-                    message,
-                });
-            }
+            items.extend(TimelineCell::items(state, *bucket).iter().cloned());
         }
         // Server order (bucket, seq); restored messages without a known seq by time; pending last.
         items.sort_by(|a, b| {
@@ -83,7 +76,25 @@ impl ClientEngine {
         items
     }
 
-    /// The conversation list: last activity first, unread counts from read markers.
+    /// One message of a loaded bucket of `conv` as this device sees it, without its
+    /// reactions, and its bucket: a lookup per loaded bucket, not a timeline.
+    pub fn message(&self, conv: &ConvId, id: &MessageId) -> Option<(Bucket, Message)> {
+        self.docs
+            .range(
+                DocId::msgs(&self.config.tenant, conv, Bucket::new(i64::MIN, 0))
+                    ..=DocId::msgs(&self.config.tenant, conv, Bucket::new(i64::MAX, u32::MAX)),
+            )
+            .rev()
+            .find_map(|(doc, state)| match doc.target() {
+                DocTarget::Msgs(c, bucket) if c == conv => {
+                    read::read_message_fields(&state.local, id).map(|m| (*bucket, m))
+                }
+                _ => None,
+            })
+    }
+
+    /// The conversation list: last activity first, unread counts from read markers. Deleted
+    /// conversations are left out (`conversation()` still reads them).
     pub fn conversations(&self) -> Vec<ConversationSummary> {
         let private = self.private_data();
         let mut out = Vec::new();
@@ -95,6 +106,9 @@ impl ClientEngine {
             let Some(meta) = conv.meta.as_ref() else {
                 continue;
             };
+            if conv.lifecycle.state == crate::model::conversation::Lifecycle::Deleted {
+                continue;
+            }
             let timeline = self.timeline(conv_id);
             let marker = conv.reads.get(&self.config.account);
             let read_upto = marker.and_then(|m| timeline.iter().position(|i| i.message.id == *m));
@@ -176,7 +190,7 @@ impl ClientEngine {
 }
 
 /// Ids of the messages in a bucket document.
-fn accepted_messages(doc: &Automerge) -> HashSet<MessageId> {
+pub(super) fn accepted_messages(doc: &Automerge) -> HashSet<MessageId> {
     let mut out = HashSet::new();
     let Some(messages) = read::get_map(doc, &automerge::ROOT, crate::doc::schema::keys::MESSAGES)
     else {

@@ -6,6 +6,7 @@
 //! into one tagged Automerge transaction.
 
 pub mod read;
+pub mod schedule;
 pub mod schema;
 pub mod write;
 
@@ -27,6 +28,8 @@ pub enum DocError {
     Missing(&'static str),
     #[error("intent not applicable: {0}")]
     NotApplicable(String),
+    #[error(transparent)]
+    Schedule(#[from] crate::model::schedule::ScheduleError),
 }
 
 fn derived_actor(domain: &str, doc: &DocId) -> ActorId {

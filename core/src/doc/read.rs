@@ -80,6 +80,7 @@ pub fn read_member(doc: &Automerge, members: &ObjId, account_id: &AccountId) -> 
     member.removed_at = get_int(doc, &obj, REMOVED_AT);
     member.nickname = get_str(doc, &obj, NICKNAME);
     member.color = get_str(doc, &obj, COLOR);
+    member.blocked = get_bool(doc, &obj, BLOCKED).unwrap_or(false);
     for permission in Permission::ALL {
         if let Some(value) = get_bool(doc, &obj, permission.as_str()) {
             member.overrides.insert(*permission, value);
@@ -165,6 +166,16 @@ pub fn read_settings(doc: &Automerge, kind: ConvKind) -> Settings {
     s.allow_reactions = get_bool(doc, &obj, ALLOW_REACTIONS).unwrap_or(s.allow_reactions);
     s.allow_stickers = get_bool(doc, &obj, ALLOW_STICKERS).unwrap_or(s.allow_stickers);
     s.allow_attachments = get_bool(doc, &obj, ALLOW_ATTACHMENTS).unwrap_or(s.allow_attachments);
+    s.locked = get_bool(doc, &obj, LOCKED).unwrap_or(s.locked);
+    if let Some(v) = parsed(get_str(doc, &obj, ADD_MEMBERS_POLICY), EditPolicy::parse) {
+        s.add_members_policy = v;
+    }
+    if let Some(v) = parsed(
+        get_str(doc, &obj, SCOPE),
+        crate::model::joining::Scope::parse,
+    ) {
+        s.scope = v;
+    }
     s
 }
 
@@ -240,6 +251,20 @@ pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
         reads: read_reads(doc),
         lifecycle: read_lifecycle(doc),
     }
+}
+
+/// How many messages a bucket holds (deleted ones too: a tombstone keeps its place). Reads
+/// the shard maps' lengths only, not the messages.
+pub fn message_count(doc: &Automerge) -> usize {
+    let Some(messages) = get_map(doc, &ROOT, MESSAGES) else {
+        return 0;
+    };
+    doc.map_range(&messages, ..)
+        .filter_map(|item| match item.value {
+            automerge::ValueRef::Object(ObjType::Map) => Some(doc.length(item.id())),
+            _ => None,
+        })
+        .sum()
 }
 
 /// One message of a bucket, without its reactions. One pass over the message's map: most
@@ -419,6 +444,9 @@ pub struct Scheduled {
     pub conv: ConvId,
     pub body: String,
     pub at: i64,
+    /// Set by the server when it could not post it at its time: the reject code (e.g.
+    /// `member_inactive`). A pending one has none.
+    pub refused: Option<String>,
 }
 
 /// The private document, typed.
@@ -493,8 +521,17 @@ pub fn read_private(doc: &Automerge) -> PrivateData {
                 get_str(doc, &obj, BODY),
                 get_int(doc, &obj, AT),
             ) {
-                out.scheduled
-                    .insert(id.clone(), Scheduled { id, conv, body, at });
+                let refused = get_str(doc, &obj, REFUSED);
+                out.scheduled.insert(
+                    id.clone(),
+                    Scheduled {
+                        id,
+                        conv,
+                        body,
+                        at,
+                        refused,
+                    },
+                );
             }
         }
     }

@@ -50,6 +50,9 @@ pub mod keys {
     pub const ALLOW_REACTIONS: &str = "allow_reactions";
     pub const ALLOW_STICKERS: &str = "allow_stickers";
     pub const ALLOW_ATTACHMENTS: &str = "allow_attachments";
+    pub const LOCKED: &str = "locked";
+    pub const ADD_MEMBERS_POLICY: &str = "add_members_policy";
+    pub const SCOPE: &str = "scope";
 
     // conv/members/<account>
     pub const ROLE: &str = "role";
@@ -60,6 +63,7 @@ pub mod keys {
     pub const REMOVED_AT: &str = "removed_at";
     pub const NICKNAME: &str = "nickname";
     pub const COLOR: &str = "color";
+    pub const BLOCKED: &str = "blocked";
 
     // conv/pins/<message> and conv/lifecycle
     pub const BY: &str = "by";
@@ -90,6 +94,8 @@ pub mod keys {
     pub const CONVS: &str = "convs";
     pub const DRAFTS: &str = "drafts";
     pub const SCHEDULED: &str = "scheduled";
+    /// `private/scheduled/<message>/refused`: why the server did not post it (a reject code).
+    pub const REFUSED: &str = "refused";
     pub const PHONE: &str = "phone";
     pub const EMAIL: &str = "email";
     pub const ACCOUNT: &str = "account";
@@ -187,6 +193,9 @@ pub const SETTINGS_FIELDS: &[(&str, FieldType)] = &[
     (ALLOW_REACTIONS, Bool),
     (ALLOW_STICKERS, Bool),
     (ALLOW_ATTACHMENTS, Bool),
+    (LOCKED, Bool),
+    (ADD_MEMBERS_POLICY, Str),
+    (SCOPE, Str),
 ];
 
 /// Fields of `conv/members/<account>`, permission overrides (`can_*`, booleans) aside.
@@ -199,6 +208,7 @@ pub const MEMBER_FIELDS: &[(&str, FieldType)] = &[
     (REMOVED_AT, Int),
     (NICKNAME, Str),
     (COLOR, Str),
+    (BLOCKED, Bool),
 ];
 
 /// Fields of `conv/pins/<message>`.
@@ -255,7 +265,8 @@ pub const CONV_PREF_FIELDS: &[(&str, FieldType)] = &[
 ];
 
 /// Fields of `private/scheduled/<message>`.
-pub const SCHEDULED_FIELDS: &[(&str, FieldType)] = &[(CONV, Str), (BODY, Str), (AT, Int)];
+pub const SCHEDULED_FIELDS: &[(&str, FieldType)] =
+    &[(CONV, Str), (BODY, Str), (AT, Int), (REFUSED, Str)];
 
 /// The type of `field` in a field table, or `None` for a key the schema does not name.
 pub fn field_type(table: &[(&str, FieldType)], field: &str) -> Option<FieldType> {

@@ -120,6 +120,16 @@ pub fn settings_values(s: &Settings) -> Vec<(&'static str, ScalarValue)> {
     if let Some(days) = s.retention_days {
         out.push((RETENTION_DAYS, i64::from(days).into()));
     }
+    // Written only when set, so creation changes of unlocked conversations keep their bytes.
+    if s.locked {
+        out.push((LOCKED, true.into()));
+    }
+    if s.add_members_policy != EditPolicy::AllMembers {
+        out.push((ADD_MEMBERS_POLICY, s.add_members_policy.as_str().into()));
+    }
+    if s.scope != crate::model::joining::Scope::Private {
+        out.push((SCOPE, s.scope.as_str().into()));
+    }
     out
 }
 
@@ -261,6 +271,8 @@ pub fn set_member_status(
             MemberStatus::Left => tx.put(&obj, LEFT_AT, now_ms)?,
             MemberStatus::Removed | MemberStatus::Banned => tx.put(&obj, REMOVED_AT, now_ms)?,
             MemberStatus::Active => tx.put(&obj, JOINED_AT, now_ms)?,
+            // A request records nothing but itself; see `policy::joining`.
+            MemberStatus::Requested => {}
         }
         Ok(())
     })
@@ -315,6 +327,21 @@ pub fn set_member_field(
     })
 }
 
+/// Sets whether `account` blocks the other member of a direct conversation.
+pub fn set_blocked(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    on: bool,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = member_obj(tx, account)?;
+        tx.put(&obj, BLOCKED, on)?;
+        Ok(())
+    })
+}
+
 /// Sets or clears one `info` field (title, description, avatar, theme).
 pub fn set_info(
     doc: &mut Automerge,
@@ -362,6 +389,22 @@ pub fn set_setting(
     transact(doc, tag, now_ms, |tx| {
         let obj = top(tx, SETTINGS)?;
         tx.put(&obj, key, value)?;
+        Ok(())
+    })
+}
+
+/// Several settings in one change (REST's settings patch).
+pub fn set_settings(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    values: &[(&'static str, ScalarValue)],
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, SETTINGS)?;
+        for (key, value) in values {
+            tx.put(&obj, *key, value.clone())?;
+        }
         Ok(())
     })
 }

@@ -107,6 +107,9 @@ str_enum!(
         Left = "left",
         Removed = "removed",
         Banned = "banned",
+        /// Asked to join where approval is required; not a member until approved (declined:
+        /// `removed`).
+        Requested = "requested",
     }
 );
 
@@ -117,7 +120,13 @@ str_enum!(
 
 str_enum!(
     /// How accounts join (seed 003 `join_policy`).
-    JoinPolicy, "join_policy" { InviteOnly = "invite_only", Link = "link_join", Open = "open" }
+    JoinPolicy, "join_policy" {
+        InviteOnly = "invite_only",
+        // serde's snake_case would say `link`: one spelling everywhere (REST took only `link`).
+        #[serde(rename = "link_join")]
+        Link = "link_join",
+        Open = "open",
+    }
 );
 
 str_enum!(
@@ -127,7 +136,13 @@ str_enum!(
 
 str_enum!(
     /// Lifecycle of a conversation (seed 002: archive is inbox-level, close finalizes).
-    Lifecycle, "lifecycle" { Active = "active", Archived = "archived", Closed = "closed" }
+    Lifecycle, "lifecycle" {
+        Active = "active",
+        Archived = "archived",
+        Closed = "closed",
+        // Soft delete by the owner (seed 001 `deleted_at`: the lifecycle's `at`); final.
+        Deleted = "deleted",
+    }
 );
 
 str_enum!(
@@ -150,6 +165,12 @@ pub struct Settings {
     pub allow_reactions: bool,
     pub allow_stickers: bool,
     pub allow_attachments: bool,
+    /// Seed 003 `is_locked`: no new messages, edits, reactions or answers until unlocked.
+    pub locked: bool,
+    /// Seed 001 `only_admins_can_add_members`: who may add members and approve requests.
+    pub add_members_policy: EditPolicy,
+    /// Who can find the conversation (seed 001 `channel.is_public`).
+    pub scope: super::joining::Scope,
 }
 
 impl Settings {
@@ -171,6 +192,9 @@ impl Settings {
             allow_reactions: true,
             allow_stickers: true,
             allow_attachments: true,
+            locked: false,
+            add_members_policy: EditPolicy::AllMembers,
+            scope: super::joining::Scope::Private,
         }
     }
 }
@@ -189,6 +213,9 @@ pub struct Member {
     pub color: Option<String>,
     /// Per-member overrides; they replace the role default for that permission.
     pub overrides: BTreeMap<Permission, bool>,
+    /// Seed 003 `is_blocked`, direct conversations only: this member blocks the other, and
+    /// neither posts, edits or reacts there until it is cleared.
+    pub blocked: bool,
 }
 
 impl Member {
@@ -204,6 +231,7 @@ impl Member {
             nickname: None,
             color: None,
             overrides: BTreeMap::new(),
+            blocked: false,
         }
     }
 
@@ -331,8 +359,10 @@ impl Conversation {
         self.members.values().filter(|m| m.is_active()).count()
     }
 
-    /// Bucket of a message created at `created_at` (ms since the epoch).
-    pub fn bucket_of(&self, created_at: i64) -> i64 {
+    /// The bucket period of a message created at `created_at` (ms since the epoch); which
+    /// part of the period it goes to is the writer's choice (ARCHITECTURE.md, "Bounded
+    /// buckets").
+    pub fn period_of(&self, created_at: i64) -> i64 {
         let width = self
             .meta
             .as_ref()
@@ -378,8 +408,8 @@ mod tests {
     #[test]
     fn buckets_floor_negative_times() {
         let c = Conversation::uncreated(ConvId::new("c").expect("id"));
-        assert_eq!(c.bucket_of(0), 0);
-        assert_eq!(c.bucket_of(DEFAULT_BUCKET_MS - 1), 0);
-        assert_eq!(c.bucket_of(-1), -1);
+        assert_eq!(c.period_of(0), 0);
+        assert_eq!(c.period_of(DEFAULT_BUCKET_MS - 1), 0);
+        assert_eq!(c.period_of(-1), -1);
     }
 }

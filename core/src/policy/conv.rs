@@ -3,7 +3,7 @@
 
 use super::{active, deny, require, Author, Context, Decision, DenyCode, Effect};
 use crate::doc::schema::keys::{
-    COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, STATUS,
+    BLOCKED, COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, STATUS,
 };
 use crate::limits::{GROUP_MAX_MEMBERS, PINS_MAX};
 use crate::model::conversation::*;
@@ -109,6 +109,13 @@ fn check_thread_parent(ctx: &Context<'_>, author: &Author, link: &ThreadLink) ->
         );
     };
     let member = active(parent, author)?;
+    // A thread is new content under the parent's message.
+    if parent.lifecycle.state == Lifecycle::Deleted {
+        return deny(DenyCode::ConversationDeleted, "the parent was deleted");
+    }
+    if parent.settings.locked {
+        return deny(DenyCode::ConversationLocked, "the parent is locked");
+    }
     if parent.settings.subroom_policy == EditPolicy::AdminsOnly && !member.role.is_admin() {
         return deny(
             DenyCode::SubroomForbidden,
@@ -206,6 +213,16 @@ pub(super) fn check(
                 return deny(DenyCode::NotOwnKey, "the lifecycle names who moved it");
             }
             let member = active(conv, author)?;
+            if *to == Lifecycle::Deleted {
+                return if member.role == Role::Owner {
+                    Ok(())
+                } else {
+                    deny(
+                        DenyCode::NoPermission,
+                        "only the owner deletes the conversation",
+                    )
+                };
+            }
             let staff = member.role.rank() >= Role::Moderator.rank();
             let allowed = match (conv.lifecycle.state, to) {
                 // A new message reopens an archived thread (seed 002): senders may reopen.
@@ -252,6 +269,9 @@ fn check_add(
     if kind == ConvKind::Direct {
         return Ok(());
     }
+    if after.status == MemberStatus::Requested {
+        return super::joining::check_request(conv, author, before, after);
+    }
     if !after.is_active() {
         return deny(DenyCode::InvalidCreation, "an added member is active");
     }
@@ -270,7 +290,7 @@ fn check_add(
         return check_self_join(ctx, conv, before, after);
     }
     let member = active(conv, author)?;
-    require(member, Permission::AddMembers)?;
+    super::joining::may_add(conv, member)?;
     if after.role.rank() >= member.role.rank() && member.role != Role::Owner
         || after.role == Role::Owner
     {
@@ -331,6 +351,11 @@ fn check_self_join(
         conv.settings.join_policy == JoinPolicy::Open && !conv.settings.join_approval_required;
     if open || (kind == ConvKind::Thread && parent_member()) {
         Ok(())
+    } else if super::joining::takes_requests(conv) {
+        deny(
+            DenyCode::ApprovalRequired,
+            format!("{} reviews joins: ask to join", conv.id),
+        )
     } else {
         deny(
             DenyCode::JoinNotAllowed,
@@ -363,8 +388,18 @@ fn check_update(
             "left_at and removed_at are written with their status",
         );
     }
+    // Asking again after leaving (or being removed) rewrites the old entry.
+    if after.status == MemberStatus::Requested && before.status != MemberStatus::Requested {
+        return super::joining::check_request(conv, author, Some(before), after);
+    }
     if before.account == author.account {
         return check_self_update(conv, before, after, fields);
+    }
+    if touched(BLOCKED) {
+        return deny(
+            DenyCode::NotOwnKey,
+            format!("{} writes the block of {}", author.account, before.account),
+        );
     }
     let member = active(conv, author)?;
     if before.role == Role::Owner {
@@ -406,6 +441,10 @@ fn check_update(
     }
     if after.status != before.status {
         match after.status {
+            // Declining a request is answering it: the right to add, not to remove.
+            MemberStatus::Removed if before.status == MemberStatus::Requested => {
+                super::joining::may_add(conv, member)?
+            }
             MemberStatus::Removed | MemberStatus::Banned => {
                 require(member, Permission::RemoveMembers)?
             }
@@ -467,8 +506,10 @@ fn check_self_update(
         }
     }
     if after.status != before.status {
-        // Anyone may leave; coming back is a join (see `check_self_join`).
-        if !(before.is_active() && after.status == MemberStatus::Left) {
+        // Anyone may leave, or withdraw a request; coming back is a join (see
+        // `check_self_join`).
+        let leaving = before.is_active() || before.status == MemberStatus::Requested;
+        if !(leaving && after.status == MemberStatus::Left) {
             return deny(
                 DenyCode::NoPermission,
                 format!(
@@ -484,7 +525,13 @@ fn check_self_update(
             format!("{} is {}", before.account, before.status.as_str()),
         );
     }
-    let allowed = [ROLE, STATUS, LEFT_AT, NICKNAME, COLOR];
+    if fields.iter().any(|f| f == BLOCKED) && kind_of(conv) != ConvKind::Direct {
+        return deny(
+            DenyCode::DirectOnly,
+            "blocking is for direct conversations; in a group, leave or ask an admin",
+        );
+    }
+    let allowed = [ROLE, STATUS, LEFT_AT, NICKNAME, COLOR, BLOCKED];
     if let Some(f) = fields.iter().find(|f| !allowed.contains(&f.as_str())) {
         let code = if f == REMOVED_AT {
             DenyCode::NoPermission
@@ -493,6 +540,5 @@ fn check_self_update(
         };
         return deny(code, format!("{f} is not the member's to write"));
     }
-    let _ = conv;
     Ok(())
 }

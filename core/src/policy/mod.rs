@@ -5,6 +5,7 @@
 //! they write, so a well-behaved client meets a denial only in a race.
 
 mod conv;
+pub mod joining;
 mod msgs;
 
 use crate::ids::AccountId;
@@ -84,7 +85,7 @@ deny_codes! {
     BucketMismatch = "bucket_mismatch": "the message belongs to another time bucket",
     ClockAhead = "clock_ahead": "the message's time is too far ahead of server time",
     SlowMode = "slow_mode": "slow mode: wait before posting again",
-    RetentionExpired = "retention_expired": "the message is older than the retention period",
+    RetentionExpired = "retention_expired": "the message is older than the retention period, or the change writes to a bucket the retention expired",
     MessageMissing = "message_missing": "no such message in this bucket",
     MessageDeleted = "message_deleted": "the message was deleted",
     NotOwner = "not_owner": "only the account itself writes its profile and private document",
@@ -92,6 +93,27 @@ deny_codes! {
     ImmutableField = "immutable_field": "this field is set once and never changed",
     PinsFull = "pins_full": "too many pinned messages",
     TooManyReactions = "too_many_reactions": "a member keeps at most 20 different reactions on one message",
+    BucketFull = "bucket_full": "this part of the period holds its most messages: post in the next part",
+    BucketNotOpen = "bucket_not_open": "the previous part of the period is not full enough to open this one: post there",
+    ConversationLocked = "conversation_locked": "the conversation is locked: no new messages, edits, reactions or answers until an admin unlocks it",
+    ConversationDeleted = "conversation_deleted": "the owner deleted the conversation: it takes no more changes",
+    Blocked = "blocked": "a member of this direct conversation blocked the other: nothing new is posted until that is cleared",
+    DirectOnly = "direct_only": "blocking is for direct conversations",
+    ApprovalRequired = "approval_required": "joining here needs an admin's approval: ask to join instead",
+    LinksDisabled = "links_disabled": "invite links need the join policy link_join",
+}
+
+impl DenyCode {
+    /// The code of a refusal that is about where a message was put, not about the
+    /// message: the writer puts it in another part of the period and sends it again.
+    pub fn moves_message(self) -> bool {
+        matches!(self, DenyCode::BucketFull | DenyCode::BucketNotOpen)
+    }
+
+    /// The code named `text`.
+    pub fn parse(text: &str) -> Option<DenyCode> {
+        DenyCode::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
 }
 
 /// A denial: a stable code and a reason for people.
@@ -128,7 +150,7 @@ pub struct Context<'a> {
     /// When the author's last message in this conversation was accepted (slow mode).
     pub last_post_ms: Option<i64>,
     /// The bucket of the `msgs` document the effect writes to.
-    pub bucket: Option<i64>,
+    pub bucket: Option<crate::ids::Bucket>,
 }
 
 /// What a change does, in domain terms. `validate` derives these from a change's ops;
@@ -219,9 +241,27 @@ pub fn check(ctx: &Context<'_>, author: &Author, effect: &Effect) -> Decision {
         | Effect::EditBody(_)
         | Effect::DeleteMessage(_)
         | Effect::SetReaction { .. }
-        | Effect::SetProposalStatus { .. } => msgs::check(ctx, created(ctx)?, author, effect),
-        _ => conv::check(ctx, created(ctx)?, author, effect),
+        | Effect::SetProposalStatus { .. } => {
+            msgs::check(ctx, not_deleted(ctx, author)?, author, effect)
+        }
+        _ => conv::check(ctx, not_deleted(ctx, author)?, author, effect),
     }
+}
+
+/// The created conversation, unless its owner deleted it: then nothing changes any more
+/// (the history stays for the audit trail). Only its members learn that it was deleted.
+fn not_deleted<'a>(ctx: &Context<'a>, author: &Author) -> Result<&'a Conversation, Denial> {
+    let conv = created(ctx)?;
+    if conv.lifecycle.state != crate::model::conversation::Lifecycle::Deleted {
+        return Ok(conv);
+    }
+    if !author.service {
+        active(conv, author)?;
+    }
+    Err(Denial {
+        code: DenyCode::ConversationDeleted,
+        reason: "the conversation was deleted".into(),
+    })
 }
 
 fn created<'a>(ctx: &Context<'a>) -> Result<&'a Conversation, Denial> {

@@ -12,10 +12,19 @@ pub(super) fn check(
     author: &Author,
     effect: &Effect,
 ) -> Decision {
+    // A bucket past the retention is deleted, or about to be (ARCHITECTURE.md, "Retention"):
+    // nothing is written to it any more.
+    if let Some(bucket) = ctx.bucket.filter(|b| conv.is_expired(*b, ctx.now_ms)) {
+        return deny(
+            DenyCode::RetentionExpired,
+            format!("bucket {bucket} is past the retention"),
+        );
+    }
     match effect {
         Effect::PostMessage(message) => check_post(ctx, conv, author, message),
         Effect::EditBody(message) => {
             active(conv, author)?;
+            open(conv)?;
             if message.author != author.account {
                 return deny(
                     DenyCode::NotAuthor,
@@ -47,6 +56,7 @@ pub(super) fn check(
                 );
             }
             active(conv, author)?;
+            open(conv)?;
             if !conv.settings.allow_reactions {
                 return deny(DenyCode::ReactionsDisabled, "reactions are off");
             }
@@ -57,6 +67,21 @@ pub(super) fn check(
         }
         _ => deny(DenyCode::MessageMissing, "not a message effect"),
     }
+}
+
+/// New content is refused while the conversation is locked, or while a member of a direct
+/// conversation blocks the other. Deleting messages stays possible (moderation).
+fn open(conv: &Conversation) -> Decision {
+    if conv.settings.locked {
+        return deny(DenyCode::ConversationLocked, "the conversation is locked");
+    }
+    if conv.members.values().any(|m| m.blocked) {
+        return deny(
+            DenyCode::Blocked,
+            "a member of this conversation blocked the other",
+        );
+    }
+    Ok(())
 }
 
 fn not_deleted(message: &Message) -> Decision {
@@ -83,11 +108,14 @@ fn check_post(
         );
     }
     if let Some(bucket) = ctx.bucket {
-        let expected = conv.bucket_of(message.created_at);
-        if expected != bucket {
+        let expected = conv.period_of(message.created_at);
+        if expected != bucket.period {
             return deny(
                 DenyCode::BucketMismatch,
-                format!("created_at falls in bucket {expected}, not {bucket}"),
+                format!(
+                    "created_at falls in period {expected}, not {}",
+                    bucket.period
+                ),
             );
         }
     }
@@ -108,7 +136,7 @@ fn check_post(
     let kind = conv.kind().unwrap_or(ConvKind::Group);
     // Integrations post system notices and proposals without being members.
     if author.service && matches!(message.kind, MessageKind::System | MessageKind::Proposal) {
-        return Ok(());
+        return open(conv);
     }
     if !author.service && (message.kind == MessageKind::System || kind == ConvKind::System) {
         return deny(
@@ -117,6 +145,7 @@ fn check_post(
         );
     }
     let member = active(conv, author)?;
+    open(conv)?;
     if conv.lifecycle.state == Lifecycle::Closed && member.role.rank() < Role::Moderator.rank() {
         return deny(DenyCode::ConversationClosed, "closed: reopen it first");
     }
@@ -174,6 +203,7 @@ fn check_proposal_status(
     to: crate::model::proposal::ProposalStatus,
 ) -> Decision {
     active(conv, author)?;
+    open(conv)?;
     if proposal.kind != MessageKind::Proposal {
         return deny(DenyCode::ImmutableField, "only proposals have a status");
     }

@@ -43,6 +43,7 @@ error_codes! {
     AlreadyAuthenticated = "already_authenticated": "hello was already accepted on this connection",
     InvalidDoc = "invalid_doc": "the document id is not valid",
     Forbidden = "forbidden": "the account may not read this document",
+    BucketExpired = "bucket_expired": "the message bucket is past its conversation's retention (settings/retention_days): its content is deleted; drop it locally and do not subscribe to it again",
     TooManyChanges = "too_many_changes": "a submit holds more changes than max_changes",
     TooManySubscriptions = "too_many_subscriptions": "the connection subscribes to too many documents",
     RateLimited = "rate_limited": "the connection sends frames, or the connection or its account submits changes or signals, faster than allowed (a rejected change counts several times); nothing of the frame was looked at; a refused submit or signal names its doc and retry_after_ms",
@@ -52,6 +53,7 @@ error_codes! {
     Internal = "internal": "the server failed; nothing was stored; retry later",
     Unavailable = "unavailable": "the server cannot store anything right now (its database is unreachable, full, or too slow to answer a commit within its bound); nothing was stored, except after a commit that timed out, which may have been stored anyway; resubmit after retry_after_ms (safe either way: a stored change is acked with its seq)",
     ShuttingDown = "shutting_down": "the server is shutting down (fatal); reconnect",
+    AlreadyFollowing = "already_following": "the connection follows its account's memberships already (a second memberships request is ignored)",
 }
 
 impl ErrorCode {

@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use crate::ids::{Bucket, ConvId};
+use crate::model::conversation::{MemberStatus, Role};
+
 pub use super::order::SnapshotOrder;
 
 /// The protocol version this build speaks.
@@ -46,7 +49,21 @@ pub enum ClientFrame {
     Ping {
         nonce: u64,
     },
+    /// Lists the message bucket parts of a conversation (`doc`: its `conv` document), newest
+    /// first: the newest `limit` older than `before`, or the newest of all without it.
+    Buckets {
+        doc: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Bucket>,
+        limit: u32,
+    },
+    /// Follows the account's memberships on this connection: every one the server holds
+    /// (`memberships` pages), then a `membership` push whenever one changes.
+    Memberships {},
 }
+
+/// The most bucket parts one `buckets` answer lists.
+pub const BUCKETS_LIMIT_MAX: u32 = 256;
 
 /// One stored change with its per-document sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +71,19 @@ pub struct SeqChange {
     pub seq: u64,
     pub change: ByteBuf,
 }
+
+/// The account's membership in one conversation, as of the conversation document's `seq`
+/// (a later `seq` supersedes an earlier one; two entries with the same `seq` agree).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub conv: ConvId,
+    pub role: Role,
+    pub status: MemberStatus,
+    pub seq: u64,
+}
+
+/// The most memberships one `memberships` page holds.
+pub const MEMBERSHIPS_PAGE: usize = 512;
 
 /// Server → client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +146,34 @@ pub enum ServerFrame {
     Pong {
         nonce: u64,
         server_time: i64,
+    },
+    /// The answer to `buckets`: parts of the conversation `doc`, newest first; `more` when
+    /// older ones exist beyond the limit.
+    Buckets {
+        doc: String,
+        buckets: Vec<Bucket>,
+        more: bool,
+    },
+    /// A new bucket part of the conversation `doc` got its first message: pushed to the
+    /// subscribers of the `conv` document.
+    Bucket {
+        doc: String,
+        bucket: Bucket,
+    },
+    /// The answer to `memberships`: every membership of the account (any status), in pages;
+    /// `more` on every page but the last.
+    Memberships {
+        memberships: Vec<Membership>,
+        more: bool,
+    },
+    /// One of the account's memberships changed (added, removed, left, banned, role), on
+    /// whichever node it was committed. Sent only to the account's own connections that
+    /// follow their memberships.
+    Membership {
+        conv: ConvId,
+        role: Role,
+        status: MemberStatus,
+        seq: u64,
     },
     /// A request failed (`fatal`: the server closes the connection after this frame).
     Error {

@@ -12,6 +12,8 @@ pub mod session;
 pub use budget::{Budget, BudgetRate};
 pub use codec::{decode_client, decode_server, encode_client, encode_server};
 pub use errors::{ErrorCode, ProtocolError};
-pub use frames::{ClientFrame, SeqChange, ServerFrame, SignalKind, PROTOCOL_VERSION};
+pub use frames::{
+    ClientFrame, Membership, SeqChange, ServerFrame, SignalKind, MEMBERSHIPS_PAGE, PROTOCOL_VERSION,
+};
 pub use order::{change_actor_and_start_op, SnapshotOrder};
 pub use session::{Action, Identity, Limits, Session};

@@ -63,6 +63,15 @@ pub enum Action {
         doc: DocId,
         changes: Vec<Vec<u8>>,
     },
+    /// Check read access, answer with the conversation's bucket parts.
+    Buckets {
+        doc: DocId,
+        before: Option<crate::ids::Bucket>,
+        limit: u32,
+    },
+    /// Start the account's membership feed: register the connection for `membership`
+    /// pushes, then list every membership (`memberships` pages).
+    Memberships,
     /// Relay to the document's other subscribers.
     Signal {
         doc: DocId,
@@ -90,6 +99,8 @@ pub struct Session {
     limits: Limits,
     state: State,
     subscriptions: HashSet<DocId>,
+    /// The connection follows its account's memberships (asked once per connection).
+    following: bool,
     tokens: f64,
     last_refill_ms: Option<i64>,
 }
@@ -111,6 +122,7 @@ impl Session {
             limits,
             state: State::AwaitingHello,
             subscriptions: HashSet::new(),
+            following: false,
             tokens: f64::from(limits.rate_burst),
             last_refill_ms: None,
         }
@@ -133,6 +145,16 @@ impl Session {
 
     pub fn subscriptions(&self) -> impl Iterator<Item = &DocId> {
         self.subscriptions.iter()
+    }
+
+    /// Whether the connection follows its account's memberships.
+    pub fn is_following(&self) -> bool {
+        self.following
+    }
+
+    /// The membership list could not be read: the client may ask again.
+    pub fn feed_failed(&mut self) {
+        self.following = false;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -299,6 +321,32 @@ impl Session {
                         data,
                     }],
                 }
+            }
+            ClientFrame::Buckets { doc, before, limit } => match self.doc_of(&identity, &doc) {
+                Err(e) => vec![e],
+                Ok(id) if !matches!(id.target(), crate::ids::DocTarget::Conv(_)) => {
+                    vec![error(
+                        ErrorCode::InvalidDoc,
+                        "buckets are listed for a conversation's conv document",
+                        Some(&doc),
+                        false,
+                    )]
+                }
+                Ok(id) => vec![Action::Buckets {
+                    doc: id,
+                    before,
+                    limit: limit.clamp(1, super::frames::BUCKETS_LIMIT_MAX),
+                }],
+            },
+            ClientFrame::Memberships {} if self.following => vec![error(
+                ErrorCode::AlreadyFollowing,
+                "this connection follows its memberships already; pushes keep coming",
+                None,
+                false,
+            )],
+            ClientFrame::Memberships {} => {
+                self.following = true;
+                vec![Action::Memberships]
             }
             ClientFrame::Hello { .. } => Vec::new(),
         }
@@ -498,6 +546,30 @@ mod tests {
             s.receive(&ok, 1).as_slice(),
             [Action::Subscribe { after: 3, .. }]
         ));
+    }
+
+    #[test]
+    fn memberships_are_followed_once_per_connection() {
+        let mut s = ready();
+        let ask = encode_client(&ClientFrame::Memberships {});
+        assert_eq!(s.receive(&ask, 1), vec![Action::Memberships]);
+        assert!(s.is_following());
+        assert_eq!(
+            error_code(&s.receive(&ask, 2)),
+            Some(("already_following".into(), false))
+        );
+        s.feed_failed();
+        assert_eq!(
+            s.receive(&ask, 3),
+            vec![Action::Memberships],
+            "asked again after a failure"
+        );
+        let mut fresh = Session::new(Limits::default());
+        assert_eq!(
+            error_code(&fresh.receive(&ask, 0)),
+            Some(("unauthenticated".into(), true)),
+            "not before hello"
+        );
     }
 
     #[test]

@@ -288,7 +288,13 @@ fn conv_effects(
             .map(|v| AccountId::new(text(v)))
             .transpose()
             .map_err(model)?;
-        match (to, by, lifecycle.contains_key(AT)) {
+        // Automerge leaves out a put that does not change the value (the same account
+        // moving it again, or the same millisecond): such a field keeps its value before.
+        let was = &before.lifecycle;
+        let to = to.or_else(|| was.at.map(|_| was.state));
+        let by = by.or_else(|| was.by.clone());
+        let at = lifecycle.contains_key(AT) || was.at.is_some();
+        match (to, by, at) {
             (Some(to), Some(by), true) => out.push(Effect::SetLifecycle { to, by }),
             _ => {
                 return Err(model(ModelError::Missing {
@@ -344,6 +350,9 @@ fn setting_value(s: &mut Settings, key: &str, v: &ScalarValue) -> Result<(), Fai
         ALLOW_REACTIONS => s.allow_reactions = boolean(v),
         ALLOW_STICKERS => s.allow_stickers = boolean(v),
         ALLOW_ATTACHMENTS => s.allow_attachments = boolean(v),
+        LOCKED => s.locked = boolean(v),
+        ADD_MEMBERS_POLICY => s.add_members_policy = EditPolicy::parse(text(v)).map_err(model)?,
+        SCOPE => s.scope = crate::model::joining::Scope::parse(text(v)).map_err(model)?,
         MAX_SUBROOM_DEPTH => s.max_subroom_depth = uint("max_subroom_depth", v, SUBROOM_DEPTH_MAX)?,
         SLOW_MODE_SECONDS => {
             s.slow_mode_seconds = uint("slow_mode_seconds", v, SLOW_MODE_MAX_SECONDS)?
@@ -381,6 +390,7 @@ fn member_field(m: &mut Member, field: &str, op: &PathOp) -> Result<(), Failure>
             check_chars("nickname", text(v), NICKNAME_MAX_CHARS).map_err(model)?;
             m.nickname = Some(text(v).to_owned());
         }
+        BLOCKED => m.blocked = boolean(v),
         _ => {
             check_chars("color", text(v), 32).map_err(model)?;
             m.color = Some(text(v).to_owned());
@@ -789,6 +799,7 @@ fn private_op(op: &PathOp) -> Result<(), Failure> {
                 match *field {
                     CONV => ConvId::new(text(v)).map(|_| ()).map_err(model)?,
                     BODY => check_chars("body", text(v), BODY_MAX_CHARS).map_err(model)?,
+                    REFUSED => check_chars("refused", text(v), 64).map_err(model)?,
                     _ => {}
                 }
             }

@@ -230,7 +230,11 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
         policy::check(&ctx, env.author, effect)
             .map_err(|d| reject(RejectCode::Policy(d.code), d.reason))?;
     }
-    let footprint = footprint(doc, &path_ops);
+    let mut footprint = footprint(doc, &path_ops);
+    footprint.created = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::PostMessage(_)))
+        .count();
     Ok(Verdict::Accept(Box::new(Accepted {
         hash,
         change,

@@ -55,6 +55,8 @@ pub struct Footprint {
     /// `<message>|<account>` pairs whose reactions it writes (the per-member cap counts
     /// them all).
     pub(super) reactors: HashSet<String>,
+    /// Messages the change posts (a bucket part's size counts them).
+    pub(super) created: usize,
 }
 
 impl Footprint {
@@ -66,8 +68,14 @@ impl Footprint {
             || !self.reactors.is_disjoint(&written.reactors)
     }
 
+    /// Messages the change posts.
+    pub fn created(&self) -> usize {
+        self.created
+    }
+
     /// Keeps what `other` wrote (reads do not matter to later changes).
     fn absorb_writes(&mut self, other: Footprint) {
+        self.created += other.created;
         self.wrote_messages.extend(other.wrote_messages);
         self.reactions.extend(other.reactions);
         self.reactors.extend(other.reactors);
@@ -182,6 +190,11 @@ impl AcceptedDoc {
         for change in &self.staged.changes {
             note(&mut self.staged.progress, change);
         }
+    }
+
+    /// How many messages the document holds, staged ones included (a bucket part's size).
+    pub fn message_count(&self) -> usize {
+        doc::read::message_count(&self.doc) + self.staged.wrote.created
     }
 
     /// Applies a change that `validate` accepted (after any staged ones).

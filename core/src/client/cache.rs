@@ -1,0 +1,249 @@
+//! The conversation as the policy reads it, cached per conversation document: O(1) in the
+//! group's size per intent and per `verdict` (issue 17).
+//!
+//! Reading a whole conversation costs ~90 µs per member natively (1,000 members: ~90 ms),
+//! and every intent used to do it up to four times. The policy needs much less: `meta`,
+//! settings, lifecycle, the author's member entry (and for member changes the target's),
+//! pins for a pin. The cache keeps those, read on first use, as of the local document's
+//! heads: any change to the document (an intent's own write, a push, a rebase, a catch-up)
+//! moves the heads, and the next use reads them again (a few map lookups, not the member
+//! list). Keyed by heads, it cannot go stale. Adding a member to a group is the one check
+//! that reads every entry (the policy counts the active members).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+
+use automerge::{Automerge, ChangeHash, ROOT};
+
+use super::apply;
+use super::engine::ClientEngine;
+use super::intent::Intent;
+use crate::doc::read;
+use crate::doc::schema::keys;
+use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::model::conversation::{ConvKind, Conversation, DEFAULT_BUCKET_MS};
+use crate::policy::Denial;
+
+/// How often the engine read (parts of) conversations: tests check that intents do not read
+/// the member list, so the cost cannot grow back silently.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Cached views (re)built after the document moved: `meta`, settings, lifecycle.
+    pub views: u64,
+    /// Single member entries read.
+    pub members: u64,
+    /// Whole conversations read: every member, marker and pin (`conversation()`, adding a
+    /// member to a group).
+    pub full: u64,
+}
+
+/// The cached view of one conversation document (in its `ClientDoc`).
+#[derive(Default)]
+pub(super) struct ViewCell {
+    view: RefCell<Option<View>>,
+    stats: Cell<ReadStats>,
+    /// A bucket's message count as of its heads (the part a send goes to depends on it).
+    messages: RefCell<Option<(Vec<ChangeHash>, usize)>>,
+}
+
+impl ViewCell {
+    /// How many messages the bucket document `doc` holds (`read::message_count`, O(shards)),
+    /// counted again only after the document moved: `can()` asks it on every call.
+    pub(super) fn message_count(&self, doc: &Automerge) -> usize {
+        let heads = doc.get_heads();
+        let Ok(mut slot) = self.messages.try_borrow_mut() else {
+            return read::message_count(doc);
+        };
+        match slot.as_ref() {
+            Some((at, count)) if *at == heads => *count,
+            _ => {
+                let count = read::message_count(doc);
+                *slot = Some((heads, count));
+                count
+            }
+        }
+    }
+
+    fn count(&self, f: impl FnOnce(&mut ReadStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// The whole conversation, counted.
+    pub(super) fn read_full(&self, doc: &Automerge, conv: &ConvId) -> Conversation {
+        self.count(|s| s.full += 1);
+        read::read_conversation(doc, conv.clone())
+    }
+}
+
+struct View {
+    heads: Vec<ChangeHash>,
+    /// `meta`, settings and lifecycle; `members` holds only the accounts in `read`, `pins`
+    /// only once `pins_read`; no info, no read markers (the policy reads neither).
+    conv: Conversation,
+    /// Accounts looked up (whether or not they have an entry).
+    read: BTreeSet<AccountId>,
+    pins_read: bool,
+    all_members: bool,
+}
+
+/// What a check reads besides `meta`, settings and lifecycle.
+#[derive(Debug, Default)]
+struct Need {
+    accounts: Vec<AccountId>,
+    pins: bool,
+    all_members: bool,
+}
+
+impl Need {
+    /// What the policy reads for `intent` by `me` (see `apply::check` and `policy`).
+    fn of(intent: &Intent, me: &AccountId) -> Need {
+        let mut need = Need {
+            accounts: vec![me.clone()],
+            ..Need::default()
+        };
+        match intent {
+            // The policy counts the active members of a group.
+            Intent::AddMember { account, .. } => {
+                need.accounts.push(account.clone());
+                need.all_members = true;
+            }
+            Intent::RemoveMember { account, .. } | Intent::SetRole { account, .. } => {
+                need.accounts.push(account.clone())
+            }
+            Intent::Pin { .. } => need.pins = true,
+            _ => {}
+        }
+        need
+    }
+}
+
+impl ClientEngine {
+    /// Runs `f` on the conversation as the policy needs it (`None` when it is not loaded or
+    /// not created), from the cache. Reads only what `need` adds to the cached view.
+    fn with_policy_conv<T>(
+        &self,
+        conv: &ConvId,
+        need: &Need,
+        f: impl FnOnce(Option<&Conversation>) -> T,
+    ) -> T {
+        let Some(state) = self.docs.get(&DocId::conv(&self.config.tenant, conv)) else {
+            return f(None);
+        };
+        let cell = &state.view;
+        let doc = &state.local;
+        // Re-entered from `f` (nothing does so today): read without the cache.
+        let Ok(mut slot) = cell.view.try_borrow_mut() else {
+            let full = cell.read_full(doc, conv);
+            return f(Some(&full).filter(|c| c.meta.is_some()));
+        };
+        let heads = doc.get_heads();
+        if slot.as_ref().is_none_or(|v| v.heads != heads) {
+            cell.count(|s| s.views += 1);
+            let meta = read::read_meta(doc);
+            let kind = meta.as_ref().map_or(ConvKind::Group, |m| m.kind);
+            *slot = Some(View {
+                heads,
+                conv: Conversation {
+                    id: conv.clone(),
+                    settings: read::read_settings(doc, kind),
+                    meta,
+                    info: Default::default(),
+                    members: Default::default(),
+                    pins: Default::default(),
+                    reads: Default::default(),
+                    lifecycle: read::read_lifecycle(doc),
+                },
+                read: BTreeSet::new(),
+                pins_read: false,
+                all_members: false,
+            });
+        }
+        let Some(view) = slot.as_mut() else {
+            return f(None);
+        };
+        if need.all_members && !view.all_members {
+            let full = cell.read_full(doc, conv);
+            view.read.extend(full.members.keys().cloned());
+            view.conv.members = full.members;
+            view.all_members = true;
+        }
+        let members = read::get_map(doc, &ROOT, keys::MEMBERS);
+        for account in &need.accounts {
+            if view.all_members || !view.read.insert(account.clone()) {
+                continue;
+            }
+            cell.count(|s| s.members += 1);
+            if let Some(m) = members
+                .as_ref()
+                .and_then(|obj| read::read_member(doc, obj, account))
+            {
+                view.conv.members.insert(account.clone(), m);
+            }
+        }
+        if need.pins && !view.pins_read {
+            view.conv.pins = read::read_pins(doc);
+            view.pins_read = true;
+        }
+        f(Some(&view.conv).filter(|c| c.meta.is_some()))
+    }
+
+    /// The width of `conv`'s message buckets (the default until it is loaded).
+    pub(super) fn cached_bucket_ms(&self, conv: &ConvId) -> i64 {
+        self.with_policy_conv(conv, &Need::default(), |c| {
+            c.and_then(|c| c.meta.as_ref().map(|m| m.bucket_ms))
+        })
+        .unwrap_or(DEFAULT_BUCKET_MS)
+    }
+
+    /// The policy's verdict on `intent` now, on this device's state (accepted plus pending);
+    /// writes nothing. What `intent` checks before it writes; O(1) in the group's size
+    /// (except adding a member to a group).
+    pub fn verdict(&self, intent: &Intent, device_now: i64) -> Result<(), Denial> {
+        let now = self.server_now(device_now);
+        let targets = apply::targets(
+            intent,
+            &self.config.tenant,
+            &self.config.account,
+            |c, at| self.bucket_for(c, at),
+        );
+        self.policy_check(intent, &targets, now)
+    }
+
+    pub(super) fn policy_check(
+        &self,
+        intent: &Intent,
+        targets: &[DocId],
+        now: i64,
+    ) -> Result<(), Denial> {
+        let bucket = targets
+            .iter()
+            .find(|t| matches!(t.target(), DocTarget::Msgs(..)));
+        let bucket_doc = bucket.and_then(|b| self.docs.get(b)).map(|d| &d.local);
+        let bucket_id = bucket.and_then(|b| match b.target() {
+            DocTarget::Msgs(_, n) => Some(*n),
+            _ => None,
+        });
+        let me = &self.config.account;
+        let check = |conv: Option<&Conversation>| {
+            apply::check(intent, me, conv, bucket_doc, now, bucket_id)
+        };
+        match targets.first().and_then(|t| t.conv_id()) {
+            Some(conv) => self.with_policy_conv(conv, &Need::of(intent, me), check),
+            None => check(None),
+        }
+    }
+
+    /// How often this engine read conversations (see [`ReadStats`]).
+    pub fn read_stats(&self) -> ReadStats {
+        let mut total = ReadStats::default();
+        for state in self.docs.values() {
+            let s = state.view.stats.get();
+            total.views += s.views;
+            total.members += s.members;
+            total.full += s.full;
+        }
+        total
+    }
+}

@@ -1,0 +1,215 @@
+//! Refusals for people: every reject code (validation's, the policy's deny codes), every
+//! protocol error code and the engine's own codes become a sentence with names and titles
+//! ("You were removed from Weekend plans"), while the code stays for programs and the
+//! technical text (ids, permission names) stays as the detail.
+//!
+//! Names come from what the engine holds: the member's nickname in the conversation, the
+//! account's profile, a contact's nickname; the id only when none of them is known.
+
+mod action;
+mod sentence;
+
+use crate::ids::{AccountId, ConvId};
+use crate::model::conversation::{ConvKind, Conversation, MemberStatus, Role};
+use crate::policy::DenyCode;
+use crate::protocol::ErrorCode;
+use crate::validate::RejectCode;
+
+use super::engine::ClientEngine;
+use super::intent::Intent;
+pub use action::Action;
+
+/// Every code a refused intent can carry, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// A verdict on the change: validation or policy (`RejectCode`).
+    Reject(RejectCode),
+    /// A protocol error the server answered a submit with (`ErrorCode`); the transient ones
+    /// are retried, never a verdict, but a host may still show them.
+    Server(ErrorCode),
+    /// The engine's own failures (`ClientError::code`).
+    Local(LocalCode),
+}
+
+/// The engine's own codes (`ClientError::code` besides the policy's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LocalCode {
+    Corrupt,
+    Storage,
+    BadLoadAnswer,
+}
+
+impl LocalCode {
+    pub const ALL: &'static [LocalCode] = &[
+        LocalCode::Corrupt,
+        LocalCode::Storage,
+        LocalCode::BadLoadAnswer,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalCode::Corrupt => "corrupt",
+            LocalCode::Storage => "storage",
+            LocalCode::BadLoadAnswer => "bad_load_answer",
+        }
+    }
+}
+
+impl Code {
+    /// Every code, for tests and documentation.
+    pub fn all() -> Vec<Code> {
+        RejectCode::VALIDATION
+            .iter()
+            .copied()
+            .chain(DenyCode::ALL.iter().map(|d| RejectCode::Policy(*d)))
+            .chain([RejectCode::NotApplicable])
+            .map(Code::Reject)
+            .chain(ErrorCode::ALL.iter().map(|e| Code::Server(*e)))
+            .chain(LocalCode::ALL.iter().map(|l| Code::Local(*l)))
+            .collect()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Reject(r) => r.as_str(),
+            Code::Server(e) => e.as_str(),
+            Code::Local(l) => l.as_str(),
+        }
+    }
+
+    /// The code spelled `text` (as the wire, the outbox and `ClientError::code` spell it).
+    pub fn parse(text: &str) -> Option<Code> {
+        Code::all().into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+/// What a sentence may name: who I am here, where, what I tried, and whom it was about.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    /// The conversation as people know it: its title, "your chat with Bob", "this group".
+    pub place: String,
+    pub my_role: Option<Role>,
+    pub my_status: Option<MemberStatus>,
+    pub action: Action,
+    /// The other member an action is about (add, remove, role), by name.
+    pub target: Option<String>,
+    pub target_role: Option<Role>,
+    pub target_status: Option<MemberStatus>,
+    pub slow_mode_seconds: Option<u32>,
+}
+
+impl ClientEngine {
+    /// Why `intent` was refused with `code`, in one sentence for people, from this device's
+    /// documents. `code` is any code of `Code` (an unknown one gets a general sentence).
+    pub fn explain(&self, intent: &Intent, code: &str) -> String {
+        let scene = self.scene(intent);
+        match Code::parse(code) {
+            Some(code) => sentence::sentence(code, &scene),
+            None => sentence::unknown(&scene),
+        }
+    }
+
+    /// The name people know `account` by here: its nickname in `conv`, its profile's display
+    /// name, a contact's nickname, or else its id.
+    pub fn display_name(&self, account: &AccountId, conv: Option<&Conversation>) -> String {
+        if let Some(nick) = conv
+            .and_then(|c| c.members.get(account))
+            .and_then(|m| m.nickname.as_deref())
+            .filter(|n| !n.trim().is_empty())
+        {
+            return nick.to_owned();
+        }
+        if let Some(profile) = self.profile(account) {
+            if !profile.display_name.trim().is_empty() {
+                return profile.display_name;
+            }
+        }
+        let contact = self
+            .contacts()
+            .into_values()
+            .filter(|c| c.account.as_ref() == Some(account))
+            .find_map(|c| c.nickname.filter(|n| !n.trim().is_empty()));
+        contact.unwrap_or_else(|| account.as_str().to_owned())
+    }
+
+    /// What a sentence about `conv` reads of it: title, kind, settings, lifecycle and the
+    /// entries of `accounts` (every member of a direct conversation: two), not the member
+    /// list of a group (a refusal in a group of 1,000 costs what it costs in one of 10).
+    fn named_conv(&self, conv: &ConvId, accounts: &[&AccountId]) -> Option<Conversation> {
+        use crate::doc::read;
+        let state = self
+            .docs
+            .get(&crate::ids::DocId::conv(&self.config.tenant, conv))?;
+        let doc = &state.local;
+        let meta = read::read_meta(doc)?;
+        let members = match meta.kind {
+            ConvKind::Direct => read::read_members(doc),
+            _ => {
+                let obj = read::get_map(doc, &automerge::ROOT, crate::doc::schema::keys::MEMBERS);
+                accounts
+                    .iter()
+                    .filter_map(|a| {
+                        let m = read::read_member(doc, obj.as_ref()?, a)?;
+                        Some(((*a).clone(), m))
+                    })
+                    .collect()
+            }
+        };
+        Some(Conversation {
+            id: conv.clone(),
+            settings: read::read_settings(doc, meta.kind),
+            info: read::read_info(doc),
+            meta: Some(meta),
+            members,
+            pins: Default::default(),
+            reads: Default::default(),
+            lifecycle: read::read_lifecycle(doc),
+        })
+    }
+
+    /// A conversation as people know it.
+    pub fn place_name(&self, conv_id: &ConvId) -> String {
+        let conv = self.named_conv(conv_id, &[]);
+        let Some(conv) = conv.as_ref() else {
+            return conv_id.as_str().to_owned();
+        };
+        if let Some(title) = conv.info.title.as_deref().filter(|t| !t.trim().is_empty()) {
+            return title.to_owned();
+        }
+        let me = &self.config.account;
+        match conv.meta.as_ref().map(|m| m.kind) {
+            Some(ConvKind::Direct) => match conv.members.keys().find(|a| *a != me) {
+                Some(peer) => format!("your chat with {}", self.display_name(peer, Some(conv))),
+                None => "this chat".to_owned(),
+            },
+            Some(ConvKind::Support) => match conv.meta.as_ref().and_then(|m| m.resource.as_ref()) {
+                Some(r) => format!("the support thread about {}", r.resource.as_str()),
+                None => "this support thread".to_owned(),
+            },
+            Some(kind) => format!("this {}", kind.as_str()),
+            None => "this conversation".to_owned(),
+        }
+    }
+
+    fn scene(&self, intent: &Intent) -> Scene {
+        let conv_id = action::conv_of(intent);
+        let target_id = action::target_of(intent);
+        let mut named = vec![&self.config.account];
+        named.extend(target_id);
+        let conv = conv_id.and_then(|c| self.named_conv(c, &named));
+        let me = conv
+            .as_ref()
+            .and_then(|c| c.members.get(&self.config.account));
+        let target = target_id.and_then(|t| conv.as_ref().and_then(|c| c.members.get(t)));
+        let name = |a: &AccountId| self.display_name(a, conv.as_ref());
+        Scene {
+            place: conv_id.map_or_else(|| "this conversation".to_owned(), |c| self.place_name(c)),
+            my_role: me.map(|m| m.role),
+            my_status: me.map(|m| m.status),
+            action: Action::of(intent, &name),
+            target: target_id.map(name),
+            target_role: target.map(|m| m.role),
+            target_status: target.map(|m| m.status),
+            slow_mode_seconds: conv.as_ref().map(|c| c.settings.slow_mode_seconds),
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! The client engine's membership feed (docs/PROTOCOL.md, "Memberships") against a fake
+//! server over `core::hub` that answers `memberships` and pushes `membership` as the real
+//! one does: an engine follows a conversation it is added to without being asked, stops one
+//! it is removed from (`revoked`), follows it again when re-added while it was offline, and
+//! ignores a stale entry (an older seq than it heard).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use confab_core::automerge::{ActorId, Change};
+use confab_core::client::{
+    ClientConfig, ClientEngine, Event, Intent, MembershipChange, MemoryStore, Output,
+};
+use confab_core::hub::Hub;
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
+use confab_core::model::message::NewMessage;
+use confab_core::policy::Author;
+use confab_core::protocol::{ClientFrame, Membership, SeqChange, ServerFrame};
+use serde_bytes::ByteBuf;
+
+const T0: i64 = 1_775_779_200_000;
+
+fn acc(s: &str) -> AccountId {
+    AccountId::new(s).unwrap()
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("acme").unwrap()
+}
+
+struct Peer {
+    engine: ClientEngine,
+    store: MemoryStore,
+    online: bool,
+    inbox: Vec<ServerFrame>,
+    events: Vec<Event>,
+    /// `memberships` requests this peer sent.
+    asked: usize,
+}
+
+impl Peer {
+    fn new(account: &str) -> Self {
+        let mut actor = [7u8; 16];
+        actor[..account.len()].copy_from_slice(account.as_bytes());
+        Peer {
+            engine: ClientEngine::new(ClientConfig {
+                tenant: tenant(),
+                account: acc(account),
+                actor: ActorId::from(&actor[..]),
+            }),
+            store: MemoryStore::new(),
+            online: false,
+            inbox: Vec::new(),
+            events: Vec::new(),
+            asked: 0,
+        }
+    }
+
+    fn account(&self) -> AccountId {
+        self.engine.config().account.clone()
+    }
+
+    fn memberships(&mut self) -> Vec<MembershipChange> {
+        self.events
+            .drain(..)
+            .filter_map(|e| match e {
+                Event::Membership(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The server: the hub, subscriptions, and the memberships projection it tells from.
+struct Wire {
+    hub: Hub,
+    subs: HashMap<DocId, HashSet<usize>>,
+    following: HashSet<usize>,
+    memberships: BTreeMap<(AccountId, ConvId), Membership>,
+    now: i64,
+}
+
+impl Wire {
+    fn new() -> Self {
+        Wire {
+            hub: Hub::new(),
+            subs: HashMap::new(),
+            following: HashSet::new(),
+            memberships: BTreeMap::new(),
+            now: T0,
+        }
+    }
+
+    fn connect(&mut self, peers: &mut [Peer], i: usize) {
+        peers[i].online = true;
+        peers[i].engine.connected(self.now, self.now);
+        self.pump(peers);
+    }
+
+    fn disconnect(&mut self, peers: &mut [Peer], i: usize) {
+        peers[i].online = false;
+        peers[i].engine.disconnected();
+        self.following.remove(&i);
+        for subs in self.subs.values_mut() {
+            subs.remove(&i);
+        }
+    }
+
+    fn pump(&mut self, peers: &mut [Peer]) {
+        loop {
+            let mut moved = false;
+            for i in 0..peers.len() {
+                for frame in std::mem::take(&mut peers[i].inbox) {
+                    moved = true;
+                    peers[i].engine.receive(frame, self.now);
+                }
+                let outputs = peers[i].engine.drain();
+                if outputs.is_empty() {
+                    continue;
+                }
+                moved = true;
+                let peer = &mut peers[i];
+                let (sends, events): (Vec<_>, Vec<_>) = {
+                    let mut sends = Vec::new();
+                    let mut events = Vec::new();
+                    let mut stored = Vec::new();
+                    for output in outputs {
+                        match output {
+                            Output::Send(frame) => sends.push(frame),
+                            Output::Event(e) => events.push(e),
+                            other => stored.push(other),
+                        }
+                    }
+                    for output in stored {
+                        carry_one(&mut peer.engine, &peer.store, output);
+                    }
+                    (sends, events)
+                };
+                peer.events.extend(events);
+                if peers[i].online {
+                    for frame in sends {
+                        self.serve(peers, i, frame);
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// What the server's trigger does: every changed membership of `conv` is told to the
+    /// account's following connections, as of `seq`.
+    fn tell(&mut self, peers: &mut [Peer], conv: &ConvId, seq: u64) {
+        let Some(c) = self.hub.conversation(conv) else {
+            return;
+        };
+        for (account, member) in &c.members {
+            let m = Membership {
+                conv: conv.clone(),
+                role: member.role,
+                status: member.status,
+                seq,
+            };
+            let key = (account.clone(), conv.clone());
+            let same = self
+                .memberships
+                .get(&key)
+                .is_some_and(|k| k.role == m.role && k.status == m.status);
+            if same {
+                continue;
+            }
+            self.memberships.insert(key, m.clone());
+            for &p in &self.following {
+                if peers[p].account() == *account {
+                    peers[p].inbox.push(ServerFrame::Membership {
+                        conv: m.conv.clone(),
+                        role: m.role,
+                        status: m.status,
+                        seq,
+                    });
+                }
+            }
+            if member.status != MemberStatus::Active {
+                for (p, peer) in peers.iter().enumerate() {
+                    if peer.account() == *account {
+                        for subs in self.subs.values_mut() {
+                            subs.remove(&p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self, peers: &mut [Peer], i: usize, frame: ClientFrame) {
+        match frame {
+            ClientFrame::Memberships {} => {
+                peers[i].asked += 1;
+                self.following.insert(i);
+                let me = peers[i].account();
+                let list = self
+                    .memberships
+                    .iter()
+                    .filter(|((a, _), _)| *a == me)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                peers[i].inbox.push(ServerFrame::Memberships {
+                    memberships: list,
+                    more: false,
+                });
+            }
+            ClientFrame::Subscribe { doc, after } => {
+                let id = DocId::parse(&doc).unwrap();
+                let conv = id.conv_id().cloned();
+                let me = peers[i].account();
+                let readable = conv.as_ref().is_none_or(|c| {
+                    self.hub
+                        .conversation(c)
+                        .and_then(|c| c.members.get(&me))
+                        .is_some_and(|m| m.status == MemberStatus::Active)
+                });
+                if !readable {
+                    peers[i].inbox.push(ServerFrame::Error {
+                        code: "forbidden".into(),
+                        message: "not a member".into(),
+                        doc: Some(doc),
+                        fatal: false,
+                        hash: None,
+                        retry_after_ms: None,
+                    });
+                    return;
+                }
+                self.subs.entry(id.clone()).or_default().insert(i);
+                let missed = self.hub.changes_after(&id, after);
+                let seq = missed.last().map_or(after, |(s, _)| *s);
+                let changes = missed
+                    .into_iter()
+                    .map(|(seq, mut c)| SeqChange {
+                        seq,
+                        change: ByteBuf::from(c.bytes().to_vec()),
+                    })
+                    .collect();
+                peers[i].inbox.push(ServerFrame::Changes {
+                    doc: doc.clone(),
+                    changes,
+                });
+                peers[i].inbox.push(ServerFrame::Synced { doc, seq });
+            }
+            ClientFrame::Submit { doc, changes } => {
+                let id = DocId::parse(&doc).unwrap();
+                let author = Author::user(peers[i].account());
+                for bytes in changes {
+                    let change = Change::try_from(&bytes[..]).unwrap();
+                    let hash = ByteBuf::from(change.hash().0.to_vec());
+                    match self.hub.submit(&id, &author, change, self.now) {
+                        Ok((ack, _)) => {
+                            peers[i].inbox.push(ServerFrame::Ack {
+                                doc: doc.clone(),
+                                hash,
+                                seq: ack.seq,
+                            });
+                            let push = ServerFrame::Changes {
+                                doc: doc.clone(),
+                                changes: vec![SeqChange {
+                                    seq: ack.seq,
+                                    change: ByteBuf::from(bytes.to_vec()),
+                                }],
+                            };
+                            for &sub in self.subs.get(&id).into_iter().flatten() {
+                                peers[sub].inbox.push(push.clone());
+                            }
+                            if let confab_core::ids::DocTarget::Conv(conv) = id.target() {
+                                self.tell(peers, &conv.clone(), ack.seq);
+                            }
+                        }
+                        Err(r) => peers[i].inbox.push(ServerFrame::Reject {
+                            doc: doc.clone(),
+                            hash: Some(hash),
+                            code: r.code.as_str().to_owned(),
+                            reason: r.reason,
+                        }),
+                    }
+                }
+            }
+            ClientFrame::Buckets { doc, .. } => {
+                let id = DocId::parse(&doc).unwrap();
+                let conv = id.conv_id().unwrap().clone();
+                let mut buckets = self.hub.buckets(&tenant(), &conv);
+                buckets.sort_unstable_by(|a, b| b.cmp(a));
+                peers[i].inbox.push(ServerFrame::Buckets {
+                    doc,
+                    buckets,
+                    more: false,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn carry_one(engine: &mut ClientEngine, store: &MemoryStore, output: Output) {
+    use confab_core::client::store::{block_on_ready, read};
+    use confab_core::client::LocalStore;
+    match output {
+        Output::Persist(ops) => block_on_ready(LocalStore::write(store, ops))
+            .unwrap()
+            .unwrap(),
+        Output::Load(load) => {
+            let answer = block_on_ready(read(store, &load.reads)).unwrap();
+            engine.loaded(load.id, answer).unwrap();
+        }
+        _ => {}
+    }
+}
+
+fn run(wire: &mut Wire, peers: &mut [Peer], who: usize, intent: Intent) {
+    let id = peers[who].engine.intent(intent, wire.now).unwrap();
+    wire.pump(peers);
+    assert_eq!(peers[who].engine.status(id), None, "accepted and forgotten");
+}
+
+fn send(wire: &mut Wire, peers: &mut [Peer], who: usize, conv: &ConvId, body: &str) {
+    wire.now += 1_000;
+    let message = NewMessage::text(
+        MessageId::new(body.replace(' ', "-")).unwrap(),
+        peers[who].account(),
+        body,
+        wire.now,
+    );
+    run(
+        wire,
+        peers,
+        who,
+        Intent::Send {
+            conv: conv.clone(),
+            message,
+        },
+    );
+}
+
+fn bodies(peer: &Peer, conv: &ConvId) -> Vec<String> {
+    peer.engine
+        .timeline(conv)
+        .into_iter()
+        .map(|item| item.message.body)
+        .collect()
+}
+
+#[test]
+fn added_removed_and_readded_while_offline_without_asking() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice"), Peer::new("bob")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    assert_eq!(peers[1].asked, 1, "asked once on connecting");
+    assert!(!peers[1].engine.is_listing_memberships(), "the list came");
+
+    // Alice creates a group with bob and writes: bob follows it by himself.
+    let g = ConvId::new("weekend").unwrap();
+    run(
+        &mut wire,
+        &mut peers,
+        0,
+        Intent::CreateConversation {
+            conv: g.clone(),
+            kind: ConvKind::Group,
+            title: Some("Weekend plans".into()),
+            members: vec![(acc("bob"), Role::Member)],
+            settings: None,
+            parent: None,
+        },
+    );
+    send(&mut wire, &mut peers, 0, &g, "hello bob");
+    let told = peers[1].memberships();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        (told[0].status, told[0].following),
+        (MemberStatus::Active, true)
+    );
+    assert!(peers[1].engine.conversation(&g).is_some(), "bob follows it");
+    assert_eq!(
+        bodies(&peers[1], &g),
+        vec!["hello bob"],
+        "and gets its messages live"
+    );
+
+    // Removed: bob's engine stops the conversation and says so, in words.
+    run(
+        &mut wire,
+        &mut peers,
+        0,
+        Intent::RemoveMember {
+            conv: g.clone(),
+            account: acc("bob"),
+            ban: false,
+        },
+    );
+    let revoked: Vec<&Event> = peers[1]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Revoked { .. }))
+        .collect();
+    assert_eq!(revoked.len(), 1, "{:?}", peers[1].events);
+    let told = peers[1].memberships();
+    assert_eq!(
+        (told[0].status, told[0].following),
+        (MemberStatus::Removed, false)
+    );
+    assert_eq!(told[0].sentence, "You were removed from Weekend plans");
+    send(&mut wire, &mut peers, 0, &g, "without bob");
+    assert_eq!(
+        bodies(&peers[1], &g),
+        vec!["hello bob"],
+        "nothing after the removal"
+    );
+
+    // Offline: bob is added back and to a new group, and alice writes in both.
+    wire.disconnect(&mut peers, 1);
+    run(
+        &mut wire,
+        &mut peers,
+        0,
+        Intent::AddMember {
+            conv: g.clone(),
+            account: acc("bob"),
+            role: Role::Admin,
+        },
+    );
+    send(&mut wire, &mut peers, 0, &g, "welcome back");
+    let h = ConvId::new("hiking").unwrap();
+    run(
+        &mut wire,
+        &mut peers,
+        0,
+        Intent::CreateConversation {
+            conv: h.clone(),
+            kind: ConvKind::Group,
+            title: Some("Hiking".into()),
+            members: vec![(acc("bob"), Role::Member)],
+            settings: None,
+            parent: None,
+        },
+    );
+    send(&mut wire, &mut peers, 0, &h, "trail at 9");
+    assert!(peers[1].engine.conversation(&h).is_none());
+
+    // Back online: the list brings both; the engine follows them and catches up.
+    peers[1].events.clear();
+    wire.connect(&mut peers, 1);
+    assert_eq!(peers[1].asked, 2, "asked again on the new connection");
+    let mut told = peers[1].memberships();
+    told.sort_by(|a, b| a.conv.cmp(&b.conv));
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert_eq!(told[0].conv, h);
+    assert_eq!(told[1].conv, g);
+    assert_eq!((told[1].role, told[1].following), (Role::Admin, true));
+    assert_eq!(bodies(&peers[1], &h), vec!["trail at 9"]);
+    assert_eq!(
+        bodies(&peers[1], &g),
+        vec!["hello bob", "without bob", "welcome back"]
+    );
+    assert_eq!(
+        peers[1].engine.membership(&g),
+        Some((Role::Admin, MemberStatus::Active))
+    );
+
+    // A stale entry (an older seq than heard, as a list that crossed a push) changes
+    // nothing; a repeated one neither.
+    let stale = Membership {
+        conv: g.clone(),
+        role: Role::Member,
+        status: MemberStatus::Removed,
+        seq: 1,
+    };
+    peers[1].inbox.push(ServerFrame::Membership {
+        conv: stale.conv,
+        role: stale.role,
+        status: stale.status,
+        seq: stale.seq,
+    });
+    wire.pump(&mut peers);
+    assert!(peers[1].memberships().is_empty());
+    assert_eq!(
+        peers[1].engine.membership(&g),
+        Some((Role::Admin, MemberStatus::Active))
+    );
+    send(&mut wire, &mut peers, 0, &g, "still here");
+    assert_eq!(
+        bodies(&peers[1], &g).last().map(String::as_str),
+        Some("still here")
+    );
+
+    // A list that fails transiently is asked for again with the next round.
+    peers[1].inbox.push(ServerFrame::Error {
+        code: "unavailable".into(),
+        message: "memberships not listed".into(),
+        doc: None,
+        fatal: false,
+        hash: None,
+        retry_after_ms: Some(500),
+    });
+    // (as if the connection's list were still under way)
+    wire.disconnect(&mut peers, 1);
+    peers[1].online = true;
+    peers[1].engine.connected(wire.now, wire.now);
+    let sent: Vec<Output> = peers[1].engine.drain();
+    assert!(sent
+        .iter()
+        .any(|o| matches!(o, Output::Send(ClientFrame::Memberships {}))));
+    assert!(peers[1].engine.is_listing_memberships());
+    let error = peers[1].inbox.pop().unwrap();
+    peers[1].engine.receive(error, wire.now);
+    let wake = peers[1].engine.next_wakeup().expect("a round is due");
+    assert!(wake >= wire.now + 500);
+    peers[1].engine.tick(wake);
+    let again: Vec<Output> = peers[1].engine.drain();
+    assert!(
+        again
+            .iter()
+            .any(|o| matches!(o, Output::Send(ClientFrame::Memberships {}))),
+        "{again:?}"
+    );
+}

@@ -1,0 +1,319 @@
+//! Refusals for people: every code has its own sentence, and the engine's real refusals
+//! (a policy check on this device, a server rejection after an offline removal) carry it
+//! with names and titles, the code and the technical detail beside it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, HashSet};
+
+use confab_core::automerge::{ActorId, Change};
+use confab_core::client::refusal::Code;
+use confab_core::client::{ClientConfig, ClientEngine, ClientError, Intent, IntentStatus, Output};
+use confab_core::hub::Hub;
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::account::{AccountKind, Profile};
+use confab_core::model::conversation::{ConvKind, Role};
+use confab_core::model::message::NewMessage;
+use confab_core::policy::Author;
+use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame};
+use serde_bytes::ByteBuf;
+
+const T0: i64 = 1_775_779_200_000;
+
+fn acc(s: &str) -> AccountId {
+    AccountId::new(s).unwrap()
+}
+
+fn engine(account: &str) -> ClientEngine {
+    let mut actor = [7u8; 16];
+    actor[..account.len()].copy_from_slice(account.as_bytes());
+    ClientEngine::new(ClientConfig {
+        tenant: TenantId::new("acme").unwrap(),
+        account: acc(account),
+        actor: ActorId::from(&actor[..]),
+    })
+}
+
+/// The real acceptor between engines: subscriptions answered from its log, submits
+/// acked (and pushed to every subscriber) or rejected. `online[i]` false drops frames.
+struct Relay {
+    hub: Hub,
+    subs: HashMap<DocId, HashSet<usize>>,
+    online: Vec<bool>,
+}
+
+impl Relay {
+    fn pump(&mut self, peers: &mut [ClientEngine]) {
+        loop {
+            let mut moved = false;
+            for i in 0..peers.len() {
+                for output in peers[i].drain() {
+                    moved = true;
+                    if let Output::Send(frame) = output {
+                        if self.online[i] {
+                            for (to, reply) in self.serve(i, &peers[i], frame) {
+                                peers[to].receive(reply, T0);
+                            }
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn serve(
+        &mut self,
+        i: usize,
+        from: &ClientEngine,
+        frame: ClientFrame,
+    ) -> Vec<(usize, ServerFrame)> {
+        let mut out = Vec::new();
+        match frame {
+            ClientFrame::Subscribe { doc, after } => {
+                let id = DocId::parse(&doc).unwrap();
+                self.subs.entry(id.clone()).or_default().insert(i);
+                let changes = self
+                    .hub
+                    .changes_after(&id, after)
+                    .into_iter()
+                    .map(|(seq, mut c)| SeqChange {
+                        seq,
+                        change: ByteBuf::from(c.bytes().to_vec()),
+                    })
+                    .collect::<Vec<_>>();
+                let seq = changes.last().map_or(after, |c| c.seq);
+                out.push((
+                    i,
+                    ServerFrame::Changes {
+                        doc: doc.clone(),
+                        changes,
+                    },
+                ));
+                out.push((i, ServerFrame::Synced { doc, seq }));
+            }
+            ClientFrame::Submit { doc, changes } => {
+                let id = DocId::parse(&doc).unwrap();
+                let author = Author::user(from.config().account.clone());
+                for bytes in changes {
+                    let change = Change::try_from(&bytes[..]).unwrap();
+                    let hash = ByteBuf::from(change.hash().0.to_vec());
+                    match self.hub.submit(&id, &author, change, T0) {
+                        Ok((ack, _)) => {
+                            out.push((
+                                i,
+                                ServerFrame::Ack {
+                                    doc: doc.clone(),
+                                    hash,
+                                    seq: ack.seq,
+                                },
+                            ));
+                            let push = ServerFrame::Changes {
+                                doc: doc.clone(),
+                                changes: vec![SeqChange {
+                                    seq: ack.seq,
+                                    change: bytes.clone(),
+                                }],
+                            };
+                            for sub in self.subs.get(&id).cloned().unwrap_or_default() {
+                                if sub != i && self.online[sub] {
+                                    out.push((sub, push.clone()));
+                                }
+                            }
+                        }
+                        Err(r) => out.push((
+                            i,
+                            ServerFrame::Reject {
+                                doc: doc.clone(),
+                                hash: Some(hash),
+                                code: r.code.as_str().to_owned(),
+                                reason: r.reason,
+                            },
+                        )),
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn connect(&mut self, peers: &mut [ClientEngine], i: usize) {
+        self.online[i] = true;
+        peers[i].connected(T0, T0);
+        self.pump(peers);
+    }
+}
+
+fn weekend() -> ConvId {
+    ConvId::new("g-weekend").unwrap()
+}
+
+/// alice (owner, display name "Alice Liddell") and bob (member) in "Weekend plans".
+fn weekend_plans() -> (Relay, Vec<ClientEngine>) {
+    let mut relay = Relay {
+        hub: Hub::new(),
+        subs: HashMap::new(),
+        online: vec![false, false],
+    };
+    let mut peers = vec![engine("alice"), engine("bob")];
+    relay.connect(&mut peers, 0);
+    relay.connect(&mut peers, 1);
+    let profile = Profile {
+        kind: AccountKind::Personal,
+        display_name: "Alice Liddell".into(),
+        avatar: None,
+        bio: None,
+        status: None,
+    };
+    peers[0].intent(Intent::SetProfile { profile }, T0).unwrap();
+    let create = Intent::CreateConversation {
+        conv: weekend(),
+        kind: ConvKind::Group,
+        title: Some("Weekend plans".into()),
+        members: vec![(acc("bob"), Role::Member)],
+        settings: None,
+        parent: None,
+    };
+    peers[0].intent(create, T0).unwrap();
+    relay.pump(&mut peers);
+    let tenant = peers[1].config().tenant.clone();
+    peers[1].open(&DocId::conv(&tenant, &weekend())).unwrap();
+    peers[1]
+        .open(&DocId::profile(&tenant, &acc("alice")))
+        .unwrap();
+    relay.pump(&mut peers);
+    assert!(
+        peers[1].conversation(&weekend()).is_some(),
+        "bob sees the group"
+    );
+    (relay, peers)
+}
+
+fn hello(author: &str, id: &str) -> Intent {
+    Intent::Send {
+        conv: weekend(),
+        message: NewMessage::text(MessageId::new(id).unwrap(), acc(author), "hello", T0),
+    }
+}
+
+#[test]
+fn every_code_has_its_own_sentence_without_codes_or_ids() {
+    let (_, peers) = weekend_plans();
+    let bob = &peers[1];
+    let intent = Intent::Pin {
+        conv: weekend(),
+        message: MessageId::new("m-1").unwrap(),
+    };
+    let unknown = bob.explain(&intent, "a_code_from_a_newer_server");
+    assert!(unknown.contains("Weekend plans"), "{unknown}");
+    let all = Code::all();
+    assert!(
+        all.len() > 60,
+        "every reject, deny, error and local code: {}",
+        all.len()
+    );
+    for code in all {
+        assert_eq!(Code::parse(code.as_str()), Some(code));
+        let sentence = bob.explain(&intent, code.as_str());
+        assert!(!sentence.trim().is_empty(), "{code:?}");
+        assert_ne!(sentence, unknown, "{code:?} has no sentence of its own");
+        assert!(
+            !sentence.contains('_'),
+            "{code:?} shows an identifier: {sentence}"
+        );
+        assert!(
+            !sentence.contains("g-weekend"),
+            "{code:?} shows the id: {sentence}"
+        );
+    }
+}
+
+#[test]
+fn the_issue_examples_read_as_sentences() {
+    let (_, peers) = weekend_plans();
+    let bob = &peers[1];
+    let pin = Intent::Pin {
+        conv: weekend(),
+        message: MessageId::new("m-1").unwrap(),
+    };
+    assert_eq!(
+        bob.explain(&pin, "no_permission"),
+        "Your role (member) may not pin messages in Weekend plans"
+    );
+    let answer = Intent::AnswerProposal {
+        conv: weekend(),
+        proposal: MessageId::new("m-1").unwrap(),
+        bucket: 0.into(),
+        status: confab_core::model::proposal::ProposalStatus::Accepted,
+    };
+    assert_eq!(
+        bob.explain(&answer, "not_counterparty"),
+        "Only the other party can answer this proposal"
+    );
+}
+
+#[test]
+fn a_local_policy_refusal_names_the_role_the_person_and_the_place() {
+    let (_, mut peers) = weekend_plans();
+    let remove = Intent::RemoveMember {
+        conv: weekend(),
+        account: acc("alice"),
+        ban: false,
+    };
+    match peers[1].intent(remove, T0) {
+        Err(ClientError::Denied {
+            code,
+            reason,
+            detail,
+        }) => {
+            assert_eq!(code, "owner_protected");
+            assert_eq!(
+                reason,
+                "Alice Liddell owns Weekend plans and cannot be removed, demoted or restricted",
+                "the profile's name, the conversation's title"
+            );
+            assert!(
+                !detail.is_empty() && detail != reason,
+                "the policy's own words stay: {detail}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_message_sent_while_removed_offline_is_refused_with_a_sentence() {
+    let (mut relay, mut peers) = weekend_plans();
+    relay.online[1] = false;
+    peers[1].disconnected();
+    let queued = peers[1].intent(hello("bob", "m-bob-1"), T0).unwrap();
+    let remove = Intent::RemoveMember {
+        conv: weekend(),
+        account: acc("bob"),
+        ban: false,
+    };
+    peers[0].intent(remove, T0).unwrap();
+    relay.pump(&mut peers);
+    relay.connect(&mut peers, 1);
+    match peers[1].status(queued) {
+        Some(IntentStatus::Rejected {
+            code,
+            reason,
+            detail,
+        }) => {
+            assert_eq!(code, "member_inactive");
+            assert!(
+                reason == "You were removed from Weekend plans"
+                    || reason == "You are no longer a member of Weekend plans",
+                "{reason}"
+            );
+            assert!(
+                !detail.is_empty(),
+                "the server's reason stays as the detail"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
