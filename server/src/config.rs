@@ -141,10 +141,25 @@ pub struct ServeArgs {
     /// first). Each holds its messages as an Automerge document, about 0.5 KiB per message.
     #[arg(long, env = "CONFAB_MAX_BUCKETS", default_value_t = 4)]
     pub max_buckets: usize,
+    /// Seconds between retention sweeps, which delete the message buckets a conversation's
+    /// `retention_days` expired (ARCHITECTURE.md, "Retention"); 0: never.
+    #[arg(long, env = "CONFAB_RETENTION_SWEEP_SECS", default_value_t = 3600)]
+    pub retention_sweep_secs: u64,
+    /// Milliseconds between passes of the scheduler, which posts due scheduled messages
+    /// (ARCHITECTURE.md, "Scheduled messages"): a message appears at most this late; 0: never.
+    #[arg(long, env = "CONFAB_SCHEDULE_POLL_MS", default_value_t = 1000)]
+    pub schedule_poll_ms: u64,
+    /// Bytes of its newest committed changes each document in memory keeps for catch-up
+    /// (a subscription that missed no more is answered from memory, also while the
+    /// database is down). Per conversation at most (`--max-buckets` + 1) times this.
+    #[arg(long, env = "CONFAB_RECENT_LOG_BYTES", default_value_t = 256 << 10)]
+    pub recent_log_bytes: usize,
     /// Also accept `http:` URLs in URL fields (avatars, backgrounds, attachments); by
     /// default only `https:`. For closed networks without TLS; other schemes never.
     #[arg(long, env = "CONFAB_ALLOW_HTTP_URLS")]
     pub allow_http_urls: bool,
+    #[command(flatten)]
+    pub attachments: crate::blobs::config::AttachmentArgs,
 }
 
 impl Default for ServeArgs {

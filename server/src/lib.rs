@@ -5,6 +5,7 @@
 //! signals and logs around it.
 
 pub mod auth;
+pub mod blobs;
 pub mod budget;
 pub mod clock;
 pub mod config;

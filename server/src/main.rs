@@ -24,6 +24,8 @@ fn init_logs(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_thread_names(true)
+        // Colour codes only on a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -74,7 +76,11 @@ async fn run(cli: Cli, node: String) -> Result<()> {
         }
         Command::Serve(args) => {
             let workers = cli.common.worker_threads.map(usize::from);
-            serve(store, store_name, workers, node, args).await
+            let blobs = args
+                .attachments
+                .open(&cli.common.data_dir)
+                .context("opening the attachment store")?;
+            serve(store, store_name, workers, node, args, Arc::new(blobs)).await
         }
     }
 }
@@ -94,6 +100,7 @@ async fn serve(
     worker_threads: Option<usize>,
     node: String,
     args: ServeArgs,
+    blobs: Arc<confab_server::blobs::Blobs>,
 ) -> Result<()> {
     let auth = match (&args.jwt_secret, &args.jwt_public_key_file) {
         (Some(secret), _) => Authenticator::hs256(secret.as_bytes()),
@@ -141,6 +148,7 @@ async fn serve(
         rate_reject_cost = args.rate_reject_cost,
         max_units = args.max_units,
         max_buckets = args.max_buckets,
+        recent_log_bytes = args.recent_log_bytes,
         allow_http_urls = args.allow_http_urls,
         push_backlog_bytes = args.push_backlog_bytes,
         worker_threads = worker_threads.unwrap_or_else(|| {
@@ -158,11 +166,22 @@ async fn serve(
         EngineConfig {
             max_units: args.max_units,
             max_buckets: args.max_buckets,
+            recent_log_bytes: args.recent_log_bytes,
             urls: UrlRule::from_allow_http(args.allow_http_urls),
             node,
             ..EngineConfig::default()
         },
     );
+    if args.retention_sweep_secs > 0 {
+        // The engine's sweep, then the blobs it left without a message.
+        blobs.clone().spawn_retention(
+            engine.clone(),
+            std::time::Duration::from_secs(args.retention_sweep_secs),
+        );
+    }
+    if args.schedule_poll_ms > 0 {
+        engine.spawn_scheduler(std::time::Duration::from_millis(args.schedule_poll_ms));
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(AtomicUsize::new(0));
     let state = AppState {
@@ -179,6 +198,7 @@ async fn serve(
             users: args.demo_users.clone(),
         }),
         web_root: args.web_root.clone(),
+        blobs,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -81,13 +81,16 @@ pub struct Metrics {
     pub commit_batch_size: Histogram,
     pub docs_in_memory: Gauge,
     pub stages: SubmitStages,
-    /// Rejections the audit log did not store (its queue was full).
+    /// Rejections the audit log did not store (its queue was full, or a flood beyond the
+    /// rows it keeps per document, account and code).
     pub audit_dropped: Counter,
     /// Submit frames refused before decoding because a work budget was spent.
     pub submits_limited: Family<ReasonLabel, Counter>,
     /// 1 while the storage is up, 0 while it is known down (set from the health state
     /// when metrics are scraped).
     pub storage_up: Gauge,
+    /// Catch-up pages answered from a unit's memory (`engine::unit::recent`), not the store.
+    pub catch_up_from_memory: Counter,
     pub cluster: ClusterMetrics,
     /// `confab_node_info{node}`: 1, naming this node.
     node_info: Family<NodeLabel, Gauge>,
@@ -122,6 +125,7 @@ impl Metrics {
         let audit_dropped = Counter::default();
         let submits_limited = Family::<ReasonLabel, Counter>::default();
         let storage_up = Gauge::default();
+        let catch_up_from_memory = Counter::default();
         let cluster = ClusterMetrics {
             listening: Gauge::default(),
             notifications: Counter::default(),
@@ -178,8 +182,13 @@ impl Metrics {
             storage_up.clone(),
         );
         registry.register(
+            "catch_up_from_memory",
+            "Catch-up pages sent from a unit's memory of recent changes instead of the database",
+            catch_up_from_memory.clone(),
+        );
+        registry.register(
             "audit_dropped",
-            "Rejections not stored in the audit log because its queue was full",
+            "Rejections not stored in the audit log: its queue was full, or more than 100 of one document, account and code came together (a flood)",
             audit_dropped.clone(),
         );
         registry.register(
@@ -244,6 +253,7 @@ impl Metrics {
             audit_dropped,
             submits_limited,
             storage_up,
+            catch_up_from_memory,
             cluster,
             node_info,
         }

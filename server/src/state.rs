@@ -9,6 +9,7 @@ use confab_core::protocol::Limits;
 use tokio::sync::watch;
 
 use crate::auth::Authenticator;
+use crate::blobs::Blobs;
 use crate::budget::Budgets;
 use crate::engine::Engine;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub demo: Option<DemoConfig>,
     /// Static files of the web demo, served at `/`.
     pub web_root: Option<PathBuf>,
+    /// Attachments' bytes (docs/ATTACHMENTS.md).
+    pub blobs: Arc<Blobs>,
 }
 
 /// Demo mode settings.

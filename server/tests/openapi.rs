@@ -38,7 +38,7 @@ fn resolve<'a>(root: &'a Value, mut v: &'a Value) -> &'a Value {
 // ---------- a JSON Schema subset: what openapi.json uses ----------
 
 /// Whether `value` fits `schema` (types, enum, const, pattern, lengths, ranges, items,
-/// properties, required, additionalProperties, oneOf, anyOf, not).
+/// properties, required, additionalProperties, oneOf, anyOf, not, minItems, maxItems).
 fn fits(root: &Value, schema: &Value, value: &Value) -> bool {
     let s = resolve(root, schema);
     // A `$ref` with siblings (a description, a default) is the referenced schema.
@@ -100,9 +100,13 @@ fn fits(root: &Value, schema: &Value, value: &Value) -> bool {
         }
     }
     if let Some(items) = value.as_array() {
+        let len = items.len() as u64;
         if s.get("maxItems")
             .and_then(Value::as_u64)
-            .is_some_and(|m| items.len() as u64 > m)
+            .is_some_and(|m| len > m)
+            || s.get("minItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| len < m)
         {
             return false;
         }
@@ -389,6 +393,21 @@ fn break_value(root: &Value, s: &Value, v: Value, index: prop::sample::Index, ho
 // ---------- the server ----------
 
 impl Server {
+    /// Opens a resumable upload in "known"; its id.
+    async fn open_upload(&self, token: &str) -> String {
+        let (status, body, text) = self
+            .call(
+                &Method::POST,
+                "/v1/conversations/known/uploads",
+                Some(token),
+                Some(&json!({"hash": "ab".repeat(32), "size": 100, "mime": "text/plain"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{text}");
+        body.and_then(|b| b["upload"].as_str().map(str::to_owned))
+            .expect("an upload id")
+    }
+
     fn token(&self, account: &str, kind: &str) -> String {
         self.mint(account, kind, now_ms() / 1000 + 3600)
     }
@@ -459,9 +478,12 @@ fn operations(root: &Value) -> Vec<Operation> {
                     other => panic!("parameter in {other:?}"),
                 }
             }
-            let body = op
-                .get("requestBody")
-                .map(|b| resolve(root, b)["content"]["application/json"]["schema"].clone());
+            // Only JSON bodies are generated; raw bodies (attachments) are sent empty.
+            let body = op.get("requestBody").and_then(|b| {
+                resolve(root, b)["content"]
+                    .get("application/json")
+                    .map(|c| c["schema"].clone())
+            });
             let public = op.get("security") == Some(&json!([]));
             out.push(Operation {
                 method,
@@ -628,8 +650,46 @@ async fn every_operation_answers_as_documented() {
         )
         .await;
     assert_eq!(status, 201, "{text}");
-    let known: BTreeMap<&str, &str> =
-        BTreeMap::from([("id", "known"), ("message", "m1"), ("account", "bob")]);
+    // A scheduled message of ME named like the conversation, for `/v1/scheduled/{id}`.
+    let at = confab_core::model::time::format_rfc3339(now_ms() + 3_600_000);
+    let (status, _, text) = server
+        .call(
+            &Method::POST,
+            "/v1/scheduled",
+            Some(&me),
+            Some(&json!({"id": "known", "conv": "known", "body": "later", "at": at})),
+        )
+        .await;
+    assert_eq!(status, 201, "{text}");
+    // An image attachment of "known" (its thumbnail exists too).
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(2, 2, image::Rgb([9, 99, 199]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("a PNG");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&png));
+    let uploaded = server
+        .http
+        .put(format!(
+            "{}/v1/conversations/known/attachments/{hash}",
+            server.base
+        ))
+        .bearer_auth(&me)
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(uploaded.status().as_u16(), 201);
+    let mut uploads = std::collections::HashMap::new();
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        uploads.insert(method, server.open_upload(&me).await);
+    }
+    let known: BTreeMap<&str, &str> = BTreeMap::from([
+        ("id", "known"),
+        ("message", "m1"),
+        ("account", "bob"),
+        ("hash", hash.as_str()),
+    ]);
 
     // Boundary values random generation rarely hits: where the document says a body fits,
     // the server takes it, and where it says not, the server refuses it.
@@ -689,6 +749,9 @@ async fn every_operation_answers_as_documented() {
             .iter()
             .map(|(n, s)| (n.clone(), valid(&root, s, 0)))
             .collect();
+        // A resumable upload of "known" of its own for each operation that names one (a
+        // DELETE ends its own), opened before any operation ran (one deletes "known").
+        let upload = uploads.get(&op.method).cloned();
         let good = op.body.as_ref().map(|b| valid(&root, b, 0));
         let bad = op.body.as_ref().map(|b| invalid(&root, b));
         for case in 0..CASES * 2 {
@@ -696,8 +759,12 @@ async fn every_operation_answers_as_documented() {
             let mut values = BTreeMap::new();
             for (name, strategy) in &params {
                 // Half the time the thing that exists.
-                let v = match known.get(name.as_str()) {
-                    Some(k) if case % 4 < 2 => (*k).to_owned(),
+                let thing = match name.as_str() {
+                    "upload" => upload.as_deref(),
+                    other => known.get(other).copied(),
+                };
+                let v = match thing {
+                    Some(k) if case % 4 < 2 => k.to_owned(),
                     _ => sample(&mut runner, strategy)
                         .as_str()
                         .map_or_else(String::new, str::to_owned),
@@ -708,7 +775,11 @@ async fn every_operation_answers_as_documented() {
             let query: Vec<String> = queries
                 .iter()
                 .filter(|_| case % 3 != 0)
-                .map(|(n, s)| format!("{n}={}", sample(&mut runner, s)))
+                .map(|(n, s)| match sample(&mut runner, s) {
+                    // A string goes into the query as itself, not as its JSON text.
+                    Value::String(text) => format!("{n}={}", urlencoding(&text)),
+                    other => format!("{n}={other}"),
+                })
                 .collect();
             if !query.is_empty() {
                 path = format!("{path}?{}", query.join("&"));

@@ -31,6 +31,21 @@ struct GatedStore {
 
 #[async_trait]
 impl Store for GatedStore {
+    fn for_commit_thread(&self) -> Option<Arc<dyn Store>> {
+        None // the gate holds commits on the runtime the test drives
+    }
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        self.inner.cluster_options()
+    }
+    async fn probe(&self, write: bool) -> Result<()> {
+        self.inner.probe(write).await
+    }
+    async fn record_rejections(
+        &self,
+        records: &[confab_server::store::RejectionRecord],
+    ) -> Result<()> {
+        self.inner.record_rejections(records).await
+    }
     async fn migrate(&self) -> Result<()> {
         self.inner.migrate().await
     }
@@ -76,6 +91,19 @@ impl Store for GatedStore {
     async fn doc_ids(&self) -> Result<Vec<String>> {
         self.inner.doc_ids().await
     }
+    async fn conversations_with_buckets(
+        &self,
+        after: Option<&confab_server::store::retention::ConvKey>,
+        limit: usize,
+    ) -> Result<Vec<confab_server::store::retention::ConvKey>> {
+        self.inner.conversations_with_buckets(after, limit).await
+    }
+    async fn drop_buckets(
+        &self,
+        req: confab_server::store::retention::DropRequest<'_>,
+    ) -> Result<confab_server::store::retention::Dropped> {
+        self.inner.drop_buckets(req).await
+    }
     async fn membership(
         &self,
         tenant: &TenantId,
@@ -103,8 +131,36 @@ impl Store for GatedStore {
     ) -> Result<Vec<MessageRow>> {
         self.inner.messages(tenant, conv, before, limit).await
     }
+    async fn buckets(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        before: Option<confab_core::ids::Bucket>,
+        limit: usize,
+    ) -> Result<confab_server::store::buckets::BucketPage> {
+        self.inner.buckets(tenant, conv, before, limit).await
+    }
+    async fn memberships_of(
+        &self,
+        tenant: &TenantId,
+        account: &confab_core::ids::AccountId,
+    ) -> Result<Vec<confab_core::protocol::Membership>> {
+        self.inner.memberships_of(tenant, account).await
+    }
+    async fn invites(
+        &self,
+        op: confab_server::store::invites::InviteOp<'_>,
+    ) -> Result<confab_server::store::invites::InviteAnswer> {
+        self.inner.invites(op).await
+    }
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
         self.inner.rejection_count(tenant).await
+    }
+    async fn schedule(
+        &self,
+        op: confab_server::store::schedule::ScheduleOp<'_>,
+    ) -> Result<confab_server::store::schedule::ScheduleAnswer> {
+        self.inner.schedule(op).await
     }
     async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
         self.inner.stored_bytes(doc).await

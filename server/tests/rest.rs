@@ -64,6 +64,11 @@ impl Server {
     async fn delete(&self, path: &str, token: &str) -> Answer {
         self.call(Method::DELETE, path, Some(token), None).await
     }
+
+    async fn patch(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
 }
 
 #[track_caller]
@@ -819,15 +824,44 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/direct", "post"),
         ("/v1/conversations/support", "post"),
         ("/v1/conversations/{id}", "get"),
+        ("/v1/conversations/{id}", "delete"),
+        ("/v1/conversations/{id}/settings", "patch"),
+        ("/v1/conversations/{id}/can", "get"),
         ("/v1/conversations/{id}/members", "post"),
         ("/v1/conversations/{id}/members/{account}", "delete"),
         ("/v1/conversations/{id}/messages", "get"),
         ("/v1/conversations/{id}/messages", "post"),
         ("/v1/conversations/{id}/messages/{message}/status", "post"),
+        ("/v1/scheduled", "get"),
+        ("/v1/scheduled", "post"),
+        ("/v1/scheduled/{id}", "patch"),
+        ("/v1/scheduled/{id}", "delete"),
+        ("/v1/conversations/{id}/join-requests", "get"),
+        ("/v1/conversations/{id}/join-requests", "post"),
+        ("/v1/conversations/{id}/join-requests/{account}", "delete"),
+        (
+            "/v1/conversations/{id}/join-requests/{account}/approve",
+            "post",
+        ),
+        (
+            "/v1/conversations/{id}/join-requests/{account}/decline",
+            "post",
+        ),
+        ("/v1/conversations/{id}/invites", "get"),
+        ("/v1/conversations/{id}/invites", "post"),
+        ("/v1/conversations/{id}/invites/{invite}", "delete"),
+        ("/v1/invites/join", "post"),
         ("/openapi.json", "get"),
+        // Attachments (their DELETE of an upload answers no 422, so it is not listed here).
+        ("/v1/conversations/{id}/attachments/{hash}", "put"),
+        ("/v1/conversations/{id}/attachments/{hash}", "get"),
+        ("/v1/conversations/{id}/attachments/{hash}/thumbnail", "get"),
+        ("/v1/conversations/{id}/uploads", "post"),
+        ("/v1/conversations/{id}/uploads/{upload}", "get"),
+        ("/v1/conversations/{id}/uploads/{upload}", "patch"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 9, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 24, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");
@@ -842,7 +876,12 @@ async fn openapi_describes_every_endpoint() {
                     );
                 }
             }
-            if method == "post" {
+            // Asking to join and declining name everything in the path.
+            let bodiless = [
+                "/v1/conversations/{id}/join-requests",
+                "/v1/conversations/{id}/join-requests/{account}/decline",
+            ];
+            if (method == "post" || method == "patch") && !bodiless.contains(&path) {
                 assert!(
                     op["requestBody"].is_object(),
                     "{method} {path} lacks a request body"
@@ -874,4 +913,110 @@ async fn openapi_describes_every_endpoint() {
             .unwrap_or_else(|| panic!("external ref {r}"));
         assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
     }
+}
+
+const SETTINGS: &str = "/v1/conversations/ops/settings";
+
+/// Seed 003 `is_locked`, seed 001 `deleted_at`, and the permission question for outside
+/// services, through REST as an integration uses them.
+#[tokio::test]
+async fn lock_delete_and_the_permission_question() {
+    let s = Server::start().await;
+    let (alice, bob, bot) = (s.user("alice"), s.user("bob"), s.service("bot"));
+    let created = s
+        .post(
+            "/v1/conversations",
+            &alice,
+            json!({"kind": "group", "id": "ops", "members": [{"account": "bob"}]}),
+        )
+        .await;
+    expect(&created, 201);
+    let can = |account: &str, action: &str| {
+        format!("/v1/conversations/ops/can?account={account}&action={action}")
+    };
+    let verdict = expect(&s.get(&can("bob", "send"), &bot).await, 200).clone();
+    assert_eq!(verdict, json!({"allowed": true}));
+    let stranger = expect(&s.get(&can("mallory", "read"), &bot).await, 200).clone();
+    assert_eq!(stranger["allowed"], false);
+    assert_eq!(stranger["code"], "not_member");
+    expect_error(&s.get(&can("bob", "send"), &bob).await, 403, "service_only");
+    expect_error(&s.get(&can("bob", "fly"), &bot).await, 422, "invalid_value");
+    let no_target = s.get(&can("alice", "remove_member"), &bot).await;
+    expect_error(&no_target, 422, "missing");
+    let removal = format!("{}&target=alice", can("bob", "remove_member"));
+    assert_eq!(
+        expect(&s.get(&removal, &bot).await, 200)["code"],
+        "owner_protected"
+    );
+
+    // Lock: only admins; then nobody posts, and the service's question says so.
+    expect_error(
+        &s.patch(SETTINGS, &bob, json!({"locked": true})).await,
+        403,
+        "no_permission",
+    );
+    expect_error(
+        &s.patch(SETTINGS, &alice, json!({})).await,
+        422,
+        "invalid_value",
+    );
+    expect_error(
+        &s.patch(SETTINGS, &alice, json!({"locked": "yes"})).await,
+        422,
+        "wrong_type",
+    );
+    let locked = s.patch(SETTINGS, &alice, json!({"locked": true})).await;
+    assert_eq!(expect(&locked, 200)["is_locked"], true);
+    assert_eq!(locked.body["settings"]["locked"], true);
+    let post = json!({"body": "anyone?"});
+    let refused = s
+        .post("/v1/conversations/ops/messages", &bob, post.clone())
+        .await;
+    expect_error(&refused, 403, "conversation_locked");
+    let refused = s
+        .post("/v1/conversations/ops/messages", &alice, post.clone())
+        .await;
+    expect_error(&refused, 403, "conversation_locked");
+    let verdict = expect(&s.get(&can("bob", "send"), &bot).await, 200).clone();
+    assert_eq!(verdict["code"], "conversation_locked");
+    let unlocked = s.patch(SETTINGS, &alice, json!({"locked": false})).await;
+    assert_eq!(expect(&unlocked, 200)["is_locked"], false);
+    expect(
+        &s.post("/v1/conversations/ops/messages", &bob, post.clone())
+            .await,
+        201,
+    );
+
+    // Delete: only the owner; final; gone from lists; history still readable to members.
+    expect_error(
+        &s.delete("/v1/conversations/ops", &bob).await,
+        403,
+        "no_permission",
+    );
+    let gone = s.delete("/v1/conversations/ops", &alice).await;
+    let gone = expect(&gone, 200).clone();
+    assert_eq!(gone["lifecycle"], "deleted");
+    assert!(gone["deleted_at"]
+        .as_str()
+        .expect("deleted_at")
+        .ends_with('Z'));
+    expect(&s.delete("/v1/conversations/ops", &alice).await, 200);
+    let listed = expect(&s.get("/v1/conversations", &bob).await, 200).clone();
+    assert!(
+        listed["conversations"].as_array().expect("list").is_empty(),
+        "{listed}"
+    );
+    let read = s.get("/v1/conversations/ops/messages", &bob).await;
+    assert_eq!(ids(expect(&read, 200)).len(), 1);
+    let refused = s.post("/v1/conversations/ops/messages", &bob, post).await;
+    expect_error(&refused, 403, "conversation_deleted");
+    let reopened = s.patch(SETTINGS, &alice, json!({"locked": true})).await;
+    expect_error(&reopened, 403, "conversation_deleted");
+    let verdict = expect(&s.get(&can("alice", "send"), &bot).await, 200).clone();
+    assert_eq!(verdict["code"], "conversation_deleted");
+    expect_error(
+        &s.delete("/v1/conversations/ops", &s.user("mallory")).await,
+        403,
+        "not_member",
+    );
 }

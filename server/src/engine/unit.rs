@@ -2,8 +2,11 @@
 //! account (profile and private documents). Jobs run one after another; accepted changes
 //! are committed in batches (see `pipeline`) and acked only once durable.
 
+mod expire;
 mod fair;
 mod pipeline;
+mod presence;
+pub(super) mod recent;
 mod remote;
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +21,7 @@ use confab_core::automerge::ActorId;
 use confab_core::doc::IntentTag;
 use confab_core::ids::{AccountId, DocId, DocTarget};
 use confab_core::policy::{Author, Effect};
-use confab_core::protocol::{ErrorCode, ServerFrame};
+use confab_core::protocol::{encode_server, ErrorCode, ServerFrame};
 use confab_core::validate::{RejectCode, Rejection};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -26,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
 use super::committer::CommitResult;
 use super::{now_ms, projection, ConnHandle, Engine, Job, SubmitOutcome, UnitKey};
+use crate::net::frame::binary_frame;
 use crate::store::{NewChange, RejectionRecord, StoreError, StoredDoc};
 
 /// Why a unit could not decide a change (it is answered `internal` or `unavailable`).
@@ -149,6 +153,7 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
         engine,
         tx: tx.clone(),
         subscribers: HashMap::new(),
+        presence: presence::PresenceMemory::default(),
         batch: Batch::default(),
         in_flight: VecDeque::new(),
         epoch: Arc::new(AtomicBool::new(false)),
@@ -159,6 +164,8 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
         lost_epoch: None,
         contended_until: None,
         written: HashMap::new(),
+        recent: HashMap::new(),
+        unsure: false,
     };
     tokio::spawn(unit.run(rx));
     super::UnitHandle { tx, inbox }
@@ -193,6 +200,8 @@ struct Unit {
     /// Documents the acceptor held when the `docs_in_memory` gauge was last set.
     loaded: usize,
     subscribers: HashMap<DocId, Vec<ConnHandle>>,
+    /// The last presence relayed here per subscribed person, for new subscribers.
+    presence: presence::PresenceMemory,
     /// The batch being validated.
     batch: Batch,
     /// Batches handed to the committer, oldest first.
@@ -215,6 +224,12 @@ struct Unit {
     contended_until: Option<Instant>,
     /// When each document last had a change accepted here (see `remote::catch_up`).
     written: HashMap<DocId, Instant>,
+    /// The newest committed changes of the documents the acceptor holds (see `recent`).
+    recent: HashMap<DocId, recent::RecentLog>,
+    /// A commit failed in an outage and memory was rewound to what was committed before it
+    /// (kept to serve reads while the storage is down). That commit may have been stored
+    /// anyway, so memory is dropped before anything else once the storage is back.
+    unsure: bool,
 }
 
 /// What the unit's loop woke up for.
@@ -337,6 +352,7 @@ impl Unit {
 
     /// Validates the jobs' changes into the current batch and hands it to the committer.
     async fn process(&mut self, jobs: Vec<Job>) {
+        self.trust_memory();
         for job in jobs {
             match job {
                 Job::Submit {
@@ -398,7 +414,7 @@ impl Unit {
     async fn load(&mut self, doc: DocId) -> Result<(), UnitError> {
         let stored: StoredDoc = self.engine.store().load_doc(&doc).await?;
         let result = self.acceptor.load(
-            doc,
+            doc.clone(),
             confab_core::accept::StoredDoc {
                 snapshot: stored.snapshot.as_deref(),
                 changes: stored.changes.iter().map(|(_, b)| &b[..]).collect(),
@@ -407,6 +423,9 @@ impl Unit {
                 policy_seq: stored.policy_seq,
             },
         );
+        if result.is_ok() {
+            self.remember_loaded(&doc, stored.changes);
+        }
         self.count_loaded();
         Ok(result?)
     }
@@ -425,12 +444,23 @@ impl Unit {
         let metric = &self.engine.inner.metrics.docs_in_memory;
         metric.inc_by(now as i64 - self.loaded as i64);
         self.loaded = now;
+        self.prune_recent();
     }
 
     /// Drops everything in memory: after a failed commit, memory may hold what storage lost.
     fn reset(&mut self) {
         self.acceptor.reset();
+        self.unsure = false;
         self.count_loaded();
+    }
+
+    /// After an outage, memory that was kept to serve reads is dropped before the unit
+    /// does anything else (see `unsure`).
+    fn trust_memory(&mut self) {
+        if self.unsure && !self.engine.health().is_down() {
+            tracing::debug!("storage back: reloading what was kept through the outage");
+            self.reset();
+        }
     }
 
     /// Drives the acceptor through one submission, answering its needs from storage and
@@ -469,6 +499,9 @@ impl Unit {
             Ok(sub) => sub,
             Err(r) => return self.reject(doc, author, r),
         };
+        if let Some(r) = self.refuse_expired_write(doc, sub.hash()).await {
+            return self.reject(doc, author, r);
+        }
         let hash = sub.hash().0;
         let decided = self.decide(&mut sub).await;
         let accepted = match decided {
@@ -623,17 +656,38 @@ impl Unit {
                     // the earlier subscribers go on from where they are.
                     let held = self.acceptor.known_seq(&doc).unwrap_or(0);
                     self.delivered.entry(doc.clone()).or_insert(held);
+                    // Who is here now, after the catch-up (docs/PROTOCOL.md, Presence).
+                    for frame in self.presence.snapshot(&doc, &conn.account) {
+                        let _ = conn.outlet.push(&binary_frame(&encode_server(&frame)));
+                    }
                     self.subscribers.entry(doc).or_default().push(conn);
                 }
                 let _ = reply.send(result);
             }
-            Job::Unsubscribe { doc, conn } => {
+            Job::Unsubscribe { doc, conn, closed } => {
                 if let Some(subs) = self.subscribers.get_mut(&doc) {
+                    // A person (not a service) whose last connection here just closed.
+                    let gone = subs
+                        .iter()
+                        .find(|c| c.id == conn && !c.service && closed)
+                        .map(|c| c.account.clone());
                     subs.retain(|c| c.id != conn);
-                    if subs.is_empty() {
-                        self.subscribers.remove(&doc);
-                        self.delivered.remove(&doc);
+                    let gone = gone.filter(|a| !subs.iter().any(|c| c.account == *a));
+                    if let (Some(account), DocTarget::Conv(_)) = (gone, doc.target()) {
+                        self.presence.gone(&doc, &account);
+                        let frame = ServerFrame::Signal {
+                            doc: doc.to_string(),
+                            from: account.to_string(),
+                            kind: confab_core::protocol::SignalKind::Presence,
+                            data: Some("offline".into()),
+                        };
+                        self.push(&doc, frame, None);
                     }
+                }
+                if self.subscribers.get(&doc).is_some_and(Vec::is_empty) {
+                    self.subscribers.remove(&doc);
+                    self.presence.forget(&doc);
+                    self.delivered.remove(&doc);
                 }
             }
             Job::Signal {
@@ -664,8 +718,27 @@ impl Unit {
                 };
                 let _ = reply.send(conv);
             }
+            Job::Private { reply } => {
+                let data = match &self.key {
+                    UnitKey::Account(tenant, account) => {
+                        let id = DocId::private(tenant, account);
+                        match self.prepare(&id).await {
+                            Ok(()) => self
+                                .acceptor
+                                .doc(&id)
+                                .map(|d| confab_core::doc::read::read_private(d.doc())),
+                            Err(_) => None,
+                        }
+                    }
+                    UnitKey::Conv(..) => None,
+                };
+                let _ = reply.send(data);
+            }
             Job::Barrier { reply } => {
                 let _ = reply.send(());
+            }
+            Job::Expire { now_ms, reply } => {
+                let _ = reply.send(self.expire(now_ms).await);
             }
             Job::Submit { .. } | Job::Write { .. } => {}
         }
@@ -685,6 +758,9 @@ impl Unit {
             .await
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         self.readable_by(doc, &from.account, from.service)?;
+        if kind == confab_core::protocol::SignalKind::Presence && !from.service {
+            self.presence.relayed(doc, &from.account, data.as_deref());
+        }
         let frame = ServerFrame::Signal {
             doc: doc.to_string(),
             from: from.account.to_string(),
@@ -710,7 +786,9 @@ impl Unit {
             (code, e.to_string())
         })?;
         self.readable_by(doc, &conn.account, conn.service)?;
+        self.refuse_expired(doc)?;
         let info = self.acceptor.view(doc);
-        super::catchup::send(&self.engine, doc, after, info, conn).await
+        let recent = self.recent.get(doc);
+        super::catchup::send(&self.engine, doc, after, info, recent, conn).await
     }
 }

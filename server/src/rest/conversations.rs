@@ -10,6 +10,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use confab_core::automerge::ScalarValue;
+use confab_core::doc::schema::keys;
 use confab_core::doc::write::{self, CreateConv};
 use confab_core::ids::{
     direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId,
@@ -99,7 +101,7 @@ fn body(status: StatusCode, conv: &Conversation) -> Result<Response, ApiError> {
 }
 
 /// The conversation after a write the engine acknowledged.
-async fn after_write(
+pub(super) async fn respond_with(
     app: &AppState,
     caller: &Caller,
     id: &ConvId,
@@ -147,7 +149,7 @@ pub async fn direct(
     let (doc, change) = write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     submit_creation(&app, &caller, doc, change.raw_bytes().to_vec()).await?;
-    after_write(&app, &caller, &id, StatusCode::CREATED).await
+    respond_with(&app, &caller, &id, StatusCode::CREATED).await
 }
 
 /// Submits a deterministic creation change. Two requests racing both get an ack for the one
@@ -215,7 +217,7 @@ pub async fn support(
     let (doc, change) = write::support_creation_change(&caller.tenant, &link)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     submit_creation(&app, &caller, doc, change.raw_bytes().to_vec()).await?;
-    after_write(&app, &caller, &id, StatusCode::CREATED).await
+    respond_with(&app, &caller, &id, StatusCode::CREATED).await
 }
 
 // ---------- create ----------
@@ -227,7 +229,8 @@ pub struct MemberSpec {
     role: Option<Role>,
 }
 
-/// Settings to change from the kind's defaults.
+/// Settings to change: from the kind's defaults at creation, or on an existing conversation
+/// (`PATCH …/settings`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
@@ -242,6 +245,12 @@ pub struct SettingsPatch {
     allow_attachments: Option<bool>,
     slow_mode_seconds: Option<u32>,
     join_approval_required: Option<bool>,
+    /// Seed 003 `is_locked`.
+    locked: Option<bool>,
+    /// Seed 001 `only_admins_can_add_members` (docs/POLICY.md, "Joining").
+    add_members_policy: Option<EditPolicy>,
+    /// Who finds the conversation through discovery.
+    scope: Option<confab_core::model::joining::Scope>,
 }
 
 impl SettingsPatch {
@@ -261,11 +270,63 @@ impl SettingsPatch {
             allow_stickers => allow_stickers,
             allow_attachments => allow_attachments,
             slow_mode_seconds => slow_mode_seconds,
-            join_approval_required => join_approval_required
+            join_approval_required => join_approval_required,
+            locked => locked,
+            add_members_policy => add_members_policy,
+            scope => scope
         );
         if let Some(days) = self.message_retention_days {
             s.retention_days = Some(days);
         }
+    }
+
+    /// The settings this patch names, as the document stores them (one change writes them).
+    pub(super) fn values(self) -> Vec<(&'static str, ScalarValue)> {
+        let mut patched = Settings::defaults_for(ConvKind::Group);
+        let named: Vec<&'static str> = [
+            self.send_policy.map(|_| keys::SEND_POLICY),
+            self.join_policy.map(|_| keys::JOIN_POLICY),
+            self.info_edit_policy.map(|_| keys::INFO_EDIT_POLICY),
+            self.subroom_policy.map(|_| keys::SUBROOM_POLICY),
+            self.max_subroom_depth.map(|_| keys::MAX_SUBROOM_DEPTH),
+            self.message_retention_days.map(|_| keys::RETENTION_DAYS),
+            self.allow_reactions.map(|_| keys::ALLOW_REACTIONS),
+            self.allow_stickers.map(|_| keys::ALLOW_STICKERS),
+            self.allow_attachments.map(|_| keys::ALLOW_ATTACHMENTS),
+            self.slow_mode_seconds.map(|_| keys::SLOW_MODE_SECONDS),
+            self.join_approval_required
+                .map(|_| keys::JOIN_APPROVAL_REQUIRED),
+            self.locked.map(|_| keys::LOCKED),
+            self.add_members_policy.map(|_| keys::ADD_MEMBERS_POLICY),
+            self.scope.map(|_| keys::SCOPE),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.apply(&mut patched);
+        // `settings_values` is the one place that says how each setting is stored; it
+        // leaves out an unset retention and an unlocked lock, which a patch writes as false.
+        let stored = write::settings_values(&patched);
+        named
+            .into_iter()
+            .map(|key| {
+                let value = stored
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or_else(|| unstored_default(key), |(_, v)| v.clone());
+                (key, value)
+            })
+            .collect()
+    }
+}
+
+/// The stored value of a setting `settings_values` leaves out at its default.
+fn unstored_default(key: &str) -> ScalarValue {
+    let d = Settings::defaults_for(ConvKind::Group);
+    match key {
+        keys::ADD_MEMBERS_POLICY => ScalarValue::Str(d.add_members_policy.as_str().into()),
+        keys::SCOPE => ScalarValue::Str(d.scope.as_str().into()),
+        _ => ScalarValue::Boolean(false),
     }
 }
 
@@ -414,7 +475,7 @@ pub async fn create(
     acked(outcome, |reason| {
         ApiError::conflict(DenyCode::AlreadyCreated.as_str(), reason)
     })?;
-    after_write(&app, &caller, &id, StatusCode::CREATED).await
+    respond_with(&app, &caller, &id, StatusCode::CREATED).await
 }
 
 // ---------- read ----------
@@ -496,7 +557,7 @@ pub async fn add_member(
         )
         .await;
     acked(outcome, not_applicable_conflict)?;
-    after_write(&app, &caller, &id, StatusCode::OK).await
+    respond_with(&app, &caller, &id, StatusCode::OK).await
 }
 
 /// `DELETE /v1/conversations/{id}/members/{account}`: leave (your own account) or remove
@@ -535,5 +596,5 @@ pub async fn remove_member(
         )
         .await;
     acked(outcome, ApiError::not_found)?;
-    after_write(&app, &caller, &id, StatusCode::OK).await
+    respond_with(&app, &caller, &id, StatusCode::OK).await
 }

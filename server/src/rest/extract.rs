@@ -80,14 +80,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         })?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(json_error)
+            .map_err(|e| json_error(e, &bytes))
     }
 }
 
-fn json_error(e: serde_json::Error) -> ApiError {
+pub(super) fn json_error(e: serde_json::Error, body: &[u8]) -> ApiError {
     use serde_json::error::Category;
     let message = e.to_string();
+    // serde_json reports an enum given as a number as a syntax error ("expected value");
+    // JSON that parses is a shape error, whatever serde_json calls it.
+    let parses = || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
     match e.classify() {
+        Category::Syntax if parses() => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "wrong_type", message)
+        }
         Category::Data => {
             let code = if message.starts_with("unknown field") {
                 "unknown_key"
@@ -218,15 +224,18 @@ mod tests {
         #[allow(dead_code)]
         struct T {
             a: u32,
+            role: Option<confab_core::model::conversation::Role>,
         }
         let code = |text: &str| {
             let e = serde_json::from_str::<T>(text).expect_err(text);
-            let e = json_error(e);
+            let e = json_error(e, text.as_bytes());
             (e.status.as_u16(), e.code)
         };
         assert_eq!(code("{"), (400, "bad_request".into()));
         assert_eq!(code("{\"a\":1,\"b\":2}"), (422, "unknown_key".into()));
         assert_eq!(code("{\"a\":\"x\"}"), (422, "wrong_type".into()));
         assert_eq!(code("{}"), (422, "missing".into()));
+        // serde_json calls a number where an enum goes a syntax error.
+        assert_eq!(code("{\"a\":1,\"role\":7}"), (422, "wrong_type".into()));
     }
 }

@@ -9,9 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::automerge::{Automerge, Change};
 use confab_core::doc::{read, write};
-use confab_core::ids::{ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{Bucket, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::attachment::{attachments_to_json, Attachment};
 use confab_core::model::message::{Message, MessageKind, NewMessage};
 use confab_core::model::proposal::ProposalStatus;
+use confab_core::policy::DenyCode;
+use confab_core::validate::RejectCode;
 use serde::Deserialize;
 
 use super::budget::Writer;
@@ -20,8 +23,12 @@ use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, PageQuery, Params, PAGE_MAX};
 use super::views::{MessagePage, MessageView, PostedMessage, ProposalStatusView};
 use crate::clock::now_ms;
+use crate::engine::SubmitOutcome;
 use crate::state::AppState;
 use crate::store::{MessageRow, Store};
+
+/// Parts a REST post tries before it answers with the last refusal.
+const BUCKET_ATTEMPTS: usize = 4;
 
 fn text_kind() -> MessageKind {
     MessageKind::Text
@@ -38,6 +45,10 @@ pub struct PostMessageRequest {
     /// A JSON value, or its JSON text as a string (seed 002's `payloadJson`).
     payload: Option<serde_json::Value>,
     reply_to: Option<MessageId>,
+    /// Attachments (docs/ATTACHMENTS.md); one naming a blob of this server must name a
+    /// stored blob of this conversation.
+    #[serde(default)]
+    attachments: Vec<Attachment>,
 }
 
 /// `POST /v1/conversations/{id}/messages`: 201 `{id, seq, doc, created_at}`. The time is the
@@ -49,20 +60,28 @@ pub async fn post(
     JsonBody(req): JsonBody<PostMessageRequest>,
 ) -> Result<Response, ApiError> {
     let conv_id = path_conv(&id)?;
-    if !matches!(
-        req.kind,
-        MessageKind::Text
-            | MessageKind::System
-            | MessageKind::Proposal
-            | MessageKind::ProposalResponse
-    ) {
+    let media = !req.attachments.is_empty()
+        && matches!(
+            req.kind,
+            MessageKind::Image | MessageKind::File | MessageKind::Voice | MessageKind::Video
+        );
+    if !media
+        && !matches!(
+            req.kind,
+            MessageKind::Text
+                | MessageKind::System
+                | MessageKind::Proposal
+                | MessageKind::ProposalResponse
+        )
+    {
         return Err(ApiError::invalid(
             "invalid_value",
             "kind",
-            "REST posts text, system, proposal and proposal_response messages",
+            "REST posts text, system, proposal and proposal_response messages, and image, file, voice and video messages with attachments",
         ));
     }
     let conv = load(&app, &caller, &conv_id).await?;
+    super::attachments::check_references(&app, &caller, &conv_id, &req.attachments).await?;
     let id = match req.id {
         Some(id) => MessageId::new(id)?,
         None => MessageId::new(fresh_id("m-"))?,
@@ -88,7 +107,7 @@ pub async fn post(
         body: req.body,
         payload,
         caption: None,
-        attachments: None,
+        attachments: (!req.attachments.is_empty()).then(|| attachments_to_json(&req.attachments)),
         mentions: None,
         reply_to: req.reply_to,
         forwarded_from: None,
@@ -96,14 +115,47 @@ pub async fn post(
         scheduled_at: None,
     };
     message.validate()?;
-    let doc = DocId::msgs(&caller.tenant, &conv_id, conv.bucket_of(now));
-    let outcome = caller
-        .write(
-            &app,
-            doc.clone(),
-            Box::new(move |d, tag| write::post_message(d, tag, &message)),
-        )
-        .await;
+    // The newest part of the period, moving on as the acceptor's refusals say (a REST
+    // writer is a writer like the others: ARCHITECTURE.md, "Bounded buckets").
+    let period = conv.period_of(now);
+    let newest = app
+        .engine
+        .store()
+        .buckets(&caller.tenant, &conv_id, Some(Bucket::first(period + 1)), 1)
+        .await?
+        .buckets
+        .first()
+        .copied()
+        .filter(|b| b.period == period);
+    let mut bucket = newest.unwrap_or(Bucket::first(period));
+    let mut attempts = 0;
+    let (doc, outcome) = loop {
+        let doc = DocId::msgs(&caller.tenant, &conv_id, bucket);
+        let message = message.clone();
+        let outcome = caller
+            .write(
+                &app,
+                doc.clone(),
+                Box::new(move |d, tag| write::post_message(d, tag, &message)),
+            )
+            .await;
+        attempts += 1;
+        let moved_to = match &outcome {
+            SubmitOutcome::Reject {
+                code: RejectCode::Policy(DenyCode::BucketFull),
+                ..
+            } => Some(bucket.next()),
+            SubmitOutcome::Reject {
+                code: RejectCode::Policy(DenyCode::BucketNotOpen),
+                ..
+            } => bucket.previous_part(),
+            _ => None,
+        };
+        match moved_to {
+            Some(next) if attempts < BUCKET_ATTEMPTS => bucket = next,
+            _ => break (doc, outcome),
+        }
+    };
     let seq = acked(outcome, |reason| {
         ApiError::conflict("already_exists", reason)
     })?;

@@ -10,11 +10,15 @@
 //! (conversation lists, message pages); full message content is read from the committed
 //! message buckets.
 
+mod attachments;
 mod budget;
 mod conversations;
 mod error;
 mod extract;
+mod joining;
+mod manage;
 mod messages;
+mod scheduled;
 mod views;
 
 use axum::extract::{Request, State};
@@ -51,11 +55,26 @@ rest_routes! {
     "/v1/conversations" => get(conversations::list), post(conversations::create);
     "/v1/conversations/direct" => post(conversations::direct);
     "/v1/conversations/support" => post(conversations::support);
-    "/v1/conversations/{id}" => get(conversations::get);
+    "/v1/conversations/{id}" => get(conversations::get), delete(manage::delete);
+    "/v1/conversations/{id}/settings" => patch(manage::patch_settings);
+    "/v1/conversations/{id}/can" => get(manage::can);
     "/v1/conversations/{id}/members" => post(conversations::add_member);
     "/v1/conversations/{id}/members/{account}" => delete(conversations::remove_member);
     "/v1/conversations/{id}/messages" => get(messages::page), post(messages::post);
     "/v1/conversations/{id}/messages/{message}/status" => post(messages::set_status);
+    "/v1/conversations/{id}/attachments/{hash}" => put(attachments::put), get(attachments::get);
+    "/v1/conversations/{id}/attachments/{hash}/thumbnail" => get(attachments::thumbnail);
+    "/v1/conversations/{id}/uploads" => post(attachments::open);
+    "/v1/conversations/{id}/uploads/{upload}" => get(attachments::progress), patch(attachments::chunk), delete(attachments::abandon);
+    "/v1/scheduled" => get(scheduled::list), post(scheduled::create);
+    "/v1/scheduled/{id}" => patch(scheduled::edit), delete(scheduled::cancel);
+    "/v1/conversations/{id}/join-requests" => get(joining::list_requests), post(joining::ask);
+    "/v1/conversations/{id}/join-requests/{account}" => delete(joining::withdraw);
+    "/v1/conversations/{id}/join-requests/{account}/approve" => post(joining::approve);
+    "/v1/conversations/{id}/join-requests/{account}/decline" => post(joining::decline);
+    "/v1/conversations/{id}/invites" => get(joining::list_invites), post(joining::create_invite);
+    "/v1/conversations/{id}/invites/{invite}" => delete(joining::revoke_invite);
+    "/v1/invites/join" => post(joining::join_by_link);
 }
 
 /// Answers 503 `unavailable` (with `Retry-After`) at once while the storage is down: every

@@ -15,7 +15,7 @@ fn time(ms: i64) -> String {
     format_rfc3339(ms)
 }
 
-fn opt_time(ms: Option<i64>) -> Option<String> {
+pub(super) fn opt_time(ms: Option<i64>) -> Option<String> {
     ms.map(format_rfc3339)
 }
 
@@ -30,7 +30,11 @@ pub struct ConversationView {
     pub avatar_url: String,
     pub created_by: Option<String>,
     pub is_archived: bool,
+    /// Seed 003 `is_locked` (the `locked` setting).
+    pub is_locked: bool,
     pub lifecycle: &'static str,
+    /// Seed 001 `deleted_at`: when the owner deleted it (lifecycle `deleted`).
+    pub deleted_at: Option<String>,
     /// `null` for direct conversations and support threads: their deterministic creation
     /// change carries no time.
     pub created_at: Option<String>,
@@ -55,6 +59,9 @@ pub struct SettingsView {
     pub allow_attachments: bool,
     pub slow_mode_seconds: u32,
     pub join_approval_required: bool,
+    pub locked: bool,
+    pub add_members_policy: &'static str,
+    pub scope: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,6 +74,8 @@ pub struct MemberView {
     pub left_at: Option<String>,
     pub invited_by: Option<String>,
     pub is_active: bool,
+    /// Seed 003 `is_blocked`: in a direct conversation, this member blocks the other.
+    pub is_blocked: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +106,9 @@ impl SettingsView {
             allow_attachments: s.allow_attachments,
             slow_mode_seconds: s.slow_mode_seconds,
             join_approval_required: s.join_approval_required,
+            locked: s.locked,
+            add_members_policy: s.add_members_policy.as_str(),
+            scope: s.scope.as_str(),
         }
     }
 }
@@ -112,6 +124,7 @@ impl MemberView {
             left_at: opt_time(m.left_at.or(m.removed_at)),
             invited_by: m.invited_by.as_ref().map(ToString::to_string),
             is_active: m.is_active(),
+            is_blocked: m.blocked,
         }
     }
 }
@@ -129,7 +142,12 @@ impl ConversationView {
             avatar_url: conv.info.avatar.clone().unwrap_or_default(),
             created_by: meta.created_by.as_ref().map(ToString::to_string),
             is_archived: conv.lifecycle.state == Lifecycle::Archived,
+            is_locked: conv.settings.locked,
             lifecycle: conv.lifecycle.state.as_str(),
+            deleted_at: (conv.lifecycle.state == Lifecycle::Deleted)
+                .then_some(conv.lifecycle.at)
+                .flatten()
+                .map(time),
             created_at: if deterministic && meta.created_at == 0 {
                 None
             } else {

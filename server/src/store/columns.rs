@@ -1,7 +1,7 @@
 //! Values between Rust and the columns of either backend: integers in range, ids that
 //! parse, and the projection rows the read queries return.
 
-use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{ConvListItem, ConvRow, LogTail, MessageRow, Result, StoreError};
@@ -117,7 +117,15 @@ pub(crate) fn conv_row<R: Cols>(row: &R) -> Result<ConvRow> {
     })
 }
 
-/// A `MessageRow` from the columns `{prefix}message`, `{prefix}pos`, ... of a row.
+/// The id of the bucket document a message row names by `(period, part)`.
+fn bucket_doc(period: i64, part: i64, tenant: &TenantId, conv: &ConvId) -> Result<String> {
+    let part = u32::try_from(part)
+        .map_err(|_| StoreError::Corrupt(format!("message bucket part {part}")))?;
+    Ok(DocId::msgs(tenant, conv, Bucket::new(period, part)).to_string())
+}
+
+/// A `MessageRow` from the columns `{prefix}message`, `{prefix}pos`, `{prefix}period`,
+/// `{prefix}part` (the bucket), ... of a row.
 pub(crate) fn message_row<R: Cols>(
     row: &R,
     prefix: &str,
@@ -129,7 +137,12 @@ pub(crate) fn message_row<R: Cols>(
         tenant: tenant.clone(),
         conv: conv.clone(),
         message: message_id(row.text(&col("message"))?)?,
-        doc: row.text(&col("doc_id"))?,
+        doc: bucket_doc(
+            row.int(&col("period"))?,
+            row.int(&col("part"))?,
+            tenant,
+            conv,
+        )?,
         seq: u64_of(row.int(&col("seq"))?, "message seq")?,
         author: account(row.text(&col("author"))?)?,
         kind: row.text(&col("kind"))?,

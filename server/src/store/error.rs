@@ -6,6 +6,9 @@
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite called on the writer's own handle (the group commit, `sqlite/commit.rs`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -49,6 +52,9 @@ pub fn is_unavailable(e: &StoreError) -> bool {
     match e {
         StoreError::Unavailable(_) => true,
         StoreError::Database(e) => sqlx_unavailable(e),
+        StoreError::Sqlite(e) => e
+            .sqlite_error()
+            .is_some_and(|f| sqlite_unavailable(f.extended_code & 0xff)),
         StoreError::Migrate(_)
         | StoreError::Corrupt(_)
         | StoreError::SeqConflict(_)
@@ -131,6 +137,10 @@ mod tests {
         for code in [19, 11, 1] {
             assert!(!sqlite_unavailable(code), "{code}");
         }
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(13), None);
+        assert!(is_unavailable(&StoreError::Sqlite(full)));
+        let constraint = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(2067), None);
+        assert!(!is_unavailable(&StoreError::Sqlite(constraint)));
         assert!(is_unavailable(&StoreError::Unavailable("down".into())));
         assert!(!is_unavailable(&StoreError::SeqConflict("d".into())));
         assert!(!is_unavailable(&StoreError::Corrupt("x".into())));

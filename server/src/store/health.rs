@@ -31,8 +31,10 @@ use super::{
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Probe period while the storage is down (how soon recovery is noticed).
 pub const PROBE_DOWN_EVERY: Duration = Duration::from_millis(250);
-/// Probe period while the storage is up (how soon an outage without traffic is noticed).
-pub const PROBE_UP_EVERY: Duration = Duration::from_millis(500);
+/// Probe period while the storage is up (how soon an outage without traffic is noticed):
+/// with the probe's own bound, `/readyz` turns 503 within 750 ms of an outage nobody writes
+/// through (issue 13 asks for 1 s); a `SELECT 1` four times a second costs nothing.
+pub const PROBE_UP_EVERY: Duration = Duration::from_millis(250);
 /// What clients are told to wait before resubmitting while the storage is down: a few
 /// probe periods, so a short blip costs little and a long outage is not hammered.
 pub const RETRY_AFTER_MS: u64 = 1000;
@@ -112,6 +114,30 @@ impl Health {
         }
     }
 
+    /// What a probe's answer means. Only a write probe (sent while down) brings the storage
+    /// back: a read probe sent while up that succeeds after a commit failed meanwhile says
+    /// nothing about writes (on a full disk it flipped `/readyz` to 200 for a moment).
+    fn probed(
+        &self,
+        was_down: bool,
+        answer: std::result::Result<Result<()>, tokio::time::error::Elapsed>,
+    ) {
+        match answer {
+            Ok(Ok(())) if was_down => self.set_up(),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if was_down {
+                    tracing::debug!(error = %e, "storage probe failed");
+                }
+                self.set_down(format!("probe: {e}"));
+            }
+            Err(_) => self.set_down(format!(
+                "probe: no answer within {} ms",
+                PROBE_TIMEOUT.as_millis()
+            )),
+        }
+    }
+
     /// How many times the storage came back (see [`Guarded`]'s commit).
     fn recoveries(&self) -> u64 {
         self.inner.recoveries.load(Ordering::SeqCst)
@@ -148,19 +174,8 @@ pub fn spawn_prober(health: &Health, store: Arc<dyn Store>) {
             };
             let health = Health { inner };
             let down = health.is_down();
-            match tokio::time::timeout(PROBE_TIMEOUT, store.probe(down)).await {
-                Ok(Ok(())) => health.set_up(),
-                Ok(Err(e)) => {
-                    if down {
-                        tracing::debug!(error = %e, "storage probe failed");
-                    }
-                    health.set_down(format!("probe: {e}"));
-                }
-                Err(_) => health.set_down(format!(
-                    "probe: no answer within {} ms",
-                    PROBE_TIMEOUT.as_millis()
-                )),
-            }
+            let answer = tokio::time::timeout(PROBE_TIMEOUT, store.probe(down)).await;
+            health.probed(down, answer);
             let wait = if health.is_down() {
                 PROBE_DOWN_EVERY
             } else {
@@ -190,6 +205,15 @@ impl std::fmt::Debug for Guarded {
 }
 
 impl Guarded {
+    /// An audit-log write's result. A flood of rejections can queue audit writes on the
+    /// writer long enough to time out: that is contention, not an outage.
+    fn observe_audit(&self, result: Result<()>) -> Result<()> {
+        match result {
+            Err(StoreError::Database(sqlx::Error::PoolTimedOut)) => result,
+            other => self.health.observe(other),
+        }
+    }
+
     pub fn new(inner: Arc<dyn Store>, health: Health) -> Self {
         let recoveries_seen = AtomicU64::new(health.recoveries());
         Guarded {
@@ -271,12 +295,15 @@ impl Store for Guarded {
     async fn record_rejection(&self, record: &RejectionRecord) -> Result<()> {
         self.health.gate()?;
         let result = self.inner.record_rejection(record).await;
-        // The audit log is written by a task per rejection: a flood of rejections can queue
-        // them on the writer long enough to time out. That is contention, not an outage.
-        match result {
-            Err(StoreError::Database(sqlx::Error::PoolTimedOut)) => result,
-            other => self.health.observe(other),
-        }
+        self.observe_audit(result)
+    }
+    // Forwarded, not the trait's default (one transaction per rejection): behind this guard
+    // a flood's audit batches became 1,024 single-row transactions each, which held SQLite's
+    // one writer in front of the commits for seconds after the flood.
+    async fn record_rejections(&self, records: &[RejectionRecord]) -> Result<()> {
+        self.health.gate()?;
+        let result = self.inner.record_rejections(records).await;
+        self.observe_audit(result)
     }
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
         self.run(self.inner.compact(doc, snapshot, seq)).await
@@ -312,8 +339,51 @@ impl Store for Guarded {
         self.run(self.inner.messages(tenant, conv, before, limit))
             .await
     }
+    async fn buckets(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        before: Option<confab_core::ids::Bucket>,
+        limit: usize,
+    ) -> Result<super::buckets::BucketPage> {
+        self.run(self.inner.buckets(tenant, conv, before, limit))
+            .await
+    }
+    async fn conversations_with_buckets(
+        &self,
+        after: Option<&super::retention::ConvKey>,
+        limit: usize,
+    ) -> Result<Vec<super::retention::ConvKey>> {
+        self.run(self.inner.conversations_with_buckets(after, limit))
+            .await
+    }
+    async fn drop_buckets(
+        &self,
+        req: super::retention::DropRequest<'_>,
+    ) -> Result<super::retention::Dropped> {
+        self.run(self.inner.drop_buckets(req)).await
+    }
+    async fn invites(
+        &self,
+        op: super::invites::InviteOp<'_>,
+    ) -> Result<super::invites::InviteAnswer> {
+        self.run(self.inner.invites(op)).await
+    }
+    async fn memberships_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::protocol::Membership>> {
+        self.run(self.inner.memberships_of(tenant, account)).await
+    }
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
         self.run(self.inner.rejection_count(tenant)).await
+    }
+    async fn schedule(
+        &self,
+        op: super::schedule::ScheduleOp<'_>,
+    ) -> Result<super::schedule::ScheduleAnswer> {
+        self.run(self.inner.schedule(op)).await
     }
     async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
         self.run(self.inner.stored_bytes(doc)).await
@@ -340,5 +410,24 @@ mod tests {
         let conflict: Result<()> = Err(StoreError::SeqConflict("d".into()));
         let _ = health.observe(conflict);
         assert!(!health.is_down(), "a conflict is about the request");
+    }
+
+    /// A read probe sent while up that answers after a commit failed (the disk filled in
+    /// between) leaves the storage down; a write probe sent while down brings it back.
+    #[test]
+    fn only_a_write_probe_brings_the_storage_back() {
+        let health = Health::new();
+        let was_down = health.is_down();
+        let failed: Result<()> = Err(StoreError::Database(sqlx::Error::PoolClosed));
+        let _ = health.observe(failed);
+        health.probed(was_down, Ok(Ok(())));
+        assert!(health.is_down(), "a read probe said nothing about writes");
+        health.probed(health.is_down(), Ok(Ok(())));
+        assert!(!health.is_down(), "the write probe succeeded");
+        health.probed(
+            false,
+            Ok(Err(StoreError::Database(sqlx::Error::PoolClosed))),
+        );
+        assert!(health.is_down(), "a failed read probe turns it down");
     }
 }

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use confab_core::ids::{DocId, DocTarget};
+
 use super::columns::i64_of;
 use super::{ConvRow, MessageRow, NewChange, Projection, Result, StoreError};
 
@@ -62,14 +64,30 @@ pub(crate) struct MarkerStep<'a> {
     pub message: &'a str,
 }
 
-/// A new message; `pos` is filled in from the database by [`Plan::assign_positions`].
+/// A new message; `cid` and `pos` are filled in from the database by
+/// [`Plan::assign_positions`].
 #[derive(Debug)]
 pub(crate) struct MessageStep<'a> {
     pub row: &'a MessageRow,
     pub seq: i64,
+    /// Its bucket document's period and part (the row keeps them, not the id's text).
+    pub period: i64,
+    pub part: i64,
     pub preview: &'a str,
     pub deleted: bool,
+    /// The conversation's integer key.
+    pub cid: i64,
     pub pos: i64,
+}
+
+/// `(period, part)` of a message bucket's document id.
+fn bucket_of(doc: &str) -> Result<(i64, i64)> {
+    match DocId::parse(doc).map(|d| d.target().clone()) {
+        Ok(DocTarget::Msgs(_, b)) => Ok((b.period, i64::from(b.part))),
+        _ => Err(StoreError::Corrupt(format!(
+            "a message row names {doc}, not a message bucket"
+        ))),
+    }
 }
 
 /// How many positions a conversation takes in this batch.
@@ -239,11 +257,15 @@ impl<'a> Plan<'a> {
                             continue;
                         }
                         message_index.insert(key, messages.len());
+                        let (period, part) = bucket_of(&row.doc)?;
                         messages.push(MessageStep {
                             row,
                             seq: i64_of(row.seq, "message seq")?,
+                            period,
+                            part,
                             preview: &row.preview,
                             deleted: row.deleted,
+                            cid: 0,
                             pos: 0,
                         });
                         let alloc = allocs.entry((key.0, key.1)).or_insert(ConvAlloc {
@@ -361,12 +383,13 @@ impl<'a> Plan<'a> {
         Ok(())
     }
 
-    /// Fills in message positions from each conversation's new `last_pos`: the batch's
-    /// messages of a conversation take the `count` positions ending there, in order.
-    pub fn assign_positions(&mut self, ends: &HashMap<(String, String), i64>) -> Result<()> {
-        let mut next: HashMap<(&str, &str), i64> = HashMap::with_capacity(self.allocs.len());
+    /// Fills in message positions from each conversation's key and new `last_pos`: the
+    /// batch's messages of a conversation take the `count` positions ending there, in
+    /// order.
+    pub fn assign_positions(&mut self, ends: &HashMap<(String, String), (i64, i64)>) -> Result<()> {
+        let mut next: HashMap<(&str, &str), (i64, i64)> = HashMap::with_capacity(self.allocs.len());
         for a in &self.allocs {
-            let end = ends
+            let (cid, end) = ends
                 .get(&(a.tenant.to_owned(), a.conv.to_owned()))
                 .copied()
                 .ok_or_else(|| {
@@ -375,15 +398,16 @@ impl<'a> Plan<'a> {
                         a.tenant, a.conv
                     ))
                 })?;
-            next.insert((a.tenant, a.conv), end - a.count + 1);
+            next.insert((a.tenant, a.conv), (cid, end - a.count + 1));
         }
         for m in &mut self.messages {
             let key = (m.row.tenant.as_str(), m.row.conv.as_str());
             let slot = next.get_mut(&key).ok_or_else(|| {
                 StoreError::Corrupt(format!("no position for a message of {}/{}", key.0, key.1))
             })?;
-            m.pos = *slot;
-            *slot += 1;
+            m.cid = slot.0;
+            m.pos = slot.1;
+            slot.1 += 1;
         }
         Ok(())
     }

@@ -206,25 +206,26 @@ impl PgStore {
 }
 
 /// Unread counts and last messages of an account's active conversations. The last message
-/// is a `LATERAL ... ORDER BY pos DESC LIMIT 1`: one backward step on `messages_pos` per
-/// conversation whatever the planner's statistics say.
+/// is a `LATERAL ... ORDER BY pos DESC LIMIT 1`: one backward step on the messages' primary
+/// key per conversation whatever the planner's statistics say. A message is found by id
+/// through the index on `hashtext(message)` (migration 0010), then compared whole.
 const CONVERSATIONS_OF: &str = "\
     SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, m.role, \
       (SELECT COUNT(*) FROM messages x \
-        WHERE x.tenant = c.tenant AND x.conv = c.conv AND NOT x.deleted \
-          AND x.author <> m.account \
+        WHERE x.cid = c.id AND NOT x.deleted AND x.author <> m.account \
           AND x.pos > COALESCE((SELECT rm.pos FROM read_markers r JOIN messages rm \
-                ON rm.tenant = r.tenant AND rm.conv = r.conv AND rm.message = r.message \
+                ON rm.cid = c.id AND hashtext(rm.message) = hashtext(r.message) \
+                  AND rm.message = r.message \
               WHERE r.tenant = c.tenant AND r.conv = c.conv AND r.account = m.account), 0) \
       ) AS unread, \
-      l.message AS l_message, l.pos AS l_pos, l.doc_id AS l_doc_id, l.seq AS l_seq, \
-      l.author AS l_author, l.kind AS l_kind, l.created_at AS l_created_at, \
+      l.message AS l_message, l.pos AS l_pos, l.period AS l_period, l.part::int8 AS l_part, \
+      l.seq AS l_seq, l.author AS l_author, l.kind AS l_kind, l.created_at AS l_created_at, \
       l.preview AS l_preview, l.deleted AS l_deleted \
     FROM memberships m \
     JOIN conversations c ON c.tenant = m.tenant AND c.conv = m.conv \
-    LEFT JOIN LATERAL (SELECT * FROM messages y WHERE y.tenant = c.tenant AND y.conv = c.conv \
+    LEFT JOIN LATERAL (SELECT * FROM messages y WHERE y.cid = c.id \
       ORDER BY y.pos DESC LIMIT 1) l ON TRUE \
-    WHERE m.tenant = $1 AND m.account = $2 AND m.status = 'active' \
+    WHERE m.tenant = $1 AND m.account = $2 AND m.status = 'active' AND c.lifecycle <> 'deleted' \
     ORDER BY c.last_activity DESC, c.conv COLLATE \"C\"";
 
 #[async_trait]
@@ -386,14 +387,15 @@ impl Store for PgStore {
 
     async fn seq_of(&self, doc: &DocId, hash: &[u8; 32]) -> Result<Option<u64>> {
         let row = sqlx::query(
-            "SELECT seq FROM changes WHERE doc_id = $1 AND hash = $2 \
-             UNION ALL SELECT seq FROM compacted_hashes WHERE doc_id = $1 AND hash = $2 LIMIT 1",
+            "SELECT COALESCE((SELECT seq FROM changes WHERE doc_id = $1 AND hash = $2), \
+             (SELECT NULLIF(snapshot_seq, 0) FROM docs WHERE doc_id = $1)) AS seq",
         )
         .bind(doc.to_string())
         .bind(&hash[..])
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        row.map(|r| u64_of(r.try_get("seq")?, "seq")).transpose()
+        let seq: Option<i64> = row.try_get("seq")?;
+        seq.map(|s| u64_of(s, "seq")).transpose()
     }
 
     async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>> {
@@ -467,15 +469,6 @@ impl Store for PgStore {
             None => (0, 0),
         };
         check_compact(&id, seq_i, last, snap)?;
-        sqlx::query(
-            "INSERT INTO compacted_hashes (doc_id, hash, seq) \
-             SELECT doc_id, hash, seq FROM changes WHERE doc_id = $1 AND seq <= $2 \
-             ON CONFLICT (doc_id, hash) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(seq_i)
-        .execute(&mut *tx)
-        .await?;
         sqlx::query("DELETE FROM changes WHERE doc_id = $1 AND seq <= $2")
             .bind(&id)
             .bind(seq_i)
@@ -552,9 +545,11 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
-            "SELECT message, pos, doc_id, seq, author, kind, created_at, preview, deleted \
-             FROM messages WHERE tenant = $1 AND conv = $2 AND pos < $3 \
-             ORDER BY pos DESC LIMIT $4",
+            "SELECT m.message, m.pos, m.period, m.part::int8 AS part, m.seq, m.author, m.kind, \
+             m.created_at, m.preview, m.deleted \
+             FROM conversations c JOIN messages m ON m.cid = c.id \
+             WHERE c.tenant = $1 AND c.conv = $2 AND m.pos < $3 \
+             ORDER BY m.pos DESC LIMIT $4",
         )
         .bind(tenant.as_str())
         .bind(conv.as_str())
@@ -567,6 +562,49 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn buckets(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        before: Option<confab_core::ids::Bucket>,
+        limit: usize,
+    ) -> Result<super::buckets::BucketPage> {
+        super::buckets::list_pg(&self.pool, tenant, conv, before, limit).await
+    }
+
+    async fn conversations_with_buckets(
+        &self,
+        after: Option<&super::retention::ConvKey>,
+        limit: usize,
+    ) -> Result<Vec<super::retention::ConvKey>> {
+        let mut conn = self.pool.acquire().await?;
+        super::retention::conversations_pg(&mut conn, after, limit).await
+    }
+
+    async fn invites(
+        &self,
+        op: super::invites::InviteOp<'_>,
+    ) -> Result<super::invites::InviteAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::invites::run_pg(&mut conn, op).await
+    }
+
+    async fn drop_buckets(
+        &self,
+        req: super::retention::DropRequest<'_>,
+    ) -> Result<super::retention::Dropped> {
+        let mut conn = self.pool.acquire().await?;
+        super::retention::drop_pg(&mut conn, req).await
+    }
+
+    async fn memberships_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::protocol::Membership>> {
+        super::memberships::list_pg(&self.pool, tenant, account).await
+    }
+
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM rejections WHERE tenant = $1")
             .bind(tenant.as_str())
@@ -575,6 +613,12 @@ impl Store for PgStore {
         Ok(row.try_get("n")?)
     }
 
+    async fn schedule(
+        &self,
+        op: super::schedule::ScheduleOp<'_>,
+    ) -> Result<super::schedule::ScheduleAnswer> {
+        super::schedule::run_pg(&self.pool, op).await
+    }
     async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
         let row = sqlx::query(
             "SELECT (COALESCE((SELECT SUM(octet_length(bytes)) FROM changes WHERE doc_id = $1), 0) \

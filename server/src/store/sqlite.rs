@@ -8,7 +8,7 @@
 //! - Reads use a separate small pool; WAL lets them run next to the writer.
 //!
 //! A group commit is planned once (the plan is shared with the Postgres backend) and written
-//! with a handful of multi-row statements (`commit`).
+//! in one call on the writer connection's handle, on the committer's thread (`commit`).
 
 mod commit;
 
@@ -50,20 +50,19 @@ const PROBE_BYTES: i64 = 64 * 1024;
 const CONVERSATIONS_OF: &str = "\
     SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, m.role, \
       (SELECT COUNT(*) FROM messages x \
-        WHERE x.tenant = c.tenant AND x.conv = c.conv AND NOT x.deleted \
-          AND x.author <> m.account \
+        WHERE x.cid = c.id AND NOT x.deleted AND x.author <> m.account \
           AND x.pos > COALESCE((SELECT rm.pos FROM read_markers r JOIN messages rm \
-                ON rm.tenant = r.tenant AND rm.conv = r.conv AND rm.message = r.message \
+                ON rm.cid = c.id AND rm.message = r.message \
               WHERE r.tenant = c.tenant AND r.conv = c.conv AND r.account = m.account), 0) \
       ) AS unread, \
-      l.message AS l_message, l.pos AS l_pos, l.doc_id AS l_doc_id, l.seq AS l_seq, \
-      l.author AS l_author, l.kind AS l_kind, l.created_at AS l_created_at, \
+      l.message AS l_message, l.pos AS l_pos, l.period AS l_period, l.part AS l_part, \
+      l.seq AS l_seq, l.author AS l_author, l.kind AS l_kind, l.created_at AS l_created_at, \
       l.preview AS l_preview, l.deleted AS l_deleted \
     FROM memberships m \
     JOIN conversations c ON c.tenant = m.tenant AND c.conv = m.conv \
-    LEFT JOIN messages l ON l.tenant = c.tenant AND l.conv = c.conv \
-      AND l.pos = (SELECT MAX(y.pos) FROM messages y WHERE y.tenant = c.tenant AND y.conv = c.conv) \
-    WHERE m.tenant = ? AND m.account = ? AND m.status = 'active' \
+    LEFT JOIN messages l ON l.cid = c.id \
+      AND l.pos = (SELECT MAX(y.pos) FROM messages y WHERE y.cid = c.id) \
+    WHERE m.tenant = ? AND m.account = ? AND m.status = 'active' AND c.lifecycle <> 'deleted' \
     ORDER BY c.last_activity DESC, c.conv";
 
 /// The SQLite store.
@@ -101,6 +100,10 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // No ping before each use: it is one more hop to the connection's thread per
+            // commit, and an in-process connection does not drop; a dead worker fails the
+            // write (`WorkerCrashed`, unavailable) and `after_write` replaces it.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
@@ -140,7 +143,7 @@ impl SqliteStore {
     /// transaction depth") until a restart. So the connection is closed instead of going
     /// back to the pool, which opens a fresh one.
     fn after_write<T>(&self, conn: &mut PoolConnection<Sqlite>, result: &Result<T>) {
-        if let Err(StoreError::Database(e)) = result {
+        if let Err(e @ (StoreError::Database(_) | StoreError::Sqlite(_))) = result {
             if !self.memory {
                 tracing::debug!(error = %e, "SQLite transaction failed; replacing its connection");
                 conn.close_on_drop();
@@ -213,15 +216,6 @@ async fn compact_on(
         None => (0, 0),
     };
     check_compact(&id, seq_i, last, snap)?;
-    sqlx::query(
-        "INSERT INTO compacted_hashes (doc_id, hash, seq) \
-         SELECT doc_id, hash, seq FROM changes WHERE doc_id = ? AND seq <= ? \
-         ON CONFLICT (doc_id, hash) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(seq_i)
-    .execute(&mut *tx)
-    .await?;
     sqlx::query("DELETE FROM changes WHERE doc_id = ? AND seq <= ?")
         .bind(&id)
         .bind(seq_i)
@@ -251,6 +245,14 @@ async fn probe_on(conn: &mut SqliteConnection) -> Result<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn for_commit_thread(&self) -> Option<std::sync::Arc<dyn Store>> {
+        None // one writer connection, shared: the committer needs no thread of its own
+    }
+
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        None // one node
+    }
+
     async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.writer).await?;
         Ok(())
@@ -327,16 +329,15 @@ impl Store for SqliteStore {
     async fn seq_of(&self, doc: &DocId, hash: &[u8; 32]) -> Result<Option<u64>> {
         let id = doc.to_string();
         let row = sqlx::query(
-            "SELECT seq FROM changes WHERE doc_id = ? AND hash = ? \
-             UNION ALL SELECT seq FROM compacted_hashes WHERE doc_id = ? AND hash = ? LIMIT 1",
+            "SELECT COALESCE((SELECT seq FROM changes WHERE doc_id = ?1 AND hash = ?2), \
+             (SELECT NULLIF(snapshot_seq, 0) FROM docs WHERE doc_id = ?1)) AS seq",
         )
         .bind(&id)
         .bind(&hash[..])
-        .bind(&id)
-        .bind(&hash[..])
-        .fetch_optional(&self.reader)
+        .fetch_one(&self.reader)
         .await?;
-        row.map(|r| u64_of(r.try_get("seq")?, "seq")).transpose()
+        let seq: Option<i64> = row.try_get("seq")?;
+        seq.map(|s| u64_of(s, "seq")).transpose()
     }
 
     async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>> {
@@ -460,8 +461,9 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
-            "SELECT message, pos, doc_id, seq, author, kind, created_at, preview, deleted \
-             FROM messages WHERE tenant = ? AND conv = ? AND pos < ? ORDER BY pos DESC LIMIT ?",
+            "SELECT m.message, m.pos, m.period, m.part, m.seq, m.author, m.kind, m.created_at, \
+             m.preview, m.deleted FROM conversations c JOIN messages m ON m.cid = c.id \
+             WHERE c.tenant = ? AND c.conv = ? AND m.pos < ? ORDER BY m.pos DESC LIMIT ?",
         )
         .bind(tenant.as_str())
         .bind(conv.as_str())
@@ -474,6 +476,63 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn buckets(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        before: Option<confab_core::ids::Bucket>,
+        limit: usize,
+    ) -> Result<super::buckets::BucketPage> {
+        super::buckets::list_sqlite(&self.reader, tenant, conv, before, limit).await
+    }
+
+    async fn conversations_with_buckets(
+        &self,
+        after: Option<&super::retention::ConvKey>,
+        limit: usize,
+    ) -> Result<Vec<super::retention::ConvKey>> {
+        let mut conn = self.reader.acquire().await?;
+        super::retention::conversations_sqlite(&mut conn, after, limit).await
+    }
+
+    async fn invites(
+        &self,
+        op: super::invites::InviteOp<'_>,
+    ) -> Result<super::invites::InviteAnswer> {
+        let read = matches!(
+            op,
+            super::invites::InviteOp::ByToken { .. }
+                | super::invites::InviteOp::List { .. }
+                | super::invites::InviteOp::CountLive { .. }
+        );
+        if read {
+            let mut conn = self.reader.acquire().await?;
+            return super::invites::run_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::invites::run_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
+    async fn drop_buckets(
+        &self,
+        req: super::retention::DropRequest<'_>,
+    ) -> Result<super::retention::Dropped> {
+        let mut conn = self.writer.acquire().await?;
+        let result = super::retention::drop_sqlite(&mut conn, req).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
+    async fn memberships_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::protocol::Membership>> {
+        super::memberships::list_sqlite(&self.reader, tenant, account).await
+    }
+
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM rejections WHERE tenant = ?")
             .bind(tenant.as_str())
@@ -482,6 +541,12 @@ impl Store for SqliteStore {
         Ok(row.try_get("n")?)
     }
 
+    async fn schedule(
+        &self,
+        op: super::schedule::ScheduleOp<'_>,
+    ) -> Result<super::schedule::ScheduleAnswer> {
+        super::schedule::run_sqlite(&self.writer, op).await
+    }
     async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
         let id = doc.to_string();
         let row = sqlx::query(

@@ -6,6 +6,7 @@
 //! [`ReadSide`](read_side::ReadSide).
 
 mod budget;
+mod feed;
 mod handshake;
 mod read_side;
 
@@ -44,6 +45,13 @@ enum Local {
     SubscribeFailed(DocId, ErrorCode, String),
     /// A signal was refused (the sender may not read the document).
     SignalFailed(DocId, ErrorCode, String),
+    /// The answer to a `buckets` request, or why there is none.
+    Buckets(
+        DocId,
+        Result<crate::store::buckets::BucketPage, (ErrorCode, String)>,
+    ),
+    /// The account's memberships, or why they could not be read.
+    Memberships(Result<Vec<confab_core::protocol::Membership>, (ErrorCode, String)>),
 }
 
 /// A submit's answers, one per change, once its unit has them.
@@ -129,6 +137,8 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
     let mut answers: FuturesOrdered<Answers> = FuturesOrdered::new();
     let mut shutdown = app.shutdown.clone();
     let mut closing: Option<(u16, String)> = None;
+    // The membership list was sent once on this connection (a later one is a resync).
+    let mut feed_listed = false;
 
     loop {
         let mut out: Vec<Bytes> = Vec::new();
@@ -198,6 +208,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                             Err(refused) => out.push(framed(&refused)),
                             Ok(()) => dispatch(&app, &session, conn_id, Action::Signal { doc, kind, data }, (&outlet, &control_tx), &local_tx),
                         },
+                        Action::Memberships => feed::start(&app, &session, conn_id, (&outlet, &control_tx), &local_tx),
                         other => dispatch(&app, &session, conn_id, other, (&outlet, &control_tx), &local_tx),
                     }
                 }
@@ -212,6 +223,15 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     out.push(framed(&error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", Some(&doc), true)));
                     closing = Some((close::POLICY, "lagging".into()));
                 }
+                Control::FeedLagged => {
+                    out.push(framed(&error_frame(ErrorCode::Lagging, "too slow for the pushes; reconnect", None, true)));
+                    closing = Some((close::POLICY, "lagging".into()));
+                }
+                Control::FeedResync => {
+                    if session.is_following() {
+                        feed::list(&app, &session, &local_tx);
+                    }
+                }
             },
             Some(event) = local_rx.recv() => match event {
                 Local::SubscribeFailed(doc, code, message) => {
@@ -220,10 +240,42 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     if let Some(account) = id {
                         tracing::debug!(%doc, %account, code = code.as_str(), "subscribe refused");
                     }
-                    out.push(framed(&error_frame(code, message, Some(&doc), false)));
+                    let mut frame = error_frame(code, message, Some(&doc), false);
+                    if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
+                        *retry_after_ms = app.engine.retry_after_ms(code);
+                    }
+                    out.push(framed(&frame));
                 }
                 Local::SignalFailed(doc, code, message) => {
                     out.push(framed(&error_frame(code, message, Some(&doc), false)));
+                }
+                Local::Buckets(doc, Ok(page)) => {
+                    out.push(framed(&ServerFrame::Buckets {
+                        doc: doc.to_string(),
+                        buckets: page.buckets,
+                        more: page.more,
+                    }));
+                }
+                Local::Memberships(Ok(list)) => {
+                    feed_listed = true;
+                    out.extend(feed::pages(list).iter().map(framed));
+                }
+                // A resync that failed is tried again here: the client asked once and is
+                // still registered for pushes.
+                Local::Memberships(Err((code, _))) if feed_listed => {
+                    feed::resync_later(&app, code, &control_tx);
+                }
+                Local::Memberships(Err((code, message))) => {
+                    feed::stop(&app, &session, conn_id);
+                    session.feed_failed();
+                    out.push(framed(&feed::failed(&app, code, message)));
+                }
+                Local::Buckets(doc, Err((code, message))) => {
+                    let mut frame = error_frame(code, message, Some(&doc), false);
+                    if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
+                        *retry_after_ms = app.engine.retry_after_ms(code);
+                    }
+                    out.push(framed(&frame));
                 }
             },
             Some((doc, outcomes)) = answers.next(), if !answers.is_empty() => {
@@ -281,7 +333,10 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
         }
     }
     for doc in session.subscriptions().cloned().collect::<Vec<_>>() {
-        app.engine.unsubscribe(doc, conn_id).await;
+        app.engine.connection_closed(doc, conn_id).await;
+    }
+    if session.is_following() {
+        feed::stop(&app, &session, conn_id);
     }
     // What is queued (bounded by the backlog limit) still goes out to a client that reads,
     // `lagging` and the close frame included.
@@ -417,9 +472,17 @@ fn dispatch(
                 }
             });
         }
+        Action::Buckets { doc, before, limit } => {
+            tokio::spawn(async move {
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                let page = engine.buckets(&doc, &author, before, limit).await;
+                let _ = local.send(Local::Buckets(doc, page)).await;
+            });
+        }
         Action::Send(_)
         | Action::Close { .. }
         | Action::Authenticate { .. }
-        | Action::Submit { .. } => {}
+        | Action::Submit { .. }
+        | Action::Memberships => {}
     }
 }

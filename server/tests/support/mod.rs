@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use confab_core::protocol::Limits;
 use confab_server::auth::{Authenticator, Claims};
+use confab_server::blobs::Blobs;
 use confab_server::budget::Budgets;
 use confab_server::engine::{Engine, EngineConfig};
 use confab_server::metrics::Metrics;
@@ -18,21 +19,42 @@ pub struct Server {
     pub base: String,
     pub auth: Arc<Authenticator>,
     pub http: reqwest::Client,
+    /// The engine and attachment store the app runs on (attachments.rs sweeps them).
+    #[allow(dead_code)]
+    pub engine: Engine,
+    #[allow(dead_code)]
+    pub blobs: Arc<Blobs>,
+    /// Where the attachment store keeps its files.
+    #[allow(dead_code)]
+    pub blob_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
     _shutdown: watch::Sender<bool>,
 }
 
 impl Server {
     pub async fn start() -> Server {
+        Server::start_with_blobs(None, |_| {}).await
+    }
+
+    /// With the attachment store in `blob_dir` (default: in the temp dir) and its limits
+    /// set by `configure`.
+    pub async fn start_with_blobs(
+        blob_dir: Option<std::path::PathBuf>,
+        configure: impl FnOnce(&mut Blobs),
+    ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = maintenance::open_store(None, dir.path())
             .await
             .expect("store");
         let engine = Engine::new(store, Arc::new(Metrics::new()), EngineConfig::default());
+        let blob_dir = blob_dir.unwrap_or_else(|| dir.path().join("blobs"));
+        let mut blobs = Blobs::local(&blob_dir, Default::default()).expect("blob store");
+        configure(&mut blobs);
+        let blobs = Arc::new(blobs);
         let auth = Arc::new(Authenticator::hs256(b"test-secret"));
         let (shutdown_tx, shutdown) = watch::channel(false);
         let state = AppState {
-            engine,
+            engine: engine.clone(),
             auth: auth.clone(),
             limits: Limits::default(),
             budgets: Arc::new(Budgets::new(Default::default())),
@@ -42,6 +64,7 @@ impl Server {
             shutdown,
             demo: None,
             web_root: None,
+            blobs: blobs.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -54,6 +77,9 @@ impl Server {
             base: format!("http://{addr}"),
             auth,
             http: reqwest::Client::new(),
+            engine,
+            blobs,
+            blob_dir,
             _dir: dir,
             _shutdown: shutdown_tx,
         }

@@ -43,7 +43,11 @@ fn lane_of(job: &Job) -> u64 {
         Job::Submit { conn, .. } => conn.unwrap_or(NO_CONN),
         Job::Subscribe { conn, .. } => conn.id,
         Job::Unsubscribe { conn, .. } | Job::Signal { conn, .. } => *conn,
-        Job::Write { .. } | Job::Conversation { .. } | Job::Barrier { .. } => NO_CONN,
+        Job::Write { .. }
+        | Job::Conversation { .. }
+        | Job::Private { .. }
+        | Job::Barrier { .. }
+        | Job::Expire { .. } => NO_CONN,
     }
 }
 

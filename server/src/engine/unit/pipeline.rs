@@ -128,6 +128,8 @@ impl Unit {
                     .inc_by(pending.len() as u64);
                 for p in &pending {
                     self.acceptor.committed(&p.change.doc, p.change.seq);
+                    let change = (p.change.seq, &p.change.bytes[..]);
+                    self.remember(&p.change.doc, [change]);
                 }
                 self.publish(&pending);
                 pending
@@ -168,10 +170,20 @@ impl Unit {
                 // built on this one: the committer refuses them, and they find the unit
                 // already reset.
                 if Arc::ptr_eq(&flight.epoch, &self.epoch) {
-                    tracing::error!(%message, "commit failed; reloading from storage");
                     self.epoch.store(true, Ordering::SeqCst);
                     self.epoch = Arc::new(AtomicBool::new(false));
-                    self.reset();
+                    if code == ErrorCode::Unavailable {
+                        // The storage is down: keep what was committed before this batch
+                        // (its own changes and the later batches' are taken back) to serve
+                        // reads from memory until it returns (`unsure`).
+                        tracing::warn!(%message, "commit failed in an outage; memory rewound");
+                        self.acceptor.rewind();
+                        self.unsure = true;
+                        self.count_loaded();
+                    } else {
+                        tracing::error!(%message, "commit failed; reloading from storage");
+                        self.reset();
+                    }
                 }
                 pending
                     .iter()
@@ -270,6 +282,9 @@ impl Unit {
                 });
                 i += 1;
             }
+            if changes.first().is_some_and(|c| c.seq == 1) {
+                self.announce_bucket(&doc);
+            }
             if !self.deliver_in_order(&doc, &changes) {
                 continue;
             }
@@ -283,6 +298,7 @@ impl Unit {
             );
         }
         for p in pending {
+            self.engine.memberships_committed(&p.change);
             for effect in &p.effects {
                 if let Effect::UpdateMember { before, after, .. } = effect {
                     if before.is_active() && !after.is_active() {
@@ -291,6 +307,21 @@ impl Unit {
                 }
             }
         }
+    }
+
+    /// Tells the conversation's subscribers that `doc`, a bucket part, got its first
+    /// change: clients learn of a new part without asking (ARCHITECTURE.md, "Bounded
+    /// buckets").
+    pub(super) fn announce_bucket(&mut self, doc: &DocId) {
+        let confab_core::ids::DocTarget::Msgs(conv, bucket) = doc.target() else {
+            return;
+        };
+        let conv_doc = DocId::conv(doc.tenant(), conv);
+        let frame = ServerFrame::Bucket {
+            doc: conv_doc.to_string(),
+            bucket: *bucket,
+        };
+        self.push(&conv_doc, frame, None);
     }
 
     /// Writes `frame` into the socket of every subscriber of `doc` but `except`, framed
@@ -326,6 +357,7 @@ impl Unit {
 
     pub(super) fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
         for (doc, subs) in self.subscribers.iter_mut() {
+            self.presence.gone(doc, account);
             subs.retain(|conn| {
                 if conn.account != *account || conn.service {
                     return true;

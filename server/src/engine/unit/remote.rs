@@ -33,6 +33,7 @@ impl Unit {
     /// Catches up on what the inbox says other nodes committed (or on everything the unit
     /// holds or serves, after the listener lost notifications).
     pub(super) async fn take_remote(&mut self) {
+        self.trust_memory();
         let waiting = self.inbox.take();
         let mut docs: Vec<(DocId, Option<Committed>)> = waiting
             .docs
@@ -47,6 +48,11 @@ impl Unit {
         }
         for (doc, committed) in docs {
             let known = self.acceptor.known_seq(&doc);
+            // Another node's first change to a bucket part: this node's subscribers of the
+            // conversation learn of the part (its own commits announced it in `publish`).
+            if committed.is_some_and(|c| c.first_seq == 1 && known.is_none_or(|k| k < c.last_seq)) {
+                self.announce_bucket(&doc);
+            }
             let serving = self.serving(&doc);
             if known.is_none() && serving.is_none() {
                 continue;
@@ -123,6 +129,7 @@ impl Unit {
             self.inbox.note(
                 doc.clone(),
                 Committed {
+                    first_seq: read_up_to + 1,
                     last_seq: tail.last_seq,
                     commit_ms: commit_ms.unwrap_or_else(now_ms),
                 },
@@ -150,6 +157,8 @@ impl Unit {
             };
             match self.acceptor.absorb(doc, &view) {
                 Ok(deactivated) => {
+                    let changes = tail.changes.iter().map(|(s, b)| (*s, &b[..]));
+                    self.remember(doc, changes);
                     for gone in deactivated {
                         self.revoke(&gone.account, gone.status);
                     }
@@ -220,6 +229,7 @@ impl Unit {
             self.inbox.note(
                 doc.clone(),
                 Committed {
+                    first_seq: first.seq,
                     last_seq: last.seq,
                     commit_ms: now_ms(),
                 },

@@ -1,13 +1,23 @@
-//! A group commit on SQLite: the shared plan written with a handful of multi-row
-//! statements whatever the batch size, so the cost per accepted change is a few rows, not a
-//! few round trips to the SQLite worker thread.
+//! A group commit on SQLite in one call: the shared plan written on the calling thread
+//! through the writer connection's own handle, taken from sqlx's worker thread for the
+//! whole transaction.
+//!
+//! Through sqlx every statement is a round trip to the connection's worker thread (two
+//! thread wake-ups, ~30 µs each on the CI VM), and a message batch was about ten of them
+//! (`BEGIN` alone is two). Here the only hop is taking the handle (`lock_handle`); the
+//! statements, each prepared once per commit and stepped once per row, and the durable
+//! `COMMIT` run where the committer runs (its own thread, docs/BENCHMARKS.md).
+//!
+//! Multi-row `VALUES` statements ([`insert_values`]) remain for the audit log's batches,
+//! which still go through sqlx.
 
 use std::collections::HashMap;
 
 use confab_core::ids::ConvId;
+use rusqlite::{params, OptionalExtension};
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::store::plan::Plan;
 use crate::store::{NewChange, Result};
@@ -52,111 +62,126 @@ where
     Ok(())
 }
 
-/// One group commit on the writer connection (see [`Store::commit`]).
+/// One group commit on the writer connection (see [`Store::commit`]): one hop to take the
+/// handle, then everything on this thread.
+///
+/// On an error the transaction is rolled back here (SQLite may already have done it, on
+/// `SQLITE_FULL` and I/O errors), so the connection goes back to sqlx as it came: no
+/// transaction open, which sqlx never knew about.
+///
+/// [`Store::commit`]: crate::store::Store::commit
 pub(super) async fn commit_on(conn: &mut SqliteConnection, changes: &[NewChange]) -> Result<()> {
     let mut plan = Plan::build(changes)?;
-    // BEGIN IMMEDIATE takes the write lock now: the seq check below and the writes that
-    // follow see no other writer in between. Dropping `tx` on an error rolls back.
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut handle = conn.lock_handle().await?;
+    let raw = handle.as_raw_handle();
+    // SAFETY: `handle` keeps sqlx's worker thread off this connection until it is dropped,
+    // after `db`; `db` does not own the handle (never closes it) and finalizes the
+    // statements it prepared when dropped, before the worker uses the connection again.
+    #[allow(unsafe_code)]
+    let db = unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) }?;
+    let result = blocking(|| transaction(&db, &mut plan));
+    drop(db);
+    drop(handle);
+    result
+}
 
+/// Runs `f` here. On a multi-threaded runtime (tests, the committer's fallback when it gets
+/// no thread of its own) the worker's other tasks move on while it blocks; the committer's
+/// own current-thread runtime has none.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// `BEGIN IMMEDIATE`, the writes, `COMMIT`; a rollback on any error.
+fn transaction(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
+    // BEGIN IMMEDIATE takes the write lock now: the seq check below and the writes that
+    // follow see no other writer in between.
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    let result = write(db, plan).and_then(|()| Ok(db.execute_batch("COMMIT")?));
+    if result.is_err() && !db.is_autocommit() {
+        // If this fails too, the caller replaces the connection (`after_write`).
+        let _ = db.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+/// The plan's statements, in the order and with the checks of the Postgres backend.
+fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
     // 1. Seq compare-and-set for every document of the batch.
     let mut current: HashMap<String, i64> = HashMap::with_capacity(plan.docs.len());
-    for chunk in chunks(&plan.docs) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("SELECT doc_id, last_seq FROM docs WHERE doc_id IN (");
-        let mut list = qb.separated(", ");
-        for d in chunk {
-            list.push_bind(d.doc.as_str());
-        }
-        qb.push(")");
-        for row in qb.build().fetch_all(&mut *tx).await? {
-            current.insert(row.try_get("doc_id")?, row.try_get("last_seq")?);
+    {
+        let mut st = db.prepare_cached("SELECT last_seq FROM docs WHERE doc_id = ?1")?;
+        for d in &plan.docs {
+            if let Some(seq) = st.query_row([&d.doc], |r| r.get(0)).optional()? {
+                current.insert(d.doc.clone(), seq);
+            }
         }
     }
     plan.check_seqs(&current)?;
-    insert_values(
-        &mut tx,
-        "INSERT INTO docs (doc_id, tenant, last_seq, policy_seq) ",
-        " ON CONFLICT (doc_id) DO UPDATE SET last_seq = excluded.last_seq, \
-         policy_seq = MAX(docs.policy_seq, excluded.policy_seq)",
-        &plan.docs,
-        |b, d| {
-            b.push_bind(d.doc.as_str())
-                .push_bind(d.tenant)
-                .push_bind(d.last)
-                .push_bind(d.policy);
-        },
-    )
-    .await?;
+    {
+        let mut st = db.prepare_cached(
+            "INSERT INTO docs (doc_id, tenant, last_seq, policy_seq) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (doc_id) DO UPDATE SET last_seq = excluded.last_seq, \
+             policy_seq = MAX(docs.policy_seq, excluded.policy_seq)",
+        )?;
+        for d in &plan.docs {
+            st.execute(params![d.doc, d.tenant, d.last, d.policy])?;
+        }
+    }
     // The policy versions the batch was validated against, after its own moves. (One
     // process owns an SQLite file, so this only fails if memory and storage disagree; the
     // check is the same as on Postgres, where other nodes commit too.)
     if !plan.fences.is_empty() {
         let mut policies: HashMap<String, i64> = HashMap::with_capacity(plan.fences.len());
-        for chunk in chunks(&plan.fences) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT doc_id, policy_seq FROM docs WHERE doc_id IN (",
-            );
-            let mut list = qb.separated(", ");
-            for f in chunk {
-                list.push_bind(f.doc.as_str());
-            }
-            qb.push(")");
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                policies.insert(row.try_get("doc_id")?, row.try_get("policy_seq")?);
+        let mut st = db.prepare_cached("SELECT policy_seq FROM docs WHERE doc_id = ?1")?;
+        for f in &plan.fences {
+            if let Some(policy) = st.query_row([&f.doc], |r| r.get(0)).optional()? {
+                policies.insert(f.doc.clone(), policy);
             }
         }
         plan.check_fences(&policies)?;
     }
 
     // 2. The change log.
-    insert_values(
-        &mut tx,
-        "INSERT INTO changes (doc_id, seq, hash, bytes, account, accepted_at) ",
-        "",
-        &plan.changes,
-        |b, c| {
-            b.push_bind(c.doc.as_str())
-                .push_bind(c.seq)
-                .push_bind(c.hash)
-                .push_bind(c.bytes)
-                .push_bind(c.account)
-                .push_bind(c.accepted_at);
-        },
-    )
-    .await?;
+    {
+        let mut st = db.prepare_cached(
+            "INSERT INTO changes (doc_id, seq, hash, bytes, account, accepted_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for c in &plan.changes {
+            st.execute(params![
+                c.doc,
+                c.seq,
+                c.hash,
+                c.bytes,
+                c.account,
+                c.accepted_at
+            ])?;
+        }
+    }
 
     // 3. Actor bindings: insert the new ones, then every actor of the batch must be bound
     //    to the account the batch binds it to.
     if !plan.bindings.is_empty() {
-        insert_values(
-            &mut tx,
-            "INSERT INTO actors (tenant, actor, account, bound_at) ",
-            " ON CONFLICT (tenant, actor) DO NOTHING",
-            &plan.bindings,
-            |b, x| {
-                b.push_bind(x.tenant)
-                    .push_bind(x.actor)
-                    .push_bind(x.account)
-                    .push_bind(x.bound_at);
-            },
-        )
-        .await?;
+        let mut insert = db.prepare_cached(
+            "INSERT INTO actors (tenant, actor, account, bound_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (tenant, actor) DO NOTHING",
+        )?;
+        let mut select =
+            db.prepare_cached("SELECT account FROM actors WHERE tenant = ?1 AND actor = ?2")?;
         let mut bound = Vec::with_capacity(plan.bindings.len());
-        for chunk in chunks(&plan.bindings) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT tenant, actor, account FROM actors WHERE (tenant, actor) IN (",
-            );
-            qb.push_values(chunk, |mut b, x| {
-                b.push_bind(x.tenant).push_bind(x.actor);
-            });
-            qb.push(")");
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                bound.push((
-                    row.try_get::<String, _>("tenant")?,
-                    row.try_get::<Vec<u8>, _>("actor")?,
-                    row.try_get::<String, _>("account")?,
-                ));
+        for x in &plan.bindings {
+            insert.execute(params![x.tenant, x.actor, x.account, x.bound_at])?;
+            if let Some(account) = select
+                .query_row(params![x.tenant, x.actor], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                bound.push((x.tenant.to_owned(), x.actor.to_vec(), account));
             }
         }
         plan.check_bindings(&bound)?;
@@ -164,148 +189,109 @@ pub(super) async fn commit_on(conn: &mut SqliteConnection, changes: &[NewChange]
 
     // 4. Projection: conversations, members, read markers.
     if !plan.conversations.is_empty() {
-        insert_values(
-            &mut tx,
+        let mut st = db.prepare_cached(
             "INSERT INTO conversations \
-             (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) ",
-            " ON CONFLICT (tenant, conv) DO UPDATE SET kind = excluded.kind, \
+             (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?7) \
+             ON CONFLICT (tenant, conv) DO UPDATE SET kind = excluded.kind, \
              title = excluded.title, lifecycle = excluded.lifecycle, \
              parent = excluded.parent, created_at = excluded.created_at",
-            &plan.conversations,
-            |b, c| {
-                b.push_bind(c.tenant.as_str())
-                    .push_bind(c.conv.as_str())
-                    .push_bind(c.kind.as_str())
-                    .push_bind(c.title.as_deref())
-                    .push_bind(c.lifecycle.as_str())
-                    .push_bind(c.parent.as_ref().map(ConvId::as_str))
-                    .push_bind(c.created_at)
-                    .push_bind(0_i64)
-                    .push_bind(c.created_at);
-            },
-        )
-        .await?;
+        )?;
+        for c in &plan.conversations {
+            st.execute(params![
+                c.tenant.as_str(),
+                c.conv.as_str(),
+                c.kind.as_str(),
+                c.title.as_deref(),
+                c.lifecycle.as_str(),
+                c.parent.as_ref().map(ConvId::as_str),
+                c.created_at,
+            ])?;
+        }
     }
     if !plan.members.is_empty() {
-        insert_values(
-            &mut tx,
-            "INSERT INTO memberships (tenant, conv, account, role, status) ",
-            " ON CONFLICT (tenant, conv, account) DO UPDATE SET role = excluded.role, \
+        let mut st = db.prepare_cached(
+            "INSERT INTO memberships (tenant, conv, account, role, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (tenant, conv, account) DO UPDATE SET role = excluded.role, \
              status = excluded.status",
-            &plan.members,
-            |b, m| {
-                b.push_bind(m.tenant)
-                    .push_bind(m.conv)
-                    .push_bind(m.account)
-                    .push_bind(m.role)
-                    .push_bind(m.status);
-            },
-        )
-        .await?;
+        )?;
+        for m in &plan.members {
+            st.execute(params![m.tenant, m.conv, m.account, m.role, m.status])?;
+        }
     }
     if !plan.markers.is_empty() {
-        insert_values(
-            &mut tx,
-            "INSERT INTO read_markers (tenant, conv, account, message) ",
-            " ON CONFLICT (tenant, conv, account) DO UPDATE SET message = excluded.message",
-            &plan.markers,
-            |b, m| {
-                b.push_bind(m.tenant)
-                    .push_bind(m.conv)
-                    .push_bind(m.account)
-                    .push_bind(m.message);
-            },
-        )
-        .await?;
+        let mut st = db.prepare_cached(
+            "INSERT INTO read_markers (tenant, conv, account, message) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (tenant, conv, account) DO UPDATE SET message = excluded.message",
+        )?;
+        for m in &plan.markers {
+            st.execute(params![m.tenant, m.conv, m.account, m.message])?;
+        }
     }
 
     // 5. Messages: take each conversation's next positions inside the database, then
     //    insert the rows with them.
     if !plan.messages.is_empty() {
-        insert_values(
-            &mut tx,
-            "INSERT INTO conversations \
-             (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) ",
-            " ON CONFLICT (tenant, conv) DO NOTHING",
-            &plan.allocs,
-            |b, a| {
-                b.push_bind(a.tenant)
-                    .push_bind(a.conv)
-                    .push_bind("unknown")
-                    .push_bind(None::<&str>)
-                    .push_bind("active")
-                    .push_bind(None::<&str>)
-                    .push_bind(a.first_created)
-                    .push_bind(0_i64)
-                    .push_bind(0_i64);
-            },
-        )
-        .await?;
-        let mut ends: HashMap<(String, String), i64> = HashMap::new();
-        for chunk in chunks(&plan.allocs) {
-            let mut qb = QueryBuilder::<Sqlite>::new("WITH v (tenant, conv, n, mx) AS (");
-            qb.push_values(chunk, |mut b, a| {
-                b.push_bind(a.tenant)
-                    .push_bind(a.conv)
-                    .push_bind(a.count)
-                    .push_bind(a.max_created);
-            });
-            qb.push(
-                ") UPDATE conversations SET last_pos = last_pos + v.n, \
-                 last_activity = MAX(last_activity, v.mx) FROM v \
-                 WHERE conversations.tenant = v.tenant AND conversations.conv = v.conv \
-                 RETURNING tenant, conv, last_pos",
-            );
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                ends.insert(
-                    (row.try_get("tenant")?, row.try_get("conv")?),
-                    row.try_get("last_pos")?,
-                );
+        let mut ends: HashMap<(String, String), (i64, i64)> =
+            HashMap::with_capacity(plan.allocs.len());
+        {
+            let mut ensure = db.prepare_cached(
+                "INSERT INTO conversations \
+                 (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, \
+                 last_activity) VALUES (?1, ?2, 'unknown', NULL, 'active', NULL, ?3, 0, 0) \
+                 ON CONFLICT (tenant, conv) DO NOTHING",
+            )?;
+            let mut take = db.prepare_cached(
+                "UPDATE conversations SET last_pos = last_pos + ?3, \
+                 last_activity = MAX(last_activity, ?4) WHERE tenant = ?1 AND conv = ?2 \
+                 RETURNING id, last_pos",
+            )?;
+            for a in &plan.allocs {
+                ensure.execute(params![a.tenant, a.conv, a.first_created])?;
+                let end = take
+                    .query_row(params![a.tenant, a.conv, a.count, a.max_created], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()?;
+                if let Some(end) = end {
+                    ends.insert((a.tenant.to_owned(), a.conv.to_owned()), end);
+                }
             }
         }
         plan.assign_positions(&ends)?;
-        insert_values(
-            &mut tx,
-            "INSERT INTO messages (tenant, conv, message, pos, doc_id, seq, author, kind, \
-             created_at, preview, deleted) ",
-            " ON CONFLICT (tenant, conv, message) DO NOTHING",
-            &plan.messages,
-            |b, m| {
-                b.push_bind(m.row.tenant.as_str())
-                    .push_bind(m.row.conv.as_str())
-                    .push_bind(m.row.message.as_str())
-                    .push_bind(m.pos)
-                    .push_bind(m.row.doc.as_str())
-                    .push_bind(m.seq)
-                    .push_bind(m.row.author.as_str())
-                    .push_bind(m.row.kind.as_str())
-                    .push_bind(m.row.created_at)
-                    .push_bind(m.preview)
-                    .push_bind(m.deleted);
-            },
-        )
-        .await?;
+        let mut st = db.prepare_cached(
+            "INSERT INTO messages (cid, pos, created_at, seq, period, part, deleted, message, \
+             author, kind, preview) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (cid, message) DO NOTHING",
+        )?;
+        for m in &plan.messages {
+            st.execute(params![
+                m.cid,
+                m.pos,
+                m.row.created_at,
+                m.seq,
+                m.period,
+                m.part,
+                m.deleted,
+                m.row.message.as_str(),
+                m.row.author.as_str(),
+                m.row.kind.as_str(),
+                m.preview,
+            ])?;
+        }
     }
 
     // 6. Edits and deletions of messages committed before this batch.
-    for chunk in chunks(&plan.updates) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("WITH v (tenant, conv, message, preview, deleted) AS (");
-        qb.push_values(chunk, |mut b, u| {
-            b.push_bind(u.tenant)
-                .push_bind(u.conv)
-                .push_bind(u.message)
-                .push_bind(u.preview)
-                .push_bind(u.deleted);
-        });
-        qb.push(
-            ") UPDATE messages SET preview = v.preview, deleted = v.deleted FROM v \
-             WHERE messages.tenant = v.tenant AND messages.conv = v.conv \
-             AND messages.message = v.message",
-        );
-        qb.build().execute(&mut *tx).await?;
+    if !plan.updates.is_empty() {
+        let mut st = db.prepare_cached(
+            "UPDATE messages SET preview = ?4, deleted = ?5 \
+             WHERE cid = (SELECT id FROM conversations WHERE tenant = ?1 AND conv = ?2) \
+             AND message = ?3",
+        )?;
+        for u in &plan.updates {
+            st.execute(params![u.tenant, u.conv, u.message, u.preview, u.deleted])?;
+        }
     }
-
-    tx.commit().await?;
     Ok(())
 }

@@ -1,0 +1,295 @@
+//! Managing a conversation from an integration: change its settings (lock it), delete it,
+//! and ask the policy what an account may do there.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use confab_core::client::apply;
+use confab_core::client::Intent;
+use confab_core::doc::write;
+use confab_core::ids::{AccountId, DocId, MessageId};
+use confab_core::model::conversation::{Lifecycle, Role};
+use confab_core::model::message::{Message, MessageKind, NewMessage};
+use confab_core::policy::DenyCode;
+use serde::{Deserialize, Serialize};
+
+use super::budget::Writer;
+use super::conversations::{load, path_conv, readable, respond_with, SettingsPatch};
+use super::error::{acked, ApiError};
+use super::extract::{Caller, JsonBody, Params};
+use crate::clock::now_ms;
+use crate::state::AppState;
+
+/// `PATCH /v1/conversations/{id}/settings`: the named settings in one change (admins with
+/// `can_change_info`, as over the sync protocol). `{"locked": true}` locks the conversation.
+pub async fn patch_settings(
+    State(app): State<AppState>,
+    caller: Writer,
+    Params(id): Params<String>,
+    JsonBody(patch): JsonBody<SettingsPatch>,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    readable(&conv, &caller)?;
+    let values = patch.values();
+    if values.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "settings",
+            "name at least one setting to change",
+        ));
+    }
+    let now = now_ms();
+    let outcome = caller
+        .write(
+            &app,
+            DocId::conv(&caller.tenant, &id),
+            Box::new(move |doc, tag| write::set_settings(doc, tag, now, &values)),
+        )
+        .await;
+    acked(outcome, ApiError::not_found)?;
+    respond_with(&app, &caller, &id, StatusCode::OK).await
+}
+
+/// `DELETE /v1/conversations/{id}`: the owner's soft delete (seed 001 `deleted_at`). The
+/// conversation takes no more changes and leaves every list; its history stays readable to
+/// its members. Deleting a deleted conversation answers it as it is.
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Writer,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    readable(&conv, &caller)?;
+    if conv.lifecycle.state == Lifecycle::Deleted {
+        return respond_with(&app, &caller, &id, StatusCode::OK).await;
+    }
+    let now = now_ms();
+    let me = caller.account.clone();
+    let outcome = caller
+        .write(
+            &app,
+            DocId::conv(&caller.tenant, &id),
+            Box::new(move |doc, tag| write::set_lifecycle(doc, tag, now, Lifecycle::Deleted, &me)),
+        )
+        .await;
+    acked(outcome, ApiError::not_found)?;
+    respond_with(&app, &caller, &id, StatusCode::OK).await
+}
+
+/// What `GET …/can` asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanAction {
+    Read,
+    Send,
+    SendMedia,
+    React,
+    Pin,
+    AddMember,
+    RemoveMember,
+    Ban,
+    SetRole,
+    ChangeInfo,
+    ChangeSettings,
+    Archive,
+    Close,
+    Reopen,
+    Delete,
+    Leave,
+    Block,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanQuery {
+    account: AccountId,
+    action: CanAction,
+    /// The member an action names (`add_member`, `remove_member`, `ban`, `set_role`).
+    target: Option<AccountId>,
+    /// The role to add with or to give (`add_member`: default `member`; `set_role`).
+    role: Option<Role>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CanAnswer {
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// `GET /v1/conversations/{id}/can?account=…&action=…[&target=…&role=…]`, service tokens
+/// only: the policy's verdict on the conversation's current server state, the same
+/// `confab_core::policy::check` every change goes through. What depends on more than the
+/// conversation is not asked here: slow mode's clock, a particular message (edit, delete,
+/// answer), bucket placement.
+pub async fn can(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(id): Params<String>,
+    query: Result<Query<CanQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<CanAnswer>, ApiError> {
+    if !caller.service {
+        return Err(ApiError::forbidden(
+            DenyCode::ServiceOnly,
+            "the permission question is for service tokens",
+        ));
+    }
+    let Query(q) = query.map_err(|e| ApiError::invalid("invalid_value", "query", e.body_text()))?;
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    let target = || {
+        q.target
+            .clone()
+            .ok_or_else(|| ApiError::invalid("missing", "target", "this action names a target"))
+    };
+    let now = now_ms();
+    let intent = match q.action {
+        CanAction::Read => {
+            return Ok(Json(match conv.member(&q.account) {
+                None => CanAnswer::no(DenyCode::NotMember.as_str(), "not a member".into()),
+                Some(m) if !m.is_active() => CanAnswer::no(
+                    DenyCode::MemberInactive.as_str(),
+                    format!("{} is {}", q.account, m.status.as_str()),
+                ),
+                Some(_) => CanAnswer::yes(),
+            }))
+        }
+        CanAction::Send | CanAction::SendMedia => {
+            let mut m = NewMessage::text(probe_message(), q.account.clone(), "", now);
+            if q.action == CanAction::SendMedia {
+                m.kind = MessageKind::Image;
+            }
+            Intent::Send {
+                conv: id,
+                message: m,
+            }
+        }
+        CanAction::React => return Ok(Json(react(&conv, &q.account, now))),
+        CanAction::Pin => Intent::Pin {
+            conv: id,
+            message: probe_message(),
+        },
+        CanAction::AddMember => Intent::AddMember {
+            conv: id,
+            account: target()?,
+            role: q.role.unwrap_or(Role::Member),
+        },
+        CanAction::RemoveMember | CanAction::Ban => Intent::RemoveMember {
+            conv: id,
+            account: target()?,
+            ban: q.action == CanAction::Ban,
+        },
+        CanAction::SetRole => Intent::SetRole {
+            conv: id,
+            account: target()?,
+            role: q
+                .role
+                .ok_or_else(|| ApiError::invalid("missing", "role", "set_role names a role"))?,
+        },
+        CanAction::ChangeInfo => Intent::SetInfo {
+            conv: id,
+            field: "title".into(),
+            value: None,
+        },
+        CanAction::ChangeSettings => Intent::SetSetting {
+            conv: id,
+            key: "slow_mode_seconds".into(),
+            value: 0.into(),
+        },
+        CanAction::Archive => Intent::SetLifecycle {
+            conv: id,
+            state: Lifecycle::Archived,
+        },
+        CanAction::Close => Intent::SetLifecycle {
+            conv: id,
+            state: Lifecycle::Closed,
+        },
+        CanAction::Reopen => Intent::SetLifecycle {
+            conv: id,
+            state: Lifecycle::Active,
+        },
+        CanAction::Delete => Intent::SetLifecycle {
+            conv: id,
+            state: Lifecycle::Deleted,
+        },
+        CanAction::Leave => Intent::Leave { conv: id },
+        CanAction::Block => Intent::Block { conv: id, on: true },
+    };
+    Ok(Json(
+        match apply::check(&intent, &q.account, Some(&conv), None, now, None) {
+            Ok(()) => CanAnswer::yes(),
+            Err(d) => CanAnswer::no(d.code.as_str(), d.reason),
+        },
+    ))
+}
+
+/// The policy judges a reaction on a message; any live message stands in.
+fn react(
+    conv: &confab_core::model::conversation::Conversation,
+    account: &AccountId,
+    now: i64,
+) -> CanAnswer {
+    use confab_core::policy::{check, Author, Context, Effect};
+    let message = Message {
+        id: probe_message(),
+        author: account.clone(),
+        kind: MessageKind::Text,
+        body: String::new(),
+        payload: None,
+        caption: None,
+        attachments: None,
+        mentions: None,
+        reply_to: None,
+        forwarded_from: None,
+        created_at: now,
+        edited_at: None,
+        deleted_at: None,
+        scheduled_at: None,
+        status: None,
+        reactions: Default::default(),
+    };
+    let ctx = Context {
+        conv: Some(conv),
+        parent: None,
+        now_ms: now,
+        last_post_ms: None,
+        bucket: None,
+    };
+    let effect = Effect::SetReaction {
+        message: Box::new(message),
+        account: account.clone(),
+    };
+    match check(&ctx, &Author::user(account.clone()), &effect) {
+        Ok(()) => CanAnswer::yes(),
+        Err(d) => CanAnswer::no(d.code.as_str(), d.reason),
+    }
+}
+
+/// A message id no real message has: the policy reads only what the effect carries.
+fn probe_message() -> MessageId {
+    MessageId::new(PROBE_MESSAGE).unwrap_or_else(|_| unreachable!("a valid id"))
+}
+
+const PROBE_MESSAGE: &str = "m-can-probe";
+
+impl CanAnswer {
+    fn yes() -> Self {
+        CanAnswer {
+            allowed: true,
+            code: None,
+            reason: None,
+        }
+    }
+    fn no(code: &'static str, reason: String) -> Self {
+        CanAnswer {
+            allowed: false,
+            code: Some(code),
+            reason: Some(reason),
+        }
+    }
+}
