@@ -2,6 +2,7 @@
 //! events, queries, opening conversations). The intent methods are in `intents`, the
 //! account's own data in `account`, policy questions in `policy`.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use confab_core::client::{ClientEngine, Outcome};
@@ -16,9 +17,10 @@ use crate::error::{Failure, Result};
 use crate::js;
 use crate::runtime::Runtime;
 use crate::startup::{self, StorageChoice};
+use crate::timeline::JsTimelines;
 use crate::types::{
     ClientEvent, ClientOptions, Conversation, ConversationSummary, EventName, IntentStatus, Member,
-    OutboxItem, TimelineItem, TimelineOptions,
+    MemberPresence, OutboxItem, TimelineItem, TimelineOptions,
 };
 
 /// Messages `openConversation` makes ready by default.
@@ -29,6 +31,8 @@ pub(crate) const DEFAULT_OPEN_LIMIT: usize = 50;
 #[wasm_bindgen]
 pub struct ConfabClient {
     pub(crate) rt: Rc<Runtime>,
+    /// `timeline()`'s objects, reused while their item is unchanged.
+    timelines: RefCell<JsTimelines>,
 }
 
 impl std::fmt::Debug for ConfabClient {
@@ -79,11 +83,12 @@ impl ConfabClient {
                 url: options.url.clone(),
                 token_provider: options.token_provider.clone(),
                 reconnect: options.reconnect.unwrap_or_default(),
-                ping_interval_ms: options.ping_interval_ms.unwrap_or(20_000),
+                ping_interval_ms: options.ping_interval_ms.unwrap_or(10_000),
+                ping_timeout_ms: options.ping_timeout_ms.unwrap_or(2_000),
             },
             options.device_id.clone().unwrap_or_default(),
         );
-        let rt = Runtime::new(tenant, account, conn);
+        let rt = Runtime::new(tenant, account, conn, options.trace.unwrap_or(false));
         let ready = {
             let rt = rt.clone();
             promise(async move {
@@ -104,7 +109,10 @@ impl ConfabClient {
         let _ = ready.catch(&quiet);
         quiet.forget();
         rt.set_ready(ready);
-        Ok(ConfabClient { rt })
+        Ok(ConfabClient {
+            rt,
+            timelines: RefCell::default(),
+        })
     }
 
     /// Resolves once the stored state is loaded (history, outbox, cursors); rejects if the
@@ -131,6 +139,13 @@ impl ConfabClient {
     #[wasm_bindgen(getter)]
     pub fn online(&self) -> bool {
         self.rt.read(false, ClientEngine::is_online)
+    }
+
+    /// Where the connection stands: `"online"`, `"connecting"` or `"offline"` (the
+    /// `connection` event tells each change, with its reason).
+    #[wasm_bindgen(getter, js_name = connectionState, unchecked_return_type = "ConnectionState")]
+    pub fn connection_state(&self) -> std::result::Result<JsValue, JsValue> {
+        Ok(to_js(&self.rt.connection().state())?)
     }
 
     // ---------- connection ----------
@@ -224,9 +239,9 @@ impl ConfabClient {
     /// The conversation list: pinned first, then by last activity.
     pub fn conversations(&self) -> Vec<Ts<ConversationSummary>> {
         self.rt
-            .read(Vec::new(), |e| e.conversations())
-            .into_iter()
-            .filter_map(|s| Ts::from_rust(&ConversationSummary::from(s)).ok())
+            .conversations()
+            .iter()
+            .filter_map(|s| Ts::from_rust(&ConversationSummary::from(s.clone())).ok())
             .collect()
     }
 
@@ -245,7 +260,9 @@ impl ConfabClient {
     }
 
     /// Messages of the loaded buckets of `conv`, oldest first: server order, then this
-    /// device's pending messages. `limit`: only the newest `limit`.
+    /// device's pending messages. `limit`: only the newest `limit`. An item that did not
+    /// change since the previous call is the same object (compare with `===` to redraw only
+    /// what changed; treat the objects as read-only).
     pub fn timeline(
         &self,
         conv: &str,
@@ -256,15 +273,8 @@ impl ConfabClient {
             Some(o) => o.to_rust().map_err(Failure::from)?,
             None => TimelineOptions::default(),
         };
-        let items = self.rt.read(Vec::new(), |e| e.timeline(&conv));
-        let skip = options
-            .limit
-            .map_or(0, |limit| items.len().saturating_sub(limit));
-        Ok(items
-            .into_iter()
-            .skip(skip)
-            .filter_map(|i| Ts::from_rust(&TimelineItem::from(i)).ok())
-            .collect())
+        let items = self.rt.timeline(&conv);
+        Ok(self.timelines.borrow_mut().get(&conv, items, options.limit))
     }
 
     /// The members of `conv` (every status; filter on `status === "active"`).
@@ -321,6 +331,19 @@ impl ConfabClient {
             .read(Vec::new(), |e| e.typing(&conv, now))
             .into_iter()
             .map(String::from)
+            .collect())
+    }
+
+    /// The presence of the members of `conv` this device has heard from (others: unknown,
+    /// show them offline). Ephemeral: empty after a reload until members refresh.
+    pub fn presence(&self, conv: &str) -> std::result::Result<Vec<Ts<MemberPresence>>, JsValue> {
+        let conv = conv_id(conv)?;
+        let now = js::now_ms();
+        Ok(self
+            .rt
+            .read(Vec::new(), |e| e.presence(&conv, now))
+            .into_iter()
+            .filter_map(|p| Ts::from_rust(&MemberPresence::from(p)).ok())
             .collect())
     }
 

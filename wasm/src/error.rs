@@ -60,7 +60,7 @@ pub fn describe_js(value: &JsValue) -> (Option<String>, String) {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         match &e {
-            ClientError::Denied { code, reason } => Failure::new(code.clone(), reason.clone()),
+            ClientError::Denied { code, reason, .. } => Failure::new(code.clone(), reason.clone()),
             _ => Failure::new(e.code(), e.to_string()),
         }
     }

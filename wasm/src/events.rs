@@ -142,6 +142,11 @@ pub fn translate(events: &[Event], cx: &impl Context) -> Vec<ClientEvent> {
                     out.push(cx.typing(&c));
                 }
             }
+            Event::Presence { conv } => push_once(
+                &mut out,
+                ClientEvent::Presence { conv: conv.clone() },
+                format!("presence {conv}"),
+            ),
             Event::Revoked { doc, reason } => {
                 let conv = DocId::parse(doc)
                     .ok()
@@ -150,6 +155,17 @@ pub fn translate(events: &[Event], cx: &impl Context) -> Vec<ClientEvent> {
                     doc: doc.clone(),
                     conv,
                     reason: reason.clone(),
+                });
+            }
+            Event::Membership(m) => {
+                // A conversation followed or stopped changes the list.
+                list_changed = true;
+                out.push(ClientEvent::Membership {
+                    conv: m.conv.to_string(),
+                    role: m.role.into(),
+                    status: m.status.into(),
+                    following: m.following,
+                    sentence: m.sentence.clone(),
                 });
             }
             Event::Online { online: true } => out.push(ClientEvent::Online),

@@ -2,7 +2,7 @@
 //! the engine, which loads what it touches first.
 
 use confab_core::client::{apply, Intent};
-use confab_core::ids::{direct_conv_id, support_conv_id, ConvId, DocTarget, MessageId, ResourceId};
+use confab_core::ids::{direct_conv_id, support_conv_id, Bucket, ConvId, MessageId, ResourceId};
 use confab_core::model::conversation::{ConvKind, Lifecycle, DEFAULT_BUCKET_MS};
 use confab_core::model::message as cm;
 use js_sys::Promise;
@@ -15,8 +15,8 @@ use crate::error::{Failure, Result};
 use crate::js;
 use crate::runtime::Runtime;
 use crate::types::{
-    CreateConversationInput, CreateThreadInput, IntentData, IntentResult, MessageInput, Profile,
-    RemoveOptions, Role, SupportInput,
+    CreateConversationInput, CreateThreadInput, IntentData, IntentResult, MessageInput,
+    PresenceState, Profile, RemoveOptions, Role, SupportInput,
 };
 
 /// `string | MessageInput` from JavaScript.
@@ -144,23 +144,6 @@ impl ConfabClient {
         let rt = self.rt.clone();
         let input = message_input(message);
         promise(async move { send_message(&rt, &conv, input?).await })
-    }
-
-    /// Sends a message to be shown at `at` (milliseconds since the epoch).
-    #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
-    pub fn schedule(
-        &self,
-        conv: String,
-        #[wasm_bindgen(unchecked_param_type = "string | MessageInput")] message: JsValue,
-        at: f64,
-    ) -> Promise {
-        let rt = self.rt.clone();
-        let input = message_input(message);
-        promise(async move {
-            let mut input = input?;
-            input.scheduled_at = Some(at as i64);
-            send_message(&rt, &conv, input).await
-        })
     }
 
     /// Forwards message `message` of `from` into `to`.
@@ -387,6 +370,34 @@ impl ConfabClient {
         })
     }
 
+    /// Deletes a conversation (the owner only; final): it takes no more changes and leaves
+    /// `conversations()`; its history stays readable.
+    #[wasm_bindgen(js_name = deleteConversation, unchecked_return_type = "Promise<IntentResult>")]
+    pub fn delete_conversation(&self, conv: String) -> Promise {
+        self.conv_only(conv, |conv| Intent::SetLifecycle {
+            conv,
+            state: Lifecycle::Deleted,
+        })
+    }
+
+    /// Locks (`true`) or unlocks a conversation (admins): while locked nobody posts, edits,
+    /// reacts or answers.
+    #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
+    pub fn lock(&self, conv: String, locked: bool) -> Promise {
+        self.conv_only(conv, move |conv| Intent::SetSetting {
+            conv,
+            key: confab_core::doc::schema::keys::LOCKED.into(),
+            value: locked.into(),
+        })
+    }
+
+    /// Blocks (`true`) or unblocks the other member of a direct conversation: while either
+    /// blocks, neither posts there.
+    #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
+    pub fn block(&self, conv: String, on: bool) -> Promise {
+        self.conv_only(conv, move |conv| Intent::Block { conv, on })
+    }
+
     /// Reopens an archived or closed conversation.
     #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
     pub fn reopen(&self, conv: String) -> Promise {
@@ -441,6 +452,18 @@ impl ConfabClient {
     pub fn set_typing(&self, conv: &str, typing: bool) -> std::result::Result<(), JsValue> {
         let conv = conv_id(conv)?;
         self.rt.with_engine(|e| e.typing_signal(&conv, typing))?;
+        self.rt.pump();
+        Ok(())
+    }
+
+    /// Tells the members of every followed conversation whether the person is here
+    /// (`"online"`) or not looking (`"away"`, e.g. the page lost focus); `"offline"` counts as
+    /// `"away"` (the server says offline when the connection goes). Ephemeral, coalesced.
+    #[wasm_bindgen(js_name = setPresence)]
+    pub fn set_presence(&self, state: Ts<PresenceState>) -> std::result::Result<(), JsValue> {
+        let state: PresenceState = state.to_rust().map_err(Failure::from)?;
+        let now = js::now_ms();
+        self.rt.with_engine(|e| e.set_presence(state.into(), now))?;
         self.rt.pump();
         Ok(())
     }
@@ -508,13 +531,14 @@ impl ConfabClient {
 
 // ---------- helpers ----------
 
-/// The bucket a message created at `at` goes to (its conversation's width once loaded).
-pub(crate) fn bucket_of(rt: &Runtime, conv: &ConvId, at: i64) -> i64 {
-    let fallback = at.div_euclid(DEFAULT_BUCKET_MS);
-    rt.read(fallback, |e| match e.bucket_doc(conv, at).target() {
-        DocTarget::Msgs(_, bucket) => *bucket,
-        _ => fallback,
-    })
+/// The bucket part message `id` was written to, else the one a message created at `at`
+/// would go to now.
+pub(crate) fn bucket_of(rt: &Runtime, conv: &ConvId, id: &MessageId, at: i64) -> Bucket {
+    let fallback = Bucket::first(at.div_euclid(DEFAULT_BUCKET_MS));
+    match find_message(rt, conv, id) {
+        Ok((bucket, _)) => bucket,
+        Err(_) => rt.read(fallback, |e| e.bucket_for(conv, at)),
+    }
 }
 
 /// The conversation an intent is about (for its result).
@@ -523,14 +547,8 @@ fn intent_conv(rt: &Runtime, intent: &Intent) -> Option<ConvId> {
 }
 
 /// Finds a loaded message: its bucket and content.
-fn find_message(rt: &Runtime, conv: &ConvId, message: &MessageId) -> Result<(i64, cm::Message)> {
-    rt.read(None, |e| {
-        e.timeline(conv)
-            .into_iter()
-            .find(|i| &i.message.id == message)
-    })
-    .map(|i| (i.bucket, i.message))
-    .ok_or_else(|| {
+fn find_message(rt: &Runtime, conv: &ConvId, message: &MessageId) -> Result<(Bucket, cm::Message)> {
+    rt.read(None, |e| e.message(conv, message)).ok_or_else(|| {
         Failure::new(
             "not_found",
             format!("message {message} is not loaded (openConversation / loadOlder first)"),
@@ -538,7 +556,11 @@ fn find_message(rt: &Runtime, conv: &ConvId, message: &MessageId) -> Result<(i64
     })
 }
 
-pub(crate) fn locate(rt: &Runtime, conv: &str, message: &str) -> Result<(ConvId, MessageId, i64)> {
+pub(crate) fn locate(
+    rt: &Runtime,
+    conv: &str,
+    message: &str,
+) -> Result<(ConvId, MessageId, Bucket)> {
     let conv = conv_id(conv)?;
     let message = message_id(message)?;
     let (bucket, _) = find_message(rt, &conv, &message)?;
@@ -549,6 +571,7 @@ pub(crate) async fn send_message(rt: &Runtime, conv: &str, input: MessageInput) 
     rt.ready().await?;
     let conv = conv_id(conv)?;
     let id = input.id.clone().unwrap_or_else(|| js::new_id("m"));
+    let message_id = message_id(&id)?;
     let created_at = input.created_at.unwrap_or_else(|| rt.server_now());
     let message = input.into_core(rt.account(), id.clone(), created_at)?;
     let result = IntentResult {
@@ -561,8 +584,8 @@ pub(crate) async fn send_message(rt: &Runtime, conv: &str, input: MessageInput) 
         message,
     };
     let mut result = run_intents(rt, vec![send], result).await?;
-    // The bucket width is known once the conversation is loaded (it is, once the intent ran).
-    result.bucket = Some(bucket_of(rt, &conv, created_at));
+    // Where it was written: known once the intent ran.
+    result.bucket = Some(bucket_of(rt, &conv, &message_id, created_at));
     to_js(&result)
 }
 
@@ -575,7 +598,7 @@ pub(crate) async fn run(
     to_js(&run_intents(rt, intents, result).await?)
 }
 
-async fn run_intents(
+pub(crate) async fn run_intents(
     rt: &Runtime,
     intents: Vec<Intent>,
     mut result: IntentResult,

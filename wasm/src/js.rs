@@ -16,6 +16,20 @@ pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
+/// A monotonic clock in milliseconds with sub-millisecond precision (`performance.now()`),
+/// for timing; `Date.now()` where there is no `performance`.
+pub fn perf_now() -> f64 {
+    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .filter(|p| p.is_object())
+        .and_then(|p| {
+            let now = js_sys::Reflect::get(&p, &"now".into()).ok()?;
+            let now: &js_sys::Function = now.dyn_ref()?;
+            now.call0(&p).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now)
+}
+
 /// Random bytes from the platform's secure source.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];

@@ -10,12 +10,15 @@ mod connection;
 pub mod error;
 mod events;
 mod intents;
+mod joining;
 mod js;
 pub mod policy;
 mod proposals;
 mod runtime;
+mod schedule;
 mod startup;
 pub mod store;
+mod timeline;
 pub mod types;
 
 pub use client::ConfabClient;

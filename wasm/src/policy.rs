@@ -1,14 +1,15 @@
 //! `ConfabClient.can(query)`: the policy's verdict on an action before the user tries it, so
 //! a UI can disable a control and say why. It runs `confab_core::policy::check` — the same
-//! pure function the server runs on every change — on this device's view of the
-//! conversation (accepted plus pending), and writes nothing.
+//! pure function the server runs on every change — through the engine's `verdict`, on this
+//! device's view of the conversation (accepted plus pending), and writes nothing. It reads
+//! the engine's cached policy view and the message's bucket, never the member list.
 
-use confab_core::client::{apply, Intent};
-use confab_core::ids::{AccountId, ConvId, MessageId};
+use confab_core::client::Intent;
+use confab_core::ids::{AccountId, Bucket, ConvId, MessageId};
 use confab_core::model::conversation::{Lifecycle, Role as CoreRole};
 use confab_core::model::message as cm;
 use confab_core::model::proposal::ProposalResponse;
-use confab_core::policy::{self, Author, Context, Denial, Effect};
+use confab_core::policy::Denial;
 use serde::{Deserialize, Serialize};
 use tsify::{Ts, Tsify};
 use wasm_bindgen::prelude::*;
@@ -87,6 +88,14 @@ pub enum PolicyQuery {
     Reopen {
         conv: String,
     },
+    /// Delete the conversation (owner only).
+    DeleteConversation {
+        conv: String,
+    },
+    /// Block the other member of a direct conversation.
+    Block {
+        conv: String,
+    },
     SetInfo {
         conv: String,
         field: String,
@@ -97,8 +106,9 @@ pub enum PolicyQuery {
     },
 }
 
-/// The policy's answer. When `allowed` is false, `code` is a reject code of docs/POLICY.md
-/// and `reason` says why, for people.
+/// The policy's answer. When `allowed` is false, `code` is a reject code of docs/POLICY.md,
+/// `reason` says why in a sentence for people (names and titles: "Your role (member) may not
+/// pin messages in Weekend plans") and `detail` in the policy's own words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 pub struct PolicyVerdict {
     pub allowed: bool,
@@ -108,31 +118,35 @@ pub struct PolicyVerdict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub detail: Option<String>,
 }
 
-impl From<std::result::Result<(), Denial>> for PolicyVerdict {
-    fn from(decision: std::result::Result<(), Denial>) -> Self {
+impl PolicyVerdict {
+    fn of(decision: std::result::Result<(), Denial>, explain: impl FnOnce(&str) -> String) -> Self {
         match decision {
             Ok(()) => PolicyVerdict {
                 allowed: true,
                 code: None,
                 reason: None,
+                detail: None,
             },
             Err(d) => PolicyVerdict {
                 allowed: false,
                 code: Some(d.code.as_str().to_owned()),
-                reason: Some(d.reason),
+                reason: Some(explain(d.code.as_str())),
+                detail: Some(d.reason),
             },
         }
     }
 }
 
-/// What a query asks: an intent the client engine checks the way it checks its own, or an
-/// effect on a loaded message (the engine checks those against the bucket document it keeps
-/// to itself, so the effect is built here from the timeline's copy).
+/// What a query asks: an intent the client engine checks the way it checks its own; for a
+/// message action, the intent once the message's bucket is known (it must be loaded).
 enum Ask {
     Intent(Box<Intent>),
-    Message(MessageId, Box<dyn FnOnce(cm::Message) -> Effect>),
+    Message(MessageId, Box<dyn FnOnce(Bucket) -> Intent>),
 }
 
 #[wasm_bindgen]
@@ -150,40 +164,30 @@ impl ConfabClient {
 }
 
 impl ConfabClient {
+    /// The engine's `verdict`: reads the policy's cached view of the conversation and the
+    /// message's bucket, not the member list or the timeline (O(1) in the group's size).
     fn verdict(&self, query: PolicyQuery) -> Result<PolicyVerdict> {
         let rt = &self.rt;
         let me = rt.account().clone();
         let now = rt.server_now();
         let (conv, ask) = ask(query, &me, now)?;
-        let conversation = rt.read(None, |e| e.conversation(&conv));
-        let decision = match ask {
-            Ask::Intent(intent) => {
-                apply::check(&intent, &me, conversation.as_ref(), None, now, None)
-            }
-            Ask::Message(id, effect) => {
-                let message = rt.read(None, |e| {
-                    e.timeline(&conv)
-                        .into_iter()
-                        .find(|i| i.message.id == id)
-                        .map(|i| i.message)
-                });
-                let message = message.ok_or_else(|| {
+        let intent = match ask {
+            Ask::Intent(intent) => *intent,
+            Ask::Message(id, intent) => {
+                let found = rt.read(None, |e| e.message(&conv, &id));
+                let (bucket, _) = found.ok_or_else(|| {
                     Failure::new(
                         "not_found",
                         format!("message {id} is not loaded (openConversation / loadOlder first)"),
                     )
                 })?;
-                let ctx = Context {
-                    conv: conversation.as_ref(),
-                    parent: None,
-                    now_ms: now,
-                    last_post_ms: None,
-                    bucket: None,
-                };
-                policy::check(&ctx, &Author::user(me), &effect(message))
+                intent(bucket)
             }
         };
-        Ok(decision.into())
+        let device_now = crate::js::now_ms();
+        let decision = rt.read(Ok(()), |e| e.verdict(&intent, device_now));
+        let explain = |code: &str| rt.read(String::new(), |e| e.explain(&intent, code));
+        Ok(PolicyVerdict::of(decision, explain))
     }
 }
 
@@ -205,6 +209,8 @@ impl PolicyQuery {
             | Q::Archive { conv }
             | Q::Close { conv }
             | Q::Reopen { conv }
+            | Q::DeleteConversation { conv }
+            | Q::Block { conv }
             | Q::SetInfo { conv, .. }
             | Q::SetSetting { conv, .. } => conv,
         }
@@ -216,8 +222,13 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
     use PolicyQuery as Q;
     let conv = ConvId::new(query.conv())?;
     let c = conv.clone();
-    let on_message = |m: String, effect: Box<dyn FnOnce(cm::Message) -> Effect>| {
-        Ok::<_, Failure>(Ask::Message(MessageId::new(m)?, effect))
+    let on_message = |m: String, intent: Box<dyn FnOnce(MessageId, Bucket) -> Intent>| {
+        let id = MessageId::new(m)?;
+        let message = id.clone();
+        Ok::<_, Failure>(Ask::Message(
+            id,
+            Box::new(move |bucket| intent(message, bucket)),
+        ))
     };
     let ask = match query {
         Q::Send { kind, .. } => {
@@ -226,31 +237,45 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
             message.kind = kind.map_or(cm::MessageKind::Text, Into::into);
             ask_intent(Intent::Send { conv: c, message })
         }
-        Q::Edit { message, .. } => {
-            on_message(message, Box::new(|m| Effect::EditBody(Box::new(m))))?
-        }
-        Q::Delete { message, .. } => {
-            on_message(message, Box::new(|m| Effect::DeleteMessage(Box::new(m))))?
-        }
-        Q::React { message, .. } => {
-            let account = me.clone();
-            on_message(
+        Q::Edit { message, .. } => on_message(
+            message,
+            Box::new(move |message, bucket| Intent::Edit {
+                conv: c,
                 message,
-                Box::new(move |m| Effect::SetReaction {
-                    message: Box::new(m),
-                    account,
-                }),
-            )?
-        }
+                bucket,
+                body: String::new(),
+            }),
+        )?,
+        Q::Delete { message, .. } => on_message(
+            message,
+            Box::new(move |message, bucket| Intent::Delete {
+                conv: c,
+                message,
+                bucket,
+            }),
+        )?,
+        // Any reaction of this account (`on: false` leaves out the per-emoji limit).
+        Q::React { message, .. } => on_message(
+            message,
+            Box::new(move |message, bucket| Intent::React {
+                conv: c,
+                message,
+                bucket,
+                emoji: String::new(),
+                on: false,
+            }),
+        )?,
         Q::Respond {
             message, response, ..
         } => {
-            let to = ProposalResponse::from(response).status();
+            let status = ProposalResponse::from(response).status();
             on_message(
                 message,
-                Box::new(move |m| Effect::SetProposalStatus {
-                    proposal: Box::new(m),
-                    to,
+                Box::new(move |proposal, bucket| Intent::AnswerProposal {
+                    conv: c,
+                    proposal,
+                    bucket,
+                    status,
                 }),
             )?
         }
@@ -281,6 +306,8 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
         Q::Archive { .. } => lifecycle(c, Lifecycle::Archived),
         Q::Close { .. } => lifecycle(c, Lifecycle::Closed),
         Q::Reopen { .. } => lifecycle(c, Lifecycle::Active),
+        Q::DeleteConversation { .. } => lifecycle(c, Lifecycle::Deleted),
+        Q::Block { .. } => ask_intent(Intent::Block { conv: c, on: true }),
         Q::SetInfo { field, .. } => ask_intent(Intent::SetInfo {
             conv: c,
             field,

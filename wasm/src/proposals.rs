@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::api::promise;
 use crate::client::ConfabClient;
-use crate::intents::{bucket_of, locate, run, send_message};
+use crate::intents::{bucket_of, locate, send_message};
 use crate::js;
 use crate::types::{IntentResult, MessageInput, ProposalInput, ResponseInput};
 
@@ -58,7 +58,8 @@ impl ConfabClient {
                 ..MessageInput::default()
             }
             .into_core(rt.account(), id.clone(), created_at)?;
-            let response_bucket = bucket_of(&rt, &conv, created_at);
+            let response_id = confab_core::ids::MessageId::new(id.as_str())
+                .map_err(|e| crate::error::Failure::new("invalid_value", e.to_string()))?;
             let intents = vec![
                 Intent::AnswerProposal {
                     conv: conv.clone(),
@@ -74,10 +75,11 @@ impl ConfabClient {
             let result = IntentResult {
                 conv: Some(conv.to_string()),
                 message: Some(id),
-                bucket: Some(response_bucket),
                 ..IntentResult::default()
             };
-            run(&rt, intents, result).await
+            let mut result = crate::intents::run_intents(&rt, intents, result).await?;
+            result.bucket = Some(bucket_of(&rt, &conv, &response_id, created_at));
+            crate::api::to_js(&result)
         })
     }
 }

@@ -12,11 +12,11 @@ use std::rc::{Rc, Weak};
 
 use confab_core::client::store::read;
 use confab_core::client::{
-    ClientEngine, Event, Intent, IntentStatus, Load, LocalStore, Outcome, Output, RequestId,
-    StoreOp,
+    ClientEngine, ConversationSummary, Event, Intent, IntentStatus, Load, LocalStore, Outcome,
+    Output, RequestId, StoreOp, TimelineItem,
 };
 use confab_core::ids::{AccountId, ConvId, TenantId};
-use confab_core::protocol::{encode_client, ServerFrame};
+use confab_core::protocol::{encode_client, ClientFrame, ServerFrame};
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -26,15 +26,35 @@ use crate::error::{Failure, Result};
 use crate::events::{self, Listeners};
 use crate::js;
 use crate::store::AnyStore;
-use crate::types::{ClientEvent, EventName};
+use crate::types::{ClientEvent, EventName, TraceStage};
 
 /// One thing to carry out, in order.
 #[derive(Debug)]
 enum Job {
     Persist(Vec<StoreOp>),
     Load(Load),
-    /// A frame for the connection of this epoch (dropped if that connection is gone).
-    Send(u64, Vec<u8>),
+    /// A frame for the connection of this epoch (dropped if that connection is gone), and
+    /// whether it expects an answer (the connection's liveness check watches for one), and
+    /// when it was queued (`perf_now`, only when tracing).
+    Send(u64, Vec<u8>, bool, f64),
+}
+
+/// A queued frame: epoch, bytes, expects an answer, queued at (see [`Job::Send`]).
+type QueuedFrame = (u64, Vec<u8>, bool, f64);
+
+/// One round of the flush: frames free to go, one transaction, frames behind it, a load.
+#[derive(Debug, Default)]
+struct Batch {
+    early: Vec<QueuedFrame>,
+    ops: Vec<StoreOp>,
+    late: Vec<QueuedFrame>,
+    load: Option<Load>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.early.is_empty() && self.ops.is_empty() && self.late.is_empty() && self.load.is_none()
+    }
 }
 
 /// What an API call waits for.
@@ -79,6 +99,18 @@ pub struct Runtime {
     state: RefCell<State>,
     conn: Rc<Connection>,
     listeners: RefCell<Listeners>,
+    /// Emit `trace` events.
+    trace: bool,
+    /// Views computed since the engine last changed (a redraw asks for the same timeline
+    /// and list several times; each costs a read of every loaded message).
+    views: RefCell<Views>,
+}
+
+/// The engine's views, valid until its next change.
+#[derive(Debug, Default)]
+struct Views {
+    timelines: HashMap<ConvId, Rc<Vec<TimelineItem>>>,
+    conversations: Option<Rc<Vec<ConversationSummary>>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -102,7 +134,12 @@ fn disposed() -> Failure {
 }
 
 impl Runtime {
-    pub fn new(tenant: TenantId, account: AccountId, conn: Rc<Connection>) -> Rc<Runtime> {
+    pub fn new(
+        tenant: TenantId,
+        account: AccountId,
+        conn: Rc<Connection>,
+        trace: bool,
+    ) -> Rc<Runtime> {
         let runtime = Rc::new_cyclic(|me| Runtime {
             me: me.clone(),
             tenant,
@@ -113,6 +150,8 @@ impl Runtime {
             state: RefCell::new(State::default()),
             conn,
             listeners: RefCell::new(Listeners::default()),
+            trace,
+            views: RefCell::default(),
         });
         let host: Weak<dyn Host> = runtime.me.clone();
         runtime.conn.set_host(host);
@@ -180,6 +219,8 @@ impl Runtime {
 
     /// Runs `f` on the engine (an error before the store is loaded).
     pub fn with_engine<T>(&self, f: impl FnOnce(&mut ClientEngine) -> T) -> Result<T> {
+        // Every change of the engine goes through here: computed views are stale after it.
+        *self.views.borrow_mut() = Views::default();
         let mut engine = self.engine.borrow_mut();
         engine.as_mut().map(f).ok_or_else(not_ready)
     }
@@ -187,6 +228,31 @@ impl Runtime {
     /// Reads the engine; `default` before the store is loaded.
     pub fn read<T>(&self, default: T, f: impl FnOnce(&ClientEngine) -> T) -> T {
         self.engine.borrow().as_ref().map_or(default, f)
+    }
+
+    /// `conv`'s timeline, computed once per change of the engine.
+    pub fn timeline(&self, conv: &ConvId) -> Rc<Vec<TimelineItem>> {
+        if let Some(items) = self.views.borrow().timelines.get(conv) {
+            return items.clone();
+        }
+        let items = Rc::new(self.read(Vec::new(), |e| e.timeline(conv)));
+        if self.engine.borrow().is_some() {
+            let mut views = self.views.borrow_mut();
+            views.timelines.insert(conv.clone(), items.clone());
+        }
+        items
+    }
+
+    /// The conversation list, computed once per change of the engine.
+    pub fn conversations(&self) -> Rc<Vec<ConversationSummary>> {
+        if let Some(list) = &self.views.borrow().conversations {
+            return list.clone();
+        }
+        let list = Rc::new(self.read(Vec::new(), ClientEngine::conversations));
+        if self.engine.borrow().is_some() {
+            self.views.borrow_mut().conversations = Some(list.clone());
+        }
+        list
     }
 
     pub fn server_now(&self) -> i64 {
@@ -204,15 +270,17 @@ impl Runtime {
         self.ready().await?;
         self.check_open()?;
         let now = js::now_ms();
+        let started = self.trace_start();
         let id = self.with_engine(|e| e.intent(intent, now))??;
         let held = self.read(false, |e| e.is_held(id));
         let promise = held.then(|| self.register(Wait::Intent(id)));
         self.pump();
+        self.trace_end(TraceStage::Intent, started, None);
         let Some(promise) = promise else {
             return Ok(id);
         };
         match self.wait(promise, Wait::Intent(id)).await {
-            Some(Answer::Intent(IntentStatus::Rejected { code, reason })) => {
+            Some(Answer::Intent(IntentStatus::Rejected { code, reason, .. })) => {
                 self.with_engine(|e| e.dismiss(id))?;
                 self.pump();
                 Err(Failure::new(code, reason))
@@ -292,9 +360,17 @@ impl Runtime {
             let mut state = self.state.borrow_mut();
             for output in outputs {
                 match output {
-                    Output::Send(frame) => state
-                        .queue
-                        .push_back(Job::Send(epoch, encode_client(&frame))),
+                    Output::Send(frame) => {
+                        let expects_answer = matches!(
+                            frame,
+                            ClientFrame::Submit { .. } | ClientFrame::Subscribe { .. }
+                        );
+                        let bytes = encode_client(&frame);
+                        let queued = if self.trace { js::perf_now() } else { 0.0 };
+                        state
+                            .queue
+                            .push_back(Job::Send(epoch, bytes, expects_answer, queued));
+                    }
                     Output::Persist(ops) => state.queue.push_back(Job::Persist(ops)),
                     Output::Load(load) => state.queue.push_back(Job::Load(load)),
                     Output::Event(event) => events.push(event),
@@ -308,7 +384,10 @@ impl Runtime {
     /// Keeps one timer at the engine's `next_wakeup`: it calls `tick` (resends what a
     /// transient server error or a missing answer left waiting) and pumps what that produced.
     fn schedule_tick(&self) {
-        let wakeup = self.read(None, |e| e.next_wakeup());
+        let wakeup = self.read(None, |e| match (e.next_wakeup(), e.presence_wakeup()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
         let mut state = self.state.borrow_mut();
         if state.closed {
             state.retry_timer = None;
@@ -319,7 +398,7 @@ impl Runtime {
         }
         state.retry_timer = wakeup.map(|at| {
             let me = self.me.clone();
-            let delay = (at - js::now_ms()).max(0) as f64;
+            let delay = at.saturating_sub(js::now_ms()).max(0) as f64;
             let timer = js::Timeout::new(delay, move || {
                 let Some(rt) = me.upgrade() else {
                     return;
@@ -350,49 +429,44 @@ impl Runtime {
 
     async fn flush(&self) {
         loop {
-            let job = {
-                let mut state = self.state.borrow_mut();
-                match state.queue.pop_front() {
-                    // Consecutive writes become one batch (one transaction).
-                    Some(Job::Persist(mut ops)) => {
-                        while let Some(Job::Persist(_)) = state.queue.front() {
-                            if let Some(Job::Persist(more)) = state.queue.pop_front() {
-                                ops.extend(more);
-                            }
-                        }
-                        Some(Job::Persist(ops))
-                    }
-                    other => other,
-                }
-            };
-            match job {
-                None => break,
-                Some(Job::Persist(ops)) => {
-                    let Some(store) = self.store.get() else {
-                        continue;
-                    };
-                    if let Err(e) = store.write(ops).await {
+            let batch = self.next_batch();
+            if batch.is_empty() {
+                break;
+            }
+            // Frames queued before any of the batch's writes need not wait for them.
+            for send in batch.early {
+                self.send(send);
+            }
+            if !batch.ops.is_empty() {
+                if let Some(store) = self.store.get() {
+                    let started = self.trace_start();
+                    let count = batch.ops.len() as u32;
+                    let written = store.write(batch.ops).await;
+                    self.trace_end(TraceStage::Store, started, Some(count));
+                    if let Err(e) = written {
                         self.emit(ClientEvent::Error {
                             code: "storage".into(),
                             message: e.0,
                         });
                     }
                 }
-                Some(Job::Load(load)) => {
-                    let Some(store) = self.store.get() else {
-                        continue;
-                    };
-                    let answer = read(store, &load.reads).await;
-                    let refused = self.with_engine(|e| e.loaded(load.id, answer));
-                    if let Ok(Err(e)) = refused {
-                        self.emit(ClientEvent::Error {
-                            code: e.code().to_owned(),
-                            message: e.to_string(),
-                        });
-                    }
-                    self.pump();
+            }
+            for send in batch.late {
+                self.send(send);
+            }
+            if let Some(load) = batch.load {
+                let Some(store) = self.store.get() else {
+                    continue;
+                };
+                let answer = read(store, &load.reads).await;
+                let refused = self.with_engine(|e| e.loaded(load.id, answer));
+                if let Ok(Err(e)) = refused {
+                    self.emit(ClientEvent::Error {
+                        code: e.code().to_owned(),
+                        message: e.to_string(),
+                    });
                 }
-                Some(Job::Send(epoch, bytes)) => connection::send_bytes(&self.conn, epoch, &bytes),
+                self.pump();
             }
         }
         let waiters = {
@@ -403,6 +477,44 @@ impl Runtime {
         for resolve in waiters {
             let _ = resolve.call0(&JsValue::NULL);
         }
+    }
+
+    /// Takes everything queued up to the first load: its writes become one transaction
+    /// (however many frames came between them: a busy client commits once per round, not
+    /// once per message), frames go after the writes queued before them, and the load after
+    /// all of that.
+    fn next_batch(&self) -> Batch {
+        let mut state = self.state.borrow_mut();
+        let mut batch = Batch::default();
+        if matches!(state.queue.front(), Some(Job::Load(_))) {
+            if let Some(Job::Load(load)) = state.queue.pop_front() {
+                batch.load = Some(load);
+            }
+            return batch;
+        }
+        while let Some(job) = state.queue.front() {
+            if matches!(job, Job::Load(_)) {
+                break;
+            }
+            match state.queue.pop_front() {
+                Some(Job::Persist(ops)) => batch.ops.extend(ops),
+                Some(Job::Send(epoch, bytes, expects_answer, queued)) => {
+                    let send = (epoch, bytes, expects_answer, queued);
+                    if batch.ops.is_empty() {
+                        batch.early.push(send);
+                    } else {
+                        batch.late.push(send);
+                    }
+                }
+                Some(Job::Load(_)) | None => break,
+            }
+        }
+        batch
+    }
+
+    fn send(&self, (epoch, bytes, expects_answer, queued): QueuedFrame) {
+        connection::send_bytes(&self.conn, epoch, &bytes, expects_answer);
+        self.trace_end(TraceStage::Send, self.trace.then_some(queued), None);
     }
 
     /// Resolves when every queued store write is done.
@@ -477,6 +589,19 @@ impl Runtime {
         }
     }
 
+    /// The start of a traced step (`None` when not tracing).
+    fn trace_start(&self) -> Option<f64> {
+        self.trace.then(js::perf_now)
+    }
+
+    /// Emits the `trace` event of a step started at `started`.
+    fn trace_end(&self, stage: TraceStage, started: Option<f64>, count: Option<u32>) {
+        if let Some(started) = started {
+            let us = ((js::perf_now() - started) * 1000.0).max(0.0) as u32;
+            self.emit(ClientEvent::Trace { stage, us, count });
+        }
+    }
+
     /// Calls every listener of the event (and of `"*"`).
     pub fn emit(&self, event: ClientEvent) {
         let targets = self.listeners.borrow().targets(event.name());
@@ -533,8 +658,11 @@ impl Runtime {
 
 impl Host for Runtime {
     fn frame(&self, frame: ServerFrame, now: i64) {
+        let started = self.trace_start();
         let _ = self.with_engine(|e| e.receive(frame, now));
+        self.trace_end(TraceStage::Engine, started, None);
         self.pump();
+        self.trace_end(TraceStage::Receive, started, None);
     }
 
     fn offline(&self) {
@@ -544,6 +672,14 @@ impl Host for Runtime {
 
     fn emit(&self, event: ClientEvent) {
         Runtime::emit(self, event);
+    }
+
+    fn awaiting(&self) -> bool {
+        self.read(false, |e| {
+            e.outbox()
+                .iter()
+                .any(|(_, _, status)| *status == IntentStatus::Sent)
+        })
     }
 }
 

@@ -275,6 +275,12 @@ impl LocalStore for IdbStore {
             let _ = tx.abort();
             return Err(e);
         }
+        // Commit now rather than after the page's main thread has dispatched every request's
+        // success event (on a busy page it gets to them late, and the frames behind this
+        // write wait for the commit; issue 16). Older browsers without `commit()` auto-commit (web-sys
+        // marks it deprecated; Chromium 76+, Firefox 74+ and Safari 15+ have it).
+        #[allow(deprecated)]
+        let _ = tx.commit();
         commit(&tx).await
     }
 }

@@ -1,7 +1,10 @@
-//! How long a client takes to open a conversation of 100,000 messages from IndexedDB until
-//! the newest 50 are ready (headless Chromium). Heavy, so it runs only when built with
-//! CONFAB_WASM_BENCH=1 (`cargo xtask wasm test --bench`); prints its numbers to the console
-//! (run with `-- --nocapture` to see them).
+//! Benchmarks of the package in headless Chromium, built as it ships (opt-level z). Heavy,
+//! so they run only when built with CONFAB_WASM_BENCH=1 (`cargo xtask wasm test --bench`);
+//! they print their numbers to the console (run with `-- --nocapture` to see them).
+//!
+//! - `open_a_conversation_of_100k_messages`: from IndexedDB until the newest 50 are ready.
+//! - `act_in_groups_of_10_100_1000`: `send`, `react`, `edit` and `can()` of a member of a
+//!   group of 10, 100 and 1,000 (issue 17: ≤ 2 ms per send, ≤ 0.1 ms per `can()` at 1,000).
 #![cfg(target_family = "wasm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +19,8 @@ use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{SeqChange, ServerFrame};
+use confab_testkit::group::Group;
+use confab_wasm::policy::PolicyQuery;
 use confab_wasm::store::IdbStore;
 use confab_wasm::types::TimelineOptions;
 use serde_bytes::ByteBuf;
@@ -34,6 +39,9 @@ const PAGE: usize = 100;
 extern "C" {
     #[wasm_bindgen(js_namespace = console, js_name = log)]
     fn log(s: &str);
+    /// Milliseconds, to 0.1 ms or better (`Date.now()` has whole milliseconds).
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn precise_now() -> f64;
 }
 
 /// Every change of `doc` after its genesis, in order.
@@ -187,4 +195,112 @@ async fn open_a_conversation_of_100k_messages() {
         ));
     }
     IdbStore::delete_database(&db).await.unwrap();
+}
+
+/// Median and p99 of `times` (ms).
+fn summary(mut times: Vec<f64>) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+#[wasm_bindgen_test]
+async fn act_in_groups_of_10_100_1000() {
+    if option_env!("CONFAB_WASM_BENCH").is_none() {
+        log("bench skipped (build with CONFAB_WASM_BENCH=1)");
+        return;
+    }
+    const OPS: usize = 200;
+    // Each action (and each batch of `can()`) starts after a task boundary (`sleep(0)`), as
+    // between a user's clicks: the store's writes run there, and the page stays responsive
+    // to the test driver. `performance.now()` is coarse in a page that is not cross-origin
+    // isolated (100 µs): `can()` is timed in batches and reported per call.
+    const BATCH: usize = 100;
+    let today = (now() as i64).div_euclid(DEFAULT_BUCKET_MS);
+    for members in [10, 100, 1000] {
+        let group = Group::build(members, 200, today).unwrap();
+        let db = unique("bench-group");
+        let store = IdbStore::open(&db).await.unwrap();
+        store_group(&store, &group).await;
+        store.close();
+        let client = client(
+            "ws://127.0.0.1:9/ws",
+            "t",
+            confab_testkit::ids::TENANT,
+            confab_testkit::group::ME,
+            "indexeddb".into(),
+            Some(db.clone()),
+        );
+        done(client.ready()).await.unwrap();
+        let conv = group.conv.to_string();
+        done(client.open_conversation(conv.clone(), None))
+            .await
+            .unwrap();
+        // One of each first: loads what they touch (nothing here: the bucket is open).
+        send(&client, &conv, "warm-up").await;
+        let mine = group.mine.to_string();
+        let theirs = group.theirs.to_string();
+        let mut times: Vec<(&str, Vec<f64>)> = Vec::new();
+        let mut t = Vec::new();
+        for k in 0..OPS {
+            let body = JsValue::from_str(&format!("message {k} of the benchmark, forty chars"));
+            sleep(0.0).await;
+            let t0 = precise_now();
+            done(client.send(conv.clone(), body)).await.unwrap();
+            t.push(precise_now() - t0);
+        }
+        times.push(("send", std::mem::take(&mut t)));
+        for k in 0..OPS {
+            sleep(0.0).await;
+            let t0 = precise_now();
+            done(client.react(conv.clone(), theirs.clone(), "🎉".into(), Some(k % 2 == 0)))
+                .await
+                .unwrap();
+            t.push(precise_now() - t0);
+        }
+        times.push(("react", std::mem::take(&mut t)));
+        for k in 0..OPS {
+            sleep(0.0).await;
+            let t0 = precise_now();
+            done(client.edit(conv.clone(), mine.clone(), format!("edited {k}")))
+                .await
+                .unwrap();
+            t.push(precise_now() - t0);
+        }
+        times.push(("edit", std::mem::take(&mut t)));
+        for (action, message) in [("send", None), ("react", Some(theirs.clone()))] {
+            let mut query = serde_json::json!({ "action": action, "conv": conv });
+            if let Some(m) = message {
+                query["message"] = m.into();
+            }
+            let query: PolicyQuery = serde_json::from_value(query).unwrap();
+            for _ in 0..OPS / 10 {
+                // The queries as JavaScript passes them, made outside the timing.
+                let queries: Vec<_> = (0..BATCH)
+                    .map(|_| tsify::Ts::from_rust(&query).unwrap())
+                    .collect();
+                sleep(0.0).await;
+                let t0 = precise_now();
+                for q in queries {
+                    let verdict = client.can(q).unwrap().to_rust().unwrap();
+                    assert!(verdict.allowed, "{verdict:?}");
+                }
+                t.push((precise_now() - t0) / BATCH as f64);
+            }
+            let name = if action == "send" {
+                "can(send)"
+            } else {
+                "can(react)"
+            };
+            times.push((name, std::mem::take(&mut t)));
+        }
+        for (name, t) in times {
+            let (median, p99) = summary(t);
+            log(&format!(
+                "bench: {name:<10} {members:>5} members: median {median:.3} ms, p99 {p99:.3} ms"
+            ));
+        }
+        done(client.dispose()).await.unwrap();
+        IdbStore::delete_database(&db).await.unwrap();
+    }
 }

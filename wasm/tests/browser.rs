@@ -276,6 +276,8 @@ async fn reconnects_with_backoff_and_a_fresh_token_each_time() {
             max_delay_ms: 400,
         }),
         ping_interval_ms: None,
+        ping_timeout_ms: None,
+        trace: None,
     };
     let alice = confab_wasm::ConfabClient::new(tsify::Ts::from_rust(&options).unwrap()).unwrap();
     let delays: Rc<RefCell<Vec<(u32, u32)>>> = Rc::default();
@@ -298,6 +300,29 @@ async fn reconnects_with_backoff_and_a_fresh_token_each_time() {
     alice
         .on(tsify::Ts::new_unchecked("reconnecting".into()), callback)
         .unwrap();
+    // Every `connection` event as "state/reason".
+    let states: Rc<RefCell<Vec<String>>> = Rc::default();
+    let on_state = {
+        let states = states.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let get = |k: &str| {
+                js_sys::Reflect::get(&event, &k.into())
+                    .ok()
+                    .and_then(|v| v.as_string())
+                    .unwrap_or_default()
+            };
+            states
+                .borrow_mut()
+                .push(format!("{}/{}", get("state"), get("reason")));
+        })
+        .into_js_value()
+        .unchecked_into::<js_sys::Function>()
+    };
+    alice
+        .on(tsify::Ts::new_unchecked("connection".into()), on_state)
+        .unwrap();
+    let state = |c: &confab_wasm::ConfabClient| c.connection_state().unwrap().as_string();
+    assert_eq!(state(&alice).as_deref(), Some("offline"));
     let connecting = alice.connect();
     wait_for("five reconnect attempts", 10_000.0, || {
         delays.borrow().len() >= 5
@@ -312,7 +337,26 @@ async fn reconnects_with_backoff_and_a_fresh_token_each_time() {
         );
     }
     assert!(calls.get() >= 5, "a token per attempt: {}", calls.get());
+    {
+        // Each failed attempt: connecting, then offline because the socket closed.
+        let states = states.borrow();
+        assert_eq!(
+            states.first().map(String::as_str),
+            Some("connecting/"),
+            "{states:?}"
+        );
+        assert!(states.iter().any(|s| s == "offline/closed"), "{states:?}");
+        assert!(
+            states.windows(2).all(|w| w[0] != w[1]),
+            "only changes: {states:?}"
+        );
+    }
     done(alice.disconnect()).await.unwrap();
+    assert_eq!(
+        states.borrow().last().map(String::as_str),
+        Some("offline/disconnected")
+    );
+    assert_eq!(state(&alice).as_deref(), Some("offline"));
     let error = done(connecting).await.unwrap_err();
     let code = js_sys::Reflect::get(&error, &"code".into()).unwrap();
     assert_eq!(code.as_string().as_deref(), Some("disconnected"));
@@ -320,4 +364,51 @@ async fn reconnects_with_backoff_and_a_fresh_token_each_time() {
     sleep(600.0).await;
     assert_eq!(calls.get(), after, "no attempt after disconnect()");
     assert!(!alice.online());
+}
+
+#[wasm_bindgen_test]
+async fn a_refusal_is_a_sentence_with_the_title_and_keeps_its_code_and_detail() {
+    use confab_wasm::policy::{PolicyQuery, PolicyVerdict};
+    use confab_wasm::types::{CreateConversationInput, MemberInput, Role};
+    let alice = client(NOWHERE, "t", "demo", "alice", "memory".into(), None);
+    done(alice.ready()).await.unwrap();
+    let input = CreateConversationInput {
+        id: None,
+        title: Some("Weekend plans".into()),
+        members: Some(vec![MemberInput::Account("bob".into())]),
+        settings: None,
+    };
+    let group: IntentResult =
+        ok(alice.create_group(Some(tsify::Ts::from_rust(&input).unwrap()))).await;
+    let conv = group.conv.unwrap();
+    // The owner may not make anyone owner: roles are given below one's own.
+    let query = PolicyQuery::SetRole {
+        conv: conv.clone(),
+        account: "bob".into(),
+        role: Role::Owner,
+    };
+    let verdict: PolicyVerdict = alice
+        .can(tsify::Ts::from_rust(&query).unwrap())
+        .unwrap()
+        .to_rust()
+        .unwrap();
+    let sentence = "You can only give roles below your own (owner) in Weekend plans";
+    assert!(!verdict.allowed);
+    assert_eq!(verdict.code.as_deref(), Some("role_too_high"));
+    assert_eq!(verdict.reason.as_deref(), Some(sentence));
+    assert!(verdict
+        .detail
+        .is_some_and(|d| !d.is_empty() && d != sentence));
+    // The intent itself is refused with the same sentence as the error's message.
+    let error = done(alice.set_role(
+        conv,
+        "bob".into(),
+        tsify::Ts::from_rust(&Role::Owner).unwrap(),
+    ))
+    .await
+    .expect_err("one owner");
+    let code = js_sys::Reflect::get(&error, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("role_too_high"));
+    let message = js_sys::Reflect::get(&error, &"message".into()).unwrap();
+    assert_eq!(message.as_string().as_deref(), Some(sentence));
 }

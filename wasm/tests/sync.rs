@@ -102,6 +102,11 @@ async fn two_clients_talk_through_the_server() {
     done(bob.connect()).await.unwrap();
     assert!(alice.online() && bob.online());
     assert!(has_event(&alice_events, "online"));
+    assert!(has_event(&alice_events, "connection"));
+    assert_eq!(
+        alice.connection_state().unwrap().as_string().as_deref(),
+        Some("online")
+    );
 
     let input = confab_wasm::types::CreateConversationInput {
         title: Some("lunch".into()),
@@ -122,6 +127,12 @@ async fn two_clients_talk_through_the_server() {
         .unwrap();
     wait_for("bob sees alice's message", WAIT, || {
         bodies(&bob, &conv) == ["hi bob"]
+    })
+    .await;
+    // Bob's engine opened the conversation itself when the server told it he was added
+    // (the membership feed): its view may come a moment after the bucket's messages.
+    wait_for("bob knows the conversation", WAIT, || {
+        bob.conversation(&conv).is_ok_and(|c| c.is_object())
     })
     .await;
     let conversation = bob.conversation(&conv).unwrap();

@@ -9,6 +9,8 @@ pub enum EventName {
     Online,
     Offline,
     Reconnecting,
+    Connection,
+    Trace,
     Intent,
     Doc,
     Conversation,
@@ -16,7 +18,9 @@ pub enum EventName {
     Conversations,
     Profile,
     Typing,
+    Presence,
     Revoked,
+    Membership,
     Error,
     #[serde(rename = "*")]
     All,
@@ -34,6 +38,24 @@ pub enum ClientEvent {
     /// The next connection attempt is scheduled.
     #[serde(rename_all = "camelCase")]
     Reconnecting { attempt: u32, delay_ms: u32 },
+    /// The connection's state changed (also `client.connectionState`).
+    Connection {
+        state: ConnectionState,
+        /// Why it is not online (absent when online).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        reason: Option<ConnectionReason>,
+    },
+    /// Timing of one step (only with the `trace` option).
+    Trace {
+        stage: TraceStage,
+        /// Its duration in microseconds.
+        us: u32,
+        /// Store operations written (`store` only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        count: Option<u32>,
+    },
     /// An intent changed state (accepted, or rejected with the server's code and reason).
     Intent { id: u64, status: IntentStatus },
     /// A document changed (any kind).
@@ -48,6 +70,8 @@ pub enum ClientEvent {
     Profile { account: String },
     /// Who types in `conv` changed.
     Typing { conv: String, accounts: Vec<String> },
+    /// A member's presence in `conv` changed (read them with `presence(conv)`).
+    Presence { conv: String },
     /// The account lost read access to a document.
     Revoked {
         doc: String,
@@ -55,6 +79,17 @@ pub enum ClientEvent {
         #[tsify(optional)]
         conv: Option<String>,
         reason: String,
+    },
+    /// The server told of a change of the account's membership: added to a conversation
+    /// (the client follows it already, no polling needed), removed, banned, left, or a new
+    /// role. `following`: whether the client follows the conversation now; `sentence`: for
+    /// people ("You were removed from Weekend plans").
+    Membership {
+        conv: String,
+        role: Role,
+        status: MemberStatus,
+        following: bool,
+        sentence: String,
     },
     /// Something failed in the background (storage, the server, the token provider).
     Error { code: String, message: String },
@@ -66,6 +101,8 @@ impl ClientEvent {
             ClientEvent::Online => EventName::Online,
             ClientEvent::Offline { .. } => EventName::Offline,
             ClientEvent::Reconnecting { .. } => EventName::Reconnecting,
+            ClientEvent::Connection { .. } => EventName::Connection,
+            ClientEvent::Trace { .. } => EventName::Trace,
             ClientEvent::Intent { .. } => EventName::Intent,
             ClientEvent::Doc { .. } => EventName::Doc,
             ClientEvent::Conversation { .. } => EventName::Conversation,
@@ -73,8 +110,54 @@ impl ClientEvent {
             ClientEvent::Conversations => EventName::Conversations,
             ClientEvent::Profile { .. } => EventName::Profile,
             ClientEvent::Typing { .. } => EventName::Typing,
+            ClientEvent::Presence { .. } => EventName::Presence,
             ClientEvent::Revoked { .. } => EventName::Revoked,
+            ClientEvent::Membership { .. } => EventName::Membership,
             ClientEvent::Error { .. } => EventName::Error,
         }
     }
+}
+
+/// Where the connection stands, as a header would show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Welcomed by the server: intents go out at once.
+    Online,
+    /// An attempt is under way (token, socket, waiting for `welcome`).
+    Connecting,
+    /// No connection: intents wait in the outbox as `pending`.
+    Offline,
+}
+
+/// Why the client is connecting or offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionReason {
+    /// `connect()` was not called, or `disconnect()` was.
+    Disconnected,
+    /// The device has no network (the browser's `offline` event): retried on `online`.
+    Network,
+    /// The socket closed or failed (server gone, refused, unreachable): retried with backoff.
+    Closed,
+    /// The server did not answer a ping in time: retried with backoff.
+    Timeout,
+    /// The token provider failed or the server refused the token: retried with backoff.
+    Refused,
+}
+
+/// The steps a `trace` event times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceStage {
+    /// A server frame handled: the engine, then every event listener it caused.
+    Receive,
+    /// The engine's part of `receive`.
+    Engine,
+    /// An intent written by the engine (the API call's synchronous part).
+    Intent,
+    /// One batch of store writes (one transaction), until it is committed.
+    Store,
+    /// A frame from the engine's output to the socket (it waits for the writes before it).
+    Send,
 }

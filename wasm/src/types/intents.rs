@@ -125,18 +125,18 @@ pub enum IntentData {
     Edit {
         conv: String,
         message: String,
-        bucket: i64,
+        bucket: Bucket,
         body: String,
     },
     Delete {
         conv: String,
         message: String,
-        bucket: i64,
+        bucket: Bucket,
     },
     React {
         conv: String,
         message: String,
-        bucket: i64,
+        bucket: Bucket,
         emoji: String,
         on: bool,
     },
@@ -188,10 +188,14 @@ pub enum IntentData {
         conv: String,
         state: Lifecycle,
     },
+    Block {
+        conv: String,
+        on: bool,
+    },
     AnswerProposal {
         conv: String,
         proposal: String,
-        bucket: i64,
+        bucket: Bucket,
         status: ProposalStatus,
     },
     SetConvPref {
@@ -215,6 +219,25 @@ pub enum IntentData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[tsify(optional)]
         contact: Option<Contact>,
+    },
+    /// A message the server posts at `at` (ms since the epoch) as you, if you may send then.
+    Schedule {
+        id: String,
+        conv: String,
+        body: String,
+        at: i64,
+    },
+    EditScheduled {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        body: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        at: Option<i64>,
+    },
+    CancelScheduled {
+        id: String,
     },
 }
 
@@ -343,6 +366,10 @@ impl From<cc::Intent> for IntentData {
                 conv: conv.into(),
                 state: state.into(),
             },
+            I::Block { conv, on } => IntentData::Block {
+                conv: conv.into(),
+                on,
+            },
             I::AnswerProposal {
                 conv,
                 proposal,
@@ -370,6 +397,18 @@ impl From<cc::Intent> for IntentData {
                 id: id.into(),
                 contact: contact.map(Into::into),
             },
+            I::Schedule { id, conv, body, at } => IntentData::Schedule {
+                id: id.into(),
+                conv: conv.into(),
+                body,
+                at,
+            },
+            I::EditScheduled { id, body, at } => IntentData::EditScheduled {
+                id: id.into(),
+                body,
+                at,
+            },
+            I::CancelScheduled { id } => IntentData::CancelScheduled { id: id.into() },
         }
     }
 }
@@ -511,6 +550,7 @@ impl TryFrom<IntentData> for cc::Intent {
                 conv: conv(c)?,
                 state: state.into(),
             },
+            IntentData::Block { conv: c, on } => I::Block { conv: conv(c)?, on },
             IntentData::AnswerProposal {
                 conv: c,
                 proposal,
@@ -541,6 +581,25 @@ impl TryFrom<IntentData> for cc::Intent {
             IntentData::SetContact { id, contact } => I::SetContact {
                 id: confab_core::ids::ContactId::new(id)?,
                 contact: contact.map(TryInto::try_into).transpose()?,
+            },
+            IntentData::Schedule {
+                id,
+                conv: c,
+                body,
+                at,
+            } => I::Schedule {
+                id: MessageId::new(id)?,
+                conv: conv(c)?,
+                body,
+                at,
+            },
+            IntentData::EditScheduled { id, body, at } => I::EditScheduled {
+                id: MessageId::new(id)?,
+                body,
+                at,
+            },
+            IntentData::CancelScheduled { id } => I::CancelScheduled {
+                id: MessageId::new(id)?,
             },
         })
     }
@@ -574,5 +633,5 @@ pub struct IntentResult {
     /// The message's time bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
-    pub bucket: Option<i64>,
+    pub bucket: Option<Bucket>,
 }

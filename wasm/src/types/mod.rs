@@ -8,6 +8,7 @@ mod events;
 mod inputs;
 mod intents;
 mod options;
+mod presence;
 mod views;
 
 pub use account::*;
@@ -15,11 +16,13 @@ pub use events::*;
 pub use inputs::*;
 pub use intents::*;
 pub use options::*;
+pub use presence::*;
 pub use views::*;
 
 use std::collections::BTreeMap;
 
 use confab_core::client as cc;
+pub use confab_core::ids::Bucket;
 use confab_core::ids::{AccountId, ConvId, MessageId, ResourceId};
 use confab_core::model::account as ca;
 use confab_core::model::conversation as cv;
@@ -28,6 +31,12 @@ use confab_core::model::proposal as cp;
 use confab_core::ModelError;
 use serde::{Deserialize, Serialize};
 use tsify::Tsify;
+
+/// A message bucket part, `"<period>"` or `"<period>.<part>"` (serialized by core; JavaScript
+/// passes back what it was given).
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const BUCKET_TS: &str = r#"/** A message bucket part: "<period>" or "<period>.<part>". */
+export type Bucket = string;"#;
 
 /// Mirrors a core string enum: same variants, spelled as the core's `as_str`.
 macro_rules! mirror_enum {
@@ -74,6 +83,7 @@ mirror_enum!(
     /// A member's participation status.
     MemberStatus => cv::MemberStatus {
         Active = "active", Left = "left", Removed = "removed", Banned = "banned",
+        Requested = "requested",
     }
 );
 mirror_enum!(
@@ -98,8 +108,14 @@ mirror_enum!(
     EditPolicy => cv::EditPolicy { AllMembers = "all_members", AdminsOnly = "admins_only" }
 );
 mirror_enum!(
+    /// Who finds a group or channel through discovery (docs/POLICY.md, "Joining").
+    Scope => confab_core::model::joining::Scope {
+        Private = "private", Organization = "organization", Public = "public",
+    }
+);
+mirror_enum!(
     /// Lifecycle of a conversation.
-    Lifecycle => cv::Lifecycle { Active = "active", Archived = "archived", Closed = "closed" }
+    Lifecycle => cv::Lifecycle { Active = "active", Archived = "archived", Closed = "closed", Deleted = "deleted" }
 );
 mirror_enum!(
     /// What a message is.

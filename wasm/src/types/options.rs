@@ -48,10 +48,19 @@ pub struct ClientOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub reconnect: Option<ReconnectOptions>,
-    /// Keep-alive ping interval; a connection silent for 2.5 intervals is dropped. Default 20000.
+    /// Silence after which an idle connection is pinged. Default 10000.
     #[serde(default)]
     #[tsify(optional)]
     pub ping_interval_ms: Option<u32>,
+    /// How long a ping may go unanswered before the connection counts as dead (it is also
+    /// sent after 1 s of silence while an intent awaits the server's answer). Default 2000.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub ping_timeout_ms: Option<u32>,
+    /// Emit `trace` events (where the time of each frame goes). Default false.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub trace: Option<bool>,
 }
 
 fn undefined() -> wasm_bindgen::JsValue {

@@ -117,7 +117,7 @@ pub struct TimelineItem {
     #[tsify(optional)]
     pub seq: Option<u64>,
     /// The message's time bucket.
-    pub bucket: i64,
+    pub bucket: Bucket,
     /// Written on this device and not yet accepted by the server.
     pub pending: bool,
 }
@@ -187,9 +187,13 @@ pub enum IntentStatus {
     /// for an earlier intent of this device): resent in order with backoff, by itself.
     Retrying,
     Accepted,
+    /// `code` for programs (docs/PROTOCOL.md, docs/POLICY.md), `reason` a sentence for
+    /// people with names and titles ("You were removed from Weekend plans"), `detail` the
+    /// technical text (the server's or the policy's own words, with ids).
     Rejected {
         code: String,
         reason: String,
+        detail: String,
     },
 }
 
@@ -200,7 +204,15 @@ impl From<cc::IntentStatus> for IntentStatus {
             cc::IntentStatus::Sent => IntentStatus::Sent,
             cc::IntentStatus::Retrying => IntentStatus::Retrying,
             cc::IntentStatus::Accepted => IntentStatus::Accepted,
-            cc::IntentStatus::Rejected { code, reason } => IntentStatus::Rejected { code, reason },
+            cc::IntentStatus::Rejected {
+                code,
+                reason,
+                detail,
+            } => IntentStatus::Rejected {
+                code,
+                reason,
+                detail,
+            },
         }
     }
 }
@@ -234,6 +246,9 @@ pub struct Member {
     /// Per-member overrides of the role's defaults.
     #[tsify(type = "Partial<Record<Permission, boolean>>")]
     pub overrides: BTreeMap<Permission, bool>,
+    /// Direct conversations: this member blocks the other (`block()`).
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 impl From<cv::Member> for Member {
@@ -253,6 +268,7 @@ impl From<cv::Member> for Member {
                 .into_iter()
                 .map(|(p, v)| (p.into(), v))
                 .collect(),
+            blocked: m.blocked,
         }
     }
 }
@@ -275,6 +291,23 @@ pub struct Settings {
     pub allow_reactions: bool,
     pub allow_stickers: bool,
     pub allow_attachments: bool,
+    /// Seed 003 `is_locked`: nothing new is posted until an admin unlocks.
+    #[serde(default)]
+    pub locked: bool,
+    /// Who may add members and answer join requests.
+    #[serde(default = "all_members")]
+    pub add_members_policy: EditPolicy,
+    /// Who finds the conversation through discovery.
+    #[serde(default = "private")]
+    pub scope: Scope,
+}
+
+fn all_members() -> EditPolicy {
+    EditPolicy::AllMembers
+}
+
+fn private() -> Scope {
+    Scope::Private
 }
 
 impl From<cv::Settings> for Settings {
@@ -291,6 +324,9 @@ impl From<cv::Settings> for Settings {
             allow_reactions: s.allow_reactions,
             allow_stickers: s.allow_stickers,
             allow_attachments: s.allow_attachments,
+            locked: s.locked,
+            add_members_policy: s.add_members_policy.into(),
+            scope: s.scope.into(),
         }
     }
 }
@@ -309,6 +345,9 @@ impl From<Settings> for cv::Settings {
             allow_reactions: s.allow_reactions,
             allow_stickers: s.allow_stickers,
             allow_attachments: s.allow_attachments,
+            locked: s.locked,
+            add_members_policy: s.add_members_policy.into(),
+            scope: s.scope.into(),
         }
     }
 }
@@ -340,6 +379,10 @@ pub struct SettingsPatch {
     pub allow_stickers: Option<bool>,
     #[tsify(optional)]
     pub allow_attachments: Option<bool>,
+    #[tsify(optional)]
+    pub add_members_policy: Option<EditPolicy>,
+    #[tsify(optional)]
+    pub scope: Option<Scope>,
 }
 
 impl SettingsPatch {
@@ -378,6 +421,12 @@ impl SettingsPatch {
         }
         if let Some(v) = self.allow_attachments {
             s.allow_attachments = v;
+        }
+        if let Some(v) = self.add_members_policy {
+            s.add_members_policy = v.into();
+        }
+        if let Some(v) = self.scope {
+            s.scope = v.into();
         }
         s
     }

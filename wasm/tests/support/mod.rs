@@ -1,6 +1,10 @@
 //! Helpers shared by the browser tests: drive `ConfabClient` through its JavaScript API.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use confab_core::automerge::ActorId;
+use confab_core::client::{ClientConfig, ClientEngine, HostKey, LocalStore, Output, StoreOp};
+use confab_testkit::group::Group;
+use confab_wasm::store::IdbStore;
 use confab_wasm::types::{ClientOptions, IntentResult, TimelineItem};
 use confab_wasm::ConfabClient;
 use js_sys::{Function, Promise};
@@ -96,6 +100,8 @@ pub fn client(
             max_delay_ms: 1000,
         }),
         ping_interval_ms: None,
+        ping_timeout_ms: None,
+        trace: None,
     };
     ConfabClient::new(Ts::from_rust(&options).unwrap()).unwrap_or_else(|e| panic!("{e:?}"))
 }
@@ -129,4 +135,38 @@ pub fn state_of(client: &ConfabClient, id: u64) -> Option<String> {
     js_sys::Reflect::get(&status, &"state".into())
         .unwrap()
         .as_string()
+}
+
+/// A group as the server would have delivered it, stored the way the client stores it (the
+/// client then runs as `confab_testkit::group::ME`, offline).
+pub async fn store_group(store: &IdbStore, group: &Group) {
+    let mut engine = ClientEngine::new(ClientConfig {
+        tenant: confab_testkit::ids::tenant(),
+        account: confab_testkit::group::member(1),
+        actor: ActorId::from(&[9u8; 16][..]),
+    });
+    engine.open(&group.conv_doc).unwrap();
+    engine.open(&group.bucket_doc).unwrap();
+    for frame in group.frames() {
+        engine.receive(frame, 0);
+        let mut ops = Vec::new();
+        for output in engine.drain() {
+            if let Output::Persist(more) = output {
+                ops.extend(more);
+            }
+        }
+        store.write(ops).await.unwrap();
+    }
+    let account = format!(
+        "{}/{}",
+        confab_testkit::ids::TENANT,
+        confab_testkit::group::ME
+    );
+    store
+        .write(vec![
+            StoreOp::Put(HostKey::Account.key().into(), account.into_bytes()),
+            StoreOp::Put(HostKey::Actor.key().into(), vec![9u8; 16]),
+        ])
+        .await
+        .unwrap();
 }

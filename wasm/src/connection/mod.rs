@@ -1,25 +1,38 @@
 //! The WebSocket transport: binary frames (core's CBOR codec), `hello` with a fresh token on
-//! every attempt, reconnect with capped exponential backoff and jitter, keep-alive pings.
-//! The engine resubscribes from its cursors and resends its outbox when it is welcomed.
+//! every attempt, reconnect with capped exponential backoff and jitter ([`backoff`]), a
+//! liveness check by application pings ([`liveness`]) and the browser's network events
+//! ([`network`]). The engine resubscribes from its cursors and resends its outbox when it
+//! is welcomed.
+//!
+//! It knows within a few seconds when the server is out of reach — at once on the browser's
+//! `offline` event or a socket error/close, within `probe + deadline` (3 s by default) of
+//! silence while an answer is awaited, within `interval + deadline` (12 s) when idle — and
+//! reports its [`ConnectionState`] through `connection` events.
 //!
 //! The connection knows nothing of the engine: it hands frames, the loss of the welcomed
 //! connection and its own events to its [`Host`] (the runtime above it).
 
+mod backoff;
+mod liveness;
+mod network;
+mod socket;
+
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use confab_core::protocol::{
-    decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
-};
-use js_sys::{Function, Promise, Uint8Array};
+use confab_core::protocol::{decode_server, encode_client, ClientFrame, ServerFrame};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{BinaryType, WebSocket};
+
+pub use backoff::backoff_delay;
+use liveness::{Liveness, Step, Timing};
+use network::NetworkListeners;
+use socket::Socket;
 
 use crate::error::{describe_js, Failure};
 use crate::js::{self, Timeout};
-use crate::types::{ClientEvent, ReconnectOptions};
+use crate::types::{ClientEvent, ConnectionReason, ConnectionState, ReconnectOptions};
 
 /// What the connection tells the client it serves.
 pub trait Host {
@@ -27,8 +40,10 @@ pub trait Host {
     fn frame(&self, frame: ServerFrame, now: i64);
     /// The welcomed connection is gone.
     fn offline(&self);
-    /// An event for the app (`error`, `reconnecting`).
+    /// An event for the app (`error`, `reconnecting`, `connection`).
     fn emit(&self, event: ClientEvent);
+    /// Whether something sent still waits for the server's answer (an intent `sent`).
+    fn awaiting(&self) -> bool;
 }
 
 /// How to reach the server.
@@ -37,7 +52,23 @@ pub struct Settings {
     pub url: String,
     pub token_provider: Function,
     pub reconnect: ReconnectOptions,
+    /// Silence before an idle connection is pinged.
     pub ping_interval_ms: u32,
+    /// How long a ping may go unanswered.
+    pub ping_timeout_ms: u32,
+}
+
+impl Settings {
+    fn timing(&self) -> Timing {
+        let idle_ms = i64::from(self.ping_interval_ms.max(1000));
+        Timing {
+            idle_ms,
+            // While an answer is awaited, one second of silence is already suspicious (the
+            // server answers in milliseconds).
+            probe_ms: idle_ms.min(1000),
+            deadline_ms: i64::from(self.ping_timeout_ms.max(100)),
+        }
+    }
 }
 
 /// A connection: its settings, its state, and the host it reports to.
@@ -90,6 +121,11 @@ impl Connection {
         self.conn.borrow().wanted
     }
 
+    /// Where the connection stands now.
+    pub fn state(&self) -> ConnectionState {
+        self.conn.borrow().status().0
+    }
+
     fn host(&self) -> Option<Rc<dyn Host>> {
         self.host.borrow().as_ref().and_then(Weak::upgrade)
     }
@@ -99,6 +135,23 @@ impl Connection {
             host.emit(event);
         }
     }
+
+    /// Emits `connection` if the state or its reason changed since the last one.
+    fn report(&self) {
+        let status = {
+            let mut conn = self.conn.borrow_mut();
+            let status = conn.status();
+            if conn.reported == Some(status) {
+                return;
+            }
+            conn.reported = Some(status);
+            status
+        };
+        self.emit(ClientEvent::Connection {
+            state: status.0,
+            reason: status.1,
+        });
+    }
 }
 
 /// Largest server frame accepted (catch-up pages are bounded by the server's own limit).
@@ -106,18 +159,6 @@ const MAX_SERVER_FRAME: usize = 64 << 20;
 
 /// Server error codes that a new token or a new build must fix: `connect()` rejects on them.
 const AUTH_CODES: &[&str] = &["auth_failed", "token_expired", "unsupported_version"];
-
-/// The delay before reconnect attempt `attempt` (1-based): `min · 2^(attempt-1)` capped at
-/// `max`, then "equal jitter" — a uniformly random point in its upper half — so that many
-/// clients dropped at once do not come back at once.
-pub fn backoff_delay(attempt: u32, min_ms: u32, max_ms: u32, unit_random: f64) -> u32 {
-    let min = f64::from(min_ms.max(1));
-    let max = f64::from(max_ms.max(min_ms.max(1)));
-    let exp = attempt.saturating_sub(1).min(30) as i32;
-    let capped = (min * 2f64.powi(exp)).min(max);
-    let jittered = capped / 2.0 + capped / 2.0 * unit_random.clamp(0.0, 1.0);
-    jittered.round() as u32
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -129,24 +170,6 @@ enum Phase {
     Online,
 }
 
-/// A socket and the callbacks it calls.
-struct Socket {
-    ws: WebSocket,
-    _callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
-}
-
-impl Socket {
-    fn close(self, code: u16, reason: &str) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        self.ws.set_onerror(None);
-        let _ = self.ws.close_with_code_and_reason(code, reason);
-        // A callback may be running right now: drop the closures on a later turn.
-        js::drop_later(self._callbacks);
-    }
-}
-
 /// Connection state.
 struct Conn {
     /// The app wants to be connected (between `connect()` and `disconnect()`).
@@ -154,19 +177,34 @@ struct Conn {
     /// Bumped on every attempt and every close: callbacks of older sockets are ignored.
     epoch: u64,
     phase: Phase,
+    /// Why the client is not online (meaningful in `Idle`).
+    reason: ConnectionReason,
+    /// The last state reported in a `connection` event.
+    reported: Option<(ConnectionState, Option<ConnectionReason>)>,
     /// Failed attempts since the last welcome.
     attempt: u32,
     socket: Option<Socket>,
+    /// The reconnect timer.
     timer: Option<Timeout>,
-    heartbeat: Option<Timeout>,
-    last_rx: i64,
-    nonce: u64,
+    /// Whether the welcomed connection is alive, and the timer at its next wakeup.
+    liveness: Option<Liveness>,
+    heartbeat: Option<(i64, Timeout)>,
     /// A fatal error the server sent on this connection.
     fatal: Option<Failure>,
     /// `connect()` calls waiting for the welcome: (resolve, reject).
     waiters: Vec<(Function, Function)>,
-    /// The browser's `online` event listener.
-    online_listener: Option<Closure<dyn FnMut(JsValue)>>,
+    /// The browser's `online`/`offline` listeners.
+    network: Option<NetworkListeners>,
+}
+
+impl Conn {
+    fn status(&self) -> (ConnectionState, Option<ConnectionReason>) {
+        match self.phase {
+            Phase::Online => (ConnectionState::Online, None),
+            Phase::Connecting => (ConnectionState::Connecting, None),
+            Phase::Idle => (ConnectionState::Offline, Some(self.reason)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Conn {
@@ -175,6 +213,7 @@ impl std::fmt::Debug for Conn {
             .field("wanted", &self.wanted)
             .field("epoch", &self.epoch)
             .field("phase", &self.phase)
+            .field("reason", &self.reason)
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
     }
@@ -186,15 +225,16 @@ impl Default for Conn {
             wanted: false,
             epoch: 0,
             phase: Phase::Idle,
+            reason: ConnectionReason::Disconnected,
+            reported: None,
             attempt: 0,
             socket: None,
             timer: None,
+            liveness: None,
             heartbeat: None,
-            last_rx: 0,
-            nonce: 0,
             fatal: None,
             waiters: Vec::new(),
-            online_listener: None,
+            network: None,
         }
     }
 }
@@ -208,14 +248,21 @@ impl Drop for Conn {
     }
 }
 
-/// Sends a frame if the connection of `epoch` is still the welcomed one.
-pub fn send_bytes(inner: &Connection, epoch: u64, bytes: &[u8]) {
-    let conn = inner.conn.borrow();
-    if conn.epoch != epoch || conn.phase != Phase::Online {
-        return;
-    }
-    if let Some(socket) = &conn.socket {
-        let _ = socket.ws.send_with_u8_array(bytes);
+/// Sends a frame if the connection of `epoch` is still the welcomed one. A frame that
+/// `expects_answer` (submit, subscribe) makes the liveness check probe sooner.
+pub fn send_bytes(inner: &Rc<Connection>, epoch: u64, bytes: &[u8], expects_answer: bool) {
+    let rearm = {
+        let mut conn = inner.conn.borrow_mut();
+        if conn.epoch != epoch || conn.phase != Phase::Online {
+            return;
+        }
+        if let Some(socket) = &conn.socket {
+            let _ = socket.ws.send_with_u8_array(bytes);
+        }
+        expects_answer && conn.liveness.as_mut().is_some_and(|l| l.sent(js::now_ms()))
+    };
+    if rearm {
+        arm_heartbeat(inner, epoch);
     }
 }
 
@@ -241,8 +288,14 @@ pub async fn connect(inner: &Rc<Connection>) -> Result<(), Failure> {
         promise
     };
     listen_for_network(inner);
-    // An explicit connect() skips a pending backoff.
-    start_attempt(inner, true);
+    if network::known_offline() {
+        // No network: wait for the browser's `online` event (the promise waits too).
+        inner.conn.borrow_mut().reason = ConnectionReason::Network;
+        inner.report();
+    } else {
+        // An explicit connect() skips a pending backoff.
+        start_attempt(inner, true);
+    }
     JsFuture::from(promise).await.map(|_| ()).map_err(|e| {
         let (code, message) = describe_js(&e);
         Failure::new(code.unwrap_or_else(|| "connect_failed".into()), message)
@@ -255,49 +308,70 @@ pub fn disconnect(inner: &Rc<Connection>) {
         let mut conn = inner.conn.borrow_mut();
         conn.wanted = false;
         conn.timer = None;
+        conn.reason = ConnectionReason::Disconnected;
         std::mem::take(&mut conn.waiters)
     };
-    close_current(inner, 1000, "client disconnect");
+    close_current(
+        inner,
+        1000,
+        "client disconnect",
+        ConnectionReason::Disconnected,
+    );
+    inner.report();
     let error = Failure::new("disconnected", "disconnect() was called").to_js();
     for (_, reject) in waiters {
         let _ = reject.call1(&JsValue::NULL, &error);
     }
 }
 
-/// Reconnects at once when the browser says the network is back.
+/// Follows the browser's network events: `offline` drops the connection at once (its socket
+/// may linger for a minute before it fails); `online` reconnects at once.
 fn listen_for_network(inner: &Rc<Connection>) {
-    if inner.conn.borrow().online_listener.is_some() {
+    if inner.conn.borrow().network.is_some() {
         return;
     }
-    let global = js_sys::global();
-    let Ok(add) = js_sys::Reflect::get(&global, &"addEventListener".into()) else {
-        return;
-    };
-    let Some(add) = add.dyn_ref::<Function>() else {
-        return; // Node: no network events.
-    };
     let weak = Rc::downgrade(inner);
-    let listener = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| {
+    let on_online = move |_event: JsValue| {
         if let Some(inner) = weak.upgrade() {
+            {
+                let mut conn = inner.conn.borrow_mut();
+                if !conn.wanted {
+                    return;
+                }
+                conn.timer = None;
+                conn.attempt = 0;
+            }
             start_attempt(&inner, true);
         }
-    });
-    let _ = add.call2(&global, &"online".into(), listener.as_ref());
-    inner.conn.borrow_mut().online_listener = Some(listener);
+    };
+    let weak = Rc::downgrade(inner);
+    let on_offline = move |_event: JsValue| {
+        if let Some(inner) = weak.upgrade() {
+            network_lost(&inner);
+        }
+    };
+    let listeners = NetworkListeners::listen(on_online, on_offline);
+    inner.conn.borrow_mut().network = listeners;
 }
 
-/// Removes the network listener (the client is closing).
-pub fn stop_listening(inner: &Connection) {
-    let Some(listener) = inner.conn.borrow_mut().online_listener.take() else {
-        return;
-    };
-    let global = js_sys::global();
-    if let Ok(remove) = js_sys::Reflect::get(&global, &"removeEventListener".into()) {
-        if let Some(remove) = remove.dyn_ref::<Function>() {
-            let _ = remove.call2(&global, &"online".into(), listener.as_ref());
+/// The device lost its network: give up the connection and wait for `online`.
+fn network_lost(inner: &Rc<Connection>) {
+    {
+        let mut conn = inner.conn.borrow_mut();
+        if !conn.wanted {
+            return;
         }
+        conn.timer = None;
+        conn.reason = ConnectionReason::Network;
     }
-    js::drop_later(listener);
+    close_current(inner, 4000, "network offline", ConnectionReason::Network);
+    inner.report();
+}
+
+/// Removes the network listeners (the client is closing).
+pub fn stop_listening(inner: &Connection) {
+    let listeners = inner.conn.borrow_mut().network.take();
+    drop(listeners);
 }
 
 /// Starts a connection attempt unless one runs (or, without `now`, one is scheduled).
@@ -313,6 +387,7 @@ pub fn start_attempt(inner: &Rc<Connection>, now: bool) {
         conn.fatal = None;
         conn.epoch
     };
+    inner.report();
     let inner = inner.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let token = match fetch_token(&inner).await {
@@ -322,8 +397,9 @@ pub fn start_attempt(inner: &Rc<Connection>, now: bool) {
         if inner.conn.borrow().epoch != epoch {
             return; // disconnect() or a newer attempt
         }
-        if let Err(failure) = open_socket(&inner, epoch, token) {
-            attempt_failed(&inner, epoch, failure, false);
+        match socket::open(&inner, epoch, token) {
+            Ok(socket) => inner.conn.borrow_mut().socket = Some(socket),
+            Err(failure) => attempt_failed(&inner, epoch, failure, false),
         }
     });
 }
@@ -343,81 +419,16 @@ async fn fetch_token(inner: &Connection) -> Result<String, Failure> {
         .ok_or_else(|| fail("tokenProvider must return a string (or a promise of one)".into()))
 }
 
-fn open_socket(inner: &Rc<Connection>, epoch: u64, token: String) -> Result<(), Failure> {
-    let ws = WebSocket::new(&inner.settings.url)
-        .map_err(|e| Failure::new("connect_failed", describe_js(&e).1))?;
-    ws.set_binary_type(BinaryType::Arraybuffer);
-    let mut callbacks = Vec::new();
-
-    let hello = ClientFrame::Hello {
-        v: PROTOCOL_VERSION,
-        token,
-        device: inner.device(),
-    };
-    let on_open = Closure::<dyn FnMut(JsValue)>::new({
-        let ws = ws.clone();
-        move |_event: JsValue| {
-            let _ = ws.send_with_u8_array(&encode_client(&hello));
-        }
-    });
-    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-    callbacks.push(on_open);
-
-    let weak = Rc::downgrade(inner);
-    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-        let Some(inner) = weak.upgrade() else {
-            return;
-        };
-        // Not `dyn_into::<MessageEvent>`: polyfills (Node's `ws`) have their own classes.
-        let data = js_sys::Reflect::get(&event, &"data".into()).unwrap_or_default();
-        if data.is_string() || data.is_undefined() {
-            return; // the protocol is binary only
-        }
-        let bytes = Uint8Array::new(&data).to_vec();
-        on_bytes(&inner, epoch, &bytes);
-    });
-    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    callbacks.push(on_message);
-
-    let weak = Rc::downgrade(inner);
-    let on_close = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-        let Some(inner) = weak.upgrade() else {
-            return;
-        };
-        let code = js_sys::Reflect::get(&event, &"code".into())
-            .ok()
-            .and_then(|c| c.as_f64())
-            .unwrap_or(1006.0) as u16;
-        let reason = js_sys::Reflect::get(&event, &"reason".into())
-            .ok()
-            .and_then(|r| r.as_string())
-            .unwrap_or_default();
-        on_closed(&inner, epoch, code, &reason);
-    });
-    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    callbacks.push(on_close);
-
-    // Errors are followed by `close`; nothing to do here, but the handler keeps Node quiet.
-    let on_error = Closure::<dyn FnMut(JsValue)>::new(|_event: JsValue| {});
-    ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    callbacks.push(on_error);
-
-    let mut conn = inner.conn.borrow_mut();
-    conn.last_rx = js::now_ms();
-    conn.socket = Some(Socket {
-        ws,
-        _callbacks: callbacks,
-    });
-    Ok(())
-}
-
 fn on_bytes(inner: &Rc<Connection>, epoch: u64, bytes: &[u8]) {
+    let now = js::now_ms();
     {
         let mut conn = inner.conn.borrow_mut();
         if conn.epoch != epoch {
             return;
         }
-        conn.last_rx = js::now_ms();
+        if let Some(liveness) = conn.liveness.as_mut() {
+            liveness.received(now);
+        }
     }
     let frame = match decode_server(bytes, MAX_SERVER_FRAME) {
         Ok(frame) => frame,
@@ -431,17 +442,18 @@ fn on_bytes(inner: &Rc<Connection>, epoch: u64, bytes: &[u8]) {
     let Some(host) = inner.host() else {
         return;
     };
-    let now = js::now_ms();
     match frame {
         ServerFrame::Welcome { .. } => {
             let waiters = {
                 let mut conn = inner.conn.borrow_mut();
                 conn.phase = Phase::Online;
                 conn.attempt = 0;
+                conn.liveness = Some(Liveness::new(inner.settings.timing(), now));
                 std::mem::take(&mut conn.waiters)
             };
             host.frame(frame, now);
-            schedule_heartbeat(inner, epoch);
+            arm_heartbeat(inner, epoch);
+            inner.report();
             for (resolve, _) in waiters {
                 let _ = resolve.call0(&JsValue::NULL);
             }
@@ -467,41 +479,75 @@ fn on_bytes(inner: &Rc<Connection>, epoch: u64, bytes: &[u8]) {
     }
 }
 
-fn schedule_heartbeat(inner: &Rc<Connection>, epoch: u64) {
-    let interval = f64::from(inner.settings.ping_interval_ms.max(1000));
+/// Keeps one timer at the liveness check's next wakeup (set again only when it moves).
+fn arm_heartbeat(inner: &Rc<Connection>, epoch: u64) {
+    let mut conn = inner.conn.borrow_mut();
+    if conn.epoch != epoch || conn.phase != Phase::Online {
+        return;
+    }
+    let Some(at) = conn.liveness.as_ref().map(Liveness::next_wakeup) else {
+        return;
+    };
+    if conn.heartbeat.as_ref().is_some_and(|(set, _)| *set == at) {
+        return;
+    }
     let weak = Rc::downgrade(inner);
-    let timer = Timeout::new(interval, move || {
-        let Some(inner) = weak.upgrade() else {
-            return;
-        };
-        let silent_for = {
-            let mut conn = inner.conn.borrow_mut();
-            if conn.epoch != epoch || conn.phase != Phase::Online {
-                return;
-            }
-            conn.nonce += 1;
-            let nonce = conn.nonce;
-            send_frame(&conn, &ClientFrame::Ping { nonce });
-            js::now_ms() - conn.last_rx
-        };
-        if silent_for as f64 > interval * 2.5 {
-            // The server stopped answering: drop the socket and reconnect.
-            on_closed(&inner, epoch, 4000, "keep-alive timeout");
-        } else {
-            schedule_heartbeat(&inner, epoch);
+    let delay = at.saturating_sub(js::now_ms()).max(0) as f64;
+    let timer = Timeout::new(delay, move || {
+        if let Some(inner) = weak.upgrade() {
+            heartbeat(&inner, epoch);
         }
     });
-    inner.conn.borrow_mut().heartbeat = Some(timer);
+    // A timer replaced from inside its own callback must not be dropped while it runs.
+    if let Some(old) = conn.heartbeat.replace((at, timer)) {
+        js::drop_later(old);
+    }
+}
+
+/// The liveness timer fired: ping, wait, or give the connection up.
+fn heartbeat(inner: &Rc<Connection>, epoch: u64) {
+    let host = inner.host();
+    let step = {
+        let mut conn = inner.conn.borrow_mut();
+        if conn.epoch != epoch || conn.phase != Phase::Online {
+            return;
+        }
+        if let Some(fired) = conn.heartbeat.take() {
+            js::drop_later(fired);
+        }
+        let awaiting = || host.as_ref().is_some_and(|h| h.awaiting());
+        let Some(step) = conn
+            .liveness
+            .as_mut()
+            .map(|l| l.poll(js::now_ms(), awaiting))
+        else {
+            return;
+        };
+        if let Step::Ping { nonce, .. } = step {
+            send_frame(&conn, &ClientFrame::Ping { nonce });
+        }
+        step
+    };
+    match step {
+        Step::Dead => on_closed(
+            inner,
+            epoch,
+            4000,
+            "no answer to ping",
+            ConnectionReason::Timeout,
+        ),
+        Step::WaitUntil(_) | Step::Ping { .. } => arm_heartbeat(inner, epoch),
+    }
 }
 
 /// Closes the current socket (if any) as the client's own decision.
-fn close_current(inner: &Rc<Connection>, code: u16, reason: &str) {
+fn close_current(inner: &Rc<Connection>, code: u16, reason: &str, why: ConnectionReason) {
     let epoch = inner.conn.borrow().epoch;
-    on_closed(inner, epoch, code, reason);
+    on_closed(inner, epoch, code, reason, why);
 }
 
 /// The connection of `epoch` is gone (closed by either side, or given up on).
-fn on_closed(inner: &Rc<Connection>, epoch: u64, code: u16, reason: &str) {
+fn on_closed(inner: &Rc<Connection>, epoch: u64, code: u16, reason: &str, why: ConnectionReason) {
     let (was_online, fatal) = {
         let mut conn = inner.conn.borrow_mut();
         if conn.epoch != epoch || conn.phase == Phase::Idle {
@@ -510,7 +556,11 @@ fn on_closed(inner: &Rc<Connection>, epoch: u64, code: u16, reason: &str) {
         let was_online = conn.phase == Phase::Online;
         conn.phase = Phase::Idle;
         conn.epoch += 1;
-        conn.heartbeat = None;
+        conn.reason = why;
+        conn.liveness = None;
+        if let Some(heartbeat) = conn.heartbeat.take() {
+            js::drop_later(heartbeat);
+        }
         if let Some(socket) = conn.socket.take() {
             socket.close(if code == 1000 { 1000 } else { 4000 }, reason);
         }
@@ -528,9 +578,11 @@ fn on_closed(inner: &Rc<Connection>, epoch: u64, code: u16, reason: &str) {
             (code == 4001).then(|| Failure::new("auth_failed", "the server refused the token"))
         });
     if let Some(failure) = auth {
+        inner.conn.borrow_mut().reason = ConnectionReason::Refused;
         reject_waiters(inner, &failure);
     }
     schedule_reconnect(inner);
+    inner.report();
 }
 
 /// An attempt failed before a socket was up (token provider, bad URL).
@@ -542,6 +594,7 @@ fn attempt_failed(inner: &Rc<Connection>, epoch: u64, failure: Failure, reject: 
         }
         conn.phase = Phase::Idle;
         conn.epoch += 1;
+        conn.reason = ConnectionReason::Refused;
     }
     inner.emit(ClientEvent::Error {
         code: failure.code.clone(),
@@ -551,6 +604,7 @@ fn attempt_failed(inner: &Rc<Connection>, epoch: u64, failure: Failure, reject: 
         reject_waiters(inner, &failure);
     }
     schedule_reconnect(inner);
+    inner.report();
 }
 
 fn reject_waiters(inner: &Connection, failure: &Failure) {
@@ -561,10 +615,16 @@ fn reject_waiters(inner: &Connection, failure: &Failure) {
     }
 }
 
+/// Sets the reconnect timer (backoff with jitter), unless the device has no network: then
+/// the browser's `online` event starts the next attempt.
 fn schedule_reconnect(inner: &Rc<Connection>) {
     let (attempt, delay) = {
         let mut conn = inner.conn.borrow_mut();
         if !conn.wanted || conn.timer.is_some() {
+            return;
+        }
+        if network::known_offline() {
+            conn.reason = ConnectionReason::Network;
             return;
         }
         conn.attempt = conn.attempt.saturating_add(1);
@@ -577,7 +637,9 @@ fn schedule_reconnect(inner: &Rc<Connection>) {
         let weak = Rc::downgrade(inner);
         conn.timer = Some(Timeout::new(f64::from(delay), move || {
             if let Some(inner) = weak.upgrade() {
-                inner.conn.borrow_mut().timer = None;
+                // This timer's closure is running: drop it on a later turn.
+                let fired = inner.conn.borrow_mut().timer.take();
+                js::drop_later(fired);
                 start_attempt(&inner, false);
             }
         }));
@@ -587,30 +649,4 @@ fn schedule_reconnect(inner: &Rc<Connection>) {
         attempt,
         delay_ms: delay,
     });
-}
-
-#[cfg(all(test, not(target_family = "wasm")))]
-mod tests {
-    use super::backoff_delay;
-
-    #[test]
-    fn backoff_grows_exponentially_then_caps() {
-        // Without jitter (random = 1) the delay is the capped exponential.
-        let full: Vec<u32> = (1..=8)
-            .map(|a| backoff_delay(a, 500, 30_000, 1.0))
-            .collect();
-        assert_eq!(full, vec![500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-        assert_eq!(backoff_delay(1000, 500, 30_000, 1.0), 30_000);
-    }
-
-    #[test]
-    fn jitter_stays_in_the_upper_half() {
-        for attempt in 1..20 {
-            let cap = backoff_delay(attempt, 500, 30_000, 1.0);
-            let low = backoff_delay(attempt, 500, 30_000, 0.0);
-            let mid = backoff_delay(attempt, 500, 30_000, 0.5);
-            assert_eq!(low, (f64::from(cap) / 2.0).round() as u32);
-            assert!(low <= mid && mid <= cap);
-        }
-    }
 }

@@ -1,0 +1,94 @@
+//! `timeline()`'s JavaScript objects, kept between calls (issue 16): an item that did not
+//! change since the previous call is returned as the same object, so a page finds what a
+//! push changed by identity (`===`) instead of comparing every item's content, and only the
+//! changed items cross the wasm boundary again. Converting every item on every change cost
+//! the page O(history) per push (with `JSON.stringify` of each item to find the changed ones).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use confab_core::client as cc;
+use confab_core::ids::{ConvId, MessageId};
+use tsify::Ts;
+
+use crate::types::TimelineItem;
+
+/// One conversation's items, as of one computed engine timeline: each converted once it was
+/// asked for (a window of the newest items converts only those).
+#[derive(Debug)]
+struct Converted {
+    /// The engine's timeline they were converted from (the runtime computes it once per
+    /// engine change: the same `Rc` means nothing changed).
+    from: Rc<Vec<cc::TimelineItem>>,
+    items: Vec<Option<Ts<TimelineItem>>>,
+}
+
+/// The converted timelines of the conversations a page asked for.
+#[derive(Debug, Default)]
+pub struct JsTimelines {
+    convs: HashMap<ConvId, Converted>,
+}
+
+impl JsTimelines {
+    /// `items` as JavaScript objects (the newest `limit` of them), reusing the object of
+    /// every item equal to the one the previous call converted.
+    pub fn get(
+        &mut self,
+        conv: &ConvId,
+        items: Rc<Vec<cc::TimelineItem>>,
+        limit: Option<usize>,
+    ) -> Vec<Ts<TimelineItem>> {
+        let skip = limit.map_or(0, |limit| items.len().saturating_sub(limit));
+        let same = self
+            .convs
+            .get(conv)
+            .is_some_and(|c| Rc::ptr_eq(&c.from, &items));
+        if !same {
+            let kept: Vec<Option<Ts<TimelineItem>>> = {
+                let reuse: HashMap<&MessageId, (&cc::TimelineItem, &Ts<TimelineItem>)> = self
+                    .convs
+                    .get(conv)
+                    .map(|c| {
+                        c.from
+                            .iter()
+                            .zip(&c.items)
+                            .filter_map(|(item, js)| Some((&item.message.id, (item, js.as_ref()?))))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                items
+                    .iter()
+                    .map(|item| match reuse.get(&item.message.id) {
+                        Some((old, js)) if *old == item => Some((*js).clone()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let entry = Converted {
+                from: items.clone(),
+                items: kept,
+            };
+            self.convs.insert(conv.clone(), entry);
+        }
+        let Some(converted) = self.convs.get_mut(conv) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(items.len() - skip);
+        for (item, js) in converted
+            .from
+            .iter()
+            .zip(converted.items.iter_mut())
+            .skip(skip)
+        {
+            if js.is_none() {
+                *js = Ts::from_rust(&TimelineItem::from(item.clone())).ok();
+            }
+            // An item that cannot be converted (not expected: the types are plain data) is
+            // left out, as `timeline()` always did.
+            if let Some(js) = js {
+                out.push(js.clone());
+            }
+        }
+        out
+    }
+}
