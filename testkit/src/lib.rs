@@ -5,6 +5,8 @@
 //! - [`device`]: a device of an account (actor, replicas, cursors) writing real changes.
 //! - [`fixture`]: the one conversation creation fixture ([`fixture::ConvFixture`]) and the
 //!   text message.
+//! - [`group`]: a group of n members and its newest bucket as a client receives them
+//!   (client-operation benchmarks and cost tests).
 //! - [`hub`]: the in-memory acceptor at a fixed server time ([`hub::NOW`]).
 //! - [`craft`]: adversarial changes (raw transactions, tampered changes).
 //! - [`attack`]: the attack cases as one table, run by the in-memory driver
@@ -19,6 +21,7 @@ pub mod attack;
 pub mod craft;
 pub mod device;
 pub mod fixture;
+pub mod group;
 pub mod hub;
 pub mod ids;
 #[cfg(feature = "server")]

@@ -281,7 +281,7 @@ impl TestServer {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
-    async fn spawn(&mut self) -> Result<()> {
+    async fn spawn_once(&mut self) -> Result<()> {
         let mut cmd = Command::new(self.binary()?);
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
@@ -312,15 +312,41 @@ impl TestServer {
         self.wait_ready().await
     }
 
+    /// Starts the server, on another free port when the chosen one was taken meanwhile (by
+    /// a parallel test's server or an outgoing connection's ephemeral port): the port is
+    /// only known free when `free_port` asks, not when the server binds it.
+    async fn spawn(&mut self) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.spawn_once().await {
+                Err(e) if attempt < 4 && self.exited_early() => {
+                    attempt += 1;
+                    eprintln!(
+                        "confab-server did not start on port {} ({e:#}); another port",
+                        self.port
+                    );
+                    self.port = free_port()?;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The child has already exited (it could not start).
+    fn exited_early(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     async fn wait_ready(&mut self) -> Result<()> {
         for _ in 0..300 {
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    bail!(
-                        "confab-server exited during start: {status}\n{}",
-                        self.log_tail(20)
-                    );
-                }
+            if self.exited_early() {
+                let status = self.child.as_mut().map(|c| c.try_wait());
+                bail!(
+                    "confab-server exited during start: {status:?}\n{}",
+                    self.log_tail(20)
+                );
             }
             if let Ok(Ok(mut stream)) = tokio::time::timeout(
                 Duration::from_millis(200),
@@ -334,6 +360,13 @@ impl TestServer {
                 let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut buf))
                     .await;
                 if buf.starts_with(b"HTTP/1.1 200") || buf.starts_with(b"HTTP/1.0 200") {
+                    // Ours answered, not another process on a port ours failed to bind.
+                    if self.exited_early() {
+                        bail!(
+                            "confab-server exited during start; something else answers on port {}",
+                            self.port
+                        );
+                    }
                     return Ok(());
                 }
             }

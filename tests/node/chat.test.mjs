@@ -5,76 +5,11 @@
 // and resync from their cursors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { WebSocket as WsWebSocket } from "ws";
+import { join } from "node:path";
 import { ConfabClient, checkStorageAdapter } from "confab-wasm";
-
-// Node 20 has no global WebSocket (22 has): the package uses whatever `WebSocket` is global.
-globalThis.WebSocket ??= WsWebSocket;
-
-const here = dirname(fileURLToPath(import.meta.url));
-const serverBin =
-  process.env.CONFAB_SERVER_BIN ?? resolve(here, "../../target/debug/confab-server");
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-
-async function waitFor(what, cond, ms = 20000) {
-  const start = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
-class Server {
-  constructor(port, dataDir) {
-    this.port = port;
-    this.dataDir = dataDir;
-    this.base = `http://127.0.0.1:${port}`;
-  }
-  async start() {
-    this.proc = spawn(
-      serverBin,
-      ["--data-dir", this.dataDir, "serve", "--listen", `127.0.0.1:${this.port}`, "--demo"],
-      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
-    );
-    await waitFor("the server", async () => {
-      try {
-        return (await fetch(`${this.base}/healthz`)).ok;
-      } catch {
-        return false;
-      }
-    });
-  }
-  async stop() {
-    if (!this.proc) return;
-    const exited = new Promise((ok) => this.proc.once("exit", ok));
-    this.proc.kill("SIGKILL");
-    await exited;
-    this.proc = undefined;
-  }
-  async token(user) {
-    const res = await fetch(`${this.base}/demo/token?user=${user}`);
-    if (!res.ok) throw new Error(`/demo/token: ${res.status}`);
-    return (await res.json()).token;
-  }
-}
+import { freePort, Server, sleep, waitFor } from "./support.mjs";
 
 /** A storage adapter over a Map, as a mobile host would write one over SQLite or files. */
 function mapAdapter() {

@@ -14,6 +14,12 @@
 //!   traffic, then again while the node is kept out of the database (its role NOLOGIN on a
 //!   private cluster) and others commit; it notices, resyncs, and its subscriber misses
 //!   nothing written on the other nodes.
+//! - `a_new_bucket_part_is_announced_on_every_node`: a part opened through one node is
+//!   announced once to a subscriber of the conversation on the other node.
+//! - `a_membership_change_is_told_on_every_node`: an account following its memberships
+//!   through one node is told when another node commits its addition and removal, and an
+//!   account not concerned is told nothing; after its node's listening connection is cut
+//!   it is listed again and learns of the re-add committed meanwhile.
 //!
 //! The tests run one at a time (`SERIAL`): each starts two or three servers and the machine
 //! has two cores, so two of them at once would measure each other.
@@ -444,6 +450,177 @@ async fn listener_cut() {
         println!("listener_cut: {} pushes repeated", got.duplicates);
         c.close().await;
         sub.close().await?;
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. A bucket part opened through one node is announced on the others.
+
+#[tokio::test]
+async fn a_new_bucket_part_is_announced_on_every_node() {
+    use confab_core::ids::Bucket;
+    use confab_core::model::conversation::DEFAULT_BUCKET_MS;
+    use confab_core::protocol::ServerFrame;
+    bounded(Duration::from_secs(120), async {
+        let nodes = Nodes::on_fresh_database(2).await?;
+        let urls = nodes.ws_urls();
+        let mut alice = Device::new("alice", 1);
+        let mut ca = connect_at(&urls[0], "alice").await;
+        let mut cb = connect_at(&urls[1], "bob").await;
+        let (conv_doc, create) = create_group(&mut alice, "parts", &["bob"]);
+        assert_acked(&ca.submit(&conv_doc, &[create]).await?);
+        // Bob follows the conversation through the other node.
+        cb.subscribe(&conv_doc, 0).await?;
+        let conv = ConvId::new("parts")?;
+        let at = base_time(60_000);
+        let (doc, first) = message(&mut alice, &conv, "m1", "the first of the day", at);
+        assert_acked(&ca.submit(&doc, &[first]).await?);
+        let wanted = conv_doc.to_string();
+        let told = cb
+            .wait_for(Duration::from_secs(10), |f| match f {
+                ServerFrame::Bucket { doc, bucket } if *doc == wanted => Some(*bucket),
+                _ => None,
+            })
+            .await
+            .context("bob, on the other node, is told of the new part")?;
+        ensure!(
+            told == Bucket::first(at.div_euclid(DEFAULT_BUCKET_MS)),
+            "told of {told:?}"
+        );
+        // Once only: a second message of the same part is not announced again.
+        let (doc, second) = message(&mut alice, &conv, "m2", "and another", at + 1);
+        assert_acked(&ca.submit(&doc, &[second]).await?);
+        let again = cb
+            .wait_for(Duration::from_millis(1_500), |f| match f {
+                ServerFrame::Bucket { doc, .. } if *doc == wanted => Some(()),
+                _ => None,
+            })
+            .await;
+        ensure!(again.is_err(), "the part was announced twice");
+        ca.close().await;
+        cb.close().await;
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. A membership committed through one node is told on the others.
+
+#[tokio::test]
+async fn a_membership_change_is_told_on_every_node() {
+    use confab_core::doc::write;
+    use confab_core::model::conversation::MemberStatus;
+    use confab_core::protocol::{ClientFrame, Membership, ServerFrame};
+    async fn told(client: &mut confab_e2e::Client, conv: &str) -> Result<Membership> {
+        client
+            .wait_for(Duration::from_secs(10), |f| match f {
+                ServerFrame::Membership {
+                    conv: c,
+                    role,
+                    status,
+                    seq,
+                } if c.as_str() == conv => Some(Membership {
+                    conv: c.clone(),
+                    role: *role,
+                    status: *status,
+                    seq: *seq,
+                }),
+                _ => None,
+            })
+            .await
+    }
+    async fn follow(client: &mut confab_e2e::Client) -> Result<Vec<Membership>> {
+        client.send(&ClientFrame::Memberships {}).await?;
+        client
+            .wait_for(Duration::from_secs(10), |f| match f {
+                ServerFrame::Memberships {
+                    memberships,
+                    more: false,
+                } => Some(memberships.clone()),
+                _ => None,
+            })
+            .await
+    }
+    bounded(Duration::from_secs(120), async {
+        let nodes = Nodes::on_fresh_database(2).await?;
+        let urls = nodes.ws_urls();
+        let mut alice = Device::new("alice", 1);
+        let mut ca = connect_at(&urls[0], "alice").await;
+        // Bob and carol follow their memberships through the other node.
+        let mut cb = connect_at(&urls[1], "bob").await;
+        let mut cc = connect_at(&urls[1], "carol").await;
+        ensure!(follow(&mut cb).await?.is_empty());
+        ensure!(follow(&mut cc).await?.is_empty());
+        let (conv_doc, create) = create_group(&mut alice, "members", &["bob"]);
+        assert_acked(&ca.submit(&conv_doc, &[create]).await?);
+        let added = told(&mut cb, "members")
+            .await
+            .context("bob, on the other node, is told he was added")?;
+        ensure!(
+            added.status == MemberStatus::Active && added.seq == 1,
+            "{added:?}"
+        );
+        let removal = alice.write(&conv_doc, |d, t| {
+            write::set_member_status(d, t, now_ms(), &acc("bob"), MemberStatus::Removed)
+        })?;
+        assert_acked(&ca.submit(&conv_doc, &[removal]).await?);
+        let removed = told(&mut cb, "members")
+            .await
+            .context("bob is told he was removed")?;
+        ensure!(
+            removed.status == MemberStatus::Removed && removed.seq > added.seq,
+            "{removed:?}"
+        );
+        let carol = cc
+            .wait_for(Duration::from_millis(1_000), |f| match f {
+                ServerFrame::Membership { conv, .. } => Some(conv.clone()),
+                _ => None,
+            })
+            .await;
+        ensure!(carol.is_err(), "carol was told of {carol:?}");
+
+        // Bob's node loses its listening connection while alice adds him back through the
+        // other node: it listens again, lists bob's memberships anew (whatever it missed is
+        // in that list), and bob ends knowing he is a member again.
+        let mut db = nodes.db().await?;
+        let old = nodes.cut_listener(&mut db, 1).await?;
+        let member = confab_core::model::conversation::Member {
+            invited_by: Some(acc("alice")),
+            joined_at: Some(now_ms()),
+            ..confab_core::model::conversation::Member::new(
+                acc("bob"),
+                confab_core::model::conversation::Role::Member,
+            )
+        };
+        let back = alice.write(&conv_doc, |d, t| write::add_member(d, t, now_ms(), &member))?;
+        assert_acked(&ca.submit(&conv_doc, &[back]).await?);
+        nodes
+            .relistened(&mut db, 1, old, Duration::from_secs(10))
+            .await?;
+        let relisted = cb
+            .wait_for(Duration::from_secs(10), |f| match f {
+                ServerFrame::Memberships { memberships, .. } => Some(memberships.clone()),
+                _ => None,
+            })
+            .await
+            .context("bob's node lists his memberships again once it listens again")?;
+        let listed = relisted.iter().find(|m| m.conv.as_str() == "members");
+        let active = match listed {
+            Some(m) if m.status == MemberStatus::Active => m.clone(),
+            _ => told(&mut cb, "members")
+                .await
+                .context("the re-add reaches bob")?,
+        };
+        ensure!(
+            active.status == MemberStatus::Active && active.seq > removed.seq,
+            "{active:?}"
+        );
+        ca.close().await;
+        cb.close().await;
+        cc.close().await;
         Ok(())
     })
     .await;

@@ -17,6 +17,8 @@
 //! driver.
 
 mod cases_actors;
+mod cases_joining;
+mod cases_lifecycle;
 mod cases_limits;
 mod cases_members;
 mod cases_messages;
@@ -296,6 +298,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_messages::subscriber_posting_in_channel_channel_admins_only),
         case!(cases_messages::member_posting_under_admins_only_send_policy),
         case!(cases_messages::reacting_where_reactions_are_off),
+        case!(cases_messages::reacting_in_a_bucket_past_the_retention),
         case!(cases_messages::media_where_attachments_are_off),
         case!(cases_messages::thread_deeper_than_max_thread_too_deep),
         case!(cases_messages::proposal_accepted_by_own_author_not_counterparty),
@@ -317,6 +320,12 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_limits::reactions_per_member_per_message_too_many_reactions),
         case!(cases_limits::second_creation_already_created),
         case!(cases_limits::resubmitting_anothers_change_needs_read_access),
+        case!(cases_lifecycle::posting_in_a_locked_conversation_conversation_locked),
+        case!(cases_lifecycle::writing_to_a_deleted_conversation_conversation_deleted),
+        case!(cases_lifecycle::posting_in_a_blocked_direct_conversation_blocked),
+        case!(cases_joining::asking_to_join_needs_approval_and_a_link_or_open_policy),
+        case!(cases_joining::answering_requests_under_admins_only_add_policy),
+        case!(cases_joining::withdrawing_a_request_and_asking_again),
     ]
 }
 
@@ -342,6 +351,7 @@ pub const CODES: &[&str] = &[
     "channel_admins_only",
     "admins_only",
     "reactions_disabled",
+    "retention_expired",
     "attachments_disabled",
     "thread_too_deep",
     "not_counterparty",
@@ -362,6 +372,12 @@ pub const CODES: &[&str] = &[
     "already_created",
     "not_member",
     "not_owner",
+    "conversation_locked",
+    "conversation_deleted",
+    "blocked",
+    "direct_only",
+    "join_not_allowed",
+    "approval_required",
 ];
 
 /// Panics unless `code` is in [`CODES`].

@@ -23,7 +23,8 @@ use confab_core::automerge::ActorId;
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::{ClientConfig, ClientEngine, Output};
 use confab_core::doc::write;
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
+use confab_core::limits::BUCKET_TARGET_MESSAGES;
 use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
@@ -86,7 +87,8 @@ struct Writers {
     rng: Rng,
     written: usize,
     /// (seq, message id) of every message posted, from the acks.
-    acked: Vec<(u64, String)>,
+    /// ((part, seq), message id) of every acked message: the server's order.
+    acked: Vec<((usize, u64), String)>,
 }
 
 impl Writers {
@@ -135,42 +137,54 @@ impl Writers {
         expect_acks(self.clients[0].submit(&doc, &[change]).await?)
     }
 
-    /// Posts `count` messages into `bucket` (round robin over writers, 500 per submit), each
-    /// acked before this returns.
+    /// Posts `count` messages into the bucket `parts` (round robin over writers; the n-th
+    /// message of the run goes to part n / BUCKET_TARGET_MESSAGES, as writers following the
+    /// conversation fill it; up to 500 per submit), each acked before this returns. A part is
+    /// written to the end before the next one.
     async fn post(
         &mut self,
-        bucket: &DocId,
+        parts: &[DocId],
         first_at: i64,
         count: usize,
         chars: usize,
     ) -> Result<()> {
         let writers = self.devices.len();
-        let mut per_writer: Vec<Vec<(confab_core::automerge::Change, String)>> =
-            vec![Vec::new(); writers];
-        for i in 0..count {
-            let w = (self.written + i) % writers;
-            let at = first_at + i as i64;
-            let id = MessageId::new(message_id(&mut self.rng, at))?;
-            let author = account(&self.devices[w].account)?;
-            let text = id.to_string();
-            let message = NewMessage::text(id, author, body(&mut self.rng, chars), at);
-            let change =
-                self.devices[w].write(bucket, |d, t| write::post_message(d, t, &message))?;
-            per_writer[w].push((change, text));
-        }
-        self.written += count;
-        for (w, changes) in per_writer.iter().enumerate() {
-            for chunk in changes.chunks(500) {
-                let batch: Vec<_> = chunk.iter().map(|(c, _)| c.clone()).collect();
-                let answers = self.clients[w].submit(bucket, &batch).await?;
-                expect_acks(answers.clone())?;
-                for (answer, (_, id)) in answers.iter().zip(chunk) {
-                    if let Answer::Ack { seq, .. } = answer {
-                        self.acked.push((*seq, id.clone()));
+        let first = self.written;
+        let mut i = 0;
+        while i < count {
+            let part = (first + i) / BUCKET_TARGET_MESSAGES;
+            let doc = parts
+                .get(part)
+                .ok_or_else(|| anyhow!("message {} falls past the last part", first + i))?;
+            let end = count.min((part + 1) * BUCKET_TARGET_MESSAGES - first);
+            let mut per_writer: Vec<Vec<(confab_core::automerge::Change, String)>> =
+                vec![Vec::new(); writers];
+            for k in i..end {
+                let w = (first + k) % writers;
+                let at = first_at + k as i64;
+                let id = MessageId::new(message_id(&mut self.rng, at))?;
+                let author = account(&self.devices[w].account)?;
+                let text = id.to_string();
+                let message = NewMessage::text(id, author, body(&mut self.rng, chars), at);
+                let change =
+                    self.devices[w].write(doc, |d, t| write::post_message(d, t, &message))?;
+                per_writer[w].push((change, text));
+            }
+            for (w, changes) in per_writer.iter().enumerate() {
+                for chunk in changes.chunks(500) {
+                    let batch: Vec<_> = chunk.iter().map(|(c, _)| c.clone()).collect();
+                    let answers = self.clients[w].submit(doc, &batch).await?;
+                    expect_acks(answers.clone())?;
+                    for (answer, (_, id)) in answers.iter().zip(chunk) {
+                        if let Answer::Ack { seq, .. } = answer {
+                            self.acked.push(((part, *seq), id.clone()));
+                        }
                     }
                 }
             }
+            i = end;
         }
+        self.written += count;
         Ok(())
     }
 }
@@ -356,15 +370,23 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     let conv_doc = DocId::conv(&tenant(), &conv);
     let now = now_ms();
     let day = now.div_euclid(DEFAULT_BUCKET_MS);
-    let bucket = DocId::msgs(&tenant(), &conv, day);
-    // Every message in today's bucket, in the past (at most 1 ms apart).
+    // Every message in today's period, in the past (at most 1 ms apart), in parts of
+    // BUCKET_TARGET_MESSAGES.
     let total = args.before + args.messages;
+    let parts: Vec<DocId> = (0..total.div_ceil(BUCKET_TARGET_MESSAGES).max(1))
+        .map(|k| DocId::msgs(&tenant(), &conv, Bucket::new(day, k as u32)))
+        .collect();
+    let before_parts = args.before.div_ceil(BUCKET_TARGET_MESSAGES).max(1);
+    let mut followed = vec![conv_doc.clone()];
+    followed.extend(parts[..before_parts].iter().cloned());
+    let mut all = vec![conv_doc.clone()];
+    all.extend(parts.iter().cloned());
     let first_at = (now - total as i64 - 1_000).max(day * DEFAULT_BUCKET_MS);
 
     let mut writers = Writers::start(&server, args.writers).await?;
     writers.create_group(&conv).await?;
     writers
-        .post(&bucket, first_at, args.before, args.body_chars)
+        .post(&parts, first_at, args.before, args.body_chars)
         .await?;
 
     // The reader follows the conversation and today's bucket, then goes offline.
@@ -379,16 +401,10 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
             actor: ActorId::from(&[0x7e; 16][..]),
         });
         // Opening indexes them in the store (written by the first drain).
-        for doc in [&conv_doc, &bucket] {
+        for doc in &followed {
             engine.open(doc).map_err(|e| anyhow!("{e}"))?;
         }
-        catch_up(
-            &url,
-            &mut engine,
-            &store,
-            &[conv_doc.clone(), bucket.clone()],
-        )
-        .await?;
+        catch_up(&url, &mut engine, &store, &followed).await?;
         let had = engine.timeline(&conv).len();
         if had != args.before {
             bail!(
@@ -401,7 +417,7 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     let write_started = Instant::now();
     writers
         .post(
-            &bucket,
+            &parts,
             first_at + args.before as i64,
             args.messages,
             args.body_chars,
@@ -421,13 +437,12 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
         let dir = base.join(format!("run{run}"));
         copy_dir(&offline, &dir)?;
         let (mut engine, store) = restore_reader(&dir)?;
-        let m = catch_up(
-            &url,
-            &mut engine,
-            &store,
-            &[conv_doc.clone(), bucket.clone()],
-        )
-        .await?;
+        // The parts written while it was away: the newest is followed and the others paged
+        // by a real client; here all of them are caught up, to compare with the past runs.
+        for doc in &all {
+            engine.open(doc).map_err(|e| anyhow!("{e}"))?;
+        }
+        let m = catch_up(&url, &mut engine, &store, &all).await?;
         // Correct and complete: every message, server order, nothing pending.
         let timeline = engine.timeline(&conv);
         let ids: Vec<String> = timeline.iter().map(|i| i.message.id.to_string()).collect();

@@ -274,7 +274,11 @@ async fn flood(url: String, bucket: DocId, what: Flood) -> Result<FloodResult> {
 }
 
 async fn run_one(args: &Args, backend: Backend, scenario: &str) -> Result<Run> {
-    let server = TestServer::start_bin(&args.server_bin, backend, &[]).await?;
+    let debug = std::env::var_os("FLOOD_DEBUG").is_some();
+    let server = match debug {
+        true => TestServer::start_logged(&args.server_bin, backend, &[]).await?,
+        false => TestServer::start_bin(&args.server_bin, backend, &[]).await?,
+    };
     let url = server.ws_url();
     let tenant = TenantId::new(TENANT).map_err(|e| anyhow!("{e}"))?;
     let conv = ConvId::new("flooded").map_err(|e| anyhow!("{e}"))?;
@@ -378,6 +382,7 @@ async fn run_one(args: &Args, backend: Backend, scenario: &str) -> Result<Run> {
 
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let t0 = Instant::now();
+    let t0_ms = now_ms();
     let mut sent_at = Vec::with_capacity(count);
     for (i, (hash, bytes)) in messages.into_iter().enumerate() {
         let due = t0 + interval * i as u32;
@@ -392,6 +397,11 @@ async fn run_one(args: &Args, backend: Backend, scenario: &str) -> Result<Run> {
     let flood = tokio::time::timeout(Duration::from_secs(120), flood_task)
         .await
         .map_err(|_| anyhow!("the flood was not answered within 120 s"))???;
+    let server_log = if debug {
+        server.log_tail(5_000)
+    } else {
+        String::new()
+    };
     drop(server);
 
     let acks = acks.lock().map_err(|_| anyhow!("poisoned"))?;
@@ -409,8 +419,8 @@ async fn run_one(args: &Args, backend: Backend, scenario: &str) -> Result<Run> {
             }
         }
     }
-    if std::env::var_os("FLOOD_DEBUG").is_some() {
-        eprintln!("latencies in send order (ms): {all:.1?}");
+    if debug {
+        debug_report(t0, t0_ms, &sent_at, &acks, &flood, &server_log);
     }
     all.sort_by(f64::total_cmp);
     during.sort_by(f64::total_cmp);
@@ -438,6 +448,67 @@ async fn run_one(args: &Args, backend: Backend, scenario: &str) -> Result<Run> {
             _ => 0.0,
         },
     })
+}
+
+/// `FLOOD_DEBUG`: where the slow acks fall (ms from the member's first message, and the
+/// wall clock to compare with the server's log), the flood's window, and the server's log
+/// lines other than requests.
+fn debug_report(
+    t0: Instant,
+    t0_ms: i64,
+    sent_at: &[([u8; 32], Instant)],
+    acks: &HashMap<[u8; 32], Instant>,
+    flood: &FloodResult,
+    server_log: &str,
+) {
+    let clock = |at: Instant| {
+        let ms = t0_ms + at.saturating_duration_since(t0).as_millis() as i64;
+        let day = ms.rem_euclid(86_400_000);
+        format!(
+            "{:02}:{:02}:{:02}.{:03}",
+            day / 3_600_000,
+            day / 60_000 % 60,
+            day / 1000 % 60,
+            day % 1000
+        )
+    };
+    let offset = |at: Instant| at.saturating_duration_since(t0).as_secs_f64() * 1000.0;
+    if let (Some(s), Some(e)) = (flood.started, flood.ended) {
+        eprintln!(
+            "flood: {:.0}-{:.0} ms ({} - {})",
+            offset(s),
+            offset(e),
+            clock(s),
+            clock(e)
+        );
+    }
+    let mut lat: Vec<(f64, usize, Instant)> = sent_at
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (h, sent))| {
+            let at = acks.get(h)?;
+            Some((
+                at.saturating_duration_since(*sent).as_secs_f64() * 1000.0,
+                i,
+                *sent,
+            ))
+        })
+        .collect();
+    lat.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (ms, i, sent) in lat.iter().take(5) {
+        eprintln!(
+            "slow ack: message {i} sent at {:.0} ms ({}): {ms:.1} ms",
+            offset(*sent),
+            clock(*sent)
+        );
+    }
+    let noted = ["WARN", "ERROR", "slow commit", "audit", "rejected"];
+    for line in server_log
+        .lines()
+        .filter(|l| noted.iter().any(|n| l.contains(n)))
+    {
+        eprintln!("  server: {line}");
+    }
 }
 
 #[tokio::main]

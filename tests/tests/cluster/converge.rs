@@ -165,14 +165,18 @@ pub async fn one_timeline(
         log.len()
     );
     let mut db = nodes.db().await?;
-    let projected: HashMap<String, i64> =
-        sqlx::query("SELECT message, seq FROM messages WHERE doc_id = $1")
-            .bind(bucket.to_string())
-            .fetch_all(&mut db)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("message")?, r.try_get("seq")?)))
-            .collect::<Result<_>>()?;
+    let projected: HashMap<String, i64> = sqlx::query(
+        "SELECT m.message, m.seq FROM messages m JOIN conversations c ON c.id = m.cid \
+             WHERE c.tenant = split_part($1, '/', 1) \
+               AND c.conv = split_part(split_part($1, '/', 3), '.', 1) \
+               AND m.period = confab_msgs_period($1) AND m.part = confab_msgs_part($1)",
+    )
+    .bind(bucket.to_string())
+    .fetch_all(&mut db)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("message")?, r.try_get("seq")?)))
+    .collect::<Result<_>>()?;
     for (seq, id) in first {
         ensure!(
             projected.get(id) == Some(&(*seq as i64)),

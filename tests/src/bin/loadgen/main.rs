@@ -15,9 +15,11 @@
 //! It reports accepted messages/s (acks / time from the first send to the last ack),
 //! submit→ack latency, submit→delivery latency (to each other client, and until every other
 //! client has it), server CPU per 1,000 messages (utime+stime of the server process; on
-//! Postgres also the database's backends), RSS, and stored bytes per message of the bucket
-//! document after `confab-server compact`. A table goes to stdout at the end, one JSON line
-//! per run as it finishes (also appended to `--json FILE`). Progress goes to stderr.
+//! Postgres also the database's backends), RSS, stored bytes per message of the bucket
+//! document after `confab-server compact`, and the whole database's bytes per message after
+//! that compaction and a vacuum, table by table (`storage.rs`). A table goes to stdout at
+//! the end, one JSON line per run as it finishes (also appended to `--json FILE`). Progress
+//! goes to stderr.
 //! `--repeat K` runs every configuration K times and judges the targets on the median run.
 //! Every run also reports the machine it had (`machine.rs`): CPU busy and steal shares
 //! during the run, and, just before it, the CPU's speed (SHA-256 of 1 MiB), a thread
@@ -44,6 +46,7 @@
 
 mod cluster;
 mod machine;
+mod storage;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -56,7 +59,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use confab_core::automerge::Automerge;
 use confab_core::doc::{read, write};
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
+use confab_core::limits::{BUCKET_OPENS_NEXT_AT, BUCKET_TARGET_MESSAGES};
 use confab_core::model::conversation::{Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
@@ -85,6 +89,8 @@ const TARGET_BURST_PER_S: f64 = 10_000.0;
 const TARGET_PACED_P50_MS: f64 = 2.0;
 const TARGET_PACED_P99_MS: f64 = 10.0;
 const TARGET_STORED_BYTES: f64 = 60.0;
+/// Issue 17: the whole database per message after compaction and vacuum, either backend.
+const TARGET_DB_BYTES: f64 = 300.0;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -502,16 +508,27 @@ async fn subscribe(ws: &mut Ws, doc: &DocId) -> Result<()> {
 /// One client's pre-written message changes.
 struct Prepared {
     /// Submit frames, ready to send, and how many changes each carries.
-    frames: Vec<(Bytes, usize)>,
+    /// (frame, changes in it, its bucket part)
+    frames: Vec<(Bytes, usize, usize)>,
     /// Hash of change i → i.
     index: HashMap<[u8; 32], usize>,
     count: usize,
 }
 
+/// Which bucket part message `j` of client `client` (of `clients`) goes to: messages are
+/// numbered across clients in sending order (`j * clients + client`), and each part takes
+/// `BUCKET_TARGET_MESSAGES` of them, as clients that follow the conversation fill it (a
+/// part opens once the one before holds half of that, which two clients sending in turn
+/// always reach; paced clients by time).
+fn part_of(j: usize, client: usize, clients: usize) -> usize {
+    (j * clients + client) / BUCKET_TARGET_MESSAGES
+}
+
 #[allow(clippy::too_many_arguments)]
 fn prepare(
     device: &mut Device,
-    bucket: &DocId,
+    parts: &[DocId],
+    (client, clients): (usize, usize),
     count: usize,
     batch: usize,
     body_chars: usize,
@@ -521,27 +538,32 @@ fn prepare(
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let author = AccountId::new(device.account.clone())?;
     let mut index = HashMap::with_capacity(count);
-    let mut raw = Vec::with_capacity(count);
+    let mut raw: Vec<(usize, ByteBuf)> = Vec::with_capacity(count);
     for i in 0..count {
         // One millisecond apart, as a client typing fast would stamp them.
         let at = created_at + i as i64;
         let id = MessageId::new(message_id(&mut rng, at))?;
         let message = NewMessage::text(id, author.clone(), body(&mut rng, body_chars), at);
-        let change = device.write(bucket, |d, t| write::post_message(d, t, &message))?;
+        let part = part_of(i, client, clients);
+        let doc = parts
+            .get(part)
+            .ok_or_else(|| anyhow!("message {i} falls past the last part"))?;
+        let change = device.write(doc, |d, t| write::post_message(d, t, &message))?;
         index.insert(change.hash().0, i);
-        raw.push(ByteBuf::from(change.raw_bytes().to_vec()));
+        raw.push((part, ByteBuf::from(change.raw_bytes().to_vec())));
     }
-    let doc = bucket.to_string();
-    let frames = raw
-        .chunks(batch.max(1))
-        .map(|chunk| {
+    // A frame carries changes of one part, at most `batch`.
+    let mut frames = Vec::new();
+    for run in raw.chunk_by(|a, b| a.0 == b.0) {
+        let doc = parts[run[0].0].to_string();
+        for chunk in run.chunks(batch.max(1)) {
             let frame = ClientFrame::Submit {
                 doc: doc.clone(),
-                changes: chunk.to_vec(),
+                changes: chunk.iter().map(|(_, c)| c.clone()).collect(),
             };
-            (Bytes::from(encode_client(&frame)), chunk.len())
-        })
-        .collect();
+            frames.push((Bytes::from(encode_client(&frame)), chunk.len(), run[0].0));
+        }
+    }
     Ok(Prepared {
         frames,
         index,
@@ -564,7 +586,8 @@ struct ReaderOut {
 #[allow(clippy::too_many_arguments)]
 async fn reader(
     mut stream: Stream,
-    bucket: String,
+    parts: Arc<HashMap<String, u64>>,
+    opened: Arc<PartsOpened>,
     index: Arc<HashMap<[u8; 32], usize>>,
     expect_answers: usize,
     expect_deliveries: usize,
@@ -610,10 +633,11 @@ async fn reader(
             }
         };
         match frame {
-            ServerFrame::Ack { hash, seq, .. } => {
+            ServerFrame::Ack { doc, hash, seq } => {
                 let key: Option<[u8; 32]> = hash.as_slice().try_into().ok();
-                if let Some(i) = key.and_then(|k| index.get(&k)) {
-                    out.acks.push((*i, seq, now));
+                if let (Some(i), Some(part)) = (key.and_then(|k| index.get(&k)), parts.get(&doc)) {
+                    out.acks.push((*i, delivery_key(*part, seq), now));
+                    opened.acked(*part as usize);
                 }
                 answers += 1;
                 answered.fetch_add(1, Ordering::Release);
@@ -625,8 +649,12 @@ async fn reader(
                 answered.fetch_add(1, Ordering::Release);
                 notify.notify_one();
             }
-            ServerFrame::Changes { doc, changes } if doc == bucket => {
-                out.deliveries.extend(changes.iter().map(|c| (c.seq, now)));
+            ServerFrame::Changes { doc, changes } => {
+                if let Some(part) = parts.get(&doc) {
+                    let part = *part;
+                    out.deliveries
+                        .extend(changes.iter().map(|c| (delivery_key(part, c.seq), now)));
+                }
             }
             ServerFrame::Error { code, message, .. } => {
                 out.errors.push(format!("{code}: {message}"));
@@ -641,18 +669,60 @@ async fn reader(
     (stream, out)
 }
 
+/// Acked messages per bucket part, shared by all clients of a run: a writer sends its first
+/// message of part `p` once part `p - 1` holds `BUCKET_OPENS_NEXT_AT` (the server refuses it
+/// `bucket_not_open` before; a real client would move it, a benchmark waits instead).
+struct PartsOpened {
+    acked: Vec<AtomicUsize>,
+}
+
+impl PartsOpened {
+    fn new(parts: usize) -> Self {
+        PartsOpened {
+            acked: (0..parts).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    fn acked(&self, part: usize) {
+        if let Some(n) = self.acked.get(part) {
+            n.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Waits (at most 30 s) until a message may open `part`: polls every 0.2 ms, which
+    /// happens only at a part's first frames.
+    async fn open(&self, part: usize) -> Result<()> {
+        let Some(previous) = part.checked_sub(1).and_then(|p| self.acked.get(p)) else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while previous.load(Ordering::Acquire) < BUCKET_OPENS_NEXT_AT {
+            if tokio::time::Instant::now() >= deadline {
+                bail!("part {part} did not open within 30 s");
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        Ok(())
+    }
+}
+
+/// One key per stored change of the run: its part and its seq in that part.
+fn delivery_key(part: u64, seq: u64) -> u64 {
+    (part << 40) | seq
+}
+
 /// Send instants of every change, by index.
 async fn burst_writer(
     mut sink: Sink,
     prepared: Arc<Prepared>,
     window: usize,
-    answered: Arc<AtomicUsize>,
-    notify: Arc<Notify>,
+    (answered, notify, opened): (Arc<AtomicUsize>, Arc<Notify>, Arc<PartsOpened>),
     mut go: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(Sink, Vec<Instant>)> {
     let mut sent_at = Vec::with_capacity(prepared.count);
     let _ = go.wait_for(|g| *g).await;
-    for (bytes, n) in &prepared.frames {
+    for (bytes, n, part) in &prepared.frames {
+        opened.open(*part).await?;
         loop {
             let unacked = sent_at.len() - answered.load(Ordering::Acquire).min(sent_at.len());
             if unacked + n <= window.max(*n) {
@@ -676,13 +746,15 @@ async fn paced_writer(
     prepared: Arc<Prepared>,
     start_offset: Duration,
     interval: Duration,
+    opened: Arc<PartsOpened>,
     mut go: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(Sink, Vec<Instant>)> {
     let mut sent_at = Vec::with_capacity(prepared.count);
     let _ = go.wait_for(|g| *g).await;
     let start = tokio::time::Instant::now() + start_offset;
-    for (k, (bytes, n)) in prepared.frames.iter().enumerate() {
+    for (k, (bytes, n, part)) in prepared.frames.iter().enumerate() {
         tokio::time::sleep_until(start + interval.mul_f64(k as f64)).await;
+        opened.open(*part).await?;
         let now = Instant::now();
         sink.send(Message::Binary(bytes.clone()))
             .await
@@ -780,9 +852,12 @@ struct RunResult {
     /// The bucket document's snapshot after `confab-server compact`, per message.
     stored_bytes_per_msg: f64,
     /// Whole database per message (SQLite file + WAL, or every Postgres table with its
-    /// indexes): projection rows and indexes included, space freed by compaction not
-    /// returned (no VACUUM).
+    /// indexes) after compaction, before any vacuum: space freed by compaction not returned.
+    db_bytes_per_msg_raw: f64,
+    /// The same after a vacuum (`storage.rs`): what the live rows and indexes cost.
     db_bytes_per_msg: f64,
+    /// That database table by table.
+    db: storage::DbBytes,
     compact_summary: String,
     /// Wall time of `confab-server compact`.
     compact_s: f64,
@@ -845,7 +920,7 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
     let bucket_index = start_ms.div_euclid(DEFAULT_BUCKET_MS);
     let bucket_end = (bucket_index + 1) * DEFAULT_BUCKET_MS;
     let created_at = start_ms.min(bucket_end - 120_000);
-    let bucket = DocId::msgs(&tenant, &conv, created_at.div_euclid(DEFAULT_BUCKET_MS));
+    let period = created_at.div_euclid(DEFAULT_BUCKET_MS);
     let accounts: Vec<String> = (0..n).map(|i| format!("user{i:02}")).collect();
 
     // Connect, create the group in one change, subscribe everyone.
@@ -881,11 +956,6 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
             _ => {}
         }
     }
-    for ws in sockets.iter_mut() {
-        subscribe(ws, &conv_doc).await?;
-        subscribe(ws, &bucket).await?;
-    }
-
     // Write every change before the clock starts.
     let (per_client, batch, interval) = match p.mode {
         Mode::Burst => (p.burst_messages.div_ceil(n).max(1), p.batch.max(1), None),
@@ -900,11 +970,31 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
             )
         }
     };
+    // Every part the run fills, subscribed by everyone before the clock starts.
+    let part_count = part_of(per_client.saturating_sub(1), n - 1, n) + 1;
+    let parts: Vec<DocId> = (0..part_count)
+        .map(|k| DocId::msgs(&tenant, &conv, Bucket::new(period, k as u32)))
+        .collect();
+    for ws in sockets.iter_mut() {
+        subscribe(ws, &conv_doc).await?;
+        for part in &parts {
+            subscribe(ws, part).await?;
+        }
+    }
+    let part_of_doc: Arc<HashMap<String, u64>> = Arc::new(
+        parts
+            .iter()
+            .enumerate()
+            .map(|(k, d)| (d.to_string(), k as u64))
+            .collect(),
+    );
+    let opened = Arc::new(PartsOpened::new(part_count));
     let mut prepared = Vec::with_capacity(n);
     for (i, device) in devices.iter_mut().enumerate() {
         prepared.push(Arc::new(prepare(
             device,
-            &bucket,
+            &parts,
+            (i, n),
             per_client,
             batch,
             p.body_chars,
@@ -929,7 +1019,8 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
         let index = Arc::new(prepared[i].index.clone());
         readers.push(tokio::spawn(reader(
             stream,
-            bucket.to_string(),
+            part_of_doc.clone(),
+            opened.clone(),
             index,
             per_client,
             total,
@@ -941,12 +1032,19 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
         let prep = prepared[i].clone();
         let go = go_rx.clone();
         writers.push(match interval {
-            None => tokio::spawn(burst_writer(sink, prep, p.window, answered, notify, go)),
+            None => tokio::spawn(burst_writer(
+                sink,
+                prep,
+                p.window,
+                (answered, notify, opened.clone()),
+                go,
+            )),
             Some(every) => tokio::spawn(paced_writer(
                 sink,
                 prep,
                 Duration::from_secs_f64(i as f64 / f64::from(p.rate.max(1))),
                 every,
+                opened.clone(),
                 go,
             )),
         });
@@ -1260,11 +1358,11 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
 
     // Storage: stop, measure, compact, measure.
     stop(server).await?;
-    result.bucket_bytes_before_compaction = bucket_bytes(server, &bucket).await?.0;
+    result.bucket_bytes_before_compaction = parts_bytes(server, &parts).await?.0;
     let compacting = Instant::now();
     result.compact_summary = server.compact().await?;
     result.compact_s = compacting.elapsed().as_secs_f64();
-    let (after, messages) = bucket_bytes(server, &bucket).await?;
+    let (after, messages) = parts_bytes(server, &parts).await?;
     result.bucket_bytes_after_compaction = after;
     result.messages_after_compaction = messages;
     let db_bytes = match &server.database_url {
@@ -1275,11 +1373,13 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
             .sum(),
         Some(url) => pg_table_bytes(url).await?,
     };
+    result.db = storage::measure(server.database_url.as_deref(), &server.data_dir).await?;
     if acked > 0 {
         result.stored_bytes_per_msg_before =
             result.bucket_bytes_before_compaction as f64 / acked as f64;
         result.stored_bytes_per_msg = after as f64 / acked as f64;
-        result.db_bytes_per_msg = db_bytes as f64 / acked as f64;
+        result.db_bytes_per_msg_raw = db_bytes as f64 / acked as f64;
+        result.db_bytes_per_msg = result.db.total as f64 / acked as f64;
     }
     if messages != acked {
         result.errors.push(format!(
@@ -1289,21 +1389,25 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
     Ok(result)
 }
 
-/// The bucket's stored bytes and, when compacted, the messages its snapshot holds.
-async fn bucket_bytes(server: &TestServer, bucket: &DocId) -> Result<(u64, usize)> {
+/// The bucket parts' stored bytes and, when compacted, the messages their snapshots hold.
+async fn parts_bytes(server: &TestServer, parts: &[DocId]) -> Result<(u64, usize)> {
     let store =
         confab_server::maintenance::open_store(server.database_url.as_deref(), &server.data_dir)
             .await
             .context("opening the store")?;
-    let bytes = store.stored_bytes(bucket).await?;
-    let stored = store.load_doc(bucket).await?;
-    let messages = match &stored.snapshot {
-        Some(snapshot) if stored.changes.is_empty() => {
-            let doc = Automerge::load(snapshot).map_err(|e| anyhow!("loading snapshot: {e}"))?;
-            read::read_messages(&doc).len()
-        }
-        _ => 0,
-    };
+    let (mut bytes, mut messages) = (0, 0);
+    for part in parts {
+        bytes += store.stored_bytes(part).await?;
+        let stored = store.load_doc(part).await?;
+        messages += match &stored.snapshot {
+            Some(snapshot) if stored.changes.is_empty() => {
+                let doc =
+                    Automerge::load(snapshot).map_err(|e| anyhow!("loading snapshot: {e}"))?;
+                read::read_messages(&doc).len()
+            }
+            _ => 0,
+        };
+    }
     Ok((bytes, messages))
 }
 
@@ -1356,13 +1460,18 @@ fn table(results: &[RunResult]) {
             r.db_bytes_per_msg,
         );
         println!("         machine: {}", machine_line(&r.machine));
+        println!(
+            "         database after compaction and vacuum: {} ({:.0} B/msg before the vacuum)",
+            r.db.line(r.messages_acked),
+            r.db_bytes_per_msg_raw
+        );
         println!("         server stages, mean ms: {}", r.stages.line());
         for e in &r.errors {
             println!("         ! {e}");
         }
     }
     println!();
-    println!("targets (Postgres, durable commits): burst ≥ {TARGET_BURST_PER_S:.0} msg/s; paced delivery p50 ≤ {TARGET_PACED_P50_MS} ms, p99 ≤ {TARGET_PACED_P99_MS} ms; ≤ {TARGET_STORED_BYTES} stored bytes/msg after compaction");
+    println!("targets (Postgres, durable commits): burst ≥ {TARGET_BURST_PER_S:.0} msg/s; paced delivery p50 ≤ {TARGET_PACED_P50_MS} ms, p99 ≤ {TARGET_PACED_P99_MS} ms; ≤ {TARGET_STORED_BYTES} stored bytes/msg after compaction; either backend: ≤ {TARGET_DB_BYTES} database bytes/msg after compaction and vacuum");
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
     let mut groups: Vec<(usize, &str)> = Vec::new();
     for r in results.iter().filter(|r| r.backend == "postgres") {
@@ -1420,6 +1529,16 @@ fn table(results: &[RunResult]) {
                 })
             );
         }
+    }
+    for r in results {
+        println!(
+            "  {} N={:<2} {}: database {:.0} B/msg after compaction and vacuum {}",
+            r.backend,
+            r.clients,
+            r.mode,
+            r.db_bytes_per_msg,
+            verdict(r.db_bytes_per_msg <= TARGET_DB_BYTES)
+        );
     }
 }
 
