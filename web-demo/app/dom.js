@@ -28,6 +28,22 @@ function append(el, children) {
   }
 }
 
+/** Rebuilds `el` with `build()` only when `sig` (what it shows, as a string) changed: a push
+ * that changes nothing here keeps its nodes, and with them the focus and an open <select>. */
+export function remountIf(el, sig, build) {
+  if (shown.get(el) === sig) return false;
+  shown.set(el, sig);
+  build();
+  return true;
+}
+
+/** Forgets what `el` shows: the next `remountIf` rebuilds it. */
+export function forget(el) {
+  shown.delete(el);
+}
+
+const shown = new WeakMap();
+
 /** Replaces the children of `el`. */
 export function mount(el, ...children) {
   el.replaceChildren();
@@ -43,7 +59,7 @@ export function guarded(label, verdict, onclick, attrs = {}) {
     {
       ...attrs,
       disabled: !allowed,
-      title: allowed ? attrs.title : `Not allowed: ${verdict.reason} (${verdict.code})`,
+      title: allowed ? attrs.title : verdict.reason,
       dataset: { ...(attrs.dataset ?? {}), code: allowed ? undefined : verdict.code },
       onclick,
     },
@@ -51,10 +67,28 @@ export function guarded(label, verdict, onclick, attrs = {}) {
   );
 }
 
-/** A short-lived notice in the corner. */
+/** A short-lived notice at the top: one at a time (a new one replaces the last), never over
+ * the composer. Refusals do not come here: they are notes in place (`state.note`). */
 export function toast(text, kind = "info") {
   const box = document.getElementById("toasts");
   const el = h("div", { class: `toast ${kind}` }, text);
-  box.append(el);
+  box.replaceChildren(el);
   setTimeout(() => el.remove(), kind === "error" ? 7000 : 3500);
+}
+
+/** A refusal in place: the sentence for people, the code and the technical detail for the
+ * curious (title), and a way to put it away. */
+export function refusalNote(refusal, onDismiss, attrs = {}) {
+  return h(
+    "div",
+    {
+      class: "note",
+      role: "alert",
+      title: refusal.detail ? `${refusal.detail} (${refusal.code})` : refusal.code,
+      dataset: { code: refusal.code },
+      ...attrs,
+    },
+    h("span", { class: "note-text" }, refusal.reason),
+    onDismiss && h("button", { class: "link", onclick: onDismiss }, "Dismiss"),
+  );
 }

@@ -1,13 +1,13 @@
-// One signed-in account: its ConfabClient (IndexedDB store, WebSocket sync), the online /
-// offline switch, and discovery of conversations others added it to.
+// One signed-in account: its ConfabClient (IndexedDB store, WebSocket sync) and the online /
+// offline switch. Conversations others add it to need no polling: the server tells the
+// client, which follows them by itself and says so with a `membership` event.
 import init, { ConfabClient } from "../pkg/confab_wasm.js";
-import { demoToken, Rest } from "./api.js";
+import { demoToken } from "./api.js";
 import { toast } from "./dom.js";
-import { convTitle, describeIntent } from "./format.js";
-import { render, ui } from "./state.js";
+import { displayName } from "./format.js";
+import { note, render, ui } from "./state.js";
 
 let wasm;
-const DISCOVERY_MS = 3000;
 
 function offlineKey(tenant, account) {
   return `confab-demo:offline:${tenant}/${account}`;
@@ -24,23 +24,24 @@ export async function startSession({ account, tenant, users }) {
     storage: "indexeddb",
     tenant,
     account,
+    // ?trace: `trace` events (cargo xtask bench browser reads them).
+    trace: new URLSearchParams(location.search).has("trace"),
   });
   const session = {
     client,
     account,
     tenant,
     users,
-    rest: new Rest(account),
     opened: new Set(),
-    timer: undefined,
   };
   ui.session = session;
   client.on("*", (event) => onEvent(session, event));
   await client.ready();
+  followFocus(session);
 
   // Follow every stored conversation (today's bucket live), so the list shows new messages.
   for (const summary of client.conversations()) openQuietly(session, summary.conv);
-  session.timer = setInterval(() => discover(session), DISCOVERY_MS);
+  keepProfiles(session);
   if (isOfflineByChoice(session)) {
     ui.connection = "offline";
   } else {
@@ -50,8 +51,23 @@ export async function startSession({ account, tenant, users }) {
   return session;
 }
 
+/** Away while the page has no focus or is hidden, online otherwise (the others see it). */
+function followFocus(session) {
+  session.focus = new AbortController();
+  const say = (event) => {
+    session.here = event?.type === "blur" ? false : !document.hidden && (event?.type === "focus" || document.hasFocus());
+    session.client.setPresence(session.here ? "online" : "away");
+    render();
+  };
+  const signal = session.focus.signal;
+  window.addEventListener("focus", say, { signal });
+  window.addEventListener("blur", say, { signal });
+  document.addEventListener("visibilitychange", say, { signal });
+  say();
+}
+
 export async function stopSession(session) {
-  clearInterval(session.timer);
+  session.focus?.abort();
   await session.client.dispose();
   session.client.free();
   ui.session = undefined;
@@ -85,15 +101,19 @@ function goOnline(session) {
 
 function onEvent(session, event) {
   switch (event.type) {
-    case "online":
-      ui.connection = "online";
-      discover(session);
+    case "membership":
+      // Added: the client follows the conversation already (its list shows it); removed:
+      // the conversation says why. Re-added: the note goes.
+      if (event.following) {
+        session.opened.add(event.conv);
+        ui.revoked.delete(event.conv);
+      } else if (event.status !== "active") {
+        ui.revoked.set(event.conv, event.sentence);
+      }
       break;
-    case "offline":
-      ui.connection = isOfflineByChoice(session) || !event.willRetry ? "offline" : "connecting";
-      break;
-    case "reconnecting":
-      if (!isOfflineByChoice(session)) ui.connection = "connecting";
+    case "connection":
+      // The client's own view: offline within seconds of a lost network or server.
+      ui.connection = isOfflineByChoice(session) ? "offline" : event.state;
       break;
     case "revoked":
       if (event.conv) ui.revoked.set(event.conv, event.reason);
@@ -108,33 +128,30 @@ function onEvent(session, event) {
   render();
 }
 
+/** Intents whose refusal shows under their message (the timeline finds them in the outbox). */
+const SHOWN_UNDER_MESSAGE = new Set(["send", "react", "pin", "unpin", "edit", "delete", "answer_proposal"]);
+
+/** A refusal is a note in place, never a toast: under its message, or on its conversation. */
 function onRefused(session, { id, status }) {
-  const { client, account } = session;
+  const { client } = session;
   const item = client.outbox().find((o) => o.id === id);
-  const titleOf = (conv) => convTitle(client.conversation(conv), account);
-  const what = item ? describeIntent(item.intent, titleOf) : `Action ${id}`;
-  toast(`${what} was refused: ${status.reason}`, "error");
+  const conv = item?.intent.conv;
   // A removal this device has not seen yet (the server no longer sends it this
   // conversation) shows first as a refusal: say so on the conversation.
-  const conv = item?.intent.conv;
   if (conv && ["member_inactive", "not_member"].includes(status.code)) ui.revoked.set(conv, status.reason);
+  if (!conv || SHOWN_UNDER_MESSAGE.has(item.intent.type)) return;
+  note(conv, { reason: status.reason, code: status.code, detail: status.detail, intent: id });
 }
 
-/** Opens the conversations the server lists for this account that this device does not
- * know yet: groups, channels and threads others created and added it to. */
-async function discover(session) {
-  const { client } = session;
-  if (!client.online || session.discovering) return;
-  session.discovering = true;
-  try {
-    const known = new Set(client.conversations().map((s) => s.conv));
-    for (const id of await session.rest.conversationIds()) {
-      if (!known.has(id)) openQuietly(session, id);
-    }
-  } catch (e) {
-    console.warn("discovery:", e);
-  } finally {
-    session.discovering = false;
+/** Demo users get a profile with a display name ("Carol"), and each page follows the others'
+ * profiles: the client's sentences about refusals name people from profiles. */
+function keepProfiles(session) {
+  const { client, account, users } = session;
+  if (!client.profile(account)) {
+    client.setProfile({ kind: "personal", displayName: displayName(account) }).catch((e) => console.warn("profile:", e.message));
+  }
+  for (const user of users) {
+    if (user !== account) client.openProfile(user).catch((e) => console.warn(`profile of ${user}:`, e.message));
   }
 }
 

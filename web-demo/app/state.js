@@ -19,6 +19,10 @@ export const ui = {
   /** "online" | "connecting" | "offline". */
   connection: "offline",
   showArchived: false,
+  /** On a phone the list and the conversation are two screens: "list" | "conv". */
+  screen: "list",
+  /** Refusals not tied to a message, one note per place: conv id → { reason, code, detail }. */
+  notes: new Map(),
 };
 
 const renderers = new Set();
@@ -48,6 +52,7 @@ export function render() {
 export function select(conv) {
   if (ui.current !== conv) ui.menu = undefined;
   ui.current = conv;
+  ui.screen = "conv";
   if (ui.panel?.kind === "thread") ui.panel = undefined;
   const url = new URL(location.href);
   url.searchParams.set("conv", conv);
@@ -58,4 +63,24 @@ export function select(conv) {
 export function openPanel(panel) {
   ui.panel = panel;
   render();
+}
+
+/** Back to the conversation list (the phone layout's back button). */
+export function back() {
+  ui.screen = "list";
+  ui.menu = undefined;
+  if (ui.panel) ui.panel = undefined;
+  render();
+}
+
+/** A refusal shown in place of a toast: one note per conversation, the newest wins. */
+export function note(conv, refusal) {
+  if (refusal) ui.notes.set(conv, refusal);
+  else ui.notes.delete(conv);
+  render();
+}
+
+/** `{ reason, code, detail }` of a thrown ConfabError (or any error). */
+export function refusalOf(error) {
+  return { reason: error?.message ?? String(error), code: error?.code ?? "error", detail: error?.detail };
 }

@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -16,8 +17,16 @@ const SERVER_BIN = process.env.CONFAB_SERVER_BIN ?? join(root, "target/debug/con
 const WEB_ROOT = process.env.CONFAB_WEB_ROOT ?? join(root, "web-demo/dist");
 const CHROMIUM = process.env.CONFAB_CHROMIUM ?? "/usr/bin/chromium";
 export const ARTIFACTS = process.env.CONFAB_ARTIFACTS ?? join(root, "artifacts/e2e");
+/** Screenshots of the layout at each screen size. */
+export const LAYOUT_SHOTS = process.env.CONFAB_LAYOUT_SHOTS ?? join(root, "target/demo-e2e/screenshots");
 /** The whole suite stops itself after this, server included (xtask's own limit is longer). */
-const SUITE_LIMIT_MS = 10 * 60_000;
+const SUITE_LIMIT_MS = 14 * 60_000;
+
+/** The screen sizes every flow runs at: a laptop, and a phone (touch, 390×844). */
+export const SIZES = [
+  { name: "desktop", viewport: { width: 1280, height: 800 } },
+  { name: "phone", viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true },
+];
 export const WAIT_MS = 20_000;
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
@@ -33,7 +42,8 @@ function freePort() {
   });
 }
 
-/** `confab-server serve --demo` with the page; `stop()` kills it and removes its data. */
+/** `confab-server serve --demo` with the page; `stop()` kills it and removes its data;
+ * `kill()` kills it (data kept) and `restart()` starts it again on the same port and data. */
 export async function startServer() {
   for (const [what, path, how] of [
     ["confab-server", SERVER_BIN, "cargo build -p confab-server"],
@@ -44,16 +54,15 @@ export async function startServer() {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), "confab-web-e2e-"));
   const base = `http://127.0.0.1:${port}`;
-  const proc = spawn(
-    SERVER_BIN,
-    ["--data-dir", dataDir, "serve", "--demo", "--listen", `127.0.0.1:${port}`, "--web-root", WEB_ROOT],
-    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
-  );
-  const exited = new Promise((ok) => proc.once("exit", ok));
-  const stop = async () => {
-    clearTimeout(watchdog);
+  let proc;
+  let exited;
+  const kill = async () => {
     if (proc.exitCode === null) proc.kill("SIGKILL");
     await exited;
+  };
+  const stop = async () => {
+    clearTimeout(watchdog);
+    await kill();
     rmSync(dataDir, { recursive: true, force: true });
   };
   const watchdog = setTimeout(() => {
@@ -61,21 +70,30 @@ export async function startServer() {
     stop().finally(() => process.exit(1));
   }, SUITE_LIMIT_MS);
   process.once("exit", () => proc.exitCode === null && proc.kill("SIGKILL"));
-  const start = Date.now();
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`confab-server exited (${proc.exitCode}) before it was healthy`);
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) break;
-    } catch {
-      // not listening yet
+  const launch = async () => {
+    proc = spawn(
+      SERVER_BIN,
+      ["--data-dir", dataDir, "serve", "--demo", "--listen", `127.0.0.1:${port}`, "--web-root", WEB_ROOT],
+      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
+    );
+    exited = new Promise((ok) => proc.once("exit", ok));
+    const start = Date.now();
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`confab-server exited (${proc.exitCode}) before it was healthy`);
+      try {
+        if ((await fetch(`${base}/healthz`)).ok) break;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() - start > 30_000) {
+        await stop();
+        throw new Error(`confab-server did not answer on ${base} within 30 s`);
+      }
+      await sleep(100);
     }
-    if (Date.now() - start > 30_000) {
-      await stop();
-      throw new Error(`confab-server did not answer on ${base} within 30 s`);
-    }
-    await sleep(100);
-  }
-  return { base, stop };
+  };
+  await launch();
+  return { base, stop, kill, restart: launch };
 }
 
 /** Debian's Chromium, headless. Fails loudly when it is not installed. */
@@ -103,8 +121,7 @@ export async function launchBrowser() {
 }
 
 /** A folder of screenshots for one test: `shot(page, "what")` writes `NN-user-what.png`. */
-export function screenshots(test) {
-  const dir = join(ARTIFACTS, test.replace(/[^a-z0-9]+/gi, "-").toLowerCase());
+export function screenshots(test, dir = join(ARTIFACTS, test.replace(/[^a-z0-9]+/gi, "-").toLowerCase())) {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   let n = 0;
@@ -117,12 +134,16 @@ export function screenshots(test) {
 
 /** One user in a fresh browser context (its own IndexedDB), signed in and online. Page
  * errors are collected in `page.errors` (tests assert there are none). */
-export async function openUser(browser, base, user) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+export async function openUser(browser, base, user, size = SIZES[0]) {
+  const { name, ...options } = size;
+  const context = await browser.newContext(options);
   const page = await context.newPage();
   page.user = user;
+  page.size = name;
   page.errors = [];
+  page.logs = [];
   page.on("pageerror", (e) => page.errors.push(e.message));
+  page.on("console", (m) => page.logs.push(m.text()));
   page.on("console", (m) => m.type() === "error" && /render failed/.test(m.text()) && page.errors.push(m.text()));
   await page.goto(`${base}/?user=${user}`);
   await page.waitForSelector("#connection[data-state=online]", { timeout: WAIT_MS });
@@ -133,9 +154,11 @@ export async function openUser(browser, base, user) {
 
 /** Creates a group with `members` through the dialog; returns its conversation id. */
 export async function createGroup(page, title, members) {
+  await toList(page);
   await page.click('button[data-new="group"]');
   for (const box of await page.$$("dialog input[name=member]")) {
-    if (!members.includes(await box.getAttribute("value"))) await box.uncheck();
+    assert.equal(await box.isChecked(), false, "nobody is picked for me");
+    if (members.includes(await box.getAttribute("value"))) await box.check();
   }
   await page.fill("dialog input[name=title]", title);
   await page.click("dialog button[type=submit]");
@@ -143,8 +166,9 @@ export async function createGroup(page, title, members) {
   return new URL(page.url()).searchParams.get("conv");
 }
 
-/** Opens a conversation from the list once it is there (others' groups arrive by discovery). */
+/** Opens a conversation from the list once it is there (the server tells of others' groups). */
 export async function openConversation(page, conv) {
+  await toList(page);
   const item = page.locator(`.conv-item[data-conv="${conv}"]`);
   await item.waitFor({ timeout: WAIT_MS });
   await item.click();
@@ -158,10 +182,46 @@ export async function say(page, text) {
   await page.waitForSelector(`.center .msg.mine .msg-body:text-is("${text}")`, { timeout: WAIT_MS });
 }
 
+/** On a phone, back to the conversation list (the sidebar) when a conversation is shown. */
+export async function toList(page) {
+  const back = page.locator(".center #back");
+  if (await back.isVisible()) await back.click();
+}
+
+/** The switch is in the list: on a phone, go there and come back to the conversation. */
 export async function setOfflineSwitch(page, offline) {
+  const conv = new URL(page.url()).searchParams.get("conv");
+  const wasInConversation = await page.locator(".center #back").isVisible();
+  await toList(page);
   if (offline) await page.check("#offline-switch");
   else await page.uncheck("#offline-switch");
   await page.waitForSelector(`#connection[data-state=${offline ? "offline" : "online"}]`, { timeout: WAIT_MS });
+  if (wasInConversation && conv) await page.click(`.conv-item[data-conv="${conv}"]`);
+}
+
+/** Closes the side panel (members, thread) when one is open. */
+export async function closePanel(page) {
+  const close = page.locator(".side:not([hidden]) > header button[title=Close]");
+  if (await close.isVisible()) await close.click();
+}
+
+/** Visible buttons smaller than `min` px either way (touch targets): [{ text, width, height }]. */
+export function smallTargets(page, min = 44) {
+  return page.$$eval(
+    "button, [role=button]",
+    (els, min) =>
+      els
+        .map((el) => ({ el, box: el.getBoundingClientRect() }))
+        .filter(({ el, box }) => box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== "hidden")
+        .filter(({ box }) => box.width < min - 0.5 || box.height < min - 0.5)
+        .map(({ el, box }) => ({ text: el.textContent.trim().slice(0, 30), width: box.width, height: box.height })),
+    min,
+  );
+}
+
+/** Whether the page scrolls sideways (it must not, at any size). */
+export function scrollsSideways(page) {
+  return page.evaluate(() => document.scrollingElement.scrollWidth > window.innerWidth);
 }
 
 // ---------- reading the page ----------
@@ -173,7 +233,8 @@ export function timeline(page) {
       body: el.querySelector(".msg-body")?.textContent ?? "",
       author: el.dataset.author ?? null,
       status: el.dataset.status,
-      reason: el.querySelector(".msg-reason")?.textContent ?? null,
+      reason: el.querySelector(".msg-reason .note-text")?.textContent ?? null,
+      code: el.querySelector(".msg-reason")?.dataset.code ?? null,
     })),
   );
 }

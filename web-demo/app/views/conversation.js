@@ -1,16 +1,23 @@
 // One conversation: header, banners (removed, archived, closed), pinned messages, the
 // timeline with day separators and refused messages of mine, who is typing, and the composer.
 // Used in the middle column and, for threads, in the side panel.
-import { h, mount } from "../dom.js";
+import { h, mount, refusalNote, remountIf } from "../dom.js";
 import { dayKey, dayLabel, displayName } from "../format.js";
-import { render, ui } from "../state.js";
+import { note, render, ui } from "../state.js";
 import { Composer } from "./composer.js";
 import { renderHeader } from "./header.js";
-import { messageView, rejectedView } from "./message.js";
+import { messageNotes, messageView, rejectedView } from "./message.js";
 import { threadsByMessage } from "./thread.js";
+
+/** Outbox intents about one message (besides sending it): their refusals show under it. */
+const ABOUT_MESSAGE = new Set(["react", "pin", "unpin", "edit", "delete", "answer_proposal"]);
 
 /** Consecutive messages of one author within this long share one avatar. */
 const GROUP_MS = 5 * 60_000;
+
+/** The newest messages shown at first; "Load older messages" shows this many more. A redraw
+ * costs what is shown, not the conversation's history. */
+const WINDOW = 100;
 
 export class ConversationView {
   constructor(session, conv, { inThread = false, onClose } = {}) {
@@ -36,26 +43,74 @@ export class ConversationView {
     );
     this.scrolled = false;
     this.lastMarked = undefined;
+    /** The timeline's nodes by key (message id, day, ...): { sig, el }. A node is rebuilt only
+     * when what it shows changed, and never moved when its place did not: a push does not
+     * touch the other messages (a text selection in them survives). */
+    this.nodes = new Map();
+    /** How many of the newest messages the timeline shows. */
+    this.window = WINDOW;
+    /** What every message's look depends on besides itself, as of the last redraw. */
+    this.policy = undefined;
+  }
+
+  /** The view goes away (another conversation is shown): keep the draft. */
+  dispose() {
+    this.composer.dispose();
   }
 
   update() {
     const { client, account } = this.session;
     const conv = client.conversation(this.conv);
     if (!conv) {
+      this.nodes = new Map();
       mount(this.timeline, h("p", { class: "placeholder" }, "Loading the conversation…"));
       return;
     }
     const summary = client.conversations().find((s) => s.conv === this.conv);
-    renderHeader(this.header, this.session, conv, summary, { inThread: this.inThread, onClose: this.onClose });
-    this.renderBanner(conv);
+    // Header, banner and pins are rebuilt only when what they show changed (a push of a
+    // message keeps them, and the keyboard focus in them).
+    const shown = [conv.info, conv.kind, conv.members, conv.lifecycle, conv.settings, conv.resource ?? null];
+    const prefs = summary && [summary.pinned, summary.muted, summary.archived];
+    remountIf(this.header, JSON.stringify([shown, prefs, ui.panel?.kind ?? null]), () =>
+      renderHeader(this.header, this.session, conv, summary, { inThread: this.inThread, onClose: this.onClose }),
+    );
+    remountIf(this.banner, JSON.stringify([conv.members, conv.lifecycle, ui.revoked.get(this.conv) ?? null, ui.notes.get(this.conv) ?? null]), () =>
+      this.renderBanner(conv),
+    );
     this.renderPins(conv);
-    const items = client.timeline(this.conv);
+    const items = this.shownItems();
     this.renderTimeline(conv, items);
     const typing = client.typing(this.conv).filter((a) => a !== account);
     this.typing.textContent =
       typing.length === 0 ? "" : `${typing.map(displayName).join(", ")} ${typing.length === 1 ? "is" : "are"} typing…`;
     this.composer.update();
     if (summary?.unread > 0) this.markRead(conv, items);
+  }
+
+  /** The newest `window` messages. While the reader is scrolled up, new ones widen the
+   * window instead of pushing the oldest shown out from under them. */
+  shownItems() {
+    const { client } = this.session;
+    const el = this.timeline;
+    let items = client.timeline(this.conv, { limit: this.window });
+    const reading = this.scrolled && el.scrollHeight - el.scrollTop - el.clientHeight >= 60;
+    if (reading) {
+      const arrived = items.filter((i) => !this.nodes.has(`m:${i.message.id}`)).length;
+      if (arrived > 0) {
+        this.window += arrived;
+        items = client.timeline(this.conv, { limit: this.window });
+      }
+    }
+    return items;
+  }
+
+  /** "Load older messages": shows older loaded messages, else loads the next older bucket. */
+  showOlder() {
+    const { client } = this.session;
+    const loaded = client.timeline(this.conv, { limit: this.window + 1 }).length;
+    this.window += WINDOW;
+    if (loaded > this.window - WINDOW) render();
+    else client.loadOlder(this.conv).then(render);
   }
 
   renderBanner(conv) {
@@ -67,14 +122,28 @@ export class ConversationView {
       text = `You ${me.status === "left" ? "left" : `were ${me.status} from`} this conversation.`;
       danger = true;
     } else if (revoked) {
-      text = `You no longer have access: ${revoked}.`;
+      // A refusal's sentence says it already; the server's revocation reason needs words.
+      text = revoked.startsWith("You ") ? revoked : `You no longer have access: ${revoked}.`;
       danger = true;
     } else if (conv.lifecycle.state === "archived") {
       text = "This conversation is archived. A new message from the client reopens it.";
     } else if (conv.lifecycle.state === "closed") {
       text = "This conversation is closed (finalized). Only moderators and above post until it is reopened.";
     }
-    mount(this.banner, text && h("div", { class: `banner${danger ? " danger" : ""}`, role: "note" }, text));
+    const refused = ui.notes.get(this.conv);
+    mount(
+      this.banner,
+      text && h("div", { class: `banner${danger ? " danger" : ""}`, role: "note" }, text),
+      refused &&
+        refusalNote(
+          refused,
+          () => {
+            if (refused.intent !== undefined) this.session.client.dismiss(refused.intent);
+            note(this.conv, undefined);
+          },
+          { class: "note banner-note" },
+        ),
+    );
   }
 
   renderPins(conv) {
@@ -105,11 +174,17 @@ export class ConversationView {
     const { client, account } = this.session;
     const el = this.timeline;
     const atBottom = !this.scrolled || el.scrollHeight - el.scrollTop - el.clientHeight < 60;
-    const keep = el.scrollTop;
 
     const outbox = client.outbox();
     const sends = new Map();
-    for (const o of outbox) if (o.intent.type === "send") sends.set(o.intent.message.id, o);
+    const refusedAbout = new Map();
+    for (const o of outbox) {
+      if (o.intent.type === "send") sends.set(o.intent.message.id, o);
+      else if (o.status.state === "rejected" && o.intent.conv === this.conv && ABOUT_MESSAGE.has(o.intent.type)) {
+        const about = o.intent.message ?? o.intent.proposal;
+        refusedAbout.set(about, [...(refusedAbout.get(about) ?? []), o]);
+      }
+    }
     const position = new Map(items.map((item, i) => [item.message.id, i]));
     // Refused messages of mine: the engine drops them from the timeline; they stay visible
     // here, at the end, with the reason, until dismissed.
@@ -120,53 +195,108 @@ export class ConversationView {
         o.status.state === "rejected" &&
         !position.has(o.intent.message.id),
     );
+    // "Seen by": active members other than the author, at the newest message they read.
+    const active = new Set(conv.members.filter((m) => m.status === "active").map((m) => m.account));
+    const authorOf = new Map(items.map((i) => [i.message.id, i.message.author]));
     const seenBy = new Map();
     let lastSeenByOthers = -1;
     for (const [reader, message] of Object.entries(conv.reads)) {
-      if (reader === account || !position.has(message)) continue;
-      seenBy.set(message, [...(seenBy.get(message) ?? []), reader]);
+      if (reader === account || !position.has(message) || !active.has(reader)) continue;
       lastSeenByOthers = Math.max(lastSeenByOthers, position.get(message));
+      if (authorOf.get(message) === reader) continue;
+      seenBy.set(message, [...(seenBy.get(message) ?? []), reader]);
     }
+    const byId = new Map(items.map((i) => [i.message.id, i.message]));
+    const threads = threadsByMessage(client);
+    const pinned = new Set(conv.pins.map((p) => p.message));
     const ctx = {
       session: this.session,
       conv,
-      byId: new Map(items.map((i) => [i.message.id, i.message])),
-      pinned: new Set(conv.pins.map((p) => p.message)),
+      byId,
+      pinned,
       seenBy,
-      threads: threadsByMessage(client),
+      threads,
+      refusedAbout,
       sendOf: (item) => (item.pending ? sends.get(item.message.id) : undefined),
       seenAfter: (item) => position.get(item.message.id) <= lastSeenByOthers,
       showAuthor: true,
     };
+    // What every message's look depends on besides itself: who may do what here. When it
+    // changed, every message is built again.
+    const policy = JSON.stringify([conv.members, conv.lifecycle, conv.settings, conv.kind]);
+    const samePolicy = policy === this.policy;
+    this.policy = policy;
 
-    const nodes = [];
-    if (conv.thread) nodes.push(this.parentMessage(conv.thread));
-    nodes.push(
+    const wanted = [];
+    // A node is kept when its item is the same object as last time (the client hands out a
+    // new object only for an item that changed) and what it shows around it is the same.
+    const keep = (key, sig, build, item) => {
+      const old = this.nodes.get(key);
+      if (old && old.sig === sig && old.item === item && (item === undefined || samePolicy)) return wanted.push([key, old]);
+      wanted.push([key, { sig, item, el: build() }]);
+    };
+    if (conv.thread) {
+      keep("parent", JSON.stringify(client.timeline(conv.thread.parent).find((i) => i.message.id === conv.thread.message)?.message ?? null), () =>
+        this.parentMessage(conv.thread),
+      );
+    }
+    keep("older", "", () =>
       h(
         "div",
         { class: "day" },
-        h("button", { class: "link", onclick: () => client.loadOlder(this.conv).then(render) }, "Load older messages"),
+        h("button", { class: "link", onclick: () => this.showOlder() }, "Load older messages"),
       ),
     );
     let previous;
     for (const item of items) {
       const m = item.message;
       if (!previous || dayKey(previous.createdAt) !== dayKey(m.createdAt)) {
-        nodes.push(h("div", { class: "day", role: "separator" }, h("span", {}, dayLabel(m.createdAt))));
+        const day = dayKey(m.createdAt);
+        keep(`day:${day}`, day, () => h("div", { class: "day", role: "separator" }, h("span", {}, dayLabel(m.createdAt))));
         previous = undefined;
       }
       ctx.showAuthor = !previous || previous.author !== m.author || m.createdAt - previous.createdAt > GROUP_MS;
-      nodes.push(messageView(ctx, item));
+      const quoted = m.replyTo ? byId.get(m.replyTo) ?? null : null;
+      const sig = JSON.stringify([
+        ctx.sendOf(item)?.status ?? null,
+        ctx.showAuthor,
+        seenBy.get(m.id) ?? null,
+        ctx.seenAfter(item),
+        pinned.has(m.id),
+        threads.get(m.id) ?? null,
+        refusedAbout.get(m.id)?.map((o) => [o.id, o.status]) ?? null,
+        messageNotes.get(m.id) ?? null,
+        ui.menu?.conv === this.conv && ui.menu?.message === m.id,
+        quoted && [quoted.body, quoted.deletedAt ?? null],
+      ]);
+      const context = { ...ctx };
+      keep(`m:${m.id}`, sig, () => messageView(context, item), item);
       previous = m;
     }
-    for (const entry of rejected) nodes.push(rejectedView(this.session, entry));
-    if (items.length === 0 && rejected.length === 0) {
-      nodes.push(h("p", { class: "placeholder" }, "No messages yet. Say hello!"));
+    for (const entry of rejected) {
+      keep(`r:${entry.id}`, JSON.stringify(entry), () => rejectedView(this.session, entry));
     }
-    mount(el, nodes);
+    if (items.length === 0 && rejected.length === 0) {
+      keep("empty", "", () => h("p", { class: "placeholder" }, "No messages yet. Say hello!"));
+    }
+    this.patch(wanted);
     if (atBottom) el.scrollTop = el.scrollHeight;
-    else el.scrollTop = keep;
     if (items.length > 0) this.scrolled = true;
+  }
+
+  /** Puts `wanted` ([key, { el }] in order) into the timeline, touching only what moved. */
+  patch(wanted) {
+    const el = this.timeline;
+    const next = new Map(wanted);
+    const mine = new Set(wanted.map(([, n]) => n.el));
+    // Nodes that are no longer wanted (replaced or gone), and anything not ours, leave.
+    for (const node of [...el.childNodes]) if (!mine.has(node)) node.remove();
+    let at = el.firstChild;
+    for (const [, node] of wanted) {
+      if (node.el === at) at = at.nextSibling;
+      else el.insertBefore(node.el, at);
+    }
+    this.nodes = next;
   }
 
   parentMessage(link) {

@@ -1,9 +1,9 @@
 // Modal forms: new group / channel / direct / support conversation, a proposal (seed 002),
 // and "request change" with suggested slots.
-import { h, toast } from "../dom.js";
+import { h } from "../dom.js";
 import { displayName } from "../format.js";
 import { follow } from "../session.js";
-import { select } from "../state.js";
+import { note, refusalOf, select } from "../state.js";
 
 const HOUR = 3_600_000;
 
@@ -29,7 +29,9 @@ function dialog(title, fields, submitLabel, submit) {
       await submit(form);
       box.close();
     } catch (err) {
+      // The refusal, in words, in the dialog itself (its code for programs).
       error.textContent = err.message;
+      error.dataset.code = err.code ?? "error";
     }
   });
   box.addEventListener("close", () => box.remove());
@@ -69,7 +71,7 @@ export function newConversationDialog(session, kind) {
       "fieldset",
       {},
       h("legend", {}, role === "subscriber" ? "Subscribers" : "Members"),
-      people.map((u) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "member", value: u, checked: true }), displayName(u))),
+      people.map((u) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "member", value: u }), displayName(u))),
     );
   const chosen = (form) => [...form.querySelectorAll("input[name=member]:checked")].map((i) => i.value);
   const title = h("input", { name: "title", required: true, placeholder: "Title", autofocus: true });
@@ -133,7 +135,7 @@ export function newConversationDialog(session, kind) {
       const wanted = resourceTitle.value.trim();
       const canName = client.can({ action: "set_info", conv, field: "title" }).allowed;
       if (!resourceTitle.disabled && wanted && canName && !client.conversation(conv)?.info.title) {
-        client.setInfo(conv, "title", wanted).catch((e) => toast(`Title: ${e.message}`, "error"));
+        client.setInfo(conv, "title", wanted).catch((e) => note(conv, refusalOf(e)));
       }
       open(session, conv);
     },

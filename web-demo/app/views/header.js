@@ -1,16 +1,19 @@
 // A conversation's header: title, kind and lifecycle; members; lifecycle actions (archive,
-// close, reopen — disabled with the policy's reason where not allowed); my own preferences
+// close, reopen, lock, delete; block in a direct chat — disabled with the policy's reason
+// where not allowed); my own preferences
 // (pin to top, mute, keep in the archive list); and, in support threads, "Propose".
-import { guarded, h, mount, toast } from "../dom.js";
+import { guarded, h, mount } from "../dom.js";
 import { convTitle, displayName, KIND_ICON } from "../format.js";
-import { openPanel, ui } from "../state.js";
+import { back, note, openPanel, refusalOf, ui } from "../state.js";
 import { proposeDialog } from "./dialogs.js";
+import { presenceDot, presenceOf, stateOf } from "./presence.js";
 
 export function renderHeader(el, session, conv, summary, { inThread, onClose }) {
   const { client, account } = session;
   const active = conv.members.filter((m) => m.status === "active");
   const can = (action) => client.can({ action, conv: conv.id });
-  const act = (label, promise) => promise.catch((e) => toast(`${label}: ${e.message}`, "error"));
+  // A refusal at once is a note under the header (one, the newest), not a toast.
+  const act = (_label, promise) => promise.catch((e) => note(conv.id, refusalOf(e)));
   const pref = (key, on, label, icon) =>
     h(
       "button",
@@ -23,9 +26,22 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
       },
       icon,
     );
+  // A direct conversation's header shows the other person's presence.
+  const peer = conv.kind === "direct" ? active.find((m) => m.account !== account)?.account : undefined;
+  const heard = peer && presenceOf(session, conv.id);
   const lifecycle = conv.lifecycle.state;
+  const locked = conv.settings.locked;
+  const blocked = conv.members.some((m) => m.blocked);
+  const blockedByMe = conv.members.some((m) => m.account === account && m.blocked);
+  const deleting = () => {
+    if (confirm("Delete this conversation for everyone? This cannot be undone.")) {
+      act("Delete", client.deleteConversation(conv.id));
+    }
+  };
   mount(
     el,
+    // The phone layout's way back to the list (hidden on wider screens).
+    !inThread && h("button", { class: "back", id: "back", onclick: back, "aria-label": "Back to conversations" }, "‹"),
     h("span", { style: "font-size:20px" }, KIND_ICON[conv.kind]),
     h(
       "div",
@@ -34,12 +50,15 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
       h(
         "div",
         { class: "why" },
+        peer && [presenceDot(heard, peer), ` ${stateOf(heard, peer)} · `],
         `${conv.kind} · ${active.length} member${active.length === 1 ? "" : "s"}`,
         conv.resource &&
           ` · resource ${conv.resource.resource} · client ${displayName(conv.resource.client)} · owner ${displayName(conv.resource.owner)}`,
         " ",
         lifecycle !== "active" &&
           h("span", { class: `tag ${lifecycle}`, id: inThread ? undefined : "lifecycle" }, lifecycle),
+        locked && h("span", { class: "tag closed", id: inThread ? undefined : "locked" }, "🔒 locked"),
+        blocked && h("span", { class: "tag closed", id: inThread ? undefined : "blocked" }, "⛔ blocked"),
       ),
     ),
     h(
@@ -60,9 +79,33 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
           }),
         ],
       lifecycle !== "active" &&
+        lifecycle !== "deleted" &&
         guarded("Reopen", can("reopen"), () => act("Reopen", client.reopen(conv.id)), {
           dataset: { action: "reopen" },
         }),
+      conv.kind !== "direct" &&
+        lifecycle !== "deleted" && [
+          guarded(
+            locked ? "🔓 Unlock" : "🔒 Lock",
+            client.can({ action: "set_setting", conv: conv.id, key: "locked" }),
+            () => act("Lock", client.lock(conv.id, !locked)),
+            { dataset: { action: locked ? "unlock" : "lock" }, title: "While locked nobody posts, edits or reacts" },
+          ),
+          guarded("🗑 Delete", client.can({ action: "delete_conversation", conv: conv.id }), deleting, {
+            class: "danger",
+            dataset: { action: "delete-conversation" },
+          }),
+        ],
+      conv.kind === "direct" &&
+        (blockedByMe
+          ? guarded("Unblock", { allowed: true }, () => act("Unblock", client.block(conv.id, false)), {
+              dataset: { action: "unblock" },
+            })
+          : guarded("⛔ Block", client.can({ action: "block", conv: conv.id }), () => act("Block", client.block(conv.id, true)), {
+              class: "danger",
+              dataset: { action: "block" },
+              title: "Neither of you can post here until you unblock",
+            })),
       !inThread &&
         summary && [
           pref("pinned", summary.pinned, summary.pinned ? "Unpin from the top of my list" : "Pin to the top of my list", "📌"),
@@ -78,7 +121,7 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
           },
           `👥 Members`,
         ),
-      onClose && h("button", { onclick: onClose, title: "Close" }, "✕"),
+      onClose && h("button", { onclick: onClose, title: "Close", "aria-label": "Close the thread" }, "✕"),
     ),
   );
 }

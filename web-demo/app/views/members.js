@@ -1,18 +1,33 @@
 // The members panel: everyone with their role and status; promote, demote and remove for each
 // member, leave for me, and add someone — every control asks the policy first (the same
 // check the server runs) and, when it says no, is disabled with the reason next to it.
-import { guarded, h, mount, toast } from "../dom.js";
+import { forget, guarded, h, mount, remountIf } from "../dom.js";
 import { avatar, displayName, nextRole, rank, ROLES } from "../format.js";
-import { openPanel, render } from "../state.js";
+import { note, openPanel, refusalOf, render } from "../state.js";
+import { presenceDot, presenceOf } from "./presence.js";
 
 /** The add form's choice per conversation: the panel is redrawn on every change. */
 const chosen = new Map();
 
 export function renderMembers(el, session, convId) {
+  const conv = session.client.conversation(convId);
+  if (!conv) {
+    forget(el);
+    return mount(el);
+  }
+  const heard = presenceOf(session, convId);
+  // Rebuilt only when the conversation or a presence changed: a message arriving keeps the
+  // open <select>.
+  const states = [...heard.values()].map((p) => [p.account, p.state]);
+  remountIf(el, JSON.stringify([convId, conv.members, conv.settings, conv.lifecycle, conv.kind, states]), () =>
+    build(el, session, convId, conv, heard),
+  );
+}
+
+function build(el, session, convId, conv, heard) {
   const { client, account, users } = session;
-  const conv = client.conversation(convId);
-  if (!conv) return mount(el);
-  const act = (label, promise) => promise.catch((e) => toast(`${label}: ${e.message}`, "error"));
+  // A refusal at once is the conversation's note (one, the newest), not a toast.
+  const act = (_label, promise) => promise.catch((e) => note(convId, refusalOf(e)));
   const members = [...conv.members].sort(
     (a, b) =>
       (a.status === "active" ? 0 : 1) - (b.status === "active" ? 0 : 1) ||
@@ -51,7 +66,7 @@ export function renderMembers(el, session, convId) {
                 dataset: { action: "remove" },
               }),
             ];
-    const denied = controls.filter((b) => b?.disabled).map((b) => b.title.replace(/^Not allowed: /, ""));
+    const denied = controls.filter((b) => b?.disabled).map((b) => b.title);
     return h(
       "div",
       {
@@ -59,6 +74,7 @@ export function renderMembers(el, session, convId) {
         dataset: { account: m.account, role: m.role, status: m.status },
       },
       avatar(m.account, 32),
+      m.status === "active" && presenceDot(heard, m.account),
       h("span", { class: "name" }, displayName(m.account), me && h("span", { class: "muted" }, " (you)")),
       h("span", { class: "tag" }, m.role),
       m.status !== "active" && h("span", { class: "tag closed" }, m.status),
@@ -103,8 +119,9 @@ export function renderMembers(el, session, convId) {
     }
     const verdict = client.can({ action: "add_member", conv: convId, account: pick.value, role: role.value });
     add.disabled = !verdict.allowed;
-    add.title = verdict.allowed ? "" : `${verdict.reason} (${verdict.code})`;
-    why.textContent = verdict.allowed ? "" : `Not allowed: ${verdict.reason} (${verdict.code})`;
+    add.title = verdict.allowed ? "" : `${verdict.detail ?? ""} (${verdict.code})`;
+    add.dataset.code = verdict.allowed ? "" : verdict.code;
+    why.textContent = verdict.allowed ? "" : verdict.reason;
   }
   check();
 

@@ -1,9 +1,10 @@
 // One message: author, reply quote, body (or a proposal card), edited / deleted, reactions,
 // who has read up to it, its thread, my delivery status (queued, sending, sent, seen), and
 // its actions — the ⋯ menu asks the policy about each and says why one is disabled.
-import { guarded, h, toast } from "../dom.js";
+import { guarded, h, refusalNote } from "../dom.js";
 import { avatar, displayName, time } from "../format.js";
-import { openPanel, render, ui } from "../state.js";
+import { openPanel, refusalOf, render, ui } from "../state.js";
+import { blobPath, objectUrl } from "../attach.js";
 import { proposalCard, responseCard } from "./proposal.js";
 import { openThread } from "./thread.js";
 
@@ -12,14 +13,20 @@ const EMOJIS = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
 const STATUS = {
   pending: ["🕓", "Queued: waits for the network"],
   sent: ["…", "Sent, waiting for the server"],
+  retrying: ["↻", "The server could not take it yet: it is sent again by itself"],
   accepted: ["✓", "Delivered"],
   rejected: ["✕", "Refused by the server"],
   seen: ["✓✓", "Seen"],
 };
 
+/** Refusals of mine about one message that are not its own sending (a reaction, a pin, an
+ * edit, a delete refused later by the server, or at once by the policy): message id → notes. */
+export const messageNotes = new Map();
+
 /**
  * ctx: { session, conv (Conversation), byId (Map of loaded messages), sendOf(item) (its outbox entry),
- *        seenBy (Map message → accounts), threads (Map message → thread conv), showAuthor }
+ *        seenBy (Map message → accounts), threads (Map message → thread conv), showAuthor,
+ *        refusedAbout (Map message → refused outbox entries about it) }
  */
 export function messageView(ctx, item) {
   const { session, conv } = ctx;
@@ -34,6 +41,8 @@ export function messageView(ctx, item) {
   const rejected = status === "rejected";
   const classes = ["msg", mine && "mine", deleted && "deleted", item.pending && "pending", rejected && "rejected"];
   const thread = ctx.threads.get(m.id);
+  const menuOpen = ui.menu?.conv === conv.id && ui.menu?.message === m.id;
+  if (menuOpen) classes.push("menu-open");
   return h(
     "article",
     {
@@ -57,6 +66,12 @@ export function messageView(ctx, item) {
         mine && h("span", { class: "msg-status", title: STATUS[status][1], dataset: { status } }, STATUS[status][0]),
       ),
       rejected && refusal(session, entry),
+      (ctx.refusedAbout.get(m.id) ?? []).map((other) => refusal(session, other)),
+      messageNotes.has(m.id) &&
+        refusalNote(messageNotes.get(m.id), () => {
+          messageNotes.delete(m.id);
+          render();
+        }),
       seen.length > 0 && h("div", { class: "seen" }, `Seen by ${seen.map(displayName).join(", ")}`),
       thread &&
         h(
@@ -94,7 +109,32 @@ function body(ctx, m, deleted) {
     return [m.body && h("div", { class: "msg-body" }, m.body), proposalCard(ctx.session, ctx.conv.id, m)];
   }
   if (m.kind === "proposal_response") return responseCard(m);
-  return h("div", { class: "msg-body" }, m.body);
+  return [m.body && h("div", { class: "msg-body" }, m.body), attachmentsView(ctx.session, m)];
+}
+
+/** Images as their thumbnail (a click opens the file), other files as a download link. */
+function attachmentsView(session, m) {
+  let list = [];
+  try {
+    list = m.attachments ? JSON.parse(m.attachments) : [];
+  } catch {
+    return undefined;
+  }
+  return list.map((a) => {
+    const path = blobPath(a.url);
+    const name = a.name ?? a.kind;
+    if (!path) return h("a", { class: "attachment", href: a.url, target: "_blank", rel: "noopener" }, `📎 ${name}`);
+    const open = () => objectUrl(session, path).then((url) => window.open(url, "_blank"), (e) => console.warn(e.message));
+    if (a.kind === "image") {
+      const img = h("img", { class: "attachment-preview", alt: name, onclick: open });
+      objectUrl(session, `${path}/thumbnail`).then(
+        (url) => (img.src = url),
+        () => img.replaceWith(h("button", { class: "link attachment", onclick: open }, `🖼 ${name}`)),
+      );
+      return img;
+    }
+    return h("button", { class: "link attachment", onclick: open }, `📎 ${name}`);
+  });
 }
 
 function reactions(ctx, m, deleted) {
@@ -111,7 +151,7 @@ function reactions(ctx, m, deleted) {
         {
           class: mineToo ? "mine" : "",
           title: Object.keys(by).map(displayName).join(", "),
-          onclick: () => act("React", client.react(ctx.conv.id, m.id, emoji, !mineToo)),
+          onclick: () => act(m.id, client.react(ctx.conv.id, m.id, emoji, !mineToo)),
         },
         `${emoji} ${Object.keys(by).length}`,
       );
@@ -119,8 +159,12 @@ function reactions(ctx, m, deleted) {
   );
 }
 
-function act(label, promise) {
-  return promise.catch((e) => toast(`${label}: ${e.message}`, "error"));
+/** Runs an action on message `id`; a refusal at once becomes a note under the message. */
+function act(id, promise) {
+  return promise.catch((e) => {
+    messageNotes.set(id, refusalOf(e));
+    render();
+  });
 }
 
 function tools(ctx, item) {
@@ -134,6 +178,7 @@ function tools(ctx, item) {
       "button",
       {
         title: "Reply",
+        "aria-label": "Reply",
         dataset: { action: "reply" },
         onclick: () => {
           ui.editing.delete(conv.id);
@@ -144,15 +189,19 @@ function tools(ctx, item) {
       },
       "↩",
     ),
+    // A real button: click, tap, Enter and Space open it; the menu takes the focus.
     h(
       "button",
       {
-        title: "More",
+        title: "More actions",
+        "aria-label": "More actions",
+        "aria-haspopup": "menu",
         dataset: { action: "menu" },
         "aria-expanded": open ? "true" : "false",
         onclick: (e) => {
           e.stopPropagation();
-          ui.menu = open ? undefined : { conv: conv.id, message: m.id };
+          if (open) return closeMenu(conv.id, m.id);
+          ui.menu = { conv: conv.id, message: m.id, focus: true };
           render();
         },
       },
@@ -162,10 +211,45 @@ function tools(ctx, item) {
   );
 }
 
+/** Closes the open menu and gives the focus back to its ⋯ button. */
+export function closeMenu(conv, message) {
+  ui.menu = undefined;
+  render();
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() =>
+      document.querySelector(`.main[data-conv="${conv}"] .msg[data-id="${message}"] button[data-action=menu]`)?.focus(),
+    ),
+  );
+}
+
+/** Arrow keys move between the menu's entries, Escape closes it, Tab leaves it closed. */
+function menuKeys(e, conv, message) {
+  const items = [...e.currentTarget.querySelectorAll("button:not(:disabled)")];
+  const at = items.indexOf(document.activeElement);
+  if (e.key === "Escape") {
+    e.preventDefault();
+    e.stopPropagation();
+    closeMenu(conv, message);
+  } else if (e.key === "ArrowDown" || e.key === "ArrowRight") {
+    e.preventDefault();
+    items[(at + 1) % items.length]?.focus();
+  } else if (e.key === "ArrowUp" || e.key === "ArrowLeft") {
+    e.preventDefault();
+    items[(at - 1 + items.length) % items.length]?.focus();
+  } else if (e.key === "Tab") {
+    ui.menu = undefined;
+    render();
+  }
+}
+
 /** The action menu, built only while open: each entry asks the policy. */
 function menu(ctx, session, m) {
   const { client, account } = session;
   const conv = ctx.conv.id;
+  // A push that redraws this message while its menu has the focus (a reaction accepted, a
+  // conversation arriving) must not drop the focus: the same entry takes it again.
+  const old = document.activeElement?.closest(".menu");
+  const had = old ? [...old.querySelectorAll("button")].indexOf(document.activeElement) : -1;
   const ask = (action) => {
     try {
       return client.can({ action, conv, message: m.id });
@@ -173,10 +257,7 @@ function menu(ctx, session, m) {
       return { allowed: false, code: e.code, reason: e.message };
     }
   };
-  const close = () => {
-    ui.menu = undefined;
-    render();
-  };
+  const close = () => closeMenu(conv, m.id);
   const react = ask("react");
   const pinned = ctx.pinned.has(m.id);
   const item = (label, verdict, onclick, action) =>
@@ -187,11 +268,17 @@ function menu(ctx, session, m) {
         close();
         onclick();
       },
-      { class: "item", dataset: { action } },
+      { class: "item", role: "menuitem", dataset: { action } },
     );
-  return h(
+  const el = h(
     "div",
-    { class: "menu", role: "menu", onclick: (e) => e.stopPropagation() },
+    {
+      class: "menu",
+      role: "menu",
+      "aria-label": "Message actions",
+      onclick: (e) => e.stopPropagation(),
+      onkeydown: (e) => menuKeys(e, conv, m.id),
+    },
     h(
       "div",
       { class: "emojis" },
@@ -199,7 +286,7 @@ function menu(ctx, session, m) {
         guarded(emoji, react, () => {
           close();
           const on = !(account in (m.reactions?.[emoji] ?? {}));
-          act("React", client.react(conv, m.id, emoji, on));
+          act(m.id, client.react(conv, m.id, emoji, on));
         }),
       ),
     ),
@@ -213,31 +300,34 @@ function menu(ctx, session, m) {
         render();
       }, "edit"),
     item("🗑 Delete", ask("delete"), () => {
-      if (confirm("Delete this message for everyone?")) act("Delete", client.delete(conv, m.id));
+      if (confirm("Delete this message for everyone?")) act(m.id, client.delete(conv, m.id));
     }, "delete"),
     pinned
-      ? item("📌 Unpin", ask("unpin"), () => act("Unpin", client.unpin(conv, m.id)), "unpin")
-      : item("📌 Pin", ask("pin"), () => act("Pin", client.pin(conv, m.id)), "pin"),
+      ? item("📌 Unpin", ask("unpin"), () => act(m.id, client.unpin(conv, m.id)), "unpin")
+      : item("📌 Pin", ask("pin"), () => act(m.id, client.pin(conv, m.id)), "pin"),
   );
+  if (ui.menu?.focus) {
+    // Opened by a click, a tap or a key: the first entry it allows takes the focus.
+    ui.menu.focus = false;
+    requestAnimationFrame(() => el.querySelector("button:not(:disabled)")?.focus());
+  } else if (had >= 0) {
+    // Once this redraw has mounted the new menu (before anything else runs).
+    queueMicrotask(() => (el.querySelectorAll("button")[had] ?? el.querySelector("button:not(:disabled)"))?.focus());
+  }
+  return el;
 }
 
-/** Why the server refused a message of mine, and a way to put it away. */
+/** Why the server refused something of mine about this message: the sentence for people,
+ * the code and the technical detail in the title, and a way to put it away. */
 function refusal(session, entry) {
-  return h(
-    "div",
-    { class: "msg-reason" },
-    `Not delivered: ${entry.status.reason} (${entry.status.code}) `,
-    h(
-      "button",
-      {
-        class: "link",
-        onclick: () => {
-          session.client.dismiss(entry.id);
-          render();
-        },
-      },
-      "Dismiss",
-    ),
+  const { code, reason, detail } = entry.status;
+  return refusalNote(
+    { code, reason, detail },
+    () => {
+      session.client.dismiss(entry.id);
+      render();
+    },
+    { class: "note msg-reason", dataset: { code, intent: entry.id } },
   );
 }
 

@@ -1,5 +1,7 @@
-// The visible outbox: every action not yet accepted by the server, oldest first. Each ends
-// accepted (it leaves the list) or refused with the server's reason (kept until dismissed).
+// The visible outbox: the messages I sent that the server has not accepted yet, oldest first.
+// Each ends accepted (it leaves the list) or refused with the reason (kept until dismissed).
+// Bookkeeping (read markers, drafts, preferences) and other actions are not listed: their
+// refusals show where they happened (under the message, on the conversation).
 import { h, mount } from "../dom.js";
 import { convTitle, describeIntent } from "../format.js";
 import { render } from "../state.js";
@@ -7,12 +9,13 @@ import { render } from "../state.js";
 const STATE_LABEL = {
   pending: "waiting for network",
   sent: "sent, awaiting server",
+  retrying: "waiting for the server, sent again by itself",
   rejected: "refused",
 };
 
 export function renderOutbox(el, session) {
   const { client, account } = session;
-  const items = client.outbox();
+  const items = client.outbox().filter((o) => o.intent.type === "send");
   const titleOf = (conv) => convTitle(client.conversation(conv), account);
   const waiting = items.filter((i) => i.status.state !== "rejected").length;
   const refused = items.length - waiting;
@@ -26,7 +29,7 @@ export function renderOutbox(el, session) {
       refused > 0 && ` · ${refused} refused`,
     ),
     items.length === 0
-      ? h("p", { class: "why", style: "padding:0 12px 10px;margin:0" }, "Everything you did has reached the server.")
+      ? h("p", { class: "why", style: "padding:0 12px 10px;margin:0" }, "Every message you sent has reached the server.")
       : h(
           "ol",
           { id: "outbox" },
@@ -42,8 +45,8 @@ export function renderOutbox(el, session) {
               item.status.state === "rejected" &&
                 h(
                   "div",
-                  { class: "why" },
-                  `${item.status.reason} (${item.status.code}) `,
+                  { class: "why", dataset: { code: item.status.code }, title: item.status.detail },
+                  `${item.status.reason} `,
                   h(
                     "button",
                     {

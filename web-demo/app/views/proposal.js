@@ -2,8 +2,9 @@
 // time zone, where, until when) with Accept / Reject / Request change for the counterparty —
 // each disabled with the policy's reason otherwise (not the counterparty, expired, already
 // answered) — and the compact card of a proposal_response.
-import { guarded, h, toast } from "../dom.js";
+import { guarded, h } from "../dom.js";
 import { dateTime, displayName, timeIn } from "../format.js";
+import { note, refusalOf } from "../state.js";
 import { requestChangeDialog } from "./dialogs.js";
 
 const STATUS_LABEL = {
@@ -39,7 +40,7 @@ export function proposalCard(session, convId, message) {
   const answer = (response) =>
     client
       .respond(convId, message.id, { response, body: STATUS_LABEL[response === "accept" ? "accepted" : "rejected"] })
-      .catch((e) => toast(`Could not answer: ${e.message}`, "error"));
+      .catch((e) => note(convId, refusalOf(e)));
   return h(
     "div",
     { class: "proposal", dataset: { status } },
@@ -80,7 +81,7 @@ function answers(session, convId, message, verdict, answer) {
       }),
     ),
     // Why the answers are off, in words (e.g. "not the counterparty"), not only on hover.
-    denied && h("div", { class: "why" }, `${denied.reason} (${denied.code})`),
+    denied && h("div", { class: "why", dataset: { code: denied.code }, title: denied.detail }, denied.reason),
   ];
 }
 

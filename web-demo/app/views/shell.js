@@ -1,7 +1,8 @@
 // The signed-in page: sidebar | conversation | side panel (members or a thread).
-import { h, mount } from "../dom.js";
+import { forget, h, mount } from "../dom.js";
 import { onRender, openPanel, render, ui } from "../state.js";
 import { ConversationView } from "./conversation.js";
+import { closeMenu } from "./message.js";
 import { renderMembers } from "./members.js";
 import { createSidebar } from "./sidebar.js";
 
@@ -9,25 +10,33 @@ export function mountShell(root, session, onSignOut) {
   const sidebar = createSidebar(onSignOut);
   const center = h("div", { class: "center" });
   const side = h("aside", { class: "side", hidden: true });
-  mount(root, h("div", { class: "shell" }, sidebar.root, center, side));
+  const shell = h("div", { class: "shell" }, sidebar.root, center, side);
+  mount(root, shell);
   let view;
   let threadView;
 
-  // A click elsewhere closes an open message menu.
+  // A click (or tap) elsewhere closes an open message menu; so does Escape anywhere.
   document.addEventListener("click", () => {
     if (ui.menu) {
       ui.menu = undefined;
       render();
     }
   });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && ui.menu) closeMenu(ui.menu.conv, ui.menu.message);
+  });
 
   onRender(() => {
+    // On a phone one screen shows at a time: the list, or the conversation (CSS decides).
+    shell.dataset.screen = ui.current ? ui.screen : "list";
     sidebar.update();
     if (!ui.current) {
+      view?.dispose();
       view = undefined;
       mount(center, h("div", { class: "placeholder" }, h("h2", {}, "Welcome"), h("p", {}, "Pick a conversation, or start one.")));
     } else {
       if (view?.conv !== ui.current) {
+        view?.dispose();
         view = new ConversationView(session, ui.current);
         mount(center, view.root);
       }
@@ -37,17 +46,21 @@ export function mountShell(root, session, onSignOut) {
     const panel = ui.panel;
     side.hidden = !panel || (panel.kind === "members" && !ui.current);
     if (panel?.kind === "members" && ui.current) {
+      threadView?.dispose();
       threadView = undefined;
       side.className = "side";
       renderMembers(side, session, ui.current);
     } else if (panel?.kind === "thread") {
       if (threadView?.conv !== panel.conv) {
+        threadView?.dispose();
         threadView = new ConversationView(session, panel.conv, { inThread: true, onClose: () => openPanel(undefined) });
+        forget(side); // the members panel draws here again from scratch
         mount(side, threadView.root);
       }
       side.className = "side thread";
       threadView.update();
     } else {
+      threadView?.dispose();
       threadView = undefined;
     }
   });

@@ -1,6 +1,6 @@
 // The left column: who I am and the connection (with the offline switch), new-conversation
 // buttons, the conversation list (unread, preview, muted / pinned / archived) and the outbox.
-import { h, mount } from "../dom.js";
+import { h, mount, remountIf } from "../dom.js";
 import { avatar, convTitle, displayName, KIND_ICON, shortWhen } from "../format.js";
 import { setOffline, isOfflineByChoice } from "../session.js";
 import { render, select, ui } from "../state.js";
@@ -76,44 +76,96 @@ function renderList(el, session) {
   const { client, account } = session;
   const summaries = client.conversations();
   if (summaries.length === 0) {
-    mount(el, h("p", { class: "empty" }, "No conversations yet. Start one above, or wait for someone to add you."));
+    remountIf(el, "empty", () =>
+      mount(el, h("p", { class: "empty" }, "No conversations yet. Start one above, or wait for someone to add you.")),
+    );
     return;
   }
-  const active = summaries.filter((s) => !s.archived);
-  const archived = summaries.filter((s) => s.archived);
+  // Threads sit under their conversation, not beside it.
+  const threadsOf = new Map();
+  const known = new Set(summaries.map((s) => s.conv));
+  const top = [];
+  for (const s of summaries) {
+    const parent = s.kind === "thread" ? client.conversation(s.conv)?.thread?.parent : undefined;
+    if (parent && known.has(parent)) threadsOf.set(parent, [...(threadsOf.get(parent) ?? []), s]);
+    else top.push(s);
+  }
+  // Refused messages of mine never reached anyone: they are not a conversation's preview.
+  const refused = new Set(
+    client
+      .outbox()
+      .filter((o) => o.intent.type === "send" && o.status.state === "rejected")
+      .map((o) => o.intent.message.id),
+  );
+  const shown = (s, nested) => {
+    const conv = client.conversation(s.conv);
+    const kind = s.kind ?? conv?.kind;
+    const title = kind === "thread" ? threadTitle(conv, client) : conv ? convTitle(conv, account) : (s.title ?? s.conv);
+    return { summary: s, kind, title, preview: preview(s, client, refused), nested };
+  };
+  const rows = (s) => [shown(s, false), ...(threadsOf.get(s.conv) ?? []).map((t) => shown(t, true))];
+  const active = top.filter((s) => !s.archived).flatMap(rows);
+  const archived = top.filter((s) => s.archived).flatMap(rows);
+  // Rebuilt only when a row changed: a push elsewhere keeps the keyboard focus here.
+  const sig = JSON.stringify([active, archived, ui.current ?? null, ui.showArchived]);
+  remountIf(el, sig, () => mountList(el, active, archived));
+}
+
+function mountList(el, active, archived) {
   mount(
     el,
-    active.map((s) => item(s, client, account)),
+    active.map(item),
     archived.length > 0 &&
       h(
         "button",
         {
           class: "conv-section link",
+          "aria-expanded": ui.showArchived ? "true" : "false",
           onclick: () => {
             ui.showArchived = !ui.showArchived;
             render();
           },
         },
-        `${ui.showArchived ? "▾" : "▸"} Archived (${archived.length})`,
+        `${ui.showArchived ? "▾" : "▸"} Archived (${archived.filter((r) => !r.nested).length})`,
       ),
-    ui.showArchived && archived.map((s) => item(s, client, account)),
+    ui.showArchived && archived.map(item),
   );
 }
 
-function item(summary, client, account) {
-  const conv = client.conversation(summary.conv);
-  const title = conv ? convTitle(conv, account) : (summary.title ?? summary.conv);
-  const kind = summary.kind ?? conv?.kind;
-  const classes = ["conv-item", ui.current === summary.conv && "active", summary.muted && "is-muted"];
+/** The preview: the newest message that reached (or may still reach) the others. */
+function preview(summary, client, refused) {
+  if (refused.size === 0) return { text: summary.lastMessage, at: summary.lastActivity };
+  const items = client.timeline(summary.conv).filter((i) => !refused.has(i.message.id));
+  const last = items.at(-1)?.message;
+  if (!last) return { text: undefined, at: summary.lastActivity };
+  return { text: last.body || last.kind, at: last.createdAt };
+}
+
+/** A thread's name: the message it hangs on (author and words), else its stored title. */
+function threadTitle(conv, client) {
+  const link = conv?.thread;
+  const parent = link && client.timeline(link.parent).find((i) => i.message.id === link.message)?.message;
+  if (parent) return `${displayName(parent.author)}: “${(parent.body || parent.kind).slice(0, 60)}”`;
+  return (conv?.info.title ?? conv?.id ?? "Thread").replace(/^Thread: /, "");
+}
+
+function item({ summary, kind, title, preview: shown, nested }) {
+  const classes = ["conv-item", nested && "nested", ui.current === summary.conv && "active", summary.muted && "is-muted"];
   return h(
     "div",
     {
       class: classes.filter(Boolean).join(" "),
       role: "button",
       tabindex: 0,
+      "aria-current": ui.current === summary.conv ? "true" : undefined,
       dataset: { conv: summary.conv, kind, unread: summary.unread },
       onclick: () => select(summary.conv),
-      onkeydown: (e) => e.key === "Enter" && select(summary.conv),
+      onkeydown: (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          select(summary.conv);
+        }
+      },
     },
     h("span", { class: "avatar", style: "background:#eef0f3;font-size:17px" }, KIND_ICON[kind] ?? "💬"),
     h(
@@ -122,14 +174,14 @@ function item(summary, client, account) {
       h(
         "div",
         { class: "conv-top" },
-        h("span", { class: "conv-title" }, title),
+        h("span", { class: "conv-title", title }, title),
         summary.pinned && h("span", { title: "Pinned" }, "📌"),
-        h("span", { class: "conv-time" }, shortWhen(summary.lastActivity)),
+        h("span", { class: "conv-time" }, shortWhen(shown.at)),
       ),
       h(
         "div",
         { class: "conv-preview" },
-        h("span", { class: "text" }, summary.lastMessage ?? h("i", {}, "No messages yet")),
+        h("span", { class: "text" }, shown.text ?? h("i", {}, "No messages yet")),
         summary.lifecycle !== "active" && h("span", { class: `tag ${summary.lifecycle}` }, summary.lifecycle),
         summary.muted && h("span", { title: "Muted" }, "🔕"),
         summary.unread > 0 &&

@@ -2,9 +2,8 @@
 // (`t-<message>`), so everyone who sees the message finds the same thread; its creator invites
 // the parent's active members, and they learn about it like any conversation they were added
 // to (the server's list of their conversations).
-import { toast } from "../dom.js";
 import { follow } from "../session.js";
-import { openPanel } from "../state.js";
+import { note, openPanel, refusalOf } from "../state.js";
 
 export function threadId(message) {
   return `t-${message}`.slice(0, 64);
@@ -32,7 +31,7 @@ export async function openThread(session, parent, message) {
     try {
       await client.createThread({ parent: parent.id, message: message.id, id, title: `Thread: ${snippet}`, members });
     } catch (e) {
-      toast(`Could not start a thread: ${e.message}`, "error");
+      note(parent.id, refusalOf(e));
       return;
     }
   }
