@@ -534,6 +534,14 @@ impl Checker {
                         .as_ref()
                         .is_none_or(|d| d.len() <= self.limits.max_signal_bytes));
                 }
+                Action::Buckets { doc, limit, .. } => {
+                    self.doc_action(doc, &tenant);
+                    assert!((1..=confab_core::protocol::frames::BUCKETS_LIMIT_MAX).contains(limit));
+                }
+                Action::Memberships => {
+                    assert!(self.ready, "memberships only after welcome");
+                    assert!(session.is_following());
+                }
             }
         }
         assert!(session.subscriptions().count() <= self.limits.max_subscriptions);
@@ -596,6 +604,7 @@ pub fn client_frames() -> Vec<ClientFrame> {
             data: None,
         },
         ClientFrame::Ping { nonce: 42 },
+        ClientFrame::Memberships {},
     ]
 }
 
@@ -655,6 +664,21 @@ pub fn server_frames() -> Vec<ServerFrame> {
         ServerFrame::Pong {
             nonce: 1,
             server_time: -5,
+        },
+        ServerFrame::Memberships {
+            memberships: vec![confab_core::protocol::Membership {
+                conv: ConvId::new("g1").expect("id"),
+                role: Role::Member,
+                status: confab_core::model::conversation::MemberStatus::Active,
+                seq: 3,
+            }],
+            more: false,
+        },
+        ServerFrame::Membership {
+            conv: ConvId::new("g1").expect("id"),
+            role: Role::Admin,
+            status: confab_core::model::conversation::MemberStatus::Removed,
+            seq: 4,
         },
         ServerFrame::Error {
             code: "bad_frame".into(),

@@ -4,6 +4,8 @@
 //!
 //! - `cargo xtask bench` or `cargo xtask bench core [-- <criterion args>]`: run, then summarize
 //!   the results of this run (e.g. `cargo xtask bench core -- open_conversation`).
+//! - `cargo xtask bench client`: the client engine's send, react, edit and policy verdict in
+//!   groups of 10, 100 and 1,000 members (`core/benches/client_ops.rs`).
 //! - `cargo xtask bench summary`: summarize what is already in `target/criterion`.
 
 use std::path::{Path, PathBuf};
@@ -40,8 +42,14 @@ pub fn run(args: &[String]) -> Result<()> {
             crate::run("cargo", &cmd)?;
             summarize(&criterion, Some(started))
         }
+        // One user action in a group of 10, 100 and 1,000 members (median and p99 per op).
+        // The wasm run of the same is `cargo xtask wasm test --bench`.
+        "client" => crate::run(
+            "cargo",
+            &["bench", "-p", "confab-core", "--bench", "client_ops"],
+        ),
         "summary" => summarize(&criterion, None),
-        other => bail!("unknown bench {other:?}: use `cargo xtask bench [core|summary]`"),
+        other => bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|summary]`"),
     }
 }
 

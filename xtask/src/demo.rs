@@ -111,7 +111,7 @@ pub fn e2e(root: &Path) -> Result<()> {
 }
 
 /// Builds the wasm package, the page and the server: (server binary, page folder).
-fn prepare(root: &Path) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn prepare(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let report = wasm::build_package(root, false)?;
     eprintln!("{report}");
     let web = assemble(root)?;
@@ -174,7 +174,7 @@ fn copy_dir(from: &Path, dist: &Path, path: &str, copied: &mut Vec<String>) -> R
 }
 
 /// Debian's Chromium (the tests drive it with playwright-core, which downloads nothing).
-fn ensure_chromium() -> Result<()> {
+pub(crate) fn ensure_chromium() -> Result<()> {
     wasm::ensure_chromium().context(
         "Chromium is needed at /usr/bin/chromium for the web demo's tests: \
          run `apt-get update && apt-get install -y chromium` (as root)",

@@ -4,17 +4,23 @@
 //!   in headless Chromium and in Node, the web demo's browser tests, wasm32 build).
 //! - `ci`: `test` as CI runs it (same thing; kept for symmetry with `.ci/run`).
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
+//! - `bench client`: the client engine's send, react, edit and policy verdict in groups of
+//!   10, 100 and 1,000 members (median, p99).
 //! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
 //! - `bench catchup`: a client that missed 10,000 messages catches up (time, bytes on the wire).
 //! - `bench flood`: a member's ack latency while a non-member floods its conversation.
 //! - `bench cluster`: 1 and 3 server nodes on one Postgres (cross-node delivery, a hot
 //!   conversation, many conversations) and the Postgres probes of the scaling model.
+//! - `bench peers`: Confab beside y-websocket, Hocuspocus, automerge-repo and a raw relay.
+//! - `bench browser`: send → shown latency between two Chromium pages of the web demo.
 //! - `wasm [test [--bench] [--no-browser] [--no-node]]`: the npm package in wasm/pkg, and its tests.
 //! - `demo [--listen ADDR]`: the web demo on a local server; `demo e2e`: its browser tests.
 
 mod bench;
+mod bench_browser;
 mod bench_cluster;
 mod bench_e2e;
+mod bench_peers;
 mod bench_server;
 mod demo;
 mod wasm;
@@ -36,6 +42,12 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("flood") => {
             bench_e2e::run("flood", &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("browser") => {
+            bench_browser::run(&args[2..])
+        }
+        Some("bench") if args.get(1).map(String::as_str) == Some("peers") => {
+            bench_peers::run(&args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("cluster") => {
             bench_cluster::run(&args[2..])
         }
@@ -44,7 +56,7 @@ fn main() -> Result<()> {
         Some("demo") => demo::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [core|server [--quick]|catchup|flood|cluster]|wasm [test]|demo [e2e]>"
+                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|cluster|browser|peers]|wasm [test]|demo [e2e]>"
             );
             bail!("unknown task {:?}", args.first())
         }
