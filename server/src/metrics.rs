@@ -47,6 +47,20 @@ pub struct ClusterMetrics {
     pub lag_seqs: Histogram,
 }
 
+/// The scheduler of scheduled messages (`engine::schedule`).
+#[derive(Debug, Clone)]
+pub struct ScheduleMetrics {
+    /// Due messages posted into their conversations.
+    pub posted: Counter,
+    /// Due messages refused (kept in the author's private document), by reject code.
+    pub refused: Family<ReasonLabel, Counter>,
+    /// Documents left for a later pass after a transient failure (storage, shutdown).
+    pub retried: Counter,
+    /// From a message's scheduled time to its post: the poll interval normally, up to the
+    /// claim lease after a node died mid-pass, longer while the storage was down.
+    pub lateness_seconds: Histogram,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -92,6 +106,7 @@ pub struct Metrics {
     /// Catch-up pages answered from a unit's memory (`engine::unit::recent`), not the store.
     pub catch_up_from_memory: Counter,
     pub cluster: ClusterMetrics,
+    pub schedule: ScheduleMetrics,
     /// `confab_node_info{node}`: 1, naming this node.
     node_info: Family<NodeLabel, Gauge>,
 }
@@ -135,6 +150,32 @@ impl Metrics {
             lag_seconds: latency_histogram(),
             lag_seqs: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
         };
+        let schedule = ScheduleMetrics {
+            posted: Counter::default(),
+            refused: Family::default(),
+            retried: Counter::default(),
+            lateness_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+        };
+        registry.register(
+            "scheduled_posted",
+            "Scheduled messages posted at their time",
+            schedule.posted.clone(),
+        );
+        registry.register(
+            "scheduled_refused",
+            "Scheduled messages refused at their time (the author sees the code), by reject code",
+            schedule.refused.clone(),
+        );
+        registry.register(
+            "scheduled_retried",
+            "Scheduler passes over a private document left for later after a transient failure",
+            schedule.retried.clone(),
+        );
+        registry.register(
+            "scheduled_lateness_seconds",
+            "From a scheduled message's time to its post",
+            schedule.lateness_seconds.clone(),
+        );
         let node_info = Family::<NodeLabel, Gauge>::default();
         registry.register(
             "node_info",
@@ -255,6 +296,7 @@ impl Metrics {
             storage_up,
             catch_up_from_memory,
             cluster,
+            schedule,
             node_info,
         }
     }

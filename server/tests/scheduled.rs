@@ -297,6 +297,17 @@ async fn scheduled_messages(store: Arc<dyn Store>) {
     let refused = bob.get(&id("m-bob")).expect("kept for bob");
     assert_eq!(refused.refused.as_deref(), Some("member_inactive"));
 
+    // Operators see it: two posted, bob's refused by its code, none late by more than
+    // the pass's distance from their times.
+    let metrics = w.engine.metrics().render();
+    for line in [
+        "confab_scheduled_posted_total 2\n",
+        "confab_scheduled_refused_total{reason=\"member_inactive\"} 1\n",
+        "confab_scheduled_lateness_seconds_count 2\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
     // Exactly once: passes after it post nothing more.
     for _ in 0..2 {
         let again = w.engine.post_due(now + 14 * MIN).await.expect("pass");

@@ -78,7 +78,7 @@ impl Engine {
                 report.documents += 1;
                 if let Err(error) = self.settle_document(&claim, now_ms, &mut report).await {
                     tracing::warn!(doc = %claim.doc, %error, "scheduled messages not settled");
-                    report.retried += 1;
+                    self.count_retry(&mut report);
                     let retry = ScheduleOp::Retry {
                         doc: &claim.doc,
                         at: now_ms.saturating_add(RETRY_MS),
@@ -124,7 +124,7 @@ impl Engine {
                 Fate::Posted => None,
                 Fate::Refused(code) => Some(code.clone()),
                 Fate::Transient => {
-                    report.retried += 1;
+                    self.count_retry(report);
                     return self.retry(claim, now).await;
                 }
             };
@@ -139,7 +139,7 @@ impl Engine {
             match settled {
                 SubmitOutcome::Ack { .. } | SubmitOutcome::Reject { .. } => {}
                 SubmitOutcome::Failed { .. } => {
-                    report.retried += 1;
+                    self.count_retry(report);
                     return self.retry(claim, now).await;
                 }
             }
@@ -148,13 +148,31 @@ impl Engine {
                 message: entry.id.as_str(),
             };
             self.store().schedule(done).await?;
-            match fate {
-                Fate::Posted => report.posted += 1,
-                _ => report.refused += 1,
+            let metrics = &self.metrics().schedule;
+            match &fate {
+                Fate::Posted => {
+                    report.posted += 1;
+                    metrics.posted.inc();
+                    let late_ms = now.saturating_sub(entry.at).max(0);
+                    metrics.lateness_seconds.observe(late_ms as f64 / 1000.0);
+                }
+                Fate::Refused(code) => {
+                    report.refused += 1;
+                    let reason = crate::metrics::ReasonLabel {
+                        reason: code.clone(),
+                    };
+                    metrics.refused.get_or_create(&reason).inc();
+                }
+                Fate::Transient => {}
             }
             tracing::info!(doc = %doc, message = %entry.id, ?fate, "scheduled message settled");
         }
         self.finish(claim, next).await
+    }
+
+    fn count_retry(&self, report: &mut ScheduleReport) {
+        report.retried += 1;
+        self.metrics().schedule.retried.inc();
     }
 
     async fn finish(&self, claim: &Claim, next_at: Option<i64>) -> Result<(), StoreError> {
