@@ -24,6 +24,9 @@ pub const ID_MAX_CHARS: usize = 64;
 pub const TENANT_MAX_CHARS: usize = 64;
 /// Members of a group (seed 001: 2-1000).
 pub const GROUP_MAX_MEMBERS: usize = 1000;
+/// Unanswered join requests one conversation holds (`requests_full`): strangers cannot grow
+/// a conversation document, which every member syncs, without bound.
+pub const JOIN_REQUESTS_MAX: usize = 500;
 /// Mentions in one message.
 pub const MENTIONS_MAX: usize = 100;
 /// Attachments in one message.

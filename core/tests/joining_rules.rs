@@ -315,3 +315,24 @@ fn invite_links_need_link_join_and_the_right_to_add() {
         Some("conversation_deleted")
     );
 }
+
+/// Unanswered requests are bounded: the one over `JOIN_REQUESTS_MAX` is `requests_full`,
+/// and answering one (here: declining, the entry becomes `removed`) makes room again.
+#[test]
+fn unanswered_requests_are_bounded() {
+    use confab_core::limits::JOIN_REQUESTS_MAX;
+    use confab_core::policy::DenyCode;
+    let mut c = reviewed(ConvKind::Group);
+    for i in 0..JOIN_REQUESTS_MAX {
+        c = with_request(c, &format!("asker{i}"));
+    }
+    let over = run(&c, "late", &request("late")).unwrap_err();
+    assert_eq!(over.code, DenyCode::RequestsFull, "{over}");
+    assert!(
+        over.reason.contains(&JOIN_REQUESTS_MAX.to_string()),
+        "{over}"
+    );
+    let declined = c.members.get_mut(&acc("asker0")).expect("asked");
+    declined.status = MemberStatus::Removed;
+    assert_eq!(run(&c, "late", &request("late")), Ok(()));
+}

@@ -653,7 +653,10 @@ fn every_deny_code_has_a_denial() {
     // counts a member's reactions in the bucket, also validation's (adversarial.rs
     // `reactions_per_member_per_message_too_many_reactions`, and the client engine below).
     // `bucket_full` and `bucket_not_open` count a bucket part's messages: the acceptor's
-    // (core/src/accept/tests.rs, tests/tests/buckets.rs).
+    // (core/src/accept/tests.rs, tests/tests/buckets.rs). `schedule_too_many` counts the
+    // private document's pending entries: validation's too (the attack case
+    // `scheduled_messages_pending_schedule_too_many`). `requests_full` needs 500 requests:
+    // core/tests/joining_rules.rs `unanswered_requests_are_bounded`.
     let missing: Vec<&str> = DenyCode::ALL
         .iter()
         .map(|c| c.as_str())
@@ -663,6 +666,8 @@ fn every_deny_code_has_a_denial() {
                 && *c != DenyCode::TooManyReactions.as_str()
                 && *c != DenyCode::BucketFull.as_str()
                 && *c != DenyCode::BucketNotOpen.as_str()
+                && *c != DenyCode::ScheduleTooMany.as_str()
+                && *c != DenyCode::RequestsFull.as_str()
         })
         .collect();
     assert!(missing.is_empty(), "no denial produces {missing:?}");

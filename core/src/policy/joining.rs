@@ -10,6 +10,7 @@
 //! leaving (`left`), after which it may.
 
 use super::{active, deny, Author, Decision, DenyCode};
+use crate::limits::JOIN_REQUESTS_MAX;
 use crate::model::conversation::*;
 
 /// Whether `member` may add others and answer requests: `can_add_members` (role default or
@@ -101,6 +102,21 @@ pub(super) fn check_request(
                 } else {
                     "not required"
                 }
+            ),
+        );
+    }
+    // Counted only when someone asks: answering and posting never pay for it.
+    let waiting = conv
+        .members
+        .values()
+        .filter(|m| m.status == MemberStatus::Requested)
+        .count();
+    if waiting >= JOIN_REQUESTS_MAX {
+        return deny(
+            DenyCode::RequestsFull,
+            format!(
+                "{} has {waiting} unanswered join requests, at most {JOIN_REQUESTS_MAX}",
+                conv.id
             ),
         );
     }

@@ -101,6 +101,8 @@ deny_codes! {
     DirectOnly = "direct_only": "blocking is for direct conversations",
     ApprovalRequired = "approval_required": "joining here needs an admin's approval: ask to join instead",
     LinksDisabled = "links_disabled": "invite links need the join policy link_join",
+    ScheduleTooMany = "schedule_too_many": "an account holds at most 100 pending scheduled messages",
+    RequestsFull = "requests_full": "a conversation holds at most 500 unanswered join requests",
 }
 
 impl DenyCode {

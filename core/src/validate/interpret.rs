@@ -1,7 +1,7 @@
 //! Turns a change's path-ops into domain effects, checking every key and value against the
 //! schema on the way. Everything not named here is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ScalarValue;
 
@@ -20,6 +20,7 @@ use crate::model::contact::{validate_e164, validate_email, ContactKind};
 use crate::model::conversation::*;
 use crate::model::message::{ForwardedFrom, MessageKind, NewMessage};
 use crate::model::proposal::ProposalStatus;
+use crate::model::schedule::SCHEDULE_MAX_PENDING;
 use crate::model::url::{validate_url_with, UrlRule};
 use crate::policy::Effect;
 
@@ -129,6 +130,7 @@ pub(super) fn effects(
             for op in ops {
                 private_op(op)?;
             }
+            pending_schedules(doc, ops)?;
             Ok(vec![Effect::WriteOwnDoc {
                 owner: owner.clone(),
             }])
@@ -756,6 +758,43 @@ fn profile_field(op: &PathOp, urls: UrlRule) -> Result<(), Failure> {
         _ => validate_status(text(v)),
     }
     .map_err(model)
+}
+
+/// At most `SCHEDULE_MAX_PENDING` entries under `scheduled` once a change that adds one is
+/// applied. Devices check it when scheduling; this holds it for a client that does not (and
+/// for two offline devices of one account), so the scheduler never has more than that many
+/// messages of one account to post.
+fn pending_schedules(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<(), Failure> {
+    let existing = read::get_map(doc.doc(), &automerge::ROOT, SCHEDULED);
+    let present = |id: &str| {
+        existing
+            .as_ref()
+            .is_some_and(|map| read::get_map(doc.doc(), map, id).is_some())
+    };
+    let (mut added, mut removed) = (BTreeSet::new(), BTreeSet::new());
+    for op in ops {
+        match (op.path.as_slice(), &op.action) {
+            ([top, id], Action::MakeMap) if top == SCHEDULED && !present(id) => {
+                added.insert(id.as_str());
+            }
+            ([top, id], Action::Delete) if top == SCHEDULED && present(id) => {
+                removed.insert(id.as_str());
+            }
+            _ => {}
+        }
+    }
+    if added.is_empty() {
+        return Ok(());
+    }
+    let before = existing.map_or(0, |map| automerge::ReadDoc::length(doc.doc(), &map));
+    let after = (before + added.len()).saturating_sub(removed.len());
+    if after > SCHEDULE_MAX_PENDING {
+        return Err((
+            RejectCode::Policy(crate::policy::DenyCode::ScheduleTooMany),
+            format!("{after} scheduled messages would be pending, at most {SCHEDULE_MAX_PENDING}"),
+        ));
+    }
+    Ok(())
 }
 
 fn private_op(op: &PathOp) -> Result<(), Failure> {

@@ -1,7 +1,7 @@
 //! Sizes, counts, URLs, second creations, resubmissions (issue 13).
 
-use confab_core::automerge::transaction::Transactable;
-use confab_core::automerge::{Change, ScalarValue, ROOT};
+use confab_core::automerge::transaction::{Transactable, Transaction};
+use confab_core::automerge::{Change, ObjType, ScalarValue, ROOT};
 use confab_core::doc::schema::{keys::*, reaction_key};
 use confab_core::doc::write;
 use confab_core::ids::DocId;
@@ -9,6 +9,7 @@ use confab_core::limits::{
     CHANGE_MAX_OPS, CONV_CHANGE_MAX_OPS, GROUP_MAX_MEMBERS, REACTIONS_PER_MEMBER_MAX,
 };
 use confab_core::model::conversation::{MemberStatus, Permission, Role};
+use confab_core::model::schedule::SCHEDULE_MAX_PENDING;
 
 use super::fixture::{fixture, text_change};
 use super::Lab;
@@ -146,6 +147,46 @@ pub async fn too_many_ops_in_one_change(lab: &mut impl Lab) {
         }
     });
     lab.reject(&f.bob, &pd, drafts, "too_many_ops").await;
+}
+
+/// One scheduled entry `id` in a private document, an hour ahead of `t`.
+fn scheduled_entry(tx: &mut Transaction<'_>, id: &str, t: i64) {
+    let map = obj(&*tx, &[SCHEDULED]);
+    let entry = tx.put_object(&map, id, ObjType::Map).expect("entry");
+    tx.put(&entry, CONV, "c1").expect("conv");
+    tx.put(&entry, BODY, "later").expect("body");
+    tx.put(&entry, AT, t + 3_600_000).expect("at");
+}
+
+/// An account holds at most `SCHEDULE_MAX_PENDING` scheduled messages: a client that does
+/// not check it (devices do) is refused the one over by the acceptor, so the scheduler
+/// never posts more than that many at once for one account. Twin: a change that cancels
+/// one and schedules another stays at the bound and is accepted.
+pub async fn scheduled_messages_pending_schedule_too_many(lab: &mut impl Lab) {
+    let mut planner = Device::new("planner", 1);
+    let pd = DocId::private(&tenant(), &acc("planner"));
+    let t = lab.now();
+    // 25 entries (100 ops) per change, under `CHANGE_MAX_OPS`.
+    for chunk in 0..SCHEDULE_MAX_PENDING.div_ceil(25) {
+        let change = raw(&mut planner, &pd, |tx| {
+            for i in (chunk * 25..(chunk + 1) * 25).take_while(|i| *i < SCHEDULE_MAX_PENDING) {
+                scheduled_entry(tx, &format!("s{i}"), t);
+            }
+        });
+        lab.accept(&mut planner, &pd, change).await;
+    }
+    let over = raw(&mut planner, &pd, |tx| scheduled_entry(tx, "s-over", t));
+    let reason = lab.reject(&planner, &pd, over, "schedule_too_many").await;
+    assert!(
+        reason.contains(&SCHEDULE_MAX_PENDING.to_string()),
+        "{reason}"
+    );
+    let swap = raw(&mut planner, &pd, |tx| {
+        let map = obj(&*tx, &[SCHEDULED]);
+        tx.delete(&map, "s0").expect("cancel");
+        scheduled_entry(tx, "s-swap", t);
+    });
+    lab.accept(&mut planner, &pd, swap).await;
 }
 
 /// Twin of `too_many_ops_in_one_change`: the biggest legitimate change, a full group with

@@ -316,6 +316,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_limits::oversize_payload_too_long),
         case!(cases_limits::url_fields_refuse_other_schemes_invalid_value),
         case!(cases_limits::too_many_ops_in_one_change),
+        case!(cases_limits::scheduled_messages_pending_schedule_too_many),
         case!(cases_limits::full_group_fits_the_conversation_cap),
         case!(cases_limits::reactions_per_member_per_message_too_many_reactions),
         case!(cases_limits::second_creation_already_created),
@@ -378,6 +379,7 @@ pub const CODES: &[&str] = &[
     "direct_only",
     "join_not_allowed",
     "approval_required",
+    "schedule_too_many",
 ];
 
 /// Panics unless `code` is in [`CODES`].

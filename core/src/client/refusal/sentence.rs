@@ -2,6 +2,7 @@
 //! shows a code or an id that a name could replace.
 
 use crate::model::conversation::MemberStatus;
+use crate::model::schedule::SCHEDULE_MAX_PENDING;
 use crate::policy::DenyCode as D;
 use crate::protocol::ErrorCode as E;
 use crate::validate::RejectCode as R;
@@ -121,6 +122,12 @@ fn policy(code: D, s: &Scene) -> String {
         D::LinksDisabled => {
             format!("{place} does not take invite links: it is not set to join by link")
         }
+        D::RequestsFull => {
+            format!("{place} has too many requests waiting for an answer: try again later")
+        }
+        D::ScheduleTooMany => format!(
+            "You have {SCHEDULE_MAX_PENDING} scheduled messages waiting: cancel one or wait until one is sent"
+        ),
     }
 }
 
