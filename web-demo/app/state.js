@@ -7,7 +7,7 @@ export const ui = {
   session: undefined,
   /** The conversation shown in the middle. */
   current: undefined,
-  /** The side panel: undefined | { kind: "members" } | { kind: "thread", conv }. */
+  /** The side panel: undefined | { kind: "members" } | { kind: "settings" } | { kind: "thread", conv }. */
   panel: undefined,
   /** Per conversation: the message being answered / edited in its composer. */
   replyTo: new Map(),

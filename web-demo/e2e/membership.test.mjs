@@ -1,7 +1,9 @@
 // Told, not polled: a group another account creates appears in the member's list as soon as
 // it is created, without the page asking the server's REST list (no `/v1/` request at all);
 // a removal shows in the open conversation without the removed member doing anything; and
-// offline, nothing is fetched in the background (no "Failed to fetch" in the console).
+// offline, nothing is fetched in the background (no "Failed to fetch" in the console). And who
+// asks to join a group its admin opened to requests (in the settings panel) is approved or
+// declined in the members panel.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
@@ -15,6 +17,7 @@ import {
   setOfflineSwitch,
   SIZES,
   startServer,
+  until,
   WAIT_MS,
 } from "./harness.mjs";
 
@@ -82,5 +85,84 @@ for (const size of SIZES) {
     assert.deepEqual(asked, [], "the page never asked the REST API for conversations");
     const noise = bob.logs.filter((l) => /Failed to fetch|discovery/.test(l));
     assert.deepEqual(noise, [], "no background fetch failed while offline");
+  });
+}
+
+/** `method path` as `user`, from `page` (a demo token from the server), with a JSON body. */
+async function rest(page, user, method, path, body) {
+  return page.evaluate(
+    async ({ user, method, path, body }) => {
+      const { token } = await (await fetch(`/demo/token?user=${user}`)).json();
+      const res = await fetch(path, {
+        method,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, text: await res.text() };
+    },
+    { user, method, path, body },
+  );
+}
+
+for (const size of SIZES) {
+  test(`${size.name}: who asks to join is approved or declined in the members panel`, { timeout: TEST_MS }, async (t) => {
+    const shot = screenshots(`${size.name} join requests`);
+    const alice = await openUser(browser, server.base, "alice", size);
+    const bob = await openUser(browser, server.base, "bob", size);
+    const dave = await openUser(browser, server.base, "dave", size);
+    t.after(async () => {
+      for (const page of [alice, bob, dave]) await page.context().close();
+      for (const page of [alice, bob, dave]) assert.deepEqual(page.errors, [], `${page.user}'s page threw`);
+    });
+    const conv = await createGroup(alice, "Ask first", ["carol"]);
+    // Alice opens the group to requests in its settings panel, and renames it there.
+    await alice.click("button[data-action=settings]");
+    await alice.selectOption("#setting-join_policy", "open");
+    // Drawn again from the conversation once the intent is written: the choice is its state.
+    await alice.waitForSelector("#setting-join_policy option[value=open][selected]", { state: "attached", timeout: WAIT_MS });
+    await alice.check("#setting-join_approval_required");
+    await alice.waitForSelector("#setting-join_approval_required:checked", { timeout: WAIT_MS });
+    await alice.fill("#info-title", "Ask first, please");
+    await alice.click("button[data-action=save-title]");
+    await alice.waitForSelector('#conv-title:text-is("Ask first, please")', { timeout: WAIT_MS });
+    await shot(alice, "settings");
+    await closePanel(alice);
+    // Asking is REST (the asker holds no replica); it works once alice's settings reached
+    // the server (her intents are sent as she makes them).
+    for (const [page, user] of [
+      [bob, "bob"],
+      [dave, "dave"],
+    ]) {
+      const asked = await until(
+        page,
+        `${user}'s request taken`,
+        () => rest(page, user, "POST", `/v1/conversations/${conv}/join-requests`),
+        (r) => r.status === 202,
+      );
+      assert.equal(asked.status, 202, asked.text);
+    }
+
+    // Alice is pushed both requests: they wait in her members panel, with the answers.
+    await alice.click("button[data-action=members]");
+    const request = (who) => alice.locator(`.member[data-account="${who}"][data-status=requested]`);
+    await request("bob").waitFor({ timeout: WAIT_MS });
+    await request("dave").waitFor({ timeout: WAIT_MS });
+    await shot(alice, "requests");
+    await request("bob").locator("button[data-action=approve]").click();
+    await request("dave").locator("button[data-action=decline]").click();
+    await alice.waitForSelector('.member[data-account="bob"][data-status=active]', { timeout: WAIT_MS });
+    await alice.waitForSelector('.member[data-account="dave"][data-status=removed]', { timeout: WAIT_MS });
+    await closePanel(alice);
+
+    // Bob is told he is in (his membership feed): the group shows in his list and he posts.
+    await say(alice, "Welcome, Bob");
+    await openConversation(bob, conv);
+    await bob.waitForSelector(`.center .msg-body:text-is("Welcome, Bob")`, { timeout: WAIT_MS });
+    await say(bob, "Thanks");
+    // Dave was declined: nothing of the group reaches him, and he cannot ask again himself.
+    assert.equal(await dave.locator(`.conv-item[data-conv="${conv}"]`).count(), 0);
+    const again = await rest(dave, "dave", "POST", `/v1/conversations/${conv}/join-requests`);
+    assert.equal(again.status, 403, again.text);
+    assert.match(again.text, /member_inactive/);
   });
 }

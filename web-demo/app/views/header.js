@@ -121,6 +121,16 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
           },
           `👥 Members`,
         ),
+      !inThread &&
+        h(
+          "button",
+          {
+            dataset: { action: "settings" },
+            title: "Title, description and settings",
+            onclick: () => openPanel(ui.panel?.kind === "settings" ? undefined : { kind: "settings" }),
+          },
+          `⚙ Settings`,
+        ),
       onClose && h("button", { onclick: onClose, title: "Close", "aria-label": "Close the thread" }, "✕"),
     ),
   );

@@ -1,6 +1,7 @@
 // The members panel: everyone with their role and status; promote, demote and remove for each
-// member, leave for me, and add someone — every control asks the policy first (the same
-// check the server runs) and, when it says no, is disabled with the reason next to it.
+// member, leave for me, approve or decline who asks to join, and add someone — every control
+// asks the policy first (the same check the server runs) and, when it says no, is disabled
+// with the reason next to it.
 import { forget, guarded, h, mount, remountIf } from "../dom.js";
 import { avatar, displayName, nextRole, rank, ROLES } from "../format.js";
 import { note, openPanel, refusalOf, render } from "../state.js";
@@ -28,22 +29,38 @@ function build(el, session, convId, conv, heard) {
   const { client, account, users } = session;
   // A refusal at once is the conversation's note (one, the newest), not a toast.
   const act = (_label, promise) => promise.catch((e) => note(convId, refusalOf(e)));
+  // Active members first, then who asks to join (waiting for an answer), then the rest.
+  const order = (m) => (m.status === "active" ? 0 : m.status === "requested" ? 1 : 2);
   const members = [...conv.members].sort(
     (a, b) =>
-      (a.status === "active" ? 0 : 1) - (b.status === "active" ? 0 : 1) ||
+      order(a) - order(b) ||
       rank(b.role) - rank(a.role) ||
       a.account.localeCompare(b.account),
   );
   const activeIds = new Set(members.filter((m) => m.status === "active").map((m) => m.account));
   const candidates = users.filter((u) => !activeIds.has(u));
+  const defaultRole = conv.kind === "channel" ? "subscriber" : "member";
 
   const row = (m) => {
     const me = m.account === account;
     const up = nextRole(m.role, +1);
     const down = nextRole(m.role, -1);
     const verdict = (query) => client.can({ conv: convId, account: m.account, ...query });
+    // Approving is adding (with the join role), declining is removing: the policy answers
+    // them as such (docs/POLICY.md, "Joining").
+    const answers = () => [
+      guarded("Approve", verdict({ action: "add_member", role: defaultRole }), () =>
+        act("Approve", client.approveJoin(convId, m.account)),
+      { class: "primary", dataset: { action: "approve" } }),
+      guarded("Decline", verdict({ action: "remove_member" }), () => act("Decline", client.declineJoin(convId, m.account)), {
+        class: "danger",
+        dataset: { action: "decline" },
+      }),
+    ];
     const controls =
-      m.status !== "active"
+      m.status === "requested"
+        ? answers()
+        : m.status !== "active"
         ? []
         : me
           ? [
@@ -70,14 +87,16 @@ function build(el, session, convId, conv, heard) {
     return h(
       "div",
       {
-        class: `member${m.status === "active" ? "" : " inactive"}`,
+        // Who asks to join is not faded like a former member: it waits for an answer.
+        class: `member${m.status === "active" ? "" : m.status === "requested" ? " requested" : " inactive"}`,
         dataset: { account: m.account, role: m.role, status: m.status },
       },
       avatar(m.account, 32),
       m.status === "active" && presenceDot(heard, m.account),
       h("span", { class: "name" }, displayName(m.account), me && h("span", { class: "muted" }, " (you)")),
       h("span", { class: "tag" }, m.role),
-      m.status !== "active" && h("span", { class: "tag closed" }, m.status),
+      m.status === "requested" && h("span", { class: "tag" }, "asks to join"),
+      m.status !== "active" && m.status !== "requested" && h("span", { class: "tag closed" }, m.status),
       controls.length > 0 &&
         h(
           "div",
@@ -89,7 +108,6 @@ function build(el, session, convId, conv, heard) {
     );
   };
 
-  const defaultRole = conv.kind === "channel" ? "subscriber" : "member";
   const pick = h(
     "select",
     { "aria-label": "Who", id: "add-member-account", onchange: () => remember() },

@@ -1,9 +1,10 @@
-// The signed-in page: sidebar | conversation | side panel (members or a thread).
+// The signed-in page: sidebar | conversation | side panel (members, settings or a thread).
 import { forget, h, mount } from "../dom.js";
 import { onRender, openPanel, render, ui } from "../state.js";
 import { ConversationView } from "./conversation.js";
 import { closeMenu } from "./message.js";
 import { renderMembers } from "./members.js";
+import { renderSettings } from "./settings.js";
 import { createSidebar } from "./sidebar.js";
 
 export function mountShell(root, session, onSignOut) {
@@ -44,17 +45,21 @@ export function mountShell(root, session, onSignOut) {
     }
 
     const panel = ui.panel;
-    side.hidden = !panel || (panel.kind === "members" && !ui.current);
-    if (panel?.kind === "members" && ui.current) {
+    const perConversation = panel?.kind === "members" || panel?.kind === "settings";
+    side.hidden = !panel || (perConversation && !ui.current);
+    if (perConversation && ui.current) {
       threadView?.dispose();
       threadView = undefined;
       side.className = "side";
-      renderMembers(side, session, ui.current);
+      if (side.dataset.panel !== panel.kind) forget(side); // the other panel drew here
+      side.dataset.panel = panel.kind;
+      (panel.kind === "members" ? renderMembers : renderSettings)(side, session, ui.current);
     } else if (panel?.kind === "thread") {
       if (threadView?.conv !== panel.conv) {
         threadView?.dispose();
         threadView = new ConversationView(session, panel.conv, { inThread: true, onClose: () => openPanel(undefined) });
         forget(side); // the members panel draws here again from scratch
+        side.dataset.panel = "thread";
         mount(side, threadView.root);
       }
       side.className = "side thread";
