@@ -1198,3 +1198,91 @@ fn scheduling_offline_queues_in_the_outbox_and_syncs_to_the_authors_devices_only
         "nothing posted before its time"
     );
 }
+
+fn lifecycle_of(peer: &Peer, conv: &ConvId) -> confab_core::model::conversation::Lifecycle {
+    peer.engine
+        .conversation(conv)
+        .expect("loaded")
+        .lifecycle
+        .state
+}
+
+/// Seed 002: a new message reopens an archived conversation, written by the sender's device
+/// with the message. Two members who both write while offline both reopen it: the later
+/// reopen finds it active and is accepted too, so nothing ends rejected.
+#[test]
+fn a_message_in_an_archived_conversation_reopens_it() {
+    use confab_core::model::conversation::Lifecycle;
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob", "carol"]);
+    let c = group(
+        &mut wire,
+        &mut peers,
+        0,
+        "visit",
+        &[(1, Role::Member), (2, Role::Member)],
+    );
+    let archive = Intent::SetLifecycle {
+        conv: c.clone(),
+        state: Lifecycle::Archived,
+    };
+    let id = peers[0].engine.intent(archive, wire.now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "archived");
+    assert_eq!(lifecycle_of(&peers[1], &c), Lifecycle::Archived);
+
+    let sent = send(&mut peers[1], &c, "m-bob", "still there?", wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(
+        peers[1].engine.status(sent),
+        None,
+        "the message is accepted"
+    );
+    for peer in &peers {
+        assert_eq!(
+            lifecycle_of(peer, &c),
+            Lifecycle::Active,
+            "reopened for everyone"
+        );
+    }
+    assert!(
+        peers[1].engine.outbox().is_empty(),
+        "the reopen was accepted too"
+    );
+
+    // Archived again; both members write offline, then come back one after the other.
+    let id = peers[0]
+        .engine
+        .intent(
+            Intent::SetLifecycle {
+                conv: c.clone(),
+                state: Lifecycle::Archived,
+            },
+            wire.now,
+        )
+        .unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "archived again");
+    wire.disconnect(&mut peers, 1);
+    wire.disconnect(&mut peers, 2);
+    send(&mut peers[1], &c, "m-bob-2", "me again", wire.now);
+    send(&mut peers[2], &c, "m-carol", "me too", wire.now);
+    wire.connect(&mut peers, 1);
+    wire.connect(&mut peers, 2);
+    wire.pump(&mut peers);
+    for peer in &peers[1..] {
+        assert!(
+            peer.engine.outbox().is_empty(),
+            "nothing rejected or stuck: {:?}",
+            peer.engine.outbox()
+        );
+        assert_eq!(lifecycle_of(peer, &c), Lifecycle::Active);
+    }
+    let bodies: Vec<String> = peers[1]
+        .engine
+        .timeline(&c)
+        .into_iter()
+        .map(|i| i.message.body)
+        .collect();
+    assert_eq!(bodies, ["still there?", "me again", "me too"]);
+}

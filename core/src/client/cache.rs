@@ -21,7 +21,7 @@ use super::intent::Intent;
 use crate::doc::read;
 use crate::doc::schema::keys;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget};
-use crate::model::conversation::{ConvKind, Conversation, DEFAULT_BUCKET_MS};
+use crate::model::conversation::{ConvKind, Conversation, Lifecycle, DEFAULT_BUCKET_MS};
 use crate::policy::Denial;
 
 /// How often the engine read (parts of) conversations: tests check that intents do not read
@@ -233,6 +233,13 @@ impl ClientEngine {
             Some(conv) => self.with_policy_conv(conv, &Need::of(intent, me), check),
             None => check(None),
         }
+    }
+
+    /// Whether `conv` is archived, from the policy's cached view (no member list read).
+    pub(super) fn is_archived(&self, conv: &ConvId) -> bool {
+        self.with_policy_conv(conv, &Need::default(), |c| {
+            c.is_some_and(|c| c.lifecycle.state == Lifecycle::Archived)
+        })
     }
 
     /// How often this engine read conversations (see [`ReadStats`]).

@@ -21,7 +21,7 @@ use super::intent::Intent;
 use super::store::StoreOp;
 use crate::doc::{self, read, IntentTag};
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, MessageId, TenantId};
-use crate::model::conversation::Conversation;
+use crate::model::conversation::{Conversation, Lifecycle};
 use crate::protocol::ClientFrame;
 
 /// Where an intent stands. Every intent ends accepted or rejected with a reason.
@@ -361,6 +361,10 @@ impl ClientEngine {
             }
         }
         self.check(&intent, &targets, now)?;
+        if let Some(reopen) = self.reopen_for(&intent, now) {
+            // Its own intent, before the message: refused or not, the message stands alone.
+            let _ = self.run_intent(None, reopen, device_now);
+        }
         let id = reserved.unwrap_or_else(|| {
             self.next_id += 1;
             self.next_id - 1
@@ -400,6 +404,23 @@ impl ClientEngine {
             self.subscribe(target);
         }
         Ok(id)
+    }
+
+    /// Seed 002: a new message reopens an archived conversation. The reopen is written by
+    /// the sender's device (no side effect on the server), when its policy allows it.
+    fn reopen_for(&self, intent: &Intent, now: i64) -> Option<Intent> {
+        let Intent::Send { conv, .. } = intent else {
+            return None;
+        };
+        if !self.is_archived(conv) {
+            return None;
+        }
+        let reopen = Intent::SetLifecycle {
+            conv: conv.clone(),
+            state: Lifecycle::Active,
+        };
+        let targets = [DocId::conv(&self.config.tenant, conv)];
+        self.check(&reopen, &targets, now).ok().map(|()| reopen)
     }
 
     pub(super) fn check(

@@ -6,9 +6,11 @@ use automerge::Change;
 use super::buckets::MOVES_MAX;
 use super::engine::{created_messages, ClientEngine, ClientError, Event, IntentStatus, Output};
 use super::intent::Intent;
+use crate::doc::read;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget};
 use crate::policy::DenyCode;
 use crate::protocol::{ClientFrame, ErrorCode, SeqChange, ServerFrame, SignalKind};
+use crate::validate::RejectCode;
 
 impl ClientEngine {
     /// Handles one frame from the server.
@@ -306,8 +308,13 @@ impl ClientEngine {
                     .is_some_and(|e| matches!(e.intent, Intent::Send { .. }))
         };
         let mut moving: Vec<u64> = Vec::new();
+        let holds = self.goal_holds(rejected_id, &doc_id, &code);
         if moved(self, rejected_id) {
             moving.push(rejected_id);
+        } else if holds {
+            if let Some(entry) = self.outbox.get_mut(&rejected_id) {
+                entry.status = IntentStatus::Accepted;
+            }
         } else {
             let human = self
                 .outbox
@@ -405,12 +412,33 @@ impl ClientEngine {
                 status,
             }));
         }
+        if holds {
+            self.outbox.remove(&rejected_id);
+        }
         self.out.push(Output::Event(Event::Doc {
             doc: doc.to_owned(),
         }));
         if let DocTarget::Conv(conv) = doc_id.target() {
             self.resume_deferred(conv);
         }
+    }
+}
+
+impl ClientEngine {
+    /// A lifecycle move refused as `conflicting_write` because another device made the same
+    /// move first (two members reopening an archived conversation with their messages): what
+    /// it asked for holds, so it ends accepted rather than rejected for someone else's write.
+    fn goal_holds(&self, id: u64, doc: &DocId, code: &str) -> bool {
+        if code != RejectCode::ConflictingWrite.as_str() {
+            return false;
+        }
+        let Some(Intent::SetLifecycle { state, .. }) = self.outbox.get(&id).map(|e| &e.intent)
+        else {
+            return false;
+        };
+        self.docs
+            .get(doc)
+            .is_some_and(|d| read::read_lifecycle(&d.server).state == *state)
     }
 }
 
