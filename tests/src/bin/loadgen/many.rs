@@ -229,7 +229,7 @@ struct Msg {
 }
 
 /// Raises the soft open-files limit to the hard limit: every socket is a descriptor here
-/// and, on 127.0.0.1, another one in the server.
+/// and another one in the server, which inherits the limit (each process has its own).
 #[allow(unsafe_code)]
 fn raise_nofile(needed: u64) -> Result<u64> {
     let mut lim = libc::rlimit {
@@ -245,11 +245,12 @@ fn raise_nofile(needed: u64) -> Result<u64> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
         bail!("setrlimit(RLIMIT_NOFILE) to {} failed", lim.rlim_max);
     }
-    let have = lim.rlim_cur as u64;
+    // rlim_t is u64 on Linux (the only target of this generator: it reads /proc).
+    let have: u64 = lim.rlim_cur;
     if have < needed {
         bail!(
-            "the open-files limit is {have}, this run needs about {needed} (its sockets and the \
-             server's): raise the hard limit (`ulimit -Hn`, /etc/security/limits.conf) or pass \
+            "the open-files limit is {have}, this run needs about {needed} in each of the load \
+             generator and the server: raise the hard limit (`ulimit -Hn`, /etc/security/limits.conf) or pass \
              smaller --connections / --channel-subscribers"
         );
     }
@@ -281,7 +282,8 @@ async fn run(args: ManyArgs) -> Result<()> {
         "sqlite" => Backend::Sqlite,
         other => bail!("unknown backend {other:?} (postgres, sqlite)"),
     };
-    let nofile = raise_nofile(2 * sizes.sockets as u64 + 1_000)?;
+    // Both processes need a descriptor per socket, and some for files and the database.
+    let nofile = raise_nofile(sizes.sockets as u64 + 500)?;
     let bin = match &args.server_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.with_file_name("confab-server"),
@@ -420,6 +422,9 @@ fn message_counts(s: &Sizes) -> (usize, usize, usize) {
     (n(s.small_rate), n(s.group_rate), n(s.channel_rate))
 }
 
+/// Change hash → message index.
+type ByHash = HashMap<[u8; 32], u32>;
+
 /// Every message of the run, written on its sender's replica, in sending order.
 fn prepare(
     s: &Sizes,
@@ -427,7 +432,7 @@ fn prepare(
     accounts: &[String],
     created_at: i64,
     body_chars: usize,
-) -> Result<(Vec<Msg>, HashMap<[u8; 32], u32>)> {
+) -> Result<(Vec<Msg>, ByHash)> {
     let (small_n, group_n, channel_n) = message_counts(s);
     // (offset, conv, k-th message of the conv)
     let mut plan: Vec<(Duration, u32, usize)> = Vec::with_capacity(small_n + group_n + channel_n);
@@ -719,6 +724,8 @@ struct ManyResult {
     /// Pushes to members other than the sender (the sender's own push is not counted).
     deliveries: u64,
     rejected: usize,
+    /// `error` frames with code `unavailable` (not resubmitted).
+    unavailable: usize,
     errors: Vec<String>,
     server_cpu_ms_per_1k_deliveries: f64,
     /// Server CPU as a share of one core over the load.
@@ -933,7 +940,7 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
     let mut origin: HashMap<u64, u32> = HashMap::with_capacity(msgs.len());
     let mut ack_lat = Vec::with_capacity(msgs.len());
     let mut rejects = Vec::new();
-    let mut acked_of = vec![0usize; 3];
+    let mut acked_of = [0usize; 3];
     let kind_of = |m: u32| convs[msgs[m as usize].conv as usize].kind as usize;
     for (c, out) in outs.iter().enumerate() {
         for (m, d, seq, at) in &out.acks {
@@ -1004,6 +1011,9 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
             delivery_all: Dist::of(all),
         });
     }
+    // Refused for the moment (`unavailable`: e.g. the database pool was exhausted); the
+    // generator does not resubmit, so each is a message that stays unacked.
+    let unavailable = errors.iter().filter(|e| e.contains("unavailable")).count();
     rejects.sort();
     rejects.dedup();
     errors.sort();
@@ -1044,6 +1054,7 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
         ack: Dist::of(ack_lat),
         deliveries,
         rejected,
+        unavailable,
         errors: errors.into_iter().take(8).collect(),
         server_cpu_ms_per_1k_deliveries: per_1k(cpu_after.saturating_sub(cpu_before)),
         server_cpu_pct: pct(cpu_after.saturating_sub(cpu_before)),
@@ -1105,8 +1116,8 @@ fn table(r: &ManyResult) {
         );
     }
     println!(
-        "acks p50/p99 {:.2}/{:.2} ms; {} deliveries in {:.1} s",
-        r.ack.p50_ms, r.ack.p99_ms, r.deliveries, r.wall_s
+        "acks p50/p99 {:.2}/{:.2} ms; {} deliveries in {:.1} s; {} rejected, {} refused `unavailable`",
+        r.ack.p50_ms, r.ack.p99_ms, r.deliveries, r.wall_s, r.rejected, r.unavailable
     );
     let pg = r.pg_cpu_ms_per_1k_deliveries.map_or_else(
         || "-".to_owned(),
