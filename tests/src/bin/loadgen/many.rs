@@ -67,8 +67,8 @@ use serde_bytes::ByteBuf;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::{
-    backend_name, clock_ticks, connect, cpu_ticks, frame_bytes, mb, memory, pg_backends,
-    recv_frame, send_frame, stop, Dist, Sink, Stream, Ws, TENANT,
+    backend_name, clock_ticks, connect, cpu_ticks, frame_bytes, mb, memory, metrics, pg_backends,
+    recv_frame, send_frame, stop, Dist, Sink, StageMeans, Stream, Ws, TENANT,
 };
 
 /// The targets.
@@ -726,6 +726,8 @@ struct ManyResult {
     rejected: usize,
     /// `error` frames with code `unavailable` (not resubmitted).
     unavailable: usize,
+    /// Refusals and errors by code.
+    refusals: std::collections::BTreeMap<String, usize>,
     errors: Vec<String>,
     server_cpu_ms_per_1k_deliveries: f64,
     /// Server CPU as a share of one core over the load.
@@ -738,6 +740,12 @@ struct ManyResult {
     server_max_rss_during_load_mb: f64,
     server_rss_end_mb: f64,
     loadgen_peak_rss_mb: f64,
+    /// The server's commits over the load (its /metrics): how many, changes per commit,
+    /// and mean milliseconds per commit; and where a submit's time went.
+    commits: f64,
+    avg_commit_batch: f64,
+    avg_commit_ms: f64,
+    stages: StageMeans,
 }
 
 async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<ManyResult> {
@@ -835,6 +843,7 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
             .collect(),
         None => HashMap::new(),
     };
+    let metrics_before = metrics(server.port).await;
     let cpu_before = cpu_ticks(pid).unwrap_or(0);
     let self_before = cpu_ticks(std::process::id()).unwrap_or(0);
 
@@ -910,6 +919,7 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
         None => None,
     };
     let load_after = load_average();
+    let commit = metrics(server.port).await.minus(metrics_before);
     let _ = stop_tx.send(true);
 
     // Sends, then answers and pushes.
@@ -1014,16 +1024,27 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
     // Refused for the moment (`unavailable`: e.g. the database pool was exhausted); the
     // generator does not resubmit, so each is a message that stays unacked.
     let unavailable = errors.iter().filter(|e| e.contains("unavailable")).count();
+    let rejected = outs.iter().map(|o| o.rejects.len()).sum();
+    // Every refusal by its code (`reject …` and `error …` frames), the samples after.
+    let mut refusals: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in &rejects {
+        let code = r.split(':').next().unwrap_or_default();
+        *refusals.entry(format!("reject {code}")).or_default() += 1;
+    }
+    for e in &errors {
+        // "connection N: code: message"
+        let code = e.split(": ").nth(1).unwrap_or(e.as_str());
+        *refusals.entry(format!("error {code}")).or_default() += 1;
+    }
     rejects.sort();
     rejects.dedup();
     errors.sort();
     errors.dedup();
-    let rejected = outs.iter().map(|o| o.rejects.len()).sum();
     if !rejects.is_empty() {
-        errors.push(format!(
-            "rejected: {}",
-            rejects[..rejects.len().min(3)].join("; ")
-        ));
+        errors.insert(
+            0,
+            format!("rejected: {}", rejects[..rejects.len().min(3)].join("; ")),
+        );
     }
     let first = sent_us.iter().flatten().min().copied().unwrap_or(0);
     let last_sent = sent_us.iter().flatten().max().copied().unwrap_or(0);
@@ -1055,7 +1076,8 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
         deliveries,
         rejected,
         unavailable,
-        errors: errors.into_iter().take(8).collect(),
+        errors: errors.into_iter().take(5).collect(),
+        refusals,
         server_cpu_ms_per_1k_deliveries: per_1k(cpu_after.saturating_sub(cpu_before)),
         server_cpu_pct: pct(cpu_after.saturating_sub(cpu_before)),
         pg_cpu_ms_per_1k_deliveries: pg_ticks.map(per_1k),
@@ -1066,6 +1088,18 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
         server_max_rss_during_load_mb: mb(max_rss.max(rss_end)),
         server_rss_end_mb: mb(rss_end),
         loadgen_peak_rss_mb: mb(self_peak),
+        commits: commit.batch_count,
+        avg_commit_batch: if commit.batch_count > 0.0 {
+            commit.batch_sum / commit.batch_count
+        } else {
+            0.0
+        },
+        avg_commit_ms: if commit.batch_count > 0.0 {
+            commit.seconds_sum / commit.batch_count * 1000.0
+        } else {
+            0.0
+        },
+        stages: StageMeans::of(&commit),
         ..ManyResult::default()
     })
 }
@@ -1141,9 +1175,20 @@ fn table(r: &ManyResult) {
         r.server_peak_rss_mb, r.server_max_rss_during_load_mb, r.server_rss_end_mb, r.loadgen_peak_rss_mb
     );
     println!(
+        "server commits: {:.0} ({:.2} changes each, {:.2} ms mean); submit stages, mean ms: {}",
+        r.commits,
+        r.avg_commit_batch,
+        r.avg_commit_ms,
+        r.stages.line()
+    );
+    println!(
         "load average before {} after {}; setup {:.1} s",
         r.load_average_before, r.load_average_after, r.setup_s
     );
+    if !r.refusals.is_empty() {
+        let by_code: Vec<String> = r.refusals.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        println!("refusals by code: {}", by_code.join(", "));
+    }
     for e in &r.errors {
         println!("  ! {e}");
     }
