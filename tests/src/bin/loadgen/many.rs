@@ -35,7 +35,12 @@
 //!   channel). Acks p50/p99. Server CPU (utime+stime, /proc) and the database's backends'
 //!   CPU per 1,000 deliveries, server peak RSS (VmHWM: setup included) and the highest
 //!   VmRSS sampled during the load, and the load generator's own CPU: its share of one core
-//!   and per 1,000 deliveries, so a reader can tell when the generator saturates.
+//!   and per 1,000 deliveries, so a reader can tell when the generator saturates. The
+//!   server's commits and submit stages (/metrics) and every refusal by code.
+//! - **No resubmits.** A message refused (`unavailable` when the server is overloaded) is
+//!   not sent again, so the same sender's later messages in that bucket are refused
+//!   `missing_dependency`: under overload the acked and delivered counts understate what
+//!   resubmitting clients would get; the latencies are the measurement.
 //! - **Runtime.** Unlike the other modes this one runs on a multi-thread Tokio runtime
 //!   (`--threads`, default 2): one thread decoding 100,000+ pushes per second would be the
 //!   bottleneck before the server.
