@@ -865,7 +865,7 @@ async fn drive(server: &mut TestServer, s: &Sizes, args: &ManyArgs) -> Result<Ma
             stop_rx.clone(),
         )));
         if mine.is_empty() {
-            // Kept open: dropping the sink would not close the socket, but keep it tidy.
+            // A reader only: its sink comes back with the others, to be closed at the end.
             writers.push(tokio::spawn(async move { (sink, Vec::new(), None) }));
         } else {
             writers.push(tokio::spawn(writer(sink, mine, start, base)));
