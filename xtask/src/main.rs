@@ -6,7 +6,8 @@
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
 //! - `bench client`: the client engine's send, react, edit and policy verdict in groups of
 //!   10, 100 and 1,000 members (median, p99).
-//! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres.
+//! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres;
+//!   `bench server --scenario many`: 5,000 connections and 1,000+ conversations at once.
 //! - `bench catchup`: a client that missed 10,000 messages catches up (time, bytes on the wire).
 //! - `bench flood`: a member's ack latency while a non-member floods its conversation.
 //! - `bench cluster`: 1 and 3 server nodes on one Postgres (cross-node delivery, a hot

@@ -43,9 +43,13 @@
 //! `loadgen cluster [flags]` (`cargo xtask bench cluster`) runs several server nodes on one
 //! Postgres database and spreads the clients over their URLs: cross-node delivery, one hot
 //! conversation, many conversations (cluster.rs).
+//!
+//! `loadgen many [flags]` (`cargo xtask bench server --scenario many`): thousands of
+//! connections, a thousand conversations, a big group and a big channel at once (many.rs).
 
 mod cluster;
 mod machine;
+mod many;
 mod storage;
 
 use std::collections::HashMap;
@@ -1573,6 +1577,14 @@ async fn main() -> Result<()> {
     if argv.get(1).map(String::as_str) == Some("cluster") {
         let rest = std::iter::once("loadgen cluster".to_owned()).chain(argv.into_iter().skip(2));
         return cluster::main(cluster::ClusterArgs::parse_from(rest)).await;
+    }
+    // `loadgen many ...`: on its own multi-thread runtime, in its own thread (many.rs).
+    if argv.get(1).map(String::as_str) == Some("many") {
+        let rest = std::iter::once("loadgen many".to_owned()).chain(argv.into_iter().skip(2));
+        let args = many::ManyArgs::parse_from(rest);
+        return std::thread::spawn(move || many::main(args))
+            .join()
+            .map_err(|_| anyhow!("loadgen many panicked"))?;
     }
     let mut args = Args::parse();
     if args.clients.is_empty() {
