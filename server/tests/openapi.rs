@@ -566,6 +566,24 @@ fn sample<T: std::fmt::Debug>(runner: &mut TestRunner, s: &BoxedStrategy<T>) -> 
     s.new_tree(runner).expect("generate").current()
 }
 
+/// `PolicyCode` lists exactly the policy's codes (core's `DenyCode::ALL`): a new code is
+/// documented where REST clients read it.
+#[test]
+fn policy_codes_are_the_policys() {
+    let root = doc();
+    let listed: BTreeSet<String> = root["components"]["schemas"]["PolicyCode"]["enum"]
+        .as_array()
+        .expect("PolicyCode is an enum")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let policy: BTreeSet<String> = confab_core::policy::DenyCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    assert_eq!(listed, policy);
+}
+
 #[test]
 fn router_routes_are_the_documented_operations() {
     let root = doc();
