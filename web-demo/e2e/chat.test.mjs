@@ -319,7 +319,9 @@ test(`${size.name}: the page fits the screen; menu by tap and keyboard; selectio
   assert.equal(await menu.isVisible(), true);
   const menuBox = await menu.boundingBox();
   assert.ok(menuBox.x >= 0 && menuBox.x + menuBox.width <= viewport.width, `the menu is on screen: ${JSON.stringify(menuBox)}`);
-  assert.equal(await bob.evaluate(() => !!document.activeElement?.closest(".menu")), true, "the menu has the focus");
+  // The menu takes the focus on the next animation frame after it is drawn.
+  const menuFocused = (p) => p.evaluate(() => !!document.activeElement?.closest(".menu"));
+  await until(bob, "the menu has the focus", menuFocused, (f) => f === true);
   assert.match(
     await menu.locator("[data-action=pin] .why").textContent(),
     /^Your role \(member\) may not pin messages in Layout room$/,
@@ -336,7 +338,7 @@ test(`${size.name}: the page fits the screen; menu by tap and keyboard; selectio
   await more.focus();
   await bob.keyboard.press("Enter");
   await menu.waitFor({ timeout: WAIT_MS });
-  assert.equal(await bob.evaluate(() => !!document.activeElement?.closest(".menu")), true, "Enter: the menu has the focus");
+  await until(bob, "Enter: the menu has the focus", menuFocused, (f) => f === true);
   const before = await bob.evaluate(() => document.activeElement.textContent);
   await bob.keyboard.press("ArrowDown");
   assert.notEqual(await bob.evaluate(() => document.activeElement.textContent), before, "an arrow moves the focus");
