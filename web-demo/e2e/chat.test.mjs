@@ -347,6 +347,7 @@ test(`${size.name}: the page fits the screen; menu by tap and keyboard; selectio
   await until(bob, "the focus back on ⋯", (p) => p.evaluate(() => document.activeElement?.dataset.action ?? null), (a) => a === "menu");
   await bob.keyboard.press(" ");
   await menu.waitFor({ timeout: WAIT_MS });
+  await until(bob, "Space: the menu has the focus", menuFocused, (f) => f === true);
   await bob.keyboard.press("Escape");
   await until(bob, "the menu closed again", (p) => p.locator(".center .menu").count(), (n) => n === 0);
 
