@@ -33,6 +33,10 @@ const READYZ_ANSWER: Duration = Duration::from_secs(1);
 const TO_NOT_READY: Duration = Duration::from_secs(3);
 /// Generous bound on the answer to a submit sent while the storage is known down.
 const FAST_ANSWER: Duration = Duration::from_secs(1);
+/// Bound on a subscription's answer while down: at once, unless its unit has a commit that
+/// was already waiting for a connection when the database went away; the unit answers once
+/// that commit gives up (the Postgres pool's 2 s), plus slack for a loaded CI VM.
+const SUBSCRIBE_ANSWER: Duration = Duration::from_secs(3);
 
 fn hash_of(change: &Change) -> [u8; 32] {
     change.hash().0
@@ -324,7 +328,11 @@ async fn postgres_outage(kind: Outage) {
         ServerFrame::Error { code, .. } => assert_eq!(code, "unavailable"),
         other => panic!("subscribe while down: {other:?}"),
     }
-    assert!(asked.elapsed() < FAST_ANSWER, "subscribe answered at once");
+    let took = asked.elapsed();
+    assert!(
+        took < SUBSCRIBE_ANSWER,
+        "subscribe answered at once: {took:?}"
+    );
     reader.close().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let down_until = Instant::now();
