@@ -57,7 +57,6 @@ function build(el, session, convId, conv) {
       value: conv.info?.[field] ?? "",
       disabled: !verdict.allowed,
     });
-    if (multiline) input.value = conv.info?.[field] ?? "";
     const save = h(
       "button",
       {
