@@ -1,7 +1,9 @@
 //! The commit pipeline under a failing store: a batch validated on top of a batch whose
-//! commit fails must never be stored or acked, and both are accepted when resubmitted.
+//! commit fails must never be stored or acked, and both are accepted when resubmitted. And
+//! the actor bindings the units share: asked of storage once per device, never kept from a
+//! commit that failed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ struct GatedStore {
     succeed_held: AtomicBool,
     entered: Notify,
     release: Notify,
+    /// Calls of `actor_account`.
+    actor_lookups: AtomicUsize,
 }
 
 #[async_trait]
@@ -80,6 +84,7 @@ impl Store for GatedStore {
         self.inner.seq_of(doc, hash).await
     }
     async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>> {
+        self.actor_lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.actor_account(tenant, actor).await
     }
     async fn record_rejection(&self, record: &RejectionRecord) -> Result<()> {
@@ -195,6 +200,7 @@ async fn gated_group(dir: &std::path::Path, conv: &str) -> Group {
         succeed_held: AtomicBool::new(false),
         entered: Notify::new(),
         release: Notify::new(),
+        actor_lookups: AtomicUsize::new(0),
     });
     let engine = Engine::new(
         store.clone(),
@@ -399,4 +405,82 @@ async fn a_resubmission_waits_for_the_commit_under_way() {
             1
         );
     }
+}
+
+/// `owner`'s creation change of group `conv`, written by `actor`.
+fn creation(tenant: &TenantId, conv: &str, owner: &AccountId, actor: u8) -> (DocId, Vec<u8>) {
+    let conv_doc = DocId::conv(tenant, &ConvId::new(conv).expect("conv"));
+    let mut replica = doc::genesis(&conv_doc)
+        .expect("genesis")
+        .with_actor(ActorId::from(&[actor; 16][..]));
+    let spec = ConvFixture::group(owner.clone(), now_ms()).build();
+    write::create_conversation(&mut replica, &IntentTag::new("c", "create"), &spec)
+        .expect("create");
+    let change = replica.get_last_local_change().expect("change");
+    (conv_doc, change.raw_bytes().to_vec())
+}
+
+/// A device writing in a second conversation (another unit) is not looked up again: its
+/// binding, committed with its first change, is shared.
+#[tokio::test]
+async fn a_device_is_looked_up_once_for_every_conversation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Alice's first conversation, written by actor 7: looked up (unbound), then bound.
+    let Group {
+        store,
+        engine,
+        tenant,
+        alice,
+        author,
+        ..
+    } = gated_group(dir.path(), "first").await;
+    let after_first = store.actor_lookups.load(Ordering::SeqCst);
+    assert!(after_first >= 1, "the first change of an actor is looked up");
+    for conv in ["second", "third"] {
+        let (doc, change) = creation(&tenant, conv, &alice, 7);
+        let outcome = engine.submit(doc, author.clone(), vec![change]).await;
+        assert!(is_ack(&outcome), "{outcome:?}");
+    }
+    assert_eq!(
+        store.actor_lookups.load(Ordering::SeqCst),
+        after_first,
+        "a committed binding is not asked of storage again"
+    );
+    // Someone else's change by the same actor is still refused: the shared binding counts.
+    let mallory = AccountId::new("mallory").expect("account");
+    let (doc, change) = creation(&tenant, "fourth", &mallory, 7);
+    let outcome = engine.submit(doc, Author::user(mallory), vec![change]).await;
+    assert!(
+        matches!(outcome[0], SubmitOutcome::Reject { .. }),
+        "another account's change by alice's actor: {outcome:?}"
+    );
+}
+
+/// A binding made by a change whose commit failed is not kept: the actor is still free,
+/// for another account too.
+#[tokio::test]
+async fn a_binding_of_a_failed_commit_is_not_shared() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Group {
+        store,
+        engine,
+        tenant,
+        alice,
+        author,
+        ..
+    } = gated_group(dir.path(), "first").await;
+    let (doc, change) = creation(&tenant, "lost", &alice, 5);
+    store.hold.store(true, Ordering::SeqCst);
+    let lost = engine.enqueue_submit(doc, author, vec![change]).await;
+    store.entered.notified().await;
+    store.release.notify_one();
+    let lost = lost.await.expect("answered");
+    assert!(
+        matches!(lost[0], SubmitOutcome::Failed { .. }),
+        "{lost:?}"
+    );
+    let bob = AccountId::new("bob").expect("account");
+    let (doc, change) = creation(&tenant, "bobs", &bob, 5);
+    let outcome = engine.submit(doc, Author::user(bob), vec![change]).await;
+    assert!(is_ack(&outcome), "actor 5 was never bound: {outcome:?}");
 }

@@ -4,6 +4,7 @@
 //! pushes to subscribers. Units load lazily and leave memory when idle.
 
 mod audit;
+mod bindings;
 mod catchup;
 mod cluster;
 mod committer;
@@ -213,6 +214,8 @@ pub(crate) struct Inner {
     retention_clock: std::sync::atomic::AtomicI64,
     /// Connections following their account's memberships (see `feed`).
     feeds: feed::Feeds,
+    /// Committed actor bindings, shared by the units (see `bindings`).
+    bindings: bindings::Bindings,
 }
 
 /// A unit in memory: its job queue, and the inbox of other nodes' commits to its documents.
@@ -270,6 +273,7 @@ impl Engine {
                 listening: cluster::Listening::default(),
                 retention_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
                 feeds: feed::Feeds::default(),
+                bindings: bindings::Bindings::default(),
             }),
         };
         if let Some(options) = cluster_options {

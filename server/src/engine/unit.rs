@@ -472,8 +472,18 @@ impl Unit {
                 Step::Need(Need::Doc(id)) => self.load(id).await?,
                 Step::Need(Need::Binding(actor)) => {
                     let tenant = sub.doc().tenant();
-                    let store = self.engine.store();
-                    let account = store.actor_account(tenant, actor.to_bytes()).await?;
+                    let bindings = &self.engine.inner.bindings;
+                    let account = match bindings.get(tenant, actor.to_bytes()) {
+                        Some(account) => Some(account),
+                        None => {
+                            let store = self.engine.store();
+                            let found = store.actor_account(tenant, actor.to_bytes()).await?;
+                            if let Some(account) = &found {
+                                bindings.remember(tenant, actor.to_bytes(), account);
+                            }
+                            found
+                        }
+                    };
                     self.acceptor.answer_binding(sub, actor, account);
                 }
                 Step::Need(Need::Parent(parent)) => {

@@ -298,6 +298,11 @@ impl Unit {
             );
         }
         for p in pending {
+            if let Some(actor) = &p.change.bind_actor {
+                let tenant = p.change.doc.tenant();
+                let bindings = &self.engine.inner.bindings;
+                bindings.remember(tenant, actor, &p.change.account);
+            }
             self.engine.memberships_committed(&p.change);
             for effect in &p.effects {
                 if let Effect::UpdateMember { before, after, .. } = effect {
