@@ -287,43 +287,32 @@ impl Store for PgStore {
     }
 
     async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
-        let id = doc.to_string();
-        // One snapshot for the docs row and the changes: a compaction on another node cannot
-        // fall between the two reads.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await?;
-        let Some(row) = sqlx::query(
-            "SELECT last_seq, snapshot, snapshot_seq, policy_seq FROM docs WHERE doc_id = $1",
+        // One statement, one snapshot: a compaction on another node cannot fall between the
+        // docs row and the changes. And one round trip, not a transaction's four: a unit
+        // holds a pool connection for as long as its runtime takes to resume it after each
+        // answer, which under load is what ran the pool dry (docs/BENCHMARKS.md).
+        // The docs row comes first (its `seq` is null), then the changes after the snapshot.
+        let rows = sqlx::query(
+            "SELECT d.last_seq, d.snapshot, d.snapshot_seq, d.policy_seq, \
+               NULL::int8 AS seq, NULL::bytea AS bytes FROM docs d WHERE d.doc_id = $1 \
+             UNION ALL \
+             SELECT NULL, NULL, NULL, NULL, c.seq, c.bytes FROM docs d \
+               JOIN changes c ON c.doc_id = d.doc_id AND c.seq > d.snapshot_seq \
+               WHERE d.doc_id = $1 \
+             ORDER BY seq NULLS FIRST",
         )
-        .bind(&id)
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            tx.commit().await?;
+        .bind(doc.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let Some((row, changes)) = rows.split_first() else {
             return Ok(StoredDoc::default());
         };
-        let last_seq = u64_of(row.try_get("last_seq")?, "last_seq")?;
-        let policy_seq = u64_of(row.try_get("policy_seq")?, "policy_seq")?;
-        let snapshot: Option<Vec<u8>> = row.try_get("snapshot")?;
-        let snapshot_seq_raw: i64 = row.try_get("snapshot_seq")?;
-        let snapshot_seq = u64_of(snapshot_seq_raw, "snapshot_seq")?;
-        let rows = sqlx::query(
-            "SELECT seq, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq",
-        )
-        .bind(&id)
-        .bind(snapshot_seq_raw)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let changes = seq_changes(&rows)?;
         Ok(StoredDoc {
-            snapshot,
-            snapshot_seq,
-            changes,
-            last_seq,
-            policy_seq,
+            snapshot: row.try_get("snapshot")?,
+            snapshot_seq: u64_of(row.try_get("snapshot_seq")?, "snapshot_seq")?,
+            changes: seq_changes(changes)?,
+            last_seq: u64_of(row.try_get("last_seq")?, "last_seq")?,
+            policy_seq: u64_of(row.try_get("policy_seq")?, "policy_seq")?,
         })
     }
 
