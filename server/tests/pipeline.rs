@@ -122,6 +122,12 @@ impl Store for GatedStore {
     ) -> Result<Vec<ConvListItem>> {
         self.inner.conversations_of(tenant, account).await
     }
+    async fn discover(
+        &self,
+        query: &confab_server::store::discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<confab_server::store::discovery::DiscoverItem>> {
+        self.inner.discover(query).await
+    }
     async fn messages(
         &self,
         tenant: &TenantId,

@@ -322,6 +322,12 @@ impl Store for Guarded {
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
         self.run(self.inner.conversation(tenant, conv)).await
     }
+    async fn discover(
+        &self,
+        query: &super::discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<super::discovery::DiscoverItem>> {
+        self.run(self.inner.discover(query)).await
+    }
     async fn conversations_of(
         &self,
         tenant: &TenantId,

@@ -1,0 +1,142 @@
+//! The discovery listing (docs/POLICY.md, "Joining"; docs/REST.md): conversations of a
+//! tenant whose scope lets the caller find them, in conversation id order after a cursor.
+//! One range of the partial index `conversations_discover` per page (migrations: Postgres
+//! 0014, SQLite 0009), which holds only groups and channels that are neither private nor
+//! deleted: a page costs its rows plus the discoverable ones the filters skip (service
+//! accounts skip `organization`, a title search skips non-matching titles), never the
+//! tenant's private conversations.
+
+use confab_core::ids::{AccountId, ConvId, TenantId};
+use sqlx::{PgPool, SqlitePool};
+
+use super::columns::{conv_row, limit_of, Cols};
+use super::{ConvRow, Result};
+
+/// A page of the discovery listing, as asked.
+#[derive(Debug, Clone)]
+pub struct DiscoverQuery<'a> {
+    pub tenant: &'a TenantId,
+    /// The caller: its own membership status is returned with each row.
+    pub account: &'a AccountId,
+    /// A service account finds `public` conversations only; a user also `organization`.
+    pub service: bool,
+    /// Rows after this conversation id (bytewise order); `None`: from the start.
+    pub after: Option<&'a ConvId>,
+    /// Only titles containing this text, case-insensitively (Postgres folds case with
+    /// `lower`, Unicode-aware; SQLite's `lower` folds ASCII letters only).
+    pub search: Option<&'a str>,
+    pub limit: usize,
+}
+
+/// One discoverable conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DiscoverItem {
+    pub conv: ConvRow,
+    /// The caller's membership status in it (`active`, `requested`, `left`, ...), if any.
+    pub caller_status: Option<String>,
+}
+
+/// The same filters on both backends; the predicates of the partial index are repeated
+/// word for word so that Postgres can prove the index applies.
+macro_rules! discover_sql {
+    ($tenant:literal, $account:literal, $after:literal, $service:literal, $search:literal,
+     $limit:literal, $collate:literal, $title_has:literal) => {
+        concat!(
+            "SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, ",
+            "c.scope, c.description, c.active_members, c.join_route, ",
+            "(SELECT m.status FROM memberships m WHERE m.tenant = c.tenant ",
+            "AND m.conv = c.conv AND m.account = ",
+            $account,
+            ") AS caller_status ",
+            "FROM conversations c WHERE c.tenant = ",
+            $tenant,
+            " ",
+            "AND c.scope <> 'private' AND c.lifecycle <> 'deleted' ",
+            "AND c.kind IN ('group', 'channel') ",
+            "AND c.conv",
+            $collate,
+            " > ",
+            $after,
+            " ",
+            "AND (c.scope = 'public' OR NOT ",
+            $service,
+            ") ",
+            "AND (",
+            $search,
+            " IS NULL OR ",
+            $title_has,
+            ") ",
+            "ORDER BY c.conv",
+            $collate,
+            " LIMIT ",
+            $limit
+        )
+    };
+}
+
+const PG: &str = discover_sql!(
+    "$1",
+    "$2",
+    "$3",
+    "$4",
+    "$5",
+    "$6",
+    " COLLATE \"C\"",
+    "strpos(lower(c.title), lower($5)) > 0"
+);
+const SQLITE: &str = discover_sql!(
+    "?1",
+    "?2",
+    "?3",
+    "?4",
+    "?5",
+    "?6",
+    "",
+    "instr(lower(c.title), lower(?5)) > 0"
+);
+
+fn items<R: Cols>(rows: &[R]) -> Result<Vec<DiscoverItem>> {
+    rows.iter()
+        .map(|row| {
+            Ok(DiscoverItem {
+                conv: conv_row(row)?,
+                caller_status: row.opt_text("caller_status")?,
+            })
+        })
+        .collect()
+}
+
+/// The cursor as bound: the empty string sorts before every id, so the first page is the
+/// same index range as the others (no `IS NULL OR` that a generic plan cannot use).
+fn after<'a>(q: &DiscoverQuery<'a>) -> &'a str {
+    q.after.map_or("", ConvId::as_str)
+}
+
+pub(super) async fn list_pg(pool: &PgPool, q: &DiscoverQuery<'_>) -> Result<Vec<DiscoverItem>> {
+    let rows = sqlx::query(PG)
+        .bind(q.tenant.as_str())
+        .bind(q.account.as_str())
+        .bind(after(q))
+        .bind(q.service)
+        .bind(q.search)
+        .bind(limit_of(q.limit))
+        .fetch_all(pool)
+        .await?;
+    items(&rows)
+}
+
+pub(super) async fn list_sqlite(
+    pool: &SqlitePool,
+    q: &DiscoverQuery<'_>,
+) -> Result<Vec<DiscoverItem>> {
+    let rows = sqlx::query(SQLITE)
+        .bind(q.tenant.as_str())
+        .bind(q.account.as_str())
+        .bind(after(q))
+        .bind(q.service)
+        .bind(q.search)
+        .bind(limit_of(q.limit))
+        .fetch_all(pool)
+        .await?;
+    items(&rows)
+}

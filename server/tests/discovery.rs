@@ -1,0 +1,362 @@
+//! Discovery (`GET /v1/conversations/discover`, docs/POLICY.md "Joining") over REST on the
+//! production router, on both backends: who finds what by scope and account kind (private
+//! never, organization by the tenant's users, public by them and its service accounts,
+//! nothing across tenants, deleted never), member counts that follow joins and leaves in
+//! the same commit, a scope moved to private leaving the listing, title search, and pages
+//! by cursor.
+//!
+//! Postgres: a fresh database on 127.0.0.1:5432 (user `postgres`, trust auth), dropped
+//! afterwards; the test FAILS if Postgres is unreachable, it never skips.
+
+use std::collections::BTreeSet;
+
+use confab_server::auth::Claims;
+use confab_server::engine::now_ms;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection};
+
+mod support;
+
+use support::{Server, TENANT};
+
+const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
+
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Server {
+    fn token(&self, tenant: &str, account: &str, kind: &str) -> String {
+        self.auth
+            .mint(&Claims {
+                sub: account.into(),
+                tenant: tenant.into(),
+                exp: now_ms() / 1000 + 3600,
+                kind: kind.into(),
+            })
+            .expect("mint")
+    }
+
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"));
+        Answer { status, body }
+    }
+
+    /// One page of the listing, 200 expected.
+    async fn discover(&self, token: &str, query: &str) -> Value {
+        let path = format!("/v1/conversations/discover{query}");
+        let a = self.call(Method::GET, &path, token, None).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        a.body
+    }
+
+    /// The ids of the first page (all there are, in these tests).
+    async fn found(&self, token: &str, query: &str) -> Vec<String> {
+        ids(&self.discover(token, query).await)
+    }
+
+    async fn entry(&self, token: &str, id: &str) -> Value {
+        let page = self.discover(token, "").await;
+        page["conversations"]
+            .as_array()
+            .expect("conversations")
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is not listed: {page}"))
+            .clone()
+    }
+
+    async fn create(&self, token: &str, body: Value) {
+        let a = self
+            .call(Method::POST, "/v1/conversations", token, Some(body))
+            .await;
+        assert_eq!(a.status, 201, "create: {}", a.body);
+    }
+
+    async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) {
+        let a = self.call(method, path, token, body).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+    }
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+/// An open group or channel (anyone of the tenant may join it) of `scope` (default private).
+fn group(id: &str, kind: &str, title: &str, scope: Option<&str>) -> Value {
+    let mut body = json!({"kind": kind, "id": id, "title": title,
+        "description": format!("about {title}"), "settings": {"join_policy": "open"}});
+    if let Some(scope) = scope {
+        body["settings"]["scope"] = json!(scope);
+    }
+    body
+}
+
+async fn discovery(s: Server) {
+    let alice = s.token(TENANT, "alice", "user");
+    let bob = s.token(TENANT, "bob", "user");
+    let service = s.token(TENANT, "robot", "service");
+    let stranger = s.token("globex", "eve", "user");
+
+    s.create(
+        &alice,
+        group("org-room", "group", "Org Room", Some("organization")),
+    )
+    .await;
+    s.create(
+        &alice,
+        group("news", "channel", "Public News", Some("public")),
+    )
+    .await;
+    s.create(&alice, group("secret", "group", "Secret News", None))
+        .await;
+    s.create(
+        &alice,
+        group("doomed", "group", "Doomed News", Some("public")),
+    )
+    .await;
+    s.ok(Method::DELETE, "/v1/conversations/doomed", &alice, None)
+        .await;
+    // The same ids in another tenant, public: never seen from acme.
+    let globex_owner = s.token("globex", "gina", "user");
+    s.create(
+        &globex_owner,
+        group("elsewhere", "group", "Elsewhere", Some("public")),
+    )
+    .await;
+
+    // Who sees what: users the organization and public ones, service accounts the public
+    // ones, other tenants theirs only; private and deleted never.
+    assert_eq!(s.found(&bob, "").await, ["news", "org-room"]);
+    assert_eq!(s.found(&alice, "").await, ["news", "org-room"]);
+    assert_eq!(s.found(&service, "").await, ["news"]);
+    assert_eq!(s.found(&stranger, "").await, ["elsewhere"]);
+
+    let news = s.entry(&bob, "news").await;
+    assert_eq!(news["type"], "channel");
+    assert_eq!(news["title"], "Public News");
+    assert_eq!(news["description"], "about Public News");
+    assert_eq!(news["scope"], "public");
+    assert_eq!(news["member_count"], 1);
+    assert_eq!(news["join"], "open");
+    assert_eq!(news["is_member"], false);
+    assert_eq!(news["membership_status"], Value::Null);
+    assert_eq!(s.entry(&alice, "news").await["is_member"], true);
+
+    // Counts follow joins and leaves, committed with them.
+    s.ok(
+        Method::POST,
+        "/v1/conversations/news/members",
+        &bob,
+        Some(json!({"account": "bob"})),
+    )
+    .await;
+    let news = s.entry(&bob, "news").await;
+    assert_eq!(
+        (news["member_count"].clone(), news["is_member"].clone()),
+        (json!(2), json!(true))
+    );
+    assert_eq!(s.entry(&alice, "news").await["member_count"], 2);
+    s.ok(
+        Method::POST,
+        "/v1/conversations/news/members",
+        &alice,
+        Some(json!({"account": "carol"})),
+    )
+    .await;
+    assert_eq!(s.entry(&bob, "news").await["member_count"], 3);
+    s.ok(
+        Method::DELETE,
+        "/v1/conversations/news/members/bob",
+        &bob,
+        None,
+    )
+    .await;
+    s.ok(
+        Method::DELETE,
+        "/v1/conversations/news/members/carol",
+        &alice,
+        None,
+    )
+    .await;
+    let news = s.entry(&bob, "news").await;
+    assert_eq!(news["member_count"], 1);
+    assert_eq!(news["is_member"], false);
+    assert_eq!(news["membership_status"], "left");
+
+    // A pending join request shows as the caller's status, and is not counted.
+    s.ok(
+        Method::PATCH,
+        "/v1/conversations/org-room/settings",
+        &alice,
+        Some(json!({"join_approval_required": true})),
+    )
+    .await;
+    let asked = s
+        .call(
+            Method::POST,
+            "/v1/conversations/org-room/join-requests",
+            &bob,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(asked.status, 202, "ask: {}", asked.body);
+    let room = s.entry(&bob, "org-room").await;
+    assert_eq!(room["join"], "request");
+    assert_eq!(room["membership_status"], "requested");
+    assert_eq!(room["member_count"], 1);
+    s.ok(
+        Method::PATCH,
+        "/v1/conversations/org-room/settings",
+        &alice,
+        Some(json!({"join_policy": "invite_only"})),
+    )
+    .await;
+    assert_eq!(s.entry(&bob, "org-room").await["join"], "invite");
+
+    // Title search: case-insensitive, a substring; never reaches private or deleted ones.
+    assert_eq!(s.found(&bob, "?q=news").await, ["news"]);
+    assert_eq!(s.found(&bob, "?q=PUBLIC%20n").await, ["news"]);
+    assert_eq!(s.found(&bob, "?q=room").await, ["org-room"]);
+    assert!(s.found(&bob, "?q=zzz").await.is_empty());
+    assert!(s.found(&service, "?q=room").await.is_empty());
+
+    // Pages by cursor: every discoverable conversation once, in id order.
+    let mut expected = BTreeSet::from(["news".to_owned(), "org-room".to_owned()]);
+    for i in 0..5 {
+        let id = format!("pub-{i}");
+        s.create(
+            &alice,
+            group(&id, "group", &format!("Room {i}"), Some("public")),
+        )
+        .await;
+        expected.insert(id);
+    }
+    let mut seen = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    loop {
+        let page = s.discover(&bob, &query).await;
+        let page_ids = ids(&page);
+        assert!(page_ids.len() <= 2, "{page}");
+        seen.extend(page_ids);
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected.iter().cloned().collect::<Vec<_>>());
+    let searched = s.discover(&bob, "?q=room&limit=3").await;
+    assert_eq!(ids(&searched), ["org-room", "pub-0", "pub-1"]);
+    let cursor = searched["next_cursor"]
+        .as_str()
+        .expect("a full page has a cursor");
+    assert_eq!(
+        s.found(&bob, &format!("?q=room&limit=3&cursor={cursor}"))
+            .await,
+        ["pub-2", "pub-3", "pub-4"]
+    );
+
+    // A scope moved to private leaves the listing in the commit that moves it.
+    s.ok(
+        Method::PATCH,
+        "/v1/conversations/news/settings",
+        &alice,
+        Some(json!({"scope": "private"})),
+    )
+    .await;
+    assert!(!s.found(&bob, "").await.contains(&"news".to_owned()));
+    assert!(s.found(&service, "?q=news").await.is_empty());
+    // And organization hides it from service accounts only.
+    s.ok(
+        Method::PATCH,
+        "/v1/conversations/pub-0/settings",
+        &alice,
+        Some(json!({"scope": "organization"})),
+    )
+    .await;
+    assert!(s.found(&bob, "").await.contains(&"pub-0".to_owned()));
+    assert!(!s.found(&service, "").await.contains(&"pub-0".to_owned()));
+
+    // Bad input: clear codes.
+    for (query, code) in [
+        ("?limit=0", "out_of_range"),
+        ("?limit=101", "out_of_range"),
+        ("?limit=two", "invalid_value"),
+        ("?cursor=a%2Fb", "invalid_value"),
+    ] {
+        let a = s
+            .call(
+                Method::GET,
+                &format!("/v1/conversations/discover{query}"),
+                &bob,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.body["code"].clone()),
+            (422, json!(code)),
+            "{query}: {}",
+            a.body
+        );
+    }
+    // `discover` is a route, not an id one can create.
+    let a = s
+        .call(
+            Method::POST,
+            "/v1/conversations",
+            &alice,
+            Some(group("discover", "group", "x", None)),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.body);
+}
+
+#[tokio::test]
+async fn sqlite_discovery() {
+    discovery(Server::start_on(None).await).await;
+}
+
+#[tokio::test]
+async fn postgres_discovery() {
+    let name = format!("confab_discovery_{}", std::process::id());
+    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
+        });
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await;
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let url = format!("{PG_HOST}/{name}");
+    let result =
+        tokio::spawn(async move { discovery(Server::start_on(Some(&url)).await).await }).await;
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
