@@ -3,15 +3,23 @@
 //! never, organization by the tenant's users, public by them and its service accounts,
 //! nothing across tenants, deleted never), member counts that follow joins and leaves in
 //! the same commit, a scope moved to private leaving the listing, title search, and pages
-//! by cursor.
+//! by cursor; and rows stored before the discovery migrations (Postgres 0014, SQLite 0009)
+//! get their member counts from `memberships` and stay unlisted.
 //!
 //! Postgres: a fresh database on 127.0.0.1:5432 (user `postgres`, trust auth), dropped
 //! afterwards; the test FAILS if Postgres is unreachable, it never skips.
 
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
 
+use confab_core::ids::{AccountId, ConvId, TenantId};
 use confab_server::auth::Claims;
 use confab_server::engine::now_ms;
+use confab_server::store::discovery::DiscoverQuery;
+use confab_server::store::postgres::PgStore;
+use confab_server::store::sqlite::SqliteStore;
+use confab_server::store::Store;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
@@ -353,6 +361,119 @@ async fn postgres_discovery() {
     let url = format!("{PG_HOST}/{name}");
     let result =
         tokio::spawn(async move { discovery(Server::start_on(Some(&url)).await).await }).await;
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// The migrations of `folder` up to `last` (a server before discovery), copied to `to`.
+async fn migrator_before(folder: &str, last: i64, to: &Path) -> sqlx::migrate::Migrator {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    std::fs::create_dir_all(to).expect("folder");
+    for entry in std::fs::read_dir(&from).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        if name[..4].parse::<i64>().expect("version") <= last {
+            std::fs::copy(&path, to.join(name)).expect("copy");
+        }
+    }
+    sqlx::migrate::Migrator::new(to).await.expect("migrator")
+}
+
+/// Rows a server before discovery stored: a public-looking group (its scope is only in the
+/// document) with two active members, one who left and one who asks.
+const LEGACY_ROWS: &[&str] = &[
+    "INSERT INTO conversations (tenant, conv, kind, title, lifecycle, created_at) \
+     VALUES ('acme', 'old', 'group', 'Old', 'active', 1)",
+    "INSERT INTO memberships (tenant, conv, account, role, status) VALUES \
+     ('acme', 'old', 'alice', 'owner', 'active'), ('acme', 'old', 'bob', 'member', 'active'), \
+     ('acme', 'old', 'carol', 'member', 'left'), ('acme', 'old', 'dave', 'member', 'requested')",
+];
+
+async fn legacy_rows_migrate(store: Arc<dyn Store>) {
+    store.migrate().await.expect("migrate forward");
+    let (t, old) = (
+        TenantId::new(TENANT).expect("tenant"),
+        ConvId::new("old").expect("conv"),
+    );
+    let row = store
+        .conversation(&t, &old)
+        .await
+        .expect("read")
+        .expect("the row stays");
+    assert_eq!(row.active_members, 2);
+    assert_eq!(
+        (row.scope.as_str(), row.join_route.as_str()),
+        ("private", "invite")
+    );
+    assert_eq!(row.description, None);
+    let listed = store
+        .discover(&DiscoverQuery {
+            tenant: &t,
+            account: &AccountId::new("erin").expect("account"),
+            service: false,
+            after: None,
+            search: None,
+            limit: 10,
+        })
+        .await
+        .expect("discover");
+    assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[tokio::test]
+async fn sqlite_rows_before_discovery_get_their_counts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("confab.db");
+    let migrator = migrator_before("sqlite", 8, &dir.path().join("old")).await;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("sqlite");
+    migrator.run(&pool).await.expect("old migrations");
+    for sql in LEGACY_ROWS {
+        sqlx::query(sql).execute(&pool).await.expect("legacy rows");
+    }
+    pool.close().await;
+    legacy_rows_migrate(Arc::new(SqliteStore::open(&path).await.expect("open"))).await;
+}
+
+#[tokio::test]
+async fn postgres_rows_before_discovery_get_their_counts() {
+    let name = format!("confab_discovery_legacy_{}", std::process::id());
+    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
+        });
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await;
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let url = format!("{PG_HOST}/{name}");
+    let result = tokio::spawn(async move {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let migrator = migrator_before("postgres", 13, &dir.path().join("old")).await;
+        let pool = sqlx::PgPool::connect(&url).await.expect("pg");
+        migrator.run(&pool).await.expect("old migrations");
+        for sql in LEGACY_ROWS {
+            sqlx::query(sql).execute(&pool).await.expect("legacy rows");
+        }
+        pool.close().await;
+        legacy_rows_migrate(Arc::new(PgStore::connect(&url).await.expect("connect"))).await;
+    })
+    .await;
     let _ = admin
         .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
         .await;
