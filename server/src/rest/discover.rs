@@ -5,6 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use confab_core::ids::ConvId;
 use confab_core::limits::TITLE_MAX_CHARS;
+use confab_core::model::conversation::MemberStatus;
 use confab_core::model::time::format_rfc3339;
 use serde::Serialize;
 
@@ -96,7 +97,7 @@ pub struct DiscoverEntry {
     pub is_member: bool,
     /// The caller's membership status if it has an entry (`active`, `requested`, `left`,
     /// `removed`, `banned`), else null.
-    pub membership_status: Option<String>,
+    pub membership_status: Option<&'static str>,
     pub created_at: String,
 }
 
@@ -111,8 +112,8 @@ impl DiscoverEntry {
             scope: c.scope.clone(),
             member_count: c.active_members,
             join: c.join_route.clone(),
-            is_member: item.caller_status.as_deref() == Some("active"),
-            membership_status: item.caller_status.clone(),
+            is_member: item.caller_status == Some(MemberStatus::Active),
+            membership_status: item.caller_status.map(MemberStatus::as_str),
             created_at: format_rfc3339(c.created_at),
         }
     }

@@ -7,10 +7,11 @@
 //! tenant's private conversations.
 
 use confab_core::ids::{AccountId, ConvId, TenantId};
+use confab_core::model::conversation::MemberStatus;
 use sqlx::{PgPool, SqlitePool};
 
 use super::columns::{conv_row, limit_of, Cols};
-use super::{ConvRow, Result};
+use super::{ConvRow, Result, StoreError};
 
 /// A page of the discovery listing, as asked.
 #[derive(Debug, Clone)]
@@ -29,11 +30,11 @@ pub struct DiscoverQuery<'a> {
 }
 
 /// One discoverable conversation.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoverItem {
     pub conv: ConvRow,
-    /// The caller's membership status in it (`active`, `requested`, `left`, ...), if any.
-    pub caller_status: Option<String>,
+    /// The caller's membership status in it, if it has an entry.
+    pub caller_status: Option<MemberStatus>,
 }
 
 /// The same filters on both backends; the predicates of the partial index are repeated
@@ -98,9 +99,18 @@ const SQLITE: &str = discover_sql!(
 fn items<R: Cols>(rows: &[R]) -> Result<Vec<DiscoverItem>> {
     rows.iter()
         .map(|row| {
+            let conv = conv_row(row)?;
+            let caller_status = row
+                .opt_text("caller_status")?
+                .map(|s| {
+                    MemberStatus::parse(&s).map_err(|e| {
+                        StoreError::Corrupt(format!("membership in {}: {e}", conv.conv))
+                    })
+                })
+                .transpose()?;
             Ok(DiscoverItem {
-                conv: conv_row(row)?,
-                caller_status: row.opt_text("caller_status")?,
+                conv,
+                caller_status,
             })
         })
         .collect()
