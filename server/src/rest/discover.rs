@@ -122,7 +122,7 @@ impl DiscoverEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct DiscoverPage {
     pub conversations: Vec<DiscoverEntry>,
-    /// Pass as `cursor` for the next page; null on the last page.
+    /// Pass as `cursor` for the next page; null on the last page (nothing follows).
     pub next_cursor: Option<String>,
 }
 
@@ -142,15 +142,16 @@ pub async fn discover(
             service: caller.service,
             after: params.cursor.as_ref(),
             search: params.q.as_deref(),
-            limit: params.limit,
+            // One more than shown tells whether another page follows.
+            limit: params.limit + 1,
         })
         .await?;
-    // A full page may have more after it; a short one is the last.
-    let next_cursor = (items.len() == params.limit)
-        .then(|| items.last().map(|i| i.conv.conv.to_string()))
+    let shown = &items[..items.len().min(params.limit)];
+    let next_cursor = (items.len() > params.limit)
+        .then(|| shown.last().map(|i| i.conv.conv.to_string()))
         .flatten();
     Ok(Json(DiscoverPage {
-        conversations: items.iter().map(DiscoverEntry::of).collect(),
+        conversations: shown.iter().map(DiscoverEntry::of).collect(),
         next_cursor,
     }))
 }
