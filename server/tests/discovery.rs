@@ -4,7 +4,8 @@
 //! nothing across tenants, deleted never), member counts that follow joins and leaves in
 //! the same commit, a scope moved to private leaving the listing, title search, and pages
 //! by cursor; and rows stored before the discovery migrations (Postgres 0014, SQLite 0009)
-//! get their member counts from `memberships` and stay unlisted.
+//! get their member counts from `memberships`, stay unlisted, and are projected from their
+//! documents at start (`maintenance::project_discovery`) unless a commit did it first.
 //!
 //! Postgres: a fresh database on 127.0.0.1:5432 (user `postgres`, trust auth), dropped
 //! afterwards; the test FAILS if Postgres is unreachable, it never skips.
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use confab_core::ids::{AccountId, ConvId, TenantId};
 use confab_server::auth::Claims;
 use confab_server::engine::now_ms;
+use confab_server::maintenance;
 use confab_server::store::discovery::DiscoverQuery;
 use confab_server::store::postgres::PgStore;
 use confab_server::store::sqlite::SqliteStore;
@@ -343,9 +345,127 @@ async fn discovery(s: Server) {
     assert_eq!(a.status, 422, "{}", a.body);
 }
 
+/// Raw SQL on the server's database, beside it (to make rows look older).
+enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    async fn exec(&self, sql: &str) {
+        match self {
+            Db::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+            Db::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+/// Rows as a server before discovery left them are projected at start from their
+/// documents; one a commit projected since keeps that commit's values.
+async fn older_rows_are_projected(s: Server, db: Db) {
+    let alice = s.token(TENANT, "alice", "user");
+    let bob = s.token(TENANT, "bob", "user");
+    let service = s.token(TENANT, "robot", "service");
+    s.create(
+        &alice,
+        group("legacy-pub", "group", "Legacy Pub", Some("public")),
+    )
+    .await;
+    s.create(
+        &alice,
+        group("legacy-org", "group", "Legacy Org", Some("organization")),
+    )
+    .await;
+    s.ok(
+        Method::POST,
+        "/v1/conversations/legacy-pub/members",
+        &bob,
+        Some(json!({"account": "bob"})),
+    )
+    .await;
+    // What migrations 0014 / 0009 leave in rows written before them.
+    db.exec(
+        "UPDATE conversations SET scope = 'private', description = NULL, join_route = 'invite', \
+         discovery_projected = FALSE WHERE conv IN ('legacy-pub', 'legacy-org')",
+    )
+    .await;
+    assert!(s.found(&bob, "").await.is_empty());
+    // A commit after the migration projects its row itself.
+    s.ok(
+        Method::PATCH,
+        "/v1/conversations/legacy-org/settings",
+        &alice,
+        Some(json!({"scope": "public"})),
+    )
+    .await;
+    assert_eq!(s.found(&service, "").await, ["legacy-org"]);
+
+    let store = s.engine.store();
+    assert_eq!(
+        maintenance::project_discovery(store.as_ref())
+            .await
+            .expect("project"),
+        1
+    );
+    assert_eq!(s.found(&service, "").await, ["legacy-org", "legacy-pub"]);
+    let entry = s.entry(&alice, "legacy-pub").await;
+    assert_eq!(entry["scope"], "public");
+    assert_eq!(entry["description"], "about Legacy Pub");
+    assert_eq!(entry["member_count"], 2);
+    assert_eq!(entry["join"], "open");
+    // Once done, nothing is left to do.
+    assert_eq!(
+        maintenance::project_discovery(store.as_ref())
+            .await
+            .expect("again"),
+        0
+    );
+}
+
 #[tokio::test]
 async fn sqlite_discovery() {
     discovery(Server::start_on(None).await).await;
+}
+
+#[tokio::test]
+async fn sqlite_older_rows_are_projected() {
+    let s = Server::start_on(None).await;
+    let path = s.blob_dir.parent().expect("data dir").join("confab.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("sqlite");
+    older_rows_are_projected(s, Db::Sqlite(pool)).await;
+}
+
+#[tokio::test]
+async fn postgres_older_rows_are_projected() {
+    let name = format!("confab_discovery_older_{}", std::process::id());
+    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
+        });
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await;
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let url = format!("{PG_HOST}/{name}");
+    let result = tokio::spawn(async move {
+        let s = Server::start_on(Some(&url)).await;
+        let pool = sqlx::PgPool::connect(&url).await.expect("pg");
+        older_rows_are_projected(s, Db::Postgres(pool)).await;
+    })
+    .await;
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 #[tokio::test]

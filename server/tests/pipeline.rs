@@ -128,6 +128,12 @@ impl Store for GatedStore {
     ) -> Result<Vec<confab_server::store::discovery::DiscoverItem>> {
         self.inner.discover(query).await
     }
+    async fn project_discovery(
+        &self,
+        op: confab_server::store::discovery::ProjectOp<'_>,
+    ) -> Result<confab_server::store::discovery::ProjectAnswer> {
+        self.inner.project_discovery(op).await
+    }
     async fn messages(
         &self,
         tenant: &TenantId,

@@ -5,14 +5,20 @@
 --
 -- Existing rows: the active-member count is filled from the memberships here; scope,
 -- description and join settings live only in the documents, so rows written before this
--- migration keep `private` (never listed) and no description until the next change to their
--- conversation document re-projects the row (ARCHITECTURE.md, "Discovery"): nothing becomes
--- discoverable by accident.
+-- migration are marked not projected (`discovery_projected`) and keep `private` (never
+-- listed) until the server projects them from their documents at start
+-- (`maintenance::project_discovery`, ARCHITECTURE.md "Discovery"), or a change to the
+-- conversation does: nothing becomes discoverable by accident.
 ALTER TABLE conversations
     ADD COLUMN scope text NOT NULL DEFAULT 'private',
     ADD COLUMN description text,
     ADD COLUMN active_members int8 NOT NULL DEFAULT 0,
-    ADD COLUMN join_route text NOT NULL DEFAULT 'invite';
+    ADD COLUMN join_route text NOT NULL DEFAULT 'invite',
+    -- Set by every commit of the summary; FALSE: written before this migration.
+    ADD COLUMN discovery_projected boolean NOT NULL DEFAULT FALSE;
+-- What the start-up projection pages through (empty once it ran).
+CREATE INDEX conversations_unprojected ON conversations (tenant, conv COLLATE "C")
+    WHERE NOT discovery_projected;
 UPDATE conversations c SET active_members = (SELECT count(*) FROM memberships m
     WHERE m.tenant = c.tenant AND m.conv = c.conv AND m.status = 'active');
 
@@ -134,7 +140,7 @@ BEGIN
     IF cardinality(s_convs) > 0 THEN
         UPDATE conversations c SET kind = u.k, title = u.ti, lifecycle = u.l, parent = u.p,
                 created_at = u.ca, scope = u.sc, description = u.de, active_members = u.n,
-                join_route = u.j
+                join_route = u.j, discovery_projected = TRUE
             FROM UNNEST(s_tenants, s_convs, s_kinds, s_titles, s_lifecycles, s_parents,
                 s_created, s_scopes, s_descriptions, s_members, s_joins)
                 AS u(t, cv, k, ti, l, p, ca, sc, de, n, j)

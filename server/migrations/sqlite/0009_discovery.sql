@@ -3,12 +3,16 @@
 -- (`join_route`: `open | request | invite`), written by the same commit
 -- as the change that moves them (the engine's projection of the conversation after it).
 -- As Postgres migration 0014: the count is filled from the memberships; rows written before
--- keep `private` (never listed) and no description until the next change to their
--- conversation document re-projects them (ARCHITECTURE.md, "Discovery").
+-- are marked not projected and keep `private` (never listed) until the server projects them
+-- from their documents at start (ARCHITECTURE.md, "Discovery").
 ALTER TABLE conversations ADD COLUMN scope TEXT NOT NULL DEFAULT 'private';
 ALTER TABLE conversations ADD COLUMN description TEXT;
 ALTER TABLE conversations ADD COLUMN active_members INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE conversations ADD COLUMN join_route TEXT NOT NULL DEFAULT 'invite';
+-- Set by every commit of the summary; 0: written before this migration.
+ALTER TABLE conversations ADD COLUMN discovery_projected INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX conversations_unprojected ON conversations (tenant, conv)
+    WHERE NOT discovery_projected;
 UPDATE conversations SET active_members = (SELECT count(*) FROM memberships m
     WHERE m.tenant = conversations.tenant AND m.conv = conversations.conv
       AND m.status = 'active');

@@ -150,3 +150,125 @@ pub(super) async fn list_sqlite(
         .await?;
     items(&rows)
 }
+
+/// Projecting the rows written before the discovery migrations from their documents
+/// (`maintenance::project_discovery`, run at start).
+#[derive(Debug, Clone)]
+pub enum ProjectOp<'a> {
+    /// Up to `limit` rows not projected yet, after `after` (tenant, conversation) in
+    /// bytewise key order.
+    Stale {
+        after: Option<(&'a TenantId, &'a ConvId)>,
+        limit: usize,
+    },
+    /// Writes the discovery columns of these rows and marks them projected, each only if it
+    /// still is not: a commit since wrote newer values, which are kept.
+    Write(&'a [ConvRow]),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectAnswer {
+    Stale(Vec<(TenantId, ConvId)>),
+    Written(u64),
+}
+
+fn keys<R: Cols>(rows: &[R]) -> Result<ProjectAnswer> {
+    rows.iter()
+        .map(|row| {
+            Ok((
+                super::columns::tenant_corrupt(row.text("tenant")?)?,
+                super::columns::conv_id(row.text("conv")?)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(ProjectAnswer::Stale)
+}
+
+pub(super) async fn project_pg(
+    conn: &mut sqlx::PgConnection,
+    op: ProjectOp<'_>,
+) -> Result<ProjectAnswer> {
+    match op {
+        ProjectOp::Stale { after, limit } => {
+            let (t, c) = after.map_or(("", ""), |(t, c)| (t.as_str(), c.as_str()));
+            let rows = sqlx::query(
+                "SELECT tenant, conv FROM conversations WHERE NOT discovery_projected \
+                 AND (tenant COLLATE \"C\" > $1 OR (tenant = $1 AND conv COLLATE \"C\" > $2)) \
+                 ORDER BY tenant COLLATE \"C\", conv COLLATE \"C\" LIMIT $3",
+            )
+            .bind(t)
+            .bind(c)
+            .bind(limit_of(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            keys(&rows)
+        }
+        ProjectOp::Write(rows) => {
+            let col = |f: fn(&ConvRow) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+            let done = sqlx::query(
+                "UPDATE conversations c SET scope = u.sc, description = u.de, \
+                 active_members = u.n, join_route = u.j, discovery_projected = TRUE \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+                 $6::text[]) AS u(t, cv, sc, de, n, j) \
+                 WHERE c.tenant = u.t AND c.conv = u.cv AND NOT c.discovery_projected",
+            )
+            .bind(col(|r| r.tenant.as_str()))
+            .bind(col(|r| r.conv.as_str()))
+            .bind(col(|r| r.scope.as_str()))
+            .bind(
+                rows.iter()
+                    .map(|r| r.description.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(rows.iter().map(|r| r.active_members).collect::<Vec<_>>())
+            .bind(col(|r| r.join_route.as_str()))
+            .execute(&mut *conn)
+            .await?;
+            Ok(ProjectAnswer::Written(done.rows_affected()))
+        }
+    }
+}
+
+pub(super) async fn project_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    op: ProjectOp<'_>,
+) -> Result<ProjectAnswer> {
+    match op {
+        ProjectOp::Stale { after, limit } => {
+            let (t, c) = after.map_or(("", ""), |(t, c)| (t.as_str(), c.as_str()));
+            let rows = sqlx::query(
+                "SELECT tenant, conv FROM conversations WHERE NOT discovery_projected \
+                 AND (tenant > ?1 OR (tenant = ?1 AND conv > ?2)) \
+                 ORDER BY tenant, conv LIMIT ?3",
+            )
+            .bind(t)
+            .bind(c)
+            .bind(limit_of(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            keys(&rows)
+        }
+        ProjectOp::Write(rows) => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut written = 0;
+            for r in rows {
+                written += sqlx::query(
+                    "UPDATE conversations SET scope = ?3, description = ?4, \
+                     active_members = ?5, join_route = ?6, discovery_projected = 1 \
+                     WHERE tenant = ?1 AND conv = ?2 AND NOT discovery_projected",
+                )
+                .bind(r.tenant.as_str())
+                .bind(r.conv.as_str())
+                .bind(r.scope.as_str())
+                .bind(r.description.as_deref())
+                .bind(r.active_members)
+                .bind(r.join_route.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(ProjectAnswer::Written(written))
+        }
+    }
+}

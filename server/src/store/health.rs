@@ -328,6 +328,12 @@ impl Store for Guarded {
     ) -> Result<Vec<super::discovery::DiscoverItem>> {
         self.run(self.inner.discover(query)).await
     }
+    async fn project_discovery(
+        &self,
+        op: super::discovery::ProjectOp<'_>,
+    ) -> Result<super::discovery::ProjectAnswer> {
+        self.run(self.inner.project_discovery(op)).await
+    }
     async fn conversations_of(
         &self,
         tenant: &TenantId,

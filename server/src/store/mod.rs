@@ -245,6 +245,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         query: &discovery::DiscoverQuery<'_>,
     ) -> Result<Vec<discovery::DiscoverItem>>;
+    /// Projects the discovery columns of rows written before they existed
+    /// ([`discovery::ProjectOp`]).
+    async fn project_discovery(
+        &self,
+        op: discovery::ProjectOp<'_>,
+    ) -> Result<discovery::ProjectAnswer>;
     /// Messages of a conversation in acceptance order, before position `before` (newest
     /// first), at most `limit`.
     async fn messages(

@@ -610,6 +610,14 @@ impl Store for PgStore {
         super::discovery::list_pg(&self.pool, query).await
     }
 
+    async fn project_discovery(
+        &self,
+        op: super::discovery::ProjectOp<'_>,
+    ) -> Result<super::discovery::ProjectAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::discovery::project_pg(&mut conn, op).await
+    }
+
     async fn memberships_of(
         &self,
         tenant: &TenantId,

@@ -534,6 +534,20 @@ impl Store for SqliteStore {
         super::discovery::list_sqlite(&self.reader, query).await
     }
 
+    async fn project_discovery(
+        &self,
+        op: super::discovery::ProjectOp<'_>,
+    ) -> Result<super::discovery::ProjectAnswer> {
+        if matches!(op, super::discovery::ProjectOp::Stale { .. }) {
+            let mut conn = self.reader.acquire().await?;
+            return super::discovery::project_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::discovery::project_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
     async fn memberships_of(
         &self,
         tenant: &TenantId,

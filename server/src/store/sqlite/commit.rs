@@ -192,13 +192,14 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
         let mut st = db.prepare_cached(
             "INSERT INTO conversations \
              (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity, \
-             scope, description, active_members, join_route) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?7, ?8, ?9, ?10, ?11) \
+             scope, description, active_members, join_route, discovery_projected) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?7, ?8, ?9, ?10, ?11, 1) \
              ON CONFLICT (tenant, conv) DO UPDATE SET kind = excluded.kind, \
              title = excluded.title, lifecycle = excluded.lifecycle, \
              parent = excluded.parent, created_at = excluded.created_at, \
              scope = excluded.scope, description = excluded.description, \
-             active_members = excluded.active_members, join_route = excluded.join_route",
+             active_members = excluded.active_members, join_route = excluded.join_route, \
+             discovery_projected = 1",
         )?;
         for c in &plan.conversations {
             st.execute(params![
