@@ -4,7 +4,8 @@
 
 use confab_core::ids::ConvId;
 use confab_core::model::conversation::*;
-use confab_core::policy::joining::{may_add, may_invite, may_review};
+use confab_core::model::joining::JoinRoute;
+use confab_core::policy::joining::{join_route, may_add, may_invite, may_review};
 use confab_core::policy::{check, Author, Context, Decision, Effect};
 use confab_testkit::hub::NOW;
 use confab_testkit::ids::{acc, conv_id};
@@ -335,4 +336,38 @@ fn unanswered_requests_are_bounded() {
     let declined = c.members.get_mut(&acc("asker0")).expect("asked");
     declined.status = MemberStatus::Removed;
     assert_eq!(run(&c, "late", &request("late")), Ok(()));
+}
+
+/// The join route discovery shows is what the policy then decides: `open` lets one join
+/// itself, `request` takes a request (and refuses a direct join), `invite` takes neither.
+#[test]
+fn the_advertised_join_route_is_what_the_policy_decides() {
+    let join = |name: &str| Effect::AddMember {
+        before: None,
+        after: Member::new(acc(name), Role::Member),
+    };
+    let cases = [
+        (JoinPolicy::Open, false, JoinRoute::Open),
+        (JoinPolicy::Open, true, JoinRoute::Request),
+        (JoinPolicy::Link, true, JoinRoute::Request),
+        (JoinPolicy::Link, false, JoinRoute::Invite),
+        (JoinPolicy::InviteOnly, false, JoinRoute::Invite),
+        (JoinPolicy::InviteOnly, true, JoinRoute::Invite),
+    ];
+    for (policy, approval, route) in cases {
+        let c = group("g", ConvKind::Group, |s| {
+            s.join_policy = policy;
+            s.join_approval_required = approval;
+        });
+        assert_eq!(join_route(&c), route, "{policy:?} approval={approval}");
+        let joined = code(run(&c, "carol", &join("carol")));
+        let asked = code(run(&c, "carol", &request("carol")));
+        match route {
+            JoinRoute::Open => assert_eq!((joined, asked.is_some()), (None, true)),
+            JoinRoute::Request => {
+                assert_eq!((joined, asked), (Some("approval_required"), None))
+            }
+            JoinRoute::Invite => assert!(joined.is_some() && asked.is_some(), "{policy:?}"),
+        }
+    }
 }

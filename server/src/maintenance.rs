@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use confab_core::automerge::Change;
-use confab_core::ids::DocId;
+use confab_core::doc::read;
+use confab_core::ids::{ConvId, DocId, TenantId};
 use confab_core::validate::AcceptedDoc;
 
+use crate::store::discovery::{ProjectAnswer, ProjectOp};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -21,7 +23,72 @@ pub async fn open_store(
         None => Arc::new(SqliteStore::open(&data_dir.join("confab.db")).await?),
     };
     store.migrate().await?;
+    project_discovery(store.as_ref()).await?;
     Ok(store)
+}
+
+/// Rows of a page of [`project_discovery`].
+const PROJECT_PAGE: usize = 100;
+
+/// Projects scope, description, member count and join route of the conversation summaries
+/// written before those columns existed (Postgres migration 0014, SQLite 0009) from their
+/// documents, at start; a row some commit wrote since keeps that commit's values. Nothing to
+/// do (one empty range of a partial index) once it ran. Returns the rows it wrote.
+pub async fn project_discovery(store: &dyn Store) -> Result<u64, StoreError> {
+    let unexpected =
+        |a: ProjectAnswer| StoreError::Corrupt(format!("project_discovery answered {a:?}"));
+    let mut after: Option<(TenantId, ConvId)> = None;
+    let mut written = 0;
+    loop {
+        let op = ProjectOp::Stale {
+            after: after.as_ref().map(|(t, c)| (t, c)),
+            limit: PROJECT_PAGE,
+        };
+        let page = match store.project_discovery(op).await? {
+            ProjectAnswer::Stale(page) => page,
+            other => return Err(unexpected(other)),
+        };
+        let Some(last) = page.last().cloned() else {
+            if written > 0 {
+                tracing::info!(
+                    written,
+                    "projected discovery columns of older conversations"
+                );
+            }
+            return Ok(written);
+        };
+        let mut rows = Vec::with_capacity(page.len());
+        for (tenant, conv) in &page {
+            let accepted = load_accepted(store, &DocId::conv(tenant, conv)).await?;
+            let state = read::read_conversation(accepted.doc(), conv.clone());
+            // A row without its creation change yet stays unprojected (and unlisted).
+            rows.extend(crate::engine::projection::conv_row(tenant, &state));
+        }
+        written += match store.project_discovery(ProjectOp::Write(&rows)).await? {
+            ProjectAnswer::Written(n) => n,
+            other => return Err(unexpected(other)),
+        };
+        after = Some(last);
+    }
+}
+
+/// A stored document with all its changes applied.
+async fn load_accepted(store: &dyn Store, doc: &DocId) -> Result<AcceptedDoc, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{doc}: {e}"));
+    let stored = store.load_doc(doc).await?;
+    let mut accepted = match &stored.snapshot {
+        Some(bytes) => AcceptedDoc::load(doc.clone(), bytes),
+        None => AcceptedDoc::new(doc.clone()),
+    }
+    .map_err(|e| corrupt(&e))?;
+    let changes = stored
+        .changes
+        .iter()
+        .map(|(_, bytes)| Change::try_from(&bytes[..]))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(&e))?;
+    accepted.apply_all(changes).map_err(|e| corrupt(&e))?;
+    Ok(accepted)
 }
 
 /// What `compact` did.

@@ -712,9 +712,11 @@ async fn every_operation_answers_as_documented() {
     // Boundary values random generation rarely hits: where the document says a body fits,
     // the server takes it, and where it says not, the server refuses it.
     let create = &root["components"]["schemas"]["CreateConversationRequest"];
-    for (i, id) in ["d-x", "s-x", "direct", "support", "dx", "sx-1", "direct2"]
-        .iter()
-        .enumerate()
+    for (i, id) in [
+        "d-x", "s-x", "direct", "support", "discover", "dx", "sx-1", "direct2",
+    ]
+    .iter()
+    .enumerate()
     {
         let body = json!({"kind": "group", "id": id, "title": format!("b{i}")});
         let (status, _, text) = server

@@ -127,6 +127,18 @@ impl Store for GatedStore {
     ) -> Result<Vec<ConvListItem>> {
         self.inner.conversations_of(tenant, account).await
     }
+    async fn discover(
+        &self,
+        query: &confab_server::store::discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<confab_server::store::discovery::DiscoverItem>> {
+        self.inner.discover(query).await
+    }
+    async fn project_discovery(
+        &self,
+        op: confab_server::store::discovery::ProjectOp<'_>,
+    ) -> Result<confab_server::store::discovery::ProjectAnswer> {
+        self.inner.project_discovery(op).await
+    }
     async fn messages(
         &self,
         tenant: &TenantId,

@@ -822,6 +822,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations", "get"),
         ("/v1/conversations", "post"),
         ("/v1/conversations/direct", "post"),
+        ("/v1/conversations/discover", "get"),
         ("/v1/conversations/support", "post"),
         ("/v1/conversations/{id}", "get"),
         ("/v1/conversations/{id}", "delete"),
@@ -861,7 +862,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/uploads/{upload}", "patch"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 24, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 25, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

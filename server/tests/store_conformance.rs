@@ -298,6 +298,10 @@ fn conv_row(t: &str, c: &str, kind: &str, title: Option<&str>, created_at: i64) 
         lifecycle: "active".to_owned(),
         parent: None,
         created_at,
+        scope: "private".to_owned(),
+        description: None,
+        active_members: 0,
+        join_route: "invite".to_owned(),
     }
 }
 

@@ -14,6 +14,14 @@ str_enum!(
     Scope, "scope" { Private = "private", Organization = "organization", Public = "public" }
 );
 
+str_enum!(
+    /// How an account that is not a member gets into a group or channel
+    /// (`policy::joining::join_route`), shown with each discovered conversation so a client
+    /// offers the right action: join at once, ask to join, or neither (an invitation or a
+    /// link is needed).
+    JoinRoute, "join" { Open = "open", Request = "request", Invite = "invite" }
+);
+
 /// The longest an invite link lives: 30 days.
 pub const INVITE_MAX_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 /// The most uses a link may be given.

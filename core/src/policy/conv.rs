@@ -349,8 +349,7 @@ fn check_self_join(
             .and_then(|p| p.active_member(&after.account))
             .is_some()
     };
-    let open =
-        conv.settings.join_policy == JoinPolicy::Open && !conv.settings.join_approval_required;
+    let open = super::joining::join_route(conv) == crate::model::joining::JoinRoute::Open;
     if open || (kind == ConvKind::Thread && parent_member()) {
         Ok(())
     } else if super::joining::takes_requests(conv) {

@@ -50,6 +50,19 @@ pub fn takes_requests(conv: &Conversation) -> bool {
     conv.settings.join_approval_required && conv.settings.join_policy != JoinPolicy::InviteOnly
 }
 
+/// How a non-member gets in: joins itself (`open` without approval), asks (approval
+/// required under `open` or `link_join`), or needs an invitation or a link.
+pub fn join_route(conv: &Conversation) -> crate::model::joining::JoinRoute {
+    use crate::model::joining::JoinRoute;
+    if conv.settings.join_policy == JoinPolicy::Open && !conv.settings.join_approval_required {
+        JoinRoute::Open
+    } else if takes_requests(conv) {
+        JoinRoute::Request
+    } else {
+        JoinRoute::Invite
+    }
+}
+
 fn joinable_kind(conv: &Conversation) -> Decision {
     match conv.kind() {
         Some(ConvKind::Group | ConvKind::Channel) => Ok(()),

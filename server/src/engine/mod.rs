@@ -9,7 +9,7 @@ mod catchup;
 mod cluster;
 mod committer;
 mod feed;
-mod projection;
+pub(crate) mod projection;
 pub mod retention;
 pub mod schedule;
 mod unit;

@@ -7,6 +7,7 @@ use confab_core::ids::{DocId, MessageId, TenantId};
 use confab_core::limits::PREVIEW_CHARS;
 use confab_core::model::conversation::Conversation;
 use confab_core::model::message::NewMessage;
+use confab_core::policy::joining::join_route;
 use confab_core::policy::Effect;
 
 use crate::store::{ConvRow, MessageRow, Projection};
@@ -21,6 +22,13 @@ pub(crate) fn conv_row(tenant: &TenantId, conv: &Conversation) -> Option<ConvRow
         lifecycle: conv.lifecycle.state.as_str().to_owned(),
         parent: meta.thread.as_ref().map(|t| t.parent.clone()),
         created_at: meta.created_at,
+        scope: conv.settings.scope.as_str().to_owned(),
+        description: conv.info.description.clone(),
+        // Every change to the conversation document projects its row again, so a join,
+        // leave or removal moves the count in the commit that makes it.
+        active_members: i64::try_from(conv.members.values().filter(|m| m.is_active()).count())
+            .unwrap_or(i64::MAX),
+        join_route: join_route(conv).as_str().to_owned(),
     })
 }
 

@@ -350,11 +350,15 @@ pub struct CreateRequest {
 /// Ids the deterministic conversations and the REST routes own.
 fn check_new_id(id: &ConvId) -> Result<(), ApiError> {
     let text = id.as_str();
-    if text.starts_with("d-") || text.starts_with("s-") || text == "direct" || text == "support" {
+    // `direct`, `support` and `discover` are routes under /v1/conversations/.
+    if text.starts_with("d-")
+        || text.starts_with("s-")
+        || ["direct", "support", "discover"].contains(&text)
+    {
         return Err(ApiError::invalid(
             "invalid_value",
             "id",
-            "ids starting with d- or s- belong to direct conversations and support threads",
+            "ids starting with d- or s- belong to direct conversations and support threads; direct, support and discover name routes",
         ));
     }
     Ok(())

@@ -13,6 +13,7 @@
 mod attachments;
 mod budget;
 mod conversations;
+mod discover;
 mod error;
 mod extract;
 mod joining;
@@ -54,6 +55,7 @@ rest_routes! {
     "/openapi.json" => get(openapi);
     "/v1/conversations" => get(conversations::list), post(conversations::create);
     "/v1/conversations/direct" => post(conversations::direct);
+    "/v1/conversations/discover" => get(discover::discover);
     "/v1/conversations/support" => post(conversations::support);
     "/v1/conversations/{id}" => get(conversations::get), delete(manage::delete);
     "/v1/conversations/{id}/settings" => patch(manage::patch_settings);

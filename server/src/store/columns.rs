@@ -104,7 +104,8 @@ pub(crate) fn log_tail<R: Cols>(rows: &[R]) -> Result<LogTail> {
     Ok(tail)
 }
 
-/// A `ConvRow` from the columns tenant, conv, kind, title, lifecycle, parent, created_at.
+/// A `ConvRow` from the columns tenant, conv, kind, title, lifecycle, parent, created_at,
+/// scope, description, active_members, join_route.
 pub(crate) fn conv_row<R: Cols>(row: &R) -> Result<ConvRow> {
     Ok(ConvRow {
         tenant: tenant_corrupt(row.text("tenant")?)?,
@@ -114,6 +115,10 @@ pub(crate) fn conv_row<R: Cols>(row: &R) -> Result<ConvRow> {
         lifecycle: row.text("lifecycle")?,
         parent: row.opt_text("parent")?.map(conv_id).transpose()?,
         created_at: row.int("created_at")?,
+        scope: row.text("scope")?,
+        description: row.opt_text("description")?,
+        active_members: row.int("active_members")?,
+        join_route: row.text("join_route")?,
     })
 }
 

@@ -322,6 +322,18 @@ impl Store for Guarded {
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
         self.run(self.inner.conversation(tenant, conv)).await
     }
+    async fn discover(
+        &self,
+        query: &super::discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<super::discovery::DiscoverItem>> {
+        self.run(self.inner.discover(query)).await
+    }
+    async fn project_discovery(
+        &self,
+        op: super::discovery::ProjectOp<'_>,
+    ) -> Result<super::discovery::ProjectAnswer> {
+        self.run(self.inner.project_discovery(op)).await
+    }
     async fn conversations_of(
         &self,
         tenant: &TenantId,

@@ -10,6 +10,7 @@
 
 pub mod buckets;
 mod columns;
+pub mod discovery;
 mod error;
 pub mod health;
 pub mod invites;
@@ -96,6 +97,13 @@ pub struct ConvRow {
     pub lifecycle: String,
     pub parent: Option<ConvId>,
     pub created_at: i64,
+    /// `settings/scope` (`private | organization | public`): who finds it by discovery.
+    pub scope: String,
+    pub description: Option<String>,
+    /// Members whose status is `active` (the discovery listing's member count).
+    pub active_members: i64,
+    /// How a non-member gets in (`open | request | invite`, `JoinRoute`).
+    pub join_route: String,
 }
 
 /// A message in the projection (REST paging, previews, unread counts).
@@ -231,6 +239,18 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         account: &AccountId,
     ) -> Result<Vec<ConvListItem>>;
+    /// A page of the conversations of a tenant the caller may find by discovery
+    /// ([`discovery`]).
+    async fn discover(
+        &self,
+        query: &discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<discovery::DiscoverItem>>;
+    /// Projects the discovery columns of rows written before they existed
+    /// ([`discovery::ProjectOp`]).
+    async fn project_discovery(
+        &self,
+        op: discovery::ProjectOp<'_>,
+    ) -> Result<discovery::ProjectAnswer>;
     /// Messages of a conversation in acceptance order, before position `before` (newest
     /// first), at most `limit`.
     async fn messages(

@@ -153,6 +153,10 @@ impl PgStore {
             .bind(&d.policy)
             .bind(&rows.fences.docs)
             .bind(&rows.fences.policy)
+            .bind(&s.scopes)
+            .bind(&s.descriptions)
+            .bind(&s.active_members)
+            .bind(&s.join_routes)
             .execute(&self.pool)
             .await
             .map(drop)
@@ -210,7 +214,8 @@ impl PgStore {
 /// key per conversation whatever the planner's statistics say. A message is found by id
 /// through the index on `hashtext(message)` (migration 0010), then compared whole.
 const CONVERSATIONS_OF: &str = "\
-    SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, m.role, \
+    SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, c.scope, \
+      c.description, c.active_members, c.join_route, m.role, \
       (SELECT COUNT(*) FROM messages x \
         WHERE x.cid = c.id AND NOT x.deleted AND x.author <> m.account \
           AND x.pos > COALESCE((SELECT rm.pos FROM read_markers r JOIN messages rm \
@@ -503,7 +508,8 @@ impl Store for PgStore {
 
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
         let row = sqlx::query(
-            "SELECT tenant, conv, kind, title, lifecycle, parent, created_at FROM conversations \
+            "SELECT tenant, conv, kind, title, lifecycle, parent, created_at, scope, description, \
+             active_members, join_route FROM conversations \
              WHERE tenant = $1 AND conv = $2",
         )
         .bind(tenant.as_str())
@@ -584,6 +590,21 @@ impl Store for PgStore {
     ) -> Result<super::retention::Dropped> {
         let mut conn = self.pool.acquire().await?;
         super::retention::drop_pg(&mut conn, req).await
+    }
+
+    async fn discover(
+        &self,
+        query: &super::discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<super::discovery::DiscoverItem>> {
+        super::discovery::list_pg(&self.pool, query).await
+    }
+
+    async fn project_discovery(
+        &self,
+        op: super::discovery::ProjectOp<'_>,
+    ) -> Result<super::discovery::ProjectAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::discovery::project_pg(&mut conn, op).await
     }
 
     async fn memberships_of(

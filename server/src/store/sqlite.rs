@@ -48,7 +48,8 @@ const PROBE_BYTES: i64 = 64 * 1024;
 
 /// Unread counts and last messages of an account's active conversations (SQLite).
 const CONVERSATIONS_OF: &str = "\
-    SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, m.role, \
+    SELECT c.tenant, c.conv, c.kind, c.title, c.lifecycle, c.parent, c.created_at, c.scope, \
+      c.description, c.active_members, c.join_route, m.role, \
       (SELECT COUNT(*) FROM messages x \
         WHERE x.cid = c.id AND NOT x.deleted AND x.author <> m.account \
           AND x.pos > COALESCE((SELECT rm.pos FROM read_markers r JOIN messages rm \
@@ -430,7 +431,8 @@ impl Store for SqliteStore {
 
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
         let row = sqlx::query(
-            "SELECT tenant, conv, kind, title, lifecycle, parent, created_at FROM conversations \
+            "SELECT tenant, conv, kind, title, lifecycle, parent, created_at, scope, description, \
+             active_members, join_route FROM conversations \
              WHERE tenant = ? AND conv = ?",
         )
         .bind(tenant.as_str())
@@ -521,6 +523,27 @@ impl Store for SqliteStore {
     ) -> Result<super::retention::Dropped> {
         let mut conn = self.writer.acquire().await?;
         let result = super::retention::drop_sqlite(&mut conn, req).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
+    async fn discover(
+        &self,
+        query: &super::discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<super::discovery::DiscoverItem>> {
+        super::discovery::list_sqlite(&self.reader, query).await
+    }
+
+    async fn project_discovery(
+        &self,
+        op: super::discovery::ProjectOp<'_>,
+    ) -> Result<super::discovery::ProjectAnswer> {
+        if matches!(op, super::discovery::ProjectOp::Stale { .. }) {
+            let mut conn = self.reader.acquire().await?;
+            return super::discovery::project_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::discovery::project_sqlite(&mut conn, op).await;
         self.after_write(&mut conn, &result);
         result
     }

@@ -1,5 +1,6 @@
-//! The app in-process on the embedded SQLite store, served on a local port, for the suites
-//! that call REST over real HTTP (`rest.rs`, `openapi.rs`).
+//! The app in-process on the embedded SQLite store (or a given Postgres database), served on
+//! a local port, for the suites that call REST over real HTTP (`rest.rs`, `openapi.rs`,
+//! `discovery.rs`).
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -32,18 +33,34 @@ pub struct Server {
 }
 
 impl Server {
+    #[allow(dead_code)]
     pub async fn start() -> Server {
         Server::start_with_blobs(None, |_| {}).await
     }
 
+    /// On the Postgres database at `database_url` (the embedded SQLite store without one).
+    #[allow(dead_code)]
+    pub async fn start_on(database_url: Option<&str>) -> Server {
+        Server::start_full(database_url, None, |_| {}).await
+    }
+
     /// With the attachment store in `blob_dir` (default: in the temp dir) and its limits
     /// set by `configure`.
+    #[allow(dead_code)]
     pub async fn start_with_blobs(
         blob_dir: Option<std::path::PathBuf>,
         configure: impl FnOnce(&mut Blobs),
     ) -> Server {
+        Server::start_full(None, blob_dir, configure).await
+    }
+
+    async fn start_full(
+        database_url: Option<&str>,
+        blob_dir: Option<std::path::PathBuf>,
+        configure: impl FnOnce(&mut Blobs),
+    ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = maintenance::open_store(None, dir.path())
+        let store = maintenance::open_store(database_url, dir.path())
             .await
             .expect("store");
         let engine = Engine::new(store, Arc::new(Metrics::new()), EngineConfig::default());
@@ -86,6 +103,7 @@ impl Server {
     }
 
     /// A token of `kind` (`user` or `service`) for `account`, expiring at `exp` (seconds).
+    #[allow(dead_code)]
     pub fn mint(&self, account: &str, kind: &str, exp: i64) -> String {
         self.auth
             .mint(&Claims {

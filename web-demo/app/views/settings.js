@@ -1,5 +1,5 @@
 // The settings panel: a conversation's title and description, and its settings (who sends,
-// how people join and whether an admin approves them, who adds members, reactions,
+// how people join and whether an admin approves them, who finds it in Browse, who adds members, reactions,
 // attachments, slow mode, retention). Each control asks the policy first and, when it says
 // no, is disabled with the reason under the panel's header; a change is one intent, written
 // at once (offline too) and refused in place like any other.
@@ -11,6 +11,7 @@ const FIELDS = [
   ["send_policy", "sendPolicy", "Who may post", "choice", ["all_members", "admins_only"]],
   ["join_policy", "joinPolicy", "How people join", "choice", ["invite_only", "open", "link_join"]],
   ["join_approval_required", "joinApprovalRequired", "An admin approves who asks to join", "flag"],
+  ["scope", "scope", "Who finds it in Browse", "choice", ["private", "organization", "public"]],
   ["add_members_policy", "addMembersPolicy", "Who may add members", "choice", ["all_members", "admins_only"]],
   ["info_edit_policy", "infoEditPolicy", "Who may edit the title", "choice", ["all_members", "admins_only"]],
   ["allow_reactions", "allowReactions", "Reactions", "flag"],
@@ -25,6 +26,9 @@ const LABELS = {
   invite_only: "by invitation",
   open: "anyone in the organization",
   link_join: "with an invite link",
+  private: "nobody (private)",
+  organization: "the organization's people",
+  public: "people and service accounts",
 };
 
 export function renderSettings(el, session, convId) {

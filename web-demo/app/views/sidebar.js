@@ -1,9 +1,10 @@
 // The left column: who I am and the connection (with the offline switch), new-conversation
-// buttons, the conversation list (unread, preview, muted / pinned / archived) and the outbox.
+// buttons and "Browse" (groups and channels to join), the conversation list (unread, preview, muted / pinned / archived) and the outbox.
 import { h, mount, remountIf } from "../dom.js";
 import { avatar, convTitle, displayName, KIND_ICON, shortWhen } from "../format.js";
 import { setOffline, isOfflineByChoice } from "../session.js";
 import { render, select, ui } from "../state.js";
+import { browseDialog } from "./browse.js";
 import { newConversationDialog } from "./dialogs.js";
 import { renderOutbox } from "./outbox.js";
 
@@ -28,6 +29,11 @@ export function createSidebar(onSignOut) {
         { dataset: { new: kind }, onclick: () => newConversationDialog(ui.session, kind) },
         `${KIND_ICON[kind]} ${kind === "direct" ? "Direct" : kind[0].toUpperCase() + kind.slice(1)}`,
       ),
+    ),
+    h(
+      "button",
+      { dataset: { action: "browse" }, title: "Browse channels: groups and channels you may join", onclick: () => browseDialog(ui.session) },
+      "🔎 Browse",
     ),
   );
 

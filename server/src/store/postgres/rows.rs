@@ -11,7 +11,8 @@ use crate::store::plan::{ConvAlloc, FenceStep, Plan};
 pub(super) const COMMIT: &str = "SELECT confab_commit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, \
     $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46, \
-    $47, $48, $49, $50, $51, $52, $53, $54, $55, $56)";
+    $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, \
+    $60)";
 
 /// The call of the common batch's function, parameters in its order.
 pub(super) const COMMIT_MESSAGES: &str = "SELECT confab_commit_messages($1, $2, $3, $4, $5, \
@@ -110,6 +111,10 @@ pub(super) struct Summaries<'a> {
     pub lifecycles: Vec<&'a str>,
     pub parents: Vec<Option<&'a str>>,
     pub created: Vec<i64>,
+    pub scopes: Vec<&'a str>,
+    pub descriptions: Vec<Option<&'a str>>,
+    pub active_members: Vec<i64>,
+    pub join_routes: Vec<&'a str>,
 }
 
 #[derive(Default)]
@@ -230,6 +235,10 @@ impl<'a> CommitRows<'a> {
             s.lifecycles.push(&c.lifecycle);
             s.parents.push(c.parent.as_ref().map(ConvId::as_str));
             s.created.push(c.created_at);
+            s.scopes.push(&c.scope);
+            s.descriptions.push(c.description.as_deref());
+            s.active_members.push(c.active_members);
+            s.join_routes.push(&c.join_route);
         }
         for m in &plan.members {
             out.members.tenants.push(m.tenant);

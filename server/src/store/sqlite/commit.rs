@@ -191,11 +191,15 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
     if !plan.conversations.is_empty() {
         let mut st = db.prepare_cached(
             "INSERT INTO conversations \
-             (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?7) \
+             (tenant, conv, kind, title, lifecycle, parent, created_at, last_pos, last_activity, \
+             scope, description, active_members, join_route, discovery_projected) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?7, ?8, ?9, ?10, ?11, 1) \
              ON CONFLICT (tenant, conv) DO UPDATE SET kind = excluded.kind, \
              title = excluded.title, lifecycle = excluded.lifecycle, \
-             parent = excluded.parent, created_at = excluded.created_at",
+             parent = excluded.parent, created_at = excluded.created_at, \
+             scope = excluded.scope, description = excluded.description, \
+             active_members = excluded.active_members, join_route = excluded.join_route, \
+             discovery_projected = 1",
         )?;
         for c in &plan.conversations {
             st.execute(params![
@@ -206,6 +210,10 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
                 c.lifecycle.as_str(),
                 c.parent.as_ref().map(ConvId::as_str),
                 c.created_at,
+                c.scope.as_str(),
+                c.description.as_deref(),
+                c.active_members,
+                c.join_route.as_str(),
             ])?;
         }
     }
