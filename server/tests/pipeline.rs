@@ -447,7 +447,10 @@ async fn a_device_is_looked_up_once_for_every_conversation() {
         ..
     } = gated_group(dir.path(), "first").await;
     let after_first = store.actor_lookups.load(Ordering::SeqCst);
-    assert!(after_first >= 1, "the first change of an actor is looked up");
+    assert!(
+        after_first >= 1,
+        "the first change of an actor is looked up"
+    );
     for conv in ["second", "third"] {
         let (doc, change) = creation(&tenant, conv, &alice, 7);
         let outcome = engine.submit(doc, author.clone(), vec![change]).await;
@@ -461,7 +464,9 @@ async fn a_device_is_looked_up_once_for_every_conversation() {
     // Someone else's change by the same actor is still refused: the shared binding counts.
     let mallory = AccountId::new("mallory").expect("account");
     let (doc, change) = creation(&tenant, "fourth", &mallory, 7);
-    let outcome = engine.submit(doc, Author::user(mallory), vec![change]).await;
+    let outcome = engine
+        .submit(doc, Author::user(mallory), vec![change])
+        .await;
     assert!(
         matches!(outcome[0], SubmitOutcome::Reject { .. }),
         "another account's change by alice's actor: {outcome:?}"
@@ -487,10 +492,7 @@ async fn a_binding_of_a_failed_commit_is_not_shared() {
     store.entered.notified().await;
     store.release.notify_one();
     let lost = lost.await.expect("answered");
-    assert!(
-        matches!(lost[0], SubmitOutcome::Failed { .. }),
-        "{lost:?}"
-    );
+    assert!(matches!(lost[0], SubmitOutcome::Failed { .. }), "{lost:?}");
     let bob = AccountId::new("bob").expect("account");
     let (doc, change) = creation(&tenant, "bobs", &bob, 5);
     let outcome = engine.submit(doc, Author::user(bob), vec![change]).await;
