@@ -38,6 +38,9 @@ impl Store for GatedStore {
     fn for_commit_thread(&self) -> Option<Arc<dyn Store>> {
         None // the gate holds commits on the runtime the test drives
     }
+    fn for_read_thread(&self) -> Option<Arc<dyn Store>> {
+        None // reads see the gate's store
+    }
     fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
         self.inner.cluster_options()
     }

@@ -176,17 +176,19 @@ impl<'a> LogPages<'a> {
                 engine.metrics().catch_up_from_memory.inc();
                 changes
             }
-            None => engine
-                .store()
-                .changes_after(doc, self.cursor, self.page)
-                .await
-                .map_err(|e| {
-                    let code = match e.is_unavailable() {
-                        true => ErrorCode::Unavailable,
-                        false => ErrorCode::Internal,
-                    };
-                    (code, e.to_string())
-                })?,
+            None => {
+                let (id, after, page) = (doc.clone(), self.cursor, self.page);
+                engine
+                    .read(move |store| async move { store.changes_after(&id, after, page).await })
+                    .await
+                    .map_err(|e| {
+                        let code = match e.is_unavailable() {
+                            true => ErrorCode::Unavailable,
+                            false => ErrorCode::Internal,
+                        };
+                        (code, e.to_string())
+                    })?
+            }
         };
         match changes.last() {
             Some((last, _)) => {

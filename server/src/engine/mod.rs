@@ -10,6 +10,7 @@ mod cluster;
 mod committer;
 mod feed;
 pub(crate) mod projection;
+mod reader;
 pub mod retention;
 pub mod schedule;
 mod unit;
@@ -216,6 +217,8 @@ pub(crate) struct Inner {
     feeds: feed::Feeds,
     /// Committed actor bindings, shared by the units (see `bindings`).
     bindings: bindings::Bindings,
+    /// The units' reads of storage (see `reader`).
+    reader: reader::Reader,
 }
 
 /// A unit in memory: its job queue, and the inbox of other nodes' commits to its documents.
@@ -258,6 +261,7 @@ impl Engine {
         metrics.set_node(&config.node);
         let store: Arc<dyn Store> = Arc::new(Guarded::new(store, health.clone()));
         let committer = committer::spawn(store.clone(), metrics.clone(), &config.node);
+        let reader = reader::Reader::spawn(store.clone(), &config.node);
         let audit = audit::Audit::spawn(store.clone(), metrics.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -274,6 +278,7 @@ impl Engine {
                 retention_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
                 feeds: feed::Feeds::default(),
                 bindings: bindings::Bindings::default(),
+                reader,
             }),
         };
         if let Some(options) = cluster_options {
@@ -415,6 +420,16 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// A read of the units' (and their catch-up's) on the reader thread (`reader`).
+    pub(crate) async fn read<T, F, Fut>(&self, read: F) -> crate::store::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<dyn Store>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = crate::store::Result<T>> + Send + 'static,
+    {
+        self.inner.reader.read(read).await
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

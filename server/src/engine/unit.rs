@@ -412,7 +412,11 @@ impl Unit {
 
     /// Answers the acceptor's need for a stored document.
     async fn load(&mut self, doc: DocId) -> Result<(), UnitError> {
-        let stored: StoredDoc = self.engine.store().load_doc(&doc).await?;
+        let id = doc.clone();
+        let stored: StoredDoc = self
+            .engine
+            .read(move |store| async move { store.load_doc(&id).await })
+            .await?;
         let result = self.acceptor.load(
             doc.clone(),
             confab_core::accept::StoredDoc {
@@ -476,8 +480,11 @@ impl Unit {
                     let account = match bindings.get(tenant, actor.to_bytes()) {
                         Some(account) => Some(account),
                         None => {
-                            let store = self.engine.store();
-                            let found = store.actor_account(tenant, actor.to_bytes()).await?;
+                            let (t, a) = (tenant.clone(), actor.to_bytes().to_vec());
+                            let found = self
+                                .engine
+                                .read(move |store| async move { store.actor_account(&t, &a).await })
+                                .await?;
                             if let Some(account) = &found {
                                 bindings.remember(tenant, actor.to_bytes(), account);
                             }
@@ -496,7 +503,11 @@ impl Unit {
                     sub.answer_parent(parent, found);
                 }
                 Step::Need(Need::SeqOf(hash)) => {
-                    let seq = self.engine.store().seq_of(sub.doc(), &hash.0).await?;
+                    let (doc, hash_bytes) = (sub.doc().clone(), hash.0);
+                    let seq = self
+                        .engine
+                        .read(move |store| async move { store.seq_of(&doc, &hash_bytes).await })
+                        .await?;
                     sub.answer_seq(seq);
                 }
             }

@@ -165,9 +165,16 @@ impl Health {
 
 /// Starts the prober for `store` (the unguarded store): it ends when every other handle of
 /// `health` is gone.
+///
+/// It runs on a thread and runtime of its own (and, with Postgres, its one connection is
+/// made and driven there): on the shared runtime a probe's answer waited its turn behind
+/// thousands of busy connection tasks, and a healthy but busy database was declared down
+/// ("no answer within 500 ms") and every submit refused `unavailable` for it
+/// (docs/BENCHMARKS.md, "Many at once"). The probe must time the database, not the
+/// server's own queue.
 pub fn spawn_prober(health: &Health, store: Arc<dyn Store>) {
     let weak: Weak<State> = Arc::downgrade(&health.inner);
-    tokio::spawn(async move {
+    let probing = async move {
         loop {
             let Some(inner) = weak.upgrade() else {
                 return;
@@ -184,7 +191,38 @@ pub fn spawn_prober(health: &Health, store: Arc<dyn Store>) {
             drop(health);
             tokio::time::sleep(wait).await;
         }
-    });
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::warn!(error = %e, "no prober runtime; probing on the shared one");
+            tokio::spawn(probing);
+            return;
+        }
+    };
+    // The future moves to the thread only if the thread starts; otherwise it runs here.
+    let (handoff, take) = std::sync::mpsc::sync_channel(1);
+    let started = std::thread::Builder::new()
+        .name("storage-probe".into())
+        .spawn(move || {
+            if let Ok(probing) = take.recv() {
+                runtime.block_on(probing);
+            }
+        });
+    match started {
+        Ok(_) => {
+            if let Err(std::sync::mpsc::SendError(probing)) = handoff.send(probing) {
+                tokio::spawn(probing);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no prober thread; probing on the shared runtime");
+            tokio::spawn(probing);
+        }
+    }
 }
 
 /// A store behind the health state: fails at once while down, marks it down on an
@@ -233,6 +271,10 @@ impl Guarded {
 impl Store for Guarded {
     fn for_commit_thread(&self) -> Option<Arc<dyn Store>> {
         let inner = self.inner.for_commit_thread()?;
+        Some(Arc::new(Guarded::new(inner, self.health.clone())))
+    }
+    fn for_read_thread(&self) -> Option<Arc<dyn Store>> {
+        let inner = self.inner.for_read_thread()?;
         Some(Arc::new(Guarded::new(inner, self.health.clone())))
     }
     fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {

@@ -181,6 +181,10 @@ pub trait Store: Send + Sync + 'static {
     /// A handle for the group committer's own thread, whose connections are made (lazily)
     /// and driven by that thread's runtime; `None`: the committer shares this one.
     fn for_commit_thread(&self) -> Option<std::sync::Arc<dyn Store>>;
+    /// A handle for the units' reader thread (`engine::reader`), whose connections are
+    /// made (lazily) and driven by that thread's runtime; `None`: the units read through
+    /// this one.
+    fn for_read_thread(&self) -> Option<std::sync::Arc<dyn Store>>;
     /// Where to listen for the commits of other nodes on the same database (Postgres); `None`:
     /// this store has one node (SQLite).
     fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions>;

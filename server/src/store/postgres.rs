@@ -39,6 +39,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// Connections in the pool.
 const POOL_SIZE: u32 = 8;
 
+/// Connections of the units' reader thread (`engine::reader`): its reads give their
+/// connection back as soon as the answer arrives, so a few serve every unit.
+const READ_POOL_SIZE: u32 = 4;
+
 /// Connections of the committer's own pool: it runs one transaction at a time, and one
 /// backend serving every commit keeps its caches warm (measured: 13% less database CPU
 /// than two taking turns). A broken connection is replaced on the next commit.
@@ -247,6 +251,18 @@ impl Store for PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .connect_lazy_with(options);
+        Some(std::sync::Arc::new(PgStore {
+            pool,
+            probe: self.probe.clone(),
+        }))
+    }
+
+    fn for_read_thread(&self) -> Option<std::sync::Arc<dyn Store>> {
+        // Lazy, as the committer's: made and driven by the reader thread's runtime.
+        let pool = PgPoolOptions::new()
+            .max_connections(READ_POOL_SIZE)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
         Some(std::sync::Arc::new(PgStore {
             pool,
             probe: self.probe.clone(),

@@ -250,6 +250,10 @@ impl Store for SqliteStore {
         None // one writer connection, shared: the committer needs no thread of its own
     }
 
+    fn for_read_thread(&self) -> Option<std::sync::Arc<dyn Store>> {
+        None // reads go to SQLite's own connection threads already
+    }
+
     fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
         None // one node
     }

@@ -98,10 +98,10 @@ impl Unit {
             (None, Some(d)) => d,
             (None, None) => return,
         };
+        let id = doc.clone();
         let tail = match self
             .engine
-            .store()
-            .log_tail(doc, from, CATCH_UP_LIMIT)
+            .read(move |store| async move { store.log_tail(&id, from, CATCH_UP_LIMIT).await })
             .await
         {
             Ok(tail) => tail,
