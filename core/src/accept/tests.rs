@@ -512,14 +512,16 @@ fn a_bucket_part_holds_its_most_and_the_next_opens_once_the_previous_holds_enoug
         "the previous part is read to decide"
     );
 
-    // Part 0 takes messages up to BUCKET_MAX_MESSAGES (committed along the way, as a host
-    // does), then refuses the next one: it goes to the next part.
+    // Part 0 takes messages up to BUCKET_MAX_MESSAGES (committed and applied along the way,
+    // as a host does: the count kept beside the applied document must follow), then
+    // refuses the next one: it goes to the next part.
     let mut last = 0;
     for i in BUCKET_OPENS_NEXT_AT - 1..BUCKET_MAX_MESSAGES {
         let change = message(&mut first, &format!("a{i}"), &alice.account);
         last = accepted(host.drive(&mut acc, &part(0), &alice, change)).seq;
         if i % 256 == 0 {
             acc.committed(&part(0), last);
+            acc.apply_staged(0).expect("apply");
         }
     }
     acc.committed(&part(0), last);

@@ -23,6 +23,46 @@ pub struct AcceptedDoc {
     doc: Automerge,
     progress: HashMap<ActorId, (u64, u64)>,
     staged: Staged,
+    /// Messages of the applied document, counted once per change of it: the count is
+    /// O(messages) (Automerge counts a map's keys by scanning them) and is asked on every
+    /// post (bucket parts' limits), which made acceptance O(n²) over a part's life.
+    applied_messages: MessageCount,
+}
+
+/// A count kept beside the document, unknown once the document changed.
+#[derive(Debug)]
+struct MessageCount(std::sync::atomic::AtomicUsize);
+
+impl MessageCount {
+    const UNKNOWN: usize = usize::MAX;
+
+    fn get(&self, count: impl FnOnce() -> usize) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        match self.0.load(Relaxed) {
+            Self::UNKNOWN => {
+                let counted = count();
+                self.0.store(counted, Relaxed);
+                counted
+            }
+            known => known,
+        }
+    }
+
+    fn forget(&self) {
+        self.0
+            .store(Self::UNKNOWN, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn unknown() -> Self {
+        MessageCount(std::sync::atomic::AtomicUsize::new(Self::UNKNOWN))
+    }
+}
+
+impl Clone for MessageCount {
+    fn clone(&self) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        MessageCount(std::sync::atomic::AtomicUsize::new(self.0.load(Relaxed)))
+    }
 }
 
 /// Accepted changes not yet applied to the Automerge document.
@@ -91,6 +131,7 @@ impl AcceptedDoc {
             doc,
             progress: HashMap::new(),
             staged: Staged::default(),
+            applied_messages: MessageCount::unknown(),
         };
         out.index_all();
         Ok(out)
@@ -107,6 +148,7 @@ impl AcceptedDoc {
             doc,
             progress: HashMap::new(),
             staged: Staged::default(),
+            applied_messages: MessageCount::unknown(),
         };
         out.index_all();
         Ok(out)
@@ -194,13 +236,17 @@ impl AcceptedDoc {
 
     /// How many messages the document holds, staged ones included (a bucket part's size).
     pub fn message_count(&self) -> usize {
-        doc::read::message_count(&self.doc) + self.staged.wrote.created
+        let applied = self
+            .applied_messages
+            .get(|| doc::read::message_count(&self.doc));
+        applied + self.staged.wrote.created
     }
 
     /// Applies a change that `validate` accepted (after any staged ones).
     pub fn apply(&mut self, change: Change) -> Result<(), DocError> {
         self.apply_staged()?;
         self.note_progress(&change);
+        self.applied_messages.forget();
         self.doc.apply_changes([change])?;
         Ok(())
     }
@@ -211,6 +257,7 @@ impl AcceptedDoc {
         for change in &changes {
             self.note_progress(change);
         }
+        self.applied_messages.forget();
         self.doc.apply_changes(changes)?;
         Ok(())
     }
@@ -243,6 +290,7 @@ impl AcceptedDoc {
             entry.0 = entry.0.max(seq);
             entry.1 = entry.1.max(op);
         }
+        self.applied_messages.forget();
         self.doc.apply_changes(staged.changes)?;
         Ok(())
     }
