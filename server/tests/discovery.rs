@@ -32,6 +32,36 @@ use support::{Server, TENANT};
 
 const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
 
+/// Runs `test` on a database of its own (created, then dropped however the test ends),
+/// given its URL; a panic inside is the test's failure.
+async fn on_fresh_postgres<F, Fut>(label: &str, test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let name = format!("{label}_{}", std::process::id());
+    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
+        });
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await;
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let url = format!("{PG_HOST}/{name}");
+    let result = tokio::spawn(test(url)).await;
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 struct Answer {
     status: u16,
     body: Value,
@@ -440,58 +470,20 @@ async fn sqlite_older_rows_are_projected() {
 
 #[tokio::test]
 async fn postgres_older_rows_are_projected() {
-    let name = format!("confab_discovery_older_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
-        });
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let url = format!("{PG_HOST}/{name}");
-    let result = tokio::spawn(async move {
+    on_fresh_postgres("confab_discovery_older", move |url: String| async move {
         let s = Server::start_on(Some(&url)).await;
         let pool = sqlx::PgPool::connect(&url).await.expect("pg");
         older_rows_are_projected(s, Db::Postgres(pool)).await;
     })
     .await;
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
 
 #[tokio::test]
 async fn postgres_discovery() {
-    let name = format!("confab_discovery_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
-        });
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let url = format!("{PG_HOST}/{name}");
-    let result =
-        tokio::spawn(async move { discovery(Server::start_on(Some(&url)).await).await }).await;
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    on_fresh_postgres("confab_discovery", move |url: String| async move {
+        discovery(Server::start_on(Some(&url)).await).await
+    })
+    .await;
 }
 
 /// The migrations of `folder` up to `last` (a server before discovery), copied to `to`.
@@ -573,21 +565,7 @@ async fn sqlite_rows_before_discovery_get_their_counts() {
 
 #[tokio::test]
 async fn postgres_rows_before_discovery_get_their_counts() {
-    let name = format!("confab_discovery_legacy_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
-        });
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let url = format!("{PG_HOST}/{name}");
-    let result = tokio::spawn(async move {
+    on_fresh_postgres("confab_discovery_legacy", move |url: String| async move {
         let dir = tempfile::tempdir().expect("temp dir");
         let migrator = migrator_before("postgres", 13, &dir.path().join("old")).await;
         let pool = sqlx::PgPool::connect(&url).await.expect("pg");
@@ -599,10 +577,4 @@ async fn postgres_rows_before_discovery_get_their_counts() {
         legacy_rows_migrate(Arc::new(PgStore::connect(&url).await.expect("connect"))).await;
     })
     .await;
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }
