@@ -105,6 +105,8 @@ pub struct Metrics {
     pub storage_up: Gauge,
     /// Catch-up pages answered from a unit's memory (`engine::unit::recent`), not the store.
     pub catch_up_from_memory: Counter,
+    /// Catch-up snapshots sent from a kept save of the bucket part (`engine::saved_parts`).
+    pub catch_up_kept_snapshots: Counter,
     pub cluster: ClusterMetrics,
     pub schedule: ScheduleMetrics,
     /// `confab_node_info{node}`: 1, naming this node.
@@ -141,6 +143,7 @@ impl Metrics {
         let submits_limited = Family::<ReasonLabel, Counter>::default();
         let storage_up = Gauge::default();
         let catch_up_from_memory = Counter::default();
+        let catch_up_kept_snapshots = Counter::default();
         let cluster = ClusterMetrics {
             listening: Gauge::default(),
             notifications: Counter::default(),
@@ -228,6 +231,11 @@ impl Metrics {
             catch_up_from_memory.clone(),
         );
         registry.register(
+            "catch_up_kept_snapshots",
+            "Catch-up snapshots of bucket parts sent from a kept save, without loading or saving the part",
+            catch_up_kept_snapshots.clone(),
+        );
+        registry.register(
             "audit_dropped",
             "Rejections not stored in the audit log: its queue was full, or more than 100 of one document, account and code came together (a flood)",
             audit_dropped.clone(),
@@ -295,6 +303,7 @@ impl Metrics {
             submits_limited,
             storage_up,
             catch_up_from_memory,
+            catch_up_kept_snapshots,
             cluster,
             schedule,
             node_info,

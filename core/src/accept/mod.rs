@@ -637,6 +637,16 @@ impl Acceptor {
         }
     }
 
+    /// Applies the staged changes of `doc` alone (the server saves a bucket part that
+    /// closed, which may keep a few staged for long: spare time applies only bigger piles).
+    pub fn apply_staged_of(&mut self, doc: &DocId) -> Result<(), AcceptError> {
+        let loaded = self.loaded_mut(doc)?;
+        if let Err(e) = loaded.accepted.apply_staged() {
+            return Err(self.break_down(format!("applying accepted changes of {doc}: {e}")));
+        }
+        Ok(())
+    }
+
     /// The most staged changes one document holds.
     pub fn most_staged(&self) -> usize {
         self.docs

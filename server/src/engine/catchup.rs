@@ -4,7 +4,8 @@
 //! many that the document is the cheaper catch-up (a saved message costs ~30 bytes and loads
 //! in one pass; a raw change ~290 bytes and an apply each); then `synced`. The changes come
 //! from the unit's memory when it holds them all (`unit::recent`), so a catch-up that needs
-//! no more is answered while the database is down; from the store otherwise.
+//! no more is answered while the database is down; from the store otherwise. A bucket
+//! part's save is kept and sent again to later clients (`saved_parts`).
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use confab_core::protocol::{
 };
 use serde_bytes::ByteBuf;
 
+use super::saved_parts::{Heads, SavedPart};
 use super::unit::recent::RecentLog;
 use super::{ConnHandle, Engine};
 use crate::net::frame::binary_frame;
@@ -37,12 +39,15 @@ fn wants_snapshot(after: u64, last_seq: u64, snapshot_seq: u64) -> bool {
     after < snapshot_seq || (missed >= SNAPSHOT_MIN_MISSED && missed.saturating_mul(3) >= last_seq)
 }
 
-/// Sends the catch-up of `doc` after `after` to `conn`, then `synced`.
+/// Sends the catch-up of `doc` after `after` to `conn`, then `synced`. `keepable`: `doc` is
+/// a message bucket part holding nothing uncommitted, so its save may be kept for the next
+/// client (`saved_parts`).
 pub(super) async fn send(
     engine: &Engine,
     doc: &DocId,
     after: u64,
     info: Option<DocInfo<'_>>,
+    keepable: bool,
     recent: Option<&RecentLog>,
     conn: &ConnHandle,
 ) -> Result<(), Refusal> {
@@ -50,15 +55,32 @@ pub(super) async fn send(
         .as_ref()
         .map_or((0, 0), |i| (i.last_seq, i.snapshot_seq));
     match &info {
+        Some(info) if wants_snapshot(after, last_seq, snapshot_seq) && keepable => {
+            let kept = engine
+                .saved_parts()
+                .get(doc)
+                .filter(|p| p.last_seq == last_seq && p.snapshot_seq == snapshot_seq);
+            let part = match kept {
+                Some(part) => {
+                    engine.metrics().catch_up_kept_snapshots.inc();
+                    part
+                }
+                None => {
+                    let part = save_part(engine, doc, info, recent).await?;
+                    engine.saved_parts().keep(doc, part)
+                }
+            };
+            deliver_snapshot(engine, conn, doc, &part, after).await?;
+        }
         Some(info) if wants_snapshot(after, last_seq, snapshot_seq) => {
             // Saving (mostly DEFLATE) runs on a blocking thread while the log is read.
-            let copy = info.accepted.doc().clone();
-            let saving = tokio::task::spawn_blocking(move || copy.save());
+            let saving = save_in_background(doc, info);
             let from = after.max(snapshot_seq);
-            let order = order(engine, doc, from, last_seq, recent).await?;
-            let data = saving
-                .await
-                .map_err(|e| (ErrorCode::Internal, format!("saving {doc}: {e}")))?;
+            let logged = logged(engine, doc, from, last_seq, recent).await?;
+            let order = logged.as_deref().and_then(|changes| {
+                readable_heads(doc, changes).map(|heads| SnapshotOrder::build(from + 1, heads))
+            });
+            let data = saving.await?;
             deliver(
                 engine,
                 conn,
@@ -94,26 +116,139 @@ pub(super) async fn send(
             }
         }
     }
-    deliver(
-        engine,
-        conn,
-        ServerFrame::Synced {
-            doc: doc.to_string(),
-            seq: last_seq,
-        },
-    )
-    .await
+    synced(engine, conn, doc, last_seq).await
 }
 
-/// The seqs of the logged changes after `from` up to `last_seq` (actor and start op from
-/// each change's header). `None` if the log does not hold them all.
-async fn order(
+/// Sends a kept save of a part that is not in memory, then `synced`: `Ok(false)` (nothing
+/// sent) when a client at `after` would not get a snapshot of it.
+pub(super) async fn send_kept(
+    engine: &Engine,
+    doc: &DocId,
+    after: u64,
+    part: &SavedPart,
+    conn: &ConnHandle,
+) -> Result<bool, Refusal> {
+    if !wants_snapshot(after, part.last_seq, part.snapshot_seq) {
+        return Ok(false);
+    }
+    engine.metrics().catch_up_kept_snapshots.inc();
+    deliver_snapshot(engine, conn, doc, part, after).await?;
+    synced(engine, conn, doc, part.last_seq).await?;
+    Ok(true)
+}
+
+async fn synced(engine: &Engine, conn: &ConnHandle, doc: &DocId, seq: u64) -> Result<(), Refusal> {
+    let frame = ServerFrame::Synced {
+        doc: doc.to_string(),
+        seq,
+    };
+    deliver(engine, conn, frame).await
+}
+
+async fn deliver_snapshot(
+    engine: &Engine,
+    conn: &ConnHandle,
+    doc: &DocId,
+    part: &SavedPart,
+    after: u64,
+) -> Result<(), Refusal> {
+    let frame = ServerFrame::Snapshot {
+        doc: doc.to_string(),
+        seq: part.last_seq,
+        data: ByteBuf::from(part.data.clone()),
+        order: part.order_after(after),
+    };
+    deliver(engine, conn, frame).await
+}
+
+/// Automerge `save` of a loaded document, on a blocking thread (mostly DEFLATE).
+fn save_in_background(
+    doc: &DocId,
+    info: &DocInfo<'_>,
+) -> impl std::future::Future<Output = Result<Vec<u8>, Refusal>> {
+    let copy = info.accepted.doc().clone();
+    let saving = tokio::task::spawn_blocking(move || copy.save());
+    let doc = doc.clone();
+    async move {
+        saving
+            .await
+            .map_err(|e| (ErrorCode::Internal, format!("saving {doc}: {e}")))
+    }
+}
+
+/// A part saved, with the heads of every logged change after its compaction (so any later
+/// client's order is cut from them).
+async fn save_part(
+    engine: &Engine,
+    doc: &DocId,
+    info: &DocInfo<'_>,
+    recent: Option<&RecentLog>,
+) -> Result<SavedPart, Refusal> {
+    let saving = save_in_background(doc, info);
+    let logged = logged(engine, doc, info.snapshot_seq, info.last_seq, recent).await?;
+    let heads = logged
+        .as_deref()
+        .and_then(|changes| readable_heads(doc, changes).map(Heads::collect));
+    Ok(SavedPart {
+        last_seq: info.last_seq,
+        snapshot_seq: info.snapshot_seq,
+        data: saving.await?,
+        heads,
+    })
+}
+
+/// Keeps the save of a bucket part that just closed (the next part got its first change),
+/// made off the unit, so that the first client to catch up on it is sent kept bytes too. A
+/// closed part still takes reactions and edits now and then: a kept save of an older seq is
+/// not sent (`unit::kept_part` checks the log), and the next catch-up keeps a newer one.
+pub(super) fn keep_closed(
+    engine: &Engine,
+    doc: &DocId,
+    info: DocInfo<'_>,
+    recent: Option<&RecentLog>,
+) {
+    let (last_seq, snapshot_seq) = (info.last_seq, info.snapshot_seq);
+    if engine
+        .saved_parts()
+        .get(doc)
+        .is_some_and(|p| p.last_seq >= last_seq)
+    {
+        return;
+    }
+    let saving = save_in_background(doc, &info);
+    let held = recent.and_then(|r| r.after(snapshot_seq, last_seq, usize::MAX));
+    let (engine, doc) = (engine.clone(), doc.clone());
+    tokio::spawn(async move {
+        let logged = match held {
+            Some(changes) => Ok(Some(changes)),
+            None => logged(&engine, &doc, snapshot_seq, last_seq, None).await,
+        };
+        let (Ok(logged), Ok(data)) = (logged, saving.await) else {
+            // Nothing lost: the first catch-up saves it instead.
+            return;
+        };
+        let heads = logged
+            .as_deref()
+            .and_then(|changes| readable_heads(&doc, changes).map(Heads::collect));
+        let part = SavedPart {
+            last_seq,
+            snapshot_seq,
+            data,
+            heads,
+        };
+        engine.saved_parts().keep(&doc, part);
+    });
+}
+
+/// The logged changes after `from` up to `last_seq`, `None` if the log does not hold them
+/// all.
+async fn logged(
     engine: &Engine,
     doc: &DocId,
     from: u64,
     last_seq: u64,
     recent: Option<&RecentLog>,
-) -> Result<Option<SnapshotOrder>, Refusal> {
+) -> Result<Option<Vec<(u64, Vec<u8>)>>, Refusal> {
     let mut changes = Vec::new();
     let mut log = LogPages::new(from, last_seq, ORDER_PAGE, recent);
     while let Some(page) = log.next(engine, doc).await? {
@@ -127,17 +262,19 @@ async fn order(
         tracing::warn!(%doc, from, last_seq, "the change log has gaps: snapshot sent without order");
         return Ok(None);
     }
+    Ok(Some(changes))
+}
+
+/// The actor and start op of each change (from its header), `None` if one is unreadable.
+fn readable_heads<'a>(doc: &DocId, changes: &'a [(u64, Vec<u8>)]) -> Option<Vec<(&'a [u8], u64)>> {
     let heads: Option<Vec<(&[u8], u64)>> = changes
         .iter()
         .map(|(_, bytes)| change_actor_and_start_op(bytes))
         .collect();
-    match heads {
-        Some(heads) => Ok(Some(SnapshotOrder::build(from + 1, heads))),
-        None => {
-            tracing::warn!(%doc, "a stored change has no readable header: snapshot sent without order");
-            Ok(None)
-        }
+    if heads.is_none() {
+        tracing::warn!(%doc, "a stored change has no readable header: snapshot sent without order");
     }
+    heads
 }
 
 /// The change log of a document after a seq, read in pages up to `last_seq`: from memory

@@ -12,6 +12,7 @@ mod feed;
 pub(crate) mod projection;
 mod reader;
 pub mod retention;
+mod saved_parts;
 pub mod schedule;
 mod unit;
 
@@ -219,6 +220,8 @@ pub(crate) struct Inner {
     bindings: bindings::Bindings,
     /// The units' reads of storage (see `reader`).
     reader: reader::Reader,
+    /// Saved bucket parts kept for catch-up (see `saved_parts`).
+    saved_parts: saved_parts::SavedParts,
 }
 
 /// A unit in memory: its job queue, and the inbox of other nodes' commits to its documents.
@@ -279,6 +282,7 @@ impl Engine {
                 feeds: feed::Feeds::default(),
                 bindings: bindings::Bindings::default(),
                 reader,
+                saved_parts: saved_parts::SavedParts::default(),
             }),
         };
         if let Some(options) = cluster_options {
@@ -434,6 +438,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Saved bucket parts kept for catch-up.
+    pub(crate) fn saved_parts(&self) -> &saved_parts::SavedParts {
+        &self.inner.saved_parts
     }
 
     pub fn units_in_memory(&self) -> usize {

@@ -2,6 +2,7 @@
 //! account (profile and private documents). Jobs run one after another; accepted changes
 //! are committed in batches (see `pipeline`) and acked only once durable.
 
+mod closed;
 mod expire;
 mod fair;
 mod pipeline;
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
 use super::committer::CommitResult;
+use super::saved_parts::SavedPart;
 use super::{now_ms, projection, ConnHandle, Engine, Job, SubmitOutcome, UnitKey};
 use crate::net::frame::binary_frame;
 use crate::store::{NewChange, RejectionRecord, StoreError, StoredDoc};
@@ -165,6 +167,7 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
         contended_until: None,
         written: HashMap::new(),
         recent: HashMap::new(),
+        closed: Vec::new(),
         unsure: false,
     };
     tokio::spawn(unit.run(rx));
@@ -226,6 +229,8 @@ struct Unit {
     written: HashMap<DocId, Instant>,
     /// The newest committed changes of the documents the acceptor holds (see `recent`).
     recent: HashMap<DocId, recent::RecentLog>,
+    /// Bucket parts that closed, whose saves are still to be kept (see `closed`).
+    closed: Vec<DocId>,
     /// A commit failed in an outage and memory was rewound to what was committed before it
     /// (kept to serve reads while the storage is down). That commit may have been stored
     /// anyway, so memory is dropped before anything else once the storage is back.
@@ -288,6 +293,9 @@ impl Unit {
             let job = match wake {
                 Wake::Committed(result) => {
                     self.finish_oldest(result);
+                    if !self.keep_closed_parts() {
+                        self.reload().await;
+                    }
                     continue;
                 }
                 Wake::Remote => {
@@ -631,7 +639,7 @@ impl Unit {
     /// batches in flight are refused, and once the committer is past them the unit reloads
     /// from storage.
     async fn apply_staged(&mut self, over: usize) {
-        if self.acceptor.apply_staged(over).is_err() {
+        if self.acceptor.apply_staged(over).is_err() || !self.keep_closed_parts() {
             self.reload().await;
         }
     }
@@ -672,18 +680,17 @@ impl Unit {
                 reply,
             } => {
                 let result = self.subscribe(&doc, after, &conn).await;
-                if result.is_ok() {
-                    // The catch-up sent everything up to what the acceptor holds; pushes to
-                    // the earlier subscribers go on from where they are.
-                    let held = self.acceptor.known_seq(&doc).unwrap_or(0);
-                    self.delivered.entry(doc.clone()).or_insert(held);
+                if let Ok(sent) = result {
+                    // The catch-up sent everything up to `sent`; pushes to the earlier
+                    // subscribers go on from where they are.
+                    self.delivered.entry(doc.clone()).or_insert(sent);
                     // Who is here now, after the catch-up (docs/PROTOCOL.md, Presence).
                     for frame in self.presence.snapshot(&doc, &conn.account) {
                         let _ = conn.outlet.push(&binary_frame(&encode_server(&frame)));
                     }
                     self.subscribers.entry(doc).or_default().push(conn);
                 }
-                let _ = reply.send(result);
+                let _ = reply.send(result.map(|_| ()));
             }
             Job::Unsubscribe { doc, conn, closed } => {
                 if let Some(subs) = self.subscribers.get_mut(&doc) {
@@ -792,12 +799,40 @@ impl Unit {
         Ok(())
     }
 
+    /// Sends `doc`'s catch-up after `after`; the seq it is caught up to.
     async fn subscribe(
         &mut self,
         doc: &DocId,
         after: u64,
         conn: &ConnHandle,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<u64, (ErrorCode, String)> {
+        // Access and retention are the conversation's: a bucket part need not be loaded
+        // for them, nor for a kept save of it.
+        let gate = match doc.target() {
+            DocTarget::Msgs(conv, _) => DocId::conv(doc.tenant(), conv),
+            _ => doc.clone(),
+        };
+        self.prepare_for_read(&gate).await?;
+        self.readable_by(doc, &conn.account, conn.service)?;
+        self.refuse_expired(doc)?;
+        if self.acceptor.known_seq(doc).is_none() {
+            if let Some(part) = self.kept_part(doc).await {
+                if super::catchup::send_kept(&self.engine, doc, after, &part, conn).await? {
+                    return Ok(part.last_seq);
+                }
+            }
+        }
+        self.prepare_for_read(doc).await?;
+        let info = self.acceptor.view(doc);
+        let keepable =
+            matches!(doc.target(), DocTarget::Msgs(..)) && !self.acceptor.has_uncommitted(doc);
+        let recent = self.recent.get(doc);
+        super::catchup::send(&self.engine, doc, after, info, keepable, recent, conn).await?;
+        Ok(self.acceptor.known_seq(doc).unwrap_or(0))
+    }
+
+    /// Loads what reading `doc` needs; a failure is `unavailable` while the storage is down.
+    async fn prepare_for_read(&mut self, doc: &DocId) -> Result<(), (ErrorCode, String)> {
         self.prepare(doc).await.map_err(|e| {
             // Failed fast because the storage is down: retryable, say so.
             let code = match self.engine.health().is_down() {
@@ -805,11 +840,18 @@ impl Unit {
                 false => ErrorCode::Internal,
             };
             (code, e.to_string())
-        })?;
-        self.readable_by(doc, &conn.account, conn.service)?;
-        self.refuse_expired(doc)?;
-        let info = self.acceptor.view(doc);
-        let recent = self.recent.get(doc);
-        super::catchup::send(&self.engine, doc, after, info, recent, conn).await
+        })
+    }
+
+    /// The kept save of a bucket part not in memory, if the part's log still ends at its
+    /// seq (another node, or this one before a restart of the unit, may have added to it).
+    async fn kept_part(&self, doc: &DocId) -> Option<Arc<SavedPart>> {
+        let part = self.engine.saved_parts().get(doc)?;
+        let (id, seq) = (doc.clone(), part.last_seq);
+        let newer = self
+            .engine
+            .read(move |store| async move { store.changes_after(&id, seq, 1).await })
+            .await;
+        matches!(newer, Ok(changes) if changes.is_empty()).then_some(part)
     }
 }

@@ -76,6 +76,10 @@ impl Unit {
             }
         }
         for bucket in &dropped.buckets {
+            // A kept save would outlive the rows (refused at subscribe, but memory).
+            self.engine
+                .saved_parts()
+                .forget(&DocId::msgs(&tenant, &conv, *bucket));
             tracing::info!(%tenant, %conv, period = bucket.period, part = bucket.part,
                 retention_days = days, "bucket dropped by retention");
         }

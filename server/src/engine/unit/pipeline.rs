@@ -284,6 +284,7 @@ impl Unit {
             }
             if changes.first().is_some_and(|c| c.seq == 1) {
                 self.announce_bucket(&doc);
+                self.part_opened(&doc);
             }
             if !self.deliver_in_order(&doc, &changes) {
                 continue;
