@@ -179,6 +179,7 @@ async fn serve(
             std::time::Duration::from_secs(args.retention_sweep_secs),
         );
     }
+    confab_server::notify::start(&engine);
     if args.schedule_poll_ms > 0 {
         engine.spawn_scheduler(std::time::Duration::from_millis(args.schedule_poll_ms));
     }

@@ -61,6 +61,17 @@ pub struct ScheduleMetrics {
     pub lateness_seconds: Histogram,
 }
 
+/// The notification feed and its webhooks (`crate::notify`).
+#[derive(Debug, Clone, Default)]
+pub struct NotifyMetrics {
+    /// Notifications stored.
+    pub created: Counter,
+    /// Events dropped because the notifier's queue was full.
+    pub dropped: Counter,
+    /// Events or rows not computed or stored because the storage failed.
+    pub failed: Counter,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -107,6 +118,7 @@ pub struct Metrics {
     pub catch_up_from_memory: Counter,
     pub cluster: ClusterMetrics,
     pub schedule: ScheduleMetrics,
+    pub notify: NotifyMetrics,
     /// `confab_node_info{node}`: 1, naming this node.
     node_info: Family<NodeLabel, Gauge>,
 }
@@ -175,6 +187,22 @@ impl Metrics {
             "scheduled_lateness_seconds",
             "From a scheduled message's time to its post",
             schedule.lateness_seconds.clone(),
+        );
+        let notify = NotifyMetrics::default();
+        registry.register(
+            "notifications_created",
+            "Notifications stored in accounts' feeds",
+            notify.created.clone(),
+        );
+        registry.register(
+            "notifications_dropped",
+            "Commit events not turned into notifications because the notifier's queue was full",
+            notify.dropped.clone(),
+        );
+        registry.register(
+            "notifications_failed",
+            "Notification events or rows given up because the storage failed",
+            notify.failed.clone(),
         );
         let node_info = Family::<NodeLabel, Gauge>::default();
         registry.register(
@@ -297,6 +325,7 @@ impl Metrics {
             catch_up_from_memory,
             cluster,
             schedule,
+            notify,
             node_info,
         }
     }

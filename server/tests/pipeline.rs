@@ -173,6 +173,12 @@ impl Store for GatedStore {
     ) -> Result<confab_server::store::invites::InviteAnswer> {
         self.inner.invites(op).await
     }
+    async fn notifications(
+        &self,
+        op: confab_server::store::notifications::NotifyOp<'_>,
+    ) -> Result<confab_server::store::notifications::NotifyAnswer> {
+        self.inner.notifications(op).await
+    }
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
         self.inner.rejection_count(tenant).await
     }

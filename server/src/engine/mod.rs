@@ -219,6 +219,15 @@ pub(crate) struct Inner {
     bindings: bindings::Bindings,
     /// The units' reads of storage (see `reader`).
     reader: reader::Reader,
+    /// Told of every committed change (the notification feed, `crate::notify`, installs
+    /// one; the engine knows only this trait, so it imports nothing above it).
+    observer: std::sync::OnceLock<Arc<dyn CommitObserver>>,
+}
+
+/// Told of each committed change once its acks and pushes are out, on the unit's task:
+/// it must not wait (hand the work to a task of its own).
+pub trait CommitObserver: Send + Sync + 'static {
+    fn committed(&self, change: &crate::store::NewChange, effects: &[confab_core::policy::Effect]);
 }
 
 /// A unit in memory: its job queue, and the inbox of other nodes' commits to its documents.
@@ -235,6 +244,24 @@ pub(crate) enum DispatchError {
     LockPoisoned,
     #[error("unit unavailable")]
     UnitUnavailable,
+}
+
+/// The engine held by a task that must not keep it alive (the notification worker).
+#[derive(Clone)]
+pub struct WeakEngine(std::sync::Weak<Inner>);
+
+impl std::fmt::Debug for WeakEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakEngine")
+            .field("alive", &(self.0.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl WeakEngine {
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
 }
 
 /// The engine; cheap to clone.
@@ -279,6 +306,7 @@ impl Engine {
                 feeds: feed::Feeds::default(),
                 bindings: bindings::Bindings::default(),
                 reader,
+                observer: std::sync::OnceLock::new(),
             }),
         };
         if let Some(options) = cluster_options {
@@ -359,6 +387,27 @@ impl Engine {
         for (tenant, account, m) in feed::changed_by(change) {
             let sent = self.inner.feeds.tell(&tenant, &account, m);
             self.inner.metrics.frames_out(sent);
+        }
+    }
+
+    /// Installs the observer of committed changes; false if one is installed already.
+    pub fn observe_commits(&self, observer: Arc<dyn CommitObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// A handle that does not keep the engine alive.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+
+    /// A unit committed `change`: its observer hears of it (`CommitObserver`).
+    pub(crate) fn notify_committed(
+        &self,
+        change: &crate::store::NewChange,
+        effects: &[confab_core::policy::Effect],
+    ) {
+        if let Some(observer) = self.inner.observer.get() {
+            observer.committed(change, effects);
         }
     }
 

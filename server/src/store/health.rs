@@ -423,6 +423,13 @@ impl Store for Guarded {
     ) -> Result<super::invites::InviteAnswer> {
         self.run(self.inner.invites(op)).await
     }
+
+    async fn notifications(
+        &self,
+        op: super::notifications::NotifyOp<'_>,
+    ) -> Result<super::notifications::NotifyAnswer> {
+        self.run(self.inner.notifications(op)).await
+    }
     async fn memberships_of(
         &self,
         tenant: &TenantId,

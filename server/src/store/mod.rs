@@ -15,6 +15,7 @@ mod error;
 pub mod health;
 pub mod invites;
 pub mod memberships;
+pub mod notifications;
 mod plan;
 pub mod postgres;
 pub mod retention;
@@ -295,6 +296,11 @@ pub trait Store: Send + Sync + 'static {
     async fn schedule(&self, op: schedule::ScheduleOp<'_>) -> Result<schedule::ScheduleAnswer>;
     /// One operation on the invite links (`invites`).
     async fn invites(&self, op: invites::InviteOp<'_>) -> Result<invites::InviteAnswer>;
+    /// One operation on the notification feed (`notifications`).
+    async fn notifications(
+        &self,
+        op: notifications::NotifyOp<'_>,
+    ) -> Result<notifications::NotifyAnswer>;
     /// Number of rejections in the audit log (tests and metrics).
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64>;
     /// Bytes the change log and snapshots take for a document (benchmark of storage cost).

@@ -600,6 +600,14 @@ impl Store for PgStore {
         super::invites::run_pg(&mut conn, op).await
     }
 
+    async fn notifications(
+        &self,
+        op: super::notifications::NotifyOp<'_>,
+    ) -> Result<super::notifications::NotifyAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::notifications::run_pg(&mut conn, op).await
+    }
+
     async fn drop_buckets(
         &self,
         req: super::retention::DropRequest<'_>,

@@ -521,6 +521,20 @@ impl Store for SqliteStore {
         result
     }
 
+    async fn notifications(
+        &self,
+        op: super::notifications::NotifyOp<'_>,
+    ) -> Result<super::notifications::NotifyAnswer> {
+        if op.reads() {
+            let mut conn = self.reader.acquire().await?;
+            return super::notifications::run_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::notifications::run_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
     async fn drop_buckets(
         &self,
         req: super::retention::DropRequest<'_>,
