@@ -70,6 +70,12 @@ pub struct NotifyMetrics {
     pub dropped: Counter,
     /// Events or rows not computed or stored because the storage failed.
     pub failed: Counter,
+    /// Webhook deliveries the receiver took (2xx).
+    pub webhook_delivered: Counter,
+    /// Webhook attempts that failed (an error status, no connection, a timeout).
+    pub webhook_failed_attempts: Counter,
+    /// Webhook deliveries given up after their last attempt, as stored.
+    pub webhook_dead_letters: Gauge,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -203,6 +209,21 @@ impl Metrics {
             "notifications_failed",
             "Notification events or rows given up because the storage failed",
             notify.failed.clone(),
+        );
+        registry.register(
+            "webhook_delivered",
+            "Push webhook deliveries the receiver answered with 2xx",
+            notify.webhook_delivered.clone(),
+        );
+        registry.register(
+            "webhook_failed_attempts",
+            "Push webhook attempts that failed (error status, no connection, timeout); retried with backoff",
+            notify.webhook_failed_attempts.clone(),
+        );
+        registry.register(
+            "webhook_dead_letters",
+            "Push webhook deliveries given up after --webhook-max-attempts (kept in webhook_outbox)",
+            notify.webhook_dead_letters.clone(),
         );
         let node_info = Family::<NodeLabel, Gauge>::default();
         registry.register(

@@ -173,6 +173,12 @@ impl Store for GatedStore {
     ) -> Result<confab_server::store::invites::InviteAnswer> {
         self.inner.invites(op).await
     }
+    async fn webhooks(
+        &self,
+        op: confab_server::store::webhooks::OutboxOp<'_>,
+    ) -> Result<confab_server::store::webhooks::OutboxAnswer> {
+        self.inner.webhooks(op).await
+    }
     async fn notifications(
         &self,
         op: confab_server::store::notifications::NotifyOp<'_>,

@@ -346,6 +346,12 @@ impl Engine {
         self.inner.feeds.follow(tenant, account, conn);
     }
 
+    /// Whether `account` has a connected client on this node (a connection following its
+    /// memberships, as every client does once connected).
+    pub fn has_client(&self, tenant: &TenantId, account: &AccountId) -> bool {
+        self.inner.feeds.has(tenant, account)
+    }
+
     pub fn unfollow_memberships(&self, tenant: &TenantId, account: &AccountId, conn: u64) {
         self.inner.feeds.unfollow(tenant, account, conn);
     }

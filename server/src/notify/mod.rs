@@ -14,6 +14,8 @@
 //! someone asks to join. None of these grows with the group: a post in a channel of 10,000
 //! subscribers reads at most `MENTIONS_MAX` + 1 memberships, never the member list.
 
+pub mod webhook;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -72,20 +74,30 @@ pub struct Notifier {
     metrics: Arc<Metrics>,
 }
 
-/// Starts the notification worker for `engine` and installs its notifier (once; false if
-/// the engine has an observer already). The worker holds the engine weakly: it ends when
+/// Why the notifier did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the engine has a commit observer already")]
+    Observed,
+    #[error("webhook client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Starts the notification worker for `engine` and installs its notifier, with the push
+/// webhook's sender when `webhook` is given. Tasks hold the engine weakly: they end when
 /// the engine is dropped.
-pub fn start(engine: &Engine) -> bool {
+pub fn start(engine: &Engine, webhook: Option<webhook::WebhookConfig>) -> Result<(), StartError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let notifier = Notifier {
         tx,
         metrics: engine.metrics().clone(),
     };
     if !engine.observe_commits(Arc::new(notifier)) {
-        return false;
+        return Err(StartError::Observed);
     }
-    spawn(rx, engine.downgrade());
-    true
+    let hook = webhook.map(|w| webhook::spawn(engine, w)).transpose()?;
+    spawn(rx, engine.downgrade(), hook);
+    Ok(())
 }
 
 impl CommitObserver for Notifier {
@@ -130,20 +142,20 @@ impl CommitObserver for Notifier {
     }
 }
 
-fn spawn(mut rx: mpsc::Receiver<Event>, engine: WeakEngine) {
+fn spawn(mut rx: mpsc::Receiver<Event>, engine: WeakEngine, hook: Option<Arc<webhook::Hook>>) {
     tokio::spawn(async move {
         let mut events = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut events, BATCH).await > 0 {
             let Some(engine) = engine.upgrade() else {
                 break;
             };
-            run_batch(&engine, std::mem::take(&mut events)).await;
+            run_batch(&engine, hook.as_deref(), std::mem::take(&mut events)).await;
         }
     });
 }
 
 /// Decides and stores one batch of events.
-async fn run_batch(engine: &Engine, events: Vec<Event>) {
+async fn run_batch(engine: &Engine, hook: Option<&webhook::Hook>, events: Vec<Event>) {
     let mut rows = Vec::new();
     for event in events {
         let result = match event {
@@ -185,6 +197,9 @@ async fn run_batch(engine: &Engine, events: Vec<Event>) {
         match engine.store().notifications(NotifyOp::Insert(&rows)).await {
             Ok(NotifyAnswer::Inserted(new)) => {
                 engine.metrics().notify.created.inc_by(new.len() as u64);
+                if let Some(hook) = hook {
+                    webhook::enqueue(engine, hook, &rows, &new).await;
+                }
                 return;
             }
             Ok(_) => return,

@@ -424,6 +424,13 @@ impl Store for Guarded {
         self.run(self.inner.invites(op)).await
     }
 
+    async fn webhooks(
+        &self,
+        op: super::webhooks::OutboxOp<'_>,
+    ) -> Result<super::webhooks::OutboxAnswer> {
+        self.run(self.inner.webhooks(op)).await
+    }
+
     async fn notifications(
         &self,
         op: super::notifications::NotifyOp<'_>,

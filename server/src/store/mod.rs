@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod retention;
 pub mod schedule;
 pub mod sqlite;
+pub mod webhooks;
 
 use async_trait::async_trait;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
@@ -296,6 +297,8 @@ pub trait Store: Send + Sync + 'static {
     async fn schedule(&self, op: schedule::ScheduleOp<'_>) -> Result<schedule::ScheduleAnswer>;
     /// One operation on the invite links (`invites`).
     async fn invites(&self, op: invites::InviteOp<'_>) -> Result<invites::InviteAnswer>;
+    /// One operation on the webhook outbox (`webhooks`).
+    async fn webhooks(&self, op: webhooks::OutboxOp<'_>) -> Result<webhooks::OutboxAnswer>;
     /// One operation on the notification feed (`notifications`).
     async fn notifications(
         &self,

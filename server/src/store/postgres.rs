@@ -600,6 +600,14 @@ impl Store for PgStore {
         super::invites::run_pg(&mut conn, op).await
     }
 
+    async fn webhooks(
+        &self,
+        op: super::webhooks::OutboxOp<'_>,
+    ) -> Result<super::webhooks::OutboxAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::webhooks::run_pg(&mut conn, op).await
+    }
+
     async fn notifications(
         &self,
         op: super::notifications::NotifyOp<'_>,

@@ -535,6 +535,20 @@ impl Store for SqliteStore {
         result
     }
 
+    async fn webhooks(
+        &self,
+        op: super::webhooks::OutboxOp<'_>,
+    ) -> Result<super::webhooks::OutboxAnswer> {
+        if op.reads() {
+            let mut conn = self.reader.acquire().await?;
+            return super::webhooks::run_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::webhooks::run_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
     async fn drop_buckets(
         &self,
         req: super::retention::DropRequest<'_>,

@@ -89,17 +89,36 @@ impl Server {
         Server::start_full(None, blob_dir, configure).await
     }
 
+    /// On the Postgres database at `database_url` (SQLite without one), posting push
+    /// webhooks as `webhook` says.
+    #[allow(dead_code)]
+    pub async fn start_with_webhook(
+        database_url: Option<&str>,
+        webhook: confab_server::notify::webhook::WebhookConfig,
+    ) -> Server {
+        Server::start_full_with(database_url, None, |_| {}, Some(webhook)).await
+    }
+
     async fn start_full(
         database_url: Option<&str>,
         blob_dir: Option<std::path::PathBuf>,
         configure: impl FnOnce(&mut Blobs),
+    ) -> Server {
+        Server::start_full_with(database_url, blob_dir, configure, None).await
+    }
+
+    async fn start_full_with(
+        database_url: Option<&str>,
+        blob_dir: Option<std::path::PathBuf>,
+        configure: impl FnOnce(&mut Blobs),
+        webhook: Option<confab_server::notify::webhook::WebhookConfig>,
     ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = maintenance::open_store(database_url, dir.path())
             .await
             .expect("store");
         let engine = Engine::new(store, Arc::new(Metrics::new()), EngineConfig::default());
-        confab_server::notify::start(&engine);
+        confab_server::notify::start(&engine, webhook).expect("notifier");
         let blob_dir = blob_dir.unwrap_or_else(|| dir.path().join("blobs"));
         let mut blobs = Blobs::local(&blob_dir, Default::default()).expect("blob store");
         configure(&mut blobs);
