@@ -395,6 +395,49 @@ async fn webhooks_on_postgres() {
     .await;
 }
 
+/// A WebSocket client of `token`'s account, welcomed and following its memberships.
+async fn connect_client(
+    addr: SocketAddr,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use confab_core::protocol::{
+        decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
+    };
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("websocket");
+    let send = async |frame: ClientFrame, ws: &mut tokio_tungstenite::WebSocketStream<_>| {
+        ws.send(Message::Binary(encode_client(&frame).into()))
+            .await
+            .expect("send");
+    };
+    send(
+        ClientFrame::Hello {
+            v: PROTOCOL_VERSION,
+            token: token.to_owned(),
+            device: "test".into(),
+        },
+        &mut ws,
+    )
+    .await;
+    send(ClientFrame::Memberships {}, &mut ws).await;
+    // Until the membership list answers: the connection then follows them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, ws.next())
+            .await
+            .expect("no memberships answer");
+        if let Some(Ok(Message::Binary(bytes))) = message {
+            if let Ok(ServerFrame::Memberships { .. }) = decode_server(&bytes, 1 << 20) {
+                return ws;
+            }
+        }
+    }
+}
+
 /// The server binary, killed with deliveries still queued, delivers them when started
 /// again on the same data: the outbox is in the database, not in memory.
 #[tokio::test]
@@ -474,6 +517,46 @@ async fn a_killed_server_delivers_after_its_restart() {
         .await;
     assert!(verify(SECRET, &got.signature, &got.body));
     assert_eq!(payload["account"], "bob");
+
+    // Bob connects a client (a WebSocket following his memberships): his notifications
+    // are no longer pushed; carol, with none, still gets hers.
+    let ws = connect_client(listen, &token(&auth, TENANT, "bob")).await;
+    post(
+        &http,
+        &base,
+        &alice,
+        "/v1/conversations/team/members",
+        json!({"account": "carol"}),
+    )
+    .await;
+    post(
+        &http,
+        &base,
+        &alice,
+        "/v1/conversations/team/messages",
+        json!({"id": "k2", "body": "both of you", "mentions": ["bob", "carol"]}),
+    )
+    .await;
+    let (got, _) = receiver
+        .wait_for("carol's k2", |v| v["notification"]["message"] == "k2")
+        .await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got.body).expect("json")["account"],
+        "carol"
+    );
+    // Bob's was computed in the same batch, before carol's: had it been queued, the
+    // sender would have sent it with hers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let k2: Vec<Value> = receiver
+        .got
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter(|v| v["notification"]["message"] == "k2")
+        .collect();
+    assert_eq!(k2.len(), 1, "bob's client is connected: {k2:?}");
+    drop(ws);
     server.kill().expect("kill");
     server.wait().expect("wait");
     task.abort();
