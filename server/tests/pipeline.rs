@@ -173,6 +173,12 @@ impl Store for GatedStore {
     ) -> Result<confab_server::store::invites::InviteAnswer> {
         self.inner.invites(op).await
     }
+    async fn contacts(
+        &self,
+        op: confab_server::store::contacts::ContactOp<'_>,
+    ) -> Result<confab_server::store::contacts::ContactAnswer> {
+        self.inner.contacts(op).await
+    }
     async fn webhooks(
         &self,
         op: confab_server::store::webhooks::OutboxOp<'_>,

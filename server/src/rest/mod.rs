@@ -12,6 +12,7 @@
 
 mod attachments;
 mod budget;
+mod contacts;
 mod conversations;
 mod discover;
 mod error;
@@ -79,6 +80,8 @@ rest_routes! {
     "/v1/conversations/{id}/invites/{invite}" => delete(joining::revoke_invite);
     "/v1/invites/join" => post(joining::join_by_link);
     "/v1/notifications" => get(notifications::list);
+    "/v1/contacts/match" => post(contacts::match_contacts);
+    "/v1/accounts/{account}/identifiers" => put(contacts::register);
     "/v1/notifications/read" => post(notifications::mark_read);
 }
 

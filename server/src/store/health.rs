@@ -424,6 +424,13 @@ impl Store for Guarded {
         self.run(self.inner.invites(op)).await
     }
 
+    async fn contacts(
+        &self,
+        op: super::contacts::ContactOp<'_>,
+    ) -> Result<super::contacts::ContactAnswer> {
+        self.run(self.inner.contacts(op)).await
+    }
+
     async fn webhooks(
         &self,
         op: super::webhooks::OutboxOp<'_>,

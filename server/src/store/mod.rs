@@ -10,6 +10,7 @@
 
 pub mod buckets;
 mod columns;
+pub mod contacts;
 pub mod discovery;
 mod error;
 pub mod health;
@@ -297,6 +298,8 @@ pub trait Store: Send + Sync + 'static {
     async fn schedule(&self, op: schedule::ScheduleOp<'_>) -> Result<schedule::ScheduleAnswer>;
     /// One operation on the invite links (`invites`).
     async fn invites(&self, op: invites::InviteOp<'_>) -> Result<invites::InviteAnswer>;
+    /// One operation on the accounts' hashed identifiers (`contacts`).
+    async fn contacts(&self, op: contacts::ContactOp<'_>) -> Result<contacts::ContactAnswer>;
     /// One operation on the webhook outbox (`webhooks`).
     async fn webhooks(&self, op: webhooks::OutboxOp<'_>) -> Result<webhooks::OutboxAnswer>;
     /// One operation on the notification feed (`notifications`).

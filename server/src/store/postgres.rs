@@ -600,6 +600,14 @@ impl Store for PgStore {
         super::invites::run_pg(&mut conn, op).await
     }
 
+    async fn contacts(
+        &self,
+        op: super::contacts::ContactOp<'_>,
+    ) -> Result<super::contacts::ContactAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::contacts::run_pg(&mut conn, op).await
+    }
+
     async fn webhooks(
         &self,
         op: super::webhooks::OutboxOp<'_>,

@@ -535,6 +535,20 @@ impl Store for SqliteStore {
         result
     }
 
+    async fn contacts(
+        &self,
+        op: super::contacts::ContactOp<'_>,
+    ) -> Result<super::contacts::ContactAnswer> {
+        if op.reads() {
+            let mut conn = self.reader.acquire().await?;
+            return super::contacts::run_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::contacts::run_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
     async fn webhooks(
         &self,
         op: super::webhooks::OutboxOp<'_>,
