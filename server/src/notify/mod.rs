@@ -12,7 +12,8 @@
 //! message replied to, the other member of a direct conversation, the counterparty of a
 //! proposal in a direct or support conversation, the owners and admins of a conversation
 //! someone asks to join. None of these grows with the group: a post in a channel of 10,000
-//! subscribers reads at most `MENTIONS_MAX` + 1 memberships, never the member list.
+//! subscribers reads at most `MENTIONS_MAX` + 1 memberships, never the member list, and a
+//! post that mentions and replies to nobody in a group is not even queued.
 
 pub mod webhook;
 
@@ -83,6 +84,25 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
+/// Whether a new message may notify anyone: it mentions or replies, or it is in a
+/// conversation whose id is a direct conversation's (`d-`) or a support thread's (`s-`;
+/// the kind is checked from the projection before anyone is told).
+fn may_address(conv: &ConvId, message: &NewMessage) -> bool {
+    message.mentions.is_some()
+        || message.reply_to.is_some()
+        || conv.as_str().starts_with("d-")
+        || conv.as_str().starts_with("s-")
+}
+
+/// A member entry that became a join request (not one already pending being edited).
+fn asks(
+    before: Option<&confab_core::model::conversation::Member>,
+    after: &confab_core::model::conversation::Member,
+) -> bool {
+    after.status == MemberStatus::Requested
+        && before.is_none_or(|b| b.status != MemberStatus::Requested)
+}
+
 /// Starts the notification worker for `engine` and installs its notifier, with the push
 /// webhook's sender when `webhook` is given. Tasks hold the engine weakly: they end when
 /// the engine is dropped.
@@ -111,15 +131,23 @@ impl CommitObserver for Notifier {
         };
         for effect in effects {
             let event = match effect {
-                Effect::PostMessage(message) => Event::Posted {
+                // A message that addresses nobody is not queued: group chatter costs nothing.
+                Effect::PostMessage(message) if may_address(conv, message) => Event::Posted {
                     tenant: tenant.clone(),
                     conv: conv.clone(),
                     message: message.clone(),
                     at: change.accepted_at,
                 },
-                Effect::AddMember { after, .. } | Effect::UpdateMember { after, .. }
-                    if after.status == MemberStatus::Requested =>
-                {
+                Effect::AddMember { before, after } if asks(before.as_ref(), after) => {
+                    Event::JoinRequested {
+                        tenant: tenant.clone(),
+                        conv: conv.clone(),
+                        account: after.account.clone(),
+                        seq: change.seq,
+                        at: change.accepted_at,
+                    }
+                }
+                Effect::UpdateMember { before, after, .. } if asks(Some(before), after) => {
                     Event::JoinRequested {
                         tenant: tenant.clone(),
                         conv: conv.clone(),
@@ -245,11 +273,17 @@ async fn posted(
             add(author, NotificationKind::Reply);
         }
     }
-    let kind = store
-        .conversation(tenant, conv)
-        .await?
-        .map(|c| c.kind)
-        .unwrap_or_default();
+    // Only direct conversations and support threads notify their other members; their
+    // ids say which they may be, the projection says which they are.
+    let prefixed = conv.as_str().starts_with("d-") || conv.as_str().starts_with("s-");
+    let kind = match prefixed {
+        true => store
+            .conversation(tenant, conv)
+            .await?
+            .map(|c| c.kind)
+            .unwrap_or_default(),
+        false => String::new(),
+    };
     let small = kind == "direct" || kind == "support";
     let proposal = message.kind == MessageKind::Proposal;
     if small && (proposal || kind == "direct") {
@@ -396,6 +430,27 @@ mod tests {
             muted_until: until,
             notifications: level,
             ..ConvPrefs::default()
+        }
+    }
+
+    #[test]
+    fn only_messages_that_may_address_someone_are_queued() {
+        let id = |s: &str| MessageId::new(s).expect("message id");
+        let author = AccountId::new("alice").expect("account");
+        let plain = NewMessage::text(id("m1"), author, "hello", 1);
+        let group = ConvId::new("team").expect("conv");
+        assert!(!may_address(&group, &plain));
+        let mut mention = plain.clone();
+        mention.mentions = Some(r#"["bob"]"#.into());
+        assert!(may_address(&group, &mention));
+        let mut reply = plain.clone();
+        reply.reply_to = Some(id("m0"));
+        assert!(may_address(&group, &reply));
+        for conv in ["d-0123", "s-0123"] {
+            assert!(
+                may_address(&ConvId::new(conv).expect("conv"), &plain),
+                "{conv}"
+            );
         }
     }
 
