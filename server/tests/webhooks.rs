@@ -1,7 +1,8 @@
 //! Push webhooks (issue 19, docs/OPERATIONS.md "Push webhooks") against a real HTTP
 //! receiver on 127.0.0.1: a notification for an account with no connected client is
 //! posted with a signature the receiver checks (and a wrong secret fails the check); while
-//! the receiver is gone the delivery is retried with backoff and arrives once it is back;
+//! the receiver is gone, or too slow to answer within the timeout, the delivery is retried
+//! with backoff and arrives once it is back;
 //! a receiver that keeps failing makes a dead letter counted in `/metrics`; a tenant that
 //! omits bodies gets no message text; and deliveries queued before the server is killed
 //! (SIGKILL, the real binary) are delivered by the next start on the same data.
@@ -44,6 +45,9 @@ struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    /// Milliseconds to wait before answering (a slow receiver); what it then takes is not
+    /// recorded when the server gave up waiting first.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 async fn take(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -54,6 +58,11 @@ async fn take(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
             .unwrap_or_default()
             .to_owned()
     };
+    let delay = r.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        return StatusCode::OK;
+    }
     let status = r.status.load(Ordering::SeqCst);
     if status == 200 {
         r.got.lock().expect("lock").push(Received {
@@ -76,7 +85,12 @@ impl Receiver {
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("address");
-        let r = Receiver { addr, got, status };
+        let r = Receiver {
+            addr,
+            got,
+            status,
+            delay_ms: Arc::default(),
+        };
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(take))
             .with_state(r.clone());
@@ -316,6 +330,31 @@ async fn webhooks(database_url: Option<String>) {
         })
         .await;
     assert!(verify(SECRET, &got.signature, &got.body));
+
+    // A slow receiver: an attempt that gets no answer within the timeout (2 s) failed, and
+    // is tried again; once the receiver is quick again the delivery arrives.
+    back.delay_ms.store(3_000, Ordering::SeqCst);
+    let failed_before = metric(http, &s.base, "confab_webhook_failed_attempts_total").await;
+    post(
+        http,
+        &s.base,
+        &alice,
+        messages,
+        json!({"id": "slow", "body": "slow?", "mentions": ["bob"]}),
+    )
+    .await;
+    until_metric(
+        http,
+        &s.base,
+        "confab_webhook_failed_attempts_total",
+        failed_before + 1.0,
+    )
+    .await;
+    back.delay_ms.store(0, Ordering::SeqCst);
+    back.wait_for("the delivery a slow receiver timed out on", |v| {
+        v["notification"]["message"] == "slow"
+    })
+    .await;
 
     // A receiver that keeps failing: after max_attempts (4) the delivery is a dead letter.
     assert_eq!(
