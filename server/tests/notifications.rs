@@ -498,3 +498,45 @@ async fn proposals_on_postgres() {
     )
     .await;
 }
+
+/// A group of 1,000: posts that address nobody make no notification (that they are not
+/// even queued is `notify::tests`), one that mentions one member makes exactly one
+/// (docs/NOTIFICATIONS.md, "When and at what cost").
+#[tokio::test]
+async fn a_big_group_notifies_only_whom_a_post_addresses() {
+    let s = Server::start_on(None).await;
+    let owner = s.token_of(TENANT, "owner");
+    let members: Vec<Value> = (0..999)
+        .map(|i| json!({"account": format!("member{i}")}))
+        .collect();
+    s.ok(
+        Method::POST,
+        "/v1/conversations",
+        &owner,
+        Some(json!({"kind": "group", "id": "crowd", "title": "Crowd", "members": members})),
+    )
+    .await;
+    let created = || s.engine.metrics().notify.created.get();
+    for i in 0..20 {
+        s.post_message(
+            &owner,
+            "crowd",
+            json!({"id": format!("plain{i}"), "body": "hello all"}),
+        )
+        .await;
+    }
+    s.post_message(
+        &owner,
+        "crowd",
+        json!({"id": "one", "body": "@member998", "mentions": ["member998"]}),
+    )
+    .await;
+    let page = s.feed_until(&s.token_of(TENANT, "member998"), "one").await;
+    assert_eq!(kinds(&page), [pair("mention", "one")]);
+    // The plain posts came first in the same queue: they made nothing.
+    assert_eq!(created(), 1);
+    assert_eq!(
+        s.feed(&s.token_of(TENANT, "member0"), "").await["unread"],
+        0
+    );
+}
