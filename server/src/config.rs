@@ -160,6 +160,8 @@ pub struct ServeArgs {
     pub allow_http_urls: bool,
     #[command(flatten)]
     pub attachments: crate::blobs::config::AttachmentArgs,
+    #[command(flatten)]
+    pub webhook: crate::notify::webhook::WebhookArgs,
 }
 
 impl Default for ServeArgs {

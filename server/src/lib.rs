@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod memory;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod ops;
 pub mod rest;
 pub mod state;

@@ -179,6 +179,11 @@ async fn serve(
             std::time::Duration::from_secs(args.retention_sweep_secs),
         );
     }
+    let webhook = args.webhook.config();
+    if let Some(w) = &webhook {
+        tracing::info!(webhook = ?w, "push webhook on");
+    }
+    confab_server::notify::start(&engine, webhook).context("starting the notifier")?;
     if args.schedule_poll_ms > 0 {
         engine.spawn_scheduler(std::time::Duration::from_millis(args.schedule_poll_ms));
     }

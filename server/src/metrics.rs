@@ -61,6 +61,23 @@ pub struct ScheduleMetrics {
     pub lateness_seconds: Histogram,
 }
 
+/// The notification feed and its webhooks (`crate::notify`).
+#[derive(Debug, Clone, Default)]
+pub struct NotifyMetrics {
+    /// Notifications stored.
+    pub created: Counter,
+    /// Events dropped because the notifier's queue was full.
+    pub dropped: Counter,
+    /// Events or rows not computed or stored because the storage failed.
+    pub failed: Counter,
+    /// Webhook deliveries the receiver took (2xx).
+    pub webhook_delivered: Counter,
+    /// Webhook attempts that failed (an error status, no connection, a timeout).
+    pub webhook_failed_attempts: Counter,
+    /// Webhook deliveries given up after their last attempt, as stored.
+    pub webhook_dead_letters: Gauge,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -109,6 +126,7 @@ pub struct Metrics {
     pub catch_up_kept_snapshots: Counter,
     pub cluster: ClusterMetrics,
     pub schedule: ScheduleMetrics,
+    pub notify: NotifyMetrics,
     /// `confab_node_info{node}`: 1, naming this node.
     node_info: Family<NodeLabel, Gauge>,
 }
@@ -178,6 +196,37 @@ impl Metrics {
             "scheduled_lateness_seconds",
             "From a scheduled message's time to its post",
             schedule.lateness_seconds.clone(),
+        );
+        let notify = NotifyMetrics::default();
+        registry.register(
+            "notifications_created",
+            "Notifications stored in accounts' feeds",
+            notify.created.clone(),
+        );
+        registry.register(
+            "notifications_dropped",
+            "Commit events not turned into notifications because the notifier's queue was full",
+            notify.dropped.clone(),
+        );
+        registry.register(
+            "notifications_failed",
+            "Notification events or rows given up because the storage failed",
+            notify.failed.clone(),
+        );
+        registry.register(
+            "webhook_delivered",
+            "Push webhook deliveries the receiver answered with 2xx",
+            notify.webhook_delivered.clone(),
+        );
+        registry.register(
+            "webhook_failed_attempts",
+            "Push webhook attempts that failed (error status, no connection, timeout); retried with backoff",
+            notify.webhook_failed_attempts.clone(),
+        );
+        registry.register(
+            "webhook_dead_letters",
+            "Push webhook deliveries given up after --webhook-max-attempts (kept in webhook_outbox)",
+            notify.webhook_dead_letters.clone(),
         );
         let node_info = Family::<NodeLabel, Gauge>::default();
         registry.register(
@@ -306,6 +355,7 @@ impl Metrics {
             catch_up_kept_snapshots,
             cluster,
             schedule,
+            notify,
             node_info,
         }
     }

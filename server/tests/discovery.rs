@@ -24,43 +24,10 @@ use confab_server::store::sqlite::SqliteStore;
 use confab_server::store::Store;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection};
 
 mod support;
 
-use support::{Server, TENANT};
-
-const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
-
-/// Runs `test` on a database of its own (created, then dropped however the test ends),
-/// given its URL; a panic inside is the test's failure.
-async fn on_fresh_postgres<F, Fut>(label: &str, test: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let name = format!("{label}_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
-        });
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let url = format!("{PG_HOST}/{name}");
-    let result = tokio::spawn(test(url)).await;
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
-}
+use support::{on_fresh_postgres, Server, TENANT};
 
 struct Answer {
     status: u16,

@@ -173,6 +173,24 @@ impl Store for GatedStore {
     ) -> Result<confab_server::store::invites::InviteAnswer> {
         self.inner.invites(op).await
     }
+    async fn contacts(
+        &self,
+        op: confab_server::store::contacts::ContactOp<'_>,
+    ) -> Result<confab_server::store::contacts::ContactAnswer> {
+        self.inner.contacts(op).await
+    }
+    async fn webhooks(
+        &self,
+        op: confab_server::store::webhooks::OutboxOp<'_>,
+    ) -> Result<confab_server::store::webhooks::OutboxAnswer> {
+        self.inner.webhooks(op).await
+    }
+    async fn notifications(
+        &self,
+        op: confab_server::store::notifications::NotifyOp<'_>,
+    ) -> Result<confab_server::store::notifications::NotifyAnswer> {
+        self.inner.notifications(op).await
+    }
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
         self.inner.rejection_count(tenant).await
     }

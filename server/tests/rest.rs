@@ -860,9 +860,14 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/uploads", "post"),
         ("/v1/conversations/{id}/uploads/{upload}", "get"),
         ("/v1/conversations/{id}/uploads/{upload}", "patch"),
+        // Notifications and contacts (docs/NOTIFICATIONS.md, docs/CONTACTS.md).
+        ("/v1/notifications", "get"),
+        ("/v1/notifications/read", "post"),
+        ("/v1/contacts/match", "post"),
+        ("/v1/accounts/{account}/identifiers", "put"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 25, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 29, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

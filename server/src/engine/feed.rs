@@ -50,6 +50,13 @@ impl Feeds {
         }
     }
 
+    pub fn has(&self, tenant: &TenantId, account: &AccountId) -> bool {
+        self.by_account.lock().is_ok_and(|map| {
+            map.get(&(tenant.clone(), account.clone()))
+                .is_some_and(|conns| !conns.is_empty())
+        })
+    }
+
     pub fn unfollow(&self, tenant: &TenantId, account: &AccountId, conn: u64) {
         if let Ok(mut map) = self.by_account.lock() {
             let key = (tenant.clone(), account.clone());

@@ -222,6 +222,15 @@ pub(crate) struct Inner {
     reader: reader::Reader,
     /// Saved bucket parts kept for catch-up (see `saved_parts`).
     saved_parts: saved_parts::SavedParts,
+    /// Told of every committed change (the notification feed, `crate::notify`, installs
+    /// one; the engine knows only this trait, so it imports nothing above it).
+    observer: std::sync::OnceLock<Arc<dyn CommitObserver>>,
+}
+
+/// Told of each committed change once its acks and pushes are out, on the unit's task:
+/// it must not wait (hand the work to a task of its own).
+pub trait CommitObserver: Send + Sync + 'static {
+    fn committed(&self, change: &crate::store::NewChange, effects: &[confab_core::policy::Effect]);
 }
 
 /// A unit in memory: its job queue, and the inbox of other nodes' commits to its documents.
@@ -238,6 +247,24 @@ pub(crate) enum DispatchError {
     LockPoisoned,
     #[error("unit unavailable")]
     UnitUnavailable,
+}
+
+/// The engine held by a task that must not keep it alive (the notification worker).
+#[derive(Clone)]
+pub struct WeakEngine(std::sync::Weak<Inner>);
+
+impl std::fmt::Debug for WeakEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakEngine")
+            .field("alive", &(self.0.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl WeakEngine {
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
 }
 
 /// The engine; cheap to clone.
@@ -283,6 +310,7 @@ impl Engine {
                 bindings: bindings::Bindings::default(),
                 reader,
                 saved_parts: saved_parts::SavedParts::default(),
+                observer: std::sync::OnceLock::new(),
             }),
         };
         if let Some(options) = cluster_options {
@@ -320,6 +348,12 @@ impl Engine {
     /// nothing committed after the list's snapshot is missed).
     pub fn follow_memberships(&self, tenant: TenantId, account: AccountId, conn: FeedConn) {
         self.inner.feeds.follow(tenant, account, conn);
+    }
+
+    /// Whether `account` has a connected client on this node (a connection following its
+    /// memberships, as every client does once connected).
+    pub fn has_client(&self, tenant: &TenantId, account: &AccountId) -> bool {
+        self.inner.feeds.has(tenant, account)
     }
 
     pub fn unfollow_memberships(&self, tenant: &TenantId, account: &AccountId, conn: u64) {
@@ -363,6 +397,27 @@ impl Engine {
         for (tenant, account, m) in feed::changed_by(change) {
             let sent = self.inner.feeds.tell(&tenant, &account, m);
             self.inner.metrics.frames_out(sent);
+        }
+    }
+
+    /// Installs the observer of committed changes; false if one is installed already.
+    pub fn observe_commits(&self, observer: Arc<dyn CommitObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// A handle that does not keep the engine alive.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+
+    /// A unit committed `change`: its observer hears of it (`CommitObserver`).
+    pub(crate) fn notify_committed(
+        &self,
+        change: &crate::store::NewChange,
+        effects: &[confab_core::policy::Effect],
+    ) {
+        if let Some(observer) = self.inner.observer.get() {
+            observer.committed(change, effects);
         }
     }
 

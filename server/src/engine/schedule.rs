@@ -193,7 +193,7 @@ impl Engine {
     }
 
     /// The account's private document, typed, from its unit.
-    async fn private_data(
+    pub(crate) async fn private_data(
         &self,
         tenant: &confab_core::ids::TenantId,
         account: &confab_core::ids::AccountId,

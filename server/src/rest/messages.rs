@@ -45,6 +45,10 @@ pub struct PostMessageRequest {
     /// A JSON value, or its JSON text as a string (seed 002's `payloadJson`).
     payload: Option<serde_json::Value>,
     reply_to: Option<MessageId>,
+    /// Accounts the message mentions (at most `MENTIONS_MAX`, no duplicates): they get a
+    /// notification (docs/NOTIFICATIONS.md).
+    #[serde(default)]
+    mentions: Vec<confab_core::ids::AccountId>,
     /// Attachments (docs/ATTACHMENTS.md); one naming a blob of this server must name a
     /// stored blob of this conversation.
     #[serde(default)]
@@ -108,7 +112,8 @@ pub async fn post(
         payload,
         caption: None,
         attachments: (!req.attachments.is_empty()).then(|| attachments_to_json(&req.attachments)),
-        mentions: None,
+        mentions: (!req.mentions.is_empty())
+            .then(|| confab_core::model::attachment::mentions_to_json(&req.mentions)),
         reply_to: req.reply_to,
         forwarded_from: None,
         created_at: now,

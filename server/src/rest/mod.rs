@@ -12,6 +12,7 @@
 
 mod attachments;
 mod budget;
+mod contacts;
 mod conversations;
 mod discover;
 mod error;
@@ -19,6 +20,7 @@ mod extract;
 mod joining;
 mod manage;
 mod messages;
+mod notifications;
 mod scheduled;
 mod views;
 
@@ -77,6 +79,10 @@ rest_routes! {
     "/v1/conversations/{id}/invites" => get(joining::list_invites), post(joining::create_invite);
     "/v1/conversations/{id}/invites/{invite}" => delete(joining::revoke_invite);
     "/v1/invites/join" => post(joining::join_by_link);
+    "/v1/notifications" => get(notifications::list);
+    "/v1/contacts/match" => post(contacts::match_contacts);
+    "/v1/accounts/{account}/identifiers" => put(contacts::register);
+    "/v1/notifications/read" => post(notifications::mark_read);
 }
 
 /// Answers 503 `unavailable` (with `Retry-After`) at once while the storage is down: every

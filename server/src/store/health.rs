@@ -423,6 +423,27 @@ impl Store for Guarded {
     ) -> Result<super::invites::InviteAnswer> {
         self.run(self.inner.invites(op)).await
     }
+
+    async fn contacts(
+        &self,
+        op: super::contacts::ContactOp<'_>,
+    ) -> Result<super::contacts::ContactAnswer> {
+        self.run(self.inner.contacts(op)).await
+    }
+
+    async fn webhooks(
+        &self,
+        op: super::webhooks::OutboxOp<'_>,
+    ) -> Result<super::webhooks::OutboxAnswer> {
+        self.run(self.inner.webhooks(op)).await
+    }
+
+    async fn notifications(
+        &self,
+        op: super::notifications::NotifyOp<'_>,
+    ) -> Result<super::notifications::NotifyAnswer> {
+        self.run(self.inner.notifications(op)).await
+    }
     async fn memberships_of(
         &self,
         tenant: &TenantId,

@@ -10,16 +10,19 @@
 
 pub mod buckets;
 mod columns;
+pub mod contacts;
 pub mod discovery;
 mod error;
 pub mod health;
 pub mod invites;
 pub mod memberships;
+pub mod notifications;
 mod plan;
 pub mod postgres;
 pub mod retention;
 pub mod schedule;
 pub mod sqlite;
+pub mod webhooks;
 
 use async_trait::async_trait;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
@@ -295,6 +298,15 @@ pub trait Store: Send + Sync + 'static {
     async fn schedule(&self, op: schedule::ScheduleOp<'_>) -> Result<schedule::ScheduleAnswer>;
     /// One operation on the invite links (`invites`).
     async fn invites(&self, op: invites::InviteOp<'_>) -> Result<invites::InviteAnswer>;
+    /// One operation on the accounts' hashed identifiers (`contacts`).
+    async fn contacts(&self, op: contacts::ContactOp<'_>) -> Result<contacts::ContactAnswer>;
+    /// One operation on the webhook outbox (`webhooks`).
+    async fn webhooks(&self, op: webhooks::OutboxOp<'_>) -> Result<webhooks::OutboxAnswer>;
+    /// One operation on the notification feed (`notifications`).
+    async fn notifications(
+        &self,
+        op: notifications::NotifyOp<'_>,
+    ) -> Result<notifications::NotifyAnswer>;
     /// Number of rejections in the audit log (tests and metrics).
     async fn rejection_count(&self, tenant: &TenantId) -> Result<i64>;
     /// Bytes the change log and snapshots take for a document (benchmark of storage cost).

@@ -600,6 +600,30 @@ impl Store for PgStore {
         super::invites::run_pg(&mut conn, op).await
     }
 
+    async fn contacts(
+        &self,
+        op: super::contacts::ContactOp<'_>,
+    ) -> Result<super::contacts::ContactAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::contacts::run_pg(&mut conn, op).await
+    }
+
+    async fn webhooks(
+        &self,
+        op: super::webhooks::OutboxOp<'_>,
+    ) -> Result<super::webhooks::OutboxAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::webhooks::run_pg(&mut conn, op).await
+    }
+
+    async fn notifications(
+        &self,
+        op: super::notifications::NotifyOp<'_>,
+    ) -> Result<super::notifications::NotifyAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::notifications::run_pg(&mut conn, op).await
+    }
+
     async fn drop_buckets(
         &self,
         req: super::retention::DropRequest<'_>,

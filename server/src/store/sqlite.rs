@@ -521,6 +521,48 @@ impl Store for SqliteStore {
         result
     }
 
+    async fn notifications(
+        &self,
+        op: super::notifications::NotifyOp<'_>,
+    ) -> Result<super::notifications::NotifyAnswer> {
+        if op.reads() {
+            let mut conn = self.reader.acquire().await?;
+            return super::notifications::run_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::notifications::run_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
+    async fn contacts(
+        &self,
+        op: super::contacts::ContactOp<'_>,
+    ) -> Result<super::contacts::ContactAnswer> {
+        if op.reads() {
+            let mut conn = self.reader.acquire().await?;
+            return super::contacts::run_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::contacts::run_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
+    async fn webhooks(
+        &self,
+        op: super::webhooks::OutboxOp<'_>,
+    ) -> Result<super::webhooks::OutboxAnswer> {
+        if op.reads() {
+            let mut conn = self.reader.acquire().await?;
+            return super::webhooks::run_sqlite(&mut conn, op).await;
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = super::webhooks::run_sqlite(&mut conn, op).await;
+        self.after_write(&mut conn, &result);
+        result
+    }
+
     async fn drop_buckets(
         &self,
         req: super::retention::DropRequest<'_>,

@@ -12,9 +12,44 @@ use confab_server::budget::Budgets;
 use confab_server::engine::{Engine, EngineConfig};
 use confab_server::metrics::Metrics;
 use confab_server::{app, maintenance, AppState};
+use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::watch;
 
 pub const TENANT: &str = "acme";
+
+#[allow(dead_code)]
+pub const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// Runs `test` on a database of its own (created, then dropped however the test ends),
+/// given its URL; a panic inside is the test's failure.
+#[allow(dead_code)]
+pub async fn on_fresh_postgres<F, Fut>(label: &str, test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let name = format!("{label}_{}", std::process::id());
+    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
+        });
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await;
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let url = format!("{PG_HOST}/{name}");
+    let result = tokio::spawn(test(url)).await;
+    let _ = admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
 
 pub struct Server {
     pub base: String,
@@ -54,16 +89,36 @@ impl Server {
         Server::start_full(None, blob_dir, configure).await
     }
 
+    /// On the Postgres database at `database_url` (SQLite without one), posting push
+    /// webhooks as `webhook` says.
+    #[allow(dead_code)]
+    pub async fn start_with_webhook(
+        database_url: Option<&str>,
+        webhook: confab_server::notify::webhook::WebhookConfig,
+    ) -> Server {
+        Server::start_full_with(database_url, None, |_| {}, Some(webhook)).await
+    }
+
     async fn start_full(
         database_url: Option<&str>,
         blob_dir: Option<std::path::PathBuf>,
         configure: impl FnOnce(&mut Blobs),
+    ) -> Server {
+        Server::start_full_with(database_url, blob_dir, configure, None).await
+    }
+
+    async fn start_full_with(
+        database_url: Option<&str>,
+        blob_dir: Option<std::path::PathBuf>,
+        configure: impl FnOnce(&mut Blobs),
+        webhook: Option<confab_server::notify::webhook::WebhookConfig>,
     ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = maintenance::open_store(database_url, dir.path())
             .await
             .expect("store");
         let engine = Engine::new(store, Arc::new(Metrics::new()), EngineConfig::default());
+        confab_server::notify::start(&engine, webhook).expect("notifier");
         let blob_dir = blob_dir.unwrap_or_else(|| dir.path().join("blobs"));
         let mut blobs = Blobs::local(&blob_dir, Default::default()).expect("blob store");
         configure(&mut blobs);

@@ -1,9 +1,10 @@
 // The left column: who I am and the connection (with the offline switch), new-conversation
-// buttons and "Browse" (groups and channels to join), the conversation list (unread, preview, muted / pinned / archived) and the outbox.
+// buttons, "Browse" (groups and channels to join) and the notification bell, the conversation list (unread, preview, muted / pinned / archived) and the outbox.
 import { h, mount, remountIf } from "../dom.js";
 import { avatar, convTitle, displayName, KIND_ICON, shortWhen } from "../format.js";
 import { setOffline, isOfflineByChoice } from "../session.js";
 import { render, select, ui } from "../state.js";
+import { createBell } from "./bell.js";
 import { browseDialog } from "./browse.js";
 import { newConversationDialog } from "./dialogs.js";
 import { renderOutbox } from "./outbox.js";
@@ -37,9 +38,12 @@ export function createSidebar(onSignOut) {
     ),
   );
 
+  let bell;
   function update() {
     const session = ui.session;
     if (!session) return;
+    // Made once, with the session (it keeps its own count up to date).
+    if (!bell) actions.append((bell = createBell(session)));
     renderMe(me, session, onSignOut);
     renderList(list, session);
     renderOutbox(outbox, session);

@@ -305,6 +305,7 @@ impl Unit {
                 bindings.remember(tenant, actor, &p.change.account);
             }
             self.engine.memberships_committed(&p.change);
+            self.engine.notify_committed(&p.change, &p.effects);
             for effect in &p.effects {
                 if let Effect::UpdateMember { before, after, .. } = effect {
                     if before.is_active() && !after.is_active() {

@@ -1,0 +1,478 @@
+//! The notification feed (issue 19; docs/NOTIFICATIONS.md): who is told about a committed
+//! message or join request, decided after the commit and off its path.
+//!
+//! [`start`] installs a [`Notifier`] as the engine's commit observer; a unit calls it once
+//! per committed change (`Engine::notify_committed`, in `engine/unit/pipeline.rs`): it copies out the few
+//! effects that can notify anyone (a new message, a join request, a deletion) and hands
+//! them to one worker task through a bounded queue, never waiting (a full queue drops the
+//! event and counts it in `confab_notifications_dropped`). The worker takes up to
+//! [`BATCH`] events at a time, decides their recipients and stores the batch in one write.
+//!
+//! Recipients are only the accounts a message addresses: mentioned ones, the author of the
+//! message replied to, the other member of a direct conversation, the counterparty of a
+//! proposal in a direct or support conversation, the owners and admins of a conversation
+//! someone asks to join. None of these grows with the group: a post in a channel of 10,000
+//! subscribers reads at most `MENTIONS_MAX` + 1 memberships, never the member list, and a
+//! post that mentions and replies to nobody in a group is not even queued.
+
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use confab_core::doc::read::ConvPrefs;
+use confab_core::ids::{AccountId, ConvId, DocTarget, MessageId, TenantId};
+use confab_core::model::attachment::mentions_from_json;
+use confab_core::model::conversation::{MemberStatus, NotificationLevel};
+use confab_core::model::message::{MessageKind, NewMessage};
+use confab_core::policy::Effect;
+use tokio::sync::mpsc;
+
+use std::sync::Arc;
+
+use crate::engine::{CommitObserver, Engine, WeakEngine};
+use crate::metrics::Metrics;
+use crate::store::notifications::{NewNotification, NotificationKind, NotifyAnswer, NotifyOp};
+use crate::store::{NewChange, StoreError};
+
+/// Events waiting for the worker; beyond this a commit's events are dropped (counted).
+const QUEUE: usize = 16_384;
+/// Events the worker decides and stores together.
+pub const BATCH: usize = 256;
+/// At most this many owners and admins hear of one join request (the first by account id),
+/// and this many members of a support thread of one proposal.
+pub const ADMINS_MAX: usize = 50;
+/// Attempts to store a batch while the storage fails, a second apart.
+const STORE_ATTEMPTS: u32 = 5;
+
+/// Something a commit did that may notify someone.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Posted {
+        tenant: TenantId,
+        conv: ConvId,
+        message: Box<NewMessage>,
+        at: i64,
+    },
+    JoinRequested {
+        tenant: TenantId,
+        conv: ConvId,
+        account: AccountId,
+        seq: u64,
+        at: i64,
+    },
+    Deleted {
+        tenant: TenantId,
+        conv: ConvId,
+        message: MessageId,
+    },
+}
+
+/// The units' side: hands events to the worker.
+#[derive(Debug)]
+pub struct Notifier {
+    tx: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
+}
+
+/// Why the notifier did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the engine has a commit observer already")]
+    Observed,
+    #[error("webhook client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Whether a new message may notify anyone: it mentions or replies, or it is in a
+/// conversation whose id is a direct conversation's (`d-`) or a support thread's (`s-`;
+/// the kind is checked from the projection before anyone is told).
+fn may_address(conv: &ConvId, message: &NewMessage) -> bool {
+    message.mentions.is_some()
+        || message.reply_to.is_some()
+        || conv.as_str().starts_with("d-")
+        || conv.as_str().starts_with("s-")
+}
+
+/// A member entry that became a join request (not one already pending being edited).
+fn asks(
+    before: Option<&confab_core::model::conversation::Member>,
+    after: &confab_core::model::conversation::Member,
+) -> bool {
+    after.status == MemberStatus::Requested
+        && before.is_none_or(|b| b.status != MemberStatus::Requested)
+}
+
+/// Starts the notification worker for `engine` and installs its notifier, with the push
+/// webhook's sender when `webhook` is given. Tasks hold the engine weakly: they end when
+/// the engine is dropped.
+pub fn start(engine: &Engine, webhook: Option<webhook::WebhookConfig>) -> Result<(), StartError> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let notifier = Notifier {
+        tx,
+        metrics: engine.metrics().clone(),
+    };
+    if !engine.observe_commits(Arc::new(notifier)) {
+        return Err(StartError::Observed);
+    }
+    let hook = webhook.map(|w| webhook::spawn(engine, w)).transpose()?;
+    spawn(rx, engine.downgrade(), hook);
+    Ok(())
+}
+
+impl CommitObserver for Notifier {
+    /// A change was committed: queues what of it may notify someone. O(its effects),
+    /// never waits.
+    fn committed(&self, change: &NewChange, effects: &[Effect]) {
+        let tenant = change.doc.tenant();
+        let conv = match change.doc.target() {
+            DocTarget::Conv(conv) | DocTarget::Msgs(conv, _) => conv,
+            DocTarget::Profile(_) | DocTarget::Private(_) => return,
+        };
+        for effect in effects {
+            let event = match effect {
+                // A message that addresses nobody is not queued: group chatter costs nothing.
+                Effect::PostMessage(message) if may_address(conv, message) => Event::Posted {
+                    tenant: tenant.clone(),
+                    conv: conv.clone(),
+                    message: message.clone(),
+                    at: change.accepted_at,
+                },
+                Effect::AddMember { before, after } if asks(before.as_ref(), after) => {
+                    Event::JoinRequested {
+                        tenant: tenant.clone(),
+                        conv: conv.clone(),
+                        account: after.account.clone(),
+                        seq: change.seq,
+                        at: change.accepted_at,
+                    }
+                }
+                Effect::UpdateMember { before, after, .. } if asks(Some(before), after) => {
+                    Event::JoinRequested {
+                        tenant: tenant.clone(),
+                        conv: conv.clone(),
+                        account: after.account.clone(),
+                        seq: change.seq,
+                        at: change.accepted_at,
+                    }
+                }
+                Effect::DeleteMessage(message) => Event::Deleted {
+                    tenant: tenant.clone(),
+                    conv: conv.clone(),
+                    message: message.id.clone(),
+                },
+                _ => continue,
+            };
+            if self.tx.try_send(event).is_err() {
+                self.metrics.notify.dropped.inc();
+            }
+        }
+    }
+}
+
+fn spawn(mut rx: mpsc::Receiver<Event>, engine: WeakEngine, hook: Option<Arc<webhook::Hook>>) {
+    tokio::spawn(async move {
+        let mut events = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut events, BATCH).await > 0 {
+            let Some(engine) = engine.upgrade() else {
+                break;
+            };
+            run_batch(&engine, hook.as_deref(), std::mem::take(&mut events)).await;
+        }
+    });
+}
+
+/// Decides and stores one batch of events.
+async fn run_batch(engine: &Engine, hook: Option<&webhook::Hook>, events: Vec<Event>) {
+    let mut rows = Vec::new();
+    for event in events {
+        let result = match event {
+            Event::Posted {
+                tenant,
+                conv,
+                message,
+                at,
+            } => posted(engine, &tenant, &conv, &message, at, &mut rows).await,
+            Event::JoinRequested {
+                tenant,
+                conv,
+                account,
+                seq,
+                at,
+            } => join_requested(engine, &tenant, &conv, &account, seq, at, &mut rows).await,
+            Event::Deleted {
+                tenant,
+                conv,
+                message,
+            } => {
+                let op = NotifyOp::Forget {
+                    tenant: &tenant,
+                    conv: &conv,
+                    message: &message,
+                };
+                engine.store().notifications(op).await.map(drop)
+            }
+        };
+        if let Err(e) = result {
+            engine.metrics().notify.failed.inc();
+            tracing::warn!(error = %e, "notification not computed");
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    for attempt in 1..=STORE_ATTEMPTS {
+        match engine.store().notifications(NotifyOp::Insert(&rows)).await {
+            Ok(NotifyAnswer::Inserted(new)) => {
+                engine.metrics().notify.created.inc_by(new.len() as u64);
+                if let Some(hook) = hook {
+                    webhook::enqueue(engine, hook, &rows, &new).await;
+                }
+                return;
+            }
+            Ok(_) => return,
+            Err(e) if attempt == STORE_ATTEMPTS => {
+                engine.metrics().notify.failed.inc_by(rows.len() as u64);
+                tracing::warn!(error = %e, rows = rows.len(), "notifications not stored");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// Who a new message addresses, each once, in order of precedence: mentioned, replied
+/// to, proposed to, written to directly. Never the author.
+async fn posted(
+    engine: &Engine,
+    tenant: &TenantId,
+    conv: &ConvId,
+    message: &NewMessage,
+    at: i64,
+    rows: &mut Vec<NewNotification>,
+) -> Result<(), StoreError> {
+    let store = engine.store();
+    let mut to: BTreeMap<AccountId, NotificationKind> = BTreeMap::new();
+    let mut add = |account: AccountId, kind: NotificationKind| {
+        if account != message.author {
+            to.entry(account).or_insert(kind);
+        }
+    };
+    // Already checked by validation; a malformed list notifies nobody rather than failing.
+    if let Some(json) = &message.mentions {
+        for account in mentions_from_json(json).unwrap_or_default() {
+            add(account, NotificationKind::Mention);
+        }
+    }
+    if let Some(reply_to) = &message.reply_to {
+        let op = NotifyOp::AuthorOf {
+            tenant,
+            conv,
+            message: reply_to,
+        };
+        if let NotifyAnswer::Author(Some(author)) = store.notifications(op).await? {
+            add(author, NotificationKind::Reply);
+        }
+    }
+    // Only direct conversations and support threads notify their other members; their
+    // ids say which they may be, the projection says which they are.
+    let prefixed = conv.as_str().starts_with("d-") || conv.as_str().starts_with("s-");
+    let kind = match prefixed {
+        true => store
+            .conversation(tenant, conv)
+            .await?
+            .map(|c| c.kind)
+            .unwrap_or_default(),
+        false => String::new(),
+    };
+    let small = kind == "direct" || kind == "support";
+    let proposal = message.kind == MessageKind::Proposal;
+    if small && (proposal || kind == "direct") {
+        let op = NotifyOp::Members {
+            tenant,
+            conv,
+            admins_only: false,
+            limit: ADMINS_MAX,
+        };
+        if let NotifyAnswer::Accounts(members) = store.notifications(op).await? {
+            let kind = match proposal {
+                true => NotificationKind::Proposal,
+                false => NotificationKind::Direct,
+            };
+            for account in members {
+                add(account, kind);
+            }
+        }
+    }
+    let preview = crate::engine::projection::preview(match message.body.is_empty() {
+        true => message.caption.as_deref().unwrap_or_default(),
+        false => &message.body,
+    });
+    for (account, kind) in to {
+        if !reads(engine, tenant, conv, &account).await?
+            || !wants(engine, tenant, conv, &account, kind, at).await
+        {
+            continue;
+        }
+        rows.push(NewNotification {
+            tenant: tenant.clone(),
+            account,
+            kind,
+            conv: conv.clone(),
+            source: message.id.to_string(),
+            message: Some(message.id.clone()),
+            actor: message.author.clone(),
+            preview: preview.clone(),
+            created_at: at,
+        });
+    }
+    Ok(())
+}
+
+async fn join_requested(
+    engine: &Engine,
+    tenant: &TenantId,
+    conv: &ConvId,
+    account: &AccountId,
+    seq: u64,
+    at: i64,
+    rows: &mut Vec<NewNotification>,
+) -> Result<(), StoreError> {
+    let op = NotifyOp::Members {
+        tenant,
+        conv,
+        admins_only: true,
+        limit: ADMINS_MAX,
+    };
+    let NotifyAnswer::Accounts(admins) = engine.store().notifications(op).await? else {
+        return Ok(());
+    };
+    for admin in admins {
+        if admin == *account
+            || !wants(
+                engine,
+                tenant,
+                conv,
+                &admin,
+                NotificationKind::JoinRequest,
+                at,
+            )
+            .await
+        {
+            continue;
+        }
+        rows.push(NewNotification {
+            tenant: tenant.clone(),
+            account: admin,
+            kind: NotificationKind::JoinRequest,
+            conv: conv.clone(),
+            source: format!("join/{account}/{seq}"),
+            message: None,
+            actor: account.clone(),
+            preview: String::new(),
+            created_at: at,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `account` reads the conversation now (an active member): a mention of someone
+/// outside, or removed, tells them nothing.
+async fn reads(
+    engine: &Engine,
+    tenant: &TenantId,
+    conv: &ConvId,
+    account: &AccountId,
+) -> Result<bool, StoreError> {
+    let membership = engine.store().membership(tenant, conv, account).await?;
+    Ok(membership.is_some_and(|(_, status)| status == MemberStatus::Active.as_str()))
+}
+
+/// The account's own settings for the conversation (its private document).
+async fn wants(
+    engine: &Engine,
+    tenant: &TenantId,
+    conv: &ConvId,
+    account: &AccountId,
+    kind: NotificationKind,
+    now: i64,
+) -> bool {
+    let private = engine.private_data(tenant, account).await;
+    wanted(private.as_ref().and_then(|p| p.convs.get(conv)), kind, now)
+}
+
+/// The rule (docs/NOTIFICATIONS.md, "Settings"): `none` wants nothing; `mentions` wants
+/// mentions and replies only; `all` (the default) wants everything, except that while the
+/// conversation is muted only mentions and replies get through. Muted means `muted_until`
+/// is in the future, or `muted` is set without a `muted_until`.
+pub fn wanted(prefs: Option<&ConvPrefs>, kind: NotificationKind, now: i64) -> bool {
+    let addressed = matches!(kind, NotificationKind::Mention | NotificationKind::Reply);
+    let level = prefs
+        .and_then(|p| p.notifications)
+        .unwrap_or(NotificationLevel::All);
+    let muted = prefs.is_some_and(|p| match p.muted_until {
+        Some(until) => until > now,
+        None => p.muted,
+    });
+    match level {
+        NotificationLevel::None => false,
+        NotificationLevel::Mentions => addressed,
+        NotificationLevel::All => addressed || !muted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefs(level: Option<NotificationLevel>, muted: bool, until: Option<i64>) -> ConvPrefs {
+        ConvPrefs {
+            muted,
+            muted_until: until,
+            notifications: level,
+            ..ConvPrefs::default()
+        }
+    }
+
+    #[test]
+    fn only_messages_that_may_address_someone_are_queued() {
+        let id = |s: &str| MessageId::new(s).expect("message id");
+        let author = AccountId::new("alice").expect("account");
+        let plain = NewMessage::text(id("m1"), author, "hello", 1);
+        let group = ConvId::new("team").expect("conv");
+        assert!(!may_address(&group, &plain));
+        let mut mention = plain.clone();
+        mention.mentions = Some(r#"["bob"]"#.into());
+        assert!(may_address(&group, &mention));
+        let mut reply = plain.clone();
+        reply.reply_to = Some(id("m0"));
+        assert!(may_address(&group, &reply));
+        for conv in ["d-0123", "s-0123"] {
+            assert!(
+                may_address(&ConvId::new(conv).expect("conv"), &plain),
+                "{conv}"
+            );
+        }
+    }
+
+    #[test]
+    fn levels_and_mutes_decide() {
+        use NotificationKind::*;
+        let now = 1_000;
+        assert!(wanted(None, Direct, now));
+        assert!(wanted(None, JoinRequest, now));
+        let none = prefs(Some(NotificationLevel::None), false, None);
+        assert!(!wanted(Some(&none), Mention, now));
+        let mentions = prefs(Some(NotificationLevel::Mentions), false, None);
+        assert!(wanted(Some(&mentions), Mention, now));
+        assert!(wanted(Some(&mentions), Reply, now));
+        assert!(!wanted(Some(&mentions), Direct, now));
+        assert!(!wanted(Some(&mentions), Proposal, now));
+        let muted = prefs(None, true, None);
+        assert!(!wanted(Some(&muted), Direct, now));
+        assert!(wanted(Some(&muted), Mention, now));
+        let until_later = prefs(None, false, Some(now + 1));
+        assert!(!wanted(Some(&until_later), JoinRequest, now));
+        let expired = prefs(None, true, Some(now));
+        assert!(wanted(Some(&expired), Direct, now));
+    }
+}

@@ -1,0 +1,398 @@
+//! Offline delivery hooks for mobile push (issue 19; docs/OPERATIONS.md "Push webhooks"):
+//! a notification for an account with no connected client is posted, signed, to the
+//! operator's URL, at least once.
+//!
+//! The notifier writes a delivery into the outbox table (`store::webhooks`) in its batch,
+//! so a restart never drops one. A sender task claims due deliveries (a claim is a lease:
+//! a node that dies mid-send leaves them due again), posts each with
+//! `X-Confab-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`, and
+//! deletes it on a 2xx answer. Anything else (an error status, a refused connection, no
+//! answer within the timeout) is tried again after `backoff_base * 2^(attempt-1)`, at most
+//! `backoff_max`; after `max_attempts` the delivery is dead: kept in the table, counted in
+//! `confab_webhook_dead_letters`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_core::ids::TenantId;
+use confab_core::model::time::format_rfc3339;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::engine::{now_ms, Engine, WeakEngine};
+use crate::store::notifications::NewNotification;
+use crate::store::webhooks::{Delivery, NewDelivery, OutboxAnswer, OutboxOp};
+
+/// The header carrying the timestamp and signature.
+pub const SIGNATURE_HEADER: &str = "x-confab-signature";
+/// The header naming the delivery (the same on every attempt: receivers drop repeats).
+pub const DELIVERY_HEADER: &str = "x-confab-delivery";
+/// Deliveries claimed and sent together.
+const CLAIM: usize = 32;
+
+/// The operator's receiver and how hard to try (`--webhook-*` options).
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub url: url::Url,
+    pub secret: Vec<u8>,
+    /// Attempts before a delivery is dead.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long one attempt may take (connect and answer).
+    pub timeout: Duration,
+    /// How often the sender looks for due deliveries when nothing woke it.
+    pub poll: Duration,
+    /// Tenants whose deliveries carry no message text (`preview` left out).
+    pub omit_bodies: BTreeSet<TenantId>,
+}
+
+impl WebhookConfig {
+    /// A receiver at `url` with the defaults: 10 attempts from 1 s apart up to 10 min,
+    /// 5 s per attempt, polled every second.
+    pub fn new(url: url::Url, secret: impl Into<Vec<u8>>) -> Self {
+        WebhookConfig {
+            url,
+            secret: secret.into(),
+            max_attempts: 10,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(600),
+            timeout: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+            omit_bodies: BTreeSet::new(),
+        }
+    }
+
+    /// The wait before attempt `attempts + 1`, after `attempts` failed ones.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max)
+    }
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url.as_str())
+            .field("secret", &"***")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("timeout", &self.timeout)
+            .field("omit_bodies", &self.omit_bodies)
+            .finish()
+    }
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
+    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "t={unix_seconds},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The body posted for one notification.
+#[derive(Debug, Serialize)]
+struct Payload<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    tenant: &'a str,
+    account: &'a str,
+    notification: PayloadNotification<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct PayloadNotification<'a> {
+    id: i64,
+    kind: &'static str,
+    conversation: &'a str,
+    message: Option<&'a str>,
+    from: &'a str,
+    created_at: String,
+    /// Left out for tenants that omit bodies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preview: Option<&'a str>,
+    body_omitted: bool,
+}
+
+/// `confab-server serve` options of the push webhook (docs/OPERATIONS.md, "Push webhooks").
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebhookArgs {
+    /// Where notifications for accounts with no connected client are posted (http or
+    /// https); none: no webhook.
+    #[arg(long, env = "CONFAB_WEBHOOK_URL", requires = "webhook_secret")]
+    pub webhook_url: Option<url::Url>,
+    /// The HMAC-SHA256 key of the `X-Confab-Signature` header (required with the URL).
+    #[arg(long, env = "CONFAB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Attempts before a delivery is given up (a dead letter).
+    #[arg(long, env = "CONFAB_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub webhook_max_attempts: u32,
+    /// Milliseconds before the first retry; each further one waits twice as long.
+    #[arg(long, env = "CONFAB_WEBHOOK_BACKOFF_MS", default_value_t = 1000)]
+    pub webhook_backoff_ms: u64,
+    /// The longest wait between two attempts, in milliseconds.
+    #[arg(long, env = "CONFAB_WEBHOOK_BACKOFF_MAX_MS", default_value_t = 600_000)]
+    pub webhook_backoff_max_ms: u64,
+    /// Milliseconds one attempt may take (connect and answer).
+    #[arg(long, env = "CONFAB_WEBHOOK_TIMEOUT_MS", default_value_t = 5000)]
+    pub webhook_timeout_ms: u64,
+    /// Tenants whose deliveries leave the message text out (no `preview`).
+    #[arg(long, env = "CONFAB_WEBHOOK_OMIT_BODIES", value_delimiter = ',')]
+    pub webhook_omit_bodies: Vec<TenantId>,
+}
+
+impl WebhookArgs {
+    /// The webhook's settings, if a URL is given.
+    pub fn config(&self) -> Option<WebhookConfig> {
+        let url = self.webhook_url.clone()?;
+        let mut c = WebhookConfig::new(url, self.webhook_secret.clone().unwrap_or_default());
+        c.max_attempts = self.webhook_max_attempts;
+        c.backoff_base = Duration::from_millis(self.webhook_backoff_ms);
+        c.backoff_max = Duration::from_millis(self.webhook_backoff_max_ms);
+        c.timeout = Duration::from_millis(self.webhook_timeout_ms);
+        c.omit_bodies = self.webhook_omit_bodies.iter().cloned().collect();
+        Some(c)
+    }
+}
+
+/// The running hook: its settings and the sender's wake-up.
+#[derive(Debug)]
+pub(super) struct Hook {
+    config: WebhookConfig,
+    wake: Notify,
+}
+
+/// Queues deliveries of the new notifications `new` (`(id, index in rows)`) whose account
+/// has no connected client.
+pub(super) async fn enqueue(
+    engine: &Engine,
+    hook: &Hook,
+    rows: &[NewNotification],
+    new: &[(i64, usize)],
+) {
+    let at = now_ms();
+    let deliveries: Vec<NewDelivery> = new
+        .iter()
+        .filter_map(|&(id, i)| rows.get(i).map(|n| (id, n)))
+        .filter(|(_, n)| !engine.has_client(&n.tenant, &n.account))
+        .filter_map(|(id, n)| {
+            let omit = hook.config.omit_bodies.contains(&n.tenant);
+            let payload = Payload {
+                kind: "notification",
+                tenant: n.tenant.as_str(),
+                account: n.account.as_str(),
+                notification: PayloadNotification {
+                    id,
+                    kind: n.kind.as_str(),
+                    conversation: n.conv.as_str(),
+                    message: n.message.as_ref().map(|m| m.as_str()),
+                    from: n.actor.as_str(),
+                    created_at: format_rfc3339(n.created_at),
+                    preview: (!omit).then_some(n.preview.as_str()),
+                    body_omitted: omit,
+                },
+            };
+            let payload = serde_json::to_string(&payload).ok()?;
+            Some(NewDelivery {
+                tenant: n.tenant.to_string(),
+                account: n.account.to_string(),
+                payload,
+                at,
+            })
+        })
+        .collect();
+    if deliveries.is_empty() {
+        return;
+    }
+    match engine
+        .store()
+        .webhooks(OutboxOp::Enqueue(&deliveries))
+        .await
+    {
+        Ok(_) => hook.wake.notify_one(),
+        Err(e) => {
+            engine
+                .metrics()
+                .notify
+                .failed
+                .inc_by(deliveries.len() as u64);
+            tracing::warn!(error = %e, "webhook deliveries not queued");
+        }
+    }
+}
+
+/// Starts the sender; answers the hook the notifier queues into.
+pub(super) fn spawn(engine: &Engine, config: WebhookConfig) -> Result<Arc<Hook>, reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .timeout(config.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let hook = Arc::new(Hook {
+        config,
+        wake: Notify::new(),
+    });
+    let weak = engine.downgrade();
+    tokio::spawn(send_loop(weak, hook.clone(), client));
+    Ok(hook)
+}
+
+async fn send_loop(weak: WeakEngine, hook: Arc<Hook>, client: reqwest::Client) {
+    let mut first = true;
+    loop {
+        let Some(engine) = weak.upgrade() else {
+            return;
+        };
+        if first {
+            dead_letters(&engine).await;
+            first = false;
+        }
+        let now = now_ms();
+        let lease = hook.config.timeout + Duration::from_secs(5);
+        let claim = OutboxOp::Claim {
+            now,
+            lease_until: now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
+            limit: CLAIM,
+        };
+        let mut full = false;
+        match engine.store().webhooks(claim).await {
+            Ok(OutboxAnswer::Claimed(batch)) => {
+                full = batch.len() == CLAIM;
+                let sends = batch
+                    .into_iter()
+                    .map(|d| send(&engine, &hook.config, &client, d));
+                let failed = futures_util::future::join_all(sends)
+                    .await
+                    .into_iter()
+                    .any(|ok| !ok);
+                if failed {
+                    dead_letters(&engine).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "webhook outbox not read"),
+        }
+        drop(engine);
+        if !full {
+            tokio::select! {
+                () = hook.wake.notified() => {}
+                () = tokio::time::sleep(hook.config.poll) => {}
+            }
+        }
+    }
+}
+
+/// One attempt; true when delivered.
+async fn send(
+    engine: &Engine,
+    config: &WebhookConfig,
+    client: &reqwest::Client,
+    d: Delivery,
+) -> bool {
+    let signed = signature(
+        &config.secret,
+        now_ms().div_euclid(1000),
+        d.payload.as_bytes(),
+    );
+    let answer = client
+        .post(config.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signed)
+        .header(DELIVERY_HEADER, d.id.to_string())
+        .body(d.payload)
+        .send()
+        .await;
+    let error = match answer {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("answered {}", r.status())),
+        // Without the URL: it may carry credentials.
+        Err(e) => Some(
+            match (e.is_timeout(), e.is_connect()) {
+                (true, _) => "timed out",
+                (_, true) => "could not connect",
+                _ => "request failed",
+            }
+            .to_owned(),
+        ),
+    };
+    let metrics = &engine.metrics().notify;
+    let op = match &error {
+        None => {
+            metrics.webhook_delivered.inc();
+            OutboxOp::Delivered { id: d.id }
+        }
+        Some(error) => {
+            metrics.webhook_failed_attempts.inc();
+            let attempts = d.attempts.saturating_add(1);
+            let now = now_ms();
+            let dead = attempts >= i64::from(config.max_attempts);
+            let wait = config.backoff(u32::try_from(attempts).unwrap_or(u32::MAX));
+            OutboxOp::Failed {
+                id: d.id,
+                attempts,
+                next_at: now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+                dead_at: dead.then_some(now),
+                error,
+            }
+        }
+    };
+    if let Err(e) = engine.store().webhooks(op).await {
+        // The lease runs out and the delivery is tried again: at least once.
+        tracing::debug!(error = %e, "webhook outcome not stored");
+    }
+    error.is_none()
+}
+
+/// Sets `confab_webhook_dead_letters` from the table.
+async fn dead_letters(engine: &Engine) {
+    if let Ok(OutboxAnswer::Count(n)) = engine.store().webhooks(OutboxOp::DeadCount).await {
+        engine.metrics().notify.webhook_dead_letters.set(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let url = url::Url::parse("http://127.0.0.1:9/hook").expect("url");
+        let mut c = WebhookConfig::new(url, "s");
+        c.backoff_base = Duration::from_millis(100);
+        c.backoff_max = Duration::from_millis(500);
+        let waits: Vec<u128> = (1..=5).map(|n| c.backoff(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        assert_eq!(c.backoff(u32::MAX), Duration::from_millis(500));
+        assert!(
+            !format!("{c:?}").contains("\"s\""),
+            "the secret is not logged"
+        );
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_over_timestamp_and_body() {
+        // Python: hmac.new(b"Jefe", b"0.what do ya want for nothing?", sha256).hexdigest()
+        let sig = signature(b"Jefe", 0, b"what do ya want for nothing?");
+        assert_eq!(
+            sig,
+            "t=0,v1=37f471929915ccd2cbbe79feb84ffcff4f2bb25e15fc41c2506687331ae179cc"
+        );
+        assert_ne!(sig, signature(b"Jeff", 0, b"what do ya want for nothing?"));
+        assert_ne!(sig, signature(b"Jefe", 1, b"what do ya want for nothing?"));
+    }
+}

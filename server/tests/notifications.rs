@@ -1,0 +1,542 @@
+//! The notification feed (issue 19, docs/NOTIFICATIONS.md) over REST on the production
+//! router, on both backends: who is notified of mentions, replies, direct messages,
+//! proposals and join requests (never the author, never a non-member), each member's
+//! notification level and mute, the unread count, pages by cursor, marking read, a
+//! removed member no longer seeing the conversation's notifications, a deleted message's
+//! preview leaving the feed, tenants kept apart, and the error codes.
+//!
+//! The feed is computed after the commit by a worker, so the tests wait for what must
+//! appear; that something must *not* appear is checked once a later event (queued behind
+//! it, the worker takes them in order) has appeared.
+//!
+//! Postgres: a fresh database on 127.0.0.1:5432 (user `postgres`, trust auth), dropped
+//! afterwards; the test FAILS if Postgres is unreachable, it never skips.
+
+use std::time::Duration;
+
+use confab_core::automerge::ScalarValue;
+use confab_core::doc::write;
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::policy::Author;
+use confab_server::auth::Claims;
+use confab_server::engine::{now_ms, SubmitOutcome};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+mod support;
+
+use support::{on_fresh_postgres, Server, TENANT};
+
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Server {
+    fn token_of(&self, tenant: &str, account: &str) -> String {
+        self.auth
+            .mint(&Claims {
+                sub: account.into(),
+                tenant: tenant.into(),
+                exp: now_ms() / 1000 + 3600,
+                kind: "user".into(),
+            })
+            .expect("mint")
+    }
+
+    async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}"));
+        Answer { status, body }
+    }
+
+    async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let a = self.call(method, path, token, body).await;
+        assert!(
+            a.status == 200 || a.status == 201 || a.status == 202,
+            "{path}: {} {}",
+            a.status,
+            a.body
+        );
+        a.body
+    }
+
+    async fn post_message(&self, token: &str, conv: &str, body: Value) -> Value {
+        let path = format!("/v1/conversations/{conv}/messages");
+        self.ok(Method::POST, &path, token, Some(body)).await
+    }
+
+    async fn feed(&self, token: &str, query: &str) -> Value {
+        let path = format!("/v1/notifications{query}");
+        self.ok(Method::GET, &path, token, None).await
+    }
+
+    /// Waits until the newest notification of the feed is about `message` (the worker runs
+    /// after the commit), and answers the first page.
+    async fn feed_until(&self, token: &str, message: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = self.feed(token, "").await;
+            if page["notifications"][0]["message"] == message {
+                return page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no notification of {message}: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Writes one of `account`'s per-conversation settings into its private document, as
+    /// its devices do.
+    async fn set_pref(&self, account: &str, conv: &str, key: &'static str, value: ScalarValue) {
+        let tenant = TenantId::new(TENANT).expect("tenant");
+        let who = AccountId::new(account).expect("account");
+        let conv = ConvId::new(conv).expect("conv");
+        let outcome = self
+            .engine
+            .write(
+                DocId::private(&tenant, &who),
+                Author {
+                    account: who.clone(),
+                    service: false,
+                },
+                Box::new(move |doc, tag| {
+                    write::set_conv_pref(doc, tag, now_ms(), &conv, key, value)
+                }),
+            )
+            .await;
+        assert!(matches!(outcome, SubmitOutcome::Ack { .. }), "{outcome:?}");
+    }
+}
+
+fn kinds(page: &Value) -> Vec<(String, String)> {
+    page["notifications"]
+        .as_array()
+        .expect("notifications")
+        .iter()
+        .map(|n| {
+            (
+                n["kind"].as_str().expect("kind").to_owned(),
+                n["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pair(kind: &str, message: &str) -> (String, String) {
+    (kind.to_owned(), message.to_owned())
+}
+
+async fn notifications(s: Server) {
+    let alice = s.token_of(TENANT, "alice");
+    let bob = s.token_of(TENANT, "bob");
+    let carol = s.token_of(TENANT, "carol");
+    let dave = s.token_of(TENANT, "dave");
+    let erin = s.token_of(TENANT, "erin");
+    let bob_elsewhere = s.token_of("globex", "bob");
+
+    s.ok(
+        Method::POST,
+        "/v1/conversations",
+        &alice,
+        Some(json!({"kind": "group", "id": "team", "title": "Team",
+            "settings": {"join_policy": "open", "join_approval_required": true},
+            "members": [{"account": "bob"}, {"account": "carol"}, {"account": "dave"}]})),
+    )
+    .await;
+
+    // A mention: the mentioned member only; not the author, not a non-member.
+    s.post_message(
+        &alice,
+        "team",
+        json!({"id": "m1", "body": "hello @bob", "mentions": ["bob", "alice", "eve"]}),
+    )
+    .await;
+    let page = s.feed_until(&bob, "m1").await;
+    let first = &page["notifications"][0];
+    assert_eq!(first["kind"], "mention");
+    assert_eq!(first["conversation"], "team");
+    assert_eq!(first["from"], "alice");
+    assert_eq!(first["preview"], "hello @bob");
+    assert_eq!(first["read"], false);
+    assert_eq!(page["unread"], 1);
+
+    // A reply: the replied message's author; the mention-only members hear nothing.
+    s.post_message(
+        &bob,
+        "team",
+        json!({"id": "m2", "body": "hi!", "reply_to": "m1"}),
+    )
+    .await;
+    let page = s.feed_until(&alice, "m2").await;
+    assert_eq!(
+        kinds(&page),
+        [pair("reply", "m2")],
+        "alice was not notified of her own m1"
+    );
+
+    // Levels and mutes: carol wants nothing from team, dave muted it (mentions still
+    // reach him), bob only mentions.
+    s.set_pref(
+        "carol",
+        "team",
+        "notifications",
+        ScalarValue::Str("none".into()),
+    )
+    .await;
+    s.set_pref(
+        "dave",
+        "team",
+        "muted_until",
+        ScalarValue::Int(now_ms() + 3_600_000),
+    )
+    .await;
+    s.post_message(
+        &alice,
+        "team",
+        json!({"id": "m3", "body": "all of you", "mentions": ["carol", "dave"]}),
+    )
+    .await;
+    let page = s.feed_until(&dave, "m3").await;
+    assert_eq!(kinds(&page), [pair("mention", "m3")]);
+
+    // A direct conversation: every message notifies the other member, unless muted.
+    let direct = s
+        .ok(
+            Method::POST,
+            "/v1/conversations/direct",
+            &alice,
+            Some(json!({"peer": "carol"})),
+        )
+        .await;
+    let dm = direct["id"].as_str().expect("direct id").to_owned();
+    s.post_message(&alice, &dm, json!({"id": "d1", "body": "psst"}))
+        .await;
+    let page = s.feed_until(&carol, "d1").await;
+    // m3 never reached carol (level none), though it was computed before d1.
+    assert_eq!(kinds(&page), [pair("direct", "d1")]);
+    s.set_pref("carol", &dm, "muted", ScalarValue::Boolean(true))
+        .await;
+    s.post_message(&alice, &dm, json!({"id": "d2", "body": "still there?"}))
+        .await;
+    s.post_message(
+        &alice,
+        &dm,
+        json!({"id": "d3", "body": "@carol!", "mentions": ["carol"]}),
+    )
+    .await;
+    let page = s.feed_until(&carol, "d3").await;
+    assert_eq!(
+        kinds(&page),
+        [pair("mention", "d3"), pair("direct", "d1")],
+        "the muted direct d2 did not notify"
+    );
+
+    // A join request: the owner hears of it.
+    let asked = s
+        .call(
+            Method::POST,
+            "/v1/conversations/team/join-requests",
+            &erin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(asked.status, 202, "ask: {}", asked.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let request = loop {
+        let page = s.feed(&alice, "").await;
+        if page["notifications"][0]["kind"] == "join_request" {
+            break page["notifications"][0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no join request: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(request["from"], "erin");
+    assert_eq!(request["conversation"], "team");
+    assert_eq!(request["message"], Value::Null);
+
+    // Pages by cursor, newest first; the unread count; marking read.
+    for i in 0..4 {
+        s.post_message(
+            &alice,
+            "team",
+            json!({"id": format!("p{i}"), "body": format!("ping {i}"), "mentions": ["bob"]}),
+        )
+        .await;
+    }
+    let page = s.feed_until(&bob, "p3").await;
+    assert_eq!(page["unread"], 5);
+    let mut seen = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    loop {
+        let page = s.feed(&bob, &query).await;
+        let got = kinds(&page);
+        assert!((1..=2).contains(&got.len()), "{page}");
+        seen.extend(got.into_iter().map(|(_, m)| m));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["p3", "p2", "p1", "p0", "m1"]);
+    let page = s.feed(&bob, "").await;
+    let p1 = page["notifications"][2]["id"].as_i64().expect("id");
+    let marked = s
+        .ok(
+            Method::POST,
+            "/v1/notifications/read",
+            &bob,
+            Some(json!({"up_to": p1})),
+        )
+        .await;
+    assert_eq!(marked, json!({"marked": 3, "unread": 2}));
+    let unread = s.feed(&bob, "?unread=true").await;
+    assert_eq!(
+        kinds(&unread),
+        [pair("mention", "p3"), pair("mention", "p2")]
+    );
+    assert_eq!(s.feed(&bob, "").await["notifications"][4]["read"], true);
+    let all = s
+        .ok(
+            Method::POST,
+            "/v1/notifications/read",
+            &bob,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(all, json!({"marked": 2, "unread": 0}));
+
+    // Another tenant's bob sees nothing of acme's.
+    let other = s.feed(&bob_elsewhere, "").await;
+    assert_eq!(other["notifications"], json!([]));
+    assert_eq!(other["unread"], 0);
+
+    // A deleted message's text leaves the feed.
+    let posted = s
+        .post_message(
+            &alice,
+            "team",
+            json!({"id": "gone", "body": "secret plan", "mentions": ["bob"]}),
+        )
+        .await;
+    s.feed_until(&bob, "gone").await;
+    let bucket = DocId::parse(posted["doc"].as_str().expect("doc")).expect("doc id");
+    let alice_id = AccountId::new("alice").expect("account");
+    let gone = MessageId::new("gone").expect("message id");
+    let outcome = s
+        .engine
+        .write(
+            bucket,
+            Author {
+                account: alice_id,
+                service: false,
+            },
+            Box::new(move |doc, tag| write::delete_message(doc, tag, now_ms(), &gone)),
+        )
+        .await;
+    assert!(matches!(outcome, SubmitOutcome::Ack { .. }), "{outcome:?}");
+    // Deletion is queued before this mention; once it shows, the deletion was carried out.
+    s.post_message(
+        &alice,
+        "team",
+        json!({"id": "after", "body": "x", "mentions": ["bob"]}),
+    )
+    .await;
+    let page = s.feed_until(&bob, "after").await;
+    assert_eq!(page["notifications"][1]["message"], "gone");
+    assert_eq!(page["notifications"][1]["preview"], "");
+
+    // A removed member no longer sees the conversation's notifications, nor counts them.
+    s.ok(
+        Method::DELETE,
+        "/v1/conversations/team/members/bob",
+        &alice,
+        None,
+    )
+    .await;
+    let page = s.feed(&bob, "").await;
+    assert_eq!(page["notifications"], json!([]), "{page}");
+    assert_eq!(page["unread"], 0);
+    // And is not notified of what follows.
+    s.post_message(
+        &alice,
+        "team",
+        json!({"id": "late", "body": "bob?", "mentions": ["bob", "dave"]}),
+    )
+    .await;
+    s.feed_until(&dave, "late").await;
+    assert_eq!(s.feed(&bob, "").await["notifications"], json!([]));
+
+    // Bad input: a clear code, nothing changed.
+    for (query, code) in [
+        ("?cursor=abc", "invalid_value"),
+        ("?cursor=0", "invalid_value"),
+        ("?limit=0", "out_of_range"),
+        ("?limit=101", "out_of_range"),
+        ("?unread=perhaps", "invalid_value"),
+    ] {
+        let a = s
+            .call(
+                Method::GET,
+                &format!("/v1/notifications{query}"),
+                &dave,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (a.status, a.body["code"].as_str()),
+            (422, Some(code)),
+            "{query}"
+        );
+    }
+    for (body, code) in [
+        (json!({"up_to": 0}), "out_of_range"),
+        (json!({"up_to": "x"}), "wrong_type"),
+        (json!({"all": true}), "unknown_key"),
+    ] {
+        let a = s
+            .call(
+                Method::POST,
+                "/v1/notifications/read",
+                &dave,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(a.status, 422, "{body}: {}", a.body);
+        assert_eq!(a.body["code"], code, "{body}: {}", a.body);
+    }
+    assert_eq!(s.feed(&dave, "").await["unread"], 2);
+    let anonymous = s
+        .http
+        .get(format!("{}/v1/notifications", s.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous.status().as_u16(), 401);
+}
+
+/// A proposal in a support thread notifies its other members as `proposal`.
+async fn proposals(s: Server) {
+    let carl = s.token_of(TENANT, "carl");
+    let olivia = s.token_of(TENANT, "olivia");
+    let thread = s
+        .ok(
+            Method::POST,
+            "/v1/conversations/support",
+            &carl,
+            Some(json!({"client": "carl", "resource": "room-12", "owner": "olivia"})),
+        )
+        .await;
+    let id = thread["id"].as_str().expect("id").to_owned();
+    let payload = json!({
+        "proposalType": "visit",
+        "timeStart": "2099-04-15T16:00:00.000Z",
+        "timeEnd": "2099-04-15T16:30:00.000Z",
+        "timezone": "America/Mexico_City",
+        "meetingType": "on_site",
+        "location": "Address or call link",
+        "fromResourceAddress": true,
+        "status": "pending",
+        "expiresAt": "2099-04-14T00:00:00.000Z",
+        "createdByRole": "owner"
+    });
+    s.post_message(&carl, &id, json!({"id": "ask", "body": "Can I visit?"}))
+        .await;
+    s.post_message(
+        &olivia,
+        &id,
+        json!({"id": "p1", "kind": "proposal", "body": "April 15?", "payload": payload}),
+    )
+    .await;
+    let page = s.feed_until(&carl, "p1").await;
+    assert_eq!(
+        kinds(&page),
+        [pair("proposal", "p1")],
+        "a plain support message notifies nobody"
+    );
+    assert_eq!(page["notifications"][0]["from"], "olivia");
+}
+
+#[tokio::test]
+async fn feed_on_sqlite() {
+    notifications(Server::start_on(None).await).await;
+}
+
+#[tokio::test]
+async fn proposals_on_sqlite() {
+    proposals(Server::start_on(None).await).await;
+}
+
+#[tokio::test]
+async fn feed_on_postgres() {
+    on_fresh_postgres("confab_notifications", move |url: String| async move {
+        notifications(Server::start_on(Some(&url)).await).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn proposals_on_postgres() {
+    on_fresh_postgres(
+        "confab_notifications_proposals",
+        move |url: String| async move { proposals(Server::start_on(Some(&url)).await).await },
+    )
+    .await;
+}
+
+/// A group of 1,000: posts that address nobody make no notification (that they are not
+/// even queued is `notify::tests`), one that mentions one member makes exactly one
+/// (docs/NOTIFICATIONS.md, "When and at what cost").
+#[tokio::test]
+async fn a_big_group_notifies_only_whom_a_post_addresses() {
+    let s = Server::start_on(None).await;
+    let owner = s.token_of(TENANT, "owner");
+    let members: Vec<Value> = (0..999)
+        .map(|i| json!({"account": format!("member{i}")}))
+        .collect();
+    s.ok(
+        Method::POST,
+        "/v1/conversations",
+        &owner,
+        Some(json!({"kind": "group", "id": "crowd", "title": "Crowd", "members": members})),
+    )
+    .await;
+    let created = || s.engine.metrics().notify.created.get();
+    for i in 0..20 {
+        s.post_message(
+            &owner,
+            "crowd",
+            json!({"id": format!("plain{i}"), "body": "hello all"}),
+        )
+        .await;
+    }
+    s.post_message(
+        &owner,
+        "crowd",
+        json!({"id": "one", "body": "@member998", "mentions": ["member998"]}),
+    )
+    .await;
+    let page = s.feed_until(&s.token_of(TENANT, "member998"), "one").await;
+    assert_eq!(kinds(&page), [pair("mention", "one")]);
+    // The plain posts came first in the same queue: they made nothing.
+    assert_eq!(created(), 1);
+    assert_eq!(
+        s.feed(&s.token_of(TENANT, "member0"), "").await["unread"],
+        0
+    );
+}

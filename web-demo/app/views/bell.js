@@ -1,0 +1,113 @@
+// The bell: this account's unread notifications (mentions, replies, direct messages,
+// proposals, join requests; docs/NOTIFICATIONS.md) as a badge, and the feed in a dialog.
+// The feed is the server's (REST): the badge asks for it when the page starts, every
+// POLL_MS while the page is visible and online, and after the dialog marks things read.
+// Polling because the feed is not on the sync WebSocket (the server computes it after the
+// commit, for accounts that may have no client connected at all).
+import { markNotificationsRead, notifications } from "../api.js";
+import { h, mount } from "../dom.js";
+import { displayName, shortWhen } from "../format.js";
+import { follow } from "../session.js";
+import { select, ui } from "../state.js";
+
+const POLL_MS = 3_000;
+
+const SAYS = {
+  mention: "mentioned you",
+  reply: "replied to you",
+  direct: "wrote to you",
+  proposal: "sent a proposal",
+  join_request: "asks to join",
+};
+
+export function createBell(session) {
+  const badge = h("span", { class: "badge", hidden: true });
+  const button = h(
+    "button",
+    { id: "bell", dataset: { action: "notifications", unread: "0" }, title: "Notifications", "aria-label": "Notifications", onclick: () => open() },
+    "🔔",
+    badge,
+  );
+
+  function show(unread) {
+    button.dataset.unread = String(unread);
+    badge.hidden = unread === 0;
+    badge.textContent = unread > 99 ? "99+" : String(unread);
+    button.setAttribute("aria-label", unread ? `Notifications, ${unread} unread` : "Notifications");
+  }
+
+  async function refresh() {
+    if (document.hidden || ui.connection !== "online") return;
+    try {
+      show((await notifications(session, { limit: 1 })).unread);
+    } catch {
+      // Offline or the server is away: the badge keeps its last count.
+    }
+  }
+
+  function open() {
+    const list = h("ul", { class: "notification-list", "aria-live": "polite" });
+    const error = h("div", { class: "denied", role: "alert" });
+    const readAll = h("button", { type: "button", dataset: { action: "read-all" } }, "Mark all read");
+    const box = h(
+      "dialog",
+      { class: "notifications" },
+      h("h3", {}, "Notifications"),
+      list,
+      error,
+      h("div", { class: "buttons" }, readAll, h("button", { type: "button", onclick: () => box.close() }, "Close")),
+    );
+    box.addEventListener("close", () => box.remove());
+    document.body.append(box);
+    box.showModal();
+
+    async function load() {
+      error.textContent = "";
+      try {
+        const page = await notifications(session);
+        show(page.unread);
+        if (page.notifications.length === 0) mount(list, h("li", { class: "empty" }, "Nothing yet."));
+        else mount(list, page.notifications.map(row));
+      } catch (e) {
+        error.textContent = e.message;
+        error.dataset.code = e.code ?? "error";
+      }
+    }
+
+    function row(n) {
+      return h(
+        "li",
+        {
+          class: `notification${n.read ? "" : " unread"}`,
+          dataset: { id: String(n.id), kind: n.kind, conv: n.conversation },
+          onclick: () => {
+            box.close();
+            if (n.kind === "join_request") follow(session, n.conversation);
+            select(n.conversation);
+          },
+        },
+        h("strong", {}, `${displayName(n.from)} ${SAYS[n.kind] ?? n.kind}`),
+        n.preview && h("span", { class: "notification-preview" }, n.preview),
+        h("span", { class: "why" }, shortWhen(Date.parse(n.created_at))),
+      );
+    }
+
+    readAll.addEventListener("click", async () => {
+      readAll.disabled = true;
+      try {
+        show((await markNotificationsRead(session)).unread);
+        await load();
+      } catch (e) {
+        error.textContent = e.message;
+        error.dataset.code = e.code ?? "error";
+      } finally {
+        readAll.disabled = false;
+      }
+    });
+    load();
+  }
+
+  refresh();
+  setInterval(refresh, POLL_MS);
+  return button;
+}
