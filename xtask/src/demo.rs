@@ -116,7 +116,11 @@ pub(crate) fn prepare(root: &Path) -> Result<(PathBuf, PathBuf)> {
     eprintln!("{report}");
     let web = assemble(root)?;
     wasm::run(root, "cargo", &["build", "-p", "confab-server"], &[])?;
-    Ok((root.join("target/debug/confab-server"), web))
+    // Where cargo put it: `CARGO_TARGET_DIR` when set (a worktree building on its own).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok((target.join("debug/confab-server"), web))
 }
 
 /// `web-demo/dist`: the page's files and the package's `web` build under `pkg/` (the page

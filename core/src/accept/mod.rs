@@ -200,6 +200,9 @@ impl Acceptor {
                 reason,
             ))));
         }
+        if let Err(malformed) = sub.decode() {
+            return Ok(Step::Done(Decision::Rejected(malformed)));
+        }
         if let Some(need) = self.touch(doc) {
             return Ok(Step::Need(need));
         }

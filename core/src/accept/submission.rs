@@ -8,7 +8,7 @@ use automerge::{ActorId, Change, ChangeHash};
 use crate::ids::{ConvId, DocId};
 use crate::model::conversation::Conversation;
 use crate::policy::{Author, Effect};
-use crate::validate::{parse_change, Rejection};
+use crate::validate::{chunk_hash, parse_change, Rejection};
 
 use super::AcceptError;
 
@@ -83,6 +83,9 @@ pub struct Submission<'a> {
     pub(super) author: &'a Author,
     pub(super) now_ms: i64,
     pub(super) hash: ChangeHash,
+    /// The submitted bytes until the acceptor decodes them (`decode`): an outsider's change
+    /// is refused from its hash alone, so a flood of them costs no decoding.
+    pub(super) raw: Option<&'a [u8]>,
     /// Taken by validation.
     pub(super) change: Option<Change>,
     /// Actors storage knows no binding for (a first change binds them).
@@ -95,23 +98,38 @@ pub struct Submission<'a> {
 }
 
 impl<'a> Submission<'a> {
-    /// Parses submitted bytes (one uncompressed change chunk).
+    /// Submitted bytes (one uncompressed change chunk), decoded by the acceptor once it
+    /// needs the change; bytes that are not a change chunk at all are refused here.
     pub fn new(
         doc: &'a DocId,
         author: &'a Author,
-        bytes: &[u8],
+        bytes: &'a [u8],
         now_ms: i64,
     ) -> Result<Self, Rejection> {
-        Ok(Self::from_change(doc, author, parse_change(bytes)?, now_ms))
+        let hash = chunk_hash(bytes)?;
+        Ok(Submission {
+            raw: Some(bytes),
+            change: None,
+            ..Self::bare(doc, author, hash, now_ms)
+        })
     }
 
     pub fn from_change(doc: &'a DocId, author: &'a Author, change: Change, now_ms: i64) -> Self {
+        let hash = change.hash();
+        Submission {
+            change: Some(change),
+            ..Self::bare(doc, author, hash, now_ms)
+        }
+    }
+
+    fn bare(doc: &'a DocId, author: &'a Author, hash: ChangeHash, now_ms: i64) -> Self {
         Submission {
             doc,
             author,
             now_ms,
-            hash: change.hash(),
-            change: Some(change),
+            hash,
+            raw: None,
+            change: None,
             unbound: Vec::new(),
             parent: None,
             already: None,
@@ -121,6 +139,17 @@ impl<'a> Submission<'a> {
 
     pub fn hash(&self) -> ChangeHash {
         self.hash
+    }
+
+    /// Decodes the submitted bytes, once: a change that does not decode is refused
+    /// `malformed`.
+    pub(super) fn decode(&mut self) -> Result<(), Rejection> {
+        if let Some(bytes) = self.raw.take() {
+            let change = parse_change(bytes)?;
+            self.hash = change.hash();
+            self.change = Some(change);
+        }
+        Ok(())
     }
 
     pub fn doc(&self) -> &DocId {

@@ -63,8 +63,12 @@ impl Host {
         change: Change,
     ) -> Decision {
         let mut sub = Submission::from_change(doc, author, change, NOW);
+        self.drive_submission(acceptor, &mut sub)
+    }
+
+    fn drive_submission(&mut self, acceptor: &mut Acceptor, sub: &mut Submission<'_>) -> Decision {
         for _ in 0..20 {
-            match acceptor.step(&mut sub) {
+            match acceptor.step(sub) {
                 Step::Done(decision) => return decision,
                 Step::Need(need) => {
                     self.asked.push(need.clone());
@@ -72,7 +76,7 @@ impl Host {
                         Need::Doc(id) => acceptor.load(id, StoredDoc::default()).expect("load"),
                         Need::Binding(actor) => {
                             let found = self.bindings.get(&actor).cloned();
-                            acceptor.answer_binding(&mut sub, actor, found);
+                            acceptor.answer_binding(sub, actor, found);
                         }
                         Need::Parent(id) => sub.answer_parent(id, None),
                         Need::SeqOf(hash) => sub.answer_seq(self.seqs.get(&hash).copied()),
@@ -154,6 +158,42 @@ fn an_outsider_is_refused_without_loading_the_bucket() {
     }
     assert!(host.asked.is_empty(), "asked {:?}", host.asked);
     assert!(acc.doc(&bucket(0)).is_none(), "the bucket was loaded");
+}
+
+#[test]
+fn submitted_bytes_are_decoded_only_once_the_author_may_write_there() {
+    let mut host = Host::default();
+    let (mut acc, alice) = created(&mut host, 4);
+    let part = bucket(0);
+    // Framed as a change chunk (magic, a checksum, chunk type 1), but no change.
+    let mut junk = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1, 19];
+    junk.extend_from_slice(b"not a change at all");
+    let mallory = Author::user(account("mallory"));
+    let mut sub = Submission::new(&part, &mallory, &junk, NOW).expect("framed");
+    match host.drive_submission(&mut acc, &mut sub) {
+        Decision::Rejected(r) => {
+            assert_eq!(r.code, RejectCode::Policy(DenyCode::NotMember));
+            assert_eq!(r.hash, crate::validate::chunk_hash(&junk).ok());
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut sub = Submission::new(&part, &alice, &junk, NOW).expect("framed");
+    match host.drive_submission(&mut acc, &mut sub) {
+        Decision::Rejected(r) => assert_eq!(r.code, RejectCode::Malformed),
+        other => panic!("{other:?}"),
+    }
+    // A member's real change, hashed before and after decoding alike.
+    let mut replica = bucket_replica(&bucket(0), 9);
+    let change = message(&mut replica, "m1", &alice.account);
+    let bytes = change.raw_bytes().to_vec();
+    assert_eq!(
+        crate::validate::chunk_hash(&bytes).ok(),
+        Some(change.hash())
+    );
+    let mut sub = Submission::new(&part, &alice, &bytes, NOW).expect("framed");
+    assert_eq!(sub.hash(), change.hash());
+    let a = accepted(host.drive_submission(&mut acc, &mut sub));
+    assert_eq!(a.hash, change.hash());
 }
 
 #[test]

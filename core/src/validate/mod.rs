@@ -112,6 +112,16 @@ pub fn validate_bytes(
 /// Parses one uncompressed change chunk. Compressed chunks (type 2) and documents are refused
 /// before Automerge sees them: a small compressed chunk can inflate to gigabytes.
 pub fn parse_change(bytes: &[u8]) -> Result<Change, Rejection> {
+    chunk_hash(bytes)?;
+    Change::try_from(bytes).map_err(|e| Rejection::new(None, RejectCode::Malformed, e.to_string()))
+}
+
+/// The hash of a change chunk without decoding it: Automerge hashes a chunk's type, length
+/// and contents (everything after the magic bytes and the checksum), so this is the hash
+/// `Change::hash` gives for the same bytes. Refuses what is not an uncompressed change
+/// chunk at all.
+pub fn chunk_hash(bytes: &[u8]) -> Result<ChangeHash, Rejection> {
+    use sha2::{Digest, Sha256};
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     if bytes.len() < 9 || bytes[..4] != MAGIC || bytes[8] != 1 {
         return Err(Rejection::new(
@@ -120,7 +130,7 @@ pub fn parse_change(bytes: &[u8]) -> Result<Change, Rejection> {
             "not an uncompressed Automerge change chunk (send Change::raw_bytes)".into(),
         ));
     }
-    Change::try_from(bytes).map_err(|e| Rejection::new(None, RejectCode::Malformed, e.to_string()))
+    Ok(ChangeHash(Sha256::digest(&bytes[8..]).into()))
 }
 
 /// Validates one change against the accepted state of its document. Whole change or nothing.
