@@ -690,6 +690,24 @@ fn a_conversation_created_offline_is_followed_live_once_its_creation_is_acked() 
         reads.get(&acc("bob")).map(|m| m.to_string()),
         Some("a1".to_owned())
     );
+    // His delivery marker reaches alice the same way, and the server took it.
+    let delivered = Intent::MarkDelivered {
+        conv: c.clone(),
+        message: MessageId::new("a1").unwrap(),
+    };
+    let id = peers[1].engine.intent(delivered, wire.now + 3).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.status(id), None, "accepted and settled");
+    let conv = peers[0].engine.conversation(&c).unwrap();
+    assert_eq!(
+        conv.delivered.get(&acc("bob")).map(|m| m.to_string()),
+        Some("a1".to_owned())
+    );
+    assert_eq!(
+        conv.members.len(),
+        2,
+        "a marker is not a member entry change"
+    );
 
     // Created while online, the same holds.
     let made_online = ConvId::new("made-online").unwrap();

@@ -1862,6 +1862,7 @@ fn reactions_and_read_markers_are_own_keys() {
     let g = group();
     let left = with_status(group(), "member", MemberStatus::Left);
     let read = |a: &str| Effect::MarkRead { account: acc(a) };
+    let delivered = |a: &str| Effect::MarkDelivered { account: acc(a) };
     expect_all(vec![
         case(
             "own reaction",
@@ -1922,6 +1923,36 @@ fn reactions_and_read_markers_are_own_keys() {
         case(
             "left member's marker",
             run(&left, "member", &read("member")),
+            deny(MemberInactive),
+        ),
+        case(
+            "own delivery marker",
+            run(&g, "member", &delivered("member")),
+            ALLOW,
+        ),
+        case(
+            "readonly's own delivery marker",
+            run(&g, "readonly", &delivered("readonly")),
+            ALLOW,
+        ),
+        case(
+            "another's delivery marker",
+            run(&g, "member", &delivered("guest")),
+            deny(NotOwnKey),
+        ),
+        case(
+            "owner moves another's delivery marker",
+            run(&g, "owner", &delivered("member")),
+            deny(NotOwnKey),
+        ),
+        case(
+            "stranger's own delivery marker",
+            run(&g, "stranger", &delivered("stranger")),
+            deny(NotMember),
+        ),
+        case(
+            "left member's delivery marker",
+            run(&left, "member", &delivered("member")),
             deny(MemberInactive),
         ),
     ]);

@@ -256,6 +256,30 @@ impl ConfabClient {
         })
     }
 
+    /// Moves your delivery marker to `message` (default: the newest message): this device
+    /// holds the conversation up to there (seed 000 `delivered_at`). Others see it in
+    /// `conversation(conv).delivered`.
+    #[wasm_bindgen(js_name = markDelivered, unchecked_return_type = "Promise<IntentResult>")]
+    pub fn mark_delivered(&self, conv: String, message: Option<String>) -> Promise {
+        let rt = self.rt.clone();
+        promise(async move {
+            let conv = conv_id(&conv)?;
+            let message = match message {
+                Some(m) => message_id(&m)?,
+                None => rt
+                    .read(None, |e| e.timeline(&conv).pop())
+                    .map(|i| i.message.id)
+                    .ok_or_else(|| Failure::new("not_found", "the conversation has no message"))?,
+            };
+            run(
+                &rt,
+                vec![Intent::MarkDelivered { conv, message }],
+                IntentResult::default(),
+            )
+            .await
+        })
+    }
+
     /// Adds a member (role default `member`).
     #[wasm_bindgen(js_name = addMember, unchecked_return_type = "Promise<IntentResult>")]
     pub fn add_member(&self, conv: String, account: String, role: Option<Ts<Role>>) -> Promise {

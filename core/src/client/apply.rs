@@ -44,6 +44,7 @@ pub fn targets(
         Pin { conv: c, .. }
         | Unpin { conv: c, .. }
         | MarkRead { conv: c, .. }
+        | MarkDelivered { conv: c, .. }
         | AddMember { conv: c, .. }
         | RemoveMember { conv: c, .. }
         | Leave { conv: c }
@@ -179,6 +180,7 @@ pub fn write_to(
         Pin { message, .. } => write::pin(doc, tag, now, message, me)?,
         Unpin { message, .. } => write::unpin(doc, tag, now, message)?,
         MarkRead { message, .. } => write::mark_read(doc, tag, now, me, message)?,
+        MarkDelivered { message, .. } => write::mark_delivered(doc, tag, now, me, message)?,
         AddMember { account, role, .. } => {
             let mut m = Member::new(account.clone(), *role);
             if account != me {
@@ -315,6 +317,9 @@ pub fn check(
             message: message.clone(),
         },
         MarkRead { .. } => Effect::MarkRead {
+            account: me.clone(),
+        },
+        MarkDelivered { .. } => Effect::MarkDelivered {
             account: me.clone(),
         },
         AddMember { account, role, .. } => {

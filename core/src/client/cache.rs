@@ -153,6 +153,7 @@ impl ClientEngine {
                     members: Default::default(),
                     pins: Default::default(),
                     reads: Default::default(),
+                    delivered: Default::default(),
                     lifecycle: read::read_lifecycle(doc),
                 },
                 read: BTreeSet::new(),

@@ -70,6 +70,12 @@ pub enum Intent {
         conv: ConvId,
         message: MessageId,
     },
+    /// Moves the account's delivery marker (seed 000 `delivered_at`): the device holds
+    /// the conversation up to `message`.
+    MarkDelivered {
+        conv: ConvId,
+        message: MessageId,
+    },
     AddMember {
         conv: ConvId,
         account: AccountId,
@@ -168,6 +174,7 @@ impl Intent {
             Intent::Pin { .. } => "pin",
             Intent::Unpin { .. } => "unpin",
             Intent::MarkRead { .. } => "mark_read",
+            Intent::MarkDelivered { .. } => "mark_delivered",
             Intent::AddMember { .. } => "add_member",
             Intent::RemoveMember { .. } => "remove_member",
             Intent::Leave { .. } => "leave",

@@ -237,6 +237,31 @@ pub fn read_reads(doc: &Automerge) -> BTreeMap<AccountId, MessageId> {
         .collect()
 }
 
+/// One account's delivery marker, `members/<account>/delivered`.
+pub fn read_delivered_of(
+    doc: &Automerge,
+    members: &ObjId,
+    account: &AccountId,
+) -> Option<MessageId> {
+    let obj = get_map(doc, members, account.as_str())?;
+    id_of::<MessageId>(get_str(doc, &obj, DELIVERED))
+}
+
+/// Every member's delivery marker. O(members), like `read_members`.
+pub fn read_delivered(doc: &Automerge) -> BTreeMap<AccountId, MessageId> {
+    let Some(members) = get_map(doc, &ROOT, MEMBERS) else {
+        return BTreeMap::new();
+    };
+    map_keys(doc, &members)
+        .into_iter()
+        .filter_map(|key| {
+            let account = AccountId::new(key).ok()?;
+            let message = read_delivered_of(doc, &members, &account)?;
+            Some((account, message))
+        })
+        .collect()
+}
+
 /// The whole conversation. O(members): the server keeps it cached and refreshes parts.
 pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
     let meta = read_meta(doc);
@@ -249,6 +274,7 @@ pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
         members: read_members(doc),
         pins: read_pins(doc),
         reads: read_reads(doc),
+        delivered: read_delivered(doc),
         lifecycle: read_lifecycle(doc),
     }
 }

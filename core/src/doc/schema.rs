@@ -64,6 +64,9 @@ pub mod keys {
     pub const NICKNAME: &str = "nickname";
     pub const COLOR: &str = "color";
     pub const BLOCKED: &str = "blocked";
+    /// A delivery marker: written by that member only, outside `MEMBER_FIELDS` (it is not
+    /// part of what the member is allowed, so it never moves the policy version).
+    pub const DELIVERED: &str = "delivered";
 
     // conv/pins/<message> and conv/lifecycle
     pub const BY: &str = "by";

@@ -453,6 +453,21 @@ pub fn mark_read(
     })
 }
 
+/// Moves the account's delivery marker (`members/<account>/delivered`) to `message`.
+pub fn mark_delivered(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    message: &MessageId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = member_obj(tx, account)?;
+        tx.put(&obj, DELIVERED, message.as_str())?;
+        Ok(())
+    })
+}
+
 /// Archive, close or reopen.
 pub fn set_lifecycle(
     doc: &mut Automerge,

@@ -321,6 +321,9 @@ pub struct Conversation {
     pub pins: BTreeMap<MessageId, Pin>,
     /// Last message each account has read.
     pub reads: BTreeMap<AccountId, MessageId>,
+    /// Last message delivered to each account's device (`members/<account>/delivered`).
+    #[serde(default)]
+    pub delivered: BTreeMap<AccountId, MessageId>,
     pub lifecycle: LifecycleState,
 }
 
@@ -335,6 +338,7 @@ impl Conversation {
             members: BTreeMap::new(),
             pins: BTreeMap::new(),
             reads: BTreeMap::new(),
+            delivered: BTreeMap::new(),
             lifecycle: LifecycleState {
                 state: Lifecycle::Active,
                 by: None,

@@ -208,6 +208,15 @@ pub(super) fn check(
             }
             active(conv, author).map(|_| ())
         }
+        Effect::MarkDelivered { account } => {
+            if *account != author.account {
+                return deny(
+                    DenyCode::NotOwnKey,
+                    format!("{} moves the delivery marker of {account}", author.account),
+                );
+            }
+            active(conv, author).map(|_| ())
+        }
         Effect::SetLifecycle { to, by } => {
             if *by != author.account {
                 return deny(DenyCode::NotOwnKey, "the lifecycle names who moved it");

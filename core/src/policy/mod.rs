@@ -67,7 +67,7 @@ deny_codes! {
     OwnerProtected = "owner_protected": "the owner cannot be removed, demoted or restricted",
     AuthorMismatch = "author_mismatch": "the message's author is not the change's account",
     NotAuthor = "not_author": "only the author may do this to a message",
-    NotOwnKey = "not_own_key": "an account writes only its own reactions and read markers",
+    NotOwnKey = "not_own_key": "an account writes only its own reactions, read markers and delivery markers",
     DirectFixedMembers = "direct_fixed_members": "a direct conversation has exactly its two members",
     GroupFull = "group_full": "a group has at most 1000 members",
     ChannelAdminsOnly = "channel_admins_only": "in a channel only admins post",
@@ -186,6 +186,10 @@ pub enum Effect {
         message: crate::ids::MessageId,
     },
     MarkRead {
+        account: AccountId,
+    },
+    /// `members/<account>/delivered` moved.
+    MarkDelivered {
         account: AccountId,
     },
     SetLifecycle {

@@ -195,6 +195,25 @@ fn conv_effects(
                     (None, Member::new(account, Role::Member), Vec::new()),
                 );
             }
+            [MEMBERS, account, DELIVERED] => {
+                let account = AccountId::new(*account).map_err(model)?;
+                // Only on an entry that exists: a new member starts without a marker.
+                if op.in_new_object || before.member(&account).is_none() {
+                    return Err(unknown(&op.path));
+                }
+                match &op.action {
+                    Action::Put(ScalarValue::Str(m)) => {
+                        MessageId::new(m.as_str()).map_err(model)?;
+                    }
+                    _ => {
+                        return Err((
+                            RejectCode::WrongType,
+                            "a delivery marker is a message id".into(),
+                        ))
+                    }
+                }
+                out.push(Effect::MarkDelivered { account });
+            }
             [MEMBERS, account, field] => {
                 let account = AccountId::new(*account).map_err(model)?;
                 let entry = match members.get_mut(&account) {

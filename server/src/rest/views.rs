@@ -76,6 +76,11 @@ pub struct MemberView {
     pub is_active: bool,
     /// Seed 003 `is_blocked`: in a direct conversation, this member blocks the other.
     pub is_blocked: bool,
+    /// Seed 001 `last_read_message_id`: the member's read marker (`reads/<account>`).
+    pub last_read_message_id: Option<String>,
+    /// Seed 000 `delivered_at`: the last message delivered to the member's device
+    /// (`members/<account>/delivered`).
+    pub delivered_message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,8 +119,13 @@ impl SettingsView {
 }
 
 impl MemberView {
-    pub fn of(m: &Member) -> Self {
+    pub fn of(conv: &Conversation, m: &Member) -> Self {
+        let marker = |map: &BTreeMap<_, confab_core::ids::MessageId>| {
+            map.get(&m.account).map(ToString::to_string)
+        };
         MemberView {
+            last_read_message_id: marker(&conv.reads),
+            delivered_message_id: marker(&conv.delivered),
             user_id: m.account.to_string(),
             base_role: m.role.as_str(),
             display_name: m.nickname.clone().unwrap_or_default(),
@@ -154,7 +164,11 @@ impl ConversationView {
                 Some(time(meta.created_at))
             },
             settings: SettingsView::of(&conv.settings),
-            members: conv.members.values().map(MemberView::of).collect(),
+            members: conv
+                .members
+                .values()
+                .map(|m| MemberView::of(conv, m))
+                .collect(),
             parent: meta.thread.as_ref().map(|t| ParentView {
                 conversation: t.parent.to_string(),
                 message: t.message.to_string(),
@@ -258,6 +272,8 @@ pub struct MessageView {
     pub status: Option<&'static str>,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<String, String>>,
+    /// Seed 000 `views`: the accounts whose read marker stands at or after this message.
+    pub views: i64,
 }
 
 /// A payload is stored as JSON text; it is answered as JSON.
@@ -283,6 +299,7 @@ impl MessageView {
             deleted: row.deleted,
             status: None,
             reactions: BTreeMap::new(),
+            views: 0,
         };
         if let Some(m) = message {
             view.body = m.body.clone();
@@ -313,6 +330,26 @@ pub struct MessagePage {
     pub messages: Vec<MessageView>,
     /// Pass as `before` for the next (older) page; `null` at the start of the conversation.
     pub next_before: Option<i64>,
+}
+
+/// `GET /v1/conversations/{id}/stats` (seed 001 `stats`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsView {
+    pub message_count: i64,
+    pub media_count: i64,
+    pub file_count: i64,
+    pub participant_count: i64,
+}
+
+impl StatsView {
+    pub fn of(s: &crate::store::stats::ConvStats) -> Self {
+        StatsView {
+            message_count: s.messages,
+            media_count: s.media,
+            file_count: s.files,
+            participant_count: s.members,
+        }
+    }
 }
 
 /// The answer to a posted message.

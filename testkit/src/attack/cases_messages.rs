@@ -254,3 +254,45 @@ pub async fn reacting_in_a_bucket_past_the_retention(lab: &mut impl Lab) {
     lab.accept(&mut f.alice, &f.cd, long).await;
     lab.accept(&mut f.bob, &old, change).await;
 }
+
+/// Delivery markers (`members/<account>/delivered`) are own keys like read markers: nobody
+/// moves another's, the value is a message id, and a member entry made in the same change
+/// takes none.
+pub async fn moving_anothers_delivery_marker_not_own_key(lab: &mut impl Lab) {
+    let mut f = fixture(lab, "a70").await;
+    let forged = raw_put(
+        &mut f.bob,
+        &f.cd,
+        &[MEMBERS, "alice"],
+        &[(DELIVERED, s("m1"))],
+    );
+    lab.reject(&f.bob, &f.cd, forged, "not_own_key").await;
+    // The owner may not either.
+    let by_owner = raw_put(
+        &mut f.alice,
+        &f.cd,
+        &[MEMBERS, "bob"],
+        &[(DELIVERED, s("m1"))],
+    );
+    lab.reject(&f.alice, &f.cd, by_owner, "not_own_key").await;
+    let wrong = raw_put(
+        &mut f.bob,
+        &f.cd,
+        &[MEMBERS, "bob"],
+        &[(DELIVERED, ScalarValue::Int(1))],
+    );
+    lab.reject(&f.bob, &f.cd, wrong, "wrong_type").await;
+    // Twin: bob's own marker.
+    let own = raw_put(
+        &mut f.bob,
+        &f.cd,
+        &[MEMBERS, "bob"],
+        &[(DELIVERED, s("m1"))],
+    );
+    lab.accept(&mut f.bob, &f.cd, own).await;
+    let conv = read::read_conversation(&lab.read(&f.cd).await, f.conv.clone());
+    assert_eq!(
+        conv.delivered.get(&acc("bob")).map(|m| m.as_str()),
+        Some("m1")
+    );
+}

@@ -295,6 +295,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_members::removed_member_later_message_member_inactive),
         case!(cases_messages::editing_anothers_message_not_author),
         case!(cases_messages::deleting_anothers_reaction_not_own_key),
+        case!(cases_messages::moving_anothers_delivery_marker_not_own_key),
         case!(cases_messages::subscriber_posting_in_channel_channel_admins_only),
         case!(cases_messages::member_posting_under_admins_only_send_policy),
         case!(cases_messages::reacting_where_reactions_are_off),

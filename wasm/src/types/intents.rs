@@ -152,6 +152,10 @@ pub enum IntentData {
         conv: String,
         message: String,
     },
+    MarkDelivered {
+        conv: String,
+        message: String,
+    },
     AddMember {
         conv: String,
         account: String,
@@ -328,6 +332,10 @@ impl From<cc::Intent> for IntentData {
                 conv: conv.into(),
                 message: message.into(),
             },
+            I::MarkDelivered { conv, message } => IntentData::MarkDelivered {
+                conv: conv.into(),
+                message: message.into(),
+            },
             I::AddMember {
                 conv,
                 account,
@@ -497,6 +505,10 @@ impl TryFrom<IntentData> for cc::Intent {
                 message: msg(message)?,
             },
             IntentData::MarkRead { conv: c, message } => I::MarkRead {
+                conv: conv(c)?,
+                message: msg(message)?,
+            },
+            IntentData::MarkDelivered { conv: c, message } => I::MarkDelivered {
                 conv: conv(c)?,
                 message: msg(message)?,
             },

@@ -514,6 +514,8 @@ pub struct Conversation {
     pub pins: Vec<Pin>,
     /// The last message each account has read.
     pub reads: BTreeMap<String, String>,
+    /// The last message delivered to each account's device (`markDelivered`).
+    pub delivered: BTreeMap<String, String>,
     pub lifecycle: LifecycleState,
 }
 
@@ -557,6 +559,11 @@ impl Conversation {
                 .collect(),
             reads: c
                 .reads
+                .into_iter()
+                .map(|(a, m)| (a.into(), m.into()))
+                .collect(),
+            delivered: c
+                .delivered
                 .into_iter()
                 .map(|(a, m)| (a.into(), m.into()))
                 .collect(),

@@ -37,6 +37,9 @@ impl Action {
             Intent::Pin { .. } => ("pin messages".into(), "Your pin"),
             Intent::Unpin { .. } => ("unpin messages".into(), "Your unpin"),
             Intent::MarkRead { .. } => ("mark messages as read".into(), "Your read marker"),
+            Intent::MarkDelivered { .. } => {
+                ("mark messages as delivered".into(), "Your delivery marker")
+            }
             Intent::AddMember { account, .. } => {
                 (format!("add {}", name(account)), "This addition")
             }
@@ -111,6 +114,7 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
         | Intent::Pin { conv, .. }
         | Intent::Unpin { conv, .. }
         | Intent::MarkRead { conv, .. }
+        | Intent::MarkDelivered { conv, .. }
         | Intent::AddMember { conv, .. }
         | Intent::RemoveMember { conv, .. }
         | Intent::Leave { conv }
