@@ -193,6 +193,7 @@ fn stored(author: &str) -> Message {
         scheduled_at: None,
         status: None,
         reactions: Default::default(),
+        stamp: Default::default(),
     }
 }
 
@@ -623,6 +624,36 @@ fn every_deny_code_has_a_denial() {
         (
             DenyCode::LinksDisabled,
             confab_core::policy::joining::may_invite(&g, &user("admin")),
+        ),
+        (
+            DenyCode::SenderMismatch,
+            run(&sup, "client", &{
+                let mut m = new_msg(MessageKind::Text, "client", NOW);
+                m.stamp.sender_role = Some(confab_core::model::support::SenderRole::Owner);
+                Effect::PostMessage(Box::new(m))
+            }),
+        ),
+        (
+            DenyCode::SupportOnly,
+            run(
+                &g,
+                "owner",
+                &Effect::SetLead {
+                    outcome: false,
+                    closed_after: false,
+                },
+            ),
+        ),
+        (
+            DenyCode::OutcomeNeedsClose,
+            run(
+                &sup,
+                "owner",
+                &Effect::SetLead {
+                    outcome: true,
+                    closed_after: false,
+                },
+            ),
         ),
         (
             DenyCode::PinsFull,

@@ -282,6 +282,12 @@ pub struct Info {
     pub avatar: Option<String>,
     pub theme_color: Option<String>,
     pub theme_background: Option<String>,
+    /// Support threads (seed 002 `clientName`, `ownerName`): the names the thread gives
+    /// its client and owner, which their messages' `sender_name` must carry.
+    #[serde(default)]
+    pub client_name: Option<String>,
+    #[serde(default)]
+    pub owner_name: Option<String>,
 }
 
 /// Set once when the conversation is created, never changed after.
@@ -307,6 +313,15 @@ pub struct LifecycleState {
     pub state: Lifecycle,
     pub by: Option<AccountId>,
     pub at: Option<i64>,
+    /// Support threads: how the lead ended at the last closure (seed 002 "Finalize"). It
+    /// describes the thread while it is closed; a reopen leaves it until the next closure.
+    #[serde(default)]
+    pub outcome: Option<crate::model::support::LeadOutcome>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Support threads: the lead the thread is about now (seed 002 `relatedLeadId`).
+    #[serde(default)]
+    pub lead: Option<crate::ids::LeadId>,
 }
 
 /// A conversation read out of its document.
@@ -343,6 +358,9 @@ impl Conversation {
                 state: Lifecycle::Active,
                 by: None,
                 at: None,
+                outcome: None,
+                reason: None,
+                lead: None,
             },
         }
     }

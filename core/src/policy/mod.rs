@@ -7,6 +7,7 @@
 mod conv;
 pub mod joining;
 mod msgs;
+pub mod support;
 
 use crate::ids::AccountId;
 use crate::model::conversation::{Conversation, Member, Permission};
@@ -103,6 +104,9 @@ deny_codes! {
     LinksDisabled = "links_disabled": "invite links need the join policy link_join",
     ScheduleTooMany = "schedule_too_many": "an account holds at most 100 pending scheduled messages",
     RequestsFull = "requests_full": "a conversation holds at most 500 unanswered join requests",
+    SenderMismatch = "sender_mismatch": "a message's sender role, name or lead is not the one the support thread gives its author",
+    SupportOnly = "support_only": "sender stamps, client and owner names and lead outcomes belong to support threads",
+    OutcomeNeedsClose = "outcome_needs_close": "a lead outcome is written with the thread's closure, and only while it is closed",
 }
 
 impl DenyCode {
@@ -196,6 +200,12 @@ pub enum Effect {
         to: crate::model::conversation::Lifecycle,
         by: AccountId,
     },
+    /// A support thread's lead fields (`lifecycle/{outcome, reason, lead}`) written:
+    /// whether the outcome was, and whether the thread is closed after the change.
+    SetLead {
+        outcome: bool,
+        closed_after: bool,
+    },
     PostMessage(Box<NewMessage>),
     EditBody(Box<Message>),
     DeleteMessage(Box<Message>),
@@ -225,6 +235,7 @@ impl Effect {
                 | Effect::UpdateMember { .. }
                 | Effect::SetSetting { .. }
                 | Effect::SetLifecycle { .. }
+                | Effect::SetLead { .. }
         )
     }
 }

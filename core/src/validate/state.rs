@@ -451,7 +451,9 @@ pub fn refresh_conversation(conv: &mut Conversation, doc: &Automerge, effects: &
                     conv.delivered.insert(account.clone(), marker);
                 }
             }
-            Effect::SetLifecycle { .. } => conv.lifecycle = read::read_lifecycle(doc),
+            Effect::SetLifecycle { .. } | Effect::SetLead { .. } => {
+                conv.lifecycle = read::read_lifecycle(doc)
+            }
             _ => {}
         }
     }

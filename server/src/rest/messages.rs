@@ -113,6 +113,8 @@ pub async fn post(
         forwarded_from: None,
         created_at: now,
         scheduled_at: None,
+        // Support threads: what the thread says about the caller (checked again on accept).
+        stamp: confab_core::policy::support::stamp_for(&conv, &caller.author()),
     };
     message.validate()?;
     // The newest part of the period, moving on as the acceptor's refusals say (a REST

@@ -95,6 +95,14 @@ pub struct ResourceView {
     pub resource: String,
     pub client: String,
     pub owner: String,
+    /// Seed 002 `clientName`, `ownerName` (the thread's `info`), if set.
+    pub client_name: Option<String>,
+    pub owner_name: Option<String>,
+    /// Seed 002 `relatedLeadId`: the lead the thread is about now.
+    pub lead: Option<String>,
+    /// `closed_won | closed_lost` while the thread is closed with an outcome.
+    pub outcome: Option<&'static str>,
+    pub closure_reason: Option<String>,
 }
 
 impl SettingsView {
@@ -174,10 +182,23 @@ impl ConversationView {
                 message: t.message.to_string(),
                 depth: t.depth,
             }),
-            resource: meta.resource.as_ref().map(|r| ResourceView {
-                resource: r.resource.to_string(),
-                client: r.client.to_string(),
-                owner: r.owner.to_string(),
+            resource: meta.resource.as_ref().map(|r| {
+                // The closure describes the thread while it is closed (a reopen keeps it).
+                let closed = conv.lifecycle.state == Lifecycle::Closed;
+                ResourceView {
+                    resource: r.resource.to_string(),
+                    client: r.client.to_string(),
+                    owner: r.owner.to_string(),
+                    client_name: conv.info.client_name.clone(),
+                    owner_name: conv.info.owner_name.clone(),
+                    lead: conv.lifecycle.lead.as_ref().map(ToString::to_string),
+                    outcome: conv
+                        .lifecycle
+                        .outcome
+                        .filter(|_| closed)
+                        .map(|o| o.as_str()),
+                    closure_reason: conv.lifecycle.reason.clone().filter(|_| closed),
+                }
             }),
         })
     }
@@ -274,6 +295,11 @@ pub struct MessageView {
     pub reactions: BTreeMap<String, BTreeMap<String, String>>,
     /// Seed 000 `views`: the accounts whose read marker stands at or after this message.
     pub views: i64,
+    /// Support threads (seed 002): what the author is in the thread, the name it gave them
+    /// and the lead, as stamped and checked on acceptance.
+    pub sender_role: Option<&'static str>,
+    pub sender_name: Option<String>,
+    pub related_lead: Option<String>,
 }
 
 /// A payload is stored as JSON text; it is answered as JSON.
@@ -300,6 +326,9 @@ impl MessageView {
             status: None,
             reactions: BTreeMap::new(),
             views: 0,
+            sender_role: None,
+            sender_name: None,
+            related_lead: None,
         };
         if let Some(m) = message {
             view.body = m.body.clone();
@@ -309,6 +338,9 @@ impl MessageView {
             view.edited_at = opt_time(m.edited_at);
             view.deleted = row.deleted || m.deleted_at.is_some();
             view.status = m.status.map(|s| s.as_str());
+            view.sender_role = m.stamp.sender_role.map(|r| r.as_str());
+            view.sender_name = m.stamp.sender_name.clone();
+            view.related_lead = m.stamp.related_lead.as_ref().map(ToString::to_string);
             view.reactions = m
                 .reactions
                 .iter()

@@ -40,6 +40,9 @@ impl Action {
             Intent::MarkDelivered { .. } => {
                 ("mark messages as delivered".into(), "Your delivery marker")
             }
+            Intent::NameSupport { .. } => ("name the support thread".into(), "The thread's names"),
+            Intent::CloseLead { .. } => ("close the lead".into(), "The lead's closure"),
+            Intent::SetLead { .. } => ("set the thread's lead".into(), "The thread's lead"),
             Intent::AddMember { account, .. } => {
                 (format!("add {}", name(account)), "This addition")
             }
@@ -115,6 +118,9 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
         | Intent::Unpin { conv, .. }
         | Intent::MarkRead { conv, .. }
         | Intent::MarkDelivered { conv, .. }
+        | Intent::NameSupport { conv, .. }
+        | Intent::CloseLead { conv, .. }
+        | Intent::SetLead { conv, .. }
         | Intent::AddMember { conv, .. }
         | Intent::RemoveMember { conv, .. }
         | Intent::Leave { conv }
