@@ -116,7 +116,7 @@ pub(crate) fn prepare(root: &Path) -> Result<(PathBuf, PathBuf)> {
     eprintln!("{report}");
     let web = assemble(root)?;
     wasm::run(root, "cargo", &["build", "-p", "confab-server"], &[])?;
-    Ok((root.join("target/debug/confab-server"), web))
+    Ok((wasm::debug_bin(root, "confab-server"), web))
 }
 
 /// `web-demo/dist`: the page's files and the package's `web` build under `pkg/` (the page
