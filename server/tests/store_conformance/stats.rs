@@ -129,6 +129,21 @@ pub(super) async fn stats_and_view_counts(env: Env) {
         .expect("alice");
     assert_eq!(views(1).await, vec![1, 2, 2, 2, 3]);
 
+    // Retention drops the period's bucket: its messages leave the counts.
+    s.drop_buckets(confab_server::store::retention::DropRequest {
+        tenant: &t,
+        conv: &news,
+        first_kept: 1,
+        retention_days: 1,
+        now_ms: 10 * 86_400_000,
+    })
+    .await
+    .expect("drop");
+    assert_eq!(
+        s.conv_stats(&t, &news).await.expect("stats"),
+        Some(stats(0, 0, 0))
+    );
+
     // Unknown conversations: no stats, no views.
     assert_eq!(
         s.conv_stats(&t, &conv("nothing")).await.expect("none"),
