@@ -108,6 +108,10 @@ id_type!(
     ResourceId, "resource", ID_MAX_CHARS, ""
 );
 id_type!(
+    /// A lead of a support thread (seed 002 `relatedLeadId`), the platform's id.
+    LeadId, "lead", ID_MAX_CHARS, ""
+);
+id_type!(
     /// A contact entry in an account's private document.
     ContactId, "contact", ID_MAX_CHARS, ""
 );

@@ -690,6 +690,24 @@ fn a_conversation_created_offline_is_followed_live_once_its_creation_is_acked() 
         reads.get(&acc("bob")).map(|m| m.to_string()),
         Some("a1".to_owned())
     );
+    // His delivery marker reaches alice the same way, and the server took it.
+    let delivered = Intent::MarkDelivered {
+        conv: c.clone(),
+        message: MessageId::new("a1").unwrap(),
+    };
+    let id = peers[1].engine.intent(delivered, wire.now + 3).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.status(id), None, "accepted and settled");
+    let conv = peers[0].engine.conversation(&c).unwrap();
+    assert_eq!(
+        conv.delivered.get(&acc("bob")).map(|m| m.to_string()),
+        Some("a1".to_owned())
+    );
+    assert_eq!(
+        conv.members.len(),
+        2,
+        "a marker is not a member entry change"
+    );
 
     // Created while online, the same holds.
     let made_online = ConvId::new("made-online").unwrap();
@@ -1285,4 +1303,101 @@ fn a_message_in_an_archived_conversation_reopens_it() {
         .map(|i| i.message.body)
         .collect();
     assert_eq!(bodies, ["still there?", "me again", "me too"]);
+}
+
+#[test]
+fn a_support_thread_is_named_when_opened_stamps_messages_and_closes_its_lead() {
+    use confab_core::ids::{support_conv_id, LeadId, ResourceId};
+    use confab_core::model::conversation::Lifecycle;
+    use confab_core::model::support::{LeadOutcome, SenderRole, Stamp};
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "carol"]);
+    let resource = ResourceId::new("flat-3").unwrap();
+    let c = support_conv_id(&tenant(), &acc("carol"), &resource);
+    // Carol (the client) opens the thread with the title and names the platform gives.
+    let open = Intent::OpenSupport {
+        resource,
+        client: acc("carol"),
+        owner: acc("alice"),
+    };
+    peers[1].engine.intent(open, wire.now).unwrap();
+    let name = Intent::NameSupport {
+        conv: c.clone(),
+        title: Some("Flat 3".into()),
+        client_name: Some("Carol".into()),
+        owner_name: Some("Alice".into()),
+    };
+    let named = peers[1].engine.intent(name, wire.now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.status(named), None, "named and accepted");
+    let info = peers[1].engine.conversation(&c).unwrap().info;
+    assert_eq!(
+        (
+            info.title.as_deref(),
+            info.client_name.as_deref(),
+            info.owner_name.as_deref()
+        ),
+        (Some("Flat 3"), Some("Carol"), Some("Alice"))
+    );
+    // Her message carries the stamps the thread gives her, and the server took them.
+    let sent = send(&mut peers[1], &c, "q1", "is it free?", wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.status(sent), None, "accepted");
+    let stamp = |peer: &Peer, id: &str| {
+        peer.engine
+            .timeline(&c)
+            .into_iter()
+            .find(|i| i.message.id.as_str() == id)
+            .map(|i| i.message.stamp)
+    };
+    assert_eq!(
+        stamp(&peers[1], "q1"),
+        Some(Stamp {
+            sender_role: Some(SenderRole::Client),
+            sender_name: Some("Carol".into()),
+            related_lead: None,
+        })
+    );
+    // Alice (the owner) names the lead, answers and closes it won.
+    peers[0].engine.open(&DocId::conv(&tenant(), &c)).unwrap();
+    wire.pump(&mut peers);
+    let lead = Intent::SetLead {
+        conv: c.clone(),
+        lead: LeadId::new("lead-3").unwrap(),
+    };
+    peers[0].engine.intent(lead, wire.now).unwrap();
+    wire.pump(&mut peers);
+    let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+    peers[0].engine.open(&bucket).unwrap();
+    wire.pump(&mut peers);
+    let answer = send(&mut peers[0], &c, "a1", "yes", wire.now + 1);
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(answer), None, "accepted");
+    assert_eq!(
+        stamp(&peers[0], "a1"),
+        Some(Stamp {
+            sender_role: Some(SenderRole::Owner),
+            sender_name: Some("Alice".into()),
+            related_lead: Some(LeadId::new("lead-3").unwrap()),
+        })
+    );
+    // The client may not close the lead: refused before anything is written.
+    let by_client = Intent::CloseLead {
+        conv: c.clone(),
+        outcome: LeadOutcome::ClosedLost,
+        reason: None,
+    };
+    assert!(peers[1].engine.intent(by_client, wire.now).is_err());
+    let close = Intent::CloseLead {
+        conv: c.clone(),
+        outcome: LeadOutcome::ClosedWon,
+        reason: Some("signed".into()),
+    };
+    let closed = peers[0].engine.intent(close, wire.now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(closed), None, "accepted");
+    let lifecycle = peers[1].engine.conversation(&c).unwrap().lifecycle;
+    assert_eq!(lifecycle.state, Lifecycle::Closed);
+    assert_eq!(lifecycle.outcome, Some(LeadOutcome::ClosedWon));
+    assert_eq!(lifecycle.reason.as_deref(), Some("signed"));
 }

@@ -193,6 +193,7 @@ fn stored(author: &str) -> Message {
         scheduled_at: None,
         status: None,
         reactions: Default::default(),
+        stamp: Default::default(),
     }
 }
 
@@ -623,6 +624,36 @@ fn every_deny_code_has_a_denial() {
         (
             DenyCode::LinksDisabled,
             confab_core::policy::joining::may_invite(&g, &user("admin")),
+        ),
+        (
+            DenyCode::SenderMismatch,
+            run(&sup, "client", &{
+                let mut m = new_msg(MessageKind::Text, "client", NOW);
+                m.stamp.sender_role = Some(confab_core::model::support::SenderRole::Owner);
+                Effect::PostMessage(Box::new(m))
+            }),
+        ),
+        (
+            DenyCode::SupportOnly,
+            run(
+                &g,
+                "owner",
+                &Effect::SetLead {
+                    outcome: false,
+                    closed_after: false,
+                },
+            ),
+        ),
+        (
+            DenyCode::OutcomeNeedsClose,
+            run(
+                &sup,
+                "owner",
+                &Effect::SetLead {
+                    outcome: true,
+                    closed_after: false,
+                },
+            ),
         ),
         (
             DenyCode::PinsFull,
@@ -1862,6 +1893,7 @@ fn reactions_and_read_markers_are_own_keys() {
     let g = group();
     let left = with_status(group(), "member", MemberStatus::Left);
     let read = |a: &str| Effect::MarkRead { account: acc(a) };
+    let delivered = |a: &str| Effect::MarkDelivered { account: acc(a) };
     expect_all(vec![
         case(
             "own reaction",
@@ -1922,6 +1954,36 @@ fn reactions_and_read_markers_are_own_keys() {
         case(
             "left member's marker",
             run(&left, "member", &read("member")),
+            deny(MemberInactive),
+        ),
+        case(
+            "own delivery marker",
+            run(&g, "member", &delivered("member")),
+            ALLOW,
+        ),
+        case(
+            "readonly's own delivery marker",
+            run(&g, "readonly", &delivered("readonly")),
+            ALLOW,
+        ),
+        case(
+            "another's delivery marker",
+            run(&g, "member", &delivered("guest")),
+            deny(NotOwnKey),
+        ),
+        case(
+            "owner moves another's delivery marker",
+            run(&g, "owner", &delivered("member")),
+            deny(NotOwnKey),
+        ),
+        case(
+            "stranger's own delivery marker",
+            run(&g, "stranger", &delivered("stranger")),
+            deny(NotMember),
+        ),
+        case(
+            "left member's delivery marker",
+            run(&left, "member", &delivered("member")),
             deny(MemberInactive),
         ),
     ]);

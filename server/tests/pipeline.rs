@@ -123,6 +123,21 @@ impl Store for GatedStore {
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
         self.inner.conversation(tenant, conv).await
     }
+    async fn conv_stats(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<Option<confab_server::store::stats::ConvStats>> {
+        self.inner.conv_stats(tenant, conv).await
+    }
+    async fn read_positions(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        from: i64,
+    ) -> Result<confab_server::store::stats::ReadPositions> {
+        self.inner.read_positions(tenant, conv, from).await
+    }
     async fn conversations_of(
         &self,
         tenant: &TenantId,

@@ -593,7 +593,9 @@ async fn proposals_in_a_support_thread() {
     assert!(conv["id"].as_str().expect("id").starts_with("s-"));
     assert_eq!(
         conv["resource"],
-        json!({"resource": "room-12", "client": "carl", "owner": "olivia"})
+        json!({"resource": "room-12", "client": "carl", "owner": "olivia",
+            "client_name": null, "owner_name": null, "lead": null, "outcome": null,
+            "closure_reason": null})
     );
     assert_eq!(member(&conv, "olivia")["base_role"], "owner");
     assert_eq!(member(&conv, "carl")["base_role"], "member");
@@ -833,6 +835,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/messages", "get"),
         ("/v1/conversations/{id}/messages", "post"),
         ("/v1/conversations/{id}/messages/{message}/status", "post"),
+        ("/v1/conversations/{id}/stats", "get"),
         ("/v1/scheduled", "get"),
         ("/v1/scheduled", "post"),
         ("/v1/scheduled/{id}", "patch"),
@@ -867,7 +870,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/accounts/{account}/identifiers", "put"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 29, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 30, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

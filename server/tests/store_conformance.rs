@@ -209,7 +209,12 @@ conformance!(
     message_only_batches,
     policy_fence_and_log_tail,
     invite_links,
+    stats_and_view_counts,
 );
+
+#[path = "store_conformance/stats.rs"]
+mod stats;
+use stats::stats_and_view_counts;
 
 // ---------------------------------------------------------------------------------------
 // Fixtures

@@ -15,7 +15,7 @@ use crate::ids::acc;
 
 /// A device: `account` and `author` name the same account (text for frames and tokens,
 /// typed for the policy).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Device {
     pub account: String,
     pub author: Author,

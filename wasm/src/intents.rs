@@ -15,8 +15,8 @@ use crate::error::{Failure, Result};
 use crate::js;
 use crate::runtime::Runtime;
 use crate::types::{
-    CreateConversationInput, CreateThreadInput, IntentData, IntentResult, MessageInput,
-    PresenceState, Profile, RemoveOptions, Role, SupportInput,
+    CreateConversationInput, CreateThreadInput, IntentData, IntentResult, LeadOutcome,
+    MessageInput, PresenceState, Profile, RemoveOptions, Role, SupportInput,
 };
 
 /// `string | MessageInput` from JavaScript.
@@ -128,8 +128,18 @@ impl ConfabClient {
                 conv: Some(conv.to_string()),
                 ..IntentResult::default()
             };
-            let out = run(&rt, vec![intent], result).await?;
+            let out = run(&rt, vec![intent], result.clone()).await?;
             open_conversation(&rt, &conv, DEFAULT_OPEN_LIMIT).await?;
+            // The names seed 002 denormalizes, written where the thread has none yet.
+            if input.title.is_some() || input.client_name.is_some() || input.owner_name.is_some() {
+                let name = Intent::NameSupport {
+                    conv: conv.clone(),
+                    title: input.title,
+                    client_name: input.client_name,
+                    owner_name: input.owner_name,
+                };
+                run(&rt, vec![name], result).await?;
+            }
             Ok(out)
         })
     }
@@ -253,6 +263,65 @@ impl ConfabClient {
                 IntentResult::default(),
             )
             .await
+        })
+    }
+
+    /// Moves your delivery marker to `message` (default: the newest message): this device
+    /// holds the conversation up to there (seed 000 `delivered_at`). Others see it in
+    /// `conversation(conv).delivered`.
+    #[wasm_bindgen(js_name = markDelivered, unchecked_return_type = "Promise<IntentResult>")]
+    pub fn mark_delivered(&self, conv: String, message: Option<String>) -> Promise {
+        let rt = self.rt.clone();
+        promise(async move {
+            let conv = conv_id(&conv)?;
+            let message = match message {
+                Some(m) => message_id(&m)?,
+                None => rt
+                    .read(None, |e| e.timeline(&conv).pop())
+                    .map(|i| i.message.id)
+                    .ok_or_else(|| Failure::new("not_found", "the conversation has no message"))?,
+            };
+            run(
+                &rt,
+                vec![Intent::MarkDelivered { conv, message }],
+                IntentResult::default(),
+            )
+            .await
+        })
+    }
+
+    /// Closes a support thread with its lead's outcome (`closed_won` or `closed_lost`) and
+    /// an optional reason (seed 002 "Finalize"); the owner's side only.
+    #[wasm_bindgen(js_name = closeLead, unchecked_return_type = "Promise<IntentResult>")]
+    pub fn close_lead(
+        &self,
+        conv: String,
+        outcome: Ts<LeadOutcome>,
+        reason: Option<String>,
+    ) -> Promise {
+        let rt = self.rt.clone();
+        let outcome = outcome.to_rust();
+        promise(async move {
+            let intent = Intent::CloseLead {
+                conv: conv_id(&conv)?,
+                outcome: outcome?.into(),
+                reason,
+            };
+            run(&rt, vec![intent], IntentResult::default()).await
+        })
+    }
+
+    /// Names the lead a support thread is about now (seed 002 `relatedLeadId`); messages
+    /// written after it carry it.
+    #[wasm_bindgen(js_name = setLead, unchecked_return_type = "Promise<IntentResult>")]
+    pub fn set_lead(&self, conv: String, lead: String) -> Promise {
+        let rt = self.rt.clone();
+        promise(async move {
+            let intent = Intent::SetLead {
+                conv: conv_id(&conv)?,
+                lead: confab_core::ids::LeadId::new(lead)?,
+            };
+            run(&rt, vec![intent], IntentResult::default()).await
         })
     }
 

@@ -182,6 +182,25 @@ async fn two_clients_talk_through_the_server() {
     })
     .await;
 
+    // Bob's delivery and read markers reach alice in the conversation's view.
+    let newest = timeline(&bob, &conv).pop().unwrap().message.id;
+    ok::<IntentResult>(bob.mark_delivered(conv.clone(), None)).await;
+    ok::<IntentResult>(bob.mark_read(conv.clone(), Some(item.message.id.clone()))).await;
+    let marker = |client: &ConfabClient, map: &str| {
+        let view = client.conversation(&conv).unwrap();
+        js_sys::Reflect::get(
+            &js_sys::Reflect::get(&view, &map.into()).unwrap(),
+            &"bob".into(),
+        )
+        .unwrap()
+        .as_string()
+    };
+    wait_for("alice sees bob's delivery and read markers", WAIT, || {
+        marker(&alice, "delivered").as_ref() == Some(&newest)
+            && marker(&alice, "reads").as_ref() == Some(&item.message.id)
+    })
+    .await;
+
     done(alice.disconnect()).await.unwrap();
     assert!(!alice.online());
     assert!(has_event(&alice_events, "offline"));

@@ -3,7 +3,17 @@ import { h } from "./dom.js";
 
 const COLORS = ["#3b5bdb", "#c2255c", "#2b8a3e", "#e67700", "#7048e8", "#0c8599", "#5c940d", "#d9480f"];
 
+/** Where names come from: the session sets it to the client's profiles. */
+let profileOf = () => null;
+
+export function useProfiles(lookup) {
+  profileOf = lookup;
+}
+
+/** The account's profile name, or its id capitalized until its profile arrives. */
 export function displayName(account) {
+  const named = account ? profileOf(account)?.displayName : undefined;
+  if (named) return named;
   return account ? account[0].toUpperCase() + account.slice(1) : "?";
 }
 

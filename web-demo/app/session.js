@@ -4,7 +4,7 @@
 import init, { ConfabClient } from "../pkg/confab_wasm.js";
 import { demoToken } from "./api.js";
 import { toast } from "./dom.js";
-import { displayName } from "./format.js";
+import { displayName, useProfiles } from "./format.js";
 import { note, render, ui } from "./state.js";
 
 let wasm;
@@ -147,6 +147,13 @@ function onRefused(session, { id, status }) {
  * profiles: the client's sentences about refusals name people from profiles. */
 function keepProfiles(session) {
   const { client, account, users } = session;
+  useProfiles((who) => {
+    try {
+      return client.profile(who);
+    } catch {
+      return null;
+    }
+  });
   if (!client.profile(account)) {
     client.setProfile({ kind: "personal", displayName: displayName(account) }).catch((e) => console.warn("profile:", e.message));
   }

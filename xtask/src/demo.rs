@@ -116,11 +116,7 @@ pub(crate) fn prepare(root: &Path) -> Result<(PathBuf, PathBuf)> {
     eprintln!("{report}");
     let web = assemble(root)?;
     wasm::run(root, "cargo", &["build", "-p", "confab-server"], &[])?;
-    // Where cargo put it: `CARGO_TARGET_DIR` when set (a worktree building on its own).
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok((target.join("debug/confab-server"), web))
+    Ok((wasm::debug_bin(root, "confab-server"), web))
 }
 
 /// `web-demo/dist`: the page's files and the package's `web` build under `pkg/` (the page

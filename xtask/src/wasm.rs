@@ -96,7 +96,7 @@ pub fn test(args: &[String]) -> Result<()> {
         }
     }
     run(&root, "cargo", &["build", "-p", "confab-server"], &[])?;
-    let server_bin = root.join("target/debug/confab-server");
+    let server_bin = debug_bin(&root, "confab-server");
 
     if browser {
         let server = TestServer::start(&server_bin)?;
@@ -597,4 +597,21 @@ fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// A binary cargo built in the debug profile: under `CARGO_TARGET_DIR` when it is set (as
+/// the cargo that built it used it), else the workspace's `target/`.
+pub(crate) fn debug_bin(root: &Path, name: &str) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root.join(dir)
+            }
+        })
+        .unwrap_or_else(|| root.join("target"))
+        .join("debug")
+        .join(name)
 }

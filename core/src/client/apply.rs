@@ -4,6 +4,7 @@
 use automerge::{Automerge, ScalarValue};
 
 use super::intent::Intent;
+use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
 use crate::doc::{read, write, DocError, IntentTag};
 use crate::ids::{direct_conv_id, support_conv_id, AccountId, Bucket, DocId, TenantId};
 use crate::limits::REACTIONS_PER_MEMBER_MAX;
@@ -44,6 +45,10 @@ pub fn targets(
         Pin { conv: c, .. }
         | Unpin { conv: c, .. }
         | MarkRead { conv: c, .. }
+        | MarkDelivered { conv: c, .. }
+        | NameSupport { conv: c, .. }
+        | CloseLead { conv: c, .. }
+        | SetLead { conv: c, .. }
         | AddMember { conv: c, .. }
         | RemoveMember { conv: c, .. }
         | Leave { conv: c }
@@ -179,6 +184,12 @@ pub fn write_to(
         Pin { message, .. } => write::pin(doc, tag, now, message, me)?,
         Unpin { message, .. } => write::unpin(doc, tag, now, message)?,
         MarkRead { message, .. } => write::mark_read(doc, tag, now, me, message)?,
+        MarkDelivered { message, .. } => write::mark_delivered(doc, tag, now, me, message)?,
+        NameSupport { .. } => write::name_unset(doc, tag, now, &support_names(intent))?,
+        CloseLead {
+            outcome, reason, ..
+        } => write::close_lead(doc, tag, now, me, *outcome, reason.as_deref())?,
+        SetLead { lead, .. } => write::set_lead(doc, tag, now, lead)?,
         AddMember { account, role, .. } => {
             let mut m = Member::new(account.clone(), *role);
             if account != me {
@@ -317,6 +328,47 @@ pub fn check(
         MarkRead { .. } => Effect::MarkRead {
             account: me.clone(),
         },
+        MarkDelivered { .. } => Effect::MarkDelivered {
+            account: me.clone(),
+        },
+        NameSupport { .. } => {
+            // One change, several fields: each must pass where the thread has none yet.
+            for (field, _) in support_names(intent) {
+                let unset = conv.is_some_and(|c| match field {
+                    TITLE => c.info.title.is_none(),
+                    CLIENT_NAME => c.info.client_name.is_none(),
+                    _ => c.info.owner_name.is_none(),
+                });
+                if unset {
+                    policy::check(
+                        &ctx,
+                        &author,
+                        &Effect::SetInfo {
+                            field: field.into(),
+                        },
+                    )?;
+                }
+            }
+            return Ok(());
+        }
+        CloseLead { .. } => {
+            policy::check(
+                &ctx,
+                &author,
+                &Effect::SetLifecycle {
+                    to: Lifecycle::Closed,
+                    by: me.clone(),
+                },
+            )?;
+            Effect::SetLead {
+                outcome: true,
+                closed_after: true,
+            }
+        }
+        SetLead { .. } => Effect::SetLead {
+            outcome: false,
+            closed_after: conv.is_some_and(|c| c.lifecycle.state == Lifecycle::Closed),
+        },
         AddMember { account, role, .. } => {
             let mut after = Member::new(account.clone(), *role);
             if account != me {
@@ -401,4 +453,25 @@ pub fn check(
         }
     };
     policy::check(&ctx, &author, &effect)
+}
+
+/// The (field, value) pairs a `NameSupport` intent writes where unset.
+fn support_names(intent: &Intent) -> Vec<(&'static str, &str)> {
+    let Intent::NameSupport {
+        title,
+        client_name,
+        owner_name,
+        ..
+    } = intent
+    else {
+        return Vec::new();
+    };
+    [
+        (TITLE, title),
+        (CLIENT_NAME, client_name),
+        (OWNER_NAME, owner_name),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| value.as_deref().map(|v| (field, v)))
+    .collect()
 }

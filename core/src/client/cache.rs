@@ -149,10 +149,12 @@ impl ClientEngine {
                     id: conv.clone(),
                     settings: read::read_settings(doc, kind),
                     meta,
-                    info: Default::default(),
+                    // Small and fixed: support threads' rules read the names and title.
+                    info: read::read_info(doc),
                     members: Default::default(),
                     pins: Default::default(),
                     reads: Default::default(),
+                    delivered: Default::default(),
                     lifecycle: read::read_lifecycle(doc),
                 },
                 read: BTreeSet::new(),
@@ -209,6 +211,33 @@ impl ClientEngine {
             |c, at| self.bucket_for(c, at),
         );
         self.policy_check(intent, &targets, now)
+    }
+
+    /// `intent` as written: a message into a support thread carries the sender stamps the
+    /// thread gives this account now (seed 002; the acceptor refuses any other). `None`:
+    /// written as it is.
+    pub(super) fn stamped(&self, intent: &Intent) -> Option<Intent> {
+        let Intent::Send { conv, message } = intent else {
+            return None;
+        };
+        if !message.stamp.is_empty() {
+            return None;
+        }
+        let me = &self.config.account;
+        let stamp = self.with_policy_conv(conv, &Need::of(intent, me), |c| {
+            c.map(|c| {
+                crate::policy::support::stamp_for(c, &crate::policy::Author::user(me.clone()))
+            })
+        })?;
+        if stamp.is_empty() {
+            return None;
+        }
+        let mut message = message.clone();
+        message.stamp = stamp;
+        Some(Intent::Send {
+            conv: conv.clone(),
+            message,
+        })
     }
 
     pub(super) fn policy_check(

@@ -448,6 +448,8 @@ impl ClientEngine {
     ) -> Result<Option<PendingChange>, ClientError> {
         let me = self.config.account.clone();
         let tag = IntentTag::new(id.to_string(), intent.kind());
+        let stamped = self.stamped(intent);
+        let intent = stamped.as_ref().unwrap_or(intent);
         self.ensure_doc(target)?;
         let state = self
             .docs

@@ -13,6 +13,9 @@ use crate::model::proposal::ProposalStatus;
 /// One user action. Each becomes one change (two where it touches two documents).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// `Send` (a whole message) is the common intent; boxing it would cost every send an
+// allocation to save bytes on the rarer ones, which the outbox holds a few of at a time.
+#[allow(clippy::large_enum_variant)]
 pub enum Intent {
     /// A group, channel or thread (with `parent`), the author as owner.
     CreateConversation {
@@ -69,6 +72,31 @@ pub enum Intent {
     MarkRead {
         conv: ConvId,
         message: MessageId,
+    },
+    /// Moves the account's delivery marker (seed 000 `delivered_at`): the device holds
+    /// the conversation up to `message`.
+    MarkDelivered {
+        conv: ConvId,
+        message: MessageId,
+    },
+    /// Support threads (seed 002): the title and names the platform gives the thread,
+    /// written where the thread has none yet (the client or the owner, when opening it).
+    NameSupport {
+        conv: ConvId,
+        title: Option<String>,
+        client_name: Option<String>,
+        owner_name: Option<String>,
+    },
+    /// Support threads: close with the lead's outcome and an optional reason.
+    CloseLead {
+        conv: ConvId,
+        outcome: crate::model::support::LeadOutcome,
+        reason: Option<String>,
+    },
+    /// Support threads: the lead the thread is about now.
+    SetLead {
+        conv: ConvId,
+        lead: crate::ids::LeadId,
     },
     AddMember {
         conv: ConvId,
@@ -168,6 +196,10 @@ impl Intent {
             Intent::Pin { .. } => "pin",
             Intent::Unpin { .. } => "unpin",
             Intent::MarkRead { .. } => "mark_read",
+            Intent::MarkDelivered { .. } => "mark_delivered",
+            Intent::NameSupport { .. } => "name_support",
+            Intent::CloseLead { .. } => "close_lead",
+            Intent::SetLead { .. } => "set_lead",
             Intent::AddMember { .. } => "add_member",
             Intent::RemoveMember { .. } => "remove_member",
             Intent::Leave { .. } => "leave",

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use automerge::{Automerge, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
 use super::schema::{keys::*, message_shard, split_reaction_key};
-use crate::ids::{AccountId, ContactId, ConvId, MessageId, ResourceId};
+use crate::ids::{AccountId, ContactId, ConvId, LeadId, MessageId, ResourceId};
 use crate::model::account::{AccountKind, Profile};
 use crate::model::contact::{Contact, ContactKind};
 use crate::model::conversation::*;
 use crate::model::message::{ForwardedFrom, Message, MessageKind};
 use crate::model::proposal::ProposalStatus;
+use crate::model::support::{LeadOutcome, SenderRole};
 
 /// A scalar at `obj[key]` (the winning value where there is a conflict).
 pub fn scalar<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ScalarValue> {
@@ -137,6 +138,8 @@ pub fn read_info(doc: &Automerge) -> Info {
         avatar: get_str(doc, &info, AVATAR),
         theme_color: get_str(doc, &info, THEME_COLOR),
         theme_background: get_str(doc, &info, THEME_BACKGROUND),
+        client_name: get_str(doc, &info, CLIENT_NAME),
+        owner_name: get_str(doc, &info, OWNER_NAME),
     }
 }
 
@@ -189,6 +192,17 @@ pub fn read_lifecycle(doc: &Automerge) -> LifecycleState {
         state,
         by: obj.as_ref().and_then(|o| account(doc, o, BY)),
         at: obj.as_ref().and_then(|o| get_int(doc, o, AT)),
+        outcome: obj
+            .as_ref()
+            .and_then(|o| parsed(get_str(doc, o, OUTCOME), LeadOutcome::parse)),
+        // An empty reason is none (the closure writes one every time).
+        reason: obj
+            .as_ref()
+            .and_then(|o| get_str(doc, o, REASON))
+            .filter(|r| !r.is_empty()),
+        lead: obj
+            .as_ref()
+            .and_then(|o| id_of::<LeadId>(get_str(doc, o, LEAD))),
     }
 }
 
@@ -237,6 +251,31 @@ pub fn read_reads(doc: &Automerge) -> BTreeMap<AccountId, MessageId> {
         .collect()
 }
 
+/// One account's delivery marker, `members/<account>/delivered`.
+pub fn read_delivered_of(
+    doc: &Automerge,
+    members: &ObjId,
+    account: &AccountId,
+) -> Option<MessageId> {
+    let obj = get_map(doc, members, account.as_str())?;
+    id_of::<MessageId>(get_str(doc, &obj, DELIVERED))
+}
+
+/// Every member's delivery marker. O(members), like `read_members`.
+pub fn read_delivered(doc: &Automerge) -> BTreeMap<AccountId, MessageId> {
+    let Some(members) = get_map(doc, &ROOT, MEMBERS) else {
+        return BTreeMap::new();
+    };
+    map_keys(doc, &members)
+        .into_iter()
+        .filter_map(|key| {
+            let account = AccountId::new(key).ok()?;
+            let message = read_delivered_of(doc, &members, &account)?;
+            Some((account, message))
+        })
+        .collect()
+}
+
 /// The whole conversation. O(members): the server keeps it cached and refreshes parts.
 pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
     let meta = read_meta(doc);
@@ -249,6 +288,7 @@ pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
         members: read_members(doc),
         pins: read_pins(doc),
         reads: read_reads(doc),
+        delivered: read_delivered(doc),
         lifecycle: read_lifecycle(doc),
     }
 }
@@ -298,6 +338,7 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
         scheduled_at: None,
         status: None,
         reactions: BTreeMap::new(),
+        stamp: Default::default(),
     };
     for item in doc.map_range(obj, ..) {
         match (item.key.as_ref(), &item.value) {
@@ -317,6 +358,13 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
             (EDITED_AT, ValueRef::Scalar(S::Int(i))) => m.edited_at = Some(*i),
             (DELETED_AT, ValueRef::Scalar(S::Int(i))) => m.deleted_at = Some(*i),
             (SCHEDULED_AT, ValueRef::Scalar(S::Int(i))) => m.scheduled_at = Some(*i),
+            (SENDER_ROLE, ValueRef::Scalar(S::Str(s))) => {
+                m.stamp.sender_role = SenderRole::parse(s).ok()
+            }
+            (SENDER_NAME, ValueRef::Scalar(S::Str(s))) => m.stamp.sender_name = Some(s.to_string()),
+            (RELATED_LEAD, ValueRef::Scalar(S::Str(s))) => {
+                m.stamp.related_lead = LeadId::new(s.as_ref()).ok()
+            }
             _ => {}
         }
     }

@@ -37,6 +37,9 @@ pub mod keys {
     pub const AVATAR: &str = "avatar";
     pub const THEME_COLOR: &str = "theme_color";
     pub const THEME_BACKGROUND: &str = "theme_background";
+    /// Support threads (seed 002 `clientName`, `ownerName`).
+    pub const CLIENT_NAME: &str = "client_name";
+    pub const OWNER_NAME: &str = "owner_name";
 
     // conv/settings
     pub const SEND_POLICY: &str = "send_policy";
@@ -64,11 +67,18 @@ pub mod keys {
     pub const NICKNAME: &str = "nickname";
     pub const COLOR: &str = "color";
     pub const BLOCKED: &str = "blocked";
+    /// A delivery marker: written by that member only, outside `MEMBER_FIELDS` (it is not
+    /// part of what the member is allowed, so it never moves the policy version).
+    pub const DELIVERED: &str = "delivered";
 
     // conv/pins/<message> and conv/lifecycle
     pub const BY: &str = "by";
     pub const AT: &str = "at";
     pub const STATE: &str = "state";
+    /// Support threads: the lead's closure and the lead (seed 002 "Finalize").
+    pub const OUTCOME: &str = "outcome";
+    pub const REASON: &str = "reason";
+    pub const LEAD: &str = "lead";
 
     // msgs
     pub const MESSAGES: &str = "messages";
@@ -84,6 +94,10 @@ pub mod keys {
     pub const SCHEDULED_AT: &str = "scheduled_at";
     pub const EDITED_AT: &str = "edited_at";
     pub const DELETED_AT: &str = "deleted_at";
+    /// Support threads (seed 002 `senderRole`, `senderName`, `relatedLeadId`).
+    pub const SENDER_ROLE: &str = "sender_role";
+    pub const SENDER_NAME: &str = "sender_name";
+    pub const RELATED_LEAD: &str = "related_lead";
 
     // profile (root scalars)
     pub const DISPLAY_NAME: &str = "display_name";
@@ -178,6 +192,8 @@ pub const INFO_FIELDS: &[(&str, FieldType)] = &[
     (AVATAR, Str),
     (THEME_COLOR, Str),
     (THEME_BACKGROUND, Str),
+    (CLIENT_NAME, Str),
+    (OWNER_NAME, Str),
 ];
 
 /// Fields of `conv/settings`.
@@ -217,6 +233,9 @@ pub const PIN_FIELDS: &[(&str, FieldType)] = &[(BY, Str), (AT, Int)];
 /// Fields of `conv/lifecycle`.
 pub const LIFECYCLE_FIELDS: &[(&str, FieldType)] = &[(STATE, Str), (BY, Str), (AT, Int)];
 
+/// The lead fields of `conv/lifecycle` (support threads).
+pub const LEAD_FIELDS: &[(&str, FieldType)] = &[(OUTCOME, Str), (REASON, Str), (LEAD, Str)];
+
 /// Fields of `msgs/messages/<message>`.
 pub const MESSAGE_FIELDS: &[(&str, FieldType)] = &[
     (AUTHOR, Str),
@@ -230,6 +249,9 @@ pub const MESSAGE_FIELDS: &[(&str, FieldType)] = &[
     (FORWARDED_FROM, Str),
     (CREATED_AT, Int),
     (SCHEDULED_AT, Int),
+    (SENDER_ROLE, Str),
+    (SENDER_NAME, Str),
+    (RELATED_LEAD, Str),
     (EDITED_AT, Int),
     (DELETED_AT, Int),
     (STATUS, Str),

@@ -374,6 +374,9 @@ fn check_info(field: &str, value: &str) -> Result<(), crate::ModelError> {
         DESCRIPTION => check_chars("description", value, DESCRIPTION_MAX_CHARS),
         AVATAR => validate_url("avatar", value),
         THEME_BACKGROUND => validate_url("theme_background", value),
+        CLIENT_NAME | OWNER_NAME => {
+            check_chars("name", value, crate::model::support::NAME_MAX_CHARS)
+        }
         _ => check_chars("theme_color", value, 32),
     }
 }
@@ -453,6 +456,21 @@ pub fn mark_read(
     })
 }
 
+/// Moves the account's delivery marker (`members/<account>/delivered`) to `message`.
+pub fn mark_delivered(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    account: &AccountId,
+    message: &MessageId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = member_obj(tx, account)?;
+        tx.put(&obj, DELIVERED, message.as_str())?;
+        Ok(())
+    })
+}
+
 /// Archive, close or reopen.
 pub fn set_lifecycle(
     doc: &mut Automerge,
@@ -466,6 +484,66 @@ pub fn set_lifecycle(
         tx.put(&obj, STATE, state.as_str())?;
         tx.put(&obj, BY, by.as_str())?;
         tx.put(&obj, AT, now_ms)?;
+        Ok(())
+    })
+}
+
+/// Closes a support thread with its lead's outcome (seed 002 "Finalize"): the state, who
+/// and when, the outcome and the reason (empty: none) in one change.
+pub fn close_lead(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    by: &AccountId,
+    outcome: crate::model::support::LeadOutcome,
+    reason: Option<&str>,
+) -> Result<Option<ChangeHash>, DocError> {
+    let reason = reason.unwrap_or_default();
+    crate::error::check_chars("reason", reason, crate::model::support::REASON_MAX_CHARS)?;
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, LIFECYCLE)?;
+        tx.put(&obj, STATE, Lifecycle::Closed.as_str())?;
+        tx.put(&obj, BY, by.as_str())?;
+        tx.put(&obj, AT, now_ms)?;
+        tx.put(&obj, OUTCOME, outcome.as_str())?;
+        tx.put(&obj, REASON, reason)?;
+        Ok(())
+    })
+}
+
+/// Names the lead a support thread is about now (seed 002 `relatedLeadId`).
+pub fn set_lead(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    lead: &crate::ids::LeadId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, LIFECYCLE)?;
+        tx.put(&obj, LEAD, lead.as_str())?;
+        Ok(())
+    })
+}
+
+/// The info fields of `names` (field, value) that the document does not hold yet, in one
+/// change (support threads opened with the platform's title and names); nothing when all
+/// are set.
+pub fn name_unset(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    names: &[(&'static str, &str)],
+) -> Result<Option<ChangeHash>, DocError> {
+    for (field, value) in names {
+        check_info(field, value)?;
+    }
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, INFO)?;
+        for (field, value) in names {
+            if super::read::get_str(&*tx, &obj, field).is_none() {
+                tx.put(&obj, *field, *value)?;
+            }
+        }
         Ok(())
     })
 }
@@ -507,6 +585,15 @@ pub fn post_message(
             message.forwarded_from.as_ref().map(|f| f.encode()),
         )?;
         opt_put(tx, &obj, SCHEDULED_AT, message.scheduled_at)?;
+        let stamp = &message.stamp;
+        opt_put(tx, &obj, SENDER_ROLE, stamp.sender_role.map(|r| r.as_str()))?;
+        opt_put(tx, &obj, SENDER_NAME, stamp.sender_name.as_deref())?;
+        opt_put(
+            tx,
+            &obj,
+            RELATED_LEAD,
+            stamp.related_lead.as_ref().map(|l| l.as_str()),
+        )?;
         if message.kind == MessageKind::Proposal {
             tx.put(&obj, STATUS, ProposalStatus::Pending.as_str())?;
         }

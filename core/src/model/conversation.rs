@@ -282,6 +282,12 @@ pub struct Info {
     pub avatar: Option<String>,
     pub theme_color: Option<String>,
     pub theme_background: Option<String>,
+    /// Support threads (seed 002 `clientName`, `ownerName`): the names the thread gives
+    /// its client and owner, which their messages' `sender_name` must carry.
+    #[serde(default)]
+    pub client_name: Option<String>,
+    #[serde(default)]
+    pub owner_name: Option<String>,
 }
 
 /// Set once when the conversation is created, never changed after.
@@ -307,6 +313,15 @@ pub struct LifecycleState {
     pub state: Lifecycle,
     pub by: Option<AccountId>,
     pub at: Option<i64>,
+    /// Support threads: how the lead ended at the last closure (seed 002 "Finalize"). It
+    /// describes the thread while it is closed; a reopen leaves it until the next closure.
+    #[serde(default)]
+    pub outcome: Option<crate::model::support::LeadOutcome>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Support threads: the lead the thread is about now (seed 002 `relatedLeadId`).
+    #[serde(default)]
+    pub lead: Option<crate::ids::LeadId>,
 }
 
 /// A conversation read out of its document.
@@ -321,6 +336,9 @@ pub struct Conversation {
     pub pins: BTreeMap<MessageId, Pin>,
     /// Last message each account has read.
     pub reads: BTreeMap<AccountId, MessageId>,
+    /// Last message delivered to each account's device (`members/<account>/delivered`).
+    #[serde(default)]
+    pub delivered: BTreeMap<AccountId, MessageId>,
     pub lifecycle: LifecycleState,
 }
 
@@ -335,10 +353,14 @@ impl Conversation {
             members: BTreeMap::new(),
             pins: BTreeMap::new(),
             reads: BTreeMap::new(),
+            delivered: BTreeMap::new(),
             lifecycle: LifecycleState {
                 state: Lifecycle::Active,
                 by: None,
                 at: None,
+                outcome: None,
+                reason: None,
+                lead: None,
             },
         }
     }

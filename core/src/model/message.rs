@@ -8,6 +8,7 @@ use crate::limits::{BODY_MAX_CHARS, CAPTION_MAX_CHARS, PAYLOAD_MAX_BYTES};
 use crate::model::attachment::{attachments_from_json_with, mentions_from_json};
 use crate::model::conversation::str_enum;
 use crate::model::proposal::{ProposalPayload, ProposalResponsePayload, ProposalStatus};
+use crate::model::support::Stamp;
 use crate::model::url::UrlRule;
 
 str_enum!(
@@ -78,6 +79,9 @@ pub struct NewMessage {
     /// Client clock, milliseconds since the epoch.
     pub created_at: i64,
     pub scheduled_at: Option<i64>,
+    /// Seed 002 sender stamps (support threads only; `policy::support`).
+    #[serde(default, skip_serializing_if = "Stamp::is_empty")]
+    pub stamp: Stamp,
 }
 
 impl NewMessage {
@@ -101,6 +105,7 @@ impl NewMessage {
             forwarded_from: None,
             created_at,
             scheduled_at: None,
+            stamp: Stamp::default(),
         }
     }
 
@@ -112,6 +117,7 @@ impl NewMessage {
     /// [`NewMessage::validate`] with attachment URLs under `urls`.
     pub fn validate_with(&self, urls: UrlRule) -> Result<(), ModelError> {
         check_chars("body", &self.body, BODY_MAX_CHARS)?;
+        self.stamp.validate()?;
         if let Some(caption) = &self.caption {
             check_chars("caption", caption, CAPTION_MAX_CHARS)?;
         }
@@ -180,6 +186,9 @@ pub struct Message {
     pub scheduled_at: Option<i64>,
     /// Proposal status, for `proposal` messages.
     pub status: Option<ProposalStatus>,
+    /// Seed 002 sender stamps (support threads only).
+    #[serde(default, skip_serializing_if = "Stamp::is_empty")]
+    pub stamp: Stamp,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<AccountId, i64>>,
 }

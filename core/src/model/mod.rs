@@ -7,5 +7,6 @@ pub mod message;
 pub mod proposal;
 pub mod retention;
 pub mod schedule;
+pub mod support;
 pub mod time;
 pub mod url;

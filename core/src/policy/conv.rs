@@ -159,6 +159,9 @@ pub(super) fn check(
             fields,
         } => check_update(conv, author, before, after, fields),
         Effect::SetInfo { field } => {
+            if let Some(decision) = super::support::check_info(conv, author, field) {
+                return decision;
+            }
             let member = active(conv, author)?;
             let allowed = match conv.settings.info_edit_policy {
                 EditPolicy::AllMembers => member.role.rank() >= Role::Member.rank(),
@@ -208,6 +211,15 @@ pub(super) fn check(
             }
             active(conv, author).map(|_| ())
         }
+        Effect::MarkDelivered { account } => {
+            if *account != author.account {
+                return deny(
+                    DenyCode::NotOwnKey,
+                    format!("{} moves the delivery marker of {account}", author.account),
+                );
+            }
+            active(conv, author).map(|_| ())
+        }
         Effect::SetLifecycle { to, by } => {
             if *by != author.account {
                 return deny(DenyCode::NotOwnKey, "the lifecycle names who moved it");
@@ -246,6 +258,10 @@ pub(super) fn check(
                 )
             }
         }
+        Effect::SetLead {
+            outcome,
+            closed_after,
+        } => super::support::check_lead(conv, author, *outcome, *closed_after),
         _ => deny(DenyCode::InvalidCreation, "not a conversation effect"),
     }
 }

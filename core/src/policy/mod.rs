@@ -7,6 +7,7 @@
 mod conv;
 pub mod joining;
 mod msgs;
+pub mod support;
 
 use crate::ids::AccountId;
 use crate::model::conversation::{Conversation, Member, Permission};
@@ -67,7 +68,7 @@ deny_codes! {
     OwnerProtected = "owner_protected": "the owner cannot be removed, demoted or restricted",
     AuthorMismatch = "author_mismatch": "the message's author is not the change's account",
     NotAuthor = "not_author": "only the author may do this to a message",
-    NotOwnKey = "not_own_key": "an account writes only its own reactions and read markers",
+    NotOwnKey = "not_own_key": "an account writes only its own reactions, read markers and delivery markers",
     DirectFixedMembers = "direct_fixed_members": "a direct conversation has exactly its two members",
     GroupFull = "group_full": "a group has at most 1000 members",
     ChannelAdminsOnly = "channel_admins_only": "in a channel only admins post",
@@ -103,6 +104,9 @@ deny_codes! {
     LinksDisabled = "links_disabled": "invite links need the join policy link_join",
     ScheduleTooMany = "schedule_too_many": "an account holds at most 100 pending scheduled messages",
     RequestsFull = "requests_full": "a conversation holds at most 500 unanswered join requests",
+    SenderMismatch = "sender_mismatch": "a message's sender role, name or lead is not the one the support thread gives its author",
+    SupportOnly = "support_only": "sender stamps, client and owner names and lead outcomes belong to support threads",
+    OutcomeNeedsClose = "outcome_needs_close": "a lead outcome is written with the thread's closure, and only while it is closed",
 }
 
 impl DenyCode {
@@ -188,9 +192,19 @@ pub enum Effect {
     MarkRead {
         account: AccountId,
     },
+    /// `members/<account>/delivered` moved.
+    MarkDelivered {
+        account: AccountId,
+    },
     SetLifecycle {
         to: crate::model::conversation::Lifecycle,
         by: AccountId,
+    },
+    /// A support thread's lead fields (`lifecycle/{outcome, reason, lead}`) written:
+    /// whether the outcome was, and whether the thread is closed after the change.
+    SetLead {
+        outcome: bool,
+        closed_after: bool,
     },
     PostMessage(Box<NewMessage>),
     EditBody(Box<Message>),
@@ -221,6 +235,7 @@ impl Effect {
                 | Effect::UpdateMember { .. }
                 | Effect::SetSetting { .. }
                 | Effect::SetLifecycle { .. }
+                | Effect::SetLead { .. }
         )
     }
 }

@@ -107,6 +107,7 @@ fn check_post(
             format!("author {} is not {}", message.author, author.account),
         );
     }
+    super::support::check_stamp(conv, author, message)?;
     if let Some(bucket) = ctx.bucket {
         let expected = conv.period_of(message.created_at);
         if expected != bucket.period {

@@ -12,7 +12,7 @@ use super::Env;
 use crate::doc::read;
 use crate::doc::schema::{self, keys::*, split_reaction_key, FieldType};
 use crate::error::{check_chars, ModelError};
-use crate::ids::{AccountId, ContactId, ConvId, DocTarget, MessageId, ResourceId};
+use crate::ids::{AccountId, ContactId, ConvId, DocTarget, LeadId, MessageId, ResourceId};
 use crate::limits::*;
 use crate::model::account::{validate_bio, validate_display_name, validate_status, AccountKind};
 use crate::model::attachment::validate_reaction;
@@ -21,6 +21,7 @@ use crate::model::conversation::*;
 use crate::model::message::{ForwardedFrom, MessageKind, NewMessage};
 use crate::model::proposal::ProposalStatus;
 use crate::model::schedule::SCHEDULE_MAX_PENDING;
+use crate::model::support::{self as support, LeadOutcome, SenderRole, Stamp};
 use crate::model::url::{validate_url_with, UrlRule};
 use crate::policy::Effect;
 
@@ -164,6 +165,7 @@ fn conv_effects(
     let mut out = Vec::new();
     let mut members: BTreeMap<AccountId, (Option<Member>, Member, Vec<String>)> = BTreeMap::new();
     let mut lifecycle: BTreeMap<&str, &ScalarValue> = BTreeMap::new();
+    let (mut lead_written, mut outcome_written) = (false, false);
     for op in ops {
         let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
         match p.as_slice() {
@@ -194,6 +196,25 @@ fn conv_effects(
                     account.clone(),
                     (None, Member::new(account, Role::Member), Vec::new()),
                 );
+            }
+            [MEMBERS, account, DELIVERED] => {
+                let account = AccountId::new(*account).map_err(model)?;
+                // Only on an entry that exists: a new member starts without a marker.
+                if op.in_new_object || before.member(&account).is_none() {
+                    return Err(unknown(&op.path));
+                }
+                match &op.action {
+                    Action::Put(ScalarValue::Str(m)) => {
+                        MessageId::new(m.as_str()).map_err(model)?;
+                    }
+                    _ => {
+                        return Err((
+                            RejectCode::WrongType,
+                            "a delivery marker is a message id".into(),
+                        ))
+                    }
+                }
+                out.push(Effect::MarkDelivered { account });
             }
             [MEMBERS, account, field] => {
                 let account = AccountId::new(*account).map_err(model)?;
@@ -246,6 +267,24 @@ fn conv_effects(
                 }
                 out.push(Effect::MarkRead { account });
             }
+            [LIFECYCLE, field @ (OUTCOME | REASON | LEAD)] => {
+                let Some(v) = typed(schema::LEAD_FIELDS, op)? else {
+                    return Err(immutable(&op.path));
+                };
+                match *field {
+                    OUTCOME => {
+                        LeadOutcome::parse(text(v)).map_err(model)?;
+                        outcome_written = true;
+                    }
+                    REASON => {
+                        check_chars("reason", text(v), support::REASON_MAX_CHARS).map_err(model)?
+                    }
+                    _ => {
+                        LeadId::new(text(v)).map_err(model)?;
+                    }
+                }
+                lead_written = true;
+            }
             [LIFECYCLE, field] => {
                 let Some(v) = typed(schema::LIFECYCLE_FIELDS, op)? else {
                     return Err(immutable(&op.path));
@@ -277,6 +316,16 @@ fn conv_effects(
                 after,
                 fields,
             }
+        });
+    }
+    if lead_written {
+        let closed_after = match lifecycle.get(STATE) {
+            Some(v) => Lifecycle::parse(text(v)).map_err(model)? == Lifecycle::Closed,
+            None => before.lifecycle.state == Lifecycle::Closed,
+        };
+        out.push(Effect::SetLead {
+            outcome: outcome_written,
+            closed_after,
         });
     }
     if !lifecycle.is_empty() {
@@ -337,6 +386,8 @@ fn info_value(path: &[&str], v: &ScalarValue, urls: UrlRule) -> Result<(), Failu
         DESCRIPTION => check_chars("description", s, DESCRIPTION_MAX_CHARS),
         AVATAR => validate_url_with("avatar", s, urls),
         THEME_BACKGROUND => validate_url_with("theme_background", s, urls),
+        CLIENT_NAME => check_chars("client_name", s, support::NAME_MAX_CHARS),
+        OWNER_NAME => check_chars("owner_name", s, support::NAME_MAX_CHARS),
         _ => check_chars("theme_color", s, 32),
     }
     .map_err(model)
@@ -695,6 +746,17 @@ fn new_message(
         .transpose()
         .map_err(model)?;
     let status = take_str(STATUS);
+    let stamp = Stamp {
+        sender_role: take_str(SENDER_ROLE)
+            .map(|s| SenderRole::parse(&s))
+            .transpose()
+            .map_err(model)?,
+        sender_name: take_str(SENDER_NAME),
+        related_lead: take_str(RELATED_LEAD)
+            .map(LeadId::new)
+            .transpose()
+            .map_err(model)?,
+    };
     let created_at = f.remove(CREATED_AT).map(|v| int(&v)).ok_or_else(|| {
         model(ModelError::Missing {
             field: "created_at",
@@ -731,6 +793,7 @@ fn new_message(
         forwarded_from,
         created_at,
         scheduled_at,
+        stamp,
     };
     message.validate_with(urls).map_err(model)?;
     Ok(message)

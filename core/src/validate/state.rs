@@ -329,6 +329,16 @@ pub fn refresh_by_paths(
                     everything = true;
                     continue;
                 };
+                // A delivery marker is not part of the member entry the policy reads.
+                if path.get(2).map(String::as_str) == Some(keys::DELIVERED) {
+                    let marker = members
+                        .as_ref()
+                        .and_then(|obj| read::read_delivered_of(doc, obj, &account));
+                    if let Some(marker) = marker {
+                        conv.delivered.insert(account, marker);
+                    }
+                    continue;
+                }
                 if !touched.contains(&account) {
                     touched.push(account);
                 }
@@ -433,7 +443,17 @@ pub fn refresh_conversation(conv: &mut Conversation, doc: &Automerge, effects: &
                     conv.reads.insert(account.clone(), marker);
                 }
             }
-            Effect::SetLifecycle { .. } => conv.lifecycle = read::read_lifecycle(doc),
+            Effect::MarkDelivered { account } => {
+                if let Some(marker) = members
+                    .as_ref()
+                    .and_then(|obj| read::read_delivered_of(doc, obj, account))
+                {
+                    conv.delivered.insert(account.clone(), marker);
+                }
+            }
+            Effect::SetLifecycle { .. } | Effect::SetLead { .. } => {
+                conv.lifecycle = read::read_lifecycle(doc)
+            }
             _ => {}
         }
     }

@@ -284,6 +284,9 @@ impl Engine {
             forwarded_from: None,
             created_at: now,
             scheduled_at: Some(entry.at),
+            // Unstamped: the post runs in the bucket's unit, away from the thread's names
+            // (an absent stamp is allowed, docs/POLICY.md "Support threads").
+            stamp: Default::default(),
         };
         for attempt in 1..=BUCKET_ATTEMPTS {
             let doc = DocId::msgs(&tenant, &entry.conv, bucket);

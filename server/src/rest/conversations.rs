@@ -183,6 +183,65 @@ pub struct SupportRequest {
     client: AccountId,
     resource: ResourceId,
     owner: AccountId,
+    /// Seed 002 `resourceTitle`, `clientName`, `ownerName`: written where the thread has
+    /// none yet, by the client or the owner (`policy::support`).
+    #[serde(default)]
+    resource_title: Option<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    owner_name: Option<String>,
+}
+
+impl SupportRequest {
+    fn names(&self) -> Vec<(&'static str, String)> {
+        [
+            (keys::TITLE, &self.resource_title),
+            (keys::CLIENT_NAME, &self.client_name),
+            (keys::OWNER_NAME, &self.owner_name),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| value.clone().map(|v| (field, v)))
+        .collect()
+    }
+}
+
+/// Writes the names the thread does not hold yet as the caller (a party of the thread; a
+/// service account is not a member, so its names are not applied). `false`: nothing to do.
+async fn apply_support_names(
+    app: &AppState,
+    caller: &Writer,
+    id: &ConvId,
+    names: Vec<(&'static str, String)>,
+) -> Result<bool, ApiError> {
+    let Some(conv) = app.engine.conversation(&caller.tenant, id).await else {
+        return Ok(false);
+    };
+    let unset: Vec<(&'static str, String)> = names
+        .into_iter()
+        .filter(|(field, _)| match *field {
+            keys::TITLE => conv.info.title.is_none(),
+            keys::CLIENT_NAME => conv.info.client_name.is_none(),
+            _ => conv.info.owner_name.is_none(),
+        })
+        .collect();
+    if unset.is_empty() || caller.service {
+        return Ok(false);
+    }
+    let now = now_ms();
+    let outcome = caller
+        .write(
+            app,
+            DocId::conv(&caller.tenant, id),
+            Box::new(move |doc, tag| {
+                let pairs: Vec<(&'static str, &str)> =
+                    unset.iter().map(|(f, v)| (*f, v.as_str())).collect();
+                write::name_unset(doc, tag, now, &pairs)
+            }),
+        )
+        .await;
+    acked(outcome, ApiError::not_found)?;
+    Ok(true)
 }
 
 /// `POST /v1/conversations/support`: the client's thread about a resource (seed 002). Found
@@ -207,8 +266,12 @@ pub async fn support(
                 format!("{} is not a member of {id}", caller.account),
             ));
         }
+        if apply_support_names(&app, &caller, &id, req.names()).await? {
+            return respond_with(&app, &caller, &id, StatusCode::OK).await;
+        }
         return body(StatusCode::OK, &conv);
     }
+    let names = req.names();
     let link = ResourceLink {
         resource: req.resource,
         client: req.client,
@@ -217,6 +280,7 @@ pub async fn support(
     let (doc, change) = write::support_creation_change(&caller.tenant, &link)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     submit_creation(&app, &caller, doc, change.raw_bytes().to_vec()).await?;
+    apply_support_names(&app, &caller, &id, names).await?;
     respond_with(&app, &caller, &id, StatusCode::CREATED).await
 }
 
@@ -465,6 +529,8 @@ pub async fn create(
             avatar: req.avatar_url,
             theme_color: None,
             theme_background: None,
+            client_name: None,
+            owner_name: None,
         },
         settings,
         members,

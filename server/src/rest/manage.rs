@@ -252,6 +252,7 @@ fn react(
         scheduled_at: None,
         status: None,
         reactions: Default::default(),
+        stamp: Default::default(),
     };
     let ctx = Context {
         conv: Some(conv),

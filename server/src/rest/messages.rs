@@ -21,7 +21,7 @@ use super::budget::Writer;
 use super::conversations::{fresh_id, load, path_conv, readable};
 use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, PageQuery, Params, PAGE_MAX};
-use super::views::{MessagePage, MessageView, PostedMessage, ProposalStatusView};
+use super::views::{MessagePage, MessageView, PostedMessage, ProposalStatusView, StatsView};
 use crate::clock::now_ms;
 use crate::engine::SubmitOutcome;
 use crate::state::AppState;
@@ -118,6 +118,8 @@ pub async fn post(
         forwarded_from: None,
         created_at: now,
         scheduled_at: None,
+        // Support threads: what the thread says about the caller (checked again on accept).
+        stamp: confab_core::policy::support::stamp_for(&conv, &caller.author()),
     };
     message.validate()?;
     // The newest part of the period, moving on as the acceptor's refusals say (a REST
@@ -262,9 +264,24 @@ pub async fn page(
         .messages(&caller.tenant, &conv_id, query.before, query.limit)
         .await?;
     let contents = read_contents(app.engine.store(), &rows).await;
+    // The page is newest first: its last row is the oldest, where the counts start.
+    let positions = match rows.last() {
+        Some(oldest) => {
+            app.engine
+                .store()
+                .read_positions(&caller.tenant, &conv_id, oldest.pos)
+                .await?
+        }
+        None => Default::default(),
+    };
+    let views = positions.views_of(&rows.iter().map(|r| r.pos).collect::<Vec<_>>());
     let messages = rows
         .iter()
-        .map(|r| MessageView::of(r, contents.get(&r.message)))
+        .zip(views)
+        .map(|(r, views)| MessageView {
+            views,
+            ..MessageView::of(r, contents.get(&r.message))
+        })
         .collect();
     let next_before = if rows.len() == query.limit {
         rows.last().map(|r| r.pos)
@@ -275,6 +292,30 @@ pub async fn page(
         messages,
         next_before,
     }))
+}
+
+/// `GET /v1/conversations/{id}/stats`: message, media and file counts and the active
+/// members, from the projection (one row; docs/SCHEMA.md, "Projection: stats and views").
+pub async fn stats(
+    State(app): State<AppState>,
+    caller: Caller,
+    Params(id): Params<String>,
+) -> Result<Json<StatsView>, ApiError> {
+    let conv_id = path_conv(&id)?;
+    let conv = load(&app, &caller, &conv_id).await?;
+    readable(&conv, &caller)?;
+    let stats = app
+        .engine
+        .store()
+        .conv_stats(&caller.tenant, &conv_id)
+        .await?
+        .unwrap_or(crate::store::stats::ConvStats {
+            messages: 0,
+            media: 0,
+            files: 0,
+            members: 0,
+        });
+    Ok(Json(StatsView::of(&stats)))
 }
 
 /// Full messages of a page, read from their committed buckets. A bucket that cannot be

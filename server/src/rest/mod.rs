@@ -65,6 +65,7 @@ rest_routes! {
     "/v1/conversations/{id}/members" => post(conversations::add_member);
     "/v1/conversations/{id}/members/{account}" => delete(conversations::remove_member);
     "/v1/conversations/{id}/messages" => get(messages::page), post(messages::post);
+    "/v1/conversations/{id}/stats" => get(messages::stats);
     "/v1/conversations/{id}/messages/{message}/status" => post(messages::set_status);
     "/v1/conversations/{id}/attachments/{hash}" => put(attachments::put), get(attachments::get);
     "/v1/conversations/{id}/attachments/{hash}/thumbnail" => get(attachments::thumbnail);

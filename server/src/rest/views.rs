@@ -76,6 +76,11 @@ pub struct MemberView {
     pub is_active: bool,
     /// Seed 003 `is_blocked`: in a direct conversation, this member blocks the other.
     pub is_blocked: bool,
+    /// Seed 001 `last_read_message_id`: the member's read marker (`reads/<account>`).
+    pub last_read_message_id: Option<String>,
+    /// Seed 000 `delivered_at`: the last message delivered to the member's device
+    /// (`members/<account>/delivered`).
+    pub delivered_message_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +95,14 @@ pub struct ResourceView {
     pub resource: String,
     pub client: String,
     pub owner: String,
+    /// Seed 002 `clientName`, `ownerName` (the thread's `info`), if set.
+    pub client_name: Option<String>,
+    pub owner_name: Option<String>,
+    /// Seed 002 `relatedLeadId`: the lead the thread is about now.
+    pub lead: Option<String>,
+    /// `closed_won | closed_lost` while the thread is closed with an outcome.
+    pub outcome: Option<&'static str>,
+    pub closure_reason: Option<String>,
 }
 
 impl SettingsView {
@@ -114,8 +127,13 @@ impl SettingsView {
 }
 
 impl MemberView {
-    pub fn of(m: &Member) -> Self {
+    pub fn of(conv: &Conversation, m: &Member) -> Self {
+        let marker = |map: &BTreeMap<_, confab_core::ids::MessageId>| {
+            map.get(&m.account).map(ToString::to_string)
+        };
         MemberView {
+            last_read_message_id: marker(&conv.reads),
+            delivered_message_id: marker(&conv.delivered),
             user_id: m.account.to_string(),
             base_role: m.role.as_str(),
             display_name: m.nickname.clone().unwrap_or_default(),
@@ -154,16 +172,33 @@ impl ConversationView {
                 Some(time(meta.created_at))
             },
             settings: SettingsView::of(&conv.settings),
-            members: conv.members.values().map(MemberView::of).collect(),
+            members: conv
+                .members
+                .values()
+                .map(|m| MemberView::of(conv, m))
+                .collect(),
             parent: meta.thread.as_ref().map(|t| ParentView {
                 conversation: t.parent.to_string(),
                 message: t.message.to_string(),
                 depth: t.depth,
             }),
-            resource: meta.resource.as_ref().map(|r| ResourceView {
-                resource: r.resource.to_string(),
-                client: r.client.to_string(),
-                owner: r.owner.to_string(),
+            resource: meta.resource.as_ref().map(|r| {
+                // The closure describes the thread while it is closed (a reopen keeps it).
+                let closed = conv.lifecycle.state == Lifecycle::Closed;
+                ResourceView {
+                    resource: r.resource.to_string(),
+                    client: r.client.to_string(),
+                    owner: r.owner.to_string(),
+                    client_name: conv.info.client_name.clone(),
+                    owner_name: conv.info.owner_name.clone(),
+                    lead: conv.lifecycle.lead.as_ref().map(ToString::to_string),
+                    outcome: conv
+                        .lifecycle
+                        .outcome
+                        .filter(|_| closed)
+                        .map(|o| o.as_str()),
+                    closure_reason: conv.lifecycle.reason.clone().filter(|_| closed),
+                }
             }),
         })
     }
@@ -258,6 +293,13 @@ pub struct MessageView {
     pub status: Option<&'static str>,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<String, String>>,
+    /// Seed 000 `views`: the accounts whose read marker stands at or after this message.
+    pub views: i64,
+    /// Support threads (seed 002): what the author is in the thread, the name it gave them
+    /// and the lead, as stamped and checked on acceptance.
+    pub sender_role: Option<&'static str>,
+    pub sender_name: Option<String>,
+    pub related_lead: Option<String>,
 }
 
 /// A payload is stored as JSON text; it is answered as JSON.
@@ -283,6 +325,10 @@ impl MessageView {
             deleted: row.deleted,
             status: None,
             reactions: BTreeMap::new(),
+            views: 0,
+            sender_role: None,
+            sender_name: None,
+            related_lead: None,
         };
         if let Some(m) = message {
             view.body = m.body.clone();
@@ -292,6 +338,9 @@ impl MessageView {
             view.edited_at = opt_time(m.edited_at);
             view.deleted = row.deleted || m.deleted_at.is_some();
             view.status = m.status.map(|s| s.as_str());
+            view.sender_role = m.stamp.sender_role.map(|r| r.as_str());
+            view.sender_name = m.stamp.sender_name.clone();
+            view.related_lead = m.stamp.related_lead.as_ref().map(ToString::to_string);
             view.reactions = m
                 .reactions
                 .iter()
@@ -313,6 +362,26 @@ pub struct MessagePage {
     pub messages: Vec<MessageView>,
     /// Pass as `before` for the next (older) page; `null` at the start of the conversation.
     pub next_before: Option<i64>,
+}
+
+/// `GET /v1/conversations/{id}/stats` (seed 001 `stats`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsView {
+    pub message_count: i64,
+    pub media_count: i64,
+    pub file_count: i64,
+    pub participant_count: i64,
+}
+
+impl StatsView {
+    pub fn of(s: &crate::store::stats::ConvStats) -> Self {
+        StatsView {
+            message_count: s.messages,
+            media_count: s.media,
+            file_count: s.files,
+            participant_count: s.members,
+        }
+    }
 }
 
 /// The answer to a posted message.

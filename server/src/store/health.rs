@@ -364,6 +364,22 @@ impl Store for Guarded {
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
         self.run(self.inner.conversation(tenant, conv)).await
     }
+    async fn conv_stats(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<Option<super::stats::ConvStats>> {
+        self.run(self.inner.conv_stats(tenant, conv)).await
+    }
+    async fn read_positions(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        from: i64,
+    ) -> Result<super::stats::ReadPositions> {
+        self.run(self.inner.read_positions(tenant, conv, from))
+            .await
+    }
     async fn discover(
         &self,
         query: &super::discovery::DiscoverQuery<'_>,

@@ -23,6 +23,7 @@ pub mod retention;
 pub mod schedule;
 pub mod sqlite;
 pub mod webhooks;
+pub mod stats;
 
 use async_trait::async_trait;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
@@ -239,6 +240,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(String, String)>>;
     /// A conversation summary.
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>>;
+
+    /// The conversation's stats (one row), `None` if it is not stored.
+    async fn conv_stats(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<Option<stats::ConvStats>>;
+
+    /// The read markers per position at or after `from` (view counts).
+    async fn read_positions(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        from: i64,
+    ) -> Result<stats::ReadPositions>;
     /// The conversations an account is an active member of, with unread counts and the last
     /// message, most recent activity first.
     async fn conversations_of(

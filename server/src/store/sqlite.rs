@@ -446,6 +446,23 @@ impl Store for SqliteStore {
         row.as_ref().map(conv_row).transpose()
     }
 
+    async fn conv_stats(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<Option<super::stats::ConvStats>> {
+        super::stats::stats_sqlite(&self.reader, tenant, conv).await
+    }
+
+    async fn read_positions(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        from: i64,
+    ) -> Result<super::stats::ReadPositions> {
+        super::stats::positions_sqlite(&self.reader, tenant, conv, from).await
+    }
+
     async fn conversations_of(
         &self,
         tenant: &TenantId,

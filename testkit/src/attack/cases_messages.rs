@@ -254,3 +254,202 @@ pub async fn reacting_in_a_bucket_past_the_retention(lab: &mut impl Lab) {
     lab.accept(&mut f.alice, &f.cd, long).await;
     lab.accept(&mut f.bob, &old, change).await;
 }
+
+/// Delivery markers (`members/<account>/delivered`) are own keys like read markers: nobody
+/// moves another's, the value is a message id, and a member entry made in the same change
+/// takes none.
+pub async fn moving_anothers_delivery_marker_not_own_key(lab: &mut impl Lab) {
+    let mut f = fixture(lab, "a70").await;
+    let forged = raw_put(
+        &mut f.bob,
+        &f.cd,
+        &[MEMBERS, "alice"],
+        &[(DELIVERED, s("m1"))],
+    );
+    lab.reject(&f.bob, &f.cd, forged, "not_own_key").await;
+    // The owner may not either.
+    let by_owner = raw_put(
+        &mut f.alice,
+        &f.cd,
+        &[MEMBERS, "bob"],
+        &[(DELIVERED, s("m1"))],
+    );
+    lab.reject(&f.alice, &f.cd, by_owner, "not_own_key").await;
+    let wrong = raw_put(
+        &mut f.bob,
+        &f.cd,
+        &[MEMBERS, "bob"],
+        &[(DELIVERED, ScalarValue::Int(1))],
+    );
+    lab.reject(&f.bob, &f.cd, wrong, "wrong_type").await;
+    // Twin: bob's own marker.
+    let own = raw_put(
+        &mut f.bob,
+        &f.cd,
+        &[MEMBERS, "bob"],
+        &[(DELIVERED, s("m1"))],
+    );
+    lab.accept(&mut f.bob, &f.cd, own).await;
+    let conv = read::read_conversation(&lab.read(&f.cd).await, f.conv.clone());
+    assert_eq!(
+        conv.delivered.get(&acc("bob")).map(|m| m.as_str()),
+        Some("m1")
+    );
+}
+
+/// Support threads (seed 002): a message's sender stamps are the ones the thread gives its
+/// author (`sender_mismatch` for the client posing as the owner or under the owner's
+/// name), stamps outside support threads are `support_only`, the client may name a fresh
+/// thread but not close its lead (`no_permission`), and an outcome needs the closure
+/// (`outcome_needs_close`).
+pub async fn support_stamps_names_and_lead_closure(lab: &mut impl Lab) {
+    use confab_core::ids::LeadId;
+    use confab_core::model::message::NewMessage;
+    use confab_core::model::support::{LeadOutcome, SenderRole, Stamp};
+    let (mut alice, mut carol) = (Device::new("alice", 1), Device::new("carol", 1));
+    let c = support_thread(lab, &mut alice, &mut carol, "room-70").await;
+    let cd = conv_doc(&c);
+    let t = lab.now();
+    let bucket = bucket_doc(&c, t);
+    // Written on a copy of the device, so a refused message leaves its replica as it was.
+    let stamped = |dev: &mut Device, id: &str, stamp: Stamp| {
+        let dev = &mut dev.clone();
+        let mut m = NewMessage::text(
+            confab_core::ids::MessageId::new(id).expect("id"),
+            dev.account_id(),
+            "hi",
+            t,
+        );
+        m.stamp = stamp;
+        dev.write(&bucket, |d, tag| {
+            confab_core::doc::write::post_message(d, tag, &m)
+        })
+        .expect("a message writes")
+    };
+    // The client names the fresh thread (title and both names), as the platform gives them.
+    let names = carol
+        .write(&cd, |d, tag| {
+            confab_core::doc::write::name_unset(
+                d,
+                tag,
+                t,
+                &[
+                    (TITLE, "Room 70"),
+                    (CLIENT_NAME, "Carol"),
+                    (OWNER_NAME, "Alice"),
+                ],
+            )
+        })
+        .expect("names write");
+    lab.accept(&mut carol, &cd, names).await;
+    // Then renaming the owner is the owner's side's.
+    let rename = raw_put(&mut carol, &cd, &[INFO], &[(OWNER_NAME, s("Mallory"))]);
+    lab.reject(&carol, &cd, rename, "no_permission").await;
+
+    let as_owner = stamped(
+        &mut carol,
+        "c1",
+        Stamp {
+            sender_role: Some(SenderRole::Owner),
+            ..Stamp::default()
+        },
+    );
+    lab.reject(&carol, &bucket, as_owner, "sender_mismatch")
+        .await;
+    let owners_name = stamped(
+        &mut carol,
+        "c2",
+        Stamp {
+            sender_role: Some(SenderRole::Client),
+            sender_name: Some("Alice".into()),
+            related_lead: None,
+        },
+    );
+    lab.reject(&carol, &bucket, owners_name, "sender_mismatch")
+        .await;
+    // Twin: her own stamps.
+    let own = stamped(
+        &mut carol,
+        "c3",
+        Stamp {
+            sender_role: Some(SenderRole::Client),
+            sender_name: Some("Carol".into()),
+            related_lead: None,
+        },
+    );
+    lab.accept(&mut carol, &bucket, own).await;
+    let m = read::read_messages(&lab.read(&bucket).await);
+    assert_eq!(m[0].stamp.sender_name.as_deref(), Some("Carol"));
+
+    // The lead: the client does not close it; an outcome needs the closure.
+    lab.pull(&mut alice, &cd).await;
+    let by_client = carol
+        .clone()
+        .write(&cd, |d, tag| {
+            confab_core::doc::write::close_lead(
+                d,
+                tag,
+                t,
+                &acc("carol"),
+                LeadOutcome::ClosedLost,
+                None,
+            )
+        })
+        .expect("closure writes");
+    lab.reject(&carol, &cd, by_client, "no_permission").await;
+    let open_outcome = raw_put(&mut alice, &cd, &[LIFECYCLE], &[(OUTCOME, s("closed_won"))]);
+    lab.reject(&alice, &cd, open_outcome, "outcome_needs_close")
+        .await;
+    let lead = alice
+        .write(&cd, |d, tag| {
+            confab_core::doc::write::set_lead(d, tag, t, &LeadId::new("lead-9").expect("id"))
+        })
+        .expect("lead writes");
+    lab.accept(&mut alice, &cd, lead).await;
+    let closure = alice
+        .write(&cd, |d, tag| {
+            confab_core::doc::write::close_lead(
+                d,
+                tag,
+                t,
+                &acc("alice"),
+                LeadOutcome::ClosedWon,
+                Some("signed"),
+            )
+        })
+        .expect("closure writes");
+    lab.accept(&mut alice, &cd, closure).await;
+    let conv = read::read_conversation(&lab.read(&cd).await, c.clone());
+    assert_eq!(conv.lifecycle.outcome, Some(LeadOutcome::ClosedWon));
+    assert_eq!(conv.lifecycle.reason.as_deref(), Some("signed"));
+    assert_eq!(
+        conv.lifecycle.lead.as_ref().map(|l| l.as_str()),
+        Some("lead-9")
+    );
+}
+
+/// Stamps outside support threads are refused.
+pub async fn sender_stamps_outside_support_support_only(lab: &mut impl Lab) {
+    use confab_core::model::message::NewMessage;
+    use confab_core::model::support::{SenderRole, Stamp};
+    let mut f = fixture(lab, "a71").await;
+    let t = lab.now();
+    let mut m = NewMessage::text(
+        confab_core::ids::MessageId::new("s1").expect("id"),
+        acc("bob"),
+        "hi",
+        t,
+    );
+    m.stamp = Stamp {
+        sender_role: Some(SenderRole::Staff),
+        ..Stamp::default()
+    };
+    let bucket = f.bucket.clone();
+    let change = f
+        .bob
+        .write(&bucket, |d, tag| {
+            confab_core::doc::write::post_message(d, tag, &m)
+        })
+        .expect("a message writes");
+    lab.reject(&f.bob, &bucket, change, "support_only").await;
+}

@@ -295,6 +295,9 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_members::removed_member_later_message_member_inactive),
         case!(cases_messages::editing_anothers_message_not_author),
         case!(cases_messages::deleting_anothers_reaction_not_own_key),
+        case!(cases_messages::moving_anothers_delivery_marker_not_own_key),
+        case!(cases_messages::support_stamps_names_and_lead_closure),
+        case!(cases_messages::sender_stamps_outside_support_support_only),
         case!(cases_messages::subscriber_posting_in_channel_channel_admins_only),
         case!(cases_messages::member_posting_under_admins_only_send_policy),
         case!(cases_messages::reacting_where_reactions_are_off),
@@ -380,6 +383,9 @@ pub const CODES: &[&str] = &[
     "join_not_allowed",
     "approval_required",
     "schedule_too_many",
+    "sender_mismatch",
+    "support_only",
+    "outcome_needs_close",
 ];
 
 /// Panics unless `code` is in [`CODES`].

@@ -67,10 +67,22 @@ pub struct CreateThreadInput {
 
 /// `openSupport`: the support thread of `client` about `resource`, run by `owner`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(rename_all = "camelCase")]
 pub struct SupportInput {
     pub resource: String,
     pub client: String,
     pub owner: String,
+    /// Seed 002 `resourceTitle`, `clientName`, `ownerName`: applied where the thread has
+    /// none yet (the thread's first opener sets them; later ones change nothing).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub title: Option<String>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub client_name: Option<String>,
+    #[serde(default)]
+    #[tsify(optional)]
+    pub owner_name: Option<String>,
 }
 
 /// An attachment reference (never the bytes).
@@ -159,6 +171,8 @@ impl MessageInput {
             forwarded_from: self.forwarded_from.map(TryInto::try_into).transpose()?,
             created_at,
             scheduled_at: self.scheduled_at,
+            // Support threads: the engine stamps the message when it writes it.
+            stamp: Default::default(),
         })
     }
 }

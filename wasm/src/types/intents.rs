@@ -72,6 +72,8 @@ impl TryFrom<NewMessage> for cm::NewMessage {
             forwarded_from: m.forwarded_from.map(TryInto::try_into).transpose()?,
             created_at: m.created_at,
             scheduled_at: m.scheduled_at,
+            // Support threads: the engine stamps the message when it writes it.
+            stamp: Default::default(),
         })
     }
 }
@@ -152,6 +154,10 @@ pub enum IntentData {
         conv: String,
         message: String,
     },
+    MarkDelivered {
+        conv: String,
+        message: String,
+    },
     AddMember {
         conv: String,
         account: String,
@@ -187,6 +193,29 @@ pub enum IntentData {
     SetLifecycle {
         conv: String,
         state: Lifecycle,
+    },
+    NameSupport {
+        conv: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        client_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        owner_name: Option<String>,
+    },
+    CloseLead {
+        conv: String,
+        outcome: LeadOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        reason: Option<String>,
+    },
+    SetLead {
+        conv: String,
+        lead: String,
     },
     Block {
         conv: String,
@@ -328,6 +357,10 @@ impl From<cc::Intent> for IntentData {
                 conv: conv.into(),
                 message: message.into(),
             },
+            I::MarkDelivered { conv, message } => IntentData::MarkDelivered {
+                conv: conv.into(),
+                message: message.into(),
+            },
             I::AddMember {
                 conv,
                 account,
@@ -365,6 +398,30 @@ impl From<cc::Intent> for IntentData {
             I::SetLifecycle { conv, state } => IntentData::SetLifecycle {
                 conv: conv.into(),
                 state: state.into(),
+            },
+            I::NameSupport {
+                conv,
+                title,
+                client_name,
+                owner_name,
+            } => IntentData::NameSupport {
+                conv: conv.into(),
+                title,
+                client_name,
+                owner_name,
+            },
+            I::CloseLead {
+                conv,
+                outcome,
+                reason,
+            } => IntentData::CloseLead {
+                conv: conv.into(),
+                outcome: outcome.into(),
+                reason,
+            },
+            I::SetLead { conv, lead } => IntentData::SetLead {
+                conv: conv.into(),
+                lead: lead.into(),
             },
             I::Block { conv, on } => IntentData::Block {
                 conv: conv.into(),
@@ -500,6 +557,10 @@ impl TryFrom<IntentData> for cc::Intent {
                 conv: conv(c)?,
                 message: msg(message)?,
             },
+            IntentData::MarkDelivered { conv: c, message } => I::MarkDelivered {
+                conv: conv(c)?,
+                message: msg(message)?,
+            },
             IntentData::AddMember {
                 conv: c,
                 account,
@@ -549,6 +610,30 @@ impl TryFrom<IntentData> for cc::Intent {
             IntentData::SetLifecycle { conv: c, state } => I::SetLifecycle {
                 conv: conv(c)?,
                 state: state.into(),
+            },
+            IntentData::NameSupport {
+                conv: c,
+                title,
+                client_name,
+                owner_name,
+            } => I::NameSupport {
+                conv: conv(c)?,
+                title,
+                client_name,
+                owner_name,
+            },
+            IntentData::CloseLead {
+                conv: c,
+                outcome,
+                reason,
+            } => I::CloseLead {
+                conv: conv(c)?,
+                outcome: outcome.into(),
+                reason,
+            },
+            IntentData::SetLead { conv: c, lead } => I::SetLead {
+                conv: conv(c)?,
+                lead: confab_core::ids::LeadId::new(lead)?,
             },
             IntentData::Block { conv: c, on } => I::Block { conv: conv(c)?, on },
             IntentData::AnswerProposal {

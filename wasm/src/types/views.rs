@@ -77,6 +77,19 @@ pub struct Message {
     pub status: Option<ProposalStatus>,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Support threads (seed 002 `senderRole`): what the author is in the thread, as the
+    /// server checked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub sender_role: Option<SenderRole>,
+    /// Support threads (seed 002 `senderName`): the name the thread gave the author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub sender_name: Option<String>,
+    /// Support threads (seed 002 `relatedLeadId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub related_lead: Option<String>,
 }
 
 impl From<cm::Message> for Message {
@@ -102,6 +115,9 @@ impl From<cm::Message> for Message {
                 .into_iter()
                 .map(|(emoji, by)| (emoji, by.into_iter().map(|(a, t)| (a.into(), t)).collect()))
                 .collect(),
+            sender_role: m.stamp.sender_role.map(Into::into),
+            sender_name: m.stamp.sender_name,
+            related_lead: m.stamp.related_lead.map(Into::into),
         }
     }
 }
@@ -459,6 +475,13 @@ pub struct ConversationInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub theme_background: Option<String>,
+    /// Support threads (seed 002 `clientName`, `ownerName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub client_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub owner_name: Option<String>,
 }
 
 /// Where a thread hangs.
@@ -487,6 +510,17 @@ pub struct LifecycleState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub at: Option<i64>,
+    /// Support threads: how the lead ended at the last closure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub outcome: Option<LeadOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub reason: Option<String>,
+    /// Support threads: the lead the thread is about now (seed 002 `relatedLeadId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub lead: Option<String>,
 }
 
 /// A conversation as this device sees it (accepted plus pending).
@@ -514,6 +548,8 @@ pub struct Conversation {
     pub pins: Vec<Pin>,
     /// The last message each account has read.
     pub reads: BTreeMap<String, String>,
+    /// The last message delivered to each account's device (`markDelivered`).
+    pub delivered: BTreeMap<String, String>,
     pub lifecycle: LifecycleState,
 }
 
@@ -543,6 +579,8 @@ impl Conversation {
                 avatar: c.info.avatar,
                 theme_color: c.info.theme_color,
                 theme_background: c.info.theme_background,
+                client_name: c.info.client_name,
+                owner_name: c.info.owner_name,
             },
             settings: c.settings.into(),
             members: c.members.into_values().map(Into::into).collect(),
@@ -560,10 +598,18 @@ impl Conversation {
                 .into_iter()
                 .map(|(a, m)| (a.into(), m.into()))
                 .collect(),
+            delivered: c
+                .delivered
+                .into_iter()
+                .map(|(a, m)| (a.into(), m.into()))
+                .collect(),
             lifecycle: LifecycleState {
                 state: c.lifecycle.state.into(),
                 by: c.lifecycle.by.map(Into::into),
                 at: c.lifecycle.at,
+                outcome: c.lifecycle.outcome.map(Into::into),
+                reason: c.lifecycle.reason,
+                lead: c.lifecycle.lead.map(Into::into),
             },
         })
     }

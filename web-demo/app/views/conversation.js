@@ -84,6 +84,7 @@ export class ConversationView {
     this.typing.textContent =
       typing.length === 0 ? "" : `${typing.map(displayName).join(", ")} ${typing.length === 1 ? "is" : "are"} typing…`;
     this.composer.update();
+    this.markDelivered(conv, items);
     if (summary?.unread > 0) this.markRead(conv, items);
   }
 
@@ -206,6 +207,30 @@ export class ConversationView {
       if (authorOf.get(message) === reader) continue;
       seenBy.set(message, [...(seenBy.get(message) ?? []), reader]);
     }
+    // Delivered: the newest message another member's device holds (reading implies it).
+    let lastDeliveredToOthers = lastSeenByOthers;
+    for (const [holder, message] of Object.entries(conv.delivered ?? {})) {
+      if (holder === account || !position.has(message) || !active.has(holder)) continue;
+      lastDeliveredToOthers = Math.max(lastDeliveredToOthers, position.get(message));
+    }
+    // Views (seed 000, groups and channels): the accounts whose read marker stands at or
+    // after a post, as the server counts them (docs/SCHEMA.md, "Projection: stats and views").
+    const counted = conv.kind === "group" || conv.kind === "channel";
+    const marks = Object.values(conv.reads)
+      .map((message) => position.get(message))
+      .filter((p) => p !== undefined)
+      .sort((a, b) => a - b);
+    const viewsOf = (item) => {
+      const at = position.get(item.message.id);
+      let lo = 0;
+      let hi = marks.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (marks[mid] < at) lo = mid + 1;
+        else hi = mid;
+      }
+      return marks.length - lo;
+    };
     const byId = new Map(items.map((i) => [i.message.id, i.message]));
     const threads = threadsByMessage(client);
     const pinned = new Set(conv.pins.map((p) => p.message));
@@ -219,6 +244,8 @@ export class ConversationView {
       refusedAbout,
       sendOf: (item) => (item.pending ? sends.get(item.message.id) : undefined),
       seenAfter: (item) => position.get(item.message.id) <= lastSeenByOthers,
+      deliveredAfter: (item) => position.get(item.message.id) <= lastDeliveredToOthers,
+      viewsOf: (item) => (counted && !item.pending ? viewsOf(item) : null),
       showAuthor: true,
     };
     // What every message's look depends on besides itself: who may do what here. When it
@@ -262,6 +289,8 @@ export class ConversationView {
         ctx.showAuthor,
         seenBy.get(m.id) ?? null,
         ctx.seenAfter(item),
+        ctx.deliveredAfter(item),
+        ctx.viewsOf(item),
         pinned.has(m.id),
         threads.get(m.id) ?? null,
         refusedAbout.get(m.id)?.map((o) => [o.id, o.status]) ?? null,
@@ -307,6 +336,22 @@ export class ConversationView {
       "🧵 Thread on ",
       parent ? `${displayName(parent.author)}: “${(parent.body || parent.kind).slice(0, 120)}”` : "a message",
     );
+  }
+
+  /** Moves my delivery marker to the newest message of someone else this device holds,
+   * even while the page is hidden (the device has it; reading is `markRead`'s). Online only,
+   * as `markRead`. */
+  markDelivered(conv, items) {
+    const { client, account } = this.session;
+    const newest = [...items].reverse().find((i) => !i.pending && i.message.author !== account);
+    if (!newest || !client.online) return;
+    const id = newest.message.id;
+    if ((conv.delivered ?? {})[account] === id || this.lastDelivered === id) return;
+    if (!conv.members.some((m) => m.account === account && m.status === "active")) return;
+    this.lastDelivered = id;
+    client.markDelivered(this.conv, id).catch(() => {
+      this.lastDelivered = undefined;
+    });
   }
 
   /** Moves my read marker to the newest message while I look at unread ones (online only:

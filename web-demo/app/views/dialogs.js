@@ -3,7 +3,7 @@
 import { h } from "../dom.js";
 import { displayName } from "../format.js";
 import { follow } from "../session.js";
-import { note, refusalOf, select } from "../state.js";
+import { select } from "../state.js";
 
 const HOUR = 3_600_000;
 
@@ -102,22 +102,17 @@ export function newConversationDialog(session, kind) {
   }
   // Support (seed 002): a thread between a resource's client and its owner, one per pair.
   const resource = h("input", { name: "resource", required: true, value: "flat-12", pattern: "[A-Za-z0-9_\\-]+" });
-  const resourceTitle = h("input", { name: "resourceTitle", value: "Flat 12, Calle Luna" });
-  const titleWhy = h("div", { class: "why" });
+  const resourceTitle = h("input", { name: "resourceTitle", value: "Flat 12, Calle Luna", maxlength: 200 });
   const side = h(
     "select",
-    { name: "side", onchange: () => sideChanged() },
+    { name: "side" },
     h("option", { value: "client" }, "I am the client (I ask about it)"),
     h("option", { value: "owner" }, "I am the owner (I answer)"),
   );
-  // Only the owner's side may name the thread (the client is a plain member, and support
-  // threads keep their info to admins).
-  function sideChanged() {
-    resourceTitle.disabled = side.value === "client";
-    titleWhy.textContent = resourceTitle.disabled ? "Only the owner's side names the thread." : "";
-  }
-  sideChanged();
   const other = h("select", { name: "other" }, people.map((u) => h("option", { value: u }, displayName(u))));
+  // Seed 002's denormalized names: applied where the thread has none yet, by whichever
+  // side opens it first (docs/POLICY.md, "Support threads"); later openings change nothing.
+  const why = h("div", { class: "why" }, "Title and names are applied if the thread has none yet.");
   return dialog(
     "New support thread",
     [
@@ -125,19 +120,48 @@ export function newConversationDialog(session, kind) {
       field("My side", side),
       field("The other side", other),
       field("Resource title", resourceTitle),
-      titleWhy,
+      why,
     ],
     "Open",
     async () => {
       const me = session.account;
       const [clientAccount, owner] = side.value === "client" ? [me, other.value] : [other.value, me];
-      const { conv } = await client.openSupport({ resource: resource.value.trim(), client: clientAccount, owner });
-      const wanted = resourceTitle.value.trim();
-      const canName = client.can({ action: "set_info", conv, field: "title" }).allowed;
-      if (!resourceTitle.disabled && wanted && canName && !client.conversation(conv)?.info.title) {
-        client.setInfo(conv, "title", wanted).catch((e) => note(conv, refusalOf(e)));
-      }
+      const title = resourceTitle.value.trim();
+      const { conv } = await client.openSupport({
+        resource: resource.value.trim(),
+        client: clientAccount,
+        owner,
+        title: title || undefined,
+        clientName: displayName(clientAccount),
+        ownerName: displayName(owner),
+      });
       open(session, conv);
+    },
+  );
+}
+
+/** My profile (the `profile` document: display name, avatar URL, bio, status); everyone
+ * who follows it sees the change (names in timelines and lists come from profiles). */
+export function profileDialog(session) {
+  const { client, account } = session;
+  const mine = client.profile(account) ?? { kind: "personal", displayName: displayName(account) };
+  const name = h("input", { name: "displayName", required: true, maxlength: 120, value: mine.displayName ?? "" });
+  const avatarUrl = h("input", { name: "avatar", type: "url", placeholder: "https://…", value: mine.avatar ?? "" });
+  const bio = h("textarea", { name: "bio", maxlength: 160 }, mine.bio ?? "");
+  const status = h("input", { name: "status", maxlength: 80, value: mine.status ?? "" });
+  return dialog(
+    "My profile",
+    [field("Display name", name), field("Avatar URL", avatarUrl), field("Bio", bio), field("Status", status)],
+    "Save",
+    async () => {
+      const text = (el) => el.value.trim() || undefined;
+      await client.setProfile({
+        kind: mine.kind ?? "personal",
+        displayName: name.value.trim(),
+        avatar: text(avatarUrl),
+        bio: text(bio),
+        status: text(status),
+      });
     },
   );
 }

@@ -14,7 +14,8 @@ const STATUS = {
   pending: ["🕓", "Queued: waits for the network"],
   sent: ["…", "Sent, waiting for the server"],
   retrying: ["↻", "The server could not take it yet: it is sent again by itself"],
-  accepted: ["✓", "Delivered"],
+  accepted: ["✓", "Sent: the server has it"],
+  delivered: ["✓✓", "Delivered to another member's device"],
   rejected: ["✕", "Refused by the server"],
   seen: ["✓✓", "Seen"],
 };
@@ -38,6 +39,8 @@ export function messageView(ctx, item) {
   const entry = ctx.sendOf(item);
   let status = item.pending ? (entry?.status.state ?? "pending") : "accepted";
   if (status === "accepted" && mine && ctx.seenAfter(item)) status = "seen";
+  else if (status === "accepted" && mine && ctx.deliveredAfter(item)) status = "delivered";
+  const views = ctx.viewsOf(item);
   const rejected = status === "rejected";
   const classes = ["msg", mine && "mine", deleted && "deleted", item.pending && "pending", rejected && "rejected"];
   const thread = ctx.threads.get(m.id);
@@ -47,13 +50,20 @@ export function messageView(ctx, item) {
     "article",
     {
       class: classes.filter(Boolean).join(" "),
-      dataset: { id: m.id, author: m.author, status: status === "seen" ? "accepted" : status, kind: m.kind },
+      dataset: {
+        id: m.id,
+        author: m.author,
+        // Seen and delivered are receipts of an accepted message (`receipt` says which).
+        status: status === "seen" || status === "delivered" ? "accepted" : status,
+        receipt: status,
+        kind: m.kind,
+      },
     },
     !mine && (ctx.showAuthor ? avatar(m.author, 30) : h("span", { style: "width:30px;flex:none" })),
     h(
       "div",
       { class: "bubble" },
-      !mine && ctx.showAuthor && h("div", { class: "author" }, displayName(m.author)),
+      !mine && ctx.showAuthor && h("div", { class: "author" }, m.senderName ?? displayName(m.author), m.senderRole && h("span", { class: "sender-role" }, ` · ${m.senderRole}`)),
       m.replyTo && quote(ctx, m.replyTo),
       body(ctx, m, deleted),
       reactions(ctx, m, deleted),
@@ -62,6 +72,7 @@ export function messageView(ctx, item) {
         { class: "meta" },
         m.editedAt && !deleted && h("span", { class: "edited" }, "edited"),
         ctx.pinned.has(m.id) && h("span", { title: "Pinned" }, "📌"),
+        views !== null && h("span", { class: "views", title: "Views", dataset: { views } }, `👁 ${views}`),
         h("time", { datetime: new Date(m.createdAt).toISOString() }, time(m.createdAt)),
         mine && h("span", { class: "msg-status", title: STATUS[status][1], dataset: { status } }, STATUS[status][0]),
       ),

@@ -6,7 +6,7 @@ import { setOffline, isOfflineByChoice } from "../session.js";
 import { render, select, ui } from "../state.js";
 import { createBell } from "./bell.js";
 import { browseDialog } from "./browse.js";
-import { newConversationDialog } from "./dialogs.js";
+import { newConversationDialog, profileDialog } from "./dialogs.js";
 import { renderOutbox } from "./outbox.js";
 
 const CONNECTION_LABEL = {
@@ -78,6 +78,7 @@ function renderMe(el, session, onSignOut) {
       }),
       "Offline",
     ),
+    h("button", { class: "link", onclick: () => profileDialog(session), id: "edit-profile" }, "Profile"),
     h("button", { class: "link", onclick: onSignOut, id: "sign-out" }, "Sign out"),
   );
 }

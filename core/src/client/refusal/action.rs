@@ -37,6 +37,12 @@ impl Action {
             Intent::Pin { .. } => ("pin messages".into(), "Your pin"),
             Intent::Unpin { .. } => ("unpin messages".into(), "Your unpin"),
             Intent::MarkRead { .. } => ("mark messages as read".into(), "Your read marker"),
+            Intent::MarkDelivered { .. } => {
+                ("mark messages as delivered".into(), "Your delivery marker")
+            }
+            Intent::NameSupport { .. } => ("name the support thread".into(), "The thread's names"),
+            Intent::CloseLead { .. } => ("close the lead".into(), "The lead's closure"),
+            Intent::SetLead { .. } => ("set the thread's lead".into(), "The thread's lead"),
             Intent::AddMember { account, .. } => {
                 (format!("add {}", name(account)), "This addition")
             }
@@ -111,6 +117,10 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
         | Intent::Pin { conv, .. }
         | Intent::Unpin { conv, .. }
         | Intent::MarkRead { conv, .. }
+        | Intent::MarkDelivered { conv, .. }
+        | Intent::NameSupport { conv, .. }
+        | Intent::CloseLead { conv, .. }
+        | Intent::SetLead { conv, .. }
         | Intent::AddMember { conv, .. }
         | Intent::RemoveMember { conv, .. }
         | Intent::Leave { conv }

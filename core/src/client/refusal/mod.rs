@@ -162,6 +162,7 @@ impl ClientEngine {
             members,
             pins: Default::default(),
             reads: Default::default(),
+            delivered: Default::default(),
             lifecycle: read::read_lifecycle(doc),
         })
     }

@@ -122,6 +122,11 @@ fn policy(code: D, s: &Scene) -> String {
         D::LinksDisabled => {
             format!("{place} does not take invite links: it is not set to join by link")
         }
+        D::SenderMismatch => format!(
+            "Your message in {place} says it comes from someone else (another role, name or lead)"
+        ),
+        D::SupportOnly => format!("{place} is not a support thread: this is for support threads"),
+        D::OutcomeNeedsClose => format!("A lead outcome is set when {place} is closed"),
         D::RequestsFull => {
             format!("{place} has too many requests waiting for an answer: try again later")
         }

@@ -1,0 +1,155 @@
+//! Seed 002 support threads after their creation: the sender stamps of messages, the
+//! names and title the thread is opened with, and the lead's closure (docs/POLICY.md,
+//! "Support threads").
+//!
+//! Sender stamps are checked, not trusted: the writer stamps what the thread says about
+//! it (`stamp_for`), and the acceptor refuses any other role, name or lead
+//! (`sender_mismatch`), so nobody posts as the owner or under another's name.
+
+use super::{active, deny, Author, Decision, DenyCode};
+use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
+use crate::model::conversation::{ConvKind, Conversation, Role};
+use crate::model::message::NewMessage;
+use crate::model::support::{SenderRole, Stamp};
+
+fn is_support(conv: &Conversation) -> bool {
+    conv.kind() == Some(ConvKind::Support)
+}
+
+/// What `author` is in the support thread `conv`.
+pub fn sender_role(conv: &Conversation, author: &Author) -> SenderRole {
+    let link = conv.meta.as_ref().and_then(|m| m.resource.as_ref());
+    if author.service {
+        SenderRole::Root
+    } else if link.is_some_and(|r| r.client == author.account) {
+        SenderRole::Client
+    } else if link.is_some_and(|r| r.owner == author.account) {
+        SenderRole::Owner
+    } else {
+        SenderRole::Staff
+    }
+}
+
+/// The name the thread gives an author of `role`: the thread's client or owner name, a
+/// staff member's nickname in it, none for the platform.
+pub fn sender_name<'a>(
+    conv: &'a Conversation,
+    author: &Author,
+    role: SenderRole,
+) -> Option<&'a str> {
+    match role {
+        SenderRole::Client => conv.info.client_name.as_deref(),
+        SenderRole::Owner => conv.info.owner_name.as_deref(),
+        SenderRole::Staff => conv
+            .member(&author.account)
+            .and_then(|m| m.nickname.as_deref()),
+        SenderRole::Root => None,
+    }
+}
+
+/// The stamps a message by `author` carries in `conv` (empty outside support threads).
+pub fn stamp_for(conv: &Conversation, author: &Author) -> Stamp {
+    if !is_support(conv) {
+        return Stamp::default();
+    }
+    let role = sender_role(conv, author);
+    Stamp {
+        sender_role: Some(role),
+        sender_name: sender_name(conv, author, role).map(str::to_owned),
+        related_lead: conv.lifecycle.lead.clone(),
+    }
+}
+
+/// A new message's stamps: absent outside support threads; in one, each stamp present is
+/// the one the thread gives the author (an absent stamp is allowed: older writers).
+pub(super) fn check_stamp(conv: &Conversation, author: &Author, message: &NewMessage) -> Decision {
+    let s = &message.stamp;
+    if s.is_empty() {
+        return Ok(());
+    }
+    if !is_support(conv) {
+        return deny(
+            DenyCode::SupportOnly,
+            "sender stamps are for support threads",
+        );
+    }
+    let role = sender_role(conv, author);
+    if s.sender_role.is_some_and(|r| r != role) {
+        return deny(
+            DenyCode::SenderMismatch,
+            format!("{} is the thread's {}", author.account, role.as_str()),
+        );
+    }
+    if let Some(name) = &s.sender_name {
+        if sender_name(conv, author, role) != Some(name.as_str()) {
+            return deny(
+                DenyCode::SenderMismatch,
+                format!("the thread does not call {} {name:?}", author.account),
+            );
+        }
+    }
+    if s.related_lead.is_some() && s.related_lead != conv.lifecycle.lead {
+        return deny(
+            DenyCode::SenderMismatch,
+            "the message names another lead than the thread's",
+        );
+    }
+    Ok(())
+}
+
+/// Info edits that support threads add to the usual rules: `client_name` and `owner_name`
+/// exist only there; while one of them or the title is unset, the client or the owner may
+/// set it (the values the platform gives when the thread is opened, seed 002's
+/// denormalized `resourceTitle`, `clientName`, `ownerName`). `None`: the usual rules decide.
+pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> Option<Decision> {
+    let names = field == CLIENT_NAME || field == OWNER_NAME;
+    if !is_support(conv) {
+        return names.then(|| {
+            deny(
+                DenyCode::SupportOnly,
+                format!("{field} is for support threads"),
+            )
+        });
+    }
+    let unset = match field {
+        TITLE => conv.info.title.is_none(),
+        CLIENT_NAME => conv.info.client_name.is_none(),
+        OWNER_NAME => conv.info.owner_name.is_none(),
+        _ => return None,
+    };
+    let party = matches!(
+        sender_role(conv, author),
+        SenderRole::Client | SenderRole::Owner
+    );
+    if unset && party {
+        return Some(active(conv, author).map(|_| ()));
+    }
+    None
+}
+
+/// The lead fields: support threads only, moderators and above (the owner's side), and an
+/// outcome only with the thread closed.
+pub(super) fn check_lead(
+    conv: &Conversation,
+    author: &Author,
+    outcome: bool,
+    closed_after: bool,
+) -> Decision {
+    if !is_support(conv) {
+        return deny(DenyCode::SupportOnly, "leads belong to support threads");
+    }
+    let member = active(conv, author)?;
+    if member.role.rank() < Role::Moderator.rank() {
+        return deny(
+            DenyCode::NoPermission,
+            format!("{} cannot close or name the lead", member.role.as_str()),
+        );
+    }
+    if outcome && !closed_after {
+        return deny(
+            DenyCode::OutcomeNeedsClose,
+            "an outcome is written with the closure",
+        );
+    }
+    Ok(())
+}

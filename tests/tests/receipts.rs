@@ -1,0 +1,175 @@
+//! Receipts and counts through the real server binary, on SQLite and Postgres (docs/SCHEMA.md,
+//! "Projection: stats and views"): delivery markers written by their member only and shown in
+//! `GET /v1/conversations/{id}`, view counts from read markers in the message page, and the
+//! conversation's stats (messages, media, files, members) following posts and deletions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use confab_core::doc::write;
+use confab_core::ids::MessageId;
+use confab_e2e::{now_ms, Backend, Device, TestServer};
+use serde_json::{json, Value};
+
+fn ok(a: &HttpAnswer) -> Value {
+    assert_eq!(a.status, 200, "{}", a.body);
+    serde_json::from_str(&a.body).expect("JSON")
+}
+
+async fn receipts(backend: Backend) {
+    let server = TestServer::start(backend).await.unwrap();
+    let mut alice = Device::new("alice", 1);
+    let mut bob = Device::new("bob", 1);
+    let mut carol = Device::new("carol", 1);
+    let mut ca = connect(&server, "alice").await;
+    let mut cb = connect(&server, "bob").await;
+    let mut cc = connect(&server, "carol").await;
+
+    let (g, create) = create_group(&mut alice, "rcpt1", &["bob", "carol"]);
+    assert_acked(&ca.submit(&g, &[create]).await.unwrap());
+    let conv = g.conv_id().unwrap().clone();
+    let now = now_ms();
+    let mut posts = Vec::new();
+    for (i, id) in ["m1", "m2", "m3"].into_iter().enumerate() {
+        let (bucket, change) = message(&mut alice, &conv, id, id, now + i as i64);
+        assert_acked(&ca.submit(&bucket, &[change]).await.unwrap());
+        posts.push(bucket);
+    }
+    // A file through REST: counted as a file.
+    let file = json!({"id": "f1", "kind": "file", "attachments": [
+        {"id": "a", "kind": "file", "url": "https://files.example/report.pdf"}]});
+    let posted = http(
+        &server,
+        "POST",
+        "/v1/conversations/rcpt1/messages",
+        "alice",
+        Some(&file.to_string()),
+    )
+    .await;
+    assert_eq!(posted.status, 201, "{}", posted.body);
+
+    // Bob and carol hold the conversation document (as given by the creation).
+    for (dev, _) in [(&mut bob, ()), (&mut carol, ())] {
+        dev.docs.insert(
+            g.clone(),
+            write::with_actor(alice.doc(&g).clone(), dev.actor.clone()),
+        );
+    }
+    let m = |id: &str| MessageId::new(id).unwrap();
+    // Bob's delivery marker: his own is accepted; carol's forgery of alice's is refused.
+    let delivered = bob
+        .write(&g, |d, t| {
+            write::mark_delivered(d, t, now_ms(), &acc("bob"), &m("m3"))
+        })
+        .unwrap();
+    assert_acked(&cb.submit(&g, &[delivered]).await.unwrap());
+    let forged = carol
+        .write(&g, |d, t| {
+            write::mark_delivered(d, t, now_ms(), &acc("alice"), &m("m1"))
+        })
+        .unwrap();
+    match cc.submit(&g, &[forged]).await.unwrap().as_slice() {
+        [confab_e2e::client::Answer::Reject { code, .. }] => assert_eq!(code, "not_own_key"),
+        other => panic!("{other:?}"),
+    }
+    // Read markers: bob up to m2, carol up to m3 (on a fresh replica: her refused change
+    // is not in the document).
+    let mut carol = Device::new("carol", 2);
+    carol.docs.insert(
+        g.clone(),
+        write::with_actor(alice.doc(&g).clone(), carol.actor.clone()),
+    );
+    let read_b = bob
+        .write(&g, |d, t| {
+            write::mark_read(d, t, now_ms(), &acc("bob"), &m("m2"))
+        })
+        .unwrap();
+    assert_acked(&cb.submit(&g, &[read_b]).await.unwrap());
+    let read_c = carol
+        .write(&g, |d, t| {
+            write::mark_read(d, t, now_ms(), &acc("carol"), &m("m3"))
+        })
+        .unwrap();
+    let mut cc2 = connect(&server, "carol").await;
+    assert_acked(&cc2.submit(&g, &[read_c]).await.unwrap());
+
+    let view = ok(&http(&server, "GET", "/v1/conversations/rcpt1", "alice", None).await);
+    let member = |who: &str| {
+        view["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["user_id"] == who)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(member("bob")["delivered_message_id"], "m3");
+    assert_eq!(member("bob")["last_read_message_id"], "m2");
+    assert_eq!(member("carol")["delivered_message_id"], Value::Null);
+    assert_eq!(member("alice")["delivered_message_id"], Value::Null);
+    assert_eq!(member("carol")["last_read_message_id"], "m3");
+
+    let page = ok(&http(
+        &server,
+        "GET",
+        "/v1/conversations/rcpt1/messages",
+        "alice",
+        None,
+    )
+    .await);
+    let views: Vec<(String, i64)> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_str().unwrap().to_owned(),
+                x["views"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        views,
+        [("f1", 0), ("m3", 1), ("m2", 2), ("m1", 2)]
+            .map(|(id, n)| (id.to_owned(), n))
+            .to_vec()
+    );
+
+    let stats = ok(&http(&server, "GET", "/v1/conversations/rcpt1/stats", "bob", None).await);
+    assert_eq!(
+        stats,
+        json!({"message_count": 4, "media_count": 0, "file_count": 1, "participant_count": 3})
+    );
+    // A deletion leaves the counts; strangers read no stats.
+    let del = alice
+        .write(&posts[0], |d, t| {
+            write::delete_message(d, t, now_ms(), &m("m1"))
+        })
+        .unwrap();
+    assert_acked(&ca.submit(&posts[0], &[del]).await.unwrap());
+    let stats = ok(&http(
+        &server,
+        "GET",
+        "/v1/conversations/rcpt1/stats",
+        "alice",
+        None,
+    )
+    .await);
+    assert_eq!(stats["message_count"], 3);
+    let stranger = http(&server, "GET", "/v1/conversations/rcpt1/stats", "eve", None).await;
+    assert_eq!(stranger.status, 403, "{}", stranger.body);
+    for c in [ca, cb, cc, cc2] {
+        c.close().await;
+    }
+}
+
+#[tokio::test]
+async fn receipts_views_and_stats_on_sqlite() {
+    receipts(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn receipts_views_and_stats_on_postgres() {
+    receipts(Backend::Postgres).await;
+}
