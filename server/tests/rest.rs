@@ -870,7 +870,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/accounts/{account}/identifiers", "put"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 30, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 31, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");
@@ -1028,4 +1028,63 @@ async fn lock_delete_and_the_permission_question() {
         403,
         "not_member",
     );
+}
+
+#[tokio::test]
+async fn a_support_threads_lead_is_named_and_closed_with_its_outcome() {
+    let s = Server::start().await;
+    let (client, owner) = (s.user("carl"), s.user("olivia"));
+    let link = json!({"client": "carl", "resource": "room-9", "owner": "olivia"});
+    let created = s.post("/v1/conversations/support", &client, link).await;
+    let id = expect(&created, 201)["id"].as_str().expect("id").to_owned();
+    let lead = format!("/v1/conversations/{id}/lead");
+
+    // Bad requests change nothing.
+    let empty = s.post(&lead, &owner, json!({})).await;
+    expect_error(&empty, 422, "invalid_value");
+    let reason_alone = s.post(&lead, &owner, json!({"reason": "why"})).await;
+    expect_error(&reason_alone, 422, "invalid_value");
+    let unknown = s.post(&lead, &owner, json!({"outcome": "maybe"})).await;
+    assert_eq!(unknown.status / 100, 4, "{}", unknown.body);
+    // The client is a member, not a moderator: refused by the policy, as over the protocol.
+    let by_client = s
+        .post(&lead, &client, json!({"outcome": "closed_won"}))
+        .await;
+    assert_eq!(by_client.status, 403, "{}", by_client.body);
+    let still = expect(
+        &s.get(&format!("/v1/conversations/{id}"), &owner).await,
+        200,
+    )
+    .clone();
+    assert_eq!(still["resource"]["outcome"], Value::Null);
+    assert_eq!(still["lifecycle"], "active");
+
+    // The owner names the lead and closes the thread with its outcome.
+    let closed = s
+        .post(
+            &lead,
+            &owner,
+            json!({"lead": "L-7", "outcome": "closed_won", "reason": "booked the room"}),
+        )
+        .await;
+    let closed = expect(&closed, 200);
+    assert_eq!(closed["lifecycle"], "closed");
+    assert_eq!(closed["resource"]["lead"], "L-7");
+    assert_eq!(closed["resource"]["outcome"], "closed_won");
+    assert_eq!(closed["resource"]["closure_reason"], "booked the room");
+
+    // Outside support threads there is no lead.
+    let group = s
+        .post("/v1/conversations", &owner, json!({"kind": "group"}))
+        .await;
+    let group_id = expect(&group, 201)["id"].as_str().expect("id").to_owned();
+    let in_group = s
+        .post(
+            &format!("/v1/conversations/{group_id}/lead"),
+            &owner,
+            json!({"lead": "L-8"}),
+        )
+        .await;
+    assert_eq!(in_group.status / 100, 4, "{}", in_group.body);
+    assert_eq!(in_group.body["code"], "support_only", "{}", in_group.body);
 }

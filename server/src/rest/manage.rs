@@ -8,9 +8,10 @@ use axum::Json;
 use confab_core::client::apply;
 use confab_core::client::Intent;
 use confab_core::doc::write;
-use confab_core::ids::{AccountId, DocId, MessageId};
+use confab_core::ids::{AccountId, DocId, LeadId, MessageId};
 use confab_core::model::conversation::{Lifecycle, Role};
 use confab_core::model::message::{Message, MessageKind, NewMessage};
+use confab_core::model::support::LeadOutcome;
 use confab_core::policy::DenyCode;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,73 @@ pub async fn patch_settings(
         )
         .await;
     acked(outcome, ApiError::not_found)?;
+    respond_with(&app, &caller, &id, StatusCode::OK).await
+}
+
+/// `POST /v1/conversations/{id}/lead`: a support thread's lead (seed 002).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadRequest {
+    /// The related lead (`relatedLeadId`).
+    lead: Option<LeadId>,
+    /// Closes the thread with this outcome.
+    outcome: Option<LeadOutcome>,
+    /// Why, with an outcome.
+    reason: Option<String>,
+}
+
+/// `POST /v1/conversations/{id}/lead`: names the related lead and/or closes the thread with
+/// its outcome and reason (moderators and above, and only in support threads, as over the
+/// sync protocol: the same acceptor decides). Both in one request are two changes, the lead
+/// first.
+pub async fn lead(
+    State(app): State<AppState>,
+    caller: Writer,
+    Params(id): Params<String>,
+    JsonBody(req): JsonBody<LeadRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    readable(&conv, &caller)?;
+    if req.lead.is_none() && req.outcome.is_none() {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "lead",
+            "name a lead, an outcome, or both",
+        ));
+    }
+    if req.reason.is_some() && req.outcome.is_none() {
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "reason",
+            "a reason goes with an outcome",
+        ));
+    }
+    let doc = DocId::conv(&caller.tenant, &id);
+    let now = now_ms();
+    if let Some(lead) = req.lead {
+        let outcome = caller
+            .write(
+                &app,
+                doc.clone(),
+                Box::new(move |d, tag| write::set_lead(d, tag, now, &lead)),
+            )
+            .await;
+        acked(outcome, ApiError::not_found)?;
+    }
+    if let Some(outcome) = req.outcome {
+        let (me, reason) = (caller.account.clone(), req.reason);
+        let written = caller
+            .write(
+                &app,
+                doc,
+                Box::new(move |d, tag| {
+                    write::close_lead(d, tag, now, &me, outcome, reason.as_deref())
+                }),
+            )
+            .await;
+        acked(written, ApiError::not_found)?;
+    }
     respond_with(&app, &caller, &id, StatusCode::OK).await
 }
 

@@ -61,6 +61,7 @@ rest_routes! {
     "/v1/conversations/support" => post(conversations::support);
     "/v1/conversations/{id}" => get(conversations::get), delete(manage::delete);
     "/v1/conversations/{id}/settings" => patch(manage::patch_settings);
+    "/v1/conversations/{id}/lead" => post(manage::lead);
     "/v1/conversations/{id}/can" => get(manage::can);
     "/v1/conversations/{id}/members" => post(conversations::add_member);
     "/v1/conversations/{id}/members/{account}" => delete(conversations::remove_member);

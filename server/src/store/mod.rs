@@ -22,8 +22,8 @@ pub mod postgres;
 pub mod retention;
 pub mod schedule;
 pub mod sqlite;
-pub mod webhooks;
 pub mod stats;
+pub mod webhooks;
 
 use async_trait::async_trait;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
