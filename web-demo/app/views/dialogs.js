@@ -140,6 +140,31 @@ export function newConversationDialog(session, kind) {
   );
 }
 
+/** Closes a support thread with its lead's outcome (seed 002 "Finalize"): won or lost, why,
+ * and the lead it was about; moderators and above, as `Close` (the acceptor decides). */
+export function closeLeadDialog(session, conv) {
+  const { client } = session;
+  const lifecycle = conv.lifecycle ?? {};
+  const outcome = h(
+    "select",
+    { name: "outcome" },
+    h("option", { value: "closed_won" }, "Won"),
+    h("option", { value: "closed_lost" }, "Lost"),
+  );
+  const reason = h("input", { name: "reason", maxlength: 500, placeholder: "Why (optional)" });
+  const lead = h("input", { name: "lead", maxlength: 200, placeholder: "Lead id (optional)", value: lifecycle.lead ?? "" });
+  return dialog(
+    "Close the lead",
+    [field("Outcome", outcome), field("Reason", reason), field("Lead", lead)],
+    "Close",
+    async () => {
+      const named = lead.value.trim();
+      if (named && named !== lifecycle.lead) await client.setLead(conv.id, named);
+      await client.closeLead(conv.id, outcome.value, reason.value.trim() || undefined);
+    },
+  );
+}
+
 /** My profile (the `profile` document: display name, avatar URL, bio, status); everyone
  * who follows it sees the change (names in timelines and lists come from profiles). */
 export function profileDialog(session) {

@@ -5,7 +5,7 @@
 import { guarded, h, mount } from "../dom.js";
 import { convTitle, displayName, KIND_ICON } from "../format.js";
 import { back, note, openPanel, refusalOf, ui } from "../state.js";
-import { proposeDialog } from "./dialogs.js";
+import { closeLeadDialog, proposeDialog } from "./dialogs.js";
 import { presenceDot, presenceOf, stateOf } from "./presence.js";
 
 export function renderHeader(el, session, conv, summary, { inThread, onClose }) {
@@ -57,6 +57,18 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
         " ",
         lifecycle !== "active" &&
           h("span", { class: `tag ${lifecycle}`, id: inThread ? undefined : "lifecycle" }, lifecycle),
+        lifecycle === "closed" &&
+          conv.lifecycle.outcome &&
+          h(
+            "span",
+            {
+              class: "tag closed",
+              id: inThread ? undefined : "lead-outcome",
+              dataset: { outcome: conv.lifecycle.outcome },
+              title: conv.lifecycle.reason ?? "",
+            },
+            `${conv.lifecycle.outcome === "closed_won" ? "🏆 won" : "lost"}${conv.lifecycle.lead ? ` · ${conv.lifecycle.lead}` : ""}`,
+          ),
         locked && h("span", { class: "tag closed", id: inThread ? undefined : "locked" }, "🔒 locked"),
         blocked && h("span", { class: "tag closed", id: inThread ? undefined : "blocked" }, "⛔ blocked"),
       ),
@@ -77,6 +89,11 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
             dataset: { action: "close" },
             title: "Finalize: only moderators and above post until it is reopened",
           }),
+          conv.kind === "support" &&
+            guarded("🏁 Close lead", can("close"), () => closeLeadDialog(session, conv), {
+              dataset: { action: "close-lead" },
+              title: "Close with the lead's outcome: won or lost, and why",
+            }),
         ],
       lifecycle !== "active" &&
         lifecycle !== "deleted" &&
