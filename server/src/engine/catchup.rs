@@ -34,7 +34,7 @@ pub(super) type DocInfo<'a> = confab_core::accept::DocView<'a>;
 type Refusal = (ErrorCode, String);
 
 /// Whether a client at `after` gets the saved document rather than the changes.
-fn wants_snapshot(after: u64, last_seq: u64, snapshot_seq: u64) -> bool {
+pub(super) fn wants_snapshot(after: u64, last_seq: u64, snapshot_seq: u64) -> bool {
     let missed = last_seq.saturating_sub(after);
     after < snapshot_seq || (missed >= SNAPSHOT_MIN_MISSED && missed.saturating_mul(3) >= last_seq)
 }
@@ -119,22 +119,18 @@ pub(super) async fn send(
     synced(engine, conn, doc, last_seq).await
 }
 
-/// Sends a kept save of a part that is not in memory, then `synced`: `Ok(false)` (nothing
-/// sent) when a client at `after` would not get a snapshot of it.
+/// Sends a kept save of a part that is not in memory (to a client that gets a snapshot of
+/// it, `wants_snapshot`), then `synced`.
 pub(super) async fn send_kept(
     engine: &Engine,
     doc: &DocId,
     after: u64,
     part: &SavedPart,
     conn: &ConnHandle,
-) -> Result<bool, Refusal> {
-    if !wants_snapshot(after, part.last_seq, part.snapshot_seq) {
-        return Ok(false);
-    }
+) -> Result<(), Refusal> {
     engine.metrics().catch_up_kept_snapshots.inc();
     deliver_snapshot(engine, conn, doc, part, after).await?;
-    synced(engine, conn, doc, part.last_seq).await?;
-    Ok(true)
+    synced(engine, conn, doc, part.last_seq).await
 }
 
 async fn synced(engine: &Engine, conn: &ConnHandle, doc: &DocId, seq: u64) -> Result<(), Refusal> {
@@ -186,15 +182,33 @@ async fn save_part(
 ) -> Result<SavedPart, Refusal> {
     let saving = save_in_background(doc, info);
     let logged = logged(engine, doc, info.snapshot_seq, info.last_seq, recent).await?;
+    let data = saving.await?;
+    Ok(saved_part(
+        doc,
+        info.last_seq,
+        info.snapshot_seq,
+        data,
+        logged,
+    ))
+}
+
+/// A save with the heads of its logged changes (`None` when the log misses some).
+fn saved_part(
+    doc: &DocId,
+    last_seq: u64,
+    snapshot_seq: u64,
+    data: Vec<u8>,
+    logged: Option<Vec<(u64, Vec<u8>)>>,
+) -> SavedPart {
     let heads = logged
         .as_deref()
         .and_then(|changes| readable_heads(doc, changes).map(Heads::collect));
-    Ok(SavedPart {
-        last_seq: info.last_seq,
-        snapshot_seq: info.snapshot_seq,
-        data: saving.await?,
+    SavedPart {
+        last_seq,
+        snapshot_seq,
+        data,
         heads,
-    })
+    }
 }
 
 /// Keeps the save of a bucket part that just closed (the next part got its first change),
@@ -227,15 +241,7 @@ pub(super) fn keep_closed(
             // Nothing lost: the first catch-up saves it instead.
             return;
         };
-        let heads = logged
-            .as_deref()
-            .and_then(|changes| readable_heads(&doc, changes).map(Heads::collect));
-        let part = SavedPart {
-            last_seq,
-            snapshot_seq,
-            data,
-            heads,
-        };
+        let part = saved_part(&doc, last_seq, snapshot_seq, data, logged);
         engine.saved_parts().keep(&doc, part);
     });
 }

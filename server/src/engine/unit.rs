@@ -816,10 +816,9 @@ impl Unit {
         self.readable_by(doc, &conn.account, conn.service)?;
         self.refuse_expired(doc)?;
         if self.acceptor.known_seq(doc).is_none() {
-            if let Some(part) = self.kept_part(doc).await {
-                if super::catchup::send_kept(&self.engine, doc, after, &part, conn).await? {
-                    return Ok(part.last_seq);
-                }
+            if let Some(part) = self.kept_part(doc, after).await {
+                super::catchup::send_kept(&self.engine, doc, after, &part, conn).await?;
+                return Ok(part.last_seq);
             }
         }
         self.prepare_for_read(doc).await?;
@@ -843,10 +842,15 @@ impl Unit {
         })
     }
 
-    /// The kept save of a bucket part not in memory, if the part's log still ends at its
-    /// seq (another node, or this one before a restart of the unit, may have added to it).
-    async fn kept_part(&self, doc: &DocId) -> Option<Arc<SavedPart>> {
-        let part = self.engine.saved_parts().get(doc)?;
+    /// The kept save of a bucket part not in memory, for a client at `after` that gets a
+    /// snapshot of it, if the part's log still ends at its seq (another node, or this one
+    /// before a restart of the unit, may have added to it). The log is read only then.
+    async fn kept_part(&self, doc: &DocId, after: u64) -> Option<Arc<SavedPart>> {
+        let part = self
+            .engine
+            .saved_parts()
+            .get(doc)
+            .filter(|p| super::catchup::wants_snapshot(after, p.last_seq, p.snapshot_seq))?;
         let (id, seq) = (doc.clone(), part.last_seq);
         let newer = self
             .engine
