@@ -1401,3 +1401,174 @@ fn a_support_thread_is_named_when_opened_stamps_messages_and_closes_its_lead() {
     assert_eq!(lifecycle.outcome, Some(LeadOutcome::ClosedWon));
     assert_eq!(lifecycle.reason.as_deref(), Some("signed"));
 }
+
+/// Delivery markers without the app asking (docs/SCHEMA.md, "Receipts"): a device that
+/// receives messages of others marks the newest delivered by itself, once per burst and
+/// at most once per interval per conversation, never for its account's own messages, and
+/// not when the host turned it off.
+#[test]
+fn arrived_messages_of_others_are_marked_delivered_by_the_engine_coalesced() {
+    use confab_core::client::{DELIVERED_DELAY_MS, DELIVERED_INTERVAL_MS};
+    let mut wire = Wire::new();
+    let mut peers = vec![
+        Peer::new("alice", 1),
+        Peer::new("bob", 1),
+        Peer::new("bob", 2),
+        Peer::new("carol", 1),
+    ];
+    peers[3].engine.set_auto_delivered(false);
+    for i in 0..peers.len() {
+        wire.connect(&mut peers, i);
+    }
+    let c = group(
+        &mut wire,
+        &mut peers,
+        0,
+        "acks",
+        &[(1, Role::Member), (3, Role::Member)],
+    );
+    let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+    for p in peers.iter_mut() {
+        p.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    let submits = |wire: &Wire, i: usize| wire.submits.get(&i).copied().unwrap_or(0);
+    let delivered = |p: &Peer, who: &str| {
+        p.engine
+            .conversation(&c)
+            .and_then(|conv| conv.delivered.get(&acc(who)).map(|m| m.to_string()))
+    };
+    let tick_all = |wire: &mut Wire, peers: &mut Vec<Peer>| {
+        for i in 0..peers.len() {
+            peers[i].engine.tick(wire.now);
+            wire.pump(peers);
+        }
+    };
+
+    // A burst of 20 from alice: bob's devices hold them; one marker, after the delay.
+    for n in 1..=20 {
+        send(&mut peers[0], &c, &format!("m{n}"), "hi", wire.now);
+    }
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.timeline(&c).len(), 20);
+    let before = [submits(&wire, 1), submits(&wire, 2), submits(&wire, 3)];
+    assert_eq!(
+        peers[1].engine.next_wakeup(),
+        Some(wire.now + DELIVERED_DELAY_MS)
+    );
+    tick_all(&mut wire, &mut peers);
+    assert_eq!(delivered(&peers[0], "bob"), None, "not before the delay");
+    wire.now += DELIVERED_DELAY_MS;
+    tick_all(&mut wire, &mut peers);
+    assert_eq!(delivered(&peers[0], "bob").as_deref(), Some("m20"));
+    // One write for the burst; bob's other device found the marker there already; carol
+    // turned it off (and may still mark by hand).
+    assert_eq!(submits(&wire, 1), before[0] + 1);
+    assert_eq!(submits(&wire, 2), before[1]);
+    assert_eq!(submits(&wire, 3), before[2]);
+    assert_eq!(delivered(&peers[0], "carol"), None);
+    let marked_at = wire.now;
+
+    // Bob's own message reaches his other device: nothing to mark there.
+    send(&mut peers[1], &c, "b1", "from bob", wire.now);
+    wire.pump(&mut peers);
+    let before = [submits(&wire, 1), submits(&wire, 2)];
+    wire.now += DELIVERED_DELAY_MS;
+    tick_all(&mut wire, &mut peers);
+    assert_eq!([submits(&wire, 1), submits(&wire, 2)], before);
+    assert_eq!(delivered(&peers[0], "bob").as_deref(), Some("m20"));
+    // Alice did get one of bob's: hers moves to it.
+    assert_eq!(delivered(&peers[1], "alice").as_deref(), Some("b1"));
+
+    // More from alice within the interval: held until it ends, then one write (bob's
+    // other device, which wrote none yet, is away).
+    wire.disconnect(&mut peers, 2);
+    for n in 21..=25 {
+        send(&mut peers[0], &c, &format!("m{n}"), "hi", wire.now);
+    }
+    wire.pump(&mut peers);
+    let before = submits(&wire, 1);
+    wire.now += DELIVERED_DELAY_MS;
+    tick_all(&mut wire, &mut peers);
+    assert_eq!(submits(&wire, 1), before, "within the interval");
+    wire.now = marked_at + DELIVERED_INTERVAL_MS;
+    tick_all(&mut wire, &mut peers);
+    assert_eq!(submits(&wire, 1), before + 1);
+    assert_eq!(delivered(&peers[0], "bob").as_deref(), Some("m25"));
+}
+
+/// Automatic delivery markers stay where they are cheap: a marker is a change every
+/// subscriber of the conversation receives, so a channel, or a group of more than
+/// `AUTO_DELIVERED_MAX_MEMBERS`, gets none from the engine (n members would cost n writes
+/// and n² pushes per message); a small group still does.
+#[test]
+fn channels_and_large_groups_get_no_automatic_delivery_markers() {
+    use confab_core::client::{AUTO_DELIVERED_MAX_MEMBERS, DELIVERED_DELAY_MS};
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice", 1), Peer::new("bob", 1)];
+    for i in 0..peers.len() {
+        wire.connect(&mut peers, i);
+    }
+    let create = |peers: &mut Vec<Peer>, wire: &mut Wire, id: &str, kind, extra: usize| {
+        let c = ConvId::new(id).unwrap();
+        let mut members = vec![(acc("bob"), Role::Member)];
+        members.extend((0..extra).map(|i| (acc(&format!("reader{i}")), Role::Member)));
+        let intent = Intent::CreateConversation {
+            conv: c.clone(),
+            kind,
+            title: Some(id.into()),
+            members,
+            settings: None,
+            parent: None,
+        };
+        peers[0].engine.intent(intent, wire.now).unwrap();
+        wire.pump(peers);
+        for p in peers.iter_mut() {
+            p.engine.open(&DocId::conv(&tenant(), &c)).unwrap();
+        }
+        wire.pump(peers);
+        let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+        for p in peers.iter_mut() {
+            p.engine.open(&bucket).unwrap();
+        }
+        wire.pump(peers);
+        c
+    };
+    // Members counted with the owner: the small group is at the cap, the large one past it.
+    let small = create(
+        &mut peers,
+        &mut wire,
+        "small",
+        ConvKind::Group,
+        AUTO_DELIVERED_MAX_MEMBERS - 2,
+    );
+    let large = create(
+        &mut peers,
+        &mut wire,
+        "large",
+        ConvKind::Group,
+        AUTO_DELIVERED_MAX_MEMBERS - 1,
+    );
+    let news = create(&mut peers, &mut wire, "news", ConvKind::Channel, 0);
+    for c in [&small, &large, &news] {
+        send(&mut peers[0], c, &format!("{c}-1"), "hi", wire.now);
+    }
+    wire.pump(&mut peers);
+    for c in [&small, &large, &news] {
+        assert_eq!(peers[1].engine.timeline(c).len(), 1, "{c}");
+    }
+    wire.now += DELIVERED_DELAY_MS;
+    for i in 0..peers.len() {
+        peers[i].engine.tick(wire.now);
+        wire.pump(&mut peers);
+    }
+    let delivered = |c: &ConvId| {
+        peers[0]
+            .engine
+            .conversation(c)
+            .and_then(|conv| conv.delivered.get(&acc("bob")).map(|m| m.to_string()))
+    };
+    assert_eq!(delivered(&small).as_deref(), Some("small-1"));
+    assert_eq!(delivered(&large), None, "a group past the cap");
+    assert_eq!(delivered(&news), None, "a channel");
+}

@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// Static files served at / (the web demo).
     #[arg(long, env = "CONFAB_WEB_ROOT")]
     pub web_root: Option<PathBuf>,
+    /// Browser origins other than the server's own whose pages may call the REST API
+    /// (CORS): `https://app.example.com,https://admin.example.com`, or `*` for any. Default:
+    /// none, only the server's own origin (docs/OPERATIONS.md, "Browsers on other origins").
+    #[arg(long, env = "CONFAB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
     #[arg(long, env = "CONFAB_MAX_FRAME_BYTES", default_value_t = 1 << 20)]

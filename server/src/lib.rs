@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod budget;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod engine;
 pub mod maintenance;
 pub mod memory;
@@ -49,12 +50,13 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(
+        .merge(cors(
             rest::routes().route_layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 rest::storage_gate,
             )),
-        );
+            &state.cors,
+        ));
     if state.demo.is_some() {
         router = router
             .route("/demo/token", get(ops::demo_token))
@@ -64,4 +66,12 @@ pub fn app(state: AppState) -> Router {
         router = router.fallback_service(tower_http::services::ServeDir::new(root));
     }
     router.with_state(state)
+}
+
+/// The REST routes with the CORS layer of `--cors-origins`, if any (`cors`).
+fn cors(rest: Router<AppState>, origins: &cors::CorsOrigins) -> Router<AppState> {
+    match origins.layer() {
+        Some(layer) => rest.layer(layer),
+        None => rest,
+    }
 }

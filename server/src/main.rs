@@ -187,6 +187,7 @@ async fn serve(
     if args.schedule_poll_ms > 0 {
         engine.spawn_scheduler(std::time::Duration::from_millis(args.schedule_poll_ms));
     }
+    let cors = confab_server::cors::CorsOrigins::parse(&args.cors_origins)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(AtomicUsize::new(0));
     let state = AppState {
@@ -204,6 +205,7 @@ async fn serve(
         }),
         web_root: args.web_root.clone(),
         blobs,
+        cors,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

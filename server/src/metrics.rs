@@ -45,6 +45,12 @@ pub struct ClusterMetrics {
     pub lag_seconds: Histogram,
     /// Seqs one catch-up read brought in.
     pub lag_seqs: Histogram,
+    /// Signals published for the other nodes.
+    pub signals_published: Counter,
+    /// Signals not published (the queue was full, or the database failed).
+    pub signals_dropped: Counter,
+    /// Other nodes' signals relayed to this node's subscribers.
+    pub signals_relayed: Counter,
 }
 
 /// The scheduler of scheduled messages (`engine::schedule`).
@@ -70,6 +76,8 @@ pub struct NotifyMetrics {
     pub dropped: Counter,
     /// Events or rows not computed or stored because the storage failed.
     pub failed: Counter,
+    /// Attempts at a batch put off because the storage was unavailable (tried again).
+    pub deferred: Counter,
     /// Webhook deliveries the receiver took (2xx).
     pub webhook_delivered: Counter,
     /// Webhook attempts that failed (an error status, no connection, a timeout).
@@ -170,6 +178,9 @@ impl Metrics {
             resyncs: Counter::default(),
             lag_seconds: latency_histogram(),
             lag_seqs: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            signals_published: Counter::default(),
+            signals_dropped: Counter::default(),
+            signals_relayed: Counter::default(),
         };
         let schedule = ScheduleMetrics {
             posted: Counter::default(),
@@ -212,6 +223,11 @@ impl Metrics {
             "notifications_failed",
             "Notification events or rows given up because the storage failed",
             notify.failed.clone(),
+        );
+        registry.register(
+            "notifications_deferred",
+            "Attempts at a notification batch put off because the storage was unavailable (the batch is tried again)",
+            notify.deferred.clone(),
         );
         registry.register(
             "webhook_delivered",
@@ -268,6 +284,21 @@ impl Metrics {
             "cluster_lag_seqs",
             "Seqs one catch-up read brought in",
             cluster.lag_seqs.clone(),
+        );
+        registry.register(
+            "cluster_signals_published",
+            "Signals (typing, presence) published for the other nodes",
+            cluster.signals_published.clone(),
+        );
+        registry.register(
+            "cluster_signals_dropped",
+            "Signals not published for the other nodes (queue full, or the database failed)",
+            cluster.signals_dropped.clone(),
+        );
+        registry.register(
+            "cluster_signals_relayed",
+            "Other nodes' signals relayed to this node's subscribers",
+            cluster.signals_relayed.clone(),
         );
         registry.register(
             "storage_up",

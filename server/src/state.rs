@@ -33,6 +33,8 @@ pub struct AppState {
     pub web_root: Option<PathBuf>,
     /// Attachments' bytes (docs/ATTACHMENTS.md).
     pub blobs: Arc<Blobs>,
+    /// Browser origins other than the server's own that may call REST (`crate::cors`).
+    pub cors: crate::cors::CorsOrigins,
 }
 
 /// Demo mode settings.

@@ -130,14 +130,6 @@ impl Store for GatedStore {
     ) -> Result<Option<confab_server::store::stats::ConvStats>> {
         self.inner.conv_stats(tenant, conv).await
     }
-    async fn read_positions(
-        &self,
-        tenant: &TenantId,
-        conv: &ConvId,
-        from: i64,
-    ) -> Result<confab_server::store::stats::ReadPositions> {
-        self.inner.read_positions(tenant, conv, from).await
-    }
     async fn conversations_of(
         &self,
         tenant: &TenantId,
@@ -188,6 +180,17 @@ impl Store for GatedStore {
     ) -> Result<confab_server::store::invites::InviteAnswer> {
         self.inner.invites(op).await
     }
+    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()> {
+        self.inner.notify(channel, payloads).await
+    }
+
+    async fn clients(
+        &self,
+        op: confab_server::store::clients::ClientsOp<'_>,
+    ) -> Result<confab_server::store::clients::ClientsAnswer> {
+        self.inner.clients(op).await
+    }
+
     async fn contacts(
         &self,
         op: confab_server::store::contacts::ContactOp<'_>,

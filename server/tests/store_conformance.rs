@@ -348,6 +348,7 @@ fn message_row(
         deleted: false,
         // Ignored on input: the database takes the position.
         pos: -77,
+        views: 0,
     }
 }
 

@@ -128,6 +128,19 @@ pub async fn fresh_postgres_database() -> Result<String> {
     Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
 }
 
+/// Drops a database `fresh_postgres_database` made (its URL), once nothing uses it.
+pub async fn drop_postgres_database(url: &str) -> Result<()> {
+    use sqlx::Executor;
+    let (server, name) = url
+        .rsplit_once('/')
+        .context("a Postgres URL ends with its database")?;
+    let mut conn =
+        <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server}/postgres")).await?;
+    conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+        .await?;
+    Ok(())
+}
+
 impl TestServer {
     /// Starts a server on a fresh store.
     pub async fn start(backend: Backend) -> Result<Self> {

@@ -8,6 +8,7 @@ pub mod file_store;
 pub mod native;
 pub mod native_support;
 pub mod pg_cluster;
+pub mod push_receiver;
 pub mod server;
 pub mod text;
 

@@ -184,6 +184,12 @@ impl PgCluster {
         checked(&self.pg_ctl("-m fast -w stop"))
     }
 
+    /// `pg_ctl stop -m immediate`: every backend quits at once (SIGQUIT), mid-statement,
+    /// committing nothing more; the next start recovers from the WAL.
+    pub fn stop_immediate(&self) -> Result<()> {
+        checked(&self.pg_ctl("-m immediate -w stop"))
+    }
+
     /// `kill -9` of the postmaster (no shutdown at all); waits until its port is closed.
     pub fn kill_postmaster(&self) -> Result<()> {
         let pid_file = self.data().join("postmaster.pid");

@@ -20,6 +20,16 @@
 //!   through one node is told when another node commits its addition and removal, and an
 //!   account not concerned is told nothing; after its node's listening connection is cut
 //!   it is listed again and learns of the re-add committed meanwhile.
+//! - `signals_reach_subscribers_on_every_node`: typing and presence sent through one node
+//!   reach a subscriber of the conversation on the other, with `from` the sender's account;
+//!   the sender's last connection closing tells the other node's subscriber `offline`.
+//! - `a_push_waits_for_a_client_on_any_node`: a mention of an account whose client is
+//!   connected to the other node is not pushed to the webhook; once that client is gone, or
+//!   its node is killed, the next mention is.
+//! - `a_support_rename_on_one_node_fences_old_stamps_on_the_other`: a support thread's
+//!   client renamed through one node; a post stamped with the old name through the other,
+//!   sent after the rename's ack, is refused `sender_mismatch` (20 trials; before renames
+//!   moved the policy version one was accepted within the first ten).
 //!
 //! The tests run one at a time (`SERIAL`): each starts two or three servers and the machine
 //! has two cores, so two of them at once would measure each other.
@@ -48,7 +58,7 @@ use cluster_converge::{
 use cluster_listen::{
     burst, cut_and_recover, cut_while_kept_out, follow_with_failover, Follow, Subscriber,
 };
-use cluster_nodes::{watch_ready, Nodes};
+use cluster_nodes::{cluster_metric, watch_ready, Nodes};
 use cluster_race::{trial, witness, Conns, Tally};
 use cluster_sender::{all_acked, finished, longest_gap, spawn_writers, Writer};
 use common::*;
@@ -621,6 +631,289 @@ async fn a_membership_change_is_told_on_every_node() {
         ca.close().await;
         cb.close().await;
         cc.close().await;
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. A push webhook fires only for an account with no client on any node.
+
+#[tokio::test]
+async fn a_push_waits_for_a_client_on_any_node() {
+    use confab_core::protocol::{ClientFrame, ServerFrame};
+    use std::collections::HashSet;
+    /// Whether the directory lists `account` as connected to some node.
+    async fn listed(db: &mut sqlx::PgConnection, account: &str) -> Result<bool> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT node FROM connected_accounts WHERE account = $1")
+                .bind(account)
+                .fetch_optional(&mut *db)
+                .await?;
+        Ok(row.is_some())
+    }
+    async fn until_listed(db: &mut sqlx::PgConnection, account: &str, want: bool) -> Result<()> {
+        let started = Instant::now();
+        while listed(db, account).await? != want {
+            ensure!(
+                started.elapsed() < Duration::from_secs(5),
+                "{account} listed: {} after 5 s",
+                !want
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+    /// Alice mentions `who` in a message `id`, through `node`'s REST.
+    async fn post(node: &confab_e2e::TestServer, id: &str, who: &str) -> Result<()> {
+        let body = format!(r#"{{"id":"{id}","body":"hi @{who}","mentions":["{who}"]}}"#);
+        let a = http(
+            node,
+            "POST",
+            "/v1/conversations/pushed/messages",
+            "alice",
+            Some(&body),
+        )
+        .await;
+        ensure!(matches!(a.status, 200 | 201), "post {id}: {a:?}");
+        Ok(())
+    }
+    bounded(Duration::from_secs(120), async {
+        let receiver = confab_e2e::push_receiver::Receiver::start().await?;
+        let hook = [
+            "--webhook-url",
+            receiver.url.as_str(),
+            "--webhook-secret",
+            "cluster-secret",
+            "--webhook-backoff-ms",
+            "100",
+        ];
+        let mut nodes = Nodes::on_fresh_database_with(2, &hook).await?;
+        let urls = nodes.ws_urls();
+        let mut db = nodes.db().await?;
+        let created = http(
+            &nodes.nodes[0],
+            "POST",
+            "/v1/conversations",
+            "alice",
+            Some(r#"{"kind":"group","id":"pushed","title":"pushed","members":[{"account":"bob"},{"account":"carol"}]}"#),
+        )
+        .await;
+        ensure!(matches!(created.status, 200 | 201), "create: {created:?}");
+        // Bob's client follows his memberships through node 1; alice posts through node 0.
+        let mut cb = connect_at(&urls[1], "bob").await;
+        cb.send(&ClientFrame::Memberships {}).await?;
+        cb.wait_for(Duration::from_secs(10), |f| {
+            matches!(f, ServerFrame::Memberships { more: false, .. }).then_some(())
+        })
+        .await?;
+        until_listed(&mut db, "bob", true).await?;
+        post(&nodes.nodes[0], "m-online", "bob").await?;
+        // Carol has no client anywhere: her mention is pushed, and bob's, posted before it,
+        // would have been by then (one sender, deliveries in order).
+        post(&nodes.nodes[0], "m-carol", "carol").await?;
+        receiver
+            .wait_for("carol", "m-carol", Duration::from_secs(10))
+            .await?;
+
+        // Bob's client goes: the next mention is pushed.
+        cb.close().await;
+        until_listed(&mut db, "bob", false).await?;
+        post(&nodes.nodes[0], "m-offline", "bob").await?;
+        receiver
+            .wait_for("bob", "m-offline", Duration::from_secs(10))
+            .await?;
+
+        // Bob's client comes back on node 1, and node 1 dies with it listed: once its
+        // heartbeat is older than the directory trusts (5 s), bob is pushed to again.
+        let mut cb = connect_at(&urls[1], "bob").await;
+        cb.send(&ClientFrame::Memberships {}).await?;
+        until_listed(&mut db, "bob", true).await?;
+        nodes.nodes[1].kill().await?;
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        ensure!(listed(&mut db, "bob").await?, "the dead node's row stays until swept");
+        post(&nodes.nodes[0], "m-dead-node", "bob").await?;
+        receiver
+            .wait_for("bob", "m-dead-node", Duration::from_secs(10))
+            .await?;
+
+        let pushed: HashSet<(String, String)> = receiver.pushed().into_iter().collect();
+        ensure!(
+            !pushed.contains(&("bob".to_owned(), "m-online".to_owned())),
+            "bob was pushed about a mention while his client was on the other node: {pushed:?}"
+        );
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Signals reach the subscribers of every node.
+
+#[tokio::test]
+async fn signals_reach_subscribers_on_every_node() {
+    use confab_core::ids::DocId;
+    use confab_core::protocol::{ClientFrame, ServerFrame, SignalKind};
+    async fn heard(
+        client: &mut confab_e2e::Client,
+        what: SignalKind,
+    ) -> Result<(String, Option<String>)> {
+        client
+            .wait_for(Duration::from_secs(10), |f| match f {
+                ServerFrame::Signal {
+                    from, kind, data, ..
+                } if *kind == what => Some((from.clone(), data.clone())),
+                _ => None,
+            })
+            .await
+    }
+    bounded(Duration::from_secs(120), async {
+        let nodes = Nodes::on_fresh_database(2).await?;
+        let urls = nodes.ws_urls();
+        let created = http(
+            &nodes.nodes[0],
+            "POST",
+            "/v1/conversations",
+            "alice",
+            Some(r#"{"kind":"group","id":"talk","title":"talk","members":[{"account":"bob"}]}"#),
+        )
+        .await;
+        ensure!(matches!(created.status, 200 | 201), "create: {created:?}");
+        let doc = DocId::parse(&format!("{TENANT}/conv/talk"))?;
+        let mut ca = connect_at(&urls[0], "alice").await;
+        let mut cb = connect_at(&urls[1], "bob").await;
+        ca.subscribe(&doc, 0).await?;
+        cb.subscribe(&doc, 0).await?;
+        let signal = |kind, data: Option<&str>| ClientFrame::Signal {
+            doc: doc.to_string(),
+            kind,
+            data: data.map(str::to_owned),
+        };
+
+        ca.send(&signal(SignalKind::Typing, None)).await?;
+        let (from, _) = heard(&mut cb, SignalKind::Typing)
+            .await
+            .context("bob, on the other node, hears alice typing")?;
+        ensure!(from == "alice", "typing from {from}");
+        ca.send(&signal(SignalKind::Presence, Some("online")))
+            .await?;
+        let (from, data) = heard(&mut cb, SignalKind::Presence).await?;
+        ensure!(
+            from == "alice" && data.as_deref() == Some("online"),
+            "{from} {data:?}"
+        );
+        // Bob's own signal goes the other way.
+        cb.send(&signal(SignalKind::StoppedTyping, None)).await?;
+        let (from, _) = heard(&mut ca, SignalKind::StoppedTyping).await?;
+        ensure!(from == "bob", "stopped typing from {from}");
+
+        // Alice's only connection closes: bob hears she is offline.
+        ca.close().await;
+        let (from, data) = heard(&mut cb, SignalKind::Presence)
+            .await
+            .context("bob hears alice go offline")?;
+        ensure!(
+            from == "alice" && data.as_deref() == Some("offline"),
+            "{from} {data:?}"
+        );
+        let relayed = cluster_metric(&nodes.nodes[1], "confab_cluster_signals_relayed_total").await;
+        ensure!(relayed >= 3.0, "node 1 relayed {relayed} signals of node 0");
+        cb.close().await;
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. A rename of a support thread's names through one node fences stamps on the other.
+
+/// Alice renames the client of a support thread through node 0; once that is acked, carol
+/// posts through node 1 (which holds the thread from her earlier post) stamped with the
+/// name she had. Node 1 may not have heard of the rename yet: the rename moved the policy
+/// version, so its commit is refused and the post is checked again against the new name
+/// (`sender_mismatch`), never accepted. A post stamped with the new name is accepted.
+/// Before the rename moved the policy version, node 1 accepted such posts whenever the
+/// notification of the rename had not reached it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_support_rename_on_one_node_fences_old_stamps_on_the_other() {
+    use confab_core::doc::schema::keys::{CLIENT_NAME, OWNER_NAME};
+    use confab_core::doc::write;
+    use confab_core::ids::ResourceId;
+    use confab_core::model::conversation::ResourceLink;
+    use confab_core::model::message::NewMessage;
+    use confab_core::model::support::{SenderRole, Stamp};
+    use confab_e2e::client::Answer;
+    const TRIALS: usize = 20;
+    bounded(Duration::from_secs(180), async {
+        let nodes = Nodes::on_fresh_database(2).await?;
+        let urls = nodes.ws_urls();
+        let mut ca = connect_at(&urls[0], "alice").await;
+        let mut cc = connect_at(&urls[1], "carol").await;
+        let mut alice = Device::new("alice", 1);
+        let mut devices = 0u8;
+        // A post of carol's stamped `name`, from a device of its own (a refused change is
+        // no dependency of the next).
+        let mut post = |conv: &ConvId, id: &str, name: &str| {
+            devices = devices.wrapping_add(1);
+            let mut carol = Device::new("carol", devices);
+            let t = now_ms();
+            let mut m = NewMessage::text(
+                confab_core::ids::MessageId::new(id).unwrap(),
+                carol.account_id(),
+                "hi",
+                t,
+            );
+            m.stamp = Stamp {
+                sender_role: Some(SenderRole::Client),
+                sender_name: Some(name.into()),
+                related_lead: None,
+            };
+            let bucket = bucket_doc(conv, t);
+            let change = carol
+                .write(&bucket, |d, tag| write::post_message(d, tag, &m))
+                .unwrap();
+            (bucket, change)
+        };
+        for n in 0..TRIALS {
+            let link = ResourceLink {
+                resource: ResourceId::new(format!("flat-{n}"))?,
+                client: acc("carol"),
+                owner: acc("alice"),
+            };
+            let (sd, create) = write::support_creation_change(&tenant(), &link)?;
+            let conv = sd.conv_id().context("a conversation")?.clone();
+            alice.doc(&sd).apply_changes([create.clone()])?;
+            assert_acked(&ca.submit(&sd, &[create]).await?);
+            let names = alice.write(&sd, |d, tag| {
+                write::name_unset(
+                    d,
+                    tag,
+                    now_ms(),
+                    &[(CLIENT_NAME, "Carol"), (OWNER_NAME, "Alice")],
+                )
+            })?;
+            assert_acked(&ca.submit(&sd, &[names]).await?);
+            // Node 1 holds the thread, with the names, once carol's first post is accepted.
+            let (bucket, warm) = post(&conv, &format!("w{n}"), "Carol");
+            assert_acked(&cc.submit(&bucket, &[warm]).await?);
+
+            let rename = alice.write(&sd, |d, tag| {
+                write::set_info(d, tag, now_ms(), CLIENT_NAME, Some("Caroline"))
+            })?;
+            assert_acked(&ca.submit(&sd, &[rename]).await?);
+            let (bucket, stale) = post(&conv, &format!("s{n}"), "Carol");
+            match cc.submit(&bucket, &[stale]).await?.as_slice() {
+                [Answer::Reject { code, .. }] => {
+                    ensure!(code == "sender_mismatch", "trial {n}: refused {code}")
+                }
+                other => {
+                    anyhow::bail!("trial {n}: a stamp of the old name after the rename: {other:?}")
+                }
+            }
+            let (bucket, fresh) = post(&conv, &format!("f{n}"), "Caroline");
+            assert_acked(&cc.submit(&bucket, &[fresh]).await?);
+        }
+        println!("support rename: {TRIALS} trials, every stale stamp refused");
         Ok(())
     })
     .await;

@@ -131,7 +131,9 @@ async fn receipts(backend: Backend) {
         .collect();
     assert_eq!(
         views,
-        [("f1", 0), ("m3", 1), ("m2", 2), ("m1", 2)]
+        // Views count channel posts only: a group's read markers write none (the store's
+        // conformance suite counts a channel's, `store_conformance/stats.rs`).
+        [("f1", 0), ("m3", 0), ("m2", 0), ("m1", 0)]
             .map(|(id, n)| (id.to_owned(), n))
             .to_vec()
     );

@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use crate::api::{account_id, conv_id, promise, to_js};
 use crate::connection::{Connection, Settings};
 use crate::error::{Failure, Result};
+use crate::http::{http_base, Http};
 use crate::js;
 use crate::runtime::Runtime;
 use crate::startup::{self, StorageChoice};
@@ -22,6 +23,7 @@ use crate::types::{
     ClientEvent, ClientOptions, Conversation, ConversationSummary, EventName, IntentStatus, Member,
     MemberPresence, OutboxItem, TimelineItem, TimelineOptions,
 };
+use crate::uploads::Rest;
 
 /// Messages `openConversation` makes ready by default.
 pub(crate) const DEFAULT_OPEN_LIMIT: usize = 50;
@@ -33,6 +35,8 @@ pub struct ConfabClient {
     pub(crate) rt: Rc<Runtime>,
     /// `timeline()`'s objects, reused while their item is unchanged.
     timelines: RefCell<JsTimelines>,
+    /// REST: uploads and the notification feed.
+    pub(crate) rest: Rc<Rest>,
 }
 
 impl std::fmt::Debug for ConfabClient {
@@ -61,6 +65,27 @@ fn storage_choice(options: &ClientOptions) -> Result<StorageChoice> {
     }
 }
 
+/// The REST side: its HTTP base (`httpUrl`, or derived from `url`), and pending uploads
+/// kept in IndexedDB next to the store when the store is IndexedDB.
+fn rest_side(options: &ClientOptions, choice: &StorageChoice) -> Rc<Rest> {
+    let base = options
+        .http_url
+        .clone()
+        .or_else(|| http_base(&options.url))
+        .ok_or_else(|| {
+            Failure::new(
+                "no_http_url",
+                "the REST base cannot be derived from `url` (not ws:// or wss://): set httpUrl",
+            )
+        });
+    let http = base.map(|b| Http::new(b, options.token_provider.clone()));
+    let db_name = match choice {
+        StorageChoice::IndexedDb(name) => Some(name.clone()),
+        _ => None,
+    };
+    Rest::new(http, db_name)
+}
+
 fn default_db_name(options: &ClientOptions) -> String {
     options
         .db_name
@@ -78,6 +103,7 @@ impl ConfabClient {
         let tenant = TenantId::new(options.tenant.clone()).map_err(Failure::from)?;
         let account = AccountId::new(options.account.clone()).map_err(Failure::from)?;
         let choice = storage_choice(&options)?;
+        let rest = rest_side(&options, &choice);
         let conn = Connection::new(
             Settings {
                 url: options.url.clone(),
@@ -89,6 +115,7 @@ impl ConfabClient {
             options.device_id.clone().unwrap_or_default(),
         );
         let rt = Runtime::new(tenant, account, conn, options.trace.unwrap_or(false));
+        rt.set_auto_delivered(options.auto_delivered.unwrap_or(true));
         let ready = {
             let rt = rt.clone();
             promise(async move {
@@ -112,6 +139,7 @@ impl ConfabClient {
         Ok(ConfabClient {
             rt,
             timelines: RefCell::default(),
+            rest,
         })
     }
 
@@ -183,11 +211,13 @@ impl ConfabClient {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn dispose(&self) -> Promise {
         let rt = self.rt.clone();
+        let rest = self.rest.clone();
         promise(async move {
             let _ = rt.ready().await;
             rt.disconnect();
             rt.flushed().await;
             rt.shutdown();
+            rest.close();
             Ok(JsValue::UNDEFINED)
         })
     }

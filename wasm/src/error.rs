@@ -11,6 +11,10 @@ use wasm_bindgen::JsValue;
 pub struct Failure {
     pub code: String,
     pub message: String,
+    /// The HTTP status of a REST answer (uploads, the notification feed).
+    pub status: Option<u16>,
+    /// The request field a REST error names (`hash`, `mime`, `size`, ...).
+    pub field: Option<String>,
 }
 
 impl Failure {
@@ -18,12 +22,30 @@ impl Failure {
         Failure {
             code: code.into(),
             message: message.into(),
+            status: None,
+            field: None,
         }
     }
 
-    /// The JavaScript `Error` carrying `code`.
+    /// A REST error answer: its code and message, with the status and field.
+    pub fn http(status: u16, code: String, message: String, field: Option<String>) -> Self {
+        Failure {
+            status: Some(status),
+            field,
+            ..Failure::new(code, message)
+        }
+    }
+
+    /// The JavaScript `Error` carrying `code` (and `status`, `field` when known).
     pub fn to_js(&self) -> JsValue {
-        js_error(&self.code, &self.message)
+        let error = js_error(&self.code, &self.message);
+        if let Some(status) = self.status {
+            let _ = js_sys::Reflect::set(&error, &"status".into(), &status.into());
+        }
+        if let Some(field) = &self.field {
+            let _ = js_sys::Reflect::set(&error, &"field".into(), &field.as_str().into());
+        }
+        error
     }
 }
 
@@ -98,3 +120,18 @@ impl From<Failure> for JsValue {
 
 /// Results of the binding's internals.
 pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+/// Asks the app's `tokenProvider` for a token (a string, or a promise of one): the socket
+/// asks it for every connection, REST for every request.
+pub(crate) async fn ask_token(provider: &js_sys::Function) -> Result<String> {
+    let fail = |message: String| Failure::new("token_provider", message);
+    let returned = provider
+        .call0(&JsValue::NULL)
+        .map_err(|e| fail(describe_js(&e).1))?;
+    let value = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&returned))
+        .await
+        .map_err(|e| fail(describe_js(&e).1))?;
+    value
+        .as_string()
+        .ok_or_else(|| fail("tokenProvider must return a string (or a promise of one)".into()))
+}

@@ -10,10 +10,9 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::{Rc, Weak};
 
-use confab_core::client::store::read;
 use confab_core::client::{
     ClientEngine, ConversationSummary, Event, Intent, IntentStatus, Load, LocalStore, Outcome,
-    Output, RequestId, StoreOp, TimelineItem,
+    Output, Read, RequestId, StoreOp, TimelineItem,
 };
 use confab_core::ids::{AccountId, ConvId, TenantId};
 use confab_core::protocol::{encode_client, ClientFrame, ServerFrame};
@@ -25,37 +24,10 @@ use crate::connection::{self, Connection, Host};
 use crate::error::{Failure, Result};
 use crate::events::{self, Listeners};
 use crate::js;
+use crate::loads;
+use crate::queue::{self, Job, QueuedFrame};
 use crate::store::AnyStore;
 use crate::types::{ClientEvent, EventName, TraceStage};
-
-/// One thing to carry out, in order.
-#[derive(Debug)]
-enum Job {
-    Persist(Vec<StoreOp>),
-    Load(Load),
-    /// A frame for the connection of this epoch (dropped if that connection is gone), and
-    /// whether it expects an answer (the connection's liveness check watches for one), and
-    /// when it was queued (`perf_now`, only when tracing).
-    Send(u64, Vec<u8>, bool, f64),
-}
-
-/// A queued frame: epoch, bytes, expects an answer, queued at (see [`Job::Send`]).
-type QueuedFrame = (u64, Vec<u8>, bool, f64);
-
-/// One round of the flush: frames free to go, one transaction, frames behind it, a load.
-#[derive(Debug, Default)]
-struct Batch {
-    early: Vec<QueuedFrame>,
-    ops: Vec<StoreOp>,
-    late: Vec<QueuedFrame>,
-    load: Option<Load>,
-}
-
-impl Batch {
-    fn is_empty(&self) -> bool {
-        self.early.is_empty() && self.ops.is_empty() && self.late.is_empty() && self.load.is_none()
-    }
-}
 
 /// What an API call waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,6 +47,8 @@ enum Answer {
 struct State {
     queue: VecDeque<Job>,
     flushing: bool,
+    /// A load's reads are under way: no write may begin before they are done.
+    loading: bool,
     flush_waiters: Vec<Function>,
     /// Calls waiting, with the function that resumes each, and the answers they get.
     waiters: HashMap<Wait, Function>,
@@ -101,6 +75,9 @@ pub struct Runtime {
     listeners: RefCell<Listeners>,
     /// Emit `trace` events.
     trace: bool,
+    /// The engine marks arrived messages of others delivered by itself (option
+    /// `autoDelivered`, default on).
+    auto_delivered: std::cell::Cell<bool>,
     /// Views computed since the engine last changed (a redraw asks for the same timeline
     /// and list several times; each costs a read of every loaded message).
     views: RefCell<Views>,
@@ -151,11 +128,17 @@ impl Runtime {
             conn,
             listeners: RefCell::new(Listeners::default()),
             trace,
+            auto_delivered: std::cell::Cell::new(true),
             views: RefCell::default(),
         });
         let host: Weak<dyn Host> = runtime.me.clone();
         runtime.conn.set_host(host);
         runtime
+    }
+
+    /// Before the engine starts (the constructor's option).
+    pub fn set_auto_delivered(&self, on: bool) {
+        self.auto_delivered.set(on);
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -198,7 +181,8 @@ impl Runtime {
     }
 
     /// Starts the engine (`ClientEngine::restoring`) and waits for its start-up restore.
-    pub async fn start_engine(&self, engine: ClientEngine) -> Result<()> {
+    pub async fn start_engine(&self, mut engine: ClientEngine) -> Result<()> {
+        engine.set_auto_delivered(self.auto_delivered.get());
         *self.engine.borrow_mut() = Some(engine);
         let promise = self.register(Wait::Request(RequestId::RESTORE));
         self.pump();
@@ -367,9 +351,8 @@ impl Runtime {
                         );
                         let bytes = encode_client(&frame);
                         let queued = if self.trace { js::perf_now() } else { 0.0 };
-                        state
-                            .queue
-                            .push_back(Job::Send(epoch, bytes, expects_answer, queued));
+                        let frame = (epoch, bytes, expects_answer, queued);
+                        state.queue.push_back(Job::Send(frame));
                     }
                     Output::Persist(ops) => state.queue.push_back(Job::Persist(ops)),
                     Output::Load(load) => state.queue.push_back(Job::Load(load)),
@@ -377,8 +360,25 @@ impl Runtime {
                 }
             }
         }
+        self.begin_writes();
         self.start_flush();
         self.dispatch(events);
+    }
+
+    /// On IndexedDB, begins the writes that need not wait for the jobs ahead of them (see
+    /// `queue`: a transaction created now still commits after the ones before it).
+    fn begin_writes(&self) {
+        let Some(AnyStore::IndexedDb(db)) = self.store.get() else {
+            return;
+        };
+        let mut state = self.state.borrow_mut();
+        let loading = state.loading;
+        if let Some((at, ops)) = queue::take_beginnable(&mut state.queue, loading) {
+            let started = self.trace_start();
+            let count = ops.len() as u32;
+            let end = db.begin_write(ops);
+            state.queue.insert(at, Job::Commit(end, started, count));
+        }
     }
 
     /// Keeps one timer at the engine's `next_wakeup`: it calls `tick` (resends what a
@@ -427,46 +427,28 @@ impl Runtime {
         wasm_bindgen_futures::spawn_local(async move { rt.flush().await });
     }
 
+    /// Carries out the queue in order: a frame is sent, a begun write awaited, an unbegun
+    /// one begun (on a store that does not order its writes: merged with the writes behind
+    /// it up to the next load, and the frames among them sent after it), a load read.
     async fn flush(&self) {
         loop {
-            let batch = self.next_batch();
-            if batch.is_empty() {
+            self.begin_writes();
+            let job = self.state.borrow_mut().queue.pop_front();
+            let Some(job) = job else {
                 break;
-            }
-            // Frames queued before any of the batch's writes need not wait for them.
-            for send in batch.early {
-                self.send(send);
-            }
-            if !batch.ops.is_empty() {
-                if let Some(store) = self.store.get() {
-                    let started = self.trace_start();
-                    let count = batch.ops.len() as u32;
-                    let written = store.write(batch.ops).await;
+            };
+            match job {
+                Job::Send(frame) => self.send(frame),
+                Job::Commit(end, started, count) => {
+                    let ended = match end {
+                        Ok(end) => end.wait().await,
+                        Err(e) => Err(e),
+                    };
                     self.trace_end(TraceStage::Store, started, Some(count));
-                    if let Err(e) = written {
-                        self.emit(ClientEvent::Error {
-                            code: "storage".into(),
-                            message: e.0,
-                        });
-                    }
+                    self.report_write(ended);
                 }
-            }
-            for send in batch.late {
-                self.send(send);
-            }
-            if let Some(load) = batch.load {
-                let Some(store) = self.store.get() else {
-                    continue;
-                };
-                let answer = read(store, &load.reads).await;
-                let refused = self.with_engine(|e| e.loaded(load.id, answer));
-                if let Ok(Err(e)) = refused {
-                    self.emit(ClientEvent::Error {
-                        code: e.code().to_owned(),
-                        message: e.to_string(),
-                    });
-                }
-                self.pump();
+                Job::Persist(ops) => self.write_round(ops).await,
+                Job::Load(load) => self.load(load).await,
             }
         }
         let waiters = {
@@ -479,37 +461,78 @@ impl Runtime {
         }
     }
 
-    /// Takes everything queued up to the first load: its writes become one transaction
-    /// (however many frames came between them: a busy client commits once per round, not
-    /// once per message), frames go after the writes queued before them, and the load after
-    /// all of that.
-    fn next_batch(&self) -> Batch {
-        let mut state = self.state.borrow_mut();
-        let mut batch = Batch::default();
-        if matches!(state.queue.front(), Some(Job::Load(_))) {
-            if let Some(Job::Load(load)) = state.queue.pop_front() {
-                batch.load = Some(load);
-            }
-            return batch;
-        }
-        while let Some(job) = state.queue.front() {
-            if matches!(job, Job::Load(_)) {
-                break;
-            }
-            match state.queue.pop_front() {
-                Some(Job::Persist(ops)) => batch.ops.extend(ops),
-                Some(Job::Send(epoch, bytes, expects_answer, queued)) => {
-                    let send = (epoch, bytes, expects_answer, queued);
-                    if batch.ops.is_empty() {
-                        batch.early.push(send);
-                    } else {
-                        batch.late.push(send);
-                    }
+    /// Reads `first` and the loads queued right behind it together (`loads`), and hands each
+    /// answer to the engine in order; the writes behind them begin after.
+    async fn load(&self, first: Load) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let batch = {
+            let mut state = self.state.borrow_mut();
+            state.loading = true;
+            let mut batch = vec![first];
+            while matches!(state.queue.front(), Some(Job::Load(_))) {
+                if let Some(Job::Load(load)) = state.queue.pop_front() {
+                    batch.push(load);
                 }
-                Some(Job::Load(_)) | None => break,
+            }
+            batch
+        };
+        let reads: Vec<&[Read]> = batch.iter().map(|l| l.reads.as_slice()).collect();
+        // One answer per load, in order (`read_loads` answers every load, or fails them all).
+        let answers: Vec<_> = match loads::read_loads(store, &reads).await {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
+        };
+        self.state.borrow_mut().loading = false;
+        for (load, answer) in batch.iter().zip(answers) {
+            let refused = self.with_engine(|e| e.loaded(load.id, answer));
+            if let Ok(Err(e)) = refused {
+                self.emit(ClientEvent::Error {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                });
             }
         }
-        batch
+        self.pump();
+    }
+
+    /// One write of a store without IndexedDB's ordering, at the front of the queue: it takes
+    /// the writes queued behind it up to the next load (however many frames came between
+    /// them: a busy client writes once per round, not once per message); the frames among
+    /// them go after it.
+    async fn write_round(&self, mut ops: Vec<StoreOp>) {
+        let frames = {
+            let mut state = self.state.borrow_mut();
+            ops.extend(queue::take_round(&mut state.queue, 0));
+            let behind = state
+                .queue
+                .iter()
+                .position(|job| !matches!(job, Job::Send(_)))
+                .unwrap_or(state.queue.len());
+            state.queue.drain(..behind).collect::<Vec<_>>()
+        };
+        if let Some(store) = self.store.get() {
+            let started = self.trace_start();
+            let count = ops.len() as u32;
+            let written = store.write(ops).await;
+            self.trace_end(TraceStage::Store, started, Some(count));
+            self.report_write(written);
+        }
+        for job in frames {
+            if let Job::Send(frame) = job {
+                self.send(frame);
+            }
+        }
+    }
+
+    fn report_write(&self, written: std::result::Result<(), confab_core::client::StoreError>) {
+        if let Err(e) = written {
+            self.emit(ClientEvent::Error {
+                code: "storage".into(),
+                message: e.0,
+            });
+        }
     }
 
     fn send(&self, (epoch, bytes, expects_answer, queued): QueuedFrame) {

@@ -19,14 +19,16 @@ use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbDatabase, IdbKeyRange, IdbOpenDbRequest, IdbRequest, IdbTransaction};
+use web_sys::{
+    IdbDatabase, IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbRequest, IdbTransaction,
+};
 
 use crate::error::describe_js;
 
-const OBJECT_STORE: &str = "kv";
+pub(crate) const OBJECT_STORE: &str = "kv";
 const DB_VERSION: u32 = 1;
 
-fn js_store_error(what: &str, value: &JsValue) -> StoreError {
+pub(crate) fn js_store_error(what: &str, value: &JsValue) -> StoreError {
     let (_, message) = describe_js(value);
     StoreError(format!("{what}: {message}"))
 }
@@ -66,16 +68,79 @@ impl EventWait {
 }
 
 /// Waits for one request's `success` (its result) or `error`.
-async fn request(req: &IdbRequest, what: &str) -> Result<JsValue, StoreError> {
-    let wait = EventWait::new(&["success"]);
-    req.set_onsuccess(Some(wait.function()));
-    req.set_onerror(Some(wait.function()));
-    let settled = wait.wait().await;
-    req.set_onsuccess(None);
-    req.set_onerror(None);
-    match settled {
-        Ok(_) => req.result().map_err(|e| js_store_error(what, &e)),
-        Err(_) => Err(request_error(req, what)),
+pub(crate) async fn request(req: &IdbRequest, what: &str) -> Result<JsValue, StoreError> {
+    Watched::new(req.clone()).result(what).await
+}
+
+/// A request with its listener set as it is issued: its answer may come before it is awaited
+/// (when the requests issued before it are awaited first).
+pub(crate) struct Watched {
+    req: IdbRequest,
+    wait: EventWait,
+}
+
+impl Watched {
+    pub(crate) fn new(req: IdbRequest) -> Self {
+        let wait = EventWait::new(&["success"]);
+        req.set_onsuccess(Some(wait.function()));
+        req.set_onerror(Some(wait.function()));
+        Watched { req, wait }
+    }
+
+    /// Its `success` (the result) or `error`.
+    pub(crate) async fn result(self, what: &str) -> Result<JsValue, StoreError> {
+        match self.wait.wait().await {
+            Ok(_) => self.req.result().map_err(|e| js_store_error(what, &e)),
+            Err(_) => Err(request_error(&self.req, what)),
+        }
+    }
+}
+
+impl Drop for Watched {
+    /// Unset before the listener goes: also when an earlier request failed and this one is
+    /// never awaited.
+    fn drop(&mut self) {
+        self.req.set_onsuccess(None);
+        self.req.set_onerror(None);
+    }
+}
+
+/// The two requests of a prefix scan (keys, values), issued together on one transaction.
+pub(crate) struct Scan {
+    keys: Watched,
+    values: Watched,
+}
+
+impl Scan {
+    pub(crate) fn issue(store: &IdbObjectStore, prefix: &str) -> Result<Self, StoreError> {
+        let range: JsValue = prefix_range(prefix)?.into();
+        let keys = store
+            .get_all_keys_with_key(&range)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let values = store
+            .get_all_with_key(&range)
+            .map_err(|e| js_store_error("scan", &e))?;
+        Ok(Scan {
+            keys: Watched::new(keys),
+            values: Watched::new(values),
+        })
+    }
+
+    /// Every entry found, in key order.
+    pub(crate) async fn entries(self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let keys: Array = self.keys.result("scan keys").await?.unchecked_into();
+        let values: Array = self.values.result("scan values").await?.unchecked_into();
+        if keys.length() != values.length() {
+            return Err(StoreError("scan: keys and values differ in number".into()));
+        }
+        let mut out = Vec::with_capacity(keys.length() as usize);
+        for (key, value) in keys.iter().zip(values.iter()) {
+            let key = key
+                .as_string()
+                .ok_or_else(|| StoreError("scan: a key is not a string".into()))?;
+            out.push((key, to_bytes(&value)));
+        }
+        Ok(out)
     }
 }
 
@@ -87,25 +152,57 @@ fn request_error(req: &IdbRequest, what: &str) -> StoreError {
 }
 
 /// Waits for a transaction to commit (`complete`) or fail (`error`, `abort`).
-async fn commit(tx: &IdbTransaction) -> Result<(), StoreError> {
-    let wait = EventWait::new(&["complete"]);
-    tx.set_oncomplete(Some(wait.function()));
-    tx.set_onerror(Some(wait.function()));
-    tx.set_onabort(Some(wait.function()));
-    let settled = wait.wait().await;
-    tx.set_oncomplete(None);
-    tx.set_onerror(None);
-    tx.set_onabort(None);
-    match settled {
-        Ok(_) => Ok(()),
-        Err(_) => Err(match tx.error() {
-            Some(e) => StoreError(format!("write: {}: {}", e.name(), e.message())),
-            None => StoreError("write: transaction aborted".into()),
-        }),
+pub(crate) async fn commit(tx: &IdbTransaction) -> Result<(), StoreError> {
+    TxEnd::watch(tx).wait().await
+}
+
+/// A transaction's end, listened for from the moment the transaction is made: its
+/// `complete` may fire before anyone awaits it (a write begun at once is awaited later,
+/// behind the writes before it). Dropping it unsets the listeners.
+pub struct TxEnd {
+    tx: IdbTransaction,
+    wait: EventWait,
+}
+
+impl TxEnd {
+    fn watch(tx: &IdbTransaction) -> TxEnd {
+        let wait = EventWait::new(&["complete"]);
+        tx.set_oncomplete(Some(wait.function()));
+        tx.set_onerror(Some(wait.function()));
+        tx.set_onabort(Some(wait.function()));
+        TxEnd {
+            tx: tx.clone(),
+            wait,
+        }
+    }
+
+    /// Resolves once the transaction committed; fails if it was aborted.
+    pub async fn wait(&self) -> Result<(), StoreError> {
+        match self.wait.wait().await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(match self.tx.error() {
+                Some(e) => StoreError(format!("write: {}: {}", e.name(), e.message())),
+                None => StoreError("write: transaction aborted".into()),
+            }),
+        }
     }
 }
 
-fn factory() -> Result<web_sys::IdbFactory, StoreError> {
+impl Drop for TxEnd {
+    fn drop(&mut self) {
+        self.tx.set_oncomplete(None);
+        self.tx.set_onerror(None);
+        self.tx.set_onabort(None);
+    }
+}
+
+impl std::fmt::Debug for TxEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxEnd").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn factory() -> Result<web_sys::IdbFactory, StoreError> {
     let value = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
         .map_err(|e| js_store_error("indexedDB", &e))?;
     if value.is_undefined() || value.is_null() {
@@ -121,7 +218,7 @@ fn prefix_range(prefix: &str) -> Result<IdbKeyRange, StoreError> {
         .map_err(|e| js_store_error("key range", &e))
 }
 
-fn to_bytes(value: &JsValue) -> Vec<u8> {
+pub(crate) fn to_bytes(value: &JsValue) -> Vec<u8> {
     Uint8Array::new(value).to_vec()
 }
 
@@ -201,7 +298,10 @@ impl IdbStore {
         self.db.close();
     }
 
-    fn transaction(&self, mode: web_sys::IdbTransactionMode) -> Result<IdbTransaction, StoreError> {
+    pub(crate) fn transaction(
+        &self,
+        mode: web_sys::IdbTransactionMode,
+    ) -> Result<IdbTransaction, StoreError> {
         if self.closed.get() {
             return Err(StoreError("the store is closed".into()));
         }
@@ -229,34 +329,30 @@ impl LocalStore for IdbStore {
         let store = tx
             .object_store(OBJECT_STORE)
             .map_err(|e| js_store_error("scan", &e))?;
-        let range: JsValue = prefix_range(prefix)?.into();
         // Both requests go out before any await: the transaction stays alive for both.
-        let keys_req = store
-            .get_all_keys_with_key(&range)
-            .map_err(|e| js_store_error("scan", &e))?;
-        let values_req = store
-            .get_all_with_key(&range)
-            .map_err(|e| js_store_error("scan", &e))?;
-        let keys: Array = request(&keys_req, "scan keys").await?.unchecked_into();
-        let values: Array = request(&values_req, "scan values").await?.unchecked_into();
-        if keys.length() != values.length() {
-            return Err(StoreError("scan: keys and values differ in number".into()));
-        }
-        let mut out = Vec::with_capacity(keys.length() as usize);
-        for (key, value) in keys.iter().zip(values.iter()) {
-            let key = key
-                .as_string()
-                .ok_or_else(|| StoreError("scan: a key is not a string".into()))?;
-            out.push((key, to_bytes(&value)));
-        }
-        Ok(out)
+        Scan::issue(&store, prefix)?.entries().await
     }
 
     async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
+        self.begin_write(ops)?.wait().await
+    }
+}
+
+impl IdbStore {
+    /// Starts one `readwrite` transaction with `ops` and asks it to commit, now, without
+    /// waiting for any earlier write; await the returned end for the commit. IndexedDB runs
+    /// `readwrite` transactions whose scopes overlap (here: all of them, one object store)
+    /// one after the other in the order they were created, and a `readonly` one only after
+    /// the `readwrite` ones created before it: so a write begun while another is in flight
+    /// commits after it, and a read begun later sees both (the client's store queue relies on
+    /// this; see `runtime` and wasm/README.md, "Store order and crash safety").
+    pub fn begin_write(&self, ops: Vec<StoreOp>) -> Result<TxEnd, StoreError> {
         let tx = self.transaction(web_sys::IdbTransactionMode::Readwrite)?;
+        // Listen before anything can end it.
+        let end = TxEnd::watch(&tx);
         let store = tx
             .object_store(OBJECT_STORE)
             .map_err(|e| js_store_error("write", &e))?;
@@ -277,11 +373,11 @@ impl LocalStore for IdbStore {
         }
         // Commit now rather than after the page's main thread has dispatched every request's
         // success event (on a busy page it gets to them late, and the frames behind this
-        // write wait for the commit; issue 16). Older browsers without `commit()` auto-commit (web-sys
-        // marks it deprecated; Chromium 76+, Firefox 74+ and Safari 15+ have it).
+        // write wait for the commit; issue 16). Older browsers without `commit()` auto-commit
+        // (web-sys marks it deprecated; Chromium 76+, Firefox 74+ and Safari 15+ have it).
         #[allow(deprecated)]
         let _ = tx.commit();
-        commit(&tx).await
+        Ok(end)
     }
 }
 

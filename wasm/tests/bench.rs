@@ -35,15 +35,6 @@ const PER_BUCKET: usize = 1_000;
 /// Changes per `changes` frame, as the server pages a catch-up.
 const PAGE: usize = 100;
 
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_namespace = console, js_name = log)]
-    fn log(s: &str);
-    /// Milliseconds, to 0.1 ms or better (`Date.now()` has whole milliseconds).
-    #[wasm_bindgen(js_namespace = performance, js_name = now)]
-    fn precise_now() -> f64;
-}
-
 /// Every change of `doc` after its genesis, in order.
 fn changes_of(doc: &mut Automerge) -> Vec<Vec<u8>> {
     doc.get_changes(&[])

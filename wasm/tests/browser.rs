@@ -277,7 +277,9 @@ async fn reconnects_with_backoff_and_a_fresh_token_each_time() {
         }),
         ping_interval_ms: None,
         ping_timeout_ms: None,
+        http_url: None,
         trace: None,
+        auto_delivered: None,
     };
     let alice = confab_wasm::ConfabClient::new(tsify::Ts::from_rust(&options).unwrap()).unwrap();
     let delays: Rc<RefCell<Vec<(u32, u32)>>> = Rc::default();

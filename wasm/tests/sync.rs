@@ -21,31 +21,6 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 const WAIT: f64 = 15_000.0;
 
-struct Server {
-    ws: &'static str,
-    tenant: &'static str,
-    alice: &'static str,
-    bob: &'static str,
-}
-
-fn server() -> Option<Server> {
-    Some(Server {
-        ws: option_env!("CONFAB_TEST_WS")?,
-        tenant: option_env!("CONFAB_TEST_TENANT").unwrap_or("demo"),
-        alice: option_env!("CONFAB_TEST_TOKEN_ALICE")?,
-        bob: option_env!("CONFAB_TEST_TOKEN_BOB")?,
-    })
-}
-
-macro_rules! server_or_skip {
-    () => {
-        server().expect(
-            "no CONFAB_TEST_WS/CONFAB_TEST_TOKEN_*: these tests need a server; run them with \
-             `cargo xtask wasm test`, which starts one",
-        )
-    };
-}
-
 /// Records the `type` of every event a client emits.
 fn record(client: &ConfabClient) -> Rc<RefCell<Vec<JsValue>>> {
     let seen: Rc<RefCell<Vec<JsValue>>> = Rc::default();
@@ -71,18 +46,6 @@ fn has_event(seen: &RefCell<Vec<JsValue>>, kind: &str) -> bool {
     })
 }
 
-/// Alice with the IndexedDB database `db`.
-fn alice_in(s: &Server, db: &str) -> ConfabClient {
-    client(
-        s.ws,
-        s.alice,
-        s.tenant,
-        "alice",
-        "indexeddb".into(),
-        Some(db.to_owned()),
-    )
-}
-
 /// Closes `client` (every write stored) and opens its database again, as a page reload does.
 async fn reload(client: ConfabClient, s: &Server, db: &str) -> ConfabClient {
     done(client.dispose()).await.unwrap();
@@ -94,7 +57,7 @@ async fn reload(client: ConfabClient, s: &Server, db: &str) -> ConfabClient {
 
 #[wasm_bindgen_test]
 async fn two_clients_talk_through_the_server() {
-    let s = server_or_skip!();
+    let s = server();
     let alice = client(s.ws, s.alice, s.tenant, "alice", "memory".into(), None);
     let bob = client(s.ws, s.bob, s.tenant, "bob", "memory".into(), None);
     let alice_events = record(&alice);
@@ -209,7 +172,7 @@ async fn two_clients_talk_through_the_server() {
 
 #[wasm_bindgen_test]
 async fn offline_work_is_sent_on_connect_and_survives_a_reload() {
-    let s = server_or_skip!();
+    let s = server();
     let db = unique("sync-reload");
     let alice = alice_in(&s, &db);
     done(alice.ready()).await.unwrap();
@@ -270,7 +233,7 @@ async fn offline_work_is_sent_on_connect_and_survives_a_reload() {
 
 #[wasm_bindgen_test]
 async fn a_refused_token_rejects_connect() {
-    let s = server_or_skip!();
+    let s = server();
     let mallory = client(s.ws, "not-a-jwt", s.tenant, "alice", "memory".into(), None);
     let code = code_of(mallory.connect()).await;
     assert!(
@@ -286,7 +249,7 @@ async fn profiles_preferences_drafts_contacts_and_cursors() {
         Contact, ContactEntry, ContactKind, Cursor, Draft, NotificationLevel,
     };
     use confab_wasm::types::{AccountKind, Profile};
-    let s = server_or_skip!();
+    let s = server();
     let db = unique("account");
     let alice = alice_in(&s, &db);
     let bob = client(s.ws, s.bob, s.tenant, "bob", "memory".into(), None);

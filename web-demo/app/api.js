@@ -63,18 +63,3 @@ export function joinOrAsk(session, conv, join) {
     ? rest(session, "POST", `/v1/conversations/${id}/members`, { account: session.account })
     : rest(session, "POST", `/v1/conversations/${id}/join-requests`);
 }
-
-/** One page of this account's notification feed (docs/NOTIFICATIONS.md), newest first:
- * { notifications: [{ id, kind, conversation, message, from, preview, created_at, read }],
- * unread, next_cursor }. The feed is REST only: the wasm package speaks the sync protocol
- * over its WebSocket, and the feed is the server's, not a replicated document. */
-export function notifications(session, { cursor, limit = 20 } = {}) {
-  const params = new URLSearchParams({ limit: String(limit) });
-  if (cursor) params.set("cursor", cursor);
-  return rest(session, "GET", `/v1/notifications?${params}`);
-}
-
-/** Marks notifications up to `upTo` (all without it) read: { marked, unread }. */
-export function markNotificationsRead(session, upTo) {
-  return rest(session, "POST", "/v1/notifications/read", upTo ? { up_to: upTo } : {});
-}

@@ -1,58 +1,45 @@
-// Attachments (docs/ATTACHMENTS.md): the file is hashed here, uploaded to the conversation
-// over REST with a fresh demo token (progress from the upload's events), then sent as a
-// message whose attachment names the blob by its URL. Images are shown by their thumbnail,
-// fetched with the token (an <img> cannot send one) and kept as object URLs.
+// Attachments (docs/ATTACHMENTS.md): the wasm package hashes the file, uploads it to the
+// conversation in resumable chunks (progress after each chunk the server acknowledged) and
+// gives the attachment reference, which goes out as a message. An upload cut short by a
+// reload is kept with its file in IndexedDB: `resumeFiles` finishes and sends it when the
+// page comes back. Images are shown by their thumbnail, fetched with the token (an <img>
+// cannot send one) and kept as object URLs.
 import { demoToken } from "./api.js";
 
 async function token(session) {
   return (await demoToken(session.account)).token;
 }
 
-/** SHA-256 of the file, as 64 hex digits. */
-async function sha256(file) {
-  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+function kindOf(mime) {
+  return mime?.startsWith("image/") ? "image" : "file";
 }
 
-/** Uploads `file` to `conv`; `onProgress(fraction)` as bytes go out. Resolves the blob. */
-export async function upload(session, conv, file, onProgress) {
-  const hash = await sha256(file);
-  const bearer = await token(session);
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("PUT", `/v1/conversations/${encodeURIComponent(conv)}/attachments/${hash}`);
-    xhr.setRequestHeader("Authorization", `Bearer ${bearer}`);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
-    xhr.onerror = () => reject(new Error("the upload failed: no connection"));
-    xhr.onload = () => {
-      let body = {};
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch {
-        // Not JSON: reported by status below.
-      }
-      if (xhr.status === 200 || xhr.status === 201) {
-        onProgress(1);
-        resolve(body);
-      } else {
-        const error = new Error(body.message ?? `the upload answered ${xhr.status}`);
-        error.code = body.code;
-        reject(error);
-      }
-    };
-    xhr.send(file);
+/** Uploads `file` to `conv` through the client; `onProgress(fraction)` after each chunk.
+ * Resolves the attachment reference; rejects with the server's `code` (ConfabError). */
+export function upload(session, conv, file, onProgress) {
+  return session.client.uploadAttachment(conv, file, {
+    name: file.name.slice(0, 255),
+    kind: kindOf(file.type),
+    onProgress: ({ sent, size }) => onProgress(sent / size),
   });
 }
 
 /** Uploads and sends `file` as an image or file message. */
 export async function sendFile(session, conv, file, onProgress) {
-  const blob = await upload(session, conv, file, onProgress);
-  const kind = blob.mime.startsWith("image/") ? "image" : "file";
-  return session.client.send(conv, {
-    kind,
-    attachments: [{ id: "a1", kind, name: file.name.slice(0, 255), mime: blob.mime, size: blob.size, url: blob.url }],
-  });
+  const attachment = await upload(session, conv, file, onProgress);
+  return session.client.send(conv, { kind: attachment.kind, attachments: [attachment] });
+}
+
+/** Finishes the uploads a reload cut short and sends each as its message; failures stay
+ * quiet (one that may pass later stays pending for the next start). */
+export async function resumeFiles(session) {
+  const { client } = session;
+  if ((await client.pendingUploads()).length === 0) return;
+  for (const done of await client.resumeUploads()) {
+    if (done.attachment) {
+      await client.send(done.conv, { kind: done.attachment.kind, attachments: [done.attachment] }).catch(() => {});
+    }
+  }
 }
 
 /** The server path of an attachment URL naming a blob of this server, or undefined. */

@@ -3,6 +3,7 @@
 // client, which follows them by itself and says so with a `membership` event.
 import init, { ConfabClient } from "../pkg/confab_wasm.js";
 import { demoToken } from "./api.js";
+import { resumeFiles } from "./attach.js";
 import { toast } from "./dom.js";
 import { displayName, useProfiles } from "./format.js";
 import { note, render, ui } from "./state.js";
@@ -46,6 +47,7 @@ export async function startSession({ account, tenant, users }) {
     ui.connection = "offline";
   } else {
     goOnline(session);
+    resumeFiles(session).catch(() => {});
   }
   render();
   return session;

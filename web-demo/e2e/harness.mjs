@@ -184,14 +184,17 @@ export async function say(page, text) {
 
 /** On a phone, back to the conversation list (the sidebar) when a conversation is shown. */
 export async function toList(page) {
-  const back = page.locator(".center #back");
-  if (await back.isVisible()) await back.click();
+  // The list is hidden only on a phone showing a conversation. The header (with its back
+  // button) can be drawn a frame after the conversation's body: wait for it, not glance.
+  if (await page.locator(".sidebar").isVisible()) return;
+  await page.locator(".center #back").click({ timeout: WAIT_MS });
+  await page.locator(".sidebar").waitFor({ state: "visible", timeout: WAIT_MS });
 }
 
 /** The switch is in the list: on a phone, go there and come back to the conversation. */
 export async function setOfflineSwitch(page, offline) {
   const conv = new URL(page.url()).searchParams.get("conv");
-  const wasInConversation = await page.locator(".center #back").isVisible();
+  const wasInConversation = !(await page.locator(".sidebar").isVisible());
   await toList(page);
   if (offline) await page.check("#offline-switch");
   else await page.uncheck("#offline-switch");

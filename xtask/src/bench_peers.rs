@@ -118,19 +118,28 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `npm ci` into `tests/peers` unless its packages are installed.
+/// `npm ci` into `tests/peers` unless its packages are installed. Some registries (this
+/// project's mirror among them) lack the platform builds that `cbor-extract` lists as
+/// optional; npm then leaves them out of the lock file and `npm ci` refuses the lock as out
+/// of sync, so the same locked versions are installed with `npm install --no-save`.
 fn install(dir: &Path) -> Result<()> {
     if dir.join("node_modules/.package-lock.json").exists() {
         return Ok(());
     }
-    eprintln!("+ npm ci (in {})", dir.display());
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .status()
-        .context("could not start npm")?;
-    if !status.success() {
-        bail!("npm ci in {} failed ({status})", dir.display());
+    let npm = |args: &[&str]| -> Result<bool> {
+        eprintln!("+ npm {} (in {})", args.join(" "), dir.display());
+        Ok(Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .status()
+            .context("could not start npm (install Node.js and npm: apt-get install nodejs npm)")?
+            .success())
+    };
+    if npm(&["ci", "--no-audit", "--no-fund"])? {
+        return Ok(());
+    }
+    if !npm(&["install", "--no-save", "--no-audit", "--no-fund"])? {
+        bail!("npm ci and npm install in {} failed", dir.display());
     }
     Ok(())
 }

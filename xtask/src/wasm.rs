@@ -2,9 +2,10 @@
 //! [--no-node] [--bench]`: the npm package of `confab-wasm` and its tests.
 //!
 //! `build` makes `wasm/pkg/`: a size-optimized release build (opt-level z, LTO, one codegen
-//! unit, in its own target dir `target/wasm-release` so native builds are untouched), then
-//! wasm-bindgen for bundlers (`pkg/bundler`), the web (`pkg/web`) and Node (`pkg/node`), a
-//! `package.json` with `exports`, and the raw and gzip size. wasm-opt runs only with
+//! unit, in its own target dir `wasm-release` under `$CARGO_TARGET_DIR` or `target/`, so
+//! native builds are untouched), then wasm-bindgen for bundlers (`pkg/bundler`), the web
+//! (`pkg/web`) and Node (`pkg/node`), a `package.json` with `exports`, and the raw and gzip
+//! size. wasm-opt runs only with
 //! `--wasm-opt` (it installs npm `binaryen` into `target/wasm-tools`): see `find_wasm_opt`.
 //!
 //! `test` runs the browser tests (wasm-bindgen-test in headless Chromium with real IndexedDB)
@@ -26,7 +27,7 @@ use anyhow::{bail, Context, Result};
 /// Size budget of the gzipped `.wasm` (web apps download it: it must stay light): what the
 /// package weighs with the features it has, plus a little room, raised by a commit that
 /// says what grew (wasm/README.md, "Size", keeps the history).
-const GZIP_BUDGET: u64 = 860 * 1024;
+const GZIP_BUDGET: u64 = 900 * 1024;
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CRATE_FILE: &str = "confab_wasm";
 
@@ -125,39 +126,10 @@ pub fn test(args: &[String]) -> Result<()> {
             "the wasm browser suite failed (wasm/tests/*.rs with wasm-bindgen-test in headless \
              Chromium against confab-server on 127.0.0.1; rerun: cargo xtask wasm test --no-node)",
         )?;
-        if args.contains(&"--bench") {
-            // Opening 100,000 messages from IndexedDB, built as the package ships (opt-level z).
-            let target_dir = root
-                .join("target/wasm-bench")
-                .to_string_lossy()
-                .into_owned();
-            let mut bench_env = env.to_vec();
-            bench_env.extend([
-                ("CONFAB_WASM_BENCH", "1"),
-                ("WASM_BINDGEN_TEST_TIMEOUT", "1200"),
-                ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z"),
-            ]);
-            run(
-                &root.join("wasm"),
-                "cargo",
-                &[
-                    "test",
-                    "-p",
-                    "confab-wasm",
-                    "--target",
-                    WASM_TARGET,
-                    "--release",
-                    "--target-dir",
-                    &target_dir,
-                    "--test",
-                    "bench",
-                    "--",
-                    "--nocapture",
-                ],
-                &bench_env,
-            )?;
-        }
         drop(server);
+        if args.contains(&"--bench") {
+            bench(&root, &env)?;
+        }
     }
 
     if node {
@@ -187,6 +159,51 @@ pub fn test(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The package's benchmarks (`wasm/tests/bench*.rs`), built as it ships (opt-level z), in
+/// headless Chromium; the catch-up ones against the release server, as a user's would be.
+fn bench(root: &Path, env: &[(&str, &str)]) -> Result<()> {
+    let release = crate::bench_server::build_release(root)?;
+    let server = TestServer::start(&release.server)?;
+    let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"].map(|u| server.token(u));
+    let (alice, bob, carol, dave) = (alice?, bob?, carol?, dave?);
+    let ws = format!("ws://{}/ws", server.addr);
+    let target_dir = root
+        .join("target/wasm-bench")
+        .to_string_lossy()
+        .into_owned();
+    let mut bench_env: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(key, _)| !key.starts_with("CONFAB_TEST_") && *key != "WASM_BINDGEN_TEST_TIMEOUT")
+        .copied()
+        .collect();
+    bench_env.extend([
+        ("CONFAB_TEST_WS", ws.as_str()),
+        ("CONFAB_TEST_TENANT", "demo"),
+        ("CONFAB_TEST_TOKEN_ALICE", alice.as_str()),
+        ("CONFAB_TEST_TOKEN_BOB", bob.as_str()),
+        ("CONFAB_TEST_TOKEN_CAROL", carol.as_str()),
+        ("CONFAB_TEST_TOKEN_DAVE", dave.as_str()),
+        ("CONFAB_WASM_BENCH", "1"),
+        ("WASM_BINDGEN_TEST_TIMEOUT", "1200"),
+        ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "z"),
+    ]);
+    let mut cargo_args = vec![
+        "test",
+        "-p",
+        "confab-wasm",
+        "--target",
+        WASM_TARGET,
+        "--release",
+        "--target-dir",
+        &target_dir,
+    ];
+    for suite in ["bench", "bench_catchup"] {
+        cargo_args.extend(["--test", suite]);
+    }
+    cargo_args.extend(["--", "--nocapture"]);
+    run(&root.join("wasm"), "cargo", &cargo_args, &bench_env)
+}
+
 fn args_owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -197,7 +214,12 @@ fn args_owned(args: &[&str]) -> Vec<String> {
 pub(crate) fn build_package(root: &Path, want_opt: bool) -> Result<String> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen(root)?;
-    let target_dir = root.join("target/wasm-release");
+    // Under CARGO_TARGET_DIR when it is set, like every other build here.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+        .unwrap_or_else(|| root.join("target"))
+        .join("wasm-release");
     let target_dir_arg = target_dir.to_string_lossy().into_owned();
     run(
         root,
@@ -528,11 +550,16 @@ impl TestServer {
         let data_dir =
             std::env::temp_dir().join(format!("confab-wasm-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&data_dir)?;
-        eprintln!("+ {} serve --listen {addr} --demo", bin.display());
+        // The test page is served from another origin than the server: its REST calls
+        // (uploads, the feed) need CORS, as a web app's on its own origin would.
+        eprintln!(
+            "+ {} serve --listen {addr} --demo --cors-origins '*'",
+            bin.display()
+        );
         let child = Command::new(bin)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["serve", "--listen", &addr, "--demo"])
+            .args(["serve", "--listen", &addr, "--demo", "--cors-origins", "*"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

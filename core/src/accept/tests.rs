@@ -578,3 +578,112 @@ fn a_bucket_part_holds_its_most_and_the_next_opens_once_the_previous_holds_enoug
         accepted(host.drive(&mut acc, &part(1), &alice, change));
     }
 }
+
+/// Support names are what a stamped message is checked against (`sender_mismatch`), so a
+/// change of them moves the policy version like a membership change: a node that
+/// validated a stamp against the names before it is fenced on the older version, its
+/// commit is refused once the rename is stored, and the stamp is checked again against the
+/// names after it.
+#[test]
+fn a_rename_of_the_support_names_moves_the_policy_and_fences_stamps_of_the_old_names() {
+    use crate::ids::ResourceId;
+    use crate::model::conversation::ResourceLink;
+    use crate::model::support::{SenderRole, Stamp};
+    let mut host = Host::default();
+    let (alice, carol) = (
+        Author::user(account("alice")),
+        Author::user(account("carol")),
+    );
+    let link = ResourceLink {
+        resource: ResourceId::new("flat-7").expect("resource"),
+        client: carol.account.clone(),
+        owner: alice.account.clone(),
+    };
+    let (conv_doc, create) = write::support_creation_change(&tenant(), &link).expect("create");
+    let conv = conv_doc.conv_id().cloned().expect("a conversation");
+    let bucket = DocId::msgs(&tenant(), &conv, NOW.div_euclid(DEFAULT_BUCKET_MS));
+    let mut replica = doc::genesis(&conv_doc)
+        .expect("genesis")
+        .with_actor(ActorId::from(&[3u8; 16][..]));
+    replica.apply_changes([create.clone()]).expect("apply");
+    write::name_unset(
+        &mut replica,
+        &IntentTag::new("n", "name_support"),
+        NOW,
+        &[
+            (crate::doc::schema::keys::CLIENT_NAME, "Carol"),
+            (crate::doc::schema::keys::OWNER_NAME, "Alice"),
+        ],
+    )
+    .expect("names");
+    let names = replica.get_last_local_change().expect("change");
+    let new_node = || {
+        Acceptor::new(
+            UnitId::of(&conv_doc),
+            AcceptorConfig {
+                max_buckets: 4,
+                ..AcceptorConfig::default()
+            },
+        )
+    };
+    let mut nodes = [new_node(), new_node()];
+    for node in &mut nodes {
+        let a = accepted(host.drive(node, &conv_doc, &carol, create.clone()));
+        node.committed(&conv_doc, a.seq);
+        let a = accepted(host.drive(node, &conv_doc, &carol, names.clone()));
+        assert!(a.moves_policy, "naming the thread moves the policy");
+        node.committed(&conv_doc, a.seq);
+    }
+    let [mut a, mut b] = nodes;
+
+    // The owner's side renames the client on node A while carol posts on node B stamped
+    // with the name she had.
+    let mut replica = replica.with_actor(ActorId::from(&[4u8; 16][..]));
+    write::set_info(
+        &mut replica,
+        &IntentTag::new("r", "set_info"),
+        NOW,
+        crate::doc::schema::keys::CLIENT_NAME,
+        Some("Caroline"),
+    )
+    .expect("rename");
+    let rename = replica.get_last_local_change().expect("change");
+    let renamed = accepted(host.drive(&mut a, &conv_doc, &alice, rename.clone()));
+    assert!(renamed.moves_policy, "a rename moves the policy version");
+    assert_eq!(renamed.seq, 3);
+    let mut carols = bucket_replica(&bucket, 9);
+    let mut m = NewMessage::text(
+        MessageId::new("c1").expect("id"),
+        carol.account.clone(),
+        "hi",
+        NOW,
+    );
+    m.stamp = Stamp {
+        sender_role: Some(SenderRole::Client),
+        sender_name: Some("Carol".into()),
+        related_lead: None,
+    };
+    write::post_message(&mut carols, &IntentTag::new("c1", "send"), &m).expect("post");
+    let post = carols.get_last_local_change().expect("change");
+    let on_b = accepted(host.drive(&mut b, &bucket, &carol, post.clone()));
+    assert_eq!(
+        on_b.fence,
+        Some(2),
+        "validated against the names before the rename: the commit compares 2 with 3"
+    );
+
+    // B's commit is refused; it absorbs the rename and checks the stamp again.
+    b.rewind();
+    let raw = rename.raw_bytes().to_vec();
+    let tail = Tail {
+        changes: vec![(3, &raw[..])],
+        last_seq: 3,
+        policy_seq: 3,
+        snapshot_seq: 0,
+    };
+    b.absorb(&conv_doc, &tail).expect("absorb");
+    refused_with(
+        host.drive(&mut b, &bucket, &carol, post),
+        DenyCode::SenderMismatch,
+    );
+}

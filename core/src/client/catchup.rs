@@ -68,6 +68,8 @@ impl ClientEngine {
             StoreOp::DeletePrefix(key_changes(&id)),
             StoreOp::Put(key_snapshot(&id), record),
         ]));
+        // A catch-up brings messages too (the marker takes only the newest of others').
+        self.note_arrival(&id);
         self.out.push(Output::Event(Event::Doc {
             doc: id.to_string(),
         }));

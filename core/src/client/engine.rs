@@ -221,6 +221,8 @@ pub struct ClientEngine {
     pub(super) feed: super::feed::Feed,
     /// Members' presence and ours (never stored).
     pub(super) presence: super::presence::PresenceBook,
+    /// Arrived messages of others still to mark delivered (never stored).
+    pub(super) delivery: super::delivery::Delivery,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -253,6 +255,7 @@ impl ClientEngine {
             buckets: BucketBook::default(),
             feed: Default::default(),
             presence: Default::default(),
+            delivery: Default::default(),
         }
     }
 

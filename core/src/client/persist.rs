@@ -2,7 +2,8 @@
 //! its hosts use is named here, and nowhere else.
 //!
 //! Keys: `docs/<doc>` (the index of stored documents), `snap/<doc>` (a snapshot: the
-//! accepted document, its cursor, its messages' seqs), `chg/<doc>/<seq>` (accepted changes
+//! accepted document, its cursor, its messages' seqs; its genesis from the document's first
+//! write, absent in stores written before that), `chg/<doc>/<seq>` (accepted changes
 //! since the snapshot), `chg/<doc>/<seq>-<hash>` (an ack record: this device's change,
 //! accepted with that seq, whose seq has not arrived in order yet), `out/<id>` (the outbox),
 //! `meta/…` (the host's identity records, see [`HostKey`]).
@@ -237,13 +238,20 @@ impl ClientEngine {
         Ok(())
     }
 
-    /// Records a document in the store's index (`docs/`), so it is restored at start.
+    /// Records a document new to this device in the store's index (`docs/`), so it is
+    /// restored at start, with its genesis as its first snapshot: a restore then loads the
+    /// genesis (~35 µs for a message part, natively) instead of making it again (~300 µs, a
+    /// third of restoring a young document), until the log is folded into a real snapshot.
     pub(super) fn index_doc(&mut self, id: &DocId) {
         self.loads.note_stored(id);
-        self.out.push(Output::Persist(vec![StoreOp::Put(
-            format!("{DOCS_PREFIX}{id}"),
-            Vec::new(),
-        )]));
+        let mut ops = vec![StoreOp::Put(format!("{DOCS_PREFIX}{id}"), Vec::new())];
+        if let Some(state) = self.docs.get(id) {
+            ops.push(StoreOp::Put(
+                key_snapshot(id),
+                snapshot_record(state, state.server.save()),
+            ));
+        }
+        self.out.push(Output::Persist(ops));
     }
 
     /// Stores changes received in seq order; drops the ack records they replace; folds the

@@ -115,6 +115,7 @@ impl ClientEngine {
             ),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
+        self.schedule_delivered(device_now);
         self.ensure_round(device_now);
     }
 
@@ -196,12 +197,14 @@ impl ClientEngine {
         };
         let mut fresh = Vec::with_capacity(changes.len());
         let mut decoded = Vec::with_capacity(changes.len());
+        let mut created = false;
         for c in changes.into_iter().filter(|c| c.seq > state.cursor) {
             let Ok(change) = Change::try_from(&c.change[..]) else {
                 continue;
             };
             for message in created_messages(&change) {
                 state.message_seq.insert(message, c.seq);
+                created = true;
             }
             fresh.push((c, change.hash()));
             decoded.push(change);
@@ -215,6 +218,9 @@ impl ClientEngine {
             return;
         }
         state.cursor = fresh.last().map_or(state.cursor, |(c, _)| c.seq);
+        if created {
+            self.note_arrival(&id);
+        }
         self.persist_accepted(&id, &fresh);
         self.out.push(Output::Event(Event::Doc {
             doc: id.to_string(),

@@ -21,8 +21,9 @@ const RETRY_AFTER_CAP_MS: u64 = 600_000;
 impl ClientEngine {
     /// When the host must call `tick` next (device time, ms); `None`: nothing waits.
     pub fn next_wakeup(&self) -> Option<i64> {
+        let delivered = self.delivered_wakeup();
         if !self.online {
-            return None;
+            return delivered;
         }
         let unanswered = self
             .outbox
@@ -31,10 +32,10 @@ impl ClientEngine {
             .filter_map(|e| e.sent_at)
             .min()
             .map(|t| t.saturating_add(ANSWER_TIMEOUT_MS));
-        match (self.retry_at, unanswered) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.retry_at, unanswered, delivered]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Carries out what is due at `device_now`: intents sent without an answer for
@@ -43,6 +44,7 @@ impl ClientEngine {
     /// dropped a subscription. Calling it early or often is harmless.
     pub fn tick(&mut self, device_now: i64) {
         self.presence_due(device_now);
+        self.delivered_due(device_now);
         if !self.online {
             return;
         }

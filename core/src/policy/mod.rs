@@ -225,18 +225,25 @@ pub enum Effect {
 
 impl Effect {
     /// Whether the effect changes what the conversation allows others (its members, roles,
-    /// settings or lifecycle): the conversation's policy version moves, and changes to its
-    /// message buckets validated against the old one are validated again (a cluster).
+    /// settings or lifecycle, or the support names a sender stamp must match): the
+    /// conversation's policy version moves, and changes to its message buckets validated
+    /// against the old one are validated again (a cluster).
     pub fn moves_policy(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Effect::CreateConversation(_)
-                | Effect::AddMember { .. }
-                | Effect::UpdateMember { .. }
-                | Effect::SetSetting { .. }
-                | Effect::SetLifecycle { .. }
-                | Effect::SetLead { .. }
-        )
+            | Effect::AddMember { .. }
+            | Effect::UpdateMember { .. }
+            | Effect::SetSetting { .. }
+            | Effect::SetLifecycle { .. }
+            | Effect::SetLead { .. } => true,
+            // `sender_mismatch` compares a stamped name with these: a node holding the
+            // names before the change must not decide a stamped message against them.
+            Effect::SetInfo { field } => {
+                use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME};
+                field == CLIENT_NAME || field == OWNER_NAME
+            }
+            _ => false,
+        }
     }
 }
 

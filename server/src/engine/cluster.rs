@@ -182,7 +182,9 @@ async fn connect(options: PgConnectOptions) -> sqlx::Result<PgListener> {
     // A lost connection ends `receive` instead of reconnecting inside `try_recv`: the
     // node must know, and resync.
     listener.eager_reconnect(false);
-    listener.listen_all([CHANNEL, super::feed::CHANNEL]).await?;
+    listener
+        .listen_all([CHANNEL, super::feed::CHANNEL, super::signals::CHANNEL])
+        .await?;
     Ok(listener)
 }
 
@@ -193,6 +195,10 @@ async fn receive(engine: &Engine, mut listener: PgListener) -> sqlx::Result<()> 
         metrics.cluster.notifications.inc();
         if notification.channel() == super::feed::CHANNEL {
             engine.membership_notified(notification.payload());
+            continue;
+        }
+        if notification.channel() == super::signals::CHANNEL {
+            engine.remote_signal(notification.payload());
             continue;
         }
         match parse(notification.payload()) {

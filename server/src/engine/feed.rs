@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use confab_core::ids::{AccountId, ConvId, TenantId};
 use confab_core::model::conversation::{MemberStatus, Role};
 use confab_core::protocol::{encode_server, Membership, ServerFrame};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::Control;
 use crate::net::frame::binary_frame;
@@ -39,14 +39,68 @@ type Key = (TenantId, AccountId);
 #[derive(Debug, Default)]
 pub(crate) struct Feeds {
     by_account: Mutex<HashMap<Key, Vec<FeedConn>>>,
+    /// Accounts that got their first connection here (`true`) or lost their last one
+    /// (`false`) since the last [`Feeds::take_comings`], the last word per account; `None`
+    /// until someone tracks them (the push webhook's directory in a cluster), so nothing
+    /// piles up unread.
+    comings: Mutex<Option<HashMap<Key, bool>>>,
+    comings_noted: Notify,
 }
 
 impl Feeds {
     pub fn follow(&self, tenant: TenantId, account: AccountId, conn: FeedConn) {
         if let Ok(mut map) = self.by_account.lock() {
-            let conns = map.entry((tenant, account)).or_default();
+            let key = (tenant, account);
+            let conns = map.entry(key.clone()).or_default();
             conns.retain(|c| c.id != conn.id);
+            let first = conns.is_empty();
             conns.push(conn);
+            if first {
+                self.note_coming(key, true);
+            }
+        }
+    }
+
+    /// Starts tracking which accounts come and go; answers the accounts connected now.
+    /// (Taken under the map's lock, so no coming or going falls between the two.)
+    pub fn track_comings(&self) -> Vec<Key> {
+        let Ok(map) = self.by_account.lock() else {
+            return Vec::new();
+        };
+        if let Ok(mut comings) = self.comings.lock() {
+            *comings = Some(HashMap::new());
+        }
+        map.keys().cloned().collect()
+    }
+
+    /// The accounts that came (`true`) or went (`false`) since the last call.
+    pub fn take_comings(&self) -> HashMap<Key, bool> {
+        self.comings
+            .lock()
+            .ok()
+            .and_then(|mut c| c.as_mut().map(std::mem::take))
+            .unwrap_or_default()
+    }
+
+    /// Resolves once an account came or went since the last wait.
+    pub async fn comings_noted(&self) {
+        self.comings_noted.notified().await;
+    }
+
+    /// Called with the map's lock held.
+    fn note_coming(&self, key: Key, came: bool) {
+        let tracked = self
+            .comings
+            .lock()
+            .ok()
+            .and_then(|mut c| {
+                c.as_mut().map(|c| {
+                    c.insert(key, came);
+                })
+            })
+            .is_some();
+        if tracked {
+            self.comings_noted.notify_one();
         }
     }
 
@@ -64,6 +118,7 @@ impl Feeds {
                 conns.retain(|c| c.id != conn);
                 if conns.is_empty() {
                     map.remove(&key);
+                    self.note_coming(key, false);
                 }
             }
         }
@@ -96,6 +151,11 @@ impl Feeds {
             }
             Err(Refused::Closed) => false,
         });
+        if conns.is_empty() {
+            let key = (tenant.clone(), account.clone());
+            map.remove(&key);
+            self.note_coming(key, false);
+        }
         sent
     }
 

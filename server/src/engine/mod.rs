@@ -14,6 +14,7 @@ mod reader;
 pub mod retention;
 mod saved_parts;
 pub mod schedule;
+mod signals;
 mod unit;
 
 use std::collections::HashMap;
@@ -193,6 +194,14 @@ pub(crate) enum Job {
     },
     /// Answered once every job queued before it is committed and answered.
     Barrier { reply: oneshot::Sender<()> },
+    /// Another node relayed this signal to its subscribers (`signals`): relay it to ours.
+    RemoteSignal {
+        doc: DocId,
+        from: AccountId,
+        service: bool,
+        kind: SignalKind,
+        data: Option<String>,
+    },
 }
 
 /// A serialization unit: one worker task each.
@@ -225,6 +234,8 @@ pub(crate) struct Inner {
     /// Told of every committed change (the notification feed, `crate::notify`, installs
     /// one; the engine knows only this trait, so it imports nothing above it).
     observer: std::sync::OnceLock<Arc<dyn CommitObserver>>,
+    /// Publishes signals for the other nodes (a cluster only; see `signals`).
+    signals: Option<signals::Publisher>,
 }
 
 /// Told of each committed change once its acks and pushes are out, on the unit's task:
@@ -293,6 +304,9 @@ impl Engine {
         let committer = committer::spawn(store.clone(), metrics.clone(), &config.node);
         let reader = reader::Reader::spawn(store.clone(), &config.node);
         let audit = audit::Audit::spawn(store.clone(), metrics.clone());
+        let signals = cluster_options
+            .is_some()
+            .then(|| signals::Publisher::spawn(store.clone(), &config.node, metrics.clone()));
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
@@ -311,6 +325,7 @@ impl Engine {
                 reader,
                 saved_parts: saved_parts::SavedParts::default(),
                 observer: std::sync::OnceLock::new(),
+                signals,
             }),
         };
         if let Some(options) = cluster_options {
@@ -358,6 +373,69 @@ impl Engine {
 
     pub fn unfollow_memberships(&self, tenant: &TenantId, account: &AccountId, conn: u64) {
         self.inner.feeds.unfollow(tenant, account, conn);
+    }
+
+    /// Tells the other nodes of a cluster about a signal this node relayed (`signals`).
+    pub(crate) fn publish_signal(
+        &self,
+        doc: &DocId,
+        from: (&AccountId, bool),
+        kind: SignalKind,
+        data: Option<&str>,
+    ) {
+        if let Some(publisher) = &self.inner.signals {
+            publisher.publish(doc, from, kind, data);
+        }
+    }
+
+    /// A signal another node published: the conversation's unit, if in memory, relays it to
+    /// its subscribers here. A unit whose queue is full drops it (signals are ephemeral).
+    fn remote_signal(&self, payload: &str) {
+        let Some(signal) = signals::parse(payload) else {
+            tracing::warn!(payload, "unreadable signal notification");
+            return;
+        };
+        if signal.node == self.node() {
+            return;
+        }
+        let tx = self
+            .inner
+            .units
+            .lock()
+            .ok()
+            .and_then(|units| units.get(&UnitKey::of(&signal.doc)).map(|u| u.tx.clone()));
+        if let Some(tx) = tx {
+            let _ = tx.try_send(Job::RemoteSignal {
+                doc: signal.doc,
+                from: signal.from,
+                service: signal.service,
+                kind: signal.kind,
+                data: signal.data,
+            });
+        }
+    }
+
+    /// Whether other nodes may share this store (Postgres): what this node knows alone
+    /// (its connections, its presence) is not all there is.
+    pub fn is_clustered(&self) -> bool {
+        self.inner.clustered
+    }
+
+    /// Starts tracking which accounts get a first client or lose their last one here;
+    /// answers those with a client now.
+    pub fn track_clients(&self) -> Vec<(TenantId, AccountId)> {
+        self.inner.feeds.track_comings()
+    }
+
+    /// The accounts that came (`true`) or went (`false`) since the last call (tracked only
+    /// after [`Engine::track_clients`]).
+    pub fn take_client_comings(&self) -> HashMap<(TenantId, AccountId), bool> {
+        self.inner.feeds.take_comings()
+    }
+
+    /// Resolves once an account came or went since the last wait.
+    pub async fn client_comings_noted(&self) {
+        self.inner.feeds.comings_noted().await;
     }
 
     /// Every membership of `account` (any status), each as of its conversation's last seq.

@@ -101,6 +101,7 @@ fn message_row(doc: &DocId, seq: u64, m: &NewMessage) -> Option<Projection> {
         preview: preview(&text),
         deleted: false,
         pos: 0,
+        views: 0,
     }))
 }
 

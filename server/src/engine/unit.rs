@@ -703,13 +703,18 @@ impl Unit {
                     let gone = gone.filter(|a| !subs.iter().any(|c| c.account == *a));
                     if let (Some(account), DocTarget::Conv(_)) = (gone, doc.target()) {
                         self.presence.gone(&doc, &account);
+                        let kind = confab_core::protocol::SignalKind::Presence;
                         let frame = ServerFrame::Signal {
                             doc: doc.to_string(),
                             from: account.to_string(),
-                            kind: confab_core::protocol::SignalKind::Presence,
+                            kind,
                             data: Some("offline".into()),
                         };
                         self.push(&doc, frame, None);
+                        // Gone from this node; if the account is still on another, its next
+                        // refresh says so there.
+                        self.engine
+                            .publish_signal(&doc, (&account, false), kind, Some("offline"));
                     }
                 }
                 if self.subscribers.get(&doc).is_some_and(Vec::is_empty) {
@@ -765,6 +770,13 @@ impl Unit {
             Job::Barrier { reply } => {
                 let _ = reply.send(());
             }
+            Job::RemoteSignal {
+                doc,
+                from,
+                service,
+                kind,
+                data,
+            } => self.remote_signal(&doc, &from, service, kind, data),
             Job::Expire { now_ms, reply } => {
                 let _ = reply.send(self.expire(now_ms).await);
             }
@@ -789,6 +801,8 @@ impl Unit {
         if kind == confab_core::protocol::SignalKind::Presence && !from.service {
             self.presence.relayed(doc, &from.account, data.as_deref());
         }
+        self.engine
+            .publish_signal(doc, (&from.account, from.service), kind, data.as_deref());
         let frame = ServerFrame::Signal {
             doc: doc.to_string(),
             from: from.account.to_string(),
@@ -797,6 +811,39 @@ impl Unit {
         };
         self.push(doc, frame, Some(conn));
         Ok(())
+    }
+
+    /// Relays a signal another node took (it checked the sender may read `doc`) to the
+    /// subscribers here; with none, there is nobody to tell and nothing to keep.
+    fn remote_signal(
+        &mut self,
+        doc: &DocId,
+        from: &AccountId,
+        service: bool,
+        kind: confab_core::protocol::SignalKind,
+        data: Option<String>,
+    ) {
+        let Some(subs) = self.subscribers.get(doc) else {
+            return;
+        };
+        // Another node saw the account's last connection there close; one of its
+        // connections here says it is still here.
+        let presence = kind == confab_core::protocol::SignalKind::Presence;
+        if presence && data.as_deref() == Some("offline") && subs.iter().any(|c| c.account == *from)
+        {
+            return;
+        }
+        if presence && !service {
+            self.presence.relayed(doc, from, data.as_deref());
+        }
+        self.engine.metrics().cluster.signals_relayed.inc();
+        let frame = ServerFrame::Signal {
+            doc: doc.to_string(),
+            from: from.to_string(),
+            kind,
+            data,
+        };
+        self.push(doc, frame, None);
     }
 
     /// Sends `doc`'s catch-up after `after`; the seq it is caught up to.

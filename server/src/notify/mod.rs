@@ -15,6 +15,7 @@
 //! subscribers reads at most `MENTIONS_MAX` + 1 memberships, never the member list, and a
 //! post that mentions and replies to nobody in a group is not even queued.
 
+mod reachable;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -42,8 +43,11 @@ pub const BATCH: usize = 256;
 /// At most this many owners and admins hear of one join request (the first by account id),
 /// and this many members of a support thread of one proposal.
 pub const ADMINS_MAX: usize = 50;
-/// Attempts to store a batch while the storage fails, a second apart.
-const STORE_ATTEMPTS: u32 = 5;
+/// How long a batch waits for unavailable storage before it is given up (counted).
+const OUTAGE_MAX: Duration = Duration::from_secs(600);
+/// The first and the longest pause between two attempts at a batch during an outage.
+const OUTAGE_PAUSE_MIN: Duration = Duration::from_millis(250);
+const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(5);
 
 /// Something a commit did that may notify someone.
 #[derive(Debug)]
@@ -182,8 +186,41 @@ fn spawn(mut rx: mpsc::Receiver<Event>, engine: WeakEngine, hook: Option<Arc<web
     });
 }
 
-/// Decides and stores one batch of events.
+/// Decides and stores one batch of events. While the storage is unavailable (down, full,
+/// a lost connection) the batch is kept and tried again from the start, with backoff, for
+/// up to [`OUTAGE_MAX`]: a notification of a message committed just before an outage is
+/// delivered once the database is back (recipients are decided then, and storing is
+/// idempotent: one row per account and source). Meanwhile later events wait in the queue
+/// (beyond it they are dropped and counted). Any other error loses only its own event
+/// (`confab_notifications_failed_total`).
 async fn run_batch(engine: &Engine, hook: Option<&webhook::Hook>, events: Vec<Event>) {
+    let started = std::time::Instant::now();
+    let mut pause = OUTAGE_PAUSE_MIN;
+    loop {
+        match try_batch(engine, hook, &events).await {
+            Ok(()) => return,
+            Err(e) if started.elapsed() < OUTAGE_MAX => {
+                engine.metrics().notify.deferred.inc();
+                tracing::debug!(error = %e, events = events.len(), "notifications wait for the storage");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(OUTAGE_PAUSE_MAX);
+            }
+            Err(e) => {
+                engine.metrics().notify.failed.inc_by(events.len() as u64);
+                tracing::warn!(error = %e, events = events.len(), "notifications given up after an outage");
+                return;
+            }
+        }
+    }
+}
+
+/// One attempt at a batch: `Err` only if the storage was unavailable (the whole batch is
+/// to be tried again); an event that fails for another reason is counted and skipped.
+async fn try_batch(
+    engine: &Engine,
+    hook: Option<&webhook::Hook>,
+    events: &[Event],
+) -> Result<(), StoreError> {
     let mut rows = Vec::new();
     for event in events {
         let result = match event {
@@ -192,50 +229,53 @@ async fn run_batch(engine: &Engine, hook: Option<&webhook::Hook>, events: Vec<Ev
                 conv,
                 message,
                 at,
-            } => posted(engine, &tenant, &conv, &message, at, &mut rows).await,
+            } => posted(engine, tenant, conv, message, *at, &mut rows).await,
             Event::JoinRequested {
                 tenant,
                 conv,
                 account,
                 seq,
                 at,
-            } => join_requested(engine, &tenant, &conv, &account, seq, at, &mut rows).await,
+            } => join_requested(engine, tenant, conv, account, *seq, *at, &mut rows).await,
             Event::Deleted {
                 tenant,
                 conv,
                 message,
             } => {
                 let op = NotifyOp::Forget {
-                    tenant: &tenant,
-                    conv: &conv,
-                    message: &message,
+                    tenant,
+                    conv,
+                    message,
                 };
                 engine.store().notifications(op).await.map(drop)
             }
         };
-        if let Err(e) = result {
-            engine.metrics().notify.failed.inc();
-            tracing::warn!(error = %e, "notification not computed");
+        match result {
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(e) => {
+                engine.metrics().notify.failed.inc();
+                tracing::warn!(error = %e, "notification not computed");
+            }
+            Ok(()) => {}
         }
     }
     if rows.is_empty() {
-        return;
+        return Ok(());
     }
-    for attempt in 1..=STORE_ATTEMPTS {
-        match engine.store().notifications(NotifyOp::Insert(&rows)).await {
-            Ok(NotifyAnswer::Inserted(new)) => {
-                engine.metrics().notify.created.inc_by(new.len() as u64);
-                if let Some(hook) = hook {
-                    webhook::enqueue(engine, hook, &rows, &new).await;
-                }
-                return;
+    match engine.store().notifications(NotifyOp::Insert(&rows)).await {
+        Ok(NotifyAnswer::Inserted(new)) => {
+            engine.metrics().notify.created.inc_by(new.len() as u64);
+            if let Some(hook) = hook {
+                webhook::enqueue(engine, hook, &rows, &new).await;
             }
-            Ok(_) => return,
-            Err(e) if attempt == STORE_ATTEMPTS => {
-                engine.metrics().notify.failed.inc_by(rows.len() as u64);
-                tracing::warn!(error = %e, rows = rows.len(), "notifications not stored");
-            }
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.is_unavailable() => Err(e),
+        Err(e) => {
+            engine.metrics().notify.failed.inc_by(rows.len() as u64);
+            tracing::warn!(error = %e, rows = rows.len(), "notifications not stored");
+            Ok(())
         }
     }
 }

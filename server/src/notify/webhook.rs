@@ -11,7 +11,7 @@
 //! `backoff_max`; after `max_attempts` the delivery is dead: kept in the table, counted in
 //! `confab_webhook_dead_letters`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,7 +179,7 @@ pub(super) struct Hook {
 }
 
 /// Queues deliveries of the new notifications `new` (`(id, index in rows)`) whose account
-/// has no connected client.
+/// has no connected client, on this node or another.
 pub(super) async fn enqueue(
     engine: &Engine,
     hook: &Hook,
@@ -187,10 +187,24 @@ pub(super) async fn enqueue(
     new: &[(i64, usize)],
 ) {
     let at = now_ms();
-    let deliveries: Vec<NewDelivery> = new
+    let unreached: Vec<(i64, &NewNotification)> = new
         .iter()
         .filter_map(|&(id, i)| rows.get(i).map(|n| (id, n)))
         .filter(|(_, n)| !engine.has_client(&n.tenant, &n.account))
+        .collect();
+    let mut accounts: Vec<_> = unreached
+        .iter()
+        .map(|(_, n)| (n.tenant.clone(), n.account.clone()))
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    let elsewhere: HashSet<_> = super::reachable::elsewhere(engine, &accounts)
+        .await
+        .into_iter()
+        .collect();
+    let deliveries: Vec<NewDelivery> = unreached
+        .into_iter()
+        .filter(|(_, n)| !elsewhere.contains(&(n.tenant.clone(), n.account.clone())))
         .filter_map(|(id, n)| {
             let omit = hook.config.omit_bodies.contains(&n.tenant);
             let payload = Payload {
@@ -249,6 +263,7 @@ pub(super) fn spawn(engine: &Engine, config: WebhookConfig) -> Result<Arc<Hook>,
     });
     let weak = engine.downgrade();
     tokio::spawn(send_loop(weak, hook.clone(), client));
+    super::reachable::spawn(engine);
     Ok(hook)
 }
 

@@ -264,24 +264,10 @@ pub async fn page(
         .messages(&caller.tenant, &conv_id, query.before, query.limit)
         .await?;
     let contents = read_contents(app.engine.store(), &rows).await;
-    // The page is newest first: its last row is the oldest, where the counts start.
-    let positions = match rows.last() {
-        Some(oldest) => {
-            app.engine
-                .store()
-                .read_positions(&caller.tenant, &conv_id, oldest.pos)
-                .await?
-        }
-        None => Default::default(),
-    };
-    let views = positions.views_of(&rows.iter().map(|r| r.pos).collect::<Vec<_>>());
+    // Each row carries its stored view count (`MessageView::of` reads it).
     let messages = rows
         .iter()
-        .zip(views)
-        .map(|(r, views)| MessageView {
-            views,
-            ..MessageView::of(r, contents.get(&r.message))
-        })
+        .map(|r| MessageView::of(r, contents.get(&r.message)))
         .collect();
     let next_before = if rows.len() == query.limit {
         rows.last().map(|r| r.pos)

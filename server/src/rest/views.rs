@@ -293,7 +293,7 @@ pub struct MessageView {
     pub status: Option<&'static str>,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<String, String>>,
-    /// Seed 000 `views`: the accounts whose read marker stands at or after this message.
+    /// Seed 000 `views`: the accounts whose read marker has reached this message (stored).
     pub views: i64,
     /// Support threads (seed 002): what the author is in the thread, the name it gave them
     /// and the lead, as stamped and checked on acceptance.
@@ -325,7 +325,7 @@ impl MessageView {
             deleted: row.deleted,
             status: None,
             reactions: BTreeMap::new(),
-            views: 0,
+            views: row.views,
             sender_role: None,
             sender_name: None,
             related_lead: None,

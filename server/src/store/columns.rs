@@ -155,6 +155,7 @@ pub(crate) fn message_row<R: Cols>(
         preview: row.text(&col("preview"))?,
         deleted: row.flag(&col("deleted"))?,
         pos: row.int(&col("pos"))?,
+        views: 0,
     })
 }
 

@@ -371,15 +371,6 @@ impl Store for Guarded {
     ) -> Result<Option<super::stats::ConvStats>> {
         self.run(self.inner.conv_stats(tenant, conv)).await
     }
-    async fn read_positions(
-        &self,
-        tenant: &TenantId,
-        conv: &ConvId,
-        from: i64,
-    ) -> Result<super::stats::ReadPositions> {
-        self.run(self.inner.read_positions(tenant, conv, from))
-            .await
-    }
     async fn discover(
         &self,
         query: &super::discovery::DiscoverQuery<'_>,
@@ -445,6 +436,17 @@ impl Store for Guarded {
         op: super::contacts::ContactOp<'_>,
     ) -> Result<super::contacts::ContactAnswer> {
         self.run(self.inner.contacts(op)).await
+    }
+
+    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()> {
+        self.run(self.inner.notify(channel, payloads)).await
+    }
+
+    async fn clients(
+        &self,
+        op: super::clients::ClientsOp<'_>,
+    ) -> Result<super::clients::ClientsAnswer> {
+        self.run(self.inner.clients(op)).await
     }
 
     async fn webhooks(

@@ -9,6 +9,7 @@
 //! (`columns`); `sqlite` and `postgres` each hold one backend's SQL only.
 
 pub mod buckets;
+pub mod clients;
 mod columns;
 pub mod contacts;
 pub mod discovery;
@@ -125,6 +126,9 @@ pub struct MessageRow {
     pub deleted: bool,
     /// Position in the conversation's acceptance order (set by the database).
     pub pos: i64,
+    /// The accounts whose read marker has reached it, stored on the row (read by
+    /// `messages`; 0 elsewhere, and ignored on input).
+    pub views: i64,
 }
 
 /// An account's view of one conversation (REST list).
@@ -248,13 +252,6 @@ pub trait Store: Send + Sync + 'static {
         conv: &ConvId,
     ) -> Result<Option<stats::ConvStats>>;
 
-    /// The read markers per position at or after `from` (view counts).
-    async fn read_positions(
-        &self,
-        tenant: &TenantId,
-        conv: &ConvId,
-        from: i64,
-    ) -> Result<stats::ReadPositions>;
     /// The conversations an account is an active member of, with unread counts and the last
     /// message, most recent activity first.
     async fn conversations_of(
@@ -316,6 +313,11 @@ pub trait Store: Send + Sync + 'static {
     async fn invites(&self, op: invites::InviteOp<'_>) -> Result<invites::InviteAnswer>;
     /// One operation on the accounts' hashed identifiers (`contacts`).
     async fn contacts(&self, op: contacts::ContactOp<'_>) -> Result<contacts::ContactAnswer>;
+    /// Publishes `payloads` on `channel` to every node listening (Postgres `NOTIFY`, in
+    /// order, in one statement); a store of one node has no one to tell.
+    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()>;
+    /// Which accounts have a client on which node of a cluster (`connected_accounts`).
+    async fn clients(&self, op: clients::ClientsOp<'_>) -> Result<clients::ClientsAnswer>;
     /// One operation on the webhook outbox (`webhooks`).
     async fn webhooks(&self, op: webhooks::OutboxOp<'_>) -> Result<webhooks::OutboxAnswer>;
     /// One operation on the notification feed (`notifications`).

@@ -543,15 +543,6 @@ impl Store for PgStore {
         super::stats::stats_pg(&self.pool, tenant, conv).await
     }
 
-    async fn read_positions(
-        &self,
-        tenant: &TenantId,
-        conv: &ConvId,
-        from: i64,
-    ) -> Result<super::stats::ReadPositions> {
-        super::stats::positions_pg(&self.pool, tenant, conv, from).await
-    }
-
     async fn conversations_of(
         &self,
         tenant: &TenantId,
@@ -574,8 +565,9 @@ impl Store for PgStore {
     ) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
             "SELECT m.message, m.pos, m.period, m.part::int8 AS part, m.seq, m.author, m.kind, \
-             m.created_at, m.preview, m.deleted \
+             m.created_at, m.preview, m.deleted, coalesce(v.views, 0) AS views \
              FROM conversations c JOIN messages m ON m.cid = c.id \
+             LEFT JOIN message_views v ON v.cid = m.cid AND v.pos = m.pos \
              WHERE c.tenant = $1 AND c.conv = $2 AND m.pos < $3 \
              ORDER BY m.pos DESC LIMIT $4",
         )
@@ -586,7 +578,12 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| message_row(r, "", tenant, conv))
+            .map(|r| {
+                Ok(MessageRow {
+                    views: r.try_get("views")?,
+                    ..message_row(r, "", tenant, conv)?
+                })
+            })
             .collect()
     }
 
@@ -623,6 +620,24 @@ impl Store for PgStore {
     ) -> Result<super::contacts::ContactAnswer> {
         let mut conn = self.pool.acquire().await?;
         super::contacts::run_pg(&mut conn, op).await
+    }
+
+    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u (p, i) ORDER BY i")
+            .bind(channel)
+            .bind(payloads)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn clients(
+        &self,
+        op: super::clients::ClientsOp<'_>,
+    ) -> Result<super::clients::ClientsAnswer> {
+        let mut conn = self.pool.acquire().await?;
+        super::clients::run_pg(&mut conn, op).await
     }
 
     async fn webhooks(

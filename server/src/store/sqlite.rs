@@ -454,15 +454,6 @@ impl Store for SqliteStore {
         super::stats::stats_sqlite(&self.reader, tenant, conv).await
     }
 
-    async fn read_positions(
-        &self,
-        tenant: &TenantId,
-        conv: &ConvId,
-        from: i64,
-    ) -> Result<super::stats::ReadPositions> {
-        super::stats::positions_sqlite(&self.reader, tenant, conv, from).await
-    }
-
     async fn conversations_of(
         &self,
         tenant: &TenantId,
@@ -485,7 +476,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<MessageRow>> {
         let rows = sqlx::query(
             "SELECT m.message, m.pos, m.period, m.part, m.seq, m.author, m.kind, m.created_at, \
-             m.preview, m.deleted FROM conversations c JOIN messages m ON m.cid = c.id \
+             m.preview, m.deleted, coalesce(v.views, 0) AS views \
+             FROM conversations c JOIN messages m ON m.cid = c.id \
+             LEFT JOIN message_views v ON v.cid = m.cid AND v.pos = m.pos \
              WHERE c.tenant = ? AND c.conv = ? AND m.pos < ? ORDER BY m.pos DESC LIMIT ?",
         )
         .bind(tenant.as_str())
@@ -495,7 +488,12 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
-            .map(|r| message_row(r, "", tenant, conv))
+            .map(|r| {
+                Ok(MessageRow {
+                    views: r.try_get("views")?,
+                    ..message_row(r, "", tenant, conv)?
+                })
+            })
             .collect()
     }
 
@@ -550,6 +548,17 @@ impl Store for SqliteStore {
         let result = super::notifications::run_sqlite(&mut conn, op).await;
         self.after_write(&mut conn, &result);
         result
+    }
+
+    async fn notify(&self, _channel: &'static str, _payloads: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn clients(
+        &self,
+        op: super::clients::ClientsOp<'_>,
+    ) -> Result<super::clients::ClientsAnswer> {
+        Ok(super::clients::run_sqlite(op))
     }
 
     async fn contacts(

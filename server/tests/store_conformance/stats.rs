@@ -1,5 +1,5 @@
 //! Stats and view counts (docs/SCHEMA.md, "Projection: stats and views"; migrations
-//! Postgres 0019/0020, SQLite 0013/0014): the counts the triggers keep as messages are
+//! Postgres 0019/0020/0022, SQLite 0013/0014/0015): the counts the triggers keep as messages are
 //! committed, deleted and read.
 
 use super::*;
@@ -84,7 +84,7 @@ pub(super) async fn stats_and_view_counts(env: Env) {
         Some(stats(3, 1, 1))
     );
 
-    // Views: bob read up to p2, carol up to p4 (positions 2 and 4).
+    // Views: bob's first read marker names p2, carol's p4 (positions 2 and 4).
     let marker = |seqs: &mut Seqs, who: &str, at: &str| {
         let seq = seqs.next(&cd);
         with(
@@ -99,35 +99,54 @@ pub(super) async fn stats_and_view_counts(env: Env) {
     .await
     .expect("markers");
     let (t_ref, news_ref) = (&t, &news);
-    let views = |from| async move {
-        s.read_positions(t_ref, news_ref, from)
+    // The stored counts of p5..p1, as a page reads them (newest first).
+    let views = || async move {
+        s.messages(t_ref, news_ref, None, 10)
             .await
-            .expect("positions")
-            .views_of(&[5, 4, 3, 2, 1])
+            .expect("page")
+            .iter()
+            .map(|m| m.views)
+            .collect::<Vec<_>>()
     };
-    assert_eq!(views(1).await, vec![0, 1, 1, 2, 2]);
-    // Only the positions at or after `from` are read; the counts above it are whole.
-    assert_eq!(views(4).await, vec![0, 1, 1, 1, 1]);
+    // A first marker counts the post it names (where the account started reading).
+    assert_eq!(views().await, vec![0, 1, 0, 1, 0]);
 
-    // A marker moves: it leaves its old position; twice on one key, counted once.
+    // A marker moves on: the posts it passes get its view; twice on one key, once.
     s.commit(&[marker(&mut seqs, "bob", "p5")])
         .await
         .expect("bob moves");
-    assert_eq!(views(1).await, vec![1, 2, 2, 2, 2]);
+    assert_eq!(views().await, vec![1, 2, 1, 1, 0]);
     s.commit(&[marker(&mut seqs, "bob", "p5")])
         .await
         .expect("bob again");
-    assert_eq!(views(1).await, vec![1, 2, 2, 2, 2]);
+    assert_eq!(views().await, vec![1, 2, 1, 1, 0]);
+    // Back and forward again (another device of his, or a marker set back): each post
+    // counts an account once.
+    s.commit(&[marker(&mut seqs, "bob", "p1")])
+        .await
+        .expect("bob back");
+    assert_eq!(views().await, vec![1, 2, 1, 1, 0]);
+    s.commit(&[marker(&mut seqs, "bob", "p3")])
+        .await
+        .expect("bob forward");
+    s.commit(&[marker(&mut seqs, "bob", "p5")])
+        .await
+        .expect("bob to the end");
+    assert_eq!(views().await, vec![1, 2, 1, 1, 0]);
     // A marker naming a message that is not stored counts nowhere, and leaves nothing
     // behind when it moves on.
     s.commit(&[marker(&mut seqs, "alice", "ghost")])
         .await
         .expect("ghost");
-    assert_eq!(views(1).await, vec![1, 2, 2, 2, 2]);
+    assert_eq!(views().await, vec![1, 2, 1, 1, 0]);
     s.commit(&[marker(&mut seqs, "alice", "p1")])
         .await
         .expect("alice");
-    assert_eq!(views(1).await, vec![1, 2, 2, 2, 3]);
+    assert_eq!(views().await, vec![1, 2, 1, 1, 1]);
+    s.commit(&[marker(&mut seqs, "alice", "p4")])
+        .await
+        .expect("alice on");
+    assert_eq!(views().await, vec![1, 3, 2, 2, 1]);
 
     // Retention drops the period's bucket: its messages leave the counts.
     s.drop_buckets(confab_server::store::retention::DropRequest {
@@ -150,10 +169,9 @@ pub(super) async fn stats_and_view_counts(env: Env) {
         None
     );
     assert_eq!(
-        s.read_positions(&t, &conv("nothing"), 0)
+        s.messages(&t, &conv("nothing"), None, 10)
             .await
-            .expect("none")
-            .0,
+            .expect("none"),
         Vec::new()
     );
 }

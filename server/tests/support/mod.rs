@@ -137,6 +137,7 @@ impl Server {
             demo: None,
             web_root: None,
             blobs: blobs.clone(),
+            cors: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -45,16 +45,22 @@ async fn private_cluster(settings: &'static [&'static str]) -> Result<PgCluster>
 impl Nodes {
     /// `n` nodes on a fresh database of the machine's Postgres.
     pub async fn on_fresh_database(n: usize) -> Result<Self> {
+        Self::on_fresh_database_with(n, &[]).await
+    }
+
+    /// `n` nodes on a fresh database of the machine's Postgres, each started with `args`
+    /// as well.
+    pub async fn on_fresh_database_with(n: usize, args: &[&str]) -> Result<Self> {
         let url = fresh_postgres_database().await?;
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-        Self::start(n, url, false, Backing::Machine { name }).await
+        Self::start(n, url, false, args, Backing::Machine { name }).await
     }
 
     /// `n` nodes on a private cluster started with extra server `settings`.
     pub async fn on_private_cluster(n: usize, settings: &'static [&'static str]) -> Result<Self> {
         let cluster = private_cluster(settings).await?;
         let url = cluster.url();
-        Self::start(n, url, false, Backing::Private { _cluster: cluster }).await
+        Self::start(n, url, false, &[], Backing::Private { _cluster: cluster }).await
     }
 
     /// `n` nodes on a private cluster, each logging in as a role of its own named by its
@@ -62,10 +68,16 @@ impl Nodes {
     pub async fn on_private_cluster_with_roles(n: usize) -> Result<Self> {
         let cluster = private_cluster(&[]).await?;
         let url = cluster.url();
-        Self::start(n, url, true, Backing::Private { _cluster: cluster }).await
+        Self::start(n, url, true, &[], Backing::Private { _cluster: cluster }).await
     }
 
-    async fn start(n: usize, url: String, own_roles: bool, backing: Backing) -> Result<Self> {
+    async fn start(
+        n: usize,
+        url: String,
+        own_roles: bool,
+        args: &[&str],
+        backing: Backing,
+    ) -> Result<Self> {
         let run = STARTED.fetch_add(1, Ordering::SeqCst);
         let ids: Vec<String> = (0..n)
             .map(|i| format!("t{}-{run}-n{i}", std::process::id()))
@@ -82,7 +94,11 @@ impl Nodes {
                 url.clone()
             };
             let dir = std::env::temp_dir().join(format!("confab-cluster-{id}"));
-            let node = TestServer::start_on(Some(node_url), dir, &["--node-id", id])
+            let node_args: Vec<&str> = ["--node-id", id.as_str()]
+                .into_iter()
+                .chain(args.iter().copied())
+                .collect();
+            let node = TestServer::start_on(Some(node_url), dir, &node_args)
                 .await
                 .with_context(|| {
                     format!(

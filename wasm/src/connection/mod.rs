@@ -390,7 +390,7 @@ pub fn start_attempt(inner: &Rc<Connection>, now: bool) {
     inner.report();
     let inner = inner.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let token = match fetch_token(&inner).await {
+        let token = match crate::error::ask_token(&inner.settings.token_provider).await {
             Ok(token) => token,
             Err(failure) => return attempt_failed(&inner, epoch, failure, true),
         };
@@ -402,21 +402,6 @@ pub fn start_attempt(inner: &Rc<Connection>, now: bool) {
             Err(failure) => attempt_failed(&inner, epoch, failure, false),
         }
     });
-}
-
-async fn fetch_token(inner: &Connection) -> Result<String, Failure> {
-    let fail = |message: String| Failure::new("token_provider", message);
-    let returned = inner
-        .settings
-        .token_provider
-        .call0(&JsValue::NULL)
-        .map_err(|e| fail(describe_js(&e).1))?;
-    let value = JsFuture::from(Promise::resolve(&returned))
-        .await
-        .map_err(|e| fail(describe_js(&e).1))?;
-    value
-        .as_string()
-        .ok_or_else(|| fail("tokenProvider must return a string (or a promise of one)".into()))
 }
 
 fn on_bytes(inner: &Rc<Connection>, epoch: u64, bytes: &[u8]) {

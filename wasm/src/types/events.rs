@@ -21,6 +21,7 @@ pub enum EventName {
     Presence,
     Revoked,
     Membership,
+    Upload,
     Error,
     #[serde(rename = "*")]
     All,
@@ -91,6 +92,14 @@ pub enum ClientEvent {
         following: bool,
         sentence: String,
     },
+    /// An upload's chunk was acknowledged: `sent` of `size` bytes are on the server
+    /// (`uploadAttachment`, `resumeUploads`).
+    Upload {
+        upload: String,
+        conv: String,
+        sent: u64,
+        size: u64,
+    },
     /// Something failed in the background (storage, the server, the token provider).
     Error { code: String, message: String },
 }
@@ -113,6 +122,7 @@ impl ClientEvent {
             ClientEvent::Presence { .. } => EventName::Presence,
             ClientEvent::Revoked { .. } => EventName::Revoked,
             ClientEvent::Membership { .. } => EventName::Membership,
+            ClientEvent::Upload { .. } => EventName::Upload,
             ClientEvent::Error { .. } => EventName::Error,
         }
     }

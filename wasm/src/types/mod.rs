@@ -9,6 +9,7 @@ mod inputs;
 mod intents;
 mod options;
 mod presence;
+mod rest;
 mod views;
 
 pub use account::*;
@@ -17,6 +18,7 @@ pub use inputs::*;
 pub use intents::*;
 pub use options::*;
 pub use presence::*;
+pub use rest::*;
 pub use views::*;
 
 use std::collections::BTreeMap;

@@ -57,10 +57,20 @@ pub struct ClientOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub ping_timeout_ms: Option<u32>,
+    /// The server's HTTP base for REST (uploads, the notification feed), e.g.
+    /// `https://chat.example.com`; default derived from `url` (`wss://h/ws` is `https://h`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub http_url: Option<String>,
     /// Emit `trace` events (where the time of each frame goes). Default false.
     #[serde(default)]
     #[tsify(optional)]
     pub trace: Option<bool>,
+    /// Mark messages of others delivered as they arrive (one marker write per
+    /// conversation per 2 s at most; `markDelivered` still works by hand). Default true.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub auto_delivered: Option<bool>,
 }
 
 fn undefined() -> wasm_bindgen::JsValue {

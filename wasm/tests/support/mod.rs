@@ -18,6 +18,12 @@ use wasm_bindgen_futures::JsFuture;
 extern "C" {
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(callback: &Function, ms: f64) -> JsValue;
+    /// Prints on the runner's output (benchmarks run with `--nocapture`).
+    #[wasm_bindgen(js_namespace = console, js_name = log)]
+    pub fn log(s: &str);
+    /// Milliseconds, to 0.1 ms or better (`Date.now()` has whole milliseconds).
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    pub fn precise_now() -> f64;
 }
 
 pub async fn sleep(ms: f64) {
@@ -78,16 +84,17 @@ pub fn token_provider(token: &str) -> Function {
         .unchecked_into()
 }
 
-/// A client; `storage` is "memory", "indexeddb" or an adapter object.
-pub fn client(
+/// The options the tests' clients run with; `storage` is "memory", "indexeddb" or an
+/// adapter object.
+pub fn options(
     url: &str,
     token: &str,
     tenant: &str,
     account: &str,
     storage: JsValue,
     db_name: Option<String>,
-) -> ConfabClient {
-    let options = ClientOptions {
+) -> ClientOptions {
+    ClientOptions {
         url: url.to_owned(),
         token_provider: token_provider(token),
         storage,
@@ -101,9 +108,45 @@ pub fn client(
         }),
         ping_interval_ms: None,
         ping_timeout_ms: None,
+        http_url: None,
         trace: None,
-    };
-    ConfabClient::new(Ts::from_rust(&options).unwrap()).unwrap_or_else(|e| panic!("{e:?}"))
+        auto_delivered: None,
+    }
+}
+
+/// A client with `options`.
+pub fn client_with(options: &ClientOptions) -> ConfabClient {
+    ConfabClient::new(Ts::from_rust(options).unwrap()).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// A client; `storage` is "memory", "indexeddb" or an adapter object.
+pub fn client(
+    url: &str,
+    token: &str,
+    tenant: &str,
+    account: &str,
+    storage: JsValue,
+    db_name: Option<String>,
+) -> ConfabClient {
+    client_with(&options(url, token, tenant, account, storage, db_name))
+}
+
+/// `account` (with `token`) of the test server, on the IndexedDB database `db`.
+pub fn on_indexeddb(token: &str, account: &str, db: &str) -> ConfabClient {
+    let s = server();
+    client(
+        s.ws,
+        token,
+        s.tenant,
+        account,
+        "indexeddb".into(),
+        Some(db.to_owned()),
+    )
+}
+
+/// Alice on the IndexedDB database `db`.
+pub fn alice_in(s: &Server, db: &str) -> ConfabClient {
+    on_indexeddb(s.alice, "alice", db)
 }
 
 pub fn timeline(client: &ConfabClient, conv: &str) -> Vec<TimelineItem> {
@@ -169,4 +212,28 @@ pub async fn store_group(store: &IdbStore, group: &Group) {
         ])
         .await
         .unwrap();
+}
+
+/// The server `cargo xtask wasm test` starts for these tests, as its environment names it.
+pub struct Server {
+    pub ws: &'static str,
+    pub tenant: &'static str,
+    pub alice: &'static str,
+    pub bob: &'static str,
+}
+
+/// The test server; the test fails, saying how to run it, when there is none.
+pub fn server() -> Server {
+    let found = || {
+        Some(Server {
+            ws: option_env!("CONFAB_TEST_WS")?,
+            tenant: option_env!("CONFAB_TEST_TENANT").unwrap_or("demo"),
+            alice: option_env!("CONFAB_TEST_TOKEN_ALICE")?,
+            bob: option_env!("CONFAB_TEST_TOKEN_BOB")?,
+        })
+    };
+    found().expect(
+        "no CONFAB_TEST_WS/CONFAB_TEST_TOKEN_*: these tests need a server; run them with \
+         `cargo xtask wasm test`, which starts one",
+    )
 }

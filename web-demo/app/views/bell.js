@@ -1,10 +1,10 @@
 // The bell: this account's unread notifications (mentions, replies, direct messages,
 // proposals, join requests; docs/NOTIFICATIONS.md) as a badge, and the feed in a dialog.
-// The feed is the server's (REST): the badge asks for it when the page starts, every
-// POLL_MS while the page is visible and online, and after the dialog marks things read.
-// Polling because the feed is not on the sync WebSocket (the server computes it after the
-// commit, for accounts that may have no client connected at all).
-import { markNotificationsRead, notifications } from "../api.js";
+// The feed is the server's, read through the client (REST with its token): the badge asks
+// for it when the page starts, every POLL_MS while the page is visible and online, and
+// after the dialog marks things read. Polling because the feed is not on the sync
+// WebSocket (the server computes it after the commit, for accounts that may have no client
+// connected at all).
 import { h, mount } from "../dom.js";
 import { displayName, shortWhen } from "../format.js";
 import { follow } from "../session.js";
@@ -39,7 +39,7 @@ export function createBell(session) {
   async function refresh() {
     if (document.hidden || ui.connection !== "online") return;
     try {
-      show((await notifications(session, { limit: 1 })).unread);
+      show(await session.client.unreadNotifications());
     } catch {
       // Offline or the server is away: the badge keeps its last count.
     }
@@ -64,7 +64,7 @@ export function createBell(session) {
     async function load() {
       error.textContent = "";
       try {
-        const page = await notifications(session);
+        const page = await session.client.notifications({ limit: 20 });
         show(page.unread);
         if (page.notifications.length === 0) mount(list, h("li", { class: "empty" }, "Nothing yet."));
         else mount(list, page.notifications.map(row));
@@ -88,14 +88,14 @@ export function createBell(session) {
         },
         h("strong", {}, `${displayName(n.from)} ${SAYS[n.kind] ?? n.kind}`),
         n.preview && h("span", { class: "notification-preview" }, n.preview),
-        h("span", { class: "why" }, shortWhen(Date.parse(n.created_at))),
+        h("span", { class: "why" }, shortWhen(Date.parse(n.createdAt))),
       );
     }
 
     readAll.addEventListener("click", async () => {
       readAll.disabled = true;
       try {
-        show((await markNotificationsRead(session)).unread);
+        show((await session.client.markNotificationsRead()).unread);
         await load();
       } catch (e) {
         error.textContent = e.message;

@@ -42,6 +42,18 @@ export class ConversationView {
       this.composer.root,
     );
     this.scrolled = false;
+    /** Whether the reader is at the newest message, as of the last scroll: kept from scroll
+     * events so a redraw does not read the layout (a read after other views changed the DOM
+     * forces a layout in the middle of the frame: 8 % of a busy page's main thread, issue 16). */
+    this.atBottom = true;
+    this.timeline.addEventListener(
+      "scroll",
+      () => {
+        const el = this.timeline;
+        this.atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 60;
+      },
+      { passive: true },
+    );
     this.lastMarked = undefined;
     /** The timeline's nodes by key (message id, day, ...): { sig, el }. A node is rebuilt only
      * when what it shows changed, and never moved when its place did not: a push does not
@@ -84,7 +96,8 @@ export class ConversationView {
     this.typing.textContent =
       typing.length === 0 ? "" : `${typing.map(displayName).join(", ")} ${typing.length === 1 ? "is" : "are"} typing…`;
     this.composer.update();
-    this.markDelivered(conv, items);
+    // Delivery markers are the client's own (docs/SCHEMA.md, "Receipts"): it moves them as
+    // messages arrive, where they stay cheap (not in channels or large groups).
     if (summary?.unread > 0) this.markRead(conv, items);
   }
 
@@ -92,9 +105,8 @@ export class ConversationView {
    * window instead of pushing the oldest shown out from under them. */
   shownItems() {
     const { client } = this.session;
-    const el = this.timeline;
     let items = client.timeline(this.conv, { limit: this.window });
-    const reading = this.scrolled && el.scrollHeight - el.scrollTop - el.clientHeight >= 60;
+    const reading = this.scrolled && !this.atBottom;
     if (reading) {
       const arrived = items.filter((i) => !this.nodes.has(`m:${i.message.id}`)).length;
       if (arrived > 0) {
@@ -174,7 +186,7 @@ export class ConversationView {
   renderTimeline(conv, items) {
     const { client, account } = this.session;
     const el = this.timeline;
-    const atBottom = !this.scrolled || el.scrollHeight - el.scrollTop - el.clientHeight < 60;
+    const atBottom = !this.scrolled || this.atBottom;
 
     const outbox = client.outbox();
     const sends = new Map();
@@ -308,24 +320,35 @@ export class ConversationView {
     if (items.length === 0 && rejected.length === 0) {
       keep("empty", "", () => h("p", { class: "placeholder" }, "No messages yet. Say hello!"));
     }
-    this.patch(wanted);
-    if (atBottom) el.scrollTop = el.scrollHeight;
+    // Scrolling reads the new height (a layout): only when the timeline changed.
+    if (this.patch(wanted) && atBottom) el.scrollTop = el.scrollHeight;
     if (items.length > 0) this.scrolled = true;
   }
 
-  /** Puts `wanted` ([key, { el }] in order) into the timeline, touching only what moved. */
+  /** Puts `wanted` ([key, { el }] in order) into the timeline, touching only what moved;
+   * says whether anything did. */
   patch(wanted) {
     const el = this.timeline;
     const next = new Map(wanted);
     const mine = new Set(wanted.map(([, n]) => n.el));
+    let changed = false;
     // Nodes that are no longer wanted (replaced or gone), and anything not ours, leave.
-    for (const node of [...el.childNodes]) if (!mine.has(node)) node.remove();
+    for (const node of [...el.childNodes]) {
+      if (!mine.has(node)) {
+        node.remove();
+        changed = true;
+      }
+    }
     let at = el.firstChild;
     for (const [, node] of wanted) {
       if (node.el === at) at = at.nextSibling;
-      else el.insertBefore(node.el, at);
+      else {
+        el.insertBefore(node.el, at);
+        changed = true;
+      }
     }
     this.nodes = next;
+    return changed;
   }
 
   parentMessage(link) {
@@ -336,22 +359,6 @@ export class ConversationView {
       "🧵 Thread on ",
       parent ? `${displayName(parent.author)}: “${(parent.body || parent.kind).slice(0, 120)}”` : "a message",
     );
-  }
-
-  /** Moves my delivery marker to the newest message of someone else this device holds,
-   * even while the page is hidden (the device has it; reading is `markRead`'s). Online only,
-   * as `markRead`. */
-  markDelivered(conv, items) {
-    const { client, account } = this.session;
-    const newest = [...items].reverse().find((i) => !i.pending && i.message.author !== account);
-    if (!newest || !client.online) return;
-    const id = newest.message.id;
-    if ((conv.delivered ?? {})[account] === id || this.lastDelivered === id) return;
-    if (!conv.members.some((m) => m.account === account && m.status === "active")) return;
-    this.lastDelivered = id;
-    client.markDelivered(this.conv, id).catch(() => {
-      this.lastDelivered = undefined;
-    });
   }
 
   /** Moves my read marker to the newest message while I look at unread ones (online only:

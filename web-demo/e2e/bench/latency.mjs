@@ -51,6 +51,14 @@ function stampSocket() {
   };
   window.WebSocket.prototype = Native.prototype;
   Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  // When the animation frame callback that redraws started (`__rafAt`): splits a received
+  // message's time into the wait for the next frame and the redraw.
+  const nativeRaf = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (callback) =>
+    nativeRaf((t) => {
+      window.__rafAt = now();
+      return callback(t);
+    });
 }
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 200);
@@ -61,7 +69,7 @@ const WARMUP = 10;
  * the client's `trace` events (the page was opened with `?trace`). */
 async function observe() {
   const now = () => performance.timeOrigin + performance.now();
-  const lat = { sent: {}, seen: {}, acked: {}, trace: [], longtasks: [] };
+  const lat = { sent: {}, seen: {}, frame: {}, acked: {}, trace: [], longtasks: [] };
   // Main-thread tasks over 50 ms (rendering, the engine): they hold every other step back.
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) lat.longtasks.push(e.duration);
@@ -73,7 +81,10 @@ async function observe() {
     const body = el.querySelector(".msg-body")?.textContent ?? "";
     if (!/^L[ab]-\d+$/.test(body)) return;
     const t = now();
-    lat.seen[body] ??= t;
+    if (lat.seen[body] === undefined) {
+      lat.seen[body] = t;
+      lat.frame[body] = window.__rafAt;
+    }
     if (el.classList.contains("mine") && el.dataset.status === "accepted") lat.acked[body] ??= t;
   };
   new MutationObserver((records) => {
@@ -195,11 +206,29 @@ async function main() {
     // page → shown).
     const [aWs, bWs] = await Promise.all([alice, bob].map((p) => p.evaluate(() => [window.__wsOut, window.__wsIn])));
     const legs = { keydown_to_socket: [], socket_to_socket: [], frame_to_shown: [] };
+    // The server pushes a change to every subscriber, its sender too: the sender's own copy
+    // takes the same network and server as the other page's, without the other renderer's
+    // main thread (what socket_to_socket adds over it is the receiving page's queue).
+    const echo = [];
     for (const [who, fromLat, toLat, fromWs, toWs] of [["a", a, b, aWs, bWs], ["b", b, a, bWs, aWs]]) {
       for (const n of names(who)) {
+        if (fromWs[0][n] !== undefined && fromWs[1][n] !== undefined) echo.push(fromWs[1][n] - fromWs[0][n]);
         const steps = [fromLat.sent[n], fromWs[0][n], toWs[1][n], toLat.seen[n]];
         if (steps.some((t) => t === undefined)) continue;
         Object.values(legs).forEach((leg, i) => leg.push(steps[i + 1] - steps[i]));
+      }
+    }
+    legs.socket_to_own_echo = echo;
+    // frame_to_shown split at the start of the animation frame that showed the message (a
+    // stamp from before the frame arrived means it was not shown by a frame callback).
+    legs.frame_to_next_frame = [];
+    legs.next_frame_to_shown = [];
+    for (const [who, toLat, toWs] of [["a", b, bWs], ["b", a, aWs]]) {
+      for (const n of names(who)) {
+        const [arrived, frame, shown] = [toWs[1][n], toLat.frame[n], toLat.seen[n]];
+        if (arrived === undefined || frame === undefined || frame < arrived) continue;
+        legs.frame_to_next_frame.push(frame - arrived);
+        legs.next_frame_to_shown.push(shown - frame);
       }
     }
     result.legs_ms = {};

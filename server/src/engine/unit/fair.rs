@@ -47,7 +47,8 @@ fn lane_of(job: &Job) -> u64 {
         | Job::Conversation { .. }
         | Job::Private { .. }
         | Job::Barrier { .. }
-        | Job::Expire { .. } => NO_CONN,
+        | Job::Expire { .. }
+        | Job::RemoteSignal { .. } => NO_CONN,
     }
 }
 

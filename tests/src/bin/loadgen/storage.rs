@@ -7,8 +7,15 @@
 //! (a plain Postgres `VACUUM` keeps the files' size and reuses the space for later writes).
 //! Each table is reported with its indexes (Postgres: its TOAST too), so the breakdown adds
 //! up to the total; SQLite's total also counts its free pages and schema.
+//!
+//! A database holds a fixed floor whatever it stores: the empty schema, a page or more for
+//! every table and index after the vacuum (~0.5 MB on Postgres). `empty_schema_bytes` measures
+//! it on a database of its own that only the migrations ran on, so a run reports what its
+//! messages cost beside the total (at 10,000 messages the floor alone is ~50 B/msg).
 
 use std::path::Path;
+
+use confab_testkit::server::{drop_postgres_database, fresh_postgres_database};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -57,6 +64,67 @@ pub async fn measure(url: Option<&str>, data_dir: &Path) -> Result<DbBytes> {
         Some(url) => postgres(url).await,
         None => sqlite(&data_dir.join("confab.db")).await,
     }
+}
+
+/// The same measure of an empty database of `backend`'s kind: `bin migrate` on a fresh
+/// one, then vacuumed and measured like a run's, then dropped.
+/// `empty_schema`'s total, measured once per binary and backend in a process (every run of a
+/// matrix would measure the same schema again).
+pub async fn empty_schema_bytes(bin: &Path, postgres: bool) -> Result<u64> {
+    static MEASURED: std::sync::Mutex<Vec<(std::path::PathBuf, bool, u64)>> =
+        std::sync::Mutex::new(Vec::new());
+    let known = |m: &[(std::path::PathBuf, bool, u64)]| {
+        m.iter()
+            .find(|(b, p, _)| b == bin && *p == postgres)
+            .map(|(_, _, total)| *total)
+    };
+    if let Some(total) = known(&MEASURED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(total);
+    }
+    let total = empty_schema(bin, postgres).await?.total;
+    MEASURED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((bin.to_owned(), postgres, total));
+    Ok(total)
+}
+
+async fn empty_schema(bin: &Path, postgres: bool) -> Result<DbBytes> {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("confab-schema-{}-{run}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = if postgres {
+        Some(fresh_postgres_database().await?)
+    } else {
+        None
+    };
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("--data-dir").arg(&dir);
+    if let Some(url) = &url {
+        cmd.arg("--database-url").arg(url);
+    }
+    let out = cmd
+        .arg("migrate")
+        .env("RUST_LOG", "warn")
+        .env_remove("CONFAB_DATABASE_URL")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running confab-server migrate")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "confab-server migrate failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let measured = measure(url.as_deref(), &dir).await;
+    if let Some(url) = &url {
+        drop_postgres_database(url).await?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
 }
 
 async fn postgres(url: &str) -> Result<DbBytes> {
