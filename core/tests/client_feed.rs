@@ -37,6 +37,8 @@ struct Peer {
     events: Vec<Event>,
     /// `memberships` requests this peer sent.
     asked: usize,
+    /// When set, what this peer sends is kept here instead of reaching the server.
+    held: Option<Vec<ClientFrame>>,
 }
 
 impl Peer {
@@ -54,6 +56,7 @@ impl Peer {
             inbox: Vec::new(),
             events: Vec::new(),
             asked: 0,
+            held: None,
         }
     }
 
@@ -138,7 +141,9 @@ impl Wire {
                     (sends, events)
                 };
                 peer.events.extend(events);
-                if peers[i].online {
+                if let Some(held) = peers[i].held.as_mut() {
+                    held.extend(sends);
+                } else if peers[i].online {
                     for frame in sends {
                         self.serve(peers, i, frame);
                     }
@@ -315,6 +320,45 @@ fn carry_one(engine: &mut ClientEngine, store: &MemoryStore, output: Output) {
     }
 }
 
+/// What the server answers a subscription it may not serve.
+fn forbidden(doc: &str) -> ServerFrame {
+    ServerFrame::Error {
+        code: "forbidden".into(),
+        message: "not a member".into(),
+        doc: Some(doc.to_owned()),
+        fatal: false,
+        hash: None,
+        retry_after_ms: None,
+    }
+}
+
+fn subscribed_docs(frames: &[ClientFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            ClientFrame::Subscribe { doc, .. } => Some(doc.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice (peer 0) creates the group "Weekend plans" with bob.
+fn create_with_bob(wire: &mut Wire, peers: &mut [Peer], conv: &ConvId) {
+    run(
+        wire,
+        peers,
+        0,
+        Intent::CreateConversation {
+            conv: conv.clone(),
+            kind: ConvKind::Group,
+            title: Some("Weekend plans".into()),
+            members: vec![(acc("bob"), Role::Member)],
+            settings: None,
+            parent: None,
+        },
+    );
+}
+
 fn run(wire: &mut Wire, peers: &mut [Peer], who: usize, intent: Intent) {
     let id = peers[who].engine.intent(intent, wire.now).unwrap();
     wire.pump(peers);
@@ -359,19 +403,7 @@ fn added_removed_and_readded_while_offline_without_asking() {
 
     // Alice creates a group with bob and writes: bob follows it by himself.
     let g = ConvId::new("weekend").unwrap();
-    run(
-        &mut wire,
-        &mut peers,
-        0,
-        Intent::CreateConversation {
-            conv: g.clone(),
-            kind: ConvKind::Group,
-            title: Some("Weekend plans".into()),
-            members: vec![(acc("bob"), Role::Member)],
-            settings: None,
-            parent: None,
-        },
-    );
+    create_with_bob(&mut wire, &mut peers, &g);
     send(&mut wire, &mut peers, 0, &g, "hello bob");
     let told = peers[1].memberships();
     assert_eq!(told.len(), 1, "{told:?}");
@@ -524,4 +556,98 @@ fn added_removed_and_readded_while_offline_without_asking() {
             .any(|o| matches!(o, Output::Send(ClientFrame::Memberships {}))),
         "{again:?}"
     );
+}
+
+/// An app opens a conversation the moment it learns its id, before the server has its
+/// creation: the subscription is refused (`forbidden`), and that answer can reach the
+/// client before or after the push that adds the account (the server answers and pushes
+/// on separate paths). Either way the engine ends following it.
+#[test]
+fn a_subscription_refused_around_the_push_that_adds_is_asked_again() {
+    for refusal_first in [true, false] {
+        let mut wire = Wire::new();
+        let mut peers = vec![Peer::new("alice"), Peer::new("bob")];
+        wire.connect(&mut peers, 0);
+        wire.connect(&mut peers, 1);
+        let g = ConvId::new("weekend").unwrap();
+        // Bob opens it; the server reads his subscription before alice's creation.
+        peers[1].held = Some(Vec::new());
+        peers[1].engine.open_conversation(&g, 50, wire.now);
+        wire.pump(&mut peers);
+        let held = peers[1].held.take().unwrap();
+        let refusals: Vec<ServerFrame> = subscribed_docs(&held)
+            .iter()
+            .map(|d| forbidden(d))
+            .collect();
+        assert!(!refusals.is_empty(), "{held:?}");
+        if refusal_first {
+            peers[1].inbox.extend(refusals.clone());
+            wire.pump(&mut peers);
+        }
+        create_with_bob(&mut wire, &mut peers, &g);
+        if !refusal_first {
+            peers[1].inbox.extend(refusals);
+            wire.pump(&mut peers);
+        }
+        send(&mut wire, &mut peers, 0, &g, "hello bob");
+        assert_eq!(
+            bodies(&peers[1], &g),
+            vec!["hello bob"],
+            "refusal first: {refusal_first}"
+        );
+    }
+}
+
+/// A refusal is asked again once per feed entry that says active, so a server that keeps
+/// refusing costs one more round trip, not a loop; one without such an entry is final.
+#[test]
+fn a_refused_subscription_is_retried_once_per_feed_entry() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("bob")];
+    wire.connect(&mut peers, 0);
+    peers[0].held = Some(Vec::new());
+    let g = ConvId::new("elsewhere").unwrap();
+    peers[0].engine.open_conversation(&g, 50, wire.now);
+    let conv_doc = DocId::conv(&tenant(), &g).to_string();
+    let first = answer(&mut wire, &mut peers, None);
+    assert!(first.contains(&conv_doc), "{first:?}");
+
+    let refused = Some(forbidden(&conv_doc));
+    assert_eq!(
+        answer(&mut wire, &mut peers, refused.clone()),
+        Vec::<String>::new(),
+        "not a member: final"
+    );
+    let active = |seq, role| {
+        Some(ServerFrame::Membership {
+            conv: g.clone(),
+            role,
+            status: MemberStatus::Active,
+            seq,
+        })
+    };
+    assert_eq!(
+        answer(&mut wire, &mut peers, active(3, Role::Member)),
+        vec![conv_doc.clone()],
+        "a newer entry asks again"
+    );
+    assert_eq!(
+        answer(&mut wire, &mut peers, refused.clone()),
+        Vec::<String>::new(),
+        "refused again as of the same entry: final"
+    );
+    assert_eq!(
+        answer(&mut wire, &mut peers, active(4, Role::Admin)),
+        vec![conv_doc.clone()],
+        "the next change asks once more"
+    );
+    assert_eq!(answer(&mut wire, &mut peers, refused), Vec::<String>::new());
+}
+
+/// Gives peer 0 (whose sends are held) `frame`, and returns the documents it subscribes to
+/// in answer.
+fn answer(wire: &mut Wire, peers: &mut [Peer], frame: Option<ServerFrame>) -> Vec<String> {
+    peers[0].inbox.extend(frame);
+    wire.pump(peers);
+    subscribed_docs(&peers[0].held.replace(Vec::new()).unwrap_or_default())
 }

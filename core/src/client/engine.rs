@@ -153,6 +153,10 @@ pub(super) struct ClientDoc {
     /// Not subscribed yet: the conversation's creation still waits in the outbox, and the
     /// server refuses to subscribe to a conversation that does not exist.
     pub(super) deferred: bool,
+    /// The server refused to subscribe it (`forbidden`), as of the feed entry `Some(seq)` of
+    /// its conversation (`Some(0)` without one): a newer entry that says active subscribes
+    /// it again (ARCHITECTURE.md, "Membership feed").
+    pub(super) refused: Option<u64>,
     /// What the policy reads of a conversation document, as of `local`'s heads.
     pub(super) view: ViewCell,
     /// A message bucket's timeline items, as of its heads.
@@ -171,6 +175,7 @@ impl ClientDoc {
             acked: HashMap::new(),
             catching_up: false,
             deferred: false,
+            refused: None,
             view: ViewCell::default(),
             timeline: Default::default(),
         }

@@ -134,6 +134,8 @@ impl ClientEngine {
                 }
             } else if revoked {
                 self.readmit(&m.conv);
+            } else if self.resubscribe_refused(&m.conv, m.seq) {
+                // A subscription refused before this entry: asked again above.
             } else if before.is_none() {
                 return; // followed already, and the first thing heard of it
             }
@@ -176,6 +178,33 @@ impl ClientEngine {
             }));
         }
         stopped
+    }
+
+    /// The feed's entry (its seq) when it says this account is active in `conv`.
+    pub(super) fn active_since(&self, conv: &ConvId) -> Option<u64> {
+        self.feed
+            .known
+            .get(conv)
+            .filter(|m| m.status == MemberStatus::Active)
+            .map(|m| m.seq)
+    }
+
+    /// Subscribes again the documents of `conv` whose subscription the server refused as of
+    /// an older feed entry than `seq`. Returns whether there was any.
+    fn resubscribe_refused(&mut self, conv: &ConvId, seq: u64) -> bool {
+        let refused: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(d, s)| d.conv_id() == Some(conv) && s.refused.is_some_and(|r| r < seq))
+            .map(|(d, _)| d.clone())
+            .collect();
+        for id in &refused {
+            if let Some(state) = self.docs.get_mut(id) {
+                state.refused = Some(seq);
+            }
+            self.subscribe(id);
+        }
+        !refused.is_empty()
     }
 
     /// Added again after a removal: the conversation's documents are followed again.

@@ -120,15 +120,29 @@ impl ClientEngine {
     }
 
     /// A subscription was refused. If it raced the creation of its conversation, it is
-    /// retried when the creation is acked.
+    /// retried when the creation is acked. If the membership feed already says this account
+    /// is active in it, the refusal was read before the membership (the server answers a
+    /// subscription and pushes the feed on separate paths): it is asked once more per feed
+    /// entry, so a real refusal ends after one try.
     fn on_forbidden(&mut self, doc: &str) {
         let Ok(id) = DocId::parse(doc) else {
             return;
         };
-        let waiting = id.conv_id().is_some_and(|c| self.creation_pending(c));
-        if let Some(state) = self.docs.get_mut(&id) {
-            state.catching_up = false;
-            state.deferred = waiting;
+        let conv = id.conv_id().cloned();
+        let waiting = conv.as_ref().is_some_and(|c| self.creation_pending(c));
+        let active = conv.as_ref().and_then(|c| self.active_since(c));
+        let Some(state) = self.docs.get_mut(&id) else {
+            return;
+        };
+        state.catching_up = false;
+        state.deferred = waiting;
+        if waiting {
+            return;
+        }
+        let again = active.is_some_and(|seq| state.refused != Some(seq));
+        state.refused = Some(active.unwrap_or(0));
+        if again {
+            self.subscribe(&id);
         }
     }
 
@@ -233,6 +247,7 @@ impl ClientEngine {
         };
         if let Some(state) = self.docs.get_mut(&id) {
             state.catching_up = false;
+            state.refused = None;
         }
         self.fold_if_due(&id);
     }
