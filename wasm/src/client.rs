@@ -215,6 +215,7 @@ impl ConfabClient {
         promise(async move {
             let _ = rt.ready().await;
             rt.disconnect();
+            rt.begin_closing();
             rt.flushed().await;
             rt.shutdown();
             rest.close();

@@ -88,6 +88,18 @@ impl Drop for Timeout {
     }
 }
 
+/// Resolves after `ms` (the timer is cleared if the future is dropped first).
+pub async fn sleep(ms: u32) {
+    let mut timer = None;
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        timer = Some(Timeout::new(f64::from(ms), move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        }));
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    drop(timer);
+}
+
 /// Drops `value` on a later turn of the event loop (closures must not be dropped while
 /// they run).
 pub fn drop_later<T: 'static>(value: T) {

@@ -20,9 +20,15 @@
 //! Crash safety of beginning early: a crash (tab closed, browser killed) before a
 //! transaction's `complete` loses that transaction and every later one (none of them could
 //! have committed before it), and no frame behind any of them has left: the stored state is
-//! a prefix of the queue's writes, as before. A write that *fails* (`error`, `abort`) is
-//! reported as a `storage` error and the frames behind it still go, also as before: the
-//! order of later transactions does not depend on it.
+//! a prefix of the queue's writes, as before.
+//!
+//! A write that *fails* (`error`, `abort`: a full disk, the quota, an adapter's rejection)
+//! is written again, not skipped (`requeue_failed`): its ops and those of every write queued
+//! behind it up to the next load, begun already or not, go back to the front as one write, in
+//! order, and nothing begins or leaves until it is stored, retried with backoff. So a frame
+//! still never leaves before its change is stored, whatever the store does. Later
+//! transactions begun before the failure was known may have committed meanwhile; writing
+//! them again after the failed one restores the queue's order for every key.
 //!
 //! A load keeps the old order: writes queued behind it begin only after its reads (a read
 //! made later than a write would see it). Stores without IndexedDB's ordering (an adapter's
@@ -35,19 +41,29 @@ use confab_core::client::{Load, StoreOp};
 
 use crate::store::TxEnd;
 
+/// The backoff between tries of a failed store write (ms, doubling, with jitter): a store
+/// that is full waits for the user to free space, so the tries thin out to one every 10 s.
+pub(crate) const RETRY_MIN_MS: u32 = 200;
+pub(crate) const RETRY_MAX_MS: u32 = 10_000;
+
 /// One thing to carry out, in order.
 #[derive(Debug)]
 pub(crate) enum Job {
     Persist(Vec<StoreOp>),
-    /// An IndexedDB transaction begun already: the jobs behind it wait for its end. The start
-    /// of the step (tracing) and how many ops it holds. `Err` if it could not begin.
-    Commit(
-        Result<TxEnd, confab_core::client::StoreError>,
-        Option<f64>,
-        u32,
-    ),
+    /// An IndexedDB transaction begun already: the jobs behind it wait for its end.
+    Commit(Begun),
     Load(Load),
     Send(QueuedFrame),
+}
+
+/// A write begun as an IndexedDB transaction (`Err` if it could not begin), with its ops,
+/// kept until it commits (a failed one is written again), and the start of the step
+/// (tracing).
+#[derive(Debug)]
+pub(crate) struct Begun {
+    pub end: Result<TxEnd, confab_core::client::StoreError>,
+    pub ops: Vec<StoreOp>,
+    pub started: Option<f64>,
 }
 
 /// A frame for the connection of this epoch (dropped if that connection is gone), whether it
@@ -76,6 +92,25 @@ pub(crate) fn take_beginnable(
     Some((first, take_round(queue, first)))
 }
 
+/// A write failed: `failed` and every write queued behind it up to the next load (begun as a
+/// transaction or not) are put back at the front as one unbegun write, in order; the frames
+/// among them stay behind it.
+pub(crate) fn requeue_failed(queue: &mut VecDeque<Job>, mut failed: Vec<StoreOp>) {
+    let mut i = 0;
+    while i < queue.len() {
+        match &queue[i] {
+            Job::Load(_) => break,
+            Job::Send(_) => i += 1,
+            Job::Persist(_) | Job::Commit(_) => match queue.remove(i) {
+                Some(Job::Persist(more)) => failed.extend(more),
+                Some(Job::Commit(begun)) => failed.extend(begun.ops),
+                _ => {}
+            },
+        }
+    }
+    queue.push_front(Job::Persist(failed));
+}
+
 /// Takes the writes from `from` up to the next load, merged in order; frames stay.
 pub(crate) fn take_round(queue: &mut VecDeque<Job>, from: usize) -> Vec<StoreOp> {
     let mut ops = Vec::new();
@@ -88,7 +123,7 @@ pub(crate) fn take_round(queue: &mut VecDeque<Job>, from: usize) -> Vec<StoreOp>
                     ops.extend(more);
                 }
             }
-            Job::Send(_) | Job::Commit(..) => i += 1,
+            Job::Send(_) | Job::Commit(_) => i += 1,
         }
     }
     ops
@@ -100,6 +135,29 @@ mod tests {
 
     fn put(key: &str) -> Job {
         Job::Persist(vec![StoreOp::Put(key.into(), vec![1])])
+    }
+
+    /// A write begun already (as far as the queue can tell: its end is never awaited here).
+    fn begun(key: &str) -> Job {
+        Job::Commit(Begun {
+            end: Err(confab_core::client::StoreError("not awaited".into())),
+            ops: vec![StoreOp::Put(key.into(), vec![2])],
+            started: None,
+        })
+    }
+
+    fn keys(job: &Job) -> Vec<&str> {
+        match job {
+            Job::Persist(ops) => ops
+                .iter()
+                .map(|op| match op {
+                    StoreOp::Put(key, _) | StoreOp::Delete(key) | StoreOp::DeletePrefix(key) => {
+                        key.as_str()
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn frame(n: u8) -> Job {
@@ -118,7 +176,7 @@ mod tests {
             .iter()
             .map(|job| match job {
                 Job::Persist(_) => "P".to_owned(),
-                Job::Commit(..) => "C".to_owned(),
+                Job::Commit(_) => "C".to_owned(),
                 Job::Load(_) => "L".to_owned(),
                 Job::Send((_, bytes, _, _)) => format!("F{}", bytes[0]),
             })
@@ -138,5 +196,20 @@ mod tests {
         let mut queue = VecDeque::from([put("a")]);
         assert!(take_beginnable(&mut queue, true).is_none());
         assert_eq!(shape(&queue), "P");
+    }
+
+    #[test]
+    fn a_failed_write_is_written_again_with_the_writes_behind_it_before_any_frame() {
+        // The failed write (a) was popped; behind it: a frame, a begun write (b), a frame, an
+        // unbegun write (c), a load, and a write behind the load (d).
+        let mut queue =
+            VecDeque::from([frame(1), begun("b"), frame(2), put("c"), load(), put("d")]);
+        requeue_failed(&mut queue, vec![StoreOp::Put("a".into(), vec![0])]);
+        assert_eq!(shape(&queue), "P F1 F2 L P");
+        assert_eq!(keys(&queue[0]), ["a", "b", "c"], "in the queue's order");
+        assert_eq!(keys(&queue[4]), ["d"], "nothing from behind the load");
+        // It begins again as any unbegun write does, ahead of its frames.
+        let (at, ops) = take_beginnable(&mut queue, false).expect("it may begin again");
+        assert_eq!((at, ops.len()), (0, 3));
     }
 }

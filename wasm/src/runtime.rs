@@ -49,6 +49,11 @@ struct State {
     flushing: bool,
     /// A load's reads are under way: no write may begin before they are done.
     loading: bool,
+    /// Failed store writes in a row; while any, the queue waits out a backoff before writing
+    /// them again and nothing behind them begins or leaves (`queue::requeue_failed`).
+    write_failures: u32,
+    /// `dispose` waits for the queue: a write that fails now is given up, not retried.
+    closing: bool,
     flush_waiters: Vec<Function>,
     /// Calls waiting, with the function that resumes each, and the answers they get.
     waiters: HashMap<Wait, Function>,
@@ -372,12 +377,12 @@ impl Runtime {
             return;
         };
         let mut state = self.state.borrow_mut();
-        let loading = state.loading;
-        if let Some((at, ops)) = queue::take_beginnable(&mut state.queue, loading) {
+        let wait = state.loading || state.write_failures > 0;
+        if let Some((at, ops)) = queue::take_beginnable(&mut state.queue, wait) {
             let started = self.trace_start();
-            let count = ops.len() as u32;
-            let end = db.begin_write(ops);
-            state.queue.insert(at, Job::Commit(end, started, count));
+            let end = db.begin_write(&ops);
+            let begun = queue::Begun { end, ops, started };
+            state.queue.insert(at, Job::Commit(begun));
         }
     }
 
@@ -432,6 +437,9 @@ impl Runtime {
     /// it up to the next load, and the frames among them sent after it), a load read.
     async fn flush(&self) {
         loop {
+            if self.state.borrow().write_failures > 0 {
+                self.wait_before_writing_again().await;
+            }
             self.begin_writes();
             let job = self.state.borrow_mut().queue.pop_front();
             let Some(job) = job else {
@@ -439,13 +447,14 @@ impl Runtime {
             };
             match job {
                 Job::Send(frame) => self.send(frame),
-                Job::Commit(end, started, count) => {
-                    let ended = match end {
+                Job::Commit(begun) => {
+                    let ended = match begun.end {
                         Ok(end) => end.wait().await,
                         Err(e) => Err(e),
                     };
-                    self.trace_end(TraceStage::Store, started, Some(count));
-                    self.report_write(ended);
+                    let count = begun.ops.len() as u32;
+                    self.trace_end(TraceStage::Store, begun.started, Some(count));
+                    self.written(ended, begun.ops, Vec::new());
                 }
                 Job::Persist(ops) => self.write_round(ops).await,
                 Job::Load(load) => self.load(load).await,
@@ -512,27 +521,80 @@ impl Runtime {
                 .unwrap_or(state.queue.len());
             state.queue.drain(..behind).collect::<Vec<_>>()
         };
-        if let Some(store) = self.store.get() {
-            let started = self.trace_start();
-            let count = ops.len() as u32;
-            let written = store.write(ops).await;
-            self.trace_end(TraceStage::Store, started, Some(count));
-            self.report_write(written);
-        }
-        for job in frames {
-            if let Job::Send(frame) = job {
-                self.send(frame);
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let started = self.trace_start();
+        let count = ops.len() as u32;
+        // Kept until stored: a failed write is written again.
+        let written = store.write(ops.clone()).await;
+        self.trace_end(TraceStage::Store, started, Some(count));
+        self.written(written, ops, frames);
+    }
+
+    /// The end of a write. Stored: the frames held behind it go (on IndexedDB they are still
+    /// in the queue). Failed: it goes back to the front with the writes behind it, and the
+    /// frames wait for the next try (`queue::requeue_failed`); the app hears `storage` once
+    /// per run of failures.
+    fn written(
+        &self,
+        written: std::result::Result<(), confab_core::client::StoreError>,
+        ops: Vec<StoreOp>,
+        frames: Vec<Job>,
+    ) {
+        let error = match written {
+            Ok(()) => {
+                self.state.borrow_mut().write_failures = 0;
+                for job in frames {
+                    if let Job::Send(frame) = job {
+                        self.send(frame);
+                    }
+                }
+                return;
             }
+            Err(e) => e,
+        };
+        let first = {
+            let mut state = self.state.borrow_mut();
+            if state.closing {
+                // Disposed while the store fails: what is not stored is given up, and
+                // nothing behind it leaves (the connection is closed already).
+                state.queue.clear();
+                state.write_failures = 0;
+                true
+            } else {
+                for job in frames.into_iter().rev() {
+                    state.queue.push_front(job);
+                }
+                queue::requeue_failed(&mut state.queue, ops);
+                state.write_failures += 1;
+                state.write_failures == 1
+            }
+        };
+        if first {
+            self.emit(ClientEvent::Error {
+                code: "storage".into(),
+                message: error.0,
+            });
         }
     }
 
-    fn report_write(&self, written: std::result::Result<(), confab_core::client::StoreError>) {
-        if let Err(e) = written {
-            self.emit(ClientEvent::Error {
-                code: "storage".into(),
-                message: e.0,
-            });
+    /// The backoff before a failed write is written again (nothing behind it moves meanwhile).
+    async fn wait_before_writing_again(&self) {
+        let (attempt, closing) = {
+            let state = self.state.borrow();
+            (state.write_failures, state.closing)
+        };
+        if closing {
+            return; // one last try, then `written` gives up
         }
+        let delay = connection::backoff_delay(
+            attempt,
+            queue::RETRY_MIN_MS,
+            queue::RETRY_MAX_MS,
+            js::random_unit(),
+        );
+        js::sleep(delay).await;
     }
 
     fn send(&self, (epoch, bytes, expects_answer, queued): QueuedFrame) {
@@ -651,6 +713,12 @@ impl Runtime {
 
     pub fn disconnect(&self) {
         connection::disconnect(&self.conn);
+    }
+
+    /// `dispose` is under way: a store write that fails from now on is given up (the
+    /// queue would otherwise wait for the store forever).
+    pub fn begin_closing(&self) {
+        self.state.borrow_mut().closing = true;
     }
 
     /// Cancels timers, forgets listeners, releases the store; calls still waiting fail.

@@ -337,7 +337,7 @@ impl LocalStore for IdbStore {
         if ops.is_empty() {
             return Ok(());
         }
-        self.begin_write(ops)?.wait().await
+        self.begin_write(&ops)?.wait().await
     }
 }
 
@@ -349,7 +349,7 @@ impl IdbStore {
     /// the `readwrite` ones created before it: so a write begun while another is in flight
     /// commits after it, and a read begun later sees both (the client's store queue relies on
     /// this; see `runtime` and wasm/README.md, "Store order and crash safety").
-    pub fn begin_write(&self, ops: Vec<StoreOp>) -> Result<TxEnd, StoreError> {
+    pub fn begin_write(&self, ops: &[StoreOp]) -> Result<TxEnd, StoreError> {
         let tx = self.transaction(web_sys::IdbTransactionMode::Readwrite)?;
         // Listen before anything can end it.
         let end = TxEnd::watch(&tx);

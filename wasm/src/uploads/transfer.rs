@@ -1,7 +1,7 @@
 //! One upload's requests (docs/ATTACHMENTS.md): hash the blob, open a resumable upload,
 //! send chunks from where the server says it stands, retry what may pass later.
 
-use js_sys::{Promise, Uint8Array};
+use js_sys::Uint8Array;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
@@ -21,17 +21,6 @@ pub const CHUNK_DEFAULT: u32 = 1 << 20;
 const HASH_SLICE: f64 = 4.0 * 1024.0 * 1024.0;
 /// Tries of one request before a transient failure is given back.
 const TRIES: u32 = 5;
-
-async fn sleep(ms: u32) {
-    let mut timer = None;
-    let promise = Promise::new(&mut |resolve, _| {
-        timer = Some(js::Timeout::new(f64::from(ms), move || {
-            let _ = resolve.call0(&JsValue::NULL);
-        }));
-    });
-    let _ = JsFuture::from(promise).await;
-    drop(timer);
-}
 
 /// The server's `UploadView`.
 #[derive(Debug, Deserialize)]
@@ -116,7 +105,7 @@ where
         match call().await {
             Err(e) if transient(&e) && attempt + 1 < TRIES => {
                 attempt += 1;
-                sleep(backoff_delay(attempt, 300, 5_000, js::random_unit())).await;
+                js::sleep(backoff_delay(attempt, 300, 5_000, js::random_unit())).await;
             }
             other => return other,
         }
