@@ -41,6 +41,22 @@ export function mapAdapter() {
     },
   };
 }
+// `mapAdapter` whose writes throw while `failing` (and count every try).
+export function flakyAdapter() {
+  const inner = mapAdapter();
+  const a = {
+    failing: false,
+    tries: 0,
+    get: (key) => inner.get(key),
+    scan: (prefix) => inner.scan(prefix),
+    async write(ops) {
+      a.tries++;
+      if (a.failing) throw new Error("disk full");
+      return inner.write(ops);
+    },
+  };
+  return a;
+}
 export function brokenAdapter() {
   return {
     async get() { return undefined; },
@@ -52,6 +68,7 @@ export function brokenAdapter() {
 extern "C" {
     fn mapAdapter() -> JsValue;
     fn brokenAdapter() -> JsValue;
+    fn flakyAdapter() -> JsValue;
 }
 
 #[wasm_bindgen_test]
@@ -87,6 +104,48 @@ async fn an_adapter_failure_is_a_store_error() {
         .unwrap_err();
     assert!(err.0.contains("disk full"), "{err}");
     assert!(JsStore::new(JsValue::from_str("nope")).is_err());
+}
+
+/// An adapter's failed write is tried again until it is stored, and `dispose()` still ends
+/// while the adapter keeps failing (it gives up instead of waiting for the store forever).
+#[wasm_bindgen_test]
+async fn an_adapters_failed_write_is_tried_again_and_dispose_still_ends() {
+    let adapter = flakyAdapter();
+    let alice = client(NOWHERE, "t", "demo", "alice", adapter.clone(), None);
+    done(alice.ready()).await.unwrap();
+    let set = |name: &str, value: JsValue| {
+        js_sys::Reflect::set(&adapter, &name.into(), &value).unwrap();
+    };
+    let tries = || {
+        js_sys::Reflect::get(&adapter, &"tries".into())
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    };
+    let outbox_keys = || async {
+        let store = JsStore::new(adapter.clone()).unwrap();
+        store.scan("out/").await.unwrap().len()
+    };
+    set("failing", JsValue::TRUE);
+    let before = tries();
+    let group: IntentResult = ok(alice.create_group(None)).await;
+    wait_for("three tries of the write", 15_000.0, || {
+        tries() >= before + 3.0
+    })
+    .await;
+    assert_eq!(outbox_keys().await, 0, "nothing stored while it fails");
+
+    set("failing", JsValue::FALSE);
+    done(alice.flush()).await.unwrap();
+    assert_eq!(
+        outbox_keys().await,
+        1,
+        "the creation is stored once it works"
+    );
+
+    set("failing", JsValue::TRUE);
+    send(&alice, group.conv.as_deref().unwrap(), "lost with the page").await;
+    done(alice.dispose()).await.unwrap();
 }
 
 #[wasm_bindgen_test]
