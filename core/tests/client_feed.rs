@@ -651,3 +651,56 @@ fn answer(wire: &mut Wire, peers: &mut [Peer], frame: Option<ServerFrame>) -> Ve
     wire.pump(peers);
     subscribed_docs(&peers[0].held.replace(Vec::new()).unwrap_or_default())
 }
+
+/// Messages can arrive before their conversation document: bob opens a group the moment he
+/// learns its id, his conversation subscription is refused (read before the creation) and
+/// asked again, and alice's message reaches him through the part's subscription meanwhile.
+/// His delivery marker, due while the conversation document is not here, is written once
+/// it syncs instead of being dropped.
+#[test]
+fn a_delivery_marker_due_before_the_conversation_document_waits_for_it() {
+    use confab_core::client::DELIVERED_DELAY_MS;
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice"), Peer::new("bob")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    let g = ConvId::new("weekend").unwrap();
+    let conv_doc = DocId::conv(&tenant(), &g).to_string();
+    peers[1].held = Some(Vec::new());
+    peers[1].engine.open_conversation(&g, 50, wire.now);
+    wire.pump(&mut peers);
+    create_with_bob(&mut wire, &mut peers, &g);
+    // The server read bob's conversation subscription before the creation, his part's after.
+    for frame in peers[1].held.replace(Vec::new()).unwrap() {
+        match frame {
+            ClientFrame::Subscribe { doc, .. } if doc == conv_doc => {
+                peers[1].inbox.push(forbidden(&doc));
+            }
+            frame => wire.serve(&mut peers, 1, frame),
+        }
+    }
+    wire.pump(&mut peers);
+    let asked_again = peers[1].held.replace(Vec::new()).unwrap();
+    assert_eq!(subscribed_docs(&asked_again), vec![conv_doc.clone()]);
+    peers[1].held = None;
+
+    send(&mut wire, &mut peers, 0, &g, "hello bob");
+    assert_eq!(bodies(&peers[1], &g), vec!["hello bob"]);
+    assert!(peers[1].engine.conversation(&g).is_none(), "not synced yet");
+    wire.now += DELIVERED_DELAY_MS;
+    peers[1].engine.tick(wire.now);
+    wire.pump(&mut peers);
+
+    for frame in asked_again {
+        wire.serve(&mut peers, 1, frame);
+    }
+    wire.pump(&mut peers);
+    wire.now += DELIVERED_DELAY_MS;
+    peers[1].engine.tick(wire.now);
+    wire.pump(&mut peers);
+    let marker = peers[0]
+        .engine
+        .conversation(&g)
+        .and_then(|c| c.delivered.get(&acc("bob")).map(|m| m.to_string()));
+    assert_eq!(marker.as_deref(), Some("hello-bob"));
+}

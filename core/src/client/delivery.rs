@@ -18,7 +18,7 @@ use super::engine::ClientEngine;
 use super::intent::Intent;
 use super::timeline_cache::TimelineCell;
 use crate::ids::{Bucket, ConvId, DocId, DocTarget, MessageId};
-use crate::model::conversation::ConvKind;
+use crate::model::conversation::{ConvKind, Conversation};
 
 /// The wait after the first arrival before the marker is written (device ms).
 pub const DELIVERED_DELAY_MS: i64 = 300;
@@ -42,6 +42,19 @@ pub(super) struct Delivery {
     due: BTreeMap<ConvId, i64>,
     /// When the engine last wrote each conversation's marker (device ms).
     last: HashMap<ConvId, i64>,
+    /// Conversations whose marker was due while their conversation document was not here
+    /// yet (subscribed, not synced: messages can arrive first): scheduled again when it
+    /// syncs.
+    waiting: BTreeSet<ConvId>,
+}
+
+/// What `delivered_target` found.
+enum Target {
+    Mark(MessageId),
+    /// Nothing to mark (marked already, none of others, or not where markers are written).
+    Nothing,
+    /// The conversation document is not here yet: the member list and the marker are unknown.
+    NotYet,
 }
 
 impl Default for Delivery {
@@ -51,6 +64,7 @@ impl Default for Delivery {
             arrived: BTreeSet::new(),
             due: BTreeMap::new(),
             last: HashMap::new(),
+            waiting: BTreeSet::new(),
         }
     }
 }
@@ -63,6 +77,7 @@ impl ClientEngine {
         if !on {
             self.delivery.arrived.clear();
             self.delivery.due.clear();
+            self.delivery.waiting.clear();
         }
     }
 
@@ -76,6 +91,13 @@ impl ClientEngine {
             return;
         }
         if let DocTarget::Msgs(conv, _) = doc.target() {
+            self.delivery.arrived.insert(conv.clone());
+        }
+    }
+
+    /// `conv`'s conversation document synced: a marker that waited for it is scheduled.
+    pub(super) fn conversation_synced(&mut self, conv: &ConvId) {
+        if self.delivery.waiting.remove(conv) {
             self.delivery.arrived.insert(conv.clone());
         }
     }
@@ -114,8 +136,13 @@ impl ClientEngine {
             .collect();
         for conv in due {
             self.delivery.due.remove(&conv);
-            let Some(message) = self.delivered_target(&conv) else {
-                continue;
+            let message = match self.delivered_target(&conv) {
+                Target::Mark(message) => message,
+                Target::Nothing => continue,
+                Target::NotYet => {
+                    self.delivery.waiting.insert(conv);
+                    continue;
+                }
             };
             let intent = Intent::MarkDelivered {
                 conv: conv.clone(),
@@ -134,9 +161,20 @@ impl ClientEngine {
 
     /// The newest accepted message of another account in the loaded buckets of `conv`, when
     /// it is past this account's delivery marker.
-    fn delivered_target(&self, conv: &ConvId) -> Option<MessageId> {
+    fn delivered_target(&self, conv: &ConvId) -> Target {
+        let conv_doc = DocId::conv(&self.config.tenant, conv);
+        let catching_up = self.docs.get(&conv_doc).is_none_or(|d| d.catching_up);
+        match self.conversation(conv) {
+            Some(conversation) if !catching_up => match self.newest_to_mark(conv, &conversation) {
+                Some(message) => Target::Mark(message),
+                None => Target::Nothing,
+            },
+            _ => Target::NotYet,
+        }
+    }
+
+    fn newest_to_mark(&self, conv: &ConvId, conversation: &Conversation) -> Option<MessageId> {
         let me = &self.config.account;
-        let conversation = self.conversation(conv)?;
         let channel = conversation
             .meta
             .as_ref()

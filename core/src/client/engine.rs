@@ -153,10 +153,10 @@ pub(super) struct ClientDoc {
     /// Not subscribed yet: the conversation's creation still waits in the outbox, and the
     /// server refuses to subscribe to a conversation that does not exist.
     pub(super) deferred: bool,
-    /// The server refused to subscribe it (`forbidden`), as of the feed entry `Some(seq)` of
-    /// its conversation (`Some(0)` without one): a newer entry that says active subscribes
-    /// it again (ARCHITECTURE.md, "Membership feed").
-    pub(super) refused: Option<u64>,
+    /// The server refused to subscribe it (`forbidden`), as of its conversation's feed entry
+    /// (its seq, `None` without one): a newer entry that says active subscribes it again
+    /// (ARCHITECTURE.md, "The membership feed").
+    pub(super) refused: Option<Option<u64>>,
     /// What the policy reads of a conversation document, as of `local`'s heads.
     pub(super) view: ViewCell,
     /// A message bucket's timeline items, as of its heads.

@@ -195,12 +195,14 @@ impl ClientEngine {
         let refused: Vec<DocId> = self
             .docs
             .iter()
-            .filter(|(d, s)| d.conv_id() == Some(conv) && s.refused.is_some_and(|r| r < seq))
+            .filter(|(d, s)| {
+                d.conv_id() == Some(conv) && s.refused.is_some_and(|r| r.is_none_or(|r| r < seq))
+            })
             .map(|(d, _)| d.clone())
             .collect();
         for id in &refused {
             if let Some(state) = self.docs.get_mut(id) {
-                state.refused = Some(seq);
+                state.refused = Some(Some(seq));
             }
             self.subscribe(id);
         }

@@ -139,8 +139,8 @@ impl ClientEngine {
         if waiting {
             return;
         }
-        let again = active.is_some_and(|seq| state.refused != Some(seq));
-        state.refused = Some(active.unwrap_or(0));
+        let again = active.is_some() && state.refused != Some(active);
+        state.refused = Some(active);
         if again {
             self.subscribe(&id);
         }
@@ -248,6 +248,10 @@ impl ClientEngine {
         if let Some(state) = self.docs.get_mut(&id) {
             state.catching_up = false;
             state.refused = None;
+        }
+        if let DocTarget::Conv(conv) = id.target() {
+            let conv = conv.clone();
+            self.conversation_synced(&conv);
         }
         self.fold_if_due(&id);
     }
