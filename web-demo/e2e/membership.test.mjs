@@ -115,14 +115,17 @@ for (const size of SIZES) {
       for (const page of [alice, bob, dave]) assert.deepEqual(page.errors, [], `${page.user}'s page threw`);
     });
     const conv = await createGroup(alice, "Ask first", ["carol"]);
-    // Alice opens the group to requests in its settings panel, and renames it there.
+    // Alice opens the group to requests in its settings panel, and renames it there. She
+    // types the new title first: each setting below draws the panel again, and what she
+    // typed (not saved yet) survives that.
     await alice.click("button[data-action=settings]");
+    await alice.fill("#info-title", "Ask first, please");
     await alice.selectOption("#setting-join_policy", "open");
     // Drawn again from the conversation once the intent is written: the choice is its state.
     await alice.waitForSelector("#setting-join_policy option[value=open][selected]", { state: "attached", timeout: WAIT_MS });
     await alice.check("#setting-join_approval_required");
     await alice.waitForSelector("#setting-join_approval_required:checked", { timeout: WAIT_MS });
-    await alice.fill("#info-title", "Ask first, please");
+    assert.equal(await alice.inputValue("#info-title"), "Ask first, please", "the typed title survived the redraws");
     await alice.click("button[data-action=save-title]");
     await alice.waitForSelector('#conv-title:text-is("Ask first, please")', { timeout: WAIT_MS });
     await shot(alice, "settings");

@@ -37,10 +37,39 @@ export function renderSettings(el, session, convId) {
     forget(el);
     return mount(el);
   }
-  // Rebuilt only when what it shows changed: typing in a field survives a message arriving.
-  remountIf(el, JSON.stringify([convId, conv.info, conv.settings, conv.members, conv.lifecycle]), () =>
-    build(el, session, convId, conv),
-  );
+  // Rebuilt only when what it shows changed: typing in a field survives a message arriving,
+  // and what is typed survives a rebuild (a marker, a member or a setting changing meanwhile).
+  const typed = typedInfo(el);
+  remountIf(el, JSON.stringify([convId, conv.info, conv.settings, conv.members, conv.lifecycle]), () => {
+    build(el, session, convId, conv);
+    restoreTyped(el, typed);
+  });
+}
+
+/** The title and description fields whose text differs from what was drawn, with the focus
+ * and selection of the one being typed in. */
+function typedInfo(el) {
+  return [...el.querySelectorAll("[data-info]")]
+    .filter((input) => input.value !== input.dataset.shown)
+    .map((input) => ({
+      field: input.dataset.info,
+      value: input.value,
+      focused: document.activeElement === input,
+      start: input.selectionStart,
+      end: input.selectionEnd,
+    }));
+}
+
+function restoreTyped(el, typed) {
+  for (const t of typed) {
+    const input = el.querySelector(`[data-info="${t.field}"]`);
+    if (!input || input.disabled) continue;
+    input.value = t.value;
+    if (t.focused) {
+      input.focus();
+      input.setSelectionRange(t.start, t.end);
+    }
+  }
 }
 
 function build(el, session, convId, conv) {
@@ -55,10 +84,12 @@ function build(el, session, convId, conv) {
 
   const infoRow = (field, label, multiline) => {
     const verdict = verdictFor({ action: "set_info", field });
+    const shown = conv.info?.[field] ?? "";
     const input = h(multiline ? "textarea" : "input", {
       id: `info-${field}`,
       "aria-label": label,
-      value: conv.info?.[field] ?? "",
+      value: shown,
+      dataset: { info: field, shown },
       disabled: !verdict.allowed,
     });
     const save = h(
