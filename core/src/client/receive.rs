@@ -123,7 +123,9 @@ impl ClientEngine {
     /// retried when the creation is acked. If the membership feed already says this account
     /// is active in it, the refusal was read before the membership (the server answers a
     /// subscription and pushes the feed on separate paths): it is asked once more per feed
-    /// entry, so a real refusal ends after one try.
+    /// entry, so a real refusal ends after one try. A `forbidden` while no subscription of
+    /// the document awaits its answer (a refused `buckets` request names the conversation
+    /// document too) leaves a live subscription as it is.
     fn on_forbidden(&mut self, doc: &str) {
         let Ok(id) = DocId::parse(doc) else {
             return;
@@ -134,9 +136,9 @@ impl ClientEngine {
         let Some(state) = self.docs.get_mut(&id) else {
             return;
         };
-        state.catching_up = false;
+        let awaited = std::mem::replace(&mut state.catching_up, false);
         state.deferred = waiting;
-        if waiting {
+        if waiting || !awaited {
             return;
         }
         let again = active.is_some() && state.refused != Some(active);
