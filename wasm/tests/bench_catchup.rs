@@ -118,15 +118,7 @@ fn tokens() -> [&'static str; 3] {
 
 /// A returning reader, with the client's `trace` events summed by stage (ms) from its start.
 fn traced_reader(token: &str, account: &str, db: &str) -> (ConfabClient, Rc<RefCell<Stages>>) {
-    let s = server();
-    let mut options = options(
-        s.ws,
-        token,
-        s.tenant,
-        account,
-        "indexeddb".into(),
-        Some(db.to_owned()),
-    );
+    let mut options = indexeddb_options(token, account, db);
     options.trace = Some(true);
     let client = client_with(&options);
     let stages = Rc::new(RefCell::new(Stages::default()));

@@ -131,10 +131,10 @@ pub fn client(
     client_with(&options(url, token, tenant, account, storage, db_name))
 }
 
-/// `account` (with `token`) of the test server, on the IndexedDB database `db`.
-pub fn on_indexeddb(token: &str, account: &str, db: &str) -> ConfabClient {
+/// The options of `account` (with `token`) of the test server on the IndexedDB database `db`.
+pub fn indexeddb_options(token: &str, account: &str, db: &str) -> ClientOptions {
     let s = server();
-    client(
+    options(
         s.ws,
         token,
         s.tenant,
@@ -142,6 +142,11 @@ pub fn on_indexeddb(token: &str, account: &str, db: &str) -> ConfabClient {
         "indexeddb".into(),
         Some(db.to_owned()),
     )
+}
+
+/// `account` (with `token`) of the test server, on the IndexedDB database `db`.
+pub fn on_indexeddb(token: &str, account: &str, db: &str) -> ConfabClient {
+    client_with(&indexeddb_options(token, account, db))
 }
 
 /// Alice on the IndexedDB database `db`.
