@@ -84,6 +84,35 @@ fn sending_reacting_editing_and_asking_do_not_read_the_member_list() {
     assert_eq!(since(engine.read_stats(), before).full, 1);
 }
 
+#[test]
+fn the_whole_conversation_and_the_list_are_read_once_per_change_of_the_document() {
+    let (group, mut engine) = client(50);
+    let before = engine.read_stats();
+    // A page asks several times per redraw: one read.
+    for _ in 0..5 {
+        assert_eq!(engine.conversation(&group.conv).unwrap().members.len(), 50);
+        engine.conversations();
+    }
+    assert_eq!(since(engine.read_stats(), before).full, 1);
+    // A change of the conversation document (my read marker) is read again, once.
+    let newest = engine.timeline(&group.conv).last().unwrap().message.id.clone();
+    engine
+        .intent(
+            Intent::MarkRead {
+                conv: group.conv.clone(),
+                message: newest.clone(),
+            },
+            group.now,
+        )
+        .unwrap();
+    for _ in 0..5 {
+        let conv = engine.conversation(&group.conv).unwrap();
+        assert_eq!(conv.reads.get(&group::member(1)), Some(&newest));
+        assert_eq!(engine.conversations()[0].unread, 0, "read up to the newest");
+    }
+    assert_eq!(since(engine.read_stats(), before).full, 2);
+}
+
 /// The change a send produces, as submitted.
 fn submitted_send(members: usize) -> (Group, Change) {
     let (group, mut engine) = client(members);

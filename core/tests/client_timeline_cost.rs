@@ -1,10 +1,13 @@
 //! What a timeline costs the client engine, counted (issue 16): asking again after no change
-//! reads nothing, a change re-reads only the bucket it touched, and the cached items follow
-//! every change (a send shows pending, its ack accepted with its seq).
+//! reads nothing, a change re-reads only the messages it touched (never the whole bucket),
+//! and the cached items follow every change as a full read shows them (a send pending, its
+//! ack accepted with its seq, pushes, reactions, edits, deletions, a rejection).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use confab_core::automerge::{ActorId, Change};
+use confab_core::client::Intent;
 use confab_core::client::{ClientConfig, ClientEngine, Output};
+use confab_core::protocol::SeqChange;
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_testkit::group::{self, Group};
 use confab_testkit::ids::tenant;
@@ -26,7 +29,7 @@ fn client() -> (Group, ClientEngine) {
 }
 
 #[test]
-fn asking_again_reads_nothing_and_a_send_rereads_its_bucket_once() {
+fn asking_again_reads_nothing_and_a_send_reads_only_its_message() {
     let (group, mut engine) = client();
     let first = engine.timeline(&group.conv);
     assert!(first.len() >= 40, "{} items", first.len());
@@ -46,11 +49,9 @@ fn asking_again_reads_nothing_and_a_send_rereads_its_bucket_once() {
     assert!(last.pending, "my new message is pending");
     assert_eq!(&after[..first.len()], &first[..], "the others unchanged");
     engine.timeline(&group.conv);
-    assert_eq!(
-        engine.timeline_reads(),
-        reads + 1,
-        "one bucket read again, once"
-    );
+    engine.conversations();
+    assert_eq!(engine.timeline_reads(), reads, "no bucket read again");
+    assert_eq!(engine.timeline_messages_read(), 1, "one message read, once");
 }
 
 #[test]
@@ -88,4 +89,162 @@ fn an_ack_turns_the_cached_pending_item_accepted() {
         .expect("still shown");
     assert!(!item.pending, "accepted after its ack");
     assert_eq!(item.seq, Some(seq));
+}
+
+/// The submitted change of the intent just made (its doc and bytes).
+fn submitted(engine: &mut ClientEngine) -> (String, Vec<u8>) {
+    engine
+        .drain()
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Send(ClientFrame::Submit { doc, changes }) => Some((doc, changes[0].to_vec())),
+            _ => None,
+        })
+        .expect("the intent is submitted")
+}
+
+/// The cached timeline equals a full read of the buckets, and no bucket was read whole.
+fn assert_patched(engine: &ClientEngine, group: &Group, reads: u64, step: &str) {
+    assert_eq!(
+        engine.timeline(&group.conv),
+        engine.timeline_read_whole(&group.conv),
+        "after {step}: the patched items are what a full read shows"
+    );
+    assert_eq!(
+        engine.timeline_reads(),
+        reads,
+        "after {step}: no bucket read whole"
+    );
+}
+
+#[test]
+fn pushes_reactions_edits_and_deletions_are_patched_in_as_a_full_read_shows_them() {
+    let group = Group::build(5, 60, DAY).unwrap();
+    let mut engine = ClientEngine::new(ClientConfig {
+        tenant: tenant(),
+        account: group::member(1),
+        actor: ActorId::from(&[0xaa; 16][..]),
+    });
+    engine.open(&group.conv_doc).unwrap();
+    engine.open(&group.bucket_doc).unwrap();
+    // The conversation and the first 20 changes of the bucket; the rest arrive one by one.
+    let frames = group.frames();
+    engine.receive(frames[0].clone(), group.now);
+    let bucket_doc = group.bucket_doc.to_string();
+    let push = |engine: &mut ClientEngine, from: usize, to: usize| {
+        let changes = (from..to)
+            .map(|i| SeqChange {
+                seq: i as u64 + 1,
+                change: ByteBuf::from(group.bucket_changes[i].clone()),
+            })
+            .collect();
+        engine.receive(
+            ServerFrame::Changes {
+                doc: bucket_doc.clone(),
+                changes,
+            },
+            group.now,
+        );
+    };
+    push(&mut engine, 0, 20);
+    engine.connected(group.now, group.now);
+    engine.drain();
+    let first = engine.timeline(&group.conv);
+    assert!(first.len() >= 15, "{} items", first.len());
+    let reads = engine.timeline_reads();
+
+    // Others' messages and reactions pushed one change at a time.
+    for i in 20..group.bucket_changes.len() {
+        push(&mut engine, i, i + 1);
+        assert_patched(&engine, &group, reads, &format!("push {i}"));
+    }
+    let pushed = group.bucket_changes.len() as u64;
+
+    // My own intents: each patched in while pending, then as accepted with its seq.
+    let bucket = confab_core::ids::Bucket::from(group.bucket);
+    let intents = [
+        group.send(1, group.now - 1000),
+        Intent::React {
+            conv: group.conv.clone(),
+            message: group.theirs.clone(),
+            bucket,
+            emoji: "🎉".into(),
+            on: true,
+        },
+        Intent::Edit {
+            conv: group.conv.clone(),
+            message: group.mine.clone(),
+            bucket,
+            body: "edited".into(),
+        },
+        Intent::Delete {
+            conv: group.conv.clone(),
+            message: group.mine.clone(),
+            bucket,
+        },
+    ];
+    for (seq, intent) in (pushed + 1..).zip(intents) {
+        let what = format!("{intent:?}");
+        engine.intent(intent, group.now).unwrap();
+        let (doc, change) = submitted(&mut engine);
+        assert_patched(&engine, &group, reads, &format!("{what} (pending)"));
+        let hash = Change::try_from(&change[..]).unwrap().hash();
+        engine.receive(
+            ServerFrame::Ack {
+                doc,
+                hash: ByteBuf::from(hash.0.to_vec()),
+                seq,
+            },
+            group.now,
+        );
+        assert_patched(&engine, &group, reads, &format!("{what} (acked)"));
+    }
+    let shown = engine.timeline(&group.conv);
+    let edited = shown.iter().find(|i| i.message.id == group.mine).unwrap();
+    assert!(
+        edited.message.deleted_at.is_some(),
+        "deleted after the edit"
+    );
+    let theirs = shown.iter().find(|i| i.message.id == group.theirs).unwrap();
+    assert!(
+        theirs.message.reactions.contains_key("🎉"),
+        "my reaction shows"
+    );
+    assert!(
+        engine.timeline_messages_read() >= 40,
+        "every push read its message"
+    );
+}
+
+#[test]
+fn a_rejected_send_leaves_the_cached_items_by_a_full_read() {
+    let (group, mut engine) = client();
+    let before = engine.timeline(&group.conv);
+    let reads = engine.timeline_reads();
+    engine
+        .intent(group.send(1, group.now - 1000), group.now)
+        .unwrap();
+    let (doc, change) = submitted(&mut engine);
+    assert_eq!(engine.timeline(&group.conv).len(), before.len() + 1);
+    let hash = Change::try_from(&change[..]).unwrap().hash();
+    engine.receive(
+        ServerFrame::Reject {
+            doc,
+            hash: Some(ByteBuf::from(hash.0.to_vec())),
+            code: "forbidden".into(),
+            reason: "not allowed".into(),
+        },
+        group.now,
+    );
+    // The document lost a change the cache was read at: it cannot patch, it reads again.
+    assert_eq!(
+        engine.timeline(&group.conv),
+        before,
+        "the refused message is gone"
+    );
+    assert_eq!(engine.timeline_reads(), reads + 1);
+    assert_eq!(
+        engine.timeline(&group.conv),
+        engine.timeline_read_whole(&group.conv)
+    );
 }

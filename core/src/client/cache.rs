@@ -44,6 +44,9 @@ pub(super) struct ViewCell {
     stats: Cell<ReadStats>,
     /// A bucket's message count as of its heads (the part a send goes to depends on it).
     messages: RefCell<Option<(Vec<ChangeHash>, usize)>>,
+    /// The whole conversation as of the heads it was read at: a page asks `conversation()`
+    /// and the list several times per redraw, and only a change of the document moves it.
+    full: RefCell<Option<(Vec<ChangeHash>, Conversation)>>,
 }
 
 impl ViewCell {
@@ -74,6 +77,22 @@ impl ViewCell {
     pub(super) fn read_full(&self, doc: &Automerge, conv: &ConvId) -> Conversation {
         self.count(|s| s.full += 1);
         read::read_conversation(doc, conv.clone())
+    }
+
+    /// The whole conversation, read again only after the document moved.
+    pub(super) fn full(&self, doc: &Automerge, conv: &ConvId) -> Conversation {
+        let heads = doc.get_heads();
+        let Ok(mut slot) = self.full.try_borrow_mut() else {
+            return self.read_full(doc, conv);
+        };
+        match slot.as_ref() {
+            Some((at, full)) if *at == heads => full.clone(),
+            _ => {
+                let full = self.read_full(doc, conv);
+                *slot = Some((heads, full.clone()));
+                full
+            }
+        }
     }
 }
 

@@ -323,7 +323,7 @@ impl ClientEngine {
     /// The conversation as this device sees it (accepted plus pending).
     pub fn conversation(&self, conv: &ConvId) -> Option<Conversation> {
         let doc = self.docs.get(&DocId::conv(&self.config.tenant, conv))?;
-        Some(doc.view.read_full(&doc.local, conv)).filter(|c| c.meta.is_some())
+        Some(doc.view.full(&doc.local, conv)).filter(|c| c.meta.is_some())
     }
 
     pub(super) fn bucket_ms(&self, conv: &ConvId) -> i64 {

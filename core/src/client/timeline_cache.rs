@@ -1,23 +1,31 @@
-//! A message bucket's part of a timeline, cached per bucket document (issue 16).
+//! A message bucket's part of a timeline, cached per bucket document and patched per change
+//! (issue 16).
 //!
-//! `timeline(conv)` used to read every message of every loaded bucket out of Automerge on
-//! each call (~6 ms at 420 messages in the browser), and a page asks after every change: the
-//! cost of one push grew with the conversation's loaded history. The cell keeps the bucket's
-//! items as of the heads of its `local` and `server` documents and the number of known
-//! message seqs (`message_seq` only grows between restores, and a restore replaces the
-//! documents too); any change to what an item shows moves one of them, so the cache cannot
-//! go stale. A push to today's bucket re-reads that bucket only. (`Arc`, not `Rc`: the engine
-//! stays `Send`.)
+//! A page asks for the timeline after every change, and reading a bucket out of Automerge
+//! costs in proportion to its messages (~6 ms at 420 in the browser; a busy day's bucket
+//! holds thousands). The cell keeps the bucket's items as of the heads of its `local` and
+//! `server` documents and the number of known message seqs; any change to what an item
+//! shows moves one of them, so the cache cannot go stale. When they moved, the cell asks
+//! Automerge for the changes since its heads (a walk of the new changes, not of the bucket)
+//! and re-reads only the messages their operations touch: a push costs what it changed,
+//! whatever the bucket holds. It reads the whole bucket again only when that cannot be told:
+//! on first use, when a document no longer holds the cached heads (a rebase dropped a
+//! change), or when a change reshaped the message maps themselves. (`Arc`, not `Rc`: the
+//! engine stays `Send`.)
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use automerge::ChangeHash;
+use automerge::legacy::{Key as OpKey, ObjectId};
+use automerge::{Automerge, ChangeHash, Prop, ReadDoc};
 
 use super::engine::ClientDoc;
 use super::views::{accepted_messages, TimelineItem};
 use crate::doc::read;
-use crate::ids::Bucket;
+use crate::doc::schema::keys::{MESSAGES, REACTIONS};
+use crate::doc::schema::split_reaction_key;
+use crate::ids::{Bucket, MessageId};
 
 /// What the cached items were read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +39,14 @@ struct Key {
 #[derive(Debug, Default)]
 pub(super) struct TimelineCell {
     slot: RefCell<Option<(Key, Arc<Vec<TimelineItem>>)>>,
-    /// Times the bucket was read out of Automerge (tests check a push reads one bucket).
+    /// Times the whole bucket was read out of Automerge (tests check a push reads none).
     reads: Cell<u64>,
+    /// Single messages read again after a change touched them.
+    messages: Cell<u64>,
 }
 
 impl TimelineCell {
-    /// The bucket's items, read again only when the document moved.
+    /// The bucket's items: cached, patched with what changed, or read whole.
     pub(super) fn items(state: &ClientDoc, bucket: Bucket) -> Arc<Vec<TimelineItem>> {
         let key = Key {
             local: state.local.get_heads(),
@@ -44,37 +54,159 @@ impl TimelineCell {
             seqs: state.message_seq.len(),
         };
         let cell = &state.timeline;
-        if let Some((at, items)) = cell.slot.borrow().as_ref() {
-            if *at == key {
-                return items.clone();
-            }
-        }
-        cell.reads.set(cell.reads.get() + 1);
-        let accepted = accepted_messages(&state.server);
-        let items: Arc<Vec<TimelineItem>> = Arc::new(
-            read::read_messages(&state.local)
-                .into_iter()
-                .map(|message| TimelineItem {
-                    seq: state.message_seq.get(&message.id).copied(),
-                    bucket,
-                    pending: !accepted.contains(&message.id),
-                    message,
-                })
-                .collect(),
-        );
+        let cached = cell.slot.borrow_mut().take();
+        let items = match cached {
+            Some((at, items)) if at == key => items,
+            Some((at, items)) => match cell.patched(state, bucket, &at, &key, &items) {
+                Some(patched) => Arc::new(patched),
+                None => Arc::new(cell.read_all(state, bucket)),
+            },
+            None => Arc::new(cell.read_all(state, bucket)),
+        };
         *cell.slot.borrow_mut() = Some((key, items.clone()));
         items
+    }
+
+    fn read_all(&self, state: &ClientDoc, bucket: Bucket) -> Vec<TimelineItem> {
+        self.reads.set(self.reads.get() + 1);
+        let accepted = accepted_messages(&state.server);
+        read::read_messages(&state.local)
+            .into_iter()
+            .map(|message| TimelineItem {
+                seq: state.message_seq.get(&message.id).copied(),
+                bucket,
+                pending: !accepted.contains(&message.id),
+                message,
+            })
+            .collect()
+    }
+
+    /// `items` (as of `old`) brought to `new`: the messages the new local changes touch read
+    /// again, those the new server changes touch checked for acceptance, seqs looked up again
+    /// if more are known. `None`: read the whole bucket.
+    fn patched(
+        &self,
+        state: &ClientDoc,
+        bucket: Bucket,
+        old: &Key,
+        new: &Key,
+        items: &[TimelineItem],
+    ) -> Option<Vec<TimelineItem>> {
+        let local = touched_since(&state.local, &old.local)?;
+        let server = touched_since(&state.server, &old.server)?;
+        let seqs_moved = old.seqs != new.seqs;
+        let mut out = Vec::with_capacity(items.len() + local.len());
+        for item in items {
+            if local.contains(&item.message.id) {
+                continue;
+            }
+            let mut item = item.clone();
+            if server.contains(&item.message.id) {
+                item.pending = !read::has_message(&state.server, &item.message.id);
+            }
+            if seqs_moved {
+                item.seq = state.message_seq.get(&item.message.id).copied();
+            }
+            out.push(item);
+        }
+        for id in &local {
+            self.messages.set(self.messages.get() + 1);
+            // Gone (deleted from the map): it leaves the timeline, as a full read would drop it.
+            let Some(message) = read::read_message(&state.local, id) else {
+                continue;
+            };
+            out.push(TimelineItem {
+                seq: state.message_seq.get(id).copied(),
+                bucket,
+                pending: !read::has_message(&state.server, id),
+                message,
+            });
+        }
+        Some(out)
     }
 
     pub(super) fn reads(&self) -> u64 {
         self.reads.get()
     }
+
+    pub(super) fn messages_read(&self) -> u64 {
+        self.messages.get()
+    }
+}
+
+/// The messages whose item the changes `doc` holds beyond `since` may alter: every message
+/// an operation of them writes in or under (`messages/<shard>/<id>/…`), and every message
+/// a reaction key of them names. `None` when that cannot be told: `doc` lacks a change of
+/// `since` (it was replaced by one without it), or an operation writes the message maps
+/// themselves (not one message).
+fn touched_since(doc: &Automerge, since: &[ChangeHash]) -> Option<BTreeSet<MessageId>> {
+    if since
+        .iter()
+        .any(|hash| doc.get_change_meta_by_hash(hash).is_none())
+    {
+        return None;
+    }
+    let mut touched = BTreeSet::new();
+    for change in doc.get_changes(since) {
+        for op in change.decode().operations {
+            let mut path = match &op.obj {
+                ObjectId::Root => Vec::new(),
+                obj => {
+                    let (obj, _) = doc.import(&obj.to_string()).ok()?;
+                    let parents = doc.parents(&obj).ok()?.path();
+                    parents.into_iter().map(|(_, prop)| prop).collect()
+                }
+            };
+            path.push(match op.key {
+                OpKey::Map(key) => Prop::Map(key.to_string()),
+                // An element of a list inside a message: the message is named above it.
+                OpKey::Seq(_) => Prop::Seq(0),
+            });
+            match (path.first(), path.get(1), path.get(2)) {
+                (Some(Prop::Map(root)), _, Some(Prop::Map(id))) if root == MESSAGES => {
+                    touched.extend(MessageId::new(id.as_str()).ok());
+                }
+                (Some(Prop::Map(root)), Some(Prop::Map(key)), _) if root == REACTIONS => {
+                    if let Some((id, _, _)) = split_reaction_key(key) {
+                        touched.extend(MessageId::new(id).ok());
+                    }
+                }
+                (Some(Prop::Map(root)), _, _) if root == MESSAGES || root == REACTIONS => {
+                    return None;
+                }
+                // Anything else in a bucket (its schema stamp) shows in no item.
+                _ => {}
+            }
+        }
+    }
+    Some(touched)
 }
 
 impl super::engine::ClientEngine {
-    /// How often bucket documents were read out of Automerge for timelines (tests check that
-    /// a push re-reads only the bucket it changed, so the cost cannot grow back silently).
+    /// How often whole bucket documents were read out of Automerge for timelines (tests
+    /// check that a push reads none, so the cost cannot grow back silently).
     pub fn timeline_reads(&self) -> u64 {
         self.docs.values().map(|s| s.timeline.reads()).sum()
+    }
+
+    /// `conv`'s timeline read whole out of its buckets, bypassing the cache (tests compare
+    /// the patched items with it).
+    #[doc(hidden)]
+    pub fn timeline_read_whole(&self, conv: &crate::ids::ConvId) -> Vec<TimelineItem> {
+        let mut items = Vec::new();
+        for (id, state) in &self.docs {
+            if let crate::ids::DocTarget::Msgs(c, bucket) = id.target() {
+                if c == conv {
+                    items.extend(TimelineCell::default().read_all(state, *bucket));
+                }
+            }
+        }
+        items.sort_by(|a, b| super::views::order(a).cmp(&super::views::order(b)));
+        items
+    }
+
+    /// How many single messages timelines read again after changes touched them.
+    pub fn timeline_messages_read(&self) -> u64 {
+        self.docs.values().map(|s| s.timeline.messages_read()).sum()
     }
 }

@@ -3,6 +3,7 @@
 //! stored (DESIGN §2: derived values would conflict).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use automerge::Automerge;
 use serde::{Deserialize, Serialize};
@@ -43,37 +44,29 @@ pub struct ConversationSummary {
 impl ClientEngine {
     /// Messages of the loaded buckets of `conv`: server order, then pending ones.
     pub fn timeline(&self, conv: &ConvId) -> Vec<TimelineItem> {
-        let mut items = Vec::new();
-        for (id, state) in self.docs.range(
-            DocId::msgs(&self.config.tenant, conv, i64::MIN)
-                ..=DocId::msgs(&self.config.tenant, conv, i64::MAX),
-        ) {
-            let DocTarget::Msgs(c, bucket) = id.target() else {
-                continue;
-            };
-            if c != conv {
-                continue;
-            }
-            items.extend(TimelineCell::items(state, *bucket).iter().cloned());
-        }
-        // Server order (bucket, seq); restored messages without a known seq by time; pending last.
-        items.sort_by(|a, b| {
-            (
-                a.pending,
-                a.bucket,
-                a.seq.unwrap_or(0),
-                a.message.created_at,
-                &a.message.id,
-            )
-                .cmp(&(
-                    b.pending,
-                    b.bucket,
-                    b.seq.unwrap_or(0),
-                    b.message.created_at,
-                    &b.message.id,
-                ))
-        });
+        let mut items: Vec<TimelineItem> = self
+            .bucket_items(conv)
+            .iter()
+            .flat_map(|cell| cell.iter().cloned())
+            .collect();
+        items.sort_by(|a, b| order(a).cmp(&order(b)));
         items
+    }
+
+    /// Each loaded bucket's items of `conv` (cached per bucket, unsorted).
+    fn bucket_items(&self, conv: &ConvId) -> Vec<Arc<Vec<TimelineItem>>> {
+        self.docs
+            .range(
+                DocId::msgs(&self.config.tenant, conv, i64::MIN)
+                    ..=DocId::msgs(&self.config.tenant, conv, i64::MAX),
+            )
+            .filter_map(|(id, state)| match id.target() {
+                DocTarget::Msgs(c, bucket) if c == conv => {
+                    Some(TimelineCell::items(state, *bucket))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// One message of a loaded bucket of `conv` as this device sees it, without its
@@ -102,26 +95,29 @@ impl ClientEngine {
             let DocTarget::Conv(conv_id) = id.target() else {
                 continue;
             };
-            let conv = read::read_conversation(&state.local, conv_id.clone());
+            let conv = state.view.full(&state.local, conv_id);
             let Some(meta) = conv.meta.as_ref() else {
                 continue;
             };
             if conv.lifecycle.state == crate::model::conversation::Lifecycle::Deleted {
                 continue;
             }
-            let timeline = self.timeline(conv_id);
+            // From the cached bucket items, in timeline order, without copying or sorting
+            // them: the list is asked after every change.
+            let buckets = self.bucket_items(conv_id);
+            let items = || buckets.iter().flat_map(|cell| cell.iter());
             let marker = conv.reads.get(&self.config.account);
-            let read_upto = marker.and_then(|m| timeline.iter().position(|i| i.message.id == *m));
-            let unread = timeline
-                .iter()
-                .enumerate()
-                .filter(|(i, item)| {
-                    read_upto.is_none_or(|r| *i > r)
+            let read_upto = marker
+                .and_then(|m| items().find(|i| i.message.id == *m))
+                .map(order);
+            let unread = items()
+                .filter(|item| {
+                    read_upto.is_none_or(|r| order(item) > r)
                         && item.message.author != self.config.account
                         && item.message.deleted_at.is_none()
                 })
                 .count();
-            let last = timeline.last();
+            let last = items().max_by(|a, b| order(a).cmp(&order(b)));
             let prefs = private.convs.get(conv_id).cloned().unwrap_or_default();
             out.push(ConversationSummary {
                 conv: conv_id.clone(),
@@ -187,6 +183,18 @@ impl ClientEngine {
             .map(|(id, d)| (id.clone(), d.cursor))
             .collect()
     }
+}
+
+/// Timeline order: server order (bucket, seq); restored messages without a known seq by
+/// time; pending ones last.
+pub(super) fn order(item: &TimelineItem) -> (bool, Bucket, u64, i64, &MessageId) {
+    (
+        item.pending,
+        item.bucket,
+        item.seq.unwrap_or(0),
+        item.message.created_at,
+        &item.message.id,
+    )
 }
 
 /// Ids of the messages in a bucket document.

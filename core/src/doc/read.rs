@@ -421,6 +421,13 @@ fn add_reaction(
         .insert(account, *at);
 }
 
+/// Whether the bucket holds message `id` (as `read_messages` would list it or not).
+pub fn has_message(doc: &Automerge, id: &MessageId) -> bool {
+    get_map(doc, &ROOT, MESSAGES)
+        .and_then(|messages| get_map(doc, &messages, &message_shard(id.as_str())))
+        .is_some_and(|shard| doc.get(&shard, id.as_str()).ok().flatten().is_some())
+}
+
 /// Every message of a bucket with reactions, in (created_at, id) order. The engine reorders
 /// by server sequence (DESIGN §2 timeline order).
 pub fn read_messages(doc: &Automerge) -> Vec<Message> {
