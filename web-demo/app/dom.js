@@ -44,6 +44,12 @@ export function forget(el) {
 
 const shown = new WeakMap();
 
+/** Sets `target[key]` (a property, or a `dataset` entry) unless it holds `value` already:
+ * writing the same text or attribute again is still style and layout work. */
+export function put(target, key, value) {
+  if (target[key] !== value) target[key] = value;
+}
+
 /** Replaces the children of `el`. */
 export function mount(el, ...children) {
   el.replaceChildren();

@@ -39,14 +39,32 @@ export function render() {
   scheduled = true;
   requestAnimationFrame(() => {
     scheduled = false;
-    for (const fn of [...renderers]) {
-      try {
-        fn();
-      } catch (e) {
-        console.error("render failed", e);
+    asked = new Map();
+    try {
+      for (const fn of [...renderers]) {
+        try {
+          fn();
+        } catch (e) {
+          console.error("render failed", e);
+        }
       }
+    } finally {
+      asked = undefined;
     }
   });
+}
+
+/** Answers of client queries during the current redraw, by key (undefined outside one). */
+let asked;
+
+/** `query()`, asked once per redraw: the views that want the same answer (the list and the
+ * open conversation both want the summaries, ...) cross into wasm once, which is what a
+ * query costs (issue 16). Outside a redraw (a click, an event) it is asked each time. The
+ * answer is shared: treat it as read-only. */
+export function once(key, query) {
+  if (!asked) return query();
+  if (!asked.has(key)) asked.set(key, query());
+  return asked.get(key);
 }
 
 export function select(conv) {

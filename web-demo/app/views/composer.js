@@ -4,12 +4,15 @@
 // What I type is kept as the conversation's draft (the engine's drafts, in my private
 // document: it survives switching conversations, reloads and other devices of mine), and a
 // counter shows how much room is left once the text nears the limit.
-import { h, mount, refusalNote } from "../dom.js";
+import { h, mount, put, refusalNote } from "../dom.js";
 import { displayName } from "../format.js";
 import { sendFile } from "../attach.js";
+import * as q from "../queries.js";
 import { refusalOf, render, ui } from "../state.js";
 import { Scheduler } from "./scheduled.js";
 
+/** How long the others show a typing signal (the engine's expiry). */
+const TYPING_SHOWN_MS = 6_000;
 const TYPING_EVERY_MS = 3000;
 /** A message body's limit (core's BODY_MAX_CHARS) and where the counter appears. */
 export const BODY_MAX = 4000;
@@ -109,26 +112,28 @@ export class Composer {
     const replyTo = ui.replyTo.get(this.conv);
     const blocked = !verdict.allowed && !editing;
     this.blocked = blocked;
-    this.field.disabled = blocked;
-    this.button.disabled = blocked || this.over;
     let media;
     try {
       media = client.can({ action: "send", conv: this.conv, kind: "image" });
     } catch (e) {
       media = { allowed: false, reason: e.message };
     }
-    this.attachButton.disabled = blocked || !media.allowed || this.uploading;
-    this.attachButton.title = media.allowed ? "Send a file" : media.reason;
-    this.denied.textContent = blocked ? verdict.reason : "";
-    this.denied.dataset.code = blocked ? verdict.code : "";
-    this.button.textContent = editing ? "Save" : "Send";
+    // Written only when they changed: writing the same text or attribute is still work for
+    // style and layout, on every redraw.
+    put(this.field, "disabled", blocked);
+    put(this.button, "disabled", blocked || !!this.over);
+    put(this.attachButton, "disabled", blocked || !media.allowed || !!this.uploading);
+    put(this.attachButton, "title", media.allowed ? "Send a file" : media.reason);
+    put(this.denied, "textContent", blocked ? verdict.reason : "");
+    put(this.denied.dataset, "code", blocked ? verdict.code : "");
+    put(this.button, "textContent", editing ? "Save" : "Send");
     this.scheduler.update();
 
     const mode = editing ? `edit:${editing}` : replyTo ? `reply:${replyTo}` : "";
     if (mode === this.mode) return;
     this.mode = mode;
     const target = editing ?? replyTo;
-    const message = target && client.timeline(this.conv).find((i) => i.message.id === target)?.message;
+    const message = target && q.timeline(client, this.conv).find((i) => i.message.id === target)?.message;
     if (editing && message) {
       this.field.value = message.body;
       this.field.focus();
@@ -192,10 +197,13 @@ export class Composer {
     this.field.value = "";
     ui.editing.delete(this.conv);
     ui.replyTo.delete(this.conv);
+    // "Stopped typing" only where "typing" was said and the others still show it (they
+    // forget it after 6 s): a signal per message otherwise, to every member.
+    const saidTyping = this.lastTyping > 0 && Date.now() - this.lastTyping < TYPING_SHOWN_MS;
     this.lastTyping = 0;
     mount(this.refused);
     try {
-      if (client.online) client.setTyping(this.conv, false);
+      if (saidTyping && client.online) client.setTyping(this.conv, false);
       await reopenIfArchived(client, this.conv);
       if (editing) await client.edit(this.conv, editing, text);
       else if (this.scheduler.at() !== undefined) await this.scheduler.schedule(text);

@@ -1,8 +1,9 @@
 // One conversation: header, banners (removed, archived, closed), pinned messages, the
 // timeline with day separators and refused messages of mine, who is typing, and the composer.
 // Used in the middle column and, for threads, in the side panel.
-import { h, mount, refusalNote, remountIf } from "../dom.js";
+import { h, mount, put, refusalNote, remountIf } from "../dom.js";
 import { dayKey, dayLabel, displayName } from "../format.js";
+import * as q from "../queries.js";
 import { note, render, ui } from "../state.js";
 import { Composer } from "./composer.js";
 import { renderHeader } from "./header.js";
@@ -12,12 +13,26 @@ import { threadsByMessage } from "./thread.js";
 /** Outbox intents about one message (besides sending it): their refusals show under it. */
 const ABOUT_MESSAGE = new Set(["react", "pin", "unpin", "edit", "delete", "answer_proposal"]);
 
+/** Whether two node signatures are the same: equal primitives or the same object, or arrays
+ * of those equal element by element. */
+function sameSig(a, b) {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Consecutive messages of one author within this long share one avatar. */
 const GROUP_MS = 5 * 60_000;
 
 /** The newest messages shown at first; "Load older messages" shows this many more. A redraw
  * costs what is shown, not the conversation's history. */
 const WINDOW = 100;
+
+/** My read marker moves at most this often per conversation: a busy chat would otherwise
+ * cost a change per arriving message, for every member (each marker is written, sent,
+ * acknowledged and pushed to the others). The last move of a burst still comes. */
+const READ_EVERY_MS = 1_000;
 
 export class ConversationView {
   constructor(session, conv, { inThread = false, onClose } = {}) {
@@ -67,34 +82,39 @@ export class ConversationView {
 
   /** The view goes away (another conversation is shown): keep the draft. */
   dispose() {
+    clearTimeout(this.markTimer);
     this.composer.dispose();
   }
 
   update() {
     const { client, account } = this.session;
-    const conv = client.conversation(this.conv);
+    const conv = q.conversation(client, this.conv);
     if (!conv) {
       this.nodes = new Map();
       mount(this.timeline, h("p", { class: "placeholder" }, "Loading the conversation…"));
       return;
     }
-    const summary = client.conversations().find((s) => s.conv === this.conv);
+    const summary = q.conversations(client).find((s) => s.conv === this.conv);
     // Header, banner and pins are rebuilt only when what they show changed (a push of a
-    // message keeps them, and the keyboard focus in them).
-    const shown = [conv.info, conv.kind, conv.members, conv.lifecycle, conv.settings, conv.resource ?? null];
+    // message keeps them, and the keyboard focus in them). The member list, the largest part
+    // of these signatures, is serialized once.
+    const members = JSON.stringify(conv.members);
+    const lifecycle = JSON.stringify(conv.lifecycle);
+    const shown = [conv.info, conv.kind, conv.settings, conv.resource ?? null];
     const prefs = summary && [summary.pinned, summary.muted, summary.archived];
-    remountIf(this.header, JSON.stringify([shown, prefs, ui.panel?.kind ?? null]), () =>
+    remountIf(this.header, `${members}\n${lifecycle}\n${JSON.stringify([shown, prefs, ui.panel?.kind ?? null])}`, () =>
       renderHeader(this.header, this.session, conv, summary, { inThread: this.inThread, onClose: this.onClose }),
     );
-    remountIf(this.banner, JSON.stringify([conv.members, conv.lifecycle, ui.revoked.get(this.conv) ?? null, ui.notes.get(this.conv) ?? null]), () =>
+    remountIf(this.banner, `${members}\n${lifecycle}\n${JSON.stringify([ui.revoked.get(this.conv) ?? null, ui.notes.get(this.conv) ?? null])}`, () =>
       this.renderBanner(conv),
     );
-    this.renderPins(conv);
     const items = this.shownItems();
-    this.renderTimeline(conv, items);
+    this.renderPins(conv, items);
+    this.renderTimeline(conv, items, `${members}\n${lifecycle}`);
     const typing = client.typing(this.conv).filter((a) => a !== account);
-    this.typing.textContent =
+    const typingText =
       typing.length === 0 ? "" : `${typing.map(displayName).join(", ")} ${typing.length === 1 ? "is" : "are"} typing…`;
+    put(this.typing, "textContent", typingText);
     this.composer.update();
     // Delivery markers are the client's own (docs/SCHEMA.md, "Receipts"): it moves them as
     // messages arrive, where they stay cheap (not in channels or large groups).
@@ -105,13 +125,13 @@ export class ConversationView {
    * window instead of pushing the oldest shown out from under them. */
   shownItems() {
     const { client } = this.session;
-    let items = client.timeline(this.conv, { limit: this.window });
+    let items = q.timeline(client, this.conv, this.window);
     const reading = this.scrolled && !this.atBottom;
     if (reading) {
       const arrived = items.filter((i) => !this.nodes.has(`m:${i.message.id}`)).length;
       if (arrived > 0) {
         this.window += arrived;
-        items = client.timeline(this.conv, { limit: this.window });
+        items = q.timeline(client, this.conv, this.window);
       }
     }
     return items;
@@ -159,36 +179,47 @@ export class ConversationView {
     );
   }
 
-  renderPins(conv) {
-    if (conv.pins.length === 0) return mount(this.pins);
-    const byId = new Map(this.session.client.timeline(this.conv).map((i) => [i.message.id, i.message]));
-    mount(
-      this.pins,
-      h(
-        "div",
-        { class: "pins", id: this.inThread ? undefined : "pins" },
-        "📌 ",
-        conv.pins.map((p) => {
-          const m = byId.get(p.message);
-          return h(
-            "button",
-            {
-              class: "link",
-              onclick: () => document.querySelector(`.msg[data-id="${p.message}"]`)?.scrollIntoView({ block: "center" }),
-            },
-            m ? `${displayName(m.author)}: ${(m.body || m.kind).slice(0, 40)}` : "an older message",
-          );
-        }),
+  /** The pinned messages, looked up among the shown `items` first (the whole timeline only
+   * for one older than them); rebuilt only when one of them changed. */
+  renderPins(conv, items) {
+    if (conv.pins.length === 0) return remountIf(this.pins, "", () => mount(this.pins));
+    const byId = new Map(items.map((i) => [i.message.id, i.message]));
+    if (conv.pins.some((p) => !byId.has(p.message))) {
+      for (const i of q.timeline(this.session.client, this.conv)) byId.set(i.message.id, i.message);
+    }
+    const pins = conv.pins.map((p) => {
+      const m = byId.get(p.message);
+      return [p.message, m ? `${displayName(m.author)}: ${(m.body || m.kind).slice(0, 40)}` : "an older message"];
+    });
+    remountIf(this.pins, pins.map(([id, label]) => `${id}\u0001${label}`).join("\n"), () =>
+      mount(
+        this.pins,
+        h(
+          "div",
+          { class: "pins", id: this.inThread ? undefined : "pins" },
+          "📌 ",
+          pins.map(([id, label]) =>
+            h(
+              "button",
+              {
+                class: "link",
+                onclick: () => document.querySelector(`.msg[data-id="${id}"]`)?.scrollIntoView({ block: "center" }),
+              },
+              label,
+            ),
+          ),
+        ),
       ),
     );
   }
 
-  renderTimeline(conv, items) {
+  /** `shared`: the members and lifecycle, serialized (part of the policy's signature). */
+  renderTimeline(conv, items, shared) {
     const { client, account } = this.session;
     const el = this.timeline;
     const atBottom = !this.scrolled || this.atBottom;
 
-    const outbox = client.outbox();
+    const outbox = q.outbox(client);
     const sends = new Map();
     const refusedAbout = new Map();
     for (const o of outbox) {
@@ -262,22 +293,24 @@ export class ConversationView {
     };
     // What every message's look depends on besides itself: who may do what here. When it
     // changed, every message is built again.
-    const policy = JSON.stringify([conv.members, conv.lifecycle, conv.settings, conv.kind]);
+    const policy = `${shared}\n${JSON.stringify([conv.settings, conv.kind])}`;
     const samePolicy = policy === this.policy;
     this.policy = policy;
 
     const wanted = [];
     // A node is kept when its item is the same object as last time (the client hands out a
-    // new object only for an item that changed) and what it shows around it is the same.
+    // new object only for an item that changed) and what it shows around it is the same:
+    // `sig` is a primitive, an object compared by identity, or an array of those compared
+    // element by element (serializing it per message and redraw was most of this function).
     const keep = (key, sig, build, item) => {
       const old = this.nodes.get(key);
-      if (old && old.sig === sig && old.item === item && (item === undefined || samePolicy)) return wanted.push([key, old]);
+      if (old && old.item === item && (item === undefined || samePolicy) && sameSig(old.sig, sig)) return wanted.push([key, old]);
       wanted.push([key, { sig, item, el: build() }]);
     };
     if (conv.thread) {
-      keep("parent", JSON.stringify(client.timeline(conv.thread.parent).find((i) => i.message.id === conv.thread.message)?.message ?? null), () =>
-        this.parentMessage(conv.thread),
-      );
+      // The parent's message object is the same one while it did not change.
+      const parent = q.timeline(client, conv.thread.parent).find((i) => i.message.id === conv.thread.message)?.message;
+      keep("parent", parent ?? null, () => this.parentMessage(conv.thread));
     }
     keep("older", "", () =>
       h(
@@ -295,23 +328,29 @@ export class ConversationView {
         previous = undefined;
       }
       ctx.showAuthor = !previous || previous.author !== m.author || m.createdAt - previous.createdAt > GROUP_MS;
-      const quoted = m.replyTo ? byId.get(m.replyTo) ?? null : null;
-      const sig = JSON.stringify([
-        ctx.sendOf(item)?.status ?? null,
+      const quoted = m.replyTo ? byId.get(m.replyTo) : undefined;
+      const send = ctx.sendOf(item);
+      const seen = seenBy.get(m.id);
+      const refusals = refusedAbout.get(m.id);
+      // Primitives (and the note, by identity); the rare objects (a pending send's status, the
+      // refusals about it: new objects on every redraw) as JSON.
+      const sig = [
+        send ? JSON.stringify(send.status) : null,
         ctx.showAuthor,
-        seenBy.get(m.id) ?? null,
+        seen ? seen.join("\n") : null,
         ctx.seenAfter(item),
         ctx.deliveredAfter(item),
         ctx.viewsOf(item),
         pinned.has(m.id),
         threads.get(m.id) ?? null,
-        refusedAbout.get(m.id)?.map((o) => [o.id, o.status]) ?? null,
+        refusals ? JSON.stringify(refusals.map((o) => [o.id, o.status])) : null,
         messageNotes.get(m.id) ?? null,
         ui.menu?.conv === this.conv && ui.menu?.message === m.id,
-        quoted && [quoted.body, quoted.deletedAt ?? null],
-      ]);
-      const context = { ...ctx };
-      keep(`m:${m.id}`, sig, () => messageView(context, item), item);
+        quoted ? quoted.body : null,
+        quoted ? (quoted.deletedAt ?? null) : null,
+      ];
+      // Built at once (inside `keep`): a copy, as `showAuthor` changes for the next message.
+      keep(`m:${m.id}`, sig, () => messageView({ ...ctx }, item), item);
       previous = m;
     }
     for (const entry of rejected) {
@@ -352,7 +391,7 @@ export class ConversationView {
   }
 
   parentMessage(link) {
-    const parent = this.session.client.timeline(link.parent).find((i) => i.message.id === link.message)?.message;
+    const parent = q.timeline(this.session.client, link.parent).find((i) => i.message.id === link.message)?.message;
     return h(
       "div",
       { class: "banner", style: "margin:-12px -16px 8px" },
@@ -370,6 +409,16 @@ export class ConversationView {
     const id = newest.message.id;
     if (conv.reads[account] === id || this.lastMarked === id) return;
     if (!conv.members.some((m) => m.account === account && m.status === "active")) return;
+    const wait = (this.lastMarkAt ?? -Infinity) + READ_EVERY_MS - Date.now();
+    if (wait > 0) {
+      // Marked a moment ago: once the interval is over, the redraw marks the newest then.
+      this.markTimer ??= setTimeout(() => {
+        this.markTimer = undefined;
+        render();
+      }, wait);
+      return;
+    }
+    this.lastMarkAt = Date.now();
     this.lastMarked = id;
     client.markRead(this.conv, id).catch(() => {
       this.lastMarked = undefined;

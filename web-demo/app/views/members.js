@@ -4,6 +4,7 @@
 // with the reason next to it.
 import { forget, guarded, h, mount, remountIf } from "../dom.js";
 import { avatar, displayName, nextRole, rank, ROLES } from "../format.js";
+import * as q from "../queries.js";
 import { note, openPanel, refusalOf, render } from "../state.js";
 import { presenceDot, presenceOf } from "./presence.js";
 
@@ -11,7 +12,7 @@ import { presenceDot, presenceOf } from "./presence.js";
 const chosen = new Map();
 
 export function renderMembers(el, session, convId) {
-  const conv = session.client.conversation(convId);
+  const conv = q.conversation(session.client, convId);
   if (!conv) {
     forget(el);
     return mount(el);

@@ -2,8 +2,9 @@
 // Each ends accepted (it leaves the list) or refused with the reason (kept until dismissed).
 // Bookkeeping (read markers, drafts, preferences) and other actions are not listed: their
 // refusals show where they happened (under the message, on the conversation).
-import { h, mount } from "../dom.js";
+import { h, mount, remountIf } from "../dom.js";
 import { convTitle, describeIntent } from "../format.js";
+import * as q from "../queries.js";
 import { render } from "../state.js";
 
 const STATE_LABEL = {
@@ -15,8 +16,19 @@ const STATE_LABEL = {
 
 export function renderOutbox(el, session) {
   const { client, account } = session;
-  const items = client.outbox().filter((o) => o.intent.type === "send");
-  const titleOf = (conv) => convTitle(client.conversation(conv), account);
+  const items = q.outbox(client).filter((o) => o.intent.type === "send");
+  // Rows are built only when one came, went or changed state, or a title changed (a send's
+  // text does not change). The list asked for these conversations in this redraw already.
+  const titles = new Map();
+  let sig = "";
+  for (const { id, intent, status } of items) {
+    if (!titles.has(intent.conv)) titles.set(intent.conv, convTitle(q.conversation(client, intent.conv), account));
+    sig += `${id}\u0001${status.state}\u0001${status.code ?? ""}\u0001${status.reason ?? ""}\u0001${status.detail ?? ""}\u0001${titles.get(intent.conv)}\n`;
+  }
+  remountIf(el, sig, () => build(el, client, items, (conv) => titles.get(conv)));
+}
+
+function build(el, client, items, titleOf) {
   const waiting = items.filter((i) => i.status.state !== "rejected").length;
   const refused = items.length - waiting;
   const open = el.open;

@@ -4,6 +4,7 @@
 // no, is disabled with the reason under the panel's header; a change is one intent, written
 // at once (offline too) and refused in place like any other.
 import { forget, h, mount, remountIf } from "../dom.js";
+import * as q from "../queries.js";
 import { note, openPanel, refusalOf } from "../state.js";
 
 /** Settings the panel edits: [schema key, view key, label, kind, choices]. */
@@ -32,7 +33,7 @@ const LABELS = {
 };
 
 export function renderSettings(el, session, convId) {
-  const conv = session.client.conversation(convId);
+  const conv = q.conversation(session.client, convId);
   if (!conv) {
     forget(el);
     return mount(el);

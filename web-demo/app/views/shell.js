@@ -1,5 +1,5 @@
 // The signed-in page: sidebar | conversation | side panel (members, settings or a thread).
-import { forget, h, mount } from "../dom.js";
+import { forget, h, mount, put, remountIf } from "../dom.js";
 import { onRender, openPanel, render, ui } from "../state.js";
 import { ConversationView } from "./conversation.js";
 import { closeMenu } from "./message.js";
@@ -29,16 +29,20 @@ export function mountShell(root, session, onSignOut) {
 
   onRender(() => {
     // On a phone one screen shows at a time: the list, or the conversation (CSS decides).
-    shell.dataset.screen = ui.current ? ui.screen : "list";
+    // Attributes are written only when they change (a write is style work on every redraw).
+    put(shell.dataset, "screen", ui.current ? ui.screen : "list");
     sidebar.update();
     if (!ui.current) {
       view?.dispose();
       view = undefined;
-      mount(center, h("div", { class: "placeholder" }, h("h2", {}, "Welcome"), h("p", {}, "Pick a conversation, or start one.")));
+      remountIf(center, "welcome", () =>
+        mount(center, h("div", { class: "placeholder" }, h("h2", {}, "Welcome"), h("p", {}, "Pick a conversation, or start one."))),
+      );
     } else {
       if (view?.conv !== ui.current) {
         view?.dispose();
         view = new ConversationView(session, ui.current);
+        forget(center); // the welcome draws here again from scratch
         mount(center, view.root);
       }
       view.update();
@@ -46,13 +50,13 @@ export function mountShell(root, session, onSignOut) {
 
     const panel = ui.panel;
     const perConversation = panel?.kind === "members" || panel?.kind === "settings";
-    side.hidden = !panel || (perConversation && !ui.current);
+    put(side, "hidden", !panel || (perConversation && !ui.current));
     if (perConversation && ui.current) {
       threadView?.dispose();
       threadView = undefined;
-      side.className = "side";
+      put(side, "className", "side");
       if (side.dataset.panel !== panel.kind) forget(side); // the other panel drew here
-      side.dataset.panel = panel.kind;
+      put(side.dataset, "panel", panel.kind);
       (panel.kind === "members" ? renderMembers : renderSettings)(side, session, ui.current);
     } else if (panel?.kind === "thread") {
       if (threadView?.conv !== panel.conv) {
@@ -62,7 +66,7 @@ export function mountShell(root, session, onSignOut) {
         side.dataset.panel = "thread";
         mount(side, threadView.root);
       }
-      side.className = "side thread";
+      put(side, "className", "side thread");
       threadView.update();
     } else {
       threadView?.dispose();

@@ -2,6 +2,7 @@
 // buttons, "Browse" (groups and channels to join) and the notification bell, the conversation list (unread, preview, muted / pinned / archived) and the outbox.
 import { h, mount, remountIf } from "../dom.js";
 import { avatar, convTitle, displayName, KIND_ICON, shortWhen } from "../format.js";
+import * as q from "../queries.js";
 import { setOffline, isOfflineByChoice } from "../session.js";
 import { render, select, ui } from "../state.js";
 import { createBell } from "./bell.js";
@@ -53,13 +54,20 @@ export function createSidebar(onSignOut) {
 
 function renderMe(el, session, onSignOut) {
   const offline = isOfflineByChoice(session);
+  // Rebuilt only when it changed: a new node per redraw is style and layout work, and loses
+  // the focus of its buttons.
+  const name = displayName(session.account);
+  remountIf(el, `${name}\n${ui.connection}\n${offline}`, () => mountMe(el, session, onSignOut, name, offline));
+}
+
+function mountMe(el, session, onSignOut, name, offline) {
   mount(
     el,
     avatar(session.account),
     h(
       "div",
       { class: "who" },
-      h("strong", {}, displayName(session.account)),
+      h("strong", {}, name),
       h(
         "span",
         { class: "net", id: "connection", dataset: { state: ui.connection } },
@@ -85,7 +93,7 @@ function renderMe(el, session, onSignOut) {
 
 function renderList(el, session) {
   const { client, account } = session;
-  const summaries = client.conversations();
+  const summaries = q.conversations(client);
   if (summaries.length === 0) {
     remountIf(el, "empty", () =>
       mount(el, h("p", { class: "empty" }, "No conversations yet. Start one above, or wait for someone to add you.")),
@@ -97,22 +105,23 @@ function renderList(el, session) {
   const known = new Set(summaries.map((s) => s.conv));
   const top = [];
   for (const s of summaries) {
-    const parent = s.kind === "thread" ? client.conversation(s.conv)?.thread?.parent : undefined;
+    const parent = s.kind === "thread" ? q.conversation(client, s.conv)?.thread?.parent : undefined;
     if (parent && known.has(parent)) threadsOf.set(parent, [...(threadsOf.get(parent) ?? []), s]);
     else top.push(s);
   }
   // Refused messages of mine never reached anyone: they are not a conversation's preview.
-  const refused = new Set(
-    client
-      .outbox()
-      .filter((o) => o.intent.type === "send" && o.status.state === "rejected")
-      .map((o) => o.intent.message.id),
-  );
+  // conv → their ids.
+  const refused = new Map();
+  for (const o of q.outbox(client)) {
+    if (o.intent.type !== "send" || o.status.state !== "rejected") continue;
+    const ids = refused.get(o.intent.conv) ?? new Set();
+    refused.set(o.intent.conv, ids.add(o.intent.message.id));
+  }
   const shown = (s, nested) => {
-    const conv = client.conversation(s.conv);
+    const conv = q.conversation(client, s.conv);
     const kind = s.kind ?? conv?.kind;
     const title = kind === "thread" ? threadTitle(conv, client) : conv ? convTitle(conv, account) : (s.title ?? s.conv);
-    return { summary: s, kind, title, preview: preview(s, client, refused), nested };
+    return { summary: s, kind, title, preview: preview(s, client, refused.get(s.conv)), nested };
   };
   const rows = (s) => [shown(s, false), ...(threadsOf.get(s.conv) ?? []).map((t) => shown(t, true))];
   const active = top.filter((s) => !s.archived).flatMap(rows);
@@ -143,10 +152,12 @@ function mountList(el, active, archived) {
   );
 }
 
-/** The preview: the newest message that reached (or may still reach) the others. */
+/** The preview: the newest message that reached (or may still reach) the others. `refused`:
+ * the ids of this conversation's refused messages of mine. */
 function preview(summary, client, refused) {
-  if (refused.size === 0) return { text: summary.lastMessage, at: summary.lastActivity };
-  const items = client.timeline(summary.conv).filter((i) => !refused.has(i.message.id));
+  if (!refused) return { text: summary.lastMessage, at: summary.lastActivity };
+  // The newest refused.size + 1 items hold the newest one not refused, if there is one.
+  const items = q.timeline(client, summary.conv, refused.size + 1).filter((i) => !refused.has(i.message.id));
   const last = items.at(-1)?.message;
   if (!last) return { text: undefined, at: summary.lastActivity };
   return { text: last.body || last.kind, at: last.createdAt };
@@ -155,7 +166,7 @@ function preview(summary, client, refused) {
 /** A thread's name: the message it hangs on (author and words), else its stored title. */
 function threadTitle(conv, client) {
   const link = conv?.thread;
-  const parent = link && client.timeline(link.parent).find((i) => i.message.id === link.message)?.message;
+  const parent = link && q.timeline(client, link.parent).find((i) => i.message.id === link.message)?.message;
   if (parent) return `${displayName(parent.author)}: “${(parent.body || parent.kind).slice(0, 60)}”`;
   return (conv?.info.title ?? conv?.id ?? "Thread").replace(/^Thread: /, "");
 }

@@ -2,22 +2,26 @@
 // (`t-<message>`), so everyone who sees the message finds the same thread; its creator invites
 // the parent's active members, and they learn about it like any conversation they were added
 // to (the server's list of their conversations).
+import * as q from "../queries.js";
 import { follow } from "../session.js";
-import { note, openPanel, refusalOf } from "../state.js";
+import { note, once, openPanel, refusalOf } from "../state.js";
 
 export function threadId(message) {
   return `t-${message}`.slice(0, 64);
 }
 
-/** The threads of the known conversations: parent message id → thread conversation id. */
+/** The threads of the known conversations: parent message id → thread conversation id
+ * (worked out once per redraw). */
 export function threadsByMessage(client) {
-  const out = new Map();
-  for (const summary of client.conversations()) {
-    if (summary.kind !== "thread") continue;
-    const link = client.conversation(summary.conv)?.thread;
-    if (link) out.set(link.message, summary.conv);
-  }
-  return out;
+  return once("threadsByMessage", () => {
+    const out = new Map();
+    for (const summary of q.conversations(client)) {
+      if (summary.kind !== "thread") continue;
+      const link = q.conversation(client, summary.conv)?.thread;
+      if (link) out.set(link.message, summary.conv);
+    }
+    return out;
+  });
 }
 
 export async function openThread(session, parent, message) {
