@@ -95,7 +95,13 @@ fn the_whole_conversation_and_the_list_are_read_once_per_change_of_the_document(
     }
     assert_eq!(since(engine.read_stats(), before).full, 1);
     // A change of the conversation document (my read marker) is read again, once.
-    let newest = engine.timeline(&group.conv).last().unwrap().message.id.clone();
+    let newest = engine
+        .timeline(&group.conv)
+        .last()
+        .unwrap()
+        .message
+        .id
+        .clone();
     engine
         .intent(
             Intent::MarkRead {
