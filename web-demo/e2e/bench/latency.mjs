@@ -9,7 +9,7 @@
 // composer and presses Enter on a timer (a page-side clock: `performance.timeOrigin + now()`,
 // shared by both pages of one browser), and a MutationObserver in each page stamps the
 // moment a message first appears in the DOM and the moment my own is marked accepted.
-import { appendFileSync } from "node:fs";
+import { appendFileSync, writeFileSync } from "node:fs";
 import { createGroup, launchBrowser, openConversation, startServer, WAIT_MS } from "../harness.mjs";
 
 /** Like the harness's `openUser`, with the client's `trace` option on. */
@@ -162,6 +162,8 @@ async function main() {
     }
     await run(WARMUP, WARMUP + MESSAGES);
     const profile = profiler && (await profiler.send("Profiler.stop")).profile;
+    // BENCH_PROFILE=<file>.cpuprofile: the whole profile too (DevTools opens it).
+    if (profile && process.env.BENCH_PROFILE.endsWith(".cpuprofile")) writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
 
     // Wait until every message was seen by the other side and acked on its own.
     const names = (who) => Array.from({ length: MESSAGES }, (_, i) => `L${who}-${WARMUP + i}`);
