@@ -248,3 +248,66 @@ fn a_rejected_send_leaves_the_cached_items_by_a_full_read() {
         engine.timeline_read_whole(&group.conv)
     );
 }
+
+/// The server pushes an accepted change to its writer too. After the ack nothing shows
+/// differently, so the push tells no one (a page would redraw for nothing per message it
+/// sends), but it is still stored under its seq. Before the ack it is the acceptance.
+#[test]
+fn the_push_of_my_own_acked_change_is_stored_and_tells_no_one() {
+    use confab_core::client::{Event, StoreOp};
+    let doc_events = |outputs: &[Output]| {
+        outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Event(Event::Doc { .. })))
+            .count()
+    };
+    let stored = |outputs: &[Output]| {
+        outputs.iter().any(|o| match o {
+            Output::Persist(ops) => ops.iter().any(|op| matches!(op, StoreOp::Put(..))),
+            _ => false,
+        })
+    };
+    for ack_first in [true, false] {
+        let (group, mut engine) = client();
+        engine
+            .intent(group.send(1, group.now - 1000), group.now)
+            .unwrap();
+        let (doc, change) = submitted(&mut engine);
+        let hash = Change::try_from(&change[..]).unwrap().hash();
+        let seq = group.bucket_changes.len() as u64 + 1;
+        let ack = ServerFrame::Ack {
+            doc: doc.clone(),
+            hash: ByteBuf::from(hash.0.to_vec()),
+            seq,
+        };
+        let push = ServerFrame::Changes {
+            doc,
+            changes: vec![SeqChange {
+                seq,
+                change: ByteBuf::from(change),
+            }],
+        };
+        let (first, second) = if ack_first { (ack, push) } else { (push, ack) };
+        engine.receive(first, group.now);
+        let after_first = engine.drain();
+        engine.receive(second, group.now);
+        let after_second = engine.drain();
+        if ack_first {
+            assert_eq!(
+                doc_events(&after_second),
+                0,
+                "the push after the ack tells no one"
+            );
+            assert!(stored(&after_second), "the push is stored under its seq");
+        } else {
+            assert_eq!(
+                doc_events(&after_first),
+                1,
+                "a push before the ack is the acceptance"
+            );
+        }
+        let item = engine.timeline(&group.conv).last().unwrap().clone();
+        assert!(!item.pending, "accepted either way");
+        assert_eq!(item.seq, Some(seq));
+    }
+}

@@ -228,19 +228,26 @@ impl ClientEngine {
         if fresh.is_empty() {
             return;
         }
+        let before = (state.server.get_heads(), state.local.get_heads());
         if state.server.apply_changes(decoded.clone()).is_err()
             || state.local.apply_changes(decoded).is_err()
         {
             return;
         }
         state.cursor = fresh.last().map_or(state.cursor, |(c, _)| c.seq);
-        if created {
+        // The push of this device's own changes, acked already (the server sends a change to
+        // its writer too): stored under its seq, but nothing shows differently, so no one is
+        // told (an app would redraw for nothing once per message it sends).
+        let moved = before != (state.server.get_heads(), state.local.get_heads());
+        if created && moved {
             self.note_arrival(&id);
         }
         self.persist_accepted(&id, &fresh);
-        self.out.push(Output::Event(Event::Doc {
-            doc: id.to_string(),
-        }));
+        if moved {
+            self.out.push(Output::Event(Event::Doc {
+                doc: id.to_string(),
+            }));
+        }
     }
 
     fn on_synced(&mut self, doc: &str) {
