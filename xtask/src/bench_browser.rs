@@ -30,7 +30,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let root = wasm::workspace_root()?;
     demo::ensure_chromium()?;
     let built = bench_server::build_release(&root)?;
-    let (_, web) = demo::prepare(&root)?;
+    let web = demo::prepare_page(&root)?;
     let e2e = root.join("web-demo/e2e");
     wasm::run(
         &e2e,

@@ -629,6 +629,15 @@ fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
 /// A binary cargo built in the debug profile: under `CARGO_TARGET_DIR` when it is set (as
 /// the cargo that built it used it), else the workspace's `target/`.
 pub(crate) fn debug_bin(root: &Path, name: &str) -> PathBuf {
+    profile_bin(root, "debug", name)
+}
+
+/// A binary of the release profile (under `CARGO_TARGET_DIR` when it is set).
+pub(crate) fn release_bin(root: &Path, name: &str) -> PathBuf {
+    profile_bin(root, "release", name)
+}
+
+fn profile_bin(root: &Path, profile: &str, name: &str) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| {
@@ -639,6 +648,6 @@ pub(crate) fn debug_bin(root: &Path, name: &str) -> PathBuf {
             }
         })
         .unwrap_or_else(|| root.join("target"))
-        .join("debug")
+        .join(profile)
         .join(name)
 }
