@@ -249,65 +249,135 @@ fn a_rejected_send_leaves_the_cached_items_by_a_full_read() {
     );
 }
 
-/// The server pushes an accepted change to its writer too. After the ack nothing shows
-/// differently, so the push tells no one (a page would redraw for nothing per message it
-/// sends), but it is still stored under its seq. Before the ack it is the acceptance.
+/// The server pushes an accepted change to its writer too. An ack whose seq is the next one
+/// after the cursor is that seq arriving in order: the change is stored under it then, and
+/// the push that follows is already held, so it writes nothing and tells no one (a store
+/// transaction and a redraw saved per message sent). After an ack with a gap before its seq
+/// the push still stores the change under its seq, and tells no one. Before the ack (the
+/// server writes pushes into sockets as it commits, and the ack follows) the push is the
+/// acceptance, outbox and all, and the ack finds nothing left to store.
 #[test]
-fn the_push_of_my_own_acked_change_is_stored_and_tells_no_one() {
-    use confab_core::client::{Event, StoreOp};
+fn the_push_of_my_own_acked_change_is_stored_once_and_tells_no_one() {
+    use confab_core::client::{Event, IntentStatus, StoreOp};
     let doc_events = |outputs: &[Output]| {
         outputs
             .iter()
             .filter(|o| matches!(o, Output::Event(Event::Doc { .. })))
             .count()
     };
-    let stored = |outputs: &[Output]| {
-        outputs.iter().any(|o| match o {
-            Output::Persist(ops) => ops.iter().any(|op| matches!(op, StoreOp::Put(..))),
-            _ => false,
-        })
+    let puts = |outputs: &[Output]| -> Vec<String> {
+        outputs
+            .iter()
+            .flat_map(|o| match o {
+                Output::Persist(ops) => ops
+                    .iter()
+                    .filter_map(|op| match op {
+                        StoreOp::Put(key, _) if key.starts_with("chg/") => Some(key.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
     };
-    for ack_first in [true, false] {
-        let (group, mut engine) = client();
+    for (ack_first, gap) in [(true, false), (true, true), (false, false)] {
+        let group = Group::build(5, 40, DAY).unwrap();
+        let mut engine = ClientEngine::new(ClientConfig {
+            tenant: tenant(),
+            account: group::member(1),
+            actor: ActorId::from(&[0xaa; 16][..]),
+        });
+        engine.open(&group.conv_doc).unwrap();
+        engine.open(&group.bucket_doc).unwrap();
+        let frames = group.frames();
+        engine.receive(frames[0].clone(), group.now);
+        let bucket_doc = group.bucket_doc.to_string();
+        let pushed = |from: usize, to: usize| ServerFrame::Changes {
+            doc: bucket_doc.clone(),
+            changes: (from..to)
+                .map(|i| SeqChange {
+                    seq: i as u64 + 1,
+                    change: ByteBuf::from(group.bucket_changes[i].clone()),
+                })
+                .collect(),
+        };
+        // With a gap, the group's last change (seq n) has not reached this device when its
+        // own change is acked with seq n + 1.
+        let n = group.bucket_changes.len();
+        engine.receive(pushed(0, if gap { n - 1 } else { n }), group.now);
+        engine.connected(group.now, group.now);
+        engine.drain();
+
         engine
             .intent(group.send(1, group.now - 1000), group.now)
             .unwrap();
         let (doc, change) = submitted(&mut engine);
         let hash = Change::try_from(&change[..]).unwrap().hash();
-        let seq = group.bucket_changes.len() as u64 + 1;
+        let seq = n as u64 + 1;
         let ack = ServerFrame::Ack {
             doc: doc.clone(),
             hash: ByteBuf::from(hash.0.to_vec()),
             seq,
         };
         let push = ServerFrame::Changes {
-            doc,
+            doc: doc.clone(),
             changes: vec![SeqChange {
                 seq,
                 change: ByteBuf::from(change),
             }],
         };
-        let (first, second) = if ack_first { (ack, push) } else { (push, ack) };
-        engine.receive(first, group.now);
-        let after_first = engine.drain();
-        engine.receive(second, group.now);
-        let after_second = engine.drain();
+        let in_order = format!("chg/{doc}/{seq:020}");
+        let case = format!("ack first: {ack_first}, gap: {gap}");
         if ack_first {
-            assert_eq!(
-                doc_events(&after_second),
-                0,
-                "the push after the ack tells no one"
-            );
-            assert!(stored(&after_second), "the push is stored under its seq");
+            engine.receive(ack, group.now);
+            let acked = puts(&engine.drain());
+            if gap {
+                assert!(
+                    acked.iter().any(|k| k.starts_with(&format!("{in_order}-"))),
+                    "{case}: an ack record until seq {seq} arrives in order: {acked:?}"
+                );
+                engine.receive(pushed(n - 1, n), group.now);
+                engine.drain();
+            } else {
+                assert_eq!(
+                    acked,
+                    std::slice::from_ref(&in_order),
+                    "{case}: stored under its seq"
+                );
+            }
+            engine.receive(push, group.now);
+            let after = engine.drain();
+            assert_eq!(doc_events(&after), 0, "{case}: the push tells no one");
+            if gap {
+                assert_eq!(puts(&after), [in_order], "{case}: stored under its seq");
+            } else {
+                assert!(puts(&after).is_empty(), "{case}: held already: {after:?}");
+            }
         } else {
-            assert_eq!(
-                doc_events(&after_first),
-                1,
-                "a push before the ack is the acceptance"
+            engine.receive(push, group.now);
+            let after = engine.drain();
+            assert_eq!(doc_events(&after), 1, "{case}: the push is the acceptance");
+            assert!(
+                after.iter().any(|o| matches!(
+                    o,
+                    Output::Event(Event::Intent {
+                        status: IntentStatus::Accepted,
+                        ..
+                    })
+                )),
+                "{case}: the intent is accepted by the push: {after:?}"
+            );
+            assert_eq!(puts(&after), [in_order], "{case}: stored under its seq");
+            assert!(engine.outbox().is_empty(), "{case}: it left the outbox");
+            engine.receive(ack, group.now);
+            let after = engine.drain();
+            assert!(
+                !after.iter().any(|o| matches!(o, Output::Persist(_))),
+                "{case}: the ack finds nothing left to store: {after:?}"
             );
         }
         let item = engine.timeline(&group.conv).last().unwrap().clone();
-        assert!(!item.pending, "accepted either way");
+        assert!(!item.pending, "{case}: accepted");
         assert_eq!(item.seq, Some(seq));
     }
 }

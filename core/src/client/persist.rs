@@ -292,19 +292,38 @@ impl ClientEngine {
     }
 
     /// This device's `change` was accepted with `seq`: it joins the accepted document and the
-    /// ops returned store it as accepted (an ack record while its seq is ahead of the cursor).
+    /// ops returned store it as accepted.
+    ///
+    /// When `seq` is the next one after the cursor, the ack *is* that seq arriving in order:
+    /// the cursor moves and the change is stored as an accepted change, so the server's push
+    /// of it to this connection (it pushes to the writer too) is skipped as held already — no
+    /// second store write per message sent (issue 16). After a gap it is kept as an ack record
+    /// until its seq arrives in order. A change held already (its push came first, or a
+    /// catch-up brought it) is stored under its own seq; its ack may carry another one (a
+    /// resubmitted change folded into a server snapshot is acked with the snapshot's seq), so
+    /// it changes nothing.
     pub(super) fn accept_own(&mut self, id: &DocId, change: Change, seq: u64) -> Vec<StoreOp> {
         let Some(state) = self.docs.get_mut(id) else {
             return Vec::new();
         };
+        let hash = change.hash();
+        if state.server.get_change_by_hash(&hash).is_some() {
+            return Vec::new();
+        }
         for message in created_messages(&change) {
             state.message_seq.insert(message, seq);
         }
-        let hash = change.hash();
         let raw = change.raw_bytes().to_vec();
         if state.server.apply_changes([change]).is_err() || seq <= state.cursor {
-            // Not applicable, or its seq already arrived in order and is stored.
+            // Not applicable, or (not held, so never in practice) at or below the cursor.
             return Vec::new();
+        }
+        // (Applied, not queued for a missing dependency: the server accepted it after its
+        // dependencies, so at `cursor + 1` they are all held; checked all the same.)
+        if seq == state.cursor + 1 && state.server.get_change_by_hash(&hash).is_some() {
+            state.cursor = seq;
+            state.changes_since_snapshot += 1;
+            return vec![StoreOp::Put(key_change(id, seq), raw)];
         }
         state.acked.insert(hash, seq);
         vec![StoreOp::Put(key_ack(id, seq, &hash), raw)]

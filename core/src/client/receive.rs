@@ -6,6 +6,7 @@ use automerge::Change;
 use super::buckets::MOVES_MAX;
 use super::engine::{created_messages, ClientEngine, ClientError, Event, IntentStatus, Output};
 use super::intent::Intent;
+use super::store::StoreOp;
 use crate::doc::read;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget};
 use crate::policy::DenyCode;
@@ -213,6 +214,7 @@ impl ClientEngine {
         };
         let mut fresh = Vec::with_capacity(changes.len());
         let mut decoded = Vec::with_capacity(changes.len());
+        let mut own = Vec::new();
         let mut created = false;
         for c in changes.into_iter().filter(|c| c.seq > state.cursor) {
             let Ok(change) = Change::try_from(&c.change[..]) else {
@@ -221,6 +223,9 @@ impl ClientEngine {
             for message in created_messages(&change) {
                 state.message_seq.insert(message, c.seq);
                 created = true;
+            }
+            if change.actor_id() == &self.config.actor {
+                own.push(change.hash());
             }
             fresh.push((c, change.hash()));
             decoded.push(change);
@@ -235,9 +240,10 @@ impl ClientEngine {
             return;
         }
         state.cursor = fresh.last().map_or(state.cursor, |(c, _)| c.seq);
-        // The push of this device's own changes, acked already (the server sends a change to
-        // its writer too): stored under its seq, but nothing shows differently, so no one is
-        // told (an app would redraw for nothing once per message it sends).
+        // The push of this device's own change acked out of order (the server sends a change
+        // to its writer too; one acked in order moved the cursor and is filtered out above):
+        // stored under its seq, but nothing shows differently, so no one is told (an app
+        // would redraw for nothing once per message it sends).
         let moved = before != (state.server.get_heads(), state.local.get_heads());
         if created && moved {
             self.note_arrival(&id);
@@ -247,6 +253,18 @@ impl ClientEngine {
             self.out.push(Output::Event(Event::Doc {
                 doc: id.to_string(),
             }));
+        }
+        // This device's own changes pushed before their ack (the server pushes to sockets
+        // as it commits, and the writer's ack follows on its connection's own path): the
+        // push is their acceptance, as durable as an ack, so the ack finds nothing left to
+        // do (one store write per message sent, not two; issue 16).
+        for hash in own {
+            if let Some((entry, index)) = self.find(doc, &hash.0) {
+                self.retry_attempt = 0;
+                let (op, done) = self.mark_accepted(entry, index);
+                self.out.push(Output::Persist(vec![op]));
+                self.accepted_intent(entry, done, Some(&id));
+            }
         }
     }
 
@@ -282,22 +300,40 @@ impl ClientEngine {
         let Some((id, index)) = self.find(doc, hash) else {
             return;
         };
-        let Some(entry) = self.outbox.get_mut(&id) else {
+        let Some(bytes) = self.outbox.get(&id).map(|e| e.changes[index].bytes.clone()) else {
             return;
         };
-        entry.changes[index].acked = true;
-        let bytes = entry.changes[index].bytes.clone();
-        let done = entry.changes.iter().all(|c| c.acked);
-        if done {
-            entry.status = IntentStatus::Accepted;
-        }
         let doc_id = DocId::parse(doc).ok();
         let mut ops = Vec::new();
         if let (Some(doc_id), Ok(change)) = (&doc_id, Change::try_from(&bytes[..])) {
             ops.extend(self.accept_own(doc_id, change, seq));
         }
-        ops.push(self.entry_op(id));
+        let (op, done) = self.mark_accepted(id, index);
+        ops.push(op);
         self.out.push(Output::Persist(ops));
+        if let Some(doc_id) = &doc_id {
+            self.fold_if_due(doc_id);
+        }
+        self.accepted_intent(id, done, doc_id.as_ref());
+    }
+
+    /// Marks change `index` of outbox entry `id` accepted: the entry's store op, and whether
+    /// the whole intent is accepted now.
+    fn mark_accepted(&mut self, id: u64, index: usize) -> (StoreOp, bool) {
+        let mut done = false;
+        if let Some(entry) = self.outbox.get_mut(&id) {
+            entry.changes[index].acked = true;
+            done = entry.changes.iter().all(|c| c.acked);
+            if done {
+                entry.status = IntentStatus::Accepted;
+            }
+        }
+        (self.entry_op(id), done)
+    }
+
+    /// After an accepted change of intent `id` was stored: an intent accepted whole is told
+    /// and leaves the outbox; subscriptions waiting for the conversation's creation go.
+    fn accepted_intent(&mut self, id: u64, done: bool, doc: Option<&DocId>) {
         if done {
             self.out.push(Output::Event(Event::Intent {
                 id,
@@ -305,8 +341,9 @@ impl ClientEngine {
             }));
             self.outbox.remove(&id);
         }
-        if let Some(DocTarget::Conv(conv)) = doc_id.as_ref().map(DocId::target) {
-            self.resume_deferred(conv);
+        if let Some(DocTarget::Conv(conv)) = doc.map(DocId::target) {
+            let conv = conv.clone();
+            self.resume_deferred(&conv);
         }
     }
 
