@@ -886,6 +886,16 @@ fn scenario_messages() -> Value {
         change,
         Expect::Rejected("wrong_type"),
     );
+    let mut as_counter = fields("bob", "hi", at);
+    as_counter[3].1 = Field::Scalar(ScalarValue::counter(at));
+    let change = raw_message(&s, &bob, "m9", None, "i8", at, as_counter);
+    s.submit(
+        "created_at written as an Automerge counter",
+        &bob,
+        &lunch_bucket(),
+        change,
+        Expect::Rejected("wrong_type"),
+    );
     let change = raw_message(&s, &bob, "m8", None, "i7", at, fields("alice", "hi", at));
     s.submit(
         "bob posts a message whose author is alice",
@@ -1134,6 +1144,33 @@ fn scenario_kinds() -> Value {
         &id,
         change,
         Expect::Accepted(1),
+    );
+    let named = DocId::conv(&acme(), &conv("named"));
+    let change = s.raw(
+        &alice,
+        &named,
+        "intent/i3/create_conversation",
+        T0 + 60_000,
+        |tx| {
+            let meta = get_map(&*tx, &ROOT, schema::keys::META).unwrap();
+            tx.put(&meta, schema::keys::KIND, "group").unwrap();
+            tx.put(&meta, schema::keys::CREATED_BY, "alice").unwrap();
+            tx.put(&meta, schema::keys::CREATED_AT, T0 + 60_000)
+                .unwrap();
+            let info = get_map(&*tx, &ROOT, schema::keys::INFO).unwrap();
+            tx.put(&info, schema::keys::CLIENT_NAME, "Carol").unwrap();
+            let members = get_map(&*tx, &ROOT, schema::keys::MEMBERS).unwrap();
+            let me = tx.put_object(&members, "alice", ObjType::Map).unwrap();
+            tx.put(&me, schema::keys::ROLE, "owner").unwrap();
+            tx.put(&me, schema::keys::STATUS, "active").unwrap();
+        },
+    );
+    s.submit(
+        "a group created with info/client_name (support threads only)",
+        &alice,
+        &named,
+        change,
+        Expect::Rejected("support_only"),
     );
     let (id, change) = create(&s, &alice, "alerts", ConvKind::System, "i2");
     s.submit(
