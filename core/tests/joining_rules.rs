@@ -190,7 +190,8 @@ fn a_requester_is_no_member_until_approved() {
 #[test]
 fn answering_needs_the_right_to_add_and_the_add_policy() {
     let c = with_request(reviewed(ConvKind::Group), "carol");
-    // Moderators (and admins) may add members below them; a member cannot grant its rank.
+    // Approving is adding: the approver grants at most its own role, its own only up to
+    // member (docs/POLICY.md, "Members").
     assert_eq!(
         code(run(&c, "mod", &approve(&c, "carol", "mod", Role::Member))),
         None
@@ -200,6 +201,22 @@ fn answering_needs_the_right_to_add_and_the_add_policy() {
             &c,
             "member",
             &approve(&c, "carol", "member", Role::Member)
+        )),
+        None
+    );
+    assert_eq!(
+        code(run(
+            &c,
+            "member",
+            &approve(&c, "carol", "member", Role::Moderator)
+        )),
+        Some("role_too_high")
+    );
+    assert_eq!(
+        code(run(
+            &c,
+            "mod",
+            &approve(&c, "carol", "mod", Role::Moderator)
         )),
         Some("role_too_high")
     );

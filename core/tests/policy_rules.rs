@@ -2046,10 +2046,18 @@ fn buckets_and_client_clocks() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn adding_needs_add_rights_and_a_lower_role() {
+fn adding_needs_add_rights_and_a_role_not_above_the_adders() {
     use DenyCode::*;
     let g = group();
     let by = |who: &str, role: Role| run(&g, who, &add(None, invitee("newbie", role, who)));
+    let adding_guest = with_override(group(), "guest", Permission::AddMembers, true);
+    let guest_adds = |role: Role| {
+        run(
+            &adding_guest,
+            "guest",
+            &add(None, invitee("newbie", role, "guest")),
+        )
+    };
     expect_all(vec![
         case("owner adds an admin", by("owner", Role::Admin), ALLOW),
         case(
@@ -2074,15 +2082,32 @@ fn adding_needs_add_rights_and_a_lower_role() {
             deny(RoleTooHigh),
         ),
         case("member adds a guest", by("member", Role::Guest), ALLOW),
+        // At their own rank only up to member: members add members, staff do not clone.
+        case("member adds a member", by("member", Role::Member), ALLOW),
         case(
-            "member adds a member",
-            by("member", Role::Member),
+            "member adds a moderator",
+            by("member", Role::Moderator),
             deny(RoleTooHigh),
         ),
         case(
             "guest adds a readonly",
             by("guest", Role::Readonly),
             deny(NoPermission),
+        ),
+        case(
+            "guest with can_add_members adds a guest",
+            guest_adds(Role::Guest),
+            ALLOW,
+        ),
+        case(
+            "guest with can_add_members adds a subscriber",
+            guest_adds(Role::Subscriber),
+            ALLOW,
+        ),
+        case(
+            "guest with can_add_members adds a member",
+            guest_adds(Role::Member),
+            deny(RoleTooHigh),
         ),
         case(
             "stranger adds",

@@ -309,13 +309,11 @@ fn check_add(
     }
     let member = active(conv, author)?;
     super::joining::may_add(conv, member)?;
-    if after.role.rank() >= member.role.rank() && member.role != Role::Owner
-        || after.role == Role::Owner
-    {
+    if !may_grant_on_add(member.role, after.role) {
         return deny(
             DenyCode::RoleTooHigh,
             format!(
-                "{} cannot grant {}",
+                "{} cannot add a {}",
                 member.role.as_str(),
                 after.role.as_str()
             ),
@@ -328,6 +326,16 @@ fn check_add(
         return deny(DenyCode::NotOwnKey, "invited_by names the inviting account");
     }
     Ok(())
+}
+
+/// The role an adder may give a member it adds (or a request it approves): at most its own,
+/// and strictly below it unless that is `member` or lower, so members add members (the role
+/// default says they add) while staff roles only multiply through someone above them. Only
+/// the owner adds admins; nobody adds an owner.
+pub fn may_grant_on_add(adder: Role, added: Role) -> bool {
+    added != Role::Owner
+        && (added.rank() < adder.rank()
+            || added.rank() == adder.rank() && added.rank() <= Role::Member.rank())
 }
 
 fn check_self_join(

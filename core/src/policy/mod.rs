@@ -14,7 +14,7 @@ use crate::model::conversation::{Conversation, Member, Permission};
 use crate::model::message::{Message, NewMessage};
 use crate::model::proposal::ProposalStatus;
 
-pub use conv::join_role;
+pub use conv::{join_role, may_grant_on_add};
 
 /// Who wrote a change: the session's account, and whether it is a service account
 /// (from the token, never from a document).
@@ -64,7 +64,7 @@ deny_codes! {
     NotMember = "not_member": "the account is not a member",
     MemberInactive = "member_inactive": "the account left, was removed or was banned",
     NoPermission = "no_permission": "the member's role and overrides do not allow this",
-    RoleTooHigh = "role_too_high": "nobody changes or grants a role at or above their own",
+    RoleTooHigh = "role_too_high": "nobody changes a member or grants a role at or above their own rank, except adding at their own rank up to member",
     OwnerProtected = "owner_protected": "the owner cannot be removed, demoted or restricted",
     AuthorMismatch = "author_mismatch": "the message's author is not the change's account",
     NotAuthor = "not_author": "only the author may do this to a message",

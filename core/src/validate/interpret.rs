@@ -469,8 +469,15 @@ fn creation(before: &Conversation, ops: &[PathOp], urls: UrlRule) -> Result<Conv
                 let v = typed(schema::META_FIELDS, op)?.ok_or_else(|| immutable(&op.path))?;
                 meta.insert(field, v);
             }
-            [INFO, _] => {
+            [INFO, field] => {
                 let v = typed(schema::INFO_FIELDS, op)?.ok_or_else(|| immutable(&op.path))?;
+                // The parties' names belong to support threads, which are never created here.
+                if matches!(*field, CLIENT_NAME | OWNER_NAME) {
+                    return Err((
+                        RejectCode::Policy(crate::policy::DenyCode::SupportOnly),
+                        format!("info/{field} belongs to support threads"),
+                    ));
+                }
                 info_value(&p[1..], v, urls)?;
                 info.push((p[1], v));
             }
