@@ -3,7 +3,9 @@
 // `cargo xtask bench browser` (which builds the release server and the page); env:
 // CONFAB_SERVER_BIN, CONFAB_WEB_ROOT, BENCH_MESSAGES (per direction, default 200),
 // BENCH_RATE (messages per second per direction, default 10), BENCH_JSON (a file to append
-// the result line to), BENCH_PROFILE=1 (print a CPU profile of the receiving page).
+// the result line to), BENCH_PROFILE=1 (print a CPU profile of the receiving page),
+// BENCH_TRACE=<file>.json (a Chromium trace of the measured part, every process). It also
+// prints where each page's main thread went (Chromium's script/style/layout counters).
 //
 // Two Chromium contexts (alice, bob) in one group; each page types its messages into the
 // composer and presses Enter on a timer (a page-side clock: `performance.timeOrigin + now()`,
@@ -160,7 +162,41 @@ async function main() {
       await profiler.send("Profiler.setSamplingInterval", { interval: 500 });
       await profiler.send("Profiler.start");
     }
+    // Where each page's main thread went over the measured part (Chromium's own counters:
+    // scripts, style, layout, and the task total, which includes paint and the rest).
+    const metered = await Promise.all(
+      [alice, bob].map(async (page) => {
+        const cdp = await page.context().newCDPSession(page);
+        await cdp.send("Performance.enable");
+        const read = async () =>
+          Object.fromEntries((await cdp.send("Performance.getMetrics")).metrics.map((m) => [m.name, m.value]));
+        return { read, before: await read() };
+      }),
+    );
+    // BENCH_TRACE=<file>.json: a Chromium trace of the measured part (every process and
+    // thread; DevTools' Performance panel or chrome://tracing opens it).
+    if (process.env.BENCH_TRACE) {
+      await browser.startTracing(undefined, {
+        path: process.env.BENCH_TRACE,
+        categories: ["toplevel", "devtools.timeline", "blink", "cc", "v8", "viz", "gpu", "IndexedDB", "net"],
+      });
+    }
+    const measuredFrom = Date.now();
     await run(WARMUP, WARMUP + MESSAGES);
+    if (process.env.BENCH_TRACE) await browser.stopTracing();
+    const measuredMs = Date.now() - measuredFrom;
+    const mainThread = await Promise.all(
+      metered.map(async ({ read, before }) => {
+        const after = await read();
+        const ms = (name) => Math.round((after[name] - before[name]) * 1000);
+        return {
+          task: ms("TaskDuration"),
+          script: ms("ScriptDuration"),
+          style: ms("RecalcStyleDuration"),
+          layout: ms("LayoutDuration"),
+        };
+      }),
+    );
     const profile = profiler && (await profiler.send("Profiler.stop")).profile;
     // BENCH_PROFILE=<file>.cpuprofile: the whole profile too (DevTools opens it).
     if (profile && process.env.BENCH_PROFILE.endsWith(".cpuprofile")) writeFileSync(process.env.BENCH_PROFILE, JSON.stringify(profile));
@@ -288,6 +324,11 @@ async function main() {
       };
     }, conv);
     console.log(`query medians in bob's page (ms): ${JSON.stringify(result.query_ms)}`);
+    result.main_thread_ms = { wall: measuredMs, alice: mainThread[0], bob: mainThread[1] };
+    console.log(
+      `main thread busy over ${(measuredMs / 1000).toFixed(1)} s (ms; task = all, of which script, style, layout): ` +
+        ["alice", "bob"].map((who, i) => `${who} ${JSON.stringify(mainThread[i])}`).join(", "),
+    );
     const long = [...a.longtasks, ...b.longtasks];
     result.long_tasks = { n: long.length, total_ms: long.reduce((x, y) => x + y, 0), max_ms: Math.max(0, ...long) };
     console.log(
