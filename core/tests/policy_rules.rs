@@ -1217,6 +1217,14 @@ fn retention_refuses_messages_older_than_it_keeps() {
             deny(DenyCode::RetentionExpired),
         ),
         case("no retention: a year old", aged(&group(), 365 * DAY), ALLOW),
+        case(
+            "retention 0 (keep everything): a year old",
+            aged(
+                &with_settings(group(), |s| s.retention_days = Some(0)),
+                365 * DAY,
+            ),
+            ALLOW,
+        ),
     ]);
 }
 

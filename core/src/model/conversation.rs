@@ -160,7 +160,7 @@ pub struct Settings {
     pub subroom_policy: EditPolicy,
     pub max_subroom_depth: u32,
     pub slow_mode_seconds: u32,
-    /// `None`: keep forever.
+    /// As written; read it with [`Settings::retention`] (`None` and 0 keep forever).
     pub retention_days: Option<u32>,
     pub allow_reactions: bool,
     pub allow_stickers: bool,
@@ -174,6 +174,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The retention in days, `None` to keep messages forever: absent, or 0 (seed 001 writes
+    /// `message_retention_days: 0` for a group that keeps everything; 0 days would otherwise
+    /// delete every message as it is written).
+    pub fn retention(&self) -> Option<u32> {
+        self.retention_days.filter(|days| *days > 0)
+    }
+
     /// Seed 003's defaults; channels only let admins post.
     pub fn defaults_for(kind: ConvKind) -> Self {
         Settings {

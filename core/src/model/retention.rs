@@ -14,7 +14,7 @@ impl Conversation {
     /// A period is kept while any instant of it is within the retention, so a message is
     /// never dropped before it is `retention_days` old.
     pub fn first_kept_period(&self, now_ms: i64) -> Option<i64> {
-        let days = self.settings.retention_days?;
+        let days = self.settings.retention()?;
         let cutoff = now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS));
         // Period p covers [p * width, (p + 1) * width): it ended at or before `cutoff` iff
         // p < floor(cutoff / width), the period `cutoff` falls in.
@@ -42,9 +42,12 @@ mod tests {
 
     #[test]
     fn without_retention_nothing_expires() {
-        let c = conv(None);
-        assert_eq!(c.first_kept_period(i64::MAX), None);
-        assert!(!c.is_expired(Bucket::first(0), 100 * DEFAULT_BUCKET_MS));
+        // Absent, or 0 as seed 001 writes "keep everything".
+        for days in [None, Some(0)] {
+            let c = conv(days);
+            assert_eq!(c.first_kept_period(i64::MAX), None, "{days:?}");
+            assert!(!c.is_expired(Bucket::first(0), 100 * DEFAULT_BUCKET_MS));
+        }
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn check_post(
             "created_at is more than an hour ahead of server time",
         );
     }
-    if let Some(days) = conv.settings.retention_days {
+    if let Some(days) = conv.settings.retention() {
         if message.created_at < ctx.now_ms.saturating_sub(i64::from(days) * 86_400_000) {
             return deny(
                 DenyCode::RetentionExpired,

@@ -108,7 +108,7 @@ impl Blobs {
         let Some(days) = engine
             .conversation(&scope.tenant, &scope.conv)
             .await
-            .and_then(|c| c.settings.retention_days)
+            .and_then(|c| c.settings.retention())
         else {
             return Ok((0, uploads));
         };

@@ -26,8 +26,7 @@ impl Unit {
         let Some(c) = self.acceptor.conversation().filter(|c| c.meta.is_some()) else {
             return Ok(Expired::default());
         };
-        let (Some(first_kept), Some(days)) =
-            (c.first_kept_period(now_ms), c.settings.retention_days)
+        let (Some(first_kept), Some(days)) = (c.first_kept_period(now_ms), c.settings.retention())
         else {
             return Ok(Expired::default());
         };
@@ -98,7 +97,7 @@ impl Unit {
                 ErrorCode::BucketExpired,
                 format!(
                     "bucket {bucket} is past the conversation's {}-day retention",
-                    c.settings.retention_days.unwrap_or(0)
+                    c.settings.retention().unwrap_or(0)
                 ),
             )),
             _ => Ok(()),
@@ -125,7 +124,7 @@ impl Unit {
                 RejectCode::Policy(DenyCode::RetentionExpired),
                 format!(
                     "bucket {bucket} is past the conversation's {}-day retention",
-                    c.settings.retention_days.unwrap_or(0)
+                    c.settings.retention().unwrap_or(0)
                 ),
             )
         })
