@@ -1572,3 +1572,53 @@ fn channels_and_large_groups_get_no_automatic_delivery_markers() {
     assert_eq!(delivered(&large), None, "a group past the cap");
     assert_eq!(delivered(&news), None, "a channel");
 }
+
+#[test]
+fn a_thread_of_a_thread_is_created_one_level_deeper_than_its_parent() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let g = group(&mut wire, &mut peers, 0, "deep", &[(1, Role::Member)]);
+    let thread = |parent: &ConvId, message: &str, conv: &str| Intent::CreateConversation {
+        conv: ConvId::new(conv).unwrap(),
+        kind: ConvKind::Thread,
+        title: Some(conv.into()),
+        members: vec![],
+        settings: None,
+        parent: Some((parent.clone(), MessageId::new(message).unwrap())),
+    };
+    let mut parent = g;
+    for (depth, name) in [(1, "deep-1"), (2, "deep-2"), (3, "deep-3")] {
+        let message = format!("m-{name}");
+        send(
+            &mut peers[0],
+            &parent,
+            &message,
+            "a thread hangs here",
+            wire.now,
+        );
+        wire.pump(&mut peers);
+        let id = peers[0]
+            .engine
+            .intent(thread(&parent, &message, name), wire.now)
+            .expect("allowed locally");
+        wire.pump(&mut peers);
+        assert_eq!(
+            peers[0].engine.status(id),
+            None,
+            "the thread at depth {depth} is accepted"
+        );
+        let conv = ConvId::new(name).unwrap();
+        peers[0]
+            .engine
+            .open(&DocId::conv(&tenant(), &conv))
+            .unwrap();
+        wire.pump(&mut peers);
+        let link = peers[0]
+            .engine
+            .conversation(&conv)
+            .and_then(|c| c.meta)
+            .and_then(|m| m.thread);
+        assert_eq!(link.map(|l| l.depth), Some(depth));
+        parent = conv;
+    }
+}

@@ -170,7 +170,8 @@ fn owner_change(group: &Group, intent: &Intent) -> ServerFrame {
         intent,
         &group::member(0),
         &tag,
-        group.now
+        group.now,
+        1
     )
     .unwrap());
     let change = doc.get_last_local_change().unwrap();

@@ -204,7 +204,7 @@ fn write(
 ) -> Result<()> {
     *n += 1;
     let tag = IntentTag::new(n.to_string(), intent.kind());
-    apply::write_to(doc, id, intent, &member(author), &tag, at)
+    apply::write_to(doc, id, intent, &member(author), &tag, at, 1)
         .with_context(|| format!("writing {} for {}", intent.kind(), member(author)))?;
     Ok(())
 }

@@ -108,7 +108,7 @@ async fn open_a_conversation_of_100k_messages() {
         parent: None,
     };
     let tag = IntentTag::new("1", create.kind());
-    apply::write_to(&mut doc, &conv_doc, &create, &me, &tag, created_at).unwrap();
+    apply::write_to(&mut doc, &conv_doc, &create, &me, &tag, created_at, 1).unwrap();
     accept(&mut engine, &store, &conv_doc, changes_of(&mut doc)).await;
     let mut n = 0usize;
     for b in 0..(MESSAGES / PER_BUCKET) as i64 {
@@ -129,7 +129,7 @@ async fn open_a_conversation_of_100k_messages() {
                 message,
             };
             let tag = IntentTag::new(n.to_string(), send.kind());
-            apply::write_to(&mut doc, &id, &send, &me, &tag, at).unwrap();
+            apply::write_to(&mut doc, &id, &send, &me, &tag, at, 1).unwrap();
         }
         accept(&mut engine, &store, &id, changes_of(&mut doc)).await;
     }

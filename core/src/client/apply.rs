@@ -103,7 +103,8 @@ fn field_name(
 }
 
 /// Writes `intent` into `doc` (one of its `targets`). `Ok(false)` when there is nothing to
-/// write there (for example a direct conversation that exists already).
+/// write there (for example a direct conversation that exists already). `thread_depth`: the
+/// depth of a thread the intent creates (its parent's plus one).
 pub fn write_to(
     doc: &mut Automerge,
     id: &DocId,
@@ -111,6 +112,7 @@ pub fn write_to(
     me: &AccountId,
     tag: &IntentTag,
     now: i64,
+    thread_depth: u32,
 ) -> Result<bool, DocError> {
     use Intent::*;
     let tenant = id.tenant();
@@ -137,7 +139,7 @@ pub fn write_to(
                 thread: parent.as_ref().map(|(p, m)| ThreadLink {
                     parent: p.clone(),
                     message: m.clone(),
-                    depth: 1,
+                    depth: thread_depth,
                 }),
                 info: Info {
                     title: title.clone(),

@@ -458,14 +458,23 @@ impl ClientEngine {
         let tag = IntentTag::new(id.to_string(), intent.kind());
         let stamped = self.stamped(intent);
         let intent = stamped.as_ref().unwrap_or(intent);
+        let thread_depth = self.thread_depth(intent);
         self.ensure_doc(target)?;
         let state = self
             .docs
             .get_mut(target)
             .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
         let before = state.local.get_heads();
-        let wrote = apply::write_to(&mut state.local, target, intent, &me, &tag, now)
-            .map_err(|e| ClientError::NotApplicable(e.to_string()))?;
+        let wrote = apply::write_to(
+            &mut state.local,
+            target,
+            intent,
+            &me,
+            &tag,
+            now,
+            thread_depth,
+        )
+        .map_err(|e| ClientError::NotApplicable(e.to_string()))?;
         if !wrote {
             return Ok(None);
         }
@@ -482,6 +491,27 @@ impl ClientEngine {
             bytes: ByteBuf::from(change.raw_bytes().to_vec()),
             acked: false,
         }))
+    }
+
+    /// The depth of a thread `intent` creates: one below its parent's, read from the parent's
+    /// document (a thread of a thread is 2, ...); 1 when this device does not hold the
+    /// parent, whose creation the server then checks.
+    fn thread_depth(&self, intent: &Intent) -> u32 {
+        let Intent::CreateConversation {
+            parent: Some((parent, _)),
+            ..
+        } = intent
+        else {
+            return 1;
+        };
+        let parent = DocId::conv(&self.config.tenant, parent);
+        let parent_depth = self
+            .docs
+            .get(&parent)
+            .and_then(|d| crate::doc::read::read_meta(&d.local))
+            .and_then(|m| m.thread)
+            .map_or(0, |t| t.depth);
+        parent_depth + 1
     }
 
     /// Sends the entry's unacked changes, one submit per document.
