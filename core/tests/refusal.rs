@@ -284,6 +284,31 @@ fn a_local_policy_refusal_names_the_role_the_person_and_the_place() {
 }
 
 #[test]
+fn a_member_adds_members_and_is_told_what_it_may_not_grant() {
+    let (mut relay, mut peers) = weekend_plans();
+    let add = |account: &str, role: Role| Intent::AddMember {
+        conv: weekend(),
+        account: acc(account),
+        role,
+    };
+    match peers[1].intent(add("carol", Role::Moderator), T0) {
+        Err(ClientError::Denied { code, reason, .. }) => {
+            assert_eq!(code, "role_too_high");
+            assert_eq!(
+                reason,
+                "You can give at most your own role (member) in Weekend plans"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let id = peers[1]
+        .intent(add("carol", Role::Member), T0)
+        .expect("a member adds a member");
+    relay.pump(&mut peers);
+    assert_eq!(peers[1].status(id), None, "accepted by the acceptor too");
+}
+
+#[test]
 fn a_message_sent_while_removed_offline_is_refused_with_a_sentence() {
     let (mut relay, mut peers) = weekend_plans();
     relay.online[1] = false;

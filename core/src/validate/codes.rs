@@ -26,7 +26,8 @@ pub enum RejectCode {
     UnknownObject,
     /// An op writes into an object that was deleted or lost a conflict.
     HiddenObject,
-    /// An op kind the schema never uses (lists, text, counters, marks, inserts).
+    /// An op kind the schema never uses (lists, text, counter increments, marks, inserts; a
+    /// counter value is `wrong_type`).
     UnsupportedOp,
     /// A key the schema does not name.
     UnknownKey,

@@ -1,7 +1,7 @@
 //! One sentence per code. Every arm names the person and the place where it can; none
 //! shows a code or an id that a name could replace.
 
-use crate::model::conversation::MemberStatus;
+use crate::model::conversation::{MemberStatus, Role};
 use crate::model::schedule::SCHEDULE_MAX_PENDING;
 use crate::policy::DenyCode as D;
 use crate::protocol::ErrorCode as E;
@@ -50,6 +50,11 @@ fn policy(code: D, s: &Scene) -> String {
                     mine.as_str()
                 )
             }
+            // The rule of `policy::may_grant_on_add`: one's own role only up to member.
+            (_, Some(mine)) if mine.rank() <= Role::Member.rank() => format!(
+                "You can give at most your own role ({}) in {place}",
+                mine.as_str()
+            ),
             (_, Some(mine)) => format!(
                 "You can only give roles below your own ({}) in {place}",
                 mine.as_str()
