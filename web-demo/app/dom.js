@@ -50,6 +50,30 @@ export function put(target, key, value) {
   if (target[key] !== value) target[key] = value;
 }
 
+/** Makes `els` the children of `el`, in order, touching only what moved: a node that stays
+ * is neither removed nor inserted again (its layout, paint, focus and any text selection in
+ * it survive). Says whether anything moved. */
+export function placeChildren(el, els) {
+  const mine = new Set(els);
+  let changed = false;
+  // Nodes that are no longer wanted (replaced or gone), and anything not ours, leave.
+  for (const node of [...el.childNodes]) {
+    if (!mine.has(node)) {
+      node.remove();
+      changed = true;
+    }
+  }
+  let at = el.firstChild;
+  for (const node of els) {
+    if (node === at) at = at.nextSibling;
+    else {
+      el.insertBefore(node, at);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
 /** Replaces the children of `el`. */
 export function mount(el, ...children) {
   el.replaceChildren();

@@ -54,10 +54,23 @@ test("ticks go sent, delivered, seen; a post counts its views; a profile name sh
   // Bob's device holds it (delivery marker) but he has not looked: delivered, not seen.
   await until(alice, "delivered to bob", receiptOf("ping"), (r) => r === "delivered");
   assert.equal(await viewsOf("ping")(alice), "0");
+  // Alice selects her message's text: the receipts that follow change its ticks and count
+  // in place, without building the message again (the selection would go with its node).
+  const selected = await alice.evaluate(() => {
+    const body = [...document.querySelectorAll(".center .msg.mine .msg-body")].find((el) => el.textContent === "ping");
+    const range = document.createRange();
+    range.selectNodeContents(body);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    return getSelection().toString();
+  });
+  assert.equal(selected, "ping");
   // He looks: seen, and one view.
   await setHidden(bob, false);
   await until(alice, "seen by bob", receiptOf("ping"), (r) => r === "seen");
   await until(alice, "one view", viewsOf("ping"), (v) => v === "1");
+  const kept = await alice.evaluate(() => ({ text: getSelection().toString(), connected: getSelection().anchorNode?.isConnected }));
+  assert.deepEqual(kept, { text: "ping", connected: true }, "the selection survived the receipts");
   // Bob sees alice under her profile name.
   await until(bob, "alice's profile name", (p) => p.locator(".center .msg .author").first().textContent(), (n) => n.includes("Alice Liddell"));
 });

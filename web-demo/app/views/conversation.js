@@ -1,13 +1,13 @@
 // One conversation: header, banners (removed, archived, closed), pinned messages, the
 // timeline with day separators and refused messages of mine, who is typing, and the composer.
 // Used in the middle column and, for threads, in the side panel.
-import { h, mount, put, refusalNote, remountIf } from "../dom.js";
+import { h, mount, placeChildren, put, refusalNote, remountIf } from "../dom.js";
 import { dayKey, dayLabel, displayName } from "../format.js";
 import * as q from "../queries.js";
 import { note, render, ui } from "../state.js";
 import { Composer } from "./composer.js";
 import { renderHeader } from "./header.js";
-import { messageNotes, messageView, rejectedView } from "./message.js";
+import { liveOf, messageNotes, messageView, patchLive, rejectedView, sameLive } from "./message.js";
 import { threadsByMessage } from "./thread.js";
 
 /** Outbox intents about one message (besides sending it): their refusals show under it. */
@@ -320,6 +320,7 @@ export class ConversationView {
       ),
     );
     let previous;
+    let grew = false;
     for (const item of items) {
       const m = item.message;
       if (!previous || dayKey(previous.createdAt) !== dayKey(m.createdAt)) {
@@ -329,28 +330,39 @@ export class ConversationView {
       }
       ctx.showAuthor = !previous || previous.author !== m.author || m.createdAt - previous.createdAt > GROUP_MS;
       const quoted = m.replyTo ? byId.get(m.replyTo) : undefined;
-      const send = ctx.sendOf(item);
-      const seen = seenBy.get(m.id);
       const refusals = refusedAbout.get(m.id);
-      // Primitives (and the note, by identity); the rare objects (a pending send's status, the
-      // refusals about it: new objects on every redraw) as JSON.
+      const live = liveOf(ctx, item);
+      const menuOpen = ui.menu?.conv === this.conv && ui.menu?.message === m.id;
+      // What the node is built from besides the message and `live`: primitives (and the note,
+      // by identity); the rare objects (a refused send's status, the refusals about it: new
+      // objects on every redraw) as JSON.
       const sig = [
-        send ? JSON.stringify(send.status) : null,
+        live.status === "rejected" ? JSON.stringify(ctx.sendOf(item)?.status ?? null) : null,
         ctx.showAuthor,
-        seen ? seen.join("\n") : null,
-        ctx.seenAfter(item),
-        ctx.deliveredAfter(item),
-        ctx.viewsOf(item),
         pinned.has(m.id),
         threads.get(m.id) ?? null,
         refusals ? JSON.stringify(refusals.map((o) => [o.id, o.status])) : null,
         messageNotes.get(m.id) ?? null,
-        ui.menu?.conv === this.conv && ui.menu?.message === m.id,
+        menuOpen,
         quoted ? quoted.body : null,
         quoted ? (quoted.deletedAt ?? null) : null,
       ];
-      // Built at once (inside `keep`): a copy, as `showAuthor` changes for the next message.
-      keep(`m:${m.id}`, sig, () => messageView({ ...ctx }, item), item);
+      const key = `m:${m.id}`;
+      const old = this.nodes.get(key);
+      // The same message: the same object, or (an item the client handed out anew because
+      // its acceptance or seq changed) the same content; an open menu asks the policy again.
+      const same =
+        old &&
+        samePolicy &&
+        sameSig(old.sig, sig) &&
+        (old.item === item || (!menuOpen && JSON.stringify(old.item.message) === JSON.stringify(m)));
+      if (same) {
+        if (!sameLive(old.live, live)) grew = patchLive(old.el, live) || grew;
+        wanted.push([key, { sig, item, live, el: old.el }]);
+      } else {
+        // Built at once: a copy, as `showAuthor` changes for the next message.
+        wanted.push([key, { sig, item, live, el: messageView({ ...ctx }, item, live) }]);
+      }
       previous = m;
     }
     for (const entry of rejected) {
@@ -360,34 +372,15 @@ export class ConversationView {
       keep("empty", "", () => h("p", { class: "placeholder" }, "No messages yet. Say hello!"));
     }
     // Scrolling reads the new height (a layout): only when the timeline changed.
-    if (this.patch(wanted) && atBottom) el.scrollTop = el.scrollHeight;
+    if ((this.patch(wanted) || grew) && atBottom) el.scrollTop = el.scrollHeight;
     if (items.length > 0) this.scrolled = true;
   }
 
   /** Puts `wanted` ([key, { el }] in order) into the timeline, touching only what moved;
    * says whether anything did. */
   patch(wanted) {
-    const el = this.timeline;
-    const next = new Map(wanted);
-    const mine = new Set(wanted.map(([, n]) => n.el));
-    let changed = false;
-    // Nodes that are no longer wanted (replaced or gone), and anything not ours, leave.
-    for (const node of [...el.childNodes]) {
-      if (!mine.has(node)) {
-        node.remove();
-        changed = true;
-      }
-    }
-    let at = el.firstChild;
-    for (const [, node] of wanted) {
-      if (node.el === at) at = at.nextSibling;
-      else {
-        el.insertBefore(node.el, at);
-        changed = true;
-      }
-    }
-    this.nodes = next;
-    return changed;
+    this.nodes = new Map(wanted);
+    return placeChildren(this.timeline, wanted.map(([, n]) => n.el));
   }
 
   parentMessage(link) {

@@ -29,18 +29,70 @@ export const messageNotes = new Map();
  *        seenBy (Map message → accounts), threads (Map message → thread conv), showAuthor,
  *        refusedAbout (Map message → refused outbox entries about it) }
  */
-export function messageView(ctx, item) {
-  const { session, conv } = ctx;
-  const { account: me } = session;
+/** What changes about a message while it stays the same message — its delivery status
+ * (pending, sent, accepted, delivered, seen; `rejected` is not live: it adds the reason),
+ * its view count and who has seen it — patched into its node in place (`patchLive`) rather
+ * than building the node again: a receipt moving over the recent messages once a second
+ * would otherwise rebuild each of them (their text laid out and painted anew, a selection
+ * in them lost; issue 16). */
+export function liveOf(ctx, item) {
   const m = item.message;
-  const mine = m.author === me;
-  const deleted = m.deletedAt !== undefined;
-  const seen = ctx.seenBy.get(m.id) ?? [];
-  const entry = ctx.sendOf(item);
-  let status = item.pending ? (entry?.status.state ?? "pending") : "accepted";
+  const mine = m.author === ctx.session.account;
+  let status = item.pending ? (ctx.sendOf(item)?.status.state ?? "pending") : "accepted";
   if (status === "accepted" && mine && ctx.seenAfter(item)) status = "seen";
   else if (status === "accepted" && mine && ctx.deliveredAfter(item)) status = "delivered";
-  const views = ctx.viewsOf(item);
+  const seen = (ctx.seenBy.get(m.id) ?? []).map(displayName).join(", ");
+  return { mine, status, views: ctx.viewsOf(item), seen };
+}
+
+/** Whether two `liveOf` answers show the same. */
+export function sameLive(a, b) {
+  return a.status === b.status && a.views === b.views && a.seen === b.seen;
+}
+
+/** Puts `live` into the node `messageView` built (its `mine` and `rejected` as they were).
+ * Says whether a line came or went (the node's height may have changed). */
+export function patchLive(el, live) {
+  const { status, views, seen } = live;
+  // Seen and delivered are receipts of an accepted message (`receipt` says which).
+  el.dataset.status = status === "seen" || status === "delivered" ? "accepted" : status;
+  el.dataset.receipt = status;
+  el.classList.toggle("pending", status !== "accepted" && status !== "seen" && status !== "delivered");
+  const meta = el.querySelector(":scope > .bubble > .meta");
+  const mark = meta?.querySelector(":scope > .msg-status");
+  if (mark) {
+    mark.textContent = STATUS[status][0];
+    mark.title = STATUS[status][1];
+    mark.dataset.status = status;
+  }
+  let count = meta?.querySelector(":scope > .views");
+  if (views === null) count?.remove();
+  else {
+    if (!count) meta?.querySelector(":scope > time")?.before((count = viewsView(views)));
+    count.textContent = `👁 ${views}`;
+    count.dataset.views = views;
+  }
+  const bubble = el.querySelector(":scope > .bubble");
+  let line = bubble?.querySelector(":scope > .seen");
+  const had = Boolean(line);
+  if (!seen) line?.remove();
+  else {
+    if (!line) bubble?.insertBefore((line = h("div", { class: "seen" })), bubble.querySelector(":scope > .thread-link"));
+    line.textContent = `Seen by ${seen}`;
+  }
+  return had !== Boolean(seen);
+}
+
+function viewsView(views) {
+  return h("span", { class: "views", title: "Views", dataset: { views } }, `👁 ${views}`);
+}
+
+export function messageView(ctx, item, live = liveOf(ctx, item)) {
+  const { session, conv } = ctx;
+  const m = item.message;
+  const { mine, status, views, seen } = live;
+  const deleted = m.deletedAt !== undefined;
+  const entry = ctx.sendOf(item);
   const rejected = status === "rejected";
   const classes = ["msg", mine && "mine", deleted && "deleted", item.pending && "pending", rejected && "rejected"];
   const thread = ctx.threads.get(m.id);
@@ -72,7 +124,7 @@ export function messageView(ctx, item) {
         { class: "meta" },
         m.editedAt && !deleted && h("span", { class: "edited" }, "edited"),
         ctx.pinned.has(m.id) && h("span", { title: "Pinned" }, "📌"),
-        views !== null && h("span", { class: "views", title: "Views", dataset: { views } }, `👁 ${views}`),
+        views !== null && viewsView(views),
         h("time", { datetime: new Date(m.createdAt).toISOString() }, time(m.createdAt)),
         mine && h("span", { class: "msg-status", title: STATUS[status][1], dataset: { status } }, STATUS[status][0]),
       ),
@@ -83,7 +135,7 @@ export function messageView(ctx, item) {
           messageNotes.delete(m.id);
           render();
         }),
-      seen.length > 0 && h("div", { class: "seen" }, `Seen by ${seen.map(displayName).join(", ")}`),
+      seen && h("div", { class: "seen" }, `Seen by ${seen}`),
       thread &&
         h(
           "div",

@@ -32,14 +32,13 @@ function build(el, client, items, titleOf) {
   const waiting = items.filter((i) => i.status.state !== "rejected").length;
   const refused = items.length - waiting;
   const open = el.open;
-  mount(
-    el,
-    h(
-      "summary",
-      { id: "outbox-summary", dataset: { waiting, refused } },
-      `Outbox · ${waiting} waiting`,
-      refused > 0 && ` · ${refused} refused`,
-    ),
+  // The summary stays (its text changes with every message sent): only the list is new.
+  let summary = el.querySelector(":scope > #outbox-summary");
+  if (!summary) summary = h("summary", { id: "outbox-summary" });
+  summary.dataset.waiting = waiting;
+  summary.dataset.refused = refused;
+  summary.textContent = `Outbox · ${waiting} waiting${refused > 0 ? ` · ${refused} refused` : ""}`;
+  const list =
     items.length === 0
       ? h("p", { class: "why", style: "padding:0 12px 10px;margin:0" }, "Every message you sent has reached the server.")
       : h(
@@ -73,7 +72,10 @@ function build(el, client, items, titleOf) {
                 ),
             ),
           ),
-        ),
-  );
+        );
+  if (el.firstChild === summary) {
+    while (summary.nextSibling) summary.nextSibling.remove();
+    el.append(list);
+  } else mount(el, summary, list);
   el.open = open;
 }

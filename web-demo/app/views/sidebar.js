@@ -1,6 +1,6 @@
 // The left column: who I am and the connection (with the offline switch), new-conversation
 // buttons, "Browse" (groups and channels to join) and the notification bell, the conversation list (unread, preview, muted / pinned / archived) and the outbox.
-import { h, mount, remountIf } from "../dom.js";
+import { forget, h, mount, placeChildren, remountIf } from "../dom.js";
 import { avatar, convTitle, displayName, KIND_ICON, shortWhen } from "../format.js";
 import * as q from "../queries.js";
 import { setOffline, isOfflineByChoice } from "../session.js";
@@ -95,6 +95,7 @@ function renderList(el, session) {
   const { client, account } = session;
   const summaries = q.conversations(client);
   if (summaries.length === 0) {
+    listNodes.delete(el);
     remountIf(el, "empty", () =>
       mount(el, h("p", { class: "empty" }, "No conversations yet. Start one above, or wait for someone to add you.")),
     );
@@ -126,29 +127,44 @@ function renderList(el, session) {
   const rows = (s) => [shown(s, false), ...(threadsOf.get(s.conv) ?? []).map((t) => shown(t, true))];
   const active = top.filter((s) => !s.archived).flatMap(rows);
   const archived = top.filter((s) => s.archived).flatMap(rows);
-  // Rebuilt only when a row changed: a push elsewhere keeps the keyboard focus here.
-  const sig = JSON.stringify([active, archived, ui.current ?? null, ui.showArchived]);
-  remountIf(el, sig, () => mountList(el, active, archived));
+  // One node per row, built again only when that row changed (a message changes one row's
+  // preview, not the list of 50 conversations): a push elsewhere keeps the keyboard focus
+  // and the layout of every other row.
+  forget(el);
+  const before = listNodes.get(el) ?? new Map();
+  const after = new Map();
+  const node = (key, sig, build) => {
+    const old = before.get(key);
+    const kept = old?.sig === sig ? old : { sig, el: build() };
+    after.set(key, kept);
+    return kept.el;
+  };
+  const row = (r) => node(`c:${r.summary.conv}`, JSON.stringify([r, ui.current === r.summary.conv]), () => item(r));
+  const els = active.map(row);
+  if (archived.length > 0) {
+    const count = archived.filter((r) => !r.nested).length;
+    els.push(node("archived", `${ui.showArchived} ${count}`, () => archivedToggle(count)));
+    if (ui.showArchived) els.push(...archived.map(row));
+  }
+  listNodes.set(el, after);
+  placeChildren(el, els);
 }
 
-function mountList(el, active, archived) {
-  mount(
-    el,
-    active.map(item),
-    archived.length > 0 &&
-      h(
-        "button",
-        {
-          class: "conv-section link",
-          "aria-expanded": ui.showArchived ? "true" : "false",
-          onclick: () => {
-            ui.showArchived = !ui.showArchived;
-            render();
-          },
-        },
-        `${ui.showArchived ? "▾" : "▸"} Archived (${archived.filter((r) => !r.nested).length})`,
-      ),
-    ui.showArchived && archived.map(item),
+/** The conversation list's row nodes by key, with what each was built from. */
+const listNodes = new WeakMap();
+
+function archivedToggle(count) {
+  return h(
+    "button",
+    {
+      class: "conv-section link",
+      "aria-expanded": ui.showArchived ? "true" : "false",
+      onclick: () => {
+        ui.showArchived = !ui.showArchived;
+        render();
+      },
+    },
+    `${ui.showArchived ? "▾" : "▸"} Archived (${count})`,
   );
 }
 

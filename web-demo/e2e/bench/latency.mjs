@@ -178,7 +178,7 @@ async function main() {
     if (process.env.BENCH_TRACE) {
       await browser.startTracing(undefined, {
         path: process.env.BENCH_TRACE,
-        categories: ["toplevel", "devtools.timeline", "blink", "cc", "v8", "viz", "gpu", "IndexedDB", "net"],
+        categories: (process.env.BENCH_TRACE_CATEGORIES ?? "toplevel,devtools.timeline,blink,cc,v8,viz,gpu,IndexedDB,net").split(","),
       });
     }
     const measuredFrom = Date.now();
