@@ -17,11 +17,7 @@ const DAY: i64 = 20_553;
 
 fn client() -> (Group, ClientEngine) {
     let group = Group::build(5, 40, DAY).unwrap();
-    let mut engine = ClientEngine::new(ClientConfig {
-        tenant: tenant(),
-        account: group::member(1),
-        actor: ActorId::from(&[0xaa; 16][..]),
-    });
+    let mut engine = member_engine();
     group.load_into(&mut engine).unwrap();
     engine.connected(group.now, group.now);
     engine.drain();
@@ -91,6 +87,25 @@ fn an_ack_turns_the_cached_pending_item_accepted() {
     assert_eq!(item.seq, Some(seq));
 }
 
+/// Member 1's engine, with nothing loaded.
+fn member_engine() -> ClientEngine {
+    ClientEngine::new(ClientConfig {
+        tenant: tenant(),
+        account: group::member(1),
+        actor: ActorId::from(&[0xaa; 16][..]),
+    })
+}
+
+/// Member 1's engine following the group's conversation (its document received) and
+/// bucket (nothing of it received yet).
+fn following(group: &Group) -> ClientEngine {
+    let mut engine = member_engine();
+    engine.open(&group.conv_doc).unwrap();
+    engine.open(&group.bucket_doc).unwrap();
+    engine.receive(group.frames()[0].clone(), group.now);
+    engine
+}
+
 /// The submitted change of the intent just made (its doc and bytes).
 fn submitted(engine: &mut ClientEngine) -> (String, Vec<u8>) {
     engine
@@ -120,16 +135,8 @@ fn assert_patched(engine: &ClientEngine, group: &Group, reads: u64, step: &str) 
 #[test]
 fn pushes_reactions_edits_and_deletions_are_patched_in_as_a_full_read_shows_them() {
     let group = Group::build(5, 60, DAY).unwrap();
-    let mut engine = ClientEngine::new(ClientConfig {
-        tenant: tenant(),
-        account: group::member(1),
-        actor: ActorId::from(&[0xaa; 16][..]),
-    });
-    engine.open(&group.conv_doc).unwrap();
-    engine.open(&group.bucket_doc).unwrap();
     // The conversation and the first 20 changes of the bucket; the rest arrive one by one.
-    let frames = group.frames();
-    engine.receive(frames[0].clone(), group.now);
+    let mut engine = following(&group);
     let bucket_doc = group.bucket_doc.to_string();
     let push = |engine: &mut ClientEngine, from: usize, to: usize| {
         let changes = (from..to)
@@ -282,15 +289,7 @@ fn the_push_of_my_own_acked_change_is_stored_once_and_tells_no_one() {
     };
     for (ack_first, gap) in [(true, false), (true, true), (false, false)] {
         let group = Group::build(5, 40, DAY).unwrap();
-        let mut engine = ClientEngine::new(ClientConfig {
-            tenant: tenant(),
-            account: group::member(1),
-            actor: ActorId::from(&[0xaa; 16][..]),
-        });
-        engine.open(&group.conv_doc).unwrap();
-        engine.open(&group.bucket_doc).unwrap();
-        let frames = group.frames();
-        engine.receive(frames[0].clone(), group.now);
+        let mut engine = following(&group);
         let bucket_doc = group.bucket_doc.to_string();
         let pushed = |from: usize, to: usize| ServerFrame::Changes {
             doc: bucket_doc.clone(),

@@ -62,6 +62,21 @@ function write(doc, { message, timeMs }, fn) {
   return { doc: next, change: A.getLastLocalChange(next) };
 }
 
+// SCHEMA.md, "Creating a group, channel, thread or system conversation": the settings the
+// reference client writes when it creates a group or a thread with the defaults, in order.
+const GROUP_SETTINGS = [
+  ["send_policy", S("all_members")],
+  ["join_policy", S("invite_only")],
+  ["join_approval_required", false],
+  ["info_edit_policy", S("admins_only")],
+  ["subroom_policy", S("all_members")],
+  ["max_subroom_depth", 8],
+  ["slow_mode_seconds", 0],
+  ["allow_reactions", true],
+  ["allow_stickers", true],
+  ["allow_attachments", true],
+];
+
 function putAll(map, entries) {
   for (const [key, value] of entries) map[key] = value;
 }
@@ -168,18 +183,7 @@ test("a group's creation, an add, a message, a reaction and a thread", () => {
       ["bucket_ms", 86400000],
     ]);
     d.info.title = S("Lunch");
-    putAll(d.settings, [
-      ["send_policy", S("all_members")],
-      ["join_policy", S("invite_only")],
-      ["join_approval_required", false],
-      ["info_edit_policy", S("admins_only")],
-      ["subroom_policy", S("all_members")],
-      ["max_subroom_depth", 8],
-      ["slow_mode_seconds", 0],
-      ["allow_reactions", true],
-      ["allow_stickers", true],
-      ["allow_attachments", true],
-    ]);
+    putAll(d.settings, GROUP_SETTINGS);
     d.members.alice = {};
     putAll(d.members.alice, [
       ["role", S("owner")],
@@ -235,18 +239,7 @@ test("a group's creation, an add, a message, a reaction and a thread", () => {
       ["depth", 1],
     ]);
     d.info.title = S("Pizza order");
-    putAll(d.settings, [
-      ["send_policy", S("all_members")],
-      ["join_policy", S("invite_only")],
-      ["join_approval_required", false],
-      ["info_edit_policy", S("admins_only")],
-      ["subroom_policy", S("all_members")],
-      ["max_subroom_depth", 8],
-      ["slow_mode_seconds", 0],
-      ["allow_reactions", true],
-      ["allow_stickers", true],
-      ["allow_attachments", true],
-    ]);
+    putAll(d.settings, GROUP_SETTINGS);
     d.members.bob = {};
     putAll(d.members.bob, [
       ["role", S("owner")],
