@@ -1,16 +1,21 @@
 // The bell: this account's unread notifications (mentions, replies, direct messages,
 // proposals, join requests; docs/NOTIFICATIONS.md) as a badge, and the feed in a dialog.
-// The feed is the server's, read through the client (REST with its token): the badge asks
-// for it when the page starts, every POLL_MS while the page is visible and online, and
-// after the dialog marks things read. Polling because the feed is not on the sync
-// WebSocket (the server computes it after the commit, for accounts that may have no client
-// connected at all).
+// The feed is the server's, read through the client (REST with its token), and it is not on
+// the sync WebSocket; but everything that notifies this account is a change of a
+// conversation the client follows (a message in it, a join request in its member list), so
+// the badge is asked again when the client says one arrived (`timeline` and `conversation`
+// events: a trailing read AFTER_EVENT_MS after the last of a burst, the server's notifier
+// writes a few milliseconds after the commit), when the page starts, comes back to view or
+// online, and after the dialog marks things read. An idle page asks once a minute
+// (FALLBACK_MS) in case an event came before the notifier's write; a 3 s poll per open tab
+// was the whole server's REST load at a thousand idle users.
 import { h, mount } from "../dom.js";
 import { displayName, shortWhen } from "../format.js";
 import { follow } from "../session.js";
 import { select, ui } from "../state.js";
 
-const POLL_MS = 3_000;
+const AFTER_EVENT_MS = 800;
+const FALLBACK_MS = 60_000;
 
 const SAYS = {
   mention: "mentioned you",
@@ -107,7 +112,16 @@ export function createBell(session) {
     load();
   }
 
+  // One read after a burst of arrivals, not one per message.
+  let due;
+  const soon = () => {
+    clearTimeout(due);
+    due = setTimeout(refresh, AFTER_EVENT_MS);
+  };
+  for (const event of ["timeline", "conversation"]) session.client.on(event, soon);
+  session.client.on("connection", (e) => e.state === "online" && soon());
+  document.addEventListener("visibilitychange", () => document.hidden || soon());
   refresh();
-  setInterval(refresh, POLL_MS);
+  setInterval(refresh, FALLBACK_MS);
   return button;
 }
