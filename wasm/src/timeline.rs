@@ -1,15 +1,19 @@
-//! `timeline()`'s JavaScript objects, kept between calls (issue 16): an item that did not
-//! change since the previous call is returned as the same object, so a page finds what a
-//! push changed by identity (`===`) instead of comparing every item's content, and only the
-//! changed items cross the wasm boundary again. Converting every item on every change cost
-//! the page O(history) per push (with `JSON.stringify` of each item to find the changed ones).
+//! `timeline()`'s and `conversation()`'s JavaScript objects, kept between calls (issue 16):
+//! an item that did not change since the previous call is returned as the same object, so a
+//! page finds what a push changed by identity (`===`) instead of comparing every item's
+//! content, and only the changed items cross the wasm boundary again. Converting every item
+//! on every change cost the page O(history) per push (with `JSON.stringify` of each item to
+//! find the changed ones); converting a conversation on every redraw cost it O(members)
+//! (1.8 ms at 1,000 members).
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use confab_core::automerge::ChangeHash;
 use confab_core::client as cc;
 use confab_core::ids::{ConvId, MessageId};
 use tsify::Ts;
+use wasm_bindgen::JsValue;
 
 use crate::types::TimelineItem;
 
@@ -90,5 +94,25 @@ impl JsTimelines {
             }
         }
         out
+    }
+}
+
+/// Each conversation's last converted object, with the heads of the document it was made at.
+#[derive(Debug, Default)]
+pub struct JsConversations {
+    convs: HashMap<ConvId, (Vec<ChangeHash>, JsValue)>,
+}
+
+impl JsConversations {
+    /// The object made at `heads`, if that is the one kept.
+    pub fn get(&self, conv: &ConvId, heads: &[ChangeHash]) -> Option<JsValue> {
+        self.convs
+            .get(conv)
+            .filter(|(at, _)| at.as_slice() == heads)
+            .map(|(_, value)| value.clone())
+    }
+
+    pub fn keep(&mut self, conv: ConvId, heads: Vec<ChangeHash>, value: JsValue) {
+        self.convs.insert(conv, (heads, value));
     }
 }

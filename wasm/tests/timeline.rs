@@ -87,3 +87,27 @@ async fn a_window_converts_its_items_and_the_rest_later() {
     assert_eq!(bodies(&alice, &conv), ["a", "b", "c", "d"]);
     done(alice.dispose()).await.unwrap();
 }
+
+/// `conversation()` hands out the same object until the conversation's document changes:
+/// a page asking on every redraw converts a 1,000-member group once per change of it.
+#[wasm_bindgen_test]
+async fn an_unchanged_conversation_is_the_same_object_and_a_changed_one_is_new() {
+    let alice = client(NOWHERE, "t", "demo", "alice", "memory".into(), None);
+    done(alice.ready()).await.unwrap();
+    let group: IntentResult = ok(alice.create_group(None)).await;
+    let conv = group.conv.clone().unwrap();
+    let first = alice.conversation(&conv).unwrap();
+    assert!(same(&first, &alice.conversation(&conv).unwrap()));
+    // A message changes a bucket, not the conversation's document.
+    send(&alice, &conv, "one").await;
+    assert!(same(&first, &alice.conversation(&conv).unwrap()));
+    done(alice.add_member(conv.clone(), "bob".into(), None))
+        .await
+        .unwrap();
+    let added = alice.conversation(&conv).unwrap();
+    assert!(!same(&first, &added), "a new member makes a new object");
+    let members = js_sys::Reflect::get(&added, &"members".into()).unwrap();
+    assert_eq!(js_sys::Array::from(&members).length(), 2);
+    assert!(same(&added, &alice.conversation(&conv).unwrap()));
+    done(alice.dispose()).await.unwrap();
+}

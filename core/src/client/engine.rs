@@ -320,6 +320,14 @@ impl ClientEngine {
         self.docs.contains_key(id)
     }
 
+    /// The heads of `conv`'s document as this device sees it (accepted plus pending): what
+    /// `conversation(conv)` is a function of, so a host may keep what it made of it until
+    /// they move. `None` while the document is not loaded.
+    pub fn conversation_heads(&self, conv: &ConvId) -> Option<Vec<ChangeHash>> {
+        let doc = self.docs.get(&DocId::conv(&self.config.tenant, conv))?;
+        Some(doc.local.get_heads())
+    }
+
     /// The conversation as this device sees it (accepted plus pending).
     pub fn conversation(&self, conv: &ConvId) -> Option<Conversation> {
         let doc = self.docs.get(&DocId::conv(&self.config.tenant, conv))?;

@@ -97,9 +97,10 @@ export class ConversationView {
     const summary = q.conversations(client).find((s) => s.conv === this.conv);
     // Header, banner and pins are rebuilt only when what they show changed (a push of a
     // message keeps them, and the keyboard focus in them). The member list, the largest part
-    // of these signatures, is serialized once.
-    const members = JSON.stringify(conv.members);
-    const lifecycle = JSON.stringify(conv.lifecycle);
+    // of these signatures, is serialized once per change of the conversation (the client
+    // hands out the same object until then): a redraw in a 1,000-member group costs what it
+    // costs in a group of 2.
+    const { members, lifecycle } = this.shapeOf(conv);
     const shown = [conv.info, conv.kind, conv.settings, conv.resource ?? null];
     const prefs = summary && [summary.pinned, summary.muted, summary.archived];
     remountIf(this.header, `${members}\n${lifecycle}\n${JSON.stringify([shown, prefs, ui.panel?.kind ?? null])}`, () =>
@@ -119,6 +120,21 @@ export class ConversationView {
     // Delivery markers are the client's own (docs/SCHEMA.md, "Receipts"): it moves them as
     // messages arrive, where they stay cheap (not in channels or large groups).
     if (summary?.unread > 0) this.markRead(conv, items);
+  }
+
+  /** What the views read of `conv` besides its parts shown as they are: the member list and
+   * lifecycle serialized (signatures) and the active members, made again only for a new
+   * conversation object. */
+  shapeOf(conv) {
+    if (this.shape?.conv !== conv) {
+      this.shape = {
+        conv,
+        members: JSON.stringify(conv.members),
+        lifecycle: JSON.stringify(conv.lifecycle),
+        active: new Set(conv.members.filter((m) => m.status === "active").map((m) => m.account)),
+      };
+    }
+    return this.shape;
   }
 
   /** The newest `window` messages. While the reader is scrolled up, new ones widen the
@@ -240,7 +256,7 @@ export class ConversationView {
         !position.has(o.intent.message.id),
     );
     // "Seen by": active members other than the author, at the newest message they read.
-    const active = new Set(conv.members.filter((m) => m.status === "active").map((m) => m.account));
+    const { active } = this.shapeOf(conv);
     const authorOf = new Map(items.map((i) => [i.message.id, i.message.author]));
     const seenBy = new Map();
     let lastSeenByOthers = -1;
