@@ -6,8 +6,9 @@
 //! Chromium): N messages each way (default 200) at R per second each way (default 10),
 //! "shown" stamped by a MutationObserver in the receiving page. Then `loadgen` runs the same
 //! rate paced between two native clients on SQLite, so the table shows what the server and
-//! the network take and what the browser side adds. Results are appended to
-//! `target/bench-browser.jsonl`.
+//! the network take and what the browser side adds. Last, `bench/big-group.mjs`: the page's
+//! idle redraw and the client's queries in a 1,000-member group (they should cost what they
+//! cost in a group of 2). Results are appended to `target/bench-browser.jsonl`.
 
 use std::process::Command;
 
@@ -54,6 +55,19 @@ pub fn run(args: &[String]) -> Result<()> {
         .context("could not start node (install Node.js 20 or later)")?;
     if !status.success() {
         bail!("the browser latency benchmark failed ({status})");
+    }
+    // The page in a 1,000-member group: an idle redraw and the client's queries.
+    eprintln!("+ node bench/big-group.mjs (the page in a 1,000-member group)");
+    let status = Command::new("node")
+        .arg("bench/big-group.mjs")
+        .current_dir(&e2e)
+        .env("CONFAB_SERVER_BIN", &built.server)
+        .env("CONFAB_WEB_ROOT", &web)
+        .env("BENCH_JSON", &json)
+        .status()
+        .context("could not start node (install Node.js 20 or later)")?;
+    if !status.success() {
+        bail!("the big-group page benchmark failed ({status})");
     }
 
     // The server alone at the same total rate: two native clients, paced.
