@@ -40,35 +40,30 @@ pub fn run(args: &[String]) -> Result<()> {
         &[],
     )?;
     let json = built.target.join("bench-browser.jsonl");
-    eprintln!(
-        "+ node bench/latency.mjs (release server, {messages} messages each way at {rate}/s)"
-    );
-    let status = Command::new("node")
-        .arg("bench/latency.mjs")
-        .current_dir(&e2e)
-        .env("CONFAB_SERVER_BIN", &built.server)
-        .env("CONFAB_WEB_ROOT", &web)
-        .env("BENCH_MESSAGES", &messages)
-        .env("BENCH_RATE", &rate)
-        .env("BENCH_JSON", &json)
-        .status()
-        .context("could not start node (install Node.js 20 or later)")?;
-    if !status.success() {
-        bail!("the browser latency benchmark failed ({status})");
-    }
+    // Both against the release server and the built page, appending to the same file.
+    let bench = |script: &str, what: &str, env: &[(&str, &str)]| -> Result<()> {
+        eprintln!("+ node bench/{script} ({what})");
+        let status = Command::new("node")
+            .arg(format!("bench/{script}"))
+            .current_dir(&e2e)
+            .env("CONFAB_SERVER_BIN", &built.server)
+            .env("CONFAB_WEB_ROOT", &web)
+            .env("BENCH_JSON", &json)
+            .envs(env.iter().copied())
+            .status()
+            .context("could not start node (install Node.js 20 or later)")?;
+        if !status.success() {
+            bail!("the browser benchmark bench/{script} failed ({status})");
+        }
+        Ok(())
+    };
+    bench(
+        "latency.mjs",
+        &format!("release server, {messages} messages each way at {rate}/s"),
+        &[("BENCH_MESSAGES", &messages), ("BENCH_RATE", &rate)],
+    )?;
     // The page in a 1,000-member group: an idle redraw and the client's queries.
-    eprintln!("+ node bench/big-group.mjs (the page in a 1,000-member group)");
-    let status = Command::new("node")
-        .arg("bench/big-group.mjs")
-        .current_dir(&e2e)
-        .env("CONFAB_SERVER_BIN", &built.server)
-        .env("CONFAB_WEB_ROOT", &web)
-        .env("BENCH_JSON", &json)
-        .status()
-        .context("could not start node (install Node.js 20 or later)")?;
-    if !status.success() {
-        bail!("the big-group page benchmark failed ({status})");
-    }
+    bench("big-group.mjs", "the page in a 1,000-member group", &[])?;
 
     // The server alone at the same total rate: two native clients, paced.
     let total = rate.parse::<f64>().unwrap_or(10.0) * 2.0;

@@ -5,6 +5,7 @@
 // besides alice and bob, default 998), BENCH_JSON (a file to append the result line to).
 import { appendFileSync } from "node:fs";
 import { createGroup, launchBrowser, openConversation, openUser, say, startServer } from "../harness.mjs";
+import { pageCosts } from "./page-costs.mjs";
 
 const server = await startServer();
 const browser = await launchBrowser();
@@ -26,44 +27,10 @@ try {
   await new Promise((r) => setTimeout(r, 3000));
   for (let i = 0; i < 5; i++) await say(alice, `hello ${i}`);
   await new Promise((r) => setTimeout(r, 2000));
-  const q = await bob.evaluate(async (convId) => {
-    const { ui, render } = await import(`${location.origin}/app/state.js`);
-    const { client } = ui.session;
-    const time = (f) => {
-      const runs = [];
-      for (let i = 0; i < 15; i++) {
-        const t = performance.now();
-        f();
-        runs.push(performance.now() - t);
-      }
-      return runs.sort((x, y) => x - y)[7];
-    };
-    const redraws = [];
-    for (let i = 0; i < 7; i++) {
-      await new Promise((done) => {
-        let start;
-        requestAnimationFrame(() => (start = performance.now()));
-        render();
-        requestAnimationFrame(() => {
-          redraws.push(performance.now() - start);
-          done();
-        });
-      });
-    }
-    const c = client.conversation(convId);
-    return {
-      bench: "browser-big-group",
-      members: c.members.length,
-      redraw: redraws.sort((x, y) => x - y)[3],
-      conversation: time(() => client.conversation(convId)),
-      stringify: time(() => JSON.stringify(c.members)),
-      conversations: time(() => client.conversations()),
-      can_send: time(() => client.can({ action: "send", conv: convId })),
-    };
-  }, conv);
+  const q = { bench: "browser-big-group", ...(await bob.evaluate(pageCosts, conv)) };
   console.log(
     `\nthe page in a group of ${q.members} (medians, ms): idle redraw ${q.redraw.toFixed(1)}, conversation() ${q.conversation.toFixed(2)}, ` +
-      `conversations() ${q.conversations.toFixed(2)}, can(send) ${q.can_send.toFixed(2)}, JSON of the member list ${q.stringify.toFixed(2)}`,
+      `conversations() ${q.conversations.toFixed(2)}, can(send) ${q.can_send.toFixed(2)}, JSON of the member list ${q.members_json.toFixed(2)}`,
   );
   console.log(JSON.stringify(q));
   if (process.env.BENCH_JSON) appendFileSync(process.env.BENCH_JSON, `${JSON.stringify(q)}\n`);

@@ -13,6 +13,7 @@
 // moment a message first appears in the DOM and the moment my own is marked accepted.
 import { appendFileSync, writeFileSync } from "node:fs";
 import { createGroup, launchBrowser, openConversation, startServer, WAIT_MS } from "../harness.mjs";
+import { pageCosts } from "./page-costs.mjs";
 
 /** Like the harness's `openUser`, with the client's `trace` option on. */
 async function openUser(browser, base, user) {
@@ -286,43 +287,7 @@ async function main() {
       console.log(row(`  ${stage} (${values.length}×)`, result.client_stages_ms[stage]));
     }
     // What the page's queries cost now (the demo calls them on every redraw).
-    result.query_ms = await bob.evaluate(async (convId) => {
-      const { ui } = await import(`${location.origin}/app/state.js`);
-      const { client } = ui.session;
-      const time = (f) => {
-        const runs = [];
-        for (let i = 0; i < 15; i++) {
-          const t = performance.now();
-          f();
-          runs.push(performance.now() - t);
-        }
-        return runs.sort((x, y) => x - y)[7];
-      };
-      // One redraw of the page: rAF callbacks run in order, so B (before) and A (after)
-      // bracket the page's own render callback in the same frame.
-      const { render } = await import(`${location.origin}/app/state.js`);
-      const redraws = [];
-      for (let i = 0; i < 7; i++) {
-        await new Promise((done) => {
-          let start;
-          requestAnimationFrame(() => (start = performance.now()));
-          render();
-          requestAnimationFrame(() => {
-            redraws.push(performance.now() - start);
-            done();
-          });
-        });
-      }
-      return {
-        redraw: redraws.sort((x, y) => x - y)[3],
-        messages: client.timeline(convId).length,
-        timeline: time(() => client.timeline(convId)),
-        conversations: time(() => client.conversations()),
-        conversation: time(() => client.conversation(convId)),
-        outbox: time(() => client.outbox()),
-        can_send: time(() => client.can({ action: "send", conv: convId })),
-      };
-    }, conv);
+    result.query_ms = await bob.evaluate(pageCosts, conv);
     console.log(`query medians in bob's page (ms): ${JSON.stringify(result.query_ms)}`);
     result.main_thread_ms = { wall: measuredMs, alice: mainThread[0], bob: mainThread[1] };
     console.log(
