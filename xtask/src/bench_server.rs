@@ -38,9 +38,6 @@ pub(crate) struct Built {
 
 /// Builds the release `confab-server` and `loadgen` (every server benchmark runs them).
 pub(crate) fn build_release(root: &Path) -> Result<Built> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = [
         "build",
@@ -54,20 +51,13 @@ pub(crate) fn build_release(root: &Path) -> Result<Built> {
         "--bin",
         "loadgen",
     ];
-    eprintln!("+ {cargo} {}", build.join(" "));
-    let status = Command::new(&cargo)
-        .args(build)
-        .current_dir(root)
-        .status()
-        .with_context(|| format!("could not start {cargo}"))?;
-    if !status.success() {
-        bail!("building the release server and load generator failed ({status})");
-    }
-    let release = target.join("release");
+    crate::wasm::run(root, &cargo, &build, &[])?;
+    let server = crate::wasm::release_bin(root, "confab-server");
+    let release = server.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(Built {
         loadgen: release.join("loadgen"),
-        server: release.join("confab-server"),
-        target,
+        target: release.parent().map(Path::to_path_buf).unwrap_or_default(),
+        server,
     })
 }
 
