@@ -1,5 +1,5 @@
 //! What applying accepted message changes costs per change, by how many go into one
-//! `apply_changes` call (the reason the server stages them; ARCHITECTURE.md, "The server").
+//! `apply_changes` call (the reason the server stages them; docs/SERVER.md, "Staged apply").
 //!
 //! `cargo run --release -p confab-core --example apply_batches`
 

@@ -144,7 +144,7 @@ impl DocKind {
 /// Which bucket of a conversation a message document holds: the *period* its messages were
 /// created in (`floor(created_at / span)`), and the *part* of that period. A busy period
 /// fills several parts one after the other, so no document grows without bound
-/// (ARCHITECTURE.md, "Bounded buckets"). Written `<period>` for part 0 and
+/// (docs/FEATURES.md, "Bounded buckets"). Written `<period>` for part 0 and
 /// `<period>.<part>` after it: the ids of buckets from before parts existed are unchanged.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Bucket {

@@ -70,7 +70,7 @@ pub const REACTIONS_PER_MEMBER_MAX: usize = 20;
 // info and settings besides).
 const _: () = assert!(CONV_CHANGE_MAX_OPS >= GROUP_MAX_MEMBERS * 16 + 64);
 /// Messages a writer puts in one bucket part before it moves to the next part of the
-/// period (ARCHITECTURE.md, "Bounded buckets").
+/// period (docs/FEATURES.md, "Bounded buckets").
 pub const BUCKET_TARGET_MESSAGES: usize = 1000;
 /// Messages one bucket part holds at most: a post beyond is refused `bucket_full` (writers
 /// that did not know the part was full move on). Twice the target leaves room for devices

@@ -96,7 +96,8 @@ fn group() -> Conversation {
     conv(ConvKind::Group)
 }
 
-/// A direct conversation: exactly two members, both `member` (ARCHITECTURE.md).
+/// A direct conversation: exactly two members, both `member` (docs/DECISIONS.md,
+/// "Both members of a direct conversation are members").
 fn direct() -> Conversation {
     conv_with(
         "d1",

@@ -147,11 +147,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_MAX_BUCKETS", default_value_t = 4)]
     pub max_buckets: usize,
     /// Seconds between retention sweeps, which delete the message buckets a conversation's
-    /// `retention_days` expired (ARCHITECTURE.md, "Retention"); 0: never.
+    /// `retention_days` expired (docs/FEATURES.md, "Retention"); 0: never.
     #[arg(long, env = "CONFAB_RETENTION_SWEEP_SECS", default_value_t = 3600)]
     pub retention_sweep_secs: u64,
     /// Milliseconds between passes of the scheduler, which posts due scheduled messages
-    /// (ARCHITECTURE.md, "Scheduled messages"): a message appears at most this late; 0: never.
+    /// (docs/FEATURES.md, "Scheduled messages"): a message appears at most this late; 0: never.
     #[arg(long, env = "CONFAB_SCHEDULE_POLL_MS", default_value_t = 1000)]
     pub schedule_poll_ms: u64,
     /// Bytes of its newest committed changes each document in memory keeps for catch-up

@@ -1,6 +1,6 @@
 //! Postgres on a full disk: a private cluster (the machine's stays up) with its data folder
 //! on a small tmpfs, filled to the last byte while a client writes, then freed. Asserts
-//! what the server does (docs: ARCHITECTURE.md, "Storage health"): writes are answered
+//! what the server does (docs/STORAGE.md, "Storage health"): writes are answered
 //! `unavailable` with a `retry_after_ms` at once (Postgres keeps running: "could not extend
 //! file", 53100), `/readyz` 503 after the first and for as long as the disk is full (every
 //! poll, with and without traffic); once space is back (and, if

@@ -1,4 +1,4 @@
-//! Reads served from memory while the database is down (ARCHITECTURE.md, "Storage health"):
+//! Reads served from memory while the database is down (docs/STORAGE.md, "Storage health"):
 //! a subscription that misses only changes its conversation's unit still holds (the newest
 //! `--recent-log-bytes` of each loaded document) is caught up without the database; one
 //! that needs more is answered at once `unavailable` with `retry_after_ms`. With real

@@ -3,7 +3,7 @@
 //! are not left hanging — a submit is answered within the commit bound with `unavailable`
 //! (retryable) or an ack, `/readyz` answers 503 at once — and that once the delay is gone
 //! everything recovers by itself: every intent of the native clients ends accepted, no
-//! acked change lost, none stored twice (docs: ARCHITECTURE.md, "Storage health").
+//! acked change lost, none stored twice (docs/STORAGE.md, "Storage health").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -1,5 +1,5 @@
 //! Storage faults with real processes: the server fails fast while its database is gone or
-//! full and recovers by itself when it is back (docs: ARCHITECTURE.md, "Storage health").
+//! full and recovers by itself when it is back (docs/STORAGE.md, "Storage health").
 //!
 //! - Postgres: a private cluster (its own port; the machine's cluster stays up) stopped with
 //!   `pg_ctl stop -m fast`, and killed with `kill -9` of the postmaster, under load from

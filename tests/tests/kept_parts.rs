@@ -1,4 +1,4 @@
-//! Kept saves of closed bucket parts (ARCHITECTURE.md, "Catch-up of closed parts"), through
+//! Kept saves of closed bucket parts (docs/SERVER.md, "Catch-up of closed parts"), through
 //! the real server on SQLite and on Postgres: a client that missed a closed part is sent
 //! the kept save (counted in `confab_catch_up_kept_snapshots_total`), the same bytes to
 //! every client, with the full server order; a change to a closed part after its save was

@@ -1,5 +1,5 @@
 //! Which bucket part a message goes to, and what this client knows of a conversation's
-//! parts (ARCHITECTURE.md, "Bounded buckets").
+//! parts (docs/FEATURES.md, "Bounded buckets").
 //!
 //! The period of a message is fixed by its time; the part is the writer's best knowledge:
 //! the newest part it knows of the period, or the next one once that holds

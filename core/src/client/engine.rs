@@ -48,7 +48,7 @@ pub enum IntentStatus {
     },
 }
 
-/// What the host must do, in order (docs: ARCHITECTURE.md, "The client engine and its hosts").
+/// What the host must do, in order (docs/CLIENT.md, "The client engine and its hosts").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A frame for the server (dropped when offline: the engine sends again on `connected`).
@@ -155,7 +155,7 @@ pub(super) struct ClientDoc {
     pub(super) deferred: bool,
     /// The server refused to subscribe it (`forbidden`), as of its conversation's feed entry
     /// (its seq, `None` without one): a newer entry that says active subscribes it again
-    /// (ARCHITECTURE.md, "The membership feed").
+    /// (docs/FEATURES.md, "The membership feed").
     pub(super) refused: Option<Option<u64>>,
     /// What the policy reads of a conversation document, as of `local`'s heads.
     pub(super) view: ViewCell,

@@ -1,4 +1,4 @@
-//! Retention on the client (ARCHITECTURE.md, "Retention"): the buckets a conversation's
+//! Retention on the client (docs/FEATURES.md, "Retention"): the buckets a conversation's
 //! `retention_days` expired are dropped from memory, the local store and the views. Expiry
 //! is computed here from the conversation and the bucket period
 //! (`Conversation::first_kept_period`), the same rule the server deletes by, so a client

@@ -389,7 +389,7 @@ impl Conversation {
     }
 
     /// The bucket period of a message created at `created_at` (ms since the epoch); which
-    /// part of the period it goes to is the writer's choice (ARCHITECTURE.md, "Bounded
+    /// part of the period it goes to is the writer's choice (docs/FEATURES.md, "Bounded
     /// buckets").
     pub fn period_of(&self, created_at: i64) -> i64 {
         let width = self

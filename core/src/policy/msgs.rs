@@ -12,7 +12,7 @@ pub(super) fn check(
     author: &Author,
     effect: &Effect,
 ) -> Decision {
-    // A bucket past the retention is deleted, or about to be (ARCHITECTURE.md, "Retention"):
+    // A bucket past the retention is deleted, or about to be (docs/FEATURES.md, "Retention"):
     // nothing is written to it any more.
     if let Some(bucket) = ctx.bucket.filter(|b| conv.is_expired(*b, ctx.now_ms)) {
         return deny(

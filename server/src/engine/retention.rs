@@ -1,4 +1,4 @@
-//! Retention that deletes (ARCHITECTURE.md, "Retention"): a sweep over the conversations
+//! Retention that deletes (docs/FEATURES.md, "Retention"): a sweep over the conversations
 //! that hold message buckets asks each conversation's unit to drop the buckets its
 //! `retention_days` expired. The unit does it between jobs, after every earlier commit, so a
 //! dropped bucket leaves memory and its subscribers in the same step as its rows.

@@ -1,4 +1,4 @@
-//! Scheduled messages (ARCHITECTURE.md, "Scheduled messages"): the scheduler posts each due
+//! Scheduled messages (docs/FEATURES.md, "Scheduled messages"): the scheduler posts each due
 //! message of an author's private document into its conversation on the author's behalf,
 //! through the conversation's unit like any REST write (so the same policy decides:
 //! membership, role, lock, slow mode, retention...), and settles the private document:

@@ -123,7 +123,7 @@ pub async fn post(
     };
     message.validate()?;
     // The newest part of the period, moving on as the acceptor's refusals say (a REST
-    // writer is a writer like the others: ARCHITECTURE.md, "Bounded buckets").
+    // writer is a writer like the others: docs/FEATURES.md, "Bounded buckets").
     let period = conv.period_of(now);
     let newest = app
         .engine

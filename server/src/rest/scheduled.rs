@@ -1,4 +1,4 @@
-//! Scheduled messages of the calling account (ARCHITECTURE.md, "Scheduled messages"):
+//! Scheduled messages of the calling account (docs/FEATURES.md, "Scheduled messages"):
 //! schedule, list, edit, cancel. They live in the caller's private document, which only
 //! the caller reads; each write is a `doc::schedule` intent on it through the engine.
 //! Inputs are checked first against the committed document, so bad input gets its code

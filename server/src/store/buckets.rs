@@ -1,4 +1,4 @@
-//! The bucket parts of a conversation, listed newest first (ARCHITECTURE.md, "Bounded
+//! The bucket parts of a conversation, listed newest first (docs/FEATURES.md, "Bounded
 //! buckets"). Rows are written by a trigger on `docs` (migrations `*_buckets.sql`), so every
 //! commit path and every node records a new part without code of its own.
 

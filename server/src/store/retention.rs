@@ -1,5 +1,5 @@
 //! Retention: deleting the message buckets a conversation's `retention_days` expired
-//! (ARCHITECTURE.md, "Retention"). One transaction per conversation removes every row the
+//! (docs/FEATURES.md, "Retention"). One transaction per conversation removes every row the
 //! expired parts left: their `docs` rows (with snapshots), change log, projected messages and
 //! `buckets` index rows, and writes one `bucket_drops` audit row per part.
 //!

@@ -317,7 +317,7 @@ impl Unit {
     }
 
     /// Tells the conversation's subscribers that `doc`, a bucket part, got its first
-    /// change: clients learn of a new part without asking (ARCHITECTURE.md, "Bounded
+    /// change: clients learn of a new part without asking (docs/FEATURES.md, "Bounded
     /// buckets").
     pub(super) fn announce_bucket(&mut self, doc: &DocId) {
         let confab_core::ids::DocTarget::Msgs(conv, bucket) = doc.target() else {

@@ -1,6 +1,6 @@
 //! The newest committed changes of each document a unit holds, kept in memory so that a
 //! subscription's catch-up can be answered without the database: while the storage is down
-//! (ARCHITECTURE.md, "Storage health"), and otherwise to spare it a read. Bounded in bytes
+//! (docs/STORAGE.md, "Storage health"), and otherwise to spare it a read. Bounded in bytes
 //! per document (`--recent-log-bytes`); only documents the acceptor holds keep one.
 
 use std::collections::VecDeque;
