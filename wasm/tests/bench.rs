@@ -4,7 +4,8 @@
 //!
 //! - `open_a_conversation_of_100k_messages`: from IndexedDB until the newest 50 are ready.
 //! - `act_in_groups_of_10_100_1000`: `send`, `react`, `edit` and `can()` of a member of a
-//!   group of 10, 100 and 1,000 (issue 17: ≤ 2 ms per send, ≤ 0.1 ms per `can()` at 1,000).
+//!   group of 10, 100 and 1,000 (targets: ≤ 2 ms per send, ≤ 0.1 ms per `can()` at 1,000;
+//!   docs/BENCHMARKS.md, "Client operations").
 #![cfg(target_family = "wasm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

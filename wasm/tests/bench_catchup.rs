@@ -1,6 +1,7 @@
 //! Catch-up of the package in headless Chromium, against the release server `cargo xtask
-//! wasm test --bench` starts (issue 17; the native client's numbers come from `cargo xtask
-//! bench catchup`). Heavy, so it runs only when built with CONFAB_WASM_BENCH=1.
+//! wasm test --bench` starts (docs/BENCHMARKS.md, "Catch-up in the wasm client"; the native
+//! client's numbers come from `cargo xtask bench catchup`). Heavy, so it runs only when
+//! built with CONFAB_WASM_BENCH=1.
 //!
 //! Readers (alice, carol, dave) each saw the first 20 messages of some groups and closed
 //! their page; bob then posted more through REST; each reader comes back, one after the
@@ -9,8 +10,8 @@
 //! previews), with `ready` (the store read) and `online` (the server's welcome) on the way,
 //! and the engine's share (`trace` events).
 //!
-//! - 10k: 1 group, 10,000 missed (issue 17: ≤ 100 ms, natively).
-//! - week: 50 groups, 500 missed in each (issue 17: ≤ 1 s).
+//! - 10k: 1 group, 10,000 missed (target ≤ 100 ms, the native client's).
+//! - week: 50 groups, 500 missed in each (target ≤ 1 s).
 //!
 //! The first reader to come back finds the server's kept saves of closed parts cold; the
 //! others find them made. The scenarios share the server and the demo's accounts: the 10k

@@ -13,7 +13,8 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 
-/// Upper bounds from the issue: validation of one message change, opening a conversation.
+/// Upper bounds: validation of one message change, opening a conversation
+/// (docs/BENCHMARKS.md, "Core").
 const TARGETS: &[(&str, f64)] = &[
     ("validate_message_change/", 50e3),
     ("validate_bytes/", 50e3),

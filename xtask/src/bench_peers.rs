@@ -7,7 +7,8 @@
 //! and every change checked) and against each peer and a raw WebSocket relay
 //! (`tests/peers/bench.mjs`, the same message counts, batch, window, rate and duration),
 //! round after round so that all of them share the machine's minutes. Prints the medians
-//! and the ratios the issue asks for. Every run is bounded (`--limit-s`, a kill after it).
+//! and the three target ratios (docs/BENCHMARKS.md, "Peers"). Every run is bounded
+//! (`--limit-s`, a kill after it).
 //!
 //! Flags: `--repeat K` rounds (1), `--backend postgres|sqlite` (postgres), `--burst-messages
 //! N` (20000), `--seconds S` of paced load (10), `--limit-s L` per burst run (30), `--peers
@@ -24,8 +25,8 @@ use serde_json::Value;
 use crate::bench_server::{build_release, workspace_root, Built};
 
 const PEERS: &[&str] = &["relay", "y-websocket", "hocuspocus", "automerge-repo"];
-/// The issue's goals: Confab's burst ≥ 3× y-websocket's and ≥ 60% of the relay's, its paced
-/// p50 within 1 ms of the relay's.
+/// The targets: Confab's burst ≥ 3× y-websocket's and ≥ 60% of the relay's, its paced p50
+/// within 1 ms of the relay's.
 const BURST_VS_YWS: f64 = 3.0;
 const BURST_VS_RELAY: f64 = 0.6;
 const PACED_P50_OVER_RELAY_MS: f64 = 1.0;

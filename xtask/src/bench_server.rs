@@ -14,7 +14,8 @@
 //! Every run starts its own server on a fresh store and stops it; each run is bounded
 //! (`--run-timeout-s`, 180 s by default) and the full matrix aims at ≤ 10 minutes.
 //!
-//! `--scenario many [flags]` runs `loadgen many` instead (issue 17, "Many at once"): 5,000
+//! `--scenario many [flags]` runs `loadgen many` instead (docs/BENCHMARKS.md, "Many at
+//! once"): 5,000
 //! connections, 1,000 small conversations, a 1,000-member group and a 10,000-subscriber
 //! channel at 2,000 msg/s for 60 s on Postgres (`--quick`: a tenth of that for 10 s). Its
 //! JSON line goes to `target/bench-many.jsonl`. `--scenario group` (or no `--scenario`) is

@@ -1,5 +1,6 @@
 //! `catchup`: how long a client that missed many messages takes to catch up, and how many bytes
-//! cross the wire (issue 4: 10,000 missed messages, targets ≤ 150 ms and ≤ 1 MB).
+//! cross the wire (10,000 missed messages: targets ≤ 150 ms and ≤ 1 MB; docs/BENCHMARKS.md,
+//! "Client catch-up").
 //!
 //! Against the release `confab-server` on 127.0.0.1 (SQLite, or a fresh Postgres database):
 //! writers create a group and post `--before` messages; the reader — core's `ClientEngine`
@@ -12,8 +13,8 @@
 //! reader's timeline is checked afterwards: every message, in server order, none pending.
 //!
 //! `--conversations N` gives the reader N such conversations, each with `--before` seen and
-//! `--messages` missed (issue 17's phone back after a week: `--conversations 50 --messages
-//! 500`, target ≤ 1 s), caught up on one connection.
+//! `--messages` missed (a phone back after a week: `--conversations 50 --messages 500`,
+//! target ≤ 1 s), caught up on one connection.
 //!
 //! `cargo xtask bench catchup` builds and runs it; it prints a table and one JSON line per
 //! backend (appended to `--json`).
@@ -43,11 +44,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 const TENANT: &str = "acme";
 const READER: &str = "reader";
-/// Issue 4's targets for 10,000 missed messages in one conversation.
+/// The time target for 10,000 missed messages in one conversation.
 const TARGET_MS: f64 = 150.0;
-/// Issue 17's target for a phone back after a week: 50 conversations, 500 missed each.
+/// The target for a phone back after a week: 50 conversations, 500 missed each.
 const WEEK_TARGET_MS: f64 = 1_000.0;
-/// Issue 4's 1 MB per 10,000 missed messages.
+/// 1 MB per 10,000 missed messages.
 const TARGET_BYTES_PER_MESSAGE: u64 = 100;
 
 #[derive(Parser, Debug)]
@@ -590,7 +591,7 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     }))
 }
 
-/// The time target: one conversation (issue 4), or many after a week away (issue 17).
+/// The time target: one conversation, or many after a week away.
 fn target_ms(conversations: usize) -> f64 {
     if conversations > 1 {
         WEEK_TARGET_MS

@@ -1,6 +1,6 @@
-//! `flood`: does rejected work hold up accepted work? (issue 13: "a flood of 10,000 rejected
-//! changes from another account adds ≤ 10 ms to a member's ack p99 in the same
-//! conversation").
+//! `flood`: does rejected work hold up accepted work? (The target: a flood of 10,000
+//! rejected changes from another account adds ≤ 10 ms to a member's ack p99 in the same
+//! conversation; docs/BENCHMARKS.md, "Flood".)
 //!
 //! Against the release `confab-server` on 127.0.0.1 (SQLite, or a fresh Postgres database),
 //! one fresh server per run: a member posts `--rate` messages per second (one change per
@@ -50,7 +50,7 @@ type Sink = SplitSink<Ws, Message>;
 type Stream = SplitStream<Ws>;
 
 const TENANT: &str = "bench";
-/// The issue's target: what a flood may add to the member's ack p99.
+/// The target: what a flood may add to the member's ack p99.
 const TARGET_ADDED_P99_MS: f64 = 10.0;
 /// Member messages sent and acked one by one before the measured run.
 const WARMUP: usize = 20;

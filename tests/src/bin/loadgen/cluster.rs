@@ -1,4 +1,4 @@
-//! `loadgen cluster`: several `confab-server` nodes on one Postgres database (issue 15),
+//! `loadgen cluster`: several `confab-server` nodes on one Postgres database,
 //! behind `cargo xtask bench cluster`.
 //!
 //! Per run it creates a fresh database on 127.0.0.1:5432, starts `--nodes` server processes
@@ -11,8 +11,8 @@
 //! - `delivery`: `--delivery-convs` conversations of three members: the writer on node
 //!   `k`, two readers on the other nodes (on the same node when N = 1). `--rate` msg/s in
 //!   total, paced, one change per frame, for `--seconds`. Reported: send → push at a reader,
-//!   split into same-node and cross-node samples (the issue's target is cross-node p50 ≤ 5
-//!   ms, p99 ≤ 25 ms at 1,000 msg/s).
+//!   split into same-node and cross-node samples (the target is cross-node p50 ≤ 5 ms,
+//!   p99 ≤ 25 ms at 1,000 msg/s).
 //! - `local` (more than one node only): `delivery` with each conversation's members all on
 //!   its writer's node. No push crosses nodes, but every node still gets every commit's
 //!   notification: the cost of a cluster for documents a node does not hold.
@@ -35,9 +35,10 @@
 //! time of each plpgsql commit function (`pg_stat_user_functions`, read after the nodes
 //! have stopped and their backends flushed their counters) and rollbacks (a lost
 //! compare-and-set raises) are measured in place. `--probes` adds two measurements for the
-//! scaling model in docs/BENCHMARKS.md: durable commits/s with and without a NOTIFY as
-//! writers are added (Postgres takes a global lock for the commit of a transaction that
-//! notified), and the database's CPU per notification per listening connection.
+//! scaling model (docs/BENCHMARKS.md, "The ceiling at 10 and 100 nodes"): durable commits/s
+//! with and without a NOTIFY as writers are added (Postgres takes a global lock for the
+//! commit of a transaction that notified), and the database's CPU per notification per
+//! listening connection.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write as _;
@@ -68,7 +69,7 @@ use super::{
     recv_frame, send_frame, subscribe, Dist, Ws, TENANT,
 };
 
-/// The issue's targets for cross-node delivery at 1,000 msg/s paced.
+/// The targets for cross-node delivery at 1,000 msg/s paced (docs/BENCHMARKS.md, "Cluster").
 const TARGET_CROSS_P50_MS: f64 = 5.0;
 const TARGET_CROSS_P99_MS: f64 = 25.0;
 
@@ -225,7 +226,7 @@ struct Cluster {
 
 static RUN_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether the server binary knows `--node-id` (the cluster build of issue 15).
+/// Whether the server binary knows `--node-id` (a build that can run as a cluster node).
 fn has_node_id_flag(bin: &Path) -> bool {
     std::process::Command::new(bin)
         .args(["serve", "--help"])

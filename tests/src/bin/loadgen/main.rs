@@ -34,7 +34,7 @@
 //! on the same two cores as the server and the database, so what it costs is taken from
 //! them: on one thread, the 49 pushes of a message to 49 clients are read in one pass of
 //! the event loop instead of waking worker threads of a pool (at 50 clients paced: load
-//! generator CPU 332 ms instead of ~440 ms per 1,000 messages, docs/BENCHMARKS.md).
+//! generator CPU 332 ms instead of ~440 ms per 1,000 messages; docs/log/2026-11-25-benchmarks.md).
 //!
 //! Messages are written on each client's own replica of the bucket, which never applies the
 //! others' changes: a message creation is a new key with no predecessor, so each change
@@ -88,12 +88,13 @@ type Stream = SplitStream<Ws>;
 
 const TENANT: &str = "bench";
 
-/// The issue's targets (2-core machine, Postgres, durable commits).
+/// The targets (2-core machine, Postgres, durable commits; docs/BENCHMARKS.md, "Server").
 const TARGET_BURST_PER_S: f64 = 10_000.0;
 const TARGET_PACED_P50_MS: f64 = 2.0;
 const TARGET_PACED_P99_MS: f64 = 10.0;
 const TARGET_STORED_BYTES: f64 = 60.0;
-/// Issue 17: the whole database per message after compaction and vacuum, either backend.
+/// The whole database per message after compaction and vacuum, either backend
+/// (docs/BENCHMARKS.md, "Bytes on disk").
 const TARGET_DB_BYTES: f64 = 300.0;
 
 #[derive(Debug, Parser)]

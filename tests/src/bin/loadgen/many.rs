@@ -1,11 +1,11 @@
 //! `loadgen many` (`cargo xtask bench server --scenario many`): what one server carries with
-//! many connections and many conversations at once (issue 17, "Many at once").
+//! many connections and many conversations at once (docs/BENCHMARKS.md, "Many at once").
 //!
 //! One run, on a fresh store (127.0.0.1 only), stopped by itself (`--run-timeout-s`):
 //!
 //! - **Connections and accounts.** Connection `i` authenticates as its own account `m{i}`
 //!   (dev tokens, as the other modes). The channel has more subscribers (10,000) than the
-//!   issue has connections (5,000), so the run opens `max(--connections,
+//!   default run has connections (5,000), so the run opens `max(--connections,
 //!   --channel-subscribers)` connections: the first `--connections` carry the small
 //!   conversations and the group, and every connection up to `--channel-subscribers` is a
 //!   channel subscriber (the extra ones subscribe to the channel only). Both counts are
@@ -76,7 +76,7 @@ use super::{
     recv_frame, send_frame, stop, Dist, Sink, StageMeans, Stream, Ws, TENANT,
 };
 
-/// The issue's targets.
+/// The targets (docs/BENCHMARKS.md, "Many at once").
 const TARGET_SMALL_P99_MS: f64 = 20.0;
 const TARGET_CHANNEL_ALL_P99_MS: f64 = 100.0;
 const TARGET_RSS_MB: f64 = 1024.0;
