@@ -1,6 +1,6 @@
 //! What one user action costs the client engine in a group of 10, 100 and 1,000 members
-//! (issue 17: the same in each; targets, in the wasm package, ≤ 2 ms per send and ≤ 0.1 ms
-//! per `can()`). Native; the wasm run is `open_a_group_and_act` in `wasm/tests/bench.rs`.
+//! (the same in each; the targets, for the wasm package, are in docs/BENCHMARKS.md). Native;
+//! the wasm run is `open_a_group_and_act` in `wasm/tests/bench.rs`.
 //!
 //! The engine holds the group and its newest bucket of 200 messages, accepted
 //! (`confab_testkit::group`), offline. Each op is timed alone, with what it queues drained:

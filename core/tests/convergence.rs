@@ -1,4 +1,5 @@
-//! Convergence under random, racing, partly offline clients (DESIGN §3, §4).
+//! Convergence under random, racing, partly offline clients (docs/POLICY.md,
+//! docs/PROTOCOL.md).
 //!
 //! The property test drives one group conversation (its `conv` document and one message
 //! bucket) through a hub that validates like the server, with six devices:
@@ -464,7 +465,7 @@ struct Client {
     online: bool,
     queue: Vec<Queued>,
     intents: u64,
-    /// Catch-up cursor per document: the last seq pulled (DESIGN §4 "after seq N").
+    /// Catch-up cursor per document: the last seq pulled (docs/PROTOCOL.md, "Catch-up").
     cursors: HashMap<DocId, u64>,
     /// Typed views of the replicas, with the heads they were read at.
     conv_view: Option<(Vec<ChangeHash>, Conversation)>,
