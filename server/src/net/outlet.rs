@@ -6,7 +6,7 @@
 //!
 //! Why: with one task per connection, a message to a group of 50 woke 49 tasks, each
 //! re-framing the same bytes and making its own `send`. Here the unit frames a push once
-//! and makes the 49 `send`s itself (docs/BENCHMARKS.md, "direct pushes").
+//! and makes the 49 `send`s itself (measured: docs/BENCHMARKS.md).
 //!
 //! What the client has not read is counted end to end, not only the backlog: the kernel's
 //! buffers between the two applications (the server's send queue, the client's receive

@@ -2,7 +2,7 @@
 //! the HTTP layer, the connection's reader and its [`Outlet`](super::outlet::Outlet), so a
 //! conversation's unit can write a push straight into the socket of each subscriber: one
 //! non-blocking `send` per subscriber, no task wake-up and no re-framing per connection
-//! (docs/BENCHMARKS.md, "direct pushes").
+//! (measured: docs/BENCHMARKS.md).
 
 use std::io;
 use std::net::SocketAddr;
