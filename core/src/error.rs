@@ -1,4 +1,4 @@
-//! Errors of the domain model: every limit of the seeds has its own stable code.
+//! Errors of the domain model: every limit of the domain has its own stable code.
 
 /// A value that breaks a rule of the domain model (a limit, a format, an enum).
 ///

@@ -104,11 +104,11 @@ id_type!(
     MessageId, "message", ID_MAX_CHARS, ""
 );
 id_type!(
-    /// A platform resource a support thread is bound to (seed 002).
+    /// A platform resource a support thread is bound to.
     ResourceId, "resource", ID_MAX_CHARS, ""
 );
 id_type!(
-    /// A lead of a support thread (seed 002 `relatedLeadId`), the platform's id.
+    /// A lead of a support thread, the platform's id.
     LeadId, "lead", ID_MAX_CHARS, ""
 );
 id_type!(
@@ -116,7 +116,7 @@ id_type!(
     ContactId, "contact", ID_MAX_CHARS, ""
 );
 
-/// The four kinds of document (DESIGN §2).
+/// The four kinds of document (docs/SCHEMA.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DocKind {
     /// A conversation: info, settings, members, pins, read markers, lifecycle.
@@ -398,7 +398,7 @@ pub fn direct_conv_id(tenant: &TenantId, a: &AccountId, b: &AccountId) -> ConvId
     )
 }
 
-/// The one support thread of a client about a resource (seed 002 `uq_conv_client_resource`).
+/// The one support thread of a client about a resource: one per (client, resource) pair.
 pub fn support_conv_id(tenant: &TenantId, client: &AccountId, resource: &ResourceId) -> ConvId {
     hashed_id(
         "s-",

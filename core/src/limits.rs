@@ -1,28 +1,28 @@
-//! Every size limit of the domain, in one place (seed documents in brackets).
+//! Every size limit of the domain, in one place (docs/SCHEMA.md lists them per field).
 
-/// Profile bio (seed 000: 160 characters max).
+/// Profile bio.
 pub const BIO_MAX_CHARS: usize = 160;
 /// Profile status text ("🍵 Working").
 pub const STATUS_MAX_CHARS: usize = 80;
-/// Display names (seed 002: names are 120).
+/// Display names.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 120;
-/// Message body (seed 002: 4000).
+/// Message body.
 pub const BODY_MAX_CHARS: usize = 4000;
-/// Message payload JSON (seed 002: 8000).
+/// Message payload JSON.
 pub const PAYLOAD_MAX_BYTES: usize = 8000;
 /// Media caption.
 pub const CAPTION_MAX_CHARS: usize = 1024;
-/// Conversation title (seed 002 resource title: 200).
+/// Conversation title (a support thread's is its resource's title).
 pub const TITLE_MAX_CHARS: usize = 200;
 /// Conversation description.
 pub const DESCRIPTION_MAX_CHARS: usize = 2000;
 /// URLs (avatars, backgrounds, attachment references).
 pub const URL_MAX_CHARS: usize = 2048;
-/// Ids of accounts, conversations, messages, resources (seed 002: 64).
+/// Ids of accounts, conversations, messages, resources.
 pub const ID_MAX_CHARS: usize = 64;
 /// Tenant ids.
 pub const TENANT_MAX_CHARS: usize = 64;
-/// Members of a group (seed 001: 2-1000).
+/// Members of a group.
 pub const GROUP_MAX_MEMBERS: usize = 1000;
 /// Unanswered join requests one conversation holds (`requests_full`): strangers cannot grow
 /// a conversation document, which every member syncs, without bound.
@@ -33,7 +33,7 @@ pub const MENTIONS_MAX: usize = 100;
 pub const ATTACHMENTS_MAX: usize = 20;
 /// One reaction (an emoji or short code).
 pub const REACTION_MAX_BYTES: usize = 32;
-/// Per-member nickname (seed 003 display_name).
+/// Per-member nickname (a member's display name in one conversation).
 pub const NICKNAME_MAX_CHARS: usize = 120;
 /// Contact nickname.
 pub const CONTACT_NICKNAME_MAX_CHARS: usize = 120;
@@ -47,7 +47,7 @@ pub const SUGGESTED_SLOTS_MAX: usize = 10;
 pub const DRAFT_MAX_CHARS: usize = BODY_MAX_CHARS;
 /// Pinned messages in one conversation.
 pub const PINS_MAX: usize = 100;
-/// Deepest sub-room nesting a conversation may configure (seed 003 default: 8).
+/// Deepest sub-room nesting a conversation may configure; also the default.
 pub const SUBROOM_DEPTH_MAX: u32 = 8;
 /// Longest slow mode.
 pub const SLOW_MODE_MAX_SECONDS: u32 = 24 * 3600;
@@ -55,7 +55,7 @@ pub const SLOW_MODE_MAX_SECONDS: u32 = 24 * 3600;
 pub const RETENTION_MAX_DAYS: u32 = 36_500;
 /// How far ahead of server time a message's client clock may be (ms).
 pub const MAX_CLOCK_AHEAD_MS: i64 = 3600 * 1000;
-/// Preview length of the last message (seed 001: first 100 chars).
+/// Preview length of the last message: its first characters.
 pub const PREVIEW_CHARS: usize = 100;
 /// Ops in one change to a message bucket, a profile or a private document. One intent is one
 /// change: a message with every field is under 20 ops, a reaction or a preference one or two.

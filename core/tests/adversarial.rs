@@ -1,4 +1,4 @@
-//! Adversarial changes (DESIGN §3, §4) against the in-memory acceptor. The cases are the
+//! Adversarial changes (docs/POLICY.md) against the in-memory acceptor. The cases are the
 //! attack table of `confab-testkit` (`confab_testkit::attack`), which the wire suite
 //! (`tests/tests/attacks.rs`) runs against the real server too: every case is a change crafted
 //! with the automerge crate directly and submitted to a `Hub` as a client would. Each must be

@@ -1225,7 +1225,7 @@ fn lifecycle_of(peer: &Peer, conv: &ConvId) -> confab_core::model::conversation:
         .state
 }
 
-/// Seed 002: a new message reopens an archived conversation, written by the sender's device
+/// A new message reopens an archived conversation, written by the sender's device
 /// with the message. Two members who both write while offline both reopen it: the later
 /// reopen finds it active and is accepted too, so nothing ends rejected.
 #[test]
@@ -1402,7 +1402,7 @@ fn a_support_thread_is_named_when_opened_stamps_messages_and_closes_its_lead() {
     assert_eq!(lifecycle.reason.as_deref(), Some("signed"));
 }
 
-/// Delivery markers without the app asking (docs/SCHEMA.md, "Receipts"): a device that
+/// Delivery markers without the app asking (docs/SCHEMA.md, "Delivery markers"): a device that
 /// receives messages of others marks the newest delivered by itself, once per burst and
 /// at most once per interval per conversation, never for its account's own messages, and
 /// not when the host turned it off.

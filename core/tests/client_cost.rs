@@ -1,5 +1,5 @@
-//! What a user action costs the client engine, counted rather than timed (issue 17; the
-//! times are in `cargo xtask bench client`): sending, reacting, editing and asking the policy
+//! What a user action costs the client engine, counted rather than timed (the times are in
+//! `cargo xtask bench client`): sending, reacting, editing and asking the policy
 //! never read the member list, and a message's change does not grow with the group. Also
 //! that the cached view the policy reads follows every change of the document.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

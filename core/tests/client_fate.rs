@@ -907,7 +907,7 @@ fn a_restart_keeps_waiting_intents_waiting() {
         .all(|id| world.client.engine.status(*id).is_none()));
 }
 
-/// The outage of issue 13 in simulated time: 50 messages a second, every submit answered
+/// A storage outage in simulated time: 50 messages a second, every submit answered
 /// `unavailable` (retry_after_ms 1000) for 10 s. No message is rejected or left behind, the
 /// client does not flood the failing server (held intents wait behind the first failure and
 /// each round batches them), and the backlog drains with the first round after the outage.

@@ -1,4 +1,4 @@
-//! What a timeline costs the client engine, counted (issue 16): asking again after no change
+//! What a timeline costs the client engine, counted: asking again after no change
 //! reads nothing, a change re-reads only the messages it touched (never the whole bucket),
 //! and the cached items follow every change as a full read shows them (a send pending, its
 //! ack accepted with its seq, pushes, reactions, edits, deletions, a rejection).

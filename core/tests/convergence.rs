@@ -1,4 +1,5 @@
-//! Convergence under random, racing, partly offline clients (DESIGN §3, §4).
+//! Convergence under random, racing, partly offline clients (docs/POLICY.md,
+//! docs/PROTOCOL.md).
 //!
 //! The property test drives one group conversation (its `conv` document and one message
 //! bucket) through a hub that validates like the server, with six devices:
@@ -17,7 +18,7 @@
 //! may still be stale: they only catch up on `sync`, on coming online or after a
 //! rejection); offline devices queue and submit in order when they come back, then catch
 //! up from their seq cursor. On a rejection a device drops what it wrote and rebuilds the
-//! document from the hub's accepted changes (§4). Intents that make no sense on the local
+//! document from the hub's accepted changes. Intents that make no sense on the local
 //! replica (editing when one has no message, unpinning nothing, adding an active member,
 //! marking read what is already read) are not offered, like a UI would not; an intent that
 //! writes nothing (Automerge 0.12 drops a put of the value a key already holds) submits
@@ -464,7 +465,7 @@ struct Client {
     online: bool,
     queue: Vec<Queued>,
     intents: u64,
-    /// Catch-up cursor per document: the last seq pulled (DESIGN §4 "after seq N").
+    /// Catch-up cursor per document: the last seq pulled (docs/PROTOCOL.md, "Catch-up").
     cursors: HashMap<DocId, u64>,
     /// Typed views of the replicas, with the heads they were read at.
     conv_view: Option<(Vec<ChangeHash>, Conversation)>,
@@ -1111,8 +1112,8 @@ fn step(device: usize, intent: Intent) -> Step {
     Step { device, intent }
 }
 
-/// The story of the issue through the property's machinery: Bob writes offline, is removed
-/// meanwhile, and his changes are refused while everybody else's go through.
+/// A member removed while offline, through the property's machinery: Bob writes offline, is
+/// removed meanwhile, and his changes are refused while everybody else's go through.
 #[test]
 fn scripted_removal_of_an_offline_member() {
     let bob = 2; // index of "bob" in ACCOUNTS

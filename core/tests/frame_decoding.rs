@@ -1,7 +1,7 @@
-//! No network input panics the core (DESIGN §4: "every frame fuzzed"). On stable Rust, in normal
-//! CI: proptest properties over random and mutated bytes for the frame decoders, the session
-//! state machine and change validation, round trips of well-formed frames, and explicit
-//! regression cases for hostile CBOR. Each must end in a clean error, never a panic.
+//! No network input panics the core (every frame decoder is also fuzzed: fuzz/README.md). On
+//! stable Rust, in normal CI: proptest properties over random and mutated bytes for the frame
+//! decoders, the session state machine and change validation, round trips of well-formed
+//! frames, and explicit regression cases for hostile CBOR. Each must end in a clean error, never a panic.
 //! The coverage-guided fuzz targets live in `fuzz/` (nightly, `cargo +nightly fuzz run ...`);
 //! crash inputs they find are kept here as inline byte arrays.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,4 +1,4 @@
-//! The policy of DESIGN §3, rule by rule, against `policy::check` directly.
+//! The policy of docs/POLICY.md, rule by rule, against `policy::check` directly.
 //!
 //! Every test builds `Conversation` values by hand (no Automerge) and runs tables of cases:
 //! each case says whether the policy allows it or which `DenyCode` it denies it with. Every
@@ -969,8 +969,8 @@ fn overrides_replace_role_defaults_both_ways() {
     ]);
 }
 
-/// DESIGN §3: overrides replace role defaults, and "the author or a holder of delete-any
-/// deletes". A member granted `can_delete_messages` holds delete-any.
+/// Overrides replace role defaults, and the author or a holder of delete rights deletes
+/// (docs/POLICY.md, "Rules"). A member granted `can_delete_messages` holds delete rights.
 #[test]
 fn a_delete_override_lets_a_member_delete_any_message() {
     let c = with_override(group(), "member", Permission::DeleteMessages, true);
@@ -988,7 +988,7 @@ fn a_delete_override_lets_a_member_delete_any_message() {
     ]);
 }
 
-/// DESIGN §3: overrides replace role defaults and settings only narrow them, so an explicit
+/// Overrides replace role defaults and settings only narrow them, so an explicit
 /// `can_change_info = false` takes info edits away whatever the info edit policy says.
 #[test]
 fn design_change_info_override_false_takes_info_edits_away() {
@@ -1464,7 +1464,7 @@ fn system_conversations_and_messages_come_from_service_accounts() {
     ]);
 }
 
-/// DESIGN §3 and docs/POLICY.md: a system conversation's messages are written only by service
+/// docs/POLICY.md: a system conversation's messages are written only by service
 /// accounts. The service account that created one (its owner) may write any kind of message
 /// there, not only `system` ones; users may not.
 #[test]
@@ -3260,7 +3260,7 @@ fn blocked_direct(who: &str) -> Conversation {
     with_member(direct(), who, |m| m.blocked = true)
 }
 
-/// Seed 003 `is_locked`: nothing new from anyone, owner and services included; deleting
+/// Locked: nothing new from anyone, owner and services included; deleting
 /// messages, settings (unlocking) and membership go on.
 #[test]
 fn a_locked_conversation_takes_no_new_content_until_unlocked() {
@@ -3331,7 +3331,7 @@ fn a_locked_conversation_takes_no_new_content_until_unlocked() {
     assert_eq!(run(&group(), "member", &text("member")), Ok(()));
 }
 
-/// Seed 001: only the owner deletes; a deleted conversation takes nothing more, from anyone;
+/// Only the owner deletes; a deleted conversation takes nothing more, from anyone;
 /// only its members are told why.
 #[test]
 fn only_the_owner_deletes_and_a_deleted_conversation_is_final() {
@@ -3397,7 +3397,7 @@ fn only_the_owner_deletes_and_a_deleted_conversation_is_final() {
     );
 }
 
-/// Seed 003 `is_blocked`: either member of a direct conversation blocks; then neither posts,
+/// Blocked: either member of a direct conversation blocks; then neither posts,
 /// edits, reacts or answers there; only the blocker clears it; groups have no blocks.
 #[test]
 fn a_block_in_a_direct_conversation_stops_both_sides_until_cleared() {

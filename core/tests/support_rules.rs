@@ -1,4 +1,4 @@
-//! Support threads after their creation (seed 002; docs/POLICY.md, "Support threads")
+//! Support threads after their creation (docs/POLICY.md, "Support threads")
 //! against `policy::check` and `policy::support`: sender stamps derived from the thread and
 //! refused when forged, the title and names set once by either party when the thread is
 //! opened, and the lead's closure. The acceptor's side is the attack table's
@@ -321,7 +321,7 @@ fn the_lead_is_closed_with_an_outcome_by_the_owners_side() {
     for (label, c, author, effect, want) in table {
         assert_eq!(code(run(c, &user(author), &effect)), want, "{label}");
     }
-    // The outcome values are seed 002's.
+    // The outcome values are the platform's.
     assert_eq!(
         LeadOutcome::parse("closed_won").unwrap(),
         LeadOutcome::ClosedWon

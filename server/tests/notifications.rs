@@ -1,4 +1,4 @@
-//! The notification feed (issue 19, docs/NOTIFICATIONS.md) over REST on the production
+//! The notification feed (docs/NOTIFICATIONS.md) over REST on the production
 //! router, on both backends: who is notified of mentions, replies, direct messages,
 //! proposals and join requests (never the author, never a non-member), each member's
 //! notification level and mute, the unread count, pages by cursor, marking read, a

@@ -620,7 +620,7 @@ async fn proposals_in_a_support_thread() {
     let id = conv["id"].as_str().expect("id").to_owned();
     let messages = format!("/v1/conversations/{id}/messages");
 
-    // The client asks, the service proposes (seed 002 payload), the client may not propose.
+    // The client asks, the service proposes (a proposal payload), the client may not propose.
     let ask = s
         .post(&messages, &client, json!({"body": "Can I visit?"}))
         .await;
@@ -926,7 +926,7 @@ async fn openapi_describes_every_endpoint() {
 
 const SETTINGS: &str = "/v1/conversations/ops/settings";
 
-/// Seed 003 `is_locked`, seed 001 `deleted_at`, and the permission question for outside
+/// Lock, delete, and the permission question for outside
 /// services, through REST as an integration uses them.
 #[tokio::test]
 async fn lock_delete_and_the_permission_question() {

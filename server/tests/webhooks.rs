@@ -1,4 +1,4 @@
-//! Push webhooks (issue 19, docs/OPERATIONS.md "Push webhooks") against a real HTTP
+//! Push webhooks (docs/OPERATIONS.md, "Push webhooks") against a real HTTP
 //! receiver on 127.0.0.1: a notification for an account with no connected client is
 //! posted with a signature the receiver checks (and a wrong secret fails the check); while
 //! the receiver is gone, or too slow to answer within the timeout, the delivery is retried

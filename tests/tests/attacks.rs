@@ -1,4 +1,4 @@
-//! The attack suite over the wire (DESIGN §3–§5).
+//! The attack suite over the wire (docs/POLICY.md).
 //!
 //! The attack cases are one table (`confab_testkit::attack`), shared with the in-memory suite
 //! (`core/tests/adversarial.rs`): each is crafted the same way — a raw Automerge transaction on

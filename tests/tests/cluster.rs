@@ -1,4 +1,5 @@
-//! A cluster of server nodes on one Postgres (issue 15), with real processes on 127.0.0.1:
+//! A cluster of server nodes on one Postgres (docs/OPERATIONS.md, "Running a cluster"), with
+//! real processes on 127.0.0.1:
 //!
 //! - `three_nodes_converge`: six native clients of one group, two per node, all write; every
 //!   client ends with every message in one timeline, in the same server order.

@@ -390,7 +390,8 @@ async fn removed_member_offline(backend: Backend) {
         assert_rejected(&answers[0], &queued[0], &["member_inactive", "not_member"]),
         "member_inactive"
     );
-    // The rest build on her first change, so they are orphans now (DESIGN §4: never queued).
+    // The rest build on her first change, so they are orphans now (a change whose dependency
+    // is not accepted is never queued: docs/POLICY.md, `missing_dependency`).
     for (a, c) in answers.iter().zip(&queued).skip(1) {
         assert_rejected(
             a,
@@ -398,7 +399,7 @@ async fn removed_member_offline(backend: Backend) {
             &["member_inactive", "not_member", "missing_dependency"],
         );
     }
-    // The client rebases (DESIGN §4): it drops the rejected changes, rebuilds every
+    // The client rebases: it drops the rejected changes, rebuilds every
     // remaining intent on the server-accepted state and resubmits; each intent then ends
     // rejected for the removal itself.
     let rebuilt: Vec<Change> = intents

@@ -1,4 +1,4 @@
-//! Support threads as seed 002 has them, through the real server binary on SQLite and
+//! Support threads, through the real server binary on SQLite and
 //! Postgres (docs/POLICY.md, "Support threads"): opened over REST with the resource title
 //! and the client's and owner's names, messages stamped with the sender's role and name
 //! (by REST and by a device) and a forged stamp refused, and the lead closed won with a

@@ -130,7 +130,7 @@ impl ConfabClient {
             };
             let out = run(&rt, vec![intent], result.clone()).await?;
             open_conversation(&rt, &conv, DEFAULT_OPEN_LIMIT).await?;
-            // The names seed 002 denormalizes, written where the thread has none yet.
+            // The title and names the platform gives, written where the thread has none yet.
             if input.title.is_some() || input.client_name.is_some() || input.owner_name.is_some() {
                 let name = Intent::NameSupport {
                     conv: conv.clone(),
@@ -267,7 +267,7 @@ impl ConfabClient {
     }
 
     /// Moves your delivery marker to `message` (default: the newest message): this device
-    /// holds the conversation up to there (seed 000 `delivered_at`). Others see it in
+    /// holds the conversation up to there. Others see it in
     /// `conversation(conv).delivered`.
     #[wasm_bindgen(js_name = markDelivered, unchecked_return_type = "Promise<IntentResult>")]
     pub fn mark_delivered(&self, conv: String, message: Option<String>) -> Promise {
@@ -291,7 +291,7 @@ impl ConfabClient {
     }
 
     /// Closes a support thread with its lead's outcome (`closed_won` or `closed_lost`) and
-    /// an optional reason (seed 002 "Finalize"); the owner's side only.
+    /// an optional reason; the owner's side only.
     #[wasm_bindgen(js_name = closeLead, unchecked_return_type = "Promise<IntentResult>")]
     pub fn close_lead(
         &self,
@@ -311,7 +311,7 @@ impl ConfabClient {
         })
     }
 
-    /// Names the lead a support thread is about now (seed 002 `relatedLeadId`); messages
+    /// Names the lead a support thread is about now; messages
     /// written after it carry it.
     #[wasm_bindgen(js_name = setLead, unchecked_return_type = "Promise<IntentResult>")]
     pub fn set_lead(&self, conv: String, lead: String) -> Promise {

@@ -1,4 +1,4 @@
-//! Proposals (seed 002): sending one, and answering one (its status moves and a
+//! Proposals: sending one, and answering one (its status moves and a
 //! `proposal_response` message goes out).
 
 use confab_core::client::Intent;
@@ -15,7 +15,7 @@ use crate::types::{IntentResult, MessageInput, ProposalInput, ResponseInput};
 
 #[wasm_bindgen]
 impl ConfabClient {
-    /// Sends a proposal (seed 002): a `proposal` message carrying the payload.
+    /// Sends a proposal: a `proposal` message carrying the payload.
     #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
     pub fn propose(
         &self,

@@ -1,7 +1,7 @@
 //! The runtime's queue of store writes, loads and frames, in the engine's order, and the rule
 //! for when a write may begin before the jobs ahead of it are done.
 //!
-//! The guarantee kept (issue 16): **a frame leaves only after every write queued before it has
+//! The guarantee kept: **a frame leaves only after every write queued before it has
 //! committed** — in particular its own intent's writes. This device's Automerge actor is kept
 //! across reloads (`startup`), so a change that was sent but not stored could be made again
 //! after a crash with the same actor and seq and different content, which the server and

@@ -373,7 +373,7 @@ impl IdbStore {
         }
         // Commit now rather than after the page's main thread has dispatched every request's
         // success event (on a busy page it gets to them late, and the frames behind this
-        // write wait for the commit; issue 16). Older browsers without `commit()` auto-commit
+        // write wait for the commit). Older browsers without `commit()` auto-commit
         // (web-sys marks it deprecated; Chromium 76+, Firefox 74+ and Safari 15+ have it).
         #[allow(deprecated)]
         let _ = tx.commit();

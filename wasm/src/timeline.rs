@@ -1,4 +1,4 @@
-//! `timeline()`'s and `conversation()`'s JavaScript objects, kept between calls (issue 16):
+//! `timeline()`'s and `conversation()`'s JavaScript objects, kept between calls:
 //! an item that did not change since the previous call is returned as the same object, so a
 //! page finds what a push changed by identity (`===`) instead of comparing every item's
 //! content, and only the changed items cross the wasm boundary again. Converting every item

@@ -1,4 +1,4 @@
-//! The store queue's ordering on IndexedDB (issue 16): a write begins at once, while the
+//! The store queue's ordering on IndexedDB: a write begins at once, while the
 //! transaction before it is still in flight, and a frame still leaves only after the
 //! transaction holding its change committed. Watched from the page: the test wraps
 //! `IDBDatabase.transaction`, `IDBObjectStore.put` and `WebSocket.send` and logs, in one

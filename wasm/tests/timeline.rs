@@ -1,4 +1,4 @@
-//! `timeline()` keeps the object of an unchanged item (issue 16): a page finds what a push
+//! `timeline()` keeps the object of an unchanged item: a page finds what a push
 //! changed by identity instead of comparing every item, and only changed items are
 //! converted again.
 #![cfg(target_family = "wasm")]

@@ -59,7 +59,7 @@ let asked;
 
 /** `query()`, asked once per redraw: the views that want the same answer (the list and the
  * open conversation both want the summaries, ...) cross into wasm once, which is what a
- * query costs (issue 16). Outside a redraw (a click, an event) it is asked each time. The
+ * query costs. Outside a redraw (a click, an event) it is asked each time. The
  * answer is shared: treat it as read-only. */
 export function once(key, query) {
   if (!asked) return query();

@@ -19,7 +19,7 @@ import {
 } from "./harness.mjs";
 
 const TEST_MS = 120_000;
-/** The promise: the header tells the truth within this. */
+/** The page's promise: the header tells the truth within this. */
 const KNOW_MS = 5_000;
 let server;
 let browser;

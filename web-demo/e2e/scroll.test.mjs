@@ -1,6 +1,6 @@
 // The timeline's place while messages arrive: at the bottom it follows the newest message;
 // scrolled up to read, it stays where the reader is (the view keeps "at the bottom" from
-// scroll events instead of reading the layout on every redraw, issue 16).
+// scroll events instead of reading the layout on every redraw).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { bodies, createGroup, launchBrowser, openConversation, openUser, say, startServer, until } from "./harness.mjs";

@@ -1,4 +1,4 @@
-// A support thread's lead (seed 002 "Finalize"): the owner closes it with its outcome, reason
+// A support thread's lead: the owner closes it with its outcome, reason
 // and lead id from the header, the client may not, and both see the outcome.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";

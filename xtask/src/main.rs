@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: the project's scripted jobs. Each installs what it needs.
 //!
-//! - `test`: everything CI checks (format, lints on host and wasm32, tests, the wasm package
-//!   in headless Chromium and in Node, the web demo's browser tests, wasm32 build).
+//! - `test`: everything CI checks (commit subjects, format, lints on host and wasm32, tests,
+//!   the wasm package in headless Chromium and in Node, the web demo's browser tests, wasm32
+//!   build).
 //! - `ci`: `test` as CI runs it (same thing; kept for symmetry with `.ci/run`).
 //! - `bench [core]`: criterion benchmarks; numbers land in `target/criterion`.
 //! - `bench client`: the client engine's send, react, edit and policy verdict in groups of
@@ -16,6 +17,7 @@
 //! - `bench browser`: send → shown latency between two Chromium pages of the web demo.
 //! - `wasm [test [--bench] [--no-browser] [--no-node]]`: the npm package in wasm/pkg, and its tests.
 //! - `demo [--listen ADDR]`: the web demo on a local server; `demo e2e`: its browser tests.
+//! - `hooks`: installs the commit-msg hook that refuses a subject over 72 characters.
 
 mod bench;
 mod bench_browser;
@@ -23,6 +25,7 @@ mod bench_cluster;
 mod bench_e2e;
 mod bench_peers;
 mod bench_server;
+mod commits;
 mod demo;
 mod wasm;
 
@@ -55,9 +58,10 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(&args[1..]),
         Some("wasm") => wasm::build(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("hooks") => commits::install_hook(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|cluster|browser|peers]|wasm [test]|demo [e2e]>"
+                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|cluster|browser|peers]|wasm [test]|demo [e2e]|hooks>"
             );
             bail!("unknown task {:?}", args.first())
         }
@@ -98,6 +102,8 @@ pub fn ensure_wasm_target() -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    // First, and cheap: the subjects of the commits since the convention started.
+    commits::check()?;
     ensure_wasm_target()?;
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     run(

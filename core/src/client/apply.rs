@@ -250,7 +250,7 @@ pub fn write_to(
     Ok(wrote.is_some())
 }
 
-/// The policy's verdict on `intent`, from the client's own state (DESIGN §3: a well-behaved
+/// The policy's verdict on `intent`, from the client's own state (docs/POLICY.md: a well-behaved
 /// client only meets a denial in a race).
 pub fn check(
     intent: &Intent,

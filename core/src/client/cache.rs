@@ -1,5 +1,5 @@
 //! The conversation as the policy reads it, cached per conversation document: O(1) in the
-//! group's size per intent and per `verdict` (issue 17).
+//! group's size per intent and per `verdict`.
 //!
 //! Reading a whole conversation costs ~90 µs per member natively (1,000 members: ~90 ms),
 //! and every intent used to do it up to four times. The policy needs much less: `meta`,
@@ -233,7 +233,7 @@ impl ClientEngine {
     }
 
     /// `intent` as written: a message into a support thread carries the sender stamps the
-    /// thread gives this account now (seed 002; the acceptor refuses any other). `None`:
+    /// thread gives this account now (the acceptor refuses any other). `None`:
     /// written as it is.
     pub(super) fn stamped(&self, intent: &Intent) -> Option<Intent> {
         let Intent::Send { conv, message } = intent else {

@@ -1,4 +1,4 @@
-//! Delivery markers the engine writes by itself (seed 000 `delivered_at`, the ✓✓ of a
+//! Delivery markers the engine writes by itself (a message's "delivered", the ✓✓ of a
 //! chat): when messages of others arrive from the server, the device moves its account's
 //! `members/<account>/delivered` to the newest of them, without the app asking. Every
 //! host gets it, since it lives here and not in one runtime.

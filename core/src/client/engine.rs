@@ -422,7 +422,7 @@ impl ClientEngine {
         Ok(id)
     }
 
-    /// Seed 002: a new message reopens an archived conversation. The reopen is written by
+    /// A new message reopens an archived conversation. The reopen is written by
     /// the sender's device (no side effect on the server), when its policy allows it.
     fn reopen_for(&self, intent: &Intent, now: i64) -> Option<Intent> {
         let Intent::Send { conv, .. } = intent else {

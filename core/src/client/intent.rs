@@ -1,5 +1,5 @@
 //! User intents as data: what the outbox keeps, so a rejected change can be dropped and the
-//! intents after it re-applied on the accepted state (DESIGN §4).
+//! intents after it re-applied on the accepted state: a rejection loses no other intent.
 
 use serde::{Deserialize, Serialize};
 
@@ -73,13 +73,13 @@ pub enum Intent {
         conv: ConvId,
         message: MessageId,
     },
-    /// Moves the account's delivery marker (seed 000 `delivered_at`): the device holds
-    /// the conversation up to `message`.
+    /// Moves the account's delivery marker (docs/SCHEMA.md, "Delivery markers"): the device
+    /// holds the conversation up to `message`.
     MarkDelivered {
         conv: ConvId,
         message: MessageId,
     },
-    /// Support threads (seed 002): the title and names the platform gives the thread,
+    /// Support threads: the title and names the platform gives the thread,
     /// written where the thread has none yet (the client or the owner, when opening it).
     NameSupport {
         conv: ConvId,

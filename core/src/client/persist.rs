@@ -297,7 +297,7 @@ impl ClientEngine {
     /// When `seq` is the next one after the cursor, the ack *is* that seq arriving in order:
     /// the cursor moves and the change is stored as an accepted change, so the server's push
     /// of it to this connection (it pushes to the writer too) is skipped as held already — no
-    /// second store write per message sent (issue 16). After a gap it is kept as an ack record
+    /// second store write per message sent. After a gap it is kept as an ack record
     /// until its seq arrives in order. A change held already (its push came first, or a
     /// catch-up brought it) is stored under its own seq; its ack may carry another one (a
     /// resubmitted change folded into a server snapshot is acked with the snapshot's seq), so

@@ -257,7 +257,7 @@ impl ClientEngine {
         // This device's own changes pushed before their ack (the server pushes to sockets
         // as it commits, and the writer's ack follows on its connection's own path): the
         // push is their acceptance, as durable as an ack, so the ack finds nothing left to
-        // do (one store write per message sent, not two; issue 16).
+        // do (one store write per message sent, not two).
         for hash in own {
             if let Some((entry, index)) = self.find(doc, &hash.0) {
                 self.retry_attempt = 0;

@@ -1,5 +1,4 @@
-//! A message bucket's part of a timeline, cached per bucket document and patched per change
-//! (issue 16).
+//! A message bucket's part of a timeline, cached per bucket document and patched per change.
 //!
 //! A page asks for the timeline after every change, and reading a bucket out of Automerge
 //! costs in proportion to its messages (~6 ms at 420 in the browser; a busy day's bucket

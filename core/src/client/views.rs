@@ -1,6 +1,7 @@
-//! Derived views (DESIGN §6): timelines in server order, the conversation list, profiles, the
-//! account's private document, cursors. Computed from the documents on every call, never
-//! stored (DESIGN §2: derived values would conflict).
+//! Derived views: timelines in server order, the conversation list, profiles, the account's
+//! private document, cursors. Computed from the documents on every call, never stored: a
+//! stored derived value (an unread count, a preview) would be one more shared key that
+//! devices write concurrently and that conflicts.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

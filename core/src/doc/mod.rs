@@ -1,4 +1,4 @@
-//! The typed model mapped onto Automerge documents (DESIGN §2).
+//! The typed model mapped onto Automerge documents (layout: docs/SCHEMA.md).
 //!
 //! Every document starts with a deterministic genesis change built from its id alone, so two
 //! devices that create the same document offline share its top-level maps. The layout of each

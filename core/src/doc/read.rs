@@ -429,7 +429,7 @@ pub fn has_message(doc: &Automerge, id: &MessageId) -> bool {
 }
 
 /// Every message of a bucket with reactions, in (created_at, id) order. The engine reorders
-/// by server sequence (DESIGN §2 timeline order).
+/// by server sequence: the timeline is in the server's acceptance order on every device.
 pub fn read_messages(doc: &Automerge) -> Vec<Message> {
     let Some(messages) = get_map(doc, &ROOT, MESSAGES) else {
         return Vec::new();

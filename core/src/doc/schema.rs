@@ -37,7 +37,7 @@ pub mod keys {
     pub const AVATAR: &str = "avatar";
     pub const THEME_COLOR: &str = "theme_color";
     pub const THEME_BACKGROUND: &str = "theme_background";
-    /// Support threads (seed 002 `clientName`, `ownerName`).
+    /// Support threads: the names of the client and the owner.
     pub const CLIENT_NAME: &str = "client_name";
     pub const OWNER_NAME: &str = "owner_name";
 
@@ -75,7 +75,7 @@ pub mod keys {
     pub const BY: &str = "by";
     pub const AT: &str = "at";
     pub const STATE: &str = "state";
-    /// Support threads: the lead's closure and the lead (seed 002 "Finalize").
+    /// Support threads: the lead's closure and the lead.
     pub const OUTCOME: &str = "outcome";
     pub const REASON: &str = "reason";
     pub const LEAD: &str = "lead";
@@ -94,7 +94,7 @@ pub mod keys {
     pub const SCHEDULED_AT: &str = "scheduled_at";
     pub const EDITED_AT: &str = "edited_at";
     pub const DELETED_AT: &str = "deleted_at";
-    /// Support threads (seed 002 `senderRole`, `senderName`, `relatedLeadId`).
+    /// Support threads: a message's sender stamps (role, name, lead).
     pub const SENDER_ROLE: &str = "sender_role";
     pub const SENDER_NAME: &str = "sender_name";
     pub const RELATED_LEAD: &str = "related_lead";

@@ -1,4 +1,5 @@
-//! One user intent = one Automerge transaction, tagged with the intent (DESIGN §2).
+//! One user intent = one Automerge transaction, tagged with the intent (docs/SCHEMA.md,
+//! "Changes").
 //!
 //! These functions write exactly the shapes that `validate` accepts; a client runs `policy`
 //! before calling them. Time is always a parameter: core never reads a clock.
@@ -200,7 +201,7 @@ pub fn direct_creation_change(
     Ok((doc_id, change))
 }
 
-/// The creation change of a client's support thread about a resource (seed 002).
+/// The creation change of a client's support thread about a resource.
 pub fn support_creation_change(
     tenant: &TenantId,
     link: &ResourceLink,
@@ -488,7 +489,7 @@ pub fn set_lifecycle(
     })
 }
 
-/// Closes a support thread with its lead's outcome (seed 002 "Finalize"): the state, who
+/// Closes a support thread with its lead's outcome (won or lost): the state, who
 /// and when, the outcome and the reason (empty: none) in one change.
 pub fn close_lead(
     doc: &mut Automerge,
@@ -511,7 +512,7 @@ pub fn close_lead(
     })
 }
 
-/// Names the lead a support thread is about now (seed 002 `relatedLeadId`).
+/// Names the lead a support thread is about now.
 pub fn set_lead(
     doc: &mut Automerge,
     tag: &IntentTag,

@@ -1,4 +1,4 @@
-//! Accounts and their public profile (seed 000 "Accounts").
+//! Accounts and their public profile.
 
 use crate::error::{check_chars, ModelError};
 use crate::limits::{BIO_MAX_CHARS, DISPLAY_NAME_MAX_CHARS, STATUS_MAX_CHARS};
@@ -6,7 +6,7 @@ use crate::model::conversation::str_enum;
 pub use crate::model::url::{validate_url_with, UrlRule};
 
 str_enum!(
-    /// What kind of communication identity an account is (seed 000 `type`).
+    /// What kind of communication identity an account is.
     AccountKind, "kind" {
         /// A person's own account.
         Personal = "personal",
@@ -26,7 +26,7 @@ pub struct Profile {
     pub display_name: String,
     /// A reference (URL) to the avatar image, never the bytes.
     pub avatar: Option<String>,
-    /// Short public description (seed 000: 160 characters max).
+    /// Short public description (at most 160 characters).
     pub bio: Option<String>,
     /// Current emoji/text status, e.g. "🍵 Working".
     pub status: Option<String>,

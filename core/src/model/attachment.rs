@@ -1,4 +1,4 @@
-//! Attachment references, mentions and reactions of messages (seed 000 "Messages").
+//! Attachment references, mentions and reactions of messages.
 //!
 //! A message stores attachments and mentions as JSON text; attachments are references (URLs)
 //! to files kept elsewhere, never the bytes.

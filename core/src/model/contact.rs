@@ -1,4 +1,4 @@
-//! Address-book entries of an account's private document (seed 000 "Contacts").
+//! Address-book entries of an account's private document (docs/CONTACTS.md).
 
 use crate::error::{check_chars, ModelError};
 use crate::ids::AccountId;
@@ -9,7 +9,7 @@ use crate::model::conversation::str_enum;
 pub const E164_MAX_DIGITS: usize = 15;
 
 str_enum!(
-    /// What a contact is (seed 000 `ContactType`).
+    /// What a contact is.
     ContactKind, "kind" {
         Person = "person",
         Service = "service",
@@ -18,7 +18,7 @@ str_enum!(
 );
 
 /// One contact. At least one of `phone`, `email`, `account` says who it is; a linked
-/// `account` is the preferred way (seed 000).
+/// `account` is the preferred way.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Contact {
     pub kind: ContactKind,

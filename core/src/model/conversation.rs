@@ -1,4 +1,5 @@
-//! Conversations, members, roles, permissions and settings (seeds 001 and 003).
+//! Conversations, members, roles, permissions and settings (docs/SCHEMA.md, "`conv`";
+//! who may change them: docs/POLICY.md).
 
 use std::collections::BTreeMap;
 
@@ -32,7 +33,8 @@ macro_rules! str_enum {
 pub(crate) use str_enum;
 
 str_enum!(
-    /// What a conversation is (seed 003 types plus seed 002's resource support thread).
+    /// What a conversation is: direct, group, channel, thread, system, or a client's support
+    /// thread about a resource.
     ConvKind, "kind" {
         Direct = "direct",
         Group = "group",
@@ -88,7 +90,7 @@ impl Role {
 }
 
 str_enum!(
-    /// Granular permissions (seed 001 `permissions`); each can be overridden per member.
+    /// Granular permissions; each can be overridden per member.
     Permission, "permission" {
         SendMessages = "can_send_messages",
         SendMedia = "can_send_media",
@@ -101,7 +103,7 @@ str_enum!(
 );
 
 str_enum!(
-    /// Participation status (seed 001).
+    /// Participation status.
     MemberStatus, "status" {
         Active = "active",
         Left = "left",
@@ -114,12 +116,12 @@ str_enum!(
 );
 
 str_enum!(
-    /// Who may send (seed 003 `send_policy`).
+    /// Who may send.
     SendPolicy, "send_policy" { AllMembers = "all_members", AdminsOnly = "admins_only" }
 );
 
 str_enum!(
-    /// How accounts join (seed 003 `join_policy`).
+    /// How accounts join.
     JoinPolicy, "join_policy" {
         InviteOnly = "invite_only",
         // serde's snake_case would say `link`: one spelling everywhere (REST took only `link`).
@@ -130,27 +132,28 @@ str_enum!(
 );
 
 str_enum!(
-    /// Who edits title/description/avatar/theme, or creates sub-rooms (seed 003).
+    /// Who edits title/description/avatar/theme, or creates sub-rooms.
     EditPolicy, "policy" { AllMembers = "all_members", AdminsOnly = "admins_only" }
 );
 
 str_enum!(
-    /// Lifecycle of a conversation (seed 002: archive is inbox-level, close finalizes).
+    /// Lifecycle of a conversation: archiving only files it away (it still takes messages,
+    /// and a new one reopens it), closing finalizes it.
     Lifecycle, "lifecycle" {
         Active = "active",
         Archived = "archived",
         Closed = "closed",
-        // Soft delete by the owner (seed 001 `deleted_at`: the lifecycle's `at`); final.
+        // Soft delete by the owner (the lifecycle's `at` is when); final.
         Deleted = "deleted",
     }
 );
 
 str_enum!(
-    /// Per-conversation notification level (seeds 001/003).
+    /// Per-conversation notification level.
     NotificationLevel, "notifications" { All = "all", Mentions = "mentions", None = "none" }
 );
 
-/// Conversation settings (seed 001 `metadata.settings`, seed 003 `ConversationSettings`).
+/// Conversation settings (docs/SCHEMA.md, "Enumerated values").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     pub send_policy: SendPolicy,
@@ -165,23 +168,23 @@ pub struct Settings {
     pub allow_reactions: bool,
     pub allow_stickers: bool,
     pub allow_attachments: bool,
-    /// Seed 003 `is_locked`: no new messages, edits, reactions or answers until unlocked.
+    /// Locked: no new messages, edits, reactions or answers until unlocked.
     pub locked: bool,
-    /// Seed 001 `only_admins_can_add_members`: who may add members and approve requests.
+    /// Who may add members and approve requests.
     pub add_members_policy: EditPolicy,
-    /// Who can find the conversation (seed 001 `channel.is_public`).
+    /// Who can find the conversation through discovery.
     pub scope: super::joining::Scope,
 }
 
 impl Settings {
-    /// The retention in days, `None` to keep messages forever: absent, or 0 (seed 001 writes
-    /// `message_retention_days: 0` for a group that keeps everything; 0 days would otherwise
-    /// delete every message as it is written).
+    /// The retention in days, `None` to keep messages forever: absent, or 0 (integrations
+    /// write `message_retention_days: 0` for a group that keeps everything; 0 days would
+    /// otherwise delete every message as it is written).
     pub fn retention(&self) -> Option<u32> {
         self.retention_days.filter(|days| *days > 0)
     }
 
-    /// Seed 003's defaults; channels only let admins post.
+    /// The defaults (docs/SCHEMA.md, "Enumerated values"); channels only let admins post.
     pub fn defaults_for(kind: ConvKind) -> Self {
         Settings {
             send_policy: if kind == ConvKind::Channel {
@@ -206,7 +209,7 @@ impl Settings {
     }
 }
 
-/// A member of a conversation (seed 001 `participants[]`, seed 003 `ConversationMember`).
+/// A member of a conversation (docs/SCHEMA.md, "Member entries").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub account: AccountId,
@@ -220,7 +223,7 @@ pub struct Member {
     pub color: Option<String>,
     /// Per-member overrides; they replace the role default for that permission.
     pub overrides: BTreeMap<Permission, bool>,
-    /// Seed 003 `is_blocked`, direct conversations only: this member blocks the other, and
+    /// Blocked, direct conversations only: this member blocks the other, and
     /// neither posts, edits or reacts there until it is cleared.
     pub blocked: bool,
 }
@@ -256,7 +259,7 @@ impl Member {
     }
 }
 
-/// Where a thread hangs: a message of a parent conversation (seed 003 `MessageThreadLink`).
+/// Where a thread hangs: a message of a parent conversation.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ThreadLink {
     pub parent: ConvId,
@@ -265,7 +268,7 @@ pub struct ThreadLink {
     pub depth: u32,
 }
 
-/// What a resource support thread is bound to (seed 002).
+/// What a resource support thread is bound to.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceLink {
     pub resource: ResourceId,
@@ -273,7 +276,7 @@ pub struct ResourceLink {
     pub owner: AccountId,
 }
 
-/// A pinned message (seed 001 `pinned_messages[]`).
+/// A pinned message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pin {
     pub message: MessageId,
@@ -289,7 +292,7 @@ pub struct Info {
     pub avatar: Option<String>,
     pub theme_color: Option<String>,
     pub theme_background: Option<String>,
-    /// Support threads (seed 002 `clientName`, `ownerName`): the names the thread gives
+    /// Support threads: the names the thread gives
     /// its client and owner, which their messages' `sender_name` must carry.
     #[serde(default)]
     pub client_name: Option<String>,
@@ -303,7 +306,7 @@ pub struct Meta {
     pub kind: ConvKind,
     pub created_by: Option<AccountId>,
     pub created_at: i64,
-    /// Width of a message bucket in milliseconds (DESIGN §2).
+    /// Width of a message bucket in milliseconds (docs/SCHEMA.md, "`msgs`").
     pub bucket_ms: i64,
     pub thread: Option<ThreadLink>,
     pub resource: Option<ResourceLink>,
@@ -320,13 +323,13 @@ pub struct LifecycleState {
     pub state: Lifecycle,
     pub by: Option<AccountId>,
     pub at: Option<i64>,
-    /// Support threads: how the lead ended at the last closure (seed 002 "Finalize"). It
+    /// Support threads: how the lead ended at the last closure (won or lost). It
     /// describes the thread while it is closed; a reopen leaves it until the next closure.
     #[serde(default)]
     pub outcome: Option<crate::model::support::LeadOutcome>,
     #[serde(default)]
     pub reason: Option<String>,
-    /// Support threads: the lead the thread is about now (seed 002 `relatedLeadId`).
+    /// Support threads: the lead the thread is about now.
     #[serde(default)]
     pub lead: Option<crate::ids::LeadId>,
 }

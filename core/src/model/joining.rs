@@ -1,4 +1,4 @@
-//! Joining (seeds 001/003): channel scope, invite links and their limits.
+//! Joining (docs/POLICY.md, "Joining"): channel scope, invite links and their limits.
 //!
 //! A link is checked by the server alone (core cannot verify a token offline), but what makes
 //! one usable is decided here, so the server, its tests and clients that show a link's state
@@ -8,7 +8,7 @@ use super::conversation::str_enum;
 use crate::error::ModelError;
 
 str_enum!(
-    /// Who can find a group or channel (seed 001 `channel.is_public`): `private` is listed
+    /// Who can find a group or channel through discovery: `private` is listed
     /// nowhere; `organization` is listed to the tenant's users; `public` is listed to them
     /// and to service accounts (which may show it outside, e.g. a public directory page).
     Scope, "scope" { Private = "private", Organization = "organization", Public = "public" }

@@ -1,4 +1,4 @@
-//! Messages (DESIGN §2, seeds 000 and 002).
+//! Messages (docs/SCHEMA.md, "`msgs`").
 
 use std::collections::BTreeMap;
 
@@ -67,7 +67,7 @@ pub struct NewMessage {
     pub author: AccountId,
     pub kind: MessageKind,
     pub body: String,
-    /// JSON text (proposal and proposal_response carry seed 002's contracts).
+    /// JSON text (proposal and proposal_response carry the contracts of `model::proposal`).
     pub payload: Option<String>,
     pub caption: Option<String>,
     /// JSON array of attachment references (never bytes).
@@ -79,7 +79,7 @@ pub struct NewMessage {
     /// Client clock, milliseconds since the epoch.
     pub created_at: i64,
     pub scheduled_at: Option<i64>,
-    /// Seed 002 sender stamps (support threads only; `policy::support`).
+    /// Sender stamps (support threads only; `policy::support`).
     #[serde(default, skip_serializing_if = "Stamp::is_empty")]
     pub stamp: Stamp,
 }
@@ -186,7 +186,7 @@ pub struct Message {
     pub scheduled_at: Option<i64>,
     /// Proposal status, for `proposal` messages.
     pub status: Option<ProposalStatus>,
-    /// Seed 002 sender stamps (support threads only).
+    /// Sender stamps (support threads only).
     #[serde(default, skip_serializing_if = "Stamp::is_empty")]
     pub stamp: Stamp,
     /// `{emoji: {account: time}}`.

@@ -1,6 +1,7 @@
-//! Proposal payload contracts (seed 002 `kind = "proposal"` and `"proposal_response"`).
+//! Proposal payload contracts: the `payload` of messages of kind `proposal` and
+//! `proposal_response` (docs/SCHEMA.md, "`msgs`").
 //!
-//! The JSON is exactly the seed's: camelCase names, RFC 3339 UTC times, unknown fields
+//! The JSON is the platform's contract: camelCase names, RFC 3339 UTC times, unknown fields
 //! refused. In memory, times are milliseconds since the epoch.
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -153,7 +154,7 @@ pub struct ProposalPayload {
 }
 
 impl ProposalPayload {
-    /// Parses and validates a payload: at most [`PAYLOAD_MAX_BYTES`], exactly the seed's
+    /// Parses and validates a payload: at most [`PAYLOAD_MAX_BYTES`], exactly the contract's
     /// fields (a JSON error is `invalid_format` on `payloadJson`), then [`Self::validate`].
     pub fn from_json(json: &str) -> Result<Self, ModelError> {
         let payload: Self = parse_payload(json)?;
@@ -161,7 +162,7 @@ impl ProposalPayload {
         Ok(payload)
     }
 
-    /// The seed's JSON, times as `YYYY-MM-DDTHH:MM:SS.mmmZ`; absent options are omitted.
+    /// The contract's JSON, times as `YYYY-MM-DDTHH:MM:SS.mmmZ`; absent options are omitted.
     pub fn to_json(&self) -> String {
         to_json_text(self)
     }
@@ -221,8 +222,8 @@ impl SuggestedSlot {
 
 /// The `payloadJson` of a `proposal_response` message.
 ///
-/// Rule (from seed 002's "`suggestedSlots` is optional and used when requesting changes"):
-/// slots may only be given with `request_change`; an empty list counts as none.
+/// Rule: `suggestedSlots` is optional and belongs to a request for changes, so slots may
+/// only be given with `request_change`; an empty list counts as none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProposalResponsePayload {
@@ -234,7 +235,7 @@ pub struct ProposalResponsePayload {
 }
 
 impl ProposalResponsePayload {
-    /// Parses and validates a payload: at most [`PAYLOAD_MAX_BYTES`], exactly the seed's
+    /// Parses and validates a payload: at most [`PAYLOAD_MAX_BYTES`], exactly the contract's
     /// fields (a JSON error is `invalid_format` on `payloadJson`), then [`Self::validate`].
     pub fn from_json(json: &str) -> Result<Self, ModelError> {
         let payload: Self = parse_payload(json)?;
@@ -242,7 +243,7 @@ impl ProposalResponsePayload {
         Ok(payload)
     }
 
-    /// The seed's JSON; absent options are omitted.
+    /// The contract's JSON; absent options are omitted.
     pub fn to_json(&self) -> String {
         to_json_text(self)
     }
@@ -279,7 +280,7 @@ mod tests {
     use super::*;
     use crate::model::time::{parse_rfc3339, MAX_MS};
 
-    /// Seed 002's examples, verbatim (whitespace removed).
+    /// The platform's examples of the contract, verbatim (whitespace removed).
     const PROPOSAL: &str = r#"{"proposalType":"visit","timeStart":"2026-04-15T16:00:00.000Z","timeEnd":"2026-04-15T16:30:00.000Z","timezone":"America/Mexico_City","meetingType":"on_site","location":"Address or call link","fromResourceAddress":true,"status":"pending","expiresAt":"2026-04-14T00:00:00.000Z","createdByRole":"owner"}"#;
     const RESPONSE: &str = r#"{"response":"request_change","comment":"Can we move it to tomorrow?","suggestedSlots":[{"startDateTime":"2026-04-16T16:00:00.000Z","endDateTime":"2026-04-16T16:30:00.000Z","timezone":"America/Mexico_City"}]}"#;
 
@@ -288,11 +289,11 @@ mod tests {
     }
 
     fn proposal() -> ProposalPayload {
-        ProposalPayload::from_json(PROPOSAL).expect("seed example parses")
+        ProposalPayload::from_json(PROPOSAL).expect("the example parses")
     }
 
     fn response() -> ProposalResponsePayload {
-        ProposalResponsePayload::from_json(RESPONSE).expect("seed example parses")
+        ProposalResponsePayload::from_json(RESPONSE).expect("the example parses")
     }
 
     fn code_field(r: Result<(), ModelError>) -> (&'static str, &'static str) {

@@ -42,7 +42,7 @@ mod tests {
 
     #[test]
     fn without_retention_nothing_expires() {
-        // Absent, or 0 as seed 001 writes "keep everything".
+        // Absent, or 0: the platform writes 0 for "keep everything".
         for days in [None, Some(0)] {
             let c = conv(days);
             assert_eq!(c.first_kept_period(i64::MAX), None, "{days:?}");

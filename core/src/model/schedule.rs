@@ -1,4 +1,4 @@
-//! Scheduled messages (seed 000 `scheduled_at`): the bounds of a schedule's time and the
+//! Scheduled messages (a message's `scheduled_at`): the bounds of a schedule's time and the
 //! typed errors of scheduling. A scheduled message waits in its author's `private`
 //! document (`scheduled/<message>`), which only the author reads, until the server posts it
 //! at its time (docs/FEATURES.md, "Scheduled messages").

@@ -1,4 +1,4 @@
-//! Seed 002 support threads beyond their creation: the sender stamps of a message
+//! Support threads beyond their creation: the sender stamps of a message
 //! (`senderRole`, `senderName`, `relatedLeadId`) and the lead's closure
 //! (`closed_won | closed_lost`, `closureReason`). The rules are in `policy::support`.
 
@@ -6,13 +6,13 @@ use crate::error::{check_chars, ModelError};
 use crate::ids::LeadId;
 use crate::model::conversation::str_enum;
 
-/// Seed 002 `senderName` and `clientName`/`ownerName`: at most 120 characters.
+/// A sender name and the thread's client and owner names: at most 120 characters.
 pub const NAME_MAX_CHARS: usize = 120;
-/// Seed 002 `leads.metaJson.closureReason`.
+/// The reason a lead was closed with.
 pub const REASON_MAX_CHARS: usize = 500;
 
 str_enum!(
-    /// Seed 002 `senderRole`: what the author is in the thread. Derived from the thread
+    /// What the author is in the thread. Derived from the thread
     /// (`policy::support::sender_role`), never chosen by the writer.
     SenderRole, "sender_role" {
         /// The resource's client.
@@ -27,7 +27,7 @@ str_enum!(
 );
 
 str_enum!(
-    /// How the lead of a closed support thread ended (seed 002 "Finalize").
+    /// How the lead of a closed support thread ended.
     LeadOutcome, "outcome" {
         ClosedWon = "closed_won",
         ClosedLost = "closed_lost",

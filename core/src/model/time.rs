@@ -1,7 +1,8 @@
 //! RFC 3339 timestamps as milliseconds since the Unix epoch, and IANA-like time zone names.
 //!
 //! Hand-written (no chrono/time crate) to keep the core small and wasm-friendly. Only the
-//! profile seed 002 uses is accepted: `YYYY-MM-DDTHH:MM:SS(.f{1,9})?` then `Z` or `±HH:MM`.
+//! profile the proposal contracts use is accepted: `YYYY-MM-DDTHH:MM:SS(.f{1,9})?` then `Z`
+//! or `±HH:MM`.
 
 use crate::error::ModelError;
 

@@ -237,7 +237,7 @@ pub(super) fn check(
             }
             let staff = member.role.rank() >= Role::Moderator.rank();
             let allowed = match (conv.lifecycle.state, to) {
-                // A new message reopens an archived thread (seed 002): senders may reopen.
+                // A new message reopens an archived thread: senders may reopen.
                 // Two devices reopening at once: the later finds it active and changes
                 // nothing but who moved it and when.
                 (Lifecycle::Archived | Lifecycle::Active, Lifecycle::Active) => {

@@ -1,5 +1,5 @@
-//! Joining (seeds 001/003): who may add members under `add_members_policy`, join requests
-//! (ask, approve, decline, withdraw) and who may make invite links.
+//! Joining (docs/POLICY.md, "Joining"): who may add members under `add_members_policy`,
+//! join requests (ask, approve, decline, withdraw) and who may make invite links.
 //!
 //! A request is a member entry with status `requested`, written by the account itself into
 //! the conversation document: admins (every active member) see it there and are pushed the

@@ -1,4 +1,4 @@
-//! Who may change what (DESIGN §3): a pure function
+//! Who may change what (docs/POLICY.md): a pure function
 //! `(state before, author, effect) -> Allow | Deny(code, reason)`.
 //!
 //! The server runs it on every incoming change (through `validate`), clients run it before

@@ -1,4 +1,4 @@
-//! Seed 002 support threads after their creation: the sender stamps of messages, the
+//! Support threads after their creation: the sender stamps of messages, the
 //! names and title the thread is opened with, and the lead's closure (docs/POLICY.md,
 //! "Support threads").
 //!
@@ -99,8 +99,8 @@ pub(super) fn check_stamp(conv: &Conversation, author: &Author, message: &NewMes
 
 /// Info edits that support threads add to the usual rules: `client_name` and `owner_name`
 /// exist only there; while one of them or the title is unset, the client or the owner may
-/// set it (the values the platform gives when the thread is opened, seed 002's
-/// denormalized `resourceTitle`, `clientName`, `ownerName`). `None`: the usual rules decide.
+/// set it (the values the platform gives when the thread is opened: the resource's title,
+/// the client's and the owner's names). `None`: the usual rules decide.
 pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> Option<Decision> {
     let names = field == CLIENT_NAME || field == OWNER_NAME;
     if !is_support(conv) {

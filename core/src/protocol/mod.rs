@@ -1,4 +1,4 @@
-//! The hub protocol (DESIGN §4, docs/PROTOCOL.md): frames, their binary codec, and the
+//! The hub protocol (docs/PROTOCOL.md): frames, their binary codec, and the
 //! server's per-connection session state machine. Sans-io.
 
 pub mod budget;

@@ -1,7 +1,7 @@
 //! `snapshot.order`: which change got which `seq` (docs/PROTOCOL.md, "Catch-up"). A saved
 //! Automerge document keeps no seqs, so a snapshot alone loses the server order of its
-//! messages (DESIGN §2); this field gives it back for the changes the client had not seen,
-//! in about two bytes per change.
+//! messages (a timeline is in acceptance order); this field gives it back for the changes
+//! the client had not seen, in about two bytes per change.
 //!
 //! A change is named by its actor and its start op: an actor's changes cover disjoint,
 //! increasing op ranges, so the op id `(counter, actor)` of anything a change made (a

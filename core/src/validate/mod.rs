@@ -1,6 +1,7 @@
-//! Validation of one incoming change (DESIGN §4): decode it, check the actor binding and the
-//! dependencies, map every op to its path, derive the effects and ask the policy, all against
-//! the state before the change. Cost is O(ops in the change): no fork, no diff.
+//! Validation of one incoming change (its codes: docs/POLICY.md, "Reject codes"): decode it,
+//! check the actor binding and the dependencies, map every op to its path, derive the
+//! effects and ask the policy, all against the state before the change. Cost is O(ops in the
+//! change): no fork, no diff.
 
 mod codes;
 mod interpret;

@@ -1,4 +1,4 @@
-//! The notification feed (issue 19; docs/NOTIFICATIONS.md): who is told about a committed
+//! The notification feed (docs/NOTIFICATIONS.md): who is told about a committed
 //! message or join request, decided after the commit and off its path.
 //!
 //! [`start`] installs a [`Notifier`] as the engine's commit observer; a unit calls it once

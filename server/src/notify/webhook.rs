@@ -1,4 +1,4 @@
-//! Offline delivery hooks for mobile push (issue 19; docs/OPERATIONS.md "Push webhooks"):
+//! Offline delivery hooks for mobile push (docs/OPERATIONS.md, "Push webhooks"):
 //! a notification for an account with no connected client is posted, signed, to the
 //! operator's URL, at least once.
 //!

@@ -1,5 +1,5 @@
-//! Contacts that find people (seed 000 "Contacts": import phone contacts, match existing
-//! users; docs/CONTACTS.md): a client sends SHA-256 hashes of its address book's normalized
+//! Contacts that find people (import phone contacts, match existing users;
+//! docs/CONTACTS.md): a client sends SHA-256 hashes of its address book's normalized
 //! phone numbers and emails and learns which accounts of its own tenant hold them; the
 //! tenant's identity service (a service account) registers each account's hashes.
 

@@ -124,7 +124,7 @@ fn not_applicable_conflict(reason: String) -> ApiError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectRequest {
-    /// The other account (`peer_user_id` in seed 003).
+    /// The other account (also accepted as `peer_user_id`).
     #[serde(alias = "peer_user_id")]
     peer: AccountId,
 }
@@ -183,7 +183,7 @@ pub struct SupportRequest {
     client: AccountId,
     resource: ResourceId,
     owner: AccountId,
-    /// Seed 002 `resourceTitle`, `clientName`, `ownerName`: written where the thread has
+    /// The resource's title, the client's and the owner's names: written where the thread has
     /// none yet, by the client or the owner (`policy::support`).
     #[serde(default)]
     resource_title: Option<String>,
@@ -244,7 +244,7 @@ async fn apply_support_names(
     Ok(true)
 }
 
-/// `POST /v1/conversations/support`: the client's thread about a resource (seed 002). Found
+/// `POST /v1/conversations/support`: the client's thread about a resource. Found
 /// by (client, resource); `owner` is used only when it is created.
 pub async fn support(
     State(app): State<AppState>,
@@ -309,9 +309,9 @@ pub struct SettingsPatch {
     allow_attachments: Option<bool>,
     slow_mode_seconds: Option<u32>,
     join_approval_required: Option<bool>,
-    /// Seed 003 `is_locked`.
+    /// Locked: nothing new is posted until an admin unlocks it (docs/POLICY.md, "Rules").
     locked: Option<bool>,
-    /// Seed 001 `only_admins_can_add_members` (docs/POLICY.md, "Joining").
+    /// Who may add members and answer join requests (docs/POLICY.md, "Joining").
     add_members_policy: Option<EditPolicy>,
     /// Who finds the conversation through discovery.
     scope: Option<confab_core::model::joining::Scope>,

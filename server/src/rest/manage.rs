@@ -53,7 +53,7 @@ pub async fn patch_settings(
     respond_with(&app, &caller, &id, StatusCode::OK).await
 }
 
-/// `POST /v1/conversations/{id}/lead`: a support thread's lead (seed 002).
+/// `POST /v1/conversations/{id}/lead`: a support thread's lead.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeadRequest {
@@ -120,7 +120,7 @@ pub async fn lead(
     respond_with(&app, &caller, &id, StatusCode::OK).await
 }
 
-/// `DELETE /v1/conversations/{id}`: the owner's soft delete (seed 001 `deleted_at`). The
+/// `DELETE /v1/conversations/{id}`: the owner's soft delete. The
 /// conversation takes no more changes and leaves every list; its history stays readable to
 /// its members. Deleting a deleted conversation answers it as it is.
 pub async fn delete(

@@ -42,7 +42,7 @@ pub struct PostMessageRequest {
     kind: MessageKind,
     #[serde(default)]
     body: String,
-    /// A JSON value, or its JSON text as a string (seed 002's `payloadJson`).
+    /// A JSON value, or its JSON text as a string (as integrations send `payloadJson`).
     payload: Option<serde_json::Value>,
     reply_to: Option<MessageId>,
     /// Accounts the message mentions (at most `MENTIONS_MAX`, no duplicates): they get a

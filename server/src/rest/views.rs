@@ -1,4 +1,4 @@
-//! JSON shapes of the REST answers (seed 003's conversation body, adapted). Times are
+//! JSON shapes of the REST answers (the conversation body integrations expect). Times are
 //! RFC 3339 strings. A view never depends on who asks: both sides of a direct conversation
 //! see the same body.
 
@@ -30,10 +30,10 @@ pub struct ConversationView {
     pub avatar_url: String,
     pub created_by: Option<String>,
     pub is_archived: bool,
-    /// Seed 003 `is_locked` (the `locked` setting).
+    /// The `locked` setting.
     pub is_locked: bool,
     pub lifecycle: &'static str,
-    /// Seed 001 `deleted_at`: when the owner deleted it (lifecycle `deleted`).
+    /// When the owner deleted it (lifecycle `deleted`).
     pub deleted_at: Option<String>,
     /// `null` for direct conversations and support threads: their deterministic creation
     /// change carries no time.
@@ -74,11 +74,11 @@ pub struct MemberView {
     pub left_at: Option<String>,
     pub invited_by: Option<String>,
     pub is_active: bool,
-    /// Seed 003 `is_blocked`: in a direct conversation, this member blocks the other.
+    /// In a direct conversation, this member blocks the other.
     pub is_blocked: bool,
-    /// Seed 001 `last_read_message_id`: the member's read marker (`reads/<account>`).
+    /// The member's read marker (`reads/<account>`).
     pub last_read_message_id: Option<String>,
-    /// Seed 000 `delivered_at`: the last message delivered to the member's device
+    /// The last message delivered to the member's device
     /// (`members/<account>/delivered`).
     pub delivered_message_id: Option<String>,
 }
@@ -95,10 +95,10 @@ pub struct ResourceView {
     pub resource: String,
     pub client: String,
     pub owner: String,
-    /// Seed 002 `clientName`, `ownerName` (the thread's `info`), if set.
+    /// The client's and the owner's names (the thread's `info`), if set.
     pub client_name: Option<String>,
     pub owner_name: Option<String>,
-    /// Seed 002 `relatedLeadId`: the lead the thread is about now.
+    /// The lead the thread is about now.
     pub lead: Option<String>,
     /// `closed_won | closed_lost` while the thread is closed with an outcome.
     pub outcome: Option<&'static str>,
@@ -293,9 +293,9 @@ pub struct MessageView {
     pub status: Option<&'static str>,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<String, String>>,
-    /// Seed 000 `views`: the accounts whose read marker has reached this message (stored).
+    /// Views: the accounts whose read marker has reached this message (stored).
     pub views: i64,
-    /// Support threads (seed 002): what the author is in the thread, the name it gave them
+    /// Support threads: what the author is in the thread, the name it gave them
     /// and the lead, as stamped and checked on acceptance.
     pub sender_role: Option<&'static str>,
     pub sender_name: Option<String>,
@@ -364,7 +364,7 @@ pub struct MessagePage {
     pub next_before: Option<i64>,
 }
 
-/// `GET /v1/conversations/{id}/stats` (seed 001 `stats`).
+/// `GET /v1/conversations/{id}/stats` (docs/SCHEMA.md, "Projection: stats and views").
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsView {
     pub message_count: i64,

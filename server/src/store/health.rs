@@ -33,7 +33,8 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 pub const PROBE_DOWN_EVERY: Duration = Duration::from_millis(250);
 /// Probe period while the storage is up (how soon an outage without traffic is noticed):
 /// with the probe's own bound, `/readyz` turns 503 within 750 ms of an outage nobody writes
-/// through (issue 13 asks for 1 s); a `SELECT 1` four times a second costs nothing.
+/// through (the README promises about a second); a `SELECT 1` four times a second costs
+/// nothing.
 pub const PROBE_UP_EVERY: Duration = Duration::from_millis(250);
 /// What clients are told to wait before resubmitting while the storage is down: a few
 /// probe periods, so a short blip costs little and a long outage is not hammered.

@@ -20,7 +20,7 @@ pub enum NotificationKind {
     Reply,
     /// A message in a direct conversation.
     Direct,
-    /// A proposal (seed 002) waiting for the account's answer.
+    /// A proposal waiting for the account's answer.
     Proposal,
     /// Someone asks to join a conversation the account administers.
     JoinRequest,

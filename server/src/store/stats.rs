@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row, SqlitePool};
 
 use super::Result;
 
-/// Seed 001 `stats`: messages not deleted, of them media (image, video, voice) and files
+/// Stats: messages not deleted, of them media (image, video, voice) and files
 /// (file), and the active members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ConvStats {

@@ -1,5 +1,5 @@
-//! Joining (seeds 001/003): join requests where approval is required, answering them under
-//! `add_members_policy`, and the scope setting.
+//! Joining (docs/POLICY.md, "Joining"): join requests where approval is required, answering
+//! them under `add_members_policy`, and the scope setting.
 
 use confab_core::automerge::{Change, ScalarValue};
 use confab_core::doc::schema::keys::*;

@@ -1,5 +1,5 @@
-//! Lock, delete and block (seeds 001/003): what they stop, and that only the right account
-//! sets them.
+//! Lock, delete and block (docs/POLICY.md, "Rules"): what they stop, and that only the right
+//! account sets them.
 
 use confab_core::automerge::ScalarValue;
 use confab_core::doc::schema::keys::*;

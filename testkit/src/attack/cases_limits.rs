@@ -1,4 +1,4 @@
-//! Sizes, counts, URLs, second creations, resubmissions (issue 13).
+//! Sizes, counts, URLs, second creations, resubmissions.
 
 use confab_core::automerge::transaction::{Transactable, Transaction};
 use confab_core::automerge::{Change, ObjType, ScalarValue, ROOT};

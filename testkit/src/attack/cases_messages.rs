@@ -297,7 +297,7 @@ pub async fn moving_anothers_delivery_marker_not_own_key(lab: &mut impl Lab) {
     );
 }
 
-/// Support threads (seed 002): a message's sender stamps are the ones the thread gives its
+/// Support threads: a message's sender stamps are the ones the thread gives its
 /// author (`sender_mismatch` for the client posing as the owner or under the owner's
 /// name), stamps outside support threads are `support_only`, the client may name a fresh
 /// thread but not close its lead (`no_permission`), and an outcome needs the closure

@@ -1,4 +1,4 @@
-//! The attack cases (DESIGN §3–§5) as one table, run by two drivers: the in-memory acceptor
+//! The attack cases (docs/POLICY.md) as one table, run by two drivers: the in-memory acceptor
 //! (`core::hub::Hub::submit`, in `core/tests/adversarial.rs`) and the real server over a real
 //! WebSocket (`tests/tests/attacks.rs`, SQLite and Postgres).
 //!

@@ -670,9 +670,9 @@ async fn main() -> Result<()> {
     println!(
         "targets ({}): ≤ {} ms and ≤ {} bytes: {}",
         if n_convs > 1 {
-            "issue 17, a phone back after a week"
+            "a phone back after a week"
         } else {
-            "issue 4, one conversation"
+            "one conversation"
         },
         target_ms(n_convs),
         target_bytes(n_convs * args.messages),

@@ -102,8 +102,8 @@ impl Nodes {
                 .await
                 .with_context(|| {
                     format!(
-                        "starting node {id} with --node-id (the cluster support of issue 15: \
-                         does this confab-server know --node-id?)"
+                        "starting node {id} with --node-id (does this confab-server know \
+                         --node-id, that is, can it run in a cluster?)"
                     )
                 })?;
             nodes.push(node);
@@ -217,7 +217,7 @@ impl Nodes {
         let Some(pid) = self.listener_pid(db, i).await? else {
             bail!(
                 "node {} has no backend named confab-listen:{} in pg_stat_activity: it does \
-                 not LISTEN (cluster delivery of issue 15 missing?)",
+                 not LISTEN (a build without cluster delivery?)",
                 self.ids[i],
                 self.ids[i]
             );
@@ -289,7 +289,7 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
 pub async fn cluster_metric(node: &TestServer, name: &str) -> f64 {
     let text = metrics(node).await;
     metric(&text, name).unwrap_or_else(|| {
-        panic!("{name} is not on /metrics (the cluster metrics of issue 15 missing?)")
+        panic!("{name} is not on /metrics (a build without the cluster metrics?)")
     })
 }
 

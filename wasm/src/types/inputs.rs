@@ -72,7 +72,7 @@ pub struct SupportInput {
     pub resource: String,
     pub client: String,
     pub owner: String,
-    /// Seed 002 `resourceTitle`, `clientName`, `ownerName`: applied where the thread has
+    /// The resource's title, the client's and the owner's names: applied where the thread has
     /// none yet (the thread's first opener sets them; later ones change nothing).
     #[serde(default)]
     #[tsify(optional)]
@@ -177,7 +177,7 @@ impl MessageInput {
     }
 }
 
-/// A proposal (seed 002 `proposal` payload). Times are milliseconds since the epoch.
+/// A proposal (a `proposal` message's payload). Times are milliseconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 pub struct ProposalInput {
@@ -202,7 +202,7 @@ pub struct ProposalInput {
 }
 
 impl ProposalInput {
-    /// The seed's JSON text, validated as a new proposal.
+    /// The payload's JSON text, validated as a new proposal.
     pub fn to_payload(&self) -> Result<String, ModelError> {
         let payload = cp::ProposalPayload {
             proposal_type: self.proposal_type.into(),
@@ -230,7 +230,7 @@ pub struct SlotInput {
     pub timezone: String,
 }
 
-/// The answer to a proposal (seed 002 `proposal_response` payload).
+/// The answer to a proposal (a `proposal_response` message's payload).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 pub struct ResponseInput {
@@ -248,7 +248,7 @@ pub struct ResponseInput {
 }
 
 impl ResponseInput {
-    /// The seed's JSON text, validated.
+    /// The payload's JSON text, validated.
     pub fn to_payload(&self) -> Result<String, ModelError> {
         let payload = cp::ProposalResponsePayload {
             response: self.response.into(),

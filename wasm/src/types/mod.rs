@@ -98,13 +98,13 @@ mirror_enum!(
     }
 );
 mirror_enum!(
-    /// Seed 002 `senderRole`: what a message's author is in its support thread.
+    /// What a message's author is in its support thread.
     SenderRole => confab_core::model::support::SenderRole {
         Client = "client", Owner = "owner", Staff = "staff", Root = "root",
     }
 );
 mirror_enum!(
-    /// How a closed support thread's lead ended (seed 002 "Finalize").
+    /// How a closed support thread's lead ended.
     LeadOutcome => confab_core::model::support::LeadOutcome {
         ClosedWon = "closed_won", ClosedLost = "closed_lost",
     }

@@ -38,7 +38,7 @@ pub struct Message {
     pub author: String,
     pub kind: MessageKind,
     pub body: String,
-    /// JSON text (proposals carry the seed's payload; `JSON.parse` it).
+    /// JSON text (proposals carry their payload; `JSON.parse` it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub payload: Option<String>,
@@ -77,16 +77,16 @@ pub struct Message {
     pub status: Option<ProposalStatus>,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<String, i64>>,
-    /// Support threads (seed 002 `senderRole`): what the author is in the thread, as the
+    /// Support threads: what the author is in the thread, as the
     /// server checked it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub sender_role: Option<SenderRole>,
-    /// Support threads (seed 002 `senderName`): the name the thread gave the author.
+    /// Support threads: the name the thread gave the author.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub sender_name: Option<String>,
-    /// Support threads (seed 002 `relatedLeadId`).
+    /// Support threads: the lead the thread was about when the message was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub related_lead: Option<String>,
@@ -307,7 +307,7 @@ pub struct Settings {
     pub allow_reactions: bool,
     pub allow_stickers: bool,
     pub allow_attachments: bool,
-    /// Seed 003 `is_locked`: nothing new is posted until an admin unlocks.
+    /// Locked: nothing new is posted until an admin unlocks.
     #[serde(default)]
     pub locked: bool,
     /// Who may add members and answer join requests.
@@ -475,7 +475,7 @@ pub struct ConversationInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub theme_background: Option<String>,
-    /// Support threads (seed 002 `clientName`, `ownerName`).
+    /// Support threads: the client's and the owner's names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub client_name: Option<String>,
@@ -517,7 +517,7 @@ pub struct LifecycleState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub reason: Option<String>,
-    /// Support threads: the lead the thread is about now (seed 002 `relatedLeadId`).
+    /// Support threads: the lead the thread is about now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub lead: Option<String>,

@@ -219,7 +219,7 @@ export class Composer {
   }
 }
 
-/** Seed 002: a client's new message reopens an archived support thread. The engine does not
+/** A client's new message reopens an archived support thread. The engine does not
  * write that with the message, so the page asks for it (the policy lets senders reopen). */
 async function reopenIfArchived(client, convId) {
   const conv = client.conversation(convId);

@@ -59,7 +59,7 @@ export class ConversationView {
     this.scrolled = false;
     /** Whether the reader is at the newest message, as of the last scroll: kept from scroll
      * events so a redraw does not read the layout (a read after other views changed the DOM
-     * forces a layout in the middle of the frame: 8 % of a busy page's main thread, issue 16). */
+     * forces a layout in the middle of the frame: 8 % of a busy page's main thread). */
     this.atBottom = true;
     this.timeline.addEventListener(
       "scroll",
@@ -117,7 +117,7 @@ export class ConversationView {
       typing.length === 0 ? "" : `${typing.map(displayName).join(", ")} ${typing.length === 1 ? "is" : "are"} typing…`;
     put(this.typing, "textContent", typingText);
     this.composer.update();
-    // Delivery markers are the client's own (docs/SCHEMA.md, "Receipts"): it moves them as
+    // Delivery markers are the client's own (docs/SCHEMA.md, "Delivery markers"): it moves them as
     // messages arrive, where they stay cheap (not in channels or large groups).
     if (summary?.unread > 0) this.markRead(conv, items);
   }
@@ -272,7 +272,7 @@ export class ConversationView {
       if (holder === account || !position.has(message) || !active.has(holder)) continue;
       lastDeliveredToOthers = Math.max(lastDeliveredToOthers, position.get(message));
     }
-    // Views (seed 000, groups and channels): the accounts whose read marker stands at or
+    // Views (groups and channels): the accounts whose read marker stands at or
     // after a post, as the server counts them (docs/SCHEMA.md, "Projection: stats and views").
     const counted = conv.kind === "group" || conv.kind === "channel";
     const marks = Object.values(conv.reads)

@@ -1,4 +1,4 @@
-// Modal forms: new group / channel / direct / support conversation, a proposal (seed 002),
+// Modal forms: new group / channel / direct / support conversation, a proposal,
 // and "request change" with suggested slots.
 import { h } from "../dom.js";
 import { displayName } from "../format.js";
@@ -100,7 +100,7 @@ export function newConversationDialog(session, kind) {
       open(session, conv);
     });
   }
-  // Support (seed 002): a thread between a resource's client and its owner, one per pair.
+  // Support: a thread between a resource's client and its owner, one per pair.
   const resource = h("input", { name: "resource", required: true, value: "flat-12", pattern: "[A-Za-z0-9_\\-]+" });
   const resourceTitle = h("input", { name: "resourceTitle", value: "Flat 12, Calle Luna", maxlength: 200 });
   const side = h(
@@ -110,7 +110,7 @@ export function newConversationDialog(session, kind) {
     h("option", { value: "owner" }, "I am the owner (I answer)"),
   );
   const other = h("select", { name: "other" }, people.map((u) => h("option", { value: u }, displayName(u))));
-  // Seed 002's denormalized names: applied where the thread has none yet, by whichever
+  // The platform's title and names: applied where the thread has none yet, by whichever
   // side opens it first (docs/POLICY.md, "Support threads"); later openings change nothing.
   const why = h("div", { class: "why" }, "Title and names are applied if the thread has none yet.");
   return dialog(
@@ -140,7 +140,7 @@ export function newConversationDialog(session, kind) {
   );
 }
 
-/** Closes a support thread with its lead's outcome (seed 002 "Finalize"): won or lost, why,
+/** Closes a support thread with its lead's outcome: won or lost, why,
  * and the lead it was about; moderators and above, as `Close` (the acceptor decides). */
 export function closeLeadDialog(session, conv) {
   const { client } = session;

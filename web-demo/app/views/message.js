@@ -34,7 +34,7 @@ export const messageNotes = new Map();
  * its view count and who has seen it — patched into its node in place (`patchLive`) rather
  * than building the node again: a receipt moving over the recent messages once a second
  * would otherwise rebuild each of them (their text laid out and painted anew, a selection
- * in them lost; issue 16). */
+ * in them lost). */
 export function liveOf(ctx, item) {
   const m = item.message;
   const mine = m.author === ctx.session.account;

@@ -1,4 +1,4 @@
-// Seed 002's actionable messages: a proposal card (visit or manual booking, its time in its
+// Actionable messages: a proposal card (visit or manual booking, its time in its
 // time zone, where, until when) with Accept / Reject / Request change for the counterparty —
 // each disabled with the policy's reason otherwise (not the counterparty, expired, already
 // answered) — and the compact card of a proposal_response.

@@ -1668,14 +1668,12 @@ fn table(results: &[RunResult], probes: &[ProbeResult]) {
             println!("         nodes: {}", each.join("; "));
         }
         if !r.node_id_flag && r.nodes > 1 {
-            println!(
-                "         ! this confab-server has no --node-id: not the cluster build (issue 15)"
-            );
+            println!("         ! this confab-server has no --node-id: not a cluster build");
         }
     }
     println!();
     println!(
-        "target (issue 15): cross-node delivery p50 ≤ {TARGET_CROSS_P50_MS} ms, p99 ≤ {TARGET_CROSS_P99_MS} ms at 1,000 msg/s paced"
+        "target: cross-node delivery p50 ≤ {TARGET_CROSS_P50_MS} ms, p99 ≤ {TARGET_CROSS_P99_MS} ms at 1,000 msg/s paced"
     );
     for r in results.iter().filter(|r| r.scenario == "delivery") {
         let (d, missed, due) = if r.nodes > 1 {
