@@ -1,9 +1,14 @@
 //! How an intent writes, and what the policy says about it beforehand (the same `policy`
-//! the server runs, on the client's local state).
+//! the server runs, on the client's local state). The engine runs an intent through here
+//! once per document it writes (`write_change`), which writes through `doc::write`; nothing
+//! here calls back into the engine.
 
 use automerge::{Automerge, ScalarValue};
+use serde_bytes::ByteBuf;
 
+use super::error::ClientError;
 use super::intent::Intent;
+use super::outbox::PendingChange;
 use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
 use crate::doc::{read, write, DocError, IntentTag};
 use crate::ids::{direct_conv_id, support_conv_id, AccountId, Bucket, DocId, TenantId};
@@ -100,6 +105,39 @@ fn field_name(
         .map(|(k, _)| *k)
         .find(|k| *k == name)
         .ok_or_else(|| DocError::NotApplicable(format!("unknown field {name}")))
+}
+
+/// Writes intent `id` into the local replica `doc` of `target` (one of its `targets`) and
+/// returns the change that holds it, for the outbox: `None` when there was nothing to write
+/// there. `thread_depth` as for `write_to`.
+pub(super) fn write_change(
+    doc: &mut Automerge,
+    target: &DocId,
+    intent: &Intent,
+    me: &AccountId,
+    id: u64,
+    now: i64,
+    thread_depth: u32,
+) -> Result<Option<PendingChange>, ClientError> {
+    let tag = IntentTag::new(id.to_string(), intent.kind());
+    let before = doc.get_heads();
+    let wrote = write_to(doc, target, intent, me, &tag, now, thread_depth)
+        .map_err(|e| ClientError::NotApplicable(e.to_string()))?;
+    if !wrote {
+        return Ok(None);
+    }
+    // The last change on top of `before`: ours, or a deterministic creation change.
+    let change = doc
+        .get_changes(&before)
+        .into_iter()
+        .last()
+        .ok_or_else(|| ClientError::NotApplicable("the intent wrote nothing".into()))?;
+    Ok(Some(PendingChange {
+        doc: target.to_string(),
+        hash: ByteBuf::from(change.hash().0.to_vec()),
+        bytes: ByteBuf::from(change.raw_bytes().to_vec()),
+        acked: false,
+    }))
 }
 
 /// Writes `intent` into `doc` (one of its `targets`). `Ok(false)` when there is nothing to
@@ -250,8 +288,8 @@ pub fn write_to(
     Ok(wrote.is_some())
 }
 
-/// The policy's verdict on `intent`, from the client's own state (DESIGN §3: a well-behaved
-/// client only meets a denial in a race).
+/// The policy's verdict on `intent`, from the client's own state (a well-behaved client
+/// only meets a denial in a race).
 pub fn check(
     intent: &Intent,
     me: &AccountId,
