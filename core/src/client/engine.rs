@@ -344,20 +344,16 @@ impl ClientEngine {
             self.next_id += 1;
             self.next_id - 1
         });
+        let changes = self.write_all(&targets, &intent, id, now)?;
         let mut entry = OutboxEntry {
             id,
             intent,
             created_at: now,
             status: IntentStatus::Pending,
-            changes: Vec::new(),
+            changes,
             resend: false,
             sent_at: None,
         };
-        for target in &targets {
-            if let Some(change) = self.write(target, &entry.intent, id, now)? {
-                entry.changes.push(change);
-            }
-        }
         if entry.changes.is_empty() {
             entry.status = IntentStatus::Accepted;
         }
@@ -429,7 +425,7 @@ impl ClientEngine {
         })
     }
 
-    /// Writes intent `id` into `target` (through `apply`): the change for the outbox.
+    /// Writes intent `id` into `target` (loaded fresh if need be): its change.
     pub(super) fn write(
         &mut self,
         target: &DocId,
@@ -437,17 +433,38 @@ impl ClientEngine {
         id: u64,
         now: i64,
     ) -> Result<Option<PendingChange>, ClientError> {
+        self.ensure_doc(target)?;
+        Ok(self
+            .write_all(std::slice::from_ref(target), intent, id, now)?
+            .pop())
+    }
+
+    /// Writes intent `id`, as written (`check`: its stamps, the depth of a thread it
+    /// creates), into each of `targets`, which are held: through `apply`, once per
+    /// document. The changes for the outbox.
+    fn write_all(
+        &mut self,
+        targets: &[DocId],
+        intent: &Intent,
+        id: u64,
+        now: i64,
+    ) -> Result<Vec<PendingChange>, ClientError> {
         let held = self.held();
         let stamped = held.stamped(intent);
         let intent = stamped.as_ref().unwrap_or(intent);
         let thread_depth = held.thread_depth(intent);
-        self.ensure_doc(target)?;
-        let state = self
-            .docs
-            .get_mut(target)
-            .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
         let me = &self.config.account;
-        apply::write_change(&mut state.local, target, intent, me, id, now, thread_depth)
+        let mut changes = Vec::with_capacity(targets.len());
+        for target in targets {
+            let state = self
+                .docs
+                .get_mut(target)
+                .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
+            let change =
+                apply::write_change(&mut state.local, target, intent, me, id, now, thread_depth)?;
+            changes.extend(change);
+        }
+        Ok(changes)
     }
 
     /// The policy's verdict on `intent` now, on this device's state (accepted plus pending);

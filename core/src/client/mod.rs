@@ -27,6 +27,7 @@ mod retention;
 mod retry;
 pub mod store;
 mod timeline;
+mod verdict;
 mod views;
 
 pub use crate::doc::read::{ConvPrefs, PrivateData};
