@@ -150,15 +150,14 @@ impl ViewCell {
         need: &Need,
         f: impl FnOnce(Option<&Conversation>) -> T,
     ) -> T {
-        let cell = self;
         // Re-entered from `f` (nothing does so today): read without the cache.
-        let Ok(mut slot) = cell.view.try_borrow_mut() else {
-            let full = cell.read_full(doc, conv);
+        let Ok(mut slot) = self.view.try_borrow_mut() else {
+            let full = self.read_full(doc, conv);
             return f(Some(&full).filter(|c| c.meta.is_some()));
         };
         let heads = doc.get_heads();
         if slot.as_ref().is_none_or(|v| v.heads != heads) {
-            cell.count(|s| s.views += 1);
+            self.count(|s| s.views += 1);
             let meta = read::read_meta(doc);
             let kind = meta.as_ref().map_or(ConvKind::Group, |m| m.kind);
             *slot = Some(View {
@@ -184,7 +183,7 @@ impl ViewCell {
             return f(None);
         };
         if need.all_members && !view.all_members {
-            let full = cell.read_full(doc, conv);
+            let full = self.read_full(doc, conv);
             view.read.extend(full.members.keys().cloned());
             view.conv.members = full.members;
             view.all_members = true;
@@ -194,7 +193,7 @@ impl ViewCell {
             if view.all_members || !view.read.insert(account.clone()) {
                 continue;
             }
-            cell.count(|s| s.members += 1);
+            self.count(|s| s.members += 1);
             if let Some(m) = members
                 .as_ref()
                 .and_then(|obj| read::read_member(doc, obj, account))

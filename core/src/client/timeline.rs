@@ -2,8 +2,8 @@
 //! cached per bucket document and patched per change.
 //!
 //! A page asks for the timeline after every change, and reading a bucket out of Automerge
-//! costs in proportion to its messages (~6 ms at 420 in the browser; a busy day's bucket
-//! holds thousands). The cell keeps the bucket's items as of the heads of its `local` and
+//! costs in proportion to its messages (docs/BENCHMARKS.md; a busy day's bucket holds
+//! thousands). The cell keeps the bucket's items as of the heads of its `local` and
 //! `server` documents and the number of known message seqs; any change to what an item
 //! shows moves one of them, so the cache cannot go stale. When they moved, the cell asks
 //! Automerge for the changes since its heads (a walk of the new changes, not of the bucket)
@@ -109,17 +109,16 @@ impl TimelineCell {
             server: server.get_heads(),
             seqs: seqs.len(),
         };
-        let cell = self;
-        let cached = cell.slot.borrow_mut().take();
+        let cached = self.slot.borrow_mut().take();
         let items = match cached {
             Some((at, items)) if at == key => items,
-            Some((at, items)) => match cell.patched(state, bucket, &at, &key, &items) {
+            Some((at, items)) => match self.patched(state, bucket, &at, &key, &items) {
                 Some(patched) => Arc::new(patched),
-                None => Arc::new(cell.read_source(state, bucket)),
+                None => Arc::new(self.read_source(state, bucket)),
             },
-            None => Arc::new(cell.read_source(state, bucket)),
+            None => Arc::new(self.read_source(state, bucket)),
         };
-        *cell.slot.borrow_mut() = Some((key, items.clone()));
+        *self.slot.borrow_mut() = Some((key, items.clone()));
         items
     }
 
