@@ -12,7 +12,7 @@
 //! outputs are data the host carries out in order: frames to send, store writes, store
 //! reads, events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::{ActorId, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
@@ -289,8 +289,8 @@ impl ClientEngine {
     }
 
     /// Every part of `conv` this client knows of: listed by the server, stored, in memory.
-    pub(super) fn known_buckets(&self, conv: &ConvId) -> std::collections::BTreeSet<Bucket> {
-        let mut known: std::collections::BTreeSet<Bucket> = self.buckets.listed(conv).collect();
+    pub(super) fn known_buckets(&self, conv: &ConvId) -> BTreeSet<Bucket> {
+        let mut known: BTreeSet<Bucket> = self.buckets.listed(conv).collect();
         let of_conv = |d: &DocId| match d.target() {
             DocTarget::Msgs(c, b) if c == conv => Some(*b),
             _ => None,
@@ -299,7 +299,7 @@ impl ClientEngine {
         let tenant = &self.config.tenant;
         let range = DocId::msgs(tenant, conv, Bucket::new(i64::MIN, 0))
             ..=DocId::msgs(tenant, conv, Bucket::new(i64::MAX, u32::MAX));
-        known.extend(self.loads.stored_in(range.clone()).filter_map(of_conv));
+        known.extend(self.loads.stored_in(range).filter_map(of_conv));
         known.extend(buckets_of(&self.docs, tenant, conv).map(|(b, _)| b));
         known
     }
@@ -409,6 +409,8 @@ impl ClientEngine {
         self.check(&reopen, &targets, now).ok().map(|()| reopen)
     }
 
+    /// The policy's verdict on `intent` writing `targets` (`check`), a refusal explained for
+    /// people (`refusal`).
     pub(super) fn check(
         &self,
         intent: &Intent,
