@@ -1,81 +1,21 @@
-//! How an intent writes, and what the policy says about it beforehand (the same `policy`
-//! the server runs, on the client's local state).
+//! How an intent writes: the engine runs an intent through here once per document it
+//! writes (`write_change`), which writes through `doc::write`; nothing here calls back into
+//! the engine. Which documents an intent writes (`targets`, `conv_of`) is the intent's own
+//! (`intent`); what the policy says of it beforehand (`check`) is `verdict`'s; both are
+//! named here too, for the server and the hosts.
 
 use automerge::{Automerge, ScalarValue};
+use serde_bytes::ByteBuf;
 
-use super::intent::Intent;
-use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
-use crate::doc::{read, write, DocError, IntentTag};
-use crate::ids::{direct_conv_id, support_conv_id, AccountId, Bucket, DocId, TenantId};
-use crate::limits::REACTIONS_PER_MEMBER_MAX;
+use super::error::ClientError;
+use super::intent::{support_names, Intent};
+use super::outbox::PendingChange;
+use crate::doc::{write, DocError, IntentTag};
+use crate::ids::{AccountId, DocId};
 use crate::model::conversation::*;
-use crate::model::message::MessageKind;
-use crate::policy::{self, Author, Context, Denial, DenyCode, Effect};
 
-/// The documents an intent writes, in the order it writes them.
-pub fn targets(
-    intent: &Intent,
-    tenant: &TenantId,
-    me: &AccountId,
-    place: impl Fn(&crate::ids::ConvId, i64) -> Bucket,
-) -> Vec<DocId> {
-    use Intent::*;
-    let conv = |c| DocId::conv(tenant, c);
-    match intent {
-        CreateConversation { conv: c, .. } => vec![conv(c)],
-        OpenDirect { peer } => vec![conv(&direct_conv_id(tenant, me, peer))],
-        OpenSupport {
-            resource, client, ..
-        } => vec![conv(&support_conv_id(tenant, client, resource))],
-        Send { conv: c, message } => vec![DocId::msgs(tenant, c, place(c, message.created_at))],
-        Edit {
-            conv: c, bucket, ..
-        }
-        | Delete {
-            conv: c, bucket, ..
-        }
-        | React {
-            conv: c, bucket, ..
-        }
-        | AnswerProposal {
-            conv: c, bucket, ..
-        } => {
-            vec![DocId::msgs(tenant, c, *bucket)]
-        }
-        Pin { conv: c, .. }
-        | Unpin { conv: c, .. }
-        | MarkRead { conv: c, .. }
-        | MarkDelivered { conv: c, .. }
-        | NameSupport { conv: c, .. }
-        | CloseLead { conv: c, .. }
-        | SetLead { conv: c, .. }
-        | AddMember { conv: c, .. }
-        | RemoveMember { conv: c, .. }
-        | Leave { conv: c }
-        | SetRole { conv: c, .. }
-        | SetInfo { conv: c, .. }
-        | SetSetting { conv: c, .. }
-        | SetLifecycle { conv: c, .. }
-        | Block { conv: c, .. } => vec![conv(c)],
-        SetConvPref { .. }
-        | SetDraft { .. }
-        | SetContact { .. }
-        | Schedule { .. }
-        | EditScheduled { .. }
-        | CancelScheduled { .. } => {
-            vec![DocId::private(tenant, me)]
-        }
-        SetProfile { .. } => vec![DocId::profile(tenant, me)],
-    }
-}
-
-/// The conversation an intent is about, if any (known without loading anything: message
-/// buckets depend on the conversation's width, the conversation does not).
-pub fn conv_of(intent: &Intent, tenant: &TenantId, me: &AccountId) -> Option<crate::ids::ConvId> {
-    targets(intent, tenant, me, |_, at| Bucket::first(at))
-        .first()
-        .and_then(|d| d.conv_id().cloned())
-}
+pub use super::intent::{conv_of, targets};
+pub use super::verdict::check;
 
 fn json_scalar(value: &serde_json::Value) -> Result<ScalarValue, DocError> {
     match value {
@@ -100,6 +40,39 @@ fn field_name(
         .map(|(k, _)| *k)
         .find(|k| *k == name)
         .ok_or_else(|| DocError::NotApplicable(format!("unknown field {name}")))
+}
+
+/// Writes intent `id` into the local replica `doc` of `target` (one of its `targets`) and
+/// returns the change that holds it, for the outbox: `None` when there was nothing to write
+/// there. `thread_depth` as for `write_to`.
+pub(super) fn write_change(
+    doc: &mut Automerge,
+    target: &DocId,
+    intent: &Intent,
+    me: &AccountId,
+    id: u64,
+    now: i64,
+    thread_depth: u32,
+) -> Result<Option<PendingChange>, ClientError> {
+    let tag = IntentTag::new(id.to_string(), intent.kind());
+    let before = doc.get_heads();
+    let wrote = write_to(doc, target, intent, me, &tag, now, thread_depth)
+        .map_err(|e| ClientError::NotApplicable(e.to_string()))?;
+    if !wrote {
+        return Ok(None);
+    }
+    // The last change on top of `before`: ours, or a deterministic creation change.
+    let change = doc
+        .get_changes(&before)
+        .into_iter()
+        .last()
+        .ok_or_else(|| ClientError::NotApplicable("the intent wrote nothing".into()))?;
+    Ok(Some(PendingChange {
+        doc: target.to_string(),
+        hash: ByteBuf::from(change.hash().0.to_vec()),
+        bytes: ByteBuf::from(change.raw_bytes().to_vec()),
+        acked: false,
+    }))
 }
 
 /// Writes `intent` into `doc` (one of its `targets`). `Ok(false)` when there is nothing to
@@ -248,232 +221,4 @@ pub fn write_to(
         CancelScheduled { id } => crate::doc::schedule::cancel(doc, tag, now, id)?,
     };
     Ok(wrote.is_some())
-}
-
-/// The policy's verdict on `intent`, from the client's own state (docs/POLICY.md: a well-behaved
-/// client only meets a denial in a race).
-pub fn check(
-    intent: &Intent,
-    me: &AccountId,
-    conv: Option<&Conversation>,
-    bucket: Option<&Automerge>,
-    now: i64,
-    bucket_id: Option<Bucket>,
-) -> Result<(), Denial> {
-    use Intent::*;
-    let author = Author::user(me.clone());
-    let ctx = Context {
-        conv,
-        parent: None,
-        now_ms: now,
-        last_post_ms: None,
-        bucket: bucket_id,
-    };
-    // The policy reads a message's author, kind, status and deletion, not its reactions.
-    let message = |id: &crate::ids::MessageId| {
-        bucket
-            .and_then(|b| read::read_message_fields(b, id))
-            .ok_or(Denial {
-                code: DenyCode::MessageMissing,
-                reason: format!("{id} is not loaded here"),
-            })
-    };
-    let member = |account: &AccountId| conv.and_then(|c| c.member(account)).cloned();
-    let effect = match intent {
-        // Creation and find-or-create are checked by the server (parents, pairs).
-        CreateConversation { .. } | OpenDirect { .. } | OpenSupport { .. } => return Ok(()),
-        SetConvPref { .. } | SetDraft { .. } | SetProfile { .. } | SetContact { .. } => {
-            return Ok(())
-        }
-        // The author's own document; whether the message may be sent is decided at its time.
-        Schedule { .. } | EditScheduled { .. } | CancelScheduled { .. } => return Ok(()),
-        Send { message: m, .. } => {
-            if m.kind == MessageKind::System {
-                return Ok(());
-            }
-            Effect::PostMessage(Box::new(m.clone()))
-        }
-        Edit { message: id, .. } => Effect::EditBody(Box::new(message(id)?)),
-        Delete { message: id, .. } => Effect::DeleteMessage(Box::new(message(id)?)),
-        React {
-            message: id,
-            emoji,
-            on: true,
-            ..
-        } if bucket.is_some_and(|b| {
-            let mine = read::reactions_of(b, id.as_str(), me.as_str());
-            !mine.contains(emoji) && mine.len() >= REACTIONS_PER_MEMBER_MAX
-        }) =>
-        {
-            return Err(Denial {
-                code: DenyCode::TooManyReactions,
-                reason: format!("at most {REACTIONS_PER_MEMBER_MAX} reactions on one message"),
-            })
-        }
-        React { message: id, .. } => Effect::SetReaction {
-            message: Box::new(message(id)?),
-            account: me.clone(),
-        },
-        AnswerProposal {
-            proposal, status, ..
-        } => Effect::SetProposalStatus {
-            proposal: Box::new(message(proposal)?),
-            to: *status,
-        },
-        Pin { message, .. } => Effect::Pin {
-            message: message.clone(),
-            by: me.clone(),
-        },
-        Unpin { message, .. } => Effect::Unpin {
-            message: message.clone(),
-        },
-        MarkRead { .. } => Effect::MarkRead {
-            account: me.clone(),
-        },
-        MarkDelivered { .. } => Effect::MarkDelivered {
-            account: me.clone(),
-        },
-        NameSupport { .. } => {
-            // One change, several fields: each must pass where the thread has none yet.
-            for (field, _) in support_names(intent) {
-                let unset = conv.is_some_and(|c| match field {
-                    TITLE => c.info.title.is_none(),
-                    CLIENT_NAME => c.info.client_name.is_none(),
-                    _ => c.info.owner_name.is_none(),
-                });
-                if unset {
-                    policy::check(
-                        &ctx,
-                        &author,
-                        &Effect::SetInfo {
-                            field: field.into(),
-                        },
-                    )?;
-                }
-            }
-            return Ok(());
-        }
-        CloseLead { .. } => {
-            policy::check(
-                &ctx,
-                &author,
-                &Effect::SetLifecycle {
-                    to: Lifecycle::Closed,
-                    by: me.clone(),
-                },
-            )?;
-            Effect::SetLead {
-                outcome: true,
-                closed_after: true,
-            }
-        }
-        SetLead { .. } => Effect::SetLead {
-            outcome: false,
-            closed_after: conv.is_some_and(|c| c.lifecycle.state == Lifecycle::Closed),
-        },
-        AddMember { account, role, .. } => {
-            let mut after = Member::new(account.clone(), *role);
-            if account != me {
-                after.invited_by = Some(me.clone());
-            }
-            Effect::AddMember {
-                before: member(account),
-                after,
-            }
-        }
-        RemoveMember { account, ban, .. } => {
-            let Some(before) = member(account) else {
-                return Err(Denial {
-                    code: DenyCode::NotMember,
-                    reason: format!("{account} is not a member"),
-                });
-            };
-            let mut after = before.clone();
-            after.status = if *ban {
-                MemberStatus::Banned
-            } else {
-                MemberStatus::Removed
-            };
-            Effect::UpdateMember {
-                before,
-                after,
-                fields: vec!["status".into(), "removed_at".into()],
-            }
-        }
-        Leave { .. } => {
-            let Some(before) = member(me) else {
-                return Err(Denial {
-                    code: DenyCode::NotMember,
-                    reason: "not a member".into(),
-                });
-            };
-            let mut after = before.clone();
-            after.status = MemberStatus::Left;
-            Effect::UpdateMember {
-                before,
-                after,
-                fields: vec!["status".into(), "left_at".into()],
-            }
-        }
-        SetRole { account, role, .. } => {
-            let Some(before) = member(account) else {
-                return Err(Denial {
-                    code: DenyCode::NotMember,
-                    reason: format!("{account} is not a member"),
-                });
-            };
-            let mut after = before.clone();
-            after.role = *role;
-            Effect::UpdateMember {
-                before,
-                after,
-                fields: vec!["role".into()],
-            }
-        }
-        SetInfo { field, .. } => Effect::SetInfo {
-            field: field.clone(),
-        },
-        SetSetting { key, .. } => Effect::SetSetting { key: key.clone() },
-        SetLifecycle { state, .. } => Effect::SetLifecycle {
-            to: *state,
-            by: me.clone(),
-        },
-        Block { on, .. } => {
-            let Some(before) = member(me) else {
-                return Err(Denial {
-                    code: DenyCode::NotMember,
-                    reason: "not a member".into(),
-                });
-            };
-            let mut after = before.clone();
-            after.blocked = *on;
-            Effect::UpdateMember {
-                before,
-                after,
-                fields: vec![crate::doc::schema::keys::BLOCKED.into()],
-            }
-        }
-    };
-    policy::check(&ctx, &author, &effect)
-}
-
-/// The (field, value) pairs a `NameSupport` intent writes where unset.
-fn support_names(intent: &Intent) -> Vec<(&'static str, &str)> {
-    let Intent::NameSupport {
-        title,
-        client_name,
-        owner_name,
-        ..
-    } = intent
-    else {
-        return Vec::new();
-    };
-    [
-        (TITLE, title),
-        (CLIENT_NAME, client_name),
-        (OWNER_NAME, owner_name),
-    ]
-    .into_iter()
-    .filter_map(|(field, value)| value.as_deref().map(|v| (field, v)))
-    .collect()
 }

@@ -1,12 +1,11 @@
 //! What the engine asks of its host's store, as data: loads (store reads under an id), the
-//! requests that end with `Event::Done`, and the bookkeeping of the work that waits for
-//! loads. The behaviour is in `load` (answers) and `jobs` (the work).
+//! requests that end with `Event::Done`, and the work that waits for loads (`Job`). The
+//! loads' state machine is `load`; the engine runs the jobs (`jobs`).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::ClientError;
 use super::intent::Intent;
 use crate::ids::{ConvId, DocId};
 
@@ -63,19 +62,6 @@ pub enum Outcome {
     Failed { code: String, message: String },
 }
 
-/// What a load is for.
-#[derive(Debug)]
-pub(super) enum Wanted {
-    Start,
-    Doc(DocId),
-}
-
-#[derive(Debug)]
-pub(super) struct Asked {
-    pub(super) wanted: Wanted,
-    pub(super) reads: Vec<Read>,
-}
-
 /// Work that waits for loads, in call order (an intent never overtakes an earlier one).
 #[derive(Debug)]
 pub(super) enum Job {
@@ -107,86 +93,4 @@ pub(super) enum Job {
         /// The bucket chosen (once: loading it changes what "the next older" is).
         target: Option<DocId>,
     },
-}
-
-/// Loads out and the work waiting for them.
-#[derive(Debug)]
-pub(super) struct Loads {
-    pub(super) next_load: u64,
-    pub(super) next_request: u64,
-    pub(super) asked: HashMap<LoadId, Asked>,
-    /// Documents being read (one load each, however many jobs wait).
-    pub(super) reading: HashMap<DocId, LoadId>,
-    /// Documents whose load failed: the next job that needs one learns why.
-    pub(super) failed: HashMap<DocId, ClientError>,
-    /// The store's index of documents; `None` until the start-up load is answered.
-    pub(super) stored: Option<BTreeSet<DocId>>,
-    pub(super) queue: VecDeque<Job>,
-}
-
-/// Whether a document is there to use.
-pub(super) enum Ready {
-    /// In memory, or stored nowhere (it starts fresh from its genesis).
-    Yes,
-    /// Its load is out.
-    Wait,
-    Failed(ClientError),
-}
-
-impl Loads {
-    fn new(stored: Option<BTreeSet<DocId>>) -> Self {
-        Loads {
-            next_load: 1,
-            next_request: 1,
-            asked: HashMap::new(),
-            reading: HashMap::new(),
-            failed: HashMap::new(),
-            stored,
-            queue: VecDeque::new(),
-        }
-    }
-
-    /// A store known to be empty: nothing is ever loaded.
-    pub(super) fn empty_store() -> Self {
-        Self::new(Some(BTreeSet::new()))
-    }
-
-    /// A store whose contents the start-up load tells.
-    pub(super) fn unknown_store() -> Self {
-        Self::new(None)
-    }
-
-    pub(super) fn note_stored(&mut self, id: &DocId) {
-        if let Some(stored) = &mut self.stored {
-            stored.insert(id.clone());
-        }
-    }
-
-    pub(super) fn stored(&self) -> impl Iterator<Item = &DocId> {
-        self.stored.iter().flatten()
-    }
-
-    /// The stored documents in `range` (in key order), without walking the others.
-    pub(super) fn stored_in(
-        &self,
-        range: std::ops::RangeInclusive<DocId>,
-    ) -> impl DoubleEndedIterator<Item = &DocId> {
-        self.stored.iter().flat_map(move |s| s.range(range.clone()))
-    }
-
-    pub(super) fn next_request(&mut self) -> RequestId {
-        self.next_request += 1;
-        RequestId(self.next_request - 1)
-    }
-
-    pub(super) fn holds(&self, id: u64) -> bool {
-        self.held_intents().any(|(held, _)| held == id)
-    }
-
-    pub(super) fn held_intents(&self) -> impl Iterator<Item = (u64, &Intent)> {
-        self.queue.iter().filter_map(|job| match job {
-            Job::Intent { id, intent, .. } => Some((*id, &**intent)),
-            _ => None,
-        })
-    }
 }

@@ -1,6 +1,12 @@
 //! Which bucket part a message goes to, and what this client knows of a conversation's
 //! parts (docs/FEATURES.md, "Bounded buckets").
 //!
+//! A state machine of its own (`BucketBook`): the server's listings and announcements,
+//! refusals that move a message and paging that waits for a listing go in as method calls;
+//! the part a message goes to, the listing to ask for and the requests a listing lets go
+//! on come back. What the engine holds (stored and loaded parts, a part's message count)
+//! is an input.
+//!
 //! The period of a message is fixed by its time; the part is the writer's best knowledge:
 //! the newest part it knows of the period, or the next one once that holds
 //! `BUCKET_TARGET_MESSAGES`. The server arbitrates: a post to a part that is full, or to a
@@ -10,8 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::ask::{Job, RequestId};
-use super::engine::{ClientEngine, Event, Output};
+use super::ask::RequestId;
 use crate::ids::{Bucket, ConvId, DocId, DocTarget};
 use crate::limits::BUCKET_TARGET_MESSAGES;
 use crate::policy::DenyCode;
@@ -23,6 +28,9 @@ pub(super) const MOVES_MAX: u32 = 16;
 
 /// How many parts one `buckets` request asks for.
 pub(super) const BUCKETS_PAGE: u32 = 32;
+
+/// A `load_older` request (at device time) waiting for `conv`'s listing.
+pub(super) type Paging = (RequestId, ConvId, i64);
 
 /// What the server told this client about parts, and which refusals moved messages.
 #[derive(Debug, Default)]
@@ -39,14 +47,14 @@ pub(super) struct BucketBook {
     /// stored until a listing comes, instead of asking again at once.
     unlisted: HashSet<ConvId>,
     /// `load_older` requests waiting for the server's listing, with their conversation.
-    waiting: Vec<(RequestId, ConvId, i64)>,
+    waiting: Vec<Paging>,
     /// How often each intent's message was moved.
     moves: HashMap<u64, u32>,
 }
 
 impl BucketBook {
     /// Forgets what one connection asked (the server's answers to it will not come).
-    pub(super) fn take_waiting(&mut self) -> Vec<(RequestId, ConvId, i64)> {
+    pub(super) fn take_waiting(&mut self) -> Vec<Paging> {
         std::mem::take(&mut self.waiting)
     }
 
@@ -81,64 +89,37 @@ impl BucketBook {
     }
 }
 
-impl ClientEngine {
-    /// Every part of `conv` this client knows of: listed by the server, stored, in memory.
-    pub(super) fn known_buckets(&self, conv: &ConvId) -> BTreeSet<Bucket> {
-        let mut known = self.buckets.listed.get(conv).cloned().unwrap_or_default();
-        let of_conv = |d: &DocId| match d.target() {
-            DocTarget::Msgs(c, b) if c == conv => Some(*b),
-            _ => None,
-        };
-        // Key ranges: the cost is this conversation's parts, not every stored document.
-        let tenant = &self.config.tenant;
-        let range = DocId::msgs(tenant, conv, Bucket::new(i64::MIN, 0))
-            ..=DocId::msgs(tenant, conv, Bucket::new(i64::MAX, u32::MAX));
-        known.extend(self.loads.stored_in(range.clone()).filter_map(of_conv));
-        known.extend(self.docs.range(range).map(|(d, _)| d).filter_map(of_conv));
-        known
+impl BucketBook {
+    /// The parts of `conv` the server listed or announced.
+    pub(super) fn listed(&self, conv: &ConvId) -> impl DoubleEndedIterator<Item = Bucket> + '_ {
+        self.listed.get(conv).into_iter().flatten().copied()
     }
 
-    /// The newest part of `period` this client knows of (listed, stored or in memory), by
-    /// key ranges: a send asks it, so no set of every part is built.
-    pub(super) fn newest_known(&self, conv: &ConvId, period: i64) -> Option<Bucket> {
-        let parts = Bucket::first(period)..=Bucket::new(period, u32::MAX);
-        let tenant = &self.config.tenant;
-        let docs =
-            DocId::msgs(tenant, conv, *parts.start())..=DocId::msgs(tenant, conv, *parts.end());
-        let of_conv = |d: &DocId| match d.target() {
-            DocTarget::Msgs(c, b) if c == conv => Some(*b),
-            _ => None,
-        };
-        let listed = self
-            .buckets
-            .listed
+    /// The newest listed part of `conv` in `parts`.
+    pub(super) fn newest_listed(
+        &self,
+        conv: &ConvId,
+        parts: std::ops::RangeInclusive<Bucket>,
+    ) -> Option<Bucket> {
+        self.listed
             .get(conv)
-            .and_then(|l| l.range(parts).next_back().copied());
-        let stored = self
-            .loads
-            .stored_in(docs.clone())
-            .filter_map(of_conv)
-            .next_back();
-        let loaded = self
-            .docs
-            .range(docs)
-            .map(|(d, _)| d)
-            .filter_map(of_conv)
-            .next_back();
-        [listed, stored, loaded].into_iter().flatten().max()
+            .and_then(|l| l.range(parts).next_back().copied())
     }
 
-    /// The part a message of `conv` created at `created_at` goes to (see the module docs).
-    pub fn bucket_for(&self, conv: &ConvId, created_at: i64) -> Bucket {
-        let period = created_at.div_euclid(self.bucket_ms(conv).max(1));
-        let mut bucket = self
-            .newest_known(conv, period)
-            .unwrap_or(Bucket::first(period));
-        while self.moved_on(conv, bucket)
-            && !self
-                .buckets
-                .not_open
-                .contains(&(conv.clone(), bucket.next()))
+    /// The part a message of `conv` goes to in its period: from `newest`, the newest part
+    /// of the period known here (or the period's first), on past every part writers left
+    /// (a refusal said it is full, or it holds the target here: `counted` gives a part's
+    /// messages held here), unless a refusal said the next may not be opened yet.
+    pub(super) fn place(
+        &self,
+        conv: &ConvId,
+        newest: Bucket,
+        counted: impl Fn(Bucket) -> usize,
+    ) -> Bucket {
+        let mut bucket = newest;
+        while (self.full.contains(&(conv.clone(), bucket))
+            || counted(bucket) >= BUCKET_TARGET_MESSAGES)
+            && !self.not_open.contains(&(conv.clone(), bucket.next()))
             && bucket.part < u32::MAX
         {
             bucket = bucket.next();
@@ -146,170 +127,131 @@ impl ClientEngine {
         bucket
     }
 
-    /// Writers leave `bucket`: a refusal said it is full, or it holds the target here.
-    fn moved_on(&self, conv: &ConvId, bucket: Bucket) -> bool {
-        if self.buckets.full.contains(&(conv.clone(), bucket)) {
-            return true;
-        }
-        self.docs
-            .get(&DocId::msgs(&self.config.tenant, conv, bucket))
-            .is_some_and(|d| d.view.message_count(&d.local) >= BUCKET_TARGET_MESSAGES)
-    }
-
     /// A refusal that moves a message: remembers what it says of the part.
-    pub(super) fn note_bucket_refusal(&mut self, doc: &DocId, code: DenyCode) {
+    pub(super) fn refused(&mut self, doc: &DocId, code: DenyCode) {
         let DocTarget::Msgs(conv, bucket) = doc.target() else {
             return;
         };
         let key = (conv.clone(), *bucket);
         match code {
             DenyCode::BucketFull => {
-                self.buckets.full.insert(key);
+                self.full.insert(key);
             }
             DenyCode::BucketNotOpen => {
-                self.buckets.not_open.insert(key);
+                self.not_open.insert(key);
             }
             _ => {}
         }
     }
 
-    /// Asks the server for parts of `conv` older than `before` (the newest without it).
-    pub(super) fn ask_buckets(&mut self, conv: &ConvId, before: Option<Bucket>) {
-        if !self.online {
-            return;
-        }
-        self.out.push(Output::Send(ClientFrame::Buckets {
-            doc: DocId::conv(&self.config.tenant, conv).to_string(),
+    /// The request for the parts of `conv` (its conversation document `conv_doc`) older
+    /// than `before` (the newest without it); the engine sends it while online.
+    pub(super) fn ask(conv_doc: &DocId, before: Option<Bucket>) -> ClientFrame {
+        ClientFrame::Buckets {
+            doc: conv_doc.to_string(),
             before,
             limit: BUCKETS_PAGE,
-        }));
+        }
     }
 
-    /// The server's listing: parts newest first, `more` when older ones exist.
-    pub(super) fn on_buckets(&mut self, doc: &str, buckets: Vec<Bucket>, more: bool) {
-        let Ok(id) = DocId::parse(doc) else {
-            return;
-        };
-        let DocTarget::Conv(conv) = id.target() else {
-            return;
-        };
-        let conv = conv.clone();
-        let newest = buckets.first().copied();
-        self.buckets
-            .listed
-            .entry(conv.clone())
-            .or_default()
-            .extend(buckets);
+    /// The server's listing of `conv`: parts newest first, `more` when older ones exist
+    /// (the requests that waited for it: `take_waiting_for`).
+    pub(super) fn on_listing(&mut self, conv: &ConvId, buckets: Vec<Bucket>, more: bool) {
+        self.listed.entry(conv.clone()).or_default().extend(buckets);
         if !more {
-            self.buckets.reached_start.insert(conv.clone());
+            self.reached_start.insert(conv.clone());
         }
-        self.buckets.unlisted.remove(&conv);
-        if let Some(newest) = newest {
-            self.follow_newest(&conv, newest);
-        }
-        let (ready, waiting): (Vec<_>, Vec<_>) = self
-            .buckets
-            .take_waiting()
-            .into_iter()
-            .partition(|(_, c, _)| *c == conv);
-        self.buckets.waiting = waiting;
-        self.page_again(ready);
-        self.out.push(Output::Event(Event::Doc {
-            doc: id.to_string(),
-        }));
+        self.unlisted.remove(conv);
     }
 
-    /// Another writer opened a part of `conv`.
-    pub(super) fn on_bucket(&mut self, doc: &str, bucket: Bucket) {
-        let Ok(id) = DocId::parse(doc) else {
-            return;
-        };
-        let DocTarget::Conv(conv) = id.target() else {
-            return;
-        };
-        let conv = conv.clone();
-        self.buckets
-            .listed
-            .entry(conv.clone())
-            .or_default()
-            .insert(bucket);
-        self.follow_newest(&conv, bucket);
+    /// Another writer opened `bucket` of `conv`.
+    pub(super) fn on_opened(&mut self, conv: &ConvId, bucket: Bucket) {
+        self.listed.entry(conv.clone()).or_default().insert(bucket);
     }
 
-    /// A client that holds a part of `conv` in memory follows the conversation's live end:
-    /// a newer part is opened (and subscribed) as soon as it is known.
-    fn follow_newest(&mut self, conv: &ConvId, bucket: Bucket) {
-        let tenant = self.config.tenant.clone();
-        let newest_loaded = self
-            .docs
-            .range(
-                DocId::msgs(&tenant, conv, Bucket::new(i64::MIN, 0))
-                    ..=DocId::msgs(&tenant, conv, Bucket::new(i64::MAX, u32::MAX)),
-            )
-            .filter_map(|(d, _)| match d.target() {
-                DocTarget::Msgs(c, b) if c == conv => Some(*b),
-                _ => None,
-            })
-            .max();
-        if newest_loaded.is_some_and(|n| bucket > n) {
-            let doc = DocId::msgs(&tenant, conv, bucket);
-            if let Err(e) = self.open_doc(&doc) {
-                self.out.push(Output::Event(Event::Error {
-                    code: e.code().to_owned(),
-                    message: format!("{doc}: {e}"),
-                }));
-            }
+    /// An error about `conv`'s document may be the answer to its listing (storage down,
+    /// access lost): paging that waited for it goes on with what is stored (so every
+    /// `load_older` still ends), and asks no listing again on this connection. Returns the
+    /// requests that waited.
+    pub(super) fn listing_failed(&mut self, conv: &ConvId) -> Vec<Paging> {
+        if !self.waiting.iter().any(|(_, c, _)| c == conv) {
+            return Vec::new();
         }
+        self.unlisted.insert(conv.clone());
+        self.take_waiting_for(conv)
     }
 
-    /// An error about a conversation's `conv` document may be the answer to its listing
-    /// (storage down, access lost): paging that waited for it goes on with what is stored,
-    /// so every `load_older` still ends.
-    pub(super) fn listing_failed(&mut self, doc: &str) {
-        let Ok(id) = DocId::parse(doc) else {
-            return;
-        };
-        let DocTarget::Conv(conv) = id.target() else {
-            return;
-        };
-        if !self.buckets.waiting.iter().any(|(_, c, _)| c == conv) {
-            return;
-        }
-        self.buckets.unlisted.insert(conv.clone());
-        let (ready, waiting): (Vec<_>, Vec<_>) = self
-            .buckets
+    /// The requests waiting for `conv`'s listing, taken off the wait.
+    pub(super) fn take_waiting_for(&mut self, conv: &ConvId) -> Vec<Paging> {
+        let (ready, waiting) = self
             .take_waiting()
             .into_iter()
             .partition(|(_, c, _)| c == conv);
-        self.buckets.waiting = waiting;
-        self.page_again(ready);
-    }
-
-    /// `load_older` requests that waited for a listing take their next step (with what the
-    /// listing brought, or offline with what is stored).
-    pub(super) fn page_again(&mut self, requests: Vec<(RequestId, ConvId, i64)>) {
-        for (request, conv, device_now) in requests {
-            self.loads.queue.push_back(Job::Older {
-                request,
-                conv,
-                device_now,
-                target: None,
-            });
-        }
-        self.advance();
+        self.waiting = waiting;
+        ready
     }
 
     /// A `load_older` request that needs the server's listing waits for it.
-    pub(super) fn wait_for_listing(
-        &mut self,
-        request: RequestId,
-        conv: &ConvId,
-        before: Option<Bucket>,
-        device_now: i64,
-    ) {
-        self.buckets
-            .waiting
-            .push((request, conv.clone(), device_now));
-        self.ask_buckets(conv, before);
+    pub(super) fn wait_for_listing(&mut self, request: RequestId, conv: &ConvId, device_now: i64) {
+        self.waiting.push((request, conv.clone(), device_now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn conv() -> ConvId {
+        ConvId::new("c1").unwrap()
+    }
+
+    fn doc(bucket: Bucket) -> DocId {
+        DocId::msgs(&crate::ids::TenantId::new("t").unwrap(), &conv(), bucket)
+    }
+
+    #[test]
+    fn a_message_moves_past_full_parts_but_not_into_one_not_open() {
+        let mut book = BucketBook::default();
+        let first = Bucket::first(5);
+        assert_eq!(book.place(&conv(), first, |_| 0), first);
+        // Full here by count, or by the server's word.
+        let counted = |b: Bucket| {
+            if b == first {
+                BUCKET_TARGET_MESSAGES
+            } else {
+                0
+            }
+        };
+        assert_eq!(book.place(&conv(), first, counted), first.next());
+        book.refused(&doc(first), DenyCode::BucketFull);
+        assert_eq!(book.place(&conv(), first, |_| 0), first.next());
+        book.refused(&doc(first.next()), DenyCode::BucketNotOpen);
+        assert_eq!(book.place(&conv(), first, |_| 0), first);
+    }
+
+    #[test]
+    fn paging_waits_for_the_listing_of_its_conversation() {
+        let mut book = BucketBook::default();
+        let other = ConvId::new("c2").unwrap();
+        book.wait_for_listing(RequestId(1), &conv(), 10);
+        book.wait_for_listing(RequestId(2), &other, 20);
+        book.on_listing(&conv(), vec![Bucket::first(4), Bucket::first(3)], false);
+        assert_eq!(
+            book.take_waiting_for(&conv()),
+            vec![(RequestId(1), conv(), 10)]
+        );
+        assert!(book.reached_start(&conv()));
+        assert_eq!(
+            book.newest_listed(&conv(), Bucket::first(3)..=Bucket::new(3, u32::MAX)),
+            Some(Bucket::first(3))
+        );
+        assert_eq!(
+            book.listing_failed(&other),
+            vec![(RequestId(2), other.clone(), 20)]
+        );
+        assert!(!book.may_ask(&other));
+        book.disconnected();
+        assert!(book.may_ask(&other) && !book.reached_start(&conv()));
     }
 }

@@ -1,8 +1,8 @@
 //! The conversation as the policy reads it, cached per conversation document: O(1) in the
 //! group's size per intent and per `verdict`.
 //!
-//! Reading a whole conversation costs ~90 µs per member natively (1,000 members: ~90 ms),
-//! and every intent used to do it up to four times. The policy needs much less: `meta`,
+//! Reading a whole conversation costs in proportion to its members (docs/BENCHMARKS.md),
+//! and the policy needs much less: `meta`,
 //! settings, lifecycle, the author's member entry (and for member changes the target's),
 //! pins for a pin. The cache keeps those, read on first use, as of the local document's
 //! heads: any change to the document (an intent's own write, a push, a rebase, a catch-up)
@@ -15,14 +15,11 @@ use std::collections::BTreeSet;
 
 use automerge::{Automerge, ChangeHash, ROOT};
 
-use super::apply;
-use super::engine::ClientEngine;
 use super::intent::Intent;
 use crate::doc::read;
 use crate::doc::schema::keys;
-use crate::ids::{AccountId, ConvId, DocId, DocTarget};
-use crate::model::conversation::{ConvKind, Conversation, Lifecycle, DEFAULT_BUCKET_MS};
-use crate::policy::Denial;
+use crate::ids::{AccountId, ConvId};
+use crate::model::conversation::{ConvKind, Conversation};
 
 /// How often the engine read (parts of) conversations: tests check that intents do not read
 /// the member list, so the cost cannot grow back silently.
@@ -67,6 +64,11 @@ impl ViewCell {
         }
     }
 
+    /// What this cell read so far.
+    pub(super) fn stats(&self) -> ReadStats {
+        self.stats.get()
+    }
+
     fn count(&self, f: impl FnOnce(&mut ReadStats)) {
         let mut stats = self.stats.get();
         f(&mut stats);
@@ -109,7 +111,7 @@ struct View {
 
 /// What a check reads besides `meta`, settings and lifecycle.
 #[derive(Debug, Default)]
-struct Need {
+pub(super) struct Need {
     accounts: Vec<AccountId>,
     pins: bool,
     all_members: bool,
@@ -117,7 +119,7 @@ struct Need {
 
 impl Need {
     /// What the policy reads for `intent` by `me` (see `apply::check` and `policy`).
-    fn of(intent: &Intent, me: &AccountId) -> Need {
+    pub(super) fn of(intent: &Intent, me: &AccountId) -> Need {
         let mut need = Need {
             accounts: vec![me.clone()],
             ..Need::default()
@@ -138,28 +140,24 @@ impl Need {
     }
 }
 
-impl ClientEngine {
-    /// Runs `f` on the conversation as the policy needs it (`None` when it is not loaded or
-    /// not created), from the cache. Reads only what `need` adds to the cached view.
-    fn with_policy_conv<T>(
+impl ViewCell {
+    /// Runs `f` on the conversation `doc` holds as the policy needs it (`None` when it is not
+    /// created), from the cache. Reads only what `need` adds to the cached view.
+    pub(super) fn policy_conv<T>(
         &self,
+        doc: &Automerge,
         conv: &ConvId,
         need: &Need,
         f: impl FnOnce(Option<&Conversation>) -> T,
     ) -> T {
-        let Some(state) = self.docs.get(&DocId::conv(&self.config.tenant, conv)) else {
-            return f(None);
-        };
-        let cell = &state.view;
-        let doc = &state.local;
         // Re-entered from `f` (nothing does so today): read without the cache.
-        let Ok(mut slot) = cell.view.try_borrow_mut() else {
-            let full = cell.read_full(doc, conv);
+        let Ok(mut slot) = self.view.try_borrow_mut() else {
+            let full = self.read_full(doc, conv);
             return f(Some(&full).filter(|c| c.meta.is_some()));
         };
         let heads = doc.get_heads();
         if slot.as_ref().is_none_or(|v| v.heads != heads) {
-            cell.count(|s| s.views += 1);
+            self.count(|s| s.views += 1);
             let meta = read::read_meta(doc);
             let kind = meta.as_ref().map_or(ConvKind::Group, |m| m.kind);
             *slot = Some(View {
@@ -185,7 +183,7 @@ impl ClientEngine {
             return f(None);
         };
         if need.all_members && !view.all_members {
-            let full = cell.read_full(doc, conv);
+            let full = self.read_full(doc, conv);
             view.read.extend(full.members.keys().cloned());
             view.conv.members = full.members;
             view.all_members = true;
@@ -195,7 +193,7 @@ impl ClientEngine {
             if view.all_members || !view.read.insert(account.clone()) {
                 continue;
             }
-            cell.count(|s| s.members += 1);
+            self.count(|s| s.members += 1);
             if let Some(m) = members
                 .as_ref()
                 .and_then(|obj| read::read_member(doc, obj, account))
@@ -208,97 +206,5 @@ impl ClientEngine {
             view.pins_read = true;
         }
         f(Some(&view.conv).filter(|c| c.meta.is_some()))
-    }
-
-    /// The width of `conv`'s message buckets (the default until it is loaded).
-    pub(super) fn cached_bucket_ms(&self, conv: &ConvId) -> i64 {
-        self.with_policy_conv(conv, &Need::default(), |c| {
-            c.and_then(|c| c.meta.as_ref().map(|m| m.bucket_ms))
-        })
-        .unwrap_or(DEFAULT_BUCKET_MS)
-    }
-
-    /// The policy's verdict on `intent` now, on this device's state (accepted plus pending);
-    /// writes nothing. What `intent` checks before it writes; O(1) in the group's size
-    /// (except adding a member to a group).
-    pub fn verdict(&self, intent: &Intent, device_now: i64) -> Result<(), Denial> {
-        let now = self.server_now(device_now);
-        let targets = apply::targets(
-            intent,
-            &self.config.tenant,
-            &self.config.account,
-            |c, at| self.bucket_for(c, at),
-        );
-        self.policy_check(intent, &targets, now)
-    }
-
-    /// `intent` as written: a message into a support thread carries the sender stamps the
-    /// thread gives this account now (the acceptor refuses any other). `None`:
-    /// written as it is.
-    pub(super) fn stamped(&self, intent: &Intent) -> Option<Intent> {
-        let Intent::Send { conv, message } = intent else {
-            return None;
-        };
-        if !message.stamp.is_empty() {
-            return None;
-        }
-        let me = &self.config.account;
-        let stamp = self.with_policy_conv(conv, &Need::of(intent, me), |c| {
-            c.map(|c| {
-                crate::policy::support::stamp_for(c, &crate::policy::Author::user(me.clone()))
-            })
-        })?;
-        if stamp.is_empty() {
-            return None;
-        }
-        let mut message = message.clone();
-        message.stamp = stamp;
-        Some(Intent::Send {
-            conv: conv.clone(),
-            message,
-        })
-    }
-
-    pub(super) fn policy_check(
-        &self,
-        intent: &Intent,
-        targets: &[DocId],
-        now: i64,
-    ) -> Result<(), Denial> {
-        let bucket = targets
-            .iter()
-            .find(|t| matches!(t.target(), DocTarget::Msgs(..)));
-        let bucket_doc = bucket.and_then(|b| self.docs.get(b)).map(|d| &d.local);
-        let bucket_id = bucket.and_then(|b| match b.target() {
-            DocTarget::Msgs(_, n) => Some(*n),
-            _ => None,
-        });
-        let me = &self.config.account;
-        let check = |conv: Option<&Conversation>| {
-            apply::check(intent, me, conv, bucket_doc, now, bucket_id)
-        };
-        match targets.first().and_then(|t| t.conv_id()) {
-            Some(conv) => self.with_policy_conv(conv, &Need::of(intent, me), check),
-            None => check(None),
-        }
-    }
-
-    /// Whether `conv` is archived, from the policy's cached view (no member list read).
-    pub(super) fn is_archived(&self, conv: &ConvId) -> bool {
-        self.with_policy_conv(conv, &Need::default(), |c| {
-            c.is_some_and(|c| c.lifecycle.state == Lifecycle::Archived)
-        })
-    }
-
-    /// How often this engine read conversations (see [`ReadStats`]).
-    pub fn read_stats(&self) -> ReadStats {
-        let mut total = ReadStats::default();
-        for state in self.docs.values() {
-            let s = state.view.stats.get();
-            total.views += s.views;
-            total.members += s.members;
-            total.full += s.full;
-        }
-        total
     }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use automerge::{Automerge, ReadDoc};
 
 use super::engine::{ClientEngine, Event, Output};
-use super::persist::{key_changes, key_snapshot, snapshot_record};
+use super::records::{key_changes, key_snapshot, snapshot_record};
 use super::store::StoreOp;
 use crate::doc::{read, schema::keys};
 use crate::ids::{DocId, MessageId};
@@ -69,7 +69,7 @@ impl ClientEngine {
             StoreOp::Put(key_snapshot(&id), record),
         ]));
         // A catch-up brings messages too (the marker takes only the newest of others').
-        self.note_arrival(&id);
+        self.delivery.arrived(&id);
         self.out.push(Output::Event(Event::Doc {
             doc: id.to_string(),
         }));

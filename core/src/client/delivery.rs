@@ -1,7 +1,12 @@
-//! Delivery markers the engine writes by itself (a message's "delivered", the ✓✓ of a
-//! chat): when messages of others arrive from the server, the device moves its account's
+//! Delivery markers the engine writes by itself (a member's `delivered` marker, the ✓✓ of
+//! a chat): when messages of others arrive from the server, the device moves its account's
 //! `members/<account>/delivered` to the newest of them, without the app asking. Every
 //! host gets it, since it lives here and not in one runtime.
+//!
+//! A state machine of its own (`Delivery`): arrivals, syncs and ticks go in as method
+//! calls; the conversations whose marker is due come back, and `target` says, from the
+//! documents the engine hands it, which message to mark. The engine writes the marker as
+//! an intent (`Intent::MarkDelivered`).
 //!
 //! Coalesced: arrivals in a conversation are marked at most once per
 //! `DELIVERED_INTERVAL_MS` (a burst of N messages costs one marker write, not N), the
@@ -14,10 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::engine::ClientEngine;
-use super::intent::Intent;
-use super::timeline_cache::TimelineCell;
-use crate::ids::{Bucket, ConvId, DocId, DocTarget, MessageId};
+use super::replica::{buckets_of, ClientDoc, Docs};
+use crate::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
 use crate::model::conversation::{ConvKind, Conversation};
 
 /// The wait after the first arrival before the marker is written (device ms).
@@ -48,8 +51,9 @@ pub(super) struct Delivery {
     waiting: BTreeSet<ConvId>,
 }
 
-/// What `delivered_target` found.
-enum Target {
+/// What `target` found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Target {
     Mark(MessageId),
     /// Nothing to mark (marked already, none of others, or not where markers are written).
     Nothing,
@@ -69,165 +73,197 @@ impl Default for Delivery {
     }
 }
 
-impl ClientEngine {
+impl Delivery {
     /// Whether the engine marks arrived messages of others delivered by itself (on unless
     /// turned off). Off drops what waits to be marked.
-    pub fn set_auto_delivered(&mut self, on: bool) {
-        self.delivery.enabled = on;
+    pub(super) fn set_enabled(&mut self, on: bool) {
+        self.enabled = on;
         if !on {
-            self.delivery.arrived.clear();
-            self.delivery.due.clear();
-            self.delivery.waiting.clear();
+            self.arrived.clear();
+            self.due.clear();
+            self.waiting.clear();
         }
     }
 
-    pub fn auto_delivered(&self) -> bool {
-        self.delivery.enabled
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
     }
 
     /// Messages were created in `doc` by changes from the server.
-    pub(super) fn note_arrival(&mut self, doc: &DocId) {
-        if !self.delivery.enabled {
+    pub(super) fn arrived(&mut self, doc: &DocId) {
+        if !self.enabled {
             return;
         }
         if let DocTarget::Msgs(conv, _) = doc.target() {
-            self.delivery.arrived.insert(conv.clone());
+            self.arrived.insert(conv.clone());
         }
     }
 
     /// `conv`'s conversation document synced: a marker that waited for it is scheduled.
     pub(super) fn conversation_synced(&mut self, conv: &ConvId) {
-        if self.delivery.waiting.remove(conv) {
-            self.delivery.arrived.insert(conv.clone());
+        if self.waiting.remove(conv) {
+            self.arrived.insert(conv.clone());
         }
     }
 
     /// Schedules the conversations noted while handling a frame received at `device_now`.
-    pub(super) fn schedule_delivered(&mut self, device_now: i64) {
-        let d = &mut self.delivery;
-        for conv in std::mem::take(&mut d.arrived) {
-            if d.due.contains_key(&conv) {
+    pub(super) fn schedule(&mut self, device_now: i64) {
+        for conv in std::mem::take(&mut self.arrived) {
+            if self.due.contains_key(&conv) {
                 continue; // already waiting: this arrival joins it
             }
-            let after_last = d
+            let after_last = self
                 .last
                 .get(&conv)
                 .map_or(i64::MIN, |t| t.saturating_add(DELIVERED_INTERVAL_MS));
             let at = device_now
                 .saturating_add(DELIVERED_DELAY_MS)
                 .max(after_last);
-            d.due.insert(conv, at);
+            self.due.insert(conv, at);
         }
     }
 
     /// The earliest due marker (device ms).
-    pub(super) fn delivered_wakeup(&self) -> Option<i64> {
-        self.delivery.due.values().min().copied()
+    pub(super) fn wakeup(&self) -> Option<i64> {
+        self.due.values().min().copied()
     }
 
-    /// Writes the markers due at `device_now`.
-    pub(super) fn delivered_due(&mut self, device_now: i64) {
+    /// The conversations whose marker is due at `device_now`, taken off the schedule: the
+    /// engine asks `target` for each, then says `wait` or `marked`.
+    pub(super) fn take_due(&mut self, device_now: i64) -> Vec<ConvId> {
         let due: Vec<ConvId> = self
-            .delivery
             .due
             .iter()
             .filter(|(_, at)| **at <= device_now)
             .map(|(c, _)| c.clone())
             .collect();
-        for conv in due {
-            self.delivery.due.remove(&conv);
-            let message = match self.delivered_target(&conv) {
-                Target::Mark(message) => message,
-                Target::Nothing => continue,
-                Target::NotYet => {
-                    self.delivery.waiting.insert(conv);
-                    continue;
-                }
-            };
-            let intent = Intent::MarkDelivered {
-                conv: conv.clone(),
-                message,
-            };
-            // Not a member who may write it (left, removed, banned, a read-only view): no
-            // marker, and no refusal for the app to show.
-            if self.verdict(&intent, device_now).is_err() {
-                continue;
-            }
-            if self.intent(intent, device_now).is_ok() {
-                self.delivery.last.insert(conv, device_now);
-            }
+        for conv in &due {
+            self.due.remove(conv);
         }
+        due
     }
 
-    /// The newest accepted message of another account in the loaded buckets of `conv`, when
-    /// it is past this account's delivery marker.
-    fn delivered_target(&self, conv: &ConvId) -> Target {
-        let conv_doc = DocId::conv(&self.config.tenant, conv);
-        let catching_up = self.docs.get(&conv_doc).is_none_or(|d| d.catching_up);
-        match self.conversation(conv) {
-            Some(conversation) if !catching_up => match self.newest_to_mark(conv, &conversation) {
+    /// `conv`'s conversation document is not here yet: its marker waits for the sync.
+    pub(super) fn wait(&mut self, conv: ConvId) {
+        self.waiting.insert(conv);
+    }
+
+    /// The engine wrote `conv`'s marker at `device_now`.
+    pub(super) fn marked(&mut self, conv: ConvId, device_now: i64) {
+        self.last.insert(conv, device_now);
+    }
+}
+
+/// The newest accepted message of another account than `me` in the held buckets of `conv`
+/// (`conversation` as this device sees it), when it is past `me`'s delivery marker.
+pub(super) fn target(
+    docs: &Docs,
+    tenant: &TenantId,
+    me: &AccountId,
+    conv: &ConvId,
+    conversation: Option<&Conversation>,
+) -> Target {
+    let catching_up = docs
+        .get(&DocId::conv(tenant, conv))
+        .is_none_or(|d| d.catching_up);
+    match conversation {
+        Some(conversation) if !catching_up => {
+            match newest_to_mark(docs, tenant, me, conv, conversation) {
                 Some(message) => Target::Mark(message),
                 None => Target::Nothing,
-            },
-            _ => Target::NotYet,
+            }
         }
+        _ => Target::NotYet,
+    }
+}
+
+fn newest_to_mark(
+    docs: &Docs,
+    tenant: &TenantId,
+    me: &AccountId,
+    conv: &ConvId,
+    conversation: &Conversation,
+) -> Option<MessageId> {
+    let channel = conversation
+        .meta
+        .as_ref()
+        .is_some_and(|m| m.kind == ConvKind::Channel);
+    if channel || conversation.members.len() > AUTO_DELIVERED_MAX_MEMBERS {
+        return None;
+    }
+    // In bucket order (the documents' map is in id order, which need not be).
+    let mut buckets: Vec<(Bucket, &ClientDoc)> = buckets_of(docs, tenant, conv).collect();
+    buckets.sort_by_key(|(b, _)| *b);
+    let newest = buckets.iter().rev().find_map(|(bucket, state)| {
+        state
+            .timeline_items(*bucket)
+            .iter()
+            .filter(|i| !i.pending && i.message.author != *me)
+            .filter_map(|i| i.seq.map(|seq| (seq, i.message.id.clone())))
+            .max()
+            .map(|(seq, id)| ((*bucket, seq), id))
+    })?;
+    let marker = conversation.delivered.get(me).cloned();
+    match marker {
+        Some(m) if m == newest.1 => None,
+        Some(m) => match position_of(&buckets, &m) {
+            Some(at) if at >= newest.0 => None,
+            // Behind it, or in a bucket not loaded here (older than what arrives).
+            _ => Some(newest.1),
+        },
+        None => Some(newest.1),
+    }
+}
+
+/// Where a message stands in server order: (bucket, seq).
+fn position_of(buckets: &[(Bucket, &ClientDoc)], message: &MessageId) -> Option<(Bucket, u64)> {
+    buckets
+        .iter()
+        .find_map(|(bucket, state)| state.message_seq.get(message).map(|s| (*bucket, *s)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn conv() -> ConvId {
+        ConvId::new("c1").unwrap()
     }
 
-    fn newest_to_mark(&self, conv: &ConvId, conversation: &Conversation) -> Option<MessageId> {
-        let me = &self.config.account;
-        let channel = conversation
-            .meta
-            .as_ref()
-            .is_some_and(|m| m.kind == ConvKind::Channel);
-        if channel || conversation.members.len() > AUTO_DELIVERED_MAX_MEMBERS {
-            return None;
-        }
-        let newest = self
-            .conv_buckets(conv)
-            .into_iter()
-            .rev()
-            .find_map(|(bucket, state)| {
-                TimelineCell::items(state, bucket)
-                    .iter()
-                    .filter(|i| !i.pending && i.message.author != *me)
-                    .filter_map(|i| i.seq.map(|seq| (seq, i.message.id.clone())))
-                    .max()
-                    .map(|(seq, id)| ((bucket, seq), id))
-            })?;
-        let marker = conversation.delivered.get(me).cloned();
-        match marker {
-            Some(m) if m == newest.1 => None,
-            Some(m) => match self.position_of(conv, &m) {
-                Some(at) if at >= newest.0 => None,
-                // Behind it, or in a bucket not loaded here (older than what arrives).
-                _ => Some(newest.1),
-            },
-            None => Some(newest.1),
-        }
+    fn doc() -> DocId {
+        DocId::msgs(&crate::ids::TenantId::new("t").unwrap(), &conv(), 7)
     }
 
-    /// Where a message stands in server order: (bucket, seq).
-    fn position_of(&self, conv: &ConvId, message: &MessageId) -> Option<(Bucket, u64)> {
-        self.conv_buckets(conv)
-            .into_iter()
-            .find_map(|(bucket, state)| state.message_seq.get(message).map(|s| (bucket, *s)))
+    #[test]
+    fn a_burst_is_marked_once_after_the_delay_and_then_at_most_per_interval() {
+        let mut d = Delivery::default();
+        d.arrived(&doc());
+        d.arrived(&doc());
+        d.schedule(1_000);
+        assert_eq!(d.wakeup(), Some(1_000 + DELIVERED_DELAY_MS));
+        assert!(d.take_due(1_000).is_empty());
+        assert_eq!(d.take_due(1_000 + DELIVERED_DELAY_MS), vec![conv()]);
+        d.marked(conv(), 1_300);
+        d.arrived(&doc());
+        d.schedule(1_400);
+        assert_eq!(d.wakeup(), Some(1_300 + DELIVERED_INTERVAL_MS));
     }
 
-    /// The loaded bucket documents of `conv`, in bucket order (the documents' map is in
-    /// id order, which need not be).
-    fn conv_buckets(&self, conv: &ConvId) -> Vec<(Bucket, &super::engine::ClientDoc)> {
-        let mut buckets: Vec<_> = self
-            .docs
-            .range(
-                DocId::msgs(&self.config.tenant, conv, i64::MIN)
-                    ..=DocId::msgs(&self.config.tenant, conv, i64::MAX),
-            )
-            .filter_map(|(id, state)| match id.target() {
-                DocTarget::Msgs(c, bucket) if c == conv => Some((*bucket, state)),
-                _ => None,
-            })
-            .collect();
-        buckets.sort_by_key(|(b, _)| *b);
-        buckets
+    #[test]
+    fn a_marker_waits_for_its_conversation_and_off_drops_everything() {
+        let mut d = Delivery::default();
+        d.wait(conv());
+        d.conversation_synced(&conv());
+        d.schedule(0);
+        assert_eq!(d.wakeup(), Some(DELIVERED_DELAY_MS));
+        let (docs, tenant) = (Docs::new(), crate::ids::TenantId::new("t").unwrap());
+        let me = AccountId::new("me").unwrap();
+        assert_eq!(target(&docs, &tenant, &me, &conv(), None), Target::NotYet);
+        d.set_enabled(false);
+        assert_eq!(d.wakeup(), None);
+        d.arrived(&doc());
+        d.schedule(0);
+        assert_eq!(d.wakeup(), None);
     }
 }

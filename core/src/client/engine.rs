@@ -1,54 +1,47 @@
-//! The client engine, sans-io: local replicas, the outbox of intents with their changes,
-//! cursors, subscriptions. Frames from the server are handled in `receive`, storage in
-//! `persist`, loads in `ask`/`load`/`jobs`, catch-up from snapshots in `catchup`, derived
-//! views in `views`.
+//! The client engine, sans-io: it owns the documents (`replica`) and the outbox
+//! (`outbox`), runs intents (checked by `check`, written by `apply`), follows documents
+//! (subscriptions), and routes between the host and its parts. Each part is a state
+//! machine of its own that never reaches into the engine: the membership feed (`feed`),
+//! presence (`presence`), bucket parts (`buckets`), delivery markers (`delivery`), resends
+//! (`retry`) and store reads (`load`). The engine hands each part what it needs as
+//! arguments and carries out what it returns. Frames from the server come in through
+//! `receive`, storage through `persist`, the work that waits for loads runs in `jobs`,
+//! catch-up from snapshots in `catchup`, derived views in `views`.
 //!
-//! Inputs are method calls (`intent`, `connected`, `receive`, `loaded`, ...); outputs are
-//! data the host carries out in order: frames to send, store writes, store reads, events.
+//! Inputs are method calls (`intent`, `connected`, `receive`, `loaded`, `tick`, ...);
+//! outputs are data the host carries out in order: frames to send, store writes, store
+//! reads, events.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use automerge::{ActorId, Automerge, Change, ChangeHash};
+use automerge::{ActorId, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 
 use super::apply;
-use super::ask::{Load, Loads, Outcome, RequestId};
+use super::ask::{Load, Outcome, RequestId};
 use super::buckets::BucketBook;
-use super::cache::ViewCell;
-pub use super::error::ClientError;
+use super::cache::ReadStats;
+use super::check::Held;
+use super::delivery::{self, Delivery, Target};
+use super::feed::Feed;
 use super::intent::Intent;
+use super::load::Loads;
+use super::outbox::{self, Outbox, OutboxEntry, PendingChange};
+use super::presence::{MemberPresence, PresenceBook, PresenceOut, PresenceState};
+use super::replica::{self, buckets_of, ClientDoc, Docs};
+use super::retry::{Retry, RetryOut};
 use super::store::StoreOp;
-use crate::doc::{self, read, IntentTag};
-use crate::ids::{AccountId, ConvId, DocId, DocTarget, MessageId, TenantId};
+use crate::doc::{self, read};
+use crate::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, TenantId};
 use crate::model::conversation::{Conversation, Lifecycle};
-use crate::protocol::ClientFrame;
+use crate::policy::Denial;
+use crate::protocol::{ClientFrame, SignalKind};
 
-/// Where an intent stands. Every intent ends accepted or rejected with a reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum IntentStatus {
-    /// Written locally, not yet sent (offline, or held behind an earlier intent of the same
-    /// conversation that waits for a resend).
-    Pending,
-    /// Sent, no answer yet.
-    Sent,
-    /// The server could not take it yet (a transient error, no answer in time, or it waits
-    /// for an earlier intent of this device that could not be taken): it is resent in order
-    /// with backoff until it is accepted or rejected for a reason about itself.
-    Retrying,
-    Accepted,
-    /// `code` for programs (a `refusal::Code`), `reason` for people (a sentence with names
-    /// and titles, `refusal`), `detail` the technical text (the server's or the policy's).
-    Rejected {
-        code: String,
-        reason: String,
-        #[serde(default)]
-        detail: String,
-    },
-}
+pub use super::error::ClientError;
+pub use super::outbox::IntentStatus;
+pub use super::retry::{ANSWER_TIMEOUT_MS, RETRY_MAX_MS, RETRY_MIN_MS};
 
-/// What the host must do, in order (docs/CLIENT.md, "The client engine and its hosts").
+/// What the host must do, in order (docs: ARCHITECTURE.md, "The client engine and its hosts").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A frame for the server (dropped when offline: the engine sends again on `connected`).
@@ -100,88 +93,6 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct PendingChange {
-    pub(super) doc: String,
-    pub(super) hash: ByteBuf,
-    pub(super) bytes: ByteBuf,
-    pub(super) acked: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct OutboxEntry {
-    pub(super) id: u64,
-    pub(super) intent: Intent,
-    pub(super) created_at: i64,
-    pub(super) status: IntentStatus,
-    pub(super) changes: Vec<PendingChange>,
-    /// Waits for the next resend round (retry bookkeeping lives in memory only: a restart
-    /// reconnects and resends everything anyway).
-    #[serde(skip)]
-    pub(super) resend: bool,
-    /// Device time of the last send while no answer settled it (for the answer timeout).
-    #[serde(skip)]
-    pub(super) sent_at: Option<i64>,
-}
-
-impl OutboxEntry {
-    pub(super) fn is_final(&self) -> bool {
-        matches!(
-            self.status,
-            IntentStatus::Accepted | IntentStatus::Rejected { .. }
-        )
-    }
-}
-
-/// One document as this client holds it.
-pub(super) struct ClientDoc {
-    /// Accepted changes only.
-    pub(super) server: Automerge,
-    /// Accepted plus this device's pending changes: what the user sees.
-    pub(super) local: Automerge,
-    /// Every change up to this seq is in `server` and stored: catch-up resumes after it.
-    pub(super) cursor: u64,
-    /// Server order of messages created in this document.
-    pub(super) message_seq: HashMap<MessageId, u64>,
-    pub(super) changes_since_snapshot: usize,
-    pub(super) revoked: Option<String>,
-    /// This device's changes acked with a seq beyond `cursor`: in `server` and stored as ack
-    /// records until that seq arrives in order.
-    pub(super) acked: HashMap<ChangeHash, u64>,
-    /// Subscribed, `synced` not yet received (the store fold waits for it).
-    pub(super) catching_up: bool,
-    /// Not subscribed yet: the conversation's creation still waits in the outbox, and the
-    /// server refuses to subscribe to a conversation that does not exist.
-    pub(super) deferred: bool,
-    /// The server refused to subscribe it (`forbidden`), as of its conversation's feed entry
-    /// (its seq, `None` without one): a newer entry that says active subscribes it again
-    /// (docs/FEATURES.md, "The membership feed").
-    pub(super) refused: Option<Option<u64>>,
-    /// What the policy reads of a conversation document, as of `local`'s heads.
-    pub(super) view: ViewCell,
-    /// A message bucket's timeline items, as of its heads.
-    pub(super) timeline: super::timeline_cache::TimelineCell,
-}
-
-impl ClientDoc {
-    pub(super) fn new(server: Automerge, local: Automerge, cursor: u64) -> Self {
-        ClientDoc {
-            server,
-            local,
-            cursor,
-            message_seq: HashMap::new(),
-            changes_since_snapshot: 0,
-            revoked: None,
-            acked: HashMap::new(),
-            catching_up: false,
-            deferred: false,
-            refused: None,
-            view: ViewCell::default(),
-            timeline: Default::default(),
-        }
-    }
-}
-
 /// Identity of this client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
@@ -191,43 +102,30 @@ pub struct ClientConfig {
     pub actor: ActorId,
 }
 
-/// First delay before resending after a transient failure (without `retry_after_ms`).
-pub const RETRY_MIN_MS: i64 = 250;
-/// The backoff doubles per resend round without progress up to this.
-pub const RETRY_MAX_MS: i64 = 30_000;
-/// A sent change with no answer this long while connected is resent (resending is idempotent).
-pub const ANSWER_TIMEOUT_MS: i64 = 30_000;
-
 /// The client engine.
 pub struct ClientEngine {
     pub(super) config: ClientConfig,
     pub(super) online: bool,
     clock_offset: i64,
-    pub(super) docs: BTreeMap<DocId, ClientDoc>,
-    pub(super) outbox: BTreeMap<u64, OutboxEntry>,
+    /// The documents this client holds.
+    pub(super) docs: Docs,
+    /// Intents with their changes, by id, until accepted (or a rejection is dismissed).
+    pub(super) outbox: Outbox,
     pub(super) next_id: u64,
     pub(super) typing: HashMap<ConvId, BTreeMap<AccountId, i64>>,
     pub(super) out: Vec<Output>,
-    /// Device time of the next resend round (some entry has `resend` set, or a document waits
-    /// to be subscribed again).
-    pub(super) retry_at: Option<i64>,
-    /// Resend rounds since the last ack: the backoff's exponent.
-    pub(super) retry_attempt: u32,
-    /// Subscriptions a transient error may have dropped: sent again with the next round.
-    pub(super) resubscribe: BTreeSet<DocId>,
-    /// The server's limits from `welcome` (a resend round batches a document's changes).
-    pub(super) max_changes: usize,
-    pub(super) max_frame: usize,
+    /// Resend rounds and their backoff.
+    pub(super) retry: Retry,
     /// Store reads out and the work that waits for them.
     pub(super) loads: Loads,
     /// What the server said of the conversations' bucket parts.
     pub(super) buckets: BucketBook,
     /// What the server said of the account's memberships.
-    pub(super) feed: super::feed::Feed,
+    pub(super) feed: Feed,
     /// Members' presence and ours (never stored).
-    pub(super) presence: super::presence::PresenceBook,
+    pub(super) presence: PresenceBook,
     /// Arrived messages of others still to mark delivered (never stored).
-    pub(super) delivery: super::delivery::Delivery,
+    pub(super) delivery: Delivery,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -243,6 +141,7 @@ impl std::fmt::Debug for ClientEngine {
 impl ClientEngine {
     pub fn new(config: ClientConfig) -> Self {
         ClientEngine {
+            retry: Retry::new(config.actor.clone()),
             config,
             online: false,
             clock_offset: 0,
@@ -251,16 +150,11 @@ impl ClientEngine {
             next_id: 1,
             typing: HashMap::new(),
             out: Vec::new(),
-            retry_at: None,
-            retry_attempt: 0,
-            resubscribe: BTreeSet::new(),
-            max_changes: 100,
-            max_frame: 1 << 20,
             loads: Loads::empty_store(),
             buckets: BucketBook::default(),
-            feed: Default::default(),
-            presence: Default::default(),
-            delivery: Default::default(),
+            feed: Feed::default(),
+            presence: PresenceBook::default(),
+            delivery: Delivery::default(),
         }
     }
 
@@ -334,13 +228,80 @@ impl ClientEngine {
         Some(doc.view.full(&doc.local, conv)).filter(|c| c.meta.is_some())
     }
 
+    /// The held documents as this account reads them (the policy's views, stamps, depths).
+    pub(super) fn held(&self) -> Held<'_> {
+        Held {
+            docs: &self.docs,
+            tenant: &self.config.tenant,
+            me: &self.config.account,
+        }
+    }
+
+    /// The width of `conv`'s message buckets (the default until it is loaded).
     pub(super) fn bucket_ms(&self, conv: &ConvId) -> i64 {
-        self.cached_bucket_ms(conv)
+        self.held().bucket_ms(conv)
     }
 
     /// The bucket document a message of `conv` created at `at` goes to.
     pub fn bucket_doc(&self, conv: &ConvId, at: i64) -> DocId {
         DocId::msgs(&self.config.tenant, conv, self.bucket_for(conv, at))
+    }
+
+    /// The part a message of `conv` created at `created_at` goes to (`buckets`): the newest
+    /// part of its period known here, or the next one once writers left it.
+    pub fn bucket_for(&self, conv: &ConvId, created_at: i64) -> Bucket {
+        let period = created_at.div_euclid(self.bucket_ms(conv).max(1));
+        let newest = self
+            .newest_known(conv, period)
+            .unwrap_or(Bucket::first(period));
+        let tenant = &self.config.tenant;
+        self.buckets.place(conv, newest, |bucket| {
+            self.docs
+                .get(&DocId::msgs(tenant, conv, bucket))
+                .map_or(0, |d| d.view.message_count(&d.local))
+        })
+    }
+
+    /// The newest part of `period` this client knows of (listed, stored or in memory), by
+    /// key ranges: a send asks it, so no set of every part is built.
+    pub(super) fn newest_known(&self, conv: &ConvId, period: i64) -> Option<Bucket> {
+        let parts = Bucket::first(period)..=Bucket::new(period, u32::MAX);
+        let tenant = &self.config.tenant;
+        let docs =
+            DocId::msgs(tenant, conv, *parts.start())..=DocId::msgs(tenant, conv, *parts.end());
+        let of_conv = |d: &DocId| match d.target() {
+            DocTarget::Msgs(c, b) if c == conv => Some(*b),
+            _ => None,
+        };
+        let listed = self.buckets.newest_listed(conv, parts);
+        let stored = self
+            .loads
+            .stored_in(docs.clone())
+            .filter_map(of_conv)
+            .next_back();
+        let loaded = self
+            .docs
+            .range(docs)
+            .map(|(d, _)| d)
+            .filter_map(of_conv)
+            .next_back();
+        [listed, stored, loaded].into_iter().flatten().max()
+    }
+
+    /// Every part of `conv` this client knows of: listed by the server, stored, in memory.
+    pub(super) fn known_buckets(&self, conv: &ConvId) -> BTreeSet<Bucket> {
+        let mut known: BTreeSet<Bucket> = self.buckets.listed(conv).collect();
+        let of_conv = |d: &DocId| match d.target() {
+            DocTarget::Msgs(c, b) if c == conv => Some(*b),
+            _ => None,
+        };
+        // Key ranges: the cost is this conversation's parts, not every stored document.
+        let tenant = &self.config.tenant;
+        let range = DocId::msgs(tenant, conv, Bucket::new(i64::MIN, 0))
+            ..=DocId::msgs(tenant, conv, Bucket::new(i64::MAX, u32::MAX));
+        known.extend(self.loads.stored_in(range).filter_map(of_conv));
+        known.extend(buckets_of(&self.docs, tenant, conv).map(|(b, _)| b));
+        known
     }
 
     // ---------- intents ----------
@@ -367,9 +328,7 @@ impl ClientEngine {
         device_now: i64,
     ) -> Result<u64, ClientError> {
         let now = self.server_now(device_now);
-        let me = self.config.account.clone();
-        let tenant = self.config.tenant.clone();
-        let targets = apply::targets(&intent, &tenant, &me, |c, at| self.bucket_for(c, at));
+        let targets = self.targets(&intent);
         let mut opened = Vec::new();
         for target in &targets {
             if self.ensure_doc(target)? {
@@ -385,20 +344,16 @@ impl ClientEngine {
             self.next_id += 1;
             self.next_id - 1
         });
+        let changes = self.write_all(&targets, &intent, id, now)?;
         let mut entry = OutboxEntry {
             id,
             intent,
             created_at: now,
             status: IntentStatus::Pending,
-            changes: Vec::new(),
+            changes,
             resend: false,
             sent_at: None,
         };
-        for target in &targets {
-            if let Some(change) = self.write(target, &entry.intent, id, now)? {
-                entry.changes.push(change);
-            }
-        }
         if entry.changes.is_empty() {
             entry.status = IntentStatus::Accepted;
         }
@@ -422,13 +377,28 @@ impl ClientEngine {
         Ok(id)
     }
 
-    /// A new message reopens an archived conversation. The reopen is written by
-    /// the sender's device (no side effect on the server), when its policy allows it.
+    /// The documents `intent` writes, a message's in the part it goes to now (placed here,
+    /// from what the engine knows of the parts, before `apply` names the documents).
+    pub(super) fn targets(&self, intent: &Intent) -> Vec<DocId> {
+        let part = match intent {
+            Intent::Send { conv, message } => Some(self.bucket_for(conv, message.created_at)),
+            _ => None,
+        };
+        apply::targets(
+            intent,
+            &self.config.tenant,
+            &self.config.account,
+            |_, at| part.unwrap_or(Bucket::first(at)),
+        )
+    }
+
+    /// A new message reopens an archived conversation. The reopen is written by the
+    /// sender's device (no side effect on the server), when its policy allows it.
     fn reopen_for(&self, intent: &Intent, now: i64) -> Option<Intent> {
         let Intent::Send { conv, .. } = intent else {
             return None;
         };
-        if !self.is_archived(conv) {
+        if !self.held().is_archived(conv) {
             return None;
         }
         let reopen = Intent::SetLifecycle {
@@ -439,13 +409,15 @@ impl ClientEngine {
         self.check(&reopen, &targets, now).ok().map(|()| reopen)
     }
 
+    /// The policy's verdict on `intent` writing `targets` (`check`), a refusal explained for
+    /// people (`refusal`).
     pub(super) fn check(
         &self,
         intent: &Intent,
         targets: &[DocId],
         now: i64,
     ) -> Result<(), ClientError> {
-        self.policy_check(intent, targets, now).map_err(|d| {
+        self.held().policy_check(intent, targets, now).map_err(|d| {
             let code = d.code.as_str().to_owned();
             ClientError::Denied {
                 reason: self.explain(intent, &code),
@@ -455,6 +427,7 @@ impl ClientEngine {
         })
     }
 
+    /// Writes intent `id` into `target` (loaded fresh if need be): its change.
     pub(super) fn write(
         &mut self,
         target: &DocId,
@@ -462,90 +435,52 @@ impl ClientEngine {
         id: u64,
         now: i64,
     ) -> Result<Option<PendingChange>, ClientError> {
-        let me = self.config.account.clone();
-        let tag = IntentTag::new(id.to_string(), intent.kind());
-        let stamped = self.stamped(intent);
-        let intent = stamped.as_ref().unwrap_or(intent);
-        let thread_depth = self.thread_depth(intent);
         self.ensure_doc(target)?;
-        let state = self
-            .docs
-            .get_mut(target)
-            .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
-        let before = state.local.get_heads();
-        let wrote = apply::write_to(
-            &mut state.local,
-            target,
-            intent,
-            &me,
-            &tag,
-            now,
-            thread_depth,
-        )
-        .map_err(|e| ClientError::NotApplicable(e.to_string()))?;
-        if !wrote {
-            return Ok(None);
-        }
-        // The last change on top of `before`: ours, or a deterministic creation change.
-        let change = state
-            .local
-            .get_changes(&before)
-            .into_iter()
-            .last()
-            .ok_or_else(|| ClientError::NotApplicable("the intent wrote nothing".into()))?;
-        Ok(Some(PendingChange {
-            doc: target.to_string(),
-            hash: ByteBuf::from(change.hash().0.to_vec()),
-            bytes: ByteBuf::from(change.raw_bytes().to_vec()),
-            acked: false,
-        }))
+        Ok(self
+            .write_all(std::slice::from_ref(target), intent, id, now)?
+            .pop())
     }
 
-    /// The depth of a thread `intent` creates: one below its parent's, read from the parent's
-    /// document (a thread of a thread is 2, ...); 1 when this device does not hold the
-    /// parent, whose creation the server then checks.
-    fn thread_depth(&self, intent: &Intent) -> u32 {
-        let Intent::CreateConversation {
-            parent: Some((parent, _)),
-            ..
-        } = intent
-        else {
-            return 1;
-        };
-        let parent = DocId::conv(&self.config.tenant, parent);
-        let parent_depth = self
-            .docs
-            .get(&parent)
-            .and_then(|d| crate::doc::read::read_meta(&d.local))
-            .and_then(|m| m.thread)
-            .map_or(0, |t| t.depth);
-        parent_depth + 1
+    /// Writes intent `id`, as written (`check`: its stamps, the depth of a thread it
+    /// creates), into each of `targets`, which are held: through `apply`, once per
+    /// document. The changes for the outbox.
+    fn write_all(
+        &mut self,
+        targets: &[DocId],
+        intent: &Intent,
+        id: u64,
+        now: i64,
+    ) -> Result<Vec<PendingChange>, ClientError> {
+        let held = self.held();
+        let stamped = held.stamped(intent);
+        let intent = stamped.as_ref().unwrap_or(intent);
+        let thread_depth = held.thread_depth(intent);
+        let me = &self.config.account;
+        let mut changes = Vec::with_capacity(targets.len());
+        for target in targets {
+            let state = self
+                .docs
+                .get_mut(target)
+                .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
+            let change =
+                apply::write_change(&mut state.local, target, intent, me, id, now, thread_depth)?;
+            changes.extend(change);
+        }
+        Ok(changes)
     }
 
-    /// Sends the entry's unacked changes, one submit per document.
-    pub(super) fn send_entry(&mut self, id: u64, device_now: i64) {
-        let Some(entry) = self.outbox.get_mut(&id) else {
-            return;
-        };
-        if entry.is_final() {
-            return;
-        }
-        entry.resend = false;
-        entry.sent_at = Some(device_now);
-        let mut by_doc: BTreeMap<String, Vec<ByteBuf>> = BTreeMap::new();
-        for change in entry.changes.iter().filter(|c| !c.acked) {
-            by_doc
-                .entry(change.doc.clone())
-                .or_default()
-                .push(change.bytes.clone());
-        }
-        if entry.status == IntentStatus::Pending {
-            entry.status = IntentStatus::Sent;
-        }
-        for (doc, changes) in by_doc {
-            self.out
-                .push(Output::Send(ClientFrame::Submit { doc, changes }));
-        }
+    /// The policy's verdict on `intent` now, on this device's state (accepted plus pending);
+    /// writes nothing. What `intent` checks before it writes; O(1) in the group's size
+    /// (except adding a member to a group).
+    pub fn verdict(&self, intent: &Intent, device_now: i64) -> Result<(), Denial> {
+        let now = self.server_now(device_now);
+        let targets = self.targets(intent);
+        self.held().policy_check(intent, &targets, now)
+    }
+
+    /// How often this engine read conversations (see [`ReadStats`]).
+    pub fn read_stats(&self) -> ReadStats {
+        replica::read_stats(&self.docs)
     }
 
     /// The status of an intent (`None` once accepted and forgotten).
@@ -591,14 +526,7 @@ impl ClientEngine {
     /// This device's changes to `doc` the server has not accepted yet, oldest intent first
     /// (a rejected intent's are not: they never return to the document).
     pub(super) fn pending_changes(&self, doc: &DocId) -> Vec<Change> {
-        let doc = doc.to_string();
-        self.outbox
-            .values()
-            .filter(|e| !e.is_final())
-            .flat_map(|e| e.changes.iter())
-            .filter(|c| c.doc == doc && !c.acked)
-            .filter_map(|c| Change::try_from(&c.bytes[..]).ok())
-            .collect()
+        outbox::pending_changes(&self.outbox, doc)
     }
 
     // ---------- connection ----------
@@ -611,13 +539,9 @@ impl ClientEngine {
         for id in &docs {
             self.subscribe(id);
         }
-        // Everything unanswered goes out again in order, packed into few frames (a phone back
-        // after days offline sends its outbox in a handful of submits): no round is due any
-        // more.
-        self.retry_at = None;
-        self.resubscribe.clear();
-        let ids: Vec<u64> = self.outbox.keys().copied().collect();
-        self.send_packed(ids, device_now);
+        // Everything unanswered goes out again in order, in few frames.
+        let resent = self.retry.connected(&mut self.outbox, device_now);
+        self.route_retry(resent);
         // Conversations others added this account to (or removed it from) meanwhile.
         self.ask_memberships();
         self.presence_connected(device_now);
@@ -626,16 +550,8 @@ impl ClientEngine {
 
     pub fn disconnected(&mut self) {
         self.online = false;
-        for entry in self.outbox.values_mut() {
-            if matches!(entry.status, IntentStatus::Sent | IntentStatus::Retrying) {
-                entry.status = IntentStatus::Pending;
-            }
-            entry.resend = false;
-            entry.sent_at = None;
-        }
-        self.retry_at = None;
-        self.resubscribe.clear();
-        self.feed_disconnected();
+        self.retry.disconnected(&mut self.outbox);
+        self.feed.disconnected();
         for state in self.docs.values_mut() {
             state.catching_up = false;
             state.deferred = false;
@@ -712,32 +628,219 @@ impl ClientEngine {
             self.subscribe(id);
         }
     }
-}
 
-/// Two documents whose changes are checked against each other: the same document, or
-/// documents of one conversation (a message needs its conversation and the membership in it).
-pub(super) fn related(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    match (DocId::parse(a), DocId::parse(b)) {
-        (Ok(a), Ok(b)) => a.conv_id().is_some() && a.conv_id() == b.conv_id(),
-        _ => false,
-    }
-}
+    // ---------- time: resends, presence, delivery markers ----------
 
-/// Ids of the messages a change creates (`messages/<shard>/<id>` maps).
-pub(super) fn created_messages(change: &Change) -> Vec<MessageId> {
-    use automerge::legacy::{Key, ObjectId, OpType};
-    change
-        .decode()
-        .operations
-        .iter()
-        .filter_map(|op| match (&op.obj, &op.key, &op.action) {
-            (ObjectId::Id(_), Key::Map(key), OpType::Make(automerge::ObjType::Map)) => {
-                MessageId::new(key.as_str()).ok()
+    /// When the host must call `tick` next (device time, ms); `None`: nothing waits.
+    pub fn next_wakeup(&self) -> Option<i64> {
+        let delivered = self.delivery.wakeup();
+        if !self.online {
+            return delivered;
+        }
+        [self.retry.wakeup(&self.outbox), delivered]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Carries out what is due at `device_now`: presence to send or to expire, delivery
+    /// markers, intents sent without an answer for `ANSWER_TIMEOUT_MS` (they join the
+    /// resend), a due resend round (every intent that waits for it, in outbox order, and
+    /// subscriptions a transient error may have dropped). Calling it early or often is
+    /// harmless.
+    pub fn tick(&mut self, device_now: i64) {
+        self.presence_due(device_now);
+        self.delivered_due(device_now);
+        if !self.online {
+            return;
+        }
+        let due = self.retry.tick(&mut self.outbox, device_now);
+        self.route_retry(due);
+    }
+
+    /// Sends a new or rebased entry now, or holds it for the next resend round.
+    pub(super) fn dispatch(&mut self, id: u64, device_now: i64) {
+        let sent = self.retry.dispatch(&mut self.outbox, id, device_now);
+        self.route_retry(sent);
+    }
+
+    /// Carries out what the retry part asked, in order.
+    pub(super) fn route_retry(&mut self, outs: Vec<RetryOut>) {
+        for out in outs {
+            match out {
+                RetryOut::Send(frame) => self.out.push(Output::Send(frame)),
+                RetryOut::Retrying(id) => self.out.push(Output::Event(Event::Intent {
+                    id,
+                    status: IntentStatus::Retrying,
+                })),
+                RetryOut::Round { resubscribe } => {
+                    if self.feed.round() {
+                        self.ask_memberships();
+                    }
+                    for id in resubscribe {
+                        if self.docs.get(&id).is_some_and(|d| d.catching_up) {
+                            self.subscribe(&id);
+                        }
+                    }
+                }
             }
+        }
+    }
+
+    // ---------- presence ----------
+
+    /// The members of `conv` this device has heard from, with their state at `device_now`
+    /// (one not refreshed within its time to live is `offline`). Members never heard are
+    /// not listed: the host shows them as unknown/offline.
+    pub fn presence(&self, conv: &ConvId, device_now: i64) -> Vec<MemberPresence> {
+        self.presence.members(conv, device_now)
+    }
+
+    /// The host says whether the person is here (`online`) or not looking (`away`, e.g. the
+    /// page lost focus). Sent to every followed conversation, within the per-conversation gap.
+    pub fn set_presence(&mut self, state: PresenceState, device_now: i64) {
+        if self.presence.set_own(state, device_now) {
+            self.presence_due(device_now);
+        }
+    }
+
+    /// When the host must call `tick` next for presence (a refresh or a held change to send,
+    /// a member to turn offline); kept apart from `next_wakeup`, which says when intents
+    /// wait, so "nothing waits" keeps its meaning there. `None` while disconnected.
+    pub fn presence_wakeup(&self) -> Option<i64> {
+        self.presence.wakeup(self.online)
+    }
+
+    pub(super) fn member_count(&self, conv: &ConvId) -> usize {
+        self.conversation(conv).map_or(0, |c| c.members.len())
+    }
+
+    /// Connected: our presence goes to every followed conversation now.
+    fn presence_connected(&mut self, device_now: i64) {
+        let followed = self.docs.keys().filter_map(|id| match id.target() {
+            DocTarget::Conv(c) => Some(c.clone()),
             _ => None,
-        })
-        .collect()
+        });
+        self.presence.connected(followed, device_now);
+        self.presence_due(device_now);
+    }
+
+    /// Sends what is due (refreshes and held changes) and turns members not refreshed in
+    /// time offline.
+    fn presence_due(&mut self, device_now: i64) {
+        let mut outs = Vec::new();
+        if self.online {
+            for conv in self.presence.due_sends(device_now) {
+                let members = self.member_count(&conv);
+                outs.push(self.presence.send(conv, members, device_now));
+            }
+        }
+        outs.extend(self.presence.expire(device_now));
+        self.route_presence(outs);
+    }
+
+    pub(super) fn route_presence(&mut self, outs: Vec<PresenceOut>) {
+        for out in outs {
+            self.out.push(match out {
+                PresenceOut::Send { conv, state } => Output::Send(ClientFrame::Signal {
+                    doc: DocId::conv(&self.config.tenant, &conv).to_string(),
+                    kind: SignalKind::Presence,
+                    data: Some(state.as_str().to_string()),
+                }),
+                PresenceOut::Changed(conv) => Output::Event(Event::Presence {
+                    conv: conv.to_string(),
+                }),
+            });
+        }
+    }
+
+    // ---------- the membership feed ----------
+
+    /// Asks for the account's memberships (on `connected`, and again after a transient
+    /// failure of the list).
+    pub(super) fn ask_memberships(&mut self) {
+        if self.online {
+            let frame = self.feed.ask();
+            self.out.push(Output::Send(frame));
+        }
+    }
+
+    /// Whether a `memberships` list is under way on this connection.
+    pub fn is_listing_memberships(&self) -> bool {
+        self.feed.is_listing()
+    }
+
+    /// The account's membership in `conv` as the server last said it.
+    pub fn membership(
+        &self,
+        conv: &ConvId,
+    ) -> Option<(
+        crate::model::conversation::Role,
+        crate::model::conversation::MemberStatus,
+    )> {
+        self.feed.membership(conv)
+    }
+
+    // ---------- delivery markers ----------
+
+    /// Whether the engine marks arrived messages of others delivered by itself (on unless
+    /// turned off). Off drops what waits to be marked.
+    pub fn set_auto_delivered(&mut self, on: bool) {
+        self.delivery.set_enabled(on);
+    }
+
+    pub fn auto_delivered(&self) -> bool {
+        self.delivery.enabled()
+    }
+
+    /// Writes the markers due at `device_now`, each as an intent.
+    fn delivered_due(&mut self, device_now: i64) {
+        for conv in self.delivery.take_due(device_now) {
+            let conversation = self.conversation(&conv);
+            let (docs, tenant, me) = (&self.docs, &self.config.tenant, &self.config.account);
+            let message = match delivery::target(docs, tenant, me, &conv, conversation.as_ref()) {
+                Target::Mark(message) => message,
+                Target::Nothing => continue,
+                Target::NotYet => {
+                    self.delivery.wait(conv);
+                    continue;
+                }
+            };
+            let intent = Intent::MarkDelivered {
+                conv: conv.clone(),
+                message,
+            };
+            // Not a member who may write it (left, removed, banned, a read-only view): no
+            // marker, and no refusal for the app to show.
+            if self.verdict(&intent, device_now).is_err() {
+                continue;
+            }
+            if self.intent(intent, device_now).is_ok() {
+                self.delivery.marked(conv, device_now);
+            }
+        }
+    }
+
+    // ---------- bucket parts ----------
+
+    /// Asks the server for parts of `conv` older than `before` (the newest without it).
+    pub(super) fn ask_buckets(&mut self, conv: &ConvId, before: Option<Bucket>) {
+        if self.online {
+            let conv_doc = DocId::conv(&self.config.tenant, conv);
+            let frame = BucketBook::ask(&conv_doc, before);
+            self.out.push(Output::Send(frame));
+        }
+    }
+
+    /// A `load_older` request that needs the server's listing waits for it.
+    pub(super) fn wait_for_listing(
+        &mut self,
+        request: RequestId,
+        conv: &ConvId,
+        before: Option<Bucket>,
+        device_now: i64,
+    ) {
+        self.buckets.wait_for_listing(request, conv, device_now);
+        self.ask_buckets(conv, before);
+    }
 }

@@ -1,8 +1,10 @@
 //! User intents as data: what the outbox keeps, so a rejected change can be dropped and the
-//! intents after it re-applied on the accepted state: a rejection loses no other intent.
+//! intents after it re-applied on the accepted state; and the documents each one writes.
 
 use serde::{Deserialize, Serialize};
 
+use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
+use crate::ids::{direct_conv_id, support_conv_id, DocId, TenantId};
 use crate::ids::{AccountId, Bucket, ContactId, ConvId, MessageId, ResourceId};
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
@@ -73,8 +75,8 @@ pub enum Intent {
         conv: ConvId,
         message: MessageId,
     },
-    /// Moves the account's delivery marker (docs/SCHEMA.md, "Delivery markers"): the device
-    /// holds the conversation up to `message`.
+    /// Moves the account's delivery marker (`delivered`): the device holds
+    /// the conversation up to `message`.
     MarkDelivered {
         conv: ConvId,
         message: MessageId,
@@ -218,4 +220,90 @@ impl Intent {
             Intent::CancelScheduled { .. } => "cancel_scheduled",
         }
     }
+}
+
+/// The documents an intent writes, in the order it writes them.
+pub fn targets(
+    intent: &Intent,
+    tenant: &TenantId,
+    me: &AccountId,
+    place: impl Fn(&ConvId, i64) -> Bucket,
+) -> Vec<DocId> {
+    use Intent::*;
+    let conv = |c| DocId::conv(tenant, c);
+    match intent {
+        CreateConversation { conv: c, .. } => vec![conv(c)],
+        OpenDirect { peer } => vec![conv(&direct_conv_id(tenant, me, peer))],
+        OpenSupport {
+            resource, client, ..
+        } => vec![conv(&support_conv_id(tenant, client, resource))],
+        Send { conv: c, message } => vec![DocId::msgs(tenant, c, place(c, message.created_at))],
+        Edit {
+            conv: c, bucket, ..
+        }
+        | Delete {
+            conv: c, bucket, ..
+        }
+        | React {
+            conv: c, bucket, ..
+        }
+        | AnswerProposal {
+            conv: c, bucket, ..
+        } => {
+            vec![DocId::msgs(tenant, c, *bucket)]
+        }
+        Pin { conv: c, .. }
+        | Unpin { conv: c, .. }
+        | MarkRead { conv: c, .. }
+        | MarkDelivered { conv: c, .. }
+        | NameSupport { conv: c, .. }
+        | CloseLead { conv: c, .. }
+        | SetLead { conv: c, .. }
+        | AddMember { conv: c, .. }
+        | RemoveMember { conv: c, .. }
+        | Leave { conv: c }
+        | SetRole { conv: c, .. }
+        | SetInfo { conv: c, .. }
+        | SetSetting { conv: c, .. }
+        | SetLifecycle { conv: c, .. }
+        | Block { conv: c, .. } => vec![conv(c)],
+        SetConvPref { .. }
+        | SetDraft { .. }
+        | SetContact { .. }
+        | Schedule { .. }
+        | EditScheduled { .. }
+        | CancelScheduled { .. } => {
+            vec![DocId::private(tenant, me)]
+        }
+        SetProfile { .. } => vec![DocId::profile(tenant, me)],
+    }
+}
+
+/// The conversation an intent is about, if any (known without loading anything: message
+/// buckets depend on the conversation's width, the conversation does not).
+pub fn conv_of(intent: &Intent, tenant: &TenantId, me: &AccountId) -> Option<ConvId> {
+    targets(intent, tenant, me, |_, at| Bucket::first(at))
+        .first()
+        .and_then(|d| d.conv_id().cloned())
+}
+
+/// The (field, value) pairs a `NameSupport` intent writes where unset.
+pub(super) fn support_names(intent: &Intent) -> Vec<(&'static str, &str)> {
+    let Intent::NameSupport {
+        title,
+        client_name,
+        owner_name,
+        ..
+    } = intent
+    else {
+        return Vec::new();
+    };
+    [
+        (TITLE, title),
+        (CLIENT_NAME, client_name),
+        (OWNER_NAME, owner_name),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| value.as_deref().map(|v| (field, v)))
+    .collect()
 }

@@ -1,15 +1,23 @@
-//! The work that may wait for loads, one step at a time: start-up restore, intents, opening
-//! a document, paging through a conversation (`open_conversation`, `load_older`). A step
-//! either finishes its job or leaves it at the head of the queue with its loads out; steps
-//! are safe to run again (a job decides once only what later loads would change).
+//! The engine's side of loads: the work that may wait for them, one step at a time
+//! (start-up restore, intents, opening a document, paging through a conversation:
+//! `open_conversation`, `load_older`), and the answers (`loaded`). A step either finishes
+//! its job or leaves it at the head of the queue with its loads out; steps are safe to run
+//! again (a job decides once only what later loads would change). What is asked, read and
+//! stored is the `load` part's (`Loads`); this file sends its loads out and runs the work.
 
 use std::collections::BTreeSet;
 
 use super::apply;
-use super::ask::{Job, Outcome, Ready, RequestId};
-use super::engine::{ClientEngine, Event, IntentStatus, OutboxEntry, Output};
+use super::ask::{Job, Load, LoadId, Outcome, RequestId};
+use super::buckets::Paging;
+use super::engine::{ClientEngine, Event, Output};
 use super::error::ClientError;
 use super::intent::Intent;
+use super::load::{Answer, Ready, Wanted};
+use super::outbox::{IntentStatus, OutboxEntry};
+use super::records;
+use super::replica::buckets_of;
+use super::store::StoreError;
 use crate::ids::{Bucket, ConvId, DocId, DocTarget};
 
 impl ClientEngine {
@@ -96,7 +104,7 @@ impl ClientEngine {
                 other => return other,
             }
         }
-        let targets = apply::targets(intent, &tenant, &me, |c, at| self.bucket_for(c, at));
+        let targets = self.targets(intent);
         let mut state = Ready::Yes;
         for target in &targets {
             match self.ready(target) {
@@ -223,6 +231,20 @@ impl ClientEngine {
         None
     }
 
+    /// `load_older` requests that waited for a listing take their next step (with what the
+    /// listing brought, or offline with what is stored).
+    pub(super) fn page_again(&mut self, requests: Vec<Paging>) {
+        for (request, conv, device_now) in requests {
+            self.loads.queue.push_back(Job::Older {
+                request,
+                conv,
+                device_now,
+                target: None,
+            });
+        }
+        self.advance();
+    }
+
     /// Stored message buckets of `conv`, newest first.
     fn stored_buckets(&self, conv: &ConvId) -> Vec<Bucket> {
         let mut buckets: Vec<Bucket> = self
@@ -239,16 +261,8 @@ impl ClientEngine {
 
     /// Message buckets of `conv` in memory.
     fn loaded_buckets(&self, conv: &ConvId) -> BTreeSet<Bucket> {
-        let tenant = &self.config.tenant;
-        self.docs
-            .range(
-                DocId::msgs(tenant, conv, Bucket::new(i64::MIN, 0))
-                    ..=DocId::msgs(tenant, conv, Bucket::new(i64::MAX, u32::MAX)),
-            )
-            .filter_map(|(d, _)| match d.target() {
-                DocTarget::Msgs(c, b) if c == conv => Some(*b),
-                _ => None,
-            })
+        buckets_of(&self.docs, &self.config.tenant, conv)
+            .map(|(b, _)| b)
             .collect()
     }
 
@@ -418,7 +432,7 @@ impl ClientEngine {
                 }
             }
             let targets = if written.is_empty() {
-                apply::targets(intent, &tenant, &me, |c, at| self.bucket_for(c, at))
+                self.targets(intent)
             } else {
                 written.clone()
             };
@@ -449,5 +463,175 @@ impl ClientEngine {
             }
         }
         wait
+    }
+
+    /// Queues the start-up restore (see `restoring`).
+    pub(super) fn start_restore(&mut self) {
+        self.loads.queue.push_back(Job::Restore {
+            request: RequestId::RESTORE,
+            skipped: BTreeSet::new(),
+        });
+        self.advance();
+    }
+
+    /// Whether `id` can be used now; asks for it when it is stored and not in memory.
+    pub(super) fn ready(&mut self, id: &DocId) -> Ready {
+        let (ready, load) = self.loads.ready(id, self.docs.contains_key(id));
+        self.ask(load);
+        ready
+    }
+
+    /// Whether the store's index is known; asks for it (the start-up load) when not.
+    pub(super) fn ready_index(&mut self) -> Ready {
+        let (ready, load) = self.loads.ready_index();
+        self.ask(load);
+        ready
+    }
+
+    fn ask(&mut self, load: Option<Load>) {
+        if let Some(load) = load {
+            self.out.push(Output::Load(load));
+        }
+    }
+
+    /// `ready`, and a document stored nowhere is opened fresh (followed from seq 0).
+    pub(super) fn have(&mut self, id: &DocId) -> Ready {
+        match self.ready(id) {
+            Ready::Yes if !self.docs.contains_key(id) => match self.ensure_doc(id) {
+                Ok(_) => {
+                    self.subscribe(id);
+                    Ready::Yes
+                }
+                Err(e) => Ready::Failed(e),
+            },
+            other => other,
+        }
+    }
+
+    /// The answer to load `id`: every entry its reads found, or the store's error. Loads may
+    /// be answered in any order. An unknown id, or an entry no read asked for, is refused
+    /// with an error and changes nothing else (the load's waiters learn of a bad answer).
+    pub fn loaded(
+        &mut self,
+        id: LoadId,
+        answer: Result<Vec<(String, Vec<u8>)>, StoreError>,
+    ) -> Result<(), ClientError> {
+        let Answer {
+            wanted,
+            entries,
+            refused,
+        } = self.loads.answer(id, answer)?;
+        match (wanted, entries) {
+            (Wanted::Start, Ok(entries)) => self.on_start_loaded(entries),
+            (Wanted::Start, Err(e)) => self.fail_start(e),
+            (Wanted::Doc(doc), result) => {
+                if !self.docs.contains_key(&doc) {
+                    let restored = result.and_then(|entries| {
+                        let (snapshot, changes) = records::split_doc(&doc, entries);
+                        self.restore_doc(&doc, snapshot.as_deref(), &changes)
+                    });
+                    if let Err(e) = restored {
+                        self.loads.failed(doc, e);
+                    }
+                }
+            }
+        }
+        self.advance();
+        refused.map_or(Ok(()), Err)
+    }
+
+    fn on_start_loaded(&mut self, entries: Vec<(String, Vec<u8>)>) {
+        let (outbox, index) = records::split_start(entries);
+        if let Err(e) = self.restore_outbox(&outbox) {
+            self.out.push(Output::Event(Event::Error {
+                code: e.code().to_owned(),
+                message: format!("outbox: {e}"),
+            }));
+        }
+        let mut stored = index;
+        // Documents opened fresh while the index was unknown are stored too.
+        stored.extend(self.docs.keys().cloned());
+        self.loads.index_read(stored);
+    }
+
+    /// The start-up load failed: everything waiting fails with it; the next need asks again.
+    fn fail_start(&mut self, error: ClientError) {
+        for job in std::mem::take(&mut self.loads.queue) {
+            self.fail_job(job, &error);
+        }
+    }
+
+    /// Runs the queued work until the first job that waits for a load.
+    pub(super) fn advance(&mut self) {
+        while let Some(job) = self.loads.queue.pop_front() {
+            if let Some(waiting) = self.step(job) {
+                self.loads.queue.push_front(waiting);
+                break;
+            }
+        }
+        // Intents behind the head run in order, but their reads need not wait: ask now.
+        let behind: Vec<Intent> = self
+            .loads
+            .held_intents()
+            .map(|(_, intent)| intent.clone())
+            .collect();
+        for intent in &behind {
+            self.prefetch(intent);
+        }
+    }
+
+    /// Asks for the stored documents `intent` touches that no load brings yet (its buckets
+    /// only once its conversation is in memory: the conversation sets their width).
+    fn prefetch(&mut self, intent: &Intent) {
+        let (tenant, me) = (self.config.tenant.clone(), self.config.account.clone());
+        let conv = apply::conv_of(intent, &tenant, &me).map(|c| DocId::conv(&tenant, &c));
+        let mut wanted: Vec<DocId> = conv.iter().cloned().collect();
+        if conv.is_none_or(|c| self.docs.contains_key(&c) || !self.loads.is_stored(&c)) {
+            wanted.extend(self.targets(intent));
+        }
+        for doc in wanted {
+            let load = self.loads.prefetch(&doc, self.docs.contains_key(&doc));
+            self.ask(load);
+        }
+    }
+
+    /// Ends a job that cannot go on: an intent is rejected with the reason, a request done.
+    pub(super) fn fail_job(&mut self, job: Job, error: &ClientError) {
+        match job {
+            Job::Intent {
+                id,
+                intent,
+                device_now,
+            } => self.refuse_held(id, *intent, device_now, error),
+            Job::Open { doc, request } => {
+                self.out.push(Output::Event(Event::Error {
+                    code: error.code().to_owned(),
+                    message: format!("{doc}: {error}"),
+                }));
+                if let Some(request) = request {
+                    self.done(
+                        request,
+                        Outcome::Failed {
+                            code: error.code().to_owned(),
+                            message: error.to_string(),
+                        },
+                    );
+                }
+            }
+            Job::Restore { request, .. }
+            | Job::OpenConversation { request, .. }
+            | Job::Older { request, .. } => self.done(
+                request,
+                Outcome::Failed {
+                    code: error.code().to_owned(),
+                    message: error.to_string(),
+                },
+            ),
+        }
+    }
+
+    pub(super) fn done(&mut self, request: RequestId, outcome: Outcome) {
+        self.out
+            .push(Output::Event(Event::Done { request, outcome }));
     }
 }

@@ -1,110 +1,222 @@
-//! The engine asks for documents: a document it needs that is stored but not in memory
-//! becomes an `Output::Load` (store reads, named by a `LoadId`), and the work that needs it
-//! waits in a queue until the host answers with `ClientEngine::loaded`. The host knows no
-//! keys and no reasons: it reads what it is told and hands the entries back, in any order.
+//! The engine's store reads: a document it needs that is stored but not in memory becomes
+//! an `Output::Load` (store reads, named by a `LoadId`), and the work that needs it waits
+//! in a queue until the host answers with `ClientEngine::loaded`. The host knows no keys
+//! and no reasons: it reads what it is told and hands the entries back, in any order.
+//!
+//! A state machine of its own (`Loads`): what is asked, read, failed and stored, and the
+//! queue of waiting work. Whether a document is in memory is an input; the loads to ask
+//! come back as values (`Load`), which the engine sends out; the engine runs the jobs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use super::apply;
-use super::ask::{Asked, Job, Load, LoadId, Outcome, Read, Ready, RequestId, Wanted};
-use super::engine::{ClientEngine, Event, Output};
+use super::ask::{Job, Load, LoadId, Read, RequestId};
 use super::error::ClientError;
 use super::intent::Intent;
-use super::persist;
+use super::records;
 use super::store::StoreError;
 use crate::ids::DocId;
 
-impl ClientEngine {
-    /// Queues the start-up restore (see `restoring`).
-    pub(super) fn start_restore(&mut self) {
-        self.loads.queue.push_back(Job::Restore {
-            request: RequestId::RESTORE,
-            skipped: BTreeSet::new(),
-        });
-        self.advance();
+/// What a load is for.
+#[derive(Debug)]
+pub(super) enum Wanted {
+    Start,
+    Doc(DocId),
+}
+
+#[derive(Debug)]
+struct Asked {
+    wanted: Wanted,
+    reads: Vec<Read>,
+}
+
+/// Whether a document is there to use.
+pub(super) enum Ready {
+    /// In memory, or stored nowhere (it starts fresh from its genesis).
+    Yes,
+    /// Its load is out.
+    Wait,
+    Failed(ClientError),
+}
+
+/// A load's answer, checked against what it asked.
+pub(super) struct Answer {
+    pub(super) wanted: Wanted,
+    /// The entries, or why there are none to use.
+    pub(super) entries: Result<Vec<(String, Vec<u8>)>, ClientError>,
+    /// An entry no read asked for: the host's answer is refused with it.
+    pub(super) refused: Option<ClientError>,
+}
+
+/// Loads out and the work waiting for them.
+#[derive(Debug)]
+pub(super) struct Loads {
+    next_load: u64,
+    next_request: u64,
+    asked: HashMap<LoadId, Asked>,
+    /// Documents being read (one load each, however many jobs wait).
+    reading: HashMap<DocId, LoadId>,
+    /// Documents whose load failed: the next job that needs one learns why.
+    failed: HashMap<DocId, ClientError>,
+    /// The store's index of documents; `None` until the start-up load is answered.
+    stored: Option<BTreeSet<DocId>>,
+    /// The work that waits, in call order (an intent never overtakes an earlier one).
+    pub(super) queue: VecDeque<Job>,
+}
+
+impl Loads {
+    fn new(stored: Option<BTreeSet<DocId>>) -> Self {
+        Loads {
+            next_load: 1,
+            next_request: 1,
+            asked: HashMap::new(),
+            reading: HashMap::new(),
+            failed: HashMap::new(),
+            stored,
+            queue: VecDeque::new(),
+        }
     }
 
-    fn ask(&mut self, wanted: Wanted, reads: Vec<Read>) -> LoadId {
-        let id = LoadId(self.loads.next_load);
-        self.loads.next_load += 1;
-        if let Wanted::Doc(doc) = &wanted {
-            self.loads.reading.insert(doc.clone(), id);
+    /// A store known to be empty: nothing is ever loaded.
+    pub(super) fn empty_store() -> Self {
+        Self::new(Some(BTreeSet::new()))
+    }
+
+    /// A store whose contents the start-up load tells.
+    pub(super) fn unknown_store() -> Self {
+        Self::new(None)
+    }
+
+    /// Whether the store's index is read.
+    pub(super) fn index_known(&self) -> bool {
+        self.stored.is_some()
+    }
+
+    /// The start-up load told the store's index (with the documents opened meanwhile).
+    pub(super) fn index_read(&mut self, stored: BTreeSet<DocId>) {
+        self.stored = Some(stored);
+    }
+
+    pub(super) fn note_stored(&mut self, id: &DocId) {
+        if let Some(stored) = &mut self.stored {
+            stored.insert(id.clone());
         }
-        self.loads.asked.insert(
+    }
+
+    /// `id` left the store.
+    pub(super) fn forget(&mut self, id: &DocId) {
+        if let Some(stored) = &mut self.stored {
+            stored.remove(id);
+        }
+    }
+
+    pub(super) fn is_stored(&self, doc: &DocId) -> bool {
+        self.stored.as_ref().is_some_and(|s| s.contains(doc))
+    }
+
+    pub(super) fn stored(&self) -> impl Iterator<Item = &DocId> {
+        self.stored.iter().flatten()
+    }
+
+    /// The stored documents in `range` (in key order), without walking the others.
+    pub(super) fn stored_in(
+        &self,
+        range: std::ops::RangeInclusive<DocId>,
+    ) -> impl DoubleEndedIterator<Item = &DocId> {
+        self.stored.iter().flat_map(move |s| s.range(range.clone()))
+    }
+
+    pub(super) fn next_request(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request - 1)
+    }
+
+    pub(super) fn holds(&self, id: u64) -> bool {
+        self.held_intents().any(|(held, _)| held == id)
+    }
+
+    pub(super) fn held_intents(&self) -> impl Iterator<Item = (u64, &Intent)> {
+        self.queue.iter().filter_map(|job| match job {
+            Job::Intent { id, intent, .. } => Some((*id, &**intent)),
+            _ => None,
+        })
+    }
+
+    fn ask(&mut self, wanted: Wanted, reads: Vec<Read>) -> Load {
+        let id = LoadId(self.next_load);
+        self.next_load += 1;
+        if let Wanted::Doc(doc) = &wanted {
+            self.reading.insert(doc.clone(), id);
+        }
+        self.asked.insert(
             id,
             Asked {
                 wanted,
                 reads: reads.clone(),
             },
         );
-        self.out.push(Output::Load(Load { id, reads }));
-        id
+        Load { id, reads }
     }
 
-    /// Whether `id` can be used now; asks for it when it is stored and not in memory.
-    pub(super) fn ready(&mut self, id: &DocId) -> Ready {
-        if self.docs.contains_key(id) {
-            return Ready::Yes;
+    /// Whether `id` (`in_memory` or not) can be used now; the load to ask when it is stored
+    /// and not in memory.
+    pub(super) fn ready(&mut self, id: &DocId, in_memory: bool) -> (Ready, Option<Load>) {
+        if in_memory {
+            return (Ready::Yes, None);
         }
-        if let Some(error) = self.loads.failed.remove(id) {
-            return Ready::Failed(error);
+        if let Some(error) = self.failed.remove(id) {
+            return (Ready::Failed(error), None);
         }
-        if self.loads.reading.contains_key(id) {
-            return Ready::Wait;
+        if self.reading.contains_key(id) {
+            return (Ready::Wait, None);
         }
-        match &self.loads.stored {
+        match &self.stored {
             None => self.ready_index(),
-            Some(stored) if !stored.contains(id) => Ready::Yes,
+            Some(stored) if !stored.contains(id) => (Ready::Yes, None),
             Some(_) => {
-                self.ask(Wanted::Doc(id.clone()), persist::doc_reads(id));
-                Ready::Wait
+                let load = self.ask(Wanted::Doc(id.clone()), records::doc_reads(id));
+                (Ready::Wait, Some(load))
             }
         }
     }
 
-    /// Whether the store's index is known; asks for it (the start-up load) when not, which
-    /// after a failed start-up load asks again, now that something needs the store.
-    pub(super) fn ready_index(&mut self) -> Ready {
-        if self.loads.stored.is_some() {
-            return Ready::Yes;
+    /// Whether the store's index is known; the start-up load to ask when not (after a
+    /// failed start-up load: again, now that something needs the store).
+    pub(super) fn ready_index(&mut self) -> (Ready, Option<Load>) {
+        if self.stored.is_some() {
+            return (Ready::Yes, None);
         }
-        if !self
-            .loads
+        if self
             .asked
             .values()
             .any(|a| matches!(a.wanted, Wanted::Start))
         {
-            self.ask(Wanted::Start, persist::start_reads());
+            return (Ready::Wait, None);
         }
-        Ready::Wait
+        (
+            Ready::Wait,
+            Some(self.ask(Wanted::Start, records::start_reads())),
+        )
     }
 
-    /// `ready`, and a document stored nowhere is opened fresh (followed from seq 0).
-    pub(super) fn have(&mut self, id: &DocId) -> Ready {
-        match self.ready(id) {
-            Ready::Yes if !self.docs.contains_key(id) => match self.ensure_doc(id) {
-                Ok(_) => {
-                    self.subscribe(id);
-                    Ready::Yes
-                }
-                Err(e) => Ready::Failed(e),
-            },
-            other => other,
-        }
+    /// The load to ask ahead for `doc` (`in_memory` or not), when it is stored and no load
+    /// brings it yet.
+    pub(super) fn prefetch(&mut self, doc: &DocId, in_memory: bool) -> Option<Load> {
+        let idle = !in_memory && !self.reading.contains_key(doc) && !self.failed.contains_key(doc);
+        (idle && self.is_stored(doc))
+            .then(|| self.ask(Wanted::Doc(doc.clone()), records::doc_reads(doc)))
     }
 
-    /// The answer to load `id`: every entry its reads found, or the store's error. Loads may
-    /// be answered in any order. An unknown id, or an entry no read asked for, is refused
-    /// with an error and changes nothing else (the load's waiters learn of a bad answer).
-    pub fn loaded(
+    /// The answer to load `id`: every entry its reads found, or the store's error. An
+    /// unknown id is refused; an entry no read asked for makes the answer unusable.
+    pub(super) fn answer(
         &mut self,
         id: LoadId,
         answer: Result<Vec<(String, Vec<u8>)>, StoreError>,
-    ) -> Result<(), ClientError> {
-        let Some(asked) = self.loads.asked.remove(&id) else {
+    ) -> Result<Answer, ClientError> {
+        let Some(asked) = self.asked.remove(&id) else {
             return Err(ClientError::UnknownLoad(id.0));
         };
-        let checked = match answer {
+        let entries = match answer {
             Err(e) => Err(ClientError::Store(e.0)),
             Ok(entries) => match entries
                 .iter()
@@ -117,132 +229,64 @@ impl ClientEngine {
                 None => Ok(entries),
             },
         };
-        let refused = match &checked {
+        let refused = match &entries {
             Err(e @ ClientError::StrayEntry { .. }) => Some(e.clone()),
             _ => None,
         };
-        match (asked.wanted, checked) {
-            (Wanted::Start, Ok(entries)) => self.on_start_loaded(entries),
-            (Wanted::Start, Err(e)) => self.fail_start(e),
-            (Wanted::Doc(doc), result) => {
-                self.loads.reading.remove(&doc);
-                if !self.docs.contains_key(&doc) {
-                    let restored = result.and_then(|entries| {
-                        let (snapshot, changes) = persist::split_doc(&doc, entries);
-                        self.restore_doc(&doc, snapshot.as_deref(), &changes)
-                    });
-                    if let Err(e) = restored {
-                        self.loads.failed.insert(doc, e);
-                    }
-                }
-            }
+        if let Wanted::Doc(doc) = &asked.wanted {
+            self.reading.remove(doc);
         }
-        self.advance();
-        refused.map_or(Ok(()), Err)
+        Ok(Answer {
+            wanted: asked.wanted,
+            entries,
+            refused,
+        })
     }
 
-    fn on_start_loaded(&mut self, entries: Vec<(String, Vec<u8>)>) {
-        let (outbox, index) = persist::split_start(entries);
-        if let Err(e) = self.restore_outbox(&outbox) {
-            self.out.push(Output::Event(Event::Error {
-                code: e.code().to_owned(),
-                message: format!("outbox: {e}"),
-            }));
-        }
-        let mut stored = index;
-        // Documents opened fresh while the index was unknown are stored too.
-        stored.extend(self.docs.keys().cloned());
-        self.loads.stored = Some(stored);
+    /// `doc` could not be restored: the next job that needs it learns why.
+    pub(super) fn failed(&mut self, doc: DocId, error: ClientError) {
+        self.failed.insert(doc, error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ids::{ConvId, TenantId};
+
+    fn doc() -> DocId {
+        DocId::conv(&TenantId::new("t").unwrap(), &ConvId::new("c1").unwrap())
     }
 
-    /// The start-up load failed: everything waiting fails with it; the next need asks again.
-    fn fail_start(&mut self, error: ClientError) {
-        for job in std::mem::take(&mut self.loads.queue) {
-            self.fail_job(job, &error);
-        }
-    }
-
-    /// Runs the queued work until the first job that waits for a load.
-    pub(super) fn advance(&mut self) {
-        while let Some(job) = self.loads.queue.pop_front() {
-            if let Some(waiting) = self.step(job) {
-                self.loads.queue.push_front(waiting);
-                break;
-            }
-        }
-        // Intents behind the head run in order, but their reads need not wait: ask now.
-        let behind: Vec<Intent> = self
-            .loads
-            .held_intents()
-            .map(|(_, intent)| intent.clone())
-            .collect();
-        for intent in &behind {
-            self.prefetch(intent);
-        }
-    }
-
-    /// Asks for the stored documents `intent` touches that no load brings yet (its buckets
-    /// only once its conversation is in memory: the conversation sets their width).
-    fn prefetch(&mut self, intent: &Intent) {
-        let (tenant, me) = (self.config.tenant.clone(), self.config.account.clone());
-        let conv = apply::conv_of(intent, &tenant, &me).map(|c| DocId::conv(&tenant, &c));
-        let mut wanted: Vec<DocId> = conv.iter().cloned().collect();
-        if conv.is_none_or(|c| self.docs.contains_key(&c) || !self.is_stored(&c)) {
-            wanted.extend(apply::targets(intent, &tenant, &me, |c, at| {
-                self.bucket_for(c, at)
-            }));
-        }
-        for doc in wanted {
-            let idle = !self.docs.contains_key(&doc)
-                && !self.loads.reading.contains_key(&doc)
-                && !self.loads.failed.contains_key(&doc);
-            if idle && self.is_stored(&doc) {
-                self.ask(Wanted::Doc(doc.clone()), persist::doc_reads(&doc));
-            }
-        }
-    }
-
-    fn is_stored(&self, doc: &DocId) -> bool {
-        self.loads.stored.as_ref().is_some_and(|s| s.contains(doc))
-    }
-
-    /// Ends a job that cannot go on: an intent is rejected with the reason, a request done.
-    pub(super) fn fail_job(&mut self, job: Job, error: &ClientError) {
-        match job {
-            Job::Intent {
-                id,
-                intent,
-                device_now,
-            } => self.refuse_held(id, *intent, device_now, error),
-            Job::Open { doc, request } => {
-                self.out.push(Output::Event(Event::Error {
-                    code: error.code().to_owned(),
-                    message: format!("{doc}: {error}"),
-                }));
-                if let Some(request) = request {
-                    self.done(
-                        request,
-                        Outcome::Failed {
-                            code: error.code().to_owned(),
-                            message: error.to_string(),
-                        },
-                    );
-                }
-            }
-            Job::Restore { request, .. }
-            | Job::OpenConversation { request, .. }
-            | Job::Older { request, .. } => self.done(
-                request,
-                Outcome::Failed {
-                    code: error.code().to_owned(),
-                    message: error.to_string(),
-                },
-            ),
-        }
-    }
-
-    pub(super) fn done(&mut self, request: RequestId, outcome: Outcome) {
-        self.out
-            .push(Output::Event(Event::Done { request, outcome }));
+    #[test]
+    fn a_stored_document_is_asked_once_and_its_answer_checked() {
+        let mut loads = Loads::unknown_store();
+        // The index first, once however many ask.
+        let (ready, start) = loads.ready(&doc(), false);
+        assert!(matches!(ready, Ready::Wait) && start.is_some());
+        assert!(loads.ready_index().1.is_none());
+        let start = start.unwrap();
+        let answer = loads.answer(start.id, Ok(Vec::new())).unwrap();
+        assert!(matches!(answer.wanted, Wanted::Start));
+        loads.index_read([doc()].into_iter().collect());
+        let (ready, load) = loads.ready(&doc(), false);
+        assert!(matches!(ready, Ready::Wait));
+        let load = load.unwrap();
+        assert!(loads.prefetch(&doc(), false).is_none());
+        assert!(matches!(loads.ready(&doc(), false), (Ready::Wait, None)));
+        let stray = vec![("elsewhere".to_owned(), Vec::new())];
+        let answer = loads.answer(load.id, Ok(stray)).unwrap();
+        assert!(answer.refused.is_some() && answer.entries.is_err());
+        assert!(matches!(
+            loads.answer(load.id, Ok(Vec::new())),
+            Err(ClientError::UnknownLoad(_))
+        ));
+        loads.failed(doc(), ClientError::Corrupt("bad".into()));
+        assert!(matches!(
+            loads.ready(&doc(), false),
+            (Ready::Failed(_), None)
+        ));
+        assert!(matches!(loads.ready(&doc(), true), (Ready::Yes, None)));
     }
 }

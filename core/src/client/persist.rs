@@ -1,157 +1,23 @@
-//! What the engine keeps in the local store, and how it comes back. Every key the engine and
-//! its hosts use is named here, and nowhere else.
-//!
-//! Keys: `docs/<doc>` (the index of stored documents), `snap/<doc>` (a snapshot: the
-//! accepted document, its cursor, its messages' seqs; its genesis from the document's first
-//! write, absent in stores written before that), `chg/<doc>/<seq>` (accepted changes
-//! since the snapshot), `chg/<doc>/<seq>-<hash>` (an ack record: this device's change,
-//! accepted with that seq, whose seq has not arrived in order yet), `out/<id>` (the outbox),
-//! `meta/…` (the host's identity records, see [`HostKey`]).
+//! What the engine keeps in the local store, and how it comes back: the outbox, the
+//! documents (snapshots, accepted changes, ack records) and the index of stored documents,
+//! written as `Output::Persist` and restored from loads. The keys and records are
+//! `records`'.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 
-use super::ask::Read;
-use super::engine::{created_messages, ClientDoc, ClientEngine, ClientError, IntentStatus};
-use super::engine::{OutboxEntry, Output};
+use super::engine::{ClientEngine, ClientError, Output};
+use super::outbox::{IntentStatus, OutboxEntry};
+use super::records::{
+    cbor, key_ack, key_change, key_changes, key_outbox, key_snapshot, parse_change_key,
+    snapshot_record, uncbor, SnapshotRecord, DOCS_PREFIX, SNAPSHOT_EVERY,
+};
+use super::replica::{created_messages, ClientDoc};
 use super::store::StoreOp;
 use crate::doc;
-use crate::ids::{DocId, MessageId};
+use crate::ids::DocId;
 use crate::protocol::SeqChange;
-
-/// Prefix of the index of stored documents (`docs/<doc id>` → empty value).
-pub(super) const DOCS_PREFIX: &str = "docs/";
-const OUTBOX_PREFIX: &str = "out/";
-
-/// Records a host keeps beside the engine's data, in the same store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostKey {
-    /// This device's actor: 16 random bytes chosen once.
-    Actor,
-    /// `<tenant>/<account>`: one store belongs to one account.
-    Account,
-    /// The device name sent in `hello`.
-    Device,
-}
-
-impl HostKey {
-    pub fn key(self) -> &'static str {
-        match self {
-            HostKey::Actor => "meta/actor",
-            HostKey::Account => "meta/account",
-            HostKey::Device => "meta/device",
-        }
-    }
-}
-
-/// A store entry: key and value.
-type Entry = (String, Vec<u8>);
-
-/// The reads of the start-up load: the outbox and the index.
-pub(super) fn start_reads() -> Vec<Read> {
-    vec![
-        Read::Prefix(OUTBOX_PREFIX.to_owned()),
-        Read::Prefix(DOCS_PREFIX.to_owned()),
-    ]
-}
-
-/// The reads that bring one stored document back.
-pub(super) fn doc_reads(doc: &DocId) -> Vec<Read> {
-    vec![Read::Key(key_snapshot(doc)), Read::Prefix(key_changes(doc))]
-}
-
-/// Splits the start-up answer into outbox entries and the index of stored documents.
-pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>) {
-    let mut outbox = Vec::new();
-    let mut index = BTreeSet::new();
-    for (key, value) in entries {
-        if let Some(doc) = key.strip_prefix(DOCS_PREFIX) {
-            // An index entry that is no document id is not ours: skipped, not fatal.
-            if let Ok(id) = DocId::parse(doc) {
-                index.insert(id);
-            }
-        } else if key.starts_with(OUTBOX_PREFIX) {
-            outbox.push((key, value));
-        }
-    }
-    outbox.sort_by(|a, b| a.0.cmp(&b.0));
-    (outbox, index)
-}
-
-/// Splits a document's answer into its snapshot and its change records (in key order).
-pub(super) fn split_doc(doc: &DocId, entries: Vec<Entry>) -> (Option<Vec<u8>>, Vec<Entry>) {
-    let snap = key_snapshot(doc);
-    let mut snapshot = None;
-    let mut changes = Vec::new();
-    for (key, value) in entries {
-        if key == snap {
-            snapshot = Some(value);
-        } else {
-            changes.push((key, value));
-        }
-    }
-    changes.sort_by(|a, b| a.0.cmp(&b.0));
-    (snapshot, changes)
-}
-
-/// Accepted changes are folded into a snapshot every this many.
-const SNAPSHOT_EVERY: usize = 256;
-
-/// A stored snapshot: the accepted document, its cursor and its messages' server order.
-#[derive(Serialize, Deserialize)]
-struct SnapshotRecord {
-    seq: u64,
-    data: ByteBuf,
-    message_seq: HashMap<MessageId, u64>,
-}
-
-pub(super) fn snapshot_record(state: &ClientDoc, data: Vec<u8>) -> Vec<u8> {
-    cbor(&SnapshotRecord {
-        seq: state.cursor,
-        data: ByteBuf::from(data),
-        message_seq: state.message_seq.clone(),
-    })
-}
-
-pub(super) fn key_snapshot(doc: &DocId) -> String {
-    format!("snap/{doc}")
-}
-pub(super) fn key_changes(doc: &DocId) -> String {
-    format!("chg/{doc}/")
-}
-fn key_change(doc: &DocId, seq: u64) -> String {
-    format!("chg/{doc}/{seq:020}")
-}
-fn key_ack(doc: &DocId, seq: u64, hash: &ChangeHash) -> String {
-    format!("chg/{doc}/{seq:020}-{hash}")
-}
-fn key_outbox(id: u64) -> String {
-    format!("out/{id:020}")
-}
-
-/// The seq in a change key, and whether the key is an ack record.
-fn parse_change_key(key: &str) -> Option<(u64, bool)> {
-    let last = key.rsplit('/').next()?;
-    match last.split_once('-') {
-        Some((seq, _)) => Some((seq.parse().ok()?, true)),
-        None => Some((last.parse().ok()?, false)),
-    }
-}
-
-fn cbor<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    if ciborium::ser::into_writer(value, &mut out).is_err() {
-        out.clear();
-    }
-    out
-}
-
-fn uncbor<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
-    ciborium::de::from_reader(bytes).map_err(|e| ClientError::Corrupt(e.to_string()))
-}
 
 impl ClientEngine {
     /// Restores the outbox from store entries under `out/` (once, at start).
@@ -240,8 +106,9 @@ impl ClientEngine {
 
     /// Records a document new to this device in the store's index (`docs/`), so it is
     /// restored at start, with its genesis as its first snapshot: a restore then loads the
-    /// genesis (~35 µs for a message part, natively) instead of making it again (~300 µs, a
-    /// third of restoring a young document), until the log is folded into a real snapshot.
+    /// genesis instead of making it again (loading is several times cheaper, and making it
+    /// was a large share of restoring a young document), until the log is folded into a real
+    /// snapshot.
     pub(super) fn index_doc(&mut self, id: &DocId) {
         self.loads.note_stored(id);
         let mut ops = vec![StoreOp::Put(format!("{DOCS_PREFIX}{id}"), Vec::new())];
@@ -342,28 +209,5 @@ impl ClientEngine {
     pub(super) fn persist_entry(&mut self, id: u64) {
         let op = self.entry_op(id);
         self.out.push(Output::Persist(vec![op]));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::ids::{ConvId, TenantId};
-
-    #[test]
-    fn change_keys_tell_ack_records_apart() {
-        let tenant = TenantId::new("acme").unwrap();
-        let doc = DocId::msgs(&tenant, &ConvId::new("g1").unwrap(), 20_000);
-        let hash = ChangeHash([7; 32]);
-        assert_eq!(parse_change_key(&key_change(&doc, 42)), Some((42, false)));
-        assert_eq!(
-            parse_change_key(&key_ack(&doc, 43, &hash)),
-            Some((43, true))
-        );
-        assert!(key_ack(&doc, 43, &hash).starts_with(&key_changes(&doc)));
-        // Ack records sort right after the change of the same seq, before the next seq.
-        assert!(key_change(&doc, 43) < key_ack(&doc, 43, &hash));
-        assert!(key_ack(&doc, 43, &hash) < key_change(&doc, 44));
     }
 }

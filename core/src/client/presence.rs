@@ -1,15 +1,15 @@
 //! Presence: who of a conversation's members is online, away or offline, and when each was
-//! last heard (docs/PROTOCOL.md, Presence). Kept in memory per conversation and member from
-//! `presence` signals; never stored. Time is a parameter (device milliseconds), as everywhere
-//! in the engine.
+//! last heard (docs/PROTOCOL.md, Presence), and when this device tells its own. A state
+//! machine of its own (`PresenceBook`): signals heard, the host's state, connections and
+//! ticks go in as method calls; what to send and which conversations changed come back as
+//! `PresenceOut`, which the engine routes. Kept in memory per conversation and member;
+//! never stored. Time is a parameter (device milliseconds), as everywhere in the engine.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::{ClientEngine, Event, Output};
-use crate::ids::{AccountId, ConvId, DocId, DocTarget};
-use crate::protocol::{ClientFrame, SignalKind};
+use crate::ids::{AccountId, ConvId};
 
 /// A member's presence, the `data` of a `presence` signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,35 +96,34 @@ impl Default for PresenceBook {
     }
 }
 
+/// What presence asks of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum PresenceOut {
+    /// Send this device's state to `conv` (a `presence` signal).
+    Send { conv: ConvId, state: PresenceState },
+    /// A member's presence in `conv` changed (`Event::Presence`).
+    Changed(ConvId),
+}
+
 impl PresenceBook {
     /// A conversation followed since: ours is due there at once, unless already scheduled.
     pub(super) fn follow(&mut self, conv: ConvId) {
         self.sent.entry(conv).or_insert((None, i64::MIN));
     }
-}
 
-impl ClientEngine {
-    fn member_count(&self, conv: &ConvId) -> usize {
-        self.conversation(conv).map_or(0, |c| c.members.len())
-    }
-
-    /// A `presence` signal from `from` in `conv` (the server set `from`; our own account's
-    /// other devices are not shown).
-    pub(super) fn on_presence(
+    /// A `presence` signal from `from` in `conv` (the server set `from`) whose data says
+    /// `state`; `members`: how many members `conv` has (its time to live grows with it).
+    /// Whether what is shown changed.
+    pub(super) fn heard(
         &mut self,
         conv: ConvId,
         from: AccountId,
-        data: Option<&str>,
+        state: PresenceState,
+        members: usize,
         device_now: i64,
-    ) {
-        let Some(state) = data.and_then(PresenceState::parse) else {
-            return;
-        };
-        if from == self.config.account {
-            return;
-        }
-        let ttl = presence_refresh_ms(self.member_count(&conv)) * PRESENCE_TTL_PERIODS;
-        let entries = self.presence.heard.entry(conv.clone()).or_default();
+    ) -> bool {
+        let ttl = presence_refresh_ms(members) * PRESENCE_TTL_PERIODS;
+        let entries = self.heard.entry(conv).or_default();
         let before = entries.get(&from).map(|h| h.state);
         entries.insert(
             from,
@@ -134,19 +133,13 @@ impl ClientEngine {
                 expires: device_now.saturating_add(ttl),
             },
         );
-        if before != Some(state) {
-            self.out.push(Output::Event(Event::Presence {
-                conv: conv.to_string(),
-            }));
-        }
+        before != Some(state)
     }
 
-    /// The members of `conv` this device has heard from, with their state at `device_now`
-    /// (one not refreshed within its time to live is `offline`). Members never heard are
-    /// not listed: the host shows them as unknown/offline.
-    pub fn presence(&self, conv: &ConvId, device_now: i64) -> Vec<MemberPresence> {
-        self.presence
-            .heard
+    /// The members of `conv` heard from, with their state at `device_now` (one not refreshed
+    /// within its time to live is `offline`).
+    pub(super) fn members(&self, conv: &ConvId, device_now: i64) -> Vec<MemberPresence> {
+        self.heard
             .get(conv)
             .map(|m| {
                 m.iter()
@@ -164,34 +157,33 @@ impl ClientEngine {
             .unwrap_or_default()
     }
 
-    /// The host says whether the person is here (`online`) or not looking (`away`, e.g. the
-    /// page lost focus). Sent to every followed conversation, within the per-conversation gap.
-    pub fn set_presence(&mut self, state: PresenceState, device_now: i64) {
+    /// The host says whether the person is here: `true` when that changes what this device
+    /// says (it goes to every followed conversation, within the per-conversation gap, with
+    /// the next `due`).
+    pub(super) fn set_own(&mut self, state: PresenceState, device_now: i64) -> bool {
         let state = match state {
             // Offline is what the server says when the connection goes.
             PresenceState::Offline => PresenceState::Away,
             s => s,
         };
-        if self.presence.own == state {
-            return;
+        if self.own == state {
+            return false;
         }
-        self.presence.own = state;
-        for (last, due) in self.presence.sent.values_mut() {
+        self.own = state;
+        for (last, due) in self.sent.values_mut() {
             *due = last.map_or(device_now, |l| l.saturating_add(PRESENCE_MIN_GAP_MS));
         }
-        self.presence_due(device_now);
+        true
     }
 
-    /// When the host must call `tick` next for presence (a refresh or a held change to send,
-    /// a member to turn offline); kept apart from `next_wakeup`, which says when intents
-    /// wait, so "nothing waits" keeps its meaning there. `None` while disconnected.
-    pub fn presence_wakeup(&self) -> Option<i64> {
-        if !self.online {
+    /// The next time `due` has something to do: a refresh or a held change to send (only
+    /// when `online`), a member to turn offline.
+    pub(super) fn wakeup(&self, online: bool) -> Option<i64> {
+        if !online {
             return None;
         }
-        let sends = self.presence.sent.values().map(|(_, due)| *due);
+        let sends = self.sent.values().map(|(_, due)| *due);
         let expiries = self
-            .presence
             .heard
             .values()
             .flat_map(|m| m.values())
@@ -200,44 +192,35 @@ impl ClientEngine {
         sends.chain(expiries).min()
     }
 
-    /// Connected: our presence goes to every followed conversation now.
-    pub(super) fn presence_connected(&mut self, device_now: i64) {
-        self.presence.sent = self
-            .docs
-            .keys()
-            .filter_map(|id| match id.target() {
-                DocTarget::Conv(c) => Some((c.clone(), (None, device_now))),
-                _ => None,
-            })
-            .collect();
-        self.presence_due(device_now);
+    /// Connected: ours goes to each of `followed` now.
+    pub(super) fn connected(&mut self, followed: impl Iterator<Item = ConvId>, device_now: i64) {
+        self.sent = followed.map(|c| (c, (None, device_now))).collect();
     }
 
-    /// Sends what is due (refreshes and held changes) and turns members not refreshed in
-    /// time offline, with an event each.
-    pub(super) fn presence_due(&mut self, device_now: i64) {
-        if self.online {
-            let due: Vec<ConvId> = self
-                .presence
-                .sent
-                .iter()
-                .filter(|(_, (_, due))| *due <= device_now)
-                .map(|(c, _)| c.clone())
-                .collect();
-            for conv in due {
-                let next = device_now.saturating_add(presence_refresh_ms(self.member_count(&conv)));
-                self.presence
-                    .sent
-                    .insert(conv.clone(), (Some(device_now), next));
-                self.out.push(Output::Send(ClientFrame::Signal {
-                    doc: DocId::conv(&self.config.tenant, &conv).to_string(),
-                    kind: SignalKind::Presence,
-                    data: Some(self.presence.own.as_str().to_string()),
-                }));
-            }
+    /// The conversations where ours is due at `device_now` (sent only while online).
+    pub(super) fn due_sends(&self, device_now: i64) -> Vec<ConvId> {
+        self.sent
+            .iter()
+            .filter(|(_, (_, due))| *due <= device_now)
+            .map(|(c, _)| c.clone())
+            .collect()
+    }
+
+    /// Ours goes to `conv` at `device_now`; `members`: how many members it has (the next
+    /// refresh waits longer in a larger group).
+    pub(super) fn send(&mut self, conv: ConvId, members: usize, device_now: i64) -> PresenceOut {
+        let next = device_now.saturating_add(presence_refresh_ms(members));
+        self.sent.insert(conv.clone(), (Some(device_now), next));
+        PresenceOut::Send {
+            conv,
+            state: self.own,
         }
+    }
+
+    /// Turns members not refreshed in time offline: one `Changed` per conversation.
+    pub(super) fn expire(&mut self, device_now: i64) -> Vec<PresenceOut> {
         let mut expired = Vec::new();
-        for (conv, members) in &mut self.presence.heard {
+        for (conv, members) in &mut self.heard {
             let mut changed = false;
             for h in members.values_mut() {
                 if h.state != PresenceState::Offline && h.expires <= device_now {
@@ -246,11 +229,59 @@ impl ClientEngine {
                 }
             }
             if changed {
-                expired.push(conv.to_string());
+                expired.push(PresenceOut::Changed(conv.clone()));
             }
         }
-        for conv in expired {
-            self.out.push(Output::Event(Event::Presence { conv }));
-        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn conv() -> ConvId {
+        ConvId::new("c1").unwrap()
+    }
+
+    fn bob() -> AccountId {
+        AccountId::new("bob").unwrap()
+    }
+
+    #[test]
+    fn a_member_heard_turns_offline_after_its_time_to_live() {
+        let mut book = PresenceBook::default();
+        assert!(book.heard(conv(), bob(), PresenceState::Online, 2, 0));
+        assert!(!book.heard(conv(), bob(), PresenceState::Online, 2, 10));
+        let ttl = PRESENCE_REFRESH_MIN_MS * PRESENCE_TTL_PERIODS;
+        assert_eq!(book.wakeup(true), Some(10 + ttl));
+        assert_eq!(
+            book.members(&conv(), 10 + ttl)[0].state,
+            PresenceState::Offline
+        );
+        assert!(book.expire(10 + ttl - 1).is_empty());
+        assert_eq!(book.expire(10 + ttl), vec![PresenceOut::Changed(conv())]);
+        assert_eq!(book.wakeup(true), None);
+    }
+
+    #[test]
+    fn ours_goes_out_on_connect_and_a_change_waits_for_the_gap() {
+        let mut book = PresenceBook::default();
+        book.connected([conv()].into_iter(), 100);
+        assert_eq!(book.due_sends(100), vec![conv()]);
+        assert_eq!(
+            book.send(conv(), 3, 100),
+            PresenceOut::Send {
+                conv: conv(),
+                state: PresenceState::Online
+            }
+        );
+        assert!(book.due_sends(101).is_empty());
+        assert!(book.set_own(PresenceState::Offline, 200));
+        assert!(!book.set_own(PresenceState::Away, 201));
+        assert!(book.due_sends(100 + PRESENCE_MIN_GAP_MS - 1).is_empty());
+        assert_eq!(book.due_sends(100 + PRESENCE_MIN_GAP_MS), vec![conv()]);
+        assert_eq!(book.wakeup(false), None);
     }
 }

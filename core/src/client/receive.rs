@@ -1,16 +1,24 @@
 //! What the server says: frames in, and what they do to the replicas and the outbox
-//! (acks, rejections with their rebase, pushes, catch-up, signals, transient errors).
+//! (acks, rejections with their rebase, pushes, catch-up, signals, transient errors), and
+//! to the parts they are for: listings to `buckets`, membership entries to `feed`,
+//! presence signals to `presence`, transient errors and rejections to `retry`. Each part
+//! answers with what to do, which is carried out here.
 
 use automerge::Change;
 
 use super::buckets::MOVES_MAX;
-use super::engine::{created_messages, ClientEngine, ClientError, Event, IntentStatus, Output};
+use super::engine::{ClientEngine, ClientError, Event, IntentStatus, Output};
+use super::feed::{self, FeedAction};
 use super::intent::Intent;
+use super::outbox::find;
+use super::presence::PresenceState;
+use super::replica::{buckets_of, created_messages};
+use super::retry::{is_transient, Rejected};
 use super::store::StoreOp;
 use crate::doc::read;
-use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::ids::{AccountId, Bucket, ConvId, DocId, DocTarget};
 use crate::policy::DenyCode;
-use crate::protocol::{ClientFrame, ErrorCode, SeqChange, ServerFrame, SignalKind};
+use crate::protocol::{ClientFrame, Membership, SeqChange, ServerFrame, SignalKind};
 use crate::validate::RejectCode;
 
 impl ClientEngine {
@@ -33,7 +41,7 @@ impl ClientEngine {
             }
             ServerFrame::Ack { doc, hash, seq } => {
                 self.on_ack(&doc, &hash, seq);
-                self.on_progress(device_now);
+                self.retry.progress(&self.outbox, device_now);
             }
             ServerFrame::Reject {
                 doc,
@@ -69,8 +77,7 @@ impl ClientEngine {
                 max_frame,
                 ..
             } => {
-                self.max_changes = usize::try_from(max_changes).unwrap_or(usize::MAX).max(1);
-                self.max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
+                self.retry.limits(max_changes, max_frame);
                 self.connected(server_time, device_now)
             }
             ServerFrame::Error {
@@ -106,7 +113,7 @@ impl ClientEngine {
                 status,
                 seq,
             } => self.on_membership(
-                crate::protocol::Membership {
+                Membership {
                     conv,
                     role,
                     status,
@@ -116,8 +123,9 @@ impl ClientEngine {
             ),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
-        self.schedule_delivered(device_now);
-        self.ensure_round(device_now);
+        self.delivery.schedule(device_now);
+        self.retry
+            .ensure_round(&self.outbox, self.online, device_now);
     }
 
     /// A subscription was refused. If it raced the creation of its conversation, it is
@@ -133,7 +141,7 @@ impl ClientEngine {
         };
         let conv = id.conv_id().cloned();
         let waiting = conv.as_ref().is_some_and(|c| self.creation_pending(c));
-        let active = conv.as_ref().and_then(|c| self.active_since(c));
+        let active = conv.as_ref().and_then(|c| self.feed.active_since(c));
         let Some(state) = self.docs.get_mut(&id) else {
             return;
         };
@@ -164,7 +172,23 @@ impl ClientEngine {
             return;
         };
         if kind == SignalKind::Presence {
-            return self.on_presence(conv, from, data.as_deref(), device_now);
+            // Our own account's other devices are not shown.
+            let Some(state) = data.as_deref().and_then(PresenceState::parse) else {
+                return;
+            };
+            if from == self.config.account {
+                return;
+            }
+            let members = self.member_count(&conv);
+            if self
+                .presence
+                .heard(conv.clone(), from, state, members, device_now)
+            {
+                self.out.push(Output::Event(Event::Presence {
+                    conv: conv.to_string(),
+                }));
+            }
+            return;
         }
         let typing = self.typing.entry(conv.clone()).or_default();
         if kind == SignalKind::Typing {
@@ -246,7 +270,7 @@ impl ClientEngine {
         // would redraw for nothing once per message it sends).
         let moved = before != (state.server.get_heads(), state.local.get_heads());
         if created && moved {
-            self.note_arrival(&id);
+            self.delivery.arrived(&id);
         }
         self.persist_accepted(&id, &fresh);
         if moved {
@@ -259,8 +283,8 @@ impl ClientEngine {
         // push is their acceptance, as durable as an ack, so the ack finds nothing left to
         // do (one store write per message sent, not two).
         for hash in own {
-            if let Some((entry, index)) = self.find(doc, &hash.0) {
-                self.retry_attempt = 0;
+            if let Some((entry, index)) = find(&self.outbox, doc, &hash.0) {
+                self.retry.acked();
                 let (op, done) = self.mark_accepted(entry, index);
                 self.out.push(Output::Persist(vec![op]));
                 self.accepted_intent(entry, done, Some(&id));
@@ -278,26 +302,17 @@ impl ClientEngine {
         }
         if let DocTarget::Conv(conv) = id.target() {
             let conv = conv.clone();
-            self.conversation_synced(&conv);
+            self.delivery.conversation_synced(&conv);
         }
         self.fold_if_due(&id);
-    }
-
-    pub(super) fn find(&self, doc: &str, hash: &[u8]) -> Option<(u64, usize)> {
-        self.outbox.values().find_map(|e| {
-            e.changes
-                .iter()
-                .position(|c| c.doc == doc && c.hash.as_slice() == hash)
-                .map(|i| (e.id, i))
-        })
     }
 
     /// One of our changes is accepted: it is stored as accepted in the same batch that updates
     /// the outbox, so a restart before its push shows it accepted and sends nothing again.
     fn on_ack(&mut self, doc: &str, hash: &[u8], seq: u64) {
         // Progress: the next transient failure starts the backoff afresh.
-        self.retry_attempt = 0;
-        let Some((id, index)) = self.find(doc, hash) else {
+        self.retry.acked();
+        let Some((id, index)) = find(&self.outbox, doc, hash) else {
             return;
         };
         let Some(bytes) = self.outbox.get(&id).map(|e| e.changes[index].bytes.clone()) else {
@@ -357,7 +372,7 @@ impl ClientEngine {
         reason: String,
         device_now: i64,
     ) {
-        let Some((rejected_id, _)) = self.find(doc, hash) else {
+        let Some((rejected_id, _)) = find(&self.outbox, doc, hash) else {
             return; // a change we already replaced: its rejection is expected
         };
         let Ok(doc_id) = DocId::parse(doc) else {
@@ -368,7 +383,7 @@ impl ClientEngine {
         // ends rejected.
         let moves_to = DenyCode::parse(&code).filter(|c| c.moves_message());
         if let Some(deny) = moves_to {
-            self.note_bucket_refusal(&doc_id, deny);
+            self.buckets.refused(&doc_id, deny);
         }
         let moved = |engine: &Self, id: u64| {
             moves_to.is_some()
@@ -513,7 +528,239 @@ impl ClientEngine {
     }
 }
 
-/// A code that says "not now" rather than "no": the request is neither accepted nor refused.
-pub(super) fn is_transient(code: &str) -> bool {
-    ErrorCode::parse(code).is_some_and(ErrorCode::is_retryable)
+impl ClientEngine {
+    /// A retryable `error` frame (`internal`, `unavailable`, `rate_limited`, ...): about one
+    /// change (`hash`), a submit or subscription of `doc`, or a frame it cannot tell.
+    fn on_transient(
+        &mut self,
+        doc: Option<&str>,
+        hash: Option<&[u8]>,
+        retry_after_ms: Option<u64>,
+        device_now: i64,
+    ) {
+        let catching_up = |id: &DocId| self.docs.get(id).is_some_and(|d| d.catching_up);
+        // The subscriptions it may have dropped.
+        let dropped: Vec<DocId> = match (doc, hash) {
+            (Some(_), Some(_)) => Vec::new(),
+            (Some(doc), None) => DocId::parse(doc)
+                .ok()
+                .filter(|id| catching_up(id))
+                .into_iter()
+                .collect(),
+            (None, _) => self
+                .docs
+                .iter()
+                .filter(|(_, d)| d.catching_up)
+                .map(|(id, _)| id.clone())
+                .collect(),
+        };
+        let (mut marked, outs) = self.retry.transient(&mut self.outbox, doc, hash, dropped);
+        self.route_retry(outs);
+        if doc.is_none() {
+            // The membership list may have been it, or failed itself.
+            marked |= self.feed.failed();
+        }
+        if marked {
+            self.retry.schedule(device_now, retry_after_ms);
+        }
+    }
+
+    /// A `reject` frame: `retry` tells whether it is final (then the intent is rejected and
+    /// its document rebased), transient, or waits behind an earlier intent.
+    fn on_reject_frame(
+        &mut self,
+        doc: &str,
+        hash: &[u8],
+        code: String,
+        reason: String,
+        device_now: i64,
+    ) {
+        match self
+            .retry
+            .rejected(&mut self.outbox, doc, hash, &code, device_now)
+        {
+            Rejected::Ignored => {}
+            Rejected::Transient => self.on_transient(Some(doc), Some(hash), None, device_now),
+            Rejected::Resent(outs) => self.route_retry(outs),
+            Rejected::Final => {
+                self.on_reject(doc, hash, code, reason, device_now);
+                self.retry.settled(&self.outbox, device_now);
+            }
+        }
+    }
+
+    fn on_memberships(&mut self, list: Vec<Membership>, more: bool, device_now: i64) {
+        for m in list {
+            self.on_membership(m, device_now);
+        }
+        self.feed.listed(more);
+    }
+
+    /// One entry of the feed: the feed decides from what this client holds of the
+    /// conversation; its documents are followed, stopped, or left as they are.
+    fn on_membership(&mut self, m: Membership, device_now: i64) {
+        let Some(noted) = self.feed.note(m) else {
+            return;
+        };
+        let conv = noted.conv().clone();
+        let held = self.feed_held(&conv, noted.seq());
+        let decision = self.feed.decide(noted, &held);
+        match decision.action {
+            FeedAction::Nothing => {}
+            FeedAction::Open => {
+                let _ = self.open_conversation(&conv, feed::OPEN_LIMIT, device_now);
+            }
+            FeedAction::Readmit => self.readmit(&conv),
+            FeedAction::Resubscribe { seq } => self.resubscribe_refused(&conv, seq),
+            FeedAction::Stop { reason } => self.stop_following(&conv, &reason),
+        }
+        if let Some(change) = decision.tell {
+            self.out.push(Output::Event(Event::Membership(change)));
+        }
+    }
+
+    /// What this client holds of `conv`, for a feed entry of `seq`.
+    fn feed_held(&self, conv: &ConvId, seq: u64) -> feed::Held {
+        let conv_doc = DocId::conv(&self.config.tenant, conv);
+        let mut of_conv = self
+            .docs
+            .iter()
+            .filter(|(d, _)| d.conv_id() == Some(conv))
+            .map(|(_, s)| s);
+        let live = of_conv.clone().any(|s| s.revoked.is_none());
+        let refused_before = of_conv.any(|s| s.refused.is_some_and(|r| r.is_none_or(|r| r < seq)));
+        feed::Held {
+            followed: self.loads.is_stored(&conv_doc) || self.docs.contains_key(&conv_doc),
+            revoked: self
+                .docs
+                .get(&conv_doc)
+                .is_some_and(|d| d.revoked.is_some()),
+            live,
+            refused_before,
+            index_known: self.loads.index_known(),
+            place: self.place_name(conv),
+        }
+    }
+
+    /// The conversation's documents in memory stop (no more subscriptions); the app is
+    /// told once.
+    fn stop_following(&mut self, conv: &ConvId, reason: &str) {
+        let mut stopped = false;
+        for (id, state) in self.docs.iter_mut() {
+            if id.conv_id() == Some(conv) && state.revoked.is_none() {
+                state.revoked = Some(reason.to_owned());
+                state.catching_up = false;
+                state.deferred = false;
+                stopped = true;
+            }
+        }
+        if stopped {
+            self.out.push(Output::Event(Event::Revoked {
+                doc: DocId::conv(&self.config.tenant, conv).to_string(),
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+
+    /// Subscribes again the documents of `conv` whose subscription the server refused as of
+    /// an older feed entry than `seq`.
+    fn resubscribe_refused(&mut self, conv: &ConvId, seq: u64) {
+        let refused: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(d, s)| {
+                d.conv_id() == Some(conv) && s.refused.is_some_and(|r| r.is_none_or(|r| r < seq))
+            })
+            .map(|(d, _)| d.clone())
+            .collect();
+        for id in &refused {
+            if let Some(state) = self.docs.get_mut(id) {
+                state.refused = Some(Some(seq));
+            }
+            self.subscribe(id);
+        }
+    }
+
+    /// Added again after a removal: the conversation's documents are followed again.
+    fn readmit(&mut self, conv: &ConvId) {
+        let docs: Vec<DocId> = self
+            .docs
+            .iter()
+            .filter(|(d, s)| d.conv_id() == Some(conv) && s.revoked.is_some())
+            .map(|(d, _)| d.clone())
+            .collect();
+        for id in &docs {
+            if let Some(state) = self.docs.get_mut(id) {
+                state.revoked = None;
+            }
+            self.subscribe(id);
+        }
+    }
+
+    /// The server's listing of a conversation's parts, newest first, `more` when older ones
+    /// exist: paging that waited for it goes on.
+    fn on_buckets(&mut self, doc: &str, buckets: Vec<Bucket>, more: bool) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        let DocTarget::Conv(conv) = id.target() else {
+            return;
+        };
+        let conv = conv.clone();
+        let newest = buckets.first().copied();
+        self.buckets.on_listing(&conv, buckets, more);
+        if let Some(newest) = newest {
+            self.follow_newest(&conv, newest);
+        }
+        let ready = self.buckets.take_waiting_for(&conv);
+        self.page_again(ready);
+        self.out.push(Output::Event(Event::Doc {
+            doc: id.to_string(),
+        }));
+    }
+
+    /// Another writer opened a part of a conversation.
+    fn on_bucket(&mut self, doc: &str, bucket: Bucket) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        let DocTarget::Conv(conv) = id.target() else {
+            return;
+        };
+        let conv = conv.clone();
+        self.buckets.on_opened(&conv, bucket);
+        self.follow_newest(&conv, bucket);
+    }
+
+    /// A client that holds a part of `conv` in memory follows the conversation's live end:
+    /// a newer part is opened (and subscribed) as soon as it is known.
+    fn follow_newest(&mut self, conv: &ConvId, bucket: Bucket) {
+        let newest_loaded = buckets_of(&self.docs, &self.config.tenant, conv)
+            .map(|(b, _)| b)
+            .max();
+        if newest_loaded.is_some_and(|n| bucket > n) {
+            let doc = DocId::msgs(&self.config.tenant, conv, bucket);
+            if let Err(e) = self.open_doc(&doc) {
+                self.out.push(Output::Event(Event::Error {
+                    code: e.code().to_owned(),
+                    message: format!("{doc}: {e}"),
+                }));
+            }
+        }
+    }
+
+    /// An error about a conversation's `conv` document may be the answer to its listing:
+    /// paging that waited for it goes on with what is stored.
+    fn listing_failed(&mut self, doc: &str) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        let DocTarget::Conv(conv) = id.target() else {
+            return;
+        };
+        let ready = self.buckets.listing_failed(conv);
+        if !ready.is_empty() {
+            self.page_again(ready);
+        }
+    }
 }

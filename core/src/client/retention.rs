@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use super::engine::{ClientEngine, Event, Output};
-use super::persist::{key_changes, key_snapshot, DOCS_PREFIX};
+use super::records::{key_changes, key_snapshot, DOCS_PREFIX};
 use super::store::StoreOp;
 use crate::ids::{Bucket, ConvId, DocId, DocTarget};
 use crate::protocol::ClientFrame;
@@ -49,10 +49,8 @@ impl ClientEngine {
     /// it; the views no longer show its messages.
     pub(super) fn forget_bucket(&mut self, id: &DocId) {
         let followed = self.docs.remove(id).is_some_and(|d| d.revoked.is_none());
-        if let Some(stored) = &mut self.loads.stored {
-            stored.remove(id);
-        }
-        self.resubscribe.remove(id);
+        self.loads.forget(id);
+        self.retry.forget(id);
         self.out.push(Output::Persist(vec![
             StoreOp::Delete(format!("{DOCS_PREFIX}{id}")),
             StoreOp::Delete(key_snapshot(id)),

@@ -1,31 +1,21 @@
-//! Derived views: timelines in server order, the conversation list, profiles, the account's
-//! private document, cursors. Computed from the documents on every call, never stored: a
-//! stored derived value (an unread count, a preview) would be one more shared key that
-//! devices write concurrently and that conflicts.
+//! Derived views, the engine's queries: timelines in server order, the conversation list,
+//! profiles, the account's private document, cursors. Computed from the held documents
+//! (through their cached cells) on every call, never stored: a stored derived value would
+//! conflict between replicas.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use automerge::Automerge;
 use serde::{Deserialize, Serialize};
 
 use super::engine::ClientEngine;
-use super::timeline_cache::TimelineCell;
+use super::replica::buckets_of;
+use super::timeline::{order, TimelineItem};
 use crate::doc::read::{self, ConvPrefs, PrivateData};
 use crate::ids::{AccountId, Bucket, ContactId, ConvId, DocId, DocTarget, MessageId};
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
 use crate::model::message::Message;
-
-/// A message in a timeline view.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimelineItem {
-    pub message: crate::model::message::Message,
-    /// Server order; `None` while pending.
-    pub seq: Option<u64>,
-    pub bucket: Bucket,
-    pub pending: bool,
-}
 
 /// A row of the conversation list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,18 +46,36 @@ impl ClientEngine {
 
     /// Each loaded bucket's items of `conv` (cached per bucket, unsorted).
     fn bucket_items(&self, conv: &ConvId) -> Vec<Arc<Vec<TimelineItem>>> {
-        self.docs
-            .range(
-                DocId::msgs(&self.config.tenant, conv, i64::MIN)
-                    ..=DocId::msgs(&self.config.tenant, conv, i64::MAX),
-            )
-            .filter_map(|(id, state)| match id.target() {
-                DocTarget::Msgs(c, bucket) if c == conv => {
-                    Some(TimelineCell::items(state, *bucket))
-                }
-                _ => None,
-            })
+        buckets_of(&self.docs, &self.config.tenant, conv)
+            .map(|(bucket, state)| state.timeline_items(bucket))
             .collect()
+    }
+
+    /// How often whole bucket documents were read out of Automerge for timelines (tests
+    /// check that a push reads none, so the cost cannot grow back silently).
+    pub fn timeline_reads(&self) -> u64 {
+        self.docs.values().map(|s| s.timeline.reads()).sum()
+    }
+
+    /// `conv`'s timeline read whole out of its buckets, bypassing the cache (tests compare
+    /// the patched items with it).
+    #[doc(hidden)]
+    pub fn timeline_read_whole(&self, conv: &ConvId) -> Vec<TimelineItem> {
+        let mut items = Vec::new();
+        for (id, state) in &self.docs {
+            if let DocTarget::Msgs(c, bucket) = id.target() {
+                if c == conv {
+                    items.extend(state.timeline_read_whole(*bucket));
+                }
+            }
+        }
+        items.sort_by(|a, b| order(a).cmp(&order(b)));
+        items
+    }
+
+    /// How many single messages timelines read again after changes touched them.
+    pub fn timeline_messages_read(&self) -> u64 {
+        self.docs.values().map(|s| s.timeline.messages_read()).sum()
     }
 
     /// One message of a loaded bucket of `conv` as this device sees it, without its
@@ -184,33 +192,4 @@ impl ClientEngine {
             .map(|(id, d)| (id.clone(), d.cursor))
             .collect()
     }
-}
-
-/// Timeline order: server order (bucket, seq); restored messages without a known seq by
-/// time; pending ones last.
-pub(super) fn order(item: &TimelineItem) -> (bool, Bucket, u64, i64, &MessageId) {
-    (
-        item.pending,
-        item.bucket,
-        item.seq.unwrap_or(0),
-        item.message.created_at,
-        &item.message.id,
-    )
-}
-
-/// Ids of the messages in a bucket document.
-pub(super) fn accepted_messages(doc: &Automerge) -> HashSet<MessageId> {
-    let mut out = HashSet::new();
-    let Some(messages) = read::get_map(doc, &automerge::ROOT, crate::doc::schema::keys::MESSAGES)
-    else {
-        return out;
-    };
-    for shard in automerge::ReadDoc::keys(doc, &messages) {
-        if let Some(shard) = read::get_map(doc, &messages, &shard) {
-            out.extend(
-                automerge::ReadDoc::keys(doc, &shard).filter_map(|k| MessageId::new(k).ok()),
-            );
-        }
-    }
-    out
 }

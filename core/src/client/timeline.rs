@@ -1,8 +1,9 @@
-//! A message bucket's part of a timeline, cached per bucket document and patched per change.
+//! A timeline's items (`TimelineItem`, in `order`), and a message bucket's part of them,
+//! cached per bucket document and patched per change.
 //!
 //! A page asks for the timeline after every change, and reading a bucket out of Automerge
-//! costs in proportion to its messages (~6 ms at 420 in the browser; a busy day's bucket
-//! holds thousands). The cell keeps the bucket's items as of the heads of its `local` and
+//! costs in proportion to its messages (docs/BENCHMARKS.md; a busy day's bucket holds
+//! thousands). The cell keeps the bucket's items as of the heads of its `local` and
 //! `server` documents and the number of known message seqs; any change to what an item
 //! shows moves one of them, so the cache cannot go stale. When they moved, the cell asks
 //! Automerge for the changes since its heads (a walk of the new changes, not of the bucket)
@@ -13,18 +14,55 @@
 //! engine stays `Send`.)
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use automerge::legacy::{Key as OpKey, ObjectId};
 use automerge::{Automerge, ChangeHash, Prop, ReadDoc};
+use serde::{Deserialize, Serialize};
 
-use super::engine::ClientDoc;
-use super::views::{accepted_messages, TimelineItem};
 use crate::doc::read;
 use crate::doc::schema::keys::{MESSAGES, REACTIONS};
 use crate::doc::schema::split_reaction_key;
 use crate::ids::{Bucket, MessageId};
+
+/// A message in a timeline view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineItem {
+    pub message: crate::model::message::Message,
+    /// Server order; `None` while pending.
+    pub seq: Option<u64>,
+    pub bucket: Bucket,
+    pub pending: bool,
+}
+
+/// Timeline order: server order (bucket, seq); restored messages without a known seq by
+/// time; pending ones last.
+pub(super) fn order(item: &TimelineItem) -> (bool, Bucket, u64, i64, &MessageId) {
+    (
+        item.pending,
+        item.bucket,
+        item.seq.unwrap_or(0),
+        item.message.created_at,
+        &item.message.id,
+    )
+}
+
+/// Ids of the messages in a bucket document.
+fn accepted_messages(doc: &Automerge) -> HashSet<MessageId> {
+    let mut out = HashSet::new();
+    let Some(messages) = read::get_map(doc, &automerge::ROOT, MESSAGES) else {
+        return out;
+    };
+    for shard in automerge::ReadDoc::keys(doc, &messages) {
+        if let Some(shard) = read::get_map(doc, &messages, &shard) {
+            out.extend(
+                automerge::ReadDoc::keys(doc, &shard).filter_map(|k| MessageId::new(k).ok()),
+            );
+        }
+    }
+    out
+}
 
 /// What the cached items were read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +70,14 @@ struct Key {
     local: Vec<ChangeHash>,
     server: Vec<ChangeHash>,
     seqs: usize,
+}
+
+/// What a bucket's items are read from: its replicas and the seqs of its messages.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    local: &'a Automerge,
+    server: &'a Automerge,
+    seqs: &'a HashMap<MessageId, u64>,
 }
 
 /// The cached items of one bucket document (in its `ClientDoc`), unsorted.
@@ -46,33 +92,61 @@ pub(super) struct TimelineCell {
 
 impl TimelineCell {
     /// The bucket's items: cached, patched with what changed, or read whole.
-    pub(super) fn items(state: &ClientDoc, bucket: Bucket) -> Arc<Vec<TimelineItem>> {
-        let key = Key {
-            local: state.local.get_heads(),
-            server: state.server.get_heads(),
-            seqs: state.message_seq.len(),
+    pub(super) fn items(
+        &self,
+        local: &Automerge,
+        server: &Automerge,
+        seqs: &HashMap<MessageId, u64>,
+        bucket: Bucket,
+    ) -> Arc<Vec<TimelineItem>> {
+        let state = Source {
+            local,
+            server,
+            seqs,
         };
-        let cell = &state.timeline;
-        let cached = cell.slot.borrow_mut().take();
+        let key = Key {
+            local: local.get_heads(),
+            server: server.get_heads(),
+            seqs: seqs.len(),
+        };
+        let cached = self.slot.borrow_mut().take();
         let items = match cached {
             Some((at, items)) if at == key => items,
-            Some((at, items)) => match cell.patched(state, bucket, &at, &key, &items) {
+            Some((at, items)) => match self.patched(state, bucket, &at, &key, &items) {
                 Some(patched) => Arc::new(patched),
-                None => Arc::new(cell.read_all(state, bucket)),
+                None => Arc::new(self.read_source(state, bucket)),
             },
-            None => Arc::new(cell.read_all(state, bucket)),
+            None => Arc::new(self.read_source(state, bucket)),
         };
-        *cell.slot.borrow_mut() = Some((key, items.clone()));
+        *self.slot.borrow_mut() = Some((key, items.clone()));
         items
     }
 
-    fn read_all(&self, state: &ClientDoc, bucket: Bucket) -> Vec<TimelineItem> {
+    /// The bucket's items read whole out of Automerge.
+    pub(super) fn read_all(
+        &self,
+        local: &Automerge,
+        server: &Automerge,
+        seqs: &HashMap<MessageId, u64>,
+        bucket: Bucket,
+    ) -> Vec<TimelineItem> {
+        self.read_source(
+            Source {
+                local,
+                server,
+                seqs,
+            },
+            bucket,
+        )
+    }
+
+    fn read_source(&self, state: Source<'_>, bucket: Bucket) -> Vec<TimelineItem> {
         self.reads.set(self.reads.get() + 1);
-        let accepted = accepted_messages(&state.server);
-        read::read_messages(&state.local)
+        let accepted = accepted_messages(state.server);
+        read::read_messages(state.local)
             .into_iter()
             .map(|message| TimelineItem {
-                seq: state.message_seq.get(&message.id).copied(),
+                seq: state.seqs.get(&message.id).copied(),
                 bucket,
                 pending: !accepted.contains(&message.id),
                 message,
@@ -85,14 +159,14 @@ impl TimelineCell {
     /// if more are known. `None`: read the whole bucket.
     fn patched(
         &self,
-        state: &ClientDoc,
+        state: Source<'_>,
         bucket: Bucket,
         old: &Key,
         new: &Key,
         items: &[TimelineItem],
     ) -> Option<Vec<TimelineItem>> {
-        let local = touched_since(&state.local, &old.local)?;
-        let server = touched_since(&state.server, &old.server)?;
+        let local = touched_since(state.local, &old.local)?;
+        let server = touched_since(state.server, &old.server)?;
         let seqs_moved = old.seqs != new.seqs;
         let mut out = Vec::with_capacity(items.len() + local.len());
         for item in items {
@@ -101,23 +175,23 @@ impl TimelineCell {
             }
             let mut item = item.clone();
             if server.contains(&item.message.id) {
-                item.pending = !read::has_message(&state.server, &item.message.id);
+                item.pending = !read::has_message(state.server, &item.message.id);
             }
             if seqs_moved {
-                item.seq = state.message_seq.get(&item.message.id).copied();
+                item.seq = state.seqs.get(&item.message.id).copied();
             }
             out.push(item);
         }
         for id in &local {
             self.messages.set(self.messages.get() + 1);
             // Gone (deleted from the map): it leaves the timeline, as a full read would drop it.
-            let Some(message) = read::read_message(&state.local, id) else {
+            let Some(message) = read::read_message(state.local, id) else {
                 continue;
             };
             out.push(TimelineItem {
-                seq: state.message_seq.get(id).copied(),
+                seq: state.seqs.get(id).copied(),
                 bucket,
-                pending: !read::has_message(&state.server, id),
+                pending: !read::has_message(state.server, id),
                 message,
             });
         }
@@ -179,33 +253,4 @@ fn touched_since(doc: &Automerge, since: &[ChangeHash]) -> Option<BTreeSet<Messa
         }
     }
     Some(touched)
-}
-
-impl super::engine::ClientEngine {
-    /// How often whole bucket documents were read out of Automerge for timelines (tests
-    /// check that a push reads none, so the cost cannot grow back silently).
-    pub fn timeline_reads(&self) -> u64 {
-        self.docs.values().map(|s| s.timeline.reads()).sum()
-    }
-
-    /// `conv`'s timeline read whole out of its buckets, bypassing the cache (tests compare
-    /// the patched items with it).
-    #[doc(hidden)]
-    pub fn timeline_read_whole(&self, conv: &crate::ids::ConvId) -> Vec<TimelineItem> {
-        let mut items = Vec::new();
-        for (id, state) in &self.docs {
-            if let crate::ids::DocTarget::Msgs(c, bucket) = id.target() {
-                if c == conv {
-                    items.extend(TimelineCell::default().read_all(state, *bucket));
-                }
-            }
-        }
-        items.sort_by(|a, b| super::views::order(a).cmp(&super::views::order(b)));
-        items
-    }
-
-    /// How many single messages timelines read again after changes touched them.
-    pub fn timeline_messages_read(&self) -> u64 {
-        self.docs.values().map(|s| s.timeline.messages_read()).sum()
-    }
 }
