@@ -3,8 +3,9 @@
 //! expired parts left: their `docs` rows (with snapshots), change log, projected messages and
 //! `buckets` index rows, and writes one `bucket_drops` audit row per part.
 //!
-//! The statements differ by backend (row locks and arrays on Postgres, one document at a
-//! time on SQLite): `sqlite/retention.rs`, `postgres/retention.rs`.
+//! The statements both backends write alike are here (the sweep's pages, the expired parts
+//! and their messages); the documents' rows differ (row locks and arrays on Postgres, one
+//! document at a time on SQLite): `sqlite/retention.rs`, `postgres/retention.rs`.
 //!
 //! What stays: the conversation's own rows (its `conv` document, summary, members, read
 //! markers: a marker naming a dropped message counts every kept message as unread, which is
@@ -38,6 +39,24 @@ pub struct DropRequest<'a> {
 
 /// A conversation that holds message buckets (one a row of the retention sweep's pages).
 pub type ConvKey = (TenantId, ConvId);
+
+/// The expired parts of a conversation, oldest first ($1 tenant, $2 conv, $3 first kept).
+pub(super) const EXPIRED_BUCKETS: &str =
+    "SELECT period, CAST(part AS BIGINT) AS part FROM buckets \
+     WHERE tenant = $1 AND conv = $2 AND period < $3 ORDER BY period, part";
+/// Projected messages per expired part (the audit row's count).
+pub(super) const EXPIRED_MESSAGES: &str =
+    "SELECT m.period, CAST(m.part AS BIGINT) AS part, COUNT(*) AS n FROM messages m \
+     JOIN conversations c ON c.id = m.cid \
+     WHERE c.tenant = $1 AND c.conv = $2 AND m.period < $3 GROUP BY 1, 2";
+/// The expired parts' projected messages: the conversation's rows are a prefix of the
+/// primary key (cid, pos), so the scan reads only this conversation's messages, which the
+/// retention itself bounds.
+pub(super) const DROP_MESSAGES: &str = "DELETE FROM messages WHERE cid = (SELECT id \
+     FROM conversations WHERE tenant = $1 AND conv = $2) AND period < $3";
+/// The expired parts' index rows.
+pub(super) const DROP_BUCKETS: &str =
+    "DELETE FROM buckets WHERE tenant = $1 AND conv = $2 AND period < $3";
 
 pub(super) fn bucket_of(period: i64, part: i64) -> Result<Bucket> {
     u32::try_from(part)

@@ -1,12 +1,14 @@
-//! Retention on Postgres: the sweep's pages (shared statement) and the drop, holding the
-//! documents' rows in the commit's lock order.
+//! Retention on Postgres: the sweep's pages and the drop, holding the documents' rows in
+//! the commit's lock order and deleting them as arrays (the other statements are shared,
+//! `crate::store::retention`).
 
 use async_trait::async_trait;
 use sqlx::{Connection, PgConnection, Row};
 
 use super::PgStore;
 use crate::store::retention::{
-    bucket_of, doc_ids, pg as shared, Audit, ConvKey, DropRequest, Dropped,
+    bucket_of, doc_ids, pg as shared, Audit, ConvKey, DropRequest, Dropped, DROP_BUCKETS,
+    DROP_MESSAGES, EXPIRED_BUCKETS, EXPIRED_MESSAGES,
 };
 use crate::store::{Result, Retention};
 
@@ -29,15 +31,12 @@ impl Retention for PgStore {
 async fn drop_on(conn: &mut PgConnection, req: DropRequest<'_>) -> Result<Dropped> {
     let mut tx = conn.begin().await?;
     let (tenant, conv) = (req.tenant.as_str(), req.conv.as_str());
-    let rows = sqlx::query(
-        "SELECT period, part::int8 AS part FROM buckets \
-         WHERE tenant = $1 AND conv = $2 AND period < $3 ORDER BY period, part",
-    )
-    .bind(tenant)
-    .bind(conv)
-    .bind(req.first_kept)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = sqlx::query(EXPIRED_BUCKETS)
+        .bind(tenant)
+        .bind(conv)
+        .bind(req.first_kept)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut dropped = Dropped::default();
     for r in &rows {
         dropped
@@ -62,16 +61,12 @@ async fn drop_on(conn: &mut PgConnection, req: DropRequest<'_>) -> Result<Droppe
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    let messages = sqlx::query(
-        "SELECT m.period, m.part::int8 AS part, COUNT(*) AS n FROM messages m \
-         JOIN conversations c ON c.id = m.cid \
-         WHERE c.tenant = $1 AND c.conv = $2 AND m.period < $3 GROUP BY 1, 2",
-    )
-    .bind(tenant)
-    .bind(conv)
-    .bind(req.first_kept)
-    .fetch_all(&mut *tx)
-    .await?;
+    let messages = sqlx::query(EXPIRED_MESSAGES)
+        .bind(tenant)
+        .bind(conv)
+        .bind(req.first_kept)
+        .fetch_all(&mut *tx)
+        .await?;
     let audit = Audit::of(&dropped.buckets, &ids, &changes, &messages)?;
     sqlx::query("DELETE FROM changes WHERE doc_id = ANY($1)")
         .bind(&ids)
@@ -81,18 +76,13 @@ async fn drop_on(conn: &mut PgConnection, req: DropRequest<'_>) -> Result<Droppe
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
-    // The conversation's rows are a prefix of the primary key (cid, pos): the scan reads
-    // only this conversation's messages, which the retention itself bounds.
-    sqlx::query(
-        "DELETE FROM messages WHERE cid = (SELECT id FROM conversations \
-         WHERE tenant = $1 AND conv = $2) AND period < $3",
-    )
-    .bind(tenant)
-    .bind(conv)
-    .bind(req.first_kept)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM buckets WHERE tenant = $1 AND conv = $2 AND period < $3")
+    sqlx::query(DROP_MESSAGES)
+        .bind(tenant)
+        .bind(conv)
+        .bind(req.first_kept)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(DROP_BUCKETS)
         .bind(tenant)
         .bind(conv)
         .bind(req.first_kept)

@@ -1,12 +1,14 @@
-//! Retention on SQLite: the sweep's pages (shared statement) and the drop, one document at
-//! a time under `BEGIN IMMEDIATE`.
+//! Retention on SQLite: the sweep's pages and the drop under `BEGIN IMMEDIATE`, its
+//! documents' rows one document at a time (the other statements are shared,
+//! `crate::store::retention`).
 
 use async_trait::async_trait;
 use sqlx::{Connection, Row, SqliteConnection};
 
 use super::SqliteStore;
 use crate::store::retention::{
-    bucket_of, doc_ids, lite as shared, Audit, ConvKey, DropRequest, Dropped,
+    bucket_of, doc_ids, lite as shared, Audit, ConvKey, DropRequest, Dropped, DROP_BUCKETS,
+    DROP_MESSAGES, EXPIRED_BUCKETS, EXPIRED_MESSAGES,
 };
 use crate::store::{Result, Retention};
 
@@ -29,15 +31,12 @@ impl Retention for SqliteStore {
 async fn drop_on(conn: &mut SqliteConnection, req: DropRequest<'_>) -> Result<Dropped> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let (tenant, conv) = (req.tenant.as_str(), req.conv.as_str());
-    let rows = sqlx::query(
-        "SELECT period, part FROM buckets \
-         WHERE tenant = $1 AND conv = $2 AND period < $3 ORDER BY period, part",
-    )
-    .bind(tenant)
-    .bind(conv)
-    .bind(req.first_kept)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows = sqlx::query(EXPIRED_BUCKETS)
+        .bind(tenant)
+        .bind(conv)
+        .bind(req.first_kept)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut dropped = Dropped::default();
     for r in &rows {
         dropped
@@ -57,16 +56,12 @@ async fn drop_on(conn: &mut SqliteConnection, req: DropRequest<'_>) -> Result<Dr
                 .await?,
         );
     }
-    let messages = sqlx::query(
-        "SELECT m.period, m.part, COUNT(*) AS n FROM messages m \
-         JOIN conversations c ON c.id = m.cid \
-         WHERE c.tenant = $1 AND c.conv = $2 AND m.period < $3 GROUP BY 1, 2",
-    )
-    .bind(tenant)
-    .bind(conv)
-    .bind(req.first_kept)
-    .fetch_all(&mut *tx)
-    .await?;
+    let messages = sqlx::query(EXPIRED_MESSAGES)
+        .bind(tenant)
+        .bind(conv)
+        .bind(req.first_kept)
+        .fetch_all(&mut *tx)
+        .await?;
     let audit = Audit::of(&dropped.buckets, &ids, &changes, &messages)?;
     for id in &ids {
         sqlx::query("DELETE FROM changes WHERE doc_id = $1")
@@ -78,16 +73,13 @@ async fn drop_on(conn: &mut SqliteConnection, req: DropRequest<'_>) -> Result<Dr
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query(
-        "DELETE FROM messages WHERE cid = (SELECT id FROM conversations \
-         WHERE tenant = $1 AND conv = $2) AND period < $3",
-    )
-    .bind(tenant)
-    .bind(conv)
-    .bind(req.first_kept)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM buckets WHERE tenant = $1 AND conv = $2 AND period < $3")
+    sqlx::query(DROP_MESSAGES)
+        .bind(tenant)
+        .bind(conv)
+        .bind(req.first_kept)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(DROP_BUCKETS)
         .bind(tenant)
         .bind(conv)
         .bind(req.first_kept)
