@@ -19,10 +19,15 @@
 //!
 //! Where the two dialects differ only in spelling, a statement is written once (`$n`
 //! placeholders, which sqlx binds by number on SQLite too) in the concern's module
-//! (`changelog`, `projection`, `invites`, ...) and run by both backends; `sqlite/` and
-//! `postgres/` implement each trait in a file of its own and keep the statements that
-//! really differ (row locks, arrays, `RETURNING`, the SQLite group commit). Both plan a
-//! group commit the same way (`plan`) and decode rows the same way (`columns`).
+//! (`changelog`, `projection`, `invites`, ...), whose `queries!` macro makes the functions
+//! for each backend's connection type (`pg`, `lite`), with the dialect's words (`COLLATE
+//! "C"`, `FOR UPDATE SKIP LOCKED`) as its arguments. `sqlite/` and `postgres/` implement
+//! each trait in a file of its own and keep the statements that really differ (row locks,
+//! arrays, `RETURNING`, the SQLite group commit). Both plan a group commit the same way
+//! (`plan`) and decode rows the same way (`columns`).
+//!
+//! Wrappers (the health guard `health::Guarded`, a test's gate) implement every trait.
+//! Every backend runs the same conformance suite (`conformance`, `testing` feature).
 
 pub mod buckets;
 mod changelog;
