@@ -7,10 +7,9 @@ use confab_core::doc::read;
 use confab_core::ids::{ConvId, DocId, TenantId};
 use confab_core::validate::AcceptedDoc;
 
-use crate::store::discovery::{ProjectAnswer, ProjectOp};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
+use crate::store::{ChangeLog, Store, StoreError};
 
 /// Opens Postgres when a URL is given, otherwise the embedded SQLite store in `data_dir`,
 /// and applies migrations.
@@ -35,19 +34,12 @@ const PROJECT_PAGE: usize = 100;
 /// documents, at start; a row some commit wrote since keeps that commit's values. Nothing to
 /// do (one empty range of a partial index) once it ran. Returns the rows it wrote.
 pub async fn project_discovery(store: &dyn Store) -> Result<u64, StoreError> {
-    let unexpected =
-        |a: ProjectAnswer| StoreError::Corrupt(format!("project_discovery answered {a:?}"));
     let mut after: Option<(TenantId, ConvId)> = None;
     let mut written = 0;
     loop {
-        let op = ProjectOp::Stale {
-            after: after.as_ref().map(|(t, c)| (t, c)),
-            limit: PROJECT_PAGE,
-        };
-        let page = match store.project_discovery(op).await? {
-            ProjectAnswer::Stale(page) => page,
-            other => return Err(unexpected(other)),
-        };
+        let page = store
+            .discovery_stale(after.as_ref().map(|(t, c)| (t, c)), PROJECT_PAGE)
+            .await?;
         let Some(last) = page.last().cloned() else {
             if written > 0 {
                 tracing::info!(
@@ -64,16 +56,13 @@ pub async fn project_discovery(store: &dyn Store) -> Result<u64, StoreError> {
             // A row without its creation change yet stays unprojected (and unlisted).
             rows.extend(crate::engine::projection::conv_row(tenant, &state));
         }
-        written += match store.project_discovery(ProjectOp::Write(&rows)).await? {
-            ProjectAnswer::Written(n) => n,
-            other => return Err(unexpected(other)),
-        };
+        written += store.discovery_write(&rows).await?;
         after = Some(last);
     }
 }
 
 /// A stored document with all its changes applied.
-async fn load_accepted(store: &dyn Store, doc: &DocId) -> Result<AcceptedDoc, StoreError> {
+async fn load_accepted(store: &dyn ChangeLog, doc: &DocId) -> Result<AcceptedDoc, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{doc}: {e}"));
     let stored = store.load_doc(doc).await?;
     let mut accepted = match &stored.snapshot {
@@ -102,7 +91,7 @@ pub struct CompactReport {
 
 /// Folds every document's change log into a snapshot. Safe while serving: changes committed
 /// meanwhile have higher seqs and stay in the log.
-pub async fn compact_all(store: &dyn Store) -> Result<CompactReport, StoreError> {
+pub async fn compact_all(store: &dyn ChangeLog) -> Result<CompactReport, StoreError> {
     let mut report = CompactReport::default();
     for id in store.doc_ids().await? {
         let doc = DocId::parse(&id).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;

@@ -41,23 +41,24 @@ impl Store for GatedStore {
     fn for_read_thread(&self) -> Option<Arc<dyn Store>> {
         None // reads see the gate's store
     }
-    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
-        self.inner.cluster_options()
-    }
     async fn probe(&self, write: bool) -> Result<()> {
         self.inner.probe(write).await
-    }
-    async fn record_rejections(
-        &self,
-        records: &[confab_server::store::RejectionRecord],
-    ) -> Result<()> {
-        self.inner.record_rejections(records).await
     }
     async fn migrate(&self) -> Result<()> {
         self.inner.migrate().await
     }
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
+    }
+}
+
+#[async_trait]
+impl ChangeLog for GatedStore {
+    async fn record_rejections(
+        &self,
+        records: &[confab_server::store::RejectionRecord],
+    ) -> Result<()> {
+        self.inner.record_rejections(records).await
     }
     async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
         self.inner.load_doc(doc).await
@@ -99,6 +100,16 @@ impl Store for GatedStore {
     async fn doc_ids(&self) -> Result<Vec<String>> {
         self.inner.doc_ids().await
     }
+    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
+        self.inner.rejection_count(tenant).await
+    }
+    async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
+        self.inner.stored_bytes(doc).await
+    }
+}
+
+#[async_trait]
+impl Retention for GatedStore {
     async fn conversations_with_buckets(
         &self,
         after: Option<&confab_server::store::retention::ConvKey>,
@@ -112,6 +123,10 @@ impl Store for GatedStore {
     ) -> Result<confab_server::store::retention::Dropped> {
         self.inner.drop_buckets(req).await
     }
+}
+
+#[async_trait]
+impl Projections for GatedStore {
     async fn membership(
         &self,
         tenant: &TenantId,
@@ -143,11 +158,15 @@ impl Store for GatedStore {
     ) -> Result<Vec<confab_server::store::discovery::DiscoverItem>> {
         self.inner.discover(query).await
     }
-    async fn project_discovery(
+    async fn discovery_stale(
         &self,
-        op: confab_server::store::discovery::ProjectOp<'_>,
-    ) -> Result<confab_server::store::discovery::ProjectAnswer> {
-        self.inner.project_discovery(op).await
+        after: Option<(&TenantId, &ConvId)>,
+        limit: usize,
+    ) -> Result<Vec<(TenantId, ConvId)>> {
+        self.inner.discovery_stale(after, limit).await
+    }
+    async fn discovery_write(&self, rows: &[ConvRow]) -> Result<u64> {
+        self.inner.discovery_write(rows).await
     }
     async fn messages(
         &self,
@@ -174,52 +193,221 @@ impl Store for GatedStore {
     ) -> Result<Vec<confab_core::protocol::Membership>> {
         self.inner.memberships_of(tenant, account).await
     }
+    async fn active_members(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        admins_only: bool,
+        limit: usize,
+    ) -> Result<Vec<AccountId>> {
+        self.inner
+            .active_members(tenant, conv, admins_only, limit)
+            .await
+    }
+    async fn author_of(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<AccountId>> {
+        self.inner.author_of(tenant, conv, message).await
+    }
+}
+
+#[async_trait]
+impl Outboxes for GatedStore {
+    async fn insert_notifications(
+        &self,
+        rows: &[confab_server::store::notifications::NewNotification],
+    ) -> Result<Vec<(i64, usize)>> {
+        self.inner.insert_notifications(rows).await
+    }
+    async fn notification_page(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        before: Option<i64>,
+        unread_only: bool,
+        limit: usize,
+    ) -> Result<Vec<confab_server::store::notifications::Notification>> {
+        self.inner
+            .notification_page(tenant, account, before, unread_only, limit)
+            .await
+    }
+    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64> {
+        self.inner.unread_notifications(tenant, account).await
+    }
+    async fn mark_notifications_read(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        up_to: Option<i64>,
+        at: i64,
+    ) -> Result<i64> {
+        self.inner
+            .mark_notifications_read(tenant, account, up_to, at)
+            .await
+    }
+    async fn forget_notified(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<i64> {
+        self.inner.forget_notified(tenant, conv, message).await
+    }
+    async fn enqueue_deliveries(
+        &self,
+        rows: &[confab_server::store::webhooks::NewDelivery],
+    ) -> Result<()> {
+        self.inner.enqueue_deliveries(rows).await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<confab_server::store::webhooks::Delivery>> {
+        self.inner.claim_deliveries(now, lease_until, limit).await
+    }
+    async fn delivered(&self, id: i64) -> Result<()> {
+        self.inner.delivered(id).await
+    }
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_at: i64,
+        dead_at: Option<i64>,
+        error: &str,
+    ) -> Result<()> {
+        self.inner
+            .delivery_failed(id, attempts, next_at, dead_at, error)
+            .await
+    }
+    async fn dead_deliveries(&self) -> Result<i64> {
+        self.inner.dead_deliveries().await
+    }
+    async fn pending_deliveries(&self) -> Result<i64> {
+        self.inner.pending_deliveries().await
+    }
+    async fn claim_scheduled(
+        &self,
+        now: i64,
+        lease_until: i64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<confab_server::store::schedule::Claim>> {
+        self.inner
+            .claim_scheduled(now, lease_until, node, limit)
+            .await
+    }
+    async fn finish_scheduled(&self, doc: &str, gen: i64, next_at: Option<i64>) -> Result<()> {
+        self.inner.finish_scheduled(doc, gen, next_at).await
+    }
+    async fn retry_scheduled(&self, doc: &str, at: i64) -> Result<()> {
+        self.inner.retry_scheduled(doc, at).await
+    }
+    async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String> {
+        self.inner.post_bucket(doc, message, bucket).await
+    }
+    async fn move_post(&self, doc: &str, message: &str, to: &str) -> Result<()> {
+        self.inner.move_post(doc, message, to).await
+    }
+    async fn post_done(&self, doc: &str, message: &str) -> Result<()> {
+        self.inner.post_done(doc, message).await
+    }
+}
+
+#[async_trait]
+impl Directory for GatedStore {
+    async fn create_invite(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        token_hash: &[u8; 32],
+        invite: &confab_core::model::joining::Invite,
+    ) -> Result<()> {
+        self.inner
+            .create_invite(tenant, conv, token_hash, invite)
+            .await
+    }
+    async fn invite_by_token(
+        &self,
+        tenant: &TenantId,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(ConvId, confab_core::model::joining::Invite)>> {
+        self.inner.invite_by_token(tenant, token_hash).await
+    }
     async fn invites(
         &self,
-        op: confab_server::store::invites::InviteOp<'_>,
-    ) -> Result<confab_server::store::invites::InviteAnswer> {
-        self.inner.invites(op).await
+        tenant: &TenantId,
+        conv: &ConvId,
+        limit: usize,
+    ) -> Result<Vec<confab_core::model::joining::Invite>> {
+        self.inner.invites(tenant, conv, limit).await
+    }
+    async fn live_invites(&self, tenant: &TenantId, conv: &ConvId, now_ms: i64) -> Result<u64> {
+        self.inner.live_invites(tenant, conv, now_ms).await
+    }
+    async fn revoke_invite(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.inner.revoke_invite(tenant, conv, id, now_ms).await
+    }
+    async fn use_invite(&self, tenant: &TenantId, id: &str, now_ms: i64) -> Result<bool> {
+        self.inner.use_invite(tenant, id, now_ms).await
+    }
+    async fn unuse_invite(&self, tenant: &TenantId, id: &str) -> Result<()> {
+        self.inner.unuse_invite(tenant, id).await
+    }
+    async fn register_identifiers(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        hashes: &[String],
+    ) -> Result<()> {
+        self.inner
+            .register_identifiers(tenant, account, hashes)
+            .await
+    }
+    async fn match_identifiers(
+        &self,
+        tenant: &TenantId,
+        hashes: &[String],
+    ) -> Result<Vec<(String, AccountId)>> {
+        self.inner.match_identifiers(tenant, hashes).await
+    }
+}
+
+#[async_trait]
+impl Cluster for GatedStore {
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        self.inner.cluster_options()
     }
     async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()> {
         self.inner.notify(channel, payloads).await
     }
-
-    async fn clients(
+    async fn sync_clients(
         &self,
-        op: confab_server::store::clients::ClientsOp<'_>,
-    ) -> Result<confab_server::store::clients::ClientsAnswer> {
-        self.inner.clients(op).await
+        node: &str,
+        came: &[confab_server::store::clients::Key],
+        went: &[confab_server::store::clients::Key],
+        reset: bool,
+    ) -> Result<()> {
+        self.inner.sync_clients(node, came, went, reset).await
     }
-
-    async fn contacts(
+    async fn clients_elsewhere(
         &self,
-        op: confab_server::store::contacts::ContactOp<'_>,
-    ) -> Result<confab_server::store::contacts::ContactAnswer> {
-        self.inner.contacts(op).await
-    }
-    async fn webhooks(
-        &self,
-        op: confab_server::store::webhooks::OutboxOp<'_>,
-    ) -> Result<confab_server::store::webhooks::OutboxAnswer> {
-        self.inner.webhooks(op).await
-    }
-    async fn notifications(
-        &self,
-        op: confab_server::store::notifications::NotifyOp<'_>,
-    ) -> Result<confab_server::store::notifications::NotifyAnswer> {
-        self.inner.notifications(op).await
-    }
-    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
-        self.inner.rejection_count(tenant).await
-    }
-    async fn schedule(
-        &self,
-        op: confab_server::store::schedule::ScheduleOp<'_>,
-    ) -> Result<confab_server::store::schedule::ScheduleAnswer> {
-        self.inner.schedule(op).await
-    }
-    async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
-        self.inner.stored_bytes(doc).await
+        node: &str,
+        accounts: &[confab_server::store::clients::Key],
+        alive_ms: i64,
+    ) -> Result<Vec<confab_server::store::clients::Key>> {
+        self.inner.clients_elsewhere(node, accounts, alive_ms).await
     }
 }
 

@@ -23,7 +23,6 @@ use confab_server::engine::schedule::LEASE_MS;
 use confab_server::engine::{now_ms, Engine, EngineConfig, SubmitOutcome};
 use confab_server::maintenance;
 use confab_server::metrics::Metrics;
-use confab_server::store::schedule::{ScheduleAnswer, ScheduleOp};
 use confab_server::store::Store;
 use confab_testkit::fixture::ConvFixture;
 use sqlx::{Connection, Executor, PgConnection};
@@ -338,18 +337,10 @@ async fn scheduled_messages(store: Arc<dyn Store>) {
     let due = now + 45 * MIN;
     let dead = w
         .store
-        .schedule(ScheduleOp::Claim {
-            now: due,
-            lease_until: due + LEASE_MS,
-            node: "node-dead",
-            limit: 16,
-        })
+        .claim_scheduled(due, due + LEASE_MS, "node-dead", 16)
         .await
         .expect("claim");
-    assert!(
-        matches!(&dead, ScheduleAnswer::Claimed(c) if c.len() == 1),
-        "{dead:?}"
-    );
+    assert!(matches!(&dead, c if c.len() == 1), "{dead:?}");
     let held = w.engine.post_due(due + LEASE_MS - 1).await.expect("pass");
     assert_eq!((held.documents, held.posted), (0, 0), "{held:?}");
     let taken = w.engine.post_due(due + LEASE_MS + 1).await.expect("pass");

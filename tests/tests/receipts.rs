@@ -132,7 +132,7 @@ async fn receipts(backend: Backend) {
     assert_eq!(
         views,
         // Views count channel posts only: a group's read markers write none (the store's
-        // conformance suite counts a channel's, `store_conformance/stats.rs`).
+        // conformance suite counts a channel's, `server/src/store/conformance/stats.rs`).
         [("f1", 0), ("m3", 0), ("m2", 0), ("m1", 0)]
             .map(|(id, n)| (id.to_owned(), n))
             .to_vec()

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::store::{RejectionRecord, Store};
+use crate::store::{ChangeLog, RejectionRecord};
 
 /// Rejections waiting for the writer before new ones are dropped.
 pub(crate) const QUEUE: usize = 16_384;
@@ -58,7 +58,7 @@ pub(crate) struct Audit {
 }
 
 impl Audit {
-    pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn spawn(store: Arc<dyn ChangeLog>, metrics: Arc<Metrics>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(write(store, rx, dropped.clone(), metrics.clone()));
@@ -79,7 +79,7 @@ impl Audit {
 }
 
 async fn write(
-    store: Arc<dyn Store>,
+    store: Arc<dyn ChangeLog>,
     mut rx: mpsc::Receiver<RejectionRecord>,
     dropped: Arc<AtomicU64>,
     metrics: Arc<Metrics>,

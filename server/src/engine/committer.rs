@@ -9,7 +9,7 @@ use confab_core::protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
-use crate::store::{NewChange, Store, StoreError};
+use crate::store::{ChangeLog, NewChange, Store, StoreError};
 
 /// A commit's answer: when it became durable, or why it did not.
 pub(crate) type CommitResult = Result<Instant, CommitError>;
@@ -145,7 +145,7 @@ async fn run(store: Arc<dyn Store>, metrics: Arc<Metrics>, mut rx: mpsc::Receive
 /// A commit slower than this is logged (debug): where a slow ack's time went.
 const SLOW_COMMIT_S: f64 = 0.010;
 
-async fn commit_group(store: &dyn Store, metrics: &Metrics, group: Vec<CommitRequest>) {
+async fn commit_group(store: &dyn ChangeLog, metrics: &Metrics, group: Vec<CommitRequest>) {
     let (poisoned, mut group): (Vec<_>, Vec<_>) = group
         .into_iter()
         .partition(|r| r.poisoned.load(Ordering::SeqCst));

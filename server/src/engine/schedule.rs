@@ -20,7 +20,7 @@ use confab_core::policy::{Author, DenyCode};
 use confab_core::validate::RejectCode;
 
 use super::{Engine, SubmitOutcome};
-use crate::store::schedule::{unexpected, Claim, ScheduleAnswer, ScheduleOp};
+use crate::store::schedule::Claim;
 use crate::store::StoreError;
 
 /// How long a claimed document is this node's: another node, or this one restarted, takes
@@ -61,30 +61,24 @@ impl Engine {
     pub async fn post_due(&self, now_ms: i64) -> Result<ScheduleReport, StoreError> {
         let mut report = ScheduleReport::default();
         loop {
-            let answer = self
+            let claims = self
                 .store()
-                .schedule(ScheduleOp::Claim {
-                    now: now_ms,
-                    lease_until: now_ms.saturating_add(LEASE_MS),
-                    node: self.node(),
-                    limit: CLAIM_PAGE,
-                })
+                .claim_scheduled(
+                    now_ms,
+                    now_ms.saturating_add(LEASE_MS),
+                    self.node(),
+                    CLAIM_PAGE,
+                )
                 .await?;
-            let ScheduleAnswer::Claimed(claims) = answer else {
-                return Err(unexpected(answer));
-            };
             let full = claims.len() == CLAIM_PAGE;
             for claim in claims {
                 report.documents += 1;
                 if let Err(error) = self.settle_document(&claim, now_ms, &mut report).await {
                     tracing::warn!(doc = %claim.doc, %error, "scheduled messages not settled");
                     self.count_retry(&mut report);
-                    let retry = ScheduleOp::Retry {
-                        doc: &claim.doc,
-                        at: now_ms.saturating_add(RETRY_MS),
-                    };
+                    let at = now_ms.saturating_add(RETRY_MS);
                     // If this fails too, the lease runs out and the document is claimed again.
-                    let _ = self.store().schedule(retry).await;
+                    let _ = self.store().retry_scheduled(&claim.doc, at).await;
                 }
             }
             if !full {
@@ -143,11 +137,9 @@ impl Engine {
                     return self.retry(claim, now).await;
                 }
             }
-            let done = ScheduleOp::PostDone {
-                doc: &claim.doc,
-                message: entry.id.as_str(),
-            };
-            self.store().schedule(done).await?;
+            self.store()
+                .post_done(&claim.doc, entry.id.as_str())
+                .await?;
             let metrics = &self.metrics().schedule;
             match &fate {
                 Fate::Posted => {
@@ -176,20 +168,15 @@ impl Engine {
     }
 
     async fn finish(&self, claim: &Claim, next_at: Option<i64>) -> Result<(), StoreError> {
-        let op = ScheduleOp::Finish {
-            doc: &claim.doc,
-            gen: claim.gen,
-            next_at,
-        };
-        self.store().schedule(op).await.map(drop)
+        self.store()
+            .finish_scheduled(&claim.doc, claim.gen, next_at)
+            .await
     }
 
     async fn retry(&self, claim: &Claim, now: i64) -> Result<(), StoreError> {
-        let op = ScheduleOp::Retry {
-            doc: &claim.doc,
-            at: now.saturating_add(RETRY_MS),
-        };
-        self.store().schedule(op).await.map(drop)
+        self.store()
+            .retry_scheduled(&claim.doc, now.saturating_add(RETRY_MS))
+            .await
     }
 
     /// The account's private document, typed, from its unit.
@@ -252,17 +239,10 @@ impl Engine {
             .filter(|b| b.period == period)
             .unwrap_or(Bucket::first(period));
         let proposed = DocId::msgs(&tenant, &entry.conv, newest).to_string();
-        let answer = self
+        let stored = self
             .store()
-            .schedule(ScheduleOp::PostBucket {
-                doc: &private.to_string(),
-                message: entry.id.as_str(),
-                bucket: &proposed,
-            })
+            .post_bucket(&private.to_string(), entry.id.as_str(), &proposed)
             .await?;
-        let ScheduleAnswer::Bucket(stored) = answer else {
-            return Err(unexpected(answer));
-        };
         let mut bucket = match DocId::parse(&stored).map(|d| d.target().clone()) {
             Ok(DocTarget::Msgs(_, b)) => b,
             _ => {
@@ -318,11 +298,7 @@ impl Engine {
             };
             let to = DocId::msgs(&tenant, &entry.conv, next).to_string();
             self.store()
-                .schedule(ScheduleOp::MovePost {
-                    doc: &private.to_string(),
-                    message: entry.id.as_str(),
-                    to: &to,
-                })
+                .move_post(&private.to_string(), entry.id.as_str(), &to)
                 .await?;
             bucket = next;
         }

@@ -6,7 +6,7 @@
 //! subscribers and keeps presence as for a local one. Nothing is stored.
 //!
 //! Publishing goes through one task per node that sends what queued meanwhile in one
-//! statement (`Store::notify`), so a signal costs no round trip on the unit; a full queue
+//! statement (`Cluster::notify`), so a signal costs no round trip on the unit; a full queue
 //! or a database that is down drops signals (counted): they are ephemeral, and presence is
 //! refreshed by its senders.
 
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::Cluster;
 
 /// The channel signals are published on.
 pub(crate) const CHANNEL: &str = "confab_signals";
@@ -66,7 +66,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     /// Starts the task that publishes for `node`.
-    pub fn spawn(store: Arc<dyn Store>, node: &str, metrics: Arc<Metrics>) -> Publisher {
+    pub fn spawn(store: Arc<dyn Cluster>, node: &str, metrics: Arc<Metrics>) -> Publisher {
         let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
         let task_metrics = metrics.clone();
         tokio::spawn(async move {

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use crate::engine::{CommitObserver, Engine, WeakEngine};
 use crate::metrics::Metrics;
-use crate::store::notifications::{NewNotification, NotificationKind, NotifyAnswer, NotifyOp};
+use crate::store::notifications::{NewNotification, NotificationKind};
 use crate::store::{NewChange, StoreError};
 
 /// Events waiting for the worker; beyond this a commit's events are dropped (counted).
@@ -241,14 +241,11 @@ async fn try_batch(
                 tenant,
                 conv,
                 message,
-            } => {
-                let op = NotifyOp::Forget {
-                    tenant,
-                    conv,
-                    message,
-                };
-                engine.store().notifications(op).await.map(drop)
-            }
+            } => engine
+                .store()
+                .forget_notified(tenant, conv, message)
+                .await
+                .map(drop),
         };
         match result {
             Err(e) if e.is_unavailable() => return Err(e),
@@ -262,15 +259,14 @@ async fn try_batch(
     if rows.is_empty() {
         return Ok(());
     }
-    match engine.store().notifications(NotifyOp::Insert(&rows)).await {
-        Ok(NotifyAnswer::Inserted(new)) => {
+    match engine.store().insert_notifications(&rows).await {
+        Ok(new) => {
             engine.metrics().notify.created.inc_by(new.len() as u64);
             if let Some(hook) = hook {
                 webhook::enqueue(engine, hook, &rows, &new).await;
             }
             Ok(())
         }
-        Ok(_) => Ok(()),
         Err(e) if e.is_unavailable() => Err(e),
         Err(e) => {
             engine.metrics().notify.failed.inc_by(rows.len() as u64);
@@ -304,12 +300,7 @@ async fn posted(
         }
     }
     if let Some(reply_to) = &message.reply_to {
-        let op = NotifyOp::AuthorOf {
-            tenant,
-            conv,
-            message: reply_to,
-        };
-        if let NotifyAnswer::Author(Some(author)) = store.notifications(op).await? {
+        if let Some(author) = store.author_of(tenant, conv, reply_to).await? {
             add(author, NotificationKind::Reply);
         }
     }
@@ -327,20 +318,15 @@ async fn posted(
     let small = kind == "direct" || kind == "support";
     let proposal = message.kind == MessageKind::Proposal;
     if small && (proposal || kind == "direct") {
-        let op = NotifyOp::Members {
-            tenant,
-            conv,
-            admins_only: false,
-            limit: ADMINS_MAX,
+        let members = store
+            .active_members(tenant, conv, false, ADMINS_MAX)
+            .await?;
+        let kind = match proposal {
+            true => NotificationKind::Proposal,
+            false => NotificationKind::Direct,
         };
-        if let NotifyAnswer::Accounts(members) = store.notifications(op).await? {
-            let kind = match proposal {
-                true => NotificationKind::Proposal,
-                false => NotificationKind::Direct,
-            };
-            for account in members {
-                add(account, kind);
-            }
+        for account in members {
+            add(account, kind);
         }
     }
     let preview = crate::engine::projection::preview(match message.body.is_empty() {
@@ -377,15 +363,10 @@ async fn join_requested(
     at: i64,
     rows: &mut Vec<NewNotification>,
 ) -> Result<(), StoreError> {
-    let op = NotifyOp::Members {
-        tenant,
-        conv,
-        admins_only: true,
-        limit: ADMINS_MAX,
-    };
-    let NotifyAnswer::Accounts(admins) = engine.store().notifications(op).await? else {
-        return Ok(());
-    };
+    let admins = engine
+        .store()
+        .active_members(tenant, conv, true, ADMINS_MAX)
+        .await?;
     for admin in admins {
         if admin == *account
             || !wants(

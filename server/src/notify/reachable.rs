@@ -16,7 +16,7 @@ use std::time::Duration;
 use confab_core::ids::{AccountId, TenantId};
 
 use crate::engine::{Engine, WeakEngine};
-use crate::store::clients::{ClientsAnswer, ClientsOp, Key};
+use crate::store::clients::Key;
 
 /// How often a node says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -51,13 +51,11 @@ async fn run(weak: WeakEngine, mut owed: HashMap<Key, bool>) {
             true => Vec::new(),
             false => went.into_iter().map(|(k, _)| k.clone()).collect(),
         };
-        let op = ClientsOp::Sync {
-            node: engine.node(),
-            came: &came,
-            went: &went,
-            reset,
-        };
-        match engine.store().clients(op).await {
+        let synced = engine
+            .store()
+            .sync_clients(engine.node(), &came, &went, reset)
+            .await;
+        match synced {
             Ok(_) => {
                 owed.clear();
                 reset = false;
@@ -94,14 +92,13 @@ pub(super) async fn elsewhere(
     if !engine.is_clustered() || accounts.is_empty() {
         return Vec::new();
     }
-    let op = ClientsOp::Elsewhere {
-        node: engine.node(),
-        accounts,
-        alive_ms: i64::try_from(ALIVE.as_millis()).unwrap_or(i64::MAX),
-    };
-    match engine.store().clients(op).await {
-        Ok(ClientsAnswer::Accounts(found)) => found,
-        Ok(ClientsAnswer::Done) => Vec::new(),
+    let alive_ms = i64::try_from(ALIVE.as_millis()).unwrap_or(i64::MAX);
+    let found = engine
+        .store()
+        .clients_elsewhere(engine.node(), accounts, alive_ms)
+        .await;
+    match found {
+        Ok(found) => found,
         Err(e) => {
             tracing::warn!(error = %e, "connected accounts of other nodes not read; pushing");
             Vec::new()

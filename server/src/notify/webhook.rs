@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::engine::{now_ms, Engine, WeakEngine};
 use crate::store::notifications::NewNotification;
-use crate::store::webhooks::{Delivery, NewDelivery, OutboxAnswer, OutboxOp};
+use crate::store::webhooks::{Delivery, NewDelivery};
 
 /// The header carrying the timestamp and signature.
 pub const SIGNATURE_HEADER: &str = "x-confab-signature";
@@ -234,11 +234,7 @@ pub(super) async fn enqueue(
     if deliveries.is_empty() {
         return;
     }
-    match engine
-        .store()
-        .webhooks(OutboxOp::Enqueue(&deliveries))
-        .await
-    {
+    match engine.store().enqueue_deliveries(&deliveries).await {
         Ok(_) => hook.wake.notify_one(),
         Err(e) => {
             engine
@@ -279,14 +275,14 @@ async fn send_loop(weak: WeakEngine, hook: Arc<Hook>, client: reqwest::Client) {
         }
         let now = now_ms();
         let lease = hook.config.timeout + Duration::from_secs(5);
-        let claim = OutboxOp::Claim {
-            now,
-            lease_until: now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
-            limit: CLAIM,
-        };
+        let lease_until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let mut full = false;
-        match engine.store().webhooks(claim).await {
-            Ok(OutboxAnswer::Claimed(batch)) => {
+        match engine
+            .store()
+            .claim_deliveries(now, lease_until, CLAIM)
+            .await
+        {
+            Ok(batch) => {
                 full = batch.len() == CLAIM;
                 let sends = batch
                     .into_iter()
@@ -299,7 +295,6 @@ async fn send_loop(weak: WeakEngine, hook: Arc<Hook>, client: reqwest::Client) {
                     dead_letters(&engine).await;
                 }
             }
-            Ok(_) => {}
             Err(e) => tracing::debug!(error = %e, "webhook outbox not read"),
         }
         drop(engine);
@@ -346,10 +341,10 @@ async fn send(
         ),
     };
     let metrics = &engine.metrics().notify;
-    let op = match &error {
+    let stored = match &error {
         None => {
             metrics.webhook_delivered.inc();
-            OutboxOp::Delivered { id: d.id }
+            engine.store().delivered(d.id).await
         }
         Some(error) => {
             metrics.webhook_failed_attempts.inc();
@@ -357,16 +352,14 @@ async fn send(
             let now = now_ms();
             let dead = attempts >= i64::from(config.max_attempts);
             let wait = config.backoff(u32::try_from(attempts).unwrap_or(u32::MAX));
-            OutboxOp::Failed {
-                id: d.id,
-                attempts,
-                next_at: now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
-                dead_at: dead.then_some(now),
-                error,
-            }
+            let next_at = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            engine
+                .store()
+                .delivery_failed(d.id, attempts, next_at, dead.then_some(now), error)
+                .await
         }
     };
-    if let Err(e) = engine.store().webhooks(op).await {
+    if let Err(e) = stored {
         // The lease runs out and the delivery is tried again: at least once.
         tracing::debug!(error = %e, "webhook outcome not stored");
     }
@@ -375,7 +368,7 @@ async fn send(
 
 /// Sets `confab_webhook_dead_letters` from the table.
 async fn dead_letters(engine: &Engine) {
-    if let Ok(OutboxAnswer::Count(n)) = engine.store().webhooks(OutboxOp::DeadCount).await {
+    if let Ok(n) = engine.store().dead_deliveries().await {
         engine.metrics().notify.webhook_dead_letters.set(n);
     }
 }

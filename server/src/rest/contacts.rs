@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Params};
 use crate::state::AppState;
-use crate::store::contacts::{ContactAnswer, ContactOp};
 
 /// Hashes one match request may carry.
 pub const MATCH_MAX: usize = 1000;
@@ -71,14 +70,11 @@ pub async fn match_contacts(
     JsonBody(req): JsonBody<MatchRequest>,
 ) -> Result<Json<MatchAnswer>, ApiError> {
     let hashes = hashes(req.hashes, MATCH_MAX, "hashes")?;
-    let op = ContactOp::Match {
-        tenant: &caller.tenant,
-        hashes: &hashes,
-    };
-    let found = match app.engine.store().contacts(op).await? {
-        ContactAnswer::Matches(found) => found,
-        other => return Err(ApiError::internal(format!("unexpected answer {other:?}"))),
-    };
+    let found = app
+        .engine
+        .store()
+        .match_identifiers(&caller.tenant, &hashes)
+        .await?;
     Ok(Json(MatchAnswer {
         matches: found
             .into_iter()
@@ -120,12 +116,10 @@ pub async fn register(
     }
     let account = AccountId::new(account)?;
     let hashes = hashes(req.hashes, REGISTER_MAX, "hashes")?;
-    let op = ContactOp::Register {
-        tenant: &caller.tenant,
-        account: &account,
-        hashes: &hashes,
-    };
-    app.engine.store().contacts(op).await?;
+    app.engine
+        .store()
+        .register_identifiers(&caller.tenant, &account, &hashes)
+        .await?;
     Ok(Json(RegisterAnswer {
         account: account.to_string(),
         hashes: hashes.len(),

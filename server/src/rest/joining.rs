@@ -27,14 +27,9 @@ use super::extract::{Caller, JsonBody, Params};
 use super::views::opt_time;
 use crate::clock::now_ms;
 use crate::state::AppState;
-use crate::store::invites::{InviteAnswer, InviteOp};
 
 fn denied(d: Denial) -> ApiError {
     ApiError::forbidden(d.code, d.reason)
-}
-
-fn unexpected(answer: InviteAnswer) -> ApiError {
-    ApiError::internal(format!("the invite store answered {answer:?}"))
 }
 
 /// The caller's standing after asking or joining: no more than the id and its own status.
@@ -315,22 +310,12 @@ pub async fn create_invite(
     let now = now_ms();
     let expires_at = check_new_invite(now, req.expires_in_s.saturating_mul(1000), req.max_uses)?;
     let store = app.engine.store();
-    match store
-        .invites(InviteOp::CountLive {
-            tenant: &caller.tenant,
-            conv: &id,
-            now_ms: now,
-        })
-        .await?
-    {
-        InviteAnswer::Count(n) if n >= INVITES_PER_CONV_MAX as u64 => {
-            return Err(ApiError::conflict(
-                "too_many_invites",
-                format!("{id} has {n} live links; revoke one first"),
-            ))
-        }
-        InviteAnswer::Count(_) => {}
-        other => return Err(unexpected(other)),
+    let n = store.live_invites(&caller.tenant, &id, now).await?;
+    if n >= INVITES_PER_CONV_MAX as u64 {
+        return Err(ApiError::conflict(
+            "too_many_invites",
+            format!("{id} has {n} live links; revoke one first"),
+        ));
     }
     let mut bytes = [0u8; confab_core::model::joining::INVITE_TOKEN_BYTES];
     getrandom::fill(&mut bytes)
@@ -346,12 +331,7 @@ pub async fn create_invite(
         revoked_at: None,
     };
     store
-        .invites(InviteOp::Create {
-            tenant: &caller.tenant,
-            conv: &id,
-            token_hash: &token_hash(&token),
-            invite: &invite,
-        })
+        .create_invite(&caller.tenant, &id, &token_hash(&token), &invite)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -379,21 +359,14 @@ pub async fn list_invites(
     readable(&conv, &caller)?;
     may_review(&conv, &caller.author()).map_err(denied)?;
     let now = now_ms();
-    match app
+    let list = app
         .engine
         .store()
-        .invites(InviteOp::List {
-            tenant: &caller.tenant,
-            conv: &id,
-            limit: INVITES_PER_CONV_MAX,
-        })
-        .await?
-    {
-        InviteAnswer::List(list) => Ok(Json(InviteList {
-            invites: list.iter().map(|i| InviteView::of(i, now)).collect(),
-        })),
-        other => Err(unexpected(other)),
-    }
+        .invites(&caller.tenant, &id, INVITES_PER_CONV_MAX)
+        .await?;
+    Ok(Json(InviteList {
+        invites: list.iter().map(|i| InviteView::of(i, now)).collect(),
+    }))
 }
 
 /// `DELETE /v1/conversations/{id}/invites/{invite}`: revokes a link (members who may add,
@@ -407,38 +380,24 @@ pub async fn revoke_invite(
     let conv = load(&app, &caller, &id).await?;
     readable(&conv, &caller)?;
     let store = app.engine.store();
-    let ours = match store
-        .invites(InviteOp::List {
-            tenant: &caller.tenant,
-            conv: &id,
-            limit: INVITES_PER_CONV_MAX,
-        })
+    let ours = store
+        .invites(&caller.tenant, &id, INVITES_PER_CONV_MAX)
         .await?
-    {
-        InviteAnswer::List(list) => list
-            .iter()
-            .any(|i| i.id == invite && i.created_by == caller.account),
-        other => return Err(unexpected(other)),
-    };
+        .iter()
+        .any(|i| i.id == invite && i.created_by == caller.account);
     if !ours {
         may_review(&conv, &caller.author()).map_err(denied)?;
     }
     match store
-        .invites(InviteOp::Revoke {
-            tenant: &caller.tenant,
-            conv: &id,
-            id: &invite,
-            now_ms: now_ms(),
-        })
+        .revoke_invite(&caller.tenant, &id, &invite, now_ms())
         .await?
     {
-        InviteAnswer::Done(true) => Ok(StatusCode::NO_CONTENT),
-        InviteAnswer::Done(false) => Err(ApiError::new(
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             InviteRefusal::NotFound.code(),
             format!("{id} has no link {invite}"),
         )),
-        other => Err(unexpected(other)),
     }
 }
 
@@ -466,16 +425,9 @@ pub async fn join_by_link(
 ) -> Result<Response, ApiError> {
     let store = app.engine.store().clone();
     // Anything that is not a token of ours is simply not found: no hint about the format.
-    let found = match store
-        .invites(InviteOp::ByToken {
-            tenant: &caller.tenant,
-            token_hash: &token_hash(req.token.trim()),
-        })
-        .await?
-    {
-        InviteAnswer::Found(found) => found,
-        other => return Err(unexpected(other)),
-    };
+    let found = store
+        .invite_by_token(&caller.tenant, &token_hash(req.token.trim()))
+        .await?;
     let Some((id, invite)) = found else {
         return Err(refused(InviteRefusal::NotFound));
     };
@@ -494,18 +446,9 @@ pub async fn join_by_link(
     invite.check_use(now).map_err(refused)?;
     let creator = Author::user(invite.created_by.clone());
     may_invite(&conv, &creator).map_err(denied)?;
-    match store
-        .invites(InviteOp::Use {
-            tenant: &caller.tenant,
-            id: &invite.id,
-            now_ms: now,
-        })
-        .await?
-    {
-        InviteAnswer::Done(true) => {}
+    if !store.use_invite(&caller.tenant, &invite.id, now).await? {
         // Used up or revoked between the read and the use.
-        InviteAnswer::Done(false) => return Err(refused(InviteRefusal::UsedUp)),
-        other => return Err(unexpected(other)),
+        return Err(refused(InviteRefusal::UsedUp));
     }
     let doc = DocId::conv(&caller.tenant, &id);
     let (outcome, status) = if takes_requests(&conv) {
@@ -536,12 +479,7 @@ pub async fn join_by_link(
         (caller.charged(&app, outcome), MemberStatus::Active)
     };
     if let Err(e) = acked(outcome, ApiError::not_found) {
-        store
-            .invites(InviteOp::Unuse {
-                tenant: &caller.tenant,
-                id: &invite.id,
-            })
-            .await?;
+        store.unuse_invite(&caller.tenant, &invite.id).await?;
         return Err(e);
     }
     if status == MemberStatus::Active {

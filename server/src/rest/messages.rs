@@ -1,7 +1,6 @@
 //! Messages: post (text, system, proposal, proposal response), answer a proposal, page.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,7 +24,7 @@ use super::views::{MessagePage, MessageView, PostedMessage, ProposalStatusView, 
 use crate::clock::now_ms;
 use crate::engine::SubmitOutcome;
 use crate::state::AppState;
-use crate::store::{MessageRow, Store};
+use crate::store::{ChangeLog, MessageRow, Projections};
 
 /// Parts a REST post tries before it answers with the last refusal.
 const BUCKET_ATTEMPTS: usize = 4;
@@ -178,7 +177,7 @@ pub struct StatusRequest {
 
 /// The projection row of a message, newest pages first (answers come soon after proposals).
 async fn find_row(
-    store: &Arc<dyn Store>,
+    store: &dyn Projections,
     tenant: &TenantId,
     conv: &ConvId,
     id: &MessageId,
@@ -216,9 +215,14 @@ pub async fn set_status(
     }
     let conv = load(&app, &caller, &conv_id).await?;
     readable(&conv, &caller)?;
-    let row = find_row(app.engine.store(), &caller.tenant, &conv_id, &message)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no message {message} in {conv_id}")))?;
+    let row = find_row(
+        app.engine.store().as_ref(),
+        &caller.tenant,
+        &conv_id,
+        &message,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no message {message} in {conv_id}")))?;
     if row.kind != MessageKind::Proposal.as_str() {
         return Err(ApiError::invalid(
             "invalid_value",
@@ -263,7 +267,7 @@ pub async fn page(
         .store()
         .messages(&caller.tenant, &conv_id, query.before, query.limit)
         .await?;
-    let contents = read_contents(app.engine.store(), &rows).await;
+    let contents = read_contents(app.engine.store().as_ref(), &rows).await;
     // Each row carries its stored view count (`MessageView::of` reads it).
     let messages = rows
         .iter()
@@ -306,7 +310,7 @@ pub async fn stats(
 
 /// Full messages of a page, read from their committed buckets. A bucket that cannot be
 /// read leaves its messages with the projection's preview.
-async fn read_contents(store: &Arc<dyn Store>, rows: &[MessageRow]) -> HashMap<MessageId, Message> {
+async fn read_contents(store: &dyn ChangeLog, rows: &[MessageRow]) -> HashMap<MessageId, Message> {
     let mut by_doc: BTreeMap<&str, Vec<MessageId>> = BTreeMap::new();
     for row in rows {
         by_doc
@@ -327,7 +331,7 @@ async fn read_contents(store: &Arc<dyn Store>, rows: &[MessageRow]) -> HashMap<M
 }
 
 async fn read_bucket(
-    store: &Arc<dyn Store>,
+    store: &dyn ChangeLog,
     doc: &str,
     ids: Vec<MessageId>,
 ) -> Result<Vec<(MessageId, Message)>, String> {

@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::extract::{Caller, JsonBody};
 use crate::engine::now_ms;
 use crate::state::AppState;
-use crate::store::notifications::{Notification, NotifyAnswer, NotifyOp};
+use crate::store::notifications::Notification;
 
 pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 100;
@@ -122,14 +122,11 @@ pub struct FeedPage {
 }
 
 async fn unread(app: &AppState, caller: &Caller) -> Result<i64, ApiError> {
-    let op = NotifyOp::Unread {
-        tenant: &caller.tenant,
-        account: &caller.account,
-    };
-    match app.engine.store().notifications(op).await? {
-        NotifyAnswer::Count(n) => Ok(n),
-        other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
-    }
+    Ok(app
+        .engine
+        .store()
+        .unread_notifications(&caller.tenant, &caller.account)
+        .await?)
 }
 
 /// `GET /v1/notifications?cursor=&limit=&unread=`: newest first.
@@ -139,18 +136,18 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<FeedPage>, ApiError> {
     let params = FeedParams::parse(query.as_deref())?;
-    let op = NotifyOp::Page {
-        tenant: &caller.tenant,
-        account: &caller.account,
-        before: params.cursor,
-        unread_only: params.unread_only,
-        // One more than asked: a cursor is given only when more follow.
-        limit: params.limit + 1,
-    };
-    let mut rows = match app.engine.store().notifications(op).await? {
-        NotifyAnswer::Page(rows) => rows,
-        other => return Err(ApiError::internal(format!("unexpected answer {other:?}"))),
-    };
+    let mut rows = app
+        .engine
+        .store()
+        .notification_page(
+            &caller.tenant,
+            &caller.account,
+            params.cursor,
+            params.unread_only,
+            // One more than asked: a cursor is given only when more follow.
+            params.limit + 1,
+        )
+        .await?;
     let more = rows.len() > params.limit;
     rows.truncate(params.limit);
     let next_cursor = more
@@ -191,16 +188,11 @@ pub async fn mark_read(
             "up_to is a notification id (1 or more)",
         ));
     }
-    let op = NotifyOp::MarkRead {
-        tenant: &caller.tenant,
-        account: &caller.account,
-        up_to: req.up_to,
-        at: now_ms(),
-    };
-    let marked = match app.engine.store().notifications(op).await? {
-        NotifyAnswer::Count(n) => n,
-        other => return Err(ApiError::internal(format!("unexpected answer {other:?}"))),
-    };
+    let marked = app
+        .engine
+        .store()
+        .mark_notifications_read(&caller.tenant, &caller.account, req.up_to, now_ms())
+        .await?;
     Ok(Json(MarkReadAnswer {
         marked,
         unread: unread(&app, &caller).await?,

@@ -20,11 +20,21 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::joining::Invite;
+use confab_core::protocol::Membership;
 
+use super::buckets::BucketPage;
+use super::clients::Key;
+use super::discovery::{DiscoverItem, DiscoverQuery};
+use super::notifications::{NewNotification, Notification};
+use super::retention::{ConvKey, DropRequest, Dropped};
+use super::schedule::Claim;
+use super::stats::ConvStats;
+use super::webhooks::{Delivery, NewDelivery};
 use super::{
-    ConvListItem, ConvRow, MessageRow, NewChange, RejectionRecord, Result, Store, StoreError,
-    StoredDoc,
+    ChangeLog, Cluster, ConvListItem, ConvRow, Directory, LogTail, MessageRow, NewChange, Outboxes,
+    Projections, RejectionRecord, Result, Retention, Store, StoreError, StoredDoc,
 };
 
 /// How long one probe may take before it counts as failed.
@@ -227,7 +237,7 @@ pub fn spawn_prober(health: &Health, store: Arc<dyn Store>) {
 }
 
 /// A store behind the health state: fails at once while down, marks it down on an
-/// unavailable-class error.
+/// unavailable-class error. It implements every concern's trait, forwarding each method.
 pub struct Guarded {
     inner: Arc<dyn Store>,
     health: Health,
@@ -278,9 +288,6 @@ impl Store for Guarded {
         let inner = self.inner.for_read_thread()?;
         Some(Arc::new(Guarded::new(inner, self.health.clone())))
     }
-    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
-        self.inner.cluster_options()
-    }
     async fn migrate(&self) -> Result<()> {
         self.inner.migrate().await
     }
@@ -290,6 +297,10 @@ impl Store for Guarded {
     async fn probe(&self, write: bool) -> Result<()> {
         self.inner.probe(write).await
     }
+}
+
+#[async_trait]
+impl ChangeLog for Guarded {
     async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
         self.run(self.inner.load_doc(doc)).await
     }
@@ -318,7 +329,7 @@ impl Store for Guarded {
         };
         self.health.observe(result)
     }
-    async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<super::LogTail> {
+    async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<LogTail> {
         self.run(self.inner.log_tail(doc, after, limit)).await
     }
     async fn changes_after(
@@ -335,25 +346,35 @@ impl Store for Guarded {
     async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>> {
         self.run(self.inner.actor_account(tenant, actor)).await
     }
-    async fn record_rejection(&self, record: &RejectionRecord) -> Result<()> {
-        self.health.gate()?;
-        let result = self.inner.record_rejection(record).await;
-        self.observe_audit(result)
-    }
-    // Forwarded, not the trait's default (one transaction per rejection): behind this guard
-    // a flood's audit batches became 1,024 single-row transactions each, which held SQLite's
-    // one writer in front of the commits for seconds after the flood.
-    async fn record_rejections(&self, records: &[RejectionRecord]) -> Result<()> {
-        self.health.gate()?;
-        let result = self.inner.record_rejections(records).await;
-        self.observe_audit(result)
-    }
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
         self.run(self.inner.compact(doc, snapshot, seq)).await
     }
     async fn doc_ids(&self) -> Result<Vec<String>> {
         self.run(self.inner.doc_ids()).await
     }
+    async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
+        self.run(self.inner.stored_bytes(doc)).await
+    }
+    async fn record_rejection(&self, record: &RejectionRecord) -> Result<()> {
+        self.health.gate()?;
+        let result = self.inner.record_rejection(record).await;
+        self.observe_audit(result)
+    }
+    // Forwarded, not the single write in a loop (one transaction per rejection): behind
+    // this guard a flood's audit batches became 1,024 single-row transactions each, which
+    // held SQLite's one writer in front of the commits for seconds after the flood.
+    async fn record_rejections(&self, records: &[RejectionRecord]) -> Result<()> {
+        self.health.gate()?;
+        let result = self.inner.record_rejections(records).await;
+        self.observe_audit(result)
+    }
+    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
+        self.run(self.inner.rejection_count(tenant)).await
+    }
+}
+
+#[async_trait]
+impl Projections for Guarded {
     async fn membership(
         &self,
         tenant: &TenantId,
@@ -365,24 +386,8 @@ impl Store for Guarded {
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>> {
         self.run(self.inner.conversation(tenant, conv)).await
     }
-    async fn conv_stats(
-        &self,
-        tenant: &TenantId,
-        conv: &ConvId,
-    ) -> Result<Option<super::stats::ConvStats>> {
+    async fn conv_stats(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvStats>> {
         self.run(self.inner.conv_stats(tenant, conv)).await
-    }
-    async fn discover(
-        &self,
-        query: &super::discovery::DiscoverQuery<'_>,
-    ) -> Result<Vec<super::discovery::DiscoverItem>> {
-        self.run(self.inner.discover(query)).await
-    }
-    async fn project_discovery(
-        &self,
-        op: super::discovery::ProjectOp<'_>,
-    ) -> Result<super::discovery::ProjectAnswer> {
-        self.run(self.inner.project_discovery(op)).await
     }
     async fn conversations_of(
         &self,
@@ -405,82 +410,262 @@ impl Store for Guarded {
         &self,
         tenant: &TenantId,
         conv: &ConvId,
-        before: Option<confab_core::ids::Bucket>,
+        before: Option<Bucket>,
         limit: usize,
-    ) -> Result<super::buckets::BucketPage> {
+    ) -> Result<BucketPage> {
         self.run(self.inner.buckets(tenant, conv, before, limit))
             .await
-    }
-    async fn conversations_with_buckets(
-        &self,
-        after: Option<&super::retention::ConvKey>,
-        limit: usize,
-    ) -> Result<Vec<super::retention::ConvKey>> {
-        self.run(self.inner.conversations_with_buckets(after, limit))
-            .await
-    }
-    async fn drop_buckets(
-        &self,
-        req: super::retention::DropRequest<'_>,
-    ) -> Result<super::retention::Dropped> {
-        self.run(self.inner.drop_buckets(req)).await
-    }
-    async fn invites(
-        &self,
-        op: super::invites::InviteOp<'_>,
-    ) -> Result<super::invites::InviteAnswer> {
-        self.run(self.inner.invites(op)).await
-    }
-
-    async fn contacts(
-        &self,
-        op: super::contacts::ContactOp<'_>,
-    ) -> Result<super::contacts::ContactAnswer> {
-        self.run(self.inner.contacts(op)).await
-    }
-
-    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()> {
-        self.run(self.inner.notify(channel, payloads)).await
-    }
-
-    async fn clients(
-        &self,
-        op: super::clients::ClientsOp<'_>,
-    ) -> Result<super::clients::ClientsAnswer> {
-        self.run(self.inner.clients(op)).await
-    }
-
-    async fn webhooks(
-        &self,
-        op: super::webhooks::OutboxOp<'_>,
-    ) -> Result<super::webhooks::OutboxAnswer> {
-        self.run(self.inner.webhooks(op)).await
-    }
-
-    async fn notifications(
-        &self,
-        op: super::notifications::NotifyOp<'_>,
-    ) -> Result<super::notifications::NotifyAnswer> {
-        self.run(self.inner.notifications(op)).await
     }
     async fn memberships_of(
         &self,
         tenant: &TenantId,
         account: &AccountId,
-    ) -> Result<Vec<confab_core::protocol::Membership>> {
+    ) -> Result<Vec<Membership>> {
         self.run(self.inner.memberships_of(tenant, account)).await
     }
-    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64> {
-        self.run(self.inner.rejection_count(tenant)).await
-    }
-    async fn schedule(
+    async fn active_members(
         &self,
-        op: super::schedule::ScheduleOp<'_>,
-    ) -> Result<super::schedule::ScheduleAnswer> {
-        self.run(self.inner.schedule(op)).await
+        tenant: &TenantId,
+        conv: &ConvId,
+        admins_only: bool,
+        limit: usize,
+    ) -> Result<Vec<AccountId>> {
+        self.run(self.inner.active_members(tenant, conv, admins_only, limit))
+            .await
     }
-    async fn stored_bytes(&self, doc: &DocId) -> Result<u64> {
-        self.run(self.inner.stored_bytes(doc)).await
+    async fn author_of(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<AccountId>> {
+        self.run(self.inner.author_of(tenant, conv, message)).await
+    }
+    async fn discover(&self, query: &DiscoverQuery<'_>) -> Result<Vec<DiscoverItem>> {
+        self.run(self.inner.discover(query)).await
+    }
+    async fn discovery_stale(
+        &self,
+        after: Option<(&TenantId, &ConvId)>,
+        limit: usize,
+    ) -> Result<Vec<(TenantId, ConvId)>> {
+        self.run(self.inner.discovery_stale(after, limit)).await
+    }
+    async fn discovery_write(&self, rows: &[ConvRow]) -> Result<u64> {
+        self.run(self.inner.discovery_write(rows)).await
+    }
+}
+
+#[async_trait]
+impl Retention for Guarded {
+    async fn conversations_with_buckets(
+        &self,
+        after: Option<&ConvKey>,
+        limit: usize,
+    ) -> Result<Vec<ConvKey>> {
+        self.run(self.inner.conversations_with_buckets(after, limit))
+            .await
+    }
+    async fn drop_buckets(&self, req: DropRequest<'_>) -> Result<Dropped> {
+        self.run(self.inner.drop_buckets(req)).await
+    }
+}
+
+#[async_trait]
+impl Outboxes for Guarded {
+    async fn insert_notifications(&self, rows: &[NewNotification]) -> Result<Vec<(i64, usize)>> {
+        self.run(self.inner.insert_notifications(rows)).await
+    }
+    async fn notification_page(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        before: Option<i64>,
+        unread_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        self.run(
+            self.inner
+                .notification_page(tenant, account, before, unread_only, limit),
+        )
+        .await
+    }
+    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64> {
+        self.run(self.inner.unread_notifications(tenant, account))
+            .await
+    }
+    async fn mark_notifications_read(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        up_to: Option<i64>,
+        at: i64,
+    ) -> Result<i64> {
+        self.run(
+            self.inner
+                .mark_notifications_read(tenant, account, up_to, at),
+        )
+        .await
+    }
+    async fn forget_notified(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<i64> {
+        self.run(self.inner.forget_notified(tenant, conv, message))
+            .await
+    }
+    async fn enqueue_deliveries(&self, rows: &[NewDelivery]) -> Result<()> {
+        self.run(self.inner.enqueue_deliveries(rows)).await
+    }
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        self.run(self.inner.claim_deliveries(now, lease_until, limit))
+            .await
+    }
+    async fn delivered(&self, id: i64) -> Result<()> {
+        self.run(self.inner.delivered(id)).await
+    }
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_at: i64,
+        dead_at: Option<i64>,
+        error: &str,
+    ) -> Result<()> {
+        self.run(
+            self.inner
+                .delivery_failed(id, attempts, next_at, dead_at, error),
+        )
+        .await
+    }
+    async fn dead_deliveries(&self) -> Result<i64> {
+        self.run(self.inner.dead_deliveries()).await
+    }
+    async fn pending_deliveries(&self) -> Result<i64> {
+        self.run(self.inner.pending_deliveries()).await
+    }
+    async fn claim_scheduled(
+        &self,
+        now: i64,
+        lease_until: i64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<Claim>> {
+        self.run(self.inner.claim_scheduled(now, lease_until, node, limit))
+            .await
+    }
+    async fn finish_scheduled(&self, doc: &str, gen: i64, next_at: Option<i64>) -> Result<()> {
+        self.run(self.inner.finish_scheduled(doc, gen, next_at))
+            .await
+    }
+    async fn retry_scheduled(&self, doc: &str, at: i64) -> Result<()> {
+        self.run(self.inner.retry_scheduled(doc, at)).await
+    }
+    async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String> {
+        self.run(self.inner.post_bucket(doc, message, bucket)).await
+    }
+    async fn move_post(&self, doc: &str, message: &str, to: &str) -> Result<()> {
+        self.run(self.inner.move_post(doc, message, to)).await
+    }
+    async fn post_done(&self, doc: &str, message: &str) -> Result<()> {
+        self.run(self.inner.post_done(doc, message)).await
+    }
+}
+
+#[async_trait]
+impl Directory for Guarded {
+    async fn create_invite(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        token_hash: &[u8; 32],
+        invite: &Invite,
+    ) -> Result<()> {
+        self.run(self.inner.create_invite(tenant, conv, token_hash, invite))
+            .await
+    }
+    async fn invite_by_token(
+        &self,
+        tenant: &TenantId,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(ConvId, Invite)>> {
+        self.run(self.inner.invite_by_token(tenant, token_hash))
+            .await
+    }
+    async fn invites(&self, tenant: &TenantId, conv: &ConvId, limit: usize) -> Result<Vec<Invite>> {
+        self.run(self.inner.invites(tenant, conv, limit)).await
+    }
+    async fn live_invites(&self, tenant: &TenantId, conv: &ConvId, now_ms: i64) -> Result<u64> {
+        self.run(self.inner.live_invites(tenant, conv, now_ms))
+            .await
+    }
+    async fn revoke_invite(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.run(self.inner.revoke_invite(tenant, conv, id, now_ms))
+            .await
+    }
+    async fn use_invite(&self, tenant: &TenantId, id: &str, now_ms: i64) -> Result<bool> {
+        self.run(self.inner.use_invite(tenant, id, now_ms)).await
+    }
+    async fn unuse_invite(&self, tenant: &TenantId, id: &str) -> Result<()> {
+        self.run(self.inner.unuse_invite(tenant, id)).await
+    }
+    async fn register_identifiers(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        hashes: &[String],
+    ) -> Result<()> {
+        self.run(self.inner.register_identifiers(tenant, account, hashes))
+            .await
+    }
+    async fn match_identifiers(
+        &self,
+        tenant: &TenantId,
+        hashes: &[String],
+    ) -> Result<Vec<(String, AccountId)>> {
+        self.run(self.inner.match_identifiers(tenant, hashes)).await
+    }
+}
+
+#[async_trait]
+impl Cluster for Guarded {
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        self.inner.cluster_options()
+    }
+    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()> {
+        self.run(self.inner.notify(channel, payloads)).await
+    }
+    async fn sync_clients(
+        &self,
+        node: &str,
+        came: &[Key],
+        went: &[Key],
+        reset: bool,
+    ) -> Result<()> {
+        self.run(self.inner.sync_clients(node, came, went, reset))
+            .await
+    }
+    async fn clients_elsewhere(
+        &self,
+        node: &str,
+        accounts: &[Key],
+        alive_ms: i64,
+    ) -> Result<Vec<Key>> {
+        self.run(self.inner.clients_elsewhere(node, accounts, alive_ms))
+            .await
     }
 }
 

@@ -3,14 +3,14 @@
 //! range of the `memberships_account` index and a `docs` lookup per row: the cost is the
 //! account's own conversations, never a group's size.
 
-use confab_core::ids::{AccountId, ConvId, TenantId};
+use confab_core::ids::ConvId;
 use confab_core::model::conversation::{MemberStatus, Role};
 use confab_core::protocol::Membership;
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::Row;
 
 use super::{Result, StoreError};
 
-fn entry<R: Row>(row: &R) -> Result<Membership>
+pub(super) fn entry<R: Row>(row: &R) -> Result<Membership>
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -27,38 +27,4 @@ where
         status: MemberStatus::parse(&status).map_err(|e| corrupt(&e.to_string()))?,
         seq: u64::try_from(seq).map_err(|_| corrupt("negative seq"))?,
     })
-}
-
-pub(super) async fn list_pg(
-    pool: &PgPool,
-    tenant: &TenantId,
-    account: &AccountId,
-) -> Result<Vec<Membership>> {
-    let rows = sqlx::query(
-        "SELECT m.conv, m.role, m.status, COALESCE(d.last_seq, 0) AS seq FROM memberships m \
-         LEFT JOIN docs d ON d.doc_id = m.tenant || '/conv/' || m.conv \
-         WHERE m.tenant = $1 AND m.account = $2 ORDER BY m.conv",
-    )
-    .bind(tenant.as_str())
-    .bind(account.as_str())
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(entry).collect()
-}
-
-pub(super) async fn list_sqlite(
-    pool: &SqlitePool,
-    tenant: &TenantId,
-    account: &AccountId,
-) -> Result<Vec<Membership>> {
-    let rows = sqlx::query(
-        "SELECT m.conv, m.role, m.status, COALESCE(d.last_seq, 0) AS seq FROM memberships m \
-         LEFT JOIN docs d ON d.doc_id = m.tenant || '/conv/' || m.conv \
-         WHERE m.tenant = ? AND m.account = ? ORDER BY m.conv",
-    )
-    .bind(tenant.as_str())
-    .bind(account.as_str())
-    .fetch_all(pool)
-    .await?;
-    rows.iter().map(entry).collect()
 }

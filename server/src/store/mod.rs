@@ -1,16 +1,40 @@
-//! Storage behind one trait, two backends: SQLite (embedded default) and Postgres.
+//! Storage: one trait per concern, two backends: SQLite (embedded default) and Postgres.
 //!
 //! What is stored: an append-only change log with a per-document `seq` taken inside the
 //! database, snapshots with compaction, actor bindings, a projection of memberships,
 //! conversation summaries, messages and read markers (read checks and REST queries without
 //! loading documents), and an audit log of rejections.
 //!
-//! Both backends plan a group commit the same way (`plan`) and decode rows the same way
-//! (`columns`); `sqlite` and `postgres` each hold one backend's SQL only.
+//! The concerns, each a trait a caller names by what it needs:
+//!
+//! - [`ChangeLog`]: documents' logs, the group commit, compaction, actor bindings and the
+//!   audit log of rejections (the units, the committer, maintenance);
+//! - [`Projections`]: the read side (REST, read checks, the notifier's lookups, discovery);
+//! - [`Retention`]: the sweep's pages and the drop of expired buckets;
+//! - [`Outboxes`]: what waits to be read or sent later: the notification feed, the webhook
+//!   outbox, the scheduler's tables;
+//! - [`Directory`]: invite links and contact identifiers;
+//! - [`Cluster`]: what the nodes on one database share (NOTIFY, connected accounts);
+//! - [`Store`]: all of them, plus the handle itself (migrations, probes, per-thread pools).
+//!
+//! Where the two dialects differ only in spelling, a statement is written once (`$n`
+//! placeholders, which sqlx binds by number on SQLite too) in the concern's module
+//! (`changelog`, `projection`, `invites`, ...), whose `queries!` macro makes the functions
+//! for each backend's connection type (`pg`, `lite`), with the dialect's words (`COLLATE
+//! "C"`, `FOR UPDATE SKIP LOCKED`) as its arguments. `sqlite/` and `postgres/` implement
+//! each trait in a file of its own and keep the statements that really differ (row locks,
+//! arrays, `RETURNING`, the SQLite group commit). Both plan a group commit the same way
+//! (`plan`) and decode rows the same way (`columns`).
+//!
+//! Wrappers (the health guard `health::Guarded`, a test's gate) implement every trait.
+//! Every backend runs the same conformance suite (`conformance`, `testing` feature).
 
 pub mod buckets;
+mod changelog;
 pub mod clients;
 mod columns;
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod contacts;
 pub mod discovery;
 mod error;
@@ -20,6 +44,7 @@ pub mod memberships;
 pub mod notifications;
 mod plan;
 pub mod postgres;
+mod projection;
 pub mod retention;
 pub mod schedule;
 pub mod sqlite;
@@ -27,7 +52,8 @@ pub mod stats;
 pub mod webhooks;
 
 use async_trait::async_trait;
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::joining::Invite;
 
 pub use self::error::{Result, StoreError};
 
@@ -179,13 +205,17 @@ pub struct RejectionRecord {
     pub at: i64,
 }
 
-/// The storage trait. Every method is one transaction.
+/// The whole storage: every concern, and the handle itself. Every method is one
+/// transaction.
 ///
-/// No method has a default body: a wrapper (the health guard, a test's gate) must forward
-/// each one, or it does not compile. A default once hid that the guard did not forward the
-/// batched audit write, which then ran as one transaction per rejection.
+/// No method of any of these traits has a default body: a wrapper (the health guard, a
+/// test's gate) must forward each one, or it does not compile. A default once hid that the
+/// guard did not forward the batched audit write, which then ran as one transaction per
+/// rejection.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    ChangeLog + Projections + Retention + Outboxes + Directory + Cluster + 'static
+{
     /// A handle for the group committer's own thread, whose connections are made (lazily)
     /// and driven by that thread's runtime; `None`: the committer shares this one.
     fn for_commit_thread(&self) -> Option<std::sync::Arc<dyn Store>>;
@@ -193,9 +223,6 @@ pub trait Store: Send + Sync + 'static {
     /// made (lazily) and driven by that thread's runtime; `None`: the units read through
     /// this one.
     fn for_read_thread(&self) -> Option<std::sync::Arc<dyn Store>>;
-    /// Where to listen for the commits of other nodes on the same database (Postgres); `None`:
-    /// this store has one node (SQLite).
-    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions>;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Cheap liveness query.
@@ -203,13 +230,22 @@ pub trait Store: Send + Sync + 'static {
     /// The health prober's check ([`health`]): with `write`, a tiny write transaction (the
     /// storage may answer reads but be unable to write: disk full); without, a read.
     async fn probe(&self, write: bool) -> Result<()>;
+}
+
+/// Documents' change logs: what the units load and commit, compaction, actor bindings, and
+/// the audit log of rejected changes.
+#[async_trait]
+pub trait ChangeLog: Send + Sync {
     /// Loads a document: snapshot plus later changes. Empty if never written.
     async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc>;
     /// Commits many changes (of many documents) in one transaction: group commit. Seqs must
     /// continue each document's log exactly, or nothing is written (`SeqConflict`).
     async fn commit(&self, changes: &[NewChange]) -> Result<()>;
     /// `doc`'s log after `after` (at most `limit` changes, the oldest), with its row's seqs,
-    /// in one snapshot (empty for a document never written).
+    /// in one snapshot (empty for a document never written). After a compaction the
+    /// changes up to the snapshot are gone: with `after` older than the snapshot this
+    /// returns only the changes after it, and the caller sends the snapshot (from
+    /// [`ChangeLog::load_doc`]) first.
     async fn log_tail(&self, doc: &DocId, after: u64, limit: usize) -> Result<LogTail>;
     /// Changes of `doc` with seq > `after`, at most `limit`, in seq order.
     async fn changes_after(
@@ -225,16 +261,28 @@ pub trait Store: Send + Sync + 'static {
     async fn seq_of(&self, doc: &DocId, hash: &[u8; 32]) -> Result<Option<u64>>;
     /// The account an actor is bound to.
     async fn actor_account(&self, tenant: &TenantId, actor: &[u8]) -> Result<Option<AccountId>>;
+    /// Replaces the changes of `doc` up to `seq` by a snapshot of the document at `seq`:
+    /// their rows are deleted, nothing of them is kept beside the snapshot. Refuses
+    /// (`Corrupt`) a seq beyond the document's last seq and (`SeqConflict`) a seq older than
+    /// the current snapshot (another compaction got further first).
+    async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()>;
+    /// Every stored document id (for `compact` over all), in bytewise order.
+    async fn doc_ids(&self) -> Result<Vec<String>>;
+    /// Bytes the change log and snapshots take for a document (benchmark of storage cost).
+    async fn stored_bytes(&self, doc: &DocId) -> Result<u64>;
     /// Appends to the audit log of rejections.
     async fn record_rejection(&self, record: &RejectionRecord) -> Result<()>;
     /// Appends many rejections to the audit log in one transaction (the engine's audit
     /// writer batches them, so a flood of rejections is not one write each).
     async fn record_rejections(&self, records: &[RejectionRecord]) -> Result<()>;
-    /// Replaces the changes of `doc` up to `seq` by a snapshot of the document at `seq`:
-    /// their rows are deleted, nothing of them is kept beside the snapshot.
-    async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()>;
-    /// Every stored document id (for `compact` over all).
-    async fn doc_ids(&self) -> Result<Vec<String>>;
+    /// Number of rejections in the audit log (tests and metrics).
+    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64>;
+}
+
+/// The projection's read side: memberships, summaries, messages, stats, bucket parts and
+/// the discovery listing, read without loading documents.
+#[async_trait]
+pub trait Projections: Send + Sync {
     /// A member's role and status, from the projection.
     async fn membership(
         &self,
@@ -244,14 +292,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(String, String)>>;
     /// A conversation summary.
     async fn conversation(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvRow>>;
-
     /// The conversation's stats (one row), `None` if it is not stored.
     async fn conv_stats(
         &self,
         tenant: &TenantId,
         conv: &ConvId,
     ) -> Result<Option<stats::ConvStats>>;
-
     /// The conversations an account is an active member of, with unread counts and the last
     /// message, most recent activity first.
     async fn conversations_of(
@@ -259,18 +305,6 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         account: &AccountId,
     ) -> Result<Vec<ConvListItem>>;
-    /// A page of the conversations of a tenant the caller may find by discovery
-    /// ([`discovery`]).
-    async fn discover(
-        &self,
-        query: &discovery::DiscoverQuery<'_>,
-    ) -> Result<Vec<discovery::DiscoverItem>>;
-    /// Projects the discovery columns of rows written before they existed
-    /// ([`discovery::ProjectOp`]).
-    async fn project_discovery(
-        &self,
-        op: discovery::ProjectOp<'_>,
-    ) -> Result<discovery::ProjectAnswer>;
     /// Messages of a conversation in acceptance order, before position `before` (newest
     /// first), at most `limit`.
     async fn messages(
@@ -286,9 +320,56 @@ pub trait Store: Send + Sync + 'static {
         &self,
         tenant: &TenantId,
         conv: &ConvId,
-        before: Option<confab_core::ids::Bucket>,
+        before: Option<Bucket>,
         limit: usize,
     ) -> Result<buckets::BucketPage>;
+    /// Every membership of `account` (any status), each as of its conversation document's
+    /// last seq (`memberships`).
+    async fn memberships_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::protocol::Membership>>;
+    /// Active members of a conversation in bytewise order, at most `limit`; only owners and
+    /// admins with `admins_only` (the notifier's recipients).
+    async fn active_members(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        admins_only: bool,
+        limit: usize,
+    ) -> Result<Vec<AccountId>>;
+    /// The author of a message, from the projection.
+    async fn author_of(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<AccountId>>;
+    /// A page of the conversations of a tenant the caller may find by discovery
+    /// ([`discovery`]).
+    async fn discover(
+        &self,
+        query: &discovery::DiscoverQuery<'_>,
+    ) -> Result<Vec<discovery::DiscoverItem>>;
+    /// Up to `limit` summaries whose discovery columns were never projected (rows written
+    /// before those columns existed), after `after` (tenant, conversation) in bytewise key
+    /// order.
+    async fn discovery_stale(
+        &self,
+        after: Option<(&TenantId, &ConvId)>,
+        limit: usize,
+    ) -> Result<Vec<(TenantId, ConvId)>>;
+    /// Writes the discovery columns of these rows and marks them projected, each only if it
+    /// still is not: a commit since wrote newer values, which are kept. Returns the rows
+    /// written.
+    async fn discovery_write(&self, rows: &[ConvRow]) -> Result<u64>;
+}
+
+/// Retention: the conversations the sweep walks, and the drop of their expired buckets
+/// ([`retention`]).
+#[async_trait]
+pub trait Retention: Send + Sync {
     /// Conversations holding message buckets, after `after` in key order, at most `limit`
     /// (the retention sweep's pages).
     async fn conversations_with_buckets(
@@ -299,34 +380,175 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every bucket part of a conversation before `first_kept` with all its rows,
     /// and records each in the `bucket_drops` audit table, in one transaction.
     async fn drop_buckets(&self, req: retention::DropRequest<'_>) -> Result<retention::Dropped>;
-    /// Every membership of `account` (any status), each as of its conversation document's
-    /// last seq (`memberships`).
-    async fn memberships_of(
+}
+
+/// What waits to be read or sent later: the notification feed ([`notifications`]), the
+/// webhook outbox ([`webhooks`]) and the scheduler's tables ([`schedule`]).
+#[async_trait]
+pub trait Outboxes: Send + Sync {
+    /// Stores these notifications (those already stored are skipped) and answers the new
+    /// ones' `(id, index in the slice)`.
+    async fn insert_notifications(
+        &self,
+        rows: &[notifications::NewNotification],
+    ) -> Result<Vec<(i64, usize)>>;
+    /// A page of an account's feed, newest first, ids below `before`; only unread ones with
+    /// `unread_only`.
+    async fn notification_page(
         &self,
         tenant: &TenantId,
         account: &AccountId,
-    ) -> Result<Vec<confab_core::protocol::Membership>>;
-    /// The scheduler's tables (`schedule`: hints of private documents, posts of due
-    /// messages).
-    async fn schedule(&self, op: schedule::ScheduleOp<'_>) -> Result<schedule::ScheduleAnswer>;
-    /// One operation on the invite links (`invites`).
-    async fn invites(&self, op: invites::InviteOp<'_>) -> Result<invites::InviteAnswer>;
-    /// One operation on the accounts' hashed identifiers (`contacts`).
-    async fn contacts(&self, op: contacts::ContactOp<'_>) -> Result<contacts::ContactAnswer>;
-    /// Publishes `payloads` on `channel` to every node listening (Postgres `NOTIFY`, in
-    /// order, in one statement); a store of one node has no one to tell.
-    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()>;
-    /// Which accounts have a client on which node of a cluster (`connected_accounts`).
-    async fn clients(&self, op: clients::ClientsOp<'_>) -> Result<clients::ClientsAnswer>;
-    /// One operation on the webhook outbox (`webhooks`).
-    async fn webhooks(&self, op: webhooks::OutboxOp<'_>) -> Result<webhooks::OutboxAnswer>;
-    /// One operation on the notification feed (`notifications`).
-    async fn notifications(
+        before: Option<i64>,
+        unread_only: bool,
+        limit: usize,
+    ) -> Result<Vec<notifications::Notification>>;
+    /// The number of unread notifications of readable conversations.
+    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64>;
+    /// Marks the account's unread notifications with ids up to `up_to` (all without) read;
+    /// returns how many.
+    async fn mark_notifications_read(
         &self,
-        op: notifications::NotifyOp<'_>,
-    ) -> Result<notifications::NotifyAnswer>;
-    /// Number of rejections in the audit log (tests and metrics).
-    async fn rejection_count(&self, tenant: &TenantId) -> Result<i64>;
-    /// Bytes the change log and snapshots take for a document (benchmark of storage cost).
-    async fn stored_bytes(&self, doc: &DocId) -> Result<u64>;
+        tenant: &TenantId,
+        account: &AccountId,
+        up_to: Option<i64>,
+        at: i64,
+    ) -> Result<i64>;
+    /// A message was deleted: its text leaves every feed. Returns the rows changed.
+    async fn forget_notified(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<i64>;
+
+    /// Queues webhook deliveries.
+    async fn enqueue_deliveries(&self, rows: &[webhooks::NewDelivery]) -> Result<()>;
+    /// Up to `limit` due deliveries (`next_at <= now`, not dead), oldest due first; each
+    /// one's `next_at` moves to `lease_until`, so no other claim takes it meanwhile and a
+    /// node that dies sending it leaves it due again.
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<webhooks::Delivery>>;
+    /// The receiver took it: the row goes.
+    async fn delivered(&self, id: i64) -> Result<()>;
+    /// The attempt failed: tried again at `next_at`, or dead from `dead_at` on.
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_at: i64,
+        dead_at: Option<i64>,
+        error: &str,
+    ) -> Result<()>;
+    /// Deliveries given up (dead letters).
+    async fn dead_deliveries(&self) -> Result<i64>;
+    /// Deliveries waiting (not dead).
+    async fn pending_deliveries(&self) -> Result<i64>;
+
+    /// Leases up to `limit` schedule hints due at `now` (`next_at <= now`, no live lease)
+    /// until `lease_until` for `node`. On Postgres with `FOR UPDATE SKIP LOCKED`: two nodes
+    /// never claim one hint.
+    async fn claim_scheduled(
+        &self,
+        now: i64,
+        lease_until: i64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<schedule::Claim>>;
+    /// The document was looked at as of `gen`: its next due time (`None`: nothing waits,
+    /// the hint goes). If `gen` moved meanwhile (the document changed), only the lease ends
+    /// and the hint stays due now.
+    async fn finish_scheduled(&self, doc: &str, gen: i64, next_at: Option<i64>) -> Result<()>;
+    /// Something transient failed: look at the document again from `at`.
+    async fn retry_scheduled(&self, doc: &str, at: i64) -> Result<()>;
+    /// The bucket of a due message's post: the stored one, or `bucket` stored now.
+    async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String>;
+    /// The post was refused by its bucket for a reason about the bucket (full, not open):
+    /// the next attempt goes to `to`.
+    async fn move_post(&self, doc: &str, message: &str, to: &str) -> Result<()>;
+    /// The message is settled in the private document: its post row goes.
+    async fn post_done(&self, doc: &str, message: &str) -> Result<()>;
+}
+
+/// Invite links ([`invites`]) and the accounts' hashed contact identifiers ([`contacts`]).
+#[async_trait]
+pub trait Directory: Send + Sync {
+    /// Stores a new invite link under the hash of its token.
+    async fn create_invite(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        token_hash: &[u8; 32],
+        invite: &Invite,
+    ) -> Result<()>;
+    /// The link whose token hashes to `token_hash`, in `tenant`.
+    async fn invite_by_token(
+        &self,
+        tenant: &TenantId,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(ConvId, Invite)>>;
+    /// The conversation's links, newest first, at most `limit`.
+    async fn invites(&self, tenant: &TenantId, conv: &ConvId, limit: usize) -> Result<Vec<Invite>>;
+    /// How many of the conversation's links are live at `now_ms`.
+    async fn live_invites(&self, tenant: &TenantId, conv: &ConvId, now_ms: i64) -> Result<u64>;
+    /// Revokes a link of the conversation (once: a revoked link keeps its first time).
+    /// Returns whether the link exists.
+    async fn revoke_invite(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Counts one use if the link is usable at `now_ms`; returns whether it was.
+    async fn use_invite(&self, tenant: &TenantId, id: &str, now_ms: i64) -> Result<bool>;
+    /// Gives back a use whose join did not happen.
+    async fn unuse_invite(&self, tenant: &TenantId, id: &str) -> Result<()>;
+    /// Replaces the identifiers of `account` with `hashes`; a hash another account had
+    /// moves to this one.
+    async fn register_identifiers(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        hashes: &[String],
+    ) -> Result<()>;
+    /// The accounts of the tenant holding any of `hashes`: `(hash, account)`, in hash order.
+    async fn match_identifiers(
+        &self,
+        tenant: &TenantId,
+        hashes: &[String],
+    ) -> Result<Vec<(String, AccountId)>>;
+}
+
+/// What the nodes of a cluster on one database share. A store of one node (SQLite) has no
+/// one to tell and nobody elsewhere.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// Where to listen for the commits of other nodes on the same database (Postgres);
+    /// `None`: this store has one node (SQLite).
+    fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions>;
+    /// Publishes `payloads` on `channel` to every node listening (Postgres `NOTIFY`, in
+    /// order, in one statement).
+    async fn notify(&self, channel: &'static str, payloads: &[String]) -> Result<()>;
+    /// `node` is alive now; `came` got a first client on it, `went` lost their last one.
+    /// `reset` first forgets every row of `node` (a start, or a node that could not write
+    /// for a while: `came` is then everything it has) ([`clients`]).
+    async fn sync_clients(
+        &self,
+        node: &str,
+        came: &[clients::Key],
+        went: &[clients::Key],
+        reset: bool,
+    ) -> Result<()>;
+    /// Of `accounts`, those with a client on a node other than `node` whose heartbeat is at
+    /// most `alive_ms` old.
+    async fn clients_elsewhere(
+        &self,
+        node: &str,
+        accounts: &[clients::Key],
+        alive_ms: i64,
+    ) -> Result<Vec<clients::Key>>;
 }

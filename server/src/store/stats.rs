@@ -1,10 +1,9 @@
 //! Per-conversation stats (docs/SCHEMA.md, "Projection: stats and views"): read from
 //! columns that triggers keep (migrations: Postgres 0019, SQLite 0013), so they count no
 //! messages or members when asked. View counts are stored on the message rows (Postgres
-//! 0022, SQLite 0015) and read with them (`Store::messages`).
+//! 0022, SQLite 0015) and read with them (`Projections::messages`).
 
-use confab_core::ids::{ConvId, TenantId};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::Row;
 
 use super::Result;
 
@@ -18,18 +17,7 @@ pub struct ConvStats {
     pub members: i64,
 }
 
-macro_rules! stats_sql {
-    ($a:literal, $b:literal) => {
-        concat!(
-            "SELECT message_count, media_count, file_count, active_members ",
-            "FROM conversations WHERE tenant = ",
-            $a,
-            " AND conv = ",
-            $b
-        )
-    };
-}
-fn stats_of<R: Row>(row: &R) -> Result<ConvStats>
+pub(super) fn stats_of<R: Row>(row: &R) -> Result<ConvStats>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
@@ -40,30 +28,4 @@ where
         files: row.try_get("file_count")?,
         members: row.try_get("active_members")?,
     })
-}
-
-pub async fn stats_sqlite(
-    pool: &SqlitePool,
-    tenant: &TenantId,
-    conv: &ConvId,
-) -> Result<Option<ConvStats>> {
-    let row = sqlx::query(stats_sql!("?", "?"))
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(stats_of).transpose()
-}
-
-pub async fn stats_pg(
-    pool: &PgPool,
-    tenant: &TenantId,
-    conv: &ConvId,
-) -> Result<Option<ConvStats>> {
-    let row = sqlx::query(stats_sql!("$1", "$2"))
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(stats_of).transpose()
 }

@@ -62,14 +62,14 @@ where
     Ok(())
 }
 
-/// One group commit on the writer connection (see [`Store::commit`]): one hop to take the
+/// One group commit on the writer connection (see [`ChangeLog::commit`]): one hop to take the
 /// handle, then everything on this thread.
 ///
 /// On an error the transaction is rolled back here (SQLite may already have done it, on
 /// `SQLITE_FULL` and I/O errors), so the connection goes back to sqlx as it came: no
 /// transaction open, which sqlx never knew about.
 ///
-/// [`Store::commit`]: crate::store::Store::commit
+/// [`ChangeLog::commit`]: crate::store::ChangeLog::commit
 pub(super) async fn commit_on(conn: &mut SqliteConnection, changes: &[NewChange]) -> Result<()> {
     let mut plan = Plan::build(changes)?;
     let mut handle = conn.lock_handle().await?;

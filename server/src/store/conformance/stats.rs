@@ -3,7 +3,7 @@
 //! committed, deleted and read.
 
 use super::*;
-use confab_server::store::stats::ConvStats;
+use crate::store::stats::ConvStats;
 
 fn kind_of(mut c: NewChange, kind: &str) -> NewChange {
     for p in &mut c.projection {
@@ -14,7 +14,7 @@ fn kind_of(mut c: NewChange, kind: &str) -> NewChange {
     c
 }
 
-pub(super) async fn stats_and_view_counts(env: Env) {
+pub async fn stats_and_view_counts(env: Env) {
     let s = &env.store;
     let t = tenant("acme");
     let news = conv("news");
@@ -149,7 +149,7 @@ pub(super) async fn stats_and_view_counts(env: Env) {
     assert_eq!(views().await, vec![1, 3, 2, 2, 1]);
 
     // Retention drops the period's bucket: its messages leave the counts.
-    s.drop_buckets(confab_server::store::retention::DropRequest {
+    s.drop_buckets(crate::store::retention::DropRequest {
         tenant: &t,
         conv: &news,
         first_kept: 1,

@@ -1,0 +1,195 @@
+//! The notification feed, the webhook outbox and the scheduler's tables on Postgres: the
+//! shared statements, an insert of many notifications as arrays, and claims that skip the
+//! rows another node holds (`FOR UPDATE SKIP LOCKED`).
+
+use async_trait::async_trait;
+use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
+
+use super::PgStore;
+use crate::store::columns::{limit_of, Cols};
+use crate::store::notifications::{self, NewNotification, Notification};
+use crate::store::schedule::{self, Claim};
+use crate::store::webhooks::{self, Delivery, NewDelivery};
+use crate::store::{Outboxes, Result};
+
+#[async_trait]
+impl Outboxes for PgStore {
+    async fn insert_notifications(&self, rows: &[NewNotification]) -> Result<Vec<(i64, usize)>> {
+        let col = |f: fn(&NewNotification) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+        let found = sqlx::query(
+            "INSERT INTO notifications (tenant, account, kind, conv, source, message, actor, \
+             preview, created_at) \
+             SELECT t, a, k, c, s, m, ac, p, at FROM UNNEST($1::text[], $2::text[], \
+             $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+             $9::int8[], $10::int8[]) AS u(t, a, k, c, s, m, ac, p, at, i) ORDER BY i \
+             ON CONFLICT DO NOTHING RETURNING id, account, conv, source",
+        )
+        .bind(col(|r| r.tenant.as_str()))
+        .bind(col(|r| r.account.as_str()))
+        .bind(col(|r| r.kind.as_str()))
+        .bind(col(|r| r.conv.as_str()))
+        .bind(col(|r| r.source.as_str()))
+        .bind(
+            rows.iter()
+                .map(|r| r.message.as_ref().map(MessageId::as_str))
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(|r| r.actor.as_str()))
+        .bind(col(|r| r.preview.as_str()))
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind((0..rows.len() as i64).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        // RETURNING does not say which input row; (account, conv, source) is unique.
+        let mut out = Vec::with_capacity(found.len());
+        for row in &found {
+            let (a, c, s) = (row.text("account")?, row.text("conv")?, row.text("source")?);
+            if let Some(i) = rows
+                .iter()
+                .position(|r| r.account.as_str() == a && r.conv.as_str() == c && r.source == s)
+            {
+                out.push((row.int("id")?, i));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn notification_page(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        before: Option<i64>,
+        unread_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        on_pool!(self, |conn| notifications::pg::page(
+            conn,
+            tenant,
+            account,
+            before,
+            unread_only,
+            limit
+        ))
+    }
+
+    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64> {
+        on_pool!(self, |conn| notifications::pg::unread(
+            conn, tenant, account
+        ))
+    }
+
+    async fn mark_notifications_read(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        up_to: Option<i64>,
+        at: i64,
+    ) -> Result<i64> {
+        on_pool!(self, |conn| notifications::pg::mark_read(
+            conn, tenant, account, up_to, at
+        ))
+    }
+
+    async fn forget_notified(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<i64> {
+        on_pool!(self, |conn| notifications::pg::forget(
+            conn, tenant, conv, message
+        ))
+    }
+
+    async fn enqueue_deliveries(&self, rows: &[NewDelivery]) -> Result<()> {
+        on_pool!(self, |conn| webhooks::pg::enqueue(conn, rows))
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        on_pool!(self, |conn| webhooks::pg::claim(
+            conn,
+            now,
+            lease_until,
+            limit
+        ))
+    }
+
+    async fn delivered(&self, id: i64) -> Result<()> {
+        on_pool!(self, |conn| webhooks::pg::delivered(conn, id))
+    }
+
+    async fn delivery_failed(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_at: i64,
+        dead_at: Option<i64>,
+        error: &str,
+    ) -> Result<()> {
+        on_pool!(self, |conn| webhooks::pg::failed(
+            conn, id, attempts, next_at, dead_at, error
+        ))
+    }
+
+    async fn dead_deliveries(&self) -> Result<i64> {
+        on_pool!(self, |conn| webhooks::pg::count(conn, true))
+    }
+
+    async fn pending_deliveries(&self) -> Result<i64> {
+        on_pool!(self, |conn| webhooks::pg::count(conn, false))
+    }
+
+    async fn claim_scheduled(
+        &self,
+        now: i64,
+        lease_until: i64,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<Claim>> {
+        let rows = sqlx::query(
+            "UPDATE schedule_hints h SET claimed_until = $2, claimed_by = $3 \
+             FROM (SELECT doc_id FROM schedule_hints \
+               WHERE next_at <= $1 AND claimed_until < $1 \
+               ORDER BY next_at LIMIT $4 FOR UPDATE SKIP LOCKED) due \
+             WHERE h.doc_id = due.doc_id RETURNING h.doc_id, h.gen",
+        )
+        .bind(now)
+        .bind(lease_until)
+        .bind(node)
+        .bind(limit_of(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        schedule::claims(rows)
+    }
+
+    async fn finish_scheduled(&self, doc: &str, gen: i64, next_at: Option<i64>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        schedule::pg::finish_in(&mut tx, doc, gen, next_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_scheduled(&self, doc: &str, at: i64) -> Result<()> {
+        on_pool!(self, |conn| schedule::pg::retry(conn, doc, at))
+    }
+
+    async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String> {
+        let mut tx = self.pool.begin().await?;
+        let stored = schedule::pg::post_bucket_in(&mut tx, doc, message, bucket).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn move_post(&self, doc: &str, message: &str, to: &str) -> Result<()> {
+        on_pool!(self, |conn| schedule::pg::move_post(conn, doc, message, to))
+    }
+
+    async fn post_done(&self, doc: &str, message: &str) -> Result<()> {
+        on_pool!(self, |conn| schedule::pg::post_done(conn, doc, message))
+    }
+}
