@@ -41,7 +41,7 @@ pub use super::error::ClientError;
 pub use super::outbox::IntentStatus;
 pub use super::retry::{ANSWER_TIMEOUT_MS, RETRY_MAX_MS, RETRY_MIN_MS};
 
-/// What the host must do, in order (docs: ARCHITECTURE.md, "The client engine and its hosts").
+/// What the host must do, in order (docs/CLIENT.md, "The client engine and its hosts").
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// A frame for the server (dropped when offline: the engine sends again on `connected`).

@@ -34,7 +34,7 @@ pub(super) struct ClientDoc {
     pub(super) deferred: bool,
     /// The server refused to subscribe it (`forbidden`), as of its conversation's feed entry
     /// (its seq, `None` without one): a newer entry that says active subscribes it again
-    /// (ARCHITECTURE.md, "The membership feed").
+    /// (docs/FEATURES.md, "The membership feed").
     pub(super) refused: Option<Option<u64>>,
     /// What the policy reads of a conversation document, as of `local`'s heads.
     pub(super) view: ViewCell,
