@@ -115,6 +115,10 @@ id_type!(
     /// A contact entry in an account's private document.
     ContactId, "contact", ID_MAX_CHARS, ""
 );
+id_type!(
+    /// One device of an account: a leaf of every encrypted conversation its account is in.
+    DeviceId, "device", ID_MAX_CHARS, ""
+);
 
 /// The four kinds of document (docs/SCHEMA.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

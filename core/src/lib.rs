@@ -1,10 +1,11 @@
 //! Confab's core: the domain model, its Automerge documents, the permission policy and the
-//! validation of incoming changes. Sans-io: no network, storage, clock or randomness of its own;
-//! time is always a parameter.
+//! validation of incoming changes. Sans-io: no network, storage or clock of its own; time is
+//! always a parameter. The one source of randomness is the MLS key material of [`e2ee`].
 
 pub mod accept;
 pub mod client;
 pub mod doc;
+pub mod e2ee;
 pub mod error;
 pub mod hub;
 pub mod ids;

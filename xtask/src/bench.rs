@@ -6,6 +6,8 @@
 //!   the results of this run (e.g. `cargo xtask bench core -- open_conversation`).
 //! - `cargo xtask bench client`: the client engine's send, react, edit and policy verdict in
 //!   groups of 10, 100 and 1,000 members (`core/benches/client_ops.rs`).
+//! - `cargo xtask bench e2ee`: MLS encryption, decryption and commits in groups of 10, 100 and
+//!   1,000 devices (`core/benches/e2ee.rs`).
 //! - `cargo xtask bench summary`: summarize what is already in `target/criterion`.
 
 use std::path::{Path, PathBuf};
@@ -49,8 +51,12 @@ pub fn run(args: &[String]) -> Result<()> {
             "cargo",
             &["bench", "-p", "confab-core", "--bench", "client_ops"],
         ),
+        // MLS for a device and the Delivery Service in groups of 10, 100 and 1,000 devices.
+        "e2ee" => crate::run("cargo", &["bench", "-p", "confab-core", "--bench", "e2ee"]),
         "summary" => summarize(&criterion, None),
-        other => bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|summary]`"),
+        other => {
+            bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|e2ee|summary]`")
+        }
     }
 }
 

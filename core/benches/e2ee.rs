@@ -1,0 +1,154 @@
+//! What MLS costs a device and the Delivery Service in groups of 10, 100 and 1,000 devices
+//! (targets in docs/BENCHMARKS.md, "End-to-end encryption"). Native; each op is timed alone:
+//!
+//! - `encrypt`: one application message of 200 bytes.
+//! - `decrypt`: the same, read by another member.
+//! - `commit`: a member makes a commit removing one device (made, then discarded).
+//! - `process`: a member processes another's commit that removes and re-adds a device.
+//! - `ds_check`: the Delivery Service checks that commit (`GroupView::check_commit`).
+//!
+//! Also prints the bytes of the commit adding everyone and of its Welcome. Run: `cargo xtask
+//! bench e2ee` (or `cargo bench -p confab-core --bench e2ee`); without `--bench` it builds a
+//! group of 10 only and runs a few ops (a smoke run).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use confab_core::e2ee::{Device, DeviceIdentity, GroupView};
+use confab_core::ids::{AccountId, DeviceId, TenantId};
+
+const GROUP: &[u8] = b"acme/conv/bench";
+
+fn identity(i: usize) -> DeviceIdentity {
+    DeviceIdentity::new(
+        TenantId::new("acme").unwrap(),
+        AccountId::new(format!("user{i}")).unwrap(),
+        DeviceId::new("d1").unwrap(),
+    )
+}
+
+struct Setup {
+    devices: Vec<Device>,
+    ds: GroupView,
+    allowed: BTreeSet<DeviceIdentity>,
+}
+
+fn setup(members: usize) -> Setup {
+    let mut devices: Vec<Device> = (0..members)
+        .map(|i| Device::new(identity(i)).unwrap())
+        .collect();
+    let allowed: BTreeSet<DeviceIdentity> = (0..members).map(identity).collect();
+    let init = devices[0].create_group(GROUP).unwrap();
+    let mut ds =
+        GroupView::create(&init.group_info, &init.ratchet_tree, &identity(0), &allowed).unwrap();
+    let packages: Vec<Vec<u8>> = devices[1..]
+        .iter()
+        .map(|d| d.key_package(false).unwrap())
+        .collect();
+    let started = Instant::now();
+    let bundle = devices[0].commit(GROUP, &packages, &[]).unwrap();
+    let made = started.elapsed();
+    let welcome = bundle.welcome.clone().unwrap();
+    println!(
+        "  adding {} devices at once: commit {} KiB, Welcome {} KiB, made in {:.1} ms",
+        members - 1,
+        bundle.commit.len() / 1024,
+        welcome.len() / 1024,
+        made.as_secs_f64() * 1e3
+    );
+    let check = ds
+        .check_commit(&bundle.commit, &identity(0), &allowed)
+        .unwrap();
+    ds.apply(check).unwrap();
+    devices[0].confirm_commit(GROUP).unwrap();
+    // Only the two devices the ops use need to join.
+    devices[1].join(&welcome).unwrap();
+    devices.truncate(2);
+    Setup {
+        devices,
+        ds,
+        allowed,
+    }
+}
+
+fn report(op: &str, members: usize, mut times: Vec<Duration>) {
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "{op:<10} {members:>7} {:>10.3} {:>10.3} {:>10.3}",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (sizes, ops): (&[usize], usize) = if full {
+        (&[10, 100, 1000], 200)
+    } else {
+        (&[10], 3)
+    };
+    for &members in sizes {
+        println!("{members} devices:");
+        let Setup {
+            mut devices,
+            mut ds,
+            allowed,
+        } = setup(members);
+        println!(
+            "{:<10} {:>7} {:>10} {:>10} {:>10}",
+            "op (ms)", "members", "median", "p99", "max"
+        );
+        let plaintext = vec![b'x'; 200];
+        let (mut enc, mut dec) = (Vec::new(), Vec::new());
+        for _ in 0..ops {
+            let t = Instant::now();
+            let ct = devices[0].encrypt(GROUP, b"msg", &plaintext).unwrap();
+            enc.push(t.elapsed());
+            let t = Instant::now();
+            devices[1].decrypt(&ct).unwrap();
+            dec.push(t.elapsed());
+        }
+        report("encrypt", members, enc);
+        report("decrypt", members, dec);
+
+        let victim = identity(members - 1);
+        let commit_ops = if members >= 1000 { ops / 10 } else { ops / 2 }.max(3);
+        let mut commit = Vec::new();
+        for _ in 0..commit_ops {
+            let t = Instant::now();
+            devices[0].commit(GROUP, &[], &[victim.clone()]).unwrap();
+            commit.push(t.elapsed());
+            devices[0].discard_commit(GROUP).unwrap();
+        }
+        report("commit", members, commit);
+
+        // Device 0 swaps the last device for a fresh one of the same account; device 1 and
+        // the Delivery Service process each swap.
+        let (mut process, mut ds_check) = (Vec::new(), Vec::new());
+        for _ in 0..commit_ops {
+            let fresh = Device::new(victim.clone()).unwrap();
+            let bundle = devices[0]
+                .commit(
+                    GROUP,
+                    &[fresh.key_package(false).unwrap()],
+                    &[victim.clone()],
+                )
+                .unwrap();
+            let t = Instant::now();
+            let check = ds
+                .check_commit(&bundle.commit, &identity(0), &allowed)
+                .unwrap();
+            ds_check.push(t.elapsed());
+            ds.apply(check).unwrap();
+            devices[0].confirm_commit(GROUP).unwrap();
+            let t = Instant::now();
+            devices[1].process_commit(&bundle.commit).unwrap();
+            process.push(t.elapsed());
+        }
+        report("process", members, process);
+        report("ds_check", members, ds_check);
+    }
+}

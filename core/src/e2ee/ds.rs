@@ -1,0 +1,407 @@
+//! The Delivery Service's view of one conversation's MLS group: its public state (the
+//! ratchet tree and group context, no secret), which decides every handshake message the
+//! server is offered and checks the framing of every application message. It never
+//! decrypts.
+//!
+//! Membership is the server's: a commit is checked against `allowed`, the devices of the
+//! conversation's active members as the change that carries the commit leaves them. After an
+//! accepted commit no device outside `allowed` is in the group, no allowed device was removed
+//! without being added back, and the commit came from the device that submitted it.
+//! Deciding and applying are two steps ([`GroupView::check_commit`], [`GroupView::apply`]),
+//! so the host applies only what it stored.
+
+use std::collections::BTreeSet;
+
+use openmls::prelude::tls_codec::DeserializeBytes as _;
+use openmls::prelude::*;
+use openmls_memory_storage::MemoryStorage;
+use openmls_rust_crypto::RustCrypto;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::identity::DeviceIdentity;
+use super::member::parse_message;
+use super::{snapshot, E2eeError, MAX_APPLICATION_BYTES, MAX_HANDSHAKE_BYTES, PAST_EPOCHS};
+
+/// Why the Delivery Service refuses an MLS message. Each has a stable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DsRefusal {
+    #[error("not a well-formed MLS message of the expected kind: {0}")]
+    Malformed(String),
+    #[error("the MLS message is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the message is for another group")]
+    WrongGroup,
+    #[error("the commit is for epoch {got}, the group is at epoch {current}")]
+    StaleEpoch { got: u64, current: u64 },
+    #[error("the message names epoch {got}, the group is only at {current}")]
+    UnknownEpoch { got: u64, current: u64 },
+    #[error("an application message must be encrypted")]
+    NotEncrypted,
+    #[error("MLS validation failed: {0}")]
+    Invalid(String),
+    #[error("the commit was made by {got}, not by the submitting device")]
+    WrongSender { got: String },
+    #[error("the commit adds {0}, which is not a device of an active member")]
+    AddsNonMember(String),
+    #[error("{0} is no longer a device of an active member and the commit does not remove it")]
+    MissingRemoval(String),
+    #[error("the commit removes {0}, a device of an active member")]
+    RemovesMember(String),
+    #[error("the commit carries a proposal other than add, remove or update")]
+    UnsupportedProposal,
+    #[error("the key package names {got}, not the uploading device")]
+    WrongIdentity { got: String },
+}
+
+impl DsRefusal {
+    /// Every code, for the docs and the tests that keep them in step.
+    pub const CODES: &'static [&'static str] = &[
+        "mls_malformed",
+        "mls_too_large",
+        "mls_wrong_group",
+        "mls_stale_epoch",
+        "mls_unknown_epoch",
+        "mls_not_encrypted",
+        "mls_invalid",
+        "mls_wrong_sender",
+        "mls_adds_non_member",
+        "mls_missing_removal",
+        "mls_removes_member",
+        "mls_unsupported_proposal",
+        "mls_wrong_identity",
+    ];
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "mls_malformed",
+            Self::TooLarge(_) => "mls_too_large",
+            Self::WrongGroup => "mls_wrong_group",
+            Self::StaleEpoch { .. } => "mls_stale_epoch",
+            Self::UnknownEpoch { .. } => "mls_unknown_epoch",
+            Self::NotEncrypted => "mls_not_encrypted",
+            Self::Invalid(_) => "mls_invalid",
+            Self::WrongSender { .. } => "mls_wrong_sender",
+            Self::AddsNonMember(_) => "mls_adds_non_member",
+            Self::MissingRemoval(_) => "mls_missing_removal",
+            Self::RemovesMember(_) => "mls_removes_member",
+            Self::UnsupportedProposal => "mls_unsupported_proposal",
+            Self::WrongIdentity { .. } => "mls_wrong_identity",
+        }
+    }
+}
+
+impl From<E2eeError> for DsRefusal {
+    fn from(e: E2eeError) -> Self {
+        match e {
+            E2eeError::TooLarge(max) => Self::TooLarge(max),
+            other => Self::Malformed(other.to_string()),
+        }
+    }
+}
+
+fn invalid(e: impl std::fmt::Debug) -> DsRefusal {
+    DsRefusal::Invalid(format!("{e:?}"))
+}
+
+/// A key package the directory may hold: its reference (the id a claim hands out once) and
+/// whether it is the device's last resort.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPackageInfo {
+    pub reference: Vec<u8>,
+    pub last_resort: bool,
+}
+
+/// Checks a key package offered by `uploader`: well formed, signed by its own key, for the
+/// ciphersuite in use, and naming exactly the uploading device.
+pub fn check_key_package(
+    bytes: &[u8],
+    uploader: &DeviceIdentity,
+) -> Result<KeyPackageInfo, DsRefusal> {
+    let MlsMessageBodyIn::KeyPackage(kp) = parse_message(bytes, MAX_HANDSHAKE_BYTES)? else {
+        return Err(DsRefusal::Malformed("not a key package".into()));
+    };
+    let crypto = RustCrypto::default();
+    let kp = kp
+        .validate(&crypto, ProtocolVersion::Mls10)
+        .map_err(invalid)?;
+    if kp.ciphersuite() != super::CIPHERSUITE {
+        return Err(DsRefusal::Invalid("unsupported ciphersuite".into()));
+    }
+    let named = DeviceIdentity::from_credential(kp.leaf_node().credential());
+    if named.as_ref() != Some(uploader) {
+        return Err(DsRefusal::WrongIdentity {
+            got: describe(named.as_ref()),
+        });
+    }
+    Ok(KeyPackageInfo {
+        reference: kp.hash_ref(&crypto).map_err(invalid)?.as_slice().to_vec(),
+        last_resort: kp.last_resort(),
+    })
+}
+
+fn describe(id: Option<&DeviceIdentity>) -> String {
+    id.map_or_else(
+        || "an unreadable credential".to_owned(),
+        ToString::to_string,
+    )
+}
+
+/// A commit the Delivery Service accepted, to [`GroupView::apply`] once it is stored.
+#[derive(Debug)]
+pub struct StagedCheck {
+    staged: Box<StagedCommit>,
+    /// The epoch the commit moves the group to.
+    pub epoch: u64,
+    pub added: Vec<DeviceIdentity>,
+    pub removed: Vec<DeviceIdentity>,
+}
+
+/// Application message framing the Delivery Service can read without a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationFrame {
+    pub epoch: u64,
+    /// The clear data the sender bound to the ciphertext.
+    pub aad: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    group_id: ByteBuf,
+    storage: ByteBuf,
+}
+
+/// The public state of one conversation's group.
+#[derive(Debug)]
+pub struct GroupView {
+    crypto: RustCrypto,
+    storage: MemoryStorage,
+    group: PublicGroup,
+}
+
+impl GroupView {
+    /// Follows a group its creator just made, from the creator's group info and ratchet tree.
+    /// Every device in it must be allowed, and the creator must be one of them.
+    pub fn create(
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+        creator: &DeviceIdentity,
+        allowed: &BTreeSet<DeviceIdentity>,
+    ) -> Result<Self, DsRefusal> {
+        let MlsMessageBodyIn::GroupInfo(info) = parse_message(group_info, MAX_HANDSHAKE_BYTES)?
+        else {
+            return Err(DsRefusal::Malformed("not a group info".into()));
+        };
+        if ratchet_tree.len() > MAX_HANDSHAKE_BYTES {
+            return Err(DsRefusal::TooLarge(MAX_HANDSHAKE_BYTES));
+        }
+        let tree = RatchetTreeIn::tls_deserialize_exact_bytes(ratchet_tree)
+            .map_err(|e| DsRefusal::Malformed(e.to_string()))?;
+        let crypto = RustCrypto::default();
+        let storage = MemoryStorage::default();
+        let (group, _) =
+            PublicGroup::from_external(&crypto, &storage, tree, info, ProposalStore::new())
+                .map_err(invalid)?;
+        if group.group_context().ciphersuite() != super::CIPHERSUITE {
+            return Err(DsRefusal::Invalid("unsupported ciphersuite".into()));
+        }
+        let view = Self {
+            crypto,
+            storage,
+            group,
+        };
+        let devices = view.devices_checked()?;
+        if let Some(outsider) = devices.iter().find(|d| !allowed.contains(d)) {
+            return Err(DsRefusal::AddsNonMember(outsider.to_string()));
+        }
+        if !devices.contains(creator) {
+            return Err(DsRefusal::WrongSender {
+                got: "a group without its creator".into(),
+            });
+        }
+        Ok(view)
+    }
+
+    pub fn group_id(&self) -> &[u8] {
+        self.group.group_id().as_slice()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.group.group_context().epoch().as_u64()
+    }
+
+    /// The devices in the group.
+    pub fn devices(&self) -> BTreeSet<DeviceIdentity> {
+        self.group
+            .members()
+            .filter_map(|m| DeviceIdentity::from_credential(&m.credential))
+            .collect()
+    }
+
+    fn devices_checked(&self) -> Result<BTreeSet<DeviceIdentity>, DsRefusal> {
+        self.group
+            .members()
+            .map(|m| {
+                DeviceIdentity::from_credential(&m.credential)
+                    .ok_or_else(|| DsRefusal::Invalid("a leaf's credential names no device".into()))
+            })
+            .collect()
+    }
+
+    /// Decides a commit `submitter` offers, given the devices the membership allows once the
+    /// change it travels with is applied.
+    pub fn check_commit(
+        &self,
+        bytes: &[u8],
+        submitter: &DeviceIdentity,
+        allowed: &BTreeSet<DeviceIdentity>,
+    ) -> Result<StagedCheck, DsRefusal> {
+        let message = match parse_message(bytes, MAX_HANDSHAKE_BYTES)? {
+            MlsMessageBodyIn::PublicMessage(m) => m,
+            MlsMessageBodyIn::PrivateMessage(_) => {
+                return Err(DsRefusal::Malformed(
+                    "a commit must be readable by the server".into(),
+                ))
+            }
+            _ => return Err(DsRefusal::Malformed("not a commit".into())),
+        };
+        if message.group_id() != self.group.group_id() {
+            return Err(DsRefusal::WrongGroup);
+        }
+        if message.content_type() != ContentType::Commit {
+            return Err(DsRefusal::Malformed("not a commit".into()));
+        }
+        let (got, current) = (message.epoch().as_u64(), self.epoch());
+        if got < current {
+            return Err(DsRefusal::StaleEpoch { got, current });
+        }
+        if got > current {
+            return Err(DsRefusal::UnknownEpoch { got, current });
+        }
+        // New devices are added by a member's commit; external joins are not accepted.
+        let Sender::Member(index) = *message.sender() else {
+            return Err(DsRefusal::Invalid("a commit from outside the group".into()));
+        };
+        let sender = self
+            .group
+            .members()
+            .find(|m| m.index == index)
+            .and_then(|m| DeviceIdentity::from_credential(&m.credential));
+        if sender.as_ref() != Some(submitter) {
+            return Err(DsRefusal::WrongSender {
+                got: describe(sender.as_ref()),
+            });
+        }
+        let processed = self
+            .group
+            .process_message(&self.crypto, message)
+            .map_err(invalid)?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Err(DsRefusal::Malformed("not a commit".into()));
+        };
+        let mut added = Vec::new();
+        for proposal in staged.queued_proposals() {
+            match proposal.proposal() {
+                Proposal::Add(add) => {
+                    let device =
+                        DeviceIdentity::from_credential(add.key_package().leaf_node().credential());
+                    match device {
+                        Some(device) if allowed.contains(&device) => added.push(device),
+                        other => return Err(DsRefusal::AddsNonMember(describe(other.as_ref()))),
+                    }
+                }
+                Proposal::Remove(_) | Proposal::Update(_) => {}
+                _ => return Err(DsRefusal::UnsupportedProposal),
+            }
+        }
+        let mut removed = Vec::new();
+        for proposal in staged.remove_proposals() {
+            let leaf = proposal.remove_proposal().removed();
+            let device = self
+                .group
+                .members()
+                .find(|m| m.index == leaf)
+                .and_then(|m| DeviceIdentity::from_credential(&m.credential))
+                .ok_or_else(|| DsRefusal::Invalid("removes an empty leaf".into()))?;
+            if allowed.contains(&device) && !added.contains(&device) {
+                return Err(DsRefusal::RemovesMember(device.to_string()));
+            }
+            removed.push(device);
+        }
+        let mut after = self.devices();
+        for device in &removed {
+            after.remove(device);
+        }
+        after.extend(added.iter().cloned());
+        if let Some(left) = after.iter().find(|d| !allowed.contains(d)) {
+            return Err(DsRefusal::MissingRemoval(left.to_string()));
+        }
+        Ok(StagedCheck {
+            staged,
+            epoch: current + 1,
+            added,
+            removed,
+        })
+    }
+
+    /// Moves the group on by a commit [`GroupView::check_commit`] accepted and the host stored.
+    pub fn apply(&mut self, check: StagedCheck) -> Result<u64, DsRefusal> {
+        self.group
+            .merge_commit(&self.storage, *check.staged)
+            .map_err(invalid)?;
+        Ok(self.epoch())
+    }
+
+    /// Checks an application message's framing: encrypted, for this group, and of an epoch
+    /// the members still hold secrets for.
+    pub fn check_application(&self, bytes: &[u8]) -> Result<ApplicationFrame, DsRefusal> {
+        let message = match parse_message(bytes, MAX_APPLICATION_BYTES)? {
+            MlsMessageBodyIn::PrivateMessage(m) => m,
+            MlsMessageBodyIn::PublicMessage(_) => return Err(DsRefusal::NotEncrypted),
+            _ => return Err(DsRefusal::Malformed("not an application message".into())),
+        };
+        if message.group_id() != self.group.group_id() {
+            return Err(DsRefusal::WrongGroup);
+        }
+        if message.content_type() != ContentType::Application {
+            return Err(DsRefusal::Malformed(
+                "handshake messages go as commits".into(),
+            ));
+        }
+        let (got, current) = (message.epoch().as_u64(), self.epoch());
+        if got > current {
+            return Err(DsRefusal::UnknownEpoch { got, current });
+        }
+        if current - got > PAST_EPOCHS {
+            return Err(DsRefusal::StaleEpoch { got, current });
+        }
+        Ok(ApplicationFrame {
+            epoch: got,
+            aad: message.aad().to_vec(),
+        })
+    }
+
+    /// The public state, to store beside the conversation.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let saved = Saved {
+            group_id: ByteBuf::from(self.group_id().to_vec()),
+            storage: ByteBuf::from(snapshot::encode(&self.storage)),
+        };
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(&saved, &mut out);
+        out
+    }
+
+    /// The state [`GroupView::to_bytes`] stored; `None` if it is unreadable.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let saved: Saved = ciborium::from_reader(bytes).ok()?;
+        let storage = snapshot::decode(&saved.storage)?;
+        let group = PublicGroup::load(&storage, &GroupId::from_slice(&saved.group_id)).ok()??;
+        Some(Self {
+            crypto: RustCrypto::default(),
+            storage,
+            group,
+        })
+    }
+}

@@ -1,0 +1,520 @@
+//! One device's side of MLS: its signature key, the key packages others add it with, the
+//! groups it is a leaf of, the commits it makes, and the encryption and decryption of
+//! application messages. All of it lives in one storage provider whose bytes the host keeps
+//! ([`Device::to_bytes`], [`Device::from_bytes`]).
+//!
+//! A commit is made pending and stays so until the Delivery Service's answer: accepted, the
+//! host calls [`Device::confirm_commit`]; refused or beaten by another commit of the same
+//! epoch, [`Device::discard_commit`], and the intent behind it is built again on the new epoch.
+
+use std::collections::BTreeMap;
+
+use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_memory_storage::MemoryStorage;
+use openmls_rust_crypto::RustCrypto;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::identity::DeviceIdentity;
+use super::{group_config, snapshot, CIPHERSUITE, MAX_APPLICATION_BYTES, MAX_HANDSHAKE_BYTES};
+
+/// Why a device could not do what it was asked. Each variant is a reason about the input or
+/// the device's state, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum E2eeError {
+    #[error("not an MLS message of the expected kind: {0}")]
+    Malformed(String),
+    #[error("the MLS message is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("this device is not in the group")]
+    UnknownGroup,
+    #[error("the device named is not in the group")]
+    UnknownMember,
+    #[error("a commit of this device awaits the server's answer")]
+    CommitPending,
+    #[error("the message's epoch is older than this device keeps secrets for")]
+    EpochTooOld,
+    #[error("the message was written before this device joined")]
+    BeforeJoin,
+    #[error("the message was already decrypted on this device (each decrypts once)")]
+    AlreadyDecrypted,
+    #[error("the sender's credential does not name a device")]
+    BadCredential,
+    #[error("MLS refused: {0}")]
+    Mls(String),
+    #[error("the saved device state is unreadable")]
+    BadState,
+}
+
+fn mls(e: impl std::fmt::Debug) -> E2eeError {
+    E2eeError::Mls(format!("{e:?}"))
+}
+
+/// openmls's provider over a storage this module can save and restore.
+#[derive(Debug, Default)]
+struct Provider {
+    crypto: RustCrypto,
+    storage: MemoryStorage,
+}
+
+impl OpenMlsProvider for Provider {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = MemoryStorage;
+
+    fn storage(&self) -> &MemoryStorage {
+        &self.storage
+    }
+    fn crypto(&self) -> &RustCrypto {
+        &self.crypto
+    }
+    fn rand(&self) -> &RustCrypto {
+        &self.crypto
+    }
+}
+
+/// What the Delivery Service needs to start following a new group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInit {
+    pub group_info: Vec<u8>,
+    pub ratchet_tree: Vec<u8>,
+}
+
+/// A pending commit: the commit for every member and the Welcome for the devices it adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitBundle {
+    /// The epoch the commit moves the group from.
+    pub epoch: u64,
+    pub commit: Vec<u8>,
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// What a processed handshake message did to the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeOutcome {
+    pub group_id: Vec<u8>,
+    /// The epoch the group is in now.
+    pub epoch: u64,
+    pub added: Vec<DeviceIdentity>,
+    pub removed: Vec<DeviceIdentity>,
+    /// This device was removed: the group is gone from it.
+    pub self_removed: bool,
+}
+
+/// A decrypted application message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decrypted {
+    pub group_id: Vec<u8>,
+    pub epoch: u64,
+    pub sender: DeviceIdentity,
+    /// The clear data the sender bound to the ciphertext (e.g. the message's id).
+    pub aad: Vec<u8>,
+    pub plaintext: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    identity: String,
+    signature_key: ByteBuf,
+    groups: Vec<ByteBuf>,
+    storage: ByteBuf,
+}
+
+/// One device: a leaf in every encrypted conversation of its account.
+#[derive(Debug)]
+pub struct Device {
+    identity: DeviceIdentity,
+    provider: Provider,
+    signer: SignatureKeyPair,
+    groups: BTreeMap<Vec<u8>, MlsGroup>,
+}
+
+impl Device {
+    /// A new device with a fresh signature key.
+    pub fn new(identity: DeviceIdentity) -> Result<Self, E2eeError> {
+        let provider = Provider::default();
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).map_err(mls)?;
+        signer.store(provider.storage()).map_err(mls)?;
+        Ok(Self {
+            identity,
+            provider,
+            signer,
+            groups: BTreeMap::new(),
+        })
+    }
+
+    pub fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// The public half of the device's signature key, which every credential it makes carries.
+    pub fn signature_key(&self) -> &[u8] {
+        self.signer.public()
+    }
+
+    fn credential(&self) -> CredentialWithKey {
+        CredentialWithKey {
+            credential: self.identity.credential(),
+            signature_key: self.signer.public().into(),
+        }
+    }
+
+    /// A key package for the directory, as an MLS message. Its private keys stay here until a
+    /// Welcome uses them. A last-resort package may be used more than once.
+    pub fn key_package(&self, last_resort: bool) -> Result<Vec<u8>, E2eeError> {
+        // Every package says it understands last-resort packages, so either kind can be added.
+        let mut builder = KeyPackage::builder().leaf_node_capabilities(
+            Capabilities::builder()
+                .extensions(vec![ExtensionType::LastResort])
+                .build(),
+        );
+        if last_resort {
+            builder = builder.mark_as_last_resort();
+        }
+        let bundle = builder
+            .build(CIPHERSUITE, &self.provider, &self.signer, self.credential())
+            .map_err(mls)?;
+        MlsMessageOut::from(bundle.key_package().clone())
+            .tls_serialize_detached()
+            .map_err(mls)
+    }
+
+    /// Starts a group with this device alone in it.
+    pub fn create_group(&mut self, group_id: &[u8]) -> Result<GroupInit, E2eeError> {
+        let group = MlsGroup::new_with_group_id(
+            &self.provider,
+            &self.signer,
+            &group_config(),
+            GroupId::from_slice(group_id),
+            self.credential(),
+        )
+        .map_err(mls)?;
+        let init = GroupInit {
+            group_info: group
+                .export_group_info(self.provider.crypto(), &self.signer, true)
+                .map_err(mls)?
+                .tls_serialize_detached()
+                .map_err(mls)?,
+            ratchet_tree: group
+                .export_ratchet_tree()
+                .tls_serialize_detached()
+                .map_err(mls)?,
+        };
+        self.groups.insert(group_id.to_vec(), group);
+        Ok(init)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &[u8]> {
+        self.groups.keys().map(Vec::as_slice)
+    }
+
+    pub fn epoch(&self, group_id: &[u8]) -> Option<u64> {
+        self.groups.get(group_id).map(|g| g.epoch().as_u64())
+    }
+
+    /// The devices of a group as this device knows it, in leaf order.
+    pub fn members(&self, group_id: &[u8]) -> Result<Vec<DeviceIdentity>, E2eeError> {
+        let group = self.groups.get(group_id).ok_or(E2eeError::UnknownGroup)?;
+        group
+            .members()
+            .map(|m| DeviceIdentity::from_credential(&m.credential).ok_or(E2eeError::BadCredential))
+            .collect()
+    }
+
+    /// A commit adding the devices of `key_packages` and removing `remove`, pending until
+    /// [`Device::confirm_commit`] or [`Device::discard_commit`].
+    pub fn commit(
+        &mut self,
+        group_id: &[u8],
+        key_packages: &[Vec<u8>],
+        remove: &[DeviceIdentity],
+    ) -> Result<CommitBundle, E2eeError> {
+        let adds = key_packages
+            .iter()
+            .map(|bytes| parse_key_package(&self.provider, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        if group.pending_commit().is_some() {
+            return Err(E2eeError::CommitPending);
+        }
+        let removals = remove
+            .iter()
+            .map(|who| {
+                group
+                    .members()
+                    .find(|m| DeviceIdentity::from_credential(&m.credential).as_ref() == Some(who))
+                    .map(|m| m.index)
+                    .ok_or(E2eeError::UnknownMember)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let epoch = group.epoch().as_u64();
+        let bundle = group
+            .commit_builder()
+            .propose_adds(adds)
+            .propose_removals(removals)
+            .load_psks(self.provider.storage())
+            .map_err(mls)?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .map_err(mls)?
+            .stage_commit(&self.provider)
+            .map_err(mls)?;
+        let (commit, welcome, _) = bundle.into_messages();
+        Ok(CommitBundle {
+            epoch,
+            commit: commit.tls_serialize_detached().map_err(mls)?,
+            welcome: welcome
+                .map(|w| w.tls_serialize_detached())
+                .transpose()
+                .map_err(mls)?,
+        })
+    }
+
+    /// The Delivery Service accepted this device's pending commit: the group moves on.
+    pub fn confirm_commit(&mut self, group_id: &[u8]) -> Result<u64, E2eeError> {
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        group.merge_pending_commit(&self.provider).map_err(mls)?;
+        Ok(group.epoch().as_u64())
+    }
+
+    /// The pending commit will never be accepted: forget it.
+    pub fn discard_commit(&mut self, group_id: &[u8]) -> Result<(), E2eeError> {
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        group
+            .clear_pending_commit(self.provider.storage())
+            .map_err(mls)
+    }
+
+    /// Joins the group a Welcome adds this device to; returns its group id.
+    pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, E2eeError> {
+        let body = parse_message(welcome, MAX_HANDSHAKE_BYTES)?;
+        let MlsMessageBodyIn::Welcome(welcome) = body else {
+            return Err(E2eeError::Malformed("not a Welcome".into()));
+        };
+        let group = StagedWelcome::new_from_welcome(
+            &self.provider,
+            group_config().join_config(),
+            welcome,
+            None,
+        )
+        .map_err(mls)?
+        .into_group(&self.provider)
+        .map_err(mls)?;
+        let id = group.group_id().as_slice().to_vec();
+        self.groups.insert(id.clone(), group);
+        Ok(id)
+    }
+
+    /// Processes a commit of another device, in the Delivery Service's order. A pending
+    /// commit of this device for the same epoch lost the race and is discarded.
+    pub fn process_commit(&mut self, bytes: &[u8]) -> Result<HandshakeOutcome, E2eeError> {
+        let message = protocol_message(bytes, MAX_HANDSHAKE_BYTES)?;
+        let group_id = message.group_id().as_slice().to_vec();
+        let group = self
+            .groups
+            .get_mut(&group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        if message.epoch() < group.epoch() {
+            return Err(E2eeError::EpochTooOld);
+        }
+        if group.pending_commit().is_some() {
+            group
+                .clear_pending_commit(self.provider.storage())
+                .map_err(mls)?;
+        }
+        let processed = group
+            .process_message(&self.provider, message)
+            .map_err(mls)?;
+        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
+            return Err(E2eeError::Malformed("not a commit".into()));
+        };
+        let added = staged
+            .add_proposals()
+            .map(|p| {
+                DeviceIdentity::from_credential(
+                    p.add_proposal().key_package().leaf_node().credential(),
+                )
+                .ok_or(E2eeError::BadCredential)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let removed = staged
+            .remove_proposals()
+            .map(|p| {
+                group
+                    .member(p.remove_proposal().removed())
+                    .and_then(DeviceIdentity::from_credential)
+                    .ok_or(E2eeError::BadCredential)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let self_removed = staged.self_removed();
+        group
+            .merge_staged_commit(&self.provider, *staged)
+            .map_err(mls)?;
+        let epoch = group.epoch().as_u64();
+        if self_removed {
+            self.groups.remove(&group_id);
+        }
+        Ok(HandshakeOutcome {
+            group_id,
+            epoch,
+            added,
+            removed,
+            self_removed,
+        })
+    }
+
+    /// Encrypts `plaintext` for the group's current epoch, binding `aad` (sent in the clear).
+    pub fn encrypt(
+        &mut self,
+        group_id: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, E2eeError> {
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        group.set_aad(aad.to_vec());
+        let message = group
+            .create_message(&self.provider, &self.signer, plaintext)
+            .map_err(mls)?;
+        let bytes = message.tls_serialize_detached().map_err(mls)?;
+        if bytes.len() > MAX_APPLICATION_BYTES {
+            return Err(E2eeError::TooLarge(MAX_APPLICATION_BYTES));
+        }
+        Ok(bytes)
+    }
+
+    /// Decrypts an application message. Each ciphertext decrypts once per device (its key is
+    /// deleted after use, for forward secrecy): the host keeps what it read.
+    pub fn decrypt(&mut self, bytes: &[u8]) -> Result<Decrypted, E2eeError> {
+        let message = protocol_message(bytes, MAX_APPLICATION_BYTES)?;
+        if !matches!(message, ProtocolMessage::PrivateMessage(_))
+            || message.content_type() != ContentType::Application
+        {
+            return Err(E2eeError::Malformed(
+                "not an encrypted application message".into(),
+            ));
+        }
+        let group_id = message.group_id().as_slice().to_vec();
+        let group = self
+            .groups
+            .get_mut(&group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        let epoch = message.epoch().as_u64();
+        let processed = group
+            .process_message(&self.provider, message)
+            .map_err(|e| decrypt_error(e, epoch, group.epoch().as_u64()))?;
+        let sender = DeviceIdentity::from_credential(processed.credential())
+            .ok_or(E2eeError::BadCredential)?;
+        let aad = processed.aad().to_vec();
+        let ProcessedMessageContent::ApplicationMessage(app) = processed.into_content() else {
+            return Err(E2eeError::Malformed("not an application message".into()));
+        };
+        Ok(Decrypted {
+            group_id,
+            epoch,
+            sender,
+            aad,
+            plaintext: app.into_bytes(),
+        })
+    }
+
+    /// The device's whole state: keys, groups and their secrets.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let saved = Saved {
+            identity: self.identity.to_string(),
+            signature_key: ByteBuf::from(self.signer.public().to_vec()),
+            groups: self.groups.keys().cloned().map(ByteBuf::from).collect(),
+            storage: ByteBuf::from(snapshot::encode(&self.provider.storage)),
+        };
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(&saved, &mut out);
+        out
+    }
+
+    /// A device as [`Device::to_bytes`] saved it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, E2eeError> {
+        let saved: Saved = ciborium::from_reader(bytes).map_err(|_| E2eeError::BadState)?;
+        let identity =
+            DeviceIdentity::from_bytes(saved.identity.as_bytes()).ok_or(E2eeError::BadState)?;
+        let provider = Provider {
+            crypto: RustCrypto::default(),
+            storage: snapshot::decode(&saved.storage).ok_or(E2eeError::BadState)?,
+        };
+        let signer = SignatureKeyPair::read(
+            provider.storage(),
+            &saved.signature_key,
+            CIPHERSUITE.signature_algorithm(),
+        )
+        .ok_or(E2eeError::BadState)?;
+        let mut groups = BTreeMap::new();
+        for id in saved.groups {
+            let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&id))
+                .map_err(|_| E2eeError::BadState)?
+                .ok_or(E2eeError::BadState)?;
+            groups.insert(id.into_vec(), group);
+        }
+        Ok(Self {
+            identity,
+            provider,
+            signer,
+            groups,
+        })
+    }
+}
+
+fn decrypt_error(e: ProcessMessageError<impl std::fmt::Debug>, epoch: u64, now: u64) -> E2eeError {
+    // openmls nests these reasons deep in its error tree; tests pin the mapping.
+    let text = format!("{e:?}");
+    if text.contains("SecretReuseError") {
+        E2eeError::AlreadyDecrypted
+    } else if epoch < now
+        && (text.contains("NoPastEpochData") || text.contains("TooDistantInThePast"))
+    {
+        E2eeError::EpochTooOld
+    } else {
+        E2eeError::Mls(text)
+    }
+}
+
+pub(crate) fn parse_message(bytes: &[u8], max: usize) -> Result<MlsMessageBodyIn, E2eeError> {
+    if bytes.len() > max {
+        return Err(E2eeError::TooLarge(max));
+    }
+    let message = MlsMessageIn::tls_deserialize_exact_bytes(bytes)
+        .map_err(|e| E2eeError::Malformed(e.to_string()))?;
+    Ok(message.extract())
+}
+
+fn protocol_message(bytes: &[u8], max: usize) -> Result<ProtocolMessage, E2eeError> {
+    match parse_message(bytes, max)? {
+        MlsMessageBodyIn::PublicMessage(m) => Ok(m.into()),
+        MlsMessageBodyIn::PrivateMessage(m) => Ok(m.into()),
+        _ => Err(E2eeError::Malformed("not a group message".into())),
+    }
+}
+
+fn parse_key_package(provider: &Provider, bytes: &[u8]) -> Result<KeyPackage, E2eeError> {
+    let MlsMessageBodyIn::KeyPackage(kp) = parse_message(bytes, MAX_HANDSHAKE_BYTES)? else {
+        return Err(E2eeError::Malformed("not a key package".into()));
+    };
+    kp.validate(provider.crypto(), ProtocolVersion::Mls10)
+        .map_err(|e| E2eeError::Malformed(format!("key package: {e:?}")))
+}

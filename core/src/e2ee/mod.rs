@@ -1,0 +1,50 @@
+//! End-to-end encryption of conversations with MLS (RFC 9420), through `openmls` and its
+//! RustCrypto provider. Every device is a leaf of its conversation's group, named by a
+//! credential that says tenant, account and device ([`identity`]).
+//!
+//! - [`member`]: one device's side: its signature key, key packages, groups, commits, and the
+//!   encryption and decryption of application messages.
+//! - [`ds`]: the Delivery Service's side, run by the server: the public state of one
+//!   conversation's group, which checks every handshake message against the devices the
+//!   conversation's membership allows, and every application message's framing. It never
+//!   holds a secret and never decrypts.
+//!
+//! Key material needs a CSPRNG: the provider draws from the operating system (natively) or
+//! `crypto.getRandomValues` (in browsers). That is the one randomness in the core.
+
+pub mod ds;
+pub mod identity;
+pub mod member;
+mod snapshot;
+
+use openmls::prelude::{Ciphersuite, MlsGroupCreateConfig, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
+
+pub use ds::{DsRefusal, GroupView, StagedCheck};
+pub use identity::DeviceIdentity;
+pub use member::{CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome};
+
+/// X25519, AES-128-GCM, SHA-256 and Ed25519: MLS's mandatory suite, fast in wasm.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// How many past epochs a device keeps the secrets of: a message written offline under an
+/// older epoch stays readable while the group has moved fewer epochs than this since.
+pub const PAST_EPOCHS: u64 = 16;
+
+/// The largest handshake message (commit, Welcome, group info) accepted: adding 1,000
+/// devices at once makes a commit of about 300 KB and a Welcome of about 340 KB.
+pub const MAX_HANDSHAKE_BYTES: usize = 4 << 20;
+
+/// The largest application message: a message's encrypted content (body, caption, payload,
+/// attachment list) with MLS framing and padding.
+pub const MAX_APPLICATION_BYTES: usize = 64 << 10;
+
+/// Handshake messages travel as MLS PublicMessages so that the Delivery Service can follow
+/// the group's membership; application messages are always PrivateMessages.
+fn group_config() -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(CIPHERSUITE)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(PAST_EPOCHS as usize)
+        .use_ratchet_tree_extension(true)
+        .build()
+}
