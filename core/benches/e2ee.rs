@@ -119,7 +119,9 @@ fn main() {
         let mut commit = Vec::new();
         for _ in 0..commit_ops {
             let t = Instant::now();
-            devices[0].commit(GROUP, &[], &[victim.clone()]).unwrap();
+            devices[0]
+                .commit(GROUP, &[], std::slice::from_ref(&victim))
+                .unwrap();
             commit.push(t.elapsed());
             devices[0].discard_commit(GROUP).unwrap();
         }
@@ -134,7 +136,7 @@ fn main() {
                 .commit(
                     GROUP,
                     &[fresh.key_package(false).unwrap()],
-                    &[victim.clone()],
+                    std::slice::from_ref(&victim),
                 )
                 .unwrap();
             let t = Instant::now();
