@@ -1,16 +1,15 @@
-//! The native client: core's `ClientEngine` with a tokio WebSocket transport and a
-//! `FileStore`. Reconnects with backoff and resubscribes from its cursors. Used by tests,
-//! benchmarks and bots.
+//! The client: core's `ClientEngine` on a tokio task with a WebSocket transport and a local
+//! store. It reconnects with backoff and resubscribes from its cursors; the [`Client`]
+//! handle talks to the task through a channel.
 
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::{
-    ClientConfig, ClientEngine, ClientError, Event, Intent, IntentStatus, Output,
+    ClientConfig, ClientEngine, ClientError, Event, Intent, IntentStatus, LocalStore, Output,
 };
-use confab_core::ids::DocId;
+use confab_core::ids::{ConvId, DocId, MessageId};
+use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
@@ -18,7 +17,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::file_store::FileStore;
+use crate::Error;
 
 type Query = Box<dyn FnOnce(&mut ClientEngine) + Send>;
 
@@ -27,37 +26,69 @@ enum Cmd {
     Open(DocId, oneshot::Sender<Result<(), ClientError>>),
     Query(Query),
     Online(bool),
+    Token(String),
 }
 
-/// A handle to a running native client.
+/// A handle to a running client: cheap to clone, every clone drives the same engine. The
+/// client's task ends when the last handle is dropped.
+///
+/// The engine works offline: intents are written to the local store at once and sent when
+/// the client is online ([`Client::set_online`]). What changed arrives on [`Client::events`];
+/// [`Client::query`] reads the engine (timelines, conversations, statuses).
 #[derive(Debug, Clone)]
-pub struct NativeClient {
+pub struct Client {
     tx: mpsc::Sender<Cmd>,
     events: broadcast::Sender<Event>,
 }
 
-fn now_ms() -> i64 {
-    crate::now_ms()
+/// Milliseconds since the Unix epoch: the device clock the engine is given.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
-fn tracing_free_warn(message: &str) {
-    eprintln!("confab native client: {message}");
+/// A fresh id for a message or conversation: 11 hex digits of the time in milliseconds, then
+/// 16 random ones (time-ordered, unique without coordination), after `prefix`.
+pub fn new_id(prefix: &str) -> String {
+    let mut random = [0u8; 8];
+    // Without an OS random source the clock's nanoseconds still spread ids apart.
+    if getrandom::fill(&mut random).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        random = nanos.to_le_bytes();
+    }
+    let mut id = format!("{prefix}{:011x}", now_ms().max(0));
+    for b in random {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
 }
 
-struct Runner {
+// The task has no caller to return to: a store failure there is reported and the engine's
+// outputs are drained so it goes on (the engine resends what was not stored).
+fn warn(message: &str) {
+    eprintln!("confab client: {message}");
+}
+
+struct Runner<S> {
     engine: ClientEngine,
-    store: FileStore,
+    store: S,
     events: broadcast::Sender<Event>,
+    token: String,
 }
 
-impl Runner {
-    /// Carries out the engine's outputs (store writes and loads at once: the file store
-    /// never waits); frames go to `ws` when connected.
+impl<S: LocalStore> Runner<S> {
+    /// Carries out the engine's outputs (store writes and loads at once: the stores of this
+    /// crate never wait); frames go to `ws` when connected.
     fn flush(&mut self, sends: &mut Vec<ClientFrame>) {
         let outputs = match carry_out_stored(&mut self.engine, &self.store) {
             Ok(outputs) => outputs,
             Err(e) => {
-                tracing_free_warn(&e.to_string());
+                warn(&e.to_string());
                 self.engine.drain()
             }
         };
@@ -82,88 +113,135 @@ impl Runner {
                 let _ = reply.send(self.engine.open(&doc));
             }
             Cmd::Query(f) => f(&mut self.engine),
+            Cmd::Token(token) => self.token = token,
             Cmd::Online(_) => {}
         }
     }
 }
 
-impl NativeClient {
-    /// Starts a client whose data lives in `dir`; it connects when `online` is set.
-    pub fn start(config: ClientConfig, url: String, token: String, dir: &Path) -> Result<Self> {
-        let store = FileStore::open(dir).map_err(|e| anyhow!("{e}"))?;
-        // Restored before it starts: the first query sees the stored state.
+impl Client {
+    /// Starts a client of `config`'s account on `store`, offline: it connects to `url`
+    /// (`ws://` or `wss://`, the server's `/ws`) with `token` once [`Client::set_online`]
+    /// says so. The stored state is restored before this returns, so the first query sees
+    /// it. Must be called inside a tokio runtime (the client runs on a task of it).
+    ///
+    /// The store must answer at once ([`SqliteStore`](crate::SqliteStore),
+    /// [`FileStore`](crate::FileStore), `MemoryStore` do); one store belongs to one account
+    /// and device.
+    pub fn start<S>(
+        config: ClientConfig,
+        url: impl Into<String>,
+        token: impl Into<String>,
+        store: S,
+    ) -> Result<Self, Error>
+    where
+        S: LocalStore + Send + 'static,
+    {
         let mut engine = ClientEngine::restoring(config);
-        carry_out_stored(&mut engine, &store).map_err(|e| anyhow!("{e}"))?;
+        carry_out_stored(&mut engine, &store)?;
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
         let runner = Runner {
             engine,
             store,
             events: events.clone(),
+            token: token.into(),
         };
-        tokio::spawn(run(runner, rx, url, token));
-        Ok(NativeClient { tx, events })
+        #[cfg(feature = "tls")]
+        {
+            // rustls needs a process-wide crypto provider; one the application installed
+            // first stays (then this is refused, harmlessly).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        tokio::spawn(run(runner, rx, url.into()));
+        Ok(Client { tx, events })
     }
 
+    /// What changes from now on: intent statuses, documents that changed (`Event::Doc`),
+    /// memberships, typing, presence, online state. A receiver that falls more than 4,096
+    /// events behind skips the oldest (`RecvError::Lagged`); reading the engine again with
+    /// [`Client::query`] catches up.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
 
-    pub async fn intent(&self, intent: Intent) -> Result<u64> {
+    /// Writes an intent (send a message, create a conversation, add a member, ...) locally
+    /// and queues it for the server; returns its id for [`Client::settle`] and
+    /// `Event::Intent`. An intent the policy refuses here is `Error::Engine`.
+    pub async fn intent(&self, intent: Intent) -> Result<u64, Error> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Intent(Box::new(intent), reply))
-            .await
-            .map_err(|_| anyhow!("client stopped"))?;
-        rx.await?.map_err(|e| anyhow!("{}: {e}", e.code()))
+        self.send(Cmd::Intent(Box::new(intent), reply)).await?;
+        Ok(rx.await.map_err(|_| Error::Stopped)??)
     }
 
-    pub async fn open(&self, doc: DocId) -> Result<()> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Open(doc, reply))
-            .await
-            .map_err(|_| anyhow!("client stopped"))?;
-        rx.await?.map_err(|e| anyhow!("{e}"))
+    /// Sends a text message from this account to `conv` (an intent: see [`Client::intent`]).
+    pub async fn send_text(&self, conv: &ConvId, body: impl Into<String>) -> Result<u64, Error> {
+        let account = self.query(|e| e.config().account.clone()).await?;
+        let id = MessageId::new(new_id(""))
+            .map_err(|e| Error::Engine(ClientError::NotApplicable(format!("message id: {e}"))))?;
+        let message = NewMessage::text(id, account, body, now_ms());
+        self.intent(Intent::Send {
+            conv: conv.clone(),
+            message,
+        })
+        .await
     }
 
-    /// Reads from the engine.
+    /// Follows a document: loads it from the store and subscribes to it while online.
+    /// Conversations the account is a member of are followed without it (the membership
+    /// feed); message buckets are opened here (`bucket_doc` names today's).
+    pub async fn open(&self, doc: DocId) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Open(doc, reply)).await?;
+        Ok(rx.await.map_err(|_| Error::Stopped)??)
+    }
+
+    /// Runs `f` on the engine (on the client's task, between frames) and returns its result:
+    /// every read of the engine (`timeline`, `conversations`, `status`, ...) goes through it.
     pub async fn query<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut ClientEngine) -> T + Send + 'static,
-    ) -> Result<T> {
+    ) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
         let job: Query = Box::new(move |engine| {
             let _ = reply.send(f(engine));
         });
-        self.tx
-            .send(Cmd::Query(job))
-            .await
-            .map_err(|_| anyhow!("client stopped"))?;
-        Ok(rx.await?)
+        self.send(Cmd::Query(job)).await?;
+        rx.await.map_err(|_| Error::Stopped)
     }
 
-    /// Goes online (connect, with backoff) or offline.
-    pub async fn set_online(&self, online: bool) -> Result<()> {
-        self.tx
-            .send(Cmd::Online(online))
-            .await
-            .map_err(|_| anyhow!("client stopped"))
+    /// Goes online (connect, with backoff while the server is unreachable) or offline.
+    pub async fn set_online(&self, online: bool) -> Result<(), Error> {
+        self.send(Cmd::Online(online)).await
     }
 
-    /// Waits until the intent is accepted (`None` status) or rejected.
-    pub async fn settle(&self, id: u64, wait: Duration) -> Result<Option<IntentStatus>> {
+    /// The token the next connection presents (the current one keeps its session).
+    pub async fn set_token(&self, token: impl Into<String>) -> Result<(), Error> {
+        self.send(Cmd::Token(token.into())).await
+    }
+
+    /// Waits until the intent is accepted (`None` status: it left the outbox) or rejected;
+    /// `Error::Unsettled` after `wait`.
+    pub async fn settle(&self, id: u64, wait: Duration) -> Result<Option<IntentStatus>, Error> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let status = self.query(move |e| e.status(id)).await?;
             match status {
                 None | Some(IntentStatus::Rejected { .. }) => return Ok(status),
                 _ if tokio::time::Instant::now() > deadline => {
-                    return Err(anyhow!("intent {id} still {status:?}"))
+                    return Err(Error::Unsettled {
+                        id,
+                        status,
+                        waited: wait,
+                    })
                 }
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
+    }
+
+    async fn send(&self, cmd: Cmd) -> Result<(), Error> {
+        self.tx.send(cmd).await.map_err(|_| Error::Stopped)
     }
 }
 
@@ -174,7 +252,7 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base + jitter)
 }
 
-async fn run(mut runner: Runner, mut rx: mpsc::Receiver<Cmd>, url: String, token: String) {
+async fn run<S: LocalStore>(mut runner: Runner<S>, mut rx: mpsc::Receiver<Cmd>, url: String) {
     let mut want_online = false;
     let mut attempt = 0u32;
     loop {
@@ -196,7 +274,7 @@ async fn run(mut runner: Runner, mut rx: mpsc::Receiver<Cmd>, url: String, token
         let (mut sink, mut stream) = ws.split();
         let hello = ClientFrame::Hello {
             v: PROTOCOL_VERSION,
-            token: token.clone(),
+            token: runner.token.clone(),
             device: "native".into(),
         };
         if sink
