@@ -28,6 +28,9 @@ pub enum Error {
     /// `ClientError::code` gives the code for programs.
     #[error(transparent)]
     Engine(#[from] ClientError),
+    /// `Client::start` was called outside a tokio runtime.
+    #[error("the client must start inside a tokio runtime")]
+    NoRuntime,
     /// The client's task has ended (its runtime shut down, or it panicked).
     #[error("the client stopped")]
     Stopped,

@@ -123,7 +123,8 @@ impl Client {
     /// Starts a client of `config`'s account on `store`, offline: it connects to `url`
     /// (`ws://` or `wss://`, the server's `/ws`) with `token` once [`Client::set_online`]
     /// says so. The stored state is restored before this returns, so the first query sees
-    /// it. Must be called inside a tokio runtime (the client runs on a task of it).
+    /// it. The client runs on a task of the current tokio runtime (`Error::NoRuntime` outside
+    /// one).
     ///
     /// The store must answer at once ([`SqliteStore`](crate::SqliteStore),
     /// [`FileStore`](crate::FileStore), `MemoryStore` do); one store belongs to one account
@@ -137,6 +138,7 @@ impl Client {
     where
         S: LocalStore + Send + 'static,
     {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let mut engine = ClientEngine::restoring(config);
         carry_out_stored(&mut engine, &store)?;
         let (tx, rx) = mpsc::channel(256);
@@ -153,7 +155,7 @@ impl Client {
             // first stays (then this is refused, harmlessly).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        tokio::spawn(run(runner, rx, url.into()));
+        runtime.spawn(run(runner, rx, url.into()));
         Ok(Client { tx, events })
     }
 

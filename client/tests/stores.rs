@@ -223,6 +223,24 @@ async fn restarts_from<S: LocalStore + Send + 'static>(open: impl Fn() -> S) {
     assert_eq!(timeline(&again).await, vec!["written offline"]);
 }
 
+#[test]
+fn a_client_started_outside_a_tokio_runtime_is_a_typed_error() {
+    let config = block_on_ready(device_config(
+        &confab_client::MemoryStore::new(),
+        TenantId::new("acme").unwrap(),
+        AccountId::new("alice").unwrap(),
+    ))
+    .unwrap()
+    .unwrap();
+    let started = Client::start(
+        config,
+        "ws://127.0.0.1:9/ws",
+        "token",
+        confab_client::MemoryStore::new(),
+    );
+    assert!(matches!(started, Err(Error::NoRuntime)), "{started:?}");
+}
+
 #[tokio::test]
 async fn a_client_restarts_from_its_sqlite_store() {
     let dir = TempDir::new("sqlite-restart");
