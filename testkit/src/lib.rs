@@ -14,6 +14,9 @@
 //!   case: see [`attack`].
 //! - [`server`] (feature `server`): the real server binary as a child process
 //!   ([`server::TestServer`]), tokens; the e2e suites and the bench binaries use it.
+//! - [`wire`] (feature `server`): a raw protocol client over a real WebSocket
+//!   ([`wire::Client`]), for the e2e suites and the bench binaries.
+//! - [`text`]: deterministic chat-like bodies and message ids for load.
 #![allow(clippy::missing_panics_doc)] // Test support: a panic is the test's failure.
 
 pub mod answer;
@@ -26,6 +29,9 @@ pub mod hub;
 pub mod ids;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod text;
+#[cfg(feature = "server")]
+pub mod wire;
 
 pub use answer::Answer;
 pub use device::Device;

@@ -1,4 +1,4 @@
-// The two-client workloads of Confab's load generator (`tests/src/bin/loadgen`), run against
+// The two-client workloads of Confab's load generator (`bench/src/bin/loadgen`), run against
 // one peer: `node bench.mjs --peer <relay|y-websocket|hocuspocus|automerge-repo> --mode
 // <burst|paced> [--messages 20000 --batch 16 --window 256 --rate 1000 --seconds 10
 // --limit-s 30]`. Starts the peer's server (server.mjs) in its own process on 127.0.0.1,

@@ -1,16 +1,19 @@
 //! End-to-end test support: start the real `confab-server` binary on SQLite or a fresh
-//! Postgres database, mint tokens, and drive it with native clients over real WebSockets.
-//! What the core suite shares (devices, ids, fixtures, `TestServer`) is in `confab-testkit`.
+//! Postgres database, mint tokens, and drive it with clients over real WebSockets: the raw
+//! protocol client ([`client`]) and the product client (`confab-client`, through
+//! [`native_support`]). What the core suite and the load generators share (devices, ids,
+//! fixtures, `TestServer`, the raw client) is in `confab-testkit`.
 
-pub mod client;
 pub mod delay_proxy;
-pub mod file_store;
-pub mod native;
 pub mod native_support;
 pub mod pg_cluster;
 pub mod push_receiver;
 pub mod server;
-pub mod text;
+
+/// Deterministic message content (it lives in `confab-testkit`).
+pub use confab_testkit::text;
+/// The raw protocol client (it lives in `confab-testkit`, shared with the load generators).
+pub use confab_testkit::wire as client;
 
 pub use client::{Client, Device, DeviceSync};
 pub use server::{now_ms, token, Backend, TestServer, SECRET};

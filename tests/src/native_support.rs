@@ -1,5 +1,5 @@
-//! Helpers for tests that drive native clients: one client per account and device with its
-//! own file store, intents written the way an app writes them, timeline reads. They panic on
+//! Helpers for tests that drive `confab-client` clients: one client per account and device
+//! with its own file store, intents written the way an app writes them, timeline reads. They panic on
 //! failure: they only run inside tests, where a panic is the test's failure.
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +12,8 @@ use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
 
-use crate::native::NativeClient;
+use confab_client::{Client as NativeClient, FileStore};
+
 use crate::{now_ms, token, TestServer};
 
 /// A native client of `account` (device number `device`) on `server`, storing in `dir`.
@@ -28,7 +29,7 @@ pub fn client(server: &TestServer, account: &str, device: u8, dir: &Path) -> Nat
         config,
         server.ws_url(),
         token("acme", account, false, 3600),
-        dir,
+        FileStore::open(dir).unwrap(),
     )
     .unwrap()
 }

@@ -9,9 +9,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use confab_client::Client as NativeClient;
 use confab_core::client::{Event, IntentStatus};
 use confab_core::ids::{ConvId, DocId, TenantId};
-use confab_e2e::native::NativeClient;
 use confab_e2e::native_support::*;
 use confab_e2e::pg_cluster::PgCluster;
 use confab_e2e::TestServer;

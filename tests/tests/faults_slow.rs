@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use confab_client::Client as NativeClient;
 use confab_core::automerge::Change;
 use confab_core::client::{Event, IntentStatus};
 use confab_core::ids::{ConvId, DocId, TenantId};
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::delay_proxy::DelayProxy;
-use confab_e2e::native::NativeClient;
 use confab_e2e::native_support::{accepted, client, fresh_dirs, group_of, send, today, wait_for};
 use confab_e2e::pg_cluster::PgCluster;
 use confab_e2e::{Client, Device, TestServer};

@@ -1,12 +1,12 @@
-//! The native client (core engine + tokio WebSocket + file store) against the real server.
+//! `confab-client` (core engine + tokio WebSocket + file store) against the real server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
+use confab_client::Client as NativeClient;
 use confab_core::client::IntentStatus;
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::message::NewMessage;
-use confab_e2e::native::NativeClient;
 use confab_e2e::native_support::*;
 use confab_e2e::{now_ms, token, Backend, TestServer};
 
@@ -235,44 +235,5 @@ async fn a_client_that_missed_many_messages_catches_up_from_a_snapshot_in_server
     drop(bob);
     let again = client(&server, "bob", 3, &dir);
     assert_eq!(ids(&again, &conv).await, got);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn the_file_store_passes_the_store_conformance_suite_and_survives_a_torn_write() {
-    use confab_core::client::store::{block_on_ready, conformance};
-    use confab_core::client::{LocalStore, StoreOp};
-    use confab_e2e::file_store::FileStore;
-    let dir = std::env::temp_dir().join(format!("confab-filestore-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = FileStore::open(&dir).unwrap();
-    assert_eq!(block_on_ready(conformance(&store)), Some(Ok(())));
-    block_on_ready(store.write(vec![StoreOp::Put("keep".into(), vec![1, 2, 3])]))
-        .unwrap()
-        .unwrap();
-    drop(store);
-    // A crash in the middle of appending a batch leaves a torn tail: it is dropped whole.
-    let log = dir.join("store.log");
-    let mut bytes = std::fs::read(&log).unwrap();
-    bytes.extend([0, 0, 0, 40, 1, 2, 3, 4, 9, 9]);
-    std::fs::write(&log, &bytes).unwrap();
-    let reopened = FileStore::open(&dir).unwrap();
-    assert_eq!(
-        block_on_ready(reopened.get("keep")).unwrap().unwrap(),
-        Some(vec![1, 2, 3])
-    );
-    assert_eq!(
-        block_on_ready(reopened.get("doc0")).unwrap().unwrap(),
-        Some(vec![9])
-    );
-    block_on_ready(reopened.write(vec![StoreOp::Put("after".into(), vec![7])]))
-        .unwrap()
-        .unwrap();
-    drop(reopened);
-    let again = FileStore::open(&dir).unwrap();
-    assert_eq!(
-        block_on_ready(again.get("after")).unwrap().unwrap(),
-        Some(vec![7])
-    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask bench cluster [loadgen cluster flags]`: 1 and 3 server nodes on one Postgres.
 //!
 //! Builds the release `confab-server` and the load generator, then runs `loadgen cluster`
-//! (tests/src/bin/loadgen/cluster.rs): for each scenario a fresh database on 127.0.0.1:5432
+//! (bench/src/bin/loadgen/cluster.rs): for each scenario a fresh database on 127.0.0.1:5432
 //! (user postgres, trust auth), one node and then three, each with `--node-id`, and
 //!
 //! - `delivery`: send → push across nodes at 1,000 msg/s paced (p50/p99; same-node on one

@@ -1,4 +1,5 @@
-//! The end-to-end benchmarks: binaries of confab-e2e run against the release server.
+//! The end-to-end benchmarks: binaries of confab-bench (`bench/`) run against the release
+//! server.
 //!
 //! - `cargo xtask bench catchup [catchup flags]`: a client that missed 10,000 messages
 //!   reconnects; time and bytes on the wire (targets ≤ 150 ms and ≤ 1 MB). Flags go to the
@@ -19,7 +20,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Builds the release server and the e2e binaries, then runs `target/release/<bin>` with
+/// Builds the release server and the bench binaries, then runs `target/release/<bin>` with
 /// `args` against that server.
 pub fn run(bin: &str, args: &[String]) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,7 +38,7 @@ pub fn run(bin: &str, args: &[String]) -> Result<()> {
             "-p",
             "confab-server",
             "-p",
-            "confab-e2e",
+            "confab-bench",
             "--bins",
         ],
     )?;

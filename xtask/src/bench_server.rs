@@ -1,7 +1,7 @@
 //! `cargo xtask bench server [--quick] [loadgen flags]`: the server load benchmark.
 //!
 //! Builds the release `confab-server` and the load generator (`loadgen`, a binary of the
-//! confab-e2e crate), then runs the generator: native clients on 127.0.0.1 in one group
+//! confab-bench crate, `bench/`), then runs the generator: native clients on 127.0.0.1 in one group
 //! conversation, 2, 10 and 50 clients, burst and paced (1,000 msg/s in total), on SQLite
 //! and on Postgres (127.0.0.1:5432, user postgres, trust auth). It prints a table and one
 //! JSON line per run; the JSON lines are also appended to `target/bench-server.jsonl`.
@@ -48,7 +48,7 @@ pub(crate) fn build_release(root: &Path) -> Result<Built> {
         "--bin",
         "confab-server",
         "-p",
-        "confab-e2e",
+        "confab-bench",
         "--bin",
         "loadgen",
     ];

@@ -1,6 +1,7 @@
 //! The client engine, sans-io: local replicas, intents, outbox, rebase on rejection, derived
 //! views, and what it keeps in and asks of the local store. Hosts (the wasm crate, the native
-//! client) carry out its outputs: frames to send, store writes, store reads, events.
+//! client `confab-client`) carry out its outputs: frames to send, store writes, store reads,
+//! events.
 
 pub mod apply;
 mod ask;

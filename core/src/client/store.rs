@@ -81,7 +81,7 @@ impl LocalStore for MemoryStore {
 }
 
 /// The conformance suite every store implementation runs (memory here, IndexedDB in the
-/// wasm crate, files in the native client). Returns the first failed expectation.
+/// wasm crate, SQLite and files in `confab-client`). Returns the first failed expectation.
 pub async fn conformance<S: LocalStore>(store: &S) -> Result<(), String> {
     let fail = |what: &str| Err(format!("store conformance: {what}"));
     let e = |err: StoreError| err.to_string();

@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
+use confab_client::Client as NativeClient;
 use confab_core::client::Intent;
 use confab_core::ids::{ConvId, DocId, MessageId};
 use confab_core::model::message::NewMessage;
-use confab_e2e::native::NativeClient;
 use confab_e2e::text::Rng;
 use sqlx::Row;
 
@@ -32,14 +32,14 @@ pub type Member = (NativeClient, &'static str);
 /// What `c` shows of `conv`: (seq, message id) of each accepted message, in timeline order.
 pub async fn accepted_timeline(c: &NativeClient, conv: &ConvId) -> Result<Vec<(u64, String)>> {
     let conv = conv.clone();
-    c.query(move |e| {
+    Ok(c.query(move |e| {
         e.timeline(&conv)
             .into_iter()
             .filter(|i| !i.pending)
             .map(|i| (i.seq.unwrap_or(0), i.message.id.to_string()))
             .collect()
     })
-    .await
+    .await?)
 }
 
 /// Waits until every member holds the conversation (read by its node from the database).

@@ -1,4 +1,6 @@
-//! A native test client over a real WebSocket; catching a testkit `Device` up through it.
+//! A raw protocol client over a real WebSocket (frames in, frames out, no engine): what the
+//! e2e suites and the bench binaries speak to the server with; catching a [`Device`] up
+//! through it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -18,7 +20,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub use confab_testkit::Answer;
+pub use crate::Answer;
 
 /// One connection.
 pub struct Client {
@@ -386,7 +388,7 @@ impl Client {
     }
 }
 
-pub use confab_testkit::Device;
+pub use crate::Device;
 
 /// Catching a [`Device`] up through a [`Client`].
 #[allow(async_fn_in_trait)] // Used on the test's own task; no Send bound is wanted.

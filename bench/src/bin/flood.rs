@@ -35,8 +35,9 @@ use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
-use confab_e2e::{now_ms, token, Backend, Device, TestServer};
 use confab_testkit::fixture::ConvFixture;
+use confab_testkit::server::{now_ms, token, Backend, TestServer};
+use confab_testkit::Device;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;

@@ -4,7 +4,7 @@
 //!
 //! Against the release `confab-server` on 127.0.0.1 (SQLite, or a fresh Postgres database):
 //! writers create a group and post `--before` messages; the reader — core's `ClientEngine`
-//! with the native client's `FileStore`, as `tests/src/native.rs` runs it — follows the
+//! with `confab-client`'s `FileStore`, as `client/src/host.rs` runs it — follows the
 //! conversation and today's bucket, then goes offline; the writers post `--messages` more
 //! into the same bucket (acked, so durable). Each run then restores the reader from a copy
 //! of its store, reconnects it, and measures from the welcome to the moment the engine has
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
+use confab_client::FileStore;
 use confab_core::automerge::ActorId;
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::{ClientConfig, ClientEngine, Output};
@@ -35,10 +36,11 @@ use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
-use confab_e2e::client::Answer;
-use confab_e2e::file_store::FileStore;
-use confab_e2e::text::{body, message_id, Rng};
-use confab_e2e::{now_ms, token, Backend, Client, Device, TestServer};
+use confab_testkit::server::{now_ms, token, Backend, TestServer};
+use confab_testkit::text::{body, message_id, Rng};
+use confab_testkit::wire::Client;
+use confab_testkit::Answer;
+use confab_testkit::Device;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 

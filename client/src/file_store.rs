@@ -1,6 +1,6 @@
-//! A file store for native clients: an append-only log of batches (each one length-prefixed
-//! and checksummed, so a torn write at a crash is dropped whole), replayed into memory at open
-//! and rewritten when it holds mostly dead entries.
+//! A file store: an append-only log of batches (each one length-prefixed and checksummed, so
+//! a torn write at a crash is dropped whole), replayed into memory at open and rewritten when
+//! it holds mostly dead entries.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -12,6 +12,8 @@ use confab_core::client::{LocalStore, StoreError, StoreOp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::Error;
+
 #[derive(Serialize, Deserialize)]
 enum Rec {
     Put(String, serde_bytes::ByteBuf),
@@ -19,7 +21,9 @@ enum Rec {
     DeletePrefix(String),
 }
 
-/// A durable key/value store in one file.
+/// A durable key/value store in one file, `store.log` in its folder: every entry is held in
+/// memory, so it suits stores of tens of megabytes (a bot, a test client); each write is
+/// appended and synced before it is visible.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
@@ -49,16 +53,20 @@ fn apply(entries: &mut BTreeMap<String, Vec<u8>>, rec: Rec) {
 }
 
 impl FileStore {
-    /// Opens (or creates) the store file `dir/store.log`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(err)?;
+    /// Opens (or creates) the store file `dir/store.log`, creating `dir` if needed.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
         let path = dir.join("store.log");
+        let failed = |source: std::io::Error| Error::OpenStore {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(failed)?;
         let mut entries = BTreeMap::new();
         let mut data = Vec::new();
         if path.exists() {
             File::open(&path)
                 .and_then(|mut f| f.read_to_end(&mut data))
-                .map_err(err)?;
+                .map_err(failed)?;
         }
         let mut at = 0;
         let mut valid = 0;
@@ -71,7 +79,8 @@ impl FileStore {
             if checksum(body) != data[at + 4..at + 8] {
                 break;
             }
-            let recs: Vec<Rec> = ciborium::de::from_reader(body).map_err(err)?;
+            let recs: Vec<Rec> = ciborium::de::from_reader(body)
+                .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
             for rec in recs {
                 apply(&mut entries, rec);
             }
@@ -80,8 +89,8 @@ impl FileStore {
         }
         if valid < data.len() {
             // Drop the torn batch so later appends follow the last whole one.
-            let file = OpenOptions::new().write(true).open(&path).map_err(err)?;
-            file.set_len(valid as u64).map_err(err)?;
+            let file = OpenOptions::new().write(true).open(&path).map_err(failed)?;
+            file.set_len(valid as u64).map_err(failed)?;
         }
         Ok(FileStore {
             path,
