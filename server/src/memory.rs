@@ -2,10 +2,9 @@
 //!
 //! glibc's malloc keeps what the program freed in its arenas (one per thread that
 //! allocates, up to 8 per core) and returns only the top of each to the system. A
-//! conversation's unit holds its message buckets as Automerge documents (about 0.5 KiB
-//! per message); when the unit leaves memory they are freed, but without a trim the
-//! process stays at its peak (a 150 s soak: 38 MiB resident, 33 MiB once the unit had
-//! left, 17 MiB after `malloc_trim`; docs/BENCHMARKS.md, "Memory"). So once units leave
+//! conversation's unit holds its message buckets as Automerge documents; when the unit
+//! leaves memory they are freed, but without a trim the process stays near its peak
+//! (measured in docs/BENCHMARKS.md, "Memory"). So once units leave
 //! memory, the engine asks for a trim: one `malloc_trim(0)` a few seconds later (a burst of
 //! units leaving makes one trim), on a blocking thread, since it walks and locks every
 //! arena.
