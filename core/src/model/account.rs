@@ -2,7 +2,7 @@
 
 use crate::error::{check_chars, ModelError};
 use crate::limits::{BIO_MAX_CHARS, DISPLAY_NAME_MAX_CHARS, STATUS_MAX_CHARS};
-use crate::model::conversation::str_enum;
+use crate::model::str_enum::str_enum;
 pub use crate::model::url::{validate_url_with, UrlRule};
 
 str_enum!(

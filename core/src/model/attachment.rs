@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::error::{check_chars, ModelError};
 use crate::ids::AccountId;
 use crate::limits::{ATTACHMENTS_MAX, ID_MAX_CHARS, MENTIONS_MAX, REACTION_MAX_BYTES};
-use crate::model::conversation::str_enum;
+use crate::model::str_enum::str_enum;
 use crate::model::url::{validate_url_with, UrlRule};
 
 /// Longest attachment file name (the common file-system limit).

@@ -3,7 +3,7 @@
 use crate::error::{check_chars, ModelError};
 use crate::ids::AccountId;
 use crate::limits::{CONTACT_NICKNAME_MAX_CHARS, EMAIL_MAX_CHARS};
-use crate::model::conversation::str_enum;
+use crate::model::str_enum::str_enum;
 
 /// Most digits an E.164 number has, country code included (ITU-T E.164 §6).
 pub const E164_MAX_DIGITS: usize = 15;

@@ -3,34 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::ModelError;
 use crate::ids::{AccountId, ConvId, MessageId, ResourceId};
 use crate::limits::SUBROOM_DEPTH_MAX;
 
-/// Defines a string enum with `as_str`, `parse` and `ALL`, so the document schema, the wire
-/// and the model share one spelling.
-macro_rules! str_enum {
-    ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vdoc])* $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            pub fn parse(text: &str) -> Result<Self, ModelError> {
-                match text {
-                    $($text => Ok($name::$variant),)+
-                    other => Err(ModelError::UnknownValue { field: $field, value: other.to_owned() }),
-                }
-            }
-        }
-    };
-}
-pub(crate) use str_enum;
+use super::str_enum::str_enum;
 
 str_enum!(
     /// What a conversation is: direct, group, channel, thread, system, or a client's support

@@ -4,7 +4,7 @@
 //! one usable is decided here, so the server, its tests and clients that show a link's state
 //! agree. Who may create one, ask to join, approve or decline is in `policy::joining`.
 
-use super::conversation::str_enum;
+use super::str_enum::str_enum;
 use crate::error::ModelError;
 
 str_enum!(

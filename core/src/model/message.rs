@@ -6,8 +6,8 @@ use crate::error::{check_bytes, check_chars, ModelError};
 use crate::ids::{AccountId, ConvId, MessageId};
 use crate::limits::{BODY_MAX_CHARS, CAPTION_MAX_CHARS, PAYLOAD_MAX_BYTES};
 use crate::model::attachment::{attachments_from_json_with, mentions_from_json};
-use crate::model::conversation::str_enum;
 use crate::model::proposal::{ProposalPayload, ProposalResponsePayload, ProposalStatus};
+use crate::model::str_enum::str_enum;
 use crate::model::support::Stamp;
 use crate::model::url::UrlRule;
 

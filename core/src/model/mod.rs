@@ -7,6 +7,7 @@ pub mod message;
 pub mod proposal;
 pub mod retention;
 pub mod schedule;
+mod str_enum;
 pub mod support;
 pub mod time;
 pub mod url;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{check_bytes, check_chars, ModelError};
 use crate::limits::{COMMENT_MAX_CHARS, PAYLOAD_MAX_BYTES, SUGGESTED_SLOTS_MAX};
-use crate::model::conversation::str_enum;
+use crate::model::str_enum::str_enum;
 use crate::model::time::{
     check_range, deserialize_ms, deserialize_ms_opt, serialize_ms, serialize_ms_opt,
     validate_timezone,

@@ -4,7 +4,7 @@
 
 use crate::error::{check_chars, ModelError};
 use crate::ids::LeadId;
-use crate::model::conversation::str_enum;
+use crate::model::str_enum::str_enum;
 
 /// A sender name and the thread's client and owner names: at most 120 characters.
 pub const NAME_MAX_CHARS: usize = 120;
