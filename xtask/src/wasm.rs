@@ -197,7 +197,7 @@ fn bench(root: &Path, env: &[(&str, &str)]) -> Result<()> {
         "--target-dir",
         &target_dir,
     ];
-    for suite in ["bench", "bench_catchup"] {
+    for suite in ["bench", "bench_catchup", "bench_e2ee"] {
         cargo_args.extend(["--test", suite]);
     }
     cargo_args.extend(["--", "--nocapture"]);
