@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{bench_server, demo, wasm};
+use crate::{bench_server, demo, workspace};
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut messages = "200".to_owned();
@@ -28,12 +28,12 @@ pub fn run(args: &[String]) -> Result<()> {
             _ => bail!("usage: cargo xtask bench browser [--messages N] [--rate PER_SECOND]"),
         }
     }
-    let root = wasm::workspace_root()?;
+    let root = workspace::workspace_root()?;
     demo::ensure_chromium()?;
     let built = bench_server::build_release(&root)?;
     let web = demo::prepare_page(&root)?;
     let e2e = root.join("web-demo/e2e");
-    wasm::run(
+    workspace::run(
         &e2e,
         "npm",
         &["install", "--no-audit", "--no-fund", "--loglevel=error"],

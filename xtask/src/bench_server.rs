@@ -52,8 +52,8 @@ pub(crate) fn build_release(root: &Path) -> Result<Built> {
         "--bin",
         "loadgen",
     ];
-    crate::wasm::run(root, &cargo, &build, &[])?;
-    let server = crate::wasm::release_bin(root, "confab-server");
+    crate::workspace::run(root, &cargo, &build, &[])?;
+    let server = crate::workspace::release_bin(root, "confab-server");
     let release = server.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok(Built {
         loadgen: release.join("loadgen"),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::wasm;
+use crate::{wasm, workspace};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const EMOJI_FONT: &str = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf";
@@ -25,7 +25,7 @@ const E2E_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// `cargo xtask demo [--listen ADDR] | e2e`.
 pub fn run(args: &[String]) -> Result<()> {
-    let root = wasm::workspace_root()?;
+    let root = workspace::workspace_root()?;
     if args.first().map(String::as_str) == Some("e2e") {
         return e2e(&root);
     }
@@ -34,7 +34,7 @@ pub fn run(args: &[String]) -> Result<()> {
         [flag, addr] if flag == "--listen" => addr.clone(),
         _ => bail!("usage: cargo xtask demo [--listen 127.0.0.1:8080] | cargo xtask demo e2e"),
     };
-    if !wasm::release_bin(&root, "confab-server").exists() {
+    if !workspace::release_bin(&root, "confab-server").exists() {
         eprintln!("The first run {FIRST_RUN}; later runs start in seconds.");
     }
     let web = prepare_page(&root)?;
@@ -76,7 +76,7 @@ pub fn e2e(root: &Path) -> Result<()> {
     let (server, web) = prepare(root)?;
     let dir = root.join("web-demo/e2e");
     let npm = ["install", "--no-audit", "--no-fund", "--loglevel=error"];
-    wasm::run(&dir, "npm", &npm, &[])?;
+    workspace::run(&dir, "npm", &npm, &[])?;
     let artifacts = root.join("artifacts/e2e");
     std::fs::create_dir_all(&artifacts)?;
     eprintln!(
@@ -119,8 +119,8 @@ pub fn e2e(root: &Path) -> Result<()> {
 /// Builds the wasm package, the page and the debug server: (server binary, page folder).
 pub(crate) fn prepare(root: &Path) -> Result<(PathBuf, PathBuf)> {
     let web = prepare_page(root)?;
-    wasm::run(root, "cargo", &["build", "-p", "confab-server"], &[])?;
-    Ok((wasm::debug_bin(root, "confab-server"), web))
+    workspace::run(root, "cargo", &["build", "-p", "confab-server"], &[])?;
+    Ok((workspace::debug_bin(root, "confab-server"), web))
 }
 
 /// Builds the wasm package and assembles the page: the page folder.
@@ -138,7 +138,7 @@ const FIRST_RUN: &str = "builds the release server (about 7 minutes on 2 cores) 
 
 /// The release `confab-server` (built if needed): the demo runs what production runs.
 fn build_release_server(root: &Path) -> Result<PathBuf> {
-    let bin = wasm::release_bin(root, "confab-server");
+    let bin = workspace::release_bin(root, "confab-server");
     let started = Instant::now();
     let build = [
         "build",
@@ -148,7 +148,7 @@ fn build_release_server(root: &Path) -> Result<PathBuf> {
         "--bin",
         "confab-server",
     ];
-    wasm::run(root, "cargo", &build, &[])?;
+    workspace::run(root, "cargo", &build, &[])?;
     if started.elapsed() > Duration::from_secs(20) {
         eprintln!(
             "release server built in {:.0} s",
@@ -225,7 +225,7 @@ pub(crate) fn ensure_chromium() -> Result<()> {
     if !Path::new(EMOJI_FONT).exists() {
         let install = ["install", "-y", "fonts-noto-color-emoji"];
         let env = [("DEBIAN_FRONTEND", "noninteractive")];
-        if wasm::run(Path::new("/"), "apt-get", &install, &env).is_err() {
+        if workspace::run(Path::new("/"), "apt-get", &install, &env).is_err() {
             eprintln!(
                 "note: no emoji font (fonts-noto-color-emoji): screenshots show boxes for icons"
             );

@@ -28,6 +28,7 @@ mod bench_server;
 mod commits;
 mod demo;
 mod wasm;
+mod workspace;
 
 use std::process::Command;
 
@@ -135,7 +136,7 @@ fn test() -> Result<()> {
     // suite (installs Chromium, chromedriver, wasm-bindgen-cli and npm packages if missing).
     wasm::ci()?;
     // The web demo end to end in Chromium (installs Chromium and its npm packages if missing).
-    demo::e2e(&wasm::workspace_root()?)?;
+    demo::e2e(&workspace::workspace_root()?)?;
     run(
         "cargo",
         &[

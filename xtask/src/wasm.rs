@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::workspace::{debug_bin, run, workspace_root};
+
 /// Size budget of the gzipped `.wasm` (web apps download it: it must stay light): what the
 /// package weighs with the features it has, plus a little room, raised by a commit that
 /// says what grew (wasm/README.md, "Size", keeps the history).
@@ -426,37 +428,6 @@ fn find_wasm_opt(root: &Path, install: bool) -> Result<Option<String>> {
 
 // ---------- tools ----------
 
-pub(crate) fn workspace_root() -> Result<PathBuf> {
-    let out = Command::new("cargo")
-        .args(["locate-project", "--workspace", "--message-format", "plain"])
-        .output()
-        .context("running cargo locate-project")?;
-    let manifest = String::from_utf8(out.stdout)?;
-    let root = Path::new(manifest.trim())
-        .parent()
-        .context("workspace manifest has no folder")?
-        .to_path_buf();
-    if !root.join("wasm/Cargo.toml").exists() {
-        bail!("{} is not the Confab workspace", root.display());
-    }
-    Ok(root)
-}
-
-/// Runs a command in `dir` with extra environment, echoing it; fails if it fails.
-pub(crate) fn run(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
-    eprintln!("+ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .status()
-        .with_context(|| format!("could not start {program}"))?;
-    if !status.success() {
-        bail!("`{program} {}` failed ({status})", args.join(" "));
-    }
-    Ok(())
-}
-
 fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
     out.status
@@ -624,30 +595,4 @@ fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
-}
-
-/// A binary cargo built in the debug profile: under `CARGO_TARGET_DIR` when it is set (as
-/// the cargo that built it used it), else the workspace's `target/`.
-pub(crate) fn debug_bin(root: &Path, name: &str) -> PathBuf {
-    profile_bin(root, "debug", name)
-}
-
-/// A binary of the release profile (under `CARGO_TARGET_DIR` when it is set).
-pub(crate) fn release_bin(root: &Path, name: &str) -> PathBuf {
-    profile_bin(root, "release", name)
-}
-
-fn profile_bin(root: &Path, profile: &str, name: &str) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                root.join(dir)
-            }
-        })
-        .unwrap_or_else(|| root.join("target"))
-        .join(profile)
-        .join(name)
 }
