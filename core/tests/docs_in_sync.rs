@@ -158,7 +158,7 @@ fn outside_references(line: &str) -> Vec<String> {
         }
     }
     let lower = line.to_ascii_lowercase();
-    // `seed 001`, `seeds 001/003`, `seed001`: the domain specifications.
+    // "seed" or "seeds" and a three-digit number, spaced or not: the domain specifications.
     for (at, _) in lower.match_indices("seed") {
         let rest = &lower[at + 4..];
         let rest = rest.strip_prefix('s').unwrap_or(rest);
@@ -168,7 +168,8 @@ fn outside_references(line: &str) -> Vec<String> {
             found.push(line[at..at + (lower.len() - at - rest.len()) + 3].to_owned());
         }
     }
-    // `issue 13`, `issues 13`, `issue #13`: the tracker. A URL path (`issues/348`) is fine.
+    // "issue" or "issues" and a number, with or without `#`: the tracker. A URL path
+    // (`issues/348`) is fine.
     for (at, _) in lower.match_indices("issue") {
         if lower[..at]
             .chars()
@@ -218,15 +219,15 @@ fn outside_references_are_recognized() {
     let refs = |l: &str| outside_references(l);
     assert_eq!(
         refs(&["see ", "seed", " 002 `senderRole`"].concat()),
-        vec!["seed 002"]
+        vec![["seed", " 002"].concat()]
     );
     assert_eq!(
         refs(&["(", "seeds", " 001/003)"].concat()),
-        vec!["seeds 001"]
+        vec![["seeds", " 001"].concat()]
     );
     assert_eq!(
         refs(&["the outage of ", "issue", " 13"].concat()),
-        vec!["issue 13"]
+        vec![["issue", " 13"].concat()]
     );
     assert_eq!(refs(&["Issue", " #7: x"].concat()), vec!["Issue #7"]);
     assert_eq!(
