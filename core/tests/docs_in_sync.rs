@@ -35,6 +35,24 @@ fn every_reject_code_is_documented_once_and_nothing_else() {
 }
 
 #[test]
+fn every_delivery_service_code_is_in_e2ee_md() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/E2EE.md"))
+        .expect("docs/E2EE.md is readable");
+    let mut documented: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `mls_"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    let mut actual: Vec<&str> = confab_core::e2ee::DsRefusal::CODES
+        .iter()
+        .map(|c| c.trim_start_matches("mls_"))
+        .collect();
+    documented.sort_unstable();
+    actual.sort_unstable();
+    assert_eq!(documented, actual);
+}
+
+#[test]
 fn every_protocol_error_code_is_in_protocol_md() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
         .expect("docs/PROTOCOL.md is readable");

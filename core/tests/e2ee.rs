@@ -306,7 +306,7 @@ fn an_offline_device_catches_up_through_commits_and_reads_older_epochs() {
             .check_commit(
                 &c.commit,
                 m[0].identity(),
-                &members.iter().cloned().collect(),
+                &members.iter().cloned().collect::<BTreeSet<_>>(),
             )
             .unwrap();
         ds.apply(check).unwrap();

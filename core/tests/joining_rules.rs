@@ -19,6 +19,7 @@ fn group(id: &str, kind: ConvKind, f: impl FnOnce(&mut Settings)) -> Conversatio
         bucket_ms: DEFAULT_BUCKET_MS,
         thread: None,
         resource: None,
+        encrypted: false,
     });
     c.settings = Settings::defaults_for(kind);
     f(&mut c.settings);

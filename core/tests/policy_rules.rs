@@ -68,6 +68,7 @@ fn meta(kind: ConvKind) -> Meta {
         bucket_ms: DEFAULT_BUCKET_MS,
         thread: None,
         resource: None,
+        encrypted: false,
     }
 }
 

@@ -28,6 +28,7 @@ fn support() -> Conversation {
             client: acc("client"),
             owner: acc("owner"),
         }),
+        encrypted: false,
     });
     c.settings = Settings::defaults_for(ConvKind::Support);
     for (name, role) in [
@@ -110,6 +111,7 @@ fn sender_stamps_are_what_the_thread_says_about_the_author() {
     let service = Author {
         account: acc("platform"),
         service: true,
+        device: None,
     };
     assert_eq!(sender_role(&s, &service), Root);
     assert_eq!(stamp_for(&group(), &user("owner")), Stamp::default());

@@ -111,6 +111,7 @@ impl Server {
                 Author {
                     account: who.clone(),
                     service: false,
+                    device: None,
                 },
                 Box::new(move |doc, tag| {
                     write::set_conv_pref(doc, tag, now_ms(), &conv, key, value)
@@ -345,6 +346,7 @@ async fn notifications(s: Server) {
             Author {
                 account: alice_id,
                 service: false,
+                device: None,
             },
             Box::new(move |doc, tag| write::delete_message(doc, tag, now_ms(), &gone)),
         )

@@ -30,6 +30,7 @@ impl ConvFixture {
                 info: Info::default(),
                 settings: Settings::defaults_for(kind),
                 members: vec![Member::new(owner, Role::Owner)],
+                encrypted: false,
             },
         }
     }

@@ -149,6 +149,7 @@ impl Writers {
             },
             settings: Settings::defaults_for(ConvKind::Group),
             members,
+            encrypted: false,
         };
         let doc = DocId::conv(&tenant(), conv);
         let change = self.devices[0].write(&doc, |d, t| write::create_conversation(d, t, &spec))?;

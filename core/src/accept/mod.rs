@@ -12,6 +12,7 @@
 
 mod access;
 mod docs;
+mod mls;
 mod parent;
 mod submission;
 #[cfg(test)]
@@ -146,6 +147,11 @@ pub struct Acceptor {
     last_post: HashMap<AccountId, i64>,
     tick: u64,
     broken: Option<String>,
+    /// The Delivery Service's view of an encrypted conversation's MLS group, once made;
+    /// rebuilt from the conversation document after a load ([`mls::rebuild`]).
+    group: Option<crate::e2ee::GroupView>,
+    /// Whether `group` follows the loaded conversation document.
+    group_loaded: bool,
 }
 
 impl Acceptor {
@@ -165,6 +171,8 @@ impl Acceptor {
             last_post: HashMap::new(),
             tick: 0,
             broken: None,
+            group: None,
+            group_loaded: false,
         }
     }
 
@@ -290,6 +298,33 @@ impl Acceptor {
         ) {
             return Ok(Step::Done(Decision::Rejected(rejection)));
         }
+        let mut group_step = None;
+        if let (DocTarget::Conv(_), Some(conv)) = (sub.doc.target(), self.conv.as_ref()) {
+            if conv.encrypted() && !self.group_loaded {
+                match mls::rebuild(loaded.accepted.doc(), conv) {
+                    Ok(group) => {
+                        self.group = group;
+                        self.group_loaded = true;
+                    }
+                    Err(mls::Unreadable(why)) => {
+                        return Err(AcceptError::StoredChange {
+                            doc: sub.doc.clone(),
+                            reason: format!("the MLS group: {why}"),
+                        })
+                    }
+                }
+            }
+            match mls::check(self.group.as_ref(), sub.doc, conv, author, &effects) {
+                Ok(step) => group_step = step,
+                Err((code, reason)) => {
+                    return Ok(Step::Done(Decision::Rejected(Rejection::new(
+                        Some(hash),
+                        code,
+                        reason,
+                    ))))
+                }
+            }
+        }
         // Edits and deletions leave the bucket applied: the host reads what they changed
         // (previews). Everything else in a bucket waits for one apply per batch.
         let reads_bucket = effects
@@ -306,6 +341,11 @@ impl Acceptor {
             return Err(self.break_down(format!("applying an accepted change: {e}")));
         }
         let seq = loaded.accept(hash);
+        if let Some(step) = group_step {
+            if let Err(e) = step.apply(&mut self.group) {
+                return Err(self.break_down(format!("moving the MLS group on: {e}")));
+            }
+        }
         if let Some(actor) = &new_binding {
             self.bindings.insert(actor.clone(), author.account.clone());
         }
@@ -444,6 +484,7 @@ impl Acceptor {
                     conv.clone(),
                 ));
                 self.policy_seq = policy_seq;
+                self.forget_group();
             }
         }
         self.evict_buckets(&id);
@@ -548,6 +589,13 @@ impl Acceptor {
         let UnitId::Conv(_, conv_id) = &self.unit else {
             return Ok(Vec::new());
         };
+        if paths
+            .iter()
+            .any(|p| p.first().map(String::as_str) == Some(crate::doc::schema::keys::MLS))
+        {
+            self.group = None;
+            self.group_loaded = false;
+        }
         let deactivated = match self.conv.as_mut() {
             Some(conv) => {
                 let touched =
@@ -610,13 +658,22 @@ impl Acceptor {
         self.docs.remove(doc);
         if self.conv_doc.as_ref() == Some(doc) {
             self.conv = None;
+            self.forget_group();
         }
+    }
+
+    /// The group view follows the conversation document: whenever that leaves memory or
+    /// moves in a way not decided here, the view is rebuilt from it when next needed.
+    fn forget_group(&mut self) {
+        self.group = None;
+        self.group_loaded = false;
     }
 
     /// Drops everything loaded: after a failed commit memory may hold what storage lost.
     pub fn reset(&mut self) {
         self.docs.clear();
         self.conv = None;
+        self.forget_group();
         self.bindings.clear();
         self.broken = None;
     }

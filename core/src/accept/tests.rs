@@ -108,6 +108,7 @@ fn creation(alice: &AccountId) -> (Automerge, Change) {
         info: Info::default(),
         settings: Settings::defaults_for(ConvKind::Group),
         members: vec![Member::new(alice.clone(), Role::Owner)],
+        encrypted: false,
     };
     write::create_conversation(&mut replica, &IntentTag::new("c", "create"), &spec)
         .expect("create");

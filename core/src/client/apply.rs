@@ -122,6 +122,8 @@ pub fn write_to(
                     .clone()
                     .unwrap_or_else(|| Settings::defaults_for(*kind)),
                 members: all,
+                // Encrypted creation comes with the engine's MLS groups.
+                encrypted: false,
             };
             write::create_conversation(doc, tag, &spec)?
         }

@@ -173,6 +173,7 @@ impl ViewCell {
                     reads: Default::default(),
                     delivered: Default::default(),
                     lifecycle: read::read_lifecycle(doc),
+                    mls: read::read_mls(doc),
                 },
                 read: BTreeSet::new(),
                 pins_read: false,

@@ -44,6 +44,13 @@ pub fn get_bool<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<bool> {
 }
 
 /// The map at `obj[key]`, if there is one.
+pub fn get_bytes<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<Vec<u8>> {
+    match scalar(doc, obj, key)? {
+        ScalarValue::Bytes(b) => Some(b),
+        _ => None,
+    }
+}
+
 pub fn get_map<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
     match doc.get(obj, key).ok().flatten()? {
         (Value::Object(ObjType::Map), id) => Some(id),
@@ -125,7 +132,54 @@ pub fn read_meta(doc: &Automerge) -> Option<Meta> {
         bucket_ms: get_int(doc, &meta, BUCKET_MS).unwrap_or(DEFAULT_BUCKET_MS),
         thread,
         resource,
+        encrypted: get_bool(doc, &meta, ENCRYPTED).unwrap_or(false),
     })
+}
+
+/// Where the MLS group of an encrypted conversation stands; `None` before it is made.
+pub fn read_mls(doc: &Automerge) -> Option<MlsState> {
+    let mls = get_map(doc, &ROOT, MLS)?;
+    Some(MlsState {
+        epoch: get_int(doc, &mls, EPOCH).and_then(|e| u64::try_from(e).ok())?,
+        at: get_int(doc, &mls, AT).unwrap_or(0),
+    })
+}
+
+/// The MLS messages an encrypted conversation's document holds: the creator's group info and
+/// tree, and the commit (with its Welcome, if it added devices) of each epoch, by epoch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MlsLog {
+    pub group_info: Vec<u8>,
+    pub tree: Vec<u8>,
+    pub commits: BTreeMap<u64, Vec<u8>>,
+}
+
+/// The group's messages from `from_epoch` on (a device catching up reads only those).
+pub fn read_mls_log(doc: &Automerge, from_epoch: u64) -> Option<MlsLog> {
+    let mls = get_map(doc, &ROOT, MLS)?;
+    let mut log = MlsLog {
+        group_info: get_bytes(doc, &mls, GROUP_INFO)?,
+        tree: get_bytes(doc, &mls, TREE)?,
+        commits: BTreeMap::new(),
+    };
+    if let Some(commits) = get_map(doc, &mls, COMMITS) {
+        for key in doc.keys(&commits) {
+            let Some(epoch) = key.parse::<u64>().ok().filter(|e| *e >= from_epoch) else {
+                continue;
+            };
+            if let Some(bytes) = get_bytes(doc, &commits, &key) {
+                log.commits.insert(epoch, bytes);
+            }
+        }
+    }
+    Some(log)
+}
+
+/// The Welcome that the commit of `epoch` carried, if it added devices.
+pub fn read_mls_welcome(doc: &Automerge, epoch: u64) -> Option<Vec<u8>> {
+    let mls = get_map(doc, &ROOT, MLS)?;
+    let welcomes = get_map(doc, &mls, WELCOMES)?;
+    get_bytes(doc, &welcomes, &epoch.to_string())
 }
 
 pub fn read_info(doc: &Automerge) -> Info {
@@ -290,6 +344,7 @@ pub fn read_conversation(doc: &Automerge, id: ConvId) -> Conversation {
         reads: read_reads(doc),
         delivered: read_delivered(doc),
         lifecycle: read_lifecycle(doc),
+        mls: read_mls(doc),
     }
 }
 

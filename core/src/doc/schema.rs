@@ -30,6 +30,21 @@ pub mod keys {
     pub const RESOURCE: &str = "resource";
     pub const CLIENT: &str = "client";
     pub const OWNER: &str = "owner";
+    /// `true`: the conversation is end-to-end encrypted (MLS), chosen at creation for good.
+    pub const ENCRYPTED: &str = "encrypted";
+
+    // conv/mls: the conversation's MLS group, written by its members' devices
+    // (docs/E2EE.md, "The group in the document")
+    pub const MLS: &str = "mls";
+    /// The creator's group at epoch 0 (an MLS GroupInfo) and its ratchet tree.
+    pub const GROUP_INFO: &str = "group_info";
+    pub const TREE: &str = "tree";
+    /// `mls/commits/<epoch>`: the commit that moved the group from that epoch to the next.
+    pub const COMMITS: &str = "commits";
+    /// `mls/welcomes/<epoch>`: the Welcome of the devices that commit added.
+    pub const WELCOMES: &str = "welcomes";
+    /// The group's epoch now, and when it last moved (`mls/at`).
+    pub const EPOCH: &str = "epoch";
 
     // conv/info
     pub const TITLE: &str = "title";
@@ -183,6 +198,7 @@ pub const META_FIELDS: &[(&str, FieldType)] = &[
     (RESOURCE, Str),
     (CLIENT, Str),
     (OWNER, Str),
+    (ENCRYPTED, Bool),
 ];
 
 /// Fields of `conv/info`.

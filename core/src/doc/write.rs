@@ -71,6 +71,8 @@ pub struct CreateConv {
     pub settings: Settings,
     /// The creator first, as owner; then the invited members.
     pub members: Vec<Member>,
+    /// End-to-end encrypted, for good.
+    pub encrypted: bool,
 }
 
 fn write_member(tx: &mut Transaction<'_>, members: &ObjId, m: &Member) -> Result<(), DocError> {
@@ -146,6 +148,9 @@ pub fn create_conversation(
         tx.put(&meta, CREATED_BY, spec.created_by.as_str())?;
         tx.put(&meta, CREATED_AT, spec.created_at)?;
         tx.put(&meta, BUCKET_MS, spec.bucket_ms)?;
+        if spec.encrypted {
+            tx.put(&meta, ENCRYPTED, true)?;
+        }
         if let Some(link) = &spec.thread {
             tx.put(&meta, PARENT, link.parent.as_str())?;
             tx.put(&meta, PARENT_MESSAGE, link.message.as_str())?;
@@ -245,10 +250,13 @@ pub fn add_member(
     now_ms: i64,
     member: &Member,
 ) -> Result<Option<ChangeHash>, DocError> {
-    transact(doc, tag, now_ms, |tx| {
-        let members = top(tx, MEMBERS)?;
-        write_member(tx, &members, member)
-    })
+    transact(doc, tag, now_ms, |tx| put_member(tx, member))
+}
+
+/// [`add_member`] inside a transaction of the caller's (with an MLS commit, say).
+pub fn put_member(tx: &mut Transaction<'_>, member: &Member) -> Result<(), DocError> {
+    let members = top(tx, MEMBERS)?;
+    write_member(tx, &members, member)
 }
 
 fn member_obj(tx: &Transaction<'_>, account: &AccountId) -> Result<ObjId, DocError> {
@@ -266,17 +274,96 @@ pub fn set_member_status(
     status: MemberStatus,
 ) -> Result<Option<ChangeHash>, DocError> {
     transact(doc, tag, now_ms, |tx| {
-        let obj = member_obj(tx, account)?;
-        tx.put(&obj, STATUS, status.as_str())?;
-        match status {
-            MemberStatus::Left => tx.put(&obj, LEFT_AT, now_ms)?,
-            MemberStatus::Removed | MemberStatus::Banned => tx.put(&obj, REMOVED_AT, now_ms)?,
-            MemberStatus::Active => tx.put(&obj, JOINED_AT, now_ms)?,
-            // A request records nothing but itself; see `policy::joining`.
-            MemberStatus::Requested => {}
-        }
-        Ok(())
+        put_member_status(tx, now_ms, account, status)
     })
+}
+
+/// [`set_member_status`] inside a transaction of the caller's (with an MLS commit, say).
+pub fn put_member_status(
+    tx: &mut Transaction<'_>,
+    now_ms: i64,
+    account: &AccountId,
+    status: MemberStatus,
+) -> Result<(), DocError> {
+    let obj = member_obj(tx, account)?;
+    tx.put(&obj, STATUS, status.as_str())?;
+    match status {
+        MemberStatus::Left => tx.put(&obj, LEFT_AT, now_ms)?,
+        MemberStatus::Removed | MemberStatus::Banned => tx.put(&obj, REMOVED_AT, now_ms)?,
+        MemberStatus::Active => tx.put(&obj, JOINED_AT, now_ms)?,
+        // A request records nothing but itself; see `policy::joining`.
+        MemberStatus::Requested => {}
+    }
+    Ok(())
+}
+
+/// What an encrypted conversation's MLS group gains in one change (docs/E2EE.md, "The group
+/// in the document").
+#[derive(Debug, Clone, Copy)]
+pub enum MlsWrite<'a> {
+    /// The group a member's device just made, at epoch 0 with only that device.
+    Init {
+        group_info: &'a [u8],
+        tree: &'a [u8],
+    },
+    /// The commit that moves the group from `epoch` to the next, and the Welcome of the
+    /// devices it adds.
+    Commit {
+        epoch: u64,
+        commit: &'a [u8],
+        welcome: Option<&'a [u8]>,
+    },
+}
+
+/// Writes `mls` inside a transaction of the caller's.
+pub fn put_mls(tx: &mut Transaction<'_>, now_ms: i64, mls: MlsWrite<'_>) -> Result<(), DocError> {
+    let epoch_key = |e: u64| e.to_string();
+    match mls {
+        MlsWrite::Init { group_info, tree } => {
+            let obj = tx.put_object(ROOT, MLS, ObjType::Map)?;
+            tx.put(&obj, GROUP_INFO, ScalarValue::Bytes(group_info.to_vec()))?;
+            tx.put(&obj, TREE, ScalarValue::Bytes(tree.to_vec()))?;
+            tx.put_object(&obj, COMMITS, ObjType::Map)?;
+            tx.put_object(&obj, WELCOMES, ObjType::Map)?;
+            tx.put(&obj, EPOCH, 0_i64)?;
+            tx.put(&obj, AT, now_ms)?;
+        }
+        MlsWrite::Commit {
+            epoch,
+            commit,
+            welcome,
+        } => {
+            let obj = top(tx, MLS)?;
+            let commits = get_map(&*tx, &obj, COMMITS).ok_or(DocError::Missing(COMMITS))?;
+            tx.put(
+                &commits,
+                epoch_key(epoch),
+                ScalarValue::Bytes(commit.to_vec()),
+            )?;
+            if let Some(welcome) = welcome {
+                let welcomes = get_map(&*tx, &obj, WELCOMES).ok_or(DocError::Missing(WELCOMES))?;
+                tx.put(
+                    &welcomes,
+                    epoch_key(epoch),
+                    ScalarValue::Bytes(welcome.to_vec()),
+                )?;
+            }
+            let next = i64::try_from(epoch.saturating_add(1)).unwrap_or(i64::MAX);
+            tx.put(&obj, EPOCH, next)?;
+            tx.put(&obj, AT, now_ms)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `mls` in a change of its own (a group made, or a commit that changes no member).
+pub fn write_mls(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    mls: MlsWrite<'_>,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| put_mls(tx, now_ms, mls))
 }
 
 pub fn set_role(

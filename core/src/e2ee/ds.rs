@@ -140,11 +140,38 @@ pub fn check_key_package(
     })
 }
 
+/// Checks that `bytes` is an MLS Welcome the Delivery Service may hand to the devices a
+/// commit adds (it cannot read more: a Welcome is encrypted to their key packages).
+pub fn check_welcome(bytes: &[u8]) -> Result<(), DsRefusal> {
+    match parse_message(bytes, MAX_HANDSHAKE_BYTES)? {
+        MlsMessageBodyIn::Welcome(_) => Ok(()),
+        _ => Err(DsRefusal::Malformed("not a Welcome".into())),
+    }
+}
+
 fn describe(id: Option<&DeviceIdentity>) -> String {
     id.map_or_else(
         || "an unreadable credential".to_owned(),
         ToString::to_string,
     )
+}
+
+/// Which devices the conversation's membership allows in its group: a set (tests), or a
+/// rule the acceptor answers from the membership as the change leaves it.
+pub trait AllowedDevices {
+    fn allows(&self, device: &DeviceIdentity) -> bool;
+}
+
+impl AllowedDevices for BTreeSet<DeviceIdentity> {
+    fn allows(&self, device: &DeviceIdentity) -> bool {
+        self.contains(device)
+    }
+}
+
+impl<F: Fn(&DeviceIdentity) -> bool> AllowedDevices for F {
+    fn allows(&self, device: &DeviceIdentity) -> bool {
+        self(device)
+    }
 }
 
 /// A commit the Delivery Service accepted, to [`GroupView::apply`] once it is stored.
@@ -186,8 +213,24 @@ impl GroupView {
         group_info: &[u8],
         ratchet_tree: &[u8],
         creator: &DeviceIdentity,
-        allowed: &BTreeSet<DeviceIdentity>,
+        allowed: &impl AllowedDevices,
     ) -> Result<Self, DsRefusal> {
+        let view = Self::follow(group_info, ratchet_tree)?;
+        let devices = view.devices_checked()?;
+        if let Some(outsider) = devices.iter().find(|d| !allowed.allows(d)) {
+            return Err(DsRefusal::AddsNonMember(outsider.to_string()));
+        }
+        if !devices.contains(creator) {
+            return Err(DsRefusal::WrongSender {
+                got: "a group without its creator".into(),
+            });
+        }
+        Ok(view)
+    }
+
+    /// Follows a group from its group info and ratchet tree, checking MLS but not who is in
+    /// it: for a group whose creation was accepted before (rebuilt from the document).
+    pub fn follow(group_info: &[u8], ratchet_tree: &[u8]) -> Result<Self, DsRefusal> {
         let MlsMessageBodyIn::GroupInfo(info) = parse_message(group_info, MAX_HANDSHAKE_BYTES)?
         else {
             return Err(DsRefusal::Malformed("not a group info".into()));
@@ -205,21 +248,11 @@ impl GroupView {
         if group.group_context().ciphersuite() != super::CIPHERSUITE {
             return Err(DsRefusal::Invalid("unsupported ciphersuite".into()));
         }
-        let view = Self {
+        Ok(Self {
             crypto,
             storage,
             group,
-        };
-        let devices = view.devices_checked()?;
-        if let Some(outsider) = devices.iter().find(|d| !allowed.contains(d)) {
-            return Err(DsRefusal::AddsNonMember(outsider.to_string()));
-        }
-        if !devices.contains(creator) {
-            return Err(DsRefusal::WrongSender {
-                got: "a group without its creator".into(),
-            });
-        }
-        Ok(view)
+        })
     }
 
     pub fn group_id(&self) -> &[u8] {
@@ -254,8 +287,82 @@ impl GroupView {
         &self,
         bytes: &[u8],
         submitter: &DeviceIdentity,
-        allowed: &BTreeSet<DeviceIdentity>,
+        allowed: &impl AllowedDevices,
     ) -> Result<StagedCheck, DsRefusal> {
+        let message = self.commit_message(bytes)?;
+        // New devices are added by a member's commit; external joins are not accepted.
+        let Sender::Member(index) = *message.sender() else {
+            return Err(DsRefusal::Invalid("a commit from outside the group".into()));
+        };
+        let sender = self
+            .group
+            .members()
+            .find(|m| m.index == index)
+            .and_then(|m| DeviceIdentity::from_credential(&m.credential));
+        if sender.as_ref() != Some(submitter) {
+            return Err(DsRefusal::WrongSender {
+                got: describe(sender.as_ref()),
+            });
+        }
+        let staged = self.stage(message)?;
+        let mut added = Vec::new();
+        for proposal in staged.queued_proposals() {
+            match proposal.proposal() {
+                Proposal::Add(add) => {
+                    let device =
+                        DeviceIdentity::from_credential(add.key_package().leaf_node().credential());
+                    match device {
+                        Some(device) if allowed.allows(&device) => added.push(device),
+                        other => return Err(DsRefusal::AddsNonMember(describe(other.as_ref()))),
+                    }
+                }
+                Proposal::Remove(_) | Proposal::Update(_) => {}
+                _ => return Err(DsRefusal::UnsupportedProposal),
+            }
+        }
+        let mut removed = Vec::new();
+        for proposal in staged.remove_proposals() {
+            let leaf = proposal.remove_proposal().removed();
+            let device = self
+                .group
+                .members()
+                .find(|m| m.index == leaf)
+                .and_then(|m| DeviceIdentity::from_credential(&m.credential))
+                .ok_or_else(|| DsRefusal::Invalid("removes an empty leaf".into()))?;
+            if allowed.allows(&device) && !added.contains(&device) {
+                return Err(DsRefusal::RemovesMember(device.to_string()));
+            }
+            removed.push(device);
+        }
+        let mut after = self.devices();
+        for device in &removed {
+            after.remove(device);
+        }
+        after.extend(added.iter().cloned());
+        if let Some(left) = after.iter().find(|d| !allowed.allows(d)) {
+            return Err(DsRefusal::MissingRemoval(left.to_string()));
+        }
+        Ok(StagedCheck {
+            staged,
+            epoch: self.epoch() + 1,
+            added,
+            removed,
+        })
+    }
+
+    /// Moves a followed group on by a commit that was accepted before (rebuilt from the
+    /// document): MLS is checked, membership is not.
+    pub fn replay(&mut self, bytes: &[u8]) -> Result<u64, DsRefusal> {
+        let message = self.commit_message(bytes)?;
+        let staged = self.stage(message)?;
+        self.group
+            .merge_commit(&self.storage, *staged)
+            .map_err(invalid)?;
+        Ok(self.epoch())
+    }
+
+    /// A commit of this group for its current epoch, framed as the server can read it.
+    fn commit_message(&self, bytes: &[u8]) -> Result<PublicMessageIn, DsRefusal> {
         let message = match parse_message(bytes, MAX_HANDSHAKE_BYTES)? {
             MlsMessageBodyIn::PublicMessage(m) => m,
             MlsMessageBodyIn::PrivateMessage(_) => {
@@ -278,70 +385,18 @@ impl GroupView {
         if got > current {
             return Err(DsRefusal::UnknownEpoch { got, current });
         }
-        // New devices are added by a member's commit; external joins are not accepted.
-        let Sender::Member(index) = *message.sender() else {
-            return Err(DsRefusal::Invalid("a commit from outside the group".into()));
-        };
-        let sender = self
-            .group
-            .members()
-            .find(|m| m.index == index)
-            .and_then(|m| DeviceIdentity::from_credential(&m.credential));
-        if sender.as_ref() != Some(submitter) {
-            return Err(DsRefusal::WrongSender {
-                got: describe(sender.as_ref()),
-            });
-        }
+        Ok(message)
+    }
+
+    fn stage(&self, message: PublicMessageIn) -> Result<Box<StagedCommit>, DsRefusal> {
         let processed = self
             .group
             .process_message(&self.crypto, message)
             .map_err(invalid)?;
-        let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
-            return Err(DsRefusal::Malformed("not a commit".into()));
-        };
-        let mut added = Vec::new();
-        for proposal in staged.queued_proposals() {
-            match proposal.proposal() {
-                Proposal::Add(add) => {
-                    let device =
-                        DeviceIdentity::from_credential(add.key_package().leaf_node().credential());
-                    match device {
-                        Some(device) if allowed.contains(&device) => added.push(device),
-                        other => return Err(DsRefusal::AddsNonMember(describe(other.as_ref()))),
-                    }
-                }
-                Proposal::Remove(_) | Proposal::Update(_) => {}
-                _ => return Err(DsRefusal::UnsupportedProposal),
-            }
+        match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => Ok(staged),
+            _ => Err(DsRefusal::Malformed("not a commit".into())),
         }
-        let mut removed = Vec::new();
-        for proposal in staged.remove_proposals() {
-            let leaf = proposal.remove_proposal().removed();
-            let device = self
-                .group
-                .members()
-                .find(|m| m.index == leaf)
-                .and_then(|m| DeviceIdentity::from_credential(&m.credential))
-                .ok_or_else(|| DsRefusal::Invalid("removes an empty leaf".into()))?;
-            if allowed.contains(&device) && !added.contains(&device) {
-                return Err(DsRefusal::RemovesMember(device.to_string()));
-            }
-            removed.push(device);
-        }
-        let mut after = self.devices();
-        for device in &removed {
-            after.remove(device);
-        }
-        after.extend(added.iter().cloned());
-        if let Some(left) = after.iter().find(|d| !allowed.contains(d)) {
-            return Err(DsRefusal::MissingRemoval(left.to_string()));
-        }
-        Ok(StagedCheck {
-            staged,
-            epoch: current + 1,
-            added,
-            removed,
-        })
     }
 
     /// Moves the group on by a commit [`GroupView::check_commit`] accepted and the host stored.

@@ -23,6 +23,12 @@ pub use ds::{DsRefusal, GroupView, StagedCheck};
 pub use identity::DeviceIdentity;
 pub use member::{CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome};
 
+/// The MLS group id of a conversation: its `conv` document's id, so a group can never be
+/// offered for another conversation.
+pub fn group_id(conv_doc: &crate::ids::DocId) -> Vec<u8> {
+    conv_doc.to_string().into_bytes()
+}
+
 /// X25519, AES-128-GCM, SHA-256 and Ed25519: MLS's mandatory suite, fast in wasm.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 

@@ -286,6 +286,9 @@ pub struct Meta {
     pub bucket_ms: i64,
     pub thread: Option<ThreadLink>,
     pub resource: Option<ResourceLink>,
+    /// End-to-end encrypted (MLS): chosen in the creation change, never turned off.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// Default message bucket width: one UTC day.
@@ -326,6 +329,19 @@ pub struct Conversation {
     #[serde(default)]
     pub delivered: BTreeMap<AccountId, MessageId>,
     pub lifecycle: LifecycleState,
+    /// The MLS group of an encrypted conversation, once a member's device made it.
+    #[serde(default)]
+    pub mls: Option<MlsState>,
+}
+
+/// Where an encrypted conversation's MLS group stands (`conv/mls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MlsState {
+    /// The group's epoch: 0 when made, one more per accepted commit. Clients show it as the
+    /// key version.
+    pub epoch: u64,
+    /// When the group was made or last committed to (ms since the epoch).
+    pub at: i64,
 }
 
 impl Conversation {
@@ -348,7 +364,13 @@ impl Conversation {
                 reason: None,
                 lead: None,
             },
+            mls: None,
         }
+    }
+
+    /// Whether the conversation is end-to-end encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.meta.as_ref().is_some_and(|m| m.encrypted)
     }
 
     pub fn kind(&self) -> Option<ConvKind> {

@@ -60,6 +60,13 @@ pub(super) fn check_create(ctx: &Context<'_>, author: &Author, after: &Conversat
             "only support threads have a resource",
         );
     }
+    // A broadcast to any number of subscribers is not a group MLS can serve.
+    if meta.encrypted && matches!(meta.kind, ConvKind::Channel | ConvKind::System) {
+        return deny(
+            DenyCode::EncryptionNotAllowed,
+            format!("a {} is not end-to-end encrypted", meta.kind.as_str()),
+        );
+    }
     // The creator is the one owner; everyone else was invited by it.
     match after.members.get(&author.account) {
         Some(m) if m.role == Role::Owner && m.is_active() => {}
@@ -216,6 +223,17 @@ pub(super) fn check(
                 return deny(
                     DenyCode::NotOwnKey,
                     format!("{} moves the delivery marker of {account}", author.account),
+                );
+            }
+            active(conv, author).map(|_| ())
+        }
+        // A member's device makes the group and commits to it; which devices the commit
+        // may add or must remove is the Delivery Service's check (`e2ee::GroupView`).
+        Effect::MlsInit { .. } | Effect::MlsCommit { .. } => {
+            if author.service {
+                return deny(
+                    DenyCode::NotMember,
+                    "service accounts have no devices in MLS groups",
                 );
             }
             active(conv, author).map(|_| ())

@@ -22,6 +22,9 @@ pub use conv::{join_role, may_grant_on_add};
 pub struct Author {
     pub account: AccountId,
     pub service: bool,
+    /// The device the change comes from (its connection's `hello`), which an MLS commit
+    /// must come from. `None`: no device (REST, a service), which commits nothing.
+    pub device: Option<crate::ids::DeviceId>,
 }
 
 impl Author {
@@ -29,13 +32,21 @@ impl Author {
         Author {
             account,
             service: false,
+            device: None,
         }
     }
     pub fn service(account: AccountId) -> Self {
         Author {
             account,
             service: true,
+            device: None,
         }
+    }
+
+    /// The same author on `device`.
+    pub fn on(mut self, device: crate::ids::DeviceId) -> Self {
+        self.device = Some(device);
+        self
     }
 }
 
@@ -107,6 +118,11 @@ deny_codes! {
     SenderMismatch = "sender_mismatch": "a message's sender role, name or lead is not the one the support thread gives its author",
     SupportOnly = "support_only": "sender stamps, client and owner names and lead outcomes belong to support threads",
     OutcomeNeedsClose = "outcome_needs_close": "a lead outcome is written with the thread's closure, and only while it is closed",
+    EncryptionNotAllowed = "encryption_not_allowed": "channels and system conversations are not end-to-end encrypted",
+    NotEncrypted = "not_encrypted": "the conversation is not end-to-end encrypted: it has no MLS group",
+    MlsGroupExists = "mls_group_exists": "the conversation's MLS group was made already",
+    MlsNoGroup = "mls_no_group": "the conversation's MLS group has not been made yet",
+    MlsCommitRequired = "mls_commit_required": "removing or banning a member of an encrypted conversation carries the commit that removes their devices",
 }
 
 impl DenyCode {
@@ -221,6 +237,19 @@ pub enum Effect {
     WriteOwnDoc {
         owner: AccountId,
     },
+    /// An encrypted conversation's MLS group made by a member's device (`conv/mls`): the
+    /// group info and ratchet tree at epoch 0.
+    MlsInit {
+        group_info: Vec<u8>,
+        tree: Vec<u8>,
+    },
+    /// The commit that moves the group from `epoch` to the next, with the Welcome of the
+    /// devices it adds.
+    MlsCommit {
+        epoch: u64,
+        commit: Vec<u8>,
+        welcome: Option<Vec<u8>>,
+    },
 }
 
 impl Effect {
@@ -235,7 +264,10 @@ impl Effect {
             | Effect::UpdateMember { .. }
             | Effect::SetSetting { .. }
             | Effect::SetLifecycle { .. }
-            | Effect::SetLead { .. } => true,
+            | Effect::SetLead { .. }
+            // Ciphertext is checked against the group's epoch and devices.
+            | Effect::MlsInit { .. }
+            | Effect::MlsCommit { .. } => true,
             // `sender_mismatch` compares a stamped name with these: a node holding the
             // names before the change must not decide a stamped message against them.
             Effect::SetInfo { field } => {

@@ -47,6 +47,9 @@ pub enum RejectCode {
     TooManyOps,
     /// The policy said no.
     Policy(DenyCode),
+    /// The Delivery Service refused an MLS message the change carries
+    /// (`e2ee::DsRefusal::code`, one of `DsRefusal::CODES`).
+    Mls(&'static str),
     /// A server-built change (a REST intent) does not apply to the document: nothing to
     /// validate. Never sent on the wire: REST answers it per endpoint.
     NotApplicable,
@@ -73,6 +76,7 @@ impl RejectCode {
             RejectCode::DuplicateKey => "duplicate_key",
             RejectCode::TooManyOps => "too_many_ops",
             RejectCode::Policy(code) => code.as_str(),
+            RejectCode::Mls(code) => code,
             RejectCode::NotApplicable => "not_applicable",
         }
     }
@@ -98,6 +102,12 @@ impl RejectCode {
         RejectCode::DuplicateKey,
         RejectCode::TooManyOps,
     ];
+}
+
+impl From<&crate::e2ee::DsRefusal> for RejectCode {
+    fn from(refusal: &crate::e2ee::DsRefusal) -> Self {
+        RejectCode::Mls(refusal.code())
+    }
 }
 
 impl From<&ModelError> for RejectCode {

@@ -166,9 +166,11 @@ fn conv_effects(
     let mut members: BTreeMap<AccountId, (Option<Member>, Member, Vec<String>)> = BTreeMap::new();
     let mut lifecycle: BTreeMap<&str, &ScalarValue> = BTreeMap::new();
     let (mut lead_written, mut outcome_written) = (false, false);
+    let mut mls = MlsOps::default();
     for op in ops {
         let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
         match p.as_slice() {
+            [MLS, ..] => mls.take(before, op, &p[1..])?,
             [INFO, _] => {
                 if let Some(v) = typed(schema::INFO_FIELDS, op)? {
                     info_value(&p[1..], v, env.urls)?;
@@ -318,6 +320,8 @@ fn conv_effects(
             }
         });
     }
+    out.extend(mls.effects(before)?);
+    removals_carry_commit(before, &out)?;
     if lead_written {
         let closed_after = match lifecycle.get(STATE) {
             Some(v) => Lifecycle::parse(text(v)).map_err(model)? == Lifecycle::Closed,
@@ -555,6 +559,7 @@ fn creation(before: &Conversation, ops: &[PathOp], urls: UrlRule) -> Result<Conv
         bucket_ms,
         thread,
         resource,
+        encrypted: get(ENCRYPTED).is_some_and(boolean),
     });
     after.settings = Settings::defaults_for(kind);
     for (key, v) in settings {
@@ -572,6 +577,192 @@ fn creation(before: &Conversation, ops: &[PathOp], urls: UrlRule) -> Result<Conv
     }
     after.members = members;
     Ok(after)
+}
+
+/// In an encrypted conversation with a group, removing or banning a member travels with the
+/// commit that removes their devices, so that no message sent after it reaches them. A
+/// leave cannot (MLS forbids committing one's own removal): the group then owes that
+/// removal, which the next commit makes (docs/E2EE.md, "Membership").
+fn removals_carry_commit(before: &Conversation, effects: &[Effect]) -> Result<(), Failure> {
+    if before.mls.is_none()
+        || effects
+            .iter()
+            .any(|e| matches!(e, Effect::MlsCommit { .. }))
+    {
+        return Ok(());
+    }
+    let removed = effects.iter().find_map(|e| match e {
+        Effect::UpdateMember { before, after, .. }
+            if before.is_active()
+                && matches!(after.status, MemberStatus::Removed | MemberStatus::Banned) =>
+        {
+            Some(&after.account)
+        }
+        _ => None,
+    });
+    match removed {
+        Some(account) => Err(deny(
+            crate::policy::DenyCode::MlsCommitRequired,
+            format!("removing {account} carries the commit that removes their devices"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The `conv/mls` ops of one change: the group made (`init`), or one commit.
+#[derive(Default)]
+struct MlsOps {
+    init: bool,
+    group_info: Option<Vec<u8>>,
+    tree: Option<Vec<u8>>,
+    commit: Option<(u64, Vec<u8>)>,
+    welcome: Option<(u64, Vec<u8>)>,
+    epoch: Option<i64>,
+    at: bool,
+}
+
+fn mls_refusal(refusal: &crate::e2ee::DsRefusal) -> Failure {
+    (RejectCode::from(refusal), refusal.to_string())
+}
+
+fn deny(code: crate::policy::DenyCode, reason: String) -> Failure {
+    (RejectCode::Policy(code), reason)
+}
+
+impl MlsOps {
+    /// One op under `conv/mls` (`rest`: the path after `mls`).
+    fn take(&mut self, before: &Conversation, op: &PathOp, rest: &[&str]) -> Result<(), Failure> {
+        use crate::policy::DenyCode;
+        if !before.encrypted() {
+            return Err(deny(
+                DenyCode::NotEncrypted,
+                format!("{} is not end-to-end encrypted", before.id),
+            ));
+        }
+        if rest.is_empty() && before.mls.is_some() {
+            return Err(deny(
+                DenyCode::MlsGroupExists,
+                format!("{} has its MLS group", before.id),
+            ));
+        }
+        if op.replaces && !matches!(rest, [EPOCH | AT]) {
+            return Err(immutable(&op.path));
+        }
+        let bytes = |op: &PathOp| match &op.action {
+            Action::Put(ScalarValue::Bytes(b)) => Ok(b.clone()),
+            _ => Err((
+                RejectCode::WrongType,
+                format!("{} holds bytes", op.path.join("/")),
+            )),
+        };
+        let epoch_key = |key: &str| {
+            key.parse::<u64>()
+                .ok()
+                .filter(|e| e.to_string() == key)
+                .ok_or_else(|| unknown(&op.path))
+        };
+        match rest {
+            [] if op.action == Action::MakeMap => self.init = true,
+            [GROUP_INFO] if op.in_new_object => self.group_info = Some(bytes(op)?),
+            [TREE] if op.in_new_object => self.tree = Some(bytes(op)?),
+            [COMMITS | WELCOMES] if op.in_new_object && op.action == Action::MakeMap => {}
+            [COMMITS, key] => {
+                let epoch = epoch_key(key)?;
+                if self.commit.replace((epoch, bytes(op)?)).is_some() {
+                    return Err((RejectCode::InvalidValue, "one commit per change".into()));
+                }
+            }
+            [WELCOMES, key] => self.welcome = Some((epoch_key(key)?, bytes(op)?)),
+            [EPOCH] => match &op.action {
+                Action::Put(ScalarValue::Int(e)) => self.epoch = Some(*e),
+                _ => return Err((RejectCode::WrongType, "mls/epoch is an integer".into())),
+            },
+            [AT] => match &op.action {
+                Action::Put(ScalarValue::Int(_)) => self.at = true,
+                _ => return Err((RejectCode::WrongType, "mls/at is an integer".into())),
+            },
+            _ => return Err(unknown(&op.path)),
+        }
+        Ok(())
+    }
+
+    /// What the ops amount to: the group made, one commit, or nothing; anything else is
+    /// refused. The commit's content is the Delivery Service's to check (the acceptor's
+    /// [`crate::e2ee::GroupView`]); here only its place in the epochs.
+    fn effects(self, before: &Conversation) -> Result<Vec<Effect>, Failure> {
+        use crate::e2ee::DsRefusal;
+        use crate::policy::DenyCode;
+        let mut out = Vec::new();
+        let mut current = before.mls.map(|m| m.epoch);
+        if self.init {
+            let (Some(group_info), Some(tree)) = (self.group_info, self.tree) else {
+                return Err(model(ModelError::Missing {
+                    field: "mls group_info and tree",
+                }));
+            };
+            out.push(Effect::MlsInit { group_info, tree });
+            current = Some(0);
+        }
+        let written_epoch = self.epoch;
+        match self.commit {
+            Some((epoch, commit)) => {
+                let Some(current) = current else {
+                    return Err(deny(
+                        DenyCode::MlsNoGroup,
+                        format!("{} has no MLS group yet", before.id),
+                    ));
+                };
+                if epoch != current {
+                    let refusal = if epoch < current {
+                        DsRefusal::StaleEpoch {
+                            got: epoch,
+                            current,
+                        }
+                    } else {
+                        DsRefusal::UnknownEpoch {
+                            got: epoch,
+                            current,
+                        }
+                    };
+                    return Err(mls_refusal(&refusal));
+                }
+                // `mls/at` may be left out: a put of the value it holds writes nothing.
+                if written_epoch != i64::try_from(epoch + 1).ok() {
+                    return Err((
+                        RejectCode::InvalidValue,
+                        "a commit writes mls/epoch, the next epoch".into(),
+                    ));
+                }
+                let welcome = match self.welcome {
+                    Some((e, w)) if e == epoch => Some(w),
+                    Some(_) => return Err(unknown(&["mls".into(), WELCOMES.into()])),
+                    None => None,
+                };
+                out.push(Effect::MlsCommit {
+                    epoch,
+                    commit,
+                    welcome,
+                });
+            }
+            None if self.init => {
+                if written_epoch != Some(0) || !self.at || self.welcome.is_some() {
+                    return Err((
+                        RejectCode::InvalidValue,
+                        "a new group writes mls/epoch 0 and mls/at, and no Welcome".into(),
+                    ));
+                }
+            }
+            None => {
+                if written_epoch.is_some() || self.at || self.welcome.is_some() {
+                    return Err((
+                        RejectCode::InvalidValue,
+                        "mls/epoch, mls/at and Welcomes move only with a commit".into(),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 // ---------- message buckets ----------

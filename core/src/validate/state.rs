@@ -360,6 +360,7 @@ pub fn refresh_by_paths(
             Some(keys::SETTINGS) => settings = true,
             Some(keys::PINS) => pins = true,
             Some(keys::LIFECYCLE) => lifecycle = true,
+            Some(keys::MLS) => conv.mls = read::read_mls(doc),
             _ => everything = true,
         }
     }
@@ -451,6 +452,7 @@ pub fn refresh_conversation(conv: &mut Conversation, doc: &Automerge, effects: &
                     conv.delivered.insert(account.clone(), marker);
                 }
             }
+            Effect::MlsInit { .. } | Effect::MlsCommit { .. } => conv.mls = read::read_mls(doc),
             Effect::SetLifecycle { .. } | Effect::SetLead { .. } => {
                 conv.lifecycle = read::read_lifecycle(doc)
             }

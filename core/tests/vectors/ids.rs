@@ -227,6 +227,7 @@ pub(crate) fn bucket_vectors() -> Value {
             bucket_ms: DEFAULT_BUCKET_MS,
             thread: None,
             resource: None,
+            encrypted: false,
         }),
         ..Conversation::uncreated(conv("c"))
     };

@@ -227,6 +227,7 @@ fn scenarios_replay_through_the_acceptor() {
             let author = Author {
                 account: acc(step["account"].as_str().unwrap()),
                 service: step["service"].as_bool().unwrap(),
+                device: None,
             };
             let verdict = match hub.submit(&id, &author, change, step["now_ms"].as_i64().unwrap()) {
                 Ok((ack, _)) => json!({"accepted": {"seq": ack.seq}}),

@@ -41,6 +41,7 @@ impl Dev {
         Author {
             account: self.account.clone(),
             service: self.service,
+            device: None,
         }
     }
 }
@@ -190,6 +191,7 @@ pub(crate) fn lunch_group(s: &mut Scenario, alice: &Dev, bob: &Dev) {
         },
         settings: Settings::defaults_for(ConvKind::Group),
         members: vec![Member::new(alice.account.clone(), Role::Owner)],
+        encrypted: false,
     };
     let change = s.write(alice, &lunch(), |d| {
         write::create_conversation(d, &IntentTag::new("i1", "create_conversation"), &spec)

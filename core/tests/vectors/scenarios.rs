@@ -68,6 +68,7 @@ pub(crate) fn scenario_group() -> Value {
         },
         settings: Settings::defaults_for(ConvKind::Thread),
         members: vec![Member::new(bob.account.clone(), Role::Owner)],
+        encrypted: false,
     };
     let change = s.write(&bob, &thread, |d| {
         write::create_conversation(d, &IntentTag::new("i6", "create_conversation"), &spec)
@@ -353,6 +354,7 @@ pub(crate) fn scenario_direct() -> Value {
         info: Info::default(),
         settings: Settings::defaults_for(ConvKind::Group),
         members: vec![Member::new(alice.account.clone(), Role::Owner)],
+        encrypted: false,
     };
     let change = s.write(&alice, &reserved, |d| {
         write::create_conversation(d, &IntentTag::new("i2", "create_conversation"), &spec)
@@ -449,6 +451,7 @@ pub(crate) fn scenario_kinds() -> Value {
             },
             settings: Settings::defaults_for(kind),
             members: vec![Member::new(dev.account.clone(), Role::Owner)],
+            encrypted: false,
         };
         let id = DocId::conv(&acme(), &conv(key));
         let change = s.write(dev, &id, |d| {

@@ -534,6 +534,7 @@ pub async fn create(
         },
         settings,
         members,
+        encrypted: false,
     };
     let outcome = caller
         .write(

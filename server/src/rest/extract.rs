@@ -27,6 +27,8 @@ impl Caller {
         Author {
             account: self.account.clone(),
             service: self.service,
+            // REST has no device: it never commits to an MLS group.
+            device: None,
         }
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use confab_core::ids::DocId;
+use confab_core::ids::{DeviceId, DocId};
 use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
 use confab_core::protocol::{encode_server, Action, ErrorCode, ServerFrame, Session};
@@ -129,6 +129,8 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
 
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(app.limits);
+    // The device `hello` names, when it is a valid device id: an MLS commit must come from it.
+    let mut device: Option<DeviceId> = None;
     let mut budget = app.budgets.connection();
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(256);
     let (local_tx, mut local_rx) = mpsc::channel::<Local>(4096);
@@ -179,7 +181,8 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     match action {
                         Action::Send(frame) => out.push(framed(&frame)),
                         Action::Close { code, reason } => closing = Some((code, reason)),
-                        Action::Authenticate { token, device: _ } => {
+                        Action::Authenticate { token, device: named } => {
+                            device = DeviceId::new(named).ok();
                             let now = now_ms();
                             let actions = match app.auth.verify(&token, now / 1000) {
                                 Ok(identity) => session.authenticated(identity, now),
@@ -194,7 +197,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                             }
                         }
                         Action::Submit { doc, changes } => {
-                            if let Some(author) = author_of(&session) {
+                            if let Some(author) = author_of(&session, device.as_ref()) {
                                 match budget::admit(&app, &session, &mut budget, &doc, changes.len()) {
                                     Err(refused) => answers.push_back(refused),
                                     // Waits only for room in the unit's queue: submits keep their
@@ -396,10 +399,11 @@ fn outcome_frame(doc: &DocId, outcome: SubmitOutcome) -> ServerFrame {
     }
 }
 
-fn author_of(session: &Session) -> Option<Author> {
+fn author_of(session: &Session, device: Option<&DeviceId>) -> Option<Author> {
     session.identity().map(|identity| Author {
         account: identity.account.clone(),
         service: identity.service,
+        device: device.cloned(),
     })
 }
 
@@ -439,7 +443,8 @@ fn dispatch(
     (outlet, control): (&Arc<Outlet>, &mpsc::Sender<Control>),
     local_tx: &mpsc::Sender<Local>,
 ) {
-    let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session)) else {
+    let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session, None))
+    else {
         return;
     };
     let engine = app.engine.clone();

@@ -61,6 +61,11 @@ impl Code {
             .iter()
             .copied()
             .chain(DenyCode::ALL.iter().map(|d| RejectCode::Policy(*d)))
+            .chain(
+                crate::e2ee::DsRefusal::CODES
+                    .iter()
+                    .map(|c| RejectCode::Mls(c)),
+            )
             .chain([RejectCode::NotApplicable])
             .map(Code::Reject)
             .chain(ErrorCode::ALL.iter().map(|e| Code::Server(*e)))
@@ -164,6 +169,7 @@ impl ClientEngine {
             reads: Default::default(),
             delivered: Default::default(),
             lifecycle: read::read_lifecycle(doc),
+            mls: read::read_mls(doc),
         })
     }
 

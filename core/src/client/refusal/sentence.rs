@@ -132,6 +132,14 @@ fn policy(code: D, s: &Scene) -> String {
         ),
         D::SupportOnly => format!("{place} is not a support thread: this is for support threads"),
         D::OutcomeNeedsClose => format!("A lead outcome is set when {place} is closed"),
+        D::EncryptionNotAllowed => "Channels are not end-to-end encrypted".to_owned(),
+        D::NotEncrypted => format!("{place} is not end-to-end encrypted"),
+        D::MlsGroupExists | D::MlsNoGroup => {
+            format!("{place}'s encryption moved on meanwhile: try again")
+        }
+        D::MlsCommitRequired => {
+            format!("Removing {who} from {place} needs this device to update the encryption too")
+        }
         D::RequestsFull => {
             format!("{place} has too many requests waiting for an answer: try again later")
         }
@@ -185,6 +193,7 @@ fn validation(code: R, s: &Scene) -> String {
             format!("Someone else changed the same thing in {place} at the same time: try again")
         }
         R::TooManyOps => format!("{what} is too big to save in one step"),
+        R::Mls(_) => format!("{what} did not fit {place}'s end-to-end encryption"),
         // Handled by `policy`; kept total so a new arm cannot be forgotten.
         R::Policy(deny) => policy(deny, s),
     }

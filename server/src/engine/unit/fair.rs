@@ -200,6 +200,7 @@ mod tests {
             author: Author {
                 account: AccountId::new("a").expect("id"),
                 service: false,
+                device: None,
             },
             changes: (0..changes).map(|i| vec![(i % 256) as u8]).collect(),
             reply,

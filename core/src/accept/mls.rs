@@ -1,0 +1,168 @@
+//! The acceptor's side of an encrypted conversation: the Delivery Service's view of its MLS
+//! group (`e2ee::GroupView`), rebuilt from the conversation document when first needed, and
+//! the check of every change that makes the group or commits to it against the membership
+//! as that change leaves it (docs/E2EE.md, "Membership").
+
+use std::collections::HashMap;
+
+use automerge::Automerge;
+
+use crate::doc::read;
+use crate::e2ee::ds::{check_welcome, GroupView, StagedCheck};
+use crate::e2ee::{DeviceIdentity, DsRefusal};
+use crate::ids::{AccountId, DocId};
+use crate::model::conversation::Conversation;
+use crate::policy::{Author, Effect};
+use crate::validate::RejectCode;
+
+/// What an accepted change does to the group, applied once the change is staged.
+pub(super) struct GroupStep {
+    created: Option<GroupView>,
+    commit: Option<StagedCheck>,
+}
+
+impl GroupStep {
+    /// Moves `view` on (a new group replaces it).
+    pub(super) fn apply(self, view: &mut Option<GroupView>) -> Result<(), DsRefusal> {
+        if let Some(created) = self.created {
+            *view = Some(created);
+        }
+        if let (Some(commit), Some(view)) = (self.commit, view.as_mut()) {
+            view.apply(commit)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the group could not be followed: its stored messages no longer make a group. Never a
+/// verdict on a change; the host treats it as storage gone wrong.
+#[derive(Debug)]
+pub(super) struct Unreadable(pub String);
+
+/// The group as the accepted document holds it: the creator's group info and tree, then
+/// every commit in epoch order. Costs O(commits) MLS steps, once per load of the unit.
+pub(super) fn rebuild(
+    doc: &Automerge,
+    conv: &Conversation,
+) -> Result<Option<GroupView>, Unreadable> {
+    let Some(state) = conv.mls else {
+        return Ok(None);
+    };
+    let log = read::read_mls_log(doc, 0).ok_or_else(|| Unreadable("no mls map".into()))?;
+    let mut view = GroupView::follow(&log.group_info, &log.tree)
+        .map_err(|e| Unreadable(format!("group info: {e}")))?;
+    for (epoch, commit) in &log.commits {
+        if *epoch != view.epoch() {
+            return Err(Unreadable(format!("no commit for epoch {}", view.epoch())));
+        }
+        view.replay(commit)
+            .map_err(|e| Unreadable(format!("commit of epoch {epoch}: {e}")))?;
+    }
+    if view.epoch() != state.epoch {
+        return Err(Unreadable(format!(
+            "the commits reach epoch {}, the document says {}",
+            view.epoch(),
+            state.epoch
+        )));
+    }
+    Ok(Some(view))
+}
+
+/// Checks the MLS effects of one change submitted by `author` (from its device) against `view`
+/// and the membership `conv` has once `effects` are applied. `Ok(None)`: the change does not
+/// touch the group.
+pub(super) fn check(
+    view: Option<&GroupView>,
+    conv_doc: &DocId,
+    conv: &Conversation,
+    author: &Author,
+    effects: &[Effect],
+) -> Result<Option<GroupStep>, (RejectCode, String)> {
+    let init = effects.iter().find_map(|e| match e {
+        Effect::MlsInit { group_info, tree } => Some((group_info, tree)),
+        _ => None,
+    });
+    let commit = effects.iter().find_map(|e| match e {
+        Effect::MlsCommit {
+            commit, welcome, ..
+        } => Some((commit, welcome)),
+        _ => None,
+    });
+    if init.is_none() && commit.is_none() {
+        return Ok(None);
+    }
+    let refuse = |r: DsRefusal| (RejectCode::from(&r), r.to_string());
+    let tenant = conv_doc.tenant();
+    // The commit must come from the device that submits it, of the author's account.
+    let device = author
+        .device
+        .as_ref()
+        .map(|d| DeviceIdentity::new(tenant.clone(), author.account.clone(), d.clone()))
+        .ok_or_else(|| {
+            refuse(DsRefusal::WrongSender {
+                got: "a submission from no device".into(),
+            })
+        })?;
+    let device = &device;
+    let after = active_after(effects);
+    let allowed = |d: &DeviceIdentity| {
+        &d.tenant == tenant
+            && after
+                .get(&d.account)
+                .copied()
+                .unwrap_or_else(|| conv.active_member(&d.account).is_some())
+    };
+    let created = match init {
+        Some((group_info, tree)) => {
+            let created = GroupView::create(group_info, tree, device, &allowed).map_err(refuse)?;
+            if created.group_id() != crate::e2ee::group_id(conv_doc) {
+                return Err(refuse(DsRefusal::WrongGroup));
+            }
+            Some(created)
+        }
+        None => None,
+    };
+    let staged = match commit {
+        Some((commit, welcome)) => {
+            let Some(view) = created.as_ref().or(view) else {
+                return Err(refuse(DsRefusal::Invalid("no group to commit to".into())));
+            };
+            let staged = view
+                .check_commit(commit, device, &allowed)
+                .map_err(refuse)?;
+            match welcome {
+                Some(_) if staged.added.is_empty() => {
+                    return Err(refuse(DsRefusal::Malformed(
+                        "a Welcome with a commit that adds no device".into(),
+                    )));
+                }
+                Some(w) => check_welcome(w).map_err(refuse)?,
+                None if !staged.added.is_empty() => {
+                    return Err(refuse(DsRefusal::Malformed(
+                        "a commit that adds devices carries their Welcome".into(),
+                    )))
+                }
+                None => {}
+            }
+            Some(staged)
+        }
+        None => None,
+    };
+    Ok(Some(GroupStep {
+        created,
+        commit: staged,
+    }))
+}
+
+/// Whether each account whose member entry the change writes is active after it.
+fn active_after(effects: &[Effect]) -> HashMap<AccountId, bool> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::AddMember { after, .. } | Effect::UpdateMember { after, .. } => {
+                Some((after.account.clone(), after.is_active()))
+            }
+            _ => None,
+        })
+        .collect()
+}

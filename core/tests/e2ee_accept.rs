@@ -1,0 +1,480 @@
+//! The acceptor as the MLS Delivery Service of encrypted conversations: a group made and
+//! committed to through the conversation document, and every change that would put the
+//! group out of step with the members refused with its code, leaving the state unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use confab_core::automerge::Change;
+use confab_core::doc::read;
+use confab_core::doc::write::{self, MlsWrite};
+use confab_core::e2ee::{self, Device as Mls, DeviceIdentity};
+use confab_core::hub::Hub;
+use confab_core::ids::{ConvId, DeviceId, DocId};
+use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
+use confab_core::validate::Rejection;
+use confab_testkit::device::Device;
+use confab_testkit::hub::{create, NOW};
+use confab_testkit::ids::{acc, conv_doc, tenant};
+
+fn identity(account: &str) -> DeviceIdentity {
+    DeviceIdentity::new(tenant(), acc(account), DeviceId::new("phone").unwrap())
+}
+
+/// One person: the replica that writes the documents and the MLS device beside it.
+struct Person {
+    replica: Device,
+    mls: Mls,
+}
+
+impl Person {
+    fn new(account: &str) -> Self {
+        Person {
+            replica: Device::new(account, 1),
+            mls: Mls::new(identity(account)).unwrap(),
+        }
+    }
+
+    /// Submits `change` to `doc` from this person's MLS device.
+    fn submit(&self, hub: &mut Hub, doc: &DocId, change: Change) -> Result<(), Rejection> {
+        let author = self
+            .replica
+            .author
+            .clone()
+            .on(self.mls.identity().device.clone());
+        hub.submit(doc, &author, change, NOW).map(|_| ())
+    }
+
+    fn write_mls(&mut self, doc: &DocId, mls: MlsWrite<'_>) -> Change {
+        self.replica
+            .write(doc, |d, t| write::write_mls(d, t, NOW, mls))
+            .unwrap()
+    }
+}
+
+/// An encrypted group of alice (owner), bob and carol, with no MLS group yet.
+fn encrypted_group(hub: &mut Hub, id: &str, people: &mut [Person]) -> ConvId {
+    let (owner, rest) = people.split_first_mut().unwrap();
+    let mut others: Vec<(&mut Device, Role)> = rest
+        .iter_mut()
+        .map(|p| (&mut p.replica, Role::Member))
+        .collect();
+    create(
+        hub,
+        id,
+        ConvKind::Group,
+        &mut owner.replica,
+        &mut others,
+        |spec| {
+            spec.encrypted = true;
+        },
+    )
+}
+
+fn code(r: Result<(), Rejection>) -> &'static str {
+    r.expect_err("refused").code.as_str()
+}
+
+fn epoch(hub: &Hub, conv: &ConvId) -> Option<u64> {
+    hub.conversation(conv).unwrap().mls.map(|m| m.epoch)
+}
+
+/// alice makes the group and adds bob's and carol's devices; everyone joins.
+fn with_group(hub: &mut Hub, conv: &ConvId, people: &mut [Person]) {
+    let doc = conv_doc(conv);
+    let group = e2ee::group_id(&doc);
+    let init = people[0].mls.create_group(&group).unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+    );
+    people[0].submit(hub, &doc, change).unwrap();
+    assert_eq!(epoch(hub, conv), Some(0));
+    let packages: Vec<Vec<u8>> = people[1..]
+        .iter()
+        .map(|p| p.mls.key_package(false).unwrap())
+        .collect();
+    let bundle = people[0].mls.commit(&group, &packages, &[]).unwrap();
+    let welcome = bundle.welcome.clone().unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Commit {
+            epoch: 0,
+            commit: &bundle.commit,
+            welcome: Some(&welcome),
+        },
+    );
+    people[0].submit(hub, &doc, change).unwrap();
+    people[0].mls.confirm_commit(&group).unwrap();
+    for p in people[1..].iter_mut() {
+        p.replica.pull(hub, &doc);
+        // A new member finds its Welcome in the document.
+        let stored = read::read_mls_welcome(p.replica.doc(&doc), 0).unwrap();
+        assert_eq!(p.mls.join(&stored).unwrap(), group);
+    }
+    assert_eq!(epoch(hub, conv), Some(1));
+}
+
+fn trio() -> Vec<Person> {
+    vec![
+        Person::new("alice"),
+        Person::new("bob"),
+        Person::new("carol"),
+    ]
+}
+
+#[test]
+fn a_group_is_made_and_joined_through_the_document() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    assert!(hub.conversation(&conv).unwrap().encrypted());
+    assert_eq!(epoch(&hub, &conv), None);
+    with_group(&mut hub, &conv, &mut people);
+    let group = e2ee::group_id(&conv_doc(&conv));
+    let ct = people[1].mls.encrypt(&group, b"m1", b"hello").unwrap();
+    let read = people[2].mls.decrypt(&ct).unwrap();
+    assert_eq!(read.plaintext, b"hello");
+    assert_eq!(read.sender, identity("bob"));
+}
+
+#[test]
+fn channels_and_plaintext_conversations_have_no_group() {
+    let mut hub = Hub::new();
+    let mut owner = Person::new("alice");
+    let fixture = confab_testkit::fixture::ConvFixture::new(ConvKind::Channel, acc("alice"), NOW)
+        .tweak(|s| s.encrypted = true);
+    let conv = confab_testkit::ids::conv_id("news");
+    let (doc, change) = fixture.write(&mut owner.replica, &conv).unwrap();
+    assert_eq!(
+        code(owner.submit(&mut hub, &doc, change)),
+        "encryption_not_allowed"
+    );
+
+    let mut people = trio();
+    let conv = create(
+        &mut hub,
+        "plain",
+        ConvKind::Group,
+        &mut people[0].replica,
+        &mut [],
+        |_| {},
+    );
+    let doc = conv_doc(&conv);
+    let init = people[0].mls.create_group(&e2ee::group_id(&doc)).unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+    );
+    assert_eq!(
+        code(people[0].submit(&mut hub, &doc, change)),
+        "not_encrypted"
+    );
+}
+
+#[test]
+fn the_group_is_made_once_for_its_own_conversation_by_the_submitting_device() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    let doc = conv_doc(&conv);
+
+    // A group whose id names another conversation.
+    let init = people[0].mls.create_group(b"acme/conv/elsewhere").unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+    );
+    assert_eq!(
+        code(people[0].submit(&mut hub, &doc, change)),
+        "mls_wrong_group"
+    );
+    people[0].replica.docs.remove(&doc);
+    people[0].replica.pull(&hub, &doc);
+
+    // Made by a device of bob's but submitted from alice's.
+    let mut bobs = Mls::new(identity("bob")).unwrap();
+    let init = bobs.create_group(&e2ee::group_id(&doc)).unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+    );
+    assert_eq!(
+        code(people[0].submit(&mut hub, &doc, change)),
+        "mls_wrong_sender"
+    );
+    assert_eq!(epoch(&hub, &conv), None);
+    people[0].replica.docs.remove(&doc);
+    people[0].replica.pull(&hub, &doc);
+
+    with_group(&mut hub, &conv, &mut people);
+    // A second group for the same conversation.
+    people[1].replica.pull(&hub, &doc);
+    let mut again = Mls::new(identity("bob")).unwrap();
+    let init = again.create_group(&e2ee::group_id(&doc)).unwrap();
+    let change = people[1].write_mls(
+        &doc,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+    );
+    assert_eq!(
+        code(people[1].submit(&mut hub, &doc, change)),
+        "mls_group_exists"
+    );
+    assert_eq!(epoch(&hub, &conv), Some(1));
+}
+
+#[test]
+fn one_commit_per_epoch_and_only_devices_of_members() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+
+    // Adding the device of dave, who is no member.
+    let dave = Mls::new(identity("dave")).unwrap();
+    let bundle = people[0]
+        .mls
+        .commit(&group, &[dave.key_package(false).unwrap()], &[])
+        .unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        },
+    );
+    assert_eq!(
+        code(people[0].submit(&mut hub, &doc, change)),
+        "mls_adds_non_member"
+    );
+    people[0].mls.discard_commit(&group).unwrap();
+    people[0].replica.docs.remove(&doc);
+    people[0].replica.pull(&hub, &doc);
+
+    // Two members commit on epoch 1 at once: the first wins, the second is stale.
+    let by_bob = people[1].mls.commit(&group, &[], &[]).unwrap();
+    let by_carol = people[2].mls.commit(&group, &[], &[]).unwrap();
+    let change = people[1].write_mls(
+        &doc,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &by_bob.commit,
+            welcome: None,
+        },
+    );
+    people[1].submit(&mut hub, &doc, change).unwrap();
+    let change = people[2].write_mls(
+        &doc,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &by_carol.commit,
+            welcome: None,
+        },
+    );
+    let refused = code(people[2].submit(&mut hub, &doc, change));
+    // Carol's replica had not seen bob's commit: the write conflicts or names a past epoch.
+    assert!(
+        ["mls_stale_epoch", "conflicting_write"].contains(&refused),
+        "{refused}"
+    );
+    assert_eq!(epoch(&hub, &conv), Some(2));
+}
+
+#[test]
+fn removing_a_member_carries_the_commit_that_locks_them_out() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+    let carol = acc("carol");
+
+    // The removal alone.
+    let change = people[0]
+        .replica
+        .write(&doc, |d, t| {
+            write::set_member_status(d, t, NOW, &carol, MemberStatus::Removed)
+        })
+        .unwrap();
+    assert_eq!(
+        code(people[0].submit(&mut hub, &doc, change)),
+        "mls_commit_required"
+    );
+    people[0].replica.docs.remove(&doc);
+    people[0].replica.pull(&hub, &doc);
+
+    // The removal with a commit that leaves carol's device in.
+    let idle = people[0].mls.commit(&group, &[], &[]).unwrap();
+    let change = removal(&mut people[0], &doc, &idle.commit);
+    assert_eq!(
+        code(people[0].submit(&mut hub, &doc, change)),
+        "mls_missing_removal"
+    );
+    people[0].mls.discard_commit(&group).unwrap();
+    people[0].replica.docs.remove(&doc);
+    people[0].replica.pull(&hub, &doc);
+
+    // A commit that removes bob's device, who stays a member.
+    let wrong = people[0]
+        .mls
+        .commit(&group, &[], &[identity("bob")])
+        .unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &wrong.commit,
+            welcome: None,
+        },
+    );
+    assert_eq!(
+        code(people[0].submit(&mut hub, &doc, change)),
+        "mls_removes_member"
+    );
+    people[0].mls.discard_commit(&group).unwrap();
+    people[0].replica.docs.remove(&doc);
+    people[0].replica.pull(&hub, &doc);
+    assert_eq!(epoch(&hub, &conv), Some(1));
+
+    // The removal with its commit.
+    let bundle = people[0]
+        .mls
+        .commit(&group, &[], &[identity("carol")])
+        .unwrap();
+    let change = removal(&mut people[0], &doc, &bundle.commit);
+    people[0].submit(&mut hub, &doc, change).unwrap();
+    people[0].mls.confirm_commit(&group).unwrap();
+    assert_eq!(epoch(&hub, &conv), Some(2));
+    assert!(hub
+        .conversation(&conv)
+        .unwrap()
+        .active_member(&carol)
+        .is_none());
+
+    // Bob follows; carol's device, kept with its state, reads nothing sent after.
+    let commit = read::read_mls_log(people[0].replica.doc(&doc), 1)
+        .unwrap()
+        .commits[&1]
+        .clone();
+    people[1].mls.process_commit(&commit).unwrap();
+    let after = people[0]
+        .mls
+        .encrypt(&group, b"m2", b"after carol")
+        .unwrap();
+    assert_eq!(
+        people[1].mls.decrypt(&after).unwrap().plaintext,
+        b"after carol"
+    );
+    let _ = people[2].mls.process_commit(&commit);
+    assert!(people[2].mls.decrypt(&after).is_err());
+}
+
+/// Carol removed, with `commit`, in one change.
+fn removal(alice: &mut Person, doc: &DocId, commit: &[u8]) -> Change {
+    let carol = acc("carol");
+    alice
+        .replica
+        .write(doc, |d, t| {
+            write::transact(d, t, NOW, |tx| {
+                write::put_member_status(tx, NOW, &carol, MemberStatus::Removed)?;
+                write::put_mls(
+                    tx,
+                    NOW,
+                    MlsWrite::Commit {
+                        epoch: 1,
+                        commit,
+                        welcome: None,
+                    },
+                )
+            })
+        })
+        .unwrap()
+}
+
+/// Submits `change` to a fresh acceptor that loads the conversation as `hub` stored it (a
+/// server that restarted): the group is rebuilt from the document before it is checked.
+fn submit_after_restart(
+    hub: &Hub,
+    conv: &ConvId,
+    author: &confab_core::policy::Author,
+    change: Change,
+) -> Result<(), Rejection> {
+    use confab_core::accept::{
+        Acceptor, AcceptorConfig, Decision, Need, Step, StoredDoc, Submission, UnitId,
+    };
+    let doc = conv_doc(conv);
+    let saved = hub.doc(&doc).unwrap().doc().save();
+    let seq = hub.changes_after(&doc, 0).len() as u64;
+    let mut acceptor = Acceptor::new(UnitId::of(&doc), AcceptorConfig::default());
+    let mut sub = Submission::from_change(&doc, author, change, NOW);
+    loop {
+        match acceptor.step(&mut sub) {
+            Step::Need(Need::Doc(id)) => {
+                let stored = StoredDoc {
+                    snapshot: Some(&saved),
+                    changes: Vec::new(),
+                    last_seq: seq,
+                    snapshot_seq: seq,
+                    policy_seq: seq,
+                };
+                acceptor.load(id, stored).unwrap();
+            }
+            Step::Need(Need::Binding(actor)) => {
+                let account = hub.binding(&actor).cloned();
+                acceptor.answer_binding(&mut sub, actor, account);
+            }
+            Step::Need(other) => panic!("unexpected need {other:?}"),
+            Step::Done(Decision::Accepted(_)) => return Ok(()),
+            Step::Done(Decision::Rejected(r)) => return Err(r),
+            Step::Done(other) => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_restarted_server_rebuilds_the_group_from_the_document() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+    let alice = people[0]
+        .replica
+        .author
+        .clone()
+        .on(identity("alice").device);
+
+    // Epoch 1 again after the restart: a commit that keeps carol is still refused.
+    let idle = people[0].mls.commit(&group, &[], &[]).unwrap();
+    let change = removal(&mut people[0], &doc, &idle.commit);
+    let refused = submit_after_restart(&hub, &conv, &alice, change).unwrap_err();
+    assert_eq!(refused.code.as_str(), "mls_missing_removal");
+    people[0].mls.discard_commit(&group).unwrap();
+    people[0].replica.docs.remove(&doc);
+    people[0].replica.pull(&hub, &doc);
+
+    let bundle = people[0]
+        .mls
+        .commit(&group, &[], &[identity("carol")])
+        .unwrap();
+    let change = removal(&mut people[0], &doc, &bundle.commit);
+    submit_after_restart(&hub, &conv, &alice, change).unwrap();
+}
