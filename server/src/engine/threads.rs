@@ -1,4 +1,4 @@
-//! Threads follow their parent (docs/POLICY.md, "Rules": threads follow their parent): a thread's unit asks its
+//! Threads follow their parent (docs/POLICY.md, "Rules"): a thread's unit asks its
 //! parent's unit where an account stands there, and whether the message a new thread hangs
 //! on exists; the parent's unit tells the threads below it in memory when its policy moves
 //! (here, or on another node: every commit to its `conv` document another node notifies),

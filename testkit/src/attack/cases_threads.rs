@@ -1,4 +1,4 @@
-//! Threads follow their parent (docs/POLICY.md, "Rules": threads follow their parent): who is out of the parent is out
+//! Threads follow their parent (docs/POLICY.md, "Rules"): who is out of the parent is out
 //! of its threads, and a thread hangs on a message the parent holds.
 
 use confab_core::automerge::transaction::Transactable;
