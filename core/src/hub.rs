@@ -11,7 +11,7 @@ use crate::accept::{
 };
 use crate::ids::{AccountId, ConvId, DocId};
 use crate::model::conversation::Conversation;
-use crate::policy::{Author, Effect};
+use crate::policy::{Author, Effect, ParentMessage, Standing};
 use crate::validate::{RejectCode, Rejection};
 
 /// A change the hub accepted (or had accepted before): its hash and per-document seq.
@@ -110,11 +110,24 @@ impl Hub {
                     let seq = self.logs.get(id).and_then(|l| l.seqs.get(&hash)).copied();
                     sub.answer_seq(seq);
                 }
+                Step::Need(Need::Standing { parent, account }) => {
+                    let (standing, seq) = self.standing(&parent, &account);
+                    acceptor.answer_standing(account, standing, seq);
+                }
+                Step::Need(Need::ParentMessage { parent, message }) => {
+                    sub.answer_parent_message(self.find_message(id.tenant(), &parent, &message));
+                }
             }
         };
         let outcome = match decision {
             Decision::Accepted(accepted) => {
                 acceptor.committed(id, accepted.seq);
+                if accepted.moves_policy {
+                    // Threads below may have lost members: their caches are asked again.
+                    for other in self.units.values_mut() {
+                        other.parent_moved();
+                    }
+                }
                 if let Some(actor) = accepted.new_binding {
                     self.bindings.insert(actor, author.account.clone());
                 }
@@ -139,6 +152,49 @@ impl Hub {
         };
         self.units.insert(unit, acceptor);
         outcome
+    }
+
+    /// Where `account` stands in `conv` as a thread of it sees it (active there and in
+    /// every conversation above it), with `conv`'s policy version.
+    fn standing(&self, conv: &ConvId, account: &AccountId) -> (Standing, u64) {
+        let seq = self
+            .conv_units
+            .get(conv)
+            .and_then(|unit| self.units.get(unit))
+            .map_or(0, Acceptor::policy_seq);
+        let mut at = conv.clone();
+        for _ in 0..=crate::limits::SUBROOM_DEPTH_MAX {
+            let Some(c) = self.conversation(&at).filter(|c| c.meta.is_some()) else {
+                return (Standing::Out(None), seq);
+            };
+            let here = Standing::of(c.member(account));
+            match c.meta.as_ref().and_then(|m| m.thread.as_ref()) {
+                Some(link) if here.is_active() => at = link.parent.clone(),
+                _ => return (here, seq),
+            }
+        }
+        (Standing::Out(None), seq)
+    }
+
+    /// Whether `message` is in one of `conv`'s buckets, and not deleted.
+    fn find_message(
+        &self,
+        tenant: &crate::ids::TenantId,
+        conv: &ConvId,
+        message: &crate::ids::MessageId,
+    ) -> ParentMessage {
+        let found = self
+            .logs
+            .keys()
+            .filter(|id| id.tenant() == tenant)
+            .filter(|id| matches!(id.target(), crate::ids::DocTarget::Msgs(c, _) if c == conv))
+            .filter_map(|id| self.doc(id))
+            .find_map(|doc| crate::doc::read::read_message_fields(doc.doc(), message));
+        match found {
+            Some(m) if m.deleted_at.is_some() => ParentMessage::Deleted,
+            Some(_) => ParentMessage::Present,
+            None => ParentMessage::Missing,
+        }
     }
 
     /// The bucket parts of a conversation that hold accepted changes, newest first (what

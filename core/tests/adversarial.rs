@@ -70,6 +70,8 @@ fn http_urls_only_where_the_operator_allows() {
         now_ms: NOW,
         last_post_ms: None,
         urls,
+        parent_standing: None,
+        parent_message: None,
     };
     let avatar = |url: &str| [(AVATAR, ScalarValue::from(url))];
     let http = raw_put(

@@ -449,6 +449,8 @@ fn client_check(
             DocTarget::Msgs(_, bucket) => Some(*bucket),
             _ => None,
         },
+        parent_standing: None,
+        parent_message: None,
     };
     policy::check(&ctx, author, effect)
 }

@@ -715,6 +715,8 @@ impl Fixture {
             now_ms: NOW,
             last_post_ms: None,
             urls: Default::default(),
+            parent_standing: None,
+            parent_message: None,
         }
     }
 

@@ -48,6 +48,8 @@ fn run(c: &Conversation, author: &str, effect: &Effect) -> Decision {
         now_ms: NOW,
         last_post_ms: None,
         bucket: None,
+        parent_standing: None,
+        parent_message: None,
     };
     check(&ctx, &Author::user(acc(author)), effect)
 }

@@ -20,7 +20,9 @@ use confab_core::model::message::{Message, MessageKind, NewMessage};
 use confab_core::model::proposal::{
     CreatedByRole, MeetingType, ProposalPayload, ProposalStatus, ProposalType,
 };
-use confab_core::policy::{check, Author, Context, Decision, DenyCode, Effect};
+use confab_core::policy::{
+    check, Author, Context, Decision, DenyCode, Effect, ParentMessage, Standing,
+};
 use confab_core::validate::RejectCode;
 use confab_testkit::hub::NOW;
 use confab_testkit::ids::{acc, bucket_doc, conv_id, msg_id};
@@ -155,6 +157,8 @@ fn ctx(c: &Conversation) -> Context<'_> {
         now_ms: NOW,
         last_post_ms: None,
         bucket: Some(c.period_of(NOW).into()),
+        parent_standing: None,
+        parent_message: None,
     }
 }
 
@@ -507,6 +511,28 @@ fn every_deny_code_has_a_denial() {
                 &under(&no_subrooms),
                 &user("member"),
                 &create(new_thread(&no_subrooms, "member", 1)),
+            ),
+        ),
+        (
+            DenyCode::NotParentMember,
+            check(
+                &Context {
+                    parent_standing: Some(Standing::Out(Some(MemberStatus::Removed))),
+                    ..ctx(&thread_of(&parent, 1))
+                },
+                &user("member"),
+                &text("member"),
+            ),
+        ),
+        (
+            DenyCode::ParentMessageMissing,
+            check(
+                &Context {
+                    parent_message: Some(ParentMessage::Missing),
+                    ..under(&parent)
+                },
+                &user("member"),
+                &create(new_thread(&parent, "member", 1)),
             ),
         ),
         (DenyCode::ServiceOnly, run(&sys, "member", &text("member"))),
@@ -1587,6 +1613,8 @@ fn no_conv() -> Context<'static> {
         now_ms: NOW,
         last_post_ms: None,
         bucket: None,
+        parent_standing: None,
+        parent_message: None,
     }
 }
 
@@ -1597,6 +1625,8 @@ fn under<'a>(parent: &'a Conversation) -> Context<'a> {
         now_ms: NOW,
         last_post_ms: None,
         bucket: None,
+        parent_standing: None,
+        parent_message: None,
     }
 }
 
@@ -3443,4 +3473,125 @@ fn a_block_in_a_direct_conversation_stops_both_sides_until_cleared() {
 
 fn code(d: Decision) -> Option<DenyCode> {
     d.err().map(|d| d.code)
+}
+
+#[test]
+fn threads_are_open_only_to_active_members_of_the_parent() {
+    use DenyCode::*;
+    let parent = group();
+    let thread = thread_of(&parent, 1);
+    let standing = |s: Option<Standing>| Context {
+        parent_standing: s,
+        ..ctx(&thread)
+    };
+    let removed = standing(Some(Standing::Out(Some(MemberStatus::Removed))));
+    let banned = standing(Some(Standing::Out(Some(MemberStatus::Banned))));
+    let left = standing(Some(Standing::Out(Some(MemberStatus::Left))));
+    let never = standing(Some(Standing::Out(None)));
+    let active = standing(Some(Standing::Active));
+    let unknown = standing(None);
+    let me = |status| {
+        let before = thread.member(&acc("guest")).unwrap().clone();
+        let mut after = before.clone();
+        after.status = status;
+        Effect::UpdateMember {
+            before,
+            after,
+            fields: vec![STATUS.into()],
+        }
+    };
+    let mark = Effect::MarkRead {
+        account: acc("guest"),
+    };
+    expect_all(vec![
+        case(
+            "active in the parent posts",
+            check(&active, &user("guest"), &text("guest")),
+            ALLOW,
+        ),
+        case(
+            "not known: the acceptor asks",
+            check(&unknown, &user("guest"), &text("guest")),
+            ALLOW,
+        ),
+        case(
+            "removed from the parent posts",
+            check(&removed, &user("guest"), &text("guest")),
+            deny(NotParentMember),
+        ),
+        case(
+            "banned from the parent posts",
+            check(&banned, &user("guest"), &text("guest")),
+            deny(NotParentMember),
+        ),
+        case(
+            "left the parent posts",
+            check(&left, &user("guest"), &text("guest")),
+            deny(NotParentMember),
+        ),
+        case(
+            "never in the parent posts",
+            check(&never, &user("guest"), &text("guest")),
+            deny(NotParentMember),
+        ),
+        case(
+            "removed from the parent marks read",
+            check(&removed, &user("guest"), &mark),
+            deny(NotParentMember),
+        ),
+        case(
+            "removed from the parent leaves the thread",
+            check(&removed, &user("guest"), &me(MemberStatus::Left)),
+            ALLOW,
+        ),
+        case(
+            "a service account is no member anywhere",
+            check(
+                &never,
+                &service("bot"),
+                &Effect::PostMessage(Box::new(new_msg(MessageKind::System, "bot", NOW))),
+            ),
+            ALLOW,
+        ),
+    ]);
+    // Outside threads the standing says nothing.
+    let g = group();
+    let plain = Context {
+        parent_standing: Some(Standing::Out(None)),
+        ..ctx(&g)
+    };
+    expect_all(vec![case(
+        "a group ignores it",
+        check(&plain, &user("member"), &text("member")),
+        ALLOW,
+    )]);
+}
+
+#[test]
+fn threads_hang_on_a_live_message_of_the_parent() {
+    let parent = group();
+    let on = |found: Option<ParentMessage>| {
+        check(
+            &Context {
+                parent_message: found,
+                ..under(&parent)
+            },
+            &user("member"),
+            &create(new_thread(&parent, "member", 1)),
+        )
+    };
+    expect_all(vec![
+        case("present", on(Some(ParentMessage::Present)), ALLOW),
+        case("not looked up (a client)", on(None), ALLOW),
+        case(
+            "missing",
+            on(Some(ParentMessage::Missing)),
+            deny(DenyCode::ParentMessageMissing),
+        ),
+        case(
+            "deleted",
+            on(Some(ParentMessage::Deleted)),
+            deny(DenyCode::ParentMessageMissing),
+        ),
+    ]);
 }

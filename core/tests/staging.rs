@@ -43,6 +43,8 @@ impl Server {
             now_ms: NOW,
             last_post_ms: None,
             urls: Default::default(),
+            parent_standing: None,
+            parent_message: None,
         };
         let verdict = if self.staged {
             validate::validate_staged(&mut self.doc, &env, change)

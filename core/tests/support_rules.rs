@@ -65,6 +65,8 @@ fn run(c: &Conversation, author: &Author, effect: &Effect) -> Decision {
         now_ms: NOW,
         last_post_ms: None,
         bucket: Some(c.period_of(NOW).into()),
+        parent_standing: None,
+        parent_message: None,
     };
     check(&ctx, author, effect)
 }

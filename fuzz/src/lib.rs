@@ -276,6 +276,8 @@ fn env<'a>(
         now_ms: NOW,
         last_post_ms: None,
         urls: Default::default(),
+        parent_standing: None,
+        parent_message: None,
     }
 }
 

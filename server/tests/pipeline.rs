@@ -212,6 +212,14 @@ impl Projections for GatedStore {
     ) -> Result<Option<AccountId>> {
         self.inner.author_of(tenant, conv, message).await
     }
+    async fn message_deleted(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<bool>> {
+        self.inner.message_deleted(tenant, conv, message).await
+    }
 }
 
 #[async_trait]

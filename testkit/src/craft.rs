@@ -137,6 +137,19 @@ pub fn raw_thread(
     max_depth: i64,
     at: i64,
 ) -> Change {
+    raw_thread_on(dev, thread, (parent, "m1"), depth, max_depth, at)
+}
+
+/// [`raw_thread`] on message `on.1` of `on.0`.
+pub fn raw_thread_on(
+    dev: &mut Device,
+    thread: &ConvId,
+    on: (&ConvId, &str),
+    depth: i64,
+    max_depth: i64,
+    at: i64,
+) -> Change {
+    let (parent, message) = on;
     let me = dev.account.clone();
     raw(dev, &conv_doc(thread), |tx| {
         let meta = obj(&*tx, &[META]);
@@ -148,7 +161,7 @@ pub fn raw_thread(
         put(tx, &meta, CREATED_AT, ScalarValue::Int(at));
         put(tx, &meta, BUCKET_MS, ScalarValue::Int(DEFAULT_BUCKET_MS));
         put(tx, &meta, PARENT, s(parent.as_str()));
-        put(tx, &meta, PARENT_MESSAGE, s("m1"));
+        put(tx, &meta, PARENT_MESSAGE, s(message));
         put(tx, &meta, DEPTH, ScalarValue::Int(depth));
         let settings = obj(&*tx, &[SETTINGS]);
         put(

@@ -2,6 +2,7 @@
 
 use crate::ids::{AccountId, DocId, DocTarget};
 use crate::model::conversation::Conversation;
+use crate::policy::Standing;
 
 /// Why an account may not read a document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,15 +13,20 @@ pub enum ReadDenied {
     NoConversation,
     #[error("{0} is not an active member")]
     NotActiveMember(AccountId),
+    #[error("{0} is not an active member of the thread's parent")]
+    NotParentMember(AccountId),
 }
 
 /// Anyone reads a profile; the owner its private document; an active member or a service
-/// account a conversation that exists and its buckets.
+/// account a conversation that exists and its buckets. A thread also needs the member to be
+/// active in its parent: `parent` is where the account stands there (`None`: not a thread,
+/// or not known to this caller).
 pub fn may_read(
     conv: Option<&Conversation>,
     doc: &DocId,
     account: &AccountId,
     service: bool,
+    parent: Option<Standing>,
 ) -> Result<(), ReadDenied> {
     match doc.target() {
         DocTarget::Profile(_) => Ok(()),
@@ -29,8 +35,13 @@ pub fn may_read(
         DocTarget::Conv(_) | DocTarget::Msgs(..) => match conv.filter(|c| c.meta.is_some()) {
             None => Err(ReadDenied::NoConversation),
             Some(_) if service => Ok(()),
-            Some(c) if c.active_member(account).is_some() => Ok(()),
-            Some(_) => Err(ReadDenied::NotActiveMember(account.clone())),
+            Some(c) if c.active_member(account).is_none() => {
+                Err(ReadDenied::NotActiveMember(account.clone()))
+            }
+            Some(_) if parent.is_some_and(|s| !s.is_active()) => {
+                Err(ReadDenied::NotParentMember(account.clone()))
+            }
+            Some(_) => Ok(()),
         },
     }
 }

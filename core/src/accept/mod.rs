@@ -31,7 +31,7 @@ use crate::doc::DocError;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
 use crate::model::conversation::Conversation;
 use crate::model::url::UrlRule;
-use crate::policy::{DenyCode, Effect};
+use crate::policy::{DenyCode, Effect, Standing};
 use crate::validate::{
     self, refresh_conversation, AcceptedDoc, Env, RejectCode, Rejection, Verdict,
 };
@@ -142,6 +142,11 @@ pub struct Acceptor {
     /// committed fenced on it.
     policy_seq: u64,
     bindings: HashMap<ActorId, AccountId>,
+    /// A thread's cache of where its authors and readers stand in its parent (and above),
+    /// all read at the parent's policy version `parent_seq`. Dropped whenever the parent
+    /// moves ([`Acceptor::parent_moved`]), on a rewind and on a reset.
+    standings: HashMap<AccountId, Standing>,
+    parent_seq: Option<u64>,
     /// When each account's last message was accepted (slow mode). Kept across a reset:
     /// storage does not hold it, and keeping it only errs on the strict side.
     last_post: HashMap<AccountId, i64>,
@@ -168,6 +173,8 @@ impl Acceptor {
             conv: None,
             policy_seq: 0,
             bindings: HashMap::new(),
+            standings: HashMap::new(),
+            parent_seq: None,
             last_post: HashMap::new(),
             tick: 0,
             broken: None,
@@ -208,6 +215,9 @@ impl Acceptor {
                 reason,
             ))));
         }
+        if let Some(need) = self.standing_to_ask(&sub.author.account, sub.author.service) {
+            return Ok(Step::Need(need));
+        }
         if let Err(malformed) = sub.decode() {
             return Ok(Step::Done(Decision::Rejected(malformed)));
         }
@@ -241,6 +251,11 @@ impl Acceptor {
                 return Ok(Step::Need(Need::Parent(parent)));
             }
         }
+        if sub.parent_message.is_none() {
+            if let Some(need) = self.parent_message_to_ask(doc, change) {
+                return Ok(Step::Need(need));
+            }
+        }
         self.validate(sub)
     }
 
@@ -250,6 +265,11 @@ impl Acceptor {
         };
         let others = sub.take_parents();
         let author = sub.author;
+        let parent_standing = self.standings.get(&author.account).copied();
+        let parent_fence = match (self.thread_parent(), self.parent_seq, author.service) {
+            (Some(parent), Some(seq), false) => Some((parent.clone(), seq)),
+            _ => None,
+        };
         let previous_part_messages = previous_part(sub.doc)
             .and_then(|prev| self.docs.get(&prev))
             .map(|l| l.accepted.message_count());
@@ -265,6 +285,8 @@ impl Acceptor {
             now_ms: sub.now_ms,
             last_post_ms: self.last_post.get(&author.account).copied(),
             urls: self.config.urls,
+            parent_standing,
+            parent_message: sub.parent_message,
         };
         let accepted = match validate::validate_staged(&mut loaded.accepted, &env, change) {
             Err(rejection) => return Ok(Step::Done(Decision::Rejected(rejection))),
@@ -372,6 +394,7 @@ impl Acceptor {
             created,
             moves_policy,
             fence,
+            parent_fence,
         })))
     }
 
@@ -420,6 +443,88 @@ impl Acceptor {
         from_state
             .or_else(|| parent::named_parent(change))
             .filter(|p| p != own)
+    }
+
+    /// The message a thread's creation names, while the conversation is not created: it
+    /// must exist in the parent (looked up by the host, not by loading the parent's buckets).
+    fn parent_message_to_ask(&self, doc: &DocId, change: &automerge::Change) -> Option<Need> {
+        if !matches!(doc.target(), DocTarget::Conv(_)) || self.conv.as_ref()?.meta.is_some() {
+            return None;
+        }
+        let parent = parent::named_parent(change)?;
+        let message = parent::named_message(change)?;
+        Some(Need::ParentMessage { parent, message })
+    }
+
+    /// The parent of this unit's conversation, when it is a thread.
+    pub fn thread_parent(&self) -> Option<&ConvId> {
+        self.conv
+            .as_ref()?
+            .meta
+            .as_ref()?
+            .thread
+            .as_ref()
+            .map(|t| &t.parent)
+    }
+
+    /// What must be asked before `account` (a service account when `service`) may read or
+    /// write this unit's thread: where it stands in the parent, unless that is cached.
+    /// Service accounts are members nowhere and need no standing.
+    pub fn standing_to_ask(&self, account: &AccountId, service: bool) -> Option<Need> {
+        if service || self.standings.contains_key(account) {
+            return None;
+        }
+        self.thread_parent().map(|parent| Need::Standing {
+            parent: parent.clone(),
+            account: account.clone(),
+        })
+    }
+
+    /// The answer to [`Need::Standing`]: where `account` stands in the parent, read at the
+    /// parent's policy version `parent_seq`. An answer at another version than the cached
+    /// ones replaces them all: the cache holds one version of the parent.
+    pub fn answer_standing(&mut self, account: AccountId, standing: Standing, parent_seq: u64) {
+        if self.parent_seq != Some(parent_seq) {
+            self.standings.clear();
+            self.parent_seq = Some(parent_seq);
+        }
+        self.standings.insert(account, standing);
+    }
+
+    /// The parent (or a conversation above it) moved its policy: every cached standing is
+    /// asked again. Returns the accounts that were cached active (their subscriptions are
+    /// to be checked again).
+    pub fn parent_moved(&mut self) -> Vec<AccountId> {
+        self.parent_seq = None;
+        self.standings
+            .drain()
+            .filter(|(_, s)| s.is_active())
+            .map(|(a, _)| a)
+            .collect()
+    }
+
+    /// Where `account` stands in this unit's conversation as a thread of it sees it: an
+    /// active member here and, for a thread, in its parent. `Err`: what to ask first.
+    pub fn standing_of(&self, account: &AccountId) -> Result<Standing, Need> {
+        if let Some(need) = self.conv_to_load() {
+            return Err(need);
+        }
+        let Some(conv) = self.conv.as_ref().filter(|c| c.meta.is_some()) else {
+            return Ok(Standing::Out(None));
+        };
+        let here = Standing::of(conv.member(account));
+        if !here.is_active() {
+            return Ok(here);
+        }
+        match self.standing_to_ask(account, false) {
+            Some(need) => Err(need),
+            None => Ok(self.standings.get(account).copied().unwrap_or(here)),
+        }
+    }
+
+    /// The conversation's policy version (see [`AcceptedChange::fence`]).
+    pub fn policy_seq(&self) -> u64 {
+        self.policy_seq
     }
 
     /// Why `author` may write nothing in message bucket `doc`, when that is known without
@@ -546,6 +651,7 @@ impl Acceptor {
             self.forget(&id);
         }
         self.bindings.clear();
+        self.parent_moved();
     }
 
     /// Takes what other nodes committed to `doc` (the log after [`Acceptor::known_seq`]).
@@ -675,6 +781,7 @@ impl Acceptor {
         self.conv = None;
         self.forget_group();
         self.bindings.clear();
+        self.parent_moved();
         self.broken = None;
     }
 
@@ -785,7 +892,15 @@ impl Acceptor {
         account: &AccountId,
         service: bool,
     ) -> Result<(), ReadDenied> {
-        access::may_read(self.conv.as_ref(), doc, account, service)
+        // A thread's reader whose standing was not asked is refused: the host asks first
+        // (`standing_to_ask`).
+        let parent = self.thread_parent().map(|_| {
+            self.standings
+                .get(account)
+                .copied()
+                .unwrap_or(Standing::Out(None))
+        });
+        access::may_read(self.conv.as_ref(), doc, account, service, parent)
     }
 
     /// The hash of an accepted change that is not yet committed, and its seq.

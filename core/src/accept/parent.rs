@@ -4,7 +4,7 @@ use automerge::legacy::{Key, OpType};
 use automerge::{Change, ScalarValue};
 
 use crate::doc::schema::keys;
-use crate::ids::ConvId;
+use crate::ids::{ConvId, MessageId};
 
 /// The conversation a change puts under the `parent` key, if any. Hostile bytes can make
 /// Automerge's decoding panic: that is caught here, and validation refuses them right after.
@@ -17,6 +17,23 @@ pub(super) fn named_parent(change: &Change) -> Option<ConvId> {
         .find_map(|op| match (&op.key, &op.action) {
             (Key::Map(k), OpType::Put(ScalarValue::Str(s))) if k.as_str() == keys::PARENT => {
                 ConvId::new(s.as_str()).ok()
+            }
+            _ => None,
+        })
+}
+
+/// The message a change puts under the `parent_message` key, if any (a thread's creation).
+pub(super) fn named_message(change: &Change) -> Option<MessageId> {
+    let expanded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()?;
+    expanded
+        .operations
+        .iter()
+        .find_map(|op| match (&op.key, &op.action) {
+            (Key::Map(k), OpType::Put(ScalarValue::Str(s)))
+                if k.as_str() == keys::PARENT_MESSAGE =>
+            {
+                MessageId::new(s.as_str()).ok()
             }
             _ => None,
         })

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use automerge::{ActorId, Change, ChangeHash};
 
-use crate::ids::{ConvId, DocId};
+use crate::ids::{AccountId, ConvId, DocId, MessageId};
 use crate::model::conversation::Conversation;
-use crate::policy::{Author, Effect};
+use crate::policy::{Author, Effect, ParentMessage};
 use crate::validate::{chunk_hash, parse_change, Rejection};
 
 use super::AcceptError;
@@ -26,6 +26,13 @@ pub enum Need {
     /// The stored seq of this change, which the document already holds and which is
     /// committed; answer with [`Submission::answer_seq`] (`None`: folded into a snapshot).
     SeqOf(ChangeHash),
+    /// Where `account` stands in `parent`, the parent of this unit's thread (active there
+    /// and in every conversation above it, or not), with the parent's policy version;
+    /// answer with [`super::Acceptor::answer_standing`]. Kept until the parent moves.
+    Standing { parent: ConvId, account: AccountId },
+    /// Whether `message` exists in `parent` (and is not deleted): a thread being created
+    /// hangs on it. Answer with [`Submission::answer_parent_message`].
+    ParentMessage { parent: ConvId, message: MessageId },
 }
 
 /// The acceptor's answer to [`super::Acceptor::step`].
@@ -72,6 +79,9 @@ pub struct AcceptedChange {
     /// For a message bucket's change: the conversation's policy version it was validated
     /// against. The commit must find it unchanged (another node may have moved it).
     pub fence: Option<u64>,
+    /// For a thread's change: its parent and the parent's policy version the author's
+    /// standing there was read at. The commit must find that unchanged too.
+    pub parent_fence: Option<(ConvId, u64)>,
 }
 
 /// One change submitted to an [`super::Acceptor`], with the answers the host gave for it.
@@ -92,6 +102,8 @@ pub struct Submission<'a> {
     pub(super) unbound: Vec<ActorId>,
     /// The parent lookup, once answered (found or not).
     pub(super) parent: Option<(ConvId, Option<Conversation>)>,
+    /// The lookup of the message a thread being created hangs on, once answered.
+    pub(super) parent_message: Option<ParentMessage>,
     /// Validation said "already accepted"; waiting for the stored seq.
     pub(super) already: Option<ChangeHash>,
     pub(super) seq: Option<Option<u64>>,
@@ -132,6 +144,7 @@ impl<'a> Submission<'a> {
             change: None,
             unbound: Vec::new(),
             parent: None,
+            parent_message: None,
             already: None,
             seq: None,
         }
@@ -159,6 +172,11 @@ impl<'a> Submission<'a> {
     /// The answer to [`Need::Parent`]: the parent as accepted, or `None` when it is not known.
     pub fn answer_parent(&mut self, id: ConvId, conv: Option<Conversation>) {
         self.parent = Some((id, conv));
+    }
+
+    /// The answer to [`Need::ParentMessage`].
+    pub fn answer_parent_message(&mut self, found: ParentMessage) {
+        self.parent_message = Some(found);
     }
 
     /// The answer to [`Need::SeqOf`].

@@ -52,6 +52,11 @@ struct Host {
     bindings: HashMap<ActorId, AccountId>,
     seqs: HashMap<ChangeHash, u64>,
     asked: Vec<Need>,
+    /// Where accounts stand in a thread's parent (active unless listed), at `parent_seq`.
+    standings: HashMap<AccountId, crate::policy::Standing>,
+    parent_seq: u64,
+    /// What the parent holds of the message a thread hangs on (present unless set).
+    parent_message: Option<crate::policy::ParentMessage>,
 }
 
 impl Host {
@@ -80,6 +85,18 @@ impl Host {
                         }
                         Need::Parent(id) => sub.answer_parent(id, None),
                         Need::SeqOf(hash) => sub.answer_seq(self.seqs.get(&hash).copied()),
+                        Need::Standing { account, .. } => {
+                            let standing = self
+                                .standings
+                                .get(&account)
+                                .copied()
+                                .unwrap_or(crate::policy::Standing::Active);
+                            acceptor.answer_standing(account, standing, self.parent_seq);
+                        }
+                        Need::ParentMessage { .. } => sub.answer_parent_message(
+                            self.parent_message
+                                .unwrap_or(crate::policy::ParentMessage::Present),
+                        ),
                     }
                 }
             }

@@ -10,7 +10,7 @@ use super::replica::Docs;
 use crate::doc::read;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
 use crate::model::conversation::{Conversation, Lifecycle, DEFAULT_BUCKET_MS};
-use crate::policy::Denial;
+use crate::policy::{self, Denial};
 
 /// The held documents as one account of one tenant reads them.
 #[derive(Clone, Copy)]
@@ -51,13 +51,51 @@ impl Held<'_> {
             _ => None,
         });
         let me = self.me;
+        let conv_id = targets.first().and_then(|t| t.conv_id());
+        let standing = conv_id.and_then(|c| self.parent_standing(c, intent));
         let check = |conv: Option<&Conversation>| {
-            apply::check(intent, me, conv, bucket_doc, now, bucket_id)
+            apply::check(intent, me, conv, bucket_doc, now, bucket_id, standing)
         };
-        match targets.first().and_then(|t| t.conv_id()) {
+        match conv_id {
             Some(conv) => self.policy_conv(conv, &Need::of(intent, me), check),
             None => check(None),
         }
+    }
+
+    /// Where this account stands above `conv` when it is a thread: out as soon as one
+    /// held conversation above it says so (the server's rule, on what this device holds);
+    /// `None` when `conv` is no thread or its parent is not held (the server decides).
+    fn parent_standing(&self, conv: &ConvId, intent: &Intent) -> Option<policy::Standing> {
+        let parent_of = |c: &ConvId| {
+            self.policy_conv(c, &Need::default(), |c| {
+                c.and_then(|c| c.meta.as_ref())
+                    .and_then(|m| m.thread.as_ref())
+                    .map(|t| t.parent.clone())
+            })
+        };
+        let mut above = parent_of(conv)?;
+        let mut standing = None;
+        // Bounded: a thread is at most `SUBROOM_DEPTH_MAX` deep (a cycle is not followed on).
+        for _ in 0..crate::limits::SUBROOM_DEPTH_MAX {
+            if !self.docs.contains_key(&DocId::conv(self.tenant, &above)) {
+                break;
+            }
+            // A parent held but not caught up yet (no creation) says nothing.
+            let Some(here) = self.policy_conv(&above, &Need::of(intent, self.me), |c| {
+                c.map(|c| policy::Standing::of(c.member(self.me)))
+            }) else {
+                break;
+            };
+            if !here.is_active() {
+                return Some(here);
+            }
+            standing = Some(here);
+            match parent_of(&above) {
+                Some(next) => above = next,
+                None => break,
+            }
+        }
+        standing
     }
 
     /// `intent` as written: a message into a support thread carries the sender stamps the

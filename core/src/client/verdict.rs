@@ -21,6 +21,7 @@ pub fn check(
     bucket: Option<&Automerge>,
     now: i64,
     bucket_id: Option<Bucket>,
+    parent_standing: Option<policy::Standing>,
 ) -> Result<(), Denial> {
     use Intent::*;
     let author = Author::user(me.clone());
@@ -30,6 +31,8 @@ pub fn check(
         now_ms: now,
         last_post_ms: None,
         bucket: bucket_id,
+        parent_standing,
+        parent_message: None,
     };
     // The policy reads a message's author, kind, status and deletion, not its reactions.
     let message = |id: &crate::ids::MessageId| {

@@ -123,6 +123,22 @@ fn check_thread_parent(ctx: &Context<'_>, author: &Author, link: &ThreadLink) ->
     if parent.settings.locked {
         return deny(DenyCode::ConversationLocked, "the parent is locked");
     }
+    // The message it hangs on, where the acceptor looked it up (clients leave that to it).
+    match ctx.parent_message {
+        Some(super::ParentMessage::Missing) => {
+            return deny(
+                DenyCode::ParentMessageMissing,
+                format!("{} holds no message {}", link.parent, link.message),
+            )
+        }
+        Some(super::ParentMessage::Deleted) => {
+            return deny(
+                DenyCode::ParentMessageMissing,
+                format!("message {} of {} was deleted", link.message, link.parent),
+            )
+        }
+        Some(super::ParentMessage::Present) | None => {}
+    }
     if parent.settings.subroom_policy == EditPolicy::AdminsOnly && !member.role.is_admin() {
         return deny(
             DenyCode::SubroomForbidden,

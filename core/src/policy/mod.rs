@@ -10,7 +10,7 @@ mod msgs;
 pub mod support;
 
 use crate::ids::AccountId;
-use crate::model::conversation::{Conversation, Member, Permission};
+use crate::model::conversation::{Conversation, Member, MemberStatus, Permission};
 use crate::model::message::{Message, NewMessage};
 use crate::model::proposal::ProposalStatus;
 
@@ -123,6 +123,8 @@ deny_codes! {
     MlsGroupExists = "mls_group_exists": "the conversation's MLS group was made already",
     MlsNoGroup = "mls_no_group": "the conversation's MLS group has not been made yet",
     MlsCommitRequired = "mls_commit_required": "removing or banning a member of an encrypted conversation carries the commit that removes their devices",
+    NotParentMember = "not_parent_member": "a thread is open only to active members of its parent conversation",
+    ParentMessageMissing = "parent_message_missing": "a thread hangs on a message of its parent that exists and is not deleted",
 }
 
 impl DenyCode {
@@ -173,6 +175,45 @@ pub struct Context<'a> {
     pub last_post_ms: Option<i64>,
     /// The bucket of the `msgs` document the effect writes to.
     pub bucket: Option<crate::ids::Bucket>,
+    /// Where the author stands in the parent of the thread the effect writes to (and, for a
+    /// thread of a thread, in every conversation above it). `None`: not known (a client
+    /// that does not hold the parent; not a thread): the rule is left to the acceptor.
+    pub parent_standing: Option<Standing>,
+    /// What the acceptor found of the message a thread being created hangs on. `None`: not
+    /// looked up (clients that do not hold it).
+    pub parent_message: Option<ParentMessage>,
+}
+
+/// Where an account stands in a conversation, as a thread of that conversation sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// An active member (of it and of every conversation above it).
+    Active,
+    /// Not an active member: never one (`None`), or left, removed, banned, requested.
+    Out(Option<MemberStatus>),
+}
+
+impl Standing {
+    /// The standing an entry (or its absence) gives.
+    pub fn of(member: Option<&Member>) -> Self {
+        match member {
+            Some(m) if m.is_active() => Standing::Active,
+            Some(m) => Standing::Out(Some(m.status)),
+            None => Standing::Out(None),
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        self == Standing::Active
+    }
+}
+
+/// A message a thread is created on, as the acceptor found it in the parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentMessage {
+    Present,
+    Deleted,
+    Missing,
 }
 
 /// What a change does, in domain terms. `validate` derives these from a change's ops;
@@ -298,10 +339,46 @@ pub fn check(ctx: &Context<'_>, author: &Author, effect: &Effect) -> Decision {
         | Effect::DeleteMessage(_)
         | Effect::SetReaction { .. }
         | Effect::SetProposalStatus { .. } => {
-            msgs::check(ctx, not_deleted(ctx, author)?, author, effect)
+            let conv = not_deleted(ctx, author)?;
+            in_parent(ctx, conv, author, effect)?;
+            msgs::check(ctx, conv, author, effect)
         }
-        _ => conv::check(ctx, not_deleted(ctx, author)?, author, effect),
+        _ => {
+            let conv = not_deleted(ctx, author)?;
+            in_parent(ctx, conv, author, effect)?;
+            conv::check(ctx, conv, author, effect)
+        }
     }
+}
+
+/// A thread is open only to active members of its parent: whoever left, was removed from or
+/// was banned from the parent (or any conversation above it) neither reads nor writes the
+/// thread any more, whatever its entry in the thread says. Leaving the thread stays open
+/// (it tidies up); service accounts are not members anywhere.
+fn in_parent(ctx: &Context<'_>, conv: &Conversation, author: &Author, effect: &Effect) -> Decision {
+    let Some(Standing::Out(status)) = ctx.parent_standing else {
+        return Ok(());
+    };
+    let thread = conv.meta.as_ref().and_then(|m| m.thread.as_ref());
+    let Some(link) = thread.filter(|_| !author.service) else {
+        return Ok(());
+    };
+    if let Effect::UpdateMember { before, after, .. } = effect {
+        let leaving = after.account == author.account
+            && before.is_active()
+            && after.status == MemberStatus::Left;
+        if leaving {
+            return Ok(());
+        }
+    }
+    let how = status.map_or("not a member", MemberStatus::as_str);
+    deny(
+        DenyCode::NotParentMember,
+        format!(
+            "{} is {how} in {}, the parent of {}",
+            author.account, link.parent, conv.id
+        ),
+    )
 }
 
 /// The created conversation, unless its owner deleted it: then nothing changes any more

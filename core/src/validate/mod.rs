@@ -68,6 +68,10 @@ pub struct Env<'a> {
     pub last_post_ms: Option<i64>,
     /// Which schemes URL fields accept (`https:` only unless the operator allows `http:`).
     pub urls: UrlRule,
+    /// Where the author stands in the parent of a thread (`policy::Context::parent_standing`).
+    pub parent_standing: Option<crate::policy::Standing>,
+    /// The message a thread being created hangs on, as found (`policy::Context::parent_message`).
+    pub parent_message: Option<crate::policy::ParentMessage>,
 }
 
 impl std::fmt::Debug for Env<'_> {
@@ -324,6 +328,15 @@ fn may_know(doc: &AcceptedDoc, env: &Env<'_>, change: &Change) -> Result<(), ops
             let conv = env.conv.filter(|c| c.meta.is_some());
             match conv {
                 Some(_) if env.author.service => Ok(()),
+                Some(c)
+                    if c.active_member(&env.author.account).is_some()
+                        && env.parent_standing.is_some_and(|s| !s.is_active()) =>
+                {
+                    denied(
+                        policy::DenyCode::NotParentMember,
+                        format!("{} is no longer in the thread's parent", env.author.account),
+                    )
+                }
                 Some(c) if c.active_member(&env.author.account).is_some() => Ok(()),
                 Some(c) if c.member(&env.author.account).is_some() => denied(
                     policy::DenyCode::MemberInactive,
@@ -394,6 +407,8 @@ fn context<'a>(doc: &AcceptedDoc, env: &Env<'a>, effects: &[Effect]) -> Context<
         parent: parent_id.and_then(|id| env.others.conversation(&id)),
         now_ms: env.now_ms,
         last_post_ms: env.last_post_ms,
+        parent_standing: env.parent_standing,
+        parent_message: env.parent_message,
         bucket: match doc.id().target() {
             DocTarget::Msgs(_, bucket) => Some(*bucket),
             _ => None,

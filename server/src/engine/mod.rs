@@ -15,6 +15,7 @@ pub mod retention;
 mod saved_parts;
 pub mod schedule;
 mod signals;
+mod threads;
 mod unit;
 
 use std::collections::HashMap;
@@ -194,6 +195,18 @@ pub(crate) enum Job {
     },
     /// Answered once every job queued before it is committed and answered.
     Barrier { reply: oneshot::Sender<()> },
+    /// Where these accounts stand in this conversation, for a thread of it (`threads`).
+    Standing {
+        accounts: Vec<AccountId>,
+        reply: oneshot::Sender<Result<threads::Standings, String>>,
+    },
+    /// Whether this conversation holds `message`, for a thread created on it (`threads`).
+    ParentMessage {
+        message: confab_core::ids::MessageId,
+        reply: oneshot::Sender<Result<confab_core::policy::ParentMessage, String>>,
+    },
+    /// This thread's parent (or a conversation above it) may have moved its policy.
+    ParentMoved,
     /// Another node relayed this signal to its subscribers (`signals`): relay it to ours.
     RemoteSignal {
         doc: DocId,
@@ -236,6 +249,8 @@ pub(crate) struct Inner {
     observer: std::sync::OnceLock<Arc<dyn CommitObserver>>,
     /// Publishes signals for the other nodes (a cluster only; see `signals`).
     signals: Option<signals::Publisher>,
+    /// The threads in memory under each conversation (see `threads`).
+    threads: threads::Registry,
 }
 
 /// Told of each committed change once its acks and pushes are out, on the unit's task:
@@ -326,6 +341,7 @@ impl Engine {
                 saved_parts: saved_parts::SavedParts::default(),
                 observer: std::sync::OnceLock::new(),
                 signals,
+                threads: threads::Registry::default(),
             }),
         };
         if let Some(options) = cluster_options {
@@ -355,7 +371,12 @@ impl Engine {
             .ok()
             .and_then(|units| units.get(&UnitKey::of(&doc)).map(|u| u.inbox.clone()));
         if let Some(inbox) = inbox {
-            inbox.note(doc, committed);
+            inbox.note(doc.clone(), committed);
+        }
+        // Any commit to a conversation document may have moved its policy (a notification
+        // does not say): the threads below it here ask again.
+        if let DocTarget::Conv(conv) = doc.target() {
+            self.parent_moved(doc.tenant(), conv);
         }
     }
 
@@ -840,7 +861,14 @@ impl Engine {
             ));
         };
         let typed = self.conversation(doc.tenant(), conv).await;
-        confab_core::accept::may_read(typed.as_ref(), doc, &author.account, author.service)
+        let parent = match typed.as_ref() {
+            Some(c) if !author.service => self
+                .thread_standing(doc.tenant(), c, &author.account)
+                .await
+                .map_err(|e| (ErrorCode::Unavailable, e))?,
+            _ => None,
+        };
+        confab_core::accept::may_read(typed.as_ref(), doc, &author.account, author.service, parent)
             .map_err(|e| (ErrorCode::Forbidden, e.to_string()))?;
         self.store()
             .buckets(doc.tenant(), conv, before, limit)

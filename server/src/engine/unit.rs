@@ -9,6 +9,7 @@ mod pipeline;
 mod presence;
 pub(super) mod recent;
 mod remote;
+mod threads;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
@@ -30,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
 use super::committer::CommitResult;
 use super::saved_parts::SavedPart;
+use super::threads::PARENT_TIMEOUT;
 use super::{now_ms, projection, ConnHandle, Engine, Job, SubmitOutcome, UnitKey};
 use crate::net::frame::binary_frame;
 use crate::store::{NewChange, RejectionRecord, StoreError, StoredDoc};
@@ -41,10 +43,10 @@ enum UnitError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Accept(#[from] AcceptError),
+    /// A thread's parent could not be asked (its unit did not answer in time, or failed).
+    #[error("the thread's parent: {0}")]
+    Parent(String),
 }
-
-/// How long a thread's change waits for its parent's unit to answer.
-const PARENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Pending {
     change: NewChange,
@@ -169,6 +171,7 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
         recent: HashMap::new(),
         closed: Vec::new(),
         unsure: false,
+        parent: None,
     };
     tokio::spawn(unit.run(rx));
     super::UnitHandle { tx, inbox }
@@ -235,6 +238,8 @@ struct Unit {
     /// (kept to serve reads while the storage is down). That commit may have been stored
     /// anyway, so memory is dropped before anything else once the storage is back.
     unsure: bool,
+    /// The parent this thread is registered under (see `threads`).
+    parent: Option<confab_core::ids::ConvId>,
 }
 
 /// What the unit's loop woke up for.
@@ -347,6 +352,7 @@ impl Unit {
         }
         self.settle().await;
         self.reset();
+        self.leave_parent();
     }
 
     /// Changes per batch: fewer right after a commit lost to another node, so a batch is
@@ -510,6 +516,17 @@ impl Unit {
                         .flatten();
                     sub.answer_parent(parent, found);
                 }
+                Step::Need(Need::Standing { parent, account }) => {
+                    self.ask_standing(parent, account).await?;
+                }
+                Step::Need(Need::ParentMessage { parent, message }) => {
+                    let found = self
+                        .engine
+                        .parent_message(sub.doc().tenant(), &parent, message)
+                        .await
+                        .map_err(UnitError::Parent)?;
+                    sub.answer_parent_message(found);
+                }
                 Step::Need(Need::SeqOf(hash)) => {
                     let (doc, hash_bytes) = (sub.doc().clone(), hash.0);
                     let seq = self
@@ -560,6 +577,14 @@ impl Unit {
             }),
             _ => None,
         };
+        let parent_fence =
+            accepted
+                .parent_fence
+                .as_ref()
+                .map(|(parent, policy_seq)| crate::store::Fence {
+                    conv_doc: DocId::conv(doc.tenant(), parent),
+                    policy_seq: *policy_seq,
+                });
         let projection = match (doc.target(), self.acceptor.conversation()) {
             (DocTarget::Conv(_), Some(conv)) => {
                 projection::for_conv(doc, conv, &accepted.effects, accepted.created)
@@ -581,6 +606,7 @@ impl Unit {
                 projection,
                 moves_policy: accepted.moves_policy,
                 fence,
+                parent_fence,
             },
             effects: accepted.effects,
             author: author.clone(),
@@ -770,6 +796,15 @@ impl Unit {
             Job::Barrier { reply } => {
                 let _ = reply.send(());
             }
+            Job::Standing { accounts, reply } => {
+                let answer = self.standings_here(accounts).await;
+                let _ = reply.send(answer.map_err(|e| e.to_string()));
+            }
+            Job::ParentMessage { message, reply } => {
+                let answer = self.parent_message_here(message).await;
+                let _ = reply.send(answer.map_err(|e| e.to_string()));
+            }
+            Job::ParentMoved => self.parent_moved().await,
             Job::RemoteSignal {
                 doc,
                 from,
@@ -797,6 +832,7 @@ impl Unit {
         self.prepare(doc)
             .await
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
+        self.standing_for_read(&from.account, from.service).await?;
         self.readable_by(doc, &from.account, from.service)?;
         if kind == confab_core::protocol::SignalKind::Presence && !from.service {
             self.presence.relayed(doc, &from.account, data.as_deref());
@@ -860,6 +896,7 @@ impl Unit {
             _ => doc.clone(),
         };
         self.prepare_for_read(&gate).await?;
+        self.standing_for_read(&conn.account, conn.service).await?;
         self.readable_by(doc, &conn.account, conn.service)?;
         self.refuse_expired(doc)?;
         if self.acceptor.known_seq(doc).is_none() {

@@ -103,7 +103,7 @@ async fn may_attach(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), 
         conv: id.clone(),
         message,
     };
-    apply::check(&intent, &caller.account, Some(&conv), None, now, None)
+    apply::check(&intent, &caller.account, Some(&conv), None, now, None, None)
         .map_err(|d| ApiError::forbidden(d.code, d.reason))
 }
 

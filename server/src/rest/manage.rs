@@ -289,7 +289,7 @@ pub async fn can(
         CanAction::Block => Intent::Block { conv: id, on: true },
     };
     Ok(Json(
-        match apply::check(&intent, &q.account, Some(&conv), None, now, None) {
+        match apply::check(&intent, &q.account, Some(&conv), None, now, None, None) {
             Ok(()) => CanAnswer::yes(),
             Err(d) => CanAnswer::no(d.code.as_str(), d.reason),
         },
@@ -328,6 +328,8 @@ fn react(
         now_ms: now,
         last_post_ms: None,
         bucket: None,
+        parent_standing: None,
+        parent_message: None,
     };
     let effect = Effect::SetReaction {
         message: Box::new(message),

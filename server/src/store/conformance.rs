@@ -165,6 +165,7 @@ pub fn change(doc: &DocId, seq: u64, by: &str) -> NewChange {
         projection: Vec::new(),
         moves_policy: false,
         fence: None,
+        parent_fence: None,
     }
 }
 

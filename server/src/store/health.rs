@@ -441,6 +441,15 @@ impl Projections for Guarded {
     ) -> Result<Option<AccountId>> {
         self.run(self.inner.author_of(tenant, conv, message)).await
     }
+    async fn message_deleted(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<bool>> {
+        self.run(self.inner.message_deleted(tenant, conv, message))
+            .await
+    }
     async fn discover(&self, query: &DiscoverQuery<'_>) -> Result<Vec<DiscoverItem>> {
         self.run(self.inner.discover(query)).await
     }

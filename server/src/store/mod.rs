@@ -77,6 +77,9 @@ pub struct NewChange {
     /// The conversation policy this change was validated against (message buckets): the
     /// commit is refused (`PolicyMoved`) if another node moved it since.
     pub fence: Option<Fence>,
+    /// A thread's change: the parent's policy version its author's standing there was read
+    /// at, fenced the same way.
+    pub parent_fence: Option<Fence>,
 }
 
 /// The policy version of a conversation a change was validated against: its `conv`
@@ -346,6 +349,14 @@ pub trait Projections: Send + Sync {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<AccountId>>;
+    /// Whether a message is deleted, from the projection (`None`: no such message): the
+    /// message a new thread hangs on, found by its id without loading a bucket.
+    async fn message_deleted(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<bool>>;
     /// A page of the conversations of a tenant the caller may find by discovery
     /// ([`discovery`]).
     async fn discover(

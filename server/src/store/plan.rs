@@ -181,7 +181,7 @@ impl<'a> Plan<'a> {
                     );
                 }
             }
-            if let Some(fence) = &change.fence {
+            for fence in change.fence.iter().chain(&change.parent_fence) {
                 let policy = i64_of(fence.policy_seq, "policy seq")?;
                 let at = fences.entry(fence.conv_doc.to_string()).or_insert(policy);
                 *at = (*at).max(policy);

@@ -166,6 +166,9 @@ pub async fn thread_deeper_than_max_thread_too_deep(lab: &mut impl Lab) {
     lab.accept(&mut f.alice, &conv_doc(&t1), change).await;
     let thread = lab.conversation(&conv_doc(&t1)).await.expect("created");
     assert_eq!(thread.max_subroom_depth, 1);
+    // The message of t1 a thread of it would hang on.
+    let (bucket, m1) = raw_post(&mut f.alice, &t1, "m1", &text_fields("alice", "hi", t), t);
+    lab.accept(&mut f.alice, &bucket, m1).await;
     // A thread of that thread at depth 2.
     let t2 = conv_id("a24-t2");
     let change = raw_thread(&mut f.alice, &t2, &t1, 2, 1, t);

@@ -82,6 +82,8 @@ impl HubLab {
             now_ms: NOW,
             last_post_ms: None,
             urls: Default::default(),
+            parent_standing: None,
+            parent_message: None,
         };
         if let Err(r) = validate::validate_bytes(&accepted, &env, bytes) {
             return Self::answer(Err(r));

@@ -23,6 +23,7 @@ mod cases_limits;
 mod cases_members;
 mod cases_messages;
 mod cases_ops;
+mod cases_threads;
 pub mod fixture;
 mod hub_lab;
 
@@ -330,6 +331,9 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_joining::asking_to_join_needs_approval_and_a_link_or_open_policy),
         case!(cases_joining::answering_requests_under_admins_only_add_policy),
         case!(cases_joining::withdrawing_a_request_and_asking_again),
+        case!(cases_threads::removed_from_parent_writes_in_thread_not_parent_member),
+        case!(cases_threads::banned_from_parent_subscribes_to_thread_not_parent_member),
+        case!(cases_threads::thread_on_missing_message_parent_message_missing),
     ]
 }
 
@@ -386,6 +390,8 @@ pub const CODES: &[&str] = &[
     "sender_mismatch",
     "support_only",
     "outcome_needs_close",
+    "not_parent_member",
+    "parent_message_missing",
 ];
 
 /// Panics unless `code` is in [`CODES`].

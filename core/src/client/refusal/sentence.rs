@@ -101,6 +101,12 @@ fn policy(code: D, s: &Scene) -> String {
         },
         D::RetentionExpired => format!("This message is older than {place} keeps messages"),
         D::MessageMissing => format!("That message is no longer in {place}"),
+        D::NotParentMember => format!(
+            "You are no longer in the conversation {place} belongs to, so you cannot {doing} in it"
+        ),
+        D::ParentMessageMissing => {
+            "The message this thread would answer is gone: it was deleted or never arrived".to_owned()
+        }
         // The engine moves the message itself; these are seen only after many moves.
         D::BucketFull | D::BucketNotOpen => {
             format!("{place} is very busy: your message could not be placed, try again")

@@ -47,6 +47,9 @@ fn lane_of(job: &Job) -> u64 {
         | Job::Conversation { .. }
         | Job::Private { .. }
         | Job::Barrier { .. }
+        | Job::Standing { .. }
+        | Job::ParentMessage { .. }
+        | Job::ParentMoved
         | Job::Expire { .. }
         | Job::RemoteSignal { .. } => NO_CONN,
     }

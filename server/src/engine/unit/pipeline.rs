@@ -314,6 +314,12 @@ impl Unit {
                 }
             }
         }
+        // The threads below this conversation follow its members: they ask again.
+        if let crate::engine::UnitKey::Conv(tenant, conv) = &self.key {
+            if pending.iter().any(|p| p.change.moves_policy) {
+                self.engine.parent_moved(tenant, conv);
+            }
+        }
     }
 
     /// Tells the conversation's subscribers that `doc`, a bucket part, got its first
@@ -363,6 +369,12 @@ impl Unit {
     }
 
     pub(super) fn revoke(&mut self, account: &AccountId, status: MemberStatus) {
+        let reason = format!("{account} is {}", status.as_str());
+        self.revoke_with(account, DenyCode::MemberInactive, reason);
+    }
+
+    /// Ends `account`'s subscriptions here, telling its connections why.
+    pub(super) fn revoke_with(&mut self, account: &AccountId, code: DenyCode, reason: String) {
         for (doc, subs) in self.subscribers.iter_mut() {
             self.presence.gone(doc, account);
             subs.retain(|conn| {
@@ -371,8 +383,8 @@ impl Unit {
                 }
                 let _ = conn.control.try_send(Control::Revoke {
                     doc: doc.clone(),
-                    code: RejectCode::Policy(DenyCode::MemberInactive),
-                    reason: format!("{account} is {}", status.as_str()),
+                    code: RejectCode::Policy(code),
+                    reason: reason.clone(),
                 });
                 false
             });

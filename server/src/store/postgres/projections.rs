@@ -138,6 +138,26 @@ impl Projections for PgStore {
         row.map(|r| columns::account(r.text("author")?)).transpose()
     }
 
+    async fn message_deleted(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<bool>> {
+        // Through the index on hashtext(message), as `author_of`.
+        let row = sqlx::query(
+            "SELECT m.deleted FROM conversations c JOIN messages m ON m.cid = c.id \
+             AND hashtext(m.message) = hashtext($3) AND m.message = $3 \
+             WHERE c.tenant = $1 AND c.conv = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(conv.as_str())
+        .bind(message.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.flag("deleted")).transpose()
+    }
+
     async fn discover(&self, query: &DiscoverQuery<'_>) -> Result<Vec<DiscoverItem>> {
         on_pool!(self, |conn| shared::discover(conn, query))
     }
