@@ -20,7 +20,9 @@ use confab_core::model::message::{Message, MessageKind, NewMessage};
 use confab_core::model::proposal::{
     CreatedByRole, MeetingType, ProposalPayload, ProposalStatus, ProposalType,
 };
-use confab_core::policy::{check, Author, Context, Decision, DenyCode, Effect};
+use confab_core::policy::{
+    check, Author, Context, Decision, DenyCode, Effect, EntryWrite, Transfer,
+};
 use confab_core::validate::RejectCode;
 use confab_testkit::hub::NOW;
 use confab_testkit::ids::{acc, bucket_doc, conv_id, msg_id};
@@ -276,6 +278,44 @@ fn set_role(c: &Conversation, name: &str, role: Role) -> Effect {
     update(c, name, &[ROLE], |m| m.role = role)
 }
 
+/// The transfer a client writes: `to` becomes the owner (its overrides dropped), `from`
+/// an admin; `from`'s entry as `c` has it (a stranger's entry is new).
+fn transfer(c: &Conversation, from: &str, to: &str) -> Effect {
+    transfer_with(c, from, to, |_, _| {})
+}
+
+/// `transfer`, with `f` editing the (from, to) writes afterwards.
+fn transfer_with(
+    c: &Conversation,
+    from: &str,
+    to: &str,
+    f: impl FnOnce(&mut EntryWrite, &mut EntryWrite),
+) -> Effect {
+    let from_before = c.member(&acc(from)).expect("from is a member").clone();
+    let mut from_after = from_before.clone();
+    from_after.role = Role::Admin;
+    let to_before = c.member(&acc(to)).cloned();
+    let mut to_after = to_before
+        .clone()
+        .unwrap_or_else(|| Member::new(acc(to), Role::Owner));
+    to_after.role = Role::Owner;
+    let mut to_fields = vec![ROLE.to_owned()];
+    to_fields.extend(to_after.overrides.keys().map(|p| p.as_str().to_owned()));
+    to_after.overrides.clear();
+    let mut from = EntryWrite {
+        before: Some(from_before),
+        after: from_after,
+        fields: vec![ROLE.to_owned()],
+    };
+    let mut to = EntryWrite {
+        before: to_before,
+        after: to_after,
+        fields: to_fields,
+    };
+    f(&mut from, &mut to);
+    Effect::TransferOwnership(Box::new(Transfer { from, to }))
+}
+
 fn pin(by: &str) -> Effect {
     Effect::Pin {
         message: msg_id("m1"),
@@ -437,7 +477,7 @@ fn every_deny_code_has_a_denial() {
         ),
         (
             DenyCode::OwnerProtected,
-            run(&g, "admin", &remove(&g, "owner")),
+            run(&g, "admin", &set_role(&g, "owner", Role::Member)),
         ),
         (DenyCode::AuthorMismatch, run(&g, "member", &text("admin"))),
         (
@@ -655,6 +695,30 @@ fn every_deny_code_has_a_denial() {
                     closed_after: false,
                 },
             ),
+        ),
+        (
+            DenyCode::OwnerOnly,
+            run(&g, "admin", &transfer(&g, "owner", "member")),
+        ),
+        (
+            DenyCode::TargetNotMember,
+            run(&g, "owner", &transfer(&g, "owner", "stranger")),
+        ),
+        (
+            DenyCode::TargetInactive,
+            run(
+                &with_status(group(), "member", MemberStatus::Banned),
+                "owner",
+                &transfer(
+                    &with_status(group(), "member", MemberStatus::Banned),
+                    "owner",
+                    "member",
+                ),
+            ),
+        ),
+        (
+            DenyCode::OwnerMustTransfer,
+            run(&g, "admin", &remove(&g, "owner")),
         ),
         (
             DenyCode::PinsFull,
@@ -2332,7 +2396,7 @@ fn removed_and_banned_members_do_not_come_back_by_themselves() {
 }
 
 #[test]
-fn anyone_may_leave() {
+fn anyone_may_leave_but_the_only_owner() {
     let g = group();
     let leave = |who: &str| {
         run(
@@ -2346,8 +2410,29 @@ fn anyone_may_leave() {
     };
     let mut cases: Vec<Case> = CAST
         .iter()
-        .map(|(who, _)| case(format!("{who} leaves"), leave(who), ALLOW))
+        .map(|(who, role)| {
+            let expected = if *role == Role::Owner {
+                deny(DenyCode::OwnerMustTransfer)
+            } else {
+                ALLOW
+            };
+            case(format!("{who} leaves"), leave(who), expected)
+        })
         .collect();
+    // With a second owner, the first is not the only one: it may leave.
+    let two = with_member(group(), "admin", |m| m.role = Role::Owner);
+    cases.push(case(
+        "an owner beside another owner leaves",
+        run(
+            &two,
+            "owner",
+            &update(&two, "owner", &[STATUS, LEFT_AT], |m| {
+                m.status = MemberStatus::Left;
+                m.left_at = Some(NOW);
+            }),
+        ),
+        ALLOW,
+    ));
     cases.push(case(
         "mod marks a member as left",
         run(
@@ -2474,12 +2559,13 @@ fn nobody_changes_a_role_at_or_above_their_own() {
 fn the_owner_is_protected() {
     use DenyCode::*;
     let g = group();
+    let two_owners = with_member(group(), "admin", |m| m.role = Role::Owner);
     let left_owner = with_status(group(), "owner", MemberStatus::Left);
     expect_all(vec![
         case(
             "admin removes the owner",
             run(&g, "admin", &remove(&g, "owner")),
-            deny(OwnerProtected),
+            deny(OwnerMustTransfer),
         ),
         case(
             "admin bans the owner",
@@ -2490,6 +2576,11 @@ fn the_owner_is_protected() {
                     m.status = MemberStatus::Banned
                 }),
             ),
+            deny(OwnerMustTransfer),
+        ),
+        case(
+            "another owner removes an owner",
+            run(&two_owners, "admin", &remove(&two_owners, "owner")),
             deny(OwnerProtected),
         ),
         case(
@@ -2511,7 +2602,16 @@ fn the_owner_is_protected() {
         case(
             "owner steps down",
             run(&g, "owner", &set_role(&g, "owner", Role::Admin)),
-            deny(OwnerProtected),
+            deny(OwnerMustTransfer),
+        ),
+        case(
+            "an owner beside another owner steps down",
+            run(
+                &two_owners,
+                "owner",
+                &set_role(&two_owners, "owner", Role::Admin),
+            ),
+            ALLOW,
         ),
         case(
             "admin re-adds the owner as a guest",
@@ -3442,4 +3542,178 @@ fn a_block_in_a_direct_conversation_stops_both_sides_until_cleared() {
 
 fn code(d: Decision) -> Option<DenyCode> {
     d.err().map(|d| d.code)
+}
+
+#[test]
+fn only_the_owner_transfers_ownership_to_an_active_member() {
+    use DenyCode::*;
+    let g = group();
+    let status = |st: MemberStatus| with_status(group(), "member", st);
+    let (left, removed, banned, requested) = (
+        status(MemberStatus::Left),
+        status(MemberStatus::Removed),
+        status(MemberStatus::Banned),
+        status(MemberStatus::Requested),
+    );
+    let restricted = with_override(group(), "member", Permission::SendMessages, false);
+    let as_member =
+        |role: Role| move |from: &mut EntryWrite, _: &mut EntryWrite| from.after.role = role;
+    let locked = with_settings(group(), |s| s.locked = true);
+    let dm = direct();
+    let dm_transfer = transfer(&dm, "member", "peer");
+    expect_all(vec![
+        case(
+            "owner to a member",
+            run(&g, "owner", &transfer(&g, "owner", "member")),
+            ALLOW,
+        ),
+        case(
+            "owner to a subscriber (any active role)",
+            run(&g, "owner", &transfer(&g, "owner", "subscriber")),
+            ALLOW,
+        ),
+        case(
+            "owner to a restricted member: its overrides go",
+            run(
+                &restricted,
+                "owner",
+                &transfer(&restricted, "owner", "member"),
+            ),
+            ALLOW,
+        ),
+        case(
+            "owner to a restricted member, keeping the override",
+            run(
+                &restricted,
+                "owner",
+                &transfer_with(&restricted, "owner", "member", |_, to| {
+                    to.after.overrides.insert(Permission::SendMessages, false);
+                    to.fields.retain(|f| f == ROLE);
+                }),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "owner of a locked conversation (membership goes on)",
+            run(&locked, "owner", &transfer(&locked, "owner", "admin")),
+            ALLOW,
+        ),
+        case(
+            "admin hands the owner's role on",
+            run(&g, "admin", &transfer(&g, "owner", "admin")),
+            deny(OwnerOnly),
+        ),
+        case(
+            "member takes ownership",
+            run(&g, "member", &transfer(&g, "owner", "member")),
+            deny(OwnerOnly),
+        ),
+        case(
+            "a member of a direct conversation (no owner there)",
+            run(&dm, "member", &dm_transfer),
+            deny(OwnerOnly),
+        ),
+        case(
+            "stranger",
+            run(&g, "stranger", &transfer(&g, "owner", "member")),
+            deny(NotMember),
+        ),
+        case(
+            "to itself",
+            run(&g, "owner", &transfer(&g, "owner", "owner")),
+            deny(NoPermission),
+        ),
+        case(
+            "to an account without an entry",
+            run(&g, "owner", &transfer(&g, "owner", "stranger")),
+            deny(TargetNotMember),
+        ),
+        case(
+            "to a join request",
+            run(
+                &requested,
+                "owner",
+                &transfer(&requested, "owner", "member"),
+            ),
+            deny(TargetNotMember),
+        ),
+        case(
+            "to a member who left",
+            run(&left, "owner", &transfer(&left, "owner", "member")),
+            deny(TargetInactive),
+        ),
+        case(
+            "to a removed member",
+            run(&removed, "owner", &transfer(&removed, "owner", "member")),
+            deny(TargetInactive),
+        ),
+        case(
+            "to a banned member",
+            run(&banned, "owner", &transfer(&banned, "owner", "member")),
+            deny(TargetInactive),
+        ),
+        case(
+            "to a banned member, reinstating it in the same change",
+            run(
+                &banned,
+                "owner",
+                &transfer_with(&banned, "owner", "member", |_, to| {
+                    to.after.status = MemberStatus::Active;
+                    to.fields.push(STATUS.to_owned());
+                }),
+            ),
+            deny(TargetInactive),
+        ),
+        case(
+            "the old owner becomes a member instead of an admin",
+            run(
+                &g,
+                "owner",
+                &transfer_with(&g, "owner", "member", as_member(Role::Member)),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "the old owner leaves in the same change",
+            run(
+                &g,
+                "owner",
+                &transfer_with(&g, "owner", "member", |from, _| {
+                    from.after.status = MemberStatus::Left;
+                    from.fields.extend([STATUS.to_owned(), LEFT_AT.to_owned()]);
+                }),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "the new owner's nickname written with it",
+            run(
+                &g,
+                "owner",
+                &transfer_with(&g, "owner", "member", |_, to| {
+                    to.after.nickname = Some("boss".into());
+                    to.fields.push(NICKNAME.to_owned());
+                }),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "one owner hands another owner's role on",
+            run(
+                &with_member(group(), "admin", |m| m.role = Role::Owner),
+                "owner",
+                &transfer(
+                    &with_member(group(), "admin", |m| m.role = Role::Owner),
+                    "admin",
+                    "member",
+                ),
+            ),
+            deny(OwnerProtected),
+        ),
+    ]);
+}
+
+#[test]
+fn a_transfer_moves_the_policy_version() {
+    assert!(transfer(&group(), "owner", "member").moves_policy());
 }
