@@ -380,6 +380,14 @@ impl fmt::Debug for DocId {
     }
 }
 
+impl ConvId {
+    /// Whether this is a direct conversation's id: `d-` ids are reserved for them (a
+    /// creation under one is refused), so the id alone says it.
+    pub fn is_direct(&self) -> bool {
+        self.0.starts_with("d-")
+    }
+}
+
 fn hashed_id(prefix: &str, domain: &str, parts: &[&str]) -> ConvId {
     let mut hasher = Sha256::new();
     hasher.update(domain.as_bytes());

@@ -1622,3 +1622,182 @@ fn a_thread_of_a_thread_is_created_one_level_deeper_than_its_parent() {
         parent = conv;
     }
 }
+
+fn role_of(peer: &Peer, conv: &ConvId, account: &str) -> (Role, bool) {
+    let c = peer.engine.conversation(conv).expect("loaded");
+    let m = c.member(&acc(account)).expect("a member entry");
+    (m.role, m.is_active())
+}
+
+fn denied(result: Result<u64, confab_core::client::ClientError>) -> (String, String) {
+    match result {
+        Err(confab_core::client::ClientError::Denied { code, reason, .. }) => (code, reason),
+        other => panic!("expected a local refusal, got {other:?}"),
+    }
+}
+
+/// Ownership moves in one intent the policy checks here and on the acceptor: only the
+/// owner hands it on, only to an active member; the only owner neither leaves nor is
+/// removed before that; a transfer this device allowed on stale state is rejected by the
+/// acceptor with its code and rolled back.
+#[test]
+fn ownership_moves_in_one_intent_and_the_only_owner_stays_until_then() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob", "carol", "dave"]);
+    let c = group(
+        &mut wire,
+        &mut peers,
+        0,
+        "club",
+        &[(1, Role::Member), (2, Role::Member), (3, Role::Admin)],
+    );
+    let transfer = |to: &str| Intent::TransferOwnership {
+        conv: c.clone(),
+        account: acc(to),
+    };
+    let leave = Intent::Leave { conv: c.clone() };
+    let now = wire.now;
+
+    let (code, reason) = denied(peers[0].engine.intent(leave.clone(), now));
+    assert_eq!(code, "owner_must_transfer");
+    assert!(
+        reason.contains("make another member the owner before you leave"),
+        "{reason}"
+    );
+    let ban_owner = Intent::RemoveMember {
+        conv: c.clone(),
+        account: acc("alice"),
+        ban: true,
+    };
+    assert_eq!(
+        denied(peers[3].engine.intent(ban_owner, now)).0,
+        "owner_must_transfer"
+    );
+    assert_eq!(
+        denied(peers[1].engine.intent(transfer("bob"), now)).0,
+        "owner_only"
+    );
+    assert_eq!(
+        denied(peers[0].engine.intent(transfer("erin"), now)).0,
+        "target_not_member"
+    );
+
+    // Stale state: dave bans carol while alice is offline; alice's transfer to carol passes
+    // her own check, and the acceptor refuses it.
+    wire.disconnect(&mut peers, 0);
+    let ban = Intent::RemoveMember {
+        conv: c.clone(),
+        account: acc("carol"),
+        ban: true,
+    };
+    let id = peers[3].engine.intent(ban, now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[3].engine.status(id), None, "carol banned");
+    let stale = peers[0]
+        .engine
+        .intent(transfer("carol"), now)
+        .expect("allowed here");
+    wire.connect(&mut peers, 0);
+    match peers[0].engine.status(stale) {
+        Some(IntentStatus::Rejected { code, .. }) => assert_eq!(code, "target_inactive"),
+        other => panic!("expected the acceptor's refusal, got {other:?}"),
+    }
+    assert_eq!(
+        role_of(&peers[0], &c, "alice"),
+        (Role::Owner, true),
+        "rolled back"
+    );
+    assert_eq!(role_of(&peers[0], &c, "carol"), (Role::Member, false));
+    assert_eq!(
+        denied(peers[0].engine.intent(transfer("carol"), now)).0,
+        "target_inactive",
+        "now known here too"
+    );
+
+    // The transfer: one intent, one change; everyone sees bob owner and alice admin.
+    let id = peers[0].engine.intent(transfer("bob"), now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "accepted");
+    for peer in [&peers[0], &peers[1], &peers[3]] {
+        assert_eq!(role_of(peer, &c, "bob"), (Role::Owner, true));
+        assert_eq!(role_of(peer, &c, "alice"), (Role::Admin, true));
+    }
+    // Now alice may leave, and bob is the one who stays.
+    let id = peers[0].engine.intent(leave.clone(), now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "alice left");
+    assert_eq!(
+        denied(peers[1].engine.intent(leave, now)).0,
+        "owner_must_transfer"
+    );
+}
+
+/// A hidden direct conversation leaves this account's list (and only its list) until a
+/// message created after the hide arrives; a message created before it does not bring it
+/// back; showing it again is one intent. Groups are not hidden.
+#[test]
+fn a_hidden_direct_conversation_comes_back_with_a_newer_message() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let now = wire.now;
+    peers[0]
+        .engine
+        .intent(Intent::OpenDirect { peer: acc("bob") }, now)
+        .unwrap();
+    wire.pump(&mut peers);
+    let dm = confab_core::ids::direct_conv_id(&tenant(), &acc("alice"), &acc("bob"));
+    peers[1].engine.open(&DocId::conv(&tenant(), &dm)).unwrap();
+    wire.pump(&mut peers);
+    send(&mut peers[0], &dm, "m1", "hi bob", now);
+    wire.pump(&mut peers);
+    let listed = |peer: &Peer| peer.engine.conversations().iter().any(|s| s.conv == dm);
+    assert!(listed(&peers[0]) && listed(&peers[1]));
+
+    let hide = |on: bool| Intent::Hide {
+        conv: dm.clone(),
+        on,
+    };
+    // Bob writes a message while offline before the hide; it arrives after it.
+    wire.disconnect(&mut peers, 1);
+    send(&mut peers[1], &dm, "m2", "written before", now + 1_000);
+    let hidden_at = now + 2_000;
+    let id = peers[0].engine.intent(hide(true), hidden_at).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "accepted");
+    assert_eq!(peers[0].engine.preferences(&dm).hidden_at, Some(hidden_at));
+    assert!(!listed(&peers[0]), "off alice's list");
+    wire.connect(&mut peers, 1);
+    assert!(listed(&peers[1]), "bob's list is his own");
+    let bodies: Vec<String> = peers[0]
+        .engine
+        .timeline(&dm)
+        .into_iter()
+        .map(|i| i.message.body)
+        .collect();
+    assert_eq!(bodies, ["hi bob", "written before"], "alice has it");
+    assert!(!listed(&peers[0]), "created before the hide: still hidden");
+
+    send(&mut peers[1], &dm, "m3", "still there?", hidden_at + 1);
+    wire.pump(&mut peers);
+    assert!(listed(&peers[0]), "a newer message brings it back");
+
+    // Hidden again, then shown again by hand.
+    let id = peers[0].engine.intent(hide(true), hidden_at + 10).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None);
+    assert!(!listed(&peers[0]));
+    let id = peers[0].engine.intent(hide(false), hidden_at + 20).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None);
+    assert!(listed(&peers[0]));
+    assert_eq!(peers[0].engine.preferences(&dm).hidden_at, None);
+
+    // A group is left, not hidden.
+    let g = group(&mut wire, &mut peers, 0, "pals", &[(1, Role::Member)]);
+    let (code, _) = denied(
+        peers[0]
+            .engine
+            .intent(Intent::Hide { conv: g, on: true }, now),
+    );
+    assert_eq!(code, "direct_only");
+}

@@ -21,7 +21,8 @@ use confab_core::model::proposal::{
     CreatedByRole, MeetingType, ProposalPayload, ProposalStatus, ProposalType,
 };
 use confab_core::policy::{
-    check, Author, Context, Decision, DenyCode, Effect, ParentMessage, Standing,
+    check, Author, Context, Decision, DenyCode, Effect, EntryWrite, ParentMessage, Standing,
+    Transfer,
 };
 use confab_core::validate::RejectCode;
 use confab_testkit::hub::NOW;
@@ -281,6 +282,44 @@ fn set_role(c: &Conversation, name: &str, role: Role) -> Effect {
     update(c, name, &[ROLE], |m| m.role = role)
 }
 
+/// The transfer a client writes: `to` becomes the owner (its overrides dropped), `from`
+/// an admin; `from`'s entry as `c` has it (a stranger's entry is new).
+fn transfer(c: &Conversation, from: &str, to: &str) -> Effect {
+    transfer_with(c, from, to, |_, _| {})
+}
+
+/// `transfer`, with `f` editing the (from, to) writes afterwards.
+fn transfer_with(
+    c: &Conversation,
+    from: &str,
+    to: &str,
+    f: impl FnOnce(&mut EntryWrite, &mut EntryWrite),
+) -> Effect {
+    let from_before = c.member(&acc(from)).expect("from is a member").clone();
+    let mut from_after = from_before.clone();
+    from_after.role = Role::Admin;
+    let to_before = c.member(&acc(to)).cloned();
+    let mut to_after = to_before
+        .clone()
+        .unwrap_or_else(|| Member::new(acc(to), Role::Owner));
+    to_after.role = Role::Owner;
+    let mut to_fields = vec![ROLE.to_owned()];
+    to_fields.extend(to_after.overrides.keys().map(|p| p.as_str().to_owned()));
+    to_after.overrides.clear();
+    let mut from = EntryWrite {
+        before: Some(from_before),
+        after: from_after,
+        fields: vec![ROLE.to_owned()],
+    };
+    let mut to = EntryWrite {
+        before: to_before,
+        after: to_after,
+        fields: to_fields,
+    };
+    f(&mut from, &mut to);
+    Effect::TransferOwnership(Box::new(Transfer { from, to }))
+}
+
 fn pin(by: &str) -> Effect {
     Effect::Pin {
         message: msg_id("m1"),
@@ -407,7 +446,18 @@ fn every_deny_code_has_a_denial() {
     let mut spec = new_group("g2", "member");
     spec.meta.as_mut().unwrap().created_by = Some(acc("owner"));
 
+    let mut encrypted_channel = new_group("g3", "owner");
+    if let Some(meta) = encrypted_channel.meta.as_mut() {
+        meta.kind = ConvKind::Channel;
+        meta.encrypted = true;
+        meta.created_by = Some(acc("owner"));
+    }
+
     let denials: Vec<(DenyCode, Decision)> = vec![
+        (
+            DenyCode::EncryptionNotAllowed,
+            check(&no_conv(), &user("owner"), &create(encrypted_channel)),
+        ),
         (
             DenyCode::NotCreated,
             run(&uncreated, "owner", &text("owner")),
@@ -442,7 +492,7 @@ fn every_deny_code_has_a_denial() {
         ),
         (
             DenyCode::OwnerProtected,
-            run(&g, "admin", &remove(&g, "owner")),
+            run(&g, "admin", &set_role(&g, "owner", Role::Member)),
         ),
         (DenyCode::AuthorMismatch, run(&g, "member", &text("admin"))),
         (
@@ -684,6 +734,30 @@ fn every_deny_code_has_a_denial() {
             ),
         ),
         (
+            DenyCode::OwnerOnly,
+            run(&g, "admin", &transfer(&g, "owner", "member")),
+        ),
+        (
+            DenyCode::TargetNotMember,
+            run(&g, "owner", &transfer(&g, "owner", "stranger")),
+        ),
+        (
+            DenyCode::TargetInactive,
+            run(
+                &with_status(group(), "member", MemberStatus::Banned),
+                "owner",
+                &transfer(
+                    &with_status(group(), "member", MemberStatus::Banned),
+                    "owner",
+                    "member",
+                ),
+            ),
+        ),
+        (
+            DenyCode::OwnerMustTransfer,
+            run(&g, "admin", &remove(&g, "owner")),
+        ),
+        (
             DenyCode::PinsFull,
             run(
                 &pinned,
@@ -715,19 +789,25 @@ fn every_deny_code_has_a_denial() {
     // (core/src/accept/tests.rs, tests/tests/buckets.rs). `schedule_too_many` counts the
     // private document's pending entries: validation's too (the attack case
     // `scheduled_messages_pending_schedule_too_many`). `requests_full` needs 500 requests:
-    // core/tests/joining_rules.rs `unanswered_requests_are_bounded`.
+    // core/tests/joining_rules.rs `unanswered_requests_are_bounded`. Where an encrypted
+    // conversation's MLS ops may go and what they must come with is validation's too
+    // (core/tests/e2ee_accept.rs).
+    let validation_only = [
+        DenyCode::MessageMissing,
+        DenyCode::TooManyReactions,
+        DenyCode::BucketFull,
+        DenyCode::BucketNotOpen,
+        DenyCode::ScheduleTooMany,
+        DenyCode::RequestsFull,
+        DenyCode::NotEncrypted,
+        DenyCode::MlsGroupExists,
+        DenyCode::MlsNoGroup,
+        DenyCode::MlsCommitRequired,
+    ];
     let missing: Vec<&str> = DenyCode::ALL
         .iter()
         .map(|c| c.as_str())
-        .filter(|c| {
-            !covered.contains(c)
-                && *c != DenyCode::MessageMissing.as_str()
-                && *c != DenyCode::TooManyReactions.as_str()
-                && *c != DenyCode::BucketFull.as_str()
-                && *c != DenyCode::BucketNotOpen.as_str()
-                && *c != DenyCode::ScheduleTooMany.as_str()
-                && *c != DenyCode::RequestsFull.as_str()
-        })
+        .filter(|c| !covered.contains(c) && !validation_only.iter().any(|v| v.as_str() == *c))
         .collect();
     assert!(missing.is_empty(), "no denial produces {missing:?}");
 }
@@ -2363,7 +2443,7 @@ fn removed_and_banned_members_do_not_come_back_by_themselves() {
 }
 
 #[test]
-fn anyone_may_leave() {
+fn anyone_may_leave_but_the_only_owner() {
     let g = group();
     let leave = |who: &str| {
         run(
@@ -2377,8 +2457,29 @@ fn anyone_may_leave() {
     };
     let mut cases: Vec<Case> = CAST
         .iter()
-        .map(|(who, _)| case(format!("{who} leaves"), leave(who), ALLOW))
+        .map(|(who, role)| {
+            let expected = if *role == Role::Owner {
+                deny(DenyCode::OwnerMustTransfer)
+            } else {
+                ALLOW
+            };
+            case(format!("{who} leaves"), leave(who), expected)
+        })
         .collect();
+    // With a second owner, the first is not the only one: it may leave.
+    let two = with_member(group(), "admin", |m| m.role = Role::Owner);
+    cases.push(case(
+        "an owner beside another owner leaves",
+        run(
+            &two,
+            "owner",
+            &update(&two, "owner", &[STATUS, LEFT_AT], |m| {
+                m.status = MemberStatus::Left;
+                m.left_at = Some(NOW);
+            }),
+        ),
+        ALLOW,
+    ));
     cases.push(case(
         "mod marks a member as left",
         run(
@@ -2505,12 +2606,13 @@ fn nobody_changes_a_role_at_or_above_their_own() {
 fn the_owner_is_protected() {
     use DenyCode::*;
     let g = group();
+    let two_owners = with_member(group(), "admin", |m| m.role = Role::Owner);
     let left_owner = with_status(group(), "owner", MemberStatus::Left);
     expect_all(vec![
         case(
             "admin removes the owner",
             run(&g, "admin", &remove(&g, "owner")),
-            deny(OwnerProtected),
+            deny(OwnerMustTransfer),
         ),
         case(
             "admin bans the owner",
@@ -2521,6 +2623,11 @@ fn the_owner_is_protected() {
                     m.status = MemberStatus::Banned
                 }),
             ),
+            deny(OwnerMustTransfer),
+        ),
+        case(
+            "another owner removes an owner",
+            run(&two_owners, "admin", &remove(&two_owners, "owner")),
             deny(OwnerProtected),
         ),
         case(
@@ -2542,7 +2649,16 @@ fn the_owner_is_protected() {
         case(
             "owner steps down",
             run(&g, "owner", &set_role(&g, "owner", Role::Admin)),
-            deny(OwnerProtected),
+            deny(OwnerMustTransfer),
+        ),
+        case(
+            "an owner beside another owner steps down",
+            run(
+                &two_owners,
+                "owner",
+                &set_role(&two_owners, "owner", Role::Admin),
+            ),
+            ALLOW,
         ),
         case(
             "admin re-adds the owner as a guest",
@@ -3594,4 +3710,178 @@ fn threads_hang_on_a_live_message_of_the_parent() {
             deny(DenyCode::ParentMessageMissing),
         ),
     ]);
+}
+
+#[test]
+fn only_the_owner_transfers_ownership_to_an_active_member() {
+    use DenyCode::*;
+    let g = group();
+    let status = |st: MemberStatus| with_status(group(), "member", st);
+    let (left, removed, banned, requested) = (
+        status(MemberStatus::Left),
+        status(MemberStatus::Removed),
+        status(MemberStatus::Banned),
+        status(MemberStatus::Requested),
+    );
+    let restricted = with_override(group(), "member", Permission::SendMessages, false);
+    let as_member =
+        |role: Role| move |from: &mut EntryWrite, _: &mut EntryWrite| from.after.role = role;
+    let locked = with_settings(group(), |s| s.locked = true);
+    let dm = direct();
+    let dm_transfer = transfer(&dm, "member", "peer");
+    expect_all(vec![
+        case(
+            "owner to a member",
+            run(&g, "owner", &transfer(&g, "owner", "member")),
+            ALLOW,
+        ),
+        case(
+            "owner to a subscriber (any active role)",
+            run(&g, "owner", &transfer(&g, "owner", "subscriber")),
+            ALLOW,
+        ),
+        case(
+            "owner to a restricted member: its overrides go",
+            run(
+                &restricted,
+                "owner",
+                &transfer(&restricted, "owner", "member"),
+            ),
+            ALLOW,
+        ),
+        case(
+            "owner to a restricted member, keeping the override",
+            run(
+                &restricted,
+                "owner",
+                &transfer_with(&restricted, "owner", "member", |_, to| {
+                    to.after.overrides.insert(Permission::SendMessages, false);
+                    to.fields.retain(|f| f == ROLE);
+                }),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "owner of a locked conversation (membership goes on)",
+            run(&locked, "owner", &transfer(&locked, "owner", "admin")),
+            ALLOW,
+        ),
+        case(
+            "admin hands the owner's role on",
+            run(&g, "admin", &transfer(&g, "owner", "admin")),
+            deny(OwnerOnly),
+        ),
+        case(
+            "member takes ownership",
+            run(&g, "member", &transfer(&g, "owner", "member")),
+            deny(OwnerOnly),
+        ),
+        case(
+            "a member of a direct conversation (no owner there)",
+            run(&dm, "member", &dm_transfer),
+            deny(OwnerOnly),
+        ),
+        case(
+            "stranger",
+            run(&g, "stranger", &transfer(&g, "owner", "member")),
+            deny(NotMember),
+        ),
+        case(
+            "to itself",
+            run(&g, "owner", &transfer(&g, "owner", "owner")),
+            deny(NoPermission),
+        ),
+        case(
+            "to an account without an entry",
+            run(&g, "owner", &transfer(&g, "owner", "stranger")),
+            deny(TargetNotMember),
+        ),
+        case(
+            "to a join request",
+            run(
+                &requested,
+                "owner",
+                &transfer(&requested, "owner", "member"),
+            ),
+            deny(TargetNotMember),
+        ),
+        case(
+            "to a member who left",
+            run(&left, "owner", &transfer(&left, "owner", "member")),
+            deny(TargetInactive),
+        ),
+        case(
+            "to a removed member",
+            run(&removed, "owner", &transfer(&removed, "owner", "member")),
+            deny(TargetInactive),
+        ),
+        case(
+            "to a banned member",
+            run(&banned, "owner", &transfer(&banned, "owner", "member")),
+            deny(TargetInactive),
+        ),
+        case(
+            "to a banned member, reinstating it in the same change",
+            run(
+                &banned,
+                "owner",
+                &transfer_with(&banned, "owner", "member", |_, to| {
+                    to.after.status = MemberStatus::Active;
+                    to.fields.push(STATUS.to_owned());
+                }),
+            ),
+            deny(TargetInactive),
+        ),
+        case(
+            "the old owner becomes a member instead of an admin",
+            run(
+                &g,
+                "owner",
+                &transfer_with(&g, "owner", "member", as_member(Role::Member)),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "the old owner leaves in the same change",
+            run(
+                &g,
+                "owner",
+                &transfer_with(&g, "owner", "member", |from, _| {
+                    from.after.status = MemberStatus::Left;
+                    from.fields.extend([STATUS.to_owned(), LEFT_AT.to_owned()]);
+                }),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "the new owner's nickname written with it",
+            run(
+                &g,
+                "owner",
+                &transfer_with(&g, "owner", "member", |_, to| {
+                    to.after.nickname = Some("boss".into());
+                    to.fields.push(NICKNAME.to_owned());
+                }),
+            ),
+            deny(NoPermission),
+        ),
+        case(
+            "one owner hands another owner's role on",
+            run(
+                &with_member(group(), "admin", |m| m.role = Role::Owner),
+                "owner",
+                &transfer(
+                    &with_member(group(), "admin", |m| m.role = Role::Owner),
+                    "admin",
+                    "member",
+                ),
+            ),
+            deny(OwnerProtected),
+        ),
+    ]);
+}
+
+#[test]
+fn a_transfer_moves_the_policy_version() {
+    assert!(transfer(&group(), "owner", "member").moves_policy());
 }

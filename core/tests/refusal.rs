@@ -268,10 +268,10 @@ fn a_local_policy_refusal_names_the_role_the_person_and_the_place() {
             reason,
             detail,
         }) => {
-            assert_eq!(code, "owner_protected");
+            assert_eq!(code, "owner_must_transfer");
             assert_eq!(
                 reason,
-                "Alice Liddell owns Weekend plans and cannot be removed, demoted or restricted",
+                "Alice Liddell owns Weekend plans: the owner can be removed only after making another member the owner",
                 "the profile's name, the conversation's title"
             );
             assert!(

@@ -470,7 +470,7 @@ async fn group_members_messages_list_and_pages() {
 
     // Removing and leaving.
     let bob_removes_alice = s.delete("/v1/conversations/team/members/alice", &bob).await;
-    expect_error(&bob_removes_alice, 403, "owner_protected");
+    expect_error(&bob_removes_alice, 403, "owner_must_transfer");
     let removed = s
         .delete("/v1/conversations/team/members/carol", &alice)
         .await;
@@ -830,6 +830,9 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}", "delete"),
         ("/v1/conversations/{id}/settings", "patch"),
         ("/v1/conversations/{id}/can", "get"),
+        ("/v1/conversations/{id}/owner", "post"),
+        ("/v1/conversations/{id}/hide", "post"),
+        ("/v1/conversations/{id}/hide", "delete"),
         ("/v1/conversations/{id}/members", "post"),
         ("/v1/conversations/{id}/members/{account}", "delete"),
         ("/v1/conversations/{id}/messages", "get"),
@@ -870,7 +873,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/accounts/{account}/identifiers", "put"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 31, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 33, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");
@@ -889,6 +892,7 @@ async fn openapi_describes_every_endpoint() {
             let bodiless = [
                 "/v1/conversations/{id}/join-requests",
                 "/v1/conversations/{id}/join-requests/{account}/decline",
+                "/v1/conversations/{id}/hide",
             ];
             if (method == "post" || method == "patch") && !bodiless.contains(&path) {
                 assert!(
@@ -955,7 +959,7 @@ async fn lock_delete_and_the_permission_question() {
     let removal = format!("{}&target=alice", can("bob", "remove_member"));
     assert_eq!(
         expect(&s.get(&removal, &bot).await, 200)["code"],
-        "owner_protected"
+        "owner_must_transfer"
     );
 
     // Lock: only admins; then nobody posts, and the service's question says so.
@@ -1087,4 +1091,183 @@ async fn a_support_threads_lead_is_named_and_closed_with_its_outcome() {
         .await;
     assert_eq!(in_group.status / 100, 4, "{}", in_group.body);
     assert_eq!(in_group.body["code"], "support_only", "{}", in_group.body);
+}
+
+/// Ownership through REST: only the owner transfers, only to an active member, in one
+/// change; the only owner neither leaves nor is removed first; a service asks the policy.
+#[tokio::test]
+async fn ownership_is_transferred_before_the_owner_leaves() {
+    let s = Server::start().await;
+    let (alice, bob, carol, bot) = (
+        s.user("alice"),
+        s.user("bob"),
+        s.user("carol"),
+        s.service("bot"),
+    );
+    let created = s
+        .post(
+            "/v1/conversations",
+            &alice,
+            json!({"id": "keys", "kind": "group", "members": [
+                {"account": "bob"},
+                {"account": "carol", "role": "admin"}
+            ]}),
+        )
+        .await;
+    expect(&created, 201);
+    const OWNER: &str = "/v1/conversations/keys/owner";
+    let alice_leaves = s
+        .delete("/v1/conversations/keys/members/alice", &alice)
+        .await;
+    expect_error(&alice_leaves, 403, "owner_must_transfer");
+    expect_error(
+        &s.post(OWNER, &carol, json!({"account": "carol"})).await,
+        403,
+        "owner_only",
+    );
+    expect_error(
+        &s.post(OWNER, &bob, json!({"account": "bob"})).await,
+        403,
+        "owner_only",
+    );
+    // A service account is no member: it does not hold the owner's role to hand on.
+    expect_error(
+        &s.post(OWNER, &bot, json!({"account": "bob"})).await,
+        403,
+        "not_member",
+    );
+    expect_error(
+        &s.post(OWNER, &alice, json!({"account": "zed"})).await,
+        403,
+        "target_not_member",
+    );
+    expect_error(&s.post(OWNER, &alice, json!({})).await, 422, "missing");
+    // Carol bans bob: ownership does not go to him.
+    expect(
+        &s.call(
+            Method::DELETE,
+            "/v1/conversations/keys/members/bob",
+            Some(&carol),
+            None,
+        )
+        .await,
+        200,
+    );
+    let can = |target: &str| {
+        format!(
+            "/v1/conversations/keys/can?account=alice&action=transfer_ownership&target={target}"
+        )
+    };
+    let removed = s.get(&can("bob"), &bot).await;
+    assert_eq!(expect(&removed, 200)["code"], "target_inactive");
+    expect_error(
+        &s.post(OWNER, &alice, json!({"account": "bob"})).await,
+        403,
+        "target_inactive",
+    );
+    assert_eq!(
+        expect(&s.get(&can("carol"), &bot).await, 200)["allowed"],
+        true
+    );
+
+    let moved = s.post(OWNER, &alice, json!({"account": "carol"})).await;
+    let moved = expect(&moved, 200).clone();
+    assert_eq!(member(&moved, "carol")["base_role"], "owner");
+    assert_eq!(member(&moved, "alice")["base_role"], "admin");
+    // Again: the owner in place is answered as it is.
+    expect(
+        &s.post(OWNER, &carol, json!({"account": "carol"})).await,
+        200,
+    );
+    let left = s
+        .delete("/v1/conversations/keys/members/alice", &alice)
+        .await;
+    assert_eq!(member(expect(&left, 200), "alice")["status"], "left");
+    let carol_leaves = s
+        .delete("/v1/conversations/keys/members/carol", &carol)
+        .await;
+    expect_error(&carol_leaves, 403, "owner_must_transfer");
+}
+
+fn listed(list: &Value, id: &str) -> bool {
+    list["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .any(|c| c["id"] == id)
+}
+
+/// A hidden direct conversation leaves the caller's list, and only the caller's, until a
+/// message created after the hide; `DELETE …/hide` shows it at once; groups are not hidden.
+#[tokio::test]
+async fn a_hidden_direct_conversation_comes_back_with_a_newer_message() {
+    let s = Server::start().await;
+    let (alice, bob) = (s.user("alice"), s.user("bob"));
+    let created = s
+        .post("/v1/conversations/direct", &alice, json!({"peer": "bob"}))
+        .await;
+    let dm = expect(&created, 201)["id"].as_str().expect("id").to_owned();
+    let messages = format!("/v1/conversations/{dm}/messages");
+    expect(&s.post(&messages, &bob, json!({"body": "hi"})).await, 201);
+    let hide = format!("/v1/conversations/{dm}/hide");
+    assert!(listed(
+        expect(&s.get("/v1/conversations", &alice).await, 200),
+        &dm
+    ));
+
+    let hidden = s.call(Method::POST, &hide, Some(&alice), None).await;
+    assert_eq!(hidden.status, 204, "{}", hidden.body);
+    assert!(!listed(
+        expect(&s.get("/v1/conversations", &alice).await, 200),
+        &dm
+    ));
+    assert!(
+        listed(expect(&s.get("/v1/conversations", &bob).await, 200), &dm),
+        "bob's list is his own"
+    );
+    // A message created after the hide brings it back (the clock moves on first).
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    expect(
+        &s.post(&messages, &bob, json!({"body": "still there?"}))
+            .await,
+        201,
+    );
+    assert!(listed(
+        expect(&s.get("/v1/conversations", &alice).await, 200),
+        &dm
+    ));
+
+    // Hidden again, then shown again by hand; showing twice is fine.
+    assert_eq!(
+        s.call(Method::POST, &hide, Some(&alice), None).await.status,
+        204
+    );
+    assert!(!listed(
+        expect(&s.get("/v1/conversations", &alice).await, 200),
+        &dm
+    ));
+    assert_eq!(s.delete(&hide, &alice).await.status, 204);
+    assert_eq!(s.delete(&hide, &alice).await.status, 204);
+    assert!(listed(
+        expect(&s.get("/v1/conversations", &alice).await, 200),
+        &dm
+    ));
+
+    let group = s
+        .post(
+            "/v1/conversations",
+            &alice,
+            json!({"id": "hideout", "kind": "group"}),
+        )
+        .await;
+    expect(&group, 201);
+    let refused = s
+        .call(
+            Method::POST,
+            "/v1/conversations/hideout/hide",
+            Some(&alice),
+            None,
+        )
+        .await;
+    expect_error(&refused, 403, "direct_only");
 }

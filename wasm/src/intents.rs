@@ -467,6 +467,29 @@ impl ConfabClient {
         self.conv_only(conv, move |conv| Intent::Block { conv, on })
     }
 
+    /// Makes `account`, an active member, the owner; you (the owner) become an admin. One
+    /// change: refused `owner_only` unless you own it, `target_not_member` /
+    /// `target_inactive` for anyone but an active member.
+    #[wasm_bindgen(js_name = transferOwnership, unchecked_return_type = "Promise<IntentResult>")]
+    pub fn transfer_ownership(&self, conv: String, account: String) -> Promise {
+        let rt = self.rt.clone();
+        promise(async move {
+            let intent = Intent::TransferOwnership {
+                conv: conv_id(&conv)?,
+                account: account_id(&account)?,
+            };
+            run(&rt, vec![intent], IntentResult::default()).await
+        })
+    }
+
+    /// Hides (`true`) a direct conversation from your `conversations()` (and the server's
+    /// list of yours) until a message created after now arrives, or shows it again
+    /// (`false`). Only direct conversations (`direct_only`); nobody else learns of it.
+    #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
+    pub fn hide(&self, conv: String, on: bool) -> Promise {
+        self.conv_only(conv, move |conv| Intent::Hide { conv, on })
+    }
+
     /// Reopens an archived or closed conversation.
     #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
     pub fn reopen(&self, conv: String) -> Promise {

@@ -96,6 +96,11 @@ pub enum PolicyQuery {
     Block {
         conv: String,
     },
+    /// Make `account` the owner (the owner only).
+    TransferOwnership {
+        conv: String,
+        account: String,
+    },
     SetInfo {
         conv: String,
         field: String,
@@ -211,6 +216,7 @@ impl PolicyQuery {
             | Q::Reopen { conv }
             | Q::DeleteConversation { conv }
             | Q::Block { conv }
+            | Q::TransferOwnership { conv, .. }
             | Q::SetInfo { conv, .. }
             | Q::SetSetting { conv, .. } => conv,
         }
@@ -308,6 +314,10 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
         Q::Reopen { .. } => lifecycle(c, Lifecycle::Active),
         Q::DeleteConversation { .. } => lifecycle(c, Lifecycle::Deleted),
         Q::Block { .. } => ask_intent(Intent::Block { conv: c, on: true }),
+        Q::TransferOwnership { account, .. } => ask_intent(Intent::TransferOwnership {
+            conv: c,
+            account: AccountId::new(account)?,
+        }),
         Q::SetInfo { field, .. } => ask_intent(Intent::SetInfo {
             conv: c,
             field,

@@ -195,6 +195,9 @@ pub fn write_to(
         }
         SetLifecycle { state, .. } => write::set_lifecycle(doc, tag, now, *state, me)?,
         Block { on, .. } => write::set_blocked(doc, tag, now, me, *on)?,
+        TransferOwnership { account, .. } => write::transfer_ownership(doc, tag, now, me, account)?,
+        // `now` is the engine's server time, the clock messages are created with.
+        Hide { conv, on } => write::set_hidden(doc, tag, now, conv, on.then_some(now))?,
         AnswerProposal {
             proposal, status, ..
         } => write::set_proposal_status(doc, tag, now, proposal, *status)?,

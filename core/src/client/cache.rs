@@ -46,6 +46,26 @@ pub(super) struct ViewCell {
     full: RefCell<Option<(Vec<ChangeHash>, Conversation)>>,
 }
 
+impl Need {
+    /// The member whose leaving or losing the owner role `intent` is about, when it is
+    /// one the policy asks "the only owner?" of (which reads every member, so the check
+    /// asks it only of an owner).
+    pub(super) fn departing<'a>(intent: &'a Intent, me: &'a AccountId) -> Option<&'a AccountId> {
+        match intent {
+            Intent::Leave { .. } => Some(me),
+            Intent::RemoveMember { account, .. } => Some(account),
+            Intent::SetRole { account, .. } if account == me => Some(me),
+            _ => None,
+        }
+    }
+
+    /// The same, reading every member as well.
+    pub(super) fn with_all_members(mut self) -> Need {
+        self.all_members = true;
+        self
+    }
+}
+
 impl ViewCell {
     /// How many messages the bucket document `doc` holds (`read::message_count`, O(shards)),
     /// counted again only after the document moved: `can()` asks it on every call.
@@ -130,9 +150,9 @@ impl Need {
                 need.accounts.push(account.clone());
                 need.all_members = true;
             }
-            Intent::RemoveMember { account, .. } | Intent::SetRole { account, .. } => {
-                need.accounts.push(account.clone())
-            }
+            Intent::RemoveMember { account, .. }
+            | Intent::SetRole { account, .. }
+            | Intent::TransferOwnership { account, .. } => need.accounts.push(account.clone()),
             Intent::Pin { .. } => need.pins = true,
             _ => {}
         }

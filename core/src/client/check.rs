@@ -9,7 +9,7 @@ use super::intent::Intent;
 use super::replica::Docs;
 use crate::doc::read;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
-use crate::model::conversation::{Conversation, Lifecycle, DEFAULT_BUCKET_MS};
+use crate::model::conversation::{Conversation, Lifecycle, Role, DEFAULT_BUCKET_MS};
 use crate::policy::{self, Denial};
 
 /// The held documents as one account of one tenant reads them.
@@ -57,7 +57,20 @@ impl Held<'_> {
             apply::check(intent, me, conv, bucket_doc, now, bucket_id, standing)
         };
         match conv_id {
-            Some(conv) => self.policy_conv(conv, &Need::of(intent, me), check),
+            Some(conv) => {
+                let mut need = Need::of(intent, me);
+                // Whether an owner is the only one reads every member: only for an owner.
+                if let Some(who) = Need::departing(intent, me) {
+                    let owner = self.policy_conv(conv, &need, |c| {
+                        c.and_then(|c| c.member(who))
+                            .is_some_and(|m| m.role == Role::Owner)
+                    });
+                    if owner {
+                        need = need.with_all_members();
+                    }
+                }
+                self.policy_conv(conv, &need, check)
+            }
             None => check(None),
         }
     }

@@ -139,6 +139,18 @@ pub enum Intent {
         conv: ConvId,
         on: bool,
     },
+    /// The owner hands ownership to `account` (an active member) and becomes an admin, in
+    /// one change.
+    TransferOwnership {
+        conv: ConvId,
+        account: AccountId,
+    },
+    /// Takes a direct conversation off this account's list (`on`), or puts it back. A
+    /// message created after the hide brings it back by itself. Private document.
+    Hide {
+        conv: ConvId,
+        on: bool,
+    },
     /// The counterparty's answer: the proposal's new status (the response message is a `Send`).
     AnswerProposal {
         conv: ConvId,
@@ -210,6 +222,8 @@ impl Intent {
             Intent::SetSetting { .. } => "set_setting",
             Intent::SetLifecycle { .. } => "set_lifecycle",
             Intent::Block { .. } => "block",
+            Intent::TransferOwnership { .. } => "transfer_ownership",
+            Intent::Hide { .. } => "hide",
             Intent::AnswerProposal { .. } => "answer_proposal",
             Intent::SetConvPref { .. } => "set_conv_pref",
             Intent::SetDraft { .. } => "set_draft",
@@ -266,8 +280,10 @@ pub fn targets(
         | SetInfo { conv: c, .. }
         | SetSetting { conv: c, .. }
         | SetLifecycle { conv: c, .. }
-        | Block { conv: c, .. } => vec![conv(c)],
+        | Block { conv: c, .. }
+        | TransferOwnership { conv: c, .. } => vec![conv(c)],
         SetConvPref { .. }
+        | Hide { .. }
         | SetDraft { .. }
         | SetContact { .. }
         | Schedule { .. }

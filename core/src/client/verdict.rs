@@ -50,6 +50,14 @@ pub fn check(
         SetConvPref { .. } | SetDraft { .. } | SetProfile { .. } | SetContact { .. } => {
             return Ok(())
         }
+        // The private document's validation holds the same rule.
+        Hide { conv, .. } if !conv.is_direct() => {
+            return Err(Denial {
+                code: DenyCode::DirectOnly,
+                reason: format!("{conv} is not a direct conversation: leave it instead"),
+            })
+        }
+        Hide { .. } => return Ok(()),
         // The author's own document; whether the message may be sent is decided at its time.
         Schedule { .. } | EditScheduled { .. } | CancelScheduled { .. } => return Ok(()),
         Send { message: m, .. } => {
@@ -203,6 +211,36 @@ pub fn check(
             to: *state,
             by: me.clone(),
         },
+        TransferOwnership { account, .. } => {
+            let Some(from_before) = member(me) else {
+                return Err(Denial {
+                    code: DenyCode::NotMember,
+                    reason: "not a member".into(),
+                });
+            };
+            let mut from_after = from_before.clone();
+            from_after.role = Role::Admin;
+            let to_before = member(account);
+            let mut to_after = to_before
+                .clone()
+                .unwrap_or_else(|| Member::new(account.clone(), Role::Owner));
+            to_after.role = Role::Owner;
+            let mut to_fields = vec![crate::doc::schema::keys::ROLE.to_owned()];
+            to_fields.extend(to_after.overrides.keys().map(|p| p.as_str().to_owned()));
+            to_after.overrides.clear();
+            Effect::TransferOwnership(Box::new(policy::Transfer {
+                from: policy::EntryWrite {
+                    before: Some(from_before),
+                    after: from_after,
+                    fields: vec![crate::doc::schema::keys::ROLE.to_owned()],
+                },
+                to: policy::EntryWrite {
+                    before: to_before,
+                    after: to_after,
+                    fields: to_fields,
+                },
+            }))
+        }
         Block { on, .. } => {
             let Some(before) = member(me) else {
                 return Err(Denial {

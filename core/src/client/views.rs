@@ -96,7 +96,8 @@ impl ClientEngine {
     }
 
     /// The conversation list: last activity first, unread counts from read markers. Deleted
-    /// conversations are left out (`conversation()` still reads them).
+    /// conversations are left out (`conversation()` still reads them), and so are direct
+    /// conversations this account hid, until a message created after the hide arrives.
     pub fn conversations(&self) -> Vec<ConversationSummary> {
         let private = self.private_data();
         let mut out = Vec::new();
@@ -128,6 +129,11 @@ impl ClientEngine {
                 .count();
             let last = items().max_by(|a, b| order(a).cmp(&order(b)));
             let prefs = private.convs.get(conv_id).cloned().unwrap_or_default();
+            // A hidden direct conversation stays off the list until a newer message (the
+            // last in timeline order, as the server's list reads it).
+            if prefs.hides(last.map(|i| i.message.created_at)) {
+                continue;
+            }
             out.push(ConversationSummary {
                 conv: conv_id.clone(),
                 kind: Some(meta.kind.as_str().to_owned()),

@@ -544,7 +544,21 @@ pub struct ConvPrefs {
     pub pinned_at: Option<i64>,
     pub archived: bool,
     pub archived_at: Option<i64>,
+    /// Direct conversations: when the account hid it from its list (server time, ms). It
+    /// stays off the list until a message created after that time arrives.
+    #[serde(default)]
+    pub hidden_at: Option<i64>,
     pub notifications: Option<NotificationLevel>,
+}
+
+impl ConvPrefs {
+    /// Whether the conversation is off the account's list, given when its newest message
+    /// was created (`None`: it has none): hidden, and nothing came after the hide. Both
+    /// times are server time (the engine writes both with its server clock estimate).
+    pub fn hides(&self, newest_message_at: Option<i64>) -> bool {
+        self.hidden_at
+            .is_some_and(|hidden| newest_message_at.is_none_or(|at| at <= hidden))
+    }
 }
 
 /// A message the account scheduled and the client will post at `at`.
@@ -605,6 +619,7 @@ pub fn read_private(doc: &Automerge) -> PrivateData {
                     pinned_at: get_int(doc, &obj, PINNED_AT),
                     archived: get_bool(doc, &obj, ARCHIVED).unwrap_or(false),
                     archived_at: get_int(doc, &obj, ARCHIVED_AT),
+                    hidden_at: get_int(doc, &obj, HIDDEN_AT),
                     notifications: parsed(
                         get_str(doc, &obj, NOTIFICATIONS),
                         NotificationLevel::parse,

@@ -134,6 +134,8 @@ pub mod keys {
     pub const PINNED_AT: &str = "pinned_at";
     pub const ARCHIVED: &str = "archived";
     pub const ARCHIVED_AT: &str = "archived_at";
+    /// Private: when the account hid a direct conversation from its list (ms, server time).
+    pub const HIDDEN_AT: &str = "hidden_at";
     pub const NOTIFICATIONS: &str = "notifications";
     pub const CONV: &str = "conv";
 }
@@ -299,6 +301,7 @@ pub const CONV_PREF_FIELDS: &[(&str, FieldType)] = &[
     (PINNED_AT, Int),
     (ARCHIVED, Bool),
     (ARCHIVED_AT, Int),
+    (HIDDEN_AT, Int),
     (NOTIFICATIONS, Str),
 ];
 

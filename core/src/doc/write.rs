@@ -380,6 +380,35 @@ pub fn set_role(
     })
 }
 
+/// Moves ownership from `owner` to `to` in one change: `to` becomes owner (its
+/// permission overrides dropped: nobody restricts an owner), `owner` becomes admin. The
+/// policy takes the two writes together as a transfer (docs/POLICY.md, "Members").
+pub fn transfer_ownership(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    owner: &AccountId,
+    to: &AccountId,
+) -> Result<Option<ChangeHash>, DocError> {
+    if owner == to {
+        return Err(DocError::NotApplicable(
+            "ownership goes to another member".into(),
+        ));
+    }
+    transact(doc, tag, now_ms, |tx| {
+        let new_owner = member_obj(tx, to)?;
+        let old_owner = member_obj(tx, owner)?;
+        tx.put(&new_owner, ROLE, Role::Owner.as_str())?;
+        for permission in Permission::ALL {
+            if tx.get(&new_owner, permission.as_str())?.is_some() {
+                tx.delete(&new_owner, permission.as_str())?;
+            }
+        }
+        tx.put(&old_owner, ROLE, Role::Admin.as_str())?;
+        Ok(())
+    })
+}
+
 /// Sets (`Some`) or clears (`None`) a member's permission override.
 pub fn set_override(
     doc: &mut Automerge,
@@ -855,6 +884,34 @@ pub fn set_conv_pref(
             None => tx.put_object(&convs, conv.as_str(), ObjType::Map)?,
         };
         tx.put(&obj, key, value)?;
+        Ok(())
+    })
+}
+
+/// Hides (`Some(at)`, server time) or shows again (`None`) a direct conversation in the
+/// account's own list (`convs/<conv>/hidden_at`).
+pub fn set_hidden(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    conv: &ConvId,
+    at: Option<i64>,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let convs = top(tx, CONVS)?;
+        match (get_map(&*tx, &convs, conv.as_str()), at) {
+            (Some(obj), Some(at)) => tx.put(&obj, HIDDEN_AT, at)?,
+            (None, Some(at)) => {
+                let obj = tx.put_object(&convs, conv.as_str(), ObjType::Map)?;
+                tx.put(&obj, HIDDEN_AT, at)?;
+            }
+            (Some(obj), None) => {
+                if tx.get(&obj, HIDDEN_AT)?.is_some() {
+                    tx.delete(&obj, HIDDEN_AT)?;
+                }
+            }
+            (None, None) => {}
+        }
         Ok(())
     })
 }

@@ -1,10 +1,11 @@
 //! Rules for conversation documents: creation, members, info, settings, pins, read markers,
 //! lifecycle.
 
-use super::{active, deny, require, Author, Context, Decision, DenyCode, Effect};
+use super::{active, deny, require, Author, Context, Decision, DenyCode, Effect, Transfer};
 use crate::doc::schema::keys::{
     BLOCKED, COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, STATUS,
 };
+use crate::ids::AccountId;
 use crate::limits::{GROUP_MAX_MEMBERS, PINS_MAX};
 use crate::model::conversation::*;
 
@@ -296,6 +297,7 @@ pub(super) fn check(
             outcome,
             closed_after,
         } => super::support::check_lead(conv, author, *outcome, *closed_after),
+        Effect::TransferOwnership(transfer) => check_transfer(conv, author, transfer),
         _ => deny(DenyCode::InvalidCreation, "not a conversation effect"),
     }
 }
@@ -462,6 +464,17 @@ fn check_update(
     }
     let member = active(conv, author)?;
     if before.role == Role::Owner {
+        let gone = matches!(after.status, MemberStatus::Removed | MemberStatus::Banned);
+        if gone && after.status != before.status && only_owner(conv, &before.account) {
+            return deny(
+                DenyCode::OwnerMustTransfer,
+                format!(
+                    "{} is the only owner: ownership must be transferred before the owner is {}",
+                    before.account,
+                    after.status.as_str()
+                ),
+            );
+        }
         return deny(
             DenyCode::OwnerProtected,
             "nobody changes the owner's entry but the owner",
@@ -548,11 +561,20 @@ fn check_self_update(
             "nobody sets their own permission overrides",
         );
     }
+    // The only owner neither steps down nor leaves: nobody would be left to add admins or
+    // delete the conversation. It transfers ownership first (`check_transfer`).
+    let stepping_down = after.role != before.role || after.status != before.status;
+    if before.role == Role::Owner && stepping_down && only_owner(conv, &before.account) {
+        return deny(
+            DenyCode::OwnerMustTransfer,
+            format!(
+                "{} is the only owner: transfer ownership to another member first",
+                before.account
+            ),
+        );
+    }
     if after.role != before.role {
-        // Stepping down is fine, except for the owner, who would leave nobody in charge.
-        if before.role == Role::Owner {
-            return deny(DenyCode::OwnerProtected, "the owner cannot step down");
-        }
+        // Stepping down is fine (the only owner was answered above).
         if after.role.rank() >= before.role.rank() {
             return deny(
                 DenyCode::RoleTooHigh,
@@ -598,6 +620,83 @@ fn check_self_update(
             DenyCode::ImmutableField
         };
         return deny(code, format!("{f} is not the member's to write"));
+    }
+    Ok(())
+}
+
+/// Whether `account` is the conversation's only active owner. Creation makes one owner and
+/// a transfer moves the role, so today every owner is the only one; the rule still reads
+/// "no other active owner", so with several owners each could go.
+pub fn only_owner(conv: &Conversation, account: &AccountId) -> bool {
+    conv.member(account)
+        .is_some_and(|m| m.role == Role::Owner && m.is_active())
+        && !conv
+            .members
+            .values()
+            .any(|m| m.account != *account && m.role == Role::Owner && m.is_active())
+}
+
+/// An ownership transfer: only the owner makes it, to an active member, in one change that
+/// writes the new owner's role (dropping its overrides: nobody restricts an owner) and the
+/// old owner's, which becomes admin.
+fn check_transfer(conv: &Conversation, author: &Author, transfer: &Transfer) -> Decision {
+    let member = active(conv, author)?;
+    if member.role != Role::Owner {
+        return deny(
+            DenyCode::OwnerOnly,
+            format!(
+                "{} ({}) is not the owner: only the owner transfers ownership",
+                author.account,
+                member.role.as_str()
+            ),
+        );
+    }
+    let (from, to) = (&transfer.from, &transfer.to);
+    if to.after.account == author.account {
+        return deny(DenyCode::NoPermission, "ownership goes to another member");
+    }
+    if from.after.account != author.account {
+        return deny(
+            DenyCode::OwnerProtected,
+            "nobody changes the owner's entry but the owner",
+        );
+    }
+    match &to.before {
+        None => {
+            return deny(
+                DenyCode::TargetNotMember,
+                format!("{} is not a member of {}", to.after.account, conv.id),
+            )
+        }
+        Some(b) if b.status == MemberStatus::Requested => {
+            return deny(
+                DenyCode::TargetNotMember,
+                format!("{} only asked to join {}", b.account, conv.id),
+            )
+        }
+        Some(b) if !b.is_active() => {
+            return deny(
+                DenyCode::TargetInactive,
+                format!("{} is {} in {}", b.account, b.status.as_str(), conv.id),
+            )
+        }
+        Some(_) => {}
+    }
+    let override_key = |f: &String| Permission::parse(f).is_ok();
+    if from.after.role != Role::Admin || from.fields.iter().any(|f| f != ROLE) {
+        return deny(
+            DenyCode::NoPermission,
+            "a transfer makes the old owner an admin and changes nothing else of its entry",
+        );
+    }
+    if !to.after.is_active()
+        || !to.after.overrides.is_empty()
+        || to.fields.iter().any(|f| f != ROLE && !override_key(f))
+    {
+        return deny(
+            DenyCode::NoPermission,
+            "a transfer writes the new owner's role and drops its overrides, nothing else",
+        );
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::model::conversation::{Conversation, Member, MemberStatus, Permission}
 use crate::model::message::{Message, NewMessage};
 use crate::model::proposal::ProposalStatus;
 
-pub use conv::{join_role, may_grant_on_add};
+pub use conv::{join_role, may_grant_on_add, only_owner};
 
 /// Who wrote a change: the session's account, and whether it is a service account
 /// (from the token, never from a document).
@@ -76,7 +76,7 @@ deny_codes! {
     MemberInactive = "member_inactive": "the account left, was removed or was banned",
     NoPermission = "no_permission": "the member's role and overrides do not allow this",
     RoleTooHigh = "role_too_high": "nobody changes a member or grants a role at or above their own rank, except adding at their own rank up to member",
-    OwnerProtected = "owner_protected": "the owner cannot be removed, demoted or restricted",
+    OwnerProtected = "owner_protected": "nobody but the owner changes the owner's entry: the owner cannot be demoted or restricted",
     AuthorMismatch = "author_mismatch": "the message's author is not the change's account",
     NotAuthor = "not_author": "only the author may do this to a message",
     NotOwnKey = "not_own_key": "an account writes only its own reactions, read markers and delivery markers",
@@ -110,7 +110,7 @@ deny_codes! {
     ConversationLocked = "conversation_locked": "the conversation is locked: no new messages, edits, reactions or answers until an admin unlocks it",
     ConversationDeleted = "conversation_deleted": "the owner deleted the conversation: it takes no more changes",
     Blocked = "blocked": "a member of this direct conversation blocked the other: nothing new is posted until that is cleared",
-    DirectOnly = "direct_only": "blocking is for direct conversations",
+    DirectOnly = "direct_only": "blocking and hiding are for direct conversations",
     ApprovalRequired = "approval_required": "joining here needs an admin's approval: ask to join instead",
     LinksDisabled = "links_disabled": "invite links need the join policy link_join",
     ScheduleTooMany = "schedule_too_many": "an account holds at most 100 pending scheduled messages",
@@ -125,6 +125,10 @@ deny_codes! {
     MlsCommitRequired = "mls_commit_required": "removing or banning a member of an encrypted conversation carries the commit that removes their devices",
     NotParentMember = "not_parent_member": "a thread is open only to active members of its parent conversation",
     ParentMessageMissing = "parent_message_missing": "a thread hangs on a message of its parent that exists and is not deleted",
+    OwnerOnly = "owner_only": "only the owner transfers ownership",
+    TargetNotMember = "target_not_member": "ownership goes only to a member (not to an account without an entry or with a join request)",
+    TargetInactive = "target_inactive": "ownership goes only to an active member (not to one who left, was removed or was banned)",
+    OwnerMustTransfer = "owner_must_transfer": "the only owner leaves, steps down, or is removed or banned only after transferring ownership",
 }
 
 impl DenyCode {
@@ -291,6 +295,25 @@ pub enum Effect {
         commit: Vec<u8>,
         welcome: Option<Vec<u8>>,
     },
+    /// One change that gives one member entry the owner role and takes it from another
+    /// (`validate` pairs the two writes; alone, each is refused).
+    TransferOwnership(Box<Transfer>),
+}
+
+/// A member entry as a change writes it: before (`None`: the change makes it), after, and
+/// the keys written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryWrite {
+    pub before: Option<Member>,
+    pub after: Member,
+    pub fields: Vec<String>,
+}
+
+/// An ownership transfer: `from` loses the owner role (to admin), `to` gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    pub from: EntryWrite,
+    pub to: EntryWrite,
 }
 
 impl Effect {
@@ -303,6 +326,7 @@ impl Effect {
             Effect::CreateConversation(_)
             | Effect::AddMember { .. }
             | Effect::UpdateMember { .. }
+            | Effect::TransferOwnership(_)
             | Effect::SetSetting { .. }
             | Effect::SetLifecycle { .. }
             | Effect::SetLead { .. }

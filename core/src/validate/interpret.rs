@@ -163,7 +163,7 @@ fn conv_effects(
             .map(|c| vec![Effect::CreateConversation(Box::new(c))]);
     }
     let mut out = Vec::new();
-    let mut members: BTreeMap<AccountId, (Option<Member>, Member, Vec<String>)> = BTreeMap::new();
+    let mut members: MemberWrites = BTreeMap::new();
     let mut lifecycle: BTreeMap<&str, &ScalarValue> = BTreeMap::new();
     let (mut lead_written, mut outcome_written) = (false, false);
     let mut mls = MlsOps::default();
@@ -296,15 +296,20 @@ fn conv_effects(
             _ => return Err(unknown(&op.path)),
         }
     }
-    for (account, (before_m, mut after, fields)) in members {
-        if before_m.is_none() {
-            // A new entry is written whole; its fields must make a valid member.
-            if !fields.iter().any(|f| f == ROLE) || !fields.iter().any(|f| f == STATUS) {
-                return Err(model(ModelError::Missing {
-                    field: "member role and status",
-                }));
-            }
+    for (before_m, _, fields) in members.values() {
+        // A new entry is written whole; its fields must make a valid member.
+        if before_m.is_none()
+            && (!fields.iter().any(|f| f == ROLE) || !fields.iter().any(|f| f == STATUS))
+        {
+            return Err(model(ModelError::Missing {
+                field: "member role and status",
+            }));
         }
+    }
+    if let Some(transfer) = ownership_transfer(&mut members) {
+        out.push(Effect::TransferOwnership(Box::new(transfer)));
+    }
+    for (account, (before_m, mut after, fields)) in members {
         after.account = account;
         let rejoin = before_m.as_ref().is_some_and(|b| !b.is_active()) && after.is_active();
         out.push(if before_m.is_none() || rejoin {
@@ -359,6 +364,45 @@ fn conv_effects(
         }
     }
     Ok(out)
+}
+
+/// Member entries a change writes: before (`None`: made by the change), after, keys.
+type MemberWrites = BTreeMap<AccountId, (Option<Member>, Member, Vec<String>)>;
+
+/// The ownership transfer among `members`, taken out of it: exactly one entry that gets the
+/// owner role and one that loses it. Any other mix stays as separate member effects, which
+/// the policy refuses on their own (nobody grants the owner role, the owner does not step
+/// down).
+fn ownership_transfer(members: &mut MemberWrites) -> Option<crate::policy::Transfer> {
+    let was_owner = |b: &Option<Member>| b.as_ref().is_some_and(|b| b.role == Role::Owner);
+    let grants: Vec<&AccountId> = members
+        .iter()
+        .filter(|(_, (b, a, _))| a.role == Role::Owner && !was_owner(b))
+        .map(|(k, _)| k)
+        .collect();
+    let losses: Vec<&AccountId> = members
+        .iter()
+        .filter(|(_, (b, a, _))| was_owner(b) && a.role != Role::Owner)
+        .map(|(k, _)| k)
+        .collect();
+    let ([to], [from]) = (grants.as_slice(), losses.as_slice()) else {
+        return None;
+    };
+    let (to, from) = ((*to).clone(), (*from).clone());
+    let entry = |members: &mut MemberWrites, account: AccountId| {
+        members.remove(&account).map(|(before, mut after, fields)| {
+            after.account = account;
+            crate::policy::EntryWrite {
+                before,
+                after,
+                fields,
+            }
+        })
+    };
+    Some(crate::policy::Transfer {
+        from: entry(members, from)?,
+        to: entry(members, to)?,
+    })
 }
 
 fn pin_by(ops: &[PathOp], pin_path: &[String]) -> Result<AccountId, Failure> {
@@ -1086,7 +1130,14 @@ fn private_op(op: &PathOp) -> Result<(), Failure> {
             }
             .map_err(model)
         }
-        ([CONVS, _, field], _) => {
+        ([CONVS, id, field], _) => {
+            // Hiding takes a direct conversation off one's list; a group is left instead.
+            if *field == HIDDEN_AT && !ConvId::new(*id).map_err(model)?.is_direct() {
+                return Err((
+                    RejectCode::Policy(crate::policy::DenyCode::DirectOnly),
+                    format!("{id} is not a direct conversation: only those are hidden"),
+                ));
+            }
             if let Some(v) = typed(schema::CONV_PREF_FIELDS, op)? {
                 if *field == NOTIFICATIONS {
                     NotificationLevel::parse(text(v)).map_err(model)?;

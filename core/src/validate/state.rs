@@ -426,6 +426,16 @@ pub fn refresh_conversation(conv: &mut Conversation, doc: &Automerge, effects: &
                     conv.members.insert(m.account.clone(), member);
                 }
             }
+            Effect::TransferOwnership(t) => {
+                for account in [&t.from.after.account, &t.to.after.account] {
+                    if let Some(member) = members
+                        .as_ref()
+                        .and_then(|obj| read::read_member(doc, obj, account))
+                    {
+                        conv.members.insert(account.clone(), member);
+                    }
+                }
+            }
             Effect::SetInfo { .. } => conv.info = read::read_info(doc),
             Effect::SetSetting { .. } => {
                 conv.settings = read::read_settings(

@@ -64,6 +64,10 @@ pub(crate) fn for_conv(
             Effect::AddMember { after, .. } | Effect::UpdateMember { after, .. } => {
                 out.extend(member_row(&after.account));
             }
+            Effect::TransferOwnership(t) => {
+                out.extend(member_row(&t.from.after.account));
+                out.extend(member_row(&t.to.after.account));
+            }
             Effect::MarkRead { account } => {
                 if let Some(message) = conv.reads.get(account) {
                     out.push(Projection::ReadMarker {

@@ -564,7 +564,8 @@ pub async fn get(
 }
 
 /// `GET /v1/conversations`: the caller's active conversations, most recent activity first,
-/// with unread counts and the last message.
+/// with unread counts and the last message. Direct conversations the caller hid are left
+/// out until a message created after the hide (its private document's `hidden_at`).
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -574,8 +575,17 @@ pub async fn list(
         .store()
         .conversations_of(&caller.tenant, &caller.account)
         .await?;
+    let hidden = super::manage::hidden_of(&app, &caller).await?;
     Ok(Json(ConversationList {
-        conversations: items.iter().map(ConversationListEntry::of).collect(),
+        conversations: items
+            .iter()
+            .filter(|item| {
+                hidden.get(&item.conv.conv).is_none_or(|prefs| {
+                    !prefs.hides(item.last_message.as_ref().map(|m| m.created_at))
+                })
+            })
+            .map(ConversationListEntry::of)
+            .collect(),
     }))
 }
 

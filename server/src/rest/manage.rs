@@ -1,19 +1,22 @@
 //! Managing a conversation from an integration: change its settings (lock it), delete it,
-//! and ask the policy what an account may do there.
+//! transfer its ownership, hide a direct conversation from one's list, and ask the policy
+//! what an account may do there.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::client::apply;
 use confab_core::client::Intent;
+use confab_core::doc::read::ConvPrefs;
 use confab_core::doc::write;
-use confab_core::ids::{AccountId, DocId, LeadId, MessageId};
+use confab_core::ids::{AccountId, ConvId, DocId, LeadId, MessageId};
 use confab_core::model::conversation::{Lifecycle, Role};
 use confab_core::model::message::{Message, MessageKind, NewMessage};
 use confab_core::model::support::LeadOutcome;
 use confab_core::policy::DenyCode;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::budget::Writer;
 use super::conversations::{load, path_conv, readable, respond_with, SettingsPatch};
@@ -147,6 +150,129 @@ pub async fn delete(
     respond_with(&app, &caller, &id, StatusCode::OK).await
 }
 
+/// `POST /v1/conversations/{id}/owner` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// The member who becomes the owner.
+    account: AccountId,
+}
+
+/// `POST /v1/conversations/{id}/owner`: the caller, the owner, makes `account` (an active
+/// member) the owner and becomes an admin, in one change (the same policy as over the
+/// sync protocol: `owner_only`, `target_not_member`, `target_inactive`). Naming the owner
+/// already in place answers the conversation as it is.
+pub async fn transfer(
+    State(app): State<AppState>,
+    caller: Writer,
+    Params(id): Params<String>,
+    JsonBody(req): JsonBody<TransferRequest>,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    readable(&conv, &caller)?;
+    if conv
+        .active_member(&req.account)
+        .is_some_and(|m| m.role == Role::Owner)
+    {
+        return respond_with(&app, &caller, &id, StatusCode::OK).await;
+    }
+    let now = now_ms();
+    let intent = Intent::TransferOwnership {
+        conv: id.clone(),
+        account: req.account.clone(),
+    };
+    // Checked first so an account without an entry gets its code, not "nothing to write".
+    if let Err(denial) = apply::check(&intent, &caller.account, Some(&conv), None, now, None, None)
+    {
+        return Err(ApiError::forbidden(denial.code, denial.reason));
+    }
+    let (me, to) = (caller.account.clone(), req.account);
+    let outcome = caller
+        .write(
+            &app,
+            DocId::conv(&caller.tenant, &id),
+            Box::new(move |doc, tag| write::transfer_ownership(doc, tag, now, &me, &to)),
+        )
+        .await;
+    acked(outcome, ApiError::not_found)?;
+    respond_with(&app, &caller, &id, StatusCode::OK).await
+}
+
+/// The caller's per-conversation preferences that hide a conversation (`hidden_at` set),
+/// from its private document as its unit holds it (in memory after the first read).
+pub(super) async fn hidden_of(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<BTreeMap<ConvId, ConvPrefs>, ApiError> {
+    let data = app
+        .engine
+        .private_data(&caller.tenant, &caller.account)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the private document could not be read"))?;
+    let mut convs = data.convs;
+    convs.retain(|_, prefs| prefs.hidden_at.is_some());
+    Ok(convs)
+}
+
+/// `POST /v1/conversations/{id}/hide` hides a direct conversation from the caller's list
+/// (`GET /v1/conversations`, the clients' lists) until a message created after now; `DELETE`
+/// shows it again. 204. Anything but a direct conversation is `direct_only` (403).
+pub async fn hide(
+    State(app): State<AppState>,
+    caller: Writer,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    set_hidden(app, caller, id, true).await
+}
+
+/// `DELETE /v1/conversations/{id}/hide`.
+pub async fn unhide(
+    State(app): State<AppState>,
+    caller: Writer,
+    Params(id): Params<String>,
+) -> Result<Response, ApiError> {
+    set_hidden(app, caller, id, false).await
+}
+
+async fn set_hidden(
+    app: AppState,
+    caller: Writer,
+    id: String,
+    on: bool,
+) -> Result<Response, ApiError> {
+    let id = path_conv(&id)?;
+    let conv = load(&app, &caller, &id).await?;
+    readable(&conv, &caller)?;
+    let intent = Intent::Hide {
+        conv: id.clone(),
+        on,
+    };
+    let now = now_ms();
+    if let Err(denial) = apply::check(&intent, &caller.account, Some(&conv), None, now, None, None)
+    {
+        return Err(ApiError::forbidden(denial.code, denial.reason));
+    }
+    let outcome = caller
+        .write(
+            &app,
+            DocId::private(&caller.tenant, &caller.account),
+            Box::new(move |doc, tag| write::set_hidden(doc, tag, now, &id, on.then_some(now))),
+        )
+        .await;
+    match outcome {
+        // Showing a conversation that is not hidden changes nothing.
+        crate::engine::SubmitOutcome::Reject {
+            code: confab_core::validate::RejectCode::NotApplicable,
+            ..
+        } if !on => {}
+        outcome => {
+            acked(outcome, ApiError::not_found)?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// What `GET …/can` asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +294,7 @@ pub enum CanAction {
     Delete,
     Leave,
     Block,
+    TransferOwnership,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,7 +302,8 @@ pub enum CanAction {
 pub struct CanQuery {
     account: AccountId,
     action: CanAction,
-    /// The member an action names (`add_member`, `remove_member`, `ban`, `set_role`).
+    /// The member an action names (`add_member`, `remove_member`, `ban`, `set_role`,
+    /// `transfer_ownership`).
     target: Option<AccountId>,
     /// The role to add with or to give (`add_member`: default `member`; `set_role`).
     role: Option<Role>,
@@ -287,6 +415,10 @@ pub async fn can(
         },
         CanAction::Leave => Intent::Leave { conv: id },
         CanAction::Block => Intent::Block { conv: id, on: true },
+        CanAction::TransferOwnership => Intent::TransferOwnership {
+            conv: id,
+            account: target()?,
+        },
     };
     Ok(Json(
         match apply::check(&intent, &q.account, Some(&conv), None, now, None, None) {

@@ -63,6 +63,8 @@ rest_routes! {
     "/v1/conversations/{id}/settings" => patch(manage::patch_settings);
     "/v1/conversations/{id}/lead" => post(manage::lead);
     "/v1/conversations/{id}/can" => get(manage::can);
+    "/v1/conversations/{id}/owner" => post(manage::transfer);
+    "/v1/conversations/{id}/hide" => post(manage::hide), delete(manage::unhide);
     "/v1/conversations/{id}/members" => post(conversations::add_member);
     "/v1/conversations/{id}/members/{account}" => delete(conversations::remove_member);
     "/v1/conversations/{id}/messages" => get(messages::page), post(messages::post);

@@ -58,14 +58,16 @@ pub async fn demoting_the_owner_owner_protected(lab: &mut impl Lab) {
         &[(ROLE, s("member"))],
     );
     lab.reject(&f.dave, &f.cd, change, "owner_protected").await;
-    // The owner stepping down by itself is refused too (nobody would be in charge).
+    // The only owner stepping down by itself is refused too (nobody would be in charge):
+    // it transfers ownership instead.
     let own = raw_put(
         &mut f.alice,
         &f.cd,
         &[MEMBERS, "alice"],
         &[(ROLE, s("admin"))],
     );
-    lab.reject(&f.alice, &f.cd, own, "owner_protected").await;
+    lab.reject(&f.alice, &f.cd, own, "owner_must_transfer")
+        .await;
     // Twin: the admin gives a member a role below its own.
     let twin = raw_put(
         &mut f.dave,
@@ -76,7 +78,7 @@ pub async fn demoting_the_owner_owner_protected(lab: &mut impl Lab) {
     lab.accept(&mut f.dave, &f.cd, twin).await;
 }
 
-pub async fn removing_the_owner_owner_protected(lab: &mut impl Lab) {
+pub async fn removing_the_owner_owner_must_transfer(lab: &mut impl Lab) {
     let mut f = fixture(lab, "a14").await;
     let t = lab.now();
     let removal = |dev: &mut Device, cd: &DocId, who: &'static str| {
@@ -88,7 +90,8 @@ pub async fn removing_the_owner_owner_protected(lab: &mut impl Lab) {
         )
     };
     let change = removal(&mut f.dave, &f.cd, "alice");
-    lab.reject(&f.dave, &f.cd, change, "owner_protected").await;
+    lab.reject(&f.dave, &f.cd, change, "owner_must_transfer")
+        .await;
     let twin = removal(&mut f.dave, &f.cd, "bob");
     lab.accept(&mut f.dave, &f.cd, twin).await;
     let conv = lab.conversation(&f.cd).await.expect("created");

@@ -23,6 +23,7 @@ mod cases_limits;
 mod cases_members;
 mod cases_messages;
 mod cases_ops;
+mod cases_ownership;
 mod cases_threads;
 pub mod fixture;
 mod hub_lab;
@@ -290,10 +291,15 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_members::author_mismatch),
         case!(cases_members::self_promotion_role_too_high),
         case!(cases_members::demoting_the_owner_owner_protected),
-        case!(cases_members::removing_the_owner_owner_protected),
+        case!(cases_members::removing_the_owner_owner_must_transfer),
         case!(cases_members::member_writing_settings_no_permission),
         case!(cases_members::direct_conversation_third_account_direct_fixed_members),
         case!(cases_members::removed_member_later_message_member_inactive),
+        case!(cases_ownership::transfer_by_a_non_owner_owner_only),
+        case!(cases_ownership::transfer_to_a_non_member_or_banned_member),
+        case!(cases_ownership::the_only_owner_leaving_owner_must_transfer),
+        case!(cases_ownership::banning_the_owner_owner_must_transfer),
+        case!(cases_ownership::hiding_a_group_direct_only),
         case!(cases_messages::editing_anothers_message_not_author),
         case!(cases_messages::deleting_anothers_reaction_not_own_key),
         case!(cases_messages::moving_anothers_delivery_marker_not_own_key),
@@ -392,6 +398,10 @@ pub const CODES: &[&str] = &[
     "outcome_needs_close",
     "not_parent_member",
     "parent_message_missing",
+    "owner_only",
+    "target_not_member",
+    "target_inactive",
+    "owner_must_transfer",
 ];
 
 /// Panics unless `code` is in [`CODES`].

@@ -89,6 +89,11 @@ pub struct Preferences {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub archived_at: Option<i64>,
+    /// Direct conversations: when you hid it (`hide`), in server time; it stays off
+    /// `conversations()` until a message created after that arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub hidden_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub notifications: Option<NotificationLevel>,
@@ -103,6 +108,7 @@ impl From<ConvPrefs> for Preferences {
             pinned_at: p.pinned_at,
             archived: p.archived,
             archived_at: p.archived_at,
+            hidden_at: p.hidden_at,
             notifications: p.notifications.map(Into::into),
         }
     }

@@ -221,6 +221,16 @@ pub enum IntentData {
         conv: String,
         on: bool,
     },
+    /// The owner makes `account` the owner and becomes an admin.
+    TransferOwnership {
+        conv: String,
+        account: String,
+    },
+    /// Hides (`on`) a direct conversation from your list, or shows it again.
+    Hide {
+        conv: String,
+        on: bool,
+    },
     AnswerProposal {
         conv: String,
         proposal: String,
@@ -424,6 +434,14 @@ impl From<cc::Intent> for IntentData {
                 lead: lead.into(),
             },
             I::Block { conv, on } => IntentData::Block {
+                conv: conv.into(),
+                on,
+            },
+            I::TransferOwnership { conv, account } => IntentData::TransferOwnership {
+                conv: conv.into(),
+                account: account.into(),
+            },
+            I::Hide { conv, on } => IntentData::Hide {
                 conv: conv.into(),
                 on,
             },
@@ -636,6 +654,11 @@ impl TryFrom<IntentData> for cc::Intent {
                 lead: confab_core::ids::LeadId::new(lead)?,
             },
             IntentData::Block { conv: c, on } => I::Block { conv: conv(c)?, on },
+            IntentData::TransferOwnership { conv: c, account } => I::TransferOwnership {
+                conv: conv(c)?,
+                account: AccountId::new(account)?,
+            },
+            IntentData::Hide { conv: c, on } => I::Hide { conv: conv(c)?, on },
             IntentData::AnswerProposal {
                 conv: c,
                 proposal,

@@ -76,6 +76,18 @@ impl Action {
                 .into(),
                 "This block",
             ),
+            Intent::TransferOwnership { account, .. } => {
+                (format!("make {} the owner", name(account)), "This transfer")
+            }
+            Intent::Hide { on, .. } => (
+                if *on {
+                    "hide this chat"
+                } else {
+                    "show this chat again"
+                }
+                .into(),
+                "This change",
+            ),
             Intent::AnswerProposal { .. } => ("answer this proposal".into(), "Your answer"),
             Intent::SetConvPref { .. } => ("change your preferences".into(), "This preference"),
             Intent::SetDraft { .. } => ("save a draft".into(), "Your draft"),
@@ -129,6 +141,8 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
         | Intent::SetSetting { conv, .. }
         | Intent::SetLifecycle { conv, .. }
         | Intent::Block { conv, .. }
+        | Intent::TransferOwnership { conv, .. }
+        | Intent::Hide { conv, .. }
         | Intent::AnswerProposal { conv, .. }
         | Intent::SetConvPref { conv, .. }
         | Intent::SetDraft { conv, .. }
@@ -147,7 +161,8 @@ pub(super) fn target_of(intent: &Intent) -> Option<&AccountId> {
     match intent {
         Intent::AddMember { account, .. }
         | Intent::RemoveMember { account, .. }
-        | Intent::SetRole { account, .. } => Some(account),
+        | Intent::SetRole { account, .. }
+        | Intent::TransferOwnership { account, .. } => Some(account),
         Intent::OpenDirect { peer } => Some(peer),
         _ => None,
     }

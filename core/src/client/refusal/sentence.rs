@@ -61,9 +61,25 @@ fn policy(code: D, s: &Scene) -> String {
             ),
             _ => format!("You cannot {doing}: nobody changes a role at or above their own"),
         },
-        D::OwnerProtected => {
-            format!("{who} owns {place} and cannot be removed, demoted or restricted")
+        D::OwnerProtected => format!("{who} owns {place} and cannot be demoted or restricted"),
+        D::OwnerOnly => format!("Only the owner of {place} can make someone else the owner"),
+        D::TargetNotMember => {
+            format!("{who} is not a member of {place}: only a member can become its owner")
         }
+        D::TargetInactive => format!(
+            "{who} is no longer a member of {place}: only an active member can become its owner"
+        ),
+        D::OwnerMustTransfer => match s.action.kind {
+            "remove_member" => format!(
+                "{who} owns {place}: the owner can be removed only after making another member the owner"
+            ),
+            "leave" => format!(
+                "You are the only owner of {place}: make another member the owner before you leave"
+            ),
+            _ => format!(
+                "You are the only owner of {place}: make another member the owner first"
+            ),
+        },
         D::AuthorMismatch => "Messages can only be sent in your own name".to_owned(),
         D::NotAuthor => "Only the author of this message can do that".to_owned(),
         D::NotOwnKey => "You can only change your own reactions and read markers".to_owned(),
@@ -128,7 +144,9 @@ fn policy(code: D, s: &Scene) -> String {
         D::Blocked => {
             format!("{place} is blocked: nothing new can be posted until it is unblocked")
         }
-        D::DirectOnly => "Only a direct chat can be blocked: in a group, leave it".to_owned(),
+        D::DirectOnly => {
+            "Only a direct chat can be blocked or hidden: a group you leave instead".to_owned()
+        }
         D::ApprovalRequired => format!("{place} reviews new members: ask to join instead"),
         D::LinksDisabled => {
             format!("{place} does not take invite links: it is not set to join by link")
