@@ -505,6 +505,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     fatal,
                     hash: hash.map(ByteBuf::from),
                     retry_after_ms,
+                    id: None,
                 }
             }),
     ]

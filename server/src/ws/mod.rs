@@ -6,6 +6,7 @@
 //! [`ReadSide`](read_side::ReadSide).
 
 mod budget;
+mod directory;
 mod feed;
 mod handshake;
 mod read_side;
@@ -52,6 +53,8 @@ enum Local {
     ),
     /// The account's memberships, or why they could not be read.
     Memberships(Result<Vec<confab_core::protocol::Membership>, (ErrorCode, String)>),
+    /// The answer to a directory request (or its error, naming the request's id).
+    Directory(ServerFrame),
 }
 
 /// A submit's answers, one per change, once its unit has them.
@@ -74,6 +77,7 @@ fn error_frame(
         fatal,
         hash: None,
         retry_after_ms: None,
+        id: None,
     }
 }
 
@@ -179,9 +183,9 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     match action {
                         Action::Send(frame) => out.push(framed(&frame)),
                         Action::Close { code, reason } => closing = Some((code, reason)),
-                        Action::Authenticate { token, device: _ } => {
+                        Action::Authenticate { token, device } => {
                             let now = now_ms();
-                            let actions = match app.auth.verify(&token, now / 1000) {
+                            let actions = match app.auth.verify_connection(&token, now / 1000, &device) {
                                 Ok(identity) => session.authenticated(identity, now),
                                 Err(e) => session.auth_failed(e.code(), e.to_string()),
                             };
@@ -209,6 +213,22 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                             Ok(()) => dispatch(&app, &session, conn_id, Action::Signal { doc, kind, data }, (&outlet, &control_tx), &local_tx),
                         },
                         Action::Memberships => feed::start(&app, &session, conn_id, (&outlet, &control_tx), &local_tx),
+                        directory_request @ (Action::UploadKeyPackages { .. }
+                        | Action::ClaimKeyPackages { .. }
+                        | Action::ListDevices { .. }
+                        | Action::RemoveDevice { .. }) => {
+                            match budget::admit_request(&app, &session, &mut budget, &directory_request) {
+                                Err(refused) => out.push(framed(&refused)),
+                                Ok(()) => if let Some(identity) = session.identity().cloned() {
+                                    let (app, local) = (app.clone(), local_tx.clone());
+                                    tokio::spawn(async move {
+                                        if let Some(frame) = directory::answer(&app, &identity, directory_request).await {
+                                            let _ = local.send(Local::Directory(frame)).await;
+                                        }
+                                    });
+                                },
+                            }
+                        }
                         other => dispatch(&app, &session, conn_id, other, (&outlet, &control_tx), &local_tx),
                     }
                 }
@@ -270,6 +290,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     session.feed_failed();
                     out.push(framed(&feed::failed(&app, code, message)));
                 }
+                Local::Directory(frame) => out.push(framed(&frame)),
                 Local::Buckets(doc, Err((code, message))) => {
                     let mut frame = error_frame(code, message, Some(&doc), false);
                     if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
@@ -391,6 +412,7 @@ fn outcome_frame(doc: &DocId, outcome: SubmitOutcome) -> ServerFrame {
                 fatal: false,
                 hash: hash.map(|h| ByteBuf::from(h.to_vec())),
                 retry_after_ms,
+                id: None,
             }
         }
     }
@@ -483,6 +505,10 @@ fn dispatch(
         | Action::Close { .. }
         | Action::Authenticate { .. }
         | Action::Submit { .. }
-        | Action::Memberships => {}
+        | Action::Memberships
+        | Action::UploadKeyPackages { .. }
+        | Action::ClaimKeyPackages { .. }
+        | Action::ListDevices { .. }
+        | Action::RemoveDevice { .. } => {}
     }
 }
