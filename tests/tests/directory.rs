@@ -94,6 +94,23 @@ impl Dev {
     }
 }
 
+/// `GET path` as a service account (or bob): (status, body).
+async fn rest_get(server: &TestServer, path: &str, service: bool) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bearer = token("acme", if service { "svc" } else { "bob" }, service, 3600);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\nAuthorization: Bearer {bearer}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
 fn held(frame: &ServerFrame) -> u64 {
     match frame {
         ServerFrame::KeyPackagesStored { held, .. } => *held,
@@ -137,6 +154,20 @@ async fn upload_and_claim(backend: Backend) {
         ]
     );
     assert!(bob.devices("carol").await.is_empty());
+    // REST, for the tenant's services: the same list, keys in hex; users are refused.
+    let (status, body) = rest_get(&server, "/v1/accounts/alice/devices", true).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!({"account": "alice", "devices": [
+            {"device": "laptop", "signature_key": hex::encode(laptop.mls.signature_key())},
+            {"device": "phone", "signature_key": hex::encode(phone.mls.signature_key())},
+        ]})
+    );
+    let (status, body) = rest_get(&server, "/v1/accounts/alice/devices", false).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("service_only"), "{body}");
 
     // One package per device per claim; none twice; then the last resort, again and again;
     // the phone, without one, has none left.
