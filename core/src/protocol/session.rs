@@ -531,7 +531,6 @@ impl Session {
 mod tests {
     use super::*;
     use crate::protocol::codec::{decode_server, encode_client};
-    use serde_bytes::ByteBuf;
 
     fn identity() -> Identity {
         Identity {
@@ -726,6 +725,88 @@ mod tests {
         assert!(
             error_code(&s.receive(&ping, 1500)).is_none(),
             "tokens refill"
+        );
+    }
+
+    #[test]
+    fn directory_requests_are_checked_and_name_their_id() {
+        let mut s = ready();
+        let code_and_id = |actions: &[Action]| match actions {
+            [Action::Send(ServerFrame::Error {
+                code, id, fatal, ..
+            })] => {
+                assert!(!fatal);
+                (code.clone(), *id)
+            }
+            other => panic!("{other:?}"),
+        };
+        let upload = |id, n| {
+            encode_client(&ClientFrame::UploadKeyPackages {
+                id,
+                packages: vec![ByteBuf::from(vec![1]); n],
+                last_resort: None,
+            })
+        };
+        assert_eq!(
+            code_and_id(&s.receive(&upload(7, KEY_PACKAGES_PER_UPLOAD + 1), 1)),
+            ("too_many_key_packages".into(), Some(7))
+        );
+        match s.receive(&upload(8, 2), 1).as_slice() {
+            [Action::UploadKeyPackages {
+                id: 8,
+                device,
+                packages,
+                ..
+            }] => {
+                assert_eq!(device.to_string(), "acme/alice/d");
+                assert_eq!(packages.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let claim = |accounts: Vec<&str>| {
+            encode_client(&ClientFrame::ClaimKeyPackages {
+                id: 9,
+                accounts: accounts.into_iter().map(str::to_owned).collect(),
+            })
+        };
+        assert_eq!(
+            code_and_id(&s.receive(&claim(vec!["a"; CLAIM_ACCOUNTS_MAX + 1]), 1)),
+            ("too_many_accounts".into(), Some(9))
+        );
+        assert_eq!(
+            code_and_id(&s.receive(&claim(vec!["bob", "evil/bob"]), 1)),
+            ("invalid_id".into(), Some(9))
+        );
+        match s
+            .receive(&claim(vec!["carol", "bob", "carol"]), 1)
+            .as_slice()
+        {
+            [Action::ClaimKeyPackages { accounts, .. }] => {
+                let names: Vec<&str> = accounts.iter().map(AccountId::as_str).collect();
+                assert_eq!(names, ["bob", "carol"], "sorted, without repeats");
+            }
+            other => panic!("{other:?}"),
+        }
+        let remove = encode_client(&ClientFrame::RemoveDevice {
+            id: 10,
+            device: "a/b".into(),
+        });
+        assert_eq!(
+            code_and_id(&s.receive(&remove, 1)),
+            ("invalid_id".into(), Some(10))
+        );
+        // A hello whose device is no device id: uploads are refused, nothing else is.
+        let mut odd = Session::new(Limits::default());
+        let hello = encode_client(&ClientFrame::Hello {
+            v: PROTOCOL_VERSION,
+            token: "t".into(),
+            device: "my phone".into(),
+        });
+        odd.receive(&hello, 0);
+        odd.authenticated(identity(), 0);
+        assert_eq!(
+            code_and_id(&odd.receive(&upload(1, 1), 1)),
+            ("invalid_id".into(), Some(1))
         );
     }
 }
