@@ -310,7 +310,7 @@ impl Session {
                 server_time: now_ms,
             })],
             ClientFrame::Subscribe { doc, after } => match self.doc_of(&identity, &doc) {
-                Err(e) => vec![e],
+                Err(e) => vec![*e],
                 Ok(id) => {
                     if !self.subscriptions.contains(&id)
                         && self.subscriptions.len() >= self.limits.max_subscriptions
@@ -327,7 +327,7 @@ impl Session {
                 }
             },
             ClientFrame::Unsubscribe { doc } => match self.doc_of(&identity, &doc) {
-                Err(e) => vec![e],
+                Err(e) => vec![*e],
                 Ok(id) => {
                     self.subscriptions.remove(&id);
                     vec![Action::Unsubscribe { doc: id }]
@@ -347,7 +347,7 @@ impl Session {
                     )];
                 }
                 match self.doc_of(&identity, &doc) {
-                    Err(e) => vec![e],
+                    Err(e) => vec![*e],
                     Ok(id) => vec![Action::Submit {
                         doc: id,
                         changes: changes.into_iter().map(|c| c.into_vec()).collect(),
@@ -367,7 +367,7 @@ impl Session {
                     )];
                 }
                 match self.doc_of(&identity, &doc) {
-                    Err(e) => vec![e],
+                    Err(e) => vec![*e],
                     Ok(id) => vec![Action::Signal {
                         doc: id,
                         kind,
@@ -376,7 +376,7 @@ impl Session {
                 }
             }
             ClientFrame::Buckets { doc, before, limit } => match self.doc_of(&identity, &doc) {
-                Err(e) => vec![e],
+                Err(e) => vec![*e],
                 Ok(id) if !matches!(id.target(), crate::ids::DocTarget::Conv(_)) => {
                     vec![error(
                         ErrorCode::InvalidDoc,
@@ -474,16 +474,23 @@ impl Session {
     }
 
     /// Parses a document id and keeps the connection inside its tenant.
-    fn doc_of(&self, identity: &Identity, doc: &str) -> Result<DocId, Action> {
-        let id = DocId::parse(doc)
-            .map_err(|e| error(ErrorCode::InvalidDoc, e.to_string(), Some(doc), false))?;
+    /// The refusal is boxed: an error frame is large, and this path is the rare one.
+    fn doc_of(&self, identity: &Identity, doc: &str) -> Result<DocId, Box<Action>> {
+        let id = DocId::parse(doc).map_err(|e| {
+            Box::new(error(
+                ErrorCode::InvalidDoc,
+                e.to_string(),
+                Some(doc),
+                false,
+            ))
+        })?;
         if id.tenant() != &identity.tenant {
-            return Err(error(
+            return Err(Box::new(error(
                 ErrorCode::WrongTenant,
                 "documents of other tenants are out of reach",
                 Some(doc),
                 false,
-            ));
+            )));
         }
         Ok(id)
     }

@@ -108,14 +108,14 @@ pub(super) fn admit_signal(
     session: &Session,
     budget: &mut Budget,
     doc: &DocId,
-) -> Result<(), ServerFrame> {
+) -> Result<(), Box<ServerFrame>> {
     let Some(identity) = session.identity() else {
         return Ok(());
     };
     let now = now_ms();
     let budgets = &app.budgets;
     if let Err((retry, spent)) = budgets.check(budget, &identity.tenant, &identity.account, now) {
-        return Err(ServerFrame::Error {
+        return Err(Box::new(ServerFrame::Error {
             code: ErrorCode::RateLimited.as_str().to_owned(),
             message: format!(
                 "the {} has spent its work budget; the signal was not sent",
@@ -126,7 +126,7 @@ pub(super) fn admit_signal(
             hash: None,
             retry_after_ms: Some(retry),
             id: None,
-        });
+        }));
     }
     budgets.queued(budget, &identity.tenant, &identity.account, 1, now);
     Ok(())
@@ -139,7 +139,7 @@ pub(super) fn admit_request(
     session: &Session,
     budget: &mut Budget,
     request: &Action,
-) -> Result<(), ServerFrame> {
+) -> Result<(), Box<ServerFrame>> {
     let Some(identity) = session.identity() else {
         return Ok(());
     };
@@ -157,7 +157,7 @@ pub(super) fn admit_request(
         if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
             *retry_after_ms = Some(retry);
         }
-        return Err(frame);
+        return Err(Box::new(frame));
     }
     let units = super::directory::units(request);
     budgets.queued(budget, &identity.tenant, &identity.account, units, now);
