@@ -149,6 +149,7 @@ impl Wire {
                             fatal: false,
                             hash: None,
                             retry_after_ms: None,
+                            id: None,
                         });
                         return;
                     }
@@ -259,6 +260,7 @@ impl Wire {
                     fatal: false,
                     hash: None,
                     retry_after_ms: Some(1_000),
+                    id: None,
                 });
             }
             ClientFrame::Buckets { doc, before, limit } => {

@@ -304,6 +304,7 @@ impl World {
             fatal: false,
             hash,
             retry_after_ms,
+            id: None,
         });
     }
 
@@ -388,6 +389,7 @@ impl World {
                 fatal: false,
                 hash: None,
                 retry_after_ms: None,
+                id: None,
             });
             return;
         }

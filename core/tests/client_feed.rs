@@ -234,6 +234,7 @@ impl Wire {
                         fatal: false,
                         hash: None,
                         retry_after_ms: None,
+                        id: None,
                     });
                     return;
                 }
@@ -329,6 +330,7 @@ fn forbidden(doc: &str) -> ServerFrame {
         fatal: false,
         hash: None,
         retry_after_ms: None,
+        id: None,
     }
 }
 
@@ -534,6 +536,7 @@ fn added_removed_and_readded_while_offline_without_asking() {
         fatal: false,
         hash: None,
         retry_after_ms: Some(500),
+        id: None,
     });
     // (as if the connection's list were still under way)
     wire.disconnect(&mut peers, 1);

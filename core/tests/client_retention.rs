@@ -282,6 +282,7 @@ fn expired_buckets_are_dropped_locally_on_the_next_sync() {
             fatal: false,
             hash: None,
             retry_after_ms: None,
+            id: None,
         },
         dev.now,
     );

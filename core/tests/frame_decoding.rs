@@ -249,6 +249,20 @@ impl Checker {
                     assert!(session.is_following());
                     self.following = true;
                 }
+                Action::UploadKeyPackages {
+                    device, packages, ..
+                } => {
+                    assert!(self.ready, "directory requests only after welcome");
+                    assert_eq!(device.tenant, tenant(), "the tenant boundary holds");
+                    assert!(packages.len() <= confab_core::protocol::KEY_PACKAGES_PER_UPLOAD);
+                }
+                Action::ClaimKeyPackages { accounts, .. } => {
+                    assert!(self.ready, "directory requests only after welcome");
+                    assert!(accounts.len() <= confab_core::protocol::CLAIM_ACCOUNTS_MAX);
+                }
+                Action::ListDevices { .. } | Action::RemoveDevice { .. } => {
+                    assert!(self.ready, "directory requests only after welcome");
+                }
             }
         }
         assert!(session.subscriptions().count() <= self.limits.max_subscriptions);
@@ -505,6 +519,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     fatal,
                     hash: hash.map(ByteBuf::from),
                     retry_after_ms,
+                    id: None,
                 }
             }),
     ]

@@ -689,6 +689,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
             fatal: true,
             hash: None,
             retry_after_ms: None,
+            id: None,
         },
         ServerFrame::Error {
             code: "unavailable".into(),
@@ -697,6 +698,7 @@ pub fn server_frames() -> Vec<ServerFrame> {
             fatal: false,
             hash: Some(ByteBuf::from(vec![7; 32])),
             retry_after_ms: Some(1000),
+            id: None,
         },
     ]
 }

@@ -1,5 +1,7 @@
 //! JWT authentication: HS256 with a shared secret, or RS256/EdDSA with a public key.
-//! Claims: `sub` (account), `tenant`, `exp`, `kind` (`user` | `service`).
+//! Claims: `sub` (account), `tenant`, `exp`, `kind` (`user` | `service`), and optionally
+//! `device`: a token that names a device is good only for a connection whose hello names
+//! the same device (docs/E2EE.md, "Device binding").
 
 use confab_core::ids::{AccountId, TenantId};
 use confab_core::protocol::{ErrorCode, Identity};
@@ -20,6 +22,19 @@ fn user_kind() -> String {
     "user".into()
 }
 
+/// What a token is read as: [`Claims`] and the optional `device` claim (kept out of
+/// `Claims`, which mints tokens for accounts, not devices).
+#[derive(Debug, Deserialize)]
+struct Read {
+    sub: String,
+    tenant: String,
+    exp: i64,
+    #[serde(default = "user_kind")]
+    kind: String,
+    #[serde(default)]
+    device: Option<String>,
+}
+
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -29,6 +44,8 @@ pub enum AuthError {
     Invalid(String),
     #[error("invalid key: {0}")]
     Key(String),
+    #[error("the token is for device {token:?}, the hello names {hello:?}")]
+    WrongDevice { token: String, hello: String },
 }
 
 impl AuthError {
@@ -85,11 +102,33 @@ impl Authenticator {
 
     /// Verifies a token against the current time (seconds since the epoch).
     pub fn verify(&self, token: &str, now_s: i64) -> Result<Identity, AuthError> {
+        self.read(token, now_s).map(|(identity, _)| identity)
+    }
+
+    /// Verifies the token of a connection whose hello names `device`: a token with a
+    /// `device` claim is good only for that device.
+    pub fn verify_connection(
+        &self,
+        token: &str,
+        now_s: i64,
+        device: &str,
+    ) -> Result<Identity, AuthError> {
+        let (identity, claimed) = self.read(token, now_s)?;
+        match claimed {
+            Some(claimed) if claimed != device => Err(AuthError::WrongDevice {
+                token: claimed,
+                hello: device.to_owned(),
+            }),
+            _ => Ok(identity),
+        }
+    }
+
+    fn read(&self, token: &str, now_s: i64) -> Result<(Identity, Option<String>), AuthError> {
         let mut validation = Validation::new(self.algorithm);
         // We check expiry ourselves against the server clock we were given.
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["sub", "exp"]);
-        let data = decode::<Claims>(token, &self.decoding, &validation)
+        let data = decode::<Read>(token, &self.decoding, &validation)
             .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let claims = data.claims;
         if claims.exp <= now_s {
@@ -102,11 +141,12 @@ impl Authenticator {
             "service" => true,
             other => return Err(AuthError::Invalid(format!("unknown kind {other:?}"))),
         };
-        Ok(Identity {
+        let identity = Identity {
             account,
             tenant,
             service,
-        })
+        };
+        Ok((identity, claims.device))
     }
 
     /// Mints a token (HS256 only).
@@ -152,5 +192,43 @@ mod tests {
         assert!(auth.verify(&service, 1).unwrap().service);
         let odd = auth.mint(&claims(1000, "root")).unwrap();
         assert!(auth.verify(&odd, 1).is_err());
+    }
+
+    #[derive(Serialize)]
+    struct WithDevice<'a> {
+        sub: &'a str,
+        tenant: &'a str,
+        exp: i64,
+        device: &'a str,
+    }
+
+    #[test]
+    fn a_device_claim_binds_the_connection_to_that_device() {
+        let auth = Authenticator::hs256(b"secret");
+        let key = EncodingKey::from_secret(b"secret");
+        let bound = encode(
+            &Header::new(Algorithm::HS256),
+            &WithDevice {
+                sub: "alice",
+                tenant: "acme",
+                exp: 1000,
+                device: "phone",
+            },
+            &key,
+        )
+        .unwrap();
+        assert_eq!(
+            auth.verify_connection(&bound, 1, "phone")
+                .unwrap()
+                .account
+                .as_str(),
+            "alice"
+        );
+        let err = auth.verify_connection(&bound, 1, "laptop").unwrap_err();
+        assert!(matches!(err, AuthError::WrongDevice { .. }), "{err}");
+        assert_eq!(err.code(), ErrorCode::AuthFailed);
+        // Without the claim, any device the hello names.
+        let open = auth.mint(&claims(1000, "user")).unwrap();
+        assert!(auth.verify_connection(&open, 1, "laptop").is_ok());
     }
 }

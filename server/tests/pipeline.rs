@@ -393,6 +393,41 @@ impl Directory for GatedStore {
 }
 
 #[async_trait]
+impl Devices for GatedStore {
+    async fn upload_key_packages(
+        &self,
+        upload: &confab_server::store::devices::Upload<'_>,
+    ) -> Result<std::result::Result<u64, confab_server::store::devices::UploadRefused>> {
+        self.inner.upload_key_packages(upload).await
+    }
+    async fn claim_key_packages(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+        at: i64,
+    ) -> Result<Vec<confab_server::store::devices::Claimed>> {
+        self.inner.claim_key_packages(tenant, accounts, at).await
+    }
+    async fn devices_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<confab_server::store::devices::DeviceRow>> {
+        self.inner.devices_of(tenant, accounts).await
+    }
+    async fn remove_device(
+        &self,
+        device: &confab_core::e2ee::DeviceIdentity,
+        at: i64,
+    ) -> Result<bool> {
+        self.inner.remove_device(device, at).await
+    }
+    async fn key_packages_held(&self, device: &confab_core::e2ee::DeviceIdentity) -> Result<u64> {
+        self.inner.key_packages_held(device).await
+    }
+}
+
+#[async_trait]
 impl Cluster for GatedStore {
     fn cluster_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
         self.inner.cluster_options()

@@ -65,6 +65,37 @@ impl Client {
         client.hello(token).await
     }
 
+    /// Connects and authenticates as `device` (the hello's `device`).
+    pub async fn connect_device(url: &str, token: &str, device: &str) -> Result<Self> {
+        let client = Self::raw(url).await?;
+        client.hello_as(token, device).await
+    }
+
+    /// Sends a directory request and waits for its answer: the frame naming its `id` (an
+    /// answer, or an `error` with that id).
+    pub async fn request(&mut self, frame: &ClientFrame) -> Result<ServerFrame> {
+        let want = match frame {
+            ClientFrame::UploadKeyPackages { id, .. }
+            | ClientFrame::ClaimKeyPackages { id, .. }
+            | ClientFrame::ListDevices { id, .. }
+            | ClientFrame::RemoveDevice { id, .. } => *id,
+            other => bail!("not a directory request: {other:?}"),
+        };
+        self.send(frame).await?;
+        self.wait_for(WAIT, |f| {
+            let id = match f {
+                ServerFrame::KeyPackagesStored { id, .. }
+                | ServerFrame::KeyPackages { id, .. }
+                | ServerFrame::Devices { id, .. }
+                | ServerFrame::DeviceRemoved { id } => Some(*id),
+                ServerFrame::Error { id, .. } => *id,
+                _ => None,
+            };
+            (id == Some(want)).then(|| f.clone())
+        })
+        .await
+    }
+
     /// Connects and authenticates over a socket whose receive buffer is set to `bytes`
     /// before connecting (so the window scale allows it): a client whose kernel can hold
     /// much that its application has not read. Returns the buffer the kernel granted.
@@ -101,11 +132,15 @@ impl Client {
         Ok((client.hello(token).await?, granted))
     }
 
-    async fn hello(mut self, token: &str) -> Result<Self> {
+    async fn hello(self, token: &str) -> Result<Self> {
+        self.hello_as(token, "e2e").await
+    }
+
+    async fn hello_as(mut self, token: &str, device: &str) -> Result<Self> {
         self.send(&ClientFrame::Hello {
             v: PROTOCOL_VERSION,
             token: token.to_owned(),
-            device: "e2e".into(),
+            device: device.to_owned(),
         })
         .await?;
         match self.recv(WAIT).await? {

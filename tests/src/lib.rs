@@ -16,4 +16,4 @@ pub use confab_testkit::text;
 pub use confab_testkit::wire as client;
 
 pub use client::{Client, Device, DeviceSync};
-pub use server::{now_ms, token, Backend, TestServer, SECRET};
+pub use server::{device_token, now_ms, token, Backend, TestServer, SECRET};

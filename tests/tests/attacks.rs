@@ -13,9 +13,13 @@
 //!
 //! Then what only the wire has: another tenant, subscribing and signalling where one may not
 //! read, garbage, oversize and too-many-changes frames, floods, the connection limit, expired,
-//! foreign and wrongly signed tokens.
+//! foreign and wrongly signed tokens; and the MLS directory's attacks (`attacks/directory.rs`:
+//! key packages for someone else, a changed signature key, a claimed package offered again,
+//! garbage and oversized packages, a claim across tenants).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "attacks/directory.rs"]
+mod directory;
 #[path = "attacks/protocol.rs"]
 mod protocol;
 #[path = "attacks/wire.rs"]
@@ -317,13 +321,29 @@ fn all_cases() -> Vec<(&'static str, WireCase)> {
         .filter(|c| c.drivers.contains(&Driver::Wire))
         .map(|c| (c.name, c.run))
         .collect();
-    let wire_only: [(&'static str, WireCase); 3] = [
+    let wire_only: [(&'static str, WireCase); 8] = [
         ("another_tenant", |lab| Box::pin(another_tenant(lab))),
         ("reading_what_one_may_not", |lab| {
             Box::pin(reading_what_one_may_not(lab))
         }),
         ("signals_only_from_readers", |lab| {
             Box::pin(signals_only_from_readers(lab))
+        }),
+        // The directory is the server's (the hub has none): wire-only cases.
+        ("key_packages_for_someone_else", |lab| {
+            Box::pin(directory::key_packages_for_someone_else(lab))
+        }),
+        ("a_changed_signature_key", |lab| {
+            Box::pin(directory::a_changed_signature_key(lab))
+        }),
+        ("a_claimed_key_package_offered_again", |lab| {
+            Box::pin(directory::a_claimed_key_package_offered_again(lab))
+        }),
+        ("garbage_and_oversized_key_packages", |lab| {
+            Box::pin(directory::garbage_and_oversized_key_packages(lab))
+        }),
+        ("a_claim_across_tenants", |lab| {
+            Box::pin(directory::a_claim_across_tenants(lab))
         }),
     ];
     all.extend(wire_only);

@@ -121,7 +121,13 @@ impl ClientEngine {
                 },
                 device_now,
             ),
-            ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
+            // The directory's answers go to the host that asked (the MLS side), not the engine.
+            ServerFrame::Pong { .. }
+            | ServerFrame::Error { .. }
+            | ServerFrame::KeyPackagesStored { .. }
+            | ServerFrame::KeyPackages { .. }
+            | ServerFrame::Devices { .. }
+            | ServerFrame::DeviceRemoved { .. } => {}
         }
         self.delivery.schedule(device_now);
         self.retry

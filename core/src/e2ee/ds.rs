@@ -21,7 +21,10 @@ use serde_bytes::ByteBuf;
 
 use super::identity::DeviceIdentity;
 use super::member::parse_message;
-use super::{snapshot, E2eeError, MAX_APPLICATION_BYTES, MAX_HANDSHAKE_BYTES, PAST_EPOCHS};
+use super::{
+    snapshot, E2eeError, MAX_APPLICATION_BYTES, MAX_HANDSHAKE_BYTES, MAX_KEY_PACKAGE_BYTES,
+    PAST_EPOCHS,
+};
 
 /// Why the Delivery Service refuses an MLS message. Each has a stable code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,12 +107,14 @@ fn invalid(e: impl std::fmt::Debug) -> DsRefusal {
     DsRefusal::Invalid(format!("{e:?}"))
 }
 
-/// A key package the directory may hold: its reference (the id a claim hands out once) and
-/// whether it is the device's last resort.
+/// A key package the directory may hold: its reference (the id a claim hands out once),
+/// whether it is the device's last resort, and the signature key of its leaf (the device's
+/// MLS signature key, which the directory binds to the device on its first upload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPackageInfo {
     pub reference: Vec<u8>,
     pub last_resort: bool,
+    pub signature_key: Vec<u8>,
 }
 
 /// Checks a key package offered by `uploader`: well formed, signed by its own key, for the
@@ -118,7 +123,7 @@ pub fn check_key_package(
     bytes: &[u8],
     uploader: &DeviceIdentity,
 ) -> Result<KeyPackageInfo, DsRefusal> {
-    let MlsMessageBodyIn::KeyPackage(kp) = parse_message(bytes, MAX_HANDSHAKE_BYTES)? else {
+    let MlsMessageBodyIn::KeyPackage(kp) = parse_message(bytes, MAX_KEY_PACKAGE_BYTES)? else {
         return Err(DsRefusal::Malformed("not a key package".into()));
     };
     let crypto = RustCrypto::default();
@@ -137,6 +142,7 @@ pub fn check_key_package(
     Ok(KeyPackageInfo {
         reference: kp.hash_ref(&crypto).map_err(invalid)?.as_slice().to_vec(),
         last_resort: kp.last_resort(),
+        signature_key: kp.leaf_node().signature_key().as_slice().to_vec(),
     })
 }
 

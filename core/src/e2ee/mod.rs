@@ -40,6 +40,10 @@ pub const PAST_EPOCHS: u64 = 16;
 /// devices at once makes a commit of about 300 KB and a Welcome of about 340 KB.
 pub const MAX_HANDSHAKE_BYTES: usize = 4 << 20;
 
+/// The largest key package the directory takes: one is about 300 bytes; the bound leaves
+/// room for extensions and keeps a flood of uploads cheap to refuse.
+pub const MAX_KEY_PACKAGE_BYTES: usize = 16 << 10;
+
 /// The largest application message: a message's encrypted content (body, caption, payload,
 /// attachment list) with MLS framing and padding.
 pub const MAX_APPLICATION_BYTES: usize = 64 << 10;

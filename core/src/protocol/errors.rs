@@ -54,6 +54,14 @@ error_codes! {
     Unavailable = "unavailable": "the server cannot store anything right now (its database is unreachable, full, or too slow to answer a commit within its bound); nothing was stored, except after a commit that timed out, which may have been stored anyway; resubmit after retry_after_ms (safe either way: a stored change is acked with its seq)",
     ShuttingDown = "shutting_down": "the server is shutting down (fatal); reconnect",
     AlreadyFollowing = "already_following": "the connection follows its account's memberships already (a second memberships request is ignored)",
+    InvalidId = "invalid_id": "an account or device id in a directory request (or the hello's device, for an upload) is not a valid id",
+    TooManyKeyPackages = "too_many_key_packages": "an upload_key_packages frame holds more than 100 key packages",
+    KeyPackagesFull = "key_packages_full": "the device would hold more than 100 unclaimed key packages; nothing of the upload was stored",
+    TooManyAccounts = "too_many_accounts": "a claim_key_packages frame names more than 100 accounts",
+    SignatureKeyMismatch = "mls_signature_key_mismatch": "the key package carries another signature key than the one the device registered with; nothing of the upload was stored",
+    KeyPackageReused = "mls_key_package_reused": "the key package was claimed already and is never handed out again; nothing of the upload was stored",
+    DeviceRemoved = "device_removed": "the connection's device was removed from the directory; it uploads nothing more",
+    UnknownDevice = "unknown_device": "the account has no registered device of that id",
 }
 
 impl ErrorCode {

@@ -60,6 +60,54 @@ pub enum ClientFrame {
     /// Follows the account's memberships on this connection: every one the server holds
     /// (`memberships` pages), then a `membership` push whenever one changes.
     Memberships {},
+    /// Puts MLS key packages of this connection's device in the directory (its first upload
+    /// registers the device); `last_resort` replaces the device's last-resort package.
+    UploadKeyPackages {
+        id: u64,
+        packages: Vec<ByteBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_resort: Option<ByteBuf>,
+    },
+    /// Takes one key package of every device of each account (of the connection's tenant).
+    ClaimKeyPackages {
+        id: u64,
+        accounts: Vec<String>,
+    },
+    /// Lists the registered devices of an account of the connection's tenant.
+    ListDevices {
+        id: u64,
+        account: String,
+    },
+    /// Removes a device of the connection's own account from the directory.
+    RemoveDevice {
+        id: u64,
+        device: String,
+    },
+}
+
+/// The most key packages one `upload_key_packages` frame carries (the last resort aside).
+pub const KEY_PACKAGES_PER_UPLOAD: usize = 100;
+
+/// The most ordinary key packages the directory holds for one device.
+pub const KEY_PACKAGES_HELD_MAX: u64 = 100;
+
+/// The most accounts one `claim_key_packages` names.
+pub const CLAIM_ACCOUNTS_MAX: usize = 100;
+
+/// One device's answer in a `key_packages` frame: its key package, or none left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedPackage {
+    pub account: String,
+    pub device: String,
+    /// `None`: the device has no package left (nor a last-resort one).
+    pub package: Option<ByteBuf>,
+}
+
+/// A registered device and the MLS signature key bound to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceEntry {
+    pub device: String,
+    pub signature_key: ByteBuf,
 }
 
 /// The most bucket parts one `buckets` answer lists.
@@ -175,6 +223,27 @@ pub enum ServerFrame {
         status: MemberStatus,
         seq: u64,
     },
+    /// The answer to `upload_key_packages`: the device holds `held` ordinary packages now.
+    KeyPackagesStored {
+        id: u64,
+        held: u64,
+    },
+    /// The answer to `claim_key_packages`: one entry per registered device of the accounts
+    /// asked for, in (account, device) order.
+    KeyPackages {
+        id: u64,
+        devices: Vec<ClaimedPackage>,
+    },
+    /// The answer to `list_devices`.
+    Devices {
+        id: u64,
+        account: String,
+        devices: Vec<DeviceEntry>,
+    },
+    /// The answer to `remove_device`.
+    DeviceRemoved {
+        id: u64,
+    },
     /// A request failed (`fatal`: the server closes the connection after this frame).
     Error {
         code: String,
@@ -189,5 +258,8 @@ pub enum ServerFrame {
         /// For retryable codes: wait at least this long before resubmitting.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
+        /// The directory request (`upload_key_packages`, ...) this refuses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
     },
 }

@@ -3,10 +3,16 @@
 
 use std::collections::HashSet;
 
+use serde_bytes::ByteBuf;
+
 use super::codec::{decode_client, encode_server};
 use super::errors::{close, ErrorCode, ProtocolError};
-use super::frames::{ClientFrame, ServerFrame, SignalKind, PROTOCOL_VERSION};
-use crate::ids::{AccountId, DocId, TenantId};
+use super::frames::{
+    ClientFrame, ServerFrame, SignalKind, CLAIM_ACCOUNTS_MAX, KEY_PACKAGES_PER_UPLOAD,
+    PROTOCOL_VERSION,
+};
+use crate::e2ee::DeviceIdentity;
+use crate::ids::{AccountId, DeviceId, DocId, TenantId};
 
 /// Per-connection limits. Exceeding one refuses only that frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +78,30 @@ pub enum Action {
     /// Start the account's membership feed: register the connection for `membership`
     /// pushes, then list every membership (`memberships` pages).
     Memberships,
+    /// Check each key package (`e2ee::ds::check_key_package` against `device`) and store
+    /// them for `device`; answer `key_packages_stored` or an error naming `id`.
+    UploadKeyPackages {
+        id: u64,
+        device: DeviceIdentity,
+        packages: Vec<Vec<u8>>,
+        last_resort: Option<Vec<u8>>,
+    },
+    /// Claim one key package of every device of `accounts` (of the connection's tenant,
+    /// sorted, without repeats); answer `key_packages`.
+    ClaimKeyPackages {
+        id: u64,
+        accounts: Vec<AccountId>,
+    },
+    /// List the registered devices of `account` (of the connection's tenant).
+    ListDevices {
+        id: u64,
+        account: AccountId,
+    },
+    /// Remove `device` of the connection's own account; answer `device_removed`.
+    RemoveDevice {
+        id: u64,
+        device: DeviceId,
+    },
     /// Relay to the document's other subscribers.
     Signal {
         doc: DocId,
@@ -101,6 +131,8 @@ pub struct Session {
     subscriptions: HashSet<DocId>,
     /// The connection follows its account's memberships (asked once per connection).
     following: bool,
+    /// The `device` of the hello (checked against the token's `device` claim by the host).
+    device: String,
     tokens: f64,
     last_refill_ms: Option<i64>,
 }
@@ -113,6 +145,20 @@ fn error(code: ErrorCode, message: impl Into<String>, doc: Option<&str>, fatal: 
         fatal,
         hash: None,
         retry_after_ms: None,
+        id: None,
+    })
+}
+
+/// An error answering the directory request `id`.
+fn request_error(id: u64, code: ErrorCode, message: impl Into<String>) -> Action {
+    Action::Send(ServerFrame::Error {
+        code: code.as_str().to_owned(),
+        message: message.into(),
+        doc: None,
+        fatal: false,
+        hash: None,
+        retry_after_ms: None,
+        id: Some(id),
     })
 }
 
@@ -123,6 +169,7 @@ impl Session {
             state: State::AwaitingHello,
             subscriptions: HashSet::new(),
             following: false,
+            device: String::new(),
             tokens: f64::from(limits.rate_burst),
             last_refill_ms: None,
         }
@@ -137,6 +184,11 @@ impl Session {
             State::Ready(id) => Some(id),
             _ => None,
         }
+    }
+
+    /// The `device` the client named in its hello.
+    pub fn device(&self) -> &str {
+        &self.device
     }
 
     pub fn is_subscribed(&self, doc: &DocId) -> bool {
@@ -222,6 +274,7 @@ impl Session {
                     );
                 }
                 self.state = State::Authenticating;
+                self.device.clone_from(&device);
                 return vec![Action::Authenticate { token, device }];
             }
             (State::AwaitingHello, _) => {
@@ -257,7 +310,7 @@ impl Session {
                 server_time: now_ms,
             })],
             ClientFrame::Subscribe { doc, after } => match self.doc_of(&identity, &doc) {
-                Err(e) => vec![e],
+                Err(e) => vec![*e],
                 Ok(id) => {
                     if !self.subscriptions.contains(&id)
                         && self.subscriptions.len() >= self.limits.max_subscriptions
@@ -274,7 +327,7 @@ impl Session {
                 }
             },
             ClientFrame::Unsubscribe { doc } => match self.doc_of(&identity, &doc) {
-                Err(e) => vec![e],
+                Err(e) => vec![*e],
                 Ok(id) => {
                     self.subscriptions.remove(&id);
                     vec![Action::Unsubscribe { doc: id }]
@@ -294,7 +347,7 @@ impl Session {
                     )];
                 }
                 match self.doc_of(&identity, &doc) {
-                    Err(e) => vec![e],
+                    Err(e) => vec![*e],
                     Ok(id) => vec![Action::Submit {
                         doc: id,
                         changes: changes.into_iter().map(|c| c.into_vec()).collect(),
@@ -314,7 +367,7 @@ impl Session {
                     )];
                 }
                 match self.doc_of(&identity, &doc) {
-                    Err(e) => vec![e],
+                    Err(e) => vec![*e],
                     Ok(id) => vec![Action::Signal {
                         doc: id,
                         kind,
@@ -323,7 +376,7 @@ impl Session {
                 }
             }
             ClientFrame::Buckets { doc, before, limit } => match self.doc_of(&identity, &doc) {
-                Err(e) => vec![e],
+                Err(e) => vec![*e],
                 Ok(id) if !matches!(id.target(), crate::ids::DocTarget::Conv(_)) => {
                     vec![error(
                         ErrorCode::InvalidDoc,
@@ -348,21 +401,96 @@ impl Session {
                 self.following = true;
                 vec![Action::Memberships]
             }
+            ClientFrame::UploadKeyPackages {
+                id,
+                packages,
+                last_resort,
+            } => {
+                if packages.len() > KEY_PACKAGES_PER_UPLOAD {
+                    return vec![request_error(
+                        id,
+                        ErrorCode::TooManyKeyPackages,
+                        format!(
+                            "{} key packages; at most {KEY_PACKAGES_PER_UPLOAD} per frame",
+                            packages.len()
+                        ),
+                    )];
+                }
+                let device = match DeviceId::new(self.device.as_str()) {
+                    Ok(device) => device,
+                    Err(e) => {
+                        return vec![request_error(
+                            id,
+                            ErrorCode::InvalidId,
+                            format!("the hello's device is not a device id: {e}"),
+                        )]
+                    }
+                };
+                vec![Action::UploadKeyPackages {
+                    id,
+                    device: DeviceIdentity::new(identity.tenant, identity.account, device),
+                    packages: packages.into_iter().map(ByteBuf::into_vec).collect(),
+                    last_resort: last_resort.map(ByteBuf::into_vec),
+                }]
+            }
+            ClientFrame::ClaimKeyPackages { id, accounts } => {
+                if accounts.len() > CLAIM_ACCOUNTS_MAX {
+                    return vec![request_error(
+                        id,
+                        ErrorCode::TooManyAccounts,
+                        format!(
+                            "{} accounts; at most {CLAIM_ACCOUNTS_MAX} per claim",
+                            accounts.len()
+                        ),
+                    )];
+                }
+                // Accounts are named inside the connection's tenant: no id reaches another.
+                let mut parsed = Vec::with_capacity(accounts.len());
+                for account in accounts {
+                    match AccountId::new(account.as_str()) {
+                        Ok(a) => parsed.push(a),
+                        Err(e) => {
+                            return vec![request_error(id, ErrorCode::InvalidId, e.to_string())]
+                        }
+                    }
+                }
+                parsed.sort();
+                parsed.dedup();
+                vec![Action::ClaimKeyPackages {
+                    id,
+                    accounts: parsed,
+                }]
+            }
+            ClientFrame::ListDevices { id, account } => match AccountId::new(account) {
+                Ok(account) => vec![Action::ListDevices { id, account }],
+                Err(e) => vec![request_error(id, ErrorCode::InvalidId, e.to_string())],
+            },
+            ClientFrame::RemoveDevice { id, device } => match DeviceId::new(device) {
+                Ok(device) => vec![Action::RemoveDevice { id, device }],
+                Err(e) => vec![request_error(id, ErrorCode::InvalidId, e.to_string())],
+            },
             ClientFrame::Hello { .. } => Vec::new(),
         }
     }
 
     /// Parses a document id and keeps the connection inside its tenant.
-    fn doc_of(&self, identity: &Identity, doc: &str) -> Result<DocId, Action> {
-        let id = DocId::parse(doc)
-            .map_err(|e| error(ErrorCode::InvalidDoc, e.to_string(), Some(doc), false))?;
+    /// The refusal is boxed: an error frame is large, and this path is the rare one.
+    fn doc_of(&self, identity: &Identity, doc: &str) -> Result<DocId, Box<Action>> {
+        let id = DocId::parse(doc).map_err(|e| {
+            Box::new(error(
+                ErrorCode::InvalidDoc,
+                e.to_string(),
+                Some(doc),
+                false,
+            ))
+        })?;
         if id.tenant() != &identity.tenant {
-            return Err(error(
+            return Err(Box::new(error(
                 ErrorCode::WrongTenant,
                 "documents of other tenants are out of reach",
                 Some(doc),
                 false,
-            ));
+            )));
         }
         Ok(id)
     }
@@ -410,7 +538,6 @@ impl Session {
 mod tests {
     use super::*;
     use crate::protocol::codec::{decode_server, encode_client};
-    use serde_bytes::ByteBuf;
 
     fn identity() -> Identity {
         Identity {
@@ -605,6 +732,88 @@ mod tests {
         assert!(
             error_code(&s.receive(&ping, 1500)).is_none(),
             "tokens refill"
+        );
+    }
+
+    #[test]
+    fn directory_requests_are_checked_and_name_their_id() {
+        let mut s = ready();
+        let code_and_id = |actions: &[Action]| match actions {
+            [Action::Send(ServerFrame::Error {
+                code, id, fatal, ..
+            })] => {
+                assert!(!fatal);
+                (code.clone(), *id)
+            }
+            other => panic!("{other:?}"),
+        };
+        let upload = |id, n| {
+            encode_client(&ClientFrame::UploadKeyPackages {
+                id,
+                packages: vec![ByteBuf::from(vec![1]); n],
+                last_resort: None,
+            })
+        };
+        assert_eq!(
+            code_and_id(&s.receive(&upload(7, KEY_PACKAGES_PER_UPLOAD + 1), 1)),
+            ("too_many_key_packages".into(), Some(7))
+        );
+        match s.receive(&upload(8, 2), 1).as_slice() {
+            [Action::UploadKeyPackages {
+                id: 8,
+                device,
+                packages,
+                ..
+            }] => {
+                assert_eq!(device.to_string(), "acme/alice/d");
+                assert_eq!(packages.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let claim = |accounts: Vec<&str>| {
+            encode_client(&ClientFrame::ClaimKeyPackages {
+                id: 9,
+                accounts: accounts.into_iter().map(str::to_owned).collect(),
+            })
+        };
+        assert_eq!(
+            code_and_id(&s.receive(&claim(vec!["a"; CLAIM_ACCOUNTS_MAX + 1]), 1)),
+            ("too_many_accounts".into(), Some(9))
+        );
+        assert_eq!(
+            code_and_id(&s.receive(&claim(vec!["bob", "evil/bob"]), 1)),
+            ("invalid_id".into(), Some(9))
+        );
+        match s
+            .receive(&claim(vec!["carol", "bob", "carol"]), 1)
+            .as_slice()
+        {
+            [Action::ClaimKeyPackages { accounts, .. }] => {
+                let names: Vec<&str> = accounts.iter().map(AccountId::as_str).collect();
+                assert_eq!(names, ["bob", "carol"], "sorted, without repeats");
+            }
+            other => panic!("{other:?}"),
+        }
+        let remove = encode_client(&ClientFrame::RemoveDevice {
+            id: 10,
+            device: "a/b".into(),
+        });
+        assert_eq!(
+            code_and_id(&s.receive(&remove, 1)),
+            ("invalid_id".into(), Some(10))
+        );
+        // A hello whose device is no device id: uploads are refused, nothing else is.
+        let mut odd = Session::new(Limits::default());
+        let hello = encode_client(&ClientFrame::Hello {
+            v: PROTOCOL_VERSION,
+            token: "t".into(),
+            device: "my phone".into(),
+        });
+        odd.receive(&hello, 0);
+        odd.authenticated(identity(), 0);
+        assert_eq!(
+            code_and_id(&odd.receive(&upload(1, 1), 1)),
+            ("invalid_id".into(), Some(1))
         );
     }
 }

@@ -14,6 +14,7 @@ mod attachments;
 mod budget;
 mod contacts;
 mod conversations;
+mod devices;
 mod discover;
 mod error;
 mod extract;
@@ -86,6 +87,7 @@ rest_routes! {
     "/v1/notifications" => get(notifications::list);
     "/v1/contacts/match" => post(contacts::match_contacts);
     "/v1/accounts/{account}/identifiers" => put(contacts::register);
+    "/v1/accounts/{account}/devices" => get(devices::list);
     "/v1/notifications/read" => post(notifications::mark_read);
 }
 

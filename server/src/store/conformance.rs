@@ -101,6 +101,7 @@ macro_rules! store_conformance {
             policy_fence_and_log_tail,
             invite_links,
             stats_and_view_counts,
+            mls_directory,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {
@@ -1811,4 +1812,230 @@ pub async fn invite_links(env: Env) {
         Some((_, i)) => assert_eq!(i.uses, 2),
         other => panic!("{other:?}"),
     }
+}
+
+/// The MLS directory: trust-on-first-use signature keys, all-or-nothing uploads, one package
+/// per device per claim, each ordinary one handed out once (also to concurrent claimers on
+/// two store instances), the last resort when nothing else is left, removal, tenants apart.
+pub async fn mls_directory(env: Env) {
+    use super::devices::{NewKeyPackage, Upload, UploadRefused};
+    use confab_core::e2ee::DeviceIdentity;
+    use confab_core::ids::DeviceId;
+    let s = &env.store;
+    let (t1, t2) = (tenant("t1"), tenant("t2"));
+    let dev = |t: &TenantId, a: &str, d: &str| {
+        DeviceIdentity::new(t.clone(), account(a), DeviceId::new(d).unwrap())
+    };
+    let kp = |name: &str| NewKeyPackage {
+        reference: format!("ref-{name}").into_bytes(),
+        bytes: format!("bytes-{name}").into_bytes(),
+    };
+    let alice = dev(&t1, "alice", "phone");
+    let upload = |device: DeviceIdentity,
+                  key: &'static [u8],
+                  packages: Vec<NewKeyPackage>,
+                  last: Option<NewKeyPackage>,
+                  at: i64| {
+        let s = s.clone();
+        async move {
+            let up = Upload {
+                device: &device,
+                signature_key: key,
+                packages: &packages,
+                last_resort: last.as_ref(),
+                cap: 5,
+                at,
+            };
+            s.upload_key_packages(&up).await.expect("upload")
+        }
+    };
+    let claim = |t: TenantId, accounts: Vec<&str>, at: i64| {
+        let s = s.clone();
+        let accounts: Vec<AccountId> = accounts.into_iter().map(account).collect();
+        async move {
+            s.claim_key_packages(&t, &accounts, at)
+                .await
+                .expect("claim")
+                .into_iter()
+                .map(|c| {
+                    (
+                        format!("{}/{}", c.account, c.device),
+                        c.package.map(|p| String::from_utf8(p).unwrap()),
+                        c.last_resort,
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let some = |who: &str, p: &str, last: bool| (who.to_owned(), Some(format!("bytes-{p}")), last);
+
+    // The first upload registers the device and binds its key; another key is refused and
+    // stores nothing.
+    assert_eq!(
+        upload(
+            alice.clone(),
+            b"key-a",
+            vec![kp("a1"), kp("a2"), kp("a3")],
+            None,
+            1
+        )
+        .await,
+        Ok(3)
+    );
+    assert_eq!(
+        upload(alice.clone(), b"key-x", vec![kp("a4")], None, 2).await,
+        Err(UploadRefused::SignatureKeyMismatch)
+    );
+    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 3);
+    // Uploading one held again changes nothing; beyond the cap of 5 nothing is stored.
+    assert_eq!(
+        upload(alice.clone(), b"key-a", vec![kp("a1")], None, 3).await,
+        Ok(3)
+    );
+    assert_eq!(
+        upload(
+            alice.clone(),
+            b"key-a",
+            vec![kp("a4"), kp("a5"), kp("a6")],
+            None,
+            3
+        )
+        .await,
+        Err(UploadRefused::Full)
+    );
+    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 3);
+    // Bob registers a laptop with a last-resort package only.
+    let bob = dev(&t1, "bob", "laptop");
+    assert_eq!(
+        upload(bob.clone(), b"key-b", vec![], Some(kp("b-last")), 4).await,
+        Ok(0)
+    );
+
+    // One package per device, the oldest first; carol has no device and is not listed.
+    assert_eq!(
+        claim(t1.clone(), vec!["alice", "bob", "carol"], 10).await,
+        vec![
+            some("alice/phone", "a1", false),
+            some("bob/laptop", "b-last", true)
+        ]
+    );
+    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 2);
+    // A claimed package uploaded again is refused, with the new one beside it: nothing.
+    assert_eq!(
+        upload(alice.clone(), b"key-a", vec![kp("a7"), kp("a1")], None, 11).await,
+        Err(UploadRefused::Reused)
+    );
+    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 2);
+    // Another tenant's claim of the same names finds nothing.
+    assert!(claim(t2.clone(), vec!["alice", "bob"], 12).await.is_empty());
+    // Until empty; then none (alice has no last resort), and bob's last resort again.
+    assert_eq!(
+        claim(t1.clone(), vec!["alice"], 13).await,
+        vec![some("alice/phone", "a2", false)]
+    );
+    assert_eq!(
+        claim(t1.clone(), vec!["alice"], 14).await,
+        vec![some("alice/phone", "a3", false)]
+    );
+    assert_eq!(
+        claim(t1.clone(), vec!["alice", "bob"], 15).await,
+        vec![
+            ("alice/phone".to_owned(), None, false),
+            some("bob/laptop", "b-last", true)
+        ]
+    );
+    // A new last resort replaces the old one.
+    assert_eq!(
+        upload(alice.clone(), b"key-a", vec![], Some(kp("a-last1")), 16).await,
+        Ok(0)
+    );
+    assert_eq!(
+        upload(alice.clone(), b"key-a", vec![], Some(kp("a-last2")), 17).await,
+        Ok(0)
+    );
+    for at in [18, 19] {
+        assert_eq!(
+            claim(t1.clone(), vec!["alice"], at).await,
+            vec![some("alice/phone", "a-last2", true)]
+        );
+    }
+
+    // The devices of a list of accounts, in one query, in (account, device) order.
+    let tablet = dev(&t1, "alice", "tablet");
+    assert_eq!(
+        upload(tablet.clone(), b"key-t", vec![kp("t1")], None, 20).await,
+        Ok(1)
+    );
+    let listed = |rows: Vec<super::devices::DeviceRow>| {
+        rows.into_iter()
+            .map(|r| (format!("{}/{}", r.account, r.device), r.signature_key))
+            .collect::<Vec<_>>()
+    };
+    let names = [account("bob"), account("alice"), account("carol")];
+    assert_eq!(
+        listed(s.devices_of(&t1, &names).await.expect("devices")),
+        vec![
+            ("alice/phone".to_owned(), b"key-a".to_vec()),
+            ("alice/tablet".to_owned(), b"key-t".to_vec()),
+            ("bob/laptop".to_owned(), b"key-b".to_vec()),
+        ]
+    );
+    assert!(s.devices_of(&t2, &names).await.expect("devices").is_empty());
+
+    // Removal: its packages go, it is no longer listed nor claimed, it uploads nothing more.
+    assert!(s.remove_device(&alice, 30).await.expect("remove"));
+    assert!(s.remove_device(&alice, 31).await.expect("again"));
+    assert!(!s
+        .remove_device(&dev(&t1, "alice", "ghost"), 31)
+        .await
+        .expect("unknown"));
+    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 0);
+    assert_eq!(
+        upload(alice.clone(), b"key-a", vec![kp("a8")], None, 32).await,
+        Err(UploadRefused::Removed)
+    );
+    assert_eq!(
+        claim(t1.clone(), vec!["alice"], 33).await,
+        vec![some("alice/tablet", "t1", false)]
+    );
+    assert_eq!(
+        listed(
+            s.devices_of(&t1, &[account("alice")])
+                .await
+                .expect("devices")
+        ),
+        vec![("alice/tablet".to_owned(), b"key-t".to_vec())]
+    );
+
+    // Concurrent claimers on two instances: 5 packages, 12 claims; each package once.
+    let other = env.second().await;
+    let dora = dev(&t1, "dora", "phone");
+    let five: Vec<NewKeyPackage> = (0..5).map(|i| kp(&format!("d{i}"))).collect();
+    assert_eq!(upload(dora.clone(), b"key-d", five, None, 40).await, Ok(5));
+    let claims = (0..12).map(|i| {
+        let store = if i % 2 == 0 { s.clone() } else { other.clone() };
+        async move {
+            store
+                .claim_key_packages(&tenant("t1"), &[account("dora")], 50)
+                .await
+                .expect("claim")
+        }
+    });
+    let got: Vec<String> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.package.map(|p| String::from_utf8(p).unwrap()))
+        .collect();
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        got.len(),
+        "{}: a package handed out twice: {got:?}",
+        env.name()
+    );
+    assert_eq!(got.len(), 5, "{}: {got:?}", env.name());
+    assert_eq!(s.key_packages_held(&dora).await.expect("held"), 0);
 }

@@ -33,8 +33,8 @@ use super::schedule::Claim;
 use super::stats::ConvStats;
 use super::webhooks::{Delivery, NewDelivery};
 use super::{
-    ChangeLog, Cluster, ConvListItem, ConvRow, Directory, LogTail, MessageRow, NewChange, Outboxes,
-    Projections, RejectionRecord, Result, Retention, Store, StoreError, StoredDoc,
+    ChangeLog, Cluster, ConvListItem, ConvRow, Devices, Directory, LogTail, MessageRow, NewChange,
+    Outboxes, Projections, RejectionRecord, Result, Retention, Store, StoreError, StoredDoc,
 };
 
 /// How long one probe may take before it counts as failed.
@@ -646,6 +646,42 @@ impl Directory for Guarded {
         hashes: &[String],
     ) -> Result<Vec<(String, AccountId)>> {
         self.run(self.inner.match_identifiers(tenant, hashes)).await
+    }
+}
+
+#[async_trait]
+impl Devices for Guarded {
+    async fn upload_key_packages(
+        &self,
+        upload: &super::devices::Upload<'_>,
+    ) -> Result<std::result::Result<u64, super::devices::UploadRefused>> {
+        self.run(self.inner.upload_key_packages(upload)).await
+    }
+    async fn claim_key_packages(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+        at: i64,
+    ) -> Result<Vec<super::devices::Claimed>> {
+        self.run(self.inner.claim_key_packages(tenant, accounts, at))
+            .await
+    }
+    async fn devices_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<super::devices::DeviceRow>> {
+        self.run(self.inner.devices_of(tenant, accounts)).await
+    }
+    async fn remove_device(
+        &self,
+        device: &confab_core::e2ee::DeviceIdentity,
+        at: i64,
+    ) -> Result<bool> {
+        self.run(self.inner.remove_device(device, at)).await
+    }
+    async fn key_packages_held(&self, device: &confab_core::e2ee::DeviceIdentity) -> Result<u64> {
+        self.run(self.inner.key_packages_held(device)).await
     }
 }
 

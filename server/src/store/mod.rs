@@ -14,6 +14,7 @@
 //! - [`Outboxes`]: what waits to be read or sent later: the notification feed, the webhook
 //!   outbox, the scheduler's tables;
 //! - [`Directory`]: invite links and contact identifiers;
+//! - [`Devices`]: the MLS directory: devices, their signature keys and key packages;
 //! - [`Cluster`]: what the nodes on one database share (NOTIFY, connected accounts);
 //! - [`Store`]: all of them, plus the handle itself (migrations, probes, per-thread pools).
 //!
@@ -36,6 +37,7 @@ mod columns;
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod contacts;
+pub mod devices;
 pub mod discovery;
 mod error;
 pub mod health;
@@ -217,7 +219,7 @@ pub struct RejectionRecord {
 /// rejection.
 #[async_trait]
 pub trait Store:
-    ChangeLog + Projections + Retention + Outboxes + Directory + Cluster + 'static
+    ChangeLog + Projections + Retention + Outboxes + Directory + Devices + Cluster + 'static
 {
     /// A handle for the group committer's own thread, whose connections are made (lazily)
     /// and driven by that thread's runtime; `None`: the committer shares this one.
@@ -532,6 +534,44 @@ pub trait Directory: Send + Sync {
         tenant: &TenantId,
         hashes: &[String],
     ) -> Result<Vec<(String, AccountId)>>;
+}
+
+/// The MLS directory ([`devices`]): devices bound to their signature keys, their key
+/// packages, and the references of the packages claimed.
+#[async_trait]
+pub trait Devices: Send + Sync {
+    /// Stores a device's key packages in one transaction (its first upload registers it
+    /// with the upload's signature key), or nothing and why: the answer is how many
+    /// ordinary packages the device holds now.
+    async fn upload_key_packages(
+        &self,
+        upload: &devices::Upload<'_>,
+    ) -> Result<std::result::Result<u64, devices::UploadRefused>>;
+    /// One package of every registered, not removed device of `accounts` in `tenant`, in
+    /// (account, device) order: the oldest ordinary one, deleted and never handed out
+    /// again; else the last-resort one, which stays; else none.
+    async fn claim_key_packages(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+        at: i64,
+    ) -> Result<Vec<devices::Claimed>>;
+    /// The registered, not removed devices of `accounts` in `tenant`, in (account, device)
+    /// order, in one query.
+    async fn devices_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<devices::DeviceRow>>;
+    /// Marks a device removed (the first time stays) and drops its packages; `false` if it
+    /// was never registered.
+    async fn remove_device(
+        &self,
+        device: &confab_core::e2ee::DeviceIdentity,
+        at: i64,
+    ) -> Result<bool>;
+    /// How many ordinary key packages the device holds.
+    async fn key_packages_held(&self, device: &confab_core::e2ee::DeviceIdentity) -> Result<u64>;
 }
 
 /// What the nodes of a cluster on one database share. A store of one node (SQLite) has no

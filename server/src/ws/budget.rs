@@ -1,10 +1,11 @@
 //! A connection's side of the work budgets (`crate::budget`): refusing submits while a
 //! budget is spent, and charging what was queued and what was rejected. Signals are charged
 //! too (1 unit each, never rejected: a refused one costs nothing more), since each loads its
-//! conversation to check the sender may read it.
+//! conversation to check the sender may read it, and so are directory requests (one unit,
+//! and one per key package or account: `directory::units`).
 
 use confab_core::ids::DocId;
-use confab_core::protocol::{peek, Budget, ErrorCode, ServerFrame, Session};
+use confab_core::protocol::{peek, Action, Budget, ErrorCode, ServerFrame, Session};
 use futures_util::FutureExt;
 
 use super::Answers;
@@ -107,14 +108,14 @@ pub(super) fn admit_signal(
     session: &Session,
     budget: &mut Budget,
     doc: &DocId,
-) -> Result<(), ServerFrame> {
+) -> Result<(), Box<ServerFrame>> {
     let Some(identity) = session.identity() else {
         return Ok(());
     };
     let now = now_ms();
     let budgets = &app.budgets;
     if let Err((retry, spent)) = budgets.check(budget, &identity.tenant, &identity.account, now) {
-        return Err(ServerFrame::Error {
+        return Err(Box::new(ServerFrame::Error {
             code: ErrorCode::RateLimited.as_str().to_owned(),
             message: format!(
                 "the {} has spent its work budget; the signal was not sent",
@@ -124,8 +125,41 @@ pub(super) fn admit_signal(
             fatal: false,
             hash: None,
             retry_after_ms: Some(retry),
-        });
+            id: None,
+        }));
     }
     budgets.queued(budget, &identity.tenant, &identity.account, 1, now);
+    Ok(())
+}
+
+/// Admits a directory request and charges its units, or refuses it with a non-fatal
+/// `rate_limited` error naming its id, with `retry_after_ms`.
+pub(super) fn admit_request(
+    app: &AppState,
+    session: &Session,
+    budget: &mut Budget,
+    request: &Action,
+) -> Result<(), Box<ServerFrame>> {
+    let Some(identity) = session.identity() else {
+        return Ok(());
+    };
+    let now = now_ms();
+    let budgets = &app.budgets;
+    if let Err((retry, spent)) = budgets.check(budget, &identity.tenant, &identity.account, now) {
+        let mut frame = super::directory::refusal(
+            super::directory::request_id(request).unwrap_or(0),
+            ErrorCode::RateLimited.as_str(),
+            format!(
+                "the {} has spent its work budget; the request was not looked at",
+                spent.as_str()
+            ),
+        );
+        if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
+            *retry_after_ms = Some(retry);
+        }
+        return Err(Box::new(frame));
+    }
+    let units = super::directory::units(request);
+    budgets.queued(budget, &identity.tenant, &identity.account, units, now);
     Ok(())
 }

@@ -93,6 +93,7 @@ pub(super) fn failed(app: &AppState, code: ErrorCode, message: String) -> Server
         fatal: false,
         hash: None,
         retry_after_ms: app.engine.retry_after_ms(code),
+        id: None,
     }
 }
 

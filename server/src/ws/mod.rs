@@ -6,6 +6,7 @@
 //! [`ReadSide`](read_side::ReadSide).
 
 mod budget;
+mod directory;
 mod feed;
 mod handshake;
 mod read_side;
@@ -52,6 +53,8 @@ enum Local {
     ),
     /// The account's memberships, or why they could not be read.
     Memberships(Result<Vec<confab_core::protocol::Membership>, (ErrorCode, String)>),
+    /// The answer to a directory request (or its error, naming the request's id).
+    Directory(ServerFrame),
 }
 
 /// A submit's answers, one per change, once its unit has them.
@@ -74,6 +77,7 @@ fn error_frame(
         fatal,
         hash: None,
         retry_after_ms: None,
+        id: None,
     }
 }
 
@@ -129,8 +133,6 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
 
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(app.limits);
-    // The device `hello` names, when it is a valid device id: an MLS commit must come from it.
-    let mut device: Option<DeviceId> = None;
     let mut budget = app.budgets.connection();
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(256);
     let (local_tx, mut local_rx) = mpsc::channel::<Local>(4096);
@@ -181,10 +183,9 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     match action {
                         Action::Send(frame) => out.push(framed(&frame)),
                         Action::Close { code, reason } => closing = Some((code, reason)),
-                        Action::Authenticate { token, device: named } => {
-                            device = DeviceId::new(named).ok();
+                        Action::Authenticate { token, device } => {
                             let now = now_ms();
-                            let actions = match app.auth.verify(&token, now / 1000) {
+                            let actions = match app.auth.verify_connection(&token, now / 1000, &device) {
                                 Ok(identity) => session.authenticated(identity, now),
                                 Err(e) => session.auth_failed(e.code(), e.to_string()),
                             };
@@ -197,7 +198,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                             }
                         }
                         Action::Submit { doc, changes } => {
-                            if let Some(author) = author_of(&session, device.as_ref()) {
+                            if let Some(author) = author_of(&session) {
                                 match budget::admit(&app, &session, &mut budget, &doc, changes.len()) {
                                     Err(refused) => answers.push_back(refused),
                                     // Waits only for room in the unit's queue: submits keep their
@@ -212,6 +213,22 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                             Ok(()) => dispatch(&app, &session, conn_id, Action::Signal { doc, kind, data }, (&outlet, &control_tx), &local_tx),
                         },
                         Action::Memberships => feed::start(&app, &session, conn_id, (&outlet, &control_tx), &local_tx),
+                        directory_request @ (Action::UploadKeyPackages { .. }
+                        | Action::ClaimKeyPackages { .. }
+                        | Action::ListDevices { .. }
+                        | Action::RemoveDevice { .. }) => {
+                            match budget::admit_request(&app, &session, &mut budget, &directory_request) {
+                                Err(refused) => out.push(framed(&refused)),
+                                Ok(()) => if let Some(identity) = session.identity().cloned() {
+                                    let (app, local) = (app.clone(), local_tx.clone());
+                                    tokio::spawn(async move {
+                                        if let Some(frame) = directory::answer(&app, &identity, directory_request).await {
+                                            let _ = local.send(Local::Directory(frame)).await;
+                                        }
+                                    });
+                                },
+                            }
+                        }
                         other => dispatch(&app, &session, conn_id, other, (&outlet, &control_tx), &local_tx),
                     }
                 }
@@ -273,6 +290,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     session.feed_failed();
                     out.push(framed(&feed::failed(&app, code, message)));
                 }
+                Local::Directory(frame) => out.push(framed(&frame)),
                 Local::Buckets(doc, Err((code, message))) => {
                     let mut frame = error_frame(code, message, Some(&doc), false);
                     if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
@@ -394,16 +412,19 @@ fn outcome_frame(doc: &DocId, outcome: SubmitOutcome) -> ServerFrame {
                 fatal: false,
                 hash: hash.map(|h| ByteBuf::from(h.to_vec())),
                 retry_after_ms,
+                id: None,
             }
         }
     }
 }
 
-fn author_of(session: &Session, device: Option<&DeviceId>) -> Option<Author> {
+/// The author of what this connection submits: its account, on the device its hello named
+/// (when that is a valid device id: an MLS commit must come from it).
+fn author_of(session: &Session) -> Option<Author> {
     session.identity().map(|identity| Author {
         account: identity.account.clone(),
         service: identity.service,
-        device: device.cloned(),
+        device: DeviceId::new(session.device()).ok(),
     })
 }
 
@@ -443,7 +464,7 @@ fn dispatch(
     (outlet, control): (&Arc<Outlet>, &mpsc::Sender<Control>),
     local_tx: &mpsc::Sender<Local>,
 ) {
-    let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session, None))
+    let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session))
     else {
         return;
     };
@@ -488,6 +509,10 @@ fn dispatch(
         | Action::Close { .. }
         | Action::Authenticate { .. }
         | Action::Submit { .. }
-        | Action::Memberships => {}
+        | Action::Memberships
+        | Action::UploadKeyPackages { .. }
+        | Action::ClaimKeyPackages { .. }
+        | Action::ListDevices { .. }
+        | Action::RemoveDevice { .. } => {}
     }
 }

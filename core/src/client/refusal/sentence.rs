@@ -247,6 +247,15 @@ fn server(code: E, s: &Scene) -> String {
         E::TooManyConnections | E::Internal | E::Unavailable | E::ShuttingDown | E::Lagging => {
             "The server could not take it right now: it will be sent again".to_owned()
         }
+        // The directory of devices and key packages (end-to-end encryption).
+        E::InvalidId
+        | E::TooManyKeyPackages
+        | E::KeyPackagesFull
+        | E::TooManyAccounts
+        | E::SignatureKeyMismatch
+        | E::KeyPackageReused
+        | E::DeviceRemoved
+        | E::UnknownDevice => "This device's encryption keys were not accepted".to_owned(),
     }
 }
 

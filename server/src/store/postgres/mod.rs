@@ -12,7 +12,7 @@
 //! (The current text of every SQL function the migrations define: `migrations/FUNCTIONS.md`.)
 //!
 //! Each concern's trait is implemented in a file of its own (`changelog.rs`,
-//! `projections.rs`, `retention.rs`, `outboxes.rs`, `directory.rs`, `cluster.rs`);
+//! `projections.rs`, `retention.rs`, `outboxes.rs`, `directory.rs`, `devices.rs`, `cluster.rs`);
 //! statements both backends write alike come from the concern's module
 //! (`crate::store::invites`, ...).
 //!
@@ -38,6 +38,7 @@ macro_rules! on_pool {
 
 mod changelog;
 mod cluster;
+mod devices;
 mod directory;
 mod outboxes;
 mod projections;

@@ -11,7 +11,7 @@
 //! in one call on the writer connection's handle, on the committer's thread (`commit`).
 //!
 //! Each concern's trait is implemented in a file of its own (`changelog.rs`,
-//! `projections.rs`, `retention.rs`, `outboxes.rs`, `directory.rs`); statements both
+//! `projections.rs`, `retention.rs`, `outboxes.rs`, `directory.rs`, `devices.rs`); statements both
 //! backends write alike come from the concern's module (`crate::store::invites`, ...).
 
 use std::path::Path;
@@ -55,6 +55,7 @@ macro_rules! on_writer {
 
 mod changelog;
 mod commit;
+mod devices;
 mod directory;
 mod outboxes;
 mod projections;

@@ -1,0 +1,375 @@
+//! The MLS directory: registered devices with the signature key each is bound to, their key
+//! packages, and the references of the packages claimed (migrations: Postgres 0026, SQLite
+//! 0019; docs/E2EE.md, "Devices and key packages").
+//!
+//! The statements are written once here; `queries!` makes each backend's copy with its
+//! dialect's words: the row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED` on Postgres,
+//! nothing on SQLite, whose writes each start with `BEGIN IMMEDIATE` and so run one at a
+//! time) and how a list of accounts
+//! is bound (an array on Postgres, a JSON array on SQLite).
+//!
+//! A claimed ordinary package is deleted and its reference recorded in the same transaction,
+//! so it is handed out once, even to two claimers at once on two nodes: on Postgres each
+//! claim takes the oldest package no other transaction holds (`SKIP LOCKED`). An upload
+//! checks the claimed references after inserting its packages, so a package claimed while it
+//! is uploaded again is refused, not stored twice.
+
+use confab_core::e2ee::DeviceIdentity;
+use confab_core::ids::{AccountId, DeviceId};
+
+use super::columns::{account, Cols};
+use super::{Result, StoreError};
+
+/// One key package to store: its reference (the MLS `KeyPackageRef`) and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKeyPackage {
+    pub reference: Vec<u8>,
+    pub bytes: Vec<u8>,
+}
+
+/// An upload of one device's key packages, checked by `e2ee::ds::check_key_package`.
+#[derive(Debug, Clone)]
+pub struct Upload<'a> {
+    pub device: &'a DeviceIdentity,
+    /// The signature key every package carries (bound to the device by its first upload).
+    pub signature_key: &'a [u8],
+    pub packages: &'a [NewKeyPackage],
+    /// Replaces the device's last-resort package.
+    pub last_resort: Option<&'a NewKeyPackage>,
+    /// The most ordinary packages the device may hold after the upload.
+    pub cap: u64,
+    pub at: i64,
+}
+
+/// Why an upload stored nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadRefused {
+    /// The device is registered with another signature key.
+    SignatureKeyMismatch,
+    /// A package was claimed before: it is never handed out again.
+    Reused,
+    /// The device would hold more than the cap.
+    Full,
+    /// The device was removed.
+    Removed,
+}
+
+/// One device's answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub account: AccountId,
+    pub device: DeviceId,
+    /// `None`: nothing left, not even a last-resort package.
+    pub package: Option<Vec<u8>>,
+    /// The package is the device's last resort (it stays in the directory).
+    pub last_resort: bool,
+}
+
+/// A registered device that is not removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub account: AccountId,
+    pub device: DeviceId,
+    pub signature_key: Vec<u8>,
+}
+
+fn device_id(s: String) -> Result<DeviceId> {
+    DeviceId::new(s.clone()).map_err(|e| StoreError::Corrupt(format!("device {s:?}: {e}")))
+}
+
+pub(super) fn device_rows<R: Cols>(rows: &[R]) -> Result<Vec<DeviceRow>> {
+    rows.iter()
+        .map(|r| {
+            Ok(DeviceRow {
+                account: account(r.text("account")?)?,
+                device: device_id(r.text("device")?)?,
+                signature_key: r.blob("signature_key")?,
+            })
+        })
+        .collect()
+}
+
+macro_rules! queries {
+    ($conn:ty, begin = $begin:literal, lock = $lock:literal, skip_locked = $skip:literal, any = $any:literal, list = $list:path) => {
+        use confab_core::e2ee::DeviceIdentity;
+        use confab_core::ids::{AccountId, TenantId};
+        use sqlx::Connection as _;
+
+        use crate::store::columns::{u64_of, Cols};
+        use crate::store::devices::{
+            device_rows, Claimed, DeviceRow, NewKeyPackage, Upload, UploadRefused,
+        };
+        use crate::store::Result;
+
+        const DEVICE: &str = "tenant = $1 AND account = $2 AND device = $3";
+
+        async fn held(conn: &mut $conn, device: &DeviceIdentity) -> Result<u64> {
+            let row = sqlx::query(&format!(
+                "SELECT COUNT(*) AS n FROM key_packages WHERE {DEVICE} AND NOT last_resort"
+            ))
+            .bind(device.tenant.as_str())
+            .bind(device.account.as_str())
+            .bind(device.device.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+            u64_of(row.int("n")?, "key packages held")
+        }
+
+        pub(in crate::store) async fn held_by(
+            conn: &mut $conn,
+            device: &DeviceIdentity,
+        ) -> Result<u64> {
+            held(conn, device).await
+        }
+
+        async fn insert(
+            conn: &mut $conn,
+            up: &Upload<'_>,
+            package: &NewKeyPackage,
+            last_resort: bool,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO key_packages (ref, tenant, account, device, bytes, last_resort, \
+                 uploaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ref) DO NOTHING",
+            )
+            .bind(&package.reference)
+            .bind(up.device.tenant.as_str())
+            .bind(up.device.account.as_str())
+            .bind(up.device.device.as_str())
+            .bind(&package.bytes)
+            .bind(last_resort)
+            .bind(up.at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn claimed_before(conn: &mut $conn, reference: &[u8]) -> Result<bool> {
+            let row = sqlx::query("SELECT 1 AS one FROM claimed_key_packages WHERE ref = $1")
+                .bind(reference)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.is_some())
+        }
+
+        /// Stores the upload in one transaction, or nothing and why.
+        pub(in crate::store) async fn upload(
+            conn: &mut $conn,
+            up: &Upload<'_>,
+        ) -> Result<std::result::Result<u64, UploadRefused>> {
+            let mut tx = conn.begin_with($begin).await?;
+            let d = up.device;
+            // Trust on first use: the first upload binds the signature key.
+            sqlx::query(
+                "INSERT INTO devices (tenant, account, device, signature_key, registered_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant, account, device) DO NOTHING",
+            )
+            .bind(d.tenant.as_str())
+            .bind(d.account.as_str())
+            .bind(d.device.as_str())
+            .bind(up.signature_key)
+            .bind(up.at)
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query(&format!(
+                "SELECT signature_key, removed_at FROM devices WHERE {DEVICE} {}",
+                $lock
+            ))
+            .bind(d.tenant.as_str())
+            .bind(d.account.as_str())
+            .bind(d.device.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            let refused = if row.opt_int("removed_at")?.is_some() {
+                Some(UploadRefused::Removed)
+            } else if row.blob("signature_key")? != up.signature_key {
+                Some(UploadRefused::SignatureKeyMismatch)
+            } else {
+                None
+            };
+            if let Some(refused) = refused {
+                tx.rollback().await?;
+                return Ok(Err(refused));
+            }
+            if let Some(last) = up.last_resort {
+                sqlx::query(&format!(
+                    "DELETE FROM key_packages WHERE {DEVICE} AND last_resort AND ref <> $4"
+                ))
+                .bind(d.tenant.as_str())
+                .bind(d.account.as_str())
+                .bind(d.device.as_str())
+                .bind(&last.reference)
+                .execute(&mut *tx)
+                .await?;
+                insert(&mut tx, up, last, true).await?;
+            }
+            for package in up.packages {
+                insert(&mut tx, up, package, false).await?;
+            }
+            // After the inserts: a claim that committed meanwhile is seen here.
+            let all = up.packages.iter().chain(up.last_resort);
+            for package in all {
+                if claimed_before(&mut tx, &package.reference).await? {
+                    tx.rollback().await?;
+                    return Ok(Err(UploadRefused::Reused));
+                }
+            }
+            let n = held(&mut tx, d).await?;
+            if n > up.cap {
+                tx.rollback().await?;
+                return Ok(Err(UploadRefused::Full));
+            }
+            tx.commit().await?;
+            Ok(Ok(n))
+        }
+
+        async fn listed(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            accounts: &[AccountId],
+        ) -> Result<Vec<DeviceRow>> {
+            let rows = sqlx::query(&format!(
+                "SELECT account, device, signature_key FROM devices \
+                 WHERE tenant = $1 AND account {} AND removed_at IS NULL \
+                 ORDER BY account, device",
+                $any
+            ))
+            .bind(tenant.as_str())
+            .bind($list(accounts))
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut out = device_rows(&rows)?;
+            // Bytewise order whatever the database's collation.
+            out.sort_by(|a, b| (&a.account, &a.device).cmp(&(&b.account, &b.device)));
+            Ok(out)
+        }
+
+        pub(in crate::store) async fn devices_of(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            accounts: &[AccountId],
+        ) -> Result<Vec<DeviceRow>> {
+            listed(conn, tenant, accounts).await
+        }
+
+        /// One package of every registered device of `accounts`, in one transaction.
+        pub(in crate::store) async fn claim(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            accounts: &[AccountId],
+            at: i64,
+        ) -> Result<Vec<Claimed>> {
+            let mut tx = conn.begin_with($begin).await?;
+            let devices = listed(&mut tx, tenant, accounts).await?;
+            let mut out = Vec::with_capacity(devices.len());
+            for d in devices {
+                let taken = sqlx::query(&format!(
+                    "DELETE FROM key_packages WHERE ref = (SELECT ref FROM key_packages \
+                     WHERE {DEVICE} AND NOT last_resort ORDER BY uploaded_at, ref LIMIT 1 {}) \
+                     RETURNING ref, bytes",
+                    $skip
+                ))
+                .bind(tenant.as_str())
+                .bind(d.account.as_str())
+                .bind(d.device.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let (package, last_resort) = match taken {
+                    Some(row) => {
+                        sqlx::query(
+                            "INSERT INTO claimed_key_packages (ref, claimed_at) VALUES ($1, $2) \
+                             ON CONFLICT (ref) DO NOTHING",
+                        )
+                        .bind(row.blob("ref")?)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                        (Some(row.blob("bytes")?), false)
+                    }
+                    None => {
+                        let last = sqlx::query(&format!(
+                            "SELECT bytes FROM key_packages WHERE {DEVICE} AND last_resort \
+                             ORDER BY uploaded_at DESC LIMIT 1"
+                        ))
+                        .bind(tenant.as_str())
+                        .bind(d.account.as_str())
+                        .bind(d.device.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        match last {
+                            Some(row) => (Some(row.blob("bytes")?), true),
+                            None => (None, false),
+                        }
+                    }
+                };
+                out.push(Claimed {
+                    account: d.account,
+                    device: d.device,
+                    package,
+                    last_resort,
+                });
+            }
+            tx.commit().await?;
+            Ok(out)
+        }
+
+        /// Marks the device removed (its first removal time stays) and drops its packages;
+        /// `false` if it was never registered.
+        pub(in crate::store) async fn remove(
+            conn: &mut $conn,
+            device: &DeviceIdentity,
+            at: i64,
+        ) -> Result<bool> {
+            let mut tx = conn.begin_with($begin).await?;
+            let done = sqlx::query(&format!(
+                "UPDATE devices SET removed_at = COALESCE(removed_at, $4) WHERE {DEVICE}"
+            ))
+            .bind(device.tenant.as_str())
+            .bind(device.account.as_str())
+            .bind(device.device.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!("DELETE FROM key_packages WHERE {DEVICE}"))
+                .bind(device.tenant.as_str())
+                .bind(device.account.as_str())
+                .bind(device.device.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() == 1)
+        }
+    };
+}
+
+fn pg_list(accounts: &[AccountId]) -> Vec<String> {
+    accounts.iter().map(|a| a.as_str().to_owned()).collect()
+}
+
+fn lite_list(accounts: &[AccountId]) -> String {
+    serde_json::to_string(&pg_list(accounts)).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(super) mod pg {
+    queries!(
+        sqlx::PgConnection,
+        begin = "BEGIN",
+        lock = "FOR UPDATE",
+        skip_locked = "FOR UPDATE SKIP LOCKED",
+        any = "= ANY($2::text[])",
+        list = super::pg_list
+    );
+}
+
+pub(super) mod lite {
+    queries!(
+        sqlx::SqliteConnection,
+        // A write from the start: a read upgraded later fails at once when another process
+        // writes (the busy timeout does not cover an upgrade).
+        begin = "BEGIN IMMEDIATE",
+        lock = "",
+        skip_locked = "",
+        any = "IN (SELECT value FROM json_each($2))",
+        list = super::lite_list
+    );
+}

@@ -1,0 +1,44 @@
+//! The MLS directory on SQLite: the shared statements, writes on the one writer.
+
+use async_trait::async_trait;
+use confab_core::e2ee::DeviceIdentity;
+use confab_core::ids::{AccountId, TenantId};
+
+use super::SqliteStore;
+use crate::store::devices::{lite as devices, Claimed, DeviceRow, Upload, UploadRefused};
+use crate::store::{Devices, Result};
+
+#[async_trait]
+impl Devices for SqliteStore {
+    async fn upload_key_packages(
+        &self,
+        upload: &Upload<'_>,
+    ) -> Result<std::result::Result<u64, UploadRefused>> {
+        on_writer!(self, |conn| devices::upload(conn, upload))
+    }
+
+    async fn claim_key_packages(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+        at: i64,
+    ) -> Result<Vec<Claimed>> {
+        on_writer!(self, |conn| devices::claim(conn, tenant, accounts, at))
+    }
+
+    async fn devices_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<DeviceRow>> {
+        on_reader!(self, |conn| devices::devices_of(conn, tenant, accounts))
+    }
+
+    async fn remove_device(&self, device: &DeviceIdentity, at: i64) -> Result<bool> {
+        on_writer!(self, |conn| devices::remove(conn, device, at))
+    }
+
+    async fn key_packages_held(&self, device: &DeviceIdentity) -> Result<u64> {
+        on_reader!(self, |conn| devices::held_by(conn, device))
+    }
+}

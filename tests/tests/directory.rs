@@ -1,0 +1,346 @@
+//! The MLS directory over the wire (docs/E2EE.md, "Devices and key packages"), on the real
+//! server binary with SQLite and Postgres:
+//!
+//! - `upload_and_claim_*`: two devices of alice upload real key packages; bob's claims get
+//!   one package per device, each ordinary one once, the last resort when the ordinary ones
+//!   are gone (again and again), "none left" for a device without any; listing, counts and
+//!   removal.
+//! - `concurrent_claimers_on_postgres`: two connections claim the same device's packages
+//!   at once: no package twice.
+//! - `two_nodes_on_one_postgres`: claims through two server nodes on one database at once:
+//!   no package twice, and a device registered through one node is listed by the other.
+//! - `hello_device_against_the_tokens_device_claim`: a token naming a device is good only
+//!   for a hello naming that device.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use confab_core::e2ee::ds::check_key_package;
+use confab_core::e2ee::{Device as MlsDevice, DeviceIdentity};
+use confab_core::ids::{AccountId, DeviceId, TenantId};
+use confab_core::protocol::{ClaimedPackage, ClientFrame, ServerFrame};
+use confab_e2e::server::fresh_postgres_database;
+use confab_e2e::{device_token, token, Backend, Client, TestServer};
+use serde_bytes::ByteBuf;
+
+/// One device: its MLS keys and a connection that names it in its hello.
+struct Dev {
+    mls: MlsDevice,
+    client: Client,
+    next: u64,
+}
+
+fn identity(tenant: &str, account: &str, device: &str) -> DeviceIdentity {
+    DeviceIdentity::new(
+        TenantId::new(tenant).unwrap(),
+        AccountId::new(account).unwrap(),
+        DeviceId::new(device).unwrap(),
+    )
+}
+
+impl Dev {
+    async fn connect(url: &str, tenant: &str, account: &str, device: &str) -> Dev {
+        let token = device_token(tenant, account, device, 3600);
+        Dev {
+            mls: MlsDevice::new(identity(tenant, account, device)).unwrap(),
+            client: Client::connect_device(url, &token, device).await.unwrap(),
+            next: 0,
+        }
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    fn packages(&self, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| self.mls.key_package(false).unwrap())
+            .collect()
+    }
+
+    async fn upload(&mut self, packages: &[Vec<u8>], last: Option<Vec<u8>>) -> ServerFrame {
+        let frame = ClientFrame::UploadKeyPackages {
+            id: self.id(),
+            packages: packages.iter().cloned().map(ByteBuf::from).collect(),
+            last_resort: last.map(ByteBuf::from),
+        };
+        self.client.request(&frame).await.unwrap()
+    }
+
+    async fn claim(&mut self, accounts: &[&str]) -> Vec<ClaimedPackage> {
+        let frame = ClientFrame::ClaimKeyPackages {
+            id: self.id(),
+            accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        match self.client.request(&frame).await.unwrap() {
+            ServerFrame::KeyPackages { devices, .. } => devices,
+            other => panic!("expected key_packages, got {other:?}"),
+        }
+    }
+
+    async fn devices(&mut self, account: &str) -> Vec<(String, Vec<u8>)> {
+        let frame = ClientFrame::ListDevices {
+            id: self.id(),
+            account: account.to_owned(),
+        };
+        match self.client.request(&frame).await.unwrap() {
+            ServerFrame::Devices { devices, .. } => devices
+                .into_iter()
+                .map(|d| (d.device, d.signature_key.into_vec()))
+                .collect(),
+            other => panic!("expected devices, got {other:?}"),
+        }
+    }
+}
+
+/// `GET path` as a service account (or bob): (status, body).
+async fn rest_get(server: &TestServer, path: &str, service: bool) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bearer = token("acme", if service { "svc" } else { "bob" }, service, 3600);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.0\r\nAuthorization: Bearer {bearer}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+fn held(frame: &ServerFrame) -> u64 {
+    match frame {
+        ServerFrame::KeyPackagesStored { held, .. } => *held,
+        other => panic!("expected key_packages_stored, got {other:?}"),
+    }
+}
+
+/// The package a claim handed out for `account/device`, checked to name that device.
+fn package_of(claimed: &[ClaimedPackage], account: &str, device: &str) -> Option<Vec<u8>> {
+    let entry = claimed
+        .iter()
+        .find(|c| c.account == account && c.device == device)
+        .unwrap_or_else(|| panic!("{account}/{device} not in {claimed:?}"));
+    entry.package.as_ref().map(|p| {
+        check_key_package(p, &identity("acme", account, device)).expect("a valid key package");
+        p.to_vec()
+    })
+}
+
+async fn upload_and_claim(backend: Backend) {
+    let server = TestServer::start(backend).await.unwrap();
+    let url = server.ws_url();
+    let mut phone = Dev::connect(&url, "acme", "alice", "phone").await;
+    let mut laptop = Dev::connect(&url, "acme", "alice", "laptop").await;
+    let mut bob = Dev::connect(&url, "acme", "bob", "tablet").await;
+
+    let phone_packages = phone.packages(3);
+    assert_eq!(held(&phone.upload(&phone_packages, None).await), 3);
+    let last = laptop.mls.key_package(true).unwrap();
+    let laptop_packages = laptop.packages(1);
+    assert_eq!(
+        held(&laptop.upload(&laptop_packages, Some(last.clone())).await),
+        1
+    );
+    // Listed with the keys they carry, in device order.
+    assert_eq!(
+        bob.devices("alice").await,
+        vec![
+            ("laptop".to_owned(), laptop.mls.signature_key().to_vec()),
+            ("phone".to_owned(), phone.mls.signature_key().to_vec()),
+        ]
+    );
+    assert!(bob.devices("carol").await.is_empty());
+    // REST, for the tenant's services: the same list, keys in hex; users are refused.
+    let (status, body) = rest_get(&server, "/v1/accounts/alice/devices", true).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!({"account": "alice", "devices": [
+            {"device": "laptop", "signature_key": hex::encode(laptop.mls.signature_key())},
+            {"device": "phone", "signature_key": hex::encode(phone.mls.signature_key())},
+        ]})
+    );
+    let (status, body) = rest_get(&server, "/v1/accounts/alice/devices", false).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("service_only"), "{body}");
+
+    // One package per device per claim; none twice; then the last resort, again and again;
+    // the phone, without one, has none left.
+    let mut seen = BTreeSet::new();
+    for round in 0..5 {
+        let claimed = bob.claim(&["alice", "carol", "alice"]).await;
+        assert_eq!(claimed.len(), 2, "one entry per device: {claimed:?}");
+        let from_phone = package_of(&claimed, "alice", "phone");
+        let from_laptop = package_of(&claimed, "alice", "laptop").expect("laptop");
+        match round {
+            0..=2 => {
+                let p = from_phone.expect("phone");
+                assert!(phone_packages.contains(&p));
+                assert!(seen.insert(p), "a package handed out twice");
+            }
+            _ => assert_eq!(from_phone, None, "none left"),
+        }
+        if round == 0 {
+            assert_eq!(from_laptop, laptop_packages[0]);
+        } else {
+            assert_eq!(from_laptop, last, "the last resort, which stays");
+        }
+    }
+    // The owner tops up: an empty upload answers its count.
+    assert_eq!(held(&phone.upload(&[], None).await), 0);
+    let more = phone.packages(2);
+    assert_eq!(held(&phone.upload(&more, None).await), 2);
+
+    // Removal by the account itself: no longer listed nor claimed, uploads refused.
+    let id = laptop.id();
+    let answer = laptop
+        .client
+        .request(&ClientFrame::RemoveDevice {
+            id,
+            device: "phone".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer, ServerFrame::DeviceRemoved { id });
+    let claimed = bob.claim(&["alice"]).await;
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|c| c.device.as_str())
+            .collect::<Vec<_>>(),
+        ["laptop"]
+    );
+    assert_eq!(bob.devices("alice").await.len(), 1);
+    let again = phone.packages(1);
+    match phone.upload(&again, None).await {
+        ServerFrame::Error {
+            code, fatal, id, ..
+        } => {
+            assert_eq!(code, "device_removed");
+            assert!(!fatal);
+            assert!(id.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Bob may not remove alice's devices: he names his own account's, which he has none of.
+    let id = bob.id();
+    match bob
+        .client
+        .request(&ClientFrame::RemoveDevice {
+            id,
+            device: "laptop".into(),
+        })
+        .await
+        .unwrap()
+    {
+        ServerFrame::Error { code, .. } => assert_eq!(code, "unknown_device"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bob.devices("alice").await.len(), 1);
+}
+
+#[tokio::test]
+async fn upload_and_claim_on_sqlite() {
+    upload_and_claim(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn upload_and_claim_on_postgres() {
+    upload_and_claim(Backend::Postgres).await;
+}
+
+/// `n` claims of alice's phone through each of `urls` at once; the packages handed out.
+async fn claim_at_once(urls: &[String], n: usize) -> Vec<Vec<u8>> {
+    let mut tasks = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut claimer = Dev::connect(&url, "acme", "bob", &format!("b{i}")).await;
+            let mut got = Vec::new();
+            for _ in 0..n {
+                let claimed = claimer.claim(&["alice"]).await;
+                if let Some(p) = package_of(&claimed, "alice", "phone") {
+                    got.push(p);
+                }
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+fn no_repeats(got: &[Vec<u8>]) {
+    let unique: BTreeSet<&Vec<u8>> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "a package handed out twice");
+}
+
+#[tokio::test]
+async fn concurrent_claimers_on_postgres() {
+    let server = TestServer::start(Backend::Postgres).await.unwrap();
+    let url = server.ws_url();
+    let mut phone = Dev::connect(&url, "acme", "alice", "phone").await;
+    let packages = phone.packages(30);
+    assert_eq!(held(&phone.upload(&packages, None).await), 30);
+    let got = claim_at_once(&[url.clone(), url.clone()], 20).await;
+    no_repeats(&got);
+    assert_eq!(got.len(), 30, "every package handed out once");
+    assert_eq!(held(&phone.upload(&[], None).await), 0);
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_postgres() {
+    let db = fresh_postgres_database().await.unwrap();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let dir = std::env::temp_dir().join(format!("confab-dir-{}-{i}", std::process::id()));
+        let id = format!("dir{}-n{i}", std::process::id());
+        let node = TestServer::start_on(Some(db.clone()), dir, &["--node-id", id.as_str()])
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    let urls: Vec<String> = nodes.iter().map(TestServer::ws_url).collect();
+    let mut phone = Dev::connect(&urls[0], "acme", "alice", "phone").await;
+    let packages = phone.packages(30);
+    assert_eq!(held(&phone.upload(&packages, None).await), 30);
+    // Registered through node 0, listed through node 1.
+    let mut reader = Dev::connect(&urls[1], "acme", "carol", "c1").await;
+    assert_eq!(
+        reader.devices("alice").await,
+        vec![("phone".to_owned(), phone.mls.signature_key().to_vec())]
+    );
+    let got = claim_at_once(&urls, 20).await;
+    no_repeats(&got);
+    assert_eq!(got.len(), 30, "every package handed out once");
+    drop(nodes);
+    let _ = confab_e2e::server::drop_postgres_database(&db).await;
+}
+
+#[tokio::test]
+async fn hello_device_against_the_tokens_device_claim() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let url = server.ws_url();
+    let bound = device_token("acme", "alice", "phone", 3600);
+    let ok = Client::connect_device(&url, &bound, "phone").await.unwrap();
+    assert_eq!(ok.account, "alice");
+    ok.close().await;
+    let err = Client::connect_device(&url, &bound, "laptop")
+        .await
+        .expect_err("another device");
+    assert!(err.to_string().starts_with("auth_failed:"), "{err}");
+    // A token without the claim: any device the hello names.
+    let open = token("acme", "alice", false, 3600);
+    for device in ["phone", "laptop"] {
+        let c = Client::connect_device(&url, &open, device).await.unwrap();
+        c.close().await;
+    }
+}
