@@ -13,6 +13,10 @@ use confab_core::protocol::SeqChange;
 
 use crate::ids::acc;
 
+/// The device every test connection names in its `hello`, and every test device's author is
+/// on: an MLS commit must come from it.
+pub const DEVICE: &str = "e2e";
+
 /// A device: `account` and `author` name the same account (text for frames and tokens,
 /// typed for the policy).
 #[derive(Debug, Clone)]
@@ -37,7 +41,8 @@ impl Device {
         bytes[15] = device;
         Device {
             account: account.to_owned(),
-            author: Author::user(acc(account)),
+            author: Author::user(acc(account))
+                .on(confab_core::ids::DeviceId::new(DEVICE).expect("a valid device literal")),
             actor: ActorId::from(&bytes[..]),
             docs: HashMap::new(),
             cursors: HashMap::new(),

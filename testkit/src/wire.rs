@@ -133,7 +133,7 @@ impl Client {
     }
 
     async fn hello(self, token: &str) -> Result<Self> {
-        self.hello_as(token, "e2e").await
+        self.hello_as(token, crate::device::DEVICE).await
     }
 
     async fn hello_as(mut self, token: &str, device: &str) -> Result<Self> {

@@ -412,6 +412,7 @@ fn expected_codes_are_known_codes() {
                 .iter()
                 .map(|c| c.as_str()),
         )
+        .chain(confab_core::e2ee::DsRefusal::CODES.iter().copied())
         .collect();
     for code in CODES {
         assert!(rejects.contains(code), "{code} is not a reject code");

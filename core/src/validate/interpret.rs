@@ -689,7 +689,9 @@ impl MlsOps {
                 format!("{} has its MLS group", before.id),
             ));
         }
-        if op.replaces && !matches!(rest, [EPOCH | AT]) {
+        // A commit on a key that holds one is for an epoch the group has left: `effects`
+        // says so (`mls_stale_epoch`).
+        if op.replaces && !matches!(rest, [EPOCH | AT] | [COMMITS, _]) {
             return Err(immutable(&op.path));
         }
         let bytes = |op: &PathOp| match &op.action {

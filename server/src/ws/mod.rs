@@ -464,8 +464,7 @@ fn dispatch(
     (outlet, control): (&Arc<Outlet>, &mpsc::Sender<Control>),
     local_tx: &mpsc::Sender<Local>,
 ) {
-    let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session))
-    else {
+    let (Some(identity), Some(author)) = (session.identity().cloned(), author_of(session)) else {
         return;
     };
     let engine = app.engine.clone();

@@ -17,6 +17,7 @@
 //! driver.
 
 mod cases_actors;
+mod cases_e2ee;
 mod cases_joining;
 mod cases_lifecycle;
 mod cases_limits;
@@ -340,6 +341,13 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_threads::removed_from_parent_writes_in_thread_not_parent_member),
         case!(cases_threads::banned_from_parent_subscribes_to_thread_not_parent_member),
         case!(cases_threads::thread_on_missing_message_parent_message_missing),
+        case!(cases_e2ee::encrypted_channel_encryption_not_allowed),
+        case!(cases_e2ee::group_in_a_plaintext_conversation_not_encrypted),
+        case!(cases_e2ee::commit_for_a_stale_epoch_mls_stale_epoch),
+        case!(cases_e2ee::commit_adding_a_non_members_device_mls_adds_non_member),
+        case!(cases_e2ee::removal_without_its_commit_mls_commit_required),
+        case!(cases_e2ee::removal_leaving_the_device_in_mls_missing_removal),
+        case!(cases_e2ee::garbage_commit_mls_malformed),
     ]
 }
 
@@ -402,6 +410,14 @@ pub const CODES: &[&str] = &[
     "target_not_member",
     "target_inactive",
     "owner_must_transfer",
+    "encryption_not_allowed",
+    "not_encrypted",
+    "mls_group_exists",
+    "mls_commit_required",
+    "mls_stale_epoch",
+    "mls_adds_non_member",
+    "mls_missing_removal",
+    "mls_malformed",
 ];
 
 /// Panics unless `code` is in [`CODES`].

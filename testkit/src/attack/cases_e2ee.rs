@@ -1,0 +1,344 @@
+//! Encrypted conversations (docs/E2EE.md): the MLS group in the conversation document is kept
+//! to the membership, one commit per epoch, and only where encryption is allowed.
+
+use confab_core::automerge::Change;
+use confab_core::doc::write::{self, MlsWrite};
+use confab_core::e2ee::{self, Device as Mls, DeviceIdentity};
+use confab_core::ids::{ConvId, DeviceId, DocId};
+use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
+
+use super::fixture::create;
+use super::Lab;
+use crate::craft::raw;
+use crate::device::{Device, DEVICE};
+use crate::fixture::ConvFixture;
+use crate::ids::{acc, conv_doc, conv_id, tenant};
+
+fn mls(account: &str) -> Mls {
+    let device = DeviceId::new(DEVICE).expect("a valid device literal");
+    Mls::new(DeviceIdentity::new(tenant(), acc(account), device)).expect("an MLS device")
+}
+
+fn identity(account: &str) -> DeviceIdentity {
+    DeviceIdentity::new(
+        tenant(),
+        acc(account),
+        DeviceId::new(DEVICE).expect("device"),
+    )
+}
+
+/// One change of `dev` that writes `mls` to `doc` (and `also` before it, in one transaction).
+fn mls_change(
+    dev: &mut Device,
+    doc: &DocId,
+    now: i64,
+    mls: MlsWrite<'_>,
+    also: impl FnOnce(&mut confab_core::automerge::transaction::Transaction<'_>),
+) -> Change {
+    raw(dev, doc, |tx| {
+        also(tx);
+        write::put_mls(tx, now, mls).expect("the MLS values write");
+    })
+}
+
+/// An encrypted group `id` of alice (owner), bob and carol whose MLS group alice made and
+/// committed bob's and carol's devices to (epoch 1); everyone has the document.
+struct Encrypted {
+    alice: Device,
+    bob: Device,
+    carol: Device,
+    alice_mls: Mls,
+    conv: ConvId,
+    cd: DocId,
+    group: Vec<u8>,
+}
+
+async fn encrypted(lab: &mut impl Lab, id: &str) -> Encrypted {
+    let mut alice = Device::new("alice", 1);
+    let mut bob = Device::new("bob", 1);
+    let mut carol = Device::new("carol", 1);
+    let conv = create(
+        lab,
+        id,
+        ConvKind::Group,
+        &mut alice,
+        &mut [(&mut bob, Role::Member), (&mut carol, Role::Member)],
+        |spec| spec.encrypted = true,
+    )
+    .await;
+    let cd = conv_doc(&conv);
+    let group = e2ee::group_id(&cd);
+    let mut alice_mls = mls("alice");
+    let init = alice_mls.create_group(&group).expect("a group");
+    let now = lab.now();
+    let made = mls_change(
+        &mut alice,
+        &cd,
+        now,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+        |_| {},
+    );
+    lab.accept(&mut alice, &cd, made).await;
+    let packages = [
+        mls("bob").key_package(false).expect("package"),
+        mls("carol").key_package(false).expect("package"),
+    ];
+    let bundle = alice_mls.commit(&group, &packages, &[]).expect("a commit");
+    let added = mls_change(
+        &mut alice,
+        &cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 0,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        },
+        |_| {},
+    );
+    lab.accept(&mut alice, &cd, added).await;
+    alice_mls.confirm_commit(&group).expect("confirmed");
+    lab.pull(&mut bob, &cd).await;
+    lab.pull(&mut carol, &cd).await;
+    Encrypted {
+        alice,
+        bob,
+        carol,
+        alice_mls,
+        conv,
+        cd,
+        group,
+    }
+}
+
+/// Channels broadcast to any number of subscribers: never encrypted. A plain channel is.
+pub async fn encrypted_channel_encryption_not_allowed(lab: &mut impl Lab) {
+    let mut alice = Device::new("alice", 1);
+    let now = lab.now();
+    let conv = conv_id("e1");
+    let (cd, change) = ConvFixture::new(ConvKind::Channel, acc("alice"), now)
+        .tweak(|s| s.encrypted = true)
+        .write(&mut alice, &conv)
+        .expect("the creation writes");
+    lab.reject(&alice, &cd, change, "encryption_not_allowed")
+        .await;
+    let mut other = Device::new("alice", 1);
+    let (cd, change) = ConvFixture::new(ConvKind::Group, acc("alice"), now)
+        .tweak(|s| s.encrypted = true)
+        .write(&mut other, &conv)
+        .expect("the creation writes");
+    lab.accept(&mut other, &cd, change).await;
+}
+
+/// A group made in a plaintext conversation: refused; in an encrypted one, accepted once.
+pub async fn group_in_a_plaintext_conversation_not_encrypted(lab: &mut impl Lab) {
+    let mut alice = Device::new("alice", 1);
+    let plain = create(lab, "e2", ConvKind::Group, &mut alice, &mut [], |_| {}).await;
+    let cd = conv_doc(&plain);
+    let init = mls("alice")
+        .create_group(&e2ee::group_id(&cd))
+        .expect("a group");
+    let now = lab.now();
+    let made = mls_change(
+        &mut alice,
+        &cd,
+        now,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+        |_| {},
+    );
+    lab.reject(&alice, &cd, made, "not_encrypted").await;
+
+    let mut f = encrypted(lab, "e3").await;
+    let again = mls("alice").create_group(&f.group).expect("a second group");
+    let made = mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Init {
+            group_info: &again.group_info,
+            tree: &again.ratchet_tree,
+        },
+        |_| {},
+    );
+    lab.reject(&f.alice, &f.cd, made, "mls_group_exists").await;
+}
+
+/// A commit on epoch 1 after another commit moved the group to 2.
+pub async fn commit_for_a_stale_epoch_mls_stale_epoch(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e4").await;
+    let now = lab.now();
+    let first = f.alice_mls.commit(&f.group, &[], &[]).expect("a commit");
+    let moved = mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &first.commit,
+            welcome: None,
+        },
+        |_| {},
+    );
+    lab.accept(&mut f.alice, &f.cd, moved).await;
+    f.alice_mls.confirm_commit(&f.group).expect("confirmed");
+    // Bob's device, still at epoch 1, commits there on the document as it is now.
+    let mut bob_mls = mls("bob");
+    let late = bob_like_member(&mut bob_mls, &mut f, now);
+    lab.pull(&mut f.bob, &f.cd).await;
+    let change = mls_change(
+        &mut f.bob,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &late,
+            welcome: None,
+        },
+        |_| {},
+    );
+    lab.reject(&f.bob, &f.cd, change, "mls_stale_epoch").await;
+}
+
+/// A commit of epoch 1 made by a device that follows the group from alice's Welcome of a
+/// side group: any well-formed commit for epoch 1 is stale once the group is at 2.
+fn bob_like_member(bob: &mut Mls, f: &mut Encrypted, _now: i64) -> Vec<u8> {
+    let _ = &f.conv;
+    let side = b"acme/conv/e4-side".to_vec();
+    let mut alice = mls("alice");
+    alice.create_group(&side).expect("side group");
+    let bundle = alice
+        .commit(&side, &[bob.key_package(false).expect("package")], &[])
+        .expect("side commit");
+    alice.confirm_commit(&side).expect("confirmed");
+    bob.join(&bundle.welcome.expect("welcome")).expect("joined");
+    bob.commit(&side, &[], &[]).expect("a commit").commit
+}
+
+/// Adding the device of dave, who is no member; adding carol's second device is fine.
+pub async fn commit_adding_a_non_members_device_mls_adds_non_member(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e5").await;
+    let now = lab.now();
+    let dave = mls("dave").key_package(false).expect("package");
+    let bundle = f
+        .alice_mls
+        .commit(&f.group, &[dave], &[])
+        .expect("a commit");
+    let change = mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        },
+        |_| {},
+    );
+    lab.reject(&f.alice, &f.cd, change, "mls_adds_non_member")
+        .await;
+    f.alice_mls.discard_commit(&f.group).expect("discarded");
+    let second = Mls::new(DeviceIdentity::new(
+        tenant(),
+        acc("carol"),
+        DeviceId::new("tablet").expect("device"),
+    ))
+    .expect("a device");
+    let bundle = f
+        .alice_mls
+        .commit(
+            &f.group,
+            &[second.key_package(false).expect("package")],
+            &[],
+        )
+        .expect("a commit");
+    let change = mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        },
+        |_| {},
+    );
+    lab.accept(&mut f.alice, &f.cd, change).await;
+}
+
+/// Removing carol without the commit that removes her device.
+pub async fn removal_without_its_commit_mls_commit_required(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e6").await;
+    let now = lab.now();
+    let change = raw(&mut f.alice, &f.cd, |tx| {
+        write::put_member_status(tx, now, &acc("carol"), MemberStatus::Removed)
+            .expect("the status writes");
+    });
+    lab.reject(&f.alice, &f.cd, change, "mls_commit_required")
+        .await;
+    let bundle = f
+        .alice_mls
+        .commit(&f.group, &[], &[identity("carol")])
+        .expect("a commit");
+    let change = mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: None,
+        },
+        |tx| {
+            write::put_member_status(tx, now, &acc("carol"), MemberStatus::Removed)
+                .expect("the status writes")
+        },
+    );
+    lab.accept(&mut f.alice, &f.cd, change).await;
+    let _ = (&f.bob, &f.carol, &f.conv);
+}
+
+/// Banning carol with a commit that removes bob's device instead of hers.
+pub async fn removal_leaving_the_device_in_mls_missing_removal(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e7").await;
+    let now = lab.now();
+    let bundle = f.alice_mls.commit(&f.group, &[], &[]).expect("a commit");
+    let change = mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: None,
+        },
+        |tx| {
+            write::put_member_status(tx, now, &acc("carol"), MemberStatus::Banned)
+                .expect("the status writes")
+        },
+    );
+    lab.reject(&f.alice, &f.cd, change, "mls_missing_removal")
+        .await;
+}
+
+/// Bytes that are no MLS message where a commit goes.
+pub async fn garbage_commit_mls_malformed(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e8").await;
+    let now = lab.now();
+    let change = mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: b"\x00\x01not a commit",
+            welcome: None,
+        },
+        |_| {},
+    );
+    lab.reject(&f.alice, &f.cd, change, "mls_malformed").await;
+}
