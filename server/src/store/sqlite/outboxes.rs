@@ -47,6 +47,9 @@ async fn insert_notifications(
     Ok(out)
 }
 
+/// Coalesced rows per write transaction.
+const COALESCE_CHUNK: usize = 128;
+
 /// Two statements per row in one transaction: the old row goes (its count kept if it was
 /// unread) and the new one takes the next id, at the top of the feed.
 async fn coalesce_notifications(
@@ -102,8 +105,20 @@ impl Outboxes for SqliteStore {
         on_writer!(self, |conn| insert_notifications(conn, rows))
     }
 
+    /// In transactions of [`COALESCE_CHUNK`] rows: the writer is the commits' too, and a
+    /// fan-out to thousands must not hold it for long at a time.
     async fn coalesce_notifications(&self, rows: &[Coalesced]) -> Result<Vec<CoalescedRow>> {
-        on_writer!(self, |conn| coalesce_notifications(conn, rows))
+        let mut out = Vec::with_capacity(rows.len());
+        for (n, chunk) in rows.chunks(COALESCE_CHUNK).enumerate() {
+            let stored: Vec<CoalescedRow> =
+                on_writer!(self, |conn| coalesce_notifications(conn, chunk))?;
+            let offset = n * COALESCE_CHUNK;
+            out.extend(stored.into_iter().map(|r| CoalescedRow {
+                index: r.index + offset,
+                ..r
+            }));
+        }
+        Ok(out)
     }
 
     async fn notification_page(
