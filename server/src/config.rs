@@ -167,6 +167,12 @@ pub struct ServeArgs {
     pub attachments: crate::blobs::config::AttachmentArgs,
     #[command(flatten)]
     pub webhook: crate::notify::webhook::WebhookArgs,
+    /// Committed messages waiting for the notifier (docs/NOTIFICATIONS.md, "When and at
+    /// what cost"); beyond, ordinary group messages are folded into per-conversation
+    /// counts and the rest dropped (counted), never holding up a commit.
+    #[arg(long, env = "CONFAB_NOTIFY_QUEUE", default_value_t = crate::notify::QUEUE,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub notify_queue: u64,
 }
 
 impl Default for ServeArgs {

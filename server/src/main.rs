@@ -183,7 +183,8 @@ async fn serve(
     if let Some(w) = &webhook {
         tracing::info!(webhook = ?w, "push webhook on");
     }
-    confab_server::notify::start(&engine, webhook).context("starting the notifier")?;
+    let queue = usize::try_from(args.notify_queue).unwrap_or(usize::MAX);
+    confab_server::notify::start_with(&engine, webhook, queue).context("starting the notifier")?;
     if args.schedule_poll_ms > 0 {
         engine.spawn_scheduler(std::time::Duration::from_millis(args.schedule_poll_ms));
     }

@@ -74,6 +74,10 @@ pub struct NotifyMetrics {
     pub created: Counter,
     /// Events dropped because the notifier's queue was full.
     pub dropped: Counter,
+    /// Messages folded into a per-conversation count because the queue was full.
+    pub folded: Counter,
+    /// Webhook deliveries of new messages merged into one still waiting.
+    pub webhook_merged: Counter,
     /// Events or rows not computed or stored because the storage failed.
     pub failed: Counter,
     /// Attempts at a batch put off because the storage was unavailable (tried again).
@@ -218,6 +222,16 @@ impl Metrics {
             "notifications_dropped",
             "Commit events not turned into notifications because the notifier's queue was full",
             notify.dropped.clone(),
+        );
+        registry.register(
+            "notifications_folded",
+            "Group messages folded into a per-conversation count because the notifier's queue was full (their readers still hear of them)",
+            notify.folded.clone(),
+        );
+        registry.register(
+            "webhook_merged",
+            "Push webhook deliveries of new messages merged into one still waiting for the same conversation",
+            notify.webhook_merged.clone(),
         );
         registry.register(
             "notifications_failed",

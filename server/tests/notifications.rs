@@ -122,11 +122,14 @@ impl Server {
     }
 }
 
+/// The page's addressed notifications (the coalesced `message` entries of the level
+/// `all` left out: `message_entry` reads those).
 fn kinds(page: &Value) -> Vec<(String, String)> {
     page["notifications"]
         .as_array()
         .expect("notifications")
         .iter()
+        .filter(|n| n["kind"] != "message")
         .map(|n| {
             (
                 n["kind"].as_str().expect("kind").to_owned(),
@@ -134,6 +137,28 @@ fn kinds(page: &Value) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// The coalesced entry of `conv` on the page: (newest message, count, read).
+fn message_entry(page: &Value, conv: &str) -> Option<(String, i64, bool)> {
+    let entries: Vec<_> = page["notifications"]
+        .as_array()
+        .expect("notifications")
+        .iter()
+        .filter(|n| n["kind"] == "message" && n["conversation"] == conv)
+        .collect();
+    assert!(
+        entries.len() <= 1,
+        "one coalesced entry per conversation: {page}"
+    );
+    entries.first().map(|n| {
+        assert_eq!(n["preview"], "", "a coalesced entry carries no text");
+        (
+            n["message"].as_str().expect("message").to_owned(),
+            n["count"].as_i64().expect("count"),
+            n["read"].as_bool().expect("read"),
+        )
+    })
 }
 
 fn pair(kind: &str, message: &str) -> (String, String) {
@@ -212,6 +237,8 @@ async fn notifications(s: Server) {
     .await;
     let page = s.feed_until(&dave, "m3").await;
     assert_eq!(kinds(&page), [pair("mention", "m3")]);
+    // Before the mute, m1 and m2 reached dave at the level `all`: one entry, count 2.
+    assert_eq!(message_entry(&page, "team"), Some(("m2".into(), 2, false)));
 
     // A direct conversation: every message notifies the other member, unless muted.
     let direct = s
@@ -226,8 +253,10 @@ async fn notifications(s: Server) {
     s.post_message(&alice, &dm, json!({"id": "d1", "body": "psst"}))
         .await;
     let page = s.feed_until(&carol, "d1").await;
-    // m3 never reached carol (level none), though it was computed before d1.
+    // m3 never reached carol (level none), though it was computed before d1; m1 and m2
+    // did, before she chose none.
     assert_eq!(kinds(&page), [pair("direct", "d1")]);
+    assert_eq!(message_entry(&page, "team"), Some(("m2".into(), 2, false)));
     s.set_pref("carol", &dm, "muted", ScalarValue::Boolean(true))
         .await;
     s.post_message(&alice, &dm, json!({"id": "d2", "body": "still there?"}))
@@ -281,7 +310,9 @@ async fn notifications(s: Server) {
         .await;
     }
     let page = s.feed_until(&bob, "p3").await;
-    assert_eq!(page["unread"], 5);
+    // The four pings, m1, and the coalesced entry of m3 (it mentioned others).
+    assert_eq!(page["unread"], 6);
+    assert_eq!(message_entry(&page, "team"), Some(("m3".into(), 1, false)));
     let mut seen = Vec::new();
     let mut query = "?limit=2".to_owned();
     loop {
@@ -305,7 +336,7 @@ async fn notifications(s: Server) {
             Some(json!({"up_to": p1})),
         )
         .await;
-    assert_eq!(marked, json!({"marked": 3, "unread": 2}));
+    assert_eq!(marked, json!({"marked": 4, "unread": 2}));
     let unread = s.feed(&bob, "?unread=true").await;
     assert_eq!(
         kinds(&unread),
@@ -422,7 +453,8 @@ async fn notifications(s: Server) {
         assert_eq!(a.status, 422, "{body}: {}", a.body);
         assert_eq!(a.body["code"], code, "{body}: {}", a.body);
     }
-    assert_eq!(s.feed(&dave, "").await["unread"], 2);
+    // m3 and late, and the entry of m1 and m2 (muted since).
+    assert_eq!(s.feed(&dave, "").await["unread"], 3);
     let anonymous = s
         .http
         .get(format!("{}/v1/notifications", s.base))
@@ -501,11 +533,11 @@ async fn proposals_on_postgres() {
     .await;
 }
 
-/// A group of 1,000: posts that address nobody make no notification (that they are not
-/// even queued is `notify::tests`), one that mentions one member makes exactly one
-/// (docs/NOTIFICATIONS.md, "When and at what cost").
+/// A group of 1,000 at the level `all`: 20 posts that address nobody make one entry per
+/// other member with count 20 (coalesced), none for the author; a post that mentions one
+/// member gives it a mention and adds nothing to its count (docs/NOTIFICATIONS.md).
 #[tokio::test]
-async fn a_big_group_notifies_only_whom_a_post_addresses() {
+async fn a_big_group_coalesces_its_posts_per_member() {
     let s = Server::start_on(None).await;
     let owner = s.token_of(TENANT, "owner");
     let members: Vec<Value> = (0..999)
@@ -518,7 +550,6 @@ async fn a_big_group_notifies_only_whom_a_post_addresses() {
         Some(json!({"kind": "group", "id": "crowd", "title": "Crowd", "members": members})),
     )
     .await;
-    let created = || s.engine.metrics().notify.created.get();
     for i in 0..20 {
         s.post_message(
             &owner,
@@ -533,12 +564,34 @@ async fn a_big_group_notifies_only_whom_a_post_addresses() {
         json!({"id": "one", "body": "@member998", "mentions": ["member998"]}),
     )
     .await;
-    let page = s.feed_until(&s.token_of(TENANT, "member998"), "one").await;
+    // Each member's entry, once it counts `at_least` messages.
+    let entry = async |m: &str, at_least: i64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = s.feed(&s.token_of(TENANT, m), "").await;
+            if message_entry(&page, "crowd").is_some_and(|(_, n, _)| n >= at_least) {
+                break page;
+            }
+            assert!(std::time::Instant::now() < deadline, "{m}: {page}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let page = entry("member998", 20).await;
     assert_eq!(kinds(&page), [pair("mention", "one")]);
-    // The plain posts came first in the same queue: they made nothing.
-    assert_eq!(created(), 1);
     assert_eq!(
-        s.feed(&s.token_of(TENANT, "member0"), "").await["unread"],
-        0
+        message_entry(&page, "crowd"),
+        Some(("plain19".into(), 20, false)),
+        "the mention is not counted again"
     );
+    // The others count the mention too, in the one entry.
+    for m in ["member0", "member500", "member997"] {
+        let page = entry(m, 21).await;
+        assert_eq!(
+            message_entry(&page, "crowd"),
+            Some(("one".into(), 21, false)),
+            "{m}: {page}"
+        );
+        assert_eq!(page["unread"], 1, "{m}");
+    }
+    assert_eq!(s.feed(&owner, "").await["notifications"], json!([]));
 }

@@ -204,6 +204,15 @@ impl Projections for GatedStore {
             .active_members(tenant, conv, admins_only, limit)
             .await
     }
+    async fn fanout_members(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<Vec<(AccountId, u64)>> {
+        self.inner.fanout_members(tenant, conv, after, limit).await
+    }
     async fn author_of(
         &self,
         tenant: &TenantId,
@@ -229,6 +238,18 @@ impl Outboxes for GatedStore {
         rows: &[confab_server::store::notifications::NewNotification],
     ) -> Result<Vec<(i64, usize)>> {
         self.inner.insert_notifications(rows).await
+    }
+    async fn coalesce_notifications(
+        &self,
+        rows: &[confab_server::store::notifications::Coalesced],
+    ) -> Result<Vec<confab_server::store::notifications::CoalescedRow>> {
+        self.inner.coalesce_notifications(rows).await
+    }
+    async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>> {
+        self.inner.waiting_delivery(key).await
+    }
+    async fn merge_delivery(&self, id: i64, key: &str, old: &str, new: &str) -> Result<bool> {
+        self.inner.merge_delivery(id, key, old, new).await
     }
     async fn notification_page(
         &self,

@@ -2,6 +2,7 @@
 //! is posted kept, answered 200 and closed. The signature is `server/tests/webhooks.rs`'s
 //! business; here only who is pushed about what matters.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Receiver {
     pub url: String,
     got: Arc<Mutex<Vec<Value>>>,
+    /// Milliseconds to wait before answering each request (a slow receiver).
+    delay_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -30,11 +33,14 @@ impl Receiver {
         let url = format!("http://{}/push", listener.local_addr()?);
         let got = Arc::new(Mutex::new(Vec::new()));
         let kept = got.clone();
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let delay = delay_ms.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let kept = kept.clone();
+                let delay = Duration::from_millis(delay.load(Ordering::SeqCst));
                 tokio::spawn(async move {
-                    if let Ok(body) = take(stream).await {
+                    if let Ok(body) = take(stream, delay).await {
                         if let (Ok(v), Ok(mut kept)) =
                             (serde_json::from_slice::<Value>(&body), kept.lock())
                         {
@@ -44,7 +50,23 @@ impl Receiver {
                 });
             }
         });
-        Ok(Receiver { url, got, task })
+        Ok(Receiver {
+            url,
+            got,
+            delay_ms,
+            task,
+        })
+    }
+
+    /// Makes every later request wait `delay` before its answer.
+    pub fn slow_down(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Every body taken so far, in the order they arrived.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.got.lock().map(|got| got.clone()).unwrap_or_default()
     }
 
     /// The `(account, message)` of every notification pushed so far.
@@ -82,8 +104,8 @@ impl Receiver {
     }
 }
 
-/// Reads one request's body and answers 200.
-async fn take(mut stream: TcpStream) -> Result<Vec<u8>> {
+/// Reads one request's body and answers 200 after `delay`.
+async fn take(mut stream: TcpStream, delay: Duration) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let (head_end, length) = loop {
@@ -105,6 +127,7 @@ async fn take(mut stream: TcpStream) -> Result<Vec<u8>> {
         anyhow::ensure!(n > 0, "the body ended early");
         buf.extend_from_slice(&chunk[..n]);
     }
+    tokio::time::sleep(delay).await;
     stream
         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
         .await?;

@@ -743,6 +743,23 @@ async fn a_push_waits_for_a_client_on_any_node() {
             !pushed.contains(&("bob".to_owned(), "m-online".to_owned())),
             "bob was pushed about a mention while his client was on the other node: {pushed:?}"
         );
+        // The level `all`'s batched pushes ask the same directory: bob, connected to node 1
+        // when m-carol was fanned out on node 0 (and mentioned by the others), is in none;
+        // carol, never connected, is told of the messages that did not mention her.
+        let batched: Vec<serde_json::Value> = receiver
+            .bodies()
+            .into_iter()
+            .filter(|b| b["type"] == "messages")
+            .collect();
+        let lists = |who: &str| {
+            batched.iter().any(|b| {
+                b["recipients"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r["account"] == who))
+            })
+        };
+        ensure!(!lists("bob"), "bob in a batched push: {batched:?}");
+        ensure!(lists("carol"), "carol in no batched push: {batched:?}");
         Ok(())
     })
     .await;

@@ -12,7 +12,14 @@
 //!   baseline,flood`, `--rate N`, `--seconds S`, `--flood-frames N`, `--flood-changes N`,
 //!   `--garbage-frames N`, `--repeat K`; `target/release/flood --help`).
 //!
-//! Both run on SQLite and Postgres (127.0.0.1:5432) and append their JSON lines to
+//! - `cargo xtask bench notify [notify flags]`: the notification level `all`: a 1,000-member
+//!   group at 50 msg/s and a 10,000-subscriber channel at 1 msg/s for 20 s, nobody
+//!   connected; webhook delivery p50/p99 (commit to receipt at a local receiver) and server
+//!   CPU per 1,000 notifications (`--seconds S`, `--group-members N`, `--group-rate R`,
+//!   `--channel-subscribers N`, `--channel-rate R`, `--backends postgres`;
+//!   `target/release/notify --help`).
+//!
+//! All run on SQLite and Postgres (127.0.0.1:5432) and append their JSON lines to
 //! `target/bench-<name>.jsonl`.
 
 use std::path::{Path, PathBuf};

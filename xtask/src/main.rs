@@ -11,6 +11,9 @@
 //!   `bench server --scenario many`: 5,000 connections and 1,000+ conversations at once.
 //! - `bench catchup`: a client that missed 10,000 messages catches up (time, bytes on the wire).
 //! - `bench flood`: a member's ack latency while a non-member floods its conversation.
+//! - `bench notify`: the level `all`'s fan-out: a 1,000-member group at 50 msg/s and a
+//!   10,000-subscriber channel at 1 msg/s; webhook delivery p99 and server CPU per 1,000
+//!   notifications.
 //! - `bench cluster`: 1 and 3 server nodes on one Postgres (cross-node delivery, a hot
 //!   conversation, many conversations) and the Postgres probes of the scaling model.
 //! - `bench peers`: Confab beside y-websocket, Hocuspocus, automerge-repo and a raw relay.
@@ -47,6 +50,9 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("flood") => {
             bench_e2e::run("flood", &args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("notify") => {
+            bench_e2e::run("notify", &args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("browser") => {
             bench_browser::run(&args[2..])
         }
@@ -62,7 +68,7 @@ fn main() -> Result<()> {
         Some("hooks") => commits::install_hook(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|cluster|browser|peers]|wasm [test]|demo [e2e]|hooks>"
+                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|notify|cluster|browser|peers]|wasm [test]|demo [e2e]|hooks>"
             );
             bail!("unknown task {:?}", args.first())
         }

@@ -2,23 +2,30 @@
 //! message or join request, decided after the commit and off its path.
 //!
 //! [`start`] installs a [`Notifier`] as the engine's commit observer; a unit calls it once
-//! per committed change (`Engine::notify_committed`, in `engine/unit/pipeline.rs`): it copies out the few
-//! effects that can notify anyone (a new message, a join request, a deletion) and hands
-//! them to one worker task through a bounded queue, never waiting (a full queue drops the
-//! event and counts it in `confab_notifications_dropped`). The worker takes up to
-//! [`BATCH`] events at a time, decides their recipients and stores the batch in one write.
+//! per committed change (`Engine::notify_committed`, in `engine/unit/pipeline.rs`): it copies
+//! out the effects that can notify anyone (every new message, a join request, a deletion)
+//! and hands them to one worker task through a bounded queue, one event per message whatever
+//! the size of the group, never waiting. A full queue folds an ordinary group message into
+//! a per-conversation count ([`overflow`]) and drops the rest (counted in
+//! `confab_notifications_dropped`). The worker takes up to [`BATCH`] events at a time.
 //!
-//! Recipients are only the accounts a message addresses: mentioned ones, the author of the
-//! message replied to, the other member of a direct conversation, the counterparty of a
-//! proposal in a direct or support conversation, the owners and admins of a conversation
-//! someone asks to join. None of these grows with the group: a post in a channel of 10,000
-//! subscribers reads at most `MENTIONS_MAX` + 1 memberships, never the member list, and a
-//! post that mentions and replies to nobody in a group is not even queued.
+//! Two phases per batch. First the accounts a message addresses (mentioned ones, the
+//! author of the message replied to, the other member of a direct conversation, the
+//! counterparty of a proposal, the owners and admins of a conversation someone asks to
+//! join) get a row each, stored in one write. Then every message of a group or channel
+//! fans out to its other active members at the level `all` ([`fanout`]): the batch's
+//! messages of one conversation are taken together, its members read a page at a time
+//! with their settings' version, and each member's count of new messages is added to one
+//! coalesced row per conversation, one statement per page, with one webhook delivery per
+//! few hundred recipients.
 
+mod fanout;
+mod overflow;
+mod prefs;
 mod reachable;
 pub mod webhook;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use confab_core::doc::read::ConvPrefs;
@@ -36,8 +43,11 @@ use crate::metrics::Metrics;
 use crate::store::notifications::{NewNotification, NotificationKind};
 use crate::store::{NewChange, StoreError};
 
-/// Events waiting for the worker; beyond this a commit's events are dropped (counted).
-const QUEUE: usize = 16_384;
+pub use overflow::FOLDED_MAX;
+
+/// Events waiting for the worker by default (`--notify-queue`); beyond, a commit's events
+/// are folded or dropped (counted).
+pub const QUEUE: u64 = 16_384;
 /// Events the worker decides and stores together.
 pub const BATCH: usize = 256;
 /// At most this many owners and admins hear of one join request (the first by account id),
@@ -58,6 +68,8 @@ pub(crate) enum Event {
         message: Box<NewMessage>,
         at: i64,
     },
+    /// Ordinary messages that found the queue full, counted per conversation and author.
+    Folded(overflow::Folded),
     JoinRequested {
         tenant: TenantId,
         conv: ConvId,
@@ -76,6 +88,7 @@ pub(crate) enum Event {
 #[derive(Debug)]
 pub struct Notifier {
     tx: mpsc::Sender<Event>,
+    overflow: Arc<overflow::Overflow>,
     metrics: Arc<Metrics>,
 }
 
@@ -88,14 +101,18 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
-/// Whether a new message may notify anyone: it mentions or replies, or it is in a
-/// conversation whose id is a direct conversation's (`d-`) or a support thread's (`s-`;
-/// the kind is checked from the projection before anyone is told).
-fn may_address(conv: &ConvId, message: &NewMessage) -> bool {
-    message.mentions.is_some()
-        || message.reply_to.is_some()
-        || conv.as_str().starts_with("d-")
-        || conv.as_str().starts_with("s-")
+/// Whether a conversation's id is a direct conversation's (`d-`) or a support thread's
+/// (`s-`; the kind is checked from the projection before anyone is told). Their messages
+/// notify their other members one by one, never coalesced.
+fn small_id(conv: &ConvId) -> bool {
+    conv.as_str().starts_with("d-") || conv.as_str().starts_with("s-")
+}
+
+/// Whether a message may address someone beyond the level `all`: it mentions or replies,
+/// or it is in a direct conversation or support thread. Only messages that do not may be
+/// folded into a count when the queue is full.
+fn addresses(conv: &ConvId, message: &NewMessage) -> bool {
+    message.mentions.is_some() || message.reply_to.is_some() || small_id(conv)
 }
 
 /// A member entry that became a join request (not one already pending being edited).
@@ -107,26 +124,41 @@ fn asks(
         && before.is_none_or(|b| b.status != MemberStatus::Requested)
 }
 
-/// Starts the notification worker for `engine` and installs its notifier, with the push
-/// webhook's sender when `webhook` is given. Tasks hold the engine weakly: they end when
-/// the engine is dropped.
+/// Starts the notification worker for `engine` with the default queue and installs its
+/// notifier, with the push webhook's sender when `webhook` is given.
 pub fn start(engine: &Engine, webhook: Option<webhook::WebhookConfig>) -> Result<(), StartError> {
-    let (tx, rx) = mpsc::channel(QUEUE);
+    start_with(
+        engine,
+        webhook,
+        usize::try_from(QUEUE).unwrap_or(usize::MAX),
+    )
+}
+
+/// [`start`] with a queue of `queue` events (at least 1). Tasks hold the engine weakly:
+/// they end when the engine is dropped.
+pub fn start_with(
+    engine: &Engine,
+    webhook: Option<webhook::WebhookConfig>,
+    queue: usize,
+) -> Result<(), StartError> {
+    let (tx, rx) = mpsc::channel(queue.max(1));
+    let overflow = Arc::new(overflow::Overflow::default());
     let notifier = Notifier {
         tx,
+        overflow: overflow.clone(),
         metrics: engine.metrics().clone(),
     };
     if !engine.observe_commits(Arc::new(notifier)) {
         return Err(StartError::Observed);
     }
     let hook = webhook.map(|w| webhook::spawn(engine, w)).transpose()?;
-    spawn(rx, engine.downgrade(), hook);
+    spawn(rx, overflow, engine.downgrade(), hook);
     Ok(())
 }
 
 impl CommitObserver for Notifier {
-    /// A change was committed: queues what of it may notify someone. O(its effects),
-    /// never waits.
+    /// A change was committed: queues what of it may notify someone. O(its effects) and
+    /// O(1) in the size of the group, never waits.
     fn committed(&self, change: &NewChange, effects: &[Effect]) {
         let tenant = change.doc.tenant();
         let conv = match change.doc.target() {
@@ -135,8 +167,7 @@ impl CommitObserver for Notifier {
         };
         for effect in effects {
             let event = match effect {
-                // A message that addresses nobody is not queued: group chatter costs nothing.
-                Effect::PostMessage(message) if may_address(conv, message) => Event::Posted {
+                Effect::PostMessage(message) => Event::Posted {
                     tenant: tenant.clone(),
                     conv: conv.clone(),
                     message: message.clone(),
@@ -167,61 +198,139 @@ impl CommitObserver for Notifier {
                 },
                 _ => continue,
             };
-            if self.tx.try_send(event).is_err() {
-                self.metrics.notify.dropped.inc();
-            }
+            let Err(full) = self.tx.try_send(event) else {
+                continue;
+            };
+            // The queue is full (or the worker gone): fold what can be counted.
+            let folded = match full.into_inner() {
+                Event::Posted {
+                    tenant,
+                    conv,
+                    message,
+                    at,
+                } if !addresses(&conv, &message) => {
+                    self.overflow
+                        .fold(&tenant, &conv, &message.author, &message.id, at)
+                }
+                _ => false,
+            };
+            match folded {
+                true => self.metrics.notify.folded.inc(),
+                false => self.metrics.notify.dropped.inc(),
+            };
         }
     }
 }
 
-fn spawn(mut rx: mpsc::Receiver<Event>, engine: WeakEngine, hook: Option<Arc<webhook::Hook>>) {
+fn spawn(
+    mut rx: mpsc::Receiver<Event>,
+    overflow: Arc<overflow::Overflow>,
+    engine: WeakEngine,
+    hook: Option<Arc<webhook::Hook>>,
+) {
     tokio::spawn(async move {
+        let mut prefs = prefs::Prefs::default();
         let mut events = Vec::with_capacity(BATCH);
-        while rx.recv_many(&mut events, BATCH).await > 0 {
+        loop {
+            tokio::select! {
+                n = rx.recv_many(&mut events, BATCH) => if n == 0 { break },
+                () = overflow.wake.notified() => {}
+            }
+            events.extend(overflow.take().into_iter().map(Event::Folded));
+            if events.is_empty() {
+                continue;
+            }
             let Some(engine) = engine.upgrade() else {
                 break;
             };
-            run_batch(&engine, hook.as_deref(), std::mem::take(&mut events)).await;
+            run_batch(
+                &engine,
+                hook.as_deref(),
+                &mut prefs,
+                std::mem::take(&mut events),
+            )
+            .await;
         }
     });
 }
 
+/// Waits out unavailable storage: `true` to try again (after a pause that grows from
+/// [`OUTAGE_PAUSE_MIN`] to [`OUTAGE_PAUSE_MAX`]), `false` once [`OUTAGE_MAX`] has passed
+/// since `started`.
+async fn wait_out(
+    engine: &Engine,
+    started: std::time::Instant,
+    pause: &mut Duration,
+    e: &StoreError,
+) -> bool {
+    if started.elapsed() >= OUTAGE_MAX {
+        return false;
+    }
+    engine.metrics().notify.deferred.inc();
+    tracing::debug!(error = %e, "notifications wait for the storage");
+    tokio::time::sleep(*pause).await;
+    *pause = (*pause * 2).min(OUTAGE_PAUSE_MAX);
+    true
+}
+
 /// Decides and stores one batch of events. While the storage is unavailable (down, full,
-/// a lost connection) the batch is kept and tried again from the start, with backoff, for
-/// up to [`OUTAGE_MAX`]: a notification of a message committed just before an outage is
-/// delivered once the database is back (recipients are decided then, and storing is
-/// idempotent: one row per account and source). Meanwhile later events wait in the queue
-/// (beyond it they are dropped and counted). Any other error loses only its own event
+/// a lost connection) the work is kept and tried again, with backoff, for up to
+/// [`OUTAGE_MAX`]: the addressed rows from the start (storing them is idempotent: one row
+/// per account and source), the fan-out from the first page not yet stored (adding to a
+/// count is not idempotent). Meanwhile later events wait in the queue (beyond it they are
+/// folded or dropped and counted). Any other error loses only its own event or page
 /// (`confab_notifications_failed_total`).
-async fn run_batch(engine: &Engine, hook: Option<&webhook::Hook>, events: Vec<Event>) {
+async fn run_batch(
+    engine: &Engine,
+    hook: Option<&webhook::Hook>,
+    prefs: &mut prefs::Prefs,
+    events: Vec<Event>,
+) {
     let started = std::time::Instant::now();
     let mut pause = OUTAGE_PAUSE_MIN;
-    loop {
-        match try_batch(engine, hook, &events).await {
-            Ok(()) => return,
-            Err(e) if started.elapsed() < OUTAGE_MAX => {
-                engine.metrics().notify.deferred.inc();
-                tracing::debug!(error = %e, events = events.len(), "notifications wait for the storage");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(OUTAGE_PAUSE_MAX);
-            }
+    let groups = loop {
+        match try_addressed(engine, hook, &events).await {
+            Ok(groups) => break groups,
+            Err(e) if wait_out(engine, started, &mut pause, &e).await => {}
             Err(e) => {
                 engine.metrics().notify.failed.inc_by(events.len() as u64);
                 tracing::warn!(error = %e, events = events.len(), "notifications given up after an outage");
                 return;
             }
         }
+    };
+    for mut group in groups {
+        loop {
+            match fanout::run(engine, hook, prefs, &mut group).await {
+                Ok(()) => break,
+                Err(e) if e.is_unavailable() => {
+                    if !wait_out(engine, started, &mut pause, &e).await {
+                        engine.metrics().notify.failed.inc();
+                        tracing::warn!(error = %e, conv = %group.conv, "fan-out given up after an outage");
+                        break;
+                    }
+                }
+                Err(e) => {
+                    engine.metrics().notify.failed.inc();
+                    tracing::warn!(error = %e, conv = %group.conv, "fan-out not computed");
+                    break;
+                }
+            }
+        }
     }
 }
 
-/// One attempt at a batch: `Err` only if the storage was unavailable (the whole batch is
-/// to be tried again); an event that fails for another reason is counted and skipped.
-async fn try_batch(
+/// The first phase of a batch: the addressed rows, stored in one write, and the messages
+/// to fan out, grouped by conversation in commit order. `Err` only if the storage was
+/// unavailable (the phase is to be tried again); an event that fails for another reason is
+/// counted and skipped.
+async fn try_addressed(
     engine: &Engine,
     hook: Option<&webhook::Hook>,
     events: &[Event],
-) -> Result<(), StoreError> {
+) -> Result<Vec<fanout::Group>, StoreError> {
     let mut rows = Vec::new();
+    let mut groups = fanout::Groups::default();
     for event in events {
         let result = match event {
             Event::Posted {
@@ -229,7 +338,17 @@ async fn try_batch(
                 conv,
                 message,
                 at,
-            } => posted(engine, tenant, conv, message, *at, &mut rows).await,
+            } => posted(engine, tenant, conv, message, *at, &mut rows)
+                .await
+                .map(|addressed| {
+                    if let Some(addressed) = addressed {
+                        groups.post(tenant, conv, fanout::Post::one(message, *at, addressed));
+                    }
+                }),
+            Event::Folded(f) => {
+                groups.post(&f.tenant, &f.conv, fanout::Post::folded(f));
+                Ok(())
+            }
             Event::JoinRequested {
                 tenant,
                 conv,
@@ -257,7 +376,7 @@ async fn try_batch(
         }
     }
     if rows.is_empty() {
-        return Ok(());
+        return Ok(groups.into_vec());
     }
     match engine.store().insert_notifications(&rows).await {
         Ok(new) => {
@@ -265,19 +384,21 @@ async fn try_batch(
             if let Some(hook) = hook {
                 webhook::enqueue(engine, hook, &rows, &new).await;
             }
-            Ok(())
+            Ok(groups.into_vec())
         }
         Err(e) if e.is_unavailable() => Err(e),
         Err(e) => {
             engine.metrics().notify.failed.inc_by(rows.len() as u64);
             tracing::warn!(error = %e, rows = rows.len(), "notifications not stored");
-            Ok(())
+            Ok(groups.into_vec())
         }
     }
 }
 
 /// Who a new message addresses, each once, in order of precedence: mentioned, replied
-/// to, proposed to, written to directly. Never the author.
+/// to, proposed to, written to directly. Never the author. Answers the accounts it
+/// addressed (whatever their settings: they are not counted again by the fan-out), or
+/// `None` in a direct conversation or support thread, which does not fan out.
 async fn posted(
     engine: &Engine,
     tenant: &TenantId,
@@ -285,7 +406,7 @@ async fn posted(
     message: &NewMessage,
     at: i64,
     rows: &mut Vec<NewNotification>,
-) -> Result<(), StoreError> {
+) -> Result<Option<BTreeSet<AccountId>>, StoreError> {
     let store = engine.store();
     let mut to: BTreeMap<AccountId, NotificationKind> = BTreeMap::new();
     let mut add = |account: AccountId, kind: NotificationKind| {
@@ -304,10 +425,9 @@ async fn posted(
             add(author, NotificationKind::Reply);
         }
     }
-    // Only direct conversations and support threads notify their other members; their
-    // ids say which they may be, the projection says which they are.
-    let prefixed = conv.as_str().starts_with("d-") || conv.as_str().starts_with("s-");
-    let kind = match prefixed {
+    // Only direct conversations and support threads notify their other members one by
+    // one; their ids say which they may be, the projection says which they are.
+    let kind = match small_id(conv) {
         true => store
             .conversation(tenant, conv)
             .await?
@@ -333,6 +453,7 @@ async fn posted(
         true => message.caption.as_deref().unwrap_or_default(),
         false => &message.body,
     });
+    let addressed: BTreeSet<AccountId> = to.keys().cloned().collect();
     for (account, kind) in to {
         if !reads(engine, tenant, conv, &account).await?
             || !wants(engine, tenant, conv, &account, kind, at).await
@@ -351,7 +472,7 @@ async fn posted(
             created_at: at,
         });
     }
-    Ok(())
+    Ok((!small).then_some(addressed))
 }
 
 async fn join_requested(
@@ -422,9 +543,10 @@ async fn wants(
 }
 
 /// The rule (docs/NOTIFICATIONS.md, "Settings"): `none` wants nothing; `mentions` wants
-/// mentions and replies only; `all` (the default) wants everything, except that while the
-/// conversation is muted only mentions and replies get through. Muted means `muted_until`
-/// is in the future, or `muted` is set without a `muted_until`.
+/// mentions and replies only; `all` (the default) wants everything, among it every new
+/// message of a group or channel (`Message`), except that while the conversation is muted
+/// only mentions and replies get through. Muted means `muted_until` is in the future (by
+/// server time, `now`), or `muted` is set without a `muted_until`.
 pub fn wanted(prefs: Option<&ConvPrefs>, kind: NotificationKind, now: i64) -> bool {
     let addressed = matches!(kind, NotificationKind::Mention | NotificationKind::Reply);
     let level = prefs
@@ -455,21 +577,21 @@ mod tests {
     }
 
     #[test]
-    fn only_messages_that_may_address_someone_are_queued() {
+    fn only_plain_group_messages_may_be_folded() {
         let id = |s: &str| MessageId::new(s).expect("message id");
         let author = AccountId::new("alice").expect("account");
         let plain = NewMessage::text(id("m1"), author, "hello", 1);
         let group = ConvId::new("team").expect("conv");
-        assert!(!may_address(&group, &plain));
+        assert!(!addresses(&group, &plain));
         let mut mention = plain.clone();
         mention.mentions = Some(r#"["bob"]"#.into());
-        assert!(may_address(&group, &mention));
+        assert!(addresses(&group, &mention));
         let mut reply = plain.clone();
         reply.reply_to = Some(id("m0"));
-        assert!(may_address(&group, &reply));
+        assert!(addresses(&group, &reply));
         for conv in ["d-0123", "s-0123"] {
             assert!(
-                may_address(&ConvId::new(conv).expect("conv"), &plain),
+                addresses(&ConvId::new(conv).expect("conv"), &plain),
                 "{conv}"
             );
         }
@@ -495,5 +617,25 @@ mod tests {
         assert!(!wanted(Some(&until_later), JoinRequest, now));
         let expired = prefs(None, true, Some(now));
         assert!(wanted(Some(&expired), Direct, now));
+        // The level `all`: every message, unless muted (until a future instant) or lower.
+        assert!(wanted(None, Message, now));
+        assert!(wanted(
+            Some(&prefs(Some(NotificationLevel::All), false, None)),
+            Message,
+            now
+        ));
+        assert!(!wanted(Some(&until_later), Message, now));
+        assert!(wanted(
+            Some(&prefs(None, false, Some(now - 1))),
+            Message,
+            now
+        ));
+        assert!(
+            wanted(Some(&expired), Message, now),
+            "muted_until now is over"
+        );
+        assert!(!wanted(Some(&muted), Message, now));
+        assert!(!wanted(Some(&mentions), Message, now));
+        assert!(!wanted(Some(&none), Message, now));
     }
 }

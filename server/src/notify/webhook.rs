@@ -15,15 +15,15 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_core::ids::TenantId;
+use confab_core::ids::{ConvId, TenantId};
 use confab_core::model::time::format_rfc3339;
 use hmac::{Hmac, Mac};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::Notify;
 
 use crate::engine::{now_ms, Engine, WeakEngine};
-use crate::store::notifications::NewNotification;
+use crate::store::notifications::{Coalesced, CoalescedRow, NewNotification};
 use crate::store::webhooks::{Delivery, NewDelivery};
 
 /// The header carrying the timestamp and signature.
@@ -32,6 +32,10 @@ pub const SIGNATURE_HEADER: &str = "x-confab-signature";
 pub const DELIVERY_HEADER: &str = "x-confab-delivery";
 /// Deliveries claimed and sent together.
 const CLAIM: usize = 32;
+/// Recipients of one delivery of new messages, as queued.
+pub const RECIPIENTS_MAX: usize = 500;
+/// Recipients a waiting delivery may grow to by merging; beyond, a new one is queued.
+pub const MERGED_MAX: usize = 1_000;
 
 /// The operator's receiver and how hard to try (`--webhook-*` options).
 #[derive(Clone)]
@@ -127,6 +131,64 @@ struct PayloadNotification<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     preview: Option<&'a str>,
     body_omitted: bool,
+}
+
+/// The body posted for new messages of a group or channel (the level `all`): one call for
+/// many recipients, each with its coalesced notification and how many messages it stands
+/// for now. No text, ever: ids, counts, the conversation and the newest author.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct MessagesPayload {
+    #[serde(rename = "type")]
+    kind: String,
+    tenant: String,
+    conversation: String,
+    /// The newest message the delivery tells of, and its author and commit time.
+    message: String,
+    from: String,
+    created_at: String,
+    /// The commit time of the oldest message it tells of (merged deliveries keep the
+    /// oldest).
+    since: String,
+    recipients: Vec<Recipient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Recipient {
+    account: String,
+    /// The id of the account's coalesced feed entry.
+    notification: i64,
+    /// How many new messages that entry stands for now.
+    count: i64,
+}
+
+impl MessagesPayload {
+    /// Takes in a newer delivery of the same part: its recipients replace or join ours
+    /// (a newer count is the whole count, not an increment), its newest message is ours.
+    fn absorb(&mut self, newer: MessagesPayload) {
+        let mut by_account: std::collections::BTreeMap<String, Recipient> = self
+            .recipients
+            .drain(..)
+            .map(|r| (r.account.clone(), r))
+            .collect();
+        for r in newer.recipients {
+            by_account.insert(r.account.clone(), r);
+        }
+        self.recipients = by_account.into_values().collect();
+        self.message = newer.message;
+        self.from = newer.from;
+        self.created_at = newer.created_at;
+        self.since = self.since.clone().min(newer.since);
+    }
+}
+
+/// Which fan-out page of which conversation a coalesced delivery is for.
+#[derive(Debug)]
+pub(super) struct Part<'a> {
+    pub tenant: &'a TenantId,
+    pub conv: &'a ConvId,
+    pub page: usize,
+    /// The commit time of the oldest message of the batch.
+    pub since: i64,
 }
 
 /// `confab-server serve` options of the push webhook (docs/OPERATIONS.md, "Push webhooks").
@@ -228,6 +290,7 @@ pub(super) async fn enqueue(
                 account: n.account.to_string(),
                 payload,
                 at,
+                coalesce: None,
             })
         })
         .collect();
@@ -245,6 +308,115 @@ pub(super) async fn enqueue(
             tracing::warn!(error = %e, "webhook deliveries not queued");
         }
     }
+}
+
+/// Queues deliveries of stored coalesced rows (`stored` names them in `rows`) whose
+/// accounts have no connected client: sorted by account, [`RECIPIENTS_MAX`] per delivery,
+/// each merged into the delivery still waiting for the same part of the conversation
+/// (`<tenant>/<conversation>#<page>.<part>`) when there is one, so a receiver that falls
+/// behind gets fewer, fuller calls instead of a growing queue.
+pub(super) async fn enqueue_coalesced(
+    engine: &Engine,
+    hook: &Hook,
+    part: &Part<'_>,
+    rows: &[Coalesced],
+    stored: &[CoalescedRow],
+) {
+    let mut unreached: Vec<(&Coalesced, &CoalescedRow)> = stored
+        .iter()
+        .filter_map(|s| rows.get(s.index).map(|r| (r, s)))
+        .filter(|(r, _)| !engine.has_client(&r.tenant, &r.account))
+        .collect();
+    let accounts: Vec<_> = unreached
+        .iter()
+        .map(|(r, _)| (r.tenant.clone(), r.account.clone()))
+        .collect();
+    let elsewhere: HashSet<_> = super::reachable::elsewhere(engine, &accounts)
+        .await
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    unreached.retain(|(r, _)| !elsewhere.contains(&r.account));
+    unreached.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+    let Some(newest) = unreached
+        .iter()
+        .map(|(r, _)| *r)
+        .max_by_key(|r| r.created_at)
+    else {
+        return;
+    };
+    let at = now_ms();
+    let mut queued = false;
+    for (i, chunk) in unreached.chunks(RECIPIENTS_MAX).enumerate() {
+        let payload = MessagesPayload {
+            kind: "messages".into(),
+            tenant: part.tenant.to_string(),
+            conversation: part.conv.to_string(),
+            message: newest.message.to_string(),
+            from: newest.actor.to_string(),
+            created_at: format_rfc3339(newest.created_at),
+            since: format_rfc3339(part.since),
+            recipients: chunk
+                .iter()
+                .map(|(r, s)| Recipient {
+                    account: r.account.to_string(),
+                    notification: s.id,
+                    count: s.count,
+                })
+                .collect(),
+        };
+        let key = format!("{}/{}#{}.{i}", part.tenant, part.conv, part.page);
+        match merge_or_queue(engine, &key, payload, at).await {
+            Ok(merged) => {
+                queued |= !merged;
+                if merged {
+                    engine.metrics().notify.webhook_merged.inc();
+                }
+            }
+            Err(e) => {
+                engine.metrics().notify.failed.inc_by(chunk.len() as u64);
+                tracing::warn!(error = %e, "webhook delivery of new messages not queued");
+            }
+        }
+    }
+    if queued {
+        hook.wake.notify_one();
+    }
+}
+
+/// Merges `payload` into the delivery waiting under `key` (true), or queues it (false).
+async fn merge_or_queue(
+    engine: &Engine,
+    key: &str,
+    payload: MessagesPayload,
+    at: i64,
+) -> Result<bool, crate::store::StoreError> {
+    let store = engine.store();
+    if let Some((id, old)) = store.waiting_delivery(key).await? {
+        if let Ok(mut merged) = serde_json::from_str::<MessagesPayload>(&old) {
+            merged.absorb(payload.clone());
+            if merged.recipients.len() <= MERGED_MAX {
+                let new = serde_json::to_string(&merged)
+                    .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+                if store.merge_delivery(id, key, &old, &new).await? {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    let body = serde_json::to_string(&payload)
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    store
+        .enqueue_deliveries(&[NewDelivery {
+            tenant: payload.tenant,
+            // Many recipients: the body names them.
+            account: String::new(),
+            payload: body,
+            at,
+            coalesce: Some(key.to_owned()),
+        }])
+        .await?;
+    Ok(false)
 }
 
 /// Starts the sender; answers the hook the notifier queues into.
@@ -389,6 +561,47 @@ mod tests {
         assert!(
             !format!("{c:?}").contains("\"s\""),
             "the secret is not logged"
+        );
+    }
+
+    #[test]
+    fn a_newer_delivery_replaces_counts_and_keeps_the_oldest_time() {
+        let r = |a: &str, id: i64, count: i64| Recipient {
+            account: a.into(),
+            notification: id,
+            count,
+        };
+        let body = |message: &str, at: &str, recipients| MessagesPayload {
+            kind: "messages".into(),
+            tenant: "acme".into(),
+            conversation: "team".into(),
+            message: message.into(),
+            from: "alice".into(),
+            created_at: at.into(),
+            since: at.into(),
+            recipients,
+        };
+        let mut waiting = body(
+            "m1",
+            "2026-01-01T00:00:01.000Z",
+            vec![r("bob", 1, 1), r("carol", 2, 1)],
+        );
+        waiting.absorb(body(
+            "m2",
+            "2026-01-01T00:00:02.000Z",
+            vec![r("bob", 5, 2), r("dave", 6, 1)],
+        ));
+        assert_eq!(
+            waiting.recipients,
+            vec![r("bob", 5, 2), r("carol", 2, 1), r("dave", 6, 1)]
+        );
+        assert_eq!(
+            (
+                waiting.message.as_str(),
+                waiting.created_at.as_str(),
+                waiting.since.as_str()
+            ),
+            ("m2", "2026-01-01T00:00:02.000Z", "2026-01-01T00:00:01.000Z")
         );
     }
 

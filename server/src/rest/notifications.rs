@@ -84,7 +84,7 @@ impl FeedParams {
 #[derive(Debug, Clone, Serialize)]
 pub struct NotificationEntry {
     pub id: i64,
-    /// `mention | reply | direct | proposal | join_request`.
+    /// `mention | reply | direct | proposal | join_request | message`.
     pub kind: &'static str,
     pub conversation: String,
     /// The message it is about (null for a join request).
@@ -95,6 +95,9 @@ pub struct NotificationEntry {
     pub preview: String,
     pub created_at: String,
     pub read: bool,
+    /// How many messages it stands for: the new messages of a `message` entry (coalesced,
+    /// one per conversation: its `message` is the newest), 1 for the other kinds.
+    pub count: i64,
 }
 
 impl NotificationEntry {
@@ -108,6 +111,7 @@ impl NotificationEntry {
             preview: n.preview.clone(),
             created_at: format_rfc3339(n.created_at),
             read: n.read_at.is_some(),
+            count: n.count,
         }
     }
 }

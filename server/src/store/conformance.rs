@@ -34,7 +34,9 @@ use super::{
     ConvRow, Fence, MessageRow, NewChange, Projection, RejectionRecord, Store, StoreError,
 };
 
+mod notify_all;
 mod stats;
+pub use notify_all::coalesced_feed_and_merged_deliveries;
 pub use stats::stats_and_view_counts;
 
 /// Opens another store instance on the same database (another server process).
@@ -102,6 +104,7 @@ macro_rules! store_conformance {
             invite_links,
             stats_and_view_counts,
             mls_directory,
+            coalesced_feed_and_merged_deliveries,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

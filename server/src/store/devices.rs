@@ -1,6 +1,6 @@
 //! The MLS directory: registered devices with the signature key each is bound to, their key
-//! packages, and the references of the packages claimed (migrations: Postgres 0026, SQLite
-//! 0019; docs/E2EE.md, "Devices and key packages").
+//! packages, and the references of the packages claimed (migrations: Postgres 0024, SQLite
+//! 0017; docs/E2EE.md, "Devices and key packages").
 //!
 //! The statements are written once here; `queries!` makes each backend's copy with its
 //! dialect's words: the row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED` on Postgres,

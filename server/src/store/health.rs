@@ -27,7 +27,7 @@ use confab_core::protocol::Membership;
 use super::buckets::BucketPage;
 use super::clients::Key;
 use super::discovery::{DiscoverItem, DiscoverQuery};
-use super::notifications::{NewNotification, Notification};
+use super::notifications::{Coalesced, CoalescedRow, NewNotification, Notification};
 use super::retention::{ConvKey, DropRequest, Dropped};
 use super::schedule::Claim;
 use super::stats::ConvStats;
@@ -433,6 +433,16 @@ impl Projections for Guarded {
         self.run(self.inner.active_members(tenant, conv, admins_only, limit))
             .await
     }
+    async fn fanout_members(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<Vec<(AccountId, u64)>> {
+        self.run(self.inner.fanout_members(tenant, conv, after, limit))
+            .await
+    }
     async fn author_of(
         &self,
         tenant: &TenantId,
@@ -485,6 +495,9 @@ impl Outboxes for Guarded {
     async fn insert_notifications(&self, rows: &[NewNotification]) -> Result<Vec<(i64, usize)>> {
         self.run(self.inner.insert_notifications(rows)).await
     }
+    async fn coalesce_notifications(&self, rows: &[Coalesced]) -> Result<Vec<CoalescedRow>> {
+        self.run(self.inner.coalesce_notifications(rows)).await
+    }
     async fn notification_page(
         &self,
         tenant: &TenantId,
@@ -527,6 +540,12 @@ impl Outboxes for Guarded {
     }
     async fn enqueue_deliveries(&self, rows: &[NewDelivery]) -> Result<()> {
         self.run(self.inner.enqueue_deliveries(rows)).await
+    }
+    async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>> {
+        self.run(self.inner.waiting_delivery(key)).await
+    }
+    async fn merge_delivery(&self, id: i64, key: &str, old: &str, new: &str) -> Result<bool> {
+        self.run(self.inner.merge_delivery(id, key, old, new)).await
     }
     async fn claim_deliveries(
         &self,

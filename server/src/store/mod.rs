@@ -344,6 +344,16 @@ pub trait Projections: Send + Sync {
         admins_only: bool,
         limit: usize,
     ) -> Result<Vec<AccountId>>;
+    /// Up to `limit` active members of a conversation after `after` in bytewise order, each
+    /// with the last seq of its private document (0 when it has none): the notifier's
+    /// fan-out of a message at the level `all`, a page per statement.
+    async fn fanout_members(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<Vec<(AccountId, u64)>>;
     /// The author of a message, from the projection.
     async fn author_of(
         &self,
@@ -405,6 +415,13 @@ pub trait Outboxes: Send + Sync {
         &self,
         rows: &[notifications::NewNotification],
     ) -> Result<Vec<(i64, usize)>>;
+    /// Adds these counts of new messages to their accounts' coalesced rows (one per
+    /// account and conversation, created when missing; the inputs name each at most once),
+    /// answering each row's new id and count (`notifications::Coalesced`).
+    async fn coalesce_notifications(
+        &self,
+        rows: &[notifications::Coalesced],
+    ) -> Result<Vec<notifications::CoalescedRow>>;
     /// A page of an account's feed, newest first, ids below `before`; only unread ones with
     /// `unread_only`.
     async fn notification_page(
@@ -436,6 +453,12 @@ pub trait Outboxes: Send + Sync {
 
     /// Queues webhook deliveries.
     async fn enqueue_deliveries(&self, rows: &[webhooks::NewDelivery]) -> Result<()>;
+    /// The newest delivery still open to merging under `key` (queued, not yet claimed):
+    /// its id and payload.
+    async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>>;
+    /// Replaces the payload of delivery `id` if it is still open under `key` and still
+    /// holds `old` (no claim and no other merge came in between); false otherwise.
+    async fn merge_delivery(&self, id: i64, key: &str, old: &str, new: &str) -> Result<bool>;
     /// Up to `limit` due deliveries (`next_at <= now`, not dead), oldest due first; each
     /// one's `next_at` moves to `lease_until`, so no other claim takes it meanwhile and a
     /// node that dies sending it leaves it due again.

@@ -1,4 +1,5 @@
-//! The notification feed's rows (migrations: Postgres 0016, SQLite 0010), written by the
+//! The notification feed's rows (migrations: Postgres 0016 and 0023, SQLite 0010 and
+//! 0016), written by the
 //! notifier (`crate::notify`, docs/NOTIFICATIONS.md) and read by REST. The statements are
 //! written once here but for the insert (`sqlite/outboxes.rs`, `postgres/outboxes.rs`); the
 //! lookups the notifier makes to decide who gets one are projection reads (`Projections`).
@@ -25,6 +26,9 @@ pub enum NotificationKind {
     Proposal,
     /// Someone asks to join a conversation the account administers.
     JoinRequest,
+    /// New messages of a group or channel at the level `all`, coalesced: one row per
+    /// account and conversation, with how many ([`Coalesced`]).
+    Message,
 }
 
 impl NotificationKind {
@@ -35,6 +39,7 @@ impl NotificationKind {
             NotificationKind::Direct => "direct",
             NotificationKind::Proposal => "proposal",
             NotificationKind::JoinRequest => "join_request",
+            NotificationKind::Message => "message",
         }
     }
 
@@ -45,6 +50,7 @@ impl NotificationKind {
             "direct" => NotificationKind::Direct,
             "proposal" => NotificationKind::Proposal,
             "join_request" => NotificationKind::JoinRequest,
+            "message" => NotificationKind::Message,
             _ => return None,
         })
     }
@@ -68,6 +74,34 @@ pub struct NewNotification {
     pub created_at: i64,
 }
 
+/// The `source` of the one coalesced row per account and conversation.
+pub const COALESCED_SOURCE: &str = "messages";
+
+/// `count` new messages of a conversation for one account, to add to its coalesced row:
+/// while that row is unread its count grows by `count`, once read it starts again at
+/// `count`; either way the row takes a new id (it moves to the top of the feed) and names
+/// the newest message and its author. It carries no text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coalesced {
+    pub tenant: TenantId,
+    pub account: AccountId,
+    pub conv: ConvId,
+    /// The newest of the messages.
+    pub message: MessageId,
+    pub actor: AccountId,
+    pub count: i64,
+    pub created_at: i64,
+}
+
+/// A stored coalesced row: its new id and the count it holds now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoalescedRow {
+    pub id: i64,
+    /// Index of the input it stores.
+    pub index: usize,
+    pub count: i64,
+}
+
 /// A stored notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
@@ -79,6 +113,8 @@ pub struct Notification {
     pub preview: String,
     pub created_at: i64,
     pub read_at: Option<i64>,
+    /// How many messages it stands for (1 but for a coalesced `message` row).
+    pub count: i64,
 }
 
 pub(super) fn notification<R: Cols>(row: &R) -> Result<Notification> {
@@ -93,6 +129,7 @@ pub(super) fn notification<R: Cols>(row: &R) -> Result<Notification> {
         preview: row.text("preview")?,
         created_at: row.int("created_at")?,
         read_at: row.opt_int("read_at")?,
+        count: row.int("count")?,
     })
 }
 
@@ -115,7 +152,7 @@ macro_rules! queries {
         ) -> Result<Vec<Notification>> {
             let rows = sqlx::query(
                 "SELECT n.id, n.kind, n.conv, n.message, n.actor, n.preview, n.created_at, \
-                 n.read_at FROM notifications n JOIN memberships m ON m.tenant = n.tenant \
+                 n.read_at, n.count FROM notifications n JOIN memberships m ON m.tenant = n.tenant \
                  AND m.conv = n.conv AND m.account = n.account AND m.status = 'active' \
                  WHERE n.tenant = $1 AND n.account = $2 AND n.id < $3 \
                  AND (NOT $4 OR n.read_at IS NULL) ORDER BY n.id DESC LIMIT $5",

@@ -166,6 +166,43 @@ macro_rules! queries {
                 .collect()
         }
 
+        /// A page of the active members of a conversation after `after` in bytewise
+        /// order, each with the last seq of its private document (0: none stored), the
+        /// notifier's fan-out: one statement per page, whatever the settings.
+        pub(in crate::store) async fn fanout_members(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            conv: &ConvId,
+            after: Option<&AccountId>,
+            limit: usize,
+        ) -> Result<Vec<(AccountId, u64)>> {
+            let rows = sqlx::query(concat!(
+                "SELECT m.account, COALESCE(d.last_seq, 0) AS seq FROM memberships m ",
+                "LEFT JOIN docs d ON d.doc_id = m.tenant || '/private/' || m.account ",
+                "WHERE m.tenant = $1 AND m.conv = $2 AND m.status = 'active' ",
+                "AND m.account",
+                $collate,
+                " > $3 ORDER BY m.account",
+                $collate,
+                " LIMIT $4"
+            ))
+            .bind(tenant.as_str())
+            .bind(conv.as_str())
+            .bind(after.map(AccountId::as_str).unwrap_or(""))
+            .bind(limit_of(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let seq: i64 = r.try_get("seq")?;
+                    Ok((
+                        columns::account(r.try_get("account")?)?,
+                        u64::try_from(seq).unwrap_or(0),
+                    ))
+                })
+                .collect()
+        }
+
         pub(in crate::store) async fn discover(
             conn: &mut $conn,
             q: &DiscoverQuery<'_>,

@@ -1,4 +1,4 @@
-//! The webhook outbox (migrations: Postgres 0017, SQLite 0011): deliveries of
+//! The webhook outbox (migrations: Postgres 0017 and 0023, SQLite 0011 and 0016): deliveries of
 //! notifications to the operator's push receiver, kept until it answers 2xx
 //! (`crate::notify::webhook`, docs/OPERATIONS.md "Push webhooks"). The statements are the
 //! same on both backends but for Postgres' row locks on a claim.
@@ -14,6 +14,9 @@ pub struct NewDelivery {
     /// The JSON body to post (signed when sent).
     pub payload: String,
     pub at: i64,
+    /// Open to merging later deliveries under this key until claimed (the coalesced
+    /// deliveries of new messages, `crate::notify::webhook`); none for the others.
+    pub coalesce: Option<String>,
 }
 
 /// A delivery claimed for sending.
@@ -54,12 +57,13 @@ macro_rules! queries {
             for r in rows {
                 sqlx::query(
                     "INSERT INTO webhook_outbox (tenant, account, payload, next_at, \
-                     created_at) VALUES ($1, $2, $3, $4, $4)",
+                     created_at, coalesce_key) VALUES ($1, $2, $3, $4, $4, $5)",
                 )
                 .bind(&r.tenant)
                 .bind(&r.account)
                 .bind(&r.payload)
                 .bind(r.at)
+                .bind(r.coalesce.as_deref())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -74,7 +78,8 @@ macro_rules! queries {
             limit: usize,
         ) -> Result<Vec<Delivery>> {
             let rows = sqlx::query(concat!(
-                "UPDATE webhook_outbox SET next_at = $2 WHERE id IN (SELECT id ",
+                "UPDATE webhook_outbox SET next_at = $2, coalesce_key = NULL ",
+                "WHERE id IN (SELECT id ",
                 "FROM webhook_outbox WHERE dead_at IS NULL AND next_at <= $1 ",
                 "ORDER BY next_at LIMIT $3",
                 $skip_locked,
@@ -86,6 +91,43 @@ macro_rules! queries {
             .fetch_all(&mut *conn)
             .await?;
             claimed(&rows)
+        }
+
+        pub(in crate::store) async fn waiting(
+            conn: &mut $conn,
+            key: &str,
+        ) -> Result<Option<(i64, String)>> {
+            let row = sqlx::query(
+                "SELECT id, payload FROM webhook_outbox WHERE coalesce_key = $1 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.map(|r| Ok((r.int("id")?, r.text("payload")?)))
+                .transpose()
+        }
+
+        /// Compare and set: a claim (which clears the key) or another node's merge in
+        /// between leaves the row as it is, and the caller queues a new delivery.
+        pub(in crate::store) async fn merge(
+            conn: &mut $conn,
+            id: i64,
+            key: &str,
+            old: &str,
+            new: &str,
+        ) -> Result<bool> {
+            let done = sqlx::query(
+                "UPDATE webhook_outbox SET payload = $4 WHERE id = $1 AND coalesce_key = $2 \
+                 AND payload = $3",
+            )
+            .bind(id)
+            .bind(key)
+            .bind(old)
+            .bind(new)
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
         }
 
         pub(in crate::store) async fn delivered(conn: &mut $conn, id: i64) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The notification feed, the webhook outbox and the scheduler's tables on Postgres: the
-//! shared statements, an insert of many notifications as arrays, and claims that skip the
+//! shared statements, an insert of many notifications as arrays (and the coalesced rows'
+//! upsert, one statement for a whole fan-out), and claims that skip the
 //! rows another node holds (`FOR UPDATE SKIP LOCKED`).
 
 use async_trait::async_trait;
@@ -7,7 +8,9 @@ use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
 
 use super::PgStore;
 use crate::store::columns::{limit_of, Cols};
-use crate::store::notifications::{self, NewNotification, Notification};
+use crate::store::notifications::{
+    self, Coalesced, CoalescedRow, NewNotification, Notification, COALESCED_SOURCE,
+};
 use crate::store::schedule::{self, Claim};
 use crate::store::webhooks::{self, Delivery, NewDelivery};
 use crate::store::{Outboxes, Result};
@@ -49,6 +52,56 @@ impl Outboxes for PgStore {
                 .position(|r| r.account.as_str() == a && r.conv.as_str() == c && r.source == s)
             {
                 out.push((row.int("id")?, i));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One statement for the whole slice: the upsert gives a found row a new id (it moves
+    /// to the top of its feed) and adds to its count while it is unread.
+    async fn coalesce_notifications(&self, rows: &[Coalesced]) -> Result<Vec<CoalescedRow>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let col = |f: fn(&Coalesced) -> &str| rows.iter().map(f).collect::<Vec<_>>();
+        let found = sqlx::query(
+            "INSERT INTO notifications (tenant, account, kind, conv, source, message, actor, \
+             preview, created_at, count) \
+             SELECT t, a, 'message', c, $8, m, ac, '', at, n FROM UNNEST($1::text[], \
+             $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[]) \
+             AS u(t, a, c, m, ac, at, n) \
+             ON CONFLICT (tenant, account, conv, source) DO UPDATE SET id = DEFAULT, \
+             count = CASE WHEN notifications.read_at IS NULL \
+               THEN notifications.count + EXCLUDED.count ELSE EXCLUDED.count END, \
+             read_at = NULL, message = EXCLUDED.message, actor = EXCLUDED.actor, \
+             created_at = EXCLUDED.created_at \
+             RETURNING id, tenant, account, conv, count",
+        )
+        .bind(col(|r| r.tenant.as_str()))
+        .bind(col(|r| r.account.as_str()))
+        .bind(col(|r| r.conv.as_str()))
+        .bind(col(|r| r.message.as_str()))
+        .bind(col(|r| r.actor.as_str()))
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.count).collect::<Vec<_>>())
+        .bind(COALESCED_SOURCE)
+        .fetch_all(&self.pool)
+        .await?;
+        // RETURNING does not say which input row; (tenant, account, conv) names one.
+        let index: std::collections::HashMap<(&str, &str, &str), usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((r.tenant.as_str(), r.account.as_str(), r.conv.as_str()), i))
+            .collect();
+        let mut out = Vec::with_capacity(found.len());
+        for row in &found {
+            let (t, a, c) = (row.text("tenant")?, row.text("account")?, row.text("conv")?);
+            if let Some(&i) = index.get(&(t.as_str(), a.as_str(), c.as_str())) {
+                out.push(CoalescedRow {
+                    id: row.int("id")?,
+                    index: i,
+                    count: row.int("count")?,
+                });
             }
         }
         Ok(out)
@@ -103,6 +156,14 @@ impl Outboxes for PgStore {
 
     async fn enqueue_deliveries(&self, rows: &[NewDelivery]) -> Result<()> {
         on_pool!(self, |conn| webhooks::pg::enqueue(conn, rows))
+    }
+
+    async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>> {
+        on_pool!(self, |conn| webhooks::pg::waiting(conn, key))
+    }
+
+    async fn merge_delivery(&self, id: i64, key: &str, old: &str, new: &str) -> Result<bool> {
+        on_pool!(self, |conn| webhooks::pg::merge(conn, id, key, old, new))
     }
 
     async fn claim_deliveries(

@@ -118,6 +118,18 @@ impl Projections for PgStore {
         ))
     }
 
+    async fn fanout_members(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<Vec<(AccountId, u64)>> {
+        on_pool!(self, |conn| shared::fanout_members(
+            conn, tenant, conv, after, limit
+        ))
+    }
+
     async fn author_of(
         &self,
         tenant: &TenantId,

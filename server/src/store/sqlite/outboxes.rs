@@ -8,7 +8,9 @@ use sqlx::SqliteConnection;
 
 use super::SqliteStore;
 use crate::store::columns::{limit_of, Cols};
-use crate::store::notifications::{self, NewNotification, Notification};
+use crate::store::notifications::{
+    self, Coalesced, CoalescedRow, NewNotification, Notification, COALESCED_SOURCE,
+};
 use crate::store::schedule::{self, Claim};
 use crate::store::webhooks::{self, Delivery, NewDelivery};
 use crate::store::{Outboxes, Result};
@@ -45,10 +47,78 @@ async fn insert_notifications(
     Ok(out)
 }
 
+/// Coalesced rows per write transaction.
+const COALESCE_CHUNK: usize = 128;
+
+/// Two statements per row in one transaction: the old row goes (its count kept if it was
+/// unread) and the new one takes the next id, at the top of the feed.
+async fn coalesce_notifications(
+    conn: &mut SqliteConnection,
+    rows: &[Coalesced],
+) -> Result<Vec<CoalescedRow>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let old = sqlx::query(
+            "DELETE FROM notifications WHERE tenant = $1 AND account = $2 AND conv = $3 \
+             AND source = $4 RETURNING count, read_at",
+        )
+        .bind(r.tenant.as_str())
+        .bind(r.account.as_str())
+        .bind(r.conv.as_str())
+        .bind(COALESCED_SOURCE)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let kept = match old {
+            Some(row) if row.opt_int("read_at")?.is_none() => row.int("count")?,
+            _ => 0,
+        };
+        let count = kept.saturating_add(r.count);
+        let row = sqlx::query(
+            "INSERT INTO notifications (tenant, account, kind, conv, source, message, \
+             actor, preview, created_at, count) \
+             VALUES ($1, $2, 'message', $3, $4, $5, $6, '', $7, $8) RETURNING id",
+        )
+        .bind(r.tenant.as_str())
+        .bind(r.account.as_str())
+        .bind(r.conv.as_str())
+        .bind(COALESCED_SOURCE)
+        .bind(r.message.as_str())
+        .bind(r.actor.as_str())
+        .bind(r.created_at)
+        .bind(count)
+        .fetch_one(&mut *tx)
+        .await?;
+        out.push(CoalescedRow {
+            id: row.int("id")?,
+            index: i,
+            count,
+        });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
 #[async_trait]
 impl Outboxes for SqliteStore {
     async fn insert_notifications(&self, rows: &[NewNotification]) -> Result<Vec<(i64, usize)>> {
         on_writer!(self, |conn| insert_notifications(conn, rows))
+    }
+
+    /// In transactions of [`COALESCE_CHUNK`] rows: the writer is the commits' too, and a
+    /// fan-out to thousands must not hold it for long at a time.
+    async fn coalesce_notifications(&self, rows: &[Coalesced]) -> Result<Vec<CoalescedRow>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (n, chunk) in rows.chunks(COALESCE_CHUNK).enumerate() {
+            let stored: Vec<CoalescedRow> =
+                on_writer!(self, |conn| coalesce_notifications(conn, chunk))?;
+            let offset = n * COALESCE_CHUNK;
+            out.extend(stored.into_iter().map(|r| CoalescedRow {
+                index: r.index + offset,
+                ..r
+            }));
+        }
+        Ok(out)
     }
 
     async fn notification_page(
@@ -100,6 +170,14 @@ impl Outboxes for SqliteStore {
 
     async fn enqueue_deliveries(&self, rows: &[NewDelivery]) -> Result<()> {
         on_writer!(self, |conn| webhooks::lite::enqueue(conn, rows))
+    }
+
+    async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>> {
+        on_writer!(self, |conn| webhooks::lite::waiting(conn, key))
+    }
+
+    async fn merge_delivery(&self, id: i64, key: &str, old: &str, new: &str) -> Result<bool> {
+        on_writer!(self, |conn| webhooks::lite::merge(conn, id, key, old, new))
     }
 
     async fn claim_deliveries(

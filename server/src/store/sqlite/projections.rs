@@ -114,6 +114,18 @@ impl Projections for SqliteStore {
         ))
     }
 
+    async fn fanout_members(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> Result<Vec<(AccountId, u64)>> {
+        on_reader!(self, |conn| shared::fanout_members(
+            conn, tenant, conv, after, limit
+        ))
+    }
+
     async fn author_of(
         &self,
         tenant: &TenantId,
