@@ -478,3 +478,223 @@ fn a_restarted_server_rebuilds_the_group_from_the_document() {
     let change = removal(&mut people[0], &doc, &bundle.commit);
     submit_after_restart(&hub, &conv, &alice, change).unwrap();
 }
+
+/// A message whose content `from` sealed for `group`, bound to `bound_to` (its own id when
+/// honest).
+fn sealed_message(
+    from: &mut Person,
+    group: &[u8],
+    id: &str,
+    bound_to: &str,
+    text: &str,
+) -> confab_core::model::message::NewMessage {
+    use confab_core::model::message::{NewMessage, SealedContent};
+    let content = SealedContent {
+        body: text.into(),
+        ..SealedContent::default()
+    };
+    let sealed = from
+        .mls
+        .encrypt(group, bound_to.as_bytes(), &content.to_bytes())
+        .unwrap();
+    let mut m = NewMessage::text(
+        confab_testkit::ids::msg_id(id),
+        from.replica.account_id(),
+        "",
+        NOW,
+    );
+    m.sealed = Some(sealed);
+    m
+}
+
+fn post(
+    person: &mut Person,
+    hub: &mut Hub,
+    conv: &ConvId,
+    m: &confab_core::model::message::NewMessage,
+) -> Result<(), Rejection> {
+    let doc = confab_testkit::ids::bucket_doc(conv, NOW);
+    let change = person
+        .replica
+        .write(&doc, |d, t| write::post_message(d, t, m))
+        .unwrap();
+    let result = person.submit(hub, &doc, change);
+    // A refused change leaves the replica ahead of the server: start it again from the hub.
+    person.replica.docs.remove(&doc);
+    person.replica.pull(hub, &doc);
+    result
+}
+
+#[test]
+fn messages_are_sealed_for_the_group_and_bound_to_their_id() {
+    use confab_core::model::message::{NewMessage, SealedContent};
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+
+    // Before the group exists nothing can be sealed for it.
+    let mut early = NewMessage::text(confab_testkit::ids::msg_id("m0"), acc("alice"), "", NOW);
+    early.sealed = Some(b"not yet".to_vec());
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &conv, &early)),
+        "mls_no_group"
+    );
+
+    with_group(&mut hub, &conv, &mut people);
+    let m1 = sealed_message(&mut people[1], &group, "m1", "m1", "for us only");
+    post(&mut people[1], &mut hub, &conv, &m1).unwrap();
+    // carol's device opens what the server stored.
+    let bucket = confab_testkit::ids::bucket_doc(&conv, NOW);
+    people[2].replica.pull(&hub, &bucket);
+    let stored = read::read_message(
+        people[2].replica.doc(&bucket),
+        &confab_testkit::ids::msg_id("m1"),
+    )
+    .unwrap();
+    assert_eq!(stored.body, "");
+    let opened = people[2]
+        .mls
+        .decrypt(stored.sealed.as_ref().unwrap())
+        .unwrap();
+    assert_eq!(opened.aad, b"m1");
+    assert_eq!(
+        SealedContent::from_bytes(&opened.plaintext).unwrap().body,
+        "for us only"
+    );
+
+    // In the clear, or with the content beside the seal.
+    let plain = NewMessage::text(
+        confab_testkit::ids::msg_id("m2"),
+        acc("alice"),
+        "hello",
+        NOW,
+    );
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &conv, &plain)),
+        "plaintext_in_encrypted"
+    );
+    let mut both = sealed_message(&mut people[0], &group, "m3", "m3", "x");
+    both.caption = Some("a caption in the clear".into());
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &conv, &both)),
+        "plaintext_in_encrypted"
+    );
+    // A ciphertext replayed under another message id.
+    let mut replay = sealed_message(&mut people[0], &group, "m4", "m4", "x");
+    replay.id = confab_testkit::ids::msg_id("m5");
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &conv, &replay)),
+        "mls_wrong_aad"
+    );
+    // Garbage, and more than an application message may hold.
+    let mut garbage = NewMessage::text(confab_testkit::ids::msg_id("m6"), acc("alice"), "", NOW);
+    garbage.sealed = Some(vec![7; 100]);
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &conv, &garbage)),
+        "mls_malformed"
+    );
+    garbage.sealed = Some(vec![7; e2ee::MAX_APPLICATION_BYTES + 1]);
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &conv, &garbage)),
+        "mls_too_large"
+    );
+    // A body edit would put plaintext in the document.
+    let edit = people[1].replica.write(&bucket, |d, t| {
+        write::edit_body(
+            d,
+            t,
+            NOW,
+            &confab_testkit::ids::msg_id("m1"),
+            "edited in the clear",
+        )
+    });
+    let edit = edit.expect("the edit writes on the device");
+    assert_eq!(
+        code(people[1].submit(&mut hub, &bucket, edit)),
+        "plaintext_in_encrypted"
+    );
+
+    // A plaintext conversation seals nothing.
+    let open = create(
+        &mut hub,
+        "open",
+        ConvKind::Group,
+        &mut people[0].replica,
+        &mut [],
+        |_| {},
+    );
+    let sealed = sealed_message(&mut people[0], &group, "m7", "m7", "x");
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &open, &sealed)),
+        "not_encrypted"
+    );
+}
+
+#[test]
+fn a_leave_holds_sealed_messages_until_a_commit_removes_the_leaver() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+
+    // bob leaves: accepted without a commit (he cannot commit his own removal).
+    people[1].replica.pull(&hub, &doc);
+    let leave = people[1]
+        .replica
+        .write(&doc, |d, t| {
+            write::set_member_status(d, t, NOW, &acc("bob"), MemberStatus::Left)
+        })
+        .unwrap();
+    people[1].submit(&mut hub, &doc, leave).unwrap();
+    let held = sealed_message(&mut people[0], &group, "h1", "h1", "bob must not read this");
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &conv, &held)),
+        "mls_removal_pending"
+    );
+
+    // alice's device commits bob's removal; then her message goes, and bob's device, kept
+    // with its state, cannot open it.
+    people[0].replica.pull(&hub, &doc);
+    let bundle = people[0]
+        .mls
+        .commit(&group, &[], &[identity("bob")])
+        .unwrap();
+    let change = people[0].write_mls(
+        &doc,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: None,
+        },
+    );
+    people[0].submit(&mut hub, &doc, change).unwrap();
+    people[0].mls.confirm_commit(&group).unwrap();
+    let after = sealed_message(&mut people[0], &group, "h2", "h2", "after bob");
+    post(&mut people[0], &mut hub, &conv, &after).unwrap();
+    let _ = people[1].mls.process_commit(&bundle.commit);
+    assert!(people[1]
+        .mls
+        .decrypt(after.sealed.as_ref().unwrap())
+        .is_err());
+
+    // A device no commit added (alice's second device) seals nothing here.
+    let mut tablet = Person {
+        replica: Device::new("alice", 2),
+        mls: Mls::new(DeviceIdentity::new(
+            tenant(),
+            acc("alice"),
+            DeviceId::new("tablet").unwrap(),
+        ))
+        .unwrap(),
+    };
+    tablet.replica.pull(&hub, &doc);
+    let foreign = sealed_message(&mut people[0], &group, "h3", "h3", "x");
+    assert_eq!(
+        code(post(&mut tablet, &mut hub, &conv, &foreign)),
+        "mls_not_in_group"
+    );
+}

@@ -201,6 +201,7 @@ fn stored(author: &str) -> Message {
         status: None,
         reactions: Default::default(),
         stamp: Default::default(),
+        sealed: None,
     }
 }
 
@@ -453,7 +454,16 @@ fn every_deny_code_has_a_denial() {
         meta.created_by = Some(acc("owner"));
     }
 
+    let mut encrypted = group();
+    if let Some(meta) = encrypted.meta.as_mut() {
+        meta.encrypted = true;
+    }
+
     let denials: Vec<(DenyCode, Decision)> = vec![
+        (
+            DenyCode::PlaintextInEncrypted,
+            run(&encrypted, "owner", &text("owner")),
+        ),
         (
             DenyCode::EncryptionNotAllowed,
             check(&no_conv(), &user("owner"), &create(encrypted_channel)),

@@ -166,3 +166,72 @@ fn active_after(effects: &[Effect]) -> HashMap<AccountId, bool> {
         })
         .collect()
 }
+
+/// What a sealed message is checked against, derived from the group and the membership once
+/// per change of either (not per message: a send costs the same in any group size).
+#[derive(Debug)]
+pub(super) struct GroupFacts {
+    devices: std::collections::HashSet<DeviceIdentity>,
+    /// An account that is no longer an active member but still has a device in the group (a
+    /// leave waiting for its removal commit).
+    owes: Option<AccountId>,
+}
+
+impl GroupFacts {
+    pub(super) fn of(view: Option<&GroupView>, conv: &Conversation) -> Self {
+        let devices: std::collections::HashSet<DeviceIdentity> = view
+            .map(|v| v.devices().into_iter().collect())
+            .unwrap_or_default();
+        let owes = devices
+            .iter()
+            .find(|d| conv.active_member(&d.account).is_none())
+            .map(|d| d.account.clone());
+        GroupFacts { devices, owes }
+    }
+}
+
+/// Checks the sealed content of every message `effects` post in an encrypted conversation:
+/// the group exists and owes no removal, the submitting device is in it, and the content is
+/// an MLS application message of the group, of an epoch still in the window, bound to its
+/// message's id.
+pub(super) fn check_sealed(
+    view: Option<&GroupView>,
+    facts: &GroupFacts,
+    tenant: &crate::ids::TenantId,
+    author: &Author,
+    effects: &[Effect],
+) -> Result<(), (RejectCode, String)> {
+    let refuse = |r: DsRefusal| (RejectCode::from(&r), r.to_string());
+    for effect in effects {
+        let Effect::PostMessage(message) = effect else {
+            continue;
+        };
+        let Some(sealed) = &message.sealed else {
+            continue;
+        };
+        let Some(view) = view else {
+            return Err((
+                RejectCode::Policy(crate::policy::DenyCode::MlsNoGroup),
+                "the conversation's MLS group has not been made yet".into(),
+            ));
+        };
+        if let Some(account) = &facts.owes {
+            return Err(refuse(DsRefusal::RemovalPending(account.to_string())));
+        }
+        let device = author
+            .device
+            .as_ref()
+            .map(|d| DeviceIdentity::new(tenant.clone(), author.account.clone(), d.clone()));
+        if !device.as_ref().is_some_and(|d| facts.devices.contains(d)) {
+            return Err(refuse(DsRefusal::NotInGroup(device.map_or_else(
+                || "a submission from no device".to_owned(),
+                |d| d.to_string(),
+            ))));
+        }
+        let frame = view.check_application(sealed).map_err(refuse)?;
+        if frame.aad != message.id.as_str().as_bytes() {
+            return Err(refuse(DsRefusal::WrongAad));
+        }
+    }
+    Ok(())
+}

@@ -157,6 +157,9 @@ pub struct Acceptor {
     group: Option<crate::e2ee::GroupView>,
     /// Whether `group` follows the loaded conversation document.
     group_loaded: bool,
+    /// What sealed messages are checked against, derived from `group` and the membership;
+    /// dropped whenever either moves.
+    group_facts: Option<mls::GroupFacts>,
 }
 
 impl Acceptor {
@@ -180,6 +183,7 @@ impl Acceptor {
             broken: None,
             group: None,
             group_loaded: false,
+            group_facts: None,
         }
     }
 
@@ -273,6 +277,7 @@ impl Acceptor {
         let previous_part_messages = previous_part(sub.doc)
             .and_then(|prev| self.docs.get(&prev))
             .map(|l| l.accepted.message_count());
+        self.ensure_group()?;
         let loaded = self
             .docs
             .get_mut(sub.doc)
@@ -321,31 +326,31 @@ impl Acceptor {
             return Ok(Step::Done(Decision::Rejected(rejection)));
         }
         let mut group_step = None;
-        if let (DocTarget::Conv(_), Some(conv)) = (sub.doc.target(), self.conv.as_ref()) {
-            if conv.encrypted() && !self.group_loaded {
-                match mls::rebuild(loaded.accepted.doc(), conv) {
-                    Ok(group) => {
-                        self.group = group;
-                        self.group_loaded = true;
-                    }
-                    Err(mls::Unreadable(why)) => {
-                        return Err(AcceptError::StoredChange {
-                            doc: sub.doc.clone(),
-                            reason: format!("the MLS group: {why}"),
-                        })
-                    }
-                }
+        let group_check = match (sub.doc.target(), self.conv.as_ref()) {
+            (DocTarget::Conv(_), Some(conv)) => {
+                mls::check(self.group.as_ref(), sub.doc, conv, author, &effects)
+                    .map(|step| group_step = step)
             }
-            match mls::check(self.group.as_ref(), sub.doc, conv, author, &effects) {
-                Ok(step) => group_step = step,
-                Err((code, reason)) => {
-                    return Ok(Step::Done(Decision::Rejected(Rejection::new(
-                        Some(hash),
-                        code,
-                        reason,
-                    ))))
-                }
+            (DocTarget::Msgs(..), Some(conv)) if conv.encrypted() => {
+                let facts = self
+                    .group_facts
+                    .get_or_insert_with(|| mls::GroupFacts::of(self.group.as_ref(), conv));
+                mls::check_sealed(
+                    self.group.as_ref(),
+                    facts,
+                    sub.doc.tenant(),
+                    author,
+                    &effects,
+                )
             }
+            _ => Ok(()),
+        };
+        if let Err((code, reason)) = group_check {
+            return Ok(Step::Done(Decision::Rejected(Rejection::new(
+                Some(hash),
+                code,
+                reason,
+            ))));
         }
         // Edits and deletions leave the bucket applied: the host reads what they changed
         // (previews). Everything else in a bucket waits for one apply per batch.
@@ -363,6 +368,10 @@ impl Acceptor {
             return Err(self.break_down(format!("applying an accepted change: {e}")));
         }
         let seq = loaded.accept(hash);
+        if matches!(sub.doc.target(), DocTarget::Conv(_)) {
+            // Membership or the group may have moved: what sealed messages are checked against.
+            self.group_facts = None;
+        }
         if let Some(step) = group_step {
             if let Err(e) = step.apply(&mut self.group) {
                 return Err(self.break_down(format!("moving the MLS group on: {e}")));
@@ -702,6 +711,8 @@ impl Acceptor {
             self.group = None;
             self.group_loaded = false;
         }
+        // Membership moved elsewhere: what sealed messages are checked against, too.
+        self.group_facts = None;
         let deactivated = match self.conv.as_mut() {
             Some(conv) => {
                 let touched =
@@ -773,6 +784,33 @@ impl Acceptor {
     fn forget_group(&mut self) {
         self.group = None;
         self.group_loaded = false;
+        self.group_facts = None;
+    }
+
+    /// Rebuilds the group view of an encrypted conversation from its document, once after
+    /// each load ([`mls::rebuild`]).
+    fn ensure_group(&mut self) -> Result<(), AcceptError> {
+        let (Some(conv), Some(conv_doc)) = (self.conv.as_ref(), self.conv_doc.as_ref()) else {
+            return Ok(());
+        };
+        if !conv.encrypted() || self.group_loaded {
+            return Ok(());
+        }
+        let Some(loaded) = self.docs.get(conv_doc) else {
+            return Ok(());
+        };
+        match mls::rebuild(loaded.accepted.doc(), conv) {
+            Ok(group) => {
+                self.group = group;
+                self.group_loaded = true;
+                self.group_facts = None;
+                Ok(())
+            }
+            Err(mls::Unreadable(why)) => Err(AcceptError::StoredChange {
+                doc: conv_doc.clone(),
+                reason: format!("the MLS group: {why}"),
+            }),
+        }
     }
 
     /// Drops everything loaded: after a failed commit memory may hold what storage lost.

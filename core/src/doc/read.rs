@@ -394,12 +394,14 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
         status: None,
         reactions: BTreeMap::new(),
         stamp: Default::default(),
+        sealed: None,
     };
     for item in doc.map_range(obj, ..) {
         match (item.key.as_ref(), &item.value) {
             (AUTHOR, ValueRef::Scalar(S::Str(s))) => author = AccountId::new(s.as_ref()).ok(),
             (KIND, ValueRef::Scalar(S::Str(s))) => kind = MessageKind::parse(s).ok(),
             (BODY, ValueRef::Scalar(S::Str(s))) => m.body = s.to_string(),
+            (SEALED, ValueRef::Scalar(S::Bytes(b))) => m.sealed = Some(b.to_vec()),
             (PAYLOAD, ValueRef::Scalar(S::Str(s))) => m.payload = Some(s.to_string()),
             (CAPTION, ValueRef::Scalar(S::Str(s))) => m.caption = Some(s.to_string()),
             (ATTACHMENTS, ValueRef::Scalar(S::Str(s))) => m.attachments = Some(s.to_string()),

@@ -113,6 +113,10 @@ pub mod keys {
     pub const SENDER_ROLE: &str = "sender_role";
     pub const SENDER_NAME: &str = "sender_name";
     pub const RELATED_LEAD: &str = "related_lead";
+    /// An encrypted conversation's message content: one MLS application message whose
+    /// plaintext is the content (`model::message::SealedContent`) and whose authenticated
+    /// data is the message id (docs/E2EE.md, "Sealed messages").
+    pub const SEALED: &str = "sealed";
 
     // profile (root scalars)
     pub const DISPLAY_NAME: &str = "display_name";
@@ -173,6 +177,7 @@ pub enum FieldType {
     Str,
     Int,
     Bool,
+    Bytes,
 }
 
 impl FieldType {
@@ -181,12 +186,13 @@ impl FieldType {
             FieldType::Str => "string",
             FieldType::Int => "integer",
             FieldType::Bool => "boolean",
+            FieldType::Bytes => "bytes",
         }
     }
 }
 
 use keys::*;
-use FieldType::{Bool, Int, Str};
+use FieldType::{Bool, Bytes, Int, Str};
 
 /// Fields of `conv/meta`.
 pub const META_FIELDS: &[(&str, FieldType)] = &[
@@ -273,6 +279,7 @@ pub const MESSAGE_FIELDS: &[(&str, FieldType)] = &[
     (EDITED_AT, Int),
     (DELETED_AT, Int),
     (STATUS, Str),
+    (SEALED, Bytes),
 ];
 
 /// Root fields of a profile.

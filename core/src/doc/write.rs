@@ -687,6 +687,9 @@ pub fn post_message(
         tx.put(&obj, CREATED_AT, message.created_at)?;
         opt_put(tx, &obj, PAYLOAD, message.payload.as_deref())?;
         opt_put(tx, &obj, CAPTION, message.caption.as_deref())?;
+        if let Some(sealed) = &message.sealed {
+            tx.put(&obj, SEALED, ScalarValue::Bytes(sealed.clone()))?;
+        }
         opt_put(tx, &obj, ATTACHMENTS, message.attachments.as_deref())?;
         opt_put(tx, &obj, MENTIONS, message.mentions.as_deref())?;
         opt_put(

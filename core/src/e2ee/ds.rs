@@ -55,6 +55,12 @@ pub enum DsRefusal {
     UnsupportedProposal,
     #[error("the key package names {got}, not the uploading device")]
     WrongIdentity { got: String },
+    #[error("the ciphertext is bound to another message")]
+    WrongAad,
+    #[error("{0} is not a device of the group")]
+    NotInGroup(String),
+    #[error("{0} left the conversation and a commit must remove their devices first")]
+    RemovalPending(String),
 }
 
 impl DsRefusal {
@@ -73,6 +79,9 @@ impl DsRefusal {
         "mls_removes_member",
         "mls_unsupported_proposal",
         "mls_wrong_identity",
+        "mls_wrong_aad",
+        "mls_not_in_group",
+        "mls_removal_pending",
     ];
 
     pub fn code(&self) -> &'static str {
@@ -90,6 +99,9 @@ impl DsRefusal {
             Self::RemovesMember(_) => "mls_removes_member",
             Self::UnsupportedProposal => "mls_unsupported_proposal",
             Self::WrongIdentity { .. } => "mls_wrong_identity",
+            Self::WrongAad => "mls_wrong_aad",
+            Self::NotInGroup(_) => "mls_not_in_group",
+            Self::RemovalPending(_) => "mls_removal_pending",
         }
     }
 }

@@ -60,6 +60,35 @@ impl ForwardedFrom {
     }
 }
 
+/// The content of an encrypted conversation's message, as the author's device seals it
+/// (`NewMessage::sealed` holds it encrypted) and members' devices open it: everything a
+/// plaintext message carries in the clear that the server does not need.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SealedContent {
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<String>,
+}
+
+impl SealedContent {
+    /// CBOR: the plaintext the device encrypts.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(self, &mut out);
+        out
+    }
+
+    /// The content a decrypted plaintext holds; `None` if it is not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        ciborium::from_reader(bytes).ok()
+    }
+}
+
 /// A message as written by its author. Fields not named here are not allowed in a message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewMessage {
@@ -82,6 +111,10 @@ pub struct NewMessage {
     /// Sender stamps (support threads only; `policy::support`).
     #[serde(default, skip_serializing_if = "Stamp::is_empty")]
     pub stamp: Stamp,
+    /// Encrypted conversations: the content, sealed by the author's device (an MLS
+    /// application message); `body` is empty and caption, payload and attachments absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Vec<u8>>,
 }
 
 impl NewMessage {
@@ -106,7 +139,17 @@ impl NewMessage {
             created_at,
             scheduled_at: None,
             stamp: Stamp::default(),
+            sealed: None,
         }
+    }
+
+    /// Whether any content is in the clear: what an encrypted conversation's message never
+    /// carries.
+    pub fn has_clear_content(&self) -> bool {
+        !self.body.is_empty()
+            || self.caption.is_some()
+            || self.payload.is_some()
+            || self.attachments.is_some()
     }
 
     /// Checks every limit and every structured field (attachment URLs `https:` only).
@@ -159,7 +202,12 @@ impl NewMessage {
                 reason: "before 1970".into(),
             });
         }
-        if self.body.is_empty() && self.attachments.is_none() && self.payload.is_none() {
+        // A sealed message's content is inside the seal.
+        if self.sealed.is_none()
+            && self.body.is_empty()
+            && self.attachments.is_none()
+            && self.payload.is_none()
+        {
             return Err(ModelError::Empty { field: "body" });
         }
         Ok(())
@@ -191,6 +239,9 @@ pub struct Message {
     pub stamp: Stamp,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<AccountId, i64>>,
+    /// Encrypted conversations: the sealed content ([`NewMessage::sealed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Vec<u8>>,
 }
 
 #[cfg(test)]

@@ -123,6 +123,7 @@ deny_codes! {
     MlsGroupExists = "mls_group_exists": "the conversation's MLS group was made already",
     MlsNoGroup = "mls_no_group": "the conversation's MLS group has not been made yet",
     MlsCommitRequired = "mls_commit_required": "removing or banning a member of an encrypted conversation carries the commit that removes their devices",
+    PlaintextInEncrypted = "plaintext_in_encrypted": "an encrypted conversation's messages carry their content sealed, never in the clear",
     NotParentMember = "not_parent_member": "a thread is open only to active members of its parent conversation",
     ParentMessageMissing = "parent_message_missing": "a thread hangs on a message of its parent that exists and is not deleted",
     OwnerOnly = "owner_only": "only the owner transfers ownership",

@@ -21,8 +21,18 @@ pub(super) fn check(
         );
     }
     match effect {
-        Effect::PostMessage(message) => check_post(ctx, conv, author, message),
+        Effect::PostMessage(message) => {
+            sealed_where_encrypted(conv, message)?;
+            check_post(ctx, conv, author, message)
+        }
         Effect::EditBody(message) => {
+            // A body edit writes the body in the clear.
+            if conv.encrypted() {
+                return deny(
+                    DenyCode::PlaintextInEncrypted,
+                    format!("{} is end-to-end encrypted: its bodies are sealed", conv.id),
+                );
+            }
             active(conv, author)?;
             open(conv)?;
             if message.author != author.account {
@@ -242,4 +252,27 @@ fn check_proposal_status(
         }
     }
     Ok(())
+}
+
+/// An encrypted conversation's messages carry their content sealed and nothing in the clear;
+/// a plaintext conversation's carry nothing sealed.
+fn sealed_where_encrypted(
+    conv: &Conversation,
+    message: &crate::model::message::NewMessage,
+) -> Decision {
+    match (conv.encrypted(), message.sealed.is_some()) {
+        (true, true) if !message.has_clear_content() => Ok(()),
+        (true, _) => deny(
+            DenyCode::PlaintextInEncrypted,
+            format!(
+                "{} is end-to-end encrypted: a message carries its content sealed, nothing in the clear",
+                conv.id
+            ),
+        ),
+        (false, true) => deny(
+            DenyCode::NotEncrypted,
+            format!("{} is not end-to-end encrypted: nothing is sealed", conv.id),
+        ),
+        (false, false) => Ok(()),
+    }
 }

@@ -68,6 +68,7 @@ fn typed<'a>(
                 (FieldType::Str, ScalarValue::Str(_))
                     | (FieldType::Int, ScalarValue::Int(_))
                     | (FieldType::Bool, ScalarValue::Boolean(_))
+                    | (FieldType::Bytes, ScalarValue::Bytes(_))
             );
             if ok {
                 Ok(Some(v))
@@ -1007,6 +1008,10 @@ fn new_message(
         })
     })?;
     let scheduled_at = f.remove(SCHEDULED_AT).map(|v| int(&v));
+    let sealed = match f.remove(SEALED) {
+        Some(ScalarValue::Bytes(b)) => Some(b),
+        _ => None,
+    };
     if let Some(extra) = f.keys().next() {
         // edited_at / deleted_at on a new message
         return Err((
@@ -1038,6 +1043,7 @@ fn new_message(
         created_at,
         scheduled_at,
         stamp,
+        sealed,
     };
     message.validate_with(urls).map_err(model)?;
     Ok(message)

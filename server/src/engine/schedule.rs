@@ -267,6 +267,7 @@ impl Engine {
             // Unstamped: the post runs in the bucket's unit, away from the thread's names
             // (an absent stamp is allowed, docs/POLICY.md "Support threads").
             stamp: Default::default(),
+            sealed: None,
         };
         for attempt in 1..=BUCKET_ATTEMPTS {
             let doc = DocId::msgs(&tenant, &entry.conv, bucket);

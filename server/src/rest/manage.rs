@@ -453,6 +453,7 @@ fn react(
         status: None,
         reactions: Default::default(),
         stamp: Default::default(),
+        sealed: None,
     };
     let ctx = Context {
         conv: Some(conv),

@@ -342,3 +342,39 @@ pub async fn garbage_commit_mls_malformed(lab: &mut impl Lab) {
     );
     lab.reject(&f.alice, &f.cd, change, "mls_malformed").await;
 }
+
+/// A plaintext body, and a sealed message whose ciphertext is bound to another message (a
+/// replay), in an encrypted conversation; the honest sealed message is accepted.
+pub async fn plaintext_and_replayed_ciphertext_plaintext_in_encrypted(lab: &mut impl Lab) {
+    use confab_core::model::message::{NewMessage, SealedContent};
+    let mut f = encrypted(lab, "e9").await;
+    let now = lab.now();
+    let bucket = crate::ids::bucket_doc(&f.conv, now);
+    // Each on a copy of alice's replica, as `raw` does: a refused change never reaches it.
+    let write = |dev: &mut Device, m: &NewMessage| {
+        dev.write(&bucket, |d, t| write::post_message(d, t, m))
+            .expect("the message writes")
+    };
+    let plain = NewMessage::text(crate::ids::msg_id("p1"), acc("alice"), "in the clear", now);
+    let change = write(&mut f.alice.clone(), &plain);
+    lab.reject(&f.alice, &bucket, change, "plaintext_in_encrypted")
+        .await;
+    let sealed = |mls: &mut Mls, id: &str, bound: &str| {
+        let content = SealedContent {
+            body: "sealed".into(),
+            ..SealedContent::default()
+        };
+        let mut m = NewMessage::text(crate::ids::msg_id(id), acc("alice"), "", now);
+        m.sealed = Some(
+            mls.encrypt(&f.group, bound.as_bytes(), &content.to_bytes())
+                .expect("sealed"),
+        );
+        m
+    };
+    let replayed = sealed(&mut f.alice_mls, "p2", "p3");
+    let change = write(&mut f.alice.clone(), &replayed);
+    lab.reject(&f.alice, &bucket, change, "mls_wrong_aad").await;
+    let honest = sealed(&mut f.alice_mls, "p4", "p4");
+    let change = write(&mut f.alice.clone(), &honest);
+    lab.accept(&mut f.alice, &bucket, change).await;
+}

@@ -348,6 +348,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_e2ee::removal_without_its_commit_mls_commit_required),
         case!(cases_e2ee::removal_leaving_the_device_in_mls_missing_removal),
         case!(cases_e2ee::garbage_commit_mls_malformed),
+        case!(cases_e2ee::plaintext_and_replayed_ciphertext_plaintext_in_encrypted),
     ]
 }
 
@@ -418,6 +419,8 @@ pub const CODES: &[&str] = &[
     "mls_adds_non_member",
     "mls_missing_removal",
     "mls_malformed",
+    "plaintext_in_encrypted",
+    "mls_wrong_aad",
 ];
 
 /// Panics unless `code` is in [`CODES`].

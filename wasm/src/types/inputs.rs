@@ -173,6 +173,7 @@ impl MessageInput {
             scheduled_at: self.scheduled_at,
             // Support threads: the engine stamps the message when it writes it.
             stamp: Default::default(),
+            sealed: None,
         })
     }
 }

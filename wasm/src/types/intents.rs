@@ -74,6 +74,7 @@ impl TryFrom<NewMessage> for cm::NewMessage {
             scheduled_at: m.scheduled_at,
             // Support threads: the engine stamps the message when it writes it.
             stamp: Default::default(),
+            sealed: None,
         })
     }
 }

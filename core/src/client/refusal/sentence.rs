@@ -161,6 +161,9 @@ fn policy(code: D, s: &Scene) -> String {
         D::MlsGroupExists | D::MlsNoGroup => {
             format!("{place}'s encryption moved on meanwhile: try again")
         }
+        D::PlaintextInEncrypted => {
+            format!("{place} is end-to-end encrypted: this message must be encrypted on this device first")
+        }
         D::MlsCommitRequired => {
             format!("Removing {who} from {place} needs this device to update the encryption too")
         }
