@@ -194,6 +194,24 @@ pub struct SupportRequest {
 }
 
 impl SupportRequest {
+    /// The names' lengths, checked for every caller: a service account's names are not
+    /// applied, but a request that breaks the schema is refused all the same.
+    fn check(&self) -> Result<(), ApiError> {
+        use confab_core::limits::TITLE_MAX_CHARS;
+        use confab_core::model::support::NAME_MAX_CHARS;
+        for (field, value, max) in [
+            ("resource_title", &self.resource_title, TITLE_MAX_CHARS),
+            ("client_name", &self.client_name, NAME_MAX_CHARS),
+            ("owner_name", &self.owner_name, NAME_MAX_CHARS),
+        ] {
+            if let Some(value) = value {
+                confab_core::error::check_chars(field, value, max)
+                    .map_err(|e| ApiError::invalid("too_long", field, e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
     fn names(&self) -> Vec<(&'static str, String)> {
         [
             (keys::TITLE, &self.resource_title),
@@ -251,6 +269,7 @@ pub async fn support(
     caller: Writer,
     JsonBody(req): JsonBody<SupportRequest>,
 ) -> Result<Response, ApiError> {
+    req.check()?;
     if !(caller.service || caller.account == req.client || caller.account == req.owner) {
         return Err(ApiError::forbidden(
             DenyCode::NotMember,
