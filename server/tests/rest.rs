@@ -873,7 +873,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/accounts/{account}/identifiers", "put"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 33, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 34, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");
