@@ -14,7 +14,7 @@ use confab_core::automerge::ScalarValue;
 use confab_core::doc::schema::keys;
 use confab_core::doc::write::{self, CreateConv};
 use confab_core::ids::{
-    direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId,
+    direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId, TenantId,
 };
 use confab_core::model::conversation::{
     ConvKind, Conversation, EditPolicy, Info, JoinPolicy, Member, MemberStatus, ResourceLink, Role,
@@ -29,6 +29,7 @@ use super::extract::{Caller, JsonBody, Params};
 use super::views::{ConversationList, ConversationListEntry, ConversationView};
 use crate::clock::now_ms;
 use crate::state::AppState;
+use crate::store::ConvListItem;
 
 /// A fresh id: `<prefix><ms>-<counter>-<salt>` in hex, unique per process and, thanks to the
 /// per-process salt, across the processes of a cluster.
@@ -564,8 +565,9 @@ pub async fn get(
 }
 
 /// `GET /v1/conversations`: the caller's active conversations, most recent activity first,
-/// with unread counts and the last message. Direct conversations the caller hid are left
-/// out until a message created after the hide (its private document's `hidden_at`).
+/// with unread counts and the last message with its sender's name. Direct conversations the
+/// caller hid are left out until a message created after the hide (its private document's
+/// `hidden_at`).
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -576,17 +578,40 @@ pub async fn list(
         .conversations_of(&caller.tenant, &caller.account)
         .await?;
     let hidden = super::manage::hidden_of(&app, &caller).await?;
-    Ok(Json(ConversationList {
-        conversations: items
+    let listed: Vec<&ConvListItem> = items
+        .iter()
+        .filter(|item| {
+            hidden
+                .get(&item.conv.conv)
+                .is_none_or(|prefs| !prefs.hides(item.last_message.as_ref().map(|m| m.created_at)))
+        })
+        .collect();
+    let names = futures_util::future::join_all(
+        listed
             .iter()
-            .filter(|item| {
-                hidden.get(&item.conv.conv).is_none_or(|prefs| {
-                    !prefs.hides(item.last_message.as_ref().map(|m| m.created_at))
-                })
-            })
-            .map(ConversationListEntry::of)
+            .map(|item| last_sender_name(&app, &caller.tenant, item)),
+    )
+    .await;
+    Ok(Json(ConversationList {
+        conversations: listed
+            .into_iter()
+            .zip(names)
+            .map(|(item, name)| ConversationListEntry::of(item, name))
             .collect(),
     }))
+}
+
+/// The name `item`'s conversation gives its last message's author now
+/// (`Conversation::name_of`), read from the conversation's unit (loaded if it is not in
+/// memory): the projection keeps no names, and a name changes without a message.
+async fn last_sender_name(
+    app: &AppState,
+    tenant: &TenantId,
+    item: &ConvListItem,
+) -> Option<String> {
+    let author = &item.last_message.as_ref()?.author;
+    let conv = app.engine.conversation(tenant, &item.conv.conv).await?;
+    conv.name_of(author).map(str::to_owned)
 }
 
 // ---------- members ----------
