@@ -21,6 +21,7 @@ use confab_core::model::conversation::{
     SendPolicy, Settings, ThreadLink, DEFAULT_BUCKET_MS,
 };
 use confab_core::policy::{join_role, DenyCode};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::budget::Writer;
@@ -586,12 +587,20 @@ pub async fn list(
                 .is_none_or(|prefs| !prefs.hides(item.last_message.as_ref().map(|m| m.created_at)))
         })
         .collect();
-    let names = futures_util::future::join_all(
-        listed
-            .iter()
-            .map(|item| last_sender_name(&app, &caller.tenant, item)),
-    )
-    .await;
+    // A few at a time: a long list does not load every unit at once. Owned values, so
+    // the futures hold no borrow of the list.
+    let asks: Vec<_> = listed
+        .iter()
+        .map(|item| {
+            let last = item.last_message.as_ref();
+            let ask = last.map(|m| (item.conv.conv.clone(), m.author.clone()));
+            last_sender_name(app.clone(), caller.tenant.clone(), ask)
+        })
+        .collect();
+    let names: Vec<Option<String>> = futures_util::stream::iter(asks)
+        .buffered(NAME_READS)
+        .collect()
+        .await;
     Ok(Json(ConversationList {
         conversations: listed
             .into_iter()
@@ -601,17 +610,21 @@ pub async fn list(
     }))
 }
 
-/// The name `item`'s conversation gives its last message's author now
+/// How many conversations the list reads at once for the last senders' names.
+const NAME_READS: usize = 16;
+
+/// The name the conversation gives the last message's author now
 /// (`Conversation::name_of`), read from the conversation's unit (loaded if it is not in
-/// memory): the projection keeps no names, and a name changes without a message.
+/// memory): the projection keeps no names, and a name changes without a message. `ask`:
+/// the conversation and the author, `None` without a last message.
 async fn last_sender_name(
-    app: &AppState,
-    tenant: &TenantId,
-    item: &ConvListItem,
+    app: AppState,
+    tenant: TenantId,
+    ask: Option<(ConvId, AccountId)>,
 ) -> Option<String> {
-    let author = &item.last_message.as_ref()?.author;
-    let conv = app.engine.conversation(tenant, &item.conv.conv).await?;
-    conv.name_of(author).map(str::to_owned)
+    let (conv, author) = ask?;
+    let conv = app.engine.conversation(&tenant, &conv).await?;
+    conv.name_of(&author).map(str::to_owned)
 }
 
 // ---------- members ----------
