@@ -92,7 +92,12 @@ async fn follow(client: &Client, conv: &ConvId) -> Result<()> {
 /// Follows today's bucket of every conversation the engine knows; returns them.
 async fn follow_all(client: &Client) -> Result<Vec<ConvId>> {
     let convs: Vec<ConvId> = client
-        .query(|e| e.conversations().into_iter().map(|c| c.conv).collect())
+        .query(|e| {
+            e.conversations(now_ms())
+                .into_iter()
+                .map(|c| c.conv)
+                .collect()
+        })
         .await?;
     for conv in &convs {
         follow(client, conv).await?;

@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde_json::json;
+
 use confab_core::automerge::{ActorId, Change};
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::store::{self, block_on_ready};
@@ -893,7 +895,7 @@ fn profiles_the_private_document_and_cursors_are_readable() {
             .as_deref(),
         Some("Bobby")
     );
-    assert!(e.conversations()[0].muted);
+    assert!(e.conversations(wire.now)[0].muted);
 
     // Bob follows alice's profile; nobody but alice reads her private document.
     assert_eq!(peers[1].engine.profile(&me), None);
@@ -918,6 +920,68 @@ fn profiles_the_private_document_and_cursors_are_readable() {
 
 /// The engine refuses, before writing anything, what the server would refuse: a reaction
 /// past the per-member cap, and a non-https URL.
+/// `muted` in the list follows the engine's clock: a mute with a `muted_until` ends by itself
+/// at that server time, without any change (the rule the server's notifier follows too,
+/// `ConvPrefs::is_muted`); a mute without one lasts.
+#[test]
+fn a_timed_mute_ends_by_itself_in_the_conversation_list() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "quiet", &[(1, Role::Member)]);
+    let now = wire.now;
+    let until = now + 60_000;
+    let set = |key: &str, value: serde_json::Value| Intent::SetConvPref {
+        conv: c.clone(),
+        key: key.into(),
+        value,
+    };
+    let listed = |peer: &Peer, device_now: i64| {
+        let list = peer.engine.conversations(device_now);
+        assert_eq!(list.len(), 1);
+        (list[0].muted, list[0].muted_until)
+    };
+    assert_eq!(listed(&peers[0], now), (false, None), "not muted yet");
+    for intent in [set("muted", json!(true)), set("muted_until", json!(until))] {
+        let id = peers[0].engine.intent(intent, now).unwrap();
+        wire.pump(&mut peers);
+        assert_eq!(peers[0].engine.status(id), None, "accepted by the hub");
+    }
+    assert_eq!(listed(&peers[0], now), (true, Some(until)));
+    assert_eq!(listed(&peers[0], until - 1), (true, Some(until)));
+    assert_eq!(
+        listed(&peers[0], until),
+        (false, Some(until)),
+        "over at until"
+    );
+    assert_eq!(listed(&peers[0], until + 86_400_000), (false, Some(until)));
+    // The preferences stay as written: only the list's `muted` reads the time.
+    let prefs = peers[0].engine.preferences(&c);
+    assert!(prefs.muted && prefs.muted_until == Some(until));
+    assert!(prefs.is_muted(until - 1) && !prefs.is_muted(until));
+
+    // The time is the server's: a device clock 10 s behind still sees the mute end at
+    // `until` by the server's clock.
+    peers[0].engine.connected(now + 10_000, now);
+    assert!(listed(&peers[0], until - 10_001).0);
+    assert!(!listed(&peers[0], until - 10_000).0);
+
+    // A mute in the past is over whatever `muted` says; one without a time lasts.
+    let id = peers[0]
+        .engine
+        .intent(set("muted_until", json!(now - 1)), now)
+        .unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None);
+    assert!(!listed(&peers[0], now).0, "muted_until passed");
+    let bob = peers[1]
+        .engine
+        .intent(set("muted", json!(true)), now)
+        .unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.status(bob), None);
+    assert_eq!(listed(&peers[1], now + 365 * 86_400_000), (true, None));
+}
+
 #[test]
 fn the_engine_refuses_a_reaction_past_the_cap_and_non_https_urls() {
     use confab_core::limits::REACTIONS_PER_MEMBER_MAX;
@@ -1360,6 +1424,16 @@ fn a_support_thread_is_named_when_opened_stamps_messages_and_closes_its_lead() {
             related_lead: None,
         })
     );
+    // The list names the last message's sender as the thread does.
+    let last = |peer: &Peer, now: i64| {
+        let list = peer.engine.conversations(now);
+        let s = list.into_iter().find(|s| s.conv == c).unwrap();
+        (s.last_sender, s.last_sender_name)
+    };
+    assert_eq!(
+        last(&peers[1], wire.now),
+        (Some(acc("carol")), Some("Carol".into()))
+    );
     // Alice (the owner) names the lead, answers and closes it won.
     peers[0].engine.open(&DocId::conv(&tenant(), &c)).unwrap();
     wire.pump(&mut peers);
@@ -1382,6 +1456,10 @@ fn a_support_thread_is_named_when_opened_stamps_messages_and_closes_its_lead() {
             sender_name: Some("Alice".into()),
             related_lead: Some(LeadId::new("lead-3").unwrap()),
         })
+    );
+    assert_eq!(
+        last(&peers[0], wire.now),
+        (Some(acc("alice")), Some("Alice".into()))
     );
     // The client may not close the lead: refused before anything is written.
     let by_client = Intent::CloseLead {
@@ -1752,7 +1830,7 @@ fn a_hidden_direct_conversation_comes_back_with_a_newer_message() {
     wire.pump(&mut peers);
     send(&mut peers[0], &dm, "m1", "hi bob", now);
     wire.pump(&mut peers);
-    let listed = |peer: &Peer| peer.engine.conversations().iter().any(|s| s.conv == dm);
+    let listed = |peer: &Peer| peer.engine.conversations(now).iter().any(|s| s.conv == dm);
     assert!(listed(&peers[0]) && listed(&peers[1]));
 
     let hide = |on: bool| Intent::Hide {

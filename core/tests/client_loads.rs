@@ -153,13 +153,17 @@ fn start_up_restore_loads_the_index_then_only_the_newest_bucket() {
     let (first, rest) = loads(engine.drain());
     assert_eq!(first.len(), 1);
     assert!(rest.is_empty());
-    assert!(engine.conversations().is_empty());
+    assert!(engine.conversations(T0).is_empty());
     engine
         .loaded(first[0].id, Ok(answer(&store, &first[0])))
         .unwrap();
     let out = carry_out_stored(&mut engine, &store).unwrap();
     assert_eq!(outcomes(&out), vec![Outcome::Restored]);
-    assert_eq!(engine.conversations().len(), 1, "the conversation is back");
+    assert_eq!(
+        engine.conversations(T0).len(),
+        1,
+        "the conversation is back"
+    );
     assert_eq!(
         loaded_days(&engine),
         vec![2],

@@ -32,7 +32,7 @@ fn asking_again_reads_nothing_and_a_send_reads_only_its_message() {
     let reads = engine.timeline_reads();
     for _ in 0..5 {
         assert_eq!(engine.timeline(&group.conv), first);
-        engine.conversations();
+        engine.conversations(group.now);
     }
     assert_eq!(engine.timeline_reads(), reads, "no change, no read");
 
@@ -45,7 +45,7 @@ fn asking_again_reads_nothing_and_a_send_reads_only_its_message() {
     assert!(last.pending, "my new message is pending");
     assert_eq!(&after[..first.len()], &first[..], "the others unchanged");
     engine.timeline(&group.conv);
-    engine.conversations();
+    engine.conversations(group.now);
     assert_eq!(engine.timeline_reads(), reads, "no bucket read again");
     assert_eq!(engine.timeline_messages_read(), 1, "one message read, once");
 }

@@ -54,9 +54,13 @@ async fn sees_role(c: &NativeClient, conv: &ConvId, account: &str, role: Role) {
 
 async fn listed_by_engine(c: &NativeClient, conv: &ConvId) -> bool {
     let conv = conv.clone();
-    c.query(move |e| e.conversations().iter().any(|s| s.conv == conv))
-        .await
-        .unwrap()
+    c.query(move |e| {
+        e.conversations(confab_client::now_ms())
+            .iter()
+            .any(|s| s.conv == conv)
+    })
+    .await
+    .unwrap()
 }
 
 async fn listed_by_rest(server: &TestServer, account: &str, conv: &ConvId) -> bool {

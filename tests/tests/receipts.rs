@@ -8,13 +8,29 @@ mod common;
 
 use common::*;
 use confab_core::doc::write;
-use confab_core::ids::MessageId;
+use confab_core::ids::{ConvId, MessageId};
+use confab_core::model::conversation::{ConvKind, Role};
 use confab_e2e::{now_ms, Backend, Device, TestServer};
+use confab_testkit::fixture::ConvFixture;
 use serde_json::{json, Value};
 
 fn ok(a: &HttpAnswer) -> Value {
     assert_eq!(a.status, 200, "{}", a.body);
     serde_json::from_str(&a.body).expect("JSON")
+}
+
+/// `(id, views)` of a message page, newest first.
+fn views_of(page: &Value) -> Vec<(String, Option<i64>)> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            let views = &x["views"];
+            assert!(views.is_null() || views.is_i64(), "{views}");
+            (x["id"].as_str().unwrap().to_owned(), views.as_i64())
+        })
+        .collect()
 }
 
 async fn receipts(backend: Backend) {
@@ -26,7 +42,13 @@ async fn receipts(backend: Backend) {
     let mut cb = connect(&server, "bob").await;
     let mut cc = connect(&server, "carol").await;
 
-    let (g, create) = create_group(&mut alice, "rcpt1", &["bob", "carol"]);
+    // Alice goes by a nickname in the group: the list names her by it.
+    let (g, create) = ConvFixture::group(alice.account_id(), now_ms())
+        .members([acc("bob"), acc("carol")], Role::Member)
+        .title("rcpt1")
+        .tweak(|s| s.members[0].nickname = Some("Al".into()))
+        .write(&mut alice, &ConvId::new("rcpt1").unwrap())
+        .unwrap();
     assert_acked(&ca.submit(&g, &[create]).await.unwrap());
     let conv = g.conv_id().unwrap().clone();
     let now = now_ms();
@@ -118,22 +140,55 @@ async fn receipts(backend: Backend) {
         None,
     )
     .await);
-    let views: Vec<(String, i64)> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["id"].as_str().unwrap().to_owned(),
-                x["views"].as_i64().unwrap(),
-            )
-        })
-        .collect();
     assert_eq!(
-        views,
-        // Views count channel posts only: a group's read markers write none (the store's
-        // conformance suite counts a channel's, `server/src/store/conformance/stats.rs`).
-        [("f1", 0), ("m3", 0), ("m2", 0), ("m1", 0)]
+        views_of(&page),
+        // Views count channel posts only: a group's read markers write none, and its
+        // messages answer `null` (not counted), not 0.
+        [("f1", None), ("m3", None), ("m2", None), ("m1", None)]
+            .map(|(id, n)| (id.to_owned(), n))
+            .to_vec()
+    );
+    // The list's last message names its sender as the conversation does.
+    let list = ok(&http(&server, "GET", "/v1/conversations", "bob", None).await);
+    let last = &list["conversations"][0]["last_message"];
+    assert_eq!(
+        (&last["id"], &last["author"], &last["sender_name"]),
+        (&json!("f1"), &json!("alice"), &json!("Al"))
+    );
+
+    // A channel counts views: bob's first marker counts the post it names.
+    let (ch, create) = ConvFixture::new(ConvKind::Channel, alice.account_id(), now_ms())
+        .member(acc("bob"), Role::Subscriber)
+        .title("news")
+        .write(&mut alice, &ConvId::new("rcpt-news").unwrap())
+        .unwrap();
+    assert_acked(&ca.submit(&ch, &[create]).await.unwrap());
+    let news = ch.conv_id().unwrap().clone();
+    for (i, id) in ["c1", "c2"].into_iter().enumerate() {
+        let (bucket, change) = message(&mut alice, &news, id, id, now_ms() + i as i64);
+        assert_acked(&ca.submit(&bucket, &[change]).await.unwrap());
+    }
+    bob.docs.insert(
+        ch.clone(),
+        write::with_actor(alice.doc(&ch).clone(), bob.actor.clone()),
+    );
+    let read = bob
+        .write(&ch, |d, t| {
+            write::mark_read(d, t, now_ms(), &acc("bob"), &m("c2"))
+        })
+        .unwrap();
+    assert_acked(&cb.submit(&ch, &[read]).await.unwrap());
+    let page = ok(&http(
+        &server,
+        "GET",
+        "/v1/conversations/rcpt-news/messages",
+        "bob",
+        None,
+    )
+    .await);
+    assert_eq!(
+        views_of(&page),
+        [("c2", Some(1)), ("c1", Some(0))]
             .map(|(id, n)| (id.to_owned(), n))
             .to_vec()
     );

@@ -93,7 +93,9 @@ pub struct Runtime {
 #[derive(Debug, Default)]
 struct Views {
     timelines: HashMap<ConvId, Rc<Vec<TimelineItem>>>,
-    conversations: Option<Rc<Vec<ConversationSummary>>>,
+    /// The list, and the server time its first `muted_until` passes (it is computed
+    /// again then, though the engine did not change).
+    conversations: Option<(Rc<Vec<ConversationSummary>>, Option<i64>)>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -233,14 +235,23 @@ impl Runtime {
         items
     }
 
-    /// The conversation list, computed once per change of the engine.
+    /// The conversation list, computed once per change of the engine, and again when a
+    /// mute in it ends (`muted` depends on the time).
     pub fn conversations(&self) -> Rc<Vec<ConversationSummary>> {
-        if let Some(list) = &self.views.borrow().conversations {
-            return list.clone();
+        let device_now = js::now_ms();
+        let now = self.read(device_now, |e| e.server_now(device_now));
+        if let Some((list, expires)) = &self.views.borrow().conversations {
+            if expires.is_none_or(|at| now < at) {
+                return list.clone();
+            }
         }
-        let list = Rc::new(self.read(Vec::new(), ClientEngine::conversations));
+        let list = Rc::new(self.read(Vec::new(), |e| e.conversations(device_now)));
+        let expires = list
+            .iter()
+            .filter_map(|s| s.muted_until.filter(|until| *until > now))
+            .min();
         if self.engine.borrow().is_some() {
-            self.views.borrow_mut().conversations = Some(list.clone());
+            self.views.borrow_mut().conversations = Some((list.clone(), expires));
         }
         list
     }

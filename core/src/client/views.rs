@@ -26,8 +26,16 @@ pub struct ConversationSummary {
     pub lifecycle: String,
     pub unread: usize,
     pub last_message: Option<String>,
+    /// The last message's author and the name the conversation gives them now
+    /// (`Conversation::name_of`: a support thread's client or owner name, else their
+    /// nickname here; `None` where it gives none).
+    pub last_sender: Option<AccountId>,
+    pub last_sender_name: Option<String>,
     pub last_activity: i64,
+    /// Muted at the time asked (`ConvPrefs::is_muted`): while `muted_until` is in the
+    /// future, or `muted` without a `muted_until`.
     pub muted: bool,
+    pub muted_until: Option<i64>,
     pub pinned: bool,
     pub archived: bool,
 }
@@ -98,7 +106,10 @@ impl ClientEngine {
     /// The conversation list: last activity first, unread counts from read markers. Deleted
     /// conversations are left out (`conversation()` still reads them), and so are direct
     /// conversations this account hid, until a message created after the hide arrives.
-    pub fn conversations(&self) -> Vec<ConversationSummary> {
+    /// `muted` is as of `device_now` (the device clock, turned into server time like every
+    /// time the engine compares): a mute with a `muted_until` ends by itself.
+    pub fn conversations(&self, device_now: i64) -> Vec<ConversationSummary> {
+        let now = self.server_now(device_now);
         let private = self.private_data();
         let mut out = Vec::new();
         for (id, state) in &self.docs {
@@ -147,8 +158,13 @@ impl ClientEngine {
                         .take(crate::limits::PREVIEW_CHARS)
                         .collect()
                 }),
+                last_sender: last.map(|i| i.message.author.clone()),
+                last_sender_name: last
+                    .and_then(|i| conv.name_of(&i.message.author))
+                    .map(str::to_owned),
                 last_activity: last.map_or(meta.created_at, |i| i.message.created_at),
-                muted: prefs.muted,
+                muted: prefs.is_muted(now),
+                muted_until: prefs.muted_until,
                 pinned: prefs.pinned,
                 archived: prefs.archived,
             });

@@ -554,6 +554,16 @@ pub struct ConvPrefs {
 }
 
 impl ConvPrefs {
+    /// Whether the conversation is muted at `now` (server time, ms): while `muted_until` is
+    /// in the future, or, without a `muted_until`, while `muted` is set. The one rule the
+    /// server's notifier and the client's conversation list both follow.
+    pub fn is_muted(&self, now: i64) -> bool {
+        match self.muted_until {
+            Some(until) => until > now,
+            None => self.muted,
+        }
+    }
+
     /// Whether the conversation is off the account's list, given when its newest message
     /// was created (`None`: it has none): hidden, and nothing came after the hide. Both
     /// times are server time (the engine writes both with its server clock estimate).

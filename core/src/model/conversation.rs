@@ -381,6 +381,19 @@ impl Conversation {
         self.members.get(account)
     }
 
+    /// The name this conversation gives `account` now, as lists show a message's sender: in
+    /// a support thread its client's or owner's name (the thread's `info`, which the
+    /// messages' `sender_name` stamp carries), otherwise the member's nickname here. `None`
+    /// where it gives none (the caller may fall back to the profile's display name).
+    pub fn name_of(&self, account: &AccountId) -> Option<&str> {
+        let link = self.meta.as_ref().and_then(|m| m.resource.as_ref());
+        match link {
+            Some(r) if r.client == *account => self.info.client_name.as_deref(),
+            Some(r) if r.owner == *account => self.info.owner_name.as_deref(),
+            _ => self.member(account).and_then(|m| m.nickname.as_deref()),
+        }
+    }
+
     pub fn active_member(&self, account: &AccountId) -> Option<&Member> {
         self.members.get(account).filter(|m| m.is_active())
     }

@@ -37,13 +37,10 @@ pub fn sender_name<'a>(
     author: &Author,
     role: SenderRole,
 ) -> Option<&'a str> {
+    // The same name lists show (`Conversation::name_of`), the platform aside.
     match role {
-        SenderRole::Client => conv.info.client_name.as_deref(),
-        SenderRole::Owner => conv.info.owner_name.as_deref(),
-        SenderRole::Staff => conv
-            .member(&author.account)
-            .and_then(|m| m.nickname.as_deref()),
         SenderRole::Root => None,
+        SenderRole::Client | SenderRole::Owner | SenderRole::Staff => conv.name_of(&author.account),
     }
 }
 

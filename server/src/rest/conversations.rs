@@ -14,13 +14,14 @@ use confab_core::automerge::ScalarValue;
 use confab_core::doc::schema::keys;
 use confab_core::doc::write::{self, CreateConv};
 use confab_core::ids::{
-    direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId,
+    direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId, TenantId,
 };
 use confab_core::model::conversation::{
     ConvKind, Conversation, EditPolicy, Info, JoinPolicy, Member, MemberStatus, ResourceLink, Role,
     SendPolicy, Settings, ThreadLink, DEFAULT_BUCKET_MS,
 };
 use confab_core::policy::{join_role, DenyCode};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::budget::Writer;
@@ -29,6 +30,7 @@ use super::extract::{Caller, JsonBody, Params};
 use super::views::{ConversationList, ConversationListEntry, ConversationView};
 use crate::clock::now_ms;
 use crate::state::AppState;
+use crate::store::ConvListItem;
 
 /// A fresh id: `<prefix><ms>-<counter>-<salt>` in hex, unique per process and, thanks to the
 /// per-process salt, across the processes of a cluster.
@@ -583,8 +585,9 @@ pub async fn get(
 }
 
 /// `GET /v1/conversations`: the caller's active conversations, most recent activity first,
-/// with unread counts and the last message. Direct conversations the caller hid are left
-/// out until a message created after the hide (its private document's `hidden_at`).
+/// with unread counts and the last message with its sender's name. Direct conversations the
+/// caller hid are left out until a message created after the hide (its private document's
+/// `hidden_at`).
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -595,17 +598,52 @@ pub async fn list(
         .conversations_of(&caller.tenant, &caller.account)
         .await?;
     let hidden = super::manage::hidden_of(&app, &caller).await?;
+    let listed: Vec<&ConvListItem> = items
+        .iter()
+        .filter(|item| {
+            hidden
+                .get(&item.conv.conv)
+                .is_none_or(|prefs| !prefs.hides(item.last_message.as_ref().map(|m| m.created_at)))
+        })
+        .collect();
+    // A few at a time: a long list does not load every unit at once. Owned values, so
+    // the futures hold no borrow of the list.
+    let asks: Vec<_> = listed
+        .iter()
+        .map(|item| {
+            let last = item.last_message.as_ref();
+            let ask = last.map(|m| (item.conv.conv.clone(), m.author.clone()));
+            last_sender_name(app.clone(), caller.tenant.clone(), ask)
+        })
+        .collect();
+    let names: Vec<Option<String>> = futures_util::stream::iter(asks)
+        .buffered(NAME_READS)
+        .collect()
+        .await;
     Ok(Json(ConversationList {
-        conversations: items
-            .iter()
-            .filter(|item| {
-                hidden.get(&item.conv.conv).is_none_or(|prefs| {
-                    !prefs.hides(item.last_message.as_ref().map(|m| m.created_at))
-                })
-            })
-            .map(ConversationListEntry::of)
+        conversations: listed
+            .into_iter()
+            .zip(names)
+            .map(|(item, name)| ConversationListEntry::of(item, name))
             .collect(),
     }))
+}
+
+/// How many conversations the list reads at once for the last senders' names.
+const NAME_READS: usize = 16;
+
+/// The name the conversation gives the last message's author now
+/// (`Conversation::name_of`), read from the conversation's unit (loaded if it is not in
+/// memory): the projection keeps no names, and a name changes without a message. `ask`:
+/// the conversation and the author, `None` without a last message.
+async fn last_sender_name(
+    app: AppState,
+    tenant: TenantId,
+    ask: Option<(ConvId, AccountId)>,
+) -> Option<String> {
+    let (conv, author) = ask?;
+    let conv = app.engine.conversation(&tenant, &conv).await?;
+    conv.name_of(&author).map(str::to_owned)
 }
 
 // ---------- members ----------

@@ -10,6 +10,7 @@ use confab_core::automerge::{Automerge, Change};
 use confab_core::doc::{read, write};
 use confab_core::ids::{Bucket, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::attachment::{attachments_to_json, Attachment};
+use confab_core::model::conversation::ConvKind;
 use confab_core::model::message::{Message, MessageKind, NewMessage};
 use confab_core::model::proposal::ProposalStatus;
 use confab_core::policy::DenyCode;
@@ -269,10 +270,12 @@ pub async fn page(
         .messages(&caller.tenant, &conv_id, query.before, query.limit)
         .await?;
     let contents = read_contents(app.engine.store().as_ref(), &rows).await;
-    // Each row carries its stored view count (`MessageView::of` reads it).
+    // Each row carries its stored view count (`MessageView::of` reads it); only channels
+    // count views (docs/SCHEMA.md, "Projection: stats and views").
+    let counted = conv.kind() == Some(ConvKind::Channel);
     let messages = rows
         .iter()
-        .map(|r| MessageView::of(r, contents.get(&r.message)))
+        .map(|r| MessageView::of(r, contents.get(&r.message), counted))
         .collect();
     let next_before = if rows.len() == query.limit {
         rows.last().map(|r| r.pos)

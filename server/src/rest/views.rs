@@ -214,11 +214,16 @@ pub struct MessageSummaryView {
     pub created_at: String,
     pub deleted: bool,
     pub pos: i64,
+    /// The name the conversation gives the author now (`Conversation::name_of`): a support
+    /// thread's client or owner name, else the author's nickname in it; `None` where it
+    /// gives none.
+    pub sender_name: Option<String>,
 }
 
 impl MessageSummaryView {
-    pub fn of(row: &MessageRow) -> Self {
+    pub fn of(row: &MessageRow, sender_name: Option<String>) -> Self {
         MessageSummaryView {
+            sender_name,
             id: row.message.to_string(),
             author: row.author.to_string(),
             kind: row.kind.clone(),
@@ -246,7 +251,8 @@ pub struct ConversationListEntry {
 }
 
 impl ConversationListEntry {
-    pub fn of(item: &ConvListItem) -> Self {
+    /// `sender_name`: the last message's, as `MessageSummaryView` answers it.
+    pub fn of(item: &ConvListItem, sender_name: Option<String>) -> Self {
         let c = &item.conv;
         let deterministic =
             c.kind == ConvKind::Direct.as_str() || c.kind == ConvKind::Support.as_str();
@@ -263,7 +269,10 @@ impl ConversationListEntry {
             },
             role: item.role.clone(),
             unread_count: item.unread,
-            last_message: item.last_message.as_ref().map(MessageSummaryView::of),
+            last_message: item
+                .last_message
+                .as_ref()
+                .map(|m| MessageSummaryView::of(m, sender_name)),
         }
     }
 }
@@ -293,8 +302,9 @@ pub struct MessageView {
     pub status: Option<&'static str>,
     /// `{emoji: {account: time}}`.
     pub reactions: BTreeMap<String, BTreeMap<String, String>>,
-    /// Views: the accounts whose read marker has reached this message (stored).
-    pub views: i64,
+    /// Views: the accounts whose read marker has reached this message (stored). `None`
+    /// where views are not counted: only channels count them.
+    pub views: Option<i64>,
     /// Support threads: what the author is in the thread, the name it gave them
     /// and the lead, as stamped and checked on acceptance.
     pub sender_role: Option<&'static str>,
@@ -308,7 +318,9 @@ pub fn payload_value(text: &str) -> serde_json::Value {
 }
 
 impl MessageView {
-    pub fn of(row: &MessageRow, message: Option<&Message>) -> Self {
+    /// `views_counted`: the conversation counts views (a channel), so the row's count is
+    /// answered; elsewhere `views` is `null`, not a 0 that reads as "nobody saw it".
+    pub fn of(row: &MessageRow, message: Option<&Message>, views_counted: bool) -> Self {
         let mut view = MessageView {
             id: row.message.to_string(),
             pos: row.pos,
@@ -325,7 +337,7 @@ impl MessageView {
             deleted: row.deleted,
             status: None,
             reactions: BTreeMap::new(),
-            views: row.views,
+            views: views_counted.then_some(row.views),
             sender_role: None,
             sender_name: None,
             related_lead: None,

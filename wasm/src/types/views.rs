@@ -167,8 +167,23 @@ pub struct ConversationSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub last_message: Option<String>,
+    /// The last message's author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub last_sender: Option<String>,
+    /// The name the conversation gives the last message's author now: a support thread's
+    /// client or owner name, else the author's nickname in it (absent where it gives none:
+    /// show their profile's display name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub last_sender_name: Option<String>,
     pub last_activity: i64,
+    /// Muted now: while `mutedUntil` is in the future, or `muted` is set without one.
     pub muted: bool,
+    /// Milliseconds since the epoch (server time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub muted_until: Option<i64>,
     pub pinned: bool,
     pub archived: bool,
 }
@@ -182,8 +197,11 @@ impl From<cc::ConversationSummary> for ConversationSummary {
             lifecycle: s.lifecycle,
             unread: s.unread,
             last_message: s.last_message,
+            last_sender: s.last_sender.map(Into::into),
+            last_sender_name: s.last_sender_name,
             last_activity: s.last_activity,
             muted: s.muted,
+            muted_until: s.muted_until,
             pinned: s.pinned,
             archived: s.archived,
         }
