@@ -552,10 +552,7 @@ pub fn wanted(prefs: Option<&ConvPrefs>, kind: NotificationKind, now: i64) -> bo
     let level = prefs
         .and_then(|p| p.notifications)
         .unwrap_or(NotificationLevel::All);
-    let muted = prefs.is_some_and(|p| match p.muted_until {
-        Some(until) => until > now,
-        None => p.muted,
-    });
+    let muted = prefs.is_some_and(|p| p.is_muted(now));
     match level {
         NotificationLevel::None => false,
         NotificationLevel::Mentions => addressed,
