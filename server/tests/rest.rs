@@ -210,6 +210,41 @@ async fn group_members_messages_list_and_pages() {
     assert_eq!(member(conv, "alice")["base_role"], "owner");
     assert_eq!(member(conv, "bob")["base_role"], "member");
     assert_eq!(member(conv, "bob")["invited_by"], "alice");
+    assert_eq!(conv["encryption"]["enabled"], false);
+    assert_eq!(conv["encryption"]["protocol"], Value::Null);
+
+    // Encrypted at creation: the block says so; its group is made by a member's device.
+    let sealed = s
+        .post(
+            "/v1/conversations",
+            &alice,
+            json!({"kind": "group", "id": "vault", "encrypted": true, "members": [{"account": "bob"}]}),
+        )
+        .await;
+    let sealed = expect(&sealed, 201);
+    assert_eq!(sealed["encryption"]["enabled"], true);
+    assert_eq!(sealed["encryption"]["protocol"], "mls");
+    assert_eq!(
+        sealed["encryption"]["group_id"],
+        format!("{TENANT}/conv/vault")
+    );
+    assert_eq!(sealed["encryption"]["key_version"], Value::Null);
+    let plain_post = s
+        .post(
+            "/v1/conversations/vault/messages",
+            &alice,
+            json!({"body": "in the clear"}),
+        )
+        .await;
+    expect_error(&plain_post, 403, "plaintext_in_encrypted");
+    let channel = s
+        .post(
+            "/v1/conversations",
+            &alice,
+            json!({"kind": "channel", "id": "news", "encrypted": true}),
+        )
+        .await;
+    expect_error(&channel, 403, "encryption_not_allowed");
 
     let twice = s
         .post(

@@ -96,8 +96,8 @@ pub(super) fn readable(conv: &Conversation, caller: &Caller) -> Result<(), ApiEr
     }
 }
 
-fn body(status: StatusCode, conv: &Conversation) -> Result<Response, ApiError> {
-    let view = ConversationView::of(conv)
+fn body(status: StatusCode, conv: &Conversation, tenant: &TenantId) -> Result<Response, ApiError> {
+    let view = ConversationView::of(conv, tenant)
         .ok_or_else(|| ApiError::internal(format!("{} has no creation change", conv.id)))?;
     Ok((status, Json(view)).into_response())
 }
@@ -110,7 +110,7 @@ pub(super) async fn respond_with(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     match app.engine.conversation(&caller.tenant, id).await {
-        Some(conv) => body(status, &conv),
+        Some(conv) => body(status, &conv, &caller.tenant),
         None => Err(ApiError::unavailable(format!(
             "{id} was written but could not be read back"
         ))),
@@ -146,7 +146,7 @@ pub async fn direct(
     }
     let id = direct_conv_id(&caller.tenant, &caller.account, &req.peer);
     if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
-        return body(StatusCode::OK, &conv);
+        return body(StatusCode::OK, &conv, &caller.tenant);
     }
     let (doc, change) = write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -290,7 +290,7 @@ pub async fn support(
         if apply_support_names(&app, &caller, &id, req.names()).await? {
             return respond_with(&app, &caller, &id, StatusCode::OK).await;
         }
-        return body(StatusCode::OK, &conv);
+        return body(StatusCode::OK, &conv, &caller.tenant);
     }
     let names = req.names();
     let link = ResourceLink {
@@ -430,6 +430,9 @@ pub struct CreateRequest {
     settings: SettingsPatch,
     parent: Option<String>,
     parent_message: Option<String>,
+    /// End-to-end encrypted, for good (groups and threads; docs/E2EE.md).
+    #[serde(default)]
+    encrypted: bool,
 }
 
 /// Ids the deterministic conversations and the REST routes own.
@@ -555,7 +558,7 @@ pub async fn create(
         },
         settings,
         members,
-        encrypted: false,
+        encrypted: req.encrypted,
     };
     let outcome = caller
         .write(
@@ -581,7 +584,7 @@ pub async fn get(
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
     readable(&conv, &caller)?;
-    body(StatusCode::OK, &conv)
+    body(StatusCode::OK, &conv, &caller.tenant)
 }
 
 /// `GET /v1/conversations`: the caller's active conversations, most recent activity first,
@@ -613,10 +616,10 @@ pub async fn list(
         .map(|item| {
             let last = item.last_message.as_ref();
             let ask = last.map(|m| (item.conv.conv.clone(), m.author.clone()));
-            last_sender_name(app.clone(), caller.tenant.clone(), ask)
+            last_sender(app.clone(), caller.tenant.clone(), ask)
         })
         .collect();
-    let names: Vec<Option<String>> = futures_util::stream::iter(asks)
+    let names: Vec<LastSender> = futures_util::stream::iter(asks)
         .buffered(NAME_READS)
         .collect()
         .await;
@@ -624,7 +627,7 @@ pub async fn list(
         conversations: listed
             .into_iter()
             .zip(names)
-            .map(|(item, name)| ConversationListEntry::of(item, name))
+            .map(|(item, last)| ConversationListEntry::of(item, last.name, last.encrypted))
             .collect(),
     }))
 }
@@ -636,14 +639,29 @@ const NAME_READS: usize = 16;
 /// (`Conversation::name_of`), read from the conversation's unit (loaded if it is not in
 /// memory): the projection keeps no names, and a name changes without a message. `ask`:
 /// the conversation and the author, `None` without a last message.
-async fn last_sender_name(
+/// What the list says of a last message beyond its row: its sender's name, and whether
+/// the conversation is end-to-end encrypted (its content is sealed, the preview empty).
+#[derive(Default)]
+struct LastSender {
+    name: Option<String>,
+    encrypted: bool,
+}
+
+async fn last_sender(
     app: AppState,
     tenant: TenantId,
     ask: Option<(ConvId, AccountId)>,
-) -> Option<String> {
-    let (conv, author) = ask?;
-    let conv = app.engine.conversation(&tenant, &conv).await?;
-    conv.name_of(&author).map(str::to_owned)
+) -> LastSender {
+    let Some((conv, author)) = ask else {
+        return LastSender::default();
+    };
+    let Some(conv) = app.engine.conversation(&tenant, &conv).await else {
+        return LastSender::default();
+    };
+    LastSender {
+        name: conv.name_of(&author).map(str::to_owned),
+        encrypted: conv.encrypted(),
+    }
 }
 
 // ---------- members ----------
@@ -670,7 +688,7 @@ pub async fn add_member(
     if let Some(existing) = conv.active_member(&req.account) {
         readable(&conv, &caller)?;
         if req.role.is_none_or(|r| r == existing.role) {
-            return body(StatusCode::OK, &conv);
+            return body(StatusCode::OK, &conv, &caller.tenant);
         }
         return Err(ApiError::conflict(
             "already_exists",
@@ -718,7 +736,7 @@ pub async fn remove_member(
         if account != caller.account {
             readable(&conv, &caller)?;
         }
-        return body(StatusCode::OK, &conv);
+        return body(StatusCode::OK, &conv, &caller.tenant);
     }
     let status = if account == caller.account {
         MemberStatus::Left

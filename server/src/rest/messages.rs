@@ -275,7 +275,7 @@ pub async fn page(
     let counted = conv.kind() == Some(ConvKind::Channel);
     let messages = rows
         .iter()
-        .map(|r| MessageView::of(r, contents.get(&r.message), counted))
+        .map(|r| MessageView::of(r, contents.get(&r.message), counted, conv.encrypted()))
         .collect();
     let next_before = if rows.len() == query.limit {
         rows.last().map(|r| r.pos)

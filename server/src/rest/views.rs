@@ -44,6 +44,34 @@ pub struct ConversationView {
     pub parent: Option<ParentView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<ResourceView>,
+    pub encryption: EncryptionView,
+}
+
+/// Whether and how the conversation is end-to-end encrypted (docs/E2EE.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct EncryptionView {
+    pub enabled: bool,
+    /// `mls` where enabled.
+    pub protocol: Option<&'static str>,
+    /// The MLS group id: the conversation document's id.
+    pub group_id: Option<String>,
+    /// The group's epoch; `null` until a member's device made the group.
+    pub key_version: Option<u64>,
+    /// When the group was made or last committed to.
+    pub last_key_rotation: Option<String>,
+}
+
+impl EncryptionView {
+    fn of(conv: &Conversation, tenant: &confab_core::ids::TenantId) -> Self {
+        let enabled = conv.encrypted();
+        EncryptionView {
+            enabled,
+            protocol: enabled.then_some("mls"),
+            group_id: enabled.then(|| confab_core::ids::DocId::conv(tenant, &conv.id).to_string()),
+            key_version: conv.mls.map(|m| m.epoch),
+            last_key_rotation: conv.mls.map(|m| time(m.at)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,7 +177,7 @@ impl MemberView {
 
 impl ConversationView {
     /// `None` for a conversation whose creation change has not arrived.
-    pub fn of(conv: &Conversation) -> Option<Self> {
+    pub fn of(conv: &Conversation, tenant: &confab_core::ids::TenantId) -> Option<Self> {
         let meta = conv.meta.as_ref()?;
         let deterministic = matches!(meta.kind, ConvKind::Direct | ConvKind::Support);
         Some(ConversationView {
@@ -200,6 +228,7 @@ impl ConversationView {
                     closure_reason: conv.lifecycle.reason.clone().filter(|_| closed),
                 }
             }),
+            encryption: EncryptionView::of(conv, tenant),
         })
     }
 }
@@ -218,12 +247,16 @@ pub struct MessageSummaryView {
     /// thread's client or owner name, else the author's nickname in it; `None` where it
     /// gives none.
     pub sender_name: Option<String>,
+    /// The conversation is end-to-end encrypted: the content is sealed on the devices and
+    /// `preview` is empty (docs/E2EE.md, "Sealed messages").
+    pub is_encrypted: bool,
 }
 
 impl MessageSummaryView {
-    pub fn of(row: &MessageRow, sender_name: Option<String>) -> Self {
+    pub fn of(row: &MessageRow, sender_name: Option<String>, is_encrypted: bool) -> Self {
         MessageSummaryView {
             sender_name,
+            is_encrypted,
             id: row.message.to_string(),
             author: row.author.to_string(),
             kind: row.kind.clone(),
@@ -251,8 +284,9 @@ pub struct ConversationListEntry {
 }
 
 impl ConversationListEntry {
-    /// `sender_name`: the last message's, as `MessageSummaryView` answers it.
-    pub fn of(item: &ConvListItem, sender_name: Option<String>) -> Self {
+    /// `sender_name` and `is_encrypted`: the last message's, as `MessageSummaryView` answers
+    /// them.
+    pub fn of(item: &ConvListItem, sender_name: Option<String>, is_encrypted: bool) -> Self {
         let c = &item.conv;
         let deterministic =
             c.kind == ConvKind::Direct.as_str() || c.kind == ConvKind::Support.as_str();
@@ -272,7 +306,7 @@ impl ConversationListEntry {
             last_message: item
                 .last_message
                 .as_ref()
-                .map(|m| MessageSummaryView::of(m, sender_name)),
+                .map(|m| MessageSummaryView::of(m, sender_name, is_encrypted)),
         }
     }
 }
@@ -310,6 +344,9 @@ pub struct MessageView {
     pub sender_role: Option<&'static str>,
     pub sender_name: Option<String>,
     pub related_lead: Option<String>,
+    /// The conversation is end-to-end encrypted: body, caption and payload are sealed on the
+    /// devices and answered empty here (docs/E2EE.md, "Sealed messages").
+    pub is_encrypted: bool,
 }
 
 /// A payload is stored as JSON text; it is answered as JSON.
@@ -320,7 +357,12 @@ pub fn payload_value(text: &str) -> serde_json::Value {
 impl MessageView {
     /// `views_counted`: the conversation counts views (a channel), so the row's count is
     /// answered; elsewhere `views` is `null`, not a 0 that reads as "nobody saw it".
-    pub fn of(row: &MessageRow, message: Option<&Message>, views_counted: bool) -> Self {
+    pub fn of(
+        row: &MessageRow,
+        message: Option<&Message>,
+        views_counted: bool,
+        is_encrypted: bool,
+    ) -> Self {
         let mut view = MessageView {
             id: row.message.to_string(),
             pos: row.pos,
@@ -341,6 +383,7 @@ impl MessageView {
             sender_role: None,
             sender_name: None,
             related_lead: None,
+            is_encrypted,
         };
         if let Some(m) = message {
             view.body = m.body.clone();
