@@ -136,6 +136,9 @@ pub enum NotificationKind {
     Direct,
     Proposal,
     JoinRequest,
+    /// New messages of a group or channel at the level `all`, one entry per conversation
+    /// with their `count`.
+    Message,
 }
 
 /// One entry of the feed.
@@ -158,6 +161,13 @@ pub struct Notification {
     #[serde(alias = "created_at")]
     pub created_at: String,
     pub read: bool,
+    /// How many messages the entry tells of (more than one only for `message`).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A page of the feed, newest first.

@@ -23,6 +23,7 @@ const SAYS = {
   direct: "wrote to you",
   proposal: "sent a proposal",
   join_request: "asks to join",
+  message: "wrote",
 };
 
 export function createBell(session) {
@@ -91,7 +92,12 @@ export function createBell(session) {
             select(n.conversation);
           },
         },
-        h("strong", {}, `${displayName(n.from)} ${SAYS[n.kind] ?? n.kind}`),
+        h(
+          "strong",
+          {},
+          `${displayName(n.from)} ${SAYS[n.kind] ?? n.kind}` +
+            (n.count > 1 ? ` (${n.count} new messages)` : ""),
+        ),
         n.preview && h("span", { class: "notification-preview" }, n.preview),
         h("span", { class: "why" }, shortWhen(Date.parse(n.createdAt))),
       );
