@@ -63,8 +63,11 @@ for (const size of SIZES) {
     await item.waitFor({ timeout: WAIT_MS });
     assert.match(await item.textContent(), new RegExp(answer));
     assert.match(await item.getAttribute("class"), /unread/);
-    // Alice is not told of her own reply.
-    assert.equal(await alice.locator("#bell").getAttribute("data-unread"), "0");
+    // Alice is told of bob's message (the level all), never of her own reply.
+    await until(alice, "alice's bell", () => alice.locator("#bell").getAttribute("data-unread"), (n) => n === "1");
+    await alice.locator("#bell").click();
+    await alice.locator(`dialog.notifications li.notification[data-kind=message][data-conv="${conv}"]`).waitFor({ timeout: WAIT_MS });
+    assert.equal(await alice.locator(`dialog.notifications li.notification[data-kind=reply]`).count(), 0);
 
     await bob.click("dialog.notifications button[data-action=read-all]");
     await bob.locator(`dialog.notifications li.notification[data-conv="${conv}"]:not(.unread)`).waitFor({ timeout: WAIT_MS });
