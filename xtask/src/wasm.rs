@@ -29,7 +29,7 @@ use crate::workspace::{debug_bin, run, workspace_root};
 /// Size budget of the gzipped `.wasm` (web apps download it: it must stay light): what the
 /// package weighs with the features it has, plus a little room, raised by a commit that
 /// says what grew (wasm/README.md, "Size", keeps the history).
-const GZIP_BUDGET: u64 = 920 * 1024;
+const GZIP_BUDGET: u64 = 960 * 1024;
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CRATE_FILE: &str = "confab_wasm";
 
