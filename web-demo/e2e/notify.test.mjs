@@ -64,7 +64,8 @@ for (const size of SIZES) {
     assert.match(await item.textContent(), new RegExp(answer));
     assert.match(await item.getAttribute("class"), /unread/);
     // Alice is told of bob's message (the level all), never of her own reply.
-    await until(alice, "alice's bell", () => alice.locator("#bell").getAttribute("data-unread"), (n) => n === "1");
+    // (At least one: the sizes share a server, and alice's earlier entries stay unread.)
+    await until(alice, "alice's bell", () => alice.locator("#bell").getAttribute("data-unread"), (n) => Number(n) >= 1);
     await alice.locator("#bell").click();
     await alice.locator(`dialog.notifications li.notification[data-kind=message][data-conv="${conv}"]`).waitFor({ timeout: WAIT_MS });
     assert.equal(await alice.locator(`dialog.notifications li.notification[data-kind=reply]`).count(), 0);
