@@ -43,6 +43,12 @@ impl Person {
         hub.submit(doc, &author, change, NOW).map(|_| ())
     }
 
+    /// Starts the replica of `doc` again from what the hub accepted (after a refusal).
+    fn resync(&mut self, hub: &Hub, doc: &DocId) {
+        self.replica.docs.remove(doc);
+        self.replica.pull(hub, doc);
+    }
+
     fn write_mls(&mut self, doc: &DocId, mls: MlsWrite<'_>) -> Change {
         self.replica
             .write(doc, |d, t| write::write_mls(d, t, NOW, mls))
@@ -196,8 +202,7 @@ fn the_group_is_made_once_for_its_own_conversation_by_the_submitting_device() {
         code(people[0].submit(&mut hub, &doc, change)),
         "mls_wrong_group"
     );
-    people[0].replica.docs.remove(&doc);
-    people[0].replica.pull(&hub, &doc);
+    people[0].resync(&hub, &doc);
 
     // Made by a device of bob's but submitted from alice's.
     let mut bobs = Mls::new(identity("bob")).unwrap();
@@ -214,8 +219,7 @@ fn the_group_is_made_once_for_its_own_conversation_by_the_submitting_device() {
         "mls_wrong_sender"
     );
     assert_eq!(epoch(&hub, &conv), None);
-    people[0].replica.docs.remove(&doc);
-    people[0].replica.pull(&hub, &doc);
+    people[0].resync(&hub, &doc);
 
     with_group(&mut hub, &conv, &mut people);
     // A second group for the same conversation.
@@ -264,8 +268,7 @@ fn one_commit_per_epoch_and_only_devices_of_members() {
         "mls_adds_non_member"
     );
     people[0].mls.discard_commit(&group).unwrap();
-    people[0].replica.docs.remove(&doc);
-    people[0].replica.pull(&hub, &doc);
+    people[0].resync(&hub, &doc);
 
     // Two members commit on epoch 1 at once: the first wins, the second is stale.
     let by_bob = people[1].mls.commit(&group, &[], &[]).unwrap();
@@ -317,8 +320,7 @@ fn removing_a_member_carries_the_commit_that_locks_them_out() {
         code(people[0].submit(&mut hub, &doc, change)),
         "mls_commit_required"
     );
-    people[0].replica.docs.remove(&doc);
-    people[0].replica.pull(&hub, &doc);
+    people[0].resync(&hub, &doc);
 
     // The removal with a commit that leaves carol's device in.
     let idle = people[0].mls.commit(&group, &[], &[]).unwrap();
@@ -328,8 +330,7 @@ fn removing_a_member_carries_the_commit_that_locks_them_out() {
         "mls_missing_removal"
     );
     people[0].mls.discard_commit(&group).unwrap();
-    people[0].replica.docs.remove(&doc);
-    people[0].replica.pull(&hub, &doc);
+    people[0].resync(&hub, &doc);
 
     // A commit that removes bob's device, who stays a member.
     let wrong = people[0]
@@ -349,8 +350,7 @@ fn removing_a_member_carries_the_commit_that_locks_them_out() {
         "mls_removes_member"
     );
     people[0].mls.discard_commit(&group).unwrap();
-    people[0].replica.docs.remove(&doc);
-    people[0].replica.pull(&hub, &doc);
+    people[0].resync(&hub, &doc);
     assert_eq!(epoch(&hub, &conv), Some(1));
 
     // The removal with its commit.
@@ -468,8 +468,7 @@ fn a_restarted_server_rebuilds_the_group_from_the_document() {
     let refused = submit_after_restart(&hub, &conv, &alice, change).unwrap_err();
     assert_eq!(refused.code.as_str(), "mls_missing_removal");
     people[0].mls.discard_commit(&group).unwrap();
-    people[0].replica.docs.remove(&doc);
-    people[0].replica.pull(&hub, &doc);
+    people[0].resync(&hub, &doc);
 
     let bundle = people[0]
         .mls
@@ -520,8 +519,7 @@ fn post(
         .unwrap();
     let result = person.submit(hub, &doc, change);
     // A refused change leaves the replica ahead of the server: start it again from the hub.
-    person.replica.docs.remove(&doc);
-    person.replica.pull(hub, &doc);
+    person.resync(hub, &doc);
     result
 }
 
