@@ -1,6 +1,6 @@
 //! Replays inputs through a target's check without libFuzzer (stable Rust), timing each:
 //! `cargo run --release --manifest-path fuzz/Cargo.toml --example replay -- <target> <file>...`
-//! where `<target>` is decode_client_frame, decode_server_frame, session or validate_change.
+//! where `<target>` is decode_client_frame, decode_server_frame, session, validate_change or mls.
 //! A panic here is the same finding the fuzz target reports.
 
 use std::time::Instant;
@@ -12,6 +12,7 @@ fn main() -> std::io::Result<()> {
         std::process::exit(2);
     };
     let fixture = (target == "validate_change").then(confab_fuzz::Fixture::new);
+    let mls = (target == "mls").then(confab_fuzz::mls::MlsFixture::new);
     for path in args {
         let data = std::fs::read(&path)?;
         let start = Instant::now();
@@ -23,6 +24,11 @@ fn main() -> std::io::Result<()> {
                 f.check(&data);
                 let [conv, msgs] = f.outcomes(&data);
                 println!("  conv doc: {conv}; msgs doc: {msgs}");
+            }
+            ("mls", _) => {
+                if let (Some(f), Some((&first, rest))) = (&mls, data.split_first()) {
+                    f.check(confab_fuzz::mls::Sink::of(first), rest);
+                }
             }
             _ => {
                 eprintln!("unknown target {target}");

@@ -40,5 +40,16 @@ fn main() -> std::io::Result<()> {
         );
     }
     write_all(&corpus.join("validate_change"), &changes)?;
+    let mls = confab_fuzz::mls::MlsFixture::new();
+    let mls_seeds: Vec<Vec<u8>> = (0u8..)
+        .zip(confab_fuzz::mls::Sink::ALL)
+        .map(|(selector, sink)| {
+            let mut seed = vec![selector];
+            seed.extend_from_slice(mls.valid(sink));
+            mls.check(sink, &seed[1..]);
+            seed
+        })
+        .collect();
+    write_all(&corpus.join("mls"), &mls_seeds)?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! seed inputs (`cargo run --example seeds` writes them into `corpus/<target>/`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod mls;
+
 use std::collections::HashMap;
 
 use confab_core::automerge::{ActorId, Automerge, Change, ReadDoc};
@@ -14,6 +16,7 @@ use confab_core::model::conversation::{
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::errors::close;
+use confab_core::protocol::frames;
 use confab_core::protocol::{
     decode_client, decode_server, encode_client, encode_server, Action, ClientFrame, ErrorCode,
     Identity, Limits, ServerFrame, Session, SignalKind, PROTOCOL_VERSION,
@@ -84,6 +87,7 @@ impl Fixture {
             },
             settings: Settings::defaults_for(ConvKind::Group),
             members,
+            encrypted: false,
         };
         let mut alice_conv = doc::genesis(&conv_doc_id)
             .expect("genesis")
@@ -538,11 +542,29 @@ impl Checker {
                 }
                 Action::Buckets { doc, limit, .. } => {
                     self.doc_action(doc, &tenant);
-                    assert!((1..=confab_core::protocol::frames::BUCKETS_LIMIT_MAX).contains(limit));
+                    assert!((1..=frames::BUCKETS_LIMIT_MAX).contains(limit));
                 }
                 Action::Memberships => {
                     assert!(self.ready, "memberships only after welcome");
                     assert!(session.is_following());
+                }
+                Action::UploadKeyPackages {
+                    device, packages, ..
+                } => {
+                    assert!(self.ready, "directory requests only after welcome");
+                    assert_eq!(device.tenant, tenant, "the tenant boundary holds");
+                    assert!(packages.len() <= frames::KEY_PACKAGES_PER_UPLOAD);
+                }
+                Action::ClaimKeyPackages { accounts, .. } => {
+                    assert!(self.ready, "directory requests only after welcome");
+                    assert!(accounts.len() <= frames::CLAIM_ACCOUNTS_MAX);
+                    assert!(
+                        accounts.windows(2).all(|w| w[0] < w[1]),
+                        "claimed accounts are sorted, without repeats"
+                    );
+                }
+                Action::ListDevices { .. } | Action::RemoveDevice { .. } => {
+                    assert!(self.ready, "directory requests only after welcome");
                 }
             }
         }
