@@ -119,6 +119,7 @@ impl Hub {
                 }
             }
         };
+        let mut follow_up = None;
         let outcome = match decision {
             Decision::Accepted(accepted) => {
                 acceptor.committed(id, accepted.seq);
@@ -134,6 +135,11 @@ impl Hub {
                 let log = self.logs.entry(id.clone()).or_default();
                 log.hashes.push(accepted.hash);
                 log.seqs.insert(accepted.hash, accepted.seq);
+                // What the change calls for is submitted right after it (`accept::follow`).
+                follow_up = acceptor
+                    .follow_up(id, author, &accepted.effects, now_ms)
+                    .ok()
+                    .flatten();
                 // One change at a time: readers of `doc` see it at once.
                 match acceptor.apply_staged(0) {
                     Ok(()) => Ok((
@@ -151,6 +157,12 @@ impl Hub {
             Decision::Failed(e) => Err(failed(e.to_string())),
         };
         self.units.insert(unit, acceptor);
+        if let Some(next) = follow_up {
+            // Decided like any change; a refusal leaves the accepted change as it is.
+            if let Ok(change) = Change::try_from(&next.bytes[..]) {
+                let _ = self.submit(&next.doc, author, change, now_ms);
+            }
+        }
         outcome
     }
 

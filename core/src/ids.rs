@@ -389,6 +389,10 @@ impl ConvId {
 }
 
 fn hashed_id(prefix: &str, domain: &str, parts: &[&str]) -> ConvId {
+    ConvId(hashed(prefix, domain, parts))
+}
+
+fn hashed(prefix: &str, domain: &str, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(domain.as_bytes());
     for part in parts {
@@ -397,7 +401,7 @@ fn hashed_id(prefix: &str, domain: &str, parts: &[&str]) -> ConvId {
         hasher.update(part.as_bytes());
     }
     let digest = hasher.finalize();
-    ConvId(format!("{prefix}{}", hex::encode(&digest[..16])))
+    format!("{prefix}{}", hex::encode(&digest[..16]))
 }
 
 /// The one direct conversation of a pair in a tenant: the same on every device, offline too.
@@ -417,6 +421,20 @@ pub fn support_conv_id(tenant: &TenantId, client: &AccountId, resource: &Resourc
         "confab/support/v1",
         &[tenant.as_str(), client.as_str(), resource.as_str()],
     )
+}
+
+/// The lead a client's new request opens on the support thread `conv`, closed at
+/// `closed_at` while about `previous`: derived from that closure alone, so every device,
+/// node and store that sees the same closure names the same new lead, and two requests
+/// racing after one closure open one lead (docs/POLICY.md, "Support threads").
+pub fn next_lead_id(conv: &ConvId, previous: Option<&LeadId>, closed_at: Option<i64>) -> LeadId {
+    let at = closed_at.unwrap_or_default().to_string();
+    let previous = previous.map_or("", LeadId::as_str);
+    LeadId(hashed(
+        "l-",
+        "confab/lead/v1",
+        &[conv.as_str(), previous, &at],
+    ))
 }
 
 #[cfg(test)]
@@ -495,5 +513,25 @@ mod tests {
         let r = ResourceId::new("room-12").expect("resource");
         assert_eq!(support_conv_id(&t, &a, &r), support_conv_id(&t, &a, &r));
         assert_ne!(support_conv_id(&t, &a, &r), support_conv_id(&t, &b, &r));
+    }
+
+    #[test]
+    fn a_new_lead_follows_from_the_closure_alone() {
+        let conv = ConvId::new("s-1").unwrap();
+        let old = LeadId::new("lead-1").unwrap();
+        let next = next_lead_id(&conv, Some(&old), Some(5));
+        assert_eq!(next, next_lead_id(&conv, Some(&old), Some(5)));
+        assert_ne!(next, old);
+        assert_ne!(
+            next,
+            next_lead_id(&conv, Some(&old), Some(6)),
+            "another closure"
+        );
+        assert_ne!(
+            next,
+            next_lead_id(&conv, Some(&next), Some(5)),
+            "another lead"
+        );
+        assert!(LeadId::new(next.as_str()).is_ok(), "a valid lead id");
     }
 }

@@ -744,6 +744,17 @@ fn every_deny_code_has_a_denial() {
             ),
         ),
         (
+            DenyCode::NewLeadRequired,
+            run(
+                &in_state(support_conv(), Lifecycle::Closed),
+                "client",
+                &Effect::SetLifecycle {
+                    to: Lifecycle::Active,
+                    by: acc("client"),
+                },
+            ),
+        ),
+        (
             DenyCode::OwnerOnly,
             run(&g, "admin", &transfer(&g, "owner", "member")),
         ),

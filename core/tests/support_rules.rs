@@ -9,7 +9,7 @@ use confab_core::ids::{LeadId, ResourceId};
 use confab_core::model::conversation::*;
 use confab_core::model::message::NewMessage;
 use confab_core::model::support::{LeadOutcome, SenderRole, Stamp};
-use confab_core::policy::support::{sender_role, stamp_for};
+use confab_core::policy::support::{next_lead, sender_role, stamp_for};
 use confab_core::policy::{check, Author, Context, Decision, DenyCode, Effect};
 use confab_testkit::hub::NOW;
 use confab_testkit::ids::{acc, conv_id, msg_id};
@@ -331,4 +331,195 @@ fn the_lead_is_closed_with_an_outcome_by_the_owners_side() {
         LeadOutcome::ClosedWon
     );
     assert!(LeadOutcome::parse("won").is_err());
+}
+
+/// A closed, named thread: lead-1 closed at `NOW - 10`.
+fn closed() -> Conversation {
+    let mut c = named();
+    c.lifecycle.state = Lifecycle::Closed;
+    c.lifecycle.at = Some(NOW - 10);
+    c.lifecycle.by = Some(acc("owner"));
+    c
+}
+
+/// The client's message into its closed thread is a new request: it is accepted, stamped
+/// with the lead that follows the closure, and reopens the thread with that lead; the
+/// client reopens a closed thread only that way (`new_lead_required`).
+#[test]
+fn a_new_request_reopens_a_closed_thread_with_a_new_lead() {
+    use confab_core::ids::next_lead_id;
+    let c = closed();
+    let next = next_lead(&c);
+    assert_eq!(
+        next,
+        next_lead_id(&c.id, c.lifecycle.lead.as_ref(), Some(NOW - 10))
+    );
+    assert_ne!(Some(&next), c.lifecycle.lead.as_ref(), "a new lead");
+    // What the client stamps names the new lead; the owner's side keeps the closed one.
+    let client = user("client");
+    assert_eq!(stamp_for(&c, &client).related_lead, Some(next.clone()));
+    assert_eq!(
+        stamp_for(&c, &user("owner")).related_lead,
+        c.lifecycle.lead.clone()
+    );
+    let request = |by: &str, lead: &LeadId| Effect::NewRequest {
+        by: acc(by),
+        lead: lead.clone(),
+    };
+    let reopen = |by: &str| Effect::SetLifecycle {
+        to: Lifecycle::Active,
+        by: acc(by),
+    };
+    let lead_1 = LeadId::new("lead-1").unwrap();
+    let mut closed_group = group();
+    closed_group.lifecycle.state = Lifecycle::Closed;
+    let table = [
+        (
+            "client's request",
+            &c,
+            "client",
+            stamped_post(&c, "client", None),
+            None,
+        ),
+        (
+            "client's message about the closed lead",
+            &c,
+            "client",
+            stamped_post(&c, "client", Some("lead-1")),
+            Some(DenyCode::SenderMismatch),
+        ),
+        (
+            "member's message in a closed group",
+            &closed_group,
+            "client",
+            post("client", Stamp::default()),
+            Some(DenyCode::ConversationClosed),
+        ),
+        (
+            "client reopens with the next lead",
+            &c,
+            "client",
+            request("client", &next),
+            None,
+        ),
+        (
+            "client reopens without a lead",
+            &c,
+            "client",
+            reopen("client"),
+            Some(DenyCode::NewLeadRequired),
+        ),
+        (
+            "client revives the closed lead",
+            &c,
+            "client",
+            request("client", &lead_1),
+            Some(DenyCode::NewLeadRequired),
+        ),
+        (
+            "client names the lead's writer",
+            &c,
+            "client",
+            request("owner", &next),
+            Some(DenyCode::NotOwnKey),
+        ),
+        (
+            "owner reopens with any lead",
+            &c,
+            "owner",
+            request("owner", &lead_1),
+            None,
+        ),
+        (
+            "client reopens an open thread with a lead",
+            &named(),
+            "client",
+            request("client", &next),
+            Some(DenyCode::NoPermission),
+        ),
+        (
+            "a request in a group",
+            &closed_group,
+            "owner",
+            request("owner", &next),
+            Some(DenyCode::SupportOnly),
+        ),
+    ];
+    for (label, conv, author, effect, want) in table {
+        assert_eq!(code(run(conv, &user(author), &effect)), want, "{label}");
+    }
+}
+
+/// A message with the client's stamps, naming `lead` (`None`: the stamped one).
+fn stamped_post(c: &Conversation, author: &str, lead: Option<&str>) -> Effect {
+    let mut s = stamp_for(c, &user(author));
+    if let Some(lead) = lead {
+        s.related_lead = Some(LeadId::new(lead).unwrap());
+    }
+    post(author, s)
+}
+
+/// Which messages reopen their conversation (`policy::reopen::after`): any a member who may
+/// reopen posts into an archived one, and the client's new request into its closed thread.
+#[test]
+fn which_messages_reopen_their_conversation() {
+    use confab_core::policy::reopen::{after, Reopen};
+    let archived = {
+        let mut c = named();
+        c.lifecycle.state = Lifecycle::Archived;
+        c
+    };
+    let service = Author::service(acc("platform"));
+    let notice = {
+        let mut m = NewMessage::text(msg_id("n1"), acc("platform"), "notice", NOW);
+        m.kind = confab_core::model::message::MessageKind::System;
+        Effect::PostMessage(Box::new(m))
+    };
+    let react = Effect::MarkRead {
+        account: acc("client"),
+    };
+    let c = closed();
+    let table = [
+        (
+            "client in an archived thread",
+            &archived,
+            user("client"),
+            post("client", Stamp::default()),
+            Some(None),
+        ),
+        (
+            "owner in an archived thread",
+            &archived,
+            user("owner"),
+            post("owner", Stamp::default()),
+            Some(None),
+        ),
+        ("a service's notice", &archived, service, notice, None),
+        ("a read marker", &archived, user("client"), react, None),
+        (
+            "client in an open thread",
+            &named(),
+            user("client"),
+            post("client", Stamp::default()),
+            None,
+        ),
+        (
+            "client's new request",
+            &c,
+            user("client"),
+            post("client", Stamp::default()),
+            Some(Some(next_lead(&c))),
+        ),
+        (
+            "staff note in a closed thread",
+            &c,
+            user("staff"),
+            post("staff", Stamp::default()),
+            None,
+        ),
+    ];
+    for (label, conv, author, effect, want) in table {
+        let got = after(conv, &author, &[effect], NOW).map(|r: Reopen| r.lead);
+        assert_eq!(got, want, "{label}");
+    }
 }

@@ -12,6 +12,7 @@
 
 mod access;
 mod docs;
+mod follow;
 mod mls;
 mod parent;
 mod submission;
@@ -24,6 +25,7 @@ use automerge::{ActorId, Automerge, ChangeHash};
 
 pub use access::{may_read, ReadDenied};
 pub use docs::{DocView, StoredDoc, Tail};
+pub use follow::{host_actor, FollowUp};
 pub use submission::{AcceptedChange, Decision, Need, Step, Submission};
 
 use self::docs::Loaded;

@@ -213,4 +213,58 @@ mod tests {
             format!("{}@{}", 5, genesis_actor(&conv_doc_id("c1")))
         );
     }
+
+    /// A proposal's payload is written once, `pending`; once answered, readers see the
+    /// status the message holds in it, the rest of the payload as written.
+    #[test]
+    fn a_proposal_shows_the_status_its_message_holds() {
+        use crate::ids::{AccountId, MessageId};
+        use crate::model::message::{MessageKind, NewMessage};
+        use crate::model::proposal::ProposalStatus;
+        let id = DocId::msgs(
+            &TenantId::new("t").expect("tenant"),
+            &ConvId::new("c1").expect("conv"),
+            1,
+        );
+        let mut doc = genesis(&id).expect("genesis");
+        let proposal = MessageId::new("p1").expect("id");
+        let mut m = NewMessage::text(proposal.clone(), AccountId::new("a").expect("a"), "", 1);
+        m.kind = MessageKind::Proposal;
+        m.payload = Some(
+            r#"{"proposalType":"booking_manual","timeStart":"2026-04-15T10:00:00.000Z","timeEnd":"2026-04-15T17:00:00.000Z","timezone":"UTC","status":"pending","createdByRole":"staff"}"#
+                .into(),
+        );
+        let tag = IntentTag::new("i1", "send");
+        write::post_message(&mut doc, &tag, &m).expect("posted");
+        let status_of = |doc: &Automerge| {
+            let read = read::read_message(doc, &proposal).expect("the proposal");
+            let payload: serde_json::Value =
+                serde_json::from_str(read.payload.as_deref().expect("a payload")).expect("JSON");
+            (
+                read.status,
+                payload["status"].clone(),
+                payload["timezone"].clone(),
+            )
+        };
+        assert_eq!(
+            status_of(&doc),
+            (
+                Some(ProposalStatus::Pending),
+                "pending".into(),
+                "UTC".into()
+            ),
+            "as written"
+        );
+        let tag = IntentTag::new("i2", "answer");
+        write::set_proposal_status(&mut doc, &tag, 2, &proposal, ProposalStatus::Accepted)
+            .expect("answered");
+        assert_eq!(
+            status_of(&doc),
+            (
+                Some(ProposalStatus::Accepted),
+                "accepted".into(),
+                "UTC".into()
+            )
+        );
+    }
 }

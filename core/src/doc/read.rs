@@ -428,6 +428,15 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
     m.author = author?;
     m.kind = kind?;
     m.created_at = created_at?;
+    if let (MessageKind::Proposal, Some(status)) = (m.kind, m.status) {
+        let shown = m
+            .payload
+            .as_deref()
+            .and_then(|p| crate::model::proposal::payload_with_status(p, status));
+        if shown.is_some() {
+            m.payload = shown;
+        }
+    }
     Some(m)
 }
 

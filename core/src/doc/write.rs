@@ -605,6 +605,25 @@ pub fn set_lifecycle(
     })
 }
 
+/// Reopens a closed support thread with a new lead (a client's new request): the state,
+/// who and when, and the lead in one change.
+pub fn reopen_with_lead(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    by: &AccountId,
+    lead: &crate::ids::LeadId,
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = top(tx, LIFECYCLE)?;
+        tx.put(&obj, STATE, Lifecycle::Active.as_str())?;
+        tx.put(&obj, BY, by.as_str())?;
+        tx.put(&obj, AT, now_ms)?;
+        tx.put(&obj, LEAD, lead.as_str())?;
+        Ok(())
+    })
+}
+
 /// Closes a support thread with its lead's outcome (won or lost): the state, who
 /// and when, the outcome and the reason (empty: none) in one change.
 pub fn close_lead(

@@ -79,6 +79,17 @@ impl ProposalResponse {
     }
 }
 
+/// A proposal's payload showing `status`, the one its message holds: the payload is
+/// written once with `pending`, and the answer moves the message's own `status` field, so
+/// readers see the document's status rather than the stale copy. `None`: not a JSON
+/// object (left as written).
+pub fn payload_with_status(payload: &str, status: ProposalStatus) -> Option<String> {
+    let mut value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let object = value.as_object_mut()?;
+    object.insert("status".into(), status.as_str().into());
+    Some(value.to_string())
+}
+
 fn parse_payload<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ModelError> {
     check_bytes("payloadJson", json, PAYLOAD_MAX_BYTES)?;
     serde_json::from_str(json).map_err(|e| ModelError::InvalidFormat {

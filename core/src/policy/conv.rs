@@ -271,6 +271,15 @@ pub(super) fn check(
                 };
             }
             let staff = member.role.rank() >= Role::Moderator.rank();
+            if !staff && *to == Lifecycle::Active && super::support::new_request(conv, author) {
+                return deny(
+                    DenyCode::NewLeadRequired,
+                    format!(
+                        "a new request reopens the thread with lead {}",
+                        super::support::next_lead(conv)
+                    ),
+                );
+            }
             let allowed = match (conv.lifecycle.state, to) {
                 // A new message reopens an archived thread: senders may reopen.
                 // Two devices reopening at once: the later finds it active and changes
@@ -297,6 +306,9 @@ pub(super) fn check(
             outcome,
             closed_after,
         } => super::support::check_lead(conv, author, *outcome, *closed_after),
+        Effect::NewRequest { by, lead } => {
+            super::support::check_new_request(conv, author, by, lead)
+        }
         Effect::TransferOwnership(transfer) => check_transfer(conv, author, transfer),
         _ => deny(DenyCode::InvalidCreation, "not a conversation effect"),
     }

@@ -7,6 +7,7 @@
 mod conv;
 pub mod joining;
 mod msgs;
+pub mod reopen;
 pub mod support;
 
 use crate::ids::AccountId;
@@ -130,6 +131,7 @@ deny_codes! {
     TargetNotMember = "target_not_member": "ownership goes only to a member (not to an account without an entry or with a join request)",
     TargetInactive = "target_inactive": "ownership goes only to an active member (not to one who left, was removed or was banned)",
     OwnerMustTransfer = "owner_must_transfer": "the only owner leaves, steps down, or is removed or banned only after transferring ownership",
+    NewLeadRequired = "new_lead_required": "a client reopens a closed support thread only as a new request, naming the lead that follows the closure",
 }
 
 impl DenyCode {
@@ -268,6 +270,12 @@ pub enum Effect {
         outcome: bool,
         closed_after: bool,
     },
+    /// A closed support thread reopened (`lifecycle/state = active`, by `by`) with `lead`
+    /// written in the same change: a new request opens a new lead.
+    NewRequest {
+        by: AccountId,
+        lead: crate::ids::LeadId,
+    },
     PostMessage(Box<NewMessage>),
     EditBody(Box<Message>),
     DeleteMessage(Box<Message>),
@@ -331,6 +339,7 @@ impl Effect {
             | Effect::SetSetting { .. }
             | Effect::SetLifecycle { .. }
             | Effect::SetLead { .. }
+            | Effect::NewRequest { .. }
             // Ciphertext is checked against the group's epoch and devices.
             | Effect::MlsInit { .. }
             | Effect::MlsCommit { .. } => true,

@@ -157,7 +157,12 @@ fn check_post(
     }
     let member = active(conv, author)?;
     open(conv)?;
-    if conv.lifecycle.state == Lifecycle::Closed && member.role.rank() < Role::Moderator.rank() {
+    // The client writing into its closed support thread makes a new request, which
+    // reopens the thread with a new lead (`policy::reopen`).
+    if conv.lifecycle.state == Lifecycle::Closed
+        && member.role.rank() < Role::Moderator.rank()
+        && !super::support::new_request(conv, author)
+    {
         return deny(DenyCode::ConversationClosed, "closed: reopen it first");
     }
     if kind == ConvKind::Channel && !member.role.is_admin() {
@@ -179,7 +184,7 @@ fn check_post(
     if message.kind == MessageKind::Sticker && !conv.settings.allow_stickers {
         return deny(DenyCode::StickersDisabled, "stickers are off");
     }
-    if message.kind == MessageKind::Proposal && is_client(conv, &author.account) {
+    if message.kind == MessageKind::Proposal && super::support::is_client(conv, &author.account) {
         return deny(
             DenyCode::NotCounterparty,
             "proposals come from the resource's side",
@@ -197,13 +202,6 @@ fn check_post(
         }
     }
     Ok(())
-}
-
-fn is_client(conv: &Conversation, account: &crate::ids::AccountId) -> bool {
-    conv.meta
-        .as_ref()
-        .and_then(|m| m.resource.as_ref())
-        .is_some_and(|r| r.client == *account)
 }
 
 fn check_proposal_status(

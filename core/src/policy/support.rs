@@ -8,7 +8,8 @@
 
 use super::{active, deny, Author, Decision, DenyCode};
 use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
-use crate::model::conversation::{ConvKind, Conversation, Role};
+use crate::ids::{AccountId, LeadId};
+use crate::model::conversation::{ConvKind, Conversation, Lifecycle, Role};
 use crate::model::message::NewMessage;
 use crate::model::support::{SenderRole, Stamp};
 
@@ -44,6 +45,39 @@ pub fn sender_name<'a>(
     }
 }
 
+/// Whether `account` is the support thread's client.
+pub fn is_client(conv: &Conversation, account: &AccountId) -> bool {
+    conv.meta
+        .as_ref()
+        .and_then(|m| m.resource.as_ref())
+        .is_some_and(|r| r.client == *account)
+}
+
+/// Whether a message by `author` is a new request: the client writing into its closed
+/// support thread, which reopens it with a new lead (`next_lead`).
+pub fn new_request(conv: &Conversation, author: &Author) -> bool {
+    is_support(conv)
+        && conv.lifecycle.state == Lifecycle::Closed
+        && !author.service
+        && is_client(conv, &author.account)
+}
+
+/// The lead a new request opens after the thread's last closure (`ids::next_lead_id`).
+pub fn next_lead(conv: &Conversation) -> LeadId {
+    let closure = &conv.lifecycle;
+    crate::ids::next_lead_id(&conv.id, closure.lead.as_ref(), closure.at)
+}
+
+/// The lead a message by `author` is about: the thread's current one, or the one its new
+/// request opens.
+pub fn lead_for(conv: &Conversation, author: &Author) -> Option<LeadId> {
+    if new_request(conv, author) {
+        Some(next_lead(conv))
+    } else {
+        conv.lifecycle.lead.clone()
+    }
+}
+
 /// The stamps a message by `author` carries in `conv` (empty outside support threads).
 pub fn stamp_for(conv: &Conversation, author: &Author) -> Stamp {
     if !is_support(conv) {
@@ -53,7 +87,7 @@ pub fn stamp_for(conv: &Conversation, author: &Author) -> Stamp {
     Stamp {
         sender_role: Some(role),
         sender_name: sender_name(conv, author, role).map(str::to_owned),
-        related_lead: conv.lifecycle.lead.clone(),
+        related_lead: lead_for(conv, author),
     }
 }
 
@@ -85,7 +119,7 @@ pub(super) fn check_stamp(conv: &Conversation, author: &Author, message: &NewMes
             );
         }
     }
-    if s.related_lead.is_some() && s.related_lead != conv.lifecycle.lead {
+    if s.related_lead.is_some() && s.related_lead != lead_for(conv, author) {
         return deny(
             DenyCode::SenderMismatch,
             "the message names another lead than the thread's",
@@ -146,6 +180,41 @@ pub(super) fn check_lead(
         return deny(
             DenyCode::OutcomeNeedsClose,
             "an outcome is written with the closure",
+        );
+    }
+    Ok(())
+}
+
+/// A closed support thread reopened with a lead in one change: the owner's side reopens
+/// and names leads as always; the client reopens only with its new request's lead
+/// (`next_lead`), so a new request is a new lead and never revives the closed one.
+pub(super) fn check_new_request(
+    conv: &Conversation,
+    author: &Author,
+    by: &AccountId,
+    lead: &LeadId,
+) -> Decision {
+    if !is_support(conv) {
+        return deny(DenyCode::SupportOnly, "leads belong to support threads");
+    }
+    if *by != author.account {
+        return deny(DenyCode::NotOwnKey, "the lifecycle names who moved it");
+    }
+    let member = active(conv, author)?;
+    if member.role.rank() >= Role::Moderator.rank() {
+        return Ok(());
+    }
+    if !new_request(conv, author) {
+        return deny(
+            DenyCode::NoPermission,
+            format!("{} cannot reopen or name the lead", member.role.as_str()),
+        );
+    }
+    let next = next_lead(conv);
+    if *lead != next {
+        return deny(
+            DenyCode::NewLeadRequired,
+            format!("a new request opens lead {next}, not {lead}"),
         );
     }
     Ok(())

@@ -167,6 +167,9 @@ fn conv_effects(
     let mut members: MemberWrites = BTreeMap::new();
     let mut lifecycle: BTreeMap<&str, &ScalarValue> = BTreeMap::new();
     let (mut lead_written, mut outcome_written) = (false, false);
+    // The lead written, when nothing else of the closure is (a new request's change).
+    let mut lead_alone: Option<LeadId> = None;
+    let mut closure_written = false;
     let mut mls = MlsOps::default();
     for op in ops {
         let p: Vec<&str> = op.path.iter().map(String::as_str).collect();
@@ -278,12 +281,14 @@ fn conv_effects(
                     OUTCOME => {
                         LeadOutcome::parse(text(v)).map_err(model)?;
                         outcome_written = true;
+                        closure_written = true;
                     }
                     REASON => {
-                        check_chars("reason", text(v), support::REASON_MAX_CHARS).map_err(model)?
+                        check_chars("reason", text(v), support::REASON_MAX_CHARS).map_err(model)?;
+                        closure_written = true;
                     }
                     _ => {
-                        LeadId::new(text(v)).map_err(model)?;
+                        lead_alone = Some(LeadId::new(text(v)).map_err(model)?);
                     }
                 }
                 lead_written = true;
@@ -328,6 +333,29 @@ fn conv_effects(
     }
     out.extend(mls.effects(before)?);
     removals_carry_commit(before, &out)?;
+    // Reopening a closed thread with a lead in one change is one effect: a new request.
+    let reopened = before.lifecycle.state == Lifecycle::Closed
+        && lifecycle
+            .get(STATE)
+            .is_some_and(|v| text(v) == Lifecycle::Active.as_str());
+    if let (true, false, Some(lead)) = (reopened, closure_written, &lead_alone) {
+        // As below: a put that changes nothing is left out and keeps the value before.
+        let by = match lifecycle.get(BY) {
+            Some(v) => Some(AccountId::new(text(v)).map_err(model)?),
+            None => before.lifecycle.by.clone(),
+        };
+        let at = lifecycle.contains_key(AT) || before.lifecycle.at.is_some();
+        let Some(by) = by.filter(|_| at) else {
+            return Err(model(ModelError::Missing {
+                field: "lifecycle state, by and at",
+            }));
+        };
+        out.push(Effect::NewRequest {
+            by,
+            lead: lead.clone(),
+        });
+        return Ok(out);
+    }
     if lead_written {
         let closed_after = match lifecycle.get(STATE) {
             Some(v) => Lifecycle::parse(text(v)).map_err(model)? == Lifecycle::Closed,

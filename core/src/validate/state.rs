@@ -463,7 +463,7 @@ pub fn refresh_conversation(conv: &mut Conversation, doc: &Automerge, effects: &
                 }
             }
             Effect::MlsInit { .. } | Effect::MlsCommit { .. } => conv.mls = read::read_mls(doc),
-            Effect::SetLifecycle { .. } | Effect::SetLead { .. } => {
+            Effect::SetLifecycle { .. } | Effect::SetLead { .. } | Effect::NewRequest { .. } => {
                 conv.lifecycle = read::read_lifecycle(doc)
             }
             _ => {}

@@ -19,13 +19,11 @@ use std::time::{Duration, Instant};
 use confab_core::accept::{
     AcceptError, Acceptor, AcceptorConfig, Decision, Need, Step, Submission,
 };
-use confab_core::automerge::ActorId;
 use confab_core::doc::IntentTag;
 use confab_core::ids::{AccountId, DocId, DocTarget};
 use confab_core::policy::{Author, Effect};
 use confab_core::protocol::{encode_server, ErrorCode, ServerFrame};
 use confab_core::validate::{RejectCode, Rejection};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use self::pipeline::{oldest_done, Batch, InFlight, MAX_IN_FLIGHT};
@@ -175,17 +173,6 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
     };
     tokio::spawn(unit.run(rx));
     super::UnitHandle { tx, inbox }
-}
-
-/// The actor the server writes REST intents with for `account`: stable, so its seq continues.
-fn rest_actor(doc: &DocId, account: &AccountId) -> ActorId {
-    let digest = Sha256::new()
-        .chain_update(b"confab/rest/v1\0")
-        .chain_update(doc.tenant().as_str().as_bytes())
-        .chain_update(b"\0")
-        .chain_update(account.as_str().as_bytes())
-        .finalize();
-    ActorId::from(&digest[..16])
 }
 
 fn failed(hash: Option<[u8; 32]>, message: impl Into<String>) -> Slot {
@@ -539,7 +526,30 @@ impl Unit {
         }
     }
 
+    /// Accepts one change, then the follow-up it calls for (`accept::follow`: a message
+    /// reopening an archived conversation), in the same batch so both commit together.
     async fn accept(&mut self, doc: &DocId, author: &Author, bytes: Vec<u8>) -> Slot {
+        let slot = self.accept_one(doc, author, bytes).await;
+        let Slot::Pending(i) = slot else {
+            return slot;
+        };
+        let follow_up = self.batch.pending.get(i).and_then(|p| {
+            self.acceptor
+                .follow_up(doc, author, &p.effects, p.change.accepted_at)
+                .transpose()
+        });
+        match follow_up {
+            // Decided like any change; a refusal is audited and leaves the change as it is.
+            Some(Ok(next)) => {
+                self.accept_one(&next.doc, author, next.bytes).await;
+            }
+            Some(Err(e)) => tracing::warn!(%doc, error = %e, "follow-up not written"),
+            None => {}
+        }
+        slot
+    }
+
+    async fn accept_one(&mut self, doc: &DocId, author: &Author, bytes: Vec<u8>) -> Slot {
         let now = now_ms();
         let mut sub = match Submission::new(doc, author, &bytes, now) {
             Ok(sub) => sub,
@@ -638,7 +648,10 @@ impl Unit {
         if let Err(e) = self.prepare(doc).await {
             return failed(None, e.to_string());
         }
-        let mut fork = match self.acceptor.fork(doc, rest_actor(doc, &author.account)) {
+        let mut fork = match self.acceptor.fork(
+            doc,
+            confab_core::accept::host_actor(doc.tenant(), &author.account),
+        ) {
             Ok(fork) => fork,
             Err(e) => return failed(None, e.to_string()),
         };

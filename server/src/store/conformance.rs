@@ -1739,6 +1739,19 @@ pub async fn policy_fence_and_log_tail(env: Env) {
         .await
         .expect("tail");
     assert!(tail.changes.is_empty() && tail.last_seq == 0);
+
+    // A message validated before a move in the same batch (a reopen that follows the
+    // message it answers): the batch's own move is not another node's.
+    let policy = s.load_doc(&room).await.expect("load").policy_seq;
+    let m5 = message_change(&mut seqs, "acme", "fence", "f5", "alice", 104, "five");
+    let seq = seqs.next(&room);
+    s.commit(&[
+        fenced(m5, &room, policy),
+        moving(change(&room, seq, "alice")),
+    ])
+    .await
+    .expect("a message, then the move it calls for");
+    assert_eq!(s.load_doc(&room).await.expect("load").policy_seq, seq);
 }
 
 /// Invite links (`store::invites`): stored by token hash within a tenant, listed newest

@@ -181,6 +181,14 @@ impl<'a> Plan<'a> {
                     );
                 }
             }
+            // A move of this batch after a change fenced on the conversation is the unit's
+            // own (a reopen a message called for): the fence follows it. Another node's
+            // move would be a change of the same document, refused as `SeqConflict`.
+            if policy > 0 {
+                if let Some(at) = fences.get_mut(&doc) {
+                    *at = (*at).max(policy);
+                }
+            }
             for fence in change.fence.iter().chain(&change.parent_fence) {
                 let policy = i64_of(fence.policy_seq, "policy seq")?;
                 let at = fences.entry(fence.conv_doc.to_string()).or_insert(policy);

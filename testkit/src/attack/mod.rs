@@ -19,6 +19,7 @@
 mod cases_actors;
 mod cases_e2ee;
 mod cases_joining;
+mod cases_leads;
 mod cases_lifecycle;
 mod cases_limits;
 mod cases_members;
@@ -306,6 +307,8 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_messages::moving_anothers_delivery_marker_not_own_key),
         case!(cases_messages::support_stamps_names_and_lead_closure),
         case!(cases_messages::sender_stamps_outside_support_support_only),
+        case!(cases_leads::a_raw_message_reopens_an_archived_conversation),
+        case!(cases_leads::a_client_reopening_a_closed_thread_new_lead_required),
         case!(cases_messages::subscriber_posting_in_channel_channel_admins_only),
         case!(cases_messages::member_posting_under_admins_only_send_policy),
         case!(cases_messages::reacting_where_reactions_are_off),
@@ -405,6 +408,7 @@ pub const CODES: &[&str] = &[
     "sender_mismatch",
     "support_only",
     "outcome_needs_close",
+    "new_lead_required",
     "not_parent_member",
     "parent_message_missing",
     "owner_only",

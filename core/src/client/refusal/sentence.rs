@@ -156,6 +156,9 @@ fn policy(code: D, s: &Scene) -> String {
         ),
         D::SupportOnly => format!("{place} is not a support thread: this is for support threads"),
         D::OutcomeNeedsClose => format!("A lead outcome is set when {place} is closed"),
+        D::NewLeadRequired => format!(
+            "{place} was closed: write a new message there to open a new request"
+        ),
         D::EncryptionNotAllowed => "Channels are not end-to-end encrypted".to_owned(),
         D::NotEncrypted => format!("{place} is not end-to-end encrypted"),
         D::MlsGroupExists | D::MlsNoGroup => {
