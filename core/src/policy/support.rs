@@ -98,7 +98,12 @@ pub(super) fn check_stamp(conv: &Conversation, author: &Author, message: &NewMes
 /// exist only there; while one of them or the title is unset, the client or the owner may
 /// set it (the values the platform gives when the thread is opened: the resource's title,
 /// the client's and the owner's names). `None`: the usual rules decide.
-pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> Option<Decision> {
+pub(super) fn check_info(
+    now: i64,
+    conv: &Conversation,
+    author: &Author,
+    field: &str,
+) -> Option<Decision> {
     let names = field == CLIENT_NAME || field == OWNER_NAME;
     if !is_support(conv) {
         return names.then(|| {
@@ -119,7 +124,7 @@ pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> O
         SenderRole::Client | SenderRole::Owner
     );
     if unset && party {
-        return Some(active(conv, author).map(|_| ()));
+        return Some(active(now, conv, author).map(|_| ()));
     }
     None
 }
@@ -127,6 +132,7 @@ pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> O
 /// The lead fields: support threads only, moderators and above (the owner's side), and an
 /// outcome only with the thread closed.
 pub(super) fn check_lead(
+    now: i64,
     conv: &Conversation,
     author: &Author,
     outcome: bool,
@@ -135,7 +141,7 @@ pub(super) fn check_lead(
     if !is_support(conv) {
         return deny(DenyCode::SupportOnly, "leads belong to support threads");
     }
-    let member = active(conv, author)?;
+    let member = active(now, conv, author)?;
     if member.role.rank() < Role::Moderator.rank() {
         return deny(
             DenyCode::NoPermission,
