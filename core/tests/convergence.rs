@@ -496,7 +496,7 @@ impl Client {
             Op::SetTitle(title) => write::set_info(d, &tag, now, keys::TITLE, Some(title)),
             Op::AddMember(m) => write::add_member(d, &tag, now, m),
             Op::SetStatus(who, status) => write::set_member_status(d, &tag, now, who, *status),
-            Op::SetRole(who, role) => write::set_role(d, &tag, now, who, *role),
+            Op::SetRole(who, role) => write::set_role(d, &tag, now, who, *role, None),
         }
         .expect("an allowed intent applies to the replica it was planned on")?;
         Some(d.get_change_by_hash(&hash).expect("the new change"))

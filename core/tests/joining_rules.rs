@@ -287,8 +287,8 @@ fn answering_needs_the_right_to_add_and_the_add_policy() {
     let member = |c: &Conversation, n: &str| c.member(&acc(n)).cloned().unwrap();
     assert!(may_add(&admins, &member(&admins, "mod")).is_err());
     assert!(may_add(&trusted, &member(&trusted, "member")).is_ok());
-    assert!(may_review(&admins, &Author::user(acc("admin"))).is_ok());
-    assert!(may_review(&admins, &Author::user(acc("carol"))).is_err());
+    assert!(may_review(0, &admins, &Author::user(acc("admin"))).is_ok());
+    assert!(may_review(0, &admins, &Author::user(acc("carol"))).is_err());
     // A declined account cannot ask again by itself.
     let mut declined = admins.clone();
     declined.members.get_mut(&acc("carol")).unwrap().status = MemberStatus::Removed;
@@ -305,10 +305,10 @@ fn invite_links_need_link_join_and_the_right_to_add() {
         s.join_policy = JoinPolicy::Link
     });
     let who = |n: &str| Author::user(acc(n));
-    assert_eq!(code(may_invite(&link, &who("admin"))), None);
-    assert_eq!(code(may_invite(&link, &who("member"))), None);
+    assert_eq!(code(may_invite(0, &link, &who("admin"))), None);
+    assert_eq!(code(may_invite(0, &link, &who("member"))), None);
     assert_eq!(
-        code(may_invite(&link, &who("stranger"))),
+        code(may_invite(0, &link, &who("stranger"))),
         Some("not_member")
     );
     let admins = group("l2", ConvKind::Group, |s| {
@@ -316,23 +316,23 @@ fn invite_links_need_link_join_and_the_right_to_add() {
         s.add_members_policy = EditPolicy::AdminsOnly;
     });
     assert_eq!(
-        code(may_invite(&admins, &who("member"))),
+        code(may_invite(0, &admins, &who("member"))),
         Some("no_permission")
     );
     let open = group("l3", ConvKind::Group, |s| s.join_policy = JoinPolicy::Open);
     assert_eq!(
-        code(may_invite(&open, &who("owner"))),
+        code(may_invite(0, &open, &who("owner"))),
         Some("links_disabled")
     );
     let uncreated = Conversation::uncreated(ConvId::new("l4").unwrap());
     assert_eq!(
-        code(may_invite(&uncreated, &who("owner"))),
+        code(may_invite(0, &uncreated, &who("owner"))),
         Some("not_created")
     );
     let mut deleted = link.clone();
     deleted.lifecycle.state = Lifecycle::Deleted;
     assert_eq!(
-        code(may_invite(&deleted, &who("owner"))),
+        code(may_invite(0, &deleted, &who("owner"))),
         Some("conversation_deleted")
     );
 }

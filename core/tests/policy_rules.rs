@@ -711,7 +711,7 @@ fn every_deny_code_has_a_denial() {
         ),
         (
             DenyCode::LinksDisabled,
-            confab_core::policy::joining::may_invite(&g, &user("admin")),
+            confab_core::policy::joining::may_invite(0, &g, &user("admin")),
         ),
         (
             DenyCode::SenderMismatch,

@@ -282,27 +282,33 @@ impl ConfabClient {
     /// A conversation's info, settings, members, pins, read markers and lifecycle. While its
     /// document did not change it is the same object as before (compare with `===`; treat it
     /// as read-only): a page that asks on every redraw pays for a 1,000-member group once
-    /// per change of it, not once per redraw.
+    /// per change of it, not once per redraw. Members are as of now: a temporary role or
+    /// override whose time came shows as lapsed (the object is made again then).
     #[wasm_bindgen(unchecked_return_type = "Conversation | undefined")]
     pub fn conversation(&self, conv: &str) -> std::result::Result<JsValue, JsValue> {
         let conv = conv_id(conv)?;
         let Some(heads) = self.rt.read(None, |e| e.conversation_heads(&conv)) else {
             return Ok(JsValue::UNDEFINED);
         };
-        if let Some(kept) = self.conversations.borrow().get(&conv, &heads) {
+        let now = js::now_ms();
+        if let Some(kept) = self.conversations.borrow().get(&conv, &heads, now) {
             return Ok(kept);
         }
-        let view = self
-            .rt
-            .read(None, |e| e.conversation(&conv))
-            .and_then(Conversation::from_core);
-        let value = match view {
+        // As of now: a temporary role that lapsed shows as the role it lapsed to, and the
+        // object is made again when the next one lapses (server time back to device time).
+        let Some((conv_now, lapse)) = self.rt.read(None, |e| {
+            e.conversation_at(&conv, now)
+                .map(|(c, until)| (c, until.map(|t| t - e.server_now(now) + now)))
+        }) else {
+            return Ok(JsValue::UNDEFINED);
+        };
+        let value = match Conversation::from_core(conv_now) {
             Some(view) => to_js(&view)?,
             None => JsValue::UNDEFINED,
         };
         self.conversations
             .borrow_mut()
-            .keep(conv, heads, value.clone());
+            .keep(conv, heads, lapse, value.clone());
         Ok(value)
     }
 

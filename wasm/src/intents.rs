@@ -364,9 +364,16 @@ impl ConfabClient {
         })
     }
 
-    /// Changes a member's role.
+    /// Changes a member's role, for good, or until `until` (server time, ms since the
+    /// epoch: "moderator until Friday"), after which it goes back to the role it had.
     #[wasm_bindgen(js_name = setRole, unchecked_return_type = "Promise<IntentResult>")]
-    pub fn set_role(&self, conv: String, account: String, role: Ts<Role>) -> Promise {
+    pub fn set_role(
+        &self,
+        conv: String,
+        account: String,
+        role: Ts<Role>,
+        until: Option<f64>,
+    ) -> Promise {
         let rt = self.rt.clone();
         let role = role.to_rust();
         promise(async move {
@@ -374,6 +381,7 @@ impl ConfabClient {
                 conv: conv_id(&conv)?,
                 account: account_id(&account)?,
                 role: role?.into(),
+                until: until.map(|t| t as i64),
             };
             run(&rt, vec![intent], IntentResult::default()).await
         })

@@ -75,6 +75,10 @@ pub enum PolicyQuery {
         conv: String,
         account: String,
         role: Role,
+        /// A temporary role: until this server time (ms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        until: Option<i64>,
     },
     Leave {
         conv: String,
@@ -303,10 +307,16 @@ fn ask(query: PolicyQuery, me: &AccountId, now: i64) -> Result<(ConvId, Ask)> {
             account: AccountId::new(account)?,
             ban,
         }),
-        Q::SetRole { account, role, .. } => ask_intent(Intent::SetRole {
+        Q::SetRole {
+            account,
+            role,
+            until,
+            ..
+        } => ask_intent(Intent::SetRole {
             conv: c,
             account: AccountId::new(account)?,
             role: role.into(),
+            until,
         }),
         Q::Leave { .. } => ask_intent(Intent::Leave { conv: c }),
         Q::Archive { .. } => lifecycle(c, Lifecycle::Archived),

@@ -97,22 +97,32 @@ impl JsTimelines {
     }
 }
 
-/// Each conversation's last converted object, with the heads of the document it was made at.
+/// Each conversation's last converted object, with the heads of the document it was made at
+/// and the device time until which it holds (a temporary role or override lapses then).
 #[derive(Debug, Default)]
 pub struct JsConversations {
-    convs: HashMap<ConvId, (Vec<ChangeHash>, JsValue)>,
+    convs: HashMap<ConvId, (Vec<ChangeHash>, Option<i64>, JsValue)>,
 }
 
 impl JsConversations {
-    /// The object made at `heads`, if that is the one kept.
-    pub fn get(&self, conv: &ConvId, heads: &[ChangeHash]) -> Option<JsValue> {
+    /// The object made at `heads`, if that is the one kept and nothing of it lapsed by
+    /// `device_now`.
+    pub fn get(&self, conv: &ConvId, heads: &[ChangeHash], device_now: i64) -> Option<JsValue> {
         self.convs
             .get(conv)
-            .filter(|(at, _)| at.as_slice() == heads)
-            .map(|(_, value)| value.clone())
+            .filter(|(at, until, _)| at.as_slice() == heads && until.is_none_or(|t| device_now < t))
+            .map(|(_, _, value)| value.clone())
     }
 
-    pub fn keep(&mut self, conv: ConvId, heads: Vec<ChangeHash>, value: JsValue) {
-        self.convs.insert(conv, (heads, value));
+    /// Keeps `value`, made at `heads`, until the device time `until` (`None`: until the
+    /// document moves).
+    pub fn keep(
+        &mut self,
+        conv: ConvId,
+        heads: Vec<ChangeHash>,
+        until: Option<i64>,
+        value: JsValue,
+    ) {
+        self.convs.insert(conv, (heads, until, value));
     }
 }

@@ -447,6 +447,7 @@ async fn a_refusal_is_a_sentence_with_the_title_and_keeps_its_code_and_detail() 
         conv: conv.clone(),
         account: "bob".into(),
         role: Role::Owner,
+        until: None,
     };
     let verdict: PolicyVerdict = alice
         .can(tsify::Ts::from_rust(&query).unwrap())
@@ -465,6 +466,7 @@ async fn a_refusal_is_a_sentence_with_the_title_and_keeps_its_code_and_detail() 
         conv,
         "bob".into(),
         tsify::Ts::from_rust(&Role::Owner).unwrap(),
+        None,
     ))
     .await
     .expect_err("one owner");

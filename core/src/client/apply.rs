@@ -184,7 +184,12 @@ pub fn write_to(
             write::set_member_status(doc, tag, now, account, status)?
         }
         Leave { .. } => write::set_member_status(doc, tag, now, me, MemberStatus::Left)?,
-        SetRole { account, role, .. } => write::set_role(doc, tag, now, account, *role)?,
+        SetRole {
+            account,
+            role,
+            until,
+            ..
+        } => write::set_role(doc, tag, now, account, *role, *until)?,
         SetInfo { field, value, .. } => {
             let field = field_name(field, crate::doc::schema::INFO_FIELDS)?;
             write::set_info(doc, tag, now, field, value.as_deref())?

@@ -222,10 +222,26 @@ impl ClientEngine {
         Some(doc.local.get_heads())
     }
 
-    /// The conversation as this device sees it (accepted plus pending).
+    /// The conversation as this device sees it (accepted plus pending), its entries as
+    /// written (temporary roles and overrides with their expiries, lapsed or not).
     pub fn conversation(&self, conv: &ConvId) -> Option<Conversation> {
         let doc = self.docs.get(&DocId::conv(&self.config.tenant, conv))?;
         Some(doc.view.full(&doc.local, conv)).filter(|c| c.meta.is_some())
+    }
+
+    /// The conversation as it stands at `device_now` (turned into server time): a
+    /// temporary role or override whose time has come is gone (`Conversation::at`), as the
+    /// server judges it. With the server time until which that view holds (the next
+    /// lapse), so a host that keeps it knows when to make it again.
+    pub fn conversation_at(
+        &self,
+        conv: &ConvId,
+        device_now: i64,
+    ) -> Option<(Conversation, Option<i64>)> {
+        let now = self.server_now(device_now);
+        let conv = self.conversation(conv)?;
+        let until = conv.next_lapse(now);
+        Some((conv.at(now), until))
     }
 
     /// The held documents as this account reads them (the policy's views, stamps, depths).

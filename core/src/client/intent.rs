@@ -118,6 +118,10 @@ pub enum Intent {
         conv: ConvId,
         account: AccountId,
         role: Role,
+        /// A temporary role: it holds until this server time (ms), then the member goes
+        /// back to the role it had (`Member::granted`). `None`: for good.
+        #[serde(default)]
+        until: Option<i64>,
     },
     SetInfo {
         conv: ConvId,

@@ -6,7 +6,7 @@ use automerge::Automerge;
 
 use super::intent::{support_names, Intent};
 use crate::doc::read;
-use crate::doc::schema::keys::{CLIENT_NAME, TITLE};
+use crate::doc::schema::keys::{self, CLIENT_NAME, TITLE};
 use crate::ids::{AccountId, Bucket};
 use crate::limits::REACTIONS_PER_MEMBER_MAX;
 use crate::model::conversation::*;
@@ -188,19 +188,28 @@ pub fn check(
                 fields: vec!["status".into(), "left_at".into()],
             }
         }
-        SetRole { account, role, .. } => {
+        SetRole {
+            account,
+            role,
+            until,
+            ..
+        } => {
             let Some(before) = member(account) else {
                 return Err(Denial {
                     code: DenyCode::NotMember,
                     reason: format!("{account} is not a member"),
                 });
             };
-            let mut after = before.clone();
-            after.role = *role;
+            // What `write::set_role` writes.
+            let after = before.granted(*role, *until, now);
+            let mut fields = vec![keys::ROLE.to_owned()];
+            if (after.role_until, after.role_after) != (before.role_until, before.role_after) {
+                fields.extend([keys::ROLE_UNTIL.to_owned(), keys::ROLE_AFTER.to_owned()]);
+            }
             Effect::UpdateMember {
                 before,
                 after,
-                fields: vec!["role".into()],
+                fields,
             }
         }
         SetInfo { field, .. } => Effect::SetInfo {

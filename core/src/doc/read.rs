@@ -70,12 +70,12 @@ fn id_of<T: TryFrom<String>>(value: Option<String>) -> Option<T> {
     value.and_then(|v| T::try_from(v).ok())
 }
 
-fn account(doc: &Automerge, obj: &ObjId, key: &str) -> Option<AccountId> {
+fn account<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<AccountId> {
     id_of::<AccountId>(get_str(doc, obj, key))
 }
 
 /// Reads one member entry.
-pub fn read_member(doc: &Automerge, members: &ObjId, account_id: &AccountId) -> Option<Member> {
+pub fn read_member<R: ReadDoc>(doc: &R, members: &ObjId, account_id: &AccountId) -> Option<Member> {
     let obj = get_map(doc, members, account_id.as_str())?;
     let mut member = Member::new(
         account_id.clone(),
@@ -89,9 +89,23 @@ pub fn read_member(doc: &Automerge, members: &ObjId, account_id: &AccountId) -> 
     member.nickname = get_str(doc, &obj, NICKNAME);
     member.color = get_str(doc, &obj, COLOR);
     member.blocked = get_bool(doc, &obj, BLOCKED).unwrap_or(false);
-    for permission in Permission::ALL {
-        if let Some(value) = get_bool(doc, &obj, permission.as_str()) {
-            member.overrides.insert(*permission, value);
+    member.role_until = get_int(doc, &obj, ROLE_UNTIL);
+    member.role_after = get_str(doc, &obj, ROLE_AFTER).and_then(|r| Role::parse(&r).ok());
+    // Overrides and their expiries are the `can_*` keys: one range walk, whatever is set.
+    // (`` ` `` sorts right after `_`.)
+    for item in doc.map_range(&obj, "can_".to_owned().."can`".to_owned()) {
+        match &item.value {
+            automerge::ValueRef::Scalar(automerge::ScalarValueRef::Boolean(b)) => {
+                if let Ok(permission) = Permission::parse(&item.key) {
+                    member.overrides.insert(permission, *b);
+                }
+            }
+            automerge::ValueRef::Scalar(automerge::ScalarValueRef::Int(at)) => {
+                if let Some(permission) = super::schema::override_until_of(&item.key) {
+                    member.overrides_until.insert(permission, *at);
+                }
+            }
+            _ => {}
         }
     }
     Some(member)

@@ -82,6 +82,9 @@ pub mod keys {
     pub const NICKNAME: &str = "nickname";
     pub const COLOR: &str = "color";
     pub const BLOCKED: &str = "blocked";
+    /// A temporary role: `role` holds until this server time (ms), `role_after` from then.
+    pub const ROLE_UNTIL: &str = "role_until";
+    pub const ROLE_AFTER: &str = "role_after";
     /// A delivery marker: written by that member only, outside `MEMBER_FIELDS` (it is not
     /// part of what the member is allowed, so it never moves the policy version).
     pub const DELIVERED: &str = "delivered";
@@ -249,7 +252,24 @@ pub const MEMBER_FIELDS: &[(&str, FieldType)] = &[
     (NICKNAME, Str),
     (COLOR, Str),
     (BLOCKED, Bool),
+    (ROLE_UNTIL, Int),
+    (ROLE_AFTER, Str),
 ];
+
+/// The suffix of a temporary override's expiry: `can_pin_messages_until` (int, ms) ends
+/// the `can_pin_messages` override at that server time.
+pub const UNTIL_SUFFIX: &str = "_until";
+
+/// The key of `permission`'s override expiry in a member entry.
+pub fn override_until_key(permission: crate::model::conversation::Permission) -> String {
+    format!("{}{UNTIL_SUFFIX}", permission.as_str())
+}
+
+/// The permission whose override expiry `key` is, if it is one.
+pub fn override_until_of(key: &str) -> Option<crate::model::conversation::Permission> {
+    let name = key.strip_suffix(UNTIL_SUFFIX)?;
+    crate::model::conversation::Permission::parse(name).ok()
+}
 
 /// Fields of `conv/pins/<message>`.
 pub const PIN_FIELDS: &[(&str, FieldType)] = &[(BY, Str), (AT, Int)];

@@ -94,6 +94,40 @@ fn write_member(tx: &mut Transaction<'_>, members: &ObjId, m: &Member) -> Result
     for (permission, allowed) in &m.overrides {
         tx.put(&obj, permission.as_str(), *allowed)?;
     }
+    put_expiries(tx, &obj, m)
+}
+
+/// Writes an entry's role expiry as `m` holds it, deleting one it does not hold (a
+/// re-added member keeps no temporary role of an earlier grant), and the expiries of the
+/// overrides `m` writes (an override left in the entry keeps its own).
+fn put_expiries(tx: &mut Transaction<'_>, obj: &ObjId, m: &Member) -> Result<(), DocError> {
+    put_or_delete(tx, obj, ROLE_UNTIL, m.role_until.map(ScalarValue::Int))?;
+    put_or_delete(
+        tx,
+        obj,
+        ROLE_AFTER,
+        m.role_after.map(|r| ScalarValue::Str(r.as_str().into())),
+    )?;
+    for permission in m.overrides.keys() {
+        let key = super::schema::override_until_key(*permission);
+        let until = m.overrides_until.get(permission).copied();
+        put_or_delete(tx, obj, &key, until.map(ScalarValue::Int))?;
+    }
+    Ok(())
+}
+
+/// Puts `value`, or deletes the key where it is set and `value` is `None`.
+fn put_or_delete(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+    value: Option<ScalarValue>,
+) -> Result<(), DocError> {
+    match value {
+        Some(v) => tx.put(obj, key, v)?,
+        None if tx.get(obj, key)?.is_some() => tx.delete(obj, key)?,
+        None => {}
+    }
     Ok(())
 }
 
@@ -366,17 +400,33 @@ pub fn write_mls(
     transact(doc, tag, now_ms, |tx| put_mls(tx, now_ms, mls))
 }
 
+/// Gives `account` `role`, for good (`until` `None`) or until the server time `until`,
+/// after which it has the role it goes back to now (`Member::granted`).
 pub fn set_role(
     doc: &mut Automerge,
     tag: &IntentTag,
     now_ms: i64,
     account: &AccountId,
     role: Role,
+    until: Option<i64>,
 ) -> Result<Option<ChangeHash>, DocError> {
     transact(doc, tag, now_ms, |tx| {
         let obj = member_obj(tx, account)?;
+        let members = top(tx, MEMBERS)?;
+        let current = super::read::read_member(&*tx, &members, account)
+            .ok_or_else(|| DocError::NotApplicable(format!("{account} is not a member")))?;
+        let granted = current.granted(role, until, now_ms);
         tx.put(&obj, ROLE, role.as_str())?;
-        Ok(())
+        put_or_delete(
+            tx,
+            &obj,
+            ROLE_UNTIL,
+            granted.role_until.map(ScalarValue::Int),
+        )?;
+        let after = granted
+            .role_after
+            .map(|r| ScalarValue::Str(r.as_str().into()));
+        put_or_delete(tx, &obj, ROLE_AFTER, after)
     })
 }
 
@@ -399,17 +449,20 @@ pub fn transfer_ownership(
         let new_owner = member_obj(tx, to)?;
         let old_owner = member_obj(tx, owner)?;
         tx.put(&new_owner, ROLE, Role::Owner.as_str())?;
+        // The owner role is never temporary, and nobody restricts an owner.
         for permission in Permission::ALL {
-            if tx.get(&new_owner, permission.as_str())?.is_some() {
-                tx.delete(&new_owner, permission.as_str())?;
-            }
+            put_or_delete(tx, &new_owner, permission.as_str(), None)?;
+            let until = super::schema::override_until_key(*permission);
+            put_or_delete(tx, &new_owner, &until, None)?;
         }
+        put_expiries(tx, &new_owner, &Member::new(to.clone(), Role::Owner))?;
         tx.put(&old_owner, ROLE, Role::Admin.as_str())?;
         Ok(())
     })
 }
 
-/// Sets (`Some`) or clears (`None`) a member's permission override.
+/// Sets (`Some`) or clears (`None`) a member's permission override; a set one holds for
+/// good (`until` `None`) or until the server time `until`.
 pub fn set_override(
     doc: &mut Automerge,
     tag: &IntentTag,
@@ -417,14 +470,23 @@ pub fn set_override(
     account: &AccountId,
     permission: Permission,
     allowed: Option<bool>,
+    until: Option<i64>,
 ) -> Result<Option<ChangeHash>, DocError> {
     transact(doc, tag, now_ms, |tx| {
         let obj = member_obj(tx, account)?;
-        match allowed {
-            Some(v) => tx.put(&obj, permission.as_str(), v)?,
-            None => tx.delete(&obj, permission.as_str())?,
-        }
-        Ok(())
+        put_or_delete(
+            tx,
+            &obj,
+            permission.as_str(),
+            allowed.map(ScalarValue::Boolean),
+        )?;
+        let until = until.filter(|_| allowed.is_some()).map(ScalarValue::Int);
+        put_or_delete(
+            tx,
+            &obj,
+            &super::schema::override_until_key(permission),
+            until,
+        )
     })
 }
 

@@ -1,6 +1,7 @@
 //! Conversations, members, roles, permissions and settings (docs/SCHEMA.md, "`conv`";
 //! who may change them: docs/POLICY.md).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::ids::{AccountId, ConvId, MessageId, ResourceId};
@@ -202,6 +203,16 @@ pub struct Member {
     /// Blocked, direct conversations only: this member blocks the other, and
     /// neither posts, edits or reacts there until it is cleared.
     pub blocked: bool,
+    /// A temporary role: `role` holds until this server time (ms), `role_after` from then
+    /// on. Both or neither; read the role through [`Member::at`].
+    #[serde(default)]
+    pub role_until: Option<i64>,
+    #[serde(default)]
+    pub role_after: Option<Role>,
+    /// Temporary overrides: the override of a permission named here is gone from this
+    /// server time (ms) on, and the role default applies again.
+    #[serde(default)]
+    pub overrides_until: BTreeMap<Permission, i64>,
 }
 
 impl Member {
@@ -218,7 +229,67 @@ impl Member {
             color: None,
             overrides: BTreeMap::new(),
             blocked: false,
+            role_until: None,
+            role_after: None,
+            overrides_until: BTreeMap::new(),
         }
+    }
+
+    /// The entry as it stands at server time `now`: a role whose `role_until` has come is
+    /// replaced by its `role_after`, and overrides whose time has come are gone. Nothing is
+    /// written when a time comes: every reader judges the entry by the time it reads it
+    /// (docs/POLICY.md, "Temporary roles and overrides"). Borrowed when nothing lapsed.
+    pub fn at(&self, now: i64) -> Cow<'_, Member> {
+        let role_lapsed = self.role_until.is_some_and(|t| t <= now);
+        let overrides_lapsed = self.overrides_until.values().any(|t| *t <= now);
+        if !role_lapsed && !overrides_lapsed {
+            return Cow::Borrowed(self);
+        }
+        let mut m = self.clone();
+        if role_lapsed {
+            m.role = m.role_after.take().unwrap_or(m.role);
+            m.role_until = None;
+        }
+        let lapsed: Vec<Permission> = m
+            .overrides_until
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in lapsed {
+            m.overrides.remove(&p);
+            m.overrides_until.remove(&p);
+        }
+        Cow::Owned(m)
+    }
+
+    /// The next time after `now` at which something of this entry lapses, if any: what a
+    /// view computed from the entry is good until.
+    pub fn next_lapse(&self, now: i64) -> Option<i64> {
+        self.role_until
+            .into_iter()
+            .chain(self.overrides_until.values().copied())
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// This entry given `role` at server time `now`: for good (`until` `None`), or until
+    /// `until`, after which it goes back to the role it would have had without this grant
+    /// (the end of a temporary role it holds now, else its role now). Extending "moderator
+    /// until Friday" to Monday still goes back to member.
+    pub fn granted(&self, role: Role, until: Option<i64>, now: i64) -> Member {
+        let current = self.at(now);
+        let back = current.role_after.unwrap_or(current.role);
+        let mut m = self.clone();
+        m.role = role;
+        m.role_until = until;
+        m.role_after = until.map(|_| back);
+        m
+    }
+
+    /// Whether the entry holds any expiry (lapsed or not).
+    pub fn has_expiry(&self) -> bool {
+        self.role_until.is_some() || self.role_after.is_some() || !self.overrides_until.is_empty()
     }
 
     pub fn is_active(&self) -> bool {
@@ -394,6 +465,27 @@ impl Conversation {
         }
     }
 
+    /// The conversation as it stands at server time `now` (every entry through
+    /// [`Member::at`]), for views: a copy of the members.
+    pub fn at(&self, now: i64) -> Conversation {
+        let mut conv = self.clone();
+        for m in conv.members.values_mut() {
+            if let Cow::Owned(lapsed) = m.at(now) {
+                *m = lapsed;
+            }
+        }
+        conv
+    }
+
+    /// The next time after `now` at which an entry's role or override lapses: a view of
+    /// the conversation at `now` holds until then.
+    pub fn next_lapse(&self, now: i64) -> Option<i64> {
+        self.members
+            .values()
+            .filter_map(|m| m.next_lapse(now))
+            .min()
+    }
+
     pub fn active_member(&self, account: &AccountId) -> Option<&Member> {
         self.members.get(account).filter(|m| m.is_active())
     }
@@ -437,6 +529,29 @@ mod tests {
         assert!(!m.has(Permission::SendMessages));
         m.overrides.insert(Permission::PinMessages, true);
         assert!(m.has(Permission::PinMessages));
+    }
+
+    #[test]
+    fn a_temporary_role_and_override_lapse_exactly_at_their_time() {
+        let mut m = Member::new(AccountId::new("a").expect("id"), Role::Moderator);
+        m.role_until = Some(1_000);
+        m.role_after = Some(Role::Guest);
+        m.overrides.insert(Permission::PinMessages, false);
+        m.overrides_until.insert(Permission::PinMessages, 500);
+        assert_eq!(m.at(499).role, Role::Moderator);
+        assert!(!m.at(499).has(Permission::PinMessages));
+        assert!(matches!(m.at(499), Cow::Borrowed(_)));
+        assert!(
+            m.at(500).has(Permission::PinMessages),
+            "the override lapsed"
+        );
+        assert_eq!(m.at(999).role, Role::Moderator);
+        assert_eq!(m.at(1_000).role, Role::Guest);
+        assert_eq!(m.at(1_000).role_until, None);
+        assert!(!m.at(1_000).has(Permission::PinMessages));
+        assert_eq!(m.next_lapse(0), Some(500));
+        assert_eq!(m.next_lapse(500), Some(1_000));
+        assert_eq!(m.next_lapse(1_000), None);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use super::{active, deny, require, Author, Context, Decision, DenyCode, Effect, Transfer};
 use crate::doc::schema::keys::{
-    BLOCKED, COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, STATUS,
+    BLOCKED, COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, ROLE_AFTER,
+    ROLE_UNTIL, STATUS,
 };
 use crate::ids::AccountId;
 use crate::limits::{GROUP_MAX_MEMBERS, PINS_MAX};
@@ -80,9 +81,12 @@ pub(super) fn check_create(ctx: &Context<'_>, author: &Author, after: &Conversat
     }
     for m in after.members.values() {
         if m.account == author.account {
+            if m.has_expiry() {
+                return deny(DenyCode::RoleTooHigh, "the owner role is never temporary");
+            }
             continue;
         }
-        if m.role == Role::Owner {
+        if m.role == Role::Owner || m.role_after == Some(Role::Owner) {
             return deny(DenyCode::RoleTooHigh, "only the creator is owner");
         }
         if !m.is_active() || m.invited_by.as_ref() != Some(&author.account) {
@@ -116,7 +120,7 @@ fn check_thread_parent(ctx: &Context<'_>, author: &Author, link: &ThreadLink) ->
             format!("parent {} is not known", link.parent),
         );
     };
-    let member = active(parent, author)?;
+    let member = active(ctx.now_ms, parent, author)?;
     // A thread is new content under the parent's message.
     if parent.lifecycle.state == Lifecycle::Deleted {
         return deny(DenyCode::ConversationDeleted, "the parent was deleted");
@@ -181,12 +185,12 @@ pub(super) fn check(
             before,
             after,
             fields,
-        } => check_update(conv, author, before, after, fields),
+        } => check_update(ctx.now_ms, conv, author, before, after, fields),
         Effect::SetInfo { field } => {
-            if let Some(decision) = super::support::check_info(conv, author, field) {
+            if let Some(decision) = super::support::check_info(ctx.now_ms, conv, author, field) {
                 return decision;
             }
-            let member = active(conv, author)?;
+            let member = active(ctx.now_ms, conv, author)?;
             let allowed = match conv.settings.info_edit_policy {
                 EditPolicy::AllMembers => member.role.rank() >= Role::Member.rank(),
                 EditPolicy::AdminsOnly => member.role.is_admin(),
@@ -207,7 +211,7 @@ pub(super) fn check(
             }
         }
         Effect::SetSetting { key } => {
-            let member = active(conv, author)?;
+            let member = active(ctx.now_ms, conv, author)?;
             if member.role.is_admin() && member.has(Permission::ChangeInfo) {
                 Ok(())
             } else {
@@ -215,8 +219,8 @@ pub(super) fn check(
             }
         }
         Effect::Pin { by, message } => {
-            let member = active(conv, author)?;
-            require(member, Permission::PinMessages)?;
+            let member = active(ctx.now_ms, conv, author)?;
+            require(&member, Permission::PinMessages)?;
             if *by != author.account {
                 return deny(DenyCode::NotOwnKey, "a pin names its own pinner");
             }
@@ -225,7 +229,9 @@ pub(super) fn check(
             }
             Ok(())
         }
-        Effect::Unpin { .. } => require(active(conv, author)?, Permission::PinMessages),
+        Effect::Unpin { .. } => {
+            require(&*active(ctx.now_ms, conv, author)?, Permission::PinMessages)
+        }
         Effect::MarkRead { account } => {
             if *account != author.account {
                 return deny(
@@ -233,7 +239,7 @@ pub(super) fn check(
                     format!("{} moves the read marker of {account}", author.account),
                 );
             }
-            active(conv, author).map(|_| ())
+            active(ctx.now_ms, conv, author).map(|_| ())
         }
         Effect::MarkDelivered { account } => {
             if *account != author.account {
@@ -242,7 +248,7 @@ pub(super) fn check(
                     format!("{} moves the delivery marker of {account}", author.account),
                 );
             }
-            active(conv, author).map(|_| ())
+            active(ctx.now_ms, conv, author).map(|_| ())
         }
         // A member's device makes the group and commits to it; which devices the commit
         // may add or must remove is the Delivery Service's check (`e2ee::GroupView`).
@@ -253,13 +259,13 @@ pub(super) fn check(
                     "service accounts have no devices in MLS groups",
                 );
             }
-            active(conv, author).map(|_| ())
+            active(ctx.now_ms, conv, author).map(|_| ())
         }
         Effect::SetLifecycle { to, by } => {
             if *by != author.account {
                 return deny(DenyCode::NotOwnKey, "the lifecycle names who moved it");
             }
-            let member = active(conv, author)?;
+            let member = active(ctx.now_ms, conv, author)?;
             if *to == Lifecycle::Deleted {
                 return if member.role == Role::Owner {
                     Ok(())
@@ -305,11 +311,11 @@ pub(super) fn check(
         Effect::SetLead {
             outcome,
             closed_after,
-        } => super::support::check_lead(conv, author, *outcome, *closed_after),
+        } => super::support::check_lead(ctx.now_ms, conv, author, *outcome, *closed_after),
         Effect::NewRequest { by, lead } => {
-            super::support::check_new_request(conv, author, by, lead)
+            super::support::check_new_request(ctx.now_ms, conv, author, by, lead)
         }
-        Effect::TransferOwnership(transfer) => check_transfer(conv, author, transfer),
+        Effect::TransferOwnership(transfer) => check_transfer(ctx.now_ms, conv, author, transfer),
         _ => deny(DenyCode::InvalidCreation, "not a conversation effect"),
     }
 }
@@ -355,20 +361,21 @@ fn check_add(
     if after.account == author.account {
         return check_self_join(ctx, conv, before, after);
     }
-    let member = active(conv, author)?;
-    super::joining::may_add(conv, member)?;
-    if !may_grant_on_add(member.role, after.role) {
+    let member = active(ctx.now_ms, conv, author)?;
+    super::joining::may_add(conv, &member)?;
+    // A temporary role is granted like a lasting one, and so is the role it lapses to.
+    let granted = std::iter::once(after.role).chain(after.role_after);
+    if let Some(role) = granted
+        .into_iter()
+        .find(|r| !may_grant_on_add(member.role, *r))
+    {
         return deny(
             DenyCode::RoleTooHigh,
-            format!(
-                "{} cannot add a {}",
-                member.role.as_str(),
-                after.role.as_str()
-            ),
+            format!("{} cannot add a {}", member.role.as_str(), role.as_str()),
         );
     }
     if before.is_some_and(|b| b.status == MemberStatus::Banned) {
-        require(member, Permission::RemoveMembers)?;
+        require(&member, Permission::RemoveMembers)?;
     }
     if after.invited_by.as_ref() != Some(&author.account) {
         return deny(DenyCode::NotOwnKey, "invited_by names the inviting account");
@@ -404,10 +411,13 @@ fn check_self_join(
             return deny(DenyCode::JoinNotAllowed, "already a member");
         }
     }
-    if after.role != join_role(kind) {
+    if after.role != join_role(kind) || after.role_until.is_some() {
         return deny(
             DenyCode::RoleTooHigh,
-            format!("joining gives the {} role", join_role(kind).as_str()),
+            format!(
+                "joining gives the {} role, for good",
+                join_role(kind).as_str()
+            ),
         );
     }
     let parent_member = || {
@@ -438,6 +448,7 @@ fn check_self_join(
 }
 
 fn check_update(
+    now: i64,
     conv: &Conversation,
     author: &Author,
     before: &Member,
@@ -445,6 +456,8 @@ fn check_update(
     fields: &[String],
 ) -> Decision {
     let touched = |f: &str| fields.iter().any(|x| x == f);
+    // The target as it stands now: a lapsed temporary role ranks as the role it lapsed to.
+    let now_before = before.at(now);
     if touched(INVITED_BY) || touched(JOINED_AT) && after.status == before.status {
         return deny(
             DenyCode::ImmutableField,
@@ -466,7 +479,7 @@ fn check_update(
         return super::joining::check_request(conv, author, Some(before), after);
     }
     if before.account == author.account {
-        return check_self_update(conv, before, after, fields);
+        return check_self_update(conv, &now_before, before, after, fields);
     }
     if touched(BLOCKED) {
         return deny(
@@ -474,7 +487,7 @@ fn check_update(
             format!("{} writes the block of {}", author.account, before.account),
         );
     }
-    let member = active(conv, author)?;
+    let member = active(now, conv, author)?;
     if before.role == Role::Owner {
         let gone = matches!(after.status, MemberStatus::Removed | MemberStatus::Banned);
         if gone && after.status != before.status && only_owner(conv, &before.account) {
@@ -492,13 +505,13 @@ fn check_update(
             "nobody changes the owner's entry but the owner",
         );
     }
-    if before.role.rank() >= member.role.rank() {
+    if now_before.role.rank() >= member.role.rank() {
         return deny(
             DenyCode::RoleTooHigh,
             format!(
                 "{} cannot change a {}",
                 member.role.as_str(),
-                before.role.as_str()
+                now_before.role.as_str()
             ),
         );
     }
@@ -508,18 +521,17 @@ fn check_update(
             "direct conversation members are fixed",
         );
     }
-    if touched(ROLE) && after.role != before.role {
+    // A role with its expiry is one grant: who may grant the role grants it for a while,
+    // and the role it lapses to is granted as well.
+    if role_changed(before, after) {
         if !member.role.is_admin() {
             return deny(DenyCode::NoPermission, "only admins change roles");
         }
-        if after.role.rank() >= member.role.rank() {
+        let granted = std::iter::once(after.role).chain(after.role_after);
+        if let Some(role) = granted.into_iter().find(|r| r.rank() >= member.role.rank()) {
             return deny(
                 DenyCode::RoleTooHigh,
-                format!(
-                    "{} cannot grant {}",
-                    member.role.as_str(),
-                    after.role.as_str()
-                ),
+                format!("{} cannot grant {}", member.role.as_str(), role.as_str()),
             );
         }
     }
@@ -527,10 +539,10 @@ fn check_update(
         match after.status {
             // Declining a request is answering it: the right to add, not to remove.
             MemberStatus::Removed if before.status == MemberStatus::Requested => {
-                super::joining::may_add(conv, member)?
+                super::joining::may_add(conv, &member)?
             }
             MemberStatus::Removed | MemberStatus::Banned => {
-                require(member, Permission::RemoveMembers)?
+                require(&member, Permission::RemoveMembers)?
             }
             _ => {
                 return deny(
@@ -544,7 +556,7 @@ fn check_update(
             }
         }
     }
-    if after.overrides != before.overrides && !member.role.is_admin() {
+    if overrides_changed(before, after) && !member.role.is_admin() {
         return deny(
             DenyCode::NoPermission,
             "only admins set permission overrides",
@@ -561,13 +573,26 @@ fn check_update(
     Ok(())
 }
 
+/// Whether a change moves the role, its expiry or the role it lapses to.
+fn role_changed(before: &Member, after: &Member) -> bool {
+    (after.role, after.role_until, after.role_after)
+        != (before.role, before.role_until, before.role_after)
+}
+
+/// Whether a change moves an override or an override's expiry.
+fn overrides_changed(before: &Member, after: &Member) -> bool {
+    after.overrides != before.overrides || after.overrides_until != before.overrides_until
+}
+
+/// `now_before`: the entry as it stands at server time (`Member::at`).
 fn check_self_update(
     conv: &Conversation,
+    now_before: &Member,
     before: &Member,
     after: &Member,
     fields: &[String],
 ) -> Decision {
-    if after.overrides != before.overrides {
+    if overrides_changed(before, after) {
         return deny(
             DenyCode::RoleTooHigh,
             "nobody sets their own permission overrides",
@@ -585,14 +610,22 @@ fn check_self_update(
             ),
         );
     }
-    if after.role != before.role {
-        // Stepping down is fine (the only owner was answered above).
-        if after.role.rank() >= before.role.rank() {
+    if role_changed(before, after) {
+        // Stepping down is fine (the only owner was answered above), for good and never
+        // above what the entry gives now or after its expiry: nobody extends or
+        // keeps their own temporary role.
+        let not_above = |have: Role| after.role == have || after.role.rank() < have.rank();
+        let kept_expiry = now_before.role_until.is_some() && after.role == now_before.role;
+        let down = not_above(now_before.role)
+            && now_before.role_after.is_none_or(not_above)
+            && after.role_until.is_none()
+            && !kept_expiry;
+        if !down {
             return deny(
                 DenyCode::RoleTooHigh,
                 format!(
-                    "{} cannot promote itself to {}",
-                    before.role.as_str(),
+                    "{} cannot promote itself to {} or set its own role's expiry",
+                    now_before.role.as_str(),
                     after.role.as_str()
                 ),
             );
@@ -624,7 +657,9 @@ fn check_self_update(
             "blocking is for direct conversations; in a group, leave or ask an admin",
         );
     }
-    let allowed = [ROLE, STATUS, LEFT_AT, NICKNAME, COLOR, BLOCKED];
+    let allowed = [
+        ROLE, ROLE_UNTIL, ROLE_AFTER, STATUS, LEFT_AT, NICKNAME, COLOR, BLOCKED,
+    ];
     if let Some(f) = fields.iter().find(|f| !allowed.contains(&f.as_str())) {
         let code = if f == REMOVED_AT {
             DenyCode::NoPermission
@@ -651,8 +686,8 @@ pub fn only_owner(conv: &Conversation, account: &AccountId) -> bool {
 /// An ownership transfer: only the owner makes it, to an active member, in one change that
 /// writes the new owner's role (dropping its overrides: nobody restricts an owner) and the
 /// old owner's, which becomes admin.
-fn check_transfer(conv: &Conversation, author: &Author, transfer: &Transfer) -> Decision {
-    let member = active(conv, author)?;
+fn check_transfer(now: i64, conv: &Conversation, author: &Author, transfer: &Transfer) -> Decision {
+    let member = active(now, conv, author)?;
     if member.role != Role::Owner {
         return deny(
             DenyCode::OwnerOnly,
@@ -694,7 +729,10 @@ fn check_transfer(conv: &Conversation, author: &Author, transfer: &Transfer) -> 
         }
         Some(_) => {}
     }
-    let override_key = |f: &String| Permission::parse(f).is_ok();
+    let override_key = |f: &String| {
+        Permission::parse(f).is_ok() || crate::doc::schema::override_until_of(f).is_some()
+    };
+    let expiry_key = |f: &String| f == ROLE_UNTIL || f == ROLE_AFTER;
     if from.after.role != Role::Admin || from.fields.iter().any(|f| f != ROLE) {
         return deny(
             DenyCode::NoPermission,
@@ -703,7 +741,11 @@ fn check_transfer(conv: &Conversation, author: &Author, transfer: &Transfer) -> 
     }
     if !to.after.is_active()
         || !to.after.overrides.is_empty()
-        || to.fields.iter().any(|f| f != ROLE && !override_key(f))
+        || to.after.has_expiry()
+        || to
+            .fields
+            .iter()
+            .any(|f| f != ROLE && !override_key(f) && !expiry_key(f))
     {
         return deny(
             DenyCode::NoPermission,

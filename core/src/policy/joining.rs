@@ -153,14 +153,14 @@ pub(super) fn check_request(
 /// `link_join`, a group or channel, not deleted, and an active member who may add. The
 /// server checks it again, for the link's creator, whenever the link is used, so a link is
 /// worth no more than its creator's rights at that time.
-pub fn may_invite(conv: &Conversation, author: &Author) -> Decision {
+pub fn may_invite(now: i64, conv: &Conversation, author: &Author) -> Decision {
     if conv.meta.is_none() {
         return deny(
             DenyCode::NotCreated,
             "the conversation has not been created",
         );
     }
-    let member = active(conv, author)?;
+    let member = active(now, conv, author)?;
     if conv.lifecycle.state == Lifecycle::Deleted {
         return deny(
             DenyCode::ConversationDeleted,
@@ -177,10 +177,10 @@ pub fn may_invite(conv: &Conversation, author: &Author) -> Decision {
             ),
         );
     }
-    may_add(conv, member)
+    may_add(conv, &member)
 }
 
 /// Whether `author` may see and answer the conversation's join requests.
-pub fn may_review(conv: &Conversation, author: &Author) -> Decision {
-    may_add(conv, active(conv, author)?)
+pub fn may_review(now: i64, conv: &Conversation, author: &Author) -> Decision {
+    may_add(conv, &*active(now, conv, author)?)
 }

@@ -4,6 +4,8 @@
 //! The server runs it on every incoming change (through `validate`), clients run it before
 //! they write, so a well-behaved client meets a denial only in a race.
 
+use std::borrow::Cow;
+
 mod conv;
 pub mod joining;
 mod msgs;
@@ -423,7 +425,7 @@ fn not_deleted<'a>(ctx: &Context<'a>, author: &Author) -> Result<&'a Conversatio
         return Ok(conv);
     }
     if !author.service {
-        active(conv, author)?;
+        active(ctx.now_ms, conv, author)?;
     }
     Err(Denial {
         code: DenyCode::ConversationDeleted,
@@ -441,8 +443,13 @@ fn created<'a>(ctx: &Context<'a>) -> Result<&'a Conversation, Denial> {
     }
 }
 
-/// The author's entry, which must be active.
-pub(crate) fn active<'a>(conv: &'a Conversation, author: &Author) -> Result<&'a Member, Denial> {
+/// The author's entry as it stands at server time `now` (a temporary role or override whose
+/// time has come is gone: `Member::at`), which must be active.
+pub(crate) fn active<'a>(
+    now: i64,
+    conv: &'a Conversation,
+    author: &Author,
+) -> Result<Cow<'a, Member>, Denial> {
     match conv.member(&author.account) {
         None => Err(Denial {
             code: DenyCode::NotMember,
@@ -452,7 +459,7 @@ pub(crate) fn active<'a>(conv: &'a Conversation, author: &Author) -> Result<&'a 
             code: DenyCode::MemberInactive,
             reason: format!("{} is {} in {}", author.account, m.status.as_str(), conv.id),
         }),
-        Some(m) => Ok(m),
+        Some(m) => Ok(m.at(now)),
     }
 }
 

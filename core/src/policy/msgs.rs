@@ -33,7 +33,7 @@ pub(super) fn check(
                     format!("{} is end-to-end encrypted: its bodies are sealed", conv.id),
                 );
             }
-            active(conv, author)?;
+            active(ctx.now_ms, conv, author)?;
             open(conv)?;
             if message.author != author.account {
                 return deny(
@@ -44,7 +44,7 @@ pub(super) fn check(
             not_deleted(message)
         }
         Effect::DeleteMessage(message) => {
-            let member = active(conv, author)?;
+            let member = active(ctx.now_ms, conv, author)?;
             not_deleted(message)?;
             if message.author == author.account {
                 return Ok(());
@@ -65,7 +65,7 @@ pub(super) fn check(
                     format!("{} writes a reaction of {account}", author.account),
                 );
             }
-            active(conv, author)?;
+            active(ctx.now_ms, conv, author)?;
             open(conv)?;
             if !conv.settings.allow_reactions {
                 return deny(DenyCode::ReactionsDisabled, "reactions are off");
@@ -155,7 +155,7 @@ fn check_post(
             "system messages come from service accounts",
         );
     }
-    let member = active(conv, author)?;
+    let member = active(ctx.now_ms, conv, author)?;
     open(conv)?;
     // The client writing into its closed support thread makes a new request, which
     // reopens the thread with a new lead (`policy::reopen`).
@@ -174,12 +174,12 @@ fn check_post(
     if conv.settings.send_policy == SendPolicy::AdminsOnly && !member.role.is_admin() {
         return deny(DenyCode::AdminsOnly, "only admins post here");
     }
-    require(member, Permission::SendMessages)?;
+    require(&member, Permission::SendMessages)?;
     if message.kind.is_media() || message.attachments.is_some() {
         if !conv.settings.allow_attachments {
             return deny(DenyCode::AttachmentsDisabled, "attachments are off");
         }
-        require(member, Permission::SendMedia)?;
+        require(&member, Permission::SendMedia)?;
     }
     if message.kind == MessageKind::Sticker && !conv.settings.allow_stickers {
         return deny(DenyCode::StickersDisabled, "stickers are off");
@@ -211,7 +211,7 @@ fn check_proposal_status(
     proposal: &Message,
     to: crate::model::proposal::ProposalStatus,
 ) -> Decision {
-    active(conv, author)?;
+    active(ctx.now_ms, conv, author)?;
     open(conv)?;
     if proposal.kind != MessageKind::Proposal {
         return deny(DenyCode::ImmutableField, "only proposals have a status");

@@ -132,7 +132,12 @@ pub(super) fn check_stamp(conv: &Conversation, author: &Author, message: &NewMes
 /// exist only there; while one of them or the title is unset, the client or the owner may
 /// set it (the values the platform gives when the thread is opened: the resource's title,
 /// the client's and the owner's names). `None`: the usual rules decide.
-pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> Option<Decision> {
+pub(super) fn check_info(
+    now: i64,
+    conv: &Conversation,
+    author: &Author,
+    field: &str,
+) -> Option<Decision> {
     let names = field == CLIENT_NAME || field == OWNER_NAME;
     if !is_support(conv) {
         return names.then(|| {
@@ -153,7 +158,7 @@ pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> O
         SenderRole::Client | SenderRole::Owner
     );
     if unset && party {
-        return Some(active(conv, author).map(|_| ()));
+        return Some(active(now, conv, author).map(|_| ()));
     }
     None
 }
@@ -161,6 +166,7 @@ pub(super) fn check_info(conv: &Conversation, author: &Author, field: &str) -> O
 /// The lead fields: support threads only, moderators and above (the owner's side), and an
 /// outcome only with the thread closed.
 pub(super) fn check_lead(
+    now: i64,
     conv: &Conversation,
     author: &Author,
     outcome: bool,
@@ -169,7 +175,7 @@ pub(super) fn check_lead(
     if !is_support(conv) {
         return deny(DenyCode::SupportOnly, "leads belong to support threads");
     }
-    let member = active(conv, author)?;
+    let member = active(now, conv, author)?;
     if member.role.rank() < Role::Moderator.rank() {
         return deny(
             DenyCode::NoPermission,
@@ -189,6 +195,7 @@ pub(super) fn check_lead(
 /// and names leads as always; the client reopens only with its new request's lead
 /// (`next_lead`), so a new request is a new lead and never revives the closed one.
 pub(super) fn check_new_request(
+    now: i64,
     conv: &Conversation,
     author: &Author,
     by: &AccountId,
@@ -200,7 +207,7 @@ pub(super) fn check_new_request(
     if *by != author.account {
         return deny(DenyCode::NotOwnKey, "the lifecycle names who moved it");
     }
-    let member = active(conv, author)?;
+    let member = active(now, conv, author)?;
     if member.role.rank() >= Role::Moderator.rank() {
         return Ok(());
     }

@@ -312,6 +312,9 @@ fn conv_effects(
             }));
         }
     }
+    for (_, after, _) in members.values() {
+        expiries_whole(after)?;
+    }
     if let Some(transfer) = ownership_transfer(&mut members) {
         out.push(Effect::TransferOwnership(Box::new(transfer)));
     }
@@ -393,6 +396,36 @@ fn conv_effects(
         }
     }
     Ok(out)
+}
+
+/// A temporary role has both its keys (until when, and the role after), and an override's
+/// expiry has its override: an entry a change leaves otherwise reads differently on every
+/// replica's guess (`invalid_value`).
+fn expiries_whole(m: &Member) -> Result<(), Failure> {
+    if m.role_until.is_some() != m.role_after.is_some() {
+        return Err((
+            RejectCode::InvalidValue,
+            format!(
+                "{}: role_until and role_after are written together",
+                m.account
+            ),
+        ));
+    }
+    if let Some(p) = m
+        .overrides_until
+        .keys()
+        .find(|p| !m.overrides.contains_key(p))
+    {
+        return Err((
+            RejectCode::InvalidValue,
+            format!(
+                "{}: {} has an expiry and no override",
+                m.account,
+                p.as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Member entries a change writes: before (`None`: made by the change), after, keys.
@@ -506,11 +539,34 @@ fn member_field(m: &mut Member, field: &str, op: &PathOp) -> Result<(), Failure>
         }
         return Ok(());
     }
+    if let Some(permission) = schema::override_until_of(field) {
+        match &op.action {
+            Action::Put(ScalarValue::Int(at)) => {
+                m.overrides_until.insert(permission, *at);
+            }
+            Action::Delete => {
+                m.overrides_until.remove(&permission);
+            }
+            _ => return Err((RejectCode::WrongType, format!("{field} is an integer"))),
+        }
+        return Ok(());
+    }
+    // A temporary role's two keys are deleted when it is made permanent or ends early.
+    if op.action == Action::Delete && matches!(field, ROLE_UNTIL | ROLE_AFTER) {
+        if field == ROLE_UNTIL {
+            m.role_until = None;
+        } else {
+            m.role_after = None;
+        }
+        return Ok(());
+    }
     let Some(v) = typed(schema::MEMBER_FIELDS, op)? else {
         return Err(immutable(&op.path));
     };
     match field {
         ROLE => m.role = Role::parse(text(v)).map_err(model)?,
+        ROLE_UNTIL => m.role_until = Some(int(v)),
+        ROLE_AFTER => m.role_after = Some(Role::parse(text(v)).map_err(model)?),
         STATUS => m.status = MemberStatus::parse(text(v)).map_err(model)?,
         JOINED_AT => m.joined_at = Some(int(v)),
         LEFT_AT => m.left_at = Some(int(v)),
@@ -647,6 +703,9 @@ fn creation(before: &Conversation, ops: &[PathOp], urls: UrlRule) -> Result<Conv
             THEME_COLOR => after.info.theme_color = s,
             _ => after.info.theme_background = s,
         }
+    }
+    for m in members.values() {
+        expiries_whole(m)?;
     }
     after.members = members;
     Ok(after)

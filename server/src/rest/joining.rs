@@ -113,7 +113,7 @@ pub async fn list_requests(
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
     readable(&conv, &caller)?;
-    may_review(&conv, &caller.author()).map_err(denied)?;
+    may_review(now_ms(), &conv, &caller.author()).map_err(denied)?;
     let requests = conv
         .members
         .values()
@@ -306,7 +306,7 @@ pub async fn create_invite(
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
     readable(&conv, &caller)?;
-    may_invite(&conv, &caller.author()).map_err(denied)?;
+    may_invite(now_ms(), &conv, &caller.author()).map_err(denied)?;
     let now = now_ms();
     let expires_at = check_new_invite(now, req.expires_in_s.saturating_mul(1000), req.max_uses)?;
     let store = app.engine.store();
@@ -357,7 +357,7 @@ pub async fn list_invites(
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
     readable(&conv, &caller)?;
-    may_review(&conv, &caller.author()).map_err(denied)?;
+    may_review(now_ms(), &conv, &caller.author()).map_err(denied)?;
     let now = now_ms();
     let list = app
         .engine
@@ -386,7 +386,7 @@ pub async fn revoke_invite(
         .iter()
         .any(|i| i.id == invite && i.created_by == caller.account);
     if !ours {
-        may_review(&conv, &caller.author()).map_err(denied)?;
+        may_review(now_ms(), &conv, &caller.author()).map_err(denied)?;
     }
     match store
         .revoke_invite(&caller.tenant, &id, &invite, now_ms())
@@ -445,7 +445,7 @@ pub async fn join_by_link(
     }
     invite.check_use(now).map_err(refused)?;
     let creator = Author::user(invite.created_by.clone());
-    may_invite(&conv, &creator).map_err(denied)?;
+    may_invite(now_ms(), &conv, &creator).map_err(denied)?;
     if !store.use_invite(&caller.tenant, &invite.id, now).await? {
         // Used up or revoked between the read and the use.
         return Err(refused(InviteRefusal::UsedUp));

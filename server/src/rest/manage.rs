@@ -386,6 +386,7 @@ pub async fn can(
             role: q
                 .role
                 .ok_or_else(|| ApiError::invalid("missing", "role", "set_role names a role"))?,
+            until: None,
         },
         CanAction::ChangeInfo => Intent::SetInfo {
             conv: id,

@@ -1,4 +1,5 @@
-//! The in-memory driver: each case on a fresh `Hub`, at the fixed server time `NOW`.
+//! The in-memory driver: each case on a fresh `Hub`, at the fixed server time `NOW` (moved
+//! on only by a case that waits for a time: `Lab::wait_past`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,6 +23,8 @@ use crate::hub::NOW;
 #[derive(Debug, Default)]
 pub struct HubLab {
     pub hub: Hub,
+    /// How far a case moved the server time past `NOW` (`Lab::wait_past`).
+    later: i64,
 }
 
 /// Everything a rejected change must leave untouched.
@@ -79,7 +82,7 @@ impl HubLab {
             bindings: &bindings,
             conv: id.conv_id().and_then(|c| self.hub.conversation(c)),
             others: &(),
-            now_ms: NOW,
+            now_ms: NOW + self.later,
             last_post_ms: None,
             urls: Default::default(),
             parent_standing: None,
@@ -89,7 +92,7 @@ impl HubLab {
             return Self::answer(Err(r));
         }
         let change = Change::try_from(bytes).expect("validated bytes decode");
-        Self::answer(self.hub.submit(id, &dev.author, change, NOW))
+        Self::answer(self.hub.submit(id, &dev.author, change, NOW + self.later))
     }
 }
 
@@ -102,6 +105,14 @@ impl Lab for HubLab {
 
     fn now(&self) -> i64 {
         NOW
+    }
+
+    fn clock(&self) -> i64 {
+        NOW + self.later
+    }
+
+    async fn wait_past(&mut self, time: i64) {
+        self.later = self.later.max(time - NOW);
     }
 
     async fn state(&mut self, id: &DocId, actor: &ActorId) -> Snapshot {
@@ -134,7 +145,7 @@ impl Lab for HubLab {
     }
 
     async fn submit(&mut self, dev: &Device, doc: &DocId, change: Change) -> Answer {
-        Self::answer(self.hub.submit(doc, &dev.author, change, NOW))
+        Self::answer(self.hub.submit(doc, &dev.author, change, NOW + self.later))
     }
 
     async fn submit_raw(&mut self, dev: &Device, doc: &DocId, raw: &[Vec<u8>]) -> Vec<Answer> {
@@ -187,7 +198,8 @@ impl Lab for HubLab {
                 .iter()
                 .map(|(account, m)| MemberView {
                     account: account.as_str().to_owned(),
-                    role: m.role.as_str().to_owned(),
+                    // As REST shows it: the role now (a lapsed temporary role lapsed).
+                    role: m.at(NOW + self.later).role.as_str().to_owned(),
                     active: m.is_active(),
                 })
                 .collect(),

@@ -26,6 +26,7 @@ mod cases_members;
 mod cases_messages;
 mod cases_ops;
 mod cases_ownership;
+mod cases_temporary;
 mod cases_threads;
 pub mod fixture;
 mod hub_lab;
@@ -105,6 +106,14 @@ pub trait Lab {
 
     /// The acceptor's clock: every crafted message is created at this time.
     fn now(&self) -> i64;
+
+    /// The acceptor's clock as it is now (`now` stays where the case started; the hub's
+    /// clock moves only by `wait_past`).
+    fn clock(&self) -> i64;
+
+    /// Returns once the acceptor's clock reached `time` (the hub: moves it there; the wire:
+    /// waits).
+    async fn wait_past(&mut self, time: i64);
 
     /// What the acceptor holds for `doc` (and the binding of `actor`), to compare.
     async fn state(&mut self, doc: &DocId, actor: &ActorId) -> Self::State;
@@ -297,6 +306,10 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_members::member_writing_settings_no_permission),
         case!(cases_members::direct_conversation_third_account_direct_fixed_members),
         case!(cases_members::removed_member_later_message_member_inactive),
+        case!(cases_temporary::acting_with_a_lapsed_role_no_permission),
+        case!(cases_temporary::extending_ones_own_temporary_role_role_too_high),
+        case!(cases_temporary::half_a_temporary_role_invalid_value),
+        case!(cases_temporary::a_temporary_moderator_loses_its_rights_when_its_time_comes),
         case!(cases_ownership::transfer_by_a_non_owner_owner_only),
         case!(cases_ownership::transfer_to_a_non_member_or_banned_member),
         case!(cases_ownership::the_only_owner_leaving_owner_must_transfer),

@@ -349,6 +349,17 @@ impl Lab for WireLab {
         now()
     }
 
+    fn clock(&self) -> i64 {
+        now_ms()
+    }
+
+    async fn wait_past(&mut self, time: i64) {
+        while now_ms() < time {
+            let left = u64::try_from(time - now_ms()).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(left + 1)).await;
+        }
+    }
+
     async fn state(&mut self, doc: &DocId, _actor: &ActorId) -> View {
         self.view(doc).await
     }

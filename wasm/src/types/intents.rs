@@ -177,6 +177,10 @@ pub enum IntentData {
         conv: String,
         account: String,
         role: Role,
+        /// A temporary role: until this server time (ms).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        until: Option<i64>,
     },
     SetInfo {
         conv: String,
@@ -391,10 +395,12 @@ impl From<cc::Intent> for IntentData {
                 conv,
                 account,
                 role,
+                until,
             } => IntentData::SetRole {
                 conv: conv.into(),
                 account: account.into(),
                 role: role.into(),
+                until,
             },
             I::SetInfo { conv, field, value } => IntentData::SetInfo {
                 conv: conv.into(),
@@ -603,10 +609,12 @@ impl TryFrom<IntentData> for cc::Intent {
                 conv: c,
                 account,
                 role,
+                until,
             } => I::SetRole {
                 conv: conv(c)?,
                 account: acc(account)?,
                 role: role.into(),
+                until,
             },
             IntentData::SetInfo {
                 conv: c,

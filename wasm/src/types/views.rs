@@ -283,6 +283,18 @@ pub struct Member {
     /// Direct conversations: this member blocks the other (`block()`).
     #[serde(default)]
     pub blocked: bool,
+    /// A temporary role: `role` holds until this server time (ms), then `roleAfter`.
+    /// Absent once it lapsed (`role` is then the role it lapsed to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub role_until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub role_after: Option<Role>,
+    /// When temporary overrides end (server time, ms); `overrides` holds only live ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[tsify(optional, type = "Partial<Record<Permission, number>>")]
+    pub overrides_until: BTreeMap<Permission, i64>,
 }
 
 impl From<cv::Member> for Member {
@@ -303,6 +315,13 @@ impl From<cv::Member> for Member {
                 .map(|(p, v)| (p.into(), v))
                 .collect(),
             blocked: m.blocked,
+            role_until: m.role_until,
+            role_after: m.role_after.map(Into::into),
+            overrides_until: m
+                .overrides_until
+                .into_iter()
+                .map(|(p, t)| (p.into(), t))
+                .collect(),
         }
     }
 }
