@@ -292,6 +292,7 @@ impl From<cc::Intent> for IntentData {
                 members,
                 settings,
                 parent,
+                ..
             } => IntentData::CreateConversation {
                 conv: conv.into(),
                 kind: kind.into(),
@@ -505,6 +506,7 @@ impl TryFrom<IntentData> for cc::Intent {
                 settings,
                 parent,
             } => I::CreateConversation {
+                encrypted: false,
                 conv: conv(c)?,
                 kind: kind.into(),
                 title,
