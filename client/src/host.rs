@@ -5,10 +5,12 @@
 use std::time::Duration;
 
 use confab_core::client::host::carry_out_stored;
+use confab_core::client::store::block_on_ready;
 use confab_core::client::{
-    ClientConfig, ClientEngine, ClientError, Event, Intent, IntentStatus, LocalStore, Output,
+    ClientConfig, ClientEngine, ClientError, Event, HostKey, Intent, IntentStatus, LocalStore,
+    Output,
 };
-use confab_core::ids::{ConvId, DocId, MessageId};
+use confab_core::ids::{ConvId, DeviceId, DocId, MessageId};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
@@ -79,7 +81,12 @@ struct Runner<S> {
     store: S,
     events: broadcast::Sender<Event>,
     token: String,
+    /// The device name every `hello` sends.
+    device: String,
 }
+
+/// The device name of a client started without one ([`Client::start`]).
+const NATIVE_DEVICE: &str = "native";
 
 impl<S: LocalStore> Runner<S> {
     /// Carries out the engine's outputs (store writes and loads at once: the stores of this
@@ -138,16 +145,61 @@ impl Client {
     where
         S: LocalStore + Send + 'static,
     {
+        Self::launch(config, None, url.into(), token.into(), store)
+    }
+
+    /// [`Client::start`] as the device named `device`, with end-to-end encryption: its MLS
+    /// state is restored from `store` (made and saved on first use), its `hello` names
+    /// `device`, and on every connection it tops up its key packages in the directory. It
+    /// creates encrypted conversations (`Intent::CreateConversation { encrypted: true }`),
+    /// seals what it sends into them and opens what it receives (docs/E2EE.md, "On the
+    /// device"). One device name per store: two stores under one name conflict in the
+    /// directory (`mls_signature_key_mismatch`).
+    pub fn start_device<S>(
+        config: ClientConfig,
+        device: DeviceId,
+        url: impl Into<String>,
+        token: impl Into<String>,
+        store: S,
+    ) -> Result<Self, Error>
+    where
+        S: LocalStore + Send + 'static,
+    {
+        Self::launch(config, Some(device), url.into(), token.into(), store)
+    }
+
+    fn launch<S>(
+        config: ClientConfig,
+        device: Option<DeviceId>,
+        url: String,
+        token: String,
+        store: S,
+    ) -> Result<Self, Error>
+    where
+        S: LocalStore + Send + 'static,
+    {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let mut engine = ClientEngine::restoring(config);
         carry_out_stored(&mut engine, &store)?;
+        let hello_device = match &device {
+            Some(device) => {
+                let saved = block_on_ready(store.get(HostKey::Mls.key())).ok_or_else(|| {
+                    ClientError::Store("the store did not answer at once".into())
+                })??;
+                engine.attach_device(device.clone(), saved.as_deref())?;
+                carry_out_stored(&mut engine, &store)?;
+                device.to_string()
+            }
+            None => NATIVE_DEVICE.to_owned(),
+        };
         let (tx, rx) = mpsc::channel(256);
         let (events, _) = broadcast::channel(4096);
         let runner = Runner {
             engine,
             store,
             events: events.clone(),
-            token: token.into(),
+            token,
+            device: hello_device,
         };
         #[cfg(feature = "tls")]
         {
@@ -155,7 +207,7 @@ impl Client {
             // first stays (then this is refused, harmlessly).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        runtime.spawn(run(runner, rx, url.into()));
+        runtime.spawn(run(runner, rx, url));
         Ok(Client { tx, events })
     }
 
@@ -277,7 +329,7 @@ async fn run<S: LocalStore>(mut runner: Runner<S>, mut rx: mpsc::Receiver<Cmd>, 
         let hello = ClientFrame::Hello {
             v: PROTOCOL_VERSION,
             token: runner.token.clone(),
-            device: "native".into(),
+            device: runner.device.clone(),
         };
         if sink
             .send(Message::Binary(encode_client(&hello).into()))

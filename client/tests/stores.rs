@@ -180,6 +180,7 @@ async fn restarts_from<S: LocalStore + Send + 'static>(open: impl Fn() -> S) {
     let conv = ConvId::new("restart").unwrap();
     let created = client
         .intent(Intent::CreateConversation {
+            encrypted: false,
             conv: conv.clone(),
             kind: ConvKind::Group,
             title: None,

@@ -319,6 +319,7 @@ fn online(wire: &mut Wire, accounts: &[&str]) -> Vec<Peer> {
 /// A group `conv` with `members` as members.
 fn group_intent(conv: &ConvId, members: &[&str]) -> Intent {
     Intent::CreateConversation {
+        encrypted: false,
         conv: conv.clone(),
         kind: ConvKind::Group,
         title: Some(conv.to_string()),
@@ -355,6 +356,7 @@ fn group(
 ) -> ConvId {
     let c = ConvId::new(conv).unwrap();
     let intent = Intent::CreateConversation {
+        encrypted: false,
         conv: c.clone(),
         kind: ConvKind::Group,
         title: Some(conv.into()),
@@ -1594,6 +1596,7 @@ fn channels_and_large_groups_get_no_automatic_delivery_markers() {
         let mut members = vec![(acc("bob"), Role::Member)];
         members.extend((0..extra).map(|i| (acc(&format!("reader{i}")), Role::Member)));
         let intent = Intent::CreateConversation {
+            encrypted: false,
             conv: c.clone(),
             kind,
             title: Some(id.into()),
@@ -1659,6 +1662,7 @@ fn a_thread_of_a_thread_is_created_one_level_deeper_than_its_parent() {
     let mut peers = online(&mut wire, &["alice", "bob"]);
     let g = group(&mut wire, &mut peers, 0, "deep", &[(1, Role::Member)]);
     let thread = |parent: &ConvId, message: &str, conv: &str| Intent::CreateConversation {
+        encrypted: false,
         conv: ConvId::new(conv).unwrap(),
         kind: ConvKind::Thread,
         title: Some(conv.into()),

@@ -541,6 +541,7 @@ impl World {
                 let conv = conv_id(&format!("c{}", self.created.len() + 1));
                 self.created.push(conv.clone());
                 let create = Intent::CreateConversation {
+                    encrypted: false,
                     conv: conv.clone(),
                     kind: ConvKind::Group,
                     title: Some(conv.to_string()),

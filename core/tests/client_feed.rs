@@ -351,6 +351,7 @@ fn create_with_bob(wire: &mut Wire, peers: &mut [Peer], conv: &ConvId) {
         peers,
         0,
         Intent::CreateConversation {
+            encrypted: false,
             conv: conv.clone(),
             kind: ConvKind::Group,
             title: Some("Weekend plans".into()),
@@ -469,6 +470,7 @@ fn added_removed_and_readded_while_offline_without_asking() {
         &mut peers,
         0,
         Intent::CreateConversation {
+            encrypted: false,
             conv: h.clone(),
             kind: ConvKind::Group,
             title: Some("Hiking".into()),

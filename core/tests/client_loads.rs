@@ -72,6 +72,7 @@ fn history(days: i64, per_day: usize) -> MemoryStore {
     };
     engine.receive(welcome, T0);
     let create = Intent::CreateConversation {
+        encrypted: false,
         conv: conv(),
         kind: ConvKind::Group,
         title: Some("g1".into()),

@@ -134,6 +134,7 @@ fn own_presence_is_sent_on_connect_coalesced_and_refreshed() {
     let mut e = engine();
     e.intent(
         Intent::CreateConversation {
+            encrypted: false,
             conv: conv.clone(),
             kind: ConvKind::Group,
             title: Some("c1".into()),

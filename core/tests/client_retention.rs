@@ -210,6 +210,7 @@ fn expired_buckets_are_dropped_locally_on_the_next_sync() {
     dev.connect();
     let conv = ConvId::new("g").unwrap();
     let create = Intent::CreateConversation {
+        encrypted: false,
         conv: conv.clone(),
         kind: ConvKind::Group,
         title: Some("g".into()),

@@ -169,6 +169,7 @@ fn weekend_plans() -> (Relay, Vec<ClientEngine>) {
     };
     peers[0].intent(Intent::SetProfile { profile }, T0).unwrap();
     let create = Intent::CreateConversation {
+        encrypted: false,
         conv: weekend(),
         kind: ConvKind::Group,
         title: Some("Weekend plans".into()),

@@ -68,6 +68,7 @@ impl Group {
         let start = day * DEFAULT_BUCKET_MS;
         let mut doc = genesis(&conv_doc)?.with_actor(actor(0));
         let create = Intent::CreateConversation {
+            encrypted: false,
             conv: conv.clone(),
             kind: ConvKind::Group,
             title: Some(format!("{members} members")),

@@ -34,6 +34,42 @@ pub fn client(server: &TestServer, account: &str, device: u8, dir: &Path) -> Nat
     .unwrap()
 }
 
+/// A native client of `account` as its device `device`, with end-to-end encryption
+/// (`Client::start_device`), storing in `dir`.
+pub fn device_client(server: &TestServer, account: &str, device: &str, dir: &Path) -> NativeClient {
+    let mut actor = [7u8; 16];
+    actor[..account.len().min(8)].copy_from_slice(&account.as_bytes()[..account.len().min(8)]);
+    let config = ClientConfig {
+        tenant: TenantId::new("acme").unwrap(),
+        account: AccountId::new(account).unwrap(),
+        actor: ActorId::from(&actor[..]),
+    };
+    NativeClient::start_device(
+        config,
+        confab_core::ids::DeviceId::new(device).unwrap(),
+        server.ws_url(),
+        token("acme", account, false, 3600),
+        FileStore::open(dir).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Polls `f` on `c`'s engine until it holds (20 s).
+pub async fn eventually(
+    c: &NativeClient,
+    what: &str,
+    f: impl Fn(&confab_core::client::ClientEngine) -> bool + Clone + Send + 'static,
+) {
+    for _ in 0..1000 {
+        let f = f.clone();
+        if c.query(move |e| f(e)).await.unwrap() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never: {what}");
+}
+
 /// Empty store folders for `n` clients of one test.
 pub fn fresh_dirs(tag: &str, n: usize) -> Vec<PathBuf> {
     let dirs: Vec<_> = (0..n)

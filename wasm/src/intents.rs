@@ -76,6 +76,7 @@ impl ConfabClient {
                 .map(|m| m.into_core())
                 .collect::<std::result::Result<_, _>>()?;
             let intent = Intent::CreateConversation {
+                encrypted: false,
                 conv: conv.clone(),
                 kind: ConvKind::Thread,
                 title: input.title,
@@ -592,6 +593,7 @@ impl ConfabClient {
                 .map(|m| m.into_core())
                 .collect::<std::result::Result<_, _>>()?;
             let intent = Intent::CreateConversation {
+                encrypted: false,
                 conv: conv.clone(),
                 kind,
                 title: input.title,

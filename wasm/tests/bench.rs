@@ -101,6 +101,7 @@ async fn open_a_conversation_of_100k_messages() {
     let conv_doc = DocId::conv(&tenant, &conv);
     let mut doc = genesis(&conv_doc).unwrap().with_actor(actor.clone());
     let create = Intent::CreateConversation {
+        encrypted: false,
         conv: conv.clone(),
         kind: ConvKind::Group,
         title: Some("100k".into()),

@@ -10,6 +10,7 @@ use serde_bytes::ByteBuf;
 use super::error::ClientError;
 use super::intent::{support_names, Intent};
 use super::outbox::PendingChange;
+use crate::doc::write::MlsWrite;
 use crate::doc::{write, DocError, IntentTag};
 use crate::ids::{AccountId, DocId};
 use crate::model::conversation::*;
@@ -45,6 +46,7 @@ fn field_name(
 /// Writes intent `id` into the local replica `doc` of `target` (one of its `targets`) and
 /// returns the change that holds it, for the outbox: `None` when there was nothing to write
 /// there. `thread_depth` as for `write_to`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn write_change(
     doc: &mut Automerge,
     target: &DocId,
@@ -53,10 +55,11 @@ pub(super) fn write_change(
     id: u64,
     now: i64,
     thread_depth: u32,
+    mls: Option<MlsWrite<'_>>,
 ) -> Result<Option<PendingChange>, ClientError> {
     let tag = IntentTag::new(id.to_string(), intent.kind());
     let before = doc.get_heads();
-    let wrote = write_to(doc, target, intent, me, &tag, now, thread_depth)
+    let wrote = write_to_with(doc, target, intent, me, &tag, now, thread_depth, mls)
         .map_err(|e| ClientError::NotApplicable(e.to_string()))?;
     if !wrote {
         return Ok(None);
@@ -75,6 +78,31 @@ pub(super) fn write_change(
     }))
 }
 
+/// Writes the MLS group an encrypted creation made into the conversation document `doc`, as
+/// a change of intent `id` after its creation change: the acceptor takes a creation change
+/// with the conversation's own fields only, and the group in the change after it.
+pub(super) fn write_group_change(
+    doc: &mut Automerge,
+    target: &DocId,
+    intent: &Intent,
+    id: u64,
+    now: i64,
+    mls: MlsWrite<'_>,
+) -> Result<PendingChange, ClientError> {
+    let tag = IntentTag::new(id.to_string(), intent.kind());
+    let hash = write::write_mls(doc, &tag, now, mls)
+        .map_err(|e| ClientError::NotApplicable(e.to_string()))?
+        .ok_or_else(|| ClientError::NotApplicable("the group wrote nothing".into()))?;
+    let change = automerge::ReadDoc::get_change_by_hash(doc, &hash)
+        .ok_or_else(|| ClientError::NotApplicable("the group's change vanished".into()))?;
+    Ok(PendingChange {
+        doc: target.to_string(),
+        hash: ByteBuf::from(hash.0.to_vec()),
+        bytes: ByteBuf::from(change.raw_bytes().to_vec()),
+        acked: false,
+    })
+}
+
 /// Writes `intent` into `doc` (one of its `targets`). `Ok(false)` when there is nothing to
 /// write there (for example a direct conversation that exists already). `thread_depth`: the
 /// depth of a thread the intent creates (its parent's plus one).
@@ -87,8 +115,34 @@ pub fn write_to(
     now: i64,
     thread_depth: u32,
 ) -> Result<bool, DocError> {
+    write_to_with(doc, id, intent, me, tag, now, thread_depth, None)
+}
+
+/// [`write_to`], with what an encrypted conversation's MLS group gains in the same change:
+/// the commit of an add or a removal.
+#[allow(clippy::too_many_arguments)]
+pub fn write_to_with(
+    doc: &mut Automerge,
+    id: &DocId,
+    intent: &Intent,
+    me: &AccountId,
+    tag: &IntentTag,
+    now: i64,
+    thread_depth: u32,
+    mls: Option<MlsWrite<'_>>,
+) -> Result<bool, DocError> {
     use Intent::*;
     let tenant = id.tenant();
+    let with_mls = |tx: &mut automerge::transaction::Transaction<'_>| match mls {
+        Some(mls) => write::put_mls(tx, now, mls),
+        None => Ok(()),
+    };
+    if mls.is_some() && !matches!(intent, AddMember { .. } | RemoveMember { .. }) {
+        return Err(DocError::NotApplicable(format!(
+            "{} carries no MLS message",
+            intent.kind()
+        )));
+    }
     let wrote = match intent {
         CreateConversation {
             conv: _,
@@ -97,6 +151,7 @@ pub fn write_to(
             members,
             settings,
             parent,
+            encrypted,
         } => {
             let mut all = vec![Member::new(me.clone(), Role::Owner)];
             for (account, role) in members.iter().filter(|(a, _)| a != me) {
@@ -122,8 +177,7 @@ pub fn write_to(
                     .clone()
                     .unwrap_or_else(|| Settings::defaults_for(*kind)),
                 members: all,
-                // Encrypted creation comes with the engine's MLS groups.
-                encrypted: false,
+                encrypted: *encrypted,
             };
             write::create_conversation(doc, tag, &spec)?
         }
@@ -173,7 +227,10 @@ pub fn write_to(
                 m.invited_by = Some(me.clone());
             }
             m.joined_at = Some(now);
-            write::add_member(doc, tag, now, &m)?
+            write::transact(doc, tag, now, |tx| {
+                write::put_member(tx, &m)?;
+                with_mls(tx)
+            })?
         }
         RemoveMember { account, ban, .. } => {
             let status = if *ban {
@@ -181,7 +238,10 @@ pub fn write_to(
             } else {
                 MemberStatus::Removed
             };
-            write::set_member_status(doc, tag, now, account, status)?
+            write::transact(doc, tag, now, |tx| {
+                write::put_member_status(tx, now, account, status)?;
+                with_mls(tx)
+            })?
         }
         Leave { .. } => write::set_member_status(doc, tag, now, me, MemberStatus::Left)?,
         SetRole {

@@ -11,7 +11,7 @@ use super::engine::{ClientEngine, Event, Output};
 use super::records::{key_changes, key_snapshot, snapshot_record};
 use super::store::StoreOp;
 use crate::doc::{read, schema::keys};
-use crate::ids::{DocId, MessageId};
+use crate::ids::{DocId, DocTarget, MessageId};
 use crate::protocol::SnapshotOrder;
 
 impl ClientEngine {
@@ -73,6 +73,14 @@ impl ClientEngine {
         self.out.push(Output::Event(Event::Doc {
             doc: id.to_string(),
         }));
+        match id.target() {
+            DocTarget::Conv(conv) => {
+                let conv = conv.clone();
+                self.follow_group(&conv);
+            }
+            DocTarget::Msgs(..) => self.open_arrived(&id, None),
+            _ => {}
+        }
     }
 }
 

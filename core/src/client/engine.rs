@@ -126,6 +126,8 @@ pub struct ClientEngine {
     pub(super) presence: PresenceBook,
     /// Arrived messages of others still to mark delivered (never stored).
     pub(super) delivery: Delivery,
+    /// This device's MLS state, once the host attached it (`attach_device`).
+    pub(super) mls: Option<super::mls::MlsSide>,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -155,6 +157,7 @@ impl ClientEngine {
             feed: Feed::default(),
             presence: PresenceBook::default(),
             delivery: Delivery::default(),
+            mls: None,
         }
     }
 
@@ -433,14 +436,19 @@ impl ClientEngine {
         targets: &[DocId],
         now: i64,
     ) -> Result<(), ClientError> {
-        self.held().policy_check(intent, targets, now).map_err(|d| {
-            let code = d.code.as_str().to_owned();
-            ClientError::Denied {
-                reason: self.explain(intent, &code),
-                code,
-                detail: d.reason,
-            }
-        })
+        // A message into an encrypted conversation is checked as it will be written: sealed.
+        let sealed = self.as_sealed(intent);
+        let checked = sealed.as_ref().unwrap_or(intent);
+        self.held()
+            .policy_check(checked, targets, now)
+            .map_err(|d| {
+                let code = d.code.as_str().to_owned();
+                ClientError::Denied {
+                    reason: self.explain(intent, &code),
+                    code,
+                    detail: d.reason,
+                }
+            })
     }
 
     /// Writes intent `id` into `target` (loaded fresh if need be): its change.
@@ -467,6 +475,13 @@ impl ClientEngine {
         id: u64,
         now: i64,
     ) -> Result<Vec<PendingChange>, ClientError> {
+        let mls = self.mls_part(intent)?;
+        // A message into an encrypted conversation is written sealed.
+        let sealed = match targets.first() {
+            Some(bucket) => self.seal(intent, bucket)?,
+            None => None,
+        };
+        let intent = sealed.as_ref().unwrap_or(intent);
         let held = self.held();
         let stamped = held.stamped(intent);
         let intent = stamped.as_ref().unwrap_or(intent);
@@ -478,9 +493,46 @@ impl ClientEngine {
                 .docs
                 .get_mut(target)
                 .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
-            let change =
-                apply::write_change(&mut state.local, target, intent, me, id, now, thread_depth)?;
+            // The group goes to the conversation document: an add's or removal's commit in
+            // the change of its membership; a new group, and the commit adding its other
+            // members' devices, in changes after the creation.
+            let part = mls
+                .as_ref()
+                .filter(|_| matches!(target.target(), DocTarget::Conv(_)));
+            let creates = part.is_some_and(|p| p.init.is_some());
+            let inline = part.filter(|_| !creates).and_then(|p| p.commit_write());
+            let change = apply::write_change(
+                &mut state.local,
+                target,
+                intent,
+                me,
+                id,
+                now,
+                thread_depth,
+                inline,
+            )?;
             changes.extend(change);
+            if let Some(part) = part.filter(|_| creates) {
+                for write in [part.init_write(), part.commit_write()]
+                    .into_iter()
+                    .flatten()
+                {
+                    changes.push(apply::write_group_change(
+                        &mut state.local,
+                        target,
+                        intent,
+                        id,
+                        now,
+                        write,
+                    )?);
+                }
+            }
+        }
+        if let (Some(bundle), Some(conv)) = (
+            mls.and_then(|p| p.commit),
+            apply::conv_of(intent, &self.config.tenant, &self.config.account),
+        ) {
+            self.note_commit(id, &conv, bundle.commit);
         }
         Ok(changes)
     }
@@ -491,6 +543,8 @@ impl ClientEngine {
     pub fn verdict(&self, intent: &Intent, device_now: i64) -> Result<(), Denial> {
         let now = self.server_now(device_now);
         let targets = self.targets(intent);
+        let sealed = self.as_sealed(intent);
+        let intent = sealed.as_ref().unwrap_or(intent);
         self.held().policy_check(intent, &targets, now)
     }
 
@@ -561,6 +615,7 @@ impl ClientEngine {
         // Conversations others added this account to (or removed it from) meanwhile.
         self.ask_memberships();
         self.presence_connected(device_now);
+        self.mls_connected();
         self.out.push(Output::Event(Event::Online { online: true }));
     }
 

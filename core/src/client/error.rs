@@ -16,6 +16,10 @@ pub enum ClientError {
     Corrupt(String),
     #[error("the local store failed: {0}")]
     Store(String),
+    /// End-to-end encryption could not do what the intent needs (no device attached, MLS
+    /// refused).
+    #[error("end-to-end encryption: {0}")]
+    E2ee(String),
     /// The host answered a load that is not outstanding (unknown, or answered already).
     #[error("load {0} was not asked for, or was answered already")]
     UnknownLoad(u64),
@@ -31,6 +35,7 @@ impl ClientError {
             ClientError::NotApplicable(_) => "not_applicable",
             ClientError::Corrupt(_) => "corrupt",
             ClientError::Store(_) => "storage",
+            ClientError::E2ee(_) => "e2ee",
             ClientError::UnknownLoad(_) | ClientError::StrayEntry { .. } => "bad_load_answer",
         }
     }

@@ -29,6 +29,10 @@ pub enum Intent {
         settings: Option<Settings>,
         #[serde(default)]
         parent: Option<(ConvId, MessageId)>,
+        /// End-to-end encrypted (docs/E2EE.md): the creation carries this device's new MLS
+        /// group. Needs a device (`ClientEngine::attach_device`).
+        #[serde(default)]
+        encrypted: bool,
     },
     /// Find-or-create the direct conversation with `peer` (works offline).
     OpenDirect {

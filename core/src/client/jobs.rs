@@ -113,7 +113,11 @@ impl ClientEngine {
                 failed @ Ready::Failed(_) => return failed,
             }
         }
-        state
+        match state {
+            // An encrypted conversation's group must be where the intent writes into it.
+            Ready::Yes => self.group_ready(intent),
+            other => other,
+        }
     }
 
     /// A held intent that cannot run ends rejected with the reason (every intent with an
@@ -527,8 +531,10 @@ impl ClientEngine {
             (Wanted::Doc(doc), result) => {
                 if !self.docs.contains_key(&doc) {
                     let restored = result.and_then(|entries| {
-                        let (snapshot, changes) = records::split_doc(&doc, entries);
-                        self.restore_doc(&doc, snapshot.as_deref(), &changes)
+                        let (snapshot, changes, opened) = records::split_doc(&doc, entries);
+                        self.restore_doc(&doc, snapshot.as_deref(), &changes)?;
+                        self.restore_opened(&doc, opened);
+                        Ok(())
                     });
                     if let Err(e) = restored {
                         self.loads.failed(doc, e);

@@ -121,11 +121,16 @@ impl ClientEngine {
                 },
                 device_now,
             ),
-            // The directory's answers go to the host that asked (the MLS side), not the engine.
+            ServerFrame::KeyPackagesStored { id, held } => self.on_key_packages_stored(id, held),
+            ServerFrame::KeyPackages { id, devices } => self.on_key_packages(id, devices),
+            ServerFrame::Error {
+                code,
+                message,
+                id: Some(id),
+                ..
+            } => self.on_directory_error(id, code, message),
             ServerFrame::Pong { .. }
             | ServerFrame::Error { .. }
-            | ServerFrame::KeyPackagesStored { .. }
-            | ServerFrame::KeyPackages { .. }
             | ServerFrame::Devices { .. }
             | ServerFrame::DeviceRemoved { .. } => {}
         }
@@ -246,12 +251,14 @@ impl ClientEngine {
         let mut decoded = Vec::with_capacity(changes.len());
         let mut own = Vec::new();
         let mut created = false;
+        let mut arrived = Vec::new();
         for c in changes.into_iter().filter(|c| c.seq > state.cursor) {
             let Ok(change) = Change::try_from(&c.change[..]) else {
                 continue;
             };
             for message in created_messages(&change) {
-                state.message_seq.insert(message, c.seq);
+                state.message_seq.insert(message.clone(), c.seq);
+                arrived.push(message);
                 created = true;
             }
             if change.actor_id() == &self.config.actor {
@@ -283,6 +290,14 @@ impl ClientEngine {
             self.out.push(Output::Event(Event::Doc {
                 doc: id.to_string(),
             }));
+        }
+        match id.target() {
+            DocTarget::Conv(conv) => {
+                let conv = conv.clone();
+                self.follow_group(&conv);
+            }
+            DocTarget::Msgs(..) if created => self.open_arrived(&id, Some(arrived)),
+            _ => {}
         }
         // This device's own changes pushed before their ack (the server pushes to sockets
         // as it commits, and the writer's ack follows on its connection's own path): the
@@ -355,6 +370,11 @@ impl ClientEngine {
     /// After an accepted change of intent `id` was stored: an intent accepted whole is told
     /// and leaves the outbox; subscriptions waiting for the conversation's creation go.
     fn accepted_intent(&mut self, id: u64, done: bool, doc: Option<&DocId>) {
+        self.commit_accepted(id);
+        if let Some(DocTarget::Conv(conv)) = doc.map(DocId::target) {
+            let conv = conv.clone();
+            self.follow_group(&conv);
+        }
         if done {
             self.out.push(Output::Event(Event::Intent {
                 id,
@@ -401,7 +421,9 @@ impl ClientEngine {
         };
         let mut moving: Vec<u64> = Vec::new();
         let holds = self.goal_holds(rejected_id, &doc_id, &code);
-        if moved(self, rejected_id) {
+        // A commit that lost its epoch to another is made again on the new one.
+        let rebuild = self.commit_rejected(rejected_id, &code);
+        if rebuild || moved(self, rejected_id) {
             moving.push(rejected_id);
         } else if holds {
             if let Some(entry) = self.outbox.get_mut(&rejected_id) {
@@ -491,7 +513,9 @@ impl ClientEngine {
         // between sends the old change, is refused again and moves it again.
         for id in &moving {
             if let Some(entry) = self.outbox.remove(id) {
-                self.buckets.note_move(*id);
+                if !(rebuild && *id == rejected_id) {
+                    self.buckets.note_move(*id);
+                }
                 self.hold_intent(*id, entry.intent, device_now);
             }
         }

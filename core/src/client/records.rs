@@ -32,6 +32,9 @@ pub enum HostKey {
     Account,
     /// The device name sent in `hello`.
     Device,
+    /// This device's MLS state (`e2ee::Device::to_bytes`): its signature key, key packages'
+    /// private keys and the secrets of its groups (`ClientEngine::attach_device`).
+    Mls,
 }
 
 impl HostKey {
@@ -40,12 +43,16 @@ impl HostKey {
             HostKey::Actor => "meta/actor",
             HostKey::Account => "meta/account",
             HostKey::Device => "meta/device",
+            HostKey::Mls => "meta/mls",
         }
     }
 }
 
 /// A store entry: key and value.
 pub(super) type Entry = (String, Vec<u8>);
+
+/// What was read of a sealed message, by its id (`sealed::Opened`, as stored).
+pub(super) type OpenedEntry = (MessageId, Vec<u8>);
 
 /// The reads of the start-up load: the outbox and the index.
 pub(super) fn start_reads() -> Vec<Read> {
@@ -55,9 +62,25 @@ pub(super) fn start_reads() -> Vec<Read> {
     ]
 }
 
-/// The reads that bring one stored document back.
+/// The reads that bring one stored document back (a message bucket with what this device
+/// read of its sealed messages).
 pub(super) fn doc_reads(doc: &DocId) -> Vec<Read> {
-    vec![Read::Key(key_snapshot(doc)), Read::Prefix(key_changes(doc))]
+    let mut reads = vec![Read::Key(key_snapshot(doc)), Read::Prefix(key_changes(doc))];
+    if matches!(doc.target(), crate::ids::DocTarget::Msgs(..)) {
+        reads.push(Read::Prefix(opened_prefix(doc)));
+    }
+    reads
+}
+
+const OPENED_PREFIX: &str = "open/";
+
+fn opened_prefix(doc: &DocId) -> String {
+    format!("{OPENED_PREFIX}{doc}/")
+}
+
+/// What this device read of sealed message `id` of bucket `doc` (`sealed::Opened`).
+pub(super) fn key_opened(doc: &DocId, id: &MessageId) -> String {
+    format!("{}{id}", opened_prefix(doc))
 }
 
 /// Splits the start-up answer into outbox entries and the index of stored documents.
@@ -78,20 +101,30 @@ pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>) 
     (outbox, index)
 }
 
-/// Splits a document's answer into its snapshot and its change records (in key order).
-pub(super) fn split_doc(doc: &DocId, entries: Vec<Entry>) -> (Option<Vec<u8>>, Vec<Entry>) {
+/// Splits a document's answer into its snapshot, its change records (in key order) and
+/// what was read of its sealed messages (by message id).
+pub(super) fn split_doc(
+    doc: &DocId,
+    entries: Vec<Entry>,
+) -> (Option<Vec<u8>>, Vec<Entry>, Vec<OpenedEntry>) {
     let snap = key_snapshot(doc);
+    let opened_at = opened_prefix(doc);
     let mut snapshot = None;
     let mut changes = Vec::new();
+    let mut opened = Vec::new();
     for (key, value) in entries {
         if key == snap {
             snapshot = Some(value);
+        } else if let Some(id) = key.strip_prefix(&opened_at) {
+            if let Ok(id) = MessageId::new(id) {
+                opened.push((id, value));
+            }
         } else {
             changes.push((key, value));
         }
     }
     changes.sort_by(|a, b| a.0.cmp(&b.0));
-    (snapshot, changes)
+    (snapshot, changes, opened)
 }
 
 /// Accepted changes are folded into a snapshot every this many.

@@ -40,6 +40,8 @@ pub(super) struct ClientDoc {
     pub(super) view: ViewCell,
     /// A message bucket's timeline items, as of its heads.
     pub(super) timeline: TimelineCell,
+    /// What this device read of a message bucket's sealed messages.
+    pub(super) opened: super::sealed::OpenedBook,
 }
 
 impl ClientDoc {
@@ -57,6 +59,7 @@ impl ClientDoc {
             refused: None,
             view: ViewCell::default(),
             timeline: TimelineCell::default(),
+            opened: HashMap::new(),
         }
     }
 

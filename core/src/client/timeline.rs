@@ -34,6 +34,9 @@ pub struct TimelineItem {
     pub seq: Option<u64>,
     pub bucket: Bucket,
     pub pending: bool,
+    /// A sealed message this device cannot read, and why (docs/E2EE.md, "On the device").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undecryptable: Option<String>,
 }
 
 /// Timeline order: server order (bucket, seq); restored messages without a known seq by
@@ -46,6 +49,11 @@ pub(super) fn order(item: &TimelineItem) -> (bool, Bucket, u64, i64, &MessageId)
         item.message.created_at,
         &item.message.id,
     )
+}
+
+/// Ids of the messages in a bucket document, in no order.
+pub(super) fn message_ids(doc: &Automerge) -> Vec<MessageId> {
+    accepted_messages(doc).into_iter().collect()
 }
 
 /// Ids of the messages in a bucket document.
@@ -146,6 +154,7 @@ impl TimelineCell {
         read::read_messages(state.local)
             .into_iter()
             .map(|message| TimelineItem {
+                undecryptable: None,
                 seq: state.seqs.get(&message.id).copied(),
                 bucket,
                 pending: !accepted.contains(&message.id),
@@ -189,6 +198,7 @@ impl TimelineCell {
                 continue;
             };
             out.push(TimelineItem {
+                undecryptable: None,
                 seq: state.seqs.get(id).copied(),
                 bucket,
                 pending: !read::has_message(state.server, id),

@@ -47,6 +47,7 @@ impl ClientEngine {
             .bucket_items(conv)
             .iter()
             .flat_map(|cell| cell.iter().cloned())
+            .map(|item| self.with_opened(conv, item))
             .collect();
         items.sort_by(|a, b| order(a).cmp(&order(b)));
         items

@@ -191,7 +191,15 @@ impl Device {
             self.credential(),
         )
         .map_err(mls)?;
-        let init = GroupInit {
+        self.groups.insert(group_id.to_vec(), group);
+        self.group_init(group_id)
+    }
+
+    /// The group info and ratchet tree of a group this device is in, as of its epoch: what
+    /// [`Device::create_group`] answered, again (a rewritten creation carries the same group).
+    pub fn group_init(&self, group_id: &[u8]) -> Result<GroupInit, E2eeError> {
+        let group = self.groups.get(group_id).ok_or(E2eeError::UnknownGroup)?;
+        Ok(GroupInit {
             group_info: group
                 .export_group_info(self.provider.crypto(), &self.signer, true)
                 .map_err(mls)?
@@ -201,9 +209,7 @@ impl Device {
                 .export_ratchet_tree()
                 .tls_serialize_detached()
                 .map_err(mls)?,
-        };
-        self.groups.insert(group_id.to_vec(), group);
-        Ok(init)
+        })
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &[u8]> {
@@ -367,7 +373,10 @@ impl Device {
             .map_err(mls)?;
         let epoch = group.epoch().as_u64();
         if self_removed {
-            self.groups.remove(&group_id);
+            // Its state goes from the storage too: a Welcome may add this device again.
+            if let Some(mut gone) = self.groups.remove(&group_id) {
+                gone.delete(self.provider.storage()).map_err(mls)?;
+            }
         }
         Ok(HandshakeOutcome {
             group_id,

@@ -296,6 +296,7 @@ impl From<cc::Intent> for IntentData {
                 members,
                 settings,
                 parent,
+                ..
             } => IntentData::CreateConversation {
                 conv: conv.into(),
                 kind: kind.into(),
@@ -511,6 +512,7 @@ impl TryFrom<IntentData> for cc::Intent {
                 settings,
                 parent,
             } => I::CreateConversation {
+                encrypted: false,
                 conv: conv(c)?,
                 kind: kind.into(),
                 title,

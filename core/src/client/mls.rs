@@ -1,0 +1,311 @@
+//! The engine's side of end-to-end encryption (docs/E2EE.md, "On the device"): this device's
+//! MLS state (`e2ee::Device`), kept in the store under `HostKey::Mls` and written again
+//! whenever it changes, and the key packages it keeps in the server's directory. The engine
+//! hands this part what it needs and carries out what it returns, like its other parts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::engine::{ClientEngine, ClientError, Event, Output};
+use super::intent::Intent;
+use super::records::{cbor, uncbor, HostKey};
+use super::store::StoreOp;
+use crate::doc::write::MlsWrite;
+use crate::e2ee::{self, CommitBundle, Device, DeviceIdentity, E2eeError, GroupInit};
+use crate::ids::{AccountId, ConvId, DeviceId, DocId};
+use crate::protocol::ClientFrame;
+
+/// How many ordinary key packages a device keeps in the directory: on every connection it
+/// asks how many it holds and tops up to this many (with a fresh last-resort package), so up
+/// to this many devices can add it while it is away before the last-resort one is used.
+pub const KEY_PACKAGES_TARGET: u64 = 20;
+
+/// The device, its commits in flight, and what it asked of the directory.
+#[derive(Debug)]
+pub(super) struct MlsSide {
+    pub(super) device: Device,
+    /// Intents whose change carries a commit of this device the server has not answered
+    /// (saved with the device: its own commit is recognised in the document after a restart).
+    pub(super) committing: BTreeMap<u64, Committing>,
+    next_request: u64,
+    /// The `upload_key_packages` of no package that asks how many are held.
+    counting: Option<u64>,
+    /// The upload that tops up.
+    uploading: Option<u64>,
+    /// How many ordinary key packages the directory last said it holds for this device.
+    held: Option<u64>,
+    /// Accounts whose key packages a held add waits for, the claims out (by request id),
+    /// and the answers not yet used (the code when the claim was refused).
+    pub(super) wanted: BTreeSet<AccountId>,
+    pub(super) asking: BTreeMap<u64, Vec<AccountId>>,
+    pub(super) claimed: BTreeMap<AccountId, Result<Vec<Vec<u8>>, String>>,
+    /// Per group this device is not in: the epochs whose Welcomes were tried.
+    pub(super) scanned: HashMap<Vec<u8>, u64>,
+    /// How often each intent's commit was made again after losing its epoch.
+    pub(super) rebuilds: HashMap<u64, u32>,
+}
+
+impl MlsSide {
+    pub(super) fn request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+}
+
+/// A commit of this device in flight.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Committing {
+    #[serde(with = "serde_bytes")]
+    pub(super) group: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub(super) commit: Vec<u8>,
+}
+
+/// The store's record under `HostKey::Mls`.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    device: ByteBuf,
+    committing: BTreeMap<u64, Committing>,
+}
+
+/// What an intent adds to an encrypted conversation's group, owned until it is written: a
+/// new group (with its creation) and a commit (of an add or a removal, or of a creation's
+/// other members' devices).
+#[derive(Default)]
+pub(super) struct MlsPart {
+    pub(super) init: Option<GroupInit>,
+    pub(super) commit: Option<CommitBundle>,
+}
+
+impl MlsPart {
+    pub(super) fn init_write(&self) -> Option<MlsWrite<'_>> {
+        self.init.as_ref().map(|init| MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        })
+    }
+
+    pub(super) fn commit_write(&self) -> Option<MlsWrite<'_>> {
+        self.commit.as_ref().map(|bundle| MlsWrite::Commit {
+            epoch: bundle.epoch,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        })
+    }
+}
+
+fn e2ee_error(e: E2eeError) -> ClientError {
+    ClientError::E2ee(e.to_string())
+}
+
+impl ClientEngine {
+    /// Gives the engine this device's MLS identity (`device` is the name its `hello` sends)
+    /// and its saved state (the store's `HostKey::Mls` entry), or none: a device new to
+    /// encryption gets a fresh signature key, saved at once. Until this is called the
+    /// engine cannot create or read encrypted conversations. A saved state of another
+    /// identity (another account or device name) is `ClientError::Corrupt`.
+    pub fn attach_device(
+        &mut self,
+        device: DeviceId,
+        saved: Option<&[u8]>,
+    ) -> Result<(), ClientError> {
+        let identity = DeviceIdentity::new(
+            self.config.tenant.clone(),
+            self.config.account.clone(),
+            device,
+        );
+        let (device, committing, fresh) = match saved {
+            Some(bytes) => {
+                let corrupt =
+                    |e: &dyn std::fmt::Display| ClientError::Corrupt(format!("MLS device: {e}"));
+                let saved: Saved = uncbor(bytes)?;
+                let device = Device::from_bytes(&saved.device).map_err(|e| corrupt(&e))?;
+                if device.identity() != &identity {
+                    return Err(ClientError::Corrupt(format!(
+                        "the saved MLS device is {}, not {identity}",
+                        device.identity()
+                    )));
+                }
+                (device, saved.committing, false)
+            }
+            None => (
+                Device::new(identity).map_err(e2ee_error)?,
+                BTreeMap::new(),
+                true,
+            ),
+        };
+        self.mls = Some(MlsSide {
+            device,
+            committing,
+            next_request: 0,
+            counting: None,
+            uploading: None,
+            held: None,
+            wanted: BTreeSet::new(),
+            asking: BTreeMap::new(),
+            claimed: BTreeMap::new(),
+            scanned: HashMap::new(),
+            rebuilds: HashMap::new(),
+        });
+        if fresh {
+            self.save_device();
+        }
+        if self.online {
+            self.mls_connected();
+        }
+        Ok(())
+    }
+
+    /// This device's MLS identity, once attached.
+    pub fn device_identity(&self) -> Option<&DeviceIdentity> {
+        self.mls.as_ref().map(|m| m.device.identity())
+    }
+
+    /// How many key packages the directory holds for this device, as it last said (`None`
+    /// before its first answer).
+    pub fn key_packages_held(&self) -> Option<u64> {
+        self.mls.as_ref().and_then(|m| m.held)
+    }
+
+    /// The epoch this device's group of `conv` is at (`None`: not in its group).
+    pub fn group_epoch(&self, conv: &ConvId) -> Option<u64> {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        self.mls.as_ref()?.device.epoch(&group)
+    }
+
+    /// Writes the device's state (every change of it: a group made, a commit, a join, a
+    /// decryption that moved a ratchet, key packages made).
+    pub(super) fn save_device(&mut self) {
+        if let Some(mls) = &self.mls {
+            let saved = Saved {
+                device: ByteBuf::from(mls.device.to_bytes()),
+                committing: mls.committing.clone(),
+            };
+            self.out.push(Output::Persist(vec![StoreOp::Put(
+                HostKey::Mls.key().to_owned(),
+                cbor(&saved),
+            )]));
+        }
+    }
+
+    /// Connected: asks the directory how many key packages this device holds.
+    pub(super) fn mls_connected(&mut self) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let id = mls.request_id();
+        mls.counting = Some(id);
+        mls.uploading = None;
+        self.out.push(Output::Send(ClientFrame::UploadKeyPackages {
+            id,
+            packages: Vec::new(),
+            last_resort: None,
+        }));
+        self.claims_connected();
+    }
+
+    /// `key_packages_stored`: tops up to `KEY_PACKAGES_TARGET` after the count.
+    pub(super) fn on_key_packages_stored(&mut self, id: u64, held: u64) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        if mls.uploading == Some(id) {
+            mls.uploading = None;
+            mls.held = Some(held);
+            return;
+        }
+        if mls.counting != Some(id) {
+            return;
+        }
+        mls.counting = None;
+        mls.held = Some(held);
+        if held >= KEY_PACKAGES_TARGET {
+            return;
+        }
+        let made: Result<Vec<ByteBuf>, E2eeError> = (held..KEY_PACKAGES_TARGET)
+            .map(|_| mls.device.key_package(false).map(ByteBuf::from))
+            .collect();
+        let last_resort = mls.device.key_package(true).map(ByteBuf::from);
+        let (packages, last_resort) = match (made, last_resort) {
+            (Ok(p), Ok(l)) => (p, l),
+            (Err(e), _) | (_, Err(e)) => {
+                self.e2ee_event(&e);
+                return;
+            }
+        };
+        let id = mls.request_id();
+        mls.uploading = Some(id);
+        // Their private keys are in the device's state: saved before the packages leave.
+        self.save_device();
+        self.out.push(Output::Send(ClientFrame::UploadKeyPackages {
+            id,
+            packages,
+            last_resort: Some(last_resort),
+        }));
+    }
+
+    /// A directory request of this engine was refused: told to the app (nothing waits on an
+    /// upload; the next connection tries again).
+    pub(super) fn on_directory_error(&mut self, id: u64, code: String, message: String) {
+        if self.on_claim_error(id, &code) {
+            return;
+        }
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        if mls.counting == Some(id) || mls.uploading == Some(id) {
+            mls.counting = None;
+            mls.uploading = None;
+            self.out.push(Output::Event(Event::Error { code, message }));
+        }
+    }
+
+    pub(super) fn e2ee_event(&mut self, e: &E2eeError) {
+        self.out.push(Output::Event(Event::Error {
+            code: "e2ee".into(),
+            message: e.to_string(),
+        }));
+    }
+
+    /// What `intent` adds to its conversation's group, made now on this device's state: the
+    /// group of an encrypted creation (the same group again when the creation is rewritten),
+    /// the commit of an add or a removal.
+    pub(super) fn mls_part(&mut self, intent: &Intent) -> Result<Option<MlsPart>, ClientError> {
+        if self.commits_for(intent).is_some() {
+            let commit = self.commit_part(intent)?;
+            return Ok(commit.map(|c| MlsPart {
+                init: None,
+                commit: Some(c),
+            }));
+        }
+        let Intent::CreateConversation {
+            conv,
+            encrypted: true,
+            ..
+        } = intent
+        else {
+            return Ok(None);
+        };
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let mls = self.mls.as_mut().ok_or_else(|| {
+            ClientError::E2ee("no device attached: encrypted conversations need one".into())
+        })?;
+        // Written again (a rebase): the same group, its members' commit still pending.
+        if mls.device.epoch(&group).is_some() {
+            let init = mls.device.group_init(&group).map_err(e2ee_error)?;
+            return Ok(Some(MlsPart {
+                init: Some(init),
+                commit: None,
+            }));
+        }
+        let init = mls.device.create_group(&group).map_err(e2ee_error)?;
+        let commit = self.commit_part(intent)?;
+        self.save_device();
+        Ok(Some(MlsPart {
+            init: Some(init),
+            commit,
+        }))
+    }
+}

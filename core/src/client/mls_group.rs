@@ -1,0 +1,404 @@
+//! The engine following its encrypted conversations' MLS groups (docs/E2EE.md, "On the
+//! device"): commits the synced conversation document brings are processed in epoch order, a
+//! Welcome for this device joins it, this device's own commit is confirmed when the server
+//! accepts its change and discarded when it refuses it; adds and removals carry their
+//! commit, made on the epoch the device is at, with the key packages claimed for them.
+
+use std::collections::BTreeSet;
+
+use super::engine::{ClientEngine, ClientError};
+use super::intent::Intent;
+use super::load::Ready;
+use super::mls::{Committing, MlsSide};
+use crate::doc::read;
+use crate::e2ee::{self, CommitBundle, DeviceIdentity, E2eeError};
+use crate::ids::{AccountId, ConvId, DocId};
+use crate::protocol::{ClaimedPackage, ClientFrame};
+
+/// How often an add or removal that lost its epoch to another commit is made again on the
+/// new epoch before it ends rejected.
+pub(super) const REBUILDS_MAX: u32 = 5;
+
+/// Whether `code` says a commit lost its epoch to another one (stale, or the two writes of
+/// `mls/commits/<e>` conflicted first).
+pub(super) fn lost_epoch(code: &str) -> bool {
+    matches!(code, "mls_stale_epoch" | "conflicting_write")
+}
+
+impl ClientEngine {
+    fn group_of(&self, conv: &ConvId) -> (DocId, Vec<u8>) {
+        let doc = DocId::conv(&self.config.tenant, conv);
+        let group = e2ee::group_id(&doc);
+        (doc, group)
+    }
+
+    /// The conversation an intent commits to its group for, when it is encrypted: adding or
+    /// removing a member (a leave commits nothing: the next committer pays it).
+    pub(super) fn commits_for(&self, intent: &Intent) -> Option<ConvId> {
+        let conv = match intent {
+            Intent::AddMember { conv, .. } | Intent::RemoveMember { conv, .. } => conv,
+            _ => return None,
+        };
+        let has_group = self
+            .docs
+            .get(&DocId::conv(&self.config.tenant, conv))
+            .is_some_and(|d| read::read_mls(&d.local).is_some());
+        (self.is_encrypted(conv) && has_group).then(|| conv.clone())
+    }
+
+    /// Whether an intent that writes into `conv`'s group (a commit, a sealed message) can be
+    /// made now: the device follows the group up to the accepted epoch and has no commit of
+    /// its own in flight. `Wait` asks for what it waits for (key packages to claim).
+    pub(super) fn group_ready(&mut self, intent: &Intent) -> Ready {
+        let claims = self.claims_for(intent);
+        if let Some(conv) = self
+            .commits_for(intent)
+            .or_else(|| self.sealed_conv(intent))
+        {
+            let (doc, group) = self.group_of(&conv);
+            let Some(mls) = self.mls.as_ref() else {
+                return Ready::Yes; // refused when written: no device
+            };
+            let Some(epoch) = mls.device.epoch(&group) else {
+                return Ready::Yes; // refused when written: not in the group
+            };
+            let accepted = self
+                .docs
+                .get(&doc)
+                .and_then(|d| read::read_mls(&d.server))
+                .map_or(0, |m| m.epoch);
+            if epoch < accepted || mls.committing.values().any(|c| c.group == group) {
+                return Ready::Wait;
+            }
+        }
+        let missing: Vec<AccountId> = claims
+            .into_iter()
+            .filter(|a| !self.mls.as_ref().is_some_and(|m| m.claimed.contains_key(a)))
+            .collect();
+        if missing.is_empty() || self.mls.is_none() {
+            return Ready::Yes;
+        }
+        self.ask_claim(missing);
+        Ready::Wait
+    }
+
+    /// The accounts whose devices the intent's commit adds: the added member's, or every
+    /// member's of an encrypted creation (this account's other devices too).
+    fn claims_for(&self, intent: &Intent) -> Vec<AccountId> {
+        match intent {
+            Intent::AddMember { account, .. } if self.commits_for(intent).is_some() => {
+                vec![account.clone()]
+            }
+            Intent::CreateConversation {
+                members,
+                encrypted: true,
+                ..
+            } => {
+                let mut accounts: BTreeSet<AccountId> =
+                    members.iter().map(|(a, _)| a.clone()).collect();
+                accounts.insert(self.config.account.clone());
+                accounts.into_iter().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Asks the directory for one key package of every device of `accounts` (once while
+    /// the answer is out; again on the next connection).
+    fn ask_claim(&mut self, accounts: Vec<AccountId>) {
+        let online = self.online;
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let accounts: Vec<AccountId> = accounts
+            .into_iter()
+            .filter(|a| !mls.asking.values().flatten().any(|b| b == a))
+            .collect();
+        if accounts.is_empty() {
+            return;
+        }
+        mls.wanted.extend(accounts.iter().cloned());
+        if !online {
+            return;
+        }
+        let id = mls.request_id();
+        mls.asking.insert(id, accounts.clone());
+        self.out
+            .push(crate::client::Output::Send(ClientFrame::ClaimKeyPackages {
+                id,
+                accounts: accounts.iter().map(ToString::to_string).collect(),
+            }));
+    }
+
+    /// Connected: the claims that held intents wait for go out again.
+    pub(super) fn claims_connected(&mut self) {
+        let wanted: Vec<AccountId> = match self.mls.as_mut() {
+            Some(mls) => {
+                mls.asking.clear();
+                mls.wanted.iter().cloned().collect()
+            }
+            None => return,
+        };
+        if !wanted.is_empty() {
+            self.ask_claim(wanted);
+        }
+    }
+
+    /// `key_packages`: the packages the held intents wait for; they run now. This device's
+    /// own package (the directory lists every device of its account) is left out.
+    pub(super) fn on_key_packages(&mut self, id: u64, devices: Vec<ClaimedPackage>) {
+        let me = self.config.account.clone();
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let Some(accounts) = mls.asking.remove(&id) else {
+            return;
+        };
+        let own = mls.device.identity().device.to_string();
+        for account in accounts {
+            mls.wanted.remove(&account);
+            let packages = devices
+                .iter()
+                .filter(|d| d.account == account.as_str())
+                .filter(|d| !(account == me && d.device == own))
+                .filter_map(|d| d.package.as_ref().map(|p| p.to_vec()))
+                .collect();
+            mls.claimed.insert(account, Ok(packages));
+        }
+        self.advance();
+    }
+
+    /// A claim was refused: the intents that wait for it end rejected with the code.
+    pub(super) fn on_claim_error(&mut self, id: u64, code: &str) -> bool {
+        let Some(mls) = self.mls.as_mut() else {
+            return false;
+        };
+        let Some(accounts) = mls.asking.remove(&id) else {
+            return false;
+        };
+        for account in accounts {
+            mls.wanted.remove(&account);
+            mls.claimed.insert(account, Err(code.to_owned()));
+        }
+        self.advance();
+        true
+    }
+
+    /// The commit an add or removal of an encrypted conversation carries, made now on the
+    /// device's epoch: the added account's claimed devices in, the removed account's devices
+    /// out, and every removal the group owes (devices of accounts no longer active).
+    pub(super) fn commit_part(
+        &mut self,
+        intent: &Intent,
+    ) -> Result<Option<CommitBundle>, ClientError> {
+        let Some(conv) = self.commits_for(intent).or_else(|| created_conv(intent)) else {
+            return Ok(None);
+        };
+        let claims = self.claims_for(intent);
+        let (_, group) = self.group_of(&conv);
+        let conversation = self.conversation(&conv);
+        let mls = self.mls.as_mut().ok_or_else(no_device)?;
+        let in_group = mls.device.members(&group).map_err(e2ee_error)?;
+        let mut remove: BTreeSet<DeviceIdentity> = in_group
+            .iter()
+            .filter(|d| {
+                conversation
+                    .as_ref()
+                    .is_some_and(|c| c.active_member(&d.account).is_none())
+            })
+            .cloned()
+            .collect();
+        if let Intent::AddMember { account, .. } = intent {
+            remove.retain(|d| &d.account != account);
+        }
+        if let Intent::RemoveMember { account, .. } = intent {
+            remove.extend(in_group.iter().filter(|d| &d.account == account).cloned());
+        }
+        let packages = take_claims(mls, &claims)?;
+        if packages.is_empty() && remove.is_empty() {
+            return Ok(None);
+        }
+        let remove: Vec<DeviceIdentity> = remove.into_iter().collect();
+        let bundle = mls
+            .device
+            .commit(&group, &packages, &remove)
+            .map_err(e2ee_error)?;
+        self.save_device();
+        Ok(Some(bundle))
+    }
+
+    /// Intent `id` carries `commit` to `conv`'s group: it is in flight until answered.
+    pub(super) fn note_commit(&mut self, id: u64, conv: &ConvId, commit: Vec<u8>) {
+        let (_, group) = self.group_of(conv);
+        if let Some(mls) = self.mls.as_mut() {
+            mls.committing.insert(id, Committing { group, commit });
+        }
+        self.save_device();
+    }
+
+    /// The server accepted intent `id`'s change: its commit (if any) takes effect here.
+    pub(super) fn commit_accepted(&mut self, id: u64) {
+        let Some(Committing { group, .. }) =
+            self.mls.as_mut().and_then(|m| m.committing.remove(&id))
+        else {
+            return;
+        };
+        if let Some(mls) = self.mls.as_mut() {
+            // Already moved on (the winner's commit processed): nothing pending to merge.
+            if let Err(e) = mls.device.confirm_commit(&group) {
+                self.e2ee_event(&e);
+            }
+        }
+        self.save_device();
+        self.advance();
+    }
+
+    /// The server refused intent `id`'s change: its commit (if any) is forgotten. `true`
+    /// when it lost its epoch to another commit and is to be made again on the new epoch
+    /// (at most `REBUILDS_MAX` times; the intent keeps its id).
+    pub(super) fn commit_rejected(&mut self, id: u64, code: &str) -> bool {
+        let Some(mls) = self.mls.as_mut() else {
+            return false;
+        };
+        let Some(Committing { group, .. }) = mls.committing.remove(&id) else {
+            return false;
+        };
+        // Already cleared when the winner's commit was processed.
+        let _ = mls.device.discard_commit(&group);
+        let rebuilds = mls.rebuilds.entry(id).or_default();
+        *rebuilds += 1;
+        let again = lost_epoch(code) && *rebuilds <= REBUILDS_MAX;
+        self.save_device();
+        again
+    }
+
+    /// `conv`'s document moved: the device follows its group to the accepted epoch (joining
+    /// it from a Welcome first when it is not in it yet).
+    pub(super) fn follow_group(&mut self, conv: &ConvId) {
+        let (doc, group) = self.group_of(conv);
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let Some(state) = self.docs.get(&doc) else {
+            return;
+        };
+        let Some(accepted) = read::read_mls(&state.server) else {
+            return;
+        };
+        let mut changed = false;
+        let mut epoch = match mls.device.epoch(&group) {
+            Some(e) => e,
+            None => {
+                // The newest Welcome first: a device removed and added again joins where it
+                // was added last. Each epoch's Welcome is tried once.
+                let from = mls.scanned.get(&group).copied().unwrap_or(0);
+                let mut joined = None;
+                for e in (from..accepted.epoch).rev() {
+                    let Some(welcome) = read::read_mls_welcome(&state.server, e) else {
+                        continue;
+                    };
+                    if mls.device.join(&welcome).is_ok() {
+                        joined = Some(e + 1);
+                        break;
+                    }
+                }
+                mls.scanned.insert(group.clone(), accepted.epoch);
+                match joined {
+                    Some(e) => {
+                        changed = true;
+                        e
+                    }
+                    None => return,
+                }
+            }
+        };
+        let mut failed = None;
+        if epoch < accepted.epoch {
+            let log = read::read_mls_log(&state.server, epoch).unwrap_or_default();
+            for (e, commit) in log.commits.range(epoch..accepted.epoch) {
+                if *e != epoch {
+                    break;
+                }
+                // This device's own commit, accepted before its ack came: it takes effect.
+                let own = mls
+                    .committing
+                    .iter()
+                    .find(|(_, c)| c.group == group && &c.commit == commit)
+                    .map(|(id, _)| *id);
+                let step = match own {
+                    Some(id) => {
+                        mls.committing.remove(&id);
+                        mls.device.confirm_commit(&group).map(|e| (e, false))
+                    }
+                    None => mls
+                        .device
+                        .process_commit(commit)
+                        .map(|o| (o.epoch, o.self_removed)),
+                };
+                match step {
+                    Ok((next, self_removed)) => {
+                        changed = true;
+                        epoch = next;
+                        if self_removed {
+                            mls.scanned.insert(group.clone(), accepted.epoch);
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = failed {
+            self.e2ee_event(&e);
+        }
+        if changed {
+            self.save_device();
+            self.open_waiting(conv);
+            self.advance();
+        }
+    }
+}
+
+/// The conversation an encrypted creation makes.
+fn created_conv(intent: &Intent) -> Option<ConvId> {
+    match intent {
+        Intent::CreateConversation {
+            conv,
+            encrypted: true,
+            ..
+        } => Some(conv.clone()),
+        _ => None,
+    }
+}
+
+/// The key packages claimed for `accounts`, taken (each is used once).
+fn take_claims(mls: &mut MlsSide, accounts: &[AccountId]) -> Result<Vec<Vec<u8>>, ClientError> {
+    let mut packages = Vec::new();
+    for account in accounts {
+        match mls.claimed.remove(account) {
+            Some(Ok(claimed)) => packages.extend(claimed),
+            Some(Err(code)) => {
+                return Err(ClientError::E2ee(format!(
+                    "the key packages of {account} could not be claimed: {code}"
+                )))
+            }
+            None => {
+                return Err(ClientError::E2ee(format!(
+                    "no key packages claimed for {account}"
+                )))
+            }
+        }
+    }
+    Ok(packages)
+}
+
+fn no_device() -> ClientError {
+    ClientError::E2ee("no device attached: encrypted conversations need one".into())
+}
+
+fn e2ee_error(e: E2eeError) -> ClientError {
+    ClientError::E2ee(e.to_string())
+}

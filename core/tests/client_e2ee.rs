@@ -1,0 +1,581 @@
+//! The client engine driving MLS against the hub (the server's acceptor, the Delivery
+//! Service) through protocol frames: the device's state in the store, key packages kept
+//! topped up, encrypted groups made with their creation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use confab_core::automerge::{ActorId, Change};
+use confab_core::client::store::{self, block_on_ready};
+use confab_core::client::{
+    ClientConfig, ClientEngine, ClientError, HostKey, Intent, LocalStore, MemoryStore, Output,
+    KEY_PACKAGES_TARGET,
+};
+use confab_core::hub::Hub;
+use confab_core::ids::{AccountId, ConvId, DeviceId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::{ConvKind, Role};
+use confab_core::model::message::NewMessage;
+use confab_core::policy::Author;
+use confab_core::protocol::{ClaimedPackage, ClientFrame, SeqChange, ServerFrame};
+use serde_bytes::ByteBuf;
+
+const T0: i64 = 1_775_779_200_000;
+
+fn acc(s: &str) -> AccountId {
+    AccountId::new(s).unwrap()
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("acme").unwrap()
+}
+
+fn conv(s: &str) -> ConvId {
+    ConvId::new(s).unwrap()
+}
+
+struct Peer {
+    engine: ClientEngine,
+    store: MemoryStore,
+    device: DeviceId,
+    online: bool,
+    inbox: Vec<ServerFrame>,
+}
+
+fn config(account: &str) -> ClientConfig {
+    let mut actor = [0u8; 16];
+    actor[..account.len().min(14)].copy_from_slice(&account.as_bytes()[..account.len().min(14)]);
+    ClientConfig {
+        tenant: tenant(),
+        account: acc(account),
+        actor: ActorId::from(&actor[..]),
+    }
+}
+
+impl Peer {
+    /// A device with an MLS identity (`phone`), attached fresh.
+    fn new(account: &str) -> Self {
+        let device = DeviceId::new("phone").unwrap();
+        let mut engine = ClientEngine::new(config(account));
+        engine.attach_device(device.clone(), None).unwrap();
+        Peer {
+            engine,
+            store: MemoryStore::new(),
+            device,
+            online: false,
+            inbox: Vec::new(),
+        }
+    }
+
+    fn saved_device(&self) -> Option<Vec<u8>> {
+        block_on_ready(self.store.get(HostKey::Mls.key()))
+            .unwrap()
+            .unwrap()
+    }
+}
+
+/// The hub, subscriptions and a directory of key packages, delivering frames between
+/// engines as the server does.
+struct Wire {
+    hub: Hub,
+    subs: HashMap<DocId, HashSet<usize>>,
+    /// Key packages uploaded, per (account, device), oldest first; and the last-resort one.
+    packages: BTreeMap<(String, String), Vec<Vec<u8>>>,
+    last_resort: BTreeMap<(String, String), Vec<u8>>,
+    now: i64,
+    /// Reject codes sent, in order.
+    rejects: Vec<String>,
+}
+
+impl Wire {
+    fn new() -> Self {
+        Wire {
+            hub: Hub::new(),
+            subs: HashMap::new(),
+            packages: BTreeMap::new(),
+            last_resort: BTreeMap::new(),
+            now: T0,
+            rejects: Vec::new(),
+        }
+    }
+
+    fn connect(&mut self, peers: &mut [Peer], i: usize) {
+        peers[i].online = true;
+        peers[i].engine.connected(self.now, self.now);
+        self.pump(peers);
+    }
+
+    fn intent(&mut self, peers: &mut [Peer], i: usize, intent: Intent) -> u64 {
+        let id = peers[i].engine.intent(intent, self.now).unwrap();
+        self.pump(peers);
+        id
+    }
+
+    /// Runs every output until nothing moves.
+    fn pump(&mut self, peers: &mut [Peer]) {
+        loop {
+            let mut moved = false;
+            for i in 0..peers.len() {
+                let frames = std::mem::take(&mut peers[i].inbox);
+                for frame in frames {
+                    moved = true;
+                    peers[i].engine.receive(frame, self.now);
+                }
+                for output in peers[i].engine.drain() {
+                    moved = true;
+                    match output {
+                        Output::Persist(ops) => {
+                            block_on_ready(LocalStore::write(&peers[i].store, ops))
+                                .unwrap()
+                                .unwrap();
+                        }
+                        Output::Load(load) => {
+                            let answer = block_on_ready(store::read(&peers[i].store, &load.reads));
+                            peers[i].engine.loaded(load.id, answer.unwrap()).unwrap();
+                        }
+                        Output::Event(_) => {}
+                        Output::Send(frame) if peers[i].online => self.serve(peers, i, frame),
+                        Output::Send(_) => {}
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn serve(&mut self, peers: &mut [Peer], i: usize, frame: ClientFrame) {
+        let me = (
+            peers[i].engine.config().account.to_string(),
+            peers[i].device.to_string(),
+        );
+        match frame {
+            ClientFrame::Subscribe { doc, after } => {
+                let id = DocId::parse(&doc).unwrap();
+                if let Some(c) = id.conv_id() {
+                    if self.hub.conversation(c).is_none_or(|c| c.meta.is_none()) {
+                        return;
+                    }
+                }
+                self.subs.entry(id.clone()).or_default().insert(i);
+                let missed = self.hub.changes_after(&id, after);
+                let seq = missed.last().map_or(after, |(seq, _)| *seq);
+                let changes = missed
+                    .into_iter()
+                    .map(|(seq, mut c)| SeqChange {
+                        seq,
+                        change: ByteBuf::from(c.bytes().to_vec()),
+                    })
+                    .collect();
+                peers[i].inbox.push(ServerFrame::Changes {
+                    doc: doc.clone(),
+                    changes,
+                });
+                peers[i].inbox.push(ServerFrame::Synced { doc, seq });
+            }
+            ClientFrame::Submit { doc, changes } => {
+                let id = DocId::parse(&doc).unwrap();
+                let author = Author::user(peers[i].engine.config().account.clone())
+                    .on(peers[i].device.clone());
+                for bytes in changes {
+                    let change = Change::try_from(&bytes[..]).unwrap();
+                    let hash = ByteBuf::from(change.hash().0.to_vec());
+                    match self.hub.submit(&id, &author, change, self.now) {
+                        Ok((ack, _)) => {
+                            peers[i].inbox.push(ServerFrame::Ack {
+                                doc: doc.clone(),
+                                hash,
+                                seq: ack.seq,
+                            });
+                            let push = ServerFrame::Changes {
+                                doc: doc.clone(),
+                                changes: vec![SeqChange {
+                                    seq: ack.seq,
+                                    change: ByteBuf::from(bytes.to_vec()),
+                                }],
+                            };
+                            for sub in self.subs.get(&id).cloned().unwrap_or_default() {
+                                peers[sub].inbox.push(push.clone());
+                            }
+                        }
+                        Err(r) => peers[i].inbox.push(ServerFrame::Reject {
+                            code: {
+                                self.rejects.push(r.code.as_str().to_owned());
+                                r.code.as_str().to_owned()
+                            },
+                            doc: doc.clone(),
+                            hash: Some(hash),
+                            reason: r.reason,
+                        }),
+                    }
+                }
+            }
+            ClientFrame::UploadKeyPackages {
+                id,
+                packages,
+                last_resort,
+            } => {
+                let held = self.packages.entry(me.clone()).or_default();
+                held.extend(packages.into_iter().map(|p| p.into_vec()));
+                let held = held.len() as u64;
+                if let Some(l) = last_resort {
+                    self.last_resort.insert(me, l.into_vec());
+                }
+                peers[i]
+                    .inbox
+                    .push(ServerFrame::KeyPackagesStored { id, held });
+            }
+            ClientFrame::ClaimKeyPackages { id, accounts } => {
+                let mut devices = Vec::new();
+                for account in accounts {
+                    let keys: Vec<_> = self
+                        .packages
+                        .keys()
+                        .chain(self.last_resort.keys())
+                        .filter(|(a, _)| *a == account)
+                        .cloned()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    for key in keys {
+                        let package = match self.packages.get_mut(&key) {
+                            Some(held) if !held.is_empty() => Some(held.remove(0)),
+                            _ => self.last_resort.get(&key).cloned(),
+                        };
+                        devices.push(ClaimedPackage {
+                            account: key.0.clone(),
+                            device: key.1.clone(),
+                            package: package.map(ByteBuf::from),
+                        });
+                    }
+                }
+                peers[i]
+                    .inbox
+                    .push(ServerFrame::KeyPackages { id, devices });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn create(encrypted: bool, members: &[&str]) -> Intent {
+    Intent::CreateConversation {
+        conv: conv("secret"),
+        kind: ConvKind::Group,
+        title: Some("Secret".into()),
+        members: members.iter().map(|m| (acc(m), Role::Member)).collect(),
+        settings: None,
+        parent: None,
+        encrypted,
+    }
+}
+
+#[test]
+fn a_device_is_saved_and_keeps_its_key_packages_topped_up() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice")];
+    wire.pump(&mut peers);
+    let saved = peers[0]
+        .saved_device()
+        .expect("a new device is saved at once");
+    wire.connect(&mut peers, 0);
+    let key = ("alice".to_owned(), "phone".to_owned());
+    assert_eq!(wire.packages[&key].len() as u64, KEY_PACKAGES_TARGET);
+    assert_eq!(
+        peers[0].engine.key_packages_held(),
+        Some(KEY_PACKAGES_TARGET)
+    );
+    assert!(wire.last_resort.contains_key(&key));
+    // Their private keys were saved before they left.
+    assert_ne!(peers[0].saved_device().unwrap(), saved);
+
+    // Claimed down to 5: the next connection tops up to the target again, no more.
+    wire.packages.get_mut(&key).unwrap().truncate(5);
+    peers[0].engine.disconnected();
+    wire.connect(&mut peers, 0);
+    assert_eq!(wire.packages[&key].len() as u64, KEY_PACKAGES_TARGET);
+    peers[0].engine.disconnected();
+    wire.connect(&mut peers, 0);
+    assert_eq!(wire.packages[&key].len() as u64, KEY_PACKAGES_TARGET);
+
+    // A restarted engine attaches the saved device: the same signature key.
+    let key_before = peers[0].engine.device_identity().cloned();
+    let mut again = ClientEngine::new(config("alice"));
+    again
+        .attach_device(
+            DeviceId::new("phone").unwrap(),
+            Some(&peers[0].saved_device().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(again.device_identity().cloned(), key_before);
+    // A saved device of another name is refused, not silently replaced.
+    let mut other = ClientEngine::new(config("alice"));
+    let refused = other.attach_device(
+        DeviceId::new("laptop").unwrap(),
+        Some(&peers[0].saved_device().unwrap()),
+    );
+    assert!(
+        matches!(refused, Err(ClientError::Corrupt(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn an_encrypted_group_is_created_with_its_mls_group() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice")];
+    wire.connect(&mut peers, 0);
+    let id = wire.intent(&mut peers, 0, create(true, &["bob"]));
+    // Accepted and forgotten.
+    assert_eq!(peers[0].engine.status(id), None);
+    let accepted = wire.hub.conversation(&conv("secret")).unwrap();
+    assert!(accepted.encrypted());
+    assert_eq!(accepted.mls.map(|m| m.epoch), Some(0));
+    assert_eq!(peers[0].engine.group_epoch(&conv("secret")), Some(0));
+    // The creation and, right after it, the group: two changes of the one intent.
+    let doc = DocId::conv(&tenant(), &conv("secret"));
+    assert_eq!(wire.hub.changes_after(&doc, 0).len(), 2);
+    // The group is in the saved device.
+    let mut restarted = ClientEngine::new(config("alice"));
+    restarted
+        .attach_device(
+            DeviceId::new("phone").unwrap(),
+            Some(&peers[0].saved_device().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(restarted.group_epoch(&conv("secret")), Some(0));
+}
+
+#[test]
+fn an_encrypted_creation_needs_a_device() {
+    let mut engine = ClientEngine::new(config("alice"));
+    let refused = engine.intent(create(true, &[]), T0);
+    assert_eq!(
+        refused.as_ref().map_err(ClientError::code),
+        Err("e2ee"),
+        "{refused:?}"
+    );
+    // A plaintext one does not.
+    assert!(engine.intent(create(false, &[]), T0).is_ok());
+}
+
+fn add(account: &str) -> Intent {
+    Intent::AddMember {
+        conv: conv("secret"),
+        account: acc(account),
+        role: Role::Member,
+    }
+}
+
+fn remove(account: &str) -> Intent {
+    Intent::RemoveMember {
+        conv: conv("secret"),
+        account: acc(account),
+        ban: false,
+    }
+}
+
+/// `names`, each online with key packages in the directory; the first creates the
+/// encrypted group with the second, and every other follows the conversation.
+fn group_of(wire: &mut Wire, names: &[&str]) -> Vec<Peer> {
+    let mut peers: Vec<Peer> = names.iter().map(|n| Peer::new(n)).collect();
+    for i in 0..peers.len() {
+        wire.connect(&mut peers, i);
+    }
+    let id = wire.intent(&mut peers, 0, create(true, &names[1..2]));
+    assert_eq!(peers[0].engine.status(id), None, "the creation is accepted");
+    let doc = DocId::conv(&tenant(), &conv("secret"));
+    for peer in peers.iter_mut().skip(1) {
+        peer.engine.open(&doc).unwrap();
+    }
+    wire.pump(&mut peers);
+    peers
+}
+
+fn epochs(peers: &[Peer]) -> Vec<Option<u64>> {
+    peers
+        .iter()
+        .map(|p| p.engine.group_epoch(&conv("secret")))
+        .collect()
+}
+
+fn accepted_epoch(wire: &Wire) -> u64 {
+    wire.hub
+        .conversation(&conv("secret"))
+        .unwrap()
+        .mls
+        .unwrap()
+        .epoch
+}
+
+#[test]
+fn members_are_added_and_removed_with_their_commits() {
+    let mut wire = Wire::new();
+    let mut peers = group_of(&mut wire, &["alice", "bob", "carol"]);
+    // The creation added bob's device: bob joined from its Welcome.
+    assert_eq!(accepted_epoch(&wire), 1);
+    assert_eq!(epochs(&peers), vec![Some(1), Some(1), None]);
+
+    // Adding carol claims her device's package and commits it with the membership.
+    let id = wire.intent(&mut peers, 0, add("carol"));
+    assert_eq!(peers[0].engine.status(id), None, "the add is accepted");
+    assert_eq!(accepted_epoch(&wire), 2);
+    assert_eq!(epochs(&peers), vec![Some(2), Some(2), Some(2)]);
+    // Her package was used: the directory handed it out once.
+    let key = ("carol".to_owned(), "phone".to_owned());
+    assert_eq!(wire.packages[&key].len() as u64, KEY_PACKAGES_TARGET - 1);
+
+    // Removing her commits her device out; her engine sees the group gone.
+    let id = wire.intent(&mut peers, 0, remove("carol"));
+    assert_eq!(peers[0].engine.status(id), None, "the removal is accepted");
+    assert_eq!(accepted_epoch(&wire), 3);
+    assert_eq!(epochs(&peers), vec![Some(3), Some(3), None]);
+
+    // The devices' states are saved: a restarted alice is at the same epoch.
+    let mut restarted = ClientEngine::new(config("alice"));
+    restarted
+        .attach_device(
+            DeviceId::new("phone").unwrap(),
+            Some(&peers[0].saved_device().unwrap()),
+        )
+        .unwrap();
+    assert_eq!(restarted.group_epoch(&conv("secret")), Some(3));
+}
+
+#[test]
+fn an_offline_device_catches_up_across_many_epochs() {
+    let mut wire = Wire::new();
+    let mut peers = group_of(&mut wire, &["alice", "bob", "carol", "dave"]);
+    peers[1].online = false;
+    peers[1].engine.disconnected();
+    for s in wire.subs.values_mut() {
+        s.remove(&1);
+    }
+    for intent in [
+        add("carol"),
+        add("dave"),
+        remove("carol"),
+        remove("dave"),
+        add("carol"),
+    ] {
+        let id = wire.intent(&mut peers, 0, intent);
+        assert_eq!(peers[0].engine.status(id), None);
+    }
+    assert_eq!(accepted_epoch(&wire), 6);
+    assert_eq!(peers[1].engine.group_epoch(&conv("secret")), Some(1));
+    wire.connect(&mut peers, 1);
+    assert_eq!(peers[1].engine.group_epoch(&conv("secret")), Some(6));
+    // Carol, removed and added again, joined from her newest Welcome.
+    assert_eq!(peers[2].engine.group_epoch(&conv("secret")), Some(6));
+}
+
+#[test]
+fn two_adds_racing_for_one_epoch_both_end_accepted() {
+    let mut wire = Wire::new();
+    let mut peers = group_of(&mut wire, &["alice", "bob", "carol", "dave"]);
+    // Both write before either hears of the other.
+    let by_alice = peers[0].engine.intent(add("carol"), wire.now).unwrap();
+    let by_bob = peers[1].engine.intent(add("dave"), wire.now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(by_alice), None);
+    assert_eq!(
+        peers[1].engine.status(by_bob),
+        None,
+        "bob's add is rebuilt and accepted"
+    );
+    // It did lose the race once: refused for its epoch, then made again on the next.
+    assert_eq!(wire.rejects.len(), 1, "{:?}", wire.rejects);
+    assert!(
+        ["mls_stale_epoch", "conflicting_write"].contains(&wire.rejects[0].as_str()),
+        "{:?}",
+        wire.rejects
+    );
+    assert_eq!(accepted_epoch(&wire), 3);
+    assert_eq!(epochs(&peers), vec![Some(3); 4]);
+}
+
+fn send(wire: &mut Wire, peers: &mut [Peer], i: usize, id: &str, text: &str) {
+    let account = peers[i].engine.config().account.clone();
+    let message = NewMessage::text(MessageId::new(id).unwrap(), account, text, wire.now);
+    let done = wire.intent(
+        peers,
+        i,
+        Intent::Send {
+            conv: conv("secret"),
+            message,
+        },
+    );
+    assert_eq!(peers[i].engine.status(done), None, "{id} is accepted");
+}
+
+/// What `peer` shows of message `id`: its body, or why it cannot be read.
+fn shown(peer: &Peer, id: &str) -> Result<String, String> {
+    let item = peer
+        .engine
+        .timeline(&conv("secret"))
+        .into_iter()
+        .find(|i| i.message.id.as_str() == id)
+        .expect("the message is in the timeline");
+    match item.undecryptable {
+        Some(reason) => Err(reason),
+        None => Ok(item.message.body),
+    }
+}
+
+#[test]
+fn messages_are_sealed_and_opened_once_on_each_device() {
+    let mut wire = Wire::new();
+    let mut peers = group_of(&mut wire, &["alice", "bob", "carol"]);
+    let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
+    for peer in peers.iter_mut() {
+        peer.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    send(&mut wire, &mut peers, 0, "m1", "hello bob");
+    send(&mut wire, &mut peers, 1, "m2", "hello alice");
+    // Both read both (the sender its own as it wrote it).
+    for peer in &peers[..2] {
+        assert_eq!(shown(peer, "m1"), Ok("hello bob".into()));
+        assert_eq!(shown(peer, "m2"), Ok("hello alice".into()));
+    }
+    // The server holds no plaintext: an empty body and the sealed content.
+    let stored = wire.hub.doc(&bucket).unwrap();
+    let m1 =
+        confab_core::doc::read::read_message_fields(stored.doc(), &MessageId::new("m1").unwrap())
+            .unwrap();
+    assert_eq!(m1.body, "");
+    assert!(m1.sealed.is_some());
+    // Carol was not in the group then: she cannot read them.
+    assert!(shown(&peers[2], "m1").is_err());
+
+    // Carol joins, reads what follows; then she is removed and reads nothing after.
+    wire.intent(&mut peers, 0, add("carol"));
+    send(&mut wire, &mut peers, 1, "m3", "welcome carol");
+    assert_eq!(shown(&peers[2], "m3"), Ok("welcome carol".into()));
+    wire.intent(&mut peers, 0, remove("carol"));
+    send(&mut wire, &mut peers, 0, "m4", "carol is gone");
+    assert_eq!(shown(&peers[1], "m4"), Ok("carol is gone".into()));
+    let locked_out = shown(&peers[2], "m4");
+    assert!(locked_out.is_err(), "{locked_out:?}");
+
+    // What bob read is in his store: a restarted bob shows it without decrypting again.
+    let mut restarted = ClientEngine::restoring(config("bob"));
+    restarted
+        .attach_device(
+            DeviceId::new("phone").unwrap(),
+            Some(&peers[1].saved_device().unwrap()),
+        )
+        .unwrap();
+    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peers[1].store).unwrap();
+    restarted.open(&bucket).unwrap();
+    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peers[1].store).unwrap();
+    let again = Peer {
+        engine: restarted,
+        store: MemoryStore::new(),
+        device: DeviceId::new("phone").unwrap(),
+        online: false,
+        inbox: Vec::new(),
+    };
+    assert_eq!(shown(&again, "m1"), Ok("hello bob".into()));
+    assert_eq!(shown(&again, "m4"), Ok("carol is gone".into()));
+}
