@@ -1885,3 +1885,62 @@ fn a_hidden_direct_conversation_comes_back_with_a_newer_message() {
     );
     assert_eq!(code, "direct_only");
 }
+
+#[test]
+fn a_synced_delete_leaves_only_the_tombstone_in_every_local_view() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "redact", &[(1, Role::Member)]);
+    let bucket = peers[1].engine.bucket_doc(&c, wire.now);
+    peers[1].engine.open(&bucket).unwrap();
+    let id = MessageId::new("m1").unwrap();
+    let mut message = NewMessage::text(id.clone(), acc("alice"), "secret body", wire.now);
+    message.mentions = Some(r#"["bob"]"#.into());
+    peers[0]
+        .engine
+        .intent(
+            Intent::Send {
+                conv: c.clone(),
+                message,
+            },
+            wire.now,
+        )
+        .expect("allowed locally");
+    wire.pump(&mut peers);
+    let seen = |p: &Peer| {
+        p.engine
+            .timeline(&c)
+            .into_iter()
+            .find(|i| i.message.id == id)
+            .expect("m1 is listed")
+            .message
+    };
+    assert_eq!(seen(&peers[1]).mentions.as_deref(), Some(r#"["bob"]"#));
+    wire.disconnect(&mut peers, 1);
+    peers[0]
+        .engine
+        .intent(
+            Intent::Delete {
+                conv: c.clone(),
+                message: id.clone(),
+                bucket: bucket_of(&bucket),
+            },
+            wire.now + 1,
+        )
+        .expect("the author deletes");
+    wire.pump(&mut peers);
+    // Bob was offline: his next sync brings the tombstone.
+    wire.connect(&mut peers, 1);
+    wire.pump(&mut peers);
+    for p in &peers {
+        let m = seen(p);
+        assert_eq!(
+            (m.body.as_str(), m.mentions, m.caption, m.payload),
+            ("", None, None, None)
+        );
+        assert_eq!(
+            (m.deleted_at, m.deleted_by),
+            (Some(wire.now + 1), Some(acc("alice")))
+        );
+    }
+}

@@ -489,7 +489,7 @@ impl Client {
                 write::react(d, &tag, now, message, &me, emoji, *on)
             }
             Op::Edit { message, body } => write::edit_body(d, &tag, now, message, body),
-            Op::Delete(message) => write::delete_message(d, &tag, now, message),
+            Op::Delete(message) => write::delete_message(d, &tag, now, message, &me),
             Op::MarkRead(message) => write::mark_read(d, &tag, now, &me, message),
             Op::Pin(message) => write::pin(d, &tag, now, message, &me),
             Op::Unpin(message) => write::unpin(d, &tag, now, message),

@@ -197,6 +197,7 @@ fn stored(author: &str) -> Message {
         created_at: NOW - 1000,
         edited_at: None,
         deleted_at: None,
+        deleted_by: None,
         scheduled_at: None,
         status: None,
         reactions: Default::default(),
@@ -812,8 +813,12 @@ fn every_deny_code_has_a_denial() {
     // `scheduled_messages_pending_schedule_too_many`). `requests_full` needs 500 requests:
     // core/tests/joining_rules.rs `unanswered_requests_are_bounded`. Where an encrypted
     // conversation's MLS ops may go and what they must come with is validation's too
-    // (core/tests/e2ee_accept.rs).
+    // (core/tests/e2ee_accept.rs). Whether a delete is the whole tombstone in its deleter's
+    // name reads the change's ops: validation's too (the attack cases `forged_tombstone` and
+    // `incomplete_redaction`).
     let validation_only = [
+        DenyCode::IncompleteRedaction,
+        DenyCode::ForgedTombstone,
         DenyCode::MessageMissing,
         DenyCode::TooManyReactions,
         DenyCode::BucketFull,

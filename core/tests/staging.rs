@@ -182,7 +182,7 @@ impl World {
                 let change = self.devices[*d].try_write(&bucket, |doc, tag| match step {
                     Step::React(..) => write::react(doc, tag, NOW, &id, &account, "👍", true),
                     Step::Edit(..) => write::edit_body(doc, tag, NOW, &id, "edited"),
-                    _ => write::delete_message(doc, tag, NOW, &id),
+                    _ => write::delete_message(doc, tag, NOW, &id, &account),
                 });
                 if let Some(change) = change {
                     self.send(*d, change);

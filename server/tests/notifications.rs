@@ -369,6 +369,7 @@ async fn notifications(s: Server) {
     s.feed_until(&bob, "gone").await;
     let bucket = DocId::parse(posted["doc"].as_str().expect("doc")).expect("doc id");
     let alice_id = AccountId::new("alice").expect("account");
+    let by = alice_id.clone();
     let gone = MessageId::new("gone").expect("message id");
     let outcome = s
         .engine
@@ -379,7 +380,7 @@ async fn notifications(s: Server) {
                 service: false,
                 device: None,
             },
-            Box::new(move |doc, tag| write::delete_message(doc, tag, now_ms(), &gone)),
+            Box::new(move |doc, tag| write::delete_message(doc, tag, now_ms(), &gone, &by)),
         )
         .await;
     assert!(matches!(outcome, SubmitOutcome::Ack { .. }), "{outcome:?}");

@@ -8,7 +8,7 @@ use confab_core::automerge::{
     Automerge, Change, ExpandedChange, ObjId, ObjType, ReadDoc, ScalarValue, ROOT,
 };
 use confab_core::doc::read::get_map;
-use confab_core::doc::schema::{keys::*, message_shard};
+use confab_core::doc::schema::{keys::*, message_shard, TOMBSTONE_FIELDS};
 use confab_core::ids::{ConvId, DocId};
 use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 use confab_core::model::proposal::{
@@ -112,6 +112,33 @@ pub fn raw_put(
         let at = obj(&*tx, path);
         for (key, value) in fields {
             tx.put(&at, *key, value.clone()).expect("put");
+        }
+    })
+}
+
+/// A raw delete of message `id`: every field but the tombstone's and `keep` removed, and the
+/// tombstone's `deleted_at` (`at`) and `deleted_by` (`by`) written, with `extra` fields.
+pub fn raw_tombstone(
+    dev: &mut Device,
+    bucket: &DocId,
+    id: &str,
+    (at, by): (i64, &str),
+    keep: &[&str],
+    extra: &[(&'static str, ScalarValue)],
+) -> Change {
+    raw(dev, bucket, |tx| {
+        let m = obj(&*tx, &[MESSAGES, id]);
+        let content: Vec<String> = tx
+            .keys(&m)
+            .filter(|k| !TOMBSTONE_FIELDS.contains(&k.as_str()) && !keep.contains(&k.as_str()))
+            .collect();
+        for key in content {
+            tx.delete(&m, key.as_str()).expect("delete");
+        }
+        tx.put(&m, DELETED_AT, at).expect("put");
+        tx.put(&m, DELETED_BY, by).expect("put");
+        for (key, value) in extra {
+            tx.put(&m, *key, value.clone()).expect("put");
         }
     })
 }

@@ -201,7 +201,13 @@ async fn receipts(backend: Backend) {
     // A deletion leaves the counts; strangers read no stats.
     let del = alice
         .write(&posts[0], |d, t| {
-            write::delete_message(d, t, now_ms(), &m("m1"))
+            write::delete_message(
+                d,
+                t,
+                now_ms(),
+                &m("m1"),
+                &confab_core::ids::AccountId::new("alice").expect("id"),
+            )
         })
         .unwrap();
     assert_acked(&ca.submit(&posts[0], &[del]).await.unwrap());

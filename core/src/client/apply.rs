@@ -208,7 +208,7 @@ pub fn write_to_with(
         }
         Send { message, .. } => write::post_message(doc, tag, message)?,
         Edit { message, body, .. } => write::edit_body(doc, tag, now, message, body)?,
-        Delete { message, .. } => write::delete_message(doc, tag, now, message)?,
+        Delete { message, .. } => write::delete_message(doc, tag, now, message, me)?,
         React {
             message, emoji, on, ..
         } => write::react(doc, tag, now, message, me, emoji, *on)?,

@@ -404,6 +404,7 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
         created_at: 0,
         edited_at: None,
         deleted_at: None,
+        deleted_by: None,
         scheduled_at: None,
         status: None,
         reactions: BTreeMap::new(),
@@ -428,6 +429,9 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
             (CREATED_AT, ValueRef::Scalar(S::Int(i))) => created_at = Some(*i),
             (EDITED_AT, ValueRef::Scalar(S::Int(i))) => m.edited_at = Some(*i),
             (DELETED_AT, ValueRef::Scalar(S::Int(i))) => m.deleted_at = Some(*i),
+            (DELETED_BY, ValueRef::Scalar(S::Str(s))) => {
+                m.deleted_by = AccountId::new(s.as_ref()).ok()
+            }
             (SCHEDULED_AT, ValueRef::Scalar(S::Int(i))) => m.scheduled_at = Some(*i),
             (SENDER_ROLE, ValueRef::Scalar(S::Str(s))) => {
                 m.stamp.sender_role = SenderRole::parse(s).ok()
@@ -454,9 +458,21 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
     Some(m)
 }
 
-/// One message with its reactions.
+/// The keys a message's map holds now: what a deleting change must remove
+/// (`validate`, "Tombstones"). `None`: no such message.
+pub fn message_keys(doc: &Automerge, id: &MessageId) -> Option<Vec<String>> {
+    let messages = get_map(doc, &ROOT, MESSAGES)?;
+    let shard = get_map(doc, &messages, &message_shard(id.as_str()))?;
+    let obj = get_map(doc, &shard, id.as_str())?;
+    Some(doc.keys(&obj).collect())
+}
+
+/// One message with its reactions (none on a tombstone: docs/SCHEMA.md, "Tombstones").
 pub fn read_message(doc: &Automerge, id: &MessageId) -> Option<Message> {
     let mut message = read_message_fields(doc, id)?;
+    if message.deleted_at.is_some() {
+        return Some(message);
+    }
     if let Some(reactions) = get_map(doc, &ROOT, REACTIONS) {
         let prefix = format!("{}|", id);
         let end = format!("{}}}", id); // '}' sorts right after '|'
@@ -508,7 +524,7 @@ pub fn has_message(doc: &Automerge, id: &MessageId) -> bool {
         .is_some_and(|shard| doc.get(&shard, id.as_str()).ok().flatten().is_some())
 }
 
-/// Every message of a bucket with reactions, in (created_at, id) order. The engine reorders
+/// Every message of a bucket with reactions (none on a tombstone), in (created_at, id) order. The engine reorders
 /// by server sequence: the timeline is in the server's acceptance order on every device.
 pub fn read_messages(doc: &Automerge) -> Vec<Message> {
     let Some(messages) = get_map(doc, &ROOT, MESSAGES) else {
@@ -539,7 +555,7 @@ pub fn read_messages(doc: &Automerge) -> Vec<Message> {
             let Ok(message) = MessageId::new(message) else {
                 continue;
             };
-            if let Some(m) = by_id.get_mut(&message) {
+            if let Some(m) = by_id.get_mut(&message).filter(|m| m.deleted_at.is_none()) {
                 add_reaction(&mut m.reactions, &item.key, &item.value);
             }
         }

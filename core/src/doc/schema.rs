@@ -112,6 +112,8 @@ pub mod keys {
     pub const SCHEDULED_AT: &str = "scheduled_at";
     pub const EDITED_AT: &str = "edited_at";
     pub const DELETED_AT: &str = "deleted_at";
+    /// The account that deleted the message: the account of the deleting change.
+    pub const DELETED_BY: &str = "deleted_by";
     /// Support threads: a message's sender stamps (role, name, lead).
     pub const SENDER_ROLE: &str = "sender_role";
     pub const SENDER_NAME: &str = "sender_name";
@@ -298,9 +300,14 @@ pub const MESSAGE_FIELDS: &[(&str, FieldType)] = &[
     (RELATED_LEAD, Str),
     (EDITED_AT, Int),
     (DELETED_AT, Int),
+    (DELETED_BY, Str),
     (STATUS, Str),
     (SEALED, Bytes),
 ];
+
+/// What a deleted message keeps (docs/SCHEMA.md, "Tombstones"): every other field of it is
+/// removed by the deleting change itself.
+pub const TOMBSTONE_FIELDS: &[&str] = &[AUTHOR, KIND, CREATED_AT, DELETED_AT, DELETED_BY];
 
 /// Root fields of a profile.
 pub const PROFILE_FIELDS: &[(&str, FieldType)] = &[

@@ -831,17 +831,28 @@ pub fn edit_body(
     })
 }
 
-/// Tombstones a message: the body is emptied, `deleted_at` set.
+/// Tombstones a message for everyone: every field but the tombstone's
+/// ([`super::schema::TOMBSTONE_FIELDS`]) is removed, and `deleted_at` and `deleted_by` (the
+/// deleting account: the change's own) are set, in one change: the acceptor takes nothing
+/// less (`incomplete_redaction`).
 pub fn delete_message(
     doc: &mut Automerge,
     tag: &IntentTag,
     now_ms: i64,
     message: &MessageId,
+    by: &AccountId,
 ) -> Result<Option<ChangeHash>, DocError> {
     transact(doc, tag, now_ms, |tx| {
         let obj = message_obj(tx, message)?;
-        tx.put(&obj, BODY, "")?;
+        let content: Vec<String> = tx
+            .keys(&obj)
+            .filter(|k| !super::schema::TOMBSTONE_FIELDS.contains(&k.as_str()))
+            .collect();
+        for key in content {
+            tx.delete(&obj, key.as_str())?;
+        }
         tx.put(&obj, DELETED_AT, now_ms)?;
+        tx.put(&obj, DELETED_BY, by.as_str())?;
         Ok(())
     })
 }

@@ -231,6 +231,9 @@ pub struct Message {
     pub edited_at: Option<i64>,
     /// Tombstone: when it was deleted.
     pub deleted_at: Option<i64>,
+    /// Tombstone: the account that deleted it (the author, or a holder of delete rights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<AccountId>,
     pub scheduled_at: Option<i64>,
     /// Proposal status, for `proposal` messages.
     pub status: Option<ProposalStatus>,

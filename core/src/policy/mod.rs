@@ -103,6 +103,8 @@ deny_codes! {
     RetentionExpired = "retention_expired": "the message is older than the retention period, or the change writes to a bucket the retention expired",
     MessageMissing = "message_missing": "no such message in this bucket",
     MessageDeleted = "message_deleted": "the message was deleted",
+    IncompleteRedaction = "incomplete_redaction": "a delete is the whole tombstone in one change: deleted_at and deleted_by set, every other field of the message removed, nothing else written; content is removed only by such a delete",
+    ForgedTombstone = "forged_tombstone": "a tombstone names as deleted_by the account of the change that writes it",
     NotOwner = "not_owner": "only the account itself writes its profile and private document",
     JoinNotAllowed = "join_not_allowed": "the join policy does not let this account join by itself",
     ImmutableField = "immutable_field": "this field is set once and never changed",

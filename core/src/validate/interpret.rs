@@ -907,6 +907,8 @@ type Reacted<'a> = (Vec<&'a str>, Vec<&'a str>);
 fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<Effect>, Failure> {
     let mut new: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
     let mut updates: BTreeMap<String, BTreeMap<String, ScalarValue>> = BTreeMap::new();
+    // Fields of existing messages this change removes (deletes only).
+    let mut removed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut out = Vec::new();
     // (message, account) -> emoji put and removed by this change (the per-member cap).
     let mut reacted: BTreeMap<(&str, &str), Reacted<'_>> = BTreeMap::new();
@@ -923,9 +925,17 @@ fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<
             }
             [MESSAGES, shard, id, field] => {
                 in_its_shard(shard, id, &op.path)?;
-                let v = typed(schema::MESSAGE_FIELDS, op)?
-                    .ok_or_else(|| immutable(&op.path))?
-                    .clone();
+                let Some(v) = typed(schema::MESSAGE_FIELDS, op)?.cloned() else {
+                    // Removing a field is part of a delete only (`redaction`).
+                    if op.in_new_object {
+                        return Err(immutable(&op.path));
+                    }
+                    removed
+                        .entry((*id).to_owned())
+                        .or_default()
+                        .insert((*field).to_owned());
+                    continue;
+                };
                 let target = if op.in_new_object {
                     new.get_mut(*id)
                 } else {
@@ -989,8 +999,17 @@ fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<
             &id, fields, env.urls,
         )?)));
     }
+    for id in removed.keys() {
+        updates.entry(id.clone()).or_default();
+    }
     for (id, fields) in updates {
         let message = existing_message(doc, &id)?;
+        let gone = removed.remove(&id).unwrap_or_default();
+        if !gone.is_empty() || fields.contains_key(DELETED_AT) || fields.contains_key(DELETED_BY) {
+            redaction(doc, env, &message, &fields, &gone)?;
+            out.push(Effect::DeleteMessage(Box::new(message)));
+            continue;
+        }
         let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
         let effect = match keys.as_slice() {
             [BODY, EDITED_AT] => {
@@ -1001,9 +1020,6 @@ fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<
                 )
                 .map_err(model)?;
                 Effect::EditBody(Box::new(message))
-            }
-            [BODY, DELETED_AT] if fields.get(BODY).map(text) == Some("") => {
-                Effect::DeleteMessage(Box::new(message))
             }
             [STATUS] => {
                 let to = ProposalStatus::parse(fields.get(STATUS).map(text).unwrap_or_default())
@@ -1023,6 +1039,57 @@ fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<
         out.push(effect);
     }
     Ok(out)
+}
+
+/// A delete is the whole tombstone in one change (docs/SCHEMA.md, "Tombstones"): it sets
+/// `deleted_at` and `deleted_by` (the change's own account), removes every other field the
+/// message holds, and writes nothing else.
+fn redaction(
+    doc: &AcceptedDoc,
+    env: &Env<'_>,
+    message: &crate::model::message::Message,
+    set: &BTreeMap<String, ScalarValue>,
+    gone: &BTreeSet<String>,
+) -> Result<(), Failure> {
+    let incomplete = |what: String| {
+        Err((
+            RejectCode::Policy(crate::policy::DenyCode::IncompleteRedaction),
+            format!("deleting message {}: {what}", message.id),
+        ))
+    };
+    if let Some(by) = set.get(DELETED_BY).map(text) {
+        if by != env.author.account.as_str() {
+            return Err((
+                RejectCode::Policy(crate::policy::DenyCode::ForgedTombstone),
+                format!(
+                    "{} writes a tombstone of message {} deleted by {by:?}",
+                    env.author.account, message.id
+                ),
+            ));
+        }
+    }
+    let written: Vec<&str> = set.keys().map(String::as_str).collect();
+    if written != [DELETED_AT, DELETED_BY] {
+        return incomplete(format!(
+            "writes {}; a delete writes deleted_at and deleted_by, nothing else",
+            written.join(", ")
+        ));
+    }
+    let held = read::message_keys(doc.doc(), &message.id).unwrap_or_default();
+    let content: BTreeSet<String> = held
+        .into_iter()
+        .filter(|k| !schema::TOMBSTONE_FIELDS.contains(&k.as_str()))
+        .collect();
+    if *gone != content {
+        let kept: Vec<&str> = content.difference(gone).map(String::as_str).collect();
+        let other: Vec<&str> = gone.difference(&content).map(String::as_str).collect();
+        return incomplete(format!(
+            "keeps {} and removes {}",
+            kept.join(", "),
+            other.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// A message lives in the shard its id hashes to, nowhere else.

@@ -450,6 +450,7 @@ fn react(
         created_at: now,
         edited_at: None,
         deleted_at: None,
+        deleted_by: None,
         scheduled_at: None,
         status: None,
         reactions: Default::default(),

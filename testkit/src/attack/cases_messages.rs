@@ -27,13 +27,9 @@ pub async fn editing_anothers_message_not_author(lab: &mut impl Lab) {
     };
     let change = edit(&mut f.bob);
     lab.reject(&f.bob, &bucket, change, "not_author").await;
-    // Deleting it without delete rights is the same refusal.
-    let delete = raw_put(
-        &mut f.bob,
-        &bucket,
-        &[MESSAGES, "m1"],
-        &[(BODY, s("")), (DELETED_AT, ScalarValue::Int(t))],
-    );
+    // Deleting it without delete rights, as a whole tombstone in bob's name, is the same
+    // refusal (a non-author, non-moderator redaction).
+    let delete = raw_tombstone(&mut f.bob, &bucket, "m1", (t, "bob"), &[], &[]);
     lab.reject(&f.bob, &bucket, delete, "not_author").await;
     // Twin: the author edits.
     let twin = edit(&mut f.alice);

@@ -145,12 +145,7 @@ pub async fn thread_on_missing_message_parent_message_missing(lab: &mut impl Lab
     )
     .await;
     // Alice deletes m1: no thread on it any more.
-    let delete = raw_put(
-        &mut f.alice,
-        &f.bucket,
-        &[MESSAGES, "m1"],
-        &[(BODY, s("")), (DELETED_AT, ScalarValue::Int(t))],
-    );
+    let delete = raw_tombstone(&mut f.alice, &f.bucket, "m1", (t, "alice"), &[], &[]);
     lab.accept(&mut f.alice, &f.bucket, delete).await;
     let gone = conv_id("a82-t2");
     let change = raw_thread_on(&mut f.bob, &gone, (&f.conv, "m1"), 1, 1, t);

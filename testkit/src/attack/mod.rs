@@ -27,6 +27,7 @@ mod cases_messages;
 mod cases_ops;
 mod cases_ownership;
 mod cases_temporary;
+mod cases_redaction;
 mod cases_threads;
 pub mod fixture;
 mod hub_lab;
@@ -317,6 +318,8 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_ownership::hiding_a_group_direct_only),
         case!(cases_messages::editing_anothers_message_not_author),
         case!(cases_messages::deleting_anothers_reaction_not_own_key),
+        case!(cases_redaction::forged_tombstone),
+        case!(cases_redaction::incomplete_redaction),
         case!(cases_messages::moving_anothers_delivery_marker_not_own_key),
         case!(cases_messages::support_stamps_names_and_lead_closure),
         case!(cases_messages::sender_stamps_outside_support_support_only),
@@ -386,6 +389,8 @@ pub const CODES: &[&str] = &[
     "direct_fixed_members",
     "member_inactive",
     "not_author",
+    "forged_tombstone",
+    "incomplete_redaction",
     "not_own_key",
     "channel_admins_only",
     "admins_only",

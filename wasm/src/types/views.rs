@@ -64,10 +64,15 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub edited_at: Option<i64>,
-    /// Set when the message was deleted (its body is then empty).
+    /// Set when the message was deleted: the message is then its tombstone (id, author,
+    /// kind, times, `deleted_by`), every content field empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub deleted_at: Option<i64>,
+    /// Set when the message was deleted: the account that deleted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub deleted_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub scheduled_at: Option<i64>,
@@ -108,6 +113,7 @@ impl From<cm::Message> for Message {
             created_at: m.created_at,
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
+            deleted_by: m.deleted_by.map(Into::into),
             scheduled_at: m.scheduled_at,
             status: m.status.map(Into::into),
             reactions: m

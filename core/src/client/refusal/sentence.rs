@@ -128,6 +128,10 @@ fn policy(code: D, s: &Scene) -> String {
             format!("{place} is very busy: your message could not be placed, try again")
         }
         D::MessageDeleted => "That message was deleted".to_owned(),
+        D::IncompleteRedaction => {
+            "That deletion did not remove the whole message: nothing was deleted".to_owned()
+        }
+        D::ForgedTombstone => "A deletion names the account that makes it".to_owned(),
         D::NotOwner => {
             "Only the account itself can change its profile and private settings".to_owned()
         }
