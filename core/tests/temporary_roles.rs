@@ -74,6 +74,7 @@ fn message(author: &str) -> Message {
         created_at: NOW,
         edited_at: None,
         deleted_at: None,
+        deleted_by: None,
         scheduled_at: None,
         status: None,
         reactions: Default::default(),
