@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::budget::Writer;
-use super::conversations::{load, path_conv, readable};
+use super::conversations::{load, parent_standing, path_conv, readable};
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Params};
 use crate::blobs::session::{ChunkOutcome, Progress, Session};
@@ -103,13 +103,22 @@ async fn may_attach(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), 
         conv: id.clone(),
         message,
     };
-    apply::check(&intent, &caller.account, Some(&conv), None, now, None, None)
-        .map_err(|d| ApiError::forbidden(d.code, d.reason))
+    let parent = parent_standing(app, &caller.tenant, &conv, &caller.account).await?;
+    apply::check(
+        &intent,
+        &caller.account,
+        Some(&conv),
+        None,
+        now,
+        None,
+        parent,
+    )
+    .map_err(|d| ApiError::forbidden(d.code, d.reason))
 }
 
 async fn may_read(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), ApiError> {
     let conv = load(app, caller, id).await?;
-    readable(&conv, caller)
+    readable(app, &conv, caller).await
 }
 
 fn content_type(headers: &HeaderMap) -> &str {

@@ -216,7 +216,7 @@ pub async fn set_status(
         ));
     }
     let conv = load(&app, &caller, &conv_id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let row = find_row(
         app.engine.store().as_ref(),
         &caller.tenant,
@@ -263,7 +263,7 @@ pub async fn page(
 ) -> Result<Json<MessagePage>, ApiError> {
     let conv_id = path_conv(&id)?;
     let conv = load(&app, &caller, &conv_id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let rows = app
         .engine
         .store()
@@ -297,7 +297,7 @@ pub async fn stats(
 ) -> Result<Json<StatsView>, ApiError> {
     let conv_id = path_conv(&id)?;
     let conv = load(&app, &caller, &conv_id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let stats = app
         .engine
         .store()
