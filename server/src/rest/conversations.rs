@@ -115,10 +115,17 @@ pub(super) async fn parent_standing(
         .map_err(ApiError::unavailable)
 }
 
-fn body(status: StatusCode, conv: &Conversation, tenant: &TenantId) -> Result<Response, ApiError> {
+/// The conversation's body, with its members' read times.
+async fn body(
+    app: &AppState,
+    status: StatusCode,
+    conv: &Conversation,
+    tenant: &TenantId,
+) -> Result<Response, ApiError> {
     let view = ConversationView::of(conv, tenant)
         .ok_or_else(|| ApiError::internal(format!("{} has no creation change", conv.id)))?;
-    Ok((status, Json(view)).into_response())
+    let times = app.engine.store().read_times(tenant, &conv.id).await?;
+    Ok((status, Json(view.with_read_times(&times))).into_response())
 }
 
 /// The conversation after a write the engine acknowledged.
@@ -129,7 +136,7 @@ pub(super) async fn respond_with(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     match app.engine.conversation(&caller.tenant, id).await {
-        Some(conv) => body(status, &conv, &caller.tenant),
+        Some(conv) => body(app, status, &conv, &caller.tenant).await,
         None => Err(ApiError::unavailable(format!(
             "{id} was written but could not be read back"
         ))),
@@ -165,7 +172,7 @@ pub async fn direct(
     }
     let id = direct_conv_id(&caller.tenant, &caller.account, &req.peer);
     if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
-        return body(StatusCode::OK, &conv, &caller.tenant);
+        return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
     }
     let (doc, change) = write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -309,7 +316,7 @@ pub async fn support(
         if apply_support_names(&app, &caller, &id, req.names()).await? {
             return respond_with(&app, &caller, &id, StatusCode::OK).await;
         }
-        return body(StatusCode::OK, &conv, &caller.tenant);
+        return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
     }
     let names = req.names();
     let link = ResourceLink {
@@ -603,7 +610,7 @@ pub async fn get(
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
     readable(&app, &conv, &caller).await?;
-    body(StatusCode::OK, &conv, &caller.tenant)
+    body(&app, StatusCode::OK, &conv, &caller.tenant).await
 }
 
 /// `GET /v1/conversations`: the caller's active conversations (threads only while the caller
@@ -720,7 +727,7 @@ pub async fn add_member(
     if let Some(existing) = conv.active_member(&req.account) {
         readable(&app, &conv, &caller).await?;
         if req.role.is_none_or(|r| r == existing.role) {
-            return body(StatusCode::OK, &conv, &caller.tenant);
+            return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
         }
         return Err(ApiError::conflict(
             "already_exists",
@@ -768,7 +775,7 @@ pub async fn remove_member(
         if account != caller.account {
             readable(&app, &conv, &caller).await?;
         }
-        return body(StatusCode::OK, &conv, &caller.tenant);
+        return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
     }
     let status = if account == caller.account {
         MemberStatus::Left

@@ -106,6 +106,8 @@ pub struct MemberView {
     pub is_blocked: bool,
     /// The member's read marker (`reads/<account>`).
     pub last_read_message_id: Option<String>,
+    /// When the stored read marker last moved (server time).
+    pub last_read_at: Option<String>,
     /// The last message delivered to the member's device
     /// (`members/<account>/delivered`).
     pub delivered_message_id: Option<String>,
@@ -161,6 +163,7 @@ impl MemberView {
         };
         MemberView {
             last_read_message_id: marker(&conv.reads),
+            last_read_at: None,
             delivered_message_id: marker(&conv.delivered),
             user_id: m.account.to_string(),
             base_role: m.role.as_str(),
@@ -176,6 +179,18 @@ impl MemberView {
 }
 
 impl ConversationView {
+    /// Each member's `last_read_at`, from the projection's read times
+    /// (`Projections::read_times`).
+    pub fn with_read_times(mut self, times: &BTreeMap<confab_core::ids::AccountId, i64>) -> Self {
+        for m in &mut self.members {
+            let at = confab_core::ids::AccountId::new(m.user_id.as_str())
+                .ok()
+                .and_then(|a| times.get(&a).copied());
+            m.last_read_at = at.map(time);
+        }
+        self
+    }
+
     /// `None` for a conversation whose creation change has not arrived.
     pub fn of(conv: &Conversation, tenant: &confab_core::ids::TenantId) -> Option<Self> {
         let meta = conv.meta.as_ref()?;
