@@ -74,7 +74,7 @@ pub struct BlobView {
 }
 
 impl BlobView {
-    fn of(meta: BlobMeta, conv: &ConvId, headers: &HeaderMap) -> Self {
+    pub(super) fn of(meta: BlobMeta, conv: &ConvId, headers: &HeaderMap) -> Self {
         let path = format!("/v1/conversations/{conv}/attachments/{}", meta.hash);
         let host = headers
             .get(header::HOST)
@@ -93,7 +93,11 @@ impl BlobView {
 }
 
 /// The caller may send an attachment in `id` now: the policy's verdict on an image message.
-async fn may_attach(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), ApiError> {
+pub(super) async fn may_attach(
+    app: &AppState,
+    caller: &Caller,
+    id: &ConvId,
+) -> Result<(), ApiError> {
     let conv = load(app, caller, id).await?;
     let now = now_ms();
     let probe = MessageId::new("m-attach-probe").map_err(ApiError::from)?;
@@ -116,7 +120,7 @@ async fn may_attach(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), 
     .map_err(|d| ApiError::forbidden(d.code, d.reason))
 }
 
-async fn may_read(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), ApiError> {
+pub(super) async fn may_read(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), ApiError> {
     let conv = load(app, caller, id).await?;
     readable(app, &conv, caller).await
 }

@@ -344,6 +344,10 @@ pub struct MessageView {
     pub payload: Option<serde_json::Value>,
     pub caption: Option<String>,
     pub reply_to: Option<String>,
+    /// The attachments, as the message holds them (a forward's: copies stored here).
+    pub attachments: Vec<serde_json::Value>,
+    /// `<conversation>/<message>` this message forwards.
+    pub forwarded_from: Option<String>,
     pub created_at: String,
     pub edited_at: Option<String>,
     pub deleted: bool,
@@ -389,6 +393,8 @@ impl MessageView {
             payload: None,
             caption: None,
             reply_to: None,
+            attachments: Vec::new(),
+            forwarded_from: None,
             created_at: time(row.created_at),
             edited_at: None,
             deleted: row.deleted,
@@ -405,6 +411,12 @@ impl MessageView {
             view.payload = m.payload.as_deref().map(payload_value);
             view.caption = m.caption.clone();
             view.reply_to = m.reply_to.as_ref().map(ToString::to_string);
+            view.attachments = m
+                .attachments
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default();
+            view.forwarded_from = m.forwarded_from.as_ref().map(|f| f.encode());
             view.edited_at = opt_time(m.edited_at);
             view.deleted = row.deleted || m.deleted_at.is_some();
             view.status = m.status.map(|s| s.as_str());
