@@ -742,13 +742,20 @@ async fn a_forwards_copy_outlives_the_sources_retention() {
     let attachments = json!([{"id": "a1", "kind": "file", "url": url}]);
     let post = json!({"id": "m1", "kind": "file", "attachments": attachments});
     expect(
-        &s.json(Method::POST, "/v1/conversations/src/messages", &alice, post).await,
+        &s.json(Method::POST, "/v1/conversations/src/messages", &alice, post)
+            .await,
         201,
     );
     let forward = json!({"id": "f1", "kind": "file", "forwarded_from": "src/m1",
         "attachments": attachments});
     expect(
-        &s.json(Method::POST, "/v1/conversations/dst/messages", &alice, forward).await,
+        &s.json(
+            Method::POST,
+            "/v1/conversations/dst/messages",
+            &alice,
+            forward,
+        )
+        .await,
         201,
     );
     let carol = s.user("carol");
@@ -763,7 +770,10 @@ async fn a_forwards_copy_outlives_the_sources_retention() {
     let dropped = s.engine.expire_buckets(later).await.expect("retention");
     assert_eq!(dropped.buckets, 1, "{dropped:?}");
     let report = s.blobs.sweep(&s.engine, later).await.expect("sweep");
-    assert_eq!(report.blobs_deleted, 1, "the source's blob only: {report:?}");
+    assert_eq!(
+        report.blobs_deleted, 1,
+        "the source's blob only: {report:?}"
+    );
     let original = format!("/v1/conversations/src/attachments/{}", sha(&bytes));
     expect_error(
         &s.send(Method::GET, &original, &alice, None).await,
@@ -775,7 +785,11 @@ async fn a_forwards_copy_outlives_the_sources_retention() {
     // Once the target's retention drops the forward, its copy goes too.
     let much_later = now_ms() + 40 * DAY_MS;
     age(&s, "dst", &sha(&bytes), 40);
-    let dropped = s.engine.expire_buckets(much_later).await.expect("retention");
+    let dropped = s
+        .engine
+        .expire_buckets(much_later)
+        .await
+        .expect("retention");
     assert_eq!(dropped.buckets, 1, "{dropped:?}");
     let report = s.blobs.sweep(&s.engine, much_later).await.expect("sweep");
     assert_eq!(report.blobs_deleted, 1, "{report:?}");
