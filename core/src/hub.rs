@@ -63,6 +63,22 @@ impl Hub {
             .and_then(Acceptor::conversation)
     }
 
+    /// May `account` read `doc`: the rule the server's reads (subscriptions, REST) apply,
+    /// with the account's standing in a thread's parent.
+    pub fn may_read(
+        &self,
+        doc: &DocId,
+        account: &AccountId,
+        service: bool,
+    ) -> Result<(), crate::accept::ReadDenied> {
+        let conv = doc.conv_id().and_then(|c| self.conversation(c));
+        let parent = conv
+            .and_then(|c| c.meta.as_ref())
+            .and_then(|m| m.thread.as_ref())
+            .map(|link| self.standing(&link.parent, account).0);
+        crate::accept::may_read(conv, doc, account, service, parent)
+    }
+
     pub fn binding(&self, actor: &ActorId) -> Option<&AccountId> {
         self.bindings.get(actor)
     }

@@ -721,3 +721,77 @@ async fn stale_upload_sessions_are_swept() {
         "not_found",
     );
 }
+
+/// A forward's copy is its conversation's own (docs/ATTACHMENTS.md, "Forwarding"): the
+/// source's retention dropping its message and blob leaves the forward's copy readable in
+/// the target while the forward names it; the target's retention then sweeps it with the
+/// forward.
+#[tokio::test]
+async fn a_forwards_copy_outlives_the_sources_retention() {
+    let s = Server::start().await;
+    let alice = s.user("alice");
+    s.group(&alice, "src", &["bob"]).await;
+    s.group(&alice, "dst", &["carol"]).await;
+    for conv in ["src", "dst"] {
+        let path = format!("/v1/conversations/{conv}/settings");
+        let patch = json!({"message_retention_days": if conv == "src" { 1 } else { 30 }});
+        expect(&s.json(Method::PATCH, &path, &alice, patch).await, 200);
+    }
+    let bytes = b"forward me".to_vec();
+    let url = expect(&s.put_blob("src", &alice, "text/plain", &bytes).await, 201)["url"].clone();
+    let attachments = json!([{"id": "a1", "kind": "file", "url": url}]);
+    let post = json!({"id": "m1", "kind": "file", "attachments": attachments});
+    expect(
+        &s.json(Method::POST, "/v1/conversations/src/messages", &alice, post)
+            .await,
+        201,
+    );
+    let forward = json!({"id": "f1", "kind": "file", "forwarded_from": "src/m1",
+        "attachments": attachments});
+    expect(
+        &s.json(
+            Method::POST,
+            "/v1/conversations/dst/messages",
+            &alice,
+            forward,
+        )
+        .await,
+        201,
+    );
+    let carol = s.user("carol");
+    let copy = format!("/v1/conversations/dst/attachments/{}", sha(&bytes));
+    assert_eq!(s.send(Method::GET, &copy, &carol, None).await.bytes, bytes);
+
+    // Ten days on, the source's retention drops its message and sweeps its blob; the
+    // target keeps its forward (30 days) and the copy.
+    let later = now_ms() + 10 * DAY_MS;
+    age(&s, "src", &sha(&bytes), 10);
+    age(&s, "dst", &sha(&bytes), 10);
+    let dropped = s.engine.expire_buckets(later).await.expect("retention");
+    assert_eq!(dropped.buckets, 1, "{dropped:?}");
+    let report = s.blobs.sweep(&s.engine, later).await.expect("sweep");
+    assert_eq!(
+        report.blobs_deleted, 1,
+        "the source's blob only: {report:?}"
+    );
+    let original = format!("/v1/conversations/src/attachments/{}", sha(&bytes));
+    expect_error(
+        &s.send(Method::GET, &original, &alice, None).await,
+        404,
+        "not_found",
+    );
+    assert_eq!(s.send(Method::GET, &copy, &carol, None).await.bytes, bytes);
+
+    // Once the target's retention drops the forward, its copy goes too.
+    let much_later = now_ms() + 40 * DAY_MS;
+    age(&s, "dst", &sha(&bytes), 40);
+    let dropped = s
+        .engine
+        .expire_buckets(much_later)
+        .await
+        .expect("retention");
+    assert_eq!(dropped.buckets, 1, "{dropped:?}");
+    let report = s.blobs.sweep(&s.engine, much_later).await.expect("sweep");
+    assert_eq!(report.blobs_deleted, 1, "{report:?}");
+    assert!(s.files().is_empty(), "{:?}", s.files());
+}

@@ -145,6 +145,13 @@ impl Projections for GatedStore {
     ) -> Result<Option<confab_server::store::stats::ConvStats>> {
         self.inner.conv_stats(tenant, conv).await
     }
+    async fn read_times(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<std::collections::BTreeMap<AccountId, i64>> {
+        self.inner.read_times(tenant, conv).await
+    }
     async fn conversations_of(
         &self,
         tenant: &TenantId,

@@ -528,10 +528,13 @@ async fn group_members_messages_list_and_pages() {
         .iter()
         .map(|c| &c["id"])
         .collect();
-    assert_eq!(
-        listed,
-        [&json!("team-t1")],
-        "team is gone from carol's list"
+    // Team is gone from carol's list, and so is its thread: she keeps her entry there, but
+    // threads follow their parent.
+    assert!(listed.is_empty(), "{listed:?}");
+    expect_error(
+        &s.get("/v1/conversations/team-t1", &carol).await,
+        403,
+        "not_parent_member",
     );
 }
 
@@ -898,6 +901,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/attachments/{hash}", "put"),
         ("/v1/conversations/{id}/attachments/{hash}", "get"),
         ("/v1/conversations/{id}/attachments/{hash}/thumbnail", "get"),
+        ("/v1/conversations/{id}/attachments/{hash}/copy", "post"),
         ("/v1/conversations/{id}/uploads", "post"),
         ("/v1/conversations/{id}/uploads/{upload}", "get"),
         ("/v1/conversations/{id}/uploads/{upload}", "patch"),
@@ -908,7 +912,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/accounts/{account}/identifiers", "put"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 34, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 35, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

@@ -32,6 +32,10 @@
 //!   sent after the rename's ack, is refused `sender_mismatch` (20 trials; before renames
 //!   moved the policy version one was accepted within the first ten).
 //!
+//! - `forwarded_attachments_on_two_nodes`: two nodes sharing one blob store; a forward
+//!   with an attachment written through one node is read through the other by the target
+//!   conversation's members, and by nobody else (`forwarding/scenario.rs`).
+//!
 //! The tests run one at a time (`SERIAL`): each starts two or three servers and the machine
 //! has two cores, so two of them at once would measure each other.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -47,6 +51,8 @@ mod cluster_race;
 #[path = "cluster/sender.rs"]
 mod cluster_sender;
 mod common;
+#[path = "forwarding/scenario.rs"]
+mod forwarding_scenario;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -932,6 +938,24 @@ async fn a_support_rename_on_one_node_fences_old_stamps_on_the_other() {
             assert_acked(&cc.submit(&bucket, &[fresh]).await?);
         }
         println!("support rename: {TRIALS} trials, every stale stamp refused");
+        Ok(())
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Forwarded attachments: one blob store, two nodes.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_attachments_on_two_nodes() {
+    bounded(Duration::from_secs(120), async {
+        let shared = std::env::temp_dir().join(format!("confab-blobs-{}", std::process::id()));
+        std::fs::create_dir_all(&shared)?;
+        let url = format!("file://{}", shared.display());
+        let nodes = Nodes::on_fresh_database_with(2, &["--blob-store-url", &url]).await?;
+        forwarding_scenario::forwarded_attachments(&nodes.nodes[0], &nodes.nodes[1], "fwc").await;
+        drop(nodes);
+        let _ = std::fs::remove_dir_all(&shared);
         Ok(())
     })
     .await;

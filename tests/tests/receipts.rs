@@ -102,6 +102,7 @@ async fn receipts(backend: Backend) {
         g.clone(),
         write::with_actor(alice.doc(&g).clone(), carol.actor.clone()),
     );
+    let before_reads = now_ms();
     let read_b = bob
         .write(&g, |d, t| {
             write::mark_read(d, t, now_ms(), &acc("bob"), &m("m2"))
@@ -131,6 +132,39 @@ async fn receipts(backend: Backend) {
     assert_eq!(member("carol")["delivered_message_id"], Value::Null);
     assert_eq!(member("alice")["delivered_message_id"], Value::Null);
     assert_eq!(member("carol")["last_read_message_id"], "m3");
+    // Each marker's time: when it moved, by the server's clock; none without a marker.
+    let read_at = |m: &Value| {
+        let at = m["last_read_at"].as_str().expect("a read time");
+        confab_core::model::time::parse_rfc3339("last_read_at", at).unwrap()
+    };
+    let bob_read = read_at(&member("bob"));
+    for at in [bob_read, read_at(&member("carol"))] {
+        assert!(
+            (before_reads - 1000..=now_ms() + 1000).contains(&at),
+            "{at} is when the marker moved"
+        );
+    }
+    assert_eq!(member("alice")["last_read_at"], Value::Null);
+    // Bob reads on: his time moves with his marker.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let read_on = bob
+        .write(&g, |d, t| {
+            write::mark_read(d, t, now_ms(), &acc("bob"), &m("m3"))
+        })
+        .unwrap();
+    assert_acked(&cb.submit(&g, &[read_on]).await.unwrap());
+    let later = ok(&http(&server, "GET", "/v1/conversations/rcpt1", "bob", None).await);
+    let bob_now = later["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["user_id"] == "bob")
+        .unwrap();
+    assert_eq!(bob_now["last_read_message_id"], "m3");
+    assert!(
+        read_at(bob_now) > bob_read,
+        "the time moved with the marker"
+    );
 
     let page = ok(&http(
         &server,

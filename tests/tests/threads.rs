@@ -145,3 +145,122 @@ async fn removal_from_the_parent_ends_the_thread_on_sqlite() {
 async fn removal_from_the_parent_ends_the_thread_on_postgres() {
     removal_from_the_parent_ends_the_thread(Backend::Postgres).await;
 }
+
+/// The REST reads of a thread: what each answers `who` (the status and the code of a
+/// refusal; the list: whether the thread is in it).
+async fn rest_reads(server: &TestServer, who: &str, thread: &str) -> Vec<(String, u16, String)> {
+    let blob = "0".repeat(64);
+    let paths = [
+        format!("/v1/conversations/{thread}"),
+        format!("/v1/conversations/{thread}/messages"),
+        format!("/v1/conversations/{thread}/stats"),
+        format!("/v1/conversations/{thread}/attachments/{blob}"),
+        format!("/v1/conversations/{thread}/attachments/{blob}/thumbnail"),
+        format!("/v1/conversations/{thread}/uploads/u-none"),
+        format!("/v1/conversations/{thread}/join-requests"),
+        format!("/v1/conversations/{thread}/invites"),
+    ];
+    let mut answers = Vec::new();
+    for path in paths {
+        let answer = http(server, "GET", &path, who, None).await;
+        let code = serde_json::from_str::<serde_json::Value>(&answer.body)
+            .ok()
+            .and_then(|b| b["code"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        answers.push((path, answer.status, code));
+    }
+    answers
+}
+
+/// Whether `who`'s conversation list holds `conv`.
+async fn listed(server: &TestServer, who: &str, conv: &str) -> bool {
+    let answer = http(server, "GET", "/v1/conversations", who, None).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    body["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == conv)
+}
+
+/// Every REST read of a thread follows its parent: bob (removed from the group) and carol
+/// (banned from it) keep their entries in the threads, and every read there is refused
+/// `not_parent_member`; the threads leave their lists.
+async fn rest_reads_of_a_thread_follow_the_parent(backend: Backend) {
+    let server = TestServer::start(backend).await.unwrap();
+    let mut alice = Device::new("alice", 1);
+    let mut ca = connect(&server, "alice").await;
+    let group = ConvId::new("rg").unwrap();
+    let (group_doc, create) = create_group(&mut alice, "rg", &["bob", "carol"]);
+    assert_acked(&ca.submit(&group_doc, &[create]).await.unwrap());
+    let (group_bucket, m1) = message(&mut alice, &group, "m1", "lunch?", now_ms());
+    assert_acked(&ca.submit(&group_bucket, &[m1]).await.unwrap());
+    let mut threads = Vec::new();
+    for who in ["bob", "carol"] {
+        let thread = ConvId::new(format!("rg-{who}")).unwrap();
+        let (doc, change) = thread_creation(&mut alice, &thread, &group, "m1", who);
+        assert_acked(&ca.submit(&doc, &[change]).await.unwrap());
+        let (bucket, a1) = message(&mut alice, &thread, "a1", "where?", now_ms());
+        assert_acked(&ca.submit(&bucket, &[a1]).await.unwrap());
+        threads.push((who, thread));
+    }
+
+    // While in the group, nothing refuses them for the parent's sake.
+    for (who, thread) in &threads {
+        for (path, status, code) in rest_reads(&server, who, thread.as_str()).await {
+            assert_ne!(code, "not_parent_member", "{who} {path}: {status}");
+        }
+        let view = http(
+            &server,
+            "GET",
+            &format!("/v1/conversations/{thread}"),
+            who,
+            None,
+        )
+        .await;
+        assert_eq!(view.status, 200, "{}", view.body);
+        assert!(listed(&server, who, thread.as_str()).await, "{who}");
+    }
+
+    for ((who, thread), status) in threads
+        .iter()
+        .zip([MemberStatus::Removed, MemberStatus::Banned])
+    {
+        let change = alice
+            .write(&group_doc, |d, t| {
+                write::set_member_status(d, t, now_ms(), &acc(who), status)
+            })
+            .unwrap();
+        assert_acked(&ca.submit(&group_doc, &[change]).await.unwrap());
+        for (path, status, code) in rest_reads(&server, who, thread.as_str()).await {
+            assert_eq!(
+                (status, code.as_str()),
+                (403, "not_parent_member"),
+                "{who} {path}"
+            );
+        }
+        assert!(!listed(&server, who, thread.as_str()).await, "{who}");
+        // Alice, in the group, still reads the thread.
+        let view = http(
+            &server,
+            "GET",
+            &format!("/v1/conversations/{thread}/messages"),
+            "alice",
+            None,
+        )
+        .await;
+        assert_eq!(view.status, 200, "{}", view.body);
+        assert!(listed(&server, "alice", thread.as_str()).await);
+    }
+}
+
+#[tokio::test]
+async fn rest_reads_of_a_thread_follow_the_parent_on_sqlite() {
+    rest_reads_of_a_thread_follow_the_parent(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn rest_reads_of_a_thread_follow_the_parent_on_postgres() {
+    rest_reads_of_a_thread_follow_the_parent(Backend::Postgres).await;
+}

@@ -157,14 +157,16 @@ impl ConfabClient {
         promise(async move { send_message(&rt, &conv, input?).await })
     }
 
-    /// Forwards message `message` of `from` into `to`.
+    /// Forwards message `message` of `from` into `to`; attachments stored in `from` are
+    /// copied to `to` first (docs/ATTACHMENTS.md, "Forwarding").
     #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
     pub fn forward(&self, from: String, message: String, to: String) -> Promise {
         let rt = self.rt.clone();
+        let rest = self.rest.clone();
         promise(async move {
             let from_conv = conv_id(&from)?;
             let (_, original) = find_message(&rt, &from_conv, &message_id(&message)?)?;
-            let input = MessageInput {
+            let mut input = MessageInput {
                 kind: Some(original.kind.into()),
                 body: Some(original.body),
                 payload: original.payload.map(serde_json::Value::String),
@@ -178,6 +180,13 @@ impl ConfabClient {
                 }),
                 ..MessageInput::default()
             };
+            // The blobs it names are the source conversation's: copied to `to` first, so
+            // its readers may fetch them.
+            if let Some(attachments) = input.attachments.as_mut() {
+                let from = from_conv.to_string();
+                let to = conv_id(&to)?.to_string();
+                crate::uploads::forward_copies(rest.http(), &from, &to, attachments).await?;
+            }
             send_message(&rt, &to, input).await
         })
     }

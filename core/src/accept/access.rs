@@ -2,7 +2,7 @@
 
 use crate::ids::{AccountId, DocId, DocTarget};
 use crate::model::conversation::Conversation;
-use crate::policy::Standing;
+use crate::policy::{DenyCode, Standing};
 
 /// Why an account may not read a document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,10 +11,25 @@ pub enum ReadDenied {
     Private,
     #[error("no such conversation")]
     NoConversation,
+    #[error("{0} is not a member")]
+    NotMember(AccountId),
     #[error("{0} is not an active member")]
-    NotActiveMember(AccountId),
+    Inactive(AccountId),
     #[error("{0} is not an active member of the thread's parent")]
     NotParentMember(AccountId),
+}
+
+impl ReadDenied {
+    /// The policy code of a refusal to read a conversation (what REST answers); `None`
+    /// for a document that is not a conversation's or a conversation that does not exist.
+    pub fn code(&self) -> Option<DenyCode> {
+        match self {
+            Self::Private | Self::NoConversation => None,
+            Self::NotMember(_) => Some(DenyCode::NotMember),
+            Self::Inactive(_) => Some(DenyCode::MemberInactive),
+            Self::NotParentMember(_) => Some(DenyCode::NotParentMember),
+        }
+    }
 }
 
 /// Anyone reads a profile; the owner its private document; an active member or a service
@@ -35,8 +50,9 @@ pub fn may_read(
         DocTarget::Conv(_) | DocTarget::Msgs(..) => match conv.filter(|c| c.meta.is_some()) {
             None => Err(ReadDenied::NoConversation),
             Some(_) if service => Ok(()),
+            Some(c) if c.member(account).is_none() => Err(ReadDenied::NotMember(account.clone())),
             Some(c) if c.active_member(account).is_none() => {
-                Err(ReadDenied::NotActiveMember(account.clone()))
+                Err(ReadDenied::Inactive(account.clone()))
             }
             Some(_) if parent.is_some_and(|s| !s.is_active()) => {
                 Err(ReadDenied::NotParentMember(account.clone()))

@@ -328,7 +328,7 @@ fn reading_follows_membership() {
     assert_eq!(acc.may_read(&bucket(0), &alice.account, false), Ok(()));
     assert_eq!(
         acc.may_read(&bucket(0), &account("eve"), false),
-        Err(ReadDenied::NotActiveMember(account("eve")))
+        Err(ReadDenied::NotMember(account("eve")))
     );
     assert_eq!(acc.may_read(&bucket(0), &account("bot"), true), Ok(()));
     let other = DocId::parse("acme/conv/elsewhere").expect("id");

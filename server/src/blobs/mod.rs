@@ -350,6 +350,39 @@ impl Blobs {
         }
     }
 
+    /// Copies the blob `hash` of `from` into `to` (a forward's attachment: docs/ATTACHMENTS.md,
+    /// "Forwarding"), described as `by`'s at `now_ms`; the bytes are copied inside the
+    /// object store. The blob `to` holds already, if it does; `None` when `from` holds none.
+    /// The copy is `to`'s own from then on: its readers read it, its retention sweeps it.
+    pub async fn copy(
+        &self,
+        from: &Scope,
+        to: &Scope,
+        hash: &BlobHash,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<Option<(BlobMeta, bool)>, BlobError> {
+        if let Some(meta) = self.meta(to, hash).await? {
+            return Ok(Some((meta, false)));
+        }
+        let Some(source) = self.meta(from, hash).await? else {
+            return Ok(None);
+        };
+        match self.store.copy(&from.blob(hash), &to.blob(hash)).await {
+            Ok(()) => {}
+            // Swept between the description's read and the copy.
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_error(e)),
+        }
+        let meta = BlobMeta {
+            uploaded_by: by.to_owned(),
+            created_at: now_ms,
+            ..source
+        };
+        self.put_meta(to, &meta).await?;
+        Ok(Some((meta, true)))
+    }
+
     /// Deletes a blob with its description and thumbnail (the description first: a blob
     /// without one does not exist).
     pub async fn delete(&self, scope: &Scope, hash: &BlobHash) -> Result<(), BlobError> {

@@ -18,6 +18,8 @@ mod signals;
 mod threads;
 mod unit;
 
+pub use threads::ReadRefusal;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -861,15 +863,12 @@ impl Engine {
             ));
         };
         let typed = self.conversation(doc.tenant(), conv).await;
-        let parent = match typed.as_ref() {
-            Some(c) if !author.service => self
-                .thread_standing(doc.tenant(), c, &author.account)
-                .await
-                .map_err(|e| (ErrorCode::Unavailable, e))?,
-            _ => None,
-        };
-        confab_core::accept::may_read(typed.as_ref(), doc, &author.account, author.service, parent)
-            .map_err(|e| (ErrorCode::Forbidden, e.to_string()))?;
+        self.may_read(typed.as_ref(), doc, author)
+            .await
+            .map_err(|e| match e {
+                ReadRefusal::Denied(denied) => (ErrorCode::Forbidden, denied.to_string()),
+                ReadRefusal::Unavailable(e) => (ErrorCode::Unavailable, e),
+            })?;
         self.store()
             .buckets(doc.tenant(), conv, before, limit)
             .await

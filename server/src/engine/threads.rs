@@ -8,8 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
-use confab_core::policy::{ParentMessage, Standing};
+use confab_core::accept::ReadDenied;
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::Conversation;
+use confab_core::policy::{Author, ParentMessage, Standing};
 use tokio::sync::oneshot;
 
 use super::{Engine, Job, UnitKey};
@@ -18,11 +20,24 @@ use super::{Engine, Job, UnitKey};
 /// waiting on each other ends here instead of hanging).
 pub(crate) const PARENT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How many parents a list asks at once.
+const PARENT_READS: usize = 16;
+
 /// Where accounts stand in a conversation, read at its policy version.
 #[derive(Debug, Clone)]
 pub(crate) struct Standings {
     pub policy_seq: u64,
     pub standings: Vec<Standing>,
+}
+
+/// Why a read of a conversation's document is not answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadRefusal {
+    #[error(transparent)]
+    Denied(#[from] ReadDenied),
+    /// A thread's parent did not answer where the reader stands there.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Which threads in memory hang on which conversation (this node only).
@@ -110,11 +125,60 @@ impl Engine {
             .map_err(|_| format!("{conv} did not answer in time"))?
     }
 
+    /// May `author` read `doc` of the accepted conversation `conv`: the one read rule
+    /// (`confab_core::accept::may_read`) every read outside a unit applies (bucket lists,
+    /// REST). A thread's parent is asked only for who is an active member of the thread.
+    pub async fn may_read(
+        &self,
+        conv: Option<&Conversation>,
+        doc: &DocId,
+        author: &Author,
+    ) -> Result<(), ReadRefusal> {
+        let (account, service) = (&author.account, author.service);
+        confab_core::accept::may_read(conv, doc, account, service, None)?;
+        let Some(conv) = conv.filter(|_| !service) else {
+            return Ok(());
+        };
+        let parent = self
+            .thread_standing(doc.tenant(), conv, account)
+            .await
+            .map_err(ReadRefusal::Unavailable)?;
+        Ok(confab_core::accept::may_read(
+            Some(conv),
+            doc,
+            account,
+            service,
+            parent,
+        )?)
+    }
+
+    /// Which of `parents` `account` may not read the threads of (not an active member
+    /// there, or the parent did not answer: a list leaves such threads out rather than
+    /// failing). One question per parent, a few at a time.
+    pub async fn closed_parents(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        parents: HashSet<ConvId>,
+    ) -> HashSet<ConvId> {
+        use futures_util::StreamExt;
+        let asks = parents.into_iter().map(|parent| async move {
+            let asked = self.standings(tenant, &parent, vec![account.clone()]).await;
+            let open = asked.is_ok_and(|a| a.standings.first().is_some_and(|s| s.is_active()));
+            (!open).then_some(parent)
+        });
+        futures_util::stream::iter(asks)
+            .buffer_unordered(PARENT_READS)
+            .filter_map(|closed| async move { closed })
+            .collect()
+            .await
+    }
+
     /// Where `account` stands in the parent of `conv`, when `conv` is a thread.
     pub(crate) async fn thread_standing(
         &self,
         tenant: &TenantId,
-        conv: &confab_core::model::conversation::Conversation,
+        conv: &Conversation,
         account: &AccountId,
     ) -> Result<Option<Standing>, String> {
         let Some(link) = conv.meta.as_ref().and_then(|m| m.thread.as_ref()) else {

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::budget::Writer;
-use super::conversations::{load, path_conv, readable};
+use super::conversations::{load, parent_standing, path_conv, readable};
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, Params};
 use crate::blobs::session::{ChunkOutcome, Progress, Session};
@@ -74,7 +74,7 @@ pub struct BlobView {
 }
 
 impl BlobView {
-    fn of(meta: BlobMeta, conv: &ConvId, headers: &HeaderMap) -> Self {
+    pub(super) fn of(meta: BlobMeta, conv: &ConvId, headers: &HeaderMap) -> Self {
         let path = format!("/v1/conversations/{conv}/attachments/{}", meta.hash);
         let host = headers
             .get(header::HOST)
@@ -93,7 +93,11 @@ impl BlobView {
 }
 
 /// The caller may send an attachment in `id` now: the policy's verdict on an image message.
-async fn may_attach(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), ApiError> {
+pub(super) async fn may_attach(
+    app: &AppState,
+    caller: &Caller,
+    id: &ConvId,
+) -> Result<(), ApiError> {
     let conv = load(app, caller, id).await?;
     let now = now_ms();
     let probe = MessageId::new("m-attach-probe").map_err(ApiError::from)?;
@@ -103,13 +107,22 @@ async fn may_attach(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), 
         conv: id.clone(),
         message,
     };
-    apply::check(&intent, &caller.account, Some(&conv), None, now, None, None)
-        .map_err(|d| ApiError::forbidden(d.code, d.reason))
+    let parent = parent_standing(app, &caller.tenant, &conv, &caller.account).await?;
+    apply::check(
+        &intent,
+        &caller.account,
+        Some(&conv),
+        None,
+        now,
+        None,
+        parent,
+    )
+    .map_err(|d| ApiError::forbidden(d.code, d.reason))
 }
 
-async fn may_read(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), ApiError> {
+pub(super) async fn may_read(app: &AppState, caller: &Caller, id: &ConvId) -> Result<(), ApiError> {
     let conv = load(app, caller, id).await?;
-    readable(&conv, caller)
+    readable(app, &conv, caller).await
 }
 
 fn content_type(headers: &HeaderMap) -> &str {

@@ -20,7 +20,7 @@ use confab_core::model::conversation::{
     ConvKind, Conversation, EditPolicy, Info, JoinPolicy, Member, MemberStatus, ResourceLink, Role,
     SendPolicy, Settings, ThreadLink, DEFAULT_BUCKET_MS,
 };
-use confab_core::policy::{join_role, DenyCode};
+use confab_core::policy::{join_role, DenyCode, Standing};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -29,6 +29,7 @@ use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, Params};
 use super::views::{ConversationList, ConversationListEntry, ConversationView};
 use crate::clock::now_ms;
+use crate::engine::ReadRefusal;
 use crate::state::AppState;
 use crate::store::ConvListItem;
 
@@ -78,28 +79,53 @@ pub(super) async fn load(
         .ok_or_else(missing)
 }
 
-/// Read access: an active member, or a service account.
-pub(super) fn readable(conv: &Conversation, caller: &Caller) -> Result<(), ApiError> {
-    if caller.service {
-        return Ok(());
-    }
-    match conv.member(&caller.account) {
-        None => Err(ApiError::forbidden(
-            DenyCode::NotMember,
-            format!("{} is not a member of {}", caller.account, conv.id),
-        )),
-        Some(m) if !m.is_active() => Err(ApiError::forbidden(
-            DenyCode::MemberInactive,
-            format!("{} is {} in {}", caller.account, m.status.as_str(), conv.id),
-        )),
-        Some(_) => Ok(()),
+/// Read access (`Engine::may_read`): an active member, of a thread's parent too, or a
+/// service account.
+pub(super) async fn readable(
+    app: &AppState,
+    conv: &Conversation,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    let doc = DocId::conv(&caller.tenant, &conv.id);
+    match app
+        .engine
+        .may_read(Some(conv), &doc, &caller.author())
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(ReadRefusal::Denied(denied)) => Err(match denied.code() {
+            Some(code) => ApiError::forbidden(code, denied.to_string()),
+            None => ApiError::not_found(format!("no conversation {}", conv.id)),
+        }),
+        Err(ReadRefusal::Unavailable(e)) => Err(ApiError::unavailable(e)),
     }
 }
 
-fn body(status: StatusCode, conv: &Conversation, tenant: &TenantId) -> Result<Response, ApiError> {
+/// Where `account` stands in the parent of `conv` when it is a thread (what the policy
+/// asks of a write there).
+pub(super) async fn parent_standing(
+    app: &AppState,
+    tenant: &TenantId,
+    conv: &Conversation,
+    account: &AccountId,
+) -> Result<Option<Standing>, ApiError> {
+    app.engine
+        .thread_standing(tenant, conv, account)
+        .await
+        .map_err(ApiError::unavailable)
+}
+
+/// The conversation's body, with its members' read times.
+async fn body(
+    app: &AppState,
+    status: StatusCode,
+    conv: &Conversation,
+    tenant: &TenantId,
+) -> Result<Response, ApiError> {
     let view = ConversationView::of(conv, tenant)
         .ok_or_else(|| ApiError::internal(format!("{} has no creation change", conv.id)))?;
-    Ok((status, Json(view)).into_response())
+    let times = app.engine.store().read_times(tenant, &conv.id).await?;
+    Ok((status, Json(view.with_read_times(&times))).into_response())
 }
 
 /// The conversation after a write the engine acknowledged.
@@ -110,7 +136,7 @@ pub(super) async fn respond_with(
     status: StatusCode,
 ) -> Result<Response, ApiError> {
     match app.engine.conversation(&caller.tenant, id).await {
-        Some(conv) => body(status, &conv, &caller.tenant),
+        Some(conv) => body(app, status, &conv, &caller.tenant).await,
         None => Err(ApiError::unavailable(format!(
             "{id} was written but could not be read back"
         ))),
@@ -146,7 +172,7 @@ pub async fn direct(
     }
     let id = direct_conv_id(&caller.tenant, &caller.account, &req.peer);
     if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
-        return body(StatusCode::OK, &conv, &caller.tenant);
+        return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
     }
     let (doc, change) = write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -290,7 +316,7 @@ pub async fn support(
         if apply_support_names(&app, &caller, &id, req.names()).await? {
             return respond_with(&app, &caller, &id, StatusCode::OK).await;
         }
-        return body(StatusCode::OK, &conv, &caller.tenant);
+        return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
     }
     let names = req.names();
     let link = ResourceLink {
@@ -583,11 +609,12 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
-    body(StatusCode::OK, &conv, &caller.tenant)
+    readable(&app, &conv, &caller).await?;
+    body(&app, StatusCode::OK, &conv, &caller.tenant).await
 }
 
-/// `GET /v1/conversations`: the caller's active conversations, most recent activity first,
+/// `GET /v1/conversations`: the caller's active conversations (threads only while the caller
+/// may read them), most recent activity first,
 /// with unread counts and the last message with its sender's name. Direct conversations the
 /// caller hid are left out until a message created after the hide (its private document's
 /// `hidden_at`).
@@ -601,12 +628,24 @@ pub async fn list(
         .conversations_of(&caller.tenant, &caller.account)
         .await?;
     let hidden = super::manage::hidden_of(&app, &caller).await?;
+    // Threads follow their parent: a thread whose parent the caller is out of is not listed.
+    let parents = items.iter().filter_map(|i| i.conv.parent.clone()).collect();
+    let closed = app
+        .engine
+        .closed_parents(&caller.tenant, &caller.account, parents)
+        .await;
     let listed: Vec<&ConvListItem> = items
         .iter()
         .filter(|item| {
             hidden
                 .get(&item.conv.conv)
                 .is_none_or(|prefs| !prefs.hides(item.last_message.as_ref().map(|m| m.created_at)))
+        })
+        .filter(|item| {
+            item.conv
+                .parent
+                .as_ref()
+                .is_none_or(|p| !closed.contains(p))
         })
         .collect();
     // A few at a time: a long list does not load every unit at once. Owned values, so
@@ -686,9 +725,9 @@ pub async fn add_member(
     let conv = load(&app, &caller, &id).await?;
     let kind = conv.kind().unwrap_or(ConvKind::Group);
     if let Some(existing) = conv.active_member(&req.account) {
-        readable(&conv, &caller)?;
+        readable(&app, &conv, &caller).await?;
         if req.role.is_none_or(|r| r == existing.role) {
-            return body(StatusCode::OK, &conv, &caller.tenant);
+            return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
         }
         return Err(ApiError::conflict(
             "already_exists",
@@ -727,16 +766,16 @@ pub async fn remove_member(
     let account = AccountId::new(account)?;
     let conv = load(&app, &caller, &id).await?;
     let Some(member) = conv.member(&account) else {
-        readable(&conv, &caller)?;
+        readable(&app, &conv, &caller).await?;
         return Err(ApiError::not_found(format!(
             "{account} is not a member of {id}"
         )));
     };
     if !member.is_active() {
         if account != caller.account {
-            readable(&conv, &caller)?;
+            readable(&app, &conv, &caller).await?;
         }
-        return body(StatusCode::OK, &conv, &caller.tenant);
+        return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
     }
     let status = if account == caller.account {
         MemberStatus::Left

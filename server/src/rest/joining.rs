@@ -112,7 +112,7 @@ pub async fn list_requests(
 ) -> Result<Json<JoinRequestList>, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     may_review(now_ms(), &conv, &caller.author()).map_err(denied)?;
     let requests = conv
         .members
@@ -169,7 +169,7 @@ pub async fn approve(
     let id = path_conv(&id)?;
     let account = AccountId::new(account)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let request = pending(&conv, &account)?;
     let role = body.role.unwrap_or(request.role);
     let now = now_ms();
@@ -197,7 +197,7 @@ pub async fn decline(
     let id = path_conv(&id)?;
     let account = AccountId::new(account)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     pending(&conv, &account)?;
     let now = now_ms();
     let outcome = caller
@@ -305,7 +305,7 @@ pub async fn create_invite(
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     may_invite(now_ms(), &conv, &caller.author()).map_err(denied)?;
     let now = now_ms();
     let expires_at = check_new_invite(now, req.expires_in_s.saturating_mul(1000), req.max_uses)?;
@@ -356,7 +356,7 @@ pub async fn list_invites(
 ) -> Result<Json<InviteList>, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     may_review(now_ms(), &conv, &caller.author()).map_err(denied)?;
     let now = now_ms();
     let list = app
@@ -378,7 +378,7 @@ pub async fn revoke_invite(
 ) -> Result<StatusCode, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let store = app.engine.store();
     let ours = store
         .invites(&caller.tenant, &id, INVITES_PER_CONV_MAX)

@@ -19,10 +19,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::budget::Writer;
-use super::conversations::{load, path_conv, readable, respond_with, SettingsPatch};
+use super::conversations::{
+    load, parent_standing, path_conv, readable, respond_with, SettingsPatch,
+};
 use super::error::{acked, ApiError};
 use super::extract::{Caller, JsonBody, Params};
 use crate::clock::now_ms;
+use crate::engine::ReadRefusal;
 use crate::state::AppState;
 
 /// `PATCH /v1/conversations/{id}/settings`: the named settings in one change (admins with
@@ -35,7 +38,7 @@ pub async fn patch_settings(
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let values = patch.values();
     if values.is_empty() {
         return Err(ApiError::invalid(
@@ -80,7 +83,7 @@ pub async fn lead(
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     if req.lead.is_none() && req.outcome.is_none() {
         return Err(ApiError::invalid(
             "invalid_value",
@@ -133,7 +136,7 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     if conv.lifecycle.state == Lifecycle::Deleted {
         return respond_with(&app, &caller, &id, StatusCode::OK).await;
     }
@@ -170,7 +173,7 @@ pub async fn transfer(
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     if conv
         .active_member(&req.account)
         .is_some_and(|m| m.role == Role::Owner)
@@ -243,7 +246,7 @@ async fn set_hidden(
 ) -> Result<Response, ApiError> {
     let id = path_conv(&id)?;
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let intent = Intent::Hide {
         conv: id.clone(),
         on,
@@ -346,14 +349,19 @@ pub async fn can(
     let now = now_ms();
     let intent = match q.action {
         CanAction::Read => {
-            return Ok(Json(match conv.member(&q.account) {
-                None => CanAnswer::no(DenyCode::NotMember.as_str(), "not a member".into()),
-                Some(m) if !m.is_active() => CanAnswer::no(
-                    DenyCode::MemberInactive.as_str(),
-                    format!("{} is {}", q.account, m.status.as_str()),
-                ),
-                Some(_) => CanAnswer::yes(),
-            }))
+            // The read rule every read applies (a thread's parent included).
+            let reader = confab_core::policy::Author::user(q.account.clone());
+            let doc = DocId::conv(&caller.tenant, &id);
+            return Ok(Json(
+                match app.engine.may_read(Some(&conv), &doc, &reader).await {
+                    Ok(()) => CanAnswer::yes(),
+                    Err(ReadRefusal::Denied(d)) => CanAnswer::no(
+                        d.code().map_or("not_found", DenyCode::as_str),
+                        d.to_string(),
+                    ),
+                    Err(ReadRefusal::Unavailable(e)) => return Err(ApiError::unavailable(e)),
+                },
+            ));
         }
         CanAction::Send | CanAction::SendMedia => {
             let mut m = NewMessage::text(probe_message(), q.account.clone(), "", now);
@@ -421,8 +429,9 @@ pub async fn can(
             account: target()?,
         },
     };
+    let parent = parent_standing(&app, &caller.tenant, &conv, &q.account).await?;
     Ok(Json(
-        match apply::check(&intent, &q.account, Some(&conv), None, now, None, None) {
+        match apply::check(&intent, &q.account, Some(&conv), None, now, None, parent) {
             Ok(()) => CanAnswer::yes(),
             Err(d) => CanAnswer::no(d.code.as_str(), d.reason),
         },

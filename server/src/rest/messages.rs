@@ -11,7 +11,7 @@ use confab_core::doc::{read, write};
 use confab_core::ids::{Bucket, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::attachment::{attachments_to_json, Attachment};
 use confab_core::model::conversation::ConvKind;
-use confab_core::model::message::{Message, MessageKind, NewMessage};
+use confab_core::model::message::{ForwardedFrom, Message, MessageKind, NewMessage};
 use confab_core::model::proposal::ProposalStatus;
 use confab_core::policy::DenyCode;
 use confab_core::validate::RejectCode;
@@ -53,6 +53,9 @@ pub struct PostMessageRequest {
     /// stored blob of this conversation.
     #[serde(default)]
     attachments: Vec<Attachment>,
+    /// `<conversation>/<message>` of the message this one forwards; its attachments naming
+    /// blobs of that conversation are copied here (docs/ATTACHMENTS.md, "Forwarding").
+    forwarded_from: Option<String>,
 }
 
 /// `POST /v1/conversations/{id}/messages`: 201 `{id, seq, doc, created_at}`. The time is the
@@ -85,7 +88,25 @@ pub async fn post(
         ));
     }
     let conv = load(&app, &caller, &conv_id).await?;
-    super::attachments::check_references(&app, &caller, &conv_id, &req.attachments).await?;
+    let forwarded_from = req
+        .forwarded_from
+        .as_deref()
+        .map(ForwardedFrom::decode)
+        .transpose()?;
+    let attachments = match &forwarded_from {
+        Some(from) => {
+            super::forwarding::forward_attachments(
+                &app,
+                &caller,
+                &from.conv,
+                &conv_id,
+                req.attachments,
+            )
+            .await?
+        }
+        None => req.attachments,
+    };
+    super::attachments::check_references(&app, &caller, &conv_id, &attachments).await?;
     let id = match req.id {
         Some(id) => MessageId::new(id)?,
         None => MessageId::new(fresh_id("m-"))?,
@@ -111,11 +132,11 @@ pub async fn post(
         body: req.body,
         payload,
         caption: None,
-        attachments: (!req.attachments.is_empty()).then(|| attachments_to_json(&req.attachments)),
+        attachments: (!attachments.is_empty()).then(|| attachments_to_json(&attachments)),
         mentions: (!req.mentions.is_empty())
             .then(|| confab_core::model::attachment::mentions_to_json(&req.mentions)),
         reply_to: req.reply_to,
-        forwarded_from: None,
+        forwarded_from,
         created_at: now,
         scheduled_at: None,
         // Support threads: what the thread says about the caller (checked again on accept).
@@ -216,7 +237,7 @@ pub async fn set_status(
         ));
     }
     let conv = load(&app, &caller, &conv_id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let row = find_row(
         app.engine.store().as_ref(),
         &caller.tenant,
@@ -263,7 +284,7 @@ pub async fn page(
 ) -> Result<Json<MessagePage>, ApiError> {
     let conv_id = path_conv(&id)?;
     let conv = load(&app, &caller, &conv_id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let rows = app
         .engine
         .store()
@@ -297,7 +318,7 @@ pub async fn stats(
 ) -> Result<Json<StatsView>, ApiError> {
     let conv_id = path_conv(&id)?;
     let conv = load(&app, &caller, &conv_id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let stats = app
         .engine
         .store()

@@ -18,6 +18,7 @@ mod devices;
 mod discover;
 mod error;
 mod extract;
+mod forwarding;
 mod joining;
 mod manage;
 mod messages;
@@ -73,6 +74,7 @@ rest_routes! {
     "/v1/conversations/{id}/messages/{message}/status" => post(messages::set_status);
     "/v1/conversations/{id}/attachments/{hash}" => put(attachments::put), get(attachments::get);
     "/v1/conversations/{id}/attachments/{hash}/thumbnail" => get(attachments::thumbnail);
+    "/v1/conversations/{id}/attachments/{hash}/copy" => post(forwarding::copy);
     "/v1/conversations/{id}/uploads" => post(attachments::open);
     "/v1/conversations/{id}/uploads/{upload}" => get(attachments::progress), patch(attachments::chunk), delete(attachments::abandon);
     "/v1/scheduled" => get(scheduled::list), post(scheduled::create);

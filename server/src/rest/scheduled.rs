@@ -144,7 +144,7 @@ pub async fn create(
     message.validate(now)?;
     let id = MessageId::new(req.id.unwrap_or_else(|| fresh_id("m-")))?;
     let found = load(&app, &caller, &conv).await?;
-    readable(&found, &caller)?;
+    readable(&app, &found, &caller).await?;
     let view = ScheduledView {
         id: id.to_string(),
         conv: conv.to_string(),

@@ -106,6 +106,8 @@ pub struct MemberView {
     pub is_blocked: bool,
     /// The member's read marker (`reads/<account>`).
     pub last_read_message_id: Option<String>,
+    /// When the stored read marker last moved (server time).
+    pub last_read_at: Option<String>,
     /// The last message delivered to the member's device
     /// (`members/<account>/delivered`).
     pub delivered_message_id: Option<String>,
@@ -161,6 +163,7 @@ impl MemberView {
         };
         MemberView {
             last_read_message_id: marker(&conv.reads),
+            last_read_at: None,
             delivered_message_id: marker(&conv.delivered),
             user_id: m.account.to_string(),
             base_role: m.role.as_str(),
@@ -176,6 +179,18 @@ impl MemberView {
 }
 
 impl ConversationView {
+    /// Each member's `last_read_at`, from the projection's read times
+    /// (`Projections::read_times`).
+    pub fn with_read_times(mut self, times: &BTreeMap<confab_core::ids::AccountId, i64>) -> Self {
+        for m in &mut self.members {
+            let at = confab_core::ids::AccountId::new(m.user_id.as_str())
+                .ok()
+                .and_then(|a| times.get(&a).copied());
+            m.last_read_at = at.map(time);
+        }
+        self
+    }
+
     /// `None` for a conversation whose creation change has not arrived.
     pub fn of(conv: &Conversation, tenant: &confab_core::ids::TenantId) -> Option<Self> {
         let meta = conv.meta.as_ref()?;
@@ -329,6 +344,10 @@ pub struct MessageView {
     pub payload: Option<serde_json::Value>,
     pub caption: Option<String>,
     pub reply_to: Option<String>,
+    /// The attachments, as the message holds them (a forward's: copies stored here).
+    pub attachments: Vec<serde_json::Value>,
+    /// `<conversation>/<message>` this message forwards.
+    pub forwarded_from: Option<String>,
     pub created_at: String,
     pub edited_at: Option<String>,
     pub deleted: bool,
@@ -374,6 +393,8 @@ impl MessageView {
             payload: None,
             caption: None,
             reply_to: None,
+            attachments: Vec::new(),
+            forwarded_from: None,
             created_at: time(row.created_at),
             edited_at: None,
             deleted: row.deleted,
@@ -390,6 +411,12 @@ impl MessageView {
             view.payload = m.payload.as_deref().map(payload_value);
             view.caption = m.caption.clone();
             view.reply_to = m.reply_to.as_ref().map(ToString::to_string);
+            view.attachments = m
+                .attachments
+                .as_deref()
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default();
+            view.forwarded_from = m.forwarded_from.as_ref().map(|f| f.encode());
             view.edited_at = opt_time(m.edited_at);
             view.deleted = row.deleted || m.deleted_at.is_some();
             view.status = m.status.map(|s| s.as_str());

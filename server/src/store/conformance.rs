@@ -301,6 +301,16 @@ pub fn message_change(
     with(change(&doc, seq, author), vec![Projection::Message(row)])
 }
 
+/// Appends one change of `account`'s read marker (on `message`) to a conv document.
+pub fn marker_change(seqs: &mut Seqs, t: &str, c: &str, account: &str, message: &str) -> NewChange {
+    let doc = conv_doc(t, c);
+    let seq = seqs.next(&doc);
+    with(
+        change(&doc, seq, account),
+        vec![p_marker(t, c, account, message)],
+    )
+}
+
 pub fn assert_seq_conflict(result: Result<(), StoreError>, doc: &DocId) {
     match result {
         Err(StoreError::SeqConflict(d)) => assert_eq!(d, doc.to_string()),
@@ -896,16 +906,21 @@ pub async fn projection_queries(env: Env) {
     let mut m4 = message_change(&mut seqs, "acme", "g1", "m4", "bob", 1003, "four?");
     m4.projection
         .push(p_updated("acme", "g1", "m4", "four (edited)", false));
-    s.commit(&[m3, m4, {
-        let doc = conv_doc("acme", "g1");
-        let seq = seqs.next(&doc);
-        with(
-            change(&doc, seq, "alice"),
-            vec![p_marker("acme", "g1", "alice", "m1")],
-        )
-    }])
-    .await
-    .expect("messages 2");
+    let marker = marker_change(&mut seqs, "acme", "g1", "alice", "m1");
+    s.commit(&[m3, m4, marker]).await.expect("messages 2");
+    // The marker's time is the store's clock when it moved (the database's: a little slack).
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let times = s.read_times(&t, &conv("g1")).await.expect("read times");
+    let first_read = *times.get(&alice).expect("alice's marker has a time");
+    assert!(
+        (first_read - now()).abs() < 5_000,
+        "{first_read} is about now"
+    );
+    assert_eq!(times.len(), 1, "bob has no marker: {times:?}");
 
     let page = s.messages(&t, &conv("g1"), None, 100).await.expect("page");
     let ids: Vec<&str> = page.iter().map(|m| m.message.as_str()).collect();
@@ -987,6 +1002,7 @@ pub async fn projection_queries(env: Env) {
     let page = s.messages(&t, &conv("g1"), None, 10).await.expect("page");
     assert_eq!(page[2].preview, "two (edited)");
 
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     s.commit(&[{
         let doc = conv_doc("acme", "g1");
         let seq = seqs.next(&doc);
@@ -1001,6 +1017,18 @@ pub async fn projection_queries(env: Env) {
     }])
     .await
     .expect("marker");
+    let moved = s.read_times(&t, &conv("g1")).await.expect("read times")[&alice];
+    assert!(
+        moved > first_read,
+        "the moved marker's time {moved} is after {first_read}"
+    );
+    // Writing the marker again on the same message keeps its time.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    s.commit(&[marker_change(&mut seqs, "acme", "g1", "alice", "m3")])
+        .await
+        .expect("same marker");
+    let kept = s.read_times(&t, &conv("g1")).await.expect("read times")[&alice];
+    assert_eq!(kept, moved, "a marker that did not move keeps its time");
     let list = s.conversations_of(&t, &alice).await.expect("list");
     assert_eq!(list[0].conv.conv.as_str(), "g1", "activity kept");
     assert_eq!(list[0].conv.title.as_deref(), Some("Renamed"));

@@ -389,6 +389,13 @@ impl Projections for Guarded {
     async fn conv_stats(&self, tenant: &TenantId, conv: &ConvId) -> Result<Option<ConvStats>> {
         self.run(self.inner.conv_stats(tenant, conv)).await
     }
+    async fn read_times(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<std::collections::BTreeMap<AccountId, i64>> {
+        self.run(self.inner.read_times(tenant, conv)).await
+    }
     async fn conversations_of(
         &self,
         tenant: &TenantId,

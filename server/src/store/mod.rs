@@ -303,6 +303,13 @@ pub trait Projections: Send + Sync {
         tenant: &TenantId,
         conv: &ConvId,
     ) -> Result<Option<stats::ConvStats>>;
+    /// When each account's read marker in a conversation last moved (server time, ms; a
+    /// member's `last_read_at`), by account; a marker without a time is left out.
+    async fn read_times(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<std::collections::BTreeMap<AccountId, i64>>;
     /// The conversations an account is an active member of, with unread counts and the last
     /// message, most recent activity first.
     async fn conversations_of(

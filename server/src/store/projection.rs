@@ -68,6 +68,29 @@ macro_rules! queries {
             row.as_ref().map(stats::stats_of).transpose()
         }
 
+        pub(in crate::store) async fn read_times(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            conv: &ConvId,
+        ) -> Result<std::collections::BTreeMap<AccountId, i64>> {
+            let rows = sqlx::query(
+                "SELECT account, read_at FROM read_markers \
+                 WHERE tenant = $1 AND conv = $2 AND read_at IS NOT NULL",
+            )
+            .bind(tenant.as_str())
+            .bind(conv.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        columns::account(r.try_get("account")?)?,
+                        r.try_get("read_at")?,
+                    ))
+                })
+                .collect()
+        }
+
         pub(in crate::store) async fn messages(
             conn: &mut $conn,
             tenant: &TenantId,

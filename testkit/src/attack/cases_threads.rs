@@ -131,6 +131,20 @@ pub async fn banned_from_parent_subscribes_to_thread_not_parent_member(lab: &mut
     lab.reject(&f.bob, &bucket, post, "not_parent_member").await;
 }
 
+/// Bob, removed from the group (and, in a second group, banned), keeps his entry in its
+/// thread but reads none of it outside a subscription either (REST); alice, in the group,
+/// still does.
+pub async fn out_of_parent_reads_thread_over_rest_not_parent_member(lab: &mut impl Lab) {
+    for (id, status) in [("a97", "removed"), ("a98", "banned")] {
+        let mut f = fixture(lab, id).await;
+        let (thread, _) = thread_with_bob(lab, &mut f, &format!("{id}-t")).await;
+        let td = conv_doc(&thread);
+        out_of_parent(lab, &mut f, status).await;
+        lab.reads_refused(&f.bob, &td, "not_parent_member").await;
+        assert!(lab.conversation(&td).await.is_some(), "alice reads {td}");
+    }
+}
+
 /// A thread hangs on a message its parent holds and has not deleted.
 pub async fn thread_on_missing_message_parent_message_missing(lab: &mut impl Lab) {
     let mut f = fixture(lab, "a82").await;

@@ -223,6 +223,19 @@ impl Lab for HubLab {
             .await;
     }
 
+    async fn reads_refused(&mut self, dev: &Device, doc: &DocId, code: &str) {
+        known(code);
+        let denied = self
+            .hub
+            .may_read(doc, &dev.author.account, dev.author.service)
+            .expect_err("may not read");
+        assert_eq!(
+            denied.code().map(|c| c.as_str()),
+            Some(code),
+            "{doc}: {denied}"
+        );
+    }
+
     fn binding(&self, actor: &ActorId) -> Option<Option<AccountId>> {
         Some(self.hub.binding(actor).cloned())
     }

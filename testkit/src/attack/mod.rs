@@ -151,6 +151,10 @@ pub trait Lab {
     /// `dev` may not read `doc` (any more): refused with `code`.
     async fn unreadable(&mut self, dev: &Device, doc: &DocId, code: PerDriver<&str>);
 
+    /// `dev`'s reads of the conversation `doc` outside a subscription are refused with the
+    /// policy code `code` (the wire: every REST read of it; the hub: the read rule they apply).
+    async fn reads_refused(&mut self, dev: &Device, doc: &DocId, code: &str);
+
     /// The account `actor` is bound to; `None` where the driver cannot see bindings.
     fn binding(&self, actor: &ActorId) -> Option<Option<AccountId>>;
 
@@ -360,6 +364,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_threads::removed_from_parent_writes_in_thread_not_parent_member),
         case!(cases_threads::banned_from_parent_subscribes_to_thread_not_parent_member),
         case!(cases_threads::thread_on_missing_message_parent_message_missing),
+        case!(cases_threads::out_of_parent_reads_thread_over_rest_not_parent_member),
         case!(cases_e2ee::encrypted_channel_encryption_not_allowed),
         case!(cases_e2ee::group_in_a_plaintext_conversation_not_encrypted),
         case!(cases_e2ee::commit_for_a_stale_epoch_mls_stale_epoch),

@@ -498,6 +498,21 @@ impl Lab for WireLab {
         c.close().await;
     }
 
+    async fn reads_refused(&mut self, dev: &Device, doc: &DocId, code: &str) {
+        known(code);
+        let conv = doc.conv_id().expect("a conversation document").as_str();
+        let blob = "0".repeat(64);
+        for path in [
+            format!("/v1/conversations/{conv}"),
+            format!("/v1/conversations/{conv}/messages"),
+            format!("/v1/conversations/{conv}/stats"),
+            format!("/v1/conversations/{conv}/attachments/{blob}"),
+        ] {
+            let (status, body) = self.get(doc.tenant().as_str(), &dev.account, &path).await;
+            assert_eq!((status, &body["code"]), (403, &Value::from(code)), "{path}");
+        }
+    }
+
     fn binding(&self, _actor: &ActorId) -> Option<Option<AccountId>> {
         None
     }

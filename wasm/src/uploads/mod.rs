@@ -27,6 +27,7 @@ use crate::types::{
     UploadProgress,
 };
 use pending::Pending;
+pub(crate) use transfer::forward_copies;
 use transfer::{kind_of, send_from, CHUNK_DEFAULT};
 
 /// The client's REST side: how to reach the server over HTTP, and its pending uploads.

@@ -134,6 +134,41 @@ pub async fn open(
     view(answer.json)
 }
 
+/// A forward's attachments: each naming a blob of conversation `from` is copied into `to`
+/// (`POST …/attachments/{hash}/copy`) and named there, so `to`'s readers may read it
+/// (docs/ATTACHMENTS.md, "Forwarding"). Others are left as they are.
+pub async fn forward_copies(
+    http: Result<&Http>,
+    from: &str,
+    to: &str,
+    attachments: &mut [Attachment],
+) -> Result<()> {
+    let prefix = format!("/v1/conversations/{from}/attachments/");
+    for attachment in attachments.iter_mut().filter(|_| from != to) {
+        let Some(at) = attachment.url.find(&prefix) else {
+            continue;
+        };
+        let hash = &attachment.url[at + prefix.len()..];
+        let end = hash.find(['?', '#']).unwrap_or(hash.len());
+        let hash = hash[..end].to_owned();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let http = http.clone()?;
+        let path = format!("/v1/conversations/{to}/attachments/{hash}/copy");
+        let body = serde_json::json!({ "from": from }).to_string();
+        with_retry(None, || {
+            http.call("POST", &path, Body::Json(body.clone()), None)
+        })
+        .await?;
+        attachment.url.replace_range(
+            at..at + prefix.len(),
+            &format!("/v1/conversations/{to}/attachments/"),
+        );
+    }
+    Ok(())
+}
+
 /// `GET …/uploads/{upload}`: where it stands.
 pub async fn progress(
     http: &Http,

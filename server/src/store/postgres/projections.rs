@@ -57,6 +57,14 @@ impl Projections for PgStore {
         on_pool!(self, |conn| shared::conv_stats(conn, tenant, conv))
     }
 
+    async fn read_times(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<std::collections::BTreeMap<AccountId, i64>> {
+        on_pool!(self, |conn| shared::read_times(conn, tenant, conv))
+    }
+
     async fn conversations_of(
         &self,
         tenant: &TenantId,

@@ -53,6 +53,14 @@ impl Projections for SqliteStore {
         on_reader!(self, |conn| shared::conv_stats(conn, tenant, conv))
     }
 
+    async fn read_times(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+    ) -> Result<std::collections::BTreeMap<AccountId, i64>> {
+        on_reader!(self, |conn| shared::read_times(conn, tenant, conv))
+    }
+
     async fn conversations_of(
         &self,
         tenant: &TenantId,
