@@ -66,6 +66,15 @@ impl Peer {
         }
     }
 
+    /// A new engine of this peer's account with its saved device attached (a restart).
+    fn restarted(&self) -> ClientEngine {
+        let mut engine = ClientEngine::new(self.engine.config().clone());
+        engine
+            .attach_device(self.device.clone(), Some(&self.saved_device().unwrap()))
+            .unwrap();
+        engine
+    }
+
     fn saved_device(&self) -> Option<Vec<u8>> {
         block_on_ready(self.store.get(HostKey::Mls.key()))
             .unwrap()
@@ -300,13 +309,7 @@ fn a_device_is_saved_and_keeps_its_key_packages_topped_up() {
 
     // A restarted engine attaches the saved device: the same signature key.
     let key_before = peers[0].engine.device_identity().cloned();
-    let mut again = ClientEngine::new(config("alice"));
-    again
-        .attach_device(
-            DeviceId::new("phone").unwrap(),
-            Some(&peers[0].saved_device().unwrap()),
-        )
-        .unwrap();
+    let again = peers[0].restarted();
     assert_eq!(again.device_identity().cloned(), key_before);
     // A saved device of another name is refused, not silently replaced.
     let mut other = ClientEngine::new(config("alice"));
@@ -336,13 +339,7 @@ fn an_encrypted_group_is_created_with_its_mls_group() {
     let doc = DocId::conv(&tenant(), &conv("secret"));
     assert_eq!(wire.hub.changes_after(&doc, 0).len(), 2);
     // The group is in the saved device.
-    let mut restarted = ClientEngine::new(config("alice"));
-    restarted
-        .attach_device(
-            DeviceId::new("phone").unwrap(),
-            Some(&peers[0].saved_device().unwrap()),
-        )
-        .unwrap();
+    let restarted = peers[0].restarted();
     assert_eq!(restarted.group_epoch(&conv("secret")), Some(0));
 }
 
@@ -432,13 +429,7 @@ fn members_are_added_and_removed_with_their_commits() {
     assert_eq!(epochs(&peers), vec![Some(3), Some(3), None]);
 
     // The devices' states are saved: a restarted alice is at the same epoch.
-    let mut restarted = ClientEngine::new(config("alice"));
-    restarted
-        .attach_device(
-            DeviceId::new("phone").unwrap(),
-            Some(&peers[0].saved_device().unwrap()),
-        )
-        .unwrap();
+    let restarted = peers[0].restarted();
     assert_eq!(restarted.group_epoch(&conv("secret")), Some(3));
 }
 

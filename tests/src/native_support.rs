@@ -84,6 +84,7 @@ pub fn fresh_dirs(tag: &str, n: usize) -> Vec<PathBuf> {
 /// A group `conv` whose creator adds `members` as members.
 pub fn group_of(conv: &ConvId, members: &[&str]) -> Intent {
     Intent::CreateConversation {
+        encrypted: false,
         conv: conv.clone(),
         kind: ConvKind::Group,
         title: None,
