@@ -870,6 +870,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/hide", "delete"),
         ("/v1/conversations/{id}/members", "post"),
         ("/v1/conversations/{id}/members/{account}", "delete"),
+        ("/v1/conversations/{id}/members/{account}", "patch"),
         ("/v1/conversations/{id}/messages", "get"),
         ("/v1/conversations/{id}/messages", "post"),
         ("/v1/conversations/{id}/messages/{message}/status", "post"),
