@@ -983,6 +983,55 @@ fn a_timed_mute_ends_by_itself_in_the_conversation_list() {
 }
 
 #[test]
+fn a_temporary_role_lapses_by_itself_in_the_engines_view_and_checks() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "mods", &[(1, Role::Member)]);
+    let now = wire.now;
+    let until = now + 60_000;
+    let grant = Intent::SetRole {
+        conv: c.clone(),
+        account: acc("bob"),
+        role: Role::Moderator,
+        until: Some(until),
+    };
+    let id = peers[0].engine.intent(grant, now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "accepted by the hub");
+    let role_at = |peer: &Peer, device_now: i64| {
+        let (conv, next) = peer.engine.conversation_at(&c, device_now).unwrap();
+        let bob = conv.members[&acc("bob")].clone();
+        (bob.role, bob.role_until, bob.role_after, next)
+    };
+    let temporary = (
+        Role::Moderator,
+        Some(until),
+        Some(Role::Member),
+        Some(until),
+    );
+    assert_eq!(role_at(&peers[1], now), temporary);
+    assert_eq!(role_at(&peers[1], until - 1), temporary);
+    assert_eq!(role_at(&peers[1], until), (Role::Member, None, None, None));
+    // The entry as written keeps its expiry: only readers at a time see it lapse.
+    let written = peers[1].engine.conversation(&c).unwrap().members[&acc("bob")].clone();
+    assert_eq!(written.role, Role::Moderator);
+    // The engine's own check judges the same way: a pin before the time, not at it.
+    let pin = || Intent::Pin {
+        conv: c.clone(),
+        message: MessageId::new("m-none").unwrap(),
+    };
+    let refused = peers[1].engine.intent(pin(), until).expect_err("lapsed");
+    assert!(
+        format!("{refused:?}").contains("no_permission"),
+        "{refused:?}"
+    );
+    assert!(
+        peers[1].engine.intent(pin(), until - 1).is_ok(),
+        "still moderator"
+    );
+}
+
+#[test]
 fn the_engine_refuses_a_reaction_past_the_cap_and_non_https_urls() {
     use confab_core::limits::REACTIONS_PER_MEMBER_MAX;
     let mut wire = Wire::new();

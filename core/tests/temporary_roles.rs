@@ -344,7 +344,7 @@ fn a_conversation_view_at_a_time_shows_lapsed_roles_lapsed() {
     let c = group();
     assert_eq!(c.next_lapse(NOW), Some(T));
     assert_eq!(
-        c.at(T - 1).member(&acc("bob")).unwrap().role,
+        c.clone().at(T - 1).member(&acc("bob")).unwrap().role,
         Role::Moderator
     );
     let later = c.at(T);
