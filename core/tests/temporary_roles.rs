@@ -5,7 +5,7 @@
 
 use confab_core::doc::schema::keys::{REMOVED_AT, ROLE, ROLE_AFTER, ROLE_UNTIL, STATUS};
 use confab_core::model::conversation::*;
-use confab_core::model::message::{Message, MessageKind, NewMessage};
+use confab_core::model::message::NewMessage;
 use confab_core::policy::{check, Author, Context, DenyCode, Effect, EntryWrite, Transfer};
 use confab_testkit::hub::NOW;
 use confab_testkit::ids::{acc, conv_id, msg_id};
@@ -59,29 +59,6 @@ fn run(c: &Conversation, now: i64, author: &str, effect: &Effect) -> Option<Deny
         .map(|d| d.code)
 }
 
-fn message(author: &str) -> Message {
-    Message {
-        id: msg_id("m1"),
-        author: acc(author),
-        kind: MessageKind::Text,
-        body: "hi".into(),
-        payload: None,
-        caption: None,
-        attachments: None,
-        mentions: None,
-        reply_to: None,
-        forwarded_from: None,
-        created_at: NOW,
-        edited_at: None,
-        deleted_at: None,
-        scheduled_at: None,
-        status: None,
-        reactions: Default::default(),
-        stamp: Default::default(),
-        sealed: None,
-    }
-}
-
 /// `name`'s entry in `c` changed by `f`, `fields` written.
 fn update(c: &Conversation, name: &str, fields: &[&str], f: impl FnOnce(&mut Member)) -> Effect {
     let before = c.member(&acc(name)).unwrap().clone();
@@ -115,21 +92,18 @@ fn a_temporary_moderator_moderates_until_its_time_and_not_after() {
         m.status = MemberStatus::Removed;
         m.removed_at = Some(NOW);
     });
-    let delete = Effect::DeleteMessage(Box::new(message("carol")));
     let archive = Effect::SetLifecycle {
         to: Lifecycle::Archived,
         by: acc("bob"),
     };
     for now in [NOW, T - 1] {
         assert_eq!(run(&c, now, "bob", &pin()), None, "pin at {now}");
-        assert_eq!(run(&c, now, "bob", &delete), None, "delete at {now}");
         assert_eq!(run(&c, now, "bob", &remove_carol), None, "remove at {now}");
         assert_eq!(run(&c, now, "bob", &archive), None, "archive at {now}");
     }
     // Exactly at its time the role is the member it went back to, everywhere.
     for now in [T, T + 1] {
         assert_eq!(run(&c, now, "bob", &pin()), Some(DenyCode::NoPermission));
-        assert_eq!(run(&c, now, "bob", &delete), Some(DenyCode::NotAuthor));
         assert_eq!(
             run(&c, now, "bob", &remove_carol),
             Some(DenyCode::RoleTooHigh)

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::Server;
+use support::{member, Server};
 
 async fn call(
     s: &Server,
@@ -30,15 +30,6 @@ async fn call(
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn member<'a>(conv: &'a Value, account: &str) -> &'a Value {
-    conv["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .find(|m| m["user_id"] == account)
-        .unwrap_or_else(|| panic!("{account} is not in {conv}"))
 }
 
 const BOB: &str = "/v1/conversations/temp/members/bob";
