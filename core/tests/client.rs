@@ -14,7 +14,7 @@ use confab_core::client::{
 };
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
-use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
+use confab_core::model::conversation::{ConvKind, Permission, Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame, SnapshotOrder};
@@ -1026,9 +1026,31 @@ fn a_temporary_role_lapses_by_itself_in_the_engines_view_and_checks() {
         "{refused:?}"
     );
     assert!(
-        peers[1].engine.intent(pin(), until - 1).is_ok(),
+        peers[1].engine.verdict(&pin(), until - 1).is_ok(),
         "still moderator"
     );
+    // A temporary override the same way: pins for another minute after the role.
+    let later = until + 60_000;
+    let allow_pins = Intent::SetOverride {
+        conv: c.clone(),
+        account: acc("bob"),
+        permission: Permission::PinMessages,
+        allowed: Some(true),
+        until: Some(later),
+    };
+    let id = peers[0].engine.intent(allow_pins, now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "accepted by the hub");
+    assert!(
+        peers[1].engine.verdict(&pin(), until).is_ok(),
+        "the override holds"
+    );
+    let refused = peers[1].engine.verdict(&pin(), later).expect_err("lapsed");
+    assert_eq!(refused.code.as_str(), "no_permission");
+    let (conv, next) = peers[1].engine.conversation_at(&c, until).unwrap();
+    assert_eq!(next, Some(later));
+    let bob = &conv.members[&acc("bob")];
+    assert_eq!(bob.overrides_until[&Permission::PinMessages], later);
 }
 
 #[test]

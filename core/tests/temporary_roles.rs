@@ -224,6 +224,34 @@ fn nobody_extends_or_keeps_their_own_temporary_role() {
 }
 
 #[test]
+fn an_override_expiry_is_an_override_admins_set() {
+    let c = group();
+    let mute = update(
+        &c,
+        "carol",
+        &["can_send_messages", "can_send_messages_until"],
+        |m| {
+            m.overrides.insert(Permission::SendMessages, false);
+            m.overrides_until.insert(Permission::SendMessages, T);
+        },
+    );
+    assert_eq!(run(&c, NOW, "admin", &mute), None);
+    assert_eq!(run(&c, NOW, "mod", &mute), Some(DenyCode::NoPermission));
+    let mut muted = c.clone();
+    let carol = muted.members.get_mut(&acc("carol")).unwrap();
+    carol.overrides.insert(Permission::SendMessages, false);
+    carol.overrides_until.insert(Permission::SendMessages, T);
+    let shorten = update(&muted, "carol", &["can_send_messages_until"], |m| {
+        m.overrides_until.insert(Permission::SendMessages, NOW);
+    });
+    assert_eq!(
+        run(&muted, NOW, "carol", &shorten),
+        Some(DenyCode::RoleTooHigh)
+    );
+    assert_eq!(run(&muted, NOW, "admin", &shorten), None);
+}
+
+#[test]
 fn a_lapsed_role_ranks_as_the_role_it_lapsed_to() {
     let mut c = group();
     let bob = c.members.get_mut(&acc("bob")).unwrap();
