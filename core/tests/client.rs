@@ -14,7 +14,7 @@ use confab_core::client::{
 };
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
-use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
+use confab_core::model::conversation::{ConvKind, Permission, Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame, SnapshotOrder};
@@ -982,6 +982,77 @@ fn a_timed_mute_ends_by_itself_in_the_conversation_list() {
     wire.pump(&mut peers);
     assert_eq!(peers[1].engine.status(bob), None);
     assert_eq!(listed(&peers[1], now + 365 * 86_400_000), (true, None));
+}
+
+#[test]
+fn a_temporary_role_lapses_by_itself_in_the_engines_view_and_checks() {
+    let mut wire = Wire::new();
+    let mut peers = online(&mut wire, &["alice", "bob"]);
+    let c = group(&mut wire, &mut peers, 0, "mods", &[(1, Role::Member)]);
+    let now = wire.now;
+    let until = now + 60_000;
+    let grant = Intent::SetRole {
+        conv: c.clone(),
+        account: acc("bob"),
+        role: Role::Moderator,
+        until: Some(until),
+    };
+    let id = peers[0].engine.intent(grant, now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "accepted by the hub");
+    let role_at = |peer: &Peer, device_now: i64| {
+        let (conv, next) = peer.engine.conversation_at(&c, device_now).unwrap();
+        let bob = conv.members[&acc("bob")].clone();
+        (bob.role, bob.role_until, bob.role_after, next)
+    };
+    let temporary = (
+        Role::Moderator,
+        Some(until),
+        Some(Role::Member),
+        Some(until),
+    );
+    assert_eq!(role_at(&peers[1], now), temporary);
+    assert_eq!(role_at(&peers[1], until - 1), temporary);
+    assert_eq!(role_at(&peers[1], until), (Role::Member, None, None, None));
+    // The entry as written keeps its expiry: only readers at a time see it lapse.
+    let written = peers[1].engine.conversation(&c).unwrap().members[&acc("bob")].clone();
+    assert_eq!(written.role, Role::Moderator);
+    // The engine's own check judges the same way: a pin before the time, not at it.
+    let pin = || Intent::Pin {
+        conv: c.clone(),
+        message: MessageId::new("m-none").unwrap(),
+    };
+    let refused = peers[1].engine.intent(pin(), until).expect_err("lapsed");
+    assert!(
+        format!("{refused:?}").contains("no_permission"),
+        "{refused:?}"
+    );
+    assert!(
+        peers[1].engine.verdict(&pin(), until - 1).is_ok(),
+        "still moderator"
+    );
+    // A temporary override the same way: pins for another minute after the role.
+    let later = until + 60_000;
+    let allow_pins = Intent::SetOverride {
+        conv: c.clone(),
+        account: acc("bob"),
+        permission: Permission::PinMessages,
+        allowed: Some(true),
+        until: Some(later),
+    };
+    let id = peers[0].engine.intent(allow_pins, now).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.status(id), None, "accepted by the hub");
+    assert!(
+        peers[1].engine.verdict(&pin(), until).is_ok(),
+        "the override holds"
+    );
+    let refused = peers[1].engine.verdict(&pin(), later).expect_err("lapsed");
+    assert_eq!(refused.code.as_str(), "no_permission");
+    let (conv, next) = peers[1].engine.conversation_at(&c, until).unwrap();
+    assert_eq!(next, Some(later));
+    let bob = &conv.members[&acc("bob")];
+    assert_eq!(bob.overrides_until[&Permission::PinMessages], later);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 mod support;
 
-use support::{Server, TENANT};
+use support::{member, Server, TENANT};
 
 struct Answer {
     status: u16,
@@ -86,15 +86,6 @@ fn expect_error(answer: &Answer, status: u16, code: &str) {
         answer.body
     );
     assert!(answer.body["message"].is_string(), "{}", answer.body);
-}
-
-fn member<'a>(conv: &'a Value, account: &str) -> &'a Value {
-    conv["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .find(|m| m["user_id"] == account)
-        .unwrap_or_else(|| panic!("{account} is not in {conv}"))
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -873,6 +864,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/hide", "delete"),
         ("/v1/conversations/{id}/members", "post"),
         ("/v1/conversations/{id}/members/{account}", "delete"),
+        ("/v1/conversations/{id}/members/{account}", "patch"),
         ("/v1/conversations/{id}/messages", "get"),
         ("/v1/conversations/{id}/messages", "post"),
         ("/v1/conversations/{id}/messages/{message}/status", "post"),

@@ -333,9 +333,11 @@ impl ConfabClient {
     /// The members of `conv` (every status; filter on `status === "active"`).
     pub fn members(&self, conv: &str) -> std::result::Result<Vec<Ts<Member>>, JsValue> {
         let conv = conv_id(conv)?;
-        let conversation = self.rt.read(None, |e| e.conversation(&conv));
+        // As of now, as `conversation()`: a lapsed temporary role shows lapsed.
+        let now = js::now_ms();
+        let conversation = self.rt.read(None, |e| e.conversation_at(&conv, now));
         Ok(conversation
-            .map(|c| c.members.into_values().collect::<Vec<_>>())
+            .map(|(c, _)| c.members.into_values().collect::<Vec<_>>())
             .unwrap_or_default()
             .into_iter()
             .filter_map(|m| Ts::from_rust(&Member::from(m)).ok())

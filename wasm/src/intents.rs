@@ -16,7 +16,7 @@ use crate::js;
 use crate::runtime::Runtime;
 use crate::types::{
     CreateConversationInput, CreateThreadInput, IntentData, IntentResult, LeadOutcome,
-    MessageInput, PresenceState, Profile, RemoveOptions, Role, SupportInput,
+    MessageInput, Permission, PresenceState, Profile, RemoveOptions, Role, SupportInput,
 };
 
 /// `string | MessageInput` from JavaScript.
@@ -391,6 +391,32 @@ impl ConfabClient {
                 conv: conv_id(&conv)?,
                 account: account_id(&account)?,
                 role: role?.into(),
+                until: until.map(|t| t as i64),
+            };
+            run(&rt, vec![intent], IntentResult::default()).await
+        })
+    }
+
+    /// Sets (`allowed` true or false) or clears (`allowed` absent) a member's permission
+    /// override, for good, or until `until` (server time, ms), after which the role's
+    /// default applies again ("may not post until Friday").
+    #[wasm_bindgen(js_name = setOverride, unchecked_return_type = "Promise<IntentResult>")]
+    pub fn set_override(
+        &self,
+        conv: String,
+        account: String,
+        permission: Ts<Permission>,
+        allowed: Option<bool>,
+        until: Option<f64>,
+    ) -> Promise {
+        let rt = self.rt.clone();
+        let permission = permission.to_rust();
+        promise(async move {
+            let intent = Intent::SetOverride {
+                conv: conv_id(&conv)?,
+                account: account_id(&account)?,
+                permission: permission?.into(),
+                allowed,
                 until: until.map(|t| t as i64),
             };
             run(&rt, vec![intent], IntentResult::default()).await

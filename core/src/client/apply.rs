@@ -250,6 +250,13 @@ pub fn write_to_with(
             until,
             ..
         } => write::set_role(doc, tag, now, account, *role, *until)?,
+        SetOverride {
+            account,
+            permission,
+            allowed,
+            until,
+            ..
+        } => write::set_override(doc, tag, now, account, *permission, *allowed, *until)?,
         SetInfo { field, value, .. } => {
             let field = field_name(field, crate::doc::schema::INFO_FIELDS)?;
             write::set_info(doc, tag, now, field, value.as_deref())?

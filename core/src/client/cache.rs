@@ -152,6 +152,7 @@ impl Need {
             }
             Intent::RemoveMember { account, .. }
             | Intent::SetRole { account, .. }
+            | Intent::SetOverride { account, .. }
             | Intent::TransferOwnership { account, .. } => need.accounts.push(account.clone()),
             Intent::Pin { .. } => need.pins = true,
             _ => {}

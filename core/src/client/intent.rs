@@ -127,6 +127,16 @@ pub enum Intent {
         #[serde(default)]
         until: Option<i64>,
     },
+    /// Sets (`Some`) or clears (`None`) a member's permission override, for good or, set,
+    /// until the server time `until` (ms), after which the role default applies again.
+    SetOverride {
+        conv: ConvId,
+        account: AccountId,
+        permission: crate::model::conversation::Permission,
+        allowed: Option<bool>,
+        #[serde(default)]
+        until: Option<i64>,
+    },
     SetInfo {
         conv: ConvId,
         field: String,
@@ -226,6 +236,7 @@ impl Intent {
             Intent::RemoveMember { .. } => "remove_member",
             Intent::Leave { .. } => "leave",
             Intent::SetRole { .. } => "set_role",
+            Intent::SetOverride { .. } => "set_override",
             Intent::SetInfo { .. } => "set_info",
             Intent::SetSetting { .. } => "set_setting",
             Intent::SetLifecycle { .. } => "set_lifecycle",
@@ -285,6 +296,7 @@ pub fn targets(
         | RemoveMember { conv: c, .. }
         | Leave { conv: c }
         | SetRole { conv: c, .. }
+        | SetOverride { conv: c, .. }
         | SetInfo { conv: c, .. }
         | SetSetting { conv: c, .. }
         | SetLifecycle { conv: c, .. }

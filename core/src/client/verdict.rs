@@ -212,6 +212,37 @@ pub fn check(
                 fields,
             }
         }
+        SetOverride {
+            account,
+            permission,
+            allowed,
+            until,
+            ..
+        } => {
+            let Some(before) = member(account) else {
+                return Err(Denial {
+                    code: DenyCode::NotMember,
+                    reason: format!("{account} is not a member"),
+                });
+            };
+            // What `write::set_override` writes.
+            let mut after = before.clone();
+            match allowed {
+                Some(v) => after.overrides.insert(*permission, *v),
+                None => after.overrides.remove(permission),
+            };
+            match until.filter(|_| allowed.is_some()) {
+                Some(t) => after.overrides_until.insert(*permission, t),
+                None => after.overrides_until.remove(permission),
+            };
+            let key = permission.as_str();
+            let fields = vec![key.to_owned(), format!("{key}_until")];
+            Effect::UpdateMember {
+                before,
+                after,
+                fields,
+            }
+        }
         SetInfo { field, .. } => Effect::SetInfo {
             field: field.clone(),
         },

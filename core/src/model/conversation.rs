@@ -466,15 +466,14 @@ impl Conversation {
     }
 
     /// The conversation as it stands at server time `now` (every entry through
-    /// [`Member::at`]), for views: a copy of the members.
-    pub fn at(&self, now: i64) -> Conversation {
-        let mut conv = self.clone();
-        for m in conv.members.values_mut() {
+    /// [`Member::at`]), for views; only entries that lapsed are copied.
+    pub fn at(mut self, now: i64) -> Conversation {
+        for m in self.members.values_mut() {
             if let Cow::Owned(lapsed) = m.at(now) {
                 *m = lapsed;
             }
         }
-        conv
+        self
     }
 
     /// The next time after `now` at which an entry's role or override lapses: a view of

@@ -122,7 +122,7 @@ async fn body(
     conv: &Conversation,
     tenant: &TenantId,
 ) -> Result<Response, ApiError> {
-    let view = ConversationView::of(conv, tenant)
+    let view = ConversationView::of(conv, tenant, now_ms())
         .ok_or_else(|| ApiError::internal(format!("{} has no creation change", conv.id)))?;
     let times = app.engine.store().read_times(tenant, &conv.id).await?;
     Ok((status, Json(view.with_read_times(&times))).into_response())
@@ -653,8 +653,8 @@ pub async fn list(
     let asks: Vec<_> = listed
         .iter()
         .map(|item| {
-            let last = item.last_message.as_ref();
-            let ask = last.map(|m| (item.conv.conv.clone(), m.author.clone()));
+            let author = item.last_message.as_ref().map(|m| m.author.clone());
+            let ask = (item.conv.conv.clone(), author, caller.account.clone());
             last_sender(app.clone(), caller.tenant.clone(), ask)
         })
         .collect();
@@ -666,7 +666,9 @@ pub async fn list(
         conversations: listed
             .into_iter()
             .zip(names)
-            .map(|(item, last)| ConversationListEntry::of(item, last.name, last.encrypted))
+            .map(|(item, last)| {
+                ConversationListEntry::of(item, last.name, last.encrypted, last.role)
+            })
             .collect(),
     }))
 }
@@ -674,32 +676,37 @@ pub async fn list(
 /// How many conversations the list reads at once for the last senders' names.
 const NAME_READS: usize = 16;
 
-/// The name the conversation gives the last message's author now
-/// (`Conversation::name_of`), read from the conversation's unit (loaded if it is not in
-/// memory): the projection keeps no names, and a name changes without a message. `ask`:
-/// the conversation and the author, `None` without a last message.
-/// What the list says of a last message beyond its row: its sender's name, and whether
-/// the conversation is end-to-end encrypted (its content is sealed, the preview empty).
+/// What the list says of a conversation beyond its projection row: the name the
+/// conversation gives the last message's author now (`Conversation::name_of`), whether it is
+/// end-to-end encrypted (its content is sealed, the preview empty), and the caller's role
+/// now with when it lapses: the projection keeps no names and the role as written, and a
+/// name changes, and a temporary role lapses, without a change the projection sees.
 #[derive(Default)]
 struct LastSender {
     name: Option<String>,
     encrypted: bool,
+    role: Option<(&'static str, Option<i64>)>,
 }
 
+/// [`LastSender`], read from the conversation's unit (loaded if it is not in memory).
+/// `ask`: the conversation, the last message's author (`None` without one), the caller.
 async fn last_sender(
     app: AppState,
     tenant: TenantId,
-    ask: Option<(ConvId, AccountId)>,
+    ask: (ConvId, Option<AccountId>, AccountId),
 ) -> LastSender {
-    let Some((conv, author)) = ask else {
-        return LastSender::default();
-    };
+    let (conv, author, me) = ask;
     let Some(conv) = app.engine.conversation(&tenant, &conv).await else {
         return LastSender::default();
     };
+    let role = conv.member(&me).map(|m| {
+        let m = m.at(now_ms());
+        (m.role.as_str(), m.role_until)
+    });
     LastSender {
-        name: conv.name_of(&author).map(str::to_owned),
+        name: author.and_then(|a| conv.name_of(&a).map(str::to_owned)),
         encrypted: conv.encrypted(),
+        role,
     }
 }
 

@@ -95,7 +95,11 @@ pub struct SettingsView {
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberView {
     pub user_id: String,
+    /// The role now: a temporary role whose time came shows the role it lapsed to.
     pub base_role: &'static str,
+    /// When the role lapses (a temporary role), and to what; `null` for a lasting one.
+    pub role_expires_at: Option<String>,
+    pub role_after: Option<&'static str>,
     pub display_name: String,
     pub status: &'static str,
     pub joined_at: Option<String>,
@@ -157,7 +161,9 @@ impl SettingsView {
 }
 
 impl MemberView {
-    pub fn of(conv: &Conversation, m: &Member) -> Self {
+    /// `m` as it stands at server time `now` (`Member::at`).
+    pub fn of(conv: &Conversation, m: &Member, now: i64) -> Self {
+        let m = m.at(now);
         let marker = |map: &BTreeMap<_, confab_core::ids::MessageId>| {
             map.get(&m.account).map(ToString::to_string)
         };
@@ -167,6 +173,8 @@ impl MemberView {
             delivered_message_id: marker(&conv.delivered),
             user_id: m.account.to_string(),
             base_role: m.role.as_str(),
+            role_expires_at: opt_time(m.role_until),
+            role_after: m.role_after.map(|r| r.as_str()),
             display_name: m.nickname.clone().unwrap_or_default(),
             status: m.status.as_str(),
             joined_at: opt_time(m.joined_at),
@@ -191,8 +199,10 @@ impl ConversationView {
         self
     }
 
-    /// `None` for a conversation whose creation change has not arrived.
-    pub fn of(conv: &Conversation, tenant: &confab_core::ids::TenantId) -> Option<Self> {
+    /// `None` for a conversation whose creation change has not arrived. Members as they
+    /// stand at server time `now`.
+    pub fn of(conv: &Conversation, tenant: &confab_core::ids::TenantId, now: i64) -> Option<Self> {
+
         let meta = conv.meta.as_ref()?;
         let deterministic = matches!(meta.kind, ConvKind::Direct | ConvKind::Support);
         Some(ConversationView {
@@ -218,7 +228,7 @@ impl ConversationView {
             members: conv
                 .members
                 .values()
-                .map(|m| MemberView::of(conv, m))
+                .map(|m| MemberView::of(conv, m, now))
                 .collect(),
             parent: meta.thread.as_ref().map(|t| ParentView {
                 conversation: t.parent.to_string(),
@@ -293,15 +303,24 @@ pub struct ConversationListEntry {
     pub lifecycle: String,
     pub parent: Option<String>,
     pub created_at: Option<String>,
+    /// The caller's role now (a lapsed temporary role shows the role it lapsed to), and
+    /// when it lapses.
     pub role: String,
+    pub role_expires_at: Option<String>,
     pub unread_count: i64,
     pub last_message: Option<MessageSummaryView>,
 }
 
 impl ConversationListEntry {
     /// `sender_name` and `is_encrypted`: the last message's, as `MessageSummaryView` answers
-    /// them.
-    pub fn of(item: &ConvListItem, sender_name: Option<String>, is_encrypted: bool) -> Self {
+    /// them; `role`: the caller's role now and when it lapses, where the conversation was
+    /// read (else the projection's role).
+    pub fn of(
+        item: &ConvListItem,
+        sender_name: Option<String>,
+        is_encrypted: bool,
+        role: Option<(&'static str, Option<i64>)>,
+    ) -> Self {
         let c = &item.conv;
         let deterministic =
             c.kind == ConvKind::Direct.as_str() || c.kind == ConvKind::Support.as_str();
@@ -316,7 +335,8 @@ impl ConversationListEntry {
             } else {
                 Some(time(c.created_at))
             },
-            role: item.role.clone(),
+            role: role.map_or_else(|| item.role.clone(), |(r, _)| r.to_owned()),
+            role_expires_at: opt_time(role.and_then(|(_, until)| until)),
             unread_count: item.unread,
             last_message: item
                 .last_message

@@ -171,3 +171,14 @@ impl Server {
             .expect("mint")
     }
 }
+
+/// The entry of `account` in a conversation body's `members`.
+#[allow(dead_code)]
+pub fn member<'a>(conv: &'a serde_json::Value, account: &str) -> &'a serde_json::Value {
+    conv["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["user_id"] == account)
+        .unwrap_or_else(|| panic!("{account} is not in {conv}"))
+}

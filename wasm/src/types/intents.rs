@@ -182,6 +182,19 @@ pub enum IntentData {
         #[tsify(optional)]
         until: Option<i64>,
     },
+    /// A permission override set (`allowed`) or cleared (absent), for good or until
+    /// `until` (server time, ms).
+    SetOverride {
+        conv: String,
+        account: String,
+        permission: Permission,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        allowed: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        until: Option<i64>,
+    },
     SetInfo {
         conv: String,
         field: String,
@@ -403,6 +416,19 @@ impl From<cc::Intent> for IntentData {
                 role: role.into(),
                 until,
             },
+            I::SetOverride {
+                conv,
+                account,
+                permission,
+                allowed,
+                until,
+            } => IntentData::SetOverride {
+                conv: conv.into(),
+                account: account.into(),
+                permission: permission.into(),
+                allowed,
+                until,
+            },
             I::SetInfo { conv, field, value } => IntentData::SetInfo {
                 conv: conv.into(),
                 field,
@@ -616,6 +642,19 @@ impl TryFrom<IntentData> for cc::Intent {
                 conv: conv(c)?,
                 account: acc(account)?,
                 role: role.into(),
+                until,
+            },
+            IntentData::SetOverride {
+                conv: c,
+                account,
+                permission,
+                allowed,
+                until,
+            } => I::SetOverride {
+                conv: conv(c)?,
+                account: acc(account)?,
+                permission: permission.into(),
+                allowed,
                 until,
             },
             IntentData::SetInfo {

@@ -55,6 +55,10 @@ impl Action {
                 format!("change {}'s role", name(account)),
                 "This role change",
             ),
+            Intent::SetOverride { account, .. } => (
+                format!("change {}'s permissions", name(account)),
+                "This permission change",
+            ),
             Intent::SetInfo { field, .. } => (format!("change the {field}"), "This change"),
             Intent::SetSetting { .. } => ("change the settings".into(), "This setting"),
             Intent::SetLifecycle { state, .. } => (
@@ -137,6 +141,7 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
         | Intent::RemoveMember { conv, .. }
         | Intent::Leave { conv }
         | Intent::SetRole { conv, .. }
+        | Intent::SetOverride { conv, .. }
         | Intent::SetInfo { conv, .. }
         | Intent::SetSetting { conv, .. }
         | Intent::SetLifecycle { conv, .. }
@@ -162,6 +167,7 @@ pub(super) fn target_of(intent: &Intent) -> Option<&AccountId> {
         Intent::AddMember { account, .. }
         | Intent::RemoveMember { account, .. }
         | Intent::SetRole { account, .. }
+        | Intent::SetOverride { account, .. }
         | Intent::TransferOwnership { account, .. } => Some(account),
         Intent::OpenDirect { peer } => Some(peer),
         _ => None,
