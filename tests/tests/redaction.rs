@@ -30,7 +30,7 @@ async fn redaction(backend: Backend) {
     let conv = ConvId::new("red1").unwrap();
     let at = now_ms();
     let id = MessageId::new("m1").unwrap();
-    let mut m = NewMessage::text(id.clone(), acc("alice"), &format!("body {MARKER}"), at);
+    let mut m = NewMessage::text(id.clone(), acc("alice"), format!("body {MARKER}"), at);
     m.kind = MessageKind::File;
     m.caption = Some(format!("caption {MARKER}"));
     m.payload = Some(format!(r#"{{"note":"payload {MARKER}"}}"#));
