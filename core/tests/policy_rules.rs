@@ -3144,6 +3144,16 @@ fn proposal_status_moves_once_from_pending() {
         run(&s, "client", &answer(stored("owner"), Accepted)),
         deny(DenyCode::ImmutableField),
     ));
+    // A deleted proposal's tombstone has no status left to move.
+    let mut deleted = proposal("owner", None, None);
+    deleted.status = None;
+    deleted.deleted_at = Some(NOW - 500);
+    deleted.deleted_by = Some(acc("owner"));
+    cases.push(case(
+        "a deleted proposal",
+        run(&s, "client", &answer(deleted, Accepted)),
+        deny(DenyCode::MessageDeleted),
+    ));
     expect_all(cases);
 }
 

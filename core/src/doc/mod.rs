@@ -267,4 +267,57 @@ mod tests {
             )
         );
     }
+
+    /// A message deleted the old way (emptied body and `deleted_at` only) reads as its
+    /// tombstone; one deleted now holds nothing else.
+    #[test]
+    fn a_deleted_message_reads_as_its_tombstone() {
+        use crate::ids::{AccountId, MessageId};
+        use crate::model::message::NewMessage;
+        use automerge::transaction::Transactable;
+        let doc_id = DocId::msgs(
+            &TenantId::new("t").expect("tenant"),
+            &ConvId::new("c1").expect("conv"),
+            0,
+        );
+        let id = MessageId::new("m1").expect("id");
+        let alice = AccountId::new("alice").expect("account");
+        let tag = IntentTag::new("i1", "send");
+        let mut m = NewMessage::text(id.clone(), alice.clone(), "hello", 1000);
+        m.caption = Some("a caption".into());
+        m.mentions = Some(r#"["bob"]"#.into());
+        let mut old = genesis(&doc_id).expect("genesis");
+        write::post_message(&mut old, &tag, &m).expect("post");
+        let mut new = old.clone();
+        write::transact(&mut old, &tag, 2000, |tx| {
+            let shard = read::get_map(&*tx, &ROOT, keys::MESSAGES)
+                .and_then(|ms| read::get_map(&*tx, &ms, &schema::message_shard("m1")))
+                .expect("shard");
+            let obj = read::get_map(&*tx, &shard, "m1").expect("m1");
+            tx.put(&obj, keys::BODY, "")?;
+            tx.put(&obj, keys::DELETED_AT, 2000_i64)?;
+            Ok(())
+        })
+        .expect("an old delete");
+        write::delete_message(&mut new, &tag, 2000, &id, &alice).expect("delete");
+        for doc in [&old, &new] {
+            let read = read::read_message(doc, &id).expect("m1 reads");
+            assert_eq!(
+                (
+                    read.body.as_str(),
+                    read.caption,
+                    read.mentions,
+                    read.deleted_at
+                ),
+                ("", None, None, Some(2000))
+            );
+        }
+        let mut keys = read::message_keys(&new, &id).expect("m1");
+        keys.sort();
+        let mut tombstone: Vec<&str> = schema::TOMBSTONE_FIELDS.to_vec();
+        tombstone.sort();
+        assert_eq!(keys, tombstone);
+        let by = read::read_message(&new, &id).and_then(|m| m.deleted_by);
+        assert_eq!(by, Some(alice));
+    }
 }

@@ -385,12 +385,9 @@ pub fn read_message_fields(doc: &Automerge, id: &MessageId) -> Option<Message> {
     message_from_map(doc, &obj, id.clone())
 }
 
-fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Message> {
-    use automerge::{ScalarValueRef as S, ValueRef};
-    let mut author = None;
-    let mut kind = None;
-    let mut created_at = None;
-    let mut m = Message {
+/// A message with no field set but its id: what a read starts from.
+fn empty_message(id: MessageId) -> Option<Message> {
+    Some(Message {
         id,
         author: AccountId::new("x").ok()?,
         kind: MessageKind::Text,
@@ -410,7 +407,15 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
         reactions: BTreeMap::new(),
         stamp: Default::default(),
         sealed: None,
-    };
+    })
+}
+
+fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Message> {
+    use automerge::{ScalarValueRef as S, ValueRef};
+    let mut author = None;
+    let mut kind = None;
+    let mut created_at = None;
+    let mut m = empty_message(id)?;
     for item in doc.map_range(obj, ..) {
         match (item.key.as_ref(), &item.value) {
             (AUTHOR, ValueRef::Scalar(S::Str(s))) => author = AccountId::new(s.as_ref()).ok(),
@@ -446,6 +451,27 @@ fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Messa
     m.author = author?;
     m.kind = kind?;
     m.created_at = created_at?;
+    if m.deleted_at.is_some() {
+        // A tombstone reads as one even where an older delete (before tombstones were
+        // checked whole) left content in the document: only its own fields are kept.
+        let Message {
+            id,
+            author,
+            kind,
+            created_at,
+            deleted_at,
+            deleted_by,
+            ..
+        } = m;
+        return Some(Message {
+            author,
+            kind,
+            created_at,
+            deleted_at,
+            deleted_by,
+            ..empty_message(id)?
+        });
+    }
     if let (MessageKind::Proposal, Some(status)) = (m.kind, m.status) {
         let shown = m
             .payload

@@ -213,6 +213,8 @@ fn check_proposal_status(
 ) -> Decision {
     active(ctx.now_ms, conv, author)?;
     open(conv)?;
+    // A tombstone takes nothing back: its status went with the rest of it.
+    not_deleted(proposal)?;
     if proposal.kind != MessageKind::Proposal {
         return deny(DenyCode::ImmutableField, "only proposals have a status");
     }

@@ -371,6 +371,10 @@ pub struct MessageView {
     pub created_at: String,
     pub edited_at: Option<String>,
     pub deleted: bool,
+    /// A deleted message is its tombstone only: id, author, kind, times, these two; its
+    /// content fields are empty (docs/SCHEMA.md, "Tombstones").
+    pub deleted_at: Option<String>,
+    pub deleted_by: Option<String>,
     /// Proposals: `pending`, `accepted`, `rejected` or `reschedule_requested`.
     pub status: Option<&'static str>,
     /// `{emoji: {account: time}}`.
@@ -418,6 +422,8 @@ impl MessageView {
             created_at: time(row.created_at),
             edited_at: None,
             deleted: row.deleted,
+            deleted_at: None,
+            deleted_by: None,
             status: None,
             reactions: BTreeMap::new(),
             views: views_counted.then_some(row.views),
@@ -426,7 +432,7 @@ impl MessageView {
             related_lead: None,
             is_encrypted,
         };
-        if let Some(m) = message {
+        if let Some(m) = message.filter(|m| m.deleted_at.is_none()) {
             view.body = m.body.clone();
             view.payload = m.payload.as_deref().map(payload_value);
             view.caption = m.caption.clone();
@@ -438,7 +444,6 @@ impl MessageView {
                 .unwrap_or_default();
             view.forwarded_from = m.forwarded_from.as_ref().map(|f| f.encode());
             view.edited_at = opt_time(m.edited_at);
-            view.deleted = row.deleted || m.deleted_at.is_some();
             view.status = m.status.map(|s| s.as_str());
             view.sender_role = m.stamp.sender_role.map(|r| r.as_str());
             view.sender_name = m.stamp.sender_name.clone();
@@ -454,6 +459,16 @@ impl MessageView {
                     (emoji.clone(), by)
                 })
                 .collect();
+        }
+        if let Some(m) = message.filter(|m| m.deleted_at.is_some()) {
+            view.deleted = true;
+            view.deleted_at = opt_time(m.deleted_at);
+            view.deleted_by = m.deleted_by.as_ref().map(ToString::to_string);
+        }
+        if view.deleted {
+            // Also where the bucket was not read: the row's preview is emptied on delete,
+            // and this keeps the answer a tombstone whatever the row holds.
+            view.body.clear();
         }
         view
     }

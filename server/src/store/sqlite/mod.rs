@@ -84,7 +84,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and its parent folder: WAL journal,
-    /// `synchronous=FULL` (durable commits), foreign keys on, a busy timeout. Does not
+    /// `synchronous=FULL` (durable commits), `secure_delete`, foreign keys on, a busy timeout. Does not
     /// migrate: call [`Store::migrate`].
     pub async fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent() {
@@ -101,6 +101,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
+            // Deleted rows are overwritten with zeros, in the file and in the WAL, so a
+            // deleted message's stored rows do not linger in free pages (docs/STORAGE.md,
+            // "What a delete removes").
+            .pragma("secure_delete", "ON")
             .statement_cache_capacity(256);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
