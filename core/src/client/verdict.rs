@@ -44,6 +44,13 @@ pub fn check(
             })
     };
     let member = |account: &AccountId| conv.and_then(|c| c.member(account)).cloned();
+    // The entry a change of someone's role or overrides starts from.
+    let entry = |account: &AccountId| {
+        member(account).ok_or_else(|| Denial {
+            code: DenyCode::NotMember,
+            reason: format!("{account} is not a member"),
+        })
+    };
     let effect = match intent {
         // Creation and find-or-create are checked by the server (parents, pairs).
         CreateConversation { .. } | OpenDirect { .. } | OpenSupport { .. } => return Ok(()),
@@ -194,12 +201,7 @@ pub fn check(
             until,
             ..
         } => {
-            let Some(before) = member(account) else {
-                return Err(Denial {
-                    code: DenyCode::NotMember,
-                    reason: format!("{account} is not a member"),
-                });
-            };
+            let before = entry(account)?;
             // What `write::set_role` writes.
             let after = before.granted(*role, *until, now);
             let mut fields = vec![keys::ROLE.to_owned()];
@@ -219,12 +221,7 @@ pub fn check(
             until,
             ..
         } => {
-            let Some(before) = member(account) else {
-                return Err(Denial {
-                    code: DenyCode::NotMember,
-                    reason: format!("{account} is not a member"),
-                });
-            };
+            let before = entry(account)?;
             // What `write::set_override` writes.
             let mut after = before.clone();
             match allowed {
