@@ -147,6 +147,7 @@ async fn encrypted_groups_between_native_devices() {
             conv: conv(),
             account: AccountId::new("bob").unwrap(),
             role: Role::Admin,
+            until: None,
         },
     )
     .await;

@@ -45,7 +45,7 @@ pub async fn set_role(
         None => None,
     };
     let conv = load(&app, &caller, &id).await?;
-    readable(&conv, &caller)?;
+    readable(&app, &conv, &caller).await?;
     let Some(current) = conv.member(&account) else {
         return Err(ApiError::not_found(format!(
             "{account} is not a member of {id}"
