@@ -202,7 +202,6 @@ impl ConversationView {
     /// `None` for a conversation whose creation change has not arrived. Members as they
     /// stand at server time `now`.
     pub fn of(conv: &Conversation, tenant: &confab_core::ids::TenantId, now: i64) -> Option<Self> {
-
         let meta = conv.meta.as_ref()?;
         let deterministic = matches!(meta.kind, ConvKind::Direct | ConvKind::Support);
         Some(ConversationView {
