@@ -278,6 +278,7 @@ fn env<'a>(
         urls: Default::default(),
         parent_standing: None,
         parent_message: None,
+        answered: None,
     }
 }
 
