@@ -133,9 +133,12 @@ impl Hub {
                 Step::Need(Need::ParentMessage { parent, message }) => {
                     sub.answer_parent_message(self.find_message(id.tenant(), &parent, &message));
                 }
+                Step::Need(Need::MessageBucket { message }) => {
+                    sub.answer_message_bucket(self.bucket_of(id, &message));
+                }
             }
         };
-        let mut follow_up = None;
+        let mut follow_up = Vec::new();
         let outcome = match decision {
             Decision::Accepted(accepted) => {
                 acceptor.committed(id, accepted.seq);
@@ -154,8 +157,7 @@ impl Hub {
                 // What the change calls for is submitted right after it (`accept::follow`).
                 follow_up = acceptor
                     .follow_up(id, author, &accepted.effects, now_ms)
-                    .ok()
-                    .flatten();
+                    .unwrap_or_default();
                 // One change at a time: readers of `doc` see it at once.
                 match acceptor.apply_staged(0) {
                     Ok(()) => Ok((
@@ -173,7 +175,7 @@ impl Hub {
             Decision::Failed(e) => Err(failed(e.to_string())),
         };
         self.units.insert(unit, acceptor);
-        if let Some(next) = follow_up {
+        for next in follow_up {
             // Decided like any change; a refusal leaves the accepted change as it is.
             if let Ok(change) = Change::try_from(&next.bytes[..]) {
                 let _ = self.submit(&next.doc, author, change, now_ms);
@@ -223,6 +225,21 @@ impl Hub {
             Some(_) => ParentMessage::Present,
             None => ParentMessage::Missing,
         }
+    }
+
+    /// The bucket part of `doc`'s conversation that holds `message`.
+    fn bucket_of(
+        &self,
+        doc: &DocId,
+        message: &crate::ids::MessageId,
+    ) -> Option<crate::ids::Bucket> {
+        let crate::ids::DocTarget::Msgs(conv, _) = doc.target() else {
+            return None;
+        };
+        self.buckets(doc.tenant(), conv).into_iter().find(|b| {
+            self.doc(&DocId::msgs(doc.tenant(), conv, *b))
+                .is_some_and(|d| crate::doc::read::read_message_fields(d.doc(), message).is_some())
+        })
     }
 
     /// The bucket parts of a conversation that hold accepted changes, newest first (what

@@ -73,6 +73,7 @@ fn http_urls_only_where_the_operator_allows() {
         urls,
         parent_standing: None,
         parent_message: None,
+        answered: None,
     };
     let avatar = |url: &str| [(AVATAR, ScalarValue::from(url))];
     let http = raw_put(

@@ -732,6 +732,7 @@ impl Fixture {
             urls: Default::default(),
             parent_standing: None,
             parent_message: None,
+            answered: None,
         }
     }
 

@@ -45,6 +45,7 @@ impl Server {
             urls: Default::default(),
             parent_standing: None,
             parent_message: None,
+            answered: None,
         };
         let verdict = if self.staged {
             validate::validate_staged(&mut self.doc, &env, change)

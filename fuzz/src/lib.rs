@@ -282,6 +282,7 @@ fn env<'a>(
         urls: Default::default(),
         parent_standing: None,
         parent_message: None,
+        answered: None,
     }
 }
 

@@ -236,6 +236,14 @@ impl Projections for GatedStore {
     ) -> Result<Option<bool>> {
         self.inner.message_deleted(tenant, conv, message).await
     }
+    async fn message_bucket(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<confab_core::ids::Bucket>> {
+        self.inner.message_bucket(tenant, conv, message).await
+    }
 }
 
 #[async_trait]

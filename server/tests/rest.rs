@@ -728,7 +728,8 @@ async fn proposals_in_a_support_thread() {
         .await;
     expect_error(&by_stranger, 403, "not_member");
 
-    // The client's written answer to the second proposal.
+    // The client's written answer to the second proposal moves its status with it; a
+    // second answer is refused whole, the response too.
     let response = s
         .post(
             &messages,
@@ -742,14 +743,22 @@ async fn proposals_in_a_support_thread() {
         )
         .await;
     expect(&response, 201);
-    let rescheduled = s
+    let again = s
         .post(
-            &status("p2"),
+            &messages,
             &client,
-            json!({"status": "reschedule_requested"}),
+            json!({
+                "kind": "proposal_response",
+                "reply_to": "p2",
+                "payload": {"response": "accept"}
+            }),
         )
         .await;
-    expect(&rescheduled, 200);
+    expect_error(&again, 403, "proposal_transition");
+    let moved = s
+        .post(&status("p2"), &client, json!({"status": "accepted"}))
+        .await;
+    expect_error(&moved, 403, "proposal_transition");
 
     let page = s.get(&messages, &owner).await;
     let page = expect(&page, 200);
@@ -766,6 +775,11 @@ async fn proposals_in_a_support_thread() {
     assert_eq!(by_id("p1")["payload"]["proposalType"], "visit");
     assert_eq!(by_id("p1")["author"], "booking");
     assert_eq!(by_id("p2")["status"], "reschedule_requested");
+    assert_eq!(
+        by_id("p2")["payload"]["status"],
+        "reschedule_requested",
+        "the payload shows the status the proposal holds"
+    );
     assert_eq!(page["messages"][0]["kind"], "proposal_response");
     assert_eq!(page["messages"][0]["reply_to"], "p2");
 }

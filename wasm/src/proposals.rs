@@ -1,7 +1,6 @@
-//! Proposals: sending one, and answering one (its status moves and a
-//! `proposal_response` message goes out).
+//! Proposals: sending one, and answering one: one `proposal_response` message, whose
+//! acceptance moves the proposal's status in the same commit (docs/POLICY.md, "Proposals").
 
-use confab_core::client::Intent;
 use confab_core::model::message::MessageKind;
 use js_sys::Promise;
 use tsify::Ts;
@@ -9,9 +8,8 @@ use wasm_bindgen::prelude::*;
 
 use crate::api::promise;
 use crate::client::ConfabClient;
-use crate::intents::{bucket_of, locate, send_message};
-use crate::js;
-use crate::types::{IntentResult, MessageInput, ProposalInput, ResponseInput};
+use crate::intents::{locate, send_message};
+use crate::types::{MessageInput, ProposalInput, ResponseInput};
 
 #[wasm_bindgen]
 impl ConfabClient {
@@ -37,7 +35,9 @@ impl ConfabClient {
         })
     }
 
-    /// Answers a proposal: moves its status and sends a `proposal_response` message.
+    /// Answers a proposal: one intent, the `proposal_response` message replying to it. The
+    /// server moves the proposal's status with it, or refuses both (the proposal was
+    /// answered already, expired, or is the caller's own).
     #[wasm_bindgen(unchecked_return_type = "Promise<IntentResult>")]
     pub fn respond(&self, conv: String, proposal: String, answer: Ts<ResponseInput>) -> Promise {
         let rt = self.rt.clone();
@@ -45,41 +45,16 @@ impl ConfabClient {
         promise(async move {
             let answer = answer?;
             let payload = answer.to_payload()?;
-            let (conv, proposal, bucket) = locate(&rt, &conv, &proposal)?;
-            let status =
-                confab_core::model::proposal::ProposalResponse::from(answer.response).status();
-            let created_at = rt.server_now();
-            let id = js::new_id("m");
-            let message = MessageInput {
+            // The proposal must be one the client holds: its answer is checked before it goes.
+            let (_, proposal, _) = locate(&rt, &conv, &proposal)?;
+            let input = MessageInput {
                 kind: Some(MessageKind::ProposalResponse.into()),
                 body: Some(answer.body.clone().unwrap_or_default()),
                 payload: Some(serde_json::Value::String(payload)),
                 reply_to: Some(proposal.to_string()),
                 ..MessageInput::default()
-            }
-            .into_core(rt.account(), id.clone(), created_at)?;
-            let response_id = confab_core::ids::MessageId::new(id.as_str())
-                .map_err(|e| crate::error::Failure::new("invalid_value", e.to_string()))?;
-            let intents = vec![
-                Intent::AnswerProposal {
-                    conv: conv.clone(),
-                    proposal,
-                    bucket,
-                    status,
-                },
-                Intent::Send {
-                    conv: conv.clone(),
-                    message,
-                },
-            ];
-            let result = IntentResult {
-                conv: Some(conv.to_string()),
-                message: Some(id),
-                ..IntentResult::default()
             };
-            let mut result = crate::intents::run_intents(&rt, intents, result).await?;
-            result.bucket = Some(bucket_of(&rt, &conv, &response_id, created_at));
-            crate::api::to_js(&result)
+            send_message(&rt, &conv, input).await
         })
     }
 }

@@ -1,15 +1,17 @@
 //! Support threads' leads through the JavaScript API (`setLead`, `closeLead`) against a
 //! real `confab-server` (started by `cargo xtask wasm test`; docs/POLICY.md, "Support
 //! threads"): the owner's side names and closes the lead and both parties see how it
-//! ended; the client is refused with a typed error; a group has no lead.
+//! ended; the client is refused with a typed error; a group has no lead; the client's answer
+//! to a proposal moves its status with the response, in one intent.
 #![cfg(target_family = "wasm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use confab_wasm::types::{
-    Conversation, CreateConversationInput, IntentResult, LeadOutcome, Lifecycle, MemberInput,
-    SupportInput,
+    Conversation, CreateConversationInput, CreatedByRole, IntentResult, LeadOutcome, Lifecycle,
+    MeetingType, MemberInput, ProposalAnswer, ProposalInput, ProposalStatus, ProposalType,
+    ResponseInput, SupportInput,
 };
 use confab_wasm::ConfabClient;
 use support::*;
@@ -129,4 +131,82 @@ async fn a_group_has_no_lead_to_close() {
     let code = code_of(alice.set_lead(conv.clone(), "lead-9".into())).await;
     assert_eq!(code, "support_only");
     done(alice.dispose()).await.unwrap();
+}
+
+/// Answering a proposal is one intent: the client's `respond` sends the response, and the
+/// server moves the proposal's status in the same commit; both parties see the status in
+/// the proposal and in its payload. A second answer is refused whole (the response too).
+#[wasm_bindgen_test]
+async fn answering_a_proposal_moves_its_status_with_the_response() {
+    let s = server();
+    let (alice, bob, conv) = thread(&s).await;
+    let start = now() as i64 + 86_400_000;
+    let proposal = ProposalInput {
+        proposal_type: ProposalType::Visit,
+        time_start: start,
+        time_end: start + 1_800_000,
+        timezone: "Europe/Madrid".into(),
+        meeting_type: Some(MeetingType::OnSite),
+        location: Some("Calle Sol 7".into()),
+        from_resource_address: None,
+        expires_at: None,
+        created_by_role: CreatedByRole::Owner,
+    };
+    let proposal = tsify::Ts::from_rust(&proposal).unwrap();
+    let sent: IntentResult = ok(alice.propose(conv.clone(), proposal, None)).await;
+    let id = sent.message.unwrap();
+    wait_for("bob holds the proposal", WAIT, || {
+        timeline(&bob, &conv)
+            .iter()
+            .any(|t| t.message.id == id && t.seq.is_some())
+    })
+    .await;
+    let answer = |response| {
+        let input = ResponseInput {
+            response,
+            comment: None,
+            suggested_slots: None,
+            body: Some("see you".into()),
+        };
+        tsify::Ts::from_rust(&input).unwrap()
+    };
+    let responded: IntentResult =
+        ok(bob.respond(conv.clone(), id.clone(), answer(ProposalAnswer::Accept))).await;
+    wait_for("the response accepted", WAIT, || {
+        state_of(&bob, responded.id).as_deref() == Some("accepted")
+    })
+    .await;
+    let answered = |c: &ConfabClient| {
+        timeline(c, &conv).iter().any(|t| {
+            let payload_status = t.message.payload.as_deref().and_then(|p| {
+                serde_json::from_str::<serde_json::Value>(p).ok()?["status"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+            t.message.id == id
+                && t.message.status == Some(ProposalStatus::Accepted)
+                && payload_status.as_deref() == Some("accepted")
+        })
+    };
+    wait_for("alice sees it accepted", WAIT, || answered(&alice)).await;
+    wait_for("bob sees it accepted", WAIT, || answered(&bob)).await;
+    let responses = |c: &ConfabClient| {
+        timeline(c, &conv)
+            .iter()
+            .filter(|t| t.message.reply_to.as_deref() == Some(id.as_str()))
+            .count()
+    };
+    assert_eq!(responses(&bob), 1);
+
+    // Answered already: the second answer is refused, and no second response stands.
+    let again: IntentResult =
+        ok(bob.respond(conv.clone(), id.clone(), answer(ProposalAnswer::Reject))).await;
+    wait_for("the second answer refused", WAIT, || {
+        state_of(&bob, again.id).as_deref() == Some("rejected")
+    })
+    .await;
+    assert_eq!(responses(&bob), 1, "the refused response is gone");
+    assert!(answered(&bob), "still accepted");
+    done(alice.dispose()).await.unwrap();
+    done(bob.dispose()).await.unwrap();
 }

@@ -11,6 +11,7 @@
 //! durable ([`Acceptor::committed`]) and resets it when a commit failed.
 
 mod access;
+mod answer;
 mod docs;
 mod follow;
 mod mls;
@@ -262,10 +263,18 @@ impl Acceptor {
                 return Ok(Step::Need(need));
             }
         }
-        self.validate(sub)
+        let answered = match self.answered(sub, change)? {
+            Ok(answered) => answered,
+            Err(need) => return Ok(Step::Need(need)),
+        };
+        self.validate(sub, answered)
     }
 
-    fn validate(&mut self, sub: &mut Submission<'_>) -> Result<Step, AcceptError> {
+    fn validate(
+        &mut self,
+        sub: &mut Submission<'_>,
+        answered: Option<crate::model::message::Message>,
+    ) -> Result<Step, AcceptError> {
         let Some(change) = sub.change.take() else {
             return Err(AcceptError::Finished);
         };
@@ -294,6 +303,7 @@ impl Acceptor {
             urls: self.config.urls,
             parent_standing,
             parent_message: sub.parent_message,
+            answered: answered.as_ref(),
         };
         let accepted = match validate::validate_staged(&mut loaded.accepted, &env, change) {
             Err(rejection) => return Ok(Step::Done(Decision::Rejected(rejection))),

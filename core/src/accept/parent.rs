@@ -1,4 +1,5 @@
-//! The parent a conversation change names (a thread being created), read from its ops.
+//! What a change names before it is validated, read from its ops: the parent of a thread
+//! being created, the proposal a response answers.
 
 use automerge::legacy::{Key, OpType};
 use automerge::{Change, ScalarValue};
@@ -37,4 +38,26 @@ pub(super) fn named_message(change: &Change) -> Option<MessageId> {
             }
             _ => None,
         })
+}
+
+/// The proposal a change's new `proposal_response` message answers (its `reply_to`), if
+/// the change posts one.
+pub(super) fn answered_proposal(change: &Change) -> Option<MessageId> {
+    let expanded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()?;
+    let put = |key: &str| {
+        expanded
+            .operations
+            .iter()
+            .find_map(|op| match (&op.key, &op.action) {
+                (Key::Map(k), OpType::Put(ScalarValue::Str(s))) if k.as_str() == key => {
+                    Some(s.to_string())
+                }
+                _ => None,
+            })
+    };
+    if put(keys::KIND)?.as_str() != crate::model::message::MessageKind::ProposalResponse.as_str() {
+        return None;
+    }
+    MessageId::new(put(keys::REPLY_TO)?).ok()
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use automerge::{ActorId, Change, ChangeHash};
 
-use crate::ids::{AccountId, ConvId, DocId, MessageId};
+use crate::ids::{AccountId, Bucket, ConvId, DocId, MessageId};
 use crate::model::conversation::Conversation;
 use crate::policy::{Author, Effect, ParentMessage};
 use crate::validate::{chunk_hash, parse_change, Rejection};
@@ -33,6 +33,10 @@ pub enum Need {
     /// Whether `message` exists in `parent` (and is not deleted): a thread being created
     /// hangs on it. Answer with [`Submission::answer_parent_message`].
     ParentMessage { parent: ConvId, message: MessageId },
+    /// Which bucket part of this conversation holds `message` (a proposal a response in
+    /// the change answers), when no bucket in memory does. Answer with
+    /// [`Submission::answer_message_bucket`].
+    MessageBucket { message: MessageId },
 }
 
 /// The acceptor's answer to [`super::Acceptor::step`].
@@ -104,6 +108,8 @@ pub struct Submission<'a> {
     pub(super) parent: Option<(ConvId, Option<Conversation>)>,
     /// The lookup of the message a thread being created hangs on, once answered.
     pub(super) parent_message: Option<ParentMessage>,
+    /// The lookup of the bucket holding the proposal a response answers, once answered.
+    pub(super) answered_bucket: Option<Option<Bucket>>,
     /// Validation said "already accepted"; waiting for the stored seq.
     pub(super) already: Option<ChangeHash>,
     pub(super) seq: Option<Option<u64>>,
@@ -145,6 +151,7 @@ impl<'a> Submission<'a> {
             unbound: Vec::new(),
             parent: None,
             parent_message: None,
+            answered_bucket: None,
             already: None,
             seq: None,
         }
@@ -177,6 +184,11 @@ impl<'a> Submission<'a> {
     /// The answer to [`Need::ParentMessage`].
     pub fn answer_parent_message(&mut self, found: ParentMessage) {
         self.parent_message = Some(found);
+    }
+
+    /// The answer to [`Need::MessageBucket`] (`None`: no such message).
+    pub fn answer_message_bucket(&mut self, bucket: Option<Bucket>) {
+        self.answered_bucket = Some(bucket);
     }
 
     /// The answer to [`Need::SeqOf`].

@@ -97,6 +97,7 @@ impl Host {
                             self.parent_message
                                 .unwrap_or(crate::policy::ParentMessage::Present),
                         ),
+                        Need::MessageBucket { .. } => sub.answer_message_bucket(None),
                     }
                 }
             }

@@ -18,7 +18,7 @@ use crate::model::account::{validate_bio, validate_display_name, validate_status
 use crate::model::attachment::validate_reaction;
 use crate::model::contact::{validate_e164, validate_email, ContactKind};
 use crate::model::conversation::*;
-use crate::model::message::{ForwardedFrom, MessageKind, NewMessage};
+use crate::model::message::{ForwardedFrom, Message, MessageKind, NewMessage};
 use crate::model::proposal::ProposalStatus;
 use crate::model::schedule::SCHEDULE_MAX_PENDING;
 use crate::model::support::{self as support, LeadOutcome, SenderRole, Stamp};
@@ -995,9 +995,10 @@ fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<
         }
     }
     for (id, fields) in new {
-        out.push(Effect::PostMessage(Box::new(new_message(
-            &id, fields, env.urls,
-        )?)));
+        let message = new_message(&id, fields, env.urls)?;
+        let answer = answer_effect(&message, env.answered)?;
+        out.push(Effect::PostMessage(Box::new(message)));
+        out.extend(answer);
     }
     for id in removed.keys() {
         updates.entry(id.clone()).or_default();
@@ -1320,4 +1321,25 @@ fn private_op(op: &PathOp) -> Result<(), Failure> {
         }
         _ => Err(unknown(&op.path)),
     }
+}
+
+/// A response to a proposal moves the proposal's status (the answer it gives), decided
+/// with the response: the policy checks that move as the response's own effect, and the
+/// acceptor's host writes it into the proposal's bucket right after (`accept::follow`).
+fn answer_effect(
+    message: &NewMessage,
+    answered: Option<&Message>,
+) -> Result<Option<Effect>, Failure> {
+    let Some(proposal) = answered.filter(|p| {
+        message.kind == MessageKind::ProposalResponse && message.reply_to.as_ref() == Some(&p.id)
+    }) else {
+        return Ok(None);
+    };
+    let payload = message.payload.as_deref().unwrap_or_default();
+    let response =
+        crate::model::proposal::ProposalResponsePayload::from_json(payload).map_err(model)?;
+    Ok(Some(Effect::SetProposalStatus {
+        proposal: Box::new(proposal.clone()),
+        to: response.response.status(),
+    }))
 }

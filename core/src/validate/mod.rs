@@ -72,6 +72,9 @@ pub struct Env<'a> {
     pub parent_standing: Option<crate::policy::Standing>,
     /// The message a thread being created hangs on, as found (`policy::Context::parent_message`).
     pub parent_message: Option<crate::policy::ParentMessage>,
+    /// The proposal a `proposal_response` of the change answers, as accepted (the
+    /// acceptor finds it; `None`: none, or not looked up): the response moves its status.
+    pub answered: Option<&'a crate::model::message::Message>,
 }
 
 impl std::fmt::Debug for Env<'_> {

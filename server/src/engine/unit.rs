@@ -514,6 +514,21 @@ impl Unit {
                         .map_err(UnitError::Parent)?;
                     sub.answer_parent_message(found);
                 }
+                Step::Need(Need::MessageBucket { message }) => {
+                    let (tenant, doc) = (sub.doc().tenant().clone(), sub.doc().clone());
+                    let DocTarget::Msgs(conv, _) = doc.target() else {
+                        sub.answer_message_bucket(None);
+                        continue;
+                    };
+                    let conv = conv.clone();
+                    let bucket = self
+                        .engine
+                        .read(move |store| async move {
+                            store.message_bucket(&tenant, &conv, &message).await
+                        })
+                        .await?;
+                    sub.answer_message_bucket(bucket);
+                }
                 Step::Need(Need::SeqOf(hash)) => {
                     let (doc, hash_bytes) = (sub.doc().clone(), hash.0);
                     let seq = self
@@ -526,22 +541,24 @@ impl Unit {
         }
     }
 
-    /// Accepts one change, then the follow-up it calls for (`accept::follow`: a message
-    /// reopening an archived conversation), in the same batch so both commit together.
+    /// Accepts one change, then the follow-ups it calls for (`accept::follow`: a message
+    /// reopening an archived conversation, a response moving its proposal's status), in
+    /// the same batch so they commit together.
     async fn accept(&mut self, doc: &DocId, author: &Author, bytes: Vec<u8>) -> Slot {
         let slot = self.accept_one(doc, author, bytes).await;
         let Slot::Pending(i) = slot else {
             return slot;
         };
-        let follow_up = self.batch.pending.get(i).and_then(|p| {
+        let follow_up = self.batch.pending.get(i).map(|p| {
             self.acceptor
                 .follow_up(doc, author, &p.effects, p.change.accepted_at)
-                .transpose()
         });
         match follow_up {
             // Decided like any change; a refusal is audited and leaves the change as it is.
             Some(Ok(next)) => {
-                self.accept_one(&next.doc, author, next.bytes).await;
+                for next in next {
+                    self.accept_one(&next.doc, author, next.bytes).await;
+                }
             }
             Some(Err(e)) => tracing::warn!(%doc, error = %e, "follow-up not written"),
             None => {}

@@ -122,6 +122,14 @@ pub(crate) fn conv_row<R: Cols>(row: &R) -> Result<ConvRow> {
     })
 }
 
+/// The bucket a row names by its `period` and `part` columns.
+pub(crate) fn bucket_of<R: Cols>(row: &R) -> Result<Bucket> {
+    let part = row.int("part")?;
+    let part = u32::try_from(part)
+        .map_err(|_| StoreError::Corrupt(format!("message bucket part {part}")))?;
+    Ok(Bucket::new(row.int("period")?, part))
+}
+
 /// The id of the bucket document a message row names by `(period, part)`.
 fn bucket_doc(period: i64, part: i64, tenant: &TenantId, conv: &ConvId) -> Result<String> {
     let part = u32::try_from(part)

@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
 use confab_core::policy::DenyCode;
 use confab_core::validate::RejectCode;
 
@@ -1780,6 +1780,20 @@ pub async fn policy_fence_and_log_tail(env: Env) {
     .await
     .expect("a message, then the move it calls for");
     assert_eq!(s.load_doc(&room).await.expect("load").policy_seq, seq);
+
+    // A message's bucket part, found by its id (the proposal a response answers).
+    let (acme, fence) = (tenant("acme"), ConvId::new("fence").expect("conv"));
+    let found = |id: &str| {
+        let message = MessageId::new(id).expect("id");
+        let (acme, fence) = (acme.clone(), fence.clone());
+        async move {
+            s.message_bucket(&acme, &fence, &message)
+                .await
+                .expect("read")
+        }
+    };
+    assert_eq!(found("f1").await, Some(Bucket::first(0)));
+    assert_eq!(found("nope").await, None);
 }
 
 /// Invite links (`store::invites`): stored by token hash within a tenant, listed newest

@@ -467,6 +467,15 @@ impl Projections for Guarded {
         self.run(self.inner.message_deleted(tenant, conv, message))
             .await
     }
+    async fn message_bucket(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<Bucket>> {
+        self.run(self.inner.message_bucket(tenant, conv, message))
+            .await
+    }
     async fn discover(&self, query: &DiscoverQuery<'_>) -> Result<Vec<DiscoverItem>> {
         self.run(self.inner.discover(query)).await
     }

@@ -376,6 +376,14 @@ pub trait Projections: Send + Sync {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<bool>>;
+    /// The bucket part holding a message, from the projection (`None`: no such message):
+    /// the proposal a response answers, found by its id without loading buckets.
+    async fn message_bucket(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<Bucket>>;
     /// A page of the conversations of a tenant the caller may find by discovery
     /// ([`discovery`]).
     async fn discover(

@@ -1,17 +1,20 @@
 //! The support lead's life (docs/POLICY.md, "Lifecycle" and "Support threads"): a message
 //! reopens an archived conversation whoever writes it — here a raw change, as any client
 //! that is not Confab's engine sends it — and the client's new request reopens its closed
-//! thread with the lead that follows the closure, never the closed one.
+//! thread with the lead that follows the closure, never the closed one; an answer to a
+//! proposal moves the proposal's status with it, or is refused whole.
 
+use confab_core::doc::schema::keys::{KIND, PAYLOAD, REPLY_TO};
 use confab_core::doc::{read, write};
 use confab_core::ids::{LeadId, MessageId};
 use confab_core::model::conversation::Lifecycle;
 use confab_core::model::message::NewMessage;
+use confab_core::model::proposal::ProposalStatus;
 use confab_core::model::support::LeadOutcome;
 use confab_core::policy::support::{next_lead, stamp_for};
 use confab_core::policy::Author;
 
-use super::fixture::{fixture, support_thread};
+use super::fixture::{fixture, post_proposal, support_thread};
 use super::Lab;
 use crate::craft::*;
 use crate::device::Device;
@@ -108,4 +111,39 @@ pub async fn a_client_reopening_a_closed_thread_new_lead_required(lab: &mut impl
     assert_eq!(conv.lifecycle.state, Lifecycle::Active, "reopened");
     assert_eq!(conv.lifecycle.lead, Some(next), "with the new lead");
     assert_eq!(conv.lifecycle.by, Some(acc("carol")), "by the client");
+}
+
+/// A response moves its proposal's status in the same acceptance (docs/POLICY.md,
+/// "Proposals"): the client's answer is accepted with the move; a second answer, or an
+/// answer to one's own proposal, is refused whole, the response with it.
+pub async fn a_second_answer_to_a_proposal_proposal_transition(lab: &mut impl Lab) {
+    let (mut alice, mut carol) = (Device::new("alice", 1), Device::new("carol", 1));
+    let c = support_thread(lab, &mut alice, &mut carol, "room-82").await;
+    post_proposal(lab, &mut alice, &c, "p1", None).await;
+    let t = lab.now();
+    let bucket = bucket_doc(&c, t);
+    let answer = |dev: &mut Device, id: &str, author: &str, response: &str| {
+        let mut fields = text_fields(author, "", t);
+        fields[1] = (KIND, s("proposal_response"));
+        fields.push((REPLY_TO, s("p1")));
+        let payload = format!(r#"{{"response":"{response}"}}"#);
+        fields.push((PAYLOAD, s(&payload)));
+        raw_post(&mut dev.clone(), &c, id, &fields, t).1
+    };
+    lab.pull(&mut carol, &bucket).await;
+    let own = answer(&mut alice, "a1", "alice", "accept");
+    lab.reject(&alice, &bucket, own, "not_counterparty").await;
+    let first = answer(&mut carol, "r1", "carol", "accept");
+    lab.accept(&mut carol, &bucket, first).await;
+    let read = lab.read(&bucket).await;
+    let proposal = read::read_message(&read, &MessageId::new("p1").expect("id"));
+    assert_eq!(
+        proposal.and_then(|p| p.status),
+        Some(ProposalStatus::Accepted),
+        "the answer moved the status"
+    );
+    lab.pull(&mut carol, &bucket).await;
+    let second = answer(&mut carol, "r2", "carol", "reject");
+    lab.reject(&carol, &bucket, second, "proposal_transition")
+        .await;
 }

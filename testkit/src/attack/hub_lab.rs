@@ -87,6 +87,7 @@ impl HubLab {
             urls: Default::default(),
             parent_standing: None,
             parent_message: None,
+            answered: None,
         };
         if let Err(r) = validate::validate_bytes(&accepted, &env, bytes) {
             return Self::answer(Err(r));

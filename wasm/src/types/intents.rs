@@ -778,7 +778,7 @@ pub struct OutboxItem {
 pub struct IntentResult {
     /// The intent's id.
     pub id: u64,
-    /// Every intent the call queued (two for `respond`).
+    /// Every intent the call queued.
     pub ids: Vec<u64>,
     /// The conversation (new for `createGroup`, found for `openDirect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -170,6 +170,26 @@ impl Projections for SqliteStore {
         row.map(|r| r.flag("deleted")).transpose()
     }
 
+    async fn message_bucket(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+    ) -> Result<Option<Bucket>> {
+        let row = sqlx::query(
+            "SELECT m.period, CAST(m.part AS BIGINT) AS part FROM conversations c \
+             JOIN messages m ON m.cid = c.id AND m.message = $3 \
+             WHERE c.tenant = $1 AND c.conv = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(conv.as_str())
+        .bind(message.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| crate::store::columns::bucket_of(&r))
+            .transpose()
+    }
+
     async fn discover(&self, query: &DiscoverQuery<'_>) -> Result<Vec<DiscoverItem>> {
         on_reader!(self, |conn| shared::discover(conn, query))
     }
