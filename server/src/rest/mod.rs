@@ -23,6 +23,7 @@ mod manage;
 mod messages;
 mod notifications;
 mod scheduled;
+mod search;
 mod views;
 
 use axum::extract::{Request, State};
@@ -89,6 +90,7 @@ rest_routes! {
     "/v1/accounts/{account}/identifiers" => put(contacts::register);
     "/v1/accounts/{account}/devices" => get(devices::list);
     "/v1/notifications/read" => post(notifications::mark_read);
+    "/v1/search" => get(search::search);
 }
 
 /// Answers 503 `unavailable` (with `Retry-After`) at once while the storage is down: every
