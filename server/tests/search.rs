@@ -15,14 +15,13 @@ use confab_core::ids::{AccountId, DocId};
 use confab_core::model::conversation::MemberStatus;
 use confab_core::policy::Author;
 use confab_core::search::{terms, Query};
-use confab_server::auth::Claims;
 use confab_server::engine::{now_ms, SubmitOutcome};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 mod support;
 
-use support::{on_fresh_postgres, Server};
+use support::{on_fresh_postgres, Reply, Server};
 
 const TENANTS: [&str; 3] = ["t1", "t2", "t3"];
 const ACCOUNTS: [&str; 5] = ["ann", "bob", "cyd", "dee", "eve"];
@@ -48,35 +47,12 @@ const QUERIES: [&str; 9] = [
     "zebra naive",
 ];
 
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
 fn token(s: &Server, tenant: &str, account: &str, kind: &str) -> String {
-    s.auth
-        .mint(&Claims {
-            sub: account.into(),
-            tenant: tenant.into(),
-            exp: now_ms() / 1000 + 3600,
-            kind: kind.into(),
-        })
-        .expect("mint")
+    s.tenant_token(tenant, account, kind)
 }
 
-async fn call(s: &Server, method: Method, path: &str, token: &str, body: Option<Value>) -> Answer {
-    let mut request = s
-        .http
-        .request(method, format!("{}{path}", s.base))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer { status, body }
+async fn call(s: &Server, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+    s.request(method, path, token, body).await
 }
 
 fn encode(text: &str) -> String {
@@ -344,27 +320,22 @@ async fn run(s: &Server, seed: u64) -> Model {
                     continue;
                 };
                 let status = match rng.next(3) {
-                    0 => {
+                    // Leaving is one's own DELETE, removal the owner's.
+                    n @ (0 | 1) => {
+                        let (by, status) = if n == 0 {
+                            (who.as_str(), MemberStatus::Left)
+                        } else {
+                            (owner.as_str(), MemberStatus::Removed)
+                        };
                         let a = call(
                             s,
                             Method::DELETE,
                             &format!("/v1/conversations/{conv_id}/members/{who}"),
-                            &token(s, tenant, &who, "user"),
+                            &token(s, tenant, by, "user"),
                             None,
                         )
                         .await;
-                        (a.status == 200).then_some(MemberStatus::Left)
-                    }
-                    1 => {
-                        let a = call(
-                            s,
-                            Method::DELETE,
-                            &format!("/v1/conversations/{conv_id}/members/{who}"),
-                            &token(s, tenant, &owner, "user"),
-                            None,
-                        )
-                        .await;
-                        (a.status == 200).then_some(MemberStatus::Removed)
+                        (a.status == 200).then_some(status)
                     }
                     _ => {
                         let target = AccountId::new(who.as_str()).expect("account");
