@@ -467,6 +467,12 @@ async fn check(nodes: &[&Server], model: &Model) {
 }
 
 /// Hostile and malformed queries: typed refusals, or a literal search that leaks nothing.
+/// `GET /v1/search?q=<query>`.
+async fn ask(s: &Server, token: &str, query: &str) -> Reply {
+    let path = format!("/v1/search?q={}", encode(query));
+    call(s, Method::GET, &path, token, None).await
+}
+
 async fn attacks(s: &Server) {
     let ann = token(s, "t1", "ann", "user");
     let long = "a".repeat(10_000);
@@ -475,14 +481,7 @@ async fn attacks(s: &Server) {
         ("\" * : ( ) ''", "query_empty"),
         ("a b c d e f g h i j k l m n o p q", "query_too_many_terms"),
     ] {
-        let a = call(
-            s,
-            Method::GET,
-            &format!("/v1/search?q={}", encode(query)),
-            &ann,
-            None,
-        )
-        .await;
+        let a = ask(s, &ann, query).await;
         assert_eq!(a.status, 422, "{}", a.body);
         assert_eq!(a.body["code"], code);
         assert_eq!(a.body["field"], "q");
@@ -500,14 +499,7 @@ async fn attacks(s: &Server) {
         "NEAR(cafe alpha, 2)",
         "- cafe ^zebra",
     ] {
-        let a = call(
-            s,
-            Method::GET,
-            &format!("/v1/search?q={}", encode(query)),
-            &ann,
-            None,
-        )
-        .await;
+        let a = ask(s, &ann, query).await;
         assert_eq!(a.status, 200, "{query:?}: {}", a.body);
         for t in a.body["terms"].as_array().expect("terms") {
             let t = t.as_str().expect("term");
