@@ -260,19 +260,7 @@ async fn run(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
             format!("{first} {prefix}")
         };
         let query = Query::parse(&text)?;
-        let q = SearchQuery {
-            tenant: &tenant,
-            account: &account,
-            query: &query,
-            conv: None,
-            author: None,
-            kind: None,
-            has_attachment: false,
-            since: None,
-            until: None,
-            after: None,
-            limit: 50,
-        };
+        let q = SearchQuery::new(&tenant, &account, &query, 50);
         let t = Instant::now();
         found += store.search(&q).await?.len();
         times.push(t.elapsed().as_secs_f64() * 1e3);

@@ -63,6 +63,30 @@ pub struct SearchQuery<'a> {
     pub limit: usize,
 }
 
+impl<'a> SearchQuery<'a> {
+    /// A search without filters, its first page.
+    pub fn new(
+        tenant: &'a TenantId,
+        account: &'a AccountId,
+        query: &'a Query,
+        limit: usize,
+    ) -> Self {
+        SearchQuery {
+            tenant,
+            account,
+            query,
+            conv: None,
+            author: None,
+            kind: None,
+            has_attachment: false,
+            since: None,
+            until: None,
+            after: None,
+            limit,
+        }
+    }
+}
+
 /// One match: the projected row and where the next page continues from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchHit {

@@ -30,17 +30,8 @@ async fn found(s: &dyn Store, account: &str, text: &str) -> Vec<String> {
     let mut after: Option<SearchCursor> = None;
     loop {
         let q = SearchQuery {
-            tenant: &t,
-            account: &a,
-            query: &query,
-            conv: None,
-            author: None,
-            kind: None,
-            has_attachment: false,
-            since: None,
-            until: None,
             after,
-            limit: 2,
+            ..SearchQuery::new(&t, &a, &query, 2)
         };
         let hits = s.search(&q).await.expect("search");
         out.extend(hits.iter().map(|h| h.row.message.to_string()));
