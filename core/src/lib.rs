@@ -13,6 +13,7 @@ pub mod limits;
 pub mod model;
 pub mod policy;
 pub mod protocol;
+pub mod search;
 pub mod validate;
 
 pub use automerge;

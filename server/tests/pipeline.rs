@@ -127,6 +127,12 @@ impl Retention for GatedStore {
 
 #[async_trait]
 impl Projections for GatedStore {
+    async fn search(
+        &self,
+        query: &confab_server::store::search::SearchQuery<'_>,
+    ) -> Result<Vec<confab_server::store::search::SearchHit>> {
+        self.inner.search(query).await
+    }
     async fn membership(
         &self,
         tenant: &TenantId,

@@ -15,13 +15,17 @@
 //! read, garbage, oversize and too-many-changes frames, floods, the connection limit, expired,
 //! foreign and wrongly signed tokens; and the MLS directory's attacks (`attacks/directory.rs`:
 //! key packages for someone else, a changed signature key, a claimed package offered again,
-//! garbage and oversized packages, a claim across tenants).
+//! garbage and oversized packages, a claim across tenants); and search's (`attacks/search.rs`:
+//! another tenant, a non-member and a removed member find nothing, FTS-syntax and oversized
+//! queries).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "attacks/directory.rs"]
 mod directory;
 #[path = "attacks/protocol.rs"]
 mod protocol;
+#[path = "attacks/search.rs"]
+mod search;
 #[path = "attacks/wire.rs"]
 mod wire;
 
@@ -321,7 +325,7 @@ fn all_cases() -> Vec<(&'static str, WireCase)> {
         .filter(|c| c.drivers.contains(&Driver::Wire))
         .map(|c| (c.name, c.run))
         .collect();
-    let wire_only: [(&'static str, WireCase); 8] = [
+    let wire_only: [(&'static str, WireCase); 9] = [
         ("another_tenant", |lab| Box::pin(another_tenant(lab))),
         ("reading_what_one_may_not", |lab| {
             Box::pin(reading_what_one_may_not(lab))
@@ -344,6 +348,10 @@ fn all_cases() -> Vec<(&'static str, WireCase)> {
         }),
         ("a_claim_across_tenants", |lab| {
             Box::pin(directory::a_claim_across_tenants(lab))
+        }),
+        // Search is a REST read (no frame): wire-only cases.
+        ("searching_what_one_may_not", |lab| {
+            Box::pin(search::searching_what_one_may_not(lab))
         }),
     ];
     all.extend(wire_only);

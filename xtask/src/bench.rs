@@ -8,6 +8,8 @@
 //!   groups of 10, 100 and 1,000 members (`core/benches/client_ops.rs`).
 //! - `cargo xtask bench e2ee`: MLS encryption, decryption and commits in groups of 10, 100 and
 //!   1,000 devices (`core/benches/e2ee.rs`).
+//! - `cargo xtask bench search [-- <args>]`: the server's search over a million messages on
+//!   both backends (`bench/src/bin/search.rs`).
 //! - `cargo xtask bench summary`: summarize what is already in `target/criterion`.
 
 use std::path::{Path, PathBuf};
@@ -53,9 +55,23 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
         // MLS for a device and the Delivery Service in groups of 10, 100 and 1,000 devices.
         "e2ee" => crate::run("cargo", &["bench", "-p", "confab-core", "--bench", "e2ee"]),
+        // The server's search on a large projection (`bench/src/bin/search.rs`).
+        "search" => {
+            let mut cmd = vec![
+                "run",
+                "--release",
+                "-p",
+                "confab-bench",
+                "--bin",
+                "search",
+                "--",
+            ];
+            cmd.extend(rest.iter().map(String::as_str).skip_while(|a| *a == "--"));
+            crate::run("cargo", &cmd)
+        }
         "summary" => summarize(&criterion, None),
         other => {
-            bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|e2ee|summary]`")
+            bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|e2ee|search|summary]`")
         }
     }
 }

@@ -50,14 +50,27 @@ pub fn may_read(
         DocTarget::Conv(_) | DocTarget::Msgs(..) => match conv.filter(|c| c.meta.is_some()) {
             None => Err(ReadDenied::NoConversation),
             Some(_) if service => Ok(()),
-            Some(c) if c.member(account).is_none() => Err(ReadDenied::NotMember(account.clone())),
-            Some(c) if c.active_member(account).is_none() => {
-                Err(ReadDenied::Inactive(account.clone()))
-            }
-            Some(_) if parent.is_some_and(|s| !s.is_active()) => {
-                Err(ReadDenied::NotParentMember(account.clone()))
-            }
-            Some(_) => Ok(()),
+            Some(c) => member_may_read(Standing::of(c.member(account)), parent, account),
         },
     }
+}
+
+/// The members' part of [`may_read`], for a reader that knows standings without the
+/// documents (the server's search reads them from the projection): `own` is where the
+/// account stands in the conversation, `parent` (threads) in its parent, active only if
+/// active in every conversation above.
+pub fn member_may_read(
+    own: Standing,
+    parent: Option<Standing>,
+    account: &AccountId,
+) -> Result<(), ReadDenied> {
+    match own {
+        Standing::Active => {}
+        Standing::Out(None) => return Err(ReadDenied::NotMember(account.clone())),
+        Standing::Out(Some(_)) => return Err(ReadDenied::Inactive(account.clone())),
+    }
+    if parent.is_some_and(|s| !s.is_active()) {
+        return Err(ReadDenied::NotParentMember(account.clone()));
+    }
+    Ok(())
 }

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use automerge::{ActorId, Automerge, ChangeHash};
 
-pub use access::{may_read, ReadDenied};
+pub use access::{may_read, member_may_read, ReadDenied};
 pub use docs::{DocView, StoredDoc, Tail};
 pub use follow::{host_actor, FollowUp};
 pub use submission::{AcceptedChange, Decision, Need, Step, Submission};

@@ -9,6 +9,7 @@ use confab_core::model::conversation::Conversation;
 use confab_core::model::message::NewMessage;
 use confab_core::policy::joining::join_route;
 use confab_core::policy::Effect;
+use confab_core::search;
 
 use crate::store::{ConvRow, MessageRow, Projection};
 
@@ -109,17 +110,44 @@ fn message_row(doc: &DocId, seq: u64, m: &NewMessage) -> Option<Projection> {
     }))
 }
 
-/// Rows for a change to a message bucket (after apply).
+/// A message's search terms, in a plaintext conversation only: an encrypted conversation's
+/// messages are never indexed on the server (their content is sealed; docs/SEARCH.md).
+fn search_terms(
+    doc: &DocId,
+    encrypted: bool,
+    id: &MessageId,
+    body: &str,
+    caption: Option<&str>,
+) -> Option<Projection> {
+    if encrypted {
+        return None;
+    }
+    let terms = search::index_text([body].into_iter().chain(caption))?;
+    Some(Projection::SearchTerms {
+        tenant: doc.tenant().clone(),
+        conv: doc.conv_id()?.clone(),
+        message: id.clone(),
+        terms,
+    })
+}
+
+/// Rows for a change to a message bucket (after apply) of a conversation that is
+/// `encrypted` or not.
 pub(crate) fn for_msgs(
     doc: &DocId,
     seq: u64,
     bucket: &Automerge,
     effects: &[Effect],
+    encrypted: bool,
 ) -> Vec<Projection> {
     let Some(conv) = doc.conv_id() else {
         return Vec::new();
     };
     let mut out = Vec::new();
+    let edited = |id: &MessageId| {
+        read::read_message_fields(bucket, id)
+            .and_then(|m| search_terms(doc, encrypted, id, &m.body, m.caption.as_deref()))
+    };
     let updated = |id: &MessageId, deleted: bool| {
         let body = read::read_message_fields(bucket, id)
             .map(|m| m.body)
@@ -134,11 +162,68 @@ pub(crate) fn for_msgs(
     };
     for effect in effects {
         match effect {
-            Effect::PostMessage(m) => out.extend(message_row(doc, seq, m)),
-            Effect::EditBody(m) => out.push(updated(&m.id, false)),
+            Effect::PostMessage(m) => {
+                out.extend(message_row(doc, seq, m));
+                out.extend(search_terms(
+                    doc,
+                    encrypted,
+                    &m.id,
+                    &m.body,
+                    m.caption.as_deref(),
+                ));
+            }
+            Effect::EditBody(m) => {
+                out.push(updated(&m.id, false));
+                out.extend(edited(&m.id));
+            }
             Effect::DeleteMessage(m) => out.push(updated(&m.id, true)),
             _ => {}
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_core::ids::{AccountId, Bucket, ConvId, MessageId, TenantId};
+
+    use super::*;
+
+    fn posted(encrypted: bool) -> Vec<Projection> {
+        let id = |s: &str| TenantId::new(s).expect("id");
+        let doc = DocId::msgs(
+            &id("acme"),
+            &ConvId::new("vault").expect("id"),
+            Bucket::first(0),
+        );
+        let mut m = NewMessage::text(
+            MessageId::new("m1").expect("id"),
+            AccountId::new("alice").expect("id"),
+            "Top secret café",
+            0,
+        );
+        m.caption = Some("also secret".into());
+        let effects = [Effect::PostMessage(Box::new(m))];
+        for_msgs(&doc, 1, &Automerge::new(), &effects, encrypted)
+    }
+
+    fn has_terms(rows: &[Projection]) -> bool {
+        rows.iter()
+            .any(|p| matches!(p, Projection::SearchTerms { .. }))
+    }
+
+    #[test]
+    fn encrypted_conversations_are_never_indexed() {
+        // Even a message that (wrongly) carries text in the clear gives no search terms.
+        assert!(!has_terms(&posted(true)));
+        let plain = posted(false);
+        let terms: Vec<&str> = plain
+            .iter()
+            .filter_map(|p| match p {
+                Projection::SearchTerms { terms, .. } => Some(terms.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(terms, ["top secret cafe also"]);
+    }
 }

@@ -618,7 +618,9 @@ impl Unit {
             }
             (DocTarget::Conv(_), None) => Vec::new(),
             _ => self.acceptor.doc(doc).map_or_else(Vec::new, |d| {
-                projection::for_msgs(doc, accepted.seq, d.doc(), &accepted.effects)
+                // A bucket's unit holds its conversation; without it, nothing is indexed.
+                let encrypted = self.acceptor.conversation().is_none_or(|c| c.encrypted());
+                projection::for_msgs(doc, accepted.seq, d.doc(), &accepted.effects, encrypted)
             }),
         };
         self.batch.pending.push(Pending {

@@ -5,7 +5,8 @@
 //! - 403: a policy denial (the code is the `DenyCode` string), or no read access;
 //! - 404 `not_found`: unknown conversation, member or message;
 //! - 409 `already_created` / `already_exists`: the thing exists;
-//! - 422: validation (`too_long`, `invalid_value`, `unknown_key`, `wrong_type`, `missing`, ...);
+//! - 422: validation (`too_long`, `invalid_value`, `unknown_key`, `wrong_type`, `missing`, ...;
+//!   a search's query: `query_too_long`, `query_too_many_terms`, `query_empty`);
 //! - 500 `internal`: storage read failed;
 //! - 503 `unavailable` with `Retry-After`: the storage is unavailable (unreachable or full:
 //!   answered at once while the health state says so, see `store::health`), or a write was

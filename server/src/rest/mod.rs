@@ -25,6 +25,7 @@ mod messages;
 mod notifications;
 mod roles;
 mod scheduled;
+mod search;
 mod views;
 
 use axum::extract::{Request, State};
@@ -92,6 +93,7 @@ rest_routes! {
     "/v1/accounts/{account}/identifiers" => put(contacts::register);
     "/v1/accounts/{account}/devices" => get(devices::list);
     "/v1/notifications/read" => post(notifications::mark_read);
+    "/v1/search" => get(search::search);
 }
 
 /// Answers 503 `unavailable` (with `Retry-After`) at once while the storage is down: every

@@ -35,8 +35,10 @@ use super::{
 };
 
 mod notify_all;
+mod search;
 mod stats;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
+pub use search::search_index_follows_rows;
 pub use stats::stats_and_view_counts;
 
 /// Opens another store instance on the same database (another server process).
@@ -105,6 +107,7 @@ macro_rules! store_conformance {
             stats_and_view_counts,
             mls_directory,
             coalesced_feed_and_merged_deliveries,
+            search_index_follows_rows,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

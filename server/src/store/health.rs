@@ -375,6 +375,12 @@ impl ChangeLog for Guarded {
 
 #[async_trait]
 impl Projections for Guarded {
+    async fn search(
+        &self,
+        query: &super::search::SearchQuery<'_>,
+    ) -> Result<Vec<super::search::SearchHit>> {
+        self.run(self.inner.search(query)).await
+    }
     async fn membership(
         &self,
         tenant: &TenantId,

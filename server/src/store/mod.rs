@@ -49,6 +49,7 @@ pub mod postgres;
 mod projection;
 pub mod retention;
 pub mod schedule;
+pub mod search;
 pub mod sqlite;
 pub mod stats;
 pub mod webhooks;
@@ -120,6 +121,15 @@ pub enum Projection {
         conv: ConvId,
         account: AccountId,
         message: MessageId,
+    },
+    /// A message's search terms (`confab_core::search::index_text`) after a post or an
+    /// edit, in a plaintext conversation only: they replace what the search index held for
+    /// it, unless its projected row is deleted (docs/SEARCH.md).
+    SearchTerms {
+        tenant: TenantId,
+        conv: ConvId,
+        message: MessageId,
+        terms: String,
     },
 }
 
@@ -361,6 +371,9 @@ pub trait Projections: Send + Sync {
         after: Option<&AccountId>,
         limit: usize,
     ) -> Result<Vec<(AccountId, u64)>>;
+    /// A page of messages matching a search, among those its account may read, newest
+    /// first (`search`, docs/SEARCH.md).
+    async fn search(&self, query: &search::SearchQuery<'_>) -> Result<Vec<search::SearchHit>>;
     /// The author of a message, from the projection.
     async fn author_of(
         &self,

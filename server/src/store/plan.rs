@@ -109,6 +109,16 @@ pub(crate) struct UpdateStep<'a> {
     pub deleted: bool,
 }
 
+/// A message's search terms, written after the batch's messages and updates: they replace
+/// the message's index entry unless its projected row is deleted (or missing).
+#[derive(Debug)]
+pub(crate) struct SearchStep<'a> {
+    pub tenant: &'a str,
+    pub conv: &'a str,
+    pub message: &'a str,
+    pub terms: &'a str,
+}
+
 /// A group commit, planned before it touches the database.
 ///
 /// Upserts are deduplicated (the last one of a key wins, as if applied in order) and
@@ -138,6 +148,8 @@ pub(crate) struct Plan<'a> {
     pub allocs: Vec<ConvAlloc<'a>>,
     /// Edits of messages not created in this batch.
     pub updates: Vec<UpdateStep<'a>>,
+    /// Sorted by (tenant, conversation, message), one per message (the last wins).
+    pub search: Vec<SearchStep<'a>>,
 }
 
 impl<'a> Plan<'a> {
@@ -155,6 +167,7 @@ impl<'a> Plan<'a> {
         let mut allocs: BTreeMap<(&'a str, &'a str), ConvAlloc<'a>> = BTreeMap::new();
         let mut updates: BTreeMap<(&'a str, &'a str, &'a str), UpdateStep<'a>> = BTreeMap::new();
         let mut fences: BTreeMap<String, i64> = BTreeMap::new();
+        let mut search: BTreeMap<(&'a str, &'a str, &'a str), SearchStep<'a>> = BTreeMap::new();
 
         for change in changes {
             let doc = change.doc.to_string();
@@ -286,6 +299,23 @@ impl<'a> Plan<'a> {
                         alloc.count += 1;
                         alloc.max_created = alloc.max_created.max(row.created_at);
                     }
+                    Projection::SearchTerms {
+                        tenant,
+                        conv,
+                        message,
+                        terms,
+                    } => {
+                        let key = (tenant.as_str(), conv.as_str(), message.as_str());
+                        search.insert(
+                            key,
+                            SearchStep {
+                                tenant: key.0,
+                                conv: key.1,
+                                message: key.2,
+                                terms,
+                            },
+                        );
+                    }
                     Projection::MessageUpdated {
                         tenant,
                         conv,
@@ -337,6 +367,7 @@ impl<'a> Plan<'a> {
             messages,
             allocs: allocs.into_values().collect(),
             updates: updates.into_values().collect(),
+            search: search.into_values().collect(),
         })
     }
 

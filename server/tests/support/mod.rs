@@ -51,6 +51,13 @@ where
     }
 }
 
+/// A REST answer.
+#[allow(dead_code)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
 pub struct Server {
     pub base: String,
     pub auth: Arc<Authenticator>,
@@ -156,6 +163,42 @@ impl Server {
             _dir: dir,
             _shutdown: shutdown_tx,
         }
+    }
+
+    /// A token of `kind` (`user` or `service`) for `account` of `tenant`, for an hour.
+    #[allow(dead_code)]
+    pub fn tenant_token(&self, tenant: &str, account: &str, kind: &str) -> String {
+        self.auth
+            .mint(&Claims {
+                sub: account.into(),
+                tenant: tenant.into(),
+                exp: confab_server::engine::now_ms() / 1000 + 3600,
+                kind: kind.into(),
+            })
+            .expect("mint")
+    }
+
+    /// One REST call: its status and its body (JSON, or the text as a JSON string).
+    #[allow(dead_code)]
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        Reply { status, body }
     }
 
     /// A token of `kind` (`user` or `service`) for `account`, expiring at `exp` (seconds).

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use confab_core::ids::{AccountId, DocId, TenantId};
 use sqlx::Row;
 
-use super::rows::{CommitRows, MessageBatch, COMMIT, COMMIT_MESSAGES};
+use super::rows::{with_search, CommitRows, MessageBatch, Search, COMMIT, COMMIT_MESSAGES};
 use super::PgStore;
 use crate::store::changelog::{pg as shared, COMPACT_DELETE, COMPACT_SNAPSHOT};
 use crate::store::columns::{self, i64_of, limit_of, seq_changes, u64_of};
@@ -28,7 +28,15 @@ impl PgStore {
         let a = &rows.allocs;
         let g = &rows.messages;
         let u = &rows.updates;
-        sqlx::query(COMMIT)
+        let x = &rows.search;
+        let indexed;
+        let sql = if x.ids.is_empty() {
+            COMMIT
+        } else {
+            indexed = with_search(COMMIT, 61);
+            &indexed
+        };
+        let query = sqlx::query(sql)
             .bind(&d.ids)
             .bind(&d.tenants)
             .bind(&d.prev)
@@ -88,10 +96,8 @@ impl PgStore {
             .bind(&s.scopes)
             .bind(&s.descriptions)
             .bind(&s.active_members)
-            .bind(&s.join_routes)
-            .execute(&self.pool)
-            .await
-            .map(drop)
+            .bind(&s.join_routes);
+        bind_search(query, x).execute(&self.pool).await.map(drop)
     }
 
     /// The common batch, through `confab_commit_messages`.
@@ -112,7 +118,15 @@ impl PgStore {
             ),
             None => (None, None, 0, 0, 0),
         };
-        sqlx::query(COMMIT_MESSAGES)
+        let x = &rows.search;
+        let indexed;
+        let sql = if x.ids.is_empty() {
+            COMMIT_MESSAGES
+        } else {
+            indexed = with_search(COMMIT_MESSAGES, 23);
+            &indexed
+        };
+        let query = sqlx::query(sql)
             .bind(batch.doc)
             .bind(batch.prev)
             .bind(batch.last)
@@ -134,11 +148,23 @@ impl PgStore {
             .bind(&g.previews)
             .bind(&g.deleted)
             .bind(batch.fence.map(|f| f.doc.as_str()))
-            .bind(batch.fence.map(|f| f.policy))
-            .execute(&self.pool)
-            .await
-            .map(drop)
+            .bind(batch.fence.map(|f| f.policy));
+        bind_search(query, x).execute(&self.pool).await.map(drop)
     }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds the search terms' arrays after a commit call's parameters (none without terms).
+fn bind_search<'q>(query: PgQuery<'q>, x: &'q Search<'q>) -> PgQuery<'q> {
+    if x.ids.is_empty() {
+        return query;
+    }
+    query
+        .bind(&x.tenants)
+        .bind(&x.convs)
+        .bind(&x.ids)
+        .bind(&x.terms)
 }
 
 #[async_trait]

@@ -11,6 +11,7 @@ use crate::store::buckets::BucketPage;
 use crate::store::columns::{self, conv_list_item, limit_of, Cols};
 use crate::store::discovery::{self, DiscoverItem, DiscoverQuery};
 use crate::store::projection::pg as shared;
+use crate::store::search::{self, bind_filters, SearchHit, SearchQuery};
 use crate::store::stats::ConvStats;
 use crate::store::{ConvListItem, ConvRow, MessageRow, Projections, Result};
 
@@ -136,6 +137,23 @@ impl Projections for PgStore {
         on_pool!(self, |conn| shared::fanout_members(
             conn, tenant, conv, after, limit
         ))
+    }
+
+    async fn search(&self, q: &SearchQuery<'_>) -> Result<Vec<SearchHit>> {
+        let rows = sqlx::query(search::MEMBERSHIPS)
+            .bind(q.tenant.as_str())
+            .bind(q.account.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        let cids = search::readable(&search::entries(&rows)?, q.account, q.conv);
+        if cids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = sqlx::query(search::SEARCH_PG)
+            .bind(&cids)
+            .bind(q.query.to_tsquery());
+        let rows = bind_filters!(query, q).fetch_all(&self.pool).await?;
+        search::hits(&rows, q.tenant)
     }
 
     async fn author_of(

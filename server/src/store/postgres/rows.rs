@@ -18,6 +18,19 @@ pub(super) const COMMIT: &str = "SELECT confab_commit($1, $2, $3, $4, $5, $6, $7
 pub(super) const COMMIT_MESSAGES: &str = "SELECT confab_commit_messages($1, $2, $3, $4, $5, \
     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
 
+/// A commit call followed, in the same statement (so the same transaction and round trip),
+/// by the batch's search terms (migration 0027): the CTE runs the commit first.
+pub(super) fn with_search(call: &str, first: usize) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    format!(
+        "WITH c AS MATERIALIZED ({call}) SELECT confab_search_index({}, {}, {}, {}) FROM c",
+        p(0),
+        p(1),
+        p(2),
+        p(3)
+    )
+}
+
 /// A batch `confab_commit_messages` can store: changes of one document that already exists,
 /// and at most new messages of one conversation, nothing else to project.
 pub(super) struct MessageBatch<'a> {
@@ -166,6 +179,14 @@ pub(super) struct Updates<'a> {
 }
 
 #[derive(Default)]
+pub(super) struct Search<'a> {
+    pub tenants: Vec<&'a str>,
+    pub convs: Vec<&'a str>,
+    pub ids: Vec<&'a str>,
+    pub terms: Vec<&'a str>,
+}
+
+#[derive(Default)]
 pub(super) struct CommitRows<'a> {
     pub docs: Docs<'a>,
     pub fences: Fences<'a>,
@@ -178,6 +199,7 @@ pub(super) struct CommitRows<'a> {
     pub allocs: Allocs<'a>,
     pub messages: Messages<'a>,
     pub updates: Updates<'a>,
+    pub search: Search<'a>,
 }
 
 impl<'a> CommitRows<'a> {
@@ -278,6 +300,12 @@ impl<'a> CommitRows<'a> {
             out.updates.ids.push(u.message);
             out.updates.previews.push(u.preview);
             out.updates.deleted.push(u.deleted);
+        }
+        for x in &plan.search {
+            out.search.tenants.push(x.tenant);
+            out.search.convs.push(x.conv);
+            out.search.ids.push(x.message);
+            out.search.terms.push(x.terms);
         }
         out
     }

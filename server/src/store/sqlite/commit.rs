@@ -301,5 +301,27 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
             st.execute(params![u.tenant, u.conv, u.message, u.preview, u.deleted])?;
         }
     }
+
+    // 7. Search terms replace their message's entry, unless its row is deleted
+    //    (migration 0020; the triggers there remove entries with their rows).
+    if !plan.search.is_empty() {
+        let mut find = db.prepare_cached(
+            "SELECT m.cid * 4294967296 + m.pos FROM conversations c \
+             JOIN messages m ON m.cid = c.id AND m.message = ?3 \
+             WHERE c.tenant = ?1 AND c.conv = ?2 AND m.deleted = 0 AND m.pos < 4294967296",
+        )?;
+        let mut clear = db.prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?;
+        let mut insert =
+            db.prepare_cached("INSERT INTO message_search (rowid, terms) VALUES (?1, ?2)")?;
+        for x in &plan.search {
+            let row = find
+                .query_row(params![x.tenant, x.conv, x.message], |r| r.get::<_, i64>(0))
+                .optional()?;
+            if let Some(row) = row {
+                clear.execute([row])?;
+                insert.execute(params![row, x.terms])?;
+            }
+        }
+    }
     Ok(())
 }

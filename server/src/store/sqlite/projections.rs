@@ -10,6 +10,7 @@ use crate::store::buckets::BucketPage;
 use crate::store::columns::{self, conv_list_item, limit_of, Cols};
 use crate::store::discovery::{self, DiscoverItem, DiscoverQuery};
 use crate::store::projection::lite as shared;
+use crate::store::search::{self, bind_filters, SearchHit, SearchQuery};
 use crate::store::stats::ConvStats;
 use crate::store::{ConvListItem, ConvRow, MessageRow, Projections, Result};
 
@@ -132,6 +133,23 @@ impl Projections for SqliteStore {
         on_reader!(self, |conn| shared::fanout_members(
             conn, tenant, conv, after, limit
         ))
+    }
+
+    async fn search(&self, q: &SearchQuery<'_>) -> Result<Vec<SearchHit>> {
+        let rows = sqlx::query(search::MEMBERSHIPS)
+            .bind(q.tenant.as_str())
+            .bind(q.account.as_str())
+            .fetch_all(&self.reader)
+            .await?;
+        let cids = search::readable(&search::entries(&rows)?, q.account, q.conv);
+        if cids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = sqlx::query(search::SEARCH_LITE)
+            .bind(serde_json::to_string(&cids).unwrap_or_default())
+            .bind(q.query.to_fts5());
+        let rows = bind_filters!(query, q).fetch_all(&self.reader).await?;
+        search::hits(&rows, q.tenant)
     }
 
     async fn author_of(

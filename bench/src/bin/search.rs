@@ -1,0 +1,329 @@
+//! `search` (`cargo xtask bench search`): the server's search (docs/SEARCH.md) on a large
+//! projection (docs/BENCHMARKS.md, "Search").
+//!
+//! One run per backend on a fresh store, through the store's own commit and search (the
+//! statements the server runs; no engine, no HTTP): `--conversations` conversations take
+//! `--messages` messages in all, in batches of one bucket change of `--batch` messages, each
+//! message `--words` words drawn from a Zipf-like vocabulary of `--vocabulary` words. The
+//! searcher is an active member of every `--member-every`-th conversation.
+//!
+//! Measured: the commit rate of the first `--compare` messages without search terms and of
+//! the next `--compare` with them (the cost the index adds to a commit, same sitting), then
+//! query p50/p99 over `--queries` searches of one or two words, the last a 3-character
+//! prefix, first page of 50, with the permission filter.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
+use confab_core::search::{index_text, Query};
+use confab_server::maintenance::open_store;
+use confab_server::store::search::SearchQuery;
+use confab_server::store::{ConvRow, MessageRow, NewChange, Projection, Store};
+
+#[derive(Parser, Debug)]
+#[command(name = "search", about = "Server search on a large projection")]
+struct Args {
+    /// Backends: sqlite, postgres.
+    #[arg(long, value_delimiter = ',', default_value = "postgres,sqlite")]
+    backends: Vec<String>,
+    /// Postgres server (a database `confab_bench_search` is made and dropped there).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    pg: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: usize,
+    #[arg(long, default_value_t = 1_000)]
+    conversations: usize,
+    #[arg(long, default_value_t = 10)]
+    member_every: usize,
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    #[arg(long, default_value_t = 8)]
+    words: usize,
+    #[arg(long, default_value_t = 20_000)]
+    vocabulary: usize,
+    #[arg(long, default_value_t = 50_000)]
+    compare: usize,
+    #[arg(long, default_value_t = 300)]
+    queries: usize,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// Zipf-like: small indexes far more often.
+    fn word(&mut self, vocabulary: usize) -> usize {
+        let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+        ((vocabulary as f64).powf(u) as usize).saturating_sub(1)
+    }
+}
+
+fn word(i: usize) -> String {
+    // Letters only, distinct per index: base 26.
+    let mut n = i + 26 * 26;
+    let mut out = String::new();
+    while n > 0 {
+        out.push((b'a' + (n % 26) as u8) as char);
+        n /= 26;
+    }
+    out
+}
+
+const TENANT: &str = "acme";
+const SEARCHER: &str = "seeker";
+
+fn conv_change(tenant: &TenantId, conv: &ConvId, member: bool) -> Result<NewChange> {
+    let doc = DocId::conv(tenant, conv);
+    let mut projection = vec![Projection::Conversation(ConvRow {
+        tenant: tenant.clone(),
+        conv: conv.clone(),
+        kind: "group".into(),
+        title: None,
+        lifecycle: "active".into(),
+        parent: None,
+        created_at: 0,
+        scope: "private".into(),
+        description: None,
+        active_members: 1,
+        join_route: "invite".into(),
+    })];
+    if member {
+        projection.push(Projection::Member {
+            tenant: tenant.clone(),
+            conv: conv.clone(),
+            account: AccountId::new(SEARCHER)?,
+            role: "member".into(),
+            status: "active".into(),
+        });
+    }
+    Ok(change(doc, 1, projection))
+}
+
+fn change(doc: DocId, seq: u64, projection: Vec<Projection>) -> NewChange {
+    let mut hash = [0u8; 32];
+    hash[..8].copy_from_slice(&seq.to_le_bytes());
+    let name = doc.to_string();
+    hash[8..8 + name.len().min(24)].copy_from_slice(&name.as_bytes()[..name.len().min(24)]);
+    NewChange {
+        doc,
+        hash,
+        bytes: vec![0; 16],
+        account: AccountId::new("writer").expect("account"),
+        accepted_at: 0,
+        seq,
+        bind_actor: None,
+        projection,
+        moves_policy: false,
+        fence: None,
+        parent_fence: None,
+    }
+}
+
+struct Writer {
+    rng: Rng,
+    next_id: usize,
+    /// Per conversation: its bucket part and the part's last seq.
+    parts: Vec<(u32, u64)>,
+}
+
+impl Writer {
+    /// One bucket change of `n` messages in conversation `c`, indexed or not.
+    fn batch(
+        &mut self,
+        args: &Args,
+        tenant: &TenantId,
+        c: usize,
+        n: usize,
+        index: bool,
+    ) -> Result<NewChange> {
+        let conv = ConvId::new(format!("c{c}"))?;
+        let (part, seq) = &mut self.parts[c];
+        *seq += 1;
+        if *seq > 200 {
+            *part += 1;
+            *seq = 1;
+        }
+        let doc = DocId::msgs(
+            tenant,
+            &conv,
+            Bucket {
+                period: 0,
+                part: *part,
+            },
+        );
+        let mut projection = Vec::with_capacity(n * 2);
+        for _ in 0..n {
+            self.next_id += 1;
+            let id = MessageId::new(format!("m{}", self.next_id))?;
+            let body: Vec<String> = (0..args.words)
+                .map(|_| word(self.rng.word(args.vocabulary)))
+                .collect();
+            let body = body.join(" ");
+            let created_at = 1_700_000_000_000 + self.next_id as i64;
+            projection.push(Projection::Message(MessageRow {
+                tenant: tenant.clone(),
+                conv: conv.clone(),
+                message: id.clone(),
+                doc: doc.to_string(),
+                seq: *seq,
+                author: AccountId::new("writer")?,
+                kind: "text".into(),
+                created_at,
+                preview: body.chars().take(100).collect(),
+                deleted: false,
+                pos: 0,
+                views: 0,
+            }));
+            if index {
+                if let Some(terms) = index_text([body.as_str()]) {
+                    projection.push(Projection::SearchTerms {
+                        tenant: tenant.clone(),
+                        conv: conv.clone(),
+                        message: id,
+                        terms,
+                    });
+                }
+            }
+        }
+        Ok(change(doc, *seq, projection))
+    }
+}
+
+/// Commits `total` messages round-robin over the conversations; messages per second.
+async fn fill(
+    store: &dyn Store,
+    args: &Args,
+    w: &mut Writer,
+    total: usize,
+    index: bool,
+) -> Result<f64> {
+    let tenant = TenantId::new(TENANT)?;
+    let started = Instant::now();
+    let mut done = 0;
+    let mut c = 0;
+    while done < total {
+        let n = args.batch.min(total - done);
+        let change = w.batch(args, &tenant, c, n, index)?;
+        store.commit(std::slice::from_ref(&change)).await?;
+        done += n;
+        c = (c + 1) % args.conversations;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn run(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
+    let tenant = TenantId::new(TENANT)?;
+    for c in 0..args.conversations {
+        let conv = ConvId::new(format!("c{c}"))?;
+        store
+            .commit(&[conv_change(&tenant, &conv, c % args.member_every == 0)?])
+            .await?;
+    }
+    let mut w = Writer {
+        rng: Rng(35),
+        next_id: 0,
+        parts: vec![(0, 0); args.conversations],
+    };
+    let plain = fill(store, args, &mut w, args.compare, false).await?;
+    let indexed = fill(store, args, &mut w, args.compare, true).await?;
+    let rest = args.messages.saturating_sub(2 * args.compare);
+    let started = Instant::now();
+    fill(store, args, &mut w, rest, true).await?;
+    let fill_s = started.elapsed().as_secs_f64();
+
+    let account = AccountId::new(SEARCHER)?;
+    let mut rng = Rng(7);
+    let mut times = Vec::with_capacity(args.queries);
+    let mut found = 0usize;
+    for i in 0..args.queries {
+        let first = word(rng.word(args.vocabulary));
+        let last = word(rng.word(args.vocabulary));
+        let prefix: String = last.chars().take(3).collect();
+        let text = if i % 2 == 0 {
+            prefix
+        } else {
+            format!("{first} {prefix}")
+        };
+        let query = Query::parse(&text)?;
+        let q = SearchQuery::new(&tenant, &account, &query, 50);
+        let t = Instant::now();
+        found += store.search(&q).await?.len();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{backend}: {} messages in {} conversations (searcher in {}), {} queries: \
+         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.1} results/query; \
+         commit {:.0} msg/s without terms, {:.0} msg/s with ({:+.1}%); rest filled in {:.0} s",
+        args.messages,
+        args.conversations,
+        args.conversations.div_ceil(args.member_every),
+        args.queries,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times.last().copied().unwrap_or(0.0),
+        found as f64 / args.queries as f64,
+        plain,
+        indexed,
+        (indexed / plain - 1.0) * 100.0,
+        fill_s
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    for backend in &args.backends {
+        match backend.as_str() {
+            "sqlite" => {
+                let dir = std::env::temp_dir()
+                    .join(format!("confab-bench-search-{}", std::process::id()));
+                std::fs::create_dir_all(&dir)?;
+                let store = open_store(None, &dir).await?;
+                run(store.as_ref(), &args, backend).await?;
+                drop(store);
+                std::fs::remove_dir_all(&dir).ok();
+            }
+            "postgres" => {
+                use sqlx::{Connection, Executor};
+                let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", args.pg))
+                    .await
+                    .context("Postgres")?;
+                let name = "confab_bench_search";
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await?;
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await?;
+                let url = format!("{}/{name}", args.pg);
+                let dir = PathBuf::from(".");
+                let store = open_store(Some(&url), &dir).await?;
+                let result = run(store.as_ref(), &args, backend).await;
+                drop(store);
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await?;
+                result?;
+            }
+            other => anyhow::bail!("unknown backend {other}"),
+        }
+    }
+    Ok(())
+}

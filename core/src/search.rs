@@ -1,0 +1,190 @@
+//! Search terms: how message text and queries become the words an index holds
+//! (docs/SEARCH.md). The server's indexes and a device's index use this one function, so a
+//! query folds exactly as the text it should find.
+//!
+//! A term is a word of Unicode word segmentation (UAX #29), decomposed (NFD) with its
+//! combining marks dropped, lowercased, and split at anything that is not a letter or a
+//! digit: "Café" and "cafe" are the term `cafe`, "l'été" the terms `l` and `ete`. Terms
+//! hold letters and digits only, so no index's query syntax can appear in one.
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Characters a term keeps; a longer word is indexed and matched by its first ones.
+pub const TERM_CHARS_MAX: usize = 64;
+/// Characters of a query (the whole text as sent).
+pub const QUERY_CHARS_MAX: usize = 1_000;
+/// Terms of a query.
+pub const QUERY_TERMS_MAX: usize = 16;
+
+/// Why a query cannot be searched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error("a query has at most {QUERY_CHARS_MAX} characters, this one {0}")]
+    TooLong(usize),
+    #[error("a query has at most {QUERY_TERMS_MAX} terms, this one {0}")]
+    TooManyTerms(usize),
+    #[error("the query has no letters or digits to search for")]
+    Empty,
+}
+
+impl QueryError {
+    /// The error's code in REST and on the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::TooLong(_) => "query_too_long",
+            QueryError::TooManyTerms(_) => "query_too_many_terms",
+            QueryError::Empty => "query_empty",
+        }
+    }
+}
+
+/// The terms of `text` in order, repeats included.
+pub fn terms(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for word in text.unicode_words() {
+        let folded: String = word
+            .nfd()
+            .filter(|c| !is_combining_mark(*c))
+            .flat_map(char::to_lowercase)
+            .collect();
+        out.extend(
+            folded
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|t| !t.is_empty())
+                .map(|t| t.chars().take(TERM_CHARS_MAX).collect::<String>()),
+        );
+    }
+    out
+}
+
+/// The distinct terms of a message's searchable text, space-separated (what the server's
+/// indexes are given), or `None` when it has none.
+pub fn index_text<'a>(parts: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out: Vec<String> = Vec::new();
+    for part in parts {
+        for t in terms(part) {
+            if seen.insert(t.clone()) {
+                out.push(t);
+            }
+        }
+    }
+    (!out.is_empty()).then(|| out.join(" "))
+}
+
+/// A parsed query: every term must match; the last one as a prefix (the word being typed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub terms: Vec<String>,
+}
+
+impl Query {
+    pub fn parse(text: &str) -> Result<Self, QueryError> {
+        let chars = text.chars().count();
+        if chars > QUERY_CHARS_MAX {
+            return Err(QueryError::TooLong(chars));
+        }
+        let mut terms = terms(text);
+        // A repeated term adds nothing to an AND; the last stays last (it is the prefix).
+        let mut seen = std::collections::BTreeSet::new();
+        terms.reverse();
+        terms.retain(|t| seen.insert(t.clone()));
+        terms.reverse();
+        match terms.len() {
+            0 => Err(QueryError::Empty),
+            n if n > QUERY_TERMS_MAX => Err(QueryError::TooManyTerms(n)),
+            _ => Ok(Query { terms }),
+        }
+    }
+
+    /// The query as a Postgres `tsquery` literal (cast with `::tsquery`, which takes
+    /// lexemes as written): `'a' & 'b':*`.
+    pub fn to_tsquery(&self) -> String {
+        let last = self.terms.len() - 1;
+        self.terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let quoted = format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''"));
+                if i == last {
+                    quoted + ":*"
+                } else {
+                    quoted
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" & ")
+    }
+
+    /// The query as an SQLite FTS5 `MATCH` expression: every term a quoted string, the last
+    /// with a prefix star: `"a" "b"*`.
+    pub fn to_fts5(&self) -> String {
+        let last = self.terms.len() - 1;
+        self.terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let quoted = format!("\"{}\"", t.replace('"', "\"\""));
+                if i == last {
+                    quoted + "*"
+                } else {
+                    quoted
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_case_and_diacritics() {
+        assert_eq!(terms("Café CAFÉ cafe"), ["cafe", "cafe", "cafe"]);
+        assert_eq!(
+            terms("l'été, Ørsted Straße"),
+            ["l", "ete", "ørsted", "straße"]
+        );
+        assert_eq!(terms("naïve résumé"), ["naive", "resume"]);
+    }
+
+    #[test]
+    fn fts_syntax_is_only_words() {
+        let q = Query::parse("\"a\" * NEAR(b c) x:y AND OR (d) -e ^f {g} 'h'").expect("terms");
+        for t in &q.terms {
+            assert!(t.chars().all(char::is_alphanumeric), "{t}");
+        }
+        assert_eq!(
+            q.terms,
+            ["a", "near", "b", "c", "x", "y", "and", "or", "d", "e", "f", "g", "h"]
+        );
+        assert!(q.to_fts5().ends_with("\"h\"*"));
+        assert!(q.to_tsquery().ends_with("'h':*"));
+        assert_eq!(Query::parse("\" * : ( ) ''"), Err(QueryError::Empty));
+    }
+
+    #[test]
+    fn bounds() {
+        let long = "a".repeat(10_000);
+        assert_eq!(Query::parse(&long), Err(QueryError::TooLong(10_000)));
+        let many = (0..20)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(Query::parse(&many), Err(QueryError::TooManyTerms(20)));
+        let word = "x".repeat(100);
+        assert_eq!(terms(&word), ["x".repeat(TERM_CHARS_MAX)]);
+    }
+
+    #[test]
+    fn last_term_stays_last() {
+        let q = Query::parse("ab cd ab").expect("terms");
+        assert_eq!(q.terms, ["cd", "ab"]);
+        assert_eq!(index_text(["b a b", "c"]).as_deref(), Some("b a c"));
+        assert_eq!(index_text(["!!"]), None);
+    }
+}
