@@ -373,11 +373,12 @@ async fn run(s: &Server, seed: u64) -> Model {
                 let message = confab_core::ids::MessageId::new(id.as_str()).expect("id");
                 let at = now_ms();
                 if op == 7 {
+                    let by = confab_core::ids::AccountId::new(m.author.as_str()).expect("account");
                     let done = engine_write(
                         s,
                         &m.doc,
                         &m.author,
-                        Box::new(move |d, tag| write::delete_message(d, tag, at, &message)),
+                        Box::new(move |d, tag| write::delete_message(d, tag, at, &message, &by)),
                     )
                     .await;
                     assert!(done, "delete {id}");
