@@ -709,7 +709,7 @@ pub(crate) async fn send_message(rt: &Runtime, conv: &str, input: MessageInput) 
     let conv = conv_id(conv)?;
     let id = input.id.clone().unwrap_or_else(|| js::new_id("m"));
     let message_id = message_id(&id)?;
-    let created_at = input.created_at.unwrap_or_else(|| rt.server_now());
+    let created_at = input.created_at.unwrap_or_else(|| rt.message_time());
     let message = input.into_core(rt.account(), id.clone(), created_at)?;
     let result = IntentResult {
         conv: Some(conv.to_string()),

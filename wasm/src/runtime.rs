@@ -84,6 +84,8 @@ pub struct Runtime {
     /// The engine marks arrived messages of others delivered by itself (option
     /// `autoDelivered`, default on).
     auto_delivered: std::cell::Cell<bool>,
+    /// The time the last message sent from here was stamped with ([`Runtime::message_time`]).
+    last_message_time: std::cell::Cell<i64>,
     /// Views computed since the engine last changed (a redraw asks for the same timeline
     /// and list several times; each costs a read of every loaded message).
     views: RefCell<Views>,
@@ -137,6 +139,7 @@ impl Runtime {
             listeners: RefCell::new(Listeners::default()),
             trace,
             auto_delivered: std::cell::Cell::new(true),
+            last_message_time: std::cell::Cell::new(i64::MIN),
             views: RefCell::default(),
         });
         let host: Weak<dyn Host> = runtime.me.clone();
@@ -259,6 +262,17 @@ impl Runtime {
     pub fn server_now(&self) -> i64 {
         let now = js::now_ms();
         self.read(now, |e| e.server_now(now))
+    }
+
+    /// Server time for a new message, later than the last one sent from here: messages
+    /// sent within one millisecond keep their order in the timeline, which sorts pending
+    /// messages by time.
+    pub fn message_time(&self) -> i64 {
+        let at = self
+            .server_now()
+            .max(self.last_message_time.get().saturating_add(1));
+        self.last_message_time.set(at);
+        at
     }
 
     pub fn remember_accepted(&self, id: u64) -> bool {
