@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use confab_core::automerge::Change;
 use confab_core::ids::{ConvId, DocId};
@@ -14,6 +14,7 @@ use confab_e2e::client::{Answer, WAIT};
 use confab_e2e::{now_ms, token, Client, Device, TestServer};
 use confab_testkit::fixture::{text_message, ConvFixture};
 use serde_bytes::ByteBuf;
+use serde_json::Value;
 
 pub use confab_e2e::DeviceSync;
 pub use confab_testkit::ids::{acc, bucket_doc, conv_doc, tenant, TENANT};
@@ -394,5 +395,47 @@ pub async fn submit_one(
         if hash == want {
             return (code, retry, started.elapsed());
         }
+    }
+}
+
+/// `account`'s notification feed (`GET /v1/notifications`).
+pub async fn feed(server: &TestServer, account: &str) -> Value {
+    let a = http(server, "GET", "/v1/notifications", account, None).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    serde_json::from_str(&a.body).unwrap()
+}
+
+/// The coalesced entries of `conv` in `account`'s feed: (newest message, count, read).
+pub async fn entries(server: &TestServer, account: &str, conv: &str) -> Vec<(String, i64, bool)> {
+    let page = feed(server, account).await;
+    page["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "message" && n["conversation"] == conv)
+        .map(|n| {
+            assert_eq!(n["preview"], "", "no text in a coalesced entry");
+            (
+                n["message"].as_str().unwrap().to_owned(),
+                n["count"].as_i64().unwrap(),
+                n["read"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `account`'s entry of `conv` counts `count`.
+pub async fn until_count(server: &TestServer, account: &str, conv: &str, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = entries(server, account, conv).await;
+        if got.iter().any(|(_, n, _)| *n == count) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{account} never counted {count} in {conv}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

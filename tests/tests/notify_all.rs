@@ -45,47 +45,6 @@ async fn set_pref(
     assert_eq!(code, "ack", "{account}'s {key}");
 }
 
-async fn feed(server: &TestServer, account: &str) -> Value {
-    let a = http(server, "GET", "/v1/notifications", account, None).await;
-    assert_eq!(a.status, 200, "{a:?}");
-    serde_json::from_str(&a.body).unwrap()
-}
-
-/// The coalesced entries of `conv` in `account`'s feed: (newest message, count, read).
-async fn entries(server: &TestServer, account: &str, conv: &str) -> Vec<(String, i64, bool)> {
-    let page = feed(server, account).await;
-    page["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == "message" && n["conversation"] == conv)
-        .map(|n| {
-            assert_eq!(n["preview"], "", "no text in a coalesced entry");
-            (
-                n["message"].as_str().unwrap().to_owned(),
-                n["count"].as_i64().unwrap(),
-                n["read"].as_bool().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Waits until `account`'s entry of `conv` counts `count`.
-async fn until_count(server: &TestServer, account: &str, conv: &str, count: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = entries(server, account, conv).await;
-        if got.iter().any(|(_, n, _)| *n == count) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{account} never counted {count} in {conv}: {got:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn create(server: &TestServer, owner: &str, conv: &str, members: &[String]) {
     let members: Vec<Value> = members.iter().map(|m| json!({"account": m})).collect();
     let body = json!({"kind": "group", "id": conv, "title": conv, "members": members});

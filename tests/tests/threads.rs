@@ -1,7 +1,7 @@
 //! Threads follow their parent, through the real server binary on SQLite and on Postgres:
 //! a member removed from the parent stops getting the thread's pushes at once (its
-//! subscriptions are revoked with `not_parent_member`), may not subscribe again, and its
-//! writes to the thread are refused; a thread on a message the parent does not hold is
+//! subscriptions are revoked with `not_parent_member`), is not notified of it, may not
+//! subscribe again, and its writes to the thread are refused; a thread on a message the parent does not hold is
 //! refused `parent_message_missing`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,17 +19,21 @@ use confab_core::protocol::ServerFrame;
 use confab_e2e::client::Answer;
 use confab_e2e::{now_ms, Backend, Device, TestServer};
 
-/// The creation of thread `id` of `parent` on its message `on`, by `owner` with `bob`.
+/// The creation of thread `id` of `parent` on its message `on`, by `owner` with `invited`.
 fn thread_creation(
     owner: &mut Device,
     id: &ConvId,
     parent: &ConvId,
     on: &str,
-    bob: &str,
+    invited: &[&str],
 ) -> (DocId, confab_core::automerge::Change) {
     let doc = conv_doc(id);
-    let mut invited = Member::new(acc(bob), Role::Member);
-    invited.invited_by = Some(owner.account_id());
+    let mut members = vec![Member::new(owner.account_id(), Role::Owner)];
+    for account in invited {
+        let mut member = Member::new(acc(account), Role::Member);
+        member.invited_by = Some(owner.account_id());
+        members.push(member);
+    }
     let spec = write::CreateConv {
         kind: ConvKind::Thread,
         created_by: owner.account_id(),
@@ -42,7 +46,7 @@ fn thread_creation(
         }),
         info: Info::default(),
         settings: Settings::defaults_for(ConvKind::Thread),
-        members: vec![Member::new(owner.account_id(), Role::Owner), invited],
+        members,
         encrypted: false,
     };
     let change = owner
@@ -67,14 +71,14 @@ async fn removal_from_the_parent_ends_the_thread(backend: Backend) {
     let mut ca = connect(&server, "alice").await;
     let mut cb = connect(&server, "bob").await;
     let group = ConvId::new("tg").unwrap();
-    let (group_doc, create) = create_group(&mut alice, "tg", &["bob"]);
+    let (group_doc, create) = create_group(&mut alice, "tg", &["bob", "carol"]);
     assert_acked(&ca.submit(&group_doc, &[create]).await.unwrap());
     let (group_bucket, m1) = message(&mut alice, &group, "m1", "lunch?", now_ms());
     assert_acked(&ca.submit(&group_bucket, &[m1]).await.unwrap());
 
     // No thread on a message the group does not hold.
     let stray = ConvId::new("tg-x").unwrap();
-    let (stray_doc, change) = thread_creation(&mut alice, &stray, &group, "nope", "bob");
+    let (stray_doc, change) = thread_creation(&mut alice, &stray, &group, "nope", &["bob"]);
     refused_with(
         &ca.submit(&stray_doc, &[change]).await.unwrap(),
         "parent_message_missing",
@@ -82,7 +86,8 @@ async fn removal_from_the_parent_ends_the_thread(backend: Backend) {
 
     // The thread on m1, with bob; bob follows it.
     let thread = ConvId::new("tg-t").unwrap();
-    let (thread_doc, change) = thread_creation(&mut alice, &thread, &group, "m1", "bob");
+    let (thread_doc, change) =
+        thread_creation(&mut alice, &thread, &group, "m1", &["bob", "carol"]);
     assert_acked(&ca.submit(&thread_doc, &[change]).await.unwrap());
     let (bucket, a1) = message(&mut alice, &thread, "a1", "where?", now_ms());
     assert_acked(&ca.submit(&bucket, &[a1]).await.unwrap());
@@ -93,6 +98,10 @@ async fn removal_from_the_parent_ends_the_thread(backend: Backend) {
     let (_, a2) = message(&mut alice, &thread, "a2", "the usual", now_ms());
     assert_acked(&ca.submit(&bucket, &[a2]).await.unwrap());
     assert_eq!(cb.pushes_until(&bucket, 2).await.unwrap().len(), 1);
+
+    // Both members are told of the thread's two messages (level `all`).
+    until_count(&server, "bob", "tg-t", 2).await;
+    until_count(&server, "carol", "tg-t", 2).await;
 
     // Alice removes bob from the group (not from the thread).
     let removal = alice
@@ -123,6 +132,18 @@ async fn removal_from_the_parent_ends_the_thread(backend: Backend) {
     assert!(
         pushed.is_err(),
         "bob was pushed the thread after his removal"
+    );
+    // Nor told of it: carol's feed counts a3, bob's stays where it was.
+    until_count(&server, "carol", "tg-t", 3).await;
+    let told: Vec<i64> = entries(&server, "bob", "tg-t")
+        .await
+        .iter()
+        .map(|(_, count, _)| *count)
+        .collect();
+    assert_eq!(
+        told,
+        [2],
+        "bob was notified of the thread after his removal"
     );
 
     // Nor may he subscribe again or write there.
@@ -199,7 +220,7 @@ async fn rest_reads_of_a_thread_follow_the_parent(backend: Backend) {
     let mut threads = Vec::new();
     for who in ["bob", "carol"] {
         let thread = ConvId::new(format!("rg-{who}")).unwrap();
-        let (doc, change) = thread_creation(&mut alice, &thread, &group, "m1", who);
+        let (doc, change) = thread_creation(&mut alice, &thread, &group, "m1", &[who]);
         assert_acked(&ca.submit(&doc, &[change]).await.unwrap());
         let (bucket, a1) = message(&mut alice, &thread, "a1", "where?", now_ms());
         assert_acked(&ca.submit(&bucket, &[a1]).await.unwrap());

@@ -138,12 +138,23 @@ pub(crate) async fn run(
 ) -> Result<(), StoreError> {
     let store = engine.store();
     let metrics = &engine.metrics().notify;
+    let parent = super::parent::of(engine, &g.tenant, &g.conv).await?;
     loop {
         let members = store
             .fanout_members(&g.tenant, &g.conv, g.after.as_ref(), PAGE)
             .await?;
+        let readers = match &parent {
+            Some(parent) => {
+                let page = members.iter().map(|(account, _)| account.clone()).collect();
+                Some(super::parent::active_in(engine, &g.tenant, parent, page).await?)
+            }
+            None => None,
+        };
         let mut rows = Vec::new();
         for (account, seq) in &members {
+            if readers.as_ref().is_some_and(|r| !r.contains(account)) {
+                continue;
+            }
             // Authors and addressed accounts skip the settings read altogether.
             if g.posts
                 .iter()

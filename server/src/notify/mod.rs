@@ -21,6 +21,7 @@
 
 mod fanout;
 mod overflow;
+mod parent;
 mod prefs;
 mod reachable;
 pub mod webhook;
@@ -447,6 +448,13 @@ async fn posted(
         };
         for account in members {
             add(account, kind);
+        }
+    }
+    if !to.is_empty() {
+        if let Some(parent) = parent::of(engine, tenant, conv).await? {
+            let readers =
+                parent::active_in(engine, tenant, &parent, to.keys().cloned().collect()).await?;
+            to.retain(|account, _| readers.contains(account));
         }
     }
     let preview = crate::engine::projection::preview(match message.body.is_empty() {
