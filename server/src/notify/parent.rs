@@ -1,4 +1,4 @@
-//! Threads follow their parent (docs/POLICY.md, "Threads"): a thread's message notifies only
+//! Threads follow their parent (docs/POLICY.md, "Rules"): a thread's message notifies only
 //! accounts that are also active in its parent (and every conversation above it), as the
 //! parent stands now, like every other read of the thread.
 
