@@ -162,17 +162,9 @@ impl Projections for PgStore {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<AccountId>> {
-        // Through the index on hashtext(message) (migration 0010), then compared whole.
-        let row = sqlx::query(
-            "SELECT m.author FROM conversations c JOIN messages m ON m.cid = c.id \
-             AND hashtext(m.message) = hashtext($3) AND m.message = $3 \
-             WHERE c.tenant = $1 AND c.conv = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .bind(message.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .message_columns(tenant, conv, message, "m.author")
+            .await?;
         row.map(|r| columns::account(r.text("author")?)).transpose()
     }
 
@@ -182,17 +174,9 @@ impl Projections for PgStore {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<bool>> {
-        // Through the index on hashtext(message), as `author_of`.
-        let row = sqlx::query(
-            "SELECT m.deleted FROM conversations c JOIN messages m ON m.cid = c.id \
-             AND hashtext(m.message) = hashtext($3) AND m.message = $3 \
-             WHERE c.tenant = $1 AND c.conv = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .bind(message.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .message_columns(tenant, conv, message, "m.deleted")
+            .await?;
         row.map(|r| r.flag("deleted")).transpose()
     }
 
@@ -202,16 +186,14 @@ impl Projections for PgStore {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<Bucket>> {
-        let row = sqlx::query(
-            "SELECT m.period, CAST(m.part AS BIGINT) AS part FROM conversations c \
-             JOIN messages m ON m.cid = c.id AND hashtext(m.message) = hashtext($3) AND m.message = $3 \
-             WHERE c.tenant = $1 AND c.conv = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .bind(message.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .message_columns(
+                tenant,
+                conv,
+                message,
+                "m.period, CAST(m.part AS BIGINT) AS part",
+            )
+            .await?;
         row.map(|r| crate::store::columns::bucket_of(&r))
             .transpose()
     }
@@ -261,5 +243,28 @@ impl Projections for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+impl PgStore {
+    /// `select` (columns of `m`) of one message's projected row, found by its id.
+    /// Through the index on hashtext(message) (migration 0010), then compared whole.
+    async fn message_columns(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+        select: &'static str,
+    ) -> Result<Option<sqlx::postgres::PgRow>> {
+        let sql = format!(
+            "SELECT {select} FROM conversations c JOIN messages m ON m.cid = c.id \
+             AND hashtext(m.message) = hashtext($3) AND m.message = $3 WHERE c.tenant = $1 AND c.conv = $2"
+        );
+        Ok(sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(conv.as_str())
+            .bind(message.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
     }
 }

@@ -158,15 +158,9 @@ impl Projections for SqliteStore {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<AccountId>> {
-        let row = sqlx::query(
-            "SELECT m.author FROM conversations c JOIN messages m ON m.cid = c.id \
-             AND m.message = $3 WHERE c.tenant = $1 AND c.conv = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .bind(message.as_str())
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = self
+            .message_columns(tenant, conv, message, "m.author")
+            .await?;
         row.map(|r| columns::account(r.text("author")?)).transpose()
     }
 
@@ -176,15 +170,9 @@ impl Projections for SqliteStore {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<bool>> {
-        let row = sqlx::query(
-            "SELECT m.deleted FROM conversations c JOIN messages m ON m.cid = c.id \
-             AND m.message = $3 WHERE c.tenant = $1 AND c.conv = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .bind(message.as_str())
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = self
+            .message_columns(tenant, conv, message, "m.deleted")
+            .await?;
         row.map(|r| r.flag("deleted")).transpose()
     }
 
@@ -194,16 +182,14 @@ impl Projections for SqliteStore {
         conv: &ConvId,
         message: &MessageId,
     ) -> Result<Option<Bucket>> {
-        let row = sqlx::query(
-            "SELECT m.period, CAST(m.part AS BIGINT) AS part FROM conversations c \
-             JOIN messages m ON m.cid = c.id AND m.message = $3 \
-             WHERE c.tenant = $1 AND c.conv = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(conv.as_str())
-        .bind(message.as_str())
-        .fetch_optional(&self.reader)
-        .await?;
+        let row = self
+            .message_columns(
+                tenant,
+                conv,
+                message,
+                "m.period, CAST(m.part AS BIGINT) AS part",
+            )
+            .await?;
         row.map(|r| crate::store::columns::bucket_of(&r))
             .transpose()
     }
@@ -258,4 +244,26 @@ async fn write_discovery(conn: &mut sqlx::SqliteConnection, rows: &[ConvRow]) ->
     }
     tx.commit().await?;
     Ok(written)
+}
+
+impl SqliteStore {
+    /// `select` (columns of `m`) of one message's projected row, found by its id.
+    async fn message_columns(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        message: &MessageId,
+        select: &'static str,
+    ) -> Result<Option<sqlx::sqlite::SqliteRow>> {
+        let sql = format!(
+            "SELECT {select} FROM conversations c JOIN messages m ON m.cid = c.id \
+             AND m.message = $3 WHERE c.tenant = $1 AND c.conv = $2"
+        );
+        Ok(sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(conv.as_str())
+            .bind(message.as_str())
+            .fetch_optional(&self.reader)
+            .await?)
+    }
 }
