@@ -879,6 +879,10 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/members", "post"),
         ("/v1/conversations/{id}/members/{account}", "delete"),
         ("/v1/conversations/{id}/members/{account}", "patch"),
+        (
+            "/v1/conversations/{id}/members/{account}/permissions/{permission}",
+            "put",
+        ),
         ("/v1/conversations/{id}/messages", "get"),
         ("/v1/conversations/{id}/messages", "post"),
         ("/v1/conversations/{id}/messages/{message}/status", "post"),
@@ -920,7 +924,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/search", "get"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 36, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 37, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

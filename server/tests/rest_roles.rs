@@ -121,3 +121,133 @@ async fn a_temporary_moderator_given_over_rest_lapses_by_itself() {
     assert_eq!(list["conversations"][0]["role"], "member", "{list}");
     assert_eq!(list["conversations"][0]["role_expires_at"], Value::Null);
 }
+
+const CAROL_SENDS: &str = "/v1/conversations/temp/members/carol/permissions/can_send_messages";
+
+#[tokio::test]
+async fn a_temporary_override_set_over_rest_is_listed_and_lapses_by_itself() {
+    let s = Server::start().await;
+    let members = json!([{"account": "bob"}, {"account": "carol"}]);
+    let created = json!({"id": "temp", "kind": "group", "members": members});
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/v1/conversations",
+        "alice",
+        Some(created),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let post = |who: &'static str| {
+        let s = &s;
+        async move {
+            let body = json!({"body": format!("from {who}")});
+            let path = "/v1/conversations/temp/messages";
+            call(s, Method::POST, path, who, Some(body)).await
+        }
+    };
+
+    // Bad input and refusals first: nothing is written.
+    let until = format_rfc3339(now_ms() + 60_000);
+    let unknown = "/v1/conversations/temp/members/carol/permissions/can_fly";
+    let (status, body) = call(
+        &s,
+        Method::PUT,
+        unknown,
+        "alice",
+        Some(json!({"allowed": false})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("unknown_value")),
+        "{body}"
+    );
+    let lone_expiry = json!({"allowed": null, "expires_at": until});
+    let (status, body) = call(&s, Method::PUT, CAROL_SENDS, "alice", Some(lone_expiry)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("invalid_value")),
+        "{body}"
+    );
+    let by_bob = json!({"allowed": false, "expires_at": until});
+    let (status, body) = call(&s, Method::PUT, CAROL_SENDS, "bob", Some(by_bob)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("role_too_high")),
+        "{body}"
+    );
+    let own = "/v1/conversations/temp/members/alice/permissions/can_send_messages";
+    let (status, body) = call(
+        &s,
+        Method::PUT,
+        own,
+        "alice",
+        Some(json!({"allowed": false})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("role_too_high")),
+        "{body}"
+    );
+    let (_, conv) = call(&s, Method::GET, "/v1/conversations/temp", "alice", None).await;
+    assert_eq!(member(&conv, "carol")["permissions"], json!({}), "{conv}");
+
+    // Carol may not send for two seconds; the conversation lists the override.
+    let until = now_ms() + 2_000;
+    let mute = json!({"allowed": false, "expires_at": format_rfc3339(until)});
+    let (status, conv) = call(&s, Method::PUT, CAROL_SENDS, "alice", Some(mute.clone())).await;
+    assert_eq!(status, 200, "{conv}");
+    let listed =
+        json!({"can_send_messages": {"allowed": false, "expires_at": format_rfc3339(until)}});
+    assert_eq!(member(&conv, "carol")["permissions"], listed, "{conv}");
+    let (status, again) = call(&s, Method::PUT, CAROL_SENDS, "alice", Some(mute)).await;
+    assert_eq!(
+        (status, &member(&again, "carol")["permissions"]),
+        (200, &listed)
+    );
+    let (status, body) = post("carol").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("no_permission")),
+        "{body}"
+    );
+    assert_eq!(post("bob").await.0, 201);
+
+    // Its time comes: the role default applies again, with nothing written.
+    let wait = u64::try_from(until - now_ms() + 50).unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    let (_, conv) = call(&s, Method::GET, "/v1/conversations/temp", "alice", None).await;
+    assert_eq!(member(&conv, "carol")["permissions"], json!({}), "{conv}");
+    let (status, body) = post("carol").await;
+    assert_eq!(status, 201, "{body}");
+
+    // A lasting override, then removed.
+    let (status, conv) = call(
+        &s,
+        Method::PUT,
+        CAROL_SENDS,
+        "alice",
+        Some(json!({"allowed": false})),
+    )
+    .await;
+    let lasting = json!({"can_send_messages": {"allowed": false, "expires_at": null}});
+    assert_eq!(
+        (status, &member(&conv, "carol")["permissions"]),
+        (200, &lasting)
+    );
+    let (status, conv) = call(
+        &s,
+        Method::PUT,
+        CAROL_SENDS,
+        "alice",
+        Some(json!({"allowed": null})),
+    )
+    .await;
+    assert_eq!(
+        (status, &member(&conv, "carol")["permissions"]),
+        (200, &json!({}))
+    );
+    assert_eq!(post("carol").await.0, 201);
+}

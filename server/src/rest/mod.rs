@@ -71,6 +71,7 @@ rest_routes! {
     "/v1/conversations/{id}/hide" => post(manage::hide), delete(manage::unhide);
     "/v1/conversations/{id}/members" => post(conversations::add_member);
     "/v1/conversations/{id}/members/{account}" => delete(conversations::remove_member), patch(roles::set_role);
+    "/v1/conversations/{id}/members/{account}/permissions/{permission}" => put(roles::set_permission);
     "/v1/conversations/{id}/messages" => get(messages::page), post(messages::post);
     "/v1/conversations/{id}/stats" => get(messages::stats);
     "/v1/conversations/{id}/messages/{message}/status" => post(messages::set_status);

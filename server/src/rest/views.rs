@@ -100,6 +100,8 @@ pub struct MemberView {
     /// When the role lapses (a temporary role), and to what; `null` for a lasting one.
     pub role_expires_at: Option<String>,
     pub role_after: Option<&'static str>,
+    /// The member's permission overrides now, by permission (a lapsed one is gone).
+    pub permissions: BTreeMap<&'static str, OverrideView>,
     pub display_name: String,
     pub status: &'static str,
     pub joined_at: Option<String>,
@@ -115,6 +117,13 @@ pub struct MemberView {
     /// The last message delivered to the member's device
     /// (`members/<account>/delivered`).
     pub delivered_message_id: Option<String>,
+}
+
+/// One permission override: it replaces the role default, until `expires_at` if set.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverrideView {
+    pub allowed: bool,
+    pub expires_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,6 +184,18 @@ impl MemberView {
             base_role: m.role.as_str(),
             role_expires_at: opt_time(m.role_until),
             role_after: m.role_after.map(|r| r.as_str()),
+            permissions: m
+                .overrides
+                .iter()
+                .map(|(p, allowed)| {
+                    let expires_at = opt_time(m.overrides_until.get(p).copied());
+                    let view = OverrideView {
+                        allowed: *allowed,
+                        expires_at,
+                    };
+                    (p.as_str(), view)
+                })
+                .collect(),
             display_name: m.nickname.clone().unwrap_or_default(),
             status: m.status.as_str(),
             joined_at: opt_time(m.joined_at),
