@@ -34,6 +34,10 @@ pub enum Error {
     /// The client's task has ended (its runtime shut down, or it panicked).
     #[error("the client stopped")]
     Stopped,
+    /// A request the server answers ([`Client::read_times`](crate::Client::read_times))
+    /// failed: `code` is the server's (`forbidden`, `unavailable`) or `offline`.
+    #[error("{code}: {message}")]
+    Failed { code: String, message: String },
     /// [`Client::settle`](crate::Client::settle) gave up: the intent is neither accepted
     /// nor rejected after `waited`.
     #[error("intent {id} still {status:?} after {waited:?}")]

@@ -8,12 +8,12 @@ use confab_core::client::host::carry_out_stored;
 use confab_core::client::store::block_on_ready;
 use confab_core::client::{
     ClientConfig, ClientEngine, ClientError, Event, HostKey, Intent, IntentStatus, LocalStore,
-    Output,
+    Outcome, Output,
 };
 use confab_core::ids::{ConvId, DeviceId, DocId, MessageId};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
-    decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
+    decode_server, encode_client, ClientFrame, ReadTime, ServerFrame, PROTOCOL_VERSION,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -272,6 +272,34 @@ impl Client {
     /// The token the next connection presents (the current one keeps its session).
     pub async fn set_token(&self, token: impl Into<String>) -> Result<(), Error> {
         self.send(Cmd::Token(token.into())).await
+    }
+
+    /// Each member's read marker of `conv` with when it last moved, asked of the server:
+    /// its stored time, what REST answers as `last_read_at` (`ClientEngine::read_times`).
+    /// `Error::Failed` with `offline` when not connected, or the server's code.
+    pub async fn read_times(&self, conv: &ConvId) -> Result<Vec<ReadTime>, Error> {
+        // Subscribed before the request starts, so its answer cannot pass unseen.
+        let mut events = self.events();
+        let conv = conv.clone();
+        let request = self.query(move |e| e.read_times(&conv)).await?;
+        loop {
+            let outcome = match events.recv().await {
+                Ok(Event::Done {
+                    request: r,
+                    outcome,
+                }) if r == request => outcome,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Err(Error::Stopped),
+            };
+            return match outcome {
+                Outcome::ReadTimes { reads } => Ok(reads),
+                Outcome::Failed { code, message } => Err(Error::Failed { code, message }),
+                other => Err(Error::Failed {
+                    code: "invalid_answer".into(),
+                    message: format!("read times answered {other:?}"),
+                }),
+            };
+        }
     }
 
     /// Waits until the intent is accepted (`None` status: it left the outbox) or rejected;

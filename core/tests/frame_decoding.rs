@@ -237,6 +237,10 @@ impl Checker {
                     assert!(matches!(doc.target(), confab_core::ids::DocTarget::Conv(_)));
                     assert!((1..=confab_core::protocol::frames::BUCKETS_LIMIT_MAX).contains(limit));
                 }
+                Action::ReadTimes { doc } => {
+                    self.doc_action(doc);
+                    assert!(matches!(doc.target(), confab_core::ids::DocTarget::Conv(_)));
+                }
                 Action::Signal { doc, data, .. } => {
                     self.doc_action(doc);
                     assert!(data
@@ -390,8 +394,18 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
         (doc_text(), signal_kind(), proptest::option::of(text()))
             .prop_map(|(doc, kind, data)| ClientFrame::Signal { doc, kind, data }),
         any::<u64>().prop_map(|nonce| ClientFrame::Ping { nonce }),
-        (doc_text(), proptest::option::of(bucket()), any::<u32>())
-            .prop_map(|(doc, before, limit)| ClientFrame::Buckets { doc, before, limit }),
+        // Requests about a conversation document in one arm: every arm deepens the strategy's
+        // stack, which the session property already fills.
+        (
+            doc_text(),
+            proptest::option::of(bucket()),
+            any::<u32>(),
+            any::<bool>()
+        )
+            .prop_map(|(doc, before, limit, times)| match times {
+                true => ClientFrame::ReadTimes { doc },
+                false => ClientFrame::Buckets { doc, before, limit },
+            }),
         Just(ClientFrame::Memberships {}),
     ]
 }
@@ -494,7 +508,27 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             .prop_map(|(nonce, server_time)| ServerFrame::Pong { nonce, server_time }),
         (doc_text(), vec(bucket(), 0..4), any::<bool>())
             .prop_map(|(doc, buckets, more)| ServerFrame::Buckets { doc, buckets, more }),
-        (doc_text(), bucket()).prop_map(|(doc, bucket)| ServerFrame::Bucket { doc, bucket }),
+        // A bucket push or a read-times answer (one arm: see `client_frame`).
+        (
+            doc_text(),
+            bucket(),
+            vec((text(), text(), proptest::option::of(any::<i64>())), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(doc, bucket, reads, times)| match times {
+                false => ServerFrame::Bucket { doc, bucket },
+                true => ServerFrame::ReadTimes {
+                    doc,
+                    reads: reads
+                        .into_iter()
+                        .map(|(account, message, at)| confab_core::protocol::ReadTime {
+                            account,
+                            message,
+                            at,
+                        })
+                        .collect(),
+                },
+            }),
         (vec(membership(), 0..4), any::<bool>())
             .prop_map(|(memberships, more)| ServerFrame::Memberships { memberships, more }),
         membership().prop_map(|m| ServerFrame::Membership {

@@ -545,6 +545,7 @@ impl Checker {
                     self.doc_action(doc, &tenant);
                     assert!((1..=frames::BUCKETS_LIMIT_MAX).contains(limit));
                 }
+                Action::ReadTimes { doc } => self.doc_action(doc, &tenant),
                 Action::Memberships => {
                     assert!(self.ready, "memberships only after welcome");
                     assert!(session.is_following());
@@ -629,6 +630,9 @@ pub fn client_frames() -> Vec<ClientFrame> {
             data: None,
         },
         ClientFrame::Ping { nonce: 42 },
+        ClientFrame::ReadTimes {
+            doc: "acme/conv/g1".into(),
+        },
         ClientFrame::Memberships {},
     ]
 }
@@ -689,6 +693,14 @@ pub fn server_frames() -> Vec<ServerFrame> {
         ServerFrame::Pong {
             nonce: 1,
             server_time: -5,
+        },
+        ServerFrame::ReadTimes {
+            doc: "acme/conv/g1".into(),
+            reads: vec![confab_core::protocol::ReadTime {
+                account: "bob".into(),
+                message: "m1".into(),
+                at: Some(NOW),
+            }],
         },
         ServerFrame::Memberships {
             memberships: vec![confab_core::protocol::Membership {

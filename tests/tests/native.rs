@@ -10,6 +10,8 @@ use confab_core::model::message::NewMessage;
 use confab_e2e::native_support::*;
 use confab_e2e::{now_ms, token, Backend, TestServer};
 
+mod common;
+
 #[tokio::test]
 async fn native_clients_sync_offline_work_and_restart_from_their_file_store() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
@@ -236,4 +238,80 @@ async fn a_client_that_missed_many_messages_catches_up_from_a_snapshot_in_server
     let again = client(&server, "bob", 3, &dir);
     assert_eq!(ids(&again, &conv).await, got);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_native_client_asks_the_read_times_rest_shows() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let dirs = fresh_dirs("native-reads", 3);
+    let alice = client(&server, "alice", 3, &dirs[0]);
+    let bob = client(&server, "bob", 3, &dirs[1]);
+    let carol = client(&server, "carol", 3, &dirs[2]);
+    let conv = ConvId::new("read-times").unwrap();
+
+    // Offline: the server is not asked, and the request says why.
+    let offline = alice.read_times(&conv).await.unwrap_err();
+    assert!(
+        matches!(&offline, confab_client::Error::Failed { code, .. } if code == "offline"),
+        "{offline}"
+    );
+
+    for c in [&alice, &bob, &carol] {
+        c.set_online(true).await.unwrap();
+    }
+    let created = alice.intent(group_of(&conv, &["bob"])).await.unwrap();
+    let first = send(&alice, &conv, "r1", "read me").await;
+    for id in [created, first] {
+        accepted(&alice, id).await;
+    }
+    assert_eq!(alice.read_times(&conv).await.unwrap(), vec![]);
+    let before = now_ms();
+    let read = bob
+        .intent(confab_core::client::Intent::MarkRead {
+            conv: conv.clone(),
+            message: MessageId::new("r1").unwrap(),
+        })
+        .await
+        .unwrap();
+    accepted(&bob, read).await;
+
+    // Alice asks; the time is the stored one REST answers.
+    let reads = alice.read_times(&conv).await.unwrap();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(
+        (reads[0].account.as_str(), reads[0].message.as_str()),
+        ("bob", "r1")
+    );
+    let at = reads[0].at.expect("a stored time");
+    assert!((before - 1000..=now_ms() + 1000).contains(&at), "{at}");
+    let view = common::http(
+        &server,
+        "GET",
+        "/v1/conversations/read-times",
+        "alice",
+        None,
+    )
+    .await;
+    assert_eq!(view.status, 200, "{}", view.body);
+    let view: serde_json::Value = serde_json::from_str(&view.body).unwrap();
+    let bob_view = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == "bob")
+        .unwrap();
+    let rest_at = bob_view["last_read_at"].as_str().expect("REST's time");
+    let rest_at = confab_core::model::time::parse_rfc3339("last_read_at", rest_at).unwrap();
+    assert_eq!(rest_at, at, "one time, whoever asks");
+    assert_eq!(bob.read_times(&conv).await.unwrap(), reads);
+
+    // Someone who may not read the conversation gets its refusal, not its markers.
+    let refused = carol.read_times(&conv).await.unwrap_err();
+    assert!(
+        matches!(&refused, confab_client::Error::Failed { code, .. } if code == "forbidden"),
+        "{refused}"
+    );
+    for d in &dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

@@ -18,6 +18,7 @@ mod loads;
 pub mod policy;
 mod proposals;
 mod queue;
+mod reads;
 mod runtime;
 mod schedule;
 mod startup;

@@ -1,14 +1,15 @@
 //! Delivery markers the client writes by itself (docs/SCHEMA.md, "Delivery markers"),
 //! against a real `confab-server` (started by `cargo xtask wasm test`): the sender sees its
 //! messages delivered to the other device without that device's app calling
-//! `markDelivered`; with `autoDelivered: false` nothing is written.
+//! `markDelivered`; with `autoDelivered: false` nothing is written. Read markers' times
+//! (`readTimes`) are the server's, the ones REST shows.
 #![cfg(target_family = "wasm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use confab_wasm::types::{
-    ClientOptions, Conversation, CreateConversationInput, IntentResult, MemberInput,
+    ClientOptions, Conversation, CreateConversationInput, IntentResult, MemberInput, ReadTime,
 };
 use confab_wasm::ConfabClient;
 use support::*;
@@ -94,6 +95,55 @@ async fn auto_delivered_off_writes_nothing_until_the_app_marks() {
         delivered_to_bob(&alice, &conv).as_ref() == Some(&newest)
     })
     .await;
+    done(alice.dispose()).await.unwrap();
+    done(bob.dispose()).await.unwrap();
+}
+
+/// `GET /v1/conversations/{conv}` as `token`: member `who`'s `last_read_at`, in ms.
+async fn rest_read_at(s: &Server, conv: &str, token: &str, who: &str) -> Option<f64> {
+    let get = js_sys::Function::new_with_args(
+        "url, token, who",
+        "return fetch(url, { headers: { Authorization: `Bearer ${token}` } }).then((r) => \
+         r.json()).then((c) => { const at = c.members.find((m) => m.user_id === who)\
+         ?.last_read_at; return at ? Date.parse(at) : null; })",
+    );
+    let base = s.ws.replacen("ws://", "http://", 1);
+    let url = format!("{}/v1/conversations/{conv}", base.trim_end_matches("/ws"));
+    let args = js_sys::Array::of3(&url.into(), &token.into(), &who.into());
+    let promise: js_sys::Promise = get
+        .apply(&wasm_bindgen::JsValue::NULL, &args)
+        .unwrap()
+        .into();
+    done(promise).await.unwrap().as_f64()
+}
+
+#[wasm_bindgen_test]
+async fn read_times_are_the_servers_and_rest_shows_the_same() {
+    let s = server();
+    let bob = bob(&s, false);
+    let offline = client(s.ws, s.alice, s.tenant, "alice", "memory".into(), None);
+    assert_eq!(code_of(offline.read_times("any".into())).await, "offline");
+    done(offline.dispose()).await.unwrap();
+
+    let (alice, conv, newest) = five_to_bob(&s, &bob).await;
+    let before = now();
+    let read: IntentResult = ok(bob.mark_read(conv.clone(), None)).await;
+    wait_for("bob's read marker accepted", WAIT, || {
+        state_of(&bob, read.id).as_deref() == Some("accepted")
+    })
+    .await;
+    let reads: Vec<ReadTime> = ok(alice.read_times(conv.clone())).await;
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(
+        (reads[0].account.as_str(), &reads[0].message),
+        ("bob", &newest)
+    );
+    let at = reads[0].at.expect("a stored time") as f64;
+    // The server's clock, on this machine: within a few seconds of the page's.
+    assert!((before - 5_000.0..=now() + 5_000.0).contains(&at), "{at}");
+    assert_eq!(rest_read_at(&s, &conv, s.alice, "bob").await, Some(at));
+    let bobs: Vec<ReadTime> = ok(bob.read_times(conv.clone())).await;
+    assert_eq!(bobs, reads, "one time, whoever asks");
     done(alice.dispose()).await.unwrap();
     done(bob.dispose()).await.unwrap();
 }

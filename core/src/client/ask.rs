@@ -58,6 +58,10 @@ pub enum Outcome {
     Opened,
     /// `load_older`: `more` is false once the conversation's first bucket was reached.
     Older { more: bool },
+    /// `read_times`: each member's read marker with when it last moved (server time).
+    ReadTimes {
+        reads: Vec<crate::protocol::ReadTime>,
+    },
     /// A document it needed could not be read.
     Failed { code: String, message: String },
 }

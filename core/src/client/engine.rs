@@ -81,7 +81,7 @@ pub enum Event {
     Online {
         online: bool,
     },
-    /// A request (`restoring`, `open_conversation`, `load_older`) is finished.
+    /// A request (`restoring`, `open_conversation`, `load_older`, `read_times`) is finished.
     Done {
         request: RequestId,
         outcome: Outcome,
@@ -128,6 +128,8 @@ pub struct ClientEngine {
     pub(super) delivery: Delivery,
     /// This device's MLS state, once the host attached it (`attach_device`).
     pub(super) mls: Option<super::mls::MlsSide>,
+    /// Read-time requests waiting for the server.
+    pub(super) reads: super::reads::ReadAsks,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -158,6 +160,7 @@ impl ClientEngine {
             presence: PresenceBook::default(),
             delivery: Delivery::default(),
             mls: None,
+            reads: Default::default(),
         }
     }
 
@@ -629,6 +632,7 @@ impl ClientEngine {
         }
         // Paging that waited for the server's listing goes on with what is stored.
         self.buckets.disconnected();
+        self.read_times_disconnected();
         let waiting = self.buckets.take_waiting();
         self.page_again(waiting);
         self.out

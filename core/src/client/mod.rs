@@ -22,6 +22,7 @@ mod mls_group;
 mod outbox;
 mod persist;
 mod presence;
+mod reads;
 mod receive;
 mod records;
 pub mod refusal;

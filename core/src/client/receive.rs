@@ -24,8 +24,15 @@ use crate::validate::RejectCode;
 impl ClientEngine {
     /// Handles one frame from the server.
     pub fn receive(&mut self, frame: ServerFrame, device_now: i64) {
-        if let ServerFrame::Error { doc: Some(doc), .. } = &frame {
+        if let ServerFrame::Error {
+            doc: Some(doc),
+            code,
+            message,
+            ..
+        } = &frame
+        {
             self.listing_failed(doc);
+            self.read_times_failed(doc, code, message);
         }
         match frame {
             ServerFrame::Changes { doc, changes } => self.on_changes(&doc, changes),
@@ -104,6 +111,7 @@ impl ClientEngine {
             ),
             ServerFrame::Buckets { doc, buckets, more } => self.on_buckets(&doc, buckets, more),
             ServerFrame::Bucket { doc, bucket } => self.on_bucket(&doc, bucket),
+            ServerFrame::ReadTimes { doc, reads } => self.on_read_times(&doc, reads),
             ServerFrame::Memberships { memberships, more } => {
                 self.on_memberships(memberships, more, device_now)
             }

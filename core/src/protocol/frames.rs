@@ -57,6 +57,11 @@ pub enum ClientFrame {
         before: Option<Bucket>,
         limit: u32,
     },
+    /// Asks when each member of a conversation (`doc`: its `conv` document) last moved its
+    /// read marker, by the server's stored time; answered by `read_times`.
+    ReadTimes {
+        doc: String,
+    },
     /// Follows the account's memberships on this connection: every one the server holds
     /// (`memberships` pages), then a `membership` push whenever one changes.
     Memberships {},
@@ -128,6 +133,16 @@ pub struct Membership {
     pub role: Role,
     pub status: MemberStatus,
     pub seq: u64,
+}
+
+/// A member's read marker and when it last moved (server time, ms; `None` for a marker
+/// stored before read times were kept, until it moves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadTime {
+    pub account: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
 }
 
 /// The most memberships one `memberships` page holds.
@@ -207,6 +222,12 @@ pub enum ServerFrame {
     Bucket {
         doc: String,
         bucket: Bucket,
+    },
+    /// The answer to `read_times`: every read marker of the conversation `doc` with its
+    /// time, by account.
+    ReadTimes {
+        doc: String,
+        reads: Vec<ReadTime>,
     },
     /// The answer to `memberships`: every membership of the account (any status), in pages;
     /// `more` on every page but the last.

@@ -13,9 +13,9 @@ pub use budget::{Budget, BudgetRate};
 pub use codec::{decode_client, decode_server, encode_client, encode_server};
 pub use errors::{ErrorCode, ProtocolError};
 pub use frames::{
-    ClaimedPackage, ClientFrame, DeviceEntry, Membership, SeqChange, ServerFrame, SignalKind,
-    CLAIM_ACCOUNTS_MAX, KEY_PACKAGES_HELD_MAX, KEY_PACKAGES_PER_UPLOAD, MEMBERSHIPS_PAGE,
-    PROTOCOL_VERSION,
+    ClaimedPackage, ClientFrame, DeviceEntry, Membership, ReadTime, SeqChange, ServerFrame,
+    SignalKind, CLAIM_ACCOUNTS_MAX, KEY_PACKAGES_HELD_MAX, KEY_PACKAGES_PER_UPLOAD,
+    MEMBERSHIPS_PAGE, PROTOCOL_VERSION,
 };
 pub use order::{change_actor_and_start_op, SnapshotOrder};
 pub use session::{Action, Identity, Limits, Session};

@@ -75,6 +75,10 @@ pub enum Action {
         before: Option<crate::ids::Bucket>,
         limit: u32,
     },
+    /// Check read access, answer with the conversation's read markers and their times.
+    ReadTimes {
+        doc: DocId,
+    },
     /// Start the account's membership feed: register the connection for `membership`
     /// pushes, then list every membership (`memberships` pages).
     Memberships,
@@ -375,22 +379,22 @@ impl Session {
                     }],
                 }
             }
-            ClientFrame::Buckets { doc, before, limit } => match self.doc_of(&identity, &doc) {
-                Err(e) => vec![*e],
-                Ok(id) if !matches!(id.target(), crate::ids::DocTarget::Conv(_)) => {
-                    vec![error(
-                        ErrorCode::InvalidDoc,
-                        "buckets are listed for a conversation's conv document",
-                        Some(&doc),
-                        false,
-                    )]
+            ClientFrame::Buckets { doc, before, limit } => {
+                match self.conv_doc_of(&identity, &doc, "buckets are listed") {
+                    Err(e) => vec![*e],
+                    Ok(id) => vec![Action::Buckets {
+                        doc: id,
+                        before,
+                        limit: limit.clamp(1, super::frames::BUCKETS_LIMIT_MAX),
+                    }],
                 }
-                Ok(id) => vec![Action::Buckets {
-                    doc: id,
-                    before,
-                    limit: limit.clamp(1, super::frames::BUCKETS_LIMIT_MAX),
-                }],
-            },
+            }
+            ClientFrame::ReadTimes { doc } => {
+                match self.conv_doc_of(&identity, &doc, "read times are kept") {
+                    Err(e) => vec![*e],
+                    Ok(id) => vec![Action::ReadTimes { doc: id }],
+                }
+            }
             ClientFrame::Memberships {} if self.following => vec![error(
                 ErrorCode::AlreadyFollowing,
                 "this connection follows its memberships already; pushes keep coming",
@@ -475,6 +479,26 @@ impl Session {
 
     /// Parses a document id and keeps the connection inside its tenant.
     /// The refusal is boxed: an error frame is large, and this path is the rare one.
+    /// `doc_of` for requests only a conversation's `conv` document answers (`what` says
+    /// which).
+    fn conv_doc_of(
+        &self,
+        identity: &Identity,
+        doc: &str,
+        what: &str,
+    ) -> Result<DocId, Box<Action>> {
+        let id = self.doc_of(identity, doc)?;
+        if !matches!(id.target(), crate::ids::DocTarget::Conv(_)) {
+            return Err(Box::new(error(
+                ErrorCode::InvalidDoc,
+                format!("{what} for a conversation's conv document"),
+                Some(doc),
+                false,
+            )));
+        }
+        Ok(id)
+    }
+
     fn doc_of(&self, identity: &Identity, doc: &str) -> Result<DocId, Box<Action>> {
         let id = DocId::parse(doc).map_err(|e| {
             Box::new(error(

@@ -856,10 +856,23 @@ impl Engine {
         before: Option<confab_core::ids::Bucket>,
         limit: usize,
     ) -> Result<crate::store::buckets::BucketPage, (ErrorCode, String)> {
+        let (conv, _) = self.readable_conv(doc, author).await?;
+        self.store()
+            .buckets(doc.tenant(), conv, before, limit)
+            .await
+            .map_err(|e| self.read_failed(&e))
+    }
+
+    /// The conversation of the `conv` document `doc`, typed, once `author` may read it.
+    async fn readable_conv<'d>(
+        &self,
+        doc: &'d DocId,
+        author: &Author,
+    ) -> Result<(&'d ConvId, Option<Conversation>), (ErrorCode, String)> {
         let DocTarget::Conv(conv) = doc.target() else {
             return Err((
                 ErrorCode::InvalidDoc,
-                "buckets are listed for a conversation's conv document".into(),
+                "only a conversation's conv document answers this".into(),
             ));
         };
         let typed = self.conversation(doc.tenant(), conv).await;
@@ -869,15 +882,40 @@ impl Engine {
                 ReadRefusal::Denied(denied) => (ErrorCode::Forbidden, denied.to_string()),
                 ReadRefusal::Unavailable(e) => (ErrorCode::Unavailable, e),
             })?;
-        self.store()
-            .buckets(doc.tenant(), conv, before, limit)
+        Ok((conv, typed))
+    }
+
+    /// A failed store read as a connection's error code.
+    fn read_failed(&self, e: &crate::store::StoreError) -> (ErrorCode, String) {
+        match e.is_unavailable() || self.inner.health.is_down() {
+            true => (ErrorCode::Unavailable, e.to_string()),
+            false => (ErrorCode::Internal, e.to_string()),
+        }
+    }
+
+    /// The read markers of the conversation of `doc` with their stored times
+    /// (`Projections::read_times`, what REST answers as `last_read_at`), for a reader.
+    pub async fn read_times(
+        &self,
+        doc: &DocId,
+        author: &Author,
+    ) -> Result<Vec<confab_core::protocol::ReadTime>, (ErrorCode, String)> {
+        let (conv, typed) = self.readable_conv(doc, author).await?;
+        let times = self
+            .store()
+            .read_times(doc.tenant(), conv)
             .await
-            .map_err(
-                |e| match e.is_unavailable() || self.inner.health.is_down() {
-                    true => (ErrorCode::Unavailable, e.to_string()),
-                    false => (ErrorCode::Internal, e.to_string()),
-                },
-            )
+            .map_err(|e| self.read_failed(&e))?;
+        // The marker from the accepted document, its time from the store: as REST pairs them.
+        let reads = typed.map(|c| c.reads).unwrap_or_default();
+        Ok(reads
+            .into_iter()
+            .map(|(account, message)| confab_core::protocol::ReadTime {
+                at: times.get(&account).copied(),
+                account: account.to_string(),
+                message: message.to_string(),
+            })
+            .collect())
     }
 
     /// The accepted conversation, typed (loads it if needed).

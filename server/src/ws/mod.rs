@@ -51,6 +51,11 @@ enum Local {
         DocId,
         Result<crate::store::buckets::BucketPage, (ErrorCode, String)>,
     ),
+    /// The answer to a `read_times` request, or why there is none.
+    ReadTimes(
+        DocId,
+        Result<Vec<confab_core::protocol::ReadTime>, (ErrorCode, String)>,
+    ),
     /// The account's memberships, or why they could not be read.
     Memberships(Result<Vec<confab_core::protocol::Membership>, (ErrorCode, String)>),
     /// The answer to a directory request (or its error, naming the request's id).
@@ -276,6 +281,12 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                         more: page.more,
                     }));
                 }
+                Local::ReadTimes(doc, Ok(reads)) => {
+                    out.push(framed(&ServerFrame::ReadTimes {
+                        doc: doc.to_string(),
+                        reads,
+                    }));
+                }
                 Local::Memberships(Ok(list)) => {
                     feed_listed = true;
                     out.extend(feed::pages(list).iter().map(framed));
@@ -291,7 +302,8 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                     out.push(framed(&feed::failed(&app, code, message)));
                 }
                 Local::Directory(frame) => out.push(framed(&frame)),
-                Local::Buckets(doc, Err((code, message))) => {
+                Local::Buckets(doc, Err((code, message)))
+                | Local::ReadTimes(doc, Err((code, message))) => {
                     let mut frame = error_frame(code, message, Some(&doc), false);
                     if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
                         *retry_after_ms = app.engine.retry_after_ms(code);
@@ -502,6 +514,12 @@ fn dispatch(
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 let page = engine.buckets(&doc, &author, before, limit).await;
                 let _ = local.send(Local::Buckets(doc, page)).await;
+            });
+        }
+        Action::ReadTimes { doc } => {
+            tokio::spawn(async move {
+                let reads = engine.read_times(&doc, &author).await;
+                let _ = local.send(Local::ReadTimes(doc, reads)).await;
             });
         }
         Action::Send(_)

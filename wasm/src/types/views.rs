@@ -332,6 +332,27 @@ impl From<cv::Member> for Member {
     }
 }
 
+/// A member's read marker and when it last moved (server time, ms): `readTimes()`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+pub struct ReadTime {
+    pub account: String,
+    pub message: String,
+    /// Absent for a marker the server stored before it kept read times, until it moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub at: Option<i64>,
+}
+
+impl From<confab_core::protocol::ReadTime> for ReadTime {
+    fn from(r: confab_core::protocol::ReadTime) -> Self {
+        ReadTime {
+            account: r.account,
+            message: r.message,
+            at: r.at,
+        }
+    }
+}
+
 /// Conversation settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 #[serde(rename_all = "camelCase")]
