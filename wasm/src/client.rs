@@ -283,7 +283,8 @@ impl ConfabClient {
     /// document did not change it is the same object as before (compare with `===`; treat it
     /// as read-only): a page that asks on every redraw pays for a 1,000-member group once
     /// per change of it, not once per redraw. Members are as of now: a temporary role or
-    /// override whose time came shows as lapsed (the object is made again then).
+    /// override whose time came shows as lapsed (the object is made again then, and the
+    /// `conversation` event says so at that time).
     #[wasm_bindgen(unchecked_return_type = "Conversation | undefined")]
     pub fn conversation(&self, conv: &str) -> std::result::Result<JsValue, JsValue> {
         let conv = conv_id(conv)?;
@@ -306,9 +307,19 @@ impl ConfabClient {
             Some(view) => to_js(&view)?,
             None => JsValue::UNDEFINED,
         };
+        // Nothing is written when a role lapses: the app that shows this hears of it then.
+        let timer = lapse.map(|at| {
+            let rt = Rc::downgrade(&self.rt);
+            let conv = conv.to_string();
+            js::Timeout::new((at - now) as f64, move || {
+                if let Some(rt) = rt.upgrade() {
+                    rt.emit(ClientEvent::Conversation { conv });
+                }
+            })
+        });
         self.conversations
             .borrow_mut()
-            .keep(conv, heads, lapse, value.clone());
+            .keep(conv, heads, lapse, value.clone(), timer);
         Ok(value)
     }
 

@@ -98,11 +98,19 @@ impl JsTimelines {
 }
 
 /// Each conversation's last converted object, with the heads of the document it was made at
-/// and the device time until which it holds (a temporary role or override lapses then).
+/// and the device time until which it holds (a temporary role or override lapses then),
+/// and the timer that tells the app when that time comes.
 #[derive(Debug, Default)]
 pub struct JsConversations {
-    convs: HashMap<ConvId, (Vec<ChangeHash>, Option<i64>, JsValue)>,
+    convs: HashMap<ConvId, Kept>,
 }
+
+type Kept = (
+    Vec<ChangeHash>,
+    Option<i64>,
+    JsValue,
+    Option<crate::js::Timeout>,
+);
 
 impl JsConversations {
     /// The object made at `heads`, if that is the one kept and nothing of it lapsed by
@@ -110,19 +118,22 @@ impl JsConversations {
     pub fn get(&self, conv: &ConvId, heads: &[ChangeHash], device_now: i64) -> Option<JsValue> {
         self.convs
             .get(conv)
-            .filter(|(at, until, _)| at.as_slice() == heads && until.is_none_or(|t| device_now < t))
-            .map(|(_, _, value)| value.clone())
+            .filter(|(at, until, ..)| {
+                at.as_slice() == heads && until.is_none_or(|t| device_now < t)
+            })
+            .map(|(_, _, value, _)| value.clone())
     }
 
     /// Keeps `value`, made at `heads`, until the device time `until` (`None`: until the
-    /// document moves).
+    /// document moves), and `timer` with it (the one it replaces is cleared).
     pub fn keep(
         &mut self,
         conv: ConvId,
         heads: Vec<ChangeHash>,
         until: Option<i64>,
         value: JsValue,
+        timer: Option<crate::js::Timeout>,
     ) {
-        self.convs.insert(conv, (heads, until, value));
+        self.convs.insert(conv, (heads, until, value, timer));
     }
 }

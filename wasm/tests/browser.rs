@@ -475,3 +475,55 @@ async fn a_refusal_is_a_sentence_with_the_title_and_keeps_its_code_and_detail() 
     let message = js_sys::Reflect::get(&error, &"message".into()).unwrap();
     assert_eq!(message.as_string().as_deref(), Some(sentence));
 }
+
+#[wasm_bindgen_test]
+async fn a_lapsing_role_tells_the_app_that_shows_the_conversation_when_it_lapses() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use confab_wasm::types::{Conversation, CreateConversationInput, MemberInput, Role};
+    let alice = client(NOWHERE, "t", "demo", "alice", "memory".into(), None);
+    done(alice.ready()).await.unwrap();
+    let input = CreateConversationInput {
+        members: Some(vec![MemberInput::Account("bob".into())]),
+        ..Default::default()
+    };
+    let group: IntentResult =
+        ok(alice.create_group(Some(tsify::Ts::from_rust(&input).unwrap()))).await;
+    let conv = group.conv.unwrap();
+    let until = now() + 1_500.0;
+    let moderator = tsify::Ts::from_rust(&Role::Moderator).unwrap();
+    let _: IntentResult =
+        ok(alice.set_role(conv.clone(), "bob".into(), moderator, Some(until))).await;
+    let role_of_bob = || {
+        let view: Conversation =
+            serde_wasm_bindgen::from_value(alice.conversation(&conv).unwrap()).unwrap();
+        let bob = view
+            .members
+            .into_iter()
+            .find(|m| m.account == "bob")
+            .unwrap();
+        serde_json::to_value(bob.role).unwrap()
+    };
+    assert_eq!(role_of_bob(), "moderator");
+
+    // Nothing is written when the time comes; the `conversation` event comes then.
+    let heard: Rc<RefCell<Vec<f64>>> = Rc::default();
+    let callback = {
+        let heard = heard.clone();
+        Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| heard.borrow_mut().push(now()))
+            .into_js_value()
+            .unchecked_into::<js_sys::Function>()
+    };
+    let _off = alice
+        .on(tsify::Ts::new_unchecked("conversation".into()), callback)
+        .unwrap();
+    // (An event of the role's own write may come first: the one at the lapse is the one
+    // after it, with nothing else happening on this offline client.)
+    wait_for("the lapse's event", 5_000.0, || {
+        heard.borrow().iter().any(|t| *t >= until)
+    })
+    .await;
+    assert_eq!(role_of_bob(), "member");
+    done(alice.dispose()).await.unwrap();
+}

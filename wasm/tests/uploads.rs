@@ -193,6 +193,69 @@ async fn a_multi_chunk_upload_reports_progress_and_downloads_byte_identical() {
 }
 
 #[wasm_bindgen_test]
+async fn a_forwarded_attachment_downloads_for_a_reader_of_the_target_only() {
+    let s = server();
+    let alice = alice_in(&s, &unique("up-forward"));
+    done(alice.ready()).await.unwrap();
+    // Bob is in the target, not in the source.
+    let source = group(&alice, &[]).await;
+    let target = group(&alice, &["bob"]).await;
+    let bytes = pattern(3000);
+    let o = options(&[("name", "plan.pdf".into())]);
+    let attachment: Attachment =
+        ok(upload(&alice, &source, blob(&bytes, "application/pdf"), o)).await;
+    let message = options(&[
+        ("kind", "file".into()),
+        (
+            "attachments",
+            serde_wasm_bindgen::to_value(&vec![attachment.clone()]).unwrap(),
+        ),
+    ]);
+    let sent: IntentResult = ok(alice.send(source.clone(), message)).await;
+    wait_for("the message with the attachment accepted", WAIT, || {
+        state_of(&alice, sent.id).as_deref() == Some("accepted")
+    })
+    .await;
+    let (status, _) = download(&s, &path_of(&attachment.url), s.bob).await;
+    assert_eq!(status, 403, "bob may not read the source's blob");
+    let in_target = path_of(&attachment.url).replace(&source, &target);
+    let (status, _) = download(&s, &in_target, s.bob).await;
+    assert_eq!(status, 404, "the target holds no copy before the forward");
+
+    let forwarded: IntentResult = ok(alice.forward(
+        source.clone(),
+        sent.message.clone().unwrap(),
+        target.clone(),
+    ))
+    .await;
+    wait_for("the forward accepted", WAIT, || {
+        state_of(&alice, forwarded.id).as_deref() == Some("accepted")
+    })
+    .await;
+    let item = timeline(&alice, &target)
+        .into_iter()
+        .find(|i| Some(&i.message.id) == forwarded.message.as_ref())
+        .expect("the forwarded message");
+    let from = item.message.forwarded_from.expect("forwarded_from");
+    assert_eq!(
+        (from.conv, Some(from.message)),
+        (source.clone(), sent.message)
+    );
+    let copied: Vec<Attachment> =
+        serde_json::from_str(&item.message.attachments.expect("attachments")).unwrap();
+    assert_eq!(copied.len(), 1);
+    assert!(
+        path_of(&copied[0].url).contains(&format!("/conversations/{target}/")),
+        "the reference names the target: {}",
+        copied[0].url
+    );
+    let (status, got) = download(&s, &path_of(&copied[0].url), s.bob).await;
+    assert_eq!(status, 200);
+    assert!(got == bytes, "bob downloads the same bytes from the target");
+    done(alice.dispose()).await.unwrap();
+}
+
+#[wasm_bindgen_test]
 async fn an_upload_stopped_midway_resumes_after_a_reload_with_only_the_rest() {
     let s = server();
     let db = unique("up-resume");
