@@ -24,6 +24,10 @@ pub enum Command {
     Migrate,
     /// Fold each document's change log into a snapshot.
     Compact,
+    /// Rewrite the tables a purge touches so no old row version is left in their files
+    /// (Postgres `VACUUM FULL`: each table locked while it is rewritten, a maintenance
+    /// window; SQLite: a WAL checkpoint). docs/STORAGE.md, "What a delete removes".
+    Purge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +154,15 @@ pub struct ServeArgs {
     /// `retention_days` expired (docs/FEATURES.md, "Retention"); 0: never.
     #[arg(long, env = "CONFAB_RETENTION_SWEEP_SECS", default_value_t = 3600)]
     pub retention_sweep_secs: u64,
+    /// Seconds between purge passes, which resume account erasures, sweep the blobs of
+    /// messages deleted for everyone and have the database drop the old row versions
+    /// (docs/STORAGE.md, "What a delete removes"); 0: never.
+    #[arg(long, env = "CONFAB_PURGE_SWEEP_SECS", default_value_t = 60)]
+    pub purge_sweep_secs: u64,
+    /// Seconds a message deleted for everyone keeps the blobs it named before the purge
+    /// deletes those no other message of the conversation names.
+    #[arg(long, env = "CONFAB_BLOB_RELEASE_DELAY_SECS", default_value_t = 600)]
+    pub blob_release_delay_secs: u64,
     /// Milliseconds between passes of the scheduler, which posts due scheduled messages
     /// (docs/FEATURES.md, "Scheduled messages"): a message appears at most this late; 0: never.
     #[arg(long, env = "CONFAB_SCHEDULE_POLL_MS", default_value_t = 1000)]

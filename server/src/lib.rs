@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod engine;
+pub mod forget;
 pub mod maintenance;
 pub mod memory;
 pub mod metrics;

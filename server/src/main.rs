@@ -74,6 +74,19 @@ async fn run(cli: Cli, node: String) -> Result<()> {
             );
             Ok(())
         }
+        Command::Purge => {
+            let done = store.vacuum_forgotten(true).await?;
+            tracing::info!(done, "purge done");
+            println!(
+                "{}",
+                if done {
+                    "purged"
+                } else {
+                    "another node is purging: not run"
+                }
+            );
+            Ok(())
+        }
         Command::Serve(args) => {
             let workers = cli.common.worker_threads.map(usize::from);
             let blobs = args
@@ -177,6 +190,16 @@ async fn serve(
         blobs.clone().spawn_retention(
             engine.clone(),
             std::time::Duration::from_secs(args.retention_sweep_secs),
+        );
+    }
+    if args.purge_sweep_secs > 0 {
+        confab_server::forget::spawn(
+            engine.clone(),
+            blobs.clone(),
+            confab_server::forget::PurgeConfig {
+                every: Duration::from_secs(args.purge_sweep_secs),
+                blob_delay: Duration::from_secs(args.blob_release_delay_secs),
+            },
         );
     }
     let webhook = args.webhook.config();

@@ -126,6 +126,73 @@ impl Retention for GatedStore {
 }
 
 #[async_trait]
+impl Forgetting for GatedStore {
+    async fn release_blobs(
+        &self,
+        rows: &[confab_server::store::forget::BlobRelease],
+    ) -> Result<()> {
+        self.inner.release_blobs(rows).await
+    }
+    async fn due_blob_releases(
+        &self,
+        deleted_before: i64,
+        limit: usize,
+    ) -> Result<Vec<confab_server::store::forget::BlobRelease>> {
+        self.inner.due_blob_releases(deleted_before, limit).await
+    }
+    async fn settle_blob_release(
+        &self,
+        row: &confab_server::store::forget::BlobRelease,
+    ) -> Result<()> {
+        self.inner.settle_blob_release(row).await
+    }
+    async fn request_erasure(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        by: &AccountId,
+        now: i64,
+    ) -> Result<confab_server::store::forget::Erasure> {
+        self.inner.request_erasure(tenant, account, by, now).await
+    }
+    async fn erasure(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Option<confab_server::store::forget::Erasure>> {
+        self.inner.erasure(tenant, account).await
+    }
+    async fn claim_erasure(
+        &self,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<confab_server::store::forget::Erasure>> {
+        self.inner.claim_erasure(now, until).await
+    }
+    async fn save_erasure(
+        &self,
+        erasure: &confab_server::store::forget::Erasure,
+        until: i64,
+    ) -> Result<()> {
+        self.inner.save_erasure(erasure, until).await
+    }
+    async fn authored_messages(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<confab_server::store::forget::Authored>> {
+        self.inner
+            .authored_messages(tenant, account, after, limit)
+            .await
+    }
+    async fn vacuum_forgotten(&self, full: bool) -> Result<bool> {
+        self.inner.vacuum_forgotten(full).await
+    }
+}
+
+#[async_trait]
 impl Projections for GatedStore {
     async fn search(
         &self,

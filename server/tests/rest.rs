@@ -924,7 +924,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/search", "get"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 37, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 38, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

@@ -44,6 +44,11 @@ pub(super) fn check(
             not_deleted(message)
         }
         Effect::DeleteMessage(message) => {
+            // A service account is no member: it redacts for the tenant (an account's
+            // erasure, docs/OPERATIONS.md "Account erasure").
+            if author.service {
+                return not_deleted(message);
+            }
             let member = active(ctx.now_ms, conv, author)?;
             not_deleted(message)?;
             if message.author == author.account {

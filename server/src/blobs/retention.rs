@@ -130,7 +130,7 @@ impl Blobs {
         if old.is_empty() {
             return Ok((0, uploads));
         }
-        let referenced = referenced(engine, scope).await?;
+        let referenced = referenced(engine, scope, i64::MIN).await?;
         let mut deleted = 0;
         for hash in old.iter().filter(|h| !referenced.contains(h)) {
             self.delete(scope, hash).await?;
@@ -170,8 +170,13 @@ impl Blobs {
     }
 }
 
-/// Every blob of this conversation that a message still stored references.
-async fn referenced(engine: &Engine, scope: &Scope) -> Result<HashSet<BlobHash>, BlobError> {
+/// Every blob of this conversation that a message still stored in a bucket of `from_period`
+/// or later references (buckets are read newest first, so older ones are never read).
+pub(crate) async fn referenced(
+    engine: &Engine,
+    scope: &Scope,
+    from_period: i64,
+) -> Result<HashSet<BlobHash>, BlobError> {
     let store = engine.store();
     let failed = |e: crate::store::StoreError| BlobError::Store(format!("reading messages: {e}"));
     let mut out = HashSet::new();
@@ -182,6 +187,9 @@ async fn referenced(engine: &Engine, scope: &Scope) -> Result<HashSet<BlobHash>,
             .await
             .map_err(failed)?;
         for bucket in &page.buckets {
+            if bucket.period < from_period {
+                return Ok(out);
+            }
             let id = DocId::msgs(&scope.tenant, &scope.conv, *bucket);
             let stored = store.load_doc(&id).await.map_err(failed)?;
             let conv = scope.conv.as_str().to_owned();

@@ -623,6 +623,17 @@ impl Unit {
                 projection::for_msgs(doc, accepted.seq, d.doc(), &accepted.effects, encrypted)
             }),
         };
+        // A delete's blobs are recorded now, before its commit: the sweep checks that no
+        // live message names them, so a delete that never commits releases nothing.
+        let released = crate::forget::released_blobs(doc, &accepted.effects, now);
+        if !released.is_empty() {
+            let store = self.engine.store().clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.release_blobs(&released).await {
+                    tracing::warn!(%error, "a deleted message's blobs were not recorded");
+                }
+            });
+        }
         self.batch.pending.push(Pending {
             change: NewChange {
                 doc: doc.clone(),

@@ -16,6 +16,7 @@ mod contacts;
 mod conversations;
 mod devices;
 mod discover;
+mod erasure;
 mod error;
 mod extract;
 mod forwarding;
@@ -93,6 +94,7 @@ rest_routes! {
     "/v1/contacts/match" => post(contacts::match_contacts);
     "/v1/accounts/{account}/identifiers" => put(contacts::register);
     "/v1/accounts/{account}/devices" => get(devices::list);
+    "/v1/accounts/{account}/erasure" => post(erasure::start), get(erasure::progress);
     "/v1/notifications/read" => post(notifications::mark_read);
     "/v1/search" => get(search::search);
 }

@@ -27,14 +27,16 @@ use confab_core::protocol::Membership;
 use super::buckets::BucketPage;
 use super::clients::Key;
 use super::discovery::{DiscoverItem, DiscoverQuery};
+use super::forget;
 use super::notifications::{Coalesced, CoalescedRow, NewNotification, Notification};
 use super::retention::{ConvKey, DropRequest, Dropped};
 use super::schedule::Claim;
 use super::stats::ConvStats;
 use super::webhooks::{Delivery, NewDelivery};
 use super::{
-    ChangeLog, Cluster, ConvListItem, ConvRow, Devices, Directory, LogTail, MessageRow, NewChange,
-    Outboxes, Projections, RejectionRecord, Result, Retention, Store, StoreError, StoredDoc,
+    ChangeLog, Cluster, ConvListItem, ConvRow, Devices, Directory, Forgetting, LogTail, MessageRow,
+    NewChange, Outboxes, Projections, RejectionRecord, Result, Retention, Store, StoreError,
+    StoredDoc,
 };
 
 /// How long one probe may take before it counts as failed.
@@ -509,6 +511,60 @@ impl Retention for Guarded {
     }
     async fn drop_buckets(&self, req: DropRequest<'_>) -> Result<Dropped> {
         self.run(self.inner.drop_buckets(req)).await
+    }
+}
+
+#[async_trait]
+impl Forgetting for Guarded {
+    async fn release_blobs(&self, rows: &[forget::BlobRelease]) -> Result<()> {
+        self.run(self.inner.release_blobs(rows)).await
+    }
+    async fn due_blob_releases(
+        &self,
+        deleted_before: i64,
+        limit: usize,
+    ) -> Result<Vec<forget::BlobRelease>> {
+        self.run(self.inner.due_blob_releases(deleted_before, limit))
+            .await
+    }
+    async fn settle_blob_release(&self, row: &forget::BlobRelease) -> Result<()> {
+        self.run(self.inner.settle_blob_release(row)).await
+    }
+    async fn request_erasure(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        by: &AccountId,
+        now: i64,
+    ) -> Result<forget::Erasure> {
+        self.run(self.inner.request_erasure(tenant, account, by, now))
+            .await
+    }
+    async fn erasure(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Option<forget::Erasure>> {
+        self.run(self.inner.erasure(tenant, account)).await
+    }
+    async fn claim_erasure(&self, now: i64, until: i64) -> Result<Option<forget::Erasure>> {
+        self.run(self.inner.claim_erasure(now, until)).await
+    }
+    async fn save_erasure(&self, erasure: &forget::Erasure, until: i64) -> Result<()> {
+        self.run(self.inner.save_erasure(erasure, until)).await
+    }
+    async fn authored_messages(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<forget::Authored>> {
+        self.run(self.inner.authored_messages(tenant, account, after, limit))
+            .await
+    }
+    async fn vacuum_forgotten(&self, full: bool) -> Result<bool> {
+        self.run(self.inner.vacuum_forgotten(full)).await
     }
 }
 

@@ -40,6 +40,7 @@ pub mod contacts;
 pub mod devices;
 pub mod discovery;
 mod error;
+pub mod forget;
 pub mod health;
 pub mod invites;
 pub mod memberships;
@@ -229,7 +230,15 @@ pub struct RejectionRecord {
 /// rejection.
 #[async_trait]
 pub trait Store:
-    ChangeLog + Projections + Retention + Outboxes + Directory + Devices + Cluster + 'static
+    ChangeLog
+    + Projections
+    + Retention
+    + Forgetting
+    + Outboxes
+    + Directory
+    + Devices
+    + Cluster
+    + 'static
 {
     /// A handle for the group committer's own thread, whose connections are made (lazily)
     /// and driven by that thread's runtime; `None`: the committer shares this one.
@@ -431,6 +440,52 @@ pub trait Retention: Send + Sync {
     /// Deletes every bucket part of a conversation before `first_kept` with all its rows,
     /// and records each in the `bucket_drops` audit table, in one transaction.
     async fn drop_buckets(&self, req: retention::DropRequest<'_>) -> Result<retention::Dropped>;
+}
+
+/// Forgetting ([`forget`]): the blobs deleted messages named, account erasures, and the
+/// database's own clean-up of what they left behind.
+#[async_trait]
+pub trait Forgetting: Send + Sync {
+    /// Records blobs deleted messages named (candidates for the sweep).
+    async fn release_blobs(&self, rows: &[forget::BlobRelease]) -> Result<()>;
+    /// Candidates deleted at or before `deleted_before`, oldest first, at most `limit`.
+    async fn due_blob_releases(
+        &self,
+        deleted_before: i64,
+        limit: usize,
+    ) -> Result<Vec<forget::BlobRelease>>;
+    /// Removes a candidate the sweep handled (kept if a later delete moved its time).
+    async fn settle_blob_release(&self, row: &forget::BlobRelease) -> Result<()>;
+    /// Starts the erasure of `account` unless it exists: the stored erasure either way.
+    async fn request_erasure(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        by: &AccountId,
+        now: i64,
+    ) -> Result<forget::Erasure>;
+    async fn erasure(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Option<forget::Erasure>>;
+    /// Leases one unfinished erasure no node holds (its lease is before `now`) until `until`.
+    async fn claim_erasure(&self, now: i64, until: i64) -> Result<Option<forget::Erasure>>;
+    /// Stores an erasure's progress, leased until `until`.
+    async fn save_erasure(&self, erasure: &forget::Erasure, until: i64) -> Result<()>;
+    /// The account's messages not deleted, after `after` (conversation key, position).
+    async fn authored_messages(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<forget::Authored>>;
+    /// Makes the database drop the old versions of rows a purge rewrote or deleted
+    /// (docs/STORAGE.md, "What a delete removes"): Postgres `VACUUM` of those tables
+    /// (`full`: `VACUUM FULL`, which rewrites their files), SQLite a WAL checkpoint that
+    /// truncates the WAL. `false` when another node is at it (Postgres).
+    async fn vacuum_forgotten(&self, full: bool) -> Result<bool>;
 }
 
 /// What waits to be read or sent later: the notification feed ([`notifications`]), the

@@ -40,6 +40,7 @@ mod changelog;
 mod cluster;
 mod devices;
 mod directory;
+mod forget;
 mod outboxes;
 mod projections;
 mod retention;

@@ -57,6 +57,7 @@ mod changelog;
 mod commit;
 mod devices;
 mod directory;
+mod forget;
 mod outboxes;
 mod projections;
 mod retention;

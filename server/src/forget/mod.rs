@@ -1,0 +1,134 @@
+//! Forgetting what was deleted (docs/STORAGE.md, "What a delete removes"): the blobs of
+//! messages deleted for everyone, account erasures, and the database's clean-up after both.
+//!
+//! One loop per node ([`spawn`]) runs every `--purge-sweep-secs`: it resumes the erasures no
+//! node holds (`erasure`), sweeps the blobs whose delete is older than
+//! `--blob-release-delay-secs` (`blobs`), and when either removed something, has the
+//! database drop the old row versions (`Forgetting::vacuum_forgotten`). Every step is
+//! idempotent and its progress is in the database, so a node killed mid-way leaves work the
+//! next pass (of any node) finishes.
+
+pub mod blobs;
+pub mod erasure;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_core::ids::DocId;
+use confab_core::model::attachment::Attachment;
+use confab_core::policy::Effect;
+
+use crate::blobs::Blobs;
+use crate::engine::Engine;
+use crate::store::forget::BlobRelease;
+
+/// How the loop runs (flags in `config`).
+#[derive(Debug, Clone, Copy)]
+pub struct PurgeConfig {
+    /// Between passes.
+    pub every: Duration,
+    /// How long a deleted message's blobs stay (a delete's undo window for clients that
+    /// still show the message, and for a forward in flight).
+    pub blob_delay: Duration,
+}
+
+/// The blobs of this message bucket's conversation that the deletes among `effects` named:
+/// each a candidate for the sweep (`blobs`), which deletes it only if no live message of the
+/// conversation names it then.
+pub(crate) fn released_blobs(doc: &DocId, effects: &[Effect], now_ms: i64) -> Vec<BlobRelease> {
+    let Some(conv) = doc.conv_id() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for effect in effects {
+        let Effect::DeleteMessage(message) = effect else {
+            continue;
+        };
+        let Some(json) = message.attachments.as_deref() else {
+            continue;
+        };
+        let Ok(attachments) = serde_json::from_str::<Vec<Attachment>>(json) else {
+            continue;
+        };
+        for a in attachments {
+            if let Some((named, hash)) = crate::blobs::reference_of(&a.url) {
+                if named == conv.as_str() {
+                    out.push(BlobRelease {
+                        tenant: doc.tenant().clone(),
+                        conv: conv.clone(),
+                        hash: hash.hex(),
+                        deleted_at: now_ms,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub blobs: blobs::ReleaseSweep,
+    /// Erasures that reached their end in this pass.
+    pub erasures_done: usize,
+    /// Whether the database was asked to drop old row versions.
+    pub vacuumed: bool,
+}
+
+/// One pass as of `now_ms`.
+pub async fn pass(engine: &Engine, store: &Blobs, config: PurgeConfig, now_ms: i64) -> PassReport {
+    let mut report = PassReport::default();
+    let mut purged = false;
+    loop {
+        match erasure::resume_one(engine, now_ms).await {
+            Ok(Some(e)) => {
+                purged = true;
+                if e.done_at.is_some() {
+                    report.erasures_done += 1;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                tracing::warn!(%error, "erasure interrupted; the next pass resumes it");
+                break;
+            }
+        }
+    }
+    let delay = i64::try_from(config.blob_delay.as_millis()).unwrap_or(i64::MAX);
+    match store
+        .sweep_released(engine, now_ms.saturating_sub(delay))
+        .await
+    {
+        Ok(sweep) => {
+            purged |= sweep.deleted > 0;
+            report.blobs = sweep;
+        }
+        Err(error) => tracing::warn!(%error, "sweep of deleted messages' blobs failed"),
+    }
+    if purged {
+        match engine.store().vacuum_forgotten(false).await {
+            Ok(done) => report.vacuumed = done,
+            Err(error) => tracing::warn!(%error, "vacuum after a purge failed"),
+        }
+    }
+    report
+}
+
+/// Runs [`pass`] every `config.every` until the engine stops (`serve`).
+pub fn spawn(engine: Engine, store: Arc<Blobs>, config: PurgeConfig) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(config.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if engine.is_stopping() {
+                return;
+            }
+            let report = pass(&engine, &store, config, crate::clock::now_ms()).await;
+            if report != PassReport::default() {
+                tracing::info!(?report, "purge pass");
+            }
+        }
+    });
+}
