@@ -163,6 +163,15 @@ pub struct ServeArgs {
     /// deletes those no other message of the conversation names.
     #[arg(long, env = "CONFAB_BLOB_RELEASE_DELAY_SECS", default_value_t = 600)]
     pub blob_release_delay_secs: u64,
+    /// Seconds after a delete for everyone until its message part's history is cut, which
+    /// removes the deleted content from the store (docs/STORAGE.md, "Cutting a part's
+    /// history"); 0: at the next pass.
+    #[arg(long, env = "CONFAB_CUT_AFTER_DELETE_SECS", default_value_t = 60)]
+    pub cut_after_delete_secs: u64,
+    /// Seconds after an edit until its message part's history is cut, which removes the
+    /// versions the edit replaced.
+    #[arg(long, env = "CONFAB_CUT_AFTER_EDIT_SECS", default_value_t = 3600)]
+    pub cut_after_edit_secs: u64,
     /// Milliseconds between passes of the scheduler, which posts due scheduled messages
     /// (docs/FEATURES.md, "Scheduled messages"): a message appears at most this late; 0: never.
     #[arg(long, env = "CONFAB_SCHEDULE_POLL_MS", default_value_t = 1000)]

@@ -182,9 +182,13 @@ async fn serve(
             recent_log_bytes: args.recent_log_bytes,
             urls: UrlRule::from_allow_http(args.allow_http_urls),
             node,
+            cut_after_delete: std::time::Duration::from_secs(args.cut_after_delete_secs),
+            cut_after_edit: std::time::Duration::from_secs(args.cut_after_edit_secs),
             ..EngineConfig::default()
         },
     );
+    // Due cuts are looked for once a second: a cut is at most that late.
+    engine.spawn_cuts(std::time::Duration::from_secs(1));
     if args.retention_sweep_secs > 0 {
         // The engine's sweep, then the blobs it left without a message.
         blobs.clone().spawn_retention(

@@ -97,6 +97,9 @@ impl ChangeLog for GatedStore {
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
         self.inner.compact(doc, snapshot, seq).await
     }
+    async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
+        self.inner.install_generation(doc, next).await
+    }
     async fn doc_ids(&self) -> Result<Vec<String>> {
         self.inner.doc_ids().await
     }

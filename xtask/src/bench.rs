@@ -10,6 +10,8 @@
 //!   1,000 devices (`core/benches/e2ee.rs`).
 //! - `cargo xtask bench search [-- <args>]`: the server's search over a million messages on
 //!   both backends (`bench/src/bin/search.rs`).
+//! - `cargo xtask bench cut [-- <args>]`: cutting a 2,000-message part's history while a
+//!   writer reacts to it, on both backends (`bench/src/bin/cut.rs`).
 //! - `cargo xtask bench summary`: summarize what is already in `target/criterion`.
 
 use std::path::{Path, PathBuf};
@@ -55,15 +57,16 @@ pub fn run(args: &[String]) -> Result<()> {
         ),
         // MLS for a device and the Delivery Service in groups of 10, 100 and 1,000 devices.
         "e2ee" => crate::run("cargo", &["bench", "-p", "confab-core", "--bench", "e2ee"]),
-        // The server's search on a large projection (`bench/src/bin/search.rs`).
-        "search" => {
+        // The server's search on a large projection (`bench/src/bin/search.rs`); cutting a
+        // 2,000-message part's history with a writer on it (`bench/src/bin/cut.rs`).
+        "search" | "cut" => {
             let mut cmd = vec![
                 "run",
                 "--release",
                 "-p",
                 "confab-bench",
                 "--bin",
-                "search",
+                task,
                 "--",
             ];
             cmd.extend(rest.iter().map(String::as_str).skip_while(|a| *a == "--"));
@@ -71,7 +74,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         "summary" => summarize(&criterion, None),
         other => {
-            bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|e2ee|search|summary]`")
+            bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|e2ee|search|cut|summary]`")
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - `bench server [--quick]`: the load generator against the release server, SQLite and Postgres;
 //!   `bench server --scenario many`: 5,000 connections and 1,000+ conversations at once.
 //! - `bench catchup`: a client that missed 10,000 messages catches up (time, bytes on the wire).
+//! - `bench cut`: cutting a 2,000-message part's history while a writer reacts to it (time,
+//!   the writer's stall, bytes per message before and after).
 //! - `bench flood`: a member's ack latency while a non-member floods its conversation.
 //! - `bench notify`: the level `all`'s fan-out: a 1,000-member group at 50 msg/s and a
 //!   10,000-subscriber channel at 1 msg/s; webhook delivery p99 and server CPU per 1,000

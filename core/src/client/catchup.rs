@@ -21,19 +21,23 @@ impl ClientEngine {
         seq: u64,
         data: &[u8],
         order: Option<&SnapshotOrder>,
+        device_now: i64,
     ) {
         let Ok(id) = DocId::parse(doc) else {
             return;
         };
-        let pending = self.pending_changes(&id);
-        let actor = self.config.actor.clone();
-        let Some(state) = self.docs.get_mut(&id) else {
-            return;
-        };
-        if seq <= state.cursor {
+        if self.docs.get(&id).is_none_or(|state| seq <= state.cursor) {
             return; // nothing this client does not have
         }
         let Ok(loaded) = Automerge::load(data) else {
+            return;
+        };
+        if self.is_newer_generation(&id, &loaded) {
+            return self.replace_generation(&id, seq, loaded, data, device_now);
+        }
+        let pending = self.pending_changes(&id);
+        let actor = self.config.actor.clone();
+        let Some(state) = self.docs.get_mut(&id) else {
             return;
         };
         let mut server = loaded.with_actor(actor);

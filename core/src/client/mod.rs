@@ -13,6 +13,7 @@ mod delivery;
 pub mod engine;
 mod error;
 mod feed;
+mod generation;
 pub mod host;
 pub mod intent;
 mod jobs;

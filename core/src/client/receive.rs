@@ -41,7 +41,7 @@ impl ClientEngine {
                 seq,
                 data,
                 order,
-            } => self.on_snapshot(&doc, seq, &data, order.as_ref()),
+            } => self.on_snapshot(&doc, seq, &data, order.as_ref(), device_now),
             ServerFrame::Synced { doc, .. } => {
                 self.on_synced(&doc);
                 self.expire_after_sync(&doc, device_now);
@@ -428,7 +428,11 @@ impl ClientEngine {
                     .is_some_and(|e| matches!(e.intent, Intent::Send { .. }))
         };
         let mut moving: Vec<u64> = Vec::new();
-        let holds = self.goal_holds(rejected_id, &doc_id, &code);
+        let holds = self.goal_holds(rejected_id, &doc_id, &code)
+            || self
+                .outbox
+                .get(&rejected_id)
+                .is_some_and(|e| self.sent_already(&doc_id, &e.intent));
         // A commit that lost its epoch to another is made again on the new one.
         let rebuild = self.commit_rejected(rejected_id, &code);
         if rebuild || moved(self, rejected_id) {
@@ -477,45 +481,7 @@ impl ClientEngine {
                 moving.push(id);
                 continue;
             }
-            let Some(mut entry) = self.outbox.remove(&id) else {
-                continue;
-            };
-            entry.changes.retain(|c| c.doc != doc || c.acked);
-            let checked = self.check(&entry.intent, std::slice::from_ref(&doc_id), now);
-            match checked.and_then(|()| self.write(&doc_id, &entry.intent, id, now)) {
-                Ok(Some(change)) => entry.changes.push(change),
-                Ok(None) => {}
-                Err(ClientError::Denied {
-                    code,
-                    reason,
-                    detail,
-                }) => {
-                    entry.status = IntentStatus::Rejected {
-                        code,
-                        reason,
-                        detail,
-                    }
-                }
-                Err(e) => {
-                    entry.status = IntentStatus::Rejected {
-                        code: e.code().to_owned(),
-                        reason: self.explain(&entry.intent, e.code()),
-                        detail: e.to_string(),
-                    }
-                }
-            }
-            if entry.changes.iter().all(|c| c.acked)
-                && !matches!(entry.status, IntentStatus::Rejected { .. })
-            {
-                entry.status = IntentStatus::Accepted;
-            }
-            let status = entry.status.clone();
-            self.outbox.insert(id, entry);
-            self.persist_entry(id);
-            self.out.push(Output::Event(Event::Intent { id, status }));
-            if self.online {
-                self.dispatch(id, device_now);
-            }
+            self.write_again(id, &doc_id, now, device_now);
         }
         // Their stored entries stay as they were until they are written again: a restart in
         // between sends the old change, is refused again and moves it again.
@@ -549,6 +515,65 @@ impl ClientEngine {
 }
 
 impl ClientEngine {
+    /// Writes intent `id` again into `doc_id` as the document now is (its unacked changes
+    /// to it go), reports its status and sends it. Where its goal already holds it ends
+    /// accepted (`held`: a message of the device's own already in the document).
+    pub(super) fn write_again(&mut self, id: u64, doc_id: &DocId, now: i64, device_now: i64) {
+        let Some(mut entry) = self.outbox.remove(&id) else {
+            return;
+        };
+        let doc = doc_id.to_string();
+        entry.changes.retain(|c| c.doc != doc || c.acked);
+        let checked = self.check(&entry.intent, std::slice::from_ref(doc_id), now);
+        match checked.and_then(|()| self.write(doc_id, &entry.intent, id, now)) {
+            Ok(Some(change)) => entry.changes.push(change),
+            Ok(None) => {}
+            Err(_) if self.sent_already(doc_id, &entry.intent) => {}
+            Err(ClientError::Denied {
+                code,
+                reason,
+                detail,
+            }) => {
+                entry.status = IntentStatus::Rejected {
+                    code,
+                    reason,
+                    detail,
+                }
+            }
+            Err(e) => {
+                entry.status = IntentStatus::Rejected {
+                    code: e.code().to_owned(),
+                    reason: self.explain(&entry.intent, e.code()),
+                    detail: e.to_string(),
+                }
+            }
+        }
+        if entry.changes.iter().all(|c| c.acked)
+            && !matches!(entry.status, IntentStatus::Rejected { .. })
+        {
+            entry.status = IntentStatus::Accepted;
+        }
+        let status = entry.status.clone();
+        self.outbox.insert(id, entry);
+        self.persist_entry(id);
+        self.out.push(Output::Event(Event::Intent { id, status }));
+        if self.online {
+            self.dispatch(id, device_now);
+        }
+    }
+
+    /// A send whose message the accepted document holds already: it was accepted, its
+    /// answer lost (a part cut in between: docs/PROTOCOL.md, "Generations").
+    fn sent_already(&self, doc: &DocId, intent: &Intent) -> bool {
+        let Intent::Send { message, .. } = intent else {
+            return false;
+        };
+        self.docs
+            .get(doc)
+            .and_then(|d| read::read_message(&d.server, &message.id))
+            .is_some_and(|m| m.author == self.config.account)
+    }
+
     /// A lifecycle move refused as `conflicting_write` because another device made the same
     /// move first (two members reopening an archived conversation with their messages): what
     /// it asked for holds, so it ends accepted rather than rejected for someone else's write.
@@ -613,6 +638,12 @@ impl ClientEngine {
         reason: String,
         device_now: i64,
     ) {
+        if code == RejectCode::MissingDependency.as_str() && self.lost_by_a_cut(doc, hash) {
+            // The part's new generation is on its way (pushed, or this connection's
+            // catch-up): it writes the intent again. Until then the change waits as after
+            // any transient answer.
+            return self.on_transient(Some(doc), Some(hash), None, device_now);
+        }
         match self
             .retry
             .rejected(&mut self.outbox, doc, hash, &code, device_now)

@@ -5,6 +5,7 @@
 //! kind is in `schema`; `read` turns documents into typed views; `write` turns one user intent
 //! into one tagged Automerge transaction.
 
+pub mod cut;
 pub mod erase;
 pub mod read;
 pub mod schedule;

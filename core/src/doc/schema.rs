@@ -9,6 +9,9 @@ pub const SCHEMA_VERSION: u64 = 1;
 /// Key names. One spelling for the writer, the reader and the validator.
 pub mod keys {
     pub const SCHEMA: &str = "schema";
+    /// At the root of a cut document: its generation (`doc::cut`), written by the cut actor
+    /// only; absent in generation 0.
+    pub const GENERATION: &str = "generation";
 
     // conv: top-level maps
     pub const META: &str = "meta";

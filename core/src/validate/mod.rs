@@ -15,6 +15,7 @@ use automerge::{ActorId, Change, ChangeHash};
 pub use codes::{RejectCode, Rejection};
 pub use state::{refresh_by_paths, refresh_conversation, AcceptedDoc, Footprint};
 
+use crate::doc::cut::cut_actor;
 use crate::doc::schema::{keys, split_reaction_key};
 use crate::doc::{creation_actor, genesis_actor, write};
 use crate::ids::{AccountId, ConvId, DocId, DocTarget};
@@ -178,6 +179,12 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
         return Err(reject(
             RejectCode::ForgedActor,
             "the genesis actor writes only the genesis".into(),
+        ));
+    }
+    if actor == cut_actor(doc.id()) {
+        return Err(reject(
+            RejectCode::ForgedActor,
+            "the cut actor writes only a generation's state".into(),
         ));
     }
     if actor == creation_actor(doc.id()) {

@@ -8,6 +8,7 @@ mod bindings;
 mod catchup;
 mod cluster;
 mod committer;
+pub mod cut;
 mod feed;
 pub(crate) mod projection;
 mod reader;
@@ -60,6 +61,12 @@ pub struct EngineConfig {
     pub urls: UrlRule,
     /// This node's name in logs, metrics and its listening connection (`--node-id`).
     pub node: String,
+    /// How long after a delete its part's history is cut (`cut`; `--cut-after-delete-secs`).
+    pub cut_after_delete: Duration,
+    /// How long after an edit its part's history is cut (`--cut-after-edit-secs`).
+    pub cut_after_edit: Duration,
+    /// How long a cut that failed waits before it is tried again.
+    pub cut_retry: Duration,
 }
 
 /// A node name when none is given: the host's name and the process id.
@@ -82,6 +89,9 @@ impl Default for EngineConfig {
             recent_log_bytes: 256 << 10,
             urls: UrlRule::HttpsOnly,
             node: default_node_id(),
+            cut_after_delete: Duration::from_secs(60),
+            cut_after_edit: Duration::from_secs(3600),
+            cut_retry: Duration::from_secs(5),
         }
     }
 }
@@ -195,6 +205,11 @@ pub(crate) enum Job {
         now_ms: i64,
         reply: oneshot::Sender<Result<retention::Expired, String>>,
     },
+    /// Cuts this message part's history (`cut`).
+    Cut {
+        doc: DocId,
+        reply: oneshot::Sender<Result<Option<cut::CutReport>, cut::CutError>>,
+    },
     /// Answered once every job queued before it is committed and answered.
     Barrier { reply: oneshot::Sender<()> },
     /// Where these accounts stand in this conversation, for a thread of it (`threads`).
@@ -253,6 +268,8 @@ pub(crate) struct Inner {
     signals: Option<signals::Publisher>,
     /// The threads in memory under each conversation (see `threads`).
     threads: threads::Registry,
+    /// Parts due for a history cut (see `cut`).
+    cuts: cut::CutSchedule,
 }
 
 /// Told of each committed change once its acks and pushes are out, on the unit's task:
@@ -344,6 +361,7 @@ impl Engine {
                 observer: std::sync::OnceLock::new(),
                 signals,
                 threads: threads::Registry::default(),
+                cuts: cut::CutSchedule::default(),
             }),
         };
         if let Some(options) = cluster_options {

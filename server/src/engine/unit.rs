@@ -3,6 +3,7 @@
 //! are committed in batches (see `pipeline`) and acked only once durable.
 
 mod closed;
+mod cut;
 mod expire;
 mod fair;
 mod pipeline;
@@ -857,6 +858,9 @@ impl Unit {
             } => self.remote_signal(&doc, &from, service, kind, data),
             Job::Expire { now_ms, reply } => {
                 let _ = reply.send(self.expire(now_ms).await);
+            }
+            Job::Cut { doc, reply } => {
+                let _ = reply.send(self.cut(&doc).await);
             }
             Job::Submit { .. } | Job::Write { .. } => {}
         }

@@ -9,13 +9,20 @@ pub(super) const COMPACT_DELETE: &str = "DELETE FROM changes WHERE doc_id = $1 A
 pub(super) const COMPACT_SNAPSHOT: &str =
     "UPDATE docs SET snapshot = $1, snapshot_seq = $2 WHERE doc_id = $3";
 
+/// A cut, once the row is fenced: the whole log of the earlier generation goes.
+pub(super) const CUT_DELETE: &str = "DELETE FROM changes WHERE doc_id = $1";
+/// A cut's fence and install in one statement: it touches the row only if neither a commit
+/// nor another cut moved it since the state the generation was built from.
+pub(super) const CUT_INSTALL: &str = "UPDATE docs SET snapshot = $1, snapshot_seq = $2, \
+     last_seq = $2, generation = $3 WHERE doc_id = $4 AND last_seq = $5 AND generation = $6";
+
 macro_rules! queries {
     ($conn:ty) => {
         use confab_core::ids::{AccountId, DocId, TenantId};
         use sqlx::Row;
 
         use crate::store::columns::{self, i64_of, limit_of, seq_changes, u64_of};
-        use crate::store::{RejectionRecord, Result};
+        use crate::store::{NewGeneration, RejectionRecord, Result, StoreError};
 
         pub(in crate::store) async fn changes_after(
             conn: &mut $conn,
@@ -50,6 +57,34 @@ macro_rules! queries {
             .await?;
             let seq: Option<i64> = row.try_get("seq")?;
             seq.map(|s| u64_of(s, "seq")).transpose()
+        }
+
+        /// Fences and installs a generation (see `ChangeLog::install_generation`) on a
+        /// connection whose transaction the caller opened and commits.
+        pub(in crate::store) async fn install_generation(
+            conn: &mut $conn,
+            doc: &DocId,
+            next: &NewGeneration,
+        ) -> Result<()> {
+            let id = doc.to_string();
+            let seq = i64_of(next.base_seq + 1, "seq")?;
+            let installed = sqlx::query(super::CUT_INSTALL)
+                .bind(&next.snapshot)
+                .bind(seq)
+                .bind(i64_of(next.generation, "generation")?)
+                .bind(&id)
+                .bind(i64_of(next.base_seq, "base_seq")?)
+                .bind(i64_of(next.generation.saturating_sub(1), "generation")?)
+                .execute(&mut *conn)
+                .await?;
+            if installed.rows_affected() != 1 {
+                return Err(StoreError::SeqConflict(id));
+            }
+            sqlx::query(super::CUT_DELETE)
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         }
 
         pub(in crate::store) async fn actor_account(

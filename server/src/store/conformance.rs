@@ -34,9 +34,11 @@ use super::{
     ConvRow, Fence, MessageRow, NewChange, Projection, RejectionRecord, Store, StoreError,
 };
 
+mod generations;
 mod notify_all;
 mod search;
 mod stats;
+pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
 pub use search::search_index_follows_rows;
 pub use stats::stats_and_view_counts;
@@ -108,6 +110,7 @@ macro_rules! store_conformance {
             mls_directory,
             coalesced_feed_and_merged_deliveries,
             search_index_follows_rows,
+            generations_replace_the_log,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

@@ -35,7 +35,8 @@ use super::stats::ConvStats;
 use super::webhooks::{Delivery, NewDelivery};
 use super::{
     ChangeLog, Cluster, ConvListItem, ConvRow, Devices, Directory, Forgetting, LogTail, MessageRow,
-    NewChange, Outboxes, Projections, RejectionRecord, Result, Retention, Store, StoreError,
+    NewChange, NewGeneration, Outboxes, Projections, RejectionRecord, Result, Retention, Store,
+    StoreError,
     StoredDoc,
 };
 
@@ -350,6 +351,9 @@ impl ChangeLog for Guarded {
     }
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
         self.run(self.inner.compact(doc, snapshot, seq)).await
+    }
+    async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
+        self.run(self.inner.install_generation(doc, next)).await
     }
     async fn doc_ids(&self) -> Result<Vec<String>> {
         self.run(self.inner.doc_ids()).await

@@ -192,6 +192,21 @@ pub struct StoredDoc {
     /// The seq of the last change that moved a `conv` document's policy (0: none or not a
     /// conversation).
     pub policy_seq: u64,
+    /// The document's generation: 0 until its history is first cut (docs/SCHEMA.md,
+    /// "Generations").
+    pub generation: u64,
+}
+
+/// A document's next generation, to install in place of its log and snapshot
+/// ([`ChangeLog::install_generation`]).
+#[derive(Debug, Clone)]
+pub struct NewGeneration {
+    /// The generation it becomes: one above the stored one.
+    pub generation: u64,
+    /// The last seq of the state it was built from; the cut takes the next one.
+    pub base_seq: u64,
+    /// The saved generation (`confab_core::doc::cut::rebuild`).
+    pub snapshot: Vec<u8>,
 }
 
 /// What a document's log holds after a seq, read in one snapshot with its row (a node
@@ -290,6 +305,13 @@ pub trait ChangeLog: Send + Sync {
     /// (`Corrupt`) a seq beyond the document's last seq and (`SeqConflict`) a seq older than
     /// the current snapshot (another compaction got further first).
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()>;
+    /// Replaces `doc`'s whole log and snapshot by its next generation, in one transaction:
+    /// the snapshot is stored at seq `base_seq + 1`, which becomes the last seq, and no change
+    /// of the earlier generation is kept. Fenced like a commit: refused (`SeqConflict`) unless
+    /// the stored last seq is still `base_seq` and the stored generation the one before, so
+    /// of two racing cuts, or a cut and a commit, exactly one wins. On Postgres it notifies
+    /// the other nodes as a commit of that seq does.
+    async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()>;
     /// Every stored document id (for `compact` over all), in bytewise order.
     async fn doc_ids(&self) -> Result<Vec<String>>;
     /// Bytes the change log and snapshots take for a document (benchmark of storage cost).

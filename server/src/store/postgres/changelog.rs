@@ -11,7 +11,9 @@ use super::PgStore;
 use crate::store::changelog::{pg as shared, COMPACT_DELETE, COMPACT_SNAPSHOT};
 use crate::store::columns::{self, i64_of, limit_of, seq_changes, u64_of};
 use crate::store::plan::{check_compact, Plan};
-use crate::store::{ChangeLog, LogTail, NewChange, RejectionRecord, Result, StoreError, StoredDoc};
+use crate::store::{
+    ChangeLog, LogTail, NewChange, NewGeneration, RejectionRecord, Result, StoreError, StoredDoc,
+};
 
 impl PgStore {
     /// Any batch, through `confab_commit`.
@@ -176,10 +178,10 @@ impl ChangeLog for PgStore {
         // answer, which under load is what ran the pool dry (docs/BENCHMARKS.md).
         // The docs row comes first (its `seq` is null), then the changes after the snapshot.
         let rows = sqlx::query(
-            "SELECT d.last_seq, d.snapshot, d.snapshot_seq, d.policy_seq, \
+            "SELECT d.last_seq, d.snapshot, d.snapshot_seq, d.policy_seq, d.generation, \
                NULL::int8 AS seq, NULL::bytea AS bytes FROM docs d WHERE d.doc_id = $1 \
              UNION ALL \
-             SELECT NULL, NULL, NULL, NULL, c.seq, c.bytes FROM docs d \
+             SELECT NULL, NULL, NULL, NULL, NULL, c.seq, c.bytes FROM docs d \
                JOIN changes c ON c.doc_id = d.doc_id AND c.seq > d.snapshot_seq \
                WHERE d.doc_id = $1 \
              ORDER BY seq NULLS FIRST",
@@ -196,6 +198,7 @@ impl ChangeLog for PgStore {
             changes: seq_changes(changes)?,
             last_seq: u64_of(row.try_get("last_seq")?, "last_seq")?,
             policy_seq: u64_of(row.try_get("policy_seq")?, "policy_seq")?,
+            generation: u64_of(row.try_get("generation")?, "generation")?,
         })
     }
 
@@ -283,6 +286,23 @@ impl ChangeLog for PgStore {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        shared::install_generation(&mut tx, doc, next).await?;
+        // Other nodes learn of it as of a commit of that seq: their log tail then finds the
+        // snapshot past what they hold and loads the document again.
+        sqlx::query(
+            "SELECT pg_notify('confab_changes', $1 || ' ' || $2 || ' ' || $2 || ' ' \
+             || (extract(epoch FROM clock_timestamp()) * 1000)::int8)",
+        )
+        .bind(doc.to_string())
+        .bind(i64_of(next.base_seq + 1, "seq")?)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -12,7 +12,9 @@ use super::SqliteStore;
 use crate::store::changelog::{lite as shared, COMPACT_DELETE, COMPACT_SNAPSHOT};
 use crate::store::columns::{self, i64_of, limit_of, seq_changes, u64_of};
 use crate::store::plan::check_compact;
-use crate::store::{ChangeLog, LogTail, NewChange, RejectionRecord, Result, StoreError, StoredDoc};
+use crate::store::{
+    ChangeLog, LogTail, NewChange, NewGeneration, RejectionRecord, Result, StoreError, StoredDoc,
+};
 
 /// Loads a document (see [`ChangeLog::load_doc`]).
 async fn load_on(conn: &mut SqliteConnection, doc: &DocId) -> Result<StoredDoc> {
@@ -21,7 +23,7 @@ async fn load_on(conn: &mut SqliteConnection, doc: &DocId) -> Result<StoredDoc> 
     // compaction cannot fall between them.
     let mut tx = conn.begin().await?;
     let Some(row) = sqlx::query(
-        "SELECT last_seq, snapshot, snapshot_seq, policy_seq FROM docs WHERE doc_id = $1",
+        "SELECT last_seq, snapshot, snapshot_seq, policy_seq, generation FROM docs WHERE doc_id = $1",
     )
     .bind(&id)
     .fetch_optional(&mut *tx)
@@ -32,6 +34,7 @@ async fn load_on(conn: &mut SqliteConnection, doc: &DocId) -> Result<StoredDoc> 
     };
     let last_seq = u64_of(row.try_get("last_seq")?, "last_seq")?;
     let policy_seq = u64_of(row.try_get("policy_seq")?, "policy_seq")?;
+    let generation = u64_of(row.try_get("generation")?, "generation")?;
     let snapshot: Option<Vec<u8>> = row.try_get("snapshot")?;
     let snapshot_seq_raw: i64 = row.try_get("snapshot_seq")?;
     let snapshot_seq = u64_of(snapshot_seq_raw, "snapshot_seq")?;
@@ -49,6 +52,7 @@ async fn load_on(conn: &mut SqliteConnection, doc: &DocId) -> Result<StoredDoc> 
         changes,
         last_seq,
         policy_seq,
+        generation,
     })
 }
 
@@ -83,6 +87,14 @@ async fn compact_on(
         .bind(&id)
         .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Installs a generation (see [`ChangeLog::install_generation`]) under `BEGIN IMMEDIATE`.
+async fn install_on(conn: &mut SqliteConnection, doc: &DocId, next: &NewGeneration) -> Result<()> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    shared::install_generation(&mut tx, doc, next).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -138,6 +150,10 @@ impl ChangeLog for SqliteStore {
 
     async fn compact(&self, doc: &DocId, snapshot: &[u8], seq: u64) -> Result<()> {
         on_writer!(self, |conn| compact_on(conn, doc, snapshot, seq))
+    }
+
+    async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
+        on_writer!(self, |conn| install_on(conn, doc, next))
     }
 
     async fn doc_ids(&self) -> Result<Vec<String>> {

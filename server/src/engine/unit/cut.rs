@@ -1,0 +1,81 @@
+//! A conversation unit's part of cutting a message part's history (`engine::cut`).
+
+use std::time::Instant;
+
+use confab_core::doc::cut;
+use confab_core::ids::DocId;
+use confab_core::protocol::ServerFrame;
+use serde_bytes::ByteBuf;
+
+use super::super::cut::{CutError, CutReport};
+use super::Unit;
+use crate::store::NewGeneration;
+
+impl Unit {
+    /// Rebuilds `doc` as its next generation and installs it. Runs between jobs, after every
+    /// earlier commit (`process` settles first), so the part holds nothing uncommitted and
+    /// its writers wait for exactly this call. `None`: the part was never written.
+    pub(super) async fn cut(&mut self, doc: &DocId) -> Result<Option<CutReport>, CutError> {
+        let failed = |message: String| CutError::Failed {
+            doc: doc.clone(),
+            message,
+        };
+        let started = Instant::now();
+        self.prepare(doc).await.map_err(|e| failed(e.to_string()))?;
+        let Some(view) = self.acceptor.view(doc) else {
+            return Ok(None);
+        };
+        if view.last_seq == 0 {
+            return Ok(None);
+        }
+        let generation = cut::generation(view.accepted.doc()) + 1;
+        let base_seq = view.last_seq;
+        let changes_dropped = base_seq - view.snapshot_seq;
+        let rebuilt = cut::rebuild(doc, view.accepted.doc(), generation)
+            .map_err(|e| failed(e.to_string()))?;
+        let snapshot = rebuilt.save();
+        let next = NewGeneration {
+            generation,
+            base_seq,
+            snapshot,
+        };
+        let installed = self.engine.store().install_generation(doc, &next).await;
+        // Memory goes either way: the earlier generation must not be served again, and a
+        // failed install may still have committed (the next load tells).
+        self.acceptor.release(doc);
+        self.written.remove(doc);
+        self.prune_recent();
+        self.count_loaded();
+        self.engine.saved_parts().forget(doc);
+        if let Err(error) = installed {
+            return Err(match error.is_conflict() {
+                true => CutError::Moved(doc.clone()),
+                false => failed(error.to_string()),
+            });
+        }
+        let seq = base_seq + 1;
+        let bytes = next.snapshot.len();
+        // Subscribers replace their copy: a snapshot of a newer generation (docs/PROTOCOL.md,
+        // "Generations"); later pushes continue from its seq.
+        if self.subscribers.contains_key(doc) {
+            self.push(
+                doc,
+                ServerFrame::Snapshot {
+                    doc: doc.to_string(),
+                    seq,
+                    data: ByteBuf::from(next.snapshot),
+                    order: None,
+                },
+                None,
+            );
+            self.delivered.insert(doc.clone(), seq);
+        }
+        Ok(Some(CutReport {
+            generation,
+            seq,
+            changes_dropped,
+            bytes,
+            stalled: started.elapsed(),
+        }))
+    }
+}

@@ -1,0 +1,267 @@
+//! Cutting a part's history through the real server binary, on SQLite and Postgres
+//! (docs/STORAGE.md, "Cutting a part's history"): a message edited three times and then
+//! deleted, with `--cut-after-delete-secs 0`. Once the cut ran, none of its bodies or its
+//! caption is in the store (SQLite's file and WAL, `pg_dump`) or in either device's store
+//! (its live entries: the file store's log keeps dead records until it rewrites), the newest body of an edited message that stayed is still there, the online device
+//! (alice) and the offline one (bob, with intents queued against the old generation) both end
+//! on the new generation, and bob's queued message, reaction and edit end accepted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use confab_client::Client as NativeClient;
+use confab_core::client::{Intent, LocalStore};
+use confab_core::ids::{ConvId, DocId, DocTarget, MessageId, TenantId};
+use confab_core::model::message::NewMessage;
+use confab_e2e::native_support::*;
+use confab_e2e::{now_ms, Backend, TestServer};
+use sqlx::{Connection, Row};
+
+const MARKER: &str = "cut-e2e-marker-91c2";
+
+fn holds(bytes: &[u8], marker: &str) -> bool {
+    bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+}
+
+/// Whether any entry of the device's file store in `dir` holds `marker` (what the engine
+/// keeps; the file store drops dead records when it rewrites its log).
+async fn device_holds(dir: &Path, marker: &str) -> bool {
+    let store = confab_client::FileStore::open(dir).unwrap();
+    let entries = store.scan("").await.unwrap();
+    entries
+        .iter()
+        .any(|(k, v)| holds(k.as_bytes(), marker) || holds(v, marker))
+}
+
+/// A connection of the test's own to the server's SQLite file.
+async fn sqlite(server: &TestServer) -> sqlx::SqliteConnection {
+    let path = server.data_dir.join("confab.db");
+    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
+/// Whether the server's store holds `marker`: SQLite's file and WAL after a checkpoint, or
+/// everything `pg_dump` writes.
+async fn store_holds(server: &TestServer, marker: &str) -> bool {
+    match &server.database_url {
+        None => {
+            let path = server.data_dir.join("confab.db");
+            let mut conn = sqlite(server).await;
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let wal = server.data_dir.join("confab.db-wal");
+            [path, wal]
+                .iter()
+                .any(|p| holds(&std::fs::read(p).unwrap_or_default(), marker))
+        }
+        Some(url) => {
+            let out = tokio::process::Command::new("pg_dump")
+                .arg("--data-only")
+                .arg(url)
+                .output()
+                .await
+                .expect("pg_dump runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // bytea is dumped as hex.
+            let hex: String = marker.bytes().map(|b| format!("{b:02x}")).collect();
+            holds(&out.stdout, marker) || holds(&out.stdout, &hex)
+        }
+    }
+}
+
+async fn generation_of(server: &TestServer, doc: &DocId) -> i64 {
+    let sql = "SELECT generation FROM docs WHERE doc_id = $1";
+    match &server.database_url {
+        None => {
+            let mut conn = sqlite(server).await;
+            let row = sqlx::query(sql)
+                .bind(doc.to_string())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            row.get(0)
+        }
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let row = sqlx::query(sql)
+                .bind(doc.to_string())
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            row.get(0)
+        }
+    }
+}
+
+async fn generation_on(c: &NativeClient, doc: &DocId) -> Option<u64> {
+    let doc = doc.clone();
+    c.query(move |e| e.generation(&doc)).await.unwrap()
+}
+
+async fn intent(c: &NativeClient, intent: Intent) -> u64 {
+    c.intent(intent).await.unwrap()
+}
+
+async fn cut_after_delete(backend: Backend) {
+    let server = TestServer::start_with(backend, &["--cut-after-delete-secs", "0"])
+        .await
+        .unwrap();
+    let dirs = fresh_dirs(&format!("cut-{backend:?}"), 2);
+    let alice = client(&server, "alice", 1, &dirs[0]);
+    let bob = client(&server, "bob", 1, &dirs[1]);
+    alice.set_online(true).await.unwrap();
+    bob.set_online(true).await.unwrap();
+    let conv = ConvId::new("cut-room").unwrap();
+    accepted(&alice, intent(&alice, group_of(&conv, &["bob"])).await).await;
+    bob.open(DocId::conv(&TenantId::new("acme").unwrap(), &conv))
+        .await
+        .unwrap();
+    let bucket = today(&alice, &conv).await;
+    let DocTarget::Msgs(_, b) = bucket.target() else {
+        unreachable!()
+    };
+    let b = *b;
+    alice.open(bucket.clone()).await.unwrap();
+    bob.open(bucket.clone()).await.unwrap();
+
+    let gone = MessageId::new("gone").unwrap();
+    let kept = MessageId::new("kept").unwrap();
+    let mut m = NewMessage::text(
+        gone.clone(),
+        "alice".parse().unwrap(),
+        format!("{MARKER}-0"),
+        now_ms(),
+    );
+    m.caption = Some(format!("{MARKER}-caption"));
+    let sent = intent(
+        &alice,
+        Intent::Send {
+            conv: conv.clone(),
+            message: m,
+        },
+    )
+    .await;
+    accepted(&alice, sent).await;
+    for n in 1..=3 {
+        let edit = Intent::Edit {
+            conv: conv.clone(),
+            message: gone.clone(),
+            bucket: b,
+            body: format!("{MARKER}-{n}"),
+        };
+        accepted(&alice, intent(&alice, edit).await).await;
+    }
+    accepted(&alice, send(&alice, &conv, "kept", "kept-old-body").await).await;
+    let edit = Intent::Edit {
+        conv: conv.clone(),
+        message: kept.clone(),
+        bucket: b,
+        body: "kept-newest-body".into(),
+    };
+    accepted(&alice, intent(&alice, edit).await).await;
+    wait_for(&bob, &conv, 2).await;
+    assert!(
+        store_holds(&server, MARKER).await,
+        "the history holds the marker before the cut: the checks below can find it"
+    );
+    assert!(
+        device_holds(&dirs[1], MARKER).await,
+        "bob's store holds it too"
+    );
+
+    // Bob goes offline and queues a message, a reaction and an edit on the old generation.
+    bob.set_online(false).await.unwrap();
+    let queued = vec![
+        send(&bob, &conv, "from-bob", "bob wrote offline").await,
+        intent(
+            &bob,
+            Intent::React {
+                conv: conv.clone(),
+                message: kept.clone(),
+                bucket: b,
+                emoji: "👍".into(),
+                on: true,
+            },
+        )
+        .await,
+    ];
+
+    // Alice deletes: the cut follows within a pass of the schedule.
+    let delete = Intent::Delete {
+        conv: conv.clone(),
+        message: gone.clone(),
+        bucket: b,
+    };
+    accepted(&alice, intent(&alice, delete).await).await;
+    for _ in 0..200 {
+        if generation_of(&server, &bucket).await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(generation_of(&server, &bucket).await, 1, "the part was cut");
+    // The online device replaced its copy and writes on the new generation.
+    for _ in 0..200 {
+        if generation_on(&alice, &bucket).await == Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(generation_on(&alice, &bucket).await, Some(1));
+    accepted(&alice, send(&alice, &conv, "after", "after the cut").await).await;
+
+    // The offline device comes back: it loads the new generation and its queue is accepted.
+    bob.set_online(true).await.unwrap();
+    for id in queued {
+        assert_eq!(
+            bob.settle(id, Duration::from_secs(20)).await.unwrap(),
+            None,
+            "bob's queued intent ends accepted"
+        );
+    }
+    assert_eq!(generation_on(&bob, &bucket).await, Some(1));
+    let seen = wait_for(&bob, &conv, 4).await;
+    assert!(seen.contains(&"kept-newest-body".to_string()), "{seen:?}");
+    assert!(seen.contains(&"bob wrote offline".to_string()), "{seen:?}");
+    assert!(!seen.iter().any(|s| s.contains(MARKER)), "{seen:?}");
+
+    // Nothing of the deleted message is stored anywhere; the newest kept body is.
+    assert!(
+        !store_holds(&server, MARKER).await,
+        "the store keeps the deleted content"
+    );
+    assert!(
+        !store_holds(&server, "kept-old-body").await,
+        "the store keeps an edited-away body"
+    );
+    bob.set_online(false).await.unwrap();
+    alice.set_online(false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop((alice, bob));
+    for dir in &dirs {
+        assert!(
+            !device_holds(dir, MARKER).await,
+            "a device's store keeps the deleted content"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test]
+async fn a_cut_removes_deleted_content_everywhere_on_sqlite() {
+    cut_after_delete(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_cut_removes_deleted_content_everywhere_on_postgres() {
+    cut_after_delete(Backend::Postgres).await;
+}
