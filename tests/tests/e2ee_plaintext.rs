@@ -115,8 +115,17 @@ fn group(id: &str, encrypted: bool) -> Intent {
     create
 }
 
-/// A file message of `c` with `m`'s markers in every content field, mentioning carol.
-async fn send_rich(c: &NativeClient, conv: &ConvId, id: &str, m: &Markers, body: &str) -> u64 {
+/// A file message of `c` with markers in every content field (`m`'s, or `control` in each
+/// for the plaintext group), mentioning carol.
+async fn send_rich(c: &NativeClient, conv: &ConvId, id: &str, m: &Markers, control: bool) -> u64 {
+    let pick = |sealed: &str| {
+        if control {
+            m.control.clone()
+        } else {
+            sealed.to_owned()
+        }
+    };
+    let body = pick(&m.body);
     let mut message = NewMessage::text(
         MessageId::new(id).unwrap(),
         confab_testkit::ids::acc("alice"),
@@ -124,11 +133,11 @@ async fn send_rich(c: &NativeClient, conv: &ConvId, id: &str, m: &Markers, body:
         now_ms(),
     );
     message.kind = MessageKind::File;
-    message.caption = Some(format!("caption {}", m.caption));
-    message.payload = Some(format!(r#"{{"note":"{}"}}"#, m.payload));
+    message.caption = Some(format!("caption {}", pick(&m.caption)));
+    message.payload = Some(format!(r#"{{"note":"{}"}}"#, pick(&m.payload)));
     message.attachments = Some(format!(
         r#"[{{"id":"a","kind":"file","name":"{0}.pdf","url":"https://files.example/{0}.pdf"}}]"#,
-        m.attachment
+        pick(&m.attachment)
     ));
     message.mentions = Some(r#"["carol"]"#.into());
     c.intent(Intent::Send {
@@ -192,11 +201,11 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
     })
     .await;
 
-    let sent = send_rich(&alice, &vault, "m1", &m, &m.body).await;
+    let sent = send_rich(&alice, &vault, "m1", &m, false).await;
     accepted(&alice, sent).await;
     let reply = send(&bob, &vault, "m2", &m.reply).await;
     accepted(&bob, reply).await;
-    let control = send_rich(&alice, &open, "c1", &m, &m.control).await;
+    let control = send_rich(&alice, &open, "c1", &m, true).await;
     accepted(&alice, control).await;
     // The markers did travel: bob reads them.
     let want = format!("@carol {}", m.body);
