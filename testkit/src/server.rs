@@ -92,6 +92,8 @@ pub struct TestServer {
     own_database: bool,
     /// Where the server's stderr goes (`None`: inherited).
     log: Option<PathBuf>,
+    /// `RUST_LOG` for the server (`None`: `CONFAB_E2E_LOG`, else `warn`).
+    log_level: Option<&'static str>,
 }
 
 fn workspace_root() -> PathBuf {
@@ -188,7 +190,32 @@ impl TestServer {
         Self::start_inner(Some(bin.to_path_buf()), backend, extra, true).await
     }
 
+    /// The workspace's server with its whole output (stdout and stderr) at `level` in
+    /// `server.log` in its data folder ([`TestServer::log`]): tests of what it logs.
+    pub async fn start_with_log(
+        backend: Backend,
+        extra: &[&str],
+        level: &'static str,
+    ) -> Result<Self> {
+        let mut server = Self::prepare(None, backend, extra, true).await?;
+        server.log_level = Some(level);
+        server.spawn().await?;
+        Ok(server)
+    }
+
     async fn start_inner(
+        bin: Option<PathBuf>,
+        backend: Backend,
+        extra: &[&str],
+        logged: bool,
+    ) -> Result<Self> {
+        let mut server = Self::prepare(bin, backend, extra, logged).await?;
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// A server on a fresh store, not started yet.
+    async fn prepare(
         bin: Option<PathBuf>,
         backend: Backend,
         extra: &[&str],
@@ -209,7 +236,6 @@ impl TestServer {
         server.bin = bin;
         server.own_database = true;
         server.log = log;
-        server.spawn().await?;
         Ok(server)
     }
 
@@ -247,6 +273,7 @@ impl TestServer {
             bin: None,
             own_database: false,
             log: None,
+            log_level: None,
         })
     }
 
@@ -282,13 +309,17 @@ impl TestServer {
         self.child.as_ref().and_then(|c| c.id())
     }
 
-    /// The last `lines` lines of the server's log (empty unless started with `start_logged`).
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = self
-            .log
+    /// The server's whole log (empty unless started with `start_logged` or `start_with_log`).
+    pub fn log(&self) -> String {
+        self.log
             .as_ref()
             .and_then(|l| std::fs::read_to_string(l).ok())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the server's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = self.log();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
@@ -330,7 +361,9 @@ impl TestServer {
             .env("CONFAB_JWT_SECRET", SECRET)
             .env(
                 "RUST_LOG",
-                std::env::var("CONFAB_E2E_LOG").unwrap_or_else(|_| "warn".into()),
+                self.log_level.map(str::to_owned).unwrap_or_else(|| {
+                    std::env::var("CONFAB_E2E_LOG").unwrap_or_else(|_| "warn".into())
+                }),
             )
             .env_remove("CONFAB_DATABASE_URL")
             .stdin(Stdio::null())
@@ -344,7 +377,12 @@ impl TestServer {
                 .append(true)
                 .open(log)
                 .context("the server log")?;
-            cmd.stdout(Stdio::null()).stderr(file);
+            // A test of what the server logs reads all of it; others only its errors.
+            let stdout = match self.log_level {
+                Some(_) => Stdio::from(file.try_clone().context("the server log")?),
+                None => Stdio::null(),
+            };
+            cmd.stdout(stdout).stderr(file);
         }
         self.child = Some(cmd.spawn().context("starting confab-server")?);
         self.wait_ready().await

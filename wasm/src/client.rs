@@ -166,6 +166,23 @@ impl ConfabClient {
         self.rt.tenant().to_string()
     }
 
+    /// This device's name (the `deviceId` option, else the one made for this store at its
+    /// first start): its MLS identity is `<tenant>/<account>/<device>`.
+    #[wasm_bindgen(getter, js_name = deviceId)]
+    pub fn device_id(&self) -> String {
+        self.rt.connection().device()
+    }
+
+    /// How many key packages the server's directory holds for this device, as it last said
+    /// (topped up to 20 on every connection; others add this device to encrypted
+    /// conversations with them). `undefined` before the first answer.
+    #[wasm_bindgen(getter, js_name = keyPackagesHeld)]
+    pub fn key_packages_held(&self) -> Option<f64> {
+        self.rt
+            .read(None, ClientEngine::key_packages_held)
+            .map(|n| n as f64)
+    }
+
     /// Whether the server has welcomed this client (sync runs).
     #[wasm_bindgen(getter)]
     pub fn online(&self) -> bool {
@@ -303,7 +320,7 @@ impl ConfabClient {
         }) else {
             return Ok(JsValue::UNDEFINED);
         };
-        let value = match Conversation::from_core(conv_now) {
+        let value = match Conversation::from_core(conv_now, self.rt.tenant()) {
             Some(view) => to_js(&view)?,
             None => JsValue::UNDEFINED,
         };

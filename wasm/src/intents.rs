@@ -76,7 +76,7 @@ impl ConfabClient {
                 .map(|m| m.into_core())
                 .collect::<std::result::Result<_, _>>()?;
             let intent = Intent::CreateConversation {
-                encrypted: false,
+                encrypted: input.encrypted.unwrap_or(false),
                 conv: conv.clone(),
                 kind: ConvKind::Thread,
                 title: input.title,
@@ -628,7 +628,7 @@ impl ConfabClient {
                 .map(|m| m.into_core())
                 .collect::<std::result::Result<_, _>>()?;
             let intent = Intent::CreateConversation {
-                encrypted: false,
+                encrypted: input.encrypted.unwrap_or(false),
                 conv: conv.clone(),
                 kind,
                 title: input.title,

@@ -1,8 +1,10 @@
 //! Start-up: open the store, check that it belongs to this account, find this device's actor
-//! and name, then let the engine restore what the store holds (it asks for what it needs).
+//! and name, let the engine restore what the store holds (it asks for what it needs), then
+//! attach the device's MLS state.
 
 use confab_core::automerge::ActorId;
 use confab_core::client::{ClientConfig, ClientEngine, HostKey, LocalStore, MemoryStore, StoreOp};
+use confab_core::ids::DeviceId;
 
 use crate::error::{Failure, Result};
 use crate::js;
@@ -74,5 +76,13 @@ pub async fn init(rt: &Runtime, choice: StorageChoice) -> Result<()> {
         account: rt.account().clone(),
         actor,
     });
-    rt.start_engine(engine).await
+    rt.start_engine(engine).await?;
+
+    // This browser is an MLS device (docs/E2EE.md, "On the device"): its state comes back
+    // from the store, or a new device is made (and saved) on first start.
+    let device = DeviceId::new(conn.device())?;
+    let saved = store.get(HostKey::Mls.key()).await?;
+    rt.with_engine(|e| e.attach_device(device, saved.as_deref()))??;
+    rt.pump();
+    Ok(())
 }

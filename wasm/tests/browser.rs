@@ -438,6 +438,7 @@ async fn a_refusal_is_a_sentence_with_the_title_and_keeps_its_code_and_detail() 
         title: Some("Weekend plans".into()),
         members: Some(vec![MemberInput::Account("bob".into())]),
         settings: None,
+        encrypted: None,
     };
     let group: IntentResult =
         ok(alice.create_group(Some(tsify::Ts::from_rust(&input).unwrap()))).await;

@@ -152,14 +152,17 @@ export async function openUser(browser, base, user, size = SIZES[0]) {
 
 // ---------- acting like a user ----------
 
-/** Creates a group with `members` through the dialog; returns its conversation id. */
-export async function createGroup(page, title, members) {
+/** Creates a group with `members` through the dialog (`encrypted`: with its lock toggle
+ * on); returns its conversation id. */
+export async function createGroup(page, title, members, { encrypted = false } = {}) {
   await toList(page);
   await page.click('button[data-new="group"]');
   for (const box of await page.$$("dialog input[name=member]")) {
     assert.equal(await box.isChecked(), false, "nobody is picked for me");
     if (members.includes(await box.getAttribute("value"))) await box.check();
   }
+  assert.equal(await page.isChecked("dialog input[name=encrypted]"), false, "plaintext unless chosen");
+  if (encrypted) await page.check("dialog input[name=encrypted]");
   await page.fill("dialog input[name=title]", title);
   await page.click("dialog button[type=submit]");
   await page.waitForSelector(`#conv-title:text-is("${title}")`, { timeout: WAIT_MS });

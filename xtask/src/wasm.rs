@@ -105,6 +105,7 @@ pub fn test(args: &[String]) -> Result<()> {
         let server = TestServer::start(&server_bin)?;
         let alice = server.token("alice")?;
         let bob = server.token("bob")?;
+        let carol = server.token("carol")?;
         let ws = format!("ws://{}/ws", server.addr);
         let env = [
             (
@@ -117,6 +118,7 @@ pub fn test(args: &[String]) -> Result<()> {
             ("CONFAB_TEST_TENANT", "demo"),
             ("CONFAB_TEST_TOKEN_ALICE", alice.as_str()),
             ("CONFAB_TEST_TOKEN_BOB", bob.as_str()),
+            ("CONFAB_TEST_TOKEN_CAROL", carol.as_str()),
         ];
         run(
             &root.join("wasm"),

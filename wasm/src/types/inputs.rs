@@ -41,6 +41,11 @@ pub struct CreateConversationInput {
     pub members: Option<Vec<MemberInput>>,
     #[tsify(optional)]
     pub settings: Option<SettingsPatch>,
+    /// End-to-end encrypted (MLS; needs every member's device to have connected once). Chosen
+    /// at creation, never turned off; channels cannot be (`encryption_not_allowed`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub encrypted: Option<bool>,
 }
 
 /// `createThread` options: a sub-room of a message.
@@ -63,6 +68,10 @@ pub struct CreateThreadInput {
     #[serde(default)]
     #[tsify(optional)]
     pub settings: Option<SettingsPatch>,
+    /// End-to-end encrypted, as `createGroup`'s.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub encrypted: Option<bool>,
 }
 
 /// `openSupport`: the support thread of `client` about `resource`, run by `owner`.

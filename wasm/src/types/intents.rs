@@ -112,6 +112,9 @@ pub enum IntentData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[tsify(optional)]
         parent: Option<ParentMessage>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        #[tsify(optional)]
+        encrypted: bool,
     },
     OpenDirect {
         peer: String,
@@ -309,7 +312,7 @@ impl From<cc::Intent> for IntentData {
                 members,
                 settings,
                 parent,
-                ..
+                encrypted,
             } => IntentData::CreateConversation {
                 conv: conv.into(),
                 kind: kind.into(),
@@ -326,6 +329,7 @@ impl From<cc::Intent> for IntentData {
                     conv: c.into(),
                     message: m.into(),
                 }),
+                encrypted,
             },
             I::OpenDirect { peer } => IntentData::OpenDirect { peer: peer.into() },
             I::OpenSupport {
@@ -537,8 +541,9 @@ impl TryFrom<IntentData> for cc::Intent {
                 members,
                 settings,
                 parent,
+                encrypted,
             } => I::CreateConversation {
-                encrypted: false,
+                encrypted,
                 conv: conv(c)?,
                 kind: kind.into(),
                 title,

@@ -4,6 +4,7 @@
 //! and from core.
 
 mod account;
+mod e2ee;
 mod events;
 mod inputs;
 mod intents;
@@ -13,6 +14,7 @@ mod rest;
 mod views;
 
 pub use account::*;
+pub use e2ee::*;
 pub use events::*;
 pub use inputs::*;
 pub use intents::*;

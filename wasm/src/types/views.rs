@@ -2,6 +2,7 @@
 //! their members and settings, profiles.
 
 use super::*;
+use confab_core::ids::TenantId;
 
 /// Where a forwarded message came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
@@ -142,15 +143,25 @@ pub struct TimelineItem {
     pub bucket: Bucket,
     /// Written on this device and not yet accepted by the server.
     pub pending: bool,
+    /// Sealed end to end (an encrypted conversation's message): `message` holds what this
+    /// device read of it.
+    pub is_encrypted: bool,
+    /// A sealed message this device cannot read, and why (sent before it joined, an epoch
+    /// outside the window, corrupt, or not opened here yet): `message` has no content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub undecryptable: Option<String>,
 }
 
 impl From<cc::TimelineItem> for TimelineItem {
     fn from(item: cc::TimelineItem) -> Self {
         TimelineItem {
+            is_encrypted: item.message.sealed.is_some(),
             message: item.message.into(),
             seq: item.seq,
             bucket: item.bucket,
             pending: item.pending,
+            undecryptable: item.undecryptable,
         }
     }
 }
@@ -615,13 +626,16 @@ pub struct Conversation {
     /// The last message delivered to each account's device (`markDelivered`).
     pub delivered: BTreeMap<String, String>,
     pub lifecycle: LifecycleState,
+    pub encryption: Encryption,
 }
 
 impl Conversation {
     /// `None` while the conversation's creation has not arrived.
-    pub fn from_core(c: cv::Conversation) -> Option<Self> {
+    pub fn from_core(c: cv::Conversation, tenant: &TenantId) -> Option<Self> {
+        let encryption = Encryption::of(&c, tenant);
         let meta = c.meta?;
         Some(Conversation {
+            encryption,
             id: c.id.into(),
             kind: meta.kind.into(),
             created_by: meta.created_by.map(Into::into),

@@ -225,6 +225,7 @@ pub struct Server {
     pub tenant: &'static str,
     pub alice: &'static str,
     pub bob: &'static str,
+    pub carol: &'static str,
 }
 
 /// The test server; the test fails, saying how to run it, when there is none.
@@ -235,6 +236,7 @@ pub fn server() -> Server {
             tenant: option_env!("CONFAB_TEST_TENANT").unwrap_or("demo"),
             alice: option_env!("CONFAB_TEST_TOKEN_ALICE")?,
             bob: option_env!("CONFAB_TEST_TOKEN_BOB")?,
+            carol: option_env!("CONFAB_TEST_TOKEN_CAROL")?,
         })
     };
     found().expect(

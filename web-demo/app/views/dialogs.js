@@ -78,16 +78,20 @@ export function newConversationDialog(session, kind) {
 
   if (kind === "group" || kind === "channel") {
     const role = kind === "channel" ? "subscriber" : "member";
+    // Chosen at creation, never turned off; channels broadcast and are never encrypted.
+    const encrypted = h("input", { type: "checkbox", name: "encrypted" });
     return dialog(
       kind === "group" ? "New group" : "New channel",
       [
         field("Title", title),
         checks(role),
+        kind === "group" && h("label", { class: "check" }, encrypted, "🔐 End-to-end encrypted (the server cannot read it)"),
         kind === "channel" && h("p", { class: "why" }, "In a channel only admins post; subscribers read and react."),
       ],
       "Create",
       async (form) => {
         const input = { title: title.value.trim(), members: chosen(form).map((account) => ({ account, role })) };
+        if (encrypted.checked) input.encrypted = true;
         const { conv } = kind === "group" ? await client.createGroup(input) : await client.createChannel(input);
         open(session, conv);
       },

@@ -69,6 +69,12 @@ export function renderHeader(el, session, conv, summary, { inThread, onClose }) 
             },
             `${conv.lifecycle.outcome === "closed_won" ? "🏆 won" : "lost"}${conv.lifecycle.lead ? ` · ${conv.lifecycle.lead}` : ""}`,
           ),
+        conv.encryption.enabled &&
+          h(
+            "span",
+            { class: "tag e2ee", id: inThread ? undefined : "encrypted", title: `End-to-end encrypted (MLS), key version ${conv.encryption.keyVersion ?? "–"}` },
+            "🔐 encrypted",
+          ),
         locked && h("span", { class: "tag closed", id: inThread ? undefined : "locked" }, "🔒 locked"),
         blocked && h("span", { class: "tag closed", id: inThread ? undefined : "blocked" }, "⛔ blocked"),
       ),

@@ -117,7 +117,7 @@ export function messageView(ctx, item, live = liveOf(ctx, item)) {
       { class: "bubble" },
       !mine && ctx.showAuthor && h("div", { class: "author" }, m.senderName ?? displayName(m.author), m.senderRole && h("span", { class: "sender-role" }, ` · ${m.senderRole}`)),
       m.replyTo && quote(ctx, m.replyTo),
-      body(ctx, m, deleted),
+      item.undecryptable ? undecryptable(item.undecryptable) : body(ctx, m, deleted),
       reactions(ctx, m, deleted),
       h(
         "div",
@@ -164,6 +164,11 @@ function quote(ctx, id) {
       ? `↩ ${displayName(target.author)}: ${target.deletedAt ? "deleted message" : target.body.slice(0, 80) || target.kind}`
       : "↩ an older message",
   );
+}
+
+/** A sealed message this device cannot read: shown as such, with why, never dropped. */
+function undecryptable(reason) {
+  return h("div", { class: "msg-body undecryptable", title: reason }, `🔐 This message cannot be read on this device (${reason})`);
 }
 
 function body(ctx, m, deleted) {

@@ -122,7 +122,8 @@ function renderList(el, session) {
     const conv = q.conversation(client, s.conv);
     const kind = s.kind ?? conv?.kind;
     const title = kind === "thread" ? threadTitle(conv, client) : conv ? convTitle(conv, account) : (s.title ?? s.conv);
-    return { summary: s, kind, title, preview: preview(s, client, refused.get(s.conv)), nested };
+    const encrypted = conv?.encryption.enabled === true;
+    return { summary: s, kind, title, encrypted, preview: preview(s, client, refused.get(s.conv)), nested };
   };
   const rows = (s) => [shown(s, false), ...(threadsOf.get(s.conv) ?? []).map((t) => shown(t, true))];
   const active = top.filter((s) => !s.archived).flatMap(rows);
@@ -187,7 +188,7 @@ function threadTitle(conv, client) {
   return (conv?.info.title ?? conv?.id ?? "Thread").replace(/^Thread: /, "");
 }
 
-function item({ summary, kind, title, preview: shown, nested }) {
+function item({ summary, kind, title, encrypted, preview: shown, nested }) {
   const classes = ["conv-item", nested && "nested", ui.current === summary.conv && "active", summary.muted && "is-muted"];
   return h(
     "div",
@@ -213,6 +214,7 @@ function item({ summary, kind, title, preview: shown, nested }) {
         "div",
         { class: "conv-top" },
         h("span", { class: "conv-title", title }, title),
+        encrypted && h("span", { class: "e2ee", title: "End-to-end encrypted" }, "🔐"),
         summary.pinned && h("span", { title: "Pinned" }, "📌"),
         h("span", { class: "conv-time" }, shortWhen(shown.at)),
       ),
