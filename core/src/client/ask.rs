@@ -58,6 +58,8 @@ pub enum Outcome {
     Opened,
     /// `load_older`: `more` is false once the conversation's first bucket was reached.
     Older { more: bool },
+    /// `search`: the device's page (boxed: results are large beside the other outcomes).
+    Searched(Box<super::search::SearchPage>),
     /// A document it needed could not be read.
     Failed { code: String, message: String },
 }

@@ -182,6 +182,7 @@ impl ClientEngine {
 
     /// Takes what the host must do, in order.
     pub fn drain(&mut self) -> Vec<Output> {
+        self.sync_search();
         std::mem::take(&mut self.out)
     }
 
