@@ -76,7 +76,10 @@ async fn device_results_come_first_and_the_servers_merge_in_once() {
         ["far1", "far0", "near0", "near1"],
         "whole words first, newest first"
     );
-    assert!(hits.iter().all(|(_, s)| *s == SearchSource::Local), "{hits:?}");
+    assert!(
+        hits.iter().all(|(_, s)| *s == SearchSource::Local),
+        "{hits:?}"
+    );
     assert!(pages.iter().all(|p| !p.partial));
 
     // A new device of bob's, just online, holds little or nothing yet: whatever it holds
@@ -84,10 +87,17 @@ async fn device_results_come_first_and_the_servers_merge_in_once() {
     let fresh = client(&server, "bob", 2, &dirs[2]);
     fresh.set_online(true).await.unwrap();
     eventually(&fresh, "online", |e| e.is_online()).await;
-    let pages = all_pages(&fresh, "kiwi", &everything).await;
+    // One page: the device's matches and the server's are taken at one moment (across
+    // pages, a message arriving meanwhile can be missed: docs/SEARCH.md).
+    let pages = all_pages(&fresh, "kiwi", &SearchOptions::default()).await;
+    assert_eq!(pages.len(), 1);
     let hits = found(&pages);
     let ids: BTreeSet<&str> = hits.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, BTreeSet::from(["far0", "far1", "near0", "near1"]), "{hits:?}");
+    assert_eq!(
+        ids,
+        BTreeSet::from(["far0", "far1", "near0", "near1"]),
+        "{hits:?}"
+    );
     assert_eq!(hits.len(), 4, "no message twice: {hits:?}");
     assert!(pages.iter().all(|p| !p.partial));
     for page in &pages {
@@ -98,7 +108,10 @@ async fn device_results_come_first_and_the_servers_merge_in_once() {
     }
     let pages = all_pages(&bob, "kiwi", &everything).await;
     let snippet = &pages[0].hits[0].snippets[0];
-    assert!(snippet.parts.iter().any(|p| p.hit && p.text == "Kiwi"));
+    assert!(snippet
+        .parts
+        .iter()
+        .any(|p| p.hit && p.text.to_lowercase() == "kiwi"));
 
     // Kept on the device: the server is not asked, and the page says so.
     let local_only = SearchOptions {
