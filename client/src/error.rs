@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use confab_core::client::{ClientError, IntentStatus, StoreError};
+use confab_core::client::{ClientError, IntentStatus, SearchError, StoreError};
 
 /// What can go wrong in the client.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,10 @@ pub enum Error {
     /// `ClientError::code` gives the code for programs.
     #[error(transparent)]
     Engine(#[from] ClientError),
+    /// A search the engine refuses: a query with no words, too long or with too many
+    /// terms, a cursor this search did not answer, a limit outside 1..=200.
+    #[error(transparent)]
+    Search(#[from] SearchError),
     /// `Client::start` was called outside a tokio runtime.
     #[error("the client must start inside a tokio runtime")]
     NoRuntime,

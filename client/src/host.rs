@@ -41,6 +41,8 @@ enum Cmd {
 pub struct Client {
     tx: mpsc::Sender<Cmd>,
     events: broadcast::Sender<Event>,
+    /// The server's REST side, for the server's part of a search.
+    pub(crate) rest: std::sync::Arc<crate::search::Rest>,
 }
 
 /// Milliseconds since the Unix epoch: the device clock the engine is given.
@@ -207,8 +209,9 @@ impl Client {
             // first stays (then this is refused, harmlessly).
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
+        let rest = std::sync::Arc::new(crate::search::Rest::new(&url, &runner.token));
         runtime.spawn(run(runner, rx, url));
-        Ok(Client { tx, events })
+        Ok(Client { tx, events, rest })
     }
 
     /// What changes from now on: intent statuses, documents that changed (`Event::Doc`),
@@ -271,7 +274,9 @@ impl Client {
 
     /// The token the next connection presents (the current one keeps its session).
     pub async fn set_token(&self, token: impl Into<String>) -> Result<(), Error> {
-        self.send(Cmd::Token(token.into())).await
+        let token = token.into();
+        self.rest.set_token(&token);
+        self.send(Cmd::Token(token)).await
     }
 
     /// Each member's read marker of `conv` with when it last moved, asked of the server:

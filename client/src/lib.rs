@@ -33,12 +33,13 @@ mod error;
 mod file_store;
 mod host;
 mod identity;
+mod search;
 mod sqlite_store;
 
 pub use confab_core as core;
 pub use confab_core::client::{
     ClientConfig, ClientEngine, ClientError, Event, Intent, IntentStatus, LocalStore, MemoryStore,
-    StoreError, StoreOp,
+    SearchHit, SearchOptions, SearchPage, SearchSource, StoreError, StoreOp,
 };
 pub use error::Error;
 pub use file_store::FileStore;

@@ -62,6 +62,8 @@ pub enum Outcome {
     ReadTimes {
         reads: Vec<crate::protocol::ReadTime>,
     },
+    /// `search`: the device's page (boxed: results are large beside the other outcomes).
+    Searched(Box<super::search::SearchPage>),
     /// A document it needed could not be read.
     Failed { code: String, message: String },
 }

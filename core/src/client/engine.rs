@@ -185,6 +185,7 @@ impl ClientEngine {
 
     /// Takes what the host must do, in order.
     pub fn drain(&mut self) -> Vec<Output> {
+        self.sync_search();
         std::mem::take(&mut self.out)
     }
 

@@ -17,6 +17,7 @@ use super::load::{Answer, Ready, Wanted};
 use super::outbox::{IntentStatus, OutboxEntry};
 use super::records;
 use super::replica::buckets_of;
+use super::search::index::BucketIndex;
 use super::store::StoreError;
 use crate::ids::{Bucket, ConvId, DocId, DocTarget};
 
@@ -528,12 +529,20 @@ impl ClientEngine {
         match (wanted, entries) {
             (Wanted::Start, Ok(entries)) => self.on_start_loaded(entries),
             (Wanted::Start, Err(e)) => self.fail_start(e),
+            (Wanted::Search(ask), result) => self.searched(*ask, result),
+            (Wanted::Unindex(doc), Ok(entries)) => self.unindexed(&doc, entries),
+            // Its records went with the bucket; its postings stay until a search finds them
+            // without a record and drops them.
+            (Wanted::Unindex(_), Err(_)) => {}
             (Wanted::Doc(doc), result) => {
                 if !self.docs.contains_key(&doc) {
                     let restored = result.and_then(|entries| {
-                        let (snapshot, changes, opened) = records::split_doc(&doc, entries);
-                        self.restore_doc(&doc, snapshot.as_deref(), &changes)?;
-                        self.restore_opened(&doc, opened);
+                        let split = records::split_doc(&doc, entries);
+                        self.restore_doc(&doc, split.snapshot.as_deref(), &split.changes)?;
+                        self.restore_opened(&doc, split.opened);
+                        if let Some(state) = self.docs.get_mut(&doc) {
+                            state.search = BucketIndex::restored(&doc, split.search);
+                        }
                         Ok(())
                     });
                     if let Err(e) = restored {

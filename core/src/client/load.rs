@@ -21,6 +21,10 @@ use crate::ids::DocId;
 pub(super) enum Wanted {
     Start,
     Doc(DocId),
+    /// A search's postings or page records.
+    Search(Box<super::search::SearchAsk>),
+    /// The search records of a bucket that left the store, for its postings to go.
+    Unindex(DocId),
 }
 
 #[derive(Debug)]
@@ -204,6 +208,21 @@ impl Loads {
         let idle = !in_memory && !self.reading.contains_key(doc) && !self.failed.contains_key(doc);
         (idle && self.is_stored(doc))
             .then(|| self.ask(Wanted::Doc(doc.clone()), records::doc_reads(doc)))
+    }
+
+    /// A load for a search (its reads are the search's own).
+    pub(super) fn ask_search(
+        &mut self,
+        ask: Box<super::search::SearchAsk>,
+        reads: Vec<Read>,
+    ) -> Load {
+        self.ask(Wanted::Search(ask), reads)
+    }
+
+    /// A load of the search records of bucket `doc`, which leaves the store.
+    pub(super) fn ask_unindex(&mut self, doc: &DocId) -> Load {
+        let reads = vec![Read::Prefix(records::search_records_prefix(doc))];
+        self.ask(Wanted::Unindex(doc.clone()), reads)
     }
 
     /// The answer to load `id`: every entry its reads found, or the store's error. An

@@ -31,6 +31,7 @@ mod replica;
 mod retention;
 mod retry;
 mod sealed;
+pub mod search;
 pub mod store;
 mod timeline;
 mod verdict;
@@ -47,6 +48,9 @@ pub use mls::KEY_PACKAGES_TARGET;
 pub use presence::{presence_refresh_ms, MemberPresence, PresenceState};
 pub use records::HostKey;
 pub use sealed::Opened;
+pub use search::{
+    SearchError, SearchHit, SearchOptions, SearchPage, SearchSource, Snippet, SnippetPart,
+};
 pub use store::{LocalStore, MemoryStore, StoreError, StoreOp};
 pub use timeline::TimelineItem;
 pub use views::ConversationSummary;

@@ -6,7 +6,11 @@
 //! write, absent in stores written before that), `chg/<doc>/<seq>` (accepted changes
 //! since the snapshot), `chg/<doc>/<seq>-<hash>` (an ack record: this device's change,
 //! accepted with that seq, whose seq has not arrived in order yet), `out/<id>` (the outbox),
-//! `meta/…` (the host's identity records, see [`HostKey`]).
+//! `meta/…` (the host's identity records, see [`HostKey`]), `open/<doc>/<message>` (what
+//! was read of a sealed message), and the device's search index (`client::search`):
+//! `sx/m/<doc>/<message>` (a message's record: its text and the fields filters read),
+//! `sx/t/<term>/<doc>/<message>` (a posting per distinct term, with those fields) and
+//! `sx/h/<doc>` (what a bucket's entries are as of).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -68,6 +72,8 @@ pub(super) fn doc_reads(doc: &DocId) -> Vec<Read> {
     let mut reads = vec![Read::Key(key_snapshot(doc)), Read::Prefix(key_changes(doc))];
     if matches!(doc.target(), crate::ids::DocTarget::Msgs(..)) {
         reads.push(Read::Prefix(opened_prefix(doc)));
+        reads.push(Read::Prefix(search_records_prefix(doc)));
+        reads.push(Read::Key(key_index_heads(doc)));
     }
     reads
 }
@@ -81,6 +87,37 @@ fn opened_prefix(doc: &DocId) -> String {
 /// What this device read of sealed message `id` of bucket `doc` (`sealed::Opened`).
 pub(super) fn key_opened(doc: &DocId, id: &MessageId) -> String {
     format!("{}{id}", opened_prefix(doc))
+}
+
+/// Prefix of the search index's postings (`sx/t/<term>/<doc>/<message>`).
+pub(super) const POSTINGS_PREFIX: &str = "sx/t/";
+
+/// The postings of `term`, or (`prefix`) of every term that starts with it. Terms hold
+/// letters and digits only, so the `/` after one ends it.
+pub(super) fn posting_prefix(term: &str, prefix: bool) -> String {
+    if prefix {
+        format!("{POSTINGS_PREFIX}{term}")
+    } else {
+        format!("{POSTINGS_PREFIX}{term}/")
+    }
+}
+
+pub(super) fn key_posting(term: &str, doc: &DocId, id: &MessageId) -> String {
+    format!("{POSTINGS_PREFIX}{term}/{doc}/{id}")
+}
+
+/// The search records of bucket `doc`'s messages.
+pub(super) fn search_records_prefix(doc: &DocId) -> String {
+    format!("sx/m/{doc}/")
+}
+
+pub(super) fn key_search_record(doc: &DocId, id: &MessageId) -> String {
+    format!("{}{id}", search_records_prefix(doc))
+}
+
+/// What bucket `doc`'s index entries are as of.
+pub(super) fn key_index_heads(doc: &DocId) -> String {
+    format!("sx/h/{doc}")
 }
 
 /// Splits the start-up answer into outbox entries and the index of stored documents.
@@ -101,19 +138,26 @@ pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>) 
     (outbox, index)
 }
 
-/// Splits a document's answer into its snapshot, its change records (in key order) and
-/// what was read of its sealed messages (by message id).
-pub(super) fn split_doc(
-    doc: &DocId,
-    entries: Vec<Entry>,
-) -> (Option<Vec<u8>>, Vec<Entry>, Vec<OpenedEntry>) {
+/// A document's answer, split: its snapshot, its change records (in key order), what was
+/// read of its sealed messages (by message id) and its search index entries.
+pub(super) struct DocEntries {
+    pub(super) snapshot: Option<Vec<u8>>,
+    pub(super) changes: Vec<Entry>,
+    pub(super) opened: Vec<OpenedEntry>,
+    pub(super) search: Vec<Entry>,
+}
+
+pub(super) fn split_doc(doc: &DocId, entries: Vec<Entry>) -> DocEntries {
     let snap = key_snapshot(doc);
     let opened_at = opened_prefix(doc);
     let mut snapshot = None;
     let mut changes = Vec::new();
     let mut opened = Vec::new();
+    let mut search = Vec::new();
     for (key, value) in entries {
-        if key == snap {
+        if key.starts_with("sx/") {
+            search.push((key, value));
+        } else if key == snap {
             snapshot = Some(value);
         } else if let Some(id) = key.strip_prefix(&opened_at) {
             if let Ok(id) = MessageId::new(id) {
@@ -124,7 +168,12 @@ pub(super) fn split_doc(
         }
     }
     changes.sort_by(|a, b| a.0.cmp(&b.0));
-    (snapshot, changes, opened)
+    DocEntries {
+        snapshot,
+        changes,
+        opened,
+        search,
+    }
 }
 
 /// Accepted changes are folded into a snapshot every this many.

@@ -42,6 +42,8 @@ pub(super) struct ClientDoc {
     pub(super) timeline: TimelineCell,
     /// What this device read of a message bucket's sealed messages.
     pub(super) opened: super::sealed::OpenedBook,
+    /// A message bucket's search index entries, as stored.
+    pub(super) search: super::search::index::BucketIndex,
 }
 
 impl ClientDoc {
@@ -60,6 +62,7 @@ impl ClientDoc {
             view: ViewCell::default(),
             timeline: TimelineCell::default(),
             opened: HashMap::new(),
+            search: Default::default(),
         }
     }
 

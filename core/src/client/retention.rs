@@ -48,6 +48,7 @@ impl ClientEngine {
     /// Drops one bucket from memory, the store and the store's index, and stops following
     /// it; the views no longer show its messages.
     pub(super) fn forget_bucket(&mut self, id: &DocId) {
+        self.unindex_bucket(id);
         let followed = self.docs.remove(id).is_some_and(|d| d.revoked.is_none());
         self.loads.forget(id);
         self.retry.forget(id);

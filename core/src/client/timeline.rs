@@ -222,7 +222,7 @@ impl TimelineCell {
 /// a reaction key of them names. `None` when that cannot be told: `doc` lacks a change of
 /// `since` (it was replaced by one without it), or an operation writes the message maps
 /// themselves (not one message).
-fn touched_since(doc: &Automerge, since: &[ChangeHash]) -> Option<BTreeSet<MessageId>> {
+pub(super) fn touched_since(doc: &Automerge, since: &[ChangeHash]) -> Option<BTreeSet<MessageId>> {
     if since
         .iter()
         .any(|hash| doc.get_change_meta_by_hash(hash).is_none())

@@ -1,0 +1,311 @@
+//! A query against the device's index, as pure functions of what the store answered: the
+//! postings each term reads, the messages every term matches (filtered and ordered from the
+//! postings alone), the page, and each hit with its highlighted snippets.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::super::ask::Read;
+use super::super::records::{posting_prefix, uncbor, POSTINGS_PREFIX};
+use super::index::{IndexRecord, Posting};
+use super::{SearchError, SearchHit, SearchOptions, SearchSource, Snippet, SnippetPart};
+use crate::ids::{DocId, DocTarget, MessageId};
+use crate::search::{terms, Query};
+
+/// Results of a page when the caller names none.
+pub const LIMIT_DEFAULT: usize = 50;
+/// Results of a page at most (the server's `limit` bound).
+pub const LIMIT_MAX: usize = 200;
+/// Characters a snippet shows before its first highlight, and in all.
+const SNIPPET_LEAD: usize = 40;
+const SNIPPET_CHARS: usize = 160;
+
+/// The store reads of a query: each term's postings, the last one's as a prefix.
+pub(crate) fn posting_reads(query: &Query) -> Vec<Read> {
+    let last = query.terms.len() - 1;
+    query
+        .terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Read::Prefix(posting_prefix(t, i == last)))
+        .collect()
+}
+
+/// Where a match sorts: whole-word matches of the last term first, then newest first; the
+/// bucket and message make the order total (and a cursor a position in it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Rank {
+    prefix_only: bool,
+    newest: Reverse<i64>,
+    doc: String,
+    message: String,
+}
+
+impl Rank {
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "d1.{}.{}.{}/{}",
+            u8::from(self.prefix_only),
+            self.newest.0,
+            self.doc,
+            self.message
+        )
+    }
+
+    pub(crate) fn decode(text: &str) -> Option<Rank> {
+        let mut parts = text.strip_prefix("d1.")?.splitn(3, '.');
+        let prefix_only = match parts.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let created_at = parts.next()?.parse().ok()?;
+        let (doc, message) = parts.next()?.rsplit_once('/')?;
+        Some(Rank {
+            prefix_only,
+            newest: Reverse(created_at),
+            doc: doc.to_owned(),
+            message: message.to_owned(),
+        })
+    }
+}
+
+/// A message every term matches, as its postings tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) rank: Rank,
+    pub(crate) doc: DocId,
+    pub(crate) message: MessageId,
+    /// The posting keys read for it (dropped if its record is gone).
+    pub(crate) keys: Vec<String>,
+}
+
+/// The messages every term of `query` matches among `entries` (the answer to
+/// `posting_reads`) that pass `options`' filters, in rank order.
+pub(crate) fn candidates(
+    query: &Query,
+    options: &SearchOptions,
+    entries: &[(String, Vec<u8>)],
+) -> Vec<Candidate> {
+    let last = query.terms.len() - 1;
+    let mut per_term: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); query.terms.len()];
+    let mut exact: BTreeSet<&str> = BTreeSet::new();
+    let mut found: HashMap<&str, (&[u8], Vec<String>)> = HashMap::new();
+    for (key, value) in entries {
+        let Some((term, at)) = key
+            .strip_prefix(POSTINGS_PREFIX)
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        let mut any = false;
+        for (i, t) in query.terms.iter().enumerate() {
+            if term == t || (i == last && term.starts_with(t.as_str())) {
+                per_term[i].insert(at);
+                any = true;
+            }
+        }
+        if !any {
+            continue;
+        }
+        if term == query.terms[last] {
+            exact.insert(at);
+        }
+        let slot = found.entry(at).or_insert((value, Vec::new()));
+        slot.1.push(key.clone());
+    }
+    let Some(smallest) = per_term.iter().min_by_key(|s| s.len()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Candidate> = smallest
+        .iter()
+        .filter(|at| per_term.iter().all(|s| s.contains(*at)))
+        .filter_map(|at| {
+            let (value, keys) = found.get(at)?;
+            let (doc, message) = at.rsplit_once('/')?;
+            let doc = DocId::parse(doc).ok()?;
+            let message = MessageId::new(message).ok()?;
+            let posting: Posting = uncbor(value).ok()?;
+            passes(options, &doc, &posting).then(|| Candidate {
+                rank: Rank {
+                    prefix_only: !exact.contains(at),
+                    newest: Reverse(posting.created_at),
+                    doc: doc.to_string(),
+                    message: message.to_string(),
+                },
+                doc,
+                message,
+                keys: keys.clone(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.rank.cmp(&b.rank));
+    out
+}
+
+fn passes(options: &SearchOptions, doc: &DocId, p: &Posting) -> bool {
+    let DocTarget::Msgs(conv, _) = doc.target() else {
+        return false;
+    };
+    options.conv.as_ref().is_none_or(|c| c == conv)
+        && options.author.as_ref().is_none_or(|a| *a == p.author)
+        && options.kind.is_none_or(|k| k == p.kind)
+        && (!options.has_attachment || p.kind.is_media())
+        && options.since.is_none_or(|s| p.created_at >= s)
+        && options.until.is_none_or(|u| p.created_at < u)
+}
+
+/// The page after `after` of `all` (in rank order): at most `limit`, and the cursor of the
+/// next page when more follow.
+pub(crate) fn page(
+    all: Vec<Candidate>,
+    after: Option<&Rank>,
+    limit: usize,
+) -> (Vec<Candidate>, Option<String>) {
+    let mut rest: Vec<Candidate> = all
+        .into_iter()
+        .filter(|c| after.is_none_or(|a| c.rank > *a))
+        .collect();
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    let next = more.then(|| rest.last().map(|c| c.rank.encode())).flatten();
+    (rest, next)
+}
+
+/// The options' page size and position, checked.
+pub(crate) fn paging(options: &SearchOptions) -> Result<(usize, Option<Rank>), SearchError> {
+    let limit = options.limit.unwrap_or(LIMIT_DEFAULT);
+    if !(1..=LIMIT_MAX).contains(&limit) {
+        return Err(SearchError::Limit(limit));
+    }
+    let after = options
+        .cursor
+        .as_deref()
+        .map(|c| Rank::decode(c).ok_or(SearchError::Cursor))
+        .transpose()?;
+    Ok((limit, after))
+}
+
+/// A local hit: the candidate with its record's text and snippets.
+pub(crate) fn local_hit(c: &Candidate, record: IndexRecord, query: &Query) -> Option<SearchHit> {
+    let DocTarget::Msgs(conv, bucket) = c.doc.target() else {
+        return None;
+    };
+    Some(SearchHit {
+        source: SearchSource::Local,
+        conv: conv.clone(),
+        message: c.message.clone(),
+        bucket: Some(*bucket),
+        snippets: snippets(&record.body, record.caption.as_deref(), query),
+        author: record.author,
+        kind: record.kind,
+        created_at: record.created_at,
+        body: record.body,
+        caption: record.caption,
+    })
+}
+
+/// The snippets of a message's body and caption: each around its first matching word.
+pub fn snippets(body: &str, caption: Option<&str>, query: &Query) -> Vec<Snippet> {
+    [Some(body), caption]
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, text)| snippet(text, query, i == 1))
+        .collect()
+}
+
+/// Whether a word of a text matches a term of the query (the last as a prefix).
+fn word_matches(word: &str, query: &Query) -> bool {
+    let last = query.terms.len() - 1;
+    terms(word).iter().any(|w| {
+        query
+            .terms
+            .iter()
+            .enumerate()
+            .any(|(i, t)| w == t || (i == last && w.starts_with(t.as_str())))
+    })
+}
+
+fn snippet(text: &str, query: &Query, caption: bool) -> Option<Snippet> {
+    let words: Vec<&str> = text.split_word_bounds().collect();
+    let hits: Vec<bool> = words.iter().map(|w| word_matches(w, query)).collect();
+    let first = hits.iter().position(|h| *h)?;
+    let mut start = first;
+    let mut lead = 0;
+    while start > 0 && lead + words[start - 1].chars().count() <= SNIPPET_LEAD {
+        start -= 1;
+        lead += words[start].chars().count();
+    }
+    let mut end = start;
+    let mut shown = 0;
+    while end < words.len() && (end <= first || shown + words[end].chars().count() <= SNIPPET_CHARS)
+    {
+        shown += words[end].chars().count();
+        end += 1;
+    }
+    let mut parts: Vec<SnippetPart> = Vec::new();
+    for i in start..end {
+        match parts.last_mut() {
+            Some(p) if p.hit == hits[i] && !hits[i] => p.text.push_str(words[i]),
+            _ => parts.push(SnippetPart {
+                text: words[i].to_owned(),
+                hit: hits[i],
+            }),
+        }
+    }
+    Some(Snippet {
+        caption,
+        parts,
+        cut_start: start > 0,
+        cut_end: end < words.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn snippets_highlight_folded_words_around_the_first() {
+        let q = Query::parse("cafe to").unwrap();
+        let s = snippet("Meet me at the Café tomorrow, café!", &q, false).unwrap();
+        let hits: Vec<&str> = s
+            .parts
+            .iter()
+            .filter(|p| p.hit)
+            .map(|p| p.text.as_str())
+            .collect();
+        assert_eq!(hits, ["Café", "tomorrow", "café"]);
+        assert!(!s.cut_start && !s.cut_end);
+        let long = format!("{} needle {}", "word ".repeat(100), "tail ".repeat(100));
+        let s = snippet(&long, &Query::parse("needle").unwrap(), false).unwrap();
+        let text: String = s.parts.iter().map(|p| p.text.as_str()).collect();
+        assert!(s.cut_start && s.cut_end && text.chars().count() <= SNIPPET_CHARS + 10);
+        assert!(snippet("nothing here", &q, false).is_none());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_junk() {
+        let r = Rank {
+            prefix_only: true,
+            newest: Reverse(-5),
+            doc: "acme/msgs/c1.20000.2".into(),
+            message: "m-1".into(),
+        };
+        assert_eq!(Rank::decode(&r.encode()), Some(r));
+        for junk in [
+            "",
+            "d1.",
+            "d1.2.5.a/b",
+            "d1.0.x.a/b",
+            "d1.0.5.ab",
+            "s1.0.5.a/b",
+        ] {
+            assert_eq!(Rank::decode(junk), None, "{junk}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Search on the device (docs/SEARCH.md, "On the device"): an inverted index the engine keeps
+//! in the local store as messages arrive, are edited, deleted, opened and expire (`index`),
+//! queried with the same terms as the server's (`crate::search`) through loads like every
+//! other read (`find`), and the merge of a device's page with the server's (`merge`).
+
+mod find;
+pub(crate) mod index;
+mod merge;
+
+use serde::{Deserialize, Serialize};
+
+use super::ask::{Load, Outcome, RequestId};
+use super::engine::{ClientEngine, ClientError, Output};
+use super::records::{key_search_record, Entry};
+use super::store::StoreOp;
+use crate::ids::{AccountId, Bucket, ConvId, MessageId};
+use crate::model::message::MessageKind;
+use crate::search::{Query, QueryError};
+
+pub use find::{snippets, LIMIT_DEFAULT, LIMIT_MAX};
+pub use merge::{merge, MergedCursor, ServerHit, ServerPage};
+
+/// What a search looks for besides its terms, and which page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchOptions {
+    pub conv: Option<ConvId>,
+    pub author: Option<AccountId>,
+    pub kind: Option<MessageKind>,
+    /// Image, video, voice and file messages only (the server's rule).
+    #[serde(default)]
+    pub has_attachment: bool,
+    /// `created_at` at or after (ms).
+    pub since: Option<i64>,
+    /// `created_at` before (ms).
+    pub until: Option<i64>,
+    /// A `next_cursor` this search answered.
+    pub cursor: Option<String>,
+    /// Results per page, 1..=200 (default 50).
+    pub limit: Option<usize>,
+    /// This device only: the server is not asked (nor told the terms).
+    #[serde(default)]
+    pub local_only: bool,
+}
+
+/// Where a result came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchSource {
+    Local,
+    Server,
+}
+
+/// A run of a snippet's text, highlighted or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnippetPart {
+    pub text: String,
+    pub hit: bool,
+}
+
+/// A piece of a message's body (or caption) around its first matching word, cut at word
+/// bounds (`cut_start`/`cut_end`: text left out before or after).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snippet {
+    pub caption: bool,
+    pub parts: Vec<SnippetPart>,
+    pub cut_start: bool,
+    pub cut_end: bool,
+}
+
+/// One message found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub source: SearchSource,
+    pub conv: ConvId,
+    pub message: MessageId,
+    /// Its bucket (where its timeline page is), when known.
+    pub bucket: Option<Bucket>,
+    pub author: AccountId,
+    pub kind: MessageKind,
+    pub created_at: i64,
+    /// As indexed (a server hit's is the projection's preview).
+    pub body: String,
+    pub caption: Option<String>,
+    pub snippets: Vec<Snippet>,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SearchPage {
+    /// The folded terms searched for (the last one as a prefix).
+    pub terms: Vec<String>,
+    /// The device's hits first, then the server's it does not hold.
+    pub hits: Vec<SearchHit>,
+    /// The next page's `cursor`, `None` after the last.
+    pub next_cursor: Option<String>,
+    /// The server was not asked (offline, unreachable, or `local_only`) though it could
+    /// hold more: the results are the device's alone.
+    pub partial: bool,
+    /// Every message the device's index matched (all pages): a server hit among them is
+    /// a duplicate.
+    #[serde(skip)]
+    pub matched: std::collections::BTreeSet<(ConvId, MessageId)>,
+}
+
+/// Why a search cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SearchError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("a cursor is a next_cursor this search answered")]
+    Cursor,
+    #[error("limit is 1..={LIMIT_MAX}, not {0}")]
+    Limit(usize),
+}
+
+impl SearchError {
+    /// The code, as REST answers the same mistakes (docs/SEARCH.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SearchError::Query(e) => e.code(),
+            SearchError::Cursor => "invalid_value",
+            SearchError::Limit(_) => "out_of_range",
+        }
+    }
+}
+
+/// A search waiting for the store: its postings, then the records of its page.
+#[derive(Debug)]
+pub(crate) struct SearchAsk {
+    request: RequestId,
+    query: Query,
+    options: SearchOptions,
+    stage: Stage,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Postings,
+    Records {
+        page: Vec<find::Candidate>,
+        next_cursor: Option<String>,
+        matched: std::collections::BTreeSet<(ConvId, MessageId)>,
+    },
+}
+
+impl ClientEngine {
+    /// Searches this device's index: `Event::Done` answers with `Outcome::Searched` (the
+    /// device's page, `partial` since the server was not asked: the hosts merge its page,
+    /// `search::merge`). A query that cannot be searched is refused here.
+    pub fn search(
+        &mut self,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<RequestId, SearchError> {
+        let query = Query::parse(query)?;
+        find::paging(options)?;
+        // What the engine holds but has not written yet goes out before the reads.
+        self.sync_search();
+        let request = self.loads.next_request();
+        let reads = find::posting_reads(&query);
+        let ask = SearchAsk {
+            request,
+            query,
+            options: options.clone(),
+            stage: Stage::Postings,
+        };
+        let load = self.loads.ask_search(Box::new(ask), reads);
+        self.out.push(Output::Load(load));
+        Ok(request)
+    }
+
+    /// Whether a search with `options` may ask the server: not when the user keeps it on the
+    /// device, nor when it is scoped to a conversation this device holds as encrypted (its
+    /// terms must not reach the server, docs/SEARCH.md).
+    pub fn search_asks_server(&self, options: &SearchOptions) -> bool {
+        !options.local_only && options.conv.as_ref().is_none_or(|c| !self.is_encrypted(c))
+    }
+
+    /// A search's load answered.
+    pub(crate) fn searched(&mut self, ask: SearchAsk, answer: Result<Vec<Entry>, ClientError>) {
+        let entries = match answer {
+            Ok(entries) => entries,
+            Err(e) => {
+                return self.done(
+                    ask.request,
+                    Outcome::Failed {
+                        code: e.code().to_owned(),
+                        message: e.to_string(),
+                    },
+                )
+            }
+        };
+        match ask.stage {
+            Stage::Postings => {
+                let all = find::candidates(&ask.query, &ask.options, &entries);
+                let matched = all
+                    .iter()
+                    .filter_map(|c| Some((c.doc.conv_id()?.clone(), c.message.clone())))
+                    .collect();
+                // Checked when asked.
+                let (limit, after) = find::paging(&ask.options).unwrap_or((LIMIT_DEFAULT, None));
+                let (page, next_cursor) = find::page(all, after.as_ref(), limit);
+                let reads = page
+                    .iter()
+                    .map(|c| super::ask::Read::Key(key_search_record(&c.doc, &c.message)))
+                    .collect();
+                let next = SearchAsk {
+                    stage: Stage::Records {
+                        page,
+                        next_cursor,
+                        matched,
+                    },
+                    ..ask
+                };
+                let load: Load = self.loads.ask_search(Box::new(next), reads);
+                self.out.push(Output::Load(load));
+            }
+            Stage::Records {
+                page,
+                next_cursor,
+                matched,
+            } => {
+                let records: std::collections::HashMap<String, Vec<u8>> =
+                    entries.into_iter().collect();
+                let mut hits = Vec::with_capacity(page.len());
+                let mut stale = Vec::new();
+                for c in &page {
+                    let record = records
+                        .get(&key_search_record(&c.doc, &c.message))
+                        .and_then(|v| super::records::uncbor(v).ok());
+                    match record.and_then(|r| find::local_hit(c, r, &ask.query)) {
+                        Some(hit) => hits.push(hit),
+                        // Postings whose record left (a crash between the two writes of an
+                        // expiry): dropped now.
+                        None => stale.extend(c.keys.iter().cloned().map(StoreOp::Delete)),
+                    }
+                }
+                if !stale.is_empty() {
+                    self.out.push(Output::Persist(stale));
+                }
+                let page = SearchPage {
+                    terms: ask.query.terms.clone(),
+                    hits,
+                    next_cursor,
+                    partial: true,
+                    matched,
+                };
+                self.done(ask.request, Outcome::Searched(Box::new(page)));
+            }
+        }
+    }
+}

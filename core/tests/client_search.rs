@@ -1,0 +1,306 @@
+//! The device's search index against a model: after any run of sends, edits and deletes
+//! (over several buckets, with restarts), a search finds exactly the live messages whose
+//! current text holds every term (the last as a prefix), whatever the paging; expiry takes
+//! a bucket's entries along; results carry ranks and snippets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod hub_device;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use confab_core::client::host::carry_out_stored;
+use confab_core::client::store::block_on_ready;
+use confab_core::client::{
+    ClientEngine, Intent, LocalStore, SearchOptions, SearchPage, SearchSource,
+};
+use confab_core::ids::{Bucket, ConvId, DocId, MessageId};
+use confab_core::model::conversation::ConvKind;
+use confab_core::model::message::NewMessage;
+use confab_core::search::terms;
+use hub_device::{config, tenant, Device, DAY, T0};
+use proptest::prelude::*;
+
+impl Device {
+    fn create(&mut self, conv: &ConvId) {
+        let create = Intent::CreateConversation {
+            encrypted: false,
+            conv: conv.clone(),
+            kind: ConvKind::Group,
+            title: Some("g".into()),
+            members: Vec::new(),
+            settings: None,
+            parent: None,
+        };
+        self.engine.intent(create, self.now).unwrap();
+        self.pump();
+    }
+
+    fn send_text(&mut self, conv: &ConvId, id: &str, body: &str, at: i64) {
+        let message = NewMessage::text(
+            MessageId::new(id).unwrap(),
+            self.engine.config().account.clone(),
+            body,
+            at,
+        );
+        let send = Intent::Send {
+            conv: conv.clone(),
+            message,
+        };
+        self.engine.intent(send, at).expect("allowed");
+        self.pump();
+    }
+
+    fn edit(&mut self, conv: &ConvId, id: &str, at: i64, body: &str) {
+        // Each edit stamps a new `edited_at` (an edit that keeps it is refused).
+        self.now += 1;
+        let edit = Intent::Edit {
+            conv: conv.clone(),
+            message: MessageId::new(id).unwrap(),
+            bucket: Bucket::first(at.div_euclid(DAY)),
+            body: body.into(),
+        };
+        self.engine.intent(edit, self.now).expect("allowed");
+        self.pump();
+    }
+
+    fn delete(&mut self, conv: &ConvId, id: &str, at: i64) {
+        let delete = Intent::Delete {
+            conv: conv.clone(),
+            message: MessageId::new(id).unwrap(),
+            bucket: Bucket::first(at.div_euclid(DAY)),
+        };
+        self.engine.intent(delete, self.now).expect("allowed");
+        self.pump();
+    }
+
+    /// Every page of a search, in order.
+    fn search_all(&mut self, query: &str, options: &SearchOptions) -> Vec<SearchPage> {
+        let mut pages = Vec::new();
+        let mut options = options.clone();
+        loop {
+            self.engine.search(query, &options).expect("a query");
+            self.pump();
+            let page = self.pages.pop().expect("answered");
+            options.cursor = page.next_cursor.clone();
+            pages.push(page);
+            if options.cursor.is_none() {
+                return pages;
+            }
+        }
+    }
+
+    fn found(&mut self, query: &str, options: &SearchOptions) -> Vec<String> {
+        self.search_all(query, options)
+            .into_iter()
+            .flat_map(|p| p.hits)
+            .map(|h| h.message.to_string())
+            .collect()
+    }
+
+    fn restart(&mut self) {
+        let store = std::mem::take(&mut self.store);
+        let mut engine = ClientEngine::restoring(config());
+        carry_out_stored(&mut engine, &store).unwrap();
+        self.engine = engine;
+        self.store = store;
+        self.subs.clear();
+        let online = self.online;
+        self.online = false;
+        self.pump();
+        if online {
+            self.connect();
+        }
+    }
+
+    fn index_keys(&self) -> Vec<String> {
+        block_on_ready(LocalStore::scan(&self.store, "sx/"))
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+const WORDS: [&str; 8] = [
+    "Café", "cafe", "tea", "team", "Straße", "naïve", "kiwi", "kiwis",
+];
+
+/// What the model says a query finds among live `texts`.
+fn model(texts: &BTreeMap<String, String>, query: &str) -> BTreeSet<String> {
+    let q = terms(query);
+    let (last, rest) = q.split_last().unwrap();
+    texts
+        .iter()
+        .filter(|(_, text)| {
+            let words = terms(text);
+            rest.iter().all(|t| words.contains(t))
+                && words.iter().any(|w| w.starts_with(last.as_str()))
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Send { day: i64, words: Vec<usize> },
+    Edit { pick: usize, words: Vec<usize> },
+    Delete { pick: usize },
+    Restart,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let words = prop::collection::vec(0..WORDS.len(), 0..4);
+    prop_oneof![
+        4 => (0..3i64, words.clone()).prop_map(|(day, words)| Step::Send { day, words }),
+        2 => (any::<usize>(), words).prop_map(|(pick, words)| Step::Edit { pick, words }),
+        1 => any::<usize>().prop_map(|pick| Step::Delete { pick }),
+        1 => Just(Step::Restart),
+    ]
+}
+
+fn text_of(words: &[usize]) -> String {
+    let mut t: Vec<&str> = words.iter().map(|w| WORDS[*w]).collect();
+    t.push("x");
+    t.join(" ")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_index_finds_what_the_model_finds(steps in prop::collection::vec(step(), 1..24)) {
+        let mut dev = Device::new();
+        dev.connect();
+        let conv = ConvId::new("g").unwrap();
+        dev.create(&conv);
+        let mut live: BTreeMap<String, String> = BTreeMap::new();
+        let mut at: BTreeMap<String, i64> = BTreeMap::new();
+        for (n, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Send { day, words } => {
+                    let id = format!("m{n}");
+                    // Before the device's clock (T0 on), which stamps the edits.
+                    let when = T0 - day * DAY - 100 + n as i64;
+                    let text = text_of(&words);
+                    dev.send_text(&conv, &id, &text, when);
+                    live.insert(id.clone(), text);
+                    at.insert(id, when);
+                }
+                Step::Edit { pick, words } if !live.is_empty() => {
+                    let id = live.keys().nth(pick % live.len()).unwrap().clone();
+                    let text = text_of(&words);
+                    // An edit that changes nothing is refused, as it should be.
+                    if live[&id] != text {
+                        dev.edit(&conv, &id, at[&id], &text);
+                        live.insert(id, text);
+                    }
+                }
+                Step::Delete { pick } if !live.is_empty() => {
+                    let id = live.keys().nth(pick % live.len()).unwrap().clone();
+                    dev.delete(&conv, &id, at[&id]);
+                    live.remove(&id);
+                }
+                Step::Restart => dev.restart(),
+                _ => {}
+            }
+        }
+        for query in ["cafe", "CAFÉ tea", "te", "kiwi", "strasse", "straße", "naive k", "x"] {
+            for limit in [1, 3, 200] {
+                let options = SearchOptions { limit: Some(limit), ..SearchOptions::default() };
+                let found = dev.found(query, &options);
+                let unique: BTreeSet<String> = found.iter().cloned().collect();
+                prop_assert_eq!(unique.len(), found.len(), "a message once across pages");
+                prop_assert_eq!(&unique, &model(&live, query), "{} (limit {})", query, limit);
+            }
+        }
+    }
+}
+
+#[test]
+fn ranks_whole_words_first_then_newest_and_filters() {
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    let other = ConvId::new("h").unwrap();
+    dev.create(&conv);
+    dev.create(&other);
+    dev.send_text(&conv, "old-tea", "a pot of tea", T0 - 2 * DAY);
+    dev.send_text(&conv, "new-team", "the team meets", T0);
+    dev.send_text(&conv, "new-tea", "Tea time at the café", T0 - DAY);
+    dev.send_text(&other, "elsewhere", "tea elsewhere", T0);
+    let everything = SearchOptions::default();
+    assert_eq!(
+        dev.found("tea", &everything),
+        ["elsewhere", "new-tea", "old-tea", "new-team"],
+        "whole words first, newest first"
+    );
+    let scoped = SearchOptions {
+        conv: Some(conv.clone()),
+        since: Some(T0 - DAY),
+        ..SearchOptions::default()
+    };
+    assert_eq!(dev.found("tea", &scoped), ["new-tea", "new-team"]);
+    let page = dev.search_all("cafe ti", &everything).remove(0);
+    assert!(page.partial, "the engine alone never asked the server");
+    let hit = &page.hits[0];
+    assert_eq!(hit.source, SearchSource::Local);
+    assert_eq!(hit.conv, conv);
+    let highlighted: Vec<&str> = hit.snippets[0]
+        .parts
+        .iter()
+        .filter(|p| p.hit)
+        .map(|p| p.text.as_str())
+        .collect();
+    assert_eq!(highlighted, ["time", "café"]);
+    assert!(dev.engine.search("\" * :", &everything).is_err());
+    let bad_cursor = SearchOptions {
+        cursor: Some("nope".into()),
+        ..SearchOptions::default()
+    };
+    assert_eq!(
+        dev.engine.search("tea", &bad_cursor).unwrap_err().code(),
+        "invalid_value"
+    );
+}
+
+#[test]
+fn expiry_takes_the_index_entries_of_stored_buckets_along() {
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    dev.create(&conv);
+    dev.send_text(&conv, "old", "ancient kiwi", T0 - 10 * DAY);
+    dev.send_text(&conv, "today", "fresh kiwi", T0);
+    assert_eq!(
+        dev.found("kiwi", &SearchOptions::default()),
+        ["today", "old"]
+    );
+    // A restart leaves the old bucket in the store only (not in memory).
+    dev.restart();
+    assert_eq!(
+        dev.found("kiwi", &SearchOptions::default()),
+        ["today", "old"]
+    );
+    let set = Intent::SetSetting {
+        conv: conv.clone(),
+        key: "retention_days".into(),
+        value: serde_json::json!(5),
+    };
+    dev.engine.intent(set, dev.now).unwrap();
+    dev.pump();
+    dev.disconnect();
+    dev.connect();
+    assert_eq!(dev.found("kiwi", &SearchOptions::default()), ["today"]);
+    let old = DocId::msgs(&tenant(), &conv, (T0 - 10 * DAY).div_euclid(DAY));
+    let left: Vec<String> = dev
+        .index_keys()
+        .into_iter()
+        .filter(|k| k.contains(&old.to_string()))
+        .collect();
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "no term of an expired message stays"
+    );
+}
