@@ -36,8 +36,7 @@ use super::webhooks::{Delivery, NewDelivery};
 use super::{
     ChangeLog, Cluster, ConvListItem, ConvRow, Devices, Directory, Forgetting, LogTail, MessageRow,
     NewChange, NewGeneration, Outboxes, Projections, RejectionRecord, Result, Retention, Store,
-    StoreError,
-    StoredDoc,
+    StoreError, StoredDoc,
 };
 
 /// How long one probe may take before it counts as failed.
