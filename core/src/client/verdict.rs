@@ -52,6 +52,11 @@ pub fn check(
         })
     };
     let effect = match intent {
+        CreateConversation {
+            kind,
+            encrypted: true,
+            ..
+        } => return policy::encryption_allowed(*kind),
         // Creation and find-or-create are checked by the server (parents, pairs).
         CreateConversation { .. } | OpenDirect { .. } | OpenSupport { .. } => return Ok(()),
         SetConvPref { .. } | SetDraft { .. } | SetProfile { .. } | SetContact { .. } => {

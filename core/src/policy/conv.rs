@@ -1,7 +1,7 @@
 //! Rules for conversation documents: creation, members, info, settings, pins, read markers,
 //! lifecycle.
 
-use super::{active, deny, require, Author, Context, Decision, DenyCode, Effect, Transfer};
+use super::{active, deny, require, Author, Context, Decision, Denial, DenyCode, Effect, Transfer};
 use crate::doc::schema::keys::{
     BLOCKED, COLOR, INVITED_BY, JOINED_AT, LEFT_AT, NICKNAME, REMOVED_AT, ROLE, ROLE_AFTER,
     ROLE_UNTIL, STATUS,
@@ -62,12 +62,8 @@ pub(super) fn check_create(ctx: &Context<'_>, author: &Author, after: &Conversat
             "only support threads have a resource",
         );
     }
-    // A broadcast to any number of subscribers is not a group MLS can serve.
-    if meta.encrypted && matches!(meta.kind, ConvKind::Channel | ConvKind::System) {
-        return deny(
-            DenyCode::EncryptionNotAllowed,
-            format!("a {} is not end-to-end encrypted", meta.kind.as_str()),
-        );
+    if meta.encrypted {
+        encryption_allowed(meta.kind)?;
     }
     // The creator is the one owner; everyone else was invited by it.
     match after.members.get(&author.account) {
@@ -751,6 +747,18 @@ fn check_transfer(now: i64, conv: &Conversation, author: &Author, transfer: &Tra
             DenyCode::NoPermission,
             "a transfer writes the new owner's role and drops its overrides, nothing else",
         );
+    }
+    Ok(())
+}
+
+/// Whether a conversation of `kind` may be created encrypted: a broadcast to any number of
+/// subscribers is not a group MLS can serve. Clients ask it before they write a creation.
+pub fn encryption_allowed(kind: ConvKind) -> Result<(), Denial> {
+    if matches!(kind, ConvKind::Channel | ConvKind::System) {
+        return Err(Denial {
+            code: DenyCode::EncryptionNotAllowed,
+            reason: format!("a {} is not end-to-end encrypted", kind.as_str()),
+        });
     }
     Ok(())
 }

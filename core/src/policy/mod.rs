@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 mod conv;
+pub use conv::encryption_allowed;
 pub mod joining;
 mod msgs;
 pub mod reopen;
