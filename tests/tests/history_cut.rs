@@ -178,7 +178,7 @@ async fn cut_after_delete(backend: Backend) {
         "bob's store holds it too"
     );
 
-    // Bob goes offline and queues a message, a reaction and an edit on the old generation.
+    // Bob goes offline and queues a message and a reaction on the old generation.
     bob.set_online(false).await.unwrap();
     let queued = vec![
         send(&bob, &conv, "from-bob", "bob wrote offline").await,
