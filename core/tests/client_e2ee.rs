@@ -499,6 +499,24 @@ fn send(wire: &mut Wire, peers: &mut [Peer], i: usize, id: &str, text: &str) {
     assert_eq!(peers[i].engine.status(done), None, "{id} is accepted");
 }
 
+/// `peer` started again offline from its store, with `bucket` open.
+fn restored(peer: &Peer, bucket: &DocId) -> Peer {
+    let mut restarted = ClientEngine::restoring(peer.engine.config().clone());
+    restarted
+        .attach_device(peer.device.clone(), Some(&peer.saved_device().unwrap()))
+        .unwrap();
+    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peer.store).unwrap();
+    restarted.open(bucket).unwrap();
+    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peer.store).unwrap();
+    Peer {
+        engine: restarted,
+        store: MemoryStore::new(),
+        device: peer.device.clone(),
+        online: false,
+        inbox: Vec::new(),
+    }
+}
+
 /// What `peer` shows of message `id`: its body, or why it cannot be read.
 fn shown(peer: &Peer, id: &str) -> Result<String, String> {
     let item = peer
@@ -550,23 +568,84 @@ fn messages_are_sealed_and_opened_once_on_each_device() {
     assert!(locked_out.is_err(), "{locked_out:?}");
 
     // What bob read is in his store: a restarted bob shows it without decrypting again.
-    let mut restarted = ClientEngine::restoring(config("bob"));
-    restarted
-        .attach_device(
-            DeviceId::new("phone").unwrap(),
-            Some(&peers[1].saved_device().unwrap()),
-        )
-        .unwrap();
-    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peers[1].store).unwrap();
-    restarted.open(&bucket).unwrap();
-    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peers[1].store).unwrap();
-    let again = Peer {
-        engine: restarted,
-        store: MemoryStore::new(),
-        device: DeviceId::new("phone").unwrap(),
-        online: false,
-        inbox: Vec::new(),
-    };
+    let again = restored(&peers[1], &bucket);
     assert_eq!(shown(&again, "m1"), Ok("hello bob".into()));
     assert_eq!(shown(&again, "m4"), Ok("carol is gone".into()));
+}
+
+fn edit(peer: &Peer, id: &str, body: &str, at: i64) -> Intent {
+    Intent::Edit {
+        conv: conv("secret"),
+        message: MessageId::new(id).unwrap(),
+        bucket: peer.engine.bucket_for(&conv("secret"), at),
+        body: body.into(),
+    }
+}
+
+/// Every value `peer`'s store holds, as bytes, concatenated.
+fn stored_bytes(peer: &Peer) -> Vec<u8> {
+    block_on_ready(peer.store.scan(""))
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .flat_map(|(k, v)| k.into_bytes().into_iter().chain(v))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_sealed_message_is_edited_by_its_author_and_read_edited_everywhere() {
+    let mut wire = Wire::new();
+    let mut peers = group_of(&mut wire, &["alice", "bob"]);
+    let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
+    for peer in peers.iter_mut() {
+        peer.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    let sent_at = wire.now;
+    send(&mut wire, &mut peers, 0, "m1", "first draft zebra");
+    assert_eq!(shown(&peers[1], "m1"), Ok("first draft zebra".into()));
+
+    // Two edits in a row: each is sealed over the content the message holds then.
+    for (k, body) in ["second draft", "final words"].into_iter().enumerate() {
+        wire.now += 1_000;
+        let intent = edit(&peers[0], "m1", body, sent_at);
+        let id = wire.intent(&mut peers, 0, intent);
+        assert_eq!(peers[0].engine.status(id), None, "edit {k} is accepted");
+        for peer in &peers {
+            assert_eq!(shown(peer, "m1"), Ok(body.into()));
+        }
+    }
+    assert!(wire.rejects.is_empty(), "{:?}", wire.rejects);
+    let item = peers[1]
+        .engine
+        .timeline(&conv("secret"))
+        .into_iter()
+        .find(|i| i.message.id.as_str() == "m1")
+        .unwrap();
+    assert_eq!(item.message.edited_at, Some(wire.now));
+    // The server holds nothing in the clear; bob's device keeps only what it reads now.
+    let stored = wire.hub.doc(&bucket).unwrap();
+    let m1 =
+        confab_core::doc::read::read_message_fields(stored.doc(), &MessageId::new("m1").unwrap())
+            .unwrap();
+    assert_eq!(m1.body, "");
+    let held = stored_bytes(&peers[1]);
+    assert!(contains(&held, b"final words"));
+    assert!(!contains(&held, b"zebra") && !contains(&held, b"second draft"));
+
+    // Only the author edits; an edit in the clear is never written.
+    let intent = edit(&peers[1], "m1", "bob's words", sent_at);
+    let theirs = peers[1].engine.intent(intent, wire.now);
+    assert!(
+        matches!(&theirs, Err(ClientError::Denied { code, .. }) if code == "not_author"),
+        "{theirs:?}"
+    );
+
+    // A restarted bob shows the edited content from his store.
+    let again = restored(&peers[1], &bucket);
+    assert_eq!(shown(&again, "m1"), Ok("final words".into()));
 }

@@ -512,11 +512,23 @@ fn post(
     conv: &ConvId,
     m: &confab_core::model::message::NewMessage,
 ) -> Result<(), Rejection> {
+    in_bucket(person, hub, conv, |d, t| write::post_message(d, t, m))
+}
+
+/// `write` on `person`'s replica of `conv`'s bucket, submitted.
+fn in_bucket(
+    person: &mut Person,
+    hub: &mut Hub,
+    conv: &ConvId,
+    write: impl FnOnce(
+        &mut confab_core::automerge::Automerge,
+        &confab_core::doc::IntentTag,
+    )
+        -> Result<Option<confab_core::automerge::ChangeHash>, confab_core::doc::DocError>,
+) -> Result<(), Rejection> {
     let doc = confab_testkit::ids::bucket_doc(conv, NOW);
-    let change = person
-        .replica
-        .write(&doc, |d, t| write::post_message(d, t, m))
-        .unwrap();
+    person.replica.pull(hub, &doc);
+    let change = person.replica.write(&doc, write).unwrap();
     let result = person.submit(hub, &doc, change);
     // A refused change leaves the replica ahead of the server: start it again from the hub.
     person.resync(hub, &doc);
@@ -694,5 +706,169 @@ fn a_leave_holds_sealed_messages_until_a_commit_removes_the_leaver() {
     assert_eq!(
         code(post(&mut tablet, &mut hub, &conv, &foreign)),
         "mls_not_in_group"
+    );
+}
+
+/// `person`'s sealed edit of `id` in `conv`'s bucket: `text` sealed for `group` and bound to
+/// `bound_to` (the honest one: `sealed_aad(id, Some(the ciphertext it replaces))`).
+fn edit_sealed(
+    person: &mut Person,
+    hub: &mut Hub,
+    conv: &ConvId,
+    id: &str,
+    bound_to: &[u8],
+    text: &str,
+) -> (Result<(), Rejection>, Vec<u8>) {
+    use confab_core::model::message::SealedContent;
+    let group = e2ee::group_id(&conv_doc(conv));
+    let content = SealedContent {
+        body: text.into(),
+        ..SealedContent::default()
+    };
+    let sealed = person
+        .mls
+        .encrypt(&group, bound_to, &content.to_bytes())
+        .unwrap();
+    (submit_edit(person, hub, conv, id, &sealed), sealed)
+}
+
+fn submit_edit(
+    person: &mut Person,
+    hub: &mut Hub,
+    conv: &ConvId,
+    id: &str,
+    sealed: &[u8],
+) -> Result<(), Rejection> {
+    let id = confab_testkit::ids::msg_id(id);
+    in_bucket(person, hub, conv, |d, t| {
+        write::edit_sealed(d, t, NOW, &id, sealed)
+    })
+}
+
+#[test]
+fn a_sealed_edit_is_bound_to_the_content_it_replaces() {
+    use confab_core::model::message::{sealed_aad, SealedContent};
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let group = e2ee::group_id(&conv_doc(&conv));
+    let bucket = confab_testkit::ids::bucket_doc(&conv, NOW);
+    let m1 = confab_testkit::ids::msg_id("m1");
+    let first = sealed_message(&mut people[1], &group, "m1", "m1", "first");
+    post(&mut people[1], &mut hub, &conv, &first).unwrap();
+    let first = first.sealed.unwrap();
+
+    // bob's edit over the content m1 holds: accepted, and carol's device opens it.
+    let (edited, second) = edit_sealed(
+        &mut people[1],
+        &mut hub,
+        &conv,
+        "m1",
+        &sealed_aad(&m1, Some(&first)),
+        "second",
+    );
+    edited.unwrap();
+    people[2].replica.pull(&hub, &bucket);
+    let stored = read::read_message(people[2].replica.doc(&bucket), &m1).unwrap();
+    assert_eq!((stored.body.as_str(), stored.edited_at), ("", Some(NOW)));
+    assert_eq!(stored.sealed.as_deref(), Some(&second[..]));
+    let opened = people[2].mls.decrypt(&second).unwrap();
+    assert_eq!(
+        SealedContent::from_bytes(&opened.plaintext).unwrap().body,
+        "second"
+    );
+
+    // A second edit over it; then the first replayed: bound to a content m1 no longer holds.
+    let (edited, third) = edit_sealed(
+        &mut people[1],
+        &mut hub,
+        &conv,
+        "m1",
+        &sealed_aad(&m1, Some(&second)),
+        "third",
+    );
+    edited.unwrap();
+    assert_eq!(
+        code(submit_edit(&mut people[1], &mut hub, &conv, "m1", &second)),
+        "mls_stale_edit"
+    );
+    let second = third;
+    // A content bound as a new message, or to another message.
+    let (bare, _) = edit_sealed(&mut people[1], &mut hub, &conv, "m1", b"m1", "x");
+    assert_eq!(code(bare), "mls_stale_edit");
+    let other = sealed_aad(&confab_testkit::ids::msg_id("m9"), Some(&second));
+    let (elsewhere, _) = edit_sealed(&mut people[1], &mut hub, &conv, "m1", &other, "x");
+    assert_eq!(code(elsewhere), "mls_wrong_aad");
+    // Someone else's device, honestly bound: only the author edits.
+    let honest = sealed_aad(&m1, Some(&second));
+    let (theirs, _) = edit_sealed(&mut people[0], &mut hub, &conv, "m1", &honest, "x");
+    assert_eq!(code(theirs), "not_author");
+    // Garbage where the content goes.
+    assert_eq!(
+        code(submit_edit(&mut people[1], &mut hub, &conv, "m1", &[7; 64])),
+        "mls_malformed"
+    );
+
+    // A deleted message is no longer sealed, and cannot be edited.
+    people[1].replica.pull(&hub, &bucket);
+    let delete = people[1]
+        .replica
+        .write(&bucket, |d, t| {
+            write::delete_message(d, t, NOW, &m1, &acc("bob"))
+        })
+        .unwrap();
+    people[1].submit(&mut hub, &bucket, delete).unwrap();
+    people[2].replica.pull(&hub, &bucket);
+    let gone = read::read_message(people[2].replica.doc(&bucket), &m1).unwrap();
+    assert!(gone.sealed.is_none() && gone.deleted_at.is_some());
+    let (deleted, _) = edit_sealed(&mut people[1], &mut hub, &conv, "m1", &honest, "x");
+    assert_eq!(code(deleted), "message_deleted");
+
+    // Nothing is edited in a locked conversation.
+    let m2 = sealed_message(&mut people[1], &group, "m2", "m2", "before the lock");
+    post(&mut people[1], &mut hub, &conv, &m2).unwrap();
+    let doc = conv_doc(&conv);
+    people[0].replica.pull(&hub, &doc);
+    let lock = people[0]
+        .replica
+        .write(&doc, |d, t| {
+            write::set_setting(
+                d,
+                t,
+                NOW,
+                confab_core::doc::schema::keys::LOCKED,
+                true.into(),
+            )
+        })
+        .unwrap();
+    people[0].submit(&mut hub, &doc, lock).unwrap();
+    let bound = sealed_aad(&confab_testkit::ids::msg_id("m2"), m2.sealed.as_deref());
+    let (locked, _) = edit_sealed(&mut people[1], &mut hub, &conv, "m2", &bound, "x");
+    assert_eq!(code(locked), "conversation_locked");
+}
+
+#[test]
+fn a_sealed_edit_is_refused_where_nothing_is_sealed() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = create(
+        &mut hub,
+        "open",
+        ConvKind::Group,
+        &mut people[0].replica,
+        &mut [],
+        |_| {},
+    );
+    let plain = confab_core::model::message::NewMessage::text(
+        confab_testkit::ids::msg_id("p1"),
+        acc("alice"),
+        "hello",
+        NOW,
+    );
+    post(&mut people[0], &mut hub, &conv, &plain).unwrap();
+    assert_eq!(
+        code(submit_edit(&mut people[0], &mut hub, &conv, "p1", &[7; 64])),
+        "not_encrypted"
     );
 }

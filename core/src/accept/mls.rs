@@ -12,6 +12,7 @@ use crate::e2ee::ds::{check_welcome, GroupView, StagedCheck};
 use crate::e2ee::{DeviceIdentity, DsRefusal};
 use crate::ids::{AccountId, DocId};
 use crate::model::conversation::Conversation;
+use crate::model::message::{aad_names, sealed_aad};
 use crate::policy::{Author, Effect};
 use crate::validate::RejectCode;
 
@@ -190,10 +191,10 @@ impl GroupFacts {
     }
 }
 
-/// Checks the sealed content of every message `effects` post in an encrypted conversation:
-/// the group exists and owes no removal, the submitting device is in it, and the content is
-/// an MLS application message of the group, of an epoch still in the window, bound to its
-/// message's id.
+/// Checks the sealed content of every message `effects` post or edit in an encrypted
+/// conversation: the group exists and owes no removal, the submitting device is in it, and
+/// the content is an MLS application message of the group, of an epoch still in the window,
+/// bound to its message's id, and an edit also to the ciphertext it replaces.
 pub(super) fn check_sealed(
     view: Option<&GroupView>,
     facts: &GroupFacts,
@@ -203,11 +204,18 @@ pub(super) fn check_sealed(
 ) -> Result<(), (RejectCode, String)> {
     let refuse = |r: DsRefusal| (RejectCode::from(&r), r.to_string());
     for effect in effects {
-        let Effect::PostMessage(message) = effect else {
-            continue;
-        };
-        let Some(sealed) = &message.sealed else {
-            continue;
+        let (id, sealed, replaces) = match effect {
+            Effect::PostMessage(m) => match &m.sealed {
+                Some(sealed) => (&m.id, sealed, None),
+                None => continue,
+            },
+            // The policy took only an edit of a message that is sealed and not deleted.
+            Effect::EditSealed { message, sealed } => (
+                &message.id,
+                sealed,
+                Some(message.sealed.as_deref().unwrap_or_default()),
+            ),
+            _ => continue,
         };
         let Some(view) = view else {
             return Err((
@@ -229,8 +237,14 @@ pub(super) fn check_sealed(
             ))));
         }
         let frame = view.check_application(sealed).map_err(refuse)?;
-        if frame.aad != message.id.as_str().as_bytes() {
-            return Err(refuse(DsRefusal::WrongAad));
+        if frame.aad != sealed_aad(id, replaces) {
+            // Bound to this message but not over its content: an older content replayed.
+            let stale = replaces.is_some() && aad_names(&frame.aad, id);
+            return Err(refuse(if stale {
+                DsRefusal::StaleEdit
+            } else {
+                DsRefusal::WrongAad
+            }));
         }
     }
     Ok(())

@@ -366,9 +366,12 @@ impl Acceptor {
         }
         // Edits and deletions leave the bucket applied: the host reads what they changed
         // (previews). Everything else in a bucket waits for one apply per batch.
-        let reads_bucket = effects
-            .iter()
-            .any(|e| matches!(e, Effect::EditBody(_) | Effect::DeleteMessage(_)));
+        let reads_bucket = effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::EditBody(_) | Effect::EditSealed { .. } | Effect::DeleteMessage(_)
+            )
+        });
         let staged = loaded.accepted.stage(change, footprint).and_then(|()| {
             if reads_bucket {
                 loaded.accepted.apply_staged()

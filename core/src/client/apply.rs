@@ -208,6 +208,9 @@ pub fn write_to_with(
         }
         Send { message, .. } => write::post_message(doc, tag, message)?,
         Edit { message, body, .. } => write::edit_body(doc, tag, now, message, body)?,
+        EditSealed {
+            message, sealed, ..
+        } => write::edit_sealed(doc, tag, now, message, sealed)?,
         Delete { message, .. } => write::delete_message(doc, tag, now, message, me)?,
         React {
             message, emoji, on, ..

@@ -55,6 +55,14 @@ pub enum Intent {
         bucket: Bucket,
         body: String,
     },
+    /// An `Edit` in an encrypted conversation as the engine writes it: the new content
+    /// sealed by this device, bound to the message and the ciphertext it replaces.
+    EditSealed {
+        conv: ConvId,
+        message: MessageId,
+        bucket: Bucket,
+        sealed: Vec<u8>,
+    },
     Delete {
         conv: ConvId,
         message: MessageId,
@@ -223,6 +231,7 @@ impl Intent {
             Intent::OpenSupport { .. } => "open_support",
             Intent::Send { .. } => "send",
             Intent::Edit { .. } => "edit",
+            Intent::EditSealed { .. } => "edit_sealed",
             Intent::Delete { .. } => "delete",
             Intent::React { .. } => "react",
             Intent::Pin { .. } => "pin",
@@ -272,6 +281,9 @@ pub fn targets(
         } => vec![conv(&support_conv_id(tenant, client, resource))],
         Send { conv: c, message } => vec![DocId::msgs(tenant, c, place(c, message.created_at))],
         Edit {
+            conv: c, bucket, ..
+        }
+        | EditSealed {
             conv: c, bucket, ..
         }
         | Delete {

@@ -259,12 +259,16 @@ impl ClientEngine {
         let mut decoded = Vec::with_capacity(changes.len());
         let mut own = Vec::new();
         let mut created = false;
+        // A change that gives a message a new sealed content (an edit): it is opened again.
+        let mut edited = false;
         let mut arrived = Vec::new();
         for c in changes.into_iter().filter(|c| c.seq > state.cursor) {
             let Ok(change) = Change::try_from(&c.change[..]) else {
                 continue;
             };
-            for message in created_messages(&change) {
+            let new = created_messages(&change);
+            edited |= new.is_empty() && super::replica::writes_sealed(&change);
+            for message in new {
                 state.message_seq.insert(message.clone(), c.seq);
                 arrived.push(message);
                 created = true;
@@ -304,7 +308,19 @@ impl ClientEngine {
                 let conv = conv.clone();
                 self.follow_group(&conv);
             }
-            DocTarget::Msgs(..) if created => self.open_arrived(&id, Some(arrived)),
+            DocTarget::Msgs(..) if created || edited => {
+                if edited {
+                    let since = self
+                        .docs
+                        .get(&id)
+                        .and_then(|s| super::timeline::touched_since(&s.server, &before.0));
+                    arrived.extend(since.into_iter().flatten());
+                    // Each is opened once: a second decryption of one ciphertext fails.
+                    arrived.sort();
+                    arrived.dedup();
+                }
+                self.open_arrived(&id, Some(arrived))
+            }
             _ => {}
         }
         // This device's own changes pushed before their ack (the server pushes to sockets

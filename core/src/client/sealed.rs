@@ -17,7 +17,7 @@ use super::timeline::TimelineItem;
 use crate::doc::read;
 use crate::e2ee::{self, E2eeError};
 use crate::ids::{ConvId, DocId, DocTarget, MessageId};
-use crate::model::message::{NewMessage, SealedContent};
+use crate::model::message::{aad_names, sealed_aad, NewMessage, SealedContent};
 
 /// What this device read of one sealed message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,29 +25,51 @@ use crate::model::message::{NewMessage, SealedContent};
 pub enum Opened {
     Read {
         content: SealedContent,
+        /// The SHA-256 of the ciphertext it was read from: an edit replaces the ciphertext,
+        /// and the message is opened again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        of: Option<Vec<u8>>,
     },
     /// It cannot be read here: `reason` says why (sent before this device joined, an epoch
     /// outside the window of past epochs, corrupt).
     Undecryptable {
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        of: Option<Vec<u8>>,
     },
+}
+
+impl Opened {
+    /// Whether this was read from another ciphertext than `sealed` (the message was edited
+    /// since). A record that names none is taken as current.
+    fn is_stale(&self, sealed: &[u8]) -> bool {
+        let (Opened::Read { of, .. } | Opened::Undecryptable { of, .. }) = self;
+        of.as_ref().is_some_and(|of| *of != digest(sealed))
+    }
+}
+
+fn digest(sealed: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(sealed).to_vec()
 }
 
 /// Per bucket document: what was read of its sealed messages.
 pub(super) type OpenedBook = HashMap<MessageId, Opened>;
 
 impl ClientEngine {
-    /// Whether `conv` is end-to-end encrypted, as this device holds it.
-    pub(super) fn is_encrypted(&self, conv: &ConvId) -> bool {
+    /// Whether `conv` is end-to-end encrypted, as this device holds it: its messages and
+    /// their attachments are sealed.
+    pub fn is_encrypted(&self, conv: &ConvId) -> bool {
         self.docs
             .get(&DocId::conv(&self.config.tenant, conv))
             .and_then(|d| read::read_meta(&d.local))
             .is_some_and(|m| m.encrypted)
     }
 
-    /// The encrypted conversation a `Send` seals its message for.
+    /// The encrypted conversation a `Send` seals its message, or an `Edit` its new content,
+    /// for.
     pub(super) fn sealed_conv(&self, intent: &Intent) -> Option<ConvId> {
-        let Intent::Send { conv, .. } = intent else {
+        let (Intent::Send { conv, .. } | Intent::Edit { conv, .. }) = intent else {
             return None;
         };
         // Its meta alone, not the conversation: a send never reads the member list.
@@ -57,13 +79,22 @@ impl ClientEngine {
     /// `intent` as the policy sees it once sealed (its content out of the clear), for the
     /// checks made before it is written; `None` when it is not sealed.
     pub(super) fn as_sealed(&self, intent: &Intent) -> Option<Intent> {
-        let (Some(conv), Intent::Send { message, .. }) = (self.sealed_conv(intent), intent) else {
-            return None;
-        };
-        Some(Intent::Send {
-            conv,
-            message: out_of_clear(message, vec![0]),
-        })
+        let conv = self.sealed_conv(intent)?;
+        match intent {
+            Intent::Send { message, .. } => Some(Intent::Send {
+                conv,
+                message: out_of_clear(message, vec![0]),
+            }),
+            Intent::Edit {
+                message, bucket, ..
+            } => Some(Intent::EditSealed {
+                conv,
+                message: message.clone(),
+                bucket: *bucket,
+                sealed: vec![0],
+            }),
+            _ => None,
+        }
     }
 
     /// The message `intent` sends, sealed for its conversation's group (its content kept
@@ -73,30 +104,94 @@ impl ClientEngine {
         intent: &Intent,
         bucket: &DocId,
     ) -> Result<Option<Intent>, ClientError> {
-        let (Some(conv), Intent::Send { message, .. }) = (self.sealed_conv(intent), intent) else {
+        let Some(conv) = self.sealed_conv(intent) else {
             return Ok(None);
         };
-        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, &conv));
-        let content = SealedContent {
-            body: message.body.clone(),
-            caption: message.caption.clone(),
-            payload: message.payload.clone(),
-            attachments: message.attachments.clone(),
+        match intent {
+            Intent::Send { message, .. } => {
+                let content = SealedContent {
+                    body: message.body.clone(),
+                    caption: message.caption.clone(),
+                    payload: message.payload.clone(),
+                    attachments: message.attachments.clone(),
+                };
+                let sealed = self.seal_content(&conv, bucket, &message.id, None, content)?;
+                Ok(Some(Intent::Send {
+                    conv,
+                    message: out_of_clear(message, sealed),
+                }))
+            }
+            Intent::Edit {
+                message,
+                body,
+                bucket: part,
+                ..
+            } => {
+                let sealed = self.seal_edit(&conv, bucket, message, body)?;
+                Ok(Some(Intent::EditSealed {
+                    conv,
+                    message: message.clone(),
+                    bucket: *part,
+                    sealed,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The new content of an edit of message `id` of `bucket`, sealed over the content it
+    /// holds: what this device read of it with the body replaced, bound to the ciphertext it
+    /// replaces (the server takes it only over that one).
+    fn seal_edit(
+        &mut self,
+        conv: &ConvId,
+        bucket: &DocId,
+        id: &MessageId,
+        body: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        let state = self
+            .docs
+            .get(bucket)
+            .ok_or_else(|| ClientError::NotApplicable("document vanished".into()))?;
+        let replaced = read::read_message_fields(&state.local, id)
+            .and_then(|m| m.sealed)
+            .ok_or_else(|| ClientError::NotApplicable(format!("{id} holds no sealed content")))?;
+        let Some(Opened::Read { content, .. }) = state.opened.get(id) else {
+            return Err(ClientError::E2ee(format!(
+                "{id} was not read on this device: its content cannot be edited here"
+            )));
         };
+        let content = SealedContent {
+            body: body.to_owned(),
+            ..content.clone()
+        };
+        self.seal_content(conv, bucket, id, Some(&replaced), content)
+    }
+
+    /// `content` of message `id` sealed for `conv`'s group, bound to the message (and to the
+    /// ciphertext it replaces, for an edit), and kept here as read: the sender cannot open
+    /// its own, and an edit's earlier content is not kept.
+    fn seal_content(
+        &mut self,
+        conv: &ConvId,
+        bucket: &DocId,
+        id: &MessageId,
+        replaces: Option<&[u8]>,
+        content: SealedContent,
+    ) -> Result<Vec<u8>, ClientError> {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
         let mls = self
             .mls
             .as_mut()
             .ok_or_else(|| ClientError::E2ee("no device attached".into()))?;
         let sealed = mls
             .device
-            .encrypt(&group, message.id.as_str().as_bytes(), &content.to_bytes())
+            .encrypt(&group, &sealed_aad(id, replaces), &content.to_bytes())
             .map_err(|e| ClientError::E2ee(e.to_string()))?;
         self.save_device();
-        self.keep_opened(bucket, &message.id, Opened::Read { content });
-        Ok(Some(Intent::Send {
-            conv,
-            message: out_of_clear(message, sealed),
-        }))
+        let of = Some(digest(&sealed));
+        self.keep_opened(bucket, id, Opened::Read { content, of });
+        Ok(sealed)
     }
 
     /// What was read of bucket `doc`'s sealed messages, back from the store (an entry that
@@ -141,29 +236,43 @@ impl ClientEngine {
             return;
         };
         let ids = ids.unwrap_or_else(|| super::timeline::message_ids(&state.server));
-        let waiting: Vec<(MessageId, Vec<u8>)> = ids
+        // Not read yet, or read before an edit: this device's own were kept as read when
+        // sealed.
+        let waiting: Vec<(MessageId, Vec<u8>, bool)> = ids
             .into_iter()
-            .filter(|id| !state.opened.contains_key(id))
             .filter_map(|id| {
-                // This device's own were kept as read when sealed.
-                let sealed = read::read_message_fields(&state.server, &id)?.sealed?;
-                Some((id, sealed))
+                let message = read::read_message_fields(&state.server, &id)?;
+                let sealed = message.sealed?;
+                let earlier = state.opened.get(&id);
+                if earlier.is_some_and(|o| !o.is_stale(&sealed)) {
+                    return None;
+                }
+                // An edit of this account's whose ciphertext this device made: it keeps what it
+                // sealed (a device cannot open its own).
+                let mine = message.author == self.config.account
+                    && matches!(earlier, Some(Opened::Read { .. }));
+                Some((id, sealed, mine))
             })
             .collect();
         let group = e2ee::group_id(&conv_doc);
         let mut changed = false;
-        for (id, sealed) in waiting {
+        for (id, sealed, mine) in waiting {
             let Some(mls) = self.mls.as_mut() else {
                 return;
             };
+            let of = Some(digest(&sealed));
             let opened = match mls.device.decrypt(&sealed) {
-                Ok(d) if d.aad != id.as_str().as_bytes() => Opened::Undecryptable {
+                // The server checked which content an edit replaced; here, that it is this
+                // message's.
+                Ok(d) if !aad_names(&d.aad, &id) => Opened::Undecryptable {
                     reason: "bound to another message".into(),
+                    of,
                 },
                 Ok(d) => match SealedContent::from_bytes(&d.plaintext) {
-                    Some(content) => Opened::Read { content },
+                    Some(content) => Opened::Read { content, of },
                     None => Opened::Undecryptable {
                         reason: "not a message's content".into(),
+                        of,
                     },
                 },
                 // Not in the group yet, or behind its epoch: it waits for the commits.
@@ -172,7 +281,11 @@ impl ClientEngine {
                     let _ = e;
                     continue;
                 }
-                Err(e) => Opened::Undecryptable { reason: reason(&e) },
+                Err(_) if mine => continue,
+                Err(e) => Opened::Undecryptable {
+                    reason: reason(&e),
+                    of,
+                },
             };
             changed = true;
             self.keep_opened(doc, &id, opened);
@@ -218,13 +331,13 @@ impl ClientEngine {
             .get(&doc)
             .and_then(|d| d.opened.get(&item.message.id))
         {
-            Some(Opened::Read { content }) => {
+            Some(Opened::Read { content, .. }) => {
                 item.message.body = content.body.clone();
                 item.message.caption = content.caption.clone();
                 item.message.payload = content.payload.clone();
                 item.message.attachments = content.attachments.clone();
             }
-            Some(Opened::Undecryptable { reason }) => item.undecryptable = Some(reason.clone()),
+            Some(Opened::Undecryptable { reason, .. }) => item.undecryptable = Some(reason.clone()),
             None => item.undecryptable = Some("not opened on this device yet".into()),
         }
         item

@@ -79,6 +79,14 @@ pub fn check(
             Effect::PostMessage(Box::new(m.clone()))
         }
         Edit { message: id, .. } => Effect::EditBody(Box::new(message(id)?)),
+        EditSealed {
+            message: id,
+            sealed,
+            ..
+        } => Effect::EditSealed {
+            message: Box::new(message(id)?),
+            sealed: sealed.clone(),
+        },
         Delete { message: id, .. } => Effect::DeleteMessage(Box::new(message(id)?)),
         React {
             message: id,

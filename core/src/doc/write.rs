@@ -831,6 +831,23 @@ pub fn edit_body(
     })
 }
 
+/// Gives an encrypted conversation's message a new sealed content (`sealed`, its edit as the
+/// author's device sealed it) and `edited_at`: nothing in the clear.
+pub fn edit_sealed(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    message: &MessageId,
+    sealed: &[u8],
+) -> Result<Option<ChangeHash>, DocError> {
+    transact(doc, tag, now_ms, |tx| {
+        let obj = message_obj(tx, message)?;
+        tx.put(&obj, SEALED, ScalarValue::Bytes(sealed.to_vec()))?;
+        tx.put(&obj, EDITED_AT, now_ms)?;
+        Ok(())
+    })
+}
+
 /// Tombstones a message for everyone: every field but the tombstone's
 /// ([`super::schema::TOMBSTONE_FIELDS`]) is removed, and `deleted_at` and `deleted_by` (the
 /// deleting account: the change's own) are set, in one change: the acceptor takes nothing

@@ -57,6 +57,8 @@ pub enum DsRefusal {
     WrongIdentity { got: String },
     #[error("the ciphertext is bound to another message")]
     WrongAad,
+    #[error("the edit is bound to a content the message no longer holds (replayed or outdated)")]
+    StaleEdit,
     #[error("{0} is not a device of the group")]
     NotInGroup(String),
     #[error("{0} left the conversation and a commit must remove their devices first")]
@@ -80,6 +82,7 @@ impl DsRefusal {
         "mls_unsupported_proposal",
         "mls_wrong_identity",
         "mls_wrong_aad",
+        "mls_stale_edit",
         "mls_not_in_group",
         "mls_removal_pending",
     ];
@@ -100,6 +103,7 @@ impl DsRefusal {
             Self::UnsupportedProposal => "mls_unsupported_proposal",
             Self::WrongIdentity { .. } => "mls_wrong_identity",
             Self::WrongAad => "mls_wrong_aad",
+            Self::StaleEdit => "mls_stale_edit",
             Self::NotInGroup(_) => "mls_not_in_group",
             Self::RemovalPending(_) => "mls_removal_pending",
         }

@@ -89,6 +89,28 @@ impl SealedContent {
     }
 }
 
+/// The authenticated data a sealed content is bound to: its message's id, and for an edit
+/// also the SHA-256 of the ciphertext it replaces. The server takes an edit only over the
+/// content the message holds (`accept::mls::check_sealed`), so a replayed older ciphertext,
+/// bound to a content the message no longer has, is refused (`mls_stale_edit`).
+pub fn sealed_aad(id: &MessageId, replaces: Option<&[u8]>) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut aad = id.as_str().as_bytes().to_vec();
+    if let Some(replaced) = replaces {
+        // A NUL never appears in an id: the two forms cannot be confused.
+        aad.push(0);
+        aad.extend_from_slice(&sha2::Sha256::digest(replaced));
+    }
+    aad
+}
+
+/// Whether `aad` binds a sealed content to message `id`: as its first content or as an edit
+/// of it (which content an edit replaced is the server's check).
+pub fn aad_names(aad: &[u8], id: &MessageId) -> bool {
+    let id = id.as_str().as_bytes();
+    aad == id || (aad.len() == id.len() + 33 && aad.starts_with(id) && aad[id.len()] == 0)
+}
+
 /// A message as written by its author. Fields not named here are not allowed in a message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewMessage {
@@ -292,6 +314,19 @@ mod tests {
     #[test]
     fn empty_text_is_refused() {
         assert_eq!(msg("").validate().expect_err("empty").code(), "empty");
+    }
+
+    #[test]
+    fn an_edit_is_bound_to_the_content_it_replaces() {
+        let id = MessageId::new("m1").expect("id");
+        let first = sealed_aad(&id, None);
+        let edit = sealed_aad(&id, Some(b"first ciphertext"));
+        assert_eq!(first, b"m1");
+        assert_ne!(edit, sealed_aad(&id, Some(b"another ciphertext")));
+        assert!(aad_names(&first, &id) && aad_names(&edit, &id));
+        let other = MessageId::new("m2").expect("id");
+        assert!(!aad_names(&sealed_aad(&other, Some(b"x")), &id));
+        assert!(!aad_names(b"m1\0short", &id));
     }
 
     #[test]

@@ -283,6 +283,12 @@ pub enum Effect {
     },
     PostMessage(Box<NewMessage>),
     EditBody(Box<Message>),
+    /// An encrypted conversation's message given a new sealed content (`sealed`, with
+    /// `edited_at`) by its author's device.
+    EditSealed {
+        message: Box<Message>,
+        sealed: Vec<u8>,
+    },
     DeleteMessage(Box<Message>),
     SetReaction {
         message: Box<Message>,
@@ -375,6 +381,7 @@ pub fn check(ctx: &Context<'_>, author: &Author, effect: &Effect) -> Decision {
         Effect::CreateConversation(after) => conv::check_create(ctx, author, after),
         Effect::PostMessage(_)
         | Effect::EditBody(_)
+        | Effect::EditSealed { .. }
         | Effect::DeleteMessage(_)
         | Effect::SetReaction { .. }
         | Effect::SetProposalStatus { .. } => {

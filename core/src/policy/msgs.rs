@@ -33,15 +33,16 @@ pub(super) fn check(
                     format!("{} is end-to-end encrypted: its bodies are sealed", conv.id),
                 );
             }
-            active(ctx.now_ms, conv, author)?;
-            open(conv)?;
-            if message.author != author.account {
+            check_edit(ctx, conv, author, message)
+        }
+        Effect::EditSealed { message, .. } => {
+            if !conv.encrypted() {
                 return deny(
-                    DenyCode::NotAuthor,
-                    format!("{} edits a message of {}", author.account, message.author),
+                    DenyCode::NotEncrypted,
+                    format!("{} is not end-to-end encrypted: nothing is sealed", conv.id),
                 );
             }
-            not_deleted(message)
+            check_edit(ctx, conv, author, message)
         }
         Effect::DeleteMessage(message) => {
             // A service account is no member: it redacts for the tenant (an account's
@@ -97,6 +98,25 @@ fn open(conv: &Conversation) -> Decision {
         );
     }
     Ok(())
+}
+
+/// An edit, in the clear or sealed: by the author, an active member, of a message not
+/// deleted, in a conversation open to new content.
+fn check_edit(
+    ctx: &Context<'_>,
+    conv: &Conversation,
+    author: &Author,
+    message: &Message,
+) -> Decision {
+    active(ctx.now_ms, conv, author)?;
+    open(conv)?;
+    if message.author != author.account {
+        return deny(
+            DenyCode::NotAuthor,
+            format!("{} edits a message of {}", author.account, message.author),
+        );
+    }
+    not_deleted(message)
 }
 
 fn not_deleted(message: &Message) -> Decision {

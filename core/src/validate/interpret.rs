@@ -1013,7 +1013,9 @@ fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<
         }
         let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
         let effect = match keys.as_slice() {
-            [BODY, EDITED_AT] => {
+            // Automerge writes no op for a value a field holds already: an edit within the
+            // millisecond of the last one writes its content alone.
+            [BODY, EDITED_AT] | [BODY] if keys.len() == 2 || message.edited_at.is_some() => {
                 check_chars(
                     "body",
                     fields.get(BODY).map(text).unwrap_or_default(),
@@ -1021,6 +1023,17 @@ fn msgs_effects(doc: &AcceptedDoc, env: &Env<'_>, ops: &[PathOp]) -> Result<Vec<
                 )
                 .map_err(model)?;
                 Effect::EditBody(Box::new(message))
+            }
+            // A sealed edit: its new content, checked against the group with the message it
+            // replaces (`accept::mls::check_sealed`).
+            [EDITED_AT, SEALED] | [SEALED] if keys.len() == 2 || message.edited_at.is_some() => {
+                match fields.get(SEALED) {
+                    Some(ScalarValue::Bytes(sealed)) => Effect::EditSealed {
+                        message: Box::new(message),
+                        sealed: sealed.clone(),
+                    },
+                    _ => return Err((RejectCode::WrongType, "sealed holds bytes".into())),
+                }
             }
             [STATUS] => {
                 let to = ProposalStatus::parse(fields.get(STATUS).map(text).unwrap_or_default())

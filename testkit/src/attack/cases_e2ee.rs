@@ -378,3 +378,55 @@ pub async fn plaintext_and_replayed_ciphertext_plaintext_in_encrypted(lab: &mut 
     let change = write(&mut f.alice.clone(), &honest);
     lab.accept(&mut f.alice, &bucket, change).await;
 }
+
+/// alice edits her sealed message twice, then replays her first edit's ciphertext (bound to
+/// the content the message held before it) as a third: refused `mls_stale_edit`, as is an
+/// edit in the clear (`plaintext_in_encrypted`); the honest edits are accepted.
+pub async fn replayed_sealed_edit_mls_stale_edit(lab: &mut impl Lab) {
+    use confab_core::model::message::{sealed_aad, NewMessage, SealedContent};
+    let mut f = encrypted(lab, "e10").await;
+    let now = lab.now();
+    let bucket = crate::ids::bucket_doc(&f.conv, now);
+    let id = crate::ids::msg_id("s1");
+    let seal = |mls: &mut Mls, body: &str, aad: &[u8]| {
+        let content = SealedContent {
+            body: body.into(),
+            ..SealedContent::default()
+        };
+        mls.encrypt(&f.group, aad, &content.to_bytes())
+            .expect("sealed")
+    };
+    let mut m = NewMessage::text(id.clone(), acc("alice"), "", now);
+    let first = seal(&mut f.alice_mls, "first", &sealed_aad(&id, None));
+    m.sealed = Some(first.clone());
+    let change = f
+        .alice
+        .clone()
+        .write(&bucket, |d, t| write::post_message(d, t, &m))
+        .expect("the message writes");
+    lab.accept(&mut f.alice, &bucket, change).await;
+    let edit = |dev: &mut Device, sealed: &[u8]| {
+        dev.write(&bucket, |d, t| write::edit_sealed(d, t, now, &id, sealed))
+            .expect("the edit writes")
+    };
+    let second = seal(&mut f.alice_mls, "second", &sealed_aad(&id, Some(&first)));
+    let change = edit(&mut f.alice.clone(), &second);
+    lab.accept(&mut f.alice, &bucket, change).await;
+    let third = seal(&mut f.alice_mls, "third", &sealed_aad(&id, Some(&second)));
+    let change = edit(&mut f.alice.clone(), &third);
+    lab.accept(&mut f.alice, &bucket, change).await;
+    // The second content again: a valid ciphertext of the group, bound to this message, but
+    // over a content it no longer holds.
+    let change = edit(&mut f.alice.clone(), &second);
+    lab.reject(&f.alice, &bucket, change, "mls_stale_edit")
+        .await;
+    let plain = f
+        .alice
+        .clone()
+        .write(&bucket, |d, t| {
+            write::edit_body(d, t, now + 1, &id, "in the clear")
+        })
+        .expect("the edit writes");
+    lab.reject(&f.alice, &bucket, plain, "plaintext_in_encrypted")
+        .await;
+}

@@ -374,6 +374,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_e2ee::removal_leaving_the_device_in_mls_missing_removal),
         case!(cases_e2ee::garbage_commit_mls_malformed),
         case!(cases_e2ee::plaintext_and_replayed_ciphertext_plaintext_in_encrypted),
+        case!(cases_e2ee::replayed_sealed_edit_mls_stale_edit),
     ]
 }
 
@@ -450,6 +451,7 @@ pub const CODES: &[&str] = &[
     "mls_malformed",
     "plaintext_in_encrypted",
     "mls_wrong_aad",
+    "mls_stale_edit",
 ];
 
 /// Panics unless `code` is in [`CODES`].

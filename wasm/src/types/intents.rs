@@ -356,6 +356,18 @@ impl From<cc::Intent> for IntentData {
                 bucket,
                 body,
             },
+            // Written by the engine only (the outbox holds the `Edit`): its content is sealed.
+            I::EditSealed {
+                conv,
+                message,
+                bucket,
+                ..
+            } => IntentData::Edit {
+                conv: conv.into(),
+                message: message.into(),
+                bucket,
+                body: String::new(),
+            },
             I::Delete {
                 conv,
                 message,

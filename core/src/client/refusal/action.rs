@@ -31,7 +31,9 @@ impl Action {
                 ("open this support thread".into(), "This support thread")
             }
             Intent::Send { message, .. } => (send_phrase(message.kind).into(), "Your message"),
-            Intent::Edit { .. } => ("edit this message".into(), "Your edit"),
+            Intent::Edit { .. } | Intent::EditSealed { .. } => {
+                ("edit this message".into(), "Your edit")
+            }
             Intent::Delete { .. } => ("delete this message".into(), "Your deletion"),
             Intent::React { .. } => ("react to messages".into(), "Your reaction"),
             Intent::Pin { .. } => ("pin messages".into(), "Your pin"),
@@ -128,6 +130,7 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
         Intent::CreateConversation { conv, .. }
         | Intent::Send { conv, .. }
         | Intent::Edit { conv, .. }
+        | Intent::EditSealed { conv, .. }
         | Intent::Delete { conv, .. }
         | Intent::React { conv, .. }
         | Intent::Pin { conv, .. }

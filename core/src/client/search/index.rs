@@ -186,7 +186,7 @@ impl ClientEngine {
                 .and_then(|m| {
                     let (body, caption) = match (&m.sealed, state.opened.get(&message)) {
                         (None, _) => (m.body, m.caption),
-                        (Some(_), Some(Opened::Read { content })) => {
+                        (Some(_), Some(Opened::Read { content, .. })) => {
                             (content.body.clone(), content.caption.clone())
                         }
                         // Not read on this device (yet): nothing to index.
