@@ -4,8 +4,10 @@
 //! with no device online fires the push webhook. None of the markers is then in the
 //! database (`pg_dump`, or the SQLite files' bytes with the WAL), the server's output at
 //! debug level, the webhook bodies, or the `/v1` views of messages, the list and the
-//! notification feed. A plaintext group with its own marker is the control: the same
-//! searches find that one, so they can fail.
+//! notification feed. The file attached in the encrypted group is sealed on the device
+//! (`e2ee::file`): its contents' marker is not in the blob store, and bob downloads and opens
+//! it. A plaintext group with its own markers (and its own file) is the control: the same
+//! searches find those, so they can fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -29,8 +31,12 @@ struct Markers {
     payload: String,
     attachment: String,
     reply: String,
+    /// In the contents of the file attached in the encrypted group.
+    file: String,
     /// Sent in the plaintext group: it must be found.
     control: String,
+    /// In the contents of the file attached in the plaintext group: it must be found.
+    control_file: String,
 }
 
 impl Markers {
@@ -43,17 +49,20 @@ impl Markers {
             payload: m("payload"),
             attachment: m("attachment"),
             reply: m("reply"),
+            file: m("file"),
             control: m("control"),
+            control_file: m("controlfile"),
         }
     }
 
-    fn sealed(&self) -> [&str; 5] {
+    fn sealed(&self) -> [&str; 6] {
         [
             &self.body,
             &self.caption,
             &self.payload,
             &self.attachment,
             &self.reply,
+            &self.file,
         ]
     }
 }
@@ -115,9 +124,94 @@ fn group(id: &str, encrypted: bool) -> Intent {
     create
 }
 
+/// `method path` as `who` with `body` of type `mime`: the status and the answer's bytes
+/// (`common::http` reads answers as text).
+async fn http_bytes(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    who: &str,
+    body: &[u8],
+    mime: &str,
+) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nAuthorization: Bearer {}\r\nContent-Type: {mime}\r\n\
+         Content-Length: {}\r\n\r\n",
+        confab_e2e::token(TENANT, who, false, 3600),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    let status = String::from_utf8_lossy(&answer[..split])
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer[(split + 4).min(answer.len())..].to_vec())
+}
+
+/// The attachment reference of `contents` uploaded to `conv` by alice: sealed first
+/// (AES-256-GCM, a key and nonce of its own) in an encrypted conversation, as a device does.
+async fn attach(
+    server: &TestServer,
+    conv: &ConvId,
+    contents: &str,
+    name: &str,
+    sealed: bool,
+) -> String {
+    use confab_core::e2ee::file::{file_hash, seal_file};
+    let key: [u8; 32] = std::array::from_fn(|i| (now_ms() as u8).wrapping_add(i as u8 * 7));
+    let nonce: [u8; 12] = std::array::from_fn(|i| (std::process::id() as u8).wrapping_add(i as u8));
+    let (bytes, seal) = if sealed {
+        let file = seal_file(contents.as_bytes(), &key, &nonce).unwrap();
+        let seal = serde_json::json!({
+            "key": hex::encode(key), "nonce": hex::encode(nonce), "sha256": file.hash,
+        });
+        (file.ciphertext, Some(seal))
+    } else {
+        (contents.as_bytes().to_vec(), None)
+    };
+    let path = format!("/v1/conversations/{conv}/attachments/{}", file_hash(&bytes));
+    let (status, body) = http_bytes(server, "PUT", &path, "alice", &bytes, "text/plain").await;
+    assert!(
+        status == 200 || status == 201,
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let stored: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut reference = serde_json::json!({
+        "id": "a", "kind": "file", "name": format!("{name}.txt"), "mime": "text/plain",
+        "size": contents.len(), "url": stored["url"],
+    });
+    if let Some(seal) = seal {
+        reference["encryption"] = seal;
+    }
+    serde_json::json!([reference]).to_string()
+}
+
 /// A file message of `c` with markers in every content field (`m`'s, or `control` in each
-/// for the plaintext group), mentioning carol.
-async fn send_rich(c: &NativeClient, conv: &ConvId, id: &str, m: &Markers, control: bool) -> u64 {
+/// for the plaintext group) and `attachments`, mentioning carol.
+async fn send_rich(
+    c: &NativeClient,
+    conv: &ConvId,
+    id: &str,
+    m: &Markers,
+    control: bool,
+    attachments: String,
+) -> u64 {
     let pick = |sealed: &str| {
         if control {
             m.control.clone()
@@ -135,10 +229,7 @@ async fn send_rich(c: &NativeClient, conv: &ConvId, id: &str, m: &Markers, contr
     message.kind = MessageKind::File;
     message.caption = Some(format!("caption {}", pick(&m.caption)));
     message.payload = Some(format!(r#"{{"note":"{}"}}"#, pick(&m.payload)));
-    message.attachments = Some(format!(
-        r#"[{{"id":"a","kind":"file","name":"{0}.pdf","url":"https://files.example/{0}.pdf"}}]"#,
-        pick(&m.attachment)
-    ));
+    message.attachments = Some(attachments);
     message.mentions = Some(r#"["carol"]"#.into());
     c.intent(Intent::Send {
         conv: conv.clone(),
@@ -201,11 +292,15 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
     })
     .await;
 
-    let sent = send_rich(&alice, &vault, "m1", &m, false).await;
+    let file = format!("the file says {}", m.file);
+    let sealed_file = attach(&server, &vault, &file, &m.attachment, true).await;
+    let sent = send_rich(&alice, &vault, "m1", &m, false, sealed_file).await;
     accepted(&alice, sent).await;
     let reply = send(&bob, &vault, "m2", &m.reply).await;
     accepted(&bob, reply).await;
-    let control = send_rich(&alice, &open, "c1", &m, true).await;
+    let control_file = format!("the file says {}", m.control_file);
+    let clear_file = attach(&server, &open, &control_file, &m.control, false).await;
+    let control = send_rich(&alice, &open, "c1", &m, true, clear_file).await;
     accepted(&alice, control).await;
     // The markers did travel: bob reads them.
     let want = format!("@carol {}", m.body);
@@ -215,6 +310,34 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
         })
     })
     .await;
+    // Bob downloads the file and opens it with what the sealed attachment list holds.
+    let attachments = bob
+        .query(|e| {
+            e.timeline(&ConvId::new("vault").unwrap())
+                .into_iter()
+                .find(|i| i.message.id.as_str() == "m1")
+                .and_then(|i| i.message.attachments)
+        })
+        .await
+        .unwrap()
+        .expect("bob reads m1's attachments");
+    let reference: serde_json::Value = serde_json::from_str(&attachments).unwrap();
+    let reference = &reference[0];
+    let url = reference["url"].as_str().unwrap();
+    let path = &url[url.find("/v1/").unwrap()..];
+    let (status, stored) = http_bytes(&server, "GET", path, "bob", b"", "text/plain").await;
+    assert_eq!(status, 200);
+    assert!(!holds(&stored, &m.file), "the server serves the plaintext");
+    let seal = &reference["encryption"];
+    let field = |k: &str| hex::decode(seal[k].as_str().unwrap()).unwrap();
+    let opened = confab_core::e2ee::file::open_file(
+        &stored,
+        &field("key"),
+        &field("nonce"),
+        seal["sha256"].as_str(),
+    )
+    .unwrap();
+    assert_eq!(opened, file.as_bytes());
     // Both mentions of carol reach the webhook.
     let mut hooks = Vec::new();
     for _ in 0..500 {
@@ -260,6 +383,13 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
         "the control is stored in the clear"
     );
     assert_clean("the store", &store, &m);
+    let mut blobs = Vec::new();
+    read_tree(&server.data_dir.join("blobs"), &mut blobs);
+    assert!(
+        holds(&blobs, &m.control_file),
+        "the control file is stored in the clear"
+    );
+    assert_clean("the blob store", &blobs, &m);
     let log = server.log();
     assert!(
         log.contains("DEBUG"),

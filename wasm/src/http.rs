@@ -77,6 +77,36 @@ impl Http {
         body: Body,
         signal: Option<&AbortSignal>,
     ) -> Result<Answer> {
+        let response = self.request(method, path, body, signal).await?;
+        let json = json_of(&response, signal).await?;
+        if response.ok() {
+            return Ok(Answer { json });
+        }
+        Err(refusal(method, path, response.status(), &json))
+    }
+
+    /// `GET path`: the answer's bytes (an attachment's), or the server's refusal as `call`
+    /// gives it.
+    pub async fn get_bytes(&self, path: &str, signal: Option<&AbortSignal>) -> Result<Vec<u8>> {
+        let response = self.request("GET", path, Body::None, signal).await?;
+        if !response.ok() {
+            let json = json_of(&response, signal).await?;
+            return Err(refusal("GET", path, response.status(), &json));
+        }
+        let buffer = response.array_buffer().map_err(js_failure)?;
+        match JsFuture::from(buffer).await {
+            Ok(buffer) => Ok(js_sys::Uint8Array::new(&buffer).to_vec()),
+            Err(e) => Err(fetch_failure(&e, signal)),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Body,
+        signal: Option<&AbortSignal>,
+    ) -> Result<Response> {
         let token = self.token().await?;
         let headers = Headers::new().map_err(js_failure)?;
         headers
@@ -103,37 +133,41 @@ impl Http {
         }
         let url = format!("{}{path}", self.base);
         let request = Request::new_with_str_and_init(&url, &init).map_err(js_failure)?;
-        let response: Response = match JsFuture::from(global_fetch(&request)).await {
-            Ok(r) => r.unchecked_into(),
-            Err(e) => return Err(fetch_failure(&e, signal)),
-        };
-        let status = response.status();
-        let json = match response.text() {
-            Ok(text) => match JsFuture::from(text).await {
-                Ok(text) => text
-                    .as_string()
-                    .filter(|t| !t.is_empty())
-                    .and_then(|t| js_sys::JSON::parse(&t).ok())
-                    .unwrap_or(JsValue::UNDEFINED),
-                Err(e) => return Err(fetch_failure(&e, signal)),
-            },
-            Err(_) => JsValue::UNDEFINED,
-        };
-        if response.ok() {
-            return Ok(Answer { json });
+        match JsFuture::from(global_fetch(&request)).await {
+            Ok(r) => Ok(r.unchecked_into()),
+            Err(e) => Err(fetch_failure(&e, signal)),
         }
-        let text = |key: &str| {
-            js_sys::Reflect::get(&json, &key.into())
-                .ok()
-                .and_then(|v| v.as_string())
-        };
-        Err(Failure::http(
-            status,
-            text("code").unwrap_or_else(|| format!("http_{status}")),
-            text("message").unwrap_or_else(|| format!("{method} {path} answered {status}")),
-            text("field"),
-        ))
     }
+}
+
+/// The answer's body as JSON (`undefined` when there is none or it is not JSON).
+async fn json_of(response: &Response, signal: Option<&AbortSignal>) -> Result<JsValue> {
+    Ok(match response.text() {
+        Ok(text) => match JsFuture::from(text).await {
+            Ok(text) => text
+                .as_string()
+                .filter(|t| !t.is_empty())
+                .and_then(|t| js_sys::JSON::parse(&t).ok())
+                .unwrap_or(JsValue::UNDEFINED),
+            Err(e) => return Err(fetch_failure(&e, signal)),
+        },
+        Err(_) => JsValue::UNDEFINED,
+    })
+}
+
+/// A non-2xx answer: the server's `{code, message, field?}` with the status.
+fn refusal(method: &str, path: &str, status: u16, json: &JsValue) -> Failure {
+    let text = |key: &str| {
+        js_sys::Reflect::get(json, &key.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    Failure::http(
+        status,
+        text("code").unwrap_or_else(|| format!("http_{status}")),
+        text("message").unwrap_or_else(|| format!("{method} {path} answered {status}")),
+        text("field"),
+    )
 }
 
 fn js_failure(e: JsValue) -> Failure {

@@ -5,6 +5,7 @@
 
 pub mod account;
 mod api;
+mod at_rest;
 mod client;
 mod connection;
 pub mod error;

@@ -2,7 +2,8 @@
 //!
 //! - [`IdbStore`]: IndexedDB, one object store `kv`, string keys, `Uint8Array` values; a scan
 //!   is one key range `[prefix, prefix + '\uffff']`; a write batch is one `readwrite`
-//!   transaction (all or nothing).
+//!   transaction (all or nothing). The device's private state is sealed at rest
+//!   (`at_rest`).
 //! - [`JsStore`]: a storage adapter object from the host (`{get, scan, write}` returning
 //!   promises), for mobile hosts over SQLite or files.
 //! - [`AnyStore`]: what a `ConfabClient` holds (memory, IndexedDB or an adapter).
@@ -23,6 +24,7 @@ use web_sys::{
     IdbDatabase, IdbKeyRange, IdbObjectStore, IdbOpenDbRequest, IdbRequest, IdbTransaction,
 };
 
+use crate::at_rest::AtRest;
 use crate::error::describe_js;
 
 pub(crate) const OBJECT_STORE: &str = "kv";
@@ -213,6 +215,30 @@ pub(crate) fn factory() -> Result<web_sys::IdbFactory, StoreError> {
     Ok(value.unchecked_into())
 }
 
+/// Opens (or creates, with its one object store `object_store`) the database `name`.
+pub(crate) async fn open_database(
+    name: &str,
+    object_store: &'static str,
+) -> Result<IdbDatabase, StoreError> {
+    let req: IdbOpenDbRequest = factory()?
+        .open_with_u32(name, DB_VERSION)
+        .map_err(|e| js_store_error("open", &e))?;
+    let upgrade = Closure::<dyn FnMut(web_sys::Event)>::new({
+        let req = req.clone();
+        move |_event: web_sys::Event| {
+            if let Ok(db) = req.result() {
+                let db: IdbDatabase = db.unchecked_into();
+                // Version 1 is the only version: the store is made exactly once.
+                let _ = db.create_object_store(object_store);
+            }
+        }
+    });
+    req.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
+    let result = request(&req, "open").await;
+    req.set_onupgradeneeded(None);
+    Ok(result?.unchecked_into())
+}
+
 fn prefix_range(prefix: &str) -> Result<IdbKeyRange, StoreError> {
     IdbKeyRange::bound(&prefix.into(), &format!("{prefix}\u{ffff}").into())
         .map_err(|e| js_store_error("key range", &e))
@@ -226,6 +252,8 @@ pub(crate) fn to_bytes(value: &JsValue) -> Vec<u8> {
 pub struct IdbStore {
     db: IdbDatabase,
     name: String,
+    /// Seals the device's private state at rest (`at_rest`; boxed: its key schedule is large).
+    at_rest: Option<Box<AtRest>>,
     closed: std::rc::Rc<Cell<bool>>,
     /// Closes the connection when another one upgrades or deletes the database.
     _on_versionchange: Closure<dyn FnMut(web_sys::Event)>,
@@ -243,24 +271,8 @@ impl std::fmt::Debug for IdbStore {
 impl IdbStore {
     /// Opens (or creates) the database `name`.
     pub async fn open(name: &str) -> Result<IdbStore, StoreError> {
-        let req: IdbOpenDbRequest = factory()?
-            .open_with_u32(name, DB_VERSION)
-            .map_err(|e| js_store_error("open", &e))?;
-        let upgrade = Closure::<dyn FnMut(web_sys::Event)>::new({
-            let req = req.clone();
-            move |_event: web_sys::Event| {
-                if let Ok(db) = req.result() {
-                    let db: IdbDatabase = db.unchecked_into();
-                    // Version 1 is the only version: the store is made exactly once.
-                    let _ = db.create_object_store(OBJECT_STORE);
-                }
-            }
-        });
-        req.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
-        let result = request(&req, "open").await;
-        req.set_onupgradeneeded(None);
-        drop(upgrade);
-        let db: IdbDatabase = result?.unchecked_into();
+        let db = open_database(name, OBJECT_STORE).await?;
+        let at_rest = AtRest::open(name).await?.map(Box::new);
         let closed = std::rc::Rc::new(Cell::new(false));
         let on_versionchange = Closure::<dyn FnMut(web_sys::Event)>::new({
             let db = db.clone();
@@ -274,17 +286,29 @@ impl IdbStore {
         Ok(IdbStore {
             db,
             name: name.to_owned(),
+            at_rest,
             closed,
             _on_versionchange: on_versionchange,
         })
     }
 
-    /// Deletes the database `name` (close every client on it first).
+    /// Deletes the database `name` and its keys (close every client on it first).
     pub async fn delete_database(name: &str) -> Result<(), StoreError> {
-        let req = factory()?
-            .delete_database(name)
-            .map_err(|e| js_store_error("delete database", &e))?;
-        request(&req, "delete database").await.map(|_| ())
+        for db in [name.to_owned(), format!("{name}/keys")] {
+            let req = factory()?
+                .delete_database(&db)
+                .map_err(|e| js_store_error("delete database", &e))?;
+            request(&req, "delete database").await?;
+        }
+        Ok(())
+    }
+
+    /// A value as the client reads it (the device's private state opened).
+    fn read_value(&self, key: &str, stored: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match &self.at_rest {
+            Some(at_rest) => at_rest.open_value(key, stored),
+            None => Ok(stored),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -321,7 +345,9 @@ impl LocalStore for IdbStore {
             .get(&key.into())
             .map_err(|e| js_store_error("get", &e))?;
         let value = request(&req, "get").await?;
-        Ok((!value.is_undefined()).then(|| to_bytes(&value)))
+        (!value.is_undefined())
+            .then(|| self.read_value(key, to_bytes(&value)))
+            .transpose()
     }
 
     async fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
@@ -330,7 +356,12 @@ impl LocalStore for IdbStore {
             .object_store(OBJECT_STORE)
             .map_err(|e| js_store_error("scan", &e))?;
         // Both requests go out before any await: the transaction stays alive for both.
-        Scan::issue(&store, prefix)?.entries().await
+        Scan::issue(&store, prefix)?
+            .entries()
+            .await?
+            .into_iter()
+            .map(|(k, v)| self.read_value(&k, v).map(|v| (k, v)))
+            .collect()
     }
 
     async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
@@ -360,6 +391,10 @@ impl IdbStore {
         let queued: Result<(), StoreError> = ops.iter().try_for_each(|op| {
             let sent = match op {
                 StoreOp::Put(key, value) => {
+                    let value = match &self.at_rest {
+                        Some(at_rest) => at_rest.seal(key, value)?,
+                        None => value.clone(),
+                    };
                     store.put_with_key(&Uint8Array::from(&value[..]).into(), &key.into())
                 }
                 StoreOp::Delete(key) => store.delete(&key.into()),

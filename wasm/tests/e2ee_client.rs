@@ -1,16 +1,21 @@
 //! End-to-end encryption through the package's API, in headless Chromium against the real
 //! server: three browser devices (each its own IndexedDB store and device name) make an
 //! encrypted group, read each other both ways, a reloaded device reads old and new
-//! messages from its restored MLS state, and a removed member's device reads nothing sent
-//! after the removal.
+//! messages from its restored MLS state, a sealed edit is read by every device (after a
+//! reload too), a file is stored as ciphertext and read by a member (a swapped blob fails
+//! typed), and a removed member's device reads nothing sent after the removal.
 #![cfg(target_family = "wasm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use confab_wasm::types::{CreateConversationInput, Encryption, IntentResult, MemberInput};
+use confab_wasm::types::{
+    Attachment, CreateConversationInput, Encryption, IntentResult, MemberInput, MessageInput,
+};
 use confab_wasm::ConfabClient;
 use support::*;
+use tsify::Ts;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -49,6 +54,19 @@ fn reads(client: &ConfabClient, conv: &str, id: &str, body: &str) -> bool {
     timeline(client, conv).iter().any(|i| {
         i.message.id == id && i.is_encrypted && i.undecryptable.is_none() && i.message.body == body
     })
+}
+
+/// `attachment` without its seal: what downloading it fetches is the stored bytes as they are.
+fn plain_reference(attachment: &Attachment) -> Ts<Attachment> {
+    let plain = Attachment {
+        encryption: None,
+        ..attachment.clone()
+    };
+    Ts::from_rust(&plain).unwrap()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 async fn accepted(client: &ConfabClient, result: IntentResult, what: &str) {
@@ -145,6 +163,91 @@ async fn an_encrypted_group_between_browser_devices() {
     })
     .await;
 
+    // Alice edits her first message: sealed again over what it held; the reloaded bob and
+    // carol read the edit, marked edited.
+    let edited: IntentResult =
+        ok(alice.edit(conv.clone(), m1.clone(), "sealed hello, edited".into())).await;
+    accepted(&alice, edited, "the sealed edit accepted").await;
+    for c in [&alice, &bob, &carol] {
+        wait_for("every device reads the edit", WAIT, || {
+            reads(c, &conv, &m1, "sealed hello, edited")
+                && timeline(c, &conv)
+                    .iter()
+                    .any(|i| i.message.id == m1 && i.message.edited_at.is_some())
+        })
+        .await;
+    }
+    // A file alice attaches leaves her browser sealed: the server stores ciphertext only;
+    // bob downloads it and reads the file; a blob swapped under the reference fails typed.
+    let secret = format!("the vault combination is {run}");
+    let file = blob(secret.as_bytes(), "text/plain");
+    let attached: Attachment = ok(alice.upload_attachment(conv.clone(), file, None)).await;
+    assert!(attached.encryption.is_some(), "{attached:?}");
+    assert_eq!(attached.mime.as_deref(), Some("text/plain"));
+    assert_eq!(attached.size, Some(secret.len() as u64));
+    let stored = blob_bytes(
+        &done(alice.download_attachment(plain_reference(&attached)))
+            .await
+            .unwrap()
+            .unchecked_into(),
+    )
+    .await;
+    assert!(
+        !contains(&stored, b"vault combination"),
+        "the server holds the plaintext"
+    );
+    let input = MessageInput {
+        body: Some("the file".into()),
+        attachments: Some(vec![attached.clone()]),
+        ..Default::default()
+    };
+    let with_file: IntentResult =
+        ok(alice.send(conv.clone(), serde_wasm_bindgen::to_value(&input).unwrap())).await;
+    let m_file = with_file.message.clone().unwrap();
+    accepted(&alice, with_file, "the message with the file accepted").await;
+    wait_for("bob reads the message with the file", WAIT, || {
+        reads(&bob, &conv, &m_file, "the file")
+    })
+    .await;
+    let item = timeline(&bob, &conv)
+        .into_iter()
+        .find(|i| i.message.id == m_file)
+        .unwrap();
+    let received: Vec<Attachment> =
+        serde_json::from_str(item.message.attachments.as_deref().unwrap()).unwrap();
+    assert_eq!(received, vec![attached.clone()]);
+    let opened: web_sys::Blob = done(bob.download_attachment(Ts::from_rust(&received[0]).unwrap()))
+        .await
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(opened.type_(), "text/plain");
+    assert_eq!(blob_bytes(&opened).await, secret.as_bytes());
+    let other: Attachment = ok(alice.upload_attachment(
+        conv.clone(),
+        blob(b"other bytes entirely", "text/plain"),
+        None,
+    ))
+    .await;
+    let swapped = Attachment {
+        url: other.url.clone(),
+        ..received[0].clone()
+    };
+    let refused = code_of(bob.download_attachment(Ts::from_rust(&swapped).unwrap()));
+    assert_eq!(refused.await, "attachment_tampered");
+
+    // Carol reloads: the edited content is what her store kept.
+    done(carol.dispose()).await.unwrap();
+    drop(carol);
+    let carol = device(s.carol, "carol", &run).await;
+    done(carol.open_conversation(conv.clone(), None))
+        .await
+        .unwrap();
+    wait_for("carol reads the edit after a reload", WAIT, || {
+        reads(&carol, &conv, &m1, "sealed hello, edited")
+    })
+    .await;
+    done(carol.connect()).await.unwrap();
+
     // Carol is removed (the removal carries the commit): she reads nothing sent after it.
     let removed: IntentResult = ok(alice.remove_member(conv.clone(), "carol".into(), None)).await;
     accepted(&alice, removed, "carol's removal accepted").await;
@@ -165,9 +268,86 @@ async fn an_encrypted_group_between_browser_devices() {
         assert_ne!(item.message.body, "carol cannot read this");
     }
     // What she read before stays read.
-    assert!(reads(&carol, &conv, &m1, "sealed hello"));
+    assert!(reads(&carol, &conv, &m1, "sealed hello, edited"));
 
     for c in [alice, bob, carol] {
         done(c.dispose()).await.unwrap();
     }
+}
+
+/// The value under `key` in object store `store` of IndexedDB database `db`, as IndexedDB
+/// holds it (read around the client's store).
+async fn raw_record(db: &str, store: &str, key: &str) -> JsValue {
+    let read = js_sys::Function::new_with_args(
+        "name, store, key",
+        "return new Promise((ok, no) => { const r = indexedDB.open(name); \
+         r.onerror = () => no(r.error); r.onsuccess = () => { const db = r.result; \
+         const g = db.transaction(store).objectStore(store).get(key); \
+         g.onerror = () => no(g.error); g.onsuccess = () => { db.close(); ok(g.result); }; }; })",
+    );
+    let promise: js_sys::Promise = read
+        .call3(&JsValue::NULL, &db.into(), &store.into(), &key.into())
+        .unwrap()
+        .unchecked_into();
+    done(promise).await.unwrap()
+}
+
+/// The MLS signature key of the device whose state `record` (the `meta/mls` value as the
+/// client reads it) holds.
+fn signature_key(record: &[u8]) -> Vec<u8> {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        device: serde_bytes::ByteBuf,
+    }
+    let saved: Saved = ciborium::from_reader(record).unwrap();
+    confab_core::e2ee::Device::from_bytes(&saved.device)
+        .unwrap()
+        .signature_key()
+        .to_vec()
+}
+
+async fn clear_record(db: &str) -> Vec<u8> {
+    use confab_core::client::LocalStore;
+    let store = confab_wasm::store::IdbStore::open(db).await.unwrap();
+    let record = store.get("meta/mls").await.unwrap().unwrap();
+    store.close();
+    record
+}
+
+#[wasm_bindgen_test]
+async fn the_device_state_is_sealed_at_rest() {
+    let s = server();
+    let run = unique("rest");
+    let db = format!("e2ee-alice-{run}");
+    let alice = device(s.alice, "alice", &run).await;
+    online(&alice).await;
+    done(alice.dispose()).await.unwrap();
+    drop(alice);
+
+    // IndexedDB holds the record sealed: nothing of the device's state in it, the private
+    // signature key included (no 16 bytes of the opened record appear in it).
+    let clear = clear_record(&db).await;
+    let raw = js_sys::Uint8Array::new(&raw_record(&db, "kv", "meta/mls").await).to_vec();
+    assert!(raw.starts_with(b"cfw1"), "the record is not sealed");
+    let sealed: std::collections::HashSet<&[u8]> = raw.windows(16).collect();
+    assert!(
+        !clear.windows(16).any(|w| sealed.contains(w)),
+        "the raw record holds bytes of the device's state"
+    );
+    // The key that wraps it is a CryptoKey no script can export.
+    let keys = raw_record(&format!("{db}/keys"), "keys", "device").await;
+    let key = js_sys::Reflect::get(&keys, &"key".into()).unwrap();
+    assert!(key.is_instance_of::<web_sys::CryptoKey>());
+    assert_eq!(
+        js_sys::Reflect::get(&key, &"extractable".into()).unwrap(),
+        JsValue::FALSE
+    );
+
+    // A reload attaches the same device (its signature key) from the sealed record.
+    let before = signature_key(&clear);
+    let alice = device(s.alice, "alice", &run).await;
+    assert_eq!(alice.device_id(), format!("alice-{run}"));
+    online(&alice).await;
+    done(alice.dispose()).await.unwrap();
+    assert_eq!(signature_key(&clear_record(&db).await), before);
 }

@@ -38,17 +38,6 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 31 + i / 251) % 256) as u8).collect()
 }
 
-fn blob(bytes: &[u8], mime: &str) -> web_sys::Blob {
-    let make = Function::new_with_args("bytes, type", "return new Blob([bytes], { type })");
-    make.call2(
-        &JsValue::NULL,
-        &Uint8Array::from(bytes).into(),
-        &mime.into(),
-    )
-    .unwrap()
-    .unchecked_into()
-}
-
 /// GET `path` of the server with `token`: the status and the bytes.
 async fn download(s: &Server, path: &str, token: &str) -> (u16, Vec<u8>) {
     let get = Function::new_with_args(

@@ -4,6 +4,7 @@
 //!
 //! - [`member`]: one device's side: its signature key, key packages, groups, commits, and the
 //!   encryption and decryption of application messages.
+//! - [`file`]: attachments of encrypted conversations, sealed with AES-256-GCM on the device.
 //! - [`ds`]: the Delivery Service's side, run by the server: the public state of one
 //!   conversation's group, which checks every handshake message against the devices the
 //!   conversation's membership allows, and every application message's framing. It never
@@ -13,6 +14,7 @@
 //! `crypto.getRandomValues` (in browsers). That is the one randomness in the core.
 
 pub mod ds;
+pub mod file;
 pub mod identity;
 pub mod member;
 mod snapshot;

@@ -103,6 +103,10 @@ pub(super) async fn may_attach(
     let probe = MessageId::new("m-attach-probe").map_err(ApiError::from)?;
     let mut message = NewMessage::text(probe, caller.account.clone(), "", now);
     message.kind = MessageKind::Image;
+    if conv.encrypted() {
+        // Its messages are sealed: the probe is one (its content is never checked here).
+        message.sealed = Some(vec![0]);
+    }
     let intent = Intent::Send {
         conv: id.clone(),
         message,

@@ -109,6 +109,21 @@ pub struct Attachment {
     #[tsify(optional)]
     pub size: Option<u64>,
     pub url: String,
+    /// An encrypted conversation's attachment: how its file was sealed (`url` holds the
+    /// ciphertext; `name`, `mime` and `size` are the plaintext's). It travels inside the
+    /// message's sealed content only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub encryption: Option<AttachmentSeal>,
+}
+
+/// How a file was sealed (AES-256-GCM): its key and nonce, and the SHA-256 of the
+/// ciphertext, all hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+pub struct AttachmentSeal {
+    pub key: String,
+    pub nonce: String,
+    pub sha256: String,
 }
 
 /// A message to send: `send(conv, "text")` or `send(conv, { body, ... })`.

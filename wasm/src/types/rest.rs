@@ -83,6 +83,15 @@ pub struct PendingUpload {
     pub attachment_id: String,
     pub chunk_bytes: u32,
     pub created_at: i64,
+    /// An encrypted conversation's upload: the recorded bytes are the ciphertext (`hash`
+    /// and `size` are its), sealed so; `plainSize` is the file's. It is stored under the
+    /// file's declared `mime`, so the tenant's type policy applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub encryption: Option<AttachmentSeal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub plain_size: Option<u64>,
 }
 
 /// What `resumeUploads()` did with one pending upload: its attachment, or why not (an

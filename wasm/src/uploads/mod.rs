@@ -4,6 +4,7 @@
 //! `resumeUploads()` continues it after a reload from where the server says it stands.
 
 mod pending;
+mod sealed;
 mod transfer;
 
 use std::cell::RefCell;
@@ -23,7 +24,7 @@ use crate::http::{transient, Http};
 use crate::js;
 use crate::runtime::Runtime;
 use crate::types::{
-    ClientEvent, PendingUpload, RestError, ResumeOptions, ResumedUpload, UploadOptions,
+    Attachment, ClientEvent, PendingUpload, RestError, ResumeOptions, ResumedUpload, UploadOptions,
     UploadProgress,
 };
 use pending::Pending;
@@ -113,7 +114,8 @@ async fn upload(
     blob: Blob,
     options: UploadOptions,
 ) -> Result<JsValue> {
-    let conv = conv_id(&conv)?.to_string();
+    let id = conv_id(&conv)?;
+    let conv = id.to_string();
     let http = rest.http()?;
     let signal = signal_of(&options.signal);
     let file_name = js_sys::Reflect::get(&blob, &"name".into())
@@ -125,18 +127,30 @@ async fn upload(
         .filter(|m| !m.is_empty())
         .or_else(|| Some(blob.type_()).filter(|t| !t.is_empty()))
         .unwrap_or_else(|| "application/octet-stream".into());
-    let size = blob.size() as u64;
-    if size == 0 {
+    if blob.size() == 0.0 {
         return Err(Failure::new(
             "invalid_argument",
             "the blob is empty: there is nothing to attach",
         ));
     }
-    let hash = transfer::sha256(&blob).await?;
-    let opened = transfer::open(http, &conv, &hash, size, &mime, signal.as_ref()).await?;
+    // An encrypted conversation's file leaves this device sealed: the server stores the
+    // ciphertext (docs/E2EE.md, "Encrypted attachments").
+    let encrypted = rt.read(false, |e| e.is_encrypted(&id));
+    let (blob, encryption, plain_size) = if encrypted {
+        let plain_size = blob.size() as u64;
+        let (sealed, seal) = sealed::seal_blob(&blob).await?;
+        (sealed, Some(seal), Some(plain_size))
+    } else {
+        (blob, None, None)
+    };
+    let size = blob.size() as u64;
+    let hash = match &encryption {
+        Some(seal) => seal.sha256.clone(),
+        None => transfer::sha256(&blob).await?,
+    };
     let kind = options.kind.unwrap_or_else(|| kind_of(&mime));
     let record = PendingUpload {
-        upload: opened.upload.clone().unwrap_or_default(),
+        upload: String::new(),
         conv,
         size,
         mime,
@@ -146,6 +160,21 @@ async fn upload(
         chunk_bytes: options.chunk_bytes.unwrap_or(CHUNK_DEFAULT).max(1),
         created_at: js::now_ms(),
         hash,
+        encryption,
+        plain_size,
+    };
+    let opened = transfer::open(
+        http,
+        &record.conv,
+        &record.hash,
+        size,
+        &record.mime,
+        signal.as_ref(),
+    )
+    .await?;
+    let record = PendingUpload {
+        upload: opened.upload.clone().unwrap_or_default(),
+        ..record
     };
     let report = reporter(&rt, options.on_progress);
     if opened.complete {
@@ -347,6 +376,32 @@ impl ConfabClient {
                 _ => from_js::<ResumeOptions>(js_sys::Object::new().into())?,
             };
             resume(rt, rest, options).await
+        })
+    }
+
+    /// The file an attachment reference names, as a `Blob` of its type: fetched with the
+    /// client's token and, for an encrypted conversation's attachment, checked and decrypted
+    /// on this device. Rejects with the server's code, or `attachment_tampered` when the
+    /// stored bytes are not the ones sealed.
+    #[wasm_bindgen(js_name = downloadAttachment, unchecked_return_type = "Promise<Blob>")]
+    pub fn download_attachment(&self, attachment: Ts<Attachment>) -> Promise {
+        let rest = self.rest.clone();
+        let attachment: JsValue = attachment.into();
+        promise(async move {
+            let attachment: Attachment = from_js(attachment)?;
+            let http = rest.http()?;
+            let path = attachment
+                .url
+                .find("/v1/")
+                .map(|at| &attachment.url[at..])
+                .ok_or_else(|| {
+                    Failure::new(
+                        "invalid_argument",
+                        "the attachment's url is not the server's",
+                    )
+                })?;
+            let bytes = transfer::with_retry(None, || http.get_bytes(path, None)).await?;
+            Ok(JsValue::from(sealed::open_download(&attachment, bytes)?))
         })
     }
 

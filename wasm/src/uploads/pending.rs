@@ -8,12 +8,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use js_sys::Array;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{Blob, IdbDatabase, IdbOpenDbRequest, IdbTransactionMode};
+use web_sys::{Blob, IdbDatabase, IdbTransactionMode};
 
 use crate::error::{Failure, Result};
-use crate::store::{commit, factory, request};
+use crate::store::{commit, open_database, request};
 use crate::types::PendingUpload;
 
 const STORE: &str = "uploads";
@@ -48,22 +47,9 @@ impl Pending {
         if let Some(db) = self.db.borrow().as_ref() {
             return Ok(Some(db.clone()));
         }
-        let req: IdbOpenDbRequest = factory()?
-            .open_with_u32(name, 1)
-            .map_err(|e| fail("open", crate::error::describe_js(&e).1))?;
-        let upgrade = Closure::<dyn FnMut(web_sys::Event)>::new({
-            let req = req.clone();
-            move |_event: web_sys::Event| {
-                if let Ok(db) = req.result() {
-                    let db: IdbDatabase = db.unchecked_into();
-                    let _ = db.create_object_store(STORE);
-                }
-            }
-        });
-        req.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
-        let opened = request(&req, "open uploads").await;
-        req.set_onupgradeneeded(None);
-        let db: IdbDatabase = opened?.unchecked_into();
+        let db = open_database(name, STORE)
+            .await
+            .map_err(|e| fail("open", e.0))?;
         *self.db.borrow_mut() = Some(db.clone());
         Ok(Some(db))
     }

@@ -254,12 +254,25 @@ pub async fn send_from(
 
 /// The attachment reference a message carries for the stored blob.
 pub fn reference(record: &PendingUpload, blob: BlobView) -> Attachment {
-    Attachment {
-        id: record.attachment_id.clone(),
-        kind: record.kind,
-        name: record.name.clone(),
-        mime: Some(blob.mime),
-        size: Some(blob.size),
-        url: blob.url,
+    match &record.encryption {
+        // The stored blob is ciphertext: the reference says what the file is.
+        Some(seal) => Attachment {
+            id: record.attachment_id.clone(),
+            kind: record.kind,
+            name: record.name.clone(),
+            mime: Some(record.mime.clone()),
+            size: record.plain_size,
+            url: blob.url,
+            encryption: Some(seal.clone()),
+        },
+        None => Attachment {
+            id: record.attachment_id.clone(),
+            kind: record.kind,
+            name: record.name.clone(),
+            mime: Some(blob.mime),
+            size: Some(blob.size),
+            url: blob.url,
+            encryption: None,
+        },
     }
 }

@@ -244,3 +244,21 @@ pub fn server() -> Server {
          `cargo xtask wasm test`, which starts one",
     )
 }
+
+/// A Blob of `bytes` of type `mime`.
+pub fn blob(bytes: &[u8], mime: &str) -> web_sys::Blob {
+    let make = Function::new_with_args("bytes, type", "return new Blob([bytes], { type })");
+    make.call2(
+        &JsValue::NULL,
+        &js_sys::Uint8Array::from(bytes).into(),
+        &mime.into(),
+    )
+    .unwrap()
+    .unchecked_into()
+}
+
+/// The bytes of a Blob.
+pub async fn blob_bytes(blob: &web_sys::Blob) -> Vec<u8> {
+    let buffer = JsFuture::from(blob.array_buffer()).await.unwrap();
+    js_sys::Uint8Array::new(&buffer).to_vec()
+}
