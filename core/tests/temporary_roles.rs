@@ -357,3 +357,54 @@ fn a_conversation_view_at_a_time_shows_lapsed_roles_lapsed() {
     );
     assert_eq!(later.next_lapse(T), None);
 }
+
+#[test]
+fn writing_down_a_lapse_is_anyones_once_it_lapsed_and_nothing_more() {
+    let mut c = group();
+    let carol = c.members.get_mut(&acc("carol")).unwrap();
+    carol.overrides.insert(Permission::PinMessages, true);
+    carol.overrides_until.insert(Permission::PinMessages, T);
+    carol.overrides.insert(Permission::SendMessages, false);
+    carol
+        .overrides_until
+        .insert(Permission::SendMessages, T + 10);
+    let lapse_bob = update(&c, "bob", &[ROLE, ROLE_UNTIL, ROLE_AFTER], |m| {
+        *m = m.at(T).into_owned()
+    });
+    let Effect::UpdateMember { after, .. } = &lapse_bob else {
+        unreachable!()
+    };
+    assert_eq!((after.role, after.role_until), (Role::Member, None));
+    // Before its time it is a demotion like any other: carol, a member, may not.
+    assert_eq!(
+        run(&c, T - 1, "carol", &lapse_bob),
+        Some(DenyCode::RoleTooHigh)
+    );
+    // From its time on anyone writes it down, bob himself and a service too.
+    for who in ["carol", "bob", "mod"] {
+        assert_eq!(run(&c, T, who, &lapse_bob), None, "{who}");
+    }
+    let service = Author::service(acc("confab-lapses"));
+    assert!(check(&at(&c, T), &service, &lapse_bob).is_ok());
+    // Writing down a lapse and anything else is judged as the whole change.
+    let lapse_and_promote = update(&c, "bob", &[ROLE, ROLE_UNTIL, ROLE_AFTER], |m| {
+        *m = m.at(T).into_owned();
+        m.role = Role::Admin;
+    });
+    assert_eq!(
+        run(&c, T, "carol", &lapse_and_promote),
+        Some(DenyCode::RoleTooHigh)
+    );
+    // Overrides: the lapsed one goes; one still in force is not anyone's to drop.
+    let lapse_pin = update(&c, "carol", &[], |m| {
+        m.overrides.remove(&Permission::PinMessages);
+        m.overrides_until.remove(&Permission::PinMessages);
+    });
+    assert_eq!(run(&c, T, "bob", &lapse_pin), None);
+    let drop_mute = update(&c, "carol", &[], |m| {
+        m.overrides.remove(&Permission::SendMessages);
+        m.overrides_until.remove(&Permission::SendMessages);
+    });
+    assert_eq!(run(&c, T, "bob", &drop_mute), Some(DenyCode::RoleTooHigh));
+    assert_eq!(run(&c, T + 10, "bob", &drop_mute), None);
+}

@@ -428,6 +428,9 @@ impl Outboxes for GatedStore {
     async fn retry_scheduled(&self, doc: &str, at: i64) -> Result<()> {
         self.inner.retry_scheduled(doc, at).await
     }
+    async fn hint_scheduled(&self, doc: &str, at: i64) -> Result<()> {
+        self.inner.hint_scheduled(doc, at).await
+    }
     async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String> {
         self.inner.post_bucket(doc, message, bucket).await
     }

@@ -7,6 +7,7 @@
 
 pub mod cut;
 pub mod erase;
+pub mod lapse;
 pub mod read;
 pub mod schedule;
 pub mod schema;

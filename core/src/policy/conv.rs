@@ -451,6 +451,9 @@ fn check_update(
     after: &Member,
     fields: &[String],
 ) -> Decision {
+    if super::lapse::only_lapses(now, before, after) {
+        return Ok(());
+    }
     let touched = |f: &str| fields.iter().any(|x| x == f);
     // The target as it stands now: a lapsed temporary role ranks as the role it lapsed to.
     let now_before = before.at(now);

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 mod conv;
 pub use conv::encryption_allowed;
 pub mod joining;
+mod lapse;
 mod msgs;
 pub mod reopen;
 pub mod support;

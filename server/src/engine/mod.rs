@@ -10,6 +10,7 @@ mod cluster;
 mod committer;
 pub mod cut;
 mod feed;
+pub mod lapses;
 pub(crate) mod projection;
 mod reader;
 pub mod retention;

@@ -7,6 +7,9 @@
 //! Which private documents to look at comes from `schedule_hints` (marked by a trigger in
 //! the commit that changed one; `store::schedule`). The time is a parameter
 //! (`post_due(now_ms)`: the server's clock in production, any time in tests).
+//!
+//! The same pass writes down lapsed temporary roles: a conversation document's hint is a
+//! grant's expiry (`engine::lapses`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use confab_core::model::message::{MessageKind, NewMessage};
 use confab_core::policy::{Author, DenyCode};
 use confab_core::validate::RejectCode;
 
+use super::lapses::Lapsed;
 use super::{Engine, SubmitOutcome};
 use crate::store::schedule::Claim;
 use crate::store::StoreError;
@@ -44,6 +48,8 @@ pub struct ScheduleReport {
     pub refused: usize,
     /// Documents left for a later pass after a transient failure.
     pub retried: usize,
+    /// Conversations whose lapsed temporary roles were written down (`engine::lapses`).
+    pub lapsed: usize,
 }
 
 /// What became of one due message.
@@ -95,9 +101,23 @@ impl Engine {
         report: &mut ScheduleReport,
     ) -> Result<(), StoreError> {
         let doc = DocId::parse(&claim.doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let DocTarget::Private(account) = doc.target().clone() else {
+        let account = match doc.target() {
+            DocTarget::Private(account) => account.clone(),
+            DocTarget::Conv(_) => {
+                return match self.settle_lapses(claim, &doc, now).await? {
+                    Lapsed::Written => {
+                        report.lapsed += 1;
+                        Ok(())
+                    }
+                    Lapsed::Nothing => Ok(()),
+                    Lapsed::Transient => {
+                        self.count_retry(report);
+                        self.retry(claim, now).await
+                    }
+                };
+            }
             // Not a private document (the trigger matched a look-alike id): nothing waits.
-            return self.finish(claim, None).await;
+            _ => return self.finish(claim, None).await,
         };
         // One node: from the account's unit, which holds it committed (a job runs after
         // every earlier batch is answered), so a pass costs the document's size, not its

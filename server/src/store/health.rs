@@ -677,6 +677,9 @@ impl Outboxes for Guarded {
     async fn retry_scheduled(&self, doc: &str, at: i64) -> Result<()> {
         self.run(self.inner.retry_scheduled(doc, at)).await
     }
+    async fn hint_scheduled(&self, doc: &str, at: i64) -> Result<()> {
+        self.run(self.inner.hint_scheduled(doc, at)).await
+    }
     async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String> {
         self.run(self.inner.post_bucket(doc, message, bucket)).await
     }

@@ -605,6 +605,10 @@ pub trait Outboxes: Send + Sync {
     async fn finish_scheduled(&self, doc: &str, gen: i64, next_at: Option<i64>) -> Result<()>;
     /// Something transient failed: look at the document again from `at`.
     async fn retry_scheduled(&self, doc: &str, at: i64) -> Result<()>;
+    /// A document holds something due at `at` that no trigger marks (a conversation's
+    /// temporary role, `engine::lapses`): its hint is due by then at the latest, and its
+    /// `gen` moves, so a pass that looked at it before does not settle it.
+    async fn hint_scheduled(&self, doc: &str, at: i64) -> Result<()>;
     /// The bucket of a due message's post: the stored one, or `bucket` stored now.
     async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String>;
     /// The post was refused by its bucket for a reason about the bucket (full, not open):

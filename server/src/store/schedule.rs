@@ -72,6 +72,20 @@ macro_rules! queries {
             Ok(())
         }
 
+        pub(in crate::store) async fn hint(conn: &mut $conn, doc: &str, at: i64) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO schedule_hints (doc_id, next_at) VALUES ($1, $2) \
+                 ON CONFLICT (doc_id) DO UPDATE SET gen = schedule_hints.gen + 1, \
+                 next_at = CASE WHEN schedule_hints.next_at < excluded.next_at \
+                 THEN schedule_hints.next_at ELSE excluded.next_at END",
+            )
+            .bind(doc)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
         pub(in crate::store) async fn retry(conn: &mut $conn, doc: &str, at: i64) -> Result<()> {
             sqlx::query(
                 "UPDATE schedule_hints SET claimed_until = $2, claimed_by = NULL \

@@ -1,11 +1,13 @@
 //! Temporary roles (docs/POLICY.md, "Temporary roles and overrides"): the acceptor judges a
-//! role by its own clock, so a role whose time came is gone without anyone writing it away.
+//! role by its own clock, so a role whose time came is gone whether or not anyone wrote it
+//! down yet, and writing it down is anyone's only once the time came.
 
 use confab_core::automerge::ScalarValue;
+use confab_core::doc::lapse::write_lapses;
 use confab_core::doc::schema::keys::{MEMBERS, ROLE_AFTER, ROLE_UNTIL};
 use confab_core::doc::write;
 use confab_core::ids::MessageId;
-use confab_core::model::conversation::Role;
+use confab_core::model::conversation::{Member, Role};
 
 use super::fixture::{fixture, Fixture};
 use super::Lab;
@@ -114,7 +116,7 @@ pub async fn a_temporary_moderator_loses_its_rights_when_its_time_comes(lab: &mu
     lab.accept(&mut f.bob, &f.cd, pin).await;
     let conv = lab.conversation(&f.cd).await.expect("created");
     assert_eq!(conv.member("bob").role, "moderator");
-    // Its time comes: nobody writes anything, and the acceptor's clock ends the role.
+    // Its time comes: the acceptor's clock ends the role, written down or not.
     lab.wait_past(until).await;
     let m1 = MessageId::new("m1").expect("id");
     let now = lab.now();
@@ -130,4 +132,39 @@ pub async fn a_temporary_moderator_loses_its_rights_when_its_time_comes(lab: &mu
         "the view shows the lapse"
     );
     assert!(conv.pins.contains(&"m1".to_owned()), "{conv:?}");
+}
+
+pub async fn writing_down_a_lapse_before_its_time_role_too_high(lab: &mut impl Lab) {
+    let mut f = fixture(lab, "t05").await;
+    let now = lab.now();
+    let add_carol = f
+        .dave
+        .write(&f.cd, |d, t| {
+            let mut carol = Member::new(acc("carol"), Role::Member);
+            carol.joined_at = Some(now);
+            carol.invited_by = Some(acc("dave"));
+            write::add_member(d, t, now, &carol)
+        })
+        .expect("the add writes");
+    lab.accept(&mut f.dave, &f.cd, add_carol).await;
+    make_bob_moderator_until(lab, &mut f, now + HOUR).await;
+    // Carol, a member, claims the hour is over: judged by the acceptor's clock, it is a
+    // demotion of a moderator.
+    let mut carol = Device::new("carol", 1);
+    lab.pull(&mut carol, &f.cd).await;
+    let early = carol
+        .write(&f.cd, |d, t| write_lapses(d, t, now + 2 * HOUR))
+        .expect("the early lapse writes");
+    lab.reject(&carol, &f.cd, early, "role_too_high").await;
+    // Twin: a role whose time came is anyone's to write down (unless the server's own
+    // lapse pass wrote it down first).
+    make_bob_moderator_until(lab, &mut f, now - 1).await;
+    let mut carol2 = Device::new("carol", 2);
+    lab.pull(&mut carol2, &f.cd).await;
+    let later = lab.now();
+    if let Some(twin) = carol2.try_write(&f.cd, |d, t| write_lapses(d, t, later)) {
+        lab.accept(&mut carol2, &f.cd, twin).await;
+    }
+    let conv = lab.conversation(&f.cd).await.expect("created");
+    assert_eq!(conv.member("bob").role, "member");
 }

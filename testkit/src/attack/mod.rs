@@ -315,6 +315,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_temporary::extending_ones_own_temporary_role_role_too_high),
         case!(cases_temporary::half_a_temporary_role_invalid_value),
         case!(cases_temporary::a_temporary_moderator_loses_its_rights_when_its_time_comes),
+        case!(cases_temporary::writing_down_a_lapse_before_its_time_role_too_high),
         case!(cases_ownership::transfer_by_a_non_owner_owner_only),
         case!(cases_ownership::transfer_to_a_non_member_or_banned_member),
         case!(cases_ownership::the_only_owner_leaving_owner_must_transfer),

@@ -71,6 +71,7 @@ impl Unit {
             // Only rejections: answered in order behind the batches still committing.
             let _ = reply.send(Ok(now));
         } else {
+            self.hint_lapses(&batch.pending).await;
             let changes: Vec<NewChange> = batch.pending.iter().map(|p| p.change.clone()).collect();
             let request = CommitRequest {
                 changes,
@@ -85,6 +86,21 @@ impl Unit {
             }
         }
         self.in_flight.push_back(InFlight { batch, done, epoch });
+    }
+
+    /// Marks the conversations whose accepted changes grant something for a while as due at
+    /// its lapse (`engine::lapses`), before the commit is sent: an acked grant has its hint.
+    /// If storage refuses the mark it most likely refuses the commit too; if not, readers
+    /// still take the grant at their own time, and only the push at the lapse is missed.
+    async fn hint_lapses(&self, pending: &[Pending]) {
+        let changes = pending
+            .iter()
+            .map(|p| (&p.change.doc, &p.effects[..], p.change.accepted_at));
+        for (doc, at) in crate::engine::lapses::hints(changes) {
+            if let Err(error) = self.engine.store().hint_scheduled(&doc, at).await {
+                tracing::warn!(%doc, %error, "a temporary role's lapse was not scheduled");
+            }
+        }
     }
 
     /// Commits the current batch and waits until every batch is answered: reads and

@@ -239,6 +239,10 @@ impl Outboxes for PgStore {
         on_pool!(self, |conn| schedule::pg::retry(conn, doc, at))
     }
 
+    async fn hint_scheduled(&self, doc: &str, at: i64) -> Result<()> {
+        on_pool!(self, |conn| schedule::pg::hint(conn, doc, at))
+    }
+
     async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String> {
         let mut tx = self.pool.begin().await?;
         let stored = schedule::pg::post_bucket_in(&mut tx, doc, message, bucket).await?;

@@ -254,6 +254,11 @@ impl Outboxes for SqliteStore {
         schedule::lite::retry(&mut conn, doc, at).await
     }
 
+    async fn hint_scheduled(&self, doc: &str, at: i64) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        schedule::lite::hint(&mut conn, doc, at).await
+    }
+
     async fn post_bucket(&self, doc: &str, message: &str, bucket: &str) -> Result<String> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let stored = schedule::lite::post_bucket_in(&mut tx, doc, message, bucket).await?;
