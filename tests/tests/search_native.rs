@@ -77,7 +77,7 @@ async fn device_results_come_first_and_the_servers_merge_in_once() {
         "whole words first, newest first"
     );
     assert!(
-        hits.iter().all(|(_, s)| *s == SearchSource::Local),
+        hits.iter().all(|(_, s)| *s == SearchSource::Device),
         "{hits:?}"
     );
     assert!(pages.iter().all(|p| !p.partial));
@@ -129,7 +129,7 @@ async fn device_results_come_first_and_the_servers_merge_in_once() {
     assert!(page.partial);
     assert_eq!(
         found(&[page]),
-        ["far1", "far0", "near1", "near0"].map(|id| (id.to_owned(), SearchSource::Local)),
+        ["far1", "far0", "near1", "near0"].map(|id| (id.to_owned(), SearchSource::Device)),
         "a prefix finds both; newest first"
     );
 
