@@ -201,7 +201,7 @@ fn bench(root: &Path, env: &[(&str, &str)]) -> Result<()> {
         "--target-dir",
         &target_dir,
     ];
-    for suite in ["bench", "bench_catchup", "bench_e2ee"] {
+    for suite in ["bench", "bench_catchup", "bench_e2ee", "bench_search"] {
         cargo_args.extend(["--test", suite]);
     }
     cargo_args.extend(["--", "--nocapture"]);
