@@ -90,8 +90,8 @@ for (const size of SIZES) {
     await shot(alice, "jumped");
 
     // Offline: the device's results, said to be this device's only.
-    await setOfflineSwitch(alice, true);
     await searchFor(alice, "");
+    await setOfflineSwitch(alice, true);
     await searchFor(alice, "CAFE");
     await until(alice, "the offline result", results, (r) => r.some((x) => x.id === found[0].id && x.source === "device"));
     const partial = alice.locator('#search-results .search-partial[data-reason="offline"]');

@@ -9,7 +9,7 @@
 import { h, mount } from "../dom.js";
 import { convTitle, displayName, shortWhen } from "../format.js";
 import * as q from "../queries.js";
-import { select, ui } from "../state.js";
+import { render, select, ui } from "../state.js";
 
 const TYPING_PAUSE_MS = 200;
 /** After arrivals, one search for the burst (the results follow what comes in). */
@@ -40,6 +40,8 @@ export function createSearch(session) {
   async function run(append) {
     const query = input.value.trim();
     const mine = ++asked;
+    // The list gives way to the results (the sidebar reads `active()` when it redraws).
+    if (results.hidden !== !query) render();
     if (!query) {
       pages = [];
       results.hidden = true;
