@@ -38,7 +38,7 @@ impl ConfabClient {
     /// conversation. Offline, or when the server fails, the page is the device's alone with
     /// `partial: true` and `partialReason`. Rejects with `query_empty`,
     /// `query_too_long`, `query_too_many_terms`, `invalid_value` (a cursor or id),
-    /// `invalid_format` (a time) or `out_of_range` (a limit).
+    /// `invalid_format` (a time that is not whole milliseconds) or `out_of_range` (a limit).
     #[wasm_bindgen(unchecked_return_type = "Promise<SearchPage>")]
     pub fn search(&self, query: String, options: Option<Ts<SearchOptions>>) -> Promise {
         let rt = self.rt.clone();

@@ -209,7 +209,7 @@ async fn bad_queries_are_refused_with_codes() {
     };
     assert_eq!(code_of(refused("cafe", limit)).await, "out_of_range");
     let since = SearchOptions {
-        since: Some(confab_wasm::types::TimeInput::Text("yesterday".into())),
+        since: Some(1.5),
         ..Default::default()
     };
     assert_eq!(code_of(refused("cafe", since)).await, "invalid_format");

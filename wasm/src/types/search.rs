@@ -3,27 +3,17 @@
 
 use super::*;
 use confab_core::client::search as cs;
-use confab_core::model::time::parse_rfc3339;
 
-/// A time a search filters on: milliseconds since the epoch (as everywhere in the package),
-/// or an RFC 3339 text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Tsify)]
-#[serde(untagged)]
-pub enum TimeInput {
-    Ms(f64),
-    Text(String),
-}
-
-impl TimeInput {
-    fn ms(self, field: &'static str) -> Result<i64, ModelError> {
-        match self {
-            TimeInput::Ms(ms) if ms.is_finite() && ms.fract() == 0.0 => Ok(ms as i64),
-            TimeInput::Ms(_) => Err(ModelError::InvalidFormat {
-                field,
-                reason: "whole milliseconds since the epoch, or RFC 3339 text".into(),
-            }),
-            TimeInput::Text(text) => parse_rfc3339(field, &text),
-        }
+/// A time a search filters on: whole milliseconds since the epoch, as everywhere in the
+/// package.
+fn time(ms: f64, field: &'static str) -> Result<i64, ModelError> {
+    if ms.is_finite() && ms.fract() == 0.0 {
+        Ok(ms as i64)
+    } else {
+        Err(ModelError::InvalidFormat {
+            field,
+            reason: "whole milliseconds since the epoch".into(),
+        })
     }
 }
 
@@ -44,12 +34,12 @@ pub struct SearchOptions {
     /// Image, video, voice and file messages only.
     #[tsify(optional)]
     pub has_attachment: Option<bool>,
-    /// Created at or after (inclusive).
+    /// Created at or after (inclusive), in milliseconds since the epoch.
     #[tsify(optional)]
-    pub since: Option<TimeInput>,
-    /// Created before (exclusive).
+    pub since: Option<f64>,
+    /// Created before (exclusive), in milliseconds since the epoch.
     #[tsify(optional)]
-    pub until: Option<TimeInput>,
+    pub until: Option<f64>,
     /// The previous page's `nextCursor`.
     #[tsify(optional)]
     pub cursor: Option<String>,
@@ -69,8 +59,8 @@ impl TryFrom<SearchOptions> for cs::SearchOptions {
             author: opt(AccountId::new, o.author)?,
             kind: o.kind.map(Into::into),
             has_attachment: o.has_attachment.unwrap_or(false),
-            since: o.since.map(|t| t.ms("since")).transpose()?,
-            until: o.until.map(|t| t.ms("until")).transpose()?,
+            since: o.since.map(|t| time(t, "since")).transpose()?,
+            until: o.until.map(|t| time(t, "until")).transpose()?,
             cursor: o.cursor,
             limit: o.limit.map(|l| l as usize),
             local_only: o.local_only.unwrap_or(false),
