@@ -47,10 +47,19 @@ async fn search(client: &ConfabClient, query: &str, options: SearchOptions) -> S
     ok(client.search(query.into(), Some(tsify::Ts::from_rust(&options).unwrap()))).await
 }
 
-fn local_only() -> SearchOptions {
+/// Scoped to `conv`: the account's other conversations on a server that ran these tests
+/// before hold the same words.
+fn scoped(conv: &str) -> SearchOptions {
+    SearchOptions {
+        conv: Some(conv.to_owned()),
+        ..Default::default()
+    }
+}
+
+fn local_only(conv: &str) -> SearchOptions {
     SearchOptions {
         local_only: Some(true),
-        ..Default::default()
+        ..scoped(conv)
     }
 }
 
@@ -87,14 +96,14 @@ async fn the_device_index_follows_edits_deletes_reloads_and_answers_offline() {
 
     // Accents fold, the last word matches as a prefix, every word must match.
     for query in ["cafe", "CAFÉ", "caf", "cafe tomo", "meet caf"] {
-        let page = search(&alice, query, local_only()).await;
+        let page = search(&alice, query, local_only(&conv)).await;
         assert_eq!(ids(&page), [cafe.as_str()], "{query}");
     }
-    assert!(search(&alice, "cafe pizza", local_only())
+    assert!(search(&alice, "cafe pizza", local_only(&conv))
         .await
         .results
         .is_empty());
-    let page = search(&alice, "cafe", local_only()).await;
+    let page = search(&alice, "cafe", local_only(&conv)).await;
     let hit = &page.results[0];
     assert_eq!(hit.conv, conv);
     assert_eq!(hit.source, SearchSource::Device);
@@ -110,7 +119,7 @@ async fn the_device_index_follows_edits_deletes_reloads_and_answers_offline() {
     assert_eq!(page.partial_reason.unwrap().reason, PartialCause::LocalOnly);
 
     // Online, the server's results merge in once: the same message is one result, "both".
-    let merged = search(&alice, "cafe", SearchOptions::default()).await;
+    let merged = search(&alice, "cafe", scoped(&conv)).await;
     assert_eq!(ids(&merged), [cafe.as_str()]);
     assert_eq!(merged.results[0].source, SearchSource::Both);
     assert!(!merged.partial && merged.partial_reason.is_none());
@@ -122,27 +131,30 @@ async fn the_device_index_follows_edits_deletes_reloads_and_answers_offline() {
     accepted(&alice, &edited, "the edit accepted").await;
     accepted(&alice, &deleted, "the delete accepted").await;
     assert_eq!(
-        ids(&search(&alice, "sushi", local_only()).await),
+        ids(&search(&alice, "sushi", local_only(&conv)).await),
         [pizza.as_str()]
     );
-    assert!(search(&alice, "pizza", local_only())
+    assert!(search(&alice, "pizza", local_only(&conv))
         .await
         .results
         .is_empty());
-    assert!(search(&alice, "fox", local_only()).await.results.is_empty());
+    assert!(search(&alice, "fox", local_only(&conv))
+        .await
+        .results
+        .is_empty());
     // The server agrees: nothing it adds brings them back.
-    assert!(search(&alice, "pizza", SearchOptions::default())
+    assert!(search(&alice, "pizza", scoped(&conv))
         .await
         .results
         .is_empty());
-    assert!(search(&alice, "fox", SearchOptions::default())
+    assert!(search(&alice, "fox", scoped(&conv))
         .await
         .results
         .is_empty());
 
     // The connection dropped: the device's results, partial, "offline".
     done(alice.disconnect()).await.unwrap();
-    let offline = search(&alice, "cafe", SearchOptions::default()).await;
+    let offline = search(&alice, "cafe", scoped(&conv)).await;
     assert_eq!(ids(&offline), [cafe.as_str()]);
     assert!(offline.partial);
     assert_eq!(
@@ -156,15 +168,18 @@ async fn the_device_index_follows_edits_deletes_reloads_and_answers_offline() {
     // any conversation or connects.
     let again = alice_in(&s, &db);
     done(again.ready()).await.unwrap();
-    let page = search(&again, "tomorrow", SearchOptions::default()).await;
+    let page = search(&again, "tomorrow", scoped(&conv)).await;
     assert_eq!(ids(&page), [cafe.as_str()]);
     assert_eq!(page.results[0].message.author, "alice");
     assert!(page.partial);
     assert_eq!(
-        ids(&search(&again, "sushi", local_only()).await),
+        ids(&search(&again, "sushi", local_only(&conv)).await),
         [pizza.as_str()]
     );
-    assert!(search(&again, "fox", local_only()).await.results.is_empty());
+    assert!(search(&again, "fox", local_only(&conv))
+        .await
+        .results
+        .is_empty());
     done(again.dispose()).await.unwrap();
 
     // Online, but the server's search fails: partial, with its code.
@@ -173,7 +188,7 @@ async fn the_device_index_follows_edits_deletes_reloads_and_answers_offline() {
     let broken = client_with(&options);
     done(broken.ready()).await.unwrap();
     done(broken.connect()).await.unwrap();
-    let page = search(&broken, "cafe", SearchOptions::default()).await;
+    let page = search(&broken, "cafe", scoped(&conv)).await;
     assert_eq!(ids(&page), [cafe.as_str()]);
     let reason = page.partial_reason.unwrap();
     assert!(page.partial);
