@@ -3,11 +3,17 @@
 
 use std::sync::Mutex;
 
-use confab_core::client::search::{merge, MergedCursor, ServerPage};
-use confab_core::client::{ClientError, Event, Outcome, SearchOptions, SearchPage};
-use confab_core::model::time::format_rfc3339;
+use confab_core::client::search::ServerPage;
+use confab_core::client::{ClientError, Event, Outcome, Partial, SearchOptions, SearchPage};
 
 use crate::{Client, Error};
+
+/// A REST error's body, as far as a search reads it.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Refusal {
+    code: Option<String>,
+    message: Option<String>,
+}
 
 /// Where the server's REST answers, and with which token.
 #[derive(Debug)]
@@ -37,45 +43,38 @@ impl Rest {
         }
     }
 
-    /// The server's page, or `None` when it cannot answer (unreachable, refusing): the
-    /// search is then partial, not failed.
-    async fn search(
-        &self,
-        query: &str,
-        options: &SearchOptions,
-        cursor: Option<&str>,
-    ) -> Option<ServerPage> {
-        let token = self.token.lock().ok()?.clone();
-        let mut params: Vec<(&str, String)> = vec![("q", query.to_owned())];
-        let text = |v: Option<&dyn ToString>| v.map(|v| v.to_string());
-        for (name, value) in [
-            ("conversation", text(options.conv.as_ref().map(|c| c as _))),
-            ("author", text(options.author.as_ref().map(|a| a as _))),
-            ("kind", options.kind.map(|k| k.as_str().to_owned())),
-            ("since", options.since.map(format_rfc3339)),
-            ("until", options.until.map(format_rfc3339)),
-            ("limit", text(options.limit.as_ref().map(|l| l as _))),
-            ("cursor", cursor.map(str::to_owned)),
-        ] {
-            if let Some(value) = value {
-                params.push((name, value));
-            }
-        }
-        if options.has_attachment {
-            params.push(("has_attachment", "true".into()));
-        }
+    /// The server's page, or why there is none (unreachable, refusing): the search is
+    /// then partial, not failed.
+    async fn search(&self, params: &[(&str, String)]) -> Result<ServerPage, Partial> {
+        let failed = |code: &str, message: String| Partial::Server {
+            code: code.to_owned(),
+            message,
+        };
+        let token = self
+            .token
+            .lock()
+            .map_err(|_| failed("network", "the token lock was poisoned".into()))?
+            .clone();
         let answer = self
             .http
             .get(format!("{}/v1/search", self.base))
             .bearer_auth(token)
-            .query(&params)
+            .query(params)
             .send()
             .await
-            .ok()?;
-        if !answer.status().is_success() {
-            return None;
+            .map_err(|e| failed("network", e.to_string()))?;
+        let status = answer.status();
+        if !status.is_success() {
+            let refusal: Refusal = answer.json().await.unwrap_or_default();
+            let code = refusal
+                .code
+                .unwrap_or_else(|| format!("http_{}", status.as_u16()));
+            return Err(failed(&code, refusal.message.unwrap_or_default()));
         }
-        answer.json().await.ok()
+        answer
+            .json()
+            .await
+            .map_err(|e| failed("network", e.to_string()))
     }
 }
 
@@ -87,10 +86,11 @@ impl Client {
     /// as encrypted; offline or unreachable, the page is this device's alone with `partial`
     /// set. `next_cursor` goes back as `options.cursor` for the next page.
     pub async fn search(&self, query: &str, options: &SearchOptions) -> Result<SearchPage, Error> {
-        let at = MergedCursor::decode(options.cursor.as_deref())?;
-        let (local_options, show_local) = at.local_options(options);
+        let scope = options.clone();
+        let plan = self.query(move |e| e.plan_search(&scope)).await??;
         let mut events = self.events();
         let q = query.to_owned();
+        let local_options = plan.local.clone();
         let request = self.query(move |e| e.search(&q, &local_options)).await??;
         let local = loop {
             match events.recv().await {
@@ -110,18 +110,10 @@ impl Client {
                 Err(_) => return Err(Error::Stopped),
             }
         };
-        let scope = options.clone();
-        let (asks, online) = self
-            .query(move |e| (e.search_asks_server(&scope), e.is_online()))
-            .await?;
-        // Scoped to an encrypted conversation: the server holds nothing to add.
-        let encrypted_scope = !asks && !options.local_only;
-        let server_cursor = at.server_cursor();
-        let server = match server_cursor {
-            Some(cursor) if asks && online => self.rest.search(query, options, cursor).await,
-            _ => None,
+        let server = match plan.server_query(query, options) {
+            Some(params) => Some(self.rest.search(&params).await),
+            None => None,
         };
-        let server_done = encrypted_scope || server_cursor.is_none();
-        Ok(merge(local, show_local, server, &at, server_done))
+        Ok(plan.finish(local, server))
     }
 }

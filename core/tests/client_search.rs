@@ -244,7 +244,7 @@ fn ranks_whole_words_first_then_newest_and_filters() {
     let page = dev.search_all("cafe ti", &everything).remove(0);
     assert!(page.partial, "the engine alone never asked the server");
     let hit = &page.hits[0];
-    assert_eq!(hit.source, SearchSource::Local);
+    assert_eq!(hit.source, SearchSource::Device);
     assert_eq!(hit.conv, conv);
     let highlighted: Vec<&str> = hit.snippets[0]
         .parts

@@ -22,6 +22,7 @@ mod queue;
 mod reads;
 mod runtime;
 mod schedule;
+mod search;
 mod startup;
 pub mod store;
 mod timeline;

@@ -310,10 +310,18 @@ impl Runtime {
         &self,
         start: impl FnOnce(&mut ClientEngine, i64) -> RequestId,
     ) -> Result<Outcome> {
+        self.try_request(|e, now| Ok(start(e, now))).await
+    }
+
+    /// `request` for a start the engine may refuse (a refusal is the error).
+    pub async fn try_request(
+        &self,
+        start: impl FnOnce(&mut ClientEngine, i64) -> Result<RequestId>,
+    ) -> Result<Outcome> {
         self.ready().await?;
         self.check_open()?;
         let now = js::now_ms();
-        let request = self.with_engine(|e| start(e, now))?;
+        let request = self.with_engine(|e| start(e, now))??;
         let promise = self.register(Wait::Request(request));
         self.pump();
         self.outcome(promise, Wait::Request(request)).await

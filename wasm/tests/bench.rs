@@ -11,20 +11,15 @@
 
 mod support;
 
-use confab_core::automerge::{ActorId, Automerge};
-use confab_core::client::{
-    apply, ClientConfig, ClientEngine, HostKey, Intent, LocalStore, Output, StoreOp,
-};
-use confab_core::doc::{genesis, IntentTag};
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
-use confab_core::model::conversation::{ConvKind, Role, DEFAULT_BUCKET_MS};
-use confab_core::model::message::NewMessage;
-use confab_core::protocol::{SeqChange, ServerFrame};
+use confab_core::automerge::ActorId;
+use confab_core::client::{ClientConfig, ClientEngine, LocalStore};
+use confab_core::doc::genesis;
+use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
+use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 use confab_testkit::group::Group;
 use confab_wasm::policy::PolicyQuery;
 use confab_wasm::store::IdbStore;
 use confab_wasm::types::TimelineOptions;
-use serde_bytes::ByteBuf;
 use support::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
@@ -33,46 +28,6 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 const MESSAGES: usize = 100_000;
 const PER_BUCKET: usize = 1_000;
-/// Changes per `changes` frame, as the server pages a catch-up.
-const PAGE: usize = 100;
-
-/// Every change of `doc` after its genesis, in order.
-fn changes_of(doc: &mut Automerge) -> Vec<Vec<u8>> {
-    doc.get_changes(&[])
-        .into_iter()
-        .map(|c| c.raw_bytes().to_vec())
-        .collect()
-}
-
-/// Hands `changes` to the engine as accepted (seq 1..) in pages and stores what it asks.
-async fn accept(engine: &mut ClientEngine, store: &IdbStore, doc: &DocId, changes: Vec<Vec<u8>>) {
-    engine.open(doc).unwrap();
-    let mut seq = 0u64;
-    for page in changes.chunks(PAGE) {
-        let frame = ServerFrame::Changes {
-            doc: doc.to_string(),
-            changes: page
-                .iter()
-                .map(|c| {
-                    seq += 1;
-                    SeqChange {
-                        seq,
-                        change: ByteBuf::from(c.clone()),
-                    }
-                })
-                .collect(),
-        };
-        engine.receive(frame, 0);
-        let mut ops = Vec::new();
-        for output in engine.drain() {
-            if let Output::Persist(more) = output {
-                ops.extend(more);
-            }
-        }
-        store.write(ops).await.unwrap();
-    }
-    // The first batch held the entry of the client's index of stored documents (`open`).
-}
 
 #[wasm_bindgen_test]
 async fn open_a_conversation_of_100k_messages() {
@@ -97,21 +52,8 @@ async fn open_a_conversation_of_100k_messages() {
     let day = DEFAULT_BUCKET_MS;
     let today = (now() as i64).div_euclid(day);
     let first_bucket = today - (MESSAGES / PER_BUCKET) as i64 + 1;
-    let created_at = first_bucket * day;
-    let conv_doc = DocId::conv(&tenant, &conv);
-    let mut doc = genesis(&conv_doc).unwrap().with_actor(actor.clone());
-    let create = Intent::CreateConversation {
-        encrypted: false,
-        conv: conv.clone(),
-        kind: ConvKind::Group,
-        title: Some("100k".into()),
-        members: vec![(AccountId::new("bob").unwrap(), Role::Member)],
-        settings: None,
-        parent: None,
-    };
-    let tag = IntentTag::new("1", create.kind());
-    apply::write_to(&mut doc, &conv_doc, &create, &me, &tag, created_at, 1).unwrap();
-    accept(&mut engine, &store, &conv_doc, changes_of(&mut doc)).await;
+    accept_group(&mut engine, &store, &conv, "100k", first_bucket * day).await;
+    let config = engine.config().clone();
     let mut n = 0usize;
     for b in 0..(MESSAGES / PER_BUCKET) as i64 {
         let bucket = first_bucket + b;
@@ -120,29 +62,19 @@ async fn open_a_conversation_of_100k_messages() {
         for i in 0..PER_BUCKET {
             n += 1;
             let at = bucket * day + (i as i64) * (day / PER_BUCKET as i64);
-            let message = NewMessage::text(
-                MessageId::new(format!("m{n:06}")).unwrap(),
-                me.clone(),
-                format!("message number {n}"),
+            write_text(
+                &config,
+                &mut doc,
+                &id,
+                &conv,
+                n,
                 at,
+                format!("message number {n}"),
             );
-            let send = Intent::Send {
-                conv: conv.clone(),
-                message,
-            };
-            let tag = IntentTag::new(n.to_string(), send.kind());
-            apply::write_to(&mut doc, &id, &send, &me, &tag, at, 1).unwrap();
         }
         accept(&mut engine, &store, &id, changes_of(&mut doc)).await;
     }
-    // The client's identity in the store, as the client itself writes it.
-    store
-        .write(vec![
-            StoreOp::Put(HostKey::Account.key().into(), b"demo/alice".to_vec()),
-            StoreOp::Put(HostKey::Actor.key().into(), vec![7u8; 16]),
-        ])
-        .await
-        .unwrap();
+    store_identity(&store).await;
     let stored = store.scan("").await.unwrap();
     let bytes: usize = stored.iter().map(|(k, v)| k.len() + v.len()).sum();
     log(&format!(
@@ -159,14 +91,7 @@ async fn open_a_conversation_of_100k_messages() {
     let mut runs = Vec::new();
     for _ in 0..3 {
         let t0 = now();
-        let client = client(
-            "ws://127.0.0.1:9/ws",
-            "t",
-            "demo",
-            "alice",
-            "indexeddb".into(),
-            Some(db.clone()),
-        );
+        let client = offline_alice(&db);
         done(client.ready()).await.unwrap();
         let t_ready = now();
         let options = tsify::Ts::from_rust(&TimelineOptions { limit: Some(50) }).unwrap();
@@ -188,13 +113,6 @@ async fn open_a_conversation_of_100k_messages() {
         ));
     }
     IdbStore::delete_database(&db).await.unwrap();
-}
-
-/// Median and p99 of `times` (ms).
-fn summary(mut times: Vec<f64>) -> (f64, f64) {
-    times.sort_by(f64::total_cmp);
-    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
 }
 
 #[wasm_bindgen_test]

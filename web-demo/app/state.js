@@ -12,6 +12,8 @@ export const ui = {
   /** Per conversation: the message being answered / edited in its composer. */
   replyTo: new Map(),
   editing: new Map(),
+  /** A search result to show: { conv, message } (its conversation view scrolls to it). */
+  jump: undefined,
   /** The message whose action menu is open: { conv, message }. */
   menu: undefined,
   /** Conversations this account lost access to: conv → reason (from `revoked` events). */

@@ -49,7 +49,8 @@ pub use presence::{presence_refresh_ms, MemberPresence, PresenceState};
 pub use records::HostKey;
 pub use sealed::Opened;
 pub use search::{
-    SearchError, SearchHit, SearchOptions, SearchPage, SearchSource, Snippet, SnippetPart,
+    Partial, SearchError, SearchHit, SearchOptions, SearchPage, SearchPlan, SearchSource, Snippet,
+    SnippetPart,
 };
 pub use store::{LocalStore, MemoryStore, StoreError, StoreOp};
 pub use timeline::TimelineItem;

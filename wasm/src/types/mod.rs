@@ -11,6 +11,7 @@ mod intents;
 mod options;
 mod presence;
 mod rest;
+mod search;
 mod views;
 
 pub use account::*;
@@ -21,6 +22,7 @@ pub use intents::*;
 pub use options::*;
 pub use presence::*;
 pub use rest::*;
+pub use search::*;
 pub use views::*;
 
 use std::collections::BTreeMap;

@@ -1,14 +1,23 @@
 //! Helpers shared by the browser tests: drive `ConfabClient` through its JavaScript API.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use confab_core::automerge::ActorId;
-use confab_core::client::{ClientConfig, ClientEngine, HostKey, LocalStore, Output, StoreOp};
+use confab_core::automerge::{ActorId, Automerge};
+use confab_core::client::{
+    apply, ClientConfig, ClientEngine, HostKey, Intent, LocalStore, Output, StoreOp,
+};
+use confab_core::doc::{genesis, IntentTag};
+use confab_core::ids::DocId;
+use confab_core::ids::{AccountId, ConvId, MessageId};
+use confab_core::model::conversation::{ConvKind, Role};
+use confab_core::model::message::NewMessage;
+use confab_core::protocol::{SeqChange, ServerFrame};
 use confab_testkit::group::Group;
 use confab_wasm::store::IdbStore;
 use confab_wasm::types::{ClientOptions, IntentResult, TimelineItem};
 use confab_wasm::ConfabClient;
 use js_sys::{Function, Promise};
 use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
 use tsify::Ts;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -261,4 +270,131 @@ pub fn blob(bytes: &[u8], mime: &str) -> web_sys::Blob {
 pub async fn blob_bytes(blob: &web_sys::Blob) -> Vec<u8> {
     let buffer = JsFuture::from(blob.array_buffer()).await.unwrap();
     js_sys::Uint8Array::new(&buffer).to_vec()
+}
+
+/// Changes per `changes` frame, as the server pages a catch-up.
+pub const PAGE: usize = 100;
+
+/// Every change of `doc` after its genesis, in order.
+pub fn changes_of(doc: &mut Automerge) -> Vec<Vec<u8>> {
+    doc.get_changes(&[])
+        .into_iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect()
+}
+
+/// Hands `changes` to the engine as accepted (seq 1..) in pages and stores what it asks.
+pub async fn accept(
+    engine: &mut ClientEngine,
+    store: &IdbStore,
+    doc: &DocId,
+    changes: Vec<Vec<u8>>,
+) {
+    engine.open(doc).unwrap();
+    let mut seq = 0u64;
+    for page in changes.chunks(PAGE) {
+        let frame = ServerFrame::Changes {
+            doc: doc.to_string(),
+            changes: page
+                .iter()
+                .map(|c| {
+                    seq += 1;
+                    SeqChange {
+                        seq,
+                        change: ByteBuf::from(c.clone()),
+                    }
+                })
+                .collect(),
+        };
+        engine.receive(frame, 0);
+        let mut ops = Vec::new();
+        for output in engine.drain() {
+            if let Output::Persist(more) = output {
+                ops.extend(more);
+            }
+        }
+        store.write(ops).await.unwrap();
+    }
+    // The first batch held the entry of the client's index of stored documents (`open`).
+}
+
+/// The engine's account's group `conv` (with bob) created at `at`, accepted and stored: the
+/// start of a benchmark's history.
+pub async fn accept_group(
+    engine: &mut ClientEngine,
+    store: &IdbStore,
+    conv: &ConvId,
+    title: &str,
+    at: i64,
+) {
+    let config = engine.config().clone();
+    let conv_doc = DocId::conv(&config.tenant, conv);
+    let mut doc = genesis(&conv_doc).unwrap().with_actor(config.actor.clone());
+    let create = Intent::CreateConversation {
+        encrypted: false,
+        conv: conv.clone(),
+        kind: ConvKind::Group,
+        title: Some(title.into()),
+        members: vec![(AccountId::new("bob").unwrap(), Role::Member)],
+        settings: None,
+        parent: None,
+    };
+    let tag = IntentTag::new("1", create.kind());
+    apply::write_to(&mut doc, &conv_doc, &create, &config.account, &tag, at, 1).unwrap();
+    accept(engine, store, &conv_doc, changes_of(&mut doc)).await;
+}
+
+/// Writes text message `m<n>` (zero-padded to six digits) of `config`'s account into the
+/// bucket document `doc` (`id`) of `conv`.
+pub fn write_text(
+    config: &ClientConfig,
+    doc: &mut Automerge,
+    id: &DocId,
+    conv: &ConvId,
+    n: usize,
+    at: i64,
+    body: String,
+) {
+    let message = NewMessage::text(
+        MessageId::new(format!("m{n:06}")).unwrap(),
+        config.account.clone(),
+        body,
+        at,
+    );
+    let send = Intent::Send {
+        conv: conv.clone(),
+        message,
+    };
+    let tag = IntentTag::new(n.to_string(), send.kind());
+    apply::write_to(doc, id, &send, &config.account, &tag, at, 1).unwrap();
+}
+
+/// The client's identity in the store (alice, actor 7s), as the client itself writes it.
+pub async fn store_identity(store: &IdbStore) {
+    store
+        .write(vec![
+            StoreOp::Put(HostKey::Account.key().into(), b"demo/alice".to_vec()),
+            StoreOp::Put(HostKey::Actor.key().into(), vec![7u8; 16]),
+        ])
+        .await
+        .unwrap();
+}
+
+/// Alice offline (nothing listens at the socket's URL) on the IndexedDB database `db`.
+pub fn offline_alice(db: &str) -> ConfabClient {
+    client(
+        "ws://127.0.0.1:9/ws",
+        "t",
+        "demo",
+        "alice",
+        "indexeddb".into(),
+        Some(db.to_owned()),
+    )
+}
+
+/// Median and p99 of `times` (ms).
+pub fn summary(mut times: Vec<f64>) -> (f64, f64) {
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
 }

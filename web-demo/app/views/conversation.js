@@ -120,6 +120,44 @@ export class ConversationView {
     // Delivery markers are the client's own (docs/SCHEMA.md, "Delivery markers"): it moves them as
     // messages arrive, where they stay cheap (not in channels or large groups).
     if (summary?.unread > 0) this.markRead(conv, items);
+    if (!this.inThread && ui.jump?.conv === this.conv) this.jumpTo(ui.jump.message);
+  }
+
+  /** Shows message `id` (a search result): widens the window to it, loading older buckets
+   * until it is there (or the start is reached), then scrolls it to the middle and flashes it. */
+  jumpTo(id) {
+    const el = this.timeline.querySelector(`.msg[data-id="${CSS.escape(id)}"]`);
+    if (el) {
+      ui.jump = undefined;
+      el.scrollIntoView({ block: "center" });
+      el.classList.add("flash", "found");
+      setTimeout(() => el.classList.remove("flash", "found"), 2_000);
+      return;
+    }
+    const { client } = this.session;
+    const all = client.timeline(this.conv);
+    // Not loaded yet: the redraw after the conversation's newest part arrives comes back here.
+    if (all.length === 0) return;
+    const at = all.findIndex((i) => i.message.id === id);
+    if (at >= 0) {
+      this.window = Math.max(this.window, all.length - at);
+      this.scrolled = true;
+      this.atBottom = false;
+      render();
+      return;
+    }
+    if (this.jumping) return;
+    this.jumping = true;
+    client
+      .loadOlder(this.conv)
+      .then((more) => {
+        if (!more && !client.timeline(this.conv).some((i) => i.message.id === id)) ui.jump = undefined;
+      })
+      .catch(() => (ui.jump = undefined))
+      .finally(() => {
+        this.jumping = false;
+        render();
+      });
   }
 
   /** What the views read of `conv` besides its parts shown as they are: the member list and

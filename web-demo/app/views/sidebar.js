@@ -1,5 +1,7 @@
 // The left column: who I am and the connection (with the offline switch), new-conversation
-// buttons, "Browse" (groups and channels to join) and the notification bell, the conversation list (unread, preview, muted / pinned / archived) and the outbox.
+// buttons, "Browse" (groups and channels to join) and the notification bell, the message
+// search (its results take the list's place while it holds text), the conversation list
+// (unread, preview, muted / pinned / archived) and the outbox.
 import { forget, h, mount, placeChildren, remountIf } from "../dom.js";
 import { avatar, convTitle, displayName, KIND_ICON, shortWhen } from "../format.js";
 import * as q from "../queries.js";
@@ -9,6 +11,7 @@ import { createBell } from "./bell.js";
 import { browseDialog } from "./browse.js";
 import { newConversationDialog, profileDialog } from "./dialogs.js";
 import { renderOutbox } from "./outbox.js";
+import { createSearch } from "./search.js";
 
 const CONNECTION_LABEL = {
   online: "Online",
@@ -21,7 +24,8 @@ export function createSidebar(onSignOut) {
   const actions = h("div", { class: "new-conv" });
   const list = h("nav", { class: "conv-list", "aria-label": "Conversations" });
   const outbox = h("details", { class: "outbox", open: true });
-  const root = h("aside", { class: "sidebar" }, me, actions, list, outbox);
+  const searchSlot = h("div", { class: "search-slot" });
+  const root = h("aside", { class: "sidebar" }, me, actions, searchSlot, list, outbox);
 
   mount(
     actions,
@@ -40,13 +44,19 @@ export function createSidebar(onSignOut) {
   );
 
   let bell;
+  let search;
   function update() {
     const session = ui.session;
     if (!session) return;
     // Made once, with the session (it keeps its own count up to date).
     if (!bell) actions.append((bell = createBell(session)));
+    if (!search) {
+      search = createSearch(session);
+      mount(searchSlot, search.box, search.results);
+    }
     renderMe(me, session, onSignOut);
-    renderList(list, session);
+    list.hidden = search.active();
+    if (!list.hidden) renderList(list, session);
     renderOutbox(outbox, session);
   }
   return { root, update };

@@ -194,7 +194,7 @@ pub(crate) fn local_hit(c: &Candidate, record: IndexRecord, query: &Query) -> Op
         return None;
     };
     Some(SearchHit {
-        source: SearchSource::Local,
+        source: SearchSource::Device,
         conv: conv.clone(),
         message: c.message.clone(),
         bucket: Some(*bucket),

@@ -1,13 +1,13 @@
 //! A device's page and the server's merged (docs/SEARCH.md, "On the device"): the device's
 //! hits first, then the server's the device's index does not match, with one cursor for
-//! both. The hosts run the two searches (the engine's and `GET /v1/search`); this is the
-//! part they share.
+//! both. The hosts run the two searches (the engine's and `GET /v1/search`) as `plan`
+//! says; this is the part they share.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 
-use super::{find, SearchError, SearchHit, SearchOptions, SearchPage, SearchSource};
+use super::{find, Partial, SearchError, SearchHit, SearchOptions, SearchPage, SearchSource};
 use crate::ids::{AccountId, ConvId, DocId, DocTarget, MessageId};
 use crate::model::message::MessageKind;
 use crate::model::time::parse_rfc3339;
@@ -139,16 +139,27 @@ impl MergedCursor {
     }
 }
 
-/// The merged page: the device's hits (`show_local`), then the server's (`server`: its page
-/// when it was asked and answered, `None` when it was not asked or failed) that the device
-/// did not match, once each. `partial` unless the server answered or had nothing to add
-/// (`server_done`: its pages are over, or it may not be asked for this scope).
+/// What became of the server's side of a page.
+#[derive(Debug, Clone)]
+pub enum ServerSide {
+    /// Asked, and this is its page.
+    Answered(ServerPage),
+    /// Nothing to add: its pages are over, or it may not be asked for this scope (an
+    /// encrypted conversation).
+    Over,
+    /// Not asked, or no answer: the page is the device's alone.
+    Missing(Partial),
+}
+
+/// The merged page: the device's hits (`show_local`), then the server's (when it
+/// `Answered`) that the device did not match, once each; a device hit the server's page
+/// also holds says `Both`. `partial` (with its reason) when the server's side is
+/// `Missing`.
 pub fn merge(
     mut local: SearchPage,
     show_local: bool,
-    server: Option<ServerPage>,
+    server: ServerSide,
     at: &MergedCursor,
-    server_done: bool,
 ) -> SearchPage {
     let query = Query {
         terms: local.terms.clone(),
@@ -161,32 +172,38 @@ pub fn merge(
     } else {
         Side::Done
     };
+    let shown: HashMap<(ConvId, MessageId), usize> = local
+        .hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| ((h.conv.clone(), h.message.clone()), i))
+        .collect();
     let mut seen: BTreeSet<(ConvId, MessageId)> = local.matched.clone();
-    seen.extend(
-        local
-            .hits
-            .iter()
-            .map(|h| (h.conv.clone(), h.message.clone())),
-    );
+    seen.extend(shown.keys().cloned());
     let (server_side, partial) = match server {
-        Some(page) => {
+        ServerSide::Answered(page) => {
             for hit in page.results.into_iter().filter_map(|h| h.into_hit(&query)) {
-                if seen.insert((hit.conv.clone(), hit.message.clone())) {
+                let key = (hit.conv.clone(), hit.message.clone());
+                if let Some(&i) = shown.get(&key) {
+                    local.hits[i].source = SearchSource::Both;
+                } else if seen.insert(key) {
                     local.hits.push(hit);
                 }
             }
-            (Side::after(page.next_cursor), false)
+            (Side::after(page.next_cursor), None)
         }
-        None if server_done => (Side::Done, false),
-        None => (at.server.clone(), true),
+        ServerSide::Over => (Side::Done, None),
+        ServerSide::Missing(why) => (at.server.clone(), Some(why)),
     };
     let next = MergedCursor {
         local: local_side,
         server: server_side,
     };
-    local.partial = partial;
-    local.next_cursor = (next.local != Side::Done || (!partial && next.server != Side::Done))
+    local.partial = partial.is_some();
+    local.next_cursor = (next.local != Side::Done
+        || (partial.is_none() && next.server != Side::Done))
         .then(|| next.encode());
+    local.partial_reason = partial;
     local
 }
 
@@ -218,6 +235,7 @@ mod tests {
             hits: Vec::new(),
             next_cursor: None,
             partial: true,
+            partial_reason: None,
             matched: [(c1.clone(), MessageId::new("m1").unwrap())].into(),
         };
         let server = ServerPage {
@@ -229,7 +247,7 @@ mod tests {
             next_cursor: Some("s1.a.b.c".into()),
         };
         let at = MergedCursor::default();
-        let page = merge(local.clone(), true, Some(server), &at, false);
+        let page = merge(local.clone(), true, ServerSide::Answered(server), &at);
         let ids: Vec<&str> = page.hits.iter().map(|h| h.message.as_str()).collect();
         assert_eq!(ids, ["m2"]);
         assert!(!page.partial);
@@ -239,8 +257,44 @@ mod tests {
         assert_eq!(next.local, Side::Done);
         assert_eq!(next.server_cursor(), Some(Some("s1.a.b.c")));
         // Offline: partial, and the server's position kept for later.
-        let offline = merge(local, true, None, &next, false);
+        let offline = merge(local, true, ServerSide::Missing(Partial::Offline), &next);
         assert!(offline.partial && offline.next_cursor.is_none());
+        assert_eq!(offline.partial_reason, Some(Partial::Offline));
+    }
+
+    #[test]
+    fn a_device_hit_the_server_page_also_holds_is_both() {
+        let query = Query::parse("cafe").unwrap();
+        let mut shown = server_hit("c1", "m1").into_hit(&query).unwrap();
+        shown.source = SearchSource::Device;
+        let local = SearchPage {
+            terms: query.terms.clone(),
+            matched: [(shown.conv.clone(), shown.message.clone())].into(),
+            hits: vec![shown],
+            next_cursor: None,
+            partial: true,
+            partial_reason: None,
+        };
+        let server = ServerPage {
+            results: vec![server_hit("c1", "m1"), server_hit("c1", "m2")],
+            next_cursor: None,
+        };
+        let page = merge(
+            local,
+            true,
+            ServerSide::Answered(server),
+            &MergedCursor::default(),
+        );
+        let found: Vec<(&str, SearchSource)> = page
+            .hits
+            .iter()
+            .map(|h| (h.message.as_str(), h.source))
+            .collect();
+        assert_eq!(
+            found,
+            [("m1", SearchSource::Both), ("m2", SearchSource::Server)]
+        );
+        assert!(!page.partial && page.next_cursor.is_none());
         assert_eq!(MergedCursor::decode(Some("x|y")), Err(SearchError::Cursor));
     }
 }

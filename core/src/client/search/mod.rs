@@ -1,11 +1,12 @@
 //! Search on the device (docs/SEARCH.md, "On the device"): an inverted index the engine keeps
 //! in the local store as messages arrive, are edited, deleted, opened and expire (`index`),
 //! queried with the same terms as the server's (`crate::search`) through loads like every
-//! other read (`find`), and the merge of a device's page with the server's (`merge`).
+//! other read (`find`), and the merge of a device's page with the server's (`plan`, `merge`).
 
 mod find;
 pub(crate) mod index;
 mod merge;
+mod plan;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,8 @@ use crate::model::message::MessageKind;
 use crate::search::{Query, QueryError};
 
 pub use find::{snippets, LIMIT_DEFAULT, LIMIT_MAX};
-pub use merge::{merge, MergedCursor, ServerHit, ServerPage};
+pub use merge::{merge, MergedCursor, ServerHit, ServerPage, ServerSide};
+pub use plan::SearchPlan;
 
 /// What a search looks for besides its terms, and which page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,12 +44,27 @@ pub struct SearchOptions {
     pub local_only: bool,
 }
 
-/// Where a result came from.
+/// Where a result came from: this device's index, the server's, or both (a device hit the
+/// server's answer of the same page also holds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchSource {
-    Local,
+    Device,
     Server,
+    Both,
+}
+
+/// Why a page is the device's alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Partial {
+    /// Not connected: the server was not asked.
+    Offline,
+    /// The search was kept on the device (`local_only`).
+    LocalOnly,
+    /// The server was asked and did not answer with a page: its error code (REST's, or
+    /// `network` when nothing came back) and message.
+    Server { code: String, message: String },
 }
 
 /// A run of a snippet's text, highlighted or not.
@@ -96,6 +113,9 @@ pub struct SearchPage {
     /// The server was not asked (offline, unreachable, or `local_only`) though it could
     /// hold more: the results are the device's alone.
     pub partial: bool,
+    /// Why, when `partial` after a merge (the engine's own page is partial with none).
+    #[serde(default)]
+    pub partial_reason: Option<Partial>,
     /// Every message the device's index matched (all pages): a server hit among them is
     /// a duplicate.
     #[serde(skip)]
@@ -243,6 +263,7 @@ impl ClientEngine {
                     hits,
                     next_cursor,
                     partial: true,
+                    partial_reason: None,
                     matched,
                 };
                 self.done(ask.request, Outcome::Searched(Box::new(page)));
