@@ -215,6 +215,8 @@ async fn serve(
     if args.schedule_poll_ms > 0 {
         engine.spawn_scheduler(std::time::Duration::from_millis(args.schedule_poll_ms));
     }
+    // Messages projected before the search index existed get their entries (docs/SEARCH.md).
+    engine.spawn_search_backfill();
     let cors = confab_server::cors::CorsOrigins::parse(&args.cors_origins)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(AtomicUsize::new(0));

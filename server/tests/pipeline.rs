@@ -203,6 +203,19 @@ impl Projections for GatedStore {
     ) -> Result<Vec<confab_server::store::search::SearchHit>> {
         self.inner.search(query).await
     }
+    async fn search_backfill_page(
+        &self,
+        limit: usize,
+    ) -> Result<Option<confab_server::store::search::backfill::Page>> {
+        self.inner.search_backfill_page(limit).await
+    }
+    async fn search_backfill_write(
+        &self,
+        page: &confab_server::store::search::backfill::Page,
+        entries: &[confab_server::store::search::backfill::Entry],
+    ) -> Result<()> {
+        self.inner.search_backfill_write(page, entries).await
+    }
     async fn membership(
         &self,
         tenant: &TenantId,

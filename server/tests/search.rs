@@ -3,7 +3,10 @@
 //! and threads in 3 tenants (about 20 conversations, 5 accounts each) checked against a
 //! model of who may read what (every result readable, every readable match found, pages
 //! by cursor); the refusals and safe answers of hostile queries; a service token's scope;
-//! and on Postgres a second node on the same database answering the same.
+//! and on Postgres a second node on the same database answering the same. Then the backfill
+//! (docs/SEARCH.md, "Backfill"): every entry removed, as a server from before the index
+//! left its rows, the walk indexes them again (on Postgres two nodes walking at once, one of
+//! them started on the bare rows) and the same model holds.
 //!
 //! Postgres: a fresh database on 127.0.0.1:5432 (user `postgres`, trust auth), dropped
 //! afterwards; the test FAILS if Postgres is unreachable, it never skips.
@@ -180,6 +183,18 @@ impl Model {
             }
         }
         out
+    }
+
+    /// A search that finds something: tenant, account, query.
+    fn first_match(&self) -> Option<(&'static str, &'static str, &'static str)> {
+        TENANTS.into_iter().find_map(|t| {
+            ACCOUNTS.into_iter().find_map(|a| {
+                QUERIES
+                    .into_iter()
+                    .find(|q| !self.expected(t, a, q).is_empty())
+                    .map(|q| (t, a, q))
+            })
+        })
     }
 }
 
@@ -580,17 +595,63 @@ async fn filters(s: &Server, model: &Model) {
     );
 }
 
-async fn suite(nodes: &[&Server], seed: u64) {
+async fn suite(nodes: &[&Server], seed: u64) -> Model {
     let model = run(nodes[0], seed).await;
     check(nodes, &model).await;
     filters(nodes[0], &model).await;
     attacks(nodes[0]).await;
+    model
+}
+
+/// What a server from before the index left: every message row without terms, and the
+/// backfill's marker at its start. Nothing is found then.
+async fn forget_index(s: &Server, postgres: Option<&str>, model: &Model) {
+    use sqlx::Executor;
+    let sql = match postgres {
+        Some(_) => "DELETE FROM message_search",
+        None => {
+            "INSERT INTO message_search (message_search) VALUES ('delete-all'); \
+             DELETE FROM message_search_time"
+        }
+    };
+    let reset = "UPDATE search_backfill SET cid = -1, pos = -1, done = FALSE";
+    match postgres {
+        Some(url) => {
+            let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+                .await
+                .expect("postgres");
+            db.execute(sql).await.expect("forget");
+            db.execute(reset).await.expect("reset");
+        }
+        None => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(s.sqlite_path())
+                .busy_timeout(std::time::Duration::from_secs(10));
+            let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+                .await
+                .expect("sqlite");
+            db.execute(sql).await.expect("forget");
+            db.execute(reset).await.expect("reset");
+        }
+    }
+    let (tenant, account, query) = model.first_match().expect("the run finds something");
+    let got = search_all(s, &token(s, tenant, account, "user"), &encode(query)).await;
+    assert!(got.is_empty(), "found without an index: {got:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_follows_permissions_on_sqlite() {
     let s = Server::start().await;
-    suite(&[&s], 35).await;
+    let model = suite(&[&s], 35).await;
+    // Messages projected before the index: the backfill indexes them, deleted ones not,
+    // edited ones by their text now.
+    forget_index(&s, None, &model).await;
+    let report = s.engine.backfill_search().await.expect("backfill");
+    assert!(report.indexed > 50, "{report:?}");
+    check(&[&s], &model).await;
+    // Done: a second walk visits nothing.
+    let again = s.engine.backfill_search().await.expect("backfill");
+    assert_eq!(again.visited, 0, "{again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -598,7 +659,15 @@ async fn search_follows_permissions_on_two_postgres_nodes() {
     on_fresh_postgres("search_rest", |url| async move {
         let a = Server::start_on(Some(&url)).await;
         let b = Server::start_on(Some(&url)).await;
-        suite(&[&a, &b], 36).await;
+        let model = suite(&[&a, &b], 36).await;
+        // A node started on a database of messages without terms, next to a running one
+        // (its units hold the buckets already): both walk at once, the result is one index.
+        forget_index(&a, Some(&url), &model).await;
+        let c = Server::start_on(Some(&url)).await;
+        let (on_a, on_c) = tokio::join!(a.engine.backfill_search(), c.engine.backfill_search());
+        let indexed = on_a.expect("backfill on a").indexed + on_c.expect("backfill on c").indexed;
+        assert!(indexed > 50, "{indexed}");
+        check(&[&b, &c], &model).await;
     })
     .await;
 }

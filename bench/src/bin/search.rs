@@ -221,12 +221,21 @@ async fn fill(
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The machine's 1, 5 and 15 minute load averages (other work shares the cores).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn run(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
+/// `pg`: the Postgres database, analyzed before the queries as autovacuum keeps a live one
+/// (its planner chooses between the walk and the GIN index from the statistics).
+async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) -> Result<()> {
     let tenant = TenantId::new(TENANT)?;
     for c in 0..args.conversations {
         let conv = ConvId::new(format!("c{c}"))?;
@@ -245,6 +254,11 @@ async fn run(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
     let started = Instant::now();
     fill(store, args, &mut w, rest, true).await?;
     let fill_s = started.elapsed().as_secs_f64();
+    if let Some(url) = pg {
+        use sqlx::{Connection, Executor};
+        let mut db = sqlx::PgConnection::connect(url).await?;
+        db.execute("ANALYZE").await?;
+    }
 
     let account = AccountId::new(SEARCHER)?;
     let mut rng = Rng(7);
@@ -269,7 +283,8 @@ async fn run(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
     println!(
         "{backend}: {} messages in {} conversations (searcher in {}), {} queries: \
          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.1} results/query; \
-         commit {:.0} msg/s without terms, {:.0} msg/s with ({:+.1}%); rest filled in {:.0} s",
+         commit {:.0} msg/s without terms, {:.0} msg/s with ({:+.1}%); rest filled in {:.0} s; \
+         load average {}",
         args.messages,
         args.conversations,
         args.conversations.div_ceil(args.member_every),
@@ -281,7 +296,8 @@ async fn run(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
         plain,
         indexed,
         (indexed / plain - 1.0) * 100.0,
-        fill_s
+        fill_s,
+        load_average()
     );
     Ok(())
 }
@@ -296,7 +312,7 @@ async fn main() -> Result<()> {
                     .join(format!("confab-bench-search-{}", std::process::id()));
                 std::fs::create_dir_all(&dir)?;
                 let store = open_store(None, &dir).await?;
-                run(store.as_ref(), &args, backend).await?;
+                run(store.as_ref(), &args, backend, None).await?;
                 drop(store);
                 std::fs::remove_dir_all(&dir).ok();
             }
@@ -315,7 +331,7 @@ async fn main() -> Result<()> {
                 let url = format!("{}/{name}", args.pg);
                 let dir = PathBuf::from(".");
                 let store = open_store(Some(&url), &dir).await?;
-                let result = run(store.as_ref(), &args, backend).await;
+                let result = run(store.as_ref(), &args, backend, Some(&url)).await;
                 drop(store);
                 admin
                     .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())

@@ -16,6 +16,7 @@ mod reader;
 pub mod retention;
 mod saved_parts;
 pub mod schedule;
+pub mod search_backfill;
 mod signals;
 mod threads;
 mod unit;
@@ -205,6 +206,12 @@ pub(crate) enum Job {
     Expire {
         now_ms: i64,
         reply: oneshot::Sender<Result<retention::Expired, String>>,
+    },
+    /// The search terms of these messages of a bucket, for the backfill (`search_backfill`).
+    SearchTerms {
+        doc: DocId,
+        messages: Vec<confab_core::ids::MessageId>,
+        reply: oneshot::Sender<Result<search_backfill::Terms, String>>,
     },
     /// Cuts this message part's history (`cut`).
     Cut {

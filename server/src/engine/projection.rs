@@ -112,7 +112,7 @@ fn message_row(doc: &DocId, seq: u64, m: &NewMessage) -> Option<Projection> {
 
 /// A message's search terms, in a plaintext conversation only: an encrypted conversation's
 /// messages are never indexed on the server (their content is sealed; docs/SEARCH.md).
-fn search_terms(
+pub(crate) fn search_terms(
     doc: &DocId,
     encrypted: bool,
     id: &MessageId,

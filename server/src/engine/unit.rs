@@ -10,6 +10,7 @@ mod pipeline;
 mod presence;
 pub(super) mod recent;
 mod remote;
+mod search;
 mod threads;
 
 use std::collections::{HashMap, VecDeque};
@@ -858,6 +859,13 @@ impl Unit {
             } => self.remote_signal(&doc, &from, service, kind, data),
             Job::Expire { now_ms, reply } => {
                 let _ = reply.send(self.expire(now_ms).await);
+            }
+            Job::SearchTerms {
+                doc,
+                messages,
+                reply,
+            } => {
+                let _ = reply.send(self.search_terms(&doc, &messages).await);
             }
             Job::Cut { doc, reply } => {
                 let _ = reply.send(self.cut(&doc).await);

@@ -40,7 +40,7 @@ mod search;
 mod stats;
 pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
-pub use search::search_index_follows_rows;
+pub use search::{search_index_follows_rows, search_with_many_matches};
 pub use stats::stats_and_view_counts;
 
 /// Opens another store instance on the same database (another server process).
@@ -110,6 +110,7 @@ macro_rules! store_conformance {
             mls_directory,
             coalesced_feed_and_merged_deliveries,
             search_index_follows_rows,
+            search_with_many_matches,
             generations_replace_the_log,
         );
     };

@@ -386,6 +386,20 @@ impl Projections for Guarded {
     ) -> Result<Vec<super::search::SearchHit>> {
         self.run(self.inner.search(query)).await
     }
+    async fn search_backfill_page(
+        &self,
+        limit: usize,
+    ) -> Result<Option<super::search::backfill::Page>> {
+        self.run(self.inner.search_backfill_page(limit)).await
+    }
+    async fn search_backfill_write(
+        &self,
+        page: &super::search::backfill::Page,
+        entries: &[super::search::backfill::Entry],
+    ) -> Result<()> {
+        self.run(self.inner.search_backfill_write(page, entries))
+            .await
+    }
     async fn membership(
         &self,
         tenant: &TenantId,

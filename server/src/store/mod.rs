@@ -405,6 +405,16 @@ pub trait Projections: Send + Sync {
     /// A page of messages matching a search, among those its account may read, newest
     /// first (`search`, docs/SEARCH.md).
     async fn search(&self, query: &search::SearchQuery<'_>) -> Result<Vec<search::SearchHit>>;
+    /// The search backfill's next page of up to `limit` message rows, `None` once it is
+    /// done (`engine::search_backfill`).
+    async fn search_backfill_page(&self, limit: usize) -> Result<Option<search::backfill::Page>>;
+    /// Writes a page's entries (for rows still live and without one) and moves the marker
+    /// past the page, unless another node moved it first; one transaction.
+    async fn search_backfill_write(
+        &self,
+        page: &search::backfill::Page,
+        entries: &[search::backfill::Entry],
+    ) -> Result<()>;
     /// The author of a message, from the projection.
     async fn author_of(
         &self,

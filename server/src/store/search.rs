@@ -1,8 +1,10 @@
 //! Search of plaintext conversations' messages (docs/SEARCH.md): which conversations an
 //! account may read, from the projection and by the acceptor's own rule
 //! (`confab_core::accept::member_may_read`), then the matches among them, newest first, a
-//! page at a time. The index is written by the commit (migrations: Postgres 0027, SQLite
-//! 0020); the statements that read it differ by backend and live here side by side.
+//! page at a time, walking the newest entries or reading the inverted index (docs/SEARCH.md,
+//! "Cost"). The index is written by the commit (migrations: Postgres 0027 and 0033, SQLite
+//! 0020 and 0026); the statements that read it differ by backend and live here side by
+//! side; the backfill's are in `backfill`.
 
 use std::collections::HashMap;
 
@@ -14,6 +16,8 @@ use confab_core::search::Query;
 
 use super::columns::{conv_id, message_row, Cols};
 use super::{MessageRow, Result};
+
+pub mod backfill;
 
 /// Thread levels the permission follows up (a deeper chain is not readable).
 const PARENT_DEPTH_MAX: usize = 8;
@@ -159,10 +163,11 @@ pub(crate) fn readable(entries: &[Entry], account: &AccountId, only: Option<&Con
         .collect()
 }
 
-/// The columns and filters both backends share; `{from}` and `{matches}` are the backend's
-/// index and its match condition, `$1` the readable keys, `$2` the query.
+/// The columns and filters every search statement shares; `$from` and `$matches` are the
+/// index read and its match condition (`$1` the readable keys, `$2` the query), `$key` the
+/// alias whose `(created_at, cid, pos)` the order and the bounds read.
 macro_rules! search_sql {
-    ($from:literal, $matches:literal, $not_deleted:literal) => {
+    ($from:literal, $matches:literal, $not_deleted:literal, $key:literal) => {
         concat!(
             "SELECT c.conv, m.cid, m.message, m.pos, m.period, CAST(m.part AS BIGINT) AS part, \
              m.seq, m.author, m.kind, m.created_at, m.preview, m.deleted ",
@@ -172,28 +177,82 @@ macro_rules! search_sql {
             " AND ",
             $not_deleted,
             " AND ($3 IS NULL OR m.author = $3) AND ($4 IS NULL OR m.kind = $4) \
-             AND ($5 = 0 OR m.kind IN ('image', 'video', 'voice', 'file')) \
-             AND m.created_at >= $6 AND m.created_at < $7 \
-             AND (m.created_at, m.cid, m.pos) < ($8, $9, $10) \
-             ORDER BY m.created_at DESC, m.cid DESC, m.pos DESC LIMIT $11"
+             AND ($5 = 0 OR m.kind IN ('image', 'video', 'voice', 'file')) AND ",
+            $key,
+            ".created_at >= $6 AND ",
+            $key,
+            ".created_at < $7 AND (",
+            $key,
+            ".created_at, ",
+            $key,
+            ".cid, ",
+            $key,
+            ".pos) < ($8, $9, $10) ORDER BY ",
+            $key,
+            ".created_at DESC, ",
+            $key,
+            ".cid DESC, ",
+            $key,
+            ".pos DESC LIMIT $11"
         )
     };
 }
 
-/// Postgres: the GIN index on the terms, then the row by its key.
+/// Postgres: the planner walks `message_search_time` newest first when the terms match
+/// many entries, or reads the GIN index and sorts when they match few (migration 0033);
+/// the statement must be planned for its parameters (not persistent), or one plan serves
+/// both.
 pub(crate) const SEARCH_PG: &str = search_sql!(
     "FROM message_search s JOIN messages m ON m.cid = s.cid AND m.pos = s.pos",
     "s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery",
-    "NOT m.deleted"
+    "NOT m.deleted",
+    "s"
 );
 
-/// SQLite: the FTS5 table's rowid is `cid * 2^32 + pos` (migration 0020).
+/// SQLite, few matches: FTS5 finds them all (its rowid is `cid * 2^32 + pos`, migration
+/// 0020), then they are sorted.
 pub(crate) const SEARCH_LITE: &str = search_sql!(
     "FROM message_search JOIN messages m ON m.cid = (message_search.rowid >> 32) \
      AND m.pos = (message_search.rowid & 4294967295)",
     "message_search MATCH $2 AND m.cid IN (SELECT value FROM json_each($1))",
-    "m.deleted = 0"
+    "m.deleted = 0",
+    "m"
 );
+
+/// SQLite, many matches: the entries newest first (migration 0026), each checked against
+/// `$2`, a JSON array of patterns every one of which its ` terms ` must hold ([`patterns`]).
+pub(crate) const WALK_LITE: &str = search_sql!(
+    "FROM message_search_time t JOIN messages m ON m.cid = t.cid AND m.pos = t.pos",
+    "t.cid IN (SELECT value FROM json_each($1)) AND NOT EXISTS \
+     (SELECT 1 FROM json_each($2) p WHERE instr(' ' || t.terms || ' ', p.value) = 0)",
+    "m.deleted = 0",
+    "t"
+);
+
+/// SQLite: how many entries FTS5 matches, counted up to `$2`.
+pub(crate) const COUNT_LITE: &str = "SELECT COUNT(*) AS n FROM \
+    (SELECT 1 FROM message_search WHERE message_search MATCH $1 LIMIT $2)";
+
+/// Matches in the whole tenant from which SQLite walks the newest entries instead of
+/// sorting them all: a walk's cost follows the page over the terms' frequency, a sort's the
+/// matches (docs/BENCHMARKS.md, "Search").
+pub(crate) const WALK_FROM_MATCHES: i64 = 40_000;
+
+/// A query's terms as [`WALK_LITE`] checks them in ` terms `: a whole word (` a `) for
+/// each, a word's start (` a`) for the last, which matches as a prefix.
+pub(crate) fn patterns(query: &Query) -> String {
+    let last = query.terms.len() - 1;
+    let list: Vec<String> = query
+        .terms
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match i == last {
+            true => format!(" {t}"),
+            false => format!(" {t} "),
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_default()
+}
 
 /// Binds a search's parameters `$3..$11` after the backend's `$1` and `$2`.
 macro_rules! bind_filters {

@@ -165,6 +165,12 @@ impl Server {
         }
     }
 
+    /// The SQLite database file the server runs on (when it is not on Postgres).
+    #[allow(dead_code)]
+    pub fn sqlite_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("confab.db")
+    }
+
     /// A token of `kind` (`user` or `service`) for `account` of `tenant`, for an hour.
     #[allow(dead_code)]
     pub fn tenant_token(&self, tenant: &str, account: &str, kind: &str) -> String {

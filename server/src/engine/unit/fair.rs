@@ -51,6 +51,7 @@ fn lane_of(job: &Job) -> u64 {
         | Job::ParentMessage { .. }
         | Job::ParentMoved
         | Job::Expire { .. }
+        | Job::SearchTerms { .. }
         | Job::Cut { .. }
         | Job::RemoteSignal { .. } => NO_CONN,
     }

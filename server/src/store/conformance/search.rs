@@ -1,6 +1,7 @@
 //! The search index (docs/SEARCH.md; migrations Postgres 0027, SQLite 0020): it follows the
 //! projected rows through posts, edits, deletions in the same batch and later, and retention,
-//! and a search finds only what its account may read.
+//! and a search finds only what its account may read; a query matching thousands of
+//! messages (SQLite walks then, Postgres may) pages like one matching few.
 
 use super::*;
 use crate::store::search::{SearchCursor, SearchQuery};
@@ -107,4 +108,98 @@ pub async fn search_index_follows_rows(env: Env) {
     .await
     .expect("drop");
     assert!(found(s, "alice", "tea").await.is_empty());
+}
+
+/// Terms of a message of `c`.
+fn terms_in(c: &str, id: &str, text: &str) -> Projection {
+    Projection::SearchTerms {
+        tenant: tenant("acme"),
+        conv: conv(c),
+        message: msg_id(id),
+        terms: index_text([text]).expect("terms"),
+    }
+}
+
+pub async fn search_with_many_matches(env: Env) {
+    let s = env.store.as_ref();
+    let mut seqs = Seqs::default();
+    for (c, member) in [("hall", "alice"), ("side", "bob")] {
+        let cd = conv_doc("acme", c);
+        let seq = seqs.next(&cd);
+        s.commit(&[with(
+            change(&cd, seq, member),
+            vec![
+                p_conv(conv_row("acme", c, "group", None, 100)),
+                p_member("acme", c, member, "owner", "active"),
+            ],
+        )])
+        .await
+        .expect("conversation");
+    }
+    // More matches than SQLite counts before it walks; times out of commit order.
+    const N: i64 = crate::store::search::WALK_FROM_MATCHES + 400;
+    let at = |i: i64| 10_000 + (i * 7919) % N;
+    let conv_of = |i: i64| if i % 5 == 0 { "side" } else { "hall" };
+    let text = |i: i64| format!("news {} n{i}", ["alpha", "beta", "gamma"][(i % 3) as usize]);
+    let mut batch = Vec::new();
+    for i in 0..N {
+        let (c, id) = (conv_of(i), format!("m{i}"));
+        let mut change = message_change(&mut seqs, "acme", c, &id, "alice", at(i), &text(i));
+        change.projection.push(terms_in(c, &id, &text(i)));
+        batch.push(change);
+        if batch.len() == 500 || i == N - 1 {
+            s.commit(&batch).await.expect("posts");
+            batch.clear();
+        }
+    }
+    // Some deleted, some edited away from the common word.
+    let mut gone = Vec::new();
+    for i in (0..N).filter(|i| conv_of(*i) == "hall" && i % 50 < 2) {
+        let (c, id) = (conv_of(i), format!("m{i}"));
+        let doc = msgs_doc("acme", c, 0);
+        let seq = seqs.next(&doc);
+        let mut rows = vec![p_updated("acme", c, &id, "other", i % 50 == 0)];
+        if i % 50 == 1 {
+            rows.push(terms_in(c, &id, "other words"));
+        }
+        gone.push(with(change(&doc, seq, "alice"), rows));
+    }
+    s.commit(&gone).await.expect("deletes and edits");
+    let live = |i: &i64| conv_of(*i) == "hall" && i % 50 >= 2;
+    type Matches = fn(i64) -> bool;
+    let every: Matches = |_| true;
+    let gamma: Matches = |i| i % 3 == 2;
+    let alpha: Matches = |i| i % 3 == 0;
+    let one: Matches = |i| i == 4321;
+    for (query, matches) in [
+        ("NEWS", every),
+        ("news new", every),
+        ("news gam", gamma),
+        ("alpha ne", alpha),
+        ("n4321", one),
+    ] {
+        let mut want: Vec<(i64, String)> = (0..N)
+            .filter(|i| live(i) && matches(*i))
+            .map(|i| (at(i), format!("m{i}")))
+            .collect();
+        want.sort_by(|a, b| b.cmp(a));
+        let want: Vec<String> = want.into_iter().take(150).map(|(_, id)| id).collect();
+        let (t, a) = (tenant("acme"), account_id("alice"));
+        let q = Query::parse(query).expect("query");
+        let mut got = Vec::new();
+        let mut after: Option<SearchCursor> = None;
+        for _ in 0..3 {
+            let page = SearchQuery {
+                after,
+                ..SearchQuery::new(&t, &a, &q, 50)
+            };
+            let hits = s.search(&page).await.expect("search");
+            got.extend(hits.iter().map(|h| h.row.message.to_string()));
+            match hits.last() {
+                Some(h) if hits.len() == 50 => after = Some(h.cursor),
+                _ => break,
+            }
+        }
+        assert_eq!(got, want, "{query}");
+    }
 }

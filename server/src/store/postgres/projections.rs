@@ -11,7 +11,7 @@ use crate::store::buckets::BucketPage;
 use crate::store::columns::{self, conv_list_item, limit_of, Cols};
 use crate::store::discovery::{self, DiscoverItem, DiscoverQuery};
 use crate::store::projection::pg as shared;
-use crate::store::search::{self, bind_filters, SearchHit, SearchQuery};
+use crate::store::search::{self, backfill, bind_filters, SearchHit, SearchQuery};
 use crate::store::stats::ConvStats;
 use crate::store::{ConvListItem, ConvRow, MessageRow, Projections, Result};
 
@@ -150,10 +150,53 @@ impl Projections for PgStore {
             return Ok(Vec::new());
         }
         let query = sqlx::query(search::SEARCH_PG)
+            .persistent(false)
             .bind(&cids)
             .bind(q.query.to_tsquery());
         let rows = bind_filters!(query, q).fetch_all(&self.pool).await?;
         search::hits(&rows, q.tenant)
+    }
+
+    async fn search_backfill_page(&self, limit: usize) -> Result<Option<backfill::Page>> {
+        let row = sqlx::query(backfill::MARKER).fetch_one(&self.pool).await?;
+        let from = backfill::marker(&row)?;
+        if from.done {
+            return Ok(None);
+        }
+        let rows = sqlx::query(backfill::PAGE_PG)
+            .bind(from.cid)
+            .bind(from.pos)
+            .bind(columns::limit_of(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        backfill::page(from, &rows, limit).map(Some)
+    }
+
+    async fn search_backfill_write(
+        &self,
+        page: &backfill::Page,
+        entries: &[backfill::Entry],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if !entries.is_empty() {
+            sqlx::query(backfill::WRITE_PG)
+                .bind(entries.iter().map(|e| e.cid).collect::<Vec<_>>())
+                .bind(entries.iter().map(|e| e.pos).collect::<Vec<_>>())
+                .bind(entries.iter().map(|e| e.terms.as_str()).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let next = page.next();
+        sqlx::query(backfill::ADVANCE)
+            .bind(next.cid)
+            .bind(next.pos)
+            .bind(next.done)
+            .bind(page.from.cid)
+            .bind(page.from.pos)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn author_of(

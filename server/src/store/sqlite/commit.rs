@@ -303,23 +303,41 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
     }
 
     // 7. Search terms replace their message's entry, unless its row is deleted
-    //    (migration 0020; the triggers there remove entries with their rows).
+    //    (migrations 0020 and 0026; the triggers there remove entries with their rows). An
+    //    FTS5 entry is deleted only if there is one: a new message has none.
     if !plan.search.is_empty() {
         let mut find = db.prepare_cached(
-            "SELECT m.cid * 4294967296 + m.pos FROM conversations c \
+            "SELECT m.cid, m.pos, m.created_at, t.cid IS NOT NULL FROM conversations c \
              JOIN messages m ON m.cid = c.id AND m.message = ?3 \
+             LEFT JOIN message_search_time t \
+               ON t.created_at = m.created_at AND t.cid = m.cid AND t.pos = m.pos \
              WHERE c.tenant = ?1 AND c.conv = ?2 AND m.deleted = 0 AND m.pos < 4294967296",
         )?;
         let mut clear = db.prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?;
         let mut insert =
             db.prepare_cached("INSERT INTO message_search (rowid, terms) VALUES (?1, ?2)")?;
+        let mut timed = db.prepare_cached(
+            "INSERT OR REPLACE INTO message_search_time (created_at, cid, pos, terms) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for x in &plan.search {
-            let row = find
-                .query_row(params![x.tenant, x.conv, x.message], |r| r.get::<_, i64>(0))
+            let found = find
+                .query_row(params![x.tenant, x.conv, x.message], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, bool>(3)?,
+                    ))
+                })
                 .optional()?;
-            if let Some(row) = row {
-                clear.execute([row])?;
+            if let Some((cid, pos, created_at, had)) = found {
+                let row = cid * 4_294_967_296 + pos;
+                if had {
+                    clear.execute([row])?;
+                }
                 insert.execute(params![row, x.terms])?;
+                timed.execute(params![created_at, cid, pos, x.terms])?;
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::store::buckets::BucketPage;
 use crate::store::columns::{self, conv_list_item, limit_of, Cols};
 use crate::store::discovery::{self, DiscoverItem, DiscoverQuery};
 use crate::store::projection::lite as shared;
-use crate::store::search::{self, bind_filters, SearchHit, SearchQuery};
+use crate::store::search::{self, backfill, bind_filters, SearchHit, SearchQuery};
 use crate::store::stats::ConvStats;
 use crate::store::{ConvListItem, ConvRow, MessageRow, Projections, Result};
 
@@ -145,11 +145,46 @@ impl Projections for SqliteStore {
         if cids.is_empty() {
             return Ok(Vec::new());
         }
-        let query = sqlx::query(search::SEARCH_LITE)
-            .bind(serde_json::to_string(&cids).unwrap_or_default())
-            .bind(q.query.to_fts5());
+        let fts = q.query.to_fts5();
+        let matches: i64 = sqlx::query_scalar(search::COUNT_LITE)
+            .bind(&fts)
+            .bind(search::WALK_FROM_MATCHES)
+            .fetch_one(&self.reader)
+            .await?;
+        let cids = serde_json::to_string(&cids).unwrap_or_default();
+        let query = match matches < search::WALK_FROM_MATCHES {
+            true => sqlx::query(search::SEARCH_LITE).bind(cids).bind(fts),
+            false => sqlx::query(search::WALK_LITE)
+                .bind(cids)
+                .bind(search::patterns(q.query)),
+        };
         let rows = bind_filters!(query, q).fetch_all(&self.reader).await?;
         search::hits(&rows, q.tenant)
+    }
+
+    async fn search_backfill_page(&self, limit: usize) -> Result<Option<backfill::Page>> {
+        let row = sqlx::query(backfill::MARKER)
+            .fetch_one(&self.reader)
+            .await?;
+        let from = backfill::marker(&row)?;
+        if from.done {
+            return Ok(None);
+        }
+        let rows = sqlx::query(backfill::PAGE_LITE)
+            .bind(from.cid)
+            .bind(from.pos)
+            .bind(columns::limit_of(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        backfill::page(from, &rows, limit).map(Some)
+    }
+
+    async fn search_backfill_write(
+        &self,
+        page: &backfill::Page,
+        entries: &[backfill::Entry],
+    ) -> Result<()> {
+        on_writer!(self, |conn| write_backfill(conn, page, entries))
     }
 
     async fn author_of(
@@ -266,4 +301,50 @@ impl SqliteStore {
             .fetch_optional(&self.reader)
             .await?)
     }
+}
+
+/// Writes a backfill page on the writer ([`Projections::search_backfill_write`]): writes
+/// are serialized, so a row checked here stays as it is until the transaction ends.
+async fn write_backfill(
+    conn: &mut sqlx::SqliteConnection,
+    page: &backfill::Page,
+    entries: &[backfill::Entry],
+) -> Result<()> {
+    use sqlx::Connection;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    for e in entries {
+        let created_at: Option<i64> = sqlx::query_scalar(backfill::UNINDEXED_LITE)
+            .bind(e.cid)
+            .bind(e.pos)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(created_at) = created_at else {
+            continue;
+        };
+        sqlx::query("INSERT INTO message_search (rowid, terms) VALUES ($1, $2)")
+            .bind(e.cid * 4_294_967_296 + e.pos)
+            .bind(&e.terms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO message_search_time (created_at, cid, pos, terms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(created_at)
+        .bind(e.cid)
+        .bind(e.pos)
+        .bind(&e.terms)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let next = page.next();
+    sqlx::query(backfill::ADVANCE)
+        .bind(next.cid)
+        .bind(next.pos)
+        .bind(next.done)
+        .bind(page.from.cid)
+        .bind(page.from.pos)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
