@@ -2,8 +2,11 @@
 
 use std::time::Instant;
 
+use confab_core::automerge::Automerge;
 use confab_core::doc::cut;
 use confab_core::ids::DocId;
+use confab_core::model::conversation::Lifecycle;
+use confab_core::policy::Effect;
 use confab_core::protocol::ServerFrame;
 use serde_bytes::ByteBuf;
 
@@ -31,8 +34,22 @@ impl Unit {
         let generation = cut::generation(view.accepted.doc()) + 1;
         let base_seq = view.last_seq;
         let changes_dropped = base_seq - view.snapshot_seq;
-        let rebuilt = cut::rebuild(doc, view.accepted.doc(), generation)
-            .map_err(|e| failed(e.to_string()))?;
+        // A part of a conversation its owner deleted keeps no message content
+        // (docs/POLICY.md, "Delete"): every message becomes a tombstone of that delete.
+        let deleted = self.acceptor.conversation().and_then(|c| {
+            let l = &c.lifecycle;
+            (l.state == Lifecycle::Deleted).then(|| (l.at.unwrap_or(0), l.by.clone()))
+        });
+        let rebuilt = match &deleted {
+            None => cut::rebuild(doc, view.accepted.doc(), generation),
+            Some((at, by)) => {
+                let by = by.as_ref().map_or("", |a| a.as_str());
+                let emptied = cut::Emptied { at: *at, by };
+                self.release_blobs_of(doc, view.accepted.doc()).await;
+                cut::rebuild_emptied(doc, view.accepted.doc(), generation, emptied)
+            }
+        }
+        .map_err(|e| failed(e.to_string()))?;
         let snapshot = rebuilt.save();
         let next = NewGeneration {
             generation,
@@ -77,5 +94,24 @@ impl Unit {
             bytes,
             stalled: started.elapsed(),
         }))
+    }
+
+    /// Records the blobs the live messages of `part` name as released, as their deletes
+    /// would (`forget::released_blobs`): the sweep deletes each once no live message of
+    /// the conversation names it. Before the install: a cut that fails releases early,
+    /// which the sweep's check makes harmless.
+    async fn release_blobs_of(&self, part: &DocId, current: &Automerge) {
+        let effects: Vec<Effect> = confab_core::doc::read::read_messages(current)
+            .into_iter()
+            .filter(|m| m.deleted_at.is_none() && m.attachments.is_some())
+            .map(|m| Effect::DeleteMessage(Box::new(m)))
+            .collect();
+        let released = crate::forget::released_blobs(part, &effects, crate::clock::now_ms());
+        if released.is_empty() {
+            return;
+        }
+        if let Err(error) = self.engine.store().release_blobs(&released).await {
+            tracing::warn!(%part, %error, "a deleted conversation's blobs were not recorded");
+        }
     }
 }
