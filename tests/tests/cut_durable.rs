@@ -224,6 +224,7 @@ async fn kill_during_cuts(backend: Backend) {
         c.open(part.clone()).await.unwrap();
     }
     wait_for(&alice, &conv, FILL).await;
+    wait_for(&bob, &conv, FILL).await;
     let stop = Arc::new(AtomicBool::new(false));
     let bob_writes = tokio::spawn(write_until(bob, "bob", conv.clone(), bucket, stop.clone()));
 
