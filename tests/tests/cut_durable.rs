@@ -4,9 +4,14 @@
 //!   the due list is in the store, written by the commit that stored the delete;
 //! - a kill -9 while a part of 400 messages is being cut, a few times over, with two
 //!   devices writing messages and reactions throughout: afterwards the part is at one
-//!   generation, every acked message and reaction is there, and the devices converge.
+//!   generation, every acked message and reaction is there, and the devices converge;
+//! - the same with two nodes on one Postgres, writers on both, no kill: one node cuts each
+//!   due part, one generation wins, nothing acked is lost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "cluster/nodes.rs"]
+#[allow(dead_code)]
+mod cluster_nodes;
 mod common;
 
 use std::collections::BTreeSet;
@@ -182,15 +187,12 @@ async fn content(
     .unwrap()
 }
 
-async fn kill_during_cuts(backend: Backend) {
-    let mut server =
-        TestServer::start_with_log(backend, &["--cut-after-delete-secs", "0"], CUT_LOG)
-            .await
-            .unwrap();
-    let tenant = TenantId::new("acme").unwrap();
+/// Carol's group `busy-room` with alice and bob, and `FILL` messages of hers in one part:
+/// that part.
+async fn fill(server: &TestServer) -> DocId {
     let conv = ConvId::new("busy-room").unwrap();
     let mut carol = Device::new("carol", 9);
-    let mut raw = connect(&server, "carol").await;
+    let mut raw = connect(server, "carol").await;
     let (g, create) = create_group(&mut carol, "busy-room", &["alice", "bob"]);
     assert_acked(&raw.submit(&g, &[create]).await.unwrap());
     let at = now_ms();
@@ -212,7 +214,17 @@ async fn kill_during_cuts(backend: Backend) {
         }
     }
     raw.close().await;
-    let part = part.unwrap();
+    part.unwrap()
+}
+
+async fn kill_during_cuts(backend: Backend) {
+    let mut server =
+        TestServer::start_with_log(backend, &["--cut-after-delete-secs", "0"], CUT_LOG)
+            .await
+            .unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let conv = ConvId::new("busy-room").unwrap();
+    let part = fill(&server).await;
     let bucket = bucket_of(&part);
 
     let dirs = fresh_dirs(&format!("busy-{backend:?}"), 3);
@@ -276,19 +288,44 @@ async fn kill_during_cuts(backend: Backend) {
     let (bob, bob_asked) = bob_writes.await.unwrap();
     println!("{backend:?}: {killed_mid_cut} of {TRIALS} kills came before the install");
 
+    let carol = lose_nothing(&server, &part, &bob, &bob_asked, &alice, &dirs[2], 0).await;
+    for c in [&alice, &bob, &carol] {
+        c.set_online(false).await.unwrap();
+    }
+    drop((alice, bob, carol));
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// After the cuts: every intent of `writer` (`asked`) ends accepted, the part is at one
+/// generation (no change at or below its snapshot), and a device that starts now (carol,
+/// in `dir`), `writer` and `other` hold the same content with every acked message and
+/// reaction (`others_wrote`: live messages others added). Returns the new device.
+async fn lose_nothing(
+    server: &TestServer,
+    part: &DocId,
+    bob: &NativeClient,
+    bob_asked: &[(u64, String)],
+    alice: &NativeClient,
+    dir: &std::path::Path,
+    others_wrote: usize,
+) -> NativeClient {
+    let tenant = TenantId::new("acme").unwrap();
+    let conv = ConvId::new("busy-room").unwrap();
     // Every intent ends accepted (each device resends across the restarts).
-    for (id, what) in &bob_asked {
+    for (id, what) in bob_asked {
         assert_eq!(
             bob.settle(*id, Duration::from_secs(30)).await.unwrap(),
             None,
             "bob's {what} ends accepted"
         );
     }
-    let generation = generation_of(&server, &part).await;
+    let generation = generation_of(server, part).await;
     assert!(generation >= 1, "the part was cut");
     // One generation: the stored log holds nothing at or below the snapshot.
     let below = scalar(
-        &server,
+        server,
         "SELECT count(*) FROM changes c JOIN docs d ON d.doc_id = c.doc_id \
          WHERE c.doc_id = $1 AND c.seq <= d.snapshot_seq",
         Some(part.to_string()),
@@ -297,23 +334,23 @@ async fn kill_during_cuts(backend: Backend) {
     assert_eq!(below, 0, "changes of an earlier generation stayed");
 
     // A device that starts now, alice and bob: the same content, every acked write there.
-    let carol = client(&server, "carol", 2, &dirs[2]);
+    let carol = client(server, "carol", 2, dir);
     carol.set_online(true).await.unwrap();
     carol.open(DocId::conv(&tenant, &conv)).await.unwrap();
     carol.open(part.clone()).await.unwrap();
     let mut expected_bodies = BTreeSet::new();
     let mut expected_reactions = BTreeSet::new();
-    for (_, what) in &bob_asked {
+    for (_, what) in bob_asked {
         match what.strip_prefix("react:") {
             Some(target) => expected_reactions.insert((target.to_string(), "bob".to_string())),
             None => expected_bodies.insert(what.clone()),
         };
     }
-    let total = FILL + expected_bodies.len();
+    let total = FILL + expected_bodies.len() + others_wrote;
     let converged = until(Duration::from_secs(30), || async {
         let c = content(&carol, &conv).await;
-        let a = content(&alice, &conv).await;
-        let b = content(&bob, &conv).await;
+        let a = content(alice, &conv).await;
+        let b = content(bob, &conv).await;
         c.0.len() == total && c == a && c == b
     })
     .await;
@@ -332,13 +369,7 @@ async fn kill_during_cuts(backend: Backend) {
         "an acked reaction is lost"
     );
     assert!(!bodies_seen.iter().any(|b| b.contains(MARKER)));
-    for c in [&alice, &bob, &carol] {
-        c.set_online(false).await.unwrap();
-    }
-    drop((alice, bob, carol));
-    for dir in &dirs {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    carol
 }
 
 #[tokio::test]
@@ -349,4 +380,93 @@ async fn kills_during_cuts_lose_nothing_on_sqlite() {
 #[tokio::test]
 async fn kills_during_cuts_lose_nothing_on_postgres() {
     kill_during_cuts(Backend::Postgres).await;
+}
+
+/// Two nodes on one Postgres, both running the cut runner: carol writes through node 0, bob
+/// through node 1, alice deletes through node 1 while both write. Each due part is claimed
+/// by one node (the other skips the locked row); whichever cuts, one generation wins and
+/// nothing acked is lost.
+#[tokio::test]
+async fn two_nodes_cut_once_and_lose_nothing() {
+    let nodes = cluster_nodes::Nodes::on_fresh_database_with(2, &["--cut-after-delete-secs", "0"])
+        .await
+        .unwrap();
+    let (one, two) = (&nodes.nodes[0], &nodes.nodes[1]);
+    let tenant = TenantId::new("acme").unwrap();
+    let conv = ConvId::new("busy-room").unwrap();
+    let part = fill(one).await;
+    let bucket = bucket_of(&part);
+    let dirs = fresh_dirs("busy-two-nodes", 4);
+    let alice = client(two, "alice", 1, &dirs[0]);
+    let bob = client(two, "bob", 1, &dirs[1]);
+    let carol = client(one, "carol", 3, &dirs[3]);
+    for c in [&alice, &bob, &carol] {
+        c.set_online(true).await.unwrap();
+        c.open(DocId::conv(&tenant, &conv)).await.unwrap();
+        c.open(part.clone()).await.unwrap();
+        wait_for(c, &conv, FILL).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let bob_writes = tokio::spawn(write_until(bob, "bob", conv.clone(), bucket, stop.clone()));
+    let carol_writes = tokio::spawn(write_until(
+        carol,
+        "carol",
+        conv.clone(),
+        bucket,
+        stop.clone(),
+    ));
+    for trial in 0..TRIALS {
+        let id = format!("victim-{trial}");
+        let body = format!("{MARKER}-{trial}");
+        accepted(&alice, send(&alice, &conv, &id, &body).await).await;
+        let before = generation_of(one, &part).await;
+        let delete = Intent::Delete {
+            conv: conv.clone(),
+            message: MessageId::new(&id).unwrap(),
+            bucket,
+        };
+        accepted(&alice, alice.intent(delete).await.unwrap()).await;
+        assert!(
+            until(Duration::from_secs(20), || async {
+                generation_of(one, &part).await > before
+            })
+            .await,
+            "a node cut the part"
+        );
+    }
+    assert!(
+        until(Duration::from_secs(20), || async {
+            cuts_noted(one).await == 0 && !store_holds(one, MARKER).await
+        })
+        .await,
+        "every due cut ran"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let (bob, bob_asked) = bob_writes.await.unwrap();
+    let (carol, carol_asked) = carol_writes.await.unwrap();
+    for (id, what) in &carol_asked {
+        assert_eq!(
+            carol.settle(*id, Duration::from_secs(30)).await.unwrap(),
+            None,
+            "carol's {what} ends accepted"
+        );
+    }
+    let carol_wrote = carol_asked
+        .iter()
+        .filter(|(_, what)| !what.starts_with("react:"))
+        .count();
+    let fresh = lose_nothing(one, &part, &bob, &bob_asked, &alice, &dirs[2], carol_wrote).await;
+    let (bodies_seen, _) = content(&fresh, &conv).await;
+    for (_, what) in &carol_asked {
+        if !what.starts_with("react:") {
+            assert!(bodies_seen.contains(what), "carol's acked {what} is lost");
+        }
+    }
+    for c in [&alice, &bob, &carol, &fresh] {
+        c.set_online(false).await.unwrap();
+    }
+    drop((alice, bob, carol, fresh));
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -115,6 +115,8 @@ impl Engine {
         let result = self.cut_part(doc).await;
         let settled = match &result {
             Ok(_) => self.store().finish_cut(due).await,
+            // Another node committed first: contention, not a fault; the next pass tries.
+            Err(CutError::Moved(_)) => self.store().retry_cut(due, 0).await,
             Err(error) => {
                 tracing::warn!(%doc, %error, "history cut failed; trying again");
                 self.store().retry_cut(due, retry_ms).await

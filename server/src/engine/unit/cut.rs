@@ -25,6 +25,11 @@ impl Unit {
         };
         let started = Instant::now();
         self.prepare(doc).await.map_err(|e| failed(e.to_string()))?;
+        // Other nodes may have committed what this node was not told of yet: the install's
+        // fence would refuse a cut of the older state, so read the log's tail first.
+        if self.engine.inner.clustered {
+            self.catch_up(doc, None).await;
+        }
         let Some(view) = self.acceptor.view(doc) else {
             return Ok(None);
         };
