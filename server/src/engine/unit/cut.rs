@@ -29,6 +29,8 @@ impl Unit {
         // fence would refuse a cut of the older state, so read the log's tail first.
         if self.engine.inner.clustered {
             self.catch_up(doc, None).await;
+            // A catch-up may have let the part go (a snapshot past what it held): load again.
+            self.prepare(doc).await.map_err(|e| failed(e.to_string()))?;
         }
         let Some(view) = self.acceptor.view(doc) else {
             return Ok(None);
