@@ -193,6 +193,27 @@ impl Forgetting for GatedStore {
     async fn vacuum_forgotten(&self, full: bool) -> Result<bool> {
         self.inner.vacuum_forgotten(full).await
     }
+    async fn claim_cuts(
+        &self,
+        timing: confab_server::store::cuts::CutTiming,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<confab_server::store::cuts::DueCut>> {
+        self.inner.claim_cuts(timing, node, limit).await
+    }
+    async fn finish_cut(&self, due: &confab_server::store::cuts::DueCut) -> Result<()> {
+        self.inner.finish_cut(due).await
+    }
+    async fn retry_cut(
+        &self,
+        due: &confab_server::store::cuts::DueCut,
+        after_ms: i64,
+    ) -> Result<()> {
+        self.inner.retry_cut(due, after_ms).await
+    }
+    async fn pending_cuts(&self) -> Result<i64> {
+        self.inner.pending_cuts().await
+    }
 }
 
 #[async_trait]

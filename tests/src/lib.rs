@@ -9,6 +9,7 @@ pub mod native_support;
 pub mod pg_cluster;
 pub mod push_receiver;
 pub mod server;
+pub mod store_probe;
 
 /// Deterministic message content (it lives in `confab-testkit`).
 pub use confab_testkit::text;

@@ -143,3 +143,27 @@ pub async fn wait_for(c: &NativeClient, conv: &ConvId, n: usize) -> Vec<String> 
     }
     panic!("timeline never reached {n}: {:?}", bodies(c, conv).await);
 }
+
+/// Polls `check` every 50 ms until it holds or `within` passes: whether it held.
+pub async fn until<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The generation of `doc` on `c`'s device (`None`: not held).
+pub async fn generation_on(c: &NativeClient, doc: &DocId) -> Option<u64> {
+    let doc = doc.clone();
+    c.query(move |e| e.generation(&doc)).await.unwrap()
+}

@@ -15,14 +15,10 @@ use confab_core::client::{Intent, LocalStore};
 use confab_core::ids::{ConvId, DocId, DocTarget, MessageId, TenantId};
 use confab_core::model::message::NewMessage;
 use confab_e2e::native_support::*;
+use confab_e2e::store_probe::{generation_of, holds, store_holds};
 use confab_e2e::{now_ms, Backend, TestServer};
-use sqlx::{Connection, Row};
 
 const MARKER: &str = "cut-e2e-marker-91c2";
-
-fn holds(bytes: &[u8], marker: &str) -> bool {
-    bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
-}
 
 /// Whether any entry of the device's file store in `dir` holds `marker` (what the engine
 /// keeps; the file store drops dead records when it rewrites its log).
@@ -32,79 +28,6 @@ async fn device_holds(dir: &Path, marker: &str) -> bool {
     entries
         .iter()
         .any(|(k, v)| holds(k.as_bytes(), marker) || holds(v, marker))
-}
-
-/// A connection of the test's own to the server's SQLite file.
-async fn sqlite(server: &TestServer) -> sqlx::SqliteConnection {
-    let path = server.data_dir.join("confab.db");
-    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap()
-}
-
-/// Whether the server's store holds `marker`: SQLite's file and WAL after a checkpoint, or
-/// everything `pg_dump` writes.
-async fn store_holds(server: &TestServer, marker: &str) -> bool {
-    match &server.database_url {
-        None => {
-            let path = server.data_dir.join("confab.db");
-            let mut conn = sqlite(server).await;
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-            let wal = server.data_dir.join("confab.db-wal");
-            [path, wal]
-                .iter()
-                .any(|p| holds(&std::fs::read(p).unwrap_or_default(), marker))
-        }
-        Some(url) => {
-            let out = tokio::process::Command::new("pg_dump")
-                .arg("--data-only")
-                .arg(url)
-                .output()
-                .await
-                .expect("pg_dump runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            // bytea is dumped as hex.
-            let hex: String = marker.bytes().map(|b| format!("{b:02x}")).collect();
-            holds(&out.stdout, marker) || holds(&out.stdout, &hex)
-        }
-    }
-}
-
-async fn generation_of(server: &TestServer, doc: &DocId) -> i64 {
-    let sql = "SELECT generation FROM docs WHERE doc_id = $1";
-    match &server.database_url {
-        None => {
-            let mut conn = sqlite(server).await;
-            let row = sqlx::query(sql)
-                .bind(doc.to_string())
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            row.get(0)
-        }
-        Some(url) => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            let row = sqlx::query(sql)
-                .bind(doc.to_string())
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            row.get(0)
-        }
-    }
-}
-
-async fn generation_on(c: &NativeClient, doc: &DocId) -> Option<u64> {
-    let doc = doc.clone();
-    c.query(move |e| e.generation(&doc)).await.unwrap()
 }
 
 async fn intent(c: &NativeClient, intent: Intent) -> u64 {

@@ -11,7 +11,7 @@
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 
-use super::schema::keys;
+use super::schema::{keys, TOMBSTONE_FIELDS};
 use super::{derived_actor, genesis, DocError};
 use crate::ids::DocId;
 
@@ -41,10 +41,39 @@ pub fn rebuild(
     current: &Automerge,
     generation: u64,
 ) -> Result<Automerge, DocError> {
+    build(doc_id, current, generation, None)
+}
+
+/// How a part of a deleted conversation ends: every message a tombstone, deleted at `at` by
+/// `by` (the owner who deleted the conversation) unless it already was one.
+#[derive(Debug, Clone, Copy)]
+pub struct Emptied<'a> {
+    pub at: i64,
+    pub by: &'a str,
+}
+
+/// As [`rebuild`], but every message of the part keeps only what a delete leaves
+/// (docs/SCHEMA.md, "Tombstones"): the generation of a part of a conversation its owner
+/// deleted, which holds no message content. O(visible values).
+pub fn rebuild_emptied(
+    doc_id: &DocId,
+    current: &Automerge,
+    generation: u64,
+    emptied: Emptied<'_>,
+) -> Result<Automerge, DocError> {
+    build(doc_id, current, generation, Some(emptied))
+}
+
+fn build(
+    doc_id: &DocId,
+    current: &Automerge,
+    generation: u64,
+    emptied: Option<Emptied<'_>>,
+) -> Result<Automerge, DocError> {
     let mut fresh = genesis(doc_id)?;
     fresh.set_actor(cut_actor(doc_id));
     let mut tx = fresh.transaction();
-    copy_map(current, &ROOT, &mut tx, &ROOT)?;
+    copy_map(current, &ROOT, &mut tx, &ROOT, emptied)?;
     tx.put(
         ROOT,
         keys::GENERATION,
@@ -58,6 +87,46 @@ pub fn rebuild(
     Ok(fresh)
 }
 
+/// Writes each message of `from_obj` (the `messages` map, sharded: `messages/<shard>/<id>`)
+/// into `to_obj` as a tombstone.
+fn copy_tombstones<T: Transactable + ReadDoc>(
+    from: &Automerge,
+    from_obj: &ObjId,
+    to: &mut T,
+    to_obj: &ObjId,
+    emptied: Emptied<'_>,
+) -> Result<(), DocError> {
+    for (shard_key, shard) in maps_of(from, from_obj) {
+        let target_shard = match to.get(to_obj, shard_key.as_str())? {
+            Some((Value::Object(ObjType::Map), existing)) => existing,
+            _ => to.put_object(to_obj, shard_key.as_str(), ObjType::Map)?,
+        };
+        for (key, id) in maps_of(from, &shard) {
+            let target = to.put_object(&target_shard, key.as_str(), ObjType::Map)?;
+            let mut deleted = false;
+            for field in TOMBSTONE_FIELDS {
+                if let Some((Value::Scalar(v), _)) = from.get(&id, *field)? {
+                    deleted |= *field == keys::DELETED_AT;
+                    to.put(&target, *field, v.into_owned())?;
+                }
+            }
+            if !deleted {
+                to.put(&target, keys::DELETED_AT, emptied.at)?;
+                to.put(&target, keys::DELETED_BY, emptied.by)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The map entries of `obj`, key and object.
+fn maps_of(doc: &Automerge, obj: &ObjId) -> Vec<(String, ObjId)> {
+    doc.map_range(obj, ..)
+        .filter(|item| matches!(item.value, automerge::ValueRef::Object(ObjType::Map)))
+        .map(|item| (item.key.to_string(), item.id()))
+        .collect()
+}
+
 /// Writes every visible value of `from_obj` into `to_obj`, where it differs (the genesis
 /// already holds the schema version and the top-level maps).
 fn copy_map<T: Transactable + ReadDoc>(
@@ -65,6 +134,7 @@ fn copy_map<T: Transactable + ReadDoc>(
     from_obj: &ObjId,
     to: &mut T,
     to_obj: &ObjId,
+    emptied: Option<Emptied<'_>>,
 ) -> Result<(), DocError> {
     let entries: Vec<(String, Value<'static>, ObjId)> = from
         .map_range(from_obj, ..)
@@ -80,7 +150,14 @@ fn copy_map<T: Transactable + ReadDoc>(
                     Some((Value::Object(ObjType::Map), existing)) => existing,
                     _ => to.put_object(to_obj, key.as_str(), ObjType::Map)?,
                 };
-                copy_map(from, &id, to, &target)?;
+                match emptied {
+                    Some(e) if *from_obj == ROOT && key == keys::MESSAGES => {
+                        copy_tombstones(from, &id, to, &target, e)?
+                    }
+                    // Below the root only messages are emptied.
+                    _ if *from_obj == ROOT => copy_map(from, &id, to, &target, emptied)?,
+                    _ => copy_map(from, &id, to, &target, None)?,
+                }
             }
             // The schema holds maps and scalars only; anything else was refused on the way in.
             Value::Object(_) => {}
@@ -160,6 +237,39 @@ mod tests {
         assert_eq!((generation(&old), generation(&new)), (0, 1));
         let reloaded = Automerge::load(&saved).expect("load");
         assert_eq!(read::read_messages(&reloaded), read::read_messages(&old));
+    }
+
+    #[test]
+    fn an_emptied_generation_keeps_tombstones_only() {
+        let old = history();
+        let emptied = Emptied {
+            at: 5000,
+            by: "owner",
+        };
+        let new = rebuild_emptied(&bucket(), &old, 1, emptied).expect("rebuild");
+        let saved = new.save();
+        assert!(!holds(&saved, MARKER) && !holds(&saved, "newest-kept-body"));
+        assert!(!holds(&saved, "👍"), "reactions go with the content");
+        let messages = read::read_messages(&Automerge::load(&saved).expect("load"));
+        assert_eq!(messages.len(), 2);
+        for m in &messages {
+            assert!(m.deleted_at.is_some() && m.body.is_empty() && m.reactions.is_empty());
+        }
+        let kept = messages
+            .iter()
+            .find(|m| m.id.as_str() == "kept")
+            .expect("kept");
+        assert_eq!(kept.deleted_at, Some(5000));
+        assert_eq!(kept.deleted_by.as_ref().map(|a| a.as_str()), Some("owner"));
+        let gone = messages
+            .iter()
+            .find(|m| m.id.as_str() == "gone")
+            .expect("gone");
+        assert_eq!(
+            gone.deleted_at,
+            Some(2000),
+            "an earlier delete stays as it was"
+        );
     }
 
     #[test]

@@ -2,19 +2,25 @@
 //! conversation's unit rebuilds the part as its next generation (`confab_core::doc::cut`)
 //! between jobs, installs it in place of the part's log and snapshot in one fenced
 //! transaction (`ChangeLog::install_generation`), and sends it to the part's subscribers.
-//! A delete schedules a cut of its part after `cut_after_delete`, an edit after
-//! `cut_after_edit`; a task runs the due ones (`spawn_cuts`).
+//! A committed delete makes its part due after `cut_after_delete`, an edit after
+//! `cut_after_edit`: the commit notes it in `cut_due` (a trigger, `store::cuts`), so the due
+//! list survives restarts; a task on every node claims the due parts under a lease and cuts
+//! them (`spawn_cuts`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use confab_core::accept::UnitId;
 use confab_core::ids::{DocId, DocTarget};
-use confab_core::policy::Effect;
 use tokio::sync::oneshot;
 
 use super::{Engine, Job};
+use crate::store::cuts::{CutTiming, DueCut};
+
+/// How long a claimed part is this node's: another node, or this one restarted, takes it
+/// over after that. A cut that outlives it is safe, only wasted: the install is fenced.
+pub const CUT_LEASE: Duration = Duration::from_secs(10);
+/// Parts claimed per store call.
+const CLAIM_PAGE: usize = 16;
 
 /// What one cut did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,54 +51,6 @@ pub enum CutError {
     Failed { doc: DocId, message: String },
 }
 
-/// When each part is due for a cut (in memory: after a restart, a part whose cut was due is
-/// cut again once a later delete or edit schedules it).
-#[derive(Default)]
-pub(crate) struct CutSchedule {
-    due: Mutex<HashMap<DocId, Instant>>,
-}
-
-impl CutSchedule {
-    /// Notes a committed change's effects: a delete makes its part due after
-    /// `after_delete`, an edit after `after_edit`; an earlier due time stays.
-    pub(crate) fn note(&self, doc: &DocId, effects: &[Effect], delays: (Duration, Duration)) {
-        let delay = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::DeleteMessage(_) => Some(delays.0),
-                Effect::EditBody(_) => Some(delays.1),
-                _ => None,
-            })
-            .min();
-        let Some(delay) = delay else { return };
-        let at = Instant::now() + delay;
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        due.entry(doc.clone())
-            .and_modify(|t| *t = (*t).min(at))
-            .or_insert(at);
-    }
-
-    /// Takes the parts due by `now`.
-    fn take_due(&self, now: Instant) -> Vec<DocId> {
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        let ready: Vec<DocId> = due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(doc, _)| doc.clone())
-            .collect();
-        for doc in &ready {
-            due.remove(doc);
-        }
-        ready
-    }
-
-    /// Makes `doc` due again after `delay` (a cut that lost to another node's commit).
-    fn again(&self, doc: DocId, delay: Duration) {
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        due.entry(doc).or_insert(Instant::now() + delay);
-    }
-}
-
 impl Engine {
     /// Cuts the history of `doc`, a message part, now: `None` when it was never written.
     pub async fn cut_part(&self, doc: &DocId) -> Result<Option<CutReport>, CutError> {
@@ -118,34 +76,65 @@ impl Engine {
             .unwrap_or_else(|_| Err(failed("the unit stopped".into())))
     }
 
-    /// Notes a committed change for the cut schedule.
-    pub(crate) fn note_for_cut(&self, doc: &DocId, effects: &[Effect]) {
-        if matches!(doc.target(), DocTarget::Msgs(..)) {
-            let config = &self.inner.config;
-            let delays = (config.cut_after_delete, config.cut_after_edit);
-            self.inner.cuts.note(doc, effects, delays);
+    /// Cuts every part that is due and that this node can claim. Returns how many were cut.
+    pub async fn run_due_cuts(&self) -> usize {
+        let config = &self.inner.config;
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let timing = CutTiming {
+            after_delete: ms(config.cut_after_delete),
+            after_edit: ms(config.cut_after_edit),
+            lease: ms(CUT_LEASE),
+        };
+        let mut cut = 0;
+        loop {
+            let claimed = match self
+                .store()
+                .claim_cuts(timing, self.node(), CLAIM_PAGE)
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "due history cuts not claimed");
+                    return cut;
+                }
+            };
+            let full = claimed.len() == CLAIM_PAGE;
+            for due in claimed {
+                cut += usize::from(self.run_cut(&due, ms(config.cut_retry)).await);
+            }
+            if !full {
+                return cut;
+            }
         }
     }
 
-    /// Cuts every part that is due. Returns how many were cut.
-    pub async fn run_due_cuts(&self) -> usize {
-        let mut cut = 0;
-        for doc in self.inner.cuts.take_due(Instant::now()) {
-            match self.cut_part(&doc).await {
-                Ok(Some(report)) => {
-                    cut += 1;
-                    tracing::info!(%doc, generation = report.generation,
-                        dropped = report.changes_dropped, stalled_ms = report.stalled.as_millis() as u64,
-                        "history cut");
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(%doc, %error, "history cut failed; trying again");
-                    self.inner.cuts.again(doc, self.inner.config.cut_retry);
-                }
+    /// Cuts one claimed part and settles its row: whether it was cut.
+    async fn run_cut(&self, due: &DueCut, retry_ms: i64) -> bool {
+        let doc = &due.doc;
+        tracing::debug!(%doc, "history cut started");
+        let result = self.cut_part(doc).await;
+        let settled = match &result {
+            Ok(_) => self.store().finish_cut(due).await,
+            // Another node committed first: contention, not a fault; the next pass tries.
+            Err(CutError::Moved(_)) => self.store().retry_cut(due, 0).await,
+            Err(error) => {
+                tracing::warn!(%doc, %error, "history cut failed; trying again");
+                self.store().retry_cut(due, retry_ms).await
             }
+        };
+        if let Err(error) = settled {
+            // The lease runs out and the part is claimed again.
+            tracing::warn!(%doc, %error, "history cut not settled");
         }
-        cut
+        match result {
+            Ok(Some(report)) => {
+                tracing::info!(%doc, generation = report.generation,
+                    dropped = report.changes_dropped, stalled_ms = report.stalled.as_millis() as u64,
+                    "history cut");
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Runs the due cuts every `every` until the engine stops (`serve`).

@@ -276,8 +276,6 @@ pub(crate) struct Inner {
     signals: Option<signals::Publisher>,
     /// The threads in memory under each conversation (see `threads`).
     threads: threads::Registry,
-    /// Parts due for a history cut (see `cut`).
-    cuts: cut::CutSchedule,
 }
 
 /// Told of each committed change once its acks and pushes are out, on the unit's task:
@@ -369,7 +367,6 @@ impl Engine {
                 observer: std::sync::OnceLock::new(),
                 signals,
                 threads: threads::Registry::default(),
-                cuts: cut::CutSchedule::default(),
             }),
         };
         if let Some(options) = cluster_options {

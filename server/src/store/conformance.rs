@@ -34,10 +34,12 @@ use super::{
     ConvRow, Fence, MessageRow, NewChange, Projection, RejectionRecord, Store, StoreError,
 };
 
+mod cuts;
 mod generations;
 mod notify_all;
 mod search;
 mod stats;
+pub use cuts::cut_due_follows_deletes;
 pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
 pub use search::{search_index_follows_rows, search_with_many_matches};
@@ -112,6 +114,7 @@ macro_rules! store_conformance {
             search_index_follows_rows,
             search_with_many_matches,
             generations_replace_the_log,
+            cut_due_follows_deletes,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

@@ -570,6 +570,23 @@ impl Forgetting for Guarded {
     async fn save_erasure(&self, erasure: &forget::Erasure, until: i64) -> Result<()> {
         self.run(self.inner.save_erasure(erasure, until)).await
     }
+    async fn claim_cuts(
+        &self,
+        timing: crate::store::cuts::CutTiming,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::store::cuts::DueCut>> {
+        self.run(self.inner.claim_cuts(timing, node, limit)).await
+    }
+    async fn finish_cut(&self, due: &crate::store::cuts::DueCut) -> Result<()> {
+        self.run(self.inner.finish_cut(due)).await
+    }
+    async fn retry_cut(&self, due: &crate::store::cuts::DueCut, after_ms: i64) -> Result<()> {
+        self.run(self.inner.retry_cut(due, after_ms)).await
+    }
+    async fn pending_cuts(&self) -> Result<i64> {
+        self.run(self.inner.pending_cuts()).await
+    }
     async fn authored_messages(
         &self,
         tenant: &TenantId,

@@ -37,6 +37,7 @@ mod columns;
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod contacts;
+pub mod cuts;
 pub mod devices;
 pub mod discovery;
 mod error;
@@ -518,6 +519,23 @@ pub trait Forgetting: Send + Sync {
     /// (`full`: `VACUUM FULL`, which rewrites their files), SQLite a WAL checkpoint that
     /// truncates the WAL. `false` when another node is at it (Postgres).
     async fn vacuum_forgotten(&self, full: bool) -> Result<bool>;
+
+    /// Leases up to `limit` parts due for a history cut ([`cuts`]) to `node`, as of the
+    /// database's clock; on Postgres with `FOR UPDATE SKIP LOCKED`, so two nodes never
+    /// claim one part.
+    async fn claim_cuts(
+        &self,
+        timing: cuts::CutTiming,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<cuts::DueCut>>;
+    /// The part was cut (or had nothing to cut) as of the claim: its row goes unless a
+    /// delete or edit came since.
+    async fn finish_cut(&self, due: &cuts::DueCut) -> Result<()>;
+    /// The cut did not happen: the part is claimable again `after_ms` from now.
+    async fn retry_cut(&self, due: &cuts::DueCut, after_ms: i64) -> Result<()>;
+    /// Parts noted for a cut, due or not yet.
+    async fn pending_cuts(&self) -> Result<i64>;
 }
 
 /// What waits to be read or sent later: the notification feed ([`notifications`]), the

@@ -124,8 +124,9 @@ pub(crate) struct SearchStep<'a> {
 /// Upserts are deduplicated (the last one of a key wins, as if applied in order) and
 /// sorted by key, so concurrent writers lock rows in the same order. The batch order
 /// only matters where rows depend on each other: positions of new messages follow the
-/// batch order, and an edit of a message created in the same batch is folded into the
-/// new row. Conversation upserts never touch `last_pos`/`last_activity`, so applying
+/// batch order, and an edit or delete of a message created in the same batch is applied as
+/// an update after its insert (the update is what marks its part due for a history cut,
+/// docs/STORAGE.md). Conversation upserts never touch `last_pos`/`last_activity`, so applying
 /// them before the messages gives the same result as applying them in order.
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
@@ -324,23 +325,16 @@ impl<'a> Plan<'a> {
                         deleted,
                     } => {
                         let key = (tenant.as_str(), conv.as_str(), message.as_str());
-                        if let Some(&i) = message_index.get(&key) {
-                            if let Some(m) = messages.get_mut(i) {
-                                m.preview = preview;
-                                m.deleted = *deleted;
-                            }
-                        } else {
-                            updates.insert(
-                                key,
-                                UpdateStep {
-                                    tenant: key.0,
-                                    conv: key.1,
-                                    message: key.2,
-                                    preview,
-                                    deleted: *deleted,
-                                },
-                            );
-                        }
+                        updates.insert(
+                            key,
+                            UpdateStep {
+                                tenant: key.0,
+                                conv: key.1,
+                                message: key.2,
+                                preview,
+                                deleted: *deleted,
+                            },
+                        );
                     }
                 }
             }

@@ -2,8 +2,11 @@
 
 use std::time::Instant;
 
+use confab_core::automerge::Automerge;
 use confab_core::doc::cut;
 use confab_core::ids::DocId;
+use confab_core::model::conversation::Lifecycle;
+use confab_core::policy::Effect;
 use confab_core::protocol::ServerFrame;
 use serde_bytes::ByteBuf;
 
@@ -22,6 +25,13 @@ impl Unit {
         };
         let started = Instant::now();
         self.prepare(doc).await.map_err(|e| failed(e.to_string()))?;
+        // Other nodes may have committed what this node was not told of yet: the install's
+        // fence would refuse a cut of the older state, so read the log's tail first.
+        if self.engine.inner.clustered {
+            self.catch_up(doc, None).await;
+            // A catch-up may have let the part go (a snapshot past what it held): load again.
+            self.prepare(doc).await.map_err(|e| failed(e.to_string()))?;
+        }
         let Some(view) = self.acceptor.view(doc) else {
             return Ok(None);
         };
@@ -31,8 +41,22 @@ impl Unit {
         let generation = cut::generation(view.accepted.doc()) + 1;
         let base_seq = view.last_seq;
         let changes_dropped = base_seq - view.snapshot_seq;
-        let rebuilt = cut::rebuild(doc, view.accepted.doc(), generation)
-            .map_err(|e| failed(e.to_string()))?;
+        // A part of a conversation its owner deleted keeps no message content
+        // (docs/POLICY.md, "Delete"): every message becomes a tombstone of that delete.
+        let deleted = self.acceptor.conversation().and_then(|c| {
+            let l = &c.lifecycle;
+            (l.state == Lifecycle::Deleted).then(|| (l.at.unwrap_or(0), l.by.clone()))
+        });
+        let rebuilt = match &deleted {
+            None => cut::rebuild(doc, view.accepted.doc(), generation),
+            Some((at, by)) => {
+                let by = by.as_ref().map_or("", |a| a.as_str());
+                let emptied = cut::Emptied { at: *at, by };
+                self.release_blobs_of(doc, view.accepted.doc()).await;
+                cut::rebuild_emptied(doc, view.accepted.doc(), generation, emptied)
+            }
+        }
+        .map_err(|e| failed(e.to_string()))?;
         let snapshot = rebuilt.save();
         let next = NewGeneration {
             generation,
@@ -77,5 +101,24 @@ impl Unit {
             bytes,
             stalled: started.elapsed(),
         }))
+    }
+
+    /// Records the blobs the live messages of `part` name as released, as their deletes
+    /// would (`forget::released_blobs`): the sweep deletes each once no live message of
+    /// the conversation names it. Before the install: a cut that fails releases early,
+    /// which the sweep's check makes harmless.
+    async fn release_blobs_of(&self, part: &DocId, current: &Automerge) {
+        let effects: Vec<Effect> = confab_core::doc::read::read_messages(current)
+            .into_iter()
+            .filter(|m| m.deleted_at.is_none() && m.attachments.is_some())
+            .map(|m| Effect::DeleteMessage(Box::new(m)))
+            .collect();
+        let released = crate::forget::released_blobs(part, &effects, crate::clock::now_ms());
+        if released.is_empty() {
+            return;
+        }
+        if let Err(error) = self.engine.store().release_blobs(&released).await {
+            tracing::warn!(%part, %error, "a deleted conversation's blobs were not recorded");
+        }
     }
 }

@@ -322,7 +322,6 @@ impl Unit {
             }
             self.engine.memberships_committed(&p.change);
             self.engine.notify_committed(&p.change, &p.effects);
-            self.engine.note_for_cut(&p.change.doc, &p.effects);
             for effect in &p.effects {
                 if let Effect::UpdateMember { before, after, .. } = effect {
                     if before.is_active() && !after.is_active() {

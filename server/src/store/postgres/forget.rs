@@ -6,6 +6,7 @@ use confab_core::ids::{AccountId, TenantId};
 use sqlx::Row;
 
 use super::PgStore;
+use crate::store::cuts::{pg as cuts, CutTiming, DueCut};
 use crate::store::forget::{pg as forget, Authored, BlobRelease, Erasure};
 use crate::store::{Forgetting, Result};
 
@@ -91,5 +92,25 @@ impl Forgetting for PgStore {
             vacuumed?;
             Ok(true)
         })
+    }
+
+    async fn claim_cuts(&self, timing: CutTiming, node: &str, limit: usize) -> Result<Vec<DueCut>> {
+        on_pool!(self, |conn| cuts::claim(conn, timing, node, limit))
+    }
+
+    async fn finish_cut(&self, due: &DueCut) -> Result<()> {
+        on_pool!(self, |conn| cuts::finish(
+            conn, due.cid, due.bucket, due.gen
+        ))
+    }
+
+    async fn retry_cut(&self, due: &DueCut, after_ms: i64) -> Result<()> {
+        on_pool!(self, |conn| cuts::retry(
+            conn, due.cid, due.bucket, after_ms
+        ))
+    }
+
+    async fn pending_cuts(&self) -> Result<i64> {
+        on_pool!(self, |conn| cuts::pending(conn))
     }
 }

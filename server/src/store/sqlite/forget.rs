@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use confab_core::ids::{AccountId, TenantId};
 
 use super::SqliteStore;
+use crate::store::cuts::{lite as cuts, CutTiming, DueCut};
 use crate::store::forget::{lite as forget, Authored, BlobRelease, Erasure};
 use crate::store::{Forgetting, Result};
 
@@ -73,5 +74,25 @@ impl Forgetting for SqliteStore {
                 .await?;
             Ok(true)
         })
+    }
+
+    async fn claim_cuts(&self, timing: CutTiming, node: &str, limit: usize) -> Result<Vec<DueCut>> {
+        on_writer!(self, |conn| cuts::claim(conn, timing, node, limit))
+    }
+
+    async fn finish_cut(&self, due: &DueCut) -> Result<()> {
+        on_writer!(self, |conn| cuts::finish(
+            conn, due.cid, due.bucket, due.gen
+        ))
+    }
+
+    async fn retry_cut(&self, due: &DueCut, after_ms: i64) -> Result<()> {
+        on_writer!(self, |conn| cuts::retry(
+            conn, due.cid, due.bucket, after_ms
+        ))
+    }
+
+    async fn pending_cuts(&self) -> Result<i64> {
+        on_reader!(self, |conn| cuts::pending(conn))
     }
 }
