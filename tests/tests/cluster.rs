@@ -530,36 +530,9 @@ async fn a_new_bucket_part_is_announced_on_every_node() {
 async fn a_membership_change_is_told_on_every_node() {
     use confab_core::doc::write;
     use confab_core::model::conversation::MemberStatus;
-    use confab_core::protocol::{ClientFrame, Membership, ServerFrame};
+    use confab_core::protocol::{Membership, ServerFrame};
     async fn told(client: &mut confab_e2e::Client, conv: &str) -> Result<Membership> {
-        client
-            .wait_for(Duration::from_secs(10), |f| match f {
-                ServerFrame::Membership {
-                    conv: c,
-                    role,
-                    status,
-                    seq,
-                } if c.as_str() == conv => Some(Membership {
-                    conv: c.clone(),
-                    role: *role,
-                    status: *status,
-                    seq: *seq,
-                }),
-                _ => None,
-            })
-            .await
-    }
-    async fn follow(client: &mut confab_e2e::Client) -> Result<Vec<Membership>> {
-        client.send(&ClientFrame::Memberships {}).await?;
-        client
-            .wait_for(Duration::from_secs(10), |f| match f {
-                ServerFrame::Memberships {
-                    memberships,
-                    more: false,
-                } => Some(memberships.clone()),
-                _ => None,
-            })
-            .await
+        membership_push(client, conv, Duration::from_secs(10)).await
     }
     bounded(Duration::from_secs(120), async {
         let nodes = Nodes::on_fresh_database(2).await?;
@@ -569,8 +542,8 @@ async fn a_membership_change_is_told_on_every_node() {
         // Bob and carol follow their memberships through the other node.
         let mut cb = connect_at(&urls[1], "bob").await;
         let mut cc = connect_at(&urls[1], "carol").await;
-        ensure!(follow(&mut cb).await?.is_empty());
-        ensure!(follow(&mut cc).await?.is_empty());
+        ensure!(follow_memberships(&mut cb).await?.is_empty());
+        ensure!(follow_memberships(&mut cc).await?.is_empty());
         let (conv_doc, create) = create_group(&mut alice, "members", &["bob"]);
         assert_acked(&ca.submit(&conv_doc, &[create]).await?);
         let added = told(&mut cb, "members")

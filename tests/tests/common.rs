@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use confab_core::automerge::Change;
 use confab_core::ids::{ConvId, DocId};
 use confab_core::model::conversation::{Role, DEFAULT_BUCKET_MS};
-use confab_core::protocol::{ClientFrame, ServerFrame};
+use confab_core::protocol::{ClientFrame, Membership, ServerFrame};
 use confab_e2e::client::{Answer, WAIT};
 use confab_e2e::{now_ms, token, Client, Device, TestServer};
 use confab_testkit::fixture::{text_message, ConvFixture};
@@ -438,4 +438,48 @@ pub async fn until_count(server: &TestServer, account: &str, conv: &str, count: 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Follows the account's memberships on `client` and returns the whole list (every page).
+pub async fn follow_memberships(client: &mut Client) -> anyhow::Result<Vec<Membership>> {
+    client.send(&ClientFrame::Memberships {}).await?;
+    let mut all = Vec::new();
+    loop {
+        let (page, more) = client
+            .wait_for(WAIT, |f| match f {
+                ServerFrame::Memberships { memberships, more } => {
+                    Some((memberships.clone(), *more))
+                }
+                _ => None,
+            })
+            .await?;
+        all.extend(page);
+        if !more {
+            return Ok(all);
+        }
+    }
+}
+
+/// The next membership push about `conv` within `within`.
+pub async fn membership_push(
+    client: &mut Client,
+    conv: &str,
+    within: Duration,
+) -> anyhow::Result<Membership> {
+    client
+        .wait_for(within, |f| match f {
+            ServerFrame::Membership {
+                conv: c,
+                role,
+                status,
+                seq,
+            } if c.as_str() == conv => Some(Membership {
+                conv: c.clone(),
+                role: *role,
+                status: *status,
+                seq: *seq,
+            }),
+            _ => None,
+        })
+        .await
 }

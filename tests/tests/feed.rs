@@ -22,44 +22,12 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Follows the memberships on `client` and returns the whole list (every page).
 async fn follow(client: &mut Client) -> Vec<Membership> {
-    client.send(&ClientFrame::Memberships {}).await.unwrap();
-    let mut all = Vec::new();
-    loop {
-        let (page, more) = client
-            .wait_for(WAIT, |f| match f {
-                ServerFrame::Memberships { memberships, more } => {
-                    Some((memberships.clone(), *more))
-                }
-                _ => None,
-            })
-            .await
-            .unwrap();
-        all.extend(page);
-        if !more {
-            return all;
-        }
-    }
+    follow_memberships(client).await.unwrap()
 }
 
 /// The next membership push for `conv`.
 async fn told(client: &mut Client, conv: &str) -> Membership {
-    client
-        .wait_for(WAIT, |f| match f {
-            ServerFrame::Membership {
-                conv: c,
-                role,
-                status,
-                seq,
-            } if c.as_str() == conv => Some(Membership {
-                conv: c.clone(),
-                role: *role,
-                status: *status,
-                seq: *seq,
-            }),
-            _ => None,
-        })
-        .await
-        .unwrap()
+    membership_push(client, conv, WAIT).await.unwrap()
 }
 
 /// No membership push at all arrives within `wait`.

@@ -17,7 +17,7 @@ use cluster_nodes::Nodes;
 use common::*;
 use confab_core::doc::write;
 use confab_core::model::conversation::{MemberStatus, Role};
-use confab_core::protocol::{ClientFrame, Membership, ServerFrame};
+use confab_core::protocol::Membership;
 use confab_e2e::{now_ms, Backend, Client, Device, TestServer};
 use confab_testkit::ids::conv_id;
 use serde_json::Value;
@@ -26,36 +26,11 @@ use serde_json::Value;
 const FOR_MS: i64 = 2_500;
 
 async fn follow(client: &mut Client) -> Result<Vec<Membership>> {
-    client.send(&ClientFrame::Memberships {}).await?;
-    client
-        .wait_for(Duration::from_secs(10), |f| match f {
-            ServerFrame::Memberships {
-                memberships,
-                more: false,
-            } => Some(memberships.clone()),
-            _ => None,
-        })
-        .await
+    follow_memberships(client).await
 }
 
-/// The next push about `conv` within `within`.
 async fn told(client: &mut Client, conv: &str, within: Duration) -> Result<Membership> {
-    client
-        .wait_for(within, |f| match f {
-            ServerFrame::Membership {
-                conv: c,
-                role,
-                status,
-                seq,
-            } if c.as_str() == conv => Some(Membership {
-                conv: c.clone(),
-                role: *role,
-                status: *status,
-                seq: *seq,
-            }),
-            _ => None,
-        })
-        .await
+    membership_push(client, conv, within).await
 }
 
 /// Bob is told of his role until it is `role`; the entry that says so.
