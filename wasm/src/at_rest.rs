@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AesGcmParams, AesKeyGenParams, CryptoKey, IdbDatabase, IdbTransactionMode};
 
-use crate::store::{commit, js_store_error, open_database, request, to_bytes};
+use crate::idb::{commit, js_store_error, open_database, request, to_bytes};
 
 const STORE: &str = "keys";
 const ENTRY: &str = "device";

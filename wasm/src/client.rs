@@ -23,7 +23,7 @@ use crate::types::{
     ClientEvent, ClientOptions, Conversation, ConversationSummary, EventName, IntentStatus, Member,
     MemberPresence, OutboxItem, TimelineItem, TimelineOptions,
 };
-use crate::uploads::Rest;
+use crate::uploads::rest::Rest;
 
 /// Messages `openConversation` makes ready by default.
 pub(crate) const DEFAULT_OPEN_LIMIT: usize = 50;

@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 mod feed;
 mod http;
+mod idb;
 mod intents;
 mod joining;
 mod js;

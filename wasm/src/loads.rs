@@ -9,7 +9,8 @@
 use confab_core::client::store::read;
 use confab_core::client::{Read, StoreError};
 
-use crate::store::{js_store_error, to_bytes, AnyStore, IdbStore, Scan, Watched, OBJECT_STORE};
+use crate::idb::{js_store_error, to_bytes, Scan, Watched, OBJECT_STORE};
+use crate::store::{AnyStore, IdbStore};
 
 /// What each load found (`loads[i]`'s entries at `[i]`), or the error of all of them.
 pub(crate) type Answers = Result<Vec<Vec<(String, Vec<u8>)>>, StoreError>;

@@ -39,7 +39,7 @@ use std::collections::VecDeque;
 
 use confab_core::client::{Load, StoreOp};
 
-use crate::store::TxEnd;
+use crate::idb::TxEnd;
 
 /// The backoff between tries of a failed store write (ms, doubling, with jitter): a store
 /// that is full waits for the user to free space, so the tries thin out to one every 10 s.

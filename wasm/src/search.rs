@@ -20,7 +20,7 @@ use crate::error::{Failure, Result};
 use crate::http::Body;
 use crate::runtime::Runtime;
 use crate::types::{SearchOptions, SearchPage, SearchResult};
-use crate::uploads::Rest;
+use crate::uploads::rest::Rest;
 
 impl From<SearchError> for Failure {
     fn from(e: SearchError) -> Self {

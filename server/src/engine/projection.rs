@@ -5,12 +5,14 @@ use confab_core::automerge::Automerge;
 use confab_core::doc::read;
 use confab_core::ids::{DocId, MessageId, TenantId};
 use confab_core::limits::PREVIEW_CHARS;
+use confab_core::model::attachment::Attachment;
 use confab_core::model::conversation::Conversation;
 use confab_core::model::message::NewMessage;
 use confab_core::policy::joining::join_route;
 use confab_core::policy::Effect;
 use confab_core::search;
 
+use crate::store::forget::BlobRelease;
 use crate::store::{ConvRow, MessageRow, Projection};
 
 pub(crate) fn conv_row(tenant: &TenantId, conv: &Conversation) -> Option<ConvRow> {
@@ -178,6 +180,40 @@ pub(crate) fn for_msgs(
             }
             Effect::DeleteMessage(m) => out.push(updated(&m.id, true)),
             _ => {}
+        }
+    }
+    out
+}
+
+/// The blobs of this message bucket's conversation that the deletes among `effects` named:
+/// each a candidate for the sweep (`forget::blobs`), which deletes it only if no live message of the
+/// conversation names it then.
+pub(crate) fn released_blobs(doc: &DocId, effects: &[Effect], now_ms: i64) -> Vec<BlobRelease> {
+    let Some(conv) = doc.conv_id() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for effect in effects {
+        let Effect::DeleteMessage(message) = effect else {
+            continue;
+        };
+        let Some(json) = message.attachments.as_deref() else {
+            continue;
+        };
+        let Ok(attachments) = serde_json::from_str::<Vec<Attachment>>(json) else {
+            continue;
+        };
+        for a in attachments {
+            if let Some((named, hash)) = crate::blobs::reference_of(&a.url) {
+                if named == conv.as_str() {
+                    out.push(BlobRelease {
+                        tenant: doc.tenant().clone(),
+                        conv: conv.clone(),
+                        hash: hash.hex(),
+                        deleted_at: now_ms,
+                    });
+                }
+            }
         }
     }
     out

@@ -627,7 +627,7 @@ impl Unit {
         };
         // A delete's blobs are recorded now, before its commit: the sweep checks that no
         // live message names them, so a delete that never commits releases nothing.
-        let released = crate::forget::released_blobs(doc, &accepted.effects, now);
+        let released = crate::engine::projection::released_blobs(doc, &accepted.effects, now);
         if !released.is_empty() {
             let store = self.engine.store().clone();
             tokio::spawn(async move {

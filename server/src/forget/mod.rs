@@ -14,13 +14,8 @@ pub mod erasure;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_core::ids::DocId;
-use confab_core::model::attachment::Attachment;
-use confab_core::policy::Effect;
-
 use crate::blobs::Blobs;
 use crate::engine::Engine;
-use crate::store::forget::BlobRelease;
 
 /// How the loop runs (flags in `config`).
 #[derive(Debug, Clone, Copy)]
@@ -30,40 +25,6 @@ pub struct PurgeConfig {
     /// How long a deleted message's blobs stay (a delete's undo window for clients that
     /// still show the message, and for a forward in flight).
     pub blob_delay: Duration,
-}
-
-/// The blobs of this message bucket's conversation that the deletes among `effects` named:
-/// each a candidate for the sweep (`blobs`), which deletes it only if no live message of the
-/// conversation names it then.
-pub(crate) fn released_blobs(doc: &DocId, effects: &[Effect], now_ms: i64) -> Vec<BlobRelease> {
-    let Some(conv) = doc.conv_id() else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for effect in effects {
-        let Effect::DeleteMessage(message) = effect else {
-            continue;
-        };
-        let Some(json) = message.attachments.as_deref() else {
-            continue;
-        };
-        let Ok(attachments) = serde_json::from_str::<Vec<Attachment>>(json) else {
-            continue;
-        };
-        for a in attachments {
-            if let Some((named, hash)) = crate::blobs::reference_of(&a.url) {
-                if named == conv.as_str() {
-                    out.push(BlobRelease {
-                        tenant: doc.tenant().clone(),
-                        conv: conv.clone(),
-                        hash: hash.hex(),
-                        deleted_at: now_ms,
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 /// What one pass did.

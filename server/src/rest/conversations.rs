@@ -2,7 +2,7 @@
 //! read one, list the caller's, add and remove members.
 
 use confab_core::protocol::ErrorCode;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::automerge::ScalarValue;
+use confab_core::doc::read::ConvPrefs;
 use confab_core::doc::schema::keys;
 use confab_core::doc::write::{self, CreateConv};
 use confab_core::ids::{
@@ -627,7 +628,7 @@ pub async fn list(
         .store()
         .conversations_of(&caller.tenant, &caller.account)
         .await?;
-    let hidden = super::manage::hidden_of(&app, &caller).await?;
+    let hidden = hidden_of(&app, &caller).await?;
     // Threads follow their parent: a thread whose parent the caller is out of is not listed.
     let parents = items.iter().filter_map(|i| i.conv.parent.clone()).collect();
     let closed = app
@@ -799,4 +800,20 @@ pub async fn remove_member(
         .await;
     acked(outcome, ApiError::not_found)?;
     respond_with(&app, &caller, &id, StatusCode::OK).await
+}
+
+/// The caller's per-conversation preferences that hide a conversation (`hidden_at` set),
+/// from its private document as its unit holds it (in memory after the first read).
+async fn hidden_of(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<BTreeMap<ConvId, ConvPrefs>, ApiError> {
+    let data = app
+        .engine
+        .private_data(&caller.tenant, &caller.account)
+        .await
+        .ok_or_else(|| ApiError::unavailable("the private document could not be read"))?;
+    let mut convs = data.convs;
+    convs.retain(|_, prefs| prefs.hidden_at.is_some());
+    Ok(convs)
 }

@@ -8,15 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::client::apply;
 use confab_core::client::Intent;
-use confab_core::doc::read::ConvPrefs;
 use confab_core::doc::write;
-use confab_core::ids::{AccountId, ConvId, DocId, LeadId, MessageId};
+use confab_core::ids::{AccountId, DocId, LeadId, MessageId};
 use confab_core::model::conversation::{Lifecycle, Role};
 use confab_core::model::message::{Message, MessageKind, NewMessage};
 use confab_core::model::support::LeadOutcome;
 use confab_core::policy::DenyCode;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 use super::budget::Writer;
 use super::conversations::{
@@ -200,22 +198,6 @@ pub async fn transfer(
         .await;
     acked(outcome, ApiError::not_found)?;
     respond_with(&app, &caller, &id, StatusCode::OK).await
-}
-
-/// The caller's per-conversation preferences that hide a conversation (`hidden_at` set),
-/// from its private document as its unit holds it (in memory after the first read).
-pub(super) async fn hidden_of(
-    app: &AppState,
-    caller: &Caller,
-) -> Result<BTreeMap<ConvId, ConvPrefs>, ApiError> {
-    let data = app
-        .engine
-        .private_data(&caller.tenant, &caller.account)
-        .await
-        .ok_or_else(|| ApiError::unavailable("the private document could not be read"))?;
-    let mut convs = data.convs;
-    convs.retain(|_, prefs| prefs.hidden_at.is_some());
-    Ok(convs)
 }
 
 /// `POST /v1/conversations/{id}/hide` hides a direct conversation from the caller's list

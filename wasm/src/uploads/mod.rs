@@ -4,11 +4,10 @@
 //! `resumeUploads()` continues it after a reload from where the server says it stands.
 
 mod pending;
+pub(crate) mod rest;
 mod sealed;
 mod transfer;
 
-use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
@@ -27,38 +26,9 @@ use crate::types::{
     Attachment, ClientEvent, PendingUpload, RestError, ResumeOptions, ResumedUpload, UploadOptions,
     UploadProgress,
 };
-use pending::Pending;
+use rest::Rest;
 pub(crate) use transfer::forward_copies;
 use transfer::{kind_of, send_from, CHUNK_DEFAULT};
-
-/// The client's REST side: how to reach the server over HTTP, and its pending uploads.
-#[derive(Debug)]
-pub struct Rest {
-    http: std::result::Result<Http, Failure>,
-    pending: Pending,
-    /// Uploads this page is sending now (`resumeUploads` leaves them alone).
-    active: RefCell<HashSet<String>>,
-}
-
-impl Rest {
-    /// `http`: the REST base (or why there is none); `db_name`: the IndexedDB database of
-    /// the client's store, `None` when it does not use IndexedDB.
-    pub fn new(http: std::result::Result<Http, Failure>, db_name: Option<String>) -> Rc<Rest> {
-        Rc::new(Rest {
-            http,
-            pending: Pending::new(db_name),
-            active: RefCell::default(),
-        })
-    }
-
-    pub fn http(&self) -> Result<&Http> {
-        self.http.as_ref().map_err(Clone::clone)
-    }
-
-    pub fn close(&self) {
-        self.pending.close();
-    }
-}
 
 fn signal_of(value: &JsValue) -> Option<AbortSignal> {
     value.dyn_ref::<AbortSignal>().cloned()

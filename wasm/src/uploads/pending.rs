@@ -12,7 +12,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Blob, IdbDatabase, IdbTransactionMode};
 
 use crate::error::{Failure, Result};
-use crate::store::{commit, open_database, request};
+use crate::idb::{commit, open_database, request};
 use crate::types::PendingUpload;
 
 const STORE: &str = "uploads";

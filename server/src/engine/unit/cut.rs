@@ -104,7 +104,7 @@ impl Unit {
     }
 
     /// Records the blobs the live messages of `part` name as released, as their deletes
-    /// would (`forget::released_blobs`): the sweep deletes each once no live message of
+    /// would (`projection::released_blobs`): the sweep deletes each once no live message of
     /// the conversation names it. Before the install: a cut that fails releases early,
     /// which the sweep's check makes harmless.
     async fn release_blobs_of(&self, part: &DocId, current: &Automerge) {
@@ -113,7 +113,8 @@ impl Unit {
             .filter(|m| m.deleted_at.is_none() && m.attachments.is_some())
             .map(|m| Effect::DeleteMessage(Box::new(m)))
             .collect();
-        let released = crate::forget::released_blobs(part, &effects, crate::clock::now_ms());
+        let released =
+            crate::engine::projection::released_blobs(part, &effects, crate::clock::now_ms());
         if released.is_empty() {
             return;
         }
