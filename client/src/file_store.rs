@@ -1,6 +1,9 @@
-//! A file store: an append-only log of batches (each one length-prefixed and checksummed, so
-//! a torn write at a crash is dropped whole), replayed into memory at open and rewritten when
-//! it holds mostly dead entries.
+//! A file store: a log of batches (each one length-prefixed and checksummed, so a torn write
+//! at a crash is dropped whole), replayed into memory at open. A batch that only adds keys is
+//! appended; one that removes or replaces a value rewrites the log with the live entries only
+//! (write a new file, sync it, rename it over the log, sync the folder), so a deleted body or
+//! a part's history replaced by its next generation is in no file once the write returns
+//! (docs/STORAGE.md, "What a delete removes").
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -23,7 +26,9 @@ enum Rec {
 
 /// A durable key/value store in one file, `store.log` in its folder: every entry is held in
 /// memory, so it suits stores of tens of megabytes (a bot, a test client); each write is
-/// appended and synced before it is visible.
+/// synced before it is visible. A write that removes or replaces a value rewrites the whole
+/// file (its cost grows with the store), so that the old value is gone from disk; the
+/// rewrite goes through `store.tmp`, which only exists during one.
 #[derive(Debug)]
 pub struct FileStore {
     path: PathBuf,
@@ -52,6 +57,47 @@ fn apply(entries: &mut BTreeMap<String, Vec<u8>>, rec: Rec) {
     }
 }
 
+/// Whether the batch `recs`, applied to `entries`, drops a value the log would hold: a
+/// delete that finds its key, a put over different bytes, or either on a key the batch put
+/// before (an appended batch would carry that value too).
+fn drops_a_value(entries: &BTreeMap<String, Vec<u8>>, recs: &[Rec]) -> bool {
+    let mut put: Vec<&str> = Vec::new();
+    for rec in recs {
+        let drops = match rec {
+            Rec::Put(k, v) => {
+                put.contains(&k.as_str()) || entries.get(k).is_some_and(|old| old[..] != v[..])
+            }
+            Rec::Delete(k) => put.contains(&k.as_str()) || entries.contains_key(k),
+            Rec::DeletePrefix(p) => {
+                put.iter().any(|k| k.starts_with(p.as_str()))
+                    || entries
+                        .range(p.clone()..)
+                        .next()
+                        .is_some_and(|(k, _)| k.starts_with(p.as_str()))
+            }
+        };
+        if drops {
+            return true;
+        }
+        if let Rec::Put(k, _) = rec {
+            put.push(k);
+        }
+    }
+    false
+}
+
+/// One frame: length, checksum, the batch in CBOR.
+fn frame(recs: &[Rec]) -> Result<Vec<u8>, StoreError> {
+    let mut body = Vec::new();
+    ciborium::ser::into_writer(recs, &mut body).map_err(err)?;
+    let len = u32::try_from(body.len()).map_err(|_| err("a batch of 4 GiB or more"))?;
+    let mut frame = Vec::with_capacity(body.len() + 8);
+    frame.extend(len.to_be_bytes());
+    frame.extend(checksum(&body));
+    frame.extend(body);
+    Ok(frame)
+}
+
 impl FileStore {
     /// Opens (or creates) the store file `dir/store.log`, creating `dir` if needed.
     pub fn open(dir: &Path) -> Result<Self, Error> {
@@ -61,6 +107,11 @@ impl FileStore {
             source,
         };
         std::fs::create_dir_all(dir).map_err(failed)?;
+        // A rewrite cut short by a crash: the log it was to replace is whole.
+        match std::fs::remove_file(path.with_extension("tmp")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+            _ => {}
+        }
         let mut entries = BTreeMap::new();
         let mut data = Vec::new();
         if path.exists() {
@@ -91,6 +142,7 @@ impl FileStore {
             // Drop the torn batch so later appends follow the last whole one.
             let file = OpenOptions::new().write(true).open(&path).map_err(failed)?;
             file.set_len(valid as u64).map_err(failed)?;
+            file.sync_data().map_err(failed)?;
         }
         Ok(FileStore {
             path,
@@ -100,12 +152,7 @@ impl FileStore {
     }
 
     fn append(&self, recs: &[Rec]) -> Result<(), StoreError> {
-        let mut body = Vec::new();
-        ciborium::ser::into_writer(recs, &mut body).map_err(err)?;
-        let mut frame = Vec::with_capacity(body.len() + 8);
-        frame.extend((body.len() as u32).to_be_bytes());
-        frame.extend(checksum(&body));
-        frame.extend(body);
+        let frame = frame(recs)?;
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -117,33 +164,24 @@ impl FileStore {
         Ok(())
     }
 
-    /// Rewrites the log with only live entries once it is mostly dead weight.
-    fn maybe_rewrite(&self) -> Result<(), StoreError> {
-        let live: u64 = self
-            .entries
-            .borrow()
-            .iter()
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum();
-        if *self.log_bytes.borrow() < 1 << 20 || *self.log_bytes.borrow() < live * 3 {
-            return Ok(());
-        }
-        let recs: Vec<Rec> = self
-            .entries
-            .borrow()
+    /// Replaces the log by one holding `entries` only: written beside it, synced, renamed
+    /// over it, the folder synced. A crash leaves the old log or the new one, whole.
+    fn rewrite(&self, entries: &BTreeMap<String, Vec<u8>>) -> Result<(), StoreError> {
+        let recs: Vec<Rec> = entries
             .iter()
             .map(|(k, v)| Rec::Put(k.clone(), serde_bytes::ByteBuf::from(v.clone())))
             .collect();
+        let frame = frame(&recs)?;
         let tmp = self.path.with_extension("tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let rewritten = FileStore {
-            path: tmp.clone(),
-            entries: RefCell::new(BTreeMap::new()),
-            log_bytes: RefCell::new(0),
-        };
-        rewritten.append(&recs)?;
+        let mut file = File::create(&tmp).map_err(err)?;
+        file.write_all(&frame).map_err(err)?;
+        file.sync_all().map_err(err)?;
+        drop(file);
         std::fs::rename(&tmp, &self.path).map_err(err)?;
-        *self.log_bytes.borrow_mut() = *rewritten.log_bytes.borrow();
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+        }
+        *self.log_bytes.borrow_mut() = frame.len() as u64;
         Ok(())
     }
 }
@@ -173,12 +211,30 @@ impl LocalStore for FileStore {
             })
             .collect();
         // Durable first, then visible.
+        if drops_a_value(&self.entries.borrow(), &recs) {
+            let mut next = self.entries.borrow().clone();
+            for rec in recs {
+                apply(&mut next, rec);
+            }
+            self.rewrite(&next)?;
+            *self.entries.borrow_mut() = next;
+            return Ok(());
+        }
         self.append(&recs)?;
         let mut entries = self.entries.borrow_mut();
         for rec in recs {
             apply(&mut entries, rec);
         }
-        drop(entries);
-        self.maybe_rewrite()
+        // Re-puts of the same bytes leave dead copies of live values: bounded by a rewrite
+        // once they are most of the log.
+        let live: u64 = entries
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        let log = *self.log_bytes.borrow();
+        if log >= 1 << 20 && log >= live * 3 {
+            self.rewrite(&entries)?;
+        }
+        Ok(())
     }
 }

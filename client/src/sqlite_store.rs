@@ -10,7 +10,9 @@ use crate::Error;
 
 /// A durable key/value store in a SQLite database file: entries stay on disk (only what the
 /// engine loads is in memory), so it suits stores of any size; each write is one
-/// transaction, synced before it returns.
+/// transaction, synced before it returns. Deleted values are zeroed (`secure_delete`), and
+/// a write that deletes a prefix (a part's history) ends with a checkpoint that empties the
+/// WAL, so no older page image of it stays there.
 ///
 /// Keys compare as bytes (SQLite's `BINARY` collation on UTF-8), the order of Rust strings,
 /// so a prefix scan is a range of the primary key.
@@ -60,6 +62,10 @@ impl SqliteStore {
             .map_err(failed)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(failed)?;
+        // A deleted or replaced value's bytes are zeroed where they were, not left in free
+        // space (docs/STORAGE.md, "What a delete removes").
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(failed)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID",
         )
@@ -91,6 +97,7 @@ impl SqliteStore {
     fn write_now(&self, ops: Vec<StoreOp>) -> Result<(), rusqlite::Error> {
         // `&self` (the trait's): no transaction is open on this connection but this one.
         let tx = self.conn.unchecked_transaction()?;
+        let drops_history = ops.iter().any(|op| matches!(op, StoreOp::DeletePrefix(_)));
         {
             let mut put =
                 tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
@@ -128,7 +135,14 @@ impl SqliteStore {
                 }
             }
         }
-        tx.commit()
+        tx.commit()?;
+        if drops_history {
+            // A part's history went (a fold, a new generation): the WAL still holds the
+            // pages as they were; copy it into the database and empty it.
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
     }
 }
 

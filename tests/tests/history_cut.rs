@@ -1,8 +1,9 @@
 //! Cutting a part's history through the real server binary, on SQLite and Postgres
 //! (docs/STORAGE.md, "Cutting a part's history"): a message edited three times and then
-//! deleted, with `--cut-after-delete-secs 0`. Once the cut ran, none of its bodies or its
-//! caption is in the store (SQLite's file and WAL, `pg_dump`) or in either device's store
-//! (its live entries: the file store's log keeps dead records until it rewrites), the newest body of an edited message that stayed is still there, the online device
+//! deleted, with `--cut-after-delete-secs 0`. Once the cut ran, none of its bodies, its
+//! caption, payload or attachment name is in the store (SQLite's file and WAL, `pg_dump`) or
+//! in any file of either device's file store, an edited-away body of a message that stayed
+//! is in neither while its newest body is in both, the online device
 //! (alice) and the offline one (bob, with intents queued against the old generation) both end
 //! on the new generation, and bob's queued message, reaction and edit end accepted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,23 +12,21 @@ use std::path::Path;
 use std::time::Duration;
 
 use confab_client::Client as NativeClient;
-use confab_core::client::{Intent, LocalStore};
+use confab_core::client::Intent;
 use confab_core::ids::{ConvId, DocId, DocTarget, MessageId, TenantId};
-use confab_core::model::message::NewMessage;
+use confab_core::model::message::{MessageKind, NewMessage};
 use confab_e2e::native_support::*;
 use confab_e2e::store_probe::{generation_of, holds, store_holds};
 use confab_e2e::{now_ms, Backend, TestServer};
 
 const MARKER: &str = "cut-e2e-marker-91c2";
 
-/// Whether any entry of the device's file store in `dir` holds `marker` (what the engine
-/// keeps; the file store drops dead records when it rewrites its log).
-async fn device_holds(dir: &Path, marker: &str) -> bool {
-    let store = confab_client::FileStore::open(dir).unwrap();
-    let entries = store.scan("").await.unwrap();
-    entries
-        .iter()
-        .any(|(k, v)| holds(k.as_bytes(), marker) || holds(v, marker))
+/// Whether any file in `dir`, a device's file store, holds `marker`: the raw bytes, dead
+/// records included.
+fn device_holds(dir: &Path, marker: &str) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .any(|f| holds(&std::fs::read(f.unwrap().path()).unwrap(), marker))
 }
 
 async fn intent(c: &NativeClient, intent: Intent) -> u64 {
@@ -64,7 +63,12 @@ async fn cut_after_delete(backend: Backend) {
         format!("{MARKER}-0"),
         now_ms(),
     );
+    m.kind = MessageKind::File;
     m.caption = Some(format!("{MARKER}-caption"));
+    m.payload = Some(format!(r#"{{"note":"{MARKER}-payload"}}"#));
+    m.attachments = Some(format!(
+        r#"[{{"id":"a","kind":"file","name":"{MARKER}-name.pdf","url":"https://files.example/a.pdf"}}]"#
+    ));
     let sent = intent(
         &alice,
         Intent::Send {
@@ -96,10 +100,14 @@ async fn cut_after_delete(backend: Backend) {
         store_holds(&server, MARKER).await,
         "the history holds the marker before the cut: the checks below can find it"
     );
-    assert!(
-        device_holds(&dirs[1], MARKER).await,
-        "bob's store holds it too"
-    );
+    for dir in &dirs {
+        for marker in [MARKER, "kept-old-body", "kept-newest-body"] {
+            assert!(
+                device_holds(dir, marker),
+                "the devices' files hold {marker}"
+            );
+        }
+    }
 
     // Bob goes offline and queues a message and a reaction on the old generation.
     bob.set_online(false).await.unwrap();
@@ -171,9 +179,16 @@ async fn cut_after_delete(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop((alice, bob));
     for dir in &dirs {
+        for marker in [MARKER, "kept-old-body"] {
+            assert!(
+                !device_holds(dir, marker),
+                "a device's files keep {marker} in {}",
+                dir.display()
+            );
+        }
         assert!(
-            !device_holds(dir, MARKER).await,
-            "a device's store keeps the deleted content"
+            device_holds(dir, "kept-newest-body"),
+            "a device's files lost the newest body of a kept message"
         );
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -34,6 +34,10 @@ function rows(db, sql, params) {
  */
 export function sqliteStorage(db, { persist } = {}) {
   db.run(SCHEMA);
+  // A deleted or replaced row's bytes are zeroed in its page, not left in free space that
+  // `db.export()` would save: a part replaced by its next generation, a deleted message's
+  // search record, leave the file (wasm/README.md, "Storage").
+  db.run("PRAGMA secure_delete = ON");
   // One write at a time: the client queues its writes in order already; this keeps a
   // persist of one batch from interleaving with the next.
   let last = Promise.resolve();

@@ -35,11 +35,15 @@ use super::{
 };
 
 mod cuts;
+mod deletion;
 mod generations;
 mod notify_all;
 mod search;
 mod stats;
 pub use cuts::cut_due_follows_deletes;
+pub use deletion::{
+    a_deletion_first_in_its_batch_takes_the_rest, a_deletion_takes_the_messages_of_its_batch,
+};
 pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
 pub use search::{search_index_follows_rows, search_with_many_matches};
@@ -115,6 +119,8 @@ macro_rules! store_conformance {
             search_with_many_matches,
             generations_replace_the_log,
             cut_due_follows_deletes,
+            a_deletion_takes_the_messages_of_its_batch,
+            a_deletion_first_in_its_batch_takes_the_rest,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

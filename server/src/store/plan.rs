@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use confab_core::ids::{DocId, DocTarget};
+use confab_core::model::conversation::Lifecycle;
 
 use super::columns::i64_of;
 use super::{ConvRow, MessageRow, NewChange, Projection, Result, StoreError};
@@ -127,7 +128,8 @@ pub(crate) struct SearchStep<'a> {
 /// batch order, and an edit or delete of a message created in the same batch is applied as
 /// an update after its insert (the update is what marks its part due for a history cut,
 /// docs/STORAGE.md). Conversation upserts never touch `last_pos`/`last_activity`, so applying
-/// them before the messages gives the same result as applying them in order.
+/// them before the messages gives the same result as applying them in order. A conversation
+/// the batch deletes leaves no live message row of the batch either.
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
     /// Sorted by doc id.
@@ -346,6 +348,39 @@ impl<'a> Plan<'a> {
                 account: change.account.as_str(),
                 accepted_at: change.accepted_at,
             });
+        }
+        // A conversation deleted in this batch takes the batch's own messages with it (its
+        // trigger marks the rows committed before): each becomes a tombstone row by an
+        // update after its insert, which notes its part for a cut, and gets no search terms.
+        let deleted: Vec<(&str, &str)> = conversations
+            .values()
+            .filter(|row| row.lifecycle == Lifecycle::Deleted.as_str())
+            .map(|row| (row.tenant.as_str(), row.conv.as_str()))
+            .collect();
+        if !deleted.is_empty() {
+            let of_deleted = |tenant: &str, conv: &str| deleted.contains(&(tenant, conv));
+            for m in &messages {
+                let (tenant, conv) = (m.row.tenant.as_str(), m.row.conv.as_str());
+                if of_deleted(tenant, conv) {
+                    updates.insert(
+                        (tenant, conv, m.row.message.as_str()),
+                        UpdateStep {
+                            tenant,
+                            conv,
+                            message: m.row.message.as_str(),
+                            preview: "",
+                            deleted: true,
+                        },
+                    );
+                }
+            }
+            for u in updates.values_mut() {
+                if of_deleted(u.tenant, u.conv) {
+                    u.preview = "";
+                    u.deleted = true;
+                }
+            }
+            search.retain(|key, _| !of_deleted(key.0, key.1));
         }
         Ok(Self {
             docs: docs.into_values().collect(),

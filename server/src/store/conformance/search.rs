@@ -7,7 +7,7 @@ use super::*;
 use crate::store::search::{SearchCursor, SearchQuery};
 use confab_core::search::{index_text, Query};
 
-fn terms(id: &str, text: &str) -> Projection {
+pub(super) fn terms(id: &str, text: &str) -> Projection {
     Projection::SearchTerms {
         tenant: tenant("acme"),
         conv: conv("room"),
@@ -17,14 +17,14 @@ fn terms(id: &str, text: &str) -> Projection {
 }
 
 /// A post with its search terms.
-fn post(seqs: &mut Seqs, id: &str, at: i64, text: &str) -> NewChange {
+pub(super) fn post(seqs: &mut Seqs, id: &str, at: i64, text: &str) -> NewChange {
     let mut c = message_change(seqs, "acme", "room", id, "alice", at, text);
     c.projection.push(terms(id, text));
     c
 }
 
 /// Everything `account` finds for `text`, a page of 2 at a time.
-async fn found(s: &dyn Store, account: &str, text: &str) -> Vec<String> {
+pub(super) async fn found(s: &dyn Store, account: &str, text: &str) -> Vec<String> {
     let (t, a) = (tenant("acme"), account_id(account));
     let query = Query::parse(text).expect("query");
     let mut out = Vec::new();
