@@ -128,6 +128,29 @@ impl Scan {
         })
     }
 
+    /// A page: the first `limit` entries of the prefix from key `from` on (`Read::Page`).
+    pub(crate) fn issue_page(
+        store: &IdbObjectStore,
+        prefix: &str,
+        from: &str,
+        limit: u32,
+    ) -> Result<Self, StoreError> {
+        let start = if from > prefix { from } else { prefix };
+        let range: JsValue = IdbKeyRange::bound(&start.into(), &format!("{prefix}\u{ffff}").into())
+            .map_err(|e| js_store_error("key range", &e))?
+            .into();
+        let keys = store
+            .get_all_keys_with_key_and_limit(&range, limit)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let values = store
+            .get_all_with_key_and_limit(&range, limit)
+            .map_err(|e| js_store_error("scan", &e))?;
+        Ok(Scan {
+            keys: Watched::new(keys),
+            values: Watched::new(values),
+        })
+    }
+
     /// Every entry found, in key order.
     pub(crate) async fn entries(self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let keys: Array = self.keys.result("scan keys").await?.unchecked_into();
@@ -370,6 +393,25 @@ impl LocalStore for IdbStore {
         }
         self.begin_write(&ops)?.wait().await
     }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.transaction(web_sys::IdbTransactionMode::Readonly)?;
+        let store = tx
+            .object_store(OBJECT_STORE)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        Scan::issue_page(&store, prefix, from, limit)?
+            .entries()
+            .await?
+            .into_iter()
+            .map(|(k, v)| self.read_value(&k, v).map(|v| (k, v)))
+            .collect()
+    }
 }
 
 impl IdbStore {
@@ -595,6 +637,19 @@ impl LocalStore for AnyStore {
             AnyStore::Memory(s) => s.write(ops).await,
             AnyStore::IndexedDb(s) => s.write(ops).await,
             AnyStore::Adapter(s) => s.write(ops).await,
+        }
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.scan_page(prefix, from, limit).await,
+            AnyStore::IndexedDb(s) => s.scan_page(prefix, from, limit).await,
+            AnyStore::Adapter(s) => s.scan_page(prefix, from, limit).await,
         }
     }
 }
