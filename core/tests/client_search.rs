@@ -9,6 +9,7 @@ mod hub_device;
 use std::collections::{BTreeMap, BTreeSet};
 
 use confab_core::client::host::carry_out_stored;
+use confab_core::client::search::PREFIX_MIN_CHARS;
 use confab_core::client::store::block_on_ready;
 use confab_core::client::{
     ClientEngine, Intent, LocalStore, SearchOptions, SearchPage, SearchSource,
@@ -134,8 +135,12 @@ fn model(texts: &BTreeMap<String, String>, query: &str) -> BTreeSet<String> {
         .iter()
         .filter(|(_, text)| {
             let words = terms(text);
+            // A last term shorter than the prefix minimum matches whole words only.
+            let prefix = last.chars().count() >= PREFIX_MIN_CHARS;
             rest.iter().all(|t| words.contains(t))
-                && words.iter().any(|w| w.starts_with(last.as_str()))
+                && words
+                    .iter()
+                    .any(|w| w == last || (prefix && w.starts_with(last.as_str())))
         })
         .map(|(id, _)| id.clone())
         .collect()
@@ -212,6 +217,10 @@ proptest! {
                 let unique: BTreeSet<String> = found.iter().cloned().collect();
                 prop_assert_eq!(unique.len(), found.len(), "a message once across pages");
                 prop_assert_eq!(&unique, &model(&live, query), "{} (limit {})", query, limit);
+                // Reading every posting (as when the server is asked too) finds the same,
+                // in the same order.
+                let all = SearchOptions { all_matches: true, ..options };
+                prop_assert_eq!(dev.found(query, &all), found, "{} (all, limit {})", query, limit);
             }
         }
     }
@@ -303,4 +312,105 @@ fn expiry_takes_the_index_entries_of_stored_buckets_along() {
         Vec::<String>::new(),
         "no term of an expired message stays"
     );
+}
+
+/// More matches than a page of postings holds (128): pages of every size find each once,
+/// newest first; a rare term beside a common one finds exactly its messages; a last term
+/// of one letter matches whole words only, two letters as a prefix.
+#[test]
+fn pages_cross_posting_pages_and_terms_of_every_frequency() {
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    dev.create(&conv);
+    let total = 300;
+    let mut newest_first = Vec::new();
+    for n in 0..total {
+        let id = format!("m{n:03}");
+        let rare = if n % 97 == 5 { " zebra" } else { "" };
+        // Two days of messages: the pages cross buckets too.
+        let at = T0 - 2 * DAY + n as i64 * (DAY / 200);
+        dev.send_text(&conv, &id, &format!("kiwi k number{n}{rare}"), at);
+        newest_first.push(id);
+    }
+    newest_first.reverse();
+    for limit in [1, 7, 50, 200] {
+        let options = SearchOptions {
+            limit: Some(limit),
+            ..SearchOptions::default()
+        };
+        let pages = dev.search_all("kiwi", &options);
+        assert!(pages.iter().all(|p| p.hits.len() <= limit));
+        let found: Vec<String> = pages
+            .iter()
+            .flat_map(|p| &p.hits)
+            .map(|h| h.message.to_string())
+            .collect();
+        assert_eq!(found, newest_first, "limit {limit}");
+    }
+    let rare: Vec<String> = newest_first
+        .iter()
+        .filter(|id| id[1..].parse::<usize>().unwrap() % 97 == 5)
+        .cloned()
+        .collect();
+    for query in ["kiwi zebra", "zebra kiwi", "zebra ki"] {
+        assert_eq!(dev.found(query, &SearchOptions::default()), rare, "{query}");
+    }
+    // "k" is a whole word of every message and a prefix of "kiwi": whole words only.
+    assert_eq!(dev.found("k", &SearchOptions::default()), newest_first);
+    assert_eq!(
+        dev.found("z", &SearchOptions::default()),
+        Vec::<String>::new()
+    );
+    assert_eq!(dev.found("ze", &SearchOptions::default()), rare);
+    // "number1" whole first (m001), then the prefix-only ones (number10.., number100..).
+    let found = dev.found("number1", &SearchOptions::default());
+    assert_eq!(found[0], "m001");
+    assert_eq!(found.len(), 1 + 10 + 100);
+    let since = SearchOptions {
+        since: Some(T0 - DAY),
+        until: Some(T0 - DAY / 2),
+        limit: Some(3),
+        ..SearchOptions::default()
+    };
+    let in_range: Vec<String> = (0..total)
+        .filter(|n| {
+            let at = T0 - 2 * DAY + *n as i64 * (DAY / 200);
+            (T0 - DAY..T0 - DAY / 2).contains(&at)
+        })
+        .rev()
+        .map(|n| format!("m{n:03}"))
+        .collect();
+    assert_eq!(dev.found("kiwi", &since), in_range);
+}
+
+/// A store whose index has the first layout (postings `sx/t/…`, no `sx/v`) is migrated at
+/// start from its records: the old postings go, every message is found again.
+#[test]
+fn an_index_of_the_first_layout_is_migrated_at_start() {
+    use confab_core::client::StoreOp;
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    dev.create(&conv);
+    dev.send_text(&conv, "old", "ancient kiwi", T0 - 3 * DAY);
+    dev.send_text(&conv, "new", "fresh kiwi tea", T0);
+    // What the first layout left: records and heads, its postings, nothing of the new.
+    let ops = vec![
+        StoreOp::DeletePrefix("sx/p/".into()),
+        StoreOp::DeletePrefix("sx/w/".into()),
+        StoreOp::DeletePrefix("sx/b/".into()),
+        StoreOp::Delete("sx/v".into()),
+        StoreOp::Put("sx/t/kiwi/acme/msgs/g.1/old".into(), vec![0xa0]),
+    ];
+    block_on_ready(dev.store.write(ops)).unwrap().unwrap();
+    dev.restart();
+    assert_eq!(dev.found("kiwi", &SearchOptions::default()), ["new", "old"]);
+    assert_eq!(dev.found("te", &SearchOptions::default()), ["new"]);
+    let keys = dev.index_keys();
+    assert!(keys.iter().all(|k| !k.starts_with("sx/t/")), "{keys:?}");
+    assert!(keys.iter().any(|k| k == "sx/v"));
+    // Once migrated, a restart keeps it as it is.
+    dev.restart();
+    assert_eq!(dev.found("kiwi", &SearchOptions::default()), ["new", "old"]);
 }

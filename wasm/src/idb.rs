@@ -114,6 +114,29 @@ impl Scan {
         })
     }
 
+    /// A page: the first `limit` entries of the prefix from key `from` on (`Read::Page`).
+    pub(crate) fn issue_page(
+        store: &IdbObjectStore,
+        prefix: &str,
+        from: &str,
+        limit: u32,
+    ) -> Result<Self, StoreError> {
+        let start = if from > prefix { from } else { prefix };
+        let range: JsValue = IdbKeyRange::bound(&start.into(), &format!("{prefix}\u{ffff}").into())
+            .map_err(|e| js_store_error("key range", &e))?
+            .into();
+        let keys = store
+            .get_all_keys_with_key_and_limit(&range, limit)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let values = store
+            .get_all_with_key_and_limit(&range, limit)
+            .map_err(|e| js_store_error("scan", &e))?;
+        Ok(Scan {
+            keys: Watched::new(keys),
+            values: Watched::new(values),
+        })
+    }
+
     /// Every entry found, in key order.
     pub(crate) async fn entries(self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let keys: Array = self.keys.result("scan keys").await?.unchecked_into();

@@ -53,6 +53,11 @@ impl IdbStore {
                         Issued::Key(key.clone(), Watched::new(req))
                     }
                     Read::Prefix(prefix) => Issued::Prefix(Scan::issue(&store, prefix)?),
+                    Read::Page {
+                        prefix,
+                        from,
+                        limit,
+                    } => Issued::Prefix(Scan::issue_page(&store, prefix, from, *limit)?),
                 });
             }
             issued.push(these);

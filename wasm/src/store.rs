@@ -150,6 +150,25 @@ impl LocalStore for IdbStore {
         }
         self.begin_write(&ops)?.wait().await
     }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.transaction(web_sys::IdbTransactionMode::Readonly)?;
+        let store = tx
+            .object_store(OBJECT_STORE)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        Scan::issue_page(&store, prefix, from, limit)?
+            .entries()
+            .await?
+            .into_iter()
+            .map(|(k, v)| self.read_value(&k, v).map(|v| (k, v)))
+            .collect()
+    }
 }
 
 impl IdbStore {
@@ -375,6 +394,19 @@ impl LocalStore for AnyStore {
             AnyStore::Memory(s) => s.write(ops).await,
             AnyStore::IndexedDb(s) => s.write(ops).await,
             AnyStore::Adapter(s) => s.write(ops).await,
+        }
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.scan_page(prefix, from, limit).await,
+            AnyStore::IndexedDb(s) => s.scan_page(prefix, from, limit).await,
+            AnyStore::Adapter(s) => s.scan_page(prefix, from, limit).await,
         }
     }
 }

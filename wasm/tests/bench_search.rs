@@ -5,7 +5,7 @@
 //! A conversation of N messages (10,000, then 100,000; `CONFAB_SEARCH_BENCH_MESSAGES` picks
 //! one) of 6–12 words from a 5,000-word vocabulary drawn with a skew (the most common word is
 //! in about one message of ten), accepted through the engine, which indexes them as it goes:
-//! - index bytes per message (keys and values under `sx/`);
+//! - index bytes per message (keys and values under `sx/`: records, postings, dictionary);
 //! - upkeep per arriving message: 200 messages pushed one per frame into the held newest
 //!   bucket of 1,000, the index's work in `drain` (target ≤ 0.2 ms), and its store write;
 //! - `search()` through the package, on a fresh client from that IndexedDB, offline and
@@ -153,7 +153,7 @@ async fn bench(messages: usize) {
     let built_s = (now() - started) / 1000.0;
     let index = store.scan("sx/").await.unwrap();
     let index_bytes: usize = index.iter().map(|(k, v)| k.len() + v.len()).sum();
-    let postings = index.iter().filter(|(k, _)| k.starts_with("sx/t/")).count();
+    let postings = index.iter().filter(|(k, _)| k.starts_with("sx/p/")).count();
     log(&format!(
         "bench search {messages}: built and indexed in {built_s:.1} s; index {:.1} MB, {:.0} bytes and {:.1} postings per message",
         index_bytes as f64 / 1e6,

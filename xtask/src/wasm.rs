@@ -77,9 +77,16 @@ pub fn ci() -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask wasm test [--no-browser] [--no-node] [--bench]`.
+/// `cargo xtask wasm test [--no-browser] [--no-node] [--bench] [--only <suite>]...`:
+/// `--only search` runs only `wasm/tests/search.rs` of the browser suite and, with
+/// `--bench`, only `bench_search.rs` (repeat it for more suites).
 pub fn test(args: &[String]) -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1])
+        .collect();
     let root = workspace_root()?;
     let browser = !args.contains(&"--no-browser");
     let node = !args.contains(&"--no-node");
@@ -120,19 +127,17 @@ pub fn test(args: &[String]) -> Result<()> {
             ("CONFAB_TEST_TOKEN_BOB", bob.as_str()),
             ("CONFAB_TEST_TOKEN_CAROL", carol.as_str()),
         ];
-        run(
-            &root.join("wasm"),
-            "cargo",
-            &["test", "-p", "confab-wasm", "--target", WASM_TARGET],
-            &env,
-        )
-        .context(
+        let mut cargo_args = vec!["test", "-p", "confab-wasm", "--target", WASM_TARGET];
+        for suite in &only {
+            cargo_args.extend(["--test", suite]);
+        }
+        run(&root.join("wasm"), "cargo", &cargo_args, &env).context(
             "the wasm browser suite failed (wasm/tests/*.rs with wasm-bindgen-test in headless \
              Chromium against confab-server on 127.0.0.1; rerun: cargo xtask wasm test --no-node)",
         )?;
         drop(server);
         if args.contains(&"--bench") {
-            bench(&root, &env)?;
+            bench(&root, &env, &only)?;
         }
     }
 
@@ -165,14 +170,29 @@ pub fn test(args: &[String]) -> Result<()> {
 
 /// The package's benchmarks (`wasm/tests/bench*.rs`), built as it ships (opt-level z), in
 /// headless Chromium; the catch-up ones against the release server, as a user's would be.
-fn bench(root: &Path, env: &[(&str, &str)]) -> Result<()> {
-    let release = crate::bench_server::build_release(root)?;
-    let server = TestServer::start(&release.server)?;
-    let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"].map(|u| server.token(u));
+/// `only` names suites (`search` is `bench_search`); the search one needs no server.
+fn bench(root: &Path, env: &[(&str, &str)], only: &[&str]) -> Result<()> {
+    let suites: Vec<&str> = ["bench", "bench_catchup", "bench_e2ee", "bench_search"]
+        .into_iter()
+        .filter(|s| only.is_empty() || only.iter().any(|o| *s == *o || *s == format!("bench_{o}")))
+        .collect();
+    // The search benchmark runs on its own store: the release server only for the others.
+    let server = if suites.iter().all(|s| *s == "bench_search") {
+        None
+    } else {
+        let release = crate::bench_server::build_release(root)?;
+        Some(TestServer::start(&release.server)?)
+    };
+    let token = |u: &str| server.as_ref().map_or(Ok(String::new()), |s| s.token(u));
+    let [alice, bob, carol, dave] = ["alice", "bob", "carol", "dave"].map(token);
     let (alice, bob, carol, dave) = (alice?, bob?, carol?, dave?);
-    let ws = format!("ws://{}/ws", server.addr);
-    let target_dir = root
-        .join("target/wasm-bench")
+    let ws = server
+        .as_ref()
+        .map_or(String::new(), |s| format!("ws://{}/ws", s.addr));
+    // Beside the workspace's builds (CARGO_TARGET_DIR when set).
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from)
+        .join("wasm-bench")
         .to_string_lossy()
         .into_owned();
     let mut bench_env: Vec<(&str, &str)> = env
@@ -201,7 +221,7 @@ fn bench(root: &Path, env: &[(&str, &str)]) -> Result<()> {
         "--target-dir",
         &target_dir,
     ];
-    for suite in ["bench", "bench_catchup", "bench_e2ee", "bench_search"] {
+    for suite in &suites {
         cargo_args.extend(["--test", suite]);
     }
     cargo_args.extend(["--", "--nocapture"]);

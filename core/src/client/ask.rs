@@ -29,6 +29,13 @@ pub enum Read {
     Key(String),
     /// Every entry whose key starts with this prefix.
     Prefix(String),
+    /// The first `limit` entries, in key order, whose key starts with `prefix` and is at or
+    /// after `from`: a page of a range read in key order (the search's postings).
+    Page {
+        prefix: String,
+        from: String,
+        limit: u32,
+    },
 }
 
 impl Read {
@@ -37,6 +44,9 @@ impl Read {
         match self {
             Read::Key(k) => k == key,
             Read::Prefix(p) => key.starts_with(p.as_str()),
+            Read::Page { prefix, from, .. } => {
+                key.starts_with(prefix.as_str()) && key >= from.as_str()
+            }
         }
     }
 }

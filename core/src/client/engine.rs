@@ -130,6 +130,8 @@ pub struct ClientEngine {
     pub(super) mls: Option<super::mls::MlsSide>,
     /// Read-time requests waiting for the server.
     pub(super) reads: super::reads::ReadAsks,
+    /// The search index's bucket numbers and layout (`search::index`).
+    pub(super) dict: super::search::dict::Dictionary,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -161,6 +163,7 @@ impl ClientEngine {
             delivery: Delivery::default(),
             mls: None,
             reads: Default::default(),
+            dict: super::search::dict::Dictionary::fresh(),
         }
     }
 
@@ -171,6 +174,8 @@ impl ClientEngine {
     pub fn restoring(config: ClientConfig) -> Self {
         let mut engine = Self::new(config);
         engine.loads = Loads::unknown_store();
+        // Known once the start-up load is answered (and the index migrated, if older).
+        engine.dict = Default::default();
         engine.start_restore();
         engine
     }

@@ -531,6 +531,7 @@ impl ClientEngine {
             (Wanted::Start, Err(e)) => self.fail_start(e),
             (Wanted::Search(ask), result) => self.searched(*ask, result),
             (Wanted::Unindex(doc), Ok(entries)) => self.unindexed(&doc, entries),
+            (Wanted::Migrate, result) => self.migrated(result),
             // Its records went with the bucket; its postings stay until a search finds them
             // without a record and drops them.
             (Wanted::Unindex(_), Err(_)) => {}
@@ -556,7 +557,8 @@ impl ClientEngine {
     }
 
     fn on_start_loaded(&mut self, entries: Vec<(String, Vec<u8>)>) {
-        let (outbox, index) = records::split_start(entries);
+        let (outbox, index, search) = records::split_start(entries);
+        self.search_started(&search);
         if let Err(e) = self.restore_outbox(&outbox) {
             self.out.push(Output::Event(Event::Error {
                 code: e.code().to_owned(),

@@ -25,6 +25,8 @@ pub(super) enum Wanted {
     Search(Box<super::search::SearchAsk>),
     /// The search records of a bucket that left the store, for its postings to go.
     Unindex(DocId),
+    /// Every search record, for an index of an older layout to be migrated.
+    Migrate,
 }
 
 #[derive(Debug)]
@@ -217,6 +219,12 @@ impl Loads {
         reads: Vec<Read>,
     ) -> Load {
         self.ask(Wanted::Search(ask), reads)
+    }
+
+    /// A load of every search record (the index's migration).
+    pub(super) fn ask_migrate(&mut self) -> Load {
+        let reads = vec![Read::Prefix(records::SEARCH_RECORDS_PREFIX.to_owned())];
+        self.ask(Wanted::Migrate, reads)
     }
 
     /// A load of the search records of bucket `doc`, which leaves the store.

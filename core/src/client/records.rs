@@ -9,8 +9,10 @@
 //! `meta/…` (the host's identity records, see [`HostKey`]), `open/<doc>/<message>` (what
 //! was read of a sealed message), and the device's search index (`client::search`):
 //! `sx/m/<doc>/<message>` (a message's record: its text and the fields filters read),
-//! `sx/t/<term>/<doc>/<message>` (a posting per distinct term, with those fields) and
-//! `sx/h/<doc>` (what a bucket's entries are as of).
+//! `sx/p/<term>/<when>/<bucket>/<message>` (a posting per distinct term, newest first in
+//! key order, with the filters' fields), `sx/b/<number>` (a bucket's number in postings),
+//! `sx/w/<term>` (the term dictionary), `sx/h/<doc>` (what a bucket's entries are as of)
+//! and `sx/v` (the layout's version).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -63,6 +65,8 @@ pub(super) fn start_reads() -> Vec<Read> {
     vec![
         Read::Prefix(OUTBOX_PREFIX.to_owned()),
         Read::Prefix(DOCS_PREFIX.to_owned()),
+        Read::Key(KEY_INDEX_VERSION.to_owned()),
+        Read::Prefix(BUCKET_NUMBERS_PREFIX.to_owned()),
     ]
 }
 
@@ -89,8 +93,18 @@ pub(super) fn key_opened(doc: &DocId, id: &MessageId) -> String {
     format!("{}{id}", opened_prefix(doc))
 }
 
-/// Prefix of the search index's postings (`sx/t/<term>/<doc>/<message>`).
-pub(super) const POSTINGS_PREFIX: &str = "sx/t/";
+/// The search index's layout version (`sx/v`): a store whose index is older is migrated
+/// from its records at start (`search::index::migrate`).
+pub(super) const KEY_INDEX_VERSION: &str = "sx/v";
+/// Prefix of the postings of the first layout (`sx/t/<term>/<doc>/<message>`), removed by
+/// the migration.
+pub(super) const OLD_POSTINGS_PREFIX: &str = "sx/t/";
+/// Prefix of the search index's postings (`sx/p/<term>/<when>/<bucket>/<message>`).
+pub(super) const POSTINGS_PREFIX: &str = "sx/p/";
+/// Prefix of the bucket numbers (`sx/b/<number>` → the bucket's document id).
+pub(super) const BUCKET_NUMBERS_PREFIX: &str = "sx/b/";
+/// Prefix of the term dictionary (`sx/w/<term>`, empty values).
+pub(super) const TERMS_PREFIX: &str = "sx/w/";
 
 /// The postings of `term`, or (`prefix`) of every term that starts with it. Terms hold
 /// letters and digits only, so the `/` after one ends it.
@@ -102,13 +116,26 @@ pub(super) fn posting_prefix(term: &str, prefix: bool) -> String {
     }
 }
 
-pub(super) fn key_posting(term: &str, doc: &DocId, id: &MessageId) -> String {
-    format!("{POSTINGS_PREFIX}{term}/{doc}/{id}")
+/// A posting: `at` is its place in a term's postings (`search::index::place`: newest
+/// first, then bucket number and message).
+pub(super) fn key_posting(term: &str, at: &str) -> String {
+    format!("{POSTINGS_PREFIX}{term}/{at}")
 }
+
+pub(super) fn key_bucket_number(number: u32) -> String {
+    format!("{BUCKET_NUMBERS_PREFIX}{number}")
+}
+
+pub(super) fn key_term(term: &str) -> String {
+    format!("{TERMS_PREFIX}{term}")
+}
+
+/// Prefix of every message's search record.
+pub(super) const SEARCH_RECORDS_PREFIX: &str = "sx/m/";
 
 /// The search records of bucket `doc`'s messages.
 pub(super) fn search_records_prefix(doc: &DocId) -> String {
-    format!("sx/m/{doc}/")
+    format!("{SEARCH_RECORDS_PREFIX}{doc}/")
 }
 
 pub(super) fn key_search_record(doc: &DocId, id: &MessageId) -> String {
@@ -120,11 +147,17 @@ pub(super) fn key_index_heads(doc: &DocId) -> String {
     format!("sx/h/{doc}")
 }
 
-/// Splits the start-up answer into outbox entries and the index of stored documents.
-pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>) {
+/// Splits the start-up answer into outbox entries, the index of stored documents and the
+/// search index's version and bucket numbers.
+pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>, Vec<Entry>) {
     let mut outbox = Vec::new();
     let mut index = BTreeSet::new();
+    let mut search = Vec::new();
     for (key, value) in entries {
+        if key.starts_with("sx/") {
+            search.push((key, value));
+            continue;
+        }
         if let Some(doc) = key.strip_prefix(DOCS_PREFIX) {
             // An index entry that is no document id is not ours: skipped, not fatal.
             if let Ok(id) = DocId::parse(doc) {
@@ -135,7 +168,7 @@ pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>) 
         }
     }
     outbox.sort_by(|a, b| a.0.cmp(&b.0));
-    (outbox, index)
+    (outbox, index, search)
 }
 
 /// A document's answer, split: its snapshot, its change records (in key order), what was

@@ -32,6 +32,21 @@ pub trait LocalStore {
     ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StoreError>>;
     /// Applies all ops or none.
     fn write(&self, ops: Vec<StoreOp>) -> impl Future<Output = Result<(), StoreError>>;
+    /// The first `limit` entries whose key starts with `prefix` and is at or after `from`,
+    /// in key order. The default scans the prefix; a store with ranges reads only the page.
+    fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>, StoreError>> {
+        async move {
+            let mut all = self.scan(prefix).await?;
+            all.retain(|(k, _)| k.as_str() >= from);
+            all.truncate(limit);
+            Ok(all)
+        }
+    }
 }
 
 /// An in-memory store (tests, and hosts that persist nothing).
@@ -77,6 +92,23 @@ impl LocalStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let start = if from > prefix { from } else { prefix };
+        Ok(self
+            .entries
+            .borrow()
+            .range(start.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 
@@ -136,6 +168,26 @@ pub async fn conformance<S: LocalStore>(store: &S) -> Result<(), String> {
     {
         return fail("delete-prefix removes exactly the prefix, after the puts of the same batch");
     }
+    store
+        .write(vec![
+            StoreOp::Put("pg/a".into(), vec![1]),
+            StoreOp::Put("pg/b".into(), vec![2]),
+            StoreOp::Put("pg/c".into(), vec![3]),
+            StoreOp::Put("pg0".into(), vec![4]),
+        ])
+        .await
+        .map_err(e)?;
+    let keys = |page: Vec<(String, Vec<u8>)>| page.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    if keys(store.scan_page("pg/", "pg/b", 5).await.map_err(e)?) != ["pg/b", "pg/c"]
+        || keys(store.scan_page("pg/", "", 2).await.map_err(e)?) != ["pg/a", "pg/b"]
+        || !store
+            .scan_page("pg/", "pg/d", 5)
+            .await
+            .map_err(e)?
+            .is_empty()
+    {
+        return fail("a page is the prefix's keys from `from` on, in key order, at most `limit`");
+    }
     if !store.scan("nothing/").await.map_err(e)?.is_empty() {
         return fail("an empty scan is empty");
     }
@@ -173,6 +225,11 @@ pub async fn read<S: LocalStore>(
                 }
             }
             Read::Prefix(prefix) => entries.extend(store.scan(prefix).await?),
+            Read::Page {
+                prefix,
+                from,
+                limit,
+            } => entries.extend(store.scan_page(prefix, from, *limit as usize).await?),
         }
     }
     Ok(entries)

@@ -64,6 +64,7 @@ impl TryFrom<SearchOptions> for cs::SearchOptions {
             cursor: o.cursor,
             limit: o.limit.map(|l| l as usize),
             local_only: o.local_only.unwrap_or(false),
+            all_matches: false,
         })
     }
 }

@@ -2,13 +2,13 @@
 //! postings each term reads, the messages every term matches (filtered and ordered from the
 //! postings alone), the page, and each hit with its highlighted snippets.
 
-use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::super::ask::Read;
 use super::super::records::{posting_prefix, uncbor, POSTINGS_PREFIX};
+use super::dict::{parse_place, Dictionary};
 use super::index::{IndexRecord, Posting};
 use super::{SearchError, SearchHit, SearchOptions, SearchSource, Snippet, SnippetPart};
 use crate::ids::{DocId, DocTarget, MessageId};
@@ -22,52 +22,62 @@ pub const LIMIT_MAX: usize = 200;
 const SNIPPET_LEAD: usize = 40;
 const SNIPPET_CHARS: usize = 160;
 
-/// The store reads of a query: each term's postings, the last one's as a prefix.
+/// The shortest last term matched as a prefix (the word being typed); a shorter one
+/// matches whole words only, so one letter never walks a large part of the dictionary.
+pub const PREFIX_MIN_CHARS: usize = 2;
+
+/// Whether `query`'s last term matches as a prefix.
+pub(crate) fn last_is_prefix(query: &Query) -> bool {
+    query
+        .terms
+        .last()
+        .is_some_and(|t| t.chars().count() >= PREFIX_MIN_CHARS)
+}
+
+/// Whether a word (a term) matches term `i` of `query`.
+pub(crate) fn term_matches(query: &Query, i: usize, word: &str) -> bool {
+    let t = query.terms[i].as_str();
+    word == t || (i + 1 == query.terms.len() && last_is_prefix(query) && word.starts_with(t))
+}
+
+/// The store reads of a query that reads every posting of its terms (the last one's as a
+/// prefix): the search that must know every message it matches (`all`).
 pub(crate) fn posting_reads(query: &Query) -> Vec<Read> {
     let last = query.terms.len() - 1;
+    let prefix = last_is_prefix(query);
     query
         .terms
         .iter()
         .enumerate()
-        .map(|(i, t)| Read::Prefix(posting_prefix(t, i == last)))
+        .map(|(i, t)| Read::Prefix(posting_prefix(t, prefix && i == last)))
         .collect()
 }
 
-/// Where a match sorts: whole-word matches of the last term first, then newest first; the
-/// bucket and message make the order total (and a cursor a position in it).
+/// Where a match sorts: whole-word matches of the last term first, then by place in the
+/// postings (newest first, then bucket number and message: total, so a cursor is a
+/// position in it).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Rank {
-    prefix_only: bool,
-    newest: Reverse<i64>,
-    doc: String,
-    message: String,
+    pub(crate) prefix_only: bool,
+    pub(crate) place: String,
 }
 
 impl Rank {
     pub(crate) fn encode(&self) -> String {
-        format!(
-            "d1.{}.{}.{}/{}",
-            u8::from(self.prefix_only),
-            self.newest.0,
-            self.doc,
-            self.message
-        )
+        format!("d2.{}.{}", u8::from(self.prefix_only), self.place)
     }
 
     pub(crate) fn decode(text: &str) -> Option<Rank> {
-        let mut parts = text.strip_prefix("d1.")?.splitn(3, '.');
-        let prefix_only = match parts.next()? {
+        let (prefix_only, place) = text.strip_prefix("d2.")?.split_once('.')?;
+        let prefix_only = match prefix_only {
             "0" => false,
             "1" => true,
             _ => return None,
         };
-        let created_at = parts.next()?.parse().ok()?;
-        let (doc, message) = parts.next()?.rsplit_once('/')?;
+        parse_place(place)?;
         Some(Rank {
             prefix_only,
-            newest: Reverse(created_at),
-            doc: doc.to_owned(),
-            message: message.to_owned(),
+            place: place.to_owned(),
         })
     }
 }
@@ -82,9 +92,33 @@ pub(crate) struct Candidate {
     pub(crate) keys: Vec<String>,
 }
 
+/// A posting read back: its term and place, and the candidate it makes when it passes
+/// `options`' filters (`None`: it does not, or it does not parse).
+pub(crate) fn posting_candidate(
+    dict: &Dictionary,
+    options: &SearchOptions,
+    place: &str,
+    value: &[u8],
+    prefix_only: bool,
+) -> Option<Candidate> {
+    let (time, number, message) = parse_place(place)?;
+    let doc = dict.doc(number)?;
+    let posting: Posting = uncbor(value).ok()?;
+    passes(options, doc, time, &posting).then(|| Candidate {
+        rank: Rank {
+            prefix_only,
+            place: place.to_owned(),
+        },
+        doc: doc.clone(),
+        message,
+        keys: Vec::new(),
+    })
+}
+
 /// The messages every term of `query` matches among `entries` (the answer to
 /// `posting_reads`) that pass `options`' filters, in rank order.
 pub(crate) fn candidates(
+    dict: &Dictionary,
     query: &Query,
     options: &SearchOptions,
     entries: &[(String, Vec<u8>)],
@@ -101,9 +135,9 @@ pub(crate) fn candidates(
             continue;
         };
         let mut any = false;
-        for (i, t) in query.terms.iter().enumerate() {
-            if term == t || (i == last && term.starts_with(t.as_str())) {
-                per_term[i].insert(at);
+        for (i, set) in per_term.iter_mut().enumerate() {
+            if term_matches(query, i, term) {
+                set.insert(at);
                 any = true;
             }
         }
@@ -124,37 +158,27 @@ pub(crate) fn candidates(
         .filter(|at| per_term.iter().all(|s| s.contains(*at)))
         .filter_map(|at| {
             let (value, keys) = found.get(at)?;
-            let (doc, message) = at.rsplit_once('/')?;
-            let doc = DocId::parse(doc).ok()?;
-            let message = MessageId::new(message).ok()?;
-            let posting: Posting = uncbor(value).ok()?;
-            passes(options, &doc, &posting).then(|| Candidate {
-                rank: Rank {
-                    prefix_only: !exact.contains(at),
-                    newest: Reverse(posting.created_at),
-                    doc: doc.to_string(),
-                    message: message.to_string(),
-                },
-                doc,
-                message,
-                keys: keys.clone(),
-            })
+            let mut c = posting_candidate(dict, options, at, value, !exact.contains(at))?;
+            c.keys = keys.clone();
+            Some(c)
         })
         .collect();
     out.sort_by(|a, b| a.rank.cmp(&b.rank));
     out
 }
 
-fn passes(options: &SearchOptions, doc: &DocId, p: &Posting) -> bool {
+/// Whether a posting of bucket `doc` at `time` passes the filters.
+pub(crate) fn passes(options: &SearchOptions, doc: &DocId, time: i64, p: &Posting) -> bool {
     let DocTarget::Msgs(conv, _) = doc.target() else {
         return false;
     };
+    let Posting(kind, author) = p;
     options.conv.as_ref().is_none_or(|c| c == conv)
-        && options.author.as_ref().is_none_or(|a| *a == p.author)
-        && options.kind.is_none_or(|k| k == p.kind)
-        && (!options.has_attachment || p.kind.is_media())
-        && options.since.is_none_or(|s| p.created_at >= s)
-        && options.until.is_none_or(|u| p.created_at < u)
+        && options.author.as_ref().is_none_or(|a| a == author)
+        && options.kind.is_none_or(|k| k == *kind)
+        && (!options.has_attachment || kind.is_media())
+        && options.since.is_none_or(|s| time >= s)
+        && options.until.is_none_or(|u| time < u)
 }
 
 /// The page after `after` of `all` (in rank order): at most `limit`, and the cursor of the
@@ -219,14 +243,9 @@ pub fn snippets(body: &str, caption: Option<&str>, query: &Query) -> Vec<Snippet
 
 /// Whether a word of a text matches a term of the query (the last as a prefix).
 fn word_matches(word: &str, query: &Query) -> bool {
-    let last = query.terms.len() - 1;
-    terms(word).iter().any(|w| {
-        query
-            .terms
-            .iter()
-            .enumerate()
-            .any(|(i, t)| w == t || (i == last && w.starts_with(t.as_str())))
-    })
+    terms(word)
+        .iter()
+        .any(|w| (0..query.terms.len()).any(|i| term_matches(query, i, w)))
 }
 
 fn snippet(text: &str, query: &Query, caption: bool) -> Option<Snippet> {
@@ -292,18 +311,17 @@ mod tests {
     fn cursors_round_trip_and_refuse_junk() {
         let r = Rank {
             prefix_only: true,
-            newest: Reverse(-5),
-            doc: "acme/msgs/c1.20000.2".into(),
-            message: "m-1".into(),
+            place: super::super::dict::place(1_700_000_000_000, 3, &MessageId::new("m-1").unwrap()),
         };
         assert_eq!(Rank::decode(&r.encode()), Some(r));
         for junk in [
             "",
-            "d1.",
-            "d1.2.5.a/b",
-            "d1.0.x.a/b",
-            "d1.0.5.ab",
-            "s1.0.5.a/b",
+            "d2.",
+            "d2.2.00000000/1/a",
+            "d2.0.0000000/1/a",
+            "d2.0.00000000/x/a",
+            "d2.0.00000000/1",
+            "d1.0.00000000/1/a",
         ] {
             assert_eq!(Rank::decode(junk), None, "{junk}");
         }

@@ -2,9 +2,11 @@
 //! engine compares each held bucket's accepted heads and opened count with those it last
 //! indexed, and re-reads only the messages the new changes touch (`timeline::touched_since`)
 //! or that were opened since. A message's entry is its record (`sx/m/<doc>/<message>`: the
-//! text and what filters read) and one posting per distinct term (`sx/t/<term>/<doc>/<message>`,
-//! with the filters' fields); an edit rewrites the terms that changed, a tombstone or
-//! expiry removes all. So upkeep costs what the message holds, never what the history does.
+//! text and what filters read) and one posting per distinct term
+//! (`sx/p/<term>/<when>/<bucket>/<message>`, with the filters' fields, newest first in key
+//! order; `<bucket>` is a number from the dictionary, `Dictionary`); an edit rewrites the
+//! terms that changed, a tombstone or expiry removes all. So upkeep costs what the message
+//! holds, never what the history does.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -13,11 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use super::super::engine::{ClientEngine, Output};
 use super::super::records::{
-    cbor, key_index_heads, key_posting, key_search_record, search_records_prefix, uncbor,
+    cbor, key_index_heads, key_posting, key_search_record, key_term, search_records_prefix, uncbor,
 };
 use super::super::sealed::Opened;
 use super::super::store::StoreOp;
 use super::super::timeline::{message_ids, touched_since};
+use super::dict::{place, Dictionary};
 use crate::doc::read;
 use crate::ids::{AccountId, DocId, DocTarget, MessageId};
 use crate::model::message::MessageKind;
@@ -49,25 +52,14 @@ impl IndexRecord {
     }
 
     pub(crate) fn posting(&self) -> Posting {
-        Posting {
-            created_at: self.created_at,
-            author: self.author.clone(),
-            kind: self.kind,
-        }
+        Posting(self.kind, self.author.clone())
     }
 }
 
-/// A posting's value: what the filters and the order read, so a query reads records only
-/// for the page it shows.
+/// A posting's value: what the filters read besides the time (in its key), so a query
+/// reads records only for the page it shows. A CBOR array: kind, author.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Posting {
-    #[serde(rename = "t")]
-    pub(crate) created_at: i64,
-    #[serde(rename = "a")]
-    pub(crate) author: AccountId,
-    #[serde(rename = "k")]
-    pub(crate) kind: MessageKind,
-}
+pub(crate) struct Posting(pub(crate) MessageKind, pub(crate) AccountId);
 
 /// What a held bucket's index entries are as of: accepted heads and opened messages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +110,7 @@ impl BucketIndex {
 
 /// The writes that take message `id` of `doc` from entry `old` to `new`.
 pub(crate) fn entry_ops(
+    dict: &mut Dictionary,
     doc: &DocId,
     id: &MessageId,
     old: Option<&IndexRecord>,
@@ -126,21 +119,43 @@ pub(crate) fn entry_ops(
 ) {
     let old_terms = old.map(IndexRecord::terms).unwrap_or_default();
     let new_terms = new.map(IndexRecord::terms).unwrap_or_default();
-    for t in old_terms.difference(&new_terms) {
-        ops.push(StoreOp::Delete(key_posting(t, doc, id)));
-    }
-    if let Some(new) = new {
-        // The filters' fields never change once written; only new terms need a posting.
-        let same_fields = old.is_some_and(|o| o.posting() == new.posting());
-        let value = cbor(&new.posting());
-        for t in &new_terms {
-            if !(same_fields && old_terms.contains(t)) {
-                ops.push(StoreOp::Put(key_posting(t, doc, id), value.clone()));
+    let number = match (old, new) {
+        (_, Some(_)) => dict.number_for(doc, ops),
+        // Nothing was indexed under a bucket without a number.
+        (Some(_), None) => match dict.number(doc) {
+            Some(n) => n,
+            None => return ops.push(StoreOp::Delete(key_search_record(doc, id))),
+        },
+        (None, None) => return,
+    };
+    let old_place = old.map(|o| place(o.created_at, number, id));
+    let new_place = new.map(|n| place(n.created_at, number, id));
+    // The filters' fields and the time never change once written; only new terms need a
+    // posting then.
+    let same = old.is_some_and(|o| new.is_some_and(|n| o.posting() == n.posting()))
+        && old_place == new_place;
+    if let Some(at) = &old_place {
+        for t in &old_terms {
+            if !(same && new_terms.contains(t)) {
+                ops.push(StoreOp::Delete(key_posting(t, at)));
             }
         }
-        ops.push(StoreOp::Put(key_search_record(doc, id), cbor(new)));
-    } else if old.is_some() {
-        ops.push(StoreOp::Delete(key_search_record(doc, id)));
+    }
+    match (new, &new_place) {
+        (Some(new), Some(at)) => {
+            dict.version(ops);
+            let value = cbor(&new.posting());
+            for t in &new_terms {
+                if !(same && old_terms.contains(t)) {
+                    ops.push(StoreOp::Put(key_posting(t, at), value.clone()));
+                }
+                if dict.new_term(t) {
+                    ops.push(StoreOp::Put(key_term(t), Vec::new()));
+                }
+            }
+            ops.push(StoreOp::Put(key_search_record(doc, id), cbor(new)));
+        }
+        _ => ops.push(StoreOp::Delete(key_search_record(doc, id))),
     }
 }
 
@@ -148,6 +163,10 @@ impl ClientEngine {
     /// Brings the index up to every held bucket's accepted state (run before each `drain`
     /// and before a search reads the store).
     pub(crate) fn sync_search(&mut self) {
+        // Bucket numbers are given only once the stored ones are known.
+        if !self.dict.ready {
+            return;
+        }
         let stale: Vec<DocId> = self
             .docs
             .iter()
@@ -157,12 +176,22 @@ impl ClientEngine {
             })
             .map(|(id, _)| id.clone())
             .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let mut ops = Vec::new();
         for id in stale {
-            self.sync_bucket(&id);
+            self.sync_bucket(&id, &mut ops);
+        }
+        // One transaction with the drain's last write (the changes these entries index):
+        // a host commits each `Persist` on its own.
+        match self.out.last_mut() {
+            Some(Output::Persist(last)) => last.extend(ops),
+            _ => self.out.push(Output::Persist(ops)),
         }
     }
 
-    fn sync_bucket(&mut self, id: &DocId) {
+    fn sync_bucket(&mut self, id: &DocId, ops: &mut Vec<StoreOp>) {
         let Some(state) = self.docs.get_mut(id) else {
             return;
         };
@@ -179,7 +208,6 @@ impl ClientEngine {
             all.extend(state.search.records.keys().cloned());
             all
         });
-        let mut ops = Vec::new();
         for message in touched {
             let want = read::read_message_fields(&state.server, &message)
                 .filter(|m| m.deleted_at.is_none())
@@ -205,7 +233,7 @@ impl ClientEngine {
             if have == want.as_ref() {
                 continue;
             }
-            entry_ops(id, &message, have, want.as_ref(), &mut ops);
+            entry_ops(&mut self.dict, id, &message, have, want.as_ref(), ops);
             match want {
                 Some(r) => state.search.records.insert(message, r),
                 None => state.search.records.remove(&message),
@@ -214,7 +242,6 @@ impl ClientEngine {
         let at = IndexedAt::of(&heads, state.opened.len());
         ops.push(StoreOp::Put(key_index_heads(id), cbor(&at)));
         state.search.at = Some(at);
-        self.out.push(Output::Persist(ops));
     }
 
     /// Bucket `id` leaves the store (retention): its index entries go with it. A held
@@ -225,7 +252,7 @@ impl ClientEngine {
         match self.docs.get(id) {
             Some(state) => {
                 for (message, record) in &state.search.records {
-                    entry_ops(id, message, Some(record), None, &mut ops);
+                    entry_ops(&mut self.dict, id, message, Some(record), None, &mut ops);
                 }
             }
             None => {
@@ -243,7 +270,7 @@ impl ClientEngine {
         let index = BucketIndex::restored(id, entries);
         let mut ops = Vec::new();
         for (message, record) in &index.records {
-            entry_ops(id, message, Some(record), None, &mut ops);
+            entry_ops(&mut self.dict, id, message, Some(record), None, &mut ops);
         }
         if !ops.is_empty() {
             self.out.push(Output::Persist(ops));

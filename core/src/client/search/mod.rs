@@ -3,14 +3,16 @@
 //! queried with the same terms as the server's (`crate::search`) through loads like every
 //! other read (`find`), and the merge of a device's page with the server's (`plan`, `merge`).
 
+pub(crate) mod dict;
 mod find;
 pub(crate) mod index;
 mod merge;
 mod plan;
+mod walk;
 
 use serde::{Deserialize, Serialize};
 
-use super::ask::{Load, Outcome, RequestId};
+use super::ask::{Load, Outcome, Read, RequestId};
 use super::engine::{ClientEngine, ClientError, Output};
 use super::records::{key_search_record, Entry};
 use super::store::StoreOp;
@@ -18,7 +20,7 @@ use crate::ids::{AccountId, Bucket, ConvId, MessageId};
 use crate::model::message::MessageKind;
 use crate::search::{Query, QueryError};
 
-pub use find::{snippets, LIMIT_DEFAULT, LIMIT_MAX};
+pub use find::{snippets, LIMIT_DEFAULT, LIMIT_MAX, PREFIX_MIN_CHARS};
 pub use merge::{merge, MergedCursor, ServerHit, ServerPage, ServerSide};
 pub use plan::SearchPlan;
 
@@ -42,6 +44,11 @@ pub struct SearchOptions {
     /// This device only: the server is not asked (nor told the terms).
     #[serde(default)]
     pub local_only: bool,
+    /// The page's `matched` must hold every message the device matches, not only the
+    /// page's (set by `plan_search` when the server is asked: its duplicates are dropped).
+    /// Such a search reads every posting of its terms instead of pages of them.
+    #[serde(skip)]
+    pub all_matches: bool,
 }
 
 /// Where a result came from: this device's index, the server's, or both (a device hit the
@@ -155,11 +162,18 @@ pub(crate) struct SearchAsk {
 
 #[derive(Debug)]
 enum Stage {
-    Postings,
+    /// Waiting for the index (the start-up load, a migration).
+    Waiting,
+    /// Reading pages of postings.
+    Walking(Box<walk::Walk>),
+    /// Reading every posting of the terms.
+    Everything,
     Records {
         page: Vec<find::Candidate>,
         next_cursor: Option<String>,
         matched: std::collections::BTreeSet<(ConvId, MessageId)>,
+        /// Records read already (by the walk).
+        known: std::collections::HashMap<String, index::IndexRecord>,
     },
 }
 
@@ -177,16 +191,60 @@ impl ClientEngine {
         // What the engine holds but has not written yet goes out before the reads.
         self.sync_search();
         let request = self.loads.next_request();
-        let reads = find::posting_reads(&query);
         let ask = SearchAsk {
             request,
             query,
             options: options.clone(),
-            stage: Stage::Postings,
+            stage: Stage::Waiting,
+        };
+        if self.dict.ready {
+            self.start_search(ask);
+        } else {
+            self.dict.waiting.push(ask);
+            if self.dict.retry_migration() {
+                let load = self.loads.ask_migrate();
+                self.out.push(Output::Load(load));
+            }
+        }
+        Ok(request)
+    }
+
+    /// A search's first reads.
+    pub(crate) fn start_search(&mut self, mut ask: SearchAsk) {
+        let reads = if ask.options.all_matches {
+            ask.stage = Stage::Everything;
+            find::posting_reads(&ask.query)
+        } else {
+            // Checked when asked.
+            let (limit, after) = find::paging(&ask.options).unwrap_or((LIMIT_DEFAULT, None));
+            let mut walk = walk::Walk::new(ask.query.clone(), ask.options.clone(), limit, after);
+            let reads = walk.first();
+            ask.stage = Stage::Walking(Box::new(walk));
+            reads
         };
         let load = self.loads.ask_search(Box::new(ask), reads);
         self.out.push(Output::Load(load));
-        Ok(request)
+    }
+
+    /// Searches waiting for the index fail with `error`.
+    pub(crate) fn fail_waiting_searches(&mut self, error: &ClientError) {
+        for ask in std::mem::take(&mut self.dict.waiting) {
+            self.done(
+                ask.request,
+                Outcome::Failed {
+                    code: error.code().to_owned(),
+                    message: error.to_string(),
+                },
+            );
+        }
+    }
+
+    /// The index is ready: waiting searches start.
+    pub(crate) fn index_ready(&mut self) {
+        self.dict.ready = true;
+        for ask in std::mem::take(&mut self.dict.waiting) {
+            self.start_search(ask);
+        }
     }
 
     /// Whether a search with `options` may ask the server: not when the user keeps it on the
@@ -194,6 +252,44 @@ impl ClientEngine {
     /// terms must not reach the server, docs/SEARCH.md).
     pub fn search_asks_server(&self, options: &SearchOptions) -> bool {
         !options.local_only && options.conv.as_ref().is_none_or(|c| !self.is_encrypted(c))
+    }
+
+    /// The records of a page: those not read yet, then the hits. `matched` is every match
+    /// when known, else the page's own.
+    fn read_page(
+        &mut self,
+        ask: SearchAsk,
+        page: Vec<find::Candidate>,
+        next_cursor: Option<String>,
+        matched: Option<std::collections::BTreeSet<(ConvId, MessageId)>>,
+        known: std::collections::HashMap<String, index::IndexRecord>,
+    ) {
+        let matched = matched.unwrap_or_else(|| {
+            page.iter()
+                .filter_map(|c| Some((c.doc.conv_id()?.clone(), c.message.clone())))
+                .collect()
+        });
+        let reads: Vec<Read> = page
+            .iter()
+            .map(|c| key_search_record(&c.doc, &c.message))
+            .filter(|k| !known.contains_key(k))
+            .map(Read::Key)
+            .collect();
+        let next = SearchAsk {
+            stage: Stage::Records {
+                page,
+                next_cursor,
+                matched,
+                known,
+            },
+            ..ask
+        };
+        if reads.is_empty() {
+            self.searched(next, Ok(Vec::new()));
+        } else {
+            let load: Load = self.loads.ask_search(Box::new(next), reads);
+            self.out.push(Output::Load(load));
+        }
     }
 
     /// A search's load answered.
@@ -210,44 +306,74 @@ impl ClientEngine {
                 )
             }
         };
-        match ask.stage {
-            Stage::Postings => {
-                let all = find::candidates(&ask.query, &ask.options, &entries);
+        // Checked when asked.
+        let (limit, after) = find::paging(&ask.options).unwrap_or((LIMIT_DEFAULT, None));
+        let SearchAsk {
+            request,
+            query,
+            options,
+            stage,
+        } = ask;
+        let ask = SearchAsk {
+            request,
+            query,
+            options,
+            stage: Stage::Waiting,
+        };
+        match stage {
+            Stage::Waiting => {}
+            Stage::Walking(mut walk) => match walk.answered(&self.dict, &entries) {
+                walk::Step::Read(reads) => {
+                    let next = SearchAsk {
+                        stage: Stage::Walking(walk),
+                        ..ask
+                    };
+                    let load = self.loads.ask_search(Box::new(next), reads);
+                    self.out.push(Output::Load(load));
+                }
+                walk::Step::Everything => {
+                    let reads = find::posting_reads(&ask.query);
+                    let next = SearchAsk {
+                        stage: Stage::Everything,
+                        ..ask
+                    };
+                    let load = self.loads.ask_search(Box::new(next), reads);
+                    self.out.push(Output::Load(load));
+                }
+                walk::Step::Done => {
+                    let walk = *walk;
+                    if !walk.stale.is_empty() {
+                        let stale = walk.stale.into_iter().map(StoreOp::Delete).collect();
+                        self.out.push(Output::Persist(stale));
+                    }
+                    let (page, next_cursor) = find::page(walk.found, None, limit);
+                    self.read_page(ask, page, next_cursor, None, walk.records);
+                }
+            },
+            Stage::Everything => {
+                let all = find::candidates(&self.dict, &ask.query, &ask.options, &entries);
                 let matched = all
                     .iter()
                     .filter_map(|c| Some((c.doc.conv_id()?.clone(), c.message.clone())))
                     .collect();
-                // Checked when asked.
-                let (limit, after) = find::paging(&ask.options).unwrap_or((LIMIT_DEFAULT, None));
                 let (page, next_cursor) = find::page(all, after.as_ref(), limit);
-                let reads = page
-                    .iter()
-                    .map(|c| super::ask::Read::Key(key_search_record(&c.doc, &c.message)))
-                    .collect();
-                let next = SearchAsk {
-                    stage: Stage::Records {
-                        page,
-                        next_cursor,
-                        matched,
-                    },
-                    ..ask
-                };
-                let load: Load = self.loads.ask_search(Box::new(next), reads);
-                self.out.push(Output::Load(load));
+                self.read_page(ask, page, next_cursor, Some(matched), Default::default());
             }
             Stage::Records {
                 page,
                 next_cursor,
                 matched,
+                mut known,
             } => {
-                let records: std::collections::HashMap<String, Vec<u8>> =
-                    entries.into_iter().collect();
+                for (key, value) in entries {
+                    if let Ok(r) = super::records::uncbor(&value) {
+                        known.insert(key, r);
+                    }
+                }
                 let mut hits = Vec::with_capacity(page.len());
                 let mut stale = Vec::new();
                 for c in &page {
-                    let record = records
-                        .get(&key_search_record(&c.doc, &c.message))
-                        .and_then(|v| super::records::uncbor(v).ok());
+                    let record = known.remove(&key_search_record(&c.doc, &c.message));
                     match record.and_then(|r| find::local_hit(c, r, &ask.query)) {
                         Some(hit) => hits.push(hit),
                         // Postings whose record left (a crash between the two writes of an

@@ -35,7 +35,7 @@ impl ClientEngine {
     /// server, which holds no text of it to add either.
     pub fn plan_search(&self, options: &SearchOptions) -> Result<SearchPlan, SearchError> {
         let at = MergedCursor::decode(options.cursor.as_deref())?;
-        let (local, show_local) = at.local_options(options);
+        let (mut local, show_local) = at.local_options(options);
         let server = match at.server_cursor() {
             None => Step::Over,
             Some(_) if options.local_only => Step::Skip(Partial::LocalOnly),
@@ -43,6 +43,8 @@ impl ClientEngine {
             Some(_) if !self.is_online() => Step::Skip(Partial::Offline),
             Some(cursor) => Step::Ask(cursor.map(str::to_owned)),
         };
+        // The server's duplicates are told by every message the device matches.
+        local.all_matches = matches!(server, Step::Ask(_));
         Ok(SearchPlan {
             at,
             show_local,
