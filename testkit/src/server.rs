@@ -148,7 +148,8 @@ pub async fn fresh_postgres_database() -> Result<String> {
         std::process::id(),
         DB_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     );
-    conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+    // FORCE: a pool the caller dropped may still be closing its connections.
+    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
         .await?;
     conn.execute(format!("CREATE DATABASE {name}").as_str())
         .await?;
@@ -163,7 +164,8 @@ pub async fn drop_postgres_database(url: &str) -> Result<()> {
         .context("a Postgres URL ends with its database")?;
     let mut conn =
         <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server}/postgres")).await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+    // FORCE: a pool the caller dropped may still be closing its connections.
+    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
         .await?;
     Ok(())
 }

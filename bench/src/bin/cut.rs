@@ -1,5 +1,5 @@
 //! `cut` (`cargo xtask bench cut`): cutting a message part's history (docs/STORAGE.md,
-//! "Cutting a part's history"; its numbers are not in docs/BENCHMARKS.md yet).
+//! "Cutting a part's history"; docs/BENCHMARKS.md, "History cut").
 //!
 //! One run per backend on a fresh store, through the engine (the real acceptor, units, group
 //! commit and store; no socket): a part of `--messages` messages, `--edited` percent of them
