@@ -33,8 +33,11 @@ pub(crate) const WALK_TERMS_MAX: usize = 256;
 #[derive(Debug)]
 struct Taken {
     candidate: Candidate,
-    /// Its record must show it matches (the pages read do not tell).
+    /// Its record must show it matches (the pages read do not tell, and a posting of a
+    /// term being walked cannot be asked for beside its pages).
     check: bool,
+    /// Postings to ask for (the pages read do not tell): key, and whether it must be there.
+    gets: Vec<(String, bool)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -78,6 +81,10 @@ pub(crate) struct Walk {
     /// Records asked for, and those the store did not have.
     asked: HashSet<String>,
     missing: HashSet<String>,
+    /// Postings asked for, those found and those not.
+    asked_gets: HashSet<String>,
+    present: HashSet<String>,
+    absent: HashSet<String>,
     /// Postings whose record is gone.
     pub(crate) stale: Vec<String>,
 }
@@ -104,6 +111,9 @@ impl Walk {
             records: HashMap::new(),
             asked: HashSet::new(),
             missing: HashSet::new(),
+            asked_gets: HashSet::new(),
+            present: HashSet::new(),
+            absent: HashSet::new(),
             stale: Vec::new(),
         }
     }
@@ -159,8 +169,15 @@ impl Walk {
                 if term != last && term.starts_with(last.as_str()) {
                     self.prefix_terms.push(term.to_owned());
                 }
+            } else if self.asked_gets.contains(key) {
+                self.present.insert(key.clone());
             } else if key.starts_with(POSTINGS_PREFIX) {
                 postings.push((key.clone(), value.clone()));
+            }
+        }
+        for key in self.asked_gets.drain() {
+            if !self.present.contains(&key) {
+                self.absent.insert(key);
             }
         }
         for key in self.asked.drain() {
@@ -243,10 +260,16 @@ impl Walk {
     fn begin_prefix(&mut self) {
         self.phase = Phase::Prefix;
         let from = self.start(true);
+        // Pages in proportion to the terms: a short prefix's many terms read little each.
+        let each = (self.want * 2 / self.prefix_terms.len().max(1) + 1).clamp(8, 128) as u32;
         self.drivers = self
             .prefix_terms
             .iter()
-            .map(|t| Stream::new(t, &from))
+            .map(|t| {
+                let mut s = Stream::new(t, &from);
+                s.limit = each;
+                s
+            })
             .collect();
         self.taken_to = None;
         if self.drivers.is_empty() {
@@ -315,6 +338,7 @@ impl Walk {
                 None => return,
             };
             let mut check = false;
+            let mut gets = Vec::new();
             let mut out = false;
             for k in &self.known {
                 let t = k.stream.term.as_str();
@@ -336,15 +360,22 @@ impl Walk {
                         }
                     }
                     Some(_) => out = true,
-                    None => check = true,
+                    // A term being walked is read by pages; its posting is not asked for
+                    // beside them (the answer could not tell the two apart).
+                    None if self.drivers.iter().any(|d| d.term == t) => check = true,
+                    None => gets.push((key_posting(t, &place), wanted)),
                 }
             }
             if out {
                 continue;
             }
+            if check {
+                gets.clear();
+            }
             self.taken.push_back(Taken {
                 candidate: c,
                 check,
+                gets,
             });
         }
     }
@@ -353,6 +384,16 @@ impl Walk {
     /// of each driver that has none buffered when more messages are wanted.
     fn reads(&mut self) -> Vec<Read> {
         let mut reads = Vec::new();
+        for t in &self.taken {
+            for (key, _) in &t.gets {
+                if !self.present.contains(key)
+                    && !self.absent.contains(key)
+                    && self.asked_gets.insert(key.clone())
+                {
+                    reads.push(Read::Key(key.clone()));
+                }
+            }
+        }
         for t in self.taken.iter().filter(|t| t.check) {
             let key = key_search_record(&t.candidate.doc, &t.candidate.message);
             if !self.records.contains_key(&key)
@@ -377,6 +418,28 @@ impl Walk {
     /// Moves the taken messages whose match is known into `found`, in order.
     fn resolve(&mut self) {
         while let Some(front) = self.taken.front() {
+            let mut agree = true;
+            for (key, wanted) in &front.gets {
+                let held = if self.present.contains(key) {
+                    true
+                } else if self.absent.contains(key) {
+                    false
+                } else {
+                    return;
+                };
+                agree &= held == *wanted;
+            }
+            if !front.gets.is_empty() {
+                let Some(mut t) = self.taken.pop_front() else {
+                    return;
+                };
+                if agree {
+                    let held = t.gets.iter().filter(|(k, _)| self.present.contains(k));
+                    t.candidate.keys.extend(held.map(|(k, _)| k.clone()));
+                    self.found.push(t.candidate);
+                }
+                continue;
+            }
             if front.check {
                 let key = key_search_record(&front.candidate.doc, &front.candidate.message);
                 let matches = match self.records.get(&key) {

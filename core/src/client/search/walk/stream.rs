@@ -28,6 +28,8 @@ pub(super) struct Stream {
     pub(super) last: Option<String>,
     /// A page of it is out.
     pub(super) reading: bool,
+    /// Postings per page.
+    pub(super) limit: u32,
 }
 
 impl Stream {
@@ -39,6 +41,7 @@ impl Stream {
             from: from.to_owned(),
             last: None,
             reading: false,
+            limit: PAGE,
         }
     }
 
@@ -49,7 +52,7 @@ impl Stream {
         Some(Read::Page {
             from: format!("{prefix}{next}"),
             prefix,
-            limit: PAGE,
+            limit: self.limit,
         })
     }
 
@@ -68,7 +71,7 @@ impl Stream {
             .filter(|(place, _)| *place >= start)
             .collect();
         page.sort_by(|a, b| a.0.cmp(&b.0));
-        let full = page.len() >= PAGE as usize;
+        let full = page.len() >= self.limit as usize;
         if let Some((place, _)) = page.last() {
             self.last = Some(place.clone());
         }
