@@ -48,6 +48,13 @@ struct Args {
     compare: usize,
     #[arg(long, default_value_t = 300)]
     queries: usize,
+    /// Keep the store after the run (Postgres: the database; SQLite: the directory), to
+    /// look at its plans.
+    #[arg(long)]
+    keep: bool,
+    /// Messages between progress lines during the fill.
+    #[arg(long, default_value_t = 500_000)]
+    progress: usize,
 }
 
 struct Rng(u64);
@@ -134,6 +141,8 @@ struct Writer {
     next_id: usize,
     /// Per conversation: its bucket part and the part's last seq.
     parts: Vec<(u32, u64)>,
+    /// The conversation the next batch goes to.
+    next_conv: usize,
 }
 
 impl Writer {
@@ -199,7 +208,8 @@ impl Writer {
     }
 }
 
-/// Commits `total` messages round-robin over the conversations; messages per second.
+/// Commits `total` messages round-robin over the conversations; messages per second. Prints
+/// a progress line every `--progress` messages (a run cut short still tells its rate).
 async fn fill(
     store: &dyn Store,
     args: &Args,
@@ -210,14 +220,33 @@ async fn fill(
     let tenant = TenantId::new(TENANT)?;
     let started = Instant::now();
     let mut done = 0;
-    let mut c = 0;
+    let mut c = w.next_conv;
+    let mut since = (Instant::now(), 0usize);
+    let mut building = 0.0;
     while done < total {
         let n = args.batch.min(total - done);
+        let b = Instant::now();
         let change = w.batch(args, &tenant, c, n, index)?;
+        building += b.elapsed().as_secs_f64();
         store.commit(std::slice::from_ref(&change)).await?;
         done += n;
         c = (c + 1) % args.conversations;
+        if args.progress > 0 && w.next_id / args.progress != (w.next_id - n) / args.progress {
+            let rate = (done - since.1) as f64 / since.0.elapsed().as_secs_f64();
+            eprintln!(
+                "  {} messages, {rate:.0} msg/s, load average {}",
+                w.next_id,
+                load_average()
+            );
+            since = (Instant::now(), done);
+        }
     }
+    w.next_conv = c;
+    eprintln!(
+        "  {total} messages {}: {:.1} s, of which {building:.1} s making the changes",
+        if index { "with terms" } else { "without terms" },
+        started.elapsed().as_secs_f64()
+    );
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -247,6 +276,7 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
         rng: Rng(35),
         next_id: 0,
         parts: vec![(0, 0); args.conversations],
+        next_conv: 0,
     };
     let plain = fill(store, args, &mut w, args.compare, false).await?;
     let indexed = fill(store, args, &mut w, args.compare, true).await?;
@@ -254,6 +284,9 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
     let started = Instant::now();
     fill(store, args, &mut w, rest, true).await?;
     let fill_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "  filled in {fill_s:.0} s; commit {plain:.0} msg/s without terms, {indexed:.0} with"
+    );
     if let Some(url) = pg {
         use sqlx::{Connection, Executor};
         let mut db = sqlx::PgConnection::connect(url).await?;
@@ -263,6 +296,7 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
     let account = AccountId::new(SEARCHER)?;
     let mut rng = Rng(7);
     let mut times = Vec::with_capacity(args.queries);
+    let mut slowest: Vec<(f64, String, usize)> = Vec::new();
     let mut found = 0usize;
     for i in 0..args.queries {
         let first = word(rng.word(args.vocabulary));
@@ -276,10 +310,18 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
         let query = Query::parse(&text)?;
         let q = SearchQuery::new(&tenant, &account, &query, 50);
         let t = Instant::now();
-        found += store.search(&q).await?.len();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+        let n = store.search(&q).await?.len();
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        found += n;
+        times.push(ms);
+        slowest.push((ms, text, n));
     }
     times.sort_by(f64::total_cmp);
+    // The slow queries by name, for the diagnosis (docs/BENCHMARKS.md, "Search").
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (ms, text, n) in slowest.iter().take(5) {
+        eprintln!("  slow: {ms:.1} ms {text:?} ({n} results)");
+    }
     println!(
         "{backend}: {} messages in {} conversations (searcher in {}), {} queries: \
          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.1} results/query; \
@@ -314,7 +356,10 @@ async fn main() -> Result<()> {
                 let store = open_store(None, &dir).await?;
                 run(store.as_ref(), &args, backend, None).await?;
                 drop(store);
-                std::fs::remove_dir_all(&dir).ok();
+                match args.keep {
+                    true => eprintln!("  kept {}", dir.display()),
+                    false => drop(std::fs::remove_dir_all(&dir)),
+                }
             }
             "postgres" => {
                 use sqlx::{Connection, Executor};
@@ -333,6 +378,11 @@ async fn main() -> Result<()> {
                 let store = open_store(Some(&url), &dir).await?;
                 let result = run(store.as_ref(), &args, backend, Some(&url)).await;
                 drop(store);
+                if args.keep {
+                    eprintln!("  kept {url}");
+                    result?;
+                    continue;
+                }
                 admin
                     .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
                     .await?;

@@ -239,7 +239,9 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
     }
 
     // 5. Messages: take each conversation's next positions inside the database, then
-    //    insert the rows with them.
+    //    insert the rows with them. The rows this batch inserted live (a replayed message
+    //    inserts nothing) are kept: their search terms need no lookup (step 7).
+    let mut new_rows: HashMap<(&str, &str, &str), (i64, i64, i64)> = HashMap::new();
     if !plan.messages.is_empty() {
         let mut ends: HashMap<(String, String), (i64, i64)> =
             HashMap::with_capacity(plan.allocs.len());
@@ -274,7 +276,7 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
              ON CONFLICT (cid, message) DO NOTHING",
         )?;
         for m in &plan.messages {
-            st.execute(params![
+            let inserted = st.execute(params![
                 m.cid,
                 m.pos,
                 m.row.created_at,
@@ -287,6 +289,14 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
                 m.row.kind.as_str(),
                 m.preview,
             ])?;
+            if inserted == 1 && !m.deleted {
+                let key = (
+                    m.row.tenant.as_str(),
+                    m.row.conv.as_str(),
+                    m.row.message.as_str(),
+                );
+                new_rows.insert(key, (m.cid, m.pos, m.row.created_at));
+            }
         }
     }
 
@@ -299,12 +309,15 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
         )?;
         for u in &plan.updates {
             st.execute(params![u.tenant, u.conv, u.message, u.preview, u.deleted])?;
+            // Its row may be deleted now: step 7 looks.
+            new_rows.remove(&(u.tenant, u.conv, u.message));
         }
     }
 
     // 7. Search terms replace their message's entry, unless its row is deleted
     //    (migrations 0020 and 0026; the triggers there remove entries with their rows). An
-    //    FTS5 entry is deleted only if there is one: a new message has none.
+    //    FTS5 entry is deleted only if there is one: a row this batch inserted has none, and
+    //    its key is known without a lookup.
     if !plan.search.is_empty() {
         let mut find = db.prepare_cached(
             "SELECT m.cid, m.pos, m.created_at, t.cid IS NOT NULL FROM conversations c \
@@ -321,16 +334,21 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
              VALUES (?1, ?2, ?3, ?4)",
         )?;
         for x in &plan.search {
-            let found = find
-                .query_row(params![x.tenant, x.conv, x.message], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, bool>(3)?,
-                    ))
-                })
-                .optional()?;
+            let found = match new_rows.get(&(x.tenant, x.conv, x.message)) {
+                Some(&(cid, pos, created_at)) => {
+                    (pos < 4_294_967_296).then_some((cid, pos, created_at, false))
+                }
+                None => find
+                    .query_row(params![x.tenant, x.conv, x.message], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, bool>(3)?,
+                        ))
+                    })
+                    .optional()?,
+            };
             if let Some((cid, pos, created_at, had)) = found {
                 let row = cid * 4_294_967_296 + pos;
                 if had {
