@@ -74,61 +74,15 @@ fn setup(members: usize) -> Setup {
     }
 }
 
-fn report(op: &str, members: usize, mut times: Vec<Timed>) {
-    // CPU time per op is the mean over the batch: the scheduler's count lags by up to a tick
-    // at either end of one op, which averages out; on a loaded machine it is the figure that
-    // compares (wall time there is mostly waiting for a core).
-    let cpu: Option<Duration> = times.iter().map(|t| t.cpu).sum();
-    let cpu_mean = cpu.map_or(f64::NAN, |c| c.as_secs_f64() * 1e3 / times.len() as f64);
-    times.sort_by_key(|t| t.wall);
-    let at = |q: f64| {
-        times[((times.len() - 1) as f64 * q) as usize]
-            .wall
-            .as_secs_f64()
-            * 1e3
-    };
+fn report(op: &str, members: usize, mut times: Vec<Duration>) {
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
     println!(
-        "{op:<13} {members:>7} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
+        "{op:<13} {members:>7} {:>10.3} {:>10.3} {:>10.3}",
         at(0.5),
         at(0.99),
-        at(1.0),
-        cpu_mean
+        at(1.0)
     );
-}
-
-/// One op's wall time and the CPU time its thread used.
-struct Timed {
-    wall: Duration,
-    cpu: Option<Duration>,
-}
-
-struct Timer {
-    wall: Instant,
-    cpu: Option<Duration>,
-}
-
-impl Timer {
-    fn start() -> Self {
-        Self {
-            cpu: thread_cpu(),
-            wall: Instant::now(),
-        }
-    }
-
-    fn stop(self) -> Timed {
-        let wall = self.wall.elapsed();
-        let cpu = thread_cpu()
-            .zip(self.cpu)
-            .map(|(end, start)| end.saturating_sub(start));
-        Timed { wall, cpu }
-    }
-}
-
-/// The CPU time this thread has run (Linux: the first field of its schedstat, in ns).
-fn thread_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns = stat.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
 }
 
 /// `encrypt` and `decrypt` of a 200-byte message, `ops` times each.
@@ -136,12 +90,12 @@ fn messages(devices: &mut [Device], members: usize, ops: usize, suffix: &str) {
     let plaintext = vec![b'x'; 200];
     let (mut enc, mut dec) = (Vec::new(), Vec::new());
     for _ in 0..ops {
-        let t = Timer::start();
+        let t = Instant::now();
         let ct = devices[0].encrypt(GROUP, b"msg", &plaintext).unwrap();
-        enc.push(t.stop());
-        let t = Timer::start();
+        enc.push(t.elapsed());
+        let t = Instant::now();
         devices[1].decrypt(&ct).unwrap();
-        dec.push(t.stop());
+        dec.push(t.elapsed());
     }
     report(&format!("encrypt{suffix}"), members, enc);
     report(&format!("decrypt{suffix}"), members, dec);
@@ -168,8 +122,8 @@ fn main() {
             allowed,
         } = setup(members);
         println!(
-            "{:<13} {:>7} {:>10} {:>10} {:>10} {:>10}",
-            "op (ms)", "members", "median", "p99", "max", "cpu mean"
+            "{:<13} {:>7} {:>10} {:>10} {:>10}",
+            "op (ms)", "members", "median", "p99", "max"
         );
         messages(&mut devices, members, ops, "");
 
@@ -177,11 +131,11 @@ fn main() {
         let commit_ops = if members >= 1000 { ops / 10 } else { ops / 2 }.max(3);
         let mut commit = Vec::new();
         for _ in 0..commit_ops {
-            let t = Timer::start();
+            let t = Instant::now();
             devices[0]
                 .commit(GROUP, &[], std::slice::from_ref(&victim))
                 .unwrap();
-            commit.push(t.stop());
+            commit.push(t.elapsed());
             devices[0].discard_commit(GROUP).unwrap();
         }
         report("commit", members, commit);
@@ -198,16 +152,16 @@ fn main() {
                     std::slice::from_ref(&victim),
                 )
                 .unwrap();
-            let t = Timer::start();
+            let t = Instant::now();
             let check = ds
                 .check_commit(&bundle.commit, &identity(0), &allowed)
                 .unwrap();
-            ds_check.push(t.stop());
+            ds_check.push(t.elapsed());
             ds.apply(check).unwrap();
             devices[0].confirm_commit(GROUP).unwrap();
-            let t = Timer::start();
+            let t = Instant::now();
             devices[1].process_commit(&bundle.commit).unwrap();
-            process.push(t.stop());
+            process.push(t.elapsed());
         }
         report("process", members, process);
         report("ds_check", members, ds_check);
