@@ -6,10 +6,12 @@
 //! - `commit`: a member makes a commit removing one device (made, then discarded).
 //! - `process`: a member processes another's commit that removes and re-adds a device.
 //! - `ds_check`: the Delivery Service checks that commit (`GroupView::check_commit`).
+//! - `encrypt_kept`, `decrypt_kept`: `encrypt` and `decrypt` again after those commits, the
+//!   devices keeping `PAST_EPOCHS` past epochs (openmls writes them all on every message).
 //!
 //! Also prints the bytes of the commit adding everyone and of its Welcome. Run: `cargo xtask
 //! bench e2ee` (or `cargo bench -p confab-core --bench e2ee`); without `--bench` it builds a
-//! group of 10 only and runs a few ops (a smoke run).
+//! group of 10 only and runs a few ops (a smoke run); `--members 1000` runs one size.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -76,21 +78,43 @@ fn report(op: &str, members: usize, mut times: Vec<Duration>) {
     times.sort();
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
     println!(
-        "{op:<10} {members:>7} {:>10.3} {:>10.3} {:>10.3}",
+        "{op:<13} {members:>7} {:>10.3} {:>10.3} {:>10.3}",
         at(0.5),
         at(0.99),
         at(1.0)
     );
 }
 
+/// `encrypt` and `decrypt` of a 200-byte message, `ops` times each.
+fn messages(devices: &mut [Device], members: usize, ops: usize, suffix: &str) {
+    let plaintext = vec![b'x'; 200];
+    let (mut enc, mut dec) = (Vec::new(), Vec::new());
+    for _ in 0..ops {
+        let t = Instant::now();
+        let ct = devices[0].encrypt(GROUP, b"msg", &plaintext).unwrap();
+        enc.push(t.elapsed());
+        let t = Instant::now();
+        devices[1].decrypt(&ct).unwrap();
+        dec.push(t.elapsed());
+    }
+    report(&format!("encrypt{suffix}"), members, enc);
+    report(&format!("decrypt{suffix}"), members, dec);
+}
+
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let args: Vec<String> = std::env::args().collect();
+    let full = args.iter().any(|a| a == "--bench");
+    // `--members N` runs one group size (e.g. under a profiler).
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--members")
+        .and_then(|i| args.get(i + 1)?.parse().ok());
     let (sizes, ops): (&[usize], usize) = if full {
         (&[10, 100, 1000], 200)
     } else {
         (&[10], 3)
     };
-    for &members in sizes {
+    for &members in sizes.iter().filter(|&&m| only.is_none_or(|o| o == m)) {
         println!("{members} devices:");
         let Setup {
             mut devices,
@@ -98,21 +122,10 @@ fn main() {
             allowed,
         } = setup(members);
         println!(
-            "{:<10} {:>7} {:>10} {:>10} {:>10}",
+            "{:<13} {:>7} {:>10} {:>10} {:>10}",
             "op (ms)", "members", "median", "p99", "max"
         );
-        let plaintext = vec![b'x'; 200];
-        let (mut enc, mut dec) = (Vec::new(), Vec::new());
-        for _ in 0..ops {
-            let t = Instant::now();
-            let ct = devices[0].encrypt(GROUP, b"msg", &plaintext).unwrap();
-            enc.push(t.elapsed());
-            let t = Instant::now();
-            devices[1].decrypt(&ct).unwrap();
-            dec.push(t.elapsed());
-        }
-        report("encrypt", members, enc);
-        report("decrypt", members, dec);
+        messages(&mut devices, members, ops, "");
 
         let victim = identity(members - 1);
         let commit_ops = if members >= 1000 { ops / 10 } else { ops / 2 }.max(3);
@@ -152,5 +165,8 @@ fn main() {
         }
         report("process", members, process);
         report("ds_check", members, ds_check);
+        // Every commit above left an epoch behind: each device now keeps PAST_EPOCHS of them
+        // (each with its member list), as a device of a group that has lived a while does.
+        messages(&mut devices, members, (ops / 4).max(1), "_kept");
     }
 }

@@ -265,6 +265,9 @@ impl Device {
             .propose_removals(removals)
             .load_psks(self.provider.storage())
             .map_err(mls)?
+            // A Welcome still carries its group info and the tree; no one reads a group info
+            // of every commit, and building one serializes and signs the whole tree.
+            .create_group_info(false)
             .build(
                 self.provider.rand(),
                 self.provider.crypto(),
