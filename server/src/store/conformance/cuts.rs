@@ -6,7 +6,7 @@
 use super::*;
 use crate::store::cuts::CutTiming;
 
-const NOW: CutTiming = CutTiming {
+pub(super) const NOW: CutTiming = CutTiming {
     after_delete: 0,
     after_edit: 0,
     lease: 60_000,

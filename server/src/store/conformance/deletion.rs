@@ -3,15 +3,9 @@
 //! the batch that deletes the conversation leave tombstone rows with no preview and no
 //! search terms, and their part is noted for a cut, whatever their order in the batch.
 
-use super::search::{found, post, terms};
+use super::cuts::NOW;
+use super::search::{found, post, room, terms};
 use super::*;
-use crate::store::cuts::CutTiming;
-
-const NOW: CutTiming = CutTiming {
-    after_delete: 0,
-    after_edit: 0,
-    lease: 60_000,
-};
 
 fn deletion(seqs: &mut Seqs) -> NewChange {
     let cd = conv_doc("acme", "room");
@@ -24,17 +18,7 @@ fn deletion(seqs: &mut Seqs) -> NewChange {
 async fn takes_its_batch(env: Env, deletion_first: bool) {
     let s = env.store.as_ref();
     let mut seqs = Seqs::default();
-    let cd = conv_doc("acme", "room");
-    let seq = seqs.next(&cd);
-    s.commit(&[with(
-        change(&cd, seq, "alice"),
-        vec![
-            p_conv(conv_row("acme", "room", "group", None, 100)),
-            p_member("acme", "room", "alice", "owner", "active"),
-        ],
-    )])
-    .await
-    .expect("room");
+    room(s, &mut seqs, Vec::new()).await;
     s.commit(&[post(&mut seqs, "early", 1001, "early words")])
         .await
         .expect("post");

@@ -47,21 +47,25 @@ fn account_id(a: &str) -> confab_core::ids::AccountId {
     confab_core::ids::AccountId::new(a).expect("account")
 }
 
+/// Commits the group `acme/room` with `alice` its owner and `more` rows.
+pub(super) async fn room(s: &dyn Store, seqs: &mut Seqs, more: Vec<Projection>) {
+    let cd = conv_doc("acme", "room");
+    let seq = seqs.next(&cd);
+    let mut rows = vec![
+        p_conv(conv_row("acme", "room", "group", None, 100)),
+        p_member("acme", "room", "alice", "owner", "active"),
+    ];
+    rows.extend(more);
+    s.commit(&[with(change(&cd, seq, "alice"), rows)])
+        .await
+        .expect("room");
+}
+
 pub async fn search_index_follows_rows(env: Env) {
     let s = env.store.as_ref();
     let mut seqs = Seqs::default();
-    let cd = conv_doc("acme", "room");
-    let seq = seqs.next(&cd);
-    s.commit(&[with(
-        change(&cd, seq, "alice"),
-        vec![
-            p_conv(conv_row("acme", "room", "group", None, 100)),
-            p_member("acme", "room", "alice", "owner", "active"),
-            p_member("acme", "room", "bob", "member", "left"),
-        ],
-    )])
-    .await
-    .expect("room");
+    let bob = p_member("acme", "room", "bob", "member", "left");
+    room(s, &mut seqs, vec![bob]).await;
     s.commit(&[
         post(&mut seqs, "s1", 1001, "Café noir"),
         post(&mut seqs, "s2", 1002, "cafe au lait"),
