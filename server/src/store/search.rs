@@ -174,20 +174,14 @@ pub(crate) fn readable(entries: &[Entry], account: &AccountId, only: Option<&Con
 
 /// The columns and filters every search statement shares; `$from` and `$matches` are the
 /// index read and its match condition (`$1` the readable keys, `$2` the query), `$key` the
-/// alias whose `(created_at, cid, pos)` the order and the bounds read, `$join` how the
-/// conversation is joined (SQLite: `CROSS JOIN`, which keeps the order written).
+/// alias whose `(created_at, cid, pos)` the order and the bounds read.
 macro_rules! search_sql {
     ($from:literal, $matches:literal, $not_deleted:literal, $key:literal) => {
-        search_sql!($from, $matches, $not_deleted, $key, "JOIN")
-    };
-    ($from:literal, $matches:literal, $not_deleted:literal, $key:literal, $join:literal) => {
         concat!(
             "SELECT c.conv, m.cid, m.message, m.pos, m.period, CAST(m.part AS BIGINT) AS part, \
              m.seq, m.author, m.kind, m.created_at, m.preview, m.deleted ",
             $from,
-            " ",
-            $join,
-            " conversations c ON c.id = m.cid WHERE ",
+            " JOIN conversations c ON c.id = m.cid WHERE ",
             $matches,
             " AND ",
             $not_deleted,

@@ -1,8 +1,6 @@
 //! SQLite's ways to a search page (docs/SEARCH.md, "Cost"): a walk of the newest entries,
 //! an FTS5 read of every match, or an FTS5 read of the whole words with the last term's
-//! prefix checked in the entry; a sample of the newest entries chooses between them. Their
-//! joins are `CROSS JOIN`s, which SQLite keeps in the order written: without statistics its
-//! planner may otherwise read a table whole and look each row up in FTS5.
+//! prefix checked in the entry; a sample of the newest entries chooses between them.
 
 use confab_core::search::Query;
 
@@ -14,40 +12,37 @@ use crate::store::Result;
 /// match elsewhere costs no row read), then they are sorted. FTS5 reads every entry of a
 /// prefix before its first match, so this costs the last term's matches in the tenant.
 pub(crate) const SEARCH_LITE: &str = search_sql!(
-    "FROM message_search CROSS JOIN messages m ON m.cid = (message_search.rowid >> 32) \
+    "FROM message_search JOIN messages m ON m.cid = (message_search.rowid >> 32) \
      AND m.pos = (message_search.rowid & 4294967295)",
     "message_search MATCH $2 \
      AND (message_search.rowid >> 32) IN (SELECT value FROM json_each($1))",
     "m.deleted = 0",
-    "m",
-    "CROSS JOIN"
+    "m"
 );
 
 /// SQLite, few matches of the whole words but many of the last term's prefix: FTS5 finds
 /// the whole words (`$2`, no prefix) and the entry's terms are checked for the prefix
 /// (`$12`, [`Patterns::last`]), so the prefix's matches cost nothing.
 pub(crate) const SEARCH_WORDS_LITE: &str = search_sql!(
-    "FROM message_search CROSS JOIN messages m ON m.cid = (message_search.rowid >> 32) \
+    "FROM message_search JOIN messages m ON m.cid = (message_search.rowid >> 32) \
      AND m.pos = (message_search.rowid & 4294967295) \
-     CROSS JOIN message_search_time t \
+     JOIN message_search_time t \
      ON t.created_at = m.created_at AND t.cid = m.cid AND t.pos = m.pos",
     "message_search MATCH $2 \
      AND (message_search.rowid >> 32) IN (SELECT value FROM json_each($1)) \
      AND instr(' ' || t.terms || ' ', $12) > 0",
     "m.deleted = 0",
-    "m",
-    "CROSS JOIN"
+    "m"
 );
 
 /// SQLite, many matches: the entries newest first (migration 0026), each checked against
 /// `$2`, a JSON array of patterns every one of which its ` terms ` must hold ([`Patterns`]).
 pub(crate) const WALK_LITE: &str = search_sql!(
-    "FROM message_search_time t CROSS JOIN messages m ON m.cid = t.cid AND m.pos = t.pos",
+    "FROM message_search_time t JOIN messages m ON m.cid = t.cid AND m.pos = t.pos",
     "t.cid IN (SELECT value FROM json_each($1)) AND NOT EXISTS \
      (SELECT 1 FROM json_each($2) p WHERE instr(' ' || t.terms || ' ', p.value) = 0)",
     "m.deleted = 0",
-    "t",
-    "CROSS JOIN"
+    "t"
 );
 
 /// SQLite: the [`WALK_SAMPLE`] newest entries in the page's range (`$5..$9`: since, until,
