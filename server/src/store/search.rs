@@ -4,7 +4,7 @@
 //! page at a time, walking the newest entries or reading the inverted index (docs/SEARCH.md,
 //! "Cost"). The index is written by the commit (migrations: Postgres 0027 and 0033, SQLite
 //! 0020 and 0026); the statements that read it differ by backend and live here side by
-//! side (SQLite's choice of a way in `lite`); the backfill's are in `backfill`.
+//! side; the backfill's are in `backfill`.
 
 use std::collections::HashMap;
 
@@ -31,13 +31,6 @@ pub struct SearchCursor {
 }
 
 impl SearchCursor {
-    /// Before every entry: a first page starts here.
-    pub const END: SearchCursor = SearchCursor {
-        created_at: i64::MAX,
-        cid: i64::MAX,
-        pos: i64::MAX,
-    };
-
     /// The opaque text a client sends back.
     pub fn encode(&self) -> String {
         format!("s1.{:x}.{:x}.{:x}", self.created_at, self.cid, self.pos)
@@ -107,17 +100,16 @@ pub struct SearchHit {
 
 /// The account's memberships with each conversation's key and parent, any status.
 pub(crate) const MEMBERSHIPS: &str = "\
-    SELECT c.id, c.conv, c.parent, c.message_count, m.status FROM memberships m \
+    SELECT c.id, c.conv, c.parent, m.status FROM memberships m \
     JOIN conversations c ON c.tenant = m.tenant AND c.conv = m.conv \
     WHERE m.tenant = $1 AND m.account = $2";
 
-/// A membership of the searcher: the conversation's key, id, parent and live messages, and
-/// where the account stands in it.
+/// A membership of the searcher: the conversation's key, id and parent, and where the
+/// account stands in it.
 pub(crate) struct Entry {
     pub cid: i64,
     pub conv: ConvId,
     pub parent: Option<ConvId>,
-    pub messages: i64,
     pub standing: Standing,
 }
 
@@ -133,7 +125,6 @@ pub(crate) fn entries<R: Cols>(rows: &[R]) -> Result<Vec<Entry>> {
                 cid: r.int("id")?,
                 conv: conv_id(r.text("conv")?)?,
                 parent: r.opt_text("parent")?.map(conv_id).transpose()?,
-                messages: r.int("message_count")?,
                 standing,
             })
         })
@@ -218,23 +209,60 @@ pub(crate) const SEARCH_PG: &str = search_sql!(
     "s"
 );
 
-pub(crate) mod lite;
+/// SQLite, few matches: FTS5 finds them all (its rowid is `cid * 2^32 + pos`, migration
+/// 0020), then they are sorted.
+pub(crate) const SEARCH_LITE: &str = search_sql!(
+    "FROM message_search JOIN messages m ON m.cid = (message_search.rowid >> 32) \
+     AND m.pos = (message_search.rowid & 4294967295)",
+    "message_search MATCH $2 AND m.cid IN (SELECT value FROM json_each($1))",
+    "m.deleted = 0",
+    "m"
+);
 
-/// The live messages of the readable conversations `cids` (their stats' count).
-pub(crate) fn messages_in(entries: &[Entry], cids: &[i64]) -> i64 {
-    let cids: std::collections::HashSet<i64> = cids.iter().copied().collect();
-    entries
+/// SQLite, many matches: the entries newest first (migration 0026), each checked against
+/// `$2`, a JSON array of patterns every one of which its ` terms ` must hold ([`patterns`]).
+pub(crate) const WALK_LITE: &str = search_sql!(
+    "FROM message_search_time t JOIN messages m ON m.cid = t.cid AND m.pos = t.pos",
+    "t.cid IN (SELECT value FROM json_each($1)) AND NOT EXISTS \
+     (SELECT 1 FROM json_each($2) p WHERE instr(' ' || t.terms || ' ', p.value) = 0)",
+    "m.deleted = 0",
+    "t"
+);
+
+/// SQLite: how many entries FTS5 matches, counted up to `$2`.
+pub(crate) const COUNT_LITE: &str = "SELECT COUNT(*) AS n FROM \
+    (SELECT 1 FROM message_search WHERE message_search MATCH $1 LIMIT $2)";
+
+/// Matches in the whole tenant from which SQLite walks the newest entries instead of
+/// sorting them all: a walk's cost follows the page over the terms' frequency, a sort's the
+/// matches (docs/BENCHMARKS.md, "Search").
+pub(crate) const WALK_FROM_MATCHES: i64 = 40_000;
+
+/// A query's terms as [`WALK_LITE`] checks them in ` terms `: a whole word (` a `) for
+/// each, a word's start (` a`) for the last, which matches as a prefix.
+pub(crate) fn patterns(query: &Query) -> String {
+    let last = query.terms.len() - 1;
+    let list: Vec<String> = query
+        .terms
         .iter()
-        .filter(|e| cids.contains(&e.cid))
-        .map(|e| e.messages.max(0))
-        .sum()
+        .enumerate()
+        .map(|(i, t)| match i == last {
+            true => format!(" {t}"),
+            false => format!(" {t} "),
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_default()
 }
 
 /// Binds a search's parameters `$3..$11` after the backend's `$1` and `$2`.
 macro_rules! bind_filters {
     ($query:expr, $q:expr) => {{
         let q = $q;
-        let after = q.after.unwrap_or(crate::store::search::SearchCursor::END);
+        let after = q.after.unwrap_or(crate::store::search::SearchCursor {
+            created_at: i64::MAX,
+            cid: i64::MAX,
+            pos: i64::MAX,
+        });
         $query
             .bind(q.author.map(|a| a.as_str()))
             .bind(q.kind)
@@ -275,7 +303,6 @@ mod tests {
             cid,
             conv: id(conv),
             parent: parent.map(id),
-            messages: 0,
             standing,
         }
     }

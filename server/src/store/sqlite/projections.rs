@@ -10,7 +10,7 @@ use crate::store::buckets::BucketPage;
 use crate::store::columns::{self, conv_list_item, limit_of, Cols};
 use crate::store::discovery::{self, DiscoverItem, DiscoverQuery};
 use crate::store::projection::lite as shared;
-use crate::store::search::{self, backfill, bind_filters, lite, SearchHit, SearchQuery};
+use crate::store::search::{self, backfill, bind_filters, SearchHit, SearchQuery};
 use crate::store::stats::ConvStats;
 use crate::store::{ConvListItem, ConvRow, MessageRow, Projections, Result};
 
@@ -141,49 +141,42 @@ impl Projections for SqliteStore {
             .bind(q.account.as_str())
             .fetch_all(&self.reader)
             .await?;
-        let entries = search::entries(&rows)?;
-        let cids = search::readable(&entries, q.account, q.conv);
+        let cids = search::readable(&search::entries(&rows)?, q.account, q.conv);
         if cids.is_empty() {
             return Ok(Vec::new());
         }
-        let messages = search::messages_in(&entries, &cids);
-        let cids = serde_json::to_string(&cids).unwrap_or_default();
-        let patterns = lite::Patterns::of(q.query);
-        let after = q.after.unwrap_or(search::SearchCursor::END);
-        let sample = sqlx::query(lite::SAMPLE_LITE)
-            .bind(&cids)
-            .bind(&patterns.all)
-            .bind(&patterns.last)
-            .bind(&patterns.words)
-            .bind(q.since.unwrap_or(i64::MIN))
-            .bind(q.until.unwrap_or(i64::MAX))
-            .bind(after.created_at)
-            .bind(after.cid)
-            .bind(after.pos)
-            .bind(lite::WALK_SAMPLE)
+        let fts = q.query.to_fts5();
+        let matches: i64 = sqlx::query_scalar(search::COUNT_LITE)
+            .bind(&fts)
+            .bind(search::WALK_FROM_MATCHES)
             .fetch_one(&self.reader)
             .await?;
-        let way = lite::Sample::of(&sample)?.way(q.limit, messages, q.query.terms.len());
-        let query = match way {
-            lite::Way::Walk => sqlx::query(lite::WALK_LITE).bind(cids).bind(patterns.all),
-            lite::Way::Matches => sqlx::query(lite::SEARCH_LITE)
+        let cids = serde_json::to_string(&cids).unwrap_or_default();
+        let query = match matches < search::WALK_FROM_MATCHES {
+            true => sqlx::query(search::SEARCH_LITE).bind(cids).bind(fts),
+            false => sqlx::query(search::WALK_LITE)
                 .bind(cids)
-                .bind(q.query.to_fts5()),
-            lite::Way::Words => sqlx::query(lite::SEARCH_WORDS_LITE)
-                .bind(cids)
-                .bind(lite::words_fts5(q.query)),
+                .bind(search::patterns(q.query)),
         };
-        let query = bind_filters!(query, q);
-        let query = match way {
-            lite::Way::Words => query.bind(patterns.last),
-            _ => query,
-        };
-        let rows = query.fetch_all(&self.reader).await?;
+        let rows = bind_filters!(query, q).fetch_all(&self.reader).await?;
         search::hits(&rows, q.tenant)
     }
 
     async fn search_backfill_page(&self, limit: usize) -> Result<Option<backfill::Page>> {
-        backfill::read_page!(&self.reader, backfill::PAGE_LITE, limit)
+        let row = sqlx::query(backfill::MARKER)
+            .fetch_one(&self.reader)
+            .await?;
+        let from = backfill::marker(&row)?;
+        if from.done {
+            return Ok(None);
+        }
+        let rows = sqlx::query(backfill::PAGE_LITE)
+            .bind(from.cid)
+            .bind(from.pos)
+            .bind(columns::limit_of(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        backfill::page(from, &rows, limit).map(Some)
     }
 
     async fn search_backfill_write(
