@@ -158,18 +158,7 @@ impl Projections for PgStore {
     }
 
     async fn search_backfill_page(&self, limit: usize) -> Result<Option<backfill::Page>> {
-        let row = sqlx::query(backfill::MARKER).fetch_one(&self.pool).await?;
-        let from = backfill::marker(&row)?;
-        if from.done {
-            return Ok(None);
-        }
-        let rows = sqlx::query(backfill::PAGE_PG)
-            .bind(from.cid)
-            .bind(from.pos)
-            .bind(columns::limit_of(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        backfill::page(from, &rows, limit).map(Some)
+        backfill::read_page!(&self.pool, backfill::PAGE_PG, limit)
     }
 
     async fn search_backfill_write(

@@ -114,6 +114,31 @@ pub(crate) const UNINDEXED_LITE: &str = "\
     AND NOT EXISTS (SELECT 1 FROM message_search_time t \
       WHERE t.created_at = m.created_at AND t.cid = m.cid AND t.pos = m.pos)";
 
+/// The next page after the marker on `$pool` by `$page` (the backend's [`PAGE_PG`] or
+/// [`PAGE_LITE`]), `None` once the walk is done: `Projections::search_backfill_page` on
+/// either backend.
+macro_rules! read_page {
+    ($pool:expr, $page:expr, $limit:expr) => {{
+        use crate::store::search::backfill;
+        let limit: usize = $limit;
+        let row = sqlx::query(backfill::MARKER).fetch_one($pool).await?;
+        let from = backfill::marker(&row)?;
+        match from.done {
+            true => Ok(None),
+            false => {
+                let rows = sqlx::query($page)
+                    .bind(from.cid)
+                    .bind(from.pos)
+                    .bind(crate::store::columns::limit_of(limit))
+                    .fetch_all($pool)
+                    .await?;
+                backfill::page(from, &rows, limit).map(Some)
+            }
+        }
+    }};
+}
+pub(crate) use read_page;
+
 pub(crate) fn marker<R: Cols>(row: &R) -> Result<Marker> {
     Ok(Marker {
         cid: row.int("cid")?,

@@ -163,20 +163,7 @@ impl Projections for SqliteStore {
     }
 
     async fn search_backfill_page(&self, limit: usize) -> Result<Option<backfill::Page>> {
-        let row = sqlx::query(backfill::MARKER)
-            .fetch_one(&self.reader)
-            .await?;
-        let from = backfill::marker(&row)?;
-        if from.done {
-            return Ok(None);
-        }
-        let rows = sqlx::query(backfill::PAGE_LITE)
-            .bind(from.cid)
-            .bind(from.pos)
-            .bind(columns::limit_of(limit))
-            .fetch_all(&self.reader)
-            .await?;
-        backfill::page(from, &rows, limit).map(Some)
+        backfill::read_page!(&self.reader, backfill::PAGE_LITE, limit)
     }
 
     async fn search_backfill_write(
