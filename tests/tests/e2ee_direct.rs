@@ -8,7 +8,7 @@
 
 use confab_client::Client as NativeClient;
 use confab_core::client::{apply::direct_id, Intent, IntentStatus, KEY_PACKAGES_TARGET};
-use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
+use confab_core::ids::{AccountId, ConvId, TenantId};
 use confab_e2e::native_support::*;
 use confab_e2e::{Backend, TestServer};
 
@@ -31,30 +31,6 @@ async fn online(c: &NativeClient) {
     c.set_online(true).await.unwrap();
     eventually(c, "key packages topped up", |e| {
         e.key_packages_held() == Some(KEY_PACKAGES_TARGET)
-    })
-    .await;
-}
-
-async fn follow(c: &NativeClient, conv: &ConvId) {
-    c.open(DocId::conv(&tenant(), conv)).await.unwrap();
-    let bucket = today(c, conv).await;
-    c.open(bucket).await.unwrap();
-}
-
-async fn at_epoch(c: &NativeClient, conv: &ConvId, want: u64) {
-    let conv = conv.clone();
-    eventually(c, &format!("{conv} at epoch {want}"), move |e| {
-        e.group_epoch(&conv) == Some(want)
-    })
-    .await;
-}
-
-async fn reads(c: &NativeClient, conv: &ConvId, id: &str, body: &str) {
-    let (conv, id, body) = (conv.clone(), id.to_owned(), body.to_owned());
-    eventually(c, &format!("{conv}: {id} reads {body}"), move |e| {
-        e.timeline(&conv).iter().any(|i| {
-            i.message.id.as_str() == id && i.undecryptable.is_none() && i.message.body == body
-        })
     })
     .await;
 }
@@ -82,13 +58,13 @@ async fn encrypted_direct(backend: Backend) {
     accepted(&alice, id).await;
     let id = alice.intent(open_direct("bob", true)).await.unwrap();
     accepted(&alice, id).await;
-    follow(&alice, &plain).await;
-    follow(&alice, &sealed).await;
+    follow_conv(&alice, &plain).await;
+    follow_conv(&alice, &sealed).await;
     assert!(!encrypted(&alice, &plain).await);
     assert!(encrypted(&alice, &sealed).await);
     // The creation carried the group and the commit adding bob's device.
     at_epoch(&alice, &sealed, 1).await;
-    follow(&bob, &sealed).await;
+    follow_conv(&bob, &sealed).await;
     at_epoch(&bob, &sealed, 1).await;
 
     let m1 = send(&alice, &sealed, "m1", "only for bob").await;
@@ -162,8 +138,8 @@ async fn offline_creations_converge(backend: Backend) {
             accepted(c, id).await;
         }
     }
-    follow(&carol, &conv).await;
-    follow(&dave, &conv).await;
+    follow_conv(&carol, &conv).await;
+    follow_conv(&dave, &conv).await;
     // One group: the winner's creation commit added the other device, nothing more.
     at_epoch(&carol, &conv, 1).await;
     at_epoch(&dave, &conv, 1).await;
