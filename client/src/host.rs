@@ -7,8 +7,8 @@ use std::time::Duration;
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::store::block_on_ready;
 use confab_core::client::{
-    ClientConfig, ClientEngine, ClientError, Event, HostKey, Intent, IntentStatus, LocalStore,
-    Outcome, Output,
+    ClientConfig, ClientEngine, ClientError, DeviceInfo, Event, HostKey, Intent, IntentStatus,
+    LocalStore, Outcome, Output,
 };
 use confab_core::ids::{ConvId, DeviceId, DocId, MessageId};
 use confab_core::model::message::NewMessage;
@@ -305,6 +305,47 @@ impl Client {
                 }),
             };
         }
+    }
+
+    /// This account's registered devices, asked of the server's directory now: each one's
+    /// name, when it registered and last connected, whether it is this device, the key
+    /// packages it holds (`ClientEngine::devices` keeps the last list). `Error::Failed` with
+    /// `offline` when not connected, `unanswered` when no list came within `wait`.
+    pub async fn devices(&self, wait: Duration) -> Result<Vec<DeviceInfo>, Error> {
+        // Subscribed before the request starts, so its answer cannot pass unseen.
+        let mut events = self.events();
+        let online = self
+            .query(|e| {
+                e.refresh_devices();
+                e.is_online()
+            })
+            .await?;
+        if !online {
+            return Err(Error::Failed {
+                code: "offline".into(),
+                message: "the device list is asked of the server".into(),
+            });
+        }
+        let answered = tokio::time::timeout(wait, async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::Devices) => return Ok(()),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return Err(Error::Stopped),
+                }
+            }
+        })
+        .await;
+        match answered {
+            Ok(done) => done?,
+            Err(_) => {
+                return Err(Error::Failed {
+                    code: "unanswered".into(),
+                    message: format!("no device list within {wait:?}"),
+                })
+            }
+        }
+        self.query(|e| e.devices().unwrap_or_default()).await
     }
 
     /// Waits until the intent is accepted (`None` status: it left the outbox) or rejected;

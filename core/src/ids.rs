@@ -414,6 +414,17 @@ pub fn direct_conv_id(tenant: &TenantId, a: &AccountId, b: &AccountId) -> ConvId
     )
 }
 
+/// The one end-to-end encrypted direct conversation of a pair: apart from the plaintext one
+/// (a conversation never changes whether it is encrypted), the same on every device.
+pub fn encrypted_direct_conv_id(tenant: &TenantId, a: &AccountId, b: &AccountId) -> ConvId {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    hashed_id(
+        "d-",
+        "confab/direct-e2ee/v1",
+        &[tenant.as_str(), lo.as_str(), hi.as_str()],
+    )
+}
+
 /// The one support thread of a client about a resource: one per (client, resource) pair.
 pub fn support_conv_id(tenant: &TenantId, client: &AccountId, resource: &ResourceId) -> ConvId {
     hashed_id(
@@ -508,6 +519,14 @@ mod tests {
         let u = TenantId::new("other").expect("tenant");
         let (a, b, c) = (acc("alice"), acc("bob"), acc("carol"));
         assert_eq!(direct_conv_id(&t, &a, &b), direct_conv_id(&t, &b, &a));
+        assert_eq!(
+            encrypted_direct_conv_id(&t, &a, &b),
+            encrypted_direct_conv_id(&t, &b, &a)
+        );
+        assert_ne!(
+            direct_conv_id(&t, &a, &b),
+            encrypted_direct_conv_id(&t, &a, &b)
+        );
         assert_ne!(direct_conv_id(&t, &a, &b), direct_conv_id(&t, &a, &c));
         assert_ne!(direct_conv_id(&t, &a, &b), direct_conv_id(&u, &a, &b));
         let r = ResourceId::new("room-12").expect("resource");

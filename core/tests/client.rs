@@ -1897,7 +1897,13 @@ fn a_hidden_direct_conversation_comes_back_with_a_newer_message() {
     let now = wire.now;
     peers[0]
         .engine
-        .intent(Intent::OpenDirect { peer: acc("bob") }, now)
+        .intent(
+            Intent::OpenDirect {
+                peer: acc("bob"),
+                encrypted: false,
+            },
+            now,
+        )
         .unwrap();
     wire.pump(&mut peers);
     let dm = confab_core::ids::direct_conv_id(&tenant(), &acc("alice"), &acc("bob"));

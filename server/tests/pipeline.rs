@@ -571,8 +571,12 @@ impl Devices for GatedStore {
     ) -> Result<bool> {
         self.inner.remove_device(device, at).await
     }
-    async fn key_packages_held(&self, device: &confab_core::e2ee::DeviceIdentity) -> Result<u64> {
-        self.inner.key_packages_held(device).await
+    async fn key_packages_held(
+        &self,
+        device: &confab_core::e2ee::DeviceIdentity,
+        at: i64,
+    ) -> Result<u64> {
+        self.inner.key_packages_held(device, at).await
     }
 }
 

@@ -133,6 +133,28 @@ async fn direct_is_found_or_created_with_one_body_from_both_sides() {
         &body
     );
 
+    // The pair's encrypted one is another conversation, found the same from both sides.
+    let sealed = s
+        .post(
+            "/v1/conversations/direct",
+            &bob,
+            json!({"peer": "alice", "encrypted": true}),
+        )
+        .await;
+    let sealed = expect(&sealed, 201).clone();
+    assert_ne!(sealed["id"], body["id"]);
+    assert!(sealed["id"].as_str().expect("id").starts_with("d-"));
+    assert_eq!(sealed["encryption"]["enabled"], true);
+    assert_eq!(body["encryption"]["enabled"], false);
+    let found = s
+        .post(
+            "/v1/conversations/direct",
+            &alice,
+            json!({"peer": "bob", "encrypted": true}),
+        )
+        .await;
+    assert_eq!(expect(&found, 200), &sealed);
+
     // Concurrent first requests from both sides still make one conversation.
     let (carol, dave) = (s.user("carol"), s.user("dave"));
     let (a, b) = tokio::join!(

@@ -167,3 +167,32 @@ pub async fn generation_on(c: &NativeClient, doc: &DocId) -> Option<u64> {
     let doc = doc.clone();
     c.query(move |e| e.generation(&doc)).await.unwrap()
 }
+
+/// Follows `conv` on `c`: its document and today's bucket.
+pub async fn follow_conv(c: &NativeClient, conv: &ConvId) {
+    c.open(DocId::conv(&TenantId::new("acme").unwrap(), conv))
+        .await
+        .unwrap();
+    let bucket = today(c, conv).await;
+    c.open(bucket).await.unwrap();
+}
+
+/// Waits until `c`'s group of `conv` is at epoch `want`.
+pub async fn at_epoch(c: &NativeClient, conv: &ConvId, want: u64) {
+    let conv = conv.clone();
+    eventually(c, &format!("{conv} at epoch {want}"), move |e| {
+        e.group_epoch(&conv) == Some(want)
+    })
+    .await;
+}
+
+/// Waits until `c` shows message `id` of `conv` opened, with `body`.
+pub async fn reads(c: &NativeClient, conv: &ConvId, id: &str, body: &str) {
+    let (conv, id, body) = (conv.clone(), id.to_owned(), body.to_owned());
+    eventually(c, &format!("{conv}: {id} reads {body}"), move |e| {
+        e.timeline(&conv).iter().any(|i| {
+            i.message.id.as_str() == id && i.undecryptable.is_none() && i.message.body == body
+        })
+    })
+    .await;
+}

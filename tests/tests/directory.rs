@@ -158,13 +158,18 @@ async fn upload_and_claim(backend: Backend) {
     let (status, body) = rest_get(&server, "/v1/accounts/alice/devices", true).await;
     assert_eq!(status, 200, "{body}");
     let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        listed,
-        serde_json::json!({"account": "alice", "devices": [
-            {"device": "laptop", "signature_key": hex::encode(laptop.mls.signature_key())},
-            {"device": "phone", "signature_key": hex::encode(phone.mls.signature_key())},
-        ]})
-    );
+    assert_eq!(listed["account"], "alice");
+    let devices = listed["devices"].as_array().unwrap();
+    let expected = [("laptop", &laptop, 1), ("phone", &phone, 3)];
+    assert_eq!(devices.len(), expected.len(), "{body}");
+    for (d, (name, dev, held)) in devices.iter().zip(expected) {
+        assert_eq!(d["device"], name);
+        assert_eq!(d["signature_key"], hex::encode(dev.mls.signature_key()));
+        // Registered and last seen by the upload; the ordinary packages it holds.
+        assert!(d["registered_at"].as_str().unwrap().ends_with('Z'), "{d}");
+        assert_eq!(d["last_seen_at"], d["registered_at"], "{d}");
+        assert_eq!(d["key_packages"], held, "{d}");
+    }
     let (status, body) = rest_get(&server, "/v1/accounts/alice/devices", false).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("service_only"), "{body}");

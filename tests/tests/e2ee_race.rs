@@ -17,7 +17,7 @@ use std::time::Duration;
 use cluster_nodes::Nodes;
 use confab_client::Client as NativeClient;
 use confab_core::client::{Intent, KEY_PACKAGES_TARGET};
-use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
+use confab_core::ids::{AccountId, ConvId};
 use confab_core::model::conversation::Role;
 use confab_e2e::native_support::*;
 use confab_e2e::{Backend, TestServer};
@@ -56,32 +56,6 @@ fn add(conv: &ConvId, account: &str) -> Intent {
     }
 }
 
-async fn follow(c: &NativeClient, conv: &ConvId) {
-    c.open(DocId::conv(&TenantId::new("acme").unwrap(), conv))
-        .await
-        .unwrap();
-    let bucket = today(c, conv).await;
-    c.open(bucket).await.unwrap();
-}
-
-async fn at_epoch(c: &NativeClient, conv: &ConvId, want: u64) {
-    let conv = conv.clone();
-    eventually(c, &format!("{conv} at epoch {want}"), move |e| {
-        e.group_epoch(&conv) == Some(want)
-    })
-    .await;
-}
-
-async fn reads(c: &NativeClient, conv: &ConvId, id: &str, body: &str) {
-    let (conv, id, body) = (conv.clone(), id.to_owned(), body.to_owned());
-    eventually(c, &format!("{conv}: {id} reads {body}"), move |e| {
-        e.timeline(&conv).iter().any(|i| {
-            i.message.id.as_str() == id && i.undecryptable.is_none() && i.message.body == body
-        })
-    })
-    .await;
-}
-
 /// The devices of one run: alice and bob (the admins) and the pool, each on the node
 /// `node_of` picks.
 fn devices(nodes: &[&TestServer], tag: &str) -> (NativeClient, NativeClient, Vec<NativeClient>) {
@@ -117,8 +91,8 @@ async fn trial(
     }
     let id = alice.intent(create).await.unwrap();
     accepted(alice, id).await;
-    follow(alice, &conv).await;
-    follow(bob, &conv).await;
+    follow_conv(alice, &conv).await;
+    follow_conv(bob, &conv).await;
     at_epoch(bob, &conv, 1).await;
 
     let x = rng.below(POOL.len() as u64) as usize;
@@ -140,8 +114,8 @@ async fn trial(
     accepted(bob, by_bob).await;
 
     let (cx, cy) = (&pool[x], &pool[y]);
-    follow(cx, &conv).await;
-    follow(cy, &conv).await;
+    follow_conv(cx, &conv).await;
+    follow_conv(cy, &conv).await;
     for c in [alice, bob, cx, cy] {
         at_epoch(c, &conv, 3).await;
     }

@@ -125,7 +125,10 @@ async fn ownership_and_hiding(backend: Backend, tag: &str) {
     // Hiding: alice hides her direct conversation with bob; a newer message brings it back.
     let dm = direct_conv_id(&tenant(), &acc("alice"), &acc("bob"));
     let id = alice
-        .intent(Intent::OpenDirect { peer: acc("bob") })
+        .intent(Intent::OpenDirect {
+            peer: acc("bob"),
+            encrypted: false,
+        })
         .await
         .unwrap();
     accepted(&alice, id).await;

@@ -5,8 +5,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use confab_core::client::apply::direct_id;
 use confab_core::client::{ClientEngine, Outcome};
-use confab_core::ids::{direct_conv_id, AccountId, ConvId, TenantId};
+use confab_core::ids::{AccountId, ConvId, TenantId};
 use js_sys::{Function, Promise};
 use tsify::Ts;
 use wasm_bindgen::prelude::*;
@@ -20,8 +21,8 @@ use crate::runtime::Runtime;
 use crate::startup::{self, StorageChoice};
 use crate::timeline::{JsConversations, JsTimelines};
 use crate::types::{
-    ClientEvent, ClientOptions, Conversation, ConversationSummary, EventName, IntentStatus, Member,
-    MemberPresence, OutboxItem, TimelineItem, TimelineOptions,
+    AccountDevice, ClientEvent, ClientOptions, Conversation, ConversationSummary, EventName,
+    IntentStatus, Member, MemberPresence, OutboxItem, TimelineItem, TimelineOptions,
 };
 use crate::uploads::rest::Rest;
 
@@ -181,6 +182,29 @@ impl ConfabClient {
         self.rt
             .read(None, ClientEngine::key_packages_held)
             .map(|n| n as f64)
+    }
+
+    /// This account's registered devices as the server's directory last listed them, in
+    /// device order: each one's name, when it registered and last connected, whether it is
+    /// this device, and how many key packages it holds. Listed again on every connection and
+    /// by `refreshDevices()`; the `devices` event tells when a list came. `undefined` before
+    /// the first.
+    pub fn devices(&self) -> Option<Vec<Ts<AccountDevice>>> {
+        let listed = self.rt.read(None, ClientEngine::devices)?;
+        Some(
+            listed
+                .into_iter()
+                .filter_map(|d| Ts::from_rust(&AccountDevice::from(d)).ok())
+                .collect(),
+        )
+    }
+
+    /// Asks the server for this account's devices again (offline: on the next connection).
+    #[wasm_bindgen(js_name = refreshDevices)]
+    pub fn refresh_devices(&self) -> std::result::Result<(), JsValue> {
+        self.rt.with_engine(ClientEngine::refresh_devices)?;
+        self.rt.pump();
+        Ok(())
     }
 
     /// Whether the server has welcomed this client (sync runs).
@@ -430,11 +454,17 @@ impl ConfabClient {
             .collect())
     }
 
-    /// The direct conversation id of this account and `peer` (the same on every device).
+    /// The direct conversation id of this account and `peer` (the same on every device);
+    /// `encrypted`: of their end-to-end encrypted one.
     #[wasm_bindgen(js_name = directConversationId)]
-    pub fn direct_conversation_id(&self, peer: &str) -> std::result::Result<String, JsValue> {
+    pub fn direct_conversation_id(
+        &self,
+        peer: &str,
+        encrypted: Option<bool>,
+    ) -> std::result::Result<String, JsValue> {
         let peer = account_id(peer)?;
-        Ok(direct_conv_id(self.rt.tenant(), self.rt.account(), &peer).to_string())
+        let encrypted = encrypted.unwrap_or(false);
+        Ok(direct_id(self.rt.tenant(), self.rt.account(), &peer, encrypted).to_string())
     }
 
     // ---------- opening ----------

@@ -176,6 +176,7 @@ pub fn translate(events: &[Event], cx: &impl Context) -> Vec<ClientEvent> {
                 code: code.clone(),
                 message: message.clone(),
             }),
+            Event::Devices => out.push(ClientEvent::Devices),
             Event::Done { .. } => {}
         }
     }

@@ -2,7 +2,7 @@
 //! the engine, which loads what it touches first.
 
 use confab_core::client::{apply, Intent};
-use confab_core::ids::{direct_conv_id, support_conv_id, Bucket, ConvId, MessageId, ResourceId};
+use confab_core::ids::{support_conv_id, Bucket, ConvId, MessageId, ResourceId};
 use confab_core::model::conversation::{ConvKind, Lifecycle, DEFAULT_BUCKET_MS};
 use confab_core::model::message as cm;
 use js_sys::Promise;
@@ -15,8 +15,9 @@ use crate::error::{Failure, Result};
 use crate::js;
 use crate::runtime::Runtime;
 use crate::types::{
-    CreateConversationInput, CreateThreadInput, IntentData, IntentResult, LeadOutcome,
-    MessageInput, Permission, PresenceState, Profile, RemoveOptions, Role, SupportInput,
+    CreateConversationInput, CreateThreadInput, DirectOptions, IntentData, IntentResult,
+    LeadOutcome, MessageInput, Permission, PresenceState, Profile, RemoveOptions, Role,
+    SupportInput,
 };
 
 /// `string | MessageInput` from JavaScript.
@@ -92,19 +93,24 @@ impl ConfabClient {
         })
     }
 
-    /// Finds or creates the direct conversation with `peer` (works offline: its id is
-    /// deterministic), then opens it.
+    /// Finds or creates the direct conversation with `peer` (its id is deterministic), then
+    /// opens it. `{ encrypted: true }`: the pair's end-to-end encrypted one, whose group
+    /// this device makes unless another device's is known (it waits for a connection to
+    /// claim the pair's key packages).
     #[wasm_bindgen(js_name = openDirect, unchecked_return_type = "Promise<IntentResult>")]
-    pub fn open_direct(&self, peer: String) -> Promise {
+    pub fn open_direct(&self, peer: String, options: Option<Ts<DirectOptions>>) -> Promise {
         let rt = self.rt.clone();
+        let options = options.map(|o| o.to_rust()).transpose();
         promise(async move {
             let peer = account_id(&peer)?;
-            let conv = direct_conv_id(rt.tenant(), rt.account(), &peer);
+            let encrypted = options?.and_then(|o| o.encrypted).unwrap_or(false);
+            let conv = apply::direct_id(rt.tenant(), rt.account(), &peer, encrypted);
             let result = IntentResult {
                 conv: Some(conv.to_string()),
                 ..IntentResult::default()
             };
-            let out = run(&rt, vec![Intent::OpenDirect { peer }], result).await?;
+            let intent = Intent::OpenDirect { peer, encrypted };
+            let out = run(&rt, vec![intent], result).await?;
             open_conversation(&rt, &conv, DEFAULT_OPEN_LIMIT).await?;
             Ok(out)
         })

@@ -15,7 +15,7 @@ use crate::doc::{write, DocError, IntentTag};
 use crate::ids::{AccountId, DocId};
 use crate::model::conversation::*;
 
-pub use super::intent::{conv_of, targets};
+pub use super::intent::{conv_of, direct_id, targets};
 pub use super::verdict::check;
 
 fn json_scalar(value: &serde_json::Value) -> Result<ScalarValue, DocError> {
@@ -181,8 +181,12 @@ pub fn write_to_with(
             };
             write::create_conversation(doc, tag, &spec)?
         }
-        OpenDirect { peer } => {
-            let (_, change) = write::direct_creation_change(tenant, me, peer)?;
+        OpenDirect { peer, encrypted } => {
+            let (_, change) = if *encrypted {
+                write::encrypted_direct_creation_change(tenant, me, peer)?
+            } else {
+                write::direct_creation_change(tenant, me, peer)?
+            };
             if automerge::ReadDoc::get_change_by_hash(doc, &change.hash()).is_some() {
                 return Ok(false);
             }

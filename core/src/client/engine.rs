@@ -86,6 +86,8 @@ pub enum Event {
         request: RequestId,
         outcome: Outcome,
     },
+    /// The directory answered the account's device list (read it with `devices`).
+    Devices,
     /// Something stored could not be read back (start-up goes on without it).
     Error {
         code: String,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
-use crate::ids::{direct_conv_id, support_conv_id, DocId, TenantId};
+use crate::ids::{direct_conv_id, encrypted_direct_conv_id, support_conv_id, DocId, TenantId};
 use crate::ids::{AccountId, Bucket, ContactId, ConvId, MessageId, ResourceId};
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
@@ -34,9 +34,15 @@ pub enum Intent {
         #[serde(default)]
         encrypted: bool,
     },
-    /// Find-or-create the direct conversation with `peer` (works offline).
+    /// Find-or-create the direct conversation with `peer` (works offline). `encrypted`: the
+    /// pair's end-to-end encrypted one instead (`ids::encrypted_direct_conv_id`), whose
+    /// creation carries this device's MLS group and the commit adding the pair's other
+    /// devices, as an encrypted `CreateConversation` does (docs/E2EE.md, "Direct
+    /// conversations").
     OpenDirect {
         peer: AccountId,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        encrypted: bool,
     },
     /// Find-or-create the support thread of `client` about `resource`.
     OpenSupport {
@@ -275,7 +281,7 @@ pub fn targets(
     let conv = |c| DocId::conv(tenant, c);
     match intent {
         CreateConversation { conv: c, .. } => vec![conv(c)],
-        OpenDirect { peer } => vec![conv(&direct_conv_id(tenant, me, peer))],
+        OpenDirect { peer, encrypted } => vec![conv(&direct_id(tenant, me, peer, *encrypted))],
         OpenSupport {
             resource, client, ..
         } => vec![conv(&support_conv_id(tenant, client, resource))],
@@ -333,6 +339,15 @@ pub fn conv_of(intent: &Intent, tenant: &TenantId, me: &AccountId) -> Option<Con
     targets(intent, tenant, me, |_, at| Bucket::first(at))
         .first()
         .and_then(|d| d.conv_id().cloned())
+}
+
+/// The direct conversation of `me` and `peer`, plaintext or end-to-end encrypted.
+pub fn direct_id(tenant: &TenantId, me: &AccountId, peer: &AccountId, encrypted: bool) -> ConvId {
+    if encrypted {
+        encrypted_direct_conv_id(tenant, me, peer)
+    } else {
+        direct_conv_id(tenant, me, peer)
+    }
 }
 
 /// The (field, value) pairs a `NameSupport` intent writes where unset.

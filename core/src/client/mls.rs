@@ -45,6 +45,9 @@ pub(super) struct MlsSide {
     pub(super) scanned: HashMap<Vec<u8>, u64>,
     /// How often each intent's commit was made again after losing its epoch.
     pub(super) rebuilds: HashMap<u64, u32>,
+    /// The `list_devices` of this account out, and the directory's last answer.
+    pub(super) listing: Option<u64>,
+    pub(super) devices: Option<Vec<crate::protocol::DeviceEntry>>,
 }
 
 impl MlsSide {
@@ -148,6 +151,8 @@ impl ClientEngine {
             claimed: BTreeMap::new(),
             scanned: HashMap::new(),
             rebuilds: HashMap::new(),
+            listing: None,
+            devices: None,
         });
         if fresh {
             self.save_device();
@@ -204,6 +209,8 @@ impl ClientEngine {
             last_resort: None,
         }));
         self.claims_connected();
+        // After the count, which is when the directory sees this device.
+        self.refresh_devices();
     }
 
     /// `key_packages_stored`: tops up to `KEY_PACKAGES_TARGET` after the count.
@@ -255,6 +262,11 @@ impl ClientEngine {
         let Some(mls) = self.mls.as_mut() else {
             return;
         };
+        if mls.listing == Some(id) {
+            mls.listing = None;
+            self.out.push(Output::Event(Event::Error { code, message }));
+            return;
+        }
         if mls.counting == Some(id) || mls.uploading == Some(id) {
             mls.counting = None;
             mls.uploading = None;
@@ -280,15 +292,13 @@ impl ClientEngine {
                 commit: Some(c),
             }));
         }
-        let Intent::CreateConversation {
-            conv,
-            encrypted: true,
-            ..
-        } = intent
+        let Some(conv) = self
+            .created_conv(intent)
+            .filter(|_| self.creates_group(intent))
         else {
             return Ok(None);
         };
-        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, &conv));
         let mls = self.mls.as_mut().ok_or_else(|| {
             ClientError::E2ee("no device attached: encrypted conversations need one".into())
         })?;

@@ -60,13 +60,21 @@ impl ClientEngine {
                 return Ready::Yes; // refused when written: no device
             };
             let Some(epoch) = mls.device.epoch(&group) else {
-                return Ready::Yes; // refused when written: not in the group
+                // A direct conversation's device whose own group lost waits for the Welcome
+                // of the winner's commit; elsewhere refused when written: not in the group.
+                return if conv.is_direct() && self.group_accepted(&conv) {
+                    Ready::Wait
+                } else {
+                    Ready::Yes
+                };
             };
-            let accepted = self
-                .docs
-                .get(&doc)
-                .and_then(|d| read::read_mls(&d.server))
-                .map_or(0, |m| m.epoch);
+            let accepted = self.docs.get(&doc).and_then(|d| read::read_mls(&d.server));
+            // Two devices may make a direct conversation's group; the one the server takes
+            // is the group: nothing is sealed for this device's own before that.
+            if accepted.is_none() && conv.is_direct() {
+                return Ready::Wait;
+            }
+            let accepted = accepted.map_or(0, |m| m.epoch);
             if epoch < accepted || mls.committing.values().any(|c| c.group == group) {
                 return Ready::Wait;
             }
@@ -99,8 +107,70 @@ impl ClientEngine {
                 accounts.insert(self.config.account.clone());
                 accounts.into_iter().collect()
             }
+            Intent::OpenDirect {
+                peer,
+                encrypted: true,
+            } if self.creates_group(intent) => {
+                let mut accounts = BTreeSet::from([peer.clone()]);
+                accounts.insert(self.config.account.clone());
+                accounts.into_iter().collect()
+            }
             _ => Vec::new(),
         }
+    }
+
+    /// Whether `intent` makes its conversation's group: an encrypted creation, or the
+    /// find-or-create of an encrypted direct conversation whose group this device neither
+    /// holds nor knows of (one known is joined from its Welcome instead).
+    pub(super) fn creates_group(&self, intent: &Intent) -> bool {
+        let Some(conv) = self.created_conv(intent) else {
+            return false;
+        };
+        if !matches!(intent, Intent::OpenDirect { .. }) {
+            return true;
+        }
+        let (doc, group) = self.group_of(&conv);
+        let holds = self
+            .mls
+            .as_ref()
+            .is_some_and(|m| m.device.epoch(&group).is_some());
+        let known = |d: &super::replica::ClientDoc| {
+            if holds {
+                read::read_mls(&d.server).is_some()
+            } else {
+                read::read_mls(&d.local).is_some()
+            }
+        };
+        !self.docs.get(&doc).is_some_and(known)
+    }
+
+    /// The conversation an encrypted creation makes.
+    pub(super) fn created_conv(&self, intent: &Intent) -> Option<ConvId> {
+        match intent {
+            Intent::CreateConversation {
+                conv,
+                encrypted: true,
+                ..
+            } => Some(conv.clone()),
+            Intent::OpenDirect {
+                peer,
+                encrypted: true,
+            } => Some(super::apply::direct_id(
+                &self.config.tenant,
+                &self.config.account,
+                peer,
+                true,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether the accepted document of `conv` holds its group.
+    pub(super) fn group_accepted(&self, conv: &ConvId) -> bool {
+        let (doc, _) = self.group_of(conv);
+        self.docs
+            .get(&doc)
+            .is_some_and(|d| read::read_mls(&d.server).is_some())
     }
 
     /// Asks the directory for one key package of every device of `accounts` (once while
@@ -191,7 +261,10 @@ impl ClientEngine {
         &mut self,
         intent: &Intent,
     ) -> Result<Option<CommitBundle>, ClientError> {
-        let Some(conv) = self.commits_for(intent).or_else(|| created_conv(intent)) else {
+        let Some(conv) = self
+            .commits_for(intent)
+            .or_else(|| self.created_conv(intent))
+        else {
             return Ok(None);
         };
         let claims = self.claims_for(intent);
@@ -286,6 +359,18 @@ impl ClientEngine {
             return;
         };
         let mut changed = false;
+        if lost_creation(&mls.device, &group, &state.server) {
+            // Another device's group of this conversation was accepted first (two devices
+            // opened an encrypted direct conversation offline): this one is dropped, with its
+            // commit, and the device joins the winner's from its Welcome.
+            mls.committing.retain(|_, c| c.group != group);
+            mls.scanned.remove(&group);
+            if let Err(e) = mls.device.forget_group(&group) {
+                self.e2ee_event(&e);
+                return;
+            }
+            changed = true;
+        }
         let mut epoch = match mls.device.epoch(&group) {
             Some(e) => e,
             None => {
@@ -307,6 +392,10 @@ impl ClientEngine {
                     Some(e) => {
                         changed = true;
                         e
+                    }
+                    None if changed => {
+                        self.save_device();
+                        return;
                     }
                     None => return,
                 }
@@ -362,16 +451,18 @@ impl ClientEngine {
     }
 }
 
-/// The conversation an encrypted creation makes.
-fn created_conv(intent: &Intent) -> Option<ConvId> {
-    match intent {
-        Intent::CreateConversation {
-            conv,
-            encrypted: true,
-            ..
-        } => Some(conv.clone()),
-        _ => None,
+/// Whether this device's group `group` is one it made that the server did not take: still
+/// at epoch 0, while the accepted document holds another group's tree.
+fn lost_creation(device: &e2ee::Device, group: &[u8], server: &automerge::Automerge) -> bool {
+    if device.epoch(group) != Some(0) {
+        return false;
     }
+    let Some(log) = read::read_mls_log(server, 0) else {
+        return false;
+    };
+    device
+        .group_init(group)
+        .is_ok_and(|mine| mine.ratchet_tree != log.tree)
 }
 
 /// The key packages claimed for `accounts`, taken (each is used once).

@@ -19,6 +19,7 @@ pub mod intent;
 mod jobs;
 mod load;
 mod mls;
+mod mls_devices;
 mod mls_group;
 mod outbox;
 mod persist;
@@ -45,6 +46,7 @@ pub use engine::{ClientConfig, ClientEngine, ClientError, Event, IntentStatus, O
 pub use feed::MembershipChange;
 pub use intent::Intent;
 pub use mls::KEY_PACKAGES_TARGET;
+pub use mls_devices::DeviceInfo;
 pub use presence::{presence_refresh_ms, MemberPresence, PresenceState};
 pub use records::HostKey;
 pub use sealed::Opened;

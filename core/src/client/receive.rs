@@ -131,6 +131,11 @@ impl ClientEngine {
             ),
             ServerFrame::KeyPackagesStored { id, held } => self.on_key_packages_stored(id, held),
             ServerFrame::KeyPackages { id, devices } => self.on_key_packages(id, devices),
+            ServerFrame::Devices {
+                id,
+                account,
+                devices,
+            } => self.on_devices(id, &account, devices),
             ServerFrame::Error {
                 code,
                 message,
@@ -139,7 +144,6 @@ impl ClientEngine {
             } => self.on_directory_error(id, code, message),
             ServerFrame::Pong { .. }
             | ServerFrame::Error { .. }
-            | ServerFrame::Devices { .. }
             | ServerFrame::DeviceRemoved { .. } => {}
         }
         self.delivery.schedule(device_now);
@@ -394,10 +398,18 @@ impl ClientEngine {
     /// After an accepted change of intent `id` was stored: an intent accepted whole is told
     /// and leaves the outbox; subscriptions waiting for the conversation's creation go.
     fn accepted_intent(&mut self, id: u64, done: bool, doc: Option<&DocId>) {
-        self.commit_accepted(id);
+        // A commit rides in an intent's last change: an ack of an earlier one (a creation
+        // acked as a copy of another device's) says nothing of it.
+        if done {
+            self.commit_accepted(id);
+        }
         if let Some(DocTarget::Conv(conv)) = doc.map(DocId::target) {
             let conv = conv.clone();
             self.follow_group(&conv);
+            if self.group_accepted(&conv) {
+                // Sends into a direct conversation wait for its group to be the server's.
+                self.advance();
+            }
         }
         if done {
             self.out.push(Output::Event(Event::Intent {
@@ -593,17 +605,23 @@ impl ClientEngine {
     /// A lifecycle move refused as `conflicting_write` because another device made the same
     /// move first (two members reopening an archived conversation with their messages): what
     /// it asked for holds, so it ends accepted rather than rejected for someone else's write.
+    ///
+    /// Likewise an encrypted direct conversation whose group another device made first (both
+    /// opened it offline): the conversation exists, encrypted, and this device joins that
+    /// group from its Welcome (`follow_group`).
     fn goal_holds(&self, id: u64, doc: &DocId, code: &str) -> bool {
-        if code != RejectCode::ConflictingWrite.as_str() {
-            return false;
+        let server = || self.docs.get(doc).map(|d| &d.server);
+        match self.outbox.get(&id).map(|e| &e.intent) {
+            Some(Intent::SetLifecycle { state, .. }) => {
+                code == RejectCode::ConflictingWrite.as_str()
+                    && server().is_some_and(|d| read::read_lifecycle(d).state == *state)
+            }
+            // The server names the group's key itself: another group holds it.
+            Some(Intent::OpenDirect {
+                encrypted: true, ..
+            }) => code == DenyCode::AlreadyCreated.as_str(),
+            _ => false,
         }
-        let Some(Intent::SetLifecycle { state, .. }) = self.outbox.get(&id).map(|e| &e.intent)
-        else {
-            return false;
-        };
-        self.docs
-            .get(doc)
-            .is_some_and(|d| read::read_lifecycle(&d.server).state == *state)
     }
 }
 

@@ -12,7 +12,10 @@ use automerge::{
 use super::read::get_map;
 use super::schema::{keys::*, message_shard, reaction_key};
 use super::{creation_actor, genesis, DocError, IntentTag};
-use crate::ids::{direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, TenantId};
+use crate::ids::{
+    direct_conv_id, encrypted_direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId,
+    TenantId,
+};
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
 use crate::model::conversation::*;
@@ -223,7 +226,32 @@ pub fn direct_creation_change(
     a: &AccountId,
     b: &AccountId,
 ) -> Result<(DocId, Change), DocError> {
-    let conv = direct_conv_id(tenant, a, b);
+    direct_creation(tenant, a, b, false)
+}
+
+/// The creation change of the end-to-end encrypted direct conversation of `a` and `b`
+/// (`encrypted_direct_conv_id`, `meta/encrypted`): the same bytes on every device; its MLS
+/// group follows in a change of the device that makes it (docs/E2EE.md, "Direct
+/// conversations").
+pub fn encrypted_direct_creation_change(
+    tenant: &TenantId,
+    a: &AccountId,
+    b: &AccountId,
+) -> Result<(DocId, Change), DocError> {
+    direct_creation(tenant, a, b, true)
+}
+
+fn direct_creation(
+    tenant: &TenantId,
+    a: &AccountId,
+    b: &AccountId,
+    encrypted: bool,
+) -> Result<(DocId, Change), DocError> {
+    let conv = if encrypted {
+        encrypted_direct_conv_id(tenant, a, b)
+    } else {
+        direct_conv_id(tenant, a, b)
+    };
     let doc_id = DocId::conv(tenant, &conv);
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let change = deterministic_creation(&doc_id, |tx| {
@@ -231,6 +259,9 @@ pub fn direct_creation_change(
         tx.put(&meta, KIND, ConvKind::Direct.as_str())?;
         tx.put(&meta, CREATED_AT, 0_i64)?;
         tx.put(&meta, BUCKET_MS, DEFAULT_BUCKET_MS)?;
+        if encrypted {
+            tx.put(&meta, ENCRYPTED, true)?;
+        }
         let members = top(tx, MEMBERS)?;
         for account in [lo, hi] {
             write_member(tx, &members, &Member::new(account.clone(), Role::Member))?;

@@ -309,6 +309,15 @@ impl Device {
             .map_err(mls)
     }
 
+    /// Drops a group from this device and its storage (one it made that the Delivery
+    /// Service did not take); a Welcome may add the device to a group of that id after.
+    pub fn forget_group(&mut self, group_id: &[u8]) -> Result<(), E2eeError> {
+        if let Some(mut gone) = self.groups.remove(group_id) {
+            gone.delete(self.provider.storage()).map_err(mls)?;
+        }
+        Ok(())
+    }
+
     /// Joins the group a Welcome adds this device to; returns its group id.
     pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, E2eeError> {
         let body = parse_message(welcome, MAX_HANDSHAKE_BYTES)?;

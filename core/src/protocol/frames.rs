@@ -113,6 +113,16 @@ pub struct ClaimedPackage {
 pub struct DeviceEntry {
     pub device: String,
     pub signature_key: ByteBuf,
+    /// When its first upload registered it (server time, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<i64>,
+    /// When it last connected (asked how many key packages it holds; server time, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<i64>,
+    /// The ordinary key packages it holds: how many more devices can add it before its
+    /// last-resort package is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_packages: Option<u64>,
 }
 
 /// The most bucket parts one `buckets` answer lists.

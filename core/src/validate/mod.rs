@@ -450,10 +450,12 @@ fn validate_creation(
         .map_err(|e| reject(RejectCode::Malformed, &e.to_string()))?;
     let claimed = crate::doc::read::read_conversation(&probe, conv_id.clone());
     let tenant = doc.id().tenant();
+    let encrypted = claimed.meta.as_ref().is_some_and(|m| m.encrypted);
     let expected = match claimed.meta.as_ref().map(|m| (m.kind, m.resource.clone())) {
         Some((ConvKind::Direct, _)) => {
             let members: Vec<&AccountId> = claimed.members.keys().collect();
             match members.as_slice() {
+                [a, b] if encrypted => write::encrypted_direct_creation_change(tenant, a, b).ok(),
                 [a, b] => write::direct_creation_change(tenant, a, b).ok(),
                 _ => None,
             }

@@ -193,12 +193,13 @@ fn locate(doc: &AcceptedDoc, genesis: &ActorId, obj: &ObjectId) -> Result<ObjInf
     })
 }
 
-/// `meta` is written once, by a conversation's creation change: a second creation (from a
-/// device that did not know the first) trips over its values. Say what happened.
+/// `meta` is written once, by a conversation's creation change, and `mls` once, by the
+/// change that makes its group: a second creation or group (from a device that did not know
+/// the first) trips over its values. Say what happened.
 fn already_created(doc: &AcceptedDoc, path: &[String], failure: Failure) -> Failure {
+    use crate::doc::schema::keys::{META, MLS};
     let creating = matches!(doc.id().target(), crate::ids::DocTarget::Conv(_))
-        && path.len() == 2
-        && path[0] == crate::doc::schema::keys::META;
+        && ((path.len() == 2 && path[0] == META) || path == [MLS]);
     if failure.0 == RejectCode::ConflictingWrite && creating {
         (
             RejectCode::Policy(crate::policy::DenyCode::AlreadyCreated),

@@ -11,11 +11,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::automerge::ScalarValue;
+use confab_core::client::apply::direct_id;
 use confab_core::doc::read::ConvPrefs;
 use confab_core::doc::schema::keys;
 use confab_core::doc::write::{self, CreateConv};
 use confab_core::ids::{
-    direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId, TenantId,
+    support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId, TenantId,
 };
 use confab_core::model::conversation::{
     ConvKind, Conversation, EditPolicy, Info, JoinPolicy, Member, MemberStatus, ResourceLink, Role,
@@ -156,6 +157,10 @@ pub struct DirectRequest {
     /// The other account (also accepted as `peer_user_id`).
     #[serde(alias = "peer_user_id")]
     peer: AccountId,
+    /// The pair's end-to-end encrypted direct conversation (docs/E2EE.md, "Direct
+    /// conversations"): only its creation; the group is a member's device's to make.
+    #[serde(default)]
+    encrypted: bool,
 }
 
 /// `POST /v1/conversations/direct`: 200 with the existing conversation, 201 when created.
@@ -171,12 +176,16 @@ pub async fn direct(
             "a direct conversation needs two different accounts",
         ));
     }
-    let id = direct_conv_id(&caller.tenant, &caller.account, &req.peer);
+    let id = direct_id(&caller.tenant, &caller.account, &req.peer, req.encrypted);
     if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
         return body(&app, StatusCode::OK, &conv, &caller.tenant).await;
     }
-    let (doc, change) = write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let created = if req.encrypted {
+        write::encrypted_direct_creation_change(&caller.tenant, &caller.account, &req.peer)
+    } else {
+        write::direct_creation_change(&caller.tenant, &caller.account, &req.peer)
+    };
+    let (doc, change) = created.map_err(|e| ApiError::internal(e.to_string()))?;
     submit_creation(&app, &caller, doc, change.raw_bytes().to_vec()).await?;
     respond_with(&app, &caller, &id, StatusCode::CREATED).await
 }

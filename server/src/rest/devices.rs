@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::Json;
 use confab_core::ids::AccountId;
+use confab_core::model::time::format_rfc3339;
 use confab_core::policy::DenyCode;
 use serde::Serialize;
 
@@ -17,6 +18,12 @@ pub struct DeviceItem {
     pub device: String,
     /// The MLS signature key bound to the device by its first upload, lower-case hex.
     pub signature_key: String,
+    /// When its first upload registered it.
+    pub registered_at: String,
+    /// When it last connected (asked the directory how many key packages it holds).
+    pub last_seen_at: Option<String>,
+    /// The ordinary key packages it holds.
+    pub key_packages: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -26,7 +33,8 @@ pub struct DevicesAnswer {
     pub devices: Vec<DeviceItem>,
 }
 
-/// `GET /v1/accounts/{account}/devices` → `{account, devices: [{device, signature_key}]}`.
+/// `GET /v1/accounts/{account}/devices` → `{account, devices: [{device, signature_key,
+/// registered_at, last_seen_at, key_packages}]}`.
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -52,6 +60,9 @@ pub async fn list(
             .map(|d| DeviceItem {
                 device: d.device.to_string(),
                 signature_key: hex::encode(d.signature_key),
+                registered_at: format_rfc3339(d.registered_at),
+                last_seen_at: d.last_seen_at.map(format_rfc3339),
+                key_packages: d.key_packages,
             })
             .collect(),
     }))

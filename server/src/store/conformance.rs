@@ -1960,7 +1960,7 @@ pub async fn mls_directory(env: Env) {
         upload(alice.clone(), b"key-x", vec![kp("a4")], None, 2).await,
         Err(UploadRefused::SignatureKeyMismatch)
     );
-    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 3);
+    assert_eq!(s.key_packages_held(&alice, 1).await.expect("held"), 3);
     // Uploading one held again changes nothing; beyond the cap of 5 nothing is stored.
     assert_eq!(
         upload(alice.clone(), b"key-a", vec![kp("a1")], None, 3).await,
@@ -1977,7 +1977,7 @@ pub async fn mls_directory(env: Env) {
         .await,
         Err(UploadRefused::Full)
     );
-    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 3);
+    assert_eq!(s.key_packages_held(&alice, 1).await.expect("held"), 3);
     // Bob registers a laptop with a last-resort package only.
     let bob = dev(&t1, "bob", "laptop");
     assert_eq!(
@@ -1993,13 +1993,13 @@ pub async fn mls_directory(env: Env) {
             some("bob/laptop", "b-last", true)
         ]
     );
-    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 2);
+    assert_eq!(s.key_packages_held(&alice, 1).await.expect("held"), 2);
     // A claimed package uploaded again is refused, with the new one beside it: nothing.
     assert_eq!(
         upload(alice.clone(), b"key-a", vec![kp("a7"), kp("a1")], None, 11).await,
         Err(UploadRefused::Reused)
     );
-    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 2);
+    assert_eq!(s.key_packages_held(&alice, 1).await.expect("held"), 2);
     // Another tenant's claim of the same names finds nothing.
     assert!(claim(t2.clone(), vec!["alice", "bob"], 12).await.is_empty());
     // Until empty; then none (alice has no last resort), and bob's last resort again.
@@ -2055,6 +2055,31 @@ pub async fn mls_directory(env: Env) {
         ]
     );
     assert!(s.devices_of(&t2, &names).await.expect("devices").is_empty());
+    // Each with when it registered, when it last asked for its count, and what it holds.
+    assert_eq!(s.key_packages_held(&tablet, 25).await.expect("held"), 1);
+    let seen = |rows: Vec<super::devices::DeviceRow>| {
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.device.to_string(),
+                    r.registered_at,
+                    r.last_seen_at,
+                    r.key_packages,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seen(
+            s.devices_of(&t1, &[account("alice")])
+                .await
+                .expect("devices")
+        ),
+        vec![
+            ("phone".to_owned(), 1, Some(17), 0),
+            ("tablet".to_owned(), 20, Some(25), 1),
+        ]
+    );
 
     // Removal: its packages go, it is no longer listed nor claimed, it uploads nothing more.
     assert!(s.remove_device(&alice, 30).await.expect("remove"));
@@ -2063,7 +2088,7 @@ pub async fn mls_directory(env: Env) {
         .remove_device(&dev(&t1, "alice", "ghost"), 31)
         .await
         .expect("unknown"));
-    assert_eq!(s.key_packages_held(&alice).await.expect("held"), 0);
+    assert_eq!(s.key_packages_held(&alice, 1).await.expect("held"), 0);
     assert_eq!(
         upload(alice.clone(), b"key-a", vec![kp("a8")], None, 32).await,
         Err(UploadRefused::Removed)
@@ -2111,5 +2136,5 @@ pub async fn mls_directory(env: Env) {
         env.name()
     );
     assert_eq!(got.len(), 5, "{}: {got:?}", env.name());
-    assert_eq!(s.key_packages_held(&dora).await.expect("held"), 0);
+    assert_eq!(s.key_packages_held(&dora, 1).await.expect("held"), 0);
 }

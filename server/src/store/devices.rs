@@ -71,6 +71,12 @@ pub struct DeviceRow {
     pub account: AccountId,
     pub device: DeviceId,
     pub signature_key: Vec<u8>,
+    /// When its first upload registered it (ms).
+    pub registered_at: i64,
+    /// When it last asked how many key packages it holds, on connecting (ms).
+    pub last_seen_at: Option<i64>,
+    /// The ordinary key packages it holds.
+    pub key_packages: u64,
 }
 
 fn device_id(s: String) -> Result<DeviceId> {
@@ -84,6 +90,9 @@ pub(super) fn device_rows<R: Cols>(rows: &[R]) -> Result<Vec<DeviceRow>> {
                 account: account(r.text("account")?)?,
                 device: device_id(r.text("device")?)?,
                 signature_key: r.blob("signature_key")?,
+                registered_at: r.int("registered_at")?,
+                last_seen_at: r.opt_int("last_seen_at")?,
+                key_packages: crate::store::columns::u64_of(r.int("held")?, "key packages held")?,
             })
         })
         .collect()
@@ -115,10 +124,19 @@ macro_rules! queries {
             u64_of(row.int("n")?, "key packages held")
         }
 
+        /// The count a device asks for on connecting, which is when it was last seen.
         pub(in crate::store) async fn held_by(
             conn: &mut $conn,
             device: &DeviceIdentity,
+            at: i64,
         ) -> Result<u64> {
+            sqlx::query(&format!("UPDATE devices SET last_seen_at = $4 WHERE {DEVICE}"))
+                .bind(device.tenant.as_str())
+                .bind(device.account.as_str())
+                .bind(device.device.as_str())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
             held(conn, device).await
         }
 
@@ -219,6 +237,13 @@ macro_rules! queries {
                 tx.rollback().await?;
                 return Ok(Err(UploadRefused::Full));
             }
+            sqlx::query(&format!("UPDATE devices SET last_seen_at = $4 WHERE {DEVICE}"))
+                .bind(d.tenant.as_str())
+                .bind(d.account.as_str())
+                .bind(d.device.as_str())
+                .bind(up.at)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(Ok(n))
         }
@@ -229,9 +254,11 @@ macro_rules! queries {
             accounts: &[AccountId],
         ) -> Result<Vec<DeviceRow>> {
             let rows = sqlx::query(&format!(
-                "SELECT account, device, signature_key FROM devices \
-                 WHERE tenant = $1 AND account {} AND removed_at IS NULL \
-                 ORDER BY account, device",
+                "SELECT d.account, d.device, d.signature_key, d.registered_at, d.last_seen_at, \
+                 (SELECT COUNT(*) FROM key_packages k WHERE k.tenant = d.tenant \
+                 AND k.account = d.account AND k.device = d.device AND NOT k.last_resort) AS held \
+                 FROM devices d WHERE d.tenant = $1 AND d.account {} AND d.removed_at IS NULL \
+                 ORDER BY d.account, d.device",
                 $any
             ))
             .bind(tenant.as_str())

@@ -814,8 +814,12 @@ impl Devices for Guarded {
     ) -> Result<bool> {
         self.run(self.inner.remove_device(device, at)).await
     }
-    async fn key_packages_held(&self, device: &confab_core::e2ee::DeviceIdentity) -> Result<u64> {
-        self.run(self.inner.key_packages_held(device)).await
+    async fn key_packages_held(
+        &self,
+        device: &confab_core::e2ee::DeviceIdentity,
+        at: i64,
+    ) -> Result<u64> {
+        self.run(self.inner.key_packages_held(device, at)).await
     }
 }
 

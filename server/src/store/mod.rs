@@ -730,8 +730,13 @@ pub trait Devices: Send + Sync {
         device: &confab_core::e2ee::DeviceIdentity,
         at: i64,
     ) -> Result<bool>;
-    /// How many ordinary key packages the device holds.
-    async fn key_packages_held(&self, device: &confab_core::e2ee::DeviceIdentity) -> Result<u64>;
+    /// How many ordinary key packages the device holds; the device is seen at `at` (it asks
+    /// on connecting).
+    async fn key_packages_held(
+        &self,
+        device: &confab_core::e2ee::DeviceIdentity,
+        at: i64,
+    ) -> Result<u64>;
 }
 
 /// What the nodes of a cluster on one database share. A store of one node (SQLite) has no

@@ -112,6 +112,9 @@ pub(super) async fn answer(
                         .map(|d| DeviceEntry {
                             device: d.device.to_string(),
                             signature_key: ByteBuf::from(d.signature_key),
+                            registered_at: Some(d.registered_at),
+                            last_seen_at: d.last_seen_at,
+                            key_packages: Some(d.key_packages),
                         })
                         .collect(),
                 },
@@ -149,7 +152,7 @@ async fn upload(
     };
     let Some(signature_key) = checked.signature_key else {
         // Nothing to store: the answer is what the device holds.
-        return match app.engine.store().key_packages_held(device).await {
+        return match app.engine.store().key_packages_held(device, now_ms()).await {
             Ok(held) => ServerFrame::KeyPackagesStored { id, held },
             Err(e) => failed(app, id, &e),
         };

@@ -42,3 +42,43 @@ impl Encryption {
         }
     }
 }
+
+/// One registered device of this account (`client.devices()`), as the server's directory
+/// lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountDevice {
+    /// Its name (`deviceId` of the client that runs as it).
+    pub device: String,
+    /// When its first key package upload registered it (ms since the epoch, server time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub registered_at: Option<i64>,
+    /// When it last connected (ms since the epoch, server time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub last_seen_at: Option<i64>,
+    /// Whether it is this client's device.
+    pub this_device: bool,
+    /// The key packages it holds: how many more devices can add it to encrypted
+    /// conversations before its last-resort package is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub key_packages: Option<u64>,
+    /// Its MLS signature key, lower-case hex: compare it with what the device shows to
+    /// know it is the one you think.
+    pub signature_key: String,
+}
+
+impl From<confab_core::client::DeviceInfo> for AccountDevice {
+    fn from(d: confab_core::client::DeviceInfo) -> Self {
+        AccountDevice {
+            device: d.device,
+            registered_at: d.registered_at,
+            last_seen_at: d.last_seen_at,
+            this_device: d.this_device,
+            key_packages: d.key_packages,
+            signature_key: hex::encode(d.signature_key),
+        }
+    }
+}

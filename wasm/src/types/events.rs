@@ -22,6 +22,7 @@ pub enum EventName {
     Revoked,
     Membership,
     Upload,
+    Devices,
     Error,
     #[serde(rename = "*")]
     All,
@@ -100,6 +101,8 @@ pub enum ClientEvent {
         sent: u64,
         size: u64,
     },
+    /// The server listed this account's devices anew (read them with `devices()`).
+    Devices,
     /// Something failed in the background (storage, the server, the token provider).
     Error { code: String, message: String },
 }
@@ -123,6 +126,7 @@ impl ClientEvent {
             ClientEvent::Revoked { .. } => EventName::Revoked,
             ClientEvent::Membership { .. } => EventName::Membership,
             ClientEvent::Upload { .. } => EventName::Upload,
+            ClientEvent::Devices => EventName::Devices,
             ClientEvent::Error { .. } => EventName::Error,
         }
     }

@@ -304,6 +304,17 @@ pub struct TimelineOptions {
     pub limit: Option<usize>,
 }
 
+/// `openDirect` options.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Tsify)]
+#[serde(default)]
+pub struct DirectOptions {
+    /// The pair's end-to-end encrypted direct conversation (docs/E2EE.md, "Direct
+    /// conversations"), apart from the plaintext one; needs this device's MLS state, which
+    /// every client has.
+    #[tsify(optional)]
+    pub encrypted: Option<bool>,
+}
+
 /// `removeMember` options.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 #[serde(default)]

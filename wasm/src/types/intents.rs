@@ -118,6 +118,9 @@ pub enum IntentData {
     },
     OpenDirect {
         peer: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        #[tsify(optional)]
+        encrypted: bool,
     },
     OpenSupport {
         resource: String,
@@ -331,7 +334,10 @@ impl From<cc::Intent> for IntentData {
                 }),
                 encrypted,
             },
-            I::OpenDirect { peer } => IntentData::OpenDirect { peer: peer.into() },
+            I::OpenDirect { peer, encrypted } => IntentData::OpenDirect {
+                peer: peer.into(),
+                encrypted,
+            },
             I::OpenSupport {
                 resource,
                 client,
@@ -568,7 +574,10 @@ impl TryFrom<IntentData> for cc::Intent {
                     .map(|p| Ok::<_, ModelError>((conv(p.conv)?, msg(p.message)?)))
                     .transpose()?,
             },
-            IntentData::OpenDirect { peer } => I::OpenDirect { peer: acc(peer)? },
+            IntentData::OpenDirect { peer, encrypted } => I::OpenDirect {
+                peer: acc(peer)?,
+                encrypted,
+            },
             IntentData::OpenSupport {
                 resource,
                 client,

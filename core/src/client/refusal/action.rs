@@ -24,7 +24,7 @@ impl Action {
                 format!("create this {}", kind.as_str()),
                 "This conversation",
             ),
-            Intent::OpenDirect { peer } => {
+            Intent::OpenDirect { peer, .. } => {
                 (format!("start a chat with {}", name(peer)), "This chat")
             }
             Intent::OpenSupport { .. } => {
@@ -172,7 +172,7 @@ pub(super) fn target_of(intent: &Intent) -> Option<&AccountId> {
         | Intent::SetRole { account, .. }
         | Intent::SetOverride { account, .. }
         | Intent::TransferOwnership { account, .. } => Some(account),
-        Intent::OpenDirect { peer } => Some(peer),
+        Intent::OpenDirect { peer, .. } => Some(peer),
         _ => None,
     }
 }

@@ -38,7 +38,7 @@ impl Devices for PgStore {
         on_pool!(self, |conn| devices::remove(conn, device, at))
     }
 
-    async fn key_packages_held(&self, device: &DeviceIdentity) -> Result<u64> {
-        on_pool!(self, |conn| devices::held_by(conn, device))
+    async fn key_packages_held(&self, device: &DeviceIdentity, at: i64) -> Result<u64> {
+        on_pool!(self, |conn| devices::held_by(conn, device, at))
     }
 }

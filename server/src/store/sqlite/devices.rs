@@ -38,7 +38,7 @@ impl Devices for SqliteStore {
         on_writer!(self, |conn| devices::remove(conn, device, at))
     }
 
-    async fn key_packages_held(&self, device: &DeviceIdentity) -> Result<u64> {
-        on_reader!(self, |conn| devices::held_by(conn, device))
+    async fn key_packages_held(&self, device: &DeviceIdentity, at: i64) -> Result<u64> {
+        on_writer!(self, |conn| devices::held_by(conn, device, at))
     }
 }

@@ -1,0 +1,76 @@
+//! The account's devices as the server's directory lists them (docs/E2EE.md, "The account's
+//! devices"): asked on every connection (after the key package count, which is when the
+//! directory sees this device) and on `refresh_devices`, kept for `devices`.
+
+use super::engine::{ClientEngine, Event, Output};
+use crate::protocol::{ClientFrame, DeviceEntry};
+
+/// One registered device of this account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub device: String,
+    /// When its first key package upload registered it (server time, ms).
+    pub registered_at: Option<i64>,
+    /// When it last connected (server time, ms); `None` if not since the server keeps it.
+    pub last_seen_at: Option<i64>,
+    /// Whether it is the device this engine runs as.
+    pub this_device: bool,
+    /// The ordinary key packages it holds (how many more devices can add it to a group
+    /// before its last-resort package is used).
+    pub key_packages: Option<u64>,
+    /// Its MLS signature key, bound by its first upload.
+    pub signature_key: Vec<u8>,
+}
+
+impl ClientEngine {
+    /// The account's registered devices as the directory last listed them, in device order
+    /// (`None`: no answer yet, or no device attached).
+    pub fn devices(&self) -> Option<Vec<DeviceInfo>> {
+        let mls = self.mls.as_ref()?;
+        let me = mls.device.identity().device.as_str();
+        let listed = mls.devices.as_ref()?;
+        Some(
+            listed
+                .iter()
+                .map(|d| DeviceInfo {
+                    this_device: d.device == me,
+                    device: d.device.clone(),
+                    registered_at: d.registered_at,
+                    last_seen_at: d.last_seen_at,
+                    key_packages: d.key_packages,
+                    signature_key: d.signature_key.to_vec(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Asks the directory for the account's devices again (online; otherwise on the next
+    /// connection). `Event::Devices` tells when the answer is in.
+    pub fn refresh_devices(&mut self) {
+        let online = self.online;
+        let account = self.config.account.to_string();
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        if !online {
+            return;
+        }
+        let id = mls.request_id();
+        mls.listing = Some(id);
+        self.out
+            .push(Output::Send(ClientFrame::ListDevices { id, account }));
+    }
+
+    /// `devices`: the answer to this engine's last `list_devices`.
+    pub(super) fn on_devices(&mut self, id: u64, account: &str, devices: Vec<DeviceEntry>) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        if mls.listing != Some(id) || account != self.config.account.as_str() {
+            return;
+        }
+        mls.listing = None;
+        mls.devices = Some(devices);
+        self.out.push(Output::Event(Event::Devices));
+    }
+}
