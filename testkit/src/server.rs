@@ -258,6 +258,26 @@ impl TestServer {
         Ok(server)
     }
 
+    /// `start_on` with the server's whole output at `level` in `server.log` in `data_dir`
+    /// ([`TestServer::log`]): fault tests of what it logs.
+    pub async fn start_on_with_log(
+        database_url: Option<String>,
+        data_dir: PathBuf,
+        extra: &[&str],
+        level: &'static str,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&data_dir)?;
+        let backend = match database_url {
+            Some(_) => Backend::Postgres,
+            None => Backend::Sqlite,
+        };
+        let mut server = Self::stopped(backend, data_dir, database_url, extra)?;
+        server.log = Some(server.data_dir.join("server.log"));
+        server.log_level = Some(level);
+        server.spawn().await?;
+        Ok(server)
+    }
+
     /// A server on a free port, not started: the workspace's debug build, the store kept.
     fn stopped(
         backend: Backend,
