@@ -100,6 +100,24 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Every server flag that bounds a client's rate, raised: benchmarks that measure the engine
+/// and the database, or fill a store, not the per-connection budgets (docs/PROTOCOL.md,
+/// "Budgets").
+pub const UNLIMITED_RATES: &[&str] = &[
+    "--rate-per-sec",
+    "1000000",
+    "--rate-burst",
+    "1000000",
+    "--rate-changes-per-sec",
+    "1000000",
+    "--rate-changes-burst",
+    "10000000",
+    "--rate-account-changes-per-sec",
+    "1000000",
+    "--rate-account-changes-burst",
+    "10000000",
+];
+
 /// Builds the server binary once per test process and returns its path.
 pub fn server_binary() -> Result<PathBuf> {
     static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
@@ -248,12 +266,7 @@ impl TestServer {
         data_dir: PathBuf,
         extra: &[&str],
     ) -> Result<Self> {
-        std::fs::create_dir_all(&data_dir)?;
-        let backend = match database_url {
-            Some(_) => Backend::Postgres,
-            None => Backend::Sqlite,
-        };
-        let mut server = Self::stopped(backend, data_dir, database_url, extra)?;
+        let mut server = Self::stopped_on(database_url, data_dir, extra)?;
         server.spawn().await?;
         Ok(server)
     }
@@ -266,16 +279,21 @@ impl TestServer {
         extra: &[&str],
         level: &'static str,
     ) -> Result<Self> {
+        let mut server = Self::stopped_on(database_url, data_dir, extra)?;
+        server.log = Some(server.data_dir.join("server.log"));
+        server.log_level = Some(level);
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// A server on a store the caller owns, not started.
+    fn stopped_on(database_url: Option<String>, data_dir: PathBuf, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all(&data_dir)?;
         let backend = match database_url {
             Some(_) => Backend::Postgres,
             None => Backend::Sqlite,
         };
-        let mut server = Self::stopped(backend, data_dir, database_url, extra)?;
-        server.log = Some(server.data_dir.join("server.log"));
-        server.log_level = Some(level);
-        server.spawn().await?;
-        Ok(server)
+        Self::stopped(backend, data_dir, database_url, extra)
     }
 
     /// A server on a free port, not started: the workspace's debug build, the store kept.

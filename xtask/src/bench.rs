@@ -12,6 +12,8 @@
 //!   both backends (`bench/src/bin/search.rs`).
 //! - `cargo xtask bench cut [-- <args>]`: cutting a 2,000-message part's history while a
 //!   writer reacts to it, on both backends (`bench/src/bin/cut.rs`).
+//! - `cargo xtask bench erasure [-- <args>]`: erasing an account with 100,000 messages
+//!   through the release server, on both backends (`bench/src/bin/erasure.rs`).
 //! - `cargo xtask bench summary`: summarize what is already in `target/criterion`.
 
 use std::path::{Path, PathBuf};
@@ -72,9 +74,11 @@ pub fn run(args: &[String]) -> Result<()> {
             cmd.extend(rest.iter().map(String::as_str).skip_while(|a| *a == "--"));
             crate::run("cargo", &cmd)
         }
+        // Against the release server, as the end-to-end benchmarks run.
+        "erasure" => crate::bench_e2e::run("erasure", rest),
         "summary" => summarize(&criterion, None),
         other => {
-            bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|e2ee|search|cut|summary]`")
+            bail!("unknown bench {other:?}: use `cargo xtask bench [core|client|e2ee|search|cut|erasure|summary]`")
         }
     }
 }

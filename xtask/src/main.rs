@@ -70,7 +70,7 @@ fn main() -> Result<()> {
         Some("hooks") => commits::install_hook(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|notify|cluster|browser|peers]|wasm [test]|demo [e2e]|hooks>"
+                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|notify|cluster|browser|peers|cut|erasure]|wasm [test]|demo [e2e]|hooks>"
             );
             bail!("unknown task {:?}", args.first())
         }

@@ -56,7 +56,7 @@ use confab_core::model::conversation::{Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::protocol::{decode_server, encode_client, ClientFrame, ServerFrame};
 use confab_testkit::fixture::ConvFixture;
-use confab_testkit::server::{now_ms, SECRET};
+use confab_testkit::server::{now_ms, SECRET, UNLIMITED_RATES};
 use confab_testkit::text::{body, message_id, Rng};
 use confab_testkit::Device;
 use futures_util::{SinkExt, StreamExt};
@@ -73,23 +73,6 @@ use super::{
 /// The targets for cross-node delivery at 1,000 msg/s paced (docs/BENCHMARKS.md, "Cluster").
 const TARGET_CROSS_P50_MS: f64 = 5.0;
 const TARGET_CROSS_P99_MS: f64 = 25.0;
-
-/// Every server flag that bounds a client's rate, raised: a saturation run measures the
-/// engine and the database, not the per-connection budgets (docs/PROTOCOL.md, Budgets).
-const UNLIMITED: &[&str] = &[
-    "--rate-per-sec",
-    "1000000",
-    "--rate-burst",
-    "1000000",
-    "--rate-changes-per-sec",
-    "1000000",
-    "--rate-changes-burst",
-    "10000000",
-    "--rate-account-changes-per-sec",
-    "1000000",
-    "--rate-account-changes-burst",
-    "10000000",
-];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -287,7 +270,7 @@ impl Cluster {
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .args(UNLIMITED)
+            .args(UNLIMITED_RATES)
             .args(extra)
             .env("CONFAB_JWT_SECRET", SECRET)
             // Without the flag (a server from before the cluster work) the environment
