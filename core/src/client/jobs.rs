@@ -532,6 +532,7 @@ impl ClientEngine {
             (Wanted::Search(ask), result) => self.searched(*ask, result),
             (Wanted::Unindex(doc), Ok(entries)) => self.unindexed(&doc, entries),
             (Wanted::Migrate, result) => self.migrated(result),
+            (Wanted::TermCheck(terms), result) => self.terms_checked(terms, result),
             // Its records went with the bucket; its postings stay until a search finds them
             // without a record and drops them.
             (Wanted::Unindex(_), Err(_)) => {}

@@ -27,6 +27,9 @@ pub(super) enum Wanted {
     Unindex(DocId),
     /// Every search record, for an index of an older layout to be migrated.
     Migrate,
+    /// The first postings of terms that lost some, for the dictionary entries of terms left
+    /// without any to go (`search::orphans`).
+    TermCheck(Vec<(String, Vec<String>)>),
 }
 
 #[derive(Debug)]
@@ -225,6 +228,20 @@ impl Loads {
     pub(super) fn ask_migrate(&mut self) -> Load {
         let reads = vec![Read::Prefix(records::SEARCH_RECORDS_PREFIX.to_owned())];
         self.ask(Wanted::Migrate, reads)
+    }
+
+    /// A load of the first postings of each term that lost the postings `deleted` (beside
+    /// them, one more is enough to know the term still has one).
+    pub(super) fn ask_term_check(&mut self, terms: Vec<(String, Vec<String>)>) -> Load {
+        let reads = terms
+            .iter()
+            .map(|(term, deleted)| Read::Page {
+                prefix: records::posting_prefix(term, false),
+                from: String::new(),
+                limit: u32::try_from(deleted.len() + 1).unwrap_or(u32::MAX),
+            })
+            .collect();
+        self.ask(Wanted::TermCheck(terms), reads)
     }
 
     /// A load of the search records of bucket `doc`, which leaves the store.

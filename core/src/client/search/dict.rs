@@ -3,7 +3,7 @@
 //! newest first in key order), the terms written (`sx/w/<term>`, which a prefix walks), the
 //! layout's version (`sx/v`), and the migration of an older layout at start.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::super::engine::{ClientEngine, ClientError, Output};
 use super::super::records::{
@@ -75,6 +75,9 @@ pub(crate) struct Dictionary {
     next: u32,
     /// Terms whose `sx/w/` entry was written since start (a put again is harmless).
     terms: HashSet<String>,
+    /// Terms that lost postings since the last check, with the posting keys deleted
+    /// (`orphans`).
+    pub(crate) lost: BTreeMap<String, Vec<String>>,
     /// Searches waiting for the index to be ready.
     pub(crate) waiting: Vec<super::SearchAsk>,
     /// The migration's read failed: the next search asks again.
@@ -124,9 +127,25 @@ impl Dictionary {
         std::mem::take(&mut self.migration_failed)
     }
 
-    /// Whether `term`'s dictionary entry is to be written (the first time since start).
+    /// Whether `term`'s dictionary entry is to be written (the first time since start, or
+    /// since a check of it was asked).
     pub(crate) fn new_term(&mut self, term: &str) -> bool {
         !self.terms.contains(term) && self.terms.insert(term.to_owned())
+    }
+
+    /// Whether a term's entry was written again since its check was asked: it stays.
+    pub(crate) fn rewritten(&self, term: &str) -> bool {
+        self.terms.contains(term)
+    }
+
+    /// The terms to check, each forgotten as written (a posting of it from now on writes
+    /// its entry again, which the check then keeps).
+    pub(crate) fn take_lost(&mut self) -> Vec<(String, Vec<String>)> {
+        let lost = std::mem::take(&mut self.lost);
+        for term in lost.keys() {
+            self.terms.remove(term);
+        }
+        lost.into_iter().collect()
     }
 
     /// `doc`'s number, given now (with its write) when it has none.

@@ -137,7 +137,11 @@ pub(crate) fn entry_ops(
     if let Some(at) = &old_place {
         for t in &old_terms {
             if !(same && new_terms.contains(t)) {
-                ops.push(StoreOp::Delete(key_posting(t, at)));
+                let key = key_posting(t, at);
+                if !new_terms.contains(t) {
+                    dict.lost.entry(t.clone()).or_default().push(key.clone());
+                }
+                ops.push(StoreOp::Delete(key));
             }
         }
     }
@@ -189,6 +193,7 @@ impl ClientEngine {
             Some(Output::Persist(last)) => last.extend(ops),
             _ => self.out.push(Output::Persist(ops)),
         }
+        self.check_lost_terms();
     }
 
     fn sync_bucket(&mut self, id: &DocId, ops: &mut Vec<StoreOp>) {
@@ -263,6 +268,7 @@ impl ClientEngine {
         ops.push(StoreOp::DeletePrefix(search_records_prefix(id)));
         ops.push(StoreOp::Delete(key_index_heads(id)));
         self.out.push(Output::Persist(ops));
+        self.check_lost_terms();
     }
 
     /// The records of a bucket that left the store, read back: their postings go.
@@ -275,5 +281,6 @@ impl ClientEngine {
         if !ops.is_empty() {
             self.out.push(Output::Persist(ops));
         }
+        self.check_lost_terms();
     }
 }

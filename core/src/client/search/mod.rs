@@ -7,6 +7,7 @@ pub(crate) mod dict;
 mod find;
 pub(crate) mod index;
 mod merge;
+mod orphans;
 mod plan;
 mod walk;
 
