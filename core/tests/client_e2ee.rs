@@ -649,3 +649,6 @@ fn a_sealed_message_is_edited_by_its_author_and_read_edited_everywhere() {
     let again = restored(&peers[1], &bucket);
     assert_eq!(shown(&again, "m1"), Ok("final words".into()));
 }
+
+#[path = "client_e2ee/guards.rs"]
+mod guards;

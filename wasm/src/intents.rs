@@ -172,6 +172,10 @@ impl ConfabClient {
         promise(async move {
             let from_conv = conv_id(&from)?;
             let (_, original) = find_message(&rt, &from_conv, &message_id(&message)?)?;
+            // Refused before its attachments are copied: out of an encrypted conversation
+            // into one that is not (docs/E2EE.md, "Forwarding").
+            let to_conv = conv_id(&to)?;
+            rt.read(Ok(()), |e| e.check_forward(&from_conv, &to_conv))?;
             let mut input = MessageInput {
                 kind: Some(original.kind.into()),
                 body: Some(original.body),
@@ -190,7 +194,7 @@ impl ConfabClient {
             // its readers may fetch them.
             if let Some(attachments) = input.attachments.as_mut() {
                 let from = from_conv.to_string();
-                let to = conv_id(&to)?.to_string();
+                let to = to_conv.to_string();
                 crate::uploads::forward_copies(rest.http(), &from, &to, attachments).await?;
             }
             send_message(&rt, &to, input).await

@@ -447,6 +447,12 @@ impl ClientEngine {
         targets: &[DocId],
         now: i64,
     ) -> Result<(), ClientError> {
+        if let Intent::Send { conv, message } = intent {
+            if let Some(from) = &message.forwarded_from {
+                self.forward_allowed(&from.conv, conv)
+                    .map_err(|code| self.refused_here(intent, code))?;
+            }
+        }
         // A message into an encrypted conversation is checked as it will be written: sealed.
         let sealed = self.as_sealed(intent);
         let checked = sealed.as_ref().unwrap_or(intent);

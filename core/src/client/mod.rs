@@ -13,6 +13,7 @@ mod delivery;
 pub mod engine;
 mod error;
 mod feed;
+mod forward;
 mod generation;
 pub mod host;
 pub mod intent;

@@ -402,6 +402,13 @@ impl ClientEngine {
         // acked as a copy of another device's) says nothing of it.
         if done {
             self.commit_accepted(id);
+            let edited = self.outbox.get(&id).and_then(|e| match &e.intent {
+                Intent::Edit { message, .. } => Some(message.clone()),
+                _ => None,
+            });
+            if let (Some(message), Some(doc)) = (edited, doc) {
+                self.edit_answered(doc, &message, true);
+            }
         }
         if let Some(DocTarget::Conv(conv)) = doc.map(DocId::target) {
             let conv = conv.clone();
@@ -502,6 +509,14 @@ impl ClientEngine {
             let mut local = state.server.clone();
             let _ = local.apply_changes(earlier);
             state.local = local;
+        }
+        // A refused edit of a sealed message: its text is the accepted one again here too.
+        let refused_edit = self.outbox.get(&rejected_id).and_then(|e| match &e.intent {
+            Intent::Edit { message, .. } if !holds => Some(message.clone()),
+            _ => None,
+        });
+        if let Some(message) = refused_edit {
+            self.edit_answered(&doc_id, &message, false);
         }
         let now = self.server_now(device_now);
         for id in later {

@@ -29,6 +29,10 @@ pub enum Opened {
         /// and the message is opened again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         of: Option<Vec<u8>>,
+        /// For this device's own edit: what it read before, shown again if the server
+        /// refuses the edit (the sender cannot open its earlier ciphertext).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Box<Opened>>,
     },
     /// It cannot be read here: `reason` says why (sent before this device joined, an epoch
     /// outside the window of past epochs, corrupt).
@@ -46,7 +50,44 @@ impl Opened {
         let (Opened::Read { of, .. } | Opened::Undecryptable { of, .. }) = self;
         of.as_ref().is_some_and(|of| *of != digest(sealed))
     }
+
+    /// The record, of this one and those it replaced, read from `sealed`.
+    fn read_from(self, sealed: &[u8]) -> Option<Opened> {
+        let mut record = self;
+        loop {
+            if !record.is_stale(sealed) {
+                return Some(record);
+            }
+            match record {
+                Opened::Read {
+                    before: Some(b), ..
+                } => record = *b,
+                _ => return None,
+            }
+        }
+    }
+
+    /// This record with at most `depth` earlier ones behind it (edits pending at once).
+    fn pruned(self, depth: usize) -> Opened {
+        match self {
+            Opened::Read {
+                content,
+                of,
+                before,
+            } => Opened::Read {
+                content,
+                of,
+                before: before
+                    .filter(|_| depth > 0)
+                    .map(|b| Box::new(b.pruned(depth - 1))),
+            },
+            other => other,
+        }
+    }
 }
+
+/// How many earlier records an edit keeps: one per edit of the message still pending.
+const EDITS_PENDING_KEPT: usize = 4;
 
 fn digest(sealed: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
@@ -115,7 +156,7 @@ impl ClientEngine {
                     payload: message.payload.clone(),
                     attachments: message.attachments.clone(),
                 };
-                let sealed = self.seal_content(&conv, bucket, &message.id, None, content)?;
+                let sealed = self.seal_content(&conv, bucket, &message.id, None, content, None)?;
                 Ok(Some(Intent::Send {
                     conv,
                     message: out_of_clear(message, sealed),
@@ -165,7 +206,8 @@ impl ClientEngine {
             body: body.to_owned(),
             ..content.clone()
         };
-        self.seal_content(conv, bucket, id, Some(&replaced), content)
+        let before = state.opened.get(id).cloned();
+        self.seal_content(conv, bucket, id, Some(&replaced), content, before)
     }
 
     /// `content` of message `id` sealed for `conv`'s group, bound to the message (and to the
@@ -178,6 +220,7 @@ impl ClientEngine {
         id: &MessageId,
         replaces: Option<&[u8]>,
         content: SealedContent,
+        before: Option<Opened>,
     ) -> Result<Vec<u8>, ClientError> {
         let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
         let mls = self
@@ -190,8 +233,55 @@ impl ClientEngine {
             .map_err(|e| ClientError::E2ee(e.to_string()))?;
         self.save_device();
         let of = Some(digest(&sealed));
-        self.keep_opened(bucket, id, Opened::Read { content, of });
+        let before = before.map(|b| Box::new(b.pruned(EDITS_PENDING_KEPT)));
+        self.keep_opened(
+            bucket,
+            id,
+            Opened::Read {
+                content,
+                of,
+                before,
+            },
+        );
         Ok(sealed)
+    }
+
+    /// This device's edit of message `id` of `bucket` was answered: the record of what the
+    /// document's ciphertext holds now (accepted: the edit's, what it replaced goes; refused:
+    /// the one it replaced, shown again, since the sender cannot open its own ciphertext).
+    pub(super) fn edit_answered(&mut self, bucket: &DocId, id: &MessageId, accepted: bool) {
+        let Some(state) = self.docs.get(bucket) else {
+            return;
+        };
+        let doc = if accepted {
+            &state.server
+        } else {
+            &state.local
+        };
+        let Some(sealed) = read::read_message_fields(doc, id).and_then(|m| m.sealed) else {
+            return;
+        };
+        let Some(Opened::Read {
+            before: Some(_), ..
+        }) = state.opened.get(id)
+        else {
+            return;
+        };
+        let record = state
+            .opened
+            .get(id)
+            .cloned()
+            .and_then(|r| r.read_from(&sealed));
+        if let Some(Opened::Read { content, of, .. }) = record {
+            let current = Opened::Read {
+                content,
+                of,
+                before: None,
+            };
+            if state.opened.get(id) != Some(&current) {
+                self.keep_opened(bucket, id, current);
+            }
+        }
     }
 
     /// What was read of bucket `doc`'s sealed messages, back from the store (an entry that
@@ -269,7 +359,11 @@ impl ClientEngine {
                     of,
                 },
                 Ok(d) => match SealedContent::from_bytes(&d.plaintext) {
-                    Some(content) => Opened::Read { content, of },
+                    Some(content) => Opened::Read {
+                        content,
+                        of,
+                        before: None,
+                    },
                     None => Opened::Undecryptable {
                         reason: "not a message's content".into(),
                         of,

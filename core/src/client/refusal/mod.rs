@@ -37,6 +37,9 @@ pub enum LocalCode {
     Corrupt,
     Storage,
     BadLoadAnswer,
+    /// A forward of a message of an encrypted conversation into one that is not: the engine
+    /// never moves sealed content into the clear (docs/E2EE.md, "Forwarding").
+    ForwardOutOfEncrypted,
 }
 
 impl LocalCode {
@@ -44,12 +47,14 @@ impl LocalCode {
         LocalCode::Corrupt,
         LocalCode::Storage,
         LocalCode::BadLoadAnswer,
+        LocalCode::ForwardOutOfEncrypted,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
             LocalCode::Corrupt => "corrupt",
             LocalCode::Storage => "storage",
             LocalCode::BadLoadAnswer => "bad_load_answer",
+            LocalCode::ForwardOutOfEncrypted => "forward_out_of_encrypted",
         }
     }
 }

@@ -274,5 +274,10 @@ fn local_sentence(code: L, s: &Scene) -> String {
         L::Corrupt => format!("What this device stored about {} is damaged", s.place),
         L::Storage => "This device's storage failed (it may be full)".to_owned(),
         L::BadLoadAnswer => "This device's storage answered wrongly".to_owned(),
+        L::ForwardOutOfEncrypted => format!(
+            "A message of an end-to-end encrypted conversation cannot be forwarded into {}, \
+             which is not encrypted",
+            s.place
+        ),
     }
 }
