@@ -24,6 +24,7 @@ pub mod attack;
 pub mod craft;
 pub mod device;
 pub mod fixture;
+pub mod forward;
 pub mod group;
 pub mod hub;
 pub mod ids;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use confab_core::automerge::ActorId;
-use confab_core::client::{ClientConfig, Intent};
+use confab_core::client::{ClientConfig, Intent, KEY_PACKAGES_TARGET};
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
@@ -195,4 +195,15 @@ pub async fn reads(c: &NativeClient, conv: &ConvId, id: &str, body: &str) {
         })
     })
     .await;
+}
+
+/// Each of `clients` online, with its key packages topped up in the directory.
+pub async fn online_with_packages(clients: &[&NativeClient]) {
+    for c in clients {
+        c.set_online(true).await.unwrap();
+        eventually(c, "key packages topped up", |e| {
+            e.key_packages_held() == Some(KEY_PACKAGES_TARGET)
+        })
+        .await;
+    }
 }

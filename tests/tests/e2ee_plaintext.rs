@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::*;
 use confab_client::Client as NativeClient;
-use confab_core::client::{Intent, KEY_PACKAGES_TARGET};
+use confab_core::client::Intent;
 use confab_core::ids::{ConvId, DocId, MessageId, TenantId};
 use confab_core::model::message::{MessageKind, NewMessage};
 use confab_e2e::native_support::*;
@@ -271,13 +271,7 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
     let dirs = fresh_dirs(&format!("e2ee-plaintext-{backend:?}"), 2);
     let alice = device_client(&server, "alice", "laptop", &dirs[0]);
     let bob = device_client(&server, "bob", "phone", &dirs[1]);
-    for c in [&alice, &bob] {
-        c.set_online(true).await.unwrap();
-        eventually(c, "key packages topped up", |e| {
-            e.key_packages_held() == Some(KEY_PACKAGES_TARGET)
-        })
-        .await;
-    }
+    online_with_packages(&[&alice, &bob]).await;
 
     let vault = ConvId::new("vault").unwrap();
     let open = ConvId::new("open").unwrap();

@@ -3,7 +3,6 @@
 //! accepted text again.
 
 use confab_core::client::IntentStatus;
-use confab_core::model::message::ForwardedFrom;
 
 use super::*;
 
@@ -50,20 +49,13 @@ fn forward(peers: &[Peer], from: &str, message: &str, to: &str, id: &str, now: i
         .find(|i| i.message.id.as_str() == message)
         .expect("the original is in the timeline");
     assert!(original.undecryptable.is_none(), "{original:?}");
-    let mut copy = NewMessage::text(
-        MessageId::new(id).unwrap(),
-        acc("alice"),
+    confab_testkit::forward::forward(
+        (&conv(from), message),
+        &conv(to),
+        (id, "alice"),
         original.message.body,
         now,
-    );
-    copy.forwarded_from = Some(ForwardedFrom {
-        conv: conv(from),
-        message: MessageId::new(message).unwrap(),
-    });
-    Intent::Send {
-        conv: conv(to),
-        message: copy,
-    }
+    )
 }
 
 /// What `peer` shows of message `id` of `conv_id`.
