@@ -414,3 +414,53 @@ fn an_index_of_the_first_layout_is_migrated_at_start() {
     dev.restart();
     assert_eq!(dev.found("kiwi", &SearchOptions::default()), ["new", "old"]);
 }
+
+/// A word of a text that an edit, a delete or an expiry removed leaves the store with its
+/// last posting: the dictionary keeps no term without postings, and keeps (or writes again)
+/// every term a live message holds.
+#[test]
+fn words_of_removed_texts_leave_the_dictionary() {
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    dev.create(&conv);
+    dev.send_text(&conv, "old", "ancient walrus kiwi", T0 - 10 * DAY);
+    dev.send_text(&conv, "a", "zebra kiwi", T0);
+    dev.send_text(&conv, "b", "quokka kiwi", T0 + 1);
+    dev.send_text(&conv, "c", "zebra tapir", T0 + 2);
+    let holds = |dev: &Device, word: &str| dev.index_keys().iter().any(|k| k.contains(word));
+    assert!(holds(&dev, "zebra") && holds(&dev, "quokka") && holds(&dev, "walrus"));
+
+    // "zebra" still has c's posting after a's edit; "quokka" has none after b's delete.
+    dev.edit(&conv, "a", T0, "kiwi only");
+    dev.delete(&conv, "b", T0 + 1);
+    assert!(!holds(&dev, "quokka"), "a deleted message's word stays");
+    assert!(holds(&dev, "zebra"), "a word a live message holds went");
+    assert_eq!(dev.found("ze", &SearchOptions::default()), ["c"]);
+
+    // Its last posting goes: the word goes; written again, it comes back.
+    dev.edit(&conv, "c", T0 + 2, "tapir");
+    assert!(!holds(&dev, "zebra"), "an edited-away word stays");
+    assert!(dev.found("ze", &SearchOptions::default()).is_empty());
+    dev.send_text(&conv, "d", "zebra again", T0 + 3);
+    assert_eq!(dev.found("zeb", &SearchOptions::default()), ["d"]);
+    dev.restart();
+    assert_eq!(dev.found("zeb", &SearchOptions::default()), ["d"]);
+
+    // Expiry of a bucket only stored (after the restart) takes its words too.
+    let set = Intent::SetSetting {
+        conv: conv.clone(),
+        key: "retention_days".into(),
+        value: serde_json::json!(5),
+    };
+    dev.engine.intent(set, dev.now).unwrap();
+    dev.pump();
+    dev.disconnect();
+    dev.connect();
+    assert!(
+        !holds(&dev, "walrus") && !holds(&dev, "ancient"),
+        "an expired message's word stays"
+    );
+    assert!(holds(&dev, "kiwi") && holds(&dev, "tapir"));
+    assert_eq!(dev.found("kiw", &SearchOptions::default()), ["a"]);
+}
