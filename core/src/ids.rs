@@ -386,6 +386,13 @@ impl ConvId {
     pub fn is_direct(&self) -> bool {
         self.0.starts_with("d-")
     }
+
+    /// Whether this is a direct conversation's or a support thread's id: one made by a
+    /// deterministic creation change, which any of its members' devices may write (`d-` and
+    /// `s-` ids are reserved for them).
+    pub fn is_deterministic(&self) -> bool {
+        self.is_direct() || self.0.starts_with("s-")
+    }
 }
 
 fn hashed_id(prefix: &str, domain: &str, parts: &[&str]) -> ConvId {
@@ -430,6 +437,21 @@ pub fn support_conv_id(tenant: &TenantId, client: &AccountId, resource: &Resourc
     hashed_id(
         "s-",
         "confab/support/v1",
+        &[tenant.as_str(), client.as_str(), resource.as_str()],
+    )
+}
+
+/// The one end-to-end encrypted support thread of a client about a resource: apart from the
+/// plaintext one (a conversation never changes whether it is encrypted), `s-` like it so the
+/// support rules that read the id keep applying.
+pub fn encrypted_support_conv_id(
+    tenant: &TenantId,
+    client: &AccountId,
+    resource: &ResourceId,
+) -> ConvId {
+    hashed_id(
+        "s-",
+        "confab/support-e2ee/v1",
         &[tenant.as_str(), client.as_str(), resource.as_str()],
     )
 }
@@ -532,6 +554,13 @@ mod tests {
         let r = ResourceId::new("room-12").expect("resource");
         assert_eq!(support_conv_id(&t, &a, &r), support_conv_id(&t, &a, &r));
         assert_ne!(support_conv_id(&t, &a, &r), support_conv_id(&t, &b, &r));
+        let sealed = encrypted_support_conv_id(&t, &a, &r);
+        assert_eq!(sealed, encrypted_support_conv_id(&t, &a, &r));
+        assert_ne!(sealed, support_conv_id(&t, &a, &r));
+        assert_ne!(sealed, encrypted_support_conv_id(&t, &b, &r));
+        assert_ne!(sealed, encrypted_support_conv_id(&u, &a, &r));
+        assert!(sealed.as_str().starts_with("s-") && sealed.is_deterministic());
+        assert!(!sealed.is_direct());
     }
 
     #[test]

@@ -1458,6 +1458,7 @@ fn a_support_thread_is_named_when_opened_stamps_messages_and_closes_its_lead() {
         resource,
         client: acc("carol"),
         owner: acc("alice"),
+        encrypted: false,
     };
     peers[1].engine.intent(open, wire.now).unwrap();
     let name = Intent::NameSupport {

@@ -1,6 +1,6 @@
 //! The client engine driving MLS against the hub (the server's acceptor, the Delivery
 //! Service) through protocol frames: the device's state in the store, key packages kept
-//! topped up, encrypted groups made with their creation.
+//! topped up, encrypted groups made with their creation, encrypted support threads opened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use confab_core::automerge::{ActorId, Change};
 use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
-    ClientConfig, ClientEngine, ClientError, HostKey, Intent, LocalStore, MemoryStore, Output,
-    KEY_PACKAGES_TARGET,
+    ClientConfig, ClientEngine, ClientError, HostKey, Intent, IntentStatus, LocalStore,
+    MemoryStore, Output, KEY_PACKAGES_TARGET,
 };
 use confab_core::hub::Hub;
-use confab_core::ids::{AccountId, ConvId, DeviceId, DocId, MessageId, TenantId};
+use confab_core::ids::{AccountId, ConvId, DeviceId, DocId, MessageId, ResourceId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
+use confab_core::model::support::SenderRole;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClaimedPackage, ClientFrame, SeqChange, ServerFrame};
 use serde_bytes::ByteBuf;
@@ -486,17 +487,17 @@ fn two_adds_racing_for_one_epoch_both_end_accepted() {
 }
 
 fn send(wire: &mut Wire, peers: &mut [Peer], i: usize, id: &str, text: &str) {
-    let account = peers[i].engine.config().account.clone();
-    let message = NewMessage::text(MessageId::new(id).unwrap(), account, text, wire.now);
-    let done = wire.intent(
-        peers,
-        i,
-        Intent::Send {
-            conv: conv("secret"),
-            message,
-        },
-    );
+    let done = wire.intent(peers, i, message(&peers[i], &conv("secret"), id, text));
     assert_eq!(peers[i].engine.status(done), None, "{id} is accepted");
+}
+
+fn message(peer: &Peer, c: &ConvId, id: &str, text: &str) -> Intent {
+    let account = peer.engine.config().account.clone();
+    let message = NewMessage::text(MessageId::new(id).unwrap(), account, text, T0);
+    Intent::Send {
+        conv: c.clone(),
+        message,
+    }
 }
 
 /// `peer` started again offline from its store, with `bucket` open.
@@ -519,9 +520,13 @@ fn restored(peer: &Peer, bucket: &DocId) -> Peer {
 
 /// What `peer` shows of message `id`: its body, or why it cannot be read.
 fn shown(peer: &Peer, id: &str) -> Result<String, String> {
+    shown_in(peer, &conv("secret"), id)
+}
+
+fn shown_in(peer: &Peer, c: &ConvId, id: &str) -> Result<String, String> {
     let item = peer
         .engine
-        .timeline(&conv("secret"))
+        .timeline(c)
         .into_iter()
         .find(|i| i.message.id.as_str() == id)
         .expect("the message is in the timeline");
@@ -548,10 +553,7 @@ fn messages_are_sealed_and_opened_once_on_each_device() {
         assert_eq!(shown(peer, "m2"), Ok("hello alice".into()));
     }
     // The server holds no plaintext: an empty body and the sealed content.
-    let stored = wire.hub.doc(&bucket).unwrap();
-    let m1 =
-        confab_core::doc::read::read_message_fields(stored.doc(), &MessageId::new("m1").unwrap())
-            .unwrap();
+    let m1 = stored_message(&wire, &bucket, "m1");
     assert_eq!(m1.body, "");
     assert!(m1.sealed.is_some());
     // Carol was not in the group then: she cannot read them.
@@ -583,6 +585,12 @@ fn edit(peer: &Peer, id: &str, body: &str, at: i64) -> Intent {
 }
 
 /// Every value `peer`'s store holds, as bytes, concatenated.
+/// Message `id` as the server holds it in `bucket`.
+fn stored_message(wire: &Wire, bucket: &DocId, id: &str) -> confab_core::model::message::Message {
+    let stored = wire.hub.doc(bucket).unwrap();
+    confab_core::doc::read::read_message_fields(stored.doc(), &MessageId::new(id).unwrap()).unwrap()
+}
+
 fn stored_bytes(peer: &Peer) -> Vec<u8> {
     block_on_ready(peer.store.scan(""))
         .unwrap()
@@ -652,3 +660,126 @@ fn a_sealed_message_is_edited_by_its_author_and_read_edited_everywhere() {
 
 #[path = "client_e2ee/guards.rs"]
 mod guards;
+
+fn open_support(encrypted: bool) -> Intent {
+    Intent::OpenSupport {
+        resource: ResourceId::new("flat-7").unwrap(),
+        client: acc("carol"),
+        owner: acc("alice"),
+        encrypted,
+    }
+}
+
+fn support(encrypted: bool) -> ConvId {
+    let flat = ResourceId::new("flat-7").unwrap();
+    confab_core::client::apply::support_id(&tenant(), &acc("carol"), &flat, encrypted)
+}
+
+/// The client's device opens the encrypted support thread: its creation, its group and the
+/// commit adding the owner's device; the owner's device joins from the Welcome, opening it
+/// again writes nothing, and a sealed message is read with its stamp in the clear.
+#[test]
+fn an_encrypted_support_thread_is_opened_with_its_parties_devices() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("carol"), Peer::new("alice")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    let c = support(true);
+    let doc = DocId::conv(&tenant(), &c);
+    let id = wire.intent(&mut peers, 0, open_support(true));
+    assert_eq!(peers[0].engine.status(id), None, "accepted");
+    let served = wire.hub.conversation(&c).unwrap();
+    assert!(served.encrypted());
+    assert_eq!(served.kind(), Some(ConvKind::Support));
+    assert_eq!(served.mls.map(|m| m.epoch), Some(1), "alice's device added");
+    assert!(wire.hub.conversation(&support(false)).is_none());
+    peers[1].engine.open(&doc).unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[1].engine.group_epoch(&c), Some(1));
+
+    let written = wire.hub.changes_after(&doc, 0).len();
+    let id = wire.intent(&mut peers, 1, open_support(true));
+    let status = peers[1].engine.status(id);
+    assert!(
+        matches!(status, None | Some(IntentStatus::Accepted)),
+        "{status:?}"
+    );
+    assert_eq!(
+        wire.hub.changes_after(&doc, 0).len(),
+        written,
+        "nothing new"
+    );
+    assert_eq!(peers[1].engine.group_epoch(&c), Some(1), "no second group");
+
+    let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+    for peer in peers.iter_mut() {
+        peer.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    let m = message(&peers[0], &c, "m1", "is it free?");
+    let sent = wire.intent(&mut peers, 0, m);
+    assert_eq!(peers[0].engine.status(sent), None);
+    assert_eq!(shown_in(&peers[1], &c, "m1"), Ok("is it free?".into()));
+    let m1 = stored_message(&wire, &bucket, "m1");
+    assert_eq!(m1.body, "");
+    assert!(m1.sealed.is_some());
+    assert_eq!(m1.stamp.sender_role, Some(SenderRole::Client));
+}
+
+/// The client and the owner open the encrypted support thread offline, each with a message:
+/// the first group the server takes is the group, the other's is `already_created`, that
+/// intent ends accepted, its device drops its group and joins the winner's, and both read
+/// both messages.
+#[test]
+fn two_devices_opening_an_encrypted_support_thread_offline_end_in_one_group() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("carol"), Peer::new("alice")];
+    for i in 0..2 {
+        wire.connect(&mut peers, i);
+        peers[i].online = false;
+        peers[i].engine.disconnected();
+    }
+    let c = support(true);
+    let mut ids = Vec::new();
+    for (i, text) in [(0, "carol, offline"), (1, "alice, offline")] {
+        let open = peers[i]
+            .engine
+            .intent(open_support(true), wire.now)
+            .unwrap();
+        let m = message(&peers[i], &c, &format!("m{i}"), text);
+        ids.push((i, open, peers[i].engine.intent(m, wire.now).unwrap()));
+    }
+    wire.pump(&mut peers);
+    for i in 0..2 {
+        wire.connect(&mut peers, i);
+    }
+    for (i, open, sent) in ids {
+        assert_eq!(
+            peers[i].engine.status(open),
+            None,
+            "peer {i}'s open ends accepted"
+        );
+        assert_eq!(
+            peers[i].engine.status(sent),
+            None,
+            "peer {i}'s message is accepted"
+        );
+    }
+    // The loser's group, then its commit (built on that group) with it.
+    assert_eq!(wire.rejects[0], "already_created", "{:?}", wire.rejects);
+    assert!(
+        wire.rejects[1..].iter().all(|r| r == "missing_dependency"),
+        "{:?}",
+        wire.rejects
+    );
+    let bucket = peers[0].engine.bucket_doc(&c, wire.now);
+    for peer in peers.iter_mut() {
+        peer.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    for peer in &peers {
+        assert_eq!(peer.engine.group_epoch(&c), Some(1));
+        assert_eq!(shown_in(peer, &c, "m0"), Ok("carol, offline".into()));
+        assert_eq!(shown_in(peer, &c, "m1"), Ok("alice, offline".into()));
+    }
+}

@@ -124,6 +124,45 @@ fn direct_creation_is_only_for_its_pair() {
     assert_eq!(err.code.as_str(), "not_member");
 }
 
+/// A client's encrypted support thread about a resource is another conversation than its
+/// plaintext one, created by its own deterministic change (from either party, the same
+/// bytes) and by its parties only; the plaintext creation is not its creation.
+#[test]
+fn an_encrypted_support_thread_is_its_own_deterministic_creation() {
+    let t = tenant();
+    let link = ResourceLink {
+        resource: confab_core::ids::ResourceId::new("flat-7").unwrap(),
+        client: acc("carol"),
+        owner: acc("alice"),
+    };
+    let (plain_doc, plain) = write::support_creation_change(&t, &link).unwrap();
+    let (doc, create) = write::encrypted_support_creation_change(&t, &link).unwrap();
+    assert_ne!(doc, plain_doc);
+    assert_eq!(
+        create.hash(),
+        write::encrypted_support_creation_change(&t, &link)
+            .unwrap()
+            .1
+            .hash(),
+        "the same bytes on every device"
+    );
+    let mut hub = confab_core::hub::Hub::new();
+    let mallory = Device::new("mallory", 1);
+    let err = submit(&mut hub, &mallory, &doc, create.clone()).expect_err("not a party");
+    assert_eq!(err.code.as_str(), "not_member");
+    let carol = Device::new("carol", 1);
+    submit(&mut hub, &carol, &doc, plain).expect_err("the plaintext creation is not its own");
+    let (first, _) = submit(&mut hub, &carol, &doc, create.clone()).expect("the client");
+    let alice = Device::new("alice", 1);
+    let (again, _) = submit(&mut hub, &alice, &doc, create).expect("the owner: the same");
+    assert_eq!(first, again);
+    let conv = hub.conversation(doc.conv_id().unwrap()).unwrap();
+    assert_eq!(conv.kind(), Some(ConvKind::Support));
+    assert!(conv.encrypted());
+    assert_eq!(conv.members[&acc("alice")].role, Role::Owner);
+    assert!(conv.members[&acc("carol")].is_active());
+}
+
 #[test]
 fn ids_of_direct_and_support_conversations_cannot_be_taken_by_a_group() {
     let mut hub = confab_core::hub::Hub::new();

@@ -2,7 +2,7 @@
 //! the engine, which loads what it touches first.
 
 use confab_core::client::{apply, Intent};
-use confab_core::ids::{support_conv_id, Bucket, ConvId, MessageId, ResourceId};
+use confab_core::ids::{Bucket, ConvId, MessageId, ResourceId};
 use confab_core::model::conversation::{ConvKind, Lifecycle, DEFAULT_BUCKET_MS};
 use confab_core::model::message as cm;
 use js_sys::Promise;
@@ -117,6 +117,7 @@ impl ConfabClient {
     }
 
     /// Finds or creates the support thread of `client` about `resource`, then opens it.
+    /// `encrypted: true`: their end-to-end encrypted one, made like `openDirect`'s.
     #[wasm_bindgen(js_name = openSupport, unchecked_return_type = "Promise<IntentResult>")]
     pub fn open_support(&self, input: Ts<SupportInput>) -> Promise {
         let rt = self.rt.clone();
@@ -125,11 +126,13 @@ impl ConfabClient {
             let input = input?;
             let resource = ResourceId::new(input.resource)?;
             let client = account_id(&input.client)?;
-            let conv = support_conv_id(rt.tenant(), &client, &resource);
+            let encrypted = input.encrypted.unwrap_or(false);
+            let conv = apply::support_id(rt.tenant(), &client, &resource, encrypted);
             let intent = Intent::OpenSupport {
                 resource,
                 client,
                 owner: account_id(&input.owner)?,
+                encrypted,
             };
             let result = IntentResult {
                 conv: Some(conv.to_string()),

@@ -47,6 +47,7 @@ async fn thread(s: &Server) -> (ConfabClient, ConfabClient, String) {
         title: Some("Flat 7".into()),
         client_name: Some("Bob B.".into()),
         owner_name: Some("Alice A.".into()),
+        encrypted: None,
     };
     let opened: IntentResult = ok(bob.open_support(tsify::Ts::from_rust(&input).unwrap())).await;
     let conv = opened.conv.unwrap();

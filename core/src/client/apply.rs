@@ -15,7 +15,7 @@ use crate::doc::{write, DocError, IntentTag};
 use crate::ids::{AccountId, DocId};
 use crate::model::conversation::*;
 
-pub use super::intent::{conv_of, direct_id, targets};
+pub use super::intent::{conv_of, direct_id, support_id, targets};
 pub use super::verdict::check;
 
 fn json_scalar(value: &serde_json::Value) -> Result<ScalarValue, DocError> {
@@ -197,13 +197,18 @@ pub fn write_to_with(
             resource,
             client,
             owner,
+            encrypted,
         } => {
             let link = ResourceLink {
                 resource: resource.clone(),
                 client: client.clone(),
                 owner: owner.clone(),
             };
-            let (_, change) = write::support_creation_change(tenant, &link)?;
+            let (_, change) = if *encrypted {
+                write::encrypted_support_creation_change(tenant, &link)?
+            } else {
+                write::support_creation_change(tenant, &link)?
+            };
             if automerge::ReadDoc::get_change_by_hash(doc, &change.hash()).is_some() {
                 return Ok(false);
             }

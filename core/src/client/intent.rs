@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::doc::schema::keys::{CLIENT_NAME, OWNER_NAME, TITLE};
-use crate::ids::{direct_conv_id, encrypted_direct_conv_id, support_conv_id, DocId, TenantId};
+use crate::ids::{direct_conv_id, encrypted_direct_conv_id, DocId, TenantId};
+use crate::ids::{encrypted_support_conv_id, support_conv_id};
 use crate::ids::{AccountId, Bucket, ContactId, ConvId, MessageId, ResourceId};
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
@@ -38,17 +39,22 @@ pub enum Intent {
     /// pair's end-to-end encrypted one instead (`ids::encrypted_direct_conv_id`), whose
     /// creation carries this device's MLS group and the commit adding the pair's other
     /// devices, as an encrypted `CreateConversation` does (docs/E2EE.md, "Direct
-    /// conversations").
+    /// conversations and support threads").
     OpenDirect {
         peer: AccountId,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         encrypted: bool,
     },
-    /// Find-or-create the support thread of `client` about `resource`.
+    /// Find-or-create the support thread of `client` about `resource`. `encrypted`: their
+    /// end-to-end encrypted one instead (`ids::encrypted_support_conv_id`), made like an
+    /// encrypted `OpenDirect` with the devices of the client and the owner (docs/E2EE.md,
+    /// "Direct conversations and support threads").
     OpenSupport {
         resource: ResourceId,
         client: AccountId,
         owner: AccountId,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        encrypted: bool,
     },
     /// Any new message: text, media, system, proposal, proposal response, forward, scheduled.
     Send {
@@ -283,8 +289,11 @@ pub fn targets(
         CreateConversation { conv: c, .. } => vec![conv(c)],
         OpenDirect { peer, encrypted } => vec![conv(&direct_id(tenant, me, peer, *encrypted))],
         OpenSupport {
-            resource, client, ..
-        } => vec![conv(&support_conv_id(tenant, client, resource))],
+            resource,
+            client,
+            encrypted,
+            ..
+        } => vec![conv(&support_id(tenant, client, resource, *encrypted))],
         Send { conv: c, message } => vec![DocId::msgs(tenant, c, place(c, message.created_at))],
         Edit {
             conv: c, bucket, ..
@@ -347,6 +356,20 @@ pub fn direct_id(tenant: &TenantId, me: &AccountId, peer: &AccountId, encrypted:
         encrypted_direct_conv_id(tenant, me, peer)
     } else {
         direct_conv_id(tenant, me, peer)
+    }
+}
+
+/// The support thread of `client` about `resource`, plaintext or end-to-end encrypted.
+pub fn support_id(
+    tenant: &TenantId,
+    client: &AccountId,
+    resource: &ResourceId,
+    encrypted: bool,
+) -> ConvId {
+    if encrypted {
+        encrypted_support_conv_id(tenant, client, resource)
+    } else {
+        support_conv_id(tenant, client, resource)
     }
 }
 

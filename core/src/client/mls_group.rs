@@ -60,18 +60,20 @@ impl ClientEngine {
                 return Ready::Yes; // refused when written: no device
             };
             let Some(epoch) = mls.device.epoch(&group) else {
-                // A direct conversation's device whose own group lost waits for the Welcome
-                // of the winner's commit; elsewhere refused when written: not in the group.
-                return if conv.is_direct() && self.group_accepted(&conv) {
+                // A direct conversation's or support thread's device whose own group lost
+                // waits for the Welcome of the winner's commit; elsewhere refused when
+                // written: not in the group.
+                return if conv.is_deterministic() && self.group_accepted(&conv) {
                     Ready::Wait
                 } else {
                     Ready::Yes
                 };
             };
             let accepted = self.docs.get(&doc).and_then(|d| read::read_mls(&d.server));
-            // Two devices may make a direct conversation's group; the one the server takes
-            // is the group: nothing is sealed for this device's own before that.
-            if accepted.is_none() && conv.is_direct() {
+            // Two devices may make a direct conversation's or support thread's group; the
+            // one the server takes is the group: nothing is sealed for this device's own
+            // before that.
+            if accepted.is_none() && conv.is_deterministic() {
                 return Ready::Wait;
             }
             let accepted = accepted.map_or(0, |m| m.epoch);
@@ -101,32 +103,33 @@ impl ClientEngine {
                 members,
                 encrypted: true,
                 ..
-            } => {
-                let mut accounts: BTreeSet<AccountId> =
-                    members.iter().map(|(a, _)| a.clone()).collect();
-                accounts.insert(self.config.account.clone());
-                accounts.into_iter().collect()
-            }
-            Intent::OpenDirect {
-                peer,
-                encrypted: true,
-            } if self.creates_group(intent) => {
-                let mut accounts = BTreeSet::from([peer.clone()]);
-                accounts.insert(self.config.account.clone());
-                accounts.into_iter().collect()
+            } => self.with_me(members.iter().map(|(a, _)| a)),
+            // A deterministic encrypted creation: its parties' devices (`creates_group` only
+            // holds for an encrypted one).
+            Intent::OpenDirect { peer, .. } if self.creates_group(intent) => self.with_me([peer]),
+            Intent::OpenSupport { client, owner, .. } if self.creates_group(intent) => {
+                self.with_me([client, owner])
             }
             _ => Vec::new(),
         }
     }
 
-    /// Whether `intent` makes its conversation's group: an encrypted creation, or the
-    /// find-or-create of an encrypted direct conversation whose group this device neither
-    /// holds nor knows of (one known is joined from its Welcome instead).
+    /// `accounts` and this device's own (its other devices), once each, in order.
+    fn with_me<'a>(&self, accounts: impl IntoIterator<Item = &'a AccountId>) -> Vec<AccountId> {
+        let mut all: BTreeSet<AccountId> = accounts.into_iter().cloned().collect();
+        all.insert(self.config.account.clone());
+        all.into_iter().collect()
+    }
+
+    /// Whether `intent` makes its conversation's group: an encrypted creation, or a
+    /// deterministic encrypted creation (the find-or-create of an encrypted direct
+    /// conversation or support thread) whose group this device neither holds nor knows of
+    /// (one known is joined from its Welcome instead).
     pub(super) fn creates_group(&self, intent: &Intent) -> bool {
         let Some(conv) = self.created_conv(intent) else {
             return false;
         };
-        if !matches!(intent, Intent::OpenDirect { .. }) {
+        if matches!(intent, Intent::CreateConversation { .. }) {
             return true;
         }
         let (doc, group) = self.group_of(&conv);
@@ -159,6 +162,17 @@ impl ClientEngine {
                 &self.config.tenant,
                 &self.config.account,
                 peer,
+                true,
+            )),
+            Intent::OpenSupport {
+                resource,
+                client,
+                encrypted: true,
+                ..
+            } => Some(super::apply::support_id(
+                &self.config.tenant,
+                client,
+                resource,
                 true,
             )),
             _ => None,
@@ -361,8 +375,8 @@ impl ClientEngine {
         let mut changed = false;
         if lost_creation(&mls.device, &group, &state.server) {
             // Another device's group of this conversation was accepted first (two devices
-            // opened an encrypted direct conversation offline): this one is dropped, with its
-            // commit, and the device joins the winner's from its Welcome.
+            // opened an encrypted direct conversation or support thread offline): this one
+            // is dropped, with its commit, and the device joins the winner's from its Welcome.
             mls.committing.retain(|_, c| c.group != group);
             mls.scanned.remove(&group);
             if let Err(e) = mls.device.forget_group(&group) {

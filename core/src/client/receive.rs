@@ -414,7 +414,8 @@ impl ClientEngine {
             let conv = conv.clone();
             self.follow_group(&conv);
             if self.group_accepted(&conv) {
-                // Sends into a direct conversation wait for its group to be the server's.
+                // Sends into a direct conversation or support thread wait for its group to
+                // be the server's.
                 self.advance();
             }
         }
@@ -621,9 +622,9 @@ impl ClientEngine {
     /// move first (two members reopening an archived conversation with their messages): what
     /// it asked for holds, so it ends accepted rather than rejected for someone else's write.
     ///
-    /// Likewise an encrypted direct conversation whose group another device made first (both
-    /// opened it offline): the conversation exists, encrypted, and this device joins that
-    /// group from its Welcome (`follow_group`).
+    /// Likewise an encrypted direct conversation or support thread whose group another device
+    /// made first (both opened it offline): the conversation exists, encrypted, and this
+    /// device joins that group from its Welcome (`follow_group`).
     fn goal_holds(&self, id: u64, doc: &DocId, code: &str) -> bool {
         let server = || self.docs.get(doc).map(|d| &d.server);
         match self.outbox.get(&id).map(|e| &e.intent) {
@@ -632,9 +633,14 @@ impl ClientEngine {
                     && server().is_some_and(|d| read::read_lifecycle(d).state == *state)
             }
             // The server names the group's key itself: another group holds it.
-            Some(Intent::OpenDirect {
-                encrypted: true, ..
-            }) => code == DenyCode::AlreadyCreated.as_str(),
+            Some(
+                Intent::OpenDirect {
+                    encrypted: true, ..
+                }
+                | Intent::OpenSupport {
+                    encrypted: true, ..
+                },
+            ) => code == DenyCode::AlreadyCreated.as_str(),
             _ => false,
         }
     }

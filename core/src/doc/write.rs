@@ -13,8 +13,8 @@ use super::read::get_map;
 use super::schema::{keys::*, message_shard, reaction_key};
 use super::{creation_actor, genesis, DocError, IntentTag};
 use crate::ids::{
-    direct_conv_id, encrypted_direct_conv_id, support_conv_id, AccountId, ConvId, DocId, MessageId,
-    TenantId,
+    direct_conv_id, encrypted_direct_conv_id, encrypted_support_conv_id, support_conv_id,
+    AccountId, ConvId, DocId, MessageId, TenantId,
 };
 use crate::model::account::Profile;
 use crate::model::contact::Contact;
@@ -232,7 +232,7 @@ pub fn direct_creation_change(
 /// The creation change of the end-to-end encrypted direct conversation of `a` and `b`
 /// (`encrypted_direct_conv_id`, `meta/encrypted`): the same bytes on every device; its MLS
 /// group follows in a change of the device that makes it (docs/E2EE.md, "Direct
-/// conversations").
+/// conversations and support threads").
 pub fn encrypted_direct_creation_change(
     tenant: &TenantId,
     a: &AccountId,
@@ -276,13 +276,39 @@ pub fn support_creation_change(
     tenant: &TenantId,
     link: &ResourceLink,
 ) -> Result<(DocId, Change), DocError> {
-    let conv = support_conv_id(tenant, &link.client, &link.resource);
+    support_creation(tenant, link, false)
+}
+
+/// The creation change of a client's end-to-end encrypted support thread about a resource
+/// (`encrypted_support_conv_id`, `meta/encrypted`): the same bytes on every device; its MLS
+/// group follows in a change of the device that makes it (docs/E2EE.md, "Direct
+/// conversations and support threads").
+pub fn encrypted_support_creation_change(
+    tenant: &TenantId,
+    link: &ResourceLink,
+) -> Result<(DocId, Change), DocError> {
+    support_creation(tenant, link, true)
+}
+
+fn support_creation(
+    tenant: &TenantId,
+    link: &ResourceLink,
+    encrypted: bool,
+) -> Result<(DocId, Change), DocError> {
+    let conv = if encrypted {
+        encrypted_support_conv_id(tenant, &link.client, &link.resource)
+    } else {
+        support_conv_id(tenant, &link.client, &link.resource)
+    };
     let doc_id = DocId::conv(tenant, &conv);
     let change = deterministic_creation(&doc_id, |tx| {
         let meta = top(tx, META)?;
         tx.put(&meta, KIND, ConvKind::Support.as_str())?;
         tx.put(&meta, CREATED_AT, 0_i64)?;
         tx.put(&meta, BUCKET_MS, DEFAULT_BUCKET_MS)?;
+        if encrypted {
+            tx.put(&meta, ENCRYPTED, true)?;
+        }
         tx.put(&meta, RESOURCE, link.resource.as_str())?;
         tx.put(&meta, CLIENT, link.client.as_str())?;
         tx.put(&meta, OWNER, link.owner.as_str())?;

@@ -460,6 +460,9 @@ fn validate_creation(
                 _ => None,
             }
         }
+        Some((ConvKind::Support, Some(link))) if encrypted => {
+            write::encrypted_support_creation_change(tenant, &link).ok()
+        }
         Some((ConvKind::Support, Some(link))) => write::support_creation_change(tenant, &link).ok(),
         _ => None,
     };

@@ -92,6 +92,10 @@ pub struct SupportInput {
     #[serde(default)]
     #[tsify(optional)]
     pub owner_name: Option<String>,
+    /// Their end-to-end encrypted thread, as `openDirect`'s option.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub encrypted: Option<bool>,
 }
 
 /// An attachment reference (never the bytes).
@@ -309,8 +313,8 @@ pub struct TimelineOptions {
 #[serde(default)]
 pub struct DirectOptions {
     /// The pair's end-to-end encrypted direct conversation (docs/E2EE.md, "Direct
-    /// conversations"), apart from the plaintext one; needs this device's MLS state, which
-    /// every client has.
+    /// conversations and support threads"), apart from the plaintext one; needs this
+    /// device's MLS state, which every client has.
     #[tsify(optional)]
     pub encrypted: Option<bool>,
 }

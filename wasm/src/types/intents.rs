@@ -126,6 +126,9 @@ pub enum IntentData {
         resource: String,
         client: String,
         owner: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        #[tsify(optional)]
+        encrypted: bool,
     },
     Send {
         conv: String,
@@ -342,10 +345,12 @@ impl From<cc::Intent> for IntentData {
                 resource,
                 client,
                 owner,
+                encrypted,
             } => IntentData::OpenSupport {
                 resource: resource.into(),
                 client: client.into(),
                 owner: owner.into(),
+                encrypted,
             },
             I::Send { conv, message } => IntentData::Send {
                 conv: conv.into(),
@@ -582,10 +587,12 @@ impl TryFrom<IntentData> for cc::Intent {
                 resource,
                 client,
                 owner,
+                encrypted,
             } => I::OpenSupport {
                 resource: ResourceId::new(resource)?,
                 client: acc(client)?,
                 owner: acc(owner)?,
+                encrypted,
             },
             IntentData::Send { conv: c, message } => I::Send {
                 conv: conv(c)?,
