@@ -1166,6 +1166,59 @@ async fn a_support_threads_lead_is_named_and_closed_with_its_outcome() {
     assert_eq!(in_group.body["code"], "support_only", "{}", in_group.body);
 }
 
+/// A client's encrypted support thread is another conversation than its plaintext one,
+/// found the same by both parties; REST writes its creation, names and lead (changes of no
+/// device, which commit nothing), shows its `encryption`, and cannot post into it.
+#[tokio::test]
+async fn an_encrypted_support_thread_is_found_apart_from_the_plaintext_one() {
+    let s = Server::start().await;
+    let (client, owner) = (s.user("carl"), s.user("olivia"));
+    let plain = s
+        .post(
+            "/v1/conversations/support",
+            &client,
+            json!({"client": "carl", "resource": "room-3", "owner": "olivia"}),
+        )
+        .await;
+    let plain = expect(&plain, 201).clone();
+    let open = json!({"client": "carl", "resource": "room-3", "owner": "olivia",
+        "encrypted": true, "client_name": "Carl"});
+    let sealed = s
+        .post("/v1/conversations/support", &client, open.clone())
+        .await;
+    let sealed = expect(&sealed, 201).clone();
+    let id = sealed["id"].as_str().expect("id").to_owned();
+    assert_ne!(sealed["id"], plain["id"]);
+    assert!(id.starts_with("s-"), "{id}");
+    assert_eq!(sealed["type"], "support");
+    assert_eq!(sealed["encryption"]["enabled"], true);
+    assert_eq!(plain["encryption"]["enabled"], false);
+    assert_eq!(sealed["resource"]["client_name"], "Carl");
+    assert_eq!(member(&sealed, "olivia")["base_role"], "owner");
+    let found = s.post("/v1/conversations/support", &owner, open).await;
+    assert_eq!(expect(&found, 200)["id"], sealed["id"]);
+
+    let post = s
+        .post(
+            &format!("/v1/conversations/{id}/messages"),
+            &owner,
+            json!({"body": "in the clear"}),
+        )
+        .await;
+    expect_error(&post, 403, "plaintext_in_encrypted");
+    let closed = s
+        .post(
+            &format!("/v1/conversations/{id}/lead"),
+            &owner,
+            json!({"lead": "L-1", "outcome": "closed_lost"}),
+        )
+        .await;
+    let closed = expect(&closed, 200);
+    assert_eq!(closed["lifecycle"], "closed");
+    assert_eq!(closed["resource"]["lead"], "L-1");
+    assert_eq!(closed["encryption"]["enabled"], true);
+}
+
 /// Ownership through REST: only the owner transfers, only to an active member, in one
 /// change; the only owner neither leaves nor is removed first; a service asks the policy.
 #[tokio::test]

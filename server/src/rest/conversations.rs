@@ -11,13 +11,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::automerge::ScalarValue;
-use confab_core::client::apply::direct_id;
+use confab_core::client::apply::{direct_id, support_id};
 use confab_core::doc::read::ConvPrefs;
 use confab_core::doc::schema::keys;
 use confab_core::doc::write::{self, CreateConv};
-use confab_core::ids::{
-    support_conv_id, AccountId, ConvId, DocId, MessageId, ResourceId, TenantId,
-};
+use confab_core::ids::{AccountId, ConvId, DocId, MessageId, ResourceId, TenantId};
 use confab_core::model::conversation::{
     ConvKind, Conversation, EditPolicy, Info, JoinPolicy, Member, MemberStatus, ResourceLink, Role,
     SendPolicy, Settings, ThreadLink, DEFAULT_BUCKET_MS,
@@ -158,7 +156,8 @@ pub struct DirectRequest {
     #[serde(alias = "peer_user_id")]
     peer: AccountId,
     /// The pair's end-to-end encrypted direct conversation (docs/E2EE.md, "Direct
-    /// conversations"): only its creation; the group is a member's device's to make.
+    /// conversations and support threads"): only its creation; the group is a member's
+    /// device's to make.
     #[serde(default)]
     encrypted: bool,
 }
@@ -229,6 +228,11 @@ pub struct SupportRequest {
     client_name: Option<String>,
     #[serde(default)]
     owner_name: Option<String>,
+    /// The client's end-to-end encrypted thread about the resource (docs/E2EE.md, "Direct
+    /// conversations and support threads"): only its creation; the group is a member's
+    /// device's to make.
+    #[serde(default)]
+    encrypted: bool,
 }
 
 impl SupportRequest {
@@ -301,7 +305,7 @@ async fn apply_support_names(
 }
 
 /// `POST /v1/conversations/support`: the client's thread about a resource. Found
-/// by (client, resource); `owner` is used only when it is created.
+/// by (client, resource), the encrypted one apart; `owner` is used only when it is created.
 pub async fn support(
     State(app): State<AppState>,
     caller: Writer,
@@ -314,7 +318,7 @@ pub async fn support(
             "a support thread is opened by its client, its owner or a service account",
         ));
     }
-    let id = support_conv_id(&caller.tenant, &req.client, &req.resource);
+    let id = support_id(&caller.tenant, &req.client, &req.resource, req.encrypted);
     if let Some(conv) = app.engine.conversation(&caller.tenant, &id).await {
         // The owner named in the request may not be the thread's: only its parties see it.
         if !caller.service && conv.member(&caller.account).is_none() {
@@ -334,8 +338,12 @@ pub async fn support(
         client: req.client,
         owner: req.owner,
     };
-    let (doc, change) = write::support_creation_change(&caller.tenant, &link)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let created = if req.encrypted {
+        write::encrypted_support_creation_change(&caller.tenant, &link)
+    } else {
+        write::support_creation_change(&caller.tenant, &link)
+    };
+    let (doc, change) = created.map_err(|e| ApiError::internal(e.to_string()))?;
     submit_creation(&app, &caller, doc, change.raw_bytes().to_vec()).await?;
     apply_support_names(&app, &caller, &id, names).await?;
     respond_with(&app, &caller, &id, StatusCode::CREATED).await
