@@ -207,3 +207,41 @@ pub async fn online_with_packages(clients: &[&NativeClient]) {
         .await;
     }
 }
+
+/// Two devices with their key packages in the directory go offline; each opens `conv`
+/// (an encrypted direct conversation or support thread) with its intent and sends a message
+/// (id, body), and both come back at once. Whichever group the server takes first is the
+/// group, the other device drops its own and joins it from the Welcome: every intent ends
+/// accepted, both devices follow `conv` at epoch 1 (the winner's creation commit added the
+/// other device, nothing more) and read both messages.
+pub async fn offline_creations_converge(
+    conv: &ConvId,
+    devices: [(&NativeClient, Intent, &str, &str); 2],
+) {
+    let (a, b) = (devices[0].0, devices[1].0);
+    online_with_packages(&[a, b]).await;
+    a.set_online(false).await.unwrap();
+    b.set_online(false).await.unwrap();
+    let mut ids = Vec::new();
+    for (c, open, id, body) in &devices {
+        let opened = c.intent(open.clone()).await.unwrap();
+        ids.push((*c, [opened, send(c, conv, id, body).await]));
+    }
+    let (up_a, up_b) = tokio::join!(a.set_online(true), b.set_online(true));
+    up_a.unwrap();
+    up_b.unwrap();
+    for (c, ids) in ids {
+        for id in ids {
+            accepted(c, id).await;
+        }
+    }
+    for c in [a, b] {
+        follow_conv(c, conv).await;
+    }
+    for c in [a, b] {
+        at_epoch(c, conv, 1).await;
+        for (_, _, id, body) in &devices {
+            reads(c, conv, id, body).await;
+        }
+    }
+}

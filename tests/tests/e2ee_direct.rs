@@ -1,7 +1,7 @@
 //! End-to-end encrypted direct conversations between `confab-client` devices against the
-//! real server binary, on both stores (docs/E2EE.md, "Direct conversations"): the encrypted
-//! one is apart from the plaintext one of the same pair, its creation carries the group and
-//! the peer's devices, opening it again makes no second group; and two devices that open it
+//! real server binary, on both stores (docs/E2EE.md, "Direct conversations and support
+//! threads"): the encrypted one is apart from the plaintext one of the same pair, its
+//! creation carries the group and the peer's devices, opening it again makes no second group; and two devices that open it
 //! offline converge on one conversation and one group, both intents accepted, every message
 //! of both readable by both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -107,54 +107,30 @@ async fn encrypted_direct_postgres() {
 }
 
 /// Carol and dave open their encrypted direct conversation while both are offline, each
-/// with a message, and come back at once: whichever group the server takes first is the
-/// group, the other device drops its own and joins it from the Welcome, both intents end
-/// accepted, and both messages are readable on both devices.
-async fn offline_creations_converge(backend: Backend) {
+/// with a message, and come back at once: one group, both intents accepted, both messages
+/// readable on both devices (`native_support::offline_creations_converge`).
+async fn offline_race(backend: Backend) {
     let server = TestServer::start(backend).await.unwrap();
     let dirs = fresh_dirs(&format!("e2ee-direct-race-{backend:?}"), 2);
     let carol = device_client(&server, "carol", "phone", &dirs[0]);
     let dave = device_client(&server, "dave", "phone", &dirs[1]);
-    // Both registered their key packages before going away.
-    online(&carol).await;
-    online(&dave).await;
-    carol.set_online(false).await.unwrap();
-    dave.set_online(false).await.unwrap();
-
     let conv = direct_id(&tenant(), &acc("carol"), &acc("dave"), true);
-    let by_carol = carol.intent(open_direct("dave", true)).await.unwrap();
-    let by_dave = dave.intent(open_direct("carol", true)).await.unwrap();
-    let from_carol = send(&carol, &conv, "c1", "carol, offline").await;
-    let from_dave = send(&dave, &conv, "d1", "dave, offline").await;
-
-    let (a, b) = tokio::join!(carol.set_online(true), dave.set_online(true));
-    a.unwrap();
-    b.unwrap();
-    for (c, ids) in [
-        (&carol, [by_carol, from_carol]),
-        (&dave, [by_dave, from_dave]),
-    ] {
-        for id in ids {
-            accepted(c, id).await;
-        }
-    }
-    follow_conv(&carol, &conv).await;
-    follow_conv(&dave, &conv).await;
-    // One group: the winner's creation commit added the other device, nothing more.
-    at_epoch(&carol, &conv, 1).await;
-    at_epoch(&dave, &conv, 1).await;
-    for c in [&carol, &dave] {
-        reads(c, &conv, "c1", "carol, offline").await;
-        reads(c, &conv, "d1", "dave, offline").await;
-    }
+    offline_creations_converge(
+        &conv,
+        [
+            (&carol, open_direct("dave", true), "c1", "carol, offline"),
+            (&dave, open_direct("carol", true), "d1", "dave, offline"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn offline_creations_converge_sqlite() {
-    offline_creations_converge(Backend::Sqlite).await;
+    offline_race(Backend::Sqlite).await;
 }
 
 #[tokio::test]
 async fn offline_creations_converge_postgres() {
-    offline_creations_converge(Backend::Postgres).await;
+    offline_race(Backend::Postgres).await;
 }
