@@ -101,9 +101,11 @@ test("an encrypted direct conversation from the dialog: lock on both sides, read
     for (const page of pages) assert.deepEqual(page.errors, [], `${page.user}'s page threw`);
   });
   for (const page of pages) await deviceReady(page);
-  // The plain group the forward below aims at, with a message of its own.
+  // The plain group the forward below aims at, with a message of its own, and an encrypted
+  // one.
   const room = await createGroup(alice, "Open room", ["bob"]);
   await say(alice, "from the open room");
+  const vault = await createGroup(alice, "Vault", ["bob"], { encrypted: true });
 
   const conv = await openDirect(alice, "bob", { encrypted: true });
   await bothRead(alice, bob, conv, "just between us", "agreed, sealed");
@@ -135,6 +137,16 @@ test("an encrypted direct conversation from the dialog: lock on both sides, read
   await copy.locator(".forwarded").waitFor({ timeout: WAIT_MS });
   assert.equal(await copy.getAttribute("data-author"), "alice", "the copy is alice's message");
   await shot(bob, "forwarded into encryption");
+
+  // From one encrypted conversation into another: the copy carries what alice's device
+  // opened, sealed again for the vault's group, and bob reads it there.
+  await openConversation(alice, conv);
+  await forward(alice, "agreed, sealed", vault);
+  await alice.waitForSelector("dialog", { state: "detached", timeout: WAIT_MS });
+  await openConversation(bob, vault);
+  const sealedCopy = bob.locator(".center .msg").filter({ has: bob.locator('.msg-body:text-is("agreed, sealed")') });
+  await sealedCopy.locator(".forwarded").waitFor({ timeout: WAIT_MS });
+  assert.equal(await sealedCopy.getAttribute("data-author"), "alice", "the sealed copy is alice's message");
 
   // The plain direct conversation is another one, without the lock.
   const plain = await openDirect(alice, "bob");
