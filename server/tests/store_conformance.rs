@@ -222,18 +222,12 @@ async fn pg_raw(env: &Env) -> PgConnection {
 
 /// `acme/room` (alice its owner, bob a member) and alice's message `racy`.
 async fn racing_room(s: &dyn Store, seqs: &mut Seqs) {
-    let cd = conv_doc("acme", "room");
-    let seq = seqs.next(&cd);
-    s.commit(&[with(
-        change(&cd, seq, "alice"),
-        vec![
-            p_conv(conv_row("acme", "room", "group", None, 100)),
-            p_member("acme", "room", "alice", "owner", "active"),
-            p_member("acme", "room", "bob", "member", "active"),
-        ],
-    )])
-    .await
-    .expect("room");
+    room(
+        s,
+        seqs,
+        vec![p_member("acme", "room", "bob", "member", "active")],
+    )
+    .await;
     s.commit(&[message_change(
         seqs,
         "acme",

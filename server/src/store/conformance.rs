@@ -47,7 +47,7 @@ pub use deletion::{
 };
 pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
-pub use search::{search_index_follows_rows, search_with_many_matches};
+pub use search::{room, search_index_follows_rows, search_with_many_matches};
 pub use stats::stats_and_view_counts;
 
 /// Opens another store instance on the same database (another server process).
