@@ -518,7 +518,8 @@ fn restored(peer: &Peer, bucket: &DocId) -> Peer {
     }
 }
 
-/// What `peer` shows of message `id`: its body, or why it cannot be read.
+/// What `peer` shows of message `id`: its body, or why it cannot be read. The host's
+/// lookup of one message (`message`, `cannot_open`: what a forward copies) agrees.
 fn shown(peer: &Peer, id: &str) -> Result<String, String> {
     shown_in(peer, &conv("secret"), id)
 }
@@ -530,6 +531,17 @@ fn shown_in(peer: &Peer, c: &ConvId, id: &str) -> Result<String, String> {
         .into_iter()
         .find(|i| i.message.id.as_str() == id)
         .expect("the message is in the timeline");
+    let message_id = MessageId::new(id).unwrap();
+    let (_, looked_up) = peer
+        .engine
+        .message(&conv("secret"), &message_id)
+        .expect("the message is loaded");
+    let why = peer.engine.cannot_open(&conv("secret"), &message_id);
+    assert_eq!(why, item.undecryptable, "lookup and timeline of {id}");
+    assert_eq!(
+        looked_up.body, item.message.body,
+        "lookup and timeline of {id}"
+    );
     match item.undecryptable {
         Some(reason) => Err(reason),
         None => Ok(item.message.body),

@@ -77,13 +77,7 @@ fn expired_buckets_are_dropped_locally_on_the_next_sync() {
     assert!(!dev.keys_of(&old).is_empty(), "the old bucket is stored");
 
     // A 5-day retention. Dropping waits for the next sync (reconnecting here).
-    let set = Intent::SetSetting {
-        conv: conv.clone(),
-        key: "retention_days".into(),
-        value: serde_json::json!(5),
-    };
-    dev.engine.intent(set, dev.now).unwrap();
-    dev.pump();
+    dev.set_retention_days(&conv, 5);
     assert_eq!(
         dev.engine
             .conversation(&conv)

@@ -291,13 +291,7 @@ fn expiry_takes_the_index_entries_of_stored_buckets_along() {
         dev.found("kiwi", &SearchOptions::default()),
         ["today", "old"]
     );
-    let set = Intent::SetSetting {
-        conv: conv.clone(),
-        key: "retention_days".into(),
-        value: serde_json::json!(5),
-    };
-    dev.engine.intent(set, dev.now).unwrap();
-    dev.pump();
+    dev.set_retention_days(&conv, 5);
     dev.disconnect();
     dev.connect();
     assert_eq!(dev.found("kiwi", &SearchOptions::default()), ["today"]);
@@ -448,13 +442,7 @@ fn words_of_removed_texts_leave_the_dictionary() {
     assert_eq!(dev.found("zeb", &SearchOptions::default()), ["d"]);
 
     // Expiry of a bucket only stored (after the restart) takes its words too.
-    let set = Intent::SetSetting {
-        conv: conv.clone(),
-        key: "retention_days".into(),
-        value: serde_json::json!(5),
-    };
-    dev.engine.intent(set, dev.now).unwrap();
-    dev.pump();
+    dev.set_retention_days(&conv, 5);
     dev.disconnect();
     dev.connect();
     assert!(

@@ -3,7 +3,8 @@
 //! proposals and join requests (never the author, never a non-member), each member's
 //! notification level and mute, the unread count, pages by cursor, marking read, a
 //! removed member no longer seeing the conversation's notifications, a deleted message's
-//! preview leaving the feed, tenants kept apart, and the error codes.
+//! preview leaving the feed, nothing of a message of a deleted conversation kept whenever the
+//! notifier gets to it, tenants kept apart, and the error codes.
 //!
 //! The feed is computed after the commit by a worker, so the tests wait for what must
 //! appear; that something must *not* appear is checked once a later event (queued behind
@@ -530,6 +531,174 @@ async fn proposals_on_postgres() {
     on_fresh_postgres(
         "confab_notifications_proposals",
         move |url: String| async move { proposals(Server::start_on(Some(&url)).await).await },
+    )
+    .await;
+}
+
+/// How the notifier's write for a message is ordered against its conversation's deletion.
+enum Order {
+    /// Not forced: the message and the deletion are committed one after the other, the
+    /// notifier runs whenever it does.
+    Any,
+    /// Postgres: the notifier is held on an earlier event (an uncommitted row with the key
+    /// of its write, on this connection) until the deletion has committed, so it computes
+    /// the message's notification after the deletion.
+    DeletionFirst(sqlx::PgConnection),
+}
+
+/// Counts the stored notifications whose preview holds `text`, straight from the table.
+async fn stored_with(s: &Server, url: Option<&str>, text: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = "SELECT COUNT(*) FROM notifications WHERE preview LIKE '%' || $1 || '%'";
+    match url {
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar(sql)
+                .bind(text)
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+        None => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(s.sqlite_path());
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("open");
+            sqlx::query_scalar(sql)
+                .bind(text)
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+    }
+}
+
+/// A message mentioning bob and its conversation's deletion: whenever the notifier gets
+/// to the message, bob's feed (REST) and the notifications table keep nothing of its text;
+/// when it gets to it after the deletion, nothing of it at all.
+async fn deleted_conversation(s: Server, url: Option<&str>, order: Order) {
+    const MARKER: &str = "marker-7f3a";
+    let alice = s.token_of(TENANT, "alice");
+    let bob = s.token_of(TENANT, "bob");
+    for conv in ["lobby", "room"] {
+        s.ok(
+            Method::POST,
+            "/v1/conversations",
+            &alice,
+            Some(json!({"kind": "group", "id": conv, "members": [{"account": "bob"}]})),
+        )
+        .await;
+    }
+    let mut held = None;
+    if let Order::DeletionFirst(mut conn) = order {
+        use sqlx::Executor;
+        conn.execute("BEGIN").await.expect("begin");
+        sqlx::query(
+            "INSERT INTO notifications (tenant, account, kind, conv, source, message, actor, \
+             preview, created_at) VALUES ($1, 'bob', 'mention', 'lobby', 'hold', 'hold', \
+             'alice', '', 0)",
+        )
+        .bind(TENANT)
+        .execute(&mut conn)
+        .await
+        .expect("hold the key");
+        s.post_message(
+            &alice,
+            "lobby",
+            json!({"id": "hold", "body": "wait", "mentions": ["bob"]}),
+        )
+        .await;
+        // The notifier's write of `hold` waits for this transaction.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'transactionid' \
+                 AND NOT granted AND database IS NULL AND pid IN (SELECT pid \
+                 FROM pg_stat_activity WHERE datname = current_database())",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("locks");
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the notifier never waited"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        held = Some(conn);
+    }
+    s.post_message(
+        &alice,
+        "room",
+        json!({"id": "secret", "body": format!("the {MARKER} plan"), "mentions": ["bob"]}),
+    )
+    .await;
+    s.ok(Method::DELETE, "/v1/conversations/room", &alice, None)
+        .await;
+    let forced = held.is_some();
+    if let Some(mut conn) = held {
+        use sqlx::Executor;
+        conn.execute("ROLLBACK")
+            .await
+            .expect("release the notifier");
+    }
+    // Events are taken in order: once `after` shows, `secret` was computed.
+    s.post_message(
+        &alice,
+        "lobby",
+        json!({"id": "after", "body": "x", "mentions": ["bob"]}),
+    )
+    .await;
+    let page = s.feed_until(&bob, "after").await;
+    let notes = page["notifications"].as_array().expect("notifications");
+    assert!(
+        notes
+            .iter()
+            .all(|n| !n["preview"].as_str().unwrap_or_default().contains(MARKER)),
+        "{page}"
+    );
+    if forced {
+        assert!(
+            notes.iter().all(|n| n["message"] != "secret"),
+            "notified after the deletion: {page}"
+        );
+        assert_eq!(
+            kinds(&page),
+            [pair("mention", "after"), pair("mention", "hold")]
+        );
+    }
+    assert_eq!(stored_with(&s, url, MARKER).await, 0);
+}
+
+#[tokio::test]
+async fn deleted_conversation_on_sqlite() {
+    deleted_conversation(Server::start_on(None).await, None, Order::Any).await;
+}
+
+#[tokio::test]
+async fn deleted_conversation_on_postgres() {
+    on_fresh_postgres(
+        "confab_notifications_deleted",
+        move |url: String| async move {
+            deleted_conversation(Server::start_on(Some(&url)).await, Some(&url), Order::Any).await
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deleted_before_the_notifier_on_postgres() {
+    on_fresh_postgres(
+        "confab_notifications_deleted_first",
+        move |url: String| async move {
+            use sqlx::Connection;
+            let server = Server::start_on(Some(&url)).await;
+            let conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+            deleted_conversation(server, Some(&url), Order::DeletionFirst(conn)).await
+        },
     )
     .await;
 }

@@ -207,3 +207,168 @@ async fn sqlite_memory_store() {
         1
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Postgres: the notifier's writes and a concurrent deletion (migration 0035)
+// ---------------------------------------------------------------------------------------
+
+/// A plain connection to the case's database.
+async fn pg_raw(env: &Env) -> PgConnection {
+    let options = env.store.cluster_options().expect("a Postgres store");
+    PgConnection::connect_with(&options)
+        .await
+        .expect("plain connection")
+}
+
+/// `acme/room` (alice its owner, bob a member) and alice's message `racy`.
+async fn racing_room(s: &dyn Store, seqs: &mut Seqs) {
+    room(
+        s,
+        seqs,
+        vec![p_member("acme", "room", "bob", "member", "active")],
+    )
+    .await;
+    s.commit(&[message_change(
+        seqs,
+        "acme",
+        "room",
+        "racy",
+        "alice",
+        1001,
+        "racy words",
+    )])
+    .await
+    .expect("post");
+}
+
+/// Waits until a backend of this database waits for an advisory lock. It only orders the
+/// steps: the outcome is decided by the lock, whichever way the wait ends.
+async fn until_waiting(conn: &mut PgConnection) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .expect("locks");
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nobody waits for the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+fn racy_mention() -> confab_server::store::notifications::NewNotification {
+    use confab_server::store::notifications::{NewNotification, NotificationKind};
+    NewNotification {
+        tenant: tenant("acme"),
+        account: account("bob"),
+        kind: NotificationKind::Mention,
+        conv: conv("room"),
+        source: "racy".into(),
+        message: Some(msg_id("racy")),
+        actor: account("alice"),
+        preview: "racy words".into(),
+        created_at: 1001,
+    }
+}
+
+/// The conversation's deletion is under way (its transaction marked the messages deleted
+/// and holds the lock) when the notifier writes: the write waits, then stores nothing, nor
+/// does a webhook delivery of the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_deletion_under_way_leaves_the_notifier_nothing_to_write() {
+    run_postgres(|env| async move {
+        let s = env.store.clone();
+        racing_room(s.as_ref(), &mut Seqs::default()).await;
+        let mut deleting = pg_raw(&env).await;
+        let mut watch = pg_raw(&env).await;
+        deleting.execute("BEGIN").await.expect("begin");
+        deleting
+            .execute("UPDATE conversations SET lifecycle = 'deleted' WHERE conv = 'room'")
+            .await
+            .expect("delete the conversation");
+        let writer = tokio::spawn({
+            let s = s.clone();
+            async move { s.insert_notifications(&[racy_mention()]).await }
+        });
+        until_waiting(&mut watch).await;
+        deleting.execute("COMMIT").await.expect("commit");
+        let new = writer.await.expect("writer").expect("insert");
+        assert!(new.is_empty(), "{new:?}");
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notifications")
+            .fetch_one(&mut watch)
+            .await
+            .expect("count");
+        assert_eq!(rows, 0);
+
+        // The same for a delivery of its text.
+        use confab_server::store::webhooks::NewDelivery;
+        s.enqueue_deliveries(&[NewDelivery {
+            tenant: "acme".into(),
+            account: "bob".into(),
+            payload: "racy words".into(),
+            at: 10,
+            coalesce: None,
+            about: Some((conv("room"), msg_id("racy"))),
+        }])
+        .await
+        .expect("enqueue");
+        assert_eq!(s.pending_deliveries().await.expect("pending"), 0);
+    })
+    .await;
+}
+
+/// The notifier's write is under way (its transaction holds the lock shared and inserted
+/// the row, as `insert_notifications` does) when the conversation's deletion commits: the
+/// deletion waits for it, then clears the row's preview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_deletion_waits_for_the_notifier_and_clears_its_row() {
+    run_postgres(|env| async move {
+        let s = env.store.clone();
+        let mut seqs = Seqs::default();
+        racing_room(s.as_ref(), &mut seqs).await;
+        let mut notifier = pg_raw(&env).await;
+        let mut watch = pg_raw(&env).await;
+        notifier.execute("BEGIN").await.expect("begin");
+        notifier
+            .execute(
+                "SELECT pg_advisory_xact_lock_shared(hashtext('confab.notify'), \
+                 (id % 2147483647)::int4) FROM conversations WHERE conv = 'room'",
+            )
+            .await
+            .expect("lock");
+        notifier
+            .execute(
+                "INSERT INTO notifications (tenant, account, kind, conv, source, message, \
+                 actor, preview, created_at) VALUES ('acme', 'bob', 'mention', 'room', \
+                 'racy', 'racy', 'alice', 'racy words', 1001)",
+            )
+            .await
+            .expect("insert");
+        let cd = conv_doc("acme", "room");
+        let seq = seqs.next(&cd);
+        let mut row = conv_row("acme", "room", "group", None, 100);
+        row.lifecycle = "deleted".into();
+        let deletion = with(change(&cd, seq, "alice"), vec![p_conv(row)]);
+        let committer = tokio::spawn({
+            let s = s.clone();
+            async move { s.commit(&[deletion]).await }
+        });
+        until_waiting(&mut watch).await;
+        notifier.execute("COMMIT").await.expect("commit");
+        committer.await.expect("committer").expect("deletion");
+        let previews: Vec<String> = sqlx::query_scalar("SELECT preview FROM notifications")
+            .fetch_all(&mut watch)
+            .await
+            .expect("previews");
+        assert_eq!(previews, [""]);
+    })
+    .await;
+}

@@ -14,6 +14,7 @@
 //!   case: see [`attack`].
 //! - [`server`] (feature `server`): the real server binary as a child process
 //!   ([`server::TestServer`]), tokens; the e2e suites and the bench binaries use it.
+//! - [`http`] (feature `server`): one raw HTTP request ([`http::request`]).
 //! - [`wire`] (feature `server`): a raw protocol client over a real WebSocket
 //!   ([`wire::Client`]), for the e2e suites and the bench binaries.
 //! - [`text`]: deterministic chat-like bodies and message ids for load.
@@ -26,6 +27,8 @@ pub mod device;
 pub mod fixture;
 pub mod forward;
 pub mod group;
+#[cfg(feature = "server")]
+pub mod http;
 pub mod hub;
 pub mod ids;
 #[cfg(feature = "server")]

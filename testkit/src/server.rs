@@ -77,6 +77,31 @@ pub enum Backend {
     Postgres,
 }
 
+impl std::str::FromStr for Backend {
+    type Err = anyhow::Error;
+
+    /// The names the bench binaries take on their command lines.
+    fn from_str(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" => Ok(Backend::Postgres),
+            other => anyhow::bail!("unknown backend {other:?} (sqlite, postgres)"),
+        }
+    }
+}
+
+/// Appends `line` to the file at `path` (created if missing): the bench binaries' `--json`
+/// rows, one per run, collected across runs.
+pub fn append_line(path: &Path, line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")?;
+    Ok(())
+}
+
 /// A running `confab-server` with its own data folder or database.
 #[derive(Debug)]
 pub struct TestServer {

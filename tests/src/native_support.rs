@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use confab_core::automerge::ActorId;
 use confab_core::client::{ClientConfig, Intent, KEY_PACKAGES_TARGET};
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{AccountId, ConvId, DocId, DocTarget, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
 
@@ -108,6 +108,32 @@ pub async fn today(c: &NativeClient, conv: &ConvId) -> DocId {
 /// Waits until intent `id` of `c` is accepted.
 pub async fn accepted(c: &NativeClient, id: u64) {
     assert_eq!(c.settle(id, Duration::from_secs(20)).await.unwrap(), None);
+}
+
+/// `c` creates group `conv` with bob, writes `gone` (body `marker`) and `kept` into today's
+/// part and deletes `gone` for everyone, each accepted: a part a cut is due for. Answers
+/// the part and the delete intent (to send again after a fault).
+pub async fn part_with_a_deleted_message(
+    c: &NativeClient,
+    conv: &ConvId,
+    marker: &str,
+) -> (DocId, Intent) {
+    accepted(c, c.intent(group_of(conv, &["bob"])).await.unwrap()).await;
+    let part = today(c, conv).await;
+    let DocTarget::Msgs(_, bucket) = part.target() else {
+        unreachable!("a message part")
+    };
+    let bucket = *bucket;
+    c.open(part.clone()).await.unwrap();
+    accepted(c, send(c, conv, "gone", marker).await).await;
+    accepted(c, send(c, conv, "kept", "kept body").await).await;
+    let delete = Intent::Delete {
+        conv: conv.clone(),
+        message: MessageId::new("gone").unwrap(),
+        bucket,
+    };
+    accepted(c, c.intent(delete.clone()).await.unwrap()).await;
+    (part, delete)
 }
 
 pub async fn send(c: &NativeClient, conv: &ConvId, id: &str, body: &str) -> u64 {

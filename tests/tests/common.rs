@@ -221,8 +221,7 @@ pub struct HttpAnswer {
     pub body: String,
 }
 
-/// `method path` with `account`'s token (and `json` as the body) over plain HTTP/1.0: the
-/// answer ends with the connection, and no HTTP client library is needed.
+/// `method path` with `account`'s token (and `json` as the body) over plain HTTP/1.0.
 #[allow(dead_code)]
 pub async fn http(
     server: &TestServer,
@@ -231,48 +230,15 @@ pub async fn http(
     account: &str,
     json: Option<&str>,
 ) -> HttpAnswer {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+    let bearer = token(TENANT, account, false, 3600);
+    let body = json.map(|json| ("application/json", json.as_bytes()));
+    let answer = confab_testkit::http::request(server.port, method, path, &bearer, body, WAIT)
         .await
-        .expect("connect to the server");
-    let body = json.unwrap_or("");
-    let content = match json {
-        Some(_) => format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ),
-        None => String::new(),
-    };
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nAuthorization: Bearer {}\r\n{content}\r\n{body}",
-        token(TENANT, account, false, 3600)
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("send the request");
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut buf))
-        .await
-        .expect("an HTTP answer in time")
-        .expect("read the answer");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let retry_after_s = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("retry-after")
-            .then(|| value.trim().parse::<u64>().ok())
-            .flatten()
-    });
+        .expect("an HTTP answer in time");
     HttpAnswer {
-        status,
-        retry_after_s,
-        body: body.to_owned(),
+        status: answer.status,
+        retry_after_s: answer.header("retry-after").and_then(|v| v.parse().ok()),
+        body: answer.body,
     }
 }
 

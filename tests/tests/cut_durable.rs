@@ -48,21 +48,7 @@ async fn due_cut_survives_a_kill(backend: Backend) {
     let alice = client(&server, "alice", 1, &dirs[0]);
     alice.set_online(true).await.unwrap();
     let conv = ConvId::new("durable-room").unwrap();
-    accepted(
-        &alice,
-        alice.intent(group_of(&conv, &["bob"])).await.unwrap(),
-    )
-    .await;
-    let part = today(&alice, &conv).await;
-    alice.open(part.clone()).await.unwrap();
-    accepted(&alice, send(&alice, &conv, "gone", MARKER).await).await;
-    accepted(&alice, send(&alice, &conv, "kept", "kept body").await).await;
-    let delete = Intent::Delete {
-        conv: conv.clone(),
-        message: MessageId::new("gone").unwrap(),
-        bucket: bucket_of(&part),
-    };
-    accepted(&alice, alice.intent(delete).await.unwrap()).await;
+    let (part, _) = part_with_a_deleted_message(&alice, &conv, MARKER).await;
     let deleted = Instant::now();
     server.kill().await.unwrap();
     assert!(

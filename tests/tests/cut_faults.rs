@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confab_client::Client as NativeClient;
-use confab_core::client::Intent;
-use confab_core::ids::{ConvId, DocId, DocTarget, MessageId, TenantId};
+use confab_core::ids::{ConvId, DocId, TenantId};
 use confab_e2e::native_support::*;
 use confab_e2e::pg_cluster::PgCluster;
 use confab_e2e::store_probe::{cuts_noted, generation_of, store_holds};
@@ -61,25 +60,7 @@ async fn a_cut_due_while_postgres_is_down_runs_once_it_is_back() {
     let alice = client(&server, "alice", 1, &dirs[0]);
     alice.set_online(true).await.unwrap();
     let conv = ConvId::new("outage-room").unwrap();
-    accepted(
-        &alice,
-        alice.intent(group_of(&conv, &["bob"])).await.unwrap(),
-    )
-    .await;
-    let part = today(&alice, &conv).await;
-    let DocTarget::Msgs(_, bucket) = part.target() else {
-        unreachable!("a message part")
-    };
-    let bucket = *bucket;
-    alice.open(part.clone()).await.unwrap();
-    accepted(&alice, send(&alice, &conv, "gone", MARKER).await).await;
-    accepted(&alice, send(&alice, &conv, "kept", "kept body").await).await;
-    let delete = Intent::Delete {
-        conv: conv.clone(),
-        message: MessageId::new("gone").unwrap(),
-        bucket,
-    };
-    accepted(&alice, alice.intent(delete).await.unwrap()).await;
+    let (part, _) = part_with_a_deleted_message(&alice, &conv, MARKER).await;
     let deleted = Instant::now();
     assert_eq!(cuts_noted(&server).await, 1, "the delete made the part due");
 

@@ -16,7 +16,9 @@ use common::*;
 use confab_core::doc::write;
 use confab_core::ids::{ConvId, MessageId};
 use confab_core::model::message::{MessageKind, NewMessage};
+use confab_e2e::client::WAIT;
 use confab_e2e::{now_ms, token, Backend, Device, TestServer};
+use confab_testkit::http::request;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -31,34 +33,13 @@ async fn call(
     bearer: &str,
     body: Option<(&str, &[u8])>,
 ) -> (u16, Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+    let answer = request(server.port, method, path, bearer, body, WAIT)
         .await
-        .expect("connect");
-    let (content, bytes) = match body {
-        Some((kind, bytes)) => (
-            format!(
-                "Content-Type: {kind}\r\nContent-Length: {}\r\n",
-                bytes.len()
-            ),
-            bytes,
-        ),
-        None => (String::new(), &[][..]),
-    };
-    let head =
-        format!("{method} {path} HTTP/1.0\r\nAuthorization: Bearer {bearer}\r\n{content}\r\n");
-    stream.write_all(head.as_bytes()).await.expect("send");
-    stream.write_all(bytes).await.expect("send");
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.expect("read");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        .expect("an HTTP answer");
+    (
+        answer.status,
+        serde_json::from_str(&answer.body).unwrap_or(Value::Null),
+    )
 }
 
 fn user(account: &str) -> String {

@@ -174,7 +174,16 @@ impl ConfabClient {
         let rest = self.rest.clone();
         promise(async move {
             let from_conv = conv_id(&from)?;
-            let (_, original) = find_message(&rt, &from_conv, &message_id(&message)?)?;
+            let id = message_id(&message)?;
+            let (_, original) = find_message(&rt, &from_conv, &id)?;
+            // A sealed message is copied as this device opened it; one it could not open
+            // has nothing to copy.
+            if let Some(why) = rt.read(None, |e| e.cannot_open(&from_conv, &id)) {
+                return Err(Failure::new(
+                    "undecryptable",
+                    format!("message {message} cannot be forwarded: {why}"),
+                ));
+            }
             // Refused before its attachments are copied: out of an encrypted conversation
             // into one that is not (docs/E2EE.md, "Forwarding").
             let to_conv = conv_id(&to)?;

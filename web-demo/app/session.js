@@ -120,10 +120,16 @@ function onEvent(session, event) {
     case "revoked":
       if (event.conv) ui.revoked.set(event.conv, event.reason);
       break;
+    case "devices":
+      // The list the devices panel asked for (or the one of a new connection) came.
+      ui.devicesAsked = false;
+      break;
     case "intent":
       if (event.status.state === "rejected") onRefused(session, event);
       break;
     case "error":
+      // A refused list is one of these too: the devices panel stops saying it is asking.
+      ui.devicesAsked = false;
       console.warn("confab:", event.code, event.message);
       break;
   }

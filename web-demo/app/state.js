@@ -7,7 +7,8 @@ export const ui = {
   session: undefined,
   /** The conversation shown in the middle. */
   current: undefined,
-  /** The side panel: undefined | { kind: "members" } | { kind: "settings" } | { kind: "thread", conv }. */
+  /** The side panel: undefined | { kind: "members" } | { kind: "settings" } | { kind: "thread", conv }
+   * | { kind: "devices" } (the account's, shown with or without a conversation). */
   panel: undefined,
   /** Per conversation: the message being answered / edited in its composer. */
   replyTo: new Map(),
@@ -25,6 +26,10 @@ export const ui = {
   screen: "list",
   /** Refusals not tied to a message, one note per place: conv id → { reason, code, detail }. */
   notes: new Map(),
+  /** The devices panel asked the server for the list and waits for the `devices` event. */
+  devicesAsked: false,
+  /** Why asking for the devices failed at once: { reason, code }. */
+  devicesError: undefined,
 };
 
 const renderers = new Set();

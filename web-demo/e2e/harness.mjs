@@ -169,6 +169,45 @@ export async function createGroup(page, title, members, { encrypted = false } = 
   return new URL(page.url()).searchParams.get("conv");
 }
 
+/** Opens the direct conversation with `peer` through the dialog (`encrypted`: the pair's
+ * encrypted one, with its lock toggle on); returns its conversation id. */
+export async function openDirect(page, peer, { encrypted = false } = {}) {
+  await toList(page);
+  await page.click('button[data-new="direct"]');
+  await page.selectOption("dialog select[name=peer]", peer);
+  assert.equal(await page.isChecked("dialog input[name=encrypted]"), false, "plaintext unless chosen");
+  if (encrypted) await page.check("dialog input[name=encrypted]");
+  await page.click("dialog button[type=submit]");
+  await page.waitForSelector("dialog", { state: "detached", timeout: WAIT_MS });
+  await page.waitForSelector(".center .main .composer textarea", { timeout: WAIT_MS });
+  return new URL(page.url()).searchParams.get("conv");
+}
+
+/** Opens the devices panel from the account's header (in the list, on a phone). */
+export async function showDevices(page) {
+  await toList(page);
+  await page.click("#devices-button");
+  await page.waitForSelector('.side[data-panel="devices"]:not([hidden]) #devices', { timeout: WAIT_MS });
+}
+
+/** Waits until this page's device holds its key packages in the server's directory: it is
+ * registered (listed among the account's devices) and others can add it to encrypted
+ * conversations from then on. */
+export async function deviceReady(page) {
+  await until(page, "key packages uploaded", (p) => p.evaluate(() => window.confabDemo.session.client.keyPackagesHeld), (n) => n === 20);
+}
+
+/** Opens the ⋯ menu of the message saying `text` and forwards it through the dialog into
+ * conversation `to` (its id); the dialog closes when the forward went, and stays open with the
+ * refusal when it was refused. */
+export async function forward(page, text, to) {
+  const msg = page.locator(".center .msg").filter({ has: page.locator(`.msg-body:text-is("${text}")`) });
+  await msg.locator("button[data-action=menu]").click();
+  await msg.locator(".menu button[data-action=forward]").click();
+  await page.selectOption("dialog select[name=to]", to);
+  await page.click("dialog button[type=submit]");
+}
+
 /** Opens a conversation from the list once it is there (the server tells of others' groups). */
 export async function openConversation(page, conv) {
   await toList(page);
@@ -246,6 +285,20 @@ export function timeline(page) {
 }
 
 export const bodies = async (page) => (await timeline(page)).map((m) => m.body);
+
+/** The devices panel's rows: [{ device, thisDevice, registered, lastSeen, keyPackages }]. */
+export function devicesShown(page) {
+  return page.$$eval("#devices .device", (els) =>
+    els.map((el) => ({
+      device: el.dataset.device,
+      thisDevice: el.dataset.this === "true",
+      marked: el.querySelector(".name .tag")?.textContent ?? null,
+      registered: el.querySelector("[data-field=registered]")?.textContent ?? null,
+      lastSeen: el.querySelector("[data-field=last-seen]")?.textContent ?? null,
+      keyPackages: el.querySelector("[data-field=key-packages]")?.textContent ?? null,
+    })),
+  );
+}
 
 /** The outbox rows: [{ state, type, text }]. */
 export function outbox(page) {

@@ -36,7 +36,7 @@ use confab_core::model::message::NewMessage;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
-use confab_testkit::server::{now_ms, token, Backend, TestServer};
+use confab_testkit::server::{append_line, now_ms, token, Backend, TestServer};
 use confab_testkit::text::{body, message_id, Rng};
 use confab_testkit::wire::Client;
 use confab_testkit::Answer;
@@ -626,22 +626,13 @@ async fn main() -> Result<()> {
     );
     let mut rows = Vec::new();
     for name in &args.backends {
-        let backend = match name.as_str() {
-            "sqlite" => Backend::Sqlite,
-            "postgres" => Backend::Postgres,
-            other => bail!("unknown backend {other:?} (sqlite, postgres)"),
-        };
+        let backend: Backend = name.parse()?;
         let row = run_backend(&args, backend)
             .await
             .with_context(|| format!("catch-up on {name}"))?;
         println!("{row}");
         if let Some(path) = &args.json {
-            use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            writeln!(file, "{row}")?;
+            append_line(path, &row.to_string())?;
         }
         rows.push(row);
     }

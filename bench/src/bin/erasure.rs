@@ -12,14 +12,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use confab_core::doc::write;
 use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
 use confab_core::limits::BUCKET_TARGET_MESSAGES;
 use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
-use confab_testkit::server::{now_ms, token, Backend, TestServer, UNLIMITED_RATES};
+use confab_testkit::http::request;
+use confab_testkit::server::{append_line, now_ms, token, Backend, TestServer, UNLIMITED_RATES};
 use confab_testkit::wire::Client;
 use confab_testkit::{Answer, Device};
 
@@ -62,27 +63,10 @@ fn expect_acks(answers: &[Answer]) -> Result<()> {
     }
 }
 
-/// `method path` with `bearer` over plain HTTP/1.0 (the answer ends with the connection):
-/// the status and the body.
+/// `method path` with `bearer`: the status and the body.
 async fn http(port: u16, method: &str, path: &str, bearer: &str) -> Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nAuthorization: Bearer {bearer}\r\nContent-Length: 0\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf))
-        .await
-        .context("no HTTP answer within 30 s")??;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("no HTTP status in {head:?}"))?;
-    Ok((status, body.to_owned()))
+    let answer = request(port, method, path, bearer, None, Duration::from_secs(30)).await?;
+    Ok((answer.status, answer.body))
 }
 
 /// The owner's group `conv` with the erased account as a member.
@@ -205,22 +189,13 @@ async fn main() -> Result<()> {
         bail!("no server binary at {}", args.server_bin.display());
     }
     for name in &args.backends {
-        let backend = match name.as_str() {
-            "sqlite" => Backend::Sqlite,
-            "postgres" => Backend::Postgres,
-            other => bail!("unknown backend {other:?} (sqlite, postgres)"),
-        };
+        let backend: Backend = name.parse()?;
         let row = run_backend(&args, backend)
             .await
             .with_context(|| format!("erasure on {name}"))?;
         println!("{row}");
         if let Some(path) = &args.json {
-            use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            writeln!(file, "{row}")?;
+            append_line(path, &row.to_string())?;
         }
     }
     Ok(())

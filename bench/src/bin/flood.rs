@@ -20,7 +20,6 @@
 //! run to `--json`.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,7 +35,7 @@ use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
 use confab_testkit::fixture::ConvFixture;
-use confab_testkit::server::{now_ms, token, Backend, TestServer};
+use confab_testkit::server::{append_line, now_ms, token, Backend, TestServer};
 use confab_testkit::Device;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -517,11 +516,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let mut runs = Vec::new();
     for name in &args.backends {
-        let backend = match name.as_str() {
-            "sqlite" => Backend::Sqlite,
-            "postgres" => Backend::Postgres,
-            other => bail!("unknown backend {other}"),
-        };
+        let backend: Backend = name.parse()?;
         for _ in 0..args.repeat {
             for scenario in &args.scenarios {
                 eprintln!("flood: {name} {scenario} ...");
@@ -529,11 +524,7 @@ async fn main() -> Result<()> {
                 let line = serde_json::to_string(&run)?;
                 println!("{line}");
                 if let Some(path) = &args.json {
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)?;
-                    writeln!(f, "{line}")?;
+                    append_line(path, &line)?;
                 }
                 runs.push(run);
             }

@@ -31,7 +31,7 @@ use confab_core::model::conversation::{ConvKind, Member, Role};
 use confab_core::model::time::parse_rfc3339;
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_testkit::fixture::ConvFixture;
-use confab_testkit::server::{now_ms, token, Backend, TestServer};
+use confab_testkit::server::{append_line, now_ms, token, Backend, TestServer};
 use confab_testkit::wire::{Client, Device};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -304,11 +304,7 @@ async fn run(args: &Args, backend: &str) -> Result<Run> {
         "--webhook-secret",
         "bench-secret",
     ];
-    let which = match backend {
-        "sqlite" => Backend::Sqlite,
-        "postgres" => Backend::Postgres,
-        other => bail!("unknown backend {other}"),
-    };
+    let which: Backend = backend.parse()?;
     let server = TestServer::start_logged(&args.server_bin, which, &hook).await?;
     let pid = server.pid().context("the server's pid")?;
     let members: Vec<Value> = (1..args.group_members)
@@ -435,12 +431,7 @@ async fn main() -> Result<()> {
         let line = serde_json::to_string(&r)?;
         println!("{line}");
         if let Some(path) = &args.json {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            writeln!(f, "{line}")?;
+            append_line(path, &line)?;
         }
     }
     Ok(())

@@ -16,8 +16,8 @@ use super::store::StoreOp;
 use super::timeline::TimelineItem;
 use crate::doc::read;
 use crate::e2ee::{self, E2eeError};
-use crate::ids::{ConvId, DocId, DocTarget, MessageId};
-use crate::model::message::{aad_names, sealed_aad, NewMessage, SealedContent};
+use crate::ids::{Bucket, ConvId, DocId, DocTarget, MessageId};
+use crate::model::message::{aad_names, sealed_aad, Message, NewMessage, SealedContent};
 
 /// What this device read of one sealed message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -416,25 +416,32 @@ impl ClientEngine {
     /// or marked undecryptable (a sealed message of another device not opened yet is
     /// `undecryptable` with the reason that it waits).
     pub(super) fn with_opened(&self, conv: &ConvId, mut item: TimelineItem) -> TimelineItem {
-        if item.message.sealed.is_none() {
-            return item;
-        }
-        let doc = DocId::msgs(&self.config.tenant, conv, item.bucket);
-        match self
-            .docs
-            .get(&doc)
-            .and_then(|d| d.opened.get(&item.message.id))
-        {
-            Some(Opened::Read { content, .. }) => {
-                item.message.body = content.body.clone();
-                item.message.caption = content.caption.clone();
-                item.message.payload = content.payload.clone();
-                item.message.attachments = content.attachments.clone();
-            }
-            Some(Opened::Undecryptable { reason, .. }) => item.undecryptable = Some(reason.clone()),
-            None => item.undecryptable = Some("not opened on this device yet".into()),
-        }
+        item.undecryptable = self.open_into(conv, item.bucket, &mut item.message);
         item
+    }
+
+    /// Puts the content this device opened of sealed `message` (of `conv`'s `bucket`) in
+    /// its fields; answers why it cannot when it has not (`None` for a message in the
+    /// clear).
+    pub(super) fn open_into(
+        &self,
+        conv: &ConvId,
+        bucket: Bucket,
+        message: &mut Message,
+    ) -> Option<String> {
+        message.sealed.as_ref()?;
+        let doc = DocId::msgs(&self.config.tenant, conv, bucket);
+        match self.docs.get(&doc).and_then(|d| d.opened.get(&message.id)) {
+            Some(Opened::Read { content, .. }) => {
+                message.body = content.body.clone();
+                message.caption = content.caption.clone();
+                message.payload = content.payload.clone();
+                message.attachments = content.attachments.clone();
+                None
+            }
+            Some(Opened::Undecryptable { reason, .. }) => Some(reason.clone()),
+            None => Some("not opened on this device yet".into()),
+        }
     }
 }
 

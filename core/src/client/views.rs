@@ -88,8 +88,23 @@ impl ClientEngine {
     }
 
     /// One message of a loaded bucket of `conv` as this device sees it, without its
-    /// reactions, and its bucket: a lookup per loaded bucket, not a timeline.
+    /// reactions, and its bucket: a lookup per loaded bucket, not a timeline. A sealed
+    /// message holds the content this device opened (a forward copies it); `cannot_open`
+    /// says when there is none.
     pub fn message(&self, conv: &ConvId, id: &MessageId) -> Option<(Bucket, Message)> {
+        let (bucket, mut message) = self.stored_message(conv, id)?;
+        self.open_into(conv, bucket, &mut message);
+        Some((bucket, message))
+    }
+
+    /// Why this device cannot read message `id` of `conv`: `None` when it can (in the
+    /// clear, or opened) or does not hold it.
+    pub fn cannot_open(&self, conv: &ConvId, id: &MessageId) -> Option<String> {
+        let (bucket, mut message) = self.stored_message(conv, id)?;
+        self.open_into(conv, bucket, &mut message)
+    }
+
+    fn stored_message(&self, conv: &ConvId, id: &MessageId) -> Option<(Bucket, Message)> {
         self.docs
             .range(
                 DocId::msgs(&self.config.tenant, conv, Bucket::new(i64::MIN, 0))

@@ -916,17 +916,32 @@ pub fn delete_message(
     message: &MessageId,
     by: &AccountId,
 ) -> Result<Option<ChangeHash>, DocError> {
+    delete_messages(doc, tag, now_ms, std::slice::from_ref(message), by)
+}
+
+/// [`delete_message`] for several messages of one part in one change: account erasure
+/// tombstones a page of an account's messages at once. The acceptor checks each message as
+/// if it were deleted alone; one it refuses refuses the change.
+pub fn delete_messages(
+    doc: &mut Automerge,
+    tag: &IntentTag,
+    now_ms: i64,
+    messages: &[MessageId],
+    by: &AccountId,
+) -> Result<Option<ChangeHash>, DocError> {
     transact(doc, tag, now_ms, |tx| {
-        let obj = message_obj(tx, message)?;
-        let content: Vec<String> = tx
-            .keys(&obj)
-            .filter(|k| !super::schema::TOMBSTONE_FIELDS.contains(&k.as_str()))
-            .collect();
-        for key in content {
-            tx.delete(&obj, key.as_str())?;
+        for message in messages {
+            let obj = message_obj(tx, message)?;
+            let content: Vec<String> = tx
+                .keys(&obj)
+                .filter(|k| !super::schema::TOMBSTONE_FIELDS.contains(&k.as_str()))
+                .collect();
+            for key in content {
+                tx.delete(&obj, key.as_str())?;
+            }
+            tx.put(&obj, DELETED_AT, now_ms)?;
+            tx.put(&obj, DELETED_BY, by.as_str())?;
         }
-        tx.put(&obj, DELETED_AT, now_ms)?;
-        tx.put(&obj, DELETED_BY, by.as_str())?;
         Ok(())
     })
 }

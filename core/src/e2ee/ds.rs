@@ -15,10 +15,10 @@ use std::collections::BTreeSet;
 use openmls::prelude::tls_codec::DeserializeBytes as _;
 use openmls::prelude::*;
 use openmls_memory_storage::MemoryStorage;
-use openmls_rust_crypto::RustCrypto;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::crypto::Crypto;
 use super::identity::DeviceIdentity;
 use super::member::parse_message;
 use super::{
@@ -142,7 +142,7 @@ pub fn check_key_package(
     let MlsMessageBodyIn::KeyPackage(kp) = parse_message(bytes, MAX_KEY_PACKAGE_BYTES)? else {
         return Err(DsRefusal::Malformed("not a key package".into()));
     };
-    let crypto = RustCrypto::default();
+    let crypto = Crypto::default();
     let kp = kp
         .validate(&crypto, ProtocolVersion::Mls10)
         .map_err(invalid)?;
@@ -223,7 +223,7 @@ struct Saved {
 /// The public state of one conversation's group.
 #[derive(Debug)]
 pub struct GroupView {
-    crypto: RustCrypto,
+    crypto: Crypto,
     storage: MemoryStorage,
     group: PublicGroup,
 }
@@ -262,7 +262,7 @@ impl GroupView {
         }
         let tree = RatchetTreeIn::tls_deserialize_exact_bytes(ratchet_tree)
             .map_err(|e| DsRefusal::Malformed(e.to_string()))?;
-        let crypto = RustCrypto::default();
+        let crypto = Crypto::default();
         let storage = MemoryStorage::default();
         let (group, _) =
             PublicGroup::from_external(&crypto, &storage, tree, info, ProposalStore::new())
@@ -476,7 +476,7 @@ impl GroupView {
         let storage = snapshot::decode(&saved.storage)?;
         let group = PublicGroup::load(&storage, &GroupId::from_slice(&saved.group_id)).ok()??;
         Some(Self {
-            crypto: RustCrypto::default(),
+            crypto: Crypto::default(),
             storage,
             group,
         })

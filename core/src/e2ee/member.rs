@@ -11,12 +11,11 @@ use std::collections::BTreeMap;
 
 use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_basic_credential::SignatureKeyPair;
 use openmls_memory_storage::MemoryStorage;
-use openmls_rust_crypto::RustCrypto;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
+use super::crypto::{Crypto, SignatureKeys};
 use super::identity::DeviceIdentity;
 use super::{group_config, snapshot, CIPHERSUITE, MAX_APPLICATION_BYTES, MAX_HANDSHAKE_BYTES};
 
@@ -55,22 +54,22 @@ fn mls(e: impl std::fmt::Debug) -> E2eeError {
 /// openmls's provider over a storage this module can save and restore.
 #[derive(Debug, Default)]
 struct Provider {
-    crypto: RustCrypto,
+    crypto: Crypto,
     storage: MemoryStorage,
 }
 
 impl OpenMlsProvider for Provider {
-    type CryptoProvider = RustCrypto;
-    type RandProvider = RustCrypto;
+    type CryptoProvider = Crypto;
+    type RandProvider = Crypto;
     type StorageProvider = MemoryStorage;
 
     fn storage(&self) -> &MemoryStorage {
         &self.storage
     }
-    fn crypto(&self) -> &RustCrypto {
+    fn crypto(&self) -> &Crypto {
         &self.crypto
     }
-    fn rand(&self) -> &RustCrypto {
+    fn rand(&self) -> &Crypto {
         &self.crypto
     }
 }
@@ -127,7 +126,7 @@ struct Saved {
 pub struct Device {
     identity: DeviceIdentity,
     provider: Provider,
-    signer: SignatureKeyPair,
+    signer: SignatureKeys,
     groups: BTreeMap<Vec<u8>, MlsGroup>,
 }
 
@@ -135,7 +134,7 @@ impl Device {
     /// A new device with a fresh signature key.
     pub fn new(identity: DeviceIdentity) -> Result<Self, E2eeError> {
         let provider = Provider::default();
-        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).map_err(mls)?;
+        let signer = SignatureKeys::generate(provider.crypto()).map_err(mls)?;
         signer.store(provider.storage()).map_err(mls)?;
         Ok(Self {
             identity,
@@ -476,15 +475,11 @@ impl Device {
         let identity =
             DeviceIdentity::from_bytes(saved.identity.as_bytes()).ok_or(E2eeError::BadState)?;
         let provider = Provider {
-            crypto: RustCrypto::default(),
+            crypto: Crypto::default(),
             storage: snapshot::decode(&saved.storage).ok_or(E2eeError::BadState)?,
         };
-        let signer = SignatureKeyPair::read(
-            provider.storage(),
-            &saved.signature_key,
-            CIPHERSUITE.signature_algorithm(),
-        )
-        .ok_or(E2eeError::BadState)?;
+        let signer = SignatureKeys::read(provider.storage(), &saved.signature_key)
+            .ok_or(E2eeError::BadState)?;
         let mut groups = BTreeMap::new();
         for id in saved.groups {
             let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&id))

@@ -1,10 +1,11 @@
-//! End-to-end encryption of conversations with MLS (RFC 9420), through `openmls` and its
-//! RustCrypto provider. Every device is a leaf of its conversation's group, named by a
+//! End-to-end encryption of conversations with MLS (RFC 9420), through `openmls` with the
+//! RustCrypto algorithms (`crypto`). Every device is a leaf of its conversation's group, named by a
 //! credential that says tenant, account and device ([`identity`]).
 //!
 //! - [`member`]: one device's side: its signature key, key packages, groups, commits, and the
 //!   encryption and decryption of application messages.
 //! - [`file`]: attachments of encrypted conversations, sealed with AES-256-GCM on the device.
+//! - `crypto`: openmls's crypto provider, for the one ciphersuite in use.
 //! - [`ds`]: the Delivery Service's side, run by the server: the public state of one
 //!   conversation's group, which checks every handshake message against the devices the
 //!   conversation's membership allows, and every application message's framing. It never
@@ -13,6 +14,7 @@
 //! Key material needs a CSPRNG: the provider draws from the operating system (natively) or
 //! `crypto.getRandomValues` (in browsers). That is the one randomness in the core.
 
+mod crypto;
 pub mod ds;
 pub mod file;
 pub mod identity;

@@ -40,20 +40,19 @@ fn open_bucket(wire: &mut Wire, peers: &mut [Peer], id: &str) -> DocId {
 }
 
 /// Peer 0's forward of message `message` of `from` into `to`, as the host writes it: the
-/// content it reads, with where it came from.
+/// content its lookup (`ClientEngine::message`) gives, with where it came from.
 fn forward(peers: &[Peer], from: &str, message: &str, to: &str, id: &str, now: i64) -> Intent {
-    let original = peers[0]
-        .engine
-        .timeline(&conv(from))
-        .into_iter()
-        .find(|i| i.message.id.as_str() == message)
-        .expect("the original is in the timeline");
-    assert!(original.undecryptable.is_none(), "{original:?}");
+    let message_id = MessageId::new(message).unwrap();
+    let engine = &peers[0].engine;
+    let (_, original) = engine
+        .message(&conv(from), &message_id)
+        .expect("the original is loaded");
+    assert_eq!(engine.cannot_open(&conv(from), &message_id), None);
     confab_testkit::forward::forward(
         (&conv(from), message),
         &conv(to),
         (id, "alice"),
-        original.message.body,
+        original.body,
         now,
     )
 }

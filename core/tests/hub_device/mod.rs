@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use confab_core::automerge::{ActorId, Change};
 use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
-    ClientConfig, ClientEngine, Event, LocalStore, MemoryStore, Outcome, Output, SearchPage,
+    ClientConfig, ClientEngine, Event, Intent, LocalStore, MemoryStore, Outcome, Output, SearchPage,
 };
 use confab_core::hub::Hub;
-use confab_core::ids::{AccountId, DocId, TenantId};
+use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
 use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame};
@@ -58,6 +58,17 @@ impl Device {
         self.online = false;
         self.engine.disconnected();
         self.subs.clear();
+        self.pump();
+    }
+
+    /// Sets `conv`'s retention to `days` days and pumps; dropping waits for the next sync.
+    pub fn set_retention_days(&mut self, conv: &ConvId, days: u32) {
+        let set = Intent::SetSetting {
+            conv: conv.clone(),
+            key: "retention_days".into(),
+            value: serde_json::json!(days),
+        };
+        self.engine.intent(set, self.now).unwrap();
         self.pump();
     }
 

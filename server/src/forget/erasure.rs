@@ -16,12 +16,12 @@
 
 use confab_core::doc::{erase, write, IntentTag};
 use confab_core::e2ee::DeviceIdentity;
-use confab_core::ids::DocId;
+use confab_core::ids::{DocId, MessageId};
 use confab_core::model::conversation::{MemberStatus, Role};
 use confab_core::policy::Author;
 
 use crate::engine::{Engine, IntentFn, SubmitOutcome};
-use crate::store::forget::{Erasure, ErasureStep};
+use crate::store::forget::{Authored, Erasure, ErasureStep};
 use crate::store::StoreError;
 
 /// Messages per page (progress is stored after each).
@@ -59,6 +59,26 @@ async fn written(
     }
 }
 
+/// Tombstones `run` (messages of one part) by the requesting service, in one change.
+async fn tombstone(
+    engine: &Engine,
+    e: &Erasure,
+    service: &Author,
+    run: &[Authored],
+) -> Result<Written, ErasureError> {
+    let Some(first) = run.first() else {
+        return Ok(Written::Done);
+    };
+    let doc = DocId::msgs(&e.tenant, &first.conv, first.bucket);
+    let ids: Vec<MessageId> = run.iter().map(|m| m.message.clone()).collect();
+    let by = e.requested_by.clone();
+    let intent: IntentFn = Box::new(move |d, _| {
+        let tag = IntentTag::new(format!("erasure-{}", crate::clock::now_ms()), "erasure");
+        write::delete_messages(d, &tag, crate::clock::now_ms(), &ids, &by)
+    });
+    written(engine, doc, service.clone(), intent).await
+}
+
 /// Claims one erasure no node holds and runs it to its end; `None`: nothing to resume.
 pub async fn resume_one(engine: &Engine, now_ms: i64) -> Result<Option<Erasure>, ErasureError> {
     let store = engine.store();
@@ -92,20 +112,29 @@ async fn run(engine: &Engine, e: &mut Erasure) -> Result<(), ErasureError> {
         if page.is_empty() {
             e.step = ErasureStep::Memberships;
         }
-        for m in &page {
-            let doc = DocId::msgs(&e.tenant, &m.conv, m.bucket);
-            let (id, by) = (m.message.clone(), e.requested_by.clone());
-            let intent: IntentFn = Box::new(move |d, _| {
-                write::delete_message(d, &tag(), crate::clock::now_ms(), &id, &by)
-            });
-            match written(engine, doc, service.clone(), intent).await? {
-                Written::Done => e.messages += 1,
-                Written::Refused(why) => {
-                    tracing::info!(conv = %m.conv, message = %m.message, %why, "erasure keeps a message");
-                    e.skipped += 1;
+        // The page is in (conversation, position) order: its messages of one part are
+        // together, and each run of them is tombstoned by one change. A run the policy
+        // refuses is tried again one message at a time, so that only the messages it keeps
+        // are skipped.
+        for run in page.chunk_by(|a, b| (&a.conv, a.bucket) == (&b.conv, b.bucket)) {
+            if run.len() > 1 {
+                if let Written::Done = tombstone(engine, e, &service, run).await? {
+                    e.messages += run.len() as i64;
+                    continue;
                 }
             }
-            e.after = (m.cid, m.pos);
+            for m in run {
+                match tombstone(engine, e, &service, std::slice::from_ref(m)).await? {
+                    Written::Done => e.messages += 1,
+                    Written::Refused(why) => {
+                        tracing::info!(conv = %m.conv, message = %m.message, %why, "erasure keeps a message");
+                        e.skipped += 1;
+                    }
+                }
+            }
+        }
+        if let Some(last) = page.last() {
+            e.after = (last.cid, last.pos);
         }
         save(engine, e, true).await?;
     }

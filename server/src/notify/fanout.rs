@@ -13,6 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
+use confab_core::model::conversation::Lifecycle;
 use confab_core::model::message::NewMessage;
 
 use super::overflow::Folded;
@@ -138,6 +139,12 @@ pub(crate) async fn run(
 ) -> Result<(), StoreError> {
     let store = engine.store();
     let metrics = &engine.metrics().notify;
+    // A deleted conversation tells no one of its messages. Its coalesced rows carry no
+    // text, so a deletion that commits after this read leaves at most a count behind.
+    let row = store.conversation(&g.tenant, &g.conv).await?;
+    if row.is_some_and(|c| c.lifecycle == Lifecycle::Deleted.as_str()) {
+        return Ok(());
+    }
     let parent = super::parent::of(engine, &g.tenant, &g.conv).await?;
     loop {
         let members = store

@@ -18,6 +18,12 @@
 //! with their settings' version, and each member's count of new messages is added to one
 //! coalesced row per conversation, one statement per page, with one webhook delivery per
 //! few hundred recipients.
+//!
+//! The worker runs after the commit, so a message's conversation (or the message) may be
+//! deleted by the time it writes: the store writes a row or delivery carrying a message's
+//! text only while the message's row is live, ordered against a concurrent deletion
+//! (docs/NOTIFICATIONS.md, "Deleted messages"), and the fan-out skips a deleted
+//! conversation.
 
 mod fanout;
 mod overflow;
@@ -571,6 +577,96 @@ pub fn wanted(prefs: Option<&ConvPrefs>, kind: NotificationKind, now: i64) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::conformance::{
+        change, conv_doc, conv_row, message_change, p_conv, p_member, room, with, Seqs,
+    };
+
+    /// The worker's batch for a message of `acme/room` by alice that mentions bob, computed
+    /// (as the worker does) after the commits so far.
+    async fn notify_of(engine: &Engine, id: &str) {
+        let mut message = NewMessage::text(
+            MessageId::new(id).expect("message"),
+            AccountId::new("alice").expect("account"),
+            format!("{id} marker"),
+            1_000,
+        );
+        message.mentions = Some(r#"["bob"]"#.into());
+        let event = Event::Posted {
+            tenant: TenantId::new("acme").expect("tenant"),
+            conv: ConvId::new("room").expect("conv"),
+            message: Box::new(message),
+            at: 1_000,
+        };
+        run_batch(engine, None, &mut prefs::Prefs::default(), vec![event]).await;
+    }
+
+    /// A message committed in the batch that deletes its conversation, and one committed
+    /// before that batch: the worker gets to both after the deletion and writes nothing of
+    /// either; bob's feed (what REST lists) stays empty. A message of a live conversation
+    /// notifies him (the same batch, before the deletion).
+    #[tokio::test]
+    async fn the_worker_writes_nothing_of_a_deleted_conversation() {
+        let store: Arc<dyn crate::store::Store> = Arc::new(
+            crate::store::sqlite::SqliteStore::memory()
+                .await
+                .expect("store"),
+        );
+        store.migrate().await.expect("migrate");
+        let mut seqs = Seqs::default();
+        let bob = p_member("acme", "room", "bob", "member", "active");
+        room(store.as_ref(), &mut seqs, vec![bob]).await;
+        let cd = conv_doc("acme", "room");
+        let post = |seqs: &mut Seqs, id: &str| {
+            message_change(seqs, "acme", "room", id, "alice", 1_000, id)
+        };
+        store
+            .commit(&[post(&mut seqs, "before"), post(&mut seqs, "live")])
+            .await
+            .expect("posts");
+        let engine = Engine::new(
+            store.clone(),
+            Arc::new(Metrics::new()),
+            crate::engine::EngineConfig::default(),
+        );
+        let (tenant, bob) = (
+            TenantId::new("acme").expect("tenant"),
+            AccountId::new("bob").expect("account"),
+        );
+        notify_of(&engine, "live").await;
+        let feed = store
+            .notification_page(&tenant, &bob, None, false, 10)
+            .await
+            .expect("feed");
+        assert_eq!(feed.len(), 1, "{feed:?}");
+        assert_eq!(feed[0].preview, "live marker");
+
+        let seq = seqs.next(&cd);
+        let mut deleted = conv_row("acme", "room", "group", None, 100);
+        deleted.lifecycle = "deleted".into();
+        store
+            .commit(&[
+                post(&mut seqs, "same"),
+                with(change(&cd, seq, "alice"), vec![p_conv(deleted)]),
+            ])
+            .await
+            .expect("a post and the deletion");
+        notify_of(&engine, "same").await;
+        notify_of(&engine, "before").await;
+        let feed = store
+            .notification_page(&tenant, &bob, None, false, 10)
+            .await
+            .expect("feed");
+        let shown: Vec<(Option<&str>, &str)> = feed
+            .iter()
+            .map(|n| {
+                (
+                    n.message.as_ref().map(MessageId::as_str),
+                    n.preview.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(shown, [(Some("live"), "")], "the deletion cleared the rest");
+    }
 
     fn prefs(level: Option<NotificationLevel>, muted: bool, until: Option<i64>) -> ConvPrefs {
         ConvPrefs {

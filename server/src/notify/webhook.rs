@@ -291,6 +291,9 @@ pub(super) async fn enqueue(
                 payload,
                 at,
                 coalesce: None,
+                // Queued only while the message is there (a push about a deleted one would
+                // tell what it no longer holds).
+                about: n.message.clone().map(|m| (n.conv.clone(), m)),
             })
         })
         .collect();
@@ -414,6 +417,8 @@ async fn merge_or_queue(
             payload: body,
             at,
             coalesce: Some(key.to_owned()),
+            // Ids and counts only, no text.
+            about: None,
         }])
         .await?;
     Ok(false)

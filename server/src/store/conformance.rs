@@ -43,10 +43,11 @@ mod stats;
 pub use cuts::cut_due_follows_deletes;
 pub use deletion::{
     a_deletion_first_in_its_batch_takes_the_rest, a_deletion_takes_the_messages_of_its_batch,
+    nothing_notified_of_deleted_messages,
 };
 pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
-pub use search::{search_index_follows_rows, search_with_many_matches};
+pub use search::{room, search_index_follows_rows, search_with_many_matches};
 pub use stats::stats_and_view_counts;
 
 /// Opens another store instance on the same database (another server process).
@@ -121,6 +122,7 @@ macro_rules! store_conformance {
             cut_due_follows_deletes,
             a_deletion_takes_the_messages_of_its_batch,
             a_deletion_first_in_its_batch_takes_the_rest,
+            nothing_notified_of_deleted_messages,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

@@ -542,8 +542,10 @@ pub trait Forgetting: Send + Sync {
 /// webhook outbox ([`webhooks`]) and the scheduler's tables ([`schedule`]).
 #[async_trait]
 pub trait Outboxes: Send + Sync {
-    /// Stores these notifications (those already stored are skipped) and answers the new
-    /// ones' `(id, index in the slice)`.
+    /// Stores these notifications (those already stored are skipped, and those naming a
+    /// message whose row is deleted or missing: no text outlives a deletion,
+    /// docs/NOTIFICATIONS.md "Deleted messages") and answers the new ones'
+    /// `(id, index in the slice)`.
     async fn insert_notifications(
         &self,
         rows: &[notifications::NewNotification],
@@ -584,7 +586,8 @@ pub trait Outboxes: Send + Sync {
         message: &MessageId,
     ) -> Result<i64>;
 
-    /// Queues webhook deliveries.
+    /// Queues webhook deliveries, but those `about` a message whose row is deleted or
+    /// missing (as `insert_notifications`).
     async fn enqueue_deliveries(&self, rows: &[webhooks::NewDelivery]) -> Result<()>;
     /// The newest delivery still open to merging under `key` (queued, not yet claimed):
     /// its id and payload.

@@ -225,8 +225,57 @@ macro_rules! queries {
     };
 }
 
+/// The condition under which the notifier writes a row or delivery about the message `m`
+/// (a column or parameter; NULL for none) of conversation `c` of tenant `t`: none named, or
+/// its projected row is there and not deleted. On Postgres it is checked after the
+/// conversation's lock ([`pg::lock_shared`]), in the same transaction as the write; on
+/// SQLite the write transaction is the only writer.
+fn live(t: &str, c: &str, m: &str, lookup: &str, deleted: &str) -> String {
+    format!(
+        "({m} IS NULL OR EXISTS (SELECT 1 FROM conversations lc JOIN messages lm \
+         ON lm.cid = lc.id AND {lookup} AND lm.message = {m} \
+         WHERE lc.tenant = {t} AND lc.conv = {c} AND {deleted}))"
+    )
+}
+
+/// [`live`] on Postgres: through the index on `hashtext(message)` (migration 0010).
+pub(super) fn live_pg(t: &str, c: &str, m: &str) -> String {
+    live(
+        t,
+        c,
+        m,
+        &format!("hashtext(lm.message) = hashtext({m})"),
+        "NOT lm.deleted",
+    )
+}
+
+/// [`live`] on SQLite: through the index on `(cid, message)`.
+pub(super) fn live_lite(t: &str, c: &str, m: &str) -> String {
+    live(t, c, m, "TRUE", "lm.deleted = 0")
+}
+
 pub(super) mod pg {
     queries!(sqlx::PgConnection);
+
+    /// Takes the conversation's notification lock shared until the transaction ends
+    /// (migration 0035): a commit that marks one of its messages deleted waits for the
+    /// transaction, and the transaction's next statement sees any such commit that ended
+    /// before. Nothing to lock for a conversation without a row (no message to delete).
+    pub(in crate::store) async fn lock_shared(
+        conn: &mut sqlx::PgConnection,
+        tenant: &str,
+        conv: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock_shared(hashtext('confab.notify'), \
+             (id % 2147483647)::int4) FROM conversations WHERE tenant = $1 AND conv = $2",
+        )
+        .bind(tenant)
+        .bind(conv)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
 }
 
 pub(super) mod lite {

@@ -3,6 +3,8 @@
 //! (`crate::notify::webhook`, docs/OPERATIONS.md "Push webhooks"). The statements are the
 //! same on both backends but for Postgres' row locks on a claim.
 
+use confab_core::ids::{ConvId, MessageId};
+
 use super::columns::Cols;
 use super::Result;
 
@@ -17,6 +19,10 @@ pub struct NewDelivery {
     /// Open to merging later deliveries under this key until claimed (the coalesced
     /// deliveries of new messages, `crate::notify::webhook`); none for the others.
     pub coalesce: Option<String>,
+    /// The conversation and message whose text the body carries, if it carries any: queued
+    /// only while that message's row is not deleted, as a notification row is
+    /// (`super::notifications::live_pg`).
+    pub about: Option<(ConvId, MessageId)>,
 }
 
 /// A delivery claimed for sending.
@@ -49,25 +55,26 @@ macro_rules! queries {
         use crate::store::webhooks::{claimed, Delivery, NewDelivery};
         use crate::store::Result;
 
-        pub(in crate::store) async fn enqueue(
+        /// Queues `r` unless the message its body carries is gone (`live`, the backend's
+        /// condition over `$1` the tenant, `$6` the conversation and `$7` the message).
+        pub(in crate::store) async fn enqueue_one(
             conn: &mut $conn,
-            rows: &[NewDelivery],
+            r: &NewDelivery,
+            live: &str,
         ) -> Result<()> {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            for r in rows {
-                sqlx::query(
-                    "INSERT INTO webhook_outbox (tenant, account, payload, next_at, \
-                     created_at, coalesce_key) VALUES ($1, $2, $3, $4, $4, $5)",
-                )
-                .bind(&r.tenant)
-                .bind(&r.account)
-                .bind(&r.payload)
-                .bind(r.at)
-                .bind(r.coalesce.as_deref())
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
+            sqlx::query(&format!(
+                "INSERT INTO webhook_outbox (tenant, account, payload, next_at, \
+                 created_at, coalesce_key) SELECT $1, $2, $3, $4, $4, $5 WHERE {live}"
+            ))
+            .bind(&r.tenant)
+            .bind(&r.account)
+            .bind(&r.payload)
+            .bind(r.at)
+            .bind(r.coalesce.as_deref())
+            .bind(r.about.as_ref().map(|(c, _)| c.as_str()))
+            .bind(r.about.as_ref().map(|(_, m)| m.as_str()))
+            .execute(&mut *conn)
+            .await?;
             Ok(())
         }
 

@@ -1,7 +1,7 @@
-// Modal forms: new group / channel / direct / support conversation, a proposal,
-// and "request change" with suggested slots.
-import { h } from "../dom.js";
-import { displayName } from "../format.js";
+// Modal forms: new group / channel / direct / support conversation, forwarding a message, a
+// proposal, and "request change" with suggested slots.
+import { h, toast } from "../dom.js";
+import { convTitle, displayName } from "../format.js";
 import { follow } from "../session.js";
 import { select } from "../state.js";
 
@@ -99,10 +99,22 @@ export function newConversationDialog(session, kind) {
   }
   if (kind === "direct") {
     const peer = h("select", { name: "peer" }, people.map((u) => h("option", { value: u }, displayName(u))));
-    return dialog("New direct conversation", [field("With", peer)], "Open", async () => {
-      const { conv } = await client.openDirect(peer.value);
-      open(session, conv);
-    });
+    // The pair's encrypted conversation is another one than their plain one (a conversation
+    // never changes whether it is encrypted): both can exist side by side.
+    const encrypted = h("input", { type: "checkbox", name: "encrypted" });
+    return dialog(
+      "New direct conversation",
+      [
+        field("With", peer),
+        h("label", { class: "check" }, encrypted, "🔐 End-to-end encrypted (the server cannot read it)"),
+        h("p", { class: "why" }, "Encrypted, it is a conversation of its own beside your plain one with this person."),
+      ],
+      "Open",
+      async () => {
+        const { conv } = await client.openDirect(peer.value, encrypted.checked ? { encrypted: true } : undefined);
+        open(session, conv);
+      },
+    );
   }
   // Support: a thread between a resource's client and its owner, one per pair.
   const resource = h("input", { name: "resource", required: true, value: "flat-12", pattern: "[A-Za-z0-9_\\-]+" });
@@ -140,6 +152,49 @@ export function newConversationDialog(session, kind) {
         ownerName: displayName(owner),
       });
       open(session, conv);
+    },
+  );
+}
+
+/** Forwards message `m` of conversation `from` into another conversation of mine. The client
+ * refuses a forward out of an encrypted conversation into a plain one at once
+ * (`forward_out_of_encrypted`, docs/E2EE.md, "Forwarding"); plain targets stay offered, so the
+ * refusal is shown in words in the dialog, which stays open, like any refusal at once. */
+export function forwardDialog(session, from, m) {
+  const { client, account } = session;
+  const targets = client
+    .conversations()
+    .filter((s) => s.conv !== from.id)
+    .map((s) => client.conversation(s.conv))
+    .filter((c) => c && c.lifecycle.state !== "deleted")
+    .map((c) => ({ c, verdict: client.can({ action: "send", conv: c.id }) }));
+  const label = (c) => `${convTitle(c, account)}${c.encryption.enabled ? " 🔐" : ""}`;
+  const to = h(
+    "select",
+    { name: "to", required: true },
+    // Where I may not post, the option says why (the policy's own words).
+    targets.map(({ c, verdict }) =>
+      h(
+        "option",
+        { value: c.id, disabled: !verdict.allowed, dataset: { encrypted: String(c.encryption.enabled) } },
+        verdict.allowed ? label(c) : `${label(c)} — ${verdict.reason}`,
+      ),
+    ),
+  );
+  to.value = targets.find((t) => t.verdict.allowed)?.c.id ?? "";
+  return dialog(
+    "Forward",
+    [
+      h("p", { class: "why" }, `${displayName(m.author)}: “${(m.body || m.kind).slice(0, 80)}”`),
+      field("To", to),
+      from.encryption.enabled &&
+        h("p", { class: "why" }, "🔐 From an encrypted conversation it goes only into an encrypted one."),
+    ],
+    "Forward",
+    async () => {
+      const target = targets.find((t) => t.c.id === to.value)?.c;
+      await client.forward(from.id, m.id, to.value);
+      toast(`Forwarded to ${target ? convTitle(target, account) : to.value}`);
     },
   );
 }

@@ -6,6 +6,7 @@ import { avatar, displayName, time } from "../format.js";
 import { openPanel, refusalOf, render, ui } from "../state.js";
 import { blobPath, objectUrl } from "../attach.js";
 import { proposalCard, responseCard } from "./proposal.js";
+import { forwardDialog } from "./dialogs.js";
 import { openThread } from "./thread.js";
 
 const EMOJIS = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
@@ -117,6 +118,7 @@ export function messageView(ctx, item, live = liveOf(ctx, item)) {
       { class: "bubble" },
       !mine && ctx.showAuthor && h("div", { class: "author" }, m.senderName ?? displayName(m.author), m.senderRole && h("span", { class: "sender-role" }, ` · ${m.senderRole}`)),
       m.replyTo && quote(ctx, m.replyTo),
+      m.forwardedFrom && h("div", { class: "forwarded" }, "↪ Forwarded"),
       item.undecryptable ? undecryptable(item.undecryptable) : body(ctx, m, deleted),
       reactions(ctx, m, deleted),
       h(
@@ -275,7 +277,7 @@ function tools(ctx, item) {
       },
       "⋯",
     ),
-    open && menu(ctx, session, m),
+    open && menu(ctx, session, item),
   );
 }
 
@@ -311,8 +313,9 @@ function menuKeys(e, conv, message) {
 }
 
 /** The action menu, built only while open: each entry asks the policy. */
-function menu(ctx, session, m) {
+function menu(ctx, session, timelineItem) {
   const { client, account } = session;
+  const m = timelineItem.message;
   const conv = ctx.conv.id;
   // A push that redraws this message while its menu has the focus (a reaction accepted, a
   // conversation arriving) must not drop the focus: the same entry takes it again.
@@ -370,6 +373,14 @@ function menu(ctx, session, m) {
     item("🗑 Delete", ask("delete"), () => {
       if (confirm("Delete this message for everyone?")) act(m.id, client.delete(conv, m.id));
     }, "delete"),
+    item(
+      "↪ Forward",
+      timelineItem.undecryptable
+        ? { allowed: false, code: "undecryptable", reason: "This device cannot read it" }
+        : { allowed: true },
+      () => forwardDialog(session, ctx.conv, m),
+      "forward",
+    ),
     pinned
       ? item("📌 Unpin", ask("unpin"), () => act(m.id, client.unpin(conv, m.id)), "unpin")
       : item("📌 Pin", ask("pin"), () => act(m.id, client.pin(conv, m.id)), "pin"),

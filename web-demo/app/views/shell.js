@@ -1,11 +1,16 @@
-// The signed-in page: sidebar | conversation | side panel (members, settings or a thread).
+// The signed-in page: sidebar | conversation | side panel (members, settings, a thread, or
+// the account's devices).
 import { forget, h, mount, put, remountIf } from "../dom.js";
 import { onRender, openPanel, render, ui } from "../state.js";
 import { ConversationView } from "./conversation.js";
 import { closeMenu } from "./message.js";
+import { renderDevices } from "./devices.js";
 import { renderMembers } from "./members.js";
 import { renderSettings } from "./settings.js";
 import { createSidebar } from "./sidebar.js";
+
+/** The side panels drawn by a function (the thread panel is a conversation view). */
+const PANELS = { members: renderMembers, settings: renderSettings, devices: renderDevices };
 
 export function mountShell(root, session, onSignOut) {
   const sidebar = createSidebar(onSignOut);
@@ -50,14 +55,16 @@ export function mountShell(root, session, onSignOut) {
 
     const panel = ui.panel;
     const perConversation = panel?.kind === "members" || panel?.kind === "settings";
+    // The devices are the account's: their panel shows with or without a conversation.
+    const drawn = perConversation ? ui.current && PANELS[panel.kind] : PANELS[panel?.kind];
     put(side, "hidden", !panel || (perConversation && !ui.current));
-    if (perConversation && ui.current) {
+    if (drawn) {
       threadView?.dispose();
       threadView = undefined;
       put(side, "className", "side");
       if (side.dataset.panel !== panel.kind) forget(side); // the other panel drew here
       put(side.dataset, "panel", panel.kind);
-      (panel.kind === "members" ? renderMembers : renderSettings)(side, session, ui.current);
+      drawn(side, session, ui.current);
     } else if (panel?.kind === "thread") {
       if (threadView?.conv !== panel.conv) {
         threadView?.dispose();

@@ -1,7 +1,7 @@
-// The left column: who I am and the connection (with the offline switch), new-conversation
-// buttons, "Browse" (groups and channels to join) and the notification bell, the message
-// search (its results take the list's place while it holds text), the conversation list
-// (unread, preview, muted / pinned / archived) and the outbox.
+// The left column: who I am and the connection (with the offline switch, my profile and my
+// devices), new-conversation buttons, "Browse" (groups and channels to join) and the
+// notification bell, the message search (its results take the list's place while it holds
+// text), the conversation list (unread, preview, muted / pinned / archived) and the outbox.
 import { forget, h, mount, placeChildren, remountIf } from "../dom.js";
 import { avatar, convTitle, displayName, KIND_ICON, shortWhen } from "../format.js";
 import * as q from "../queries.js";
@@ -9,6 +9,7 @@ import { setOffline, isOfflineByChoice } from "../session.js";
 import { render, select, ui } from "../state.js";
 import { createBell } from "./bell.js";
 import { browseDialog } from "./browse.js";
+import { toggleDevices } from "./devices.js";
 import { newConversationDialog, profileDialog } from "./dialogs.js";
 import { renderOutbox } from "./outbox.js";
 import { createSearch } from "./search.js";
@@ -97,6 +98,11 @@ function mountMe(el, session, onSignOut, name, offline) {
       "Offline",
     ),
     h("button", { class: "link", onclick: () => profileDialog(session), id: "edit-profile" }, "Profile"),
+    h(
+      "button",
+      { class: "link", onclick: () => toggleDevices(session), id: "devices-button", title: "The devices signed in as you" },
+      "Devices",
+    ),
     h("button", { class: "link", onclick: onSignOut, id: "sign-out" }, "Sign out"),
   );
 }

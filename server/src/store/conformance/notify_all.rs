@@ -108,6 +108,7 @@ pub async fn coalesced_feed_and_merged_deliveries(env: Env) {
         payload: payload.into(),
         at: 10,
         coalesce: Some("acme/team#0.0".into()),
+        about: None,
     };
     s.enqueue_deliveries(&[queued("v1")]).await.unwrap();
     let (id, payload) = s.waiting_delivery("acme/team#0.0").await.unwrap().unwrap();

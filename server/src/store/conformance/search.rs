@@ -48,7 +48,7 @@ fn account_id(a: &str) -> confab_core::ids::AccountId {
 }
 
 /// Commits the group `acme/room` with `alice` its owner and `more` rows.
-pub(super) async fn room(s: &dyn Store, seqs: &mut Seqs, more: Vec<Projection>) {
+pub async fn room(s: &dyn Store, seqs: &mut Seqs, more: Vec<Projection>) {
     let cd = conv_doc("acme", "room");
     let seq = seqs.next(&cd);
     let mut rows = vec![

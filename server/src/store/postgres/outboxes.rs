@@ -17,41 +17,65 @@ use crate::store::{Outboxes, Result};
 
 #[async_trait]
 impl Outboxes for PgStore {
+    /// One transaction per conversation: its lock taken shared, then one insert of its
+    /// rows, those naming a message only while that message's row is not deleted
+    /// (`notifications::live_pg`). One lock at a time: a notifier waits for a deletion
+    /// holding nothing a deletion could wait for.
     async fn insert_notifications(&self, rows: &[NewNotification]) -> Result<Vec<(i64, usize)>> {
-        let col = |f: fn(&NewNotification) -> &str| rows.iter().map(f).collect::<Vec<_>>();
-        let found = sqlx::query(
-            "INSERT INTO notifications (tenant, account, kind, conv, source, message, actor, \
-             preview, created_at) \
-             SELECT t, a, k, c, s, m, ac, p, at FROM UNNEST($1::text[], $2::text[], \
-             $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-             $9::int8[], $10::int8[]) AS u(t, a, k, c, s, m, ac, p, at, i) ORDER BY i \
-             ON CONFLICT DO NOTHING RETURNING id, account, conv, source",
-        )
-        .bind(col(|r| r.tenant.as_str()))
-        .bind(col(|r| r.account.as_str()))
-        .bind(col(|r| r.kind.as_str()))
-        .bind(col(|r| r.conv.as_str()))
-        .bind(col(|r| r.source.as_str()))
-        .bind(
-            rows.iter()
-                .map(|r| r.message.as_ref().map(MessageId::as_str))
-                .collect::<Vec<_>>(),
-        )
-        .bind(col(|r| r.actor.as_str()))
-        .bind(col(|r| r.preview.as_str()))
-        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-        .bind((0..rows.len() as i64).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
-        .await?;
-        // RETURNING does not say which input row; (account, conv, source) is unique.
-        let mut out = Vec::with_capacity(found.len());
-        for row in &found {
-            let (a, c, s) = (row.text("account")?, row.text("conv")?, row.text("source")?);
-            if let Some(i) = rows
-                .iter()
-                .position(|r| r.account.as_str() == a && r.conv.as_str() == c && r.source == s)
-            {
-                out.push((row.int("id")?, i));
+        type Group<'a> = Vec<(usize, &'a NewNotification)>;
+        let mut by_conv: std::collections::BTreeMap<(&str, &str), Group> =
+            std::collections::BTreeMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            by_conv
+                .entry((r.tenant.as_str(), r.conv.as_str()))
+                .or_default()
+                .push((i, r));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for ((tenant, conv), group) in by_conv {
+            let mut tx = self.pool.begin().await?;
+            notifications::pg::lock_shared(&mut tx, tenant, conv).await?;
+            let col = |f: fn(&NewNotification) -> &str| {
+                group.iter().map(|(_, r)| f(r)).collect::<Vec<_>>()
+            };
+            let found = sqlx::query(&format!(
+                "INSERT INTO notifications (tenant, account, kind, conv, source, message, \
+                 actor, preview, created_at) \
+                 SELECT t, a, k, c, s, m, ac, p, at FROM UNNEST($1::text[], $2::text[], \
+                 $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+                 $9::int8[], $10::int8[]) AS u(t, a, k, c, s, m, ac, p, at, i) \
+                 WHERE {} ORDER BY i \
+                 ON CONFLICT DO NOTHING RETURNING id, account, source",
+                notifications::live_pg("u.t", "u.c", "u.m")
+            ))
+            .bind(col(|r| r.tenant.as_str()))
+            .bind(col(|r| r.account.as_str()))
+            .bind(col(|r| r.kind.as_str()))
+            .bind(col(|r| r.conv.as_str()))
+            .bind(col(|r| r.source.as_str()))
+            .bind(
+                group
+                    .iter()
+                    .map(|(_, r)| r.message.as_ref().map(MessageId::as_str))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(col(|r| r.actor.as_str()))
+            .bind(col(|r| r.preview.as_str()))
+            .bind(group.iter().map(|(_, r)| r.created_at).collect::<Vec<_>>())
+            .bind((0..group.len() as i64).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            // RETURNING does not say which input row; (account, source) is unique within
+            // the conversation.
+            for row in &found {
+                let (a, s) = (row.text("account")?, row.text("source")?);
+                if let Some((i, _)) = group
+                    .iter()
+                    .find(|(_, r)| r.account.as_str() == a && r.source == s)
+                {
+                    out.push((row.int("id")?, *i));
+                }
             }
         }
         Ok(out)
@@ -154,8 +178,28 @@ impl Outboxes for PgStore {
         ))
     }
 
+    /// Those that carry no message's text in one transaction; each that does in its own,
+    /// after its conversation's lock, as `insert_notifications` does.
     async fn enqueue_deliveries(&self, rows: &[NewDelivery]) -> Result<()> {
-        on_pool!(self, |conn| webhooks::pg::enqueue(conn, rows))
+        let live = notifications::live_pg("$1", "$6", "$7");
+        let (about, plain): (Vec<&NewDelivery>, Vec<&NewDelivery>) =
+            rows.iter().partition(|r| r.about.is_some());
+        if !plain.is_empty() {
+            let mut tx = self.pool.begin().await?;
+            for r in plain {
+                webhooks::pg::enqueue_one(&mut tx, r, &live).await?;
+            }
+            tx.commit().await?;
+        }
+        for r in about {
+            let mut tx = self.pool.begin().await?;
+            if let Some((conv, _)) = &r.about {
+                notifications::pg::lock_shared(&mut tx, &r.tenant, conv.as_str()).await?;
+            }
+            webhooks::pg::enqueue_one(&mut tx, r, &live).await?;
+            tx.commit().await?;
+        }
+        Ok(())
     }
 
     async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>> {

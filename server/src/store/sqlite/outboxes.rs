@@ -15,30 +15,35 @@ use crate::store::schedule::{self, Claim};
 use crate::store::webhooks::{self, Delivery, NewDelivery};
 use crate::store::{Outboxes, Result};
 
-/// One statement per row: SQLite's `RETURNING` names the row it inserted.
+/// One statement per row: SQLite's `RETURNING` names the row it inserted. A row naming a
+/// message is written only while that message's row is not deleted
+/// (`notifications::live_lite`): checked in the write transaction, which no deletion can
+/// interleave with (one writer).
 async fn insert_notifications(
     conn: &mut SqliteConnection,
     rows: &[NewNotification],
 ) -> Result<Vec<(i64, usize)>> {
+    let sql = format!(
+        "INSERT INTO notifications (tenant, account, kind, conv, source, message, \
+         actor, preview, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE {} \
+         ON CONFLICT DO NOTHING RETURNING id",
+        notifications::live_lite("$1", "$4", "$6")
+    );
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let mut out = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let row = sqlx::query(
-            "INSERT INTO notifications (tenant, account, kind, conv, source, message, \
-             actor, preview, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(r.tenant.as_str())
-        .bind(r.account.as_str())
-        .bind(r.kind.as_str())
-        .bind(r.conv.as_str())
-        .bind(r.source.as_str())
-        .bind(r.message.as_ref().map(MessageId::as_str))
-        .bind(r.actor.as_str())
-        .bind(r.preview.as_str())
-        .bind(r.created_at)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = sqlx::query(&sql)
+            .bind(r.tenant.as_str())
+            .bind(r.account.as_str())
+            .bind(r.kind.as_str())
+            .bind(r.conv.as_str())
+            .bind(r.source.as_str())
+            .bind(r.message.as_ref().map(MessageId::as_str))
+            .bind(r.actor.as_str())
+            .bind(r.preview.as_str())
+            .bind(r.created_at)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(row) = row {
             out.push((row.int("id")?, i));
         }
@@ -97,6 +102,18 @@ async fn coalesce_notifications(
     }
     tx.commit().await?;
     Ok(out)
+}
+
+/// In one write transaction; one that carries a message's text only while that message's
+/// row is not deleted (`notifications::live_lite`).
+async fn enqueue_deliveries(conn: &mut SqliteConnection, rows: &[NewDelivery]) -> Result<()> {
+    let live = notifications::live_lite("$1", "$6", "$7");
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for r in rows {
+        webhooks::lite::enqueue_one(&mut tx, r, &live).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -169,7 +186,7 @@ impl Outboxes for SqliteStore {
     }
 
     async fn enqueue_deliveries(&self, rows: &[NewDelivery]) -> Result<()> {
-        on_writer!(self, |conn| webhooks::lite::enqueue(conn, rows))
+        on_writer!(self, |conn| enqueue_deliveries(conn, rows))
     }
 
     async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>> {
