@@ -238,3 +238,46 @@ fn the_same_member_archives_and_reopens() {
         assert_eq!(hub.conversation(&c).expect("cached").lifecycle.state, state);
     }
 }
+
+/// Account erasure tombstones a run of one part's messages in one change
+/// (`write::delete_messages`): the acceptor checks each message of it as if deleted alone,
+/// and a run past the ops a message part's change may hold is refused whole.
+#[test]
+fn a_run_of_tombstones_is_one_change_within_the_ops_limit() {
+    let mut hub = confab_core::hub::Hub::new();
+    let mut alice = Device::new("alice", 1);
+    let mut bob = Device::new("bob", 1);
+    let c = group(&mut hub, "g1", &mut alice, &mut [(&mut bob, Role::Member)]);
+    let ids: Vec<_> = (0..64).map(|i| msg_id(&format!("b{i}"))).collect();
+    for id in &ids {
+        post(&mut hub, &mut bob, &c, id.as_str(), "bob wrote this").expect("bob posts");
+    }
+    let doc = bucket_doc(&c, NOW);
+    let mut service = Device::service("privacy-desk");
+    service.pull(&hub, &doc);
+
+    let too_many = service
+        .write(&doc, |d, t| {
+            write::delete_messages(d, t, NOW, &ids, &acc("privacy-desk"))
+        })
+        .unwrap();
+    let refused = submit(&mut hub, &service, &doc, too_many).expect_err("over the limit");
+    assert_eq!(refused.code.as_str(), "too_many_ops", "{refused:?}");
+
+    let mut service = Device::service("privacy-desk");
+    service.pull(&hub, &doc);
+    let run = &ids[..16];
+    let change = service
+        .write(&doc, |d, t| {
+            write::delete_messages(d, t, NOW, run, &acc("privacy-desk"))
+        })
+        .unwrap();
+    let (_, effects) = submit(&mut hub, &service, &doc, change).expect("a run of 16 accepted");
+    assert_eq!(effects.len(), 16, "{effects:?}");
+    let messages = read::read_messages(hub.doc(&doc).expect("doc").doc());
+    for m in &messages {
+        let in_run = run.contains(&m.id);
+        assert_eq!(m.deleted_at.is_some(), in_run, "{}", m.id);
+        assert_eq!(m.body.is_empty(), in_run, "{}", m.id);
+    }
+}

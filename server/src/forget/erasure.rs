@@ -26,6 +26,11 @@ use crate::store::StoreError;
 
 /// Messages per page (progress is stored after each).
 const PAGE: usize = 100;
+/// Messages tombstoned by one change at most: a tombstone is two writes and the removal of
+/// each content field, and a change of a message part holds at most
+/// `limits::CHANGE_MAX_OPS` ops (a run over it is refused `too_many_ops`, then retried one
+/// message at a time).
+const RUN_MAX: usize = confab_core::limits::CHANGE_MAX_OPS / 8;
 /// How long a node holds an erasure between two saves of its progress.
 const LEASE_MS: i64 = 20_000;
 
@@ -113,10 +118,13 @@ async fn run(engine: &Engine, e: &mut Erasure) -> Result<(), ErasureError> {
             e.step = ErasureStep::Memberships;
         }
         // The page is in (conversation, position) order: its messages of one part are
-        // together, and each run of them is tombstoned by one change. A run the policy
-        // refuses is tried again one message at a time, so that only the messages it keeps
-        // are skipped.
-        for run in page.chunk_by(|a, b| (&a.conv, a.bucket) == (&b.conv, b.bucket)) {
+        // together, and each run of them (at most RUN_MAX) is tombstoned by one change. A
+        // run the acceptor refuses is tried again one message at a time, so that only the
+        // messages the policy keeps are skipped.
+        let runs = page
+            .chunk_by(|a, b| (&a.conv, a.bucket) == (&b.conv, b.bucket))
+            .flat_map(|part| part.chunks(RUN_MAX));
+        for run in runs {
             if run.len() > 1 {
                 if let Written::Done = tombstone(engine, e, &service, run).await? {
                     e.messages += run.len() as i64;
