@@ -518,12 +518,13 @@ fn restored(peer: &Peer, bucket: &DocId) -> Peer {
     }
 }
 
-/// What `peer` shows of message `id`: its body, or why it cannot be read. The host's
-/// lookup of one message (`message`, `cannot_open`: what a forward copies) agrees.
+/// What `peer` shows of message `id` of "secret": its body, or why it cannot be read.
 fn shown(peer: &Peer, id: &str) -> Result<String, String> {
     shown_in(peer, &conv("secret"), id)
 }
 
+/// What `peer` shows of message `id` of `c`. The host's lookup of one message (`message`,
+/// `cannot_open`: what a forward copies) agrees with the timeline.
 fn shown_in(peer: &Peer, c: &ConvId, id: &str) -> Result<String, String> {
     let item = peer
         .engine
@@ -534,9 +535,9 @@ fn shown_in(peer: &Peer, c: &ConvId, id: &str) -> Result<String, String> {
     let message_id = MessageId::new(id).unwrap();
     let (_, looked_up) = peer
         .engine
-        .message(&conv("secret"), &message_id)
+        .message(c, &message_id)
         .expect("the message is loaded");
-    let why = peer.engine.cannot_open(&conv("secret"), &message_id);
+    let why = peer.engine.cannot_open(c, &message_id);
     assert_eq!(why, item.undecryptable, "lookup and timeline of {id}");
     assert_eq!(
         looked_up.body, item.message.body,
