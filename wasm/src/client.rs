@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use confab_core::client::apply::direct_id;
+use confab_core::client::apply::{direct_id, support_id};
 use confab_core::client::{ClientEngine, Outcome};
 use confab_core::ids::{AccountId, ConvId, TenantId};
 use js_sys::{Function, Promise};
@@ -465,6 +465,21 @@ impl ConfabClient {
         let peer = account_id(peer)?;
         let encrypted = encrypted.unwrap_or(false);
         Ok(direct_id(self.rt.tenant(), self.rt.account(), &peer, encrypted).to_string())
+    }
+
+    /// The deterministic id of `client`'s support thread about `resource` (`encrypted`:
+    /// the end-to-end encrypted one), the same on every device: what `openSupport` opens.
+    #[wasm_bindgen(js_name = supportConversationId)]
+    pub fn support_conversation_id(
+        &self,
+        client: &str,
+        resource: &str,
+        encrypted: Option<bool>,
+    ) -> std::result::Result<String, JsValue> {
+        let client = account_id(client)?;
+        let resource = confab_core::ids::ResourceId::new(resource).map_err(Failure::from)?;
+        let encrypted = encrypted.unwrap_or(false);
+        Ok(support_id(self.rt.tenant(), &client, &resource, encrypted).to_string())
     }
 
     // ---------- opening ----------

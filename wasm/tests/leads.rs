@@ -51,6 +51,17 @@ async fn thread(s: &Server) -> (ConfabClient, ConfabClient, String) {
     };
     let opened: IntentResult = ok(bob.open_support(tsify::Ts::from_rust(&input).unwrap())).await;
     let conv = opened.conv.unwrap();
+    let id_of = |encrypted| {
+        alice
+            .support_conversation_id("bob", &input.resource, Some(encrypted))
+            .unwrap()
+    };
+    assert_eq!(
+        id_of(false),
+        conv,
+        "the owner's device names the same thread"
+    );
+    assert_ne!(id_of(true), conv, "the encrypted thread is another one");
     wait_for("bob's thread accepted", WAIT, || {
         state_of(&bob, opened.id).as_deref() == Some("accepted")
     })
