@@ -348,6 +348,47 @@ impl Client {
         self.query(|e| e.devices().unwrap_or_default()).await
     }
 
+    /// Removes another device of this account from the server's directory and waits for the
+    /// answer; the engine then lists the devices again and takes the removed one out of every
+    /// encrypted conversation this device is in (`ClientEngine::remove_device`).
+    /// `Error::Failed` with the directory's code when it refused, `unanswered` when no answer
+    /// came within `wait`.
+    pub async fn remove_device(&self, device: &str, wait: Duration) -> Result<(), Error> {
+        let mut events = self.events();
+        let name = device.to_owned();
+        self.query(move |e| e.remove_device(&name))
+            .await?
+            .map_err(|e| Error::Failed {
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            })?;
+        let answered = tokio::time::timeout(wait, async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::DeviceRemoved {
+                        device: removed,
+                        refused,
+                    }) if removed == device => return Ok(refused),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return Err(Error::Stopped),
+                }
+            }
+        })
+        .await;
+        match answered {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(code))) => Err(Error::Failed {
+                message: format!("the directory did not remove {device}: {code}"),
+                code,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Failed {
+                code: "unanswered".into(),
+                message: format!("no answer to removing {device} within {wait:?}"),
+            }),
+        }
+    }
+
     /// Waits until the intent is accepted (`None` status: it left the outbox) or rejected;
     /// `Error::Unsettled` after `wait`.
     pub async fn settle(&self, id: u64, wait: Duration) -> Result<Option<IntentStatus>, Error> {

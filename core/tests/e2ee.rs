@@ -405,3 +405,40 @@ fn every_refusal_has_its_own_code() {
     codes.dedup();
     assert_eq!(codes.len(), DsRefusal::CODES.len());
 }
+
+/// An account takes its own devices out of a group while it stays a member (one it removed
+/// from the directory); another member's devices it cannot.
+#[test]
+fn an_account_removes_its_own_device_but_not_another_members() {
+    let mut m = [
+        device("alice"),
+        Device::new(id("alice", "d2")).unwrap(),
+        device("bob"),
+    ];
+    let mut ds = group_of(&mut m);
+    let everyone = allowed(&[&m[0], &m[1], &m[2]]);
+
+    let drop_bob = m[0].commit(GROUP, &[], &[id("bob", "d1")]).unwrap();
+    assert_eq!(
+        ds.check_commit(&drop_bob.commit, m[0].identity(), &everyone)
+            .unwrap_err()
+            .code(),
+        "mls_removes_member"
+    );
+    m[0].discard_commit(GROUP).unwrap();
+
+    let drop_own = m[0].commit(GROUP, &[], &[id("alice", "d2")]).unwrap();
+    let check = ds
+        .check_commit(&drop_own.commit, m[0].identity(), &everyone)
+        .unwrap();
+    assert_eq!(check.removed, vec![id("alice", "d2")]);
+    ds.apply(check).unwrap();
+    m[0].confirm_commit(GROUP).unwrap();
+    assert_eq!(ds.devices(), allowed(&[&m[0], &m[2]]));
+
+    // The removed device, with its state, reads nothing sent after.
+    m[1].process_commit(&drop_own.commit).ok();
+    let after = say(&mut m[2], "after d2 left");
+    assert!(read(&mut m[1], &after).is_err());
+    assert_eq!(read(&mut m[0], &after).unwrap(), "after d2 left");
+}

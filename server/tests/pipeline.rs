@@ -564,6 +564,13 @@ impl Devices for GatedStore {
     ) -> Result<Vec<confab_server::store::devices::DeviceRow>> {
         self.inner.devices_of(tenant, accounts).await
     }
+    async fn removed_devices_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::ids::DeviceId>> {
+        self.inner.removed_devices_of(tenant, account).await
+    }
     async fn remove_device(
         &self,
         device: &confab_core::e2ee::DeviceIdentity,

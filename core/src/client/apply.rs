@@ -137,7 +137,12 @@ pub fn write_to_with(
         Some(mls) => write::put_mls(tx, now, mls),
         None => Ok(()),
     };
-    if mls.is_some() && !matches!(intent, AddMember { .. } | RemoveMember { .. }) {
+    if mls.is_some()
+        && !matches!(
+            intent,
+            AddMember { .. } | RemoveMember { .. } | SyncDevices { .. }
+        )
+    {
         return Err(DocError::NotApplicable(format!(
             "{} carries no MLS message",
             intent.kind()
@@ -256,6 +261,11 @@ pub fn write_to_with(
             })?
         }
         Leave { .. } => write::set_member_status(doc, tag, now, me, MemberStatus::Left)?,
+        // Only its commit, when the group owes one.
+        SyncDevices { .. } => match mls {
+            Some(_) => write::transact(doc, tag, now, with_mls)?,
+            None => None,
+        },
         SetRole {
             account,
             role,

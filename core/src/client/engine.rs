@@ -88,6 +88,12 @@ pub enum Event {
     },
     /// The directory answered the account's device list (read it with `devices`).
     Devices,
+    /// The directory answered this engine's `remove_device`: `refused` holds its code when
+    /// the device was not removed (`unknown_device`, ...).
+    DeviceRemoved {
+        device: String,
+        refused: Option<String>,
+    },
     /// Something stored could not be read back (start-up goes on without it).
     Error {
         code: String,

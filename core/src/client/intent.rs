@@ -138,6 +138,12 @@ pub enum Intent {
     Leave {
         conv: ConvId,
     },
+    /// Brings this account's devices in `conv`'s group in line with the directory's list: a
+    /// commit adding its listed devices the group lacks and removing its devices the list no
+    /// longer names (docs/E2EE.md, "The account's devices"). The engine queues it itself.
+    SyncDevices {
+        conv: ConvId,
+    },
     SetRole {
         conv: ConvId,
         account: AccountId,
@@ -256,6 +262,7 @@ impl Intent {
             Intent::AddMember { .. } => "add_member",
             Intent::RemoveMember { .. } => "remove_member",
             Intent::Leave { .. } => "leave",
+            Intent::SyncDevices { .. } => "sync_devices",
             Intent::SetRole { .. } => "set_role",
             Intent::SetOverride { .. } => "set_override",
             Intent::SetInfo { .. } => "set_info",
@@ -322,6 +329,7 @@ pub fn targets(
         | AddMember { conv: c, .. }
         | RemoveMember { conv: c, .. }
         | Leave { conv: c }
+        | SyncDevices { conv: c }
         | SetRole { conv: c, .. }
         | SetOverride { conv: c, .. }
         | SetInfo { conv: c, .. }

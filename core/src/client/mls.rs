@@ -40,7 +40,7 @@ pub(super) struct MlsSide {
     /// and the answers not yet used (the code when the claim was refused).
     pub(super) wanted: BTreeSet<AccountId>,
     pub(super) asking: BTreeMap<u64, Vec<AccountId>>,
-    pub(super) claimed: BTreeMap<AccountId, Result<Vec<Vec<u8>>, String>>,
+    pub(super) claimed: BTreeMap<AccountId, Result<Vec<ClaimedFor>, String>>,
     /// Per group this device is not in: the epochs whose Welcomes were tried.
     pub(super) scanned: HashMap<Vec<u8>, u64>,
     /// How often each intent's commit was made again after losing its epoch.
@@ -48,6 +48,17 @@ pub(super) struct MlsSide {
     /// The `list_devices` of this account out, and the directory's last answer.
     pub(super) listing: Option<u64>,
     pub(super) devices: Option<Vec<crate::protocol::DeviceEntry>>,
+    /// The account's devices the directory's last answer says were removed.
+    pub(super) removed: BTreeSet<String>,
+    /// This engine's `remove_device` requests out, by request id: the device each names.
+    pub(super) removing: BTreeMap<u64, String>,
+}
+
+/// A key package claimed for one device.
+#[derive(Debug, Clone)]
+pub(super) struct ClaimedFor {
+    pub(super) device: String,
+    pub(super) package: Vec<u8>,
 }
 
 impl MlsSide {
@@ -153,6 +164,8 @@ impl ClientEngine {
             rebuilds: HashMap::new(),
             listing: None,
             devices: None,
+            removed: BTreeSet::new(),
+            removing: BTreeMap::new(),
         });
         if fresh {
             self.save_device();
@@ -256,7 +269,7 @@ impl ClientEngine {
     /// A directory request of this engine was refused: told to the app (nothing waits on an
     /// upload; the next connection tries again).
     pub(super) fn on_directory_error(&mut self, id: u64, code: String, message: String) {
-        if self.on_claim_error(id, &code) {
+        if self.on_claim_error(id, &code) || self.on_remove_refused(id, &code) {
             return;
         }
         let Some(mls) = self.mls.as_mut() else {

@@ -1,8 +1,9 @@
 //! The account's devices as the server's directory lists them (docs/E2EE.md, "The account's
 //! devices"): asked on every connection (after the key package count, which is when the
-//! directory sees this device) and on `refresh_devices`, kept for `devices`.
+//! directory sees this device) and on `refresh_devices`, kept for `devices`; removing one
+//! (`remove_device`); and the account's groups kept to the list (`SyncDevices`).
 
-use super::engine::{ClientEngine, Event, Output};
+use super::engine::{ClientEngine, ClientError, Event, Output};
 use crate::protocol::{ClientFrame, DeviceEntry};
 
 /// One registered device of this account.
@@ -61,8 +62,16 @@ impl ClientEngine {
             .push(Output::Send(ClientFrame::ListDevices { id, account }));
     }
 
-    /// `devices`: the answer to this engine's last `list_devices`.
-    pub(super) fn on_devices(&mut self, id: u64, account: &str, devices: Vec<DeviceEntry>) {
+    /// `devices`: the answer to this engine's last `list_devices`. The account's groups
+    /// follow it: its listed devices a group lacks are added, its removed ones taken out.
+    pub(super) fn on_devices(
+        &mut self,
+        id: u64,
+        account: &str,
+        devices: Vec<DeviceEntry>,
+        removed: Vec<String>,
+        device_now: i64,
+    ) {
         let Some(mls) = self.mls.as_mut() else {
             return;
         };
@@ -71,6 +80,63 @@ impl ClientEngine {
         }
         mls.listing = None;
         mls.devices = Some(devices);
+        mls.removed = removed.into_iter().collect();
         self.out.push(Output::Event(Event::Devices));
+        self.sync_device_groups(device_now);
+    }
+
+    /// Removes another device of this account from the directory (it is no longer listed
+    /// nor claimed, and uploads nothing more); once the directory answers, the list is asked
+    /// again and this device takes it out of every encrypted conversation's group it is in.
+    /// `Event::DeviceRemoved` tells the answer. Online only.
+    pub fn remove_device(&mut self, device: &str) -> Result<(), ClientError> {
+        let online = self.online;
+        let mls = self.mls.as_mut().ok_or_else(|| {
+            ClientError::E2ee("no device attached: there is no device list".into())
+        })?;
+        let device = crate::ids::DeviceId::new(device)
+            .map_err(|e| ClientError::NotApplicable(format!("device {device:?}: {e}")))?;
+        if device == mls.device.identity().device {
+            return Err(ClientError::NotApplicable(
+                "a device cannot remove itself: remove it from another device".into(),
+            ));
+        }
+        if !online {
+            return Err(ClientError::NotApplicable(
+                "offline: a device is removed by the server's directory".into(),
+            ));
+        }
+        let id = mls.request_id();
+        mls.removing.insert(id, device.to_string());
+        self.out.push(Output::Send(ClientFrame::RemoveDevice {
+            id,
+            device: device.to_string(),
+        }));
+        Ok(())
+    }
+
+    /// `device_removed`: the list is asked again, and its answer moves the groups.
+    pub(super) fn on_device_removed(&mut self, id: u64) {
+        let Some(device) = self.mls.as_mut().and_then(|m| m.removing.remove(&id)) else {
+            return;
+        };
+        self.out.push(Output::Event(Event::DeviceRemoved {
+            device,
+            refused: None,
+        }));
+        self.refresh_devices();
+    }
+
+    /// A `remove_device` of this engine was refused (`code`): told to the app. `false` if
+    /// `id` is not one.
+    pub(super) fn on_remove_refused(&mut self, id: u64, code: &str) -> bool {
+        let Some(device) = self.mls.as_mut().and_then(|m| m.removing.remove(&id)) else {
+            return false;
+        };
+        self.out.push(Output::Event(Event::DeviceRemoved {
+            device,
+            refused: Some(code.to_owned()),
+        }));
+        true
     }
 }

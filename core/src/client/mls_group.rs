@@ -6,13 +6,13 @@
 
 use std::collections::BTreeSet;
 
-use super::engine::{ClientEngine, ClientError};
+use super::engine::{ClientEngine, ClientError, Event, Output};
 use super::intent::Intent;
 use super::load::Ready;
-use super::mls::{Committing, MlsSide};
+use super::mls::{ClaimedFor, Committing, MlsSide};
 use crate::doc::read;
 use crate::e2ee::{self, CommitBundle, DeviceIdentity, E2eeError};
-use crate::ids::{AccountId, ConvId, DocId};
+use crate::ids::{AccountId, ConvId, DocId, DocTarget};
 use crate::protocol::{ClaimedPackage, ClientFrame};
 
 /// How often an add or removal that lost its epoch to another commit is made again on the
@@ -36,7 +36,9 @@ impl ClientEngine {
     /// removing a member (a leave commits nothing: the next committer pays it).
     pub(super) fn commits_for(&self, intent: &Intent) -> Option<ConvId> {
         let conv = match intent {
-            Intent::AddMember { conv, .. } | Intent::RemoveMember { conv, .. } => conv,
+            Intent::AddMember { conv, .. }
+            | Intent::RemoveMember { conv, .. }
+            | Intent::SyncDevices { conv } => conv,
             _ => return None,
         };
         let has_group = self
@@ -110,6 +112,9 @@ impl ClientEngine {
             Intent::OpenSupport { client, owner, .. } if self.creates_group(intent) => {
                 self.with_me([client, owner])
             }
+            Intent::SyncDevices { conv } if !self.device_drift(conv).add.is_empty() => {
+                vec![self.config.account.clone()]
+            }
             _ => Vec::new(),
         }
     }
@@ -180,6 +185,50 @@ impl ClientEngine {
     }
 
     /// Whether the accepted document of `conv` holds its group.
+    /// What a `SyncDevices` of `conv` would change now (nothing outside the group).
+    pub(super) fn device_drift(&self, conv: &ConvId) -> Drift {
+        let (_, group) = self.group_of(conv);
+        let Some(mls) = self.mls.as_ref() else {
+            return Drift::default();
+        };
+        match mls.device.members(&group) {
+            Ok(in_group) => drift(mls, &self.config.account, &in_group),
+            Err(_) => Drift::default(),
+        }
+    }
+
+    /// Queues a `SyncDevices` for every encrypted conversation whose group this device is
+    /// in and whose devices of this account differ from the directory's last answer (one at
+    /// a time per conversation).
+    pub(super) fn sync_device_groups(&mut self, device_now: i64) {
+        let convs: Vec<ConvId> = self
+            .docs
+            .keys()
+            .filter_map(|d| match d.target() {
+                DocTarget::Conv(c) => Some(c.clone()),
+                _ => None,
+            })
+            .filter(|c| self.is_encrypted(c) && self.group_accepted(c))
+            .filter(|c| !self.device_drift(c).is_empty())
+            .filter(|c| {
+                let syncs = |i: &Intent| matches!(i, Intent::SyncDevices { conv } if conv == c);
+                !self.loads.held_intents().any(|(_, i)| syncs(i))
+                    && !self
+                        .outbox
+                        .values()
+                        .any(|e| syncs(&e.intent) && !e.is_final())
+            })
+            .collect();
+        for conv in convs {
+            if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
+                self.out.push(Output::Event(Event::Error {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                }));
+            }
+        }
+    }
+
     pub(super) fn group_accepted(&self, conv: &ConvId) -> bool {
         let (doc, _) = self.group_of(conv);
         self.docs
@@ -245,7 +294,12 @@ impl ClientEngine {
                 .iter()
                 .filter(|d| d.account == account.as_str())
                 .filter(|d| !(account == me && d.device == own))
-                .filter_map(|d| d.package.as_ref().map(|p| p.to_vec()))
+                .filter_map(|d| {
+                    d.package.as_ref().map(|p| ClaimedFor {
+                        device: d.device.clone(),
+                        package: p.to_vec(),
+                    })
+                })
                 .collect();
             mls.claimed.insert(account, Ok(packages));
         }
@@ -301,7 +355,13 @@ impl ClientEngine {
         if let Intent::RemoveMember { account, .. } = intent {
             remove.extend(in_group.iter().filter(|d| &d.account == account).cloned());
         }
-        let packages = take_claims(mls, &claims)?;
+        let mut packages = take_claims(mls, &claims)?;
+        if let Intent::SyncDevices { .. } = intent {
+            let drift = drift(mls, &self.config.account, &in_group);
+            remove.extend(drift.remove);
+            packages.retain(|p| drift.add.contains(&p.device));
+        }
+        let packages: Vec<Vec<u8>> = packages.into_iter().map(|p| p.package).collect();
         if packages.is_empty() && remove.is_empty() {
             return Ok(None);
         }
@@ -479,8 +539,32 @@ fn lost_creation(device: &e2ee::Device, group: &[u8], server: &automerge::Autome
         .is_ok_and(|mine| mine.ratchet_tree != log.tree)
 }
 
+/// What `SyncDevices` changes in a group whose devices are `in_group`: this account's
+/// listed devices the group lacks, and its devices in the group the directory removed.
+fn drift(mls: &MlsSide, me: &AccountId, in_group: &[DeviceIdentity]) -> Drift {
+    let mine: BTreeSet<&str> = in_group
+        .iter()
+        .filter(|d| &d.account == me)
+        .map(|d| d.device.as_str())
+        .collect();
+    let add = mls
+        .devices
+        .iter()
+        .flatten()
+        .map(|d| d.device.as_str())
+        .filter(|d| !mine.contains(d) && !mls.removed.contains(*d))
+        .map(str::to_owned)
+        .collect();
+    let remove = in_group
+        .iter()
+        .filter(|d| &d.account == me && mls.removed.contains(d.device.as_str()))
+        .cloned()
+        .collect();
+    Drift { add, remove }
+}
+
 /// The key packages claimed for `accounts`, taken (each is used once).
-fn take_claims(mls: &mut MlsSide, accounts: &[AccountId]) -> Result<Vec<Vec<u8>>, ClientError> {
+fn take_claims(mls: &mut MlsSide, accounts: &[AccountId]) -> Result<Vec<ClaimedFor>, ClientError> {
     let mut packages = Vec::new();
     for account in accounts {
         match mls.claimed.remove(account) {
@@ -506,4 +590,17 @@ fn no_device() -> ClientError {
 
 fn e2ee_error(e: E2eeError) -> ClientError {
     ClientError::E2ee(e.to_string())
+}
+
+/// This account's devices a group lacks (by name) and those it must lose.
+#[derive(Debug, Default)]
+pub(super) struct Drift {
+    pub(super) add: BTreeSet<String>,
+    pub(super) remove: Vec<DeviceIdentity>,
+}
+
+impl Drift {
+    fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
 }

@@ -135,16 +135,16 @@ impl ClientEngine {
                 id,
                 account,
                 devices,
-            } => self.on_devices(id, &account, devices),
+                removed,
+            } => self.on_devices(id, &account, devices, removed, device_now),
+            ServerFrame::DeviceRemoved { id } => self.on_device_removed(id),
             ServerFrame::Error {
                 code,
                 message,
                 id: Some(id),
                 ..
             } => self.on_directory_error(id, code, message),
-            ServerFrame::Pong { .. }
-            | ServerFrame::Error { .. }
-            | ServerFrame::DeviceRemoved { .. } => {}
+            ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
         self.delivery.schedule(device_now);
         self.retry

@@ -193,6 +193,12 @@ pub fn check(
                 fields: vec!["status".into(), "removed_at".into()],
             }
         }
+        // What the commit may add or must remove is the server's group check.
+        SyncDevices { .. } => Effect::MlsCommit {
+            epoch: 0,
+            commit: Vec::new(),
+            welcome: None,
+        },
         Leave { .. } => {
             let Some(before) = member(me) else {
                 return Err(Denial {

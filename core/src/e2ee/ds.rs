@@ -5,8 +5,9 @@
 //!
 //! Membership is the server's: a commit is checked against `allowed`, the devices of the
 //! conversation's active members as the change that carries the commit leaves them. After an
-//! accepted commit no device outside `allowed` is in the group, no allowed device was removed
-//! without being added back, and the commit came from the device that submitted it.
+//! accepted commit no device outside `allowed` is in the group, no allowed device of another
+//! account was removed without being added back, and the commit came from the device that
+//! submitted it.
 //! Deciding and applying are two steps ([`GroupView::check_commit`], [`GroupView::apply`]),
 //! so the host applies only what it stored.
 
@@ -49,7 +50,7 @@ pub enum DsRefusal {
     AddsNonMember(String),
     #[error("{0} is no longer a device of an active member and the commit does not remove it")]
     MissingRemoval(String),
-    #[error("the commit removes {0}, a device of an active member")]
+    #[error("the commit removes {0}, a device of another active member")]
     RemovesMember(String),
     #[error("the commit carries a proposal other than add, remove or update")]
     UnsupportedProposal,
@@ -351,7 +352,10 @@ impl GroupView {
                 .find(|m| m.index == leaf)
                 .and_then(|m| DeviceIdentity::from_credential(&m.credential))
                 .ok_or_else(|| DsRefusal::Invalid("removes an empty leaf".into()))?;
-            if allowed.allows(&device) && !added.contains(&device) {
+            // An account takes its own devices out (one it removed from the directory);
+            // another active member's devices stay.
+            let own = device.tenant == submitter.tenant && device.account == submitter.account;
+            if allowed.allows(&device) && !added.contains(&device) && !own {
                 return Err(DsRefusal::RemovesMember(device.to_string()));
             }
             removed.push(device);

@@ -270,6 +270,10 @@ pub enum ServerFrame {
         id: u64,
         account: String,
         devices: Vec<DeviceEntry>,
+        /// The account's devices removed from the directory, which its other devices take
+        /// out of its groups.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<String>,
     },
     /// The answer to `remove_device`.
     DeviceRemoved {

@@ -2107,6 +2107,22 @@ pub async fn mls_directory(env: Env) {
         ),
         vec![("alice/tablet".to_owned(), b"key-t".to_vec())]
     );
+    // The removed ones are named apart (the account's other devices take them out of its
+    // groups), for that account and tenant only.
+    let removed = |tenant: TenantId, who: &'static str| {
+        let s = &s;
+        async move {
+            s.removed_devices_of(&tenant, &account(who))
+                .await
+                .expect("removed")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(removed(t1.clone(), "alice").await, ["phone"]);
+    assert!(removed(t1.clone(), "bob").await.is_empty());
+    assert!(removed(t2.clone(), "alice").await.is_empty());
 
     // Concurrent claimers on two instances: 5 packages, 12 claims; each package once.
     let other = env.second().await;

@@ -279,6 +279,28 @@ macro_rules! queries {
             listed(conn, tenant, accounts).await
         }
 
+        pub(in crate::store) async fn removed_of(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            account: &AccountId,
+        ) -> Result<Vec<confab_core::ids::DeviceId>> {
+            let rows = sqlx::query(
+                "SELECT device FROM devices WHERE tenant = $1 AND account = $2 \
+                 AND removed_at IS NOT NULL",
+            )
+            .bind(tenant.as_str())
+            .bind(account.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut out = rows
+                .iter()
+                .map(|r| crate::store::devices::device_id(r.text("device")?))
+                .collect::<Result<Vec<_>>>()?;
+            // Bytewise order whatever the database's collation.
+            out.sort();
+            Ok(out)
+        }
+
         /// One package of every registered device of `accounts`, in one transaction.
         pub(in crate::store) async fn claim(
             conn: &mut $conn,

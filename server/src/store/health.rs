@@ -807,6 +807,14 @@ impl Devices for Guarded {
     ) -> Result<Vec<super::devices::DeviceRow>> {
         self.run(self.inner.devices_of(tenant, accounts)).await
     }
+    async fn removed_devices_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::ids::DeviceId>> {
+        self.run(self.inner.removed_devices_of(tenant, account))
+            .await
+    }
     async fn remove_device(
         &self,
         device: &confab_core::e2ee::DeviceIdentity,

@@ -726,6 +726,13 @@ pub trait Devices: Send + Sync {
         tenant: &TenantId,
         accounts: &[AccountId],
     ) -> Result<Vec<devices::DeviceRow>>;
+    /// The devices of `account` in `tenant` removed from the directory, in device order (an
+    /// account's other devices take them out of its groups).
+    async fn removed_devices_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<confab_core::ids::DeviceId>>;
     /// Marks a device removed (the first time stays) and drops its packages; `false` if it
     /// was never registered.
     async fn remove_device(

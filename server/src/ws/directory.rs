@@ -100,13 +100,18 @@ pub(super) async fn answer(
             }
         }
         Action::ListDevices { id, account } => {
-            match store
-                .devices_of(&me.tenant, std::slice::from_ref(&account))
-                .await
-            {
-                Ok(rows) => ServerFrame::Devices {
+            let listed = async {
+                let rows = store
+                    .devices_of(&me.tenant, std::slice::from_ref(&account))
+                    .await?;
+                let removed = store.removed_devices_of(&me.tenant, &account).await?;
+                Ok::<_, StoreError>((rows, removed))
+            };
+            match listed.await {
+                Ok((rows, removed)) => ServerFrame::Devices {
                     id,
                     account: account.to_string(),
+                    removed: removed.iter().map(ToString::to_string).collect(),
                     devices: rows
                         .into_iter()
                         .map(|d| DeviceEntry {

@@ -243,7 +243,8 @@ pub async fn a_claim_across_tenants(lab: &mut WireLab) {
         ServerFrame::Devices {
             id,
             account: "dir-v5".into(),
-            devices: Vec::new()
+            devices: Vec::new(),
+            removed: Vec::new(),
         }
     );
     assert_eq!(held(lab, "dir-v5", "d1").await, before);

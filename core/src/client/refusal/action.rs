@@ -53,6 +53,10 @@ impl Action {
                 "This removal",
             ),
             Intent::Leave { .. } => ("leave".into(), "Leaving"),
+            Intent::SyncDevices { .. } => (
+                "update your devices in this conversation".into(),
+                "This device update",
+            ),
             Intent::SetRole { account, .. } => (
                 format!("change {}'s role", name(account)),
                 "This role change",
@@ -143,6 +147,7 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
         | Intent::AddMember { conv, .. }
         | Intent::RemoveMember { conv, .. }
         | Intent::Leave { conv }
+        | Intent::SyncDevices { conv }
         | Intent::SetRole { conv, .. }
         | Intent::SetOverride { conv, .. }
         | Intent::SetInfo { conv, .. }

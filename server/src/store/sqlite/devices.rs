@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use confab_core::e2ee::DeviceIdentity;
-use confab_core::ids::{AccountId, TenantId};
+use confab_core::ids::{AccountId, DeviceId, TenantId};
 
 use super::SqliteStore;
 use crate::store::devices::{lite as devices, Claimed, DeviceRow, Upload, UploadRefused};
@@ -32,6 +32,14 @@ impl Devices for SqliteStore {
         accounts: &[AccountId],
     ) -> Result<Vec<DeviceRow>> {
         on_reader!(self, |conn| devices::devices_of(conn, tenant, accounts))
+    }
+
+    async fn removed_devices_of(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<DeviceId>> {
+        on_reader!(self, |conn| devices::removed_of(conn, tenant, account))
     }
 
     async fn remove_device(&self, device: &DeviceIdentity, at: i64) -> Result<bool> {
