@@ -207,6 +207,19 @@ impl ConfabClient {
         Ok(())
     }
 
+    /// Removes another device of this account from the server's directory, then takes it
+    /// out of every encrypted conversation this device is in, so it reads nothing sent
+    /// after (`device_removed` event with the answer; the `devices` list follows). Throws
+    /// when offline, for this device itself, or for a malformed name.
+    #[wasm_bindgen(js_name = removeDevice)]
+    pub fn remove_device(&self, device: &str) -> std::result::Result<(), JsValue> {
+        self.rt
+            .with_engine(|e| e.remove_device(device))?
+            .map_err(Failure::from)?;
+        self.rt.pump();
+        Ok(())
+    }
+
     /// Whether the server has welcomed this client (sync runs).
     #[wasm_bindgen(getter)]
     pub fn online(&self) -> bool {

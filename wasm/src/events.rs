@@ -177,6 +177,10 @@ pub fn translate(events: &[Event], cx: &impl Context) -> Vec<ClientEvent> {
                 message: message.clone(),
             }),
             Event::Devices => out.push(ClientEvent::Devices),
+            Event::DeviceRemoved { device, refused } => out.push(ClientEvent::DeviceRemoved {
+                device: device.clone(),
+                refused: refused.clone(),
+            }),
             Event::Done { .. } => {}
         }
     }

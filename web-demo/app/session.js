@@ -124,6 +124,13 @@ function onEvent(session, event) {
       // The list the devices panel asked for (or the one of a new connection) came.
       ui.devicesAsked = false;
       break;
+    case "device_removed":
+      // Removed: the list that follows redraws the panel; refused: the panel says why.
+      if (event.refused) {
+        ui.devicesAsked = false;
+        ui.devicesError = { reason: `The server did not remove ${event.device} (${event.refused}).`, code: event.refused };
+      }
+      break;
     case "intent":
       if (event.status.state === "rejected") onRefused(session, event);
       break;

@@ -195,5 +195,14 @@ for (const size of SIZES) {
     assert.deepEqual(after.filter((r) => r.thisDevice).map((r) => r.device), [one], "the first page still marks only itself");
     assert.equal(after.find((r) => r.device === two).marked, null);
     await shot(first, "refreshed");
+
+    // Only other devices can be removed; removing the second takes it off the list.
+    assert.equal(await first.locator(`#devices .device[data-device="${one}"] button[data-action=remove-device]`).count(), 0);
+    await first.click(`#devices .device[data-device="${two}"] button[data-action=remove-device]`);
+    const removed = await until(first, "the second device removed", devicesShown, (rows) => !rows.some((r) => r.device === two));
+    assert.deepEqual(removed.map((r) => r.device), [one]);
+    await second.click("button[data-action=refresh-devices]");
+    await until(second, "the removed device's list", devicesShown, (rows) => rows.length === 1 && rows[0].device === one);
+    await shot(first, "removed");
   });
 }

@@ -23,6 +23,7 @@ pub enum EventName {
     Membership,
     Upload,
     Devices,
+    DeviceRemoved,
     Error,
     #[serde(rename = "*")]
     All,
@@ -103,6 +104,14 @@ pub enum ClientEvent {
     },
     /// The server listed this account's devices anew (read them with `devices()`).
     Devices,
+    /// The server answered `removeDevice(device)`: `refused` is its code when the device
+    /// was not removed (`unknown_device`, ...).
+    DeviceRemoved {
+        device: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[tsify(optional)]
+        refused: Option<String>,
+    },
     /// Something failed in the background (storage, the server, the token provider).
     Error { code: String, message: String },
 }
@@ -127,6 +136,7 @@ impl ClientEvent {
             ClientEvent::Membership { .. } => EventName::Membership,
             ClientEvent::Upload { .. } => EventName::Upload,
             ClientEvent::Devices => EventName::Devices,
+            ClientEvent::DeviceRemoved { .. } => EventName::DeviceRemoved,
             ClientEvent::Error { .. } => EventName::Error,
         }
     }

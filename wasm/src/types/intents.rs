@@ -182,6 +182,11 @@ pub enum IntentData {
     Leave {
         conv: String,
     },
+    /// The engine's own: keeps this account's devices in an encrypted conversation's group
+    /// to the server's device list.
+    SyncDevices {
+        conv: String,
+    },
     SetRole {
         conv: String,
         account: String,
@@ -432,6 +437,7 @@ impl From<cc::Intent> for IntentData {
                 ban,
             },
             I::Leave { conv } => IntentData::Leave { conv: conv.into() },
+            I::SyncDevices { conv } => IntentData::SyncDevices { conv: conv.into() },
             I::SetRole {
                 conv,
                 account,
@@ -666,6 +672,7 @@ impl TryFrom<IntentData> for cc::Intent {
                 ban,
             },
             IntentData::Leave { conv: c } => I::Leave { conv: conv(c)? },
+            IntentData::SyncDevices { conv: c } => I::SyncDevices { conv: conv(c)? },
             IntentData::SetRole {
                 conv: c,
                 account,

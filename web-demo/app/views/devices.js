@@ -4,7 +4,8 @@
 // it last connected and how many key packages it has left (others add it to encrypted
 // conversations with one each). The client lists them on every connection; the panel asks
 // again when it opens and on ↻ Refresh, and is redrawn when the `devices` event says a list
-// came.
+// came. Remove takes another device off the server's list (`removeDevice`); the client then
+// takes it out of every encrypted conversation, so it reads nothing sent after.
 import { h, mount, remountIf } from "../dom.js";
 import { dateTime } from "../format.js";
 import { openPanel, render, ui } from "../state.js";
@@ -74,12 +75,24 @@ function build(el, session, list) {
       status,
       list === null
         ? h("p", { class: "empty" }, "Not listed yet: the server lists them when this device connects.")
-        : list.map(row),
+        : list.map((d) => row(session, d)),
     ),
   );
 }
 
-function row(d) {
+/** Removes another device; the `device_removed` event ends the wait (session.js). */
+function remove(session, device) {
+  ui.devicesError = undefined;
+  try {
+    session.client.removeDevice(device);
+    ui.devicesAsked = true;
+  } catch (e) {
+    ui.devicesError = { reason: e.message, code: e.code ?? "error" };
+  }
+  render();
+}
+
+function row(session, d) {
   const packages = d.keyPackages;
   const left =
     packages === undefined
@@ -111,6 +124,16 @@ function row(d) {
         `Key ${d.signatureKey.slice(0, 16).replace(/(.{4})(?=.)/g, "$1 ")}…`,
       ),
     ),
+    !me &&
+      h(
+        "button",
+        {
+          dataset: { action: "remove-device" },
+          title: "Take this device off your account: it reads nothing sent after",
+          onclick: () => remove(session, d.device),
+        },
+        "Remove",
+      ),
   );
 }
 
