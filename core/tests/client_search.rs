@@ -452,3 +452,53 @@ fn words_of_removed_texts_leave_the_dictionary() {
     assert!(holds(&dev, "kiwi") && holds(&dev, "tapir"));
     assert_eq!(dev.found("kiw", &SearchOptions::default()), ["a"]);
 }
+
+/// Two words each in many messages and seldom (or never) in the same one: the walk reads the
+/// denser word's postings by pages from each candidate's place, and finds exactly the
+/// messages holding both, newest first, whatever the page size and the order of the words;
+/// two words never together end with no result and no next page.
+#[test]
+fn two_common_words_seldom_or_never_together() {
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    dev.create(&conv);
+    let total = 400;
+    let mut both = Vec::new();
+    for n in 0..total {
+        let id = format!("m{n:03}");
+        // "alpha" in even messages, "beta" in odd ones, both in every 37th; "gamma" and
+        // "delta" split the same way and never meet.
+        let mut words = vec![if n % 2 == 0 {
+            "alpha gamma"
+        } else {
+            "beta delta"
+        }];
+        if n % 37 == 3 {
+            words.push(if n % 2 == 0 { "beta" } else { "alpha" });
+            both.push(id.clone());
+        }
+        let at = T0 - 2 * DAY + n as i64 * (DAY / 250);
+        dev.send_text(&conv, &id, &format!("{} n{n}", words.join(" ")), at);
+    }
+    both.reverse();
+    for limit in [1, 3, 50] {
+        let options = SearchOptions {
+            limit: Some(limit),
+            ..SearchOptions::default()
+        };
+        for query in ["alpha beta", "beta alpha", "beta al"] {
+            let pages = dev.search_all(query, &options);
+            assert!(pages.iter().all(|p| p.partial_reason.is_none()));
+            let found: Vec<String> = pages
+                .iter()
+                .flat_map(|p| &p.hits)
+                .map(|h| h.message.to_string())
+                .collect();
+            assert_eq!(found, both, "{query}, limit {limit}");
+        }
+        let pages = dev.search_all("gamma delta", &options);
+        assert_eq!(pages.len(), 1, "a page, and no next one");
+        assert!(pages[0].hits.is_empty() && pages[0].next_cursor.is_none());
+    }
+}

@@ -181,10 +181,13 @@ impl ClientEngine {
             state.message_seq.insert(message, seq);
         }
         let raw = change.raw_bytes().to_vec();
-        if state.server.apply_changes([change]).is_err() || seq <= state.cursor {
+        let before = state.server.get_heads();
+        if state.server.apply_changes([change.clone()]).is_err() || seq <= state.cursor {
             // Not applicable, or (not held, so never in practice) at or below the cursor.
             return Vec::new();
         }
+        let heads = state.server.get_heads();
+        state.search.arrived(&before, heads, &[change]);
         // (Applied, not queued for a missing dependency: the server accepted it after its
         // dependencies, so at `cursor + 1` they are all held; checked all the same.)
         if seq == state.cursor + 1 && state.server.get_change_by_hash(&hash).is_some() {

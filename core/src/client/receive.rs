@@ -288,10 +288,12 @@ impl ClientEngine {
         }
         let before = (state.server.get_heads(), state.local.get_heads());
         if state.server.apply_changes(decoded.clone()).is_err()
-            || state.local.apply_changes(decoded).is_err()
+            || state.local.apply_changes(decoded.clone()).is_err()
         {
             return;
         }
+        let heads = state.server.get_heads();
+        state.search.arrived(&before.0, heads, &decoded);
         state.cursor = fresh.last().map_or(state.cursor, |(c, _)| c.seq);
         // The push of this device's own change acked out of order (the server sends a change
         // to its writer too; one acked in order moved the cursor and is filtered out above):

@@ -229,16 +229,31 @@ pub(super) fn touched_since(doc: &Automerge, since: &[ChangeHash]) -> Option<BTr
     {
         return None;
     }
+    touched_by(doc, &doc.get_changes(since))
+}
+
+/// The messages `changes` (which `doc` holds) may alter, as `touched_since` tells.
+pub(super) fn touched_by(
+    doc: &Automerge,
+    changes: &[automerge::Change],
+) -> Option<BTreeSet<MessageId>> {
     let mut touched = BTreeSet::new();
-    for change in doc.get_changes(since) {
+    // A message's operations mostly write in one object: its path is looked up once.
+    let mut paths: HashMap<ObjectId, Vec<Prop>> = HashMap::new();
+    for change in changes {
         for op in change.decode().operations {
             let mut path = match &op.obj {
                 ObjectId::Root => Vec::new(),
-                obj => {
-                    let (obj, _) = doc.import(&obj.to_string()).ok()?;
-                    let parents = doc.parents(&obj).ok()?.path();
-                    parents.into_iter().map(|(_, prop)| prop).collect()
-                }
+                obj => match paths.get(obj) {
+                    Some(path) => path.clone(),
+                    None => {
+                        let (id, _) = doc.import(&obj.to_string()).ok()?;
+                        let parents = doc.parents(&id).ok()?.path();
+                        let path: Vec<Prop> = parents.into_iter().map(|(_, prop)| prop).collect();
+                        paths.insert(obj.clone(), path.clone());
+                        path
+                    }
+                },
             };
             path.push(match op.key {
                 OpKey::Map(key) => Prop::Map(key.to_string()),

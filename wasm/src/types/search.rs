@@ -170,10 +170,12 @@ pub enum PartialCause {
     Offline,
     LocalOnly,
     Server,
+    Bounded,
 }
 
-/// Why a page is partial: `offline` (not connected), `local_only` (asked so), or `server`
-/// (the server was asked and gave no page: its `code`, e.g. `network`, and `message`).
+/// Why a page is partial: `offline` (not connected), `local_only` (asked so), `server`
+/// (the server was asked and gave no page: its `code`, e.g. `network`, and `message`), or
+/// `bounded` (the device's index read as much as a page may: `nextCursor` goes on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 pub struct PartialReason {
     pub reason: PartialCause,
@@ -193,6 +195,7 @@ impl From<cs::Partial> for PartialReason {
             cs::Partial::Server { code, message } => {
                 (PartialCause::Server, Some(code), Some(message))
             }
+            cs::Partial::Bounded => (PartialCause::Bounded, None, None),
         };
         PartialReason {
             reason,

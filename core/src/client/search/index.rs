@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use automerge::ChangeHash;
+use automerge::{Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 use super::super::engine::{ClientEngine, Output};
@@ -19,7 +19,7 @@ use super::super::records::{
 };
 use super::super::sealed::Opened;
 use super::super::store::StoreOp;
-use super::super::timeline::{message_ids, touched_since};
+use super::super::timeline::{message_ids, touched_by, touched_since};
 use super::dict::{place, Dictionary};
 use crate::doc::read;
 use crate::ids::{AccountId, DocId, DocTarget, MessageId};
@@ -86,9 +86,47 @@ pub(crate) struct BucketIndex {
     /// The records stored for its messages.
     pub(crate) records: HashMap<MessageId, IndexRecord>,
     pub(crate) at: Option<IndexedAt>,
+    /// Changes the bucket accepted in a row since it was last indexed, as they came:
+    /// upkeep reads their messages without asking the document for its changes since
+    /// `at` (which rebuilds them from its whole history).
+    arrived: Option<Arrived>,
 }
 
+/// Accepted changes that took a bucket from heads `since` to `heads`.
+#[derive(Debug)]
+struct Arrived {
+    since: Vec<ChangeHash>,
+    heads: Vec<ChangeHash>,
+    changes: Vec<Change>,
+}
+
+/// Changes kept for upkeep at most; more (no upkeep ran meanwhile) and it asks the document.
+const ARRIVED_MAX: usize = 1024;
+
 impl BucketIndex {
+    /// `changes` were accepted, taking the bucket from heads `before` to `after`.
+    pub(crate) fn arrived(
+        &mut self,
+        before: &[ChangeHash],
+        after: Vec<ChangeHash>,
+        changes: &[Change],
+    ) {
+        match &mut self.arrived {
+            Some(a) if a.heads == before && a.changes.len() + changes.len() <= ARRIVED_MAX => {
+                a.changes.extend(changes.iter().cloned());
+                a.heads = after;
+            }
+            _ if changes.len() <= ARRIVED_MAX => {
+                self.arrived = Some(Arrived {
+                    since: before.to_vec(),
+                    heads: after,
+                    changes: changes.to_vec(),
+                });
+            }
+            _ => self.arrived = None,
+        }
+    }
+
     /// Back from the store: the records under `sx/m/<doc>/` and `sx/h/<doc>` (an entry that
     /// does not read back is indexed again).
     pub(crate) fn restored(doc: &DocId, entries: Vec<(String, Vec<u8>)>) -> Self {
@@ -201,8 +239,16 @@ impl ClientEngine {
             return;
         };
         let heads = state.server.get_heads();
+        let arrived = state.search.arrived.take();
         let touched: Option<BTreeSet<MessageId>> = state.search.at.as_ref().and_then(|at| {
-            let mut touched = touched_since(&state.server, &at.heads())?;
+            let since = at.heads();
+            // The changes since `at`, when they came in a row to these heads.
+            let mut touched = match arrived {
+                Some(a) if a.since == since && a.heads == heads => {
+                    touched_by(&state.server, &a.changes)?
+                }
+                _ => touched_since(&state.server, &since)?,
+            };
             if at.opened != state.opened.len() {
                 touched.extend(state.opened.keys().cloned());
             }

@@ -195,6 +195,8 @@ pub fn merge(
         ServerSide::Over => (Side::Done, None),
         ServerSide::Missing(why) => (at.server.clone(), Some(why)),
     };
+    // The device's side stopped at its bound: partial too (its cursor goes on).
+    let partial = partial.or(local.partial_reason.take().filter(|_| show_local));
     let next = MergedCursor {
         local: local_side,
         server: server_side,

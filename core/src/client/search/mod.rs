@@ -73,6 +73,10 @@ pub enum Partial {
     /// The server was asked and did not answer with a page: its error code (REST's, or
     /// `network` when nothing came back) and message.
     Server { code: String, message: String },
+    /// The device's index read as many postings as one page may (terms common each and
+    /// seldom together) and stopped: the page holds what it found so far, and its
+    /// `next_cursor` goes on from there.
+    Bounded,
 }
 
 /// A run of a snippet's text, highlighted or not.
@@ -121,7 +125,8 @@ pub struct SearchPage {
     /// The server was not asked (offline, unreachable, or `local_only`) though it could
     /// hold more: the results are the device's alone.
     pub partial: bool,
-    /// Why, when `partial` after a merge (the engine's own page is partial with none).
+    /// Why, when `partial` after a merge (the engine's own page is partial with none, or
+    /// `Bounded`).
     #[serde(default)]
     pub partial_reason: Option<Partial>,
     /// Every message the device's index matched (all pages): a server hit among them is
@@ -159,6 +164,8 @@ pub(crate) struct SearchAsk {
     query: Query,
     options: SearchOptions,
     stage: Stage,
+    /// The walk stopped at its bound (`Partial::Bounded`).
+    bounded: bool,
 }
 
 #[derive(Debug)]
@@ -197,6 +204,7 @@ impl ClientEngine {
             query,
             options: options.clone(),
             stage: Stage::Waiting,
+            bounded: false,
         };
         if self.dict.ready {
             self.start_search(ask);
@@ -314,12 +322,14 @@ impl ClientEngine {
             query,
             options,
             stage,
+            bounded,
         } = ask;
         let ask = SearchAsk {
             request,
             query,
             options,
             stage: Stage::Waiting,
+            bounded,
         };
         match stage {
             Stage::Waiting => {}
@@ -343,11 +353,18 @@ impl ClientEngine {
                 }
                 walk::Step::Done => {
                     let walk = *walk;
+                    let bounded = walk.bounded.then(|| walk.bound_cursor());
                     if !walk.stale.is_empty() {
                         let stale = walk.stale.into_iter().map(StoreOp::Delete).collect();
                         self.out.push(Output::Persist(stale));
                     }
                     let (page, next_cursor) = find::page(walk.found, None, limit);
+                    let ask = SearchAsk {
+                        bounded: bounded.is_some(),
+                        ..ask
+                    };
+                    // Stopped at its bound: the next page goes on from where it got to.
+                    let next_cursor = next_cursor.or(bounded.flatten());
                     self.read_page(ask, page, next_cursor, None, walk.records);
                 }
             },
@@ -390,7 +407,7 @@ impl ClientEngine {
                     hits,
                     next_cursor,
                     partial: true,
-                    partial_reason: None,
+                    partial_reason: ask.bounded.then_some(Partial::Bounded),
                     matched,
                 };
                 self.done(ask.request, Outcome::Searched(Box::new(page)));

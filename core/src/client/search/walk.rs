@@ -2,14 +2,17 @@
 //! "On the device"): a term's postings are in time order in the keys (newest first), so
 //! it reads until its page is full, not every match. Whole-word matches of every term come
 //! first: the first pages of every term's postings are read, the one reaching furthest
-//! back drives, and a message it names is checked against the others' pages, or against its
-//! record beyond them. Then, when the last term is a prefix, the postings of the terms that
-//! start with it (the dictionary's, at most `WALK_TERMS_MAX`) merged newest first, each
-//! message checked against its record (it holds every other term and not the last whole).
+//! back drives, and a message it names is checked against the others' pages; beyond them,
+//! another term's postings are read by a page from that message's place on (a sorted-stream
+//! intersection: one page answers every message it spans, and a page grows as the walk goes
+//! on). Then, when the last term is a prefix, the postings of the terms that start with it
+//! (the dictionary's, at most `WALK_TERMS_MAX`) merged newest first, each message checked
+//! the same way (it holds every other term and not the last whole). The walk reads at most
+//! `WALK_READ_MAX` postings: past that it stops, and its page says where it got to.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use stream::{after, Known, Stream};
+use stream::{after, Known, Stream, PAGE};
 
 mod stream;
 
@@ -24,8 +27,12 @@ use super::SearchOptions;
 use crate::client::records::key_search_record;
 use crate::search::Query;
 
-/// Candidates checked per round at most.
-const BATCH: usize = 256;
+/// Candidates taken per round at most, and of those checked against their record.
+const BATCH: usize = stream::PAGE_MAX as usize;
+const BATCH_RECORDS: usize = 256;
+/// Postings a walk reads at most: terms that are each common and seldom (or never) found
+/// together would otherwise read every posting of both.
+pub(crate) const WALK_READ_MAX: usize = 50_000;
 /// Terms a prefix walks at most; past this many the search reads every posting instead.
 pub(crate) const WALK_TERMS_MAX: usize = 256;
 
@@ -33,11 +40,14 @@ pub(crate) const WALK_TERMS_MAX: usize = 256;
 #[derive(Debug)]
 struct Taken {
     candidate: Candidate,
-    /// Its record must show it matches (the pages read do not tell, and a posting of a
-    /// term being walked cannot be asked for beside its pages).
+    /// Its record must show it matches (a term being walked by pages cannot be read by
+    /// another page of it beside them: the answer could not tell the two apart).
     check: bool,
-    /// Postings to ask for (the pages read do not tell): key, and whether it must be there.
-    gets: Vec<(String, bool)>,
+    /// Terms (of `known`) whose pages do not tell yet whether they hold it, and whether
+    /// they must.
+    pending: Vec<(usize, bool)>,
+    /// No term read so far rules it out.
+    agrees: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -81,12 +91,15 @@ pub(crate) struct Walk {
     /// Records asked for, and those the store did not have.
     asked: HashSet<String>,
     missing: HashSet<String>,
-    /// Postings asked for, those found and those not.
-    asked_gets: HashSet<String>,
-    present: HashSet<String>,
-    absent: HashSet<String>,
     /// Postings whose record is gone.
     pub(crate) stale: Vec<String>,
+    /// Postings read so far.
+    read: usize,
+    /// The place of the last message taken and settled in this phase: every match up to it
+    /// is in `found`.
+    settled_to: Option<String>,
+    /// It stopped at `WALK_READ_MAX`: `found` holds the matches up to `settled_to`.
+    pub(crate) bounded: bool,
 }
 
 impl Walk {
@@ -111,10 +124,10 @@ impl Walk {
             records: HashMap::new(),
             asked: HashSet::new(),
             missing: HashSet::new(),
-            asked_gets: HashSet::new(),
-            present: HashSet::new(),
-            absent: HashSet::new(),
             stale: Vec::new(),
+            read: 0,
+            settled_to: None,
+            bounded: false,
         }
     }
 
@@ -169,17 +182,11 @@ impl Walk {
                 if term != last && term.starts_with(last.as_str()) {
                     self.prefix_terms.push(term.to_owned());
                 }
-            } else if self.asked_gets.contains(key) {
-                self.present.insert(key.clone());
             } else if key.starts_with(POSTINGS_PREFIX) {
                 postings.push((key.clone(), value.clone()));
             }
         }
-        for key in self.asked_gets.drain() {
-            if !self.present.contains(&key) {
-                self.absent.insert(key);
-            }
-        }
+        self.read += postings.len();
         for key in self.asked.drain() {
             if !self.records.contains_key(&key) {
                 self.missing.insert(key);
@@ -189,8 +196,7 @@ impl Walk {
             d.take(&postings);
         }
         for k in &mut self.known {
-            k.stream.take(&postings);
-            k.places.extend(k.stream.buffered.drain(..));
+            k.took(&postings);
         }
         if self.phase == Phase::Start {
             if self.prefix_terms.len() > WALK_TERMS_MAX {
@@ -204,11 +210,17 @@ impl Walk {
         }
         // Each turn takes messages or ends a phase; the bound only guards against a bug.
         for _ in 0..100_000 {
+            self.settle();
             self.resolve();
             if self.found.len() >= self.want || self.phase == Phase::Over {
                 return Step::Done;
             }
+            if self.read >= WALK_READ_MAX && self.settled_to.is_some() {
+                self.bounded = true;
+                return Step::Done;
+            }
             self.take_more(dict);
+            self.settle();
             self.resolve();
             if self.found.len() >= self.want {
                 return Step::Done;
@@ -226,6 +238,41 @@ impl Walk {
             }
         }
         Step::Done
+    }
+
+    /// Where the next page starts when the walk stopped at its bound: after the last
+    /// message it settled (`None`: it settled none, so no page can follow).
+    pub(crate) fn bound_cursor(&self) -> Option<String> {
+        let place = self.settled_to.clone()?;
+        Some(
+            Rank {
+                prefix_only: self.phase == Phase::Prefix,
+                place,
+            }
+            .encode(),
+        )
+    }
+
+    /// What the terms' pages now tell of the taken messages.
+    fn settle(&mut self) {
+        for t in &mut self.taken {
+            let place = &t.candidate.rank.place;
+            let known = &self.known;
+            let keys = &mut t.candidate.keys;
+            let mut agrees = t.agrees;
+            t.pending
+                .retain(|(i, wanted)| match known[*i].holds(place) {
+                    None => true,
+                    Some(held) => {
+                        if held {
+                            keys.push(key_posting(&known[*i].stream.term, place));
+                        }
+                        agrees &= held == *wanted;
+                        false
+                    }
+                });
+            t.agrees = agrees;
+        }
     }
 
     /// Whole words: the term whose first page reaches furthest back drives, the others'
@@ -252,6 +299,8 @@ impl Walk {
             .collect();
         driver.next = known.stream.next.clone();
         driver.last = known.stream.last.clone();
+        driver.limit = PAGE * 2;
+        driver.grows = true;
         self.drivers = vec![driver];
         self.taken_to = None;
     }
@@ -272,6 +321,7 @@ impl Walk {
             })
             .collect();
         self.taken_to = None;
+        self.settled_to = None;
         if self.drivers.is_empty() {
             self.phase = Phase::Over;
         }
@@ -288,7 +338,11 @@ impl Walk {
             .map(|d| d.last.clone().unwrap_or_default())
             .min();
         let mut count = 0;
-        while self.found.len() + self.taken.len() < self.want && count < BATCH {
+        let mut checks = 0;
+        while self.found.len() + self.taken.len() < self.want
+            && count < BATCH
+            && checks < BATCH_RECORDS
+        {
             // The driver holding the newest buffered place.
             let Some(i) = (0..self.drivers.len())
                 .filter(|i| !self.drivers[*i].buffered.is_empty())
@@ -313,6 +367,11 @@ impl Walk {
                 continue;
             }
             self.taken_to = Some(place.clone());
+            // Settled here unless it is taken below (then once it is resolved).
+            let settled = self.settled_to.clone();
+            if self.taken.is_empty() {
+                self.settled_to = Some(place.clone());
+            }
             count += 1;
             let Some((time, _, _)) = parse_place(&place) else {
                 continue;
@@ -338,9 +397,9 @@ impl Walk {
                 None => return,
             };
             let mut check = false;
-            let mut gets = Vec::new();
+            let mut pending = Vec::new();
             let mut out = false;
-            for k in &self.known {
+            for (index, k) in self.known.iter().enumerate() {
                 let t = k.stream.term.as_str();
                 let wanted = if prefix_only {
                     if t == last {
@@ -360,38 +419,41 @@ impl Walk {
                         }
                     }
                     Some(_) => out = true,
-                    // A term being walked is read by pages; its posting is not asked for
-                    // beside them (the answer could not tell the two apart).
                     None if self.drivers.iter().any(|d| d.term == t) => check = true,
-                    None => gets.push((key_posting(t, &place), wanted)),
+                    None => pending.push((index, wanted)),
                 }
             }
             if out {
                 continue;
             }
             if check {
-                gets.clear();
+                pending.clear();
+                checks += 1;
             }
+            self.settled_to = settled;
             self.taken.push_back(Taken {
                 candidate: c,
                 check,
-                gets,
+                pending,
+                agrees: true,
             });
         }
     }
 
-    /// The reads the walk waits for: records of the messages to check, and the next page
-    /// of each driver that has none buffered when more messages are wanted.
+    /// The reads the walk waits for: a page of each term that must tell of a taken
+    /// message, from the first such message on; records of the messages to check; and the
+    /// next page of each driver that has none buffered when more messages are wanted.
     fn reads(&mut self) -> Vec<Read> {
         let mut reads = Vec::new();
-        for t in &self.taken {
-            for (key, _) in &t.gets {
-                if !self.present.contains(key)
-                    && !self.absent.contains(key)
-                    && self.asked_gets.insert(key.clone())
-                {
-                    reads.push(Read::Key(key.clone()));
-                }
+        for (index, k) in self.known.iter_mut().enumerate() {
+            let first = self
+                .taken
+                .iter()
+                .filter(|t| t.agrees && t.pending.iter().any(|(i, _)| *i == index))
+                .map(|t| t.candidate.rank.place.as_str())
+                .min();
+            if let Some(place) = first {
+                reads.extend(k.seek(place));
             }
         }
         for t in self.taken.iter().filter(|t| t.check) {
@@ -418,48 +480,31 @@ impl Walk {
     /// Moves the taken messages whose match is known into `found`, in order.
     fn resolve(&mut self) {
         while let Some(front) = self.taken.front() {
-            let mut agree = true;
-            for (key, wanted) in &front.gets {
-                let held = if self.present.contains(key) {
-                    true
-                } else if self.absent.contains(key) {
-                    false
-                } else {
-                    return;
-                };
-                agree &= held == *wanted;
-            }
-            if !front.gets.is_empty() {
-                let Some(mut t) = self.taken.pop_front() else {
-                    return;
-                };
-                if agree {
-                    let held = t.gets.iter().filter(|(k, _)| self.present.contains(k));
-                    t.candidate.keys.extend(held.map(|(k, _)| k.clone()));
-                    self.found.push(t.candidate);
-                }
-                continue;
-            }
-            if front.check {
+            let matches = if !front.agrees {
+                Some(false)
+            } else if !front.pending.is_empty() {
+                return;
+            } else if front.check {
                 let key = key_search_record(&front.candidate.doc, &front.candidate.message);
-                let matches = match self.records.get(&key) {
+                match self.records.get(&key) {
                     Some(record) => {
                         Some(self.record_matches(&record.terms(), front.candidate.rank.prefix_only))
                     }
                     None if self.missing.contains(&key) => None,
                     None => return,
-                };
-                let Some(t) = self.taken.pop_front() else {
-                    return;
-                };
-                match matches {
-                    Some(true) => self.found.push(t.candidate),
-                    Some(false) => {}
-                    // Postings whose record left (a crash between the writes of an expiry).
-                    None => self.stale.extend(t.candidate.keys),
                 }
-            } else if let Some(t) = self.taken.pop_front() {
-                self.found.push(t.candidate);
+            } else {
+                Some(true)
+            };
+            let Some(t) = self.taken.pop_front() else {
+                return;
+            };
+            self.settled_to = Some(t.candidate.rank.place.clone());
+            match matches {
+                Some(true) => self.found.push(t.candidate),
+                Some(false) => {}
+                // Postings whose record left (a crash between the writes of an expiry).
+                None => self.stale.extend(t.candidate.keys),
             }
         }
     }
@@ -478,3 +523,6 @@ impl Walk {
             }
     }
 }
+
+#[cfg(test)]
+mod tests;

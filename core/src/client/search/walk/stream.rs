@@ -7,8 +7,13 @@ use std::collections::VecDeque;
 use super::super::super::ask::Read;
 use super::super::super::records::posting_prefix;
 
-/// Postings read per page of a term.
+/// Postings read per page of a term: the first page, and at most once a walk goes on (each
+/// page it reads further is twice the last, so a long walk costs few loads).
 pub(super) const PAGE: u32 = 128;
+pub(super) const PAGE_MAX: u32 = 2048;
+/// A term's first page read from a message's place on: small, since a rare driver's
+/// messages are far apart (it grows as the walk keeps reading the term).
+const SEEK_FIRST: u32 = 32;
 
 /// The smallest key after `key`.
 pub(super) fn after(key: &str) -> String {
@@ -30,6 +35,10 @@ pub(super) struct Stream {
     pub(super) reading: bool,
     /// Postings per page.
     pub(super) limit: u32,
+    /// Each page read doubles the next (to `PAGE_MAX`).
+    pub(super) grows: bool,
+    /// The size of the page out.
+    asked: u32,
 }
 
 impl Stream {
@@ -42,6 +51,8 @@ impl Stream {
             last: None,
             reading: false,
             limit: PAGE,
+            grows: false,
+            asked: PAGE,
         }
     }
 
@@ -49,10 +60,15 @@ impl Stream {
         let next = self.next.as_ref()?;
         self.reading = true;
         let prefix = posting_prefix(&self.term, false);
+        let limit = self.limit;
+        self.asked = limit;
+        if self.grows {
+            self.limit = (self.limit * 2).min(PAGE_MAX);
+        }
         Some(Read::Page {
             from: format!("{prefix}{next}"),
             prefix,
-            limit: self.limit,
+            limit,
         })
     }
 
@@ -71,7 +87,7 @@ impl Stream {
             .filter(|(place, _)| *place >= start)
             .collect();
         page.sort_by(|a, b| a.0.cmp(&b.0));
-        let full = page.len() >= self.limit as usize;
+        let full = page.len() >= self.asked as usize;
         if let Some((place, _)) = page.last() {
             self.last = Some(place.clone());
         }
@@ -87,7 +103,8 @@ impl Stream {
     }
 }
 
-/// A term's first page, read to check the driver's messages against.
+/// A term's postings read to check the drivers' messages against: its first page, then
+/// a page from the first message it must tell of on (what came before is settled).
 #[derive(Debug)]
 pub(super) struct Known {
     pub(super) stream: Stream,
@@ -95,6 +112,30 @@ pub(super) struct Known {
 }
 
 impl Known {
+    /// Its page from a load's answer, if one was out: it replaces the last.
+    pub(super) fn took(&mut self, entries: &[(String, Vec<u8>)]) {
+        if !self.stream.reading {
+            return;
+        }
+        self.stream.take(entries);
+        self.places = self.stream.buffered.drain(..).collect();
+    }
+
+    /// The read of a page from `place` on, unless one is out or its pages tell already.
+    pub(super) fn seek(&mut self, place: &str) -> Option<Read> {
+        if self.stream.reading || self.holds(place).is_some() {
+            return None;
+        }
+        self.stream.from = place.to_owned();
+        self.stream.next = Some(place.to_owned());
+        self.stream.last = None;
+        if !self.stream.grows {
+            self.stream.limit = SEEK_FIRST;
+            self.stream.grows = true;
+        }
+        self.stream.read()
+    }
+
     /// Whether `place` is a posting of this term, if its page tells.
     pub(super) fn holds(&self, place: &str) -> Option<bool> {
         let s = &self.stream;

@@ -1,0 +1,174 @@
+//! The walk against a store in memory: exact results, in order, over every page, and a bound
+//! on what two words never together read.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use super::super::super::ask::Read;
+use super::super::super::records::{cbor, key_posting};
+use super::super::dict::{place, Dictionary};
+use super::super::find::{paging, Rank};
+use super::super::index::Posting;
+use super::super::SearchOptions;
+use super::{Step, Walk, WALK_READ_MAX};
+use crate::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use crate::model::message::MessageKind;
+use crate::search::Query;
+
+/// A store's `sx/p/` entries: message `n` (newer as `n` grows) holds the words `words(n)`.
+fn store(messages: usize, words: impl Fn(usize) -> Vec<&'static str>) -> (Dictionary, Store) {
+    let mut dict = Dictionary::fresh();
+    let doc = DocId::msgs(
+        &TenantId::new("acme").unwrap(),
+        &ConvId::new("g").unwrap(),
+        1,
+    );
+    let number = dict.number_for(&doc, &mut Vec::new());
+    let value = cbor(&Posting(MessageKind::Text, AccountId::new("ann").unwrap()));
+    let mut entries = BTreeMap::new();
+    for n in 0..messages {
+        let at = place(1_700_000_000_000 + n as i64, number, &id(n));
+        for w in words(n) {
+            entries.insert(key_posting(w, &at), value.clone());
+        }
+    }
+    (dict, Store { entries, loads: 0 })
+}
+
+fn id(n: usize) -> MessageId {
+    MessageId::new(format!("m{n:06}")).unwrap()
+}
+
+struct Store {
+    entries: BTreeMap<String, Vec<u8>>,
+    loads: usize,
+}
+
+impl Store {
+    fn answer(&mut self, reads: &[Read]) -> Vec<(String, Vec<u8>)> {
+        self.loads += 1;
+        let mut out = Vec::new();
+        for read in reads {
+            let (from, prefix, limit) = match read {
+                Read::Key(k) => (k.as_str(), k.as_str(), 1),
+                Read::Prefix(p) => (p.as_str(), p.as_str(), usize::MAX),
+                Read::Page {
+                    prefix,
+                    from,
+                    limit,
+                } => (from.as_str(), prefix.as_str(), *limit as usize),
+            };
+            let found = self.entries.range(from.to_owned()..);
+            let found = found.take_while(|(k, _)| k.starts_with(prefix)).take(limit);
+            out.extend(
+                found
+                    .filter(|(k, _)| read.covers(k))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        out
+    }
+
+    /// One page: its messages, next cursor and whether the walk stopped at its bound.
+    fn page(
+        &mut self,
+        dict: &Dictionary,
+        query: &str,
+        options: &SearchOptions,
+    ) -> (Vec<String>, Option<String>, bool) {
+        let (limit, after) = paging(options).unwrap();
+        let mut walk = Walk::new(Query::parse(query).unwrap(), options.clone(), limit, after);
+        let mut reads = walk.first();
+        loop {
+            let entries = self.answer(&reads);
+            match walk.answered(dict, &entries) {
+                Step::Read(next) => reads = next,
+                Step::Everything => panic!("a walk of whole words reads pages"),
+                Step::Done => break,
+            }
+        }
+        let mut next = None;
+        if walk.found.len() > limit {
+            walk.found.truncate(limit);
+            next = walk.found.last().map(|c| c.rank.encode());
+        }
+        if walk.bounded {
+            assert!(next.is_none(), "a bounded walk found less than a page");
+            next = walk.bound_cursor();
+        }
+        let found = walk.found.iter().map(|c| c.message.to_string()).collect();
+        (found, next, walk.bounded)
+    }
+
+    /// Every page, and how many stopped at the bound.
+    fn all(&mut self, dict: &Dictionary, query: &str, limit: usize) -> (Vec<String>, usize) {
+        let mut options = SearchOptions {
+            limit: Some(limit),
+            ..SearchOptions::default()
+        };
+        let (mut found, mut bounded) = (Vec::new(), 0);
+        loop {
+            let (page, next, b) = self.page(dict, query, &options);
+            found.extend(page);
+            bounded += usize::from(b);
+            match next {
+                Some(n) => options.cursor = Some(n),
+                None => return (found, bounded),
+            }
+        }
+    }
+}
+
+#[test]
+fn two_dense_words_seldom_together_page_exactly() {
+    // "lolo" in every 3rd message, "jomi" in every 7th: together in every 21st. "kalo"
+    // nearly everywhere, beside both.
+    let words = |n: usize| {
+        let mut w = vec!["kalo"];
+        if n.is_multiple_of(3) {
+            w.push("lolo");
+        }
+        if n.is_multiple_of(7) {
+            w.push("jomi");
+        }
+        w
+    };
+    let messages = 20_000;
+    let (dict, mut store) = store(messages, words);
+    let both: Vec<String> = (0..messages)
+        .rev()
+        .filter(|n| n % 21 == 0)
+        .map(|n| id(n).to_string())
+        .collect();
+    for query in ["lolo jomi", "jomi lolo", "kalo jomi lolo"] {
+        for limit in [1, 20, 200] {
+            let (found, bounded) = store.all(&dict, query, limit);
+            assert_eq!(found, both, "{query}, limit {limit}");
+            assert_eq!(bounded, 0);
+        }
+    }
+    // A page of 20 reads few pages of postings, not one key per candidate.
+    store.loads = 0;
+    let (found, _, _) = store.page(&dict, "lolo jomi", &SearchOptions::default());
+    assert_eq!(found.len(), 50);
+    assert!(store.loads <= 12, "{} loads", store.loads);
+}
+
+#[test]
+fn two_words_never_together_stop_at_the_bound() {
+    let messages = WALK_READ_MAX * 2;
+    let (dict, mut store) = store(messages, |n| vec![if n % 2 == 0 { "lolo" } else { "jomi" }]);
+    let options = SearchOptions {
+        limit: Some(20),
+        ..SearchOptions::default()
+    };
+    let (found, next, bounded) = store.page(&dict, "lolo jomi", &options);
+    assert!(found.is_empty() && bounded);
+    assert!(store.loads <= 40, "{} loads", store.loads);
+    let cursor = Rank::decode(next.as_deref().unwrap()).unwrap();
+    assert!(!cursor.prefix_only);
+    // The pages after it go on from there, and end.
+    let (found, pages) = store.all(&dict, "lolo jomi", 20);
+    assert!(found.is_empty());
+    assert!((1..=4).contains(&pages), "{pages} bounded pages");
+}
