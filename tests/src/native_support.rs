@@ -147,6 +147,20 @@ pub async fn send(c: &NativeClient, conv: &ConvId, id: &str, body: &str) -> u64 
     .unwrap()
 }
 
+/// Bodies of the live (not deleted) messages `c`'s timeline holds.
+pub async fn live(c: &NativeClient, conv: &ConvId) -> std::collections::BTreeSet<String> {
+    let conv = conv.clone();
+    c.query(move |e| {
+        e.timeline(&conv)
+            .into_iter()
+            .filter(|i| i.message.deleted_at.is_none())
+            .map(|i| i.message.body)
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
 pub async fn bodies(c: &NativeClient, conv: &ConvId) -> Vec<String> {
     let conv = conv.clone();
     c.query(move |e| {

@@ -57,6 +57,23 @@ pub async fn store_holds(server: &TestServer, marker: &str) -> bool {
     }
 }
 
+/// Whether SQLite's file or WAL holds `marker` as the server left them (no checkpoint of
+/// the test's own): what a copy of the data folder would show.
+pub fn sqlite_files_hold(server: &TestServer, marker: &str) -> bool {
+    ["confab.db", "confab.db-wal"].iter().any(|f| {
+        let bytes = std::fs::read(server.data_dir.join(f)).unwrap_or_default();
+        holds(&bytes, marker)
+    })
+}
+
+/// Whether a `VACUUM` (not autovacuum) ran on Postgres table `table` of the server's
+/// database. The statistics reach the view a moment after the vacuum ends.
+pub async fn pg_vacuumed(server: &TestServer, table: &str) -> bool {
+    let sql = "SELECT count(*) FROM pg_stat_user_tables WHERE relname = $1 \
+               AND last_vacuum IS NOT NULL";
+    scalar(server, sql, Some(table.to_owned())).await > 0
+}
+
 /// One integer `sql` answers (its first column), with `bind` as `$1` when given.
 pub async fn scalar(server: &TestServer, sql: &str, bind: Option<String>) -> i64 {
     match &server.database_url {

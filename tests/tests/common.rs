@@ -309,6 +309,26 @@ impl Tmpfs {
     pub fn path(&self) -> &std::path::Path {
         &self.0
     }
+
+    /// Fills it to the last byte: one big file, then small ones for the last blocks.
+    pub fn fill(&self) {
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=1M"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .stderr(std::process::Stdio::null())
+            .status();
+        for n in 0..64 {
+            let _ = std::fs::write(self.0.join(format!("crumb{n}")), [0u8; 4096]);
+        }
+    }
+
+    /// Frees what [`Tmpfs::fill`] took.
+    pub fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).expect("remove the filler");
+        for n in 0..64 {
+            let _ = std::fs::remove_file(self.0.join(format!("crumb{n}")));
+        }
+    }
 }
 
 impl Drop for Tmpfs {

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_client::Client as NativeClient;
 use confab_core::ids::{ConvId, DocId, TenantId};
 use confab_e2e::native_support::*;
 use confab_e2e::pg_cluster::PgCluster;
@@ -23,20 +22,6 @@ const MARKER: &str = "outage-cut-marker-7c41";
 const DELAY_S: u64 = 3;
 /// What the runner logs when it cannot reach the store to claim the due parts.
 const NOT_CLAIMED: &str = "due history cuts not claimed";
-
-/// Bodies of the live (not deleted) messages `c`'s timeline holds.
-async fn live(c: &NativeClient, conv: &ConvId) -> BTreeSet<String> {
-    let conv = conv.clone();
-    c.query(move |e| {
-        e.timeline(&conv)
-            .into_iter()
-            .filter(|i| i.message.deleted_at.is_none())
-            .map(|i| i.message.body)
-            .collect()
-    })
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_due_while_postgres_is_down_runs_once_it_is_back() {

@@ -12,7 +12,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -23,24 +22,6 @@ use confab_e2e::{Device, TestServer};
 
 /// A `/readyz` must answer within this (it never waits on the database).
 const READYZ_ANSWER: Duration = Duration::from_secs(1);
-
-fn fill(dir: &Path) {
-    let _ = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=1M"])
-        .arg(format!("of={}", dir.join("filler").display()))
-        .stderr(std::process::Stdio::null())
-        .status();
-    for n in 0..64 {
-        let _ = std::fs::write(dir.join(format!("crumb{n}")), [0u8; 4096]);
-    }
-}
-
-fn free(dir: &Path) {
-    std::fs::remove_file(dir.join("filler")).unwrap();
-    for n in 0..64 {
-        let _ = std::fs::remove_file(dir.join(format!("crumb{n}")));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back() {
@@ -79,7 +60,7 @@ async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back(
         assert_eq!(submit_one(&mut client, &bucket, &change).await.0, "ack");
     }
 
-    fill(tmpfs.path());
+    tmpfs.fill();
     // Writes go on until one cannot be stored: answered `unavailable`, retryable.
     let mut unacked: Vec<Change> = Vec::new();
     let started = Instant::now();
@@ -154,7 +135,7 @@ async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back(
         }
     );
 
-    free(tmpfs.path());
+    tmpfs.free();
     if died {
         cluster.start_again().unwrap();
     }

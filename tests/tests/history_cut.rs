@@ -5,7 +5,10 @@
 //! in any file of either device's file store, an edited-away body of a message that stayed
 //! is in neither while its newest body is in both, the online device
 //! (alice) and the offline one (bob, with intents queued against the old generation) both end
-//! on the new generation, and bob's queued message, reaction and edit end accepted.
+//! on the new generation, and bob's queued message, reaction and edit end accepted. The
+//! purge pass after the cut (`--purge-sweep-secs 1`) drops the old row versions by itself:
+//! SQLite's file and WAL as the server left them hold none of the content, and on Postgres
+//! the change log was vacuumed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -16,7 +19,7 @@ use confab_core::client::Intent;
 use confab_core::ids::{ConvId, DocId, DocTarget, MessageId, TenantId};
 use confab_core::model::message::{MessageKind, NewMessage};
 use confab_e2e::native_support::*;
-use confab_e2e::store_probe::{generation_of, holds, store_holds};
+use confab_e2e::store_probe::{generation_of, holds, pg_vacuumed, sqlite_files_hold, store_holds};
 use confab_e2e::{now_ms, Backend, TestServer};
 
 const MARKER: &str = "cut-e2e-marker-91c2";
@@ -34,9 +37,8 @@ async fn intent(c: &NativeClient, intent: Intent) -> u64 {
 }
 
 async fn cut_after_delete(backend: Backend) {
-    let server = TestServer::start_with(backend, &["--cut-after-delete-secs", "0"])
-        .await
-        .unwrap();
+    let args = ["--cut-after-delete-secs", "0", "--purge-sweep-secs", "1"];
+    let server = TestServer::start_with(backend, &args).await.unwrap();
     let dirs = fresh_dirs(&format!("cut-{backend:?}"), 2);
     let alice = client(&server, "alice", 1, &dirs[0]);
     let bob = client(&server, "bob", 1, &dirs[1]);
@@ -164,6 +166,17 @@ async fn cut_after_delete(backend: Backend) {
     assert!(seen.contains(&"kept-newest-body".to_string()), "{seen:?}");
     assert!(seen.contains(&"bob wrote offline".to_string()), "{seen:?}");
     assert!(!seen.iter().any(|s| s.contains(MARKER)), "{seen:?}");
+
+    // The purge pass after the cut drops the old row versions by itself: SQLite's file
+    // and WAL as the server left them, a VACUUM of the change log on Postgres.
+    let dropped = until(Duration::from_secs(10), || async {
+        match backend {
+            Backend::Sqlite => !sqlite_files_hold(&server, MARKER),
+            Backend::Postgres => pg_vacuumed(&server, "changes").await,
+        }
+    })
+    .await;
+    assert!(dropped, "no purge pass dropped the cut's old row versions");
 
     // Nothing of the deleted message is stored anywhere; the newest kept body is.
     assert!(

@@ -7,6 +7,7 @@
 //! list survives restarts; a task on every node claims the due parts under a lease and cuts
 //! them (`spawn_cuts`).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use confab_core::accept::UnitId;
@@ -128,6 +129,7 @@ impl Engine {
         }
         match result {
             Ok(Some(report)) => {
+                self.note_unvacuumed();
                 tracing::info!(%doc, generation = report.generation,
                     dropped = report.changes_dropped, stalled_ms = report.stalled.as_millis() as u64,
                     "history cut");
@@ -135,6 +137,18 @@ impl Engine {
             }
             _ => false,
         }
+    }
+
+    /// Whether old row versions wait for the purge pass to drop (`crate::forget`): a due
+    /// cut was installed on this node (its part's change log deleted, the previews emptied
+    /// before it), or the last vacuum did not run, since the last call.
+    pub fn take_unvacuumed(&self) -> bool {
+        self.inner.unvacuumed.swap(false, Ordering::SeqCst)
+    }
+
+    /// Old row versions wait for the purge pass's vacuum.
+    pub fn note_unvacuumed(&self) {
+        self.inner.unvacuumed.store(true, Ordering::SeqCst);
     }
 
     /// Runs the due cuts every `every` until the engine stops (`serve`).

@@ -261,6 +261,9 @@ pub(crate) struct Inner {
     listening: cluster::Listening,
     /// The latest time a retention sweep ran for (`retention`).
     retention_clock: std::sync::atomic::AtomicI64,
+    /// Old row versions wait for the purge pass's vacuum: a cut was installed here since
+    /// (see `cut`).
+    unvacuumed: AtomicBool,
     /// Connections following their account's memberships (see `feed`).
     feeds: feed::Feeds,
     /// Committed actor bindings, shared by the units (see `bindings`).
@@ -360,6 +363,7 @@ impl Engine {
                 clustered: cluster_options.is_some(),
                 listening: cluster::Listening::default(),
                 retention_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
+                unvacuumed: AtomicBool::new(false),
                 feeds: feed::Feeds::default(),
                 bindings: bindings::Bindings::default(),
                 reader,

@@ -3,8 +3,9 @@
 //!
 //! One loop per node ([`spawn`]) runs every `--purge-sweep-secs`: it resumes the erasures no
 //! node holds (`erasure`), sweeps the blobs whose delete is older than
-//! `--blob-release-delay-secs` (`blobs`), and when either removed something, has the
-//! database drop the old row versions (`Forgetting::vacuum_forgotten`). Every step is
+//! `--blob-release-delay-secs` (`blobs`), and when either removed something or a history
+//! cut was installed on this node since the last pass, has the database drop the old row
+//! versions (`Forgetting::vacuum_forgotten`). Every step is
 //! idempotent and its progress is in the database, so a node killed mid-way leaves work the
 //! next pass (of any node) finishes.
 
@@ -67,10 +68,19 @@ pub async fn pass(engine: &Engine, store: &Blobs, config: PurgeConfig, now_ms: i
         }
         Err(error) => tracing::warn!(%error, "sweep of deleted messages' blobs failed"),
     }
-    if purged {
-        match engine.store().vacuum_forgotten(false).await {
-            Ok(done) => report.vacuumed = done,
-            Err(error) => tracing::warn!(%error, "vacuum after a purge failed"),
+    if engine.take_unvacuumed() || purged {
+        let done = match engine.store().vacuum_forgotten(false).await {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::warn!(%error, "vacuum after a purge failed; the next pass tries again");
+                false
+            }
+        };
+        report.vacuumed = done;
+        // Not done here (failed, or another node's vacuum holds the lock and may have
+        // started before what this one was for): the next pass asks again.
+        if !done {
+            engine.note_unvacuumed();
         }
     }
     report

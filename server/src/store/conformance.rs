@@ -36,6 +36,7 @@ use super::{
 
 mod cuts;
 mod deletion;
+mod deliveries;
 mod generations;
 mod notify_all;
 mod search;
@@ -45,6 +46,7 @@ pub use deletion::{
     a_deletion_first_in_its_batch_takes_the_rest, a_deletion_takes_the_messages_of_its_batch,
     nothing_notified_of_deleted_messages,
 };
+pub use deliveries::queued_deliveries_lose_a_deleted_messages_text;
 pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
 pub use search::{room, search_index_follows_rows, search_with_many_matches};
@@ -123,6 +125,7 @@ macro_rules! store_conformance {
             a_deletion_takes_the_messages_of_its_batch,
             a_deletion_first_in_its_batch_takes_the_rest,
             nothing_notified_of_deleted_messages,
+            queued_deliveries_lose_a_deleted_messages_text,
         );
     };
     (@cases $run:path; $($case:ident),* $(,)?) => {

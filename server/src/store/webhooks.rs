@@ -1,7 +1,8 @@
-//! The webhook outbox (migrations: Postgres 0017 and 0023, SQLite 0011 and 0016): deliveries of
-//! notifications to the operator's push receiver, kept until it answers 2xx
+//! The webhook outbox (migrations: Postgres 0017, 0023 and 0039, SQLite 0011, 0016 and 0032):
+//! deliveries of notifications to the operator's push receiver, kept until it answers 2xx
 //! (`crate::notify::webhook`, docs/OPERATIONS.md "Push webhooks"). The statements are the
-//! same on both backends but for Postgres' row locks on a claim.
+//! same on both backends but for Postgres' row locks on a claim. A delivery that carries a
+//! message's text loses it in the commit that deletes the message.
 
 use confab_core::ids::{ConvId, MessageId};
 
@@ -62,9 +63,14 @@ macro_rules! queries {
             r: &NewDelivery,
             live: &str,
         ) -> Result<()> {
+            // The message it names (`about_*`) lets the commit that deletes the message
+            // empty its text (Postgres migration 0039, SQLite 0032).
             sqlx::query(&format!(
                 "INSERT INTO webhook_outbox (tenant, account, payload, next_at, \
-                 created_at, coalesce_key) SELECT $1, $2, $3, $4, $4, $5 WHERE {live}"
+                 created_at, coalesce_key, about_cid, about_message) \
+                 SELECT $1, $2, $3, $4, $4, $5, \
+                 (SELECT id FROM conversations WHERE tenant = $1 AND conv = $6), $7 \
+                 WHERE {live}"
             ))
             .bind(&r.tenant)
             .bind(&r.account)

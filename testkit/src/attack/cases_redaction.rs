@@ -1,8 +1,9 @@
 //! Deleting a message for everyone: only the whole tombstone, in its deleter's name
-//! (docs/POLICY.md, "Messages").
+//! (docs/POLICY.md, "Messages"); and only the server's cut makes a generation.
 
 use confab_core::automerge::transaction::Transactable;
-use confab_core::automerge::ScalarValue;
+use confab_core::automerge::{Automerge, ScalarValue, ROOT};
+use confab_core::doc::cut::{cut_actor, generation};
 use confab_core::doc::read;
 use confab_core::doc::schema::{keys::*, TOMBSTONE_FIELDS};
 use confab_core::ids::MessageId;
@@ -77,4 +78,41 @@ pub async fn incomplete_redaction(lab: &mut impl Lab) {
     lab.accept(&mut f.alice, &bucket, whole).await;
     let m = read::read_messages(&lab.read(&bucket).await);
     assert_eq!(m[0].deleted_by, Some(acc("alice")));
+}
+
+/// A write that claims a generation the server never made: the part's root `generation`
+/// put by its owner (`unknown_key`: no client writes it), and an edit written in the cut
+/// actor's name (`forged_actor`: only the server's cut writes with it). Twin: the same edit
+/// in the author's own name.
+pub async fn claimed_generation(lab: &mut impl Lab) {
+    let mut f = fixture(lab, "r3").await;
+    let bucket = f.bucket.clone();
+    let t = lab.now();
+    let claim = raw(&mut f.alice, &bucket, |tx| {
+        tx.put(ROOT, GENERATION, ScalarValue::Int(7)).expect("put");
+    });
+    lab.reject(&f.alice, &bucket, claim, "unknown_key").await;
+    let edit = |doc: &mut Automerge| {
+        raw_on(doc, |tx| {
+            let m = obj(&*tx, &[MESSAGES, "m1"]);
+            tx.put(&m, BODY, "rewritten").expect("put");
+            tx.put(&m, EDITED_AT, ScalarValue::Int(t)).expect("put");
+        })
+    };
+    let mut as_cut = f.alice.doc(&bucket).clone();
+    as_cut.set_actor(cut_actor(&bucket));
+    let forged = edit(&mut as_cut);
+    assert_eq!(forged.actor_id(), &cut_actor(&bucket));
+    lab.reject(&f.alice, &bucket, forged, "forged_actor").await;
+    // Twin: alice's own edit.
+    let own = raw_put(
+        &mut f.alice,
+        &bucket,
+        &[MESSAGES, "m1"],
+        &[(BODY, s("rewritten")), (EDITED_AT, ScalarValue::Int(t))],
+    );
+    lab.accept(&mut f.alice, &bucket, own).await;
+    let doc = lab.read(&bucket).await;
+    assert_eq!(read::read_messages(&doc)[0].body, "rewritten");
+    assert_eq!(generation(&doc), 0, "no generation was made");
 }

@@ -325,6 +325,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_messages::deleting_anothers_reaction_not_own_key),
         case!(cases_redaction::forged_tombstone),
         case!(cases_redaction::incomplete_redaction),
+        case!(cases_redaction::claimed_generation),
         case!(cases_messages::moving_anothers_delivery_marker_not_own_key),
         case!(cases_messages::support_stamps_names_and_lead_closure),
         case!(cases_messages::sender_stamps_outside_support_support_only),

@@ -10,12 +10,24 @@ use super::*;
 use crate::store::notifications::{NewNotification, NotificationKind};
 use crate::store::webhooks::NewDelivery;
 
-fn deletion(seqs: &mut Seqs) -> NewChange {
+pub(super) fn deletion(seqs: &mut Seqs) -> NewChange {
     let cd = conv_doc("acme", "room");
     let seq = seqs.next(&cd);
     let mut row = conv_row("acme", "room", "group", None, 100);
     row.lifecycle = "deleted".into();
     with(change(&cd, seq, "alice"), vec![p_conv(row)])
+}
+
+/// Commits alice's delete of message `id` of `acme/room`.
+pub(super) async fn delete_message(s: &dyn Store, seqs: &mut Seqs, id: &str) {
+    let doc = msgs_doc("acme", "room", 0);
+    let seq = seqs.next(&doc);
+    s.commit(&[with(
+        change(&doc, seq, "alice"),
+        vec![p_updated("acme", "room", id, "", true)],
+    )])
+    .await
+    .expect("delete");
 }
 
 async fn takes_its_batch(env: Env, deletion_first: bool) {
@@ -146,14 +158,7 @@ pub async fn nothing_notified_of_deleted_messages(env: Env) {
     ])
     .await
     .expect("posts");
-    let doc = msgs_doc("acme", "room", 0);
-    let seq = seqs.next(&doc);
-    s.commit(&[with(
-        change(&doc, seq, "alice"),
-        vec![p_updated("acme", "room", "gone", "", true)],
-    )])
-    .await
-    .expect("delete gone");
+    delete_message(s, &mut seqs, "gone").await;
 
     let join = NewNotification {
         kind: NotificationKind::JoinRequest,

@@ -11,9 +11,11 @@ use crate::store::forget::{pg as forget, Authored, BlobRelease, Erasure};
 use crate::store::{Forgetting, Result};
 
 /// The tables whose rows a delete for everyone or an erasure rewrites or deletes: the
-/// projected message (its preview), its search terms, notifications' previews, and the
-/// documents' rows and change log (profiles and private documents cleared, retention).
-const PURGED_TABLES: &str = "messages, message_search, notifications, docs, changes";
+/// projected message (its preview), its search terms, notifications' and queued webhook
+/// deliveries' previews, and the documents' rows and change log (profiles and private
+/// documents cleared, retention, history cuts).
+const PURGED_TABLES: &str =
+    "messages, message_search, notifications, webhook_outbox, docs, changes";
 
 #[async_trait]
 impl Forgetting for PgStore {
