@@ -9,7 +9,8 @@
 //! - `encrypt_kept`, `decrypt_kept`: `encrypt` and `decrypt` again after those commits, the
 //!   devices keeping `PAST_EPOCHS` past epochs (openmls writes them all on every message).
 //!
-//! Also prints the bytes of the commit adding everyone and of its Welcome. Run: `cargo xtask
+//! Also prints the bytes of the commit adding everyone and of its Welcome, and of a member's
+//! saved state (`Device::to_bytes`) with its kept epochs. Run: `cargo xtask
 //! bench e2ee` (or `cargo bench -p confab-core --bench e2ee`); without `--bench` it builds a
 //! group of 10 only and runs a few ops (a smoke run); `--members 1000` runs one size.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -168,5 +169,16 @@ fn main() {
         // Every commit above left an epoch behind: each device now keeps PAST_EPOCHS of them
         // (each with its member list), as a device of a group that has lived a while does.
         messages(&mut devices, members, (ops / 4).max(1), "_kept");
+        let t = Instant::now();
+        let saved = devices[1].to_bytes();
+        let saving = t.elapsed();
+        let t = Instant::now();
+        Device::from_bytes(&saved).unwrap();
+        println!(
+            "  a member's saved state: {} KiB, saved in {:.1} ms, loaded in {:.1} ms",
+            saved.len() / 1024,
+            saving.as_secs_f64() * 1e3,
+            t.elapsed().as_secs_f64() * 1e3
+        );
     }
 }

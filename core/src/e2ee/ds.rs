@@ -15,13 +15,13 @@ use std::collections::BTreeSet;
 
 use openmls::prelude::tls_codec::DeserializeBytes as _;
 use openmls::prelude::*;
-use openmls_memory_storage::MemoryStorage;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::crypto::Crypto;
 use super::identity::DeviceIdentity;
 use super::member::parse_message;
+use super::store::Store;
 use super::{
     snapshot, E2eeError, MAX_APPLICATION_BYTES, MAX_HANDSHAKE_BYTES, MAX_KEY_PACKAGE_BYTES,
     PAST_EPOCHS,
@@ -225,7 +225,7 @@ struct Saved {
 #[derive(Debug)]
 pub struct GroupView {
     crypto: Crypto,
-    storage: MemoryStorage,
+    storage: Store,
     group: PublicGroup,
 }
 
@@ -264,7 +264,7 @@ impl GroupView {
         let tree = RatchetTreeIn::tls_deserialize_exact_bytes(ratchet_tree)
             .map_err(|e| DsRefusal::Malformed(e.to_string()))?;
         let crypto = Crypto::default();
-        let storage = MemoryStorage::default();
+        let storage = Store::default();
         let (group, _) =
             PublicGroup::from_external(&crypto, &storage, tree, info, ProposalStore::new())
                 .map_err(invalid)?;

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 
 use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_memory_storage::MemoryStorage;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::crypto::{Crypto, SignatureKeys};
 use super::identity::DeviceIdentity;
+use super::store::Store;
 use super::{group_config, snapshot, CIPHERSUITE, MAX_APPLICATION_BYTES, MAX_HANDSHAKE_BYTES};
 
 /// Why a device could not do what it was asked. Each variant is a reason about the input or
@@ -55,15 +55,15 @@ fn mls(e: impl std::fmt::Debug) -> E2eeError {
 #[derive(Debug, Default)]
 struct Provider {
     crypto: Crypto,
-    storage: MemoryStorage,
+    storage: Store,
 }
 
 impl OpenMlsProvider for Provider {
     type CryptoProvider = Crypto;
     type RandProvider = Crypto;
-    type StorageProvider = MemoryStorage;
+    type StorageProvider = Store;
 
-    fn storage(&self) -> &MemoryStorage {
+    fn storage(&self) -> &Store {
         &self.storage
     }
     fn crypto(&self) -> &Crypto {

@@ -20,6 +20,7 @@ pub mod file;
 pub mod identity;
 pub mod member;
 mod snapshot;
+mod store;
 
 use openmls::prelude::{Ciphersuite, MlsGroupCreateConfig, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
 
