@@ -2,9 +2,10 @@
 //! server.
 //!
 //! - `cargo xtask bench catchup [catchup flags]`: a client that missed 10,000 messages
-//!   reconnects; time and bytes on the wire (targets ≤ 150 ms and ≤ 1 MB). Flags go to the
-//!   binary (`--messages N`, `--before N`, `--writers N`, `--runs N`, `--backends sqlite`;
-//!   `target/release/catchup --help`).
+//!   reconnects; time and bytes on the wire (targets ≤ 150 ms and ≤ 1 MB), in the clear and
+//!   in an end-to-end encrypted conversation in the same sitting (target ≤ 2× the plaintext
+//!   time). Flags go to the binary (`--messages N`, `--before N`, `--writers N`, `--runs N`,
+//!   `--modes plain`, `--backends sqlite`; `target/release/catchup --help`).
 //! - `cargo xtask bench flood [flood flags]`: does rejected work hold up accepted work? (a
 //!   flood of 10,000 rejected changes from another account should add ≤ 10 ms to a member's
 //!   ack p99 in the same conversation). Runs the baseline, the flood of well-formed changes

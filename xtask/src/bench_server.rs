@@ -10,6 +10,8 @@
 //! - Any other flag goes to the generator as is (`--backends sqlite`, `--clients 2,10`,
 //!   `--modes burst`, `--burst-messages N`, `--batch N`, `--window N`, `--rate N`,
 //!   `--seconds S`, ...); `target/release/loadgen --help` lists them.
+//! - `--modes burst,sealed`: the burst in the clear and in an end-to-end encrypted
+//!   conversation (sealed messages), with their ratio (target ≥ 80%).
 //!
 //! Every run starts its own server on a fresh store and stops it; each run is bounded
 //! (`--run-timeout-s`, 180 s by default) and the full matrix aims at ≤ 10 minutes.

@@ -328,7 +328,7 @@ impl ClientEngine {
         let ids = ids.unwrap_or_else(|| super::timeline::message_ids(&state.server));
         // Not read yet, or read before an edit: this device's own were kept as read when
         // sealed.
-        let waiting: Vec<(MessageId, Vec<u8>, bool)> = ids
+        let mut waiting: Vec<(u64, i64, MessageId, Vec<u8>, bool)> = ids
             .into_iter()
             .filter_map(|id| {
                 let message = read::read_message_fields(&state.server, &id)?;
@@ -341,12 +341,18 @@ impl ClientEngine {
                 // sealed (a device cannot open its own).
                 let mine = message.author == self.config.account
                     && matches!(earlier, Some(Opened::Read { .. }));
-                Some((id, sealed, mine))
+                let seq = state.message_seq.get(&id).copied().unwrap_or(0);
+                Some((seq, message.created_at, id, sealed, mine))
             })
             .collect();
+        // In the order they were sent (the timeline's: server order, else time): a sender's
+        // ratchet keeps only a few keys behind the newest one used (openmls: 5), so a
+        // catch-up's messages in any other order (a snapshot's come in none) are mostly
+        // refused as too far in the past.
+        waiting.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
         let group = e2ee::group_id(&conv_doc);
         let mut changed = false;
-        for (id, sealed, mine) in waiting {
+        for (_, _, id, sealed, mine) in waiting {
             let Some(mls) = self.mls.as_mut() else {
                 return;
             };

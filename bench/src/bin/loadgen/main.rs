@@ -9,6 +9,8 @@
 //!   (`doc::write::post_message` with its own device actor) as fast as the server takes
 //!   them, pipelined: `--batch` changes per submit frame, at most `--window` unacked changes
 //!   per client;
+//! - `sealed`: `burst` in an end-to-end encrypted conversation, every message sealed into
+//!   its MLS group before the clock starts (sealed.rs), compared with `burst`;
 //! - `paced`: `--rate` messages per second in total, spread evenly over the clients (one
 //!   change per submit frame), for `--seconds`.
 //!
@@ -50,6 +52,7 @@
 mod cluster;
 mod machine;
 mod many;
+mod sealed;
 mod storage;
 
 use std::collections::HashMap;
@@ -61,6 +64,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
+use confab_bench::sealed::SealedGroup;
 use confab_core::automerge::Automerge;
 use confab_core::doc::{read, write};
 use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
@@ -88,6 +92,8 @@ type Sink = SplitSink<Ws, Message>;
 type Stream = SplitStream<Ws>;
 
 const TENANT: &str = "bench";
+/// The device every client's `hello` names (its MLS identity in a sealed run).
+const HELLO_DEVICE: &str = "loadgen";
 
 /// The targets (2-core machine, Postgres, durable commits; docs/BENCHMARKS.md, "Server").
 const TARGET_BURST_PER_S: f64 = 10_000.0;
@@ -111,7 +117,7 @@ struct Args {
     /// 2,10,50; --quick: 2,10].
     #[arg(long, value_delimiter = ',')]
     clients: Vec<usize>,
-    /// Modes: burst, paced.
+    /// Modes: burst, sealed (burst in an encrypted conversation), paced.
     #[arg(long, value_delimiter = ',', default_value = "burst,paced")]
     modes: Vec<String>,
     /// Messages per burst run, split evenly over the clients [default: 20000; --quick: 2000].
@@ -163,6 +169,7 @@ struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Burst,
+    Sealed,
     Paced,
 }
 
@@ -170,6 +177,7 @@ impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Burst => "burst",
+            Mode::Sealed => "sealed",
             Mode::Paced => "paced",
         }
     }
@@ -478,13 +486,38 @@ async fn connect(url: &str, account: &str) -> Result<Ws> {
         &ClientFrame::Hello {
             v: PROTOCOL_VERSION,
             token: token(TENANT, account, false, 3600),
-            device: "loadgen".into(),
+            device: HELLO_DEVICE.into(),
         },
     )
     .await?;
     match recv_frame(&mut ws).await? {
         ServerFrame::Welcome { .. } => Ok(ws),
         other => bail!("{account}: expected welcome, got {other:?}"),
+    }
+}
+
+/// Submits `change` to `doc` and waits for its ack (`what` names it in errors).
+async fn submit_acked(
+    ws: &mut Ws,
+    doc: &DocId,
+    change: &confab_core::automerge::Change,
+    what: &str,
+) -> Result<()> {
+    send_frame(
+        ws,
+        &ClientFrame::Submit {
+            doc: doc.to_string(),
+            changes: vec![ByteBuf::from(change.raw_bytes().to_vec())],
+        },
+    )
+    .await?;
+    loop {
+        match recv_frame(ws).await? {
+            ServerFrame::Ack { .. } => return Ok(()),
+            ServerFrame::Reject { code, reason, .. } => bail!("{what}: {code}: {reason}"),
+            ServerFrame::Error { code, message, .. } => bail!("{what}: {code}: {message}"),
+            _ => {}
+        }
     }
 }
 
@@ -511,7 +544,8 @@ async fn subscribe(ws: &mut Ws, doc: &DocId) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Messages
 
-/// One client's pre-written message changes.
+/// One client's pre-written message changes (sealed by its member of `SealedGroup` in a
+/// sealed run).
 struct Prepared {
     /// Submit frames, ready to send, and how many changes each carries.
     /// (frame, changes in it, its bucket part)
@@ -533,6 +567,7 @@ fn part_of(j: usize, client: usize, clients: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 fn prepare(
     device: &mut Device,
+    mut sealing: Option<(&mut SealedGroup, usize)>,
     parts: &[DocId],
     (client, clients): (usize, usize),
     count: usize,
@@ -549,7 +584,11 @@ fn prepare(
         // One millisecond apart, as a client typing fast would stamp them.
         let at = created_at + i as i64;
         let id = MessageId::new(message_id(&mut rng, at))?;
-        let message = NewMessage::text(id, author.clone(), body(&mut rng, body_chars), at);
+        let content = body(&mut rng, body_chars);
+        let message = match sealing.as_mut() {
+            Some((group, member)) => group.message(*member, id, author.clone(), content, at)?,
+            None => NewMessage::text(id, author.clone(), content, at),
+        };
         let part = part_of(i, client, clients);
         let doc = parts
             .get(part)
@@ -834,6 +873,9 @@ struct RunResult {
     second_half_per_s: f64,
     /// Messages sent / send span (paced: the achieved rate).
     offered_per_s: f64,
+    /// Writing the messages' changes before the clock starts (sealing them too in a sealed
+    /// run): the client's cost, per message, µs.
+    prepare_us_per_msg: f64,
     wall_s: f64,
     ack: Dist,
     /// Submit → arrival at each other client (one sample per message and receiver).
@@ -949,27 +991,27 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
     let spec = ConvFixture::group(owner.clone(), start_ms)
         .members(others, Role::Member)
         .title("bench room")
+        .tweak(|spec| spec.encrypted = p.mode == Mode::Sealed)
         .build();
     let create = devices[0].write(&conv_doc, |d, t| write::create_conversation(d, t, &spec))?;
-    send_frame(
-        &mut sockets[0],
-        &ClientFrame::Submit {
-            doc: conv_doc.to_string(),
-            changes: vec![ByteBuf::from(create.raw_bytes().to_vec())],
-        },
-    )
-    .await?;
-    loop {
-        match recv_frame(&mut sockets[0]).await? {
-            ServerFrame::Ack { .. } => break,
-            ServerFrame::Reject { code, reason, .. } => bail!("group creation: {code}: {reason}"),
-            ServerFrame::Error { code, message, .. } => bail!("group creation: {code}: {message}"),
-            _ => {}
-        }
-    }
+    submit_acked(&mut sockets[0], &conv_doc, &create, "group creation").await?;
+    let mut group = match p.mode {
+        Mode::Sealed => Some(
+            sealed::make_group(
+                &mut sockets[0],
+                &tenant,
+                &conv_doc,
+                &accounts,
+                &mut devices[0],
+                start_ms,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     // Write every change before the clock starts.
     let (per_client, batch, interval) = match p.mode {
-        Mode::Burst => (p.burst_messages.div_ceil(n).max(1), p.batch.max(1), None),
+        Mode::Burst | Mode::Sealed => (p.burst_messages.div_ceil(n).max(1), p.batch.max(1), None),
         Mode::Paced => {
             let total = (f64::from(p.rate) * p.seconds).round() as usize;
             let per = total.div_ceil(n).max(1);
@@ -1001,9 +1043,11 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
     );
     let opened = Arc::new(PartsOpened::new(part_count));
     let mut prepared = Vec::with_capacity(n);
+    let preparing = Instant::now();
     for (i, device) in devices.iter_mut().enumerate() {
         prepared.push(Arc::new(prepare(
             device,
+            group.as_mut().map(|g| (g, i)),
             &parts,
             (i, n),
             per_client,
@@ -1013,6 +1057,8 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
             i as u64 + 1,
         )?));
     }
+    let prepare_us_per_msg =
+        preparing.elapsed().as_secs_f64() * 1e6 / (per_client * n).max(1) as f64;
     let total = per_client * n;
 
     // Start readers and writers; they wait for `go`.
@@ -1097,7 +1143,7 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
 
     // Wait until every reader has all its answers and every delivery (or gave up).
     let expected_s = match p.mode {
-        Mode::Burst => 60.0,
+        Mode::Burst | Mode::Sealed => 60.0,
         Mode::Paced => p.seconds + 20.0,
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(expected_s);
@@ -1315,7 +1361,7 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
         clients: n,
         mode: p.mode.name(),
         batch,
-        window: if p.mode == Mode::Burst { p.window } else { 0 },
+        window: if p.mode == Mode::Paced { 0 } else { p.window },
         messages_sent: sent_at.iter().map(Vec::len).sum(),
         messages_acked: acked,
         rejected: rejects.len(),
@@ -1332,6 +1378,7 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
         } else {
             0.0
         },
+        prepare_us_per_msg,
         wall_s: ended.duration_since(started).as_secs_f64(),
         ack: Dist::of(ack_lat),
         delivery: Dist::of(delivery),
@@ -1432,7 +1479,7 @@ async fn parts_bytes(server: &TestServer, parts: &[DocId]) -> Result<(u64, usize
 fn table(results: &[RunResult]) {
     println!();
     println!(
-        "{:<8} {:>3} {:<5} {:>6} {:>9} | {:>14} | {:>14} | {:>14} | {:>7} {:>7} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>7}",
+        "{:<8} {:>3} {:<6} {:>6} {:>9} | {:>14} | {:>14} | {:>14} | {:>7} {:>7} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>7}",
         "backend", "N", "mode", "acked", "msg/s",
         "ack p50/p99", "deliv p50/p99", "all p50/p99",
         "srvCPU", "pgCPU", "RSS", "peak",
@@ -1440,7 +1487,7 @@ fn table(results: &[RunResult]) {
         "B/msg", "pre", "db B/m"
     );
     println!(
-        "{:<8} {:>3} {:<5} {:>6} {:>9} | {:>14} | {:>14} | {:>14} | {:>7} {:>7} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>7}",
+        "{:<8} {:>3} {:<6} {:>6} {:>9} | {:>14} | {:>14} | {:>14} | {:>7} {:>7} {:>6} {:>6} | {:>6} {:>6} | {:>6} {:>6} {:>7}",
         "", "", "", "", "accepted",
         "ms", "ms", "ms",
         "ms/1k", "ms/1k", "MB", "MB",
@@ -1452,7 +1499,7 @@ fn table(results: &[RunResult]) {
             .pg_cpu_ms_per_1k
             .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}"));
         println!(
-            "{:<8} {:>3} {:<5} {:>6} {:>9.0} | {:>6.2}/{:>7.2} | {:>6.2}/{:>7.2} | {:>6.2}/{:>7.2} | {:>7.0} {:>7} {:>6.1} {:>6.1} | {:>6.1} {:>6.2} | {:>6.1} {:>6.1} {:>7.0}",
+            "{:<8} {:>3} {:<6} {:>6} {:>9.0} | {:>6.2}/{:>7.2} | {:>6.2}/{:>7.2} | {:>6.2}/{:>7.2} | {:>7.0} {:>7} {:>6.1} {:>6.1} | {:>6.1} {:>6.2} | {:>6.1} {:>6.1} {:>7.0}",
             r.backend,
             r.clients,
             r.mode,
@@ -1497,6 +1544,9 @@ fn table(results: &[RunResult]) {
         }
     }
     for (clients, mode) in groups {
+        if mode == "sealed" {
+            continue;
+        }
         let runs: Vec<&RunResult> = results
             .iter()
             .filter(|r| r.backend == "postgres" && r.clients == clients && r.mode == mode)
@@ -1560,6 +1610,7 @@ fn table(results: &[RunResult]) {
             verdict(r.db_bytes_per_msg_data <= TARGET_DB_BYTES)
         );
     }
+    sealed::ratios(results);
 }
 
 fn machine_line(m: &machine::Machine) -> String {
@@ -1636,8 +1687,9 @@ async fn main() -> Result<()> {
     for m in &args.modes {
         modes.push(match m.as_str() {
             "burst" => Mode::Burst,
+            "sealed" => Mode::Sealed,
             "paced" => Mode::Paced,
-            other => bail!("unknown mode {other:?} (burst, paced)"),
+            other => bail!("unknown mode {other:?} (burst, sealed, paced)"),
         });
     }
     let ticks = clock_ticks();

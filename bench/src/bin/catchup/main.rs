@@ -16,8 +16,15 @@
 //! `--messages` missed (a phone back after a week: `--conversations 50 --messages 500`,
 //! target ≤ 1 s), caught up on one connection.
 //!
+//! `--modes plain,encrypted` (the default runs both, in that order, per backend): in an
+//! encrypted run the conversation is end-to-end encrypted, every message is sealed by its
+//! writer's device into the MLS group (`confab_bench::sealed`), the reader's engine has its
+//! device in the group (`attach_device`, as `confab_client` gives it) and opens every message
+//! as it catches up; the check afterwards also wants every body read. The encrypted time is
+//! compared with the plaintext time of the same backend (target ≤ 2×).
+//!
 //! `cargo xtask bench catchup` builds and runs it; it prints a table and one JSON line per
-//! backend (appended to `--json`).
+//! backend and mode (appended to `--json`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,32 +34,27 @@ use clap::Parser;
 use confab_client::FileStore;
 use confab_core::automerge::ActorId;
 use confab_core::client::host::carry_out_stored;
-use confab_core::client::{ClientConfig, ClientEngine, Output};
-use confab_core::doc::write;
-use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
+use confab_core::client::{ClientConfig, ClientEngine, LocalStore, Output, StoreOp};
+use confab_core::ids::{AccountId, Bucket, ConvId, DeviceId, DocId, TenantId};
 use confab_core::limits::BUCKET_TARGET_MESSAGES;
-use confab_core::model::conversation::{ConvKind, Info, Member, Role, Settings, DEFAULT_BUCKET_MS};
-use confab_core::model::message::NewMessage;
+use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 use confab_core::protocol::{
     decode_server, encode_client, ClientFrame, ServerFrame, PROTOCOL_VERSION,
 };
 use confab_testkit::server::{append_line, now_ms, token, Backend, TestServer};
-use confab_testkit::text::{body, message_id, Rng};
-use confab_testkit::wire::Client;
-use confab_testkit::Answer;
-use confab_testkit::Device;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+mod report;
+mod writers;
+
+use report::{summary, target_bytes, target_ms};
+use writers::Writers;
+
 const TENANT: &str = "acme";
 const READER: &str = "reader";
-/// The time target for 10,000 missed messages in one conversation.
-const TARGET_MS: f64 = 150.0;
-/// The target for a phone back after a week: 50 conversations, 500 missed each.
-const WEEK_TARGET_MS: f64 = 1_000.0;
-/// 1 MB per 10,000 missed messages.
-const TARGET_BYTES_PER_MESSAGE: u64 = 100;
-
+/// The reader's device: its `hello`, and its MLS identity in an encrypted conversation.
+const READER_DEVICE: &str = "catchup";
 #[derive(Parser, Debug)]
 #[command(about = "Catch-up of a client that missed many messages: time and bytes on the wire")]
 struct Args {
@@ -77,6 +79,10 @@ struct Args {
     /// Measured catch-ups per backend (each from the same offline state).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// `plain` (in the clear), `encrypted` (sealed into the conversation's MLS group, opened
+    /// by the reader's device) or both, in that order per backend.
+    #[arg(long, value_delimiter = ',', default_value = "plain,encrypted")]
+    modes: Vec<String>,
     /// `sqlite`, `postgres` or both.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
     backends: Vec<String>,
@@ -91,132 +97,6 @@ fn tenant() -> TenantId {
 
 fn account(name: &str) -> Result<AccountId> {
     Ok(AccountId::new(name)?)
-}
-
-/// The writers: one connection and one device each.
-struct Writers {
-    clients: Vec<Client>,
-    devices: Vec<Device>,
-    rng: Rng,
-    /// Per conversation (by index), what was posted.
-    progress: Vec<Progress>,
-}
-
-/// What the writers posted into one conversation.
-#[derive(Default, Clone)]
-struct Progress {
-    written: usize,
-    /// ((part, seq), message id) of every acked message: the server's order.
-    acked: Vec<((usize, u64), String)>,
-}
-
-impl Writers {
-    async fn start(server: &TestServer, count: usize) -> Result<Self> {
-        let mut clients = Vec::new();
-        let mut devices = Vec::new();
-        for i in 0..count.max(1) {
-            let name = format!("w{i}");
-            clients
-                .push(Client::connect(&server.ws_url(), &token(TENANT, &name, false, 3600)).await?);
-            devices.push(Device::new(&name, 1));
-        }
-        Ok(Writers {
-            clients,
-            devices,
-            rng: Rng(0x9E37_79B9_7F4A_7C15),
-            progress: Vec::new(),
-        })
-    }
-
-    async fn create_group(&mut self, conv: &ConvId) -> Result<()> {
-        let owner = account(&self.devices[0].account)?;
-        let mut members = vec![Member::new(owner.clone(), Role::Owner)];
-        let invited = self.devices.iter().skip(1).map(|d| d.account.as_str());
-        for name in invited.chain([READER]) {
-            let mut member = Member::new(account(name)?, Role::Member);
-            member.invited_by = Some(owner.clone());
-            members.push(member);
-        }
-        let spec = write::CreateConv {
-            kind: ConvKind::Group,
-            created_by: owner,
-            created_at: now_ms(),
-            bucket_ms: DEFAULT_BUCKET_MS,
-            thread: None,
-            info: Info {
-                title: Some("catch-up".into()),
-                ..Info::default()
-            },
-            settings: Settings::defaults_for(ConvKind::Group),
-            members,
-            encrypted: false,
-        };
-        let doc = DocId::conv(&tenant(), conv);
-        let change = self.devices[0].write(&doc, |d, t| write::create_conversation(d, t, &spec))?;
-        expect_acks(self.clients[0].submit(&doc, &[change]).await?)
-    }
-
-    /// Posts `count` messages into the bucket `parts` (round robin over writers; the n-th
-    /// message of the run goes to part n / BUCKET_TARGET_MESSAGES, as writers following the
-    /// conversation fill it; up to 500 per submit), each acked before this returns. A part is
-    /// written to the end before the next one.
-    async fn post(
-        &mut self,
-        conv: usize,
-        parts: &[DocId],
-        first_at: i64,
-        count: usize,
-        chars: usize,
-    ) -> Result<()> {
-        let writers = self.devices.len();
-        if self.progress.len() <= conv {
-            self.progress.resize(conv + 1, Progress::default());
-        }
-        let first = self.progress[conv].written;
-        let mut i = 0;
-        while i < count {
-            let part = (first + i) / BUCKET_TARGET_MESSAGES;
-            let doc = parts
-                .get(part)
-                .ok_or_else(|| anyhow!("message {} falls past the last part", first + i))?;
-            let end = count.min((part + 1) * BUCKET_TARGET_MESSAGES - first);
-            let mut per_writer: Vec<Vec<(confab_core::automerge::Change, String)>> =
-                vec![Vec::new(); writers];
-            for k in i..end {
-                let w = (first + k) % writers;
-                let at = first_at + k as i64;
-                let id = MessageId::new(message_id(&mut self.rng, at))?;
-                let author = account(&self.devices[w].account)?;
-                let text = id.to_string();
-                let message = NewMessage::text(id, author, body(&mut self.rng, chars), at);
-                let change =
-                    self.devices[w].write(doc, |d, t| write::post_message(d, t, &message))?;
-                per_writer[w].push((change, text));
-            }
-            for (w, changes) in per_writer.iter().enumerate() {
-                for chunk in changes.chunks(500) {
-                    let batch: Vec<_> = chunk.iter().map(|(c, _)| c.clone()).collect();
-                    let answers = self.clients[w].submit(doc, &batch).await?;
-                    expect_acks(answers.clone())?;
-                    for (answer, (_, id)) in answers.iter().zip(chunk) {
-                        if let Answer::Ack { seq, .. } = answer {
-                            self.progress[conv].acked.push(((part, *seq), id.clone()));
-                        }
-                    }
-                }
-            }
-            i = end;
-        }
-        self.progress[conv].written += count;
-        Ok(())
-    }
-}
-
-fn expect_acks(answers: Vec<Answer>) -> Result<()> {
-    match answers.iter().find(|a| !matches!(a, Answer::Ack { .. })) {
-        Some(other) => bail!("a writer's change was not accepted: {other:?}"),
-        None => Ok(()),
-    }
 }
 
 /// Bytes a WebSocket frame of `payload` bytes takes (header: 2, +2 or +8 for the length,
@@ -243,15 +123,33 @@ fn drain(engine: &mut ClientEngine, store: &FileStore) -> Result<Vec<ClientFrame
 }
 
 /// The reader: restored from its store, so every run starts from the same offline state.
-fn restore_reader(dir: &Path) -> Result<(ClientEngine, FileStore)> {
+async fn restore_reader(dir: &Path) -> Result<(ClientEngine, FileStore)> {
     let store = FileStore::open(dir).map_err(|e| anyhow!("{e}"))?;
-    let mut engine = ClientEngine::restoring(ClientConfig {
+    let mut engine = ClientEngine::restoring(reader_config()?);
+    drain(&mut engine, &store)?;
+    attach_device(&mut engine, &store).await?;
+    Ok((engine, store))
+}
+
+fn reader_config() -> Result<ClientConfig> {
+    Ok(ClientConfig {
         tenant: tenant(),
         account: account(READER)?,
         actor: ActorId::from(&[0x7e; 16][..]),
-    });
-    drain(&mut engine, &store)?;
-    Ok((engine, store))
+    })
+}
+
+/// Gives the engine the reader's MLS device when its store holds one (an encrypted run),
+/// as `confab_client::Client::start_device` does.
+async fn attach_device(engine: &mut ClientEngine, store: &FileStore) -> Result<()> {
+    let key = confab_core::client::HostKey::Mls.key();
+    if let Some(saved) = store.get(key).await.map_err(|e| anyhow!("{e}"))? {
+        engine
+            .attach_device(DeviceId::new(READER_DEVICE)?, Some(&saved))
+            .map_err(|e| anyhow!("the reader's MLS device: {e}"))?;
+        drain(engine, store)?;
+    }
+    Ok(())
 }
 
 /// What one catch-up cost.
@@ -284,7 +182,7 @@ async fn catch_up(
     let hello = ClientFrame::Hello {
         v: PROTOCOL_VERSION,
         token: token(TENANT, READER, false, 3600),
-        device: "catchup".into(),
+        device: READER_DEVICE.into(),
     };
     ws.send(Message::Binary(encode_client(&hello).into()))
         .await?;
@@ -362,17 +260,6 @@ async fn catch_up(
     Ok(measure)
 }
 
-/// The server order of conversation `conv`'s messages: ids by the seqs their acks carried.
-fn server_order(writers: &Writers, conv: usize) -> Vec<String> {
-    let mut acked = writers
-        .progress
-        .get(conv)
-        .map(|p| p.acked.clone())
-        .unwrap_or_default();
-    acked.sort();
-    acked.into_iter().map(|(_, id)| id).collect()
-}
-
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
@@ -400,7 +287,7 @@ struct Followed {
     parts: Vec<DocId>,
 }
 
-async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value> {
+async fn run_backend(args: &Args, backend: Backend, encrypted: bool) -> Result<serde_json::Value> {
     let server = TestServer::start_bin(&args.server_bin, backend, &[]).await?;
     let url = server.ws_url();
     let now = now_ms();
@@ -436,7 +323,7 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
 
     let mut writers = Writers::start(&server, args.writers).await?;
     for (i, c) in convs.iter().enumerate() {
-        writers.create_group(&c.conv).await?;
+        writers.create_group(i, &c.conv, encrypted).await?;
         writers
             .post(i, &c.parts, first_at, args.before, args.body_chars)
             .await?;
@@ -448,11 +335,15 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     let _ = std::fs::remove_dir_all(&base);
     {
         let store = FileStore::open(&offline).map_err(|e| anyhow!("{e}"))?;
-        let mut engine = ClientEngine::new(ClientConfig {
-            tenant: tenant(),
-            account: account(READER)?,
-            actor: ActorId::from(&[0x7e; 16][..]),
-        });
+        let mut engine = ClientEngine::new(reader_config()?);
+        // In an encrypted run its device is in the group from the first commit.
+        if let Some((key, saved)) = writers.reader_saved(0)? {
+            store
+                .write(vec![StoreOp::Put(key.to_owned(), saved)])
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            attach_device(&mut engine, &store).await?;
+        }
         let followed: Vec<DocId> = convs.iter().flat_map(|c| c.before.clone()).collect();
         // Opening indexes them in the store (written by the first drain).
         for doc in &followed {
@@ -484,9 +375,8 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
             .await?;
     }
     let write_s = write_started.elapsed().as_secs_f64();
-    let references: Vec<Vec<String>> = (0..convs.len())
-        .map(|i| server_order(&writers, i))
-        .collect();
+    let references: Vec<Vec<(String, String)>> =
+        (0..convs.len()).map(|i| writers.server_order(i)).collect();
     if let Some(short) = references.iter().find(|r| r.len() != total) {
         bail!(
             "the server holds {} messages of a conversation, expected {total}",
@@ -499,34 +389,49 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     for run in 0..args.runs.max(1) {
         let dir = base.join(format!("run{run}"));
         copy_dir(&offline, &dir)?;
-        let (mut engine, store) = restore_reader(&dir)?;
+        let (mut engine, store) = restore_reader(&dir).await?;
         // The parts written while it was away: the newest is followed and the others paged
         // by a real client; here all of them are caught up, to compare with the past runs.
         for doc in &all {
             engine.open(doc).map_err(|e| anyhow!("{e}"))?;
         }
         let m = catch_up(&url, &mut engine, &store, &all).await?;
-        // Correct and complete: every message, server order, nothing pending.
+        // Correct and complete: every message, server order, its body read (opened, when
+        // sealed), nothing pending.
         for (c, reference) in convs.iter().zip(&references) {
             let timeline = engine.timeline(&c.conv);
-            let ids: Vec<String> = timeline.iter().map(|i| i.message.id.to_string()).collect();
+            let ids: Vec<(String, String)> = timeline
+                .iter()
+                .map(|i| (i.message.id.to_string(), i.message.body.clone()))
+                .collect();
             if ids != *reference {
                 let first_diff = ids.iter().zip(reference).position(|(a, b)| a != b);
+                let at = first_diff.unwrap_or(ids.len().min(reference.len()));
                 bail!(
-                    "run {run}: the reader's timeline of {} ({} messages) differs from the server order ({}), first at {first_diff:?}",
+                    "run {run}: the reader's timeline of {} ({} messages) differs from the server order ({}), first at {at}: {:?} ({:?}), expected {:?}",
                     c.conv,
                     ids.len(),
-                    reference.len()
+                    reference.len(),
+                    ids.get(at),
+                    timeline.get(at).and_then(|i| i.undecryptable.clone()),
+                    reference.get(at)
                 );
             }
             if timeline.iter().any(|i| i.pending || i.seq.is_none()) {
                 bail!("run {run}: a caught-up message is pending or has no seq");
             }
+            if let Some(item) = timeline.iter().find(|i| i.undecryptable.is_some()) {
+                bail!(
+                    "run {run}: message {} was not opened: {:?}",
+                    item.message.id,
+                    item.undecryptable
+                );
+            }
         }
         drop(store);
         // The caught-up state survives a restart (older parts load when opened, as a
         // client scrolling back opens them).
-        let (mut engine, store) = restore_reader(&dir)?;
+        let (mut engine, store) = restore_reader(&dir).await?;
         for doc in &all {
             engine.open(doc).map_err(|e| anyhow!("{e}"))?;
         }
@@ -571,6 +476,7 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     Ok(serde_json::json!({
         "bench": "catchup",
         "backend": backend_name(backend),
+        "mode": if encrypted { "encrypted" } else { "plain" },
         "conversations": n_convs,
         "missed": args.messages,
         "before": args.before,
@@ -594,19 +500,6 @@ async fn run_backend(args: &Args, backend: Backend) -> Result<serde_json::Value>
     }))
 }
 
-/// The time target: one conversation, or many after a week away.
-fn target_ms(conversations: usize) -> f64 {
-    if conversations > 1 {
-        WEEK_TARGET_MS
-    } else {
-        TARGET_MS
-    }
-}
-
-fn target_bytes(missed: usize) -> u64 {
-    TARGET_BYTES_PER_MESSAGE * missed as u64
-}
-
 fn backend_name(b: Backend) -> &'static str {
     match b {
         Backend::Sqlite => "sqlite",
@@ -624,53 +517,31 @@ async fn main() -> Result<()> {
         "catch-up of {} conversation(s) with {} missed messages each ({} already seen, {} writers, {}-char bodies), {} runs per backend",
         args.conversations.max(1), args.messages, args.before, args.writers, args.body_chars, args.runs
     );
+    let mut modes = Vec::new();
+    for mode in &args.modes {
+        match mode.as_str() {
+            "plain" => modes.push(false),
+            "encrypted" => modes.push(true),
+            other => bail!("unknown mode {other:?} (plain, encrypted)"),
+        }
+    }
+    if modes.contains(&true) && args.conversations > 1 {
+        bail!("the encrypted catch-up follows one conversation (one MLS group)");
+    }
     let mut rows = Vec::new();
     for name in &args.backends {
         let backend: Backend = name.parse()?;
-        let row = run_backend(&args, backend)
-            .await
-            .with_context(|| format!("catch-up on {name}"))?;
-        println!("{row}");
-        if let Some(path) = &args.json {
-            append_line(path, &row.to_string())?;
+        for &encrypted in &modes {
+            let row = run_backend(&args, backend, encrypted)
+                .await
+                .with_context(|| format!("catch-up on {name}"))?;
+            println!("{row}");
+            if let Some(path) = &args.json {
+                append_line(path, &row.to_string())?;
+            }
+            rows.push(row);
         }
-        rows.push(row);
     }
-    println!();
-    println!(
-        "{:<9} {:>8} {:>10} {:>8} {:>12} {:>10} {:>7}",
-        "backend", "missed", "median ms", "min ms", "bytes in", "bytes out", "frames"
-    );
-    let mut all_met = true;
-    for row in &rows {
-        let get = |k: &str| match row.get(k) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(v) => v.to_string(),
-            None => String::new(),
-        };
-        println!(
-            "{:<9} {:>8} {:>10} {:>8} {:>12} {:>10} {:>7}",
-            get("backend"),
-            get("missed"),
-            get("median_ms"),
-            get("min_ms"),
-            get("bytes_in"),
-            get("bytes_out"),
-            get("frames_in"),
-        );
-        all_met &= get("meets_time") == "true" && get("meets_bytes") == "true";
-    }
-    let n_convs = args.conversations.max(1);
-    println!(
-        "targets ({}): ≤ {} ms and ≤ {} bytes: {}",
-        if n_convs > 1 {
-            "a phone back after a week"
-        } else {
-            "one conversation"
-        },
-        target_ms(n_convs),
-        target_bytes(n_convs * args.messages),
-        if all_met { "met" } else { "MISSED" }
-    );
+    summary(&args, &rows);
     Ok(())
 }

@@ -1,0 +1,3 @@
+//! What several benchmark binaries of `confab-bench` share.
+
+pub mod sealed;
