@@ -42,9 +42,10 @@ function freePort() {
   });
 }
 
-/** `confab-server serve --demo` with the page; `stop()` kills it and removes its data;
+/** `confab-server serve --demo` with the page, on a free port of 127.0.0.1, with `env` added
+ * to its environment (its `CONFAB_*` settings); `stop()` kills it and removes its data;
  * `kill()` kills it (data kept) and `restart()` starts it again on the same port and data. */
-export async function startServer() {
+export async function startServer({ env = {} } = {}) {
   for (const [what, path, how] of [
     ["confab-server", SERVER_BIN, "cargo build -p confab-server"],
     ["the built page", join(WEB_ROOT, "pkg/confab_wasm.js"), "cargo xtask demo e2e (it builds the wasm package and assembles web-demo/dist)"],
@@ -74,7 +75,7 @@ export async function startServer() {
     proc = spawn(
       SERVER_BIN,
       ["--data-dir", dataDir, "serve", "--demo", "--listen", `127.0.0.1:${port}`, "--web-root", WEB_ROOT],
-      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
+      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn", ...env } },
     );
     exited = new Promise((ok) => proc.once("exit", ok));
     const start = Date.now();

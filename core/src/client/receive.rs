@@ -404,12 +404,16 @@ impl ClientEngine {
         // acked as a copy of another device's) says nothing of it.
         if done {
             self.commit_accepted(id);
-            let edited = self.outbox.get(&id).and_then(|e| match &e.intent {
-                Intent::Edit { message, .. } => Some(message.clone()),
+            let answered = self.outbox.get(&id).and_then(|e| match &e.intent {
+                Intent::Edit { message, .. } => Some((message.clone(), false)),
+                Intent::Delete { message, .. } => Some((message.clone(), true)),
                 _ => None,
             });
-            if let (Some(message), Some(doc)) = (edited, doc) {
-                self.edit_answered(doc, &message, true);
+            match (answered, doc) {
+                (Some((message, false)), Some(doc)) => self.edit_answered(doc, &message, true),
+                // What this device sealed of its deleted message goes with the ciphertext.
+                (Some((message, true)), Some(doc)) => self.open_arrived(doc, Some(vec![message])),
+                _ => {}
             }
         }
         if let Some(DocTarget::Conv(conv)) = doc.map(DocId::target) {

@@ -126,10 +126,14 @@ pub(super) fn created_messages(change: &Change) -> Vec<MessageId> {
         .collect()
 }
 
-/// Whether `change` writes a message's sealed content (a new message, or an edit).
+/// Whether `change` writes a message's sealed content (a new message, an edit) or removes
+/// it (a delete).
 pub(super) fn writes_sealed(change: &Change) -> bool {
     use automerge::legacy::{Key, OpType};
     change.decode().operations.iter().any(|op| {
-        matches!((&op.key, &op.action), (Key::Map(key), OpType::Put(_)) if key.as_str() == crate::doc::schema::keys::SEALED)
+        matches!(
+            (&op.key, &op.action),
+            (Key::Map(key), OpType::Put(_) | OpType::Delete) if key.as_str() == crate::doc::schema::keys::SEALED
+        )
     })
 }

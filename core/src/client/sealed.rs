@@ -306,6 +306,20 @@ impl ClientEngine {
         }
     }
 
+    /// Drops what this device read of messages `ids` of bucket `doc`, from memory and store.
+    fn forget_opened(&mut self, bucket: &DocId, ids: &[MessageId]) {
+        self.out.push(Output::Persist(
+            ids.iter()
+                .map(|id| StoreOp::Delete(key_opened(bucket, id)))
+                .collect(),
+        ));
+        if let Some(state) = self.docs.get_mut(bucket) {
+            for id in ids {
+                state.opened.remove(id);
+            }
+        }
+    }
+
     /// Opens the sealed messages of bucket `doc` not read here yet (`ids`, or all of them
     /// after a catch-up from a snapshot). A message of an epoch this device has not reached
     /// waits for the commits that bring it there.
@@ -326,6 +340,22 @@ impl ClientEngine {
             return;
         };
         let ids = ids.unwrap_or_else(|| super::timeline::message_ids(&state.server));
+        // What was read of a message deleted since goes with its ciphertext.
+        let deleted: Vec<MessageId> = ids
+            .iter()
+            .filter(|id| state.opened.contains_key(*id))
+            .filter(|id| {
+                read::read_message_fields(&state.server, id)
+                    .is_some_and(|m| m.sealed.is_none() || m.deleted_at.is_some())
+            })
+            .cloned()
+            .collect();
+        if !deleted.is_empty() {
+            self.forget_opened(doc, &deleted);
+        }
+        let Some(state) = self.docs.get(doc) else {
+            return;
+        };
         // Not read yet, or read before an edit: this device's own were kept as read when
         // sealed.
         let mut waiting: Vec<(u64, i64, MessageId, Vec<u8>, bool)> = ids
