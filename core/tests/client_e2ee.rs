@@ -390,6 +390,17 @@ fn group_of(wire: &mut Wire, names: &[&str]) -> Vec<Peer> {
     peers
 }
 
+/// `group_of` "secret" with today's part open on every device.
+fn group_with_today_open(wire: &mut Wire, names: &[&str]) -> (Vec<Peer>, DocId) {
+    let mut peers = group_of(wire, names);
+    let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
+    for peer in peers.iter_mut() {
+        peer.engine.open(&bucket).unwrap();
+    }
+    wire.pump(&mut peers);
+    (peers, bucket)
+}
+
 fn epochs(peers: &[Peer]) -> Vec<Option<u64>> {
     peers
         .iter()
@@ -552,12 +563,7 @@ fn shown_in(peer: &Peer, c: &ConvId, id: &str) -> Result<String, String> {
 #[test]
 fn messages_are_sealed_and_opened_once_on_each_device() {
     let mut wire = Wire::new();
-    let mut peers = group_of(&mut wire, &["alice", "bob", "carol"]);
-    let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
-    for peer in peers.iter_mut() {
-        peer.engine.open(&bucket).unwrap();
-    }
-    wire.pump(&mut peers);
+    let (mut peers, bucket) = group_with_today_open(&mut wire, &["alice", "bob", "carol"]);
     send(&mut wire, &mut peers, 0, "m1", "hello bob");
     send(&mut wire, &mut peers, 1, "m2", "hello alice");
     // Both read both (the sender its own as it wrote it).
@@ -620,12 +626,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn a_sealed_message_is_edited_by_its_author_and_read_edited_everywhere() {
     let mut wire = Wire::new();
-    let mut peers = group_of(&mut wire, &["alice", "bob"]);
-    let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
-    for peer in peers.iter_mut() {
-        peer.engine.open(&bucket).unwrap();
-    }
-    wire.pump(&mut peers);
+    let (mut peers, bucket) = group_with_today_open(&mut wire, &["alice", "bob"]);
     let sent_at = wire.now;
     send(&mut wire, &mut peers, 0, "m1", "first draft zebra");
     assert_eq!(shown(&peers[1], "m1"), Ok("first draft zebra".into()));

@@ -7,12 +7,7 @@ use super::*;
 #[test]
 fn a_device_back_after_many_sealed_messages_opens_them_all() {
     let mut wire = Wire::new();
-    let mut peers = group_of(&mut wire, &["alice", "bob"]);
-    let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
-    for peer in peers.iter_mut() {
-        peer.engine.open(&bucket).unwrap();
-    }
-    wire.pump(&mut peers);
+    let (mut peers, bucket) = group_with_today_open(&mut wire, &["alice", "bob"]);
     peers[1].online = false;
     peers[1].engine.disconnected();
     for s in wire.subs.values_mut() {

@@ -6,12 +6,7 @@ use super::*;
 #[test]
 fn what_a_device_read_of_a_deleted_sealed_message_leaves_its_store() {
     let mut wire = Wire::new();
-    let mut peers = group_of(&mut wire, &["alice", "bob"]);
-    let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
-    for peer in peers.iter_mut() {
-        peer.engine.open(&bucket).unwrap();
-    }
-    wire.pump(&mut peers);
+    let (mut peers, bucket) = group_with_today_open(&mut wire, &["alice", "bob"]);
     send(&mut wire, &mut peers, 0, "m1", "doomed words walrus");
     send(&mut wire, &mut peers, 0, "m2", "kept words");
     assert_eq!(shown(&peers[1], "m1"), Ok("doomed words walrus".into()));
