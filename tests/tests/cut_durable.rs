@@ -6,7 +6,8 @@
 //!   devices writing messages and reactions throughout: afterwards the part is at one
 //!   generation, every acked message and reaction is there, and the devices converge;
 //! - the same with two nodes on one Postgres, writers on both, no kill: one node cuts each
-//!   due part, one generation wins, nothing acked is lost.
+//!   due part, one generation wins, nothing acked is lost;
+//! - two nodes again, the node that starts each cut killed inside it: the same holds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "cluster/nodes.rs"]
@@ -452,6 +453,82 @@ async fn two_nodes_cut_once_and_lose_nothing() {
         c.set_online(false).await.unwrap();
     }
     drop((alice, bob, carol, fresh));
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Two nodes on one Postgres, both running the cut runner: alice deletes through node 0,
+/// bob writes through node 1 throughout, and whichever node starts the cut is killed (-9)
+/// inside it and started again, a few times over. The part that node held is cut by the
+/// other node once the dead node's lease runs out, or by the restarted one: one generation
+/// wins, nothing acked is lost, the devices converge.
+#[tokio::test]
+async fn a_node_killed_inside_a_cut_loses_nothing() {
+    let mut nodes = cluster_nodes::Nodes::on_fresh_database_logged(
+        2,
+        &["--cut-after-delete-secs", "0"],
+        CUT_LOG,
+    )
+    .await
+    .unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let conv = ConvId::new("busy-room").unwrap();
+    let part = fill(&nodes.nodes[0]).await;
+    let bucket = bucket_of(&part);
+    let dirs = fresh_dirs("busy-two-nodes-kill", 3);
+    let alice = client(&nodes.nodes[0], "alice", 1, &dirs[0]);
+    let bob = client(&nodes.nodes[1], "bob", 1, &dirs[1]);
+    for c in [&alice, &bob] {
+        c.set_online(true).await.unwrap();
+        c.open(DocId::conv(&tenant, &conv)).await.unwrap();
+        c.open(part.clone()).await.unwrap();
+        wait_for(c, &conv, FILL).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let bob_writes = tokio::spawn(write_until(bob, "bob", conv.clone(), bucket, stop.clone()));
+
+    let mut killed = [0; 2];
+    for trial in 0..TRIALS {
+        let id = format!("victim-{trial}");
+        let body = format!("{MARKER}-{trial}");
+        accepted(&alice, send(&alice, &conv, &id, &body).await).await;
+        let started: Vec<usize> = nodes.nodes.iter().map(cuts_started).collect();
+        let delete = Intent::Delete {
+            conv: conv.clone(),
+            message: MessageId::new(&id).unwrap(),
+            bucket,
+        };
+        accepted(&alice, alice.intent(delete).await.unwrap()).await;
+        // The first node to start the cut is killed inside it.
+        let end = Instant::now() + Duration::from_secs(25);
+        let cutter = loop {
+            if let Some(i) = (0..2).find(|i| cuts_started(&nodes.nodes[*i]) > started[*i]) {
+                break i;
+            }
+            assert!(Instant::now() < end, "no node started the cut");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        nodes.nodes[cutter].kill().await.unwrap();
+        killed[cutter] += 1;
+        nodes.nodes[cutter].restart().await.unwrap();
+    }
+    println!("kills inside a cut, by node: {killed:?}");
+    let one = &nodes.nodes[0];
+    assert!(
+        until(Duration::from_secs(60), || async {
+            cuts_noted(one).await == 0 && !store_holds(one, MARKER).await
+        })
+        .await,
+        "every due cut ran after the kills"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let (bob, bob_asked) = bob_writes.await.unwrap();
+    let carol = lose_nothing(one, &part, &bob, &bob_asked, &alice, &dirs[2], 0).await;
+    for c in [&alice, &bob, &carol] {
+        c.set_online(false).await.unwrap();
+    }
+    drop((alice, bob, carol));
     for dir in &dirs {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -53,14 +53,35 @@ impl Nodes {
     pub async fn on_fresh_database_with(n: usize, args: &[&str]) -> Result<Self> {
         let url = fresh_postgres_database().await?;
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
-        Self::start(n, url, false, args, Backing::Machine { name }).await
+        Self::start(n, url, false, args, None, Backing::Machine { name }).await
+    }
+
+    /// `on_fresh_database_with`, each node's whole output at `level` in its log
+    /// ([`TestServer::log`]).
+    #[allow(dead_code)] // not every test that includes this file uses it
+    pub async fn on_fresh_database_logged(
+        n: usize,
+        args: &[&str],
+        level: &'static str,
+    ) -> Result<Self> {
+        let url = fresh_postgres_database().await?;
+        let name = url.rsplit('/').next().unwrap_or_default().to_owned();
+        Self::start(n, url, false, args, Some(level), Backing::Machine { name }).await
     }
 
     /// `n` nodes on a private cluster started with extra server `settings`.
     pub async fn on_private_cluster(n: usize, settings: &'static [&'static str]) -> Result<Self> {
         let cluster = private_cluster(settings).await?;
         let url = cluster.url();
-        Self::start(n, url, false, &[], Backing::Private { _cluster: cluster }).await
+        Self::start(
+            n,
+            url,
+            false,
+            &[],
+            None,
+            Backing::Private { _cluster: cluster },
+        )
+        .await
     }
 
     /// `n` nodes on a private cluster, each logging in as a role of its own named by its
@@ -68,7 +89,15 @@ impl Nodes {
     pub async fn on_private_cluster_with_roles(n: usize) -> Result<Self> {
         let cluster = private_cluster(&[]).await?;
         let url = cluster.url();
-        Self::start(n, url, true, &[], Backing::Private { _cluster: cluster }).await
+        Self::start(
+            n,
+            url,
+            true,
+            &[],
+            None,
+            Backing::Private { _cluster: cluster },
+        )
+        .await
     }
 
     async fn start(
@@ -76,6 +105,7 @@ impl Nodes {
         url: String,
         own_roles: bool,
         args: &[&str],
+        log: Option<&'static str>,
         backing: Backing,
     ) -> Result<Self> {
         let run = STARTED.fetch_add(1, Ordering::SeqCst);
@@ -98,14 +128,18 @@ impl Nodes {
                 .into_iter()
                 .chain(args.iter().copied())
                 .collect();
-            let node = TestServer::start_on(Some(node_url), dir, &node_args)
-                .await
-                .with_context(|| {
-                    format!(
-                        "starting node {id} with --node-id (does this confab-server know \
+            let started = match log {
+                Some(level) => {
+                    TestServer::start_on_with_log(Some(node_url), dir, &node_args, level).await
+                }
+                None => TestServer::start_on(Some(node_url), dir, &node_args).await,
+            };
+            let node = started.with_context(|| {
+                format!(
+                    "starting node {id} with --node-id (does this confab-server know \
                          --node-id, that is, can it run in a cluster?)"
-                    )
-                })?;
+                )
+            })?;
             nodes.push(node);
         }
         Ok(Nodes {
