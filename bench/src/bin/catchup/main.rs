@@ -4,7 +4,8 @@
 //!
 //! Against the release `confab-server` on 127.0.0.1 (SQLite, or a fresh Postgres database):
 //! writers create a group and post `--before` messages; the reader — core's `ClientEngine`
-//! with `confab-client`'s `FileStore`, as `client/src/host.rs` runs it — follows the
+//! with `confab-client`'s `SqliteStore` (the store its README gives apps), as
+//! `client/src/host.rs` runs it — follows the
 //! conversation and today's bucket, then goes offline; the writers post `--messages` more
 //! into the same bucket (acked, so durable). Each run then restores the reader from a copy
 //! of its store, reconnects it, and measures from the welcome to the moment the engine has
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use confab_client::FileStore;
+use confab_client::SqliteStore;
 use confab_core::automerge::ActorId;
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::{ClientConfig, ClientEngine, LocalStore, Output, StoreOp};
@@ -111,7 +112,7 @@ fn ws_bytes(payload: usize, from_client: bool) -> u64 {
 }
 
 /// Carries out the engine's outputs: store writes and loads now, frames returned to send.
-fn drain(engine: &mut ClientEngine, store: &FileStore) -> Result<Vec<ClientFrame>> {
+fn drain(engine: &mut ClientEngine, store: &SqliteStore) -> Result<Vec<ClientFrame>> {
     let outputs = carry_out_stored(engine, store).map_err(|e| anyhow!("{e}"))?;
     Ok(outputs
         .into_iter()
@@ -122,9 +123,15 @@ fn drain(engine: &mut ClientEngine, store: &FileStore) -> Result<Vec<ClientFrame
         .collect())
 }
 
+/// The reader's store in `dir` (made if missing).
+fn open_store(dir: &Path) -> Result<SqliteStore> {
+    std::fs::create_dir_all(dir)?;
+    SqliteStore::open(dir.join("store.db")).map_err(|e| anyhow!("{e}"))
+}
+
 /// The reader: restored from its store, so every run starts from the same offline state.
-async fn restore_reader(dir: &Path) -> Result<(ClientEngine, FileStore)> {
-    let store = FileStore::open(dir).map_err(|e| anyhow!("{e}"))?;
+async fn restore_reader(dir: &Path) -> Result<(ClientEngine, SqliteStore)> {
+    let store = open_store(dir)?;
     let mut engine = ClientEngine::restoring(reader_config()?);
     drain(&mut engine, &store)?;
     attach_device(&mut engine, &store).await?;
@@ -141,7 +148,7 @@ fn reader_config() -> Result<ClientConfig> {
 
 /// Gives the engine the reader's MLS device when its store holds one (an encrypted run),
 /// as `confab_client::Client::start_device` does.
-async fn attach_device(engine: &mut ClientEngine, store: &FileStore) -> Result<()> {
+async fn attach_device(engine: &mut ClientEngine, store: &SqliteStore) -> Result<()> {
     let key = confab_core::client::HostKey::Mls.key();
     if let Some(saved) = store.get(key).await.map_err(|e| anyhow!("{e}"))? {
         engine
@@ -173,7 +180,7 @@ struct Measure {
 async fn catch_up(
     url: &str,
     engine: &mut ClientEngine,
-    store: &FileStore,
+    store: &SqliteStore,
     docs: &[DocId],
 ) -> Result<Measure> {
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
@@ -334,7 +341,7 @@ async fn run_backend(args: &Args, backend: Backend, encrypted: bool) -> Result<s
     let offline = base.join("offline");
     let _ = std::fs::remove_dir_all(&base);
     {
-        let store = FileStore::open(&offline).map_err(|e| anyhow!("{e}"))?;
+        let store = open_store(&offline)?;
         let mut engine = ClientEngine::new(reader_config()?);
         // In an encrypted run its device is in the group from the first commit.
         if let Some((key, saved)) = writers.reader_saved(0)? {
