@@ -355,6 +355,11 @@ impl ClientEngine {
             let conv = conv.clone();
             self.delivery.conversation_synced(&conv);
         }
+        // The parts after it may open now (sealed messages open in the order sent).
+        if let Some(conv) = id.conv_id() {
+            let conv = conv.clone();
+            self.open_ready(&conv);
+        }
         self.fold_if_due(&id);
     }
 

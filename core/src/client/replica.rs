@@ -42,6 +42,9 @@ pub(super) struct ClientDoc {
     pub(super) timeline: TimelineCell,
     /// What this device read of a message bucket's sealed messages.
     pub(super) opened: super::sealed::OpenedBook,
+    /// A message bucket's sealed messages waiting to be opened, in order with the parts
+    /// before it.
+    pub(super) to_open: super::opening::ToOpen,
     /// A message bucket's search index entries, as stored.
     pub(super) search: super::search::index::BucketIndex,
 }
@@ -62,6 +65,7 @@ impl ClientDoc {
             view: ViewCell::default(),
             timeline: TimelineCell::default(),
             opened: HashMap::new(),
+            to_open: Default::default(),
             search: Default::default(),
         }
     }

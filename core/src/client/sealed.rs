@@ -16,8 +16,8 @@ use super::store::StoreOp;
 use super::timeline::TimelineItem;
 use crate::doc::read;
 use crate::e2ee::{self, E2eeError};
-use crate::ids::{Bucket, ConvId, DocId, DocTarget, MessageId};
-use crate::model::message::{aad_names, sealed_aad, Message, NewMessage, SealedContent};
+use crate::ids::{Bucket, ConvId, DocId, MessageId};
+use crate::model::message::{sealed_aad, Message, NewMessage, SealedContent};
 
 /// What this device read of one sealed message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,7 @@ pub enum Opened {
 impl Opened {
     /// Whether this was read from another ciphertext than `sealed` (the message was edited
     /// since). A record that names none is taken as current.
-    fn is_stale(&self, sealed: &[u8]) -> bool {
+    pub(super) fn is_stale(&self, sealed: &[u8]) -> bool {
         let (Opened::Read { of, .. } | Opened::Undecryptable { of, .. }) = self;
         of.as_ref().is_some_and(|of| *of != digest(sealed))
     }
@@ -89,7 +89,7 @@ impl Opened {
 /// How many earlier records an edit keeps: one per edit of the message still pending.
 const EDITS_PENDING_KEPT: usize = 4;
 
-fn digest(sealed: &[u8]) -> Vec<u8> {
+pub(super) fn digest(sealed: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(sealed).to_vec()
 }
@@ -285,9 +285,12 @@ impl ClientEngine {
     }
 
     /// What was read of bucket `doc`'s sealed messages, back from the store (an entry that
-    /// does not read back is left out: the message shows as not opened).
+    /// does not read back is left out: the message shows as not opened). What it holds
+    /// unread (arrived before a restart, waiting for the parts before it) is opened once
+    /// the parts before it are caught up.
     pub(super) fn restore_opened(&mut self, doc: &DocId, opened: Vec<(MessageId, Vec<u8>)>) {
         if let Some(state) = self.docs.get_mut(doc) {
+            state.to_open = super::opening::ToOpen::all();
             for (id, bytes) in opened {
                 if let Ok(o) = uncbor::<Opened>(&bytes) {
                     state.opened.insert(id, o);
@@ -303,148 +306,6 @@ impl ClientEngine {
         )]));
         if let Some(state) = self.docs.get_mut(bucket) {
             state.opened.insert(id.clone(), opened);
-        }
-    }
-
-    /// Drops what this device read of messages `ids` of bucket `doc`, from memory and store.
-    fn forget_opened(&mut self, bucket: &DocId, ids: &[MessageId]) {
-        self.out.push(Output::Persist(
-            ids.iter()
-                .map(|id| StoreOp::Delete(key_opened(bucket, id)))
-                .collect(),
-        ));
-        if let Some(state) = self.docs.get_mut(bucket) {
-            for id in ids {
-                state.opened.remove(id);
-            }
-        }
-    }
-
-    /// Opens the sealed messages of bucket `doc` not read here yet (`ids`, or all of them
-    /// after a catch-up from a snapshot). A message of an epoch this device has not reached
-    /// waits for the commits that bring it there.
-    pub(super) fn open_arrived(&mut self, doc: &DocId, ids: Option<Vec<MessageId>>) {
-        let DocTarget::Msgs(conv, _) = doc.target() else {
-            return;
-        };
-        let conv_doc = DocId::conv(&self.config.tenant, conv);
-        let encrypted = self
-            .docs
-            .get(&conv_doc)
-            .and_then(|d| read::read_meta(&d.server))
-            .is_some_and(|m| m.encrypted);
-        if !encrypted || self.mls.is_none() {
-            return;
-        }
-        let Some(state) = self.docs.get(doc) else {
-            return;
-        };
-        let ids = ids.unwrap_or_else(|| super::timeline::message_ids(&state.server));
-        // What was read of a message deleted since goes with its ciphertext.
-        let deleted: Vec<MessageId> = ids
-            .iter()
-            .filter(|id| state.opened.contains_key(*id))
-            .filter(|id| {
-                read::read_message_fields(&state.server, id)
-                    .is_some_and(|m| m.sealed.is_none() || m.deleted_at.is_some())
-            })
-            .cloned()
-            .collect();
-        if !deleted.is_empty() {
-            self.forget_opened(doc, &deleted);
-        }
-        let Some(state) = self.docs.get(doc) else {
-            return;
-        };
-        // Not read yet, or read before an edit: this device's own were kept as read when
-        // sealed.
-        let mut waiting: Vec<(u64, i64, MessageId, Vec<u8>, bool)> = ids
-            .into_iter()
-            .filter_map(|id| {
-                let message = read::read_message_fields(&state.server, &id)?;
-                let sealed = message.sealed?;
-                let earlier = state.opened.get(&id);
-                if earlier.is_some_and(|o| !o.is_stale(&sealed)) {
-                    return None;
-                }
-                // An edit of this account's whose ciphertext this device made: it keeps what it
-                // sealed (a device cannot open its own).
-                let mine = message.author == self.config.account
-                    && matches!(earlier, Some(Opened::Read { .. }));
-                let seq = state.message_seq.get(&id).copied().unwrap_or(0);
-                Some((seq, message.created_at, id, sealed, mine))
-            })
-            .collect();
-        // In the order they were sent (the timeline's: server order, else time): a sender's
-        // ratchet keeps only a few keys behind the newest one used (openmls: 5), so a
-        // catch-up's messages in any other order (a snapshot's come in none) are mostly
-        // refused as too far in the past.
-        waiting.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
-        let group = e2ee::group_id(&conv_doc);
-        let mut changed = false;
-        for (_, _, id, sealed, mine) in waiting {
-            let Some(mls) = self.mls.as_mut() else {
-                return;
-            };
-            let of = Some(digest(&sealed));
-            let opened = match mls.device.decrypt(&sealed) {
-                // The server checked which content an edit replaced; here, that it is this
-                // message's.
-                Ok(d) if !aad_names(&d.aad, &id) => Opened::Undecryptable {
-                    reason: "bound to another message".into(),
-                    of,
-                },
-                Ok(d) => match SealedContent::from_bytes(&d.plaintext) {
-                    Some(content) => Opened::Read {
-                        content,
-                        of,
-                        before: None,
-                    },
-                    None => Opened::Undecryptable {
-                        reason: "not a message's content".into(),
-                        of,
-                    },
-                },
-                // Not in the group yet, or behind its epoch: it waits for the commits.
-                Err(E2eeError::UnknownGroup) => continue,
-                Err(e) if self.group_behind(&conv_doc, &group) => {
-                    let _ = e;
-                    continue;
-                }
-                Err(_) if mine => continue,
-                Err(e) => Opened::Undecryptable {
-                    reason: reason(&e),
-                    of,
-                },
-            };
-            changed = true;
-            self.keep_opened(doc, &id, opened);
-        }
-        if changed {
-            self.save_device();
-        }
-    }
-
-    /// Whether this device's group of `conv_doc` is behind the accepted epoch.
-    fn group_behind(&self, conv_doc: &DocId, group: &[u8]) -> bool {
-        let accepted = self
-            .docs
-            .get(conv_doc)
-            .and_then(|d| read::read_mls(&d.server))
-            .map_or(0, |m| m.epoch);
-        self.mls
-            .as_ref()
-            .and_then(|m| m.device.epoch(group))
-            .is_some_and(|e| e < accepted)
-    }
-
-    /// The group of `conv` moved: its loaded buckets' messages that waited are opened.
-    pub(super) fn open_waiting(&mut self, conv: &ConvId) {
-        let buckets: Vec<DocId> = super::replica::buckets_of(&self.docs, &self.config.tenant, conv)
-            .map(|(b, _)| DocId::msgs(&self.config.tenant, conv, b))
-            .collect();
-        for doc in buckets {
-            self.open_arrived(&doc, None);
         }
     }
 
@@ -493,7 +354,7 @@ fn out_of_clear(message: &NewMessage, sealed: Vec<u8>) -> NewMessage {
     }
 }
 
-fn reason(e: &E2eeError) -> String {
+pub(super) fn reason(e: &E2eeError) -> String {
     match e {
         E2eeError::EpochTooOld => "sent in an epoch outside the window this device keeps".into(),
         E2eeError::BeforeJoin => "sent before this device joined".into(),

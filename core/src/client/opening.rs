@@ -1,0 +1,242 @@
+//! Opening sealed messages in the order they were sent (docs/E2EE.md, "Order of opening").
+//!
+//! A sender's ratchet (openmls) keeps the keys of only 5 messages behind the newest one a
+//! device used, and refuses a jump of more than 1,000 ahead: a message opened early either
+//! costs the ones sent before it or is refused. So a conversation's messages are opened part
+//! by part in part order, each part's in server order, and a part waits while a part before
+//! it that this device holds is still catching up. Each part keeps what waits to be opened
+//! (`ToOpen`): what arrived, or "all of it" after a snapshot or a restore from the store, so
+//! opening reads only the messages that arrived, never the whole history. Nothing is opened
+//! offline: the device cannot tell then whether the parts it holds are complete.
+
+use std::collections::HashSet;
+
+use super::engine::{ClientEngine, Output};
+use super::records::{cbor, key_opened};
+use super::sealed::{digest, reason, Opened};
+use super::store::StoreOp;
+use crate::doc::read;
+use crate::e2ee::{self, E2eeError};
+use crate::ids::{Bucket, ConvId, DocId, DocTarget, MessageId};
+use crate::model::message::{aad_names, SealedContent};
+
+/// What of one part waits to be opened.
+#[derive(Debug, Default)]
+pub(super) struct ToOpen {
+    /// Messages that arrived (created or given new sealed content) and are not opened yet,
+    /// or wait for the commits that bring this device to their epoch.
+    ids: HashSet<MessageId>,
+    /// Every message of the part not read yet: after a snapshot, a new generation, a
+    /// restore from the store, or an arrival while it was unknown whether the conversation
+    /// is encrypted.
+    all: bool,
+}
+
+impl ToOpen {
+    pub(super) fn all() -> Self {
+        ToOpen {
+            ids: HashSet::new(),
+            all: true,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.all && self.ids.is_empty()
+    }
+}
+
+/// One sealed message to open: its seq (0 when not known), creation time, id, ciphertext,
+/// and whether it is this account's own edit with what this device sealed kept.
+type Waiting = (u64, i64, MessageId, Vec<u8>, bool);
+
+impl ClientEngine {
+    /// Whether `conv` is encrypted as the server accepted it: `None` while its conversation
+    /// document is not held or holds no meta yet.
+    fn accepted_encrypted(&self, conv: &ConvId) -> Option<bool> {
+        self.docs
+            .get(&DocId::conv(&self.config.tenant, conv))
+            .and_then(|d| read::read_meta(&d.server))
+            .map(|m| m.encrypted)
+    }
+
+    /// Notes the sealed messages of bucket `doc` to open (`ids`, or every one of it not read
+    /// yet), then opens what is ready.
+    pub(super) fn open_arrived(&mut self, doc: &DocId, ids: Option<Vec<MessageId>>) {
+        let DocTarget::Msgs(conv, _) = doc.target() else {
+            return;
+        };
+        let conv = conv.clone();
+        let known = match self.accepted_encrypted(&conv) {
+            Some(false) => return,
+            Some(true) => self.mls.is_some(),
+            None => false,
+        };
+        let Some(state) = self.docs.get_mut(doc) else {
+            return;
+        };
+        match ids {
+            // Not known to be opened here: one flag, not every id of a conversation that may
+            // be in the clear.
+            Some(_) if !known => state.to_open.all = true,
+            Some(ids) => state.to_open.ids.extend(ids),
+            None => state.to_open.all = true,
+        }
+        self.open_ready(&conv);
+    }
+
+    /// Opens what waits in `conv`'s held parts, in part order, up to and including the
+    /// first part still catching up (the parts after it wait for its `synced`).
+    pub(super) fn open_ready(&mut self, conv: &ConvId) {
+        if !self.online || self.mls.is_none() || self.accepted_encrypted(conv) != Some(true) {
+            return;
+        }
+        let mut ready: Vec<Bucket> = Vec::new();
+        for (bucket, state) in super::replica::buckets_of(&self.docs, &self.config.tenant, conv) {
+            if !state.to_open.is_empty() {
+                ready.push(bucket);
+            }
+            if state.catching_up {
+                break;
+            }
+        }
+        let mut changed = false;
+        for bucket in ready {
+            changed |= self.open_part(&DocId::msgs(&self.config.tenant, conv, bucket));
+        }
+        if changed {
+            self.save_device();
+        }
+    }
+
+    /// The group of `conv` moved: messages that waited for it are opened.
+    pub(super) fn open_waiting(&mut self, conv: &ConvId) {
+        self.open_ready(conv);
+    }
+
+    /// Opens what waits in part `doc`, in the order it was sent (server order, else time);
+    /// what was read of a message deleted since goes with its ciphertext. Answers whether
+    /// the device's state moved (a message was decrypted or refused).
+    fn open_part(&mut self, doc: &DocId) -> bool {
+        let Some(conv) = doc.conv_id() else {
+            return false;
+        };
+        let conv_doc = DocId::conv(&self.config.tenant, conv);
+        let group = e2ee::group_id(&conv_doc);
+        let behind = self.group_behind(&conv_doc, &group);
+        let account = self.config.account.clone();
+        let Some(state) = self.docs.get_mut(doc) else {
+            return false;
+        };
+        let to_open = std::mem::take(&mut state.to_open);
+        let ids = if to_open.all {
+            super::timeline::message_ids(&state.server)
+        } else {
+            to_open.ids.into_iter().collect()
+        };
+        let mut deleted = Vec::new();
+        let mut waiting: Vec<Waiting> = Vec::new();
+        for id in ids {
+            let Some(message) = read::read_message_fields(&state.server, &id) else {
+                continue;
+            };
+            let earlier = state.opened.get(&id);
+            let sealed = match message.sealed {
+                Some(sealed) if message.deleted_at.is_none() => sealed,
+                _ => {
+                    if earlier.is_some() {
+                        deleted.push(id);
+                    }
+                    continue;
+                }
+            };
+            // Read already, or read before an edit: this device's own were kept as read
+            // when sealed.
+            if earlier.is_some_and(|o| !o.is_stale(&sealed)) {
+                continue;
+            }
+            // An edit of this account's whose ciphertext this device made: it keeps what it
+            // sealed (a device cannot open its own).
+            let mine = message.author == account && matches!(earlier, Some(Opened::Read { .. }));
+            let seq = state.message_seq.get(&id).copied().unwrap_or(0);
+            waiting.push((seq, message.created_at, id, sealed, mine));
+        }
+        waiting.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+        let mut ops: Vec<StoreOp> = deleted
+            .iter()
+            .map(|id| StoreOp::Delete(key_opened(doc, id)))
+            .collect();
+        for id in &deleted {
+            state.opened.remove(id);
+        }
+        let Some(mls) = self.mls.as_mut() else {
+            return false;
+        };
+        let mut changed = false;
+        let mut still = HashSet::new();
+        let mut read = Vec::with_capacity(waiting.len());
+        for (_, _, id, sealed, mine) in waiting {
+            let of = Some(digest(&sealed));
+            let opened = match mls.device.decrypt(&sealed) {
+                // The server checked which content an edit replaced; here, that it is this
+                // message's.
+                Ok(d) if !aad_names(&d.aad, &id) => Opened::Undecryptable {
+                    reason: "bound to another message".into(),
+                    of,
+                },
+                Ok(d) => match SealedContent::from_bytes(&d.plaintext) {
+                    Some(content) => Opened::Read {
+                        content,
+                        of,
+                        before: None,
+                    },
+                    None => Opened::Undecryptable {
+                        reason: "not a message's content".into(),
+                        of,
+                    },
+                },
+                // Not in the group yet, or behind its epoch: it waits for the commits.
+                Err(E2eeError::UnknownGroup) => {
+                    still.insert(id);
+                    continue;
+                }
+                Err(_) if behind || mine => {
+                    still.insert(id);
+                    continue;
+                }
+                Err(e) => Opened::Undecryptable {
+                    reason: reason(&e),
+                    of,
+                },
+            };
+            changed = true;
+            read.push((id, opened));
+        }
+        ops.extend(
+            read.iter()
+                .map(|(id, opened)| StoreOp::Put(key_opened(doc, id), cbor(opened))),
+        );
+        let Some(state) = self.docs.get_mut(doc) else {
+            return changed;
+        };
+        state.opened.extend(read);
+        state.to_open.ids.extend(still);
+        if !ops.is_empty() {
+            // One write for the part: a catch-up opens thousands at once.
+            self.out.push(Output::Persist(ops));
+        }
+        changed
+    }
+
+    /// Whether this device's group of `conv_doc` is behind the accepted epoch.
+    fn group_behind(&self, conv_doc: &DocId, group: &[u8]) -> bool {
+        let accepted = self
+            .docs
+            .get(conv_doc)
+            .and_then(|d| read::read_mls(&d.server))
+            .map_or(0, |m| m.epoch);
+        self.mls
+            .as_ref()
+            .and_then(|m| m.device.epoch(group))
+            .is_some_and(|e| e < accepted)
+    }
+}
