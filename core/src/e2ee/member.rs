@@ -455,6 +455,12 @@ impl Device {
         })
     }
 
+    /// What the device's storage holds (tests of the storage's form).
+    #[cfg(test)]
+    pub(crate) fn storage(&self) -> &Store {
+        &self.provider.storage
+    }
+
     /// The device's whole state: keys, groups and their secrets.
     pub fn to_bytes(&self) -> Vec<u8> {
         let saved = Saved {

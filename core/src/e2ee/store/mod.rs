@@ -11,8 +11,13 @@
 //! Each value starts with a byte naming its encoding: values read from such a state stay JSON
 //! until openmls rewrites them, and the few types whose serde form needs a self-describing
 //! format stay JSON always (`JSON_LABELS`).
+//!
+//! The message-secrets store is written split (`split`): each kept past epoch's member list
+//! under a key of its own, written when the epoch is archived and deleted with the last value
+//! that refers to it, and the rest as one value with the holes' places.
 
 mod provider;
+mod split;
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -24,6 +29,15 @@ use serde::Serialize;
 /// A value's first byte: how the rest is encoded.
 const POSTCARD: u8 = 0;
 const JSON: u8 = 1;
+/// postcard of `(holes, body)`: `split`'s body and each hole's (offset, epoch); each epoch's
+/// member list is a postcard value at `piece_key`.
+const SPLIT: u8 = 2;
+
+/// The labels whose values are written split.
+const SPLIT_LABELS: &[&[u8]] = &[provider::MESSAGE_SECRETS_LABEL];
+
+/// The label of a kept epoch's member list, under the key of the value it belongs to.
+const LEAVES_LABEL: &[u8] = b"MessageSecretsLeaves";
 
 /// `MlsGroupJoinConfig` holds a `PastEpochDeletionPolicy`, whose `Deserialize` accepts two
 /// forms through `#[serde(untagged)]`, which only a self-describing format can read.
@@ -55,6 +69,37 @@ fn storage_key(label: &[u8], key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(key);
     out.extend_from_slice(&CURRENT_VERSION.to_be_bytes());
     out
+}
+
+/// Where the member list of `epoch` of the split value at `key` is held.
+fn piece_key(key: &[u8], epoch: u64) -> Vec<u8> {
+    let mut part = key.to_vec();
+    part.extend_from_slice(&epoch.to_be_bytes());
+    storage_key(LEAVES_LABEL, &part)
+}
+
+/// A split value's holes (offset, epoch) and its body.
+type SplitValue<'a> = (Vec<(u64, u64)>, &'a [u8]);
+
+fn decode_split(tagged: &[u8]) -> Result<SplitValue<'_>, StoreError> {
+    match tagged.split_first() {
+        Some((&SPLIT, bytes)) => {
+            let (holes, body): (Vec<(u64, u64)>, &serde_bytes::Bytes) =
+                postcard::from_bytes(bytes).map_err(|e| StoreError::Decode(e.to_string()))?;
+            Ok((holes, body))
+        }
+        _ => Err(StoreError::Decode("not a split value".into())),
+    }
+}
+
+/// The epochs whose member lists the value `tagged` refers to (none unless it is split).
+fn split_epochs(tagged: Option<&Vec<u8>>) -> Vec<u64> {
+    match tagged {
+        Some(tagged) if tagged.first() == Some(&SPLIT) => decode_split(tagged)
+            .map(|(holes, _)| holes.into_iter().map(|(_, epoch)| epoch).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 fn codec_for(label: &[u8]) -> u8 {
@@ -130,6 +175,9 @@ impl Store {
     }
 
     fn put(&self, label: &[u8], key: &[u8], value: &impl Serialize) -> Result<(), StoreError> {
+        if SPLIT_LABELS.contains(&label) {
+            return self.put_split(label, key, value);
+        }
         let key = storage_key(label, key);
         let codec = codec_for(label);
         let mut map = self.write_map();
@@ -142,17 +190,95 @@ impl Store {
         Ok(())
     }
 
-    fn get<V: DeserializeOwned>(&self, label: &[u8], key: &[u8]) -> Result<Option<V>, StoreError> {
-        let key = storage_key(label, key);
-        self.read_map()
-            .get(&key)
-            .map(|tagged| decode_tagged(tagged))
-            .transpose()
+    /// Writes `value` split (see `split`), or whole if it is not shaped for that; the member
+    /// lists of epochs it no longer keeps are deleted. Every encoding is done before the map
+    /// changes, so a failure leaves the value as it was.
+    fn put_split(
+        &self,
+        label: &[u8],
+        key: &[u8],
+        value: &impl Serialize,
+    ) -> Result<(), StoreError> {
+        let main = storage_key(label, key);
+        let mut map = self.write_map();
+        let before = split_epochs(map.get(&main));
+        // Only a member list the value held before is reused: one openmls archives again is
+        // written again, so a stale list cannot outlive its epoch's first write.
+        let stored =
+            |epoch: u64| before.contains(&epoch) && map.contains_key(&piece_key(key, epoch));
+        let (tagged, pieces) = match split::split(value, &stored) {
+            Ok(split) => {
+                let holes: Vec<(u64, u64)> =
+                    split.holes.iter().map(|h| (h.at as u64, h.epoch)).collect();
+                let mut tagged = vec![SPLIT];
+                encode_into(
+                    POSTCARD,
+                    &(&holes, serde_bytes::Bytes::new(&split.body)),
+                    &mut tagged,
+                )?;
+                (tagged, split.holes)
+            }
+            Err(_) => {
+                let mut tagged = vec![POSTCARD];
+                encode_into(POSTCARD, value, &mut tagged)?;
+                (tagged, Vec::new())
+            }
+        };
+        for epoch in before {
+            if !pieces.iter().any(|h| h.epoch == epoch) {
+                map.remove(&piece_key(key, epoch));
+            }
+        }
+        for hole in pieces {
+            if let Some(fresh) = hole.fresh {
+                let mut piece = Vec::with_capacity(fresh.len() + 1);
+                piece.push(POSTCARD);
+                piece.extend_from_slice(&fresh);
+                map.insert(piece_key(key, hole.epoch), piece);
+            }
+        }
+        map.insert(main, tagged);
+        Ok(())
     }
 
+    fn get<V: DeserializeOwned>(&self, label: &[u8], key: &[u8]) -> Result<Option<V>, StoreError> {
+        let main = storage_key(label, key);
+        let map = self.read_map();
+        let Some(tagged) = map.get(&main) else {
+            return Ok(None);
+        };
+        if tagged.first() != Some(&SPLIT) {
+            return decode_tagged(tagged).map(Some);
+        }
+        let (holes, body) = decode_split(tagged)?;
+        let pieces = holes
+            .iter()
+            .map(|&(at, epoch)| {
+                let piece = map
+                    .get(&piece_key(key, epoch))
+                    .and_then(|p| match p.split_first() {
+                        Some((&POSTCARD, bytes)) => Some(bytes),
+                        _ => None,
+                    });
+                let at = usize::try_from(at).ok();
+                at.zip(piece).ok_or_else(|| {
+                    StoreError::Decode("a kept epoch's member list is missing".into())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let whole = split::assemble(body, pieces)
+            .ok_or_else(|| StoreError::Decode("a split value's holes are out of place".into()))?;
+        decode(POSTCARD, &whole).map(Some)
+    }
+
+    /// Deletes the value at `key`, with the member lists it refers to if it is split.
     fn delete(&self, label: &[u8], key: &[u8]) -> Result<(), StoreError> {
-        let key = storage_key(label, key);
-        self.write_map().remove(&key);
+        let main = storage_key(label, key);
+        let mut map = self.write_map();
+        for epoch in split_epochs(map.get(&main)) {
+            map.remove(&piece_key(key, epoch));
+        }
+        map.remove(&main);
         Ok(())
     }
 
@@ -201,6 +327,9 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod split_tests;
 
 #[cfg(test)]
 mod tests {

@@ -22,7 +22,7 @@ const PROPOSAL_QUEUE_REFS_LABEL: &[u8] = b"ProposalQueueRefs";
 const OWN_LEAF_NODE_INDEX_LABEL: &[u8] = b"OwnLeafNodeIndex";
 const EPOCH_SECRETS_LABEL: &[u8] = b"EpochSecrets";
 const RESUMPTION_PSK_STORE_LABEL: &[u8] = b"ResumptionPsk";
-const MESSAGE_SECRETS_LABEL: &[u8] = b"MessageSecrets";
+pub(super) const MESSAGE_SECRETS_LABEL: &[u8] = b"MessageSecrets";
 
 /// The key of a leaf's key pairs for an epoch: the three parts' JSON, one after the other.
 fn epoch_key_pairs_id(
