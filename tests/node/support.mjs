@@ -1,5 +1,6 @@
 // What the Node tests share: a real confab-server they can stop and restart
-// (CONFAB_SERVER_BIN, default target/debug/confab-server), and small waiting helpers.
+// (CONFAB_SERVER_BIN, default target/debug/confab-server; `env` adds `CONFAB_*` settings
+// of its own), and small waiting helpers.
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
@@ -35,16 +36,17 @@ export async function waitFor(what, cond, ms = 20000) {
 }
 
 export class Server {
-  constructor(port, dataDir) {
+  constructor(port, dataDir, env = {}) {
     this.port = port;
     this.dataDir = dataDir;
+    this.env = env;
     this.base = `http://127.0.0.1:${port}`;
   }
   async start() {
     this.proc = spawn(
       serverBin,
       ["--data-dir", this.dataDir, "serve", "--listen", `127.0.0.1:${this.port}`, "--demo"],
-      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } },
+      { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn", ...this.env } },
     );
     await waitFor("the server", async () => {
       try {

@@ -222,6 +222,7 @@ impl ClientEngine {
             last_resort: None,
         }));
         self.claims_connected();
+        self.removals_connected();
         // After the count, which is when the directory sees this device.
         self.refresh_devices();
     }

@@ -4,6 +4,8 @@
 //! (`remove_device`); and the account's groups kept to the list (`SyncDevices`).
 
 use super::engine::{ClientEngine, ClientError, Event, Output};
+use crate::e2ee::{self, DeviceIdentity};
+use crate::ids::{ConvId, DocId};
 use crate::protocol::{ClientFrame, DeviceEntry};
 
 /// One registered device of this account.
@@ -43,6 +45,13 @@ impl ClientEngine {
                 })
                 .collect(),
         )
+    }
+
+    /// The devices in `conv`'s group as this device's state holds it, in the group's order
+    /// (`None`: this device is not in the group).
+    pub fn group_devices(&self, conv: &ConvId) -> Option<Vec<DeviceIdentity>> {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        self.mls.as_ref()?.device.members(&group).ok()
     }
 
     /// Asks the directory for the account's devices again (online; otherwise on the next
@@ -113,6 +122,22 @@ impl ClientEngine {
             device: device.to_string(),
         }));
         Ok(())
+    }
+
+    /// Connected: the removals a lost connection left unanswered are asked again. The
+    /// directory's removal is idempotent (a device removed already is answered removed), so
+    /// whether or not the first request reached it, each `remove_device` ends with an answer
+    /// and its list moves the groups. Sent before the list the connection asks for.
+    pub(super) fn removals_connected(&mut self) {
+        let Some(mls) = self.mls.as_ref() else {
+            return;
+        };
+        for (id, device) in &mls.removing {
+            self.out.push(Output::Send(ClientFrame::RemoveDevice {
+                id: *id,
+                device: device.clone(),
+            }));
+        }
     }
 
     /// `device_removed`: the list is asked again, and its answer moves the groups.
