@@ -1,20 +1,23 @@
 //! A file store: a log of batches (each one length-prefixed and checksummed, so a torn write
 //! at a crash is dropped whole), replayed into memory at open. A batch that only adds keys is
-//! appended; one that removes or replaces a value rewrites the log with the live entries only
-//! (write a new file, sync it, rename it over the log, sync the folder), so a deleted body or
-//! a part's history replaced by its next generation is in no file once the write returns
-//! (docs/STORAGE.md, "What a delete removes").
+//! appended, and so is one that removes or replaces a value; after such a batch the store's
+//! thread rewrites the log with the live entries only (write a new file, sync it, rename it
+//! over the log, sync the folder) within [`FORGET_WITHIN`](crate::FORGET_WITHIN), so a deleted
+//! body or a part's history replaced by its next generation is in no file after that
+//! (docs/STORAGE.md, "What a delete removes"). Opening a log that holds dead values rewrites
+//! it too.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use confab_core::client::{LocalStore, StoreError, StoreOp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::forgetter::Forgetter;
 use crate::Error;
 
 #[derive(Serialize, Deserialize)]
@@ -26,14 +29,26 @@ enum Rec {
 
 /// A durable key/value store in one file, `store.log` in its folder: every entry is held in
 /// memory, so it suits stores of tens of megabytes (a bot, a test client); each write is
-/// synced before it is visible. A write that removes or replaces a value rewrites the whole
-/// file (its cost grows with the store), so that the old value is gone from disk; the
-/// rewrite goes through `store.tmp`, which only exists during one.
+/// synced before it is visible. Within a second of a write that removes or replaces a value,
+/// the store's thread rewrites the whole file (its cost grows with the store; a burst of such
+/// writes pays for one), so that the old value is gone from disk; the rewrite goes through
+/// `store.tmp`, which only exists during one.
 #[derive(Debug)]
 pub struct FileStore {
+    log: Arc<Mutex<Log>>,
+    forgetter: Forgetter,
+}
+
+/// The file and what it holds.
+#[derive(Debug)]
+struct Log {
     path: PathBuf,
-    entries: RefCell<BTreeMap<String, Vec<u8>>>,
-    log_bytes: RefCell<u64>,
+    entries: BTreeMap<String, Vec<u8>>,
+    bytes: u64,
+    /// The size of the live entries (keys and values).
+    live: u64,
+    /// The file holds values that are deleted or replaced: the forgetter rewrites it.
+    dead: bool,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -45,45 +60,53 @@ fn checksum(body: &[u8]) -> [u8; 4] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-fn apply(entries: &mut BTreeMap<String, Vec<u8>>, rec: Rec) {
-    match rec {
-        Rec::Put(k, v) => {
-            entries.insert(k, v.into_vec());
-        }
-        Rec::Delete(k) => {
-            entries.remove(&k);
-        }
-        Rec::DeletePrefix(p) => entries.retain(|k, _| !k.starts_with(&p)),
-    }
+/// The bytes an entry counts for when deciding to compact.
+fn size(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
-/// Whether the batch `recs`, applied to `entries`, drops a value the log would hold: a
-/// delete that finds its key, a put over different bytes, or either on a key the batch put
-/// before (an appended batch would carry that value too).
-fn drops_a_value(entries: &BTreeMap<String, Vec<u8>>, recs: &[Rec]) -> bool {
-    let mut put: Vec<&str> = Vec::new();
-    for rec in recs {
-        let drops = match rec {
-            Rec::Put(k, v) => {
-                put.contains(&k.as_str()) || entries.get(k).is_some_and(|old| old[..] != v[..])
+/// Applies `rec` to `entries` and their total `live` size; whether it dropped a value (a
+/// delete that found its key, a put over other bytes, a prefix delete that matched).
+fn apply(entries: &mut BTreeMap<String, Vec<u8>>, live: &mut u64, rec: Rec) -> bool {
+    match rec {
+        Rec::Put(k, v) => {
+            let v = v.into_vec();
+            let added = size(&k, &v);
+            match entries.get_mut(&k) {
+                Some(old) => {
+                    let dropped = *old != v;
+                    *live = *live + added - size(&k, old);
+                    *old = v;
+                    dropped
+                }
+                None => {
+                    *live += added;
+                    entries.insert(k, v);
+                    false
+                }
             }
-            Rec::Delete(k) => put.contains(&k.as_str()) || entries.contains_key(k),
-            Rec::DeletePrefix(p) => {
-                put.iter().any(|k| k.starts_with(p.as_str()))
-                    || entries
-                        .range(p.clone()..)
-                        .next()
-                        .is_some_and(|(k, _)| k.starts_with(p.as_str()))
-            }
-        };
-        if drops {
-            return true;
         }
-        if let Rec::Put(k, _) = rec {
-            put.push(k);
+        Rec::Delete(k) => match entries.remove(&k) {
+            Some(old) => {
+                *live -= size(&k, &old);
+                true
+            }
+            None => false,
+        },
+        Rec::DeletePrefix(p) => {
+            let keys: Vec<String> = entries
+                .range(p.clone()..)
+                .take_while(|(k, _)| k.starts_with(&p))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &keys {
+                if let Some(old) = entries.remove(k) {
+                    *live -= size(k, &old);
+                }
+            }
+            !keys.is_empty()
         }
     }
-    false
 }
 
 /// One frame: length, checksum, the batch in CBOR.
@@ -121,6 +144,8 @@ impl FileStore {
         }
         let mut at = 0;
         let mut valid = 0;
+        let mut dead = false;
+        let mut live = 0;
         while at + 8 <= data.len() {
             let len =
                 u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
@@ -133,25 +158,61 @@ impl FileStore {
             let recs: Vec<Rec> = ciborium::de::from_reader(body)
                 .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
             for rec in recs {
-                apply(&mut entries, rec);
+                dead |= apply(&mut entries, &mut live, rec);
             }
             at += 8 + len;
             valid = at;
         }
-        if valid < data.len() {
+        let mut log = Log {
+            path: path.clone(),
+            entries,
+            bytes: valid as u64,
+            live,
+            dead,
+        };
+        if dead {
+            // Closed before its thread rewrote it (a crash): the dead values go now, and the
+            // torn tail, if any, with them.
+            log.rewrite()
+                .map_err(|e| failed(std::io::Error::other(e.0)))?;
+        } else if valid < data.len() {
             // Drop the torn batch so later appends follow the last whole one.
             let file = OpenOptions::new().write(true).open(&path).map_err(failed)?;
             file.set_len(valid as u64).map_err(failed)?;
             file.sync_data().map_err(failed)?;
         }
-        Ok(FileStore {
-            path,
-            entries: RefCell::new(entries),
-            log_bytes: RefCell::new(valid as u64),
+        let log = Arc::new(Mutex::new(log));
+        let held = Arc::clone(&log);
+        let forgetter = Forgetter::start("confab-file-forget", move || {
+            held.lock().is_ok_and(|mut log| log.forget().is_ok())
         })
+        .map_err(failed)?;
+        Ok(FileStore { log, forgetter })
     }
 
-    fn append(&self, recs: &[Rec]) -> Result<(), StoreError> {
+    fn lock(&self) -> Result<MutexGuard<'_, Log>, StoreError> {
+        // Poisoned only by a panic inside a store call; what it holds is what the file says.
+        self.log
+            .lock()
+            .map_err(|_| err("the file store failed in an earlier call"))
+    }
+
+    /// Rewrites the log now if it holds deleted or replaced values (the store does it by
+    /// itself within [`FORGET_WITHIN`](crate::FORGET_WITHIN)).
+    pub fn forget_now(&self) -> Result<(), StoreError> {
+        self.lock()?.forget()
+    }
+}
+
+impl Log {
+    fn forget(&mut self) -> Result<(), StoreError> {
+        if self.dead {
+            self.rewrite()?;
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, recs: &[Rec]) -> Result<(), StoreError> {
         let frame = frame(recs)?;
         let mut file = OpenOptions::new()
             .create(true)
@@ -160,14 +221,15 @@ impl FileStore {
             .map_err(err)?;
         file.write_all(&frame).map_err(err)?;
         file.sync_data().map_err(err)?;
-        *self.log_bytes.borrow_mut() += frame.len() as u64;
+        self.bytes += frame.len() as u64;
         Ok(())
     }
 
-    /// Replaces the log by one holding `entries` only: written beside it, synced, renamed
-    /// over it, the folder synced. A crash leaves the old log or the new one, whole.
-    fn rewrite(&self, entries: &BTreeMap<String, Vec<u8>>) -> Result<(), StoreError> {
-        let recs: Vec<Rec> = entries
+    /// Replaces the log by one holding the live entries only: written beside it, synced,
+    /// renamed over it, the folder synced. A crash leaves the old log or the new one, whole.
+    fn rewrite(&mut self) -> Result<(), StoreError> {
+        let recs: Vec<Rec> = self
+            .entries
             .iter()
             .map(|(k, v)| Rec::Put(k.clone(), serde_bytes::ByteBuf::from(v.clone())))
             .collect();
@@ -181,20 +243,21 @@ impl FileStore {
         if let Some(dir) = self.path.parent() {
             File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
         }
-        *self.log_bytes.borrow_mut() = frame.len() as u64;
+        self.bytes = frame.len() as u64;
+        self.dead = false;
         Ok(())
     }
 }
 
 impl LocalStore for FileStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.entries.borrow().get(key).cloned())
+        Ok(self.lock()?.entries.get(key).cloned())
     }
 
     async fn scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Ok(self
+            .lock()?
             .entries
-            .borrow()
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -210,30 +273,24 @@ impl LocalStore for FileStore {
                 StoreOp::DeletePrefix(p) => Rec::DeletePrefix(p),
             })
             .collect();
+        let mut log = self.lock()?;
         // Durable first, then visible.
-        if drops_a_value(&self.entries.borrow(), &recs) {
-            let mut next = self.entries.borrow().clone();
-            for rec in recs {
-                apply(&mut next, rec);
-            }
-            self.rewrite(&next)?;
-            *self.entries.borrow_mut() = next;
-            return Ok(());
-        }
-        self.append(&recs)?;
-        let mut entries = self.entries.borrow_mut();
+        log.append(&recs)?;
+        let mut dropped = false;
+        let Log { entries, live, .. } = &mut *log;
         for rec in recs {
-            apply(&mut entries, rec);
+            dropped |= apply(entries, live, rec);
+        }
+        if dropped {
+            log.dead = true;
+            drop(log);
+            self.forgetter.poke();
+            return Ok(());
         }
         // Re-puts of the same bytes leave dead copies of live values: bounded by a rewrite
         // once they are most of the log.
-        let live: u64 = entries
-            .iter()
-            .map(|(k, v)| (k.len() + v.len()) as u64)
-            .sum();
-        let log = *self.log_bytes.borrow();
-        if log >= 1 << 20 && log >= live * 3 {
-            self.rewrite(&entries)?;
+        if log.bytes >= 1 << 20 && log.bytes >= log.live * 3 {
+            log.rewrite()?;
         }
         Ok(())
     }

@@ -31,6 +31,7 @@
 
 mod error;
 mod file_store;
+mod forgetter;
 mod host;
 mod identity;
 mod search;
@@ -43,6 +44,7 @@ pub use confab_core::client::{
 };
 pub use error::Error;
 pub use file_store::FileStore;
+pub use forgetter::FORGET_WITHIN;
 pub use host::{new_id, now_ms, Client};
 pub use identity::device_config;
 pub use sqlite_store::SqliteStore;

@@ -4,15 +4,21 @@
 use std::path::{Path, PathBuf};
 
 use confab_core::client::{LocalStore, StoreError, StoreOp};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::time::Duration;
 
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+
+use crate::forgetter::Forgetter;
 use crate::Error;
+#[cfg(doc)]
+use crate::FORGET_WITHIN;
 
 /// A durable key/value store in a SQLite database file: entries stay on disk (only what the
 /// engine loads is in memory), so it suits stores of any size; each write is one
 /// transaction, synced before it returns. Deleted values are zeroed (`secure_delete`), and
-/// a write that deletes a prefix (a part's history) ends with a checkpoint that empties the
-/// WAL, so no older page image of it stays there.
+/// after a write that deletes or replaces a value a thread of the store's own empties the
+/// WAL (a `TRUNCATE` checkpoint) within [`FORGET_WITHIN`], so no older page image of it stays
+/// there; so does opening the store, and dropping it.
 ///
 /// Keys compare as bytes (SQLite's `BINARY` collation on UTF-8), the order of Rust strings,
 /// so a prefix scan is a range of the primary key.
@@ -20,7 +26,11 @@ use crate::Error;
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    forgetter: Forgetter,
 }
+
+/// How long a write may wait for the forgetting thread's checkpoint (milliseconds at most).
+const BUSY_WAIT: Duration = Duration::from_secs(10);
 
 fn err(e: rusqlite::Error) -> StoreError {
     StoreError(e.to_string())
@@ -70,7 +80,23 @@ impl SqliteStore {
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID",
         )
         .map_err(failed)?;
-        Ok(SqliteStore { conn, path })
+        conn.busy_timeout(BUSY_WAIT).map_err(failed)?;
+        let wiper = Connection::open_with_flags(&path, flags).map_err(failed)?;
+        wiper.busy_timeout(BUSY_WAIT).map_err(failed)?;
+        let forgetter = Forgetter::start("confab-sqlite-forget", move || {
+            empty_wal(&wiper).unwrap_or(false)
+        })
+        .map_err(|source| Error::OpenStore {
+            path: path.clone(),
+            source,
+        })?;
+        // What a crash may have left dead in the WAL goes too.
+        forgetter.poke();
+        Ok(SqliteStore {
+            conn,
+            path,
+            forgetter,
+        })
     }
 
     /// The database file.
@@ -94,21 +120,28 @@ impl SqliteStore {
         Ok(out)
     }
 
-    fn write_now(&self, ops: Vec<StoreOp>) -> Result<(), rusqlite::Error> {
+    /// Applies `ops` in one transaction; whether a value was deleted or replaced.
+    fn write_now(&self, ops: Vec<StoreOp>) -> Result<bool, rusqlite::Error> {
         // `&self` (the trait's): no transaction is open on this connection but this one.
-        let tx = self.conn.unchecked_transaction()?;
-        let drops_history = ops.iter().any(|op| matches!(op, StoreOp::DeletePrefix(_)));
+        // Immediate: the write lock is taken (waiting out a wipe in progress) before
+        // anything is read, so a WAL the wipe emptied meanwhile never makes it stale.
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let mut dropped = false;
         {
-            let mut put =
-                tx.prepare_cached("INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)")?;
+            let mut add =
+                tx.prepare_cached("INSERT OR IGNORE INTO kv (key, value) VALUES (?1, ?2)")?;
+            let mut replace =
+                tx.prepare_cached("UPDATE kv SET value = ?2 WHERE key = ?1 AND value IS NOT ?2")?;
             let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
             for op in ops {
                 match op {
                     StoreOp::Put(key, value) => {
-                        put.execute(rusqlite::params![key, value])?;
+                        if add.execute(rusqlite::params![key, value])? == 0 {
+                            dropped |= replace.execute(rusqlite::params![key, value])? > 0;
+                        }
                     }
                     StoreOp::Delete(key) => {
-                        delete.execute([key])?;
+                        dropped |= delete.execute([key])? > 0;
                     }
                     StoreOp::DeletePrefix(prefix) => {
                         // The keys first, then each one: exactly those that start with the
@@ -128,6 +161,7 @@ impl SqliteStore {
                             }
                             keys
                         };
+                        dropped |= !keys.is_empty();
                         for key in keys {
                             delete.execute([key])?;
                         }
@@ -136,14 +170,23 @@ impl SqliteStore {
             }
         }
         tx.commit()?;
-        if drops_history {
-            // A part's history went (a fold, a new generation): the WAL still holds the
-            // pages as they were; copy it into the database and empty it.
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        }
-        Ok(())
+        Ok(dropped)
     }
+
+    /// Empties the WAL now, so nothing deleted or replaced so far is left in the store's
+    /// files (the store does it by itself within [`FORGET_WITHIN`]). `Ok(false)`: another
+    /// connection kept it from finishing.
+    pub fn forget_now(&self) -> Result<bool, StoreError> {
+        empty_wal(&self.conn).map_err(err)
+    }
+}
+
+/// Copies the WAL into the database and truncates it to nothing (the older page images a
+/// delete or overwrite left there go with it). `Ok(false)`: a reader or writer of another
+/// connection kept it from finishing.
+fn empty_wal(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+    Ok(busy == 0)
 }
 
 impl LocalStore for SqliteStore {
@@ -159,6 +202,9 @@ impl LocalStore for SqliteStore {
     }
 
     async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
-        self.write_now(ops).map_err(err)
+        if self.write_now(ops).map_err(err)? {
+            self.forgetter.poke();
+        }
+        Ok(())
     }
 }

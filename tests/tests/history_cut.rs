@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use confab_client::Client as NativeClient;
+use confab_client::{Client as NativeClient, FORGET_WITHIN};
 use confab_core::client::Intent;
 use confab_core::ids::{ConvId, DocId, DocTarget, MessageId, TenantId};
 use confab_core::model::message::{MessageKind, NewMessage};
@@ -192,12 +192,13 @@ async fn cut_after_delete(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop((alice, bob));
     for dir in &dirs {
+        // Each store forgets within `FORGET_WITHIN` of the write, by itself.
         for marker in [MARKER, "kept-old-body"] {
-            assert!(
-                !device_holds(dir, marker),
-                "a device's files keep {marker} in {}",
-                dir.display()
-            );
+            let gone = until(FORGET_WITHIN + Duration::from_secs(4), || async {
+                !device_holds(dir, marker)
+            })
+            .await;
+            assert!(gone, "a device's files keep {marker} in {}", dir.display());
         }
         assert!(
             device_holds(dir, "kept-newest-body"),
