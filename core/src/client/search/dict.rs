@@ -48,11 +48,6 @@ pub(crate) fn when_time(text: &str) -> Option<i64> {
     Some(WHEN_MAX - n)
 }
 
-/// The time a place (or a read's start, which begins with a `<when>`) stands for.
-pub(crate) fn place_time(place: &str) -> Option<i64> {
-    when_time(place.get(..WHEN_CHARS)?)
-}
-
 /// A message's place in every term's postings: `<when>/<bucket number>/<message>`.
 pub(crate) fn place(created_at: i64, number: u32, message: &MessageId) -> String {
     format!("{}/{number}/{message}", when(created_at))

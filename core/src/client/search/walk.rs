@@ -10,7 +10,7 @@
 //! the same way (it holds every other term and not the last whole). The walk reads at most
 //! `WALK_READ_MAX` postings: past that it stops, and its page says where it got to.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use stream::{after, Known, Stream, PAGE};
 
@@ -20,7 +20,7 @@ use super::super::ask::Read;
 use super::super::records::{
     key_posting, uncbor, POSTINGS_PREFIX, SEARCH_RECORDS_PREFIX, TERMS_PREFIX,
 };
-use super::dict::{parse_place, place_time, when, Dictionary};
+use super::dict::{parse_place, when, Dictionary};
 use super::find::{last_is_prefix, posting_candidate, Candidate, Rank};
 use super::index::IndexRecord;
 use super::SearchOptions;
@@ -95,8 +95,6 @@ pub(crate) struct Walk {
     pub(crate) stale: Vec<String>,
     /// Postings read so far.
     read: usize,
-    /// Postings taken from the driver of whole words (matches or not).
-    took: usize,
     /// The place of the last message taken and settled in this phase: every match up to it
     /// is in `found`.
     settled_to: Option<String>,
@@ -128,7 +126,6 @@ impl Walk {
             missing: HashSet::new(),
             stale: Vec::new(),
             read: 0,
-            took: 0,
             settled_to: None,
             bounded: false,
         }
@@ -155,7 +152,10 @@ impl Walk {
         for t in &self.query.terms {
             let mut stream = Stream::new(t, &from);
             reads.extend(stream.read());
-            self.known.push(Known::new(stream));
+            self.known.push(Known {
+                stream,
+                places: BTreeMap::new(),
+            });
         }
         if last_is_prefix(&self.query) {
             let last = &self.query.terms[self.query.terms.len() - 1];
@@ -373,9 +373,6 @@ impl Walk {
                 self.settled_to = Some(place.clone());
             }
             count += 1;
-            if !prefix_only {
-                self.took += 1;
-            }
             let Some((time, _, _)) = parse_place(&place) else {
                 continue;
             };
@@ -448,7 +445,6 @@ impl Walk {
     /// next page of each driver that has none buffered when more messages are wanted.
     fn reads(&mut self) -> Vec<Read> {
         let mut reads = Vec::new();
-        let (reach, prefetch) = self.plan();
         for (index, k) in self.known.iter_mut().enumerate() {
             let first = self
                 .taken
@@ -457,7 +453,7 @@ impl Walk {
                 .map(|t| t.candidate.rank.place.as_str())
                 .min();
             if let Some(place) = first {
-                reads.extend(k.seek(place, reach));
+                reads.extend(k.seek(place));
             }
         }
         for t in self.taken.iter().filter(|t| t.check) {
@@ -477,38 +473,8 @@ impl Walk {
             for d in self.drivers.iter_mut().filter(|d| d.buffered.is_empty()) {
                 reads.extend(d.read());
             }
-        } else if prefetch && !reads.is_empty() {
-            // Beside reads the walk waits for anyway: its answer is there when the
-            // driver's buffered postings run out, a load sooner.
-            reads.extend(self.drivers.iter_mut().flat_map(Stream::read));
         }
         reads
-    }
-
-    /// For whole words: the time the other terms' pages should reach back to, to tell of
-    /// every message the driver likely takes before the page is full (its matches so far
-    /// say how many that is, twice over), and whether that is beyond its buffered postings
-    /// so its next page should be read now. A prefix's walk sizes nothing (`None`).
-    fn plan(&self) -> (Option<i64>, bool) {
-        let [driver] = self.drivers.as_slice() else {
-            return (None, false);
-        };
-        if self.phase != Phase::Whole {
-            return (None, false);
-        }
-        let found = self.found.len();
-        let per_match = (self.took + 1) as f64 / (found + 1) as f64;
-        let need = (self.want.saturating_sub(found) as f64 * per_match * 2.0).ceil() as usize;
-        let buffered = driver.buffered.len();
-        if need <= buffered || driver.next.is_none() {
-            let at = need.clamp(1, buffered.max(1)) - 1;
-            let place = driver.buffered.get(at).map(|(p, _)| p.as_str());
-            return (place.or(driver.last.as_deref()).and_then(place_time), false);
-        }
-        let prefetch = !driver.reading;
-        let more = (need - buffered).min(driver.limit as usize);
-        let end = driver.last.as_deref().and_then(place_time);
-        (end.and_then(|t| driver.reach(t, more)), prefetch)
     }
 
     /// Moves the taken messages whose match is known into `found`, in order.

@@ -6,15 +6,13 @@ use std::collections::VecDeque;
 
 use super::super::super::ask::Read;
 use super::super::super::records::posting_prefix;
-use super::super::dict::place_time;
 
 /// Postings read per page of a term: the first page, and at most once a walk goes on (each
 /// page it reads further is twice the last, so a long walk costs few loads).
 pub(super) const PAGE: u32 = 128;
 pub(super) const PAGE_MAX: u32 = 2048;
-/// A term's first page read from a message's place on when its density is not known yet:
-/// small, since a rare driver's messages are far apart (it grows as the walk keeps reading
-/// the term). A page sized by density reads at least this many too.
+/// A term's first page read from a message's place on: small, since a rare driver's
+/// messages are far apart (it grows as the walk keeps reading the term).
 const SEEK_FIRST: u32 = 32;
 
 /// The smallest key after `key`.
@@ -41,10 +39,6 @@ pub(super) struct Stream {
     pub(super) grows: bool,
     /// The size of the page out.
     asked: u32,
-    /// Postings read past the first of each page, and the time those pages spanned (ms):
-    /// its density, which sizes a page meant to reach back to a given time.
-    seen: u64,
-    span: i64,
 }
 
 impl Stream {
@@ -59,21 +53,7 @@ impl Stream {
             limit: PAGE,
             grows: false,
             asked: PAGE,
-            seen: 0,
-            span: 0,
         }
-    }
-
-    /// Its postings between times `newer` and `older`, as its density tells (`None`
-    /// until a page spanned some time).
-    pub(super) fn estimate(&self, newer: i64, older: i64) -> Option<f64> {
-        (self.span > 0).then(|| self.seen as f64 * (newer - older).max(0) as f64 / self.span as f64)
-    }
-
-    /// The time `postings` more of it reach back from `from`, as its density tells.
-    pub(super) fn reach(&self, from: i64, postings: usize) -> Option<i64> {
-        (self.seen > 0 && self.span > 0)
-            .then(|| from - (postings as f64 * self.span as f64 / self.seen as f64) as i64)
     }
 
     pub(super) fn read(&mut self) -> Option<Read> {
@@ -108,12 +88,6 @@ impl Stream {
             .collect();
         page.sort_by(|a, b| a.0.cmp(&b.0));
         let full = page.len() >= self.asked as usize;
-        if let (Some((first, _)), Some((last, _))) = (page.first(), page.last()) {
-            if let (Some(newer), Some(older)) = (place_time(first), place_time(last)) {
-                self.seen += page.len() as u64 - 1;
-                self.span += (newer - older).max(0);
-            }
-        }
         if let Some((place, _)) = page.last() {
             self.last = Some(place.clone());
         }
@@ -135,19 +109,9 @@ impl Stream {
 pub(super) struct Known {
     pub(super) stream: Stream,
     pub(super) places: BTreeMap<String, Vec<u8>>,
-    /// The time its last page sized by density was to reach back to.
-    aimed: Option<i64>,
 }
 
 impl Known {
-    pub(super) fn new(stream: Stream) -> Self {
-        Known {
-            stream,
-            places: BTreeMap::new(),
-            aimed: None,
-        }
-    }
-
     /// Its page from a load's answer, if one was out: it replaces the last.
     pub(super) fn took(&mut self, entries: &[(String, Vec<u8>)]) {
         if !self.stream.reading {
@@ -158,41 +122,17 @@ impl Known {
     }
 
     /// The read of a page from `place` on, unless one is out or its pages tell already.
-    /// With `reach` (a time), the page is sized by the term's density to reach back to it
-    /// (one read answers every message the driver will take up to there); else it starts
-    /// small and doubles.
-    pub(super) fn seek(&mut self, place: &str, reach: Option<i64>) -> Option<Read> {
+    pub(super) fn seek(&mut self, place: &str) -> Option<Read> {
         if self.stream.reading || self.holds(place).is_some() {
             return None;
-        }
-        let newer = place_time(place);
-        let sized = match (newer, reach) {
-            (Some(newer), Some(older)) => self.stream.estimate(newer, older).map(|n| (n, older)),
-            _ => None,
-        };
-        match sized {
-            Some((postings, older)) => {
-                // A margin for density that varies; a page that fell short of the time the
-                // last one aimed at says the density misled: at least double that one.
-                let mut limit = (postings * 1.25) as u32 + 8;
-                if self.aimed.zip(newer).is_some_and(|(a, t)| t > a) {
-                    limit = limit.max(self.stream.asked.saturating_mul(2));
-                }
-                self.stream.limit = limit.clamp(SEEK_FIRST, PAGE_MAX);
-                self.stream.grows = false;
-                self.aimed = Some(older);
-            }
-            None => {
-                if !self.stream.grows {
-                    self.stream.limit = SEEK_FIRST;
-                    self.stream.grows = true;
-                }
-                self.aimed = None;
-            }
         }
         self.stream.from = place.to_owned();
         self.stream.next = Some(place.to_owned());
         self.stream.last = None;
+        if !self.stream.grows {
+            self.stream.limit = SEEK_FIRST;
+            self.stream.grows = true;
+        }
         self.stream.read()
     }
 
