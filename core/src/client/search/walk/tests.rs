@@ -17,6 +17,15 @@ use crate::search::Query;
 
 /// A store's `sx/p/` entries: message `n` (newer as `n` grows) holds the words `words(n)`.
 fn store(messages: usize, words: impl Fn(usize) -> Vec<&'static str>) -> (Dictionary, Store) {
+    store_at(
+        (0..messages)
+            .map(|n| (1_700_000_000_000 + n as i64, words(n)))
+            .collect(),
+    )
+}
+
+/// A store's `sx/p/` entries: message `n` was sent at `messages[n].0` and holds its words.
+fn store_at(messages: Vec<(i64, Vec<&'static str>)>) -> (Dictionary, Store) {
     let mut dict = Dictionary::fresh();
     let doc = DocId::msgs(
         &TenantId::new("acme").unwrap(),
@@ -26,9 +35,9 @@ fn store(messages: usize, words: impl Fn(usize) -> Vec<&'static str>) -> (Dictio
     let number = dict.number_for(&doc, &mut Vec::new());
     let value = cbor(&Posting(MessageKind::Text, AccountId::new("ann").unwrap()));
     let mut entries = BTreeMap::new();
-    for n in 0..messages {
-        let at = place(1_700_000_000_000 + n as i64, number, &id(n));
-        for w in words(n) {
+    for (n, (time, words)) in messages.into_iter().enumerate() {
+        let at = place(time, number, &id(n));
+        for w in words {
             entries.insert(key_posting(w, &at), value.clone());
         }
     }
@@ -171,4 +180,77 @@ fn two_words_never_together_stop_at_the_bound() {
     let (found, pages) = store.all(&dict, "lolo jomi", 20);
     assert!(found.is_empty());
     assert!((1..=4).contains(&pages), "{pages} bounded pages");
+}
+
+/// xorshift64*: random data from a proptest seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) % n.max(1)
+    }
+}
+
+const WORDS: [&str; 4] = ["lolo", "jomi", "kalo", "miru"];
+
+/// Messages whose times jump, repeat and crawl, and whose words' densities change along
+/// the history (so a page sized by a density read earlier falls short or overshoots).
+fn random_history(seed: u64, messages: usize) -> Vec<(i64, Vec<&'static str>)> {
+    let mut rng = Rng(seed | 1);
+    let mut time = 1_700_000_000_000i64;
+    let mut odds = [0u64; 4];
+    let mut out = Vec::with_capacity(messages);
+    for n in 0..messages {
+        if n % 400 == 0 {
+            // Per mille, per word, for the next stretch: absent to nearly everywhere.
+            for o in &mut odds {
+                *o = [0, 5, 20, 80, 300, 900][rng.below(6) as usize];
+            }
+        }
+        time += match rng.below(4) {
+            0 => 0,
+            1 => 1,
+            2 => rng.below(1_000) as i64,
+            _ => rng.below(5_000_000) as i64,
+        };
+        let words = (0..WORDS.len())
+            .filter(|w| rng.below(1_000) < odds[*w])
+            .map(|w| WORDS[w])
+            .collect();
+        out.push((time, words));
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Whatever the densities, paging every page of a query finds exactly the messages
+    /// holding all its words, newest first: the plan sizes reads, never what is found.
+    #[test]
+    fn pages_find_what_a_scan_finds(
+        seed in proptest::prelude::any::<u64>(),
+        messages in 1usize..4_000,
+        terms in 2usize..=3,
+        limit in proptest::sample::select(vec![1usize, 7, 20, 60]),
+    ) {
+        let history = random_history(seed, messages);
+        let query: Vec<&str> = WORDS[..terms].to_vec();
+        let mut scan: Vec<(String, String)> = history
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, words))| query.iter().all(|q| words.contains(q)))
+            .map(|(n, (time, _))| (place(*time, 0, &id(n)), id(n).to_string()))
+            .collect();
+        scan.sort();
+        let expected: Vec<String> = scan.into_iter().map(|(_, m)| m).collect();
+        let (dict, mut store) = store_at(history);
+        for q in [query.join(" "), query.iter().rev().copied().collect::<Vec<_>>().join(" ")] {
+            let (found, _) = store.all(&dict, &q, limit);
+            proptest::prop_assert_eq!(&found, &expected, "{}, limit {}", q, limit);
+        }
+    }
 }
