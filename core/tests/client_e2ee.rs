@@ -55,8 +55,13 @@ fn config(account: &str) -> ClientConfig {
 impl Peer {
     /// A device with an MLS identity (`phone`), attached fresh.
     fn new(account: &str) -> Self {
-        let device = DeviceId::new("phone").unwrap();
-        let mut engine = ClientEngine::new(config(account));
+        Self::device(config(account), "phone")
+    }
+
+    /// Device `device` of `config`'s account, attached fresh.
+    fn device(config: ClientConfig, device: &str) -> Self {
+        let device = DeviceId::new(device).unwrap();
+        let mut engine = ClientEngine::new(config);
         engine.attach_device(device.clone(), None).unwrap();
         Peer {
             engine,
@@ -74,6 +79,24 @@ impl Peer {
             .attach_device(self.device.clone(), Some(&self.saved_device().unwrap()))
             .unwrap();
         engine
+    }
+
+    /// Carries out what the engine asked of its host except a frame, which it returns.
+    fn carry_out(&mut self, output: Output) -> Option<ClientFrame> {
+        match output {
+            Output::Persist(ops) => {
+                block_on_ready(LocalStore::write(&self.store, ops))
+                    .unwrap()
+                    .unwrap();
+            }
+            Output::Load(load) => {
+                let answer = block_on_ready(store::read(&self.store, &load.reads));
+                self.engine.loaded(load.id, answer.unwrap()).unwrap();
+            }
+            Output::Event(_) => {}
+            Output::Send(frame) => return Some(frame),
+        }
+        None
     }
 
     fn saved_device(&self) -> Option<Vec<u8>> {
@@ -132,19 +155,9 @@ impl Wire {
                 }
                 for output in peers[i].engine.drain() {
                     moved = true;
-                    match output {
-                        Output::Persist(ops) => {
-                            block_on_ready(LocalStore::write(&peers[i].store, ops))
-                                .unwrap()
-                                .unwrap();
-                        }
-                        Output::Load(load) => {
-                            let answer = block_on_ready(store::read(&peers[i].store, &load.reads));
-                            peers[i].engine.loaded(load.id, answer.unwrap()).unwrap();
-                        }
-                        Output::Event(_) => {}
-                        Output::Send(frame) if peers[i].online => self.serve(peers, i, frame),
-                        Output::Send(_) => {}
+                    match peers[i].carry_out(output) {
+                        Some(frame) if peers[i].online => self.serve(peers, i, frame),
+                        _ => {}
                     }
                 }
             }
@@ -678,6 +691,8 @@ mod catchup;
 mod deleted;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
+#[path = "client_e2ee/refused_before.rs"]
+mod refused_before;
 
 fn open_support(encrypted: bool) -> Intent {
     Intent::OpenSupport {

@@ -140,6 +140,9 @@ pub struct ClientEngine {
     pub(super) reads: super::reads::ReadAsks,
     /// The search index's bucket numbers and layout (`search::index`).
     pub(super) dict: super::search::dict::Dictionary,
+    /// How often each marker intent was written again after losing to another device of
+    /// this account (never stored).
+    pub(super) marker_rewrites: HashMap<u64, u32>,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -172,6 +175,7 @@ impl ClientEngine {
             mls: None,
             reads: Default::default(),
             dict: super::search::dict::Dictionary::fresh(),
+            marker_rewrites: HashMap::new(),
         }
     }
 

@@ -400,6 +400,24 @@ impl ClientEngine {
         self.advance();
     }
 
+    /// A change before intent `id`'s in its document was refused: its change depends on
+    /// that one and will never be accepted, so the commit it carries (if any) is discarded
+    /// (openmls holds one pending commit per group) and `true` says the intent is to be made
+    /// anew.
+    pub(super) fn drop_commit(&mut self, id: u64) -> bool {
+        let Some(mls) = self.mls.as_mut() else {
+            return false;
+        };
+        let Some(Committing { group, .. }) = mls.committing.remove(&id) else {
+            return false;
+        };
+        if let Err(e) = mls.device.discard_commit(&group) {
+            self.e2ee_event(&e);
+        }
+        self.save_device();
+        true
+    }
+
     /// The server refused intent `id`'s change: its commit (if any) is forgotten. `true`
     /// when it lost its epoch to another commit and is to be made again on the new epoch
     /// (at most `REBUILDS_MAX` times; the intent keeps its id).

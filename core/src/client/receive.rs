@@ -21,6 +21,10 @@ use crate::policy::DenyCode;
 use crate::protocol::{ClientFrame, Membership, SeqChange, ServerFrame, SignalKind};
 use crate::validate::RejectCode;
 
+/// How often a read or delivery marker that lost to another device of this account is
+/// written again before it ends rejected.
+const MARKER_REWRITES_MAX: u32 = 3;
+
 impl ClientEngine {
     /// Handles one frame from the server.
     pub fn receive(&mut self, frame: ServerFrame, device_now: i64) {
@@ -409,6 +413,7 @@ impl ClientEngine {
         // acked as a copy of another device's) says nothing of it.
         if done {
             self.commit_accepted(id);
+            self.marker_rewrites.remove(&id);
             let answered = self.outbox.get(&id).and_then(|e| match &e.intent {
                 Intent::Edit { message, .. } => Some((message.clone(), false)),
                 Intent::Delete { message, .. } => Some((message.clone(), true)),
@@ -480,8 +485,10 @@ impl ClientEngine {
                 .outbox
                 .get(&rejected_id)
                 .is_some_and(|e| self.sent_already(&doc_id, &e.intent));
-        // A commit that lost its epoch to another is made again on the new one.
-        let rebuild = self.commit_rejected(rejected_id, &code);
+        // A commit that lost its epoch to another is made again on the new one; a marker
+        // that lost to another device of this account, on what the server holds now.
+        let rebuild = self.commit_rejected(rejected_id, &code)
+            || (!holds && self.marker_lost(rejected_id, &code));
         if rebuild || moved(self, rejected_id) {
             moving.push(rejected_id);
         } else if holds {
@@ -531,9 +538,16 @@ impl ClientEngine {
             self.edit_answered(&doc_id, &message, false);
         }
         let now = self.server_now(device_now);
+        let mut remade: Vec<u64> = Vec::new();
         for id in later {
             if !moving.is_empty() && moved(self, id) {
                 moving.push(id);
+                continue;
+            }
+            // Its commit rode on the refused change's successor: made anew from the queue,
+            // where it waits for the group and claims its packages again.
+            if self.drop_commit(id) {
+                remade.push(id);
                 continue;
             }
             self.write_again(id, &doc_id, now, device_now);
@@ -546,6 +560,11 @@ impl ClientEngine {
                     self.buckets.note_move(*id);
                 }
                 self.hold_intent(*id, entry.intent, device_now);
+            }
+        }
+        for id in remade {
+            if let Some(entry) = self.outbox.remove(&id) {
+                self.hold_intent(id, entry.intent, device_now);
             }
         }
         if !moving.contains(&rejected_id) {
@@ -652,8 +671,39 @@ impl ClientEngine {
                     encrypted: true, ..
                 },
             ) => code == DenyCode::AlreadyCreated.as_str(),
+            // Another device of this account moved the marker to the same message at once.
+            Some(Intent::MarkDelivered { message, .. }) => {
+                code == RejectCode::ConflictingWrite.as_str()
+                    && server().is_some_and(|d| {
+                        read::read_delivered(d).get(&self.config.account) == Some(message)
+                    })
+            }
+            Some(Intent::MarkRead { message, .. }) => {
+                code == RejectCode::ConflictingWrite.as_str()
+                    && server().is_some_and(|d| {
+                        read::read_reads(d).get(&self.config.account) == Some(message)
+                    })
+            }
             _ => false,
         }
+    }
+
+    /// Whether intent `id` is a read or delivery marker refused as `conflicting_write`:
+    /// another device of this account moved the same marker at once. It is written again on
+    /// the accepted document, at most `MARKER_REWRITES_MAX` times.
+    fn marker_lost(&mut self, id: u64, code: &str) -> bool {
+        let marker = self.outbox.get(&id).is_some_and(|e| {
+            matches!(
+                e.intent,
+                Intent::MarkRead { .. } | Intent::MarkDelivered { .. }
+            )
+        });
+        if !marker || code != RejectCode::ConflictingWrite.as_str() {
+            return false;
+        }
+        let rewrites = self.marker_rewrites.entry(id).or_default();
+        *rewrites += 1;
+        *rewrites <= MARKER_REWRITES_MAX
     }
 }
 
