@@ -35,10 +35,16 @@ pub fn client(server: &TestServer, account: &str, device: u8, dir: &Path) -> Nat
 }
 
 /// A native client of `account` as its device `device`, with end-to-end encryption
-/// (`Client::start_device`), storing in `dir`.
+/// (`Client::start_device`), storing in `dir`. Its actor is made of both names: two devices
+/// of one account that write (a sync, a delivery marker) must not share one.
 pub fn device_client(server: &TestServer, account: &str, device: &str, dir: &Path) -> NativeClient {
     let mut actor = [7u8; 16];
-    actor[..account.len().min(8)].copy_from_slice(&account.as_bytes()[..account.len().min(8)]);
+    for (slot, b) in actor
+        .iter_mut()
+        .zip(account.bytes().take(8).chain(device.bytes()))
+    {
+        *slot = b;
+    }
     let config = ClientConfig {
         tenant: TenantId::new("acme").unwrap(),
         account: AccountId::new(account).unwrap(),
