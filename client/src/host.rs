@@ -414,6 +414,13 @@ impl Client {
     }
 }
 
+/// How long until the engine's `wakeup` (none: nothing, the branch is off).
+fn until(wakeup: Option<i64>) -> Duration {
+    Duration::from_millis(wakeup.map_or(0, |at| {
+        u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0)
+    }))
+}
+
 fn backoff(attempt: u32) -> Duration {
     let base = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
     // Jitter without a random source: spread by the clock's low bits.
@@ -428,10 +435,17 @@ async fn run<S: LocalStore>(mut runner: Runner<S>, mut rx: mpsc::Receiver<Cmd>, 
         let mut sends = Vec::new();
         runner.flush(&mut sends);
         if !want_online {
-            match rx.recv().await {
-                Some(Cmd::Online(on)) => want_online = on,
-                Some(cmd) => runner.handle(cmd),
-                None => return,
+            // Offline the engine still wakes up: index upkeep, delivery markers.
+            let wakeup = runner.engine.next_wakeup();
+            tokio::select! {
+                () = tokio::time::sleep(until(wakeup)), if wakeup.is_some() => {
+                    runner.engine.tick(now_ms());
+                }
+                cmd = rx.recv() => match cmd {
+                    Some(Cmd::Online(on)) => want_online = on,
+                    Some(cmd) => runner.handle(cmd),
+                    None => return,
+                },
             }
             continue;
         }
@@ -475,11 +489,8 @@ async fn run<S: LocalStore>(mut runner: Runner<S>, mut rx: mpsc::Receiver<Cmd>, 
             }
             // The engine's retry timer: resends what transient errors or missing answers left.
             let wakeup = runner.engine.next_wakeup();
-            let wait = Duration::from_millis(
-                wakeup.map_or(0, |at| u64::try_from(at - now_ms()).unwrap_or(0)),
-            );
             tokio::select! {
-                () = tokio::time::sleep(wait), if wakeup.is_some() => {
+                () = tokio::time::sleep(until(wakeup)), if wakeup.is_some() => {
                     runner.engine.tick(now_ms());
                 }
                 cmd = rx.recv() => match cmd {

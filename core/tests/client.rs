@@ -10,7 +10,7 @@ use confab_core::automerge::{ActorId, Change};
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
-    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output,
+    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DUE_NOW,
 };
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
@@ -1606,6 +1606,9 @@ fn arrived_messages_of_others_are_marked_delivered_by_the_engine_coalesced() {
     wire.pump(&mut peers);
     assert_eq!(peers[1].engine.timeline(&c).len(), 20);
     let before = [submits(&wire, 1), submits(&wire, 2), submits(&wire, 3)];
+    // The search index's upkeep is due at once; after it, the marker's delay.
+    assert_eq!(peers[1].engine.next_wakeup(), Some(DUE_NOW));
+    tick_all(&mut wire, &mut peers);
     assert_eq!(
         peers[1].engine.next_wakeup(),
         Some(wire.now + DELIVERED_DELAY_MS)

@@ -12,7 +12,7 @@ use confab_core::automerge::Change;
 use confab_core::client::host::carry_out_stored;
 use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
-    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output,
+    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DUE_NOW,
 };
 use confab_core::doc::{write, IntentTag};
 use confab_core::hub::Hub;
@@ -199,9 +199,15 @@ impl World {
     }
 
     /// Carries out the engine's outputs (frames go on the wire).
+    /// Carries out the engine's outputs, and a `tick` whenever it asks for one at once
+    /// (index upkeep), as a host does.
     fn pump(&mut self) {
         loop {
-            let outputs = self.client.engine.drain();
+            let mut outputs = self.client.engine.drain();
+            if outputs.is_empty() && self.client.engine.next_wakeup() == Some(DUE_NOW) {
+                self.client.engine.tick(self.client.now);
+                outputs = self.client.engine.drain();
+            }
             if outputs.is_empty() {
                 return;
             }

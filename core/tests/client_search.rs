@@ -12,7 +12,7 @@ use confab_core::client::host::carry_out_stored;
 use confab_core::client::search::PREFIX_MIN_CHARS;
 use confab_core::client::store::block_on_ready;
 use confab_core::client::{
-    ClientEngine, Intent, LocalStore, SearchOptions, SearchPage, SearchSource,
+    ClientEngine, Intent, LocalStore, SearchOptions, SearchPage, SearchSource, DUE_NOW,
 };
 use confab_core::ids::{Bucket, ConvId, DocId, MessageId};
 use confab_core::model::conversation::ConvKind;
@@ -271,6 +271,50 @@ fn ranks_whole_words_first_then_newest_and_filters() {
         dev.engine.search("tea", &bad_cursor).unwrap_err().code(),
         "invalid_value"
     );
+}
+
+/// Upkeep runs at the tick after an input, not in the input's drain (what arrived is shown
+/// first): the wakeup is due at once meanwhile, and a search made before it brings the index
+/// up first.
+#[test]
+fn upkeep_runs_at_the_next_tick_and_a_search_never_waits_for_it() {
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    dev.create(&conv);
+    let indexed = |dev: &Device, term: &str| dev.index_keys().iter().any(|k| k.contains(term));
+    let send = |dev: &mut Device, id: &str, body: &str| {
+        let message = NewMessage::text(
+            MessageId::new(id).unwrap(),
+            dev.engine.config().account.clone(),
+            body,
+            dev.now,
+        );
+        let send = Intent::Send {
+            conv: conv.clone(),
+            message,
+        };
+        dev.engine.intent(send, dev.now).unwrap();
+        dev.pump_outputs();
+    };
+
+    send(&mut dev, "a", "quokka");
+    assert!(!indexed(&dev, "quokka"), "not in the send's drain");
+    assert_eq!(dev.engine.next_wakeup(), Some(DUE_NOW));
+    dev.engine.tick(dev.now);
+    dev.pump_outputs();
+    assert!(indexed(&dev, "quokka"), "at the tick");
+    assert_ne!(dev.engine.next_wakeup(), Some(DUE_NOW));
+
+    dev.now += 1;
+    send(&mut dev, "b", "wombat and quokka");
+    assert!(!indexed(&dev, "wombat"));
+    assert_eq!(
+        dev.found("quokka", &SearchOptions::default()),
+        ["b", "a"],
+        "a search does not wait for the tick"
+    );
+    assert!(indexed(&dev, "wombat"));
 }
 
 #[test]

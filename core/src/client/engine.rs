@@ -110,6 +110,10 @@ pub struct ClientConfig {
     pub actor: ActorId,
 }
 
+/// A wakeup due at once (`next_wakeup`): work left for the next `tick`, such as the
+/// device's search index catching up with what was just shown.
+pub const DUE_NOW: i64 = 0;
+
 /// The client engine.
 pub struct ClientEngine {
     pub(super) config: ClientConfig,
@@ -202,7 +206,6 @@ impl ClientEngine {
 
     /// Takes what the host must do, in order.
     pub fn drain(&mut self) -> Vec<Output> {
-        self.sync_search();
         std::mem::take(&mut self.out)
     }
 
@@ -728,18 +731,19 @@ impl ClientEngine {
         }
     }
 
-    // ---------- time: resends, presence, delivery markers ----------
+    // ---------- time: resends, presence, delivery markers, index upkeep ----------
 
-    /// When the host must call `tick` next (device time, ms); `None`: nothing waits.
+    /// When the host must call `tick` next (device time, ms; `DUE_NOW` is in the past of
+    /// every clock); `None`: nothing waits.
     pub fn next_wakeup(&self) -> Option<i64> {
         let delivered = self.delivery.wakeup();
-        if !self.online {
-            return delivered;
-        }
-        [self.retry.wakeup(&self.outbox), delivered]
-            .into_iter()
-            .flatten()
-            .min()
+        // The device's search index behind what it holds: due at once.
+        let index = self.index_behind().then_some(DUE_NOW);
+        let retry = self
+            .online
+            .then(|| self.retry.wakeup(&self.outbox))
+            .flatten();
+        [retry, delivered, index].into_iter().flatten().min()
     }
 
     /// Carries out what is due at `device_now`: presence to send or to expire, delivery
@@ -748,6 +752,7 @@ impl ClientEngine {
     /// subscriptions a transient error may have dropped). Calling it early or often is
     /// harmless.
     pub fn tick(&mut self, device_now: i64) {
+        self.keep_index_up();
         self.presence_due(device_now);
         self.delivered_due(device_now);
         if !self.online {

@@ -44,7 +44,7 @@ pub use crate::doc::read::{ConvPrefs, PrivateData};
 pub use ask::{Load, LoadId, Outcome, Read, RequestId};
 pub use cache::ReadStats;
 pub use delivery::{AUTO_DELIVERED_MAX_MEMBERS, DELIVERED_DELAY_MS, DELIVERED_INTERVAL_MS};
-pub use engine::{ClientConfig, ClientEngine, ClientError, Event, IntentStatus, Output};
+pub use engine::{ClientConfig, ClientEngine, ClientError, Event, IntentStatus, Output, DUE_NOW};
 pub use feed::MembershipChange;
 pub use intent::Intent;
 pub use mls::KEY_PACKAGES_TARGET;

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use confab_core::automerge::{ActorId, Change};
 use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
-    ClientConfig, ClientEngine, Event, Intent, LocalStore, MemoryStore, Outcome, Output, SearchPage,
+    ClientConfig, ClientEngine, Event, Intent, LocalStore, MemoryStore, Outcome, Output,
+    SearchPage, DUE_NOW,
 };
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
@@ -72,7 +73,18 @@ impl Device {
         self.pump();
     }
 
+    /// Carries out everything, as a host does: the outputs, and a `tick` whenever the engine
+    /// asks for one at once (index upkeep).
     pub fn pump(&mut self) {
+        self.pump_outputs();
+        while self.engine.next_wakeup() == Some(DUE_NOW) {
+            self.engine.tick(self.now);
+            self.pump_outputs();
+        }
+    }
+
+    /// Carries out the engine's outputs and the frames they bring, without ticking.
+    pub fn pump_outputs(&mut self) {
         let mut inbox: Vec<ServerFrame> = Vec::new();
         loop {
             let mut moved = false;

@@ -206,6 +206,8 @@ pub async fn store_group(store: &IdbStore, group: &Group) {
     engine.open(&group.bucket_doc).unwrap();
     for frame in group.frames() {
         engine.receive(frame, 0);
+        // As the package's runtime does at once after the frame: index upkeep.
+        engine.tick(0);
         let mut ops = Vec::new();
         for output in engine.drain() {
             if let Output::Persist(more) = output {
@@ -307,6 +309,7 @@ pub async fn accept(
                 .collect(),
         };
         engine.receive(frame, 0);
+        engine.tick(0);
         let mut ops = Vec::new();
         for output in engine.drain() {
             if let Output::Persist(more) = output {

@@ -202,22 +202,43 @@ pub(crate) fn entry_ops(
 }
 
 impl ClientEngine {
-    /// Brings the index up to every held bucket's accepted state (run before each `drain`
-    /// and before a search reads the store).
+    /// Brings the index up to every held bucket's accepted state, caught up or not (before
+    /// a search reads the store).
     pub(crate) fn sync_search(&mut self) {
+        self.index_buckets(true);
+    }
+
+    /// Index upkeep at a `tick`: every held bucket that is not catching up. It runs after
+    /// the frames that brought the messages were handled and shown, never in their `drain`
+    /// (docs/SEARCH.md, "On the device").
+    pub(crate) fn keep_index_up(&mut self) {
+        self.index_buckets(false);
+    }
+
+    /// Whether `keep_index_up` has work: the engine's wakeup is due at once meanwhile.
+    pub(crate) fn index_behind(&self) -> bool {
+        self.dict.ready && self.stale_buckets(false).next().is_some()
+    }
+
+    /// Held buckets whose index is not as of their accepted heads and opened messages;
+    /// those still catching up only with `catching_up`.
+    fn stale_buckets(&self, catching_up: bool) -> impl Iterator<Item = &DocId> {
+        self.docs
+            .iter()
+            .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
+            .filter(move |(_, s)| catching_up || !s.catching_up)
+            .filter(|(_, s)| {
+                s.search.at.as_ref() != Some(&IndexedAt::of(&s.server.get_heads(), s.opened.len()))
+            })
+            .map(|(id, _)| id)
+    }
+
+    fn index_buckets(&mut self, catching_up: bool) {
         // Bucket numbers are given only once the stored ones are known.
         if !self.dict.ready {
             return;
         }
-        let stale: Vec<DocId> = self
-            .docs
-            .iter()
-            .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
-            .filter(|(_, s)| {
-                s.search.at.as_ref() != Some(&IndexedAt::of(&s.server.get_heads(), s.opened.len()))
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let stale: Vec<DocId> = self.stale_buckets(catching_up).cloned().collect();
         if stale.is_empty() {
             return;
         }
@@ -225,12 +246,9 @@ impl ClientEngine {
         for id in stale {
             self.sync_bucket(&id, &mut ops);
         }
-        // One transaction with the drain's last write (the changes these entries index):
-        // a host commits each `Persist` on its own.
-        match self.out.last_mut() {
-            Some(Output::Persist(last)) => last.extend(ops),
-            _ => self.out.push(Output::Persist(ops)),
-        }
+        // A write of its own: a crash before it leaves the stored heads behind the
+        // bucket's, and the bucket is indexed again after the restart.
+        self.out.push(Output::Persist(ops));
         self.check_lost_terms();
     }
 
