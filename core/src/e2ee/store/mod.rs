@@ -13,14 +13,19 @@
 //! format stay JSON always (`JSON_LABELS`).
 //!
 //! The message-secrets store is written split (`split`): each kept past epoch's member list
-//! under a key of its own, written when the epoch is archived and deleted with the last value
-//! that refers to it, and the rest as one value with the holes' places.
+//! and its secrets under keys of their own, written when they change and deleted with the last
+//! value that refers to them, and the rest as one value with the holes' places.
+//!
+//! The store remembers which keys it wrote or deleted since it was last asked
+//! (`take_changes`), so a host saves only those entries, not the whole state.
 
 mod provider;
 mod split;
 
-use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use split::Piece;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openmls_traits::storage::CURRENT_VERSION;
 use serde::de::DeserializeOwned;
@@ -30,14 +35,19 @@ use serde::Serialize;
 const POSTCARD: u8 = 0;
 const JSON: u8 = 1;
 /// postcard of `(holes, body)`: `split`'s body and each hole's (offset, epoch); each epoch's
-/// member list is a postcard value at `piece_key`.
+/// member list is a postcard value at `piece_key`. Written by earlier builds, read still.
 const SPLIT: u8 = 2;
+/// postcard of `(holes, body)`: `split`'s body and each hole's (offset, epoch, piece: 0 the
+/// member list, 1 the secrets); each piece is a postcard value at `piece_key`.
+const SPLIT_PIECES: u8 = 3;
 
 /// The labels whose values are written split.
 const SPLIT_LABELS: &[&[u8]] = &[provider::MESSAGE_SECRETS_LABEL];
 
-/// The label of a kept epoch's member list, under the key of the value it belongs to.
+/// The labels of a kept epoch's member list and of its secrets, under the key of the value
+/// they belong to.
 const LEAVES_LABEL: &[u8] = b"MessageSecretsLeaves";
+const SECRETS_LABEL: &[u8] = b"MessageSecretsEpoch";
 
 /// `MlsGroupJoinConfig` holds a `PastEpochDeletionPolicy`, whose `Deserialize` accepts two
 /// forms through `#[serde(untagged)]`, which only a self-describing format can read.
@@ -55,7 +65,12 @@ pub enum StoreError {
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
+    /// The keys written or deleted since the last `take_changes`.
+    changed: Mutex<BTreeSet<Vec<u8>>>,
 }
+
+/// A changed entry: its storage key and its tagged value, or `None` if it was deleted.
+pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
 
 /// A key's part of a storage key: the key as JSON.
 fn json(key: &impl Serialize) -> Result<Vec<u8>, StoreError> {
@@ -71,32 +86,63 @@ fn storage_key(label: &[u8], key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Where the member list of `epoch` of the split value at `key` is held.
-fn piece_key(key: &[u8], epoch: u64) -> Vec<u8> {
+/// Where `piece` of `epoch` of the split value at `key` is held.
+fn piece_key(key: &[u8], piece: Piece, epoch: u64) -> Vec<u8> {
     let mut part = key.to_vec();
     part.extend_from_slice(&epoch.to_be_bytes());
-    storage_key(LEAVES_LABEL, &part)
+    let label = match piece {
+        Piece::Leaves => LEAVES_LABEL,
+        Piece::Secrets => SECRETS_LABEL,
+    };
+    storage_key(label, &part)
 }
 
-/// A split value's holes (offset, epoch) and its body.
-type SplitValue<'a> = (Vec<(u64, u64)>, &'a [u8]);
+/// A split value's holes (offset, epoch, piece) and its body.
+type SplitValue<'a> = (Vec<(u64, u64, Piece)>, &'a [u8]);
+
+fn is_split(tagged: &[u8]) -> bool {
+    matches!(tagged.first(), Some(&(SPLIT | SPLIT_PIECES)))
+}
 
 fn decode_split(tagged: &[u8]) -> Result<SplitValue<'_>, StoreError> {
+    let bad = |e: postcard::Error| StoreError::Decode(e.to_string());
     match tagged.split_first() {
         Some((&SPLIT, bytes)) => {
             let (holes, body): (Vec<(u64, u64)>, &serde_bytes::Bytes) =
-                postcard::from_bytes(bytes).map_err(|e| StoreError::Decode(e.to_string()))?;
+                postcard::from_bytes(bytes).map_err(bad)?;
+            let holes = holes
+                .into_iter()
+                .map(|(at, epoch)| (at, epoch, Piece::Leaves))
+                .collect();
+            Ok((holes, body))
+        }
+        Some((&SPLIT_PIECES, bytes)) => {
+            let (holes, body): (Vec<(u64, u64, u8)>, &serde_bytes::Bytes) =
+                postcard::from_bytes(bytes).map_err(bad)?;
+            let holes = holes
+                .into_iter()
+                .map(|(at, epoch, piece)| match piece {
+                    0 => Ok((at, epoch, Piece::Leaves)),
+                    1 => Ok((at, epoch, Piece::Secrets)),
+                    _ => Err(StoreError::Decode("an unknown piece".into())),
+                })
+                .collect::<Result<_, _>>()?;
             Ok((holes, body))
         }
         _ => Err(StoreError::Decode("not a split value".into())),
     }
 }
 
-/// The epochs whose member lists the value `tagged` refers to (none unless it is split).
-fn split_epochs(tagged: Option<&Vec<u8>>) -> Vec<u64> {
+/// The pieces the value `tagged` refers to (none unless it is split).
+fn split_pieces(tagged: Option<&Vec<u8>>) -> Vec<(Piece, u64)> {
     match tagged {
-        Some(tagged) if tagged.first() == Some(&SPLIT) => decode_split(tagged)
-            .map(|(holes, _)| holes.into_iter().map(|(_, epoch)| epoch).collect())
+        Some(tagged) if is_split(tagged) => decode_split(tagged)
+            .map(|(holes, _)| {
+                holes
+                    .into_iter()
+                    .map(|(_, epoch, piece)| (piece, epoch))
+                    .collect()
+            })
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -153,11 +199,40 @@ impl Store {
         f(&self.read_map())
     }
 
-    /// A store of tagged entries (as `with_entries` gave them).
+    /// A store of tagged entries (as `with_entries` gave them), with no changes to save.
     pub(crate) fn from_entries(entries: HashMap<Vec<u8>, Vec<u8>>) -> Self {
         Self {
             values: RwLock::new(entries),
+            changed: Mutex::default(),
         }
+    }
+
+    fn changed(&self) -> std::sync::MutexGuard<'_, BTreeSet<Vec<u8>>> {
+        self.changed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that `key` was written or deleted (called with the map's write lock held, so
+    /// a `take_changes` sees the value the change left).
+    fn touch(&self, key: &[u8]) {
+        self.changed().insert(key.to_vec());
+    }
+
+    /// The entries written or deleted since the last call, each with its value now (`None`:
+    /// deleted), in key order; the store then has no changes to save.
+    pub(crate) fn take_changes(&self) -> Vec<Change> {
+        let map = self.read_map();
+        let keys = std::mem::take(&mut *self.changed());
+        keys.into_iter()
+            .map(|key| {
+                let value = map.get(&key).cloned();
+                (key, value)
+            })
+            .collect()
+    }
+
+    /// Forgets the changes not yet taken (the whole state was saved some other way).
+    pub(crate) fn clear_changes(&self) {
+        self.changed().clear();
     }
 
     /// A store of the entries of openmls's memory storage, whose values are all JSON.
@@ -186,12 +261,13 @@ impl Store {
         let mut tagged = Vec::with_capacity(map.get(&key).map_or(64, Vec::len));
         tagged.push(codec);
         encode_into(codec, value, &mut tagged)?;
+        self.touch(&key);
         map.insert(key, tagged);
         Ok(())
     }
 
-    /// Writes `value` split (see `split`), or whole if it is not shaped for that; the member
-    /// lists of epochs it no longer keeps are deleted. Every encoding is done before the map
+    /// Writes `value` split (see `split`), or whole if it is not shaped for that; the pieces
+    /// of epochs it no longer keeps are deleted. Every encoding is done before the map
     /// changes, so a failure leaves the value as it was.
     fn put_split(
         &self,
@@ -201,19 +277,30 @@ impl Store {
     ) -> Result<(), StoreError> {
         let main = storage_key(label, key);
         let mut map = self.write_map();
-        let before = split_epochs(map.get(&main));
-        // Only a member list the value held before is reused: one openmls archives again is
-        // written again, so a stale list cannot outlive its epoch's first write.
-        let stored =
-            |epoch: u64| before.contains(&epoch) && map.contains_key(&piece_key(key, epoch));
-        let (tagged, pieces) = match split::split(value, &stored) {
+        let before = split_pieces(map.get(&main));
+        // Only a piece the value held before is reused: a member list openmls archives again
+        // is written again, so a stale list cannot outlive its epoch's first write.
+        let held = &*map;
+        let stored = |piece: Piece, epoch: u64| -> Option<&[u8]> {
+            if !before.contains(&(piece, epoch)) {
+                return None;
+            }
+            match held.get(&piece_key(key, piece, epoch))?.split_first() {
+                Some((&POSTCARD, bytes)) => Some(bytes),
+                _ => None,
+            }
+        };
+        let (tagged, holes) = match split::split(value, &stored) {
             Ok(split) => {
-                let holes: Vec<(u64, u64)> =
-                    split.holes.iter().map(|h| (h.at as u64, h.epoch)).collect();
-                let mut tagged = vec![SPLIT];
+                let places: Vec<(u64, u64, u8)> = split
+                    .holes
+                    .iter()
+                    .map(|h| (h.at as u64, h.epoch, h.piece as u8))
+                    .collect();
+                let mut tagged = vec![SPLIT_PIECES];
                 encode_into(
                     POSTCARD,
-                    &(&holes, serde_bytes::Bytes::new(&split.body)),
+                    &(&places, serde_bytes::Bytes::new(&split.body)),
                     &mut tagged,
                 )?;
                 (tagged, split.holes)
@@ -224,19 +311,24 @@ impl Store {
                 (tagged, Vec::new())
             }
         };
-        for epoch in before {
-            if !pieces.iter().any(|h| h.epoch == epoch) {
-                map.remove(&piece_key(key, epoch));
+        for (piece, epoch) in before {
+            if !holes.iter().any(|h| h.piece == piece && h.epoch == epoch) {
+                let at = piece_key(key, piece, epoch);
+                self.touch(&at);
+                map.remove(&at);
             }
         }
-        for hole in pieces {
+        for hole in holes {
             if let Some(fresh) = hole.fresh {
-                let mut piece = Vec::with_capacity(fresh.len() + 1);
-                piece.push(POSTCARD);
-                piece.extend_from_slice(&fresh);
-                map.insert(piece_key(key, hole.epoch), piece);
+                let mut bytes = Vec::with_capacity(fresh.len() + 1);
+                bytes.push(POSTCARD);
+                bytes.extend_from_slice(&fresh);
+                let at = piece_key(key, hole.piece, hole.epoch);
+                self.touch(&at);
+                map.insert(at, bytes);
             }
         }
+        self.touch(&main);
         map.insert(main, tagged);
         Ok(())
     }
@@ -247,23 +339,22 @@ impl Store {
         let Some(tagged) = map.get(&main) else {
             return Ok(None);
         };
-        if tagged.first() != Some(&SPLIT) {
+        if !is_split(tagged) {
             return decode_tagged(tagged).map(Some);
         }
         let (holes, body) = decode_split(tagged)?;
         let pieces = holes
             .iter()
-            .map(|&(at, epoch)| {
-                let piece = map
-                    .get(&piece_key(key, epoch))
-                    .and_then(|p| match p.split_first() {
-                        Some((&POSTCARD, bytes)) => Some(bytes),
-                        _ => None,
-                    });
+            .map(|&(at, epoch, piece)| {
+                let piece =
+                    map.get(&piece_key(key, piece, epoch))
+                        .and_then(|p| match p.split_first() {
+                            Some((&POSTCARD, bytes)) => Some(bytes),
+                            _ => None,
+                        });
                 let at = usize::try_from(at).ok();
-                at.zip(piece).ok_or_else(|| {
-                    StoreError::Decode("a kept epoch's member list is missing".into())
-                })
+                at.zip(piece)
+                    .ok_or_else(|| StoreError::Decode("a kept epoch's piece is missing".into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let whole = split::assemble(body, pieces)
@@ -275,10 +366,14 @@ impl Store {
     fn delete(&self, label: &[u8], key: &[u8]) -> Result<(), StoreError> {
         let main = storage_key(label, key);
         let mut map = self.write_map();
-        for epoch in split_epochs(map.get(&main)) {
-            map.remove(&piece_key(key, epoch));
+        for (piece, epoch) in split_pieces(map.get(&main)) {
+            let at = piece_key(key, piece, epoch);
+            self.touch(&at);
+            map.remove(&at);
         }
-        map.remove(&main);
+        if map.remove(&main).is_some() {
+            self.touch(&main);
+        }
         Ok(())
     }
 
@@ -323,6 +418,7 @@ impl Store {
         }
         let mut tagged = vec![codec];
         encode_into(codec, &items, &mut tagged)?;
+        self.touch(&key);
         map.insert(key, tagged);
         Ok(())
     }
