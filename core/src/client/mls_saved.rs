@@ -1,4 +1,4 @@
-//! How this device's MLS state lies in the store (docs/STORAGE.md, "The device's MLS state"):
+//! How this device's MLS state lies in the store (docs/E2EE.md, "On the device"):
 //! a small record under `HostKey::Mls` (the device's header and its commits in flight) and one
 //! entry per openmls storage entry under `HostKey::Mls`'s key and `/`. A save writes only the
 //! entries that changed and deletes those openmls deleted, so a message costs what it changed,

@@ -1,5 +1,5 @@
 //! The device's MLS state lies in the store as a record and one entry per openmls storage
-//! entry (docs/STORAGE.md, "The device's MLS state"): a message writes what it changed, not
+//! entry (docs/E2EE.md, "On the device"): a message writes what it changed, not
 //! the whole state, so its cost does not grow with the group; entries openmls drops are
 //! deleted from the store; a restart from the entries decrypts and commits; and a state saved
 //! whole by an earlier build loads and is written again as entries.
