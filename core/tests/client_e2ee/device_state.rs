@@ -102,17 +102,17 @@ fn a_message_writes_what_it_changed_whatever_the_group_size() {
          {small_whole} B); at 200: {big_sent} B sent, {big_read} B read (state {big_whole} B)"
     );
     // The whole state grows with the group; a message writes a small part of it, which
-    // grows only by the few bytes a device the current epoch's secret tree holds.
+    // barely does (the current epoch's secret tree, its empty nodes packed).
     assert!(big_whole > 2 * small_whole, "{seen}");
     assert!(
         big_sent * 20 < big_whole && big_read * 20 < big_whole,
         "{seen}"
     );
     assert!(
-        big_sent <= 3 * small_sent && big_read <= 3 * small_read,
+        big_sent * 2 <= small_sent * 3 && big_read * 2 <= small_read * 3,
         "{seen}"
     );
-    assert!(big_sent < 4096 && big_read < 4096, "{seen}");
+    assert!(big_sent < 1024 && big_read < 1024, "{seen}");
 }
 
 #[test]

@@ -14,7 +14,8 @@
 //!
 //! The message-secrets store is written split (`split`): each kept past epoch's member list
 //! and its secrets under keys of their own, written when they change and deleted with the last
-//! value that refers to them, and the rest as one value with the holes' places.
+//! value that refers to them, and the rest as one value with the holes' places, its runs of
+//! zeros packed (`pack_zeros`).
 //!
 //! The store remembers which keys it wrote or deleted since it was last asked
 //! (`take_changes`), so a host saves only those entries, not the whole state.
@@ -37,9 +38,13 @@ const JSON: u8 = 1;
 /// postcard of `(holes, body)`: `split`'s body and each hole's (offset, epoch); each epoch's
 /// member list is a postcard value at `piece_key`. Written by earlier builds, read still.
 const SPLIT: u8 = 2;
-/// postcard of `(holes, body)`: `split`'s body and each hole's (offset, epoch, piece: 0 the
-/// member list, 1 the secrets); each piece is a postcard value at `piece_key`.
+/// postcard of `(holes, body)`: `split`'s body with its runs of zeros packed (`pack_zeros`)
+/// and each hole's (offset in the unpacked body, epoch, piece: 0 the member list, 1 the
+/// secrets); each piece is a postcard value at `piece_key`.
 const SPLIT_PIECES: u8 = 3;
+
+/// The most bytes a packed body unpacks to: a damaged run length must not allocate more.
+const MAX_UNPACKED: usize = 1 << 28;
 
 /// The labels whose values are written split.
 const SPLIT_LABELS: &[&[u8]] = &[provider::MESSAGE_SECRETS_LABEL];
@@ -98,7 +103,63 @@ fn piece_key(key: &[u8], piece: Piece, epoch: u64) -> Vec<u8> {
 }
 
 /// A split value's holes (offset, epoch, piece) and its body.
-type SplitValue<'a> = (Vec<(u64, u64, Piece)>, &'a [u8]);
+type SplitValue<'a> = (Vec<(u64, u64, Piece)>, std::borrow::Cow<'a, [u8]>);
+
+/// `bytes` with each run of zeros written as one zero and the run's length (a LEB128
+/// varint). The current epoch's secrets hold a byte for each empty node of the secret tree
+/// and each device without a ratchet, mostly zeros (postcard's `None`), which a message
+/// would otherwise write, a few bytes a device, on every message.
+fn pack_zeros(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 8);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != 0 {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let run = bytes[i..].iter().take_while(|&&b| b == 0).count();
+        out.push(0);
+        let mut n = run as u64;
+        loop {
+            let low = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(low);
+                break;
+            }
+            out.push(low | 0x80);
+        }
+        i += run;
+    }
+    out
+}
+
+/// The bytes `pack_zeros` packed; `None` if they are damaged.
+fn unpack_zeros(packed: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(packed.len() * 2);
+    let mut bytes = packed.iter();
+    while let Some(&b) = bytes.next() {
+        if b != 0 {
+            out.push(b);
+            continue;
+        }
+        let mut run: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let next = *bytes.next()?;
+            run |= u64::from(next & 0x7f) << shift;
+            if next & 0x80 == 0 {
+                break;
+            }
+        }
+        let run = usize::try_from(run).ok()?;
+        if run == 0 || out.len().saturating_add(run) > MAX_UNPACKED {
+            return None;
+        }
+        out.resize(out.len() + run, 0);
+    }
+    Some(out)
+}
 
 fn is_split(tagged: &[u8]) -> bool {
     matches!(tagged.first(), Some(&(SPLIT | SPLIT_PIECES)))
@@ -114,7 +175,7 @@ fn decode_split(tagged: &[u8]) -> Result<SplitValue<'_>, StoreError> {
                 .into_iter()
                 .map(|(at, epoch)| (at, epoch, Piece::Leaves))
                 .collect();
-            Ok((holes, body))
+            Ok((holes, std::borrow::Cow::Borrowed(&body[..])))
         }
         Some((&SPLIT_PIECES, bytes)) => {
             let (holes, body): (Vec<(u64, u64, u8)>, &serde_bytes::Bytes) =
@@ -127,7 +188,9 @@ fn decode_split(tagged: &[u8]) -> Result<SplitValue<'_>, StoreError> {
                     _ => Err(StoreError::Decode("an unknown piece".into())),
                 })
                 .collect::<Result<_, _>>()?;
-            Ok((holes, body))
+            let body = unpack_zeros(body)
+                .ok_or_else(|| StoreError::Decode("a split value's body is damaged".into()))?;
+            Ok((holes, std::borrow::Cow::Owned(body)))
         }
         _ => Err(StoreError::Decode("not a split value".into())),
     }
@@ -298,9 +361,10 @@ impl Store {
                     .map(|h| (h.at as u64, h.epoch, h.piece as u8))
                     .collect();
                 let mut tagged = vec![SPLIT_PIECES];
+                let body = pack_zeros(&split.body);
                 encode_into(
                     POSTCARD,
-                    &(&places, serde_bytes::Bytes::new(&split.body)),
+                    &(&places, serde_bytes::Bytes::new(&body)),
                     &mut tagged,
                 )?;
                 (tagged, split.holes)
@@ -357,7 +421,7 @@ impl Store {
                     .ok_or_else(|| StoreError::Decode("a kept epoch's piece is missing".into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let whole = split::assemble(body, pieces)
+        let whole = split::assemble(&body, pieces)
             .ok_or_else(|| StoreError::Decode("a split value's holes are out of place".into()))?;
         decode(POSTCARD, &whole).map(Some)
     }
@@ -474,6 +538,24 @@ mod tests {
         store.edit_list(b"L", &fresh, &9u32, false).unwrap();
         assert_eq!(store.list::<u32>(b"L", &fresh).unwrap(), vec![9]);
         assert_eq!(tag(&store, b"L", &fresh), Some(POSTCARD));
+    }
+
+    #[test]
+    fn runs_of_zeros_pack_and_unpack() {
+        let mut bytes = vec![0u8; 1000];
+        bytes.extend_from_slice(&[1, 2, 0, 3]);
+        bytes.extend(vec![0u8; 200]);
+        bytes.push(9);
+        for case in [bytes, Vec::new(), vec![0], vec![5, 6], vec![0; 128]] {
+            let packed = pack_zeros(&case);
+            assert_eq!(unpack_zeros(&packed), Some(case.clone()));
+        }
+        assert_eq!(pack_zeros(&[0u8; 1000]).len(), 3);
+        // A run cut short, a run of none, and one too long to unpack, are refused.
+        assert_eq!(unpack_zeros(&[7, 0]), None);
+        assert_eq!(unpack_zeros(&[0, 0x80]), None);
+        assert_eq!(unpack_zeros(&[0, 0]), None);
+        assert_eq!(unpack_zeros(&[0, 0xff, 0xff, 0xff, 0xff, 0x7f]), None);
     }
 
     #[test]

@@ -223,6 +223,8 @@ fn a_missing_or_damaged_piece_is_an_error() {
         .get::<MessageSecretsStore>(LABEL, GROUP_KEY)
         .is_err());
     let main = storage_key(LABEL, GROUP_KEY);
+    let packed = Store::from_entries([(main.clone(), vec![SPLIT_PIECES, 0, 2, 7, 0])].into());
+    assert!(packed.get::<MessageSecretsStore>(LABEL, GROUP_KEY).is_err());
     let bad_body = Store::from_entries([(main, vec![SPLIT, 1, 200, 1, 1, 0])].into());
     assert!(bad_body
         .get::<MessageSecretsStore>(LABEL, GROUP_KEY)
