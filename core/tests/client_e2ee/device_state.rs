@@ -274,3 +274,36 @@ fn a_state_saved_whole_loads_and_is_written_again_as_entries() {
     send(&mut wire, &mut peers, 1, "m4", "bob, upgraded");
     assert_eq!(shown(&peers[0], "m4"), Ok("bob, upgraded".into()));
 }
+
+#[test]
+fn a_damaged_or_partial_state_is_refused() {
+    let mut wire = Wire::new();
+    let (peers, _) = group_with_today_open(&mut wire, &["alice", "bob"]);
+    let saved = peers[1].saved_device();
+    let attach = |entries: &[(String, Vec<u8>)]| {
+        let mut engine = ClientEngine::new(peers[1].engine.config().clone());
+        engine.attach_device(peers[1].device.clone(), entries)
+    };
+    assert!(attach(&saved).is_ok());
+    // Any byte of any entry changed: its digest no longer holds, or it no longer decodes.
+    for (i, (key, value)) in saved.iter().enumerate() {
+        if key == HostKey::Mls.key() {
+            continue;
+        }
+        let mut damaged = saved.clone();
+        let at = (i * 7919) % value.len();
+        damaged[i].1[at] ^= 0x10;
+        let refused = attach(&damaged);
+        assert!(
+            matches!(refused, Err(ClientError::Corrupt(_))),
+            "{key} byte {at}: {refused:?}"
+        );
+    }
+    // Entries without their record, or the record without its entries, are refused too.
+    let (record, entries): (Vec<_>, Vec<_>) = saved
+        .iter()
+        .cloned()
+        .partition(|(k, _)| k == HostKey::Mls.key());
+    assert!(matches!(attach(&entries), Err(ClientError::Corrupt(_))));
+    assert!(matches!(attach(&record), Err(ClientError::Corrupt(_))));
+}
