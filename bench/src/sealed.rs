@@ -143,11 +143,13 @@ impl SealedGroup {
         Ok(message)
     }
 
-    /// Member `member`'s device as a client's store keeps it (the `HostKey::Mls` record,
-    /// read by `ClientEngine::attach_device`): the key and the record.
+    /// Member `member`'s device as a client's store can keep it (the `HostKey::Mls` record,
+    /// read by `ClientEngine::attach_device`): the key and the record, in the whole-state
+    /// form, which the engine loads and writes again as entries on its first save.
     pub fn saved(&self, member: usize) -> Result<(&'static str, Vec<u8>)> {
-        /// The engine's record (`core/src/client/mls.rs`, `Saved`): the device, and no
-        /// commit in flight. A change of that format makes `attach_device` refuse it.
+        /// The engine's whole-state record (`core/src/client/mls_saved.rs`, `Whole`): the
+        /// device, and no commit in flight. A change of that format makes `attach_device`
+        /// refuse it.
         #[derive(Serialize)]
         struct Saved {
             device: ByteBuf,
@@ -205,7 +207,7 @@ mod tests {
             actor: ActorId::from(&[1u8; 16][..]),
         });
         engine
-            .attach_device(DeviceId::new("phone").unwrap(), Some(&saved))
+            .attach_device(DeviceId::new("phone").unwrap(), &[(key.to_owned(), saved)])
             .unwrap();
         assert_eq!(engine.group_epoch(&conv), Some(1));
         // Another device's record is refused as that device.
@@ -216,7 +218,7 @@ mod tests {
             actor: ActorId::from(&[2u8; 16][..]),
         });
         assert!(other
-            .attach_device(DeviceId::new("phone").unwrap(), Some(&writer))
+            .attach_device(DeviceId::new("phone").unwrap(), &[(key.to_owned(), writer)])
             .is_err());
     }
 }

@@ -185,10 +185,10 @@ impl Client {
         carry_out_stored(&mut engine, &store)?;
         let hello_device = match &device {
             Some(device) => {
-                let saved = block_on_ready(store.get(HostKey::Mls.key())).ok_or_else(|| {
+                let saved = block_on_ready(store.scan(HostKey::Mls.key())).ok_or_else(|| {
                     ClientError::Store("the store did not answer at once".into())
                 })??;
-                engine.attach_device(device.clone(), saved.as_deref())?;
+                engine.attach_device(device.clone(), &saved)?;
                 carry_out_stored(&mut engine, &store)?;
                 device.to_string()
             }

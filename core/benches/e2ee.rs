@@ -8,9 +8,13 @@
 //! - `ds_check`: the Delivery Service checks that commit (`GroupView::check_commit`).
 //! - `encrypt_kept`, `decrypt_kept`: `encrypt` and `decrypt` again after those commits, the
 //!   devices keeping `PAST_EPOCHS` past epochs (openmls writes them all on every message).
+//! - `save`, `save_kept`: taking what a message changed in the device's storage
+//!   (`Device::take_changes`, what the engine writes), after each `encrypt` and `decrypt`;
+//!   with the bytes those changes hold (keys and values) per message, sender and reader.
 //!
 //! Also prints the bytes of the commit adding everyone and of its Welcome, and of a member's
-//! saved state (`Device::to_bytes`) with its kept epochs. Run: `cargo xtask
+//! whole state (`Device::to_bytes`, what earlier builds wrote after every message) with its
+//! kept epochs. Run: `cargo xtask
 //! bench e2ee` (or `cargo bench -p confab-core --bench e2ee`); without `--bench` it builds a
 //! group of 10 only and runs a few ops (a smoke run); `--members 1000` runs one size.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -86,20 +90,54 @@ fn report(op: &str, members: usize, mut times: Vec<Duration>) {
     );
 }
 
-/// `encrypt` and `decrypt` of a 200-byte message, `ops` times each.
+/// What `device` changed since it was last asked, taken as the engine takes it: the time
+/// that took, and the bytes of the keys and values to write.
+fn save(device: &Device) -> (Duration, usize) {
+    let t = Instant::now();
+    let changes = device.take_changes();
+    let took = t.elapsed();
+    let bytes = changes
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    (took, bytes)
+}
+
+fn median(mut values: Vec<usize>) -> usize {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// `encrypt` and `decrypt` of a 200-byte message, `ops` times each, each followed by a save.
 fn messages(devices: &mut [Device], members: usize, ops: usize, suffix: &str) {
     let plaintext = vec![b'x'; 200];
-    let (mut enc, mut dec) = (Vec::new(), Vec::new());
+    let (mut enc, mut dec, mut saves) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sent, mut read) = (Vec::new(), Vec::new());
+    for device in devices.iter() {
+        save(device);
+    }
     for _ in 0..ops {
         let t = Instant::now();
         let ct = devices[0].encrypt(GROUP, b"msg", &plaintext).unwrap();
         enc.push(t.elapsed());
+        let (took, bytes) = save(&devices[0]);
+        saves.push(took);
+        sent.push(bytes);
         let t = Instant::now();
         devices[1].decrypt(&ct).unwrap();
         dec.push(t.elapsed());
+        let (took, bytes) = save(&devices[1]);
+        saves.push(took);
+        read.push(bytes);
     }
     report(&format!("encrypt{suffix}"), members, enc);
     report(&format!("decrypt{suffix}"), members, dec);
+    report(&format!("save{suffix}"), members, saves);
+    println!(
+        "  written per message{suffix}: sender {} B, reader {} B (median)",
+        median(sent),
+        median(read)
+    );
 }
 
 fn main() {
@@ -175,7 +213,7 @@ fn main() {
         let t = Instant::now();
         Device::from_bytes(&saved).unwrap();
         println!(
-            "  a member's saved state: {} KiB, saved in {:.1} ms, loaded in {:.1} ms",
+            "  a member's whole state: {} KiB, saved in {:.1} ms, loaded in {:.1} ms",
             saved.len() / 1024,
             saving.as_secs_f64() * 1e3,
             t.elapsed().as_secs_f64() * 1e3

@@ -9,7 +9,7 @@ use confab_core::automerge::{ActorId, Change};
 use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
     ClientConfig, ClientEngine, ClientError, HostKey, Intent, IntentStatus, LocalStore,
-    MemoryStore, Output, KEY_PACKAGES_TARGET,
+    MemoryStore, Output, StoreOp, KEY_PACKAGES_TARGET,
 };
 use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, ConvId, DeviceId, DocId, MessageId, ResourceId, TenantId};
@@ -40,6 +40,8 @@ struct Peer {
     device: DeviceId,
     online: bool,
     inbox: Vec<ServerFrame>,
+    /// Bytes (keys and values) this peer's engine wrote under `HostKey::Mls`'s key.
+    mls_written: usize,
 }
 
 fn config(account: &str) -> ClientConfig {
@@ -62,13 +64,14 @@ impl Peer {
     fn device(config: ClientConfig, device: &str) -> Self {
         let device = DeviceId::new(device).unwrap();
         let mut engine = ClientEngine::new(config);
-        engine.attach_device(device.clone(), None).unwrap();
+        engine.attach_device(device.clone(), &[]).unwrap();
         Peer {
             engine,
             store: MemoryStore::new(),
             device,
             online: false,
             inbox: Vec::new(),
+            mls_written: 0,
         }
     }
 
@@ -76,7 +79,7 @@ impl Peer {
     fn restarted(&self) -> ClientEngine {
         let mut engine = ClientEngine::new(self.engine.config().clone());
         engine
-            .attach_device(self.device.clone(), Some(&self.saved_device().unwrap()))
+            .attach_device(self.device.clone(), &self.saved_device())
             .unwrap();
         engine
     }
@@ -85,6 +88,7 @@ impl Peer {
     fn carry_out(&mut self, output: Output) -> Option<ClientFrame> {
         match output {
             Output::Persist(ops) => {
+                self.mls_written += mls_bytes(&ops);
                 block_on_ready(LocalStore::write(&self.store, ops))
                     .unwrap()
                     .unwrap();
@@ -99,8 +103,9 @@ impl Peer {
         None
     }
 
-    fn saved_device(&self) -> Option<Vec<u8>> {
-        block_on_ready(self.store.get(HostKey::Mls.key()))
+    /// The device's entries in the store, as a host reads them for `attach_device`.
+    fn saved_device(&self) -> Vec<(String, Vec<u8>)> {
+        block_on_ready(self.store.scan(HostKey::Mls.key()))
             .unwrap()
             .unwrap()
     }
@@ -281,6 +286,17 @@ impl Wire {
     }
 }
 
+/// The bytes of `ops` that write the device's MLS state: keys and values under its key.
+fn mls_bytes(ops: &[StoreOp]) -> usize {
+    ops.iter()
+        .map(|op| match op {
+            StoreOp::Put(k, v) if k.starts_with(HostKey::Mls.key()) => k.len() + v.len(),
+            StoreOp::Delete(k) if k.starts_with(HostKey::Mls.key()) => k.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn create(encrypted: bool, members: &[&str]) -> Intent {
     Intent::CreateConversation {
         conv: conv("secret"),
@@ -298,9 +314,8 @@ fn a_device_is_saved_and_keeps_its_key_packages_topped_up() {
     let mut wire = Wire::new();
     let mut peers = vec![Peer::new("alice")];
     wire.pump(&mut peers);
-    let saved = peers[0]
-        .saved_device()
-        .expect("a new device is saved at once");
+    let saved = peers[0].saved_device();
+    assert!(!saved.is_empty(), "a new device is saved at once");
     wire.connect(&mut peers, 0);
     let key = ("alice".to_owned(), "phone".to_owned());
     assert_eq!(wire.packages[&key].len() as u64, KEY_PACKAGES_TARGET);
@@ -310,7 +325,7 @@ fn a_device_is_saved_and_keeps_its_key_packages_topped_up() {
     );
     assert!(wire.last_resort.contains_key(&key));
     // Their private keys were saved before they left.
-    assert_ne!(peers[0].saved_device().unwrap(), saved);
+    assert_ne!(peers[0].saved_device(), saved);
 
     // Claimed down to 5: the next connection tops up to the target again, no more.
     wire.packages.get_mut(&key).unwrap().truncate(5);
@@ -327,10 +342,7 @@ fn a_device_is_saved_and_keeps_its_key_packages_topped_up() {
     assert_eq!(again.device_identity().cloned(), key_before);
     // A saved device of another name is refused, not silently replaced.
     let mut other = ClientEngine::new(config("alice"));
-    let refused = other.attach_device(
-        DeviceId::new("laptop").unwrap(),
-        Some(&peers[0].saved_device().unwrap()),
-    );
+    let refused = other.attach_device(DeviceId::new("laptop").unwrap(), &peers[0].saved_device());
     assert!(
         matches!(refused, Err(ClientError::Corrupt(_))),
         "{refused:?}"
@@ -528,7 +540,7 @@ fn message(peer: &Peer, c: &ConvId, id: &str, text: &str) -> Intent {
 fn restored(peer: &Peer, bucket: &DocId) -> Peer {
     let mut restarted = ClientEngine::restoring(peer.engine.config().clone());
     restarted
-        .attach_device(peer.device.clone(), Some(&peer.saved_device().unwrap()))
+        .attach_device(peer.device.clone(), &peer.saved_device())
         .unwrap();
     let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peer.store).unwrap();
     restarted.open(bucket).unwrap();
@@ -539,6 +551,7 @@ fn restored(peer: &Peer, bucket: &DocId) -> Peer {
         device: peer.device.clone(),
         online: false,
         inbox: Vec::new(),
+        mls_written: 0,
     }
 }
 
@@ -689,6 +702,8 @@ fn a_sealed_message_is_edited_by_its_author_and_read_edited_everywhere() {
 mod catchup;
 #[path = "client_e2ee/deleted.rs"]
 mod deleted;
+#[path = "client_e2ee/device_state.rs"]
+mod device_state;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
 #[path = "client_e2ee/refused_before.rs"]

@@ -1,12 +1,13 @@
 //! The device's private MLS state at rest (docs/E2EE.md, "On the device"): the IndexedDB
-//! store keeps its `meta/mls` record sealed with AES-256-GCM under a data key, and keeps the
-//! data key only wrapped under a non-extractable WebCrypto key. That key lives in a database
+//! store keeps its `meta/mls` record and every entry under `meta/mls/` sealed with
+//! AES-256-GCM under a data key, and keeps the data key only wrapped under a non-extractable
+//! WebCrypto key. That key lives in a database
 //! of its own (`<dbName>/keys`) as a `CryptoKey`, which IndexedDB's structured clone keeps
 //! non-extractable: the raw databases never hold a usable private key, and script can use the
 //! key only through WebCrypto, in this origin.
 //!
-//! The data key is unwrapped once, when the store opens (WebCrypto is asynchronous); the
-//! record is then sealed in Rust within the write that stores it, so a store write stays one
+//! The data key is unwrapped once, when the store opens (WebCrypto is asynchronous); each
+//! value is then sealed in Rust within the write that stores it, so a store write stays one
 //! synchronous IndexedDB transaction begun in order (`IdbStore::begin_write`).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -27,9 +28,12 @@ const ENTRY: &str = "device";
 const MAGIC: &[u8; 4] = b"cfw1";
 const NONCE: usize = 12;
 
-/// The keys whose values are sealed at rest.
+/// The keys whose values are sealed at rest: the device's MLS record and every entry of its
+/// state under the record's key and `/` (`core/src/client/mls_saved.rs`).
 fn is_secret(key: &str) -> bool {
-    key == HostKey::Mls.key()
+    let record = HostKey::Mls.key();
+    key.strip_prefix(record)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The data key of one store.
@@ -212,4 +216,19 @@ async fn add(
         .add_with_key(&entry, &ENTRY.into())
         .map_err(|e| fail("write", &e))?;
     commit(&tx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_and_every_entry_of_the_state_are_sealed() {
+        for key in ["meta/mls", "meta/mls/0123456789abcdef0123456789abcdef"] {
+            assert!(is_secret(key), "{key}");
+        }
+        for key in ["meta/mlsx", "meta/device", "meta/actor", "doc/meta/mls"] {
+            assert!(!is_secret(key), "{key}");
+        }
+    }
 }

@@ -81,8 +81,8 @@ pub async fn init(rt: &Runtime, choice: StorageChoice) -> Result<()> {
     // This browser is an MLS device (docs/E2EE.md, "On the device"): its state comes back
     // from the store, or a new device is made (and saved) on first start.
     let device = DeviceId::new(conn.device())?;
-    let saved = store.get(HostKey::Mls.key()).await?;
-    rt.with_engine(|e| e.attach_device(device, saved.as_deref()))??;
+    let saved = store.scan(HostKey::Mls.key()).await?;
+    rt.with_engine(|e| e.attach_device(device, &saved))??;
     rt.pump();
     Ok(())
 }

@@ -292,26 +292,62 @@ async fn raw_record(db: &str, store: &str, key: &str) -> JsValue {
     done(promise).await.unwrap()
 }
 
-/// The MLS signature key of the device whose state `record` (the `meta/mls` value as the
-/// client reads it) holds.
-fn signature_key(record: &[u8]) -> Vec<u8> {
-    #[derive(serde::Deserialize)]
-    struct Saved {
-        device: serde_bytes::ByteBuf,
-    }
-    let saved: Saved = ciborium::from_reader(record).unwrap();
-    confab_core::e2ee::Device::from_bytes(&saved.device)
+/// Every entry under `prefix` in object store `store` of IndexedDB database `db`, as
+/// IndexedDB holds them (read around the client's store): key and raw bytes.
+async fn raw_entries(db: &str, store: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let read = js_sys::Function::new_with_args(
+        "name, store, prefix",
+        "return new Promise((ok, no) => { const r = indexedDB.open(name); \
+         r.onerror = () => no(r.error); r.onsuccess = () => { const db = r.result; \
+         const range = IDBKeyRange.bound(prefix, prefix + '\\uffff'); \
+         const s = db.transaction(store).objectStore(store); \
+         const k = s.getAllKeys(range); const v = s.getAll(range); \
+         v.onerror = () => no(v.error); \
+         v.onsuccess = () => { db.close(); ok([k.result, v.result]); }; }; })",
+    );
+    let promise: js_sys::Promise = read
+        .call3(&JsValue::NULL, &db.into(), &store.into(), &prefix.into())
         .unwrap()
-        .signature_key()
-        .to_vec()
+        .unchecked_into();
+    let both: js_sys::Array = done(promise).await.unwrap().unchecked_into();
+    let keys: js_sys::Array = both.get(0).unchecked_into();
+    let values: js_sys::Array = both.get(1).unchecked_into();
+    keys.iter()
+        .zip(values.iter())
+        .map(|(k, v)| {
+            let bytes = js_sys::Uint8Array::new(&v).to_vec();
+            (k.as_string().unwrap(), bytes)
+        })
+        .collect()
 }
 
-async fn clear_record(db: &str) -> Vec<u8> {
+/// The MLS signature key of the device whose `meta/mls` record (as the client reads it)
+/// this is: its header names it.
+fn signature_key(record: &[u8]) -> Vec<u8> {
+    #[derive(serde::Deserialize)]
+    struct Record {
+        header: serde_bytes::ByteBuf,
+    }
+    #[derive(serde::Deserialize)]
+    struct Header {
+        signature_key: serde_bytes::ByteBuf,
+    }
+    let record: Record = ciborium::from_reader(record).unwrap();
+    let header: Header = ciborium::from_reader(&record.header[..]).unwrap();
+    header.signature_key.into_vec()
+}
+
+/// The device's entries as the client reads them (opened), the record first.
+async fn clear_entries(db: &str) -> Vec<(String, Vec<u8>)> {
     use confab_core::client::LocalStore;
     let store = confab_wasm::store::IdbStore::open(db).await.unwrap();
-    let record = store.get("meta/mls").await.unwrap().unwrap();
+    let entries = store.scan("meta/mls").await.unwrap();
     store.close();
-    record
+    entries
+}
+
+fn record_of(entries: &[(String, Vec<u8>)]) -> &[u8] {
+    &entries.iter().find(|(k, _)| k == "meta/mls").unwrap().1
 }
 
 #[wasm_bindgen_test]
@@ -324,16 +360,30 @@ async fn the_device_state_is_sealed_at_rest() {
     done(alice.dispose()).await.unwrap();
     drop(alice);
 
-    // IndexedDB holds the record sealed: nothing of the device's state in it, the private
-    // signature key included (no 16 bytes of the opened record appear in it).
-    let clear = clear_record(&db).await;
-    let raw = js_sys::Uint8Array::new(&raw_record(&db, "kv", "meta/mls").await).to_vec();
-    assert!(raw.starts_with(b"cfw1"), "the record is not sealed");
-    let sealed: std::collections::HashSet<&[u8]> = raw.windows(16).collect();
+    // IndexedDB holds the record and every entry of the state sealed: nothing of the
+    // device's state in any of them, the private signature key included (no 16 bytes of an
+    // opened value appear in a raw one).
+    let clear = clear_entries(&db).await;
+    let raw = raw_entries(&db, "kv", "meta/mls").await;
     assert!(
-        !clear.windows(16).any(|w| sealed.contains(w)),
-        "the raw record holds bytes of the device's state"
+        clear.len() > 1,
+        "the state is not kept as entries: {clear:?}"
     );
+    assert_eq!(
+        raw.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        clear.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    let mut sealed = std::collections::HashSet::new();
+    for (key, value) in &raw {
+        assert!(value.starts_with(b"cfw1"), "{key} is not sealed");
+        sealed.extend(value.windows(16));
+    }
+    for (key, value) in &clear {
+        assert!(
+            !value.windows(16).any(|w| sealed.contains(w)),
+            "the raw {key} holds bytes of the device's state"
+        );
+    }
     // The key that wraps it is a CryptoKey no script can export.
     let keys = raw_record(&format!("{db}/keys"), "keys", "device").await;
     let key = js_sys::Reflect::get(&keys, &"key".into()).unwrap();
@@ -344,10 +394,10 @@ async fn the_device_state_is_sealed_at_rest() {
     );
 
     // A reload attaches the same device (its signature key) from the sealed record.
-    let before = signature_key(&clear);
+    let before = signature_key(record_of(&clear));
     let alice = device(s.alice, "alice", &run).await;
     assert_eq!(alice.device_id(), format!("alice-{run}"));
     online(&alice).await;
     done(alice.dispose()).await.unwrap();
-    assert_eq!(signature_key(&clear_record(&db).await), before);
+    assert_eq!(signature_key(record_of(&clear_entries(&db).await)), before);
 }

@@ -1,6 +1,7 @@
 //! The engine's side of end-to-end encryption (docs/E2EE.md, "On the device"): this device's
-//! MLS state (`e2ee::Device`), kept in the store under `HostKey::Mls` and written again
-//! whenever it changes, and the key packages it keeps in the server's directory. The engine
+//! MLS state (`e2ee::Device`), kept in the store under `HostKey::Mls` (`mls_saved`: what
+//! changed is written whenever it changes), and the key packages it keeps in the server's
+//! directory. The engine
 //! hands this part what it needs and carries out what it returns, like its other parts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -10,7 +11,8 @@ use serde_bytes::ByteBuf;
 
 use super::engine::{ClientEngine, ClientError, Event, Output};
 use super::intent::Intent;
-use super::records::{cbor, uncbor, HostKey};
+use super::mls_saved;
+use super::records::HostKey;
 use super::store::StoreOp;
 use crate::doc::write::MlsWrite;
 use crate::e2ee::{self, CommitBundle, Device, DeviceIdentity, E2eeError, GroupInit};
@@ -29,6 +31,8 @@ pub(super) struct MlsSide {
     /// Intents whose change carries a commit of this device the server has not answered
     /// (saved with the device: its own commit is recognised in the document after a restart).
     pub(super) committing: BTreeMap<u64, Committing>,
+    /// The record last written under `HostKey::Mls` (`None`: none in this layout yet).
+    record: Option<Vec<u8>>,
     next_request: u64,
     /// The `upload_key_packages` of no package that asks how many are held.
     counting: Option<u64>,
@@ -77,13 +81,6 @@ pub(super) struct Committing {
     pub(super) commit: Vec<u8>,
 }
 
-/// The store's record under `HostKey::Mls`.
-#[derive(Serialize, Deserialize)]
-struct Saved {
-    device: ByteBuf,
-    committing: BTreeMap<u64, Committing>,
-}
-
 /// What an intent adds to an encrypted conversation's group, owned until it is written: a
 /// new group (with its creation) and a commit (of an add or a removal, or of a creation's
 /// other members' devices).
@@ -116,43 +113,56 @@ fn e2ee_error(e: E2eeError) -> ClientError {
 
 impl ClientEngine {
     /// Gives the engine this device's MLS identity (`device` is the name its `hello` sends)
-    /// and its saved state (the store's `HostKey::Mls` entry), or none: a device new to
-    /// encryption gets a fresh signature key, saved at once. Until this is called the
-    /// engine cannot create or read encrypted conversations. A saved state of another
-    /// identity (another account or device name) is `ClientError::Corrupt`.
+    /// and its saved state: the store's entries whose keys start with `HostKey::Mls`'s key
+    /// (`LocalStore::scan` of it), none for a device new to encryption, which gets a fresh
+    /// signature key, saved at once. Until this is called the engine cannot create or read
+    /// encrypted conversations. A saved state of another identity (another account or device
+    /// name), or a damaged one, is `ClientError::Corrupt`. A state saved whole by an earlier
+    /// build loads and is written again in the current layout.
     pub fn attach_device(
         &mut self,
         device: DeviceId,
-        saved: Option<&[u8]>,
+        saved: &[(String, Vec<u8>)],
     ) -> Result<(), ClientError> {
         let identity = DeviceIdentity::new(
             self.config.tenant.clone(),
             self.config.account.clone(),
             device,
         );
-        let (device, committing, fresh) = match saved {
-            Some(bytes) => {
-                let corrupt =
-                    |e: &dyn std::fmt::Display| ClientError::Corrupt(format!("MLS device: {e}"));
-                let saved: Saved = uncbor(bytes)?;
-                let device = Device::from_bytes(&saved.device).map_err(|e| corrupt(&e))?;
-                if device.identity() != &identity {
+        let loaded = match mls_saved::load(saved)? {
+            Some(loaded) => {
+                if loaded.device.identity() != &identity {
                     return Err(ClientError::Corrupt(format!(
                         "the saved MLS device is {}, not {identity}",
-                        device.identity()
+                        loaded.device.identity()
                     )));
                 }
-                (device, saved.committing, false)
+                loaded
             }
-            None => (
-                Device::new(identity).map_err(e2ee_error)?,
-                BTreeMap::new(),
-                true,
-            ),
+            None => mls_saved::Loaded {
+                device: Device::new(identity).map_err(e2ee_error)?,
+                committing: BTreeMap::new(),
+                record: None,
+                stale: Vec::new(),
+            },
         };
+        let mls_saved::Loaded {
+            device,
+            committing,
+            record,
+            stale,
+        } = loaded;
+        let whole = record.is_none();
+        if whole {
+            // A fresh device's entries are all changes; a migrated one's are not.
+            let mut ops: Vec<StoreOp> = stale.into_iter().map(StoreOp::Delete).collect();
+            ops.extend(mls_saved::all_ops(&device));
+            self.out.push(Output::Persist(ops));
+        }
         self.mls = Some(MlsSide {
             device,
             committing,
+            record,
             next_request: 0,
             counting: None,
             uploading: None,
@@ -167,7 +177,7 @@ impl ClientEngine {
             removed: BTreeSet::new(),
             removing: BTreeMap::new(),
         });
-        if fresh {
+        if whole {
             self.save_device();
         }
         if self.online {
@@ -193,18 +203,21 @@ impl ClientEngine {
         self.mls.as_ref()?.device.epoch(&group)
     }
 
-    /// Writes the device's state (every change of it: a group made, a commit, a join, a
-    /// decryption that moved a ratchet, key packages made).
+    /// Writes what changed of the device's state (after every change of it: a group made, a
+    /// commit, a join, a decryption that moved a ratchet, key packages made): the storage's
+    /// entries written or deleted since the last save, and the record if it changed.
     pub(super) fn save_device(&mut self) {
-        if let Some(mls) = &self.mls {
-            let saved = Saved {
-                device: ByteBuf::from(mls.device.to_bytes()),
-                committing: mls.committing.clone(),
-            };
-            self.out.push(Output::Persist(vec![StoreOp::Put(
-                HostKey::Mls.key().to_owned(),
-                cbor(&saved),
-            )]));
+        let Some(mls) = &mut self.mls else {
+            return;
+        };
+        let mut ops = mls_saved::change_ops(mls.device.take_changes());
+        let record = mls_saved::record(&mls.device, &mls.committing);
+        if mls.record.as_ref() != Some(&record) {
+            ops.push(StoreOp::Put(HostKey::Mls.key().to_owned(), record.clone()));
+            mls.record = Some(record);
+        }
+        if !ops.is_empty() {
+            self.out.push(Output::Persist(ops));
         }
     }
 

@@ -38,8 +38,10 @@ pub enum HostKey {
     Account,
     /// The device name sent in `hello`.
     Device,
-    /// This device's MLS state (`e2ee::Device::to_bytes`): its signature key, key packages'
-    /// private keys and the secrets of its groups (`ClientEngine::attach_device`).
+    /// This device's MLS state: its signature key, key packages' private keys and the
+    /// secrets of its groups, as a record here and one entry per openmls storage entry under
+    /// this key and `/` (`client/mls_saved.rs`; hosts read the prefix for
+    /// `ClientEngine::attach_device`).
     Mls,
 }
 

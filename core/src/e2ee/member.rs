@@ -1,7 +1,9 @@
 //! One device's side of MLS: its signature key, the key packages others add it with, the
 //! groups it is a leaf of, the commits it makes, and the encryption and decryption of
-//! application messages. All of it lives in one storage provider whose bytes the host keeps
-//! ([`Device::to_bytes`], [`Device::from_bytes`]).
+//! application messages. All of it lives in one storage provider whose entries the host keeps:
+//! a small header ([`Device::header`]) and the storage's entries, saved as they change
+//! ([`Device::take_changes`]) and loaded back with [`Device::from_parts`]. The whole state in
+//! one value ([`Device::to_bytes`], [`Device::from_bytes`]) is the form earlier builds saved.
 //!
 //! A commit is made pending and stays so until the Delivery Service's answer: accepted, the
 //! host calls [`Device::confirm_commit`]; refused or beaten by another commit of the same
@@ -120,6 +122,17 @@ struct Saved {
     groups: Vec<ByteBuf>,
     storage: ByteBuf,
 }
+
+/// What [`Device::header`] holds: everything but the storage's entries.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    identity: String,
+    signature_key: ByteBuf,
+    groups: Vec<ByteBuf>,
+}
+
+/// A storage entry as the host keeps it: its key and its value (`None`: deleted).
+pub type StateChange = (Vec<u8>, Option<Vec<u8>>);
 
 /// One device: a leaf in every encrypted conversation of its account.
 #[derive(Debug)]
@@ -461,12 +474,13 @@ impl Device {
         &self.provider.storage
     }
 
-    /// The device's whole state: keys, groups and their secrets.
+    /// The device's whole state: keys, groups and their secrets, in one value (the form
+    /// earlier builds saved; tests and benchmarks build such states with it).
     pub fn to_bytes(&self) -> Vec<u8> {
         let saved = Saved {
             identity: self.identity.to_string(),
             signature_key: ByteBuf::from(self.signer.public().to_vec()),
-            groups: self.groups.keys().cloned().map(ByteBuf::from).collect(),
+            groups: self.group_ids(),
             storage: ByteBuf::from(snapshot::encode(&self.provider.storage)),
         };
         let mut out = Vec::new();
@@ -475,19 +489,78 @@ impl Device {
         out
     }
 
-    /// A device as [`Device::to_bytes`] saved it.
+    /// A device as [`Device::to_bytes`] saved it. Its storage has no changes to take: a host
+    /// moving it to entries saves [`Device::entries`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, E2eeError> {
         let saved: Saved = ciborium::from_reader(bytes).map_err(|_| E2eeError::BadState)?;
+        let storage = snapshot::decode(&saved.storage).ok_or(E2eeError::BadState)?;
+        Self::load(&saved.identity, &saved.signature_key, saved.groups, storage)
+    }
+
+    /// Everything of the state but the storage's entries: identity, signature key, groups.
+    /// A few hundred bytes; it changes only when a group is made, joined or left.
+    pub fn header(&self) -> Vec<u8> {
+        let header = Header {
+            identity: self.identity.to_string(),
+            signature_key: ByteBuf::from(self.signer.public().to_vec()),
+            groups: self.group_ids(),
+        };
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(&header, &mut out);
+        out
+    }
+
+    /// The storage's entries written or deleted since the last call (or since the device was
+    /// made or loaded), each with its value now (`None`: deleted): what the host writes to
+    /// keep its copy equal to the device's.
+    pub fn take_changes(&self) -> Vec<StateChange> {
+        self.provider.storage.take_changes()
+    }
+
+    /// Every storage entry; the changes not yet taken are then saved with them.
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.provider.storage.clear_changes();
+        self.provider
+            .storage
+            .with_entries(|map| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    /// A device from its [`Device::header`] and every storage entry it had.
+    pub fn from_parts(
+        header: &[u8],
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<Self, E2eeError> {
+        let header: Header = ciborium::from_reader(header).map_err(|_| E2eeError::BadState)?;
+        let storage = Store::from_entries(entries.into_iter().collect());
+        Self::load(
+            &header.identity,
+            &header.signature_key,
+            header.groups,
+            storage,
+        )
+    }
+
+    fn group_ids(&self) -> Vec<ByteBuf> {
+        self.groups.keys().cloned().map(ByteBuf::from).collect()
+    }
+
+    fn load(
+        identity: &str,
+        signature_key: &[u8],
+        group_ids: Vec<ByteBuf>,
+        storage: Store,
+    ) -> Result<Self, E2eeError> {
         let identity =
-            DeviceIdentity::from_bytes(saved.identity.as_bytes()).ok_or(E2eeError::BadState)?;
+            DeviceIdentity::from_bytes(identity.as_bytes()).ok_or(E2eeError::BadState)?;
         let provider = Provider {
             crypto: Crypto::default(),
-            storage: snapshot::decode(&saved.storage).ok_or(E2eeError::BadState)?,
+            storage,
         };
-        let signer = SignatureKeys::read(provider.storage(), &saved.signature_key)
-            .ok_or(E2eeError::BadState)?;
+        let signer =
+            SignatureKeys::read(provider.storage(), signature_key).ok_or(E2eeError::BadState)?;
         let mut groups = BTreeMap::new();
-        for id in saved.groups {
+        for id in group_ids {
             let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&id))
                 .map_err(|_| E2eeError::BadState)?
                 .ok_or(E2eeError::BadState)?;

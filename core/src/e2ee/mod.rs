@@ -26,7 +26,9 @@ use openmls::prelude::{Ciphersuite, MlsGroupCreateConfig, MIXED_PLAINTEXT_WIRE_F
 
 pub use ds::{DsRefusal, GroupView, StagedCheck};
 pub use identity::DeviceIdentity;
-pub use member::{CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome};
+pub use member::{
+    CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome, StateChange,
+};
 
 /// The MLS group id of a conversation: its `conv` document's id, so a group can never be
 /// offered for another conversation.

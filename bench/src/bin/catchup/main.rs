@@ -150,9 +150,10 @@ fn reader_config() -> Result<ClientConfig> {
 /// as `confab_client::Client::start_device` does.
 async fn attach_device(engine: &mut ClientEngine, store: &SqliteStore) -> Result<()> {
     let key = confab_core::client::HostKey::Mls.key();
-    if let Some(saved) = store.get(key).await.map_err(|e| anyhow!("{e}"))? {
+    let saved = store.scan(key).await.map_err(|e| anyhow!("{e}"))?;
+    if !saved.is_empty() {
         engine
-            .attach_device(DeviceId::new(READER_DEVICE)?, Some(&saved))
+            .attach_device(DeviceId::new(READER_DEVICE)?, &saved)
             .map_err(|e| anyhow!("the reader's MLS device: {e}"))?;
         drain(engine, store)?;
     }

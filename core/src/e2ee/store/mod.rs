@@ -13,14 +13,20 @@
 //! format stay JSON always (`JSON_LABELS`).
 //!
 //! The message-secrets store is written split (`split`): each kept past epoch's member list
-//! under a key of its own, written when the epoch is archived and deleted with the last value
-//! that refers to it, and the rest as one value with the holes' places.
+//! and its secrets under keys of their own, written when they change and deleted with the last
+//! value that refers to them, and the rest as one value with the holes' places, its runs of
+//! zeros packed (`pack_zeros`).
+//!
+//! The store remembers which keys it wrote or deleted since it was last asked
+//! (`take_changes`), so a host saves only those entries, not the whole state.
 
 mod provider;
 mod split;
 
-use std::collections::HashMap;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use split::Piece;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use openmls_traits::storage::CURRENT_VERSION;
 use serde::de::DeserializeOwned;
@@ -30,14 +36,23 @@ use serde::Serialize;
 const POSTCARD: u8 = 0;
 const JSON: u8 = 1;
 /// postcard of `(holes, body)`: `split`'s body and each hole's (offset, epoch); each epoch's
-/// member list is a postcard value at `piece_key`.
+/// member list is a postcard value at `piece_key`. Written by earlier builds, read still.
 const SPLIT: u8 = 2;
+/// postcard of `(holes, body)`: `split`'s body with its runs of zeros packed (`pack_zeros`)
+/// and each hole's (offset in the unpacked body, epoch, piece: 0 the member list, 1 the
+/// secrets); each piece is a postcard value at `piece_key`.
+const SPLIT_PIECES: u8 = 3;
+
+/// The most bytes a packed body unpacks to: a damaged run length must not allocate more.
+const MAX_UNPACKED: usize = 1 << 28;
 
 /// The labels whose values are written split.
 const SPLIT_LABELS: &[&[u8]] = &[provider::MESSAGE_SECRETS_LABEL];
 
-/// The label of a kept epoch's member list, under the key of the value it belongs to.
+/// The labels of a kept epoch's member list and of its secrets, under the key of the value
+/// they belong to.
 const LEAVES_LABEL: &[u8] = b"MessageSecretsLeaves";
+const SECRETS_LABEL: &[u8] = b"MessageSecretsEpoch";
 
 /// `MlsGroupJoinConfig` holds a `PastEpochDeletionPolicy`, whose `Deserialize` accepts two
 /// forms through `#[serde(untagged)]`, which only a self-describing format can read.
@@ -55,7 +70,12 @@ pub enum StoreError {
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     values: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
+    /// The keys written or deleted since the last `take_changes`.
+    changed: Mutex<BTreeSet<Vec<u8>>>,
 }
+
+/// A changed entry: its storage key and its tagged value, or `None` if it was deleted.
+pub(crate) type Change = (Vec<u8>, Option<Vec<u8>>);
 
 /// A key's part of a storage key: the key as JSON.
 fn json(key: &impl Serialize) -> Result<Vec<u8>, StoreError> {
@@ -71,32 +91,121 @@ fn storage_key(label: &[u8], key: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Where the member list of `epoch` of the split value at `key` is held.
-fn piece_key(key: &[u8], epoch: u64) -> Vec<u8> {
+/// Where `piece` of `epoch` of the split value at `key` is held.
+fn piece_key(key: &[u8], piece: Piece, epoch: u64) -> Vec<u8> {
     let mut part = key.to_vec();
     part.extend_from_slice(&epoch.to_be_bytes());
-    storage_key(LEAVES_LABEL, &part)
+    let label = match piece {
+        Piece::Leaves => LEAVES_LABEL,
+        Piece::Secrets => SECRETS_LABEL,
+    };
+    storage_key(label, &part)
 }
 
-/// A split value's holes (offset, epoch) and its body.
-type SplitValue<'a> = (Vec<(u64, u64)>, &'a [u8]);
+/// A split value's holes (offset, epoch, piece) and its body.
+type SplitValue<'a> = (Vec<(u64, u64, Piece)>, std::borrow::Cow<'a, [u8]>);
+
+/// `bytes` with each run of zeros written as one zero and the run's length (a LEB128
+/// varint). The current epoch's secrets hold a byte for each empty node of the secret tree
+/// and each device without a ratchet, mostly zeros (postcard's `None`), which a message
+/// would otherwise write, a few bytes a device, on every message.
+fn pack_zeros(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() / 2 + 8);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != 0 {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let run = bytes[i..].iter().take_while(|&&b| b == 0).count();
+        out.push(0);
+        let mut n = run as u64;
+        loop {
+            let low = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(low);
+                break;
+            }
+            out.push(low | 0x80);
+        }
+        i += run;
+    }
+    out
+}
+
+/// The bytes `pack_zeros` packed; `None` if they are damaged.
+fn unpack_zeros(packed: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(packed.len() * 2);
+    let mut bytes = packed.iter();
+    while let Some(&b) = bytes.next() {
+        if b != 0 {
+            out.push(b);
+            continue;
+        }
+        let mut run: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let next = *bytes.next()?;
+            run |= u64::from(next & 0x7f) << shift;
+            if next & 0x80 == 0 {
+                break;
+            }
+        }
+        let run = usize::try_from(run).ok()?;
+        if run == 0 || out.len().saturating_add(run) > MAX_UNPACKED {
+            return None;
+        }
+        out.resize(out.len() + run, 0);
+    }
+    Some(out)
+}
+
+fn is_split(tagged: &[u8]) -> bool {
+    matches!(tagged.first(), Some(&(SPLIT | SPLIT_PIECES)))
+}
 
 fn decode_split(tagged: &[u8]) -> Result<SplitValue<'_>, StoreError> {
+    let bad = |e: postcard::Error| StoreError::Decode(e.to_string());
     match tagged.split_first() {
         Some((&SPLIT, bytes)) => {
             let (holes, body): (Vec<(u64, u64)>, &serde_bytes::Bytes) =
-                postcard::from_bytes(bytes).map_err(|e| StoreError::Decode(e.to_string()))?;
-            Ok((holes, body))
+                postcard::from_bytes(bytes).map_err(bad)?;
+            let holes = holes
+                .into_iter()
+                .map(|(at, epoch)| (at, epoch, Piece::Leaves))
+                .collect();
+            Ok((holes, std::borrow::Cow::Borrowed(&body[..])))
+        }
+        Some((&SPLIT_PIECES, bytes)) => {
+            let (holes, body): (Vec<(u64, u64, u8)>, &serde_bytes::Bytes) =
+                postcard::from_bytes(bytes).map_err(bad)?;
+            let holes = holes
+                .into_iter()
+                .map(|(at, epoch, piece)| match piece {
+                    0 => Ok((at, epoch, Piece::Leaves)),
+                    1 => Ok((at, epoch, Piece::Secrets)),
+                    _ => Err(StoreError::Decode("an unknown piece".into())),
+                })
+                .collect::<Result<_, _>>()?;
+            let body = unpack_zeros(body)
+                .ok_or_else(|| StoreError::Decode("a split value's body is damaged".into()))?;
+            Ok((holes, std::borrow::Cow::Owned(body)))
         }
         _ => Err(StoreError::Decode("not a split value".into())),
     }
 }
 
-/// The epochs whose member lists the value `tagged` refers to (none unless it is split).
-fn split_epochs(tagged: Option<&Vec<u8>>) -> Vec<u64> {
+/// The pieces the value `tagged` refers to (none unless it is split).
+fn split_pieces(tagged: Option<&Vec<u8>>) -> Vec<(Piece, u64)> {
     match tagged {
-        Some(tagged) if tagged.first() == Some(&SPLIT) => decode_split(tagged)
-            .map(|(holes, _)| holes.into_iter().map(|(_, epoch)| epoch).collect())
+        Some(tagged) if is_split(tagged) => decode_split(tagged)
+            .map(|(holes, _)| {
+                holes
+                    .into_iter()
+                    .map(|(_, epoch, piece)| (piece, epoch))
+                    .collect()
+            })
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -153,11 +262,40 @@ impl Store {
         f(&self.read_map())
     }
 
-    /// A store of tagged entries (as `with_entries` gave them).
+    /// A store of tagged entries (as `with_entries` gave them), with no changes to save.
     pub(crate) fn from_entries(entries: HashMap<Vec<u8>, Vec<u8>>) -> Self {
         Self {
             values: RwLock::new(entries),
+            changed: Mutex::default(),
         }
+    }
+
+    fn changed(&self) -> std::sync::MutexGuard<'_, BTreeSet<Vec<u8>>> {
+        self.changed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that `key` was written or deleted (called with the map's write lock held, so
+    /// a `take_changes` sees the value the change left).
+    fn touch(&self, key: &[u8]) {
+        self.changed().insert(key.to_vec());
+    }
+
+    /// The entries written or deleted since the last call, each with its value now (`None`:
+    /// deleted), in key order; the store then has no changes to save.
+    pub(crate) fn take_changes(&self) -> Vec<Change> {
+        let map = self.read_map();
+        let keys = std::mem::take(&mut *self.changed());
+        keys.into_iter()
+            .map(|key| {
+                let value = map.get(&key).cloned();
+                (key, value)
+            })
+            .collect()
+    }
+
+    /// Forgets the changes not yet taken (the whole state was saved some other way).
+    pub(crate) fn clear_changes(&self) {
+        self.changed().clear();
     }
 
     /// A store of the entries of openmls's memory storage, whose values are all JSON.
@@ -186,12 +324,13 @@ impl Store {
         let mut tagged = Vec::with_capacity(map.get(&key).map_or(64, Vec::len));
         tagged.push(codec);
         encode_into(codec, value, &mut tagged)?;
+        self.touch(&key);
         map.insert(key, tagged);
         Ok(())
     }
 
-    /// Writes `value` split (see `split`), or whole if it is not shaped for that; the member
-    /// lists of epochs it no longer keeps are deleted. Every encoding is done before the map
+    /// Writes `value` split (see `split`), or whole if it is not shaped for that; the pieces
+    /// of epochs it no longer keeps are deleted. Every encoding is done before the map
     /// changes, so a failure leaves the value as it was.
     fn put_split(
         &self,
@@ -201,19 +340,31 @@ impl Store {
     ) -> Result<(), StoreError> {
         let main = storage_key(label, key);
         let mut map = self.write_map();
-        let before = split_epochs(map.get(&main));
-        // Only a member list the value held before is reused: one openmls archives again is
-        // written again, so a stale list cannot outlive its epoch's first write.
-        let stored =
-            |epoch: u64| before.contains(&epoch) && map.contains_key(&piece_key(key, epoch));
-        let (tagged, pieces) = match split::split(value, &stored) {
+        let before = split_pieces(map.get(&main));
+        // Only a piece the value held before is reused: a member list openmls archives again
+        // is written again, so a stale list cannot outlive its epoch's first write.
+        let held = &*map;
+        let stored = |piece: Piece, epoch: u64| -> Option<&[u8]> {
+            if !before.contains(&(piece, epoch)) {
+                return None;
+            }
+            match held.get(&piece_key(key, piece, epoch))?.split_first() {
+                Some((&POSTCARD, bytes)) => Some(bytes),
+                _ => None,
+            }
+        };
+        let (tagged, holes) = match split::split(value, &stored) {
             Ok(split) => {
-                let holes: Vec<(u64, u64)> =
-                    split.holes.iter().map(|h| (h.at as u64, h.epoch)).collect();
-                let mut tagged = vec![SPLIT];
+                let places: Vec<(u64, u64, u8)> = split
+                    .holes
+                    .iter()
+                    .map(|h| (h.at as u64, h.epoch, h.piece as u8))
+                    .collect();
+                let mut tagged = vec![SPLIT_PIECES];
+                let body = pack_zeros(&split.body);
                 encode_into(
                     POSTCARD,
-                    &(&holes, serde_bytes::Bytes::new(&split.body)),
+                    &(&places, serde_bytes::Bytes::new(&body)),
                     &mut tagged,
                 )?;
                 (tagged, split.holes)
@@ -224,19 +375,24 @@ impl Store {
                 (tagged, Vec::new())
             }
         };
-        for epoch in before {
-            if !pieces.iter().any(|h| h.epoch == epoch) {
-                map.remove(&piece_key(key, epoch));
+        for (piece, epoch) in before {
+            if !holes.iter().any(|h| h.piece == piece && h.epoch == epoch) {
+                let at = piece_key(key, piece, epoch);
+                self.touch(&at);
+                map.remove(&at);
             }
         }
-        for hole in pieces {
+        for hole in holes {
             if let Some(fresh) = hole.fresh {
-                let mut piece = Vec::with_capacity(fresh.len() + 1);
-                piece.push(POSTCARD);
-                piece.extend_from_slice(&fresh);
-                map.insert(piece_key(key, hole.epoch), piece);
+                let mut bytes = Vec::with_capacity(fresh.len() + 1);
+                bytes.push(POSTCARD);
+                bytes.extend_from_slice(&fresh);
+                let at = piece_key(key, hole.piece, hole.epoch);
+                self.touch(&at);
+                map.insert(at, bytes);
             }
         }
+        self.touch(&main);
         map.insert(main, tagged);
         Ok(())
     }
@@ -247,26 +403,25 @@ impl Store {
         let Some(tagged) = map.get(&main) else {
             return Ok(None);
         };
-        if tagged.first() != Some(&SPLIT) {
+        if !is_split(tagged) {
             return decode_tagged(tagged).map(Some);
         }
         let (holes, body) = decode_split(tagged)?;
         let pieces = holes
             .iter()
-            .map(|&(at, epoch)| {
-                let piece = map
-                    .get(&piece_key(key, epoch))
-                    .and_then(|p| match p.split_first() {
-                        Some((&POSTCARD, bytes)) => Some(bytes),
-                        _ => None,
-                    });
+            .map(|&(at, epoch, piece)| {
+                let piece =
+                    map.get(&piece_key(key, piece, epoch))
+                        .and_then(|p| match p.split_first() {
+                            Some((&POSTCARD, bytes)) => Some(bytes),
+                            _ => None,
+                        });
                 let at = usize::try_from(at).ok();
-                at.zip(piece).ok_or_else(|| {
-                    StoreError::Decode("a kept epoch's member list is missing".into())
-                })
+                at.zip(piece)
+                    .ok_or_else(|| StoreError::Decode("a kept epoch's piece is missing".into()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let whole = split::assemble(body, pieces)
+        let whole = split::assemble(&body, pieces)
             .ok_or_else(|| StoreError::Decode("a split value's holes are out of place".into()))?;
         decode(POSTCARD, &whole).map(Some)
     }
@@ -275,10 +430,14 @@ impl Store {
     fn delete(&self, label: &[u8], key: &[u8]) -> Result<(), StoreError> {
         let main = storage_key(label, key);
         let mut map = self.write_map();
-        for epoch in split_epochs(map.get(&main)) {
-            map.remove(&piece_key(key, epoch));
+        for (piece, epoch) in split_pieces(map.get(&main)) {
+            let at = piece_key(key, piece, epoch);
+            self.touch(&at);
+            map.remove(&at);
         }
-        map.remove(&main);
+        if map.remove(&main).is_some() {
+            self.touch(&main);
+        }
         Ok(())
     }
 
@@ -323,6 +482,7 @@ impl Store {
         }
         let mut tagged = vec![codec];
         encode_into(codec, &items, &mut tagged)?;
+        self.touch(&key);
         map.insert(key, tagged);
         Ok(())
     }
@@ -378,6 +538,24 @@ mod tests {
         store.edit_list(b"L", &fresh, &9u32, false).unwrap();
         assert_eq!(store.list::<u32>(b"L", &fresh).unwrap(), vec![9]);
         assert_eq!(tag(&store, b"L", &fresh), Some(POSTCARD));
+    }
+
+    #[test]
+    fn runs_of_zeros_pack_and_unpack() {
+        let mut bytes = vec![0u8; 1000];
+        bytes.extend_from_slice(&[1, 2, 0, 3]);
+        bytes.extend(vec![0u8; 200]);
+        bytes.push(9);
+        for case in [bytes, Vec::new(), vec![0], vec![5, 6], vec![0; 128]] {
+            let packed = pack_zeros(&case);
+            assert_eq!(unpack_zeros(&packed), Some(case.clone()));
+        }
+        assert_eq!(pack_zeros(&[0u8; 1000]).len(), 3);
+        // A run cut short, a run of none, and one too long to unpack, are refused.
+        assert_eq!(unpack_zeros(&[7, 0]), None);
+        assert_eq!(unpack_zeros(&[0, 0x80]), None);
+        assert_eq!(unpack_zeros(&[0, 0]), None);
+        assert_eq!(unpack_zeros(&[0, 0xff, 0xff, 0xff, 0xff, 0x7f]), None);
     }
 
     #[test]

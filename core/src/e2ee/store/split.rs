@@ -1,17 +1,21 @@
-//! openmls's message-secrets store written in pieces: each kept past epoch's member list once,
-//! the rest (the secrets, which change with every message) on every write.
+//! openmls's message-secrets store written in pieces: each kept past epoch's member list and
+//! its secrets under keys of their own, written when they change, and the rest (the current
+//! epoch's secrets, which change with every message) on every write.
 //!
 //! openmls hands the whole store to `write_message_secrets` on every encrypt, decrypt and merge:
 //! `MessageSecretsStore { max_epochs, past_epoch_trees: [EpochTree { epoch, message_secrets,
 //! leaves }], message_secrets }`. An archived epoch's `leaves` (its member list, about a hundred
-//! bytes a device) never change, so encoding them again on every message made a message's cost
-//! grow with the kept epochs times the group's size.
+//! bytes a device) never change, and its `message_secrets` (its secret tree, a byte or more a
+//! device) change only when a message of that epoch is read, so writing them again on every
+//! message made a message's cost grow with the kept epochs times the group's size.
 //!
 //! [`split`] runs the value's own `Serialize` through a serializer that follows that shape and
 //! hands every other field to postcard, so the body is the value's postcard bytes with a hole
-//! where each epoch's `leaves` were; a hole's bytes are encoded only the first time its epoch
-//! is seen (`Hole::fresh`). Postcard writes a struct as its fields one after the other, so
-//! [`assemble`] rebuilds the exact postcard bytes of the whole value for openmls to read.
+//! where each epoch's `message_secrets` and `leaves` were. A member list is encoded only the
+//! first time its epoch is seen; an epoch's secrets are encoded each time and kept only if
+//! they differ from the stored ones (`Hole::fresh`). Postcard writes a struct as its fields one
+//! after the other, so [`assemble`] rebuilds the exact postcard bytes of the whole value for
+//! openmls to read.
 //!
 //! The shape is openmls's, not a promise: any difference (a renamed field, another order, one
 //! epoch twice) makes [`split`] refuse with [`Shape`], and the caller writes the value whole.
@@ -25,6 +29,7 @@ const STORE: &str = "MessageSecretsStore";
 const TREES: &str = "past_epoch_trees";
 const TREE: &str = "EpochTree";
 const EPOCH: &str = "epoch";
+const SECRETS: &str = "message_secrets";
 const LEAVES: &str = "leaves";
 
 /// The value is not shaped as this module expects.
@@ -49,13 +54,25 @@ fn shape<T>(what: &str) -> Result<T, Shape> {
     Err(Shape(what.into()))
 }
 
-/// Where a past epoch's member list goes in the body.
+/// What of a past epoch a hole stands for.
+/// (Its number is how `SPLIT_PIECES` values name it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Piece {
+    /// Its member list (`leaves`), which never changes.
+    Leaves = 0,
+    /// Its secrets (`message_secrets`), which change when a message of it is read.
+    Secrets = 1,
+}
+
+/// Where a piece of a past epoch goes in the body.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Hole {
     /// Offset in the body.
     pub at: usize,
     pub epoch: u64,
-    /// Its postcard bytes, if the epoch's were not reused.
+    pub piece: Piece,
+    /// Its postcard bytes, if the stored ones were not kept.
     pub fresh: Option<Vec<u8>>,
 }
 
@@ -66,9 +83,12 @@ pub(super) struct Split {
     pub holes: Vec<Hole>,
 }
 
-/// Splits `value`; `stored(epoch)` says whether that epoch's member list is stored already
-/// (and can be reused as it is).
-pub(super) fn split(value: &impl Serialize, stored: &dyn Fn(u64) -> bool) -> Result<Split, Shape> {
+/// The stored bytes of an epoch's piece, if any.
+pub(super) type Stored<'a> = dyn Fn(Piece, u64) -> Option<&'a [u8]> + 'a;
+
+/// Splits `value`; `stored(piece, epoch)` gives that piece as it is stored, if it is: a member
+/// list stored is kept as it is, secrets stored are kept if they are the same.
+pub(super) fn split<'a>(value: &impl Serialize, stored: &'a Stored<'a>) -> Result<Split, Shape> {
     let mut ctx = Ctx {
         split: Split {
             body: Vec::new(),
@@ -80,7 +100,13 @@ pub(super) fn split(value: &impl Serialize, stored: &dyn Fn(u64) -> bool) -> Res
         ctx: &mut ctx,
         role: Role::Store,
     })?;
-    let mut epochs: Vec<u64> = ctx.split.holes.iter().map(|h| h.epoch).collect();
+    let mut epochs: Vec<u64> = ctx
+        .split
+        .holes
+        .iter()
+        .filter(|h| h.piece == Piece::Leaves)
+        .map(|h| h.epoch)
+        .collect();
     epochs.sort_unstable();
     if epochs.windows(2).any(|w| w[0] == w[1]) {
         return shape("an epoch kept twice");
@@ -112,7 +138,7 @@ fn append(value: &(impl Serialize + ?Sized), out: &mut Vec<u8>) -> Result<(), Sh
 
 struct Ctx<'s> {
     split: Split,
-    stored: &'s dyn Fn(u64) -> bool,
+    stored: &'s Stored<'s>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -170,19 +196,30 @@ impl SerializeStruct for Fields<'_, '_> {
                 self.seen += 1;
                 Ok(())
             }
-            (Role::Tree, LEAVES) => {
+            (Role::Tree, LEAVES | SECRETS) => {
                 let Some(epoch) = self.epoch else {
-                    return shape("leaves before the epoch");
+                    return shape("a piece before the epoch");
                 };
-                let fresh = if (self.ctx.stored)(epoch) {
-                    None
+                let piece = if key == LEAVES {
+                    Piece::Leaves
                 } else {
-                    let mut piece = Vec::new();
-                    append(value, &mut piece)?;
-                    Some(piece)
+                    Piece::Secrets
+                };
+                let fresh = match ((self.ctx.stored)(piece, epoch), piece) {
+                    (Some(_), Piece::Leaves) => None,
+                    (stored, _) => {
+                        let mut bytes = Vec::new();
+                        append(value, &mut bytes)?;
+                        (stored != Some(&bytes[..])).then_some(bytes)
+                    }
                 };
                 let at = out.len();
-                self.ctx.split.holes.push(Hole { at, epoch, fresh });
+                self.ctx.split.holes.push(Hole {
+                    at,
+                    epoch,
+                    piece,
+                    fresh,
+                });
                 self.seen += 1;
                 Ok(())
             }
@@ -192,7 +229,7 @@ impl SerializeStruct for Fields<'_, '_> {
 
     fn end(self) -> Result<(), Shape> {
         match (self.role, self.seen) {
-            (Role::Store, 1) | (Role::Tree, 2) => Ok(()),
+            (Role::Store, 1) | (Role::Tree, 3) => Ok(()),
             _ => shape("a field is missing"),
         }
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use super::provider::MESSAGE_SECRETS_LABEL as LABEL;
-use super::split::{assemble, split};
+use super::split::{assemble, split, Piece};
 use super::*;
 use crate::e2ee::{Device, DeviceIdentity, PAST_EPOCHS};
 use crate::ids::{AccountId, DeviceId, TenantId};
@@ -88,16 +88,46 @@ fn tag_of(store: &Store, label: &[u8], key: &[u8]) -> Option<u8> {
 fn a_split_value_assembles_to_its_exact_postcard_bytes() {
     let v = value(3..=5);
     let whole = postcard::to_allocvec(&v).unwrap();
-    let s = split(&v, &|epoch| epoch == 4).unwrap();
-    let epochs: Vec<_> = s
+    let secrets_of = |i: usize| postcard::to_allocvec(&v.past_epoch_trees[i].message_secrets);
+    let kept_secrets = secrets_of(2).unwrap();
+    // Epoch 4's member list is stored; epoch 5's secrets are stored as they are now, epoch
+    // 3's as they were before.
+    let stored = |piece: Piece, epoch: u64| -> Option<&[u8]> {
+        match (piece, epoch) {
+            (Piece::Leaves, 4) => Some(b""),
+            (Piece::Secrets, 5) => Some(&kept_secrets),
+            (Piece::Secrets, 3) => Some(b"older"),
+            _ => None,
+        }
+    };
+    let s = split(&v, &stored).unwrap();
+    let holes: Vec<_> = s
         .holes
         .iter()
-        .map(|h| (h.epoch, h.fresh.is_some()))
+        .map(|h| (h.epoch, h.piece, h.fresh.is_some()))
         .collect();
-    assert_eq!(epochs, [(3, true), (4, false), (5, true)]);
+    assert_eq!(
+        holes,
+        [
+            (3, Piece::Secrets, true),
+            (3, Piece::Leaves, true),
+            (4, Piece::Secrets, true),
+            (4, Piece::Leaves, false),
+            (5, Piece::Secrets, false),
+            (5, Piece::Leaves, true),
+        ]
+    );
     let leaves = |i: usize| postcard::to_allocvec(&v.past_epoch_trees[i].leaves).unwrap();
-    assert_eq!(s.holes[0].fresh.as_deref(), Some(&leaves(0)[..]));
-    let all = [leaves(0), leaves(1), leaves(2)];
+    assert_eq!(s.holes[1].fresh.as_deref(), Some(&leaves(0)[..]));
+    assert_eq!(s.holes[0].fresh, Some(secrets_of(0).unwrap()));
+    let all = [
+        secrets_of(0).unwrap(),
+        leaves(0),
+        secrets_of(1).unwrap(),
+        leaves(1),
+        secrets_of(2).unwrap(),
+        leaves(2),
+    ];
     let holes = s.holes.iter().zip(&all).map(|(h, l)| (h.at, &l[..]));
     assert_eq!(assemble(&s.body, holes).unwrap(), whole);
     assert_eq!(
@@ -118,24 +148,25 @@ fn other_shapes_are_refused() {
         max_epochs: 1,
         past_epochs: vec![1],
     };
-    assert!(split(&renamed, &|_| false).is_err());
-    assert!(split(&7u64, &|_| false).is_err());
+    let none = |_: Piece, _: u64| -> Option<&[u8]> { None };
+    assert!(split(&renamed, &none).is_err());
+    assert!(split(&7u64, &none).is_err());
     let mut twice = value(3..=4);
     twice.past_epoch_trees[1].epoch = 3;
-    assert!(split(&twice, &|_| false).is_err());
+    assert!(split(&twice, &none).is_err());
 }
 
 #[test]
 fn member_lists_are_written_once_and_deleted_with_their_epoch() {
     let store = Store::default();
     store.put(LABEL, GROUP_KEY, &value(1..=3)).unwrap();
-    assert_eq!(tag_of(&store, LABEL, GROUP_KEY), Some(SPLIT));
+    assert_eq!(tag_of(&store, LABEL, GROUP_KEY), Some(SPLIT_PIECES));
     assert_eq!(pieces(&store), [1, 2, 3].into());
     let got: MessageSecretsStore = store.get(LABEL, GROUP_KEY).unwrap().unwrap();
     assert_eq!(got, value(1..=3));
 
     // A kept epoch's list is not encoded again: a marked copy stays as it is.
-    let two = piece_key(GROUP_KEY, 2);
+    let two = piece_key(GROUP_KEY, Piece::Leaves, 2);
     let marked = store.with_entries(|m| m[&two].clone());
     let mut changed = value(2..=4);
     changed.message_secrets = secrets(7);
@@ -181,17 +212,19 @@ fn a_missing_or_damaged_piece_is_an_error() {
     let store = Store::default();
     store.put(LABEL, GROUP_KEY, &value(1..=2)).unwrap();
     let mut entries = store.with_entries(Clone::clone);
-    entries.remove(&piece_key(GROUP_KEY, 2));
+    entries.remove(&piece_key(GROUP_KEY, Piece::Leaves, 2));
     let missing = Store::from_entries(entries.clone());
     assert!(missing
         .get::<MessageSecretsStore>(LABEL, GROUP_KEY)
         .is_err());
-    entries.insert(piece_key(GROUP_KEY, 2), vec![POSTCARD, 0xff]);
+    entries.insert(piece_key(GROUP_KEY, Piece::Leaves, 2), vec![POSTCARD, 0xff]);
     let damaged = Store::from_entries(entries);
     assert!(damaged
         .get::<MessageSecretsStore>(LABEL, GROUP_KEY)
         .is_err());
     let main = storage_key(LABEL, GROUP_KEY);
+    let packed = Store::from_entries([(main.clone(), vec![SPLIT_PIECES, 0, 2, 7, 0])].into());
+    assert!(packed.get::<MessageSecretsStore>(LABEL, GROUP_KEY).is_err());
     let bad_body = Store::from_entries([(main, vec![SPLIT, 1, 200, 1, 1, 0])].into());
     assert!(bad_body
         .get::<MessageSecretsStore>(LABEL, GROUP_KEY)
@@ -214,7 +247,7 @@ fn kept(device: &Device) -> (BTreeSet<u64>, usize) {
             .filter(|k| k.starts_with(LEAVES_LABEL))
             .map(|k| u64::from_be_bytes(k[k.len() - 10..k.len() - 2].try_into().unwrap()))
             .collect();
-        let split = m.values().filter(|v| v.first() == Some(&SPLIT)).count();
+        let split = m.values().filter(|v| is_split(v)).count();
         (epochs, split)
     })
 }
@@ -263,4 +296,105 @@ fn a_real_group_splits_loads_and_deletes_what_it_drops() {
 
     alice.forget_group(G).unwrap();
     assert_eq!(kept(&alice), (BTreeSet::new(), 0));
+}
+
+/// The keys `take_changes` names, each as written (`true`) or deleted.
+fn changes(store: &Store) -> BTreeSet<(Vec<u8>, bool)> {
+    store
+        .take_changes()
+        .into_iter()
+        .map(|(k, v)| (k, v.is_some()))
+        .collect()
+}
+
+#[test]
+fn a_write_changes_only_the_pieces_that_changed() {
+    let main = storage_key(LABEL, GROUP_KEY);
+    let at = |piece, epoch| piece_key(GROUP_KEY, piece, epoch);
+    let store = Store::default();
+    store.put(LABEL, GROUP_KEY, &value(1..=3)).unwrap();
+    let mut first = BTreeSet::from([(main.clone(), true)]);
+    for epoch in 1..=3 {
+        first.insert((at(Piece::Leaves, epoch), true));
+        first.insert((at(Piece::Secrets, epoch), true));
+    }
+    assert_eq!(changes(&store), first);
+    assert!(changes(&store).is_empty(), "taken once");
+
+    // A message of the current epoch: only the value itself.
+    let mut current = value(1..=3);
+    current.message_secrets = secrets(42);
+    store.put(LABEL, GROUP_KEY, &current).unwrap();
+    assert_eq!(changes(&store), [(main.clone(), true)].into());
+
+    // A message of a past epoch: that epoch's secrets too.
+    current.past_epoch_trees[2].message_secrets = secrets(43);
+    store.put(LABEL, GROUP_KEY, &current).unwrap();
+    assert_eq!(
+        changes(&store),
+        [(main.clone(), true), (at(Piece::Secrets, 3), true)].into()
+    );
+
+    // A new epoch kept, the oldest dropped: its pieces are deleted.
+    store.put(LABEL, GROUP_KEY, &value(2..=4)).unwrap();
+    let want = [
+        (main.clone(), true),
+        (at(Piece::Leaves, 1), false),
+        (at(Piece::Secrets, 1), false),
+        (at(Piece::Leaves, 4), true),
+        (at(Piece::Secrets, 4), true),
+        // Epoch 3's secrets go back to what `value` has.
+        (at(Piece::Secrets, 3), true),
+    ];
+    assert_eq!(changes(&store), want.into());
+    let got: MessageSecretsStore = store.get(LABEL, GROUP_KEY).unwrap().unwrap();
+    assert_eq!(got, value(2..=4));
+
+    store.delete(LABEL, GROUP_KEY).unwrap();
+    let gone = changes(&store);
+    assert_eq!(gone.len(), 7);
+    assert!(gone.iter().all(|(_, written)| !written));
+}
+
+#[test]
+fn a_value_split_by_an_earlier_build_reads_and_is_rewritten_with_its_secrets_apart() {
+    // The earlier form: only the member lists apart, the past secrets in the body.
+    let v = value(1..=2);
+    let none = |_: Piece, _: u64| -> Option<&[u8]> { None };
+    let s = split(&v, &none).unwrap();
+    let mut body = Vec::new();
+    let mut from = 0;
+    let mut holes = Vec::new();
+    let mut entries = HashMap::new();
+    for hole in &s.holes {
+        body.extend_from_slice(&s.body[from..hole.at]);
+        from = hole.at;
+        let bytes = hole.fresh.clone().unwrap();
+        match hole.piece {
+            Piece::Secrets => body.extend_from_slice(&bytes),
+            Piece::Leaves => {
+                holes.push((body.len() as u64, hole.epoch));
+                let piece = [&[POSTCARD][..], &bytes].concat();
+                entries.insert(piece_key(GROUP_KEY, Piece::Leaves, hole.epoch), piece);
+            }
+        }
+    }
+    body.extend_from_slice(&s.body[from..]);
+    let mut old = vec![SPLIT];
+    old.extend(postcard::to_allocvec(&(&holes, serde_bytes::Bytes::new(&body))).unwrap());
+    entries.insert(storage_key(LABEL, GROUP_KEY), old);
+    let store = Store::from_entries(entries);
+    let got: MessageSecretsStore = store.get(LABEL, GROUP_KEY).unwrap().unwrap();
+    assert_eq!(got, v);
+
+    let kept = store.with_entries(|m| m[&piece_key(GROUP_KEY, Piece::Leaves, 1)].clone());
+    store.put(LABEL, GROUP_KEY, &value(1..=3)).unwrap();
+    assert_eq!(tag_of(&store, LABEL, GROUP_KEY), Some(SPLIT_PIECES));
+    assert_eq!(pieces(&store), [1, 2, 3].into());
+    store.with_entries(|m| {
+        assert_eq!(m[&piece_key(GROUP_KEY, Piece::Leaves, 1)], kept);
+        assert!(m.contains_key(&piece_key(GROUP_KEY, Piece::Secrets, 1)));
+    });
+    let got: MessageSecretsStore = store.get(LABEL, GROUP_KEY).unwrap().unwrap();
+    assert_eq!(got, value(1..=3));
 }
