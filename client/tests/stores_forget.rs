@@ -138,30 +138,43 @@ fn a_rewrite_cut_short_leaves_the_old_log() {
 
 #[test]
 fn a_file_store_closed_before_it_forgot_forgets_at_open() {
-    let dir = fresh("file-crash");
-    let store = FileStore::open(&dir).unwrap();
-    write(
-        &store,
-        vec![put("chg/p/1", "crash-body-x7"), put("keep", "kept-x7")],
-    );
-    write(
-        &store,
-        vec![
-            StoreOp::DeletePrefix("chg/p/".into()),
-            put("snap/p", "generation-x7"),
-        ],
-    );
-    // Well inside the quiet spell the thread waits for: the body is still in the log.
-    let image = crash_image(&dir, "file-crash-image");
+    closed_before_it_forgot_forgets_at_open("file-crash", |dir| FileStore::open(dir).unwrap());
+}
+
+#[test]
+fn a_sqlite_store_closed_before_it_forgot_forgets_at_open() {
+    closed_before_it_forgot_forgets_at_open("sqlite-crash", |dir| {
+        std::fs::create_dir_all(dir).unwrap();
+        SqliteStore::open(dir.join("store.db")).unwrap()
+    });
+}
+
+/// A store (`open` in a folder) deletes a part's history and is copied as a crash would
+/// leave it, before its thread wiped: the copy still holds the body, and opening it forgets
+/// it; the live keys are intact.
+fn closed_before_it_forgot_forgets_at_open<S: LocalStore>(tag: &str, open: impl Fn(&Path) -> S) {
+    let dir = fresh(tag);
+    let store = open(&dir);
+    let sq = |ops| block_on_ready(store.write(ops)).unwrap().unwrap();
+    sq(vec![
+        put("chg/p/1", "crash-body-x7"),
+        put("keep", "kept-x7"),
+    ]);
+    sq(vec![
+        StoreOp::DeletePrefix("chg/p/".into()),
+        put("snap/p", "generation-x7"),
+    ]);
+    // Well inside the quiet spell the thread waits for: the body is still on disk.
+    let image = crash_image(&dir, &format!("{tag}-image"));
     drop(store);
     assert!(
         files_hold(&image, "crash-body-x7"),
-        "the image predates the rewrite"
+        "the image predates the wipe"
     );
-    let reopened = FileStore::open(&image).unwrap();
+    let reopened = open(&image);
     assert!(
-        !files_hold(&image, "crash-body-x7"),
-        "open left the dead value"
+        forgotten(&image, "crash-body-x7"),
+        "the reopened store kept the dead value"
     );
     let all = block_on_ready(reopened.scan("")).unwrap().unwrap();
     let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
@@ -205,37 +218,4 @@ fn the_sqlite_store_forgets_deleted_and_replaced_values() {
     assert!(files_hold(&dir, "kept-newest-x7") && files_hold(&dir, "generation-2-x7"));
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn a_sqlite_store_closed_before_it_forgot_forgets_at_open() {
-    let dir = fresh("sqlite-crash");
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = SqliteStore::open(dir.join("store.db")).unwrap();
-    let sq = |ops| block_on_ready(store.write(ops)).unwrap().unwrap();
-    sq(vec![
-        put("chg/p/1", "crash-history-x7"),
-        put("keep", "kept-x7"),
-    ]);
-    sq(vec![
-        StoreOp::DeletePrefix("chg/p/".into()),
-        put("snap/p", "generation-x7"),
-    ]);
-    let image = crash_image(&dir, "sqlite-crash-image");
-    drop(store);
-    assert!(
-        files_hold(&image, "crash-history-x7"),
-        "the image predates the checkpoint"
-    );
-    let reopened = SqliteStore::open(image.join("store.db")).unwrap();
-    assert!(
-        forgotten(&image, "crash-history-x7"),
-        "the reopened store kept it"
-    );
-    let all = block_on_ready(reopened.scan("")).unwrap().unwrap();
-    let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["keep", "snap/p"]);
-    drop(reopened);
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&image);
 }
