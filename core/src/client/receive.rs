@@ -544,8 +544,8 @@ impl ClientEngine {
                 moving.push(id);
                 continue;
             }
-            // Its commit rode on the refused change's successor: made anew from the queue,
-            // where it waits for the group and claims its packages again.
+            // Its change depends on the refused one: its commit is discarded and the intent
+            // made anew from the queue, where it waits for the group and claims again.
             if self.drop_commit(id) {
                 remade.push(id);
                 continue;
@@ -703,7 +703,11 @@ impl ClientEngine {
         }
         let rewrites = self.marker_rewrites.entry(id).or_default();
         *rewrites += 1;
-        *rewrites <= MARKER_REWRITES_MAX
+        if *rewrites > MARKER_REWRITES_MAX {
+            self.marker_rewrites.remove(&id);
+            return false;
+        }
+        true
     }
 }
 
