@@ -11,7 +11,7 @@
 //! `/metrics` counts the rejection exactly once (on Postgres the audit table is compared row
 //! by row at the end). Where a case has a twin that breaks no rule, the twin must be acked.
 //!
-//! Then what only the wire has: another tenant, subscribing and signalling where one may not
+//! Then what only the wire has: another tenant (a redaction across tenants too), subscribing and signalling where one may not
 //! read, garbage, oversize and too-many-changes frames, floods, the connection limit, expired,
 //! foreign and wrongly signed tokens; and the MLS directory's attacks (`attacks/directory.rs`:
 //! key packages for someone else, a changed signature key, a claimed package offered again,
@@ -42,8 +42,9 @@ use confab_e2e::client::{Answer, WAIT};
 use confab_e2e::{token, Backend, Client, Device};
 use confab_testkit::attack::fixture::{create, fixture, text_change};
 use confab_testkit::attack::{cases, CaseFuture, Driver, Lab, CODES};
-use confab_testkit::craft::{raw_post, raw_put, s, text_fields};
+use confab_testkit::craft::{raw_post, raw_put, raw_tombstone, s, text_fields};
 use confab_testkit::fixture::ConvFixture;
+use confab_testkit::http::request;
 use confab_testkit::ids::{acc, conv_doc, conv_id, tenant, TENANT};
 use futures_util::FutureExt;
 use protocol::{next_error, ping};
@@ -168,6 +169,56 @@ async fn another_tenant(lab: &mut WireLab) {
     lab.reject(&evil_alice, &evil_cd, acme_creation, "missing_dependency")
         .await;
     mallory.close().await;
+}
+
+/// A redaction aimed at another tenant: tombstones of acme's message sent with evil's tokens
+/// (mallory's, and an evil "alice" with alice's very change), and evil's service deleting
+/// acme's conversation or erasing an account only acme knows. Each is refused; acme's message
+/// is still there, whole.
+async fn a_redaction_across_tenants(lab: &mut WireLab) {
+    let f = fixture(lab, "w-redact").await;
+    let (conv_before, bucket_before) = (lab.view(&f.cd).await, lab.view(&f.bucket).await);
+    let t = now();
+    let by_admin = raw_tombstone(&mut f.dave.clone(), &f.bucket, "m1", (t, "dave"), &[], &[]);
+    let by_author = raw_tombstone(
+        &mut f.alice.clone(),
+        &f.bucket,
+        "m1",
+        (t, "alice"),
+        &[],
+        &[],
+    );
+    for (account, change) in [("mallory", by_admin), ("alice", by_author)] {
+        let mut evil = Client::connect(&lab.url(), &token("evil", account, false, 3600))
+            .await
+            .unwrap();
+        let answers = evil.submit(&f.bucket, &[change]).await.unwrap();
+        assert!(
+            matches!(answers.as_slice(), [Answer::Error { code, .. }] if code == "wrong_tenant"),
+            "{account}: {answers:?}"
+        );
+        evil.close().await;
+    }
+    let service = token("evil", "svc", true, 3600);
+    for (method, path) in [
+        ("DELETE", "/v1/conversations/w-redact".to_string()),
+        ("POST", "/v1/accounts/dave/erasure".to_string()),
+    ] {
+        let answer = request(lab.server.port, method, &path, &service, None, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 404, "{method} {path}: {}", answer.body);
+    }
+    assert_eq!(lab.view(&f.cd).await, conv_before, "acme's room moved");
+    assert_eq!(
+        lab.view(&f.bucket).await,
+        bucket_before,
+        "acme's part moved"
+    );
+    let (_, page) = lab
+        .get(TENANT, "alice", "/v1/conversations/w-redact/messages")
+        .await;
+    assert_eq!(page["messages"][0]["body"], "hello", "{page}");
 }
 
 /// Subscribing to a conversation one is not in, to another account's private document, to a
@@ -325,8 +376,11 @@ fn all_cases() -> Vec<(&'static str, WireCase)> {
         .filter(|c| c.drivers.contains(&Driver::Wire))
         .map(|c| (c.name, c.run))
         .collect();
-    let wire_only: [(&'static str, WireCase); 9] = [
+    let wire_only: [(&'static str, WireCase); 10] = [
         ("another_tenant", |lab| Box::pin(another_tenant(lab))),
+        ("a_redaction_across_tenants", |lab| {
+            Box::pin(a_redaction_across_tenants(lab))
+        }),
         ("reading_what_one_may_not", |lab| {
             Box::pin(reading_what_one_may_not(lab))
         }),

@@ -4,8 +4,8 @@
 //!   after the configured delay; a blob another message names stays;
 //! - an account's erasure, interrupted by a kill -9 while its progress shows it partway
 //!   and resumed by the restarted server, tombstones everything it wrote in 50
-//!   conversations and nothing else; only the tenant's
-//!   services may ask for it.
+//!   conversations and nothing else (another tenant's account of the same name and its
+//!   conversation of the same id included); only the tenant's services may ask for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use confab_core::doc::write;
-use confab_core::ids::{ConvId, MessageId};
+use confab_core::ids::{ConvId, DocId, MessageId, TenantId};
+use confab_core::model::conversation::DEFAULT_BUCKET_MS;
 use confab_core::model::message::{MessageKind, NewMessage};
 use confab_e2e::client::WAIT;
-use confab_e2e::{now_ms, token, Backend, Device, TestServer};
+use confab_e2e::{now_ms, token, Backend, Client, Device, TestServer};
+use confab_testkit::fixture::ConvFixture;
 use confab_testkit::http::request;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -217,6 +219,38 @@ async fn erasure_resumes_after_a_kill(backend: Backend) {
     assert_eq!(status, 404);
     let (status, _) = call(&server, "GET", path, &service, None).await;
     assert_eq!(status, 404, "no erasure asked for yet");
+    // Another tenant's alice, in a conversation of the same id: not the account erased here.
+    let globex = TenantId::new("globex").unwrap();
+    let globex_alice = token("globex", "alice", false, 3600);
+    let globex_page = "/v1/conversations/g0/messages?limit=100";
+    {
+        let mut dev = Device::new("alice", 1);
+        let mut conn = Client::connect(&server.ws_url(), &globex_alice)
+            .await
+            .unwrap();
+        let g0 = ConvId::new("g0").unwrap();
+        let cd = DocId::conv(&globex, &g0);
+        let spec = ConvFixture::group(acc("alice"), at)
+            .title("globex g0")
+            .build();
+        let create = dev
+            .write(&cd, |d, t| write::create_conversation(d, t, &spec))
+            .unwrap();
+        assert_acked(&conn.submit(&cd, &[create]).await.unwrap());
+        let bucket = DocId::msgs(&globex, &g0, at.div_euclid(DEFAULT_BUCKET_MS));
+        let m = NewMessage::text(MessageId::new("a0").unwrap(), acc("alice"), "globex", at);
+        let post = dev
+            .write(&bucket, |d, t| write::post_message(d, t, &m))
+            .unwrap();
+        assert_acked(&conn.submit(&bucket, &[post]).await.unwrap());
+        conn.close().await;
+    }
+    let (status, globex_before) = call(&server, "GET", globex_page, &globex_alice, None).await;
+    assert_eq!(status, 200, "{globex_before}");
+    assert_eq!(
+        globex_before["messages"][0]["body"], "globex",
+        "{globex_before}"
+    );
     let before: Vec<Vec<Value>> = {
         let mut all = Vec::new();
         for c in 0..CONVS {
@@ -287,6 +321,11 @@ async fn erasure_resumes_after_a_kill(backend: Backend) {
             }
         }
     }
+    let (_, globex_after) = call(&server, "GET", globex_page, &globex_alice, None).await;
+    assert_eq!(
+        globex_after, globex_before,
+        "another tenant's alice was erased too"
+    );
 }
 
 #[tokio::test]
