@@ -9,8 +9,9 @@
 //! configuration never asks for one, and the Delivery Service refuses key packages and groups
 //! of another ciphersuite. `tests` checks every operation against `openmls_rust_crypto`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::Aes128Gcm;
@@ -43,17 +44,45 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
+/// How many members' parsed signature keys a device keeps: a point decompression is about a
+/// tenth of a verification, and every message and commit is verified. The cache starts over
+/// when full, so its memory stays bounded whatever the groups hold.
+const VERIFYING_KEYS_KEPT: usize = 4096;
+
 /// The provider's crypto and randomness: a ChaCha20 generator seeded from the platform.
 #[derive(Debug)]
 pub struct Crypto {
     rng: Mutex<ChaCha20Rng>,
+    verifying_keys: Mutex<HashMap<[u8; KEY_LEN], ed25519_dalek::VerifyingKey>>,
 }
 
 impl Default for Crypto {
     fn default() -> Self {
         Self {
             rng: Mutex::new(ChaCha20Rng::from_entropy()),
+            verifying_keys: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+impl Crypto {
+    /// `pk` as a verifying key, parsed once per member (see [`VERIFYING_KEYS_KEPT`]).
+    fn verifying_key(&self, pk: &[u8]) -> Result<ed25519_dalek::VerifyingKey, CryptoError> {
+        let bytes: [u8; KEY_LEN] = pk.try_into().map_err(|_| CryptoError::CryptoLibraryError)?;
+        let mut kept = self
+            .verifying_keys
+            .lock()
+            .map_err(|_| CryptoError::CryptoLibraryError)?;
+        if let Some(key) = kept.get(&bytes) {
+            return Ok(*key);
+        }
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| CryptoError::CryptoLibraryError)?;
+        if kept.len() >= VERIFYING_KEYS_KEPT {
+            kept.clear();
+        }
+        kept.insert(bytes, key);
+        Ok(key)
     }
 }
 
@@ -203,8 +232,7 @@ impl OpenMlsCrypto for Crypto {
         if alg != SignatureScheme::ED25519 {
             return Err(CryptoError::UnsupportedSignatureScheme);
         }
-        let key = ed25519_dalek::VerifyingKey::try_from(pk)
-            .map_err(|_| CryptoError::CryptoLibraryError)?;
+        let key = self.verifying_key(pk)?;
         let signature = ed25519_dalek::Signature::from_slice(signature)
             .map_err(|_| CryptoError::CryptoLibraryError)?;
         key.verify_strict(data, &signature)
@@ -357,6 +385,10 @@ pub struct SignatureKeys {
     private: Vec<u8>,
     public: Vec<u8>,
     signature_scheme: SignatureScheme,
+    /// `private` ready to sign: making it derives the public key (a scalar multiplication),
+    /// which every message's signature would otherwise pay again.
+    #[serde(skip)]
+    signing: OnceLock<ed25519_dalek::SigningKey>,
 }
 
 impl Drop for SignatureKeys {
@@ -401,6 +433,7 @@ impl SignatureKeys {
             private,
             public,
             signature_scheme: SignatureScheme::ED25519,
+            signing: OnceLock::new(),
         })
     }
 
@@ -424,7 +457,15 @@ impl SignatureKeys {
 
 impl Signer for SignatureKeys {
     fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, SignerError> {
-        ed25519_sign(&self.private, payload).ok_or(SignerError::SigningError)
+        let key = match self.signing.get() {
+            Some(key) => key,
+            None => {
+                let key = ed25519_dalek::SigningKey::try_from(self.private.as_slice())
+                    .map_err(|_| SignerError::SigningError)?;
+                self.signing.get_or_init(|| key)
+            }
+        };
+        Ok(key.sign(payload).to_bytes().to_vec())
     }
 
     fn signature_scheme(&self) -> SignatureScheme {
@@ -738,6 +779,60 @@ mod tests {
             theirs.verify_signature(scheme, b"payload", keys.public(), &signed),
             Ok(())
         );
+    }
+
+    /// Parsed keys are kept per public key: a kept key still refuses another key's signature
+    /// and a changed payload, a key that does not parse is refused every time, and past the
+    /// cache's bound every key still verifies.
+    #[test]
+    fn kept_verifying_keys_verify_as_fresh_ones() {
+        let ours = Crypto::default();
+        let scheme = SignatureScheme::ED25519;
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..VERIFYING_KEYS_KEPT + 2)
+            .map(|_| ours.signature_key_gen(scheme).expect("key"))
+            .collect();
+        let signed = |i: usize| ours.sign(scheme, b"payload", &pairs[i].0).expect("signed");
+        for round in 0..2 {
+            for i in [0, 1, VERIFYING_KEYS_KEPT + 1] {
+                let public = &pairs[i].1;
+                assert_eq!(
+                    ours.verify_signature(scheme, b"payload", public, &signed(i)),
+                    Ok(()),
+                    "round {round}, key {i}"
+                );
+                assert_eq!(
+                    ours.verify_signature(scheme, b"payload", public, &signed(i + 1 - 2 * (i % 2))),
+                    Err(CryptoError::InvalidSignature)
+                );
+                assert_eq!(
+                    ours.verify_signature(scheme, b"other", public, &signed(i)),
+                    Err(CryptoError::InvalidSignature)
+                );
+            }
+            // Past the bound: every key verifies, the cache starts over.
+            for (i, (_, public)) in pairs.iter().enumerate().skip(2) {
+                assert_eq!(
+                    ours.verify_signature(scheme, b"payload", public, &signed(i)),
+                    Ok(())
+                );
+            }
+            assert!(ours.verifying_keys.lock().expect("lock").len() <= VERIFYING_KEYS_KEPT);
+        }
+        // Encodings that may or may not be points: kept or not, each parses as a fresh parse.
+        for y in 2u8..12 {
+            let mut bytes = [0u8; KEY_LEN];
+            bytes[0] = y;
+            for _ in 0..2 {
+                assert_eq!(
+                    ours.verifying_key(&bytes).is_ok(),
+                    ed25519_dalek::VerifyingKey::from_bytes(&bytes).is_ok(),
+                    "y = {y}"
+                );
+            }
+        }
+        assert!(ours
+            .verify_signature(scheme, b"payload", &pairs[0].1[..31], &signed(0))
+            .is_err());
     }
 
     #[test]
