@@ -1,8 +1,9 @@
 //! `cargo xtask wasm [build] [--wasm-opt]` and `cargo xtask wasm test [--no-browser]
 //! [--no-node] [--bench]`: the npm package of `confab-wasm` and its tests.
 //!
-//! `build` makes `wasm/pkg/`: a size-optimized release build (opt-level z, LTO, one codegen
-//! unit, in its own target dir `wasm-release` under `$CARGO_TARGET_DIR` or `target/`, so
+//! `build` makes `wasm/pkg/`: a size-optimized release build (opt-level z but for the crypto
+//! crates, see `Cargo.toml`; LTO, one codegen unit, in its own target dir `wasm-release`
+//! under `$CARGO_TARGET_DIR` or `target/`, so
 //! native builds are untouched), then wasm-bindgen for bundlers (`pkg/bundler`), the web
 //! (`pkg/web`) and Node (`pkg/node`), a `package.json` with `exports`, and the raw and gzip
 //! size. wasm-opt runs only with
