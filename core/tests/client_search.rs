@@ -317,6 +317,57 @@ fn upkeep_runs_at_the_next_tick_and_a_search_never_waits_for_it() {
     assert!(indexed(&dev, "wombat"));
 }
 
+/// A crash between the write that stored a message and the index's: before the tick, and
+/// with the tick's write lost. The engine restarted from the store, online or offline, finds
+/// the message all the same and indexes it.
+#[test]
+fn a_crash_before_the_index_write_loses_no_match() {
+    for (lose_the_tick_write, back_online) in [(false, true), (true, true), (true, false)] {
+        let mut dev = Device::new();
+        dev.connect();
+        let conv = ConvId::new("g").unwrap();
+        dev.create(&conv);
+        dev.send_text(&conv, "a", "quokka", dev.now);
+        let message = NewMessage::text(
+            MessageId::new("b").unwrap(),
+            dev.engine.config().account.clone(),
+            "wombat",
+            dev.now + 1,
+        );
+        let send = Intent::Send {
+            conv: conv.clone(),
+            message,
+        };
+        dev.engine.intent(send, dev.now + 1).unwrap();
+        dev.pump_outputs();
+        assert_eq!(dev.engine.next_wakeup(), Some(DUE_NOW));
+        if lose_the_tick_write {
+            dev.engine.tick(dev.now);
+            let writes = dev
+                .engine
+                .drain()
+                .into_iter()
+                .filter(|o| matches!(o, confab_core::client::Output::Persist(_)))
+                .count();
+            assert!(writes > 0, "the tick wrote the index");
+        }
+        let indexed = |dev: &Device, term: &str| dev.index_keys().iter().any(|k| k.contains(term));
+        assert!(!indexed(&dev, "wombat"), "the crash came first");
+
+        if !back_online {
+            dev.disconnect();
+        }
+        dev.restart();
+        assert_eq!(
+            dev.found("wombat", &SearchOptions::default()),
+            ["b"],
+            "lost tick write: {lose_the_tick_write}, online: {back_online}"
+        );
+        assert_eq!(dev.found("quokka", &SearchOptions::default()), ["a"]);
+        assert!(indexed(&dev, "wombat"));
+    }
+}
+
 #[test]
 fn expiry_takes_the_index_entries_of_stored_buckets_along() {
     let mut dev = Device::new();
