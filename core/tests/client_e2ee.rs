@@ -122,6 +122,8 @@ struct Wire {
     now: i64,
     /// Reject codes sent, in order.
     rejects: Vec<String>,
+    /// Directory requests are refused `unavailable` (the server's database down).
+    directory_down: bool,
 }
 
 impl Wire {
@@ -133,6 +135,7 @@ impl Wire {
             last_resort: BTreeMap::new(),
             now: T0,
             rejects: Vec::new(),
+            directory_down: false,
         }
     }
 
@@ -237,6 +240,20 @@ impl Wire {
                         }),
                     }
                 }
+            }
+            ClientFrame::UploadKeyPackages { id, .. }
+            | ClientFrame::ClaimKeyPackages { id, .. }
+                if self.directory_down =>
+            {
+                peers[i].inbox.push(ServerFrame::Error {
+                    code: "unavailable".into(),
+                    message: "the database is down; ask again".into(),
+                    doc: None,
+                    fatal: false,
+                    hash: None,
+                    retry_after_ms: Some(1_000),
+                    id: Some(id),
+                });
             }
             ClientFrame::UploadKeyPackages {
                 id,
@@ -704,6 +721,8 @@ mod catchup;
 mod deleted;
 #[path = "client_e2ee/device_state.rs"]
 mod device_state;
+#[path = "client_e2ee/directory_down.rs"]
+mod directory_down;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
 #[path = "client_e2ee/refused_before.rs"]

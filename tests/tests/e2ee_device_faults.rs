@@ -6,17 +6,24 @@
 //!   intent ends and none rejected, the removal is answered, and every group holds exactly
 //!   the listed devices;
 //! - two devices of one account list a new laptop at once: one commit adds it, the other
-//!   sync finds nothing left to do, the laptop is in the group once, everyone reads everyone.
+//!   sync finds nothing left to do, the laptop is in the group once, everyone reads everyone;
+//! - the server's database (a private Postgres cluster) is down while a member is added (its
+//!   key packages claimed) and while a device sync lists the account's devices: both are
+//!   refused `unavailable` and asked again on the same connection once it is back; the add
+//!   ends accepted, the laptop joins, nothing is rejected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use confab_client::Client as NativeClient;
 use confab_core::client::{Intent, IntentStatus};
-use confab_core::ids::ConvId;
+use confab_core::ids::{AccountId, ConvId};
+use confab_core::model::conversation::Role;
 use confab_e2e::native_support::*;
+use confab_e2e::pg_cluster::PgCluster;
 use confab_e2e::{Backend, TestServer};
 
 /// Where in a sync or removal the server is killed: milliseconds after it starts.
@@ -242,4 +249,69 @@ async fn two_devices_sync_at_once_sqlite() {
 #[tokio::test]
 async fn two_devices_sync_at_once_postgres() {
     two_devices_sync_at_once(Backend::Postgres).await;
+}
+
+/// Stops (`false`) or starts again (`true`) the server's private database.
+async fn database(cluster: &Arc<PgCluster>, up: bool) {
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || if up { c.start_again() } else { c.stop_fast() })
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn database_down_mid_claim_and_list_postgres() {
+    let cluster = Arc::new(PgCluster::start().unwrap());
+    let data_dir = std::env::temp_dir().join(format!(
+        "confab-e2ee-device-db-{}-{}",
+        std::process::id(),
+        cluster.port
+    ));
+    let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
+        .await
+        .unwrap();
+    let dirs = fresh_dirs("e2ee-device-db", 4);
+    let phone = device_client(&server, "alice", "phone", &dirs[0]);
+    let bob = device_client(&server, "bob", "phone", &dirs[1]);
+    let carol = device_client(&server, "carol", "phone", &dirs[2]);
+    online_with_packages(&[&phone, &bob, &carol]).await;
+    let conv = ConvId::new("device-db").unwrap();
+    encrypted_group(&phone, &bob, &conv).await;
+
+    // An add: its claim of carol's packages goes out first, into the outage.
+    database(&cluster, false).await;
+    let add = Intent::AddMember {
+        conv: conv.clone(),
+        account: AccountId::new("carol").unwrap(),
+        role: Role::Member,
+    };
+    let add = phone.intent(add).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    database(&cluster, true).await;
+    accepted(&phone, add).await;
+    follow_conv(&carol, &conv).await;
+    group_is(
+        &[&phone, &bob, &carol],
+        &conv,
+        &["alice/phone", "bob/phone", "carol/phone"],
+    )
+    .await;
+
+    // A device sync: the list of alice's devices goes out into the outage.
+    let laptop = device_client(&server, "alice", "laptop", &dirs[3]);
+    online_with_packages(&[&laptop]).await;
+    follow_conv(&laptop, &conv).await;
+    database(&cluster, false).await;
+    phone.query(|e| e.refresh_devices()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    database(&cluster, true).await;
+    let all = ["alice/laptop", "alice/phone", "bob/phone", "carol/phone"];
+    group_is(&[&phone, &bob, &carol, &laptop], &conv, &all).await;
+    syncs_settled(&phone).await;
+    nothing_rejected(&phone).await;
+    accepted(&bob, send(&bob, &conv, "after", "all back").await).await;
+    for c in [&laptop, &carol] {
+        reads(c, &conv, "after", "all back").await;
+    }
 }

@@ -781,6 +781,7 @@ impl ClientEngine {
                     if self.feed.round() {
                         self.ask_memberships();
                     }
+                    self.directory_round();
                     for id in resubscribe {
                         if self.docs.get(&id).is_some_and(|d| d.catching_up) {
                             self.subscribe(&id);

@@ -13,6 +13,7 @@ use super::engine::{ClientEngine, ClientError, Event, Output};
 use super::intent::Intent;
 use super::mls_saved;
 use super::records::HostKey;
+use super::retry::is_transient;
 use super::store::StoreOp;
 use crate::doc::write::MlsWrite;
 use crate::e2ee::{self, CommitBundle, Device, DeviceIdentity, E2eeError, GroupInit};
@@ -56,6 +57,17 @@ pub(super) struct MlsSide {
     pub(super) removed: BTreeSet<String>,
     /// This engine's `remove_device` requests out, by request id: the device each names.
     pub(super) removing: BTreeMap<u64, String>,
+    /// Requests the directory could not answer now (`unavailable`, ...): asked again at the
+    /// engine's next resend round, not only at the next connection.
+    again: Again,
+}
+
+/// The directory requests a transient refusal left to ask again.
+#[derive(Debug, Default)]
+struct Again {
+    count: bool,
+    claim: bool,
+    list: bool,
 }
 
 /// A key package claimed for one device.
@@ -176,6 +188,7 @@ impl ClientEngine {
             devices: None,
             removed: BTreeSet::new(),
             removing: BTreeMap::new(),
+            again: Again::default(),
         });
         if whole {
             self.save_device();
@@ -226,6 +239,19 @@ impl ClientEngine {
         let Some(mls) = self.mls.as_mut() else {
             return;
         };
+        mls.again = Again::default();
+        self.count_key_packages();
+        self.claims_connected();
+        self.removals_connected();
+        // After the count, which is when the directory sees this device.
+        self.refresh_devices();
+    }
+
+    /// Asks the directory how many key packages this device holds (an upload of none).
+    fn count_key_packages(&mut self) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
         let id = mls.request_id();
         mls.counting = Some(id);
         mls.uploading = None;
@@ -234,10 +260,26 @@ impl ClientEngine {
             packages: Vec::new(),
             last_resort: None,
         }));
-        self.claims_connected();
-        self.removals_connected();
-        // After the count, which is when the directory sees this device.
-        self.refresh_devices();
+    }
+
+    /// The resend round: the directory requests a transient refusal left are asked again,
+    /// in the order a connection asks them.
+    pub(super) fn directory_round(&mut self) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let again = std::mem::take(&mut mls.again);
+        let wanted: Vec<AccountId> = mls.wanted.iter().cloned().collect();
+        if again.count {
+            self.count_key_packages();
+        }
+        if again.claim {
+            // Those of other claims still out are left to their answers.
+            self.ask_claim(wanted);
+        }
+        if again.list {
+            self.refresh_devices();
+        }
     }
 
     /// `key_packages_stored`: tops up to `KEY_PACKAGES_TARGET` after the count.
@@ -280,9 +322,24 @@ impl ClientEngine {
         }));
     }
 
-    /// A directory request of this engine was refused: told to the app (nothing waits on an
-    /// upload; the next connection tries again).
-    pub(super) fn on_directory_error(&mut self, id: u64, code: String, message: String) {
+    /// A directory request of this engine was refused. Refused for now (a retryable code:
+    /// the database down, the server busy), a count, claim or list is asked again at the
+    /// next resend round, after the server's `retry_after_ms`: an add or a device sync that
+    /// waits for a claim keeps waiting, never rejected for an outage. Otherwise it is told to
+    /// the app (nothing waits on an upload; the next connection tries again), and a claim's
+    /// intents are rejected with its code.
+    pub(super) fn on_directory_error(
+        &mut self,
+        id: u64,
+        code: String,
+        message: String,
+        retry_after_ms: Option<u64>,
+        device_now: i64,
+    ) {
+        if is_transient(&code) && self.directory_again(id) {
+            self.retry.schedule(device_now, retry_after_ms);
+            return;
+        }
         if self.on_claim_error(id, &code) || self.on_remove_refused(id, &code) {
             return;
         }
@@ -299,6 +356,28 @@ impl ClientEngine {
             mls.uploading = None;
             self.out.push(Output::Event(Event::Error { code, message }));
         }
+    }
+
+    /// Whether request `id` is a count, claim or list out: then it is marked to ask again.
+    /// A device removal is the app's request: its refusal is its answer.
+    fn directory_again(&mut self, id: u64) -> bool {
+        let Some(mls) = self.mls.as_mut() else {
+            return false;
+        };
+        if mls.asking.remove(&id).is_some() {
+            // Its accounts stay wanted: the round claims them again.
+            mls.again.claim = true;
+        } else if mls.listing == Some(id) {
+            mls.listing = None;
+            mls.again.list = true;
+        } else if mls.counting == Some(id) || mls.uploading == Some(id) {
+            mls.counting = None;
+            mls.uploading = None;
+            mls.again.count = true;
+        } else {
+            return false;
+        }
+        true
     }
 
     pub(super) fn e2ee_event(&mut self, e: &E2eeError) {

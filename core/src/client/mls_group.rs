@@ -238,7 +238,7 @@ impl ClientEngine {
 
     /// Asks the directory for one key package of every device of `accounts` (once while
     /// the answer is out; again on the next connection).
-    fn ask_claim(&mut self, accounts: Vec<AccountId>) {
+    pub(super) fn ask_claim(&mut self, accounts: Vec<AccountId>) {
         let online = self.online;
         let Some(mls) = self.mls.as_mut() else {
             return;

@@ -101,6 +101,14 @@ impl ClientEngine {
                 doc: Some(doc),
                 ..
             } if code == "bucket_expired" => self.on_expired_bucket(&doc),
+            // A directory request's answer (its id), transient or not.
+            ServerFrame::Error {
+                code,
+                message,
+                id: Some(id),
+                retry_after_ms,
+                ..
+            } => self.on_directory_error(id, code, message, retry_after_ms, device_now),
             ServerFrame::Error {
                 code,
                 doc,
@@ -142,12 +150,6 @@ impl ClientEngine {
                 removed,
             } => self.on_devices(id, &account, devices, removed, device_now),
             ServerFrame::DeviceRemoved { id } => self.on_device_removed(id),
-            ServerFrame::Error {
-                code,
-                message,
-                id: Some(id),
-                ..
-            } => self.on_directory_error(id, code, message),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
         self.delivery.schedule(device_now);
