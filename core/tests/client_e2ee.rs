@@ -727,6 +727,8 @@ mod directory_down;
 mod guards;
 #[path = "client_e2ee/refused_before.rs"]
 mod refused_before;
+#[path = "client_e2ee/search.rs"]
+mod search;
 
 fn open_support(encrypted: bool) -> Intent {
     Intent::OpenSupport {
