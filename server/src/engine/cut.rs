@@ -22,6 +22,18 @@ use crate::store::cuts::{CutTiming, DueCut};
 pub const CUT_LEASE: Duration = Duration::from_secs(10);
 /// Parts claimed per store call.
 const CLAIM_PAGE: usize = 16;
+/// Cuts tried again after another node moved the part, before the next pass.
+const MOVED_TRIES_NOW: usize = 6;
+/// The longest random pause before such a try.
+const MOVED_PAUSE_MAX_MS: u64 = 150;
+
+/// A random pause of up to `MOVED_PAUSE_MAX_MS`.
+fn moved_pause() -> Duration {
+    let mut bytes = [0u8; 8];
+    // Without randomness the pause is fixed; the tries still happen.
+    let _ = getrandom::fill(&mut bytes);
+    Duration::from_millis(u64::from_le_bytes(bytes) % (MOVED_PAUSE_MAX_MS + 1))
+}
 
 /// What one cut did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +125,19 @@ impl Engine {
     async fn run_cut(&self, due: &DueCut, retry_ms: i64) -> bool {
         let doc = &due.doc;
         tracing::debug!(%doc, "history cut started");
-        let result = self.cut_part(doc).await;
+        let mut result = self.cut_part(doc).await;
+        // Another node's writer committed during the rebuild: try again soon (the unit
+        // reads the part anew) after a random pause, so tries do not keep falling in step
+        // with a writer's rhythm; a part written on two nodes is then cut when one of them
+        // falls into a gap between the other node's commits, most often within a pass.
+        for _ in 0..MOVED_TRIES_NOW {
+            if !matches!(result, Err(CutError::Moved(_))) {
+                break;
+            }
+            tracing::debug!(%doc, "history cut moved by another node; again");
+            tokio::time::sleep(moved_pause()).await;
+            result = self.cut_part(doc).await;
+        }
         let settled = match &result {
             Ok(_) => self.store().finish_cut(due).await,
             // Another node committed first: contention, not a fault; the next pass tries.
