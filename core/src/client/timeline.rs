@@ -17,7 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use automerge::legacy::{Key as OpKey, ObjectId};
+use automerge::legacy::{Key as OpKey, ObjectId, OpId, OpType};
 use automerge::{Automerge, ChangeHash, Prop, ReadDoc};
 use serde::{Deserialize, Serialize};
 
@@ -241,7 +241,9 @@ pub(super) fn touched_by(
     // A message's operations mostly write in one object: its path is looked up once.
     let mut paths: HashMap<ObjectId, Vec<Prop>> = HashMap::new();
     for change in changes {
-        for op in change.decode().operations {
+        let change = change.decode();
+        let first_op = change.start_op.get();
+        for (i, op) in change.operations.into_iter().enumerate() {
             let mut path = match &op.obj {
                 ObjectId::Root => Vec::new(),
                 obj => match paths.get(obj) {
@@ -260,6 +262,13 @@ pub(super) fn touched_by(
                 // An element of a list inside a message: the message is named above it.
                 OpKey::Seq(_) => Prop::Seq(0),
             });
+            // An object made here (a new message's map, its lists) is where this path
+            // leads: the operations in it need no lookup in the document, which costs
+            // the most of all this for a message that just arrived.
+            if matches!(op.action, OpType::Make(_)) {
+                let made = OpId(first_op + i as u64, change.actor_id.clone());
+                paths.insert(ObjectId::Id(made), path.clone());
+            }
             match (path.first(), path.get(1), path.get(2)) {
                 (Some(Prop::Map(root)), _, Some(Prop::Map(id))) if root == MESSAGES => {
                     touched.extend(MessageId::new(id.as_str()).ok());

@@ -75,6 +75,13 @@ impl IndexedAt {
             opened,
         }
     }
+    /// Whether it is as of `heads` and `opened` (without building one to compare).
+    fn is(&self, heads: &[ChangeHash], opened: usize) -> bool {
+        self.opened == opened
+            && self.heads.len() == heads.len()
+            && self.heads.iter().zip(heads).all(|(a, b)| *a == b.0)
+    }
+
     fn heads(&self) -> Vec<ChangeHash> {
         self.heads.iter().map(|h| ChangeHash(*h)).collect()
     }
@@ -228,7 +235,10 @@ impl ClientEngine {
             .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
             .filter(move |(_, s)| catching_up || !s.catching_up)
             .filter(|(_, s)| {
-                s.search.at.as_ref() != Some(&IndexedAt::of(&s.server.get_heads(), s.opened.len()))
+                !s.search
+                    .at
+                    .as_ref()
+                    .is_some_and(|at| at.is(&s.server.get_heads(), s.opened.len()))
             })
             .map(|(id, _)| id)
     }
