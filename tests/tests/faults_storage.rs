@@ -33,6 +33,10 @@ const READYZ_ANSWER: Duration = Duration::from_secs(1);
 const TO_NOT_READY: Duration = Duration::from_secs(3);
 /// Generous bound on the answer to a submit sent while the storage is known down.
 const FAST_ANSWER: Duration = Duration::from_secs(1);
+/// How long a commit that was already waiting for a connection when the database went away
+/// waits (the Postgres pool's acquire timeout). A connection's answers keep its order, so a
+/// submit's refusal can follow such an earlier submit's answer until then.
+const POOL_WAIT: Duration = Duration::from_secs(2);
 /// Bound on a subscription's answer while down: at once, unless its unit has a commit that
 /// was already waiting for a connection when the database went away; the unit answers once
 /// that commit gives up (the Postgres pool's 2 s), plus slack for a loaded CI VM.
@@ -334,7 +338,8 @@ async fn postgres_outage(kind: Outage) {
         "subscribe answered at once: {took:?}"
     );
     reader.close().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Down for at least two paused rounds of the senders after the pool's wait.
+    tokio::time::sleep(POOL_WAIT + Duration::from_secs(2)).await;
     let down_until = Instant::now();
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.start_again())
@@ -372,6 +377,21 @@ async fn postgres_outage(kind: Outage) {
             a.retry_after_ms.is_some(),
             "unavailable names a retry_after_ms"
         );
+        assert!(
+            a.took < SUBSCRIBE_ANSWER,
+            "answered within the pool's wait while down: {a:?}"
+        );
+    }
+    // Once every commit that was waiting has given up, each answer comes at once.
+    let settled: Vec<&&Answered> = during
+        .iter()
+        .filter(|a| a.sent >= down_from + POOL_WAIT)
+        .collect();
+    assert!(
+        !settled.is_empty(),
+        "the clients sent nothing once the pool's wait was over"
+    );
+    for a in settled {
         assert!(a.took < FAST_ANSWER, "answered at once while down: {a:?}");
     }
     for l in &logs {
