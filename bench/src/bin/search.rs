@@ -55,6 +55,11 @@ struct Args {
     /// Messages between progress lines during the fill.
     #[arg(long, default_value_t = 500_000)]
     progress: usize,
+    /// Query a store a `--keep` run left (SQLite: this directory; Postgres: the database
+    /// `confab_bench_search`), filling it first only if it holds no conversation. Its size
+    /// arguments must be the ones it was filled with.
+    #[arg(long)]
+    reuse: Option<PathBuf>,
 }
 
 struct Rng(u64);
@@ -266,6 +271,29 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// (its planner chooses between the walk and the GIN index from the statistics).
 async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) -> Result<()> {
     let tenant = TenantId::new(TENANT)?;
+    let filled = store
+        .conversation(&tenant, &ConvId::new("c0")?)
+        .await?
+        .is_some();
+    let fill = match filled {
+        true => {
+            eprintln!("  reusing the filled store");
+            None
+        }
+        false => Some(fill_all(store, args).await?),
+    };
+    if let Some(url) = pg {
+        use sqlx::{Connection, Executor};
+        let mut db = sqlx::PgConnection::connect(url).await?;
+        db.execute("ANALYZE").await?;
+    }
+    query(store, args, backend, fill).await
+}
+
+/// Makes the conversations and commits every message; the commit rates without and with
+/// terms, and the rest's fill time.
+async fn fill_all(store: &dyn Store, args: &Args) -> Result<(f64, f64, f64)> {
+    let tenant = TenantId::new(TENANT)?;
     for c in 0..args.conversations {
         let conv = ConvId::new(format!("c{c}"))?;
         store
@@ -287,12 +315,17 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
     eprintln!(
         "  filled in {fill_s:.0} s; commit {plain:.0} msg/s without terms, {indexed:.0} with"
     );
-    if let Some(url) = pg {
-        use sqlx::{Connection, Executor};
-        let mut db = sqlx::PgConnection::connect(url).await?;
-        db.execute("ANALYZE").await?;
-    }
+    Ok((plain, indexed, fill_s))
+}
 
+/// The searches, and the run's line.
+async fn query(
+    store: &dyn Store,
+    args: &Args,
+    backend: &str,
+    fill: Option<(f64, f64, f64)>,
+) -> Result<()> {
+    let tenant = TenantId::new(TENANT)?;
     let account = AccountId::new(SEARCHER)?;
     let mut rng = Rng(7);
     let mut times = Vec::with_capacity(args.queries);
@@ -322,10 +355,17 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
     for (ms, text, n) in slowest.iter().take(5) {
         eprintln!("  slow: {ms:.1} ms {text:?} ({n} results)");
     }
+    let fill = match fill {
+        Some((plain, indexed, fill_s)) => format!(
+            "commit {plain:.0} msg/s without terms, {indexed:.0} msg/s with ({:+.1}%); \
+             rest filled in {fill_s:.0} s",
+            (indexed / plain - 1.0) * 100.0
+        ),
+        None => "a reused store".into(),
+    };
     println!(
         "{backend}: {} messages in {} conversations (searcher in {}), {} queries: \
-         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.1} results/query; \
-         commit {:.0} msg/s without terms, {:.0} msg/s with ({:+.1}%); rest filled in {:.0} s; \
+         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {:.1} results/query; {fill}; \
          load average {}",
         args.messages,
         args.conversations,
@@ -335,10 +375,6 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
         percentile(&times, 0.99),
         times.last().copied().unwrap_or(0.0),
         found as f64 / args.queries as f64,
-        plain,
-        indexed,
-        (indexed / plain - 1.0) * 100.0,
-        fill_s,
         load_average()
     );
     Ok(())
@@ -350,13 +386,14 @@ async fn main() -> Result<()> {
     for backend in &args.backends {
         match backend.as_str() {
             "sqlite" => {
-                let dir = std::env::temp_dir()
-                    .join(format!("confab-bench-search-{}", std::process::id()));
+                let dir = args.reuse.clone().unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("confab-bench-search-{}", std::process::id()))
+                });
                 std::fs::create_dir_all(&dir)?;
                 let store = open_store(None, &dir).await?;
                 run(store.as_ref(), &args, backend, None).await?;
                 drop(store);
-                match args.keep {
+                match args.keep || args.reuse.is_some() {
                     true => eprintln!("  kept {}", dir.display()),
                     false => drop(std::fs::remove_dir_all(&dir)),
                 }
@@ -367,18 +404,26 @@ async fn main() -> Result<()> {
                     .await
                     .context("Postgres")?;
                 let name = "confab_bench_search";
-                admin
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await?;
-                admin
-                    .execute(format!("CREATE DATABASE {name}").as_str())
-                    .await?;
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+                )
+                .bind(name)
+                .fetch_one(&mut admin)
+                .await?;
+                if args.reuse.is_none() || !exists {
+                    admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await?;
+                    admin
+                        .execute(format!("CREATE DATABASE {name}").as_str())
+                        .await?;
+                }
                 let url = format!("{}/{name}", args.pg);
                 let dir = PathBuf::from(".");
                 let store = open_store(Some(&url), &dir).await?;
                 let result = run(store.as_ref(), &args, backend, Some(&url)).await;
                 drop(store);
-                if args.keep {
+                if args.keep || args.reuse.is_some() {
                     eprintln!("  kept {url}");
                     result?;
                     continue;
