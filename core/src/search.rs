@@ -17,6 +17,10 @@ pub const TERM_CHARS_MAX: usize = 64;
 pub const QUERY_CHARS_MAX: usize = 1_000;
 /// Terms of a query.
 pub const QUERY_TERMS_MAX: usize = 16;
+/// The shortest last term matched as a prefix (the word being typed); a shorter one
+/// matches whole words only, so one letter never reads a large part of an index. The
+/// device's index and the server's follow it alike.
+pub const PREFIX_MIN_CHARS: usize = 2;
 
 /// Why a query cannot be searched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,8 +122,16 @@ impl Query {
         }
     }
 
+    /// Whether the last term matches as a prefix ([`PREFIX_MIN_CHARS`]).
+    pub fn last_is_prefix(&self) -> bool {
+        self.terms
+            .last()
+            .is_some_and(|t| t.chars().count() >= PREFIX_MIN_CHARS)
+    }
+
     /// The query as a Postgres `tsquery` literal (cast with `::tsquery`, which takes
-    /// lexemes as written): `'a' & 'b':*`.
+    /// lexemes as written): `'a' & 'bc':*`, the last a prefix only as [`Self::last_is_prefix`]
+    /// says.
     pub fn to_tsquery(&self) -> String {
         let last = self.terms.len() - 1;
         self.terms
@@ -127,7 +139,7 @@ impl Query {
             .enumerate()
             .map(|(i, t)| {
                 let quoted = format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''"));
-                if i == last {
+                if i == last && self.last_is_prefix() {
                     quoted + ":*"
                 } else {
                     quoted
@@ -138,7 +150,7 @@ impl Query {
     }
 
     /// The query as an SQLite FTS5 `MATCH` expression: every term a quoted string, the last
-    /// with a prefix star: `"a" "b"*`.
+    /// with a prefix star as [`Self::last_is_prefix`] says: `"a" "bc"*`.
     pub fn to_fts5(&self) -> String {
         let last = self.terms.len() - 1;
         self.terms
@@ -146,7 +158,7 @@ impl Query {
             .enumerate()
             .map(|(i, t)| {
                 let quoted = format!("\"{}\"", t.replace('"', "\"\""));
-                if i == last {
+                if i == last && self.last_is_prefix() {
                     quoted + "*"
                 } else {
                     quoted
@@ -181,8 +193,12 @@ mod tests {
             q.terms,
             ["a", "near", "b", "c", "x", "y", "and", "or", "d", "e", "f", "g", "h"]
         );
-        assert!(q.to_fts5().ends_with("\"h\"*"));
-        assert!(q.to_tsquery().ends_with("'h':*"));
+        // One letter last matches a whole word only.
+        assert!(q.to_fts5().ends_with(" \"h\""));
+        assert!(q.to_tsquery().ends_with(" & 'h'"));
+        let q = Query::parse("x:y hé").expect("terms");
+        assert_eq!(q.to_fts5(), "\"x\" \"y\" \"he\"*");
+        assert_eq!(q.to_tsquery(), "'x' & 'y' & 'he':*");
         assert_eq!(Query::parse("\" * : ( ) ''"), Err(QueryError::Empty));
     }
 

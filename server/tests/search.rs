@@ -176,7 +176,10 @@ impl Model {
                 let words = terms(&m.body);
                 let found = !m.deleted
                     && rest.iter().all(|r| words.contains(r))
-                    && words.iter().any(|w| w.starts_with(last.as_str()));
+                    && words.iter().any(|w| match q.last_is_prefix() {
+                        true => w.starts_with(last.as_str()),
+                        false => w == last,
+                    });
                 if found {
                     out.insert((conv.clone(), id.clone()));
                 }

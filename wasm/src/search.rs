@@ -32,8 +32,8 @@ impl From<SearchError> for Failure {
 impl ConfabClient {
     /// Searches the messages this account may read: this device's index first (found
     /// offline too, encrypted conversations included), then, when online, the server's
-    /// results this device does not hold. Every word must match, the last as a prefix (the
-    /// word being typed); case and accents are ignored ("cafe" finds "Café"). The server is
+    /// results this device does not hold. Every word must match, the last as a prefix from
+    /// two letters (the word being typed); case and accents are ignored ("cafe" finds "Café"). The server is
     /// never asked with `localOnly`, nor for a search scoped (`conv`) to an encrypted
     /// conversation. Offline, or when the server fails, the page is the device's alone with
     /// `partial: true` and `partialReason`. Rejects with `query_empty`,

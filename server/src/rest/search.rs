@@ -45,7 +45,8 @@ pub struct SearchResult {
 
 #[derive(Debug, Serialize)]
 pub struct SearchPage {
-    /// The folded terms searched for (the last one as a prefix), for highlighting.
+    /// The folded terms searched for (the last one as a prefix from two characters), for
+    /// highlighting.
     pub terms: Vec<String>,
     pub results: Vec<SearchResult>,
     /// The next page's `cursor`, or null after the last page.

@@ -31,6 +31,13 @@ pub struct SearchCursor {
 }
 
 impl SearchCursor {
+    /// Before every entry: where a first page starts.
+    pub const START: SearchCursor = SearchCursor {
+        created_at: i64::MAX,
+        cid: i64::MAX,
+        pos: i64::MAX,
+    };
+
     /// The opaque text a client sends back.
     pub fn encode(&self) -> String {
         format!("s1.{:x}.{:x}.{:x}", self.created_at, self.cid, self.pos)
@@ -68,6 +75,12 @@ pub struct SearchQuery<'a> {
 }
 
 impl<'a> SearchQuery<'a> {
+    /// Whether a filter reads the message row (author, kind, attachments): the index entries
+    /// alone cannot choose the page.
+    pub fn reads_rows(&self) -> bool {
+        self.author.is_some() || self.kind.is_some() || self.has_attachment
+    }
+
     /// A search without filters, its first page.
     pub fn new(
         tenant: &'a TenantId,
@@ -199,9 +212,10 @@ macro_rules! search_sql {
 }
 
 /// Postgres: the planner walks `message_search_time` newest first when the terms match
-/// many entries, or reads the GIN index and sorts when they match few (migration 0033);
-/// the statement must be planned for its parameters (not persistent), or one plan serves
-/// both.
+/// many entries, or reads the GIN index and sorts when they match few (migration 0033),
+/// keeping the readable conversations' entries by `message_search_cid` before it reads them
+/// (0041); the statement must be planned for its parameters (not persistent), or one plan
+/// serves both. A search whose filters read the message row ([`SearchQuery::reads_rows`]).
 pub(crate) const SEARCH_PG: &str = search_sql!(
     "FROM message_search s JOIN messages m ON m.cid = s.cid AND m.pos = s.pos",
     "s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery",
@@ -209,44 +223,78 @@ pub(crate) const SEARCH_PG: &str = search_sql!(
     "s"
 );
 
+/// Postgres, a search with no filter on the message row: the page is chosen among the
+/// entries alone (they hold the order's key), and only its rows are read. A deleted row has
+/// no entry (its trigger removes it with the row's change), so no row drops out after the
+/// page is chosen. `$3..$5` are bound and unused.
+pub(crate) const SEARCH_PG_ENTRIES: &str = "\
+    SELECT c.conv, m.cid, m.message, m.pos, m.period, CAST(m.part AS BIGINT) AS part, \
+    m.seq, m.author, m.kind, m.created_at, m.preview, m.deleted FROM (\
+        SELECT s.cid, s.pos, s.created_at FROM message_search s \
+        WHERE s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery \
+        AND s.created_at >= $6 AND s.created_at < $7 AND (s.created_at, s.cid, s.pos) < ($8, $9, $10) \
+        ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC LIMIT $11) s \
+    JOIN messages m ON m.cid = s.cid AND m.pos = s.pos JOIN conversations c ON c.id = m.cid \
+    WHERE NOT m.deleted ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC";
+
+/// Postgres: the memory a search's bitmaps may take. A prefix's terms are gathered in one
+/// bitmap; past `work_mem` (4 MB by default) it keeps whole pages instead of entries, and
+/// every entry on those pages is read and checked (ten times the heap reads for a common
+/// prefix at ten million messages, docs/BENCHMARKS.md "Search").
+pub(crate) const WORK_MEM_PG: &str = "SET LOCAL work_mem = '16MB'";
+
 /// SQLite, few matches: FTS5 finds them all (its rowid is `cid * 2^32 + pos`, migration
-/// 0020), then they are sorted.
+/// 0020), keeps those of readable conversations by their rowid before any row is read, then
+/// they are sorted.
 pub(crate) const SEARCH_LITE: &str = search_sql!(
     "FROM message_search JOIN messages m ON m.cid = (message_search.rowid >> 32) \
      AND m.pos = (message_search.rowid & 4294967295)",
-    "message_search MATCH $2 AND m.cid IN (SELECT value FROM json_each($1))",
+    "message_search MATCH $2 \
+     AND (message_search.rowid >> 32) IN (SELECT value FROM json_each($1))",
     "m.deleted = 0",
     "m"
 );
 
-/// SQLite, many matches: the entries newest first (migration 0026), each checked against
-/// `$2`, a JSON array of patterns every one of which its ` terms ` must hold ([`patterns`]).
+/// SQLite, many matches: the entries newest first (migration 0026) down to `($12, $13,
+/// $14)` ([`WALK_BOUND_LITE`]), each checked against `$2`, a JSON array of patterns every one
+/// of which its ` terms ` must hold ([`patterns`]).
 pub(crate) const WALK_LITE: &str = search_sql!(
     "FROM message_search_time t JOIN messages m ON m.cid = t.cid AND m.pos = t.pos",
-    "t.cid IN (SELECT value FROM json_each($1)) AND NOT EXISTS \
-     (SELECT 1 FROM json_each($2) p WHERE instr(' ' || t.terms || ' ', p.value) = 0)",
+    "t.cid IN (SELECT value FROM json_each($1)) AND (t.created_at, t.cid, t.pos) >= ($12, $13, $14) \
+     AND NOT EXISTS (SELECT 1 FROM json_each($2) p WHERE instr(' ' || t.terms || ' ', p.value) = 0)",
     "m.deleted = 0",
     "t"
 );
+
+/// SQLite: where a walk from the page's start (`$3..$5`, within `$1..$2`) stops: the entry
+/// `$6` places down, if there is one.
+pub(crate) const WALK_BOUND_LITE: &str = "SELECT created_at, cid, pos FROM message_search_time \
+    WHERE created_at >= $1 AND created_at < $2 AND (created_at, cid, pos) < ($3, $4, $5) \
+    ORDER BY created_at DESC, cid DESC, pos DESC LIMIT 1 OFFSET $6";
 
 /// SQLite: how many entries FTS5 matches, counted up to `$2`.
 pub(crate) const COUNT_LITE: &str = "SELECT COUNT(*) AS n FROM \
     (SELECT 1 FROM message_search WHERE message_search MATCH $1 LIMIT $2)";
 
-/// Matches in the whole tenant from which SQLite walks the newest entries instead of
-/// sorting them all: a walk's cost follows the page over the terms' frequency, a sort's the
-/// matches (docs/BENCHMARKS.md, "Search").
-pub(crate) const WALK_FROM_MATCHES: i64 = 40_000;
+/// Matches in the whole store from which SQLite walks the newest entries before it reads
+/// them all from FTS5 and sorts them: a walk's cost follows the page over the terms'
+/// frequency among the readable conversations, a sort's the matches (docs/SEARCH.md, "Cost").
+pub(crate) const WALK_FROM_MATCHES: i64 = 50_000;
+
+/// Entries a SQLite walk reads at most: a page not full by then (the terms are common, but
+/// not in the conversations the account reads) is answered from FTS5 instead, so neither way
+/// reads much more than about this many entries.
+pub(crate) const WALK_ENTRIES_MAX: i64 = 40_000;
 
 /// A query's terms as [`WALK_LITE`] checks them in ` terms `: a whole word (` a `) for
-/// each, a word's start (` a`) for the last, which matches as a prefix.
+/// each, a word's start (` a`) for the last when it matches as a prefix.
 pub(crate) fn patterns(query: &Query) -> String {
     let last = query.terms.len() - 1;
     let list: Vec<String> = query
         .terms
         .iter()
         .enumerate()
-        .map(|(i, t)| match i == last {
+        .map(|(i, t)| match i == last && query.last_is_prefix() {
             true => format!(" {t}"),
             false => format!(" {t} "),
         })
@@ -258,11 +306,7 @@ pub(crate) fn patterns(query: &Query) -> String {
 macro_rules! bind_filters {
     ($query:expr, $q:expr) => {{
         let q = $q;
-        let after = q.after.unwrap_or(crate::store::search::SearchCursor {
-            created_at: i64::MAX,
-            cid: i64::MAX,
-            pos: i64::MAX,
-        });
+        let after = q.after.unwrap_or(crate::store::search::SearchCursor::START);
         $query
             .bind(q.author.map(|a| a.as_str()))
             .bind(q.kind)

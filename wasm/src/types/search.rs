@@ -210,7 +210,7 @@ impl From<cs::Partial> for PartialReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Tsify)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchPage {
-    /// The query's folded terms (the last matched as a prefix).
+    /// The query's folded terms (the last matched as a prefix from two characters).
     pub terms: Vec<String>,
     pub results: Vec<SearchResult>,
     /// Pass as `cursor` for the next page; absent after the last.

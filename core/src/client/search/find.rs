@@ -22,29 +22,19 @@ pub const LIMIT_MAX: usize = 200;
 const SNIPPET_LEAD: usize = 40;
 const SNIPPET_CHARS: usize = 160;
 
-/// The shortest last term matched as a prefix (the word being typed); a shorter one
-/// matches whole words only, so one letter never walks a large part of the dictionary.
-pub const PREFIX_MIN_CHARS: usize = 2;
-
-/// Whether `query`'s last term matches as a prefix.
-pub(crate) fn last_is_prefix(query: &Query) -> bool {
-    query
-        .terms
-        .last()
-        .is_some_and(|t| t.chars().count() >= PREFIX_MIN_CHARS)
-}
+pub use crate::search::PREFIX_MIN_CHARS;
 
 /// Whether a word (a term) matches term `i` of `query`.
 pub(crate) fn term_matches(query: &Query, i: usize, word: &str) -> bool {
     let t = query.terms[i].as_str();
-    word == t || (i + 1 == query.terms.len() && last_is_prefix(query) && word.starts_with(t))
+    word == t || (i + 1 == query.terms.len() && query.last_is_prefix() && word.starts_with(t))
 }
 
 /// The store reads of a query that reads every posting of its terms (the last one's as a
 /// prefix): the search that must know every message it matches (`all`).
 pub(crate) fn posting_reads(query: &Query) -> Vec<Read> {
     let last = query.terms.len() - 1;
-    let prefix = last_is_prefix(query);
+    let prefix = query.last_is_prefix();
     query
         .terms
         .iter()

@@ -21,7 +21,7 @@ use super::super::records::{
     key_posting, uncbor, POSTINGS_PREFIX, SEARCH_RECORDS_PREFIX, TERMS_PREFIX,
 };
 use super::dict::{parse_place, when, Dictionary};
-use super::find::{last_is_prefix, posting_candidate, Candidate, Rank};
+use super::find::{posting_candidate, Candidate, Rank};
 use super::index::IndexRecord;
 use super::SearchOptions;
 use crate::client::records::key_search_record;
@@ -157,7 +157,7 @@ impl Walk {
                 places: BTreeMap::new(),
             });
         }
-        if last_is_prefix(&self.query) {
+        if self.query.last_is_prefix() {
             let last = &self.query.terms[self.query.terms.len() - 1];
             let prefix = format!("{TERMS_PREFIX}{last}");
             reads.push(Read::Page {
@@ -230,7 +230,7 @@ impl Walk {
                 return Step::Read(reads);
             }
             if self.taken.is_empty() && self.drivers.iter().all(Stream::done) {
-                if self.phase == Phase::Whole && last_is_prefix(&self.query) {
+                if self.phase == Phase::Whole && self.query.last_is_prefix() {
                     self.begin_prefix();
                 } else {
                     self.phase = Phase::Over;

@@ -1,7 +1,8 @@
 //! The search index (docs/SEARCH.md; migrations Postgres 0027, SQLite 0020): it follows the
 //! projected rows through posts, edits, deletions in the same batch and later, and retention,
 //! and a search finds only what its account may read; a query matching thousands of
-//! messages (SQLite walks then, Postgres may) pages like one matching few.
+//! messages (SQLite walks then, Postgres may) pages like one matching few, and so does one
+//! whose matches the searcher may read are all older than what a walk reads.
 
 use super::*;
 use crate::store::search::{SearchCursor, SearchQuery};
@@ -127,7 +128,7 @@ fn terms_in(c: &str, id: &str, text: &str) -> Projection {
 pub async fn search_with_many_matches(env: Env) {
     let s = env.store.as_ref();
     let mut seqs = Seqs::default();
-    for (c, member) in [("hall", "alice"), ("side", "bob")] {
+    for (c, member) in [("hall", "alice"), ("side", "bob"), ("attic", "carol")] {
         let cd = conv_doc("acme", c);
         let seq = seqs.next(&cd);
         s.commit(&[with(
@@ -140,8 +141,21 @@ pub async fn search_with_many_matches(env: Env) {
         .await
         .expect("conversation");
     }
-    // More matches than SQLite counts before it walks; times out of commit order.
-    const N: i64 = crate::store::search::WALK_FROM_MATCHES + 400;
+    // More matches than SQLite counts before it walks (after the edits below take a fiftieth
+    // away), and more entries than a walk reads; times out of commit order.
+    const N: i64 = crate::store::search::WALK_FROM_MATCHES * 11 / 10;
+    const _: () = assert!(N > crate::store::search::WALK_ENTRIES_MAX + 1_000);
+    // Carol's conversation: the oldest messages of all, every one a match of "news".
+    const ATTIC: i64 = 60;
+    let attic: Vec<NewChange> = (0..ATTIC)
+        .map(|i| {
+            let (id, text) = (format!("a{i}"), format!("news attic a{i}"));
+            let mut c = message_change(&mut seqs, "acme", "attic", &id, "alice", 100 + i, &text);
+            c.projection.push(terms_in("attic", &id, &text));
+            c
+        })
+        .collect();
+    s.commit(&attic).await.expect("attic");
     let at = |i: i64| 10_000 + (i * 7919) % N;
     let conv_of = |i: i64| if i % 5 == 0 { "side" } else { "hall" };
     let text = |i: i64| format!("news {} n{i}", ["alpha", "beta", "gamma"][(i % 3) as usize]);
@@ -174,13 +188,16 @@ pub async fn search_with_many_matches(env: Env) {
     let every: Matches = |_| true;
     let gamma: Matches = |i| i % 3 == 2;
     let alpha: Matches = |i| i % 3 == 0;
-    let one: Matches = |i| i == 4321;
+    let n4321: Matches = |i| i.to_string().starts_with("4321");
+    let none: Matches = |_| false;
     for (query, matches) in [
         ("NEWS", every),
         ("news new", every),
         ("news gam", gamma),
         ("alpha ne", alpha),
-        ("n4321", one),
+        ("n4321", n4321),
+        // One letter last is a whole word, never a prefix ("news" is no match of "n").
+        ("alpha n", none),
     ] {
         let mut want: Vec<(i64, String)> = (0..N)
             .filter(|i| live(i) && matches(*i))
@@ -206,4 +223,26 @@ pub async fn search_with_many_matches(env: Env) {
         }
         assert_eq!(got, want, "{query}");
     }
+    // Every match is in the tenant's newest entries, none of them carol's: the walk ends
+    // empty-handed at its bound, and the page comes from the inverted index.
+    let (t, carol) = (tenant("acme"), account_id("carol"));
+    let q = Query::parse("news").expect("query");
+    let first = s
+        .search(&SearchQuery::new(&t, &carol, &q, 50))
+        .await
+        .expect("search");
+    let second = s
+        .search(&SearchQuery {
+            after: first.last().map(|h| h.cursor),
+            ..SearchQuery::new(&t, &carol, &q, 50)
+        })
+        .await
+        .expect("search");
+    let got: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|h| h.row.message.to_string())
+        .collect();
+    let want: Vec<String> = (0..ATTIC).rev().map(|i| format!("a{i}")).collect();
+    assert_eq!(got, want);
 }

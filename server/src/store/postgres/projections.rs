@@ -140,20 +140,27 @@ impl Projections for PgStore {
     }
 
     async fn search(&self, q: &SearchQuery<'_>) -> Result<Vec<SearchHit>> {
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(search::MEMBERSHIPS)
             .bind(q.tenant.as_str())
             .bind(q.account.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
         let cids = search::readable(&search::entries(&rows)?, q.account, q.conv);
         if cids.is_empty() {
             return Ok(Vec::new());
         }
-        let query = sqlx::query(search::SEARCH_PG)
+        sqlx::query(search::WORK_MEM_PG).execute(&mut *tx).await?;
+        let statement = match q.reads_rows() {
+            true => search::SEARCH_PG,
+            false => search::SEARCH_PG_ENTRIES,
+        };
+        let query = sqlx::query(statement)
             .persistent(false)
             .bind(&cids)
             .bind(q.query.to_tsquery());
-        let rows = bind_filters!(query, q).fetch_all(&self.pool).await?;
+        let rows = bind_filters!(query, q).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
         search::hits(&rows, q.tenant)
     }
 

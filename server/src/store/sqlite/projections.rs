@@ -152,13 +152,39 @@ impl Projections for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         let cids = serde_json::to_string(&cids).unwrap_or_default();
-        let query = match matches < search::WALK_FROM_MATCHES {
-            true => sqlx::query(search::SEARCH_LITE).bind(cids).bind(fts),
-            false => sqlx::query(search::WALK_LITE)
-                .bind(cids)
-                .bind(search::patterns(q.query)),
+        let inverted = || async {
+            let query = sqlx::query(search::SEARCH_LITE).bind(&cids).bind(&fts);
+            bind_filters!(query, q).fetch_all(&self.reader).await
         };
-        let rows = bind_filters!(query, q).fetch_all(&self.reader).await?;
+        if matches < search::WALK_FROM_MATCHES {
+            return search::hits(&inverted().await?, q.tenant);
+        }
+        let from = q.after.unwrap_or(search::SearchCursor::START);
+        let bound: Option<(i64, i64, i64)> = sqlx::query_as(search::WALK_BOUND_LITE)
+            .bind(q.since.unwrap_or(i64::MIN))
+            .bind(q.until.unwrap_or(i64::MAX))
+            .bind(from.created_at)
+            .bind(from.cid)
+            .bind(from.pos)
+            .bind(search::WALK_ENTRIES_MAX - 1)
+            .fetch_optional(&self.reader)
+            .await?;
+        let walk = sqlx::query(search::WALK_LITE)
+            .bind(&cids)
+            .bind(search::patterns(q.query));
+        let (b_at, b_cid, b_pos) = bound.unwrap_or((i64::MIN, i64::MIN, i64::MIN));
+        let walked = bind_filters!(walk, q)
+            .bind(b_at)
+            .bind(b_cid)
+            .bind(b_pos)
+            .fetch_all(&self.reader)
+            .await?;
+        // A full page, or a walk that reached the end, is the answer; otherwise the terms
+        // are rare in what the account reads, and FTS5 finds them.
+        let rows = match walked.len() >= q.limit || bound.is_none() {
+            true => walked,
+            false => inverted().await?,
+        };
         search::hits(&rows, q.tenant)
     }
 
