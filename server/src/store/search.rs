@@ -176,14 +176,21 @@ pub(crate) fn readable(entries: &[Entry], account: &AccountId, only: Option<&Con
         .collect()
 }
 
+/// What every search statement reads: the hit's conversation and message row.
+macro_rules! search_columns {
+    () => {
+        "SELECT c.conv, m.cid, m.message, m.pos, m.period, CAST(m.part AS BIGINT) AS part, \
+         m.seq, m.author, m.kind, m.created_at, m.preview, m.deleted "
+    };
+}
+
 /// The columns and filters every search statement shares; `$from` and `$matches` are the
 /// index read and its match condition (`$1` the readable keys, `$2` the query), `$key` the
 /// alias whose `(created_at, cid, pos)` the order and the bounds read.
 macro_rules! search_sql {
     ($from:literal, $matches:literal, $not_deleted:literal, $key:literal) => {
         concat!(
-            "SELECT c.conv, m.cid, m.message, m.pos, m.period, CAST(m.part AS BIGINT) AS part, \
-             m.seq, m.author, m.kind, m.created_at, m.preview, m.deleted ",
+            search_columns!(),
             $from,
             " JOIN conversations c ON c.id = m.cid WHERE ",
             $matches,
@@ -227,20 +234,20 @@ pub(crate) const SEARCH_PG: &str = search_sql!(
 /// entries alone (they hold the order's key), and only its rows are read. A deleted row has
 /// no entry (its trigger removes it with the row's change), so no row drops out after the
 /// page is chosen. `$3..$5` are bound and unused.
-pub(crate) const SEARCH_PG_ENTRIES: &str = "\
-    SELECT c.conv, m.cid, m.message, m.pos, m.period, CAST(m.part AS BIGINT) AS part, \
-    m.seq, m.author, m.kind, m.created_at, m.preview, m.deleted FROM (\
-        SELECT s.cid, s.pos, s.created_at FROM message_search s \
+pub(crate) const SEARCH_PG_ENTRIES: &str = concat!(
+    search_columns!(),
+    "FROM (SELECT s.cid, s.pos, s.created_at FROM message_search s \
         WHERE s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery \
         AND s.created_at >= $6 AND s.created_at < $7 AND (s.created_at, s.cid, s.pos) < ($8, $9, $10) \
         ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC LIMIT $11) s \
     JOIN messages m ON m.cid = s.cid AND m.pos = s.pos JOIN conversations c ON c.id = m.cid \
-    WHERE NOT m.deleted ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC";
+    WHERE NOT m.deleted ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC"
+);
 
 /// Postgres: the memory a search's bitmaps may take. A prefix's terms are gathered in one
 /// bitmap; past `work_mem` (4 MB by default) it keeps whole pages instead of entries, and
-/// every entry on those pages is read and checked (ten times the heap reads for a common
-/// prefix at ten million messages, docs/BENCHMARKS.md "Search").
+/// every entry on those pages is read and checked (17 times the entries for "lbb wbb" at ten
+/// million messages, docs/BENCHMARKS.md "Search").
 pub(crate) const WORK_MEM_PG: &str = "SET LOCAL work_mem = '16MB'";
 
 /// SQLite, few matches: FTS5 finds them all (its rowid is `cid * 2^32 + pos`, migration
@@ -282,8 +289,8 @@ pub(crate) const COUNT_LITE: &str = "SELECT COUNT(*) AS n FROM \
 pub(crate) const WALK_FROM_MATCHES: i64 = 50_000;
 
 /// Entries a SQLite walk reads at most: a page not full by then (the terms are common, but
-/// not in the conversations the account reads) is answered from FTS5 instead, so neither way
-/// reads much more than about this many entries.
+/// not in the conversations the account reads) is answered from FTS5 instead, so a walk that
+/// guessed wrong costs at most this many entries before the inverted read.
 pub(crate) const WALK_ENTRIES_MAX: i64 = 40_000;
 
 /// A query's terms as [`WALK_LITE`] checks them in ` terms `: a whole word (` a `) for
