@@ -27,6 +27,8 @@ const FAST_ANSWER: Duration = Duration::from_secs(1);
 const RECENT_LOG_BYTES: &str = "65536";
 /// Messages acked before the fault: more than the recent log holds.
 const BEFORE: usize = 40;
+/// The first message's words, as bob searches them.
+const SEARCH_M0: &str = "/v1/search?q=message%200";
 
 enum Fault {
     PostgresStopped(Arc<PgCluster>),
@@ -248,6 +250,18 @@ async fn reads_through_an_outage(fault: Fault) {
     }
     carol.close().await;
 
+    // A search needs the database: refused at once, with a wait.
+    let asked = Instant::now();
+    let HttpAnswer {
+        status,
+        retry_after_s,
+        body,
+    } = http(&server, "GET", SEARCH_M0, "bob", None).await;
+    assert!(asked.elapsed() < FAST_ANSWER, "search refused at once");
+    assert_eq!(status, 503, "search while down: {body}");
+    assert!(body.contains("\"unavailable\""), "{body}");
+    assert!(retry_after_s.is_some(), "a search refusal names a wait");
+
     // The storage comes back: ready again without a restart.
     match &fault {
         Fault::PostgresStopped(cluster) => {
@@ -297,6 +311,17 @@ async fn reads_through_an_outage(fault: Fault) {
         pushed, expected,
         "pushes after the outage continue the catch-up"
     );
+    // And a search finds what was acked before the fault ("0" is one letter: the word only).
+    let HttpAnswer { status, body, .. } = http(&server, "GET", SEARCH_M0, "bob", None).await;
+    assert_eq!(status, 200, "search after the outage: {body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m0"], "{body}");
     reader.close().await;
     bob.close().await;
     alice.close().await;
