@@ -193,6 +193,9 @@ impl Forgetting for GatedStore {
     async fn vacuum_forgotten(&self, full: bool) -> Result<bool> {
         self.inner.vacuum_forgotten(full).await
     }
+    async fn forget_search_entries(&self, limit: usize) -> Result<usize> {
+        self.inner.forget_search_entries(limit).await
+    }
     async fn claim_cuts(
         &self,
         timing: confab_server::store::cuts::CutTiming,

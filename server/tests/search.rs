@@ -614,7 +614,7 @@ async fn forget_index(s: &Server, postgres: Option<&str>, model: &Model) {
         Some(_) => "DELETE FROM message_search",
         None => {
             "INSERT INTO message_search (message_search) VALUES ('delete-all'); \
-             DELETE FROM message_search_time"
+             DELETE FROM message_search_time; DELETE FROM search_forget"
         }
     };
     let reset = "UPDATE search_backfill SET cid = -1, pos = -1, done = FALSE";

@@ -3,7 +3,8 @@
 //!
 //! One loop per node ([`spawn`]) runs every `--purge-sweep-secs`: it resumes the erasures no
 //! node holds (`erasure`), sweeps the blobs whose delete is older than
-//! `--blob-release-delay-secs` (`blobs`), and when either removed something or a history
+//! `--blob-release-delay-secs` (`blobs`), deletes the search entries of deleted messages
+//! from SQLite's index, and when any of these removed something or a history
 //! cut was installed on this node since the last pass, has the database drop the old row
 //! versions (`Forgetting::vacuum_forgotten`). Every step is
 //! idempotent and its progress is in the database, so a node killed mid-way leaves work the
@@ -34,6 +35,8 @@ pub struct PassReport {
     pub blobs: blobs::ReleaseSweep,
     /// Erasures that reached their end in this pass.
     pub erasures_done: usize,
+    /// Deleted messages' search entries taken out of the index's pages.
+    pub search_entries: usize,
     /// Whether the database was asked to drop old row versions.
     pub vacuumed: bool,
 }
@@ -68,6 +71,8 @@ pub async fn pass(engine: &Engine, store: &Blobs, config: PurgeConfig, now_ms: i
         }
         Err(error) => tracing::warn!(%error, "sweep of deleted messages' blobs failed"),
     }
+    report.search_entries = forget_search_entries(engine).await;
+    purged |= report.search_entries > 0;
     if engine.take_unvacuumed() || purged {
         let done = match engine.store().vacuum_forgotten(false).await {
             Ok(done) => done,
@@ -84,6 +89,38 @@ pub async fn pass(engine: &Engine, store: &Blobs, config: PurgeConfig, now_ms: i
         }
     }
     report
+}
+
+/// Entries per transaction: each costs milliseconds on SQLite's one writer, and a commit
+/// waits behind one transaction at most.
+const SEARCH_FORGET_CHUNK: usize = 8;
+/// A pass's time for them; a longer queue (a retention drop) goes on at the next pass.
+const SEARCH_FORGET_PER_PASS: Duration = Duration::from_secs(30);
+
+/// Deletes the queued search entries of deleted and dropped messages from the index's pages
+/// (SQLite; docs/STORAGE.md, "What a delete removes"), for up to `SEARCH_FORGET_PER_PASS`.
+async fn forget_search_entries(engine: &Engine) -> usize {
+    let started = tokio::time::Instant::now();
+    let mut done = 0;
+    while !engine.is_stopping() && started.elapsed() < SEARCH_FORGET_PER_PASS {
+        match engine
+            .store()
+            .forget_search_entries(SEARCH_FORGET_CHUNK)
+            .await
+        {
+            Ok(n) => {
+                done += n;
+                if n < SEARCH_FORGET_CHUNK {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "deleting search entries failed; the next pass goes on");
+                break;
+            }
+        }
+    }
+    done
 }
 
 /// Runs [`pass`] every `config.every` until the engine stops (`serve`).

@@ -600,6 +600,9 @@ impl Forgetting for Guarded {
     async fn vacuum_forgotten(&self, full: bool) -> Result<bool> {
         self.run(self.inner.vacuum_forgotten(full)).await
     }
+    async fn forget_search_entries(&self, limit: usize) -> Result<usize> {
+        self.run(self.inner.forget_search_entries(limit)).await
+    }
 }
 
 #[async_trait]

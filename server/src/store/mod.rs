@@ -519,6 +519,11 @@ pub trait Forgetting: Send + Sync {
     /// (`full`: `VACUUM FULL`, which rewrites their files), SQLite a WAL checkpoint that
     /// truncates the WAL. `false` when another node is at it (Postgres).
     async fn vacuum_forgotten(&self, full: bool) -> Result<bool>;
+    /// Deletes up to `limit` queued search entries of deleted or dropped messages from the
+    /// index's pages, in one transaction; how many it deleted. SQLite only (FTS5's
+    /// `secure-delete`, migration 0034, a few milliseconds an entry); Postgres' GIN loses
+    /// them at `VACUUM`, so 0 there.
+    async fn forget_search_entries(&self, limit: usize) -> Result<usize>;
 
     /// Leases up to `limit` parts due for a history cut ([`cuts`]) to `node`, as of the
     /// database's clock; on Postgres with `FOR UPDATE SKIP LOCKED`, so two nodes never

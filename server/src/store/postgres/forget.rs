@@ -75,6 +75,11 @@ impl Forgetting for PgStore {
 
     /// Nodes of a cluster would queue behind each other's `VACUUM` of the same tables: one
     /// runs it (a session advisory lock), the others skip this round.
+    /// GIN drops a deleted entry's terms at `VACUUM` ([`Self::vacuum_forgotten`]).
+    async fn forget_search_entries(&self, _limit: usize) -> Result<usize> {
+        Ok(0)
+    }
+
     async fn vacuum_forgotten(&self, full: bool) -> Result<bool> {
         on_pool!(self, |conn| async move {
             let got: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtext('confab.forget'))")

@@ -314,29 +314,37 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
         }
     }
 
-    // 7. Search terms replace their message's entry, unless its row is deleted
-    //    (migrations 0020 and 0026; the triggers there remove entries with their rows). An
-    //    FTS5 entry is deleted only if there is one: a row this batch inserted has none, and
-    //    its key is known without a lookup.
+    // 7. Search terms replace their message's entry, unless its row is deleted. An entry is
+    //    an FTS5 row and its `message_search_time` row, written together; a deleted or
+    //    dropped message row queues its entry for the purge pass (migration 0034). An edit
+    //    deletes the old entry's terms from FTS5 here, as the new ones take its rowid. A
+    //    row this batch inserted has no entry, and its key is known without a lookup.
     if !plan.search.is_empty() {
         let mut find = db.prepare_cached(
-            "SELECT m.cid, m.pos, m.created_at, t.cid IS NOT NULL FROM conversations c \
+            "SELECT m.cid, m.pos, m.created_at, t.terms FROM conversations c \
              JOIN messages m ON m.cid = c.id AND m.message = ?3 \
              LEFT JOIN message_search_time t \
                ON t.created_at = m.created_at AND t.cid = m.cid AND t.pos = m.pos \
              WHERE c.tenant = ?1 AND c.conv = ?2 AND m.deleted = 0 AND m.pos < 4294967296",
         )?;
-        let mut clear = db.prepare_cached("DELETE FROM message_search WHERE rowid = ?1")?;
+        let mut clear = db.prepare_cached(
+            "INSERT INTO message_search (message_search, rowid, terms) \
+             VALUES ('delete', ?1, ?2)",
+        )?;
         let mut insert =
             db.prepare_cached("INSERT INTO message_search (rowid, terms) VALUES (?1, ?2)")?;
+        let mut replace = db.prepare_cached(
+            "UPDATE message_search_time SET terms = ?4 \
+             WHERE created_at = ?1 AND cid = ?2 AND pos = ?3",
+        )?;
         let mut timed = db.prepare_cached(
-            "INSERT OR REPLACE INTO message_search_time (created_at, cid, pos, terms) \
+            "INSERT INTO message_search_time (created_at, cid, pos, terms) \
              VALUES (?1, ?2, ?3, ?4)",
         )?;
         for x in &plan.search {
             let found = match new_rows.get(&(x.tenant, x.conv, x.message)) {
                 Some(&(cid, pos, created_at)) => {
-                    (pos < 4_294_967_296).then_some((cid, pos, created_at, false))
+                    (pos < 4_294_967_296).then_some((cid, pos, created_at, None))
                 }
                 None => find
                     .query_row(params![x.tenant, x.conv, x.message], |r| {
@@ -344,19 +352,25 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
                             r.get::<_, i64>(0)?,
                             r.get::<_, i64>(1)?,
                             r.get::<_, i64>(2)?,
-                            r.get::<_, bool>(3)?,
+                            r.get::<_, Option<String>>(3)?,
                         ))
                     })
                     .optional()?,
             };
-            if let Some((cid, pos, created_at, had)) = found {
-                let row = cid * 4_294_967_296 + pos;
-                if had {
-                    clear.execute([row])?;
+            let Some((cid, pos, created_at, old)) = found else {
+                continue;
+            };
+            let entry = cid * 4_294_967_296 + pos;
+            match old {
+                Some(old) => {
+                    clear.execute(params![entry, old])?;
+                    replace.execute(params![created_at, cid, pos, x.terms])?;
                 }
-                insert.execute(params![row, x.terms])?;
-                timed.execute(params![created_at, cid, pos, x.terms])?;
+                None => {
+                    timed.execute(params![created_at, cid, pos, x.terms])?;
+                }
             }
+            insert.execute(params![entry, x.terms])?;
         }
     }
     Ok(())

@@ -76,6 +76,34 @@ impl Forgetting for SqliteStore {
         })
     }
 
+    async fn forget_search_entries(&self, limit: usize) -> Result<usize> {
+        on_writer!(self, |conn| async move {
+            use sqlx::Connection;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let queued: Vec<(i64, String)> =
+                sqlx::query_as("SELECT entry, terms FROM search_forget ORDER BY entry LIMIT $1")
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (entry, terms) in &queued {
+                sqlx::query(
+                    "INSERT INTO message_search (message_search, rowid, terms) \
+                     VALUES ('delete', $1, $2)",
+                )
+                .bind(entry)
+                .bind(terms)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM search_forget WHERE entry = $1")
+                    .bind(entry)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(queued.len())
+        })
+    }
+
     async fn claim_cuts(&self, timing: CutTiming, node: &str, limit: usize) -> Result<Vec<DueCut>> {
         on_writer!(self, |conn| cuts::claim(conn, timing, node, limit))
     }
