@@ -125,6 +125,16 @@ impl PgCluster {
         self.dir.join("data")
     }
 
+    /// A server data folder for a test on this cluster, named after both (several tests
+    /// of one binary run at once, each on its own cluster).
+    pub fn server_dir(&self, test: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "confab-{test}-{}-{}",
+            std::process::id(),
+            self.port
+        ))
+    }
+
     /// A URL of the cluster's `postgres` database.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)

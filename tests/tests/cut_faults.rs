@@ -26,11 +26,7 @@ const NOT_CLAIMED: &str = "due history cuts not claimed";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_due_while_postgres_is_down_runs_once_it_is_back() {
     let cluster = Arc::new(PgCluster::start().unwrap());
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-cut-faults-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("cut-faults");
     let delay = DELAY_S.to_string();
     let server = TestServer::start_on_with_log(
         Some(cluster.url()),

@@ -263,11 +263,7 @@ async fn database(cluster: &Arc<PgCluster>, up: bool) {
 #[tokio::test]
 async fn database_down_mid_claim_and_list_postgres() {
     let cluster = Arc::new(PgCluster::start().unwrap());
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-e2ee-device-db-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("e2ee-device-db");
     let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
         .await
         .unwrap();

@@ -49,11 +49,7 @@ async fn rejected(c: &NativeClient, ids: &[u64]) -> Vec<(u64, IntentStatus)> {
 #[tokio::test]
 async fn native_clients_writing_through_a_postgres_outage_end_with_every_intent_accepted() {
     let cluster = Arc::new(PgCluster::start().unwrap());
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-faults-client-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("faults-client");
     let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
         .await
         .unwrap();

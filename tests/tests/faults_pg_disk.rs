@@ -27,11 +27,7 @@ const READYZ_ANSWER: Duration = Duration::from_secs(1);
 async fn postgres_disk_full_answers_unavailable_and_recovers_when_space_is_back() {
     let tmpfs = Tmpfs::mount("160m", "the Postgres disk-full fault test");
     let cluster = PgCluster::start_in(tmpfs.path()).unwrap();
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-faults-pgfull-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("faults-pgfull");
     let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
         .await
         .unwrap();

@@ -98,11 +98,7 @@ async fn reads_through_an_outage(fault: Fault) {
     let extra = ["--recent-log-bytes", RECENT_LOG_BYTES];
     let server = match &fault {
         Fault::PostgresStopped(cluster) => {
-            let data = std::env::temp_dir().join(format!(
-                "confab-faults-reads-{}-{}",
-                std::process::id(),
-                cluster.port
-            ));
+            let data = cluster.server_dir("faults-reads");
             TestServer::start_on(Some(cluster.url()), data, &extra)
                 .await
                 .unwrap()

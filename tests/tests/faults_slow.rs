@@ -162,11 +162,7 @@ async fn a_slow_postgres_answers_within_a_bound_and_recovers_with_every_intent_a
     let cluster = PgCluster::start().unwrap();
     let proxy = DelayProxy::start(cluster.port).await.unwrap();
     let url = format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port);
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-faults-slow-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("faults-slow");
     let server = TestServer::start_on(Some(url), data_dir, &[])
         .await
         .unwrap();

@@ -255,11 +255,7 @@ enum Outage {
 
 async fn postgres_outage(kind: Outage) {
     let cluster = Arc::new(PgCluster::start().unwrap());
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-faults-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("faults");
     let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
         .await
         .unwrap();
@@ -547,11 +543,7 @@ async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_without_traffic_is_noticed_and_the_first_commit_after_succeeds() {
     let cluster = Arc::new(PgCluster::start().unwrap());
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-faults-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("faults");
     let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
         .await
         .unwrap();

@@ -185,11 +185,7 @@ async fn a_list_refused_while_the_database_is_down_is_asked_again_on_postgres() 
     use confab_e2e::pg_cluster::PgCluster;
     use std::sync::Arc;
     let cluster = Arc::new(PgCluster::start().unwrap());
-    let data_dir = std::env::temp_dir().join(format!(
-        "confab-feed-{}-{}",
-        std::process::id(),
-        cluster.port
-    ));
+    let data_dir = cluster.server_dir("feed");
     let server = TestServer::start_on(Some(cluster.url()), data_dir, &[])
         .await
         .unwrap();
