@@ -317,6 +317,9 @@ impl Walk {
             .map(|t| {
                 let mut s = Stream::new(t, &from);
                 s.limit = each;
+                // A prefix-only match is as rare as its terms are: a walk that goes on reads
+                // each further page twice the last, not a load per few postings.
+                s.grows = true;
                 s
             })
             .collect();
@@ -470,7 +473,10 @@ impl Walk {
             .iter()
             .any(|d| d.buffered.is_empty() && d.next.is_some());
         if blocked && self.found.len() + self.taken.len() < self.want {
-            for d in self.drivers.iter_mut().filter(|d| d.buffered.is_empty()) {
+            // Every driver not read to its end, not only those out of postings: the walk
+            // takes only up to where all have read, so the others would each block it next,
+            // in a load of their own.
+            for d in self.drivers.iter_mut().filter(|d| d.next.is_some()) {
                 reads.extend(d.read());
             }
         }

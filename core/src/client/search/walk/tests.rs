@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::super::super::ask::Read;
-use super::super::super::records::{cbor, key_posting};
+use super::super::super::records::{cbor, key_posting, key_term};
 use super::super::dict::{place, Dictionary};
 use super::super::find::{paging, Rank};
 use super::super::index::Posting;
@@ -199,9 +199,18 @@ const WORDS: [&str; 4] = ["lolo", "jomi", "kalo", "miru"];
 /// Messages whose times jump, repeat and crawl, and whose words' densities change along
 /// the history (so a page sized by a density read earlier falls short or overshoots).
 fn random_history(seed: u64, messages: usize) -> Vec<(i64, Vec<&'static str>)> {
+    random_history_of(seed, messages, &WORDS)
+}
+
+/// `random_history` over `words`.
+fn random_history_of(
+    seed: u64,
+    messages: usize,
+    words: &[&'static str],
+) -> Vec<(i64, Vec<&'static str>)> {
     let mut rng = Rng(seed | 1);
     let mut time = 1_700_000_000_000i64;
-    let mut odds = [0u64; 4];
+    let mut odds = vec![0u64; words.len()];
     let mut out = Vec::with_capacity(messages);
     for n in 0..messages {
         if n % 400 == 0 {
@@ -216,9 +225,9 @@ fn random_history(seed: u64, messages: usize) -> Vec<(i64, Vec<&'static str>)> {
             2 => rng.below(1_000) as i64,
             _ => rng.below(5_000_000) as i64,
         };
-        let words = (0..WORDS.len())
+        let words = (0..words.len())
             .filter(|w| rng.below(1_000) < odds[*w])
-            .map(|w| WORDS[w])
+            .map(|w| words[w])
             .collect();
         out.push((time, words));
     }
@@ -252,5 +261,52 @@ proptest::proptest! {
             let (found, _) = store.all(&dict, &q, limit);
             proptest::prop_assert_eq!(&found, &expected, "{}, limit {}", q, limit);
         }
+    }
+}
+
+/// Words of which several start with the same letters: a query's last term as a prefix.
+const PREFIXED: [&str; 6] = ["lolo", "jomi", "jomika", "jomilo", "jomine", "kalo"];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// With its last term a prefix, paging every page finds what a scan finds: messages
+    /// holding every term whole first, then those holding the last only as a prefix,
+    /// each newest first (however rare those are, however many pages the walk reads).
+    #[test]
+    fn prefix_pages_find_what_a_scan_finds(
+        seed in proptest::prelude::any::<u64>(),
+        messages in 1usize..4_000,
+        limit in proptest::sample::select(vec![1usize, 7, 20, 60]),
+        query in proptest::sample::select(vec!["lolo jomi", "kalo lolo jomi", "lolo jom"]),
+    ) {
+        let history = random_history_of(seed, messages, &PREFIXED);
+        let terms: Vec<&str> = query.split(' ').collect();
+        let (last, rest) = terms.split_last().unwrap();
+        let mut scan: Vec<(bool, String, String)> = history
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, words))| rest.iter().all(|r| words.contains(r)))
+            .filter_map(|(n, (time, words))| {
+                let prefix_only = if words.contains(last) {
+                    false
+                } else if words.iter().any(|w| w.starts_with(last)) {
+                    true
+                } else {
+                    return None;
+                };
+                Some((prefix_only, place(*time, 0, &id(n)), id(n).to_string()))
+            })
+            .collect();
+        scan.sort();
+        let expected: Vec<String> = scan.into_iter().map(|(_, _, m)| m).collect();
+        let words: std::collections::BTreeSet<&str> =
+            history.iter().flat_map(|(_, w)| w.iter().copied()).collect();
+        let (dict, mut store) = store_at(history);
+        for w in words {
+            store.entries.insert(key_term(w), Vec::new());
+        }
+        let (found, _) = store.all(&dict, query, limit);
+        proptest::prop_assert_eq!(&found, &expected, "{}, limit {}", query, limit);
     }
 }
