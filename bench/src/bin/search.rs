@@ -10,7 +10,10 @@
 //! Measured: the commit rate of the first `--compare` messages without search terms and of
 //! the next `--compare` with them (the cost the index adds to a commit, same sitting), then
 //! query p50/p99 over `--queries` searches of one or two words, the last a 3-character
-//! prefix, first page of 50, with the permission filter.
+//! prefix, first page of 50, with the permission filter. Last, the commit time of
+//! `--edits` edits (new terms) and as many deletes of random messages of the history, one
+//! message per commit, and the purge pass's deletion of the deleted messages' queued
+//! entries: what replacing or removing an entry costs in an index that size.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -48,6 +51,8 @@ struct Args {
     compare: usize,
     #[arg(long, default_value_t = 300)]
     queries: usize,
+    #[arg(long, default_value_t = 100)]
+    edits: usize,
     /// Keep the store after the run (Postgres: the database; SQLite: the directory), to
     /// look at its plans.
     #[arg(long)]
@@ -287,7 +292,114 @@ async fn run(store: &dyn Store, args: &Args, backend: &str, pg: Option<&str>) ->
         let mut db = sqlx::PgConnection::connect(url).await?;
         db.execute("ANALYZE").await?;
     }
-    query(store, args, backend, fill).await
+    query(store, args, backend, fill).await?;
+    edits(store, args, backend).await
+}
+
+/// The conversation of message `m{id}`: batches of `--batch` go round-robin over the
+/// conversations (`fill`), when every phase is a whole number of batches.
+fn conversation_of(args: &Args, id: usize) -> usize {
+    (id - 1) / args.batch % args.conversations
+}
+
+/// Edits and deletes of random messages, one per commit, timed; the run's second line.
+async fn edits(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
+    if args.edits == 0 {
+        return Ok(());
+    }
+    let tenant = TenantId::new(TENANT)?;
+    // A part of its own per run, so a reused store takes the changes' seqs from 1.
+    let part = 100_000
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            % 1_000_000) as u32;
+    let mut seqs = vec![0u64; args.conversations];
+    let mut rng = Rng(11);
+    let (mut edit_ms, mut delete_ms) = (Vec::new(), Vec::new());
+    for i in 0..2 * args.edits {
+        let id = 1 + (rng.next() % args.messages as u64) as usize;
+        let c = conversation_of(args, id);
+        let conv = ConvId::new(format!("c{c}"))?;
+        let message = MessageId::new(format!("m{id}"))?;
+        if store.message_deleted(&tenant, &conv, &message).await? != Some(false) {
+            continue; // deleted by an earlier pick (or a run before, on a reused store)
+        }
+        let deleting = i % 2 == 1;
+        let body: Vec<String> = (0..args.words)
+            .map(|_| word(rng.word(args.vocabulary)))
+            .collect();
+        let body = body.join(" ");
+        let mut projection = vec![Projection::MessageUpdated {
+            tenant: tenant.clone(),
+            conv: conv.clone(),
+            message: message.clone(),
+            preview: if deleting {
+                String::new()
+            } else {
+                body.clone()
+            },
+            deleted: deleting,
+        }];
+        if !deleting {
+            if let Some(terms) = index_text([body.as_str()]) {
+                projection.push(Projection::SearchTerms {
+                    tenant: tenant.clone(),
+                    conv: conv.clone(),
+                    message: message.clone(),
+                    terms,
+                });
+            }
+        }
+        seqs[c] += 1;
+        let doc = DocId::msgs(&tenant, &conv, Bucket { period: 0, part });
+        let t = Instant::now();
+        store.commit(&[change(doc, seqs[c], projection)]).await?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if deleting {
+            anyhow::ensure!(
+                store.message_deleted(&tenant, &conv, &message).await? == Some(true),
+                "m{id} was not deleted: conversation_of does not match the fill"
+            );
+            delete_ms.push(ms);
+        } else {
+            edit_ms.push(ms);
+        }
+    }
+    edit_ms.sort_by(f64::total_cmp);
+    delete_ms.sort_by(f64::total_cmp);
+    let line = |times: &[f64]| match times.is_empty() {
+        true => "none".to_owned(),
+        false => format!(
+            "p50 {:.2} ms, p99 {:.2} ms ({})",
+            percentile(times, 0.5),
+            percentile(times, 0.99),
+            times.len()
+        ),
+    };
+    // What the purge pass then does for the deletes (SQLite; Postgres leaves it to VACUUM).
+    let t = Instant::now();
+    let mut forgotten = 0;
+    loop {
+        let n = store.forget_search_entries(8).await?;
+        forgotten += n;
+        if n < 8 {
+            break;
+        }
+    }
+    let forget = match forgotten {
+        0 => "none queued".to_owned(),
+        n => format!(
+            "{n}, {:.2} ms each",
+            t.elapsed().as_secs_f64() * 1e3 / n as f64
+        ),
+    };
+    println!(
+        "{backend}: one-message commits: edit {}; delete {}; deleted entries forgotten: {forget}",
+        line(&edit_ms),
+        line(&delete_ms)
+    );
+    Ok(())
 }
 
 /// Makes the conversations and commits every message; the commit rates without and with
