@@ -155,8 +155,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_RETENTION_SWEEP_SECS", default_value_t = 3600)]
     pub retention_sweep_secs: u64,
     /// Seconds between purge passes, which resume account erasures, sweep the blobs of
-    /// messages deleted for everyone and have the database drop the old row versions
-    /// (docs/STORAGE.md, "What a delete removes"); 0: never.
+    /// messages deleted for everyone, delete their search entries from SQLite's index and
+    /// have the database drop the old row versions (docs/STORAGE.md, "What a delete
+    /// removes"); 0: never.
     #[arg(long, env = "CONFAB_PURGE_SWEEP_SECS", default_value_t = 60)]
     pub purge_sweep_secs: u64,
     /// Seconds a message deleted for everyone keeps the blobs it named before the purge

@@ -24,6 +24,12 @@ use confab_e2e::{now_ms, Backend, TestServer};
 
 const MARKER: &str = "cut-e2e-marker-91c2";
 
+/// A word of version `n` of the deleted message's body: one search term (letters and
+/// digits), so the server's index holds it whole (docs/STORAGE.md, "Search index").
+fn term(n: u32) -> String {
+    format!("qzv{n}redacted")
+}
+
 /// Whether any file in `dir`, a device's file store, holds `marker`: the raw bytes, dead
 /// records included.
 fn device_holds(dir: &Path, marker: &str) -> bool {
@@ -62,7 +68,7 @@ async fn cut_after_delete(backend: Backend) {
     let mut m = NewMessage::text(
         gone.clone(),
         "alice".parse().unwrap(),
-        format!("{MARKER}-0"),
+        format!("{MARKER}-0 {}", term(0)),
         now_ms(),
     );
     m.kind = MessageKind::File;
@@ -85,7 +91,7 @@ async fn cut_after_delete(backend: Backend) {
             conv: conv.clone(),
             message: gone.clone(),
             bucket: b,
-            body: format!("{MARKER}-{n}"),
+            body: format!("{MARKER}-{n} {}", term(n)),
         };
         accepted(&alice, intent(&alice, edit).await).await;
     }
@@ -101,6 +107,10 @@ async fn cut_after_delete(backend: Backend) {
     assert!(
         store_holds(&server, MARKER).await,
         "the history holds the marker before the cut: the checks below can find it"
+    );
+    assert!(
+        store_holds(&server, &term(3)).await,
+        "the store holds the last version's word before the cut"
     );
     for dir in &dirs {
         for marker in [MARKER, "kept-old-body", "kept-newest-body"] {
@@ -168,10 +178,15 @@ async fn cut_after_delete(backend: Backend) {
     assert!(!seen.iter().any(|s| s.contains(MARKER)), "{seen:?}");
 
     // The purge pass after the cut drops the old row versions by itself: SQLite's file
-    // and WAL as the server left them, a VACUUM of the change log on Postgres.
+    // and WAL as the server left them (the search index's words of every version included:
+    // the edits replaced them, the pass deletes the last one's), a VACUUM of the change log
+    // on Postgres.
     let dropped = until(Duration::from_secs(10), || async {
         match backend {
-            Backend::Sqlite => !sqlite_files_hold(&server, MARKER),
+            Backend::Sqlite => {
+                !sqlite_files_hold(&server, MARKER)
+                    && (0..=3).all(|n| !sqlite_files_hold(&server, &term(n)))
+            }
             Backend::Postgres => pg_vacuumed(&server, "changes").await,
         }
     })
@@ -187,6 +202,13 @@ async fn cut_after_delete(backend: Backend) {
         !store_holds(&server, "kept-old-body").await,
         "the store keeps an edited-away body"
     );
+    for n in 0..=3 {
+        assert!(
+            !store_holds(&server, &term(n)).await,
+            "the store keeps {} of the deleted message",
+            term(n)
+        );
+    }
     bob.set_online(false).await.unwrap();
     alice.set_online(false).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
