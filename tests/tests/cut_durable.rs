@@ -369,12 +369,19 @@ async fn kills_during_cuts_lose_nothing_on_postgres() {
     kill_during_cuts(Backend::Postgres).await;
 }
 
+/// The two-node tests run one at a time: each runs two server nodes and three writing
+/// devices, and beside each other on two cores a cut could wait past its bound (seen on a
+/// fresh 2-core machine).
+static TWO_NODES: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
 /// Two nodes on one Postgres, both running the cut runner: carol writes through node 0, bob
 /// through node 1, alice deletes through node 1 while both write. Each due part is claimed
 /// by one node (the other skips the locked row); whichever cuts, one generation wins and
 /// nothing acked is lost.
 #[tokio::test]
 async fn two_nodes_cut_once_and_lose_nothing() {
+    let _alone = TWO_NODES.lock().await;
     let nodes = cluster_nodes::Nodes::on_fresh_database_with(2, &["--cut-after-delete-secs", "0"])
         .await
         .unwrap();
@@ -465,6 +472,7 @@ async fn two_nodes_cut_once_and_lose_nothing() {
 /// wins, nothing acked is lost, the devices converge.
 #[tokio::test]
 async fn a_node_killed_inside_a_cut_loses_nothing() {
+    let _alone = TWO_NODES.lock().await;
     let mut nodes = cluster_nodes::Nodes::on_fresh_database_logged(
         2,
         &["--cut-after-delete-secs", "0"],
