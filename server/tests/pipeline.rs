@@ -100,6 +100,9 @@ impl ChangeLog for GatedStore {
     async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
         self.inner.install_generation(doc, next).await
     }
+    async fn fence_part(&self, doc: &DocId) -> Result<Box<dyn PartFence>> {
+        self.inner.fence_part(doc).await
+    }
     async fn doc_ids(&self) -> Result<Vec<String>> {
         self.inner.doc_ids().await
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use confab_server::store::conformance::*;
 use confab_server::store::postgres::PgStore;
 use confab_server::store::sqlite::SqliteStore;
-use confab_server::store::{ChangeLog, Projections, Store};
+use confab_server::store::{ChangeLog, NewGeneration, Projections, Store};
 use sqlx::{Connection, Executor, PgConnection};
 
 // ---------------------------------------------------------------------------------------
@@ -241,15 +241,18 @@ async fn racing_room(s: &dyn Store, seqs: &mut Seqs) {
     .expect("post");
 }
 
-/// Waits until a backend of this database waits for an advisory lock. It only orders the
-/// steps: the outcome is decided by the lock, whichever way the wait ends.
-async fn until_waiting(conn: &mut PgConnection) {
+/// Waits until a backend of this database waits for a lock of `locktype` (`advisory`, or
+/// `transactionid` for a row another transaction holds). It only orders the steps: the
+/// outcome is decided by the lock, whichever way the wait ends.
+async fn until_waiting(conn: &mut PgConnection, locktype: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = $1 AND NOT granted \
+             AND (database IS NULL \
+               OR database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
         )
+        .bind(locktype)
         .fetch_one(&mut *conn)
         .await
         .expect("locks");
@@ -298,7 +301,7 @@ async fn postgres_a_deletion_under_way_leaves_the_notifier_nothing_to_write() {
             let s = s.clone();
             async move { s.insert_notifications(&[racy_mention()]).await }
         });
-        until_waiting(&mut watch).await;
+        until_waiting(&mut watch, "advisory").await;
         deleting.execute("COMMIT").await.expect("commit");
         let new = writer.await.expect("writer").expect("insert");
         assert!(new.is_empty(), "{new:?}");
@@ -361,7 +364,7 @@ async fn postgres_a_deletion_waits_for_the_notifier_and_clears_its_row() {
             let s = s.clone();
             async move { s.commit(&[deletion]).await }
         });
-        until_waiting(&mut watch).await;
+        until_waiting(&mut watch, "advisory").await;
         notifier.execute("COMMIT").await.expect("commit");
         committer.await.expect("committer").expect("deletion");
         let previews: Vec<String> = sqlx::query_scalar("SELECT preview FROM notifications")
@@ -369,6 +372,53 @@ async fn postgres_a_deletion_waits_for_the_notifier_and_clears_its_row() {
             .await
             .expect("previews");
         assert_eq!(previews, [""]);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Postgres: a cut behind the part's row (`ChangeLog::fence_part`)
+// ---------------------------------------------------------------------------------------
+
+/// While a node holds a part's fence, another node's commit of the part waits; the fenced
+/// install then wins and the commit conflicts (its node catches up and writes again). A
+/// fence dropped without an install changes nothing and lets the next commit through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_fenced_part_holds_other_nodes_commits_until_the_cut() {
+    run_postgres(|env| async move {
+        let s = env.store.clone();
+        let other = env.second().await;
+        let doc = msgs_doc("acme", "room", 0);
+        let first: Vec<_> = (1..=3).map(|q| change(&doc, q, "alice")).collect();
+        s.commit(&first).await.expect("3 changes");
+        let mut watch = pg_raw(&env).await;
+
+        let fence = s.fence_part(&doc).await.expect("fence");
+        let writer = tokio::spawn({
+            let (other, doc) = (other.clone(), doc.clone());
+            async move { other.commit(&[change(&doc, 4, "bob")]).await }
+        });
+        until_waiting(&mut watch, "transactionid").await;
+        let next = NewGeneration {
+            generation: 1,
+            base_seq: 3,
+            snapshot: b"g1".to_vec(),
+        };
+        fence.install(&next).await.expect("the fenced cut wins");
+        assert_seq_conflict(writer.await.expect("writer"), &doc);
+        let loaded = s.load_doc(&doc).await.expect("load");
+        assert_eq!((loaded.last_seq, loaded.generation), (4, 1));
+        assert_eq!(loaded.snapshot.as_deref(), Some(&b"g1"[..]));
+
+        // Dropped: the row is let go as it was.
+        drop(s.fence_part(&doc).await.expect("fence"));
+        let fifth = [change(&doc, 5, "bob")];
+        tokio::time::timeout(std::time::Duration::from_secs(10), other.commit(&fifth))
+            .await
+            .expect("a dropped fence holds nothing")
+            .expect("seq 5 after the cut");
+        let loaded = s.load_doc(&doc).await.expect("load");
+        assert_eq!((loaded.last_seq, loaded.generation), (5, 1));
     })
     .await;
 }

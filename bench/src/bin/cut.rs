@@ -246,7 +246,7 @@ async fn run(backend: &str, args: &Args) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let started = Instant::now();
         let report = engine
-            .cut_part(&bucket)
+            .cut_part(&bucket, false)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .context("the part was written")?;

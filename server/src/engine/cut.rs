@@ -5,7 +5,9 @@
 //! A committed delete makes its part due after `cut_after_delete`, an edit after
 //! `cut_after_edit`: the commit notes it in `cut_due` (a trigger, `store::cuts`), so the due
 //! list survives restarts; a task on every node claims the due parts under a lease and cuts
-//! them (`spawn_cuts`).
+//! them (`spawn_cuts`). A cut is first tried without holding the part's row; if another
+//! node's writer moved the part meanwhile, it is tried once more behind the row
+//! (`ChangeLog::fence_part`), where no writer can move it.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,18 +24,6 @@ use crate::store::cuts::{CutTiming, DueCut};
 pub const CUT_LEASE: Duration = Duration::from_secs(10);
 /// Parts claimed per store call.
 const CLAIM_PAGE: usize = 16;
-/// Cuts tried again after another node moved the part, before the next pass.
-const MOVED_TRIES_NOW: usize = 6;
-/// The longest random pause before such a try.
-const MOVED_PAUSE_MAX_MS: u64 = 150;
-
-/// A random pause of up to `MOVED_PAUSE_MAX_MS`.
-fn moved_pause() -> Duration {
-    let mut bytes = [0u8; 8];
-    // Without randomness the pause is fixed; the tries still happen.
-    let _ = getrandom::fill(&mut bytes);
-    Duration::from_millis(u64::from_le_bytes(bytes) % (MOVED_PAUSE_MAX_MS + 1))
-}
 
 /// What one cut did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +56,9 @@ pub enum CutError {
 
 impl Engine {
     /// Cuts the history of `doc`, a message part, now: `None` when it was never written.
-    pub async fn cut_part(&self, doc: &DocId) -> Result<Option<CutReport>, CutError> {
+    /// `fenced`: behind the part's row, so that no other node's writer can move it
+    /// meanwhile; their commits of the part wait for the cut.
+    pub async fn cut_part(&self, doc: &DocId, fenced: bool) -> Result<Option<CutReport>, CutError> {
         let DocTarget::Msgs(conv, _) = doc.target() else {
             return Err(CutError::NotAPart(doc.clone()));
         };
@@ -80,6 +72,7 @@ impl Engine {
             key,
             Job::Cut {
                 doc: doc.clone(),
+                fenced,
                 reply,
             },
         )
@@ -125,18 +118,13 @@ impl Engine {
     async fn run_cut(&self, due: &DueCut, retry_ms: i64) -> bool {
         let doc = &due.doc;
         tracing::debug!(%doc, "history cut started");
-        let mut result = self.cut_part(doc).await;
-        // Another node's writer committed during the rebuild: try again soon (the unit
-        // reads the part anew) after a random pause, so tries do not keep falling in step
-        // with a writer's rhythm; a part written on two nodes is then cut when one of them
-        // falls into a gap between the other node's commits, most often within a pass.
-        for _ in 0..MOVED_TRIES_NOW {
-            if !matches!(result, Err(CutError::Moved(_))) {
-                break;
-            }
-            tracing::debug!(%doc, "history cut moved by another node; again");
-            tokio::time::sleep(moved_pause()).await;
-            result = self.cut_part(doc).await;
+        let mut result = self.cut_part(doc, false).await;
+        // Another node's writer committed during the rebuild. A part written on two nodes
+        // at once may never leave a gap as long as a rebuild, so the next try holds the
+        // row: their commits of this part wait for one rebuild instead.
+        if matches!(result, Err(CutError::Moved(_))) {
+            tracing::debug!(%doc, "history cut moved by another node; again, fenced");
+            result = self.cut_part(doc, true).await;
         }
         let settled = match &result {
             Ok(_) => self.store().finish_cut(due).await,

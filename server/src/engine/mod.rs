@@ -213,9 +213,11 @@ pub(crate) enum Job {
         messages: Vec<confab_core::ids::MessageId>,
         reply: oneshot::Sender<Result<search_backfill::Terms, String>>,
     },
-    /// Cuts this message part's history (`cut`).
+    /// Cuts this message part's history (`cut`), `fenced`: behind the part's row
+    /// (`ChangeLog::fence_part`).
     Cut {
         doc: DocId,
+        fenced: bool,
         reply: oneshot::Sender<Result<Option<cut::CutReport>, cut::CutError>>,
     },
     /// Answered once every job queued before it is committed and answered.

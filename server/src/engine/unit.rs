@@ -867,8 +867,8 @@ impl Unit {
             } => {
                 let _ = reply.send(self.search_terms(&doc, &messages).await);
             }
-            Job::Cut { doc, reply } => {
-                let _ = reply.send(self.cut(&doc).await);
+            Job::Cut { doc, fenced, reply } => {
+                let _ = reply.send(self.cut(&doc, fenced).await);
             }
             Job::Submit { .. } | Job::Write { .. } => {}
         }

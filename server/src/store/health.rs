@@ -35,8 +35,8 @@ use super::stats::ConvStats;
 use super::webhooks::{Delivery, NewDelivery};
 use super::{
     ChangeLog, Cluster, ConvListItem, ConvRow, Devices, Directory, Forgetting, LogTail, MessageRow,
-    NewChange, NewGeneration, Outboxes, Projections, RejectionRecord, Result, Retention, Store,
-    StoreError, StoredDoc,
+    NewChange, NewGeneration, Outboxes, PartFence, Projections, RejectionRecord, Result, Retention,
+    Store, StoreError, StoredDoc,
 };
 
 /// How long one probe may take before it counts as failed.
@@ -280,6 +280,20 @@ impl Guarded {
     }
 }
 
+/// A fence whose install the health state guards and observes, as every other call.
+struct GuardedFence {
+    inner: Box<dyn PartFence>,
+    health: Health,
+}
+
+#[async_trait]
+impl PartFence for GuardedFence {
+    async fn install(self: Box<Self>, next: &NewGeneration) -> Result<()> {
+        self.health.gate()?;
+        self.health.observe(self.inner.install(next).await)
+    }
+}
+
 #[async_trait]
 impl Store for Guarded {
     fn for_commit_thread(&self) -> Option<Arc<dyn Store>> {
@@ -353,6 +367,13 @@ impl ChangeLog for Guarded {
     }
     async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
         self.run(self.inner.install_generation(doc, next)).await
+    }
+    async fn fence_part(&self, doc: &DocId) -> Result<Box<dyn PartFence>> {
+        let inner = self.run(self.inner.fence_part(doc)).await?;
+        Ok(Box::new(GuardedFence {
+            inner,
+            health: self.health.clone(),
+        }))
     }
     async fn doc_ids(&self) -> Result<Vec<String>> {
         self.run(self.inner.doc_ids()).await

@@ -210,6 +210,16 @@ pub struct NewGeneration {
     pub snapshot: Vec<u8>,
 }
 
+/// A message part's row held against every node's commits and cuts, from
+/// [`ChangeLog::fence_part`] until [`PartFence::install`]; dropped, it lets the row go
+/// unchanged.
+#[async_trait]
+pub trait PartFence: Send {
+    /// Installs `next` as [`ChangeLog::install_generation`] does, inside the fence, and lets
+    /// the row go.
+    async fn install(self: Box<Self>, next: &NewGeneration) -> Result<()>;
+}
+
 /// What a document's log holds after a seq, read in one snapshot with its row (a node
 /// catching up on what other nodes committed).
 #[derive(Debug, Clone, Default)]
@@ -313,6 +323,13 @@ pub trait ChangeLog: Send + Sync {
     /// of two racing cuts, or a cut and a commit, exactly one wins. On Postgres it notifies
     /// the other nodes as a commit of that seq does.
     async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()>;
+    /// Holds `doc`'s row so that no commit or cut of any node moves it until the fence is
+    /// installed or dropped: a cut that read, rebuilt and installs behind it cannot be
+    /// beaten by a writer on another node. Postgres: the row's lock in an open transaction,
+    /// waited for at most a few seconds (then `SeqConflict`); other nodes' commits of the
+    /// part wait for it. SQLite serves one node, whose unit already orders the part's
+    /// writers: its fence holds nothing.
+    async fn fence_part(&self, doc: &DocId) -> Result<Box<dyn PartFence>>;
     /// Every stored document id (for `compact` over all), in bytewise order.
     async fn doc_ids(&self) -> Result<Vec<String>>;
     /// Bytes the change log and snapshots take for a document (benchmark of storage cost).

@@ -12,18 +12,37 @@ use serde_bytes::ByteBuf;
 
 use super::super::cut::{CutError, CutReport};
 use super::Unit;
-use crate::store::NewGeneration;
+use crate::store::{NewGeneration, StoreError};
 
 impl Unit {
     /// Rebuilds `doc` as its next generation and installs it. Runs between jobs, after every
     /// earlier commit (`process` settles first), so the part holds nothing uncommitted and
-    /// its writers wait for exactly this call. `None`: the part was never written.
-    pub(super) async fn cut(&mut self, doc: &DocId) -> Result<Option<CutReport>, CutError> {
+    /// its writers here wait for exactly this call; `fenced`, so do other nodes' (the row is
+    /// held before the part is read). `None`: the part was never written.
+    pub(super) async fn cut(
+        &mut self,
+        doc: &DocId,
+        fenced: bool,
+    ) -> Result<Option<CutReport>, CutError> {
         let failed = |message: String| CutError::Failed {
             doc: doc.clone(),
             message,
         };
+        let moved_or_failed = |error: StoreError| match error.is_conflict() {
+            true => CutError::Moved(doc.clone()),
+            false => failed(error.to_string()),
+        };
         let started = Instant::now();
+        let fence = match fenced {
+            true => Some(
+                self.engine
+                    .store()
+                    .fence_part(doc)
+                    .await
+                    .map_err(moved_or_failed)?,
+            ),
+            false => None,
+        };
         self.prepare(doc).await.map_err(|e| failed(e.to_string()))?;
         // Other nodes may have committed what this node was not told of yet: the install's
         // fence would refuse a cut of the older state, so read the log's tail first.
@@ -63,7 +82,10 @@ impl Unit {
             base_seq,
             snapshot,
         };
-        let installed = self.engine.store().install_generation(doc, &next).await;
+        let installed = match fence {
+            Some(fence) => fence.install(&next).await,
+            None => self.engine.store().install_generation(doc, &next).await,
+        };
         // Memory goes either way: the earlier generation must not be served again, and a
         // failed install may still have committed (the next load tells).
         self.acceptor.release(doc);
@@ -71,12 +93,7 @@ impl Unit {
         self.prune_recent();
         self.count_loaded();
         self.engine.saved_parts().forget(doc);
-        if let Err(error) = installed {
-            return Err(match error.is_conflict() {
-                true => CutError::Moved(doc.clone()),
-                false => failed(error.to_string()),
-            });
-        }
+        installed.map_err(moved_or_failed)?;
         let seq = base_seq + 1;
         let bytes = next.snapshot.len();
         // Subscribers replace their copy: a snapshot of a newer generation (docs/PROTOCOL.md,

@@ -12,8 +12,51 @@ use crate::store::changelog::{pg as shared, COMPACT_DELETE, COMPACT_SNAPSHOT};
 use crate::store::columns::{self, i64_of, limit_of, seq_changes, u64_of};
 use crate::store::plan::{check_compact, Plan};
 use crate::store::{
-    ChangeLog, LogTail, NewChange, NewGeneration, RejectionRecord, Result, StoreError, StoredDoc,
+    ChangeLog, LogTail, NewChange, NewGeneration, PartFence, RejectionRecord, Result, StoreError,
+    StoredDoc,
 };
+
+/// How long a fence waits for the part's row: a commit holds it for milliseconds, another
+/// node's fenced cut for its rebuild.
+const FENCE_WAIT: &str = "SET LOCAL lock_timeout = '5s'";
+
+/// Postgres's `lock_not_available`: a lock not granted within `lock_timeout`.
+fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "55P03")
+}
+
+/// Fences and installs a generation in `tx`, and tells the other nodes of it as of a commit
+/// of its seq: their log tail then finds the snapshot past what they hold and loads the
+/// document again.
+async fn install_in(tx: &mut sqlx::PgConnection, doc: &DocId, next: &NewGeneration) -> Result<()> {
+    shared::install_generation(&mut *tx, doc, next).await?;
+    sqlx::query(
+        "SELECT pg_notify('confab_changes', $1 || ' ' || $2 || ' ' || $2 || ' ' \
+         || (extract(epoch FROM clock_timestamp()) * 1000)::int8)",
+    )
+    .bind(doc.to_string())
+    .bind(i64_of(next.base_seq + 1, "seq")?)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A part's row lock, held by the open transaction that installs its next generation.
+struct PgPartFence {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    doc: DocId,
+}
+
+#[async_trait]
+impl PartFence for PgPartFence {
+    async fn install(mut self: Box<Self>, next: &NewGeneration) -> Result<()> {
+        install_in(&mut self.tx, &self.doc, next).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
 
 impl PgStore {
     /// Any batch, through `confab_commit`.
@@ -292,19 +335,27 @@ impl ChangeLog for PgStore {
 
     async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        shared::install_generation(&mut tx, doc, next).await?;
-        // Other nodes learn of it as of a commit of that seq: their log tail then finds the
-        // snapshot past what they hold and loads the document again.
-        sqlx::query(
-            "SELECT pg_notify('confab_changes', $1 || ' ' || $2 || ' ' || $2 || ' ' \
-             || (extract(epoch FROM clock_timestamp()) * 1000)::int8)",
-        )
-        .bind(doc.to_string())
-        .bind(i64_of(next.base_seq + 1, "seq")?)
-        .execute(&mut *tx)
-        .await?;
+        install_in(&mut tx, doc, next).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn fence_part(&self, doc: &DocId) -> Result<Box<dyn PartFence>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(FENCE_WAIT).execute(&mut *tx).await?;
+        let held = sqlx::query("SELECT 1 FROM docs WHERE doc_id = $1 FOR UPDATE")
+            .bind(doc.to_string())
+            .execute(&mut *tx)
+            .await;
+        match held {
+            Ok(_) => Ok(Box::new(PgPartFence {
+                tx,
+                doc: doc.clone(),
+            })),
+            // Another node's cut held the row past the wait: it moved the part.
+            Err(e) if is_lock_timeout(&e) => Err(StoreError::SeqConflict(doc.to_string())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn doc_ids(&self) -> Result<Vec<String>> {

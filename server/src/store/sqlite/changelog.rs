@@ -13,7 +13,8 @@ use crate::store::changelog::{lite as shared, COMPACT_DELETE, COMPACT_SNAPSHOT};
 use crate::store::columns::{self, i64_of, limit_of, seq_changes, u64_of};
 use crate::store::plan::check_compact;
 use crate::store::{
-    ChangeLog, LogTail, NewChange, NewGeneration, RejectionRecord, Result, StoreError, StoredDoc,
+    ChangeLog, LogTail, NewChange, NewGeneration, PartFence, RejectionRecord, Result, StoreError,
+    StoredDoc,
 };
 
 /// Loads a document (see [`ChangeLog::load_doc`]).
@@ -99,6 +100,20 @@ async fn install_on(conn: &mut SqliteConnection, doc: &DocId, next: &NewGenerati
     Ok(())
 }
 
+/// One node's fence (`ChangeLog::fence_part`): nothing to hold, the install is fenced as
+/// always.
+struct SqlitePartFence {
+    store: SqliteStore,
+    doc: DocId,
+}
+
+#[async_trait]
+impl PartFence for SqlitePartFence {
+    async fn install(self: Box<Self>, next: &NewGeneration) -> Result<()> {
+        self.store.install_generation(&self.doc, next).await
+    }
+}
+
 #[async_trait]
 impl ChangeLog for SqliteStore {
     async fn load_doc(&self, doc: &DocId) -> Result<StoredDoc> {
@@ -154,6 +169,13 @@ impl ChangeLog for SqliteStore {
 
     async fn install_generation(&self, doc: &DocId, next: &NewGeneration) -> Result<()> {
         on_writer!(self, |conn| install_on(conn, doc, next))
+    }
+
+    async fn fence_part(&self, doc: &DocId) -> Result<Box<dyn PartFence>> {
+        Ok(Box::new(SqlitePartFence {
+            store: self.clone(),
+            doc: doc.clone(),
+        }))
     }
 
     async fn doc_ids(&self) -> Result<Vec<String>> {
