@@ -355,6 +355,12 @@ async fn webhooks(database_url: Option<String>) {
         v["notification"]["message"] == "slow"
     })
     .await;
+    // And `slow`'s delivery to the others at the level `all`: one still being retried when
+    // the receiver starts failing below would die beside m3's.
+    back.wait_for("slow's delivery at the level `all`", |v| {
+        v["type"] == "messages" && v["message"] == "slow"
+    })
+    .await;
 
     // A receiver that keeps failing: after max_attempts (4) the delivery is a dead letter.
     assert_eq!(
