@@ -382,7 +382,8 @@ async fn postgres_a_deletion_waits_for_the_notifier_and_clears_its_row() {
 
 /// While a node holds a part's fence, another node's commit of the part waits; the fenced
 /// install then wins and the commit conflicts (its node catches up and writes again). A
-/// fence dropped without an install changes nothing and lets the next commit through.
+/// fence dropped without an install changes nothing and lets the next commit through; one
+/// left idle (its node frozen) is ended by Postgres after 10 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_fenced_part_holds_other_nodes_commits_until_the_cut() {
     run_postgres(|env| async move {
@@ -419,6 +420,17 @@ async fn postgres_a_fenced_part_holds_other_nodes_commits_until_the_cut() {
             .expect("seq 5 after the cut");
         let loaded = s.load_doc(&doc).await.expect("load");
         assert_eq!((loaded.last_seq, loaded.generation), (5, 1));
+
+        // Held by a node that stops (frozen, its connection open): Postgres ends the fence
+        // after 10 s idle, and the commit that waited goes through.
+        let _frozen = s.fence_part(&doc).await.expect("fence");
+        let started = std::time::Instant::now();
+        let sixth = [change(&doc, 6, "bob")];
+        tokio::time::timeout(std::time::Duration::from_secs(30), other.commit(&sixth))
+            .await
+            .expect("a frozen fence is ended")
+            .expect("seq 6 once the fence is gone");
+        assert!(started.elapsed() >= std::time::Duration::from_secs(9));
     })
     .await;
 }

@@ -16,9 +16,12 @@ use crate::store::{
     StoredDoc,
 };
 
-/// How long a fence waits for the part's row: a commit holds it for milliseconds, another
-/// node's fenced cut for its rebuild.
-const FENCE_WAIT: &str = "SET LOCAL lock_timeout = '5s'";
+/// A fence's bounds, for its transaction only: it waits at most 5 s for the part's row (a
+/// commit holds it for milliseconds, another node's fenced cut for its rebuild), and a
+/// fence left idle for 10 s (the cut lease: its node is frozen or lost) is ended by
+/// Postgres, so other nodes' commits of the part never wait on it for longer.
+const FENCE_BOUNDS: &str = "SELECT set_config('lock_timeout', '5s', true), \
+     set_config('idle_in_transaction_session_timeout', '10s', true)";
 
 /// Postgres's `lock_not_available`: a lock not granted within `lock_timeout`.
 fn is_lock_timeout(e: &sqlx::Error) -> bool {
@@ -342,7 +345,7 @@ impl ChangeLog for PgStore {
 
     async fn fence_part(&self, doc: &DocId) -> Result<Box<dyn PartFence>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(FENCE_WAIT).execute(&mut *tx).await?;
+        sqlx::query(FENCE_BOUNDS).execute(&mut *tx).await?;
         let held = sqlx::query("SELECT 1 FROM docs WHERE doc_id = $1 FOR UPDATE")
             .bind(doc.to_string())
             .execute(&mut *tx)
