@@ -121,18 +121,12 @@ impl Scan {
         from: &str,
         limit: u32,
     ) -> Result<Self, StoreError> {
-        let start = if from > prefix { from } else { prefix };
-        let range: JsValue = IdbKeyRange::bound(&start.into(), &format!("{prefix}\u{ffff}").into())
-            .map_err(|e| js_store_error("key range", &e))?
-            .into();
-        let keys = store
-            .get_all_keys_with_key_and_limit(&range, limit)
-            .map_err(|e| js_store_error("scan", &e))?;
+        let KeyScan(keys) = KeyScan::issue_page(store, prefix, from, limit)?;
         let values = store
-            .get_all_with_key_and_limit(&range, limit)
+            .get_all_with_key_and_limit(&page_range(prefix, from)?, limit)
             .map_err(|e| js_store_error("scan", &e))?;
         Ok(Scan {
-            keys: Watched::new(keys),
+            keys,
             values: Watched::new(values),
         })
     }
@@ -152,6 +146,35 @@ impl Scan {
             out.push((key, to_bytes(&value)));
         }
         Ok(out)
+    }
+}
+
+/// A page's keys alone (`Read::PageKeys`): one `getAllKeys`, no values read or copied.
+pub(crate) struct KeyScan(Watched);
+
+impl KeyScan {
+    pub(crate) fn issue_page(
+        store: &IdbObjectStore,
+        prefix: &str,
+        from: &str,
+        limit: u32,
+    ) -> Result<Self, StoreError> {
+        let range = page_range(prefix, from)?;
+        let keys = store
+            .get_all_keys_with_key_and_limit(&range, limit)
+            .map_err(|e| js_store_error("scan", &e))?;
+        Ok(KeyScan(Watched::new(keys)))
+    }
+
+    /// The keys found, in key order.
+    pub(crate) async fn keys(self) -> Result<Vec<String>, StoreError> {
+        let keys: Array = self.0.result("scan keys").await?.unchecked_into();
+        keys.iter()
+            .map(|key| {
+                key.as_string()
+                    .ok_or_else(|| StoreError("scan: a key is not a string".into()))
+            })
+            .collect()
     }
 }
 
@@ -246,6 +269,14 @@ pub(crate) async fn open_database(
     let result = request(&req, "open").await;
     req.set_onupgradeneeded(None);
     Ok(result?.unchecked_into())
+}
+
+/// The keys under `prefix` from `from` on.
+fn page_range(prefix: &str, from: &str) -> Result<JsValue, StoreError> {
+    let start = if from > prefix { from } else { prefix };
+    IdbKeyRange::bound(&start.into(), &format!("{prefix}\u{ffff}").into())
+        .map(JsValue::from)
+        .map_err(|e| js_store_error("key range", &e))
 }
 
 pub(crate) fn prefix_range(prefix: &str) -> Result<IdbKeyRange, StoreError> {

@@ -9,7 +9,7 @@
 use confab_core::client::store::read;
 use confab_core::client::{Read, StoreError};
 
-use crate::idb::{js_store_error, to_bytes, Scan, Watched, OBJECT_STORE};
+use crate::idb::{js_store_error, to_bytes, KeyScan, Scan, Watched, OBJECT_STORE};
 use crate::store::{AnyStore, IdbStore};
 
 /// What each load found (`loads[i]`'s entries at `[i]`), or the error of all of them.
@@ -33,6 +33,7 @@ pub(crate) async fn read_loads(store: &AnyStore, loads: &[&[Read]]) -> Answers {
 enum Issued {
     Key(String, Watched),
     Prefix(Scan),
+    Keys(KeyScan),
 }
 
 impl IdbStore {
@@ -58,6 +59,11 @@ impl IdbStore {
                         from,
                         limit,
                     } => Issued::Prefix(Scan::issue_page(&store, prefix, from, *limit)?),
+                    Read::PageKeys {
+                        prefix,
+                        from,
+                        limit,
+                    } => Issued::Keys(KeyScan::issue_page(&store, prefix, from, *limit)?),
                 });
             }
             issued.push(these);
@@ -74,6 +80,9 @@ impl IdbStore {
                         }
                     }
                     Issued::Prefix(scan) => entries.extend(scan.entries().await?),
+                    Issued::Keys(scan) => {
+                        entries.extend(scan.keys().await?.into_iter().map(|k| (k, Vec::new())));
+                    }
                 }
             }
             answers.push(entries);

@@ -25,7 +25,8 @@ use web_sys::{IdbDatabase, IdbTransaction};
 use crate::at_rest::AtRest;
 pub use crate::idb::TxEnd;
 use crate::idb::{
-    factory, js_store_error, open_database, prefix_range, request, to_bytes, Scan, OBJECT_STORE,
+    factory, js_store_error, open_database, prefix_range, request, to_bytes, KeyScan, Scan,
+    OBJECT_STORE,
 };
 
 /// The IndexedDB store: one database per client, one object store.
@@ -168,6 +169,22 @@ impl LocalStore for IdbStore {
             .into_iter()
             .map(|(k, v)| self.read_value(&k, v).map(|v| (k, v)))
             .collect()
+    }
+
+    async fn scan_page_keys(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let tx = self.transaction(web_sys::IdbTransactionMode::Readonly)?;
+        let store = tx
+            .object_store(OBJECT_STORE)
+            .map_err(|e| js_store_error("scan", &e))?;
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        KeyScan::issue_page(&store, prefix, from, limit)?
+            .keys()
+            .await
     }
 }
 
@@ -407,6 +424,19 @@ impl LocalStore for AnyStore {
             AnyStore::Memory(s) => s.scan_page(prefix, from, limit).await,
             AnyStore::IndexedDb(s) => s.scan_page(prefix, from, limit).await,
             AnyStore::Adapter(s) => s.scan_page(prefix, from, limit).await,
+        }
+    }
+
+    async fn scan_page_keys(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.scan_page_keys(prefix, from, limit).await,
+            AnyStore::IndexedDb(s) => s.scan_page_keys(prefix, from, limit).await,
+            AnyStore::Adapter(s) => s.scan_page_keys(prefix, from, limit).await,
         }
     }
 }

@@ -36,6 +36,14 @@ pub enum Read {
         from: String,
         limit: u32,
     },
+    /// The keys `Page` would find with the same fields: the search reads postings this way
+    /// where only which messages a term holds matters. A host answers each with an empty
+    /// value (values it reads anyway may stand; the engine ignores them).
+    PageKeys {
+        prefix: String,
+        from: String,
+        limit: u32,
+    },
 }
 
 impl Read {
@@ -44,7 +52,7 @@ impl Read {
         match self {
             Read::Key(k) => k == key,
             Read::Prefix(p) => key.starts_with(p.as_str()),
-            Read::Page { prefix, from, .. } => {
+            Read::Page { prefix, from, .. } | Read::PageKeys { prefix, from, .. } => {
                 key.starts_with(prefix.as_str()) && key >= from.as_str()
             }
         }

@@ -47,6 +47,20 @@ pub trait LocalStore {
             Ok(all)
         }
     }
+
+    /// The keys of `scan_page`'s entries. The default reads the page and drops its values;
+    /// a store that can read keys alone (IndexedDB's `getAllKeys`) reads less.
+    fn scan_page_keys(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> {
+        async move {
+            let page = self.scan_page(prefix, from, limit).await?;
+            Ok(page.into_iter().map(|(k, _)| k).collect())
+        }
+    }
 }
 
 /// An in-memory store (tests, and hosts that persist nothing).
@@ -188,6 +202,16 @@ pub async fn conformance<S: LocalStore>(store: &S) -> Result<(), String> {
     {
         return fail("a page is the prefix's keys from `from` on, in key order, at most `limit`");
     }
+    if store.scan_page_keys("pg/", "pg/b", 5).await.map_err(e)? != ["pg/b", "pg/c"]
+        || store.scan_page_keys("pg/", "", 2).await.map_err(e)? != ["pg/a", "pg/b"]
+        || !store
+            .scan_page_keys("pg/", "pg/d", 5)
+            .await
+            .map_err(e)?
+            .is_empty()
+    {
+        return fail("a page's keys are the keys its entries have");
+    }
     if !store.scan("nothing/").await.map_err(e)?.is_empty() {
         return fail("an empty scan is empty");
     }
@@ -230,6 +254,17 @@ pub async fn read<S: LocalStore>(
                 from,
                 limit,
             } => entries.extend(store.scan_page(prefix, from, *limit as usize).await?),
+            Read::PageKeys {
+                prefix,
+                from,
+                limit,
+            } => entries.extend(
+                store
+                    .scan_page_keys(prefix, from, *limit as usize)
+                    .await?
+                    .into_iter()
+                    .map(|k| (k, Vec::new())),
+            ),
         }
     }
     Ok(entries)

@@ -31,15 +31,28 @@ pub(crate) fn term_matches(query: &Query, i: usize, word: &str) -> bool {
 }
 
 /// The store reads of a query that reads every posting of its terms (the last one's as a
-/// prefix): the search that must know every message it matches (`all`).
-pub(crate) fn posting_reads(query: &Query) -> Vec<Read> {
+/// prefix): the search that must know every message it matches (`all`). Keys alone unless
+/// a filter reads the postings' values.
+pub(crate) fn posting_reads(query: &Query, options: &SearchOptions) -> Vec<Read> {
     let last = query.terms.len() - 1;
     let prefix = query.last_is_prefix();
+    let values = options.filters_postings();
     query
         .terms
         .iter()
         .enumerate()
-        .map(|(i, t)| Read::Prefix(posting_prefix(t, prefix && i == last)))
+        .map(|(i, t)| {
+            let prefix = posting_prefix(t, prefix && i == last);
+            if values {
+                Read::Prefix(prefix)
+            } else {
+                Read::PageKeys {
+                    from: prefix.clone(),
+                    prefix,
+                    limit: u32::MAX,
+                }
+            }
+        })
         .collect()
 }
 
@@ -93,8 +106,10 @@ pub(crate) fn posting_candidate(
 ) -> Option<Candidate> {
     let (time, number, message) = parse_place(place)?;
     let doc = dict.doc(number)?;
-    let posting: Posting = uncbor(value).ok()?;
-    passes(options, doc, time, &posting).then(|| Candidate {
+    // Read as keys alone (an empty value) unless a filter needs the value.
+    let posting_passes = !options.filters_postings()
+        || uncbor::<Posting>(value).is_ok_and(|p| passes_posting(options, &p));
+    (posting_passes && passes_place(options, doc, time)).then(|| Candidate {
         rank: Rank {
             prefix_only,
             place: place.to_owned(),
@@ -157,18 +172,22 @@ pub(crate) fn candidates(
     out
 }
 
-/// Whether a posting of bucket `doc` at `time` passes the filters.
-pub(crate) fn passes(options: &SearchOptions, doc: &DocId, time: i64, p: &Posting) -> bool {
+/// Whether a posting of bucket `doc` at `time` passes the filters its key tells.
+fn passes_place(options: &SearchOptions, doc: &DocId, time: i64) -> bool {
     let DocTarget::Msgs(conv, _) = doc.target() else {
         return false;
     };
-    let Posting(kind, author) = p;
     options.conv.as_ref().is_none_or(|c| c == conv)
-        && options.author.as_ref().is_none_or(|a| a == author)
-        && options.kind.is_none_or(|k| k == *kind)
-        && (!options.has_attachment || kind.is_media())
         && options.since.is_none_or(|s| time >= s)
         && options.until.is_none_or(|u| time < u)
+}
+
+/// Whether a posting's value (kind and author) passes the filters
+/// (`SearchOptions::filters_postings`).
+fn passes_posting(options: &SearchOptions, Posting(kind, author): &Posting) -> bool {
+    options.author.as_ref().is_none_or(|a| a == author)
+        && options.kind.is_none_or(|k| k == *kind)
+        && (!options.has_attachment || kind.is_media())
 }
 
 /// The page after `after` of `all` (in rank order): at most `limit`, and the cursor of the

@@ -52,6 +52,14 @@ pub struct SearchOptions {
     pub all_matches: bool,
 }
 
+impl SearchOptions {
+    /// Whether a filter reads a posting's value (the message's kind and author); without
+    /// one, postings are read as keys alone.
+    pub(crate) fn filters_postings(&self) -> bool {
+        self.author.is_some() || self.kind.is_some() || self.has_attachment
+    }
+}
+
 /// Where a result came from: this device's index, the server's, or both (a device hit the
 /// server's answer of the same page also holds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +230,7 @@ impl ClientEngine {
     pub(crate) fn start_search(&mut self, mut ask: SearchAsk) {
         let reads = if ask.options.all_matches {
             ask.stage = Stage::Everything;
-            find::posting_reads(&ask.query)
+            find::posting_reads(&ask.query, &ask.options)
         } else {
             // Checked when asked.
             let (limit, after) = find::paging(&ask.options).unwrap_or((LIMIT_DEFAULT, None));
@@ -343,7 +351,7 @@ impl ClientEngine {
                     self.out.push(Output::Load(load));
                 }
                 walk::Step::Everything => {
-                    let reads = find::posting_reads(&ask.query);
+                    let reads = find::posting_reads(&ask.query, &ask.options);
                     let next = SearchAsk {
                         stage: Stage::Everything,
                         ..ask

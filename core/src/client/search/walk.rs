@@ -148,9 +148,12 @@ impl Walk {
     /// The first load's reads.
     pub(crate) fn first(&mut self) -> Vec<Read> {
         let from = self.start(false);
+        // Any term's first page may drive, and a driver's values are read when a filter
+        // needs them.
+        let keys_only = !self.options.filters_postings();
         let mut reads = Vec::new();
         for t in &self.query.terms {
-            let mut stream = Stream::new(t, &from);
+            let mut stream = Stream::new(t, &from, keys_only);
             reads.extend(stream.read());
             self.known.push(Known {
                 stream,
@@ -291,7 +294,11 @@ impl Walk {
             return;
         };
         let known = &self.known[best];
-        let mut driver = Stream::new(&known.stream.term, &known.stream.from);
+        let mut driver = Stream::new(
+            &known.stream.term,
+            &known.stream.from,
+            known.stream.keys_only,
+        );
         driver.buffered = known
             .places
             .iter()
@@ -311,11 +318,12 @@ impl Walk {
         let from = self.start(true);
         // Pages in proportion to the terms: a short prefix's many terms read little each.
         let each = (self.want * 2 / self.prefix_terms.len().max(1) + 1).clamp(8, 128) as u32;
+        let keys_only = !self.options.filters_postings();
         self.drivers = self
             .prefix_terms
             .iter()
             .map(|t| {
-                let mut s = Stream::new(t, &from);
+                let mut s = Stream::new(t, &from, keys_only);
                 s.limit = each;
                 // A prefix-only match is as rare as its terms are: a walk that goes on reads
                 // each further page twice the last, not a load per few postings.

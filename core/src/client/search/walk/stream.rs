@@ -37,12 +37,14 @@ pub(super) struct Stream {
     pub(super) limit: u32,
     /// Each page read doubles the next (to `PAGE_MAX`).
     pub(super) grows: bool,
+    /// Its pages are read as keys alone (`Read::PageKeys`): its values are not needed.
+    pub(super) keys_only: bool,
     /// The size of the page out.
     asked: u32,
 }
 
 impl Stream {
-    pub(super) fn new(term: &str, from: &str) -> Self {
+    pub(super) fn new(term: &str, from: &str, keys_only: bool) -> Self {
         Stream {
             term: term.to_owned(),
             buffered: VecDeque::new(),
@@ -52,6 +54,7 @@ impl Stream {
             reading: false,
             limit: PAGE,
             grows: false,
+            keys_only,
             asked: PAGE,
         }
     }
@@ -65,10 +68,19 @@ impl Stream {
         if self.grows {
             self.limit = (self.limit * 2).min(PAGE_MAX);
         }
-        Some(Read::Page {
-            from: format!("{prefix}{next}"),
-            prefix,
-            limit,
+        let from = format!("{prefix}{next}");
+        Some(if self.keys_only {
+            Read::PageKeys {
+                from,
+                prefix,
+                limit,
+            }
+        } else {
+            Read::Page {
+                from,
+                prefix,
+                limit,
+            }
         })
     }
 
@@ -122,10 +134,12 @@ impl Known {
     }
 
     /// The read of a page from `place` on, unless one is out or its pages tell already.
+    /// Keys alone: a page read to check messages against tells only which it holds.
     pub(super) fn seek(&mut self, place: &str) -> Option<Read> {
         if self.stream.reading || self.holds(place).is_some() {
             return None;
         }
+        self.stream.keys_only = true;
         self.stream.from = place.to_owned();
         self.stream.next = Some(place.to_owned());
         self.stream.last = None;

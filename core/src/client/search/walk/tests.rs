@@ -26,6 +26,16 @@ fn store(messages: usize, words: impl Fn(usize) -> Vec<&'static str>) -> (Dictio
 
 /// A store's `sx/p/` entries: message `n` was sent at `messages[n].0` and holds its words.
 fn store_at(messages: Vec<(i64, Vec<&'static str>)>) -> (Dictionary, Store) {
+    store_with(messages, |_| {
+        Posting(MessageKind::Text, AccountId::new("ann").unwrap())
+    })
+}
+
+/// `store_at`, message `n`'s kind and author `posting(n)`.
+fn store_with(
+    messages: Vec<(i64, Vec<&'static str>)>,
+    posting: impl Fn(usize) -> Posting,
+) -> (Dictionary, Store) {
     let mut dict = Dictionary::fresh();
     let doc = DocId::msgs(
         &TenantId::new("acme").unwrap(),
@@ -33,9 +43,9 @@ fn store_at(messages: Vec<(i64, Vec<&'static str>)>) -> (Dictionary, Store) {
         1,
     );
     let number = dict.number_for(&doc, &mut Vec::new());
-    let value = cbor(&Posting(MessageKind::Text, AccountId::new("ann").unwrap()));
     let mut entries = BTreeMap::new();
     for (n, (time, words)) in messages.into_iter().enumerate() {
+        let value = cbor(&posting(n));
         let at = place(time, number, &id(n));
         for w in words {
             entries.insert(key_posting(w, &at), value.clone());
@@ -54,26 +64,40 @@ struct Store {
 }
 
 impl Store {
+    /// The dictionary's entries (`sx/w/<term>`) of every word `history` holds.
+    fn add_dictionary(&mut self, history: &[(i64, Vec<&'static str>)]) {
+        for (_, words) in history {
+            for w in words {
+                self.entries.insert(key_term(w), Vec::new());
+            }
+        }
+    }
+
     fn answer(&mut self, reads: &[Read]) -> Vec<(String, Vec<u8>)> {
         self.loads += 1;
         let mut out = Vec::new();
         for read in reads {
-            let (from, prefix, limit) = match read {
-                Read::Key(k) => (k.as_str(), k.as_str(), 1),
-                Read::Prefix(p) => (p.as_str(), p.as_str(), usize::MAX),
+            let (from, prefix, limit, values) = match read {
+                Read::Key(k) => (k.as_str(), k.as_str(), 1, true),
+                Read::Prefix(p) => (p.as_str(), p.as_str(), usize::MAX, true),
                 Read::Page {
                     prefix,
                     from,
                     limit,
-                } => (from.as_str(), prefix.as_str(), *limit as usize),
+                } => (from.as_str(), prefix.as_str(), *limit as usize, true),
+                Read::PageKeys {
+                    prefix,
+                    from,
+                    limit,
+                } => (from.as_str(), prefix.as_str(), *limit as usize, false),
             };
             let found = self.entries.range(from.to_owned()..);
             let found = found.take_while(|(k, _)| k.starts_with(prefix)).take(limit);
-            out.extend(
-                found
-                    .filter(|(k, _)| read.covers(k))
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            );
+            // Keys alone answer with empty values, as a host may: the walk must not need them.
+            out.extend(found.filter(|(k, _)| read.covers(k)).map(|(k, v)| {
+                let value = if values { v.clone() } else { Vec::new() };
+                (k.clone(), value)
+            }));
         }
         out
     }
@@ -111,10 +135,20 @@ impl Store {
 
     /// Every page, and how many stopped at the bound.
     fn all(&mut self, dict: &Dictionary, query: &str, limit: usize) -> (Vec<String>, usize) {
-        let mut options = SearchOptions {
+        let options = SearchOptions {
             limit: Some(limit),
             ..SearchOptions::default()
         };
+        self.all_of(dict, query, options)
+    }
+
+    /// Every page of a search with `options`, and how many stopped at the bound.
+    fn all_of(
+        &mut self,
+        dict: &Dictionary,
+        query: &str,
+        mut options: SearchOptions,
+    ) -> (Vec<String>, usize) {
         let (mut found, mut bounded) = (Vec::new(), 0);
         loop {
             let (page, next, b) = self.page(dict, query, &options);
@@ -264,6 +298,35 @@ proptest::proptest! {
     }
 }
 
+/// What a scan of `history` finds for `query` (its last term a prefix) among the messages
+/// `keep` passes: those holding every term whole first, then those holding the last only as
+/// a prefix, each newest first.
+fn scan_matches(
+    history: &[(i64, Vec<&'static str>)],
+    query: &str,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<String> {
+    let terms: Vec<&str> = query.split(' ').collect();
+    let (last, rest) = terms.split_last().unwrap();
+    let mut scan: Vec<(bool, String, String)> = history
+        .iter()
+        .enumerate()
+        .filter(|(n, (_, words))| keep(*n) && rest.iter().all(|r| words.contains(r)))
+        .filter_map(|(n, (time, words))| {
+            let prefix_only = if words.contains(last) {
+                false
+            } else if words.iter().any(|w| w.starts_with(last)) {
+                true
+            } else {
+                return None;
+            };
+            Some((prefix_only, place(*time, 0, &id(n)), id(n).to_string()))
+        })
+        .collect();
+    scan.sort();
+    scan.into_iter().map(|(_, _, m)| m).collect()
+}
+
 /// Words of which several start with the same letters: a query's last term as a prefix.
 const PREFIXED: [&str; 6] = ["lolo", "jomi", "jomika", "jomilo", "jomine", "kalo"];
 
@@ -281,32 +344,57 @@ proptest::proptest! {
         query in proptest::sample::select(vec!["lolo jomi", "kalo lolo jomi", "lolo jom"]),
     ) {
         let history = random_history_of(seed, messages, &PREFIXED);
-        let terms: Vec<&str> = query.split(' ').collect();
-        let (last, rest) = terms.split_last().unwrap();
-        let mut scan: Vec<(bool, String, String)> = history
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, words))| rest.iter().all(|r| words.contains(r)))
-            .filter_map(|(n, (time, words))| {
-                let prefix_only = if words.contains(last) {
-                    false
-                } else if words.iter().any(|w| w.starts_with(last)) {
-                    true
-                } else {
-                    return None;
-                };
-                Some((prefix_only, place(*time, 0, &id(n)), id(n).to_string()))
-            })
-            .collect();
-        scan.sort();
-        let expected: Vec<String> = scan.into_iter().map(|(_, _, m)| m).collect();
-        let words: std::collections::BTreeSet<&str> =
-            history.iter().flat_map(|(_, w)| w.iter().copied()).collect();
-        let (dict, mut store) = store_at(history);
-        for w in words {
-            store.entries.insert(key_term(w), Vec::new());
-        }
+        let expected = scan_matches(&history, query, |_| true);
+        let (dict, mut store) = store_at(history.clone());
+        store.add_dictionary(&history);
         let (found, _) = store.all(&dict, query, limit);
         proptest::prop_assert_eq!(&found, &expected, "{}, limit {}", query, limit);
+    }
+}
+
+/// Message `n`'s kind and author in the filtered histories: authors and media that come and
+/// go along the history.
+fn mixed_posting(n: usize) -> Posting {
+    let author = if n.is_multiple_of(3) { "bob" } else { "ann" };
+    let kind = if n % 7 < 2 {
+        MessageKind::Image
+    } else {
+        MessageKind::Text
+    };
+    Posting(kind, AccountId::new(author).unwrap())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// With filters that read the postings' values (author, kind, attachments), paging
+    /// finds exactly the messages a scan finds: the walk reads values where a filter needs
+    /// them, and keys alone elsewhere (the store answers those with empty values).
+    #[test]
+    fn filtered_pages_find_what_a_scan_finds(
+        seed in proptest::prelude::any::<u64>(),
+        messages in 1usize..3_000,
+        limit in proptest::sample::select(vec![1usize, 7, 20]),
+        query in proptest::sample::select(vec!["lolo jomi", "jomi", "lolo jom"]),
+        filter in 0usize..3,
+    ) {
+        let history = random_history_of(seed, messages, &PREFIXED);
+        let options = SearchOptions {
+            limit: Some(limit),
+            author: (filter == 0).then(|| AccountId::new("bob").unwrap()),
+            kind: (filter == 1).then_some(MessageKind::Text),
+            has_attachment: filter == 2,
+            ..SearchOptions::default()
+        };
+        let expected = scan_matches(&history, query, |n| {
+            let Posting(kind, author) = mixed_posting(n);
+            options.author.as_ref().is_none_or(|a| *a == author)
+                && options.kind.is_none_or(|k| k == kind)
+                && (!options.has_attachment || kind.is_media())
+        });
+        let (dict, mut store) = store_with(history.clone(), mixed_posting);
+        store.add_dictionary(&history);
+        let (found, _) = store.all_of(&dict, query, options);
+        proptest::prop_assert_eq!(&found, &expected, "{}, limit {}, filter {}", query, limit, filter);
     }
 }
