@@ -249,6 +249,28 @@ impl Log {
     }
 }
 
+impl FileStore {
+    /// The first `limit` entries under `prefix` from `from` on, each as `take` makes it: a
+    /// range of the map, whose cost is the page's, not the prefix's.
+    fn page<T>(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+        take: impl Fn(&String, &Vec<u8>) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        let start = if from > prefix { from } else { prefix };
+        Ok(self
+            .lock()?
+            .entries
+            .range(start.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| take(k, v))
+            .collect())
+    }
+}
+
 impl LocalStore for FileStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock()?.entries.get(key).cloned())
@@ -262,6 +284,24 @@ impl LocalStore for FileStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.page(prefix, from, limit, |k, v| (k.clone(), v.clone()))
+    }
+
+    async fn scan_page_keys(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.page(prefix, from, limit, |k, _| k.clone())
     }
 
     async fn write(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {

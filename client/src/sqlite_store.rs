@@ -120,6 +120,38 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The first `limit` entries under `prefix` from `from` on; with `values` false, keys
+    /// alone (their values left empty). A range read: its cost is the page's, not the
+    /// prefix's.
+    fn page_now(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+        values: bool,
+    ) -> Result<Vec<(String, Vec<u8>)>, rusqlite::Error> {
+        let start = if from > prefix { from } else { prefix };
+        let sql = if values {
+            "SELECT key, value FROM kv WHERE key >= ?1 ORDER BY key"
+        } else {
+            "SELECT key, x'' FROM kv WHERE key >= ?1 ORDER BY key"
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query([start])?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(row) = rows.next()? else {
+                break;
+            };
+            let key: String = row.get(0)?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key, row.get(1)?));
+        }
+        Ok(out)
+    }
+
     /// Applies `ops` in one transaction; whether a value was deleted or replaced.
     fn write_now(&self, ops: Vec<StoreOp>) -> Result<bool, rusqlite::Error> {
         // `&self` (the trait's): no transaction is open on this connection but this one.
@@ -206,5 +238,24 @@ impl LocalStore for SqliteStore {
             self.forgetter.poke();
         }
         Ok(())
+    }
+
+    async fn scan_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.page_now(prefix, from, limit, true).map_err(err)
+    }
+
+    async fn scan_page_keys(
+        &self,
+        prefix: &str,
+        from: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let page = self.page_now(prefix, from, limit, false).map_err(err)?;
+        Ok(page.into_iter().map(|(k, _)| k).collect())
     }
 }
