@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use automerge::legacy::{Key as OpKey, ObjectId, OpId, OpType};
-use automerge::{Automerge, ChangeHash, Prop, ReadDoc};
+use automerge::{Automerge, ChangeHash, Prop, ReadDoc, ScalarValue};
 use serde::{Deserialize, Serialize};
 
 use crate::doc::read;
@@ -237,10 +237,29 @@ pub(super) fn touched_by(
     doc: &Automerge,
     changes: &[automerge::Change],
 ) -> Option<BTreeSet<MessageId>> {
+    touched_and_made(doc, changes, false).map(|(touched, _)| touched)
+}
+
+/// A message's fields as a change wrote them: key and value.
+pub(super) type Fields = Vec<(String, ScalarValue)>;
+
+/// Fields of messages a run of changes made, as those changes wrote them (`touched_and_made`).
+pub(super) type MadeFields = HashMap<MessageId, Fields>;
+
+/// What `touched_by` tells and, with `made`, the fields of each message one of `changes`
+/// made that no other of them touched, as that change wrote them: the acceptor lets no
+/// change write a conflicting value under a message (docs/SCHEMA.md), so those are the
+/// fields the document holds, and upkeep reads them instead of the document.
+pub(super) fn touched_and_made(
+    doc: &Automerge,
+    changes: &[automerge::Change],
+    made: bool,
+) -> Option<(BTreeSet<MessageId>, MadeFields)> {
+    let mut made = made.then(Made::default);
     let mut touched = BTreeSet::new();
     // A message's operations mostly write in one object: its path is looked up once.
     let mut paths: HashMap<ObjectId, Vec<Prop>> = HashMap::new();
-    for change in changes {
+    for (at, change) in changes.iter().enumerate() {
         let change = change.decode();
         let first_op = change.start_op.get();
         for (i, op) in change.operations.into_iter().enumerate() {
@@ -271,7 +290,13 @@ pub(super) fn touched_by(
             }
             match (path.first(), path.get(1), path.get(2)) {
                 (Some(Prop::Map(root)), _, Some(Prop::Map(id))) if root == MESSAGES => {
-                    touched.extend(MessageId::new(id.as_str()).ok());
+                    let Ok(id) = MessageId::new(id.as_str()) else {
+                        continue;
+                    };
+                    if let Some(made) = &mut made {
+                        made.note(at, &id, &path, op.action);
+                    }
+                    touched.insert(id);
                 }
                 (Some(Prop::Map(root)), Some(Prop::Map(key)), _) if root == REACTIONS => {
                     if let Some((id, _, _)) = split_reaction_key(key) {
@@ -286,5 +311,50 @@ pub(super) fn touched_by(
             }
         }
     }
-    Some(touched)
+    Some((touched, made.map(Made::fields).unwrap_or_default()))
 }
+
+/// Per message the changes wrote in: the change that made it and its fields so far, or
+/// `None` once anything but that change's plain writes of its fields touched it.
+#[derive(Default)]
+struct Made(HashMap<MessageId, Option<(usize, Fields)>>);
+
+impl Made {
+    /// Op `action` of change `at` writes at `path` (`messages/<shard>/<id>/…`).
+    fn note(&mut self, at: usize, id: &MessageId, path: &[Prop], action: OpType) {
+        let entry = self.0.get(id);
+        let next = match (entry, path.get(3), action) {
+            // The message's map, made by this change.
+            (None, None, OpType::Make(automerge::ObjType::Map)) if path.len() == 3 => {
+                Some((at, Vec::new()))
+            }
+            // One of its fields, written by the change that made it.
+            (Some(Some((by, _))), Some(Prop::Map(key)), action) if *by == at && path.len() == 4 => {
+                let Some(Some((_, fields))) = self.0.get_mut(id) else {
+                    return;
+                };
+                fields.retain(|(k, _)| k != key);
+                match action {
+                    OpType::Put(value) => fields.push((key.clone(), value)),
+                    OpType::Delete => {}
+                    _ => {
+                        self.0.insert(id.clone(), None);
+                    }
+                }
+                return;
+            }
+            _ => None,
+        };
+        self.0.insert(id.clone(), next);
+    }
+
+    fn fields(self) -> MadeFields {
+        self.0
+            .into_iter()
+            .filter_map(|(id, made)| Some((id, made?.1)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

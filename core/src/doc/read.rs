@@ -411,40 +411,63 @@ fn empty_message(id: MessageId) -> Option<Message> {
 }
 
 fn message_from_map(doc: &Automerge, obj: &ObjId, id: MessageId) -> Option<Message> {
-    use automerge::{ScalarValueRef as S, ValueRef};
+    let fields = doc.map_range(obj, ..).filter_map(|item| match item.value {
+        automerge::ValueRef::Scalar(value) => Some((item.key, value)),
+        _ => None,
+    });
+    message_from_fields(fields, id)
+}
+
+/// A scalar as a map read gives it (`message_from_fields` takes both).
+pub fn scalar_ref(value: &automerge::ScalarValue) -> automerge::ScalarValueRef<'_> {
+    use automerge::{ScalarValue as V, ScalarValueRef as R};
+    use std::borrow::Cow;
+    match value {
+        V::Str(s) => R::Str(Cow::Borrowed(s.as_str())),
+        V::Bytes(b) => R::Bytes(Cow::Borrowed(b.as_slice())),
+        V::Int(i) => R::Int(*i),
+        V::Uint(u) => R::Uint(*u),
+        V::F64(f) => R::F64(*f),
+        V::Timestamp(t) => R::Timestamp(*t),
+        V::Boolean(b) => R::Boolean(*b),
+        // No message field holds these.
+        V::Counter(_) | V::Unknown { .. } | V::Null => R::Null,
+    }
+}
+
+/// A message from its map's scalar fields (key and value, in any order; a key at most
+/// once): what a read of its map in the document gives, or the fields the change that made
+/// it wrote (`client::timeline::touched_and_made`).
+pub fn message_from_fields<'v, K: AsRef<str>>(
+    fields: impl IntoIterator<Item = (K, automerge::ScalarValueRef<'v>)>,
+    id: MessageId,
+) -> Option<Message> {
+    use automerge::ScalarValueRef as S;
     let mut author = None;
     let mut kind = None;
     let mut created_at = None;
     let mut m = empty_message(id)?;
-    for item in doc.map_range(obj, ..) {
-        match (item.key.as_ref(), &item.value) {
-            (AUTHOR, ValueRef::Scalar(S::Str(s))) => author = AccountId::new(s.as_ref()).ok(),
-            (KIND, ValueRef::Scalar(S::Str(s))) => kind = MessageKind::parse(s).ok(),
-            (BODY, ValueRef::Scalar(S::Str(s))) => m.body = s.to_string(),
-            (SEALED, ValueRef::Scalar(S::Bytes(b))) => m.sealed = Some(b.to_vec()),
-            (PAYLOAD, ValueRef::Scalar(S::Str(s))) => m.payload = Some(s.to_string()),
-            (CAPTION, ValueRef::Scalar(S::Str(s))) => m.caption = Some(s.to_string()),
-            (ATTACHMENTS, ValueRef::Scalar(S::Str(s))) => m.attachments = Some(s.to_string()),
-            (MENTIONS, ValueRef::Scalar(S::Str(s))) => m.mentions = Some(s.to_string()),
-            (REPLY_TO, ValueRef::Scalar(S::Str(s))) => m.reply_to = MessageId::new(s.as_ref()).ok(),
-            (FORWARDED_FROM, ValueRef::Scalar(S::Str(s))) => {
-                m.forwarded_from = ForwardedFrom::decode(s).ok()
-            }
-            (STATUS, ValueRef::Scalar(S::Str(s))) => m.status = ProposalStatus::parse(s).ok(),
-            (CREATED_AT, ValueRef::Scalar(S::Int(i))) => created_at = Some(*i),
-            (EDITED_AT, ValueRef::Scalar(S::Int(i))) => m.edited_at = Some(*i),
-            (DELETED_AT, ValueRef::Scalar(S::Int(i))) => m.deleted_at = Some(*i),
-            (DELETED_BY, ValueRef::Scalar(S::Str(s))) => {
-                m.deleted_by = AccountId::new(s.as_ref()).ok()
-            }
-            (SCHEDULED_AT, ValueRef::Scalar(S::Int(i))) => m.scheduled_at = Some(*i),
-            (SENDER_ROLE, ValueRef::Scalar(S::Str(s))) => {
-                m.stamp.sender_role = SenderRole::parse(s).ok()
-            }
-            (SENDER_NAME, ValueRef::Scalar(S::Str(s))) => m.stamp.sender_name = Some(s.to_string()),
-            (RELATED_LEAD, ValueRef::Scalar(S::Str(s))) => {
-                m.stamp.related_lead = LeadId::new(s.as_ref()).ok()
-            }
+    for (key, value) in fields {
+        match (key.as_ref(), &value) {
+            (AUTHOR, S::Str(s)) => author = AccountId::new(s.as_ref()).ok(),
+            (KIND, S::Str(s)) => kind = MessageKind::parse(s).ok(),
+            (BODY, S::Str(s)) => m.body = s.to_string(),
+            (SEALED, S::Bytes(b)) => m.sealed = Some(b.to_vec()),
+            (PAYLOAD, S::Str(s)) => m.payload = Some(s.to_string()),
+            (CAPTION, S::Str(s)) => m.caption = Some(s.to_string()),
+            (ATTACHMENTS, S::Str(s)) => m.attachments = Some(s.to_string()),
+            (MENTIONS, S::Str(s)) => m.mentions = Some(s.to_string()),
+            (REPLY_TO, S::Str(s)) => m.reply_to = MessageId::new(s.as_ref()).ok(),
+            (FORWARDED_FROM, S::Str(s)) => m.forwarded_from = ForwardedFrom::decode(s).ok(),
+            (STATUS, S::Str(s)) => m.status = ProposalStatus::parse(s).ok(),
+            (CREATED_AT, S::Int(i)) => created_at = Some(*i),
+            (EDITED_AT, S::Int(i)) => m.edited_at = Some(*i),
+            (DELETED_AT, S::Int(i)) => m.deleted_at = Some(*i),
+            (DELETED_BY, S::Str(s)) => m.deleted_by = AccountId::new(s.as_ref()).ok(),
+            (SCHEDULED_AT, S::Int(i)) => m.scheduled_at = Some(*i),
+            (SENDER_ROLE, S::Str(s)) => m.stamp.sender_role = SenderRole::parse(s).ok(),
+            (SENDER_NAME, S::Str(s)) => m.stamp.sender_name = Some(s.to_string()),
+            (RELATED_LEAD, S::Str(s)) => m.stamp.related_lead = LeadId::new(s.as_ref()).ok(),
             _ => {}
         }
     }

@@ -1,7 +1,8 @@
 //! The device's index, kept up (docs/SEARCH.md, "On the device"): after every input the
 //! engine compares each held bucket's accepted heads and opened count with those it last
-//! indexed, and re-reads only the messages the new changes touch (`timeline::touched_since`)
-//! or that were opened since. A message's entry is its record (`sx/m/<doc>/<message>`: the
+//! indexed, and re-reads only the messages the new changes touch (`timeline::touched_since`;
+//! one they made, from the change itself: `timeline::touched_and_made`) or that were opened
+//! since. A message's entry is its record (`sx/m/<doc>/<message>`: the
 //! text and what filters read) and one posting per distinct term
 //! (`sx/p/<term>/<when>/<bucket>/<message>`, with the filters' fields, newest first in key
 //! order; `<bucket>` is a number from the dictionary, `Dictionary`); an edit rewrites the
@@ -19,7 +20,7 @@ use super::super::records::{
 };
 use super::super::sealed::Opened;
 use super::super::store::StoreOp;
-use super::super::timeline::{message_ids, touched_by, touched_since};
+use super::super::timeline::{message_ids, touched_and_made, touched_since, MadeFields};
 use super::dict::{place, Dictionary};
 use crate::doc::read;
 use crate::ids::{AccountId, DocId, DocTarget, MessageId};
@@ -268,12 +269,16 @@ impl ClientEngine {
         };
         let heads = state.server.get_heads();
         let arrived = state.search.arrived.take();
+        // Messages the arrived changes made, read from those changes, not the document.
+        let mut made = MadeFields::new();
         let touched: Option<BTreeSet<MessageId>> = state.search.at.as_ref().and_then(|at| {
             let since = at.heads();
             // The changes since `at`, when they came in a row to these heads.
             let mut touched = match arrived {
                 Some(a) if a.since == since && a.heads == heads => {
-                    touched_by(&state.server, &a.changes)?
+                    let (touched, fields) = touched_and_made(&state.server, &a.changes, true)?;
+                    made = fields;
+                    touched
                 }
                 _ => touched_since(&state.server, &since)?,
             };
@@ -288,26 +293,31 @@ impl ClientEngine {
             all
         });
         for message in touched {
-            let want = read::read_message_fields(&state.server, &message)
-                .filter(|m| m.deleted_at.is_none())
-                .and_then(|m| {
-                    let (body, caption) = match (&m.sealed, state.opened.get(&message)) {
-                        (None, _) => (m.body, m.caption),
-                        (Some(_), Some(Opened::Read { content, .. })) => {
-                            (content.body.clone(), content.caption.clone())
-                        }
-                        // Not read on this device (yet): nothing to index.
-                        _ => return None,
-                    };
-                    let record = IndexRecord {
-                        created_at: m.created_at,
-                        author: m.author,
-                        kind: m.kind,
-                        body,
-                        caption,
-                    };
-                    (!record.terms().is_empty()).then_some(record)
-                });
+            let fields = match made.remove(&message) {
+                Some(fields) => read::message_from_fields(
+                    fields.iter().map(|(k, v)| (k, read::scalar_ref(v))),
+                    message.clone(),
+                ),
+                None => read::read_message_fields(&state.server, &message),
+            };
+            let want = fields.filter(|m| m.deleted_at.is_none()).and_then(|m| {
+                let (body, caption) = match (&m.sealed, state.opened.get(&message)) {
+                    (None, _) => (m.body, m.caption),
+                    (Some(_), Some(Opened::Read { content, .. })) => {
+                        (content.body.clone(), content.caption.clone())
+                    }
+                    // Not read on this device (yet): nothing to index.
+                    _ => return None,
+                };
+                let record = IndexRecord {
+                    created_at: m.created_at,
+                    author: m.author,
+                    kind: m.kind,
+                    body,
+                    caption,
+                };
+                (!record.terms().is_empty()).then_some(record)
+            });
             let have = state.search.records.get(&message);
             if have == want.as_ref() {
                 continue;
