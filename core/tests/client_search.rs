@@ -597,3 +597,48 @@ fn two_common_words_seldom_or_never_together() {
         assert!(pages[0].hits.is_empty() && pages[0].next_cursor.is_none());
     }
 }
+
+/// A store that fails the search's reads (keys alone or whole entries) ends the search as
+/// failed with the store's code, changes nothing, and the next search finds as before.
+#[test]
+fn a_search_whose_store_reads_fail_ends_failed_and_the_next_one_finds() {
+    use confab_core::client::{Event, Outcome, Output, StoreError};
+    let mut dev = Device::new();
+    dev.connect();
+    let conv = ConvId::new("g").unwrap();
+    dev.create(&conv);
+    dev.send_text(&conv, "m1", "kiwi tea", T0);
+    dev.send_text(&conv, "m2", "kiwi cafe", T0 - 1);
+    let before = dev.index_keys();
+    for options in [
+        SearchOptions::default(),
+        SearchOptions {
+            author: Some(dev.engine.config().account.clone()),
+            ..SearchOptions::default()
+        },
+    ] {
+        dev.engine.search("kiwi", &options).expect("a query");
+        let mut failed = None;
+        for _ in 0..10 {
+            for output in dev.engine.drain() {
+                match output {
+                    Output::Load(load) => {
+                        let refused = StoreError("the disk is gone".into());
+                        dev.engine.loaded(load.id, Err(refused)).unwrap();
+                    }
+                    Output::Event(Event::Done { outcome, .. }) => failed = Some(outcome),
+                    _ => {}
+                }
+            }
+        }
+        match failed {
+            Some(Outcome::Failed { code, message }) => {
+                assert_eq!(code, "storage", "{message}");
+                assert!(message.contains("the disk is gone"), "{message}");
+            }
+            other => panic!("the search ended {other:?}"),
+        }
+        assert_eq!(dev.index_keys(), before, "a failed search changes nothing");
+        assert_eq!(dev.found("kiwi", &options), ["m1", "m2"]);
+    }
+}
