@@ -57,6 +57,7 @@ impl ClientEngine {
         }
         state.server = server;
         state.local = local;
+        self.index_due.doc(&id);
         state.cursor = seq;
         state.changes_since_snapshot = 0;
         // Their records go with the change log; the stored snapshot holds the changes.

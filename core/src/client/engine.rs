@@ -144,6 +144,8 @@ pub struct ClientEngine {
     pub(super) reads: super::reads::ReadAsks,
     /// The search index's bucket numbers and layout (`search::index`).
     pub(super) dict: super::search::dict::Dictionary,
+    /// Held buckets whose index may be behind (`search::index::IndexDue`).
+    pub(super) index_due: super::search::index::IndexDue,
     /// How often each marker intent was written again after losing to another device of
     /// this account (never stored).
     pub(super) marker_rewrites: HashMap<u64, u32>,
@@ -179,6 +181,7 @@ impl ClientEngine {
             mls: None,
             reads: Default::default(),
             dict: super::search::dict::Dictionary::fresh(),
+            index_due: Default::default(),
             marker_rewrites: HashMap::new(),
         }
     }
@@ -227,6 +230,7 @@ impl ClientEngine {
         let local = server.clone();
         self.docs
             .insert(id.clone(), ClientDoc::new(server, local, 0));
+        self.index_due.doc(id);
         self.index_doc(id);
         Ok(true)
     }
@@ -657,6 +661,7 @@ impl ClientEngine {
             state.catching_up = false;
             state.deferred = false;
         }
+        self.index_due.every();
         // Paging that waited for the server's listing goes on with what is stored.
         self.buckets.disconnected();
         self.read_times_disconnected();

@@ -75,6 +75,7 @@ impl ClientEngine {
         }
         state.local = server.clone();
         state.server = server;
+        self.index_due.doc(id);
         state.cursor = seq;
         state.changes_since_snapshot = 0;
         state.acked.clear();

@@ -545,6 +545,7 @@ impl ClientEngine {
                         if let Some(state) = self.docs.get_mut(&doc) {
                             state.search = BucketIndex::restored(&doc, split.search);
                         }
+                        self.index_due.doc(&doc);
                         Ok(())
                     });
                     if let Err(e) = restored {

@@ -168,6 +168,9 @@ impl ClientEngine {
         for id in &deleted {
             state.opened.remove(id);
         }
+        if !deleted.is_empty() {
+            self.index_due.doc(doc);
+        }
         let Some(mls) = self.mls.as_mut() else {
             return false;
         };
@@ -220,6 +223,7 @@ impl ClientEngine {
         };
         state.opened.extend(read);
         state.to_open.ids.extend(still);
+        self.index_due.doc(doc);
         if !ops.is_empty() {
             // One write for the part: a catch-up opens thousands at once.
             self.out.push(Output::Persist(ops));

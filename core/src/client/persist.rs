@@ -100,6 +100,7 @@ impl ClientEngine {
             ));
         }
         self.docs.insert(id.clone(), state);
+        self.index_due.doc(id);
         self.subscribe(id);
         Ok(())
     }
@@ -188,6 +189,7 @@ impl ClientEngine {
         }
         let heads = state.server.get_heads();
         state.search.arrived(&before, heads, &[change]);
+        self.index_due.doc(id);
         // (Applied, not queued for a missing dependency: the server accepted it after its
         // dependencies, so at `cursor + 1` they are all held; checked all the same.)
         if seq == state.cursor + 1 && state.server.get_change_by_hash(&hash).is_some() {

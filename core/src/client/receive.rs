@@ -73,6 +73,7 @@ impl ClientEngine {
                         state.revoked = Some(reason.clone());
                         state.catching_up = false;
                     }
+                    self.index_due.doc(&id);
                 }
                 self.out.push(Output::Event(Event::Revoked { doc, reason }));
             }
@@ -176,6 +177,7 @@ impl ClientEngine {
         };
         let awaited = std::mem::replace(&mut state.catching_up, false);
         state.deferred = waiting;
+        self.index_due.doc(&id);
         if waiting || !awaited {
             return;
         }
@@ -300,6 +302,7 @@ impl ClientEngine {
         }
         let heads = state.server.get_heads();
         state.search.arrived(&before.0, heads, &decoded);
+        self.index_due.doc(&id);
         state.cursor = fresh.last().map_or(state.cursor, |(c, _)| c.seq);
         // The push of this device's own change acked out of order (the server sends a change
         // to its writer too; one acked in order moved the cursor and is filtered out above):
@@ -357,6 +360,7 @@ impl ClientEngine {
             state.catching_up = false;
             state.refused = None;
         }
+        self.index_due.doc(&id);
         if let DocTarget::Conv(conv) = id.target() {
             let conv = conv.clone();
             self.delivery.conversation_synced(&conv);
@@ -845,6 +849,7 @@ impl ClientEngine {
                 stopped = true;
             }
         }
+        self.index_due.every();
         if stopped {
             self.out.push(Output::Event(Event::Revoked {
                 doc: DocId::conv(&self.config.tenant, conv).to_string(),

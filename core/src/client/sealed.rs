@@ -297,6 +297,7 @@ impl ClientEngine {
                 }
             }
         }
+        self.index_due.doc(doc);
     }
 
     fn keep_opened(&mut self, bucket: &DocId, id: &MessageId, opened: Opened) {
@@ -307,6 +308,7 @@ impl ClientEngine {
         if let Some(state) = self.docs.get_mut(bucket) {
             state.opened.insert(id.clone(), opened);
         }
+        self.index_due.doc(bucket);
     }
 
     /// A timeline item as this device reads it: a sealed message with the content read here,

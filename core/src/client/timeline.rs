@@ -237,7 +237,43 @@ pub(super) fn touched_by(
     doc: &Automerge,
     changes: &[automerge::Change],
 ) -> Option<BTreeSet<MessageId>> {
-    touched_and_made(doc, changes, false).map(|(touched, _)| touched)
+    touched_and_made(doc, changes, false, &mut ObjectPaths::default()).map(|(touched, _)| touched)
+}
+
+/// Paths of a document's maps at the top of its tree (its root's maps and theirs: the
+/// message shards), kept across runs of changes (in the bucket's index state) so a message
+/// that arrives needs no lookup of its shard. Sound while the document only grows: an
+/// object's id names the same object in every document that holds the change that made it,
+/// and the acceptor lets no change replace a shard map (docs/SCHEMA.md). Whoever keeps one
+/// clears it whenever the document may have been replaced. Bounded by the shards.
+#[derive(Debug, Default)]
+pub(crate) struct ObjectPaths(HashMap<ObjectId, Vec<Prop>>);
+
+impl ObjectPaths {
+    /// Deepest path kept: `messages/<shard>`.
+    const DEPTH: usize = 2;
+
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn get(&self, obj: &ObjectId) -> Option<&Vec<Prop>> {
+        self.0.get(obj)
+    }
+
+    /// Keeps `path` of `obj` if it is near the top; says whether it did.
+    fn keep(&mut self, obj: &ObjectId, path: &[Prop]) -> bool {
+        let near_top = path.len() <= Self::DEPTH;
+        if near_top {
+            self.0.insert(obj.clone(), path.to_vec());
+        }
+        near_top
+    }
 }
 
 /// A message's fields as a change wrote them: key and value.
@@ -249,11 +285,13 @@ pub(super) type MadeFields = HashMap<MessageId, Fields>;
 /// What `touched_by` tells and, with `made`, the fields of each message one of `changes`
 /// made that no other of them touched, as that change wrote them: the acceptor lets no
 /// change write a conflicting value under a message (docs/SCHEMA.md), so those are the
-/// fields the document holds, and upkeep reads them instead of the document.
+/// fields the document holds, and upkeep reads them instead of the document. Paths of
+/// objects near the top are taken from and kept in `known`.
 pub(super) fn touched_and_made(
     doc: &Automerge,
     changes: &[automerge::Change],
     made: bool,
+    known: &mut ObjectPaths,
 ) -> Option<(BTreeSet<MessageId>, MadeFields)> {
     let mut made = made.then(Made::default);
     let mut touched = BTreeSet::new();
@@ -265,13 +303,15 @@ pub(super) fn touched_and_made(
         for (i, op) in change.operations.into_iter().enumerate() {
             let mut path = match &op.obj {
                 ObjectId::Root => Vec::new(),
-                obj => match paths.get(obj) {
+                obj => match paths.get(obj).or_else(|| known.get(obj)) {
                     Some(path) => path.clone(),
                     None => {
                         let (id, _) = doc.import(&obj.to_string()).ok()?;
                         let parents = doc.parents(&id).ok()?.path();
                         let path: Vec<Prop> = parents.into_iter().map(|(_, prop)| prop).collect();
-                        paths.insert(obj.clone(), path.clone());
+                        if !known.keep(obj, &path) {
+                            paths.insert(obj.clone(), path.clone());
+                        }
                         path
                     }
                 },
@@ -285,8 +325,10 @@ pub(super) fn touched_and_made(
             // leads: the operations in it need no lookup in the document, which costs
             // the most of all this for a message that just arrived.
             if matches!(op.action, OpType::Make(_)) {
-                let made = OpId(first_op + i as u64, change.actor_id.clone());
-                paths.insert(ObjectId::Id(made), path.clone());
+                let made = ObjectId::Id(OpId(first_op + i as u64, change.actor_id.clone()));
+                if !known.keep(&made, &path) {
+                    paths.insert(made, path.clone());
+                }
             }
             match (path.first(), path.get(1), path.get(2)) {
                 (Some(Prop::Map(root)), _, Some(Prop::Map(id))) if root == MESSAGES => {

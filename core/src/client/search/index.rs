@@ -1,13 +1,13 @@
-//! The device's index, kept up (docs/SEARCH.md, "On the device"): after every input the
-//! engine compares each held bucket's accepted heads and opened count with those it last
-//! indexed, and re-reads only the messages the new changes touch (`timeline::touched_since`;
+//! The device's index, kept up (docs/SEARCH.md, "On the device"): at a tick the engine
+//! compares each bucket named due (`IndexDue`) with the accepted heads and opened count it
+//! last indexed, and re-reads only the messages the new changes touch (`timeline::touched_since`;
 //! one they made, from the change itself: `timeline::touched_and_made`) or that were opened
 //! since. A message's entry is its record (`sx/m/<doc>/<message>`: the
 //! text and what filters read) and one posting per distinct term
 //! (`sx/p/<term>/<when>/<bucket>/<message>`, with the filters' fields, newest first in key
 //! order; `<bucket>` is a number from the dictionary, `Dictionary`); an edit rewrites the
 //! terms that changed, a tombstone or expiry removes all. So upkeep costs what the message
-//! holds, never what the history does.
+//! holds, never what the history or the number of held buckets does.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -18,9 +18,12 @@ use super::super::engine::{ClientEngine, Output};
 use super::super::records::{
     cbor, key_index_heads, key_posting, key_search_record, key_term, search_records_prefix, uncbor,
 };
+use super::super::replica::ClientDoc;
 use super::super::sealed::Opened;
 use super::super::store::StoreOp;
-use super::super::timeline::{message_ids, touched_and_made, touched_since, MadeFields};
+use super::super::timeline::{
+    message_ids, touched_and_made, touched_since, MadeFields, ObjectPaths,
+};
 use super::dict::{place, Dictionary};
 use crate::doc::read;
 use crate::ids::{AccountId, DocId, DocTarget, MessageId};
@@ -98,6 +101,47 @@ pub(crate) struct BucketIndex {
     /// upkeep reads their messages without asking the document for its changes since
     /// `at` (which rebuilds them from its whole history).
     arrived: Option<Arrived>,
+    /// Paths of the bucket's shard maps, kept while its index follows arrived changes in a
+    /// row (cleared whenever it does not: the document may have been replaced).
+    paths: ObjectPaths,
+}
+
+/// Held buckets whose index may be behind: upkeep looks at these only, so it costs what
+/// arrived, not how many buckets the device holds. An arrival names its bucket (so does a
+/// message opened); anything else that can leave an index behind (a snapshot or a new
+/// generation, a bucket loaded or made, a catch-up's end, the dictionary ready) names every
+/// held bucket. Debug builds check after each upkeep that no held bucket was missed.
+#[derive(Debug)]
+pub(crate) struct IndexDue {
+    every: bool,
+    docs: BTreeSet<DocId>,
+}
+
+impl Default for IndexDue {
+    fn default() -> Self {
+        IndexDue {
+            every: true,
+            docs: BTreeSet::new(),
+        }
+    }
+}
+
+impl IndexDue {
+    pub(crate) fn doc(&mut self, id: &DocId) {
+        if !self.every {
+            self.docs.insert(id.clone());
+        }
+    }
+
+    pub(crate) fn every(&mut self) {
+        self.every = true;
+        self.docs.clear();
+    }
+
+    fn take(&mut self) -> (bool, BTreeSet<DocId>) {
+        let every = std::mem::take(&mut self.every);
+        (every, std::mem::take(&mut self.docs))
+    }
 }
 
 /// Accepted changes that took a bucket from heads `since` to `heads`.
@@ -152,6 +196,18 @@ impl BucketIndex {
         }
         out
     }
+}
+
+/// Whether held bucket `id`'s index is not as of its accepted heads and opened messages
+/// (one still catching up counts only with `catching_up`).
+fn is_stale(id: &DocId, state: &ClientDoc, catching_up: bool) -> bool {
+    matches!(id.target(), DocTarget::Msgs(..))
+        && (catching_up || !state.catching_up)
+        && !state
+            .search
+            .at
+            .as_ref()
+            .is_some_and(|at| at.is(&state.server.get_heads(), state.opened.len()))
 }
 
 /// The writes that take message `id` of `doc` from entry `old` to `new`.
@@ -225,7 +281,16 @@ impl ClientEngine {
 
     /// Whether `keep_index_up` has work: the engine's wakeup is due at once meanwhile.
     pub(crate) fn index_behind(&self) -> bool {
-        self.dict.ready && self.stale_buckets(false).next().is_some()
+        if !self.dict.ready {
+            return false;
+        }
+        if self.index_due.every {
+            return self.stale_buckets(false).next().is_some();
+        }
+        self.index_due
+            .docs
+            .iter()
+            .any(|id| self.docs.get(id).is_some_and(|s| is_stale(id, s, false)))
     }
 
     /// Held buckets whose index is not as of their accepted heads and opened messages;
@@ -233,14 +298,7 @@ impl ClientEngine {
     fn stale_buckets(&self, catching_up: bool) -> impl Iterator<Item = &DocId> {
         self.docs
             .iter()
-            .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
-            .filter(move |(_, s)| catching_up || !s.catching_up)
-            .filter(|(_, s)| {
-                !s.search
-                    .at
-                    .as_ref()
-                    .is_some_and(|at| at.is(&s.server.get_heads(), s.opened.len()))
-            })
+            .filter(move |(id, s)| is_stale(id, s, catching_up))
             .map(|(id, _)| id)
     }
 
@@ -249,18 +307,29 @@ impl ClientEngine {
         if !self.dict.ready {
             return;
         }
-        let stale: Vec<DocId> = self.stale_buckets(catching_up).cloned().collect();
-        if stale.is_empty() {
-            return;
+        let (every, due) = self.index_due.take();
+        let stale: Vec<DocId> = if every || catching_up {
+            self.stale_buckets(catching_up).cloned().collect()
+        } else {
+            // One still catching up is named again when it is caught up.
+            due.into_iter()
+                .filter(|id| self.docs.get(id).is_some_and(|s| is_stale(id, s, false)))
+                .collect()
+        };
+        if !stale.is_empty() {
+            let mut ops = Vec::new();
+            for id in stale {
+                self.sync_bucket(&id, &mut ops);
+            }
+            // A write of its own: a crash before it leaves the stored heads behind the
+            // bucket's, and the bucket is indexed again after the restart.
+            self.out.push(Output::Persist(ops));
+            self.check_lost_terms();
         }
-        let mut ops = Vec::new();
-        for id in stale {
-            self.sync_bucket(&id, &mut ops);
-        }
-        // A write of its own: a crash before it leaves the stored heads behind the
-        // bucket's, and the bucket is indexed again after the restart.
-        self.out.push(Output::Persist(ops));
-        self.check_lost_terms();
+        debug_assert!(
+            self.stale_buckets(catching_up).next().is_none(),
+            "a bucket's index fell behind without being named due"
+        );
     }
 
     fn sync_bucket(&mut self, id: &DocId, ops: &mut Vec<StoreOp>) {
@@ -271,13 +340,17 @@ impl ClientEngine {
         let arrived = state.search.arrived.take();
         // Messages the arrived changes made, read from those changes, not the document.
         let mut made = MadeFields::new();
+        let mut in_a_row = false;
+        let paths = &mut state.search.paths;
         let touched: Option<BTreeSet<MessageId>> = state.search.at.as_ref().and_then(|at| {
             let since = at.heads();
             // The changes since `at`, when they came in a row to these heads.
             let mut touched = match arrived {
                 Some(a) if a.since == since && a.heads == heads => {
-                    let (touched, fields) = touched_and_made(&state.server, &a.changes, true)?;
+                    let (touched, fields) =
+                        touched_and_made(&state.server, &a.changes, true, paths)?;
                     made = fields;
+                    in_a_row = true;
                     touched
                 }
                 _ => touched_since(&state.server, &since)?,
@@ -287,6 +360,9 @@ impl ClientEngine {
             }
             Some(touched)
         });
+        if !in_a_row {
+            state.search.paths.clear();
+        }
         let touched = touched.unwrap_or_else(|| {
             let mut all: BTreeSet<MessageId> = message_ids(&state.server).into_iter().collect();
             all.extend(state.search.records.keys().cloned());

@@ -259,6 +259,7 @@ impl ClientEngine {
     /// The index is ready: waiting searches start.
     pub(crate) fn index_ready(&mut self) {
         self.dict.ready = true;
+        self.index_due.every();
         for ask in std::mem::take(&mut self.dict.waiting) {
             self.start_search(ask);
         }

@@ -7,9 +7,10 @@ use std::collections::BTreeSet;
 
 use automerge::{ActorId, Automerge, Change};
 
-use super::{touched_and_made, touched_by};
+use super::{touched_and_made, touched_by, ObjectPaths};
 use crate::client::apply;
 use crate::client::Intent;
+use crate::doc::schema::MESSAGE_SHARDS;
 use crate::doc::{genesis, read, IntentTag};
 use crate::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
 use crate::model::message::{MessageKind, NewMessage};
@@ -68,7 +69,8 @@ fn id(n: usize) -> MessageId {
 
 /// Every message of `made` reads from the changes as from the document.
 fn assert_made_reads_as_the_document(b: &Bucket1, changes: &[Change]) -> BTreeSet<MessageId> {
-    let (touched, made) = touched_and_made(&b.doc, changes, true).unwrap();
+    let (touched, made) =
+        touched_and_made(&b.doc, changes, true, &mut ObjectPaths::default()).unwrap();
     assert_eq!(Some(&touched), touched_by(&b.doc, changes).as_ref());
     for (message, fields) in &made {
         assert!(touched.contains(message));
@@ -148,4 +150,59 @@ fn a_message_another_change_of_the_run_wrote_is_read_from_the_document() {
     );
     // The edit and the delete alone made nothing.
     assert!(assert_made_reads_as_the_document(&b, &changes[4..6]).is_empty());
+}
+
+#[test]
+fn runs_in_a_row_that_keep_the_shards_paths_read_what_fresh_runs_read() {
+    let mut b = Bucket1::new();
+    let mut known = ObjectPaths::default();
+    for n in 1..=200 {
+        let change = b.send(b.text(n, "words in a row"));
+        let changes = std::slice::from_ref(&change);
+        let kept = touched_and_made(&b.doc, changes, true, &mut known).unwrap();
+        let fresh = touched_and_made(&b.doc, changes, true, &mut ObjectPaths::default()).unwrap();
+        assert_eq!(kept, fresh);
+        assert_eq!(kept.0, [id(n)].into_iter().collect());
+        assert!(kept.1.contains_key(&id(n)));
+    }
+    // Only maps near the top are kept: at most the shards and the root's maps, never one
+    // per message.
+    assert!(known.len() > 1);
+    assert!(
+        known.len() <= usize::from(MESSAGE_SHARDS) + 2,
+        "{}",
+        known.len()
+    );
+}
+
+#[test]
+fn a_kept_path_is_taken_as_the_objects_path() {
+    // Why whoever keeps paths clears them when the document may have been replaced: an id
+    // kept for another document's object leads the run astray.
+    let mut b = Bucket1::new();
+    let first = b.send(b.text(1, "first"));
+    let mut known = ObjectPaths::default();
+    touched_and_made(&b.doc, std::slice::from_ref(&first), true, &mut known).unwrap();
+    let change = b.send(b.text(2, "in the same shard or another"));
+    let (touched, _) =
+        touched_and_made(&b.doc, std::slice::from_ref(&change), true, &mut known).unwrap();
+    assert!(touched.contains(&id(2)));
+    let mut wrong = ObjectPaths::default();
+    for (obj, _) in known.0.iter() {
+        wrong
+            .0
+            .insert(obj.clone(), vec![automerge::Prop::Map("elsewhere".into())]);
+    }
+    let (touched, made) =
+        touched_and_made(&b.doc, std::slice::from_ref(&change), true, &mut wrong).unwrap();
+    let fresh = touched_and_made(
+        &b.doc,
+        std::slice::from_ref(&change),
+        true,
+        &mut ObjectPaths::default(),
+    )
+    .unwrap();
+    assert!(fresh.0.contains(&id(2)));
+    assert!(!known.0.is_empty());
+    assert!(touched.is_empty() && made.is_empty(), "{touched:?}");
 }
