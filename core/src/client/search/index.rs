@@ -107,10 +107,11 @@ pub(crate) struct BucketIndex {
 }
 
 /// Held buckets whose index may be behind: upkeep looks at these only, so it costs what
-/// arrived, not how many buckets the device holds. An arrival names its bucket (so does a
-/// message opened); anything else that can leave an index behind (a snapshot or a new
-/// generation, a bucket loaded or made, a catch-up's end, the dictionary ready) names every
-/// held bucket. Debug builds check after each upkeep that no held bucket was missed.
+/// arrived, not how many buckets the device holds. Whatever moves a bucket's accepted state
+/// or opened messages names it (an arrival, a message opened, a snapshot or a new
+/// generation, a bucket loaded or made, a catch-up's end); what moves many at once (a
+/// disconnect, the dictionary turning ready, the start) names every held bucket. Debug
+/// builds check after each upkeep that no held bucket was missed.
 #[derive(Debug)]
 pub(crate) struct IndexDue {
     every: bool,
@@ -287,10 +288,12 @@ impl ClientEngine {
         if self.index_due.every {
             return self.stale_buckets(false).next().is_some();
         }
-        self.index_due
-            .docs
-            .iter()
-            .any(|id| self.docs.get(id).is_some_and(|s| is_stale(id, s, false)))
+        self.index_due.docs.iter().any(|id| self.due_is_stale(id))
+    }
+
+    /// Whether bucket `id`, named due, is held and behind (and not catching up).
+    fn due_is_stale(&self, id: &DocId) -> bool {
+        self.docs.get(id).is_some_and(|s| is_stale(id, s, false))
     }
 
     /// Held buckets whose index is not as of their accepted heads and opened messages;
@@ -312,9 +315,7 @@ impl ClientEngine {
             self.stale_buckets(catching_up).cloned().collect()
         } else {
             // One still catching up is named again when it is caught up.
-            due.into_iter()
-                .filter(|id| self.docs.get(id).is_some_and(|s| is_stale(id, s, false)))
-                .collect()
+            due.into_iter().filter(|id| self.due_is_stale(id)).collect()
         };
         if !stale.is_empty() {
             let mut ops = Vec::new();
