@@ -7,22 +7,19 @@
 //! many message rows it read. Before 0040 it read the conversation's every row per message
 //! of the batch until the table was analyzed.
 //!
+//! The common batch (new messages of one conversation) writes its entries itself, from the
+//! rows its insert returns (`confab_commit_message_batch`, migration 0042), without that
+//! lookup: a burst whose batches mix messages with terms and without gets each entry on its
+//! own row, with the index function gone from the database.
+//!
 //! Postgres: a fresh database on 127.0.0.1:5432 (user `postgres`, trust auth), dropped
 //! afterwards; the test FAILS if Postgres is unreachable, it never skips.
 
-use confab_core::doc::write;
-use confab_core::ids::{AccountId, DocId, MessageId};
-use confab_core::model::message::NewMessage;
-use confab_core::policy::Author;
-use confab_server::engine::{now_ms, SubmitOutcome};
-use futures_util::future::join_all;
-use reqwest::Method;
-use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection, Row};
 
 mod support;
 
-use support::{on_fresh_postgres, Server, TENANT};
+use support::{engine_posts, group_with_first_message, on_fresh_postgres, Server, TENANT};
 
 const HISTORY: usize = 1_990;
 /// Messages whose terms one call indexes, as a commit's batch does.
@@ -32,50 +29,10 @@ const BATCH: usize = 200;
 async fn a_commits_search_terms_read_their_rows_whatever_the_history() {
     on_fresh_postgres("search_commit", |url| async move {
         let s = Server::start_on(Some(&url)).await;
-        let owner = s.tenant_token(TENANT, "ann", "user");
-        let made = s
-            .request(
-                Method::POST,
-                "/v1/conversations",
-                &owner,
-                Some(json!({"kind": "group", "id": "g", "members": []})),
-            )
-            .await;
-        assert_eq!(made.status, 201, "create: {}", made.body);
-        let first = s
-            .request(
-                Method::POST,
-                "/v1/conversations/g/messages",
-                &owner,
-                Some(json!({"id": "m0", "body": "alpha beta"})),
-            )
-            .await;
-        assert_eq!(first.status, 201, "post: {}", first.body);
-        let bucket = DocId::parse(first.body["doc"].as_str().expect("doc")).expect("doc id");
-
-        // The history, in the first message's bucket (the engine batches the commits).
-        let author = Author {
-            account: AccountId::new("ann").expect("account"),
-            service: false,
-            device: None,
-        };
-        let at = now_ms();
-        let writes = (1..HISTORY).map(|i| {
-            let message = NewMessage::text(
-                MessageId::new(format!("m{i}")).expect("id"),
-                author.account.clone(),
-                format!("gamma delta {i}"),
-                at + i as i64,
-            );
-            s.engine.write(
-                bucket.clone(),
-                author.clone(),
-                Box::new(move |d, tag| write::post_message(d, tag, &message)),
-            )
-        });
-        for outcome in join_all(writes).await {
-            assert!(matches!(outcome, SubmitOutcome::Ack { .. }), "{outcome:?}");
-        }
+        let (bucket, author) = group_with_first_message(&s).await;
+        // The history, in the first message's bucket.
+        let history = (1..HISTORY).map(|i| (format!("m{i}"), format!("gamma delta {i}")));
+        engine_posts(&s, &bucket, &author, history).await;
 
         let mut db = PgConnection::connect(&url).await.expect("postgres");
         let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
@@ -87,6 +44,57 @@ async fn a_commits_search_terms_read_their_rows_whatever_the_history() {
         reindex_reads_the_batch_only(&mut db, "before analyze").await;
         db.execute("ANALYZE messages").await.expect("analyze");
         reindex_reads_the_batch_only(&mut db, "after analyze").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_batch_writes_its_entries_on_their_own_rows() {
+    on_fresh_postgres("search_batch", |url| async move {
+        let s = Server::start_on(Some(&url)).await;
+        let (bucket, author) = group_with_first_message(&s).await;
+        // Any batch that still called the index function would now fail its commit.
+        let mut db = PgConnection::connect(&url).await.expect("postgres");
+        db.execute("DROP FUNCTION confab_search_index(text[], text[], text[], text[])")
+            .await
+            .expect("drop the index function");
+
+        // Written at once, so the engine commits them in batches of many; every other body
+        // has no terms, so a batch's entries are not its first n messages.
+        const BURST: usize = 120;
+        let posts = (0..BURST).map(|i| {
+            let body = match i.is_multiple_of(2) {
+                true => format!("word{i} common"),
+                false => "...".to_owned(),
+            };
+            (format!("b{i}"), body)
+        });
+        engine_posts(&s, &bucket, &author, posts).await;
+
+        let rows = sqlx::query(
+            "SELECT m.message, s.terms::text AS terms FROM messages m \
+             LEFT JOIN message_search s \
+               ON s.created_at = m.created_at AND s.cid = m.cid AND s.pos = m.pos \
+             WHERE m.message LIKE 'b%'",
+        )
+        .fetch_all(&mut db)
+        .await
+        .expect("entries");
+        assert_eq!(rows.len(), BURST, "every message stored");
+        for row in rows {
+            let id: String = row.get("message");
+            let terms: Option<String> = row.get("terms");
+            let i: usize = id[1..].parse().expect("number");
+            if i.is_multiple_of(2) {
+                assert_eq!(
+                    terms.as_deref(),
+                    Some(format!("'common' 'word{i}'").as_str()),
+                    "{id}'s entry holds its own terms"
+                );
+            } else {
+                assert_eq!(terms, None, "{id} has no terms, so no entry");
+            }
+        }
     })
     .await;
 }

@@ -231,3 +231,74 @@ pub fn member<'a>(conv: &'a serde_json::Value, account: &str) -> &'a serde_json:
         .find(|m| m["user_id"] == account)
         .unwrap_or_else(|| panic!("{account} is not in {conv}"))
 }
+
+/// A group conversation `g` of `ann` with one message, `first` ("alpha beta"), posted over
+/// REST: its bucket, and `ann` as an author for [`engine_posts`].
+#[allow(dead_code)]
+pub async fn group_with_first_message(
+    s: &Server,
+) -> (confab_core::ids::DocId, confab_core::policy::Author) {
+    use reqwest::Method;
+    use serde_json::json;
+    let owner = s.tenant_token(TENANT, "ann", "user");
+    let made = s
+        .request(
+            Method::POST,
+            "/v1/conversations",
+            &owner,
+            Some(json!({"kind": "group", "id": "g", "members": []})),
+        )
+        .await;
+    assert_eq!(made.status, 201, "create: {}", made.body);
+    let first = s
+        .request(
+            Method::POST,
+            "/v1/conversations/g/messages",
+            &owner,
+            Some(json!({"id": "first", "body": "alpha beta"})),
+        )
+        .await;
+    assert_eq!(first.status, 201, "post: {}", first.body);
+    let bucket = first.body["doc"].as_str().expect("doc");
+    let author = confab_core::policy::Author {
+        account: confab_core::ids::AccountId::new("ann").expect("account"),
+        service: false,
+        device: None,
+    };
+    (
+        confab_core::ids::DocId::parse(bucket).expect("doc id"),
+        author,
+    )
+}
+
+/// Posts `(id, body)` text messages to `bucket` all at once through the engine, which commits
+/// them in batches of many, their times one millisecond apart; each must be acked.
+#[allow(dead_code)]
+pub async fn engine_posts(
+    s: &Server,
+    bucket: &confab_core::ids::DocId,
+    author: &confab_core::policy::Author,
+    posts: impl IntoIterator<Item = (String, String)>,
+) {
+    use confab_core::doc::write;
+    use confab_core::ids::MessageId;
+    use confab_core::model::message::NewMessage;
+    use confab_server::engine::{now_ms, SubmitOutcome};
+    let at = now_ms();
+    let writes = posts.into_iter().enumerate().map(|(i, (id, body))| {
+        let message = NewMessage::text(
+            MessageId::new(id).expect("id"),
+            author.account.clone(),
+            body,
+            at + i as i64,
+        );
+        s.engine.write(
+            bucket.clone(),
+            author.clone(),
+            Box::new(move |d, tag| write::post_message(d, tag, &message)),
+        )
+    });
+    for outcome in futures_util::future::join_all(writes).await {
+        assert!(matches!(outcome, SubmitOutcome::Ack { .. }), "{outcome:?}");
+    }
+}

@@ -102,6 +102,27 @@ pub async fn search_index_follows_rows(env: Env) {
         .expect("delete");
     assert!(found(s, "alice", "cafe").await.is_empty());
 
+    // A batch of new messages only (Postgres' common batch, which writes its entries from
+    // the rows it inserts): each entry on its own message, none for a message without
+    // terms, and an id stored before keeps its row while the batch's terms replace its
+    // entry, as in any batch.
+    s.commit(&[
+        post(&mut seqs, "s6", 1006, "latte"),
+        message_change(&mut seqs, "acme", "room", "s5", "alice", 1005, "..."),
+        post(&mut seqs, "s3", 1007, "iced latte"),
+        post(&mut seqs, "s7", 1008, "latte art"),
+    ])
+    .await
+    .expect("message-only batch");
+    assert_eq!(found(s, "alice", "latte").await, ["s7", "s6", "s3"]);
+    assert_eq!(found(s, "alice", "art").await, ["s7"]);
+    assert_eq!(found(s, "alice", "iced").await, ["s3"]);
+    assert_eq!(
+        found(s, "alice", "tea").await,
+        ["s2"],
+        "s3's entry replaced"
+    );
+
     // Retention drops the bucket: its messages leave the index with their rows.
     s.drop_buckets(crate::store::retention::DropRequest {
         tenant: &tenant("acme"),
@@ -113,6 +134,7 @@ pub async fn search_index_follows_rows(env: Env) {
     .await
     .expect("drop");
     assert!(found(s, "alice", "tea").await.is_empty());
+    assert!(found(s, "alice", "latte").await.is_empty());
 }
 
 /// Terms of a message of `c`.

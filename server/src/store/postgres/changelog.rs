@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use confab_core::ids::{AccountId, DocId, TenantId};
 use sqlx::Row;
 
-use super::rows::{with_search, CommitRows, MessageBatch, Search, COMMIT, COMMIT_MESSAGES};
+use super::rows::{with_search, CommitRows, MessageBatch, Search, COMMIT, COMMIT_MESSAGE_BATCH};
 use super::PgStore;
 use crate::store::changelog::{pg as shared, COMPACT_DELETE, COMPACT_SNAPSHOT};
 use crate::store::columns::{self, i64_of, limit_of, seq_changes, u64_of};
@@ -148,7 +148,8 @@ impl PgStore {
         bind_search(query, x).execute(&self.pool).await.map(drop)
     }
 
-    /// The common batch, through `confab_commit_messages`.
+    /// The common batch, through `confab_commit_message_batch`, which writes its messages'
+    /// search entries itself.
     async fn commit_messages(
         &self,
         batch: &MessageBatch<'_>,
@@ -166,15 +167,7 @@ impl PgStore {
             ),
             None => (None, None, 0, 0, 0),
         };
-        let x = &rows.search;
-        let indexed;
-        let sql = if x.ids.is_empty() {
-            COMMIT_MESSAGES
-        } else {
-            indexed = with_search(COMMIT_MESSAGES, 23);
-            &indexed
-        };
-        let query = sqlx::query(sql)
+        sqlx::query(COMMIT_MESSAGE_BATCH)
             .bind(batch.doc)
             .bind(batch.prev)
             .bind(batch.last)
@@ -195,9 +188,12 @@ impl PgStore {
             .bind(&g.created)
             .bind(&g.previews)
             .bind(&g.deleted)
+            .bind(&batch.terms)
             .bind(batch.fence.map(|f| f.doc.as_str()))
-            .bind(batch.fence.map(|f| f.policy));
-        bind_search(query, x).execute(&self.pool).await.map(drop)
+            .bind(batch.fence.map(|f| f.policy))
+            .execute(&self.pool)
+            .await
+            .map(drop)
     }
 }
 

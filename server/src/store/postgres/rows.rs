@@ -1,7 +1,7 @@
 //! A planned batch as the column arrays `confab_commit` (migration 0002) takes, and the
-//! common batch `confab_commit_messages` (migration 0004) takes on its own.
+//! common batch `confab_commit_message_batch` (migration 0042) takes on its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use confab_core::ids::ConvId;
 
@@ -15,8 +15,9 @@ pub(super) const COMMIT: &str = "SELECT confab_commit($1, $2, $3, $4, $5, $6, $7
     $60)";
 
 /// The call of the common batch's function, parameters in its order.
-pub(super) const COMMIT_MESSAGES: &str = "SELECT confab_commit_messages($1, $2, $3, $4, $5, \
-    $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)";
+pub(super) const COMMIT_MESSAGE_BATCH: &str = "SELECT confab_commit_message_batch($1, $2, $3, \
+    $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+    $23)";
 
 /// A commit call followed, in the same statement (so the same transaction and round trip),
 /// by the batch's search terms (migration 0027): the CTE runs the commit first.
@@ -31,8 +32,9 @@ pub(super) fn with_search(call: &str, first: usize) -> String {
     )
 }
 
-/// A batch `confab_commit_messages` can store: changes of one document that already exists,
-/// and at most new messages of one conversation, nothing else to project.
+/// A batch `confab_commit_message_batch` can store: changes of one document that already
+/// exists, and at most new messages of one conversation and their search terms, nothing else
+/// to project.
 pub(super) struct MessageBatch<'a> {
     pub doc: &'a str,
     pub prev: i64,
@@ -41,6 +43,8 @@ pub(super) struct MessageBatch<'a> {
     pub alloc: Option<&'a ConvAlloc<'a>>,
     /// The conversation policy version the batch was validated against, if any.
     pub fence: Option<&'a FenceStep>,
+    /// Each new message's search terms, in the batch's order (none: no entry).
+    pub terms: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageBatch<'a> {
@@ -63,12 +67,33 @@ impl<'a> MessageBatch<'a> {
                         a.tenant == m.row.tenant.as_str() && a.conv == m.row.conv.as_str()
                     })
             });
-        only_messages.then(|| MessageBatch {
+        if !only_messages {
+            return None;
+        }
+        // Terms of a message that is not new here (none are planned today) need the index
+        // function's lookup of its row: such a batch goes the general way.
+        let new: HashMap<&str, usize> = plan
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.row.message.as_str(), i))
+            .collect();
+        let mut terms = vec![None; plan.messages.len()];
+        for x in &plan.search {
+            let i = *new.get(x.message)?;
+            let row = &plan.messages[i].row;
+            if (row.tenant.as_str(), row.conv.as_str()) != (x.tenant, x.conv) {
+                return None;
+            }
+            terms[i] = Some(x.terms);
+        }
+        Some(MessageBatch {
             doc: &doc.doc,
             prev: doc.prev,
             last: doc.last,
             alloc: plan.allocs.first(),
             fence: plan.fences.first(),
+            terms,
         })
     }
 }
