@@ -117,7 +117,7 @@ pub async fn a_temporary_moderator_loses_its_rights_when_its_time_comes(lab: &mu
     let conv = lab.conversation(&f.cd).await.expect("created");
     assert_eq!(conv.member("bob").role, "moderator");
     // Its time comes: the acceptor's clock ends the role, written down or not.
-    lab.wait_past(until).await;
+    lab.wait_past(&f.cd, until).await;
     let m1 = MessageId::new("m1").expect("id");
     let now = lab.now();
     let unpin = f

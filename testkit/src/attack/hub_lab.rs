@@ -112,7 +112,7 @@ impl Lab for HubLab {
         NOW + self.later
     }
 
-    async fn wait_past(&mut self, time: i64) {
+    async fn wait_past(&mut self, _doc: &DocId, time: i64) {
         self.later = self.later.max(time - NOW);
     }
 

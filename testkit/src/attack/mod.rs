@@ -113,8 +113,10 @@ pub trait Lab {
     fn clock(&self) -> i64;
 
     /// Returns once the acceptor's clock reached `time` (the hub: moves it there; the wire:
-    /// waits).
-    async fn wait_past(&mut self, time: i64);
+    /// waits) and an acceptor that writes lapses down itself (the wire's server) has written
+    /// what lapsed in the conversation `doc` by then, so its write lands before what follows
+    /// rather than between a case's two looks at what the acceptor holds.
+    async fn wait_past(&mut self, doc: &DocId, time: i64);
 
     /// What the acceptor holds for `doc` (and the binding of `actor`), to compare.
     async fn state(&mut self, doc: &DocId, actor: &ActorId) -> Self::State;

@@ -353,10 +353,30 @@ impl Lab for WireLab {
         now_ms()
     }
 
-    async fn wait_past(&mut self, time: i64) {
+    async fn wait_past(&mut self, doc: &DocId, time: i64) {
         while now_ms() < time {
             let left = u64::try_from(time - now_ms()).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(left + 1)).await;
+        }
+        // The server's scheduler pass writes the lapse at its next tick.
+        let DocTarget::Conv(conv) = doc.target() else {
+            return;
+        };
+        let lapsed_by = |c: &confab_core::model::conversation::Conversation| {
+            c.members
+                .values()
+                .any(|m| m.is_active() && m.next_lapse(i64::MIN).is_some_and(|t| t <= time))
+        };
+        let started = Instant::now();
+        while lapsed_by(&read::read_conversation(
+            &self.rebuild(doc).await,
+            conv.clone(),
+        )) {
+            assert!(
+                started.elapsed() < WAIT,
+                "{doc}: the server wrote down no lapse in {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
