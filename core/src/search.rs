@@ -97,6 +97,11 @@ pub fn index_text<'a>(parts: impl IntoIterator<Item = &'a str>) -> Option<String
     (!out.is_empty()).then(|| out.join(" "))
 }
 
+/// A term quoted as a `tsquery` lexeme: `'it''s'`.
+fn tsquery_lexeme(term: &str) -> String {
+    format!("'{}'", term.replace('\\', "\\\\").replace('\'', "''"))
+}
+
 /// A parsed query: every term must match; the last one as a prefix (the word being typed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
@@ -137,16 +142,28 @@ impl Query {
         self.terms
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                let quoted = format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''"));
-                if i == last && self.last_is_prefix() {
-                    quoted + ":*"
-                } else {
-                    quoted
-                }
+            .map(|(i, t)| match i == last && self.last_is_prefix() {
+                true => tsquery_lexeme(t) + ":*",
+                false => tsquery_lexeme(t),
             })
             .collect::<Vec<_>>()
             .join(" & ")
+    }
+
+    /// A query of whole words and a prefix last, split in two `tsquery` literals: its whole
+    /// words (`'a' & 'b'`) and its prefix (`'cd':*`). `None` when there is no such split
+    /// (one term, or a last term matched whole).
+    pub fn words_and_prefix_tsquery(&self) -> Option<(String, String)> {
+        let (prefix, words) = self.terms.split_last()?;
+        if words.is_empty() || !self.last_is_prefix() {
+            return None;
+        }
+        let words = words
+            .iter()
+            .map(|t| tsquery_lexeme(t))
+            .collect::<Vec<_>>()
+            .join(" & ");
+        Some((words, tsquery_lexeme(prefix) + ":*"))
     }
 
     /// The query as an SQLite FTS5 `MATCH` expression: every term a quoted string, the last
@@ -199,6 +216,15 @@ mod tests {
         let q = Query::parse("x:y hé").expect("terms");
         assert_eq!(q.to_fts5(), "\"x\" \"y\" \"he\"*");
         assert_eq!(q.to_tsquery(), "'x' & 'y' & 'he':*");
+        assert_eq!(
+            q.words_and_prefix_tsquery(),
+            Some(("'x' & 'y'".to_owned(), "'he':*".to_owned()))
+        );
+        // One term, or a last term too short to be a prefix: nothing to split.
+        for whole in ["he", "x:y h"] {
+            let q = Query::parse(whole).expect("terms");
+            assert_eq!(q.words_and_prefix_tsquery(), None, "{whole}");
+        }
         assert_eq!(Query::parse("\" * : ( ) ''"), Err(QueryError::Empty));
     }
 

@@ -26,16 +26,8 @@ async fn open_with_group(dir: &std::path::Path) -> (SqliteStore, Seqs) {
     let store = SqliteStore::open(&dir.join(DB)).await.expect("open");
     store.migrate().await.expect("migrate");
     let mut seqs = Seqs::default();
-    let cd = conv_doc("acme", "g1");
-    let seq = seqs.next(&cd);
     store
-        .commit(&[with(
-            change(&cd, seq, "alice"),
-            vec![
-                p_conv(conv_row("acme", "g1", "group", Some("g1"), 100)),
-                p_member("acme", "g1", "alice", "owner", "active"),
-            ],
-        )])
+        .commit(&[group_created(&mut seqs, "acme", "g1", "alice")])
         .await
         .expect("the conversation");
     (store, seqs)

@@ -306,6 +306,19 @@ impl Seqs {
     }
 }
 
+/// The change that creates the group `c` (titled `c`) with `owner` its owner.
+pub fn group_created(seqs: &mut Seqs, t: &str, c: &str, owner: &str) -> NewChange {
+    let doc = conv_doc(t, c);
+    let seq = seqs.next(&doc);
+    with(
+        change(&doc, seq, owner),
+        vec![
+            p_conv(conv_row(t, c, "group", Some(c), 100)),
+            p_member(t, c, owner, "owner", "active"),
+        ],
+    )
+}
+
 /// Appends one message change (with its `Message` projection) to a msgs document.
 pub fn message_change(
     seqs: &mut Seqs,

@@ -18,6 +18,7 @@ use super::columns::{conv_id, message_row, Cols};
 use super::{MessageRow, Result};
 
 pub mod backfill;
+pub mod words_first;
 
 /// Thread levels the permission follows up (a deeper chain is not readable).
 const PARENT_DEPTH_MAX: usize = 8;
@@ -222,10 +223,14 @@ macro_rules! search_sql {
 /// many entries, or reads the GIN index and sorts when they match few (migration 0033),
 /// keeping the readable conversations' entries by `message_search_cid` before it reads them
 /// (0041); the statement must be planned for its parameters (not persistent), or one plan
-/// serves both. A search whose filters read the message row ([`SearchQuery::reads_rows`]).
+/// serves both. `$2` is what the index is read with and `$12`, if not null, the whole query
+/// each entry's terms are checked against, in an expression no index serves
+/// ([`words_first`]). A search whose filters read the message row
+/// ([`SearchQuery::reads_rows`]).
 pub(crate) const SEARCH_PG: &str = search_sql!(
     "FROM message_search s JOIN messages m ON m.cid = s.cid AND m.pos = s.pos",
-    "s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery",
+    "s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery AND ($12::tsquery IS NULL \
+     OR (s.terms || ''::tsvector) @@ $12::tsquery)",
     "NOT m.deleted",
     "s"
 );
@@ -238,6 +243,7 @@ pub(crate) const SEARCH_PG_ENTRIES: &str = concat!(
     search_columns!(),
     "FROM (SELECT s.cid, s.pos, s.created_at FROM message_search s \
         WHERE s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery \
+        AND ($12::tsquery IS NULL OR (s.terms || ''::tsvector) @@ $12::tsquery) \
         AND s.created_at >= $6 AND s.created_at < $7 AND (s.created_at, s.cid, s.pos) < ($8, $9, $10) \
         ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC LIMIT $11) s \
     JOIN messages m ON m.cid = s.cid AND m.pos = s.pos JOIN conversations c ON c.id = m.cid \

@@ -155,11 +155,15 @@ impl Projections for PgStore {
             true => search::SEARCH_PG,
             false => search::SEARCH_PG_ENTRIES,
         };
+        let read = search::words_first::read(&mut tx, q.query, &cids).await?;
         let query = sqlx::query(statement)
             .persistent(false)
             .bind(&cids)
-            .bind(q.query.to_tsquery());
-        let rows = bind_filters!(query, q).fetch_all(&mut *tx).await?;
+            .bind(read.index);
+        let rows = bind_filters!(query, q)
+            .bind(read.check)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
         search::hits(&rows, q.tenant)
     }
