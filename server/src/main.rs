@@ -217,6 +217,8 @@ async fn serve(
     }
     // Messages projected before the search index existed get their entries (docs/SEARCH.md).
     engine.spawn_search_backfill();
+    // SQLite's inverted index follows the commits (docs/SEARCH.md, "Cost").
+    engine.spawn_search_indexer();
     let cors = confab_server::cors::CorsOrigins::parse(&args.cors_origins)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let connections = Arc::new(AtomicUsize::new(0));

@@ -243,6 +243,9 @@ impl Projections for GatedStore {
     ) -> Result<()> {
         self.inner.search_backfill_write(page, entries).await
     }
+    async fn index_search_backlog(&self, limit: usize) -> Result<usize> {
+        self.inner.index_search_backlog(limit).await
+    }
     async fn membership(
         &self,
         tenant: &TenantId,

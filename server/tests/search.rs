@@ -614,7 +614,8 @@ async fn forget_index(s: &Server, postgres: Option<&str>, model: &Model) {
         Some(_) => "DELETE FROM message_search",
         None => {
             "INSERT INTO message_search (message_search) VALUES ('delete-all'); \
-             DELETE FROM message_search_time; DELETE FROM search_forget"
+             DELETE FROM message_search_time; DELETE FROM search_forget; \
+             DELETE FROM search_backlog"
         }
     };
     let reset = "UPDATE search_backfill SET cid = -1, pos = -1, done = FALSE";
@@ -645,7 +646,11 @@ async fn forget_index(s: &Server, postgres: Option<&str>, model: &Model) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_follows_permissions_on_sqlite() {
     let s = Server::start().await;
+    // Every entry in the search backlog (this server runs no indexer), then in FTS5.
     let model = suite(&[&s], 35).await;
+    let moved = s.engine.index_search_backlog().await.expect("index");
+    assert!(moved > 50, "{moved}");
+    check(&[&s], &model).await;
     // Messages projected before the index: the backfill indexes them, deleted ones not,
     // edited ones by their text now.
     forget_index(&s, None, &model).await;

@@ -83,12 +83,14 @@ async fn a_deleted_or_edited_messages_terms_leave_the_search_index() {
     const KEPT: &str = "xylophagous";
     const DELETED: &str = "yggdrasilic";
     const EDITED: &str = "zymurgical";
+    // Deleted before the search indexer moved it into FTS5 (docs/SEARCH.md, "Cost").
+    const NEVER_INDEXED: &str = "wunderkammer";
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, mut seqs) = open_with_group(dir.path()).await;
     let (path, wal) = (dir.path().join(DB), dir.path().join(WAL));
 
-    // A history of many commits, so the index has many segments and pages; the three
-    // messages are in its middle.
+    // A history of many commits, each moved into FTS5 by an indexer pass of its own, so the
+    // index has many segments and pages; the three messages are in its middle.
     let mut rng = 7u64;
     let mut word = || {
         rng = rng
@@ -112,6 +114,7 @@ async fn a_deleted_or_edited_messages_terms_leave_the_search_index() {
             posts.push(indexed_post(&mut seqs, &id, at, &text.join(" ")));
         }
         store.commit(&posts).await.expect("posts");
+        store.index_search_backlog(usize::MAX).await.expect("index");
     }
     let found = |word: &'static str| {
         let store = &store;
@@ -128,6 +131,16 @@ async fn a_deleted_or_edited_messages_terms_leave_the_search_index() {
     for (i, w) in [KEPT, DELETED, EDITED].into_iter().enumerate() {
         assert_eq!(found(w).await, [format!("m30-{i}")], "{w} is indexed");
     }
+    let late = indexed_post(&mut seqs, "late", at + 1, &format!("late {NEVER_INDEXED}"));
+    store
+        .commit(&[late])
+        .await
+        .expect("a post left in the backlog");
+    assert_eq!(
+        found(NEVER_INDEXED).await,
+        ["late"],
+        "found from the backlog"
+    );
 
     let bucket = msgs_doc("acme", "g1", 0);
     let seq = seqs.next(&bucket);
@@ -148,8 +161,23 @@ async fn a_deleted_or_edited_messages_terms_leave_the_search_index() {
             },
         ],
     );
+    let seq = seqs.next(&bucket);
+    let delete_late = with(
+        change(&bucket, seq, "alice"),
+        vec![p_updated("acme", "g1", "late", "", true)],
+    );
     store.commit(&[delete]).await.expect("the delete");
     store.commit(&[edit]).await.expect("the edit");
+    store
+        .commit(&[delete_late])
+        .await
+        .expect("the delete from the backlog");
+    assert!(found(NEVER_INDEXED).await.is_empty());
+    assert_eq!(
+        store.index_search_backlog(usize::MAX).await.expect("index"),
+        1,
+        "the edit"
+    );
     assert!(
         found(DELETED).await.is_empty(),
         "the deleted message is not found"
@@ -160,8 +188,9 @@ async fn a_deleted_or_edited_messages_terms_leave_the_search_index() {
     );
     assert_eq!(found("nothing").await, ["m30-2"], "the edit is found");
 
-    // The edit replaced its entry in its commit; the delete queued its entry for the purge
-    // pass, which deletes it here.
+    // The edit replaced its entry in its commit (its new terms went through the backlog);
+    // the delete queued its entry for the purge pass, which deletes it here; the message
+    // deleted from the backlog left nothing to queue.
     let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .expect("a connection of its own");
@@ -181,7 +210,7 @@ async fn a_deleted_or_edited_messages_terms_leave_the_search_index() {
         holds(&path, KEPT),
         "a kept message's word is read from the file"
     );
-    for w in [DELETED, EDITED] {
+    for w in [DELETED, EDITED, NEVER_INDEXED] {
         assert!(!holds(&path, w), "the database file keeps {w}");
         assert!(!holds(&wal, w), "the WAL keeps {w}");
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use confab_client::{Client as NativeClient, SearchOptions, SearchPage, SearchSource};
 use confab_core::ids::{ConvId, DocId, TenantId};
 use confab_e2e::native_support::*;
+use confab_e2e::store_probe::scalar;
 use confab_e2e::{Backend, TestServer};
 
 /// Every page of `query`, in order.
@@ -82,6 +83,16 @@ async fn device_results_come_first_and_the_servers_merge_in_once() {
         "{hits:?}"
     );
     assert!(pages.iter().all(|p| !p.partial));
+
+    // The server's indexer moves its entries into FTS5 behind the commits (docs/SEARCH.md,
+    // "Cost"): the server's answers below come from there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while scalar(&server, "SELECT COUNT(*) FROM search_backlog", None).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "the backlog stays");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let kiwi = "SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'kiwi'";
+    assert_eq!(scalar(&server, kiwi, None).await, 3, "in FTS5");
 
     // A new device of bob's, just online, holds little or nothing yet: whatever it holds
     // comes first, the server's results fill in the rest, and nothing comes twice.

@@ -17,6 +17,7 @@ pub mod retention;
 mod saved_parts;
 pub mod schedule;
 pub mod search_backfill;
+pub mod search_indexer;
 mod signals;
 mod threads;
 mod unit;

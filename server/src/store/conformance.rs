@@ -49,7 +49,9 @@ pub use deletion::{
 pub use deliveries::queued_deliveries_lose_a_deleted_messages_text;
 pub use generations::generations_replace_the_log;
 pub use notify_all::coalesced_feed_and_merged_deliveries;
-pub use search::{room, search_index_follows_rows, search_with_many_matches};
+pub use search::{
+    room, search_backlog_follows_rows, search_index_follows_rows, search_with_many_matches,
+};
 pub use stats::stats_and_view_counts;
 
 /// Opens another store instance on the same database (another server process).
@@ -119,6 +121,7 @@ macro_rules! store_conformance {
             mls_directory,
             coalesced_feed_and_merged_deliveries,
             search_index_follows_rows,
+            search_backlog_follows_rows,
             search_with_many_matches,
             generations_replace_the_log,
             cut_due_follows_deletes,

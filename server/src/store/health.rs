@@ -421,6 +421,9 @@ impl Projections for Guarded {
         self.run(self.inner.search_backfill_write(page, entries))
             .await
     }
+    async fn index_search_backlog(&self, limit: usize) -> Result<usize> {
+        self.run(self.inner.index_search_backlog(limit)).await
+    }
     async fn membership(
         &self,
         tenant: &TenantId,

@@ -433,6 +433,11 @@ pub trait Projections: Send + Sync {
         page: &search::backfill::Page,
         entries: &[search::backfill::Entry],
     ) -> Result<()>;
+    /// Moves up to `limit` entries of the search backlog into the inverted index, in one
+    /// transaction; how many it took off the backlog. SQLite writes FTS5 behind the commit
+    /// (migration 0044, `engine::search_indexer`); Postgres writes its index in the commit,
+    /// so 0 there.
+    async fn index_search_backlog(&self, limit: usize) -> Result<usize>;
     /// The author of a message, from the projection.
     async fn author_of(
         &self,

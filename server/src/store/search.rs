@@ -257,13 +257,18 @@ pub(crate) const SEARCH_PG_ENTRIES: &str = concat!(
 pub(crate) const WORK_MEM_PG: &str = "SET LOCAL work_mem = '16MB'";
 
 /// SQLite, few matches: FTS5 finds them all (its rowid is `cid * 2^32 + pos`, migration
-/// 0020), keeps those of readable conversations by their rowid before any row is read, then
-/// they are sorted.
+/// 0020), and so does a check of the backlog's entries not in FTS5 yet (0044) against `$12`,
+/// the patterns of [`WALK_LITE`]; those of readable conversations are kept by their key
+/// before any row is read, then they are sorted.
 pub(crate) const SEARCH_LITE: &str = search_sql!(
-    "FROM message_search JOIN messages m ON m.cid = (message_search.rowid >> 32) \
-     AND m.pos = (message_search.rowid & 4294967295)",
-    "message_search MATCH $2 \
-     AND (message_search.rowid >> 32) IN (SELECT value FROM json_each($1))",
+    "FROM (SELECT rowid AS entry FROM message_search WHERE message_search MATCH $2 \
+       UNION ALL SELECT b.entry FROM search_backlog b JOIN message_search_time t \
+         ON t.created_at = b.created_at AND t.cid = b.entry >> 32 \
+         AND t.pos = b.entry & 4294967295 \
+       WHERE NOT EXISTS (SELECT 1 FROM json_each($12) p \
+         WHERE instr(' ' || t.terms || ' ', p.value) = 0)) s \
+     JOIN messages m ON m.cid = (s.entry >> 32) AND m.pos = (s.entry & 4294967295)",
+    "(s.entry >> 32) IN (SELECT value FROM json_each($1))",
     "m.deleted = 0",
     "m"
 );
@@ -285,7 +290,8 @@ pub(crate) const WALK_BOUND_LITE: &str = "SELECT created_at, cid, pos FROM messa
     WHERE created_at >= $1 AND created_at < $2 AND (created_at, cid, pos) < ($3, $4, $5) \
     ORDER BY created_at DESC, cid DESC, pos DESC LIMIT 1 OFFSET $6";
 
-/// SQLite: how many entries FTS5 matches, counted up to `$2`.
+/// SQLite: how many entries FTS5 matches, counted up to `$2` (the backlog's are not: a few
+/// thousand at most, they move no choice).
 pub(crate) const COUNT_LITE: &str = "SELECT COUNT(*) AS n FROM \
     (SELECT 1 FROM message_search WHERE message_search MATCH $1 LIMIT $2)";
 

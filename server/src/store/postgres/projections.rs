@@ -172,6 +172,11 @@ impl Projections for PgStore {
         backfill::read_page!(&self.pool, backfill::PAGE_PG, limit)
     }
 
+    /// The commit writes the index (`confab_search_index`): there is no backlog.
+    async fn index_search_backlog(&self, _limit: usize) -> Result<usize> {
+        Ok(0)
+    }
+
     async fn search_backfill_write(
         &self,
         page: &backfill::Page,

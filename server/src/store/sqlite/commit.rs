@@ -72,6 +72,15 @@ where
 /// [`ChangeLog::commit`]: crate::store::ChangeLog::commit
 pub(super) async fn commit_on(conn: &mut SqliteConnection, changes: &[NewChange]) -> Result<()> {
     let mut plan = Plan::build(changes)?;
+    in_transaction(conn, |db| write(db, &mut plan)).await
+}
+
+/// Runs `f` in one `BEGIN IMMEDIATE` … `COMMIT` on `conn`'s own handle, here (see
+/// [`commit_on`]), rolled back if `f` fails.
+pub(super) async fn in_transaction<T>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+) -> Result<T> {
     let mut handle = conn.lock_handle().await?;
     let raw = handle.as_raw_handle();
     // SAFETY: `handle` keeps sqlx's worker thread off this connection until it is dropped,
@@ -79,15 +88,15 @@ pub(super) async fn commit_on(conn: &mut SqliteConnection, changes: &[NewChange]
     // statements it prepared when dropped, before the worker uses the connection again.
     #[allow(unsafe_code)]
     let db = unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) }?;
-    let result = blocking(|| transaction(&db, &mut plan));
+    let result = blocking(|| transaction(&db, f));
     drop(db);
     drop(handle);
     result
 }
 
 /// Runs `f` here. On a multi-threaded runtime (tests, the committer's fallback when it gets
-/// no thread of its own) the worker's other tasks move on while it blocks; the committer's
-/// own current-thread runtime has none.
+/// no thread of its own, the search indexer) the worker's other tasks move on while it
+/// blocks; the committer's own current-thread runtime has none.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -97,12 +106,18 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// `BEGIN IMMEDIATE`, the writes, `COMMIT`; a rollback on any error.
-fn transaction(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
-    // BEGIN IMMEDIATE takes the write lock now: the seq check below and the writes that
-    // follow see no other writer in between.
+/// `BEGIN IMMEDIATE`, `f`'s writes, `COMMIT`; a rollback on any error.
+fn transaction<T>(
+    db: &rusqlite::Connection,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+) -> Result<T> {
+    // BEGIN IMMEDIATE takes the write lock now: what `f` reads (a commit's seq check) and
+    // the writes that follow see no other writer in between.
     db.execute_batch("BEGIN IMMEDIATE")?;
-    let result = write(db, plan).and_then(|()| Ok(db.execute_batch("COMMIT")?));
+    let result = f(db).and_then(|out| {
+        db.execute_batch("COMMIT")?;
+        Ok(out)
+    });
     if result.is_err() && !db.is_autocommit() {
         // If this fails too, the caller replaces the connection (`after_write`).
         let _ = db.execute_batch("ROLLBACK");
@@ -315,24 +330,27 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
     }
 
     // 7. Search terms replace their message's entry, unless its row is deleted. An entry is
-    //    an FTS5 row and its `message_search_time` row, written together; a deleted or
-    //    dropped message row queues its entry for the purge pass (migration 0034). An edit
-    //    deletes the old entry's terms from FTS5 here, as the new ones take its rowid. A
-    //    row this batch inserted has no entry, and its key is known without a lookup.
+    //    its `message_search_time` row, and its FTS5 row, written behind the commit from the
+    //    backlog (migration 0044); a deleted or dropped message row queues an indexed entry
+    //    for the purge pass (0034). An edit of an indexed entry deletes its old terms from
+    //    FTS5 here and names it in the backlog again. A row this batch inserted has no entry,
+    //    and its key is known without a lookup.
     if !plan.search.is_empty() {
         let mut find = db.prepare_cached(
-            "SELECT m.cid, m.pos, m.created_at, t.terms FROM conversations c \
+            "SELECT m.cid, m.pos, m.created_at, t.terms, b.entry IS NOT NULL \
+             FROM conversations c \
              JOIN messages m ON m.cid = c.id AND m.message = ?3 \
              LEFT JOIN message_search_time t \
                ON t.created_at = m.created_at AND t.cid = m.cid AND t.pos = m.pos \
+             LEFT JOIN search_backlog b ON b.entry = m.cid * 4294967296 + m.pos \
              WHERE c.tenant = ?1 AND c.conv = ?2 AND m.deleted = 0 AND m.pos < 4294967296",
         )?;
         let mut clear = db.prepare_cached(
             "INSERT INTO message_search (message_search, rowid, terms) \
              VALUES ('delete', ?1, ?2)",
         )?;
-        let mut insert =
-            db.prepare_cached("INSERT INTO message_search (rowid, terms) VALUES (?1, ?2)")?;
+        let mut behind =
+            db.prepare_cached("INSERT INTO search_backlog (entry, created_at) VALUES (?1, ?2)")?;
         let mut replace = db.prepare_cached(
             "UPDATE message_search_time SET terms = ?4 \
              WHERE created_at = ?1 AND cid = ?2 AND pos = ?3",
@@ -344,7 +362,7 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
         for x in &plan.search {
             let found = match new_rows.get(&(x.tenant, x.conv, x.message)) {
                 Some(&(cid, pos, created_at)) => {
-                    (pos < 4_294_967_296).then_some((cid, pos, created_at, None))
+                    (pos < 4_294_967_296).then_some((cid, pos, created_at, None, false))
                 }
                 None => find
                     .query_row(params![x.tenant, x.conv, x.message], |r| {
@@ -353,24 +371,29 @@ fn write(db: &rusqlite::Connection, plan: &mut Plan<'_>) -> Result<()> {
                             r.get::<_, i64>(1)?,
                             r.get::<_, i64>(2)?,
                             r.get::<_, Option<String>>(3)?,
+                            r.get::<_, bool>(4)?,
                         ))
                     })
                     .optional()?,
             };
-            let Some((cid, pos, created_at, old)) = found else {
+            let Some((cid, pos, created_at, old, in_backlog)) = found else {
                 continue;
             };
             let entry = cid * 4_294_967_296 + pos;
             match old {
+                Some(_) if in_backlog => {
+                    replace.execute(params![created_at, cid, pos, x.terms])?;
+                }
                 Some(old) => {
                     clear.execute(params![entry, old])?;
                     replace.execute(params![created_at, cid, pos, x.terms])?;
+                    behind.execute(params![entry, created_at])?;
                 }
                 None => {
                     timed.execute(params![created_at, cid, pos, x.terms])?;
+                    behind.execute(params![entry, created_at])?;
                 }
             }
-            insert.execute(params![entry, x.terms])?;
         }
     }
     Ok(())

@@ -61,6 +61,7 @@ mod forget;
 mod outboxes;
 mod projections;
 mod retention;
+mod search_backlog;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 

@@ -152,9 +152,13 @@ impl Projections for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         let cids = serde_json::to_string(&cids).unwrap_or_default();
+        let patterns = search::patterns(q.query);
         let inverted = || async {
             let query = sqlx::query(search::SEARCH_LITE).bind(&cids).bind(&fts);
-            bind_filters!(query, q).fetch_all(&self.reader).await
+            bind_filters!(query, q)
+                .bind(&patterns)
+                .fetch_all(&self.reader)
+                .await
         };
         if matches < search::WALK_FROM_MATCHES {
             return search::hits(&inverted().await?, q.tenant);
@@ -169,9 +173,7 @@ impl Projections for SqliteStore {
             .bind(search::WALK_ENTRIES_MAX - 1)
             .fetch_optional(&self.reader)
             .await?;
-        let walk = sqlx::query(search::WALK_LITE)
-            .bind(&cids)
-            .bind(search::patterns(q.query));
+        let walk = sqlx::query(search::WALK_LITE).bind(&cids).bind(&patterns);
         let (b_at, b_cid, b_pos) = bound.unwrap_or((i64::MIN, i64::MIN, i64::MIN));
         let walked = bind_filters!(walk, q)
             .bind(b_at)
@@ -198,6 +200,10 @@ impl Projections for SqliteStore {
         entries: &[backfill::Entry],
     ) -> Result<()> {
         on_writer!(self, |conn| write_backfill(conn, page, entries))
+    }
+
+    async fn index_search_backlog(&self, limit: usize) -> Result<usize> {
+        on_writer!(self, |conn| super::search_backlog::index(conn, limit))
     }
 
     async fn author_of(
