@@ -23,6 +23,7 @@ use confab_core::automerge::Change;
 use confab_core::ids::{ConvId, DocId};
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::pg_cluster::PgCluster;
+use confab_e2e::store_probe::scalar;
 use confab_e2e::{Device, TestServer};
 use serde_bytes::ByteBuf;
 
@@ -479,6 +480,10 @@ async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
     let to_503 = readyz_until(&server, READYZ_ANSWER, 503, TO_NOT_READY).await;
     println!("disk full: /readyz 503 {to_503:?} after the first failed commit");
 
+    // What the search indexer could not move while full stays in the backlog for later.
+    let backlog_while_full = scalar(&server, "SELECT COUNT(*) FROM search_backlog", None).await;
+    println!("disk full: {backlog_while_full} search entries waiting for the indexer");
+
     // While full: answered at once, and not ready for as long as it cannot write.
     for _ in 0..5 {
         let change = write(&mut alice, &mut sent);
@@ -528,6 +533,21 @@ async fn sqlite_disk_full_fails_fast_and_recovers_when_space_is_back() {
         );
     }
     assert_eq!(log.len(), sent.len(), "nothing stored twice or unasked");
+    // The search indexer resumed by itself: every message is in FTS5 once, none waits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while scalar(&server, "SELECT COUNT(*) FROM search_backlog", None).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the search backlog stays after the fault"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let indexed = "SELECT COUNT(*) FROM message_search WHERE message_search MATCH 'message'";
+    assert_eq!(
+        scalar(&server, indexed, None).await,
+        i64::try_from(sent.len()).unwrap(),
+        "every message indexed once"
+    );
 
     // The file is intact: a restarted server serves the same log.
     server.restart().await.unwrap();
