@@ -22,6 +22,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use confab_core::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
 use confab_core::search::{index_text, Query};
+use confab_server::engine::search_indexer::BATCH;
 use confab_server::maintenance::open_store;
 use confab_server::store::search::SearchQuery;
 use confab_server::store::{ConvRow, MessageRow, NewChange, Projection, Store};
@@ -219,7 +220,9 @@ impl Writer {
 }
 
 /// Commits `total` messages round-robin over the conversations; messages per second. Prints
-/// a progress line every `--progress` messages (a run cut short still tells its rate).
+/// a progress line every `--progress` messages (a run cut short still tells its rate). The
+/// search backlog (SQLite) is moved into the index as the server's indexer moves it, a
+/// batch at a time, and counts in the rate.
 async fn fill(
     store: &dyn Store,
     args: &Args,
@@ -239,6 +242,9 @@ async fn fill(
         let change = w.batch(args, &tenant, c, n, index)?;
         building += b.elapsed().as_secs_f64();
         store.commit(std::slice::from_ref(&change)).await?;
+        if index && done / BATCH != (done + n) / BATCH {
+            store.index_search_backlog(BATCH).await?;
+        }
         done += n;
         c = (c + 1) % args.conversations;
         if args.progress > 0 && w.next_id / args.progress != (w.next_id - n) / args.progress {
@@ -251,6 +257,7 @@ async fn fill(
             since = (Instant::now(), done);
         }
     }
+    while store.index_search_backlog(BATCH).await? == BATCH {}
     w.next_conv = c;
     eprintln!(
         "  {total} messages {}: {:.1} s, of which {building:.1} s making the changes",
