@@ -318,14 +318,16 @@ struct RestAnswer {
 /// account's WebSocket writes keep being acked, and after `Retry-After` the REST writes are
 /// accepted again.
 async fn a_rest_flood_spends_the_account_budget(backend: Backend) {
-    // A small account budget: 20 units at once, 10 a second back.
+    // A small account budget: 20 units at once, 1 a second back, so the budget is still
+    // spent when the signal below is sent on a slow machine (at 10 a second, one unit came
+    // back in the moment a loaded CI run took between the 429 and the signal).
     let server = TestServer::start_with(
         backend,
         &[
             "--rate-account-changes-burst",
             "20",
             "--rate-account-changes-per-sec",
-            "10",
+            "1",
         ],
     )
     .await
