@@ -3,8 +3,8 @@
 //! (`confab_core::accept::member_may_read`), then the matches among them, newest first, a
 //! page at a time, walking the newest entries or reading the inverted index (docs/SEARCH.md,
 //! "Cost"). The index is written by the commit (migrations: Postgres 0027 and 0033, SQLite
-//! 0020 and 0026); the statements that read it differ by backend and live here side by
-//! side; the backfill's are in `backfill`.
+//! 0020 and 0026); Postgres' statements live here, SQLite's reads in steps in `lite`, the
+//! backfill's in `backfill`.
 
 use std::collections::HashMap;
 
@@ -18,6 +18,7 @@ use super::columns::{conv_id, message_row, Cols};
 use super::{MessageRow, Result};
 
 pub mod backfill;
+pub mod lite;
 pub mod words_first;
 
 /// Thread levels the permission follows up (a deeper chain is not readable).
@@ -184,12 +185,13 @@ macro_rules! search_columns {
          m.seq, m.author, m.kind, m.created_at, m.preview, m.deleted "
     };
 }
+pub(crate) use search_columns;
 
 /// The columns and filters every search statement shares; `$from` and `$matches` are the
 /// index read and its match condition (`$1` the readable keys, `$2` the query), `$key` the
 /// alias whose `(created_at, cid, pos)` the order and the bounds read.
 macro_rules! search_sql {
-    ($from:literal, $matches:literal, $not_deleted:literal, $key:literal) => {
+    ($from:expr, $matches:literal, $not_deleted:literal, $key:literal) => {
         concat!(
             search_columns!(),
             $from,
@@ -218,6 +220,7 @@ macro_rules! search_sql {
         )
     };
 }
+pub(crate) use search_sql;
 
 /// Postgres: the planner walks `message_search_time` newest first when the terms match
 /// many entries, or reads the GIN index and sorts when they match few (migration 0033),
@@ -255,71 +258,6 @@ pub(crate) const SEARCH_PG_ENTRIES: &str = concat!(
 /// every entry on those pages is read and checked (17 times the entries for "lbb wbb" at ten
 /// million messages, docs/BENCHMARKS.md "Search").
 pub(crate) const WORK_MEM_PG: &str = "SET LOCAL work_mem = '16MB'";
-
-/// SQLite, few matches: FTS5 finds them all (its rowid is `cid * 2^32 + pos`, migration
-/// 0020), and so does a check of the backlog's entries not in FTS5 yet (0044) against `$12`,
-/// the patterns of [`WALK_LITE`]; those of readable conversations are kept by their key
-/// before any row is read, then they are sorted.
-pub(crate) const SEARCH_LITE: &str = search_sql!(
-    "FROM (SELECT rowid AS entry FROM message_search WHERE message_search MATCH $2 \
-       UNION ALL SELECT b.entry FROM search_backlog b JOIN message_search_time t \
-         ON t.created_at = b.created_at AND t.cid = b.entry >> 32 \
-         AND t.pos = b.entry & 4294967295 \
-       WHERE NOT EXISTS (SELECT 1 FROM json_each($12) p \
-         WHERE instr(' ' || t.terms || ' ', p.value) = 0)) s \
-     JOIN messages m ON m.cid = (s.entry >> 32) AND m.pos = (s.entry & 4294967295)",
-    "(s.entry >> 32) IN (SELECT value FROM json_each($1))",
-    "m.deleted = 0",
-    "m"
-);
-
-/// SQLite, many matches: the entries newest first (migration 0026) down to `($12, $13,
-/// $14)` ([`WALK_BOUND_LITE`]), each checked against `$2`, a JSON array of patterns every one
-/// of which its ` terms ` must hold ([`patterns`]).
-pub(crate) const WALK_LITE: &str = search_sql!(
-    "FROM message_search_time t JOIN messages m ON m.cid = t.cid AND m.pos = t.pos",
-    "t.cid IN (SELECT value FROM json_each($1)) AND (t.created_at, t.cid, t.pos) >= ($12, $13, $14) \
-     AND NOT EXISTS (SELECT 1 FROM json_each($2) p WHERE instr(' ' || t.terms || ' ', p.value) = 0)",
-    "m.deleted = 0",
-    "t"
-);
-
-/// SQLite: where a walk from the page's start (`$3..$5`, within `$1..$2`) stops: the entry
-/// `$6` places down, if there is one.
-pub(crate) const WALK_BOUND_LITE: &str = "SELECT created_at, cid, pos FROM message_search_time \
-    WHERE created_at >= $1 AND created_at < $2 AND (created_at, cid, pos) < ($3, $4, $5) \
-    ORDER BY created_at DESC, cid DESC, pos DESC LIMIT 1 OFFSET $6";
-
-/// SQLite: how many entries FTS5 matches, counted up to `$2` (the backlog's are not: a few
-/// thousand at most, they move no choice).
-pub(crate) const COUNT_LITE: &str = "SELECT COUNT(*) AS n FROM \
-    (SELECT 1 FROM message_search WHERE message_search MATCH $1 LIMIT $2)";
-
-/// Matches in the whole store from which SQLite walks the newest entries before it reads
-/// them all from FTS5 and sorts them: a walk's cost follows the page over the terms'
-/// frequency among the readable conversations, a sort's the matches (docs/SEARCH.md, "Cost").
-pub(crate) const WALK_FROM_MATCHES: i64 = 50_000;
-
-/// Entries a SQLite walk reads at most: a page not full by then (the terms are common, but
-/// not in the conversations the account reads) is answered from FTS5 instead, so a walk that
-/// guessed wrong costs at most this many entries before the inverted read.
-pub(crate) const WALK_ENTRIES_MAX: i64 = 40_000;
-
-/// A query's terms as [`WALK_LITE`] checks them in ` terms `: a whole word (` a `) for
-/// each, a word's start (` a`) for the last when it matches as a prefix.
-pub(crate) fn patterns(query: &Query) -> String {
-    let last = query.terms.len() - 1;
-    let list: Vec<String> = query
-        .terms
-        .iter()
-        .enumerate()
-        .map(|(i, t)| match i == last && query.last_is_prefix() {
-            true => format!(" {t}"),
-            false => format!(" {t} "),
-        })
-        .collect();
-    serde_json::to_string(&list).unwrap_or_default()
-}
 
 /// Binds a search's parameters `$3..$11` after the backend's `$1` and `$2`.
 macro_rules! bind_filters {

@@ -181,7 +181,12 @@ fn terms_in(c: &str, id: &str, text: &str) -> Projection {
 pub async fn search_with_many_matches(env: Env) {
     let s = env.store.as_ref();
     let mut seqs = Seqs::default();
-    for (c, member) in [("hall", "alice"), ("side", "bob"), ("attic", "carol")] {
+    for (c, member) in [
+        ("hall", "alice"),
+        ("side", "bob"),
+        ("attic", "carol"),
+        ("den", "dave"),
+    ] {
         let cd = conv_doc("acme", c);
         let seq = seqs.next(&cd);
         s.commit(&[with(
@@ -194,15 +199,15 @@ pub async fn search_with_many_matches(env: Env) {
         .await
         .expect("conversation");
     }
-    // More matches than SQLite counts before it walks (after the edits below take a fiftieth
-    // away), and more entries than a walk reads; times out of commit order.
-    const N: i64 = crate::store::search::WALK_FROM_MATCHES * 11 / 10;
-    const _: () = assert!(N > crate::store::search::WALK_ENTRIES_MAX + 1_000);
+    // More matches than SQLite sorts (after the edits below take a fiftieth away), and more
+    // entries than its first walk reads; times out of commit order.
+    const N: i64 = crate::store::search::lite::SORT_MATCHES_MAX * 11 / 10;
+    const _: () = assert!(N > crate::store::search::lite::WALK_FIRST + 1_000);
     // Carol's conversation: the oldest messages of all, every one a match of "news".
     const ATTIC: i64 = 60;
     let attic: Vec<NewChange> = (0..ATTIC)
         .map(|i| {
-            let (id, text) = (format!("a{i}"), format!("news attic a{i}"));
+            let (id, text) = (format!("a{i}"), format!("news attic alpha a{i}"));
             let mut c = message_change(&mut seqs, "acme", "attic", &id, "alice", 100 + i, &text);
             c.projection.push(terms_in("attic", &id, &text));
             c
@@ -210,8 +215,27 @@ pub async fn search_with_many_matches(env: Env) {
         .collect();
     s.commit(&attic).await.expect("attic");
     let at = |i: i64| 10_000 + (i * 7919) % N;
+    // Dave's conversation: a match every N / DEN of the tenant's entries, so SQLite's first
+    // walk finds part of a page and a second walk the rest.
+    const DEN: i64 = 60;
+    let den: Vec<NewChange> = (0..DEN)
+        .map(|i| {
+            let (id, text) = (format!("d{i}"), format!("news den d{i}"));
+            let at = 10_000 + i * (N / DEN);
+            let mut c = message_change(&mut seqs, "acme", "den", &id, "dave", at, &text);
+            c.projection.push(terms_in("den", &id, &text));
+            c
+        })
+        .collect();
+    s.commit(&den).await.expect("den");
     let conv_of = |i: i64| if i % 5 == 0 { "side" } else { "hall" };
-    let text = |i: i64| format!("news {} n{i}", ["alpha", "beta", "gamma"][(i % 3) as usize]);
+    // "milestone": one in a thousand, so SQLite's first walk fills part of a page and a
+    // second walk the rest.
+    let text = |i: i64| {
+        let word = ["alpha", "beta", "gamma"][(i % 3) as usize];
+        let milestone = if i % 1_000 == 7 { " milestone" } else { "" };
+        format!("news {word} n{i}{milestone}")
+    };
     let mut batch = Vec::new();
     for i in 0..N {
         let (c, id) = (conv_of(i), format!("m{i}"));
@@ -223,7 +247,7 @@ pub async fn search_with_many_matches(env: Env) {
             batch.clear();
         }
     }
-    // In the inverted index (SQLite counts its matches to choose a walk); the edits below
+    // In the inverted index (SQLite reads its matches to choose a walk); the edits below
     // stay in the backlog, so a search reads both.
     s.index_search_backlog(usize::MAX).await.expect("index");
     // Some deleted, some edited away from the common word.
@@ -245,6 +269,7 @@ pub async fn search_with_many_matches(env: Env) {
     let gamma: Matches = |i| i % 3 == 2;
     let alpha: Matches = |i| i % 3 == 0;
     let n4321: Matches = |i| i.to_string().starts_with("4321");
+    let milestone: Matches = |i| i % 1_000 == 7;
     let none: Matches = |_| false;
     for (query, matches) in [
         ("NEWS", every),
@@ -252,6 +277,7 @@ pub async fn search_with_many_matches(env: Env) {
         ("news gam", gamma),
         ("alpha ne", alpha),
         ("n4321", n4321),
+        ("milestone", milestone),
         // One letter last is a whole word, never a prefix ("news" is no match of "n").
         ("alpha n", none),
     ] {
@@ -279,26 +305,39 @@ pub async fn search_with_many_matches(env: Env) {
         }
         assert_eq!(got, want, "{query}");
     }
-    // Every match is in the tenant's newest entries, none of them carol's: the walk ends
-    // empty-handed at its bound, and the page comes from the inverted index.
-    let (t, carol) = (tenant("acme"), account_id("carol"));
-    let q = Query::parse("news").expect("query");
-    let first = s
-        .search(&SearchQuery::new(&t, &carol, &q, 50))
-        .await
-        .expect("search");
-    let second = s
-        .search(&SearchQuery {
-            after: first.last().map(|h| h.cursor),
-            ..SearchQuery::new(&t, &carol, &q, 50)
-        })
-        .await
-        .expect("search");
-    let got: Vec<String> = first
-        .iter()
-        .chain(&second)
-        .map(|h| h.row.message.to_string())
-        .collect();
-    let want: Vec<String> = (0..ATTIC).rev().map(|i| format!("a{i}")).collect();
-    assert_eq!(got, want);
+    // Carol's matches are the oldest of all: no walk finds one, and the page comes from
+    // FTS5's matches, sorted: every one for "news" (more than SQLite keeps), those it reads
+    // on to after its first few thousand for "alpha". Dave's are spread over the tenant's
+    // entries.
+    let t = tenant("acme");
+    for (account, query, prefix, n) in [
+        ("carol", "news", "a", ATTIC),
+        ("carol", "alpha", "a", ATTIC),
+        ("dave", "news", "d", DEN),
+    ] {
+        let (account, q) = (account_id(account), Query::parse(query).expect("query"));
+        let first = s
+            .search(&SearchQuery::new(&t, &account, &q, 50))
+            .await
+            .expect("search");
+        let second = s
+            .search(&SearchQuery {
+                after: first.last().map(|h| h.cursor),
+                ..SearchQuery::new(&t, &account, &q, 50)
+            })
+            .await
+            .expect("search");
+        let got: Vec<String> = first
+            .iter()
+            .chain(&second)
+            .map(|h| h.row.message.to_string())
+            .collect();
+        let want: Vec<String> = (0..n).rev().map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(got, want, "{account} {query}");
+        assert_eq!(
+            first.len(),
+            50,
+            "{account} {query}: a page is full while matches are left"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use crate::store::buckets::BucketPage;
 use crate::store::columns::{self, conv_list_item, limit_of, Cols};
 use crate::store::discovery::{self, DiscoverItem, DiscoverQuery};
 use crate::store::projection::lite as shared;
-use crate::store::search::{self, backfill, bind_filters, SearchHit, SearchQuery};
+use crate::store::search::{self, backfill, SearchHit, SearchQuery};
 use crate::store::stats::ConvStats;
 use crate::store::{ConvListItem, ConvRow, MessageRow, Projections, Result};
 
@@ -145,49 +145,7 @@ impl Projections for SqliteStore {
         if cids.is_empty() {
             return Ok(Vec::new());
         }
-        let fts = q.query.to_fts5();
-        let matches: i64 = sqlx::query_scalar(search::COUNT_LITE)
-            .bind(&fts)
-            .bind(search::WALK_FROM_MATCHES)
-            .fetch_one(&self.reader)
-            .await?;
-        let cids = serde_json::to_string(&cids).unwrap_or_default();
-        let patterns = search::patterns(q.query);
-        let inverted = || async {
-            let query = sqlx::query(search::SEARCH_LITE).bind(&cids).bind(&fts);
-            bind_filters!(query, q)
-                .bind(&patterns)
-                .fetch_all(&self.reader)
-                .await
-        };
-        if matches < search::WALK_FROM_MATCHES {
-            return search::hits(&inverted().await?, q.tenant);
-        }
-        let from = q.after.unwrap_or(search::SearchCursor::START);
-        let bound: Option<(i64, i64, i64)> = sqlx::query_as(search::WALK_BOUND_LITE)
-            .bind(q.since.unwrap_or(i64::MIN))
-            .bind(q.until.unwrap_or(i64::MAX))
-            .bind(from.created_at)
-            .bind(from.cid)
-            .bind(from.pos)
-            .bind(search::WALK_ENTRIES_MAX - 1)
-            .fetch_optional(&self.reader)
-            .await?;
-        let walk = sqlx::query(search::WALK_LITE).bind(&cids).bind(&patterns);
-        let (b_at, b_cid, b_pos) = bound.unwrap_or((i64::MIN, i64::MIN, i64::MIN));
-        let walked = bind_filters!(walk, q)
-            .bind(b_at)
-            .bind(b_cid)
-            .bind(b_pos)
-            .fetch_all(&self.reader)
-            .await?;
-        // A full page, or a walk that reached the end, is the answer; otherwise the terms
-        // are rare in what the account reads, and FTS5 finds them.
-        let rows = match walked.len() >= q.limit || bound.is_none() {
-            true => walked,
-            false => inverted().await?,
-        };
-        search::hits(&rows, q.tenant)
+        search::lite::search(&self.reader, q, &cids).await
     }
 
     async fn search_backfill_page(&self, limit: usize) -> Result<Option<backfill::Page>> {
