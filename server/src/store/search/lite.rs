@@ -29,8 +29,8 @@ pub(crate) const WALK_MORE_MAX: i64 = 120_000;
 /// whole answer is read and sorted instead.
 pub(crate) const SORT_MATCHES_MAX: i64 = 50_000;
 
-/// Entries the second walk reads when the first found `found` of a page of `limit`: enough
-/// at that rate, and half again; none when the first found nothing or it would read more
+/// Entries the two walks read together when the first found `found` of a page of `limit`:
+/// enough at that rate, and half again; none when the first found nothing or it would read more
 /// than [`WALK_MORE_MAX`].
 pub(crate) fn second_walk(found: usize, limit: usize) -> Option<i64> {
     if found == 0 {
@@ -61,10 +61,23 @@ pub(crate) async fn search(
         if first.answers(q.limit) {
             return hits(&first.rows, q.tenant);
         }
-        if let Some(entries) = second_walk(first.rows.len(), q.limit) {
-            let second = walk(&mut *reader, q, &cids, &patterns, entries).await?;
-            if second.answers(q.limit) {
-                return hits(&second.rows, q.tenant);
+        if let (Some(entries), Some((created_at, cid, pos))) =
+            (second_walk(first.rows.len(), q.limit), first.bound)
+        {
+            // On from the first walk's last entry: what it read is not read again.
+            let rest = SearchQuery {
+                after: Some(SearchCursor {
+                    created_at,
+                    cid,
+                    pos,
+                }),
+                limit: q.limit - first.rows.len(),
+                ..q.clone()
+            };
+            let second = walk(&mut *reader, &rest, &cids, &patterns, entries - WALK_FIRST).await?;
+            if second.answers(rest.limit) {
+                let rows: Vec<SqliteRow> = first.rows.into_iter().chain(second.rows).collect();
+                return hits(&rows, q.tenant);
             }
         }
         matches
@@ -127,16 +140,17 @@ impl Matches {
     }
 }
 
-/// What a walk read: the page's rows, and whether it passed the last entry.
+/// What a walk read: the page's rows, and the last entry it passed (none: it passed the
+/// last of all).
 struct Walked {
     rows: Vec<SqliteRow>,
-    to_end: bool,
+    bound: Option<(i64, i64, i64)>,
 }
 
 impl Walked {
     /// A full page, or every entry passed: nothing older can be missing.
     fn answers(&self, limit: usize) -> bool {
-        self.rows.len() >= limit || self.to_end
+        self.rows.len() >= limit || self.bound.is_none()
     }
 }
 
@@ -166,10 +180,7 @@ async fn walk(
         .bind(pos)
         .fetch_all(&mut *reader)
         .await?;
-    Ok(Walked {
-        rows,
-        to_end: bound.is_none(),
-    })
+    Ok(Walked { rows, bound })
 }
 
 /// The entries newest first (migration 0026) down to `($12, $13, $14)` ([`WALK_BOUND`]),
