@@ -255,8 +255,8 @@ pub(crate) const SEARCH_PG_ENTRIES: &str = concat!(
 
 /// Postgres: the memory a search's bitmaps may take. A prefix's terms are gathered in one
 /// bitmap; past `work_mem` (4 MB by default) it keeps whole pages instead of entries, and
-/// every entry on those pages is read and checked (17 times the entries for "lbb wbb" at ten
-/// million messages, docs/BENCHMARKS.md "Search").
+/// every entry on those pages is read and checked ("lbb wbb*" at ten million messages read
+/// and checked 50,704 entries for 2,902 matches, 262 ms; with 16 MB the 2,902, 94 ms).
 pub(crate) const WORK_MEM_PG: &str = "SET LOCAL work_mem = '16MB'";
 
 /// Binds a search's parameters `$3..$11` after the backend's `$1` and `$2`.

@@ -16,8 +16,8 @@ use crate::store::{Result, StoreError};
 /// FTS5 matches read first: fewer, and they are the answer, sorted (a few milliseconds).
 pub(crate) const SORT_FIRST_MAX: i64 = 5_000;
 
-/// Entries the first walk reads (about 5 ms at ten million messages, docs/BENCHMARKS.md
-/// "Search"): a common query's page is full by then.
+/// Entries the first walk reads (about 5 ms at ten million messages): a common query's page
+/// is full by then.
 pub(crate) const WALK_FIRST: i64 = 40_000;
 
 /// Entries a second walk may read: one that needs more would cost more than sorting what
