@@ -10,7 +10,7 @@
 use confab_core::search::Query;
 use confab_server::store::conformance::*;
 use confab_server::store::postgres::PgStore;
-use confab_server::store::search::{words_first, SearchQuery};
+use confab_server::store::search::{windows, words_first, SearchQuery};
 use confab_server::store::{ChangeLog, Projection, Projections, Store};
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -79,9 +79,10 @@ async fn a_rare_word_before_a_common_prefix_is_read_first() {
             let url = url.clone();
             async move {
                 let mut db = PgConnection::connect(&url).await.expect("postgres");
-                words_first::read(&mut db, &query, &cids)
+                let e = windows::estimate(&mut db, &query, &cids)
                     .await
-                    .expect("estimates")
+                    .expect("estimates");
+                words_first::read(&query, e.parts)
             }
         };
         for q in ["needle zet", "needle ze", "w17 needle zeta"] {

@@ -3,8 +3,8 @@
 //! (`confab_core::accept::member_may_read`), then the matches among them, newest first, a
 //! page at a time, walking the newest entries or reading the inverted index (docs/SEARCH.md,
 //! "Cost"). The index is written by the commit (migrations: Postgres 0027 and 0033, SQLite
-//! 0020 and 0026); Postgres' statements live here, SQLite's reads in steps in `lite`, the
-//! backfill's in `backfill`.
+//! 0020 and 0026); Postgres reads in windows of time (`windows`), SQLite in steps (`lite`);
+//! the backfill's statements are in `backfill`.
 
 use std::collections::HashMap;
 
@@ -19,6 +19,7 @@ use super::{MessageRow, Result};
 
 pub mod backfill;
 pub mod lite;
+pub mod windows;
 pub mod words_first;
 
 /// Thread levels the permission follows up (a deeper chain is not readable).
@@ -222,42 +223,14 @@ macro_rules! search_sql {
 }
 pub(crate) use search_sql;
 
-/// Postgres: the planner walks `message_search_time` newest first when the terms match
-/// many entries, or reads the GIN index and sorts when they match few (migration 0033),
-/// keeping the readable conversations' entries by `message_search_cid` before it reads them
-/// (0041); the statement must be planned for its parameters (not persistent), or one plan
-/// serves both. `$2` is what the index is read with and `$12`, if not null, the whole query
-/// each entry's terms are checked against, in an expression no index serves
-/// ([`words_first`]). A search whose filters read the message row
-/// ([`SearchQuery::reads_rows`]).
-pub(crate) const SEARCH_PG: &str = search_sql!(
-    "FROM message_search s JOIN messages m ON m.cid = s.cid AND m.pos = s.pos",
-    "s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery AND ($12::tsquery IS NULL \
-     OR (s.terms || ''::tsvector) @@ $12::tsquery)",
-    "NOT m.deleted",
-    "s"
-);
-
-/// Postgres, a search with no filter on the message row: the page is chosen among the
-/// entries alone (they hold the order's key), and only its rows are read. A deleted row has
-/// no entry (its trigger removes it with the row's change), so no row drops out after the
-/// page is chosen. `$3..$5` are bound and unused.
-pub(crate) const SEARCH_PG_ENTRIES: &str = concat!(
-    search_columns!(),
-    "FROM (SELECT s.cid, s.pos, s.created_at FROM message_search s \
-        WHERE s.cid = ANY($1::int8[]) AND s.terms @@ $2::tsquery \
-        AND ($12::tsquery IS NULL OR (s.terms || ''::tsvector) @@ $12::tsquery) \
-        AND s.created_at >= $6 AND s.created_at < $7 AND (s.created_at, s.cid, s.pos) < ($8, $9, $10) \
-        ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC LIMIT $11) s \
-    JOIN messages m ON m.cid = s.cid AND m.pos = s.pos JOIN conversations c ON c.id = m.cid \
-    WHERE NOT m.deleted ORDER BY s.created_at DESC, s.cid DESC, s.pos DESC"
-);
-
-/// Postgres: the memory a search's bitmaps may take. A prefix's terms are gathered in one
-/// bitmap; past `work_mem` (4 MB by default) it keeps whole pages instead of entries, and
-/// every entry on those pages is read and checked ("lbb wbb*" at ten million messages read
-/// and checked 50,704 entries for 2,902 matches, 262 ms; with 16 MB the 2,902, 94 ms).
-pub(crate) const WORK_MEM_PG: &str = "SET LOCAL work_mem = '16MB'";
+/// Postgres: a search's settings, for its transaction. The memory its bitmaps may take: a
+/// prefix's terms are gathered in one bitmap; past `work_mem` (4 MB by default) it keeps
+/// whole pages instead of entries, and every entry on those pages is read and checked ("lbb
+/// wbb*" at ten million messages read and checked 50,704 entries for 2,902 matches, 262 ms;
+/// with 16 MB the 2,902, 94 ms). No JIT: a window's or a common prefix's estimated cost
+/// passes `jit_above_cost`, and compiling its expressions took longer than running them.
+pub(crate) const SETTINGS_PG: &str =
+    "SELECT set_config('work_mem', '16MB', true), set_config('jit', 'off', true)";
 
 /// Binds a search's parameters `$3..$11` after the backend's `$1` and `$2`.
 macro_rules! bind_filters {

@@ -11,7 +11,7 @@ use crate::store::buckets::BucketPage;
 use crate::store::columns::{self, conv_list_item, limit_of, Cols};
 use crate::store::discovery::{self, DiscoverItem, DiscoverQuery};
 use crate::store::projection::pg as shared;
-use crate::store::search::{self, backfill, bind_filters, SearchHit, SearchQuery};
+use crate::store::search::{self, backfill, SearchHit, SearchQuery};
 use crate::store::stats::ConvStats;
 use crate::store::{ConvListItem, ConvRow, MessageRow, Projections, Result};
 
@@ -150,20 +150,8 @@ impl Projections for PgStore {
         if cids.is_empty() {
             return Ok(Vec::new());
         }
-        sqlx::query(search::WORK_MEM_PG).execute(&mut *tx).await?;
-        let statement = match q.reads_rows() {
-            true => search::SEARCH_PG,
-            false => search::SEARCH_PG_ENTRIES,
-        };
-        let read = search::words_first::read(&mut tx, q.query, &cids).await?;
-        let query = sqlx::query(statement)
-            .persistent(false)
-            .bind(&cids)
-            .bind(read.index);
-        let rows = bind_filters!(query, q)
-            .bind(read.check)
-            .fetch_all(&mut *tx)
-            .await?;
+        sqlx::query(search::SETTINGS_PG).execute(&mut *tx).await?;
+        let rows = search::windows::search(&mut tx, q, &cids).await?;
         tx.commit().await?;
         search::hits(&rows, q.tenant)
     }
