@@ -9,7 +9,8 @@ use automerge::{ActorId, Change, ChangeHash};
 use crate::accept::{
     Acceptor, AcceptorConfig, Decision, Need, Step, StoredDoc, Submission, UnitId,
 };
-use crate::ids::{AccountId, ConvId, DocId};
+use crate::e2ee::{DeviceIdentity, DirectoryEntry};
+use crate::ids::{AccountId, ConvId, DocId, TenantId};
 use crate::model::conversation::Conversation;
 use crate::policy::{Author, Effect, ParentMessage, Standing};
 use crate::validate::{RejectCode, Rejection};
@@ -36,6 +37,17 @@ pub struct Hub {
     conv_units: HashMap<ConvId, UnitId>,
     logs: HashMap<DocId, Log>,
     bindings: HashMap<ActorId, AccountId>,
+    /// The MLS directory: registered devices and the signature keys bound to them.
+    devices: HashMap<DeviceIdentity, DirectoryEntry>,
+}
+
+/// Why the hub's directory did not register a device (the server's upload refusals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterRefused {
+    /// The device is bound to another signature key.
+    SignatureKeyMismatch,
+    /// The device was removed.
+    Removed,
 }
 
 /// Nothing leaves the hub's memory: it has no storage to reload from.
@@ -81,6 +93,53 @@ impl Hub {
 
     pub fn binding(&self, actor: &ActorId) -> Option<&AccountId> {
         self.bindings.get(actor)
+    }
+
+    /// Registers `device` in the directory with `signature_key`, as its first key-package
+    /// upload does on the server (trust on first use; the same key again is a no-op).
+    pub fn register_device(
+        &mut self,
+        device: DeviceIdentity,
+        signature_key: &[u8],
+    ) -> Result<(), RegisterRefused> {
+        let entry = self
+            .devices
+            .entry(device.clone())
+            .or_insert_with(|| DirectoryEntry {
+                device,
+                signature_key: signature_key.to_vec(),
+                removed: false,
+            });
+        if entry.removed {
+            Err(RegisterRefused::Removed)
+        } else if entry.signature_key != signature_key {
+            Err(RegisterRefused::SignatureKeyMismatch)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks `device` removed in the directory; `false` if it was never registered.
+    pub fn remove_device(&mut self, device: &DeviceIdentity) -> bool {
+        match self.devices.get_mut(device) {
+            Some(entry) => {
+                entry.removed = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The directory's entries of `accounts` of `tenant`, as the store answers them.
+    pub fn directory_of(&self, tenant: &TenantId, accounts: &[AccountId]) -> Vec<DirectoryEntry> {
+        let mut out: Vec<DirectoryEntry> = self
+            .devices
+            .values()
+            .filter(|e| &e.device.tenant == tenant && accounts.contains(&e.device.account))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.device.cmp(&b.device));
+        out
     }
 
     /// Validates and, when allowed, applies one change. Resubmission acks with the old seq.
@@ -135,6 +194,9 @@ impl Hub {
                 }
                 Step::Need(Need::MessageBucket { message }) => {
                     sub.answer_message_bucket(self.bucket_of(id, &message));
+                }
+                Step::Need(Need::Devices(accounts)) => {
+                    sub.answer_devices(self.directory_of(id.tenant(), &accounts));
                 }
             }
         };

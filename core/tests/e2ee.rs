@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use confab_core::e2ee::ds::check_key_package;
 use confab_core::e2ee::{
-    Device, DeviceIdentity, DsRefusal, E2eeError, GroupView, MAX_APPLICATION_BYTES, PAST_EPOCHS,
+    Device, DeviceIdentity, Directory, DirectoryEntry, DsRefusal, E2eeError, GroupView,
+    MAX_APPLICATION_BYTES, PAST_EPOCHS,
 };
 use confab_core::ids::{AccountId, DeviceId, TenantId};
 
@@ -27,6 +28,15 @@ fn device(account: &str) -> Device {
 
 fn allowed(devices: &[&Device]) -> BTreeSet<DeviceIdentity> {
     devices.iter().map(|d| d.identity().clone()).collect()
+}
+
+/// A directory holding `devices` with their keys, `removed` among them marked removed.
+fn directory(devices: &[&Device], removed: &[DeviceIdentity]) -> Directory {
+    Directory::new(devices.iter().map(|d| DirectoryEntry {
+        device: d.identity().clone(),
+        signature_key: d.signature_key().to_vec(),
+        removed: removed.contains(d.identity()),
+    }))
 }
 
 const GROUP: &[u8] = b"acme/conv/weekend";
@@ -169,10 +179,15 @@ fn the_delivery_service_keeps_the_group_to_the_membership() {
     );
     m[0].discard_commit(GROUP).unwrap();
 
-    // Removing a device of a member who stays.
+    // Removing a device of a member who stays, which the directory keeps.
     let drop_bob = m[0].commit(GROUP, &[], &[id("bob", "d1")]).unwrap();
+    let check = ds
+        .check_commit(&drop_bob.commit, m[0].identity(), &all)
+        .unwrap();
+    assert_eq!(check.removes_listed, vec![id("bob", "d1")]);
     assert_eq!(
-        ds.check_commit(&drop_bob.commit, m[0].identity(), &all)
+        check
+            .check_directory(&directory(&[&m[0], &m[1], &m[2]], &[]))
             .unwrap_err()
             .code(),
         "mls_removes_member"
@@ -419,12 +434,17 @@ fn an_account_removes_its_own_device_but_not_another_members() {
     let everyone = allowed(&[&m[0], &m[1], &m[2]]);
 
     let drop_bob = m[0].commit(GROUP, &[], &[id("bob", "d1")]).unwrap();
+    let check = ds
+        .check_commit(&drop_bob.commit, m[0].identity(), &everyone)
+        .unwrap();
+    let kept = directory(&[&m[0], &m[1], &m[2]], &[]);
     assert_eq!(
-        ds.check_commit(&drop_bob.commit, m[0].identity(), &everyone)
-            .unwrap_err()
-            .code(),
+        check.check_directory(&kept).unwrap_err().code(),
         "mls_removes_member"
     );
+    // Once bob removed that device from the directory, anyone may take it out.
+    let gone = directory(&[&m[0], &m[1], &m[2]], &[id("bob", "d1")]);
+    assert_eq!(check.check_directory(&gone), Ok(()));
     m[0].discard_commit(GROUP).unwrap();
 
     let drop_own = m[0].commit(GROUP, &[], &[id("alice", "d2")]).unwrap();
@@ -441,4 +461,48 @@ fn an_account_removes_its_own_device_but_not_another_members() {
     let after = say(&mut m[2], "after d2 left");
     assert!(read(&mut m[1], &after).is_err());
     assert_eq!(read(&mut m[0], &after).unwrap(), "after d2 left");
+}
+
+/// A device follows no commit that brings in a device it knows under another key: a server
+/// that skipped its own Delivery Service check (a lying server) gets a substituted key
+/// refused by every member that knew the device. The honest key is followed.
+#[test]
+fn a_commit_bringing_a_known_device_in_under_another_key_is_not_followed() {
+    // alice and bob share a group with henry; alice starts a second group with bob.
+    let mut m = [device("alice"), device("bob"), device("henry")];
+    group_of(&mut m);
+    let second = b"acme/conv/second".as_slice();
+    m[0].create_group(second).unwrap();
+    let with_bob = m[0]
+        .commit(second, &[m[1].key_package(false).unwrap()], &[])
+        .unwrap();
+    m[0].confirm_commit(second).unwrap();
+    m[1].join(&with_bob.welcome.unwrap()).unwrap();
+    assert_eq!(
+        m[1].known_keys().get(&id("henry", "d1")),
+        Some(&m[2].signature_key().to_vec())
+    );
+
+    // alice adds "henry/d1" with a package whose key is not henry's.
+    let forged = Device::new(id("henry", "d1")).unwrap();
+    let bad = m[0]
+        .commit(second, &[forged.key_package(false).unwrap()], &[])
+        .unwrap();
+    let refused = m[1].process_commit(&bad.commit).unwrap_err();
+    assert!(
+        matches!(&refused, E2eeError::KeyChanged(why) if why.contains("henry")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        m[1].epoch(second),
+        Some(1),
+        "the forged commit moved nothing"
+    );
+    m[0].discard_commit(second).unwrap();
+
+    // With henry's own package, bob follows.
+    let good = m[0]
+        .commit(second, &[m[2].key_package(false).unwrap()], &[])
+        .unwrap();
+    assert_eq!(m[1].process_commit(&good.commit).unwrap().epoch, 2);
 }

@@ -56,8 +56,18 @@ impl Person {
     }
 }
 
-/// An encrypted group of alice (owner), bob and carol, with no MLS group yet.
+/// Registers `mls` in the hub's directory, as its first key-package upload does.
+fn register(hub: &mut Hub, mls: &Mls) {
+    hub.register_device(mls.identity().clone(), mls.signature_key())
+        .unwrap();
+}
+
+/// An encrypted group of alice (owner), bob and carol, with no MLS group yet; their devices
+/// are registered in the directory.
 fn encrypted_group(hub: &mut Hub, id: &str, people: &mut [Person]) -> ConvId {
+    for p in people.iter() {
+        register(hub, &p.mls);
+    }
     let (owner, rest) = people.split_first_mut().unwrap();
     let mut others: Vec<(&mut Device, Role)> = rest
         .iter_mut()
@@ -299,6 +309,161 @@ fn one_commit_per_epoch_and_only_devices_of_members() {
     assert_eq!(epoch(&hub, &conv), Some(2));
 }
 
+/// Commits `person`'s `bundle` to `doc` on epoch 1: what the hub answered.
+fn commit_on_1(
+    hub: &mut Hub,
+    person: &mut Person,
+    doc: &DocId,
+    bundle: &e2ee::CommitBundle,
+) -> Result<(), Rejection> {
+    let change = person.write_mls(
+        doc,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        },
+    );
+    person.submit(hub, doc, change)
+}
+
+fn device_of(account: &str, device: &str) -> Mls {
+    Mls::new(DeviceIdentity::new(
+        tenant(),
+        acc(account),
+        DeviceId::new(device).unwrap(),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn every_leaf_a_commit_brings_in_is_a_registered_device_with_its_bound_key() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+    let saved = hub.doc(&doc).unwrap().doc().save();
+    let refused = |hub: &mut Hub, people: &mut [Person], package: Vec<u8>| {
+        let bundle = people[1].mls.commit(&group, &[package], &[]).unwrap();
+        let answer = commit_on_1(hub, &mut people[1], &doc, &bundle);
+        people[1].mls.discard_commit(&group).unwrap();
+        people[1].resync(hub, &doc);
+        code(answer)
+    };
+
+    // bob plants a device under alice's account that the directory never registered: the
+    // ghost that would read on after bob's removal.
+    let ghost = device_of("alice", "ghost");
+    assert_eq!(
+        refused(&mut hub, &mut people, ghost.key_package(false).unwrap()),
+        "mls_unknown_device"
+    );
+    // A registered device's name with another key than the one bound to it.
+    let tablet = device_of("carol", "tablet");
+    register(&mut hub, &tablet);
+    let impostor = device_of("carol", "tablet");
+    assert_eq!(
+        refused(&mut hub, &mut people, impostor.key_package(false).unwrap()),
+        "mls_wrong_signature_key"
+    );
+    // A device removed from the directory comes back in no group.
+    let old = device_of("carol", "old");
+    register(&mut hub, &old);
+    assert!(hub.remove_device(old.identity()));
+    assert_eq!(
+        refused(&mut hub, &mut people, old.key_package(false).unwrap()),
+        "mls_unknown_device"
+    );
+    // Nothing of it moved the group or the document.
+    assert_eq!(epoch(&hub, &conv), Some(1));
+    assert_eq!(hub.doc(&doc).unwrap().doc().save(), saved);
+
+    // The registered device with its own key is added.
+    let bundle = people[1]
+        .mls
+        .commit(&group, &[tablet.key_package(false).unwrap()], &[])
+        .unwrap();
+    commit_on_1(&mut hub, &mut people[1], &doc, &bundle).unwrap();
+    assert_eq!(epoch(&hub, &conv), Some(2));
+}
+
+#[test]
+fn a_new_group_holds_only_registered_devices() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    let doc = conv_doc(&conv);
+    // alice's device uploads nothing yet, under another key than the one registered.
+    let mut unbound = Person {
+        replica: people[0].replica.clone(),
+        mls: Mls::new(identity("alice")).unwrap(),
+    };
+    let init = unbound.mls.create_group(&e2ee::group_id(&doc)).unwrap();
+    let change = unbound.write_mls(
+        &doc,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+    );
+    assert_eq!(
+        code(unbound.submit(&mut hub, &doc, change)),
+        "mls_wrong_signature_key"
+    );
+    // A device of alice's that never registered.
+    let mut fresh = Person {
+        replica: people[0].replica.clone(),
+        mls: device_of("alice", "laptop"),
+    };
+    let init = fresh.mls.create_group(&e2ee::group_id(&doc)).unwrap();
+    let change = fresh.write_mls(
+        &doc,
+        MlsWrite::Init {
+            group_info: &init.group_info,
+            tree: &init.ratchet_tree,
+        },
+    );
+    assert_eq!(
+        code(fresh.submit(&mut hub, &doc, change)),
+        "mls_unknown_device"
+    );
+    assert_eq!(epoch(&hub, &conv), None);
+    // The registered one makes it.
+    with_group(&mut hub, &conv, &mut people);
+    assert_eq!(epoch(&hub, &conv), Some(1));
+}
+
+#[test]
+fn a_device_removed_from_the_directory_may_be_taken_out_by_any_member() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+    // bob removes carol's device while carol is an active member: refused.
+    let bundle = people[1]
+        .mls
+        .commit(&group, &[], &[identity("carol")])
+        .unwrap();
+    assert_eq!(
+        code(commit_on_1(&mut hub, &mut people[1], &doc, &bundle)),
+        "mls_removes_member"
+    );
+    people[1].mls.discard_commit(&group).unwrap();
+    people[1].resync(&hub, &doc);
+    // carol removed that device from the directory: anyone's commit may take it out.
+    assert!(hub.remove_device(&identity("carol")));
+    let bundle = people[1]
+        .mls
+        .commit(&group, &[], &[identity("carol")])
+        .unwrap();
+    commit_on_1(&mut hub, &mut people[1], &doc, &bundle).unwrap();
+    assert_eq!(epoch(&hub, &conv), Some(2));
+}
+
 #[test]
 fn removing_a_member_carries_the_commit_that_locks_them_out() {
     let mut hub = Hub::new();
@@ -439,6 +604,9 @@ fn submit_after_restart(
             Step::Need(Need::Binding(actor)) => {
                 let account = hub.binding(&actor).cloned();
                 acceptor.answer_binding(&mut sub, actor, account);
+            }
+            Step::Need(Need::Devices(accounts)) => {
+                sub.answer_devices(hub.directory_of(doc.tenant(), &accounts));
             }
             Step::Need(other) => panic!("unexpected need {other:?}"),
             Step::Done(Decision::Accepted(_)) => return Ok(()),

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use confab_core::e2ee::ds::{check_key_package, check_welcome};
-use confab_core::e2ee::{Device, DeviceIdentity, GroupView};
+use confab_core::e2ee::{Device, DeviceIdentity, Directory, DirectoryEntry, GroupView};
 use confab_core::ids::{AccountId, DeviceId, TenantId};
 
 pub const GROUP: &[u8] = b"acme/conv/fuzzed";
@@ -63,6 +63,8 @@ fn identity(account: &str) -> DeviceIdentity {
 pub struct MlsFixture {
     alice: DeviceIdentity,
     allowed: BTreeSet<DeviceIdentity>,
+    /// The directory's entries of alice, bob and carol: each device with its own key.
+    directory: Vec<DirectoryEntry>,
     group_info: Vec<u8>,
     ratchet_tree: Vec<u8>,
     /// The view at epoch 1 and bob's and carol's devices, saved (each check starts afresh).
@@ -103,12 +105,21 @@ impl MlsFixture {
         bob.join(&add_bob.welcome.unwrap()).unwrap();
         let application = alice.encrypt(GROUP, AAD, PLAINTEXT).unwrap();
         let key_package = carol.key_package(false).unwrap();
+        let directory = [&alice, &bob, &carol]
+            .iter()
+            .map(|d| DirectoryEntry {
+                device: d.identity().clone(),
+                signature_key: d.signature_key().to_vec(),
+                removed: false,
+            })
+            .collect();
         let add_carol = alice
             .commit(GROUP, std::slice::from_ref(&key_package), &[])
             .unwrap();
         Self {
             alice: alice.identity().clone(),
             allowed,
+            directory,
             group_info: init.group_info,
             ratchet_tree: init.ratchet_tree,
             view: view.to_bytes(),
@@ -196,6 +207,22 @@ impl MlsFixture {
         if let Ok(staged) = view.check_commit(data, &self.alice, &self.allowed) {
             assert_eq!((staged.epoch, &staged.added), (2, &vec![carol.clone()]));
             assert!(staged.removed.is_empty());
+            // Every leaf it brings in is one the directory binds, with that key, or the
+            // directory refuses it; a directory that binds nothing refuses any leaf.
+            let directory = Directory::new(self.directory.iter().cloned());
+            if staged.check_directory(&directory).is_ok() {
+                for leaf in &staged.leaves {
+                    let bound = self.directory.iter().find(|e| e.device == leaf.device);
+                    assert_eq!(
+                        bound.map(|e| &e.signature_key),
+                        Some(&leaf.signature_key),
+                        "a leaf the directory does not bind was accepted"
+                    );
+                }
+            }
+            assert!(
+                staged.leaves.is_empty() || staged.check_directory(&Directory::default()).is_err()
+            );
         }
         // A refused replay leaves the view where it was: the real commit still moves it.
         let mut replayed = self.view();

@@ -573,6 +573,13 @@ impl Devices for GatedStore {
     ) -> Result<Vec<confab_server::store::devices::DeviceRow>> {
         self.inner.devices_of(tenant, accounts).await
     }
+    async fn directory_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
+        self.inner.directory_of(tenant, accounts).await
+    }
     async fn removed_devices_of(
         &self,
         tenant: &TenantId,

@@ -9,7 +9,7 @@ use automerge::Automerge;
 
 use crate::doc::read;
 use crate::e2ee::ds::{check_welcome, GroupView, StagedCheck};
-use crate::e2ee::{DeviceIdentity, DsRefusal};
+use crate::e2ee::{DeviceIdentity, Directory, DsRefusal, Leaf};
 use crate::ids::{AccountId, DocId};
 use crate::model::conversation::Conversation;
 use crate::model::message::{aad_names, sealed_aad};
@@ -17,12 +17,41 @@ use crate::policy::{Author, Effect};
 use crate::validate::RejectCode;
 
 /// What an accepted change does to the group, applied once the change is staged.
+#[derive(Debug)]
 pub(super) struct GroupStep {
     created: Option<GroupView>,
+    /// A new group's leaves: its whole tree comes in.
+    created_leaves: Vec<Leaf>,
     commit: Option<StagedCheck>,
 }
 
 impl GroupStep {
+    /// The accounts whose directory entries decide the step: those of every leaf it brings
+    /// in and of every active member's device it removes. Sorted, once each.
+    pub(super) fn directory_accounts(&self) -> Vec<AccountId> {
+        let commit = self.commit.iter();
+        let accounts: std::collections::BTreeSet<AccountId> = self
+            .created_leaves
+            .iter()
+            .chain(commit.clone().flat_map(|c| c.leaves.iter()))
+            .map(|l| &l.device)
+            .chain(commit.flat_map(|c| c.removes_listed.iter()))
+            .map(|d| d.account.clone())
+            .collect();
+        accounts.into_iter().collect()
+    }
+
+    /// Checks the step against the directory's entries of [`GroupStep::directory_accounts`].
+    pub(super) fn check_directory(&self, directory: &Directory) -> Result<(), DsRefusal> {
+        for leaf in &self.created_leaves {
+            directory.check(leaf)?;
+        }
+        match &self.commit {
+            Some(commit) => commit.check_directory(directory),
+            None => Ok(()),
+        }
+    }
+
     /// Moves `view` on (a new group replaces it).
     pub(super) fn apply(self, view: &mut Option<GroupView>) -> Result<(), DsRefusal> {
         if let Some(created) = self.created {
@@ -71,7 +100,8 @@ pub(super) fn rebuild(
 
 /// Checks the MLS effects of one change submitted by `author` (from its device) against `view`
 /// and the membership `conv` has once `effects` are applied. `Ok(None)`: the change does not
-/// touch the group.
+/// touch the group. What only the directory can decide is left to
+/// [`GroupStep::check_directory`].
 pub(super) fn check(
     view: Option<&GroupView>,
     conv_doc: &DocId,
@@ -150,6 +180,7 @@ pub(super) fn check(
         None => None,
     };
     Ok(Some(GroupStep {
+        created_leaves: created.as_ref().map(GroupView::leaves).unwrap_or_default(),
         created,
         commit: staged,
     }))

@@ -130,6 +130,22 @@ impl Default for AcceptorConfig {
     }
 }
 
+/// A change validated and checked against the membership, waiting for the directory's word
+/// on the leaves it brings into the MLS group ([`Need::Devices`]).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    accepted: validate::Accepted,
+    group_step: Option<mls::GroupStep>,
+}
+
+/// What deciding a change came to before the directory is asked.
+enum Decided {
+    /// Allowed so far, with what it does to the group.
+    Change(Box<Pending>),
+    /// A final answer, or something to ask first.
+    Answer(Step),
+}
+
 /// The accepted state of one unit and the rules that move it. See the module docs.
 #[derive(Debug)]
 pub struct Acceptor {
@@ -206,6 +222,10 @@ impl Acceptor {
         if let Some(message) = &self.broken {
             return Err(AcceptError::Broken(message.clone()));
         }
+        if sub.pending.is_some() {
+            // Decided but for the directory, which was answered: nothing moved since.
+            return self.validate(sub, None);
+        }
         let doc = sub.doc;
         if !self.unit.holds(doc) {
             return Err(AcceptError::OtherUnit(doc.clone()));
@@ -275,52 +295,43 @@ impl Acceptor {
         sub: &mut Submission<'_>,
         answered: Option<crate::model::message::Message>,
     ) -> Result<Step, AcceptError> {
-        let Some(change) = sub.change.take() else {
-            return Err(AcceptError::Finished);
-        };
-        let others = sub.take_parents();
         let author = sub.author;
-        let parent_standing = self.standings.get(&author.account).copied();
         let parent_fence = match (self.thread_parent(), self.parent_seq, author.service) {
             (Some(parent), Some(seq), false) => Some((parent.clone(), seq)),
             _ => None,
         };
-        let previous_part_messages = previous_part(sub.doc)
-            .and_then(|prev| self.docs.get(&prev))
-            .map(|l| l.accepted.message_count());
         self.ensure_group()?;
-        let loaded = self
-            .docs
-            .get_mut(sub.doc)
-            .ok_or_else(|| AcceptError::NotLoaded(sub.doc.clone()))?;
-        let env = Env {
-            author,
-            bindings: &self.bindings,
-            conv: self.conv.as_ref(),
-            others: &others,
-            now_ms: sub.now_ms,
-            last_post_ms: self.last_post.get(&author.account).copied(),
-            urls: self.config.urls,
-            parent_standing,
-            parent_message: sub.parent_message,
-            answered: answered.as_ref(),
+        let pending = match sub.pending.take() {
+            Some(pending) => pending,
+            None => match self.decide_change(sub, answered)? {
+                Decided::Change(pending) => pending,
+                Decided::Answer(step) => return Ok(step),
+            },
         };
-        let accepted = match validate::validate_staged(&mut loaded.accepted, &env, change) {
-            Err(rejection) => return Ok(Step::Done(Decision::Rejected(rejection))),
-            Ok(Verdict::AlreadyAccepted(hash)) => {
-                // Accepted but not yet durable: its ack waits for the commit under way.
-                if let Some(seq) = loaded.uncommitted_seq(&hash) {
-                    return Ok(Step::Done(Decision::AlreadyAccepted {
-                        hash,
-                        seq,
-                        durable: false,
+        let Pending {
+            accepted,
+            group_step,
+        } = *pending;
+        // What only the directory knows: asked once the rest of the change is decided.
+        if let Some(step) = &group_step {
+            let accounts = step.directory_accounts();
+            if !accounts.is_empty() {
+                let Some(directory) = sub.directory.as_ref() else {
+                    sub.pending = Some(Box::new(Pending {
+                        accepted,
+                        group_step,
                     }));
+                    return Ok(Step::Need(Need::Devices(accounts)));
+                };
+                if let Err(r) = step.check_directory(directory) {
+                    return Ok(Step::Done(Decision::Rejected(Rejection::new(
+                        Some(accepted.hash),
+                        RejectCode::from(&r),
+                        r.to_string(),
+                    ))));
                 }
-                sub.already = Some(hash);
-                return Ok(Step::Need(Need::SeqOf(hash)));
             }
-            Ok(Verdict::Accept(accepted)) => *accepted,
-        };
+        }
         let validate::Accepted {
             hash,
             change,
@@ -328,42 +339,10 @@ impl Acceptor {
             effects,
             footprint,
         } = accepted;
-        if let Some(rejection) = no_room(
-            sub.doc,
-            &loaded.accepted,
-            &footprint,
-            previous_part_messages,
-            hash,
-        ) {
-            return Ok(Step::Done(Decision::Rejected(rejection)));
-        }
-        let mut group_step = None;
-        let group_check = match (sub.doc.target(), self.conv.as_ref()) {
-            (DocTarget::Conv(_), Some(conv)) => {
-                mls::check(self.group.as_ref(), sub.doc, conv, author, &effects)
-                    .map(|step| group_step = step)
-            }
-            (DocTarget::Msgs(..), Some(conv)) if conv.encrypted() => {
-                let facts = self
-                    .group_facts
-                    .get_or_insert_with(|| mls::GroupFacts::of(self.group.as_ref(), conv));
-                mls::check_sealed(
-                    self.group.as_ref(),
-                    facts,
-                    sub.doc.tenant(),
-                    author,
-                    &effects,
-                )
-            }
-            _ => Ok(()),
-        };
-        if let Err((code, reason)) = group_check {
-            return Ok(Step::Done(Decision::Rejected(Rejection::new(
-                Some(hash),
-                code,
-                reason,
-            ))));
-        }
+        let loaded = self
+            .docs
+            .get_mut(sub.doc)
+            .ok_or_else(|| AcceptError::NotLoaded(sub.doc.clone()))?;
         // Edits and deletions leave the bucket applied: the host reads what they changed
         // (previews). Everything else in a bucket waits for one apply per batch.
         let reads_bucket = effects.iter().any(|e| {
@@ -419,6 +398,97 @@ impl Acceptor {
             moves_policy,
             fence,
             parent_fence,
+        })))
+    }
+
+    /// Validates a change and checks what it does to the MLS group against the membership.
+    /// The directory's part is left to the caller.
+    fn decide_change(
+        &mut self,
+        sub: &mut Submission<'_>,
+        answered: Option<crate::model::message::Message>,
+    ) -> Result<Decided, AcceptError> {
+        let reject = |r: Rejection| Ok(Decided::Answer(Step::Done(Decision::Rejected(r))));
+        let Some(change) = sub.change.take() else {
+            return Err(AcceptError::Finished);
+        };
+        let others = sub.take_parents();
+        let author = sub.author;
+        let parent_standing = self.standings.get(&author.account).copied();
+        let previous_part_messages = previous_part(sub.doc)
+            .and_then(|prev| self.docs.get(&prev))
+            .map(|l| l.accepted.message_count());
+        let loaded = self
+            .docs
+            .get_mut(sub.doc)
+            .ok_or_else(|| AcceptError::NotLoaded(sub.doc.clone()))?;
+        let env = Env {
+            author,
+            bindings: &self.bindings,
+            conv: self.conv.as_ref(),
+            others: &others,
+            now_ms: sub.now_ms,
+            last_post_ms: self.last_post.get(&author.account).copied(),
+            urls: self.config.urls,
+            parent_standing,
+            parent_message: sub.parent_message,
+            answered: answered.as_ref(),
+        };
+        let accepted = match validate::validate_staged(&mut loaded.accepted, &env, change) {
+            Err(rejection) => return reject(rejection),
+            Ok(Verdict::AlreadyAccepted(hash)) => {
+                // Accepted but not yet durable: its ack waits for the commit under way.
+                if let Some(seq) = loaded.uncommitted_seq(&hash) {
+                    return Ok(Decided::Answer(Step::Done(Decision::AlreadyAccepted {
+                        hash,
+                        seq,
+                        durable: false,
+                    })));
+                }
+                sub.already = Some(hash);
+                return Ok(Decided::Answer(Step::Need(Need::SeqOf(hash))));
+            }
+            Ok(Verdict::Accept(accepted)) => *accepted,
+        };
+        if let Some(rejection) = no_room(
+            sub.doc,
+            &loaded.accepted,
+            &accepted.footprint,
+            previous_part_messages,
+            accepted.hash,
+        ) {
+            return reject(rejection);
+        }
+        let mut group_step = None;
+        let group_check = match (sub.doc.target(), self.conv.as_ref()) {
+            (DocTarget::Conv(_), Some(conv)) => mls::check(
+                self.group.as_ref(),
+                sub.doc,
+                conv,
+                author,
+                &accepted.effects,
+            )
+            .map(|step| group_step = step),
+            (DocTarget::Msgs(..), Some(conv)) if conv.encrypted() => {
+                let facts = self
+                    .group_facts
+                    .get_or_insert_with(|| mls::GroupFacts::of(self.group.as_ref(), conv));
+                mls::check_sealed(
+                    self.group.as_ref(),
+                    facts,
+                    sub.doc.tenant(),
+                    author,
+                    &accepted.effects,
+                )
+            }
+            _ => Ok(()),
+        };
+        if let Err((code, reason)) = group_check {
+            return reject(Rejection::new(Some(accepted.hash), code, reason));
+        }
+        Ok(Decided::Change(Box::new(Pending {
+            accepted,
+            group_step,
         })))
     }
 

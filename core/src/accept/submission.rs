@@ -37,6 +37,12 @@ pub enum Need {
     /// the change answers), when no bucket in memory does. Answer with
     /// [`Submission::answer_message_bucket`].
     MessageBucket { message: MessageId },
+    /// The directory's entries (registered devices, removed or not, with their signature
+    /// keys) of these accounts of the unit's tenant: a change brings leaves of theirs into
+    /// the conversation's MLS group, or removes their devices. Answer with
+    /// [`Submission::answer_devices`]. Asked once per such change, after the rest of it was
+    /// decided.
+    Devices(Vec<AccountId>),
 }
 
 /// The acceptor's answer to [`super::Acceptor::step`].
@@ -113,6 +119,10 @@ pub struct Submission<'a> {
     /// Validation said "already accepted"; waiting for the stored seq.
     pub(super) already: Option<ChangeHash>,
     pub(super) seq: Option<Option<u64>>,
+    /// A change decided but for the directory's word, kept while [`Need::Devices`] is asked.
+    pub(super) pending: Option<Box<super::Pending>>,
+    /// The answer to [`Need::Devices`].
+    pub(super) directory: Option<crate::e2ee::Directory>,
 }
 
 impl<'a> Submission<'a> {
@@ -154,6 +164,8 @@ impl<'a> Submission<'a> {
             answered_bucket: None,
             already: None,
             seq: None,
+            pending: None,
+            directory: None,
         }
     }
 
@@ -189,6 +201,12 @@ impl<'a> Submission<'a> {
     /// The answer to [`Need::MessageBucket`] (`None`: no such message).
     pub fn answer_message_bucket(&mut self, bucket: Option<Bucket>) {
         self.answered_bucket = Some(bucket);
+    }
+
+    /// The answer to [`Need::Devices`]: every entry the directory holds for the accounts
+    /// asked (others are ignored).
+    pub fn answer_devices(&mut self, entries: Vec<crate::e2ee::DirectoryEntry>) {
+        self.directory = Some(crate::e2ee::Directory::new(entries));
     }
 
     /// The answer to [`Need::SeqOf`].

@@ -98,6 +98,8 @@ impl Host {
                                 .unwrap_or(crate::policy::ParentMessage::Present),
                         ),
                         Need::MessageBucket { .. } => sub.answer_message_bucket(None),
+                        // No MLS here: an empty directory.
+                        Need::Devices(_) => sub.answer_devices(Vec::new()),
                     }
                 }
             }

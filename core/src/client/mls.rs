@@ -41,6 +41,10 @@ pub(super) struct MlsSide {
     uploading: Option<u64>,
     /// How many ordinary key packages the directory last said it holds for this device.
     held: Option<u64>,
+    /// Whether the directory is known to hold this device (it said it holds packages of it,
+    /// or stored an upload), or refused to (`Some(false)`: removed, another key bound). The
+    /// server takes a group or commit only from a registered device, so one waits for this.
+    pub(super) registered: Option<bool>,
     /// Accounts whose key packages a held add waits for, the claims out (by request id),
     /// and the answers not yet used (the code when the claim was refused).
     pub(super) wanted: BTreeSet<AccountId>,
@@ -179,6 +183,7 @@ impl ClientEngine {
             counting: None,
             uploading: None,
             held: None,
+            registered: None,
             wanted: BTreeSet::new(),
             asking: BTreeMap::new(),
             claimed: BTreeMap::new(),
@@ -290,6 +295,7 @@ impl ClientEngine {
         if mls.uploading == Some(id) {
             mls.uploading = None;
             mls.held = Some(held);
+            self.note_registered(true);
             return;
         }
         if mls.counting != Some(id) {
@@ -297,9 +303,15 @@ impl ClientEngine {
         }
         mls.counting = None;
         mls.held = Some(held);
+        if held > 0 {
+            self.note_registered(true);
+        }
         if held >= KEY_PACKAGES_TARGET {
             return;
         }
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
         let made: Result<Vec<ByteBuf>, E2eeError> = (held..KEY_PACKAGES_TARGET)
             .map(|_| mls.device.key_package(false).map(ByteBuf::from))
             .collect();
@@ -352,9 +364,29 @@ impl ClientEngine {
             return;
         }
         if mls.counting == Some(id) || mls.uploading == Some(id) {
+            let refused = matches!(
+                code.as_str(),
+                "device_removed" | "mls_signature_key_mismatch" | "mls_wrong_identity"
+            );
             mls.counting = None;
             mls.uploading = None;
             self.out.push(Output::Event(Event::Error { code, message }));
+            if refused {
+                // What waits for the registration goes on, and the server says why not.
+                self.note_registered(false);
+            }
+        }
+    }
+
+    /// The directory answered whether it holds this device: what waited for that goes on.
+    fn note_registered(&mut self, registered: bool) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let first = mls.registered.is_none();
+        mls.registered = Some(registered);
+        if first {
+            self.advance();
         }
     }
 

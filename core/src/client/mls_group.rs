@@ -52,6 +52,12 @@ impl ClientEngine {
     /// made now: the device follows the group up to the accepted epoch and has no commit of
     /// its own in flight. `Wait` asks for what it waits for (key packages to claim).
     pub(super) fn group_ready(&mut self, intent: &Intent) -> Ready {
+        // The Delivery Service takes a group or a commit only from a device the directory
+        // holds: one made before this device's first upload landed waits for it.
+        let writes_group = self.commits_for(intent).is_some() || self.creates_group(intent);
+        if writes_group && self.mls.as_ref().is_some_and(|m| m.registered.is_none()) {
+            return Ready::Wait;
+        }
         let claims = self.claims_for(intent);
         if let Some(conv) = self
             .commits_for(intent)
@@ -278,7 +284,9 @@ impl ClientEngine {
     }
 
     /// `key_packages`: the packages the held intents wait for; they run now. This device's
-    /// own package (the directory lists every device of its account) is left out.
+    /// own package (the directory lists every device of its account) is left out, and so is
+    /// any package this device does not trust ([`ClientEngine::trusted_package`]): its device
+    /// is not added, and an `Event::Error` says why.
     pub(super) fn on_key_packages(&mut self, id: u64, devices: Vec<ClaimedPackage>) {
         let me = self.config.account.clone();
         let Some(mls) = self.mls.as_mut() else {
@@ -288,22 +296,91 @@ impl ClientEngine {
             return;
         };
         let own = mls.device.identity().device.to_string();
+        let mut distrusted = Vec::new();
+        let mut known = None;
         for account in accounts {
-            mls.wanted.remove(&account);
-            let packages = devices
-                .iter()
-                .filter(|d| d.account == account.as_str())
-                .filter(|d| !(account == me && d.device == own))
-                .filter_map(|d| {
-                    d.package.as_ref().map(|p| ClaimedFor {
+            let mut packages = Vec::new();
+            for d in devices.iter().filter(|d| d.account == account.as_str()) {
+                let Some(package) = d.package.as_ref() else {
+                    continue;
+                };
+                if account == me && d.device == own {
+                    continue;
+                }
+                let known = known.get_or_insert_with(|| self.known_keys());
+                match self.trusted_package(&account, &d.device, package, known) {
+                    Ok(()) => packages.push(ClaimedFor {
                         device: d.device.clone(),
-                        package: p.to_vec(),
-                    })
-                })
-                .collect();
-            mls.claimed.insert(account, Ok(packages));
+                        package: package.to_vec(),
+                    }),
+                    Err(why) => distrusted.push(why),
+                }
+            }
+            if let Some(mls) = self.mls.as_mut() {
+                mls.wanted.remove(&account);
+                mls.claimed.insert(account, Ok(packages));
+            }
+        }
+        for (code, message) in distrusted {
+            self.out.push(Output::Event(Event::Error { code, message }));
         }
         self.advance();
+    }
+
+    /// The signature key of every device this device knows: those of its groups' trees, and
+    /// its own account's as the directory listed them.
+    fn known_keys(&self) -> std::collections::HashMap<DeviceIdentity, Vec<u8>> {
+        let Some(mls) = self.mls.as_ref() else {
+            return Default::default();
+        };
+        let mut known = mls.device.known_keys();
+        for d in mls.devices.iter().flatten() {
+            if let Ok(device) = crate::ids::DeviceId::new(d.device.as_str()) {
+                let id = DeviceIdentity::new(
+                    self.config.tenant.clone(),
+                    self.config.account.clone(),
+                    device,
+                );
+                known.entry(id).or_insert_with(|| d.signature_key.to_vec());
+            }
+        }
+        known
+    }
+
+    /// Whether a package the directory handed out for `account`'s `device` may be added: it
+    /// is a well-formed, self-signed key package of the ciphersuite that names exactly that
+    /// device, and a device this device knows keeps the key it knows (a server that
+    /// substitutes its own packages gets them left out). `Err`: the code and why.
+    fn trusted_package(
+        &self,
+        account: &AccountId,
+        device: &str,
+        package: &[u8],
+        known: &std::collections::HashMap<DeviceIdentity, Vec<u8>>,
+    ) -> Result<(), (String, String)> {
+        let Ok(device) = crate::ids::DeviceId::new(device) else {
+            return Err((
+                "mls_wrong_identity".into(),
+                format!("the directory named an invalid device {device:?} of {account}"),
+            ));
+        };
+        let identity = DeviceIdentity::new(self.config.tenant.clone(), account.clone(), device);
+        let info = e2ee::ds::check_key_package(package, &identity).map_err(|r| {
+            (
+                r.code().to_owned(),
+                format!("the key package of {identity}: {r}"),
+            )
+        })?;
+        match known.get(&identity) {
+            Some(key) if *key != info.signature_key => Err((
+                "mls_wrong_signature_key".into(),
+                format!(
+                    "the directory handed out a key package of {identity} with another \
+                     signature key than this device knows for it: not added"
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// A claim was refused: the intents that wait for it end rejected with the code.
@@ -362,7 +439,10 @@ impl ClientEngine {
             packages.retain(|p| drift.add.contains(&p.device));
         }
         let packages: Vec<Vec<u8>> = packages.into_iter().map(|p| p.package).collect();
-        if packages.is_empty() && remove.is_empty() {
+        // A removal always carries a commit (the server requires one), even of a member none
+        // of whose devices is in the group: it moves the group to keys they never held.
+        let removal = matches!(intent, Intent::RemoveMember { .. });
+        if packages.is_empty() && remove.is_empty() && !removal {
             return Ok(None);
         }
         let remove: Vec<DeviceIdentity> = remove.into_iter().collect();

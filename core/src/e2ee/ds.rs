@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::crypto::Crypto;
+use super::directory::{Directory, Leaf};
 use super::identity::DeviceIdentity;
 use super::member::parse_message;
 use super::store::Store;
@@ -64,6 +65,12 @@ pub enum DsRefusal {
     NotInGroup(String),
     #[error("{0} left the conversation and a commit must remove their devices first")]
     RemovalPending(String),
+    #[error("{0}")]
+    UnknownDevice(String),
+    #[error("{0} is registered with another signature key")]
+    WrongSignatureKey(String),
+    #[error("a leaf of {from} would name {to}: a device keeps its identity")]
+    IdentityChanged { from: String, to: String },
 }
 
 impl DsRefusal {
@@ -86,6 +93,8 @@ impl DsRefusal {
         "mls_stale_edit",
         "mls_not_in_group",
         "mls_removal_pending",
+        "mls_unknown_device",
+        "mls_wrong_signature_key",
     ];
 
     pub fn code(&self) -> &'static str {
@@ -107,6 +116,9 @@ impl DsRefusal {
             Self::StaleEdit => "mls_stale_edit",
             Self::NotInGroup(_) => "mls_not_in_group",
             Self::RemovalPending(_) => "mls_removal_pending",
+            Self::UnknownDevice(_) => "mls_unknown_device",
+            Self::WrongSignatureKey(_) => "mls_wrong_signature_key",
+            Self::IdentityChanged { .. } => "mls_wrong_identity",
         }
     }
 }
@@ -205,6 +217,32 @@ pub struct StagedCheck {
     pub epoch: u64,
     pub added: Vec<DeviceIdentity>,
     pub removed: Vec<DeviceIdentity>,
+    /// Every leaf the commit brings into the group (added devices, the committer's new leaf,
+    /// Update proposals' leaves): each must be a registered device with its bound key
+    /// ([`super::Directory::check`]).
+    pub leaves: Vec<Leaf>,
+    /// Devices of other active members the commit removes: allowed only for devices the
+    /// directory marks removed (the acceptor asks it).
+    pub removes_listed: Vec<DeviceIdentity>,
+}
+
+impl StagedCheck {
+    /// The directory's word on what the membership alone could not decide: every leaf
+    /// brought in is registered with its bound key, and every device of an active member
+    /// removed was removed from the directory.
+    pub fn check_directory(&self, directory: &Directory) -> Result<(), DsRefusal> {
+        for leaf in &self.leaves {
+            directory.check(leaf)?;
+        }
+        match self
+            .removes_listed
+            .iter()
+            .find(|d| !directory.is_removed(d))
+        {
+            Some(device) => Err(DsRefusal::RemovesMember(device.to_string())),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Application message framing the Delivery Service can read without a key.
@@ -294,6 +332,19 @@ impl GroupView {
             .collect()
     }
 
+    /// Every leaf of the group, as a new group's tree brings them all in.
+    pub fn leaves(&self) -> Vec<Leaf> {
+        self.group
+            .members()
+            .filter_map(|m| {
+                DeviceIdentity::from_credential(&m.credential).map(|device| Leaf {
+                    device,
+                    signature_key: m.signature_key,
+                })
+            })
+            .collect()
+    }
+
     fn devices_checked(&self) -> Result<BTreeSet<DeviceIdentity>, DsRefusal> {
         self.group
             .members()
@@ -329,34 +380,48 @@ impl GroupView {
         }
         let staged = self.stage(message)?;
         let mut added = Vec::new();
+        let mut leaves = Vec::new();
         for proposal in staged.queued_proposals() {
             match proposal.proposal() {
                 Proposal::Add(add) => {
-                    let device =
-                        DeviceIdentity::from_credential(add.key_package().leaf_node().credential());
+                    let leaf = add.key_package().leaf_node();
+                    let device = DeviceIdentity::from_credential(leaf.credential());
                     match device {
-                        Some(device) if allowed.allows(&device) => added.push(device),
+                        Some(device) if allowed.allows(&device) => {
+                            leaves.push(Leaf {
+                                device: device.clone(),
+                                signature_key: leaf.signature_key().as_slice().to_vec(),
+                            });
+                            added.push(device);
+                        }
                         other => return Err(DsRefusal::AddsNonMember(describe(other.as_ref()))),
                     }
                 }
-                Proposal::Remove(_) | Proposal::Update(_) => {}
+                Proposal::Update(update) => {
+                    let Sender::Member(by) = *proposal.sender() else {
+                        return Err(DsRefusal::Invalid(
+                            "an update from outside the group".into(),
+                        ));
+                    };
+                    let from = self.device_at(by)?;
+                    leaves.push(self.same_device(&from, update.leaf_node())?);
+                }
+                Proposal::Remove(_) => {}
                 _ => return Err(DsRefusal::UnsupportedProposal),
             }
         }
+        if let Some(path_leaf) = staged.update_path_leaf_node() {
+            leaves.push(self.same_device(submitter, path_leaf)?);
+        }
         let mut removed = Vec::new();
+        let mut removes_listed = Vec::new();
         for proposal in staged.remove_proposals() {
-            let leaf = proposal.remove_proposal().removed();
-            let device = self
-                .group
-                .members()
-                .find(|m| m.index == leaf)
-                .and_then(|m| DeviceIdentity::from_credential(&m.credential))
-                .ok_or_else(|| DsRefusal::Invalid("removes an empty leaf".into()))?;
+            let device = self.device_at(proposal.remove_proposal().removed())?;
             // An account takes its own devices out (one it removed from the directory);
-            // another active member's devices stay.
+            // another active member's devices stay unless the directory removed them.
             let own = device.tenant == submitter.tenant && device.account == submitter.account;
             if allowed.allows(&device) && !added.contains(&device) && !own {
-                return Err(DsRefusal::RemovesMember(device.to_string()));
+                removes_listed.push(device.clone());
             }
             removed.push(device);
         }
@@ -373,6 +438,32 @@ impl GroupView {
             epoch: self.epoch() + 1,
             added,
             removed,
+            leaves,
+            removes_listed,
+        })
+    }
+
+    /// The device at leaf `index`.
+    fn device_at(&self, index: LeafNodeIndex) -> Result<DeviceIdentity, DsRefusal> {
+        self.group
+            .members()
+            .find(|m| m.index == index)
+            .and_then(|m| DeviceIdentity::from_credential(&m.credential))
+            .ok_or_else(|| DsRefusal::Invalid("names an empty leaf".into()))
+    }
+
+    /// A member's new leaf (update path or Update proposal): it must name the same device.
+    fn same_device(&self, device: &DeviceIdentity, leaf: &LeafNode) -> Result<Leaf, DsRefusal> {
+        let named = DeviceIdentity::from_credential(leaf.credential());
+        if named.as_ref() != Some(device) {
+            return Err(DsRefusal::IdentityChanged {
+                from: device.to_string(),
+                to: describe(named.as_ref()),
+            });
+        }
+        Ok(Leaf {
+            device: device.clone(),
+            signature_key: leaf.signature_key().as_slice().to_vec(),
         })
     }
 

@@ -47,6 +47,31 @@ pub enum E2eeError {
     Mls(String),
     #[error("the saved device state is unreadable")]
     BadState,
+    /// A commit brings in a leaf whose key or identity is not the one this device knows for
+    /// that device: the device does not follow it (only a lying server delivers one, since
+    /// the Delivery Service checks every leaf against the directory).
+    #[error("{0}")]
+    KeyChanged(String),
+}
+
+/// A member's new leaf names the device of the leaf it replaces, with the same key.
+fn same_leaf(before: Option<&Member>, leaf: &LeafNode) -> Result<(), E2eeError> {
+    let before = before.ok_or(E2eeError::UnknownMember)?;
+    let device = DeviceIdentity::from_credential(&before.credential);
+    let named = DeviceIdentity::from_credential(leaf.credential());
+    if device.is_none() || named != device {
+        return Err(E2eeError::KeyChanged(format!(
+            "a new leaf of {} names another device",
+            device.map_or_else(|| "a device".to_owned(), |d| d.to_string())
+        )));
+    }
+    if before.signature_key.as_slice() != leaf.signature_key().as_slice() {
+        return Err(E2eeError::KeyChanged(format!(
+            "a new leaf of {} carries another signature key",
+            device.map_or_else(|| "a device".to_owned(), |d| d.to_string())
+        )));
+    }
+    Ok(())
 }
 
 fn mls(e: impl std::fmt::Debug) -> E2eeError {
@@ -241,6 +266,18 @@ impl Device {
             .collect()
     }
 
+    /// The signature key of every device in this device's groups, as their trees hold them:
+    /// what it knows of other devices' keys, to check a key the server hands it against.
+    pub fn known_keys(&self) -> std::collections::HashMap<DeviceIdentity, Vec<u8>> {
+        self.groups
+            .values()
+            .flat_map(|g| g.members())
+            .filter_map(|m| {
+                DeviceIdentity::from_credential(&m.credential).map(|d| (d, m.signature_key))
+            })
+            .collect()
+    }
+
     /// A commit adding the devices of `key_packages` and removing `remove`, pending until
     /// [`Device::confirm_commit`] or [`Device::discard_commit`].
     pub fn commit(
@@ -370,18 +407,11 @@ impl Device {
         let processed = group
             .process_message(&self.provider, message)
             .map_err(mls)?;
+        let sender = processed.sender().clone();
         let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
             return Err(E2eeError::Malformed("not a commit".into()));
         };
-        let added = staged
-            .add_proposals()
-            .map(|p| {
-                DeviceIdentity::from_credential(
-                    p.add_proposal().key_package().leaf_node().credential(),
-                )
-                .ok_or(E2eeError::BadCredential)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let in_group: Vec<Member> = group.members().collect();
         let removed = staged
             .remove_proposals()
             .map(|p| {
@@ -391,7 +421,12 @@ impl Device {
                     .ok_or(E2eeError::BadCredential)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let added = self.check_leaves(&group_id, &in_group, &sender, &staged)?;
         let self_removed = staged.self_removed();
+        let group = self
+            .groups
+            .get_mut(&group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
         group
             .merge_staged_commit(&self.provider, *staged)
             .map_err(mls)?;
@@ -409,6 +444,53 @@ impl Device {
             removed,
             self_removed,
         })
+    }
+
+    /// Nothing a delivered commit brings in changes a key this device knows: a member's new
+    /// leaf (update path, Update proposal) keeps its identity and signature key, and an added
+    /// device already seen in one of this device's groups keeps its key. The devices added.
+    fn check_leaves(
+        &self,
+        group_id: &[u8],
+        in_group: &[Member],
+        sender: &Sender,
+        staged: &StagedCommit,
+    ) -> Result<Vec<DeviceIdentity>, E2eeError> {
+        let at = |index: LeafNodeIndex| in_group.iter().find(|m| m.index == index);
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            let Sender::Member(index) = *sender else {
+                return Err(E2eeError::Malformed("a path from outside the group".into()));
+            };
+            same_leaf(at(index), leaf)?;
+        }
+        for update in staged.update_proposals() {
+            let Sender::Member(index) = *update.sender() else {
+                return Err(E2eeError::Malformed(
+                    "an update from outside the group".into(),
+                ));
+            };
+            same_leaf(at(index), update.update_proposal().leaf_node())?;
+        }
+        let mut added = Vec::new();
+        let mut known = None;
+        for add in staged.add_proposals() {
+            let leaf = add.add_proposal().key_package().leaf_node();
+            let device = DeviceIdentity::from_credential(leaf.credential())
+                .ok_or(E2eeError::BadCredential)?;
+            let known = known.get_or_insert_with(|| self.known_keys());
+            if known
+                .get(&device)
+                .is_some_and(|key| key.as_slice() != leaf.signature_key().as_slice())
+            {
+                return Err(E2eeError::KeyChanged(format!(
+                    "a commit of group {} adds {device} with another signature key than \
+                     this device knows for it",
+                    String::from_utf8_lossy(group_id)
+                )));
+            }
+            added.push(device);
+        }
+        Ok(added)
     }
 
     /// Encrypts `plaintext` for the group's current epoch, binding `aad` (sent in the clear).

@@ -6,6 +6,8 @@
 //!   encryption and decryption of application messages.
 //! - [`file`]: attachments of encrypted conversations, sealed with AES-256-GCM on the device.
 //! - `crypto`: openmls's crypto provider, for the one ciphersuite in use.
+//! - [`directory`]: what the server's directory of devices says of a leaf (registered, its
+//!   bound signature key, removed), which every leaf a commit brings in is checked against.
 //! - [`ds`]: the Delivery Service's side, run by the server: the public state of one
 //!   conversation's group, which checks every handshake message against the devices the
 //!   conversation's membership allows, and every application message's framing. It never
@@ -15,6 +17,7 @@
 //! `crypto.getRandomValues` (in browsers). That is the one randomness in the core.
 
 mod crypto;
+pub mod directory;
 pub mod ds;
 pub mod file;
 pub mod identity;
@@ -24,6 +27,7 @@ mod store;
 
 use openmls::prelude::{Ciphersuite, MlsGroupCreateConfig, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
 
+pub use directory::{Directory, DirectoryEntry, Leaf};
 pub use ds::{DsRefusal, GroupView, StagedCheck};
 pub use identity::DeviceIdentity;
 pub use member::{

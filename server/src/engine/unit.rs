@@ -531,6 +531,16 @@ impl Unit {
                         .await?;
                     sub.answer_message_bucket(bucket);
                 }
+                Step::Need(Need::Devices(accounts)) => {
+                    let tenant = sub.doc().tenant().clone();
+                    let entries =
+                        self.engine
+                            .read(move |store| async move {
+                                store.directory_of(&tenant, &accounts).await
+                            })
+                            .await?;
+                    sub.answer_devices(entries);
+                }
                 Step::Need(Need::SeqOf(hash)) => {
                     let (doc, hash_bytes) = (sub.doc().clone(), hash.0);
                     let seq = self

@@ -2142,6 +2142,28 @@ pub async fn mls_directory(env: Env) {
     assert_eq!(removed(t1.clone(), "alice").await, ["phone"]);
     assert!(removed(t1.clone(), "bob").await.is_empty());
     assert!(removed(t2.clone(), "alice").await.is_empty());
+    // What the Delivery Service checks leaves against: every device of the accounts asked,
+    // removed or not, with its bound key; nothing of other accounts or tenants.
+    let mut directory = s
+        .directory_of(&t1, &[account("alice"), account("carol")])
+        .await
+        .expect("directory");
+    directory.sort_by(|a, b| a.device.cmp(&b.device));
+    assert_eq!(
+        directory
+            .into_iter()
+            .map(|e| (e.device.to_string(), e.signature_key, e.removed))
+            .collect::<Vec<_>>(),
+        vec![
+            ("t1/alice/phone".to_owned(), b"key-a".to_vec(), true),
+            ("t1/alice/tablet".to_owned(), b"key-t".to_vec(), false),
+        ]
+    );
+    assert!(s
+        .directory_of(&t2, &[account("alice")])
+        .await
+        .expect("directory")
+        .is_empty());
 
     // Concurrent claimers on two instances: 5 packages, 12 claims; each package once.
     let other = env.second().await;

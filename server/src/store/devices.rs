@@ -279,6 +279,35 @@ macro_rules! queries {
             listed(conn, tenant, accounts).await
         }
 
+        pub(in crate::store) async fn directory_of(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            accounts: &[AccountId],
+        ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
+            let rows = sqlx::query(&format!(
+                "SELECT account, device, signature_key, removed_at FROM devices \
+                 WHERE tenant = $1 AND account {}",
+                $any
+            ))
+            .bind(tenant.as_str())
+            .bind($list(accounts))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(confab_core::e2ee::DirectoryEntry {
+                        device: DeviceIdentity::new(
+                            tenant.clone(),
+                            crate::store::columns::account(r.text("account")?)?,
+                            crate::store::devices::device_id(r.text("device")?)?,
+                        ),
+                        signature_key: r.blob("signature_key")?,
+                        removed: r.opt_int("removed_at")?.is_some(),
+                    })
+                })
+                .collect()
+        }
+
         pub(in crate::store) async fn removed_of(
             conn: &mut $conn,
             tenant: &TenantId,

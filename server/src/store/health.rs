@@ -834,6 +834,13 @@ impl Devices for Guarded {
     ) -> Result<Vec<super::devices::DeviceRow>> {
         self.run(self.inner.devices_of(tenant, accounts)).await
     }
+    async fn directory_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
+        self.run(self.inner.directory_of(tenant, accounts)).await
+    }
     async fn removed_devices_of(
         &self,
         tenant: &TenantId,

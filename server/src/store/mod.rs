@@ -753,6 +753,14 @@ pub trait Devices: Send + Sync {
         tenant: &TenantId,
         accounts: &[AccountId],
     ) -> Result<Vec<devices::DeviceRow>>;
+    /// Every registered device of `accounts` in `tenant`, removed or not, with the signature
+    /// key bound to it, in one query: what the Delivery Service checks the leaves a commit
+    /// brings in against (`accept::Need::Devices`).
+    async fn directory_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>>;
     /// The devices of `account` in `tenant` removed from the directory, in device order (an
     /// account's other devices take them out of its groups).
     async fn removed_devices_of(

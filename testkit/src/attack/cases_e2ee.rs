@@ -8,7 +8,7 @@ use confab_core::ids::{ConvId, DeviceId, DocId};
 use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
 
 use super::fixture::create;
-use super::Lab;
+use super::{registered, Lab};
 use crate::craft::raw;
 use crate::device::{Device, DEVICE};
 use crate::fixture::ConvFixture;
@@ -68,7 +68,7 @@ async fn encrypted(lab: &mut impl Lab, id: &str) -> Encrypted {
     .await;
     let cd = conv_doc(&conv);
     let group = e2ee::group_id(&cd);
-    let mut alice_mls = mls("alice");
+    let mut alice_mls = registered(lab, "alice", DEVICE).await;
     let init = alice_mls.create_group(&group).expect("a group");
     let now = lab.now();
     let made = mls_change(
@@ -83,9 +83,10 @@ async fn encrypted(lab: &mut impl Lab, id: &str) -> Encrypted {
     );
     lab.accept(&mut alice, &cd, made).await;
     let packages = [
-        mls("bob").key_package(false).expect("package"),
-        mls("carol").key_package(false).expect("package"),
-    ];
+        registered(lab, "bob", DEVICE).await.key_package(false),
+        registered(lab, "carol", DEVICE).await.key_package(false),
+    ]
+    .map(|p| p.expect("package"));
     let bundle = alice_mls.commit(&group, &packages, &[]).expect("a commit");
     let added = mls_change(
         &mut alice,
@@ -224,49 +225,11 @@ pub async fn commit_adding_a_non_members_device_mls_adds_non_member(lab: &mut im
     let mut f = encrypted(lab, "e5").await;
     let now = lab.now();
     let dave = mls("dave").key_package(false).expect("package");
-    let bundle = f
-        .alice_mls
-        .commit(&f.group, &[dave], &[])
-        .expect("a commit");
-    let change = mls_change(
-        &mut f.alice,
-        &f.cd,
-        now,
-        MlsWrite::Commit {
-            epoch: 1,
-            commit: &bundle.commit,
-            welcome: bundle.welcome.as_deref(),
-        },
-        |_| {},
-    );
+    let change = adding(&mut f, now, dave);
     lab.reject(&f.alice, &f.cd, change, "mls_adds_non_member")
         .await;
-    f.alice_mls.discard_commit(&f.group).expect("discarded");
-    let second = Mls::new(DeviceIdentity::new(
-        tenant(),
-        acc("carol"),
-        DeviceId::new("tablet").expect("device"),
-    ))
-    .expect("a device");
-    let bundle = f
-        .alice_mls
-        .commit(
-            &f.group,
-            &[second.key_package(false).expect("package")],
-            &[],
-        )
-        .expect("a commit");
-    let change = mls_change(
-        &mut f.alice,
-        &f.cd,
-        now,
-        MlsWrite::Commit {
-            epoch: 1,
-            commit: &bundle.commit,
-            welcome: bundle.welcome.as_deref(),
-        },
-        |_| {},
-    );
+    let second = registered(lab, "carol", "tablet").await;
+    let change = adding(&mut f, now, second.key_package(false).expect("package"));
     lab.accept(&mut f.alice, &f.cd, change).await;
 }
 
@@ -429,4 +392,95 @@ pub async fn replayed_sealed_edit_mls_stale_edit(lab: &mut impl Lab) {
         .expect("the edit writes");
     lab.reject(&f.alice, &bucket, plain, "plaintext_in_encrypted")
         .await;
+}
+
+/// One commit of alice's on epoch 1 of `f`'s group adding `package` (her device keeps no
+/// pending commit: only its bytes are wanted).
+fn adding(f: &mut Encrypted, now: i64, package: Vec<u8>) -> Change {
+    let bundle = f
+        .alice_mls
+        .commit(&f.group, &[package], &[])
+        .expect("a commit");
+    f.alice_mls.discard_commit(&f.group).expect("kept nothing");
+    mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch: 1,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        },
+        |_| {},
+    )
+}
+
+/// alice's commit adds a device of bob's (an active member) that the directory never
+/// registered: its private keys are someone else's, and it would read on after any
+/// removal. Refused `mls_unknown_device`; the same device registered is added.
+pub async fn commit_adding_an_unregistered_device_mls_unknown_device(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e11").await;
+    let now = lab.now();
+    let ghost = Mls::new(DeviceIdentity::new(
+        tenant(),
+        acc("bob"),
+        DeviceId::new("ghost").expect("device"),
+    ))
+    .expect("a device");
+    let change = adding(&mut f, now, ghost.key_package(false).expect("package"));
+    lab.reject(&f.alice, &f.cd, change, "mls_unknown_device")
+        .await;
+    let laptop = registered(lab, "bob", "laptop").await;
+    let change = adding(&mut f, now, laptop.key_package(false).expect("package"));
+    lab.accept(&mut f.alice, &f.cd, change).await;
+}
+
+/// alice's commit adds a package that names carol's registered tablet but carries another
+/// signature key than the one the directory bound to it (a server or member substituting
+/// its own keys): refused `mls_wrong_signature_key`.
+pub async fn leaf_with_another_signature_key_mls_wrong_signature_key(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e12").await;
+    let now = lab.now();
+    let tablet = registered(lab, "carol", "tablet").await;
+    let impostor = Mls::new(tablet.identity().clone()).expect("a device");
+    let change = adding(&mut f, now, impostor.key_package(false).expect("package"));
+    lab.reject(&f.alice, &f.cd, change, "mls_wrong_signature_key")
+        .await;
+    let change = adding(&mut f, now, tablet.key_package(false).expect("package"));
+    lab.accept(&mut f.alice, &f.cd, change).await;
+}
+
+/// A new group whose tree holds a device the directory never registered (grace's, whose
+/// devices never uploaded) or a registered device under another key: refused; the
+/// registered device with its own key makes it.
+pub async fn new_group_of_an_unregistered_device_mls_unknown_device(lab: &mut impl Lab) {
+    let now = lab.now();
+    let mut grace = Device::new("grace", 1);
+    let conv = create(lab, "e13", ConvKind::Group, &mut grace, &mut [], |spec| {
+        spec.encrypted = true
+    })
+    .await;
+    let cd = conv_doc(&conv);
+    let group = e2ee::group_id(&cd);
+    let init_by = |dev: &mut Device, mls: &mut Mls| {
+        let init = mls.create_group(&group).expect("a group");
+        mls_change(
+            dev,
+            &cd,
+            now,
+            MlsWrite::Init {
+                group_info: &init.group_info,
+                tree: &init.ratchet_tree,
+            },
+            |_| {},
+        )
+    };
+    let change = init_by(&mut grace, &mut mls("grace"));
+    lab.reject(&grace, &cd, change, "mls_unknown_device").await;
+    let mut own = registered(lab, "grace", DEVICE).await;
+    let change = init_by(&mut grace, &mut mls("grace"));
+    lab.reject(&grace, &cd, change, "mls_wrong_signature_key")
+        .await;
+    let change = init_by(&mut grace, &mut own);
+    lab.accept(&mut grace, &cd, change).await;
 }

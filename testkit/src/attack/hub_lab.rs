@@ -25,6 +25,7 @@ pub struct HubLab {
     pub hub: Hub,
     /// How far a case moved the server time past `NOW` (`Lab::wait_past`).
     later: i64,
+    devices: super::KeptDevices,
 }
 
 /// Everything a rejected change must leave untouched.
@@ -239,6 +240,16 @@ impl Lab for HubLab {
 
     fn binding(&self, actor: &ActorId) -> Option<Option<AccountId>> {
         Some(self.hub.binding(actor).cloned())
+    }
+
+    async fn register(&mut self, device: &confab_core::e2ee::Device) {
+        self.hub
+            .register_device(device.identity().clone(), device.signature_key())
+            .expect("the device registers");
+    }
+
+    fn kept_devices(&mut self) -> &mut super::KeptDevices {
+        &mut self.devices
     }
 }
 

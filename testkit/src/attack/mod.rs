@@ -160,6 +160,14 @@ pub trait Lab {
     /// The account `actor` is bound to; `None` where the driver cannot see bindings.
     fn binding(&self, actor: &ActorId) -> Option<Option<AccountId>>;
 
+    /// Registers `device` in the acceptor's MLS directory with its signature key, as its
+    /// first key-package upload does (the wire: an upload from a connection as that device).
+    async fn register(&mut self, device: &confab_core::e2ee::Device);
+
+    /// The MLS devices this lab registered, by identity, as they were then (see
+    /// [`registered`]).
+    fn kept_devices(&mut self) -> &mut KeptDevices;
+
     /// Submits `change` as `dev`: acked with its hash; then `dev` pulls `doc`. The seq.
     async fn accept(&mut self, dev: &mut Device, doc: &DocId, change: Change) -> u64 {
         let seq = acked(
@@ -196,6 +204,37 @@ pub trait Lab {
     async fn reject_resubmission(&mut self, dev: &Device, doc: &DocId, change: Change, code: &str) {
         refused(self, dev, doc, change, code, true).await;
     }
+}
+
+/// MLS devices a lab registered, saved as they were when registered.
+pub type KeptDevices = std::collections::HashMap<String, Vec<u8>>;
+
+/// `account`'s MLS device `device` of the cases' tenant, registered in the lab's directory:
+/// the same signature key on every call in one lab (the wire runs every case on one server,
+/// whose directory binds a device to its first key), each call a copy of it with no group.
+pub async fn registered<L: Lab + ?Sized>(
+    lab: &mut L,
+    account: &str,
+    device: &str,
+) -> confab_core::e2ee::Device {
+    use confab_core::e2ee::{Device as Mls, DeviceIdentity};
+    let identity = DeviceIdentity::new(
+        crate::ids::tenant(),
+        crate::ids::acc(account),
+        confab_core::ids::DeviceId::new(device).expect("a valid device literal"),
+    );
+    let key = identity.to_string();
+    let saved = match lab.kept_devices().get(&key) {
+        Some(saved) => saved.clone(),
+        None => {
+            let fresh = Mls::new(identity).expect("an MLS device");
+            lab.register(&fresh).await;
+            let saved = fresh.to_bytes();
+            lab.kept_devices().insert(key, saved.clone());
+            saved
+        }
+    };
+    Mls::from_bytes(&saved).expect("a saved device loads")
 }
 
 /// The seq of an ack naming `change`; panics on anything else.
@@ -379,6 +418,9 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_e2ee::garbage_commit_mls_malformed),
         case!(cases_e2ee::plaintext_and_replayed_ciphertext_plaintext_in_encrypted),
         case!(cases_e2ee::replayed_sealed_edit_mls_stale_edit),
+        case!(cases_e2ee::commit_adding_an_unregistered_device_mls_unknown_device),
+        case!(cases_e2ee::leaf_with_another_signature_key_mls_wrong_signature_key),
+        case!(cases_e2ee::new_group_of_an_unregistered_device_mls_unknown_device),
     ]
 }
 
@@ -456,6 +498,8 @@ pub const CODES: &[&str] = &[
     "plaintext_in_encrypted",
     "mls_wrong_aad",
     "mls_stale_edit",
+    "mls_unknown_device",
+    "mls_wrong_signature_key",
 ];
 
 /// Panics unless `code` is in [`CODES`].

@@ -1,6 +1,7 @@
 //! Attacks on the MLS directory (docs/E2EE.md, "Devices and key packages"). The in-memory
-//! hub has no directory (it is the server's, in the store), so these are wire-only cases of
-//! the attack suite: they run on the real server with SQLite and with Postgres. Each is
+//! hub keeps only what the Delivery Service checks leaves against (who is registered with
+//! which key); uploads, claims and lists are the server's, in the store, so these are
+//! wire-only cases of the attack suite: they run on the real server with SQLite and with Postgres. Each is
 //! refused with its code, names its request's id, is not fatal, and leaves the directory as
 //! it was: the victim's devices as anyone lists them and the count its own device reads.
 

@@ -102,6 +102,8 @@ pub struct WireLab {
     /// One long-lived connection per tenant/account for submits (never subscribed).
     pub conns: HashMap<String, Client>,
     pub audit: Vec<AuditRow>,
+    /// MLS devices registered in the server's directory (`Lab::kept_devices`).
+    pub devices: confab_testkit::attack::KeptDevices,
 }
 
 impl WireLab {
@@ -114,6 +116,7 @@ impl WireLab {
             server,
             conns: HashMap::new(),
             audit: Vec::new(),
+            devices: Default::default(),
         }
     }
 
@@ -535,5 +538,36 @@ impl Lab for WireLab {
 
     fn binding(&self, _actor: &ActorId) -> Option<Option<AccountId>> {
         None
+    }
+
+    async fn register(&mut self, device: &confab_core::e2ee::Device) {
+        let identity = device.identity();
+        let token = confab_e2e::device_token(
+            identity.tenant.as_str(),
+            identity.account.as_str(),
+            identity.device.as_str(),
+            3600,
+        );
+        let mut conn = Client::connect_device(&self.url(), &token, identity.device.as_str())
+            .await
+            .unwrap();
+        let package = device.key_package(false).expect("a key package");
+        let answer = conn
+            .request(&ClientFrame::UploadKeyPackages {
+                id: 1,
+                packages: vec![ByteBuf::from(package)],
+                last_resort: None,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer, ServerFrame::KeyPackagesStored { .. }),
+            "{identity} registers: {answer:?}"
+        );
+        conn.close().await;
+    }
+
+    fn kept_devices(&mut self) -> &mut confab_testkit::attack::KeptDevices {
+        &mut self.devices
     }
 }

@@ -34,6 +34,14 @@ impl Devices for PgStore {
         on_pool!(self, |conn| devices::devices_of(conn, tenant, accounts))
     }
 
+    async fn directory_of(
+        &self,
+        tenant: &TenantId,
+        accounts: &[AccountId],
+    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
+        on_pool!(self, |conn| devices::directory_of(conn, tenant, accounts))
+    }
+
     async fn removed_devices_of(
         &self,
         tenant: &TenantId,
