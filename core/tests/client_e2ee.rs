@@ -754,6 +754,8 @@ mod guards;
 mod refused_before;
 #[path = "client_e2ee/search.rs"]
 mod search;
+#[path = "client_e2ee/sender.rs"]
+mod sender;
 
 fn open_support(encrypted: bool) -> Intent {
     Intent::OpenSupport {

@@ -8,16 +8,20 @@
 //! (`ToOpen`): what arrived, or "all of it" after a snapshot or a restore from the store, so
 //! opening reads only the messages that arrived, never the whole history. Nothing is opened
 //! offline: the device cannot tell then whether the parts it holds are complete.
+//!
+//! A message opens only under its MLS sender's account: the device decryption proves sealed
+//! it must be of this tenant and of the account the message's clear `author` names, else it
+//! is kept undecryptable (`sealed::SENDER_MISMATCH`) and its plaintext is dropped.
 
 use std::collections::HashSet;
 
 use super::engine::{ClientEngine, Output};
 use super::records::{cbor, key_opened};
-use super::sealed::{digest, reason, Opened};
+use super::sealed::{digest, reason, sent_by, Opened, SENDER_MISMATCH};
 use super::store::StoreOp;
 use crate::doc::read;
 use crate::e2ee::{self, E2eeError};
-use crate::ids::{Bucket, ConvId, DocId, DocTarget, MessageId};
+use crate::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId};
 use crate::model::message::{aad_names, SealedContent};
 
 /// What of one part waits to be opened.
@@ -45,9 +49,18 @@ impl ToOpen {
     }
 }
 
-/// One sealed message to open: its seq (0 when not known), creation time, id, ciphertext,
-/// and whether it is this account's own edit with what this device sealed kept.
-type Waiting = (u64, i64, MessageId, Vec<u8>, bool);
+/// One sealed message to open.
+struct Waiting {
+    /// Its seq (0 when not known).
+    seq: u64,
+    created_at: i64,
+    id: MessageId,
+    sealed: Vec<u8>,
+    /// The account its clear `author` names: the one its MLS sender must be of.
+    author: AccountId,
+    /// Whether it is this account's own edit with what this device sealed kept.
+    mine: bool,
+}
 
 impl ClientEngine {
     /// Whether `conv` is encrypted as the server accepted it: `None` while its conversation
@@ -124,6 +137,7 @@ impl ClientEngine {
         let group = e2ee::group_id(&conv_doc);
         let behind = self.group_behind(&conv_doc, &group);
         let account = self.config.account.clone();
+        let tenant = self.config.tenant.clone();
         let Some(state) = self.docs.get_mut(doc) else {
             return false;
         };
@@ -157,10 +171,18 @@ impl ClientEngine {
             // An edit of this account's whose ciphertext this device made: it keeps what it
             // sealed (a device cannot open its own).
             let mine = message.author == account && matches!(earlier, Some(Opened::Read { .. }));
-            let seq = state.message_seq.get(&id).copied().unwrap_or(0);
-            waiting.push((seq, message.created_at, id, sealed, mine));
+            waiting.push(Waiting {
+                seq: state.message_seq.get(&id).copied().unwrap_or(0),
+                created_at: message.created_at,
+                id,
+                sealed,
+                author: message.author,
+                mine,
+            });
         }
-        waiting.sort_unstable_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+        waiting.sort_unstable_by(|a, b| {
+            (a.seq, a.created_at, &a.id).cmp(&(b.seq, b.created_at, &b.id))
+        });
         let mut ops: Vec<StoreOp> = deleted
             .iter()
             .map(|id| StoreOp::Delete(key_opened(doc, id)))
@@ -177,13 +199,28 @@ impl ClientEngine {
         let mut changed = false;
         let mut still = HashSet::new();
         let mut read = Vec::with_capacity(waiting.len());
-        for (_, _, id, sealed, mine) in waiting {
+        for Waiting {
+            id,
+            sealed,
+            author,
+            mine,
+            ..
+        } in waiting
+        {
             let of = Some(digest(&sealed));
             let opened = match mls.device.decrypt(&sealed) {
                 // The server checked which content an edit replaced; here, that it is this
                 // message's.
                 Ok(d) if !aad_names(&d.aad, &id) => Opened::Undecryptable {
                     reason: "bound to another message".into(),
+                    of,
+                },
+                // Sealed by a device of another account than the author the message names in
+                // the clear (a post or an edit relabelled on the way): not opened, and its
+                // plaintext dropped here. Its ratchet key is spent, as for any opened message,
+                // so the sender's later messages still open.
+                Ok(d) if !sent_by(&d.sender, &tenant, &author) => Opened::Undecryptable {
+                    reason: SENDER_MISMATCH.into(),
                     of,
                 },
                 Ok(d) => match SealedContent::from_bytes(&d.plaintext) {

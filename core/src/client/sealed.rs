@@ -3,7 +3,9 @@
 //! current epoch; a message of another device is opened once when it arrives (MLS deletes
 //! each key after use, and a sender cannot open its own). What was read is kept with its
 //! bucket document, in memory and in the store (`open/<doc>/<message>`), and timelines show
-//! it; a message that cannot be opened is shown `undecryptable` with its reason.
+//! it; a message that cannot be opened is shown `undecryptable` with its reason. A message is
+//! opened only under its MLS sender's account: the device that sealed it (the leaf its
+//! decryption proves) must be of this tenant and of the account its clear `author` names.
 
 use std::collections::HashMap;
 
@@ -15,8 +17,8 @@ use super::records::{cbor, key_opened, uncbor};
 use super::store::StoreOp;
 use super::timeline::TimelineItem;
 use crate::doc::read;
-use crate::e2ee::{self, E2eeError};
-use crate::ids::{Bucket, ConvId, DocId, MessageId};
+use crate::e2ee::{self, DeviceIdentity, E2eeError};
+use crate::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
 use crate::model::message::{sealed_aad, Message, NewMessage, SealedContent};
 
 /// What this device read of one sealed message.
@@ -35,7 +37,7 @@ pub enum Opened {
         before: Option<Box<Opened>>,
     },
     /// It cannot be read here: `reason` says why (sent before this device joined, an epoch
-    /// outside the window of past epochs, corrupt).
+    /// outside the window of past epochs, corrupt, [`SENDER_MISMATCH`]).
     Undecryptable {
         reason: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +86,18 @@ impl Opened {
             other => other,
         }
     }
+}
+
+/// The reason a sealed message is `undecryptable` when the device that sealed it, the MLS
+/// sender its decryption proves, is not of the message's author: another tenant, or another
+/// account than the clear `author` of the message (a server or relay that relabelled it).
+/// The message is not opened, and its plaintext is neither kept nor shown.
+pub(super) const SENDER_MISMATCH: &str = "sender_mismatch";
+
+/// Whether `sender`, the device that sealed a message, is of `tenant` and of `author`'s
+/// account: only then is what it sealed shown as `author`'s.
+pub(super) fn sent_by(sender: &DeviceIdentity, tenant: &TenantId, author: &AccountId) -> bool {
+    sender.tenant == *tenant && sender.account == *author
 }
 
 /// How many earlier records an edit keeps: one per edit of the message still pending.
@@ -363,5 +377,29 @@ pub(super) fn reason(e: &E2eeError) -> String {
         E2eeError::AlreadyDecrypted => "read once already and not kept".into(),
         E2eeError::Malformed(_) | E2eeError::TooLarge(_) => "corrupt".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ids::DeviceId;
+
+    fn device(tenant: &str, account: &str) -> DeviceIdentity {
+        DeviceIdentity::new(
+            TenantId::new(tenant).unwrap(),
+            AccountId::new(account).unwrap(),
+            DeviceId::new("phone").unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_message_opens_only_under_its_senders_account_of_this_tenant() {
+        let acme = TenantId::new("acme").unwrap();
+        let alice = AccountId::new("alice").unwrap();
+        assert!(sent_by(&device("acme", "alice"), &acme, &alice));
+        assert!(!sent_by(&device("acme", "carol"), &acme, &alice));
+        assert!(!sent_by(&device("other", "alice"), &acme, &alice));
     }
 }

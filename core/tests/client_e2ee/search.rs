@@ -8,7 +8,7 @@ use super::*;
 
 /// What `peers[i]`'s local search for `query` finds: message ids, sorted (the messages here
 /// share a creation time).
-fn found(wire: &mut Wire, peers: &mut [Peer], i: usize, query: &str) -> Vec<String> {
+pub(super) fn found(wire: &mut Wire, peers: &mut [Peer], i: usize, query: &str) -> Vec<String> {
     let options = SearchOptions {
         local_only: true,
         ..Default::default()
