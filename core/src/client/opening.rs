@@ -228,6 +228,7 @@ impl ClientEngine {
                         content,
                         of,
                         before: None,
+                        sender: Some(d.sender.account),
                     },
                     None => Opened::Undecryptable {
                         reason: "not a message's content".into(),

@@ -35,6 +35,11 @@ pub enum Opened {
         /// refuses the edit (the sender cannot open its earlier ciphertext).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<Box<Opened>>,
+        /// The account of the device that sealed it: the MLS sender its decryption proved
+        /// (this account for what this device sealed). It is shown only while the message's
+        /// clear `author` is this account. `None` in a record kept before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender: Option<AccountId>,
     },
     /// It cannot be read here: `reason` says why (sent before this device joined, an epoch
     /// outside the window of past epochs, corrupt, [`SENDER_MISMATCH`]).
@@ -76,14 +81,28 @@ impl Opened {
                 content,
                 of,
                 before,
+                sender,
             } => Opened::Read {
                 content,
                 of,
                 before: before
                     .filter(|_| depth > 0)
                     .map(|b| Box::new(b.pruned(depth - 1))),
+                sender,
             },
             other => other,
+        }
+    }
+
+    /// The content read, if it may be shown under a message whose clear author is `author`:
+    /// not when it was not read, nor when it was read from another account's device (the
+    /// author was changed after it was opened: it shows as [`SENDER_MISMATCH`]).
+    pub(super) fn read_for(&self, author: &AccountId) -> Option<&SealedContent> {
+        match self {
+            Opened::Read {
+                content, sender, ..
+            } if sender.as_ref().is_none_or(|s| s == author) => Some(content),
+            _ => None,
         }
     }
 }
@@ -248,6 +267,7 @@ impl ClientEngine {
         self.save_device();
         let of = Some(digest(&sealed));
         let before = before.map(|b| Box::new(b.pruned(EDITS_PENDING_KEPT)));
+        let sender = Some(self.config.account.clone());
         self.keep_opened(
             bucket,
             id,
@@ -255,6 +275,7 @@ impl ClientEngine {
                 content,
                 of,
                 before,
+                sender,
             },
         );
         Ok(sealed)
@@ -286,11 +307,18 @@ impl ClientEngine {
             .get(id)
             .cloned()
             .and_then(|r| r.read_from(&sealed));
-        if let Some(Opened::Read { content, of, .. }) = record {
+        if let Some(Opened::Read {
+            content,
+            of,
+            sender,
+            ..
+        }) = record
+        {
             let current = Opened::Read {
                 content,
                 of,
                 before: None,
+                sender,
             };
             if state.opened.get(id) != Some(&current) {
                 self.keep_opened(bucket, id, current);
@@ -335,7 +363,8 @@ impl ClientEngine {
 
     /// Puts the content this device opened of sealed `message` (of `conv`'s `bucket`) in
     /// its fields; answers why it cannot when it has not (`None` for a message in the
-    /// clear).
+    /// clear). What was read from another account's device than the message's author now
+    /// names is not put: [`SENDER_MISMATCH`].
     pub(super) fn open_into(
         &self,
         conv: &ConvId,
@@ -344,15 +373,19 @@ impl ClientEngine {
     ) -> Option<String> {
         message.sealed.as_ref()?;
         let doc = DocId::msgs(&self.config.tenant, conv, bucket);
-        match self.docs.get(&doc).and_then(|d| d.opened.get(&message.id)) {
-            Some(Opened::Read { content, .. }) => {
-                message.body = content.body.clone();
-                message.caption = content.caption.clone();
-                message.payload = content.payload.clone();
-                message.attachments = content.attachments.clone();
-                None
-            }
+        let opened = self.docs.get(&doc).and_then(|d| d.opened.get(&message.id));
+        match opened {
             Some(Opened::Undecryptable { reason, .. }) => Some(reason.clone()),
+            Some(o) => match o.read_for(&message.author) {
+                Some(content) => {
+                    message.body = content.body.clone();
+                    message.caption = content.caption.clone();
+                    message.payload = content.payload.clone();
+                    message.attachments = content.attachments.clone();
+                    None
+                }
+                None => Some(SENDER_MISMATCH.into()),
+            },
             None => Some("not opened on this device yet".into()),
         }
     }
@@ -401,5 +434,32 @@ mod tests {
         assert!(sent_by(&device("acme", "alice"), &acme, &alice));
         assert!(!sent_by(&device("acme", "carol"), &acme, &alice));
         assert!(!sent_by(&device("other", "alice"), &acme, &alice));
+    }
+
+    #[test]
+    fn what_was_read_shows_only_under_the_account_that_sealed_it() {
+        let alice = AccountId::new("alice").unwrap();
+        let carol = AccountId::new("carol").unwrap();
+        let content = SealedContent {
+            body: "hi".into(),
+            caption: None,
+            payload: None,
+            attachments: None,
+        };
+        let read = |sender: Option<AccountId>| Opened::Read {
+            content: content.clone(),
+            of: None,
+            before: None,
+            sender,
+        };
+        assert_eq!(read(Some(alice.clone())).read_for(&alice), Some(&content));
+        assert_eq!(read(Some(alice.clone())).read_for(&carol), None);
+        // A record kept before the sender was recorded is taken as the author's.
+        assert_eq!(read(None).read_for(&carol), Some(&content));
+        let refused = Opened::Undecryptable {
+            reason: SENDER_MISMATCH.into(),
+            of: None,
+        };
+        assert_eq!(refused.read_for(&alice), None);
     }
 }

@@ -188,6 +188,29 @@ fn a_sealed_message_relabelled_to_another_author_is_not_opened() {
     assert_eq!(shown(&again, "m2"), Ok("after the storm".into()));
 }
 
+/// A message bob opened is relabelled afterwards: what he read is not shown (nor found)
+/// under the new author.
+#[test]
+fn a_message_relabelled_after_it_was_opened_is_not_shown_as_the_new_authors() {
+    let mut wire = Wire::new();
+    let (mut peers, bucket) = group_with_today_open(&mut wire, &["alice", "bob"]);
+    send(&mut wire, &mut peers, 0, "m1", "meet at the quokka");
+    assert_eq!(shown(&peers[1], "m1"), Ok("meet at the quokka".into()));
+    assert_eq!(found(&mut wire, &mut peers, 1, "quokka"), ["m1"]);
+
+    let mut relay = Relay::between(&mut wire, 1, &bucket);
+    let forged = relabelled(&wire, &bucket, "m1", "carol");
+    relay.push(&mut wire, &mut peers, vec![forged]);
+    assert_eq!(author_shown(&peers[1], "m1"), acc("carol"));
+    assert_eq!(shown(&peers[1], "m1"), Err(MISMATCH.into()));
+    assert!(found(&mut wire, &mut peers, 1, "quokka").is_empty());
+
+    // Alice's next message opens as hers.
+    send(&mut wire, &mut peers, 0, "m2", "still me");
+    relay.pass(&mut wire, &mut peers);
+    assert_eq!(shown(&peers[1], "m2"), Ok("still me".into()));
+}
+
 /// Carol, a member, seals new content for alice's message (her device is led to think it is
 /// hers); the server writes it into alice's message as an edit: bob does not open it, and
 /// alice's next message opens.

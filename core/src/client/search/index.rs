@@ -19,7 +19,6 @@ use super::super::records::{
     cbor, key_index_heads, key_posting, key_search_record, key_term, search_records_prefix, uncbor,
 };
 use super::super::replica::ClientDoc;
-use super::super::sealed::Opened;
 use super::super::store::StoreOp;
 use super::super::timeline::{
     message_ids, touched_and_made, touched_since, MadeFields, ObjectPaths,
@@ -378,12 +377,15 @@ impl ClientEngine {
                 None => read::read_message_fields(&state.server, &message),
             };
             let want = fields.filter(|m| m.deleted_at.is_none()).and_then(|m| {
-                let (body, caption) = match (&m.sealed, state.opened.get(&message)) {
+                let read = state
+                    .opened
+                    .get(&message)
+                    .and_then(|o| o.read_for(&m.author));
+                let (body, caption) = match (&m.sealed, read) {
                     (None, _) => (m.body, m.caption),
-                    (Some(_), Some(Opened::Read { content, .. })) => {
-                        (content.body.clone(), content.caption.clone())
-                    }
-                    // Not read on this device (yet): nothing to index.
+                    (Some(_), Some(content)) => (content.body.clone(), content.caption.clone()),
+                    // Not read on this device (yet), or read from another account's device
+                    // than the author it names now: nothing to index.
                     _ => return None,
                 };
                 let record = IndexRecord {
