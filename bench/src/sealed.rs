@@ -16,6 +16,7 @@ use confab_core::doc::write::{self, MlsWrite};
 use confab_core::e2ee::{self, Device as Mls, DeviceIdentity};
 use confab_core::ids::{AccountId, DeviceId, DocId, MessageId, TenantId};
 use confab_core::model::message::{sealed_aad, NewMessage, SealedContent};
+use confab_core::protocol::ClientFrame;
 use confab_testkit::Device;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -95,6 +96,25 @@ impl SealedGroup {
             welcome: bundle.welcome,
         };
         Ok((sealed, [made, added]))
+    }
+
+    /// The upload that registers member `member`'s device in the server's directory: a
+    /// device's first upload binds its signature key, and the Delivery Service takes a group
+    /// or a commit only of registered devices. Sent on a connection of that member's account
+    /// whose `hello` names the device, before the group's changes.
+    pub fn registration(&self, member: usize) -> Result<ClientFrame> {
+        let device = self
+            .devices
+            .get(member)
+            .ok_or_else(|| anyhow!("no member {member}"))?;
+        let package = device
+            .key_package(false)
+            .map_err(|e| anyhow!("a key package: {e}"))?;
+        Ok(ClientFrame::UploadKeyPackages {
+            id: member as u64 + 1,
+            packages: vec![ByteBuf::from(package)],
+            last_resort: None,
+        })
     }
 
     /// The server took the commit: its maker moves to epoch 1, the others join from the

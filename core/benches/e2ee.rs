@@ -12,7 +12,9 @@
 //!   (`Device::take_changes`, what the engine writes), after each `encrypt` and `decrypt`;
 //!   with the bytes those changes hold (keys and values) per message, sender and reader.
 //!
-//! Also prints the bytes of the commit adding everyone and of its Welcome, and of a member's
+//! Also prints the bytes of a sealed message for bodies of a few lengths, padded to their
+//! size bucket and not (docs/BENCHMARKS.md, "Padding"), the bytes of the commit adding
+//! everyone and of its Welcome, and of a member's
 //! whole state (`Device::to_bytes`, what earlier builds wrote after every message) with its
 //! kept epochs. Run: `cargo xtask
 //! bench e2ee` (or `cargo bench -p confab-core --bench e2ee`); without `--bench` it builds a
@@ -140,6 +142,34 @@ fn messages(devices: &mut [Device], members: usize, ops: usize, suffix: &str) {
     );
 }
 
+/// The bytes of a sealed message (the MLS application message a change carries) for bodies
+/// of a few lengths, padded to the content's size bucket as the engine seals it and unpadded.
+fn sealed_sizes() {
+    use confab_core::model::message::SealedContent;
+    let mut device = Device::new(identity(0)).unwrap();
+    device.create_group(b"acme/conv/sizes").unwrap();
+    println!("sealed message bytes (body chars: unpadded -> padded):");
+    for chars in [2, 12, 100, 240, 1000] {
+        let content = SealedContent {
+            body: "a".repeat(chars),
+            ..SealedContent::default()
+        };
+        let mut unpadded = Vec::new();
+        ciborium::into_writer(&content, &mut unpadded).unwrap();
+        let aad = b"m-0123456789abcdef";
+        let seal =
+            |d: &mut Device, plain: &[u8]| d.encrypt(b"acme/conv/sizes", aad, plain).unwrap().len();
+        let (before, after) = (
+            seal(&mut device, &unpadded),
+            seal(&mut device, &content.to_bytes()),
+        );
+        println!(
+            "  {chars:>5}: {before:>5} -> {after:>5} (+{})",
+            after - before
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
@@ -153,6 +183,7 @@ fn main() {
     } else {
         (&[10], 3)
     };
+    sealed_sizes();
     for &members in sizes.iter().filter(|&&m| only.is_none_or(|o| o == m)) {
         println!("{members} devices:");
         let Setup {
@@ -179,11 +210,18 @@ fn main() {
         }
         report("commit", members, commit);
 
-        // Device 0 swaps the last device for a fresh one of the same account; device 1 and
-        // the Delivery Service process each swap.
+        // Device 0 swaps the last device for a new device of the same account (a device never
+        // comes back under another key); device 1 and the Delivery Service process each swap.
         let (mut process, mut ds_check) = (Vec::new(), Vec::new());
-        for _ in 0..commit_ops {
-            let fresh = Device::new(victim.clone()).unwrap();
+        let same_accounts = |d: &DeviceIdentity| allowed.iter().any(|a| a.account == d.account);
+        let mut victim = victim;
+        for round in 0..commit_ops {
+            let next = DeviceIdentity::new(
+                victim.tenant.clone(),
+                victim.account.clone(),
+                DeviceId::new(format!("d{}", round + 2)).unwrap(),
+            );
+            let fresh = Device::new(next.clone()).unwrap();
             let bundle = devices[0]
                 .commit(
                     GROUP,
@@ -191,9 +229,10 @@ fn main() {
                     std::slice::from_ref(&victim),
                 )
                 .unwrap();
+            victim = next;
             let t = Instant::now();
             let check = ds
-                .check_commit(&bundle.commit, &identity(0), &allowed)
+                .check_commit(&bundle.commit, &identity(0), &same_accounts)
                 .unwrap();
             ds_check.push(t.elapsed());
             ds.apply(check).unwrap();

@@ -75,17 +75,36 @@ pub struct SealedContent {
 }
 
 impl SealedContent {
-    /// CBOR: the plaintext the device encrypts.
+    /// The plaintext the device encrypts: the content's CBOR, then zero bytes up to the size
+    /// bucket it falls in ([`sealed_size_bucket`]), so a ciphertext's size says which bucket
+    /// its content is in, not its length.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         // Writing CBOR into a Vec cannot fail.
         let _ = ciborium::into_writer(self, &mut out);
+        out.resize(sealed_size_bucket(out.len()), 0);
         out
     }
 
-    /// The content a decrypted plaintext holds; `None` if it is not one.
+    /// The content a decrypted plaintext holds (its padding ignored); `None` if it is not one.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        // One CBOR item is read; the zeros after it are the padding.
         ciborium::from_reader(bytes).ok()
+    }
+}
+
+/// The size a sealed content of `len` bytes is padded to: the next power of two from 256
+/// bytes up to 32 KiB, then the next multiple of 8 KiB. Most chat messages fall in the first
+/// bucket, where every one looks the same; a longer one reveals its bucket only. At most a
+/// content's size twice over, and a few KiB beyond 32 KiB.
+pub fn sealed_size_bucket(len: usize) -> usize {
+    const SMALLEST: usize = 256;
+    const POWERS_UP_TO: usize = 32 << 10;
+    const STEP_BEYOND: usize = 8 << 10;
+    match len {
+        0..=SMALLEST => SMALLEST,
+        _ if len <= POWERS_UP_TO => len.next_power_of_two(),
+        _ => len.div_ceil(STEP_BEYOND) * STEP_BEYOND,
     }
 }
 
@@ -280,6 +299,44 @@ mod tests {
             body,
             1_700_000_000_000,
         )
+    }
+
+    #[test]
+    fn sealed_content_is_padded_to_its_bucket_and_reads_back() {
+        assert_eq!(sealed_size_bucket(0), 256);
+        assert_eq!(sealed_size_bucket(256), 256);
+        assert_eq!(sealed_size_bucket(257), 512);
+        assert_eq!(sealed_size_bucket(5_000), 8_192);
+        assert_eq!(sealed_size_bucket(32 << 10), 32 << 10);
+        assert_eq!(sealed_size_bucket((32 << 10) + 1), 40 << 10);
+        let short = SealedContent {
+            body: "hi".into(),
+            ..SealedContent::default()
+        };
+        let longer = SealedContent {
+            body: "a message of a few more words, still short".into(),
+            attachments: Some("[]".into()),
+            ..SealedContent::default()
+        };
+        // Two contents of different lengths in one bucket: the same size.
+        assert_eq!(short.to_bytes().len(), 256);
+        assert_eq!(longer.to_bytes().len(), 256);
+        assert_eq!(SealedContent::from_bytes(&short.to_bytes()), Some(short));
+        assert_eq!(SealedContent::from_bytes(&longer.to_bytes()), Some(longer));
+        // The largest content a message may carry still fits an application message.
+        let largest = SealedContent {
+            body: "é".repeat(BODY_MAX_CHARS),
+            caption: Some("é".repeat(CAPTION_MAX_CHARS)),
+            payload: Some("x".repeat(PAYLOAD_MAX_BYTES)),
+            attachments: Some("x".repeat(8_000)),
+        };
+        let padded = largest.to_bytes();
+        assert!(
+            padded.len() + 1_024 < crate::e2ee::MAX_APPLICATION_BYTES,
+            "{}",
+            padded.len()
+        );
+        assert_eq!(SealedContent::from_bytes(&padded), Some(largest));
     }
 
     #[test]

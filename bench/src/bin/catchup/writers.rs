@@ -23,6 +23,8 @@ const WRITER_DEVICE: &str = "writer";
 
 /// The writers: one connection and one device each.
 pub struct Writers {
+    /// The server's WebSocket URL (the reader's device registers on a connection of its own).
+    url: String,
     clients: Vec<Client>,
     devices: Vec<Device>,
     rng: Rng,
@@ -52,6 +54,7 @@ impl Writers {
             devices.push(Device::new(&name, 1));
         }
         Ok(Writers {
+            url: server.ws_url(),
             clients,
             devices,
             rng: Rng(0x9E37_79B9_7F4A_7C15),
@@ -105,6 +108,16 @@ impl Writers {
                 .collect();
             let (mut group, changes) =
                 SealedGroup::make(&tenant(), &doc, &who, &mut self.devices[0], now_ms())?;
+            // Every device registers in the directory first (the Delivery Service takes only
+            // registered devices): the writers on their connections, the reader on one of
+            // its own.
+            for (i, client) in self.clients.iter_mut().enumerate() {
+                registered(client.request(&group.registration(i)?).await?)?;
+            }
+            let token = token(TENANT, READER, false, 3600);
+            let mut reader = Client::connect_device(&self.url, &token, READER_DEVICE).await?;
+            registered(reader.request(&group.registration(who.len() - 1)?).await?)?;
+            reader.close().await;
             for change in changes {
                 expect_acks(self.clients[0].submit(&doc, &[change]).await?)?;
             }
@@ -205,5 +218,13 @@ fn expect_acks(answers: Vec<Answer>) -> Result<()> {
     match answers.iter().find(|a| !matches!(a, Answer::Ack { .. })) {
         Some(other) => bail!("a writer's change was not accepted: {other:?}"),
         None => Ok(()),
+    }
+}
+
+/// The directory's answer to a registering upload.
+fn registered(answer: confab_core::protocol::ServerFrame) -> Result<()> {
+    match answer {
+        confab_core::protocol::ServerFrame::KeyPackagesStored { .. } => Ok(()),
+        other => bail!("registering a device: {other:?}"),
     }
 }

@@ -998,7 +998,7 @@ async fn drive(server: &mut TestServer, p: &Params, ticks: f64) -> Result<RunRes
     let mut group = match p.mode {
         Mode::Sealed => Some(
             sealed::make_group(
-                &mut sockets[0],
+                &mut sockets,
                 &tenant,
                 &conv_doc,
                 &accounts,

@@ -8,21 +8,23 @@
 //! and stores it, without decrypting. Compared with `burst` of the same backend and client
 //! count in the same sitting: target ≥ 80% of its msg/s.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use confab_bench::sealed::SealedGroup;
 use confab_core::ids::{DocId, TenantId};
+use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_testkit::Device;
 
-use super::{median, submit_acked, RunResult, Ws, HELLO_DEVICE};
+use super::{median, recv_frame, send_frame, submit_acked, RunResult, Ws, HELLO_DEVICE};
 
 /// Sealed burst msg/s over plaintext burst msg/s, at least.
 const TARGET_RATIO: f64 = 0.8;
 
-/// Makes the MLS group of the encrypted `conv_doc` (its creation accepted) of `accounts`, the
-/// first of which (`owner`, on `ws`) makes it and submits both its changes; every device is
-/// at epoch 1 when this returns.
+/// Makes the MLS group of the encrypted `conv_doc` (its creation accepted) of `accounts`
+/// (one socket each, in order): every device registers in the directory on its socket, then
+/// the first (`owner`) makes the group and submits both its changes; every device is at
+/// epoch 1 when this returns.
 pub async fn make_group(
-    ws: &mut Ws,
+    sockets: &mut [Ws],
     tenant: &TenantId,
     conv_doc: &DocId,
     accounts: &[String],
@@ -34,11 +36,27 @@ pub async fn make_group(
         .map(|a| (a.as_str(), HELLO_DEVICE))
         .collect();
     let (mut group, changes) = SealedGroup::make(tenant, conv_doc, &members, owner, now)?;
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        register(ws, group.registration(i)?).await?;
+    }
+    let ws = sockets.first_mut().context("a group needs a member")?;
     for (change, what) in changes.into_iter().zip(["the MLS group", "the MLS commit"]) {
         submit_acked(ws, conv_doc, &change, what).await?;
     }
     group.confirm()?;
     Ok(group)
+}
+
+/// Sends a device's registering upload and waits for the directory's answer.
+async fn register(ws: &mut Ws, upload: ClientFrame) -> Result<()> {
+    send_frame(ws, &upload).await?;
+    loop {
+        match recv_frame(ws).await? {
+            ServerFrame::KeyPackagesStored { .. } => return Ok(()),
+            ServerFrame::Error { code, message, .. } => bail!("registering: {code}: {message}"),
+            _ => {}
+        }
+    }
 }
 
 /// Per backend and client count with both modes: sealed / plaintext burst (medians).
