@@ -291,6 +291,32 @@ impl Wire {
                     .inbox
                     .push(ServerFrame::KeyPackagesStored { id, held });
             }
+            ClientFrame::ListDevices { id, account } => {
+                // The hub's directory: every registered device of the account, removed apart.
+                let entries = self.hub.directory_of(&tenant(), &[acc(&account)]);
+                let devices = entries
+                    .iter()
+                    .filter(|e| !e.removed)
+                    .map(|e| confab_core::protocol::DeviceEntry {
+                        device: e.device.device.to_string(),
+                        signature_key: ByteBuf::from(e.signature_key.clone()),
+                        registered_at: None,
+                        last_seen_at: None,
+                        key_packages: None,
+                    })
+                    .collect();
+                let removed = entries
+                    .iter()
+                    .filter(|e| e.removed)
+                    .map(|e| e.device.device.to_string())
+                    .collect();
+                peers[i].inbox.push(ServerFrame::Devices {
+                    id,
+                    account,
+                    devices,
+                    removed,
+                });
+            }
             ClientFrame::ClaimKeyPackages { id, accounts } => {
                 let mut devices = Vec::new();
                 for account in accounts {

@@ -199,6 +199,32 @@ impl ConfabClient {
         )
     }
 
+    /// The devices in an encrypted conversation's group as this device's own MLS state holds
+    /// them (never the server's list), each `tenant/account/device`; `undefined` when this
+    /// device is not in the group.
+    #[wasm_bindgen(js_name = groupDevices)]
+    pub fn group_devices(&self, conv: &str) -> std::result::Result<Option<Vec<String>>, JsValue> {
+        let conv = conv_id(conv)?;
+        Ok(self
+            .rt
+            .read(None, |e| e.group_devices(&conv))
+            .map(|devices| devices.iter().map(ToString::to_string).collect()))
+    }
+
+    /// The safety number of this account and `peer` in an encrypted conversation: 60 digits
+    /// over both accounts' device signature keys in its group, the same on both people's
+    /// devices, which they compare out loud; any device added, removed or re-keyed changes
+    /// it. `undefined` when this device or `peer` has no device in the group.
+    #[wasm_bindgen(js_name = safetyNumber)]
+    pub fn safety_number(
+        &self,
+        conv: &str,
+        peer: &str,
+    ) -> std::result::Result<Option<String>, JsValue> {
+        let (conv, peer) = (conv_id(conv)?, account_id(peer)?);
+        Ok(self.rt.read(None, |e| e.safety_number(&conv, &peer)))
+    }
+
     /// Asks the server for this account's devices again (offline: on the next connection).
     #[wasm_bindgen(js_name = refreshDevices)]
     pub fn refresh_devices(&self) -> std::result::Result<(), JsValue> {

@@ -5,7 +5,8 @@
 // conversation opened with the lock toggle is the pair's encrypted one, read both ways, and a
 // message of it is not forwarded into a plain conversation (the refusal in words). The devices
 // panel lists the account's devices: a second browser signed in as the same user is a second
-// device, and each page marks its own.
+// device, and each page marks its own. Two members see the same safety number in the members
+// panel.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
@@ -75,11 +76,24 @@ test("an encrypted group: lock, sealed messages read by members, history before 
   await bothRead(alice, bob, conv, "sealed before carol", "bob answers");
   await shot(bob, "read");
 
-  // Carol is added: her device joins from its Welcome and reads from then on.
+  // The safety number alice and bob compare out loud: the same digits on both pages.
+  const safety = (page, peer) =>
+    until(page, `the safety number with ${peer}`, (p) => p.locator(`.safety[data-safety="${peer}"]`).textContent(), (text) => /\d{5}$/.test(text));
+  await bob.click("button[data-action=members]");
+  const onBobs = await safety(bob, "alice");
+  await closePanel(bob);
   await alice.click("button[data-action=members]");
+  const onAlices = await safety(alice, "bob");
+  assert.match(onAlices, /^🔑 (\d{5} ){11}\d{5}$/);
+  assert.equal(onAlices, onBobs, "alice and bob see the same safety number");
+  await shot(alice, "safety number");
+
+  // Carol is added: her device joins from its Welcome and reads from then on.
   await alice.selectOption("#add-member-account", "carol");
   await alice.click("button[data-action=add]");
   await alice.waitForSelector('.member[data-account="carol"]', { timeout: WAIT_MS });
+  // Only alice's and bob's devices make their number: carol's joining leaves it.
+  assert.equal(await safety(alice, "bob"), onAlices);
   await closePanel(alice);
   await openConversation(carol, conv);
   await say(alice, "welcome carol");

@@ -54,6 +54,28 @@ impl ClientEngine {
         self.mls.as_ref()?.device.members(&group).ok()
     }
 
+    /// The safety number of this account and `peer` in `conv`'s group: 60 digits over the
+    /// signature keys of both accounts' devices in that group, as this device's own MLS state
+    /// holds them (`e2ee::safety_number`), so both people's devices show the same digits and
+    /// any device added, removed or re-keyed changes them (docs/E2EE.md, "Safety numbers").
+    /// `None` when this device is not in the group or `peer` has no device in it.
+    pub fn safety_number(&self, conv: &ConvId, peer: &crate::ids::AccountId) -> Option<String> {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let leaves = self.mls.as_ref()?.device.leaves(&group).ok()?;
+        let of = |account: &crate::ids::AccountId| -> Vec<(&DeviceIdentity, &[u8])> {
+            leaves
+                .iter()
+                .filter(|l| &l.device.account == account)
+                .map(|l| (&l.device, l.signature_key.as_slice()))
+                .collect()
+        };
+        let (mine, theirs) = (of(&self.config.account), of(peer));
+        if theirs.is_empty() || peer == &self.config.account {
+            return None;
+        }
+        Some(e2ee::safety_number(&mine, &theirs))
+    }
+
     /// Asks the directory for the account's devices again (online; otherwise on the next
     /// connection). `Event::Devices` tells when the answer is in.
     pub fn refresh_devices(&mut self) {

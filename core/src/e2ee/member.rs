@@ -266,6 +266,22 @@ impl Device {
             .collect()
     }
 
+    /// The devices of a group with their signature keys, as this device's tree holds them.
+    pub fn leaves(&self, group_id: &[u8]) -> Result<Vec<super::Leaf>, E2eeError> {
+        let group = self.groups.get(group_id).ok_or(E2eeError::UnknownGroup)?;
+        group
+            .members()
+            .map(|m| {
+                let device = DeviceIdentity::from_credential(&m.credential)
+                    .ok_or(E2eeError::BadCredential)?;
+                Ok(super::Leaf {
+                    device,
+                    signature_key: m.signature_key,
+                })
+            })
+            .collect()
+    }
+
     /// The signature key of every device in this device's groups, as their trees hold them:
     /// what it knows of other devices' keys, to check a key the server hands it against.
     pub fn known_keys(&self) -> std::collections::HashMap<DeviceIdentity, Vec<u8>> {

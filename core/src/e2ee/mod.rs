@@ -4,6 +4,7 @@
 //!
 //! - [`member`]: one device's side: its signature key, key packages, groups, commits, and the
 //!   encryption and decryption of application messages.
+//! - [`safety`]: safety numbers, two accounts' device keys as digits people compare.
 //! - [`file`]: attachments of encrypted conversations, sealed with AES-256-GCM on the device.
 //! - `crypto`: openmls's crypto provider, for the one ciphersuite in use.
 //! - [`directory`]: what the server's directory of devices says of a leaf (registered, its
@@ -22,6 +23,7 @@ pub mod ds;
 pub mod file;
 pub mod identity;
 pub mod member;
+pub mod safety;
 mod snapshot;
 mod store;
 
@@ -33,6 +35,7 @@ pub use identity::DeviceIdentity;
 pub use member::{
     CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome, StateChange,
 };
+pub use safety::safety_number;
 
 /// The MLS group id of a conversation: its `conv` document's id, so a group can never be
 /// offered for another conversation.

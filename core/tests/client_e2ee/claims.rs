@@ -85,3 +85,42 @@ fn a_package_of_a_known_device_under_another_key_is_not_added() {
         wire.rejects
     );
 }
+
+#[test]
+fn a_safety_number_is_the_same_on_both_sides_and_moves_with_the_devices() {
+    let mut wire = Wire::new();
+    let mut peers = group_of(&mut wire, &["alice", "bob", "carol"]);
+    let secret = conv("secret");
+    let (alice, bob) = (acc("alice"), acc("bob"));
+    let seen_by_alice = peers[0].engine.safety_number(&secret, &bob).unwrap();
+    let seen_by_bob = peers[1].engine.safety_number(&secret, &alice).unwrap();
+    assert_eq!(seen_by_alice, seen_by_bob);
+    assert_eq!(seen_by_alice.len(), 60);
+    // Carol is in no group yet; nobody has a number with oneself.
+    assert_eq!(peers[0].engine.safety_number(&secret, &acc("carol")), None);
+    assert_eq!(peers[0].engine.safety_number(&secret, &alice), None);
+    // A second device of bob's joins the group: both sides' numbers move, alike.
+    let mut tablet = Peer::device(config("bob"), "tablet");
+    wire.connect(std::slice::from_mut(&mut tablet), 0);
+    peers.push(tablet);
+    let last = peers.len() - 1;
+    wire.connect(&mut peers, last);
+    let id = wire.intent(&mut peers, 0, add("carol"));
+    assert_eq!(peers[0].engine.status(id), None);
+    peers[1].engine.refresh_devices();
+    wire.pump(&mut peers);
+    let tablet = DeviceIdentity::new(tenant(), bob.clone(), DeviceId::new("tablet").unwrap());
+    assert!(
+        devices(&peers[0], "secret").contains(&tablet),
+        "bob's phone added it"
+    );
+    let now_alice = peers[0].engine.safety_number(&secret, &bob).unwrap();
+    assert_ne!(
+        now_alice, seen_by_alice,
+        "a new device of bob's moves the number"
+    );
+    assert_eq!(
+        now_alice,
+        peers[1].engine.safety_number(&secret, &alice).unwrap()
+    );
+}

@@ -21,7 +21,9 @@ export function renderMembers(el, session, convId) {
   // Rebuilt only when the conversation or a presence changed: a message arriving keeps the
   // open <select>.
   const states = [...heard.values()].map((p) => [p.account, p.state]);
-  remountIf(el, JSON.stringify([convId, conv.members, conv.settings, conv.lifecycle, conv.kind, states]), () =>
+  // The key version moves with every commit of an encrypted group: safety numbers follow.
+  const keys = conv.encryption.enabled ? conv.encryption.keyVersion : null;
+  remountIf(el, JSON.stringify([convId, conv.members, conv.settings, conv.lifecycle, conv.kind, states, keys]), () =>
     build(el, session, convId, conv, heard),
   );
 }
@@ -85,6 +87,22 @@ function build(el, session, convId, conv, heard) {
               }),
             ];
     const denied = controls.filter((b) => b?.disabled).map((b) => b.title);
+    // In an encrypted conversation: the safety number both people compare out loud, from
+    // the keys of both accounts' devices in its group as this device holds them.
+    const digits = conv.encryption.enabled && !me && m.status === "active" ? client.safetyNumber(convId, m.account) : undefined;
+    const safety =
+      conv.encryption.enabled &&
+      !me &&
+      m.status === "active" &&
+      h(
+        "div",
+        {
+          class: "safety",
+          dataset: { safety: m.account },
+          title: "Compare with them: the same digits on both sides mean no other device reads along",
+        },
+        digits ? `🔑 ${digits.match(/.{5}/g).join(" ")}` : "🔑 no device of theirs in the group yet",
+      );
     return h(
       "div",
       {
@@ -98,6 +116,7 @@ function build(el, session, convId, conv, heard) {
       h("span", { class: "tag" }, m.role),
       m.status === "requested" && h("span", { class: "tag" }, "asks to join"),
       m.status !== "active" && m.status !== "requested" && h("span", { class: "tag closed" }, m.status),
+      safety,
       controls.length > 0 &&
         h(
           "div",
