@@ -198,6 +198,13 @@ impl Hub {
                 Step::Need(Need::Devices(accounts)) => {
                     sub.answer_devices(self.directory_of(id.tenant(), &accounts));
                 }
+                Step::Need(Need::Encrypted(convs)) => {
+                    let encrypted = convs
+                        .into_iter()
+                        .filter(|c| self.conversation(c).is_some_and(Conversation::encrypted))
+                        .collect();
+                    sub.answer_encrypted(encrypted);
+                }
             }
         };
         let mut follow_up = Vec::new();

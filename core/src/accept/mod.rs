@@ -138,6 +138,51 @@ pub(crate) struct Pending {
     group_step: Option<mls::GroupStep>,
 }
 
+impl Pending {
+    /// What the host must answer before this change is decided, if not answered yet.
+    fn to_ask(&self, sub: &Submission<'_>) -> Option<Need> {
+        if let Some(step) = &self.group_step {
+            let accounts = step.directory_accounts();
+            if !accounts.is_empty() && sub.directory.is_none() {
+                return Some(Need::Devices(accounts));
+            }
+        }
+        match self.private_text() {
+            Some(convs) if sub.encrypted.is_none() => Some(Need::Encrypted(convs.to_vec())),
+            _ => None,
+        }
+    }
+
+    /// The conversations whose text the change stores in the clear in a private document.
+    fn private_text(&self) -> Option<&[ConvId]> {
+        self.accepted.effects.iter().find_map(|e| match e {
+            Effect::PrivateText { convs } => Some(convs.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// The refusal the answers call for: a leaf the directory does not bind, plaintext kept
+    /// for an encrypted conversation.
+    fn refusal(&self, sub: &Submission<'_>) -> Option<Rejection> {
+        let hash = Some(self.accepted.hash);
+        if let (Some(step), Some(directory)) = (&self.group_step, sub.directory.as_ref()) {
+            if let Err(r) = step.check_directory(directory) {
+                return Some(Rejection::new(hash, RejectCode::from(&r), r.to_string()));
+            }
+        }
+        let encrypted = sub.encrypted.as_deref().unwrap_or_default();
+        let conv = self
+            .private_text()?
+            .iter()
+            .find(|c| encrypted.contains(c))?;
+        Some(Rejection::new(
+            hash,
+            RejectCode::Policy(DenyCode::PlaintextInEncrypted),
+            format!("{conv} is end-to-end encrypted: its drafts and scheduled messages are not kept on the server in the clear"),
+        ))
+    }
+}
+
 /// What deciding a change came to before the directory is asked.
 enum Decided {
     /// Allowed so far, with what it does to the group.
@@ -308,30 +353,19 @@ impl Acceptor {
                 Decided::Answer(step) => return Ok(step),
             },
         };
+        // What only other parts of the server know, asked once the rest of the change is
+        // decided: the directory's devices, whether conversations are encrypted.
+        if let Some(need) = pending.to_ask(sub) {
+            sub.pending = Some(pending);
+            return Ok(Step::Need(need));
+        }
+        if let Some(rejection) = pending.refusal(sub) {
+            return Ok(Step::Done(Decision::Rejected(rejection)));
+        }
         let Pending {
             accepted,
             group_step,
         } = *pending;
-        // What only the directory knows: asked once the rest of the change is decided.
-        if let Some(step) = &group_step {
-            let accounts = step.directory_accounts();
-            if !accounts.is_empty() {
-                let Some(directory) = sub.directory.as_ref() else {
-                    sub.pending = Some(Box::new(Pending {
-                        accepted,
-                        group_step,
-                    }));
-                    return Ok(Step::Need(Need::Devices(accounts)));
-                };
-                if let Err(r) = step.check_directory(directory) {
-                    return Ok(Step::Done(Decision::Rejected(Rejection::new(
-                        Some(accepted.hash),
-                        RejectCode::from(&r),
-                        r.to_string(),
-                    ))));
-                }
-            }
-        }
         let validate::Accepted {
             hash,
             change,

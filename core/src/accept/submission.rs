@@ -43,6 +43,10 @@ pub enum Need {
     /// [`Submission::answer_devices`]. Asked once per such change, after the rest of it was
     /// decided.
     Devices(Vec<AccountId>),
+    /// Which of these conversations of the unit's tenant are end-to-end encrypted: the change
+    /// stores their drafts or scheduled messages in the clear in the author's private
+    /// document. Answer with [`Submission::answer_encrypted`].
+    Encrypted(Vec<ConvId>),
 }
 
 /// The acceptor's answer to [`super::Acceptor::step`].
@@ -123,6 +127,8 @@ pub struct Submission<'a> {
     pub(super) pending: Option<Box<super::Pending>>,
     /// The answer to [`Need::Devices`].
     pub(super) directory: Option<crate::e2ee::Directory>,
+    /// The answer to [`Need::Encrypted`]: those of the conversations asked that are.
+    pub(super) encrypted: Option<Vec<ConvId>>,
 }
 
 impl<'a> Submission<'a> {
@@ -166,6 +172,7 @@ impl<'a> Submission<'a> {
             seq: None,
             pending: None,
             directory: None,
+            encrypted: None,
         }
     }
 
@@ -207,6 +214,12 @@ impl<'a> Submission<'a> {
     /// asked (others are ignored).
     pub fn answer_devices(&mut self, entries: Vec<crate::e2ee::DirectoryEntry>) {
         self.directory = Some(crate::e2ee::Directory::new(entries));
+    }
+
+    /// The answer to [`Need::Encrypted`]: the conversations asked that are end-to-end
+    /// encrypted (a conversation the host does not know is not).
+    pub fn answer_encrypted(&mut self, encrypted: Vec<ConvId>) {
+        self.encrypted = Some(encrypted);
     }
 
     /// The answer to [`Need::SeqOf`].

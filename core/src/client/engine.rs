@@ -470,6 +470,22 @@ impl ClientEngine {
                     .map_err(|code| self.refused_here(intent, code))?;
             }
         }
+        // The server refuses the same (another unit's answer there): nothing of an
+        // encrypted conversation is kept in the clear in the private document.
+        if let Some(conv) = self
+            .private_text_conv(intent)
+            .filter(|c| self.is_encrypted(c))
+        {
+            let code = crate::policy::DenyCode::PlaintextInEncrypted.as_str();
+            return Err(ClientError::Denied {
+                reason: self.explain(intent, code),
+                code: code.to_owned(),
+                detail: format!(
+                    "{conv} is end-to-end encrypted: its drafts and scheduled messages are \
+                     not kept on the server in the clear"
+                ),
+            });
+        }
         // A message into an encrypted conversation is checked as it will be written: sealed.
         let sealed = self.as_sealed(intent);
         let checked = sealed.as_ref().unwrap_or(intent);
@@ -483,6 +499,27 @@ impl ClientEngine {
                     detail: d.reason,
                 }
             })
+    }
+
+    /// The conversation whose text an intent keeps in the private document in the clear: a
+    /// draft, a scheduled message, a scheduled message's new body.
+    fn private_text_conv(&self, intent: &Intent) -> Option<ConvId> {
+        match intent {
+            Intent::SetDraft {
+                conv,
+                text: Some(_),
+            }
+            | Intent::Schedule { conv, .. } => Some(conv.clone()),
+            Intent::EditScheduled {
+                id, body: Some(_), ..
+            } => self
+                .private_data()
+                .scheduled
+                .into_iter()
+                .find(|(entry, _)| entry == id)
+                .map(|(_, s)| s.conv),
+            _ => None,
+        }
     }
 
     /// Writes intent `id` into `target` (loaded fresh if need be): its change.

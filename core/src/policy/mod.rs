@@ -130,7 +130,7 @@ deny_codes! {
     MlsGroupExists = "mls_group_exists": "the conversation's MLS group was made already",
     MlsNoGroup = "mls_no_group": "the conversation's MLS group has not been made yet",
     MlsCommitRequired = "mls_commit_required": "removing or banning a member of an encrypted conversation carries the commit that removes their devices",
-    PlaintextInEncrypted = "plaintext_in_encrypted": "an encrypted conversation's messages carry their content sealed, never in the clear",
+    PlaintextInEncrypted = "plaintext_in_encrypted": "an encrypted conversation's messages carry their content sealed, never in the clear, and its drafts and scheduled messages are not kept in the clear",
     NotParentMember = "not_parent_member": "a thread is open only to active members of its parent conversation",
     ParentMessageMissing = "parent_message_missing": "a thread hangs on a message of its parent that exists and is not deleted",
     OwnerOnly = "owner_only": "only the owner transfers ownership",
@@ -303,6 +303,13 @@ pub enum Effect {
     WriteOwnDoc {
         owner: AccountId,
     },
+    /// A write to the private document that stores text in the clear for these
+    /// conversations: a draft, or a scheduled message's conversation or body. The acceptor
+    /// refuses it for an encrypted one (`plaintext_in_encrypted`), which it asks the host
+    /// about: the conversation is another unit's.
+    PrivateText {
+        convs: Vec<crate::ids::ConvId>,
+    },
     /// An encrypted conversation's MLS group made by a member's device (`conv/mls`): the
     /// group info and ratchet tree at epoch 0.
     MlsInit {
@@ -379,6 +386,8 @@ pub fn check(ctx: &Context<'_>, author: &Author, effect: &Effect) -> Decision {
                 )
             }
         }
+        // Whether a conversation is encrypted is the acceptor's to ask (another unit's).
+        Effect::PrivateText { .. } => Ok(()),
         Effect::CreateConversation(after) => conv::check_create(ctx, author, after),
         Effect::PostMessage(_)
         | Effect::EditBody(_)

@@ -133,9 +133,14 @@ pub(super) fn effects(
                 private_op(op)?;
             }
             pending_schedules(doc, ops)?;
-            Ok(vec![Effect::WriteOwnDoc {
+            let mut effects = vec![Effect::WriteOwnDoc {
                 owner: owner.clone(),
-            }])
+            }];
+            let convs = private_text(doc, ops);
+            if !convs.is_empty() {
+                effects.push(Effect::PrivateText { convs });
+            }
+            Ok(effects)
         }
     }
 }
@@ -1276,6 +1281,46 @@ fn pending_schedules(doc: &AcceptedDoc, ops: &[PathOp]) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// The conversations a private document's change stores text in the clear for: a draft put,
+/// a scheduled message's conversation put, or its body put (its conversation read from the
+/// entry, or from this change when it makes the entry).
+fn private_text(doc: &AcceptedDoc, ops: &[PathOp]) -> Vec<ConvId> {
+    let conv_of_entry = |id: &str| -> Option<ConvId> {
+        let written = ops
+            .iter()
+            .find_map(|op| match (op.path.as_slice(), &op.action) {
+                ([top, entry, field], Action::Put(ScalarValue::Str(s)))
+                    if top == SCHEDULED && entry == id && field == CONV =>
+                {
+                    ConvId::new(s.as_str()).ok()
+                }
+                _ => None,
+            });
+        written.or_else(|| {
+            let scheduled = read::get_map(doc.doc(), &automerge::ROOT, SCHEDULED)?;
+            let entry = read::get_map(doc.doc(), &scheduled, id)?;
+            ConvId::new(read::get_str(doc.doc(), &entry, CONV)?).ok()
+        })
+    };
+    let mut convs = BTreeSet::new();
+    for op in ops {
+        let conv = match (op.path.as_slice(), &op.action) {
+            ([top, conv], Action::Put(ScalarValue::Str(_))) if top == DRAFTS => {
+                ConvId::new(conv.as_str()).ok()
+            }
+            ([top, id, field], Action::Put(_)) if top == SCHEDULED && field == CONV => {
+                conv_of_entry(id)
+            }
+            ([top, id, field], Action::Put(_)) if top == SCHEDULED && field == BODY => {
+                conv_of_entry(id)
+            }
+            _ => None,
+        };
+        convs.extend(conv);
+    }
+    convs.into_iter().collect()
 }
 
 fn private_op(op: &PathOp) -> Result<(), Failure> {

@@ -210,3 +210,49 @@ fn an_accepted_sealed_edit_keeps_no_earlier_text_on_the_authors_device() {
     assert!(contains(&opened, b"final words"));
     assert!(!contains(&opened, b"zebra"), "the replaced text is gone");
 }
+
+/// A draft or a scheduled message of an encrypted conversation would sit in the clear in the
+/// account's private document on the server: the engine refuses it before anything is
+/// written (the server refuses it too, `plaintext_in_encrypted`); in the clear it is kept.
+#[test]
+fn a_draft_or_schedule_of_an_encrypted_conversation_is_refused_before_it_is_written() {
+    let mut wire = Wire::new();
+    let mut peers = group_of(&mut wire, &["alice", "bob"]);
+    another_group(&mut wire, &mut peers, "open", false);
+    let private = DocId::private(&tenant(), &acc("alice"));
+    peers[0].engine.open(&private).unwrap();
+    wire.pump(&mut peers);
+    let before = stored_bytes(&peers[0]);
+    let refused =
+        |peers: &mut [Peer], intent: Intent| match peers[0].engine.intent(intent, wire.now) {
+            Err(ClientError::Denied { code, .. }) => code,
+            other => panic!("not refused: {other:?}"),
+        };
+    let draft = Intent::SetDraft {
+        conv: conv("secret"),
+        text: Some("the launch code".into()),
+    };
+    assert_eq!(refused(&mut peers, draft), "plaintext_in_encrypted");
+    let schedule = Intent::Schedule {
+        id: MessageId::new("s1").unwrap(),
+        conv: conv("secret"),
+        body: "the launch code".into(),
+        at: wire.now + 3_600_000,
+    };
+    assert_eq!(refused(&mut peers, schedule), "plaintext_in_encrypted");
+    wire.pump(&mut peers);
+    assert_eq!(stored_bytes(&peers[0]), before, "nothing was stored");
+    assert!(wire
+        .hub
+        .doc(&private)
+        .is_none_or(|d| !contains(&d.doc().save(), b"launch code")));
+
+    // A conversation in the clear keeps its draft.
+    let draft = Intent::SetDraft {
+        conv: conv("open"),
+        text: Some("see you".into()),
+    };
+    let id = wire.intent(&mut peers, 0, draft);
+    assert_eq!(peers[0].engine.status(id), None);
+    assert_eq!(peers[0].engine.draft(&conv("open")), Some("see you".into()));
+}

@@ -46,6 +46,9 @@ enum UnitError {
     /// A thread's parent could not be asked (its unit did not answer in time, or failed).
     #[error("the thread's parent: {0}")]
     Parent(String),
+    /// Another conversation's unit did not answer in time whether it is encrypted.
+    #[error("{0} did not answer in time")]
+    Unanswered(String),
 }
 
 struct Pending {
@@ -540,6 +543,20 @@ impl Unit {
                             })
                             .await?;
                     sub.answer_devices(entries);
+                }
+                Step::Need(Need::Encrypted(convs)) => {
+                    let mut encrypted = Vec::new();
+                    for conv in convs {
+                        let lookup = self.engine.conversation(sub.doc().tenant(), &conv);
+                        // Another unit's: a cycle of units waiting on each other ends here.
+                        let found = tokio::time::timeout(PARENT_TIMEOUT, lookup)
+                            .await
+                            .map_err(|_| UnitError::Unanswered(conv.to_string()))?;
+                        if found.is_some_and(|c| c.encrypted()) {
+                            encrypted.push(conv);
+                        }
+                    }
+                    sub.answer_encrypted(encrypted);
                 }
                 Step::Need(Need::SeqOf(hash)) => {
                     let (doc, hash_bytes) = (sub.doc().clone(), hash.0);

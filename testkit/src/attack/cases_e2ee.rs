@@ -484,3 +484,42 @@ pub async fn new_group_of_an_unregistered_device_mls_unknown_device(lab: &mut im
     let change = init_by(&mut grace, &mut own);
     lab.accept(&mut grace, &cd, change).await;
 }
+
+/// A draft, and a scheduled message, of an encrypted conversation written in the clear into
+/// the account's private document: the server would hold what the group seals. Refused
+/// `plaintext_in_encrypted`; the same draft for a conversation in the clear is accepted.
+pub async fn plaintext_draft_or_schedule_of_an_encrypted_conversation_plaintext_in_encrypted(
+    lab: &mut impl Lab,
+) {
+    use confab_core::automerge::transaction::Transactable;
+    use confab_core::automerge::ObjType;
+    use confab_core::doc::schema::keys::{AT, BODY, CONV, SCHEDULED};
+    let mut f = encrypted(lab, "e14").await;
+    let now = lab.now();
+    let pd = DocId::private(&tenant(), &acc("alice"));
+    // Earlier cases may have written there with this actor.
+    lab.pull(&mut f.alice, &pd).await;
+    let draft_of = |dev: &mut Device, conv: &ConvId| {
+        dev.clone()
+            .write(&pd, |d, tag| {
+                write::set_draft(d, tag, now, conv, Some("psst"))
+            })
+            .expect("a draft writes")
+    };
+    let draft = draft_of(&mut f.alice, &f.conv);
+    lab.reject(&f.alice, &pd, draft, "plaintext_in_encrypted")
+        .await;
+    let scheduled = raw(&mut f.alice, &pd, |tx| {
+        let map = crate::craft::obj(&*tx, &[SCHEDULED]);
+        let entry = tx.put_object(&map, "s-e14", ObjType::Map).expect("entry");
+        tx.put(&entry, CONV, f.conv.as_str()).expect("conv");
+        tx.put(&entry, BODY, "later").expect("body");
+        tx.put(&entry, AT, now + 3_600_000).expect("at");
+    });
+    lab.reject(&f.alice, &pd, scheduled, "plaintext_in_encrypted")
+        .await;
+    let plain = create(lab, "e15", ConvKind::Group, &mut f.alice, &mut [], |_| {}).await;
+    lab.pull(&mut f.alice, &pd).await;
+    let draft = draft_of(&mut f.alice, &plain);
+    lab.accept(&mut f.alice, &pd, draft).await;
+}

@@ -421,6 +421,9 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_e2ee::commit_adding_an_unregistered_device_mls_unknown_device),
         case!(cases_e2ee::leaf_with_another_signature_key_mls_wrong_signature_key),
         case!(cases_e2ee::new_group_of_an_unregistered_device_mls_unknown_device),
+        case!(
+            cases_e2ee::plaintext_draft_or_schedule_of_an_encrypted_conversation_plaintext_in_encrypted
+        ),
     ]
 }
 
