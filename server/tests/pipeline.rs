@@ -562,9 +562,20 @@ impl Devices for GatedStore {
         &self,
         tenant: &TenantId,
         accounts: &[AccountId],
+        ordinary: &dyn confab_server::store::devices::Ordinary,
         at: i64,
     ) -> Result<Vec<confab_server::store::devices::Claimed>> {
-        self.inner.claim_key_packages(tenant, accounts, at).await
+        self.inner
+            .claim_key_packages(tenant, accounts, ordinary, at)
+            .await
+    }
+    async fn co_members(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        others: &[AccountId],
+    ) -> Result<Vec<AccountId>> {
+        self.inner.co_members(tenant, account, others).await
     }
     async fn devices_of(
         &self,

@@ -119,6 +119,7 @@ macro_rules! store_conformance {
             invite_links,
             stats_and_view_counts,
             mls_directory,
+            co_members_share_an_active_conversation,
             coalesced_feed_and_merged_deliveries,
             search_index_follows_rows,
             search_backlog_follows_rows,
@@ -1912,8 +1913,110 @@ pub async fn invite_links(env: Env) {
 /// The MLS directory: trust-on-first-use signature keys, all-or-nothing uploads, one package
 /// per device per claim, each ordinary one handed out once (also to concurrent claimers on
 /// two store instances), the last resort when nothing else is left, removal, tenants apart.
+/// Who shares a conversation with whom as active members (`Devices::co_members`, the rule
+/// of a claim's ordinary packages): other statuses, other conversations, other tenants and
+/// the account itself are not co-members, and the answer follows the projection.
+pub async fn co_members_share_an_active_conversation(env: Env) {
+    let s = &env.store;
+    let mut seqs = Seqs::default();
+    let mut setup = Vec::new();
+    for (t, c, members) in [
+        (
+            "t1",
+            "g1",
+            vec![("alice", "active"), ("bob", "active"), ("carol", "active")],
+        ),
+        ("t1", "g2", vec![("alice", "active"), ("dave", "left")]),
+        ("t1", "g3", vec![("alice", "removed"), ("erin", "active")]),
+        ("t1", "g4", vec![("frank", "active"), ("gina", "active")]),
+        (
+            "t1",
+            "g5",
+            vec![
+                ("alice", "active"),
+                ("hank", "banned"),
+                ("ivan", "requested"),
+            ],
+        ),
+        // Two conversations shared: one answer.
+        ("t1", "g6", vec![("alice", "active"), ("carol", "active")]),
+        ("t2", "g1", vec![("alice", "active"), ("zed", "active")]),
+    ] {
+        let doc = conv_doc(t, c);
+        let seq = seqs.next(&doc);
+        let mut p = vec![p_conv(conv_row(t, c, "group", Some(c), 100))];
+        for (who, status) in members {
+            p.push(p_member(t, c, who, "member", status));
+        }
+        setup.push(with(change(&doc, seq, "alice"), p));
+    }
+    s.commit(&setup).await.expect("setup");
+    let co = |t: &'static str, who: &'static str, others: &'static [&'static str]| {
+        let s = s.clone();
+        async move {
+            let others: Vec<AccountId> = others.iter().map(|a| account(a)).collect();
+            s.co_members(&tenant(t), &account(who), &others)
+                .await
+                .expect("co-members")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        }
+    };
+    let everyone: &'static [&'static str] = &[
+        "zed", "ivan", "hank", "gina", "frank", "erin", "dave", "carol", "bob", "alice", "nobody",
+        "carol",
+    ];
+    assert_eq!(co("t1", "alice", everyone).await, ["bob", "carol"]);
+    assert_eq!(co("t1", "bob", everyone).await, ["alice", "carol"]);
+    assert!(co("t1", "dave", everyone).await.is_empty(), "dave left");
+    assert!(
+        co("t1", "erin", &["alice"]).await.is_empty(),
+        "alice was removed"
+    );
+    assert_eq!(co("t1", "frank", everyone).await, ["gina"]);
+    assert!(
+        co("t1", "hank", everyone).await.is_empty(),
+        "hank is banned"
+    );
+    assert!(
+        co("t1", "ivan", everyone).await.is_empty(),
+        "ivan only asked"
+    );
+    assert!(co("t1", "alice", &[]).await.is_empty());
+    assert!(
+        co("t1", "alice", &["alice"]).await.is_empty(),
+        "not oneself"
+    );
+    assert_eq!(co("t2", "alice", everyone).await, ["zed"]);
+    assert!(co("t3", "alice", everyone).await.is_empty());
+
+    // The projection moves: bob removed from g1, dave back in g2, carol leaves g1 but stays
+    // in g6.
+    let mut changes = Vec::new();
+    for (c, who, status) in [
+        ("g1", "bob", "removed"),
+        ("g2", "dave", "active"),
+        ("g1", "carol", "left"),
+    ] {
+        let doc = conv_doc("t1", c);
+        let seq = seqs.next(&doc);
+        changes.push(with(
+            change(&doc, seq, "alice"),
+            vec![p_member("t1", c, who, "member", status)],
+        ));
+    }
+    s.commit(&changes).await.expect("changes");
+    assert_eq!(co("t1", "alice", everyone).await, ["carol", "dave"]);
+    assert!(
+        co("t1", "bob", everyone).await.is_empty(),
+        "bob was removed"
+    );
+    assert_eq!(co("t1", "dave", everyone).await, ["alice"]);
+}
+
 pub async fn mls_directory(env: Env) {
-    use super::devices::{NewKeyPackage, Upload, UploadRefused};
+    use super::devices::{NewKeyPackage, Unlimited, Upload, UploadRefused};
     use confab_core::e2ee::DeviceIdentity;
     use confab_core::ids::DeviceId;
     let s = &env.store;
@@ -1948,7 +2051,7 @@ pub async fn mls_directory(env: Env) {
         let s = s.clone();
         let accounts: Vec<AccountId> = accounts.into_iter().map(account).collect();
         async move {
-            s.claim_key_packages(&t, &accounts, at)
+            s.claim_key_packages(&t, &accounts, &Unlimited, at)
                 .await
                 .expect("claim")
                 .into_iter()
@@ -2165,6 +2268,95 @@ pub async fn mls_directory(env: Env) {
         .expect("directory")
         .is_empty());
 
+    // Where the caller allows no ordinary package, each device answers its last resort
+    // (or none) and holds what it held; where it allows them, it is asked once per device
+    // and given back what a device without one could not hand out.
+    struct Only {
+        account: Option<AccountId>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+    impl super::devices::Ordinary for Only {
+        fn take(&self, account: &AccountId) -> bool {
+            self.asked.lock().unwrap().push(format!("take {account}"));
+            self.account.as_ref() == Some(account)
+        }
+        fn give_back(&self, account: &AccountId) {
+            self.asked.lock().unwrap().push(format!("back {account}"));
+        }
+    }
+    let only = |who: Option<&str>| Only {
+        account: who.map(account),
+        asked: std::sync::Mutex::new(Vec::new()),
+    };
+    let (eve1, eve2) = (dev(&t1, "eve", "e1"), dev(&t1, "eve", "e2"));
+    assert_eq!(
+        upload(
+            eve1.clone(),
+            b"key-e1",
+            vec![kp("e1-1"), kp("e1-2")],
+            Some(kp("e1-last")),
+            34
+        )
+        .await,
+        Ok(2)
+    );
+    assert_eq!(
+        upload(eve2.clone(), b"key-e2", vec![kp("e2-1")], None, 34).await,
+        Ok(1)
+    );
+    type Answer = Vec<(String, Option<String>, bool)>;
+    async fn limited(s: &Arc<dyn Store>, t: &TenantId, ordinary: &Only, at: i64) -> Answer {
+        s.claim_key_packages(t, &[account("eve"), account("bob")], ordinary, at)
+            .await
+            .expect("claim")
+            .into_iter()
+            .map(|c| {
+                (
+                    format!("{}/{}", c.account, c.device),
+                    c.package.map(|p| String::from_utf8(p).unwrap()),
+                    c.last_resort,
+                )
+            })
+            .collect()
+    }
+    let stranger = only(None);
+    assert_eq!(
+        limited(s, &t1, &stranger, 35).await,
+        vec![
+            some("bob/laptop", "b-last", true),
+            some("eve/e1", "e1-last", true),
+            ("eve/e2".to_owned(), None, false),
+        ]
+    );
+    assert_eq!(
+        *stranger.asked.lock().unwrap(),
+        ["take bob", "take eve", "take eve"]
+    );
+    assert_eq!(s.key_packages_held(&eve1, 35).await.expect("held"), 2);
+    assert_eq!(s.key_packages_held(&eve2, 35).await.expect("held"), 1);
+    let known = only(Some("eve"));
+    assert_eq!(
+        limited(s, &t1, &known, 36).await,
+        vec![
+            some("bob/laptop", "b-last", true),
+            some("eve/e1", "e1-1", false),
+            some("eve/e2", "e2-1", false),
+        ]
+    );
+    assert_eq!(
+        limited(s, &t1, &known, 37).await,
+        vec![
+            some("bob/laptop", "b-last", true),
+            some("eve/e1", "e1-2", false),
+            ("eve/e2".to_owned(), None, false),
+        ]
+    );
+    assert_eq!(
+        *known.asked.lock().unwrap(),
+        ["take bob", "take eve", "take eve", "take bob", "take eve", "take eve", "back eve"]
+    );
+    assert_eq!(s.key_packages_held(&eve1, 37).await.expect("held"), 0);
+
     // Concurrent claimers on two instances: 5 packages, 12 claims; each package once.
     let other = env.second().await;
     let dora = dev(&t1, "dora", "phone");
@@ -2174,7 +2366,7 @@ pub async fn mls_directory(env: Env) {
         let store = if i % 2 == 0 { s.clone() } else { other.clone() };
         async move {
             store
-                .claim_key_packages(&tenant("t1"), &[account("dora")], 50)
+                .claim_key_packages(&tenant("t1"), &[account("dora")], &Unlimited, 50)
                 .await
                 .expect("claim")
         }

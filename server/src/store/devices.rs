@@ -13,6 +13,10 @@
 //! claim takes the oldest package no other transaction holds (`SKIP LOCKED`). An upload
 //! checks the claimed references after inserting its packages, so a package claimed while it
 //! is uploaded again is refused, not stored twice.
+//!
+//! Whose ordinary packages a claim may take is the caller's to say ([`Ordinary`], asked
+//! device by device); the others answer their last-resort package. `co_members` reads the
+//! `memberships` projection for the rule the connection applies (docs/E2EE.md, "Claim").
 
 use confab_core::e2ee::DeviceIdentity;
 use confab_core::ids::{AccountId, DeviceId};
@@ -65,6 +69,28 @@ pub struct Claimed {
     pub last_resort: bool,
 }
 
+/// Which devices of a claim may hand out an ordinary package (the others answer their
+/// last-resort package): asked once per device, in (account, device) order, before its
+/// ordinary package is looked for.
+pub trait Ordinary: Send + Sync {
+    /// Whether the next device of `account` may hand out an ordinary package; `true` counts
+    /// one against whatever limit the caller keeps.
+    fn take(&self, account: &AccountId) -> bool;
+    /// The device `take` allowed held no ordinary package: the one counted goes back.
+    fn give_back(&self, account: &AccountId);
+}
+
+/// Every device hands out its ordinary packages while it has any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unlimited;
+
+impl Ordinary for Unlimited {
+    fn take(&self, _: &AccountId) -> bool {
+        true
+    }
+    fn give_back(&self, _: &AccountId) {}
+}
+
 /// A registered device that is not removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRow {
@@ -106,7 +132,7 @@ macro_rules! queries {
 
         use crate::store::columns::{u64_of, Cols};
         use crate::store::devices::{
-            device_rows, Claimed, DeviceRow, NewKeyPackage, Upload, UploadRefused,
+            device_rows, Claimed, DeviceRow, NewKeyPackage, Ordinary, Upload, UploadRefused,
         };
         use crate::store::Result;
 
@@ -330,28 +356,68 @@ macro_rules! queries {
             Ok(out)
         }
 
-        /// One package of every registered device of `accounts`, in one transaction.
+        /// The accounts of `others` but `account` that share a conversation of `tenant`
+        /// with `account` in which both are active members, in one query, bytewise sorted.
+        pub(in crate::store) async fn co_members(
+            conn: &mut $conn,
+            tenant: &TenantId,
+            account: &AccountId,
+            others: &[AccountId],
+        ) -> Result<Vec<AccountId>> {
+            let rows = sqlx::query(&format!(
+                "SELECT DISTINCT o.account FROM memberships m JOIN memberships o \
+                 ON o.tenant = m.tenant AND o.conv = m.conv \
+                 WHERE m.tenant = $1 AND m.account = $3 AND m.status = 'active' \
+                 AND o.account {} AND o.account <> $3 AND o.status = 'active'",
+                $any
+            ))
+            .bind(tenant.as_str())
+            .bind($list(others))
+            .bind(account.as_str())
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut out = rows
+                .iter()
+                .map(|r| crate::store::columns::account(r.text("account")?))
+                .collect::<Result<Vec<_>>>()?;
+            // Bytewise order whatever the database's collation.
+            out.sort();
+            Ok(out)
+        }
+
+        /// One package of every registered device of `accounts`, in one transaction: an
+        /// ordinary one where `ordinary` allows it and the device has one, else its last
+        /// resort.
         pub(in crate::store) async fn claim(
             conn: &mut $conn,
             tenant: &TenantId,
             accounts: &[AccountId],
+            ordinary: &dyn Ordinary,
             at: i64,
         ) -> Result<Vec<Claimed>> {
             let mut tx = conn.begin_with($begin).await?;
             let devices = listed(&mut tx, tenant, accounts).await?;
             let mut out = Vec::with_capacity(devices.len());
             for d in devices {
-                let taken = sqlx::query(&format!(
-                    "DELETE FROM key_packages WHERE ref = (SELECT ref FROM key_packages \
-                     WHERE {DEVICE} AND NOT last_resort ORDER BY uploaded_at, ref LIMIT 1 {}) \
-                     RETURNING ref, bytes",
-                    $skip
-                ))
-                .bind(tenant.as_str())
-                .bind(d.account.as_str())
-                .bind(d.device.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+                let allowed = ordinary.take(&d.account);
+                let taken = if allowed {
+                    sqlx::query(&format!(
+                        "DELETE FROM key_packages WHERE ref = (SELECT ref FROM key_packages \
+                         WHERE {DEVICE} AND NOT last_resort ORDER BY uploaded_at, ref LIMIT 1 \
+                         {}) RETURNING ref, bytes",
+                        $skip
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(d.account.as_str())
+                    .bind(d.device.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                } else {
+                    None
+                };
+                if allowed && taken.is_none() {
+                    ordinary.give_back(&d.account);
+                }
                 let (package, last_resort) = match taken {
                     Some(row) => {
                         sqlx::query(

@@ -822,9 +822,22 @@ impl Devices for Guarded {
         &self,
         tenant: &TenantId,
         accounts: &[AccountId],
+        ordinary: &dyn super::devices::Ordinary,
         at: i64,
     ) -> Result<Vec<super::devices::Claimed>> {
-        self.run(self.inner.claim_key_packages(tenant, accounts, at))
+        self.run(
+            self.inner
+                .claim_key_packages(tenant, accounts, ordinary, at),
+        )
+        .await
+    }
+    async fn co_members(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        others: &[AccountId],
+    ) -> Result<Vec<AccountId>> {
+        self.run(self.inner.co_members(tenant, account, others))
             .await
     }
     async fn devices_of(

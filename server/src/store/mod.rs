@@ -738,14 +738,24 @@ pub trait Devices: Send + Sync {
         upload: &devices::Upload<'_>,
     ) -> Result<std::result::Result<u64, devices::UploadRefused>>;
     /// One package of every registered, not removed device of `accounts` in `tenant`, in
-    /// (account, device) order: the oldest ordinary one, deleted and never handed out
-    /// again; else the last-resort one, which stays; else none.
+    /// (account, device) order: where `ordinary` allows it, the oldest ordinary one,
+    /// deleted and never handed out again; else the last-resort one, which stays; else none.
     async fn claim_key_packages(
         &self,
         tenant: &TenantId,
         accounts: &[AccountId],
+        ordinary: &dyn devices::Ordinary,
         at: i64,
     ) -> Result<Vec<devices::Claimed>>;
+    /// The accounts of `others`, `account` aside, that share a conversation of `tenant` with
+    /// `account` in which both are active members (the `memberships` projection), in one
+    /// query, in bytewise order: whose ordinary key packages `account` may claim.
+    async fn co_members(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        others: &[AccountId],
+    ) -> Result<Vec<AccountId>>;
     /// The registered, not removed devices of `accounts` in `tenant`, in (account, device)
     /// order, in one query.
     async fn devices_of(

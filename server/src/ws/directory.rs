@@ -12,7 +12,7 @@ use serde_bytes::ByteBuf;
 
 use crate::clock::now_ms;
 use crate::state::AppState;
-use crate::store::devices::{NewKeyPackage, Upload, UploadRefused};
+use crate::store::devices::{NewKeyPackage, Unlimited, Upload, UploadRefused};
 use crate::store::StoreError;
 
 /// Work units a directory request costs: one, and one per key package (each is a signature
@@ -82,7 +82,7 @@ pub(super) async fn answer(
         } => upload(app, id, &device, packages, last_resort).await,
         Action::ClaimKeyPackages { id, accounts } => {
             match store
-                .claim_key_packages(&me.tenant, &accounts, now_ms())
+                .claim_key_packages(&me.tenant, &accounts, &Unlimited, now_ms())
                 .await
             {
                 Ok(claimed) => ServerFrame::KeyPackages {

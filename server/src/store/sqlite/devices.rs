@@ -5,7 +5,7 @@ use confab_core::e2ee::DeviceIdentity;
 use confab_core::ids::{AccountId, DeviceId, TenantId};
 
 use super::SqliteStore;
-use crate::store::devices::{lite as devices, Claimed, DeviceRow, Upload, UploadRefused};
+use crate::store::devices::{lite as devices, Claimed, DeviceRow, Ordinary, Upload, UploadRefused};
 use crate::store::{Devices, Result};
 
 #[async_trait]
@@ -21,9 +21,23 @@ impl Devices for SqliteStore {
         &self,
         tenant: &TenantId,
         accounts: &[AccountId],
+        ordinary: &dyn Ordinary,
         at: i64,
     ) -> Result<Vec<Claimed>> {
-        on_writer!(self, |conn| devices::claim(conn, tenant, accounts, at))
+        on_writer!(self, |conn| devices::claim(
+            conn, tenant, accounts, ordinary, at
+        ))
+    }
+
+    async fn co_members(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        others: &[AccountId],
+    ) -> Result<Vec<AccountId>> {
+        on_reader!(self, |conn| devices::co_members(
+            conn, tenant, account, others
+        ))
     }
 
     async fn devices_of(
