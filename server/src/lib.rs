@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod blobs;
 pub mod budget;
+pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod cors;

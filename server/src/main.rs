@@ -227,6 +227,7 @@ async fn serve(
         auth: Arc::new(auth),
         limits,
         budgets: Arc::new(Budgets::new(budgets)),
+        claims: Default::default(),
         max_connections: args.max_connections,
         push_backlog_bytes: args.push_backlog_bytes,
         connections: connections.clone(),

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::auth::Authenticator;
 use crate::blobs::Blobs;
 use crate::budget::Budgets;
+use crate::claims::AccountClaims;
 use crate::engine::Engine;
 
 /// Everything a request handler needs.
@@ -21,6 +22,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Work budgets of accounts (shared by their connections) and the connections' settings.
     pub budgets: Arc<Budgets>,
+    /// The ordinary key packages of each account this node handed out lately (the
+    /// per-account claim limit; docs/E2EE.md, "Claim").
+    pub claims: Arc<AccountClaims>,
     pub max_connections: usize,
     /// Bytes of unread pushes after which a connection is closed as `lagging`.
     pub push_backlog_bytes: usize,

@@ -15,7 +15,8 @@
 //! read, garbage, oversize and too-many-changes frames, floods, the connection limit, expired,
 //! foreign and wrongly signed tokens; and the MLS directory's attacks (`attacks/directory.rs`:
 //! key packages for someone else, a changed signature key, a claimed package offered again,
-//! garbage and oversized packages, a claim across tenants); and search's (`attacks/search.rs`:
+//! garbage and oversized packages, a claim across tenants, a stranger's flood of claims, a
+//! former member's claims); and search's (`attacks/search.rs`:
 //! another tenant, a non-member and a removed member find nothing, FTS-syntax and oversized
 //! queries).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -376,7 +377,7 @@ fn all_cases() -> Vec<(&'static str, WireCase)> {
         .filter(|c| c.drivers.contains(&Driver::Wire))
         .map(|c| (c.name, c.run))
         .collect();
-    let wire_only: [(&'static str, WireCase); 10] = [
+    let wire_only: [(&'static str, WireCase); 12] = [
         ("another_tenant", |lab| Box::pin(another_tenant(lab))),
         ("a_redaction_across_tenants", |lab| {
             Box::pin(a_redaction_across_tenants(lab))
@@ -402,6 +403,12 @@ fn all_cases() -> Vec<(&'static str, WireCase)> {
         }),
         ("a_claim_across_tenants", |lab| {
             Box::pin(directory::a_claim_across_tenants(lab))
+        }),
+        ("a_strangers_flood_of_claims", |lab| {
+            Box::pin(directory::a_strangers_flood_of_claims(lab))
+        }),
+        ("a_former_member_is_a_stranger_again", |lab| {
+            Box::pin(directory::a_former_member_is_a_stranger_again(lab))
         }),
         // Search is a REST read (no frame): wire-only cases.
         ("searching_what_one_may_not", |lab| {

@@ -1,10 +1,16 @@
 //! The MLS directory over the wire (docs/E2EE.md, "Devices and key packages"), on the real
 //! server binary with SQLite and Postgres:
 //!
-//! - `upload_and_claim_*`: two devices of alice upload real key packages; bob's claims get
-//!   one package per device, each ordinary one once, the last resort when the ordinary ones
-//!   are gone (again and again), "none left" for a device without any; listing, counts and
-//!   removal.
+//! - `upload_and_claim_*`: two devices of alice upload real key packages; bob, a stranger,
+//!   gets only the last resort and takes nothing; once he shares a conversation with alice
+//!   his claims get one package per device, each ordinary one once, the last resort when
+//!   the ordinary ones are gone (again and again), "none left" for a device without any;
+//!   listing, counts and removal.
+//! - `claims_by_relation_*`: the claim rule (docs/E2EE.md, "Claim"): the account's own other
+//!   device and co-members get ordinary packages, up to `CLAIMED_PER_ACCOUNT` of the account
+//!   whoever claims, then last-resort ones; a stranger gets last-resort ones only; a
+//!   connection's claims beyond `CLAIMS_PER_CONNECTION` are `rate_limited` with
+//!   `retry_after_ms`, and after that wait it claims again.
 //! - `concurrent_claimers_on_postgres`: two connections claim the same device's packages
 //!   at once: no package twice.
 //! - `two_nodes_on_one_postgres`: claims through two server nodes on one database at once:
@@ -13,15 +19,22 @@
 //!   for a hello naming that device.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use confab_core::e2ee::ds::check_key_package;
 use confab_core::e2ee::{Device as MlsDevice, DeviceIdentity};
 use confab_core::ids::{AccountId, DeviceId, TenantId};
-use confab_core::protocol::{ClaimedPackage, ClientFrame, ServerFrame};
+use confab_core::protocol::{
+    ClaimedPackage, ClientFrame, ServerFrame, CLAIMED_PER_ACCOUNT, CLAIMS_PER_CONNECTION,
+    CLAIMS_WINDOW_MS,
+};
 use confab_e2e::server::fresh_postgres_database;
-use confab_e2e::{device_token, token, Backend, Client, TestServer};
+use confab_e2e::{device_token, token, Backend, Client, Device, TestServer};
 use serde_bytes::ByteBuf;
+
+use common::{assert_acked, create_group};
 
 /// One device: its MLS keys and a connection that names it in its hello.
 struct Dev {
@@ -69,14 +82,23 @@ impl Dev {
     }
 
     async fn claim(&mut self, accounts: &[&str]) -> Vec<ClaimedPackage> {
+        match self.claim_answer(accounts).await {
+            ServerFrame::KeyPackages { devices, .. } => devices,
+            other => panic!("expected key_packages, got {other:?}"),
+        }
+    }
+
+    async fn claim_answer(&mut self, accounts: &[&str]) -> ServerFrame {
         let frame = ClientFrame::ClaimKeyPackages {
             id: self.id(),
             accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
         };
-        match self.client.request(&frame).await.unwrap() {
-            ServerFrame::KeyPackages { devices, .. } => devices,
-            other => panic!("expected key_packages, got {other:?}"),
-        }
+        self.client.request(&frame).await.unwrap()
+    }
+
+    /// How many ordinary packages this device holds (an upload of none asks).
+    async fn held(&mut self) -> u64 {
+        held(&self.upload(&[], None).await)
     }
 
     async fn devices(&mut self, account: &str) -> Vec<(String, Vec<u8>)> {
@@ -116,6 +138,18 @@ fn held(frame: &ServerFrame) -> u64 {
         ServerFrame::KeyPackagesStored { held, .. } => *held,
         other => panic!("expected key_packages_stored, got {other:?}"),
     }
+}
+
+/// Group `id` made by `owner` (who connects to `url` for it) with `members`: they share it
+/// as active members once this returns.
+async fn share(url: &str, owner: &str, id: &str, members: &[&str]) {
+    let mut dev = Device::new(owner, 1);
+    let mut client = Client::connect(url, &token("acme", owner, false, 3600))
+        .await
+        .unwrap();
+    let (doc, create) = create_group(&mut dev, id, members);
+    assert_acked(&client.submit(&doc, &[create]).await.unwrap());
+    client.close().await;
 }
 
 /// The package a claim handed out for `account/device`, checked to name that device.
@@ -174,8 +208,18 @@ async fn upload_and_claim(backend: Backend) {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("service_only"), "{body}");
 
-    // One package per device per claim; none twice; then the last resort, again and again;
-    // the phone, without one, has none left.
+    // Bob shares no conversation with alice: the laptop's last resort, none of the phone,
+    // and nothing taken.
+    for _ in 0..3 {
+        let claimed = bob.claim(&["alice"]).await;
+        assert_eq!(package_of(&claimed, "alice", "laptop"), Some(last.clone()));
+        assert_eq!(package_of(&claimed, "alice", "phone"), None);
+    }
+    assert_eq!((phone.held().await, laptop.held().await), (3, 1));
+
+    // Now they share one. One package per device per claim; none twice; then the last
+    // resort, again and again; the phone, without one, has none left.
+    share(&url, "alice", "dir-shared", &["bob"]).await;
     let mut seen = BTreeSet::new();
     for round in 0..5 {
         let claimed = bob.claim(&["alice", "carol", "alice"]).await;
@@ -259,6 +303,146 @@ async fn upload_and_claim_on_postgres() {
     upload_and_claim(Backend::Postgres).await;
 }
 
+/// The rule of a claim's ordinary packages, and the claim limits, on one server.
+async fn claims_by_relation(backend: Backend) {
+    let server = TestServer::start(backend).await.unwrap();
+    let url = server.ws_url();
+    let mut phone = Dev::connect(&url, "acme", "alice", "phone").await;
+    let mut laptop = Dev::connect(&url, "acme", "alice", "laptop").await;
+    let mut lasts = Vec::new();
+    for dev in [&mut phone, &mut laptop] {
+        let packages = dev.packages(20);
+        let last = dev.mls.key_package(true).unwrap();
+        assert_eq!(held(&dev.upload(&packages, Some(last.clone())).await), 20);
+        lasts.push(last);
+    }
+    let (phone_last, laptop_last) = (lasts[0].clone(), lasts[1].clone());
+    let mut carol_dev = Dev::connect(&url, "acme", "carol", "c1").await;
+    let carol_packages = carol_dev.packages(2);
+    assert_eq!(held(&carol_dev.upload(&carol_packages, None).await), 2);
+    share(&url, "alice", "dir-relation", &["bob", "carol"]).await;
+    let ordinary = |claimed: &[ClaimedPackage], device: &str, last: &[u8]| {
+        let p = package_of(claimed, "alice", device).expect("a package");
+        assert_ne!(
+            p, last,
+            "{device}: an ordinary package, not the last resort"
+        );
+    };
+    let last_resort = |claimed: &[ClaimedPackage]| {
+        assert_eq!(
+            package_of(claimed, "alice", "phone"),
+            Some(phone_last.clone())
+        );
+        assert_eq!(
+            package_of(claimed, "alice", "laptop"),
+            Some(laptop_last.clone())
+        );
+    };
+
+    // The account's own other device (registered or not): ordinary packages.
+    let mut tablet = Dev::connect(&url, "acme", "alice", "tablet").await;
+    let claimed = tablet.claim(&["alice"]).await;
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    ordinary(&claimed, "phone", &phone_last);
+    ordinary(&claimed, "laptop", &laptop_last);
+    assert_eq!((phone.held().await, laptop.held().await), (19, 19));
+
+    // A stranger: the last resorts, whatever it asks and however often; nothing taken.
+    let mut dave = Dev::connect(&url, "acme", "dave", "d1").await;
+    for _ in 0..5 {
+        last_resort(&dave.claim(&["alice", "dave", "alice"]).await);
+    }
+    assert_eq!((phone.held().await, laptop.held().await), (19, 19));
+
+    // A co-member: ordinary packages until the account handed out CLAIMED_PER_ACCOUNT in
+    // the window (2 of them went to the tablet), then the last resorts.
+    let mut bob = Dev::connect(&url, "acme", "bob", "b1").await;
+    let rounds = (CLAIMED_PER_ACCOUNT - 2) / 2;
+    let mut seen = BTreeSet::new();
+    for _ in 0..rounds {
+        let claimed = bob.claim(&["alice"]).await;
+        ordinary(&claimed, "phone", &phone_last);
+        ordinary(&claimed, "laptop", &laptop_last);
+        for c in claimed {
+            assert!(
+                seen.insert(c.package.unwrap().into_vec()),
+                "handed out twice"
+            );
+        }
+    }
+    let left = 19 - u64::try_from(rounds).unwrap();
+    assert_eq!((phone.held().await, laptop.held().await), (left, left));
+    last_resort(&bob.claim(&["alice"]).await);
+    // Whoever claims: another co-member, the account's own device. Another account's
+    // packages in the same claim are its own share.
+    let mut carol = Dev::connect(&url, "acme", "carol", "c2").await;
+    let claimed = carol.claim(&["alice", "carol"]).await;
+    last_resort(&claimed);
+    let own = package_of(&claimed, "carol", "c1").expect("carol's own");
+    assert!(carol_packages.contains(&own));
+    last_resort(&tablet.claim(&["alice"]).await);
+    let claimed = bob.claim(&["alice", "carol"]).await;
+    last_resort(&claimed);
+    let hers = package_of(&claimed, "carol", "c1").expect("carol's, to a co-member");
+    assert!(carol_packages.contains(&hers) && hers != own);
+    assert_eq!((phone.held().await, laptop.held().await), (left, left));
+
+    // A connection's claims beyond CLAIMS_PER_CONNECTION in the window: `rate_limited`
+    // with the request's id and `retry_after_ms`, not fatal, nothing taken.
+    let mut erin = Dev::connect(&url, "acme", "erin", "e1").await;
+    let started = std::time::Instant::now();
+    let mut answered = 0;
+    let mut retry = None;
+    for _ in 0..CLAIMS_PER_CONNECTION + 5 {
+        let id = erin.next + 1;
+        match erin.claim_answer(&["alice"]).await {
+            ServerFrame::KeyPackages { devices, .. } => {
+                last_resort(&devices);
+                answered += 1;
+            }
+            ServerFrame::Error {
+                code,
+                fatal,
+                id: named,
+                retry_after_ms,
+                ..
+            } => {
+                assert_eq!(code, "rate_limited");
+                assert!(!fatal);
+                assert_eq!(named, Some(id));
+                let wait = retry_after_ms.expect("retry_after_ms");
+                assert!(
+                    (1..=CLAIMS_WINDOW_MS.unsigned_abs()).contains(&wait),
+                    "{wait}"
+                );
+                retry = Some(wait);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let window = u128::from(CLAIMS_WINDOW_MS.unsigned_abs());
+    if started.elapsed().as_millis() < window {
+        assert_eq!(answered, CLAIMS_PER_CONNECTION, "the rest are refused");
+    }
+    let wait = retry.expect("some claims are refused");
+    // Still open, and other requests go on.
+    assert_eq!(erin.devices("alice").await.len(), 2);
+    // After the wait, the connection claims again.
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    last_resort(&erin.claim(&["alice"]).await);
+    assert_eq!((phone.held().await, laptop.held().await), (left, left));
+}
+
+#[tokio::test]
+async fn claims_by_relation_on_sqlite() {
+    claims_by_relation(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn claims_by_relation_on_postgres() {
+    claims_by_relation(Backend::Postgres).await;
+}
+
 /// `n` claims of alice's phone through each of `urls` at once; the packages handed out.
 async fn claim_at_once(urls: &[String], n: usize) -> Vec<Vec<u8>> {
     let mut tasks = Vec::new();
@@ -295,6 +479,7 @@ async fn concurrent_claimers_on_postgres() {
     let mut phone = Dev::connect(&url, "acme", "alice", "phone").await;
     let packages = phone.packages(30);
     assert_eq!(held(&phone.upload(&packages, None).await), 30);
+    share(&url, "alice", "dir-shared", &["bob"]).await;
     let got = claim_at_once(&[url.clone(), url.clone()], 20).await;
     no_repeats(&got);
     assert_eq!(got.len(), 30, "every package handed out once");
@@ -323,6 +508,7 @@ async fn two_nodes_on_one_postgres() {
         reader.devices("alice").await,
         vec![("phone".to_owned(), phone.mls.signature_key().to_vec())]
     );
+    share(&urls[1], "alice", "dir-shared", &["bob"]).await;
     let got = claim_at_once(&urls, 20).await;
     no_repeats(&got);
     assert_eq!(got.len(), 30, "every package handed out once");

@@ -99,6 +99,21 @@ pub const KEY_PACKAGES_HELD_MAX: u64 = 100;
 /// The most accounts one `claim_key_packages` names.
 pub const CLAIM_ACCOUNTS_MAX: usize = 100;
 
+/// The most `claim_key_packages` requests one connection sends in any
+/// [`CLAIMS_WINDOW_MS`]; beyond, each is refused `rate_limited` with `retry_after_ms`.
+pub const CLAIMS_PER_CONNECTION: usize = 20;
+
+/// The window of [`CLAIMS_PER_CONNECTION`] (ms).
+pub const CLAIMS_WINDOW_MS: i64 = 10_000;
+
+/// The most ordinary key packages of one account a server node hands out in any
+/// [`CLAIMED_PER_ACCOUNT_WINDOW_MS`], whoever claims; beyond, the account's devices answer
+/// their last-resort package.
+pub const CLAIMED_PER_ACCOUNT: usize = 30;
+
+/// The window of [`CLAIMED_PER_ACCOUNT`] (ms).
+pub const CLAIMED_PER_ACCOUNT_WINDOW_MS: i64 = 60_000;
+
 /// One device's answer in a `key_packages` frame: its key package, or none left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimedPackage {

@@ -14,7 +14,8 @@ pub use codec::{decode_client, decode_server, encode_client, encode_server};
 pub use errors::{ErrorCode, ProtocolError};
 pub use frames::{
     ClaimedPackage, ClientFrame, DeviceEntry, Membership, ReadTime, SeqChange, ServerFrame,
-    SignalKind, CLAIM_ACCOUNTS_MAX, KEY_PACKAGES_HELD_MAX, KEY_PACKAGES_PER_UPLOAD,
+    SignalKind, CLAIMED_PER_ACCOUNT, CLAIMED_PER_ACCOUNT_WINDOW_MS, CLAIMS_PER_CONNECTION,
+    CLAIMS_WINDOW_MS, CLAIM_ACCOUNTS_MAX, KEY_PACKAGES_HELD_MAX, KEY_PACKAGES_PER_UPLOAD,
     MEMBERSHIPS_PAGE, PROTOCOL_VERSION,
 };
 pub use order::{change_actor_and_start_op, SnapshotOrder};

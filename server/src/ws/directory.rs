@@ -2,17 +2,28 @@
 //! claim, list and remove, each checked here (key packages by `e2ee::ds`) and carried out
 //! by the store's `Devices` concern; the answer is a frame, or an error naming the
 //! request's id.
+//!
+//! A claim hands out ordinary packages only of the claimer's own account and of the
+//! accounts it shares a conversation with as active members (`Devices::co_members`), at most
+//! `CLAIMED_PER_ACCOUNT` of one account per window on this node (`crate::claims`); every
+//! other device answers its last-resort package. A connection sends at most
+//! `CLAIMS_PER_CONNECTION` claims per window (`admit_claim`).
+
+use std::collections::BTreeSet;
 
 use confab_core::e2ee::ds::check_key_package;
 use confab_core::e2ee::{DeviceIdentity, DsRefusal};
+use confab_core::ids::{AccountId, TenantId};
 use confab_core::protocol::{
-    Action, ClaimedPackage, DeviceEntry, ErrorCode, ServerFrame, KEY_PACKAGES_HELD_MAX,
+    Action, ClaimedPackage, DeviceEntry, ErrorCode, Identity, ServerFrame, CLAIMS_PER_CONNECTION,
+    CLAIMS_WINDOW_MS, KEY_PACKAGES_HELD_MAX,
 };
 use serde_bytes::ByteBuf;
 
+use crate::claims::{AccountClaims, ConnectionClaims};
 use crate::clock::now_ms;
 use crate::state::AppState;
-use crate::store::devices::{NewKeyPackage, Unlimited, Upload, UploadRefused};
+use crate::store::devices::{NewKeyPackage, Ordinary, Upload, UploadRefused};
 use crate::store::StoreError;
 
 /// Work units a directory request costs: one, and one per key package (each is a signature
@@ -53,6 +64,97 @@ pub(super) fn refusal(id: u64, code: &str, message: impl Into<String>) -> Server
     }
 }
 
+/// Admits a claim on this connection, or refuses it `rate_limited` with `retry_after_ms`
+/// (nothing taken) when it sent `CLAIMS_PER_CONNECTION` in the window; other requests pass.
+pub(super) fn admit_claim(
+    claims: &mut ConnectionClaims,
+    request: &Action,
+) -> Result<(), Box<ServerFrame>> {
+    let Action::ClaimKeyPackages { id, .. } = request else {
+        return Ok(());
+    };
+    claims.admit(now_ms()).map_err(|retry| {
+        let mut frame = refusal(
+            *id,
+            ErrorCode::RateLimited.as_str(),
+            format!(
+                "this connection sent {CLAIMS_PER_CONNECTION} claims in the last {} s; \
+                 nothing was taken",
+                CLAIMS_WINDOW_MS / 1000
+            ),
+        );
+        if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
+            *retry_after_ms = Some(retry);
+        }
+        Box::new(frame)
+    })
+}
+
+/// Whose ordinary packages one claim may take: the accounts the claimer is (or shares a
+/// conversation with), within each account's share of this node's window.
+struct Allowance<'a> {
+    limits: &'a AccountClaims,
+    tenant: &'a TenantId,
+    known: BTreeSet<AccountId>,
+    at: i64,
+}
+
+impl Ordinary for Allowance<'_> {
+    fn take(&self, account: &AccountId) -> bool {
+        self.known.contains(account) && self.limits.take(self.tenant, account, self.at)
+    }
+
+    fn give_back(&self, account: &AccountId) {
+        self.limits.give_back(self.tenant, account);
+    }
+}
+
+/// One package of every device of `accounts`: ordinary ones where the claimer may take
+/// them, else last-resort ones. A claim that fails keeps what it counted against the
+/// accounts' windows (fewer ordinary packages for a while, never more).
+async fn claim(app: &AppState, id: u64, me: &Identity, accounts: &[AccountId]) -> ServerFrame {
+    let store = app.engine.store();
+    let others: Vec<AccountId> = accounts
+        .iter()
+        .filter(|a| **a != me.account)
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut known = BTreeSet::new();
+    if !others.is_empty() {
+        match store.co_members(&me.tenant, &me.account, &others).await {
+            Ok(shared) => known.extend(shared),
+            Err(e) => return failed(app, id, &e),
+        }
+    }
+    known.insert(me.account.clone());
+    let at = now_ms();
+    let allowance = Allowance {
+        limits: &app.claims,
+        tenant: &me.tenant,
+        known,
+        at,
+    };
+    match store
+        .claim_key_packages(&me.tenant, accounts, &allowance, at)
+        .await
+    {
+        Ok(claimed) => ServerFrame::KeyPackages {
+            id,
+            devices: claimed
+                .into_iter()
+                .map(|c| ClaimedPackage {
+                    account: c.account.to_string(),
+                    device: c.device.to_string(),
+                    package: c.package.map(ByteBuf::from),
+                })
+                .collect(),
+        },
+        Err(e) => failed(app, id, &e),
+    }
+}
+
 fn failed(app: &AppState, id: u64, e: &StoreError) -> ServerFrame {
     let code = if e.is_unavailable() || app.engine.health().is_down() {
         ErrorCode::Unavailable
@@ -67,11 +169,7 @@ fn failed(app: &AppState, id: u64, e: &StoreError) -> ServerFrame {
 }
 
 /// Carries out a directory request: its answer (`None`: not a directory request).
-pub(super) async fn answer(
-    app: &AppState,
-    me: &confab_core::protocol::Identity,
-    action: Action,
-) -> Option<ServerFrame> {
+pub(super) async fn answer(app: &AppState, me: &Identity, action: Action) -> Option<ServerFrame> {
     let store = app.engine.store();
     let frame = match action {
         Action::UploadKeyPackages {
@@ -80,25 +178,7 @@ pub(super) async fn answer(
             packages,
             last_resort,
         } => upload(app, id, &device, packages, last_resort).await,
-        Action::ClaimKeyPackages { id, accounts } => {
-            match store
-                .claim_key_packages(&me.tenant, &accounts, &Unlimited, now_ms())
-                .await
-            {
-                Ok(claimed) => ServerFrame::KeyPackages {
-                    id,
-                    devices: claimed
-                        .into_iter()
-                        .map(|c| ClaimedPackage {
-                            account: c.account.to_string(),
-                            device: c.device.to_string(),
-                            package: c.package.map(ByteBuf::from),
-                        })
-                        .collect(),
-                },
-                Err(e) => failed(app, id, &e),
-            }
-        }
+        Action::ClaimKeyPackages { id, accounts } => claim(app, id, me, &accounts).await,
         Action::ListDevices { id, account } => {
             let listed = async {
                 let rows = store

@@ -139,6 +139,7 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
     let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let mut session = Session::new(app.limits);
     let mut budget = app.budgets.connection();
+    let mut claims = crate::claims::ConnectionClaims::default();
     let (control_tx, mut control_rx) = mpsc::channel::<Control>(256);
     let (local_tx, mut local_rx) = mpsc::channel::<Local>(4096);
     // Awaited here, in submit order, so an answer wakes this task directly (no hop through
@@ -222,7 +223,9 @@ async fn connection(app: AppState, socket: Arc<TcpStream>, part: Vec<u8>) {
                         | Action::ClaimKeyPackages { .. }
                         | Action::ListDevices { .. }
                         | Action::RemoveDevice { .. }) => {
-                            match budget::admit_request(&app, &session, &mut budget, &directory_request) {
+                            let admitted = directory::admit_claim(&mut claims, &directory_request)
+                                .and_then(|()| budget::admit_request(&app, &session, &mut budget, &directory_request));
+                            match admitted {
                                 Err(refused) => out.push(framed(&refused)),
                                 Ok(()) => if let Some(identity) = session.identity().cloned() {
                                     let (app, local) = (app.clone(), local_tx.clone());

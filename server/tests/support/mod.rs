@@ -137,6 +137,7 @@ impl Server {
             auth: auth.clone(),
             limits: Limits::default(),
             budgets: Arc::new(Budgets::new(Default::default())),
+            claims: Default::default(),
             max_connections: 100,
             push_backlog_bytes: 8 << 20,
             connections: Arc::new(AtomicUsize::new(0)),
