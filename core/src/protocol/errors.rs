@@ -46,7 +46,7 @@ error_codes! {
     BucketExpired = "bucket_expired": "the message bucket is past its conversation's retention (settings/retention_days): its content is deleted; drop it locally and do not subscribe to it again",
     TooManyChanges = "too_many_changes": "a submit holds more changes than max_changes",
     TooManySubscriptions = "too_many_subscriptions": "the connection subscribes to too many documents",
-    RateLimited = "rate_limited": "the connection sends frames, or the connection or its account submits changes or signals, faster than allowed (a rejected change counts several times); nothing of the frame was looked at; a refused submit or signal names its doc and retry_after_ms",
+    RateLimited = "rate_limited": "the connection sends frames, or the connection or its account submits changes, signals or directory requests, or the connection claims key packages, faster than allowed (a rejected change counts several times); nothing of the frame was looked at; a refused submit or signal names its doc and retry_after_ms, a refused directory request its id and retry_after_ms",
     TooManyConnections = "too_many_connections": "the server has no room for another connection (fatal)",
     SignalTooLarge = "signal_too_large": "a signal's data is too long",
     Lagging = "lagging": "the connection fell behind the pushes (fatal); reconnect and catch up from your cursors",
