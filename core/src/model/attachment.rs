@@ -162,6 +162,70 @@ pub fn attachments_to_json(attachments: &[Attachment]) -> String {
     serde_json::to_string(attachments).unwrap_or_default()
 }
 
+/// A blob's SHA-256: 32 bytes, written as 64 lowercase hex digits. A blob of the attachment
+/// store is named by it (docs/ATTACHMENTS.md), in an attachment's URL and in a sealed
+/// message's `blobs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobHash([u8; 32]);
+
+impl BlobHash {
+    /// 64 hex digits (either case).
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        let invalid = || ModelError::InvalidFormat {
+            field: "hash",
+            reason: format!(
+                "not a SHA-256 hash (64 hex digits): {:?}",
+                text.chars().take(80).collect::<String>()
+            ),
+        };
+        if text.len() != 64 {
+            return Err(invalid());
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).map_err(|_| invalid())?;
+        Ok(BlobHash(out))
+    }
+
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        BlobHash(bytes)
+    }
+
+    /// The hash of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        BlobHash(sha2::Sha256::digest(bytes).into())
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl std::fmt::Display for BlobHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+/// The blob an attachment URL names, with the conversation it is stored in: a URL whose path
+/// is `/v1/conversations/<conv>/attachments/<sha256>` (any host; a query or fragment is not
+/// part of it). `None` for any other URL (a file kept elsewhere). In core, so that every side
+/// reads blob URLs one way.
+pub fn blob_reference(url: &str) -> Option<(&str, BlobHash)> {
+    let path = match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            &rest[rest.find('/')?..]
+        }
+        None => url,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let rest = path.strip_prefix("/v1/conversations/")?;
+    let (conv, rest) = rest.split_once('/')?;
+    let hash = rest.strip_prefix("attachments/")?;
+    Some((conv, BlobHash::parse(hash).ok()?))
+}
+
 /// Parses a message's `mentions` JSON array of account ids: at most [`MENTIONS_MAX`],
 /// each a valid id, no duplicates (one mention notifies once).
 pub fn mentions_from_json(json: &str) -> Result<Vec<AccountId>, ModelError> {
@@ -359,6 +423,32 @@ mod tests {
         assert_eq!(
             attachments_from_json(bad_url).expect_err("refused").field(),
             "url"
+        );
+    }
+
+    #[test]
+    fn blob_urls_name_a_conversation_and_a_hash() {
+        let h = BlobHash::of(b"x");
+        let url = format!("https://chat.example.com/v1/conversations/c1/attachments/{h}");
+        assert_eq!(blob_reference(&url), Some(("c1", h)));
+        assert_eq!(
+            blob_reference(&format!("{url}?download=1")),
+            Some(("c1", h))
+        );
+        assert_eq!(blob_reference(&format!("{url}#top")), Some(("c1", h)));
+        let upper = format!(
+            "/v1/conversations/c1/attachments/{}",
+            h.hex().to_uppercase()
+        );
+        assert_eq!(blob_reference(&upper), Some(("c1", h)));
+        assert_eq!(blob_reference("https://cdn.example.com/a.png"), None);
+        assert_eq!(
+            blob_reference("https://e.com/v1/conversations/c1/attachments/zz"),
+            None
+        );
+        assert_eq!(
+            blob_reference(&format!("https://e.com/v1/conversations/c1/thumbs/{h}")),
+            None
         );
     }
 

@@ -97,34 +97,12 @@ fn store_error(e: object_store::Error) -> BlobError {
     BlobError::Store(e.to_string())
 }
 
-/// A SHA-256 hash, 32 bytes, written as 64 lowercase hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BlobHash([u8; 32]);
+/// A blob's SHA-256 (core's: the device names sealed messages' blobs by it too).
+pub use confab_core::model::attachment::BlobHash;
 
-impl BlobHash {
-    pub fn parse(text: &str) -> Result<Self, BlobError> {
-        let mut out = [0u8; 32];
-        if text.len() != 64 {
-            return Err(BlobError::InvalidHash(text.chars().take(80).collect()));
-        }
-        hex::decode_to_slice(text, &mut out)
-            .map_err(|_| BlobError::InvalidHash(text.to_owned()))?;
-        Ok(BlobHash(out))
-    }
-
-    pub fn of(bytes: &[u8]) -> Self {
-        BlobHash(Sha256::digest(bytes).into())
-    }
-
-    pub fn hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl std::fmt::Display for BlobHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.hex())
-    }
+/// The hash `text` names (64 hex digits), or `invalid_hash`.
+pub fn parse_hash(text: &str) -> Result<BlobHash, BlobError> {
+    BlobHash::parse(text).map_err(|_| BlobError::InvalidHash(text.chars().take(80).collect()))
 }
 
 /// What is stored beside a blob.
@@ -307,7 +285,7 @@ impl Blobs {
             _ => None,
         });
         let failure = failure.or_else(|| {
-            let actual = BlobHash(hasher.finalize().into());
+            let actual = BlobHash::from_bytes(hasher.finalize().into());
             (actual != *hash).then(|| BlobError::HashMismatch {
                 stated: hash.hex(),
                 actual: actual.hex(),
@@ -325,7 +303,7 @@ impl Blobs {
 
     /// Records a stored blob: from now on it exists.
     pub async fn put_meta(&self, scope: &Scope, meta: &BlobMeta) -> Result<(), BlobError> {
-        let hash = BlobHash::parse(&meta.hash)?;
+        let hash = parse_hash(&meta.hash)?;
         let json = serde_json::to_vec(meta).map_err(|e| BlobError::Store(e.to_string()))?;
         self.store
             .put(&scope.meta(&hash), PutPayload::from(json))
@@ -396,23 +374,6 @@ impl Blobs {
     }
 }
 
-/// The hash a blob reference names: an attachment URL whose path is
-/// `/v1/conversations/<conv>/attachments/<sha256>`, with the conversation it names.
-pub fn reference_of(url: &str) -> Option<(String, BlobHash)> {
-    let path = match url.find("://") {
-        Some(i) => {
-            let rest = &url[i + 3..];
-            &rest[rest.find('/')?..]
-        }
-        None => url,
-    };
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let rest = path.strip_prefix("/v1/conversations/")?;
-    let (conv, rest) = rest.split_once('/')?;
-    let hash = rest.strip_prefix("attachments/")?;
-    Some((conv.to_owned(), BlobHash::parse(hash).ok()?))
-}
-
 /// The path of a blob under the REST root.
 pub fn path_of(conv: &ConvId, hash: &BlobHash) -> String {
     format!("/v1/conversations/{conv}/attachments/{hash}")
@@ -425,30 +386,11 @@ mod tests {
     #[test]
     fn hashes_parse_only_as_64_hex_digits() {
         let h = BlobHash::of(b"hello");
-        assert_eq!(BlobHash::parse(&h.hex()).ok(), Some(h));
-        assert_eq!(BlobHash::parse(&h.hex().to_uppercase()).ok(), Some(h));
+        assert_eq!(parse_hash(&h.hex()).ok(), Some(h));
+        assert_eq!(parse_hash(&h.hex().to_uppercase()).ok(), Some(h));
         for bad in ["", "00", &"g".repeat(64), &"0".repeat(65)] {
-            assert!(matches!(
-                BlobHash::parse(bad),
-                Err(BlobError::InvalidHash(_))
-            ));
+            assert!(matches!(parse_hash(bad), Err(BlobError::InvalidHash(_))));
         }
-    }
-
-    #[test]
-    fn references_name_a_conversation_and_a_hash() {
-        let h = BlobHash::of(b"x");
-        let url = format!("https://chat.example.com/v1/conversations/c1/attachments/{h}");
-        assert_eq!(reference_of(&url), Some(("c1".into(), h)));
-        assert_eq!(
-            reference_of(&format!("{url}?download=1")),
-            Some(("c1".into(), h))
-        );
-        assert_eq!(reference_of("https://cdn.example.com/a.png"), None);
-        assert_eq!(
-            reference_of("https://e.com/v1/conversations/c1/attachments/zz"),
-            None
-        );
     }
 
     #[tokio::test]

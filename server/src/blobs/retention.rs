@@ -15,7 +15,7 @@ use std::time::Duration;
 use confab_core::automerge::{Automerge, Change};
 use confab_core::doc::read;
 use confab_core::ids::{Bucket, ConvId, DocId, TenantId};
-use confab_core::model::attachment::Attachment;
+use confab_core::model::attachment::{blob_reference, Attachment};
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -209,9 +209,11 @@ pub(crate) async fn referenced(
                     .filter_map(|m| m.attachments.as_deref())
                     .filter_map(|json| serde_json::from_str::<Vec<Attachment>>(json).ok())
                     .flatten()
-                    .filter_map(|a| super::reference_of(&a.url))
-                    .filter(|(c, _)| *c == conv)
-                    .map(|(_, hash)| hash)
+                    .filter_map(|a| {
+                        blob_reference(&a.url)
+                            .filter(|(c, _)| *c == conv)
+                            .map(|(_, hash)| hash)
+                    })
                     .collect())
             })
             .await

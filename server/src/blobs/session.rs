@@ -12,7 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::{store_error, BlobError, BlobHash, BlobMeta, Blobs, Scope};
+use super::{store_error, BlobError, BlobMeta, Blobs, Scope};
 
 /// What a session promises, stored as `session.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,7 +221,7 @@ impl Blobs {
         session: &Session,
         now_ms: i64,
     ) -> Result<BlobMeta, BlobError> {
-        let hash = BlobHash::parse(&session.hash)?;
+        let hash = super::parse_hash(&session.hash)?;
         let parts = self.parts(scope, &session.id).await?;
         let store = self.store.clone();
         let paths: Vec<Path> = parts

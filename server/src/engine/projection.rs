@@ -5,7 +5,7 @@ use confab_core::automerge::Automerge;
 use confab_core::doc::read;
 use confab_core::ids::{DocId, MessageId, TenantId};
 use confab_core::limits::PREVIEW_CHARS;
-use confab_core::model::attachment::Attachment;
+use confab_core::model::attachment::{blob_reference, Attachment};
 use confab_core::model::conversation::Conversation;
 use confab_core::model::message::NewMessage;
 use confab_core::policy::joining::join_route;
@@ -204,7 +204,7 @@ pub(crate) fn released_blobs(doc: &DocId, effects: &[Effect], now_ms: i64) -> Ve
             continue;
         };
         for a in attachments {
-            if let Some((named, hash)) = crate::blobs::reference_of(&a.url) {
+            if let Some((named, hash)) = blob_reference(&a.url) {
                 if named == conv.as_str() {
                     out.push(BlobRelease {
                         tenant: doc.tenant().clone(),

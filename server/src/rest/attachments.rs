@@ -12,7 +12,7 @@ use axum::Json;
 use bytes::{Bytes, BytesMut};
 use confab_core::client::{apply, Intent};
 use confab_core::ids::{ConvId, MessageId};
-use confab_core::model::attachment::Attachment;
+use confab_core::model::attachment::{blob_reference, Attachment};
 use confab_core::model::message::{MessageKind, NewMessage};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -154,7 +154,7 @@ pub async fn put(
 ) -> Result<Response, ApiError> {
     let conv = path_conv(&id)?;
     may_attach(&app, &caller, &conv).await?;
-    let hash = BlobHash::parse(&hash)?;
+    let hash = blobs::parse_hash(&hash)?;
     let blobs = &app.blobs;
     let mime = blobs.limits.check_type(content_type(&headers))?;
     let max = blobs.limits.max_bytes_of(&caller.tenant);
@@ -191,7 +191,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let conv = path_conv(&id)?;
     may_read(&app, &caller, &conv).await?;
-    let hash = BlobHash::parse(&hash)?;
+    let hash = blobs::parse_hash(&hash)?;
     let scope = Scope::new(&caller.tenant, &conv);
     let Some((meta, got)) = app.blobs.get(&scope, &hash).await? else {
         return Err(ApiError::not_found(format!(
@@ -235,7 +235,7 @@ pub async fn thumbnail(
 ) -> Result<Response, ApiError> {
     let conv = path_conv(&id)?;
     may_read(&app, &caller, &conv).await?;
-    let hash = BlobHash::parse(&hash)?;
+    let hash = blobs::parse_hash(&hash)?;
     let scope = Scope::new(&caller.tenant, &conv);
     let thumb = app.blobs.thumbnail(&scope, &hash).await?;
     let mut response = ([(header::CONTENT_TYPE, "image/jpeg")], thumb).into_response();
@@ -305,7 +305,7 @@ pub async fn open(
 ) -> Result<Response, ApiError> {
     let conv = path_conv(&id)?;
     may_attach(&app, &caller, &conv).await?;
-    let hash = BlobHash::parse(&req.hash)?;
+    let hash = blobs::parse_hash(&req.hash)?;
     let blobs = &app.blobs;
     let mime = blobs.limits.check_type(&req.mime)?;
     blobs.limits.check_size(&caller.tenant, req.size)?;
@@ -450,7 +450,7 @@ pub async fn check_references(
 ) -> Result<(), ApiError> {
     let scope = Scope::new(&caller.tenant, conv);
     for attachment in attachments {
-        let Some((named, hash)) = blobs::reference_of(&attachment.url) else {
+        let Some((named, hash)) = blob_reference(&attachment.url) else {
             continue;
         };
         let stored = named == conv.as_str() && app.blobs.meta(&scope, &hash).await?.is_some();

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use confab_core::ids::ConvId;
-use confab_core::model::attachment::Attachment;
+use confab_core::model::attachment::{blob_reference, Attachment};
 use serde::Deserialize;
 
 use super::attachments::{may_attach, may_read, BlobView};
@@ -40,7 +40,7 @@ pub async fn copy(
     let to = path_conv(&id)?;
     let from = ConvId::new(req.from.as_str())
         .map_err(|e| ApiError::invalid("invalid_value", "from", e.to_string()))?;
-    let hash = BlobHash::parse(&hash)?;
+    let hash = blobs::parse_hash(&hash)?;
     let (meta, created) = copy_checked(&app, &caller, &from, &to, &hash).await?;
     let status = if created {
         StatusCode::CREATED
@@ -83,7 +83,7 @@ pub async fn forward_attachments(
 ) -> Result<Vec<Attachment>, ApiError> {
     let mut out = Vec::with_capacity(attachments.len());
     for mut attachment in attachments {
-        if let Some((named, hash)) = blobs::reference_of(&attachment.url) {
+        if let Some((named, hash)) = blob_reference(&attachment.url) {
             if named == from.as_str() && from != to {
                 copy_checked(app, caller, from, to, &hash).await?;
                 attachment.url = attachment.url.replacen(
