@@ -764,6 +764,8 @@ fn a_sealed_message_is_edited_by_its_author_and_read_edited_everywhere() {
     assert_eq!(shown(&again, "m1"), Ok("final words".into()));
 }
 
+#[path = "client_e2ee/blobs.rs"]
+mod blobs;
 #[path = "client_e2ee/catchup.rs"]
 mod catchup;
 #[path = "client_e2ee/claims.rs"]

@@ -1040,3 +1040,211 @@ fn a_sealed_edit_is_refused_where_nothing_is_sealed() {
         "not_encrypted"
     );
 }
+
+/// `hashes` as a sealed message's `blobs`.
+fn blobs_json(hashes: &[confab_core::model::attachment::BlobHash]) -> String {
+    confab_core::model::attachment::blob_hashes_to_json(hashes)
+}
+
+/// `person`'s raw change of `conv`'s bucket, submitted (on a fresh replica, then resynced).
+fn raw_in_bucket(
+    person: &mut Person,
+    hub: &mut Hub,
+    conv: &ConvId,
+    f: impl FnOnce(&mut confab_core::automerge::transaction::Transaction<'_>),
+) -> Result<(), Rejection> {
+    let doc = confab_testkit::ids::bucket_doc(conv, NOW);
+    person.replica.pull(hub, &doc);
+    let change = confab_testkit::craft::raw(&mut person.replica, &doc, f);
+    let result = person.submit(hub, &doc, change);
+    person.resync(hub, &doc);
+    result
+}
+
+#[test]
+fn a_sealed_message_names_its_blobs_hashes_in_the_clear_at_post_only() {
+    use confab_core::automerge::transaction::Transactable;
+    use confab_core::automerge::ScalarValue;
+    use confab_core::doc::schema::keys::{BLOBS, MESSAGES};
+    use confab_core::model::attachment::BlobHash;
+    use confab_core::model::message::{sealed_aad, NewMessage, SealedContent};
+    use confab_testkit::craft::{obj, raw_tombstone, s};
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    let group = e2ee::group_id(&conv_doc(&conv));
+    let bucket = confab_testkit::ids::bucket_doc(&conv, NOW);
+    let (a, b) = (
+        BlobHash::of(b"sealed file a"),
+        BlobHash::of(b"sealed file b"),
+    );
+
+    // Accepted on a sealed post; readers find the hashes beside the seal.
+    let mut m1 = sealed_message(&mut people[1], &group, "m1", "m1", "two files");
+    m1.blobs = Some(blobs_json(&[a, b]));
+    post(&mut people[1], &mut hub, &conv, &m1).unwrap();
+    people[2].replica.pull(&hub, &bucket);
+    let m1_id = confab_testkit::ids::msg_id("m1");
+    let stored = read::read_message(people[2].replica.doc(&bucket), &m1_id).unwrap();
+    assert_eq!(stored.blobs, m1.blobs);
+    assert_eq!(stored.blob_hashes(&conv), vec![a, b]);
+
+    // Malformed, or more than a message has attachments.
+    for (id, blobs, refused) in [
+        ("m2", r#"["not a hash"]"#.to_owned(), "invalid_value"),
+        (
+            "m3",
+            format!(r#"["{}"]"#, a.hex().to_uppercase()),
+            "invalid_value",
+        ),
+        ("m4", blobs_json(&[a, a]), "invalid_value"),
+        (
+            "m5",
+            blobs_json(
+                &(0..=confab_core::limits::ATTACHMENTS_MAX)
+                    .map(|i| BlobHash::of(&i.to_le_bytes()))
+                    .collect::<Vec<_>>(),
+            ),
+            "too_long",
+        ),
+    ] {
+        // Written raw: the device's own write checks them first.
+        let m = sealed_message(&mut people[1], &group, id, id, "x");
+        let mut fields = confab_testkit::craft::text_fields("bob", "", NOW);
+        fields.push((
+            confab_core::doc::schema::keys::SEALED,
+            ScalarValue::Bytes(m.sealed.unwrap()),
+        ));
+        fields.push((BLOBS, s(&blobs)));
+        let raw = |tx: &mut confab_core::automerge::transaction::Transaction<'_>| {
+            confab_testkit::craft::put_message(tx, id, &fields)
+        };
+        assert_eq!(
+            code(raw_in_bucket(&mut people[1], &mut hub, &conv, raw)),
+            refused,
+            "{id}"
+        );
+    }
+
+    // Written later, alone or with a sealed edit: immutable. An honest edit keeps them.
+    let rewrite = |tx: &mut confab_core::automerge::transaction::Transaction<'_>| {
+        let m = obj(&*tx, &[MESSAGES, "m1"]);
+        tx.put(&m, BLOBS, s(&blobs_json(&[a]))).unwrap();
+    };
+    assert_eq!(
+        code(raw_in_bucket(&mut people[1], &mut hub, &conv, rewrite)),
+        "immutable_field"
+    );
+    let content = SealedContent {
+        body: "two files, edited".into(),
+        ..SealedContent::default()
+    };
+    let edited = people[1]
+        .mls
+        .encrypt(
+            &group,
+            &sealed_aad(&m1_id, m1.sealed.as_deref()),
+            &content.to_bytes(),
+        )
+        .unwrap();
+    let with_blobs = |tx: &mut confab_core::automerge::transaction::Transaction<'_>| {
+        let m = obj(&*tx, &[MESSAGES, "m1"]);
+        tx.put(
+            &m,
+            confab_core::doc::schema::keys::SEALED,
+            ScalarValue::Bytes(edited.clone()),
+        )
+        .unwrap();
+        tx.put(&m, confab_core::doc::schema::keys::EDITED_AT, NOW + 1)
+            .unwrap();
+        tx.put(&m, BLOBS, s(&blobs_json(&[b]))).unwrap();
+    };
+    assert_eq!(
+        code(raw_in_bucket(&mut people[1], &mut hub, &conv, with_blobs)),
+        "immutable_field"
+    );
+    submit_edit(&mut people[1], &mut hub, &conv, "m1", &edited).unwrap();
+    people[2].replica.pull(&hub, &bucket);
+    let stored = read::read_message(people[2].replica.doc(&bucket), &m1_id).unwrap();
+    assert_eq!(
+        (stored.edited_at, stored.blobs),
+        (Some(NOW), m1.blobs.clone())
+    );
+
+    // A delete removes them with the rest: one that keeps them is incomplete.
+    people[1].replica.pull(&hub, &bucket);
+    let keeps = raw_tombstone(
+        &mut people[1].replica,
+        &bucket,
+        "m1",
+        (NOW, "bob"),
+        &[BLOBS],
+        &[],
+    );
+    assert_eq!(
+        code(people[1].submit(&mut hub, &bucket, keeps)),
+        "incomplete_redaction"
+    );
+    let delete = people[1]
+        .replica
+        .write(&bucket, |d, t| {
+            write::delete_message(d, t, NOW, &m1_id, &acc("bob"))
+        })
+        .unwrap();
+    people[1].submit(&mut hub, &bucket, delete).unwrap();
+    people[2].replica.pull(&hub, &bucket);
+    let mut keys = read::message_keys(people[2].replica.doc(&bucket), &m1_id).unwrap();
+    keys.sort();
+    let mut tombstone = confab_core::doc::schema::TOMBSTONE_FIELDS.to_vec();
+    tombstone.sort();
+    assert_eq!(keys, tombstone);
+
+    // Naming blobs is sending attachments: refused where they are off.
+    let doc = conv_doc(&conv);
+    people[0].replica.pull(&hub, &doc);
+    let off = people[0]
+        .replica
+        .write(&doc, |d, t| {
+            write::set_setting(
+                d,
+                t,
+                NOW,
+                confab_core::doc::schema::keys::ALLOW_ATTACHMENTS,
+                false.into(),
+            )
+        })
+        .unwrap();
+    people[0].submit(&mut hub, &doc, off).unwrap();
+    let mut m6 = sealed_message(&mut people[1], &group, "m6", "m6", "a file");
+    m6.blobs = Some(blobs_json(&[a]));
+    assert_eq!(
+        code(post(&mut people[1], &mut hub, &conv, &m6)),
+        "attachments_disabled"
+    );
+    let text = sealed_message(&mut people[1], &group, "m7", "m7", "words only");
+    post(&mut people[1], &mut hub, &conv, &text).unwrap();
+
+    // A plaintext message names its blobs by their URLs, never by `blobs`.
+    let open = create(
+        &mut hub,
+        "open",
+        ConvKind::Group,
+        &mut people[0].replica,
+        &mut [],
+        |_| {},
+    );
+    let mut plain = NewMessage::text(
+        confab_testkit::ids::msg_id("p1"),
+        acc("alice"),
+        "hello",
+        NOW,
+    );
+    plain.blobs = Some(blobs_json(&[a]));
+    assert_eq!(
+        code(post(&mut people[0], &mut hub, &open, &plain)),
+        "not_encrypted"
+    );
+    plain.blobs = None;
+    post(&mut people[0], &mut hub, &open, &plain).unwrap();
+}

@@ -203,6 +203,7 @@ fn stored(author: &str) -> Message {
         reactions: Default::default(),
         stamp: Default::default(),
         sealed: None,
+        blobs: None,
     }
 }
 

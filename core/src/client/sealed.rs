@@ -19,6 +19,7 @@ use super::timeline::TimelineItem;
 use crate::doc::read;
 use crate::e2ee::{self, DeviceIdentity, E2eeError};
 use crate::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
+use crate::model::attachment::{blob_hashes_to_json, blobs_named};
 use crate::model::message::{sealed_aad, Message, NewMessage, SealedContent};
 
 /// What this device read of one sealed message.
@@ -156,8 +157,8 @@ impl ClientEngine {
         let conv = self.sealed_conv(intent)?;
         match intent {
             Intent::Send { message, .. } => Some(Intent::Send {
+                message: out_of_clear(message, &conv, vec![0]),
                 conv,
-                message: out_of_clear(message, vec![0]),
             }),
             Intent::Edit {
                 message, bucket, ..
@@ -191,8 +192,8 @@ impl ClientEngine {
                 };
                 let sealed = self.seal_content(&conv, bucket, &message.id, None, content, None)?;
                 Ok(Some(Intent::Send {
+                    message: out_of_clear(message, &conv, sealed),
                     conv,
-                    message: out_of_clear(message, sealed),
                 }))
             }
             Intent::Edit {
@@ -391,14 +392,24 @@ impl ClientEngine {
     }
 }
 
-/// `message` with its content out of the clear and `sealed` in its place.
-fn out_of_clear(message: &NewMessage, sealed: Vec<u8>) -> NewMessage {
+/// `message` of `conv` with its content out of the clear and `sealed` in its place, naming in
+/// the clear the hashes of the blobs of `conv` its attachments name (`blobs`, none when it
+/// names none), so the server releases them with the message (docs/E2EE.md, "Encrypted
+/// attachments").
+fn out_of_clear(message: &NewMessage, conv: &ConvId, sealed: Vec<u8>) -> NewMessage {
+    let blobs = message
+        .attachments
+        .as_deref()
+        .map(|json| blobs_named(json, conv))
+        .filter(|hashes| !hashes.is_empty())
+        .map(|hashes| blob_hashes_to_json(&hashes));
     NewMessage {
         body: String::new(),
         caption: None,
         payload: None,
         attachments: None,
         sealed: Some(sealed),
+        blobs,
         ..message.clone()
     }
 }

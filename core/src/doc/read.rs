@@ -407,6 +407,7 @@ fn empty_message(id: MessageId) -> Option<Message> {
         reactions: BTreeMap::new(),
         stamp: Default::default(),
         sealed: None,
+        blobs: None,
     })
 }
 
@@ -453,6 +454,7 @@ pub fn message_from_fields<'v, K: AsRef<str>>(
             (KIND, S::Str(s)) => kind = MessageKind::parse(s).ok(),
             (BODY, S::Str(s)) => m.body = s.to_string(),
             (SEALED, S::Bytes(b)) => m.sealed = Some(b.to_vec()),
+            (BLOBS, S::Str(s)) => m.blobs = Some(s.to_string()),
             (PAYLOAD, S::Str(s)) => m.payload = Some(s.to_string()),
             (CAPTION, S::Str(s)) => m.caption = Some(s.to_string()),
             (ATTACHMENTS, S::Str(s)) => m.attachments = Some(s.to_string()),

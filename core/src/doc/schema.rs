@@ -125,6 +125,10 @@ pub mod keys {
     /// plaintext is the content (`model::message::SealedContent`) and whose authenticated
     /// data is the message id (docs/E2EE.md, "Sealed messages").
     pub const SEALED: &str = "sealed";
+    /// A sealed message's blob hashes in the clear (JSON array of 64-hex SHA-256): the blobs
+    /// its sealed attachments name, so the server releases them with it (docs/E2EE.md,
+    /// "Encrypted attachments").
+    pub const BLOBS: &str = "blobs";
 
     // profile (root scalars)
     pub const DISPLAY_NAME: &str = "display_name";
@@ -306,6 +310,7 @@ pub const MESSAGE_FIELDS: &[(&str, FieldType)] = &[
     (DELETED_BY, Str),
     (STATUS, Str),
     (SEALED, Bytes),
+    (BLOBS, Str),
 ];
 
 /// What a deleted message keeps (docs/SCHEMA.md, "Tombstones"): every other field of it is

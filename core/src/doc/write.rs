@@ -828,6 +828,7 @@ pub fn post_message(
         if let Some(sealed) = &message.sealed {
             tx.put(&obj, SEALED, ScalarValue::Bytes(sealed.clone()))?;
         }
+        opt_put(tx, &obj, BLOBS, message.blobs.as_deref())?;
         opt_put(tx, &obj, ATTACHMENTS, message.attachments.as_deref())?;
         opt_put(tx, &obj, MENTIONS, message.mentions.as_deref())?;
         opt_put(

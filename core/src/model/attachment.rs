@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::{check_chars, ModelError};
-use crate::ids::AccountId;
+use crate::ids::{AccountId, ConvId};
 use crate::limits::{ATTACHMENTS_MAX, ID_MAX_CHARS, MENTIONS_MAX, REACTION_MAX_BYTES};
 use crate::model::str_enum::str_enum;
 use crate::model::url::{validate_url_with, UrlRule};
@@ -224,6 +224,65 @@ pub fn blob_reference(url: &str) -> Option<(&str, BlobHash)> {
     let (conv, rest) = rest.split_once('/')?;
     let hash = rest.strip_prefix("attachments/")?;
     Some((conv, BlobHash::parse(hash).ok()?))
+}
+
+/// The blobs of conversation `conv` that the attachment list `json` names by URL, each once,
+/// in the order first named. Only each entry's `url` is read, so a sealed content's list,
+/// whose entries carry their file's key, reads alike; a list that does not parse names none.
+pub fn blobs_named(json: &str, conv: &ConvId) -> Vec<BlobHash> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        url: String,
+    }
+    let entries: Vec<Entry> = serde_json::from_str(json).unwrap_or_default();
+    let mut out: Vec<BlobHash> = Vec::new();
+    for entry in entries {
+        if let Some((named, hash)) = blob_reference(&entry.url) {
+            if named == conv.as_str() && !out.contains(&hash) {
+                out.push(hash);
+            }
+        }
+    }
+    out
+}
+
+/// Parses a sealed message's `blobs` JSON array: at most [`ATTACHMENTS_MAX`] distinct
+/// hashes, each 64 lowercase hex digits (the one spelling a device writes).
+pub fn blob_hashes_from_json(json: &str) -> Result<Vec<BlobHash>, ModelError> {
+    const FIELD: &str = "blobs";
+    let texts: Vec<String> = parse_json(FIELD, json)?;
+    too_many(FIELD, texts.len(), ATTACHMENTS_MAX)?;
+    let mut out = Vec::with_capacity(texts.len());
+    for text in texts {
+        let hash = BlobHash::parse(&text)
+            .ok()
+            .filter(|h| h.hex() == text)
+            .ok_or_else(|| ModelError::InvalidFormat {
+                field: FIELD,
+                reason: format!(
+                    "{:?} is not a SHA-256 hash (64 lowercase hex digits)",
+                    text.chars().take(80).collect::<String>()
+                ),
+            })?;
+        if out.contains(&hash) {
+            return Err(ModelError::InvalidFormat {
+                field: FIELD,
+                reason: format!("{hash} is named twice"),
+            });
+        }
+        out.push(hash);
+    }
+    Ok(out)
+}
+
+/// The JSON array of hashes stored in a sealed message's `blobs`.
+pub fn blob_hashes_to_json(hashes: &[BlobHash]) -> String {
+    let texts = hashes
+        .iter()
+        .map(|h| serde_json::Value::String(h.hex()))
+        .collect();
+    serde_json::Value::Array(texts).to_string()
 }
 
 /// Parses a message's `mentions` JSON array of account ids: at most [`MENTIONS_MAX`],
@@ -450,6 +509,58 @@ mod tests {
             blob_reference(&format!("https://e.com/v1/conversations/c1/thumbs/{h}")),
             None
         );
+    }
+
+    #[test]
+    fn an_attachment_list_names_the_blobs_of_its_conversation_once() {
+        let (a, b, c) = (BlobHash::of(b"a"), BlobHash::of(b"b"), BlobHash::of(b"c"));
+        let url = |conv: &str, h: &BlobHash| {
+            format!("https://chat.example/v1/conversations/{conv}/attachments/{h}")
+        };
+        // A sealed list's entries carry their file's key: only `url` is read.
+        let list = serde_json::json!([
+            {"id": "1", "kind": "file", "url": url("c1", &a),
+             "encryption": {"key": "00", "nonce": "00", "sha256": a.hex()}},
+            {"id": "2", "kind": "image", "url": url("c2", &b)},
+            {"id": "3", "kind": "file", "url": "https://cdn.example/x.png"},
+            {"id": "4", "kind": "file", "url": url("c1", &c)},
+            {"id": "5", "kind": "file", "url": url("c1", &a)},
+        ])
+        .to_string();
+        let c1 = ConvId::new("c1").expect("id");
+        assert_eq!(blobs_named(&list, &c1), vec![a, c]);
+        assert_eq!(blobs_named("not json", &c1), Vec::new());
+    }
+
+    #[test]
+    fn blob_hash_lists_are_limited_lowercase_and_unique() {
+        let hashes: Vec<_> = (0..ATTACHMENTS_MAX)
+            .map(|i| BlobHash::of(&i.to_le_bytes()))
+            .collect();
+        let json = blob_hashes_to_json(&hashes);
+        assert_eq!(blob_hashes_from_json(&json), Ok(hashes.clone()));
+        assert_eq!(blob_hashes_from_json("[]"), Ok(Vec::new()));
+        let mut over = hashes.clone();
+        over.push(BlobHash::of(b"one more"));
+        let err = blob_hashes_from_json(&blob_hashes_to_json(&over)).expect_err("21");
+        assert_eq!((err.code(), err.field()), ("too_long", "blobs"));
+        let h = hashes[0].hex();
+        for bad in [
+            serde_json::json!([h.to_uppercase()]),
+            serde_json::json!([&h[1..]]),
+            serde_json::json!([format!("{h}0")]),
+            serde_json::json!([h.replace(&h[..1], "g")]),
+            serde_json::json!([h, h]),
+            serde_json::json!([1]),
+            serde_json::json!({"a": h}),
+        ] {
+            let err = blob_hashes_from_json(&bad.to_string()).expect_err("refused");
+            assert_eq!(
+                (err.code(), err.field()),
+                ("invalid_format", "blobs"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

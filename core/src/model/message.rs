@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use crate::error::{check_bytes, check_chars, ModelError};
 use crate::ids::{AccountId, ConvId, MessageId};
 use crate::limits::{BODY_MAX_CHARS, CAPTION_MAX_CHARS, PAYLOAD_MAX_BYTES};
-use crate::model::attachment::{attachments_from_json_with, mentions_from_json};
+use crate::model::attachment::{
+    attachments_from_json_with, blob_hashes_from_json, blobs_named, mentions_from_json, BlobHash,
+};
 use crate::model::proposal::{ProposalPayload, ProposalResponsePayload, ProposalStatus};
 use crate::model::str_enum::str_enum;
 use crate::model::support::Stamp;
@@ -156,6 +158,11 @@ pub struct NewMessage {
     /// application message); `body` is empty and caption, payload and attachments absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<Vec<u8>>,
+    /// A sealed message only: JSON array of the hashes of the blobs of its conversation that
+    /// its sealed attachments name (hashes only: the references stay sealed), so that the
+    /// server releases them with the message (docs/E2EE.md, "Encrypted attachments").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<String>,
 }
 
 impl NewMessage {
@@ -181,6 +188,7 @@ impl NewMessage {
             scheduled_at: None,
             stamp: Stamp::default(),
             sealed: None,
+            blobs: None,
         }
     }
 
@@ -237,6 +245,9 @@ impl NewMessage {
         if let Some(mentions) = &self.mentions {
             mentions_from_json(mentions)?;
         }
+        if let Some(blobs) = &self.blobs {
+            blob_hashes_from_json(blobs)?;
+        }
         if self.created_at < 0 {
             return Err(ModelError::OutOfRange {
                 field: "created_at",
@@ -286,6 +297,34 @@ pub struct Message {
     /// Encrypted conversations: the sealed content ([`NewMessage::sealed`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<Vec<u8>>,
+    /// A sealed message's blob hashes ([`NewMessage::blobs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<String>,
+}
+
+impl Message {
+    /// The blobs of conversation `conv` this message names: those its attachments' URLs
+    /// name there, and a sealed message's `blobs`. What its delete releases, and what keeps
+    /// a blob while the message lives (docs/ATTACHMENTS.md, "Deleted messages").
+    pub fn blob_hashes(&self, conv: &ConvId) -> Vec<BlobHash> {
+        let mut out = self
+            .attachments
+            .as_deref()
+            .map(|json| blobs_named(json, conv))
+            .unwrap_or_default();
+        // Checked when it was written; read leniently all the same.
+        let sealed: Vec<String> = self
+            .blobs
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        for hash in sealed.iter().filter_map(|h| BlobHash::parse(h).ok()) {
+            if !out.contains(&hash) {
+                out.push(hash);
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +405,53 @@ mod tests {
         assert_eq!(m.validate().expect_err("missing").code(), "missing");
         m.payload = Some(r#"{"proposalType":"visit"}"#.into());
         assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn blob_hashes_are_checked_and_read_with_the_attachments() {
+        let (a, b) = (BlobHash::of(b"a"), BlobHash::of(b"b"));
+        let mut m = msg("");
+        m.sealed = Some(vec![1]);
+        m.blobs = Some(crate::model::attachment::blob_hashes_to_json(&[a]));
+        assert!(m.validate().is_ok());
+        m.blobs = Some(r#"["nope"]"#.into());
+        let err = m.validate().expect_err("malformed");
+        assert_eq!((err.code(), err.field()), ("invalid_format", "blobs"));
+
+        // What a message names: its attachments' blobs of the conversation, and its `blobs`.
+        let conv = ConvId::new("c1").expect("id");
+        let stored = Message {
+            id: m.id.clone(),
+            author: m.author.clone(),
+            kind: MessageKind::File,
+            body: String::new(),
+            payload: None,
+            caption: None,
+            attachments: Some(format!(
+                r#"[{{"id":"1","kind":"file","url":"https://e.io/v1/conversations/c1/attachments/{b}"}},
+                    {{"id":"2","kind":"file","url":"https://e.io/v1/conversations/c2/attachments/{a}"}}]"#
+            )),
+            mentions: None,
+            reply_to: None,
+            forwarded_from: None,
+            created_at: 0,
+            edited_at: None,
+            deleted_at: None,
+            deleted_by: None,
+            scheduled_at: None,
+            status: None,
+            stamp: Stamp::default(),
+            reactions: BTreeMap::new(),
+            sealed: None,
+            blobs: Some(crate::model::attachment::blob_hashes_to_json(&[a, b])),
+        };
+        assert_eq!(stored.blob_hashes(&conv), vec![b, a]);
+        let bare = Message {
+            attachments: None,
+            blobs: None,
+            ..stored
+        };
+        assert!(bare.blob_hashes(&conv).is_empty());
     }
 
     #[test]

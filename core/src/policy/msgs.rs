@@ -200,7 +200,8 @@ fn check_post(
         return deny(DenyCode::AdminsOnly, "only admins post here");
     }
     require(&member, Permission::SendMessages)?;
-    if message.kind.is_media() || message.attachments.is_some() {
+    // A sealed message's attachments are sealed: its blob hashes say it carries some.
+    if message.kind.is_media() || message.attachments.is_some() || message.blobs.is_some() {
         if !conv.settings.allow_attachments {
             return deny(DenyCode::AttachmentsDisabled, "attachments are off");
         }
@@ -280,7 +281,8 @@ fn check_proposal_status(
 }
 
 /// An encrypted conversation's messages carry their content sealed and nothing in the clear;
-/// a plaintext conversation's carry nothing sealed.
+/// a plaintext conversation's carry nothing sealed, nor the blob hashes only a sealed
+/// message names (`blobs`).
 fn sealed_where_encrypted(
     conv: &Conversation,
     message: &crate::model::message::NewMessage,
@@ -297,6 +299,13 @@ fn sealed_where_encrypted(
         (false, true) => deny(
             DenyCode::NotEncrypted,
             format!("{} is not end-to-end encrypted: nothing is sealed", conv.id),
+        ),
+        (false, false) if message.blobs.is_some() => deny(
+            DenyCode::NotEncrypted,
+            format!(
+                "{} is not end-to-end encrypted: its messages name blobs by their attachments",
+                conv.id
+            ),
         ),
         (false, false) => Ok(()),
     }

@@ -1185,6 +1185,7 @@ fn new_message(
         Some(ScalarValue::Bytes(b)) => Some(b),
         _ => None,
     };
+    let blobs = f.remove(BLOBS).map(|v| text(&v).to_owned());
     if let Some(extra) = f.keys().next() {
         // edited_at / deleted_at on a new message
         return Err((
@@ -1217,6 +1218,7 @@ fn new_message(
         scheduled_at,
         stamp,
         sealed,
+        blobs,
     };
     message.validate_with(urls).map_err(model)?;
     Ok(message)

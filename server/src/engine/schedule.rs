@@ -288,6 +288,7 @@ impl Engine {
             // (an absent stamp is allowed, docs/POLICY.md "Support threads").
             stamp: Default::default(),
             sealed: None,
+            blobs: None,
         };
         for attempt in 1..=BUCKET_ATTEMPTS {
             let doc = DocId::msgs(&tenant, &entry.conv, bucket);

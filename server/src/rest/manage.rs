@@ -447,6 +447,7 @@ fn react(
         reactions: Default::default(),
         stamp: Default::default(),
         sealed: None,
+        blobs: None,
     };
     let ctx = Context {
         conv: Some(conv),

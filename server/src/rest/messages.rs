@@ -142,6 +142,7 @@ pub async fn post(
         // Support threads: what the thread says about the caller (checked again on accept).
         stamp: confab_core::policy::support::stamp_for(&conv, &caller.author()),
         sealed: None,
+        blobs: None,
     };
     message.validate()?;
     // The newest part of the period, moving on as the acceptor's refusals say (a REST

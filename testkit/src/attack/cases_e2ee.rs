@@ -523,3 +523,75 @@ pub async fn plaintext_draft_or_schedule_of_an_encrypted_conversation_plaintext_
     let draft = draft_of(&mut f.alice, &plain);
     lab.accept(&mut f.alice, &pd, draft).await;
 }
+
+/// The blob hashes a sealed message names in the clear (`blobs`): on a plaintext message
+/// (`not_encrypted`), malformed (`invalid_value`), written again after the post
+/// (`immutable_field`), or kept by a delete (`incomplete_redaction`); the honest sealed post
+/// and its whole tombstone are accepted, and the tombstone names no blob.
+pub async fn blob_hashes_outside_a_sealed_post(lab: &mut impl Lab) {
+    use crate::craft::{obj, put_message, raw_tombstone, s, text_fields};
+    use confab_core::automerge::transaction::Transactable;
+    use confab_core::automerge::ScalarValue;
+    use confab_core::doc::read;
+    use confab_core::doc::schema::keys::{BLOBS, MESSAGES, SEALED};
+    use confab_core::model::attachment::{blob_hashes_to_json, BlobHash};
+    use confab_core::model::message::{sealed_aad, NewMessage, SealedContent};
+    let hashes = blob_hashes_to_json(&[BlobHash::of(b"a sealed file")]);
+    let now = lab.now();
+
+    let mut alice = Device::new("alice", 1);
+    let plain = create(lab, "e16", ConvKind::Group, &mut alice, &mut [], |_| {}).await;
+    let bucket = crate::ids::bucket_doc(&plain, now);
+    let mut named = NewMessage::text(crate::ids::msg_id("b1"), acc("alice"), "hi", now);
+    named.blobs = Some(hashes.clone());
+    let change = alice
+        .clone()
+        .write(&bucket, |d, t| write::post_message(d, t, &named))
+        .expect("the message writes");
+    lab.reject(&alice, &bucket, change, "not_encrypted").await;
+
+    let mut f = encrypted(lab, "e17").await;
+    let bucket = crate::ids::bucket_doc(&f.conv, now);
+    let seal = |mls: &mut Mls, id: &str| {
+        let content = SealedContent {
+            body: "a file".into(),
+            ..SealedContent::default()
+        };
+        let id = crate::ids::msg_id(id);
+        mls.encrypt(&f.group, &sealed_aad(&id, None), &content.to_bytes())
+            .expect("sealed")
+    };
+    let sealed = seal(&mut f.alice_mls, "b2");
+    let mut fields = text_fields("alice", "", now);
+    fields.push((SEALED, ScalarValue::Bytes(sealed)));
+    fields.push((BLOBS, s(r#"["not a hash"]"#)));
+    let malformed = raw(&mut f.alice, &bucket, |tx| put_message(tx, "b2", &fields));
+    lab.reject(&f.alice, &bucket, malformed, "invalid_value")
+        .await;
+
+    let mut m = NewMessage::text(crate::ids::msg_id("b3"), acc("alice"), "", now);
+    m.sealed = Some(seal(&mut f.alice_mls, "b3"));
+    m.blobs = Some(hashes.clone());
+    let change = f
+        .alice
+        .clone()
+        .write(&bucket, |d, t| write::post_message(d, t, &m))
+        .expect("the message writes");
+    lab.accept(&mut f.alice, &bucket, change).await;
+    let again = blob_hashes_to_json(&[BlobHash::of(b"another file")]);
+    let rewrite = raw(&mut f.alice, &bucket, |tx| {
+        let m = obj(&*tx, &[MESSAGES, "b3"]);
+        tx.put(&m, BLOBS, s(&again)).expect("put");
+    });
+    lab.reject(&f.alice, &bucket, rewrite, "immutable_field")
+        .await;
+    let keeps = raw_tombstone(&mut f.alice, &bucket, "b3", (now, "alice"), &[BLOBS], &[]);
+    lab.reject(&f.alice, &bucket, keeps, "incomplete_redaction")
+        .await;
+    // Twin: the whole tombstone.
+    let whole = raw_tombstone(&mut f.alice, &bucket, "b3", (now, "alice"), &[], &[]);
+    lab.accept(&mut f.alice, &bucket, whole).await;
+    let doc = lab.read(&bucket).await;
+    let keys = read::message_keys(&doc, &crate::ids::msg_id("b3")).expect("b3 is there");
+    assert!(!keys.iter().any(|k| k == BLOBS), "{keys:?}");
+}

@@ -424,6 +424,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(
             cases_e2ee::plaintext_draft_or_schedule_of_an_encrypted_conversation_plaintext_in_encrypted
         ),
+        case!(cases_e2ee::blob_hashes_outside_a_sealed_post),
     ]
 }
 

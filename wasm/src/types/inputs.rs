@@ -201,7 +201,9 @@ impl MessageInput {
             scheduled_at: self.scheduled_at,
             // Support threads: the engine stamps the message when it writes it.
             stamp: Default::default(),
+            // Sealed messages: the engine seals the content and names its blobs.
             sealed: None,
+            blobs: None,
         })
     }
 }

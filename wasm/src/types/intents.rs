@@ -74,7 +74,9 @@ impl TryFrom<NewMessage> for cm::NewMessage {
             scheduled_at: m.scheduled_at,
             // Support threads: the engine stamps the message when it writes it.
             stamp: Default::default(),
+            // Sealed messages: the engine seals the content and names its blobs.
             sealed: None,
+            blobs: None,
         })
     }
 }
