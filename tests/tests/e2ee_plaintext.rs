@@ -7,7 +7,9 @@
 //! notification feed. The file attached in the encrypted group is sealed on the device
 //! (`e2ee::file`): its contents' marker is not in the blob store, and bob downloads and opens
 //! it. A plaintext group with its own markers (and its own file) is the control: the same
-//! searches find those, so they can fail.
+//! searches find those, so they can fail. Then alice deletes both file messages: the sealed
+//! file goes from the blob store as the control's does (its message named its hash in the
+//! clear), once no live message names it, and bob's download of either answers 404.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -263,6 +265,11 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
         "markers",
         "--webhook-backoff-ms",
         "100",
+        // Released blobs deleted a second after their message, by a pass every second.
+        "--purge-sweep-secs",
+        "1",
+        "--blob-release-delay-secs",
+        "1",
     ];
     let server = TestServer::start_with_log(backend, &hook, "debug")
         .await
@@ -288,13 +295,13 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
 
     let file = format!("the file says {}", m.file);
     let sealed_file = attach(&server, &vault, &file, &m.attachment, true).await;
-    let sent = send_rich(&alice, &vault, "m1", &m, false, sealed_file).await;
+    let sent = send_rich(&alice, &vault, "m1", &m, false, sealed_file.clone()).await;
     accepted(&alice, sent).await;
     let reply = send(&bob, &vault, "m2", &m.reply).await;
     accepted(&bob, reply).await;
     let control_file = format!("the file says {}", m.control_file);
     let clear_file = attach(&server, &open, &control_file, &m.control, false).await;
-    let control = send_rich(&alice, &open, "c1", &m, true, clear_file).await;
+    let control = send_rich(&alice, &open, "c1", &m, true, clear_file.clone()).await;
     accepted(&alice, control).await;
     // The markers did travel: bob reads them.
     let want = format!("@carol {}", m.body);
@@ -391,6 +398,70 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
         &log[..log.len().min(2000)]
     );
     assert_clean("the server's output", log.as_bytes(), &m);
+
+    // Deleting the messages releases their files: the sealed one by the hash its message
+    // names in the clear, the control by its URL (docs/ATTACHMENTS.md, "Deleted messages").
+    // m3 names the sealed file too: it keeps it until it is deleted as well.
+    let again = send_rich(&alice, &vault, "m3", &m, false, sealed_file).await;
+    accepted(&alice, again).await;
+    let control: serde_json::Value = serde_json::from_str(&clear_file).unwrap();
+    let control_url = control[0]["url"].as_str().unwrap();
+    let control_path = &control_url[control_url.find("/v1/").unwrap()..];
+    delete(&alice, &vault, "m1").await;
+    delete(&alice, &open, "c1").await;
+    gone(&server, &open, control_path).await;
+    // The passes that deleted the control saw the sealed file's candidate: m3 kept it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, _) = http_bytes(&server, "GET", path, "bob", b"", "text/plain").await;
+    assert_eq!(status, 200, "the sealed file went while m3 still names it");
+    delete(&alice, &vault, "m3").await;
+    gone(&server, &vault, path).await;
+}
+
+/// `c` deletes its message `id` of `conv` for everyone, accepted.
+async fn delete(c: &NativeClient, conv: &ConvId, id: &str) {
+    let (conv, id) = (conv.clone(), MessageId::new(id).unwrap());
+    let bucket = c
+        .query({
+            let (conv, id) = (conv.clone(), id.clone());
+            move |e| {
+                e.timeline(&conv)
+                    .into_iter()
+                    .find(|i| i.message.id == id)
+                    .map(|i| i.bucket)
+            }
+        })
+        .await
+        .unwrap()
+        .expect("the message is held");
+    let delete = Intent::Delete {
+        conv,
+        message: id,
+        bucket,
+    };
+    accepted(c, c.intent(delete).await.unwrap()).await;
+}
+
+/// Waits until the blob at `path` (of `conv`) is gone: not served to bob (404) and not on
+/// disk.
+async fn gone(server: &TestServer, conv: &ConvId, path: &str) {
+    let hash = path.rsplit('/').next().unwrap();
+    let on_disk = server
+        .data_dir
+        .join(format!("blobs/t/{TENANT}/c/{conv}/blobs/{hash}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = http_bytes(server, "GET", path, "bob", b"", "text/plain").await;
+        if status == 404 && !on_disk.exists() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} is still stored after its message's delete: GET {status}, on disk {}",
+            on_disk.exists()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -15,7 +15,6 @@ use std::time::Duration;
 use confab_core::automerge::{Automerge, Change};
 use confab_core::doc::read;
 use confab_core::ids::{Bucket, ConvId, DocId, TenantId};
-use confab_core::model::attachment::{blob_reference, Attachment};
 use futures_util::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -192,7 +191,7 @@ pub(crate) async fn referenced(
             }
             let id = DocId::msgs(&scope.tenant, &scope.conv, *bucket);
             let stored = store.load_doc(&id).await.map_err(failed)?;
-            let conv = scope.conv.as_str().to_owned();
+            let conv = scope.conv.clone();
             let found = tokio::task::spawn_blocking(move || -> Result<Vec<BlobHash>, String> {
                 let mut doc = match &stored.snapshot {
                     Some(bytes) => Automerge::load(bytes).map_err(|e| e.to_string())?,
@@ -204,16 +203,10 @@ pub(crate) async fn referenced(
                     .map(|(_, bytes)| Change::try_from(&bytes[..]).map_err(|e| e.to_string()))
                     .collect::<Result<Vec<_>, _>>()?;
                 doc.apply_changes(changes).map_err(|e| e.to_string())?;
+                // By an attachment's URL, or a sealed message's `blobs`.
                 Ok(read::read_messages(&doc)
                     .iter()
-                    .filter_map(|m| m.attachments.as_deref())
-                    .filter_map(|json| serde_json::from_str::<Vec<Attachment>>(json).ok())
-                    .flatten()
-                    .filter_map(|a| {
-                        blob_reference(&a.url)
-                            .filter(|(c, _)| *c == conv)
-                            .map(|(_, hash)| hash)
-                    })
+                    .flat_map(|m| m.blob_hashes(&conv))
                     .collect())
             })
             .await

@@ -5,7 +5,6 @@ use confab_core::automerge::Automerge;
 use confab_core::doc::read;
 use confab_core::ids::{DocId, MessageId, TenantId};
 use confab_core::limits::PREVIEW_CHARS;
-use confab_core::model::attachment::{blob_reference, Attachment};
 use confab_core::model::conversation::Conversation;
 use confab_core::model::message::NewMessage;
 use confab_core::policy::joining::join_route;
@@ -185,9 +184,10 @@ pub(crate) fn for_msgs(
     out
 }
 
-/// The blobs of this message bucket's conversation that the deletes among `effects` named:
-/// each a candidate for the sweep (`forget::blobs`), which deletes it only if no live message of the
-/// conversation names it then.
+/// The blobs of this message bucket's conversation that the deletes among `effects` named
+/// (by an attachment's URL, or a sealed message's `blobs`): each a candidate for the sweep
+/// (`forget::blobs`), which deletes it only if no live message of the conversation names it
+/// then.
 pub(crate) fn released_blobs(doc: &DocId, effects: &[Effect], now_ms: i64) -> Vec<BlobRelease> {
     let Some(conv) = doc.conv_id() else {
         return Vec::new();
@@ -197,23 +197,13 @@ pub(crate) fn released_blobs(doc: &DocId, effects: &[Effect], now_ms: i64) -> Ve
         let Effect::DeleteMessage(message) = effect else {
             continue;
         };
-        let Some(json) = message.attachments.as_deref() else {
-            continue;
-        };
-        let Ok(attachments) = serde_json::from_str::<Vec<Attachment>>(json) else {
-            continue;
-        };
-        for a in attachments {
-            if let Some((named, hash)) = blob_reference(&a.url) {
-                if named == conv.as_str() {
-                    out.push(BlobRelease {
-                        tenant: doc.tenant().clone(),
-                        conv: conv.clone(),
-                        hash: hash.hex(),
-                        deleted_at: now_ms,
-                    });
-                }
-            }
+        for hash in message.blob_hashes(conv) {
+            out.push(BlobRelease {
+                tenant: doc.tenant().clone(),
+                conv: conv.clone(),
+                hash: hash.hex(),
+                deleted_at: now_ms,
+            });
         }
     }
     out
@@ -246,6 +236,41 @@ mod tests {
     fn has_terms(rows: &[Projection]) -> bool {
         rows.iter()
             .any(|p| matches!(p, Projection::SearchTerms { .. }))
+    }
+
+    #[test]
+    fn a_delete_releases_the_blobs_named_by_url_and_by_a_sealed_messages_hashes() {
+        use confab_core::model::attachment::{blob_hashes_to_json, BlobHash};
+        let id = |s: &str| TenantId::new(s).expect("id");
+        let doc = DocId::msgs(
+            &id("acme"),
+            &ConvId::new("vault").expect("id"),
+            Bucket::first(0),
+        );
+        let (plain, sealed, other) = (
+            BlobHash::of(b"plain"),
+            BlobHash::of(b"sealed"),
+            BlobHash::of(b"other"),
+        );
+        use confab_core::automerge::ScalarValueRef as V;
+        let fields = [
+            ("author", V::Str("alice".into())),
+            ("kind", V::Str("file".into())),
+            ("created_at", V::Int(0)),
+        ];
+        let mut message = read::message_from_fields(fields, MessageId::new("m1").expect("id"))
+            .expect("a message");
+        message.attachments = Some(format!(
+            r#"[{{"id":"a","kind":"file","url":"https://e.io/v1/conversations/vault/attachments/{plain}"}},
+                {{"id":"b","kind":"file","url":"https://e.io/v1/conversations/elsewhere/attachments/{other}"}}]"#
+        ));
+        message.blobs = Some(blob_hashes_to_json(&[sealed, plain]));
+        let released = released_blobs(&doc, &[Effect::DeleteMessage(Box::new(message))], 7);
+        let hashes: Vec<String> = released.iter().map(|r| r.hash.clone()).collect();
+        assert_eq!(hashes, [plain.hex(), sealed.hex()]);
+        assert!(released
+            .iter()
+            .all(|r| r.conv.as_str() == "vault" && r.deleted_at == 7));
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Unit {
     async fn release_blobs_of(&self, part: &DocId, current: &Automerge) {
         let effects: Vec<Effect> = confab_core::doc::read::read_messages(current)
             .into_iter()
-            .filter(|m| m.deleted_at.is_none() && m.attachments.is_some())
+            .filter(|m| m.deleted_at.is_none() && (m.attachments.is_some() || m.blobs.is_some()))
             .map(|m| Effect::DeleteMessage(Box::new(m)))
             .collect();
         let released =
