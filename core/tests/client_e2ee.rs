@@ -778,6 +778,8 @@ mod device_state;
 mod directory_down;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
+#[path = "client_e2ee/leaving.rs"]
+mod leaving;
 #[path = "client_e2ee/refused_before.rs"]
 mod refused_before;
 #[path = "client_e2ee/search.rs"]

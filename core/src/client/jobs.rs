@@ -584,7 +584,16 @@ impl ClientEngine {
     pub(super) fn advance(&mut self) {
         while let Some(job) = self.loads.queue.pop_front() {
             if let Some(waiting) = self.step(job) {
+                let device_now = match &waiting {
+                    Job::Intent { device_now, .. } => Some(*device_now),
+                    _ => None,
+                };
                 self.loads.queue.push_front(waiting);
+                // A sealed write waits for the removal its group owes: that commit first.
+                if let Some(owed) = device_now.and_then(|now| self.take_owed_job(now)) {
+                    self.loads.queue.push_front(owed);
+                    continue;
+                }
                 break;
             }
         }

@@ -64,6 +64,12 @@ pub(super) struct MlsSide {
     /// Requests the directory could not answer now (`unavailable`, ...): asked again at the
     /// engine's next resend round, not only at the next connection.
     again: Again,
+    /// The owed removals (`mls_owed`): per group, the accepted epoch at which this device
+    /// last started the commit that pays them; conversations whose document moved since the
+    /// last look; and the conversation a waiting send wants paid before it.
+    pub(super) owed_tried: HashMap<Vec<u8>, u64>,
+    pub(super) touched: BTreeSet<ConvId>,
+    pub(super) owed_now: Option<ConvId>,
 }
 
 /// The directory requests a transient refusal left to ask again.
@@ -194,6 +200,9 @@ impl ClientEngine {
             removed: BTreeSet::new(),
             removing: BTreeMap::new(),
             again: Again::default(),
+            owed_tried: HashMap::new(),
+            touched: BTreeSet::new(),
+            owed_now: None,
         });
         if whole {
             self.save_device();

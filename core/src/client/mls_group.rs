@@ -88,6 +88,10 @@ impl ClientEngine {
             if epoch < accepted || mls.committing.values().any(|c| c.group == group) {
                 return Ready::Wait;
             }
+            // Sealed only in an epoch a departed member cannot read.
+            if self.sealed_conv(intent).is_some() && self.waits_for_owed(&conv) {
+                return Ready::Wait;
+            }
         }
         let missing: Vec<AccountId> = claims
             .into_iter()
@@ -520,6 +524,7 @@ impl ClientEngine {
     /// `conv`'s document moved: the device follows its group to the accepted epoch (joining
     /// it from a Welcome first when it is not in it yet).
     pub(super) fn follow_group(&mut self, conv: &ConvId) {
+        self.touch_group(conv);
         let (doc, group) = self.group_of(conv);
         let Some(mls) = self.mls.as_mut() else {
             return;

@@ -22,6 +22,7 @@ mod load;
 mod mls;
 mod mls_devices;
 mod mls_group;
+mod mls_owed;
 mod mls_saved;
 mod opening;
 mod outbox;

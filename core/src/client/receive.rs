@@ -153,6 +153,7 @@ impl ClientEngine {
             ServerFrame::DeviceRemoved { id } => self.on_device_removed(id),
             ServerFrame::Pong { .. } | ServerFrame::Error { .. } => {}
         }
+        self.settle_owed(device_now);
         self.delivery.schedule(device_now);
         self.retry
             .ensure_round(&self.outbox, self.online, device_now);
@@ -493,7 +494,9 @@ impl ClientEngine {
                 .is_some_and(|e| self.sent_already(&doc_id, &e.intent));
         // A commit that lost its epoch to another is made again on the new one; a marker
         // that lost to another device of this account, on what the server holds now.
+        let resealed = !holds && self.reseal_after(rejected_id, &code);
         let rebuild = self.commit_rejected(rejected_id, &code)
+            || resealed
             || (!holds && self.marker_lost(rejected_id, &code));
         if rebuild || moved(self, rejected_id) {
             moving.push(rejected_id);
@@ -546,7 +549,8 @@ impl ClientEngine {
         let now = self.server_now(device_now);
         let mut remade: Vec<u64> = Vec::new();
         for id in later {
-            if !moving.is_empty() && moved(self, id) {
+            // The sealed writes after one sealed again wait for the group with it, in order.
+            if (!moving.is_empty() && moved(self, id)) || (resealed && self.is_sealed_write(id)) {
                 moving.push(id);
                 continue;
             }
@@ -562,7 +566,7 @@ impl ClientEngine {
         // between sends the old change, is refused again and moves it again.
         for id in &moving {
             if let Some(entry) = self.outbox.remove(id) {
-                if !(rebuild && *id == rejected_id) {
+                if moves_to.is_some() && !(rebuild && *id == rejected_id) {
                     self.buckets.note_move(*id);
                 }
                 self.hold_intent(*id, entry.intent, device_now);

@@ -1,0 +1,185 @@
+//! Removals a group owes, paid without anyone asking (docs/E2EE.md, "Leaving"). A member who
+//! leaves or lapses writes no commit, and the server refuses every sealed message of the
+//! group while a departed member's device is in it (`mls_removal_pending`). So the device
+//! that heads the group (its first leaf of an active member) commits the removal as soon as
+//! it sees the departure; a send that finds it still owed has it committed first (by this
+//! device: `SyncDevices` pays every owed removal) and waits for that commit, so it is sealed
+//! in an epoch the departed member cannot read; and a sealed write refused for its epoch or
+//! for a removal is sealed again on the current epoch, under its id.
+
+use super::ask::Job;
+use super::engine::ClientEngine;
+use super::intent::Intent;
+use super::mls_group::REBUILDS_MAX;
+use crate::e2ee::{self, DeviceIdentity};
+use crate::ids::{ConvId, DocId};
+
+/// Whether a sealed write refused with `code` is to be sealed again on the group's current
+/// epoch: refused for the epoch it was sealed in, or for a removal the group still owed.
+fn reseals_for(code: &str) -> bool {
+    matches!(
+        code,
+        "mls_stale_epoch" | "mls_unknown_epoch" | "mls_removal_pending"
+    )
+}
+
+impl ClientEngine {
+    /// The devices in this device's group of `conv` whose accounts are no longer active
+    /// members of it.
+    pub(super) fn departed_devices(&self, conv: &ConvId) -> Vec<DeviceIdentity> {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let (Some(mls), Some(conversation)) = (self.mls.as_ref(), self.conversation(conv)) else {
+            return Vec::new();
+        };
+        let Ok(in_group) = mls.device.members(&group) else {
+            return Vec::new();
+        };
+        in_group
+            .into_iter()
+            .filter(|d| conversation.active_member(&d.account).is_none())
+            .collect()
+    }
+
+    /// Whether a `SyncDevices` of `conv` waits in the queue or is in flight.
+    fn syncing(&self, conv: &ConvId) -> bool {
+        let syncs = |i: &Intent| matches!(i, Intent::SyncDevices { conv: c } if c == conv);
+        self.loads.held_intents().any(|(_, i)| syncs(i))
+            || self
+                .outbox
+                .values()
+                .any(|e| syncs(&e.intent) && !e.is_final())
+    }
+
+    /// The accepted epoch of `conv`'s group (0 before any commit).
+    fn accepted_epoch(&self, conv: &ConvId) -> u64 {
+        self.docs
+            .get(&DocId::conv(&self.config.tenant, conv))
+            .and_then(|d| crate::doc::read::read_mls(&d.server))
+            .map_or(0, |m| m.epoch)
+    }
+
+    /// Whether this device is to start the commit of `conv`'s owed removal now: one is owed,
+    /// none is under way, and this device did not start one at this accepted epoch already
+    /// (one that lost its epoch is started again once the winner's commit moved it).
+    fn owes_start(&self, conv: &ConvId) -> bool {
+        if self.departed_devices(conv).is_empty() || self.syncing(conv) {
+            return false;
+        }
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        self.mls
+            .as_ref()
+            .is_some_and(|m| m.owed_tried.get(&group) != Some(&self.accepted_epoch(conv)))
+    }
+
+    /// Notes that this device starts the commit of `conv`'s owed removal at its accepted
+    /// epoch.
+    fn note_started(&mut self, conv: &ConvId) {
+        let epoch = self.accepted_epoch(conv);
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        if let Some(mls) = self.mls.as_mut() {
+            mls.owed_tried.insert(group, epoch);
+        }
+    }
+
+    /// Whether a sealed write into `conv` waits for its group's owed removal. Until this
+    /// device tried at this epoch, the commit that pays it is asked to run before the write
+    /// ([`ClientEngine::take_owed_job`]); once it tried and nothing is under way, the write
+    /// goes on and the server judges it (refused, it is sealed again).
+    pub(super) fn waits_for_owed(&mut self, conv: &ConvId) -> bool {
+        if self.syncing(conv) {
+            return !self.departed_devices(conv).is_empty();
+        }
+        if !self.owes_start(conv) {
+            return false;
+        }
+        if let Some(mls) = self.mls.as_mut() {
+            mls.owed_now = Some(conv.clone());
+        }
+        true
+    }
+
+    /// The `SyncDevices` a waiting write asked for, to run ahead of it (queued behind it,
+    /// the write would wait for it forever).
+    pub(super) fn take_owed_job(&mut self, device_now: i64) -> Option<Job> {
+        let conv = self.mls.as_mut()?.owed_now.take()?;
+        self.note_started(&conv);
+        let id = self.next_id;
+        self.next_id += 1;
+        Some(Job::Intent {
+            id,
+            intent: Box::new(Intent::SyncDevices { conv }),
+            device_now,
+        })
+    }
+
+    /// Notes that `conv`'s document moved: [`ClientEngine::settle_owed`] looks at it.
+    pub(super) fn touch_group(&mut self, conv: &ConvId) {
+        if let Some(mls) = self.mls.as_mut() {
+            mls.touched.insert(conv.clone());
+        }
+    }
+
+    /// After a frame: in each conversation whose document moved, the device heading the
+    /// group commits a removal it owes. Others wait (their sends pay it when the head is
+    /// away), so a departure costs the group one commit, not one per device online.
+    pub(super) fn settle_owed(&mut self, device_now: i64) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let touched = std::mem::take(&mut mls.touched);
+        if !self.online {
+            return;
+        }
+        for conv in touched {
+            if !self.group_accepted(&conv) || !self.heads_group(&conv) {
+                continue;
+            }
+            if self.owes_start(&conv) {
+                self.note_started(&conv);
+                if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
+                    self.out
+                        .push(super::engine::Output::Event(super::engine::Event::Error {
+                            code: e.code().to_owned(),
+                            message: e.to_string(),
+                        }));
+                }
+            }
+        }
+    }
+
+    /// Whether this device is the first leaf of `conv`'s group held by an active member.
+    fn heads_group(&self, conv: &ConvId) -> bool {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let (Some(mls), Some(conversation)) = (self.mls.as_ref(), self.conversation(conv)) else {
+            return false;
+        };
+        let Ok(leaves) = mls.device.leaves(&group) else {
+            return false;
+        };
+        leaves
+            .iter()
+            .find(|l| conversation.active_member(&l.device.account).is_some())
+            .is_some_and(|l| &l.device == mls.device.identity())
+    }
+
+    /// Whether intent `id`, refused with `code`, is a sealed write to seal again on the
+    /// group's current epoch (at most `REBUILDS_MAX` times; it keeps its id).
+    pub(super) fn reseal_after(&mut self, id: u64, code: &str) -> bool {
+        if !reseals_for(code) || !self.is_sealed_write(id) {
+            return false;
+        }
+        let Some(mls) = self.mls.as_mut() else {
+            return false;
+        };
+        let rebuilds = mls.rebuilds.entry(id).or_default();
+        *rebuilds += 1;
+        *rebuilds <= REBUILDS_MAX
+    }
+
+    /// Whether outbox entry `id` seals its content for an encrypted conversation's group.
+    pub(super) fn is_sealed_write(&self, id: u64) -> bool {
+        self.outbox
+            .get(&id)
+            .is_some_and(|e| self.sealed_conv(&e.intent).is_some())
+    }
+}
