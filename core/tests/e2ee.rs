@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 
 use confab_core::e2ee::ds::check_key_package;
+use confab_core::e2ee::sealed_epoch;
 use confab_core::e2ee::{
     Device, DeviceIdentity, Directory, DirectoryEntry, DsRefusal, E2eeError, GroupView,
     MAX_APPLICATION_BYTES, PAST_EPOCHS,
@@ -506,3 +507,108 @@ fn a_commit_bringing_a_known_device_in_under_another_key_is_not_followed() {
         .unwrap();
     assert_eq!(m[1].process_commit(&good.commit).unwrap().epoch, 2);
 }
+
+/// `m[0]` commits (an empty commit: a new epoch) and `m[1]` follows; the server's view too.
+fn next_epoch(m: &mut [Device], ds: &mut GroupView) {
+    let c = m[0].commit(GROUP, &[], &[]).unwrap();
+    let everyone: Vec<&Device> = m.iter().collect();
+    let check = ds
+        .check_commit(&c.commit, m[0].identity(), &allowed(&everyone))
+        .unwrap();
+    ds.apply(check).unwrap();
+    m[0].confirm_commit(GROUP).unwrap();
+    for d in m.iter_mut().skip(1) {
+        d.process_commit(&c.commit).unwrap();
+    }
+}
+
+#[test]
+fn a_device_keeps_more_past_epochs_while_catching_up_then_drops_them() {
+    let mut m = [device("alice"), device("bob")];
+    let mut ds = group_of(&mut m);
+    assert_eq!(m[1].past_epochs_kept(GROUP), Some(PAST_EPOCHS as usize));
+    let first = say(&mut m[0], "at epoch 1");
+    assert_eq!(sealed_epoch(&first).unwrap(), (GROUP.to_vec(), 1));
+    // bob keeps every epoch of a catch-up of 40 commits.
+    m[1].keep_past_epochs(GROUP, 40).unwrap();
+    let mut written = vec![first];
+    for _ in 0..40 {
+        next_epoch(&mut m, &mut ds);
+        written.push(say(&mut m[0], "later"));
+    }
+    // Saved and loaded back: the wider window is part of the group's state.
+    let header = m[1].header();
+    let mut bob = Device::from_parts(&header, m[1].entries()).unwrap();
+    assert_eq!(bob.past_epochs_kept(GROUP), Some(40));
+    let (oldest, rest) = written.split_first().unwrap();
+    assert_eq!(read(&mut bob, oldest).unwrap(), "at epoch 1");
+    // Back to the usual window: what is older than it is dropped at once.
+    bob.keep_past_epochs(GROUP, PAST_EPOCHS as usize).unwrap();
+    let (older, newer) = rest.split_at(rest.len() - PAST_EPOCHS as usize - 1);
+    assert_eq!(
+        read(&mut bob, &older[older.len() - 1]),
+        Err(E2eeError::EpochTooOld)
+    );
+    for c in newer {
+        assert_eq!(read(&mut bob, c).unwrap(), "later");
+    }
+}
+
+/// What one kept past epoch adds to a reader's saved state, in groups of 2, 100 and 1,000
+/// devices (docs/BENCHMARKS.md, "End-to-end encryption"):
+/// `cargo test -p confab-core --test e2ee -- --ignored --nocapture what_a_kept_epoch_costs`
+#[test]
+#[ignore = "a measurement; prints what a kept epoch costs"]
+fn what_a_kept_epoch_costs() {
+    const GROUP_N: &[u8] = b"acme/conv/kept";
+    for members in [2usize, 100, 1000] {
+        let mut devices: Vec<Device> = (0..members).map(|i| device(&format!("user{i}"))).collect();
+        devices[0].create_group(GROUP_N).unwrap();
+        let packages: Vec<Vec<u8>> = devices[1..]
+            .iter()
+            .map(|d| d.key_package(false).unwrap())
+            .collect();
+        let bundle = devices[0].commit(GROUP_N, &packages, &[]).unwrap();
+        devices[0].confirm_commit(GROUP_N).unwrap();
+        devices[1].join(&bundle.welcome.unwrap()).unwrap();
+        devices.truncate(2);
+        devices[1].keep_past_epochs(GROUP_N, 1000).unwrap();
+        let size =
+            |d: &Device| -> usize { d.entries().iter().map(|(k, v)| k.len() + v.len()).sum() };
+        let mut sizes = Vec::new();
+        let mut written = Vec::new();
+        for kept in 0..=32 {
+            if kept > 0 {
+                let c = devices[0].commit(GROUP_N, &[], &[]).unwrap();
+                devices[0].confirm_commit(GROUP_N).unwrap();
+                devices[1].process_commit(&c.commit).unwrap();
+            }
+            if kept % 16 == 0 {
+                sizes.push(size(&devices[1]));
+                // What reading one message writes with `kept` epochs kept.
+                let _ = devices[1].take_changes();
+                let ct = devices[0].encrypt(GROUP_N, b"m", &[b'x'; 200]).unwrap();
+                devices[1].decrypt(&ct).unwrap();
+                written.push(
+                    devices[1]
+                        .take_changes()
+                        .iter()
+                        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>(),
+                );
+            }
+        }
+        println!(
+            "{members} devices: state {} / {} / {} B with 0 / 16 / 32 past epochs kept, \
+             {} B a kept epoch; a message read writes {} / {} / {} B",
+            sizes[0],
+            sizes[1],
+            sizes[2],
+            (sizes[2] - sizes[1]) / 16,
+            written[0],
+            written[1],
+            written[2],
+        );
+    }
+}
+

@@ -257,6 +257,35 @@ impl Device {
         self.groups.get(group_id).map(|g| g.epoch().as_u64())
     }
 
+    /// How many past epochs of group `group_id` this device keeps the secrets of.
+    pub fn past_epochs_kept(&self, group_id: &[u8]) -> Option<usize> {
+        self.groups
+            .get(group_id)
+            .map(|g| match g.past_epoch_deletion_policy() {
+                PastEpochDeletionPolicy::MaxEpochs(n) => *n,
+                PastEpochDeletionPolicy::KeepAll => usize::MAX,
+            })
+    }
+
+    /// Keeps the secrets of up to `epochs` past epochs of group `group_id` from now on: more
+    /// keeps the ones the group will pass, fewer drops the oldest at once.
+    pub fn keep_past_epochs(&mut self, group_id: &[u8], epochs: usize) -> Result<(), E2eeError> {
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        if matches!(group.past_epoch_deletion_policy(), PastEpochDeletionPolicy::MaxEpochs(n) if *n == epochs)
+        {
+            return Ok(());
+        }
+        group
+            .set_past_epoch_deletion_policy(
+                &self.provider,
+                PastEpochDeletionPolicy::MaxEpochs(epochs),
+            )
+            .map_err(mls)
+    }
+
     /// The devices of a group as this device knows it, in leaf order.
     pub fn members(&self, group_id: &[u8]) -> Result<Vec<DeviceIdentity>, E2eeError> {
         let group = self.groups.get(group_id).ok_or(E2eeError::UnknownGroup)?;
@@ -685,6 +714,16 @@ fn decrypt_error(e: ProcessMessageError<impl std::fmt::Debug>, epoch: u64, now: 
     } else {
         E2eeError::Mls(text)
     }
+}
+
+/// The group and epoch an application message was sealed in, read from its clear header
+/// without decrypting it.
+pub fn sealed_epoch(bytes: &[u8]) -> Result<(Vec<u8>, u64), E2eeError> {
+    let message = protocol_message(bytes, MAX_APPLICATION_BYTES)?;
+    Ok((
+        message.group_id().as_slice().to_vec(),
+        message.epoch().as_u64(),
+    ))
 }
 
 pub(crate) fn parse_message(bytes: &[u8], max: usize) -> Result<MlsMessageBodyIn, E2eeError> {

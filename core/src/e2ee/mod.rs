@@ -33,7 +33,8 @@ pub use directory::{Directory, DirectoryEntry, Leaf};
 pub use ds::{DsRefusal, GroupView, StagedCheck};
 pub use identity::DeviceIdentity;
 pub use member::{
-    CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome, StateChange,
+    sealed_epoch, CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome,
+    StateChange,
 };
 pub use safety::safety_number;
 

@@ -398,3 +398,30 @@ fn a_value_split_by_an_earlier_build_reads_and_is_rewritten_with_its_secrets_apa
     let got: MessageSecretsStore = store.get(LABEL, GROUP_KEY).unwrap().unwrap();
     assert_eq!(got, value(1..=3));
 }
+
+#[test]
+fn a_wider_window_keeps_the_epochs_passed_and_a_narrower_one_deletes_them() {
+    const G: &[u8] = b"acme/conv/wide";
+    let mut alice = Device::new(id("alice")).unwrap();
+    let mut bob = Device::new(id("bob")).unwrap();
+    alice.create_group(G).unwrap();
+    let bundle = alice
+        .commit(G, &[bob.key_package(false).unwrap()], &[])
+        .unwrap();
+    alice.confirm_commit(G).unwrap();
+    bob.join(&bundle.welcome.unwrap()).unwrap();
+    let wide = PAST_EPOCHS + 24;
+    bob.keep_past_epochs(G, wide as usize).unwrap();
+    for _ in 0..wide {
+        let commit = alice.commit(G, &[], &[]).unwrap();
+        alice.confirm_commit(G).unwrap();
+        bob.process_commit(&commit.commit).unwrap();
+    }
+    let now = bob.epoch(G).unwrap();
+    assert_eq!(kept(&bob), ((now - wide..now).collect(), 1));
+    // Back to the usual window: the older epochs' lists go from the storage at once.
+    bob.keep_past_epochs(G, PAST_EPOCHS as usize).unwrap();
+    assert_eq!(kept(&bob), ((now - PAST_EPOCHS..now).collect(), 1));
+    let bob = Device::from_bytes(&bob.to_bytes()).unwrap();
+    assert_eq!(bob.past_epochs_kept(G), Some(PAST_EPOCHS as usize));
+}
