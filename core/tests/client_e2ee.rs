@@ -776,6 +776,8 @@ mod deleted;
 mod device_state;
 #[path = "client_e2ee/directory_down.rs"]
 mod directory_down;
+#[path = "client_e2ee/epochs.rs"]
+mod epochs;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
 #[path = "client_e2ee/leaving.rs"]

@@ -555,7 +555,7 @@ fn a_device_keeps_more_past_epochs_while_catching_up_then_drops_them() {
 }
 
 /// What one kept past epoch adds to a reader's saved state, in groups of 2, 100 and 1,000
-/// devices (docs/BENCHMARKS.md, "End-to-end encryption"):
+/// devices (docs/BENCHMARKS.md, "Epochs a catching-up device keeps"):
 /// `cargo test -p confab-core --test e2ee -- --ignored --nocapture what_a_kept_epoch_costs`
 #[test]
 #[ignore = "a measurement; prints what a kept epoch costs"]
@@ -612,3 +612,12 @@ fn what_a_kept_epoch_costs() {
     }
 }
 
+#[test]
+fn a_catching_up_device_keeps_fewer_epochs_in_larger_groups() {
+    use confab_core::e2ee::{catch_up_epochs, CATCH_UP_EPOCHS};
+    assert_eq!(catch_up_epochs(2), CATCH_UP_EPOCHS);
+    assert_eq!(catch_up_epochs(100), CATCH_UP_EPOCHS);
+    assert_eq!(catch_up_epochs(1_000), 93);
+    assert_eq!(catch_up_epochs(100_000), PAST_EPOCHS as usize);
+    assert_eq!(catch_up_epochs(usize::MAX), PAST_EPOCHS as usize);
+}

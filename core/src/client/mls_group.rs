@@ -548,7 +548,7 @@ impl ClientEngine {
             }
             changed = true;
         }
-        let mut epoch = match mls.device.epoch(&group) {
+        let epoch = match mls.device.epoch(&group) {
             Some(e) => e,
             None => {
                 // The newest Welcome first: a device removed and added again joins where it
@@ -580,42 +580,18 @@ impl ClientEngine {
         };
         let mut failed = None;
         if epoch < accepted.epoch {
+            // The accepted commits from this device's epoch on, one after the other.
             let log = read::read_mls_log(&state.server, epoch).unwrap_or_default();
-            for (e, commit) in log.commits.range(epoch..accepted.epoch) {
-                if *e != epoch {
-                    break;
-                }
-                // This device's own commit, accepted before its ack came: it takes effect.
-                let own = mls
-                    .committing
-                    .iter()
-                    .find(|(_, c)| c.group == group && &c.commit == commit)
-                    .map(|(id, _)| *id);
-                let step = match own {
-                    Some(id) => {
-                        mls.committing.remove(&id);
-                        mls.device.confirm_commit(&group).map(|e| (e, false))
-                    }
-                    None => mls
-                        .device
-                        .process_commit(commit)
-                        .map(|o| (o.epoch, o.self_removed)),
-                };
-                match step {
-                    Ok((next, self_removed)) => {
-                        changed = true;
-                        epoch = next;
-                        if self_removed {
-                            mls.scanned.insert(group.clone(), accepted.epoch);
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
+            let commits: Vec<Vec<u8>> = log
+                .commits
+                .range(epoch..accepted.epoch)
+                .zip(epoch..)
+                .take_while(|((e, _), want)| *e == want)
+                .map(|((_, commit), _)| commit.clone())
+                .collect();
+            let followed = self.follow_commits(conv, &group, epoch, accepted.epoch, commits);
+            changed |= followed.moved;
+            failed = followed.failed;
         }
         if let Some(e) = failed {
             self.e2ee_event(&e);

@@ -11,6 +11,7 @@ mod catchup;
 mod check;
 mod delivery;
 pub mod engine;
+mod epochs;
 mod error;
 mod feed;
 mod forward;

@@ -13,7 +13,7 @@
 //! it must be of this tenant and of the account the message's clear `author` names, else it
 //! is kept undecryptable (`sealed::SENDER_MISMATCH`) and its plaintext is dropped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::engine::{ClientEngine, Output};
 use super::records::{cbor, key_opened};
@@ -34,6 +34,9 @@ pub(super) struct ToOpen {
     /// restore from the store, or an arrival while it was unknown whether the conversation
     /// is encrypted.
     all: bool,
+    /// Messages sealed in an epoch the group has not reached here yet, with that epoch: each
+    /// is tried once the group is there (`ClientEngine::opens_at`).
+    ahead: HashMap<MessageId, u64>,
 }
 
 impl ToOpen {
@@ -41,11 +44,17 @@ impl ToOpen {
         ToOpen {
             ids: HashSet::new(),
             all: true,
+            ahead: HashMap::new(),
         }
     }
 
     fn is_empty(&self) -> bool {
-        !self.all && self.ids.is_empty()
+        !self.all && self.ids.is_empty() && self.ahead.is_empty()
+    }
+
+    /// Whether something waits here that may open at `epoch`.
+    fn opens_at(&self, epoch: u64) -> bool {
+        self.all || !self.ids.is_empty() || self.ahead.values().any(|e| *e <= epoch)
     }
 }
 
@@ -116,9 +125,17 @@ impl ClientEngine {
         for bucket in ready {
             changed |= self.open_part(&DocId::msgs(&self.config.tenant, conv, bucket));
         }
+        changed |= self.keep_usual_epochs(conv);
         if changed {
             self.save_device();
         }
+    }
+
+    /// Whether a held part of `conv` has messages waiting that may open at `epoch`: the
+    /// group passing `epoch` is to open them first.
+    pub(super) fn opens_at(&self, conv: &ConvId, epoch: u64) -> bool {
+        super::replica::buckets_of(&self.docs, &self.config.tenant, conv)
+            .any(|(_, part)| part.to_open.opens_at(epoch))
     }
 
     /// The group of `conv` moved: messages that waited for it are opened.
@@ -136,17 +153,32 @@ impl ClientEngine {
         let conv_doc = DocId::conv(&self.config.tenant, conv);
         let group = e2ee::group_id(&conv_doc);
         let behind = self.group_behind(&conv_doc, &group);
+        let at = self.mls.as_ref().and_then(|m| m.device.epoch(&group));
         let account = self.config.account.clone();
         let tenant = self.config.tenant.clone();
         let Some(state) = self.docs.get_mut(doc) else {
             return false;
         };
-        let to_open = std::mem::take(&mut state.to_open);
-        let ids = if to_open.all {
+        let mut to_open = std::mem::take(&mut state.to_open);
+        // What is sealed in an epoch still ahead of the group waits on, untouched.
+        let mut ahead = HashMap::new();
+        let mut due = Vec::new();
+        for (id, epoch) in to_open.ahead.drain() {
+            if at.is_some_and(|at| epoch <= at) {
+                due.push(id);
+            } else {
+                ahead.insert(id, epoch);
+            }
+        }
+        let mut ids = if to_open.all {
             super::timeline::message_ids(&state.server)
         } else {
             to_open.ids.into_iter().collect()
         };
+        ids.extend(due);
+        // Once each: a second decryption of one ciphertext fails.
+        ids.sort_unstable();
+        ids.dedup();
         let mut deleted = Vec::new();
         let mut waiting: Vec<Waiting> = Vec::new();
         for id in ids {
@@ -207,6 +239,17 @@ impl ClientEngine {
             ..
         } in waiting
         {
+            // Sealed in an epoch the group has not reached: it waits for that epoch, with
+            // no decryption tried (the commits may still be on their way: the server takes
+            // no message of an epoch it has not accepted).
+            if let Some(at) = at {
+                if let Ok((of_group, epoch)) = e2ee::sealed_epoch(&sealed) {
+                    if of_group == group && epoch > at {
+                        ahead.insert(id, epoch);
+                        continue;
+                    }
+                }
+            }
             let of = Some(digest(&sealed));
             let opened = match mls.device.decrypt(&sealed) {
                 // The server checked which content an edit replaced; here, that it is this
@@ -261,6 +304,7 @@ impl ClientEngine {
         };
         state.opened.extend(read);
         state.to_open.ids.extend(still);
+        state.to_open.ahead.extend(ahead);
         self.index_due.doc(doc);
         if !ops.is_empty() {
             // One write for the part: a catch-up opens thousands at once.

@@ -47,9 +47,32 @@ pub fn group_id(conv_doc: &crate::ids::DocId) -> Vec<u8> {
 /// X25519, AES-128-GCM, SHA-256 and Ed25519: MLS's mandatory suite, fast in wasm.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
-/// How many past epochs a device keeps the secrets of: a message written offline under an
-/// older epoch stays readable while the group has moved fewer epochs than this since.
+/// How many past epochs a device keeps the secrets of, and the Delivery Service's window for
+/// a send: a message written offline under an older epoch is accepted, and stays readable,
+/// while the group has moved at most this many epochs since.
 pub const PAST_EPOCHS: u64 = 16;
+
+/// How many past epochs a device keeps at most while it catches up: following more commits
+/// at once than `PAST_EPOCHS`, it keeps every epoch it passes, up to this many and
+/// `CATCH_UP_BYTES`, until the messages sent in them have arrived and are opened
+/// (docs/E2EE.md, "Epochs a device keeps").
+pub const CATCH_UP_EPOCHS: usize = 256;
+
+/// What a catching-up device keeps of past epochs in one group at most, in bytes of its
+/// state: a kept epoch is its member list and secret tree, about `KEPT_EPOCH_BYTES` a
+/// device (docs/BENCHMARKS.md, "Epochs a catching-up device keeps").
+pub const CATCH_UP_BYTES: usize = 8 << 20;
+
+/// What one kept past epoch adds to a device's state per device of the group (measured: 89
+/// bytes at 1,000 devices, 93 at 100).
+const KEPT_EPOCH_BYTES: usize = 90;
+
+/// How many past epochs a device catching up in a group of `devices` keeps at most: 256 up to
+/// ~360 devices, fewer in larger groups (93 at 1,000), never fewer than `PAST_EPOCHS`.
+pub fn catch_up_epochs(devices: usize) -> usize {
+    (CATCH_UP_BYTES / KEPT_EPOCH_BYTES.saturating_mul(devices.max(1)))
+        .clamp(PAST_EPOCHS as usize, CATCH_UP_EPOCHS)
+}
 
 /// The largest handshake message (commit, Welcome, group info) accepted: adding 1,000
 /// devices at once makes a commit of about 300 KB and a Welcome of about 340 KB.
