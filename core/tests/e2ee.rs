@@ -554,12 +554,15 @@ fn a_device_keeps_more_past_epochs_while_catching_up_then_drops_them() {
     }
 }
 
-/// What one kept past epoch adds to a reader's saved state, in groups of 2, 100 and 1,000
+/// What one kept past epoch adds to a reader's saved state, and what opening a message
+/// costs with 0, 16 and the most epochs a catch-up keeps, in groups of 2, 100 and 1,000
 /// devices (docs/BENCHMARKS.md, "Epochs a catching-up device keeps"):
-/// `cargo test -p confab-core --test e2ee -- --ignored --nocapture what_a_kept_epoch_costs`
+/// `cargo test --release -p confab-core --test e2ee -- --ignored --nocapture what_a_kept_epoch_costs`
 #[test]
 #[ignore = "a measurement; prints what a kept epoch costs"]
 fn what_a_kept_epoch_costs() {
+    use confab_core::e2ee::catch_up_epochs;
+    use std::time::Instant;
     const GROUP_N: &[u8] = b"acme/conv/kept";
     for members in [2usize, 100, 1000] {
         let mut devices: Vec<Device> = (0..members).map(|i| device(&format!("user{i}"))).collect();
@@ -572,43 +575,48 @@ fn what_a_kept_epoch_costs() {
         devices[0].confirm_commit(GROUP_N).unwrap();
         devices[1].join(&bundle.welcome.unwrap()).unwrap();
         devices.truncate(2);
-        devices[1].keep_past_epochs(GROUP_N, 1000).unwrap();
+        let most = catch_up_epochs(members);
+        devices[1].keep_past_epochs(GROUP_N, most).unwrap();
         let size =
             |d: &Device| -> usize { d.entries().iter().map(|(k, v)| k.len() + v.len()).sum() };
-        let mut sizes = Vec::new();
-        let mut written = Vec::new();
-        for kept in 0..=32 {
+        let mut report = Vec::new();
+        for kept in 0..=most {
             if kept > 0 {
                 let c = devices[0].commit(GROUP_N, &[], &[]).unwrap();
                 devices[0].confirm_commit(GROUP_N).unwrap();
                 devices[1].process_commit(&c.commit).unwrap();
             }
-            if kept % 16 == 0 {
-                sizes.push(size(&devices[1]));
-                // What reading one message writes with `kept` epochs kept.
-                let _ = devices[1].take_changes();
-                let ct = devices[0].encrypt(GROUP_N, b"m", &[b'x'; 200]).unwrap();
-                devices[1].decrypt(&ct).unwrap();
-                written.push(
-                    devices[1]
-                        .take_changes()
-                        .iter()
-                        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-                        .sum::<usize>(),
-                );
+            if ![0, 16, 32, most].contains(&kept) {
+                continue;
             }
+            let state = size(&devices[1]);
+            // Opening a message with `kept` epochs kept (the median of 21), and what it
+            // writes.
+            let mut times = Vec::new();
+            let mut written = 0;
+            for _ in 0..21 {
+                let ct = devices[0].encrypt(GROUP_N, b"m", &[b'x'; 200]).unwrap();
+                let _ = devices[1].take_changes();
+                let started = Instant::now();
+                devices[1].decrypt(&ct).unwrap();
+                times.push(started.elapsed());
+                written = devices[1]
+                    .take_changes()
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>();
+            }
+            times.sort();
+            report.push((kept, state, times[10], written));
         }
-        println!(
-            "{members} devices: state {} / {} / {} B with 0 / 16 / 32 past epochs kept, \
-             {} B a kept epoch; a message read writes {} / {} / {} B",
-            sizes[0],
-            sizes[1],
-            sizes[2],
-            (sizes[2] - sizes[1]) / 16,
-            written[0],
-            written[1],
-            written[2],
-        );
+        let per_epoch = (report[2].1 - report[1].1) / 16;
+        println!("{members} devices: {per_epoch} B a kept epoch");
+        for (kept, state, time, written) in report {
+            println!(
+                "  {kept} kept: state {state} B, a message opened in {:.3} ms, writing {written} B",
+                time.as_secs_f64() * 1e3
+            );
+        }
     }
 }
 
