@@ -17,7 +17,7 @@ use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::model::support::SenderRole;
 use confab_core::policy::Author;
-use confab_core::protocol::{ClaimedPackage, ClientFrame, SeqChange, ServerFrame};
+use confab_core::protocol::{ClaimedPackage, ClientFrame, SeqChange, ServerFrame, SignalKind};
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
@@ -131,6 +131,9 @@ struct Wire {
     /// Packages a lying directory hands out in place of a device's own, per (account,
     /// device).
     forged: BTreeMap<(String, String), Vec<u8>>,
+    /// `device_waiting` signals heard, per conversation document: (account, device), kept
+    /// for later subscribers as the server keeps them.
+    waiting: HashMap<DocId, Vec<(String, String)>>,
 }
 
 impl Wire {
@@ -144,6 +147,7 @@ impl Wire {
             rejects: Vec::new(),
             directory_down: false,
             forged: BTreeMap::new(),
+            waiting: HashMap::new(),
         }
     }
 
@@ -210,7 +214,38 @@ impl Wire {
                     doc: doc.clone(),
                     changes,
                 });
-                peers[i].inbox.push(ServerFrame::Synced { doc, seq });
+                peers[i].inbox.push(ServerFrame::Synced {
+                    doc: doc.clone(),
+                    seq,
+                });
+                for (from, device) in self.waiting.get(&id).cloned().unwrap_or_default() {
+                    peers[i].inbox.push(ServerFrame::Signal {
+                        doc: doc.clone(),
+                        from,
+                        kind: SignalKind::DeviceWaiting,
+                        data: Some(device),
+                    });
+                }
+            }
+            ClientFrame::Signal { doc, kind, data } => {
+                // Relayed to the other subscribers; a waiting device's name is the server's.
+                let id = DocId::parse(&doc).unwrap();
+                let data = if kind == SignalKind::DeviceWaiting {
+                    self.waiting.entry(id.clone()).or_default().push(me.clone());
+                    Some(me.1.clone())
+                } else {
+                    data
+                };
+                for sub in self.subs.get(&id).cloned().unwrap_or_default() {
+                    if sub != i {
+                        peers[sub].inbox.push(ServerFrame::Signal {
+                            doc: doc.clone(),
+                            from: me.0.clone(),
+                            kind,
+                            data: data.clone(),
+                        });
+                    }
+                }
             }
             ClientFrame::Submit { doc, changes } => {
                 let id = DocId::parse(&doc).unwrap();
@@ -780,6 +815,8 @@ mod directory_down;
 mod epochs;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
+#[path = "client_e2ee/joining.rs"]
+mod joining;
 #[path = "client_e2ee/leaving.rs"]
 mod leaving;
 #[path = "client_e2ee/refused_before.rs"]

@@ -375,6 +375,7 @@ fn signal_kind() -> impl Strategy<Value = SignalKind> {
     prop_oneof![
         Just(SignalKind::Typing),
         Just(SignalKind::StoppedTyping),
+        Just(SignalKind::DeviceWaiting),
         Just(SignalKind::Presence),
     ]
 }

@@ -55,7 +55,7 @@ async fn shown(c: &NativeClient, id: &'static str) -> Option<Result<String, Stri
 async fn leaving(backend: Backend) {
     let server = TestServer::start(backend).await.unwrap();
     let names = ["alice", "bob", "carol", "dave"];
-    let dirs = fresh_dirs("e2ee-leaving", names.len());
+    let dirs = fresh_dirs(&format!("e2ee-leaving-{backend:?}"), names.len());
     let clients: Vec<NativeClient> = names
         .iter()
         .zip(&dirs)

@@ -800,6 +800,7 @@ impl ClientEngine {
         if !self.online {
             return;
         }
+        self.joins_due(device_now);
         let due = self.retry.tick(&mut self.outbox, device_now);
         self.route_retry(due);
     }

@@ -70,6 +70,12 @@ pub(super) struct MlsSide {
     pub(super) owed_tried: HashMap<Vec<u8>, u64>,
     pub(super) touched: BTreeSet<ConvId>,
     pub(super) owed_now: Option<ConvId>,
+    /// Joining (`mls_joining`): the conversations this device said it waits in since it
+    /// connected; per conversation, the accounts whose waiting devices its next
+    /// `SyncDevices` adds, and those this device adds later unless another did first.
+    pub(super) announced: BTreeSet<ConvId>,
+    pub(super) joiners: BTreeMap<ConvId, BTreeMap<AccountId, String>>,
+    pub(super) joins_due: BTreeMap<ConvId, (i64, BTreeMap<AccountId, String>)>,
 }
 
 /// The directory requests a transient refusal left to ask again.
@@ -83,6 +89,7 @@ struct Again {
 /// A key package claimed for one device.
 #[derive(Debug, Clone)]
 pub(super) struct ClaimedFor {
+    pub(super) account: AccountId,
     pub(super) device: String,
     pub(super) package: Vec<u8>,
 }
@@ -203,6 +210,9 @@ impl ClientEngine {
             owed_tried: HashMap::new(),
             touched: BTreeSet::new(),
             owed_now: None,
+            announced: BTreeSet::new(),
+            joiners: BTreeMap::new(),
+            joins_due: BTreeMap::new(),
         });
         if whole {
             self.save_device();
@@ -254,6 +264,7 @@ impl ClientEngine {
             return;
         };
         mls.again = Again::default();
+        mls.announced.clear();
         self.count_key_packages();
         self.claims_connected();
         self.removals_connected();
@@ -396,6 +407,8 @@ impl ClientEngine {
         mls.registered = Some(registered);
         if first {
             self.advance();
+            // Only a registered device can be added: now it says where it waits.
+            self.announce_all_waiting();
         }
     }
 

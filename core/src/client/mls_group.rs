@@ -122,8 +122,12 @@ impl ClientEngine {
             Intent::OpenSupport { client, owner, .. } if self.creates_group(intent) => {
                 self.with_me([client, owner])
             }
-            Intent::SyncDevices { conv } if !self.device_drift(conv).add.is_empty() => {
-                vec![self.config.account.clone()]
+            Intent::SyncDevices { conv } => {
+                let mut accounts: BTreeSet<AccountId> = self.joiners_of(conv);
+                if !self.device_drift(conv).add.is_empty() {
+                    accounts.insert(self.config.account.clone());
+                }
+                accounts.into_iter().collect()
             }
             _ => Vec::new(),
         }
@@ -314,6 +318,7 @@ impl ClientEngine {
                 let known = known.get_or_insert_with(|| self.known_keys());
                 match self.trusted_package(&account, &d.device, package, known) {
                     Ok(()) => packages.push(ClaimedFor {
+                        account: account.clone(),
                         device: d.device.clone(),
                         package: package.to_vec(),
                     }),
@@ -437,10 +442,29 @@ impl ClientEngine {
             remove.extend(in_group.iter().filter(|d| &d.account == account).cloned());
         }
         let mut packages = take_claims(mls, &claims)?;
-        if let Intent::SyncDevices { .. } = intent {
+        if let Intent::SyncDevices { conv } = intent {
             let drift = drift(mls, &self.config.account, &in_group);
             remove.extend(drift.remove);
-            packages.retain(|p| drift.add.contains(&p.device));
+            // This account's listed devices the group lacks; another account's waiting
+            // devices the group lacks (the server checks each against its directory).
+            let me = &self.config.account;
+            packages.retain(|p| {
+                if &p.account == me {
+                    drift.add.contains(&p.device)
+                } else {
+                    !in_group
+                        .iter()
+                        .any(|d| d.account == p.account && d.device.as_str() == p.device)
+                }
+            });
+            // A waiting device the directory gave no package of cannot be added now.
+            if let Some(joiners) = mls.joiners.get_mut(conv) {
+                joiners.retain(|account, device| {
+                    packages
+                        .iter()
+                        .any(|p| &p.account == account && &p.device == device)
+                });
+            }
         }
         let packages: Vec<Vec<u8>> = packages.into_iter().map(|p| p.package).collect();
         // A removal always carries a commit (the server requires one), even of a member none

@@ -41,7 +41,7 @@ impl ClientEngine {
     }
 
     /// Whether a `SyncDevices` of `conv` waits in the queue or is in flight.
-    fn syncing(&self, conv: &ConvId) -> bool {
+    pub(super) fn syncing(&self, conv: &ConvId) -> bool {
         let syncs = |i: &Intent| matches!(i, Intent::SyncDevices { conv: c } if c == conv);
         self.loads.held_intents().any(|(_, i)| syncs(i))
             || self
@@ -120,7 +120,7 @@ impl ClientEngine {
     }
 
     /// After a frame: in each conversation whose document moved, the device heading the
-    /// group commits a removal it owes. Others wait (their sends pay it when the head is
+    /// group commits a removal it owes (and a device not in the group says it waits). Others wait (their sends pay it when the head is
     /// away), so a departure costs the group one commit, not one per device online.
     pub(super) fn settle_owed(&mut self, device_now: i64) {
         let Some(mls) = self.mls.as_mut() else {
@@ -131,6 +131,8 @@ impl ClientEngine {
             return;
         }
         for conv in touched {
+            // A device not in the group says it waits there ("mls_joining").
+            self.announce_waiting(&conv);
             if !self.group_accepted(&conv) || !self.heads_group(&conv) {
                 continue;
             }
@@ -148,7 +150,7 @@ impl ClientEngine {
     }
 
     /// Whether this device is the first leaf of `conv`'s group held by an active member.
-    fn heads_group(&self, conv: &ConvId) -> bool {
+    pub(super) fn heads_group(&self, conv: &ConvId) -> bool {
         let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
         let (Some(mls), Some(conversation)) = (self.mls.as_ref(), self.conversation(conv)) else {
             return false;

@@ -23,6 +23,7 @@ mod load;
 mod mls;
 mod mls_devices;
 mod mls_group;
+mod mls_joining;
 mod mls_owed;
 mod mls_saved;
 mod opening;

@@ -203,6 +203,12 @@ impl ClientEngine {
         let Some(conv) = id.conv_id().cloned() else {
             return;
         };
+        if kind == SignalKind::DeviceWaiting {
+            if let Some(device) = data {
+                self.on_device_waiting(&conv, from, device, device_now);
+            }
+            return;
+        }
         if kind == SignalKind::Presence {
             // Our own account's other devices are not shown.
             let Some(state) = data.as_deref().and_then(PresenceState::parse) else {

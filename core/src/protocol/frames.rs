@@ -18,6 +18,9 @@ pub enum SignalKind {
     Typing,
     StoppedTyping,
     Presence,
+    /// A device of the sender waits to be added to the conversation's MLS group (docs/E2EE.md,
+    /// "Joining"): relayed with the device's name as `data`, set by the server.
+    DeviceWaiting,
 }
 
 /// Client → server.

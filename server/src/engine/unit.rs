@@ -12,6 +12,7 @@ pub(super) mod recent;
 mod remote;
 mod search;
 mod threads;
+mod waiting;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicBool;
@@ -161,6 +162,7 @@ pub(crate) fn spawn(key: UnitKey, engine: Engine) -> super::UnitHandle {
         tx: tx.clone(),
         subscribers: HashMap::new(),
         presence: presence::PresenceMemory::default(),
+        waiting: waiting::WaitingDevices::default(),
         batch: Batch::default(),
         in_flight: VecDeque::new(),
         epoch: Arc::new(AtomicBool::new(false)),
@@ -200,6 +202,8 @@ struct Unit {
     subscribers: HashMap<DocId, Vec<ConnHandle>>,
     /// The last presence relayed here per subscribed person, for new subscribers.
     presence: presence::PresenceMemory,
+    /// Devices waiting to be added to the conversation's group, for new subscribers.
+    waiting: waiting::WaitingDevices,
     /// The batch being validated.
     batch: Batch,
     /// Batches handed to the committer, oldest first.
@@ -783,8 +787,14 @@ impl Unit {
                     // subscribers go on from where they are.
                     self.delivered.entry(doc.clone()).or_insert(sent);
                     // Who is here now, after the catch-up (docs/PROTOCOL.md, Presence).
-                    for frame in self.presence.snapshot(&doc, &conn.account) {
-                        let _ = conn.outlet.push(&binary_frame(&encode_server(&frame)));
+                    let waiting = self.waiting.snapshot(&doc);
+                    for frame in self
+                        .presence
+                        .snapshot(&doc, &conn.account)
+                        .iter()
+                        .chain(&waiting)
+                    {
+                        let _ = conn.outlet.push(&binary_frame(&encode_server(frame)));
                     }
                     self.subscribers.entry(doc).or_default().push(conn);
                 }
@@ -916,6 +926,18 @@ impl Unit {
             .map_err(|e| (ErrorCode::Internal, e.to_string()))?;
         self.standing_for_read(&from.account, from.service).await?;
         self.readable_by(doc, &from.account, from.service)?;
+        let mut data = data;
+        if kind == confab_core::protocol::SignalKind::DeviceWaiting {
+            // The device is the connection's own, never what the frame says.
+            let Some(device) = from.device.as_ref().filter(|_| !from.service) else {
+                return Err((
+                    ErrorCode::Forbidden,
+                    "device_waiting comes from a member's device".into(),
+                ));
+            };
+            self.waiting.heard(doc, &from.account, device.as_str());
+            data = Some(device.to_string());
+        }
         if kind == confab_core::protocol::SignalKind::Presence && !from.service {
             self.presence.relayed(doc, &from.account, data.as_deref());
         }
@@ -932,7 +954,7 @@ impl Unit {
     }
 
     /// Relays a signal another node took (it checked the sender may read `doc`) to the
-    /// subscribers here; with none, there is nobody to tell and nothing to keep.
+    /// subscribers here; with none, there is nobody to tell (a waiting device is kept).
     fn remote_signal(
         &mut self,
         doc: &DocId,
@@ -941,6 +963,10 @@ impl Unit {
         kind: confab_core::protocol::SignalKind,
         data: Option<String>,
     ) {
+        // Kept even with nobody subscribed here: a member's device may subscribe later.
+        if let (confab_core::protocol::SignalKind::DeviceWaiting, Some(device)) = (kind, &data) {
+            self.waiting.heard(doc, from, device);
+        }
         let Some(subs) = self.subscribers.get(doc) else {
             return;
         };
@@ -954,6 +980,7 @@ impl Unit {
         if presence && !service {
             self.presence.relayed(doc, from, data.as_deref());
         }
+
         self.engine.metrics().cluster.signals_relayed.inc();
         let frame = ServerFrame::Signal {
             doc: doc.to_string(),

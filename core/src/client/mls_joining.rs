@@ -1,0 +1,180 @@
+//! Devices that were never added to a group they belong in (docs/E2EE.md, "Joining"): a
+//! member added before their first sign-in, one whose first key packages landed after the
+//! group was made, a new phone or a reinstall with no other device of the account online.
+//! Such a device, once registered, says in each encrypted conversation whose group it is not
+//! in that it waits (a `device_waiting` signal, once per connection; the server stamps the
+//! device's name and keeps it for members who subscribe later). A member's device in the
+//! group then claims that account's key packages and commits their waiting devices in
+//! (`SyncDevices`): the group's head at once, the others a few seconds later each by their
+//! place in the group, and only while the device is still missing, so one commit usually
+//! settles it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::engine::{ClientEngine, Event, Output};
+use super::intent::Intent;
+use crate::e2ee;
+use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::protocol::{ClientFrame, SignalKind};
+
+/// How long each place in the group after the head waits before adding a waiting device
+/// itself, and the most places counted (the last waits `JOIN_STEP_MS * JOIN_STEPS_MAX`).
+pub const JOIN_STEP_MS: i64 = 3_000;
+const JOIN_STEPS_MAX: i64 = 8;
+
+impl ClientEngine {
+    /// The accounts whose waiting devices `conv`'s next `SyncDevices` adds.
+    pub(super) fn joiners_of(&self, conv: &ConvId) -> BTreeSet<AccountId> {
+        let Some(mls) = self.mls.as_ref() else {
+            return BTreeSet::new();
+        };
+        mls.joiners
+            .get(conv)
+            .map(|j| j.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `device` of `account` is in this device's group of `conv`.
+    fn in_group(&self, conv: &ConvId, account: &AccountId, device: &str) -> bool {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        self.mls
+            .as_ref()
+            .and_then(|m| m.device.members(&group).ok())
+            .is_some_and(|members| {
+                members
+                    .iter()
+                    .any(|d| &d.account == account && d.device.as_str() == device)
+            })
+    }
+
+    /// Says in `conv` that this device waits to be added, when it should: online and
+    /// registered, the group accepted, this account an active member, this device not in
+    /// the group (no Welcome joined it). Once per connection.
+    pub(super) fn announce_waiting(&mut self, conv: &ConvId) {
+        let Some(mls) = self.mls.as_ref() else {
+            return;
+        };
+        if !self.online || mls.registered != Some(true) || mls.announced.contains(conv) {
+            return;
+        }
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        if mls.device.epoch(&group).is_some() || !self.group_accepted(conv) {
+            return;
+        }
+        let active = self
+            .conversation(conv)
+            .is_some_and(|c| c.active_member(&self.config.account).is_some());
+        if !active {
+            return;
+        }
+        if let Some(mls) = self.mls.as_mut() {
+            mls.announced.insert(conv.clone());
+        }
+        self.out.push(Output::Send(ClientFrame::Signal {
+            doc: DocId::conv(&self.config.tenant, conv).to_string(),
+            kind: SignalKind::DeviceWaiting,
+            data: None,
+        }));
+    }
+
+    /// Every held encrypted conversation whose group this device waits to be added to.
+    pub(super) fn announce_all_waiting(&mut self) {
+        let convs: Vec<ConvId> = self
+            .docs
+            .keys()
+            .filter_map(|d| match d.target() {
+                DocTarget::Conv(c) => Some(c.clone()),
+                _ => None,
+            })
+            .filter(|c| self.is_encrypted(c))
+            .collect();
+        for conv in convs {
+            self.announce_waiting(&conv);
+        }
+    }
+
+    /// `device_waiting` from `device` of `account` in `conv`: if this device is in the
+    /// group, the account is an active member and the device is missing, this device adds
+    /// it: at once when it heads the group, else after its place's wait.
+    pub(super) fn on_device_waiting(
+        &mut self,
+        conv: &ConvId,
+        account: AccountId,
+        device: String,
+        device_now: i64,
+    ) {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let Some(mls) = self.mls.as_ref() else {
+            return;
+        };
+        let Ok(leaves) = mls.device.leaves(&group) else {
+            return;
+        };
+        let Some(conversation) = self.conversation(conv) else {
+            return;
+        };
+        if conversation.active_member(&account).is_none() || self.in_group(conv, &account, &device)
+        {
+            return;
+        }
+        let me = mls.device.identity();
+        let place = leaves
+            .iter()
+            .filter(|l| conversation.active_member(&l.device.account).is_some())
+            .position(|l| &l.device == me)
+            .unwrap_or(0);
+        let due = device_now + JOIN_STEP_MS * (place as i64).min(JOIN_STEPS_MAX);
+        if let Some(mls) = self.mls.as_mut() {
+            let (at, waiting) = mls
+                .joins_due
+                .entry(conv.clone())
+                .or_insert((due, BTreeMap::new()));
+            *at = (*at).min(due);
+            waiting.insert(account, device);
+        }
+        self.joins_due(device_now);
+    }
+
+    /// Adds the waiting devices whose wait is over and that are still missing.
+    pub(super) fn joins_due(&mut self, device_now: i64) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let due: Vec<ConvId> = mls
+            .joins_due
+            .iter()
+            .filter(|(_, (at, _))| *at <= device_now)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for conv in due {
+            let Some((_, waiting)) = self.mls.as_mut().and_then(|m| m.joins_due.remove(&conv))
+            else {
+                continue;
+            };
+            let missing: BTreeMap<AccountId, String> = waiting
+                .into_iter()
+                .filter(|(account, device)| !self.in_group(&conv, account, device))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            if let Some(mls) = self.mls.as_mut() {
+                mls.joiners.entry(conv.clone()).or_default().extend(missing);
+            }
+            // A sync not yet run claims them when it runs.
+            let held = self
+                .loads
+                .held_intents()
+                .any(|(_, i)| matches!(i, Intent::SyncDevices { conv: c } if c == &conv));
+            if held {
+                continue;
+            }
+            if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
+                self.out.push(Output::Event(Event::Error {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                }));
+            }
+        }
+    }
+}

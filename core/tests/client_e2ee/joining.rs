@@ -1,0 +1,103 @@
+//! Devices that were never added join by saying they wait (docs/E2EE.md, "Joining"): a
+//! member added before their first sign-in, and a new device of an account whose only other
+//! device is away, are committed in by another member's device, and read what follows.
+
+use super::*;
+
+fn offline(wire: &mut Wire, peers: &mut [Peer], i: usize) {
+    peers[i].online = false;
+    peers[i].engine.disconnected();
+    for s in wire.subs.values_mut() {
+        s.remove(&i);
+    }
+}
+
+/// `peers[i]` online, following "secret" and today's part.
+fn follow(wire: &mut Wire, peers: &mut [Peer], i: usize) {
+    wire.connect(peers, i);
+    let doc = DocId::conv(&tenant(), &conv("secret"));
+    peers[i].engine.open(&doc).unwrap();
+    wire.pump(peers);
+    let bucket = peers[i].engine.bucket_doc(&conv("secret"), wire.now);
+    peers[i].engine.open(&bucket).unwrap();
+    wire.pump(peers);
+}
+
+#[test]
+fn a_member_added_before_their_first_sign_in_reads_once_signed_in() {
+    let mut wire = Wire::new();
+    // dan has never connected: no device of his is in the directory.
+    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    let id = wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
+    assert_eq!(peers[0].engine.status(id), None);
+    follow(&mut wire, &mut peers, 0);
+    follow(&mut wire, &mut peers, 1);
+    send(&mut wire, &mut peers, 0, "m1", "before dan");
+    let before = accepted_epoch(&wire);
+
+    // dan signs in and opens the conversation: his device says it waits, alice's adds it.
+    follow(&mut wire, &mut peers, 2);
+    assert_eq!(accepted_epoch(&wire), before + 1, "one commit added dan");
+    assert_eq!(epochs(&peers), vec![Some(before + 1); 3]);
+    send(&mut wire, &mut peers, 0, "m2", "hello dan");
+    assert_eq!(shown(&peers[2], "m2"), Ok("hello dan".into()));
+    assert!(
+        shown(&peers[2], "m1").is_err(),
+        "sent before his device joined"
+    );
+}
+
+#[test]
+fn a_new_device_of_a_one_device_account_is_added_by_another_member() {
+    let mut wire = Wire::new();
+    let (mut peers, _) = group_with_today_open(&mut wire, &["alice", "bob"]);
+    // bob's phone is gone; his new tablet starts with nothing, the phone never online again.
+    offline(&mut wire, &mut peers, 1);
+    peers.push(Peer::device(config("bob"), "tablet"));
+    let before = accepted_epoch(&wire);
+    follow(&mut wire, &mut peers, 2);
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    assert_eq!(
+        peers[2].engine.group_epoch(&conv("secret")),
+        Some(before + 1)
+    );
+    send(&mut wire, &mut peers, 0, "m1", "welcome back bob");
+    assert_eq!(shown(&peers[2], "m1"), Ok("welcome back bob".into()));
+}
+
+#[test]
+fn a_waiting_device_is_added_by_a_member_who_comes_later() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
+    follow(&mut wire, &mut peers, 0);
+    follow(&mut wire, &mut peers, 1);
+    offline(&mut wire, &mut peers, 0);
+    offline(&mut wire, &mut peers, 1);
+    let before = accepted_epoch(&wire);
+    // dan waits while nobody else is online; he goes away again.
+    follow(&mut wire, &mut peers, 2);
+    assert_eq!(accepted_epoch(&wire), before);
+    offline(&mut wire, &mut peers, 2);
+    // bob (not the group's head) comes back: the kept signal reaches him and, after his
+    // place's wait, his device adds dan's.
+    follow(&mut wire, &mut peers, 1);
+    assert_eq!(
+        accepted_epoch(&wire),
+        before,
+        "bob waits for the head first"
+    );
+    let later = wire.now + 60_000;
+    peers[1].engine.tick(later);
+    wire.pump(&mut peers);
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    follow(&mut wire, &mut peers, 2);
+    assert_eq!(
+        peers[2].engine.group_epoch(&conv("secret")),
+        Some(before + 1)
+    );
+}
