@@ -681,10 +681,25 @@ fn shown_in(peer: &Peer, c: &ConvId, id: &str) -> Result<String, String> {
         looked_up.body, item.message.body,
         "lookup and timeline of {id}"
     );
+    assert_eq!(
+        item.undecryptable.as_deref(),
+        item.unreadable.map(|u| u.words()),
+        "the words of {id} are its case's"
+    );
     match item.undecryptable {
         Some(reason) => Err(reason),
         None => Ok(item.message.body),
     }
+}
+
+/// Why `peer` cannot read message `id` of "secret", as a case.
+fn unreadable(peer: &Peer, id: &str) -> Option<confab_core::client::Unreadable> {
+    peer.engine
+        .timeline(&conv("secret"))
+        .into_iter()
+        .find(|i| i.message.id.as_str() == id)
+        .expect("the message is in the timeline")
+        .unreadable
 }
 
 #[test]

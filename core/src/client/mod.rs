@@ -41,6 +41,7 @@ mod sealed;
 pub mod search;
 pub mod store;
 mod timeline;
+mod unreadable;
 mod verdict;
 mod views;
 
@@ -53,6 +54,7 @@ pub use feed::MembershipChange;
 pub use intent::Intent;
 pub use mls::KEY_PACKAGES_TARGET;
 pub use mls_devices::DeviceInfo;
+pub use mls_joining::JOIN_STEP_MS;
 pub use presence::{presence_refresh_ms, MemberPresence, PresenceState};
 pub use records::HostKey;
 pub use sealed::Opened;
@@ -62,4 +64,5 @@ pub use search::{
 };
 pub use store::{LocalStore, MemoryStore, StoreError, StoreOp};
 pub use timeline::TimelineItem;
+pub use unreadable::Unreadable;
 pub use views::ConversationSummary;

@@ -19,6 +19,7 @@ use super::engine::{ClientEngine, Output};
 use super::records::{cbor, key_opened};
 use super::sealed::{digest, reason, sent_by, Opened, SENDER_MISMATCH};
 use super::store::StoreOp;
+use super::unreadable::Unreadable;
 use crate::doc::read;
 use crate::e2ee::{self, E2eeError};
 use crate::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId};
@@ -255,7 +256,7 @@ impl ClientEngine {
                 // The server checked which content an edit replaced; here, that it is this
                 // message's.
                 Ok(d) if !aad_names(&d.aad, &id) => Opened::Undecryptable {
-                    reason: "bound to another message".into(),
+                    reason: Unreadable::Damaged.words().into(),
                     of,
                 },
                 // Sealed by a device of another account than the author the message names in
@@ -274,7 +275,7 @@ impl ClientEngine {
                         sender: Some(d.sender.account),
                     },
                     None => Opened::Undecryptable {
-                        reason: "not a message's content".into(),
+                        reason: Unreadable::Damaged.words().into(),
                         of,
                     },
                 },

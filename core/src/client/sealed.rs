@@ -16,6 +16,7 @@ use super::intent::Intent;
 use super::records::{cbor, key_opened, uncbor};
 use super::store::StoreOp;
 use super::timeline::TimelineItem;
+use super::unreadable::Unreadable;
 use crate::doc::read;
 use crate::e2ee::{self, DeviceIdentity, E2eeError};
 use crate::ids::{AccountId, Bucket, ConvId, DocId, MessageId, TenantId};
@@ -358,7 +359,8 @@ impl ClientEngine {
     /// or marked undecryptable (a sealed message of another device not opened yet is
     /// `undecryptable` with the reason that it waits).
     pub(super) fn with_opened(&self, conv: &ConvId, mut item: TimelineItem) -> TimelineItem {
-        item.undecryptable = self.open_into(conv, item.bucket, &mut item.message);
+        item.unreadable = self.open_into(conv, item.bucket, &mut item.message);
+        item.undecryptable = item.unreadable.map(|u| u.words().to_owned());
         item
     }
 
@@ -371,12 +373,12 @@ impl ClientEngine {
         conv: &ConvId,
         bucket: Bucket,
         message: &mut Message,
-    ) -> Option<String> {
-        message.sealed.as_ref()?;
+    ) -> Option<Unreadable> {
+        let sealed = message.sealed.as_ref()?;
         let doc = DocId::msgs(&self.config.tenant, conv, bucket);
         let opened = self.docs.get(&doc).and_then(|d| d.opened.get(&message.id));
         match opened {
-            Some(Opened::Undecryptable { reason, .. }) => Some(reason.clone()),
+            Some(Opened::Undecryptable { reason, .. }) => Some(Unreadable::of_kept(reason)),
             Some(o) => match o.read_for(&message.author) {
                 Some(content) => {
                     message.body = content.body.clone();
@@ -385,9 +387,9 @@ impl ClientEngine {
                     message.attachments = content.attachments.clone();
                     None
                 }
-                None => Some(SENDER_MISMATCH.into()),
+                None => Some(Unreadable::SenderMismatch),
             },
-            None => Some("not opened on this device yet".into()),
+            None => Some(self.not_opened(conv, sealed)),
         }
     }
 }
@@ -414,14 +416,9 @@ fn out_of_clear(message: &NewMessage, conv: &ConvId, sealed: Vec<u8>) -> NewMess
     }
 }
 
+/// The reason kept for a message a decryption error leaves unreadable.
 pub(super) fn reason(e: &E2eeError) -> String {
-    match e {
-        E2eeError::EpochTooOld => "sent in an epoch outside the window this device keeps".into(),
-        E2eeError::BeforeJoin => "sent before this device joined".into(),
-        E2eeError::AlreadyDecrypted => "read once already and not kept".into(),
-        E2eeError::Malformed(_) | E2eeError::TooLarge(_) => "corrupt".into(),
-        other => other.to_string(),
-    }
+    Unreadable::of_error(e).words().to_owned()
 }
 
 #[cfg(test)]

@@ -34,9 +34,13 @@ pub struct TimelineItem {
     pub seq: Option<u64>,
     pub bucket: Bucket,
     pub pending: bool,
-    /// A sealed message this device cannot read, and why (docs/E2EE.md, "On the device").
+    /// A sealed message this device cannot read, and why in words (docs/E2EE.md, "Why a
+    /// message is unreadable").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undecryptable: Option<String>,
+    /// The same, as a case: whether it ever opens here, and what a transient one waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<super::unreadable::Unreadable>,
 }
 
 /// Timeline order: server order (bucket, seq); restored messages without a known seq by
@@ -155,6 +159,7 @@ impl TimelineCell {
             .into_iter()
             .map(|message| TimelineItem {
                 undecryptable: None,
+                unreadable: None,
                 seq: state.seqs.get(&message.id).copied(),
                 bucket,
                 pending: !accepted.contains(&message.id),
@@ -199,6 +204,7 @@ impl TimelineCell {
             };
             out.push(TimelineItem {
                 undecryptable: None,
+                unreadable: None,
                 seq: state.seqs.get(id).copied(),
                 bucket,
                 pending: !read::has_message(state.server, id),

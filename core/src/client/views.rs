@@ -102,6 +102,7 @@ impl ClientEngine {
     pub fn cannot_open(&self, conv: &ConvId, id: &MessageId) -> Option<String> {
         let (bucket, mut message) = self.stored_message(conv, id)?;
         self.open_into(conv, bucket, &mut message)
+            .map(|u| u.words().to_owned())
     }
 
     fn stored_message(&self, conv: &ConvId, id: &MessageId) -> Option<(Bucket, Message)> {

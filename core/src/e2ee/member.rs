@@ -154,6 +154,9 @@ struct Header {
     identity: String,
     signature_key: ByteBuf,
     groups: Vec<ByteBuf>,
+    /// Per group, the epoch this device joined it at (none kept by earlier builds).
+    #[serde(default)]
+    joined: BTreeMap<ByteBuf, u64>,
 }
 
 /// A storage entry as the host keeps it: its key and its value (`None`: deleted).
@@ -166,6 +169,9 @@ pub struct Device {
     provider: Provider,
     signer: SignatureKeys,
     groups: BTreeMap<Vec<u8>, MlsGroup>,
+    /// Per group, the epoch this device joined it at: a message of an earlier epoch was
+    /// sent before it joined.
+    joined: BTreeMap<Vec<u8>, u64>,
 }
 
 impl Device {
@@ -179,6 +185,7 @@ impl Device {
             provider,
             signer,
             groups: BTreeMap::new(),
+            joined: BTreeMap::new(),
         })
     }
 
@@ -229,6 +236,7 @@ impl Device {
         )
         .map_err(mls)?;
         self.groups.insert(group_id.to_vec(), group);
+        self.joined.insert(group_id.to_vec(), 0);
         self.group_init(group_id)
     }
 
@@ -406,6 +414,7 @@ impl Device {
     /// Drops a group from this device and its storage (one it made that the Delivery
     /// Service did not take); a Welcome may add the device to a group of that id after.
     pub fn forget_group(&mut self, group_id: &[u8]) -> Result<(), E2eeError> {
+        self.joined.remove(group_id);
         if let Some(mut gone) = self.groups.remove(group_id) {
             gone.delete(self.provider.storage()).map_err(mls)?;
         }
@@ -428,6 +437,7 @@ impl Device {
         .into_group(&self.provider)
         .map_err(mls)?;
         let id = group.group_id().as_slice().to_vec();
+        self.joined.insert(id.clone(), group.epoch().as_u64());
         self.groups.insert(id.clone(), group);
         Ok(id)
     }
@@ -478,6 +488,7 @@ impl Device {
         let epoch = group.epoch().as_u64();
         if self_removed {
             // Its state goes from the storage too: a Welcome may add this device again.
+            self.joined.remove(&group_id);
             if let Some(mut gone) = self.groups.remove(&group_id) {
                 gone.delete(self.provider.storage()).map_err(mls)?;
             }
@@ -579,7 +590,11 @@ impl Device {
         let epoch = message.epoch().as_u64();
         let processed = group
             .process_message(&self.provider, message)
-            .map_err(|e| decrypt_error(e, epoch, group.epoch().as_u64()))?;
+            .map_err(|e| decrypt_error(e, epoch, group.epoch().as_u64()))
+            .map_err(|e| match (e, self.joined.get(&group_id)) {
+                (E2eeError::EpochTooOld, Some(joined)) if epoch < *joined => E2eeError::BeforeJoin,
+                (e, _) => e,
+            })?;
         let sender = DeviceIdentity::from_credential(processed.credential())
             .ok_or(E2eeError::BadCredential)?;
         let aad = processed.aad().to_vec();
@@ -631,6 +646,11 @@ impl Device {
             identity: self.identity.to_string(),
             signature_key: ByteBuf::from(self.signer.public().to_vec()),
             groups: self.group_ids(),
+            joined: self
+                .joined
+                .iter()
+                .map(|(g, e)| (ByteBuf::from(g.clone()), *e))
+                .collect(),
         };
         let mut out = Vec::new();
         // Writing CBOR into a Vec cannot fail.
@@ -660,12 +680,19 @@ impl Device {
     ) -> Result<Self, E2eeError> {
         let header: Header = ciborium::from_reader(header).map_err(|_| E2eeError::BadState)?;
         let storage = Store::from_entries(entries.into_iter().collect());
-        Self::load(
+        let mut device = Self::load(
             &header.identity,
             &header.signature_key,
             header.groups,
             storage,
-        )
+        )?;
+        device.joined = header
+            .joined
+            .into_iter()
+            .map(|(g, e)| (g.into_vec(), e))
+            .filter(|(g, _)| device.groups.contains_key(g))
+            .collect();
+        Ok(device)
     }
 
     fn group_ids(&self) -> Vec<ByteBuf> {
@@ -698,6 +725,7 @@ impl Device {
             provider,
             signer,
             groups,
+            joined: BTreeMap::new(),
         })
     }
 }

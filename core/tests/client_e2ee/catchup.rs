@@ -3,6 +3,7 @@
 //! since a sender's ratchet keeps only a few keys behind the newest it has used.
 
 use super::*;
+use confab_core::client::Unreadable;
 use confab_core::ids::Bucket;
 
 #[test]
@@ -212,7 +213,7 @@ fn a_sender_s_thousands_of_sealed_messages_are_read_whatever_order_their_parts_c
     }
     // Nothing after the oldest part is opened while it is still catching up.
     let waiting = shown(&peers[1], &format!("m{:04}", MANY - 1));
-    assert_eq!(waiting, Err("not opened on this device yet".into()));
+    assert_eq!(waiting, Err(Unreadable::WaitingForEarlier.words().into()));
     let frame = synced(oldest, last_seq(&wire, oldest));
     deliver(&mut wire, &mut peers, frame);
     assert_eq!(all_read(&peers[1], MANY), Ok(()));
@@ -253,7 +254,10 @@ fn sealed_messages_held_unread_across_a_restart_are_read_in_order_after_it() {
     peers[1].engine = engine;
     // Offline, it cannot tell whether the parts it holds are complete: nothing is opened.
     let waiting = shown(&peers[1], &format!("m{:04}", MANY - 1));
-    assert_eq!(waiting, Err("not opened on this device yet".into()));
+    assert_eq!(
+        waiting,
+        Err(Unreadable::WaitingForConnection.words().into())
+    );
 
     back_online(&mut wire, &mut peers, &[]);
     for part in parts[1..].iter() {

@@ -3,6 +3,7 @@
 //! device is away, are committed in by another member's device, and read what follows.
 
 use super::*;
+use confab_core::client::Unreadable;
 
 fn offline(wire: &mut Wire, peers: &mut [Peer], i: usize) {
     peers[i].online = false;
@@ -43,10 +44,8 @@ fn a_member_added_before_their_first_sign_in_reads_once_signed_in() {
     assert_eq!(epochs(&peers), vec![Some(before + 1); 3]);
     send(&mut wire, &mut peers, 0, "m2", "hello dan");
     assert_eq!(shown(&peers[2], "m2"), Ok("hello dan".into()));
-    assert!(
-        shown(&peers[2], "m1").is_err(),
-        "sent before his device joined"
-    );
+    assert_eq!(unreadable(&peers[2], "m1"), Some(Unreadable::BeforeJoin));
+    assert!(Unreadable::BeforeJoin.is_permanent());
 }
 
 #[test]
@@ -76,12 +75,16 @@ fn a_waiting_device_is_added_by_a_member_who_comes_later() {
     wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
     follow(&mut wire, &mut peers, 0);
     follow(&mut wire, &mut peers, 1);
+    send(&mut wire, &mut peers, 0, "m0", "before dan");
     offline(&mut wire, &mut peers, 0);
     offline(&mut wire, &mut peers, 1);
     let before = accepted_epoch(&wire);
     // dan waits while nobody else is online; he goes away again.
     follow(&mut wire, &mut peers, 2);
     assert_eq!(accepted_epoch(&wire), before);
+    // Not "not opened yet" but what it waits for, until it is known never to open.
+    assert_eq!(unreadable(&peers[2], "m0"), Some(Unreadable::WaitingToJoin));
+    assert!(!Unreadable::WaitingToJoin.is_permanent());
     offline(&mut wire, &mut peers, 2);
     // bob (not the group's head) comes back: the kept signal reaches him and, after his
     // place's wait, his device adds dan's.
@@ -100,4 +103,5 @@ fn a_waiting_device_is_added_by_a_member_who_comes_later() {
         peers[2].engine.group_epoch(&conv("secret")),
         Some(before + 1)
     );
+    assert_eq!(unreadable(&peers[2], "m0"), Some(Unreadable::BeforeJoin));
 }

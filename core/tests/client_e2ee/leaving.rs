@@ -54,7 +54,11 @@ fn the_group_head_commits_a_departure_once_and_sends_go_on() {
     send(&mut wire, &mut peers, 2, "m2", "carol too");
     assert_eq!(shown(&peers[2], "m1"), Ok("after bob".into()));
     assert_eq!(shown(&peers[0], "m2"), Ok("carol too".into()));
-    assert!(shown(&peers[1], "m1").is_err(), "bob reads nothing after");
+    assert_eq!(
+        unreadable(&peers[1], "m1"),
+        Some(confab_core::client::Unreadable::NotMember),
+        "bob reads nothing after, and is told it never opens"
+    );
     no_mls_rejects(&wire);
 }
 

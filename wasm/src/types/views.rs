@@ -146,11 +146,21 @@ pub struct TimelineItem {
     /// Sealed end to end (an encrypted conversation's message): `message` holds what this
     /// device read of it.
     pub is_encrypted: bool,
-    /// A sealed message this device cannot read, and why (sent before it joined, an epoch
-    /// outside the window, corrupt, or not opened here yet): `message` has no content.
+    /// A sealed message this device cannot read, and why in words: `message` has no content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[tsify(optional)]
     pub undecryptable: Option<String>,
+    /// The same as a case (docs/E2EE.md, "Why a message is unreadable"): `before_join`,
+    /// `outside_window`, `sender_mismatch`, `damaged`, `read_once`, `not_member` never open
+    /// here; `waiting_to_join`, `waiting_for_keys`, `waiting_for_earlier`,
+    /// `waiting_for_connection` are on their way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub unreadable: Option<String>,
+    /// Whether `unreadable` is for good (`false`: it waits for what `unreadable` names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub unreadable_for_good: Option<bool>,
 }
 
 impl From<cc::TimelineItem> for TimelineItem {
@@ -162,6 +172,13 @@ impl From<cc::TimelineItem> for TimelineItem {
             bucket: item.bucket,
             pending: item.pending,
             undecryptable: item.undecryptable,
+            unreadable: item.unreadable.map(|u| {
+                serde_json::to_value(u)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }),
+            unreadable_for_good: item.unreadable.map(|u| u.is_permanent()),
         }
     }
 }

@@ -119,7 +119,7 @@ export function messageView(ctx, item, live = liveOf(ctx, item)) {
       !mine && ctx.showAuthor && h("div", { class: "author" }, m.senderName ?? displayName(m.author), m.senderRole && h("span", { class: "sender-role" }, ` · ${m.senderRole}`)),
       m.replyTo && quote(ctx, m.replyTo),
       m.forwardedFrom && h("div", { class: "forwarded" }, "↪ Forwarded"),
-      item.undecryptable ? undecryptable(item.undecryptable) : body(ctx, m, deleted),
+      item.undecryptable ? undecryptable(item) : body(ctx, m, deleted),
       reactions(ctx, m, deleted),
       h(
         "div",
@@ -168,9 +168,18 @@ function quote(ctx, id) {
   );
 }
 
-/** A sealed message this device cannot read: shown as such, with why, never dropped. */
-function undecryptable(reason) {
-  return h("div", { class: "msg-body undecryptable", title: reason }, `🔐 This message cannot be read on this device (${reason})`);
+/** A sealed message this device cannot read: shown as such, with why, never dropped; one
+ * still on its way says what it waits for. */
+function undecryptable(item) {
+  const reason = item.undecryptable;
+  const text = item.unreadableForGood === false
+    ? `⏳ Not readable yet: ${reason}`
+    : `🔐 This message cannot be read on this device (${reason})`;
+  return h(
+    "div",
+    { class: "msg-body undecryptable", title: reason, "data-unreadable": item.unreadable ?? "" },
+    text,
+  );
 }
 
 function body(ctx, m, deleted) {
