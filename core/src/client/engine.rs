@@ -785,7 +785,9 @@ impl ClientEngine {
             .online
             .then(|| self.retry.wakeup(&self.outbox))
             .flatten();
-        [retry, delivered, index].into_iter().flatten().min()
+        // A waiting device this one adds once its place's wait is over ("mls_joining").
+        let joins = self.online.then(|| self.joins_wakeup()).flatten();
+        [retry, delivered, index, joins].into_iter().flatten().min()
     }
 
     /// Carries out what is due at `device_now`: presence to send or to expire, delivery

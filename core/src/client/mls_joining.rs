@@ -135,6 +135,16 @@ impl ClientEngine {
         self.joins_due(device_now);
     }
 
+    /// When the earliest wait for a waiting device ends.
+    pub(super) fn joins_wakeup(&self) -> Option<i64> {
+        self.mls
+            .as_ref()?
+            .joins_due
+            .values()
+            .map(|(at, _)| *at)
+            .min()
+    }
+
     /// Adds the waiting devices whose wait is over and that are still missing.
     pub(super) fn joins_due(&mut self, device_now: i64) {
         let Some(mls) = self.mls.as_mut() else {

@@ -3,7 +3,7 @@
 //! device is away, are committed in by another member's device, and read what follows.
 
 use super::*;
-use confab_core::client::Unreadable;
+use confab_core::client::{Unreadable, JOIN_STEP_MS};
 
 fn offline(wire: &mut Wire, peers: &mut [Peer], i: usize) {
     peers[i].online = false;
@@ -94,8 +94,13 @@ fn a_waiting_device_is_added_by_a_member_who_comes_later() {
         before,
         "bob waits for the head first"
     );
-    let later = wire.now + 60_000;
-    peers[1].engine.tick(later);
+    // bob's place is 1: the host is woken for it, and one step's wait is enough.
+    let due = peers[1]
+        .engine
+        .next_wakeup()
+        .expect("a wakeup for the join");
+    assert!(due <= wire.now + JOIN_STEP_MS, "{due}");
+    peers[1].engine.tick(wire.now + JOIN_STEP_MS);
     wire.pump(&mut peers);
     assert_eq!(accepted_epoch(&wire), before + 1);
     follow(&mut wire, &mut peers, 2);

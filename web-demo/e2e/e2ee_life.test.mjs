@@ -1,0 +1,137 @@
+// Encrypted conversations through ordinary lives (docs/E2EE.md, "Joining" and "Leaving"), in
+// the demo in Chromium: dave, added to an encrypted group before he ever signed in, reads what
+// alice says once he has; alice's browser storage cleared (a new device) while no other device
+// of hers is online, she reads new messages in her encrypted conversations again (bob's device
+// adds the new one); and after bob leaves, alice's very next message is accepted, read by
+// carol and not by bob.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import {
+  createGroup,
+  deviceReady,
+  launchBrowser,
+  openConversation,
+  openUser,
+  outbox,
+  say,
+  screenshots,
+  startServer,
+  until,
+  WAIT_MS,
+} from "./harness.mjs";
+
+const TEST_MS = 120_000;
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** The devices in `conv`'s group as `page`'s own device holds it (`undefined`: not in it). */
+const groupDevices = (page, conv) => page.evaluate((c) => window.confabDemo.session.client.groupDevices(c), conv);
+
+/** Waits until `page`'s device is in `conv`'s group. */
+const inGroup = (page, conv) => until(page, `its device in ${conv}'s group`, (p) => groupDevices(p, conv), (d) => Array.isArray(d));
+
+const shows = (page, text) => page.waitForSelector(`.center .msg-body:text-is("${text}")`, { timeout: WAIT_MS });
+
+/** Each page's errors, checked as it closes. */
+function closing(t, pages) {
+  t.after(async () => {
+    for (const page of pages) await page.context().close().catch(() => {});
+    for (const page of pages) assert.deepEqual(page.errors, [], `${page.user}'s page threw`);
+  });
+}
+
+test("dave, added to an encrypted group before he ever signed in, reads once he signs in", { timeout: TEST_MS }, async (t) => {
+  const shot = screenshots("e2ee late joiner");
+  const alice = await openUser(browser, server.base, "alice");
+  const bob = await openUser(browser, server.base, "bob");
+  const pages = [alice, bob];
+  closing(t, pages);
+  for (const page of pages) await deviceReady(page);
+  const conv = await createGroup(alice, "Latecomers", ["bob", "dave"], { encrypted: true });
+  await say(alice, "before dave");
+  await openConversation(bob, conv);
+  await shows(bob, "before dave");
+
+  const dave = await openUser(browser, server.base, "dave");
+  pages.push(dave);
+  await deviceReady(dave);
+  await openConversation(dave, conv);
+  // His device said it waits; alice's (the group's head) added it.
+  await inGroup(dave, conv);
+  await say(alice, "hello dave");
+  await shows(dave, "hello dave");
+  const earlier = dave.locator('.center .msg-body.undecryptable[data-unreadable="before_join"]');
+  await earlier.waitFor({ timeout: WAIT_MS });
+  assert.equal(await earlier.count(), 1, "what alice said before is marked sent before he joined");
+  await shot(dave, "reads after joining");
+});
+
+test("alice's cleared browser is a new device that reads her encrypted conversations again", { timeout: TEST_MS }, async (t) => {
+  const shot = screenshots("e2ee new device");
+  const alice = await openUser(browser, server.base, "alice");
+  const bob = await openUser(browser, server.base, "bob");
+  const pages = [alice, bob];
+  closing(t, pages);
+  for (const page of pages) await deviceReady(page);
+  const vault = await createGroup(alice, "Vault", ["bob"], { encrypted: true });
+  const attic = await createGroup(alice, "Attic", ["bob"], { encrypted: true });
+  await openConversation(bob, vault);
+  await openConversation(bob, attic);
+
+  // Her storage gone (a fresh browser context) and her old device never back.
+  await alice.context().close();
+  const fresh = await openUser(browser, server.base, "alice");
+  pages.push(fresh);
+  await deviceReady(fresh);
+  for (const [conv, text] of [
+    [vault, "vault after the reset"],
+    [attic, "attic after the reset"],
+  ]) {
+    await openConversation(fresh, conv);
+    await inGroup(fresh, conv);
+    await openConversation(bob, conv);
+    await say(bob, text);
+    await openConversation(fresh, conv);
+    await shows(fresh, text);
+  }
+  await shot(fresh, "reads again");
+});
+
+test("bob leaves, and alice's very next message is accepted and read by carol only", { timeout: TEST_MS }, async (t) => {
+  const shot = screenshots("e2ee leaving");
+  const alice = await openUser(browser, server.base, "alice");
+  const bob = await openUser(browser, server.base, "bob");
+  const carol = await openUser(browser, server.base, "carol");
+  const pages = [alice, bob, carol];
+  closing(t, pages);
+  for (const page of pages) await deviceReady(page);
+  const conv = await createGroup(alice, "Leavers", ["bob", "carol"], { encrypted: true });
+  for (const page of [bob, carol]) {
+    await openConversation(page, conv);
+    await inGroup(page, conv);
+  }
+  await say(alice, "all three");
+  await shows(bob, "all three");
+
+  await bob.click("button[data-action=members]");
+  await bob.click("button[data-action=leave]");
+  // alice's device (the group's head) commits his removal on seeing him go.
+  await until(alice, "bob's device out of the group", (p) => groupDevices(p, conv), (d) => Array.isArray(d) && !d.some((id) => id.split("/")[1] === "bob"));
+
+  await say(alice, "after bob");
+  await until(alice, "alice's message accepted", outbox, (rows) => rows.length === 0);
+  await shows(carol, "after bob");
+  const onBobs = await bob.$$eval(".msg-body", (els) => els.map((el) => el.textContent));
+  assert.ok(!onBobs.includes("after bob"), "bob's device cannot read it");
+  await shot(carol, "read after bob left");
+});
