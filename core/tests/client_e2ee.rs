@@ -3,7 +3,7 @@
 //! topped up, encrypted groups made with their creation, encrypted support threads opened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use confab_core::automerge::{ActorId, Change};
 use confab_core::client::store::{self, block_on_ready};
@@ -834,6 +834,8 @@ mod guards;
 mod joining;
 #[path = "client_e2ee/leaving.rs"]
 mod leaving;
+#[path = "client_e2ee/lives.rs"]
+mod lives;
 #[path = "client_e2ee/refused_before.rs"]
 mod refused_before;
 #[path = "client_e2ee/search.rs"]

@@ -28,14 +28,12 @@ pub(super) struct Followed {
 
 impl ClientEngine {
     /// Follows `commits`, the accepted commits from `epoch` on in order, in group `group`
-    /// of `conv` (up to `accepted`, the accepted epoch): each epoch's held messages are
-    /// opened before the commit that ends it.
+    /// of `conv`: each epoch's held messages are opened before the commit that ends it.
     pub(super) fn follow_commits(
         &mut self,
         conv: &ConvId,
         group: &[u8],
         mut epoch: u64,
-        accepted: u64,
         commits: Vec<Vec<u8>>,
     ) -> Followed {
         let mut followed = Followed {
@@ -71,7 +69,8 @@ impl ClientEngine {
                     followed.moved = true;
                     epoch = next;
                     if self_removed {
-                        mls.scanned.insert(group.to_vec(), accepted);
+                        // A later Welcome may add it back: those from here on are tried.
+                        mls.scanned.insert(group.to_vec(), next);
                         break;
                     }
                 }

@@ -448,9 +448,14 @@ impl ClientEngine {
             // This account's listed devices the group lacks; another account's waiting
             // devices the group lacks (the server checks each against its directory).
             let me = &self.config.account;
+            let waiting = mls.joiners.get(conv);
             packages.retain(|p| {
                 if &p.account == me {
+                    // Listed since the last list, or a new device of this account that said
+                    // it waits (not one the directory removed).
                     drift.add.contains(&p.device)
+                        || (waiting.and_then(|w| w.get(me)) == Some(&p.device)
+                            && !mls.removed.contains(&p.device))
                 } else {
                     !in_group
                         .iter()
@@ -466,6 +471,13 @@ impl ClientEngine {
                 });
             }
         }
+        // A device already in the group and staying is not added again (a member who left
+        // and is added back before the owed removal was committed).
+        packages.retain(|p| {
+            !in_group.iter().any(|d| {
+                d.account == p.account && d.device.as_str() == p.device && !remove.contains(d)
+            })
+        });
         let packages: Vec<Vec<u8>> = packages.into_iter().map(|p| p.package).collect();
         // A removal always carries a commit (the server requires one), even of a member none
         // of whose devices is in the group: it moves the group to keys they never held.
@@ -613,17 +625,25 @@ impl ClientEngine {
                 .take_while(|((e, _), want)| *e == want)
                 .map(|((_, commit), _)| commit.clone())
                 .collect();
-            let followed = self.follow_commits(conv, &group, epoch, accepted.epoch, commits);
+            let followed = self.follow_commits(conv, &group, epoch, commits);
             changed |= followed.moved;
             failed = followed.failed;
         }
         if let Some(e) = failed {
             self.e2ee_event(&e);
         }
+        let removed = self
+            .mls
+            .as_ref()
+            .is_some_and(|m| m.device.epoch(&group).is_none());
         if changed {
             self.save_device();
             self.open_waiting(conv);
             self.advance();
+        }
+        // Removed on the way: it joins again from a later Welcome, if one adds it back.
+        if changed && removed {
+            self.follow_group(conv);
         }
     }
 }

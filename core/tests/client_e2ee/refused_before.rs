@@ -41,8 +41,8 @@ fn title(value: &str) -> Intent {
     }
 }
 
-/// "secret" of alice (phone, peer 0), bob and carol at epoch 2, and alice's tablet (the
-/// last peer) following the conversation: it is not in the group, but writes its fields.
+/// "secret" of alice (phone, peer 0), bob and carol, and alice's tablet (the last peer)
+/// following the conversation: it said it waits, and the phone added it (epoch 3).
 fn alice_with_a_tablet(wire: &mut Wire, names: &[&str]) -> Vec<Peer> {
     let mut peers = group_of(wire, names);
     let added = wire.intent(&mut peers, 0, add("carol"));
@@ -55,7 +55,7 @@ fn alice_with_a_tablet(wire: &mut Wire, names: &[&str]) -> Vec<Peer> {
         .open(&DocId::conv(&tenant(), &conv("secret")))
         .unwrap();
     wire.pump(&mut peers);
-    assert_eq!(accepted_epoch(wire), 2);
+    assert_eq!(accepted_epoch(wire), 3);
     peers
 }
 
@@ -77,7 +77,7 @@ fn the_tablet_wins(wire: &mut Wire, peers: &mut [Peer], phone_frames: Vec<Client
 }
 
 /// The phone's title `renamed` lost to the tablet's; its intent `remade` behind it, made
-/// anew, was accepted and moved the group to epoch 3.
+/// anew, was accepted and moved the group to epoch 4.
 fn title_lost_and_made_anew(wire: &Wire, phone: &Peer, renamed: u64, remade: u64) {
     let title = phone.engine.status(renamed);
     assert!(
@@ -86,7 +86,7 @@ fn title_lost_and_made_anew(wire: &Wire, phone: &Peer, renamed: u64, remade: u64
     );
     let status = phone.engine.status(remade);
     assert_eq!(status, None, "made again and accepted: {status:?}");
-    assert_eq!(accepted_epoch(wire), 3);
+    assert_eq!(accepted_epoch(wire), 4);
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn a_removal_behind_a_refused_change_is_made_again_and_accepted() {
     the_tablet_wins(&mut wire, &mut peers, phone_frames);
 
     title_lost_and_made_anew(&wire, &peers[0], renamed, removed);
-    assert_eq!(epochs(&peers[..3]), vec![Some(3), Some(3), None]);
+    assert_eq!(epochs(&peers[..3]), vec![Some(4), Some(4), None]);
     // The group works on: bob's next message is read by alice.
     let bucket = peers[0].engine.bucket_doc(&conv("secret"), wire.now);
     for peer in peers.iter_mut() {
@@ -136,7 +136,7 @@ fn an_add_behind_a_refused_change_claims_again_and_is_accepted() {
     the_tablet_wins(&mut wire, &mut peers, phone_frames);
 
     title_lost_and_made_anew(&wire, &peers[0], renamed, added);
-    assert_eq!(epochs(&peers[..4]), vec![Some(3); 4]);
+    assert_eq!(epochs(&peers[..4]), vec![Some(4); 4]);
 }
 
 fn mark_read(message: &str) -> Intent {
