@@ -109,11 +109,7 @@ impl Opened {
     }
 }
 
-/// The reason a sealed message is `undecryptable` when the device that sealed it, the MLS
-/// sender its decryption proves, is not of the message's author: another tenant, or another
-/// account than the clear `author` of the message (a server or relay that relabelled it).
-/// The message is not opened, and its plaintext is neither kept nor shown.
-pub(super) const SENDER_MISMATCH: &str = "sender_mismatch";
+pub(super) use super::unreadable::SENDER_MISMATCH;
 
 /// Whether `sender`, the device that sealed a message, is of `tenant` and of `author`'s
 /// account: only then is what it sealed shown as `author`'s.
@@ -390,6 +386,32 @@ impl ClientEngine {
                 None => Some(Unreadable::SenderMismatch),
             },
             None => Some(self.not_opened(conv, sealed)),
+        }
+    }
+}
+
+impl ClientEngine {
+    /// Why a sealed message of `conv` that this device has not opened is not open yet, or
+    /// why it never will be.
+    pub(super) fn not_opened(&self, conv: &ConvId, sealed: &[u8]) -> Unreadable {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let Some(epoch) = self.mls.as_ref().and_then(|m| m.device.epoch(&group)) else {
+            let member = self
+                .conversation(conv)
+                .is_some_and(|c| c.active_member(&self.config.account).is_some());
+            return if member {
+                Unreadable::WaitingToJoin
+            } else {
+                Unreadable::NotMember
+            };
+        };
+        if !self.online {
+            return Unreadable::WaitingForConnection;
+        }
+        match e2ee::sealed_epoch(sealed) {
+            Err(_) => Unreadable::Damaged,
+            Ok((_, sent)) if sent > epoch => Unreadable::WaitingForKeys,
+            Ok(_) => Unreadable::WaitingForEarlier,
         }
     }
 }

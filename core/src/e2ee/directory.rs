@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use super::ds::DsRefusal;
 use super::identity::DeviceIdentity;
+use super::refusal::DsRefusal;
 
 /// One registered device: the signature key its first upload bound, and whether it was
 /// removed since.

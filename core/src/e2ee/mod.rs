@@ -23,6 +23,7 @@ pub mod ds;
 pub mod file;
 pub mod identity;
 pub mod member;
+mod refusal;
 pub mod safety;
 mod snapshot;
 mod store;
