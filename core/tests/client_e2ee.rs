@@ -692,6 +692,26 @@ fn shown_in(peer: &Peer, c: &ConvId, id: &str) -> Result<String, String> {
     }
 }
 
+/// Peer `i` offline: disconnected, and off every subscription.
+fn offline(wire: &mut Wire, peers: &mut [Peer], i: usize) {
+    peers[i].online = false;
+    peers[i].engine.disconnected();
+    for s in wire.subs.values_mut() {
+        s.remove(&i);
+    }
+}
+
+/// Peer `i` online, following "secret" and today's part.
+fn follow(wire: &mut Wire, peers: &mut [Peer], i: usize) {
+    wire.connect(peers, i);
+    let doc = DocId::conv(&tenant(), &conv("secret"));
+    peers[i].engine.open(&doc).unwrap();
+    wire.pump(peers);
+    let bucket = peers[i].engine.bucket_doc(&conv("secret"), wire.now);
+    peers[i].engine.open(&bucket).unwrap();
+    wire.pump(peers);
+}
+
 /// Why `peer` cannot read message `id` of "secret", as a case.
 fn unreadable(peer: &Peer, id: &str) -> Option<confab_core::client::Unreadable> {
     peer.engine

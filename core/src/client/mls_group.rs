@@ -216,22 +216,11 @@ impl ClientEngine {
     /// a time per conversation).
     pub(super) fn sync_device_groups(&mut self, device_now: i64) {
         let convs: Vec<ConvId> = self
-            .docs
-            .keys()
-            .filter_map(|d| match d.target() {
-                DocTarget::Conv(c) => Some(c.clone()),
-                _ => None,
-            })
-            .filter(|c| self.is_encrypted(c) && self.group_accepted(c))
+            .encrypted_convs()
+            .into_iter()
+            .filter(|c| self.group_accepted(c))
             .filter(|c| !self.device_drift(c).is_empty())
-            .filter(|c| {
-                let syncs = |i: &Intent| matches!(i, Intent::SyncDevices { conv } if conv == c);
-                !self.loads.held_intents().any(|(_, i)| syncs(i))
-                    && !self
-                        .outbox
-                        .values()
-                        .any(|e| syncs(&e.intent) && !e.is_final())
-            })
+            .filter(|c| !self.syncing(c))
             .collect();
         for conv in convs {
             if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
@@ -241,6 +230,18 @@ impl ClientEngine {
                 }));
             }
         }
+    }
+
+    /// The encrypted conversations whose documents this engine holds.
+    pub(super) fn encrypted_convs(&self) -> Vec<ConvId> {
+        self.docs
+            .keys()
+            .filter_map(|d| match d.target() {
+                DocTarget::Conv(c) => Some(c.clone()),
+                _ => None,
+            })
+            .filter(|c| self.is_encrypted(c))
+            .collect()
     }
 
     pub(super) fn group_accepted(&self, conv: &ConvId) -> bool {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::engine::{ClientEngine, Event, Output};
 use super::intent::Intent;
 use crate::e2ee;
-use crate::ids::{AccountId, ConvId, DocId, DocTarget};
+use crate::ids::{AccountId, ConvId, DocId};
 use crate::protocol::{ClientFrame, SignalKind};
 
 /// How long each place in the group after the head waits before adding a waiting device
@@ -79,16 +79,7 @@ impl ClientEngine {
 
     /// Every held encrypted conversation whose group this device waits to be added to.
     pub(super) fn announce_all_waiting(&mut self) {
-        let convs: Vec<ConvId> = self
-            .docs
-            .keys()
-            .filter_map(|d| match d.target() {
-                DocTarget::Conv(c) => Some(c.clone()),
-                _ => None,
-            })
-            .filter(|c| self.is_encrypted(c))
-            .collect();
-        for conv in convs {
+        for conv in self.encrypted_convs() {
             self.announce_waiting(&conv);
         }
     }

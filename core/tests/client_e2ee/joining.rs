@@ -5,25 +5,6 @@
 use super::*;
 use confab_core::client::{Unreadable, JOIN_STEP_MS};
 
-fn offline(wire: &mut Wire, peers: &mut [Peer], i: usize) {
-    peers[i].online = false;
-    peers[i].engine.disconnected();
-    for s in wire.subs.values_mut() {
-        s.remove(&i);
-    }
-}
-
-/// `peers[i]` online, following "secret" and today's part.
-fn follow(wire: &mut Wire, peers: &mut [Peer], i: usize) {
-    wire.connect(peers, i);
-    let doc = DocId::conv(&tenant(), &conv("secret"));
-    peers[i].engine.open(&doc).unwrap();
-    wire.pump(peers);
-    let bucket = peers[i].engine.bucket_doc(&conv("secret"), wire.now);
-    peers[i].engine.open(&bucket).unwrap();
-    wire.pump(peers);
-}
-
 #[test]
 fn a_member_added_before_their_first_sign_in_reads_once_signed_in() {
     let mut wire = Wire::new();

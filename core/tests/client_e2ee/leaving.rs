@@ -5,14 +5,6 @@
 
 use super::*;
 
-fn offline(wire: &mut Wire, peers: &mut [Peer], i: usize) {
-    peers[i].online = false;
-    peers[i].engine.disconnected();
-    for s in wire.subs.values_mut() {
-        s.remove(&i);
-    }
-}
-
 fn leave() -> Intent {
     Intent::Leave {
         conv: conv("secret"),

@@ -39,24 +39,6 @@ struct Life {
     joined_at: Option<usize>,
 }
 
-fn offline(wire: &mut Wire, peers: &mut [Peer], i: usize) {
-    peers[i].online = false;
-    peers[i].engine.disconnected();
-    for s in wire.subs.values_mut() {
-        s.remove(&i);
-    }
-}
-
-fn follow(wire: &mut Wire, peers: &mut [Peer], i: usize) {
-    wire.connect(peers, i);
-    let doc = DocId::conv(&tenant(), &conv("secret"));
-    peers[i].engine.open(&doc).unwrap();
-    wire.pump(peers);
-    let bucket = peers[i].engine.bucket_doc(&conv("secret"), wire.now);
-    peers[i].engine.open(&bucket).unwrap();
-    wire.pump(peers);
-}
-
 /// Lets every online engine's waits run out: joins by place, then anything they started.
 fn settle(wire: &mut Wire, peers: &mut [Peer]) {
     for _ in 0..3 {
