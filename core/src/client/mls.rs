@@ -68,6 +68,10 @@ pub(super) struct MlsSide {
     /// last started the commit that pays them; conversations whose document moved since the
     /// last look; and the conversation a waiting send wants paid before it.
     pub(super) owed_tried: HashMap<Vec<u8>, u64>,
+    /// Per conversation, whether its group owes a removal, as of the conversation
+    /// document's local heads and the group's epoch: a send asks it, and it costs a walk
+    /// of the members only when either moved.
+    pub(super) owes_seen: HashMap<ConvId, (Vec<automerge::ChangeHash>, Option<u64>, bool)>,
     pub(super) touched: BTreeSet<ConvId>,
     pub(super) owed_now: Option<ConvId>,
     /// Joining (`mls_joining`): the conversations this device said it waits in since it
@@ -208,6 +212,7 @@ impl ClientEngine {
             removing: BTreeMap::new(),
             again: Again::default(),
             owed_tried: HashMap::new(),
+            owes_seen: HashMap::new(),
             touched: BTreeSet::new(),
             owed_now: None,
             announced: BTreeSet::new(),
@@ -305,6 +310,8 @@ impl ClientEngine {
         if again.list {
             self.refresh_devices();
         }
+        // A `device_waiting` refused for now is said again.
+        self.announce_all_waiting();
     }
 
     /// `key_packages_stored`: tops up to `KEY_PACKAGES_TARGET` after the count.

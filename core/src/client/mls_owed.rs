@@ -40,6 +40,31 @@ impl ClientEngine {
             .collect()
     }
 
+    /// Whether `conv`'s group owes a removal ([`ClientEngine::departed_devices`] is not
+    /// empty), found again only when the conversation document or the group moved.
+    fn owes(&mut self, conv: &ConvId) -> bool {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        let heads = self
+            .docs
+            .get(&DocId::conv(&self.config.tenant, conv))
+            .map(|d| d.local.get_heads())
+            .unwrap_or_default();
+        let Some(mls) = self.mls.as_ref() else {
+            return false;
+        };
+        let epoch = mls.device.epoch(&group);
+        if let Some((seen, at, owes)) = mls.owes_seen.get(conv) {
+            if *seen == heads && *at == epoch {
+                return *owes;
+            }
+        }
+        let owes = !self.departed_devices(conv).is_empty();
+        if let Some(mls) = self.mls.as_mut() {
+            mls.owes_seen.insert(conv.clone(), (heads, epoch, owes));
+        }
+        owes
+    }
+
     /// Whether a `SyncDevices` of `conv` waits in the queue or is in flight.
     pub(super) fn syncing(&self, conv: &ConvId) -> bool {
         let syncs = |i: &Intent| matches!(i, Intent::SyncDevices { conv: c } if c == conv);
@@ -61,8 +86,8 @@ impl ClientEngine {
     /// Whether this device is to start the commit of `conv`'s owed removal now: one is owed,
     /// none is under way, and this device did not start one at this accepted epoch already
     /// (one that lost its epoch is started again once the winner's commit moved it).
-    fn owes_start(&self, conv: &ConvId) -> bool {
-        if self.departed_devices(conv).is_empty() || self.syncing(conv) {
+    fn owes_start(&mut self, conv: &ConvId) -> bool {
+        if !self.owes(conv) || self.syncing(conv) {
             return false;
         }
         let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
@@ -87,7 +112,7 @@ impl ClientEngine {
     /// goes on and the server judges it (refused, it is sealed again).
     pub(super) fn waits_for_owed(&mut self, conv: &ConvId) -> bool {
         if self.syncing(conv) {
-            return !self.departed_devices(conv).is_empty();
+            return self.owes(conv);
         }
         if !self.owes_start(conv) {
             return false;
@@ -133,18 +158,16 @@ impl ClientEngine {
         for conv in touched {
             // A device not in the group says it waits there ("mls_joining").
             self.announce_waiting(&conv);
-            if !self.group_accepted(&conv) || !self.heads_group(&conv) {
+            if !self.group_accepted(&conv) || !self.owes_start(&conv) || !self.heads_group(&conv) {
                 continue;
             }
-            if self.owes_start(&conv) {
-                self.note_started(&conv);
-                if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
-                    self.out
-                        .push(super::engine::Output::Event(super::engine::Event::Error {
-                            code: e.code().to_owned(),
-                            message: e.to_string(),
-                        }));
-                }
+            self.note_started(&conv);
+            if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
+                self.out
+                    .push(super::engine::Output::Event(super::engine::Event::Error {
+                        code: e.code().to_owned(),
+                        message: e.to_string(),
+                    }));
             }
         }
     }
