@@ -134,6 +134,8 @@ struct Wire {
     /// `device_waiting` signals heard, per conversation document: (account, device), kept
     /// for later subscribers as the server keeps them.
     waiting: HashMap<DocId, Vec<(String, String)>>,
+    /// Signals are refused `unavailable` (the server's database down), relayed to no one.
+    signals_down: bool,
 }
 
 impl Wire {
@@ -148,6 +150,7 @@ impl Wire {
             directory_down: false,
             forged: BTreeMap::new(),
             waiting: HashMap::new(),
+            signals_down: false,
         }
     }
 
@@ -226,6 +229,17 @@ impl Wire {
                         data: Some(device),
                     });
                 }
+            }
+            ClientFrame::Signal { doc, .. } if self.signals_down => {
+                peers[i].inbox.push(ServerFrame::Error {
+                    code: "unavailable".into(),
+                    message: "the database is down; ask again".into(),
+                    doc: Some(doc),
+                    fatal: false,
+                    hash: None,
+                    retry_after_ms: Some(1_000),
+                    id: None,
+                });
             }
             ClientFrame::Signal { doc, kind, data } => {
                 // Relayed to the other subscribers; a waiting device's name is the server's.

@@ -5,9 +5,8 @@
 //! in that it waits (a `device_waiting` signal, once per connection; the server stamps the
 //! device's name and keeps it for members who subscribe later). A member's device in the
 //! group then claims that account's key packages and commits their waiting devices in
-//! (`SyncDevices`): the group's head at once, the others a few seconds later each by their
-//! place in the group, and only while the device is still missing, so one commit usually
-//! settles it.
+//! (`SyncDevices`): the group's head at once, the others 3 s apart by their place in the
+//! group, and only while the device is still missing, so one commit usually settles it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,9 +17,8 @@ use crate::ids::{AccountId, ConvId, DocId};
 use crate::protocol::{ClientFrame, SignalKind};
 
 /// How long each place in the group after the head waits before adding a waiting device
-/// itself, and the most places counted (the last waits `JOIN_STEP_MS * JOIN_STEPS_MAX`).
+/// itself (place *k* waits *k* × this).
 pub const JOIN_STEP_MS: i64 = 3_000;
-const JOIN_STEPS_MAX: i64 = 8;
 
 impl ClientEngine {
     /// The accounts whose waiting devices `conv`'s next `SyncDevices` adds.
@@ -77,6 +75,27 @@ impl ClientEngine {
         }));
     }
 
+    /// A refusal for now naming `doc` (the server's database down, a busy node): a
+    /// `device_waiting` this device sent there may not have been relayed, so it is said
+    /// again at the next resend round.
+    pub(super) fn waiting_refused(
+        &mut self,
+        doc: &str,
+        code: &str,
+        retry_after_ms: Option<u64>,
+        device_now: i64,
+    ) {
+        let Ok(id) = DocId::parse(doc) else {
+            return;
+        };
+        let (Some(conv), Some(mls)) = (id.conv_id(), self.mls.as_mut()) else {
+            return;
+        };
+        if super::retry::is_transient(code) && mls.announced.remove(conv) {
+            self.retry.schedule(device_now, retry_after_ms);
+        }
+    }
+
     /// Every held encrypted conversation whose group this device waits to be added to.
     pub(super) fn announce_all_waiting(&mut self) {
         for conv in self.encrypted_convs() {
@@ -114,7 +133,8 @@ impl ClientEngine {
             .filter(|l| conversation.active_member(&l.device.account).is_some())
             .position(|l| &l.device == me)
             .unwrap_or(0);
-        let due = device_now + JOIN_STEP_MS * (place as i64).min(JOIN_STEPS_MAX);
+        // One device at a time: in a large group the later places do not all fire at once.
+        let due = device_now + JOIN_STEP_MS * place as i64;
         if let Some(mls) = self.mls.as_mut() {
             let (at, waiting) = mls
                 .joins_due

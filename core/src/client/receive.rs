@@ -38,6 +38,17 @@ impl ClientEngine {
             self.listing_failed(doc);
             self.read_times_failed(doc, code, message);
         }
+        if let ServerFrame::Error {
+            doc: Some(doc),
+            code,
+            hash: None,
+            id: None,
+            retry_after_ms,
+            ..
+        } = &frame
+        {
+            self.waiting_refused(doc, code, *retry_after_ms, device_now);
+        }
         match frame {
             ServerFrame::Changes { doc, changes } => self.on_changes(&doc, changes),
             ServerFrame::Snapshot {

@@ -91,3 +91,29 @@ fn a_waiting_device_is_added_by_a_member_who_comes_later() {
     );
     assert_eq!(unreadable(&peers[2], "m0"), Some(Unreadable::BeforeJoin));
 }
+
+#[test]
+fn a_waiting_signal_refused_for_now_is_said_again_at_the_resend_round() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
+    follow(&mut wire, &mut peers, 0);
+    let before = accepted_epoch(&wire);
+    // The server cannot take dan's signal (its database is down): nobody hears it.
+    wire.signals_down = true;
+    follow(&mut wire, &mut peers, 2);
+    assert_eq!(accepted_epoch(&wire), before);
+    assert!(wire.waiting.is_empty());
+    // Back up: dan's engine says it again at its next resend round, and alice adds it.
+    wire.signals_down = false;
+    wire.now += 60_000;
+    peers[2].engine.tick(wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    assert_eq!(
+        peers[2].engine.group_epoch(&conv("secret")),
+        Some(before + 1)
+    );
+}
