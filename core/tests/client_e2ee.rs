@@ -136,6 +136,8 @@ struct Wire {
     waiting: HashMap<DocId, Vec<(String, String)>>,
     /// Signals are refused `unavailable` (the server's database down), relayed to no one.
     signals_down: bool,
+    /// The peer of every `claim_key_packages` served, in order.
+    claimers: Vec<usize>,
 }
 
 impl Wire {
@@ -151,6 +153,7 @@ impl Wire {
             forged: BTreeMap::new(),
             waiting: HashMap::new(),
             signals_down: false,
+            claimers: Vec::new(),
         }
     }
 
@@ -367,6 +370,7 @@ impl Wire {
                 });
             }
             ClientFrame::ClaimKeyPackages { id, accounts } => {
+                self.claimers.push(i);
                 let mut devices = Vec::new();
                 for account in accounts {
                     let keys: Vec<_> = self

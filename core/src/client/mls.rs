@@ -78,9 +78,16 @@ pub(super) struct MlsSide {
     /// connected; per conversation, the accounts whose waiting devices its next
     /// `SyncDevices` adds, and those this device adds later unless another did first.
     pub(super) announced: BTreeSet<ConvId>,
-    pub(super) joiners: BTreeMap<ConvId, BTreeMap<AccountId, String>>,
-    pub(super) joins_due: BTreeMap<ConvId, (i64, BTreeMap<AccountId, String>)>,
+    pub(super) joiners: BTreeMap<ConvId, Waiting>,
+    pub(super) joins_due: BTreeMap<ConvId, (i64, Waiting)>,
+    /// Per conversation, when this device last started a sync for waiting devices: the
+    /// next starts a step later, however many signals come (a member's flood of them).
+    pub(super) joins_started: HashMap<ConvId, i64>,
 }
+
+/// Devices that said they wait to be added to a group, per account (an account may have
+/// several: a new phone and a laptop signed in the same minute).
+pub(super) type Waiting = BTreeMap<AccountId, BTreeSet<String>>;
 
 /// The directory requests a transient refusal left to ask again.
 #[derive(Debug, Default)]
@@ -218,6 +225,7 @@ impl ClientEngine {
             announced: BTreeSet::new(),
             joiners: BTreeMap::new(),
             joins_due: BTreeMap::new(),
+            joins_started: HashMap::new(),
         });
         if whole {
             self.save_device();

@@ -455,21 +455,31 @@ impl ClientEngine {
                     // Listed since the last list, or a new device of this account that said
                     // it waits (not one the directory removed).
                     drift.add.contains(&p.device)
-                        || (waiting.and_then(|w| w.get(me)) == Some(&p.device)
+                        || (waiting
+                            .and_then(|w| w.get(me))
+                            .is_some_and(|devices| devices.contains(&p.device))
                             && !mls.removed.contains(&p.device))
                 } else {
-                    !in_group
-                        .iter()
-                        .any(|d| d.account == p.account && d.device.as_str() == p.device)
+                    // An account that left since its device said it waits is not added.
+                    let active = conversation
+                        .as_ref()
+                        .is_some_and(|c| c.active_member(&p.account).is_some());
+                    active
+                        && !in_group
+                            .iter()
+                            .any(|d| d.account == p.account && d.device.as_str() == p.device)
                 }
             });
             // A waiting device the directory gave no package of cannot be added now.
             if let Some(joiners) = mls.joiners.get_mut(conv) {
-                joiners.retain(|account, device| {
-                    packages
-                        .iter()
-                        .any(|p| &p.account == account && &p.device == device)
-                });
+                for (account, devices) in joiners.iter_mut() {
+                    devices.retain(|device| {
+                        packages
+                            .iter()
+                            .any(|p| &p.account == account && &p.device == device)
+                    });
+                }
+                joiners.retain(|_, devices| !devices.is_empty());
             }
         }
         // A device already in the group and staying is not added again (a member who left

@@ -6,9 +6,11 @@
 //! device's name and keeps it for members who subscribe later). A member's device in the
 //! group then claims that account's key packages and commits their waiting devices in
 //! (`SyncDevices`): the group's head at once, the others 3 s apart by their place in the
-//! group, and only while the device is still missing, so one commit usually settles it.
+//! group, and only while the device is still missing, so one commit usually settles it. A
+//! device starts such a sync for a conversation at most once per step, so a member's flood
+//! of signals costs each other device a claim per step.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::engine::{ClientEngine, Event, Output};
 use super::intent::Intent;
@@ -134,14 +136,19 @@ impl ClientEngine {
             .position(|l| &l.device == me)
             .unwrap_or(0);
         // One device at a time: in a large group the later places do not all fire at once.
-        let due = device_now + JOIN_STEP_MS * place as i64;
+        // And one sync per step here: a flood of signals costs a claim per step, not each.
+        let next_start = mls
+            .joins_started
+            .get(conv)
+            .map_or(i64::MIN, |at| at + JOIN_STEP_MS);
+        let due = (device_now + JOIN_STEP_MS * place as i64).max(next_start);
         if let Some(mls) = self.mls.as_mut() {
             let (at, waiting) = mls
                 .joins_due
                 .entry(conv.clone())
-                .or_insert((due, BTreeMap::new()));
+                .or_insert((due, Default::default()));
             *at = (*at).min(due);
-            waiting.insert(account, device);
+            waiting.entry(account).or_default().insert(device);
         }
         self.joins_due(device_now);
     }
@@ -172,15 +179,20 @@ impl ClientEngine {
             else {
                 continue;
             };
-            let missing: BTreeMap<AccountId, String> = waiting
-                .into_iter()
-                .filter(|(account, device)| !self.in_group(&conv, account, device))
-                .collect();
+            let mut missing = waiting;
+            for (account, devices) in missing.iter_mut() {
+                devices.retain(|device| !self.in_group(&conv, account, device));
+            }
+            missing.retain(|_, devices| !devices.is_empty());
             if missing.is_empty() {
                 continue;
             }
             if let Some(mls) = self.mls.as_mut() {
-                mls.joiners.entry(conv.clone()).or_default().extend(missing);
+                let joiners = mls.joiners.entry(conv.clone()).or_default();
+                for (account, devices) in missing {
+                    joiners.entry(account).or_default().extend(devices);
+                }
+                mls.joins_started.insert(conv.clone(), device_now);
             }
             // A sync not yet run claims them when it runs.
             let held = self

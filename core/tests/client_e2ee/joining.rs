@@ -117,3 +117,50 @@ fn a_waiting_signal_refused_for_now_is_said_again_at_the_resend_round() {
         Some(before + 1)
     );
 }
+
+/// Every `claim_key_packages` alice's device (peer 0) sent so far.
+fn claims_of_alice(wire: &Wire) -> usize {
+    wire.claimers.iter().filter(|&&i| i == 0).count()
+}
+
+#[test]
+fn a_flood_of_waiting_signals_costs_one_claim_per_step() {
+    let mut wire = Wire::new();
+    let (mut peers, _) = group_with_today_open(&mut wire, &["alice", "bob"]);
+    let cd = DocId::conv(&tenant(), &conv("secret"));
+    let before = accepted_epoch(&wire);
+    let claims_before = claims_of_alice(&wire);
+    // bob's connections say, ten times a second for 30 s, that devices of his wait: names
+    // the directory never heard of, so no package ever comes for them.
+    let start = wire.now;
+    for i in 0..300 {
+        wire.now = start + i * 100;
+        peers[0].inbox.push(ServerFrame::Signal {
+            doc: cd.to_string(),
+            from: "bob".into(),
+            kind: SignalKind::DeviceWaiting,
+            data: Some(format!("ghost{i}")),
+        });
+        peers[0].engine.tick(wire.now);
+        wire.pump(&mut peers);
+    }
+    let claims = claims_of_alice(&wire) - claims_before;
+    let steps = (30_000 / JOIN_STEP_MS) as usize;
+    assert!(
+        (1..=steps + 1).contains(&claims),
+        "{claims} claims for 300 signals in 30 s (one per {JOIN_STEP_MS} ms: {steps})"
+    );
+    assert_eq!(accepted_epoch(&wire), before, "nothing to add, no commit");
+
+    // The flood does not shut out a device that really waits: bob's tablet is added.
+    peers.push(Peer::device(config("bob"), "tablet"));
+    follow(&mut wire, &mut peers, 2);
+    wire.now += JOIN_STEP_MS;
+    peers[0].engine.tick(wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(accepted_epoch(&wire), before + 1, "the tablet is added");
+    assert_eq!(
+        peers[2].engine.group_epoch(&conv("secret")),
+        Some(before + 1)
+    );
+}
