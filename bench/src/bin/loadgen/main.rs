@@ -36,7 +36,7 @@
 //! on the same two cores as the server and the database, so what it costs is taken from
 //! them: on one thread, the 49 pushes of a message to 49 clients are read in one pass of
 //! the event loop instead of waking worker threads of a pool (at 50 clients paced: load
-//! generator CPU 332 ms instead of ~440 ms per 1,000 messages; docs/log/2026-11-25-benchmarks.md).
+//! generator CPU 332 ms instead of ~440 ms per 1,000 messages, measured when it was made).
 //!
 //! Messages are written on each client's own replica of the bucket, which never applies the
 //! others' changes: a message creation is a new key with no predecessor, so each change
