@@ -682,7 +682,7 @@ impl ClientEngine {
         }
         // Everything unanswered goes out again in order, in few frames.
         let resent = self.retry.connected(&mut self.outbox, device_now);
-        self.route_retry(resent);
+        self.route_retry(resent, device_now);
         // Conversations others added this account to (or removed it from) meanwhile.
         self.ask_memberships();
         self.presence_connected(device_now);
@@ -785,9 +785,14 @@ impl ClientEngine {
             .online
             .then(|| self.retry.wakeup(&self.outbox))
             .flatten();
-        // A waiting device this one adds once its place's wait is over ("mls_joining").
+        // A waiting device this one adds once its place's wait is over, and this device
+        // saying again where it still waits ("mls_joining").
         let joins = self.online.then(|| self.joins_wakeup()).flatten();
-        [retry, delivered, index, joins].into_iter().flatten().min()
+        let waiting = self.online.then(|| self.waiting_wakeup()).flatten();
+        [retry, delivered, index, joins, waiting]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Carries out what is due at `device_now`: presence to send or to expire, delivery
@@ -803,18 +808,19 @@ impl ClientEngine {
             return;
         }
         self.joins_due(device_now);
+        self.waiting_due(device_now);
         let due = self.retry.tick(&mut self.outbox, device_now);
-        self.route_retry(due);
+        self.route_retry(due, device_now);
     }
 
     /// Sends a new or rebased entry now, or holds it for the next resend round.
     pub(super) fn dispatch(&mut self, id: u64, device_now: i64) {
         let sent = self.retry.dispatch(&mut self.outbox, id, device_now);
-        self.route_retry(sent);
+        self.route_retry(sent, device_now);
     }
 
     /// Carries out what the retry part asked, in order.
-    pub(super) fn route_retry(&mut self, outs: Vec<RetryOut>) {
+    pub(super) fn route_retry(&mut self, outs: Vec<RetryOut>, device_now: i64) {
         for out in outs {
             match out {
                 RetryOut::Send(frame) => self.out.push(Output::Send(frame)),
@@ -826,7 +832,7 @@ impl ClientEngine {
                     if self.feed.round() {
                         self.ask_memberships();
                     }
-                    self.directory_round();
+                    self.directory_round(device_now);
                     for id in resubscribe {
                         if self.docs.get(&id).is_some_and(|d| d.catching_up) {
                             self.subscribe(&id);

@@ -75,9 +75,10 @@ pub(super) struct MlsSide {
     pub(super) touched: BTreeSet<ConvId>,
     pub(super) owed_now: Option<ConvId>,
     /// Joining (`mls_joining`): the conversations this device said it waits in since it
-    /// connected; per conversation, the accounts whose waiting devices its next
+    /// connected, and when it last said so; per conversation, the accounts whose waiting
+    /// devices its next
     /// `SyncDevices` adds, and those this device adds later unless another did first.
-    pub(super) announced: BTreeSet<ConvId>,
+    pub(super) announced: BTreeMap<ConvId, i64>,
     pub(super) joiners: BTreeMap<ConvId, Waiting>,
     pub(super) joins_due: BTreeMap<ConvId, (i64, Waiting)>,
     /// Per conversation, when this device last started a sync for waiting devices: the
@@ -222,7 +223,7 @@ impl ClientEngine {
             owes_seen: HashMap::new(),
             touched: BTreeSet::new(),
             owed_now: None,
-            announced: BTreeSet::new(),
+            announced: BTreeMap::new(),
             joiners: BTreeMap::new(),
             joins_due: BTreeMap::new(),
             joins_started: HashMap::new(),
@@ -302,7 +303,7 @@ impl ClientEngine {
 
     /// The resend round: the directory requests a transient refusal left are asked again,
     /// in the order a connection asks them.
-    pub(super) fn directory_round(&mut self) {
+    pub(super) fn directory_round(&mut self, device_now: i64) {
         let Some(mls) = self.mls.as_mut() else {
             return;
         };
@@ -319,18 +320,18 @@ impl ClientEngine {
             self.refresh_devices();
         }
         // A `device_waiting` refused for now is said again.
-        self.announce_all_waiting();
+        self.announce_all_waiting(device_now);
     }
 
     /// `key_packages_stored`: tops up to `KEY_PACKAGES_TARGET` after the count.
-    pub(super) fn on_key_packages_stored(&mut self, id: u64, held: u64) {
+    pub(super) fn on_key_packages_stored(&mut self, id: u64, held: u64, device_now: i64) {
         let Some(mls) = self.mls.as_mut() else {
             return;
         };
         if mls.uploading == Some(id) {
             mls.uploading = None;
             mls.held = Some(held);
-            self.note_registered(true);
+            self.note_registered(true, device_now);
             return;
         }
         if mls.counting != Some(id) {
@@ -339,7 +340,7 @@ impl ClientEngine {
         mls.counting = None;
         mls.held = Some(held);
         if held > 0 {
-            self.note_registered(true);
+            self.note_registered(true, device_now);
         }
         if held >= KEY_PACKAGES_TARGET {
             return;
@@ -408,13 +409,13 @@ impl ClientEngine {
             self.out.push(Output::Event(Event::Error { code, message }));
             if refused {
                 // What waits for the registration goes on, and the server says why not.
-                self.note_registered(false);
+                self.note_registered(false, device_now);
             }
         }
     }
 
     /// The directory answered whether it holds this device: what waited for that goes on.
-    fn note_registered(&mut self, registered: bool) {
+    fn note_registered(&mut self, registered: bool, device_now: i64) {
         let Some(mls) = self.mls.as_mut() else {
             return;
         };
@@ -423,7 +424,7 @@ impl ClientEngine {
         if first {
             self.advance();
             // Only a registered device can be added: now it says where it waits.
-            self.announce_all_waiting();
+            self.announce_all_waiting(device_now);
         }
     }
 

@@ -2,7 +2,8 @@
 //! member added before their first sign-in, one whose first key packages landed after the
 //! group was made, a new phone or a reinstall with no other device of the account online.
 //! Such a device, once registered, says in each encrypted conversation whose group it is not
-//! in that it waits (a `device_waiting` signal, once per connection; the server stamps the
+//! in that it waits (a `device_waiting` signal, once per connection and every
+//! `WAIT_AGAIN_MS` while it still waits; the server stamps the
 //! device's name and keeps it for members who subscribe later). A member's device in the
 //! group then claims that account's key packages and commits their waiting devices in
 //! (`SyncDevices`): the group's head at once, the others 3 s apart by their place in the
@@ -21,6 +22,11 @@ use crate::protocol::{ClientFrame, SignalKind};
 /// How long each place in the group after the head waits before adding a waiting device
 /// itself (place *k* waits *k* × this).
 pub const JOIN_STEP_MS: i64 = 3_000;
+
+/// How often a device still not in a group says again that it waits. A member's device
+/// that subscribed where the signal was not kept (another node, a unit loaded since) hears
+/// the next one.
+pub const WAIT_AGAIN_MS: i64 = 60_000;
 
 impl ClientEngine {
     /// The accounts whose waiting devices `conv`'s next `SyncDevices` adds.
@@ -49,26 +55,32 @@ impl ClientEngine {
 
     /// Says in `conv` that this device waits to be added, when it should: online and
     /// registered, the group accepted, this account an active member, this device not in
-    /// the group (no Welcome joined it). Once per connection.
-    pub(super) fn announce_waiting(&mut self, conv: &ConvId) {
+    /// the group (no Welcome joined it). Once per connection, and again every
+    /// `WAIT_AGAIN_MS` while it still waits.
+    pub(super) fn announce_waiting(&mut self, conv: &ConvId, device_now: i64) {
         let Some(mls) = self.mls.as_ref() else {
             return;
         };
-        if !self.online || mls.registered != Some(true) || mls.announced.contains(conv) {
+        let said_lately = mls
+            .announced
+            .get(conv)
+            .is_some_and(|at| device_now < at + WAIT_AGAIN_MS);
+        if !self.online || mls.registered != Some(true) || said_lately {
             return;
         }
         let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
-        if mls.device.epoch(&group).is_some() || !self.group_accepted(conv) {
-            return;
-        }
         let active = self
             .conversation(conv)
             .is_some_and(|c| c.active_member(&self.config.account).is_some());
-        if !active {
+        if mls.device.epoch(&group).is_some() || !self.group_accepted(conv) || !active {
+            // Not waiting (any more): nothing to say again.
+            if let Some(mls) = self.mls.as_mut() {
+                mls.announced.remove(conv);
+            }
             return;
         }
         if let Some(mls) = self.mls.as_mut() {
-            mls.announced.insert(conv.clone());
+            mls.announced.insert(conv.clone(), device_now);
         }
         self.out.push(Output::Send(ClientFrame::Signal {
             doc: DocId::conv(&self.config.tenant, conv).to_string(),
@@ -93,15 +105,35 @@ impl ClientEngine {
         let (Some(conv), Some(mls)) = (id.conv_id(), self.mls.as_mut()) else {
             return;
         };
-        if super::retry::is_transient(code) && mls.announced.remove(conv) {
+        if super::retry::is_transient(code) && mls.announced.remove(conv).is_some() {
             self.retry.schedule(device_now, retry_after_ms);
         }
     }
 
     /// Every held encrypted conversation whose group this device waits to be added to.
-    pub(super) fn announce_all_waiting(&mut self) {
+    pub(super) fn announce_all_waiting(&mut self, device_now: i64) {
         for conv in self.encrypted_convs() {
-            self.announce_waiting(&conv);
+            self.announce_waiting(&conv, device_now);
+        }
+    }
+
+    /// When this device next says again that it waits somewhere.
+    pub(super) fn waiting_wakeup(&self) -> Option<i64> {
+        let mls = self.mls.as_ref()?;
+        mls.announced.values().min().map(|at| at + WAIT_AGAIN_MS)
+    }
+
+    /// Says again where this device still waits, once `WAIT_AGAIN_MS` passed.
+    pub(super) fn waiting_due(&mut self, device_now: i64) {
+        if self.waiting_wakeup().is_some_and(|at| at <= device_now) {
+            let due: Vec<ConvId> = self
+                .mls
+                .as_ref()
+                .map(|m| m.announced.keys().cloned().collect())
+                .unwrap_or_default();
+            for conv in due {
+                self.announce_waiting(&conv, device_now);
+            }
         }
     }
 

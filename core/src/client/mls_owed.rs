@@ -157,7 +157,7 @@ impl ClientEngine {
         }
         for conv in touched {
             // A device not in the group says it waits there ("mls_joining").
-            self.announce_waiting(&conv);
+            self.announce_waiting(&conv, device_now);
             if !self.group_accepted(&conv) || !self.owes_start(&conv) || !self.heads_group(&conv) {
                 continue;
             }

@@ -54,7 +54,7 @@ pub use feed::MembershipChange;
 pub use intent::Intent;
 pub use mls::KEY_PACKAGES_TARGET;
 pub use mls_devices::DeviceInfo;
-pub use mls_joining::JOIN_STEP_MS;
+pub use mls_joining::{JOIN_STEP_MS, WAIT_AGAIN_MS};
 pub use presence::{presence_refresh_ms, MemberPresence, PresenceState};
 pub use records::HostKey;
 pub use sealed::Opened;

@@ -153,7 +153,9 @@ impl ClientEngine {
                 },
                 device_now,
             ),
-            ServerFrame::KeyPackagesStored { id, held } => self.on_key_packages_stored(id, held),
+            ServerFrame::KeyPackagesStored { id, held } => {
+                self.on_key_packages_stored(id, held, device_now)
+            }
             ServerFrame::KeyPackages { id, devices } => self.on_key_packages(id, devices),
             ServerFrame::Devices {
                 id,
@@ -765,7 +767,7 @@ impl ClientEngine {
                 .collect(),
         };
         let (mut marked, outs) = self.retry.transient(&mut self.outbox, doc, hash, dropped);
-        self.route_retry(outs);
+        self.route_retry(outs, device_now);
         if doc.is_none() {
             // The membership list may have been it, or failed itself.
             marked |= self.feed.failed();
@@ -797,7 +799,7 @@ impl ClientEngine {
         {
             Rejected::Ignored => {}
             Rejected::Transient => self.on_transient(Some(doc), Some(hash), None, device_now),
-            Rejected::Resent(outs) => self.route_retry(outs),
+            Rejected::Resent(outs) => self.route_retry(outs, device_now),
             Rejected::Final => {
                 self.on_reject(doc, hash, code, reason, device_now);
                 self.retry.settled(&self.outbox, device_now);

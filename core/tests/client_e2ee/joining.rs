@@ -3,7 +3,7 @@
 //! device is away, are committed in by another member's device, and read what follows.
 
 use super::*;
-use confab_core::client::{Unreadable, JOIN_STEP_MS};
+use confab_core::client::{Unreadable, JOIN_STEP_MS, WAIT_AGAIN_MS};
 
 #[test]
 fn a_member_added_before_their_first_sign_in_reads_once_signed_in() {
@@ -163,4 +163,48 @@ fn a_flood_of_waiting_signals_costs_one_claim_per_step() {
         peers[2].engine.group_epoch(&conv("secret")),
         Some(before + 1)
     );
+}
+
+#[test]
+fn a_device_still_waiting_says_so_again_for_members_who_missed_it() {
+    let mut wire = Wire::new();
+    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
+    follow(&mut wire, &mut peers, 0);
+    follow(&mut wire, &mut peers, 1);
+    offline(&mut wire, &mut peers, 0);
+    offline(&mut wire, &mut peers, 1);
+    let before = accepted_epoch(&wire);
+    // dan waits while nobody else is online, and stays online.
+    follow(&mut wire, &mut peers, 2);
+    // The server no longer holds his signal (its unit unloaded; in a cluster, alice's node
+    // never had it): alice subscribes and hears nothing.
+    wire.waiting.clear();
+    follow(&mut wire, &mut peers, 0);
+    assert_eq!(accepted_epoch(&wire), before);
+    // dan's engine says it again when its wait runs out, and alice adds him.
+    let again = peers[2]
+        .engine
+        .next_wakeup()
+        .expect("a wakeup to say it again");
+    assert!(again <= wire.now + WAIT_AGAIN_MS, "{again}");
+    wire.now += WAIT_AGAIN_MS;
+    peers[2].engine.tick(wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    assert_eq!(
+        peers[2].engine.group_epoch(&conv("secret")),
+        Some(before + 1)
+    );
+    // In the group now: nothing more to say.
+    wire.now += WAIT_AGAIN_MS;
+    peers[2].engine.tick(wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    assert!(peers[2]
+        .engine
+        .next_wakeup()
+        .is_none_or(|at| at > wire.now + WAIT_AGAIN_MS));
 }
