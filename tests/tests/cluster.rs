@@ -32,6 +32,11 @@
 //!   sent after the rename's ack, is refused `sender_mismatch` (20 trials; before renames
 //!   moved the policy version one was accepted within the first ten).
 //!
+//! - `a_waiting_device_is_added_through_another_node`: a device that says it waits to join
+//!   an encrypted group through one node, while no member is online, is added by a member's
+//!   device that comes back through the other node after it restarted (the waiting device
+//!   says it again; `cluster/joining.rs`).
+//!
 //! - `forwarded_attachments_on_two_nodes`: two nodes sharing one blob store; a forward
 //!   with an attachment written through one node is read through the other by the target
 //!   conversation's members, and by nobody else (`forwarding/scenario.rs`).
@@ -42,6 +47,8 @@
 
 #[path = "cluster/converge.rs"]
 mod cluster_converge;
+#[path = "cluster/joining.rs"]
+mod cluster_joining;
 #[path = "cluster/listen.rs"]
 mod cluster_listen;
 #[path = "cluster/nodes.rs"]
@@ -931,5 +938,17 @@ async fn forwarded_attachments_on_two_nodes() {
         let _ = std::fs::remove_dir_all(&shared);
         Ok(())
     })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Joining an encrypted group through another node.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_device_is_added_through_another_node() {
+    bounded(
+        Duration::from_secs(150),
+        cluster_joining::a_waiting_device_is_added_through_another_node(),
+    )
     .await;
 }

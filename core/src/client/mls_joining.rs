@@ -26,7 +26,7 @@ pub const JOIN_STEP_MS: i64 = 3_000;
 /// How often a device still not in a group says again that it waits. A member's device
 /// that subscribed where the signal was not kept (another node, a unit loaded since) hears
 /// the next one.
-pub const WAIT_AGAIN_MS: i64 = 60_000;
+pub const WAIT_AGAIN_MS: i64 = 30_000;
 
 impl ClientEngine {
     /// The accounts whose waiting devices `conv`'s next `SyncDevices` adds.

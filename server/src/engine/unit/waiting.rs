@@ -2,7 +2,7 @@
 //! signals, docs/E2EE.md "Joining"), kept so that a member's device that subscribes later
 //! hears of them too: the waiting device and the members' devices need not be online at the
 //! same time. Bounded per document; lost when the unit unloads (the waiting device says it
-//! again within a minute, `confab_core::client::WAIT_AGAIN_MS`).
+//! again within 30 s, `confab_core::client::WAIT_AGAIN_MS`).
 
 use std::collections::HashMap;
 
