@@ -117,6 +117,21 @@ pub struct CommitBundle {
     pub welcome: Option<Vec<u8>>,
 }
 
+impl CommitBundle {
+    /// The messages of a commit openmls built from `epoch`, serialized.
+    fn of(epoch: u64, bundle: CommitMessageBundle) -> Result<Self, E2eeError> {
+        let (commit, welcome, _) = bundle.into_messages();
+        Ok(CommitBundle {
+            epoch,
+            commit: commit.tls_serialize_detached().map_err(mls)?,
+            welcome: welcome
+                .map(|w| w.tls_serialize_detached())
+                .transpose()
+                .map_err(mls)?,
+        })
+    }
+}
+
 /// What a processed handshake message did to the group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeOutcome {
@@ -379,15 +394,41 @@ impl Device {
             .map_err(mls)?
             .stage_commit(&self.provider)
             .map_err(mls)?;
-        let (commit, welcome, _) = bundle.into_messages();
-        Ok(CommitBundle {
-            epoch,
-            commit: commit.tls_serialize_detached().map_err(mls)?,
-            welcome: welcome
-                .map(|w| w.tls_serialize_detached())
-                .transpose()
-                .map_err(mls)?,
-        })
+        CommitBundle::of(epoch, bundle)
+    }
+
+    /// A commit whose update path gives this device's leaf a fresh signature key and, with
+    /// `names`, a credential naming another device: what a Delivery Service must refuse
+    /// (docs/E2EE.md, "Every leaf is a registered device"). Pending like
+    /// [`Device::commit`]. For the attack suite only.
+    #[cfg(any(test, feature = "crafting"))]
+    pub fn commit_with_new_leaf_key(
+        &mut self,
+        group_id: &[u8],
+        names: Option<&DeviceIdentity>,
+    ) -> Result<CommitBundle, E2eeError> {
+        let signer = SignatureKeys::generate(self.provider.crypto()).map_err(mls)?;
+        let credential = names.unwrap_or(&self.identity).credential();
+        let group = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(E2eeError::UnknownGroup)?;
+        let epoch = group.epoch().as_u64();
+        let bundle = group
+            .self_update_with_new_signer(
+                &self.provider,
+                &self.signer,
+                NewSignerBundle {
+                    signer: &signer,
+                    credential_with_key: CredentialWithKey {
+                        credential,
+                        signature_key: signer.public().into(),
+                    },
+                },
+                LeafNodeParameters::default(),
+            )
+            .map_err(mls)?;
+        CommitBundle::of(epoch, bundle)
     }
 
     /// The Delivery Service accepted this device's pending commit: the group moves on.

@@ -450,6 +450,56 @@ pub async fn leaf_with_another_signature_key_mls_wrong_signature_key(lab: &mut i
     lab.accept(&mut f.alice, &f.cd, change).await;
 }
 
+/// alice's commit whose update path gives her own leaf a fresh signature key (a member, or
+/// a server holding a device's token, swapping the device's key in place): refused
+/// `mls_wrong_signature_key`; one whose new leaf names carol's device instead: refused
+/// `mls_wrong_identity`. Her commit whose path keeps her key is accepted.
+pub async fn update_path_changing_the_committers_key_mls_wrong_signature_key(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e18").await;
+    let now = lab.now();
+    let group = f.group.clone();
+    let commit_of = |f: &mut Encrypted, names: Option<&DeviceIdentity>| {
+        let bundle = f
+            .alice_mls
+            .commit_with_new_leaf_key(&group, names)
+            .expect("a commit");
+        f.alice_mls.discard_commit(&group).expect("kept nothing");
+        bundle.commit
+    };
+    let rekeyed = commit_of(&mut f, None);
+    let change = epoch_commit(&mut f, now, 1, &rekeyed, None);
+    lab.reject(&f.alice, &f.cd, change, "mls_wrong_signature_key")
+        .await;
+    let renamed = commit_of(&mut f, Some(&identity("carol")));
+    let change = epoch_commit(&mut f, now, 1, &renamed, None);
+    lab.reject(&f.alice, &f.cd, change, "mls_wrong_identity")
+        .await;
+    let honest = f.alice_mls.commit(&group, &[], &[]).expect("a commit");
+    let change = epoch_commit(&mut f, now, 1, &honest.commit, None);
+    lab.accept(&mut f.alice, &f.cd, change).await;
+}
+
+/// alice's change carrying `commit` (and its Welcome) from `epoch`.
+fn epoch_commit(
+    f: &mut Encrypted,
+    now: i64,
+    epoch: u64,
+    commit: &[u8],
+    welcome: Option<&[u8]>,
+) -> Change {
+    mls_change(
+        &mut f.alice,
+        &f.cd,
+        now,
+        MlsWrite::Commit {
+            epoch,
+            commit,
+            welcome,
+        },
+        |_| {},
+    )
+}
+
 /// A new group whose tree holds a device the directory never registered (grace's, whose
 /// devices never uploaded) or a registered device under another key: refused; the
 /// registered device with its own key makes it.

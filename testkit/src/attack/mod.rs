@@ -420,6 +420,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_e2ee::replayed_sealed_edit_mls_stale_edit),
         case!(cases_e2ee::commit_adding_an_unregistered_device_mls_unknown_device),
         case!(cases_e2ee::leaf_with_another_signature_key_mls_wrong_signature_key),
+        case!(cases_e2ee::update_path_changing_the_committers_key_mls_wrong_signature_key),
         case!(cases_e2ee::new_group_of_an_unregistered_device_mls_unknown_device),
         case!(
             cases_e2ee::plaintext_draft_or_schedule_of_an_encrypted_conversation_plaintext_in_encrypted
@@ -504,6 +505,7 @@ pub const CODES: &[&str] = &[
     "mls_stale_edit",
     "mls_unknown_device",
     "mls_wrong_signature_key",
+    "mls_wrong_identity",
 ];
 
 /// Panics unless `code` is in [`CODES`].
