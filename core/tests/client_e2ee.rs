@@ -876,6 +876,8 @@ mod leaving;
 mod lives;
 #[path = "client_e2ee/refused_before.rs"]
 mod refused_before;
+#[path = "client_e2ee/removed.rs"]
+mod removed;
 #[path = "client_e2ee/search.rs"]
 mod search;
 #[path = "client_e2ee/sender.rs"]

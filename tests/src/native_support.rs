@@ -232,6 +232,26 @@ pub async fn at_epoch(c: &NativeClient, conv: &ConvId, want: u64) {
     .await;
 }
 
+/// What `c` shows of message `id` of `conv`: `Ok(body)` opened, `Err(reason)` not.
+pub async fn shown_in(
+    c: &NativeClient,
+    conv: &ConvId,
+    id: &'static str,
+) -> Option<Result<String, String>> {
+    let conv = conv.clone();
+    c.query(move |e| {
+        e.timeline(&conv)
+            .into_iter()
+            .find(|i| i.message.id.as_str() == id)
+            .map(|i| match i.undecryptable {
+                Some(why) => Err(why),
+                None => Ok(i.message.body),
+            })
+    })
+    .await
+    .unwrap()
+}
+
 /// Waits until `c` shows message `id` of `conv` opened, with `body`.
 pub async fn reads(c: &NativeClient, conv: &ConvId, id: &str, body: &str) {
     let (conv, id, body) = (conv.clone(), id.to_owned(), body.to_owned());

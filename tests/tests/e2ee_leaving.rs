@@ -39,17 +39,7 @@ async fn epoch(c: &NativeClient) -> Option<u64> {
 
 /// What `c` shows of message `id`: `Ok(body)` opened, `Err(reason)` not.
 async fn shown(c: &NativeClient, id: &'static str) -> Option<Result<String, String>> {
-    c.query(move |e| {
-        e.timeline(&conv())
-            .into_iter()
-            .find(|i| i.message.id.as_str() == id)
-            .map(|i| match i.undecryptable {
-                Some(why) => Err(why),
-                None => Ok(i.message.body),
-            })
-    })
-    .await
-    .unwrap()
+    shown_in(c, &conv(), id).await
 }
 
 async fn leaving(backend: Backend) {

@@ -27,7 +27,9 @@ pub(super) struct GroupStep {
 
 impl GroupStep {
     /// The accounts whose directory entries decide the step: those of every leaf it brings
-    /// in and of every active member's device it removes. Sorted, once each.
+    /// in, of every active member's device it removes and of every device it leaves in the
+    /// group (one removed from the directory must go). Sorted, once each: one query of
+    /// O(accounts in the group) rows per commit, the order of the commit's own MLS work.
     pub(super) fn directory_accounts(&self) -> Vec<AccountId> {
         let commit = self.commit.iter();
         let accounts: std::collections::BTreeSet<AccountId> = self
@@ -35,7 +37,7 @@ impl GroupStep {
             .iter()
             .chain(commit.clone().flat_map(|c| c.leaves.iter()))
             .map(|l| &l.device)
-            .chain(commit.flat_map(|c| c.removes_listed.iter()))
+            .chain(commit.flat_map(|c| c.removes_listed.iter().chain(c.stays.iter())))
             .map(|d| d.account.clone())
             .collect();
         accounts.into_iter().collect()

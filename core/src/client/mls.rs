@@ -59,6 +59,10 @@ pub(super) struct MlsSide {
     pub(super) devices: Option<Vec<crate::protocol::DeviceEntry>>,
     /// The account's devices the directory's last answer says were removed.
     pub(super) removed: BTreeSet<String>,
+    /// Other accounts' `list_devices` out (`mls_removed`), and the devices each answer said
+    /// were removed (accounts with none are left out).
+    pub(super) peers_listing: BTreeMap<u64, AccountId>,
+    pub(super) peers_removed: BTreeMap<AccountId, BTreeSet<String>>,
     /// This engine's `remove_device` requests out, by request id: the device each names.
     pub(super) removing: BTreeMap<u64, String>,
     /// Requests the directory could not answer now (`unavailable`, ...): asked again at the
@@ -217,6 +221,8 @@ impl ClientEngine {
             listing: None,
             devices: None,
             removed: BTreeSet::new(),
+            peers_listing: BTreeMap::new(),
+            peers_removed: BTreeMap::new(),
             removing: BTreeMap::new(),
             again: Again::default(),
             owed_tried: HashMap::new(),
@@ -279,6 +285,7 @@ impl ClientEngine {
         };
         mls.again = Again::default();
         mls.announced.clear();
+        mls.peers_listing.clear();
         self.count_key_packages();
         self.claims_connected();
         self.removals_connected();
@@ -384,6 +391,9 @@ impl ClientEngine {
         retry_after_ms: Option<u64>,
         device_now: i64,
     ) {
+        if self.on_peer_list_refused(id) {
+            return;
+        }
         if is_transient(&code) && self.directory_again(id) {
             self.retry.schedule(device_now, retry_after_ms);
             return;

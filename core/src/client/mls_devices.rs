@@ -91,6 +91,8 @@ impl ClientEngine {
         mls.listing = Some(id);
         self.out
             .push(Output::Send(ClientFrame::ListDevices { id, account }));
+        // And those of the accounts sharing a group with it: their removed devices leave.
+        self.list_peers();
     }
 
     /// `devices`: the answer to this engine's last `list_devices`. The account's groups
@@ -103,6 +105,9 @@ impl ClientEngine {
         removed: Vec<String>,
         device_now: i64,
     ) {
+        if self.on_peer_devices(id, account, &removed) {
+            return;
+        }
         let Some(mls) = self.mls.as_mut() else {
             return;
         };
@@ -111,7 +116,13 @@ impl ClientEngine {
         }
         mls.listing = None;
         mls.devices = Some(devices);
-        mls.removed = removed.into_iter().collect();
+        let removed: std::collections::BTreeSet<String> = removed.into_iter().collect();
+        let moved = mls.removed != removed;
+        mls.removed = removed;
+        if moved {
+            let me = self.config.account.clone();
+            self.removals_moved(&me);
+        }
         self.out.push(Output::Event(Event::Devices));
         self.sync_device_groups(device_now);
     }

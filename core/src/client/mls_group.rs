@@ -425,6 +425,15 @@ impl ClientEngine {
         let claims = self.claims_for(intent);
         let (_, group) = self.group_of(&conv);
         let conversation = self.conversation(&conv);
+        // Devices the directory removed leave at any commit (the server refuses one that
+        // keeps them, `mls_keeps_removed_device`).
+        let listed_removed: Vec<DeviceIdentity> = self
+            .group_devices(&conv)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| self.listed_removed(d))
+            .collect();
+        let gone = self.listed_removed_names();
         let mls = self.mls.as_mut().ok_or_else(no_device)?;
         let in_group = mls.device.members(&group).map_err(e2ee_error)?;
         let mut remove: BTreeSet<DeviceIdentity> = in_group
@@ -442,7 +451,10 @@ impl ClientEngine {
         if let Intent::RemoveMember { account, .. } = intent {
             remove.extend(in_group.iter().filter(|d| &d.account == account).cloned());
         }
+        remove.extend(listed_removed);
         let mut packages = take_claims(mls, &claims)?;
+        // Nor does one bring such a device in.
+        packages.retain(|p| !gone.contains(&(p.account.clone(), p.device.clone())));
         if let Intent::SyncDevices { conv } = intent {
             let drift = drift(mls, &self.config.account, &in_group);
             remove.extend(drift.remove);
@@ -565,6 +577,11 @@ impl ClientEngine {
         *rebuilds += 1;
         let again = lost_epoch(code) && *rebuilds <= REBUILDS_MAX;
         self.save_device();
+        if code == "mls_keeps_removed_device" {
+            // This device did not know of a removal: the directory is asked again, and the
+            // group owes it from the answer.
+            self.refresh_devices();
+        }
         again
     }
 

@@ -24,8 +24,8 @@ fn reseals_for(code: &str) -> bool {
 }
 
 impl ClientEngine {
-    /// The devices in this device's group of `conv` whose accounts are no longer active
-    /// members of it.
+    /// The devices in this device's group of `conv` that must leave it: of accounts no
+    /// longer active members, or listed removed by the directory (`mls_removed`).
     pub(super) fn departed_devices(&self, conv: &ConvId) -> Vec<DeviceIdentity> {
         let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
         let (Some(mls), Some(conversation)) = (self.mls.as_ref(), self.conversation(conv)) else {
@@ -36,7 +36,7 @@ impl ClientEngine {
         };
         in_group
             .into_iter()
-            .filter(|d| conversation.active_member(&d.account).is_none())
+            .filter(|d| conversation.active_member(&d.account).is_none() || self.listed_removed(d))
             .collect()
     }
 
@@ -172,7 +172,8 @@ impl ClientEngine {
         }
     }
 
-    /// Whether this device is the first leaf of `conv`'s group held by an active member.
+    /// Whether this device is the first leaf of `conv`'s group held by an active member (a
+    /// device the directory removed heads nothing: it is to leave).
     pub(super) fn heads_group(&self, conv: &ConvId) -> bool {
         let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
         let (Some(mls), Some(conversation)) = (self.mls.as_ref(), self.conversation(conv)) else {
@@ -183,7 +184,10 @@ impl ClientEngine {
         };
         leaves
             .iter()
-            .find(|l| conversation.active_member(&l.device.account).is_some())
+            .find(|l| {
+                conversation.active_member(&l.device.account).is_some()
+                    && !self.listed_removed(&l.device)
+            })
             .is_some_and(|l| &l.device == mls.device.identity())
     }
 

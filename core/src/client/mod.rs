@@ -25,6 +25,7 @@ mod mls_devices;
 mod mls_group;
 mod mls_joining;
 mod mls_owed;
+mod mls_removed;
 mod mls_saved;
 mod opening;
 mod outbox;

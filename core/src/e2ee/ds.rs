@@ -120,22 +120,28 @@ pub struct StagedCheck {
     /// Devices of other active members the commit removes: allowed only for devices the
     /// directory marks removed (the acceptor asks it).
     pub removes_listed: Vec<DeviceIdentity>,
+    /// The devices in the group before the commit that it leaves in: none may be one the
+    /// directory marks removed (a removed device leaves at the group's next commit).
+    pub stays: Vec<DeviceIdentity>,
 }
 
 impl StagedCheck {
     /// The directory's word on what the membership alone could not decide: every leaf
-    /// brought in is registered with its bound key, and every device of an active member
-    /// removed was removed from the directory.
+    /// brought in is registered with its bound key, every device of an active member
+    /// removed was removed from the directory, and no device the directory removed stays.
     pub fn check_directory(&self, directory: &Directory) -> Result<(), DsRefusal> {
         for leaf in &self.leaves {
             directory.check(leaf)?;
         }
-        match self
+        if let Some(device) = self
             .removes_listed
             .iter()
             .find(|d| !directory.is_removed(d))
         {
-            Some(device) => Err(DsRefusal::RemovesMember(device.to_string())),
+            return Err(DsRefusal::RemovesMember(device.to_string()));
+        }
+        match self.stays.iter().find(|d| directory.is_removed(d)) {
+            Some(device) => Err(DsRefusal::KeepsRemovedDevice(device.to_string())),
             None => Ok(()),
         }
     }
@@ -325,6 +331,8 @@ impl GroupView {
         for device in &removed {
             after.remove(device);
         }
+        // Added devices are leaves, checked against the directory as such.
+        let stays: Vec<DeviceIdentity> = after.iter().cloned().collect();
         after.extend(added.iter().cloned());
         if let Some(left) = after.iter().find(|d| !allowed.allows(d)) {
             return Err(DsRefusal::MissingRemoval(left.to_string()));
@@ -336,6 +344,7 @@ impl GroupView {
             removed,
             leaves,
             removes_listed,
+            stays,
         })
     }
 

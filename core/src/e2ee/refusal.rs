@@ -29,6 +29,8 @@ pub enum DsRefusal {
     MissingRemoval(String),
     #[error("the commit removes {0}, a device of another active member")]
     RemovesMember(String),
+    #[error("{0} was removed from the directory and the commit does not remove it")]
+    KeepsRemovedDevice(String),
     #[error("the commit carries a proposal other than add, remove or update")]
     UnsupportedProposal,
     #[error("the key package names {got}, not the uploading device")]
@@ -63,6 +65,7 @@ impl DsRefusal {
         "mls_adds_non_member",
         "mls_missing_removal",
         "mls_removes_member",
+        "mls_keeps_removed_device",
         "mls_unsupported_proposal",
         "mls_wrong_identity",
         "mls_wrong_aad",
@@ -86,6 +89,7 @@ impl DsRefusal {
             Self::AddsNonMember(_) => "mls_adds_non_member",
             Self::MissingRemoval(_) => "mls_missing_removal",
             Self::RemovesMember(_) => "mls_removes_member",
+            Self::KeepsRemovedDevice(_) => "mls_keeps_removed_device",
             Self::UnsupportedProposal => "mls_unsupported_proposal",
             Self::WrongIdentity { .. } => "mls_wrong_identity",
             Self::WrongAad => "mls_wrong_aad",

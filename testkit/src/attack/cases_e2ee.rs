@@ -479,6 +479,35 @@ pub async fn update_path_changing_the_committers_key_mls_wrong_signature_key(lab
     lab.accept(&mut f.alice, &f.cd, change).await;
 }
 
+/// bob's phone, in the group, is removed from the directory: alice's next commit that
+/// leaves it in is refused `mls_keeps_removed_device` (whoever commits, a removed device
+/// leaves at the group's next commit); her commit that removes it is accepted.
+pub async fn commit_keeping_a_removed_device_mls_keeps_removed_device(lab: &mut impl Lab) {
+    let mut f = encrypted(lab, "e19").await;
+    let now = lab.now();
+    let group = f.group.clone();
+    let phone = registered(lab, "bob", "e19-phone").await;
+    let added = f
+        .alice_mls
+        .commit(&group, &[phone.key_package(false).expect("package")], &[])
+        .expect("a commit");
+    let change = epoch_commit(&mut f, now, 1, &added.commit, added.welcome.as_deref());
+    lab.accept(&mut f.alice, &f.cd, change).await;
+    f.alice_mls.confirm_commit(&group).expect("confirmed");
+    lab.unregister(phone.identity()).await;
+    let keeps = f.alice_mls.commit(&group, &[], &[]).expect("a commit");
+    f.alice_mls.discard_commit(&group).expect("kept nothing");
+    let change = epoch_commit(&mut f, now, 2, &keeps.commit, None);
+    lab.reject(&f.alice, &f.cd, change, "mls_keeps_removed_device")
+        .await;
+    let removes = f
+        .alice_mls
+        .commit(&group, &[], &[phone.identity().clone()])
+        .expect("a commit");
+    let change = epoch_commit(&mut f, now, 2, &removes.commit, None);
+    lab.accept(&mut f.alice, &f.cd, change).await;
+}
+
 /// alice's change carrying `commit` (and its Welcome) from `epoch`.
 fn epoch_commit(
     f: &mut Encrypted,

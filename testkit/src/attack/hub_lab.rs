@@ -248,6 +248,10 @@ impl Lab for HubLab {
             .expect("the device registers");
     }
 
+    async fn unregister(&mut self, device: &confab_core::e2ee::DeviceIdentity) {
+        assert!(self.hub.remove_device(device), "{device} was registered");
+    }
+
     fn kept_devices(&mut self) -> &mut super::KeptDevices {
         &mut self.devices
     }

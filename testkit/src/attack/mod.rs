@@ -164,6 +164,10 @@ pub trait Lab {
     /// first key-package upload does (the wire: an upload from a connection as that device).
     async fn register(&mut self, device: &confab_core::e2ee::Device);
 
+    /// Removes `device` from the acceptor's MLS directory, as its account's `remove_device`
+    /// does (the wire: a request from a connection of that account).
+    async fn unregister(&mut self, device: &confab_core::e2ee::DeviceIdentity);
+
     /// The MLS devices this lab registered, by identity, as they were then (see
     /// [`registered`]).
     fn kept_devices(&mut self) -> &mut KeptDevices;
@@ -421,6 +425,7 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
         case!(cases_e2ee::commit_adding_an_unregistered_device_mls_unknown_device),
         case!(cases_e2ee::leaf_with_another_signature_key_mls_wrong_signature_key),
         case!(cases_e2ee::update_path_changing_the_committers_key_mls_wrong_signature_key),
+        case!(cases_e2ee::commit_keeping_a_removed_device_mls_keeps_removed_device),
         case!(cases_e2ee::new_group_of_an_unregistered_device_mls_unknown_device),
         case!(
             cases_e2ee::plaintext_draft_or_schedule_of_an_encrypted_conversation_plaintext_in_encrypted
@@ -506,6 +511,7 @@ pub const CODES: &[&str] = &[
     "mls_unknown_device",
     "mls_wrong_signature_key",
     "mls_wrong_identity",
+    "mls_keeps_removed_device",
 ];
 
 /// Panics unless `code` is in [`CODES`].

@@ -567,6 +567,23 @@ impl Lab for WireLab {
         conn.close().await;
     }
 
+    async fn unregister(&mut self, device: &confab_core::e2ee::DeviceIdentity) {
+        let token = token(device.tenant.as_str(), device.account.as_str(), false, 3600);
+        let mut conn = Client::connect(&self.url(), &token).await.unwrap();
+        let answer = conn
+            .request(&ClientFrame::RemoveDevice {
+                id: 1,
+                device: device.device.to_string(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer, ServerFrame::DeviceRemoved { .. }),
+            "{device} is removed: {answer:?}"
+        );
+        conn.close().await;
+    }
+
     fn kept_devices(&mut self) -> &mut confab_testkit::attack::KeptDevices {
         &mut self.devices
     }

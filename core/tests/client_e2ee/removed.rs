@@ -1,0 +1,89 @@
+//! A device removed from the directory leaves every group it is in at that group's next
+//! commit, whoever makes it: other accounts' devices learn the removal from the directory
+//! when they connect, the group's head commits it, a send commits it first, and a commit
+//! that did not know of it is refused and the directory asked again.
+
+use confab_core::e2ee::DeviceIdentity;
+
+use super::*;
+
+fn tablet() -> DeviceIdentity {
+    DeviceIdentity::new(tenant(), acc("bob"), DeviceId::new("tablet").unwrap())
+}
+
+/// alice (the group's head), bob's phone, carol and bob's tablet (added once it follows) in
+/// "secret", today's part open on every device.
+fn with_tablet(wire: &mut Wire) -> Vec<Peer> {
+    let (mut peers, _) = group_with_today_open(wire, &["alice", "bob", "carol"]);
+    wire.intent(&mut peers, 0, add("carol"));
+    peers.push(Peer::device(config("bob"), "tablet"));
+    follow(wire, &mut peers, 3);
+    let devices = peers[0].engine.group_devices(&conv("secret")).unwrap();
+    assert!(devices.contains(&tablet()), "{devices:?}");
+    peers
+}
+
+#[test]
+fn the_heads_device_commits_another_accounts_removed_device_when_it_connects() {
+    let mut wire = Wire::new();
+    let mut peers = with_tablet(&mut wire);
+    // bob's phone is away; his tablet is removed from the directory.
+    offline(&mut wire, &mut peers, 1);
+    assert!(wire.hub.remove_device(&tablet()));
+    let before = accepted_epoch(&wire);
+    // alice's device connects again: it lists bob's devices and commits the removal.
+    offline(&mut wire, &mut peers, 0);
+    wire.connect(&mut peers, 0);
+    assert_eq!(accepted_epoch(&wire), before + 1, "one commit");
+    let devices = peers[0].engine.group_devices(&conv("secret")).unwrap();
+    assert!(!devices.contains(&tablet()), "{devices:?}");
+    send(&mut wire, &mut peers, 0, "m1", "without the tablet");
+    assert!(shown(&peers[3], "m1").is_err(), "the tablet cannot read m1");
+    assert_eq!(shown(&peers[2], "m1"), Ok("without the tablet".into()));
+    wire.connect(&mut peers, 1);
+    assert_eq!(shown(&peers[1], "m1"), Ok("without the tablet".into()));
+    assert!(wire.rejects.is_empty(), "{:?}", wire.rejects);
+}
+
+#[test]
+fn with_the_head_away_a_plain_members_send_commits_the_removal_first() {
+    let mut wire = Wire::new();
+    let mut peers = with_tablet(&mut wire);
+    offline(&mut wire, &mut peers, 0);
+    offline(&mut wire, &mut peers, 1);
+    assert!(wire.hub.remove_device(&tablet()));
+    let before = accepted_epoch(&wire);
+    // carol connects again: she learns of the removal but does not head the group.
+    offline(&mut wire, &mut peers, 2);
+    wire.connect(&mut peers, 2);
+    assert_eq!(accepted_epoch(&wire), before, "carol leaves it to the head");
+    // Her send commits it first, then seals in the epoch after it.
+    send(&mut wire, &mut peers, 2, "m1", "carol after the tablet");
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    assert!(shown(&peers[3], "m1").is_err(), "the tablet cannot read m1");
+    wire.connect(&mut peers, 0);
+    assert_eq!(shown(&peers[0], "m1"), Ok("carol after the tablet".into()));
+    assert!(wire.rejects.is_empty(), "{:?}", wire.rejects);
+}
+
+#[test]
+fn a_commit_that_did_not_know_of_the_removal_is_refused_and_the_directory_asked_again() {
+    let mut wire = Wire::new();
+    let mut peers = with_tablet(&mut wire);
+    offline(&mut wire, &mut peers, 1);
+    // Removed while alice is online: nothing tells her yet.
+    assert!(wire.hub.remove_device(&tablet()));
+    let before = accepted_epoch(&wire);
+    let id = wire.intent(&mut peers, 0, remove("carol"));
+    assert_eq!(wire.rejects, ["mls_keeps_removed_device"]);
+    assert!(
+        peers[0].engine.status(id).is_some(),
+        "the removal ends refused"
+    );
+    // Her device asked the directory again and, heading the group, committed the tablet's
+    // removal; the next commit goes through.
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    let id = wire.intent(&mut peers, 0, remove("carol"));
+    assert_eq!(peers[0].engine.status(id), None, "carol is removed");
+    assert_eq!(accepted_epoch(&wire), before + 2);
+}

@@ -1,0 +1,120 @@
+//! A device removed from the directory leaves every group it is in at that group's next
+//! commit, whoever makes it (docs/E2EE.md, "Every leaf is a registered device"), against the
+//! real server binary on both stores: bob's laptop is removed while bob's phone is away;
+//! alice's device learns it from the directory when it connects and commits the removal
+//! itself, and the laptop, kept running with its saved state, reads nothing sealed after.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use confab_client::Client as NativeClient;
+use confab_core::client::Intent;
+use confab_core::ids::ConvId;
+use confab_core::protocol::{ClientFrame, ServerFrame};
+use confab_e2e::native_support::*;
+use confab_e2e::{token, Backend, Client, TestServer};
+
+async fn group_devices(c: &NativeClient, conv: &ConvId) -> Vec<String> {
+    let conv = conv.clone();
+    c.query(move |e| e.group_devices(&conv))
+        .await
+        .unwrap()
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+async fn removed_device_leaves(backend: Backend) {
+    let server = TestServer::start(backend).await.unwrap();
+    let dirs = fresh_dirs(&format!("e2ee-removed-{backend:?}"), 3);
+    let alice = device_client(&server, "alice", "phone", &dirs[0]);
+    let phone = device_client(&server, "bob", "phone", &dirs[1]);
+    let laptop = device_client(&server, "bob", "laptop", &dirs[2]);
+    online_with_packages(&[&alice, &phone, &laptop]).await;
+    let conv = ConvId::new("removed-leaves").unwrap();
+    let mut create = group_of(&conv, &["bob"]);
+    if let Intent::CreateConversation { encrypted, .. } = &mut create {
+        *encrypted = true;
+    }
+    accepted(&alice, alice.intent(create).await.unwrap()).await;
+    for c in [&alice, &phone, &laptop] {
+        follow_conv(c, &conv).await;
+        at_epoch(c, &conv, 1).await;
+    }
+    accepted(&alice, send(&alice, &conv, "m1", "all three").await).await;
+    reads(&laptop, &conv, "m1", "all three").await;
+
+    // bob's phone is away; the laptop is removed from the directory by a request of bob's
+    // account (as a stolen laptop's owner would, from a web session): no device of bob's
+    // commits anything.
+    phone.set_online(false).await.unwrap();
+    eventually(&phone, "offline", |e| !e.is_online()).await;
+    let mut bob = Client::connect(&server.ws_url(), &token("acme", "bob", false, 3600))
+        .await
+        .unwrap();
+    let answer = bob
+        .request(&ClientFrame::RemoveDevice {
+            id: 1,
+            device: "laptop".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, ServerFrame::DeviceRemoved { .. }),
+        "{answer:?}"
+    );
+    bob.close().await;
+
+    // alice's device connects again: it lists bob's devices, sees the laptop removed and,
+    // heading the group, commits its removal.
+    alice.set_online(false).await.unwrap();
+    eventually(&alice, "offline", |e| !e.is_online()).await;
+    alice.set_online(true).await.unwrap();
+    at_epoch(&alice, &conv, 2).await;
+    let left = group_devices(&alice, &conv).await;
+    assert!(
+        left.iter().any(|d| d.ends_with("/bob/phone"))
+            && !left.iter().any(|d| d.ends_with("/laptop")),
+        "{left:?}"
+    );
+    accepted(
+        &alice,
+        send(&alice, &conv, "m2", "after the laptop left").await,
+    )
+    .await;
+
+    // The laptop, online with its saved state, gets m2 and cannot open it.
+    assert!(
+        until(Duration::from_secs(10), || async {
+            shown_in(&laptop, &conv, "m2").await.is_some()
+        })
+        .await,
+        "m2 reaches the laptop's store"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let on_laptop = shown_in(&laptop, &conv, "m2").await;
+    assert!(
+        matches!(on_laptop, Some(Err(_))),
+        "the removed laptop cannot read m2: {on_laptop:?}"
+    );
+    assert_eq!(
+        shown_in(&laptop, &conv, "m1").await,
+        Some(Ok("all three".into()))
+    );
+
+    // bob's phone comes back: it follows the commit and reads m2.
+    phone.set_online(true).await.unwrap();
+    at_epoch(&phone, &conv, 2).await;
+    reads(&phone, &conv, "m2", "after the laptop left").await;
+}
+
+#[tokio::test]
+async fn removed_device_leaves_sqlite() {
+    removed_device_leaves(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn removed_device_leaves_postgres() {
+    removed_device_leaves(Backend::Postgres).await;
+}
