@@ -63,6 +63,11 @@ pub(super) struct MlsSide {
     /// were removed (accounts with none are left out).
     pub(super) peers_listing: BTreeMap<u64, AccountId>,
     pub(super) peers_removed: BTreeMap<AccountId, BTreeSet<String>>,
+    /// Groups whose commit was refused for keeping a removed device: their next commit
+    /// waits for those answers (made again then, it carries the removal).
+    pub(super) relisting: BTreeSet<Vec<u8>>,
+    /// The last account the previous `list_peers` asked of: the next goes on after it.
+    pub(super) peers_cursor: Option<AccountId>,
     /// This engine's `remove_device` requests out, by request id: the device each names.
     pub(super) removing: BTreeMap<u64, String>,
     /// Requests the directory could not answer now (`unavailable`, ...): asked again at the
@@ -223,6 +228,8 @@ impl ClientEngine {
             removed: BTreeSet::new(),
             peers_listing: BTreeMap::new(),
             peers_removed: BTreeMap::new(),
+            relisting: BTreeSet::new(),
+            peers_cursor: None,
             removing: BTreeMap::new(),
             again: Again::default(),
             owed_tried: HashMap::new(),

@@ -88,6 +88,13 @@ impl ClientEngine {
             if epoch < accepted || mls.committing.values().any(|c| c.group == group) {
                 return Ready::Wait;
             }
+            // A commit refused for keeping a removed device waits for the directory.
+            if self.commits_for(intent).is_some()
+                && mls.relisting.contains(&group)
+                && !mls.peers_listing.is_empty()
+            {
+                return Ready::Wait;
+            }
             // Sealed only in an epoch a departed member cannot read.
             if self.sealed_conv(intent).is_some() && self.waits_for_owed(&conv) {
                 return Ready::Wait;
@@ -575,11 +582,15 @@ impl ClientEngine {
         let _ = mls.device.discard_commit(&group);
         let rebuilds = mls.rebuilds.entry(id).or_default();
         *rebuilds += 1;
-        let again = lost_epoch(code) && *rebuilds <= REBUILDS_MAX;
+        let keeps_removed = code == "mls_keeps_removed_device";
+        let again = (lost_epoch(code) || keeps_removed) && *rebuilds <= REBUILDS_MAX;
+        if keeps_removed {
+            mls.relisting.insert(group);
+        }
         self.save_device();
-        if code == "mls_keeps_removed_device" {
+        if keeps_removed {
             // This device did not know of a removal: the directory is asked again, and the
-            // group owes it from the answer.
+            // commit is made again from the answer, carrying the removal.
             self.refresh_devices();
         }
         again

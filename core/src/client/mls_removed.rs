@@ -4,11 +4,17 @@
 //! `mls_keeps_removed_device`). This account's removed devices come with its own list
 //! (`mls_devices`); those of the other accounts with a device in this device's groups are
 //! asked on every connection, on `refresh_devices` and after such a refusal, one
-//! `list_devices` each. A group holding one owes its removal like a departed member's
+//! `list_devices` each, `PEERS_LISTED_MAX` at a time; a commit refused for keeping one waits
+//! for the answers and is made again. A group holding one owes its removal like a departed member's
 //! (`mls_owed`): its head commits it, a send commits it first, and every commit this device
 //! builds carries it (`commit_part`).
 
 use super::engine::ClientEngine;
+
+/// At most this many other accounts are asked per connection (or `refresh_devices`); the
+/// next asks the following ones, round the list: a device with many contacts costs the
+/// directory a bounded number of requests each time.
+pub const PEERS_LISTED_MAX: usize = 32;
 use crate::e2ee::DeviceIdentity;
 use crate::ids::AccountId;
 use crate::protocol::ClientFrame;
@@ -48,8 +54,9 @@ impl ClientEngine {
         own.chain(peers).collect()
     }
 
-    /// Asks the directory for the devices of every other account with a device in one of
-    /// this device's groups (online; one `list_devices` each, none twice while out).
+    /// Asks the directory for the devices of the other accounts with a device in one of
+    /// this device's groups (online; one `list_devices` each, none twice while out): the
+    /// `PEERS_LISTED_MAX` after those asked last time, round the list.
     pub(super) fn list_peers(&mut self) {
         if !self.online {
             return;
@@ -67,10 +74,26 @@ impl ClientEngine {
                 }
             }
         }
-        for account in peers {
-            if mls.peers_listing.values().any(|a| a == &account) {
-                continue;
-            }
+        let after: Vec<AccountId> = match &mls.peers_cursor {
+            Some(cursor) => peers
+                .range::<AccountId, _>((
+                    std::ops::Bound::Excluded(cursor),
+                    std::ops::Bound::Unbounded,
+                ))
+                .chain(peers.range::<AccountId, _>(..=cursor))
+                .cloned()
+                .collect(),
+            None => peers.iter().cloned().collect(),
+        };
+        let asking: Vec<AccountId> = after
+            .into_iter()
+            .filter(|a| !mls.peers_listing.values().any(|out| out == a))
+            .take(PEERS_LISTED_MAX)
+            .collect();
+        if let Some(last) = asking.last() {
+            mls.peers_cursor = Some(last.clone());
+        }
+        for account in asking {
             let id = mls.request_id();
             let frame = ClientFrame::ListDevices {
                 id,
@@ -103,15 +126,32 @@ impl ClientEngine {
         if moved {
             self.removals_moved(&asked);
         }
+        self.listed_all();
         true
+    }
+
+    /// Once every answer is in, the commits that waited for them go on.
+    fn listed_all(&mut self) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        if mls.peers_listing.is_empty() && !mls.relisting.is_empty() {
+            mls.relisting.clear();
+            self.advance();
+        }
     }
 
     /// A `list_devices` of [`ClientEngine::list_peers`] was refused: it is asked again at the
     /// next connection. `false`: not one.
     pub(super) fn on_peer_list_refused(&mut self, id: u64) -> bool {
-        self.mls
+        let ours = self
+            .mls
             .as_mut()
-            .is_some_and(|m| m.peers_listing.remove(&id).is_some())
+            .is_some_and(|m| m.peers_listing.remove(&id).is_some());
+        if ours {
+            self.listed_all();
+        }
+        ours
     }
 
     /// The directory's removed devices of `account` moved: whether a group owes a removal is
