@@ -138,6 +138,9 @@ struct Wire {
     signals_down: bool,
     /// The peer of every `claim_key_packages` served, in order.
     claimers: Vec<usize>,
+    /// Every frame a peer sent, as text, with the changes it submits decoded: what a test
+    /// searches for words that must not leave a device.
+    sent: Vec<String>,
 }
 
 impl Wire {
@@ -154,6 +157,7 @@ impl Wire {
             waiting: HashMap::new(),
             signals_down: false,
             claimers: Vec::new(),
+            sent: Vec::new(),
         }
     }
 
@@ -194,6 +198,15 @@ impl Wire {
     }
 
     fn serve(&mut self, peers: &mut [Peer], i: usize, frame: ClientFrame) {
+        let mut text = format!("{frame:?}");
+        if let ClientFrame::Submit { changes, .. } = &frame {
+            for bytes in changes {
+                if let Ok(change) = Change::try_from(&bytes[..]) {
+                    text.push_str(&format!("{:?}", change.decode()));
+                }
+            }
+        }
+        self.sent.push(text);
         let me = (
             peers[i].engine.config().account.to_string(),
             peers[i].device.to_string(),
@@ -654,17 +667,25 @@ fn message(peer: &Peer, c: &ConvId, id: &str, text: &str) -> Intent {
     }
 }
 
-/// `peer` started again offline from its store, with `bucket` open.
-fn restored(peer: &Peer, bucket: &DocId) -> Peer {
-    let mut restarted = ClientEngine::restoring(peer.engine.config().clone());
-    restarted
+/// A new engine of `peer`'s account restored from its store (a restart), with its saved
+/// device attached and `docs` open; offline.
+fn restored_engine(peer: &Peer, docs: &[DocId]) -> ClientEngine {
+    let mut engine = ClientEngine::restoring(peer.engine.config().clone());
+    engine
         .attach_device(peer.device.clone(), &peer.saved_device())
         .unwrap();
-    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peer.store).unwrap();
-    restarted.open(bucket).unwrap();
-    let _ = confab_core::client::host::carry_out_stored(&mut restarted, &peer.store).unwrap();
+    let _ = confab_core::client::host::carry_out_stored(&mut engine, &peer.store).unwrap();
+    for doc in docs {
+        engine.open(doc).unwrap();
+    }
+    let _ = confab_core::client::host::carry_out_stored(&mut engine, &peer.store).unwrap();
+    engine
+}
+
+/// `peer` started again offline from its store, with `bucket` open.
+fn restored(peer: &Peer, bucket: &DocId) -> Peer {
     Peer {
-        engine: restarted,
+        engine: restored_engine(peer, std::slice::from_ref(bucket)),
         store: MemoryStore::new(),
         device: peer.device.clone(),
         online: false,
@@ -868,6 +889,8 @@ mod directory_down;
 mod epochs;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
+#[path = "client_e2ee/here.rs"]
+mod here;
 #[path = "client_e2ee/joining.rs"]
 mod joining;
 #[path = "client_e2ee/leaving.rs"]

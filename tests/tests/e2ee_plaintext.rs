@@ -6,8 +6,11 @@
 //! debug level, the webhook bodies, or the `/v1` views of messages, the list and the
 //! notification feed. The file attached in the encrypted group is sealed on the device
 //! (`e2ee::file`): its contents' marker is not in the blob store, and bob downloads and opens
-//! it. A plaintext group with its own markers (and its own file) is the control: the same
-//! searches find those, so they can fail. Then alice deletes both file messages: the sealed
+//! it. Alice's draft and two scheduled messages of the encrypted group carry markers too:
+//! they stay on her device (docs/E2EE.md, "Drafts and scheduled messages"); the one due
+//! during the test is posted sealed by her device, and bob reads it. A plaintext group with
+//! its own markers (its own file, and a draft) is the control: the same searches find those,
+//! so they can fail. Then alice deletes both file messages: the sealed
 //! file goes from the blob store as the control's does (its message named its hash in the
 //! clear), once no live message names it, and bob's download of either answers 404.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,6 +38,14 @@ struct Markers {
     reply: String,
     /// In the contents of the file attached in the encrypted group.
     file: String,
+    /// Alice's draft of the encrypted group.
+    draft: String,
+    /// A scheduled message of the encrypted group, due during the test.
+    scheduled: String,
+    /// A scheduled message of the encrypted group, due long after the test.
+    pending: String,
+    /// Alice's draft of the plaintext group: it must be found.
+    control_draft: String,
     /// Sent in the plaintext group: it must be found.
     control: String,
     /// In the contents of the file attached in the plaintext group: it must be found.
@@ -52,12 +63,16 @@ impl Markers {
             attachment: m("attachment"),
             reply: m("reply"),
             file: m("file"),
+            draft: m("draft"),
+            scheduled: m("scheduled"),
+            pending: m("pending"),
+            control_draft: m("controldraft"),
             control: m("control"),
             control_file: m("controlfile"),
         }
     }
 
-    fn sealed(&self) -> [&str; 6] {
+    fn sealed(&self) -> [&str; 9] {
         [
             &self.body,
             &self.caption,
@@ -65,6 +80,9 @@ impl Markers {
             &self.attachment,
             &self.reply,
             &self.file,
+            &self.draft,
+            &self.scheduled,
+            &self.pending,
         ]
     }
 }
@@ -303,6 +321,48 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
     let clear_file = attach(&server, &open, &control_file, &m.control, false).await;
     let control = send_rich(&alice, &open, "c1", &m, true, clear_file.clone()).await;
     accepted(&alice, control).await;
+    // Drafts and scheduled messages: the encrypted group's on alice's device alone, the
+    // plaintext group's draft in her private document.
+    let drafts = [(&vault, &m.draft), (&open, &m.control_draft)];
+    for (conv, text) in drafts {
+        let draft = Intent::SetDraft {
+            conv: conv.clone(),
+            text: Some(text.clone()),
+        };
+        accepted(&alice, alice.intent(draft).await.unwrap()).await;
+    }
+    let soon = now_ms() + 1_500;
+    let scheduled = [
+        ("s1", &m.scheduled, soon),
+        ("s2", &m.pending, now_ms() + 86_400_000),
+    ];
+    for (id, body, at) in scheduled {
+        let schedule = Intent::Schedule {
+            id: MessageId::new(id).unwrap(),
+            conv: vault.clone(),
+            body: body.clone(),
+            at,
+        };
+        accepted(&alice, alice.intent(schedule).await.unwrap()).await;
+    }
+    let want = m.scheduled.clone();
+    eventually(&bob, "bob reads the scheduled s1", move |e| {
+        e.timeline(&ConvId::new("vault").unwrap()).iter().any(|i| {
+            i.message.id.as_str() == "s1" && i.undecryptable.is_none() && i.message.body == want
+        })
+    })
+    .await;
+    let kept = alice.query(|e| e.private_data()).await.unwrap();
+    assert_eq!(kept.drafts.get(&vault), Some(&m.draft));
+    assert_eq!(
+        kept.scheduled
+            .keys()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>(),
+        ["s2"],
+        "s1 was posted, s2 waits on alice's device"
+    );
+
     // The markers did travel: bob reads them.
     let want = format!("@carol {}", m.body);
     eventually(&bob, "bob reads m1", move |e| {
@@ -380,8 +440,8 @@ async fn no_plaintext_leaves_the_devices(backend: Backend) {
 
     let store = store_bytes(&server);
     assert!(
-        holds(&store, &m.control),
-        "the control is stored in the clear"
+        holds(&store, &m.control) && holds(&store, &m.control_draft),
+        "the controls are stored in the clear"
     );
     assert_clean("the store", &store, &m);
     let mut blobs = Vec::new();

@@ -149,6 +149,8 @@ pub struct ClientEngine {
     /// How often each marker intent was written again after losing to another device of
     /// this account (never stored).
     pub(super) marker_rewrites: HashMap<u64, u32>,
+    /// Drafts and scheduled messages of encrypted conversations, on this device alone.
+    pub(super) here: super::here::Here,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -183,6 +185,7 @@ impl ClientEngine {
             dict: super::search::dict::Dictionary::fresh(),
             index_due: Default::default(),
             marker_rewrites: HashMap::new(),
+            here: Default::default(),
         }
     }
 
@@ -375,6 +378,10 @@ impl ClientEngine {
         device_now: i64,
     ) -> Result<u64, ClientError> {
         let now = self.server_now(device_now);
+        // Kept on this device alone: nothing is written to a document or sent.
+        if self.is_here(&intent) {
+            return self.run_here(reserved, intent, now);
+        }
         let targets = self.targets(&intent);
         let mut opened = Vec::new();
         for target in &targets {
@@ -513,7 +520,7 @@ impl ClientEngine {
             Intent::EditScheduled {
                 id, body: Some(_), ..
             } => self
-                .private_data()
+                .private_doc_data()
                 .scheduled
                 .into_iter()
                 .find(|(entry, _)| entry == id)
@@ -789,7 +796,9 @@ impl ClientEngine {
         // saying again where it still waits ("mls_joining").
         let joins = self.online.then(|| self.joins_wakeup()).flatten();
         let waiting = self.online.then(|| self.waiting_wakeup()).flatten();
-        [retry, delivered, index, joins, waiting]
+        // A scheduled message kept on this device, posted here when due ("here").
+        let here = self.here_wakeup();
+        [retry, delivered, index, joins, waiting, here]
             .into_iter()
             .flatten()
             .min()
@@ -798,8 +807,9 @@ impl ClientEngine {
     /// Carries out what is due at `device_now`: presence to send or to expire, delivery
     /// markers, intents sent without an answer for `ANSWER_TIMEOUT_MS` (they join the
     /// resend), a due resend round (every intent that waits for it, in outbox order, and
-    /// subscriptions a transient error may have dropped). Calling it early or often is
-    /// harmless.
+    /// subscriptions a transient error may have dropped), and, online, the posts of
+    /// scheduled messages kept on this device whose time has come. Calling it early or
+    /// often is harmless.
     pub fn tick(&mut self, device_now: i64) {
         self.keep_index_up();
         self.presence_due(device_now);
@@ -811,6 +821,7 @@ impl ClientEngine {
         self.waiting_due(device_now);
         let due = self.retry.tick(&mut self.outbox, device_now);
         self.route_retry(due, device_now);
+        self.post_due_here(device_now);
     }
 
     /// Sends a new or rebased entry now, or holds it for the next resend round.

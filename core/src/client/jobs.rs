@@ -105,6 +105,14 @@ impl ClientEngine {
                 other => return other,
             }
         }
+        // A draft or a schedule is kept here when its conversation is encrypted: its
+        // conversation is read from the store first, to know.
+        if let Intent::SetDraft { conv, .. } | Intent::Schedule { conv, .. } = intent {
+            match self.ready(&DocId::conv(&tenant, conv)) {
+                Ready::Yes => {}
+                other => return other,
+            }
+        }
         let targets = self.targets(intent);
         let mut state = Ready::Yes;
         for target in &targets {
@@ -559,15 +567,16 @@ impl ClientEngine {
     }
 
     fn on_start_loaded(&mut self, entries: Vec<(String, Vec<u8>)>) {
-        let (outbox, index, search) = records::split_start(entries);
-        self.search_started(&search);
-        if let Err(e) = self.restore_outbox(&outbox) {
+        let start = records::split_start(entries);
+        self.search_started(&start.search);
+        if let Err(e) = self.restore_outbox(&start.outbox) {
             self.out.push(Output::Event(Event::Error {
                 code: e.code().to_owned(),
                 message: format!("outbox: {e}"),
             }));
         }
-        let mut stored = index;
+        self.restore_here(&start.drafts, &start.scheduled);
+        let mut stored = start.index;
         // Documents opened fresh while the index was unknown are stored too.
         stored.extend(self.docs.keys().cloned());
         self.loads.index_read(stored);

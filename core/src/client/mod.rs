@@ -16,6 +16,7 @@ mod error;
 mod feed;
 mod forward;
 mod generation;
+mod here;
 pub mod host;
 pub mod intent;
 mod jobs;

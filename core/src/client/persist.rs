@@ -212,7 +212,10 @@ impl ClientEngine {
     }
 
     pub(super) fn persist_entry(&mut self, id: u64) {
-        let op = self.entry_op(id);
-        self.out.push(Output::Persist(vec![op]));
+        let mut ops = vec![self.entry_op(id)];
+        // A scheduled message kept here leaves its list in the write that puts its send in
+        // the outbox: a crash neither drops it nor posts it twice.
+        ops.extend(self.posted(id));
+        self.out.push(Output::Persist(ops));
     }
 }

@@ -7,7 +7,9 @@
 //! since the snapshot), `chg/<doc>/<seq>-<hash>` (an ack record: this device's change,
 //! accepted with that seq, whose seq has not arrived in order yet), `out/<id>` (the outbox),
 //! `meta/…` (the host's identity records, see [`HostKey`]), `open/<doc>/<message>` (what
-//! was read of a sealed message), and the device's search index (`client::search`):
+//! was read of a sealed message), `here/draft/<conv>` and `here/scheduled/<message>` (a draft
+//! and a scheduled message of an encrypted conversation, kept on this device alone:
+//! `here`), and the device's search index (`client::search`):
 //! `sx/m/<doc>/<message>` (a message's record: its text and the fields filters read),
 //! `sx/p/<term>/<when>/<bucket>/<message>` (a posting per distinct term, newest first in
 //! key order, with the filters' fields), `sx/b/<number>` (a bucket's number in postings),
@@ -23,11 +25,26 @@ use serde_bytes::ByteBuf;
 use super::ask::Read;
 use super::error::ClientError;
 use super::replica::ClientDoc;
-use crate::ids::{DocId, MessageId};
+use crate::ids::{ConvId, DocId, MessageId};
 
 /// Prefix of the index of stored documents (`docs/<doc id>` → empty value).
 pub(super) const DOCS_PREFIX: &str = "docs/";
 const OUTBOX_PREFIX: &str = "out/";
+/// Prefix of what this device alone keeps (`here`): drafts and scheduled messages of
+/// encrypted conversations.
+const HERE_PREFIX: &str = "here/";
+const HERE_DRAFTS: &str = "here/draft/";
+const HERE_SCHEDULED: &str = "here/scheduled/";
+
+/// This device's draft of encrypted conversation `conv`.
+pub(super) fn key_here_draft(conv: &ConvId) -> String {
+    format!("{HERE_DRAFTS}{conv}")
+}
+
+/// This device's scheduled message `id` of an encrypted conversation.
+pub(super) fn key_here_scheduled(id: &MessageId) -> String {
+    format!("{HERE_SCHEDULED}{id}")
+}
 
 /// Records a host keeps beside the engine's data, in the same store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +79,11 @@ pub(super) type Entry = (String, Vec<u8>);
 /// What was read of a sealed message, by its id (`sealed::Opened`, as stored).
 pub(super) type OpenedEntry = (MessageId, Vec<u8>);
 
-/// The reads of the start-up load: the outbox and the index.
+/// The reads of the start-up load: the outbox, the index, what this device alone keeps.
 pub(super) fn start_reads() -> Vec<Read> {
     vec![
         Read::Prefix(OUTBOX_PREFIX.to_owned()),
+        Read::Prefix(HERE_PREFIX.to_owned()),
         Read::Prefix(DOCS_PREFIX.to_owned()),
         Read::Key(KEY_INDEX_VERSION.to_owned()),
         Read::Prefix(BUCKET_NUMBERS_PREFIX.to_owned()),
@@ -149,15 +167,34 @@ pub(super) fn key_index_heads(doc: &DocId) -> String {
     format!("sx/h/{doc}")
 }
 
-/// Splits the start-up answer into outbox entries, the index of stored documents and the
-/// search index's version and bucket numbers.
-pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>, Vec<Entry>) {
+/// The start-up answer, split.
+pub(super) struct StartEntries {
+    pub(super) outbox: Vec<Entry>,
+    /// The index of stored documents.
+    pub(super) index: BTreeSet<DocId>,
+    /// The search index's version and bucket numbers.
+    pub(super) search: Vec<Entry>,
+    /// This device's drafts and scheduled messages (`here`).
+    pub(super) drafts: Vec<Vec<u8>>,
+    pub(super) scheduled: Vec<Vec<u8>>,
+}
+
+pub(super) fn split_start(entries: Vec<Entry>) -> StartEntries {
     let mut outbox = Vec::new();
     let mut index = BTreeSet::new();
     let mut search = Vec::new();
+    let (mut drafts, mut scheduled) = (Vec::new(), Vec::new());
     for (key, value) in entries {
         if key.starts_with("sx/") {
             search.push((key, value));
+            continue;
+        }
+        if key.starts_with(HERE_DRAFTS) {
+            drafts.push(value);
+            continue;
+        }
+        if key.starts_with(HERE_SCHEDULED) {
+            scheduled.push(value);
             continue;
         }
         if let Some(doc) = key.strip_prefix(DOCS_PREFIX) {
@@ -170,7 +207,13 @@ pub(super) fn split_start(entries: Vec<Entry>) -> (Vec<Entry>, BTreeSet<DocId>, 
         }
     }
     outbox.sort_by(|a, b| a.0.cmp(&b.0));
-    (outbox, index, search)
+    StartEntries {
+        outbox,
+        index,
+        search,
+        drafts,
+        scheduled,
+    }
 }
 
 /// A document's answer, split: its snapshot, its change records (in key order), what was

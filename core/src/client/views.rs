@@ -200,9 +200,15 @@ impl ClientEngine {
     }
 
     /// This account's private document as this device sees it (accepted plus pending):
-    /// contacts, per-conversation preferences, drafts, scheduled messages. Empty until the
-    /// document is loaded.
+    /// contacts, per-conversation preferences, drafts, scheduled messages; with the drafts
+    /// and scheduled messages of encrypted conversations this device keeps to itself
+    /// (docs/E2EE.md, "Drafts and scheduled messages"). Empty until the document is loaded.
     pub fn private_data(&self) -> PrivateData {
+        self.with_here(self.private_doc_data())
+    }
+
+    /// The private document alone, as this device sees it.
+    pub(super) fn private_doc_data(&self) -> PrivateData {
         self.docs
             .get(&DocId::private(&self.config.tenant, &self.config.account))
             .map(|d| read::read_private(&d.local))

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::*;
-use confab_core::client::host::carry_out_stored;
 use confab_core::e2ee::Device;
 
 /// The keys of `peer`'s store under `HostKey::Mls`'s key.
@@ -22,17 +21,8 @@ fn mls_keys(peer: &Peer) -> BTreeSet<String> {
 /// connected.
 fn restart(wire: &mut Wire, peers: &mut [Peer], i: usize, bucket: &DocId) {
     let peer = &mut peers[i];
-    let mut engine = ClientEngine::restoring(peer.engine.config().clone());
-    engine
-        .attach_device(peer.device.clone(), &peer.saved_device())
-        .unwrap();
-    let _ = carry_out_stored(&mut engine, &peer.store).unwrap();
-    engine
-        .open(&DocId::conv(&tenant(), &conv("secret")))
-        .unwrap();
-    engine.open(bucket).unwrap();
-    let _ = carry_out_stored(&mut engine, &peer.store).unwrap();
-    peer.engine = engine;
+    let conv_doc = DocId::conv(&tenant(), &conv("secret"));
+    peer.engine = restored_engine(peer, &[conv_doc, bucket.clone()]);
     peer.online = false;
     for s in wire.subs.values_mut() {
         s.remove(&i);
