@@ -53,7 +53,8 @@ impl ConfabClient {
         Ok(Ts::from_rust(&Preferences::from(prefs)).map_err(Failure::from)?)
     }
 
-    /// Your draft for `conv` (`setDraft` saves it, on every device of yours).
+    /// Your draft for `conv` (`setDraft` saves it, on every device of yours; of an encrypted
+    /// conversation, on this device only).
     #[wasm_bindgen(unchecked_return_type = "string | undefined")]
     pub fn draft(&self, conv: &str) -> Result<JsValue, JsValue> {
         let conv = conv_id(conv)?;

@@ -586,7 +586,8 @@ impl ConfabClient {
         })
     }
 
-    /// Saves (or with `null` clears) your draft for `conv`.
+    /// Saves (or with `null` clears) your draft for `conv`: in your private document, or,
+    /// for an encrypted conversation, on this device only.
     #[wasm_bindgen(js_name = setDraft, unchecked_return_type = "Promise<IntentResult>")]
     pub fn set_draft(&self, conv: String, text: Option<String>) -> Promise {
         self.conv_only(conv, move |conv| Intent::SetDraft { conv, text })

@@ -421,7 +421,11 @@ impl Runtime {
         }
         state.retry_timer = wakeup.map(|at| {
             let me = self.me.clone();
-            let delay = at.saturating_sub(js::now_ms()).max(0) as f64;
+            // A timer longer than setTimeout's 32-bit bound would fire at once: it fires at
+            // the bound instead, and the tick it calls sets the next one.
+            let delay = at
+                .saturating_sub(js::now_ms())
+                .clamp(0, i64::from(i32::MAX)) as f64;
             let timer = js::Timeout::new(delay, move || {
                 let Some(rt) = me.upgrade() else {
                     return;

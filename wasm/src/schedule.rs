@@ -2,7 +2,9 @@
 //! scheduled message waits in the account's private document (only the account reads it;
 //! offline it is queued in the outbox like any intent) until the server posts it at its
 //! time, if the author may still send then; otherwise it stays listed with `refused`, the
-//! reject code (docs/FEATURES.md, "Scheduled messages").
+//! reject code (docs/FEATURES.md, "Scheduled messages"). One of an encrypted conversation
+//! waits on this device instead, whose engine posts it sealed when it is due and online
+//! (docs/E2EE.md, "Drafts and scheduled messages").
 
 use confab_core::client::Intent;
 use confab_core::doc::read::Scheduled;

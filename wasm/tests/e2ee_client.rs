@@ -3,7 +3,9 @@
 //! encrypted group, read each other both ways, a reloaded device reads old and new
 //! messages from its restored MLS state, a sealed edit is read by every device (after a
 //! reload too), a file is stored as ciphertext and read by a member (a swapped blob fails
-//! typed), and a removed member's device reads nothing sent after the removal.
+//! typed), and a removed member's device reads nothing sent after the removal. Drafts and
+//! scheduled messages of an encrypted group stay on their device, and a scheduled one is
+//! posted sealed by that device at its time.
 #![cfg(target_family = "wasm")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -83,6 +85,30 @@ async fn sent(client: &ConfabClient, conv: &str, body: &str) -> String {
     id
 }
 
+/// An encrypted group `title` that `by` creates with the accounts of `members`, accepted and
+/// open on each member's device. Its id.
+async fn encrypted_group(by: &ConfabClient, title: &str, members: &[&ConfabClient]) -> String {
+    let input = CreateConversationInput {
+        title: Some(title.into()),
+        members: Some(
+            members
+                .iter()
+                .map(|m| MemberInput::Account(m.account()))
+                .collect(),
+        ),
+        encrypted: Some(true),
+        ..Default::default()
+    };
+    let created: IntentResult =
+        ok(by.create_group(Some(tsify::Ts::from_rust(&input).unwrap()))).await;
+    let conv = created.conv.clone().unwrap();
+    accepted(by, created, "the encrypted group accepted").await;
+    for m in members {
+        done(m.open_conversation(conv.clone(), None)).await.unwrap();
+    }
+    conv
+}
+
 #[wasm_bindgen_test]
 async fn an_encrypted_group_between_browser_devices() {
     let s = server();
@@ -103,22 +129,7 @@ async fn an_encrypted_group_between_browser_devices() {
     let refused = code_of(alice.create_channel(Some(tsify::Ts::from_rust(&channel).unwrap())));
     assert_eq!(refused.await, "encryption_not_allowed");
 
-    let input = CreateConversationInput {
-        title: Some("vault".into()),
-        members: Some(vec![
-            MemberInput::Account("bob".into()),
-            MemberInput::Account("carol".into()),
-        ]),
-        encrypted: Some(true),
-        ..Default::default()
-    };
-    let created: IntentResult =
-        ok(alice.create_group(Some(tsify::Ts::from_rust(&input).unwrap()))).await;
-    let conv = created.conv.clone().unwrap();
-    accepted(&alice, created, "the encrypted group accepted").await;
-    for c in [&bob, &carol] {
-        done(c.open_conversation(conv.clone(), None)).await.unwrap();
-    }
+    let conv = encrypted_group(&alice, "vault", &[&bob, &carol]).await;
     // The members' commit moved the group to epoch 1; everyone sees the same block.
     for c in [&alice, &bob, &carol] {
         wait_for("the group at key version 1", WAIT, || {
@@ -400,4 +411,72 @@ async fn the_device_state_is_sealed_at_rest() {
     online(&alice).await;
     done(alice.dispose()).await.unwrap();
     assert_eq!(signature_key(record_of(&clear_entries(&db).await)), before);
+}
+
+/// The ids and bodies `client` lists as scheduled in `conv`.
+fn scheduled_in(client: &ConfabClient, conv: &str) -> Vec<(String, String)> {
+    let list = client.scheduled(Some(conv.to_owned())).unwrap();
+    list.iter()
+        .filter_map(|s| s.to_rust().ok())
+        .map(|s| (s.id, s.body))
+        .collect()
+}
+
+fn draft_of(client: &ConfabClient, conv: &str) -> Option<String> {
+    client.draft(conv).unwrap().as_string()
+}
+
+/// docs/E2EE.md, "Drafts and scheduled messages": the same calls as in the clear, kept in
+/// the device's IndexedDB store across a reload and on none of the account's other devices;
+/// a scheduled message is posted sealed by its device at its time and read by a member.
+#[wasm_bindgen_test]
+async fn drafts_and_scheduled_messages_of_an_encrypted_group_stay_on_the_device() {
+    let s = server();
+    let run = unique("h");
+    let alice = device(s.alice, "alice", &run).await;
+    let bob = device(s.bob, "bob", &run).await;
+    for c in [&alice, &bob] {
+        online(c).await;
+    }
+    let conv = encrypted_group(&alice, "drafts", &[&bob]).await;
+
+    let saved: IntentResult = ok(alice.set_draft(conv.clone(), Some("half a secret".into()))).await;
+    accepted(&alice, saved, "the draft kept").await;
+    assert_eq!(draft_of(&alice, &conv).as_deref(), Some("half a secret"));
+    let tomorrow = js_sys::Date::now() + 86_400_000.0;
+    let kept: IntentResult = ok(alice.schedule(conv.clone(), "tomorrow".into(), tomorrow)).await;
+    let kept_id = kept.message.clone().unwrap();
+    accepted(&alice, kept, "the far one kept").await;
+    let far = vec![(kept_id.clone(), "tomorrow".to_owned())];
+    assert_eq!(scheduled_in(&alice, &conv), far);
+
+    // A reload keeps them; another device of alice's never sees them.
+    done(alice.dispose()).await.unwrap();
+    drop(alice);
+    let alice = device(s.alice, "alice", &run).await;
+    assert_eq!(draft_of(&alice, &conv).as_deref(), Some("half a secret"));
+    assert_eq!(scheduled_in(&alice, &conv), far);
+    let laptop = device(s.alice, "alice", &format!("{run}-laptop")).await;
+    online(&laptop).await;
+    assert_eq!(draft_of(&laptop, &conv), None);
+    assert_eq!(scheduled_in(&laptop, &conv), Vec::new());
+
+    // Due in two seconds: alice's device posts it sealed, bob reads it.
+    done(alice.connect()).await.unwrap();
+    let soon = js_sys::Date::now() + 2_000.0;
+    let due: IntentResult =
+        ok(alice.schedule(conv.clone(), "sealed at its time".into(), soon)).await;
+    let due_id = due.message.clone().unwrap();
+    wait_for("bob reads the scheduled message", WAIT, || {
+        reads(&bob, &conv, &due_id, "sealed at its time")
+    })
+    .await;
+    assert_eq!(scheduled_in(&alice, &conv), far);
+
+    let cancelled: IntentResult = ok(alice.cancel_scheduled(kept_id)).await;
+    accepted(&alice, cancelled, "the cancel").await;
+    assert_eq!(scheduled_in(&alice, &conv), Vec::new());
+    for c in [&alice, &bob, &laptop] {
+        done(c.dispose()).await.unwrap();
+    }
 }
