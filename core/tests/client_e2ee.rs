@@ -356,6 +356,15 @@ impl Wire {
                     .inbox
                     .push(ServerFrame::KeyPackagesStored { id, held });
             }
+            ClientFrame::RemoveDevice { id, device } => {
+                let identity = confab_core::e2ee::DeviceIdentity::new(
+                    tenant(),
+                    peers[i].engine.config().account.clone(),
+                    DeviceId::new(device).unwrap(),
+                );
+                self.hub.remove_device(&identity);
+                peers[i].inbox.push(ServerFrame::DeviceRemoved { id });
+            }
             ClientFrame::ListDevices { id, account } => {
                 // The hub's directory: every registered device of the account, removed apart.
                 let entries = self.hub.directory_of(&tenant(), &[acc(&account)]);
@@ -893,6 +902,8 @@ mod guards;
 mod here;
 #[path = "client_e2ee/joining.rs"]
 mod joining;
+#[path = "client_e2ee/key_changes.rs"]
+mod key_changes;
 #[path = "client_e2ee/leaving.rs"]
 mod leaving;
 #[path = "client_e2ee/lives.rs"]

@@ -22,7 +22,8 @@ use crate::startup::{self, StorageChoice};
 use crate::timeline::{JsConversations, JsTimelines};
 use crate::types::{
     AccountDevice, ClientEvent, ClientOptions, Conversation, ConversationSummary, EventName,
-    IntentStatus, Member, MemberPresence, OutboxItem, TimelineItem, TimelineOptions,
+    IntentStatus, KeyChangeNotice, Member, MemberPresence, OutboxItem, TimelineItem,
+    TimelineOptions,
 };
 use crate::uploads::rest::Rest;
 
@@ -223,6 +224,25 @@ impl ConfabClient {
     ) -> std::result::Result<Option<String>, JsValue> {
         let (conv, peer) = (conv_id(conv)?, account_id(peer)?);
         Ok(self.rt.read(None, |e| e.safety_number(&conv, &peer)))
+    }
+
+    /// The key-change notices of an encrypted conversation, oldest first: a device added to
+    /// or removed from an account that stays in the group, or a key that changed, as this
+    /// device derived them from the commits it followed (none from before it joined; the
+    /// last 64). Each names the timeline message it stands right before (`before`), the
+    /// same on every member's device; without one it stands after every message.
+    #[wasm_bindgen(js_name = keyChanges)]
+    pub fn key_changes(
+        &self,
+        conv: &str,
+    ) -> std::result::Result<Vec<Ts<KeyChangeNotice>>, JsValue> {
+        let conv = conv_id(conv)?;
+        Ok(self
+            .rt
+            .read(Vec::new(), |e| e.key_changes(&conv))
+            .into_iter()
+            .filter_map(|n| Ts::from_rust(&KeyChangeNotice::from(n)).ok())
+            .collect())
     }
 
     /// Asks the server for this account's devices again (offline: on the next connection).

@@ -45,6 +45,7 @@ impl ClientEngine {
             if self.opens_at(conv, epoch) {
                 self.open_ready(conv);
             }
+            let before = self.leaves_now(group);
             let Some(mls) = self.mls.as_mut() else {
                 break;
             };
@@ -73,6 +74,7 @@ impl ClientEngine {
                         mls.scanned.insert(group.to_vec(), next);
                         break;
                     }
+                    self.note_key_changes(group, before);
                 }
                 Err(e) => {
                     followed.failed = Some(e);

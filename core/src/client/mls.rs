@@ -85,14 +85,16 @@ pub(super) struct MlsSide {
     pub(super) owed_now: Option<ConvId>,
     /// Joining (`mls_joining`): the conversations this device said it waits in since it
     /// connected, and when it last said so; per conversation, the accounts whose waiting
-    /// devices its next
-    /// `SyncDevices` adds, and those this device adds later unless another did first.
+    /// devices its next `SyncDevices` adds, and those this device adds later unless another
+    /// did first.
     pub(super) announced: BTreeMap<ConvId, i64>,
     pub(super) joiners: BTreeMap<ConvId, Waiting>,
     pub(super) joins_due: BTreeMap<ConvId, (i64, Waiting)>,
     /// Per conversation, when this device last started a sync for waiting devices: the
     /// next starts a step later, however many signals come (a member's flood of them).
     pub(super) joins_started: HashMap<ConvId, i64>,
+    /// Per group, the key-change notices its commits brought (`key_changes`), saved apart.
+    pub(super) notices: HashMap<Vec<u8>, Vec<super::key_changes::Kept>>,
 }
 
 /// Devices that said they wait to be added to a group, per account (an account may have
@@ -194,6 +196,7 @@ impl ClientEngine {
                 committing: BTreeMap::new(),
                 record: None,
                 stale: Vec::new(),
+                notices: HashMap::new(),
             },
         };
         let mls_saved::Loaded {
@@ -201,6 +204,7 @@ impl ClientEngine {
             committing,
             record,
             stale,
+            notices,
         } = loaded;
         let whole = record.is_none();
         if whole {
@@ -240,6 +244,7 @@ impl ClientEngine {
             joiners: BTreeMap::new(),
             joins_due: BTreeMap::new(),
             joins_started: HashMap::new(),
+            notices,
         });
         if whole {
             self.save_device();

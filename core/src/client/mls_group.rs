@@ -540,10 +540,12 @@ impl ClientEngine {
         else {
             return;
         };
+        let before = self.leaves_now(&group);
         if let Some(mls) = self.mls.as_mut() {
             // Already moved on (the winner's commit processed): nothing pending to merge.
-            if let Err(e) = mls.device.confirm_commit(&group) {
-                self.e2ee_event(&e);
+            match mls.device.confirm_commit(&group) {
+                Ok(_) => self.note_key_changes(&group, before),
+                Err(e) => self.e2ee_event(&e),
             }
         }
         self.save_device();

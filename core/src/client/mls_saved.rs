@@ -4,6 +4,9 @@
 //! entries that changed and deletes those openmls deleted, so a message costs what it changed,
 //! not the whole state (which grows with the group and the epochs kept).
 //!
+//! The key-change notices of each group (`key_changes`) lie beside them, one entry per group
+//! under `HostKey::Mls`'s key and `/notices/`, written when a commit brings one.
+//!
 //! Earlier builds saved the whole state in the record (`Whole`): it loads, and the engine then
 //! writes it in this layout.
 
@@ -14,6 +17,7 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
 use super::engine::ClientError;
+use super::key_changes::{Kept, Stored};
 use super::mls::Committing;
 use super::records::{cbor, uncbor, HostKey};
 use super::store::StoreOp;
@@ -51,6 +55,8 @@ pub(super) struct Loaded {
     pub(super) record: Option<Vec<u8>>,
     /// Stored entries to delete (left beside a whole-state record).
     pub(super) stale: Vec<String>,
+    /// Per group, its key-change notices.
+    pub(super) notices: HashMap<Vec<u8>, Vec<Kept>>,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> ClientError {
@@ -62,6 +68,15 @@ fn corrupt(what: impl std::fmt::Display) -> ClientError {
 fn entry_key(key: &[u8]) -> String {
     let digest = Sha256::digest(key);
     format!("{}/{}", HostKey::Mls.key(), hex::encode(&digest[..16]))
+}
+
+/// The store key of `group`'s key-change notices.
+pub(super) fn notices_key(group: &[u8]) -> String {
+    format!("{}{}", notices_prefix(), hex::encode(group))
+}
+
+fn notices_prefix() -> String {
+    format!("{}/notices/", HostKey::Mls.key())
 }
 
 fn digest(key: &[u8], value: &[u8]) -> Vec<u8> {
@@ -114,15 +129,24 @@ pub(super) fn load(saved: &[(String, Vec<u8>)]) -> Result<Option<Loaded>, Client
     let prefix = format!("{}/", HostKey::Mls.key());
     let mut record = None;
     let mut entries = Vec::new();
+    let mut notices = HashMap::new();
     for (key, value) in saved {
         if key == HostKey::Mls.key() {
             record = Some(value);
+        } else if let Some(group) = key.strip_prefix(&notices_prefix()) {
+            // A damaged list costs its notices, not the device.
+            if let (Ok(group), Ok(kept)) = (hex::decode(group), uncbor::<Vec<Stored>>(value)) {
+                notices.insert(
+                    group,
+                    kept.into_iter().filter_map(Kept::from_stored).collect(),
+                );
+            }
         } else if key.starts_with(&prefix) {
             entries.push((key, value));
         }
     }
     let Some(record) = record else {
-        return match entries.is_empty() {
+        return match entries.is_empty() && notices.is_empty() {
             true => Ok(None),
             false => Err(corrupt("entries without their record")),
         };
@@ -134,6 +158,7 @@ pub(super) fn load(saved: &[(String, Vec<u8>)]) -> Result<Option<Loaded>, Client
             committing: whole.committing,
             record: None,
             stale: entries.into_iter().map(|(k, _)| k.clone()).collect(),
+            notices,
         }));
     }
     let parsed: Record = uncbor(record)?;
@@ -151,5 +176,6 @@ pub(super) fn load(saved: &[(String, Vec<u8>)]) -> Result<Option<Loaded>, Client
         committing: parsed.committing,
         record: Some(record.clone()),
         stale: Vec::new(),
+        notices,
     }))
 }

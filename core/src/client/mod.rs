@@ -20,6 +20,7 @@ mod here;
 pub mod host;
 pub mod intent;
 mod jobs;
+mod key_changes;
 mod load;
 mod mls;
 mod mls_devices;
@@ -54,6 +55,7 @@ pub use delivery::{AUTO_DELIVERED_MAX_MEMBERS, DELIVERED_DELAY_MS, DELIVERED_INT
 pub use engine::{ClientConfig, ClientEngine, ClientError, Event, IntentStatus, Output, DUE_NOW};
 pub use feed::MembershipChange;
 pub use intent::Intent;
+pub use key_changes::{KeyChange, KeyNotice, KEY_CHANGES_KEPT};
 pub use mls::KEY_PACKAGES_TARGET;
 pub use mls_devices::DeviceInfo;
 pub use mls_joining::{JOIN_STEP_MS, WAIT_AGAIN_MS};

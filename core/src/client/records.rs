@@ -57,7 +57,8 @@ pub enum HostKey {
     Device,
     /// This device's MLS state: its signature key, key packages' private keys and the
     /// secrets of its groups, as a record here and one entry per openmls storage entry under
-    /// this key and `/` (`client/mls_saved.rs`; hosts read the prefix for
+    /// this key and `/`, with each group's key-change notices under this key and
+    /// `/notices/` (`client/mls_saved.rs`; hosts read the prefix for
     /// `ClientEngine::attach_device`).
     Mls,
 }

@@ -54,7 +54,7 @@ impl ClientEngine {
     }
 
     /// Each loaded bucket's items of `conv` (cached per bucket, unsorted).
-    fn bucket_items(&self, conv: &ConvId) -> Vec<Arc<Vec<TimelineItem>>> {
+    pub(super) fn bucket_items(&self, conv: &ConvId) -> Vec<Arc<Vec<TimelineItem>>> {
         buckets_of(&self.docs, &self.config.tenant, conv)
             .map(|(bucket, state)| state.timeline_items(bucket))
             .collect()

@@ -82,3 +82,53 @@ impl From<confab_core::client::DeviceInfo> for AccountDevice {
         }
     }
 }
+
+/// A key-change notice of an encrypted conversation (`client.keyChanges(conv)`): what a
+/// commit this device followed did to a device of an account that stays in the group, as
+/// the device's own MLS state proves it (docs/E2EE.md, "Key changes in the timeline").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyChangeNotice {
+    pub kind: KeyChangeKind,
+    pub account: String,
+    pub device: String,
+    /// The epoch the commit began: what is sealed from it on was sealed after the change.
+    pub epoch: u64,
+    /// The notice in words ("bob added a device (tablet)").
+    pub words: String,
+    /// The id of the timeline message it stands right before (the first sealed in `epoch`
+    /// or later); absent: after every message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub before: Option<String>,
+}
+
+/// What a key-change notice tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Tsify)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChangeKind {
+    /// A device of an account already in the group was added.
+    DeviceAdded,
+    /// A device was removed while its account keeps another in the group.
+    DeviceRemoved,
+    /// A device has another signature key than this device knew for it.
+    KeyChanged,
+}
+
+impl From<cc::KeyNotice> for KeyChangeNotice {
+    fn from(n: cc::KeyNotice) -> Self {
+        let kind = match n.change {
+            cc::KeyChange::DeviceAdded { .. } => KeyChangeKind::DeviceAdded,
+            cc::KeyChange::DeviceRemoved { .. } => KeyChangeKind::DeviceRemoved,
+            cc::KeyChange::KeyChanged { .. } => KeyChangeKind::KeyChanged,
+        };
+        KeyChangeNotice {
+            kind,
+            account: n.change.account().to_string(),
+            device: n.change.device().to_string(),
+            epoch: n.change.epoch(),
+            words: n.change.words(),
+            before: n.before.map(|m| m.to_string()),
+        }
+    }
+}
