@@ -14,6 +14,11 @@ export function outbox(client) {
   return once("outbox", () => client.outbox());
 }
 
+/** `client.keyChanges(conv)`: an encrypted conversation's key-change notices. */
+export function keyChanges(client, conv) {
+  return once(`keyChanges:${conv}`, () => client.keyChanges(conv));
+}
+
 /** `client.timeline(conv)`, or only its newest `limit` items. */
 export function timeline(client, conv, limit) {
   return once(`timeline:${limit ?? "all"}:${conv}`, () =>

@@ -2,11 +2,13 @@
 // the demo in Chromium: dave, added to an encrypted group before he ever signed in, reads what
 // alice says once he has; alice's browser storage cleared (a new device) while no other device
 // of hers is online, she reads new messages in her encrypted conversations again (bob's device
-// adds the new one); and after bob leaves, alice's very next message is accepted, read by
-// carol and not by bob.
+// adds the new one); after bob leaves, alice's very next message is accepted, read by
+// carol and not by bob; and bob's new device is told in the timeline of both alice's and
+// bob's pages, right before the same message, with the safety number changed alike.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
+  closePanel,
   createGroup,
   deviceReady,
   launchBrowser,
@@ -134,4 +136,62 @@ test("bob leaves, and alice's very next message is accepted and read by carol on
   const onBobs = await bob.$$eval(".msg-body", (els) => els.map((el) => el.textContent));
   assert.ok(!onBobs.includes("after bob"), "bob's device cannot read it");
   await shot(carol, "read after bob left");
+});
+
+/** The safety number with `peer` in the members panel (open). */
+const safety = (page, peer) =>
+  until(page, `the safety number with ${peer}`, (p) => p.locator(`.safety[data-safety="${peer}"]`).textContent(), (text) => /\d{5}$/.test(text));
+
+/** What stands right after each key-change notice of the timeline: [words, the next message's body]. */
+const notices = (page) =>
+  page.$$eval(".center .timeline .key-change", (els) =>
+    els.map((el) => [el.dataset.keyChange, el.dataset.account, el.textContent, el.nextElementSibling?.querySelector(".msg-body")?.textContent ?? null]),
+  );
+
+test("bob's new device: the notice on alice's and bob's pages at the same place, the safety number changed", { timeout: TEST_MS }, async (t) => {
+  const shot = screenshots("e2ee key change");
+  const alice = await openUser(browser, server.base, "alice");
+  const bob = await openUser(browser, server.base, "bob");
+  const pages = [alice, bob];
+  closing(t, pages);
+  for (const page of pages) await deviceReady(page);
+  const conv = await createGroup(alice, "Keys", ["bob"], { encrypted: true });
+  await openConversation(bob, conv);
+  await inGroup(bob, conv);
+  await say(alice, "before the tablet");
+  await shows(bob, "before the tablet");
+  // The creation told nothing: bob's account joined, no device of a member changed.
+  assert.deepEqual(await notices(alice), []);
+  await alice.click("button[data-action=members]");
+  const before = await safety(alice, "bob");
+  await closePanel(alice);
+
+  // bob signs in on a second browser: a member's device commits it in.
+  const tablet = await openUser(browser, server.base, "bob");
+  pages.push(tablet);
+  await deviceReady(tablet);
+  const device = await tablet.evaluate(() => window.confabDemo.session.client.deviceId);
+  await openConversation(tablet, conv);
+  await inGroup(tablet, conv);
+  const words = `🔑 bob added a device (${device})`;
+  for (const page of [alice, bob]) {
+    const shown = await until(page, "the notice of bob's new device", notices, (n) => n.length === 1);
+    assert.deepEqual(shown, [["device_added", "bob", words, null]], `${page.user}'s page`);
+  }
+  // Said after it: the notice stands right before that message on both pages.
+  await say(alice, "after the tablet");
+  await shows(bob, "after the tablet");
+  for (const page of [alice, bob]) {
+    const shown = await until(page, "the notice before the message sent after it", notices, (n) => n[0]?.[3] === "after the tablet");
+    assert.deepEqual(shown, [["device_added", "bob", words, "after the tablet"]], `${page.user}'s page`);
+  }
+  await shot(alice, "notice");
+
+  // The safety number moved with bob's devices, and still reads the same on both sides.
+  await alice.click("button[data-action=members]");
+  const onAlices = await until(alice, "the safety number after the tablet", (p) => safety(p, "bob"), (text) => text !== before);
+  await bob.click("button[data-action=members]");
+  const onBobs = await safety(bob, "alice");
+  assert.equal(onAlices, onBobs, "alice and bob see the same safety number");
+  await shot(alice, "safety number after");
 });

@@ -373,6 +373,21 @@ export class ConversationView {
         h("button", { class: "link", onclick: () => this.showOlder() }, "Load older messages"),
       ),
     );
+    // Key-change notices (encrypted conversations): each right before the message the
+    // client places it before, the same on every member's device; one whose message is not
+    // shown is older than the window, and one without a message stands after them all.
+    const notices = conv.encryption.enabled ? q.keyChanges(client, this.conv) : [];
+    const noticesBefore = new Map();
+    for (const n of notices) {
+      if (n.before !== undefined && !position.has(n.before)) continue;
+      const at = n.before ?? "";
+      noticesBefore.set(at, [...(noticesBefore.get(at) ?? []), n]);
+    }
+    const keepNotices = (at) => {
+      for (const n of noticesBefore.get(at) ?? []) {
+        keep(`k:${n.epoch}:${n.kind}:${n.account}:${n.device}`, n.words, () => keyChangeView(n));
+      }
+    };
     let previous;
     let grew = false;
     for (const item of items) {
@@ -380,6 +395,10 @@ export class ConversationView {
       if (!previous || dayKey(previous.createdAt) !== dayKey(m.createdAt)) {
         const day = dayKey(m.createdAt);
         keep(`day:${day}`, day, () => h("div", { class: "day", role: "separator" }, h("span", {}, dayLabel(m.createdAt))));
+        previous = undefined;
+      }
+      if (noticesBefore.has(m.id)) {
+        keepNotices(m.id);
         previous = undefined;
       }
       ctx.showAuthor = !previous || previous.author !== m.author || m.createdAt - previous.createdAt > GROUP_MS;
@@ -419,6 +438,7 @@ export class ConversationView {
       }
       previous = m;
     }
+    keepNotices("");
     for (const entry of rejected) {
       keep(`r:${entry.id}`, JSON.stringify(entry), () => rejectedView(this.session, entry));
     }
@@ -471,4 +491,18 @@ export class ConversationView {
       this.lastMarked = undefined;
     });
   }
+}
+
+/** A key-change notice in the timeline, in words ("bob added a device (…)"). */
+function keyChangeView(n) {
+  return h(
+    "div",
+    {
+      class: "key-change",
+      role: "note",
+      dataset: { keyChange: n.kind, account: n.account, device: n.device, epoch: String(n.epoch) },
+      title: "Keys of this conversation changed: compare safety numbers in the members panel",
+    },
+    h("span", {}, `🔑 ${n.words}`),
+  );
 }
