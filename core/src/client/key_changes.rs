@@ -135,11 +135,20 @@ impl Kept {
     }
 }
 
-/// What a commit that moved a group to `epoch` did to devices of accounts in the group
-/// both before and after it (`before`, `after`: the leaves, in leaf order), in that order:
-/// removals, changed keys, additions. `kept`: the group's earlier notices. An account that
-/// joins or leaves brings no notice: the conversation shows its membership.
-pub(super) fn derive(before: &[Leaf], after: &[Leaf], epoch: u64, kept: &[Kept]) -> Vec<Kept> {
+/// What a commit that moved a group to `epoch` did to devices of accounts that stay (`before`,
+/// `after`: the leaves, in leaf order), in that order: removals, changed keys, additions.
+/// `kept`: the group's earlier notices; `staying`: the accounts still members of the
+/// conversation. A device removed is a notice while its account stays, even its last one; a
+/// device added is one when its account had a device in the group, or an earlier notice
+/// (its last device removed: a new phone). An account that joins or leaves brings no
+/// notice: the conversation shows its membership.
+pub(super) fn derive(
+    before: &[Leaf],
+    after: &[Leaf],
+    epoch: u64,
+    kept: &[Kept],
+    staying: &dyn Fn(&AccountId) -> bool,
+) -> Vec<Kept> {
     let has =
         |leaves: &[Leaf], account: &AccountId| leaves.iter().any(|l| &l.device.account == account);
     let key_in = |leaves: &[Leaf], l: &Leaf| -> Option<Vec<u8>> {
@@ -150,7 +159,8 @@ pub(super) fn derive(before: &[Leaf], after: &[Leaf], epoch: u64, kept: &[Kept])
     };
     let mut out = Vec::new();
     for l in before {
-        if key_in(after, l).is_none() && has(after, &l.device.account) {
+        let account = &l.device.account;
+        if key_in(after, l).is_none() && (has(after, account) || staying(account)) {
             out.push(Kind::Removed.of(l, epoch));
         }
     }
@@ -158,7 +168,8 @@ pub(super) fn derive(before: &[Leaf], after: &[Leaf], epoch: u64, kept: &[Kept])
         match key_in(before, l) {
             Some(key) if key != l.signature_key => out.push(Kind::Changed.of(l, epoch)),
             Some(_) => {}
-            None if !has(before, &l.device.account) => {}
+            None if !has(before, &l.device.account)
+                && !kept.iter().any(|k| k.change.account() == &l.device.account) => {}
             None => {
                 // The last key this group's notices knew for the device, if any.
                 let known = kept
@@ -229,7 +240,25 @@ impl ClientEngine {
     /// notices it brings. The commit out of epoch 0 completes the group its creator made
     /// alone and brings none; a device the commit removed keeps nothing of it.
     pub(super) fn note_key_changes(&mut self, group: &[u8], before: Option<Vec<Leaf>>) {
-        let (Some(before), Some(mls)) = (before, self.mls.as_mut()) else {
+        let Some(before) = before else {
+            return;
+        };
+        // The accounts of the conversation's active members, as this device holds it.
+        let conversation = std::str::from_utf8(group)
+            .ok()
+            .and_then(|g| DocId::parse(g).ok())
+            .and_then(|d| d.conv_id().cloned())
+            .and_then(|c| self.conversation(&c));
+        let staying: std::collections::BTreeSet<AccountId> = before
+            .iter()
+            .map(|l| l.device.account.clone())
+            .filter(|a| {
+                conversation
+                    .as_ref()
+                    .is_some_and(|c| c.active_member(a).is_some())
+            })
+            .collect();
+        let Some(mls) = self.mls.as_mut() else {
             return;
         };
         let Some(epoch) = mls.device.epoch(group).filter(|e| *e > 1) else {
@@ -239,7 +268,7 @@ impl ClientEngine {
             return;
         };
         let kept = mls.notices.entry(group.to_vec()).or_default();
-        let new = derive(&before, &after, epoch, kept);
+        let new = derive(&before, &after, epoch, kept, &|a| staying.contains(a));
         if new.is_empty() {
             return;
         }
@@ -314,6 +343,10 @@ mod tests {
         }
     }
 
+    fn nobody(_: &AccountId) -> bool {
+        false
+    }
+
     fn kinds(out: &[Kept]) -> Vec<String> {
         out.iter().map(|k| k.change.words()).collect()
     }
@@ -326,10 +359,10 @@ mod tests {
             leaf("bob", "phone", 2),
             leaf("bob", "tablet", 3),
         ];
-        let added = derive(&before, &after, 4, &[]);
+        let added = derive(&before, &after, 4, &[], &nobody);
         assert_eq!(kinds(&added), ["bob added a device (tablet)"]);
         assert_eq!(added[0].change.epoch(), 4);
-        let removed = derive(&after, &before, 5, &added);
+        let removed = derive(&after, &before, 5, &added, &nobody);
         assert_eq!(kinds(&removed), ["bob's device tablet was removed"]);
     }
 
@@ -341,8 +374,8 @@ mod tests {
             leaf("bob", "phone", 2),
             leaf("bob", "tablet", 3),
         ];
-        assert!(derive(&before, &after, 2, &[]).is_empty());
-        assert!(derive(&after, &before, 3, &[]).is_empty());
+        assert!(derive(&before, &after, 2, &[], &nobody).is_empty());
+        assert!(derive(&after, &before, 3, &[], &nobody).is_empty());
     }
 
     #[test]
@@ -350,7 +383,7 @@ mod tests {
         let before = [leaf("alice", "phone", 1), leaf("bob", "phone", 2)];
         let rekeyed = [leaf("alice", "phone", 1), leaf("bob", "phone", 9)];
         assert_eq!(
-            kinds(&derive(&before, &rekeyed, 3, &[])),
+            kinds(&derive(&before, &rekeyed, 3, &[], &nobody)),
             ["a device of bob (phone) changed its key"]
         );
         // Removed, then added back with another key by a later commit.
@@ -359,20 +392,37 @@ mod tests {
             leaf("bob", "phone", 2),
             leaf("bob", "tablet", 3),
         ];
-        let removed = derive(&two, &before, 3, &[]);
+        let removed = derive(&two, &before, 3, &[], &nobody);
         let back = [
             leaf("alice", "phone", 1),
             leaf("bob", "phone", 2),
             leaf("bob", "tablet", 7),
         ];
         assert_eq!(
-            kinds(&derive(&before, &back, 4, &removed)),
+            kinds(&derive(&before, &back, 4, &removed, &nobody)),
             ["a device of bob (tablet) changed its key"]
         );
         // Added back with its own key: an addition.
         assert_eq!(
-            kinds(&derive(&before, &two, 4, &removed)),
+            kinds(&derive(&before, &two, 4, &removed, &nobody)),
             ["bob added a device (tablet)"]
         );
+    }
+
+    #[test]
+    fn a_staying_accounts_last_device_replaced_is_two_notices() {
+        // bob's only phone is removed while bob stays a member, and a new one is added.
+        let before = [leaf("alice", "phone", 1), leaf("bob", "phone", 2)];
+        let alone = [leaf("alice", "phone", 1)];
+        let bob = |a: &AccountId| a.as_str() == "bob";
+        let removed = derive(&before, &alone, 3, &[], &bob);
+        assert_eq!(kinds(&removed), ["bob's device phone was removed"]);
+        let new = [leaf("alice", "phone", 1), leaf("bob", "phone2", 5)];
+        assert_eq!(
+            kinds(&derive(&alone, &new, 4, &removed, &bob)),
+            ["bob added a device (phone2)"]
+        );
+        // Leaving (bob no longer a member) is none.
+        assert!(derive(&before, &alone, 3, &[], &nobody).is_empty());
     }
 }
