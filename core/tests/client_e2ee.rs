@@ -138,6 +138,8 @@ struct Wire {
     signals_down: bool,
     /// The peer of every `claim_key_packages` served, in order.
     claimers: Vec<usize>,
+    /// The peer and account of every `list_devices` served, in order.
+    listed: Vec<(usize, String)>,
     /// Every frame a peer sent, as text, with the changes it submits decoded: what a test
     /// searches for words that must not leave a device.
     sent: Vec<String>,
@@ -157,6 +159,7 @@ impl Wire {
             waiting: HashMap::new(),
             signals_down: false,
             claimers: Vec::new(),
+            listed: Vec::new(),
             sent: Vec::new(),
         }
     }
@@ -366,6 +369,7 @@ impl Wire {
                 peers[i].inbox.push(ServerFrame::DeviceRemoved { id });
             }
             ClientFrame::ListDevices { id, account } => {
+                self.listed.push((i, account.clone()));
                 // The hub's directory: every registered device of the account, removed apart.
                 let entries = self.hub.directory_of(&tenant(), &[acc(&account)]);
                 let devices = entries

@@ -59,6 +59,7 @@ pub use key_changes::{KeyChange, KeyNotice, KEY_CHANGES_KEPT};
 pub use mls::KEY_PACKAGES_TARGET;
 pub use mls_devices::DeviceInfo;
 pub use mls_joining::{JOIN_STEP_MS, WAIT_AGAIN_MS};
+pub use mls_removed::PEERS_LISTED_MAX;
 pub use presence::{presence_refresh_ms, MemberPresence, PresenceState};
 pub use records::HostKey;
 pub use sealed::Opened;

@@ -87,3 +87,42 @@ fn a_commit_that_did_not_know_of_the_removal_is_made_again_once_the_directory_an
     assert!(in_group.iter().all(|d| d.account.as_str() != "carol"));
     assert_eq!(wire.rejects.len(), 1, "{:?}", wire.rejects);
 }
+
+#[test]
+fn a_device_with_many_contacts_lists_a_bounded_few_per_connection_round_the_list() {
+    use confab_core::client::PEERS_LISTED_MAX;
+    let mut wire = Wire::new();
+    let names: Vec<String> = (0..PEERS_LISTED_MAX + 8)
+        .map(|i| format!("m{i:02}"))
+        .collect();
+    let mut peers = vec![Peer::new("alice")];
+    peers.extend(names.iter().map(|n| Peer::new(n)));
+    for i in 0..peers.len() {
+        wire.connect(&mut peers, i);
+    }
+    let members: Vec<&str> = names.iter().map(String::as_str).collect();
+    let id = wire.intent(&mut peers, 0, create(true, &members));
+    assert_eq!(peers[0].engine.status(id), None, "the creation is accepted");
+    let others = |wire: &Wire, from: usize| -> BTreeSet<String> {
+        wire.listed[from..]
+            .iter()
+            .filter(|(i, a)| *i == 0 && a != "alice")
+            .map(|(_, a)| a.clone())
+            .collect()
+    };
+    // Each connection asks at most PEERS_LISTED_MAX accounts; two cover every one.
+    let mut seen = BTreeSet::new();
+    for _ in 0..2 {
+        offline(&mut wire, &mut peers, 0);
+        let from = wire.listed.len();
+        wire.connect(&mut peers, 0);
+        let asked = others(&wire, from);
+        assert!(
+            !asked.is_empty() && asked.len() <= PEERS_LISTED_MAX,
+            "{}",
+            asked.len()
+        );
+        seen.extend(asked);
+    }
+    assert_eq!(seen.len(), names.len(), "round the list: {seen:?}");
+}
