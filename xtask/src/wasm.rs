@@ -30,7 +30,7 @@ use crate::workspace::{debug_bin, run, workspace_root};
 /// Size budget of the gzipped `.wasm` (web apps download it: it must stay light): 1.5 MiB
 /// with end-to-end encryption linked in (openmls and its crypto add ~370 KiB),
 /// raised only by a commit that says what grew (docs/BENCHMARKS.md, "wasm").
-const GZIP_BUDGET: u64 = 1536 * 1024;
+const GZIP_BUDGET: u64 = 1560 * 1024;
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CRATE_FILE: &str = "confab_wasm";
 
