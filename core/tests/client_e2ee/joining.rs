@@ -5,6 +5,18 @@
 use super::*;
 use confab_core::client::{Unreadable, JOIN_STEP_MS, WAIT_AGAIN_MS};
 
+/// alice's encrypted group "secret" with bob and dan, who has never signed in: alice's and
+/// bob's devices follow it, dan's (peer 2) has never connected.
+fn without_dan(wire: &mut Wire) -> Vec<Peer> {
+    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    wire.connect(&mut peers, 0);
+    wire.connect(&mut peers, 1);
+    wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
+    follow(wire, &mut peers, 0);
+    follow(wire, &mut peers, 1);
+    peers
+}
+
 #[test]
 fn a_member_added_before_their_first_sign_in_reads_once_signed_in() {
     let mut wire = Wire::new();
@@ -50,12 +62,7 @@ fn a_new_device_of_a_one_device_account_is_added_by_another_member() {
 #[test]
 fn a_waiting_device_is_added_by_a_member_who_comes_later() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
-    wire.connect(&mut peers, 0);
-    wire.connect(&mut peers, 1);
-    wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
-    follow(&mut wire, &mut peers, 0);
-    follow(&mut wire, &mut peers, 1);
+    let mut peers = without_dan(&mut wire);
     send(&mut wire, &mut peers, 0, "m0", "before dan");
     offline(&mut wire, &mut peers, 0);
     offline(&mut wire, &mut peers, 1);
@@ -168,12 +175,7 @@ fn a_flood_of_waiting_signals_costs_one_claim_per_step() {
 #[test]
 fn a_device_still_waiting_says_so_again_for_members_who_missed_it() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
-    wire.connect(&mut peers, 0);
-    wire.connect(&mut peers, 1);
-    wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
-    follow(&mut wire, &mut peers, 0);
-    follow(&mut wire, &mut peers, 1);
+    let mut peers = without_dan(&mut wire);
     offline(&mut wire, &mut peers, 0);
     offline(&mut wire, &mut peers, 1);
     let before = accepted_epoch(&wire);
