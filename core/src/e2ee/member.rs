@@ -334,6 +334,35 @@ impl Device {
             .collect()
     }
 
+    /// The blank parent nodes on this device's direct path in group `group_id`: what its
+    /// own update path would fill.
+    pub fn path_blanks(&self, group_id: &[u8]) -> Result<u32, E2eeError> {
+        let group = self.groups.get(group_id).ok_or(E2eeError::UnknownGroup)?;
+        Ok(super::tree::blanks_above(
+            group.treesync(),
+            group.own_leaf_index().u32(),
+        ))
+    }
+
+    /// What an update path costs each device of group `group_id`, in leaf order.
+    pub fn path_costs(
+        &self,
+        group_id: &[u8],
+    ) -> Result<Vec<(DeviceIdentity, super::tree::PathCost)>, E2eeError> {
+        let group = self.groups.get(group_id).ok_or(E2eeError::UnknownGroup)?;
+        let costs = super::tree::costs(group.treesync());
+        group
+            .members()
+            .zip(costs)
+            .map(|(m, cost)| {
+                let device = DeviceIdentity::from_credential(&m.credential)
+                    .ok_or(E2eeError::BadCredential)?;
+                debug_assert_eq!(m.index.u32(), cost.leaf);
+                Ok((device, cost))
+            })
+            .collect()
+    }
+
     /// The signature key of every device in this device's groups, as their trees hold them:
     /// what it knows of other devices' keys, to check a key the server hands it against.
     pub fn known_keys(&self) -> std::collections::HashMap<DeviceIdentity, Vec<u8>> {
@@ -353,6 +382,28 @@ impl Device {
         group_id: &[u8],
         key_packages: &[Vec<u8>],
         remove: &[DeviceIdentity],
+    ) -> Result<CommitBundle, E2eeError> {
+        self.commit_with(group_id, key_packages, remove, false)
+    }
+
+    /// [`Device::commit`], carrying this device's update path even when its proposals need
+    /// none (adds only): the path's blank nodes are filled (docs/E2EE.md, "Trees that stay
+    /// cheap").
+    pub fn commit_with_path(
+        &mut self,
+        group_id: &[u8],
+        key_packages: &[Vec<u8>],
+        remove: &[DeviceIdentity],
+    ) -> Result<CommitBundle, E2eeError> {
+        self.commit_with(group_id, key_packages, remove, true)
+    }
+
+    fn commit_with(
+        &mut self,
+        group_id: &[u8],
+        key_packages: &[Vec<u8>],
+        remove: &[DeviceIdentity],
+        update_path: bool,
     ) -> Result<CommitBundle, E2eeError> {
         let adds = key_packages
             .iter()
@@ -378,6 +429,7 @@ impl Device {
         let epoch = group.epoch().as_u64();
         let bundle = group
             .commit_builder()
+            .force_self_update(update_path)
             .propose_adds(adds)
             .propose_removals(removals)
             .load_psks(self.provider.storage())

@@ -27,6 +27,7 @@ mod refusal;
 pub mod safety;
 mod snapshot;
 mod store;
+pub mod tree;
 
 use openmls::prelude::{Ciphersuite, MlsGroupCreateConfig, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
 
