@@ -545,11 +545,17 @@ fn remove(account: &str) -> Intent {
 /// `names`, each online with key packages in the directory; the first creates the
 /// encrypted group with the second, and every other follows the conversation.
 fn group_of(wire: &mut Wire, names: &[&str]) -> Vec<Peer> {
+    group_made_with(wire, names, &names[1..2])
+}
+
+/// Peers of `names`, all connected, with the first's encrypted "secret" made with `members`
+/// in one commit and open on every device.
+fn group_made_with(wire: &mut Wire, names: &[&str], members: &[&str]) -> Vec<Peer> {
     let mut peers: Vec<Peer> = names.iter().map(|n| Peer::new(n)).collect();
     for i in 0..peers.len() {
         wire.connect(&mut peers, i);
     }
-    let id = wire.intent(&mut peers, 0, create(true, &names[1..2]));
+    let id = wire.intent(&mut peers, 0, create(true, members));
     assert_eq!(peers[0].engine.status(id), None, "the creation is accepted");
     let doc = DocId::conv(&tenant(), &conv("secret"));
     for peer in peers.iter_mut().skip(1) {
@@ -902,6 +908,8 @@ mod directory_down;
 mod epochs;
 #[path = "client_e2ee/guards.rs"]
 mod guards;
+#[path = "client_e2ee/healing.rs"]
+mod healing;
 #[path = "client_e2ee/here.rs"]
 mod here;
 #[path = "client_e2ee/joining.rs"]

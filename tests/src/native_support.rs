@@ -225,11 +225,17 @@ pub async fn follow_conv(c: &NativeClient, conv: &ConvId) {
 
 /// Waits until `c`'s group of `conv` is at epoch `want`.
 pub async fn at_epoch(c: &NativeClient, conv: &ConvId, want: u64) {
-    let conv = conv.clone();
-    eventually(c, &format!("{conv} at epoch {want}"), move |e| {
-        e.group_epoch(&conv) == Some(want)
-    })
-    .await;
+    let target = conv.clone();
+    for _ in 0..1000 {
+        let conv = target.clone();
+        if c.query(move |e| e.group_epoch(&conv)).await.unwrap() == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let conv = target.clone();
+    let now = c.query(move |e| e.group_epoch(&conv)).await.unwrap();
+    panic!("never: {target} at epoch {want} (at {now:?})");
 }
 
 /// What `c` shows of message `id` of `conv`: `Ok(body)` opened, `Err(reason)` not.

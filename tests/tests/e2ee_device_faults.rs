@@ -183,7 +183,7 @@ async fn killed_mid_sync_postgres() {
 /// Alice's phone and tablet are in the group; a laptop registers and both list it at once.
 /// Both syncs are made on epoch 1; the server takes one commit for it, the other is made
 /// again on epoch 2 and finds nothing to add: the group is at epoch 2 on every device, holds
-/// the laptop once, and every device reads the others.
+/// the laptop once, and every device reads the others (their sends may heal paths after).
 async fn two_devices_sync_at_once(backend: Backend) {
     let server = TestServer::start(backend).await.unwrap();
     let dirs = fresh_dirs(&format!("e2ee-device-race-{backend:?}"), 4);
@@ -213,6 +213,7 @@ async fn two_devices_sync_at_once(backend: Backend) {
     for c in [&phone, &tablet] {
         syncs_settled(c).await;
     }
+    // One commit added the laptop.
     for c in all {
         at_epoch(c, &conv, 2).await;
     }
@@ -238,7 +239,9 @@ async fn two_devices_sync_at_once(backend: Backend) {
         }
         out
     };
-    assert_eq!(seen, BTreeSet::from([2]), "one commit added the laptop");
+    // The sends may have healed paths (docs/E2EE.md, "Trees that stay cheap"): every device
+    // follows the same epoch.
+    assert_eq!(seen.len(), 1, "every device at one epoch: {seen:?}");
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Nobody's leaving stops anyone's sending (docs/E2EE.md, "Leaving"), against the real
-//! server binary on both stores: bob leaves an encrypted group, the group's head (alice's
-//! device, online) commits his removal at once, and every send after it is accepted and
+//! server binary on both stores: bob leaves an encrypted group, the group's committer (all
+//! are online) commits his removal at once, and every send after it is accepted and
 //! unreadable to bob's device; then, with alice away, carol (a plain member) leaves and
 //! dave's next send pays her removal itself, ahead of the message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -67,7 +67,7 @@ async fn leaving(backend: Backend) {
         at_epoch(c, &conv(), 3).await;
     }
 
-    // bob leaves: alice's device heads the group and commits his removal, once.
+    // bob leaves: the group's committer commits his removal, once.
     run(bob, leave()).await;
     for c in [alice, carol, dave] {
         at_epoch(c, &conv(), 4).await;

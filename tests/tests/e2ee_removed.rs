@@ -67,7 +67,7 @@ async fn removed_device_leaves(backend: Backend) {
     bob.close().await;
 
     // alice's device connects again: it lists bob's devices, sees the laptop removed and,
-    // heading the group, commits its removal.
+    // as the group's committer or a step after, commits its removal.
     alice.set_online(false).await.unwrap();
     eventually(&alice, "offline", |e| !e.is_online()).await;
     alice.set_online(true).await.unwrap();

@@ -68,7 +68,7 @@ test("dave, added to an encrypted group before he ever signed in, reads once he 
   pages.push(dave);
   await deviceReady(dave);
   await openConversation(dave, conv);
-  // His device said it waits; alice's (the group's head) added it.
+  // His device said it waits; the group's committer added it.
   await inGroup(dave, conv);
   await say(alice, "hello dave");
   await shows(dave, "hello dave");
@@ -127,7 +127,7 @@ test("bob leaves, and alice's very next message is accepted and read by carol on
 
   await bob.click("button[data-action=members]");
   await bob.click("button[data-action=leave]");
-  // alice's device (the group's head) commits his removal on seeing him go.
+  // The group's committer commits his removal on seeing him go.
   await until(alice, "bob's device out of the group", (p) => groupDevices(p, conv), (d) => Array.isArray(d) && !d.some((id) => id.split("/")[1] === "bob"));
 
   await say(alice, "after bob");

@@ -361,13 +361,16 @@ impl ClientEngine {
     /// waits, with status `Pending`, and runs once the loads are answered: its events come
     /// then, and a refusal of the policy then makes it `Rejected` (instead of an `Err` here).
     pub fn intent(&mut self, intent: Intent, device_now: i64) -> Result<u64, ClientError> {
-        if self.can_run_now(&intent) {
-            return self.run_intent(None, intent, device_now);
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        self.hold_intent(id, intent, device_now);
-        Ok(id)
+        let ran = if self.can_run_now(&intent) {
+            self.run_intent(None, intent, device_now)
+        } else {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.hold_intent(id, intent, device_now);
+            Ok(id)
+        };
+        self.settle_heal();
+        ran
     }
 
     /// Runs an intent whose documents are in memory, under `reserved` if it waited.
@@ -399,6 +402,9 @@ impl ClientEngine {
             self.next_id - 1
         });
         let changes = self.write_all(&targets, &intent, id, now)?;
+        if let Some(conv) = self.sealed_conv(&intent).filter(|_| !changes.is_empty()) {
+            self.note_sealed(&conv, device_now);
+        }
         let mut entry = OutboxEntry {
             id,
             intent,
@@ -795,10 +801,12 @@ impl ClientEngine {
         // A waiting device this one adds once its place's wait is over, and this device
         // saying again where it still waits ("mls_joining").
         let joins = self.online.then(|| self.joins_wakeup()).flatten();
+        // An owed removal this device commits if the devices before it did not ("mls_owed").
+        let owed = self.online.then(|| self.owed_wakeup()).flatten();
         let waiting = self.online.then(|| self.waiting_wakeup()).flatten();
         // A scheduled message kept on this device, posted here when due ("here").
         let here = self.here_wakeup();
-        [retry, delivered, index, joins, waiting, here]
+        [retry, delivered, index, joins, owed, waiting, here]
             .into_iter()
             .flatten()
             .min()
@@ -818,6 +826,7 @@ impl ClientEngine {
             return;
         }
         self.joins_due(device_now);
+        self.owed_due(device_now);
         self.waiting_due(device_now);
         let due = self.retry.tick(&mut self.outbox, device_now);
         self.route_retry(due, device_now);

@@ -615,6 +615,7 @@ impl ClientEngine {
         for intent in &behind {
             self.prefetch(intent);
         }
+        self.settle_heal();
     }
 
     /// Asks for the stored documents `intent` touches that no load brings yet (its buckets

@@ -83,6 +83,9 @@ pub(super) struct MlsSide {
     pub(super) owes_seen: HashMap<ConvId, (Vec<automerge::ChangeHash>, Option<u64>, bool)>,
     pub(super) touched: BTreeSet<ConvId>,
     pub(super) owed_now: Option<ConvId>,
+    /// Per conversation, when this device commits an owed removal if it is still owed (its
+    /// place in the order of committers: `mls_owed`).
+    pub(super) owed_due: BTreeMap<ConvId, i64>,
     /// Joining (`mls_joining`): the conversations this device said it waits in since it
     /// connected, and when it last said so; per conversation, the accounts whose waiting
     /// devices its next `SyncDevices` adds, and those this device adds later unless another
@@ -93,6 +96,11 @@ pub(super) struct MlsSide {
     /// Per conversation, when this device last started a sync for waiting devices: the
     /// next starts a step later, however many signals come (a member's flood of them).
     pub(super) joins_started: HashMap<ConvId, i64>,
+    /// Healing (`mls_owed`): per group, the accepted epoch at which this device last
+    /// committed its update path; the conversations it sealed a write into since the last
+    /// look, with the device time of that write.
+    pub(super) heal_tried: HashMap<Vec<u8>, u64>,
+    pub(super) sealed_into: BTreeMap<ConvId, i64>,
     /// Per group, the key-change notices its commits brought (`key_changes`), saved apart.
     pub(super) notices: HashMap<Vec<u8>, Vec<super::key_changes::Kept>>,
 }
@@ -240,10 +248,13 @@ impl ClientEngine {
             owes_seen: HashMap::new(),
             touched: BTreeSet::new(),
             owed_now: None,
+            owed_due: BTreeMap::new(),
             announced: BTreeMap::new(),
             joiners: BTreeMap::new(),
             joins_due: BTreeMap::new(),
             joins_started: HashMap::new(),
+            heal_tried: HashMap::new(),
+            sealed_into: BTreeMap::new(),
             notices,
         });
         if whole {

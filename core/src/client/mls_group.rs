@@ -512,13 +512,19 @@ impl ClientEngine {
         // A removal always carries a commit (the server requires one), even of a member none
         // of whose devices is in the group: it moves the group to keys they never held.
         let removal = matches!(intent, Intent::RemoveMember { .. });
-        if packages.is_empty() && remove.is_empty() && !removal {
+        // Blanks on this device's path: a `SyncDevices` with nothing else to do is the
+        // commit of its update path alone (`settle_heal`).
+        let heal = mls.device.path_blanks(&group).is_ok_and(|b| b > 0);
+        if packages.is_empty() && remove.is_empty() && !removal && !heal {
             return Ok(None);
         }
         let remove: Vec<DeviceIdentity> = remove.into_iter().collect();
+        // Every commit carries this device's update path, adds too: the blanks an add
+        // leaves above its new leaves are filled in the same commit, which the added
+        // devices learn from their Welcome (docs/E2EE.md, "Trees that stay cheap").
         let bundle = mls
             .device
-            .commit(&group, &packages, &remove)
+            .commit_with_path(&group, &packages, &remove)
             .map_err(e2ee_error)?;
         self.save_device();
         Ok(Some(bundle))

@@ -6,8 +6,8 @@
 //! `WAIT_AGAIN_MS` while it still waits; the server stamps the
 //! device's name and keeps it for members who subscribe later). A member's device in the
 //! group then claims that account's key packages and commits their waiting devices in
-//! (`SyncDevices`): the group's head at once, the others 3 s apart by their place in the
-//! group, and only while the device is still missing, so one commit usually settles it. A
+//! (`SyncDevices`): the group's committer at once, the others 3 s apart by their place
+//! in the order of committers, and only while the device is still missing, so one commit usually settles it. A
 //! device starts such a sync for a conversation at most once per step, so a member's flood
 //! of signals costs each other device a claim per step.
 
@@ -139,7 +139,7 @@ impl ClientEngine {
 
     /// `device_waiting` from `device` of `account` in `conv`: if this device is in the
     /// group, the account is an active member and the device is missing, this device adds
-    /// it: at once when it heads the group, else after its place's wait.
+    /// it: at once when it is the group's committer, else after its place's wait.
     pub(super) fn on_device_waiting(
         &mut self,
         conv: &ConvId,
@@ -147,13 +147,6 @@ impl ClientEngine {
         device: String,
         device_now: i64,
     ) {
-        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
-        let Some(mls) = self.mls.as_ref() else {
-            return;
-        };
-        let Ok(leaves) = mls.device.leaves(&group) else {
-            return;
-        };
         let Some(conversation) = self.conversation(conv) else {
             return;
         };
@@ -161,12 +154,15 @@ impl ClientEngine {
         {
             return;
         }
+        let committers = self.committers(conv);
+        let Some(mls) = self.mls.as_ref() else {
+            return;
+        };
         let me = mls.device.identity();
-        let place = leaves
-            .iter()
-            .filter(|l| conversation.active_member(&l.device.account).is_some())
-            .position(|l| &l.device == me)
-            .unwrap_or(0);
+        // Not in the group (or not following it): nothing to add it with.
+        let Some(place) = committers.iter().position(|d| d == me) else {
+            return;
+        };
         // One device at a time: in a large group the later places do not all fire at once.
         // And one sync per step here: a flood of signals costs a claim per step, not each.
         let next_start = mls

@@ -1,16 +1,27 @@
-//! Removals a group owes, paid without anyone asking (docs/E2EE.md, "Leaving"). A member who
-//! leaves or lapses writes no commit, and the server refuses every sealed message of the
-//! group while a departed member's device is in it (`mls_removal_pending`). So the device
-//! that heads the group (its first leaf of an active member) commits the removal as soon as
-//! it sees the departure; a send that finds it still owed has it committed first (by this
-//! device: `SyncDevices` pays every owed removal) and waits for that commit, so it is sealed
-//! in an epoch the departed member cannot read; and a sealed write refused for its epoch or
-//! for a removal is sealed again on the current epoch, under its id.
+//! Commits a group owes, paid without anyone asking (docs/E2EE.md, "Leaving" and "Trees
+//! that stay cheap").
+//!
+//! - **Removals.** A member who leaves or lapses writes no commit, and the server refuses
+//!   every sealed message of the group while a departed member's device is in it
+//!   (`mls_removal_pending`). So the group's committer (the device of an active member whose
+//!   update path costs the fewest encryptions, [`ClientEngine::committers`]) commits the
+//!   removal as soon as it sees the departure, the device at place k after it k × 3 s
+//!   later if it is still owed (`JOIN_STEP_MS`); a send that finds it still owed has it
+//!   committed first (by this device: `SyncDevices` pays every owed removal) and waits for
+//!   that commit, so it is sealed in an epoch the departed member cannot read; and a sealed
+//!   write refused for its epoch or for a removal is sealed again on the current epoch,
+//!   under its id.
+//! - **Healing.** A device with blank nodes on its direct path (it joined by someone
+//!   else's add, or a removal blanked part of its path) commits its own update path after
+//!   its next sealed write goes out, once per epoch, and every commit it makes meanwhile
+//!   carries the path: the tree fills where people talk, and later commits seal to O(log n)
+//!   nodes instead of every leaf.
 
 use super::ask::Job;
 use super::engine::ClientEngine;
 use super::intent::Intent;
 use super::mls_group::REBUILDS_MAX;
+use super::mls_joining::JOIN_STEP_MS;
 use crate::e2ee::{self, DeviceIdentity};
 use crate::ids::{ConvId, DocId};
 
@@ -158,37 +169,147 @@ impl ClientEngine {
         for conv in touched {
             // A device not in the group says it waits there ("mls_joining").
             self.announce_waiting(&conv, device_now);
-            if !self.group_accepted(&conv) || !self.owes_start(&conv) || !self.heads_group(&conv) {
+            if !self.group_accepted(&conv) || !self.owes_start(&conv) {
                 continue;
             }
-            self.note_started(&conv);
-            if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
-                self.out
-                    .push(super::engine::Output::Event(super::engine::Event::Error {
-                        code: e.code().to_owned(),
-                        message: e.to_string(),
-                    }));
+            // The committer at once; the device at place k after it once k steps passed
+            // and the removal is still owed (the committer may be away).
+            let me = self.mls.as_ref().map(|m| m.device.identity().clone());
+            let place = self
+                .committers(&conv)
+                .iter()
+                .position(|d| Some(d) == me.as_ref());
+            match place {
+                Some(0) => {}
+                Some(k) => {
+                    let due = device_now + JOIN_STEP_MS * k as i64;
+                    if let Some(mls) = self.mls.as_mut() {
+                        let at = mls.owed_due.entry(conv).or_insert(due);
+                        *at = (*at).min(due);
+                    }
+                    continue;
+                }
+                None => continue,
             }
+            self.note_started(&conv);
+            self.sync_group(conv, device_now);
         }
     }
 
-    /// Whether this device is the first leaf of `conv`'s group held by an active member (a
-    /// device the directory removed heads nothing: it is to leave).
-    pub(super) fn heads_group(&self, conv: &ConvId) -> bool {
-        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
-        let (Some(mls), Some(conversation)) = (self.mls.as_ref(), self.conversation(conv)) else {
-            return false;
+    /// Queues a `SyncDevices` of `conv`: what the group owes, and this device's path; an
+    /// intent the engine cannot queue is told as an `Event::Error`.
+    fn sync_group(&mut self, conv: ConvId, device_now: i64) {
+        if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
+            self.out
+                .push(super::engine::Output::Event(super::engine::Event::Error {
+                    code: e.code().to_owned(),
+                    message: e.to_string(),
+                }));
+        }
+    }
+
+    /// When the earliest owed removal this device waits to commit falls due.
+    pub(super) fn owed_wakeup(&self) -> Option<i64> {
+        self.mls.as_ref()?.owed_due.values().copied().min()
+    }
+
+    /// Commits the owed removals whose wait is over and that are still owed (the devices
+    /// before this one in the order of committers did not).
+    pub(super) fn owed_due(&mut self, device_now: i64) {
+        let Some(mls) = self.mls.as_mut() else {
+            return;
         };
-        let Ok(leaves) = mls.device.leaves(&group) else {
-            return false;
-        };
-        leaves
+        let due: Vec<ConvId> = mls
+            .owed_due
             .iter()
-            .find(|l| {
-                conversation.active_member(&l.device.account).is_some()
-                    && !self.listed_removed(&l.device)
+            .filter(|(_, at)| **at <= device_now)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for conv in due {
+            if let Some(mls) = self.mls.as_mut() {
+                mls.owed_due.remove(&conv);
+            }
+            if !self.group_accepted(&conv) || !self.owes_start(&conv) {
+                continue;
+            }
+            self.note_started(&conv);
+            self.sync_group(conv, device_now);
+        }
+    }
+
+    /// The devices of active members in `conv`'s group, the cheapest committer first: by the
+    /// encryptions its update path takes, then by leaf (every member's device orders them
+    /// alike, from the same tree). A device the directory removed commits nothing: it is to
+    /// leave.
+    pub fn committers(&self, conv: &ConvId) -> Vec<DeviceIdentity> {
+        let (Some(costs), Some(conversation)) = (self.path_costs(conv), self.conversation(conv))
+        else {
+            return Vec::new();
+        };
+        let mut eligible: Vec<(DeviceIdentity, e2ee::tree::PathCost)> = costs
+            .into_iter()
+            .filter(|(d, _)| {
+                conversation.active_member(&d.account).is_some() && !self.listed_removed(d)
             })
-            .is_some_and(|l| &l.device == mls.device.identity())
+            .collect();
+        eligible.sort_by_key(|(_, c)| (c.encryptions, c.leaf));
+        eligible.into_iter().map(|(d, _)| d).collect()
+    }
+
+    /// What an update path costs each device of `conv`'s group, as this device's tree
+    /// holds it, in leaf order (`None`: this device is not in the group).
+    pub fn path_costs(&self, conv: &ConvId) -> Option<Vec<(DeviceIdentity, e2ee::tree::PathCost)>> {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        self.mls.as_ref()?.device.path_costs(&group).ok()
+    }
+
+    /// Whether this device's direct path in `conv`'s group holds a blank node its update
+    /// path would fill.
+    pub(super) fn path_has_blanks(&self, conv: &ConvId) -> bool {
+        let group = e2ee::group_id(&DocId::conv(&self.config.tenant, conv));
+        self.mls
+            .as_ref()
+            .and_then(|m| m.device.path_blanks(&group).ok())
+            .is_some_and(|b| b > 0)
+    }
+
+    /// Notes that this device sealed a write into `conv` ([`ClientEngine::settle_heal`]
+    /// looks at it).
+    pub(super) fn note_sealed(&mut self, conv: &ConvId, device_now: i64) {
+        if let Some(mls) = self.mls.as_mut() {
+            mls.sealed_into.insert(conv.clone(), device_now);
+        }
+    }
+
+    /// After sealed writes went out: in each of their groups where this device's path holds
+    /// blanks, at the accepted epoch, with no commit of its own under way and none tried at
+    /// this epoch, it commits its update path (`SyncDevices`, which also pays whatever else
+    /// the group owes). Offline, it waits for the first write after the connection.
+    pub(super) fn settle_heal(&mut self) {
+        if !self.online {
+            return;
+        }
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        let sealed = std::mem::take(&mut mls.sealed_into);
+        for (conv, device_now) in sealed {
+            let group = e2ee::group_id(&DocId::conv(&self.config.tenant, &conv));
+            let epoch = self.accepted_epoch(&conv);
+            let Some(mls) = self.mls.as_ref() else {
+                return;
+            };
+            let due = mls.device.epoch(&group) == Some(epoch)
+                && mls.heal_tried.get(&group) != Some(&epoch)
+                && !mls.committing.values().any(|c| c.group == group);
+            if !due || !self.path_has_blanks(&conv) || self.syncing(&conv) {
+                continue;
+            }
+            if let Some(mls) = self.mls.as_mut() {
+                mls.heal_tried.insert(group, epoch);
+            }
+            self.sync_group(conv, device_now);
+        }
     }
 
     /// Whether intent `id`, refused with `code`, is a sealed write to seal again on the

@@ -1,9 +1,10 @@
 //! Nobody's leaving stops anyone's sending: a member who leaves writes no commit, so the
-//! devices commit the owed removal themselves (the group's head at once, else the next
+//! devices commit the owed removal themselves (the group's committer at once, else the next
 //! sender ahead of its send), and a sealed write refused for its epoch or for a pending
 //! removal is sealed again on the current epoch under its id.
 
 use super::*;
+use confab_core::client::JOIN_STEP_MS;
 
 fn leave() -> Intent {
     Intent::Leave {
@@ -11,7 +12,7 @@ fn leave() -> Intent {
     }
 }
 
-/// alice (the creator: the group's first leaf), bob and carol in "secret", today's part open.
+/// alice (the creator), bob and carol in "secret", today's part open.
 fn three(wire: &mut Wire) -> (Vec<Peer>, DocId) {
     let (mut peers, bucket) = group_with_today_open(wire, &["alice", "bob", "carol"]);
     let id = wire.intent(&mut peers, 0, add("carol"));
@@ -30,13 +31,13 @@ fn no_mls_rejects(wire: &Wire) {
 }
 
 #[test]
-fn the_group_head_commits_a_departure_once_and_sends_go_on() {
+fn the_groups_committer_commits_a_departure_once_and_sends_go_on() {
     let mut wire = Wire::new();
     let (mut peers, _) = three(&mut wire);
     let before = accepted_epoch(&wire);
     let id = wire.intent(&mut peers, 1, leave());
     assert_eq!(peers[1].engine.status(id), None, "bob's leave is accepted");
-    // alice's device heads the group: it committed bob's removal on seeing the leave, alone.
+    // The group's committer committed bob's removal on seeing the leave, alone.
     assert_eq!(accepted_epoch(&wire), before + 1);
     assert_eq!(
         epochs(&peers),
@@ -55,20 +56,33 @@ fn the_group_head_commits_a_departure_once_and_sends_go_on() {
 }
 
 #[test]
-fn with_the_head_away_a_plain_members_send_pays_the_removal_first() {
+fn with_the_committer_away_a_plain_members_send_pays_the_removal_first() {
     let mut wire = Wire::new();
     let (mut peers, _) = three(&mut wire);
-    offline(&mut wire, &mut peers, 0);
+    // The group's committer (alice's or carol's device, whichever's path is cheaper) goes
+    // away; the other stays.
+    let committer = peers[0]
+        .engine
+        .committers(&conv("secret"))
+        .into_iter()
+        .find(|d| d.account.as_str() != "bob")
+        .expect("a committer");
+    let (head, sender) = if committer.account.as_str() == "alice" {
+        (0, 2)
+    } else {
+        (2, 0)
+    };
+    offline(&mut wire, &mut peers, head);
     let before = accepted_epoch(&wire);
     let id = wire.intent(&mut peers, 1, leave());
     assert_eq!(peers[1].engine.status(id), None);
     // Nobody online heads the group: the removal is still owed.
     assert_eq!(accepted_epoch(&wire), before);
-    // carol, a plain member, sends: her engine commits the removal, then seals after it.
-    send(&mut wire, &mut peers, 2, "m1", "bob left");
+    // The other member sends: its engine commits the removal, then seals after it.
+    send(&mut wire, &mut peers, sender, "m1", "bob left");
     assert_eq!(accepted_epoch(&wire), before + 1);
     assert_eq!(
-        peers[2].engine.group_epoch(&conv("secret")),
+        peers[sender].engine.group_epoch(&conv("secret")),
         Some(before + 1)
     );
     assert!(
@@ -76,9 +90,45 @@ fn with_the_head_away_a_plain_members_send_pays_the_removal_first() {
         "sealed after bob's removal"
     );
     no_mls_rejects(&wire);
-    // alice comes back, follows the commit and reads it.
-    wire.connect(&mut peers, 0);
-    assert_eq!(shown(&peers[0], "m1"), Ok("bob left".into()));
+    // The committer comes back, follows the commit and reads it.
+    wire.connect(&mut peers, head);
+    assert_eq!(shown(&peers[head], "m1"), Ok("bob left".into()));
+}
+
+#[test]
+fn with_the_committer_away_the_next_in_order_commits_a_step_later() {
+    let mut wire = Wire::new();
+    let (mut peers, _) = three(&mut wire);
+    let order: Vec<usize> = peers[0]
+        .engine
+        .committers(&conv("secret"))
+        .iter()
+        .filter(|d| d.account.as_str() != "bob")
+        .map(|d| if d.account.as_str() == "alice" { 0 } else { 2 })
+        .collect();
+    let (head, next) = (order[0], order[1]);
+    offline(&mut wire, &mut peers, head);
+    let before = accepted_epoch(&wire);
+    wire.intent(&mut peers, 1, leave());
+    assert_eq!(accepted_epoch(&wire), before, "owed");
+    let seen = wire.now;
+    // Not before its place's wait (one step: it is second)...
+    wire.now = seen + JOIN_STEP_MS - 1;
+    peers[next].engine.tick(wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(accepted_epoch(&wire), before);
+    assert!(peers[next]
+        .engine
+        .next_wakeup()
+        .is_some_and(|at| at <= seen + JOIN_STEP_MS));
+    // ...then it commits the removal, with nobody sending.
+    wire.now = seen + JOIN_STEP_MS;
+    peers[next].engine.tick(wire.now);
+    wire.pump(&mut peers);
+    assert_eq!(accepted_epoch(&wire), before + 1);
+    send(&mut wire, &mut peers, next, "m1", "bob left");
+    assert!(shown(&peers[1], "m1").is_err(), "bob cannot read it");
+    no_mls_rejects(&wire);
 }
 
 #[test]

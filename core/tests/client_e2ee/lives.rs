@@ -87,11 +87,13 @@ fn trial(seed: u64) {
     let mut written: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut intents: Vec<(usize, u64)> = Vec::new();
     for step in 0..30 {
-        // A device is seen in the group once it is online and current with the server.
+        // A device is seen in the group once it is online and current with the server, and
+        // its account a member (a departed member's device stays until the owed removal).
         let epoch = accepted_epoch(&wire);
         for (i, life) in lives.iter_mut().enumerate() {
-            let current =
-                peers[i].online && peers[i].engine.group_epoch(&conv("secret")) == Some(epoch);
+            let current = peers[i].online
+                && active.contains(life.account)
+                && peers[i].engine.group_epoch(&conv("secret")) == Some(epoch);
             if life.joined_at.is_none() && current {
                 life.joined_at = Some(sent.len());
             }

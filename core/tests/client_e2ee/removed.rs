@@ -1,6 +1,6 @@
 //! A device removed from the directory leaves every group it is in at that group's next
 //! commit, whoever makes it: other accounts' devices learn the removal from the directory
-//! when they connect, the group's head commits it, a send commits it first, and a commit
+//! when they connect, the group's committer commits it, a send commits it first, and a commit
 //! that did not know of it is refused, the directory asked again, and the commit made again
 //! with the removal.
 
@@ -12,7 +12,7 @@ fn tablet() -> DeviceIdentity {
     DeviceIdentity::new(tenant(), acc("bob"), DeviceId::new("tablet").unwrap())
 }
 
-/// alice (the group's head), bob's phone, carol and bob's tablet (added once it follows) in
+/// alice (the group's committer: her path costs least), bob's phone, carol and bob's tablet (added once it follows) in
 /// "secret", today's part open on every device.
 fn with_tablet(wire: &mut Wire) -> Vec<Peer> {
     let (mut peers, _) = group_with_today_open(wire, &["alice", "bob", "carol"]);
@@ -25,7 +25,7 @@ fn with_tablet(wire: &mut Wire) -> Vec<Peer> {
 }
 
 #[test]
-fn the_heads_device_commits_another_accounts_removed_device_when_it_connects() {
+fn the_committer_commits_another_accounts_removed_device_when_it_connects() {
     let mut wire = Wire::new();
     let mut peers = with_tablet(&mut wire);
     // bob's phone is away; his tablet is removed from the directory.
@@ -47,17 +47,21 @@ fn the_heads_device_commits_another_accounts_removed_device_when_it_connects() {
 }
 
 #[test]
-fn with_the_head_away_a_plain_members_send_commits_the_removal_first() {
+fn with_the_committer_away_a_plain_members_send_commits_the_removal_first() {
     let mut wire = Wire::new();
     let mut peers = with_tablet(&mut wire);
     offline(&mut wire, &mut peers, 0);
     offline(&mut wire, &mut peers, 1);
     assert!(wire.hub.remove_device(&tablet()));
     let before = accepted_epoch(&wire);
-    // carol connects again: she learns of the removal but does not head the group.
+    // carol connects again: she learns of the removal but is not the group's committer.
     offline(&mut wire, &mut peers, 2);
     wire.connect(&mut peers, 2);
-    assert_eq!(accepted_epoch(&wire), before, "carol leaves it to the head");
+    assert_eq!(
+        accepted_epoch(&wire),
+        before,
+        "carol leaves it to the committer"
+    );
     // Her send commits it first, then seals in the epoch after it.
     send(&mut wire, &mut peers, 2, "m1", "carol after the tablet");
     assert_eq!(accepted_epoch(&wire), before + 1);
