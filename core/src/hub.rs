@@ -9,7 +9,7 @@ use automerge::{ActorId, Change, ChangeHash};
 use crate::accept::{
     Acceptor, AcceptorConfig, Decision, Need, Step, StoredDoc, Submission, UnitId,
 };
-use crate::e2ee::{DeviceIdentity, DirectoryEntry};
+use crate::e2ee::{DeviceIdentity, DirectoryAnswer, DirectoryAsk, DirectoryEntry};
 use crate::ids::{AccountId, ConvId, DocId, TenantId};
 use crate::model::conversation::Conversation;
 use crate::policy::{Author, Effect, ParentMessage, Standing};
@@ -39,6 +39,9 @@ pub struct Hub {
     bindings: HashMap<ActorId, AccountId>,
     /// The MLS directory: registered devices and the signature keys bound to them.
     devices: HashMap<DeviceIdentity, DirectoryEntry>,
+    /// Each tenant's removal generation, and the generation each removed device took.
+    removals: HashMap<TenantId, u64>,
+    removed_gen: HashMap<DeviceIdentity, u64>,
 }
 
 /// Why the hub's directory did not register a device (the server's upload refusals).
@@ -119,27 +122,43 @@ impl Hub {
         }
     }
 
-    /// Marks `device` removed in the directory; `false` if it was never registered.
+    /// Marks `device` removed in the directory, at its tenant's next removal generation the
+    /// first time; `false` if it was never registered.
     pub fn remove_device(&mut self, device: &DeviceIdentity) -> bool {
-        match self.devices.get_mut(device) {
-            Some(entry) => {
-                entry.removed = true;
-                true
-            }
-            None => false,
+        let Some(entry) = self.devices.get_mut(device) else {
+            return false;
+        };
+        if !entry.removed {
+            entry.removed = true;
+            let generation = self.removals.entry(device.tenant.clone()).or_default();
+            *generation += 1;
+            self.removed_gen.insert(device.clone(), *generation);
         }
+        true
     }
 
-    /// The directory's entries of `accounts` of `tenant`, as the store answers them.
-    pub fn directory_of(&self, tenant: &TenantId, accounts: &[AccountId]) -> Vec<DirectoryEntry> {
-        let mut out: Vec<DirectoryEntry> = self
+    /// The directory's answer to `ask` in `tenant`, as the store gives it: the entries of
+    /// the accounts asked and of the devices removed after `ask.removed_after`.
+    pub fn directory_of(&self, tenant: &TenantId, ask: &DirectoryAsk) -> DirectoryAnswer {
+        let removed_since = |d: &DeviceIdentity| {
+            ask.removed_after
+                .zip(self.removed_gen.get(d))
+                .is_some_and(|(after, at)| *at > after)
+        };
+        let mut entries: Vec<DirectoryEntry> = self
             .devices
             .values()
-            .filter(|e| &e.device.tenant == tenant && accounts.contains(&e.device.account))
+            .filter(|e| {
+                &e.device.tenant == tenant
+                    && (ask.accounts.contains(&e.device.account) || removed_since(&e.device))
+            })
             .cloned()
             .collect();
-        out.sort_by(|a, b| a.device.cmp(&b.device));
-        out
+        entries.sort_by(|a, b| a.device.cmp(&b.device));
+        DirectoryAnswer {
+            entries,
+            generation: self.removals.get(tenant).copied().unwrap_or_default(),
+        }
     }
 
     /// Validates and, when allowed, applies one change. Resubmission acks with the old seq.
@@ -195,8 +214,8 @@ impl Hub {
                 Step::Need(Need::MessageBucket { message }) => {
                     sub.answer_message_bucket(self.bucket_of(id, &message));
                 }
-                Step::Need(Need::Devices(accounts)) => {
-                    sub.answer_devices(self.directory_of(id.tenant(), &accounts));
+                Step::Need(Need::Devices(ask)) => {
+                    sub.answer_devices(self.directory_of(id.tenant(), &ask));
                 }
                 Step::Need(Need::Encrypted(convs)) => {
                     let encrypted = convs

@@ -371,7 +371,11 @@ impl Wire {
             ClientFrame::ListDevices { id, account } => {
                 self.listed.push((i, account.clone()));
                 // The hub's directory: every registered device of the account, removed apart.
-                let entries = self.hub.directory_of(&tenant(), &[acc(&account)]);
+                let ask = confab_core::e2ee::DirectoryAsk {
+                    accounts: vec![acc(&account)],
+                    removed_after: None,
+                };
+                let entries = self.hub.directory_of(&tenant(), &ask).entries;
                 let devices = entries
                     .iter()
                     .filter(|e| !e.removed)

@@ -6,7 +6,7 @@
 use confab_core::automerge::Change;
 use confab_core::doc::read;
 use confab_core::doc::write::{self, MlsWrite};
-use confab_core::e2ee::{self, Device as Mls, DeviceIdentity};
+use confab_core::e2ee::{self, Device as Mls, DeviceIdentity, DirectoryAsk};
 use confab_core::hub::Hub;
 use confab_core::ids::{ConvId, DeviceId, DocId};
 use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
@@ -33,14 +33,17 @@ impl Person {
         }
     }
 
-    /// Submits `change` to `doc` from this person's MLS device.
-    fn submit(&self, hub: &mut Hub, doc: &DocId, change: Change) -> Result<(), Rejection> {
-        let author = self
-            .replica
+    /// This person as the author of what their MLS device submits.
+    fn author(&self) -> confab_core::policy::Author {
+        self.replica
             .author
             .clone()
-            .on(self.mls.identity().device.clone());
-        hub.submit(doc, &author, change, NOW).map(|_| ())
+            .on(self.mls.identity().device.clone())
+    }
+
+    /// Submits `change` to `doc` from this person's MLS device.
+    fn submit(&self, hub: &mut Hub, doc: &DocId, change: Change) -> Result<(), Rejection> {
+        hub.submit(doc, &self.author(), change, NOW).map(|_| ())
     }
 
     /// Starts the replica of `doc` again from what the hub accepted (after a refusal).
@@ -573,47 +576,99 @@ fn removal(alice: &mut Person, doc: &DocId, commit: &[u8]) -> Change {
         .unwrap()
 }
 
-/// Submits `change` to a fresh acceptor that loads the conversation as `hub` stored it (a
-/// server that restarted): the group is rebuilt from the document before it is checked.
+/// Another server node on the hub's documents: an acceptor of its own that loads the
+/// conversation as `hub` stored it (the group is rebuilt from the document before it is
+/// checked), and takes what the hub accepted since as another node's commits (`absorb`).
+/// It keeps every question it asks the directory.
+struct Node {
+    acceptor: confab_core::accept::Acceptor,
+    asks: Vec<DirectoryAsk>,
+}
+
+impl Node {
+    fn new(conv: &ConvId) -> Self {
+        use confab_core::accept::{Acceptor, AcceptorConfig, UnitId};
+        Node {
+            acceptor: Acceptor::new(UnitId::of(&conv_doc(conv)), AcceptorConfig::default()),
+            asks: Vec::new(),
+        }
+    }
+
+    fn submit(
+        &mut self,
+        hub: &Hub,
+        conv: &ConvId,
+        author: &confab_core::policy::Author,
+        change: Change,
+    ) -> Result<(), Rejection> {
+        use confab_core::accept::{Decision, Need, Step, StoredDoc, Submission};
+        let doc = conv_doc(conv);
+        let saved = hub.doc(&doc).unwrap().doc().save();
+        let seq = hub.changes_after(&doc, 0).len() as u64;
+        let mut sub = Submission::from_change(&doc, author, change, NOW);
+        loop {
+            match self.acceptor.step(&mut sub) {
+                Step::Need(Need::Doc(id)) => {
+                    let stored = StoredDoc {
+                        snapshot: Some(&saved),
+                        changes: Vec::new(),
+                        last_seq: seq,
+                        snapshot_seq: seq,
+                        policy_seq: seq,
+                    };
+                    self.acceptor.load(id, stored).unwrap();
+                }
+                Step::Need(Need::Binding(actor)) => {
+                    let account = hub.binding(&actor).cloned();
+                    self.acceptor.answer_binding(&mut sub, actor, account);
+                }
+                Step::Need(Need::Devices(ask)) => {
+                    sub.answer_devices(hub.directory_of(doc.tenant(), &ask));
+                    self.asks.push(ask);
+                }
+                Step::Need(other) => panic!("unexpected need {other:?}"),
+                Step::Done(Decision::Accepted(accepted)) => {
+                    self.acceptor.committed(&doc, accepted.seq);
+                    return Ok(());
+                }
+                Step::Done(Decision::Rejected(r)) => return Err(r),
+                Step::Done(other) => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// Takes what the hub accepted after what this node holds.
+    fn absorb(&mut self, hub: &Hub, conv: &ConvId) {
+        let doc = conv_doc(conv);
+        let known = self.acceptor.known_seq(&doc).unwrap();
+        let raw: Vec<(u64, Vec<u8>)> = hub
+            .changes_after(&doc, known)
+            .into_iter()
+            .map(|(seq, c)| (seq, c.raw_bytes().to_vec()))
+            .collect();
+        let last = raw.last().map_or(known, |(seq, _)| *seq);
+        let tail = confab_core::accept::Tail {
+            changes: raw.iter().map(|(seq, b)| (*seq, &b[..])).collect(),
+            last_seq: last,
+            policy_seq: last,
+            snapshot_seq: 0,
+        };
+        self.acceptor.absorb(&doc, &tail).unwrap();
+    }
+
+    fn last_ask(&self) -> &DirectoryAsk {
+        self.asks.last().expect("the directory was asked")
+    }
+}
+
+/// Submits `change` to a fresh node (a server that restarted).
 fn submit_after_restart(
     hub: &Hub,
     conv: &ConvId,
     author: &confab_core::policy::Author,
     change: Change,
 ) -> Result<(), Rejection> {
-    use confab_core::accept::{
-        Acceptor, AcceptorConfig, Decision, Need, Step, StoredDoc, Submission, UnitId,
-    };
-    let doc = conv_doc(conv);
-    let saved = hub.doc(&doc).unwrap().doc().save();
-    let seq = hub.changes_after(&doc, 0).len() as u64;
-    let mut acceptor = Acceptor::new(UnitId::of(&doc), AcceptorConfig::default());
-    let mut sub = Submission::from_change(&doc, author, change, NOW);
-    loop {
-        match acceptor.step(&mut sub) {
-            Step::Need(Need::Doc(id)) => {
-                let stored = StoredDoc {
-                    snapshot: Some(&saved),
-                    changes: Vec::new(),
-                    last_seq: seq,
-                    snapshot_seq: seq,
-                    policy_seq: seq,
-                };
-                acceptor.load(id, stored).unwrap();
-            }
-            Step::Need(Need::Binding(actor)) => {
-                let account = hub.binding(&actor).cloned();
-                acceptor.answer_binding(&mut sub, actor, account);
-            }
-            Step::Need(Need::Devices(accounts)) => {
-                sub.answer_devices(hub.directory_of(doc.tenant(), &accounts));
-            }
-            Step::Need(other) => panic!("unexpected need {other:?}"),
-            Step::Done(Decision::Accepted(_)) => return Ok(()),
-            Step::Done(Decision::Rejected(r)) => return Err(r),
-            Step::Done(other) => panic!("{other:?}"),
-        }
-    }
+    Node::new(conv).submit(hub, conv, author, change)
 }
 
 #[test]
@@ -624,11 +679,7 @@ fn a_restarted_server_rebuilds_the_group_from_the_document() {
     with_group(&mut hub, &conv, &mut people);
     let doc = conv_doc(&conv);
     let group = e2ee::group_id(&doc);
-    let alice = people[0]
-        .replica
-        .author
-        .clone()
-        .on(identity("alice").device);
+    let alice = people[0].author();
 
     // Epoch 1 again after the restart: a commit that keeps carol is still refused.
     let idle = people[0].mls.commit(&group, &[], &[]).unwrap();
@@ -644,6 +695,98 @@ fn a_restarted_server_rebuilds_the_group_from_the_document() {
         .unwrap();
     let change = removal(&mut people[0], &doc, &bundle.commit);
     submit_after_restart(&hub, &conv, &alice, change).unwrap();
+}
+
+/// `person`'s commit of `bundle` on `epoch`, as a change of `doc`.
+fn commit_change(
+    person: &mut Person,
+    doc: &DocId,
+    epoch: u64,
+    bundle: &e2ee::CommitBundle,
+) -> Change {
+    person.write_mls(
+        doc,
+        MlsWrite::Commit {
+            epoch,
+            commit: &bundle.commit,
+            welcome: bundle.welcome.as_deref(),
+        },
+    )
+}
+
+fn ask(accounts: &[&str], removed_after: Option<u64>) -> DirectoryAsk {
+    DirectoryAsk {
+        accounts: accounts.iter().map(|a| acc(a)).collect(),
+        removed_after,
+    }
+}
+
+#[test]
+fn a_commit_asks_the_directory_for_what_it_changes_once_the_group_was_checked() {
+    let mut hub = Hub::new();
+    let mut people = trio();
+    let conv = encrypted_group(&mut hub, "secret", &mut people);
+    with_group(&mut hub, &conv, &mut people);
+    // A removal elsewhere in the tenant: generation 1.
+    let old = device_of("alice", "old");
+    register(&mut hub, &old);
+    assert!(hub.remove_device(old.identity()));
+    let doc = conv_doc(&conv);
+    let group = e2ee::group_id(&doc);
+    let alice = people[0].author();
+    let mut node = Node::new(&conv);
+    let commit = |people: &mut [Person], node: &mut Node, hub: &mut Hub, epoch| {
+        let bundle = people[0].mls.commit(&group, &[], &[]).unwrap();
+        let change = commit_change(&mut people[0], &doc, epoch, &bundle);
+        let verdict = node.submit(hub, &conv, &alice, change.clone());
+        if verdict.is_ok() {
+            // The hub is the log both nodes commit to.
+            people[0].submit(hub, &doc, change).unwrap();
+            people[0].mls.confirm_commit(&group).unwrap();
+        } else {
+            people[0].mls.discard_commit(&group).unwrap();
+            people[0].resync(hub, &doc);
+        }
+        verdict
+    };
+
+    // Just loaded: every account of the group is asked.
+    commit(&mut people, &mut node, &mut hub, 1).unwrap();
+    assert_eq!(node.last_ask(), &ask(&["alice", "bob", "carol"], None));
+    // Checked at generation 1: only the committer's new leaf, and the removals since.
+    commit(&mut people, &mut node, &mut hub, 2).unwrap();
+    assert_eq!(node.last_ask(), &ask(&["alice"], Some(1)));
+    commit(&mut people, &mut node, &mut hub, 3).unwrap();
+    assert_eq!(node.last_ask(), &ask(&["alice"], Some(1)));
+
+    // bob's phone is removed after that generation: the next commit that keeps it is refused.
+    assert!(hub.remove_device(&identity("bob")));
+    assert_eq!(
+        code(commit(&mut people, &mut node, &mut hub, 4)),
+        "mls_keeps_removed_device"
+    );
+    assert_eq!(node.last_ask(), &ask(&["alice"], Some(1)));
+    // A refusal moves nothing: asked the same way again, refused again.
+    assert_eq!(
+        code(commit(&mut people, &mut node, &mut hub, 4)),
+        "mls_keeps_removed_device"
+    );
+    assert_eq!(node.last_ask(), &ask(&["alice"], Some(1)));
+
+    // Another node (the hub) commits bob's phone's removal; this one absorbs it, and asks
+    // the whole group again at its next commit (the other node checked at its generation).
+    let removes = people[0]
+        .mls
+        .commit(&group, &[], &[identity("bob")])
+        .unwrap();
+    let change = commit_change(&mut people[0], &doc, 4, &removes);
+    people[0].submit(&mut hub, &doc, change).unwrap();
+    people[0].mls.confirm_commit(&group).unwrap();
+    node.absorb(&hub, &conv);
+    commit(&mut people, &mut node, &mut hub, 5).unwrap();
+    assert_eq!(node.last_ask(), &ask(&["alice", "carol"], None));
+    commit(&mut people, &mut node, &mut hub, 6).unwrap();
+    assert_eq!(node.last_ask(), &ask(&["alice"], Some(2)));
 }
 
 /// A message whose content `from` sealed for `group`, bound to `bound_to` (its own id when

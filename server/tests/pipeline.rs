@@ -587,9 +587,9 @@ impl Devices for GatedStore {
     async fn directory_of(
         &self,
         tenant: &TenantId,
-        accounts: &[AccountId],
-    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
-        self.inner.directory_of(tenant, accounts).await
+        ask: &confab_core::e2ee::DirectoryAsk,
+    ) -> Result<confab_core::e2ee::DirectoryAnswer> {
+        self.inner.directory_of(tenant, ask).await
     }
     async fn removed_devices_of(
         &self,

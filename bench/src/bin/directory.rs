@@ -1,9 +1,18 @@
 //! What the Delivery Service's directory check adds to a commit's acceptance (docs/E2EE.md,
 //! "Every leaf is a registered device"), in groups of 10, 100 and 1,000 devices, on SQLite
-//! and Postgres: beside the MLS check of a commit (`GroupView::check_commit`, the work the
-//! acceptor did before), the store's `directory_of` for the accounts a commit brings leaves
-//! of (one: a commit adding a device, or a member's update path; all of them: the commit of a
-//! creation that adds every device) and `StagedCheck::check_directory` on its answer.
+//! and Postgres. Beside the MLS check of a commit (`GroupView::check_commit`) and the store's
+//! commit of the change carrying it, the store's `directory_of`:
+//!
+//! - first check: every account of the group, what a unit asks once after it loads (or
+//!   absorbs another node's commit);
+//! - steady state, nothing added: the committer's account (its update path's leaf) and the
+//!   devices removed after the generation the group was checked at (none here);
+//! - steady state, one added: the same and the added device's account;
+//!
+//! and `StagedCheck::check_directory` on the steady answer. "Acceptance" is the sum of
+//! ds_check, the steady query, check_directory and the stored commit (one `conv` change of
+//! the commit's bytes, no projection rows): the Automerge validation of the change is not in
+//! it, so the share is an upper bound.
 //!
 //! ```text
 //! cargo run --release -p confab-bench --bin directory -- [--backends sqlite,postgres] [--sizes 10,100,1000] [--runs 50]
@@ -18,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use confab_core::e2ee::{Device, DeviceIdentity, Directory, GroupView};
-use confab_core::ids::{AccountId, DeviceId, TenantId};
+use confab_core::e2ee::{Device, DeviceIdentity, Directory, DirectoryAsk, GroupView};
+use confab_core::ids::{AccountId, ConvId, DeviceId, DocId, TenantId};
 use confab_server::maintenance::open_store;
 use confab_server::store::devices::{NewKeyPackage, Upload};
-use confab_server::store::Store;
+use confab_server::store::{NewChange, Store};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -62,14 +71,25 @@ fn median(mut times: Vec<Duration>) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
+/// What one group size is measured on.
+struct Group {
+    /// Devices 0..n in the group, and device n, which a commit adds.
+    devices: Vec<Device>,
+    view: GroupView,
+    /// An empty commit of device 0 (its update path, the leaf the directory checks, seals to
+    /// every other device, as a removal's does).
+    empty: Vec<u8>,
+    /// Device 0's commit adding device n.
+    add: Vec<u8>,
+}
+
 /// A group of `n` devices made by device 0 adding the others in one commit, the Delivery
-/// Service's view of it, and an empty commit of device 0 (its update path, the leaf the
-/// directory checks, seals to every other device, as a removal's does).
-fn group(n: usize) -> Result<(Vec<Device>, GroupView, Vec<u8>)> {
-    let mut devices: Vec<Device> = (0..n)
+/// Service's view of it, and two commits of device 0 on it (made, then discarded).
+fn group(n: usize) -> Result<Group> {
+    let mut devices: Vec<Device> = (0..=n)
         .map(|i| Device::new(identity(n, i)))
         .collect::<Result<_, _>>()?;
-    let allowed: BTreeSet<DeviceIdentity> = (0..n).map(|i| identity(n, i)).collect();
+    let allowed: BTreeSet<DeviceIdentity> = (0..=n).map(|i| identity(n, i)).collect();
     let init = devices[0].create_group(GROUP)?;
     let mut view = GroupView::create(
         &init.group_info,
@@ -78,7 +98,7 @@ fn group(n: usize) -> Result<(Vec<Device>, GroupView, Vec<u8>)> {
         &allowed,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let packages = devices[1..]
+    let packages = devices[1..n]
         .iter()
         .map(|d| d.key_package(false))
         .collect::<Result<Vec<_>, _>>()?;
@@ -88,15 +108,23 @@ fn group(n: usize) -> Result<(Vec<Device>, GroupView, Vec<u8>)> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     view.apply(staged).map_err(|e| anyhow::anyhow!("{e}"))?;
     devices[0].confirm_commit(GROUP)?;
-    let removal = devices[0].commit(GROUP, &[], &[])?.commit;
+    let empty = devices[0].commit(GROUP, &[], &[])?.commit;
     devices[0].discard_commit(GROUP)?;
-    Ok((devices, view, removal))
+    let package = devices[n].key_package(false)?;
+    let add = devices[0].commit(GROUP, &[package], &[])?.commit;
+    devices[0].discard_commit(GROUP)?;
+    Ok(Group {
+        devices,
+        view,
+        empty,
+        add,
+    })
 }
 
 async fn register(store: &dyn Store, devices: &[Device]) -> Result<()> {
     for (i, d) in devices.iter().enumerate() {
         let package = NewKeyPackage {
-            reference: format!("ref-{i}").into_bytes(),
+            reference: format!("ref-{}-{i}", devices.len()).into_bytes(),
             bytes: vec![0; 300],
         };
         let upload = Upload {
@@ -115,47 +143,95 @@ async fn register(store: &dyn Store, devices: &[Device]) -> Result<()> {
     Ok(())
 }
 
+/// The `conv` change carrying a commit, as the committer stores it (no projection rows).
+fn stored_change(n: usize, seq: u64, commit: &[u8]) -> Result<NewChange> {
+    let doc = DocId::conv(&tenant(), &ConvId::new(format!("dir{n}"))?);
+    Ok(confab_bench::stored::change(
+        doc,
+        seq,
+        commit.to_vec(),
+        Vec::new(),
+    ))
+}
+
+fn fail(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
 async fn run(store: &dyn Store, args: &Args, backend: &str) -> Result<()> {
     println!(
-        "{backend}: devices | ds_check ms | directory_of 1 account ms | directory_of all ms | check_directory ms | added to ds_check (1 account)"
+        "{backend}: devices | ds_check | first check (all accounts) | steady, none added | steady, one added | check_directory | stored commit | steady beside ds_check | steady beside acceptance"
     );
     for &n in &args.sizes {
-        let (devices, view, removal) = group(n)?;
-        register(store, &devices).await?;
-        let allowed: BTreeSet<DeviceIdentity> = (0..n).map(|i| identity(n, i)).collect();
-        let one = [identity(n, 0).account];
-        let all: Vec<AccountId> = (0..n).map(|i| identity(n, i).account).collect();
-        let (mut check, mut query_one, mut query_all, mut verdict) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..args.runs {
+        let g = group(n)?;
+        register(store, &g.devices).await?;
+        // A removal elsewhere in the tenant: the group is checked at a generation above 0.
+        let gone = Device::new(DeviceIdentity::new(
+            tenant(),
+            AccountId::new(format!("g{n}-gone"))?,
+            DeviceId::new("d1")?,
+        ))?;
+        register(store, std::slice::from_ref(&gone)).await?;
+        store.remove_device(gone.identity(), 1).await?;
+        let allowed: BTreeSet<DeviceIdentity> = (0..=n).map(|i| identity(n, i)).collect();
+        let committer = identity(n, 0);
+        let all = DirectoryAsk {
+            accounts: (0..n).map(|i| identity(n, i).account).collect(),
+            removed_after: None,
+        };
+        let generation = store.directory_of(&tenant(), &all).await?.generation;
+        let none_added = DirectoryAsk {
+            accounts: vec![committer.account.clone()],
+            removed_after: Some(generation),
+        };
+        let one_added = DirectoryAsk {
+            accounts: vec![committer.account.clone(), identity(n, n).account],
+            removed_after: Some(generation),
+        };
+        let mut times: [Vec<Duration>; 6] = Default::default();
+        for run in 0..args.runs {
             let t = Instant::now();
-            let staged = view
-                .check_commit(&removal, &identity(n, 0), &allowed)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            check.push(t.elapsed());
+            let staged = g
+                .view
+                .check_commit(&g.empty, &committer, &allowed)
+                .map_err(fail)?;
+            times[0].push(t.elapsed());
             let t = Instant::now();
-            let entries = store.directory_of(&tenant(), &one).await?;
-            query_one.push(t.elapsed());
+            let steady = store.directory_of(&tenant(), &none_added).await?;
+            times[2].push(t.elapsed());
             let t = Instant::now();
-            let directory = Directory::new(entries);
-            staged
-                .check_directory(&directory)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            verdict.push(t.elapsed());
+            let directory = Directory::new(steady.entries);
+            staged.check_directory(&directory).map_err(fail)?;
+            times[4].push(t.elapsed());
             let t = Instant::now();
-            let every = store.directory_of(&tenant(), &all).await?;
-            query_all.push(t.elapsed());
-            anyhow::ensure!(every.len() == n, "{} entries for {n} devices", every.len());
+            let first = store.directory_of(&tenant(), &all).await?;
+            times[1].push(t.elapsed());
+            anyhow::ensure!(
+                first.entries.len() == n,
+                "{} entries for {n}",
+                first.entries.len()
+            );
+            let added = g
+                .view
+                .check_commit(&g.add, &committer, &allowed)
+                .map_err(fail)?;
+            let t = Instant::now();
+            let answer = store.directory_of(&tenant(), &one_added).await?;
+            times[3].push(t.elapsed());
+            added
+                .check_directory(&Directory::new(answer.entries))
+                .map_err(fail)?;
+            let change = stored_change(n, run as u64 + 1, &g.empty)?;
+            let t = Instant::now();
+            store.commit(std::slice::from_ref(&change)).await?;
+            times[5].push(t.elapsed());
         }
-        let (c, q1, qa, v) = (
-            median(check),
-            median(query_one),
-            median(query_all),
-            median(verdict),
-        );
+        let [check, first, steady, added, verdict, stored] = times.map(median);
+        let acceptance = check + steady + verdict + stored;
         println!(
-            "{backend}: {n:>7} | {c:>11.3} | {q1:>25.3} | {qa:>19.3} | {v:>18.4} | {:>+.1}%",
-            (q1 + v) / c * 100.0
+            "{backend}: {n:>7} | {check:>8.3} | {first:>26.3} | {steady:>18.3} | {added:>17.3} | {verdict:>15.4} | {stored:>13.3} | {:>+21.1}% | {:>+23.1}%",
+            (steady + verdict) / check * 100.0,
+            (steady + verdict) / acceptance * 100.0
         );
     }
     Ok(())

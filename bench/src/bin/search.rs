@@ -128,23 +128,7 @@ fn conv_change(tenant: &TenantId, conv: &ConvId, member: bool) -> Result<NewChan
 }
 
 fn change(doc: DocId, seq: u64, projection: Vec<Projection>) -> NewChange {
-    let mut hash = [0u8; 32];
-    hash[..8].copy_from_slice(&seq.to_le_bytes());
-    let name = doc.to_string();
-    hash[8..8 + name.len().min(24)].copy_from_slice(&name.as_bytes()[..name.len().min(24)]);
-    NewChange {
-        doc,
-        hash,
-        bytes: vec![0; 16],
-        account: AccountId::new("writer").expect("account"),
-        accepted_at: 0,
-        seq,
-        bind_actor: None,
-        projection,
-        moves_policy: false,
-        fence: None,
-        parent_fence: None,
-    }
+    confab_bench::stored::change(doc, seq, vec![0; 16], projection)
 }
 
 struct Writer {

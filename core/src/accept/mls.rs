@@ -9,7 +9,7 @@ use automerge::Automerge;
 
 use crate::doc::read;
 use crate::e2ee::ds::{check_welcome, GroupView, StagedCheck};
-use crate::e2ee::{DeviceIdentity, Directory, DsRefusal, Leaf};
+use crate::e2ee::{DeviceIdentity, Directory, DirectoryAsk, DsRefusal, Leaf};
 use crate::ids::{AccountId, DocId};
 use crate::model::conversation::Conversation;
 use crate::model::message::{aad_names, sealed_aad};
@@ -26,24 +26,44 @@ pub(super) struct GroupStep {
 }
 
 impl GroupStep {
-    /// The accounts whose directory entries decide the step: those of every leaf it brings
-    /// in, of every active member's device it removes and of every device it leaves in the
-    /// group (one removed from the directory must go). Sorted, once each: one query of
-    /// O(accounts in the group) rows per commit, the order of the commit's own MLS work.
-    pub(super) fn directory_accounts(&self) -> Vec<AccountId> {
+    /// What the directory must say to decide the step, `None` if nothing. Every leaf it
+    /// brings in and every active member's device it removes: their accounts' entries. Every
+    /// device it leaves in the group (one removed from the directory must go): with
+    /// `checked` (every device of the group was checked against every removal up to that
+    /// generation, [`super::Acceptor`]'s `directory_checked`), the devices removed since;
+    /// without, their accounts' entries too. So a commit in steady state reads O(what it
+    /// changes) rows, and O(accounts in the group) once per load of the unit.
+    pub(super) fn directory_ask(&self, checked: Option<u64>) -> Option<DirectoryAsk> {
         let commit = self.commit.iter();
+        let stays = commit.clone().flat_map(|c| c.stays.iter());
+        if self.created_leaves.is_empty()
+            && commit
+                .clone()
+                .all(|c| c.leaves.is_empty() && c.removes_listed.is_empty())
+            && stays.clone().next().is_none()
+        {
+            return None;
+        }
+        // A new group's leaves are all checked as leaves: `checked` was about the group before.
+        let removed_after = checked.filter(|_| self.created.is_none());
         let accounts: std::collections::BTreeSet<AccountId> = self
             .created_leaves
             .iter()
             .chain(commit.clone().flat_map(|c| c.leaves.iter()))
             .map(|l| &l.device)
-            .chain(commit.flat_map(|c| c.removes_listed.iter().chain(c.stays.iter())))
+            .chain(commit.flat_map(|c| c.removes_listed.iter()))
+            .chain(stays.filter(|_| removed_after.is_none()))
             .map(|d| d.account.clone())
             .collect();
-        accounts.into_iter().collect()
+        Some(DirectoryAsk {
+            accounts: accounts.into_iter().collect(),
+            removed_after,
+        })
     }
 
-    /// Checks the step against the directory's entries of [`GroupStep::directory_accounts`].
+    /// Checks the step against the directory's answer to [`GroupStep::directory_ask`]: a
+    /// device it leaves in is removed only if the answer says so (asked by account, or among
+    /// the removals after the generation every device of the group was checked at).
     pub(super) fn check_directory(&self, directory: &Directory) -> Result<(), DsRefusal> {
         for leaf in &self.created_leaves {
             directory.check(leaf)?;

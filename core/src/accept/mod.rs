@@ -140,11 +140,15 @@ pub(crate) struct Pending {
 
 impl Pending {
     /// What the host must answer before this change is decided, if not answered yet.
-    fn to_ask(&self, sub: &Submission<'_>) -> Option<Need> {
-        if let Some(step) = &self.group_step {
-            let accounts = step.directory_accounts();
-            if !accounts.is_empty() && sub.directory.is_none() {
-                return Some(Need::Devices(accounts));
+    /// `checked`: the acceptor's `directory_checked`.
+    fn to_ask(&self, sub: &Submission<'_>, checked: Option<u64>) -> Option<Need> {
+        if sub.directory.is_none() {
+            if let Some(ask) = self
+                .group_step
+                .as_ref()
+                .and_then(|s| s.directory_ask(checked))
+            {
+                return Some(Need::Devices(ask));
             }
         }
         match self.private_text() {
@@ -224,6 +228,12 @@ pub struct Acceptor {
     /// What sealed messages are checked against, derived from `group` and the membership;
     /// dropped whenever either moves.
     group_facts: Option<mls::GroupFacts>,
+    /// The directory's removal generation every device of `group` was checked against: no
+    /// device in it was removed up to there, so a commit asks only for the removals after
+    /// it ([`mls::GroupStep::directory_ask`]). Set by each group step this acceptor checked
+    /// and accepted; dropped with the view, and whenever the view moves by changes checked
+    /// elsewhere (`absorb`: another node checked them at its own generation).
+    directory_checked: Option<u64>,
 }
 
 impl Acceptor {
@@ -248,6 +258,7 @@ impl Acceptor {
             group: None,
             group_loaded: false,
             group_facts: None,
+            directory_checked: None,
         }
     }
 
@@ -355,7 +366,7 @@ impl Acceptor {
         };
         // What only other parts of the server know, asked once the rest of the change is
         // decided: the directory's devices, whether conversations are encrypted.
-        if let Some(need) = pending.to_ask(sub) {
+        if let Some(need) = pending.to_ask(sub, self.directory_checked) {
             sub.pending = Some(pending);
             return Ok(Step::Need(need));
         }
@@ -403,6 +414,11 @@ impl Acceptor {
         if let Some(step) = group_step {
             if let Err(e) = step.apply(&mut self.group) {
                 return Err(self.break_down(format!("moving the MLS group on: {e}")));
+            }
+            // The group as the step leaves it was checked at the generation answered (no
+            // question asked: it holds no device, and what was checked stands).
+            if let Some(generation) = sub.directory_generation {
+                self.directory_checked = Some(generation);
             }
         }
         if let Some(actor) = &new_binding {
@@ -829,6 +845,7 @@ impl Acceptor {
         {
             self.group = None;
             self.group_loaded = false;
+            self.directory_checked = None;
         }
         // Membership moved elsewhere: what sealed messages are checked against, too.
         self.group_facts = None;
@@ -904,6 +921,7 @@ impl Acceptor {
         self.group = None;
         self.group_loaded = false;
         self.group_facts = None;
+        self.directory_checked = None;
     }
 
     /// Rebuilds the group view of an encrypted conversation from its document, once after
@@ -923,6 +941,8 @@ impl Acceptor {
                 self.group = group;
                 self.group_loaded = true;
                 self.group_facts = None;
+                // Rebuilt from accepted commits, checked by whoever accepted them.
+                self.directory_checked = None;
                 Ok(())
             }
             Err(mls::Unreadable(why)) => Err(AcceptError::StoredChange {

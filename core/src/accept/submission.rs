@@ -38,11 +38,12 @@ pub enum Need {
     /// [`Submission::answer_message_bucket`].
     MessageBucket { message: MessageId },
     /// The directory's entries (registered devices, removed or not, with their signature
-    /// keys) of these accounts of the unit's tenant: a change brings leaves of theirs into
-    /// the conversation's MLS group, or removes their devices. Answer with
+    /// keys) of these accounts of the unit's tenant (a change brings leaves of theirs into
+    /// the conversation's MLS group, removes their devices or leaves them in), and the
+    /// tenant's devices removed after a generation. Answer with
     /// [`Submission::answer_devices`]. Asked once per such change, after the rest of it was
     /// decided.
-    Devices(Vec<AccountId>),
+    Devices(crate::e2ee::DirectoryAsk),
     /// Which of these conversations of the unit's tenant are end-to-end encrypted: the change
     /// stores their drafts or scheduled messages in the clear in the author's private
     /// document. Answer with [`Submission::answer_encrypted`].
@@ -125,8 +126,9 @@ pub struct Submission<'a> {
     pub(super) seq: Option<Option<u64>>,
     /// A change decided but for the directory's word, kept while [`Need::Devices`] is asked.
     pub(super) pending: Option<Box<super::Pending>>,
-    /// The answer to [`Need::Devices`].
+    /// The answer to [`Need::Devices`], and the removal generation it was read at.
     pub(super) directory: Option<crate::e2ee::Directory>,
+    pub(super) directory_generation: Option<u64>,
     /// The answer to [`Need::Encrypted`]: those of the conversations asked that are.
     pub(super) encrypted: Option<Vec<ConvId>>,
 }
@@ -172,6 +174,7 @@ impl<'a> Submission<'a> {
             seq: None,
             pending: None,
             directory: None,
+            directory_generation: None,
             encrypted: None,
         }
     }
@@ -211,9 +214,11 @@ impl<'a> Submission<'a> {
     }
 
     /// The answer to [`Need::Devices`]: every entry the directory holds for the accounts
-    /// asked (others are ignored).
-    pub fn answer_devices(&mut self, entries: Vec<crate::e2ee::DirectoryEntry>) {
-        self.directory = Some(crate::e2ee::Directory::new(entries));
+    /// asked and for the devices removed after the generation asked, and the generation
+    /// read before them.
+    pub fn answer_devices(&mut self, answer: crate::e2ee::DirectoryAnswer) {
+        self.directory = Some(crate::e2ee::Directory::new(answer.entries));
+        self.directory_generation = Some(answer.generation);
     }
 
     /// The answer to [`Need::Encrypted`]: the conversations asked that are end-to-end

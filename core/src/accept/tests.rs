@@ -99,7 +99,7 @@ impl Host {
                         ),
                         Need::MessageBucket { .. } => sub.answer_message_bucket(None),
                         // No MLS here: an empty directory.
-                        Need::Devices(_) => sub.answer_devices(Vec::new()),
+                        Need::Devices(_) => sub.answer_devices(Default::default()),
                         Need::Encrypted(_) => sub.answer_encrypted(Vec::new()),
                     }
                 }

@@ -1,12 +1,36 @@
 //! What the server's directory of devices says, as the Delivery Service checks leaves against
 //! it (docs/E2EE.md, "Every leaf is a registered device"). The directory is the store's; the
-//! acceptor asks for the entries of the accounts whose leaves a change brings into a group
-//! (`accept::Need::Devices`) and checks each leaf here, the same way on every store and node.
+//! acceptor asks for the entries of the accounts whose leaves a change brings into a group,
+//! and for the devices removed since it last looked (`accept::Need::Devices`), and checks
+//! each leaf here, the same way on every store and node.
 
 use std::collections::HashMap;
 
 use super::identity::DeviceIdentity;
 use super::refusal::DsRefusal;
+use crate::ids::AccountId;
+
+/// What the acceptor asks the directory of the unit's tenant for one change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryAsk {
+    /// Every entry of these accounts, removed or not.
+    pub accounts: Vec<AccountId>,
+    /// Also every device of the tenant removed at a removal generation after this one
+    /// (`None`: only the accounts). Each removal from the directory takes the tenant's next
+    /// generation; generations become visible in their order.
+    pub removed_after: Option<u64>,
+}
+
+/// The directory's answer to a [`DirectoryAsk`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryAnswer {
+    /// The entries of the accounts asked and of the devices removed after `removed_after`
+    /// (a device may come twice).
+    pub entries: Vec<DirectoryEntry>,
+    /// The tenant's removal generation, read before the entries: every removal up to it is
+    /// in them (0: no device of the tenant was ever removed).
+    pub generation: u64,
+}
 
 /// One registered device: the signature key its first upload bound, and whether it was
 /// removed since.

@@ -31,7 +31,7 @@ pub mod tree;
 
 use openmls::prelude::{Ciphersuite, MlsGroupCreateConfig, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
 
-pub use directory::{Directory, DirectoryEntry, Leaf};
+pub use directory::{Directory, DirectoryAnswer, DirectoryAsk, DirectoryEntry, Leaf};
 pub use ds::{DsRefusal, GroupView, StagedCheck};
 pub use identity::DeviceIdentity;
 pub use member::{

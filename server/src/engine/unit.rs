@@ -538,15 +538,13 @@ impl Unit {
                         .await?;
                     sub.answer_message_bucket(bucket);
                 }
-                Step::Need(Need::Devices(accounts)) => {
+                Step::Need(Need::Devices(ask)) => {
                     let tenant = sub.doc().tenant().clone();
-                    let entries =
-                        self.engine
-                            .read(move |store| async move {
-                                store.directory_of(&tenant, &accounts).await
-                            })
-                            .await?;
-                    sub.answer_devices(entries);
+                    let answer = self
+                        .engine
+                        .read(move |store| async move { store.directory_of(&tenant, &ask).await })
+                        .await?;
+                    sub.answer_devices(answer);
                 }
                 Step::Need(Need::Encrypted(convs)) => {
                     let mut encrypted = Vec::new();

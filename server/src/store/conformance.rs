@@ -119,6 +119,7 @@ macro_rules! store_conformance {
             invite_links,
             stats_and_view_counts,
             mls_directory,
+            directory_removal_generations,
             co_members_share_an_active_conversation,
             coalesced_feed_and_merged_deliveries,
             search_index_follows_rows,
@@ -2015,6 +2016,146 @@ pub async fn co_members_share_an_active_conversation(env: Env) {
     assert_eq!(co("t1", "dave", everyone).await, ["alice"]);
 }
 
+/// Each removal from the directory takes its tenant's next generation, once per device, in
+/// the order removals commit even when they run at once; the directory answers the devices
+/// removed after a generation beside the accounts asked, and the generation it read.
+pub async fn directory_removal_generations(env: Env) {
+    use super::devices::{NewKeyPackage, Upload};
+    use confab_core::e2ee::{DeviceIdentity, DirectoryAsk};
+    use confab_core::ids::DeviceId;
+    let s = &env.store;
+    let (t1, t2) = (tenant("g1"), tenant("g2"));
+    let dev = |t: &TenantId, a: &str, d: &str| {
+        DeviceIdentity::new(t.clone(), account(a), DeviceId::new(d).unwrap())
+    };
+    let register = |device: DeviceIdentity| async move {
+        let package = NewKeyPackage {
+            reference: format!("ref-{device}").into_bytes(),
+            bytes: b"bytes".to_vec(),
+        };
+        let up = Upload {
+            device: &device,
+            signature_key: b"key",
+            packages: std::slice::from_ref(&package),
+            last_resort: None,
+            cap: 5,
+            at: 1,
+        };
+        s.upload_key_packages(&up)
+            .await
+            .expect("upload")
+            .expect("stored");
+    };
+    // The devices an answer names (a device may come twice), and its generation.
+    let answer = |t: &TenantId, accounts: &[&str], removed_after: Option<u64>| {
+        let ask = DirectoryAsk {
+            accounts: accounts.iter().map(|a| account(a)).collect(),
+            removed_after,
+        };
+        let t = t.clone();
+        async move {
+            let answer = s.directory_of(&t, &ask).await.expect("directory");
+            let mut named: Vec<(String, bool)> = answer
+                .entries
+                .iter()
+                .map(|e| (e.device.to_string(), e.removed))
+                .collect();
+            named.sort();
+            named.dedup();
+            (named, answer.generation)
+        }
+    };
+    let remove = |device: DeviceIdentity, at: i64| async move {
+        s.remove_device(&device, at).await.expect("remove")
+    };
+    let names = |list: &[(&str, bool)]| {
+        list.iter()
+            .map(|(d, r)| ((*d).to_owned(), *r))
+            .collect::<Vec<_>>()
+    };
+    for (a, d) in [("ann", "phone"), ("ann", "laptop"), ("ben", "phone")] {
+        register(dev(&t1, a, d)).await;
+    }
+    register(dev(&t2, "ann", "phone")).await;
+
+    // Nothing removed yet: generation 0, and nothing removed after it.
+    assert_eq!(answer(&t1, &[], Some(0)).await, (vec![], 0));
+    assert_eq!(
+        answer(&t1, &["ann"], Some(0)).await,
+        (
+            names(&[("g1/ann/laptop", false), ("g1/ann/phone", false)]),
+            0
+        )
+    );
+
+    // A removal takes generation 1, once; an unknown device takes none.
+    assert!(remove(dev(&t1, "ann", "phone"), 10).await);
+    assert!(remove(dev(&t1, "ann", "phone"), 11).await);
+    assert!(!remove(dev(&t1, "ann", "ghost"), 11).await);
+    assert_eq!(
+        answer(&t1, &[], Some(0)).await,
+        (names(&[("g1/ann/phone", true)]), 1)
+    );
+    assert_eq!(answer(&t1, &[], Some(1)).await, (vec![], 1));
+    // Without `removed_after`, only the accounts asked.
+    assert_eq!(
+        answer(&t1, &["ben"], None).await,
+        (names(&[("g1/ben/phone", false)]), 1)
+    );
+    // Both parts at once.
+    assert_eq!(
+        answer(&t1, &["ben", "ann"], Some(0)).await,
+        (
+            names(&[
+                ("g1/ann/laptop", false),
+                ("g1/ann/phone", true),
+                ("g1/ben/phone", false)
+            ]),
+            1
+        )
+    );
+    assert!(remove(dev(&t1, "ben", "phone"), 12).await);
+    assert_eq!(
+        answer(&t1, &["ann"], Some(1)).await,
+        (
+            names(&[
+                ("g1/ann/laptop", false),
+                ("g1/ann/phone", true),
+                ("g1/ben/phone", true)
+            ]),
+            2
+        )
+    );
+    assert_eq!(
+        answer(&t1, &[], Some(1)).await,
+        (names(&[("g1/ben/phone", true)]), 2)
+    );
+    // Per tenant: the other one's count is its own.
+    assert_eq!(answer(&t2, &[], Some(0)).await, (vec![], 0));
+    assert!(remove(dev(&t2, "ann", "phone"), 13).await);
+    assert_eq!(
+        answer(&t2, &[], Some(0)).await,
+        (names(&[("g2/ann/phone", true)]), 1)
+    );
+    assert_eq!(answer(&t1, &[], Some(2)).await, (vec![], 2));
+
+    // Removals at once (on Postgres, from as many connections) take generations 3..=10, one
+    // each: the devices removed after g are the 10 - g of them.
+    let many: Vec<DeviceIdentity> = (0..8).map(|i| dev(&t1, "cat", &format!("d{i}"))).collect();
+    for d in &many {
+        register(d.clone()).await;
+    }
+    let removals = many.iter().map(|d| s.remove_device(d, 20));
+    for removed in futures_util::future::join_all(removals).await {
+        assert!(removed.expect("remove"));
+    }
+    for g in 2..=10u64 {
+        let (named, generation) = answer(&t1, &[], Some(g)).await;
+        assert_eq!(generation, 10);
+        assert_eq!(named.len() as u64, 10 - g, "removed after {g}: {named:?}");
+    }
+}
+
 pub async fn mls_directory(env: Env) {
     use super::devices::{NewKeyPackage, Unlimited, Upload, UploadRefused};
     use confab_core::e2ee::DeviceIdentity;
@@ -2246,14 +2387,21 @@ pub async fn mls_directory(env: Env) {
     assert!(removed(t1.clone(), "bob").await.is_empty());
     assert!(removed(t2.clone(), "alice").await.is_empty());
     // What the Delivery Service checks leaves against: every device of the accounts asked,
-    // removed or not, with its bound key; nothing of other accounts or tenants.
+    // removed or not, with its bound key; nothing of other accounts or tenants. The one
+    // removal (twice) took t1's first generation.
+    let ask = |accounts: &[&str]| confab_core::e2ee::DirectoryAsk {
+        accounts: accounts.iter().map(|a| account(a)).collect(),
+        removed_after: None,
+    };
     let mut directory = s
-        .directory_of(&t1, &[account("alice"), account("carol")])
+        .directory_of(&t1, &ask(&["alice", "carol"]))
         .await
         .expect("directory");
-    directory.sort_by(|a, b| a.device.cmp(&b.device));
+    assert_eq!(directory.generation, 1);
+    directory.entries.sort_by(|a, b| a.device.cmp(&b.device));
     assert_eq!(
         directory
+            .entries
             .into_iter()
             .map(|e| (e.device.to_string(), e.signature_key, e.removed))
             .collect::<Vec<_>>(),
@@ -2262,11 +2410,12 @@ pub async fn mls_directory(env: Env) {
             ("t1/alice/tablet".to_owned(), b"key-t".to_vec(), false),
         ]
     );
-    assert!(s
-        .directory_of(&t2, &[account("alice")])
-        .await
-        .expect("directory")
-        .is_empty());
+    assert_eq!(
+        s.directory_of(&t2, &ask(&["alice"]))
+            .await
+            .expect("directory"),
+        confab_core::e2ee::DirectoryAnswer::default()
+    );
 
     // Where the caller allows no ordinary package, each device answers its last resort
     // (or none) and holds what it held; where it allows them, it is asked once per device

@@ -1,6 +1,7 @@
 //! The MLS directory: registered devices with the signature key each is bound to, their key
-//! packages, and the references of the packages claimed (migrations: Postgres 0024, SQLite
-//! 0017; docs/E2EE.md, "Devices and key packages").
+//! packages, the references of the packages claimed, and each tenant's removal generation
+//! (migrations: Postgres 0024 and 0046, SQLite 0017 and 0046; docs/E2EE.md, "Devices and key
+//! packages").
 //!
 //! The statements are written once here; `queries!` makes each backend's copy with its
 //! dialect's words: the row locks (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED` on Postgres,
@@ -126,11 +127,11 @@ pub(super) fn device_rows<R: Cols>(rows: &[R]) -> Result<Vec<DeviceRow>> {
 
 macro_rules! queries {
     ($conn:ty, begin = $begin:literal, lock = $lock:literal, skip_locked = $skip:literal, any = $any:literal, list = $list:path) => {
-        use confab_core::e2ee::DeviceIdentity;
+        use confab_core::e2ee::{DeviceIdentity, DirectoryAnswer, DirectoryAsk, DirectoryEntry};
         use confab_core::ids::{AccountId, TenantId};
         use sqlx::Connection as _;
 
-        use crate::store::columns::{u64_of, Cols};
+        use crate::store::columns::{i64_of, u64_of, Cols};
         use crate::store::devices::{
             device_rows, Claimed, DeviceRow, NewKeyPackage, Ordinary, Upload, UploadRefused,
         };
@@ -305,33 +306,53 @@ macro_rules! queries {
             listed(conn, tenant, accounts).await
         }
 
+        /// The answer to `ask` in one statement, so on one snapshot: the generation, then
+        /// the entries of the accounts asked and the devices removed after
+        /// `ask.removed_after` (each through its own index; a removal committing meanwhile
+        /// has a later generation, seen next time).
         pub(in crate::store) async fn directory_of(
             conn: &mut $conn,
             tenant: &TenantId,
-            accounts: &[AccountId],
-        ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
+            ask: &DirectoryAsk,
+        ) -> Result<DirectoryAnswer> {
+            let after = ask
+                .removed_after
+                .map(|g| i64_of(g, "removal generation"))
+                .transpose()?;
             let rows = sqlx::query(&format!(
-                "SELECT account, device, signature_key, removed_at FROM devices \
-                 WHERE tenant = $1 AND account {}",
+                "WITH g AS (SELECT COALESCE(MAX(generation), 0) AS generation \
+                 FROM directory_generations WHERE tenant = $1) \
+                 SELECT g.generation, d.account, d.device, d.signature_key, d.removed_at \
+                 FROM g LEFT JOIN (\
+                 SELECT account, device, signature_key, removed_at FROM devices \
+                 WHERE tenant = $1 AND account {} \
+                 UNION ALL \
+                 SELECT account, device, signature_key, removed_at FROM devices \
+                 WHERE tenant = $1 AND removed_gen > $3) d ON TRUE",
                 $any
             ))
             .bind(tenant.as_str())
-            .bind($list(accounts))
+            .bind($list(&ask.accounts))
+            .bind(after)
             .fetch_all(&mut *conn)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(confab_core::e2ee::DirectoryEntry {
-                        device: DeviceIdentity::new(
-                            tenant.clone(),
-                            crate::store::columns::account(r.text("account")?)?,
-                            crate::store::devices::device_id(r.text("device")?)?,
-                        ),
-                        signature_key: r.blob("signature_key")?,
-                        removed: r.opt_int("removed_at")?.is_some(),
-                    })
-                })
-                .collect()
+            let mut answer = DirectoryAnswer::default();
+            for r in &rows {
+                answer.generation = u64_of(r.int("generation")?, "removal generation")?;
+                let Some(account) = r.opt_text("account")? else {
+                    continue;
+                };
+                answer.entries.push(DirectoryEntry {
+                    device: DeviceIdentity::new(
+                        tenant.clone(),
+                        crate::store::columns::account(account)?,
+                        crate::store::devices::device_id(r.text("device")?)?,
+                    ),
+                    signature_key: r.blob("signature_key")?,
+                    removed: r.opt_int("removed_at")?.is_some(),
+                });
+            }
+            Ok(answer)
         }
 
         pub(in crate::store) async fn removed_of(
@@ -457,23 +478,51 @@ macro_rules! queries {
             Ok(out)
         }
 
-        /// Marks the device removed (its first removal time stays) and drops its packages;
-        /// `false` if it was never registered.
+        /// Marks the device removed (its first removal time stays) at its tenant's next
+        /// removal generation, and drops its packages; `false` if it was never registered.
+        /// The device's row is locked before the tenant's generation row, always in that
+        /// order; the generation row stays locked until the commit, so generations commit in
+        /// their order.
         pub(in crate::store) async fn remove(
             conn: &mut $conn,
             device: &DeviceIdentity,
             at: i64,
         ) -> Result<bool> {
             let mut tx = conn.begin_with($begin).await?;
-            let done = sqlx::query(&format!(
-                "UPDATE devices SET removed_at = COALESCE(removed_at, $4) WHERE {DEVICE}"
+            let row = sqlx::query(&format!(
+                "SELECT removed_at FROM devices WHERE {DEVICE} {}",
+                $lock
             ))
             .bind(device.tenant.as_str())
             .bind(device.account.as_str())
             .bind(device.device.as_str())
-            .bind(at)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            let registered = row.is_some();
+            if let Some(row) = row {
+                if row.opt_int("removed_at")?.is_none() {
+                    let generation = sqlx::query(
+                        "INSERT INTO directory_generations (tenant, generation) VALUES ($1, 1) \
+                         ON CONFLICT (tenant) DO UPDATE \
+                         SET generation = directory_generations.generation + 1 \
+                         RETURNING generation",
+                    )
+                    .bind(device.tenant.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .int("generation")?;
+                    sqlx::query(&format!(
+                        "UPDATE devices SET removed_at = $4, removed_gen = $5 WHERE {DEVICE}"
+                    ))
+                    .bind(device.tenant.as_str())
+                    .bind(device.account.as_str())
+                    .bind(device.device.as_str())
+                    .bind(at)
+                    .bind(generation)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             sqlx::query(&format!("DELETE FROM key_packages WHERE {DEVICE}"))
                 .bind(device.tenant.as_str())
                 .bind(device.account.as_str())
@@ -481,7 +530,7 @@ macro_rules! queries {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(done.rows_affected() == 1)
+            Ok(registered)
         }
     };
 }

@@ -850,9 +850,9 @@ impl Devices for Guarded {
     async fn directory_of(
         &self,
         tenant: &TenantId,
-        accounts: &[AccountId],
-    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
-        self.run(self.inner.directory_of(tenant, accounts)).await
+        ask: &confab_core::e2ee::DirectoryAsk,
+    ) -> Result<confab_core::e2ee::DirectoryAnswer> {
+        self.run(self.inner.directory_of(tenant, ask)).await
     }
     async fn removed_devices_of(
         &self,

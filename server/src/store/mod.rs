@@ -763,14 +763,16 @@ pub trait Devices: Send + Sync {
         tenant: &TenantId,
         accounts: &[AccountId],
     ) -> Result<Vec<devices::DeviceRow>>;
-    /// Every registered device of `accounts` in `tenant`, removed or not, with the signature
-    /// key bound to it, in one query: what the Delivery Service checks the leaves a commit
-    /// brings in against (`accept::Need::Devices`).
+    /// What the Delivery Service checks a group step against (`accept::Need::Devices`), in
+    /// one query: every registered device of `ask.accounts` in `tenant`, removed or not, with
+    /// the signature key bound to it; every device of `tenant` removed at a generation after
+    /// `ask.removed_after`; and the tenant's removal generation, read first (every removal
+    /// up to it is in the answer).
     async fn directory_of(
         &self,
         tenant: &TenantId,
-        accounts: &[AccountId],
-    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>>;
+        ask: &confab_core::e2ee::DirectoryAsk,
+    ) -> Result<confab_core::e2ee::DirectoryAnswer>;
     /// The devices of `account` in `tenant` removed from the directory, in device order (an
     /// account's other devices take them out of its groups).
     async fn removed_devices_of(
@@ -778,8 +780,8 @@ pub trait Devices: Send + Sync {
         tenant: &TenantId,
         account: &AccountId,
     ) -> Result<Vec<confab_core::ids::DeviceId>>;
-    /// Marks a device removed (the first time stays) and drops its packages; `false` if it
-    /// was never registered.
+    /// Marks a device removed (the first time stays) at its tenant's next removal generation,
+    /// and drops its packages; `false` if it was never registered.
     async fn remove_device(
         &self,
         device: &confab_core::e2ee::DeviceIdentity,

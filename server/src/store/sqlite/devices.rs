@@ -51,9 +51,9 @@ impl Devices for SqliteStore {
     async fn directory_of(
         &self,
         tenant: &TenantId,
-        accounts: &[AccountId],
-    ) -> Result<Vec<confab_core::e2ee::DirectoryEntry>> {
-        on_reader!(self, |conn| devices::directory_of(conn, tenant, accounts))
+        ask: &confab_core::e2ee::DirectoryAsk,
+    ) -> Result<confab_core::e2ee::DirectoryAnswer> {
+        on_reader!(self, |conn| devices::directory_of(conn, tenant, ask))
     }
 
     async fn removed_devices_of(
