@@ -16,6 +16,9 @@
 //! - `bench notify`: the level `all`'s fan-out: a 1,000-member group at 50 msg/s and a
 //!   10,000-subscriber channel at 1 msg/s; webhook delivery p99 and server CPU per 1,000
 //!   notifications.
+//! - `bench cost [--store sqlite|postgres|both] [--write-baseline] [--check]`: instructions
+//!   per accepted message through the server, per stage, under callgrind; `--check` is
+//!   `test`'s guard against the baseline in `bench/cost-baseline.json`.
 //! - `bench cluster`: 1 and 3 server nodes on one Postgres (cross-node delivery, a hot
 //!   conversation, many conversations) and the Postgres probes of the scaling model.
 //! - `bench peers`: Confab beside y-websocket, Hocuspocus, automerge-repo and a raw relay.
@@ -27,6 +30,7 @@
 mod bench;
 mod bench_browser;
 mod bench_cluster;
+mod bench_cost;
 mod bench_e2e;
 mod bench_peers;
 mod bench_server;
@@ -61,6 +65,9 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("peers") => {
             bench_peers::run(&args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("cost") => {
+            bench_cost::run(&args[2..])
+        }
         Some("bench") if args.get(1).map(String::as_str) == Some("cluster") => {
             bench_cluster::run(&args[2..])
         }
@@ -70,7 +77,7 @@ fn main() -> Result<()> {
         Some("hooks") => commits::install_hook(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|notify|cluster|browser|peers|cut|erasure]|wasm [test]|demo [e2e]|hooks>"
+                "usage: cargo xtask <test|ci|bench [core|client|server [--quick]|catchup|flood|notify|cluster|browser|peers|cut|erasure|cost]|wasm [test]|demo [e2e]|hooks>"
             );
             bail!("unknown task {:?}", args.first())
         }
