@@ -155,6 +155,9 @@ fn test() -> Result<()> {
         &[],
     )?;
     run("cargo", &["test", "--workspace"])?;
+    // The cost guard: the server's instructions per accepted message (release, callgrind)
+    // at most 10% over bench/cost-baseline.json (docs/BENCHMARKS.md, "Cost per message").
+    bench_cost::run(&["--check".to_owned()])?;
     // The wasm package: wasm32 clippy, its browser suite in headless Chromium and its Node
     // suite (installs Chromium, chromedriver, wasm-bindgen-cli and npm packages if missing).
     wasm::ci()?;
