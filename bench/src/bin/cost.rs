@@ -153,15 +153,22 @@ fn main() -> Result<()> {
     })?;
     if let Some(url) = pg_url {
         runtime.block_on(drop_postgres_database(&url))?;
+    } else {
+        // The SQLite store's folder of this run.
+        let _ = std::fs::remove_dir_all(sqlite_dir());
     }
     println!("{summary}");
     Ok(())
 }
 
+fn sqlite_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("confab-cost-{}", std::process::id()))
+}
+
 async fn open_store(store: &str) -> Result<(Option<String>, Arc<dyn confab_server::store::Store>)> {
     match store {
         "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("confab-cost-{}", std::process::id()));
+            let dir = sqlite_dir();
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
             let store = confab_server::maintenance::open_store(None, &dir).await?;
