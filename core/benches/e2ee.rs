@@ -6,6 +6,8 @@
 //! - `commit`: a member makes a commit removing one device (made, then discarded).
 //! - `process`: a member processes another's commit that removes and re-adds a device.
 //! - `ds_check`: the Delivery Service checks that commit (`GroupView::check_commit`).
+//! - `commit_healed`, `process_healed`: `commit` and `process` again in a tree whose parent
+//!   nodes are all set (half the devices committed their update path first).
 //! - `encrypt_kept`, `decrypt_kept`: `encrypt` and `decrypt` again after those commits, the
 //!   devices keeping `PAST_EPOCHS` past epochs (openmls writes them all on every message).
 //! - `save`, `save_kept`: taking what a message changed in the device's storage
@@ -43,7 +45,9 @@ struct Setup {
     allowed: BTreeSet<DeviceIdentity>,
 }
 
-fn setup(members: usize) -> Setup {
+/// A group of `members` devices made by device 0 adding the others in one commit; the first
+/// `joined` devices join it from the Welcome (the others are dropped).
+fn setup(members: usize, joined: usize) -> Setup {
     let mut devices: Vec<Device> = (0..members)
         .map(|i| Device::new(identity(i)).unwrap())
         .collect();
@@ -71,9 +75,10 @@ fn setup(members: usize) -> Setup {
         .unwrap();
     ds.apply(check).unwrap();
     devices[0].confirm_commit(GROUP).unwrap();
-    // Only the two devices the ops use need to join.
-    devices[1].join(&welcome).unwrap();
-    devices.truncate(2);
+    for device in &mut devices[1..joined] {
+        device.join(&welcome).unwrap();
+    }
+    devices.truncate(joined);
     Setup {
         devices,
         ds,
@@ -170,6 +175,85 @@ fn sealed_sizes() {
     }
 }
 
+/// A commit, and processing one, in a tree every parent node of which is set: half the
+/// devices (one under each pair of leaves) commit their update path in turn, each after
+/// following the ones before (docs/E2EE.md, "Trees that stay cheap"), then device 0 commits
+/// removals and device 2 processes them. Prints the seals a commit takes before and after.
+fn healed(members: usize, ops: usize) {
+    let Setup { mut devices, .. } = setup(members, members);
+    let seals = |d: &Device| {
+        d.path_costs(GROUP)
+            .unwrap()
+            .iter()
+            .map(|(_, c)| c.encryptions)
+            .max()
+            .unwrap()
+    };
+    let before = seals(&devices[0]);
+    let mut log: Vec<Vec<u8>> = Vec::new();
+    // How many of `log`'s commits each device has followed.
+    let mut followed = vec![0usize; members];
+    let catch_up = |device: &mut Device, followed: &mut usize, log: &[Vec<u8>]| {
+        for commit in &log[*followed..] {
+            device.process_commit(commit).unwrap();
+        }
+        *followed = log.len();
+    };
+    let started = Instant::now();
+    for k in (1..members).step_by(2) {
+        catch_up(&mut devices[k], &mut followed[k], &log);
+        let bundle = devices[k].commit_with_path(GROUP, &[], &[]).unwrap();
+        devices[k].confirm_commit(GROUP).unwrap();
+        log.push(bundle.commit);
+        followed[k] = log.len();
+    }
+    let healing = started.elapsed();
+    for k in [0, 2] {
+        catch_up(&mut devices[k], &mut followed[k], &log);
+    }
+    println!(
+        "  healed by {} commits in {:.1} s: the costliest update path seals to {} nodes, was {before}",
+        log.len(),
+        healing.as_secs_f64(),
+        seals(&devices[0])
+    );
+    let victim = identity(members - 1);
+    let mut commit = Vec::new();
+    for _ in 0..ops {
+        let t = Instant::now();
+        devices[0]
+            .commit(GROUP, &[], std::slice::from_ref(&victim))
+            .unwrap();
+        commit.push(t.elapsed());
+        devices[0].discard_commit(GROUP).unwrap();
+    }
+    report("commit_healed", members, commit);
+    // Device 0 swaps the last device for a new one of its account; device 2 processes it.
+    let mut process = Vec::new();
+    let mut victim = victim;
+    for round in 0..ops {
+        let next = DeviceIdentity::new(
+            victim.tenant.clone(),
+            victim.account.clone(),
+            DeviceId::new(format!("h{round}")).unwrap(),
+        );
+        let fresh = Device::new(next.clone()).unwrap();
+        let bundle = devices[0]
+            .commit_with_path(
+                GROUP,
+                &[fresh.key_package(false).unwrap()],
+                std::slice::from_ref(&victim),
+            )
+            .unwrap();
+        devices[0].confirm_commit(GROUP).unwrap();
+        victim = next;
+        let t = Instant::now();
+        devices[2].process_commit(&bundle.commit).unwrap();
+        process.push(t.elapsed());
+    }
+    report("process_healed", members, process);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
@@ -190,7 +274,7 @@ fn main() {
             mut devices,
             mut ds,
             allowed,
-        } = setup(members);
+        } = setup(members, 2);
         println!(
             "{:<13} {:>7} {:>10} {:>10} {:>10}",
             "op (ms)", "members", "median", "p99", "max"
@@ -257,5 +341,7 @@ fn main() {
             saving.as_secs_f64() * 1e3,
             t.elapsed().as_secs_f64() * 1e3
         );
+        drop(devices);
+        healed(members, commit_ops);
     }
 }
