@@ -13,18 +13,15 @@ use confab_core::client::{
     ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DUE_NOW,
 };
 use confab_core::hub::Hub;
-use confab_core::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
+use confab_core::ids::{Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Permission, Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame, SnapshotOrder};
+use confab_testkit::ids::acc;
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
 
 fn tenant() -> TenantId {
     TenantId::new("acme").unwrap()

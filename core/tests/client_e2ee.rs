@@ -18,13 +18,10 @@ use confab_core::model::message::NewMessage;
 use confab_core::model::support::SenderRole;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClaimedPackage, ClientFrame, SeqChange, ServerFrame, SignalKind};
+use confab_testkit::ids::acc;
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
 
 fn tenant() -> TenantId {
     TenantId::new("acme").unwrap()

@@ -17,13 +17,10 @@ use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, Membership, SeqChange, ServerFrame};
+use confab_testkit::ids::acc;
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
 
 fn tenant() -> TenantId {
     TenantId::new("acme").unwrap()

@@ -6,15 +6,12 @@ use confab_core::automerge::ActorId;
 use confab_core::client::{
     presence_refresh_ms, ClientConfig, ClientEngine, Event, Intent, Output, PresenceState,
 };
-use confab_core::ids::{AccountId, ConvId, DocId, TenantId};
+use confab_core::ids::{ConvId, DocId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::protocol::{ClientFrame, ServerFrame, SignalKind};
+use confab_testkit::ids::acc;
 
 const T0: i64 = 1_775_779_200_000;
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
 
 fn engine() -> ClientEngine {
     ClientEngine::new(ClientConfig {

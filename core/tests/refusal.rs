@@ -9,19 +9,16 @@ use confab_core::automerge::{ActorId, Change};
 use confab_core::client::refusal::Code;
 use confab_core::client::{ClientConfig, ClientEngine, ClientError, Intent, IntentStatus, Output};
 use confab_core::hub::Hub;
-use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
+use confab_core::ids::{ConvId, DocId, MessageId, TenantId};
 use confab_core::model::account::{AccountKind, Profile};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame};
+use confab_testkit::ids::acc;
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
 
 fn engine(account: &str) -> ClientEngine {
     let mut actor = [7u8; 16];

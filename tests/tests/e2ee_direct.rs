@@ -8,16 +8,13 @@
 
 use confab_client::Client as NativeClient;
 use confab_core::client::{apply::direct_id, Intent, IntentStatus, KEY_PACKAGES_TARGET};
-use confab_core::ids::{AccountId, ConvId, TenantId};
+use confab_core::ids::{ConvId, TenantId};
 use confab_e2e::native_support::*;
 use confab_e2e::{Backend, TestServer};
+use confab_testkit::ids::acc;
 
 fn tenant() -> TenantId {
     TenantId::new("acme").unwrap()
-}
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
 }
 
 fn open_direct(peer: &str, encrypted: bool) -> Intent {

@@ -17,10 +17,11 @@ use std::time::Duration;
 use cluster_nodes::Nodes;
 use confab_client::Client as NativeClient;
 use confab_core::client::{Intent, KEY_PACKAGES_TARGET};
-use confab_core::ids::{AccountId, ConvId};
+use confab_core::ids::ConvId;
 use confab_core::model::conversation::Role;
 use confab_e2e::native_support::*;
 use confab_e2e::{Backend, TestServer};
+use confab_testkit::ids::acc;
 
 /// Accounts the trials add, two at a time.
 const POOL: [&str; 6] = ["carol", "dave", "erin", "frank", "grace", "heidi"];
@@ -42,10 +43,6 @@ fn seed() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| confab_e2e::now_ms().unsigned_abs() | 1)
-}
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
 }
 
 fn add(conv: &ConvId, account: &str) -> Intent {

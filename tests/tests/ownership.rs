@@ -11,15 +11,12 @@ use std::time::Duration;
 use common::http;
 use confab_client::{Client as NativeClient, Error};
 use confab_core::client::{ClientError, Intent};
-use confab_core::ids::{direct_conv_id, AccountId, ConvId, DocId, TenantId};
+use confab_core::ids::{direct_conv_id, ConvId, DocId, TenantId};
 use confab_core::model::conversation::Role;
 use confab_e2e::native_support::*;
 use confab_e2e::{Backend, TestServer};
+use confab_testkit::ids::acc;
 use serde_json::Value;
-
-fn acc(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
 
 fn tenant() -> TenantId {
     TenantId::new("acme").unwrap()
