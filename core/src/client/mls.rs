@@ -97,8 +97,8 @@ pub(super) struct MlsSide {
     /// next starts a step later, however many signals come (a member's flood of them).
     pub(super) joins_started: HashMap<ConvId, i64>,
     /// Healing (`mls_owed`): per group, the accepted epoch at which this device last
-    /// committed its update path; the conversations it sealed a write into since the last
-    /// look, with the device time of that write.
+    /// looked at its path (and committed it if it held blanks); the conversations it sealed
+    /// a write into since the last look, with the device time of that write.
     pub(super) heal_tried: HashMap<Vec<u8>, u64>,
     pub(super) sealed_into: BTreeMap<ConvId, i64>,
     /// Per group, the key-change notices its commits brought (`key_changes`), saved apart.

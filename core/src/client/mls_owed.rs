@@ -302,13 +302,17 @@ impl ClientEngine {
             let due = mls.device.epoch(&group) == Some(epoch)
                 && mls.heal_tried.get(&group) != Some(&epoch)
                 && !mls.committing.values().any(|c| c.group == group);
-            if !due || !self.path_has_blanks(&conv) || self.syncing(&conv) {
+            if !due || self.syncing(&conv) {
                 continue;
             }
+            // Looked at once per epoch: the tree moves only with a commit, and reading it
+            // costs O(devices), more than the send that asked.
             if let Some(mls) = self.mls.as_mut() {
                 mls.heal_tried.insert(group, epoch);
             }
-            self.sync_group(conv, device_now);
+            if self.path_has_blanks(&conv) {
+                self.sync_group(conv, device_now);
+            }
         }
     }
 
