@@ -214,6 +214,11 @@ pub fn run(args: &[String]) -> Result<()> {
             bail!("no configuration named {only:?}");
         }
     }
+    // callgrind counts the instructions (a fresh machine may lack it).
+    workspace::ensure_debian(
+        &["/usr/bin/valgrind", "/usr/bin/callgrind_annotate"],
+        &["valgrind"],
+    )?;
     crate::run(
         "cargo",
         &["build", "--release", "-p", "confab-bench", "--bin", "cost"],

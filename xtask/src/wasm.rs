@@ -515,16 +515,9 @@ fn install_wasm_bindgen(root: &Path) -> Result<()> {
 
 /// Debian's Chromium and chromedriver for headless tests (never a downloaded browser).
 pub(crate) fn ensure_chromium() -> Result<()> {
-    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
-        return Ok(());
-    }
-    let dir = Path::new("/");
-    run(dir, "apt-get", &["update"], &[])?;
-    run(
-        dir,
-        "apt-get",
-        &["install", "-y", "chromium", "chromium-driver"],
-        &[("DEBIAN_FRONTEND", "noninteractive")],
+    crate::workspace::ensure_debian(
+        &["/usr/bin/chromium", "/usr/bin/chromedriver"],
+        &["chromium", "chromium-driver"],
     )
 }
 

@@ -37,6 +37,19 @@ pub(crate) fn run(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]
     Ok(())
 }
 
+/// Installs the Debian `packages` (apt-get, as the project's scripts may on a fresh
+/// machine) unless every one of `binaries` is there already.
+pub(crate) fn ensure_debian(binaries: &[&str], packages: &[&str]) -> Result<()> {
+    if binaries.iter().all(|b| Path::new(b).exists()) {
+        return Ok(());
+    }
+    let dir = Path::new("/");
+    run(dir, "apt-get", &["update"], &[])?;
+    let mut args = vec!["install", "-y"];
+    args.extend_from_slice(packages);
+    run(dir, "apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
+}
+
 /// A binary cargo built in the debug profile: under `CARGO_TARGET_DIR` when it is set (as
 /// the cargo that built it used it), else the workspace's `target/`.
 pub(crate) fn debug_bin(root: &Path, name: &str) -> PathBuf {
