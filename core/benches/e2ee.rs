@@ -26,7 +26,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use confab_core::e2ee::{Device, DeviceIdentity, GroupView};
+use confab_core::e2ee::{CommitBundle, Device, DeviceIdentity, GroupView};
 use confab_core::ids::{AccountId, DeviceId, TenantId};
 
 const GROUP: &[u8] = b"acme/conv/bench";
@@ -175,6 +175,44 @@ fn sealed_sizes() {
     }
 }
 
+/// `committer`'s commit removing `victim`, made `ops` times and discarded, each timed.
+fn commit_times(committer: &mut Device, victim: &DeviceIdentity, ops: usize) -> Vec<Duration> {
+    (0..ops)
+        .map(|_| {
+            let t = Instant::now();
+            committer
+                .commit(GROUP, &[], std::slice::from_ref(victim))
+                .unwrap();
+            let made = t.elapsed();
+            committer.discard_commit(GROUP).unwrap();
+            made
+        })
+        .collect()
+}
+
+/// A new device `name` of `victim`'s account, and `committer`'s pending commit that swaps
+/// it in for `victim` (a device never comes back under another key).
+fn swap(
+    committer: &mut Device,
+    victim: &DeviceIdentity,
+    name: String,
+) -> (DeviceIdentity, CommitBundle) {
+    let next = DeviceIdentity::new(
+        victim.tenant.clone(),
+        victim.account.clone(),
+        DeviceId::new(name).unwrap(),
+    );
+    let fresh = Device::new(next.clone()).unwrap();
+    let bundle = committer
+        .commit(
+            GROUP,
+            &[fresh.key_package(false).unwrap()],
+            std::slice::from_ref(victim),
+        )
+        .unwrap();
+    (next, bundle)
+}
+
 /// A commit, and processing one, in a tree every parent node of which is set: half the
 /// devices (one under each pair of leaves) commit their update path in turn, each after
 /// following the ones before (docs/E2EE.md, "Trees that stay cheap"), then device 0 commits
@@ -218,33 +256,16 @@ fn healed(members: usize, ops: usize) {
         seals(&devices[0])
     );
     let victim = identity(members - 1);
-    let mut commit = Vec::new();
-    for _ in 0..ops {
-        let t = Instant::now();
-        devices[0]
-            .commit(GROUP, &[], std::slice::from_ref(&victim))
-            .unwrap();
-        commit.push(t.elapsed());
-        devices[0].discard_commit(GROUP).unwrap();
-    }
-    report("commit_healed", members, commit);
+    report(
+        "commit_healed",
+        members,
+        commit_times(&mut devices[0], &victim, ops),
+    );
     // Device 0 swaps the last device for a new one of its account; device 2 processes it.
     let mut process = Vec::new();
     let mut victim = victim;
     for round in 0..ops {
-        let next = DeviceIdentity::new(
-            victim.tenant.clone(),
-            victim.account.clone(),
-            DeviceId::new(format!("h{round}")).unwrap(),
-        );
-        let fresh = Device::new(next.clone()).unwrap();
-        let bundle = devices[0]
-            .commit_with_path(
-                GROUP,
-                &[fresh.key_package(false).unwrap()],
-                std::slice::from_ref(&victim),
-            )
-            .unwrap();
+        let (next, bundle) = swap(&mut devices[0], &victim, format!("h{round}"));
         devices[0].confirm_commit(GROUP).unwrap();
         victim = next;
         let t = Instant::now();
@@ -283,15 +304,7 @@ fn main() {
 
         let victim = identity(members - 1);
         let commit_ops = if members >= 1000 { ops / 10 } else { ops / 2 }.max(3);
-        let mut commit = Vec::new();
-        for _ in 0..commit_ops {
-            let t = Instant::now();
-            devices[0]
-                .commit(GROUP, &[], std::slice::from_ref(&victim))
-                .unwrap();
-            commit.push(t.elapsed());
-            devices[0].discard_commit(GROUP).unwrap();
-        }
+        let commit = commit_times(&mut devices[0], &victim, commit_ops);
         report("commit", members, commit);
 
         // Device 0 swaps the last device for a new device of the same account (a device never
@@ -300,19 +313,7 @@ fn main() {
         let same_accounts = |d: &DeviceIdentity| allowed.iter().any(|a| a.account == d.account);
         let mut victim = victim;
         for round in 0..commit_ops {
-            let next = DeviceIdentity::new(
-                victim.tenant.clone(),
-                victim.account.clone(),
-                DeviceId::new(format!("d{}", round + 2)).unwrap(),
-            );
-            let fresh = Device::new(next.clone()).unwrap();
-            let bundle = devices[0]
-                .commit(
-                    GROUP,
-                    &[fresh.key_package(false).unwrap()],
-                    std::slice::from_ref(&victim),
-                )
-                .unwrap();
+            let (next, bundle) = swap(&mut devices[0], &victim, format!("d{}", round + 2));
             victim = next;
             let t = Instant::now();
             let check = ds

@@ -47,7 +47,12 @@ pub(crate) fn ensure_debian(binaries: &[&str], packages: &[&str]) -> Result<()> 
     run(dir, "apt-get", &["update"], &[])?;
     let mut args = vec!["install", "-y"];
     args.extend_from_slice(packages);
-    run(dir, "apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
+    run(
+        dir,
+        "apt-get",
+        &args,
+        &[("DEBIAN_FRONTEND", "noninteractive")],
+    )
 }
 
 /// A binary cargo built in the debug profile: under `CARGO_TARGET_DIR` when it is set (as
