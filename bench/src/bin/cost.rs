@@ -45,6 +45,7 @@ use confab_server::blobs::{BlobLimits, Blobs};
 use confab_server::budget::{BudgetConfig, Budgets};
 use confab_server::engine::{Engine, EngineConfig};
 use confab_server::metrics::Metrics;
+use confab_server::store::health::StorageTimeouts;
 use confab_server::AppState;
 use confab_testkit::fixture::ConvFixture;
 use confab_testkit::server::{drop_postgres_database, fresh_postgres_database, token, SECRET};
@@ -195,6 +196,14 @@ async fn serve(
         Arc::new(Metrics::new()),
         EngineConfig {
             node: "cost".into(),
+            // Under callgrind every thread runs one at a time, tens of times slower: the
+            // production bounds (a 500 ms probe) would call a healthy store down, and a
+            // probe every 250 ms of wall time would count more on a slower machine.
+            storage_timeouts: StorageTimeouts {
+                probe: Duration::from_secs(600),
+                probe_up_every: Duration::from_secs(3600),
+                commit: Duration::from_secs(600),
+            },
             ..EngineConfig::default()
         },
     );

@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::net::outlet::Outlet;
-use crate::store::health::{spawn_prober, Guarded, Health};
+use crate::store::health::{spawn_prober, Guarded, Health, StorageTimeouts};
 use crate::store::Store;
 pub use feed::FeedConn;
 
@@ -70,6 +70,8 @@ pub struct EngineConfig {
     pub cut_after_edit: Duration,
     /// How long a cut that failed waits before it is tried again.
     pub cut_retry: Duration,
+    /// How long the storage may take before it counts as down.
+    pub storage_timeouts: StorageTimeouts,
 }
 
 /// A node name when none is given: the host's name and the process id.
@@ -95,6 +97,7 @@ impl Default for EngineConfig {
             cut_after_delete: Duration::from_secs(60),
             cut_after_edit: Duration::from_secs(3600),
             cut_retry: Duration::from_secs(5),
+            storage_timeouts: StorageTimeouts::default(),
         }
     }
 }
@@ -342,7 +345,7 @@ impl Engine {
     /// Puts `store` behind a health state with its prober: while the storage is down,
     /// everything that needs it fails at once (`unavailable`) instead of waiting.
     pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, config: EngineConfig) -> Self {
-        let health = Health::new();
+        let health = Health::with_timeouts(config.storage_timeouts);
         spawn_prober(&health, store.clone());
         let cluster_options = store.cluster_options();
         metrics.set_node(&config.node);

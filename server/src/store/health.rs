@@ -57,6 +57,28 @@ pub const RETRY_AFTER_MS: u64 = 1000;
 /// pool timeouts (2 s Postgres, 5 s SQLite) so a busy but healthy database is not cut off.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(6);
 
+/// How long the storage may take to answer before it counts as down, and how often it is
+/// probed while up. The defaults are [`PROBE_TIMEOUT`], [`PROBE_UP_EVERY`] and
+/// [`COMMIT_TIMEOUT`]; only a process that runs many times slower than real time (the cost
+/// meter under callgrind, whose count must not depend on how many probes a slow machine
+/// fits in) sets others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageTimeouts {
+    pub probe: Duration,
+    pub probe_up_every: Duration,
+    pub commit: Duration,
+}
+
+impl Default for StorageTimeouts {
+    fn default() -> Self {
+        StorageTimeouts {
+            probe: PROBE_TIMEOUT,
+            probe_up_every: PROBE_UP_EVERY,
+            commit: COMMIT_TIMEOUT,
+        }
+    }
+}
+
 /// The shared up/down state; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Health {
@@ -70,6 +92,7 @@ struct State {
     recoveries: AtomicU64,
     /// Why it is down (the first failure of the outage, or the latest failed probe).
     reason: Mutex<String>,
+    timeouts: StorageTimeouts,
 }
 
 impl std::fmt::Debug for Health {
@@ -83,6 +106,15 @@ impl std::fmt::Debug for Health {
 impl Health {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_timeouts(timeouts: StorageTimeouts) -> Self {
+        Health {
+            inner: Arc::new(State {
+                timeouts,
+                ..State::default()
+            }),
+        }
     }
 
     /// True while the storage is known to be unreachable or unable to write.
@@ -146,7 +178,7 @@ impl Health {
             }
             Err(_) => self.set_down(format!(
                 "probe: no answer within {} ms",
-                PROBE_TIMEOUT.as_millis()
+                self.inner.timeouts.probe.as_millis()
             )),
         }
     }
@@ -194,12 +226,12 @@ pub fn spawn_prober(health: &Health, store: Arc<dyn Store>) {
             };
             let health = Health { inner };
             let down = health.is_down();
-            let answer = tokio::time::timeout(PROBE_TIMEOUT, store.probe(down)).await;
+            let answer = tokio::time::timeout(health.inner.timeouts.probe, store.probe(down)).await;
             health.probed(down, answer);
             let wait = if health.is_down() {
                 PROBE_DOWN_EVERY
             } else {
-                PROBE_UP_EVERY
+                health.inner.timeouts.probe_up_every
             };
             drop(health);
             tokio::time::sleep(wait).await;
@@ -336,11 +368,12 @@ impl ChangeLog for Guarded {
         // A timed-out commit may still have committed on the database's side: it is
         // answered `unavailable` (never a rejection), and the client's resubmission is
         // idempotent (an already stored change is acked with its seq).
-        let result = match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
+        let limit = self.health.inner.timeouts.commit;
+        let result = match tokio::time::timeout(limit, call).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!(
                 "commit: no answer within {} ms",
-                COMMIT_TIMEOUT.as_millis()
+                limit.as_millis()
             ))),
         };
         self.health.observe(result)

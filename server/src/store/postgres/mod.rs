@@ -86,9 +86,10 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
+        // The probe's own timeout (`StorageTimeouts::probe`) bounds its acquire too.
         let probe = PgPoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(super::health::PROBE_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with((*pool.connect_options()).clone());
         Ok(Self { pool, probe })
     }
