@@ -3,14 +3,22 @@
 //! real server binary on both stores: bob's laptop is removed while bob's phone is away;
 //! alice's device learns it from the directory when it connects and commits the removal
 //! itself, and the laptop, kept running with its saved state, reads nothing sealed after.
+//! A device that stays connected hears of the removal from the server (`devices_changed`)
+//! and commits it without reconnecting, on one node and through two.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "cluster/nodes.rs"]
+#[allow(dead_code)] // the cluster suite uses the rest
+mod cluster_nodes;
+mod common;
 
 use std::time::Duration;
 
+use cluster_nodes::Nodes;
 use confab_client::Client as NativeClient;
 use confab_core::client::Intent;
 use confab_core::ids::ConvId;
-use confab_core::protocol::{ClientFrame, ServerFrame};
+use confab_core::protocol::{ClientFrame, ServerFrame, SignalKind};
 use confab_e2e::native_support::*;
 use confab_e2e::{token, Backend, Client, TestServer};
 
@@ -117,4 +125,83 @@ async fn removed_device_leaves_sqlite() {
 #[tokio::test]
 async fn removed_device_leaves_postgres() {
     removed_device_leaves(Backend::Postgres).await;
+}
+
+/// bob's laptop is removed through `removal` (a node of the cluster, or the one server)
+/// while alice's device, connected to `alices` the whole time, never reconnects nor asks:
+/// the `devices_changed` signal makes it list bob's devices and commit the removal.
+async fn connected_device_hears_removal(alices: &TestServer, removal: &TestServer, tag: &str) {
+    let dirs = fresh_dirs(&format!("e2ee-removed-push-{tag}"), 3);
+    let alice = device_client(alices, "alice", "phone", &dirs[0]);
+    let phone = device_client(removal, "bob", "phone", &dirs[1]);
+    let laptop = device_client(removal, "bob", "laptop", &dirs[2]);
+    online_with_packages(&[&alice, &phone, &laptop]).await;
+    let conv = ConvId::new("removed-pushed").unwrap();
+    let mut create = group_of(&conv, &["bob"]);
+    if let Intent::CreateConversation { encrypted, .. } = &mut create {
+        *encrypted = true;
+    }
+    accepted(&alice, alice.intent(create).await.unwrap()).await;
+    for c in [&alice, &phone, &laptop] {
+        follow_conv(c, &conv).await;
+        at_epoch(c, &conv, 1).await;
+    }
+    // Neither of bob's devices takes the laptop out: both are away.
+    for c in [&phone, &laptop] {
+        c.set_online(false).await.unwrap();
+        eventually(c, "offline", |e| !e.is_online()).await;
+    }
+    let mut bob = Client::connect(&removal.ws_url(), &token("acme", "bob", false, 3600))
+        .await
+        .unwrap();
+    let answer = bob
+        .request(&ClientFrame::RemoveDevice {
+            id: 1,
+            device: "laptop".into(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, ServerFrame::DeviceRemoved { .. }),
+        "{answer:?}"
+    );
+    // Only the server says an account's devices changed: a member cannot make every device
+    // of a conversation ask the directory.
+    bob.send(&ClientFrame::Signal {
+        doc: format!("acme/conv/{conv}"),
+        kind: SignalKind::DevicesChanged,
+        data: None,
+    })
+    .await
+    .unwrap();
+    let refused = bob
+        .wait_for(Duration::from_secs(10), |f| match f {
+            ServerFrame::Error { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused, "forbidden");
+    bob.close().await;
+
+    at_epoch(&alice, &conv, 2).await;
+    let left = group_devices(&alice, &conv).await;
+    assert!(
+        left.iter().any(|d| d.ends_with("/bob/phone"))
+            && !left.iter().any(|d| d.ends_with("/laptop")),
+        "{left:?}"
+    );
+    assert!(alice.query(|e| e.is_online()).await.unwrap());
+}
+
+#[tokio::test]
+async fn connected_device_hears_removal_sqlite() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    connected_device_hears_removal(&server, &server, "sqlite").await;
+}
+
+#[tokio::test]
+async fn connected_device_hears_removal_through_two_nodes() {
+    let nodes = Nodes::on_fresh_database(2).await.unwrap();
+    connected_device_hears_removal(&nodes.nodes[0], &nodes.nodes[1], "nodes").await;
 }

@@ -104,6 +104,54 @@ impl ClientEngine {
         }
     }
 
+    /// A `devices_changed` signal: the directory changed `account`'s devices (the server
+    /// sends it to each conversation of the account when one is removed). This account's
+    /// list is asked again (its groups follow it); another account's is asked if a group of
+    /// this device holds one of its devices. At most one `list_devices` per account is out,
+    /// so the signals of one removal (one per conversation) ask once.
+    pub(super) fn on_devices_changed(&mut self, account: AccountId) {
+        if !self.online {
+            return;
+        }
+        let me = account == self.config.account;
+        let Some(mls) = self.mls.as_mut() else {
+            return;
+        };
+        if me {
+            if mls.listing.is_none() {
+                let id = mls.request_id();
+                mls.listing = Some(id);
+                self.out
+                    .push(super::engine::Output::Send(ClientFrame::ListDevices {
+                        id,
+                        account: account.to_string(),
+                    }));
+            }
+            return;
+        }
+        if mls.peers_listing.values().any(|out| *out == account) {
+            return;
+        }
+        let groups: Vec<Vec<u8>> = mls.device.groups().map(<[u8]>::to_vec).collect();
+        let holds = groups.iter().any(|group| {
+            mls.device
+                .members(group)
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d.account == account)
+        });
+        if !holds {
+            return;
+        }
+        let id = mls.request_id();
+        let frame = ClientFrame::ListDevices {
+            id,
+            account: account.to_string(),
+        };
+        mls.peers_listing.insert(id, account);
+        self.out.push(super::engine::Output::Send(frame));
+    }
+
     /// `devices` answering [`ClientEngine::list_peers`]: the account's removed devices are
     /// kept, and each group holding one owes its removal. `false`: not such an answer.
     pub(super) fn on_peer_devices(&mut self, id: u64, account: &str, removed: &[String]) -> bool {

@@ -216,6 +216,10 @@ impl ClientEngine {
         let Some(conv) = id.conv_id().cloned() else {
             return;
         };
+        if kind == SignalKind::DevicesChanged {
+            self.on_devices_changed(from);
+            return;
+        }
         if kind == SignalKind::DeviceWaiting {
             if let Some(device) = data {
                 self.on_device_waiting(&conv, from, device, device_now);

@@ -21,6 +21,10 @@ pub enum SignalKind {
     /// A device of the sender waits to be added to the conversation's MLS group (docs/E2EE.md,
     /// "Joining"): relayed with the device's name as `data`, set by the server.
     DeviceWaiting,
+    /// The sender's devices changed in the directory (one was removed): sent by the server
+    /// alone, to each conversation the account is an active member of, so that the members'
+    /// devices ask `list_devices` again and take a removed device out of their groups at once.
+    DevicesChanged,
 }
 
 /// Client → server.

@@ -32,7 +32,7 @@ use std::time::Duration;
 use confab_core::automerge::{Automerge, ChangeHash};
 use confab_core::doc::{DocError, IntentTag};
 use confab_core::ids::{AccountId, ConvId, DocId, DocTarget, TenantId};
-use confab_core::model::conversation::Conversation;
+use confab_core::model::conversation::{Conversation, MemberStatus};
 use confab_core::model::url::UrlRule;
 use confab_core::policy::Author;
 use confab_core::protocol::{ErrorCode, SignalKind};
@@ -445,7 +445,7 @@ impl Engine {
     }
 
     /// A signal another node published: the conversation's unit, if in memory, relays it to
-    /// its subscribers here. A unit whose queue is full drops it (signals are ephemeral).
+    /// its subscribers here.
     fn remote_signal(&self, payload: &str) {
         let Some(signal) = signals::parse(payload) else {
             tracing::warn!(payload, "unreadable signal notification");
@@ -454,20 +454,70 @@ impl Engine {
         if signal.node == self.node() {
             return;
         }
+        self.metrics().cluster.signals_relayed.inc();
+        self.relay_here(
+            signal.doc,
+            signal.from,
+            signal.service,
+            signal.kind,
+            signal.data,
+        );
+    }
+
+    /// Hands a signal already checked to `doc`'s unit, if in memory (a unit not in memory has
+    /// no subscribers here). A unit whose queue is full drops it (signals are ephemeral).
+    fn relay_here(
+        &self,
+        doc: DocId,
+        from: AccountId,
+        service: bool,
+        kind: SignalKind,
+        data: Option<String>,
+    ) {
         let tx = self
             .inner
             .units
             .lock()
             .ok()
-            .and_then(|units| units.get(&UnitKey::of(&signal.doc)).map(|u| u.tx.clone()));
+            .and_then(|units| units.get(&UnitKey::of(&doc)).map(|u| u.tx.clone()));
         if let Some(tx) = tx {
             let _ = tx.try_send(Job::RemoteSignal {
-                doc: signal.doc,
-                from: signal.from,
-                service: signal.service,
-                kind: signal.kind,
-                data: signal.data,
+                doc,
+                from,
+                service,
+                kind,
+                data,
             });
+        }
+    }
+
+    /// The directory removed a device of `account`: every conversation the account is an
+    /// active member of hears a `devices_changed` signal from it, on every node, so that the
+    /// members' devices online now ask `list_devices` again and the group's committer takes
+    /// the device out at once (docs/E2EE.md, "Every leaf is a registered device"). Devices
+    /// offline learn it when they connect. One signal per conversation of the account:
+    /// removals are rare, and a failed lookup only delays what the next connection does.
+    pub async fn devices_changed(&self, tenant: &TenantId, account: &AccountId) {
+        let memberships = match self.store().memberships_of(tenant, account).await {
+            Ok(memberships) => memberships,
+            Err(e) => {
+                tracing::warn!(error = %e, %account, "devices_changed: no memberships");
+                return;
+            }
+        };
+        for membership in memberships
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Active)
+        {
+            let doc = DocId::conv(tenant, &membership.conv);
+            self.publish_signal(&doc, (account, false), SignalKind::DevicesChanged, None);
+            self.relay_here(
+                doc,
+                account.clone(),
+                false,
+                SignalKind::DevicesChanged,
+                None,
+            );
         }
     }
 

@@ -925,6 +925,12 @@ impl Unit {
         self.standing_for_read(&from.account, from.service).await?;
         self.readable_by(doc, &from.account, from.service)?;
         let mut data = data;
+        if kind == confab_core::protocol::SignalKind::DevicesChanged {
+            return Err((
+                ErrorCode::Forbidden,
+                "devices_changed comes from the server".into(),
+            ));
+        }
         if kind == confab_core::protocol::SignalKind::DeviceWaiting {
             // The device is the connection's own, never what the frame says.
             let Some(device) = from.device.as_ref().filter(|_| !from.service) else {
@@ -979,7 +985,6 @@ impl Unit {
             self.presence.relayed(doc, from, data.as_deref());
         }
 
-        self.engine.metrics().cluster.signals_relayed.inc();
         let frame = ServerFrame::Signal {
             doc: doc.to_string(),
             from: from.to_string(),

@@ -209,7 +209,12 @@ pub(super) async fn answer(app: &AppState, me: &Identity, action: Action) -> Opt
         Action::RemoveDevice { id, device } => {
             let device = DeviceIdentity::new(me.tenant.clone(), me.account.clone(), device);
             match store.remove_device(&device, now_ms()).await {
-                Ok(true) => ServerFrame::DeviceRemoved { id },
+                Ok(true) => {
+                    let engine = app.engine.clone();
+                    let (tenant, account) = (me.tenant.clone(), me.account.clone());
+                    tokio::spawn(async move { engine.devices_changed(&tenant, &account).await });
+                    ServerFrame::DeviceRemoved { id }
+                }
                 Ok(false) => refusal(
                     id,
                     ErrorCode::UnknownDevice.as_str(),
