@@ -908,6 +908,19 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/conversations/{id}/messages", "get"),
         ("/v1/conversations/{id}/messages", "post"),
         ("/v1/conversations/{id}/messages/{message}/status", "post"),
+        // What services do to a posted message (server/tests/rest_edits.rs).
+        ("/v1/conversations/{id}/messages/{message}", "patch"),
+        ("/v1/conversations/{id}/messages/{message}", "delete"),
+        (
+            "/v1/conversations/{id}/messages/{message}/reactions/{emoji}",
+            "put",
+        ),
+        (
+            "/v1/conversations/{id}/messages/{message}/reactions/{emoji}",
+            "delete",
+        ),
+        ("/v1/conversations/{id}/pins/{message}", "put"),
+        ("/v1/conversations/{id}/pins/{message}", "delete"),
         ("/v1/conversations/{id}/stats", "get"),
         ("/v1/scheduled", "get"),
         ("/v1/scheduled", "post"),
@@ -946,7 +959,7 @@ async fn openapi_describes_every_endpoint() {
         ("/v1/search", "get"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 38, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 41, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, method) in expected {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

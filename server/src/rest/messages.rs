@@ -1,4 +1,5 @@
 //! Messages: post (text, system, proposal, proposal response), answer a proposal, page.
+//! Edits, deletion, reactions and pins of a posted message are in `edits`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -199,8 +200,9 @@ pub struct StatusRequest {
     status: ProposalStatus,
 }
 
-/// The projection row of a message, newest pages first (answers come soon after proposals).
-async fn find_row(
+/// The projection row of a message, newest pages first (answers come soon after proposals,
+/// and services mostly act on recent messages).
+pub(super) async fn find_row(
     store: &dyn Projections,
     tenant: &TenantId,
     conv: &ConvId,
@@ -356,7 +358,7 @@ async fn read_contents(store: &dyn ChangeLog, rows: &[MessageRow]) -> HashMap<Me
     out
 }
 
-async fn read_bucket(
+pub(super) async fn read_bucket(
     store: &dyn ChangeLog,
     doc: &str,
     ids: Vec<MessageId>,

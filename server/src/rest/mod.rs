@@ -16,6 +16,7 @@ mod contacts;
 mod conversations;
 mod devices;
 mod discover;
+mod edits;
 mod erasure;
 mod error;
 mod extract;
@@ -75,7 +76,10 @@ rest_routes! {
     "/v1/conversations/{id}/members/{account}/permissions/{permission}" => put(roles::set_permission);
     "/v1/conversations/{id}/messages" => get(messages::page), post(messages::post);
     "/v1/conversations/{id}/stats" => get(messages::stats);
+    "/v1/conversations/{id}/messages/{message}" => patch(edits::edit), delete(edits::delete);
+    "/v1/conversations/{id}/messages/{message}/reactions/{emoji}" => put(edits::react), delete(edits::unreact);
     "/v1/conversations/{id}/messages/{message}/status" => post(messages::set_status);
+    "/v1/conversations/{id}/pins/{message}" => put(edits::pin), delete(edits::unpin);
     "/v1/conversations/{id}/attachments/{hash}" => put(attachments::put), get(attachments::get);
     "/v1/conversations/{id}/attachments/{hash}/thumbnail" => get(attachments::thumbnail);
     "/v1/conversations/{id}/attachments/{hash}/copy" => post(forwarding::copy);

@@ -549,3 +549,43 @@ pub struct ProposalStatusView {
     pub seq: u64,
     pub doc: String,
 }
+
+/// The answer to an edited message (`PATCH …/messages/{message}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EditedMessage {
+    pub id: String,
+    pub seq: u64,
+    pub doc: String,
+    pub edited_at: String,
+}
+
+/// The answer to a message deleted for everyone (`DELETE …/messages/{message}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletedMessage {
+    pub id: String,
+    pub seq: u64,
+    pub doc: String,
+    pub deleted_at: String,
+}
+
+impl EditedMessage {
+    pub fn new(id: String, seq: u64, doc: String, edited_at: i64) -> Self {
+        EditedMessage {
+            id,
+            seq,
+            doc,
+            edited_at: time(edited_at),
+        }
+    }
+}
+
+impl DeletedMessage {
+    pub fn new(id: String, seq: u64, doc: String, deleted_at: i64) -> Self {
+        DeletedMessage {
+            id,
+            seq,
+            doc,
+            deleted_at: time(deleted_at),
+        }
+    }
+}
