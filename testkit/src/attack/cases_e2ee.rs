@@ -43,17 +43,17 @@ fn mls_change(
 
 /// An encrypted group `id` of alice (owner), bob and carol whose MLS group alice made and
 /// committed bob's and carol's devices to (epoch 1); everyone has the document.
-struct Encrypted {
-    alice: Device,
-    bob: Device,
-    carol: Device,
-    alice_mls: Mls,
-    conv: ConvId,
-    cd: DocId,
-    group: Vec<u8>,
+pub(super) struct Encrypted {
+    pub(super) alice: Device,
+    pub(super) bob: Device,
+    pub(super) carol: Device,
+    pub(super) alice_mls: Mls,
+    pub(super) conv: ConvId,
+    pub(super) cd: DocId,
+    pub(super) group: Vec<u8>,
 }
 
-async fn encrypted(lab: &mut impl Lab, id: &str) -> Encrypted {
+pub(super) async fn encrypted(lab: &mut impl Lab, id: &str) -> Encrypted {
     let mut alice = Device::new("alice", 1);
     let mut bob = Device::new("bob", 1);
     let mut carol = Device::new("carol", 1);

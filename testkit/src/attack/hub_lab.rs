@@ -10,14 +10,21 @@ use std::task::{Context, Poll, Waker};
 use confab_core::automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use confab_core::doc::read;
 use confab_core::hub::{Ack, Hub};
-use confab_core::ids::{AccountId, DocId};
+use confab_core::ids::{AccountId, DocId, TenantId};
 use confab_core::model::conversation::Conversation;
+use confab_core::policy::Author;
 use confab_core::policy::Effect;
+use confab_core::validate::RejectCode;
 use confab_core::validate::{self, AcceptedDoc, Env, Rejection};
 
-use super::{known, Answer, Case, ConvView, Driver, Lab, MemberView, PerDriver};
+use super::rest::unchanged;
+use super::{
+    known, Answer, Case, ConvView, Driver, Lab, MemberView, PerDriver, RestAnswer, RestCall,
+    RestTarget,
+};
 use crate::device::Device;
 use crate::hub::NOW;
+use crate::ids::acc;
 
 /// A fresh in-memory acceptor.
 #[derive(Debug, Default)]
@@ -254,6 +261,58 @@ impl Lab for HubLab {
 
     fn kept_devices(&mut self) -> &mut super::KeptDevices {
         &mut self.devices
+    }
+
+    /// What the route runs (`server/src/rest/edits.rs`), in its order.
+    async fn rest(
+        &mut self,
+        tenant: &TenantId,
+        account: &str,
+        at: &RestTarget,
+        call: &RestCall,
+    ) -> RestAnswer {
+        let cd = at.conv_doc();
+        let conv = cd.conv_id().expect("a conversation document");
+        // The conversation of the caller's tenant (the hub holds one tenant's).
+        if tenant != cd.tenant() || self.hub.conversation(conv).is_none() {
+            return RestAnswer::NotFound;
+        }
+        let author = Author::user(acc(account));
+        if let Err(denied) = self.hub.may_read(&cd, &author.account, false) {
+            return denied.code().map_or(RestAnswer::NotFound, |c| {
+                RestAnswer::Refused(c.as_str().into())
+            });
+        }
+        match read::read_message(&self.read(&at.bucket).await, &at.message) {
+            None => return RestAnswer::NotFound,
+            // The route says the policy's rule before writing a second tombstone.
+            Some(m) if m.deleted_at.is_some() && *call == RestCall::Delete => {
+                return RestAnswer::Refused("message_deleted".into())
+            }
+            Some(_) => {}
+        }
+        let doc = at.doc_of(call);
+        let accepted = self.read(&doc).await;
+        let now = NOW + self.later;
+        let answer = match at.change(&accepted, tenant, &author.account, call, now) {
+            Ok(Some(change)) => match self.hub.submit(&doc, &author, change, now) {
+                Ok(_) => return RestAnswer::Done,
+                Err(r) if r.code == RejectCode::NotApplicable => None,
+                Err(r) => {
+                    known(r.code.as_str());
+                    Some(RestAnswer::Refused(r.code.as_str().into()))
+                }
+            },
+            Ok(None) | Err(_) => None,
+        };
+        match answer {
+            Some(answer) => answer,
+            None => {
+                let conv = self.hub.conversation(conv).expect("looked up").clone();
+                let bucket = self.read(&at.bucket).await;
+                unchanged(call, at, &conv, &author, &bucket, now)
+            }
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! hub: heads, saved bytes, change log, cached conversation, actor binding; the server: the
 //! log a fresh reader catches up, the REST projection, `/metrics`, the audit table). Where it
 //! is cheap, a twin of the same shape that breaks no rule is `accept`ed, so a suite that
-//! rejected everything fails.
+//! rejected everything fails. REST routes that change a posted message are attacked the same
+//! way through `Lab::rest` (see [`rest`]): the wire calls the route, the hub runs what it runs.
 //!
 //! To add a case: write the `async fn` in the `cases_*` file of its topic and add one
 //! `case!(name)` line to [`cases`]. Use a conversation id no other case uses (the wire runs
@@ -27,21 +28,24 @@ mod cases_messages;
 mod cases_ops;
 mod cases_ownership;
 mod cases_redaction;
+mod cases_rest;
 mod cases_temporary;
 mod cases_threads;
 pub mod fixture;
 mod hub_lab;
+pub mod rest;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use confab_core::automerge::{ActorId, Automerge, Change, ChangeHash};
-use confab_core::ids::{AccountId, DocId};
+use confab_core::ids::{AccountId, DocId, TenantId};
 
 pub use crate::answer::Answer;
 use crate::device::Device;
 
 pub use hub_lab::{run_on_hub, HubLab};
+pub use rest::{RestAnswer, RestCall, RestTarget};
 
 /// Which acceptor a lab drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +175,17 @@ pub trait Lab {
     /// The MLS devices this lab registered, by identity, as they were then (see
     /// [`registered`]).
     fn kept_devices(&mut self) -> &mut KeptDevices;
+
+    /// `account` of `tenant` (a user token) calls the REST route `call` on `at` (the wire:
+    /// over HTTP; the hub: what the route runs, see [`rest`]). A refusal the acceptor made is
+    /// recorded (`rejected`) by the driver, which alone can tell it from the read gate's.
+    async fn rest(
+        &mut self,
+        tenant: &TenantId,
+        account: &str,
+        at: &RestTarget,
+        call: &RestCall,
+    ) -> RestAnswer;
 
     /// Submits `change` as `dev`: acked with its hash; then `dev` pulls `doc`. The seq.
     async fn accept(&mut self, dev: &mut Device, doc: &DocId, change: Change) -> u64 {
@@ -431,6 +446,11 @@ pub fn cases<L: Lab>() -> Vec<Case<L>> {
             cases_e2ee::plaintext_draft_or_schedule_of_an_encrypted_conversation_plaintext_in_encrypted
         ),
         case!(cases_e2ee::blob_hashes_outside_a_sealed_post),
+        case!(cases_rest::rest_edit_by_a_non_author_not_author),
+        case!(cases_rest::rest_react_by_a_non_member_not_member),
+        case!(cases_rest::rest_delete_in_another_tenant_not_found),
+        case!(cases_rest::rest_pin_without_the_permission_no_permission),
+        case!(cases_rest::rest_edit_in_an_encrypted_conversation_plaintext_in_encrypted),
     ]
 }
 
@@ -452,6 +472,7 @@ pub const CODES: &[&str] = &[
     "direct_fixed_members",
     "member_inactive",
     "not_author",
+    "message_deleted",
     "forged_tombstone",
     "incomplete_redaction",
     "not_own_key",

@@ -12,7 +12,9 @@ use confab_core::ids::{AccountId, DocId, DocTarget, TenantId};
 use confab_core::protocol::{ClientFrame, ServerFrame};
 use confab_e2e::client::{Answer, WAIT};
 use confab_e2e::{now_ms, token, Backend, Client, Device, DeviceSync, TestServer};
-use confab_testkit::attack::{known, ConvView, Driver, Lab, MemberView, PerDriver};
+use confab_testkit::attack::{
+    known, ConvView, Driver, Lab, MemberView, PerDriver, RestAnswer, RestCall, RestTarget,
+};
 use serde_bytes::ByteBuf;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,14 +28,35 @@ pub fn now() -> i64 {
 
 /// `GET path` with an optional bearer token: (status, body).
 pub async fn http_get(port: u16, path: &str, bearer: Option<&str>) -> (u16, String) {
+    http_call(port, "GET", path, bearer, None).await
+}
+
+/// `method path` with an optional bearer token and JSON body: (status, body).
+pub async fn http_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    json: Option<&str>,
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
     let auth = bearer
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n");
+    let body = json.map_or_else(
+        || "Content-Length: 0\r\n\r\n".to_owned(),
+        |j| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
+                j.len()
+            )
+        },
+    );
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n{body}"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
@@ -96,6 +119,10 @@ pub struct View {
 
 /// (doc, account, code, hash) of one rejection: what the audit log must hold.
 pub type AuditRow = (String, String, String, Option<Vec<u8>>);
+
+/// The hash of an audit row for a change a REST route built on the server: the lab never
+/// sees it, so the row matches any hash no other row names.
+const BUILT_BY_REST: &[u8] = b"rest";
 
 pub struct WireLab {
     pub server: TestServer,
@@ -303,6 +330,23 @@ impl WireLab {
         ));
     }
 
+    /// Records a rejection of `code` of a REST write, if the engine made one (its counter in
+    /// `/metrics` is past the rows of `audit`), then checks the counter.
+    async fn engine_refused(
+        &mut self,
+        doc: &str,
+        account: &str,
+        code: &str,
+        hash: Option<Vec<u8>>,
+    ) {
+        let audited = self.audit.iter().filter(|r| r.2 == code).count() as u64;
+        if self.rejected_count(code).await > audited {
+            self.audit
+                .push((doc.to_owned(), account.to_owned(), code.to_owned(), hash));
+        }
+        self.counted(code).await;
+    }
+
     /// Every rejection this lab causes is in `audit`, each counted once in `/metrics`: so a
     /// code's counter equals its audit rows.
     async fn counted(&self, code: &str) {
@@ -323,6 +367,11 @@ impl WireLab {
         let mut db = sqlx::PgConnection::connect(url).await.unwrap();
         let mut expected = self.audit.clone();
         expected.sort();
+        let named: std::collections::HashSet<Vec<u8>> = expected
+            .iter()
+            .filter_map(|r| r.3.clone())
+            .filter(|h| h != BUILT_BY_REST)
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut rows: Vec<AuditRow> =
@@ -330,6 +379,17 @@ impl WireLab {
                     .fetch_all(&mut db)
                     .await
                     .unwrap();
+            // A change built by REST: its row matches an expected REST row by document,
+            // account and code.
+            for row in &mut rows {
+                let rest = expected.iter().any(|r| {
+                    r.3.as_deref() == Some(BUILT_BY_REST)
+                        && (&r.0, &r.1, &r.2) == (&row.0, &row.1, &row.2)
+                });
+                if rest && row.3.as_ref().is_some_and(|h| !named.contains(h)) {
+                    row.3 = Some(BUILT_BY_REST.to_vec());
+                }
+            }
             rows.sort();
             // The audit write is asynchronous: wait for it, then compare row by row.
             if rows.len() >= expected.len() || Instant::now() > deadline {
@@ -582,6 +642,49 @@ impl Lab for WireLab {
             "{device} is removed: {answer:?}"
         );
         conn.close().await;
+    }
+
+    /// Over HTTP. What the engine refused is counted in `/metrics` and audited: a change the
+    /// acceptor refused (with the hash of a change only the server saw), and a write that
+    /// changed nothing (`not_applicable`, with no hash: a reaction or pin put again, or taken
+    /// back when it is not there). A refusal of the read gate or the lookup is neither.
+    async fn rest(
+        &mut self,
+        tenant: &TenantId,
+        account: &str,
+        at: &RestTarget,
+        call: &RestCall,
+    ) -> RestAnswer {
+        let (method, path, json) = at.http(call);
+        let bearer = token(tenant.as_str(), account, false, 3600);
+        let (status, text) = http_call(
+            self.server.port,
+            method,
+            &path,
+            Some(&bearer),
+            json.as_deref(),
+        )
+        .await;
+        let answer = match status {
+            200..=299 => RestAnswer::Done,
+            404 => RestAnswer::NotFound,
+            _ => {
+                let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+                    panic!("{method} {path}: {status}, not JSON ({e}): {text}")
+                });
+                let code = body["code"].as_str().expect("a code").to_owned();
+                known(&code);
+                RestAnswer::Refused(code)
+            }
+        };
+        let doc = at.doc_of(call).to_string();
+        self.engine_refused(&doc, account, "not_applicable", None)
+            .await;
+        if let RestAnswer::Refused(code) = &answer {
+            self.engine_refused(&doc, account, code, Some(BUILT_BY_REST.to_vec()))
+                .await;
+        }
+        answer
     }
 
     fn kept_devices(&mut self) -> &mut confab_testkit::attack::KeptDevices {
