@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use confab_core::client::apply::{direct_id, support_id};
-use confab_core::client::{ClientEngine, Outcome};
+use confab_core::client::{ClientEngine, Outcome, Verification};
 use confab_core::ids::{AccountId, ConvId, TenantId};
 use js_sys::{Function, Promise};
 use tsify::Ts;
@@ -224,6 +224,41 @@ impl ConfabClient {
     ) -> std::result::Result<Option<String>, JsValue> {
         let (conv, peer) = (conv_id(conv)?, account_id(peer)?);
         Ok(self.rt.read(None, |e| e.safety_number(&conv, &peer)))
+    }
+
+    /// Marks `peer` verified as its devices are now, on this device, after the person
+    /// compared a safety number with them out loud; `false` (nothing marked) for this
+    /// account or an account with no device in this device's groups.
+    #[wasm_bindgen(js_name = markVerified)]
+    pub fn mark_verified(&self, peer: &str) -> std::result::Result<bool, JsValue> {
+        let peer = account_id(peer)?;
+        let marked = self.rt.with_engine(|e| e.mark_verified(&peer))?;
+        self.rt.pump();
+        Ok(marked)
+    }
+
+    /// Takes `peer`'s verified mark away.
+    #[wasm_bindgen(js_name = unmarkVerified)]
+    pub fn unmark_verified(&self, peer: &str) -> std::result::Result<(), JsValue> {
+        let peer = account_id(peer)?;
+        self.rt.with_engine(|e| e.unmark_verified(&peer))?;
+        self.rt.pump();
+        Ok(())
+    }
+
+    /// `"unverified"`, `"verified"`, or `"changed"`: marked verified, and a device of `peer`
+    /// was added, removed or re-keyed since (compare the safety number again).
+    pub fn verification(&self, peer: &str) -> std::result::Result<String, JsValue> {
+        let peer = account_id(peer)?;
+        let v = self
+            .rt
+            .read(Verification::Unverified, |e| e.verification(&peer));
+        Ok(match v {
+            Verification::Unverified => "unverified",
+            Verification::Verified => "verified",
+            Verification::Changed => "changed",
+        }
+        .to_owned())
     }
 
     /// The key-change notices of an encrypted conversation, oldest first: a device added to

@@ -6,7 +6,7 @@
 // message of it is not forwarded into a plain conversation (the refusal in words). The devices
 // panel lists the account's devices: a second browser signed in as the same user is a second
 // device, and each page marks its own. Two members see the same safety number in the members
-// panel.
+// panel, and one marks the other verified.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
@@ -78,7 +78,7 @@ test("an encrypted group: lock, sealed messages read by members, history before 
 
   // The safety number alice and bob compare out loud: the same digits on both pages.
   const safety = (page, peer) =>
-    until(page, `the safety number with ${peer}`, (p) => p.locator(`.safety[data-safety="${peer}"]`).textContent(), (text) => /\d{5}$/.test(text));
+    until(page, `the safety number with ${peer}`, (p) => p.locator(`.safety[data-safety="${peer}"] .digits`).textContent(), (text) => /\d{5}$/.test(text));
   await bob.click("button[data-action=members]");
   const onBobs = await safety(bob, "alice");
   await closePanel(bob);
@@ -86,6 +86,11 @@ test("an encrypted group: lock, sealed messages read by members, history before 
   const onAlices = await safety(alice, "bob");
   assert.match(onAlices, /^🔑 (\d{5} ){11}\d{5}$/);
   assert.equal(onAlices, onBobs, "alice and bob see the same safety number");
+  // Having compared, alice marks bob verified on her device.
+  const mark = (page, peer) => page.locator(`.safety[data-safety="${peer}"] [data-verification]`).getAttribute("data-verification");
+  assert.equal(await mark(alice, "bob"), "unverified");
+  await alice.click(`.safety[data-safety="bob"] button[data-verification]`);
+  await until(alice, "bob marked verified", (p) => mark(p, "bob"), (state) => state === "verified");
   await shot(alice, "safety number");
 
   // Carol is added: her device joins from its Welcome and reads from then on.
@@ -94,6 +99,7 @@ test("an encrypted group: lock, sealed messages read by members, history before 
   await alice.waitForSelector('.member[data-account="carol"]', { timeout: WAIT_MS });
   // Only alice's and bob's devices make their number: carol's joining leaves it.
   assert.equal(await safety(alice, "bob"), onAlices);
+  assert.equal(await mark(alice, "bob"), "verified", "carol's joining leaves bob verified");
   await closePanel(alice);
   await openConversation(carol, conv);
   await say(alice, "welcome carol");

@@ -138,9 +138,12 @@ test("bob leaves, and alice's very next message is accepted and read by carol on
   await shot(carol, "read after bob left");
 });
 
+/** alice's verified mark of bob in the members panel (open). */
+const verification = (page) => page.locator(`.safety[data-safety="bob"] [data-verification]`).getAttribute("data-verification");
+
 /** The safety number with `peer` in the members panel (open). */
 const safety = (page, peer) =>
-  until(page, `the safety number with ${peer}`, (p) => p.locator(`.safety[data-safety="${peer}"]`).textContent(), (text) => /\d{5}$/.test(text));
+  until(page, `the safety number with ${peer}`, (p) => p.locator(`.safety[data-safety="${peer}"] .digits`).textContent(), (text) => /\d{5}$/.test(text));
 
 /** What stands right after each key-change notice of the timeline: [words, the next message's body]. */
 const notices = (page) =>
@@ -164,6 +167,9 @@ test("bob's new device: the notice on alice's and bob's pages at the same place,
   assert.deepEqual(await notices(alice), []);
   await alice.click("button[data-action=members]");
   const before = await safety(alice, "bob");
+  // alice has compared with bob and marks him verified.
+  await alice.click(`.safety[data-safety="bob"] button[data-verification]`);
+  await until(alice, "bob marked verified", verification, (state) => state === "verified");
   await closePanel(alice);
 
   // bob signs in on a second browser: a member's device commits it in.
@@ -190,6 +196,8 @@ test("bob's new device: the notice on alice's and bob's pages at the same place,
   // The safety number moved with bob's devices, and still reads the same on both sides.
   await alice.click("button[data-action=members]");
   const onAlices = await until(alice, "the safety number after the tablet", (p) => safety(p, "bob"), (text) => text !== before);
+  // The tablet turned alice's mark of bob to "changed": compare again.
+  assert.equal(await verification(alice), "changed");
   await bob.click("button[data-action=members]");
   const onBobs = await safety(bob, "alice");
   assert.equal(onAlices, onBobs, "alice and bob see the same safety number");

@@ -103,6 +103,8 @@ pub(super) struct MlsSide {
     pub(super) sealed_into: BTreeMap<ConvId, i64>,
     /// Per group, the key-change notices its commits brought (`key_changes`), saved apart.
     pub(super) notices: HashMap<Vec<u8>, Vec<super::key_changes::Kept>>,
+    /// The contacts the person marked verified (`verified`), saved apart.
+    pub(super) verified: BTreeMap<AccountId, String>,
 }
 
 /// Devices that said they wait to be added to a group, per account (an account may have
@@ -205,6 +207,7 @@ impl ClientEngine {
                 record: None,
                 stale: Vec::new(),
                 notices: HashMap::new(),
+                verified: BTreeMap::new(),
             },
         };
         let mls_saved::Loaded {
@@ -213,6 +216,7 @@ impl ClientEngine {
             record,
             stale,
             notices,
+            verified,
         } = loaded;
         let whole = record.is_none();
         if whole {
@@ -256,6 +260,7 @@ impl ClientEngine {
             heal_tried: HashMap::new(),
             sealed_into: BTreeMap::new(),
             notices,
+            verified,
         });
         if whole {
             self.save_device();

@@ -5,7 +5,8 @@
 //! not the whole state (which grows with the group and the epochs kept).
 //!
 //! The key-change notices of each group (`key_changes`) lie beside them, one entry per group
-//! under `HostKey::Mls`'s key and `/notices/`, written when a commit brings one.
+//! under `HostKey::Mls`'s key and `/notices/`, written when a commit brings one; the contacts
+//! the person marked verified (`verified`) in one entry under `/verified`.
 //!
 //! Earlier builds saved the whole state in the record (`Whole`): it loads, and the engine then
 //! writes it in this layout.
@@ -57,6 +58,8 @@ pub(super) struct Loaded {
     pub(super) stale: Vec<String>,
     /// Per group, its key-change notices.
     pub(super) notices: HashMap<Vec<u8>, Vec<Kept>>,
+    /// The contacts marked verified, each with its devices' fingerprint then.
+    pub(super) verified: BTreeMap<crate::ids::AccountId, String>,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> ClientError {
@@ -77,6 +80,11 @@ pub(super) fn notices_key(group: &[u8]) -> String {
 
 fn notices_prefix() -> String {
     format!("{}/notices/", HostKey::Mls.key())
+}
+
+/// The store key of the contacts marked verified.
+pub(super) fn verified_key() -> String {
+    format!("{}/verified", HostKey::Mls.key())
 }
 
 fn digest(key: &[u8], value: &[u8]) -> Vec<u8> {
@@ -130,9 +138,13 @@ pub(super) fn load(saved: &[(String, Vec<u8>)]) -> Result<Option<Loaded>, Client
     let mut record = None;
     let mut entries = Vec::new();
     let mut notices = HashMap::new();
+    let mut verified = BTreeMap::new();
     for (key, value) in saved {
         if key == HostKey::Mls.key() {
             record = Some(value);
+        } else if *key == verified_key() {
+            // A damaged entry costs the marks (they read "unverified"), not the device.
+            verified = uncbor(value).unwrap_or_default();
         } else if let Some(group) = key.strip_prefix(&notices_prefix()) {
             // A damaged list costs its notices, not the device.
             if let (Ok(group), Ok(kept)) = (hex::decode(group), uncbor::<Vec<Stored>>(value)) {
@@ -146,7 +158,7 @@ pub(super) fn load(saved: &[(String, Vec<u8>)]) -> Result<Option<Loaded>, Client
         }
     }
     let Some(record) = record else {
-        return match entries.is_empty() && notices.is_empty() {
+        return match entries.is_empty() && notices.is_empty() && verified.is_empty() {
             true => Ok(None),
             false => Err(corrupt("entries without their record")),
         };
@@ -159,6 +171,7 @@ pub(super) fn load(saved: &[(String, Vec<u8>)]) -> Result<Option<Loaded>, Client
             record: None,
             stale: entries.into_iter().map(|(k, _)| k.clone()).collect(),
             notices,
+            verified,
         }));
     }
     let parsed: Record = uncbor(record)?;
@@ -177,5 +190,6 @@ pub(super) fn load(saved: &[(String, Vec<u8>)]) -> Result<Option<Loaded>, Client
         record: Some(record.clone()),
         stale: Vec::new(),
         notices,
+        verified,
     }))
 }

@@ -46,6 +46,7 @@ pub mod store;
 mod timeline;
 mod unreadable;
 mod verdict;
+mod verified;
 mod views;
 
 pub use crate::doc::read::{ConvPrefs, PrivateData};
@@ -70,4 +71,5 @@ pub use search::{
 pub use store::{LocalStore, MemoryStore, StoreError, StoreOp};
 pub use timeline::TimelineItem;
 pub use unreadable::Unreadable;
+pub use verified::Verification;
 pub use views::ConversationSummary;

@@ -38,7 +38,7 @@ pub use member::{
     sealed_epoch, CommitBundle, Decrypted, Device, E2eeError, GroupInit, HandshakeOutcome,
     StateChange,
 };
-pub use safety::safety_number;
+pub use safety::{account_half, safety_number};
 
 /// The MLS group id of a conversation: its `conv` document's id, so a group can never be
 /// offered for another conversation.

@@ -14,7 +14,7 @@ const DOMAIN: &[u8] = b"confab safety number v1";
 
 /// One account's half: 30 digits from a SHA-512 over the account's identity and its devices'
 /// signature keys, in device order (each length-prefixed, so no two lists hash alike).
-fn half(devices: &[(&DeviceIdentity, &[u8])]) -> String {
+pub fn account_half(devices: &[(&DeviceIdentity, &[u8])]) -> String {
     let mut sorted: Vec<&(&DeviceIdentity, &[u8])> = devices.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
     let mut hash = Sha512::new();
@@ -43,7 +43,7 @@ pub fn safety_number(
     one: &[(&DeviceIdentity, &[u8])],
     other: &[(&DeviceIdentity, &[u8])],
 ) -> String {
-    let (a, b) = (half(one), half(other));
+    let (a, b) = (account_half(one), account_half(other));
     if a <= b {
         a + &b
     } else {

@@ -4,7 +4,7 @@
 //! and a restart keeps them.
 
 use super::*;
-use confab_core::client::{KeyChange, KeyNotice};
+use confab_core::client::{KeyChange, KeyNotice, Verification};
 
 fn notices(peer: &Peer) -> Vec<KeyNotice> {
     peer.engine.key_changes(&conv("secret"))
@@ -155,4 +155,50 @@ fn a_new_group_of_a_two_device_account_brings_no_notice() {
     for peer in &peers {
         assert_eq!(notices(peer), Vec::new());
     }
+}
+
+#[test]
+fn a_verified_contact_reads_changed_when_its_devices_change_until_marked_again() {
+    let mut wire = Wire::new();
+    let (mut peers, bucket) = three(&mut wire);
+    let bob = acc("bob");
+    assert_eq!(peers[0].engine.verification(&bob), Verification::Unverified);
+    // Not for this account, nor for an account no group holds.
+    assert!(!peers[0].engine.mark_verified(&acc("alice")));
+    assert!(!peers[0].engine.mark_verified(&acc("mallory")));
+    assert!(peers[0].engine.mark_verified(&bob));
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.verification(&bob), Verification::Verified);
+    // carol's verification of bob is her own.
+    assert_eq!(peers[2].engine.verification(&bob), Verification::Unverified);
+
+    // bob signs in on a tablet: alice's device follows the commit and flags bob.
+    peers.push(Peer::device(config("bob"), "tablet"));
+    follow(&mut wire, &mut peers, 3);
+    assert_eq!(peers[0].engine.verification(&bob), Verification::Changed);
+    // A restart keeps the mark and the flag.
+    let restarted = restored(&peers[0], &bucket);
+    assert_eq!(restarted.engine.verification(&bob), Verification::Changed);
+
+    // alice compares again and marks bob: verified with the tablet, and that survives a
+    // restart.
+    assert!(peers[0].engine.mark_verified(&bob));
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.verification(&bob), Verification::Verified);
+    let restarted = restored(&peers[0], &bucket);
+    assert_eq!(restarted.engine.verification(&bob), Verification::Verified);
+
+    // The tablet is removed: changed again. Unmarking reads unverified.
+    offline(&mut wire, &mut peers, 3);
+    peers[1].engine.remove_device("tablet").unwrap();
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.verification(&bob), Verification::Changed);
+    peers[0].engine.unmark_verified(&bob);
+    wire.pump(&mut peers);
+    assert_eq!(peers[0].engine.verification(&bob), Verification::Unverified);
+    let restarted = restored(&peers[0], &bucket);
+    assert_eq!(
+        restarted.engine.verification(&bob),
+        Verification::Unverified
+    );
 }

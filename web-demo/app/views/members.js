@@ -23,7 +23,9 @@ export function renderMembers(el, session, convId) {
   const states = [...heard.values()].map((p) => [p.account, p.state]);
   // The key version moves with every commit of an encrypted group: safety numbers follow.
   const keys = conv.encryption.enabled ? conv.encryption.keyVersion : null;
-  remountIf(el, JSON.stringify([convId, conv.members, conv.settings, conv.lifecycle, conv.kind, states, keys]), () =>
+  // And so do the verified marks, which this device alone sets.
+  const marks = conv.encryption.enabled ? conv.members.map((m) => session.client.verification(m.account)) : null;
+  remountIf(el, JSON.stringify([convId, conv.members, conv.settings, conv.lifecycle, conv.kind, states, keys, marks]), () =>
     build(el, session, convId, conv, heard),
   );
 }
@@ -101,7 +103,8 @@ function build(el, session, convId, conv, heard) {
           dataset: { safety: m.account },
           title: "Compare with them: the same digits on both sides mean no other device reads along",
         },
-        digits ? `🔑 ${digits.match(/.{5}/g).join(" ")}` : "🔑 no device of theirs in the group yet",
+        h("span", { class: "digits" }, digits ? `🔑 ${digits.match(/.{5}/g).join(" ")}` : "🔑 no device of theirs in the group yet"),
+        digits && verifiedMark(client, m.account),
       );
     return h(
       "div",
@@ -177,5 +180,23 @@ function build(el, session, convId, conv, heard) {
       h("div", { class: "add-member" }, candidates.length > 0 ? [pick, role, add] : null, why),
       members.map(row),
     ),
+  );
+}
+
+/** The contact's verified mark on this device: mark it after comparing the digits; a device of
+ * theirs added, removed or re-keyed since turns it to "changed" until marked again. */
+function verifiedMark(client, peer) {
+  const state = client.verification(peer);
+  const mark = () => {
+    client.markVerified(peer);
+    render();
+  };
+  if (state === "verified") {
+    return h("span", { class: "tag", dataset: { verification: state } }, "✔ verified");
+  }
+  return h(
+    "button",
+    { class: state === "changed" ? "danger" : "", dataset: { verification: state }, onclick: mark },
+    state === "changed" ? "Their devices changed: compare, then mark verified" : "Mark verified",
   );
 }
