@@ -454,18 +454,21 @@ impl Engine {
         if signal.node == self.node() {
             return;
         }
-        self.metrics().cluster.signals_relayed.inc();
-        self.relay_here(
+        let handed = self.relay_here(
             signal.doc,
             signal.from,
             signal.service,
             signal.kind,
             signal.data,
         );
+        if handed {
+            self.metrics().cluster.signals_relayed.inc();
+        }
     }
 
     /// Hands a signal already checked to `doc`'s unit, if in memory (a unit not in memory has
-    /// no subscribers here). A unit whose queue is full drops it (signals are ephemeral).
+    /// no subscribers here); whether it was. A unit whose queue is full drops it (signals
+    /// are ephemeral).
     fn relay_here(
         &self,
         doc: DocId,
@@ -473,22 +476,23 @@ impl Engine {
         service: bool,
         kind: SignalKind,
         data: Option<String>,
-    ) {
+    ) -> bool {
         let tx = self
             .inner
             .units
             .lock()
             .ok()
             .and_then(|units| units.get(&UnitKey::of(&doc)).map(|u| u.tx.clone()));
-        if let Some(tx) = tx {
-            let _ = tx.try_send(Job::RemoteSignal {
+        tx.is_some_and(|tx| {
+            tx.try_send(Job::RemoteSignal {
                 doc,
                 from,
                 service,
                 kind,
                 data,
-            });
-        }
+            })
+            .is_ok()
+        })
     }
 
     /// The directory removed a device of `account`: every conversation the account is an
