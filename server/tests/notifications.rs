@@ -769,3 +769,115 @@ async fn a_big_group_coalesces_its_posts_per_member() {
     }
     assert_eq!(s.feed(&owner, "").await["notifications"], json!([]));
 }
+
+/// Every row of the notifier's tables (streams, marks, feed rows), as text: what two
+/// snapshots differ by is what was written between them, however often.
+async fn notifier_rows(s: &Server, url: Option<&str>) -> std::collections::BTreeSet<String> {
+    use sqlx::Connection;
+    let sql = "SELECT 'stream ' || tenant || ' ' || conv || ' ' || CAST(id AS TEXT) || ' ' \
+               || CAST(n AS TEXT) AS r FROM notify_streams \
+               UNION ALL SELECT 'mark ' || tenant || ' ' || account || ' ' || conv || ' ' \
+               || CAST(n_mark AS TEXT) || ' ' || CAST(skip AS TEXT) || ' ' \
+               || CAST(skip_n AS TEXT) || ' ' || COALESCE(CAST(alt_id AS TEXT), '') \
+               FROM notify_marks \
+               UNION ALL SELECT 'row ' || CAST(id AS TEXT) || ' ' || CAST(count AS TEXT) \
+               FROM notifications";
+    let rows: Vec<String> = match url {
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut conn)
+                .await
+                .expect("rows")
+        }
+        None => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(s.sqlite_path());
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("open");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut conn)
+                .await
+                .expect("rows")
+        }
+    };
+    rows.into_iter().collect()
+}
+
+/// A group of `members` (an owner and the rest) at the level `all`, one post seen by its
+/// last member, then five more: the notifier rows those five wrote (added or changed),
+/// once the last member's entry counts all six.
+async fn rows_for_five_posts(s: &Server, url: Option<&str>, conv: &str, members: usize) -> usize {
+    let owner = s.token_of(TENANT, "owner");
+    let list: Vec<Value> = (1..members)
+        .map(|i| json!({"account": format!("{conv}m{i}")}))
+        .collect();
+    s.ok(
+        Method::POST,
+        "/v1/conversations",
+        &owner,
+        Some(json!({"kind": "group", "id": conv, "title": conv, "members": list})),
+    )
+    .await;
+    let last = s.token_of(TENANT, &format!("{conv}m{}", members - 1));
+    let counted = async |n: i64, message: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = s.feed(&last, "").await;
+            if message_entry(&page, conv) == Some((message.to_owned(), n, false)) {
+                assert_eq!(page["unread"], 1, "{page}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{conv}: {page}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    s.post_message(
+        &owner,
+        conv,
+        json!({"id": format!("{conv}-0"), "body": "hi"}),
+    )
+    .await;
+    counted(1, &format!("{conv}-0")).await;
+    let before = notifier_rows(s, url).await;
+    for i in 1..=5 {
+        s.post_message(
+            &owner,
+            conv,
+            json!({"id": format!("{conv}-{i}"), "body": "hi"}),
+        )
+        .await;
+    }
+    counted(6, &format!("{conv}-5")).await;
+    let after = notifier_rows(s, url).await;
+    // Every other member is told too, from the same rows.
+    let first = s.token_of(TENANT, &format!("{conv}m1"));
+    let page = s.feed(&first, "").await;
+    assert_eq!(
+        message_entry(&page, conv),
+        Some((format!("{conv}-5"), 6, false))
+    );
+    after.difference(&before).count()
+}
+
+/// The level `all` costs O(1) rows per message, not O(members) (docs/NOTIFICATIONS.md,
+/// "When and at what cost"): five posts write the same rows in a group of 2 as in one of
+/// 300, the conversation's stream and the author's mark, and no row per member.
+async fn constant_rows_per_post(s: Server, url: Option<&str>) {
+    let small = rows_for_five_posts(&s, url, "pair", 2).await;
+    let large = rows_for_five_posts(&s, url, "crowd", 300).await;
+    assert_eq!((small, large), (2, 2), "rows written by five posts");
+}
+
+#[tokio::test]
+async fn constant_rows_per_post_on_sqlite() {
+    constant_rows_per_post(Server::start_on(None).await, None).await;
+}
+
+#[tokio::test]
+async fn constant_rows_per_post_on_postgres() {
+    on_fresh_postgres("confab_notify_o1", move |url: String| async move {
+        constant_rows_per_post(Server::start_on(Some(&url)).await, Some(&url)).await
+    })
+    .await;
+}

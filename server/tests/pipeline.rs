@@ -373,11 +373,39 @@ impl Outboxes for GatedStore {
     ) -> Result<Vec<(i64, usize)>> {
         self.inner.insert_notifications(rows).await
     }
-    async fn coalesce_notifications(
+    async fn advance_stream(
         &self,
-        rows: &[confab_server::store::notifications::Coalesced],
-    ) -> Result<Vec<confab_server::store::notifications::CoalescedRow>> {
-        self.inner.coalesce_notifications(rows).await
+        post: &confab_server::store::notifications::StreamPost,
+    ) -> Result<confab_server::store::notifications::StreamRow> {
+        self.inner.advance_stream(post).await
+    }
+    async fn join_streams(
+        &self,
+        joined: &[confab_server::store::notifications::Joined],
+    ) -> Result<()> {
+        self.inner.join_streams(joined).await
+    }
+    async fn quiet_marks(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<(ConvId, Option<i64>)>> {
+        self.inner.quiet_marks(tenant, account).await
+    }
+    async fn set_quiet(
+        &self,
+        changes: &[confab_server::store::notifications::Quiet],
+    ) -> Result<()> {
+        self.inner.set_quiet(changes).await
+    }
+    async fn stream_marks(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        first: &AccountId,
+        last: &AccountId,
+    ) -> Result<Vec<(AccountId, confab_server::store::notifications::Mark)>> {
+        self.inner.stream_marks(tenant, conv, first, last).await
     }
     async fn waiting_delivery(&self, key: &str) -> Result<Option<(i64, String)>> {
         self.inner.waiting_delivery(key).await
@@ -392,13 +420,21 @@ impl Outboxes for GatedStore {
         before: Option<i64>,
         unread_only: bool,
         limit: usize,
+        quiet: &[ConvId],
     ) -> Result<Vec<confab_server::store::notifications::Notification>> {
         self.inner
-            .notification_page(tenant, account, before, unread_only, limit)
+            .notification_page(tenant, account, before, unread_only, limit, quiet)
             .await
     }
-    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64> {
-        self.inner.unread_notifications(tenant, account).await
+    async fn unread_notifications(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        quiet: &[ConvId],
+    ) -> Result<i64> {
+        self.inner
+            .unread_notifications(tenant, account, quiet)
+            .await
     }
     async fn mark_notifications_read(
         &self,
@@ -406,9 +442,10 @@ impl Outboxes for GatedStore {
         account: &AccountId,
         up_to: Option<i64>,
         at: i64,
+        quiet: &[ConvId],
     ) -> Result<i64> {
         self.inner
-            .mark_notifications_read(tenant, account, up_to, at)
+            .mark_notifications_read(tenant, account, up_to, at, quiet)
             .await
     }
     async fn forget_notified(

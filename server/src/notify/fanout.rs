@@ -1,14 +1,16 @@
 //! The level `all`: every new message of a group or channel notifies every other active
 //! member who wants it (`super::wanted` with `NotificationKind::Message`), coalesced.
 //!
-//! The cost is the worker's, never the commit's, and it is paid per conversation and
-//! batch, not per message: the batch's messages of one conversation are taken together
-//! ([`Groups`]); its members are read [`PAGE`] at a time with their private documents'
-//! seqs (one statement per page), their settings come from the worker's cache
-//! (`super::prefs`), and each member's count of the messages it wants is added to its one
-//! coalesced row of the conversation (one statement per page on Postgres). The webhook
-//! gets one delivery per page part of at most `webhook::RECIPIENTS_MAX` recipients, merged
-//! into one still waiting for the same part (`webhook::enqueue_coalesced`).
+//! The cost is the worker's, never the commit's, and it does not grow with the group: the
+//! batch's messages of one conversation are taken together ([`Groups`]) and stored as one
+//! step of the conversation's stream (one row, plus a mark per author or addressed account;
+//! migration 0047). Each member's entry and count are derived from the stream and its mark
+//! when its feed is read (`store::notifications`), its settings applied then. Only with a
+//! push webhook are the members read, [`PAGE`] at a time with their private documents'
+//! seqs, for those not connected who want the messages (settings from the worker's cache,
+//! `super::prefs`): one delivery per page part of at most `webhook::RECIPIENTS_MAX`
+//! recipients, merged into one still waiting for the same part
+//! (`webhook::enqueue_coalesced`).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -20,7 +22,9 @@ use super::overflow::Folded;
 use super::prefs::Prefs;
 use super::webhook;
 use crate::engine::Engine;
-use crate::store::notifications::{Coalesced, NotificationKind};
+use crate::store::notifications::{
+    Coalesced, CoalescedRow, Mark, NotificationKind, Skip, StreamPost, StreamRow,
+};
 use crate::store::StoreError;
 
 /// Members read and stored per statement.
@@ -74,6 +78,8 @@ pub(crate) struct Group {
     after: Option<AccountId>,
     /// Pages stored so far (names the webhook deliveries' parts).
     page: usize,
+    /// The stream once the posts are stored in it (not again on a retry).
+    stream: Option<StreamRow>,
 }
 
 /// A batch's groups, in the order their conversations first appear.
@@ -93,12 +99,22 @@ impl Groups {
                 posts: Vec::new(),
                 after: None,
                 page: 0,
+                stream: None,
             });
             self.groups.len() - 1
         });
         if let Some(g) = self.groups.get_mut(i) {
             g.posts.push(post);
         }
+    }
+
+    /// The messages of `conv` so far in the batch: a member that joins after them does
+    /// not count them.
+    pub fn so_far(&self, tenant: &TenantId, conv: &ConvId) -> i64 {
+        self.index
+            .get(&(tenant.clone(), conv.clone()))
+            .and_then(|i| self.groups.get(*i))
+            .map_or(0, |g| g.posts.iter().map(|p| p.count).sum())
     }
 
     pub fn into_vec(self) -> Vec<Group> {
@@ -127,10 +143,50 @@ fn tally<'a>(
     newest.map(|p| (count, p))
 }
 
-/// Fans out a group's posts from where it stopped. `Err` when a page could not be read
-/// (unavailable storage: the caller waits and calls again, and it goes on from the first
-/// page not stored) or a setting could not be read for that reason; a page whose rows
-/// fail to store for another reason is counted and skipped.
+/// What a group's posts add to its stream: how many, the newest, and per author or
+/// addressed account how many of them it is not told of and the newest it is.
+fn stream_post(g: &Group) -> Option<StreamPost> {
+    let newest = g.posts.last()?;
+    let mut skipped: BTreeSet<&AccountId> = BTreeSet::new();
+    for post in &g.posts {
+        skipped.insert(&post.author);
+        skipped.extend(post.addressed.iter());
+    }
+    let skips = skipped
+        .into_iter()
+        .map(|account| {
+            let theirs = |p: &&Post| p.author == *account || p.addressed.contains(account);
+            let count = g.posts.iter().filter(theirs).map(|p| p.count).sum();
+            let newest = g
+                .posts
+                .iter()
+                .rev()
+                .find(|p| !theirs(p))
+                .map(|p| (p.message.clone(), p.author.clone(), p.at));
+            Skip {
+                account: account.clone(),
+                count,
+                newest,
+            }
+        })
+        .collect();
+    Some(StreamPost {
+        tenant: g.tenant.clone(),
+        conv: g.conv.clone(),
+        message: newest.message.clone(),
+        actor: newest.author.clone(),
+        count: g.posts.iter().map(|p| p.count).sum(),
+        created_at: newest.at,
+        skips,
+    })
+}
+
+/// Fans out a group's posts from where it stopped: first its stream (one write, whatever
+/// the size of the group: the members' entries are derived when read), then, only with a
+/// push webhook, the members' pages for those who want a push. `Err` when the storage is
+/// unavailable (the caller waits and calls again, and it goes on from the first step not
+/// done) or a setting could not be read for that reason; a page whose deliveries fail for
+/// another reason is counted and skipped.
 pub(crate) async fn run(
     engine: &Engine,
     hook: Option<&webhook::Hook>,
@@ -139,12 +195,33 @@ pub(crate) async fn run(
 ) -> Result<(), StoreError> {
     let store = engine.store();
     let metrics = &engine.metrics().notify;
-    // A deleted conversation tells no one of its messages. Its coalesced rows carry no
-    // text, so a deletion that commits after this read leaves at most a count behind.
+    // A deleted conversation tells no one of its messages (nor lists its entries). The
+    // stream carries no text, so a deletion that commits after this read leaves at most a
+    // count behind, which reads no longer show.
     let row = store.conversation(&g.tenant, &g.conv).await?;
     if row.is_some_and(|c| c.lifecycle == Lifecycle::Deleted.as_str()) {
         return Ok(());
     }
+    if g.stream.is_none() {
+        let Some(post) = stream_post(g) else {
+            return Ok(());
+        };
+        match store.advance_stream(&post).await {
+            Ok(stored) => {
+                metrics.created.inc();
+                g.stream = Some(stored);
+            }
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(e) => {
+                metrics.failed.inc();
+                tracing::warn!(error = %e, conv = %g.conv, "stream not stored");
+                return Ok(());
+            }
+        }
+    }
+    let (Some(hook), Some(stream)) = (hook, g.stream) else {
+        return Ok(());
+    };
     let parent = super::parent::of(engine, &g.tenant, &g.conv).await?;
     loop {
         let members = store
@@ -162,47 +239,58 @@ pub(crate) async fn run(
             if readers.as_ref().is_some_and(|r| !r.contains(account)) {
                 continue;
             }
-            // Authors and addressed accounts skip the settings read altogether.
-            if g.posts
-                .iter()
-                .all(|p| p.author == *account || p.addressed.contains(account))
+            // Authors, addressed accounts and accounts connected here skip the settings
+            // read altogether: none of them is pushed this.
+            if engine.has_client(&g.tenant, account)
+                || g.posts
+                    .iter()
+                    .all(|p| p.author == *account || p.addressed.contains(account))
             {
                 continue;
             }
             let mine = prefs.of(engine, &g.tenant, account, *seq, &g.conv).await?;
-            if let Some((count, newest)) = tally(&g.posts, account, mine.as_ref()) {
+            if let Some((_, newest)) = tally(&g.posts, account, mine.as_ref()) {
                 rows.push(Coalesced {
                     tenant: g.tenant.clone(),
                     account: account.clone(),
                     conv: g.conv.clone(),
                     message: newest.message.clone(),
                     actor: newest.author.clone(),
-                    count,
+                    count: 0,
                     created_at: newest.at,
                 });
             }
         }
-        if !rows.is_empty() {
-            match store.coalesce_notifications(&rows).await {
-                Ok(stored) => {
-                    metrics.created.inc_by(stored.len() as u64);
-                    if let Some(hook) = hook {
-                        let since = g.posts.iter().map(|p| p.first_at).min().unwrap_or(0);
-                        let part = webhook::Part {
-                            tenant: &g.tenant,
-                            conv: &g.conv,
-                            page: g.page,
-                            since,
-                        };
-                        webhook::enqueue_coalesced(engine, hook, &part, &rows, &stored).await;
-                    }
-                }
-                Err(e) if e.is_unavailable() => return Err(e),
-                Err(e) => {
-                    metrics.failed.inc_by(rows.len() as u64);
-                    tracing::warn!(error = %e, rows = rows.len(), "coalesced notifications not stored");
-                }
-            }
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            // The push carries the whole count, as the feed derives it: one read of the
+            // page's marks.
+            let marks: HashMap<AccountId, Mark> = store
+                .stream_marks(&g.tenant, &g.conv, &first.account, &last.account)
+                .await?
+                .into_iter()
+                .collect();
+            let stored: Vec<CoalescedRow> = rows
+                .iter()
+                .enumerate()
+                .map(|(index, r)| CoalescedRow {
+                    id: stream.id,
+                    index,
+                    count: marks
+                        .get(&r.account)
+                        .copied()
+                        .unwrap_or_default()
+                        .count(stream.n),
+                })
+                .filter(|r| r.count > 0)
+                .collect();
+            let since = g.posts.iter().map(|p| p.first_at).min().unwrap_or(0);
+            let part = webhook::Part {
+                tenant: &g.tenant,
+                conv: &g.conv,
+                page: g.page,
+                since,
+            };
+            webhook::enqueue_coalesced(engine, hook, &part, &rows, &stored).await;
         }
         g.page += 1;
         match members.last() {
@@ -260,6 +348,33 @@ mod tests {
         assert!(tally(&posts, &bob, Some(&mentions)).is_none());
         let only_own = [post("m1", "bob", 10, &[])];
         assert!(tally(&only_own, &bob, None).is_none());
+    }
+
+    #[test]
+    fn a_step_skips_each_authors_and_addressed_accounts_own() {
+        let t = TenantId::new("acme").expect("tenant");
+        let c = ConvId::new("team").expect("conv");
+        let mut groups = Groups::default();
+        groups.post(&t, &c, post("m1", "alice", 10, &[]));
+        groups.post(&t, &c, post("m2", "bob", 20, &[]));
+        groups.post(&t, &c, post("m3", "alice", 30, &["bob"]));
+        assert_eq!(groups.so_far(&t, &c), 3);
+        let group = groups.into_vec().remove(0);
+        let step = stream_post(&group).expect("a step");
+        assert_eq!((step.count, step.message.as_str()), (3, "m3"));
+        let shape: Vec<(&str, i64, Option<&str>)> = step
+            .skips
+            .iter()
+            .map(|s| {
+                (
+                    s.account.as_str(),
+                    s.count,
+                    s.newest.as_ref().map(|n| n.0.as_str()),
+                )
+            })
+            .collect();
+        // Alice's newest to count is bob's m2; bob wrote m2 and m3 addressed him: m1.
+        assert_eq!(shape, [("alice", 2, Some("m2")), ("bob", 2, Some("m1"))]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use crate::engine::{CommitObserver, Engine, WeakEngine};
 use crate::metrics::Metrics;
-use crate::store::notifications::{NewNotification, NotificationKind};
+use crate::store::notifications::{Joined, NewNotification, NotificationKind, Quiet, QuietChange};
 use crate::store::{NewChange, StoreError};
 
 pub use overflow::FOLDED_MAX;
@@ -88,6 +88,18 @@ pub(crate) enum Event {
         tenant: TenantId,
         conv: ConvId,
         message: MessageId,
+    },
+    /// An account's private document changed: its settings may have made conversations
+    /// quiet or not.
+    Prefs {
+        tenant: TenantId,
+        account: AccountId,
+    },
+    /// A member became active: its stream mark starts now.
+    Joined {
+        tenant: TenantId,
+        conv: ConvId,
+        account: AccountId,
     },
 }
 
@@ -131,6 +143,14 @@ fn asks(
         && before.is_none_or(|b| b.status != MemberStatus::Requested)
 }
 
+/// A member entry that became active (joined, accepted, came back).
+fn joins(
+    before: Option<&confab_core::model::conversation::Member>,
+    after: &confab_core::model::conversation::Member,
+) -> bool {
+    after.status == MemberStatus::Active && before.is_none_or(|b| b.status != MemberStatus::Active)
+}
+
 /// Starts the notification worker for `engine` with the default queue and installs its
 /// notifier, with the push webhook's sender when `webhook` is given.
 pub fn start(engine: &Engine, webhook: Option<webhook::WebhookConfig>) -> Result<(), StartError> {
@@ -170,7 +190,17 @@ impl CommitObserver for Notifier {
         let tenant = change.doc.tenant();
         let conv = match change.doc.target() {
             DocTarget::Conv(conv) | DocTarget::Msgs(conv, _) => conv,
-            DocTarget::Profile(_) | DocTarget::Private(_) => return,
+            DocTarget::Private(account) => {
+                let event = Event::Prefs {
+                    tenant: tenant.clone(),
+                    account: account.clone(),
+                };
+                if self.tx.try_send(event).is_err() {
+                    self.metrics.notify.dropped.inc();
+                }
+                return;
+            }
+            DocTarget::Profile(_) => return,
         };
         for effect in effects {
             let event = match effect {
@@ -196,6 +226,20 @@ impl CommitObserver for Notifier {
                         account: after.account.clone(),
                         seq: change.seq,
                         at: change.accepted_at,
+                    }
+                }
+                Effect::AddMember { before, after } if joins(before.as_ref(), after) => {
+                    Event::Joined {
+                        tenant: tenant.clone(),
+                        conv: conv.clone(),
+                        account: after.account.clone(),
+                    }
+                }
+                Effect::UpdateMember { before, after, .. } if joins(Some(before), after) => {
+                    Event::Joined {
+                        tenant: tenant.clone(),
+                        conv: conv.clone(),
+                        account: after.account.clone(),
                     }
                 }
                 Effect::DeleteMessage(message) => Event::Deleted {
@@ -338,6 +382,8 @@ async fn try_addressed(
 ) -> Result<Vec<fanout::Group>, StoreError> {
     let mut rows = Vec::new();
     let mut groups = fanout::Groups::default();
+    let mut joined = Vec::new();
+    let mut quiet = Vec::new();
     for event in events {
         let result = match event {
             Event::Posted {
@@ -372,6 +418,22 @@ async fn try_addressed(
                 .forget_notified(tenant, conv, message)
                 .await
                 .map(drop),
+            Event::Prefs { tenant, account } => {
+                prefs_changed(engine, tenant, account, &groups, &mut quiet).await
+            }
+            Event::Joined {
+                tenant,
+                conv,
+                account,
+            } => {
+                joined.push(Joined {
+                    tenant: tenant.clone(),
+                    conv: conv.clone(),
+                    account: account.clone(),
+                    already: groups.so_far(tenant, conv),
+                });
+                Ok(())
+            }
         };
         match result {
             Err(e) if e.is_unavailable() => return Err(e),
@@ -381,6 +443,24 @@ async fn try_addressed(
             }
             Ok(()) => {}
         }
+    }
+    // Before the batch's posts reach their streams (the next phase): `already` counts
+    // those of them that came first.
+    match engine.store().join_streams(&joined).await {
+        Err(e) if e.is_unavailable() => return Err(e),
+        Err(e) => {
+            engine.metrics().notify.failed.inc_by(joined.len() as u64);
+            tracing::warn!(error = %e, "stream marks of new members not stored");
+        }
+        Ok(()) => {}
+    }
+    match engine.store().set_quiet(&quiet).await {
+        Err(e) if e.is_unavailable() => return Err(e),
+        Err(e) => {
+            engine.metrics().notify.failed.inc_by(quiet.len() as u64);
+            tracing::warn!(error = %e, "settings' changes not stored");
+        }
+        Ok(()) => {}
     }
     if rows.is_empty() {
         return Ok(groups.into_vec());
@@ -489,6 +569,64 @@ async fn posted(
     Ok((!small).then_some(addressed))
 }
 
+/// An account's settings changed: each conversation they make quiet now gets its entry
+/// frozen as it stands (what comes while quiet is not counted), each that is no longer
+/// quiet thawed, each whose mute got a new end re-timed. Compared with the frozen marks as
+/// stored, so computing it twice changes nothing.
+async fn prefs_changed(
+    engine: &Engine,
+    tenant: &TenantId,
+    account: &AccountId,
+    groups: &fanout::Groups,
+    out: &mut Vec<Quiet>,
+) -> Result<(), StoreError> {
+    let now = crate::engine::now_ms();
+    let convs = engine
+        .private_data(tenant, account)
+        .await
+        .map(|p| p.convs)
+        .unwrap_or_default();
+    let frozen: BTreeMap<ConvId, Option<i64>> = engine
+        .store()
+        .quiet_marks(tenant, account)
+        .await?
+        .into_iter()
+        .collect();
+    let mut change = |conv: &ConvId, change: QuietChange| {
+        out.push(Quiet {
+            tenant: tenant.clone(),
+            account: account.clone(),
+            conv: conv.clone(),
+            already: groups.so_far(tenant, conv),
+            change,
+        })
+    };
+    for (conv, prefs) in &convs {
+        let quiet = !wanted(Some(prefs), NotificationKind::Message, now);
+        // A level below `all` is quiet for good; a mute until its end.
+        let until = match prefs.notifications.unwrap_or(NotificationLevel::All) {
+            NotificationLevel::All => prefs.muted_until,
+            _ => None,
+        };
+        let live = frozen.get(conv).map(|u| u.is_none_or(|u| u > now));
+        match (live, quiet) {
+            (None, true) | (Some(false), true) => change(conv, QuietChange::Freeze { until }),
+            (Some(true), true) if frozen.get(conv) != Some(&until) => {
+                change(conv, QuietChange::Until { until })
+            }
+            (Some(live), false) => change(conv, QuietChange::Thaw { shift: live }),
+            _ => {}
+        }
+    }
+    for (conv, until) in &frozen {
+        if !convs.contains_key(conv) {
+            let live = until.is_none_or(|u| u > now);
+            change(conv, QuietChange::Thaw { shift: live });
+        }
+    }
+    Ok(())
+}
+
 async fn join_requested(
     engine: &Engine,
     tenant: &TenantId,
@@ -554,6 +692,26 @@ async fn wants(
 ) -> bool {
     let private = engine.private_data(tenant, account).await;
     wanted(private.as_ref().and_then(|p| p.convs.get(conv)), kind, now)
+}
+
+/// The conversations whose `message` entries `account`'s settings keep out of its feed and
+/// unread count now (`none`, `mentions`, muted): the feed's reads take them
+/// (`Outboxes::notification_page`). No private document: none.
+pub async fn quiet(
+    engine: &Engine,
+    tenant: &TenantId,
+    account: &AccountId,
+    now: i64,
+) -> Vec<ConvId> {
+    let Some(private) = engine.private_data(tenant, account).await else {
+        return Vec::new();
+    };
+    private
+        .convs
+        .iter()
+        .filter(|(_, prefs)| !wanted(Some(prefs), NotificationKind::Message, now))
+        .map(|(conv, _)| conv.clone())
+        .collect()
 }
 
 /// The rule (docs/NOTIFICATIONS.md, "Settings"): `none` wants nothing; `mentions` wants
@@ -634,7 +792,7 @@ mod tests {
         );
         notify_of(&engine, "live").await;
         let feed = store
-            .notification_page(&tenant, &bob, None, false, 10)
+            .notification_page(&tenant, &bob, None, false, 10, &[])
             .await
             .expect("feed");
         assert_eq!(feed.len(), 1, "{feed:?}");
@@ -653,7 +811,7 @@ mod tests {
         notify_of(&engine, "same").await;
         notify_of(&engine, "before").await;
         let feed = store
-            .notification_page(&tenant, &bob, None, false, 10)
+            .notification_page(&tenant, &bob, None, false, 10, &[])
             .await
             .expect("feed");
         let shown: Vec<(Option<&str>, &str)> = feed

@@ -1,5 +1,6 @@
 //! `GET /v1/notifications` and `POST /v1/notifications/read`: the caller's notification
-//! feed (docs/NOTIFICATIONS.md), from the stored rows only.
+//! feed (docs/NOTIFICATIONS.md): its stored rows and the `message` entries derived from its
+//! conversations' streams, those its settings hide now left out.
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
@@ -125,11 +126,17 @@ pub struct FeedPage {
     pub next_cursor: Option<String>,
 }
 
+/// The conversations whose `message` entries the caller's settings hide now.
+async fn quiet(app: &AppState, caller: &Caller) -> Vec<confab_core::ids::ConvId> {
+    crate::notify::quiet(&app.engine, &caller.tenant, &caller.account, now_ms()).await
+}
+
 async fn unread(app: &AppState, caller: &Caller) -> Result<i64, ApiError> {
+    let quiet = quiet(app, caller).await;
     Ok(app
         .engine
         .store()
-        .unread_notifications(&caller.tenant, &caller.account)
+        .unread_notifications(&caller.tenant, &caller.account, &quiet)
         .await?)
 }
 
@@ -140,6 +147,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<FeedPage>, ApiError> {
     let params = FeedParams::parse(query.as_deref())?;
+    let quiet = quiet(&app, &caller).await;
     let mut rows = app
         .engine
         .store()
@@ -150,6 +158,7 @@ pub async fn list(
             params.unread_only,
             // One more than asked: a cursor is given only when more follow.
             params.limit + 1,
+            &quiet,
         )
         .await?;
     let more = rows.len() > params.limit;
@@ -192,10 +201,11 @@ pub async fn mark_read(
             "up_to is a notification id (1 or more)",
         ));
     }
+    let quiet = quiet(&app, &caller).await;
     let marked = app
         .engine
         .store()
-        .mark_notifications_read(&caller.tenant, &caller.account, req.up_to, now_ms())
+        .mark_notifications_read(&caller.tenant, &caller.account, req.up_to, now_ms(), &quiet)
         .await?;
     Ok(Json(MarkReadAnswer {
         marked,

@@ -28,7 +28,9 @@ use super::buckets::BucketPage;
 use super::clients::Key;
 use super::discovery::{DiscoverItem, DiscoverQuery};
 use super::forget;
-use super::notifications::{Coalesced, CoalescedRow, NewNotification, Notification};
+use super::notifications::{
+    Joined, Mark, NewNotification, Notification, Quiet, StreamPost, StreamRow,
+};
 use super::retention::{ConvKey, DropRequest, Dropped};
 use super::schedule::Claim;
 use super::stats::ConvStats;
@@ -667,8 +669,31 @@ impl Outboxes for Guarded {
     async fn insert_notifications(&self, rows: &[NewNotification]) -> Result<Vec<(i64, usize)>> {
         self.run(self.inner.insert_notifications(rows)).await
     }
-    async fn coalesce_notifications(&self, rows: &[Coalesced]) -> Result<Vec<CoalescedRow>> {
-        self.run(self.inner.coalesce_notifications(rows)).await
+    async fn advance_stream(&self, post: &StreamPost) -> Result<StreamRow> {
+        self.run(self.inner.advance_stream(post)).await
+    }
+    async fn join_streams(&self, joined: &[Joined]) -> Result<()> {
+        self.run(self.inner.join_streams(joined)).await
+    }
+    async fn quiet_marks(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<(ConvId, Option<i64>)>> {
+        self.run(self.inner.quiet_marks(tenant, account)).await
+    }
+    async fn set_quiet(&self, changes: &[Quiet]) -> Result<()> {
+        self.run(self.inner.set_quiet(changes)).await
+    }
+    async fn stream_marks(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        first: &AccountId,
+        last: &AccountId,
+    ) -> Result<Vec<(AccountId, Mark)>> {
+        self.run(self.inner.stream_marks(tenant, conv, first, last))
+            .await
     }
     async fn notification_page(
         &self,
@@ -677,15 +702,21 @@ impl Outboxes for Guarded {
         before: Option<i64>,
         unread_only: bool,
         limit: usize,
+        quiet: &[ConvId],
     ) -> Result<Vec<Notification>> {
         self.run(
             self.inner
-                .notification_page(tenant, account, before, unread_only, limit),
+                .notification_page(tenant, account, before, unread_only, limit, quiet),
         )
         .await
     }
-    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64> {
-        self.run(self.inner.unread_notifications(tenant, account))
+    async fn unread_notifications(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        quiet: &[ConvId],
+    ) -> Result<i64> {
+        self.run(self.inner.unread_notifications(tenant, account, quiet))
             .await
     }
     async fn mark_notifications_read(
@@ -694,10 +725,11 @@ impl Outboxes for Guarded {
         account: &AccountId,
         up_to: Option<i64>,
         at: i64,
+        quiet: &[ConvId],
     ) -> Result<i64> {
         self.run(
             self.inner
-                .mark_notifications_read(tenant, account, up_to, at),
+                .mark_notifications_read(tenant, account, up_to, at, quiet),
         )
         .await
     }

@@ -577,15 +577,37 @@ pub trait Outboxes: Send + Sync {
         &self,
         rows: &[notifications::NewNotification],
     ) -> Result<Vec<(i64, usize)>>;
-    /// Adds these counts of new messages to their accounts' coalesced rows (one per
-    /// account and conversation, created when missing; the inputs name each at most once),
-    /// answering each row's new id and count (`notifications::Coalesced`).
-    async fn coalesce_notifications(
+    /// Adds a batch's ordinary messages of one conversation to its stream (one row per
+    /// conversation, created when missing, given a new feed id) and each of `skips` to its
+    /// account's mark, in one transaction: O(1) in the size of the group.
+    async fn advance_stream(
         &self,
-        rows: &[notifications::Coalesced],
-    ) -> Result<Vec<notifications::CoalescedRow>>;
+        post: &notifications::StreamPost,
+    ) -> Result<notifications::StreamRow>;
+    /// Members became active: each one's mark starts where its stream stands.
+    async fn join_streams(&self, joined: &[notifications::Joined]) -> Result<()>;
+    /// The conversations whose entry is frozen for the account (its settings made them
+    /// quiet), with when a timed mute ends.
+    async fn quiet_marks(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<(ConvId, Option<i64>)>>;
+    /// Freezes, re-times or thaws accounts' entries as their settings changed, in one
+    /// transaction.
+    async fn set_quiet(&self, changes: &[notifications::Quiet]) -> Result<()>;
+    /// The marks of a conversation's members from `first` to `last` (by account id); a
+    /// member without one has none yet (zeros).
+    async fn stream_marks(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        first: &AccountId,
+        last: &AccountId,
+    ) -> Result<Vec<(AccountId, notifications::Mark)>>;
     /// A page of an account's feed, newest first, ids below `before`; only unread ones with
-    /// `unread_only`.
+    /// `unread_only`: its rows and its derived `message` entries, but those of `quiet`
+    /// conversations (its settings want no `message` entry of them now).
     async fn notification_page(
         &self,
         tenant: &TenantId,
@@ -593,9 +615,16 @@ pub trait Outboxes: Send + Sync {
         before: Option<i64>,
         unread_only: bool,
         limit: usize,
+        quiet: &[ConvId],
     ) -> Result<Vec<notifications::Notification>>;
-    /// The number of unread notifications of readable conversations.
-    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64>;
+    /// The number of unread notifications of readable conversations (as `notification_page`
+    /// lists them).
+    async fn unread_notifications(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        quiet: &[ConvId],
+    ) -> Result<i64>;
     /// Marks the account's unread notifications with ids up to `up_to` (all without) read;
     /// returns how many.
     async fn mark_notifications_read(
@@ -604,6 +633,7 @@ pub trait Outboxes: Send + Sync {
         account: &AccountId,
         up_to: Option<i64>,
         at: i64,
+        quiet: &[ConvId],
     ) -> Result<i64>;
     /// A message was deleted: its text leaves every feed. Returns the rows changed.
     async fn forget_notified(

@@ -132,7 +132,7 @@ fn pair(message: &str, preview: &str) -> (String, String) {
 
 /// What the account's feed lists: (message, preview).
 async fn feed(s: &dyn Store, who: &str) -> Vec<(String, String)> {
-    s.notification_page(&tenant("acme"), &account(who), None, false, 50)
+    s.notification_page(&tenant("acme"), &account(who), None, false, 50, &[])
         .await
         .expect("feed")
         .into_iter()

@@ -3,7 +3,7 @@
 //! webhook deliveries merged while they wait.
 
 use super::*;
-use crate::store::notifications::Coalesced;
+use crate::store::notifications::{Joined, Skip, StreamPost};
 use crate::store::webhooks::NewDelivery;
 
 pub async fn coalesced_feed_and_merged_deliveries(env: Env) {
@@ -49,57 +49,130 @@ pub async fn coalesced_feed_and_merged_deliveries(env: Env) {
         .unwrap();
     assert_eq!(after, want(&[("bob", 2)]));
 
-    let row = |who: &str, message: &str, count: i64| Coalesced {
+    // The stream: one row per conversation, whatever its members; a member's entry is
+    // derived from it and its mark.
+    let post = |message: &str, count: i64, skips: &[(&str, i64)]| StreamPost {
         tenant: t.clone(),
-        account: account(who),
         conv: team.clone(),
         message: msg_id(message),
         actor: account("alice"),
         count,
         created_at: 1_000,
+        skips: skips
+            .iter()
+            .map(|(a, n)| Skip {
+                account: account(a),
+                count: *n,
+                newest: None,
+            })
+            .collect(),
     };
     let first = s
-        .coalesce_notifications(&[row("bob", "m2", 2), row("carol", "m2", 1)])
+        .advance_stream(&post("m2", 2, &[("alice", 2)]))
         .await
         .unwrap();
-    let counts: Vec<(usize, i64)> = first.iter().map(|r| (r.index, r.count)).collect();
-    let mut sorted = counts.clone();
-    sorted.sort();
-    assert_eq!(sorted, [(0, 2), (1, 1)]);
-    // Unread: the count grows, and the row takes a new, greater id.
+    assert_eq!(first.n, 2);
+    // Unread: the count grows, and the entry takes a new, greater id.
     let again = s
-        .coalesce_notifications(&[row("bob", "m5", 3)])
+        .advance_stream(&post("m5", 3, &[("alice", 3), ("carol", 1)]))
         .await
         .unwrap();
-    let bob_first = first.iter().find(|r| r.index == 0).unwrap().id;
-    assert_eq!(again[0].count, 5);
-    assert!(again[0].id > bob_first);
+    assert_eq!(again.n, 5);
+    assert!(again.id > first.id);
     let feed = s
-        .notification_page(&t, &account("bob"), None, false, 10)
+        .notification_page(&t, &account("bob"), None, false, 10, &[])
         .await
         .unwrap();
-    assert_eq!(feed.len(), 1, "one row per account and conversation");
+    assert_eq!(feed.len(), 1, "one entry per account and conversation");
     assert_eq!(
         (
             feed[0].id,
             feed[0].count,
-            feed[0].message.as_ref().map(|m| m.as_str())
+            feed[0].message.as_ref().map(|m| m.as_str()),
+            feed[0].read_at
         ),
-        (again[0].id, 5, Some("m5"))
+        (again.id, 5, Some("m5"), None)
     );
-    // Read: the next messages start it again.
-    s.mark_notifications_read(&t, &account("bob"), None, 2_000)
+    let carol = s
+        .notification_page(&t, &account("carol"), None, false, 10, &[])
         .await
         .unwrap();
-    let reset = s
-        .coalesce_notifications(&[row("bob", "m6", 1)])
-        .await
-        .unwrap();
-    assert_eq!(reset[0].count, 1);
+    assert_eq!(carol[0].count, 4, "what addressed her is not counted again");
+    assert!(
+        s.notification_page(&t, &account("alice"), None, false, 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "the author is not told of her own"
+    );
+    assert!(
+        s.notification_page(&t, &account("dave"), None, false, 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "nor a member who left"
+    );
     assert_eq!(
-        s.unread_notifications(&t, &account("bob")).await.unwrap(),
+        s.unread_notifications(&t, &account("bob"), std::slice::from_ref(&team))
+            .await
+            .unwrap(),
+        0,
+        "a quiet conversation's entry is neither listed nor counted"
+    );
+    // Marking up to an older id leaves it unread.
+    assert_eq!(
+        s.mark_notifications_read(&t, &account("bob"), Some(first.id), 1_500, &[])
+            .await
+            .unwrap(),
+        0
+    );
+    // Read: it stays listed as read, and the next messages start it again.
+    assert_eq!(
+        s.mark_notifications_read(&t, &account("bob"), None, 2_000, &[])
+            .await
+            .unwrap(),
         1
     );
+    let read = s
+        .notification_page(&t, &account("bob"), None, false, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!((read[0].count, read[0].read_at), (5, Some(2_000)));
+    assert_eq!(
+        s.unread_notifications(&t, &account("bob"), &[])
+            .await
+            .unwrap(),
+        0
+    );
+    let reset = s.advance_stream(&post("m6", 1, &[])).await.unwrap();
+    let feed = s
+        .notification_page(&t, &account("bob"), None, true, 10, &[])
+        .await
+        .unwrap();
+    assert_eq!((feed[0].id, feed[0].count), (reset.id, 1));
+    assert_eq!(
+        s.unread_notifications(&t, &account("bob"), &[])
+            .await
+            .unwrap(),
+        1
+    );
+    // A member who joins now counts only what comes after.
+    s.join_streams(&[Joined {
+        tenant: t.clone(),
+        conv: team.clone(),
+        account: account("erin"),
+        already: 0,
+    }])
+    .await
+    .unwrap();
+    let marks = s
+        .stream_marks(&t, &team, &account("bob"), &account("erin"))
+        .await
+        .unwrap();
+    let erin = marks.iter().find(|(a, _)| a.as_str() == "erin").unwrap().1;
+    assert_eq!(erin.count(reset.n), 0);
+    let bob = marks.iter().find(|(a, _)| a.as_str() == "bob").unwrap().1;
+    assert_eq!(bob.count(reset.n), 1);
 
     // A waiting delivery takes merges until it is claimed.
     let queued = |payload: &str| NewDelivery {

@@ -9,7 +9,7 @@ use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
 use super::PgStore;
 use crate::store::columns::{limit_of, Cols};
 use crate::store::notifications::{
-    self, Coalesced, CoalescedRow, NewNotification, Notification, COALESCED_SOURCE,
+    self, Joined, Mark, NewNotification, Notification, Quiet, StreamPost, StreamRow,
 };
 use crate::store::schedule::{self, Claim};
 use crate::store::webhooks::{self, Delivery, NewDelivery};
@@ -81,54 +81,63 @@ impl Outboxes for PgStore {
         Ok(out)
     }
 
-    /// One statement for the whole slice: the upsert gives a found row a new id (it moves
-    /// to the top of its feed) and adds to its count while it is unread.
-    async fn coalesce_notifications(&self, rows: &[Coalesced]) -> Result<Vec<CoalescedRow>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
+    /// One transaction: a new id from the notifications' sequence (so the entry sorts
+    /// among the rows), then the step (`notifications::pg::advance`).
+    async fn advance_stream(&self, post: &StreamPost) -> Result<StreamRow> {
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query("SELECT nextval(pg_get_serial_sequence('notifications', 'id')) AS id")
+            .fetch_one(&mut *tx)
+            .await?
+            .int("id")?;
+        let stored = notifications::pg::advance(&mut tx, post, id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn join_streams(&self, joined: &[Joined]) -> Result<()> {
+        if joined.is_empty() {
+            return Ok(());
         }
-        let col = |f: fn(&Coalesced) -> &str| rows.iter().map(f).collect::<Vec<_>>();
-        let found = sqlx::query(
-            "INSERT INTO notifications (tenant, account, kind, conv, source, message, actor, \
-             preview, created_at, count) \
-             SELECT t, a, 'message', c, $8, m, ac, '', at, n FROM UNNEST($1::text[], \
-             $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[]) \
-             AS u(t, a, c, m, ac, at, n) \
-             ON CONFLICT (tenant, account, conv, source) DO UPDATE SET id = DEFAULT, \
-             count = CASE WHEN notifications.read_at IS NULL \
-               THEN notifications.count + EXCLUDED.count ELSE EXCLUDED.count END, \
-             read_at = NULL, message = EXCLUDED.message, actor = EXCLUDED.actor, \
-             created_at = EXCLUDED.created_at \
-             RETURNING id, tenant, account, conv, count",
-        )
-        .bind(col(|r| r.tenant.as_str()))
-        .bind(col(|r| r.account.as_str()))
-        .bind(col(|r| r.conv.as_str()))
-        .bind(col(|r| r.message.as_str()))
-        .bind(col(|r| r.actor.as_str()))
-        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.count).collect::<Vec<_>>())
-        .bind(COALESCED_SOURCE)
-        .fetch_all(&self.pool)
-        .await?;
-        // RETURNING does not say which input row; (tenant, account, conv) names one.
-        let index: std::collections::HashMap<(&str, &str, &str), usize> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| ((r.tenant.as_str(), r.account.as_str(), r.conv.as_str()), i))
-            .collect();
-        let mut out = Vec::with_capacity(found.len());
-        for row in &found {
-            let (t, a, c) = (row.text("tenant")?, row.text("account")?, row.text("conv")?);
-            if let Some(&i) = index.get(&(t.as_str(), a.as_str(), c.as_str())) {
-                out.push(CoalescedRow {
-                    id: row.int("id")?,
-                    index: i,
-                    count: row.int("count")?,
-                });
-            }
+        let mut tx = self.pool.begin().await?;
+        for j in joined {
+            notifications::pg::join(&mut tx, j).await?;
         }
-        Ok(out)
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn quiet_marks(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<(ConvId, Option<i64>)>> {
+        on_pool!(self, |conn| notifications::pg::quiet_marks(
+            conn, tenant, account
+        ))
+    }
+
+    async fn set_quiet(&self, changes: &[Quiet]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for q in changes {
+            notifications::pg::set_quiet(&mut tx, q).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stream_marks(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        first: &AccountId,
+        last: &AccountId,
+    ) -> Result<Vec<(AccountId, Mark)>> {
+        on_pool!(self, |conn| notifications::pg::marks(
+            conn, tenant, conv, first, last
+        ))
     }
 
     async fn notification_page(
@@ -138,6 +147,7 @@ impl Outboxes for PgStore {
         before: Option<i64>,
         unread_only: bool,
         limit: usize,
+        quiet: &[ConvId],
     ) -> Result<Vec<Notification>> {
         on_pool!(self, |conn| notifications::pg::page(
             conn,
@@ -145,13 +155,19 @@ impl Outboxes for PgStore {
             account,
             before,
             unread_only,
-            limit
+            limit,
+            quiet
         ))
     }
 
-    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64> {
+    async fn unread_notifications(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        quiet: &[ConvId],
+    ) -> Result<i64> {
         on_pool!(self, |conn| notifications::pg::unread(
-            conn, tenant, account
+            conn, tenant, account, quiet
         ))
     }
 
@@ -161,9 +177,10 @@ impl Outboxes for PgStore {
         account: &AccountId,
         up_to: Option<i64>,
         at: i64,
+        quiet: &[ConvId],
     ) -> Result<i64> {
         on_pool!(self, |conn| notifications::pg::mark_read(
-            conn, tenant, account, up_to, at
+            conn, tenant, account, up_to, at, quiet
         ))
     }
 

@@ -9,8 +9,11 @@ use sqlx::SqliteConnection;
 use super::SqliteStore;
 use crate::store::columns::{limit_of, Cols};
 use crate::store::notifications::{
-    self, Coalesced, CoalescedRow, NewNotification, Notification, COALESCED_SOURCE,
+    self, Joined, Mark, NewNotification, Notification, Quiet, StreamPost, StreamRow,
 };
+
+/// Joined members' marks per write transaction.
+const JOIN_CHUNK: usize = 128;
 use crate::store::schedule::{self, Claim};
 use crate::store::webhooks::{self, Delivery, NewDelivery};
 use crate::store::{Outboxes, Result};
@@ -52,56 +55,45 @@ async fn insert_notifications(
     Ok(out)
 }
 
-/// Coalesced rows per write transaction.
-const COALESCE_CHUNK: usize = 128;
-
-/// Two statements per row in one transaction: the old row goes (its count kept if it was
-/// unread) and the new one takes the next id, at the top of the feed.
-async fn coalesce_notifications(
-    conn: &mut SqliteConnection,
-    rows: &[Coalesced],
-) -> Result<Vec<CoalescedRow>> {
+/// One write transaction: the stream's new id is the notifications' next
+/// (`sqlite_sequence`, moved on so that the rows' ids stay above it), then the step
+/// (`notifications::lite::advance`: the author and the addressed, never the group).
+async fn advance_stream(conn: &mut SqliteConnection, post: &StreamPost) -> Result<StreamRow> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        let old = sqlx::query(
-            "DELETE FROM notifications WHERE tenant = $1 AND account = $2 AND conv = $3 \
-             AND source = $4 RETURNING count, read_at",
-        )
-        .bind(r.tenant.as_str())
-        .bind(r.account.as_str())
-        .bind(r.conv.as_str())
-        .bind(COALESCED_SOURCE)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let kept = match old {
-            Some(row) if row.opt_int("read_at")?.is_none() => row.int("count")?,
-            _ => 0,
-        };
-        let count = kept.saturating_add(r.count);
-        let row = sqlx::query(
-            "INSERT INTO notifications (tenant, account, kind, conv, source, message, \
-             actor, preview, created_at, count) \
-             VALUES ($1, $2, 'message', $3, $4, $5, $6, '', $7, $8) RETURNING id",
-        )
-        .bind(r.tenant.as_str())
-        .bind(r.account.as_str())
-        .bind(r.conv.as_str())
-        .bind(COALESCED_SOURCE)
-        .bind(r.message.as_str())
-        .bind(r.actor.as_str())
-        .bind(r.created_at)
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
-        out.push(CoalescedRow {
-            id: row.int("id")?,
-            index: i,
-            count,
-        });
+    sqlx::query(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'notifications', \
+         COALESCE((SELECT MAX(id) FROM notifications), 0) \
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'notifications')",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let id = sqlx::query(
+        "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'notifications' RETURNING seq",
+    )
+    .fetch_one(&mut *tx)
+    .await?
+    .int("seq")?;
+    let stored = notifications::lite::advance(&mut tx, post, id).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+async fn set_quiet(conn: &mut SqliteConnection, changes: &[Quiet]) -> Result<()> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for q in changes {
+        notifications::lite::set_quiet(&mut tx, q).await?;
     }
     tx.commit().await?;
-    Ok(out)
+    Ok(())
+}
+
+async fn join_streams(conn: &mut SqliteConnection, joined: &[Joined]) -> Result<()> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for j in joined {
+        notifications::lite::join(&mut tx, j).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// In one write transaction; one that carries a message's text only while that message's
@@ -122,20 +114,46 @@ impl Outboxes for SqliteStore {
         on_writer!(self, |conn| insert_notifications(conn, rows))
     }
 
-    /// In transactions of [`COALESCE_CHUNK`] rows: the writer is the commits' too, and a
-    /// fan-out to thousands must not hold it for long at a time.
-    async fn coalesce_notifications(&self, rows: &[Coalesced]) -> Result<Vec<CoalescedRow>> {
-        let mut out = Vec::with_capacity(rows.len());
-        for (n, chunk) in rows.chunks(COALESCE_CHUNK).enumerate() {
-            let stored: Vec<CoalescedRow> =
-                on_writer!(self, |conn| coalesce_notifications(conn, chunk))?;
-            let offset = n * COALESCE_CHUNK;
-            out.extend(stored.into_iter().map(|r| CoalescedRow {
-                index: r.index + offset,
-                ..r
-            }));
+    async fn advance_stream(&self, post: &StreamPost) -> Result<StreamRow> {
+        on_writer!(self, |conn| advance_stream(conn, post))
+    }
+
+    /// In transactions of [`JOIN_CHUNK`]: the writer is the commits' too, and a new group
+    /// of thousands must not hold it for long at a time.
+    async fn join_streams(&self, joined: &[Joined]) -> Result<()> {
+        for chunk in joined.chunks(JOIN_CHUNK) {
+            on_writer!(self, |conn| join_streams(conn, chunk))?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    async fn quiet_marks(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<(ConvId, Option<i64>)>> {
+        on_reader!(self, |conn| notifications::lite::quiet_marks(
+            conn, tenant, account
+        ))
+    }
+
+    async fn set_quiet(&self, changes: &[Quiet]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        on_writer!(self, |conn| set_quiet(conn, changes))
+    }
+
+    async fn stream_marks(
+        &self,
+        tenant: &TenantId,
+        conv: &ConvId,
+        first: &AccountId,
+        last: &AccountId,
+    ) -> Result<Vec<(AccountId, Mark)>> {
+        on_reader!(self, |conn| notifications::lite::marks(
+            conn, tenant, conv, first, last
+        ))
     }
 
     async fn notification_page(
@@ -145,6 +163,7 @@ impl Outboxes for SqliteStore {
         before: Option<i64>,
         unread_only: bool,
         limit: usize,
+        quiet: &[ConvId],
     ) -> Result<Vec<Notification>> {
         on_reader!(self, |conn| notifications::lite::page(
             conn,
@@ -152,13 +171,19 @@ impl Outboxes for SqliteStore {
             account,
             before,
             unread_only,
-            limit
+            limit,
+            quiet
         ))
     }
 
-    async fn unread_notifications(&self, tenant: &TenantId, account: &AccountId) -> Result<i64> {
+    async fn unread_notifications(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        quiet: &[ConvId],
+    ) -> Result<i64> {
         on_reader!(self, |conn| notifications::lite::unread(
-            conn, tenant, account
+            conn, tenant, account, quiet
         ))
     }
 
@@ -168,9 +193,10 @@ impl Outboxes for SqliteStore {
         account: &AccountId,
         up_to: Option<i64>,
         at: i64,
+        quiet: &[ConvId],
     ) -> Result<i64> {
         on_writer!(self, |conn| notifications::lite::mark_read(
-            conn, tenant, account, up_to, at
+            conn, tenant, account, up_to, at, quiet
         ))
     }
 
