@@ -3,7 +3,7 @@
 //! webhook deliveries merged while they wait.
 
 use super::*;
-use crate::store::notifications::{Joined, Skip, StreamPost};
+use crate::store::notifications::{Joined, Quiet, QuietChange, Skip, StreamPost};
 use crate::store::webhooks::NewDelivery;
 
 pub async fn coalesced_feed_and_merged_deliveries(env: Env) {
@@ -173,6 +173,51 @@ pub async fn coalesced_feed_and_merged_deliveries(env: Env) {
     assert_eq!(erin.count(reset.n), 0);
     let bob = marks.iter().find(|(a, _)| a.as_str() == "bob").unwrap().1;
     assert_eq!(bob.count(reset.n), 1);
+
+    // Quiet: bob's entry is frozen as it stands (count 1), re-timed, and thawed without
+    // the quiet time's messages; what comes after counts again.
+    let quiet = |change: QuietChange| Quiet {
+        tenant: t.clone(),
+        account: account("bob"),
+        conv: team.clone(),
+        already: 0,
+        change,
+    };
+    let count = async || {
+        let feed = s
+            .notification_page(&t, &account("bob"), None, false, 10, &[])
+            .await
+            .unwrap();
+        (feed[0].id, feed[0].count)
+    };
+    s.set_quiet(&[quiet(QuietChange::Freeze { until: None })])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.quiet_marks(&t, &account("bob")).await.unwrap(),
+        [(team.clone(), None)]
+    );
+    s.advance_stream(&post("m7", 2, &[])).await.unwrap();
+    assert_eq!(count().await, (reset.id, 1), "frozen while quiet");
+    s.set_quiet(&[quiet(QuietChange::Until {
+        until: Some(i64::MAX),
+    })])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.quiet_marks(&t, &account("bob")).await.unwrap(),
+        [(team.clone(), Some(i64::MAX))]
+    );
+    s.set_quiet(&[quiet(QuietChange::Thaw { shift: true })])
+        .await
+        .unwrap();
+    assert!(s.quiet_marks(&t, &account("bob")).await.unwrap().is_empty());
+    let later = s.advance_stream(&post("m9", 1, &[])).await.unwrap();
+    assert_eq!(
+        count().await,
+        (later.id, 2),
+        "the frozen one and the new one"
+    );
 
     // A waiting delivery takes merges until it is claimed.
     let queued = |payload: &str| NewDelivery {
