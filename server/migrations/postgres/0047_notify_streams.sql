@@ -21,7 +21,8 @@ CREATE TABLE notify_streams (
 -- the newest message that is its to count, with the feed id it had then. While its settings
 -- keep the conversation quiet (muted, `mentions`, `none`; the notifier sees each change of
 -- its private document) its entry is frozen as it stood then (`quiet_*`, `q_*`); a timed
--- mute ends by itself at `quiet_until`.
+-- mute ends at `quiet_until`: the stream's first step after it thaws the entry (the muted
+-- time's messages not counted), found by the partial index below.
 CREATE TABLE notify_marks (
     tenant      TEXT NOT NULL,
     account     TEXT NOT NULL,
@@ -49,3 +50,5 @@ CREATE TABLE notify_marks (
     q_at        BIGINT,
     PRIMARY KEY (tenant, account, conv)
 );
+CREATE INDEX notify_marks_timed ON notify_marks (tenant, conv, quiet_until)
+    WHERE quiet_n IS NOT NULL AND quiet_until IS NOT NULL;

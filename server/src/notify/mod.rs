@@ -608,20 +608,25 @@ async fn prefs_changed(
             NotificationLevel::All => prefs.muted_until,
             _ => None,
         };
+        // A frozen entry whose mute ran out is still frozen until the stream's next step
+        // (nothing came since): thawing it now skips the muted time's messages all the same.
         let live = frozen.get(conv).map(|u| u.is_none_or(|u| u > now));
         match (live, quiet) {
-            (None, true) | (Some(false), true) => change(conv, QuietChange::Freeze { until }),
+            (None, true) => change(conv, QuietChange::Freeze { until }),
+            (Some(false), true) => {
+                change(conv, QuietChange::Thaw);
+                change(conv, QuietChange::Freeze { until });
+            }
             (Some(true), true) if frozen.get(conv) != Some(&until) => {
                 change(conv, QuietChange::Until { until })
             }
-            (Some(live), false) => change(conv, QuietChange::Thaw { shift: live }),
+            (Some(_), false) => change(conv, QuietChange::Thaw),
             _ => {}
         }
     }
-    for (conv, until) in &frozen {
+    for conv in frozen.keys() {
         if !convs.contains_key(conv) {
-            let live = until.is_none_or(|u| u > now);
-            change(conv, QuietChange::Thaw { shift: live });
+            change(conv, QuietChange::Thaw);
         }
     }
     Ok(())

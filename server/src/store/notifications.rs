@@ -181,9 +181,8 @@ pub enum QuietChange {
     Freeze { until: Option<i64> },
     /// Still quiet, to a new end.
     Until { until: Option<i64> },
-    /// No longer quiet; `shift`: the messages since the freeze are not counted (false when
-    /// the mute had ended by itself already).
-    Thaw { shift: bool },
+    /// No longer quiet: the frozen count stays, the messages since the freeze do not count.
+    Thaw,
 }
 
 /// A [`QuietChange`] of `account`'s entry for `conv`, after `already` messages of the
@@ -237,10 +236,11 @@ pub(super) const SKIP_UPSERT: &str =
 /// now, as `page` joins rows): `u` is its unread count. An entry the notifier froze when the
 /// account's settings made the conversation quiet shows as it stood then; `quiet` (a
 /// store's fragment) hides the others of conversations its settings keep quiet now (a
-/// change the notifier has not seen yet); `now` is the database's clock in ms.
-fn derived(quiet: &str, now: &str) -> String {
-    let frozen =
-        format!("(k.quiet_n IS NOT NULL AND (k.quiet_until IS NULL OR k.quiet_until > {now}))");
+/// change the notifier has not seen yet).
+fn derived(quiet: &str) -> String {
+    // A timed mute that ran out stays frozen until the stream's next step thaws it
+    // (`advance`): nothing came since, so its count is the frozen one.
+    let frozen = "(k.quiet_n IS NOT NULL)";
     format!(
         "SELECT s.conv AS conv, s.n AS s_n, COALESCE(k.skip, 0) AS skip, \
          CASE WHEN {frozen} THEN k.q_id \
@@ -274,7 +274,7 @@ fn derived(quiet: &str, now: &str) -> String {
 
 /// The rows of an account's feed (those of conversations it reads now) with its derived
 /// entries, as one relation of the columns [`notification`] reads.
-fn feed(quiet: &str, now: &str) -> String {
+fn feed(quiet: &str) -> String {
     format!(
         "SELECT n.id, n.kind, n.conv, n.message, n.actor, n.preview, n.created_at, \
          n.read_at, n.count FROM notifications n JOIN memberships m ON m.tenant = n.tenant \
@@ -288,12 +288,12 @@ fn feed(quiet: &str, now: &str) -> String {
          CASE WHEN u > 0 THEN NULL ELSE read_at END, \
          CASE WHEN u > 0 THEN u ELSE read_count END \
          FROM ({}) d WHERE u > 0 OR read_id IS NOT NULL",
-        derived(quiet, now)
+        derived(quiet)
     )
 }
 
 macro_rules! queries {
-    ($conn:ty, $quiet:expr, $bind_quiet:path, $lock:expr, $now:expr, $zero:expr) => {
+    ($conn:ty, $quiet:expr, $bind_quiet:path, $lock:expr, $zero:expr) => {
         use confab_core::ids::{AccountId, ConvId, MessageId, TenantId};
 
         use crate::store::columns::{limit_of, Cols};
@@ -319,6 +319,28 @@ macro_rules! queries {
             .bind(post.tenant.as_str())
             .bind(post.conv.as_str())
             .fetch_optional(&mut *conn)
+            .await?;
+            // Timed mutes of this conversation that ended before this step are thawed first,
+            // as a settings change would: the frozen count stays, the muted time's messages
+            // do not count, this step's do. Only marks frozen with an end are read (a
+            // partial index), each once.
+            sqlx::query(
+                "UPDATE notify_marks SET n_mark = $3 - CASE \
+                 WHEN (quiet_n - n_mark) - (quiet_skip - skip_mark) > 0 \
+                 THEN (quiet_n - n_mark) - (quiet_skip - skip_mark) ELSE 0 END, \
+                 skip_mark = skip, quiet_n = NULL, quiet_skip = NULL, quiet_until = NULL, \
+                 q_id = NULL, q_message = NULL, q_actor = NULL, q_at = NULL \
+                 WHERE tenant = $1 AND conv = $2 AND quiet_n IS NOT NULL \
+                 AND quiet_until IS NOT NULL AND quiet_until <= $4",
+            )
+            .bind(post.tenant.as_str())
+            .bind(post.conv.as_str())
+            .bind(match &before {
+                Some(r) => r.int("n")?,
+                None => 0,
+            })
+            .bind(post.created_at)
+            .execute(&mut *conn)
             .await?;
             let before: Before = match before {
                 Some(r) => Some((
@@ -394,7 +416,7 @@ macro_rules! queries {
                 "SELECT id, kind, conv, message, actor, preview, created_at, read_at, count \
                  FROM ({}) f WHERE id < $3 AND (NOT $4 OR read_at IS NULL) \
                  ORDER BY id DESC LIMIT $5",
-                feed(&format!($quiet, "$6"), $now)
+                feed(&format!($quiet, "$6"))
             );
             let rows = sqlx::query(&sql)
                 .bind(tenant.as_str())
@@ -420,7 +442,7 @@ macro_rules! queries {
                  AND m.status = 'active' \
                  WHERE n.tenant = $1 AND n.account = $2 AND n.read_at IS NULL) + \
                  (SELECT COUNT(*) FROM ({}) d WHERE u > 0) AS n",
-                derived(&format!($quiet, "$3"), $now)
+                derived(&format!($quiet, "$3"))
             );
             let row = sqlx::query(&sql)
                 .bind(tenant.as_str())
@@ -462,7 +484,7 @@ macro_rules! queries {
                  read_id = EXCLUDED.read_id, read_count = EXCLUDED.read_count, \
                  read_message = EXCLUDED.read_message, read_actor = EXCLUDED.read_actor, \
                  read_created_at = EXCLUDED.read_created_at, read_at = EXCLUDED.read_at",
-                derived(&format!($quiet, "$5"), $now)
+                derived(&format!($quiet, "$5"))
             );
             let streams = sqlx::query(&sql)
                 .bind(tenant.as_str())
@@ -554,10 +576,9 @@ macro_rules! queries {
 
         /// Freezes the account's entry as it stands (plus `already` messages of the batch),
         /// changes when its mute ends, or thaws it: its frozen count stays, what came while
-        /// it was frozen does not count (unless `shift` is false: the mute ended by itself
-        /// before, and what came after it counts).
+        /// it was frozen does not count.
         pub(in crate::store) async fn set_quiet(conn: &mut $conn, q: &Quiet) -> Result<()> {
-            let (sql, until, shift) = match q.change {
+            let (sql, until) = match q.change {
                 QuietChange::Freeze { until } => (
                     format!(
                         "INSERT INTO notify_marks (tenant, account, conv, quiet_n, \
@@ -581,42 +602,36 @@ macro_rules! queries {
                         $zero
                     ),
                     until,
-                    false,
                 ),
                 QuietChange::Until { until } => (
                     "UPDATE notify_marks SET quiet_until = $5 WHERE tenant = $1 \
                      AND account = $2 AND conv = $3 AND $4 = $4"
                         .to_owned(),
                     until,
-                    false,
                 ),
-                QuietChange::Thaw { shift } => (
+                QuietChange::Thaw => (
                     "UPDATE notify_marks SET \
-                     n_mark = CASE WHEN $6 THEN COALESCE((SELECT n FROM notify_streams \
+                     n_mark = COALESCE((SELECT n FROM notify_streams \
                        WHERE tenant = $1 AND conv = $3), 0) + $4 - CASE \
                        WHEN (quiet_n - n_mark) - (quiet_skip - skip_mark) > 0 \
-                       THEN (quiet_n - n_mark) - (quiet_skip - skip_mark) ELSE 0 END \
-                       ELSE n_mark END, \
-                     skip_mark = CASE WHEN $6 THEN skip ELSE skip_mark END, \
+                       THEN (quiet_n - n_mark) - (quiet_skip - skip_mark) ELSE 0 END, \
+                     skip_mark = skip, \
                      quiet_n = NULL, quiet_skip = NULL, quiet_until = $5, q_id = NULL, \
                      q_message = NULL, q_actor = NULL, q_at = NULL \
                      WHERE tenant = $1 AND account = $2 AND conv = $3 \
                      AND quiet_n IS NOT NULL"
                         .to_owned(),
                     None,
-                    shift,
                 ),
             };
-            let mut query = sqlx::query(&sql)
+            sqlx::query(&sql)
                 .bind(q.tenant.as_str())
                 .bind(q.account.as_str())
                 .bind(q.conv.as_str())
                 .bind(q.already)
-                .bind(until);
-            if matches!(q.change, QuietChange::Thaw { .. }) {
-                query = query.bind(shift);
-            }
-            query.execute(&mut *conn).await?;
+                .bind(until)
+                .execute(&mut *conn)
+                .await?;
             Ok(())
         }
 
@@ -684,7 +699,6 @@ pub(super) mod pg {
         "NOT (s.conv = ANY({}::text[]))",
         super::quiet_pg,
         " FOR UPDATE",
-        "(extract(epoch from clock_timestamp()) * 1000)::int8",
         "TRUE"
     );
 
@@ -715,7 +729,6 @@ pub(super) mod lite {
         "s.conv NOT IN (SELECT value FROM json_each({}))",
         super::quiet_lite,
         "",
-        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         "TRUE"
     );
 }

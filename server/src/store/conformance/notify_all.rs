@@ -208,15 +208,32 @@ pub async fn coalesced_feed_and_merged_deliveries(env: Env) {
         s.quiet_marks(&t, &account("bob")).await.unwrap(),
         [(team.clone(), Some(i64::MAX))]
     );
-    s.set_quiet(&[quiet(QuietChange::Thaw { shift: true })])
-        .await
-        .unwrap();
+    s.set_quiet(&[quiet(QuietChange::Thaw)]).await.unwrap();
     assert!(s.quiet_marks(&t, &account("bob")).await.unwrap().is_empty());
     let later = s.advance_stream(&post("m9", 1, &[])).await.unwrap();
     assert_eq!(
         count().await,
         (later.id, 2),
         "the frozen one and the new one"
+    );
+
+    // A timed mute: what comes before its end is not counted, and the stream's first step
+    // after its end thaws the entry (no settings change needed) and counts that step.
+    s.set_quiet(&[quiet(QuietChange::Freeze { until: Some(2_000) })])
+        .await
+        .unwrap();
+    let at = |message: &str, count: i64, created_at: i64| StreamPost {
+        created_at,
+        ..post(message, count, &[])
+    };
+    s.advance_stream(&at("m10", 3, 1_500)).await.unwrap();
+    assert_eq!(count().await, (later.id, 2), "muted: the entry as it stood");
+    let after_end = s.advance_stream(&at("m11", 1, 2_500)).await.unwrap();
+    assert!(s.quiet_marks(&t, &account("bob")).await.unwrap().is_empty());
+    assert_eq!(
+        count().await,
+        (after_end.id, 3),
+        "the frozen two and the one after the mute's end, not the three while muted"
     );
 
     // A waiting delivery takes merges until it is claimed.
