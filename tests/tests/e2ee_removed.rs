@@ -33,31 +33,34 @@ async fn group_devices(c: &NativeClient, conv: &ConvId) -> Vec<String> {
         .collect()
 }
 
-async fn removed_device_leaves(backend: Backend) {
-    let server = TestServer::start(backend).await.unwrap();
-    let dirs = fresh_dirs(&format!("e2ee-removed-{backend:?}"), 3);
-    let alice = device_client(&server, "alice", "phone", &dirs[0]);
-    let phone = device_client(&server, "bob", "phone", &dirs[1]);
-    let laptop = device_client(&server, "bob", "laptop", &dirs[2]);
+/// alice's device on `alices`, bob's phone and laptop on `bobs`, all three in an encrypted
+/// `conv` alice created (epoch 1).
+async fn alice_and_bobs_two(
+    alices: &TestServer,
+    bobs: &TestServer,
+    tag: &str,
+    conv: &ConvId,
+) -> [NativeClient; 3] {
+    let dirs = fresh_dirs(&format!("e2ee-removed-{tag}"), 3);
+    let alice = device_client(alices, "alice", "phone", &dirs[0]);
+    let phone = device_client(bobs, "bob", "phone", &dirs[1]);
+    let laptop = device_client(bobs, "bob", "laptop", &dirs[2]);
     online_with_packages(&[&alice, &phone, &laptop]).await;
-    let conv = ConvId::new("removed-leaves").unwrap();
-    let mut create = group_of(&conv, &["bob"]);
+    let mut create = group_of(conv, &["bob"]);
     if let Intent::CreateConversation { encrypted, .. } = &mut create {
         *encrypted = true;
     }
     accepted(&alice, alice.intent(create).await.unwrap()).await;
     for c in [&alice, &phone, &laptop] {
-        follow_conv(c, &conv).await;
-        at_epoch(c, &conv, 1).await;
+        follow_conv(c, conv).await;
+        at_epoch(c, conv, 1).await;
     }
-    accepted(&alice, send(&alice, &conv, "m1", "all three").await).await;
-    reads(&laptop, &conv, "m1", "all three").await;
+    [alice, phone, laptop]
+}
 
-    // bob's phone is away; the laptop is removed from the directory by a request of bob's
-    // account (as a stolen laptop's owner would, from a web session): no device of bob's
-    // commits anything.
-    phone.set_online(false).await.unwrap();
-    eventually(&phone, "offline", |e| !e.is_online()).await;
+/// bob's account removes the laptop from the directory (as a stolen laptop's owner would,
+/// from a web session) through `server`; the connection that asked.
+async fn remove_laptop(server: &TestServer) -> Client {
     let mut bob = Client::connect(&server.ws_url(), &token("acme", "bob", false, 3600))
         .await
         .unwrap();
@@ -72,7 +75,23 @@ async fn removed_device_leaves(backend: Backend) {
         matches!(answer, ServerFrame::DeviceRemoved { .. }),
         "{answer:?}"
     );
-    bob.close().await;
+    bob
+}
+
+async fn removed_device_leaves(backend: Backend) {
+    let server = TestServer::start(backend).await.unwrap();
+    let conv = ConvId::new("removed-leaves").unwrap();
+    let [alice, phone, laptop] =
+        alice_and_bobs_two(&server, &server, &format!("{backend:?}"), &conv).await;
+    accepted(&alice, send(&alice, &conv, "m1", "all three").await).await;
+    reads(&laptop, &conv, "m1", "all three").await;
+
+    // bob's phone is away; the laptop is removed from the directory by a request of bob's
+    // account (as a stolen laptop's owner would, from a web session): no device of bob's
+    // commits anything.
+    phone.set_online(false).await.unwrap();
+    eventually(&phone, "offline", |e| !e.is_online()).await;
+    remove_laptop(&server).await.close().await;
 
     // alice's device connects again: it lists bob's devices, sees the laptop removed and,
     // as the group's committer or a step after, commits its removal.
@@ -131,40 +150,15 @@ async fn removed_device_leaves_postgres() {
 /// while alice's device, connected to `alices` the whole time, never reconnects nor asks:
 /// the `devices_changed` signal makes it list bob's devices and commit the removal.
 async fn connected_device_hears_removal(alices: &TestServer, removal: &TestServer, tag: &str) {
-    let dirs = fresh_dirs(&format!("e2ee-removed-push-{tag}"), 3);
-    let alice = device_client(alices, "alice", "phone", &dirs[0]);
-    let phone = device_client(removal, "bob", "phone", &dirs[1]);
-    let laptop = device_client(removal, "bob", "laptop", &dirs[2]);
-    online_with_packages(&[&alice, &phone, &laptop]).await;
     let conv = ConvId::new("removed-pushed").unwrap();
-    let mut create = group_of(&conv, &["bob"]);
-    if let Intent::CreateConversation { encrypted, .. } = &mut create {
-        *encrypted = true;
-    }
-    accepted(&alice, alice.intent(create).await.unwrap()).await;
-    for c in [&alice, &phone, &laptop] {
-        follow_conv(c, &conv).await;
-        at_epoch(c, &conv, 1).await;
-    }
+    let [alice, phone, laptop] =
+        alice_and_bobs_two(alices, removal, &format!("push-{tag}"), &conv).await;
     // Neither of bob's devices takes the laptop out: both are away.
     for c in [&phone, &laptop] {
         c.set_online(false).await.unwrap();
         eventually(c, "offline", |e| !e.is_online()).await;
     }
-    let mut bob = Client::connect(&removal.ws_url(), &token("acme", "bob", false, 3600))
-        .await
-        .unwrap();
-    let answer = bob
-        .request(&ClientFrame::RemoveDevice {
-            id: 1,
-            device: "laptop".into(),
-        })
-        .await
-        .unwrap();
-    assert!(
-        matches!(answer, ServerFrame::DeviceRemoved { .. }),
-        "{answer:?}"
-    );
+    let mut bob = remove_laptop(removal).await;
     // Only the server says an account's devices changed: a member cannot make every device
     // of a conversation ask the directory.
     bob.send(&ClientFrame::Signal {
