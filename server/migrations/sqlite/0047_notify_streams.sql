@@ -1,4 +1,4 @@
--- The level `all` at O(1) per message (issue 59; server/src/notify, docs/NOTIFICATIONS.md).
+-- The level `all` at O(1) per message (server/src/notify, docs/NOTIFICATIONS.md).
 -- A conversation's ordinary messages are one stream: its row counts them (`n`), names the
 -- newest and takes a new feed id (from the notifications' sequence, so it sorts among the
 -- rows) each time the notifier stores a batch of them. A member's `message` entry is
