@@ -66,26 +66,6 @@ pub struct Load {
     pub reads: Vec<Read>,
 }
 
-/// How a request ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Start-up restore: the outbox and the documents a start shows are in memory.
-    Restored,
-    /// `open_conversation`: the conversation and enough of its newest buckets are in memory.
-    Opened,
-    /// `load_older`: `more` is false once the conversation's first bucket was reached.
-    Older { more: bool },
-    /// `read_times`: each member's read marker with when it last moved (server time).
-    ReadTimes {
-        reads: Vec<crate::protocol::ReadTime>,
-    },
-    /// `search`: the device's page (boxed: results are large beside the other outcomes).
-    Searched(Box<super::search::SearchPage>),
-    /// A document it needed could not be read.
-    Failed { code: String, message: String },
-}
-
 /// Work that waits for loads, in call order (an intent never overtakes an earlier one).
 #[derive(Debug)]
 pub(super) enum Job {

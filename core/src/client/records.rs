@@ -24,7 +24,6 @@ use serde_bytes::ByteBuf;
 
 use super::ask::Read;
 use super::error::ClientError;
-use super::replica::ClientDoc;
 use crate::ids::{ConvId, DocId, MessageId};
 
 /// Prefix of the index of stored documents (`docs/<doc id>` → empty value).
@@ -264,14 +263,6 @@ pub(super) struct SnapshotRecord {
     pub(super) seq: u64,
     pub(super) data: ByteBuf,
     pub(super) message_seq: HashMap<MessageId, u64>,
-}
-
-pub(super) fn snapshot_record(state: &ClientDoc, data: Vec<u8>) -> Vec<u8> {
-    cbor(&SnapshotRecord {
-        seq: state.cursor,
-        data: ByteBuf::from(data),
-        message_seq: state.message_seq.clone(),
-    })
 }
 
 pub(super) fn key_snapshot(doc: &DocId) -> String {

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use automerge::{Automerge, Change, ChangeHash};
 
+use serde_bytes::ByteBuf;
+
 use super::cache::{ReadStats, ViewCell};
+use super::records::{cbor, SnapshotRecord};
 use super::timeline::{TimelineCell, TimelineItem};
 use crate::ids::{Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
 
@@ -50,6 +53,16 @@ pub(super) struct ClientDoc {
 }
 
 impl ClientDoc {
+    /// What the store keeps of this document's snapshot: `data` (the saved document), with
+    /// the cursor and the messages' server order it stands at.
+    pub(super) fn snapshot_record(&self, data: Vec<u8>) -> Vec<u8> {
+        cbor(&SnapshotRecord {
+            seq: self.cursor,
+            data: ByteBuf::from(data),
+            message_seq: self.message_seq.clone(),
+        })
+    }
+
     pub(super) fn new(server: Automerge, local: Automerge, cursor: u64) -> Self {
         ClientDoc {
             server,

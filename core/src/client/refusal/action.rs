@@ -129,7 +129,7 @@ fn send_phrase(kind: MessageKind) -> &'static str {
 }
 
 /// The conversation an intent is about, if any.
-pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
+pub(crate) fn conv_of(intent: &Intent) -> Option<&ConvId> {
     match intent {
         Intent::CreateConversation { conv, .. }
         | Intent::Send { conv, .. }
@@ -170,7 +170,7 @@ pub(super) fn conv_of(intent: &Intent) -> Option<&ConvId> {
 }
 
 /// The other member an intent is about, if any.
-pub(super) fn target_of(intent: &Intent) -> Option<&AccountId> {
+pub(crate) fn target_of(intent: &Intent) -> Option<&AccountId> {
     match intent {
         Intent::AddMember { account, .. }
         | Intent::RemoveMember { account, .. }

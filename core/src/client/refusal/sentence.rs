@@ -9,7 +9,7 @@ use crate::validate::RejectCode as R;
 
 use super::{Code, LocalCode as L, Scene};
 
-pub(super) fn sentence(code: Code, s: &Scene) -> String {
+pub(crate) fn sentence(code: Code, s: &Scene) -> String {
     match code {
         Code::Reject(R::Policy(deny)) => policy(deny, s),
         Code::Reject(reject) => validation(reject, s),
@@ -19,7 +19,7 @@ pub(super) fn sentence(code: Code, s: &Scene) -> String {
 }
 
 /// A code this build does not know (a newer server).
-pub(super) fn unknown(s: &Scene) -> String {
+pub(crate) fn unknown(s: &Scene) -> String {
     format!(
         "The server refused to let you {} in {}",
         s.action.doing, s.place

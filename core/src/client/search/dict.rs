@@ -5,14 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::super::engine::{ClientEngine, ClientError, Output};
 use super::super::records::{
-    cbor, key_bucket_number, uncbor, BUCKET_NUMBERS_PREFIX, KEY_INDEX_VERSION, OLD_POSTINGS_PREFIX,
-    SEARCH_RECORDS_PREFIX,
+    cbor, key_bucket_number, uncbor, BUCKET_NUMBERS_PREFIX, KEY_INDEX_VERSION,
 };
 use super::super::store::StoreOp;
-use super::index::{entry_ops, BucketIndex, IndexRecord};
-use crate::ids::{DocId, DocTarget, MessageId};
+use crate::ids::{DocId, MessageId};
 
 /// The index's layout version: a store with another (or none) is migrated at start.
 pub(crate) const LAYOUT: u32 = 2;
@@ -76,12 +73,12 @@ pub(crate) struct Dictionary {
     /// Terms whose `sx/w/` entry was written since start (a put again is harmless).
     terms: HashSet<String>,
     /// Terms that lost postings since the last check, with the posting keys deleted
-    /// (`orphans`).
+    /// (`ClientEngine::check_lost_terms`).
     pub(crate) lost: BTreeMap<String, Vec<String>>,
     /// Searches waiting for the index to be ready.
     pub(crate) waiting: Vec<super::SearchAsk>,
     /// The migration's read failed: the next search asks again.
-    migration_failed: bool,
+    pub(crate) migration_failed: bool,
 }
 
 impl Dictionary {
@@ -169,76 +166,6 @@ impl Dictionary {
         if !self.version_written {
             self.version_written = true;
             ops.push(StoreOp::Put(KEY_INDEX_VERSION.into(), cbor(&LAYOUT)));
-        }
-    }
-}
-
-/// The migration from an older layout: the old postings go, and every record's postings
-/// are written anew (a held bucket's from memory, which upkeep may have moved past what
-/// was read). `records` is the answer to a read of every `sx/m/` entry.
-fn migrate(
-    dict: &mut Dictionary,
-    held: &HashMap<DocId, &BucketIndex>,
-    records: Vec<(String, Vec<u8>)>,
-) -> Vec<StoreOp> {
-    let mut ops = vec![StoreOp::DeletePrefix(OLD_POSTINGS_PREFIX.into())];
-    for (key, value) in records {
-        let Some((doc, id)) = key
-            .strip_prefix(SEARCH_RECORDS_PREFIX)
-            .and_then(|rest| rest.rsplit_once('/'))
-        else {
-            continue;
-        };
-        let (Ok(doc), Ok(id)) = (DocId::parse(doc), MessageId::new(id)) else {
-            continue;
-        };
-        if held.contains_key(&doc) {
-            continue;
-        }
-        if let Ok(record) = uncbor::<IndexRecord>(&value) {
-            entry_ops(dict, &doc, &id, None, Some(&record), &mut ops);
-        }
-    }
-    for (doc, index) in held {
-        for (id, record) in &index.records {
-            entry_ops(dict, doc, id, None, Some(record), &mut ops);
-        }
-    }
-    dict.version(&mut ops);
-    ops
-}
-
-impl ClientEngine {
-    /// The start-up load's `sx/` entries: the numbers, and the migration when the layout
-    /// is older (searches and upkeep wait for it).
-    pub(crate) fn search_started(&mut self, entries: &[(String, Vec<u8>)]) {
-        if self.dict.started(entries) {
-            self.index_ready();
-        } else {
-            let load = self.loads.ask_migrate();
-            self.out.push(Output::Load(load));
-        }
-    }
-
-    /// Every search record, read for the migration (or the read's error: searches wait
-    /// for the next start).
-    pub(crate) fn migrated(&mut self, answer: Result<Vec<(String, Vec<u8>)>, ClientError>) {
-        match answer {
-            Ok(records) => {
-                let held: HashMap<DocId, &BucketIndex> = self
-                    .docs
-                    .iter()
-                    .filter(|(id, _)| matches!(id.target(), DocTarget::Msgs(..)))
-                    .map(|(id, s)| (id.clone(), &s.search))
-                    .collect();
-                let ops = migrate(&mut self.dict, &held, records);
-                self.out.push(Output::Persist(ops));
-                self.index_ready();
-            }
-            Err(e) => {
-                self.dict.migration_failed = true;
-                self.fail_waiting_searches(&e);
-            }
         }
     }
 }

@@ -6,52 +6,25 @@
 //! and fetch.
 
 use super::merge::{merge, MergedCursor, ServerPage, ServerSide};
-use super::{Partial, SearchError, SearchOptions, SearchPage};
-use crate::client::engine::ClientEngine;
+use super::{Partial, SearchOptions, SearchPage};
 use crate::model::time::format_rfc3339;
 
 /// What one page of a merged search does.
 #[derive(Debug, Clone)]
 pub struct SearchPlan {
-    at: MergedCursor,
-    show_local: bool,
+    pub(crate) at: MergedCursor,
+    pub(crate) show_local: bool,
     /// The engine search of this page (`ClientEngine::search` with these options).
     pub local: SearchOptions,
-    server: Step,
+    pub(crate) server: Step,
 }
 
 #[derive(Debug, Clone)]
-enum Step {
+pub(crate) enum Step {
     /// Ask the server, from this cursor (`None`: its first page).
     Ask(Option<String>),
     Over,
     Skip(Partial),
-}
-
-impl ClientEngine {
-    /// The plan of the page `options` ask for (their `cursor` is a merged search's
-    /// `next_cursor`). The server is asked only when online, and never when `local_only` or
-    /// scoped to a conversation this device holds as encrypted: its terms must not reach the
-    /// server, which holds no text of it to add either.
-    pub fn plan_search(&self, options: &SearchOptions) -> Result<SearchPlan, SearchError> {
-        let at = MergedCursor::decode(options.cursor.as_deref())?;
-        let (mut local, show_local) = at.local_options(options);
-        let server = match at.server_cursor() {
-            None => Step::Over,
-            Some(_) if options.local_only => Step::Skip(Partial::LocalOnly),
-            Some(_) if !self.search_asks_server(options) => Step::Over,
-            Some(_) if !self.is_online() => Step::Skip(Partial::Offline),
-            Some(cursor) => Step::Ask(cursor.map(str::to_owned)),
-        };
-        // The server's duplicates are told by every message the device matches.
-        local.all_matches = matches!(server, Step::Ask(_));
-        Ok(SearchPlan {
-            at,
-            show_local,
-            local,
-            server,
-        })
-    }
 }
 
 impl SearchPlan {

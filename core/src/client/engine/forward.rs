@@ -4,9 +4,9 @@
 //! in the clear. The engine refuses it before anything is written or copied; into an
 //! encrypted conversation it is sealed for the target's group as any send is.
 
-use super::engine::{ClientEngine, ClientError};
-use super::intent::Intent;
-use super::refusal::{Code, LocalCode};
+use crate::client::engine::{ClientEngine, ClientError};
+use crate::client::intent::Intent;
+use crate::client::refusal::{Code, LocalCode};
 use crate::ids::ConvId;
 
 impl ClientEngine {

@@ -9,7 +9,7 @@
 //! (`mls_owed`): its head commits it, a send commits it first, and every commit this device
 //! builds carries it (`commit_part`).
 
-use super::engine::ClientEngine;
+use crate::client::engine::ClientEngine;
 
 /// At most this many other accounts are asked per connection (or `refresh_devices`); the
 /// next asks the following ones, round the list: a device with many contacts costs the
@@ -100,7 +100,7 @@ impl ClientEngine {
                 account: account.to_string(),
             };
             mls.peers_listing.insert(id, account);
-            self.out.push(super::engine::Output::Send(frame));
+            self.out.push(crate::client::engine::Output::Send(frame));
         }
     }
 
@@ -121,11 +121,12 @@ impl ClientEngine {
             if mls.listing.is_none() {
                 let id = mls.request_id();
                 mls.listing = Some(id);
-                self.out
-                    .push(super::engine::Output::Send(ClientFrame::ListDevices {
+                self.out.push(crate::client::engine::Output::Send(
+                    ClientFrame::ListDevices {
                         id,
                         account: account.to_string(),
-                    }));
+                    },
+                ));
             }
             return;
         }
@@ -149,7 +150,7 @@ impl ClientEngine {
             account: account.to_string(),
         };
         mls.peers_listing.insert(id, account);
-        self.out.push(super::engine::Output::Send(frame));
+        self.out.push(crate::client::engine::Output::Send(frame));
     }
 
     /// `devices` answering [`ClientEngine::list_peers`]: the account's removed devices are

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::engine::ClientEngine;
-use super::replica::buckets_of;
-use super::timeline::{order, TimelineItem};
+use crate::client::engine::ClientEngine;
+use crate::client::replica::buckets_of;
+use crate::client::timeline::{order, TimelineItem};
 use crate::doc::read::{self, ConvPrefs, PrivateData};
 use crate::ids::{AccountId, Bucket, ContactId, ConvId, DocId, DocTarget, MessageId};
 use crate::model::account::Profile;

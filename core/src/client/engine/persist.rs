@@ -7,14 +7,14 @@ use std::collections::HashMap;
 
 use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 
-use super::engine::{ClientEngine, ClientError, Output};
-use super::outbox::{IntentStatus, OutboxEntry};
-use super::records::{
-    cbor, key_ack, key_change, key_changes, key_outbox, key_snapshot, parse_change_key,
-    snapshot_record, uncbor, SnapshotRecord, DOCS_PREFIX, SNAPSHOT_EVERY,
+use crate::client::engine::{ClientEngine, ClientError, Output};
+use crate::client::outbox::{IntentStatus, OutboxEntry};
+use crate::client::records::{
+    cbor, key_ack, key_change, key_changes, key_outbox, key_snapshot, parse_change_key, uncbor,
+    SnapshotRecord, DOCS_PREFIX, SNAPSHOT_EVERY,
 };
-use super::replica::{created_messages, ClientDoc};
-use super::store::StoreOp;
+use crate::client::replica::{created_messages, ClientDoc};
+use crate::client::store::StoreOp;
 use crate::doc;
 use crate::ids::DocId;
 use crate::protocol::SeqChange;
@@ -116,7 +116,7 @@ impl ClientEngine {
         if let Some(state) = self.docs.get(id) {
             ops.push(StoreOp::Put(
                 key_snapshot(id),
-                snapshot_record(state, state.server.save()),
+                state.snapshot_record(state.server.save()),
             ));
         }
         self.out.push(Output::Persist(ops));
@@ -149,7 +149,7 @@ impl ClientEngine {
         if state.catching_up || state.changes_since_snapshot < SNAPSHOT_EVERY {
             return;
         }
-        let record = snapshot_record(state, state.server.save());
+        let record = state.snapshot_record(state.server.save());
         state.changes_since_snapshot = 0;
         // The snapshot holds the acked changes too: their records go with the log.
         state.acked.clear();

@@ -13,7 +13,7 @@
 //!   size, for the messages that arrive after the commits; once the conversation and its
 //!   held parts are caught up and opened, it goes back to the usual window.
 
-use super::engine::ClientEngine;
+use crate::client::engine::ClientEngine;
 use crate::doc::read;
 use crate::e2ee::{self, E2eeError, PAST_EPOCHS};
 use crate::ids::{ConvId, DocId};
@@ -144,7 +144,7 @@ impl ClientEngine {
         let accepted = read::read_mls(&state.server).map_or(0, |m| m.epoch);
         let at = self.mls.as_ref().and_then(|m| m.device.epoch(group));
         at.is_some_and(|e| e >= accepted)
-            && super::replica::buckets_of(&self.docs, &self.config.tenant, conv)
+            && crate::client::replica::buckets_of(&self.docs, &self.config.tenant, conv)
                 .all(|(_, part)| !part.catching_up)
     }
 }

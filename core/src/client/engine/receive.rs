@@ -6,15 +6,15 @@
 
 use automerge::Change;
 
-use super::buckets::MOVES_MAX;
-use super::engine::{ClientEngine, ClientError, Event, IntentStatus, Output};
-use super::feed::{self, FeedAction};
-use super::intent::Intent;
-use super::outbox::find;
-use super::presence::PresenceState;
-use super::replica::{buckets_of, created_messages};
-use super::retry::{is_transient, Rejected};
-use super::store::StoreOp;
+use crate::client::buckets::MOVES_MAX;
+use crate::client::engine::{ClientEngine, ClientError, Event, IntentStatus, Output};
+use crate::client::feed::{self, FeedAction};
+use crate::client::intent::Intent;
+use crate::client::outbox::find;
+use crate::client::presence::PresenceState;
+use crate::client::replica::{buckets_of, created_messages};
+use crate::client::retry::{is_transient, Rejected};
+use crate::client::store::StoreOp;
 use crate::doc::read;
 use crate::ids::{AccountId, Bucket, ConvId, DocId, DocTarget};
 use crate::policy::DenyCode;
@@ -303,7 +303,7 @@ impl ClientEngine {
                 continue;
             };
             let new = created_messages(&change);
-            edited |= new.is_empty() && super::replica::writes_sealed(&change);
+            edited |= new.is_empty() && crate::client::replica::writes_sealed(&change);
             for message in new {
                 state.message_seq.insert(message.clone(), c.seq);
                 arrived.push(message);
@@ -352,7 +352,7 @@ impl ClientEngine {
                     let since = self
                         .docs
                         .get(&id)
-                        .and_then(|s| super::timeline::touched_since(&s.server, &before.0));
+                        .and_then(|s| crate::client::timeline::touched_since(&s.server, &before.0));
                     arrived.extend(since.into_iter().flatten());
                     // Each is opened once: a second decryption of one ciphertext fails.
                     arrived.sort();

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use automerge::{Automerge, ReadDoc};
 
-use super::engine::{ClientEngine, Event, Output};
-use super::records::{key_changes, key_snapshot, snapshot_record};
-use super::store::StoreOp;
+use crate::client::engine::{ClientEngine, Event, Output};
+use crate::client::records::{key_changes, key_snapshot};
+use crate::client::store::StoreOp;
 use crate::doc::{read, schema::keys};
 use crate::ids::{DocId, DocTarget, MessageId};
 use crate::protocol::SnapshotOrder;
@@ -68,7 +68,7 @@ impl ClientEngine {
         } else {
             state.server.save()
         };
-        let record = snapshot_record(state, data);
+        let record = state.snapshot_record(data);
         self.out.push(Output::Persist(vec![
             StoreOp::DeletePrefix(key_changes(&id)),
             StoreOp::Put(key_snapshot(&id), record),

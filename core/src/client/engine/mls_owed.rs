@@ -17,11 +17,11 @@
 //!   carries the path: the tree fills where people talk, and later commits seal to O(log n)
 //!   nodes instead of every leaf.
 
-use super::ask::Job;
-use super::engine::ClientEngine;
-use super::intent::Intent;
-use super::mls_group::REBUILDS_MAX;
-use super::mls_joining::JOIN_STEP_MS;
+use crate::client::ask::Job;
+use crate::client::engine::mls_group::REBUILDS_MAX;
+use crate::client::engine::mls_joining::JOIN_STEP_MS;
+use crate::client::engine::ClientEngine;
+use crate::client::intent::Intent;
 use crate::e2ee::{self, DeviceIdentity};
 use crate::ids::{ConvId, DocId};
 
@@ -200,11 +200,12 @@ impl ClientEngine {
     /// intent the engine cannot queue is told as an `Event::Error`.
     fn sync_group(&mut self, conv: ConvId, device_now: i64) {
         if let Err(e) = self.intent(Intent::SyncDevices { conv }, device_now) {
-            self.out
-                .push(super::engine::Output::Event(super::engine::Event::Error {
+            self.out.push(crate::client::engine::Output::Event(
+                crate::client::engine::Event::Error {
                     code: e.code().to_owned(),
                     message: e.to_string(),
-                }));
+                },
+            ));
         }
     }
 

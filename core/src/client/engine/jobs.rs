@@ -7,18 +7,19 @@
 
 use std::collections::BTreeSet;
 
-use super::apply;
-use super::ask::{Job, Load, LoadId, Outcome, RequestId};
-use super::buckets::Paging;
-use super::engine::{ClientEngine, Event, Output};
-use super::error::ClientError;
-use super::intent::Intent;
-use super::load::{Answer, Ready, Wanted};
-use super::outbox::{IntentStatus, OutboxEntry};
-use super::records;
-use super::replica::buckets_of;
-use super::search::index::BucketIndex;
-use super::store::StoreError;
+use crate::client::apply;
+use crate::client::ask::{Job, Load, LoadId, RequestId};
+use crate::client::buckets::Paging;
+use crate::client::engine::Outcome;
+use crate::client::engine::{ClientEngine, Event, Output};
+use crate::client::error::ClientError;
+use crate::client::intent::Intent;
+use crate::client::load::{Answer, Ready, Wanted};
+use crate::client::outbox::{IntentStatus, OutboxEntry};
+use crate::client::records;
+use crate::client::replica::buckets_of;
+use crate::client::search::index::BucketIndex;
+use crate::client::store::StoreError;
 use crate::ids::{Bucket, ConvId, DocId, DocTarget};
 
 impl ClientEngine {

@@ -7,10 +7,10 @@
 
 use automerge::{Automerge, Change, ReadDoc};
 
-use super::engine::{ClientEngine, Event, Output};
-use super::outbox;
-use super::records::{key_changes, key_snapshot, snapshot_record};
-use super::store::StoreOp;
+use crate::client::engine::{ClientEngine, Event, Output};
+use crate::client::outbox;
+use crate::client::records::{key_changes, key_snapshot};
+use crate::client::store::StoreOp;
 use crate::doc::{cut, read};
 use crate::ids::DocId;
 
@@ -79,7 +79,7 @@ impl ClientEngine {
         state.cursor = seq;
         state.changes_since_snapshot = 0;
         state.acked.clear();
-        let record = snapshot_record(state, data.to_vec());
+        let record = state.snapshot_record(data.to_vec());
         self.out.push(Output::Persist(vec![
             StoreOp::DeletePrefix(key_changes(id)),
             StoreOp::Put(key_snapshot(id), record),

@@ -1,45 +1,78 @@
 //! The client engine, sans-io: it owns the documents (`replica`) and the outbox
 //! (`outbox`), runs intents (checked by `check`, written by `apply`), follows documents
 //! (subscriptions), and routes between the host and its parts. Each part is a state
-//! machine of its own that never reaches into the engine: the membership feed (`feed`),
-//! presence (`presence`), bucket parts (`buckets`), delivery markers (`delivery`), resends
-//! (`retry`) and store reads (`load`). The engine hands each part what it needs as
-//! arguments and carries out what it returns. Frames from the server come in through
-//! `receive`, storage through `persist`, the work that waits for loads runs in `jobs`,
-//! catch-up from snapshots in `catchup`, derived views in `views`.
+//! machine of its own, in `client/`, that never names the engine: the membership feed
+//! (`feed`), presence (`presence`), bucket parts (`buckets`), delivery markers
+//! (`delivery`), resends (`retry`), store reads (`load`), the MLS state (`mls`), what waits
+//! to be opened (`opening`), drafts kept here (`here`), the search index (`search`). The
+//! engine hands each part what it needs as arguments and carries out what it returns.
+//!
+//! Every method of `ClientEngine` lives in this folder, one file per concern: frames from
+//! the server come in through `receive`, storage through `persist`, the work that waits for
+//! loads runs in `jobs`, catch-up from snapshots in `catchup`, derived views in `views`, and
+//! each part's file here (`mls`, `opening`, `here`, `search`, ...) is the engine's side of
+//! the part of the same name below. The engine's fields are private to this folder: the
+//! compiler keeps the parts from reaching into it, and keeps imports running one way
+//! (engine → parts).
 //!
 //! Inputs are method calls (`intent`, `connected`, `receive`, `loaded`, `tick`, ...);
 //! outputs are data the host carries out in order: frames to send, store writes, store
 //! reads, events.
+
+pub(super) mod catchup;
+pub(super) mod epochs;
+pub(super) mod forward;
+pub(super) mod generation;
+pub(super) mod here;
+pub(super) mod jobs;
+pub(super) mod key_changes;
+pub(super) mod mls;
+pub(super) mod mls_devices;
+pub(super) mod mls_group;
+pub(super) mod mls_joining;
+pub(super) mod mls_owed;
+pub(super) mod mls_removed;
+pub(super) mod opening;
+pub(super) mod persist;
+pub(super) mod reads;
+pub(super) mod receive;
+pub(super) mod refusal;
+pub(super) mod retention;
+pub(super) mod sealed;
+pub(super) mod search;
+pub(super) mod search_index;
+pub(super) mod verified;
+pub(super) mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use automerge::{ActorId, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 
-use super::apply;
-use super::ask::{Load, Outcome, RequestId};
-use super::buckets::BucketBook;
-use super::cache::ReadStats;
-use super::check::Held;
-use super::delivery::{self, Delivery, Target};
-use super::feed::Feed;
-use super::intent::Intent;
-use super::load::Loads;
-use super::outbox::{self, Outbox, OutboxEntry, PendingChange};
-use super::presence::{MemberPresence, PresenceBook, PresenceOut, PresenceState};
-use super::replica::{self, buckets_of, ClientDoc, Docs};
-use super::retry::{Retry, RetryOut};
-use super::store::StoreOp;
+use crate::client::apply;
+use crate::client::ask::{Load, RequestId};
+use crate::client::buckets::BucketBook;
+use crate::client::cache::ReadStats;
+use crate::client::check::Held;
+use crate::client::delivery::{self, Delivery, Target};
+use crate::client::feed::Feed;
+use crate::client::intent::Intent;
+use crate::client::load::Loads;
+use crate::client::outbox::{self, Outbox, OutboxEntry, PendingChange};
+use crate::client::presence::{MemberPresence, PresenceBook, PresenceOut, PresenceState};
+use crate::client::replica::{self, buckets_of, ClientDoc, Docs};
+use crate::client::retry::{Retry, RetryOut};
+use crate::client::search::SearchPage;
+use crate::client::store::StoreOp;
 use crate::doc::{self, read};
 use crate::ids::{AccountId, Bucket, ConvId, DocId, DocTarget, TenantId};
 use crate::model::conversation::{Conversation, Lifecycle};
 use crate::policy::Denial;
 use crate::protocol::{ClientFrame, SignalKind};
 
-pub use super::error::ClientError;
-pub use super::outbox::IntentStatus;
-pub use super::retry::{ANSWER_TIMEOUT_MS, RETRY_MAX_MS, RETRY_MIN_MS};
+pub use crate::client::error::ClientError;
+pub use crate::client::outbox::IntentStatus;
+pub use crate::client::retry::{ANSWER_TIMEOUT_MS, RETRY_MAX_MS, RETRY_MIN_MS};
 
 /// What the host must do, in order (docs/CLIENT.md, "The client engine and its hosts").
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +84,26 @@ pub enum Output {
     /// Store reads the engine waits for: answer with `ClientEngine::loaded` (any order).
     Load(Load),
     Event(Event),
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Start-up restore: the outbox and the documents a start shows are in memory.
+    Restored,
+    /// `open_conversation`: the conversation and enough of its newest buckets are in memory.
+    Opened,
+    /// `load_older`: `more` is false once the conversation's first bucket was reached.
+    Older { more: bool },
+    /// `read_times`: each member's read marker with when it last moved (server time).
+    ReadTimes {
+        reads: Vec<crate::protocol::ReadTime>,
+    },
+    /// `search`: the device's page (boxed: results are large beside the other outcomes).
+    Searched(Box<SearchPage>),
+    /// A document it needed could not be read.
+    Failed { code: String, message: String },
 }
 
 /// What changed, for the UI.
@@ -77,7 +130,7 @@ pub enum Event {
     },
     /// The server told of a change of the account's membership in a conversation (added,
     /// removed, left, banned, a new role); the engine already follows or stopped it.
-    Membership(super::feed::MembershipChange),
+    Membership(crate::client::feed::MembershipChange),
     Online {
         online: bool,
     },
@@ -116,41 +169,41 @@ pub const DUE_NOW: i64 = 0;
 
 /// The client engine.
 pub struct ClientEngine {
-    pub(super) config: ClientConfig,
-    pub(super) online: bool,
+    config: ClientConfig,
+    online: bool,
     clock_offset: i64,
     /// The documents this client holds.
-    pub(super) docs: Docs,
+    docs: Docs,
     /// Intents with their changes, by id, until accepted (or a rejection is dismissed).
-    pub(super) outbox: Outbox,
-    pub(super) next_id: u64,
-    pub(super) typing: HashMap<ConvId, BTreeMap<AccountId, i64>>,
-    pub(super) out: Vec<Output>,
+    outbox: Outbox,
+    next_id: u64,
+    typing: HashMap<ConvId, BTreeMap<AccountId, i64>>,
+    out: Vec<Output>,
     /// Resend rounds and their backoff.
-    pub(super) retry: Retry,
+    retry: Retry,
     /// Store reads out and the work that waits for them.
-    pub(super) loads: Loads,
+    loads: Loads,
     /// What the server said of the conversations' bucket parts.
-    pub(super) buckets: BucketBook,
+    buckets: BucketBook,
     /// What the server said of the account's memberships.
-    pub(super) feed: Feed,
+    feed: Feed,
     /// Members' presence and ours (never stored).
-    pub(super) presence: PresenceBook,
+    presence: PresenceBook,
     /// Arrived messages of others still to mark delivered (never stored).
-    pub(super) delivery: Delivery,
+    delivery: Delivery,
     /// This device's MLS state, once the host attached it (`attach_device`).
-    pub(super) mls: Option<super::mls::MlsSide>,
+    mls: Option<crate::client::mls::MlsSide>,
     /// Read-time requests waiting for the server.
-    pub(super) reads: super::reads::ReadAsks,
+    reads: crate::client::reads::ReadAsks,
     /// The search index's bucket numbers and layout (`search::index`).
-    pub(super) dict: super::search::dict::Dictionary,
+    dict: crate::client::search::dict::Dictionary,
     /// Held buckets whose index may be behind (`search::index::IndexDue`).
-    pub(super) index_due: super::search::index::IndexDue,
+    index_due: crate::client::search::index::IndexDue,
     /// How often each marker intent was written again after losing to another device of
     /// this account (never stored).
-    pub(super) marker_rewrites: HashMap<u64, u32>,
+    marker_rewrites: HashMap<u64, u32>,
     /// Drafts and scheduled messages of encrypted conversations, on this device alone.
-    pub(super) here: super::here::Here,
+    here: crate::client::here::Here,
 }
 
 impl std::fmt::Debug for ClientEngine {
@@ -182,7 +235,7 @@ impl ClientEngine {
             delivery: Delivery::default(),
             mls: None,
             reads: Default::default(),
-            dict: super::search::dict::Dictionary::fresh(),
+            dict: crate::client::search::dict::Dictionary::fresh(),
             index_due: Default::default(),
             marker_rewrites: HashMap::new(),
             here: Default::default(),

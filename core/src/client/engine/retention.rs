@@ -8,9 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use super::engine::{ClientEngine, Event, Output};
-use super::records::{key_changes, key_snapshot, DOCS_PREFIX};
-use super::store::StoreOp;
+use crate::client::engine::{ClientEngine, Event, Output};
+use crate::client::records::{key_changes, key_snapshot, DOCS_PREFIX};
+use crate::client::store::StoreOp;
 use crate::ids::{Bucket, ConvId, DocId, DocTarget};
 use crate::protocol::ClientFrame;
 

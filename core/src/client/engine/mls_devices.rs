@@ -3,7 +3,7 @@
 //! directory sees this device) and on `refresh_devices`, kept for `devices`; removing one
 //! (`remove_device`); and the account's groups kept to the list (`SyncDevices`).
 
-use super::engine::{ClientEngine, ClientError, Event, Output};
+use crate::client::engine::{ClientEngine, ClientError, Event, Output};
 use crate::e2ee::{self, DeviceIdentity};
 use crate::ids::{ConvId, DocId};
 use crate::protocol::{ClientFrame, DeviceEntry};

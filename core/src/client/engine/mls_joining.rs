@@ -13,8 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use super::engine::{ClientEngine, Event, Output};
-use super::intent::Intent;
+use crate::client::engine::{ClientEngine, Event, Output};
+use crate::client::intent::Intent;
 use crate::e2ee;
 use crate::ids::{AccountId, ConvId, DocId};
 use crate::protocol::{ClientFrame, SignalKind};
@@ -105,7 +105,7 @@ impl ClientEngine {
         let (Some(conv), Some(mls)) = (id.conv_id(), self.mls.as_mut()) else {
             return;
         };
-        if super::retry::is_transient(code) && mls.announced.remove(conv).is_some() {
+        if crate::client::retry::is_transient(code) && mls.announced.remove(conv).is_some() {
             self.retry.schedule(device_now, retry_after_ms);
         }
     }

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use super::engine::{ClientEngine, ClientError, Event, Output};
-use super::intent::Intent;
-use super::load::Ready;
-use super::mls::{ClaimedFor, Committing, MlsSide};
+use crate::client::engine::{ClientEngine, ClientError, Event, Output};
+use crate::client::intent::Intent;
+use crate::client::load::Ready;
+use crate::client::mls::{ClaimedFor, Committing, MlsSide};
 use crate::doc::read;
 use crate::e2ee::{self, CommitBundle, DeviceIdentity, E2eeError};
 use crate::ids::{AccountId, ConvId, DocId, DocTarget};
@@ -163,7 +163,7 @@ impl ClientEngine {
             .mls
             .as_ref()
             .is_some_and(|m| m.device.epoch(&group).is_some());
-        let known = |d: &super::replica::ClientDoc| {
+        let known = |d: &crate::client::replica::ClientDoc| {
             if holds {
                 read::read_mls(&d.server).is_some()
             } else {
@@ -184,7 +184,7 @@ impl ClientEngine {
             Intent::OpenDirect {
                 peer,
                 encrypted: true,
-            } => Some(super::apply::direct_id(
+            } => Some(crate::client::apply::direct_id(
                 &self.config.tenant,
                 &self.config.account,
                 peer,
@@ -195,7 +195,7 @@ impl ClientEngine {
                 client,
                 encrypted: true,
                 ..
-            } => Some(super::apply::support_id(
+            } => Some(crate::client::apply::support_id(
                 &self.config.tenant,
                 client,
                 resource,

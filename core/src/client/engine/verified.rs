@@ -5,10 +5,10 @@
 //! a commit it followed adds, removes or re-keys a device of that account, until the person
 //! compares and marks it again. Kept on this device only, saved with its MLS state.
 
-use super::engine::ClientEngine;
-use super::mls_saved::verified_key;
-use super::records::cbor;
-use super::store::StoreOp;
+use crate::client::engine::ClientEngine;
+use crate::client::mls_saved::verified_key;
+use crate::client::records::cbor;
+use crate::client::store::StoreOp;
 use crate::e2ee::{self, DeviceIdentity};
 use crate::ids::AccountId;
 
@@ -82,6 +82,7 @@ impl ClientEngine {
             return;
         };
         let op = StoreOp::Put(verified_key(), cbor(&mls.verified));
-        self.out.push(super::engine::Output::Persist(vec![op]));
+        self.out
+            .push(crate::client::engine::Output::Persist(vec![op]));
     }
 }
