@@ -43,6 +43,17 @@ pub(super) fn named_message(change: &Change) -> Option<MessageId> {
 /// The proposal a change's new `proposal_response` message answers (its `reply_to`), if
 /// the change posts one.
 pub(super) fn answered_proposal(change: &Change) -> Option<MessageId> {
+    // Most changes answer nothing; a canonical change holds its string values as they are
+    // (validation refuses any other encoding), so one without the kind's name is not a
+    // response and is not decoded.
+    let kind = crate::model::message::MessageKind::ProposalResponse.as_str();
+    if !change
+        .raw_bytes()
+        .windows(kind.len())
+        .any(|w| w == kind.as_bytes())
+    {
+        return None;
+    }
     let expanded =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| change.decode())).ok()?;
     let put = |key: &str| {

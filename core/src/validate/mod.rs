@@ -15,9 +15,8 @@ use automerge::{ActorId, Change, ChangeHash};
 pub use codes::{RejectCode, Rejection};
 pub use state::{refresh_by_paths, refresh_conversation, AcceptedDoc, Footprint};
 
-use crate::doc::cut::cut_actor;
 use crate::doc::schema::{keys, split_reaction_key};
-use crate::doc::{creation_actor, genesis_actor, write};
+use crate::doc::write;
 use crate::ids::{AccountId, ConvId, DocId, DocTarget};
 use crate::limits;
 use crate::model::conversation::{ConvKind, Conversation};
@@ -175,19 +174,19 @@ pub fn validate(doc: &AcceptedDoc, env: &Env<'_>, change: Change) -> Result<Verd
         }
     }
     let actor = change.actor_id().clone();
-    if actor == genesis_actor(doc.id()) {
+    if actor == *doc.genesis_actor() {
         return Err(reject(
             RejectCode::ForgedActor,
             "the genesis actor writes only the genesis".into(),
         ));
     }
-    if actor == cut_actor(doc.id()) {
+    if actor == *doc.cut_actor() {
         return Err(reject(
             RejectCode::ForgedActor,
             "the cut actor writes only a generation's state".into(),
         ));
     }
-    if actor == creation_actor(doc.id()) {
+    if actor == *doc.creation_actor() {
         return validate_creation(doc, env, change);
     }
     let new_binding = match env.bindings.account_of(&actor) {

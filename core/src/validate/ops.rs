@@ -8,7 +8,7 @@ use automerge::{ActorId, Change, ObjId, ObjType, Prop, ReadDoc, ScalarValue};
 
 use super::codes::RejectCode;
 use super::state::AcceptedDoc;
-use crate::doc::{genesis_actor, genesis_path};
+use crate::doc::genesis_path;
 
 pub(super) type Failure = (RejectCode, String);
 
@@ -43,7 +43,7 @@ pub(super) fn resolve(
     expanded: &automerge::ExpandedChange,
 ) -> Result<Vec<PathOp>, Failure> {
     let actor = change.actor_id().clone();
-    let genesis = genesis_actor(doc.id());
+    let genesis = doc.genesis_actor();
     let start = change.start_op().get();
     let mut objects: HashMap<OpId, ObjInfo> = HashMap::new();
     let mut written: HashSet<(OpId, String)> = HashSet::new();
@@ -86,7 +86,7 @@ pub(super) fn resolve(
             ));
         }
         if !objects.contains_key(&obj_key) {
-            let info = locate(doc, &genesis, &op.obj)?;
+            let info = locate(doc, genesis, &op.obj)?;
             objects.insert(obj_key.clone(), info);
         }
         let Some(obj) = objects.get(&obj_key) else {

@@ -23,10 +23,31 @@ pub struct AcceptedDoc {
     doc: Automerge,
     progress: HashMap<ActorId, (u64, u64)>,
     staged: Staged,
-    /// Messages of the applied document, counted once per change of it: the count is
-    /// O(messages) (Automerge counts a map's keys by scanning them) and is asked on every
-    /// post (bucket parts' limits), which made acceptance O(n²) over a part's life.
+    /// Messages of the applied document, counted once after a load or a change applied
+    /// from elsewhere, and moved by the posts of staged changes: the count is O(messages)
+    /// (Automerge counts a map's keys by scanning them) and is asked on every post (bucket
+    /// parts' limits), which made acceptance O(n²) over a part's life.
     applied_messages: MessageCount,
+    /// The document's fixed actors, each a SHA-256 of its id, asked of every change.
+    fixed: FixedActors,
+}
+
+/// The actors no account may write with, derived from the document's id (`doc`).
+#[derive(Debug, Clone)]
+struct FixedActors {
+    genesis: ActorId,
+    cut: ActorId,
+    creation: ActorId,
+}
+
+impl FixedActors {
+    fn of(id: &DocId) -> Self {
+        FixedActors {
+            genesis: doc::genesis_actor(id),
+            cut: doc::cut::cut_actor(id),
+            creation: doc::creation_actor(id),
+        }
+    }
 }
 
 /// A count kept beside the document, unknown once the document changed.
@@ -46,6 +67,20 @@ impl MessageCount {
             }
             known => known,
         }
+    }
+
+    /// The count, if it is known.
+    fn known(&self) -> Option<usize> {
+        let known = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (known != Self::UNKNOWN).then_some(known)
+    }
+
+    /// Knows the count again (`None`: forgets it).
+    fn set(&self, count: Option<usize>) {
+        self.0.store(
+            count.unwrap_or(Self::UNKNOWN),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn forget(&self) {
@@ -127,6 +162,7 @@ impl AcceptedDoc {
     pub fn new(id: DocId) -> Result<Self, DocError> {
         let doc = doc::genesis(&id)?;
         let mut out = AcceptedDoc {
+            fixed: FixedActors::of(&id),
             id,
             doc,
             progress: HashMap::new(),
@@ -144,6 +180,7 @@ impl AcceptedDoc {
             return Err(DocError::Missing("genesis of this document id"));
         }
         let mut out = AcceptedDoc {
+            fixed: FixedActors::of(&id),
             id,
             doc,
             progress: HashMap::new(),
@@ -167,6 +204,21 @@ impl AcceptedDoc {
 
     pub fn id(&self) -> &DocId {
         &self.id
+    }
+
+    /// `doc::genesis_actor` of this document.
+    pub fn genesis_actor(&self) -> &ActorId {
+        &self.fixed.genesis
+    }
+
+    /// `doc::cut::cut_actor` of this document.
+    pub fn cut_actor(&self) -> &ActorId {
+        &self.fixed.cut
+    }
+
+    /// `doc::creation_actor` of this document.
+    pub fn creation_actor(&self) -> &ActorId {
+        &self.fixed.creation
     }
 
     /// The applied state: without staged changes (see [`AcceptedDoc::apply_staged`]).
@@ -285,13 +337,19 @@ impl AcceptedDoc {
             return Ok(());
         }
         let staged = std::mem::take(&mut self.staged);
+        let known_before = self.applied_messages.known();
         for (actor, (seq, op)) in staged.progress {
             let entry = self.progress.entry(actor).or_insert((0, 0));
             entry.0 = entry.0.max(seq);
             entry.1 = entry.1.max(op);
         }
+        // A staged post was validated to make a key no message held (no replacing, no
+        // conflict, a second post of one id validated again once the first is applied), so
+        // the count moves by what was staged and is never recounted per frame.
         self.applied_messages.forget();
         self.doc.apply_changes(staged.changes)?;
+        self.applied_messages
+            .set(known_before.map(|n| n + staged.wrote.created));
         Ok(())
     }
 
