@@ -19,7 +19,7 @@ impl Device {
     fn send(&mut self, conv: &ConvId, id: &str, at: i64) {
         let message = NewMessage::text(
             MessageId::new(id).unwrap(),
-            self.engine.config().account.clone(),
+            self.peer.engine.config().account.clone(),
             "hello",
             at,
         );
@@ -27,12 +27,12 @@ impl Device {
             conv: conv.clone(),
             message,
         };
-        self.engine.intent(intent, at).expect("allowed");
+        self.peer.engine.intent(intent, at).expect("allowed");
         self.pump();
     }
 
     fn keys_of(&self, doc: &DocId) -> Vec<String> {
-        block_on_ready(LocalStore::scan(&self.store, ""))
+        block_on_ready(LocalStore::scan(&self.peer.store, ""))
             .unwrap()
             .unwrap()
             .into_iter()
@@ -42,7 +42,8 @@ impl Device {
     }
 
     fn bodies(&self, conv: &ConvId) -> Vec<String> {
-        self.engine
+        self.peer
+            .engine
             .timeline(conv)
             .into_iter()
             .map(|i| i.message.id.to_string())
@@ -64,7 +65,7 @@ fn expired_buckets_are_dropped_locally_on_the_next_sync() {
         settings: None,
         parent: None,
     };
-    dev.engine.intent(create, dev.now).unwrap();
+    dev.peer.engine.intent(create, dev.net.now).unwrap();
     dev.pump();
     // Messages 10 and 9 days old, and one of today: written before any retention.
     dev.send(&conv, "old", T0 - 10 * DAY);
@@ -79,7 +80,8 @@ fn expired_buckets_are_dropped_locally_on_the_next_sync() {
     // A 5-day retention. Dropping waits for the next sync (reconnecting here).
     dev.set_retention_days(&conv, 5);
     assert_eq!(
-        dev.engine
+        dev.peer
+            .engine
             .conversation(&conv)
             .unwrap()
             .settings
@@ -90,32 +92,32 @@ fn expired_buckets_are_dropped_locally_on_the_next_sync() {
     dev.connect();
     assert_eq!(dev.bodies(&conv), vec!["today"]);
     for doc in [&old, &mid] {
-        assert!(!dev.engine.is_loaded(doc), "{doc} left memory");
+        assert!(!dev.peer.engine.is_loaded(doc), "{doc} left memory");
         assert_eq!(
             dev.keys_of(doc),
             Vec::<String>::new(),
             "{doc} left the store"
         );
     }
-    assert!(dev.engine.is_loaded(&today));
+    assert!(dev.peer.engine.is_loaded(&today));
     assert!(!dev.keys_of(&today).is_empty());
 
     // A restart restores what is left only.
-    let store = std::mem::take(&mut dev.store);
+    let store = std::mem::take(&mut dev.peer.store);
     let mut engine = ClientEngine::restoring(config());
     carry_out_stored(&mut engine, &store).unwrap();
-    dev.engine = engine;
-    dev.store = store;
-    dev.online = false;
+    dev.peer.engine = engine;
+    dev.peer.store = store;
+    dev.peer.online = false;
     dev.pump();
-    assert!(!dev.engine.is_loaded(&old));
-    dev.engine.open(&today).unwrap();
+    assert!(!dev.peer.engine.is_loaded(&old));
+    dev.peer.engine.open(&today).unwrap();
     dev.pump();
     assert_eq!(dev.bodies(&conv), vec!["today"]);
 
     // The server's word drops a bucket whatever this device's clock says.
     dev.connect();
-    dev.engine.receive(
+    dev.peer.engine.receive(
         ServerFrame::Error {
             code: "bucket_expired".into(),
             message: "past the retention".into(),
@@ -125,10 +127,10 @@ fn expired_buckets_are_dropped_locally_on_the_next_sync() {
             retry_after_ms: None,
             id: None,
         },
-        dev.now,
+        dev.net.now,
     );
-    dev.online = false;
+    dev.peer.online = false;
     dev.pump();
-    assert!(!dev.engine.is_loaded(&today));
+    assert!(!dev.peer.engine.is_loaded(&today));
     assert_eq!(dev.keys_of(&today), Vec::<String>::new());
 }

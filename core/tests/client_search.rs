@@ -32,14 +32,14 @@ impl Device {
             settings: None,
             parent: None,
         };
-        self.engine.intent(create, self.now).unwrap();
+        self.peer.engine.intent(create, self.net.now).unwrap();
         self.pump();
     }
 
     fn send_text(&mut self, conv: &ConvId, id: &str, body: &str, at: i64) {
         let message = NewMessage::text(
             MessageId::new(id).unwrap(),
-            self.engine.config().account.clone(),
+            self.peer.engine.config().account.clone(),
             body,
             at,
         );
@@ -47,20 +47,23 @@ impl Device {
             conv: conv.clone(),
             message,
         };
-        self.engine.intent(send, at).expect("allowed");
+        self.peer.engine.intent(send, at).expect("allowed");
         self.pump();
     }
 
     fn edit(&mut self, conv: &ConvId, id: &str, at: i64, body: &str) {
         // Each edit stamps a new `edited_at` (an edit that keeps it is refused).
-        self.now += 1;
+        self.net.now += 1;
         let edit = Intent::Edit {
             conv: conv.clone(),
             message: MessageId::new(id).unwrap(),
             bucket: Bucket::first(at.div_euclid(DAY)),
             body: body.into(),
         };
-        self.engine.intent(edit, self.now).expect("allowed");
+        self.peer
+            .engine
+            .intent(edit, self.net.now)
+            .expect("allowed");
         self.pump();
     }
 
@@ -70,7 +73,10 @@ impl Device {
             message: MessageId::new(id).unwrap(),
             bucket: Bucket::first(at.div_euclid(DAY)),
         };
-        self.engine.intent(delete, self.now).expect("allowed");
+        self.peer
+            .engine
+            .intent(delete, self.net.now)
+            .expect("allowed");
         self.pump();
     }
 
@@ -79,7 +85,7 @@ impl Device {
         let mut pages = Vec::new();
         let mut options = options.clone();
         loop {
-            self.engine.search(query, &options).expect("a query");
+            self.peer.engine.search(query, &options).expect("a query");
             self.pump();
             let page = self.pages.pop().expect("answered");
             options.cursor = page.next_cursor.clone();
@@ -99,14 +105,14 @@ impl Device {
     }
 
     fn restart(&mut self) {
-        let store = std::mem::take(&mut self.store);
+        let store = std::mem::take(&mut self.peer.store);
         let mut engine = ClientEngine::restoring(config());
         carry_out_stored(&mut engine, &store).unwrap();
-        self.engine = engine;
-        self.store = store;
-        self.subs.clear();
-        let online = self.online;
-        self.online = false;
+        self.peer.engine = engine;
+        self.peer.store = store;
+        self.net.subs.clear();
+        let online = self.peer.online;
+        self.peer.online = false;
         self.pump();
         if online {
             self.connect();
@@ -114,7 +120,7 @@ impl Device {
     }
 
     fn index_keys(&self) -> Vec<String> {
-        block_on_ready(LocalStore::scan(&self.store, "sx/"))
+        block_on_ready(LocalStore::scan(&self.peer.store, "sx/"))
             .unwrap()
             .unwrap()
             .into_iter()
@@ -262,13 +268,17 @@ fn ranks_whole_words_first_then_newest_and_filters() {
         .map(|p| p.text.as_str())
         .collect();
     assert_eq!(highlighted, ["time", "café"]);
-    assert!(dev.engine.search("\" * :", &everything).is_err());
+    assert!(dev.peer.engine.search("\" * :", &everything).is_err());
     let bad_cursor = SearchOptions {
         cursor: Some("nope".into()),
         ..SearchOptions::default()
     };
     assert_eq!(
-        dev.engine.search("tea", &bad_cursor).unwrap_err().code(),
+        dev.peer
+            .engine
+            .search("tea", &bad_cursor)
+            .unwrap_err()
+            .code(),
         "invalid_value"
     );
 }
@@ -286,27 +296,27 @@ fn upkeep_runs_at_the_next_tick_and_a_search_never_waits_for_it() {
     let send = |dev: &mut Device, id: &str, body: &str| {
         let message = NewMessage::text(
             MessageId::new(id).unwrap(),
-            dev.engine.config().account.clone(),
+            dev.peer.engine.config().account.clone(),
             body,
-            dev.now,
+            dev.net.now,
         );
         let send = Intent::Send {
             conv: conv.clone(),
             message,
         };
-        dev.engine.intent(send, dev.now).unwrap();
+        dev.peer.engine.intent(send, dev.net.now).unwrap();
         dev.pump_outputs();
     };
 
     send(&mut dev, "a", "quokka");
     assert!(!indexed(&dev, "quokka"), "not in the send's drain");
-    assert_eq!(dev.engine.next_wakeup(), Some(DUE_NOW));
-    dev.engine.tick(dev.now);
+    assert_eq!(dev.peer.engine.next_wakeup(), Some(DUE_NOW));
+    dev.peer.engine.tick(dev.net.now);
     dev.pump_outputs();
     assert!(indexed(&dev, "quokka"), "at the tick");
-    assert_ne!(dev.engine.next_wakeup(), Some(DUE_NOW));
+    assert_ne!(dev.peer.engine.next_wakeup(), Some(DUE_NOW));
 
-    dev.now += 1;
+    dev.net.now += 1;
     send(&mut dev, "b", "wombat and quokka");
     assert!(!indexed(&dev, "wombat"));
     assert_eq!(
@@ -327,23 +337,24 @@ fn a_crash_before_the_index_write_loses_no_match() {
         dev.connect();
         let conv = ConvId::new("g").unwrap();
         dev.create(&conv);
-        dev.send_text(&conv, "a", "quokka", dev.now);
+        dev.send_text(&conv, "a", "quokka", dev.net.now);
         let message = NewMessage::text(
             MessageId::new("b").unwrap(),
-            dev.engine.config().account.clone(),
+            dev.peer.engine.config().account.clone(),
             "wombat",
-            dev.now + 1,
+            dev.net.now + 1,
         );
         let send = Intent::Send {
             conv: conv.clone(),
             message,
         };
-        dev.engine.intent(send, dev.now + 1).unwrap();
+        dev.peer.engine.intent(send, dev.net.now + 1).unwrap();
         dev.pump_outputs();
-        assert_eq!(dev.engine.next_wakeup(), Some(DUE_NOW));
+        assert_eq!(dev.peer.engine.next_wakeup(), Some(DUE_NOW));
         if lose_the_tick_write {
-            dev.engine.tick(dev.now);
+            dev.peer.engine.tick(dev.net.now);
             let writes = dev
+                .peer
                 .engine
                 .drain()
                 .into_iter()
@@ -492,7 +503,7 @@ fn an_index_of_the_first_layout_is_migrated_at_start() {
         StoreOp::Delete("sx/v".into()),
         StoreOp::Put("sx/t/kiwi/acme/msgs/g.1/old".into(), vec![0xa0]),
     ];
-    block_on_ready(dev.store.write(ops)).unwrap().unwrap();
+    block_on_ready(dev.peer.store.write(ops)).unwrap().unwrap();
     dev.restart();
     assert_eq!(dev.found("kiwi", &SearchOptions::default()), ["new", "old"]);
     assert_eq!(dev.found("te", &SearchOptions::default()), ["new"]);
@@ -613,18 +624,18 @@ fn a_search_whose_store_reads_fail_ends_failed_and_the_next_one_finds() {
     for options in [
         SearchOptions::default(),
         SearchOptions {
-            author: Some(dev.engine.config().account.clone()),
+            author: Some(dev.peer.engine.config().account.clone()),
             ..SearchOptions::default()
         },
     ] {
-        dev.engine.search("kiwi", &options).expect("a query");
+        dev.peer.engine.search("kiwi", &options).expect("a query");
         let mut failed = None;
         for _ in 0..10 {
-            for output in dev.engine.drain() {
+            for output in dev.peer.engine.drain() {
                 match output {
                     Output::Load(load) => {
                         let refused = StoreError("the disk is gone".into());
-                        dev.engine.loaded(load.id, Err(refused)).unwrap();
+                        dev.peer.engine.loaded(load.id, Err(refused)).unwrap();
                     }
                     Output::Event(Event::Done { outcome, .. }) => failed = Some(outcome),
                     _ => {}

@@ -8,6 +8,8 @@
 //! - [`group`]: a group of n members and its newest bucket as a client receives them
 //!   (client-operation benchmarks and cost tests).
 //! - [`hub`]: the in-memory acceptor at a fixed server time ([`hub::NOW`]).
+//! - [`net`]: one in-memory network: client engines ([`net::Peer`]) wired to a fake server
+//!   ([`net::HubServer`], or a suite's own [`net::Server`] around it), pumped until quiet.
 //! - [`craft`]: adversarial changes (raw transactions, tampered changes).
 //! - [`attack`]: the attack cases as one table, run by the in-memory driver
 //!   ([`attack::HubLab`]) and by the wire driver of `tests/tests/attacks.rs`. How to add a
@@ -31,6 +33,7 @@ pub mod group;
 pub mod http;
 pub mod hub;
 pub mod ids;
+pub mod net;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod text;
