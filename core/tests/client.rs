@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 
 use serde_json::json;
 
@@ -12,13 +13,12 @@ use confab_core::client::store::{self, block_on_ready};
 use confab_core::client::{
     ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DUE_NOW,
 };
-use confab_core::hub::Hub;
 use confab_core::ids::{Bucket, ConvId, DocId, DocTarget, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, Permission, Role, DEFAULT_BUCKET_MS};
 use confab_core::model::message::NewMessage;
-use confab_core::policy::Author;
-use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame, SnapshotOrder};
+use confab_core::protocol::{ClientFrame, ServerFrame, SnapshotOrder};
 use confab_testkit::ids::acc;
+use confab_testkit::net::{self, HubServer, Peer, Server};
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
@@ -29,9 +29,7 @@ fn tenant() -> TenantId {
 
 /// A fake network: the hub plus subscriptions, delivering frames between engines.
 struct Wire {
-    hub: Hub,
-    subs: HashMap<DocId, HashSet<usize>>,
-    now: i64,
+    net: HubServer,
     /// Peers whose pushes are lost in flight (their acks still arrive).
     mute: HashSet<usize>,
     /// Catch-up as a snapshot (with its order) from this many missed changes on.
@@ -43,38 +41,35 @@ struct Wire {
     listings_fail: bool,
 }
 
-struct Peer {
-    engine: ClientEngine,
-    store: MemoryStore,
-    online: bool,
-    inbox: Vec<ServerFrame>,
+fn peer(account: &str, device: u8) -> Peer {
+    let mut actor = [0u8; 16];
+    actor[..account.len().min(14)].copy_from_slice(&account.as_bytes()[..account.len().min(14)]);
+    actor[15] = device;
+    Peer::new(ClientConfig {
+        tenant: tenant(),
+        account: acc(account),
+        actor: ActorId::from(&actor[..]),
+    })
 }
 
-impl Peer {
-    fn new(account: &str, device: u8) -> Self {
-        let mut actor = [0u8; 16];
-        actor[..account.len().min(14)]
-            .copy_from_slice(&account.as_bytes()[..account.len().min(14)]);
-        actor[15] = device;
-        Peer {
-            engine: ClientEngine::new(ClientConfig {
-                tenant: tenant(),
-                account: acc(account),
-                actor: ActorId::from(&actor[..]),
-            }),
-            store: MemoryStore::new(),
-            online: false,
-            inbox: Vec::new(),
-        }
+impl Deref for Wire {
+    type Target = HubServer;
+
+    fn deref(&self) -> &HubServer {
+        &self.net
+    }
+}
+
+impl DerefMut for Wire {
+    fn deref_mut(&mut self) -> &mut HubServer {
+        &mut self.net
     }
 }
 
 impl Wire {
     fn new() -> Self {
         Wire {
-            hub: Hub::new(),
-            subs: HashMap::new(),
-            now: T0,
+            net: HubServer::new(T0),
             mute: HashSet::new(),
             snapshot_from: None,
             submits: HashMap::new(),
@@ -84,53 +79,25 @@ impl Wire {
     }
 
     fn connect(&mut self, peers: &mut [Peer], i: usize) {
-        peers[i].online = true;
-        let now = self.now;
-        peers[i].engine.connected(now, now);
-        self.pump(peers);
+        net::connect(self, peers, i);
     }
 
     fn disconnect(&mut self, peers: &mut [Peer], i: usize) {
         peers[i].online = false;
         peers[i].engine.disconnected();
-        for subs in self.subs.values_mut() {
-            subs.remove(&i);
-        }
+        self.net.unsubscribe(i);
         self.pump(peers);
     }
 
     /// Runs every output until nothing moves.
     fn pump(&mut self, peers: &mut [Peer]) {
-        loop {
-            let mut moved = false;
-            for i in 0..peers.len() {
-                let frames = std::mem::take(&mut peers[i].inbox);
-                for frame in frames {
-                    moved = true;
-                    peers[i].engine.receive(frame, self.now);
-                }
-                for output in peers[i].engine.drain() {
-                    moved = true;
-                    match output {
-                        Output::Persist(ops) => {
-                            block_on_ready(LocalStore::write(&peers[i].store, ops))
-                                .unwrap()
-                                .unwrap();
-                        }
-                        Output::Load(load) => {
-                            let answer = block_on_ready(store::read(&peers[i].store, &load.reads));
-                            peers[i].engine.loaded(load.id, answer.unwrap()).unwrap();
-                        }
-                        Output::Event(_) => {}
-                        Output::Send(frame) if peers[i].online => self.serve(peers, i, frame),
-                        Output::Send(_) => {}
-                    }
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
+        net::pump(self, peers);
+    }
+}
+
+impl Server for Wire {
+    fn now(&self) -> i64 {
+        self.net.now
     }
 
     fn serve(&mut self, peers: &mut [Peer], i: usize, frame: ClientFrame) {
@@ -153,101 +120,62 @@ impl Wire {
                         return;
                     }
                 }
-                self.subs.entry(id.clone()).or_default().insert(i);
                 let missed = self.hub.changes_after(&id, after);
-                let seq = missed.last().map_or(after, |(seq, _)| *seq);
-                if self.snapshot_from.is_some_and(|n| missed.len() as u64 >= n) {
-                    let order = SnapshotOrder::build(
-                        after + 1,
-                        missed
-                            .iter()
-                            .map(|(_, c)| (c.actor_id().to_bytes(), c.start_op().get())),
-                    );
-                    peers[i].inbox.push(ServerFrame::Snapshot {
-                        doc: doc.clone(),
-                        seq,
-                        data: ByteBuf::from(self.hub.doc(&id).unwrap().save()),
-                        order: Some(order),
-                    });
-                } else {
-                    let changes = missed
-                        .into_iter()
-                        .map(|(seq, mut c)| SeqChange {
-                            seq,
-                            change: ByteBuf::from(c.bytes().to_vec()),
-                        })
-                        .collect();
-                    peers[i].inbox.push(ServerFrame::Changes {
-                        doc: doc.clone(),
-                        changes,
-                    });
+                let as_snapshot = self.snapshot_from.is_some_and(|n| missed.len() as u64 >= n);
+                if !as_snapshot {
+                    self.net.subscribe(peers, i, doc, after);
+                    return;
                 }
+                self.net.subs.entry(id.clone()).or_default().insert(i);
+                let seq = missed.last().map_or(after, |(seq, _)| *seq);
+                let order = SnapshotOrder::build(
+                    after + 1,
+                    missed
+                        .iter()
+                        .map(|(_, c)| (c.actor_id().to_bytes(), c.start_op().get())),
+                );
+                peers[i].inbox.push(ServerFrame::Snapshot {
+                    doc: doc.clone(),
+                    seq,
+                    data: ByteBuf::from(self.hub.doc(&id).unwrap().save()),
+                    order: Some(order),
+                });
                 peers[i].inbox.push(ServerFrame::Synced { doc, seq });
             }
             ClientFrame::Submit { doc, changes } => {
                 *self.submits.entry(i).or_default() += 1;
                 let id = DocId::parse(&doc).unwrap();
-                let author = Author::user(peers[i].engine.config().account.clone());
                 for bytes in changes {
-                    let change = match Change::try_from(&bytes[..]) {
-                        Ok(c) => c,
-                        Err(_) => continue,
+                    if Change::try_from(&bytes[..]).is_err() {
+                        continue;
+                    }
+                    let Ok((ack, effects)) = self.net.accept(peers, i, &doc, &bytes) else {
+                        continue;
                     };
-                    let hash = ByteBuf::from(change.hash().0.to_vec());
-                    match self.hub.submit(&id, &author, change.clone(), self.now) {
-                        Ok((ack, effects)) => {
-                            peers[i].inbox.push(ServerFrame::Ack {
-                                doc: doc.clone(),
-                                hash,
-                                seq: ack.seq,
-                            });
-                            // A new bucket part is announced to the conversation's
-                            // subscribers, as the server does.
-                            if let (1, DocTarget::Msgs(conv, bucket)) = (ack.seq, id.target()) {
-                                let conv_doc = DocId::conv(&tenant(), conv);
-                                let frame = ServerFrame::Bucket {
-                                    doc: conv_doc.to_string(),
-                                    bucket: *bucket,
-                                };
-                                for sub in self.subs.get(&conv_doc).cloned().unwrap_or_default() {
-                                    peers[sub].inbox.push(frame.clone());
-                                }
-                            }
-                            if !effects.is_empty() || ack.seq > 0 {
-                                let push = ServerFrame::Changes {
-                                    doc: doc.clone(),
-                                    changes: vec![SeqChange {
-                                        seq: ack.seq,
-                                        change: ByteBuf::from(bytes.to_vec()),
-                                    }],
-                                };
-                                for sub in self.subs.get(&id).cloned().unwrap_or_default() {
-                                    if !self.mute.contains(&sub) {
-                                        peers[sub].inbox.push(push.clone());
-                                    }
-                                }
-                            }
-                            // Removed members lose read access.
-                            for e in &effects {
-                                if let confab_core::policy::Effect::UpdateMember { after, .. } = e {
-                                    if !after.is_active() {
-                                        for (p, peer) in peers.iter_mut().enumerate() {
-                                            if peer.engine.config().account == after.account {
-                                                for subs in self.subs.values_mut() {
-                                                    subs.remove(&p);
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
+                    // A new bucket part is announced to the conversation's subscribers, as
+                    // the server does.
+                    if let (1, DocTarget::Msgs(conv, bucket)) = (ack.seq, id.target()) {
+                        let conv_doc = DocId::conv(&tenant(), conv);
+                        let frame = ServerFrame::Bucket {
+                            doc: conv_doc.to_string(),
+                            bucket: *bucket,
+                        };
+                        for sub in self.subs.get(&conv_doc).cloned().unwrap_or_default() {
+                            peers[sub].inbox.push(frame.clone());
+                        }
+                    }
+                    if !effects.is_empty() || ack.seq > 0 {
+                        let mute = &self.mute;
+                        let to = |sub: usize, _: &Peer| !mute.contains(&sub);
+                        self.net.push(peers, &doc, ack.seq, &bytes, to);
+                    }
+                    // Removed members lose read access.
+                    for e in &effects {
+                        if let confab_core::policy::Effect::UpdateMember { after, .. } = e {
+                            if !after.is_active() {
+                                self.net.unsubscribe_account(peers, &after.account);
                             }
                         }
-                        Err(r) => peers[i].inbox.push(ServerFrame::Reject {
-                            doc: doc.clone(),
-                            hash: Some(hash),
-                            code: r.code.as_str().to_owned(),
-                            reason: r.reason,
-                        }),
                     }
                 }
             }
@@ -262,23 +190,7 @@ impl Wire {
                     id: None,
                 });
             }
-            ClientFrame::Buckets { doc, before, limit } => {
-                let id = DocId::parse(&doc).unwrap();
-                let conv = id.conv_id().unwrap().clone();
-                let older: Vec<Bucket> = self
-                    .hub
-                    .buckets(&tenant(), &conv)
-                    .into_iter()
-                    .filter(|b| before.is_none_or(|x| *b < x))
-                    .collect();
-                let limit = limit as usize;
-                peers[i].inbox.push(ServerFrame::Buckets {
-                    doc,
-                    more: older.len() > limit,
-                    buckets: older.into_iter().take(limit).collect(),
-                });
-            }
-            _ => {}
+            other => self.net.serve(peers, i, other),
         }
     }
 }
@@ -296,17 +208,12 @@ fn restart(peer: &mut Peer) {
     let config = peer.engine.config().clone();
     let mut engine = ClientEngine::restoring(config);
     carry_out_stored(&mut engine, &store).unwrap();
-    *peer = Peer {
-        engine,
-        store,
-        online: false,
-        inbox: Vec::new(),
-    };
+    *peer = Peer::with_engine(engine, store);
 }
 
 /// Peers of these accounts (device 1 each), all connected.
 fn online(wire: &mut Wire, accounts: &[&str]) -> Vec<Peer> {
-    let mut peers: Vec<Peer> = accounts.iter().map(|a| Peer::new(a, 1)).collect();
+    let mut peers: Vec<Peer> = accounts.iter().map(|a| peer(a, 1)).collect();
     for i in 0..peers.len() {
         wire.connect(&mut peers, i);
     }
@@ -515,11 +422,7 @@ fn bucket_of(doc: &DocId) -> confab_core::ids::Bucket {
 #[test]
 fn two_devices_of_one_account_converge() {
     let mut wire = Wire::new();
-    let mut peers = vec![
-        Peer::new("alice", 1),
-        Peer::new("alice", 2),
-        Peer::new("bob", 1),
-    ];
+    let mut peers = vec![peer("alice", 1), peer("alice", 2), peer("bob", 1)];
     for i in 0..3 {
         wire.connect(&mut peers, i);
     }
@@ -655,7 +558,7 @@ fn an_acked_change_survives_a_restart_before_its_push_as_accepted_and_is_not_sen
 #[test]
 fn a_conversation_created_offline_is_followed_live_once_its_creation_is_acked() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice", 1), Peer::new("bob", 1)];
+    let mut peers = vec![peer("alice", 1), peer("bob", 1)];
     wire.connect(&mut peers, 1);
     // Alice creates the group and writes in it while offline.
     let c = ConvId::new("made-offline").unwrap();
@@ -1336,7 +1239,7 @@ fn scheduling_offline_queues_in_the_outbox_and_syncs_to_the_authors_devices_only
     assert!(stored >= 4, "the hub holds the private changes ({stored})");
 
     // Alice's second device sees it; bob sees nothing of it, in no document.
-    peers.push(Peer::new("alice", 2));
+    peers.push(peer("alice", 2));
     let n = peers.len() - 1;
     wire.connect(&mut peers, n);
     peers[n].engine.open(&private).unwrap();
@@ -1562,10 +1465,10 @@ fn arrived_messages_of_others_are_marked_delivered_by_the_engine_coalesced() {
     use confab_core::client::{DELIVERED_DELAY_MS, DELIVERED_INTERVAL_MS};
     let mut wire = Wire::new();
     let mut peers = vec![
-        Peer::new("alice", 1),
-        Peer::new("bob", 1),
-        Peer::new("bob", 2),
-        Peer::new("carol", 1),
+        peer("alice", 1),
+        peer("bob", 1),
+        peer("bob", 2),
+        peer("carol", 1),
     ];
     peers[3].engine.set_auto_delivered(false);
     for i in 0..peers.len() {
@@ -1659,7 +1562,7 @@ fn arrived_messages_of_others_are_marked_delivered_by_the_engine_coalesced() {
 fn channels_and_large_groups_get_no_automatic_delivery_markers() {
     use confab_core::client::{AUTO_DELIVERED_MAX_MEMBERS, DELIVERED_DELAY_MS};
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice", 1), Peer::new("bob", 1)];
+    let mut peers = vec![peer("alice", 1), peer("bob", 1)];
     for i in 0..peers.len() {
         wire.connect(&mut peers, i);
     }

@@ -6,19 +6,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 
-use confab_core::automerge::{ActorId, Change};
-use confab_core::client::{
-    ClientConfig, ClientEngine, Event, Intent, MembershipChange, MemoryStore, Output,
-};
-use confab_core::hub::Hub;
+use confab_core::automerge::ActorId;
+use confab_core::client::{ClientConfig, Event, Intent, MembershipChange, Output};
 use confab_core::ids::{AccountId, ConvId, DocId, MessageId, TenantId};
 use confab_core::model::conversation::{ConvKind, MemberStatus, Role};
 use confab_core::model::message::NewMessage;
-use confab_core::policy::Author;
-use confab_core::protocol::{ClientFrame, Membership, SeqChange, ServerFrame};
+use confab_core::protocol::{ClientFrame, Membership, ServerFrame};
 use confab_testkit::ids::acc;
-use serde_bytes::ByteBuf;
+use confab_testkit::net::{self, HubServer, Peer, Server};
 
 const T0: i64 = 1_775_779_200_000;
 
@@ -26,41 +23,22 @@ fn tenant() -> TenantId {
     TenantId::new("acme").unwrap()
 }
 
-struct Peer {
-    engine: ClientEngine,
-    store: MemoryStore,
-    online: bool,
-    inbox: Vec<ServerFrame>,
-    events: Vec<Event>,
-    /// `memberships` requests this peer sent.
-    asked: usize,
-    /// When set, what this peer sends is kept here instead of reaching the server.
-    held: Option<Vec<ClientFrame>>,
+fn peer(account: &str) -> Peer {
+    let mut actor = [7u8; 16];
+    actor[..account.len()].copy_from_slice(account.as_bytes());
+    Peer::new(ClientConfig {
+        tenant: tenant(),
+        account: acc(account),
+        actor: ActorId::from(&actor[..]),
+    })
 }
 
-impl Peer {
-    fn new(account: &str) -> Self {
-        let mut actor = [7u8; 16];
-        actor[..account.len()].copy_from_slice(account.as_bytes());
-        Peer {
-            engine: ClientEngine::new(ClientConfig {
-                tenant: tenant(),
-                account: acc(account),
-                actor: ActorId::from(&actor[..]),
-            }),
-            store: MemoryStore::new(),
-            online: false,
-            inbox: Vec::new(),
-            events: Vec::new(),
-            asked: 0,
-            held: None,
-        }
-    }
+/// The membership changes told to a peer since last asked.
+trait Told {
+    fn memberships(&mut self) -> Vec<MembershipChange>;
+}
 
-    fn account(&self) -> AccountId {
-        self.engine.config().account.clone()
-    }
-
+impl Told for Peer {
     fn memberships(&mut self) -> Vec<MembershipChange> {
         self.events
             .drain(..)
@@ -74,88 +52,121 @@ impl Peer {
 
 /// The server: the hub, subscriptions, and the memberships projection it tells from.
 struct Wire {
-    hub: Hub,
-    subs: HashMap<DocId, HashSet<usize>>,
+    net: HubServer,
     following: HashSet<usize>,
     memberships: BTreeMap<(AccountId, ConvId), Membership>,
-    now: i64,
+    /// `memberships` requests each peer sent.
+    asked: HashMap<usize, usize>,
+}
+
+impl Deref for Wire {
+    type Target = HubServer;
+
+    fn deref(&self) -> &HubServer {
+        &self.net
+    }
+}
+
+impl DerefMut for Wire {
+    fn deref_mut(&mut self) -> &mut HubServer {
+        &mut self.net
+    }
+}
+
+impl Server for Wire {
+    fn now(&self) -> i64 {
+        self.net.now
+    }
+
+    fn serve(&mut self, peers: &mut [Peer], i: usize, frame: ClientFrame) {
+        match frame {
+            ClientFrame::Memberships {} => {
+                *self.asked.entry(i).or_default() += 1;
+                self.following.insert(i);
+                let me = peers[i].account();
+                let list = self
+                    .memberships
+                    .iter()
+                    .filter(|((a, _), _)| *a == me)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                peers[i].inbox.push(ServerFrame::Memberships {
+                    memberships: list,
+                    more: false,
+                });
+            }
+            ClientFrame::Subscribe { doc, after } => {
+                let id = DocId::parse(&doc).unwrap();
+                let conv = id.conv_id().cloned();
+                let me = peers[i].account();
+                let readable = conv.as_ref().is_none_or(|c| {
+                    self.hub
+                        .conversation(c)
+                        .and_then(|c| c.members.get(&me))
+                        .is_some_and(|m| m.status == MemberStatus::Active)
+                });
+                if !readable {
+                    peers[i].inbox.push(forbidden(&doc));
+                    return;
+                }
+                self.net.subscribe(peers, i, doc, after);
+            }
+            ClientFrame::Submit { doc, changes } => {
+                let id = DocId::parse(&doc).unwrap();
+                for bytes in changes {
+                    if let Ok((ack, _)) = self.net.accept(peers, i, &doc, &bytes) {
+                        self.net.push(peers, &doc, ack.seq, &bytes, |_, _| true);
+                        if let confab_core::ids::DocTarget::Conv(conv) = id.target() {
+                            self.tell(peers, &conv.clone(), ack.seq);
+                        }
+                    }
+                }
+            }
+            ClientFrame::Buckets { doc, .. } => {
+                let id = DocId::parse(&doc).unwrap();
+                let conv = id.conv_id().unwrap().clone();
+                let mut buckets = self.hub.buckets(&tenant(), &conv);
+                buckets.sort_unstable_by(|a, b| b.cmp(a));
+                peers[i].inbox.push(ServerFrame::Buckets {
+                    doc,
+                    buckets,
+                    more: false,
+                });
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Wire {
     fn new() -> Self {
         Wire {
-            hub: Hub::new(),
-            subs: HashMap::new(),
+            net: HubServer::new(T0),
             following: HashSet::new(),
             memberships: BTreeMap::new(),
-            now: T0,
+            asked: HashMap::new(),
         }
     }
 
     fn connect(&mut self, peers: &mut [Peer], i: usize) {
-        peers[i].online = true;
-        peers[i].engine.connected(self.now, self.now);
-        self.pump(peers);
+        net::connect(self, peers, i);
     }
 
     fn disconnect(&mut self, peers: &mut [Peer], i: usize) {
         peers[i].online = false;
         peers[i].engine.disconnected();
         self.following.remove(&i);
-        for subs in self.subs.values_mut() {
-            subs.remove(&i);
-        }
+        self.net.unsubscribe(i);
     }
 
     fn pump(&mut self, peers: &mut [Peer]) {
-        loop {
-            let mut moved = false;
-            for i in 0..peers.len() {
-                for frame in std::mem::take(&mut peers[i].inbox) {
-                    moved = true;
-                    peers[i].engine.receive(frame, self.now);
-                }
-                let outputs = peers[i].engine.drain();
-                if outputs.is_empty() {
-                    continue;
-                }
-                moved = true;
-                let peer = &mut peers[i];
-                let (sends, events): (Vec<_>, Vec<_>) = {
-                    let mut sends = Vec::new();
-                    let mut events = Vec::new();
-                    let mut stored = Vec::new();
-                    for output in outputs {
-                        match output {
-                            Output::Send(frame) => sends.push(frame),
-                            Output::Event(e) => events.push(e),
-                            other => stored.push(other),
-                        }
-                    }
-                    for output in stored {
-                        carry_one(&mut peer.engine, &peer.store, output);
-                    }
-                    (sends, events)
-                };
-                peer.events.extend(events);
-                if let Some(held) = peers[i].held.as_mut() {
-                    held.extend(sends);
-                } else if peers[i].online {
-                    for frame in sends {
-                        self.serve(peers, i, frame);
-                    }
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
+        net::pump(self, peers);
     }
 
     /// What the server's trigger does: every changed membership of `conv` is told to the
     /// account's following connections, as of `seq`.
     fn tell(&mut self, peers: &mut [Peer], conv: &ConvId, seq: u64) {
-        let Some(c) = self.hub.conversation(conv) else {
+        let Some(c) = self.net.hub.conversation(conv) else {
             return;
         };
         for (account, member) in &c.members {
@@ -187,134 +198,13 @@ impl Wire {
             if member.status != MemberStatus::Active {
                 for (p, peer) in peers.iter().enumerate() {
                     if peer.account() == *account {
-                        for subs in self.subs.values_mut() {
+                        for subs in self.net.subs.values_mut() {
                             subs.remove(&p);
                         }
                     }
                 }
             }
         }
-    }
-
-    fn serve(&mut self, peers: &mut [Peer], i: usize, frame: ClientFrame) {
-        match frame {
-            ClientFrame::Memberships {} => {
-                peers[i].asked += 1;
-                self.following.insert(i);
-                let me = peers[i].account();
-                let list = self
-                    .memberships
-                    .iter()
-                    .filter(|((a, _), _)| *a == me)
-                    .map(|(_, m)| m.clone())
-                    .collect();
-                peers[i].inbox.push(ServerFrame::Memberships {
-                    memberships: list,
-                    more: false,
-                });
-            }
-            ClientFrame::Subscribe { doc, after } => {
-                let id = DocId::parse(&doc).unwrap();
-                let conv = id.conv_id().cloned();
-                let me = peers[i].account();
-                let readable = conv.as_ref().is_none_or(|c| {
-                    self.hub
-                        .conversation(c)
-                        .and_then(|c| c.members.get(&me))
-                        .is_some_and(|m| m.status == MemberStatus::Active)
-                });
-                if !readable {
-                    peers[i].inbox.push(ServerFrame::Error {
-                        code: "forbidden".into(),
-                        message: "not a member".into(),
-                        doc: Some(doc),
-                        fatal: false,
-                        hash: None,
-                        retry_after_ms: None,
-                        id: None,
-                    });
-                    return;
-                }
-                self.subs.entry(id.clone()).or_default().insert(i);
-                let missed = self.hub.changes_after(&id, after);
-                let seq = missed.last().map_or(after, |(s, _)| *s);
-                let changes = missed
-                    .into_iter()
-                    .map(|(seq, mut c)| SeqChange {
-                        seq,
-                        change: ByteBuf::from(c.bytes().to_vec()),
-                    })
-                    .collect();
-                peers[i].inbox.push(ServerFrame::Changes {
-                    doc: doc.clone(),
-                    changes,
-                });
-                peers[i].inbox.push(ServerFrame::Synced { doc, seq });
-            }
-            ClientFrame::Submit { doc, changes } => {
-                let id = DocId::parse(&doc).unwrap();
-                let author = Author::user(peers[i].account());
-                for bytes in changes {
-                    let change = Change::try_from(&bytes[..]).unwrap();
-                    let hash = ByteBuf::from(change.hash().0.to_vec());
-                    match self.hub.submit(&id, &author, change, self.now) {
-                        Ok((ack, _)) => {
-                            peers[i].inbox.push(ServerFrame::Ack {
-                                doc: doc.clone(),
-                                hash,
-                                seq: ack.seq,
-                            });
-                            let push = ServerFrame::Changes {
-                                doc: doc.clone(),
-                                changes: vec![SeqChange {
-                                    seq: ack.seq,
-                                    change: ByteBuf::from(bytes.to_vec()),
-                                }],
-                            };
-                            for &sub in self.subs.get(&id).into_iter().flatten() {
-                                peers[sub].inbox.push(push.clone());
-                            }
-                            if let confab_core::ids::DocTarget::Conv(conv) = id.target() {
-                                self.tell(peers, &conv.clone(), ack.seq);
-                            }
-                        }
-                        Err(r) => peers[i].inbox.push(ServerFrame::Reject {
-                            doc: doc.clone(),
-                            hash: Some(hash),
-                            code: r.code.as_str().to_owned(),
-                            reason: r.reason,
-                        }),
-                    }
-                }
-            }
-            ClientFrame::Buckets { doc, .. } => {
-                let id = DocId::parse(&doc).unwrap();
-                let conv = id.conv_id().unwrap().clone();
-                let mut buckets = self.hub.buckets(&tenant(), &conv);
-                buckets.sort_unstable_by(|a, b| b.cmp(a));
-                peers[i].inbox.push(ServerFrame::Buckets {
-                    doc,
-                    buckets,
-                    more: false,
-                });
-            }
-            _ => {}
-        }
-    }
-}
-
-fn carry_one(engine: &mut ClientEngine, store: &MemoryStore, output: Output) {
-    use confab_core::client::store::{block_on_ready, read};
-    use confab_core::client::LocalStore;
-    match output {
-        Output::Persist(ops) => block_on_ready(LocalStore::write(store, ops))
-            .unwrap()
-            .unwrap(),
-        Output::Load(load) => {
-            let answer = block_on_ready(read(store, &load.reads)).unwrap();
-            engine.loaded(load.id, answer).unwrap();
-        }
-        _ => {}
     }
 }
 
@@ -395,10 +285,10 @@ fn bodies(peer: &Peer, conv: &ConvId) -> Vec<String> {
 #[test]
 fn added_removed_and_readded_while_offline_without_asking() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice"), Peer::new("bob")];
+    let mut peers = vec![peer("alice"), peer("bob")];
     wire.connect(&mut peers, 0);
     wire.connect(&mut peers, 1);
-    assert_eq!(peers[1].asked, 1, "asked once on connecting");
+    assert_eq!(wire.asked[&1], 1, "asked once on connecting");
     assert!(!peers[1].engine.is_listing_memberships(), "the list came");
 
     // Alice creates a group with bob and writes: bob follows it by himself.
@@ -482,7 +372,7 @@ fn added_removed_and_readded_while_offline_without_asking() {
     // Back online: the list brings both; the engine follows them and catches up.
     peers[1].events.clear();
     wire.connect(&mut peers, 1);
-    assert_eq!(peers[1].asked, 2, "asked again on the new connection");
+    assert_eq!(wire.asked[&1], 2, "asked again on the new connection");
     let mut told = peers[1].memberships();
     told.sort_by(|a, b| a.conv.cmp(&b.conv));
     assert_eq!(told.len(), 2, "{told:?}");
@@ -568,7 +458,7 @@ fn added_removed_and_readded_while_offline_without_asking() {
 fn a_subscription_refused_around_the_push_that_adds_is_asked_again() {
     for refusal_first in [true, false] {
         let mut wire = Wire::new();
-        let mut peers = vec![Peer::new("alice"), Peer::new("bob")];
+        let mut peers = vec![peer("alice"), peer("bob")];
         wire.connect(&mut peers, 0);
         wire.connect(&mut peers, 1);
         let g = ConvId::new("weekend").unwrap();
@@ -605,7 +495,7 @@ fn a_subscription_refused_around_the_push_that_adds_is_asked_again() {
 #[test]
 fn a_refused_subscription_is_retried_once_per_feed_entry() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("bob")];
+    let mut peers = vec![peer("bob")];
     wire.connect(&mut peers, 0);
     peers[0].held = Some(Vec::new());
     let g = ConvId::new("elsewhere").unwrap();
@@ -663,7 +553,7 @@ fn answer(wire: &mut Wire, peers: &mut [Peer], frame: Option<ServerFrame>) -> Ve
 fn a_delivery_marker_due_before_the_conversation_document_waits_for_it() {
     use confab_core::client::DELIVERED_DELAY_MS;
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice"), Peer::new("bob")];
+    let mut peers = vec![peer("alice"), peer("bob")];
     wire.connect(&mut peers, 0);
     wire.connect(&mut peers, 1);
     let g = ConvId::new("weekend").unwrap();

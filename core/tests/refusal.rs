@@ -3,27 +3,23 @@
 //! with names and titles, the code and the technical detail beside it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashMap, HashSet};
-
-use confab_core::automerge::{ActorId, Change};
+use confab_core::automerge::ActorId;
 use confab_core::client::refusal::Code;
-use confab_core::client::{ClientConfig, ClientEngine, ClientError, Intent, IntentStatus, Output};
-use confab_core::hub::Hub;
+use confab_core::client::{ClientConfig, ClientError, Intent, IntentStatus};
 use confab_core::ids::{ConvId, DocId, MessageId, TenantId};
 use confab_core::model::account::{AccountKind, Profile};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
-use confab_core::policy::Author;
-use confab_core::protocol::{ClientFrame, SeqChange, ServerFrame};
+use confab_core::protocol::ClientFrame;
 use confab_testkit::ids::acc;
-use serde_bytes::ByteBuf;
+use confab_testkit::net::{self, HubServer, Peer, Server};
 
 const T0: i64 = 1_775_779_200_000;
 
-fn engine(account: &str) -> ClientEngine {
+fn peer(account: &str) -> Peer {
     let mut actor = [7u8; 16];
     actor[..account.len()].copy_from_slice(account.as_bytes());
-    ClientEngine::new(ClientConfig {
+    Peer::new(ClientConfig {
         tenant: TenantId::new("acme").unwrap(),
         account: acc(account),
         actor: ActorId::from(&actor[..]),
@@ -31,115 +27,37 @@ fn engine(account: &str) -> ClientEngine {
 }
 
 /// The real acceptor between engines: subscriptions answered from its log, submits
-/// acked (and pushed to every subscriber) or rejected. `online[i]` false drops frames.
-struct Relay {
-    hub: Hub,
-    subs: HashMap<DocId, HashSet<usize>>,
-    online: Vec<bool>,
+/// acked (and pushed to every other online subscriber) or rejected.
+struct Relay(HubServer);
+
+impl Server for Relay {
+    fn now(&self) -> i64 {
+        self.0.now
+    }
+
+    fn serve(&mut self, peers: &mut [Peer], from: usize, frame: ClientFrame) {
+        match frame {
+            ClientFrame::Submit { doc, changes } => {
+                for bytes in changes {
+                    if let Ok((ack, _)) = self.0.accept(peers, from, &doc, &bytes) {
+                        let to = |sub: usize, peer: &Peer| sub != from && peer.online;
+                        self.0.push(peers, &doc, ack.seq, &bytes, to);
+                    }
+                }
+            }
+            ClientFrame::Subscribe { .. } => self.0.serve(peers, from, frame),
+            _ => {}
+        }
+    }
 }
 
 impl Relay {
-    fn pump(&mut self, peers: &mut [ClientEngine]) {
-        loop {
-            let mut moved = false;
-            for i in 0..peers.len() {
-                for output in peers[i].drain() {
-                    moved = true;
-                    if let Output::Send(frame) = output {
-                        if self.online[i] {
-                            for (to, reply) in self.serve(i, &peers[i], frame) {
-                                peers[to].receive(reply, T0);
-                            }
-                        }
-                    }
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
+    fn pump(&mut self, peers: &mut [Peer]) {
+        net::pump(self, peers);
     }
 
-    fn serve(
-        &mut self,
-        i: usize,
-        from: &ClientEngine,
-        frame: ClientFrame,
-    ) -> Vec<(usize, ServerFrame)> {
-        let mut out = Vec::new();
-        match frame {
-            ClientFrame::Subscribe { doc, after } => {
-                let id = DocId::parse(&doc).unwrap();
-                self.subs.entry(id.clone()).or_default().insert(i);
-                let changes = self
-                    .hub
-                    .changes_after(&id, after)
-                    .into_iter()
-                    .map(|(seq, mut c)| SeqChange {
-                        seq,
-                        change: ByteBuf::from(c.bytes().to_vec()),
-                    })
-                    .collect::<Vec<_>>();
-                let seq = changes.last().map_or(after, |c| c.seq);
-                out.push((
-                    i,
-                    ServerFrame::Changes {
-                        doc: doc.clone(),
-                        changes,
-                    },
-                ));
-                out.push((i, ServerFrame::Synced { doc, seq }));
-            }
-            ClientFrame::Submit { doc, changes } => {
-                let id = DocId::parse(&doc).unwrap();
-                let author = Author::user(from.config().account.clone());
-                for bytes in changes {
-                    let change = Change::try_from(&bytes[..]).unwrap();
-                    let hash = ByteBuf::from(change.hash().0.to_vec());
-                    match self.hub.submit(&id, &author, change, T0) {
-                        Ok((ack, _)) => {
-                            out.push((
-                                i,
-                                ServerFrame::Ack {
-                                    doc: doc.clone(),
-                                    hash,
-                                    seq: ack.seq,
-                                },
-                            ));
-                            let push = ServerFrame::Changes {
-                                doc: doc.clone(),
-                                changes: vec![SeqChange {
-                                    seq: ack.seq,
-                                    change: bytes.clone(),
-                                }],
-                            };
-                            for sub in self.subs.get(&id).cloned().unwrap_or_default() {
-                                if sub != i && self.online[sub] {
-                                    out.push((sub, push.clone()));
-                                }
-                            }
-                        }
-                        Err(r) => out.push((
-                            i,
-                            ServerFrame::Reject {
-                                doc: doc.clone(),
-                                hash: Some(hash),
-                                code: r.code.as_str().to_owned(),
-                                reason: r.reason,
-                            },
-                        )),
-                    }
-                }
-            }
-            _ => {}
-        }
-        out
-    }
-
-    fn connect(&mut self, peers: &mut [ClientEngine], i: usize) {
-        self.online[i] = true;
-        peers[i].connected(T0, T0);
-        self.pump(peers);
+    fn connect(&mut self, peers: &mut [Peer], i: usize) {
+        net::connect(self, peers, i);
     }
 }
 
@@ -148,13 +66,9 @@ fn weekend() -> ConvId {
 }
 
 /// alice (owner, display name "Alice Liddell") and bob (member) in "Weekend plans".
-fn weekend_plans() -> (Relay, Vec<ClientEngine>) {
-    let mut relay = Relay {
-        hub: Hub::new(),
-        subs: HashMap::new(),
-        online: vec![false, false],
-    };
-    let mut peers = vec![engine("alice"), engine("bob")];
+fn weekend_plans() -> (Relay, Vec<Peer>) {
+    let mut relay = Relay(HubServer::new(T0));
+    let mut peers = vec![peer("alice"), peer("bob")];
     relay.connect(&mut peers, 0);
     relay.connect(&mut peers, 1);
     let profile = Profile {
@@ -164,7 +78,10 @@ fn weekend_plans() -> (Relay, Vec<ClientEngine>) {
         bio: None,
         status: None,
     };
-    peers[0].intent(Intent::SetProfile { profile }, T0).unwrap();
+    peers[0]
+        .engine
+        .intent(Intent::SetProfile { profile }, T0)
+        .unwrap();
     let create = Intent::CreateConversation {
         encrypted: false,
         conv: weekend(),
@@ -174,16 +91,20 @@ fn weekend_plans() -> (Relay, Vec<ClientEngine>) {
         settings: None,
         parent: None,
     };
-    peers[0].intent(create, T0).unwrap();
+    peers[0].engine.intent(create, T0).unwrap();
     relay.pump(&mut peers);
-    let tenant = peers[1].config().tenant.clone();
-    peers[1].open(&DocId::conv(&tenant, &weekend())).unwrap();
+    let tenant = peers[1].engine.config().tenant.clone();
     peers[1]
+        .engine
+        .open(&DocId::conv(&tenant, &weekend()))
+        .unwrap();
+    peers[1]
+        .engine
         .open(&DocId::profile(&tenant, &acc("alice")))
         .unwrap();
     relay.pump(&mut peers);
     assert!(
-        peers[1].conversation(&weekend()).is_some(),
+        peers[1].engine.conversation(&weekend()).is_some(),
         "bob sees the group"
     );
     (relay, peers)
@@ -199,7 +120,7 @@ fn hello(author: &str, id: &str) -> Intent {
 #[test]
 fn every_code_has_its_own_sentence_without_codes_or_ids() {
     let (_, peers) = weekend_plans();
-    let bob = &peers[1];
+    let bob = &peers[1].engine;
     let intent = Intent::Pin {
         conv: weekend(),
         message: MessageId::new("m-1").unwrap(),
@@ -231,7 +152,7 @@ fn every_code_has_its_own_sentence_without_codes_or_ids() {
 #[test]
 fn the_issue_examples_read_as_sentences() {
     let (_, peers) = weekend_plans();
-    let bob = &peers[1];
+    let bob = &peers[1].engine;
     let pin = Intent::Pin {
         conv: weekend(),
         message: MessageId::new("m-1").unwrap(),
@@ -260,7 +181,7 @@ fn a_local_policy_refusal_names_the_role_the_person_and_the_place() {
         account: acc("alice"),
         ban: false,
     };
-    match peers[1].intent(remove, T0) {
+    match peers[1].engine.intent(remove, T0) {
         Err(ClientError::Denied {
             code,
             reason,
@@ -289,7 +210,7 @@ fn a_member_adds_members_and_is_told_what_it_may_not_grant() {
         account: acc(account),
         role,
     };
-    match peers[1].intent(add("carol", Role::Moderator), T0) {
+    match peers[1].engine.intent(add("carol", Role::Moderator), T0) {
         Err(ClientError::Denied { code, reason, .. }) => {
             assert_eq!(code, "role_too_high");
             assert_eq!(
@@ -300,27 +221,32 @@ fn a_member_adds_members_and_is_told_what_it_may_not_grant() {
         other => panic!("{other:?}"),
     }
     let id = peers[1]
+        .engine
         .intent(add("carol", Role::Member), T0)
         .expect("a member adds a member");
     relay.pump(&mut peers);
-    assert_eq!(peers[1].status(id), None, "accepted by the acceptor too");
+    assert_eq!(
+        peers[1].engine.status(id),
+        None,
+        "accepted by the acceptor too"
+    );
 }
 
 #[test]
 fn a_message_sent_while_removed_offline_is_refused_with_a_sentence() {
     let (mut relay, mut peers) = weekend_plans();
-    relay.online[1] = false;
-    peers[1].disconnected();
-    let queued = peers[1].intent(hello("bob", "m-bob-1"), T0).unwrap();
+    peers[1].online = false;
+    peers[1].engine.disconnected();
+    let queued = peers[1].engine.intent(hello("bob", "m-bob-1"), T0).unwrap();
     let remove = Intent::RemoveMember {
         conv: weekend(),
         account: acc("bob"),
         ban: false,
     };
-    peers[0].intent(remove, T0).unwrap();
+    peers[0].engine.intent(remove, T0).unwrap();
     relay.pump(&mut peers);
     relay.connect(&mut peers, 1);
-    match peers[1].status(queued) {
+    match peers[1].engine.status(queued) {
         Some(IntentStatus::Rejected {
             code,
             reason,
