@@ -3,22 +3,22 @@
 //! topped up, encrypted groups made with their creation, encrypted support threads opened.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::{Deref, DerefMut};
 
 use confab_core::automerge::{ActorId, Change};
-use confab_core::client::store::{self, block_on_ready};
+use confab_core::client::store::block_on_ready;
 use confab_core::client::{
     ClientConfig, ClientEngine, ClientError, HostKey, Intent, IntentStatus, LocalStore,
     MemoryStore, Output, StoreOp, KEY_PACKAGES_TARGET,
 };
-use confab_core::hub::Hub;
 use confab_core::ids::{AccountId, ConvId, DeviceId, DocId, MessageId, ResourceId, TenantId};
 use confab_core::model::conversation::{ConvKind, Role};
 use confab_core::model::message::NewMessage;
 use confab_core::model::support::SenderRole;
-use confab_core::policy::Author;
 use confab_core::protocol::{ClaimedPackage, ClientFrame, SeqChange, ServerFrame, SignalKind};
 use confab_testkit::ids::acc;
+use confab_testkit::net::{self, HubServer, Peer, Server};
 use serde_bytes::ByteBuf;
 
 const T0: i64 = 1_775_779_200_000;
@@ -31,18 +31,6 @@ fn conv(s: &str) -> ConvId {
     ConvId::new(s).unwrap()
 }
 
-struct Peer {
-    engine: ClientEngine,
-    store: MemoryStore,
-    device: DeviceId,
-    online: bool,
-    inbox: Vec<ServerFrame>,
-    /// Bytes (keys and values) this peer's engine wrote under `HostKey::Mls`'s key.
-    mls_written: usize,
-    /// The codes of the `Event::Error`s its engine raised, in order.
-    errors: Vec<String>,
-}
-
 fn config(account: &str) -> ClientConfig {
     let mut actor = [0u8; 16];
     actor[..account.len().min(14)].copy_from_slice(&account.as_bytes()[..account.len().min(14)]);
@@ -53,55 +41,43 @@ fn config(account: &str) -> ClientConfig {
     }
 }
 
-impl Peer {
-    /// A device with an MLS identity (`phone`), attached fresh.
-    fn new(account: &str) -> Self {
-        Self::device(config(account), "phone")
-    }
+/// A device with an MLS identity (`phone`), attached fresh.
+fn phone(account: &str) -> Peer {
+    device_of(config(account), "phone")
+}
 
-    /// Device `device` of `config`'s account, attached fresh.
-    fn device(config: ClientConfig, device: &str) -> Self {
-        let device = DeviceId::new(device).unwrap();
-        let mut engine = ClientEngine::new(config);
-        engine.attach_device(device.clone(), &[]).unwrap();
-        Peer {
-            engine,
-            store: MemoryStore::new(),
-            device,
-            online: false,
-            inbox: Vec::new(),
-            mls_written: 0,
-            errors: Vec::new(),
-        }
+/// Device `device` of `config`'s account, attached fresh.
+fn device_of(config: ClientConfig, device: &str) -> Peer {
+    let device = DeviceId::new(device).unwrap();
+    let mut engine = ClientEngine::new(config);
+    engine.attach_device(device.clone(), &[]).unwrap();
+    let mut peer = Peer::with_engine(engine, MemoryStore::new());
+    peer.device = Some(device);
+    peer
+}
+
+/// What a peer of this suite is beyond the network's: an MLS device.
+trait MlsPeer {
+    fn mls_device(&self) -> DeviceId;
+    fn restarted(&self) -> ClientEngine;
+    fn saved_device(&self) -> Vec<(String, Vec<u8>)>;
+    fn errors(&self) -> Vec<String>;
+}
+
+impl MlsPeer for Peer {
+    fn mls_device(&self) -> DeviceId {
+        self.device
+            .clone()
+            .expect("every peer of this suite is an MLS device")
     }
 
     /// A new engine of this peer's account with its saved device attached (a restart).
     fn restarted(&self) -> ClientEngine {
         let mut engine = ClientEngine::new(self.engine.config().clone());
         engine
-            .attach_device(self.device.clone(), &self.saved_device())
+            .attach_device(self.mls_device(), &self.saved_device())
             .unwrap();
         engine
-    }
-
-    /// Carries out what the engine asked of its host except a frame, which it returns.
-    fn carry_out(&mut self, output: Output) -> Option<ClientFrame> {
-        match output {
-            Output::Persist(ops) => {
-                self.mls_written += mls_bytes(&ops);
-                block_on_ready(LocalStore::write(&self.store, ops))
-                    .unwrap()
-                    .unwrap();
-            }
-            Output::Load(load) => {
-                let answer = block_on_ready(store::read(&self.store, &load.reads));
-                self.engine.loaded(load.id, answer.unwrap()).unwrap();
-            }
-            Output::Event(confab_core::client::Event::Error { code, .. }) => self.errors.push(code),
-            Output::Event(_) => {}
-            Output::Send(frame) => return Some(frame),
-        }
-        None
     }
 
     /// The device's entries in the store, as a host reads them for `attach_device`.
@@ -110,17 +86,26 @@ impl Peer {
             .unwrap()
             .unwrap()
     }
+
+    /// The codes of the `Event::Error`s its engine raised, in order.
+    fn errors(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                confab_core::client::Event::Error { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// The hub, subscriptions and a directory of key packages, delivering frames between
 /// engines as the server does.
 struct Wire {
-    hub: Hub,
-    subs: HashMap<DocId, HashSet<usize>>,
+    net: HubServer,
     /// Key packages uploaded, per (account, device), oldest first; and the last-resort one.
     packages: BTreeMap<(String, String), Vec<Vec<u8>>>,
     last_resort: BTreeMap<(String, String), Vec<u8>>,
-    now: i64,
     /// Reject codes sent, in order.
     rejects: Vec<String>,
     /// Directory requests are refused `unavailable` (the server's database down).
@@ -140,16 +125,30 @@ struct Wire {
     /// Every frame a peer sent, as text, with the changes it submits decoded: what a test
     /// searches for words that must not leave a device.
     sent: Vec<String>,
+    /// Bytes (keys and values) each peer's engine wrote under `HostKey::Mls`'s key.
+    mls_written: HashMap<usize, usize>,
+}
+
+impl Deref for Wire {
+    type Target = HubServer;
+
+    fn deref(&self) -> &HubServer {
+        &self.net
+    }
+}
+
+impl DerefMut for Wire {
+    fn deref_mut(&mut self) -> &mut HubServer {
+        &mut self.net
+    }
 }
 
 impl Wire {
     fn new() -> Self {
         Wire {
-            hub: Hub::new(),
-            subs: HashMap::new(),
+            net: HubServer::new(T0),
             packages: BTreeMap::new(),
             last_resort: BTreeMap::new(),
-            now: T0,
             rejects: Vec::new(),
             directory_down: false,
             forged: BTreeMap::new(),
@@ -158,13 +157,12 @@ impl Wire {
             claimers: Vec::new(),
             listed: Vec::new(),
             sent: Vec::new(),
+            mls_written: HashMap::new(),
         }
     }
 
     fn connect(&mut self, peers: &mut [Peer], i: usize) {
-        peers[i].online = true;
-        peers[i].engine.connected(self.now, self.now);
-        self.pump(peers);
+        net::connect(self, peers, i);
     }
 
     fn intent(&mut self, peers: &mut [Peer], i: usize, intent: Intent) -> u64 {
@@ -175,26 +173,22 @@ impl Wire {
 
     /// Runs every output until nothing moves.
     fn pump(&mut self, peers: &mut [Peer]) {
-        loop {
-            let mut moved = false;
-            for i in 0..peers.len() {
-                let frames = std::mem::take(&mut peers[i].inbox);
-                for frame in frames {
-                    moved = true;
-                    peers[i].engine.receive(frame, self.now);
-                }
-                for output in peers[i].engine.drain() {
-                    moved = true;
-                    match peers[i].carry_out(output) {
-                        Some(frame) if peers[i].online => self.serve(peers, i, frame),
-                        _ => {}
-                    }
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
+        net::pump(self, peers);
+    }
+
+    /// Bytes peer `i`'s engine wrote under `HostKey::Mls`'s key so far.
+    fn mls_written(&self, i: usize) -> usize {
+        self.mls_written.get(&i).copied().unwrap_or(0)
+    }
+}
+
+impl Server for Wire {
+    fn now(&self) -> i64 {
+        self.net.now
+    }
+
+    fn persisting(&mut self, peer: usize, ops: &[StoreOp]) {
+        *self.mls_written.entry(peer).or_default() += mls_bytes(ops);
     }
 
     fn serve(&mut self, peers: &mut [Peer], i: usize, frame: ClientFrame) {
@@ -209,7 +203,7 @@ impl Wire {
         self.sent.push(text);
         let me = (
             peers[i].engine.config().account.to_string(),
-            peers[i].device.to_string(),
+            peers[i].mls_device().to_string(),
         );
         match frame {
             ClientFrame::Subscribe { doc, after } => {
@@ -219,24 +213,7 @@ impl Wire {
                         return;
                     }
                 }
-                self.subs.entry(id.clone()).or_default().insert(i);
-                let missed = self.hub.changes_after(&id, after);
-                let seq = missed.last().map_or(after, |(seq, _)| *seq);
-                let changes = missed
-                    .into_iter()
-                    .map(|(seq, mut c)| SeqChange {
-                        seq,
-                        change: ByteBuf::from(c.bytes().to_vec()),
-                    })
-                    .collect();
-                peers[i].inbox.push(ServerFrame::Changes {
-                    doc: doc.clone(),
-                    changes,
-                });
-                peers[i].inbox.push(ServerFrame::Synced {
-                    doc: doc.clone(),
-                    seq,
-                });
+                self.net.subscribe(peers, i, doc.clone(), after);
                 for (from, device) in self.waiting.get(&id).cloned().unwrap_or_default() {
                     peers[i].inbox.push(ServerFrame::Signal {
                         doc: doc.clone(),
@@ -278,39 +255,10 @@ impl Wire {
                 }
             }
             ClientFrame::Submit { doc, changes } => {
-                let id = DocId::parse(&doc).unwrap();
-                let author = Author::user(peers[i].engine.config().account.clone())
-                    .on(peers[i].device.clone());
                 for bytes in changes {
-                    let change = Change::try_from(&bytes[..]).unwrap();
-                    let hash = ByteBuf::from(change.hash().0.to_vec());
-                    match self.hub.submit(&id, &author, change, self.now) {
-                        Ok((ack, _)) => {
-                            peers[i].inbox.push(ServerFrame::Ack {
-                                doc: doc.clone(),
-                                hash,
-                                seq: ack.seq,
-                            });
-                            let push = ServerFrame::Changes {
-                                doc: doc.clone(),
-                                changes: vec![SeqChange {
-                                    seq: ack.seq,
-                                    change: ByteBuf::from(bytes.to_vec()),
-                                }],
-                            };
-                            for sub in self.subs.get(&id).cloned().unwrap_or_default() {
-                                peers[sub].inbox.push(push.clone());
-                            }
-                        }
-                        Err(r) => peers[i].inbox.push(ServerFrame::Reject {
-                            code: {
-                                self.rejects.push(r.code.as_str().to_owned());
-                                r.code.as_str().to_owned()
-                            },
-                            doc: doc.clone(),
-                            hash: Some(hash),
-                            reason: r.reason,
-                        }),
+                    match self.net.accept(peers, i, &doc, &bytes) {
+                        Ok((ack, _)) => self.net.push(peers, &doc, ack.seq, &bytes, |_, _| true),
+                        Err(r) => self.rejects.push(r.code.as_str().to_owned()),
                     }
                 }
             }
@@ -337,7 +285,7 @@ impl Wire {
                 let identity = confab_core::e2ee::DeviceIdentity::new(
                     tenant(),
                     peers[i].engine.config().account.clone(),
-                    peers[i].device.clone(),
+                    peers[i].mls_device(),
                 );
                 if let Some(first) = packages.first().or(last_resort.as_ref()) {
                     let info = confab_core::e2ee::ds::check_key_package(first, &identity)
@@ -457,7 +405,7 @@ fn create(encrypted: bool, members: &[&str]) -> Intent {
 #[test]
 fn a_device_is_saved_and_keeps_its_key_packages_topped_up() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice")];
+    let mut peers = vec![phone("alice")];
     wire.pump(&mut peers);
     let saved = peers[0].saved_device();
     assert!(!saved.is_empty(), "a new device is saved at once");
@@ -497,7 +445,7 @@ fn a_device_is_saved_and_keeps_its_key_packages_topped_up() {
 #[test]
 fn an_encrypted_group_is_created_with_its_mls_group() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice")];
+    let mut peers = vec![phone("alice")];
     wire.connect(&mut peers, 0);
     let id = wire.intent(&mut peers, 0, create(true, &["bob"]));
     // Accepted and forgotten.
@@ -552,7 +500,7 @@ fn group_of(wire: &mut Wire, names: &[&str]) -> Vec<Peer> {
 /// Peers of `names`, all connected, with the first's encrypted "secret" made with `members`
 /// in one commit and open on every device.
 fn group_made_with(wire: &mut Wire, names: &[&str], members: &[&str]) -> Vec<Peer> {
-    let mut peers: Vec<Peer> = names.iter().map(|n| Peer::new(n)).collect();
+    let mut peers: Vec<Peer> = names.iter().map(|n| phone(n)).collect();
     for i in 0..peers.len() {
         wire.connect(&mut peers, i);
     }
@@ -692,7 +640,7 @@ fn message(peer: &Peer, c: &ConvId, id: &str, text: &str) -> Intent {
 fn restored_engine(peer: &Peer, docs: &[DocId]) -> ClientEngine {
     let mut engine = ClientEngine::restoring(peer.engine.config().clone());
     engine
-        .attach_device(peer.device.clone(), &peer.saved_device())
+        .attach_device(peer.mls_device(), &peer.saved_device())
         .unwrap();
     let _ = confab_core::client::host::carry_out_stored(&mut engine, &peer.store).unwrap();
     for doc in docs {
@@ -704,15 +652,10 @@ fn restored_engine(peer: &Peer, docs: &[DocId]) -> ClientEngine {
 
 /// `peer` started again offline from its store, with `bucket` open.
 fn restored(peer: &Peer, bucket: &DocId) -> Peer {
-    Peer {
-        engine: restored_engine(peer, std::slice::from_ref(bucket)),
-        store: MemoryStore::new(),
-        device: peer.device.clone(),
-        online: false,
-        inbox: Vec::new(),
-        mls_written: 0,
-        errors: Vec::new(),
-    }
+    let engine = restored_engine(peer, std::slice::from_ref(bucket));
+    let mut restored = Peer::with_engine(engine, MemoryStore::new());
+    restored.device = Some(peer.mls_device());
+    restored
 }
 
 /// What `peer` shows of message `id` of "secret": its body, or why it cannot be read.
@@ -950,7 +893,7 @@ fn support(encrypted: bool) -> ConvId {
 #[test]
 fn an_encrypted_support_thread_is_opened_with_its_parties_devices() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("carol"), Peer::new("alice")];
+    let mut peers = vec![phone("carol"), phone("alice")];
     wire.connect(&mut peers, 0);
     wire.connect(&mut peers, 1);
     let c = support(true);
@@ -1002,7 +945,7 @@ fn an_encrypted_support_thread_is_opened_with_its_parties_devices() {
 #[test]
 fn two_devices_opening_an_encrypted_support_thread_offline_end_in_one_group() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("carol"), Peer::new("alice")];
+    let mut peers = vec![phone("carol"), phone("alice")];
     for i in 0..2 {
         wire.connect(&mut peers, i);
         peers[i].online = false;

@@ -99,7 +99,7 @@ fn a_sealed_send_names_its_conversations_blobs_by_hash() {
 #[test]
 fn a_plaintext_send_never_names_blobs_by_hash() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice")];
+    let mut peers = vec![phone("alice")];
     wire.connect(&mut peers, 0);
     wire.intent(&mut peers, 0, create(false, &[]));
     let hash = BlobHash::of(b"a plain file");

@@ -240,7 +240,7 @@ fn sealed_messages_held_unread_across_a_restart_are_read_in_order_after_it() {
     // Restarted offline from its store, with the conversation and every part open.
     let mut engine = ClientEngine::restoring(peers[1].engine.config().clone());
     engine
-        .attach_device(peers[1].device.clone(), &peers[1].saved_device())
+        .attach_device(peers[1].mls_device(), &peers[1].saved_device())
         .unwrap();
     let store = &peers[1].store;
     let _ = confab_core::client::host::carry_out_stored(&mut engine, store).unwrap();

@@ -31,11 +31,11 @@ fn a_package_under_another_devices_name_is_not_added() {
         "carol's membership is added"
     );
     // Refused again when carol's device, left out, says it waits and alice claims anew.
-    assert!(!peers[0].errors.is_empty());
+    assert!(!peers[0].errors().is_empty());
     assert!(
-        peers[0].errors.iter().all(|e| e == "mls_wrong_identity"),
+        peers[0].errors().iter().all(|e| e == "mls_wrong_identity"),
         "{:?}",
-        peers[0].errors
+        peers[0].errors()
     );
     let held = devices(&peers[0], "secret");
     assert!(!held.contains(&identity("mallory")), "{held:?}");
@@ -82,7 +82,10 @@ fn a_package_of_a_known_device_under_another_key_is_not_added() {
         },
     );
     assert_eq!(peers[0].engine.status(made), None, "the group is made");
-    assert_eq!(peers[0].errors, vec!["mls_wrong_signature_key".to_owned()]);
+    assert_eq!(
+        peers[0].errors(),
+        vec!["mls_wrong_signature_key".to_owned()]
+    );
     assert!(!devices(&peers[0], "second").contains(&identity("carol")));
     // Nothing was offered to the Delivery Service for it: no MLS refusal.
     assert!(
@@ -106,7 +109,7 @@ fn a_safety_number_is_the_same_on_both_sides_and_moves_with_the_devices() {
     assert_eq!(peers[0].engine.safety_number(&secret, &acc("carol")), None);
     assert_eq!(peers[0].engine.safety_number(&secret, &alice), None);
     // A second device of bob's joins the group: both sides' numbers move, alike.
-    let mut tablet = Peer::device(config("bob"), "tablet");
+    let mut tablet = device_of(config("bob"), "tablet");
     wire.connect(std::slice::from_mut(&mut tablet), 0);
     peers.push(tablet);
     let last = peers.len() - 1;

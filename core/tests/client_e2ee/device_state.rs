@@ -36,7 +36,7 @@ fn written_per_message(devices: usize) -> (usize, usize, usize) {
     let mut wire = Wire::new();
     let names: Vec<String> = (0..devices).map(|i| format!("u{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut peers: Vec<Peer> = names.iter().map(|n| Peer::new(n)).collect();
+    let mut peers: Vec<Peer> = names.iter().map(|n| phone(n)).collect();
     for i in 0..peers.len() {
         wire.connect(&mut peers, i);
     }
@@ -59,7 +59,7 @@ fn written_per_message(devices: usize) -> (usize, usize, usize) {
         Ok("the first of its ratchet".into())
     );
 
-    let before = (peers[0].mls_written, peers[1].mls_written);
+    let before = (wire.mls_written(0), wire.mls_written(1));
     let messages = 5;
     for k in 0..messages {
         send(
@@ -77,8 +77,8 @@ fn written_per_message(devices: usize) -> (usize, usize, usize) {
         .map(|(k, v)| k.len() + v.len())
         .sum();
     (
-        (peers[0].mls_written - before.0) / messages,
-        (peers[1].mls_written - before.1) / messages,
+        (wire.mls_written(0) - before.0) / messages,
+        (wire.mls_written(1) - before.1) / messages,
         whole,
     )
 }
@@ -114,11 +114,11 @@ fn a_device_restarted_from_its_entries_after_many_epochs_reads_and_commits() {
     // More commits than the epochs a device keeps (16), with messages between.
     for round in 0..24 {
         send(&mut wire, &mut peers, 0, &format!("a{round}"), "from alice");
-        let before = (peers[0].mls_written, peers[1].mls_written);
+        let before = (wire.mls_written(0), wire.mls_written(1));
         send(&mut wire, &mut peers, 1, &format!("b{round}"), "from bob");
         per_message.push((
-            peers[0].mls_written - before.0,
-            peers[1].mls_written - before.1,
+            wire.mls_written(0) - before.0,
+            wire.mls_written(1) - before.1,
         ));
         let change = if round % 2 == 0 {
             add("carol")
@@ -272,7 +272,7 @@ fn a_damaged_or_partial_state_is_refused() {
     let saved = peers[1].saved_device();
     let attach = |entries: &[(String, Vec<u8>)]| {
         let mut engine = ClientEngine::new(peers[1].engine.config().clone());
-        engine.attach_device(peers[1].device.clone(), entries)
+        engine.attach_device(peers[1].mls_device(), entries)
     };
     assert!(attach(&saved).is_ok());
     // Any byte of any entry changed: its digest no longer holds, or it no longer decodes.

@@ -40,7 +40,7 @@ fn an_add_whose_claim_is_refused_for_now_ends_accepted() {
 fn key_packages_counted_while_down_are_topped_up_at_the_round() {
     let mut wire = Wire::new();
     wire.directory_down = true;
-    let mut peers = vec![Peer::new("alice")];
+    let mut peers = vec![phone("alice")];
     wire.connect(&mut peers, 0);
     assert!(wire.packages.is_empty());
     wire.directory_down = false;

@@ -135,7 +135,7 @@ fn a_draft_and_a_schedule_of_an_encrypted_conversation_stay_on_the_device() {
     // A restart keeps them; the account's other device never sees them.
     restart(&mut wire, &mut peers, 0);
     assert_eq!(kept(&peers[0]), expected);
-    peers.push(Peer::device(config("alice"), "laptop"));
+    peers.push(device_of(config("alice"), "laptop"));
     wire.connect(&mut peers, 2);
     peers[2].engine.open(&private).unwrap();
     wire.pump(&mut peers);
@@ -290,11 +290,11 @@ fn a_scheduled_message_is_posted_sealed_at_its_time_once_across_a_restart() {
     peers[2].engine.open(&bucket).unwrap();
     wire.pump(&mut peers);
     assert!(cannot_read(&peers[2], "s1"));
-    let mut stale = Peer::device(peers[2].engine.config().clone(), "phone");
+    let mut stale = device_of(peers[2].engine.config().clone(), "phone");
     stale.engine = ClientEngine::new(peers[2].engine.config().clone());
     stale
         .engine
-        .attach_device(stale.device.clone(), &carol_before)
+        .attach_device(stale.mls_device(), &carol_before)
         .unwrap();
     peers.push(stale);
     wire.connect(&mut peers, 3);

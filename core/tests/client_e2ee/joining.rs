@@ -8,7 +8,7 @@ use confab_core::client::{Unreadable, JOIN_STEP_MS, WAIT_AGAIN_MS};
 /// alice's encrypted group "secret" with bob and dan, who has never signed in: alice's and
 /// bob's devices follow it, dan's (peer 2) has never connected.
 fn without_dan(wire: &mut Wire) -> Vec<Peer> {
-    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    let mut peers = vec![phone("alice"), phone("bob"), phone("dan")];
     wire.connect(&mut peers, 0);
     wire.connect(&mut peers, 1);
     wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
@@ -21,7 +21,7 @@ fn without_dan(wire: &mut Wire) -> Vec<Peer> {
 fn a_member_added_before_their_first_sign_in_reads_once_signed_in() {
     let mut wire = Wire::new();
     // dan has never connected: no device of his is in the directory.
-    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    let mut peers = vec![phone("alice"), phone("bob"), phone("dan")];
     wire.connect(&mut peers, 0);
     wire.connect(&mut peers, 1);
     let id = wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
@@ -47,7 +47,7 @@ fn a_new_device_of_a_one_device_account_is_added_by_another_member() {
     let (mut peers, _) = group_with_today_open(&mut wire, &["alice", "bob"]);
     // bob's phone is gone; his new tablet starts with nothing, the phone never online again.
     offline(&mut wire, &mut peers, 1);
-    peers.push(Peer::device(config("bob"), "tablet"));
+    peers.push(device_of(config("bob"), "tablet"));
     let before = accepted_epoch(&wire);
     follow(&mut wire, &mut peers, 2);
     assert_eq!(accepted_epoch(&wire), before + 1);
@@ -102,7 +102,7 @@ fn a_waiting_device_is_added_by_a_member_who_comes_later() {
 #[test]
 fn a_waiting_signal_refused_for_now_is_said_again_at_the_resend_round() {
     let mut wire = Wire::new();
-    let mut peers = vec![Peer::new("alice"), Peer::new("bob"), Peer::new("dan")];
+    let mut peers = vec![phone("alice"), phone("bob"), phone("dan")];
     wire.connect(&mut peers, 0);
     wire.connect(&mut peers, 1);
     wire.intent(&mut peers, 0, create(true, &["bob", "dan"]));
@@ -160,7 +160,7 @@ fn a_flood_of_waiting_signals_costs_one_claim_per_step() {
     assert_eq!(accepted_epoch(&wire), before, "nothing to add, no commit");
 
     // The flood does not shut out a device that really waits: bob's tablet is added.
-    peers.push(Peer::device(config("bob"), "tablet"));
+    peers.push(device_of(config("bob"), "tablet"));
     follow(&mut wire, &mut peers, 2);
     wire.now += JOIN_STEP_MS;
     peers[0].engine.tick(wire.now);

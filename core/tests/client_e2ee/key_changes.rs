@@ -48,7 +48,7 @@ fn a_new_device_of_bob_is_told_at_the_same_place_on_every_device() {
     );
 
     // bob signs in on a tablet: a member's device commits it in.
-    peers.push(Peer::device(config("bob"), "tablet"));
+    peers.push(device_of(config("bob"), "tablet"));
     let before = accepted_epoch(&wire);
     follow(&mut wire, &mut peers, 3);
     let added = before + 1;
@@ -93,7 +93,7 @@ fn a_new_device_of_bob_is_told_at_the_same_place_on_every_device() {
 fn a_removed_device_is_told_on_every_device_and_the_committers() {
     let mut wire = Wire::new();
     let (mut peers, _) = three(&mut wire);
-    peers.push(Peer::device(config("bob"), "tablet"));
+    peers.push(device_of(config("bob"), "tablet"));
     follow(&mut wire, &mut peers, 3);
     let added = accepted_epoch(&wire);
 
@@ -139,9 +139,9 @@ fn a_removed_device_is_told_on_every_device_and_the_committers() {
 fn a_new_group_of_a_two_device_account_brings_no_notice() {
     let mut wire = Wire::new();
     let mut peers = vec![
-        Peer::new("alice"),
-        Peer::device(config("alice"), "laptop"),
-        Peer::new("bob"),
+        phone("alice"),
+        device_of(config("alice"), "laptop"),
+        phone("bob"),
     ];
     for i in 0..peers.len() {
         wire.connect(&mut peers, i);
@@ -173,7 +173,7 @@ fn a_verified_contact_reads_changed_when_its_devices_change_until_marked_again()
     assert_eq!(peers[2].engine.verification(&bob), Verification::Unverified);
 
     // bob signs in on a tablet: alice's device follows the commit and flags bob.
-    peers.push(Peer::device(config("bob"), "tablet"));
+    peers.push(device_of(config("bob"), "tablet"));
     follow(&mut wire, &mut peers, 3);
     assert_eq!(peers[0].engine.verification(&bob), Verification::Changed);
     // A restart keeps the mark and the flag.

@@ -61,7 +61,7 @@ fn holds(peer: &Peer, id: &str) -> bool {
 fn trial(seed: u64) {
     let mut rng = Rng(seed);
     let mut wire = Wire::new();
-    let mut peers: Vec<Peer> = ACCOUNTS.iter().map(|a| Peer::new(a)).collect();
+    let mut peers: Vec<Peer> = ACCOUNTS.iter().map(|a| phone(a)).collect();
     let mut lives: Vec<Life> = ACCOUNTS
         .iter()
         .map(|a| Life {
@@ -167,7 +167,7 @@ fn trial(seed: u64) {
                 let tag = format!("{who}/{name}");
                 actor[..tag.len().min(16)].copy_from_slice(&tag.as_bytes()[..tag.len().min(16)]);
                 device.actor = confab_core::automerge::ActorId::from(&actor[..]);
-                peers.push(Peer::device(device, &name));
+                peers.push(device_of(device, &name));
                 lives.push(Life {
                     account: ACCOUNTS.iter().copied().find(|a| *a == who).unwrap(),
                     joined_at: None,
@@ -297,7 +297,7 @@ fn trial(seed: u64) {
     assert!(
         !peers
             .iter()
-            .any(|p| p.errors.iter().any(|e| e.starts_with("mls_"))),
+            .any(|p| p.errors().iter().any(|e| e.starts_with("mls_"))),
         "seed {seed}: an MLS error event"
     );
 }

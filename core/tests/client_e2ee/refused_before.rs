@@ -18,7 +18,7 @@ fn another_device(account: &str, device: &str) -> Peer {
         account: acc(account),
         actor: ActorId::from(&actor[..]),
     };
-    Peer::device(config, device)
+    device_of(config, device)
 }
 
 /// Carries out peer `i`'s outputs except its frames, which it returns unsent.

@@ -17,7 +17,7 @@ fn tablet() -> DeviceIdentity {
 fn with_tablet(wire: &mut Wire) -> Vec<Peer> {
     let (mut peers, _) = group_with_today_open(wire, &["alice", "bob", "carol"]);
     wire.intent(&mut peers, 0, add("carol"));
-    peers.push(Peer::device(config("bob"), "tablet"));
+    peers.push(device_of(config("bob"), "tablet"));
     follow(wire, &mut peers, 3);
     let devices = peers[0].engine.group_devices(&conv("secret")).unwrap();
     assert!(devices.contains(&tablet()), "{devices:?}");
@@ -99,8 +99,8 @@ fn a_device_with_many_contacts_lists_a_bounded_few_per_connection_round_the_list
     let names: Vec<String> = (0..PEERS_LISTED_MAX + 8)
         .map(|i| format!("m{i:02}"))
         .collect();
-    let mut peers = vec![Peer::new("alice")];
-    peers.extend(names.iter().map(|n| Peer::new(n)));
+    let mut peers = vec![phone("alice")];
+    peers.extend(names.iter().map(|n| phone(n)));
     for i in 0..peers.len() {
         wire.connect(&mut peers, i);
     }
