@@ -26,9 +26,8 @@ use confab_server::store::Store;
 use confab_testkit::device::Device;
 use confab_testkit::fixture::{text_message, ConvFixture};
 use confab_testkit::ids::{acc, conv_id, tenant};
+use confab_testkit::pg::{self, Template};
 use sqlx::{Connection, Executor, PgConnection};
-
-const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// A schema before lean storage, per backend: its migrations up to this version.
 const PG_PREVIOUS: i64 = 8;
@@ -44,38 +43,30 @@ enum Backend {
 struct Db {
     backend: Backend,
     dir: tempfile::TempDir,
-    pg_name: String,
+    /// The Postgres database's URL.
+    pg_url: Option<String>,
 }
 
 impl Db {
     async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pg_name = format!(
-            "confab_lean_{}_{}",
-            std::process::id(),
-            dir.path()
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("x")
-                .to_lowercase()
-                .replace(|c: char| !c.is_ascii_alphanumeric(), "")
-        );
-        if backend == Backend::Postgres {
-            admin()
-                .await
-                .execute(format!("CREATE DATABASE {pg_name}").as_str())
-                .await
-                .expect("create database");
-        }
+        let pg_url = match backend {
+            Backend::Postgres => Some(
+                pg::fresh_database("confab_lean", Template::Default)
+                    .await
+                    .expect("a fresh Postgres database"),
+            ),
+            Backend::Sqlite => None,
+        };
         Db {
             backend,
             dir,
-            pg_name,
+            pg_url,
         }
     }
 
     fn url(&self) -> String {
-        format!("{PG_HOST}/{}", self.pg_name)
+        self.pg_url.clone().expect("a Postgres database")
     }
 
     fn sqlite_path(&self) -> PathBuf {
@@ -166,25 +157,10 @@ impl Db {
     }
 
     async fn finish(self) {
-        if self.backend == Backend::Postgres {
-            admin()
-                .await
-                .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.pg_name).as_str())
-                .await
-                .expect("drop database");
+        if let Some(url) = &self.pg_url {
+            pg::drop_database(url).await.expect("drop database");
         }
     }
-}
-
-async fn admin() -> PgConnection {
-    PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {PG_HOST} ({e}); start it with \
-                 `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-            )
-        })
 }
 
 fn engine(store: &Arc<dyn Store>) -> Engine {

@@ -177,29 +177,15 @@ fn the_commit_functions_are_current() {
 async fn the_page_names_every_function_of_a_migrated_database() {
     use confab_server::store::postgres::PgStore;
     use confab_server::store::Store;
-    use sqlx::{Connection, Executor, PgConnection};
+    use confab_testkit::pg::{self, Template};
+    use sqlx::{Connection, PgConnection};
 
-    const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
-    let name = format!("confab_fn_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
+    let url = pg::fresh_database("confab_fn", Template::Template0)
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {PG_HOST} ({e}); start it with: \
-                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-            )
-        });
-    admin
-        .execute(format!("CREATE DATABASE {name} TEMPLATE template0").as_str())
-        .await
-        .expect("create test database");
-    let store = PgStore::connect(&format!("{PG_HOST}/{name}"))
-        .await
-        .expect("connect");
+        .expect("a fresh Postgres database");
+    let store = PgStore::connect(&url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    let mut conn = PgConnection::connect(&format!("{PG_HOST}/{name}"))
-        .await
-        .expect("connect");
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
     let stored: Vec<String> = sqlx::query_scalar(
         "SELECT proname::text FROM pg_proc \
          WHERE pronamespace = 'public'::regnamespace ORDER BY proname",
@@ -209,10 +195,7 @@ async fn the_page_names_every_function_of_a_migrated_database() {
     .expect("functions");
     drop(conn);
     store.close().await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop test database");
+    pg::drop_database(&url).await.expect("drop test database");
     let read: Vec<String> = current_functions().into_keys().collect();
     assert_eq!(read, stored);
 }

@@ -24,10 +24,9 @@ use confab_server::maintenance;
 use confab_server::metrics::Metrics;
 use confab_server::store::Store;
 use confab_testkit::fixture::ConvFixture;
-use sqlx::{Connection, Executor, PgConnection};
+use confab_testkit::pg::{self, Template};
 
 const DAY: i64 = DEFAULT_BUCKET_MS;
-const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// Raw SQL on the test's database (counts only; the values are the test's own ids).
 enum Db {
@@ -327,34 +326,13 @@ async fn sqlite_drops_expired_buckets_and_keeps_the_rest() {
 
 #[tokio::test]
 async fn postgres_drops_expired_buckets_and_keeps_the_rest() {
-    let name = format!("confab_retention_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
-        });
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let url = format!("{PG_HOST}/{name}");
-    let store = maintenance::open_store(Some(&url), std::path::Path::new("."))
-        .await
-        .expect("store");
-    let pool = sqlx::PgPool::connect(&url).await.expect("raw pool");
-    let result = tokio::spawn(drops_expired_buckets_and_keeps_the_rest(
-        store,
-        Db::Postgres(pool.clone()),
-    ))
+    pg::on_fresh_database("confab_retention", Template::Default, |url| async move {
+        let store = maintenance::open_store(Some(&url), std::path::Path::new("."))
+            .await
+            .expect("store");
+        let pool = sqlx::PgPool::connect(&url).await.expect("raw pool");
+        drops_expired_buckets_and_keeps_the_rest(store, Db::Postgres(pool.clone())).await;
+        pool.close().await;
+    })
     .await;
-    pool.close().await;
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
 }

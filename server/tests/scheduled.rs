@@ -25,10 +25,9 @@ use confab_server::maintenance;
 use confab_server::metrics::Metrics;
 use confab_server::store::Store;
 use confab_testkit::fixture::ConvFixture;
-use sqlx::{Connection, Executor, PgConnection};
+use confab_testkit::pg::{self, Template};
 
 const MIN: i64 = 60_000;
-const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
 
 fn engine(store: &Arc<dyn Store>, node: &str) -> Engine {
     Engine::new(
@@ -364,28 +363,11 @@ async fn sqlite_scheduled_messages() {
 
 #[tokio::test]
 async fn postgres_scheduled_messages() {
-    let name = format!("confab_scheduled_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
-        });
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let url = format!("{PG_HOST}/{name}");
-    let store = maintenance::open_store(Some(&url), std::path::Path::new("."))
-        .await
-        .expect("store");
-    let result = tokio::spawn(scheduled_messages(store)).await;
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    pg::on_fresh_database("confab_scheduled", Template::Default, |url| async move {
+        let store = maintenance::open_store(Some(&url), std::path::Path::new("."))
+            .await
+            .expect("store");
+        scheduled_messages(store).await;
+    })
+    .await;
 }

@@ -17,14 +17,12 @@ use confab_server::store::conformance::*;
 use confab_server::store::postgres::PgStore;
 use confab_server::store::sqlite::SqliteStore;
 use confab_server::store::{ChangeLog, NewGeneration, Projections, Store};
+use confab_testkit::pg::{self, Template};
 use sqlx::{Connection, Executor, PgConnection};
 
 // ---------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------
-
-const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
-const PG_START: &str = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -34,17 +32,6 @@ fn unique_name() -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-async fn pg_admin() -> PgConnection {
-    match PgConnection::connect(&format!("{PG_HOST}/postgres")).await {
-        Ok(conn) => conn,
-        Err(e) => panic!(
-            "PostgreSQL is not reachable at {PG_HOST} ({e}).\n\
-             The Postgres half of the store conformance suite needs it; start it with:\n    \
-             {PG_START}"
-        ),
-    }
 }
 
 /// Runs `case` on a fresh SQLite file in a folder that does not exist yet (`open` creates
@@ -78,28 +65,17 @@ where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let name = unique_name();
-    let mut admin = pg_admin().await;
-    // A linguistic (ICU en-US) default collation, as production databases often have, so
-    // that text ordering that relies on the collation shows up; plain if the server has no
-    // ICU.
-    let icu = format!(
-        "CREATE DATABASE {name} TEMPLATE template0 \
-         LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-    );
-    if admin.execute(icu.as_str()).await.is_err() {
-        admin
-            .execute(format!("CREATE DATABASE {name} TEMPLATE template0").as_str())
-            .await
-            .expect("create test database");
-    }
-    let url = format!("{PG_HOST}/{name}");
+    // ICU: text ordering that relies on the collation shows up, as on production databases.
+    let url = pg::fresh_database("confab_t", Template::Icu)
+        .await
+        .expect("a fresh Postgres database (the Postgres half of the conformance suite)");
     let store = PgStore::connect(&url)
         .await
         .expect("connect Postgres store");
     store.migrate().await.expect("migrate");
+    let second_url = url.clone();
     let second = move || {
-        let url = url.clone();
+        let url = second_url.clone();
         async move {
             let store = PgStore::connect(&url)
                 .await
@@ -108,11 +84,7 @@ where
         }
     };
     let outcome = tokio::spawn(case(Env::new(Arc::new(store), "postgres", second))).await;
-    let mut admin = pg_admin().await;
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop test database");
+    pg::drop_database(&url).await.expect("drop test database");
     pass_on(outcome);
 }
 

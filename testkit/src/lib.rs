@@ -14,6 +14,8 @@
 //! - [`attack`]: the attack cases as one table, run by the in-memory driver
 //!   ([`attack::HubLab`]) and by the wire driver of `tests/tests/attacks.rs`. How to add a
 //!   case: see [`attack`].
+//! - [`pg`] (feature `pg`, in `server`): a fresh database on the system Postgres
+//!   ([`pg::fresh_database`], [`pg::on_fresh_database`]).
 //! - [`server`] (feature `server`): the real server binary as a child process
 //!   ([`server::TestServer`]), tokens; the e2e suites and the bench binaries use it.
 //! - [`http`] (feature `server`): one raw HTTP request ([`http::request`]).
@@ -34,6 +36,8 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod net;
+#[cfg(feature = "pg")]
+pub mod pg;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod text;

@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tokio::process::{Child, Command};
 
+use crate::pg::{self, Template};
+
 /// The JWT secret every test server uses.
 pub const SECRET: &str = "e2e-test-secret";
 
@@ -176,42 +178,8 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-static DB_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// A fresh Postgres database on 127.0.0.1:5432; fails with what to do when Postgres is down.
-pub async fn fresh_postgres_database() -> Result<String> {
-    use sqlx::Executor;
-    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await.context(
-        "PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth). Start it with \
-         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` (.ci/run does this)",
-    )?;
-    let name = format!(
-        "confab_e2e_{}_{}",
-        std::process::id(),
-        DB_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    // FORCE: a pool the caller dropped may still be closing its connections.
-    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await?;
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await?;
-    Ok(format!("postgres://postgres@127.0.0.1:5432/{name}"))
-}
-
-/// Drops a database `fresh_postgres_database` made (its URL), once nothing uses it.
-pub async fn drop_postgres_database(url: &str) -> Result<()> {
-    use sqlx::Executor;
-    let (server, name) = url
-        .rsplit_once('/')
-        .context("a Postgres URL ends with its database")?;
-    let mut conn =
-        <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server}/postgres")).await?;
-    // FORCE: a pool the caller dropped may still be closing its connections.
-    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await?;
-    Ok(())
-}
+/// Numbers the data folders of this process's servers.
+static DIR_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl TestServer {
     /// Starts a server on a fresh store.
@@ -269,12 +237,12 @@ impl TestServer {
         let data_dir = std::env::temp_dir().join(format!(
             "confab-e2e-{}-{}",
             std::process::id(),
-            DB_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            DIR_COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         std::fs::create_dir_all(&data_dir)?;
         let database_url = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(fresh_postgres_database().await?),
+            Backend::Postgres => Some(pg::fresh_database("confab_e2e", Template::Default).await?),
         };
         let log = logged.then(|| data_dir.join("server.log"));
         let mut server = Self::stopped(backend, data_dir, database_url, extra)?;

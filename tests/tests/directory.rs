@@ -30,8 +30,8 @@ use confab_core::protocol::{
     ClaimedPackage, ClientFrame, ServerFrame, CLAIMED_PER_ACCOUNT, CLAIMS_PER_CONNECTION,
     CLAIMS_WINDOW_MS,
 };
-use confab_e2e::server::fresh_postgres_database;
 use confab_e2e::{device_token, token, Backend, Client, Device, TestServer};
+use confab_testkit::pg::{self, Template};
 use serde_bytes::ByteBuf;
 
 use common::{assert_acked, create_group};
@@ -488,7 +488,9 @@ async fn concurrent_claimers_on_postgres() {
 
 #[tokio::test]
 async fn two_nodes_on_one_postgres() {
-    let db = fresh_postgres_database().await.unwrap();
+    let db = pg::fresh_database("confab_e2e", Template::Default)
+        .await
+        .unwrap();
     let mut nodes = Vec::new();
     for i in 0..2 {
         let dir = std::env::temp_dir().join(format!("confab-dir-{}-{i}", std::process::id()));
@@ -513,7 +515,7 @@ async fn two_nodes_on_one_postgres() {
     no_repeats(&got);
     assert_eq!(got.len(), 30, "every package handed out once");
     drop(nodes);
-    let _ = confab_e2e::server::drop_postgres_database(&db).await;
+    let _ = pg::drop_database(&db).await;
 }
 
 #[tokio::test]

@@ -48,7 +48,8 @@ use confab_server::metrics::Metrics;
 use confab_server::store::health::StorageTimeouts;
 use confab_server::AppState;
 use confab_testkit::fixture::ConvFixture;
-use confab_testkit::server::{drop_postgres_database, fresh_postgres_database, token, SECRET};
+use confab_testkit::pg::{self, Template};
+use confab_testkit::server::{token, SECRET};
 use confab_testkit::text::{body, Rng};
 use confab_testkit::wire::Client;
 use confab_testkit::{Answer, Device};
@@ -153,7 +154,7 @@ fn main() -> Result<()> {
         anyhow::Ok(summary)
     })?;
     if let Some(url) = pg_url {
-        runtime.block_on(drop_postgres_database(&url))?;
+        runtime.block_on(pg::drop_database(&url))?;
     } else {
         // The SQLite store's folder of this run.
         let _ = std::fs::remove_dir_all(sqlite_dir());
@@ -176,7 +177,7 @@ async fn open_store(store: &str) -> Result<(Option<String>, Arc<dyn confab_serve
             Ok((None, store))
         }
         "postgres" => {
-            let url = fresh_postgres_database().await?;
+            let url = pg::fresh_database("confab_e2e", Template::Default).await?;
             let store = confab_server::maintenance::open_store(Some(&url), &PathBuf::new()).await?;
             Ok((Some(url), store))
         }

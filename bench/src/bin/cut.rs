@@ -24,7 +24,7 @@ use confab_server::engine::{Engine, EngineConfig, SubmitOutcome};
 use confab_server::maintenance::open_store;
 use confab_server::metrics::Metrics;
 use confab_testkit::fixture::ConvFixture;
-use confab_testkit::server::{drop_postgres_database, fresh_postgres_database};
+use confab_testkit::pg::{self, Template};
 use confab_testkit::Device;
 
 #[derive(Parser, Debug)]
@@ -139,7 +139,7 @@ async fn run(backend: &str, args: &Args) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let url = match backend {
-        "postgres" => Some(fresh_postgres_database().await?),
+        "postgres" => Some(pg::fresh_database("confab_e2e", Template::Default).await?),
         "sqlite" => None,
         other => bail!("unknown backend {other}"),
     };
@@ -286,7 +286,7 @@ async fn run(backend: &str, args: &Args) -> Result<()> {
     drop(engine);
     drop(store);
     if let Some(url) = url {
-        drop_postgres_database(&url).await?;
+        pg::drop_database(&url).await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

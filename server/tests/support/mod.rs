@@ -12,13 +12,10 @@ use confab_server::budget::Budgets;
 use confab_server::engine::{Engine, EngineConfig};
 use confab_server::metrics::Metrics;
 use confab_server::{app, maintenance, AppState};
-use sqlx::{Connection, Executor, PgConnection};
+use confab_testkit::pg::{self, Template};
 use tokio::sync::watch;
 
 pub const TENANT: &str = "acme";
-
-#[allow(dead_code)]
-pub const PG_HOST: &str = "postgres://postgres@127.0.0.1:5432";
 
 /// Runs `test` on a database of its own (created, then dropped however the test ends),
 /// given its URL; a panic inside is the test's failure.
@@ -28,27 +25,7 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let name = format!("{label}_{}", std::process::id());
-    let mut admin = PgConnection::connect(&format!("{PG_HOST}/postgres"))
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_HOST} ({e}); start it (docs/OPERATIONS.md)")
-        });
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
-        .await;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let url = format!("{PG_HOST}/{name}");
-    let result = tokio::spawn(test(url)).await;
-    let _ = admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    pg::on_fresh_database(label, Template::Default, test).await;
 }
 
 /// A REST answer.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use confab_e2e::pg_cluster::PgCluster;
 use confab_e2e::TestServer;
-use confab_testkit::server::fresh_postgres_database;
+use confab_testkit::pg::{self, Template};
 use sqlx::{Connection, PgConnection, Row};
 
 use crate::common::{http, HttpAnswer};
@@ -51,7 +51,7 @@ impl Nodes {
     /// `n` nodes on a fresh database of the machine's Postgres, each started with `args`
     /// as well.
     pub async fn on_fresh_database_with(n: usize, args: &[&str]) -> Result<Self> {
-        let url = fresh_postgres_database().await?;
+        let url = pg::fresh_database("confab_e2e", Template::Default).await?;
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
         Self::start(n, url, false, args, None, Backing::Machine { name }).await
     }
@@ -64,7 +64,7 @@ impl Nodes {
         args: &[&str],
         level: &'static str,
     ) -> Result<Self> {
-        let url = fresh_postgres_database().await?;
+        let url = pg::fresh_database("confab_e2e", Template::Default).await?;
         let name = url.rsplit('/').next().unwrap_or_default().to_owned();
         Self::start(n, url, false, args, Some(level), Backing::Machine { name }).await
     }

@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use confab_testkit::server::{drop_postgres_database, fresh_postgres_database};
+use confab_testkit::pg::{self, Template};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -95,7 +95,7 @@ async fn empty_schema(bin: &Path, postgres: bool) -> Result<DbBytes> {
     let dir = std::env::temp_dir().join(format!("confab-schema-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = if postgres {
-        Some(fresh_postgres_database().await?)
+        Some(pg::fresh_database("confab_e2e", Template::Default).await?)
     } else {
         None
     };
@@ -121,7 +121,7 @@ async fn empty_schema(bin: &Path, postgres: bool) -> Result<DbBytes> {
     }
     let measured = measure(url.as_deref(), &dir).await;
     if let Some(url) = &url {
-        drop_postgres_database(url).await?;
+        pg::drop_database(url).await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     measured
