@@ -10,10 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use confab_core::automerge::Change;
 use confab_core::client::host::carry_out_stored;
-use confab_core::client::store::{self, block_on_ready};
-use confab_core::client::{
-    ClientConfig, ClientEngine, Intent, IntentStatus, LocalStore, MemoryStore, Output, DUE_NOW,
-};
+use confab_core::client::{ClientConfig, ClientEngine, Intent, IntentStatus, MemoryStore, DUE_NOW};
 use confab_core::doc::{write, IntentTag};
 use confab_core::hub::Hub;
 use confab_core::ids::{ConvId, DocId, MessageId};
@@ -23,6 +20,7 @@ use confab_core::policy::Author;
 use confab_core::protocol::{ClientFrame, ErrorCode, SeqChange, ServerFrame};
 use confab_testkit::hub::{group, NOW};
 use confab_testkit::ids::{acc, conv_doc, conv_id, tenant};
+use confab_testkit::net::Peer;
 use confab_testkit::Device;
 use proptest::prelude::*;
 use serde_bytes::ByteBuf;
@@ -122,19 +120,16 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The client: the real engine and store, driven as a host drives it.
-struct Client {
-    engine: ClientEngine,
-    store: MemoryStore,
-    now: i64,
-}
-
 /// The server stand-in and the wire between them.
 struct World {
     hub: Hub,
     owner: Device,
     group: ConvId,
-    client: Client,
+    /// The client: the real engine and store, driven as a host drives it (testkit's peer,
+    /// but on this world's wire: its frames are served and delivered one step at a time).
+    client: Peer,
+    /// The client's clock.
+    now: i64,
     /// Frames in flight, client → server and server → client, in order.
     up: VecDeque<ClientFrame>,
     down: VecDeque<ServerFrame>,
@@ -174,11 +169,8 @@ impl World {
             hub,
             owner,
             group: group.clone(),
-            client: Client {
-                engine,
-                store: MemoryStore::new(),
-                now: NOW,
-            },
+            client: Peer::with_engine(engine, MemoryStore::new()),
+            now: NOW,
             up: VecDeque::new(),
             down: VecDeque::new(),
             subs: HashSet::new(),
@@ -205,27 +197,19 @@ impl World {
         loop {
             let mut outputs = self.client.engine.drain();
             if outputs.is_empty() && self.client.engine.next_wakeup() == Some(DUE_NOW) {
-                self.client.engine.tick(self.client.now);
+                self.client.engine.tick(self.now);
                 outputs = self.client.engine.drain();
             }
             if outputs.is_empty() {
                 return;
             }
             for output in outputs {
-                match output {
-                    Output::Send(frame) => self.up.push_back(frame),
-                    Output::Persist(ops) => {
-                        block_on_ready(LocalStore::write(&self.client.store, ops))
-                            .unwrap()
-                            .unwrap();
-                    }
-                    Output::Load(load) => {
-                        let answer = block_on_ready(store::read(&self.client.store, &load.reads));
-                        self.client.engine.loaded(load.id, answer.unwrap()).unwrap();
-                    }
-                    Output::Event(_) => {}
+                if let Some(frame) = self.client.carry_out(output) {
+                    self.up.push_back(frame);
                 }
             }
+            // Nothing here reads the events; a long run keeps none.
+            self.client.events.clear();
         }
     }
 
@@ -234,11 +218,11 @@ impl World {
             v: 1,
             account: "ann".into(),
             tenant: "acme".into(),
-            server_time: self.client.now,
+            server_time: self.now,
             max_frame: 1 << 20,
             max_changes: self.max_changes,
         };
-        self.client.engine.receive(welcome, self.client.now);
+        self.client.engine.receive(welcome, self.now);
         self.pump();
     }
 
@@ -257,8 +241,7 @@ impl World {
         let store = std::mem::take(&mut self.client.store);
         let mut engine = ClientEngine::restoring(self.client.engine.config().clone());
         carry_out_stored(&mut engine, &store).unwrap();
-        self.client.engine = engine;
-        self.client.store = store;
+        self.client = Peer::with_engine(engine, store);
         self.up.clear();
         self.down.clear();
         self.subs.clear();
@@ -269,7 +252,7 @@ impl World {
             let Some(frame) = self.down.pop_front() else {
                 return;
             };
-            self.client.engine.receive(frame, self.client.now);
+            self.client.engine.receive(frame, self.now);
             self.pump();
         }
     }
@@ -279,20 +262,20 @@ impl World {
         for _ in 0..1000 {
             match self.client.engine.next_wakeup() {
                 Some(at) if at <= to => {
-                    self.client.now = self.client.now.max(at);
-                    self.client.engine.tick(self.client.now);
+                    self.now = self.now.max(at);
+                    self.client.engine.tick(self.now);
                     self.pump();
                     let next = self.client.engine.next_wakeup();
                     assert!(
-                        next.is_none_or(|n| n > self.client.now),
+                        next.is_none_or(|n| n > self.now),
                         "tick at {} left a wakeup at {next:?}",
-                        self.client.now
+                        self.now
                     );
                 }
                 _ => break,
             }
         }
-        self.client.now = self.client.now.max(to);
+        self.now = self.now.max(to);
     }
 
     fn transient(
@@ -422,7 +405,7 @@ impl World {
         let bytes = change.bytes().to_vec();
         match self
             .hub
-            .submit(&id, &Author::user(acc("ann")), change, self.client.now)
+            .submit(&id, &Author::user(acc("ann")), change, self.now)
         {
             Ok((ack, _)) => {
                 self.down.push_back(ServerFrame::Ack {
@@ -461,7 +444,7 @@ impl World {
         self.kicked = true;
         let doc = conv_doc(&self.group);
         self.owner.pull(&self.hub, &doc);
-        let now = self.client.now;
+        let now = self.now;
         let mut change = self
             .owner
             .write(&doc, |d, t| {
@@ -498,7 +481,7 @@ impl World {
                 MessageId::new(format!("m{:04}", self.next_msg)).unwrap(),
                 acc("ann"),
                 format!("message {}", self.next_msg),
-                self.client.now,
+                self.now,
             ),
         }
     }
@@ -511,7 +494,7 @@ impl World {
             self.newest.insert(conv.clone(), message.id.clone());
         }
         // Refused up front (after the removal arrived): not an outbox entry.
-        if let Ok(id) = self.client.engine.intent(intent, self.client.now) {
+        if let Ok(id) = self.client.engine.intent(intent, self.now) {
             self.intents.insert(id, conv.clone());
             if self.client.engine.status(id) == Some(IntentStatus::Accepted) {
                 self.noops.insert(id);
@@ -561,7 +544,7 @@ impl World {
             }
             Step::Serve(fault) => self.serve(fault),
             Step::Deliver(n) => self.deliver(n),
-            Step::Advance(ms) => self.advance(self.client.now + i64::from(ms)),
+            Step::Advance(ms) => self.advance(self.now + i64::from(ms)),
             Step::Reconnect => self.reconnect(),
             // Only while the newest intent is in the outbox: the engine numbers intents on
             // from the restored outbox, and this world tells intents apart by number.
@@ -586,7 +569,7 @@ impl World {
     fn settle_wire(&mut self) {
         for _ in 0..10_000 {
             if let Some(frame) = self.down.pop_front() {
-                self.client.engine.receive(frame, self.client.now);
+                self.client.engine.receive(frame, self.now);
                 self.pump();
             } else if !self.up.is_empty() {
                 self.serve(Fault::None);
@@ -710,7 +693,7 @@ fn an_outage_delays_but_never_rejects() {
             });
         }
         world.deliver(usize::MAX);
-        world.advance(world.client.now + 500);
+        world.advance(world.now + 500);
     }
     for id in world.intents.keys() {
         let status = world.client.engine.status(*id);
@@ -757,7 +740,7 @@ fn missing_dependency_after_an_own_failure_is_retried() {
         Some(IntentStatus::Retrying)
     );
     let wakeup = world.client.engine.next_wakeup().expect("a resend is due");
-    assert!(wakeup > world.client.now && wakeup <= world.client.now + 250);
+    assert!(wakeup > world.now && wakeup <= world.now + 250);
     world.heal();
     world.check();
     assert!(ids
@@ -778,11 +761,11 @@ fn an_unanswered_submit_is_resent() {
     assert_eq!(world.client.engine.status(id), Some(IntentStatus::Sent));
     assert_eq!(
         world.client.engine.next_wakeup(),
-        Some(world.client.now + confab_core::client::engine::ANSWER_TIMEOUT_MS)
+        Some(world.now + confab_core::client::engine::ANSWER_TIMEOUT_MS)
     );
-    world.advance(world.client.now + 29_000);
+    world.advance(world.now + 29_000);
     assert!(world.up.is_empty(), "resent too early");
-    world.advance(world.client.now + 1_000);
+    world.advance(world.now + 1_000);
     assert_eq!(world.up.len(), 1, "resent once the answer is overdue");
     world.settle_wire();
     assert_eq!(world.client.engine.status(id), None);
@@ -809,7 +792,7 @@ fn backoff_doubles_to_its_cap_and_retry_after_is_kept() {
         }
         world.deliver(usize::MAX);
         let at = world.client.engine.next_wakeup().expect("a resend is due");
-        waits.push(at - world.client.now);
+        waits.push(at - world.now);
         world.advance(at);
     }
     for (i, wait) in waits.iter().enumerate() {
@@ -824,11 +807,8 @@ fn backoff_doubles_to_its_cap_and_retry_after_is_kept() {
         world.serve(fail(Some(1_234)));
     }
     world.deliver(usize::MAX);
-    assert_eq!(
-        world.client.engine.next_wakeup(),
-        Some(world.client.now + 1_234)
-    );
-    world.advance(world.client.now + 1_234);
+    assert_eq!(world.client.engine.next_wakeup(), Some(world.now + 1_234));
+    world.advance(world.now + 1_234);
     // An ack resets the backoff: the next failure waits about 250 ms again.
     world.settle_wire();
     let message = world.message(&group);
@@ -837,7 +817,7 @@ fn backoff_doubles_to_its_cap_and_retry_after_is_kept() {
         world.serve(fail(None));
     }
     world.deliver(usize::MAX);
-    let wait = world.client.engine.next_wakeup().unwrap() - world.client.now;
+    let wait = world.client.engine.next_wakeup().unwrap() - world.now;
     assert!((187..=250).contains(&wait), "waited {wait} ms after an ack");
     world.heal();
     world.check();
@@ -862,7 +842,7 @@ fn a_failed_subscription_is_sent_again() {
     });
     world.deliver(usize::MAX);
     assert!(!world.subs.contains(&conv_doc(&group)));
-    world.advance(world.client.now + 499);
+    world.advance(world.now + 499);
     assert!(
         !world
             .up
@@ -870,7 +850,7 @@ fn a_failed_subscription_is_sent_again() {
             .any(|f| matches!(f, ClientFrame::Subscribe { .. })),
         "subscribed again too early"
     );
-    world.advance(world.client.now + 1);
+    world.advance(world.now + 1);
     world.settle_wire();
     assert!(world.subs.contains(&conv_doc(&group)));
     assert!(world.client.engine.next_wakeup().is_none());
@@ -927,9 +907,9 @@ fn a_ten_second_outage_at_fifty_messages_a_second() {
     world.reconnect();
     world.settle_wire();
     let group = world.group.clone();
-    let start = world.client.now;
+    let start = world.now;
     let (mut frames, mut changes) = (0usize, 0usize);
-    while world.client.now < start + 10_000 {
+    while world.now < start + 10_000 {
         let message = world.message(&group);
         world.intent(&group, message);
         while let Some(frame) = world.up.front() {
@@ -945,7 +925,7 @@ fn a_ten_second_outage_at_fifty_messages_a_second() {
             });
         }
         world.deliver(usize::MAX);
-        world.advance(world.client.now + 20);
+        world.advance(world.now + 20);
     }
     let sent = world.intents.len();
     assert!(world
@@ -954,9 +934,9 @@ fn a_ten_second_outage_at_fifty_messages_a_second() {
         .all(|id| world.client.engine.status(*id).is_some_and(
             |s| s != IntentStatus::Accepted && !matches!(s, IntentStatus::Rejected { .. })
         )));
-    let back = world.client.now;
+    let back = world.now;
     world.heal();
-    let drained = world.client.now - back;
+    let drained = world.now - back;
     world.check();
     assert!(world
         .intents
