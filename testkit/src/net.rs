@@ -304,3 +304,78 @@ impl Server for HubServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use confab_core::automerge::ActorId;
+    use confab_core::client::Intent;
+    use confab_core::ids::{ConvId, MessageId};
+    use confab_core::model::conversation::{ConvKind, Role};
+    use confab_core::model::message::NewMessage;
+
+    use super::*;
+    use crate::hub::NOW;
+    use crate::ids::{acc, tenant};
+
+    fn peer(account: &str, device: u8) -> Peer {
+        Peer::new(ClientConfig {
+            tenant: tenant(),
+            account: acc(account),
+            actor: ActorId::from(&[device; 16][..]),
+        })
+    }
+
+    #[test]
+    fn a_message_reaches_the_other_member_and_a_held_peer_sends_nothing() {
+        let mut server = HubServer::new(NOW);
+        let mut peers = vec![peer("alice", 1), peer("bob", 2)];
+        connect(&mut server, &mut peers, 0);
+        connect(&mut server, &mut peers, 1);
+        let conv = ConvId::new("weekend").unwrap();
+        let create = Intent::CreateConversation {
+            encrypted: false,
+            conv: conv.clone(),
+            kind: ConvKind::Group,
+            title: Some("Weekend plans".into()),
+            members: vec![(acc("bob"), Role::Member)],
+            settings: None,
+            parent: None,
+        };
+        peers[0].engine.intent(create, NOW).unwrap();
+        pump(&mut server, &mut peers);
+        peers[1]
+            .engine
+            .open(&DocId::conv(&tenant(), &conv))
+            .unwrap();
+        let bucket = peers[1].engine.bucket_doc(&conv, NOW);
+        peers[1].engine.open(&bucket).unwrap();
+        pump(&mut server, &mut peers);
+
+        let hello = NewMessage::text(MessageId::new("m-1").unwrap(), acc("alice"), "hi", NOW);
+        let send = |message| Intent::Send {
+            conv: conv.clone(),
+            message,
+        };
+        let id = peers[0].engine.intent(send(hello), NOW).unwrap();
+        pump(&mut server, &mut peers);
+        assert_eq!(peers[0].engine.status(id), None, "accepted and forgotten");
+        let bodies = |peer: &Peer| -> Vec<String> {
+            peer.engine
+                .timeline(&conv)
+                .into_iter()
+                .map(|item| item.message.body)
+                .collect()
+        };
+        assert_eq!(bodies(&peers[1]), vec!["hi"], "pushed to bob");
+
+        peers[0].held = Some(Vec::new());
+        let again = NewMessage::text(MessageId::new("m-2").unwrap(), acc("alice"), "yo", NOW);
+        peers[0].engine.intent(send(again), NOW).unwrap();
+        pump(&mut server, &mut peers);
+        assert!(
+            peers[0].held.as_ref().is_some_and(|held| !held.is_empty()),
+            "the submit is held"
+        );
+        assert_eq!(bodies(&peers[1]), vec!["hi"], "nothing reached the server");
+    }
+}
