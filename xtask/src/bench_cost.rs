@@ -78,7 +78,7 @@ const STAGES: &[Stage] = &[
         key: "commit",
         label: "the commit's statements (`Store::commit`; SQLite's own work included)",
         functions: &[
-            "<confab_server::store::health::Guarded as confab_server::store::ChangeLog>::commit::{{closure}}",
+            "confab_server::store::health::_::<impl confab_server::store::ChangeLog for confab_server::store::health::Guarded>::commit::{{closure}}",
         ],
         nested: &[],
     },
@@ -100,7 +100,7 @@ const STAGES: &[Stage] = &[
     Stage {
         key: "search_index",
         label: "SQLite's search index, behind the commit (`Store::index_search_backlog`)",
-        functions: &["<confab_server::store::health::Guarded as confab_server::store::Projections>::index_search_backlog::{{closure}}"],
+        functions: &["confab_server::store::health::_::<impl confab_server::store::Projections for confab_server::store::health::Guarded>::index_search_backlog::{{closure}}"],
         nested: &[],
     },
     Stage {
