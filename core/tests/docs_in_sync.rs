@@ -499,3 +499,39 @@ fn links_are_found_in_prose_only() {
         vec!["docs/POLICY.md#rules", "https://example.com", "pic.png"]
     );
 }
+
+/// docs/BENCHMARKS.md is a map of what stands now: a dated heading or a comparison with "the
+/// build before" belongs in the commit that made the change, not in the docs.
+#[test]
+fn benchmarks_hold_no_diary() {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("docs/BENCHMARKS.md")).expect("BENCHMARKS.md");
+    let dated = |line: &str| {
+        line.as_bytes().windows(10).any(|w| {
+            w.iter().enumerate().all(|(i, b)| match i {
+                4 | 7 => *b == b'-',
+                _ => b.is_ascii_digit(),
+            })
+        })
+    };
+    let before = ["build", " before"].concat();
+    let just_before = ["build just", " before"].concat();
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') && dated(line) {
+            found.push(format!("line {}: a dated heading: {line}", n + 1));
+        }
+        let lower = line.to_lowercase();
+        if lower.contains(&before) || lower.contains(&just_before) {
+            found.push(format!(
+                "line {}: a comparison with an older build: {line}",
+                n + 1
+            ));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "docs/BENCHMARKS.md:\n{}",
+        found.join("\n")
+    );
+}
